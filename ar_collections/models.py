@@ -1,0 +1,399 @@
+"""Receivables: invoices, payments, credit notes, the late-payment policy and
+each customer's payment behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q, Sum
+
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, validate_currency
+from customers.models import Segment
+
+
+def _default_currency() -> str:
+    return settings.DEFAULT_CURRENCY
+
+
+def money_field(verbose_name: str | None = None, **kwargs) -> models.DecimalField:
+    kwargs.setdefault("default", ZERO)
+    return models.DecimalField(
+        verbose_name, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs
+    )
+
+
+def currency_field() -> models.CharField:
+    return models.CharField(max_length=3, default=_default_currency, validators=[validate_currency])
+
+
+class InvoiceStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PAID = "paid", "Paid"
+    WRITTEN_OFF = "written_off", "Written off"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def open(self) -> InvoiceQuerySet:
+        return self.filter(status=InvoiceStatus.OPEN)
+
+    def overdue(self, *, on: dt.date) -> InvoiceQuerySet:
+        return self.open().filter(due_date__lt=on)
+
+    def settled(self) -> InvoiceQuerySet:
+        return self.filter(status=InvoiceStatus.PAID, settled_on__isnull=False)
+
+
+class Invoice(models.Model):
+    number = models.CharField(max_length=40, unique=True)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="invoices"
+    )
+    issue_date = models.DateField()
+    due_date = models.DateField()
+    currency = currency_field()
+    total_amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    # Kept equal to total minus allocations by the services that allocate; it is
+    # stored because dunning plans over a million open invoices by this column.
+    open_amount = money_field()
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.OPEN)
+    po_reference = models.CharField("PO reference", max_length=60, blank=True)
+    settled_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_date", "number"]
+        constraints = [
+            models.CheckConstraint(name="invoice_total_positive", condition=Q(total_amount__gt=0)),
+            models.CheckConstraint(
+                name="invoice_open_within_total",
+                condition=Q(open_amount__gte=0) & Q(open_amount__lte=F("total_amount")),
+            ),
+            models.CheckConstraint(
+                name="invoice_due_on_or_after_issue", condition=Q(due_date__gte=F("issue_date"))
+            ),
+            # A paid invoice owes nothing and knows when it was settled; an open one is not settled.
+            models.CheckConstraint(
+                name="invoice_paid_means_settled",
+                condition=(
+                    Q(status=InvoiceStatus.PAID, open_amount=0, settled_on__isnull=False)
+                    | ~Q(status=InvoiceStatus.PAID)
+                ),
+            ),
+            models.CheckConstraint(
+                name="invoice_open_has_balance",
+                condition=Q(status=InvoiceStatus.OPEN, open_amount__gt=0, settled_on__isnull=True)
+                | ~Q(status=InvoiceStatus.OPEN),
+            ),
+        ]
+        indexes = [
+            # Aging, dunning planning and the account page read open invoices by
+            # customer and due date; paid history is far larger and never needed there.
+            models.Index(
+                fields=["customer", "due_date"],
+                name="invoice_open_by_customer_due",
+                condition=Q(status=InvoiceStatus.OPEN),
+            ),
+            # Payment behaviour reads settled invoices per customer by settlement date.
+            models.Index(
+                fields=["customer", "settled_on"],
+                name="invoice_settled_by_customer",
+                condition=Q(status=InvoiceStatus.PAID),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def clean(self) -> None:
+        if self.issue_date and self.due_date and self.due_date < self.issue_date:
+            raise ValidationError({"due_date": "The due date cannot be before the issue date."})
+
+    def days_late(self, *, on: dt.date) -> int:
+        """Days past due: at settlement for a paid invoice, else as of `on` (0 if not yet due)."""
+        end = self.settled_on if self.status == InvoiceStatus.PAID else on
+        return max((end - self.due_date).days, 0)
+
+    @property
+    def paid_amount(self) -> Decimal:
+        return self.total_amount - self.open_amount
+
+
+class PaymentMethod(models.TextChoices):
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+    DIRECT_DEBIT = "direct_debit", "Direct debit"
+    CARD = "card", "Card"
+    CHEQUE = "cheque", "Cheque"
+    CASH = "cash", "Cash"
+
+
+class Payment(models.Model):
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="payments"
+    )
+    received_on = models.DateField()
+    currency = currency_field()
+    amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    method = models.CharField(
+        max_length=16, choices=PaymentMethod.choices, default=PaymentMethod.BANK_TRANSFER
+    )
+    reference = models.CharField(max_length=80, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_on", "-id"]
+        constraints = [
+            models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0)),
+        ]
+        indexes = [models.Index(fields=["customer", "-received_on"], name="payment_by_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.amount} on {self.received_on}"
+
+    def unallocated_amount(self) -> Decimal:
+        allocated = self.allocations.aggregate(total=Sum("amount"))["total"] or ZERO
+        return self.amount - allocated
+
+
+class CreditNote(models.Model):
+    number = models.CharField(max_length=40, unique=True)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="credit_notes"
+    )
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes",
+        help_text="The invoice this note corrects, if it corrects one.",
+    )
+    issued_on = models.DateField()
+    currency = currency_field()
+    amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-issued_on", "-id"]
+        constraints = [
+            models.CheckConstraint(name="credit_note_amount_positive", condition=Q(amount__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Allocation(models.Model):
+    """Part of a payment or credit note applied to one invoice.
+
+    One payment may settle many invoices and one invoice may be settled by
+    many partial payments; each pairing is one row.
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
+    amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    allocated_on = models.DateField()
+
+    class Meta:
+        ordering = ["allocated_on", "id"]
+        constraints = [
+            models.CheckConstraint(name="allocation_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(
+                name="allocation_from_payment_xor_credit_note",
+                condition=(
+                    Q(payment__isnull=False, credit_note__isnull=True)
+                    | Q(payment__isnull=True, credit_note__isnull=False)
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["payment", "invoice"], name="allocation_once_per_payment_invoice",
+                condition=Q(payment__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["credit_note", "invoice"], name="allocation_once_per_credit_note_invoice",
+                condition=Q(credit_note__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} to {self.invoice_id}"
+
+
+class DocumentCounter(models.Model):
+    """Gap-free numbering for documents we issue (credit notes, letters).
+
+    Taken under SELECT … FOR UPDATE, never max()+1, so two workers cannot
+    hand out the same number.
+    """
+
+    prefix = models.CharField(max_length=16, unique=True)
+    next_value = models.PositiveBigIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}{self.next_value}"
+
+
+class PaymentBehaviour(models.Model):
+    """How a customer pays, computed nightly from its invoices (services.behaviour_refresh)."""
+
+    customer = models.OneToOneField(
+        "customers.Customer", on_delete=models.CASCADE, related_name="behaviour"
+    )
+    computed_on = models.DateField()
+    invoices_settled = models.PositiveIntegerField(default=0)
+    invoices_settled_late = models.PositiveIntegerField(default=0)
+    avg_days_late = models.DecimalField(max_digits=7, decimal_places=2, default=Decimal("0"))
+    weighted_days_late = models.DecimalField(max_digits=7, decimal_places=2, default=Decimal("0"))
+    share_paid_late = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0"))
+    # Average days late of invoices settled in the last 90 days and the last 365;
+    # "recent minus year" above zero means the customer is getting slower.
+    avg_days_late_90d = models.DecimalField(max_digits=7, decimal_places=2, null=True)
+    avg_days_late_365d = models.DecimalField(max_digits=7, decimal_places=2, null=True)
+    last_days_late = models.IntegerField(null=True)
+    open_invoices = models.PositiveIntegerField(default=0)
+    overdue_invoices = models.PositiveIntegerField(default=0)
+    max_days_overdue = models.PositiveIntegerField(default=0)
+    # Amounts are in the account currency; invoices in other currencies are
+    # counted in other_currency_open_invoices rather than summed at a made-up rate.
+    open_amount = money_field()
+    overdue_amount = money_field()
+    aging_current_amount = money_field()
+    aging_1_30_amount = money_field()
+    aging_31_60_amount = money_field()
+    aging_61_90_amount = money_field()
+    aging_over_90_amount = money_field()
+    other_currency_open_invoices = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "payment behaviour"
+
+    def __str__(self) -> str:
+        return f"Behaviour of {self.customer_id} on {self.computed_on}"
+
+    @property
+    def trend_days(self) -> Decimal | None:
+        if self.avg_days_late_90d is None or self.avg_days_late_365d is None:
+            return None
+        return self.avg_days_late_90d - self.avg_days_late_365d
+
+    def aging_buckets(self) -> list[tuple[str, Decimal]]:
+        return [
+            ("Not yet due", self.aging_current_amount),
+            ("1–30", self.aging_1_30_amount),
+            ("31–60", self.aging_31_60_amount),
+            ("61–90", self.aging_61_90_amount),
+            ("90+", self.aging_over_90_amount),
+        ]
+
+
+class StepAction(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    LETTER = "letter", "PDF letter"
+    CALL_TASK = "call_task", "Call task for the collector"
+    ESCALATE_PRINCIPAL = "escalate_principal", "Escalate to the principal"
+    MANAGER_REVIEW = "manager_review", "Manager review"
+    CREDIT_HOLD = "credit_hold", "Credit hold"
+    SWITCH_TO_COD = "switch_to_cod", "Switch to C.O.D./prepayment"
+
+
+class Tone(models.IntegerChoices):
+    """Ordered: a ladder's tone may stay or get firmer, never softer."""
+
+    FRIENDLY = 1, "Friendly"
+    FIRM = 2, "Firm"
+    FINAL = 3, "Final"
+
+
+class LatePaymentPolicy(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    segment = models.CharField(
+        max_length=20,
+        choices=Segment.choices,
+        help_text="The payer segment this ladder is for.",
+    )
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    auto_send = models.BooleanField(
+        default=True, help_text="Send steps automatically; otherwise queue them for a collector to review."
+    )
+    min_days_between_contacts = models.PositiveSmallIntegerField(default=5)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "late-payment policies"
+        ordering = ["segment", "name"]
+        constraints = [
+            # Exactly one ladder runs per segment at a time.
+            models.UniqueConstraint(
+                fields=["segment"], condition=Q(is_active=True), name="policy_one_active_per_segment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def ladder_problems(self) -> list[str]:
+        """What is wrong with the ordered steps, in words a manager understands."""
+        problems: list[str] = []
+        steps = list(self.steps.order_by("position"))
+        for earlier, later in zip(steps, steps[1:], strict=False):
+            if later.day_offset <= earlier.day_offset:
+                problems.append(
+                    f"Step {later.position} runs on day {later.day_offset}, not after step "
+                    f"{earlier.position} (day {earlier.day_offset})."
+                )
+            if later.tone < earlier.tone:
+                problems.append(
+                    f"Step {later.position} is {later.get_tone_display().lower()}, softer than "
+                    f"step {earlier.position}; tone may only get firmer."
+                )
+            pay_by = earlier.day_offset + earlier.pay_by_days
+            if later.day_offset < pay_by:
+                problems.append(
+                    f"Step {later.position} (day {later.day_offset}) would overtake step "
+                    f"{earlier.position}'s pay-by date (day {pay_by})."
+                )
+        return problems
+
+
+class DunningStep(models.Model):
+    policy = models.ForeignKey(LatePaymentPolicy, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    day_offset = models.SmallIntegerField(
+        help_text="Days relative to the due date; negative means before it is due."
+    )
+    action = models.CharField(max_length=24, choices=StepAction.choices)
+    tone = models.PositiveSmallIntegerField(choices=Tone.choices, default=Tone.FRIENDLY)
+    pay_by_days = models.PositiveSmallIntegerField(
+        default=7, help_text="The letter asks for payment within this many days."
+    )
+    late_fee_amount = money_field(validators=[MinValueValidator(Decimal("0"))])
+    interest_rate_percent = models.DecimalField(
+        "annual interest rate (%)", max_digits=5, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+
+    class Meta:
+        ordering = ["policy", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "position"], name="step_position_unique"),
+            models.UniqueConstraint(fields=["policy", "day_offset"], name="step_day_unique"),
+            models.CheckConstraint(name="step_pay_by_positive", condition=Q(pay_by_days__gt=0)),
+            models.CheckConstraint(name="step_fee_not_negative", condition=Q(late_fee_amount__gte=0)),
+            models.CheckConstraint(
+                name="step_interest_not_negative", condition=Q(interest_rate_percent__gte=0)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy}: step {self.position} ({self.get_action_display()}, day {self.day_offset})"

@@ -1,0 +1,31 @@
+"""Money helpers. Amounts are Decimal end to end; precision is set here, once."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.core.exceptions import ValidationError
+
+MONEY_MAX_DIGITS = 14
+MONEY_DECIMAL_PLACES = 2
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def quantize(amount: Decimal) -> Decimal:
+    """Round to cents, half up, as invoices and statements do."""
+    return Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def format_money(amount: Decimal | None, currency: str) -> str:
+    """`1234.5, "EUR"` → `"EUR 1,234.50"`; stays exact (no float on the way)."""
+    if amount is None:
+        return "—"
+    value = quantize(amount)
+    sign = "-" if value < 0 else ""
+    return f"{currency} {sign}{abs(value):,.2f}"
+
+
+def validate_currency(value: str) -> None:
+    if len(value) != 3 or not value.isalpha() or not value.isupper():
+        raise ValidationError("Use a three-letter ISO 4217 code in capitals, e.g. EUR.")

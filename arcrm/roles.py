@@ -1,0 +1,76 @@
+"""The three roles and what each may do.
+
+Roles are Django groups holding model permissions (created by the migration
+customers/0002_roles). Views ask these helpers; templates only mirror them.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+
+COLLECTOR = "Collector"
+MANAGER = "Manager"
+VIEWER = "Viewer"
+
+# Which model permissions each group holds, by app label and codename.
+READ = [
+    ("customers", "view_customer"),
+    ("customers", "view_contact"),
+    ("customers", "view_contactabsence"),
+    ("customers", "view_timelineevent"),
+    ("collections", "view_invoice"),
+    ("collections", "view_payment"),
+    ("collections", "view_creditnote"),
+    ("collections", "view_allocation"),
+    ("collections", "view_paymentbehaviour"),
+    ("collections", "view_latepaymentpolicy"),
+    ("collections", "view_dunningstep"),
+]
+WORK_AN_ACCOUNT = [
+    ("customers", "change_customer"),
+    ("customers", "add_contact"),
+    ("customers", "change_contact"),
+    ("customers", "delete_contact"),
+    ("customers", "add_contactabsence"),
+    ("customers", "change_contactabsence"),
+    ("customers", "delete_contactabsence"),
+    ("customers", "add_timelineevent"),
+]
+MANAGE = [
+    ("customers", "act_on_any_customer"),
+    ("customers", "add_customer"),
+    ("collections", "add_latepaymentpolicy"),
+    ("collections", "change_latepaymentpolicy"),
+    ("collections", "add_dunningstep"),
+    ("collections", "change_dunningstep"),
+    ("collections", "delete_dunningstep"),
+]
+GROUP_PERMISSIONS = {
+    VIEWER: READ,
+    COLLECTOR: READ + WORK_AN_ACCOUNT,
+    MANAGER: READ + WORK_AN_ACCOUNT + MANAGE,
+}
+
+
+def role_of(user) -> str | None:
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return MANAGER
+    names = {group.name for group in user.groups.all()}
+    for role in (MANAGER, COLLECTOR, VIEWER):
+        if role in names:
+            return role
+    return None
+
+
+def can_act_on(user, customer) -> bool:
+    """May this user change this account? Managers: any; collectors: their own."""
+    if not user.is_authenticated or not user.has_perm("customers.change_customer"):
+        return False
+    return customer.collector_id == user.pk or user.has_perm("customers.act_on_any_customer")
+
+
+def require_act_on(user, customer) -> None:
+    if not can_act_on(user, customer):
+        raise PermissionDenied("You may look at this account but not change it.")

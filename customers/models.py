@@ -1,0 +1,401 @@
+"""The account card: who the customer is and how it likes to be dealt with."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, validate_currency
+
+
+def _default_currency() -> str:
+    return settings.DEFAULT_CURRENCY
+
+
+class Industry(models.TextChoices):
+    MANUFACTURING = "manufacturing", "Manufacturing"
+    WHOLESALE = "wholesale", "Wholesale & distribution"
+    RETAIL = "retail", "Retail"
+    CONSTRUCTION = "construction", "Construction"
+    HOSPITALITY = "hospitality", "Hospitality"
+    HEALTHCARE = "healthcare", "Healthcare"
+    LOGISTICS = "logistics", "Transport & logistics"
+    PROFESSIONAL = "professional", "Professional services"
+    TECHNOLOGY = "technology", "Technology"
+    PUBLIC = "public", "Public sector"
+    AGRICULTURE = "agriculture", "Agriculture & food"
+    OTHER = "other", "Other"
+
+
+class TermsType(models.TextChoices):
+    STANDARD = "standard", "Standard terms"
+    COD = "cod", "Cash on delivery"
+    PREPAYMENT = "prepayment", "Prepayment"
+
+
+class Segment(models.TextChoices):
+    """What kind of payer a customer is; computed from history (see segmentation.py)."""
+
+    NEW = "new", "New"
+    PROMPT = "prompt", "Prompt payer"
+    OCCASIONAL_SLIP = "occasional_slip", "Occasional slip"
+    SYSTEMATIC_LATE = "systematic_late", "Systematic late payer"
+    DISTRESSED = "distressed", "Distressed"
+    SPECIAL_BOND = "special_bond", "Special bond"
+
+
+class CustomerQuerySet(models.QuerySet):
+    def visible_to(self, user) -> CustomerQuerySet:
+        """Every signed-in role may read every account (colleagues cover each other)."""
+        if user.is_authenticated and user.has_perm("customers.view_customer"):
+            return self
+        return self.none()
+
+    def owned_by(self, user) -> CustomerQuerySet:
+        return self.filter(collector=user)
+
+    def search(self, text: str) -> CustomerQuerySet:
+        text = text.strip()
+        if not text:
+            return self
+        return self.filter(
+            Q(name__icontains=text)
+            | Q(account_number__iexact=text)
+            | Q(contacts__email__iexact=text)
+        ).distinct()
+
+
+class Customer(models.Model):
+    account_number = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    legal_name = models.CharField(max_length=200, blank=True)
+    industry = models.CharField(max_length=32, choices=Industry.choices, default=Industry.OTHER)
+    business_description = models.TextField(
+        "what they do", blank=True, help_text="What the company does, in a sentence or two."
+    )
+    buying_reasons = models.JSONField(
+        "why they buy from us",
+        default=list,
+        blank=True,
+        help_text="Reasons this customer chose us; at least three make a useful card.",
+    )
+    customer_since = models.DateField(default=dt.date.today)
+    collector = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="collected_customers",
+        help_text="The collector who owns this account's receivables.",
+    )
+    relationship_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_relationships",
+        help_text="Who owns the commercial relationship (usually sales).",
+    )
+    special_bond = models.TextField(
+        blank=True,
+        help_text='A bond that earns personal treatment, e.g. "pays us first because we helped them".',
+    )
+    referred_by = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="referrals",
+        help_text="The customer who brought this one to us.",
+    )
+    currency = models.CharField(
+        max_length=3, default=_default_currency, validators=[validate_currency]
+    )
+    credit_limit_amount = models.DecimalField(
+        max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
+        default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    terms_type = models.CharField(
+        max_length=16, choices=TermsType.choices, default=TermsType.STANDARD
+    )
+    payment_terms_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MaxValueValidator(365)]
+    )
+    on_credit_hold = models.BooleanField(default=False)
+    ap_run_days = models.JSONField(
+        "AP payment-run days",
+        default=list,
+        blank=True,
+        help_text="Days of the month on which the customer's AP pays (e.g. 15 and 30).",
+    )
+    ordering_rhythm = models.CharField(
+        max_length=200, blank=True, help_text='e.g. "orders at the start of every month".'
+    )
+    typical_order_interval_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+
+    segment = models.CharField(max_length=20, choices=Segment.choices, default=Segment.NEW)
+    segment_reason = models.CharField(max_length=300, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("act_on_any_customer", "Can act on every customer's account")]
+        constraints = [
+            models.CheckConstraint(
+                name="customer_credit_limit_not_negative",
+                condition=Q(credit_limit_amount__gte=0),
+            ),
+            models.CheckConstraint(
+                name="customer_terms_days_at_most_a_year",
+                condition=Q(payment_terms_days__lte=365),
+            ),
+        ]
+        indexes = [
+            # Worklists and the "my customers" filter select by collector.
+            models.Index(fields=["collector", "name"], name="customer_collector_name"),
+            models.Index(fields=["segment"], name="customer_segment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account_number})"
+
+    def clean(self) -> None:
+        reasons = [r.strip() for r in self.buying_reasons if str(r).strip()]
+        self.buying_reasons = reasons
+        for day in self.ap_run_days:
+            if not isinstance(day, int) or not 1 <= day <= 31:
+                raise ValidationError({"ap_run_days": "Payment-run days are days of the month, 1 to 31."})
+        if self.referred_by_id and self.referred_by_id == self.pk:
+            raise ValidationError({"referred_by": "A customer cannot refer itself."})
+
+    def years_served(self, *, on: dt.date | None = None) -> float:
+        on = on or timezone.localdate()
+        return max((on - self.customer_since).days, 0) / 365.25
+
+    def billing_contact(self, *, on: dt.date | None = None) -> Contact | None:
+        """Who to write to about invoices on a given day, absences applied."""
+        contacts = list(self.contacts.all())  # uses the caller's prefetch when there is one
+        chosen = next((c for c in contacts if c.is_primary_billing), None) or next(
+            (c for c in contacts if c.role == ContactRole.AP), None
+        )
+        return chosen.stand_in(on=on or timezone.localdate()) if chosen else None
+
+    def principal_contact(self, *, on: dt.date | None = None) -> Contact | None:
+        """The owner or principal, for escalations; absences applied."""
+        chosen = next((c for c in self.contacts.all() if c.role == ContactRole.PRINCIPAL), None)
+        return chosen.stand_in(on=on or timezone.localdate()) if chosen else None
+
+
+class ContactRole(models.TextChoices):
+    AP = "ap", "Accounts payable / billing"
+    PRINCIPAL = "principal", "Principal / owner"
+    PURCHASING = "purchasing", "Purchasing"
+    OTHER = "other", "Other"
+
+
+class InvoiceDelivery(models.TextChoices):
+    E_INVOICE = "e_invoice", "E-invoice"
+    PDF_EMAIL = "pdf_email", "E-mailed PDF"
+    PAPER = "paper", "Paper"
+
+
+class ReminderChannel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    PHONE = "phone", "Phone"
+    LETTER = "letter", "Letter"
+
+
+class Language(models.TextChoices):
+    EN = "en", "English"
+    DE = "de", "German"
+    FR = "fr", "French"
+    NL = "nl", "Dutch"
+    ES = "es", "Spanish"
+    IT = "it", "Italian"
+
+
+class Contact(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    job_title = models.CharField(max_length=120, blank=True)
+    role = models.CharField(max_length=16, choices=ContactRole.choices, default=ContactRole.AP)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    postal_address = models.TextField(blank=True)
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.EN)
+    invoice_delivery = models.CharField(
+        max_length=16, choices=InvoiceDelivery.choices, default=InvoiceDelivery.PDF_EMAIL
+    )
+    reminder_channel = models.CharField(
+        max_length=16, choices=ReminderChannel.choices, default=ReminderChannel.EMAIL
+    )
+    best_time_to_call = models.CharField(max_length=120, blank=True, help_text='e.g. "Tue–Thu mornings".')
+    is_primary_billing = models.BooleanField("primary billing contact", default=False)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-is_primary_billing", "role", "name"]
+        constraints = [
+            # One primary billing contact per customer: dunning must know whom to address.
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(is_primary_billing=True),
+                name="contact_one_primary_billing_per_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} – {self.get_role_display()}"
+
+    def clean(self) -> None:
+        if self.invoice_delivery == InvoiceDelivery.PDF_EMAIL and not self.email:
+            raise ValidationError({"email": "An e-mail address is needed to e-mail invoices."})
+        if self.invoice_delivery == InvoiceDelivery.PAPER and not self.postal_address:
+            raise ValidationError({"postal_address": "A postal address is needed for paper invoices."})
+        if self.reminder_channel == ReminderChannel.EMAIL and not self.email:
+            raise ValidationError({"email": "An e-mail address is needed for e-mail reminders."})
+        if self.reminder_channel == ReminderChannel.PHONE and not self.phone:
+            raise ValidationError({"phone": "A phone number is needed for phone reminders."})
+        if self.reminder_channel == ReminderChannel.LETTER and not self.postal_address:
+            raise ValidationError({"postal_address": "A postal address is needed for letters."})
+
+    def absence_on(self, on: dt.date) -> ContactAbsence | None:
+        # Iterates the prefetched absences when there are any, so a page of
+        # contacts asks the database once, not once per contact.
+        return next((a for a in self.absences.all() if a.starts_on <= on <= a.ends_on), None)
+
+    def stand_in(self, *, on: dt.date) -> Contact:
+        """This contact, or whoever it asked us to write to while it is away.
+
+        Follows a chain of delegates (X away → Y, Y away too → Z) but never loops.
+        """
+        seen: set[int] = set()
+        contact = self
+        while contact.pk not in seen:
+            seen.add(contact.pk)
+            absence = contact.absence_on(on)
+            if absence is None or absence.delegate is None:
+                return contact
+            contact = absence.delegate
+        return self
+
+
+class ContactAbsence(models.Model):
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="absences")
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    delegate = models.ForeignKey(
+        Contact,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="covering_for",
+        help_text="Whom to write to instead while this contact is away.",
+    )
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["starts_on"]
+        constraints = [
+            models.CheckConstraint(
+                name="absence_ends_after_it_starts", condition=Q(ends_on__gte=models.F("starts_on"))
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact.name} away {self.starts_on:%d %b}–{self.ends_on:%d %b %Y}"
+
+    def clean(self) -> None:
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValidationError({"ends_on": "The absence must end on or after its first day."})
+        if self.delegate_id:
+            if self.delegate_id == self.contact_id:
+                raise ValidationError({"delegate": "A contact cannot stand in for itself."})
+            if self.delegate.customer_id != self.contact.customer_id:
+                raise ValidationError({"delegate": "The stand-in must be a contact of the same customer."})
+
+
+class EventKind(models.TextChoices):
+    ACCOUNT_CREATED = "account_created", "Account created"
+    ACCOUNT_CHANGED = "account_changed", "Account card changed"
+    CONTACT_CHANGED = "contact_changed", "Contact changed"
+    INVOICE_ISSUED = "invoice_issued", "Invoice issued"
+    INVOICE_PAID = "invoice_paid", "Invoice paid"
+    PAYMENT_RECEIVED = "payment_received", "Payment received"
+    CREDIT_NOTE = "credit_note", "Credit note"
+    SEGMENT_CHANGED = "segment_changed", "Segment changed"
+    NOTE = "note", "Note"
+    DUNNING = "dunning", "Dunning"
+    CALL = "call", "Call"
+    PROMISE = "promise", "Promise to pay"
+    PAYMENT_PLAN = "payment_plan", "Payment plan"
+    DISPUTE = "dispute", "Dispute"
+    EXCEPTION = "exception", "Exception"
+
+
+class TimelineEventQuerySet(models.QuerySet):
+    def for_customer(self, customer: Customer) -> TimelineEventQuerySet:
+        return self.filter(customer=customer).order_by("-occurred_at", "-id")
+
+
+class TimelineEvent(models.Model):
+    """One thing that happened on an account. Append-only: rows are never edited.
+
+    PostgreSQL enforces that with a trigger (see the migration); the ORM side
+    offers no update path.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=24, choices=EventKind.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who did it; empty for the system (imports, scheduled jobs).",
+    )
+    summary = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+    subject_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject = GenericForeignKey("subject_type", "subject_id")
+
+    objects = TimelineEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            # The customer timeline: newest first, keyset-paginated on (occurred_at, id).
+            models.Index(
+                "customer", models.F("occurred_at").desc(), models.F("id").desc(),
+                name="event_customer_timeline",
+            ),
+            # "What happened to this invoice/payment?" looks up by subject.
+            models.Index(fields=["subject_type", "subject_id"], name="event_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.get_kind_display()}: {self.summary}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("Timeline events are append-only; record a new event instead.")
+        super().save(*args, **kwargs)

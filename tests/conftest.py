@@ -1,0 +1,104 @@
+"""Fixtures shared by the whole suite: users in each role and small builders
+for customers, contacts, invoices and payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from ar_collections.models import Allocation, Invoice, InvoiceStatus, Payment
+from arcrm.roles import COLLECTOR, MANAGER, VIEWER
+from customers.models import Contact, ContactRole, Customer
+
+_numbers = itertools.count(1)
+
+
+def _user(username: str, role: str) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username)
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def collector(db) -> User:
+    return _user("carla", COLLECTOR)
+
+
+@pytest.fixture
+def other_collector(db) -> User:
+    return _user("otto", COLLECTOR)
+
+
+@pytest.fixture
+def manager(db) -> User:
+    return _user("maria", MANAGER)
+
+
+@pytest.fixture
+def viewer(db) -> User:
+    return _user("victor", VIEWER)
+
+
+@pytest.fixture
+def make_customer(db, collector):
+    def make(**fields) -> Customer:
+        n = next(_numbers)
+        fields.setdefault("account_number", f"C{n:05d}")
+        fields.setdefault("name", f"Customer {n}")
+        fields.setdefault("collector", collector)
+        fields.setdefault("customer_since", dt.date(2020, 1, 1))
+        return Customer.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def customer(make_customer) -> Customer:
+    return make_customer(name="Acme Tools", buying_reasons=["price", "delivery speed", "service"])
+
+
+@pytest.fixture
+def make_contact(db):
+    def make(customer: Customer, **fields) -> Contact:
+        n = next(_numbers)
+        fields.setdefault("name", f"Contact {n}")
+        fields.setdefault("role", ContactRole.AP)
+        fields.setdefault("email", f"contact{n}@example.com")
+        return Contact.objects.create(customer=customer, **fields)
+
+    return make
+
+
+@pytest.fixture
+def make_invoice(db):
+    def make(customer: Customer, *, issued: dt.date, due: dt.date | None = None,
+             amount: str | Decimal = "100.00", paid_on: dt.date | None = None, **fields) -> Invoice:
+        """An invoice; with paid_on, fully paid on that day by one payment."""
+        amount = Decimal(amount)
+        n = next(_numbers)
+        invoice = Invoice.objects.create(
+            number=fields.pop("number", f"INV-{n:06d}"),
+            customer=customer,
+            issue_date=issued,
+            due_date=due or issued + dt.timedelta(days=30),
+            currency=fields.pop("currency", customer.currency),
+            total_amount=amount,
+            open_amount=Decimal("0.00") if paid_on else amount,
+            status=InvoiceStatus.PAID if paid_on else InvoiceStatus.OPEN,
+            settled_on=paid_on,
+            **fields,
+        )
+        if paid_on:
+            payment = Payment.objects.create(
+                customer=customer, received_on=paid_on, currency=invoice.currency, amount=amount
+            )
+            Allocation.objects.create(
+                invoice=invoice, payment=payment, amount=amount, allocated_on=paid_on
+            )
+        return invoice
+
+    return make
