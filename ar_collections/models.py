@@ -4,6 +4,7 @@ each customer's payment behaviour."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 from django.conf import settings
@@ -346,7 +347,7 @@ class LatePaymentPolicy(models.Model):
         """What is wrong with the ordered steps, in words a manager understands."""
         problems: list[str] = []
         steps = list(self.steps.order_by("position"))
-        for earlier, later in zip(steps, steps[1:], strict=False):
+        for earlier, later in itertools.pairwise(steps):
             if later.day_offset <= earlier.day_offset:
                 problems.append(
                     f"Step {later.position} runs on day {later.day_offset}, not after step "

@@ -17,6 +17,16 @@ from customers.models import Contact, ContactRole, Customer
 _numbers = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings):
+    """Serve static files by their plain names: tests run without `collectstatic`,
+    which the hashed-name storage used in production needs."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 def _user(username: str, role: str) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username)
     user.groups.add(Group.objects.get(name=role))

@@ -1,0 +1,229 @@
+"""Workflows over receivables. Keyword-only, typed, atomic."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import models, transaction
+from django.db.models import Avg, Count, F, Max, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce, Greatest
+
+from ar_collections import segmentation
+from ar_collections.models import Invoice, InvoiceStatus, PaymentBehaviour
+from arcrm.db import DaysBetween
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
+from customers.models import Customer, EventKind, Segment, TimelineEvent
+
+# Customers per aggregate query. Each batch is one SELECT over their invoices
+# plus one upsert; 2,000 keeps a batch's rows and memory small while the
+# number of statements stays independent of the size of any one account.
+BEHAVIOUR_BATCH_SIZE = 2_000
+
+_MONEY = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+_WEIGHT = models.DecimalField(max_digits=MONEY_MAX_DIGITS + 6, decimal_places=MONEY_DECIMAL_PLACES)
+_DAYS = Decimal("0.01")
+
+_BEHAVIOUR_FIELDS = [
+    "computed_on",
+    "invoices_settled",
+    "invoices_settled_late",
+    "avg_days_late",
+    "weighted_days_late",
+    "share_paid_late",
+    "avg_days_late_90d",
+    "avg_days_late_365d",
+    "last_days_late",
+    "open_invoices",
+    "overdue_invoices",
+    "max_days_overdue",
+    "open_amount",
+    "overdue_amount",
+    "aging_current_amount",
+    "aging_1_30_amount",
+    "aging_31_60_amount",
+    "aging_61_90_amount",
+    "aging_over_90_amount",
+    "other_currency_open_invoices",
+]
+
+
+def behaviour_refresh(*, on: dt.date, customer_ids: Iterable[int] | None = None) -> int:
+    """Recompute payment behaviour and segment for customers as of `on`.
+
+    Set-based: one aggregate query and one upsert per batch of customers,
+    whatever their number of invoices. A segment that changes is recorded on
+    the customer's timeline with the before and after. Returns how many
+    customers were refreshed.
+    """
+    ids = Customer.objects.order_by("pk").values_list("pk", flat=True)
+    if customer_ids is not None:
+        ids = ids.filter(pk__in=list(customer_ids))
+    refreshed = 0
+    last_pk = 0
+    while True:
+        batch = list(ids.filter(pk__gt=last_pk)[:BEHAVIOUR_BATCH_SIZE])
+        if not batch:
+            return refreshed
+        _refresh_batch(batch, on=on)
+        refreshed += len(batch)
+        last_pk = batch[-1]
+
+
+def _behaviour_rows(customer_ids: list[int], *, on: dt.date):
+    settled = Q(invoices__status=InvoiceStatus.PAID, invoices__settled_on__isnull=False)
+    open_ = Q(invoices__status=InvoiceStatus.OPEN)
+    own_currency = Q(invoices__currency=F("currency"))
+    overdue = open_ & Q(invoices__due_date__lt=on)
+    days_late = Greatest(DaysBetween("invoices__settled_on", "invoices__due_date"), 0)
+    last_90 = settled & Q(invoices__settled_on__gt=on - dt.timedelta(days=90))
+    last_365 = settled & Q(invoices__settled_on__gt=on - dt.timedelta(days=365))
+
+    def open_sum(condition: Q) -> Coalesce:
+        return Coalesce(
+            Sum("invoices__open_amount", filter=open_ & own_currency & condition), ZERO,
+            output_field=_MONEY,
+        )
+
+    def due_between(newest: int, oldest: int | None) -> Q:
+        """Overdue by newest..oldest days (inclusive), as a due-date range."""
+        q = Q(invoices__due_date__lte=on - dt.timedelta(days=newest))
+        if oldest is not None:
+            q &= Q(invoices__due_date__gte=on - dt.timedelta(days=oldest))
+        return q
+
+    last_settled = (
+        Invoice.objects.filter(
+            customer=OuterRef("pk"), status=InvoiceStatus.PAID, settled_on__isnull=False
+        )
+        .order_by("-settled_on", "-pk")
+        .annotate(late=Greatest(DaysBetween("settled_on", "due_date"), 0))
+        .values("late")[:1]
+    )
+    return (
+        Customer.objects.filter(pk__in=customer_ids)
+        .order_by()
+        .annotate(
+            n_settled=Count("invoices", filter=settled),
+            n_settled_late=Count(
+                "invoices", filter=settled & Q(invoices__settled_on__gt=F("invoices__due_date"))
+            ),
+            avg_late=Avg(days_late, filter=settled),
+            weighted_late_sum=Sum(
+                days_late * F("invoices__total_amount"), filter=settled, output_field=_WEIGHT
+            ),
+            settled_amount=Sum("invoices__total_amount", filter=settled, output_field=_WEIGHT),
+            avg_late_90=Avg(days_late, filter=last_90),
+            avg_late_365=Avg(days_late, filter=last_365),
+            n_open=Count("invoices", filter=open_),
+            n_overdue=Count("invoices", filter=overdue),
+            oldest_due=Max(DaysBetween(models.Value(on), "invoices__due_date"), filter=overdue),
+            n_other_currency=Count("invoices", filter=open_ & ~own_currency),
+            open_total=open_sum(Q()),
+            overdue_total=open_sum(due_between(1, None)),
+            aging_current=open_sum(Q(invoices__due_date__gte=on)),
+            aging_1_30=open_sum(due_between(1, 30)),
+            aging_31_60=open_sum(due_between(31, 60)),
+            aging_61_90=open_sum(due_between(61, 90)),
+            aging_over_90=open_sum(due_between(91, None)),
+            last_late=Subquery(last_settled),
+        )
+    )
+
+
+def _days(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(_DAYS)
+
+
+@transaction.atomic
+def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
+    behaviours: list[PaymentBehaviour] = []
+    changed: list[Customer] = []
+    events: list[TimelineEvent] = []
+    # Lock the batch's customers first (FOR UPDATE cannot go on the GROUP BY
+    # query itself) so a segment override or card edit made at the same moment
+    # is not overwritten by a segment computed from stale reads.
+    list(Customer.objects.filter(pk__in=customer_ids).select_for_update().values_list("pk"))
+    for c in _behaviour_rows(customer_ids, on=on):
+        settled_amount = c.settled_amount or ZERO
+        behaviour = PaymentBehaviour(
+            customer=c,
+            computed_on=on,
+            invoices_settled=c.n_settled,
+            invoices_settled_late=c.n_settled_late,
+            avg_days_late=_days(c.avg_late) or Decimal("0"),
+            weighted_days_late=(
+                (Decimal(c.weighted_late_sum) / settled_amount).quantize(_DAYS)
+                if settled_amount
+                else Decimal("0")
+            ),
+            share_paid_late=(
+                (Decimal(c.n_settled_late) / c.n_settled).quantize(Decimal("0.0001"))
+                if c.n_settled
+                else Decimal("0")
+            ),
+            avg_days_late_90d=_days(c.avg_late_90),
+            avg_days_late_365d=_days(c.avg_late_365),
+            last_days_late=c.last_late,
+            open_invoices=c.n_open,
+            overdue_invoices=c.n_overdue,
+            max_days_overdue=c.oldest_due or 0,
+            open_amount=quantize(c.open_total),
+            overdue_amount=quantize(c.overdue_total),
+            aging_current_amount=quantize(c.aging_current),
+            aging_1_30_amount=quantize(c.aging_1_30),
+            aging_31_60_amount=quantize(c.aging_31_60),
+            aging_61_90_amount=quantize(c.aging_61_90),
+            aging_over_90_amount=quantize(c.aging_over_90),
+            other_currency_open_invoices=c.n_other_currency,
+        )
+        behaviours.append(behaviour)
+        verdict = segmentation.classify(_facts(c, behaviour, on=on))
+        if (verdict.segment, verdict.reason) != (c.segment, c.segment_reason):
+            if verdict.segment != c.segment:
+                events.append(
+                    TimelineEvent(
+                        customer=c,
+                        kind=EventKind.SEGMENT_CHANGED,
+                        summary=(
+                            f"Segment changed from {Segment(c.segment).label} to "
+                            f"{Segment(verdict.segment).label}"
+                        ),
+                        details={
+                            "before": {"segment": c.segment, "reason": c.segment_reason},
+                            "after": {"segment": verdict.segment, "reason": verdict.reason},
+                            "computed_on": on.isoformat(),
+                        },
+                    )
+                )
+            c.segment, c.segment_reason = verdict.segment, verdict.reason
+            changed.append(c)
+
+    PaymentBehaviour.objects.bulk_create(
+        behaviours,
+        update_conflicts=True,
+        unique_fields=["customer"],
+        update_fields=_BEHAVIOUR_FIELDS,
+    )
+    Customer.objects.bulk_update(changed, ["segment", "segment_reason"])
+    TimelineEvent.objects.bulk_create(events)
+
+
+def _facts(customer: Customer, b: PaymentBehaviour, *, on: dt.date) -> segmentation.Facts:
+    served = on - customer.customer_since
+    return segmentation.Facts(
+        special_bond=customer.special_bond,
+        months_served=max(served.days, 0) * 12 // 365,
+        invoices_settled=b.invoices_settled,
+        invoices_settled_late=b.invoices_settled_late,
+        avg_days_late=b.avg_days_late,
+        last_days_late=b.last_days_late,
+        avg_days_late_90d=b.avg_days_late_90d,
+        avg_days_late_365d=b.avg_days_late_365d,
+        overdue_invoices=b.overdue_invoices,
+        max_days_overdue=b.max_days_overdue,
+        open_amount=b.open_amount,
+        overdue_amount=b.overdue_amount,
+        currency=customer.currency,
+    )

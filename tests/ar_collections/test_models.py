@@ -1,0 +1,96 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from ar_collections.models import (
+    Allocation,
+    DunningStep,
+    Invoice,
+    InvoiceStatus,
+    LatePaymentPolicy,
+    Payment,
+    StepAction,
+    Tone,
+)
+
+D = dt.date(2026, 3, 1)
+
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"open_amount": Decimal("100.01")},  # more open than invoiced
+        {"open_amount": Decimal("-1")},
+        {"due_date": D - dt.timedelta(days=1)},  # due before issued
+        {"status": InvoiceStatus.PAID},  # paid yet still owing, never settled
+        {"status": InvoiceStatus.OPEN, "open_amount": Decimal("0")},  # open with nothing owed
+    ],
+    ids=["open-over-total", "negative-open", "due-before-issue", "paid-owing", "open-empty"],
+)
+def test_the_database_rejects_an_inconsistent_invoice(customer, make_invoice, changes):
+    invoice = make_invoice(customer, issued=D, amount="100.00")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.filter(pk=invoice.pk).update(**changes)
+
+
+def test_invoice_numbers_are_unique(customer, make_invoice):
+    make_invoice(customer, issued=D, number="INV-1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_invoice(customer, issued=D, number="INV-1")
+
+
+def test_an_allocation_comes_from_a_payment_or_a_credit_note_not_neither(customer, make_invoice):
+    invoice = make_invoice(customer, issued=D)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Allocation.objects.create(invoice=invoice, amount=Decimal("1"), allocated_on=D)
+
+
+def test_one_payment_can_settle_several_invoices_in_part(customer, make_invoice):
+    first, second = make_invoice(customer, issued=D), make_invoice(customer, issued=D)
+    payment = Payment.objects.create(customer=customer, received_on=D, amount=Decimal("150.00"))
+    Allocation.objects.create(invoice=first, payment=payment, amount=Decimal("100.00"), allocated_on=D)
+    Allocation.objects.create(invoice=second, payment=payment, amount=Decimal("50.00"), allocated_on=D)
+
+    assert payment.unallocated_amount() == Decimal("0.00")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Allocation.objects.create(invoice=first, payment=payment, amount=Decimal("1"), allocated_on=D)
+
+
+def test_days_late_counts_to_settlement_or_to_the_given_day(customer, make_invoice):
+    paid = make_invoice(customer, issued=D, due=D, paid_on=D + dt.timedelta(days=12))
+    open_ = make_invoice(customer, issued=D, due=D)
+
+    assert paid.days_late(on=D + dt.timedelta(days=40)) == 12
+    assert open_.days_late(on=D + dt.timedelta(days=40)) == 40
+    assert open_.days_late(on=D - dt.timedelta(days=3)) == 0
+
+
+def _ladder(*steps):
+    policy = LatePaymentPolicy.objects.create(name="Test ladder", segment="prompt")
+    for position, (day, tone, pay_by) in enumerate(steps, start=1):
+        DunningStep.objects.create(policy=policy, position=position, day_offset=day,
+                                   action=StepAction.EMAIL, tone=tone, pay_by_days=pay_by)
+    return policy
+
+
+def test_a_well_formed_ladder_has_no_problems(db):
+    policy = _ladder((-3, Tone.FRIENDLY, 7), (7, Tone.FRIENDLY, 7), (21, Tone.FIRM, 10), (35, Tone.FINAL, 7))
+    assert policy.ladder_problems() == []
+
+
+def test_a_ladder_that_softens_or_overtakes_its_own_deadline_is_reported(db):
+    policy = _ladder((7, Tone.FIRM, 14), (14, Tone.FRIENDLY, 7))
+    assert policy.ladder_problems() == [
+        "Step 2 is friendly, softer than step 1; tone may only get firmer.",
+        "Step 2 (day 14) would overtake step 1's pay-by date (day 21).",
+    ]
+
+
+def test_only_one_active_policy_per_segment(db):
+    LatePaymentPolicy.objects.create(name="A", segment="prompt")
+    LatePaymentPolicy.objects.create(name="B", segment="prompt", is_active=False)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LatePaymentPolicy.objects.create(name="C", segment="prompt")

@@ -1,0 +1,101 @@
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+
+from customers.models import ContactAbsence, ContactRole, EventKind, ReminderChannel, TimelineEvent
+
+AUG = dt.date(2026, 8, 5)
+
+
+@pytest.fixture
+def clerk(customer, make_contact):
+    return make_contact(customer, name="Anna Clerk", is_primary_billing=True)
+
+
+@pytest.fixture
+def backup(customer, make_contact):
+    return make_contact(customer, name="Ben Backup")
+
+
+def test_the_primary_billing_contact_is_addressed(customer, clerk, backup):
+    assert customer.billing_contact(on=AUG) == clerk
+
+
+def test_an_absent_billing_contact_hands_over_to_its_delegate(customer, clerk, backup):
+    ContactAbsence.objects.create(contact=clerk, starts_on=dt.date(2026, 8, 1),
+                                  ends_on=dt.date(2026, 8, 15), delegate=backup)
+
+    assert customer.billing_contact(on=AUG) == backup
+    assert customer.billing_contact(on=dt.date(2026, 8, 16)) == clerk
+
+
+def test_delegates_are_followed_in_a_chain_but_never_in_a_circle(customer, clerk, backup, make_contact):
+    third = make_contact(customer, name="Cleo Third")
+    ContactAbsence.objects.create(contact=clerk, starts_on=AUG, ends_on=AUG, delegate=backup)
+    ContactAbsence.objects.create(contact=backup, starts_on=AUG, ends_on=AUG, delegate=third)
+    assert customer.billing_contact(on=AUG) == third
+
+    ContactAbsence.objects.create(contact=third, starts_on=AUG, ends_on=AUG, delegate=clerk)
+    assert customer.billing_contact(on=AUG) == clerk
+
+
+def test_without_a_primary_the_first_ap_contact_is_used_and_escalation_finds_the_principal(
+    customer, make_contact
+):
+    make_contact(customer, name="Paula Purchasing", role=ContactRole.PURCHASING)
+    ap = make_contact(customer, name="Alex AP", role=ContactRole.AP)
+    owner = make_contact(customer, name="Olga Owner", role=ContactRole.PRINCIPAL)
+
+    assert customer.billing_contact(on=AUG) == ap
+    assert customer.principal_contact(on=AUG) == owner
+
+
+def test_a_customer_has_at_most_one_primary_billing_contact(customer, clerk, make_contact):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_contact(customer, is_primary_billing=True)
+
+
+def test_a_contact_must_be_reachable_on_the_channel_it_prefers(customer, make_contact):
+    contact = make_contact(customer, email="", phone="", reminder_channel=ReminderChannel.PHONE,
+                           invoice_delivery="e_invoice")
+    with pytest.raises(ValidationError) as error:
+        contact.full_clean()
+    assert "phone" in error.value.message_dict
+
+
+def test_an_absence_cannot_end_before_it_starts(clerk):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ContactAbsence.objects.create(contact=clerk, starts_on=AUG, ends_on=AUG - dt.timedelta(days=1))
+
+
+def test_a_delegate_must_belong_to_the_same_customer(clerk, make_customer, make_contact):
+    stranger = make_contact(make_customer())
+    absence = ContactAbsence(contact=clerk, starts_on=AUG, ends_on=AUG, delegate=stranger)
+    with pytest.raises(ValidationError) as error:
+        absence.full_clean()
+    assert error.value.message_dict["delegate"] == ["The stand-in must be a contact of the same customer."]
+
+
+def test_timeline_events_cannot_be_edited_through_the_orm(customer):
+    event = TimelineEvent.objects.create(customer=customer, kind=EventKind.NOTE, summary="Called")
+    event.summary = "Rewritten"
+    with pytest.raises(ValueError, match="append-only"):
+        event.save()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
+def test_the_database_refuses_to_rewrite_or_delete_timeline_events(customer):
+    event = TimelineEvent.objects.create(customer=customer, kind=EventKind.NOTE, summary="Called")
+    for statement in (
+        "UPDATE customers_timelineevent SET summary = 'x' WHERE id = %s",
+        "DELETE FROM customers_timelineevent WHERE id = %s",
+    ):
+        with (
+            pytest.raises(IntegrityError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [event.pk])
+    assert TimelineEvent.objects.get(pk=event.pk).summary == "Called"
