@@ -71,7 +71,7 @@ def classify(facts: Facts, rules: Rules = Rules()) -> Verdict:
     if facts.invoices_settled < rules.min_settled_invoices or facts.months_served < rules.min_months_served:
         return Verdict(
             NEW,
-            f"Customer for {facts.months_served} months with "
+            f"Customer for {_count(facts.months_served, 'month')} with "
             f"{_count(facts.invoices_settled, 'settled invoice')}; too little history to judge.",
         )
 

@@ -1,0 +1,1194 @@
+"""Demo data: a few hundred believable B2B accounts with 18 months of history.
+
+Everything comes from one seeded `random.Random` and a reference date, so the
+same seed and date always give the same customers, numbers, amounts and dates
+(a screenshot, a bug report and a demo can all point at the same account).
+
+Each customer is given a payer archetype up front and its invoices and
+payments are written to match it, with margins wide enough that the nightly
+segmentation (ar_collections.segmentation, run through
+services.behaviour_refresh) lands every archetype in its segment:
+
+- prompt: pays on or before the due date;
+- occasional slip: on time but for one or two invoices 5–15 days late;
+- systematic late: most invoices 11–29 days late (older history up to 40);
+- distressed: paid on time, then slower and slower, then stopped: everything
+  due in the last few months is open and 100+ days overdue;
+- special bond: a bond written on the card; pays however it pays;
+- new: a customer for under five months, or one that orders twice a year.
+
+Only the caller's transaction makes this all-or-nothing; `seed` opens one.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import random
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group, User
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from ar_collections.models import (
+    Allocation,
+    CreditNote,
+    DocumentCounter,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentMethod,
+)
+from ar_collections.segmentation import (
+    DISTRESSED,
+    NEW,
+    OCCASIONAL_SLIP,
+    PROMPT,
+    SPECIAL_BOND,
+    SYSTEMATIC_LATE,
+)
+from ar_collections.services import behaviour_refresh
+from arcrm.money import format_money
+from arcrm.roles import COLLECTOR, MANAGER, VIEWER
+from customers.models import (
+    Contact,
+    ContactAbsence,
+    ContactRole,
+    Customer,
+    EventKind,
+    Industry,
+    InvoiceDelivery,
+    Language,
+    ReminderChannel,
+    Segment,
+    TermsType,
+    TimelineEvent,
+)
+
+DEMO_PASSWORD = "arcrm-demo"
+DEFAULT_SEED = 2024
+DEFAULT_CUSTOMERS = 300
+# Eighteen months of invoices and payments before the reference date.
+HISTORY_DAYS = 548
+# Rows per INSERT: PostgreSQL takes at most 65,535 parameters per statement and
+# a timeline event has nine columns; 1,000 rows stay well below on every table.
+BATCH_SIZE = 1_000
+
+# username, first name, last name, group, staff + superuser (the admin works for every model)
+DEMO_USERS = [
+    ("manager", "Maren", "Holt", MANAGER, True),
+    ("carla", "Carla", "Jensen", COLLECTOR, False),
+    ("colin", "Colin", "Byrne", COLLECTOR, False),
+    ("cora", "Cora", "Vidal", COLLECTOR, False),
+    ("viewer", "Vic", "Lammers", VIEWER, False),
+    ("sam", "Sam", "Okafor", VIEWER, False),  # sales: owns the commercial relationships
+]
+COLLECTORS = ["carla", "colin", "cora"]
+
+
+@dataclass
+class Summary:
+    today: dt.date
+    seed: int
+    customers: int
+    contacts: int
+    absences: int
+    invoices: int
+    open_invoices: int
+    payments: int
+    credit_notes: int
+    events: int
+    users_created: list[str]
+    users_reused: list[str]
+    segments: dict[str, int]
+
+    def lines(self) -> list[str]:
+        users = ", ".join(self.users_created) or "none"
+        out = [
+            f"Demo data as of {self.today.isoformat()} (seed {self.seed}):",
+            f"  {self.customers} customers, {self.contacts} contacts ({self.absences} absences)",
+            f"  {self.invoices} invoices ({self.open_invoices} open), {self.payments} payments, "
+            f"{self.credit_notes} credit notes, {self.events} timeline events",
+            f"  users created: {users} (password {DEMO_PASSWORD!r})",
+        ]
+        if self.users_reused:
+            out.append(
+                f"  users already there, password unchanged: {', '.join(self.users_reused)}"
+            )
+        out.append("  segments:")
+        out += [f"    {Segment(s).label:<22} {n}" for s, n in self.segments.items()]
+        return out
+
+
+def seed(*, customers: int, seed: int, today: dt.date) -> Summary:
+    """Create the demo users and `customers` accounts with their history, then
+    compute payment behaviour and segments as of `today`. All or nothing."""
+    with transaction.atomic():
+        users, created, reused = _demo_users()
+        builder = _Builder(random.Random(seed), today=today, users=users)
+        builder.plan(customers)
+        builder.save()
+        behaviour_refresh(on=today)
+    segments = dict(
+        Customer.objects.values_list("segment").annotate(n=Count("pk")).order_by("segment")
+    )
+    return Summary(
+        today=today,
+        seed=seed,
+        customers=len(builder.accounts),
+        contacts=sum(len(a.contacts) for a in builder.accounts),
+        absences=len(builder.absences),
+        invoices=sum(len(a.bills) for a in builder.accounts),
+        open_invoices=sum(
+            1 for a in builder.accounts for b in a.bills if b.invoice.status == InvoiceStatus.OPEN
+        ),
+        payments=sum(len(a.receipts) for a in builder.accounts),
+        credit_notes=sum(len(a.credits) for a in builder.accounts),
+        events=len(builder.events),
+        users_created=created,
+        users_reused=reused,
+        segments={s.value: segments.get(s.value, 0) for s in Segment},
+    )
+
+
+def _demo_users() -> tuple[dict[str, User], list[str], list[str]]:
+    """The demo users by username; existing ones are reused and keep their password."""
+    existing = {u.username: u for u in User.objects.filter(username__in=[u[0] for u in DEMO_USERS])}
+    groups = {g.name: g for g in Group.objects.filter(name__in=[MANAGER, COLLECTOR, VIEWER])}
+    # One hash for all: PBKDF2 is deliberately slow (~0.5 s each) and the demo
+    # password is public anyway, so a salt per user would buy nothing here.
+    password = make_password(DEMO_PASSWORD)
+    users, created, reused = {}, [], []
+    for username, first, last, role, admin in DEMO_USERS:
+        user = existing.get(username)
+        if user is None:
+            user = User.objects.create(
+                username=username,
+                first_name=first,
+                last_name=last,
+                email=f"{username}@arcrm.example",
+                password=password,
+                is_staff=admin,
+                is_superuser=admin,
+            )
+            created.append(username)
+        else:
+            reused.append(username)
+        user.groups.add(groups[role])
+        users[username] = user
+    return users, created, reused
+
+
+# --- Word lists ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Country:
+    name: str
+    languages: tuple[str, ...]
+    currency: str
+    tld: str
+    phone_prefix: str
+    legal_forms: tuple[str, ...]
+    cities: tuple[tuple[str, str], ...]  # (city, postcode)
+    streets: tuple[str, ...]
+    first_names: tuple[str, ...]
+    last_names: tuple[str, ...]
+    address: str  # format with number, street, postcode, city
+    ap_mailbox: str
+
+
+_DE_FIRST = ("Anna", "Jonas", "Katrin", "Lukas", "Sabine", "Thomas", "Julia", "Markus", "Birgit",
+             "Stefan", "Lena", "Uwe", "Petra", "Florian")
+_DE_LAST = ("Müller", "Schmidt", "Weber", "Wagner", "Becker", "Hoffmann", "Schäfer", "Koch",
+            "Richter", "Klein", "Wolf", "Neumann", "Krüger", "Brandt")
+_NL_FIRST = ("Sanne", "Daan", "Femke", "Joost", "Marieke", "Bram", "Lotte", "Pieter", "Anouk",
+             "Ruben", "Ingrid", "Wouter")
+_NL_LAST = ("de Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "de Boer", "Mulder",
+            "Bos", "Vos", "Peters", "Hendriks")
+_FR_FIRST = ("Camille", "Julien", "Claire", "Nicolas", "Sophie", "Mathieu", "Élodie", "Antoine",
+             "Isabelle", "Hugo", "Céline", "Laurent")
+_FR_LAST = ("Martin", "Bernard", "Dubois", "Moreau", "Laurent", "Lefèvre", "Girard", "Fontaine",
+            "Rousseau", "Mercier", "Blanc", "Garnier")
+_ES_FIRST = ("Lucía", "Javier", "Marta", "Pablo", "Carmen", "Diego", "Elena", "Sergio", "Paula",
+             "Andrés", "Nuria", "Álvaro")
+_ES_LAST = ("García", "Martínez", "López", "Sánchez", "Navarro", "Ortega", "Serrano", "Molina",
+            "Castillo", "Romero", "Iglesias", "Vidal")
+_IT_FIRST = ("Giulia", "Marco", "Francesca", "Luca", "Chiara", "Matteo", "Sara", "Davide",
+             "Elisa", "Andrea", "Valentina", "Paolo")
+_IT_LAST = ("Rossi", "Bianchi", "Colombo", "Ricci", "Marino", "Greco", "Conti", "Gallo",
+            "Costa", "Fontana", "Moretti", "Barbieri")
+_EN_FIRST = ("Emma", "James", "Olivia", "Daniel", "Sophie", "Liam", "Grace", "Oliver", "Hannah",
+             "Ryan", "Chloe", "Adam", "Megan", "Connor")
+_EN_LAST = ("Walsh", "Hughes", "Turner", "Clarke", "Murphy", "Kelly", "Patel", "Wright",
+            "Brennan", "Fletcher", "Doyle", "Harrison", "Bennett", "Hayes")
+
+_COUNTRIES: list[tuple[_Country, int]] = [
+    (_Country("Germany", ("de",), "EUR", "de", "+49", ("GmbH", "GmbH & Co. KG", "AG"),
+              (("Hamburg", "20457"), ("Köln", "50667"), ("Stuttgart", "70173"),
+               ("Leipzig", "04109"), ("Bremen", "28195"), ("Nürnberg", "90402")),
+              ("Industriestraße", "Hauptstraße", "Am Hafen", "Gewerbering", "Bahnhofstraße"),
+              _DE_FIRST, _DE_LAST, "{street} {number}\n{postcode} {city}\nGermany",
+              "buchhaltung"), 24),
+    (_Country("Netherlands", ("nl",), "EUR", "nl", "+31", ("B.V.",),
+              (("Utrecht", "3511 AB"), ("Eindhoven", "5611 CD"), ("Rotterdam", "3011 EF"),
+               ("Groningen", "9711 GH"), ("Zwolle", "8011 JK")),
+              ("Industrieweg", "Havenstraat", "Stationsplein", "Marktweg", "Energieweg"),
+              _NL_FIRST, _NL_LAST, "{street} {number}\n{postcode} {city}\nNetherlands",
+              "facturen"), 14),
+    (_Country("Belgium", ("nl", "fr"), "EUR", "be", "+32", ("BV", "SRL", "NV"),
+              (("Antwerpen", "2000"), ("Gent", "9000"), ("Liège", "4000"), ("Namur", "5000")),
+              ("Kouter", "Rue de la Station", "Havenlaan", "Avenue Louise"),
+              _NL_FIRST + _FR_FIRST, _NL_LAST + _FR_LAST,
+              "{street} {number}\n{postcode} {city}\nBelgium", "invoices"), 5),
+    (_Country("France", ("fr",), "EUR", "fr", "+33", ("SARL", "SAS"),
+              (("Lyon", "69002"), ("Lille", "59000"), ("Nantes", "44000"),
+               ("Toulouse", "31000"), ("Bordeaux", "33000")),
+              ("rue de la République", "avenue Jean Jaurès", "rue du Port", "boulevard Pasteur"),
+              _FR_FIRST, _FR_LAST, "{number} {street}\n{postcode} {city}\nFrance", "compta"), 13),
+    (_Country("Spain", ("es",), "EUR", "es", "+34", ("S.L.", "S.A."),
+              (("Valencia", "46002"), ("Sevilla", "41001"), ("Bilbao", "48001"),
+               ("Zaragoza", "50001")),
+              ("Calle Mayor", "Avenida de la Constitución", "Calle del Puerto", "Polígono Norte"),
+              _ES_FIRST, _ES_LAST, "{street}, {number}\n{postcode} {city}\nSpain",
+              "contabilidad"), 9),
+    (_Country("Italy", ("it",), "EUR", "it", "+39", ("S.r.l.", "S.p.A."),
+              (("Torino", "10121"), ("Bologna", "40121"), ("Verona", "37121"), ("Bari", "70121")),
+              ("Via Roma", "Via Garibaldi", "Corso Italia", "Via dell'Industria"),
+              _IT_FIRST, _IT_LAST, "{street} {number}\n{postcode} {city}\nItaly",
+              "amministrazione"), 9),
+    (_Country("Ireland", ("en",), "EUR", "ie", "+353", ("Ltd", "DAC"),
+              (("Dublin", "D02 X285"), ("Cork", "T12 K8AF"), ("Galway", "H91 E2K3")),
+              ("Main Street", "Harbour Road", "Mill Lane", "Station Road"),
+              _EN_FIRST, _EN_LAST, "{number} {street}\n{city} {postcode}\nIreland",
+              "accounts"), 7),
+    (_Country("United Kingdom", ("en",), "GBP", "co.uk", "+44", ("Ltd", "PLC"),
+              (("Leeds", "LS1 4AP"), ("Bristol", "BS1 6QF"), ("Manchester", "M1 2WD"),
+               ("Norwich", "NR1 3JU")),
+              ("High Street", "Station Road", "Mill Lane", "Victoria Road"),
+              _EN_FIRST, _EN_LAST, "{number} {street}\n{city} {postcode}\nUnited Kingdom",
+              "accounts.payable"), 11),
+    (_Country("United States", ("en",), "USD", "com", "+1", ("Inc.", "LLC"),
+              (("Chicago", "IL 60607"), ("Denver", "CO 80202"), ("Columbus", "OH 43215"),
+               ("Portland", "OR 97204")),
+              ("Commerce Drive", "Main Street", "Industrial Parkway", "Lake Avenue"),
+              _EN_FIRST, _EN_LAST, "{number} {street}\n{city}, {postcode}\nUnited States",
+              "ap"), 8),
+]
+
+_STEMS = ("Alder", "Bluebrook", "Redstone", "Oakridge", "Silverline", "Kingfisher", "Greenfield",
+          "Harbour", "Summit", "Meridian", "Crescent", "Falcon", "Granite", "Linden", "Maple",
+          "Riverside", "Stonebridge", "Westhaven", "Juniper", "Orchard", "Beacon", "Cedar",
+          "Hollow Creek", "Ironbark", "Lakeside", "Northfield", "Pinecrest", "Quarry Hill",
+          "Saltmarsh", "Thornbury", "Vale", "Willow", "Ashford", "Brightwater", "Copperleaf",
+          "Fernhill", "Goldcrest", "Heron", "Kestrel", "Larkspur", "Millbrook", "Oakmont")
+
+# industry: (name endings, what they do, reasons particular to the trade)
+_INDUSTRIES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    Industry.MANUFACTURING: (
+        ("Precision Parts", "Metalworks", "Plastics", "Engineering", "Components", "Fabrication"),
+        ("Machine shop making precision-turned parts for the automotive industry.",
+         "Makes stainless-steel kitchen equipment for restaurants and hospitals.",
+         "Injection-moulds plastic housings for electronics makers.",
+         "Builds custom conveyor systems for food processors.",
+         "Produces powder-coated steel shelving for warehouses."),
+        ("Raw material certificates with every delivery", "We hold buffer stock for them",
+         "Our technical team helps with tolerances"),
+    ),
+    Industry.WHOLESALE: (
+        ("Trading", "Supply", "Distribution", "Wholesale", "Import & Export"),
+        ("Wholesaler of fasteners and fixings to hardware stores.",
+         "Distributes cleaning and hygiene products to facility managers.",
+         "Imports and distributes garden and outdoor products.",
+         "Regional distributor of electrical installation material."),
+        ("Pallet prices that leave them a margin", "Drop-shipping to their customers",
+         "EDI ordering straight from their ERP"),
+    ),
+    Industry.RETAIL: (
+        ("Home & Garden", "Outfitters", "Stores", "Hardware", "Interiors"),
+        ("Chain of hardware stores serving trades and DIY customers.",
+         "Independent outdoor-clothing retailer with a web shop.",
+         "Garden centres with a café and a landscaping service.",
+         "Kitchen and interiors showroom with installation service."),
+        ("Shelf-ready packaging", "Seasonal stock on consignment", "Marketing material for stores"),
+    ),
+    Industry.CONSTRUCTION: (
+        ("Builders", "Roofing", "Civil Engineering", "Construction", "Installations"),
+        ("Builds and renovates schools and other public buildings.",
+         "Roofing and façade contractor for commercial buildings.",
+         "Groundworks and civil engineering for housing developments.",
+         "Installs heating, ventilation and plumbing in new builds."),
+        ("Deliveries straight to the building site", "Call-off orders against one framework deal",
+         "Materials approved by their structural engineers"),
+    ),
+    Industry.HOSPITALITY: (
+        ("Hotels", "Catering", "Bistro Group", "Hospitality", "Events Catering"),
+        ("Runs four city hotels with conference rooms.",
+         "Contract caterer for offices and schools.",
+         "Group of bistros and a central kitchen.",
+         "Event caterer for weddings and trade fairs."),
+        ("Deliveries before the breakfast service", "Small minimum order quantities",
+         "Linen and consumables from one supplier"),
+    ),
+    Industry.HEALTHCARE: (
+        ("Medical Centre", "Care Homes", "Dental Practice", "Clinic", "Pharmacy Group"),
+        ("Operates six residential care homes.",
+         "Group dental practice with three locations.",
+         "Private outpatient clinic for orthopaedics.",
+         "Regional pharmacy group with its own compounding lab."),
+        ("Certified medical-grade products", "Batch traceability on every item",
+         "Emergency deliveries at weekends"),
+    ),
+    Industry.LOGISTICS: (
+        ("Freight", "Haulage", "Logistics", "Transport", "Cold Chain"),
+        ("Road haulage company with 60 trucks across the region.",
+         "Temperature-controlled warehousing and distribution.",
+         "Courier and same-day delivery service for businesses.",
+         "Freight forwarder specialising in sea containers."),
+        ("Spare parts for their fleet within 24 hours", "Service contracts for their depots",
+         "Fuel-card and tyre deals bundled in"),
+    ),
+    Industry.PROFESSIONAL: (
+        ("Consulting", "Accountants", "Legal", "Architects", "Advisory"),
+        ("Accountancy firm serving small and medium businesses.",
+         "Architecture practice focused on timber buildings.",
+         "Management consultants for the public sector.",
+         "Law firm specialising in employment law."),
+        ("Office supplies delivered to every branch", "One consolidated monthly invoice",
+         "Sustainably sourced products"),
+    ),
+    Industry.TECHNOLOGY: (
+        ("Software", "Systems", "Data", "Networks", "Digital"),
+        ("Builds warehouse-management software and sells the hardware with it.",
+         "Managed IT services for medical practices.",
+         "Installs and maintains fibre networks for business parks.",
+         "Data-centre operator with two sites."),
+        ("Hardware pre-configured before shipping", "Advance replacement of faulty units",
+         "Volume licences bundled with hardware"),
+    ),
+    Industry.PUBLIC: (
+        ("Facilities", "Water Board", "School Board", "Housing Association", "Transport Authority"),
+        # In step with the endings above: the name says which kind of body it is.
+        ("Municipal facilities department running schools, pools and offices.",
+         "Regional water authority maintaining pumping stations.",
+         "Runs the public schools of the district.",
+         "Housing association with 4,000 rented homes.",
+         "Public transport operator for the city region."),
+        ("We won their public tender", "Framework agreement with fixed prices",
+         "E-invoices that their procurement system accepts"),
+    ),
+    Industry.AGRICULTURE: (
+        ("Farms", "Dairy Cooperative", "Orchards", "Growers", "Food Processing"),
+        ("Dairy cooperative collecting milk from 120 farms.",
+         "Fruit grower and packer supplying supermarkets.",
+         "Greenhouse vegetable grower with its own packing line.",
+         "Bakery ingredients processor and mill."),
+        ("Food-grade certification on all products", "Harvest-season delivery slots",
+         "Payment terms that follow the harvest"),
+    ),
+    Industry.OTHER: (
+        ("Printing", "Cleaning Services", "Events", "Security", "Media"),
+        ("Commercial printer for packaging and labels.",
+         "Office and industrial cleaning company with 200 staff.",
+         "Trade-fair stand builder and event organiser.",
+         "Security services for retail parks."),
+        ("Consumables in every site's own delivery", "Account manager who visits every quarter",
+         "Price agreements renewed once a year"),
+    ),
+}
+
+_GENERAL_REASONS = (
+    "Next-day delivery from our regional warehouse",
+    "Consistent quality; almost no returns",
+    "Competitive prices on volume orders",
+    "A dedicated account manager who knows their business",
+    "Reliable stock availability, even in peak season",
+    "Good technical advice before they buy",
+    "We take back packaging and pallets",
+    "Certified supplier (ISO 9001) for their own audits",
+    "Short lead times on custom orders",
+    "Invoices that match their purchase orders line by line",
+    "Long-standing personal relationship with their management",
+    "Flexible delivery windows",
+)
+
+# text, typical interval in days, pattern, first, second
+_RHYTHMS = {
+    "month_start": ("Orders at the start of every month", 30, "monthly", 1, 4),
+    "mid_month": ("Orders mid-month, after their stock count", 30, "monthly", 13, 17),
+    "month_end": ("Orders at the end of each month", 30, "monthly", 25, 28),
+    "weekly": ("Standing weekly order, delivered on Mondays", 7, "weekly", 7, 0),
+    "fortnightly": ("Orders every other Thursday", 14, "weekly", 14, 3),
+    "six_weeks": ("Orders roughly every six weeks, when stock runs low", 42, "interval", 42, 0),
+    "quarterly": ("Orders quarterly, ahead of each season", 91, "interval", 91, 0),
+    # Offset 60 and little jitter: never more than three orders in the 548 days.
+    "half_yearly": ("Orders twice a year (spring and autumn)", 182, "interval", 182, 60),
+}
+_RHYTHM_WEIGHTS = {
+    "month_start": 22, "mid_month": 15, "month_end": 15, "weekly": 6, "fortnightly": 14,
+    "six_weeks": 14, "quarterly": 9,
+}
+
+_AP_RUN_DAYS = ([15, 30], [1, 15], [10, 25], [20], [5, 20], [28])
+
+_SPECIAL_BONDS = (
+    "Pays us first because we carried them through the 2024 flood with 90-day terms.",
+    "We rebuilt their stock at cost after their 2023 warehouse fire; the owner has not forgotten.",
+    "Their founder was our very first customer and still vouches for us with other accounts.",
+    "They pre-paid orders in spring 2020 to keep us going; we return the favour.",
+    "Our CEO and their owner co-founded the regional trade association.",
+    "We kept delivering during their 2022 restructuring; they pay us before anyone else.",
+    "Family business we have served for three generations.",
+    "Their owner sits on our customer advisory board.",
+)
+
+_NOTES = (
+    "Every invoice must quote their PO number; invoices without one are rejected by their AP.",
+    "Invoices go to the head office, not to the branches.",
+    "Year-end closing in December: no payments between 20 December and 5 January.",
+    "Prefers a phone call to a reminder letter.",
+    "Their AP team changed in spring; double-check the billing contact.",
+    "Disputes are usually about freight charges; check the delivery terms first.",
+    "Owner likes a visit from sales once a quarter.",
+    "Uses a factoring company for their own receivables; pays on the run days only.",
+)
+
+_CREDIT_REASONS = (
+    "Damaged in transit; goods returned",
+    "Price correction: contract price not applied",
+    "Short delivery: two cartons missing",
+    "Volume rebate for the quarter",
+    "Duplicate freight charge",
+)
+
+_BEST_TIMES = ("Tue–Thu mornings", "After 2 pm", "Mon–Fri 9–11", "Not on Fridays",
+               "Mornings before 10", "Wednesday afternoons", "", "", "")
+
+_CONTACT_NOTES = ("Works part-time, Monday to Wednesday.", "Prefers to be addressed formally.",
+                  "Copy the shared AP mailbox on every e-mail.", "Answers e-mail within a day.")
+
+_ARCHETYPE_SHARES = [  # percent of customers
+    (PROMPT, 35),
+    (OCCASIONAL_SLIP, 20),
+    (SYSTEMATIC_LATE, 17),
+    (NEW, 15),
+    (DISTRESSED, 9),
+    (SPECIAL_BOND, 4),
+]
+
+_CENTS_TO_DECIMAL = Decimal("0.01")
+
+
+def _money(cents: int) -> Decimal:
+    return (Decimal(cents) * _CENTS_TO_DECIMAL).quantize(_CENTS_TO_DECIMAL)
+
+
+def _ascii(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in plain.lower() if ch.isalnum())
+
+
+def _day(days: int) -> dt.timedelta:
+    return dt.timedelta(days=days)
+
+
+def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(hour, minute)))
+
+
+def _archetype_mix(n: int) -> list[str]:
+    """How many customers of each archetype: the shares, with at least three of
+    each (fewer for tiny counts) so every segment shows up in a small demo."""
+    floor = min(3, n // len(_ARCHETYPE_SHARES))
+    counts = {kind: max(n * share // 100, floor) for kind, share in _ARCHETYPE_SHARES}
+    counts[PROMPT] += n - sum(counts.values())
+    return [kind for kind, count in counts.items() for _ in range(count)]
+
+
+# --- Planning -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Bill:
+    """An invoice being planned, with amounts in cents."""
+
+    invoice: Invoice
+    cents: int
+    planned: dt.date | None = None  # the day it is paid in full; None: still open today
+    credit_cents: int = 0
+    split: tuple[dt.date, int] | None = None  # (day, cents) of a first part payment
+
+
+@dataclass
+class _Receipt:
+    """One payment and what it pays: [(bill, cents)]."""
+
+    received_on: dt.date
+    kind: str  # single, run, part, on_account, cod, prepayment
+    lines: list[tuple[_Bill, int]] = field(default_factory=list)
+    payment: Payment | None = None
+
+
+@dataclass
+class _Account:
+    customer: Customer
+    archetype: str
+    country: _Country
+    city: str
+    rhythm: str
+    order_cents: int
+    method: str
+    batches: bool
+    requires_po: bool = False
+    trouble: dt.date | None = None  # distressed: the first due date it could not pay
+    referrer: Customer | None = None  # set on the customer once both are saved
+    contacts: list[Contact] = field(default_factory=list)
+    bills: list[_Bill] = field(default_factory=list)
+    receipts: list[_Receipt] = field(default_factory=list)
+    credits: list[tuple[CreditNote, _Bill]] = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self, rng: random.Random, *, today: dt.date, users: dict[str, User]):
+        self.rng = rng
+        self.today = today
+        self.start = today - _day(HISTORY_DAYS)
+        self.users = users
+        self.accounts: list[_Account] = []
+        self.absences: list[ContactAbsence] = []
+        self.events: list[TimelineEvent] = []
+        self.credit_numbers: Counter[int] = Counter()  # last credit-note number per year
+        self._names: set[str] = set()
+        self._absence_plan: list[tuple[_Account, str]] = []
+
+    # The order of the rng calls below is part of the output: keep it fixed.
+    def plan(self, n: int) -> None:
+        rng = self.rng
+        archetypes = _archetype_mix(n)
+        rng.shuffle(archetypes)
+        for index, archetype in enumerate(archetypes):
+            self.accounts.append(self._account(index, archetype))
+        # Older customers get the lower account numbers, as in any ERP.
+        self.accounts.sort(key=lambda a: (a.customer.customer_since, a.customer.name))
+        for number, account in enumerate(self.accounts, start=10001):
+            account.customer.account_number = f"C{number}"
+        self._referrals()
+        for account in self.accounts:
+            self._contacts(account)
+            self._invoices(account)
+            self._history(account)
+        self._extras()
+        self._number_documents()
+        self._settle()
+
+    def _account(self, index: int, archetype: str) -> _Account:
+        rng, today = self.rng, self.today
+        country = rng.choices([c for c, _ in _COUNTRIES], [w for _, w in _COUNTRIES])[0]
+        # Bonds are personal, and a public body has no owner to have one with.
+        industries = [i for i in Industry if archetype != SPECIAL_BOND or i != Industry.PUBLIC]
+        industry = rng.choice(industries)
+        endings, what, trade_reasons = _INDUSTRIES[industry]
+        name, city, ending = self._company_name(rng, country, industry, endings)
+        if industry == Industry.PUBLIC:
+            what = (what[endings.index(ending)],)
+
+        if archetype == NEW:
+            occasional = rng.random() < 0.3
+            since = today - _day(rng.randint(600, 3000) if occasional else rng.randint(15, 150))
+        elif archetype == SPECIAL_BOND:
+            occasional, since = False, today - _day(rng.randint(4 * 365, 25 * 365))
+        else:
+            occasional, since = False, today - _day(rng.randint(400, 20 * 365))
+
+        if occasional:
+            rhythm = "half_yearly"
+        else:
+            weights = dict(_RHYTHM_WEIGHTS)
+            if (today - since).days < 600:
+                weights.pop("quarterly")  # too few settled invoices to judge otherwise
+            if archetype == DISTRESSED:  # needs an order in the weeks before it stopped paying
+                for slow in ("six_weeks", "quarterly"):
+                    weights.pop(slow, None)
+            rhythm = rng.choices(list(weights), list(weights.values()))[0]
+        interval = _RHYTHMS[rhythm][1]
+
+        # Monthly spend tiers; one order is the spend over the ordering interval.
+        monthly = rng.choices([800, 1_500, 3_000, 6_000, 12_000, 25_000, 50_000],
+                              [10, 18, 24, 20, 14, 9, 5])[0]
+        order_cents = monthly * 100 * interval // 30
+
+        terms_type, terms = TermsType.STANDARD, rng.choices([30, 45, 60, 14], [55, 20, 17, 8])[0]
+        if archetype in (PROMPT, NEW) and not occasional and rng.random() < 0.12:
+            terms_type, terms = rng.choice([TermsType.COD, TermsType.PREPAYMENT]), 0
+        if terms_type == TermsType.STANDARD:
+            credit = max(monthly * (terms // 30 + 1) * 2, 1_000)
+            credit = credit // 1_000 * 1_000 if credit < 20_000 else credit // 5_000 * 5_000
+        else:
+            credit = 0
+
+        if terms_type == TermsType.COD:
+            method = rng.choice([PaymentMethod.CARD, PaymentMethod.CASH])
+        elif terms_type == TermsType.PREPAYMENT:
+            method = PaymentMethod.BANK_TRANSFER
+        else:
+            method = rng.choices(
+                [PaymentMethod.BANK_TRANSFER, PaymentMethod.DIRECT_DEBIT, PaymentMethod.CHEQUE],
+                [80, 12 if archetype == PROMPT else 0, 8],
+            )[0]
+        # Frequent orderers who pay on time settle them in AP payment runs, so one
+        # payment covers several invoices.
+        on_time_payer = archetype in (PROMPT, OCCASIONAL_SLIP, NEW, SPECIAL_BOND)
+        run_days: list[int] = []
+        if (
+            terms_type == TermsType.STANDARD
+            and method == PaymentMethod.BANK_TRANSFER
+            and ((on_time_payer and interval <= 14) or rng.random() < 0.45)
+        ):
+            run_days = list(rng.choice(_AP_RUN_DAYS))
+        batches = on_time_payer and bool(run_days)
+
+        reasons = rng.sample(list(trade_reasons), 2) + rng.sample(
+            list(_GENERAL_REASONS), rng.randint(1, 3)
+        )
+        rng.shuffle(reasons)
+        notes = [rng.choice(_NOTES)] if rng.random() < 0.35 else []
+        requires_po = bool(notes) and notes[0].startswith("Every invoice must quote")
+        special_bond = rng.choice(_SPECIAL_BONDS) if archetype == SPECIAL_BOND else ""
+        on_hold = archetype == DISTRESSED and rng.random() < 0.67
+        if archetype == DISTRESSED:
+            notes.append("Orders have dried up and payments stopped; owner not returning calls."
+                         if not on_hold else
+                         "On credit hold until the overdue balance is cleared or a plan agreed.")
+        staff = rng.choice([12, 25, 40, 60, 90, 150, 300])
+        sales = self.users["manager"] if monthly >= 25_000 else self.users["sam"]
+
+        customer = Customer(
+            name=name,
+            legal_name=f"{name} {rng.choice(country.legal_forms)}"
+            if industry != Industry.PUBLIC else name,
+            industry=industry,
+            business_description=f"{rng.choice(what)} About {staff} staff, based in {city}.",
+            buying_reasons=reasons,
+            customer_since=since,
+            collector=self.users[COLLECTORS[index % len(COLLECTORS)]],
+            relationship_owner=sales,
+            special_bond=special_bond,
+            currency=country.currency,
+            credit_limit_amount=Decimal(credit),
+            terms_type=terms_type,
+            payment_terms_days=terms,
+            on_credit_hold=on_hold,
+            ap_run_days=run_days,
+            ordering_rhythm=_RHYTHMS[rhythm][0],
+            typical_order_interval_days=interval,
+            notes="\n".join(notes),
+        )
+        customer.clean()
+        return _Account(customer, archetype, country, city, rhythm, order_cents, method,
+                        batches, requires_po=requires_po)
+
+    def _company_name(
+        self, rng: random.Random, country: _Country, industry: str, endings: tuple[str, ...]
+    ) -> tuple[str, str, str]:
+        """A company name not used yet, the city it is based in, and its ending."""
+        for attempt in range(60):
+            city = rng.choice(country.cities)[0]
+            ending = rng.choice(endings)
+            if industry == Industry.PUBLIC:  # named after the place it serves
+                area = rng.choice(["North", "South", "East", "West"]) if attempt >= 20 else ""
+                name = f"{area} {city} {ending}".strip()
+            else:
+                maker = rng.choice(country.last_names if rng.random() < 0.45 else _STEMS)
+                name = f"{maker} {ending}" if attempt < 20 else f"{maker} {ending} {city}"
+            if attempt >= 40:
+                name = f"{name} {attempt}"
+            if name not in self._names:
+                self._names.add(name)
+                return name, city, ending
+        raise RuntimeError("ran out of company names")  # 60 tries always find one
+
+    def _referrals(self) -> None:
+        """About one in eight customers came through another, older one; a few
+        ambassadors bring several."""
+        rng = self.rng
+        ambassadors = [a for a in self.accounts if a.archetype in (PROMPT, SPECIAL_BOND)]
+        ambassadors = ambassadors[: max(1, len(ambassadors) // 4)]  # the oldest ones
+        for account in self.accounts:
+            customer = account.customer
+            if rng.random() >= 0.12:
+                continue
+            older = [a.customer for a in ambassadors
+                     if a.customer.customer_since <= customer.customer_since - _day(60)]
+            if older:
+                account.referrer = rng.choice(older)
+                note = f"Came to us through {account.referrer.name}."
+                customer.notes = f"{customer.notes}\n{note}".strip()
+
+    def _contacts(self, account: _Account) -> None:
+        rng, country = self.rng, account.country
+        customer = account.customer
+        count = rng.choices([1, 2, 3, 4], [15, 35, 35, 15])[0]
+        if account is self.accounts[0]:
+            count = max(count, 2)  # someone must be able to stand in for an absence
+        roles = [ContactRole.AP]
+        if count >= 2:
+            roles.append(ContactRole.PRINCIPAL if rng.random() < 0.8 else ContactRole.PURCHASING)
+        if count >= 3:
+            roles.append(
+                ContactRole.PURCHASING if roles[1] == ContactRole.PRINCIPAL else ContactRole.OTHER
+            )
+        if count >= 4:
+            roles.append(ContactRole.OTHER)
+        domain = f"{_ascii(customer.name.split()[0])}-{_ascii(customer.name.split()[-1])}"
+        domain = f"{domain}.{country.tld}"
+        city = account.city
+        postcode = next(code for name, code in country.cities if name == city)
+        address = country.address.format(
+            number=rng.randint(1, 180), street=rng.choice(country.streets),
+            postcode=postcode, city=city,
+        )
+        people = rng.sample(
+            [(f, last) for f in country.first_names for last in country.last_names], count
+        )
+        for role, (first, last) in zip(roles, people, strict=True):
+            language = rng.choice(country.languages)
+            if language != Language.EN and rng.random() < 0.15:
+                language = Language.EN  # speaks English with us
+            email = f"{_ascii(first)}.{_ascii(last)}@{domain}"
+            phone = (f"{country.phone_prefix} {rng.randint(20, 99)} "
+                     f"{rng.randint(100, 999)} {rng.randint(1000, 9999)}")
+            postal = ""
+            delivery, reminder = InvoiceDelivery.PDF_EMAIL, ReminderChannel.EMAIL
+            title = {
+                ContactRole.PRINCIPAL: rng.choice(
+                    ["Director", "Head of Finance"] if customer.industry == Industry.PUBLIC
+                    else ["Owner", "Managing Director", "CEO", "Founder"]
+                ),
+                ContactRole.PURCHASING: rng.choice(["Purchasing Manager", "Buyer",
+                                                    "Procurement Lead"]),
+                ContactRole.OTHER: rng.choice(["Financial Controller", "Office Manager"]),
+            }.get(role, "")
+            if role == ContactRole.AP:
+                title = rng.choice(["Accounts Payable Clerk", "Bookkeeper", "AP Specialist",
+                                    "Finance Assistant"])
+                if rng.random() < 0.3:
+                    email = f"{country.ap_mailbox}@{domain}"  # the shared AP mailbox
+                if customer.industry == Industry.PUBLIC:
+                    delivery = InvoiceDelivery.E_INVOICE
+                else:
+                    delivery = rng.choices(list(InvoiceDelivery), [30, 55, 15])[0]
+                reminder = rng.choices(list(ReminderChannel), [70, 18, 12])[0]
+                if rng.random() < 0.05:  # the old-fashioned office: no e-mail at all
+                    email, delivery = "", InvoiceDelivery.PAPER
+                    reminder = rng.choice([ReminderChannel.PHONE, ReminderChannel.LETTER])
+            elif role == ContactRole.PRINCIPAL:
+                reminder = rng.choice([ReminderChannel.PHONE, ReminderChannel.EMAIL])
+            if (
+                delivery == InvoiceDelivery.PAPER
+                or reminder == ReminderChannel.LETTER
+                or rng.random() < 0.2
+            ):
+                attention = f"Attn. {first} {last}"
+                postal = f"{customer.legal_name or customer.name}\n{attention}\n{address}"
+            contact = Contact(
+                customer=customer,
+                name=f"{first} {last}",
+                job_title=title,
+                role=role,
+                email=email,
+                phone=phone,
+                postal_address=postal,
+                language=language,
+                invoice_delivery=delivery,
+                reminder_channel=reminder,
+                best_time_to_call=rng.choice(_BEST_TIMES),
+                is_primary_billing=role == ContactRole.AP,
+                notes=rng.choice(_CONTACT_NOTES) if rng.random() < 0.1 else "",
+            )
+            contact.clean()
+            account.contacts.append(contact)
+
+    def _invoices(self, account: _Account) -> None:
+        rng, customer = self.rng, account.customer
+        _, interval, pattern, first, second = _RHYTHMS[account.rhythm]
+        start = max(customer.customer_since, self.start)
+        end = self.today
+        if account.archetype == DISTRESSED:
+            account.trouble = self.today - _day(rng.randint(100, 190))
+            end = account.trouble + _day(10)  # orders stopped soon after
+        dates: list[dt.date] = []
+        if pattern == "monthly":
+            year, month = start.year, start.month
+            while (year, month) <= (end.year, end.month):
+                day = min(rng.randint(first, second), calendar.monthrange(year, month)[1])
+                issued = dt.date(year, month, day)
+                if start <= issued <= end and rng.random() > 0.04:
+                    dates.append(issued)
+                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        elif pattern == "weekly":
+            issued = start + _day((second - start.weekday()) % 7)
+            while issued <= end:
+                if rng.random() > 0.05:  # holidays
+                    dates.append(issued)
+                issued += _day(first)
+        else:
+            jitter = interval // 12
+            issued = start + _day(second + rng.randint(0, interval // 2))
+            while issued <= end:
+                dates.append(issued)
+                issued += _day(interval + rng.randint(-jitter, jitter))
+        for issued in dates:
+            cents = rng.randint(account.order_cents * 7 // 10, account.order_cents * 13 // 10)
+            invoice = Invoice(
+                customer=customer,
+                issue_date=issued,
+                due_date=issued + _day(customer.payment_terms_days),
+                currency=customer.currency,
+                total_amount=_money(cents),
+                po_reference=f"PO-{rng.randint(100000, 999999)}" if account.requires_po else "",
+            )
+            account.bills.append(_Bill(invoice, cents))
+
+    # -- Payment history by archetype --
+
+    def _on_time(self, account: _Account, invoice: Invoice) -> dt.date:
+        """A payment day on or before the due date; an AP run day when the
+        customer pays in runs."""
+        terms = account.customer.payment_terms_days
+        if terms == 0:  # C.O.D. or prepayment: paid on delivery
+            return invoice.issue_date
+        paid = invoice.due_date - _day(self.rng.randint(0, min(8, terms // 4)))
+        if account.batches:
+            run_days = account.customer.ap_run_days
+            for back in range(15):
+                day = paid - _day(back)
+                if day < invoice.issue_date:
+                    break
+                last = calendar.monthrange(day.year, day.month)[1]
+                if day.day in run_days or (day.day == last and max(run_days) > last):
+                    return day
+        return max(paid, invoice.issue_date)
+
+    def _history(self, account: _Account) -> None:
+        """Plan the day each invoice is paid in full, or None if it is open today."""
+        rng, today = self.rng, self.today
+        invoices = [bill.invoice for bill in account.bills]
+        kind = account.archetype
+        if kind == SPECIAL_BOND:
+            kind = PROMPT if rng.random() < 0.6 else "bond_late"
+        paid: list[dt.date | None] = []
+        if kind in (PROMPT, OCCASIONAL_SLIP):
+            paid = [self._on_time(account, i) for i in invoices]
+        if kind == OCCASIONAL_SLIP:
+            # The misplaced invoice: within the year, and long enough ago to be settled.
+            candidates = [n for n, i in enumerate(invoices)
+                          if today - _day(365) <= i.due_date <= today - _day(16)]
+            # Two misses only among ten or more, or "most invoices late" comes close.
+            misses = 2 if len(candidates) >= 10 else 1
+            for n in rng.sample(candidates, min(misses, len(candidates))):
+                paid[n] = invoices[n].due_date + _day(rng.randint(5, 15))
+            recent = [n for n, i in enumerate(invoices)
+                      if today - _day(12) <= i.due_date <= today - _day(3)]
+            if recent and rng.random() < 0.5:
+                paid[recent[-1]] = None  # a few days overdue right now
+        elif kind == SYSTEMATIC_LATE:
+            usual = rng.randint(15, 24)
+            on_time = set(rng.sample(range(len(invoices)), len(invoices) // 6))
+            for n, invoice in enumerate(invoices):
+                if n in on_time:
+                    paid.append(invoice.due_date)
+                elif invoice.due_date < today - _day(405):
+                    # Settled before the 365-day window: the old habit was worse.
+                    paid.append(invoice.due_date + _day(usual + rng.randint(-4, 16)))
+                else:
+                    # At most 29 days late: always this late is systematic, not
+                    # deteriorating (distress starts at 30 days over the last 90).
+                    paid.append(invoice.due_date + _day(usual + rng.randint(-4, 5)))
+        elif kind == "bond_late":
+            paid = [i.due_date + _day(rng.randint(3, 20)) for i in invoices]
+        elif kind == NEW:
+            paid = [self._on_time(account, i) if rng.random() < 0.75
+                    else i.due_date + _day(rng.randint(1, 6)) for i in invoices]
+        elif kind == DISTRESSED:
+            for invoice in invoices:
+                if invoice.due_date >= account.trouble:
+                    paid.append(None)
+                elif invoice.due_date >= account.trouble - _day(90):
+                    paid.append(invoice.due_date + _day(rng.randint(25, 55)))  # slipping
+                else:
+                    paid.append(invoice.due_date + _day(rng.randint(-2, 4)))
+            if invoices and all(paid):
+                paid[-1] = None
+        for bill, day in zip(account.bills, paid, strict=True):
+            bill.planned = day if day is not None and day <= today else None
+
+    def _extras(self) -> None:
+        """Credit notes, split payments, payments on account and absences, on a
+        chosen few accounts (at least one of each)."""
+        rng, today = self.rng, self.today
+        standard = [a for a in self.accounts
+                    if a.customer.terms_type == TermsType.STANDARD and a.bills]
+
+        # Credit notes, allocated to the invoice they correct before it is paid.
+        for account in rng.sample(standard, min(len(standard), max(2, len(self.accounts) // 10))):
+            for bill in rng.sample(account.bills, min(2, len(account.bills))):
+                invoice = bill.invoice
+                issued = invoice.issue_date + _day(rng.randint(2, 12))
+                issued = min(issued, bill.planned or today, today)
+                bill.credit_cents = bill.cents * rng.randint(5, 25) // 100
+                note = CreditNote(customer=account.customer, invoice=invoice, issued_on=issued,
+                                  currency=invoice.currency, amount=_money(bill.credit_cents),
+                                  reason=rng.choice(_CREDIT_REASONS))
+                account.credits.append((note, bill))
+
+        # One invoice settled by two payments: a part first, the rest on the planned day.
+        splittable = [a for a in standard if a.archetype != DISTRESSED]
+        for account in rng.sample(splittable,
+                                  min(len(splittable), max(1, len(self.accounts) // 12))):
+            settled = [b for b in account.bills
+                       if b.planned and (b.planned - b.invoice.issue_date).days >= 10
+                       and not b.credit_cents]
+            if settled:
+                bill = rng.choice(settled)
+                first = max(bill.planned - _day(rng.randint(5, 15)), bill.invoice.issue_date)
+                bill.split = (first, bill.cents * rng.randint(40, 60) // 100)
+
+        # Distressed customers pay something on account of their oldest open invoice.
+        for account in self.accounts:
+            open_ = [b for b in account.bills if b.planned is None]
+            if account.archetype == DISTRESSED and open_ and rng.random() < 0.5:
+                oldest = open_[0]
+                day = max(today - _day(rng.randint(10, 60)), oldest.invoice.issue_date)
+                part = oldest.cents * rng.randint(20, 50) // 100
+                account.receipts.append(_Receipt(day, "on_account", [(oldest, part)]))
+
+        # Absences: the billing contact away today with a stand-in, another
+        # contact away today without one, and some past and future ones.
+        many = [a for a in self.accounts if len(a.contacts) >= 2]
+        chosen = rng.sample(many, min(len(many), max(4, len(self.accounts) // 30)))
+        for n, account in enumerate(chosen):
+            self._absence_plan.append((account, ["today", "today_alone"][n] if n < 2 else "other"))
+
+    def _absence(self, account: _Account, kind: str) -> ContactAbsence:
+        rng, today = self.rng, self.today
+        away, *others = account.contacts  # the primary billing contact comes first
+        if kind == "today":
+            delegate = others[0]
+            starts, ends = today - _day(rng.randint(2, 7)), today + _day(rng.randint(5, 12))
+            note = f"On vacation; send invoices and reminders to {delegate.name} instead."
+        elif kind == "today_alone":
+            away, delegate = others[0], None
+            starts, ends = today - _day(rng.randint(1, 4)), today + _day(rng.randint(2, 6))
+            note = "Away at a trade fair; back next week."
+        else:
+            delegate = others[0] if rng.random() < 0.7 else None
+            starts = today + _day(rng.choice([-120, -60, -30, 20, 45, 90]))
+            ends = starts + _day(rng.choice([4, 9, 14, 20]))
+            reason = rng.choice(["On vacation", "Parental leave", "Sick leave", "Training course"])
+            note = f"{reason}; send to {delegate.name} instead." if delegate else reason
+        return ContactAbsence(contact=away, starts_on=starts, ends_on=ends,
+                              delegate=delegate, note=note)
+
+    def _number_documents(self) -> None:
+        """Invoice and credit-note numbers rise with the date across all customers."""
+        rows = sorted(
+            ((b.invoice.issue_date, a.customer.account_number, n, b.invoice)
+             for a in self.accounts for n, b in enumerate(a.bills)),
+            key=lambda row: row[:3],
+        )
+        per_year: Counter[int] = Counter()
+        for issued, _, _, invoice in rows:
+            per_year[issued.year] += 1
+            invoice.number = f"INV-{issued.year}-{per_year[issued.year]:06d}"
+        notes = sorted(
+            ((note.issued_on, a.customer.account_number, n, note)
+             for a in self.accounts for n, (note, _) in enumerate(a.credits)),
+            key=lambda row: row[:3],
+        )
+        for issued, _, _, note in notes:
+            self.credit_numbers[issued.year] += 1
+            note.number = f"CN-{issued.year}-{self.credit_numbers[issued.year]:05d}"
+
+    def _settle(self) -> None:
+        """Turn the planned days into payments, then derive each invoice's open
+        amount, status and settlement day from what was allocated to it."""
+        for account in self.accounts:
+            kind = {TermsType.COD: "cod", TermsType.PREPAYMENT: "prepayment"}.get(
+                account.customer.terms_type, "single"
+            )
+            runs: dict[dt.date, _Receipt] = {}
+            for bill in account.bills:
+                if bill.planned is None:
+                    continue
+                rest = bill.cents - bill.credit_cents
+                if bill.split:
+                    first, part = bill.split
+                    account.receipts.append(_Receipt(first, "part", [(bill, part)]))
+                    account.receipts.append(_Receipt(bill.planned, "part", [(bill, rest - part)]))
+                elif account.batches and bill.planned <= bill.invoice.due_date:
+                    if bill.planned not in runs:
+                        runs[bill.planned] = _Receipt(bill.planned, "run")
+                        account.receipts.append(runs[bill.planned])
+                    runs[bill.planned].lines.append((bill, rest))
+                else:
+                    account.receipts.append(_Receipt(bill.planned, kind, [(bill, rest)]))
+            account.receipts.sort(key=lambda r: r.received_on)
+
+            allocated: dict[int, list[tuple[dt.date, int]]] = {}
+            for receipt in account.receipts:
+                for bill, cents in receipt.lines:
+                    allocated.setdefault(id(bill), []).append((receipt.received_on, cents))
+            for note, bill in account.credits:
+                allocated.setdefault(id(bill), []).append((note.issued_on, bill.credit_cents))
+            for bill in account.bills:
+                invoice, parts = bill.invoice, allocated.get(id(bill), [])
+                open_cents = bill.cents - sum(cents for _, cents in parts)
+                if open_cents < 0:
+                    raise RuntimeError(f"planned to overpay {invoice.number}")
+                invoice.open_amount = _money(open_cents)
+                if open_cents == 0:
+                    invoice.status = InvoiceStatus.PAID
+                    invoice.settled_on = max(day for day, _ in parts)
+                else:
+                    invoice.status, invoice.settled_on = InvoiceStatus.OPEN, None
+
+    # --- Saving ---------------------------------------------------------------------------
+
+    def save(self) -> None:
+        Customer.objects.bulk_create([a.customer for a in self.accounts], batch_size=BATCH_SIZE)
+        referred = [a for a in self.accounts if a.referrer]
+        for account in referred:
+            account.customer.referred_by = account.referrer
+        Customer.objects.bulk_update(
+            [a.customer for a in referred], ["referred_by"], batch_size=BATCH_SIZE
+        )
+
+        Contact.objects.bulk_create(
+            [c for a in self.accounts for c in a.contacts], batch_size=BATCH_SIZE
+        )
+        for account, kind in self._absence_plan:
+            absence = self._absence(account, kind)
+            absence.clean()  # needs the contacts' customer ids, so after they are saved
+            self.absences.append(absence)
+        ContactAbsence.objects.bulk_create(self.absences, batch_size=BATCH_SIZE)
+
+        Invoice.objects.bulk_create(
+            [b.invoice for a in self.accounts for b in a.bills], batch_size=BATCH_SIZE
+        )
+        CreditNote.objects.bulk_create(
+            [note for a in self.accounts for note, _ in a.credits], batch_size=BATCH_SIZE
+        )
+        payments = []
+        for account in self.accounts:
+            for receipt in account.receipts:
+                receipt.payment = Payment(
+                    customer=account.customer,
+                    received_on=receipt.received_on,
+                    currency=account.customer.currency,
+                    amount=_money(sum(cents for _, cents in receipt.lines)),
+                    method=account.method,
+                    reference=_reference(receipt),
+                )
+                payments.append(receipt.payment)
+        Payment.objects.bulk_create(payments, batch_size=BATCH_SIZE)
+        allocations = [
+            Allocation(invoice=bill.invoice, payment=receipt.payment, amount=_money(cents),
+                       allocated_on=receipt.received_on)
+            for a in self.accounts for receipt in a.receipts for bill, cents in receipt.lines
+        ] + [
+            Allocation(invoice=bill.invoice, credit_note=note, amount=_money(bill.credit_cents),
+                       allocated_on=note.issued_on)
+            for a in self.accounts for note, bill in a.credits
+        ]
+        Allocation.objects.bulk_create(allocations, batch_size=BATCH_SIZE)
+
+        # Credit notes issued later must not reuse a number handed out here.
+        DocumentCounter.objects.bulk_create(
+            [DocumentCounter(prefix=f"CN-{year}-", next_value=last + 1)
+             for year, last in sorted(self.credit_numbers.items())]
+        )
+        self._timeline()
+        TimelineEvent.objects.bulk_create(self.events, batch_size=BATCH_SIZE)
+
+    def _timeline(self) -> None:
+        """What happened on each account, dated on the documents: the account
+        opening first thing in the morning, invoices at 8, payments at 11."""
+        types = ContentType.objects.get_for_models(Invoice, Payment, CreditNote)
+        events = self.events
+        for account in self.accounts:
+            customer, referrer = account.customer, account.customer.referred_by
+            events.append(TimelineEvent(
+                customer=customer, kind=EventKind.ACCOUNT_CREATED,
+                occurred_at=_at(customer.customer_since, 7, 30),
+                summary=f"Account opened for {customer.name}"
+                + (f", referred by {referrer.name}" if referrer else ""),
+                details={"account_number": customer.account_number,
+                         "referred_by": referrer.account_number if referrer else None},
+            ))
+            for bill in account.bills:
+                invoice = bill.invoice
+                events.append(TimelineEvent(
+                    customer=customer, kind=EventKind.INVOICE_ISSUED,
+                    occurred_at=_at(invoice.issue_date, 8),
+                    summary=f"Invoice {invoice.number} issued: "
+                    f"{format_money(invoice.total_amount, invoice.currency)}, "
+                    f"due {invoice.due_date:%d %b %Y}",
+                    details={"number": invoice.number, "amount": str(invoice.total_amount),
+                             "currency": invoice.currency,
+                             "due_date": invoice.due_date.isoformat()},
+                    subject_type=types[Invoice], subject_id=invoice.pk,
+                ))
+                if invoice.status == InvoiceStatus.PAID:
+                    late = invoice.days_late(on=self.today)
+                    events.append(TimelineEvent(
+                        customer=customer, kind=EventKind.INVOICE_PAID,
+                        occurred_at=_at(invoice.settled_on, 11, 5),
+                        summary=f"Invoice {invoice.number} paid in full"
+                        + (f", {late} days late" if late else ""),
+                        details={"number": invoice.number, "days_late": late},
+                        subject_type=types[Invoice], subject_id=invoice.pk,
+                    ))
+            for note, bill in account.credits:
+                events.append(TimelineEvent(
+                    customer=customer, kind=EventKind.CREDIT_NOTE,
+                    occurred_at=_at(note.issued_on, 9, 30),
+                    summary=f"Credit note {note.number} for "
+                    f"{format_money(note.amount, note.currency)} on {bill.invoice.number}: "
+                    f"{note.reason}",
+                    details={"number": note.number, "amount": str(note.amount),
+                             "currency": note.currency, "invoice": bill.invoice.number},
+                    subject_type=types[CreditNote], subject_id=note.pk,
+                ))
+            for receipt in account.receipts:
+                payment = receipt.payment
+                numbers = [bill.invoice.number for bill, _ in receipt.lines]
+                applied = numbers[0] if len(numbers) == 1 else f"{len(numbers)} invoices"
+                events.append(TimelineEvent(
+                    customer=customer, kind=EventKind.PAYMENT_RECEIVED,
+                    occurred_at=_at(payment.received_on, 11),
+                    summary=f"Payment of {format_money(payment.amount, payment.currency)} "
+                    f"received ({payment.get_method_display().lower()}), applied to {applied}",
+                    details={"amount": str(payment.amount), "currency": payment.currency,
+                             "reference": payment.reference, "invoices": numbers},
+                    subject_type=types[Payment], subject_id=payment.pk,
+                ))
+
+
+def _reference(receipt: _Receipt) -> str:
+    first = receipt.lines[0][0].invoice.number
+    if len(receipt.lines) == 1 and receipt.kind == "run":
+        return first
+    return {
+        "run": f"Payment run {receipt.received_on:%d.%m.%Y}: {len(receipt.lines)} invoices",
+        "part": f"{first} part payment",
+        "on_account": f"On account {first}",
+        "cod": f"Cash on delivery {first}",
+        "prepayment": f"Prepayment {first}",
+    }.get(receipt.kind, first)

@@ -1,0 +1,309 @@
+"""`manage.py seed_demo`: a believable demo database, the same every time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.core.management.color import no_style
+from django.db import connection
+from django.db.models import Count, F, Max, Q, Sum, Value
+from django.db.models.functions import Coalesce
+
+from ar_collections.models import (
+    Allocation,
+    CreditNote,
+    DocumentCounter,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentBehaviour,
+)
+from arcrm.demo import DEMO_PASSWORD
+from arcrm.money import ZERO
+from arcrm.roles import COLLECTOR, MANAGER, VIEWER
+from customers.models import (
+    Contact,
+    ContactAbsence,
+    Customer,
+    EventKind,
+    Segment,
+    TermsType,
+    TimelineEvent,
+)
+
+TODAY = dt.date(2025, 6, 30)
+CUSTOMERS = 60
+
+
+def seed(*extra: str, seed: int = 7) -> str:
+    out = StringIO()
+    call_command(
+        "seed_demo", f"--customers={CUSTOMERS}", f"--today={TODAY}", f"--seed={seed}", *extra,
+        stdout=out,
+    )
+    return out.getvalue()
+
+
+@pytest.fixture
+def seeded(db) -> str:
+    return seed()
+
+
+def digest() -> str:
+    """A fingerprint of everything seeded that does not depend on primary keys
+    or the wall clock."""
+    rows = [
+        Customer.objects.order_by("account_number").values_list(
+            "account_number", "name", "legal_name", "industry", "business_description",
+            "buying_reasons", "customer_since", "collector__username",
+            "relationship_owner__username", "special_bond", "referred_by__account_number",
+            "currency", "credit_limit_amount", "terms_type", "payment_terms_days",
+            "on_credit_hold", "ap_run_days", "ordering_rhythm", "typical_order_interval_days",
+            "notes", "segment", "segment_reason",
+        ),
+        Contact.objects.order_by("customer__account_number", "name").values_list(
+            "customer__account_number", "name", "job_title", "role", "email", "phone",
+            "postal_address", "language", "invoice_delivery", "reminder_channel",
+            "best_time_to_call", "is_primary_billing", "notes",
+        ),
+        ContactAbsence.objects.order_by("contact__customer__account_number", "starts_on")
+        .values_list("contact__name", "starts_on", "ends_on", "delegate__name", "note"),
+        Invoice.objects.order_by("number").values_list(
+            "number", "customer__account_number", "issue_date", "due_date", "currency",
+            "total_amount", "open_amount", "status", "settled_on", "po_reference",
+        ),
+        CreditNote.objects.order_by("number").values_list(
+            "number", "customer__account_number", "invoice__number", "issued_on", "amount",
+            "reason",
+        ),
+        Payment.objects.order_by("customer__account_number", "received_on", "reference", "amount")
+        .values_list("customer__account_number", "received_on", "amount", "method", "reference"),
+        Allocation.objects.order_by(
+            "invoice__number", "allocated_on", "credit_note__number", "payment__reference", "amount"
+        ).values_list(
+            "invoice__number", "payment__reference", "credit_note__number", "amount",
+            "allocated_on",
+        ),
+        # The segment changes are stamped with the wall clock by the refresh.
+        TimelineEvent.objects.exclude(kind=EventKind.SEGMENT_CHANGED)
+        .order_by("customer__account_number", "occurred_at", "kind", "summary")
+        .values_list("customer__account_number", "kind", "occurred_at", "summary", "details"),
+    ]
+    fingerprint = hashlib.sha256()
+    for query in rows:
+        for row in query:
+            fingerprint.update(repr(row).encode())
+    return fingerprint.hexdigest()
+
+
+def wipe_seeded_accounts() -> None:
+    """Empty the account tables but keep users and groups.
+
+    TRUNCATE, because the timeline is append-only: PostgreSQL refuses DELETE on it.
+    """
+    models = [TimelineEvent, Allocation, Payment, CreditNote, Invoice, PaymentBehaviour,
+              ContactAbsence, Contact, Customer, DocumentCounter]
+    tables = [model._meta.db_table for model in models]
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgres:
+            # Foreign keys are checked at commit; TRUNCATE refuses while checks are pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for sql in connection.ops.sql_flush(no_style(), tables, allow_cascade=True):
+            cursor.execute(sql)
+        if postgres:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def test_a_small_demo_has_every_segment_in_numbers(seeded):
+    counts = dict(Customer.objects.values_list("segment").annotate(n=Count("pk")).order_by())
+
+    assert Customer.objects.count() == CUSTOMERS
+    assert {segment: counts.get(segment, 0) >= 3 for segment in Segment.values} == dict.fromkeys(
+        Segment.values, True
+    )
+    assert PaymentBehaviour.objects.filter(computed_on=TODAY).count() == CUSTOMERS
+    for segment in Segment:
+        assert f"{segment.label}" in seeded
+
+
+def test_every_invoice_reconciles_to_the_cent_with_what_was_allocated(
+    seeded, django_assert_num_queries
+):
+    paid, open_ = InvoiceStatus.PAID, InvoiceStatus.OPEN
+    with django_assert_num_queries(1):
+        wrong = list(
+            Invoice.objects.annotate(
+                allocated=Coalesce(Sum("allocations__amount"), Value(ZERO)),
+                last_allocated=Max("allocations__allocated_on"),
+            )
+            .filter(
+                ~Q(open_amount=F("total_amount") - F("allocated"))
+                | (Q(status=paid) & ~Q(settled_on=F("last_allocated")))
+                | (Q(open_amount=0) & ~Q(status=paid))
+                | (Q(status=open_) & Q(settled_on__isnull=False))
+                | ~Q(status__in=[paid, open_])
+            )
+            .values_list("number", flat=True)
+        )
+
+    assert wrong == []
+    assert Invoice.objects.count() > 20 * CUSTOMERS // 2
+    # Open invoices are both overdue and not yet due.
+    assert Invoice.objects.overdue(on=TODAY).exists()
+    assert Invoice.objects.open().filter(due_date__gte=TODAY).exists()
+
+
+def test_payments_and_credit_notes_are_allocated_in_full(seeded):
+    unallocated_payments = Payment.objects.annotate(
+        allocated=Coalesce(Sum("allocations__amount"), Value(ZERO))
+    ).exclude(amount=F("allocated"))
+    unallocated_notes = CreditNote.objects.annotate(
+        allocated=Coalesce(Sum("allocations__amount"), Value(ZERO))
+    ).exclude(amount=F("allocated"))
+
+    assert list(unallocated_payments) == []
+    assert list(unallocated_notes) == []
+    assert CreditNote.objects.filter(invoice__isnull=False).count() >= 2
+
+
+def test_the_history_has_payment_runs_part_payments_and_credit_notes(seeded):
+    payments_per_invoice = Count("allocations", filter=Q(allocations__payment__isnull=False))
+
+    assert Payment.objects.annotate(n=Count("allocations")).filter(n__gt=1).exists()
+    assert (
+        Invoice.objects.settled().annotate(n=payments_per_invoice).filter(n__gt=1).exists()
+    )
+    assert Allocation.objects.filter(credit_note__isnull=False).exists()
+    # A distressed customer's payment on account leaves the invoice open.
+    assert Invoice.objects.open().filter(open_amount__lt=F("total_amount")).exists()
+    assert Customer.objects.filter(terms_type=TermsType.STANDARD).count() > CUSTOMERS // 2
+    assert Customer.objects.exclude(currency="EUR").exists()
+
+
+def test_the_same_seed_and_date_give_identical_data(db):
+    seed()
+    first = digest()
+
+    wipe_seeded_accounts()
+    assert Customer.objects.count() == 0
+    seed()
+
+    assert digest() == first
+
+
+def test_another_seed_gives_other_data(db):
+    seed(seed=7)
+    first = digest()
+    wipe_seeded_accounts()
+    seed(seed=8)
+
+    assert digest() != first
+
+
+def test_if_empty_on_a_seeded_database_changes_nothing(seeded):
+    before = digest(), User.objects.count(), TimelineEvent.objects.count()
+
+    output = seed("--if-empty")
+
+    assert "seeded nothing" in output
+    assert (digest(), User.objects.count(), TimelineEvent.objects.count()) == before
+
+
+def test_it_refuses_to_seed_over_existing_customers(seeded):
+    with pytest.raises(CommandError, match=f"already has {CUSTOMERS} customers"):
+        seed()
+
+    assert Customer.objects.count() == CUSTOMERS
+
+
+def test_it_rejects_a_reference_date_it_cannot_read(db):
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("seed_demo", "--today=30.06.2025", stdout=StringIO())
+
+    assert not Customer.objects.exists()
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("username", "role"),
+    [("manager", MANAGER), ("carla", COLLECTOR), ("colin", COLLECTOR), ("cora", COLLECTOR),
+     ("viewer", VIEWER), ("sam", VIEWER)],
+)
+def test_demo_users_sign_in_with_the_demo_password_in_their_role(seeded, username, role):
+    user = authenticate(username=username, password=DEMO_PASSWORD)
+
+    assert user is not None
+    assert list(user.groups.values_list("name", flat=True)) == [role]
+    assert user.is_staff is user.is_superuser is (username == "manager")
+    assert authenticate(username=username, password="wrong") is None
+
+
+def test_customers_are_spread_over_the_collectors_and_owned_by_sales(seeded):
+    per_collector = dict(
+        Customer.objects.values_list("collector__username").annotate(n=Count("pk")).order_by()
+    )
+
+    assert per_collector == {"carla": 20, "colin": 20, "cora": 20}
+    assert Customer.objects.filter(relationship_owner__username="sam").count() > CUSTOMERS // 2
+
+
+def test_account_cards_are_complete_and_contacts_valid(seeded):
+    customers = Customer.objects.annotate(
+        n_contacts=Count("contacts"),
+        n_primary=Count("contacts", filter=Q(contacts__is_primary_billing=True)),
+    )
+    for customer in customers:
+        assert 1 <= customer.n_contacts <= 4, customer
+        assert customer.n_primary == 1, customer
+        assert len(customer.buying_reasons) >= 3, customer
+        assert customer.business_description and customer.ordering_rhythm, customer
+    for contact in Contact.objects.all():
+        contact.clean()  # raises on an e-mail reminder without an address, etc.
+    assert Customer.objects.filter(referred_by__isnull=False).exists()
+    assert Customer.objects.exclude(special_bond="").count() >= 3
+    assert Customer.objects.filter(terms_type__in=[TermsType.COD, TermsType.PREPAYMENT]).exists()
+
+
+def test_an_absence_on_the_reference_date_hands_billing_to_the_stand_in(seeded):
+    absence = ContactAbsence.objects.select_related("contact__customer", "delegate").get(
+        starts_on__lte=TODAY, ends_on__gte=TODAY, delegate__isnull=False,
+        contact__is_primary_billing=True,
+    )
+    customer = absence.contact.customer
+
+    assert customer.billing_contact(on=TODAY) == absence.delegate
+    assert customer.billing_contact(on=absence.ends_on + dt.timedelta(days=1)) == absence.contact
+    assert absence.delegate.name in absence.note
+
+
+def test_every_document_has_its_event_on_the_timeline(seeded):
+    def subjects(kind: EventKind) -> set[int]:
+        events = TimelineEvent.objects.filter(kind=kind, actor__isnull=True)
+        return set(events.values_list("subject_id", flat=True))
+
+    invoices = set(Invoice.objects.values_list("pk", flat=True))
+    paid = set(Invoice.objects.settled().values_list("pk", flat=True))
+
+    assert subjects(EventKind.INVOICE_ISSUED) == invoices
+    assert subjects(EventKind.INVOICE_PAID) == paid
+    assert subjects(EventKind.PAYMENT_RECEIVED) == set(Payment.objects.values_list("pk", flat=True))
+    assert subjects(EventKind.CREDIT_NOTE) == set(CreditNote.objects.values_list("pk", flat=True))
+    assert TimelineEvent.objects.filter(kind=EventKind.ACCOUNT_CREATED).count() == CUSTOMERS
+    first_invoice = Invoice.objects.order_by("issue_date").first()
+    issued = TimelineEvent.objects.get(kind=EventKind.INVOICE_ISSUED, subject_id=first_invoice.pk)
+    assert issued.occurred_at.date() == first_invoice.issue_date
+    assert issued.subject == first_invoice
+
+
+def test_credit_notes_issued_later_do_not_reuse_a_seeded_number(seeded):
+    for counter in DocumentCounter.objects.all():
+        taken = CreditNote.objects.filter(number__startswith=counter.prefix).count()
+        assert counter.next_value == taken + 1
+    assert DocumentCounter.objects.exists()
