@@ -398,3 +398,237 @@ class DunningStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy}: step {self.position} ({self.get_action_display()}, day {self.day_offset})"
+
+
+class PolicyMinimum(models.Model):
+    """Below this overdue total in a currency, a step waits rather than chase small change."""
+
+    policy = models.ForeignKey(LatePaymentPolicy, on_delete=models.CASCADE, related_name="minimums")
+    currency = currency_field()
+    min_amount = money_field(validators=[MinValueValidator(Decimal("0"))])
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "currency"], name="policy_minimum_per_currency"),
+            models.CheckConstraint(name="policy_minimum_not_negative", condition=Q(min_amount__gte=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy}: {self.currency} {self.min_amount}"
+
+
+class PauseKind(models.TextChoices):
+    DISPUTE = "dispute", "Open dispute"
+    PROMISE = "promise", "Promise to pay"
+    PAYMENT_PLAN = "payment_plan", "Payment plan"
+    EXCEPTION = "exception", "Approved exception"
+    MANUAL_HOLD = "manual_hold", "Manual hold"
+
+
+class DunningPauseQuerySet(models.QuerySet):
+    def active(self, *, on: dt.date) -> DunningPauseQuerySet:
+        return self.filter(
+            Q(ends_on__isnull=True) | Q(ends_on__gte=on), starts_on__lte=on, lifted_at__isnull=True
+        )
+
+
+class DunningPause(models.Model):
+    """Stops dunning for what it covers — one invoice, or the whole account when
+    `invoice` is empty — from `starts_on` to `ends_on` (open-ended while a
+    dispute is open), unless lifted earlier. Disputes, promises, payment plans
+    and exceptions each keep their pause row in step with themselves."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="dunning_pauses"
+    )
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="dunning_pauses"
+    )
+    kind = models.CharField(max_length=16, choices=PauseKind.choices)
+    reason = models.CharField(max_length=300)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        help_text="Who answers for this pause.",
+    )
+    starts_on = models.DateField()
+    ends_on = models.DateField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DunningPauseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-starts_on", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="pause_ends_after_it_starts",
+                condition=Q(ends_on__isnull=True) | Q(ends_on__gte=F("starts_on")),
+            ),
+            models.CheckConstraint(
+                name="pause_dispute_names_its_invoice",
+                condition=~Q(kind="dispute") | Q(invoice__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="pause_only_a_dispute_is_open_ended",
+                condition=Q(kind="dispute") | Q(ends_on__isnull=False),
+            ),
+        ]
+        indexes = [
+            # Planning excludes paused invoices and accounts: it reads the pauses
+            # not yet lifted, by customer.
+            models.Index(
+                fields=["customer", "invoice"], name="pause_unlifted_by_customer",
+                condition=Q(lifted_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = self.invoice or "whole account"
+        return f"{self.get_kind_display()} on {what} until {self.ends_on or 'resolved'}"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    FINISHED = "finished", "Finished"
+
+
+class DunningRun(models.Model):
+    """The dunning work for one date. Starting the same date again resumes it."""
+
+    run_date = models.DateField(unique=True)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="Empty when the nightly schedule started it.",
+    )
+    # Progress of planning: customers with a primary key up to this one are planned.
+    planned_through_customer_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-run_date"]
+
+    def __str__(self) -> str:
+        return f"Dunning run {self.run_date} ({self.get_status_display()})"
+
+
+class DunningCycle(models.Model):
+    """One stretch of a customer being behind: it opens when an invoice comes
+    within reach of the ladder's first step and closes when nothing open is
+    left in reach. Within a cycle each step is taken at most once, in order."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="dunning_cycles"
+    )
+    number = models.PositiveIntegerField()
+    opened_on = models.DateField()
+    closed_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["customer", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "number"], name="cycle_number_per_customer"),
+            # At most one open cycle per customer, whatever two planners do at once.
+            models.UniqueConstraint(
+                fields=["customer"], condition=Q(closed_on__isnull=True), name="cycle_one_open_per_customer"
+            ),
+            models.CheckConstraint(
+                name="cycle_closes_after_it_opens",
+                condition=Q(closed_on__isnull=True) | Q(closed_on__gte=F("opened_on")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Cycle {self.number} of {self.customer_id}"
+
+
+class ActionStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    IN_REVIEW = "in_review", "Waiting for a collector's review"
+    AWAITING_APPROVAL = "awaiting_approval", "Waiting for a manager's approval"
+    SENDING = "sending", "Sending"
+    DONE = "done", "Done"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    LETTER = "letter", "Letter"
+    PHONE = "phone", "Phone call"
+    INTERNAL = "internal", "Internal (review, hold)"
+
+
+class DunningAction(models.Model):
+    """One step taken for one customer in one cycle: a communication listing
+    every invoice it covers, a call task, a review or a hold."""
+
+    run = models.ForeignKey(DunningRun, on_delete=models.PROTECT, related_name="actions")
+    cycle = models.ForeignKey(DunningCycle, on_delete=models.PROTECT, related_name="actions")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="dunning_actions"
+    )
+    step = models.ForeignKey(DunningStep, on_delete=models.PROTECT, related_name="actions")
+    status = models.CharField(max_length=20, choices=ActionStatus.choices, default=ActionStatus.PLANNED)
+    planned_on = models.DateField()
+    pay_by = models.DateField()
+    channel = models.CharField(max_length=16, choices=Channel.choices, blank=True)
+    recipient = models.ForeignKey(
+        "customers.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    recipient_address = models.CharField(max_length=300, blank=True)
+    channel_note = models.CharField(
+        max_length=300, blank=True, help_text='Why this channel or person, e.g. "no e-mail address: letter".'
+    )
+    skip_reason = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    letter_pdf = models.FileField(upload_to="letters/%Y/%m/", blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-planned_on", "-id"]
+        constraints = [
+            # Invariant 1: never the same step twice in the same overdue cycle,
+            # whatever crashes, retries, duplicate beats or parallel workers do.
+            models.UniqueConstraint(fields=["cycle", "step"], name="action_once_per_cycle_step"),
+        ]
+        indexes = [
+            # Delivery sweeps pick up planned actions of a run, oldest first.
+            models.Index(
+                fields=["run", "id"], name="action_planned_by_run",
+                condition=Q(status="planned"),
+            ),
+            models.Index(fields=["customer", "-planned_on"], name="action_by_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} for {self.customer_id} ({self.get_status_display()})"
+
+
+class DunningActionInvoice(models.Model):
+    """An invoice listed on an action, with its balance as it stood then."""
+
+    action = models.ForeignKey(DunningAction, on_delete=models.CASCADE, related_name="lines")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="dunning_lines")
+    open_amount = money_field()
+    currency = currency_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["action", "invoice"], name="action_line_once_per_invoice"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} on action {self.action_id}"

@@ -14,6 +14,7 @@ from ar_collections.models import (
     StepAction,
     Tone,
 )
+from customers.models import Segment
 
 D = dt.date(2026, 3, 1)
 
@@ -69,7 +70,7 @@ def test_days_late_counts_to_settlement_or_to_the_given_day(customer, make_invoi
 
 
 def _ladder(*steps):
-    policy = LatePaymentPolicy.objects.create(name="Test ladder", segment="prompt")
+    policy = LatePaymentPolicy.objects.create(name="Test ladder", segment="prompt", is_active=False)
     for position, (day, tone, pay_by) in enumerate(steps, start=1):
         DunningStep.objects.create(policy=policy, position=position, day_offset=day,
                                    action=StepAction.EMAIL, tone=tone, pay_by_days=pay_by)
@@ -89,8 +90,13 @@ def test_a_ladder_that_softens_or_overtakes_its_own_deadline_is_reported(db):
     ]
 
 
+def test_every_segment_starts_with_one_sound_active_ladder(db):
+    active = LatePaymentPolicy.objects.filter(is_active=True)
+    assert sorted(active.values_list("segment", flat=True)) == sorted(Segment.values)
+    assert {p.segment: p.ladder_problems() for p in active} == {s: [] for s in Segment.values}
+
+
 def test_only_one_active_policy_per_segment(db):
-    LatePaymentPolicy.objects.create(name="A", segment="prompt")
     LatePaymentPolicy.objects.create(name="B", segment="prompt", is_active=False)
     with pytest.raises(IntegrityError), transaction.atomic():
         LatePaymentPolicy.objects.create(name="C", segment="prompt")

@@ -1,0 +1,274 @@
+"""Dunning: work out, for a run date, the next step for every account behind on
+its payments, exactly once.
+
+Planning goes through customers in primary-key order, in bounded batches.
+Each batch is one transaction of a fixed number of statements, whatever the
+number of invoices: it closes cycles that are over, opens cycles for accounts
+newly in reach, reads each open cycle's state and each account's eligible
+invoices with aggregate queries, decides the next step per account (a few
+comparisons in Python per account, never per invoice) and inserts the actions
+and their invoice lines. The unique (cycle, step) constraint makes a second
+action for the same step impossible, so two planners racing on one date, a
+repeated run or a run finishing a crashed one can only ever plan it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection, models, transaction
+from django.db.models import Exists, Max, Min, OuterRef, Q, Sum
+
+from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningCycle,
+    DunningPause,
+    DunningRun,
+    DunningStep,
+    Invoice,
+    InvoiceStatus,
+    LatePaymentPolicy,
+    RunStatus,
+    StepAction,
+)
+from arcrm.money import ZERO
+from customers.models import Customer
+
+# Customers per planning transaction. Large enough that per-statement overhead
+# vanishes, small enough that one transaction holds few row locks and a crash
+# loses little work (the next run resumes after the last committed batch).
+PLAN_BATCH_SIZE = 5_000
+
+# Steps that change the terms of trade happen only with a manager's approval.
+NEEDS_APPROVAL = {StepAction.CREDIT_HOLD, StepAction.SWITCH_TO_COD}
+
+
+class RunRefused(ValueError):
+    """A run that must not start, with the reason in words."""
+
+
+@dataclass(frozen=True)
+class Ladder:
+    policy: LatePaymentPolicy
+    steps: tuple[DunningStep, ...]
+
+    @property
+    def reach(self) -> int:
+        """Day offset of the first step: an invoice is in reach from then on."""
+        return self.steps[0].day_offset
+
+    def next_after(self, position: int | None) -> DunningStep | None:
+        return next((s for s in self.steps if position is None or s.position > position), None)
+
+
+def ladders() -> dict[str, Ladder]:
+    """The active ladder of each segment that has one with steps."""
+    found: dict[str, Ladder] = {}
+    for policy in LatePaymentPolicy.objects.filter(is_active=True).prefetch_related("steps", "minimums"):
+        steps = tuple(sorted(policy.steps.all(), key=lambda s: s.position))
+        if steps:
+            found[policy.segment] = Ladder(policy, steps)
+    return found
+
+
+def run_start(*, run_date: dt.date, started_by=None) -> DunningRun:
+    """The run for `run_date`, created or resumed. A date before the latest
+    finished run is refused: it would plan against a past that has moved on."""
+    with transaction.atomic():
+        latest = (
+            DunningRun.objects.select_for_update()
+            .filter(status=RunStatus.FINISHED)
+            .order_by("-run_date")
+            .first()
+        )
+        if latest and run_date < latest.run_date:
+            raise RunRefused(
+                f"A run for {run_date:%d %b %Y} would go back in time: the run for "
+                f"{latest.run_date:%d %b %Y} has already finished."
+            )
+        run, _ = DunningRun.objects.get_or_create(
+            run_date=run_date, defaults={"started_by": started_by}
+        )
+        return run
+
+
+def run_plan(*, run: DunningRun) -> int:
+    """Plan every batch not yet planned for this run; return actions planned.
+
+    Safe to call from several processes at once: each batch starts by locking
+    the run row, so planners take batches one after another instead of
+    planning the same customers twice.
+    """
+    book = ladders()
+    planned = 0
+    while (count := _plan_next_batch(run.pk, book)) is not None:
+        planned += count
+    run.refresh_from_db()
+    return planned
+
+
+def eligible_invoices(*, on: dt.date) -> models.QuerySet[Invoice]:
+    """Open invoices that dunning may chase on `on`: not paused, singly or with
+    their whole account."""
+    pauses = DunningPause.objects.active(on=on).filter(
+        Q(invoice=OuterRef("pk")) | Q(invoice__isnull=True, customer=OuterRef("customer_id"))
+    )
+    return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0).exclude(Exists(pauses))
+
+
+def _in_reach(book: dict[str, Ladder], *, on: dt.date, prefix: str = "") -> Q:
+    """Invoices within reach of their customer's ladder on `on` (date comparisons only)."""
+    q = Q(pk__in=[])
+    for segment, ladder in book.items():
+        q |= Q(**{f"{prefix}customer__segment": segment,
+                  f"{prefix}due_date__lte": on - dt.timedelta(days=ladder.reach)})
+    return q
+
+
+@transaction.atomic
+def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
+    run = DunningRun.objects.select_for_update().get(pk=run_id)
+    customer_ids = list(
+        Customer.objects.filter(pk__gt=run.planned_through_customer_id)
+        .order_by("pk").values_list("pk", flat=True)[:PLAN_BATCH_SIZE]
+    )
+    if not customer_ids:
+        return None
+    on = run.run_date
+    lo, hi = customer_ids[0], customer_ids[-1]
+    in_batch = Q(customer_id__gte=lo, customer_id__lte=hi)
+    open_in_reach = Invoice.objects.filter(in_batch, _in_reach(book, on=on), status=InvoiceStatus.OPEN)
+
+    # 1. Close the cycles of accounts with nothing open left in reach. Paused
+    #    invoices keep a cycle open, so dunning resumes where it stood.
+    DunningCycle.objects.filter(in_batch, closed_on__isnull=True).exclude(
+        customer_id__in=open_in_reach.values("customer_id")
+    ).update(closed_on=on)
+
+    # 2. Per account: the oldest eligible invoice in reach.
+    eligible = eligible_invoices(on=on).filter(in_batch, _in_reach(book, on=on))
+    anchors = dict(
+        eligible.order_by().values("customer_id").annotate(oldest=Min("due_date"))
+        .values_list("customer_id", "oldest")
+    )
+    if not anchors:
+        _mark_progress(run, hi)
+        return 0
+
+    # 3. Open a cycle for accounts newly in reach (the partial unique index
+    #    turns a concurrent second opening into a no-op).
+    open_cycles = dict(
+        DunningCycle.objects.filter(in_batch, closed_on__isnull=True).values_list("customer_id", "pk")
+    )
+    newly = [c for c in anchors if c not in open_cycles]
+    if newly:
+        last_numbers = dict(
+            DunningCycle.objects.filter(customer_id__in=newly).order_by().values("customer_id")
+            .annotate(n=Max("number")).values_list("customer_id", "n")
+        )
+        DunningCycle.objects.bulk_create(
+            [DunningCycle(customer_id=c, number=last_numbers.get(c, 0) + 1, opened_on=on) for c in newly],
+            ignore_conflicts=True,
+        )
+        open_cycles = dict(
+            DunningCycle.objects.filter(in_batch, closed_on__isnull=True).values_list("customer_id", "pk")
+        )
+
+    # 4. Where each open cycle stands, and when each account was last contacted.
+    stands = {
+        row["pk"]: row
+        for row in DunningCycle.objects.filter(pk__in=open_cycles.values()).values("pk").annotate(
+            position=Max("actions__step__position"), pay_by=Max("actions__pay_by")
+        )
+    }
+    last_contact = dict(
+        DunningAction.objects.filter(in_batch).order_by().values("customer_id")
+        .annotate(last=Max("planned_on")).values_list("customer_id", "last")
+    )
+    totals: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for customer_id, currency, total in (
+        eligible.order_by().values("customer_id", "currency")
+        .annotate(total=Sum("open_amount")).values_list("customer_id", "currency", "total")
+    ):
+        totals[customer_id][currency] = total
+    segments = dict(Customer.objects.filter(pk__in=anchors).values_list("pk", "segment"))
+
+    # 5. Decide, account by account, whether its next step is due today.
+    actions = []
+    for customer_id, oldest_due in anchors.items():
+        ladder = book[segments[customer_id]]
+        cycle_id = open_cycles[customer_id]
+        stand = stands[cycle_id]
+        step = ladder.next_after(stand["position"])
+        if step is None or (on - oldest_due).days < step.day_offset:
+            continue
+        if stand["pay_by"] and on < stand["pay_by"]:
+            continue  # the previous step's deadline has not passed yet
+        last = last_contact.get(customer_id)
+        if last and (on - last).days < ladder.policy.min_days_between_contacts:
+            continue
+        if not _above_minimum(ladder.policy, totals[customer_id]):
+            continue
+        actions.append(
+            DunningAction(
+                run=run, cycle_id=cycle_id, customer_id=customer_id, step=step,
+                status=_first_status(ladder.policy, step), planned_on=on,
+                pay_by=on + dt.timedelta(days=step.pay_by_days),
+            )
+        )
+    DunningAction.objects.bulk_create(actions, ignore_conflicts=True)
+
+    # 6. List on each new action every eligible invoice it covers: all overdue
+    #    ones, and for a reminder before the due date those falling due by then.
+    _insert_lines(run, lo, hi)
+    _mark_progress(run, hi)
+    return len(actions)
+
+
+def _above_minimum(policy: LatePaymentPolicy, totals: dict[str, Decimal]) -> bool:
+    minimums = {m.currency: m.min_amount for m in policy.minimums.all()}
+    return any(total >= minimums.get(currency, ZERO) and total > 0 for currency, total in totals.items())
+
+
+def _first_status(policy: LatePaymentPolicy, step: DunningStep) -> str:
+    if step.action in NEEDS_APPROVAL:
+        return ActionStatus.AWAITING_APPROVAL
+    if not policy.auto_send:
+        return ActionStatus.IN_REVIEW
+    return ActionStatus.PLANNED
+
+
+def _mark_progress(run: DunningRun, through: int) -> None:
+    DunningRun.objects.filter(pk=run.pk).update(planned_through_customer_id=through)
+
+
+def _insert_lines(run: DunningRun, lo: int, hi: int) -> None:
+    if connection.vendor == "postgresql":
+        listed_until = "(%s::date - LEAST(s.day_offset, 1))"
+        pause_open = "(p.ends_on IS NULL OR p.ends_on >= %s::date) AND p.starts_on <= %s::date"
+    else:
+        listed_until = "date(%s, (-MIN(s.day_offset, 1)) || ' days')"
+        pause_open = "(p.ends_on IS NULL OR p.ends_on >= %s) AND p.starts_on <= %s"
+    on = run.run_date.isoformat()
+    sql = f"""
+        INSERT INTO collections_dunningactioninvoice (action_id, invoice_id, open_amount, currency)
+        SELECT a.id, i.id, i.open_amount, i.currency
+        FROM collections_dunningaction a
+        JOIN collections_dunningstep s ON s.id = a.step_id
+        JOIN collections_invoice i ON i.customer_id = a.customer_id
+        WHERE a.run_id = %s AND a.customer_id BETWEEN %s AND %s
+          AND i.status = 'open' AND i.open_amount > 0
+          AND i.due_date <= {listed_until}
+          AND NOT EXISTS (
+              SELECT 1 FROM collections_dunningpause p
+              WHERE p.customer_id = i.customer_id AND p.lifted_at IS NULL
+                AND (p.invoice_id = i.id OR p.invoice_id IS NULL) AND {pause_open}
+          )
+        ON CONFLICT (action_id, invoice_id) DO NOTHING
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run.pk, lo, hi, on, on, on])

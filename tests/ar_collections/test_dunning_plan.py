@@ -1,0 +1,195 @@
+"""Planning: the next right step for each account, exactly once."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from ar_collections import dunning
+from ar_collections.dunning import RunRefused, run_plan, run_start
+from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningCycle,
+    DunningPause,
+    DunningRun,
+    Invoice,
+    InvoiceStatus,
+    PauseKind,
+    RunStatus,
+)
+from customers.models import Segment
+
+DUE = dt.date(2026, 3, 2)
+
+
+def plan(on: dt.date) -> int:
+    return run_plan(run=run_start(run_date=on))
+
+
+def actions(customer) -> list[tuple[int, str, dt.date]]:
+    return list(
+        DunningAction.objects.filter(customer=customer)
+        .order_by("planned_on").values_list("step__position", "step__action", "planned_on")
+    )
+
+
+@pytest.fixture
+def prompt_customer(make_customer):
+    return make_customer(segment=Segment.PROMPT)
+
+
+@pytest.fixture
+def overdue(prompt_customer, make_invoice):
+    return make_invoice(prompt_customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount="500.00")
+
+
+def test_a_prompt_payer_first_gets_a_friendly_email_three_days_after_the_due_date(prompt_customer, overdue):
+    assert plan(DUE + dt.timedelta(days=2)) == 0
+    assert plan(DUE + dt.timedelta(days=3)) == 1
+
+    action = DunningAction.objects.get()
+    assert (action.step.position, action.step.action, action.step.tone) == (1, "email", 1)
+    assert action.status == ActionStatus.PLANNED
+    assert action.pay_by == DUE + dt.timedelta(days=13)
+    assert list(action.lines.values_list("invoice", "open_amount")) == [(overdue.pk, Decimal("500.00"))]
+
+
+def test_planning_the_same_date_twice_plans_nothing_new(overdue):
+    on = DUE + dt.timedelta(days=3)
+    assert plan(on) == 1
+    DunningRun.objects.filter(run_date=on).update(planned_through_customer_id=0)  # as if resumed from zero
+    assert plan(on) == 0
+    assert DunningAction.objects.count() == 1
+
+
+def test_the_next_step_waits_for_the_pay_by_date_and_never_repeats(prompt_customer, overdue):
+    for day in range(3, 30):
+        plan(DUE + dt.timedelta(days=day))
+
+    assert actions(prompt_customer) == [
+        (1, "email", DUE + dt.timedelta(days=3)),
+        (2, "letter", DUE + dt.timedelta(days=14)),
+        (3, "escalate_principal", DUE + dt.timedelta(days=28)),
+    ]
+
+
+def test_one_action_lists_every_overdue_invoice_of_the_account(prompt_customer, overdue, make_invoice):
+    younger = make_invoice(
+        prompt_customer, issued=DUE - dt.timedelta(days=29), due=DUE + dt.timedelta(days=1)
+    )
+    not_due = make_invoice(prompt_customer, issued=DUE, due=DUE + dt.timedelta(days=30))
+
+    plan(DUE + dt.timedelta(days=3))
+
+    listed = set(DunningAction.objects.get().lines.values_list("invoice", flat=True))
+    assert listed == {overdue.pk, younger.pk}
+    assert not_due.pk not in listed
+
+
+def test_a_paid_account_closes_its_cycle_and_a_new_miss_starts_friendly_again(
+    prompt_customer, overdue, make_invoice
+):
+    plan(DUE + dt.timedelta(days=3))
+    Invoice.objects.filter(pk=overdue.pk).update(
+        open_amount=0, status=InvoiceStatus.PAID, settled_on=DUE + dt.timedelta(days=5)
+    )
+    plan(DUE + dt.timedelta(days=6))
+    later_due = DUE + dt.timedelta(days=40)
+    make_invoice(prompt_customer, issued=later_due - dt.timedelta(days=30), due=later_due)
+
+    plan(later_due + dt.timedelta(days=3))
+
+    cycles = list(DunningCycle.objects.order_by("number").values_list("number", "closed_on"))
+    assert cycles == [(1, DUE + dt.timedelta(days=6)), (2, None)]
+    assert [a[0] for a in actions(prompt_customer)] == [1, 1]
+
+
+def test_a_disputed_invoice_is_left_out_and_a_fully_paused_account_waits(
+    prompt_customer, overdue, make_invoice, collector
+):
+    other = make_invoice(prompt_customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount="80.00")
+    DunningPause.objects.create(customer=prompt_customer, invoice=overdue, kind=PauseKind.DISPUTE,
+                                reason="Goods damaged", owner=collector, starts_on=DUE)
+    plan(DUE + dt.timedelta(days=3))
+    assert list(DunningAction.objects.get().lines.values_list("invoice", flat=True)) == [other.pk]
+
+    DunningPause.objects.create(customer=prompt_customer, kind=PauseKind.PROMISE, reason="Pays on the 20th",
+                                owner=collector, starts_on=DUE, ends_on=DUE + dt.timedelta(days=20))
+    for day in range(4, 21):
+        plan(DUE + dt.timedelta(days=day))
+    assert DunningAction.objects.count() == 1
+    assert DunningCycle.objects.get().closed_on is None  # dunning resumes where it stood
+
+    plan(DUE + dt.timedelta(days=21))
+    assert [a[0] for a in actions(prompt_customer)] == [1, 2]
+
+
+def test_small_change_is_not_chased(prompt_customer, make_invoice):
+    make_invoice(prompt_customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount="12.00")
+    assert plan(DUE + dt.timedelta(days=3)) == 0
+
+
+def test_a_systematic_late_payer_is_reminded_before_the_due_date(make_customer, make_invoice):
+    late = make_customer(segment=Segment.SYSTEMATIC_LATE)
+    make_invoice(late, issued=DUE - dt.timedelta(days=30), due=DUE)
+
+    plan(DUE - dt.timedelta(days=3))
+
+    assert actions(late) == [(1, "email", DUE - dt.timedelta(days=3))]
+
+
+def test_a_credit_hold_waits_for_a_manager_and_a_special_bond_for_review(make_customer, make_invoice):
+    late = make_customer(segment=Segment.SYSTEMATIC_LATE)
+    bond = make_customer(segment=Segment.SPECIAL_BOND, special_bond="Helped us in 2024")
+    for customer in (late, bond):
+        make_invoice(customer, issued=DUE - dt.timedelta(days=30), due=DUE)
+
+    for day in range(-3, 31):
+        plan(DUE + dt.timedelta(days=day))
+
+    assert DunningAction.objects.filter(customer=late, step__action="credit_hold").get().status == (
+        ActionStatus.AWAITING_APPROVAL
+    )
+    assert set(DunningAction.objects.filter(customer=bond).values_list("status", flat=True)) == {
+        ActionStatus.IN_REVIEW
+    }
+
+
+def test_a_run_for_a_date_before_the_last_finished_run_is_refused(db):
+    run = run_start(run_date=DUE)
+    run.status = RunStatus.FINISHED
+    run.save()
+
+    with pytest.raises(RunRefused, match="would go back in time"):
+        run_start(run_date=DUE - dt.timedelta(days=1))
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _statements_to_plan(accounts: int, make_customer, make_invoice) -> int:
+    """Statements one planning pass issues for `accounts` overdue accounts (then undone)."""
+    try:
+        with transaction.atomic():
+            for _ in range(accounts):
+                customer = make_customer(segment=Segment.PROMPT)
+                make_invoice(customer, issued=DUE - dt.timedelta(days=30), due=DUE)
+                make_invoice(customer, issued=DUE - dt.timedelta(days=20), due=DUE + dt.timedelta(days=2))
+            run = run_start(run_date=DUE + dt.timedelta(days=3))
+            with CaptureQueriesContext(connection) as statements:
+                assert run_plan(run=run) == accounts
+            raise _Rollback
+    except _Rollback:
+        return len(statements)
+
+
+def test_statements_do_not_grow_with_the_number_of_accounts(make_customer, make_invoice, monkeypatch):
+    monkeypatch.setattr(dunning, "PLAN_BATCH_SIZE", 1000)
+
+    assert _statements_to_plan(5, make_customer, make_invoice) == _statements_to_plan(
+        50, make_customer, make_invoice
+    )
