@@ -4,11 +4,17 @@ from ar_collections.models import (
     Allocation,
     CreditNote,
     DocumentCounter,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningPause,
+    DunningRun,
     DunningStep,
     Invoice,
     LatePaymentPolicy,
     Payment,
     PaymentBehaviour,
+    PolicyMinimum,
 )
 
 
@@ -82,14 +88,73 @@ class DunningStepInline(admin.TabularInline):
     extra = 0
 
 
+class PolicyMinimumInline(admin.TabularInline):
+    model = PolicyMinimum
+    extra = 0
+
+
 @admin.register(LatePaymentPolicy)
 class LatePaymentPolicyAdmin(admin.ModelAdmin):
     list_display = ["name", "segment", "is_active", "auto_send", "min_days_between_contacts"]
     list_filter = ["segment", "is_active"]
-    inlines = [DunningStepInline]
+    inlines = [DunningStepInline, PolicyMinimumInline]
 
 
 @admin.register(DunningStep)
 class DunningStepAdmin(admin.ModelAdmin):
     list_display = ["policy", "position", "day_offset", "action", "tone", "pay_by_days"]
     list_filter = ["policy", "action", "tone"]
+
+
+@admin.register(PolicyMinimum)
+class PolicyMinimumAdmin(admin.ModelAdmin):
+    list_display = ["policy", "currency", "min_amount"]
+
+
+@admin.register(DunningPause)
+class DunningPauseAdmin(admin.ModelAdmin):
+    list_display = ["customer", "invoice", "kind", "starts_on", "ends_on", "lifted_at", "owner"]
+    list_filter = ["kind"]
+    list_select_related = ["customer", "invoice", "owner"]
+    raw_id_fields = ["customer", "invoice"]
+    search_fields = ["customer__name", "reason"]
+
+
+@admin.register(DunningRun)
+class DunningRunAdmin(admin.ModelAdmin):
+    list_display = ["run_date", "status", "started_at", "finished_at", "started_by"]
+    readonly_fields = ["planned_through_customer_id"]
+
+
+@admin.register(DunningCycle)
+class DunningCycleAdmin(admin.ModelAdmin):
+    list_display = ["customer", "number", "opened_on", "closed_on"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+
+
+class DunningActionInvoiceInline(admin.TabularInline):
+    model = DunningActionInvoice
+    extra = 0
+    raw_id_fields = ["invoice"]
+
+
+@admin.register(DunningAction)
+class DunningActionAdmin(admin.ModelAdmin):
+    """Actions are the record of what was sent; the admin shows them, never edits them."""
+
+    list_display = ["planned_on", "customer", "step", "status", "channel", "pay_by"]
+    list_filter = ["status", "channel"]
+    list_select_related = ["customer", "step__policy"]
+    search_fields = ["customer__name"]
+    inlines = [DunningActionInvoiceInline]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DunningActionInvoice)
+class DunningActionInvoiceAdmin(admin.ModelAdmin):
+    list_display = ["action", "invoice", "currency", "open_amount"]
+    list_select_related = ["action", "invoice"]
+    raw_id_fields = ["action", "invoice"]
