@@ -38,6 +38,7 @@ WORK_AN_ACCOUNT = [
 ]
 MANAGE = [
     ("customers", "act_on_any_customer"),
+    ("customers", "set_credit_terms"),
     ("customers", "add_customer"),
     ("collections", "add_latepaymentpolicy"),
     ("collections", "change_latepaymentpolicy"),
@@ -74,3 +75,19 @@ def can_act_on(user, customer) -> bool:
 def require_act_on(user, customer) -> None:
     if not can_act_on(user, customer):
         raise PermissionDenied("You may look at this account but not change it.")
+
+
+def sync_role_groups(**kwargs) -> None:
+    """After every `migrate` (and every test-database flush), make the three
+    groups hold exactly the permissions listed above, so adding a permission
+    here is all it takes to grant it."""
+    from django.contrib.auth.models import Group, Permission
+
+    using = kwargs.get("using", "default")
+    permissions = {
+        (p.content_type.app_label, p.codename): p
+        for p in Permission.objects.using(using).select_related("content_type")
+    }
+    for name, wanted in GROUP_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=name)
+        group.permissions.set([permissions[key] for key in wanted if key in permissions])

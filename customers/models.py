@@ -153,7 +153,10 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["name"]
-        permissions = [("act_on_any_customer", "Can act on every customer's account")]
+        permissions = [
+            ("act_on_any_customer", "Can act on every customer's account"),
+            ("set_credit_terms", "Can change credit limit, terms, credit hold and collector"),
+        ]
         constraints = [
             models.CheckConstraint(
                 name="customer_credit_limit_not_negative",

@@ -1,8 +1,331 @@
-from django.contrib.auth.decorators import login_required
+"""The customer list, the account page and the forms that change an account.
+
+One view serves a page and its htmx fragment: the swappable regions are named
+partials with the DOM id they render. Without htmx every form works as a plain
+page (POST, then redirect); with htmx the form swaps in place and a success
+returns the re-rendered section.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import F, Prefetch, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import reswap, retarget
+
+from ar_collections.models import PaymentBehaviour
+from arcrm.money import ZERO
+from arcrm.roles import require_act_on
+from customers import services
+from customers.forms import AbsenceForm, ContactForm, CustomerFilterForm, CustomerForm
+from customers.models import Contact, ContactAbsence, Customer
+
+PAGE_SIZE = 50
+AGING_LABELS = ("Not yet due", "1–30", "31–60", "61–90", "90+")
+
+
+# --- Reading ---------------------------------------------------------------
 
 
 @login_required
+@permission_required("customers.view_customer", raise_exception=True)
+@require_safe
+@vary_on_headers("HX-Request")
 def customer_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "customers/customer_list.html", {})
+    form = CustomerFilterForm(request.GET, user=request.user)
+    customers = (
+        form.filter(Customer.objects.visible_to(request.user))
+        .select_related("collector", "behaviour")
+        # Customers whose behaviour is not computed yet sort after those owing nothing.
+        .order_by(F("behaviour__overdue_amount").desc(nulls_last=True), "name", "pk")
+    )
+    page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "customers/customer_list.html"
+    if _wants_fragment(request):
+        template += "#results"
+    return render(request, template, {"form": form, "page": page})
+
+
+@login_required
+@permission_required("customers.view_customer", raise_exception=True)
+@require_safe
+@vary_on_headers("HX-Request", "HX-Target")
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _readable_customer(request, pk)
+    today = timezone.localdate()
+    # Cancel links in the inline forms ask for just the section they replace.
+    target = request.htmx.target if _wants_fragment(request) else None
+    if target == "account-card":
+        return _render_card(request, customer)
+    if target == "contacts":
+        return _render_contacts(request, customer)
+    context = {
+        **_card_context(customer),
+        **_contacts_context(customer, today=today),
+        **_invoices_context(customer, today=today),
+        "behaviour": _behaviour_of(customer),
+        "today": today,
+    }
+    return render(request, "customers/customer_detail.html", context)
+
+
+# --- Changing the account card ---------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _changeable_customer(request, pk, permission="customers.change_customer")
+    # The form gets its own copy: a rejected name must not show up in the page heading.
+    form = CustomerForm(
+        request.POST if request.method == "POST" else None,
+        instance=Customer.objects.get(pk=customer.pk),
+        # Credit terms are a manager's call (DESIGN: managers own extended terms,
+        # credit holds and C.O.D.).
+        may_set_terms=request.user.has_perm("customers.set_credit_terms"),
+    )
+    if form.is_bound and form.is_valid():
+        try:
+            services.customer_update(
+                customer=customer, actor=request.user, changes=form.changes()
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.success(request, "Account card saved.")
+            if request.htmx:
+                return _render_card(request, _readable_customer(request, pk))
+            return redirect("customers:detail", pk=pk)
+    return _form_response(
+        request, "customers/customer_form.html", "account-card", form,
+        {"customer": customer, "form_id": "account-card"},
+    )
+
+
+# --- Contacts --------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def contact_edit(request: HttpRequest, pk: int, contact_id: int | None = None) -> HttpResponse:
+    """Add a contact (no contact_id) or change one."""
+    permission = "customers.change_contact" if contact_id else "customers.add_contact"
+    customer = _changeable_customer(request, pk, permission=permission)
+    if contact_id:
+        contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
+    else:
+        contact = Contact(customer=customer)
+    form_id = f"contact-form-{contact_id or 'new'}"
+    # Ids prefixed per form: several forms can be open on the account page at once.
+    form = ContactForm(
+        request.POST if request.method == "POST" else None,
+        instance=contact,
+        auto_id=f"{form_id}-%s",
+    )
+    if form.is_bound and form.is_valid():
+        try:
+            services.contact_save(contact=form.instance, actor=request.user)
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.success(request, f"Contact {form.instance.name} saved.")
+            return _contacts_changed(request, customer)
+    return _form_response(
+        request, "customers/contact_form.html", "contact-form", form,
+        {
+            "customer": customer,
+            "contact": contact,
+            "form_id": form_id,
+        },
+    )
+
+
+@login_required
+@require_POST
+def contact_delete(request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
+    customer = _changeable_customer(request, pk, permission="customers.delete_contact")
+    contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
+    services.contact_delete(contact=contact, actor=request.user)
+    messages.success(request, f"Contact {contact.name} removed.")
+    return _contacts_changed(request, customer)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def absence_add(request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
+    customer = _changeable_customer(request, pk, permission="customers.add_contactabsence")
+    contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
+    form_id = f"absence-form-{contact.pk}"
+    form = AbsenceForm(
+        request.POST if request.method == "POST" else None,
+        instance=ContactAbsence(contact=contact),
+        auto_id=f"{form_id}-%s",
+    )
+    if form.is_bound and form.is_valid():
+        try:
+            services.absence_add(contact=contact, actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.success(request, f"Absence of {contact.name} recorded.")
+            return _contacts_changed(request, customer)
+    return _form_response(
+        request, "customers/absence_form.html", "absence-form", form,
+        {"customer": customer, "contact": contact, "form_id": form_id},
+    )
+
+
+@login_required
+@require_POST
+def absence_delete(request: HttpRequest, pk: int, absence_id: int) -> HttpResponse:
+    customer = _changeable_customer(request, pk, permission="customers.delete_contactabsence")
+    absence = get_object_or_404(
+        ContactAbsence.objects.select_related("contact"), pk=absence_id, contact__customer=customer
+    )
+    services.absence_delete(absence=absence, actor=request.user)
+    messages.success(request, f"Absence of {absence.contact.name} removed.")
+    return _contacts_changed(request, customer)
+
+
+# --- Helpers ---------------------------------------------------------------
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    # htmx asks for the whole page when it restores history it has not cached.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _readable_customer(request: HttpRequest, pk: int) -> Customer:
+    customers = Customer.objects.visible_to(request.user).select_related(
+        "collector", "relationship_owner", "referred_by", "behaviour"
+    )
+    return get_object_or_404(customers, pk=pk)
+
+
+def _changeable_customer(request: HttpRequest, pk: int, *, permission: str) -> Customer:
+    """The customer, if this user may change it: 404 if there is none, 403 if not theirs."""
+    customer = get_object_or_404(Customer.objects.select_related("collector"), pk=pk)
+    require_act_on(request.user, customer)
+    if not request.user.has_perm(permission):
+        raise PermissionDenied("Your role may not make this change.")
+    return customer
+
+
+def _form_response(
+    request: HttpRequest, template: str, partial: str, form, context: dict
+) -> HttpResponse:
+    """The form as a page, or as a fragment for htmx; 422 when it was rejected.
+
+    A rejected htmx form replaces itself rather than the section a success
+    would re-render.
+    """
+    status = 422 if form.is_bound else 200
+    context = {**context, "form": form}
+    if not request.htmx:
+        return render(request, template, context, status=status)
+    response = render(request, f"{template}#{partial}", context, status=status)
+    if form.is_bound:
+        retarget(response, f"#{context['form_id']}")
+        reswap(response, "outerHTML")
+    return response
+
+
+def _contacts_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
+    if request.htmx:
+        return _render_contacts(request, customer)
+    return redirect(reverse("customers:detail", args=[customer.pk]) + "#contacts")
+
+
+def _render_card(request: HttpRequest, customer: Customer) -> HttpResponse:
+    return render(request, "customers/customer_detail.html#account-card", _card_context(customer))
+
+
+def _render_contacts(request: HttpRequest, customer: Customer) -> HttpResponse:
+    context = _contacts_context(customer, today=timezone.localdate())
+    return render(request, "customers/customer_detail.html#contacts", context)
+
+
+def _card_context(customer: Customer) -> dict:
+    return {
+        "customer": customer,
+        "referrals": list(customer.referrals.all()),
+        "years_served": customer.years_served(),
+    }
+
+
+def _contacts_context(customer: Customer, *, today: dt.date) -> dict:
+    # Past absences no longer matter to anyone; only current and coming ones are loaded.
+    absences = ContactAbsence.objects.filter(ends_on__gte=today)
+    prefetch_related_objects(
+        [customer],
+        Prefetch("contacts", queryset=Contact.objects.prefetch_related(
+            Prefetch("absences", queryset=absences)
+        )),
+    )
+    contacts = list(customer.contacts.all())
+    by_id = {contact.pk: contact for contact in contacts}
+    for contact in contacts:
+        for absence in contact.absences.all():
+            # Point each stand-in at the contact already loaded, so the page
+            # shows delegates and stand_in() follows a chain of absences
+            # without a query per hop.
+            if absence.delegate_id in by_id:
+                absence.delegate = by_id[absence.delegate_id]
+        contact.away_today = contact.absence_on(today)
+    return {
+        "customer": customer,
+        "contacts": contacts,
+        "billing_contact": customer.billing_contact(on=today),
+        "principal_contact": customer.principal_contact(on=today),
+        "today": today,
+    }
+
+
+def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
+    invoices = list(customer.invoices.open().order_by("due_date", "number"))
+    for invoice in invoices:
+        invoice.days_overdue = invoice.days_late(on=today)
+    in_account_currency = [i for i in invoices if i.currency == customer.currency]
+    return {
+        "invoices": invoices,
+        "open_total": sum((i.open_amount for i in in_account_currency), ZERO),
+        "invoice_aging": _aging(in_account_currency, today=today),
+        "other_currency_invoices": len(invoices) - len(in_account_currency),
+    }
+
+
+def _aging(invoices, *, today: dt.date) -> list[tuple[str, Decimal]]:
+    """Open amounts by days overdue today, in the buckets the behaviour block uses."""
+    totals = dict.fromkeys(AGING_LABELS, ZERO)
+    for invoice in invoices:
+        days = invoice.days_late(on=today)
+        if days == 0:
+            label = AGING_LABELS[0]
+        elif days <= 30:
+            label = AGING_LABELS[1]
+        elif days <= 60:
+            label = AGING_LABELS[2]
+        elif days <= 90:
+            label = AGING_LABELS[3]
+        else:
+            label = AGING_LABELS[4]
+        totals[label] += invoice.open_amount
+    return list(totals.items())
+
+
+def _behaviour_of(customer: Customer) -> PaymentBehaviour | None:
+    try:
+        return customer.behaviour
+    except PaymentBehaviour.DoesNotExist:
+        return None

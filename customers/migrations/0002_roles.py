@@ -20,9 +20,13 @@ def create_roles(apps, schema_editor):
     for name, wanted in GROUP_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
         for app_label, codename in wanted:
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+            # A permission added by a later migration does not exist yet; the
+            # post_migrate sync (arcrm.roles.sync_role_groups) grants it then.
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission:
+                group.permissions.add(permission)
 
 
 def remove_roles(apps, schema_editor):

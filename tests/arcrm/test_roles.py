@@ -32,3 +32,14 @@ def test_the_role_shown_follows_the_strongest_group(collector):
     assert role_of(collector) == COLLECTOR
     collector.groups.add(Group.objects.get(name=MANAGER))
     assert role_of(User.objects.get(pk=collector.pk)) == MANAGER
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_roles_survive_a_database_flush():
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+
+    viewer = Group.objects.get(name=VIEWER)
+    assert viewer.permissions.filter(codename="view_customer").exists()
+    assert not viewer.permissions.filter(codename="change_customer").exists()

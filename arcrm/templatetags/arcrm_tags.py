@@ -1,0 +1,68 @@
+"""Template helpers: money, percentages, the aging bar and the role check.
+
+`can_act_on` mirrors arcrm.roles so templates hide what the views refuse;
+hiding is cosmetic, the views check again.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+
+from arcrm import roles
+from arcrm.money import ZERO, format_money
+
+register = template.Library()
+
+
+@register.filter
+def money(amount: Decimal | None, currency: str) -> str:
+    return format_money(amount, currency)
+
+
+@register.filter
+def percent(share: Decimal | None) -> str:
+    """A share between 0 and 1 as a whole percentage: `0.125` → `"13 %"`."""
+    if share is None:
+        return "—"
+    return f"{Decimal(share) * 100:.0f} %"
+
+
+@register.filter
+def signed_days(days: Decimal | None) -> str:
+    """`Decimal("4.5")` → `"+4.5 days"`; a real minus sign for the negative side."""
+    if days is None:
+        return "—"
+    sign = "+" if days > 0 else ("−" if days < 0 else "±")
+    return f"{sign}{abs(days):.1f} days"
+
+
+@register.filter
+def can_act_on(user, customer) -> bool:
+    return roles.can_act_on(user, customer)
+
+
+# One colour class per aging bucket, from not yet due to 90+ days overdue.
+_AGING_CLASSES = ("current", "d30", "d60", "d90", "over90")
+
+
+@register.inclusion_tag("customers/_aging_bar.html")
+def aging_bar(buckets: list[tuple[str, Decimal]], currency: str) -> dict:
+    """A stacked bar of aging buckets, with a legend that carries the numbers.
+
+    Widths are shares of the total, rounded for CSS only; the amounts shown
+    stay exact.
+    """
+    total = sum((amount for _, amount in buckets), ZERO)
+    segments = [
+        {
+            "label": label,
+            "amount": amount,
+            "css": css,
+            "width": f"{amount / total * 100:.2f}" if total else "0",
+        }
+        for (label, amount), css in zip(buckets, _AGING_CLASSES, strict=True)
+    ]
+    summary = "; ".join(f"{s['label']}: {format_money(s['amount'], currency)}" for s in segments)
+    return {"segments": segments, "total": total, "currency": currency, "summary": summary}

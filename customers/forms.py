@@ -1,0 +1,251 @@
+"""Forms for the customer list filters, the account card, contacts and absences."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Q
+
+from arcrm.roles import COLLECTOR, MANAGER
+from customers.models import Contact, ContactAbsence, Customer, Segment
+
+User = get_user_model()
+
+MINE = "mine"
+
+
+def _user_label(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+class CustomerFilterForm(forms.Form):
+    """The list's search box and filters. Bad values are dropped, not fatal."""
+
+    q = forms.CharField(
+        label="Search", required=False, max_length=200,
+        widget=forms.TextInput(attrs={
+            "type": "search",
+            "placeholder": "Name, account number or contact e-mail",
+            "autocomplete": "off",
+        }),
+    )
+    segment = forms.ChoiceField(
+        required=False, choices=[("", "All segments"), *Segment.choices]
+    )
+    collector = forms.ChoiceField(label="Collector", required=False)
+    overdue = forms.BooleanField(label="Overdue only", required=False)
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["collector"].choices = [
+            ("", "Everyone"),
+            (MINE, "Mine"),
+            *((str(u.pk), _user_label(u)) for u in _collectors()),
+        ]
+
+    def filter(self, customers):
+        """Apply whichever filters are valid to a Customer queryset."""
+        self.is_valid()
+        data = self.cleaned_data
+        customers = customers.search(data.get("q") or "")
+        if data.get("segment"):
+            customers = customers.filter(segment=data["segment"])
+        collector = data.get("collector")
+        if collector == MINE:
+            customers = customers.owned_by(self.user)
+        elif collector:
+            customers = customers.filter(collector_id=int(collector))
+        if data.get("overdue"):
+            customers = customers.filter(behaviour__overdue_amount__gt=0)
+        return customers
+
+
+def _collectors():
+    """People who can own accounts: collectors, managers, and anyone who owns one now."""
+    owns_an_account = Exists(Customer.objects.filter(collector=OuterRef("pk")))
+    return (
+        User.objects.filter(
+            Q(is_active=True, groups__name__in=[COLLECTOR, MANAGER]) | Q(owns_an_account)
+        )
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+class UserChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return _user_label(obj)
+
+
+class LinesField(forms.CharField):
+    """A textarea holding one item per line, cleaned to a list of non-blank strings."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value) -> list[str]:
+        text = super().to_python(value)
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class DaysOfMonthField(forms.CharField):
+    """Comma-separated days of the month ("15, 30") cleaned to a sorted list of ints."""
+
+    default_error_messages = {
+        "invalid_day": (
+            "“%(value)s” is not a day of the month. Use whole numbers from 1 to 31, "
+            "separated by commas, e.g. 15, 30."
+        ),
+    }
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(str(day) for day in value)
+        return value
+
+    def to_python(self, value) -> list[int]:
+        text = super().to_python(value)
+        days: set[int] = set()
+        for part in text.replace(";", ",").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or not 1 <= int(part) <= 31:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_day"], code="invalid_day", params={"value": part}
+                )
+            days.add(int(part))
+        return sorted(days)
+
+
+class _PlainLabels:
+    """Labels without the trailing colon; the layout already sets them apart."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class CustomerForm(_PlainLabels, forms.ModelForm):
+    """The account card. Commercial terms are a manager's decision (DESIGN:
+    managers approve extended terms, credit-hold releases and C.O.D.), so for
+    anyone else those fields are shown but disabled: Django then ignores
+    whatever is posted for them."""
+
+    MANAGER_FIELDS = (
+        "collector", "credit_limit_amount", "terms_type", "payment_terms_days", "on_credit_hold",
+    )
+
+    buying_reasons = LinesField(
+        label="Why they buy from us", required=False,
+        help_text="One reason per line; at least three make a useful card.",
+    )
+    ap_run_days = DaysOfMonthField(
+        label="AP payment-run days", required=False,
+        help_text="Days of the month on which their AP pays, separated by commas, e.g. 15, 30.",
+    )
+    collector = UserChoiceField(queryset=User.objects.none())
+    relationship_owner = UserChoiceField(queryset=User.objects.none(), required=False)
+    referred_by = forms.ModelChoiceField(
+        label="Referred by",
+        queryset=Customer.objects.all(),
+        to_field_name="account_number",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "Account number"}),
+        help_text="Account number of the customer who brought this one to us.",
+        error_messages={"invalid_choice": "No customer has that account number."},
+    )
+
+    class Meta:
+        model = Customer
+        fields = [
+            "name", "legal_name", "industry", "business_description", "buying_reasons",
+            "customer_since", "collector", "relationship_owner", "special_bond", "referred_by",
+            "currency", "credit_limit_amount", "terms_type", "payment_terms_days",
+            "on_credit_hold", "ap_run_days", "ordering_rhythm", "typical_order_interval_days",
+            "notes",
+        ]
+        labels = {
+            "credit_limit_amount": "Credit limit",
+            "terms_type": "Payment terms",
+            "payment_terms_days": "Days to pay",
+            "on_credit_hold": "On credit hold",
+            "typical_order_interval_days": "Typical days between orders",
+        }
+        widgets = {
+            "customer_since": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "business_description": forms.Textarea(attrs={"rows": 2}),
+            "special_bond": forms.Textarea(attrs={"rows": 2}),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, may_set_terms: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        instance = self.instance
+        self.fields["collector"].queryset = _collectors()
+        self.fields["relationship_owner"].queryset = User.objects.filter(
+            Q(is_active=True) | Q(pk=instance.relationship_owner_id)
+        ).order_by("first_name", "last_name", "username")
+        # The text box shows the referrer's account number, not its database id.
+        if instance.referred_by_id:
+            self.initial["referred_by"] = instance.referred_by.account_number
+        if not may_set_terms:
+            for name in self.MANAGER_FIELDS:
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "A manager decides this."
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].strip().upper()
+
+    def changes(self) -> dict:
+        """The editable card values after the model's own cleaning, by field name."""
+        return {
+            name: getattr(self.instance, name)
+            for name, field in self.fields.items()
+            if not field.disabled
+        }
+
+
+class ContactForm(_PlainLabels, forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = [
+            "name", "job_title", "role", "email", "phone", "postal_address", "language",
+            "invoice_delivery", "reminder_channel", "best_time_to_call", "is_primary_billing",
+            "notes",
+        ]
+        widgets = {
+            "postal_address": forms.Textarea(attrs={"rows": 3}),
+            "notes": forms.Textarea(attrs={"rows": 2}),
+        }
+        help_texts = {
+            "is_primary_billing": "Invoices and reminders go here first. Marking this contact "
+            "takes the flag from whoever had it.",
+        }
+
+
+class AbsenceForm(_PlainLabels, forms.ModelForm):
+    class Meta:
+        model = ContactAbsence
+        fields = ["starts_on", "ends_on", "delegate", "note"]
+        labels = {
+            "starts_on": "Away from",
+            "ends_on": "Away until (last day)",
+            "delegate": "Write to instead",
+        }
+        widgets = {
+            "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        contact = self.instance.contact
+        # Only the same customer's other contacts can stand in.
+        self.fields["delegate"].queryset = contact.customer.contacts.exclude(pk=contact.pk)
+        self.fields["delegate"].empty_label = "Nobody – keep writing to this contact"

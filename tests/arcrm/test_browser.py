@@ -1,0 +1,191 @@
+"""A collector's first minutes in a real browser: log in, find a customer,
+read the account card, and change it in place.
+
+Drives Debian's Chromium through Playwright against pytest-django's live server.
+Screenshots land in test-artifacts/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect, sync_playwright
+
+from ar_collections.models import PaymentBehaviour
+from customers.models import ContactRole, ReminderChannel, Segment
+
+# Playwright's sync API runs an event loop in this thread; Django would
+# otherwise refuse the ORM calls the test makes to set up its data.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# Restore the roles created by migrations after the live server's flush, so
+# later tests still find their groups.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture(autouse=True)
+def _live_server_settings(settings):
+    # The live server speaks plain http; secure-only cookies would never come back.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    # The live server serves static files from the source folders, which know
+    # nothing of the hashed names a collected manifest would hand out.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def accounts(make_customer, make_contact, other_collector):
+    acme = make_customer(
+        name="Acme Tools",
+        account_number="C-ACME",
+        buying_reasons=["next-day delivery", "fair prices", "our service desk"],
+        segment=Segment.OCCASIONAL_SLIP,
+        segment_reason="Two late payments in a year, both under a week.",
+    )
+    make_contact(
+        acme, name="Jana Novak", role=ContactRole.AP, phone="+49 30 1234",
+        reminder_channel=ReminderChannel.PHONE, best_time_to_call="Tue–Thu mornings",
+        is_primary_billing=True,
+    )
+    make_contact(acme, name="Bob Keller", role=ContactRole.PURCHASING)
+    PaymentBehaviour.objects.create(
+        customer=acme, computed_on=timezone.localdate(), invoices_settled=12,
+        invoices_settled_late=2, avg_days_late=Decimal("3.50"),
+        share_paid_late=Decimal("0.1667"), open_amount=Decimal("4200.00"),
+        overdue_amount=Decimal("1200.00"), aging_current_amount=Decimal("3000.00"),
+        aging_1_30_amount=Decimal("1200.00"), max_days_overdue=12, overdue_invoices=1,
+    )
+    make_customer(name="Globex Corporation", segment=Segment.PROMPT)
+    make_customer(name="Initech", segment=Segment.SYSTEMATIC_LATE, collector=other_collector)
+    return acme
+
+
+@pytest.fixture
+def page(live_server, accounts) -> Page:
+    """A Chromium tab on the live server, opened after the test data is written.
+
+    Playwright's sync API switches greenlets, and ORM calls made while it runs
+    would get a second database connection that nobody closes.
+    """
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing, so the browser tests cannot run. "
+            "Install Debian's chromium package (`make test` does) and run them again."
+        )
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900}, base_url=live_server.url)
+        page.set_default_timeout(10_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def log_in(page: Page, username: str, password: str) -> None:
+    page.goto("/customers/")
+    expect(page).to_have_url(re.compile(r"/login/\?next="))
+    expect(page.get_by_role("heading", name="arcrm")).to_be_visible()
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/customers/$"))
+
+
+def results(page: Page):
+    return page.locator("#results tbody th a")
+
+
+def test_a_collector_finds_a_customer_and_reads_the_account(page):
+    log_in(page, "carla", "pw-carla")
+    expect(page.locator(".nav-user")).to_contain_text("Collector")
+    expect(results(page)).to_have_count(3)
+    page.screenshot(path=ARTIFACTS / "customer-list.png", full_page=True)
+
+    # A marker on window survives htmx swaps but not a full page load.
+    page.evaluate("window.notReloaded = true")
+    page.get_by_label("Search").press_sequentially("acme")
+    expect(page).to_have_url(re.compile(r"/customers/\?q=acme"))
+    expect(results(page)).to_have_count(1)
+    expect(results(page).first).to_have_text("Acme Tools")
+    assert page.evaluate("window.notReloaded") is True
+
+    page.get_by_label("Search").fill("")
+    page.get_by_label("Segment").select_option("systematic_late")
+    expect(page).to_have_url(re.compile(r"segment=systematic_late"))
+    expect(results(page)).to_have_text(["Initech"])
+    page.get_by_label("Collector").select_option("mine")
+    expect(page).to_have_url(re.compile(r"collector=mine"))
+    expect(page.locator("#results")).to_contain_text("No customers match")
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=ARTIFACTS / "customer-list-filtered.png", full_page=True)
+
+    page.goto("/customers/?q=acme")
+    page.get_by_role("link", name="Acme Tools").click()
+    card = page.locator("#account-card")
+    expect(card.get_by_role("heading", level=1)).to_have_text("Acme Tools")
+    expect(card).to_contain_text("next-day delivery")
+    expect(card).to_contain_text("Two late payments in a year")
+    jana = page.locator("article.contact", has_text="Jana Novak")
+    expect(jana).to_contain_text("Reminders by")
+    expect(jana.locator("dd", has_text="Phone").first).to_be_visible()
+    expect(jana).to_contain_text("Tue–Thu mornings")
+    behaviour = page.locator("#behaviour")
+    expect(behaviour).to_contain_text("17 %")
+    expect(behaviour).to_contain_text("EUR 1,200.00")
+    expect(behaviour).to_contain_text("Computed on")
+    expect(behaviour.locator(".aging-bar")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "account-page.png", full_page=True)
+
+
+def test_a_collector_records_an_absence_without_leaving_the_page(page, accounts):
+    log_in(page, "carla", "pw-carla")
+    page.goto(f"/customers/{accounts.pk}/")
+    page.evaluate("window.notReloaded = true")
+    jana = page.locator("article.contact", has_text="Jana Novak")
+
+    jana.get_by_role("link", name="Add absence").click()
+    form = page.locator("form[id^=absence-form]")
+    today = timezone.localdate()
+    form.get_by_label("Away from").fill((today + dt.timedelta(days=10)).isoformat())
+    form.get_by_label("Away until").fill(today.isoformat())
+    form.get_by_role("button", name="Save absence").click()
+    # Rejected: the form comes back in place with the reason.
+    expect(form).to_contain_text("The absence must end on or after its first day.")
+    page.screenshot(path=ARTIFACTS / "account-absence-rejected.png", full_page=True)
+
+    form.get_by_label("Away from").fill(today.isoformat())
+    form.get_by_label("Away until").fill((today + dt.timedelta(days=10)).isoformat())
+    form.get_by_label("Write to instead").select_option(label="Bob Keller – Purchasing")
+    form.get_by_role("button", name="Save absence").click()
+
+    contacts = page.locator("#contacts")
+    expect(contacts).to_contain_text("write to Bob Keller instead")
+    expect(contacts.locator(".write-to")).to_contain_text("Bob Keller")
+    expect(page.locator("#messages")).to_contain_text("Absence of Jana Novak recorded.")
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=ARTIFACTS / "account-absence-recorded.png", full_page=True)
+
+    page.get_by_role("link", name="Edit card").click()
+    page.get_by_label("Why they buy from us").fill("next-day delivery\nfair prices\nlocal stock")
+    page.screenshot(path=ARTIFACTS / "account-card-edit.png", full_page=True)
+    page.get_by_role("button", name="Save card").click()
+    expect(page.locator("#account-card")).to_contain_text("local stock")
+    expect(page.locator("#account-card form")).to_have_count(0)
+    assert page.evaluate("window.notReloaded") is True

@@ -1,0 +1,326 @@
+"""The account page: card, contacts, open invoices and payment behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from ar_collections.models import PaymentBehaviour
+from customers.models import (
+    ContactAbsence,
+    ContactRole,
+    Industry,
+    InvoiceDelivery,
+    Language,
+    ReminderChannel,
+    Segment,
+    TermsType,
+)
+
+TODAY = dt.date(2025, 8, 5)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def _frozen_today():
+    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+def url(customer) -> str:
+    return reverse("customers:detail", args=[customer.pk])
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client, customer):
+    response = client.get(url(customer))
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_a_user_without_a_role_is_refused(client, customer):
+    client.force_login(User.objects.create_user("nobody"))
+
+    assert client.get(url(customer)).status_code == 403
+
+
+@pytest.mark.parametrize("reader", ["viewer", "collector", "other_collector", "manager"])
+def test_every_role_may_read_every_account(client, customer, request, reader):
+    client.force_login(request.getfixturevalue(reader))
+
+    assert client.get(url(customer)).status_code == 200
+
+
+def test_an_unknown_customer_is_not_found(client, collector):
+    client.force_login(collector)
+
+    assert client.get(reverse("customers:detail", args=[999999])).status_code == 404
+
+
+def test_the_card_shows_what_we_know_about_the_customer(
+    client, collector, manager, make_customer
+):
+    manager.first_name, manager.last_name = "Maria", "Moss"
+    manager.save()
+    referrer = make_customer(name="Old Friend AG")
+    acme = make_customer(
+        name="Acme Tools",
+        industry=Industry.MANUFACTURING,
+        business_description="Makes hand tools for the trade.",
+        buying_reasons=["price", "next-day delivery", "our service desk"],
+        customer_since=dt.date(2015, 8, 5),
+        relationship_owner=manager,
+        special_bond="Pays us first because we helped them in 2020",
+        referred_by=referrer,
+        currency="EUR",
+        credit_limit_amount=Decimal("25000.00"),
+        terms_type=TermsType.STANDARD,
+        payment_terms_days=45,
+        on_credit_hold=True,
+        ap_run_days=[15, 30],
+        ordering_rhythm="Orders at the start of every month",
+        notes="Ask for Jana.",
+        segment=Segment.SPECIAL_BOND,
+        segment_reason="Helped through the 2020 crisis.",
+    )
+    make_customer(name="Newcomer SA", referred_by=acme)
+    client.force_login(collector)
+
+    html = client.get(url(acme)).content.decode()
+
+    for text in [
+        "Manufacturing", "Makes hand tools for the trade.",
+        "<li>next-day delivery</li>", "5 Aug 2015", "(10.0 years)", "carla", "Maria Moss",
+        "Pays us first because we helped them in 2020", "Old Friend AG", "Newcomer SA",
+        "EUR 25,000.00", "Standard terms, 45 days", "On hold", "15, 30 of the month",
+        "Orders at the start of every month", "Ask for Jana.", "Special bond",
+        "Helped through the 2020 crisis.",
+    ]:
+        assert text in html, text
+
+
+def test_contacts_show_their_preferences(client, collector, customer, make_contact):
+    make_contact(
+        customer, name="Jana Novak", role=ContactRole.AP, email="jana@acme.example",
+        phone="+49 30 1234", language=Language.DE, invoice_delivery=InvoiceDelivery.E_INVOICE,
+        reminder_channel=ReminderChannel.PHONE, best_time_to_call="Tue–Thu mornings",
+        is_primary_billing=True,
+    )
+    client.force_login(collector)
+
+    html = client.get(url(customer)).content.decode()
+
+    for text in [
+        "Jana Novak", "Accounts payable / billing", "jana@acme.example", "+49 30 1234",
+        "German", "E-invoice", "Reminders by</dt>\n                <dd>Phone",
+        "Tue–Thu mornings", "Primary billing",
+    ]:
+        assert text in html, text
+
+
+def test_an_absent_billing_contact_hands_today_over_to_the_stand_in(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak", is_primary_billing=True)
+    bob = make_contact(customer, name="Bob Stand-in", email="bob@acme.example")
+    boss = make_contact(customer, name="Petra Boss", role=ContactRole.PRINCIPAL)
+    ContactAbsence.objects.create(
+        contact=jana, starts_on=dt.date(2025, 8, 1), ends_on=dt.date(2025, 8, 15), delegate=bob,
+        note="summer holiday",
+    )
+    ContactAbsence.objects.create(
+        contact=boss, starts_on=dt.date(2025, 9, 1), ends_on=dt.date(2025, 9, 3)
+    )
+    ContactAbsence.objects.create(
+        contact=bob, starts_on=dt.date(2025, 7, 1), ends_on=dt.date(2025, 7, 2), note="long gone"
+    )
+    client.force_login(collector)
+
+    response = client.get(url(customer))
+
+    html = response.content.decode()
+    assert response.context["billing_contact"] == bob
+    assert response.context["principal_contact"] == boss
+    assert "Away today" in html
+    assert "write to Bob Stand-in instead" in html
+    assert "summer holiday" in html
+    assert "1 Sep 2025 – 3 Sep 2025" in html
+    assert "long gone" not in html
+
+
+def test_a_customer_without_contacts_says_so(client, collector, customer):
+    client.force_login(collector)
+
+    html = client.get(url(customer)).content.decode()
+
+    assert "No billing contact" in html
+    assert "No contacts yet." in html
+
+
+def test_open_invoices_are_listed_with_days_overdue_and_aging(
+    client, collector, customer, make_invoice
+):
+    make_invoice(
+        customer, number="INV-OLD", issued=dt.date(2025, 3, 1), due=dt.date(2025, 4, 1),
+        amount="300.00", po_reference="PO-77",
+    )
+    make_invoice(customer, number="INV-MID", issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1),
+                 amount="200.00")
+    make_invoice(customer, number="INV-NEW", issued=dt.date(2025, 8, 1), due=dt.date(2025, 8, 31),
+                 amount="100.00")
+    make_invoice(customer, number="INV-USD", issued=dt.date(2025, 7, 1), due=dt.date(2025, 7, 31),
+                 amount="50.00", currency="USD")
+    make_invoice(customer, number="INV-PAID", issued=dt.date(2025, 1, 1), amount="999.00",
+                 paid_on=dt.date(2025, 2, 1))
+    client.force_login(collector)
+
+    response = client.get(url(customer))
+
+    html = response.content.decode()
+    assert [i.number for i in response.context["invoices"]] == [
+        "INV-OLD", "INV-MID", "INV-USD", "INV-NEW",
+    ]
+    assert "INV-PAID" not in html
+    assert "PO-77" in html
+    assert [i.days_overdue for i in response.context["invoices"]] == [126, 35, 5, 0]
+    assert response.context["invoice_aging"] == [
+        ("Not yet due", Decimal("100.00")),
+        ("1–30", Decimal("0.00")),
+        ("31–60", Decimal("200.00")),
+        ("61–90", Decimal("0.00")),
+        ("90+", Decimal("300.00")),
+    ]
+    assert response.context["open_total"] == Decimal("600.00")
+    assert "USD 50.00" in html
+    assert "1 invoice in other currencies is listed below" in html
+    assert 'class="aging-bar" role="img"' in html
+
+
+def test_the_behaviour_block_shows_how_the_customer_pays(client, collector, customer):
+    PaymentBehaviour.objects.create(
+        customer=customer,
+        computed_on=dt.date(2025, 8, 4),
+        invoices_settled=20,
+        invoices_settled_late=5,
+        avg_days_late=Decimal("6.40"),
+        weighted_days_late=Decimal("9.25"),
+        share_paid_late=Decimal("0.2500"),
+        avg_days_late_90d=Decimal("12.00"),
+        avg_days_late_365d=Decimal("7.50"),
+        open_amount=Decimal("1500.00"),
+        overdue_amount=Decimal("600.00"),
+        overdue_invoices=2,
+        open_invoices=4,
+        max_days_overdue=41,
+        aging_current_amount=Decimal("900.00"),
+        aging_1_30_amount=Decimal("200.00"),
+        aging_31_60_amount=Decimal("400.00"),
+    )
+    client.force_login(collector)
+
+    html = client.get(url(customer)).content.decode()
+
+    for text in [
+        "<dd>6.4</dd>", "<dd>9.3</dd>", "25 %", "(5 of 20)", "+4.5 days", "paying slower",
+        "EUR 1,500.00", "EUR 600.00", ">41<", "EUR 900.00", "EUR 400.00",
+        "Computed on 4 Aug 2025",
+    ]:
+        assert text in html, text
+    assert "Not computed yet" not in html
+
+
+def test_a_customer_without_behaviour_says_it_is_not_computed_yet(client, collector, customer):
+    client.force_login(collector)
+
+    html = client.get(url(customer)).content.decode()
+
+    assert "Not computed yet." in html
+
+
+def test_the_owning_collector_sees_the_edit_controls(client, collector, customer, make_contact):
+    make_contact(customer)
+    client.force_login(collector)
+
+    html = client.get(url(customer)).content.decode()
+
+    assert reverse("customers:edit", args=[customer.pk]) in html
+    assert reverse("customers:contact_add", args=[customer.pk]) in html
+    assert "Delete<span" in html
+
+
+@pytest.mark.parametrize("reader", ["viewer", "other_collector"])
+def test_people_who_may_not_change_the_account_see_no_edit_controls(
+    client, customer, make_contact, request, reader
+):
+    make_contact(customer)
+    client.force_login(request.getfixturevalue(reader))
+
+    html = client.get(url(customer)).content.decode()
+
+    assert reverse("customers:edit", args=[customer.pk]) not in html
+    assert reverse("customers:contact_add", args=[customer.pk]) not in html
+    assert "Delete<span" not in html
+
+
+def test_a_manager_sees_the_edit_controls_on_any_account(client, manager, customer):
+    client.force_login(manager)
+
+    html = client.get(url(customer)).content.decode()
+
+    assert reverse("customers:edit", args=[customer.pk]) in html
+
+
+@pytest.mark.parametrize("section", ["account-card", "contacts"])
+def test_htmx_can_ask_for_one_section(client, collector, customer, section):
+    client.force_login(collector)
+
+    response = client.get(url(customer), headers={"HX-Request": "true", "HX-Target": section})
+
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<section id="{section}"')
+    assert "<html" not in html
+    assert "HX-Target" in response["Vary"]
+
+
+def test_a_section_asked_for_directly_still_needs_a_role(client, customer):
+    client.force_login(User.objects.create_user("nobody"))
+
+    response = client.get(
+        url(customer), headers={"HX-Request": "true", "HX-Target": "contacts"}
+    )
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("rows", [2, 20])
+def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
+    client, collector, make_customer, make_contact, make_invoice, django_assert_num_queries,
+    rows,
+):
+    customer = make_customer()
+    for n in range(5):
+        make_customer(referred_by=customer, name=f"Referral {n}")
+    PaymentBehaviour.objects.create(customer=customer, computed_on=TODAY)
+    contacts = [make_contact(customer, is_primary_billing=(n == 0)) for n in range(rows)]
+    make_contact(customer, role=ContactRole.PRINCIPAL)
+    for n, contact in enumerate(contacts):
+        # A chain of stand-ins: every contact is away and hands over to the next one.
+        ContactAbsence.objects.create(
+            contact=contact, starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=3),
+            delegate=contacts[(n + 1) % rows],
+        )
+        make_invoice(customer, issued=dt.date(2025, 1, 1) + dt.timedelta(days=n))
+    client.force_login(collector)
+
+    # session, user, role groups, permissions (2), customer, referrals,
+    # contacts, absences, open invoices
+    with django_assert_num_queries(10):
+        response = client.get(url(customer))
+
+    assert len(response.context["invoices"]) == rows
+    assert len(response.context["contacts"]) == rows + 1

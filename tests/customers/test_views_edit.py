@@ -1,0 +1,828 @@
+"""Changing an account: the card, contacts and absences, with and without htmx."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from customers import services
+from customers.models import (
+    Contact,
+    ContactAbsence,
+    ContactRole,
+    Customer,
+    EventKind,
+    ReminderChannel,
+    TermsType,
+    TimelineEvent,
+)
+
+HTMX = {"HX-Request": "true"}
+# Absences below are dated in 2030: still to come on this frozen day, so the page shows them.
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def _frozen_today():
+    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+def card_data(customer: Customer, **changes) -> dict:
+    """What the edit form posts when nothing is touched, with `changes` applied."""
+    data = {
+        "name": customer.name,
+        "legal_name": customer.legal_name,
+        "industry": customer.industry,
+        "business_description": customer.business_description,
+        "buying_reasons": "\n".join(customer.buying_reasons),
+        "customer_since": customer.customer_since.isoformat(),
+        "collector": customer.collector_id,
+        "relationship_owner": customer.relationship_owner_id or "",
+        "special_bond": customer.special_bond,
+        "referred_by": customer.referred_by.account_number if customer.referred_by else "",
+        "currency": customer.currency,
+        "credit_limit_amount": str(customer.credit_limit_amount),
+        "terms_type": customer.terms_type,
+        "payment_terms_days": customer.payment_terms_days,
+        "on_credit_hold": customer.on_credit_hold,
+        "ap_run_days": ", ".join(str(day) for day in customer.ap_run_days),
+        "ordering_rhythm": customer.ordering_rhythm,
+        "typical_order_interval_days": customer.typical_order_interval_days or "",
+        "notes": customer.notes,
+    }
+    data.update(changes)
+    # An unticked checkbox is simply not posted.
+    return {key: ("on" if value is True else value) for key, value in data.items() if value is not False}
+
+
+def contact_data(**changes) -> dict:
+    data = {
+        "name": "Jana Novak",
+        "job_title": "AP clerk",
+        "role": ContactRole.AP,
+        "email": "jana@acme.example",
+        "phone": "",
+        "postal_address": "",
+        "language": "en",
+        "invoice_delivery": "pdf_email",
+        "reminder_channel": "email",
+        "best_time_to_call": "",
+        "is_primary_billing": False,
+        "notes": "",
+    }
+    data.update(changes)
+    return {key: ("on" if value is True else value) for key, value in data.items() if value is not False}
+
+
+def last_event() -> TimelineEvent:
+    return TimelineEvent.objects.latest("id")
+
+
+# --- Who may change what ------------------------------------------------------
+
+
+@pytest.fixture
+def requests_that_change(customer, make_contact):
+    """One valid POST for each mutating view, by name."""
+    jana = make_contact(customer, name="Jana")
+    bob = make_contact(customer, name="Bob")
+    absence = ContactAbsence.objects.create(
+        contact=jana, starts_on=dt.date(2030, 8, 1), ends_on=dt.date(2030, 8, 15)
+    )
+    return {
+        "edit card": (reverse("customers:edit", args=[customer.pk]), card_data(customer, name="X")),
+        "add contact": (reverse("customers:contact_add", args=[customer.pk]), contact_data()),
+        "edit contact": (
+            reverse("customers:contact_edit", args=[customer.pk, jana.pk]),
+            contact_data(name="Jana", email="new@acme.example"),
+        ),
+        "delete contact": (reverse("customers:contact_delete", args=[customer.pk, bob.pk]), {}),
+        "add absence": (
+            reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+            {"starts_on": "2030-09-01", "ends_on": "2030-09-02", "delegate": bob.pk, "note": ""},
+        ),
+        "delete absence": (
+            reverse("customers:absence_delete", args=[customer.pk, absence.pk]), {}
+        ),
+    }
+
+
+VIEWS = ["edit card", "add contact", "edit contact", "delete contact", "add absence", "delete absence"]
+FORM_VIEWS = ["edit card", "add contact", "edit contact", "add absence"]
+
+
+def database_state(customer: Customer) -> tuple:
+    customer.refresh_from_db()
+    return (
+        customer.name,
+        sorted(Contact.objects.values_list("name", "email")),
+        sorted(ContactAbsence.objects.values_list("starts_on", "ends_on")),
+        TimelineEvent.objects.count(),
+    )
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("intruder", ["other_collector", "viewer"])
+def test_people_who_may_only_read_the_account_are_refused(
+    client, customer, requests_that_change, request, view, intruder
+):
+    url, data = requests_that_change[view]
+    before = database_state(customer)
+    client.force_login(request.getfixturevalue(intruder))
+
+    response = client.post(url, data)
+
+    assert response.status_code == 403
+    assert database_state(customer) == before
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_a_user_without_a_role_is_refused(client, customer, requests_that_change, view):
+    url, data = requests_that_change[view]
+    before = database_state(customer)
+    client.force_login(User.objects.create_user("nobody"))
+
+    assert client.post(url, data).status_code == 403
+    assert database_state(customer) == before
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_anonymous_visitors_are_sent_to_the_login_page(client, customer, requests_that_change, view):
+    url, data = requests_that_change[view]
+    before = database_state(customer)
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+    assert database_state(customer) == before
+
+
+@pytest.mark.parametrize("view", ["delete contact", "delete absence"])
+def test_deleting_needs_a_post(client, collector, customer, requests_that_change, view):
+    url, _ = requests_that_change[view]
+    before = database_state(customer)
+    client.force_login(collector)
+
+    assert client.get(url).status_code == 405
+    assert database_state(customer) == before
+
+
+@pytest.mark.parametrize("view", FORM_VIEWS)
+def test_forms_accept_only_get_and_post(client, collector, customer, requests_that_change, view):
+    url, _ = requests_that_change[view]
+    client.force_login(collector)
+
+    assert client.put(url).status_code == 405
+    assert client.delete(url).status_code == 405
+
+
+@pytest.mark.parametrize("view", FORM_VIEWS)
+def test_a_form_is_a_page_of_its_own_without_htmx(
+    client, collector, customer, requests_that_change, view
+):
+    url, _ = requests_that_change[view]
+    client.force_login(collector)
+
+    response = client.get(url)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in html
+    assert f'action="{url}"' in html
+    assert 'method="post"' in html
+    assert "hx-post" not in html  # posts as a plain form: there is no section to swap here
+
+
+@pytest.mark.parametrize("view", FORM_VIEWS)
+def test_a_form_loads_into_the_account_page_with_htmx(
+    client, collector, customer, requests_that_change, view
+):
+    url, _ = requests_that_change[view]
+    client.force_login(collector)
+
+    response = client.get(url, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html
+    assert f'action="{url}"' in html
+    assert f'hx-post="{url}"' in html
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_a_manager_may_change_any_account(
+    client, manager, customer, requests_that_change, view
+):
+    url, data = requests_that_change[view]
+    client.force_login(manager)
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302
+    assert last_event().actor == manager
+
+
+# --- The account card ---------------------------------------------------------
+
+
+def test_saving_the_card_changes_it_and_records_who_changed_what(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:edit", args=[customer.pk]),
+        card_data(
+            customer,
+            business_description="Makes hand tools.",
+            buying_reasons="price\n\n  delivery speed \nservice\nquality",
+            ap_run_days="30, 15,15",
+            ordering_rhythm="Orders at the start of every month",
+        ),
+    )
+
+    assert response.status_code == 302
+    assert response.url == reverse("customers:detail", args=[customer.pk])
+    customer.refresh_from_db()
+    assert customer.business_description == "Makes hand tools."
+    assert customer.buying_reasons == ["price", "delivery speed", "service", "quality"]
+    assert customer.ap_run_days == [15, 30]
+    assert customer.ordering_rhythm == "Orders at the start of every month"
+    event = last_event()
+    assert event.customer == customer
+    assert event.kind == EventKind.ACCOUNT_CHANGED
+    assert event.actor == collector
+    assert event.details == {
+        "before": {
+            "business_description": "",
+            "buying_reasons": ["price", "delivery speed", "service"],
+            "ap_run_days": [],
+            "ordering_rhythm": "",
+        },
+        "after": {
+            "business_description": "Makes hand tools.",
+            "buying_reasons": ["price", "delivery speed", "service", "quality"],
+            "ap_run_days": [15, 30],
+            "ordering_rhythm": "Orders at the start of every month",
+        },
+    }
+    assert "why they buy from us" in event.summary
+    assert "Account card saved." in client.get(response.url).content.decode()
+
+
+def test_saving_the_card_with_htmx_returns_the_updated_card(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:edit", args=[customer.pk]),
+        card_data(customer, name="Acme Tools & Dies"),
+        headers=HTMX,
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="account-card"')
+    assert "Acme Tools &amp; Dies" in html
+    assert 'id="messages"' in html and 'hx-swap-oob="true"' in html
+    assert "Account card saved." in html
+    assert Customer.objects.get(pk=customer.pk).name == "Acme Tools & Dies"
+
+
+def test_saving_an_unchanged_card_records_nothing(client, collector, customer):
+    client.force_login(collector)
+
+    client.post(reverse("customers:edit", args=[customer.pk]), card_data(customer))
+
+    assert not TimelineEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ap_run_days": "15, 32"}, "“32” is not a day of the month"),
+        ({"ap_run_days": "mid-month"}, "“mid-month” is not a day of the month"),
+        ({"name": ""}, "This field is required."),
+        ({"currency": "e1x"}, "Use a three-letter ISO 4217 code"),
+        ({"referred_by": "NO-SUCH"}, "No customer has that account number."),
+    ],
+)
+def test_bad_card_input_changes_nothing_and_says_why(
+    client, collector, customer, changes, message
+):
+    before = database_state(customer)
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:edit", args=[customer.pk]), card_data(customer, **changes)
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "<html" in html
+    assert message in html
+    assert "Nothing was saved" in html
+    assert database_state(customer) == before
+
+
+def test_a_customer_cannot_refer_itself(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:edit", args=[customer.pk]),
+        card_data(customer, referred_by=customer.account_number),
+    )
+
+    assert response.status_code == 422
+    assert "A customer cannot refer itself." in response.content.decode()
+    customer.refresh_from_db()
+    assert customer.referred_by is None
+
+
+def test_the_referrer_is_entered_by_account_number(client, collector, customer, make_customer):
+    referrer = make_customer(name="Old Friend AG", account_number="OF-1")
+    client.force_login(collector)
+
+    client.post(
+        reverse("customers:edit", args=[customer.pk]), card_data(customer, referred_by="OF-1")
+    )
+
+    customer.refresh_from_db()
+    assert customer.referred_by == referrer
+    assert last_event().details["after"] == {"referred_by": referrer.pk}
+    form_html = client.get(reverse("customers:edit", args=[customer.pk])).content.decode()
+    assert 'value="OF-1"' in form_html
+
+
+def test_bad_card_input_with_htmx_replaces_the_form_with_its_errors(client, collector, customer):
+    before = database_state(customer)
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:edit", args=[customer.pk]),
+        card_data(customer, ap_run_days="0"),
+        headers=HTMX,
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert response["HX-Retarget"] == "#account-card"
+    assert response["HX-Reswap"] == "outerHTML"
+    assert "<html" not in html
+    assert "“0” is not a day of the month" in html
+    assert database_state(customer) == before
+
+
+def test_a_collector_cannot_change_credit_terms(client, collector, customer):
+    client.force_login(collector)
+
+    client.post(
+        reverse("customers:edit", args=[customer.pk]),
+        card_data(
+            customer, credit_limit_amount="99999.00", terms_type=TermsType.COD,
+            payment_terms_days=90, on_credit_hold=True, notes="Tried",
+        ),
+    )
+
+    customer.refresh_from_db()
+    assert customer.credit_limit_amount == Decimal("0.00")
+    assert customer.terms_type == TermsType.STANDARD
+    assert customer.payment_terms_days == 30
+    assert customer.on_credit_hold is False
+    assert customer.notes == "Tried"
+    assert last_event().details["after"] == {"notes": "Tried"}
+
+
+def test_a_manager_changes_credit_terms_and_the_change_is_recorded(
+    client, manager, other_collector, customer
+):
+    client.force_login(manager)
+
+    client.post(
+        reverse("customers:edit", args=[customer.pk]),
+        card_data(
+            customer, credit_limit_amount="5000.50", payment_terms_days=60,
+            on_credit_hold=True, collector=other_collector.pk,
+        ),
+    )
+
+    customer.refresh_from_db()
+    assert customer.credit_limit_amount == Decimal("5000.50")
+    assert customer.on_credit_hold is True
+    assert customer.collector == other_collector
+    event = last_event()
+    assert event.actor == manager
+    assert event.details["before"]["credit_limit_amount"] == "0.00"
+    assert event.details["after"]["credit_limit_amount"] == "5000.50"
+    assert event.details["before"]["payment_terms_days"] == 30
+    assert event.details["after"]["on_credit_hold"] is True
+    assert event.details["after"]["collector"] == other_collector.pk
+
+
+def test_the_card_form_shows_locked_terms_to_a_collector(client, collector, customer):
+    client.force_login(collector)
+
+    html = client.get(reverse("customers:edit", args=[customer.pk])).content.decode()
+
+    assert re.search(r'<input[^>]*name="credit_limit_amount"[^>]*disabled', html)
+    assert not re.search(r'<textarea[^>]*name="notes"[^>]*disabled', html)
+    assert "A manager decides this." in html
+
+
+# --- Contacts -----------------------------------------------------------------
+
+
+def test_adding_a_contact_saves_it_and_records_it(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_add", args=[customer.pk]),
+        contact_data(reminder_channel=ReminderChannel.PHONE, phone="+49 30 1234"),
+    )
+
+    assert response.status_code == 302
+    assert response.url == reverse("customers:detail", args=[customer.pk]) + "#contacts"
+    contact = customer.contacts.get()
+    assert (contact.name, contact.phone, contact.reminder_channel) == ("Jana Novak", "+49 30 1234", "phone")
+    event = last_event()
+    assert event.kind == EventKind.CONTACT_CHANGED
+    assert event.actor == collector
+    assert event.subject == contact
+    assert event.details["before"] == {}
+    assert event.details["after"]["reminder_channel"] == "phone"
+    assert event.summary == "Contact added: Jana Novak (Accounts payable / billing)"
+
+
+def test_adding_a_contact_with_htmx_returns_the_contacts_section(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_add", args=[customer.pk]), contact_data(), headers=HTMX
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="contacts"')
+    assert "Jana Novak" in html
+    assert "Contact Jana Novak saved." in html
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"reminder_channel": "phone", "phone": ""}, "A phone number is needed for phone reminders."),
+        ({"email": "", "reminder_channel": "letter", "postal_address": "1 Main St"},
+         "An e-mail address is needed to e-mail invoices."),
+        ({"invoice_delivery": "paper", "postal_address": ""},
+         "A postal address is needed for paper invoices."),
+        ({"email": "not-an-address"}, "Enter a valid email address."),
+    ],
+)
+def test_contact_rules_show_as_form_errors_and_nothing_is_saved(
+    client, collector, customer, changes, message
+):
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_add", args=[customer.pk]), contact_data(**changes)
+    )
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert not Contact.objects.exists()
+    assert not TimelineEvent.objects.exists()
+
+
+def test_a_rejected_contact_with_htmx_replaces_its_own_form(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_add", args=[customer.pk]),
+        contact_data(reminder_channel="phone"),
+        headers=HTMX,
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert response["HX-Retarget"] == "#contact-form-new"
+    assert response["HX-Reswap"] == "outerHTML"
+    assert html.lstrip().startswith('<form id="contact-form-new"')
+    assert "A phone number is needed for phone reminders." in html
+    assert not Contact.objects.exists()
+
+
+def test_editing_a_contact_records_only_what_changed(client, collector, customer, make_contact):
+    jana = make_contact(customer, name="Jana Novak", email="old@acme.example", job_title="AP clerk")
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_edit", args=[customer.pk, jana.pk]),
+        contact_data(email="new@acme.example", best_time_to_call="Mornings"),
+    )
+
+    assert response.status_code == 302
+    jana.refresh_from_db()
+    assert jana.email == "new@acme.example"
+    event = last_event()
+    assert event.details == {
+        "contact": jana.pk,
+        "before": {"email": "old@acme.example", "best_time_to_call": ""},
+        "after": {"email": "new@acme.example", "best_time_to_call": "Mornings"},
+    }
+
+
+def test_editing_a_contact_with_htmx_returns_the_contacts_section(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_edit", args=[customer.pk, jana.pk]),
+        contact_data(name="Jana Novak-Berg"),
+        headers=HTMX,
+    )
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="contacts"')
+    assert "Jana Novak-Berg" in html
+
+
+def test_a_rejected_contact_edit_changes_nothing(client, collector, customer, make_contact):
+    jana = make_contact(customer, name="Jana Novak", email="jana@acme.example")
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_edit", args=[customer.pk, jana.pk]),
+        contact_data(email=""),
+        headers=HTMX,
+    )
+
+    assert response.status_code == 422
+    assert response["HX-Retarget"] == f"#contact-form-{jana.pk}"
+    assert "An e-mail address is needed" in response.content.decode()
+    jana.refresh_from_db()
+    assert jana.email == "jana@acme.example"
+    assert not TimelineEvent.objects.exists()
+
+
+def test_a_contact_of_another_customer_is_not_found(client, collector, customer, make_customer, make_contact):
+    stranger = make_contact(make_customer(name="Other"))
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_edit", args=[customer.pk, stranger.pk]), contact_data()
+    )
+
+    assert response.status_code == 404
+
+
+def test_marking_a_new_primary_contact_takes_the_flag_from_the_old_one(
+    client, collector, customer, make_contact
+):
+    old = make_contact(customer, name="Old Primary", is_primary_billing=True)
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_add", args=[customer.pk]),
+        contact_data(name="New Primary", is_primary_billing=True),
+    )
+
+    assert response.status_code == 302
+    old.refresh_from_db()
+    assert old.is_primary_billing is False
+    assert customer.contacts.get(is_primary_billing=True).name == "New Primary"
+    assert last_event().details["primary_billing_taken_from"] == [
+        {"contact": old.pk, "name": "Old Primary"}
+    ]
+
+
+def test_editing_a_contact_into_the_primary_one_moves_the_flag(
+    client, collector, customer, make_contact
+):
+    old = make_contact(customer, name="Old Primary", is_primary_billing=True)
+    jana = make_contact(customer, name="Jana Novak", email="jana@acme.example")
+    client.force_login(collector)
+
+    client.post(
+        reverse("customers:contact_edit", args=[customer.pk, jana.pk]),
+        contact_data(is_primary_billing=True),
+    )
+
+    assert list(customer.contacts.filter(is_primary_billing=True)) == [jana]
+    old.refresh_from_db()
+    assert old.is_primary_billing is False
+
+
+def test_a_failed_primary_switch_leaves_the_old_primary_in_place(customer, collector, make_contact):
+    old = make_contact(customer, name="Old Primary", is_primary_billing=True)
+    invalid = Contact(
+        customer=customer, name="No Phone", reminder_channel=ReminderChannel.PHONE,
+        email="x@acme.example", is_primary_billing=True,
+    )
+
+    with pytest.raises(ValidationError):
+        services.contact_save(contact=invalid, actor=collector)
+
+    old.refresh_from_db()
+    assert old.is_primary_billing is True
+    assert not TimelineEvent.objects.exists()
+
+
+def test_deleting_a_contact_removes_it_and_records_what_it_was(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak", email="jana@acme.example")
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:contact_delete", args=[customer.pk, jana.pk]))
+
+    assert response.status_code == 302
+    assert response.url == reverse("customers:detail", args=[customer.pk]) + "#contacts"
+    assert not Contact.objects.exists()
+    event = last_event()
+    assert event.kind == EventKind.CONTACT_CHANGED
+    assert event.details["before"]["email"] == "jana@acme.example"
+    assert event.details["after"] == {}
+    assert event.summary == "Contact removed: Jana Novak (Accounts payable / billing)"
+
+
+def test_deleting_a_contact_with_htmx_returns_the_contacts_section(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    make_contact(customer, name="Bob Keep")
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_delete", args=[customer.pk, jana.pk]), headers=HTMX
+    )
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="contacts"')
+    assert "Bob Keep" in html
+    assert "Jana Novak" in html  # the message says who was removed ...
+    assert f'id="contact-{jana.pk}"' not in html  # ... but the card is gone
+
+
+# --- Absences -----------------------------------------------------------------
+
+
+def test_adding_an_absence_records_it_with_its_stand_in(client, collector, customer, make_contact):
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+        {"starts_on": "2030-08-01", "ends_on": "2030-08-15", "delegate": bob.pk, "note": "Holiday"},
+    )
+
+    assert response.status_code == 302
+    absence = jana.absences.get()
+    assert (absence.starts_on, absence.ends_on, absence.delegate, absence.note) == (
+        dt.date(2030, 8, 1), dt.date(2030, 8, 15), bob, "Holiday"
+    )
+    event = last_event()
+    assert event.kind == EventKind.CONTACT_CHANGED
+    assert event.actor == collector
+    assert event.summary == "Jana Novak away 1 Aug 2030–15 Aug 2030; write to Bob Stand-in instead"
+    assert event.details["before"] == {}
+    assert event.details["after"]["delegate"] == bob.pk
+
+
+def test_adding_an_absence_with_htmx_re_renders_the_contacts_section(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+        {"starts_on": "2030-08-01", "ends_on": "2030-08-15", "delegate": bob.pk},
+        headers=HTMX,
+    )
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="contacts"')
+    assert "write to Bob Stand-in instead" in html
+
+
+def test_the_stand_in_is_chosen_among_the_customers_other_contacts(
+    client, collector, customer, make_contact, make_customer
+):
+    jana = make_contact(customer, name="Jana Novak")
+    make_contact(customer, name="Bob Stand-in")
+    make_contact(make_customer(name="Other"), name="Stranger")
+    client.force_login(collector)
+
+    html = client.get(reverse("customers:absence_add", args=[customer.pk, jana.pk])).content.decode()
+
+    assert "Bob Stand-in" in html
+    assert "Stranger" not in html
+    assert f'<option value="{jana.pk}"' not in html
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"starts_on": "2030-08-15", "ends_on": "2030-08-01"},
+         "The absence must end on or after its first day."),
+        ({"starts_on": "2030-08-01", "ends_on": ""}, "This field is required."),
+        ({"starts_on": "2030-08-01", "ends_on": "2030-08-02", "delegate": "self"},
+         "Select a valid choice."),
+        ({"starts_on": "2030-08-01", "ends_on": "2030-08-02", "delegate": "stranger"},
+         "Select a valid choice."),
+    ],
+)
+def test_bad_absences_are_refused_with_a_message(
+    client, collector, customer, make_contact, make_customer, data, message
+):
+    jana = make_contact(customer, name="Jana Novak")
+    stranger = make_contact(make_customer(name="Other"))
+    data = {**data}
+    data["delegate"] = {"self": jana.pk, "stranger": stranger.pk}.get(data.get("delegate"), "")
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_add", args=[customer.pk, jana.pk]), data)
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert not ContactAbsence.objects.exists()
+    assert not TimelineEvent.objects.exists()
+
+
+def test_a_rejected_absence_with_htmx_replaces_its_own_form(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+        {"starts_on": "2030-08-15", "ends_on": "2030-08-01"},
+        headers=HTMX,
+    )
+
+    assert response.status_code == 422
+    assert response["HX-Retarget"] == f"#absence-form-{jana.pk}"
+    assert "The absence must end on or after its first day." in response.content.decode()
+    assert not ContactAbsence.objects.exists()
+
+
+def test_deleting_an_absence_removes_it_and_records_it(client, collector, customer, make_contact):
+    jana = make_contact(customer, name="Jana Novak")
+    absence = ContactAbsence.objects.create(
+        contact=jana, starts_on=dt.date(2030, 8, 1), ends_on=dt.date(2030, 8, 15)
+    )
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_delete", args=[customer.pk, absence.pk]))
+
+    assert response.status_code == 302
+    assert response.url == reverse("customers:detail", args=[customer.pk]) + "#contacts"
+    assert not ContactAbsence.objects.exists()
+    event = last_event()
+    assert event.summary == "Absence removed: Jana Novak 1 Aug 2030–15 Aug 2030"
+    assert event.details["before"]["starts_on"] == "2030-08-01"
+    assert event.details["after"] == {}
+
+
+def test_deleting_an_absence_with_htmx_returns_the_contacts_section(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    absence = ContactAbsence.objects.create(
+        contact=jana, starts_on=dt.date(2030, 8, 1), ends_on=dt.date(2030, 8, 15), note="gone soon"
+    )
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:absence_delete", args=[customer.pk, absence.pk]), headers=HTMX
+    )
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="contacts"')
+    assert "gone soon" not in html
+
+
+def test_an_absence_of_another_customer_is_not_found(
+    client, collector, customer, make_customer, make_contact
+):
+    stranger = make_contact(make_customer(name="Other", collector=collector))
+    absence = ContactAbsence.objects.create(
+        contact=stranger, starts_on=dt.date(2030, 8, 1), ends_on=dt.date(2030, 8, 15)
+    )
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_delete", args=[customer.pk, absence.pk]))
+
+    assert response.status_code == 404
+    assert ContactAbsence.objects.exists()

@@ -1,0 +1,278 @@
+"""The customer list: search, filters, sorting, paging, the htmx fragment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from ar_collections.models import PaymentBehaviour
+from customers.models import Segment
+
+URL = reverse("customers:list")
+
+
+def with_behaviour(customer, *, open_amount="0", overdue_amount="0", max_days=0):
+    PaymentBehaviour.objects.create(
+        customer=customer,
+        computed_on=dt.date(2025, 3, 1),
+        open_amount=Decimal(open_amount),
+        overdue_amount=Decimal(overdue_amount),
+        max_days_overdue=max_days,
+    )
+    return customer
+
+
+def names_in(response) -> list[str]:
+    return [customer.name for customer in response.context["page"].object_list]
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client):
+    response = client.get(URL)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_a_user_without_a_role_is_refused(client, db):
+    client.force_login(User.objects.create_user("nobody"))
+
+    assert client.get(URL).status_code == 403
+
+
+def test_the_login_page_names_the_product_and_posts_the_credentials(client, db):
+    html = client.get(reverse("login")).content.decode()
+
+    assert "<h1 id=\"login-title\">arcrm</h1>" in html
+    assert f'action="{reverse("login")}"' in html
+    assert 'method="post"' in html
+
+
+def test_a_wrong_password_is_refused_with_a_message(client, collector):
+    response = client.post(reverse("login"), {"username": "carla", "password": "wrong"})
+
+    assert response.status_code == 200
+    assert "did not match" in response.content.decode()
+
+
+def test_every_page_shows_who_is_signed_in_and_logs_out_by_post(client, collector):
+    collector.first_name, collector.last_name = "Carla", "Cruz"
+    collector.save()
+    client.force_login(collector)
+
+    html = client.get(URL).content.decode()
+
+    assert '<span class="user-name">Carla Cruz</span>' in html
+    assert '<span class="role-badge">Collector</span>' in html
+    assert f'<form method="post" action="{reverse("logout")}">' in html
+    assert client.post(reverse("logout")).url == reverse("login")
+    assert client.get(URL).status_code == 302
+
+
+def test_a_viewer_sees_every_account(client, viewer, make_customer, other_collector):
+    make_customer(name="Mine Ltd")
+    make_customer(name="Theirs Ltd", collector=other_collector)
+    client.force_login(viewer)
+
+    response = client.get(URL)
+
+    assert response.status_code == 200
+    assert names_in(response) == ["Mine Ltd", "Theirs Ltd"]
+
+
+def test_it_shows_behaviour_figures_and_dashes_when_not_computed(client, collector, make_customer):
+    with_behaviour(
+        make_customer(name="Slow GmbH", currency="EUR", payment_terms_days=45),
+        open_amount="1234.50", overdue_amount="800.00", max_days=37,
+    )
+    make_customer(name="Fresh BV", segment=Segment.NEW)
+    client.force_login(collector)
+
+    html = client.get(URL).content.decode()
+
+    assert "EUR 1,234.50" in html
+    assert "EUR 800.00" in html
+    assert ">37<" in html
+    assert "Net 45" in html
+    assert 'title="Not computed yet">—' in html
+    assert "segment-new" in html
+
+
+def test_it_sorts_by_overdue_amount_then_name(client, collector, make_customer):
+    make_customer(name="No behaviour")
+    with_behaviour(make_customer(name="Bravo"), overdue_amount="10")
+    with_behaviour(make_customer(name="Alpha"), overdue_amount="10")
+    with_behaviour(make_customer(name="Big debt"), overdue_amount="5000")
+    with_behaviour(make_customer(name="Clean"), overdue_amount="0")
+    client.force_login(collector)
+
+    assert names_in(client.get(URL)) == ["Big debt", "Alpha", "Bravo", "Clean", "No behaviour"]
+
+
+@pytest.mark.parametrize("query", ["acme", "C-ACME-1", "ap@acme.example"])
+def test_search_finds_a_customer_by_name_account_number_or_contact_email(
+    client, collector, make_customer, make_contact, query
+):
+    acme = make_customer(name="Acme Tools", account_number="C-ACME-1")
+    make_contact(acme, email="ap@acme.example")
+    make_contact(acme, email="boss@acme.example")
+    make_customer(name="Globex")
+    client.force_login(collector)
+
+    assert names_in(client.get(URL, {"q": query})) == ["Acme Tools"]
+
+
+def test_the_segment_filter_keeps_only_that_segment(client, collector, make_customer):
+    make_customer(name="Late one", segment=Segment.SYSTEMATIC_LATE)
+    make_customer(name="Prompt one", segment=Segment.PROMPT)
+    client.force_login(collector)
+
+    response = client.get(URL, {"segment": Segment.SYSTEMATIC_LATE})
+
+    assert names_in(response) == ["Late one"]
+
+
+def test_the_mine_filter_keeps_the_collectors_own_accounts(
+    client, collector, other_collector, make_customer
+):
+    make_customer(name="Carla's")
+    make_customer(name="Otto's", collector=other_collector)
+    client.force_login(collector)
+
+    assert names_in(client.get(URL, {"collector": "mine"})) == ["Carla's"]
+
+
+def test_the_collector_filter_keeps_a_chosen_collectors_accounts(
+    client, manager, collector, other_collector, make_customer
+):
+    make_customer(name="Carla's")
+    make_customer(name="Otto's", collector=other_collector)
+    client.force_login(manager)
+
+    assert names_in(client.get(URL, {"collector": other_collector.pk})) == ["Otto's"]
+
+
+def test_the_overdue_filter_keeps_customers_owing_overdue_money(client, collector, make_customer):
+    with_behaviour(make_customer(name="Owes"), open_amount="100", overdue_amount="100")
+    with_behaviour(make_customer(name="Current"), open_amount="100", overdue_amount="0")
+    make_customer(name="Not computed")
+    client.force_login(collector)
+
+    assert names_in(client.get(URL, {"overdue": "on"})) == ["Owes"]
+
+
+def test_filters_combine_with_the_search(client, collector, other_collector, make_customer):
+    with_behaviour(make_customer(name="Acme North", segment=Segment.PROMPT), overdue_amount="5")
+    with_behaviour(make_customer(name="Acme South", segment=Segment.PROMPT), overdue_amount="0")
+    with_behaviour(
+        make_customer(name="Acme East", segment=Segment.PROMPT, collector=other_collector),
+        overdue_amount="5",
+    )
+    client.force_login(collector)
+
+    response = client.get(
+        URL, {"q": "acme", "segment": "prompt", "collector": "mine", "overdue": "on"}
+    )
+
+    assert names_in(response) == ["Acme North"]
+
+
+def test_an_unknown_filter_value_is_ignored_rather_than_failing(client, collector, make_customer):
+    make_customer(name="Acme")
+    client.force_login(collector)
+
+    response = client.get(URL, {"segment": "bogus", "collector": "999999"})
+
+    assert response.status_code == 200
+    assert names_in(response) == ["Acme"]
+
+
+def test_the_filter_form_keeps_the_chosen_values(client, collector, make_customer):
+    client.force_login(collector)
+
+    html = client.get(URL, {"q": "acme", "segment": "prompt", "overdue": "on"}).content.decode()
+
+    assert 'value="acme"' in html
+    assert '<option value="prompt" selected>' in html
+    assert 'name="overdue" id="id_overdue" checked' in html
+
+
+def test_the_filter_form_works_with_and_without_htmx(client, collector):
+    client.force_login(collector)
+
+    html = client.get(URL).content.decode()
+
+    assert f'action="{URL}"' in html
+    assert 'method="get"' in html
+    assert f'hx-get="{URL}"' in html
+    assert 'hx-target="#results"' in html
+    assert 'hx-push-url="true"' in html
+
+
+def test_an_htmx_request_gets_only_the_results(client, collector, make_customer):
+    make_customer(name="Acme")
+    client.force_login(collector)
+
+    response = client.get(URL, {"q": "acme"}, headers={"HX-Request": "true"})
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="results"')
+    assert "<html" not in html
+    assert "Acme" in html
+    assert "HX-Request" in response["Vary"]
+
+
+def test_a_history_restore_request_gets_the_whole_page(client, collector):
+    client.force_login(collector)
+
+    response = client.get(
+        URL, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+
+    assert "<html" in response.content.decode()
+
+
+def test_the_list_is_paged_fifty_at_a_time(client, collector, make_customer):
+    for n in range(51):
+        make_customer(name=f"Customer {n:02d}")
+    client.force_login(collector)
+
+    first = client.get(URL)
+    second = client.get(URL, {"page": 2})
+
+    assert len(names_in(first)) == 50
+    assert names_in(second) == ["Customer 50"]
+    assert "page 2 of 2" in second.content.decode()
+
+
+def test_page_links_keep_the_filters(client, collector, make_customer):
+    for n in range(51):
+        make_customer(name=f"Acme {n:02d}")
+    client.force_login(collector)
+
+    html = client.get(URL, {"q": "acme"}).content.decode()
+
+    assert 'href="?q=acme&amp;page=2"' in html
+    assert 'hx-get="?q=acme&amp;page=2"' in html
+
+
+@pytest.mark.parametrize("customers", [3, 30])
+def test_the_number_of_queries_does_not_grow_with_the_customers(
+    client, collector, other_collector, make_customer, make_contact,
+    django_assert_num_queries, customers,
+):
+    for n in range(customers):
+        customer = make_customer(collector=collector if n % 2 else other_collector)
+        make_contact(customer)
+        if n % 3:
+            with_behaviour(customer, overdue_amount=str(n))
+    client.force_login(collector)
+
+    # session, user, role groups, permissions (2), collector choices, count, page
+    with django_assert_num_queries(8):
+        response = client.get(URL, {"q": "customer"})
+
+    assert len(names_in(response)) == customers
