@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from django.db import connection, models, transaction
 from django.db.models import Exists, Max, Min, OuterRef, Q, Sum
+from django.utils import timezone
 
 from ar_collections.models import (
     ActionStatus,
@@ -32,11 +33,12 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     LatePaymentPolicy,
+    MissCause,
     RunStatus,
     StepAction,
 )
 from arcrm.money import ZERO
-from customers.models import Customer
+from customers.models import Customer, Segment
 
 # Customers per planning transaction. Large enough that per-statement overhead
 # vanishes, small enough that one transaction holds few row locks and a crash
@@ -45,6 +47,12 @@ PLAN_BATCH_SIZE = 5_000
 
 # Steps that change the terms of trade happen only with a manager's approval.
 NEEDS_APPROVAL = {StepAction.CREDIT_HOLD, StepAction.SWITCH_TO_COD}
+
+# The cause a collector found steers the ladder for the rest of the cycle:
+# a customer who cannot pay is escalated fast, a special bond gets the personal
+# (reviewed) track. "Stuff happens" keeps the ladder but its letters offer a
+# payment plan; "red tape" re-sends the invoice at once (services.cause_record).
+CAUSE_LADDER = {MissCause.CANNOT_PAY: Segment.DISTRESSED, MissCause.SPECIAL_BOND: Segment.SPECIAL_BOND}
 
 
 class RunRefused(ValueError):
@@ -96,6 +104,34 @@ def run_start(*, run_date: dt.date, started_by=None) -> DunningRun:
         return run
 
 
+def run_counts(*, run: DunningRun) -> dict[str, int]:
+    """Actions of a run by status, every status present (0 when none)."""
+    counts = dict.fromkeys(ActionStatus.values, 0)
+    counts.update(
+        run.actions.order_by().values("status").annotate(n=models.Count("pk")).values_list("status", "n")
+    )
+    return counts
+
+
+def run_finish_if_done(*, run_id: int) -> bool:
+    """Mark the run finished once it is fully planned and nothing is left to
+    send (reviews and approvals wait for people, not for the run)."""
+    pending = DunningAction.objects.filter(
+        run_id=run_id, status__in=[ActionStatus.PLANNED, ActionStatus.SENDING]
+    )
+    finished = (
+        DunningRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, planned_at__isnull=False)
+        .exclude(Exists(pending))
+        .update(status=RunStatus.FINISHED, finished_at=timezone.now())
+    )
+    return bool(finished)
+
+
+def runs_unfinished(*, before: dt.date) -> models.QuerySet[DunningRun]:
+    """Runs of earlier dates that died before finishing; the next run completes them."""
+    return DunningRun.objects.filter(status=RunStatus.RUNNING, run_date__lt=before).order_by("run_date")
+
+
 def run_plan(*, run: DunningRun) -> int:
     """Plan every batch not yet planned for this run; return actions planned.
 
@@ -107,6 +143,7 @@ def run_plan(*, run: DunningRun) -> int:
     planned = 0
     while (count := _plan_next_batch(run.pk, book)) is not None:
         planned += count
+    DunningRun.objects.filter(pk=run.pk, planned_at__isnull=True).update(planned_at=timezone.now())
     run.refresh_from_db()
     return planned
 
@@ -181,9 +218,9 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     # 4. Where each open cycle stands, and when each account was last contacted.
     stands = {
         row["pk"]: row
-        for row in DunningCycle.objects.filter(pk__in=open_cycles.values()).values("pk").annotate(
-            position=Max("actions__step__position"), pay_by=Max("actions__pay_by")
-        )
+        for row in DunningCycle.objects.filter(pk__in=open_cycles.values())
+        .values("pk", "cause")
+        .annotate(position=Max("actions__step__position"), pay_by=Max("actions__pay_by"))
     }
     last_contact = dict(
         DunningAction.objects.filter(in_batch).order_by().values("customer_id")
@@ -200,9 +237,9 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     # 5. Decide, account by account, whether its next step is due today.
     actions = []
     for customer_id, oldest_due in anchors.items():
-        ladder = book[segments[customer_id]]
         cycle_id = open_cycles[customer_id]
         stand = stands[cycle_id]
+        ladder = book.get(CAUSE_LADDER.get(stand["cause"]), book[segments[customer_id]])
         step = ladder.next_after(stand["position"])
         if step is None or (on - oldest_due).days < step.day_offset:
             continue
@@ -272,3 +309,24 @@ def _insert_lines(run: DunningRun, lo: int, hi: int) -> None:
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [run.pk, lo, hi, on, on, on])
+
+
+def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:
+    """Everything a run does: finish any earlier run that died half-way, plan
+    this date, and hand every planned action to the delivery workers.
+
+    Safe to call twice for the same date, from two beats or a manager and the
+    schedule at once: planning takes batches in turn and constraints keep
+    each step single; delivery claims each action before acting.
+    """
+    from ar_collections.delivery import run_sweep_planned
+
+    for earlier in runs_unfinished(before=run_date):
+        run_plan(run=earlier)
+        run_sweep_planned(run=earlier)
+        run_finish_if_done(run_id=earlier.pk)
+    run = run_start(run_date=run_date, started_by=started_by)
+    run_plan(run=run)
+    run_sweep_planned(run=run)
+    run_finish_if_done(run_id=run.pk)
+    return run

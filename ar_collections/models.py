@@ -508,12 +508,24 @@ class DunningRun(models.Model):
     )
     # Progress of planning: customers with a primary key up to this one are planned.
     planned_through_customer_id = models.BigIntegerField(default=0)
+    planned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When planning reached the last customer."
+    )
 
     class Meta:
         ordering = ["-run_date"]
 
     def __str__(self) -> str:
         return f"Dunning run {self.run_date} ({self.get_status_display()})"
+
+
+class MissCause(models.TextChoices):
+    """Why a customer is behind, as the collector found out; it steers the treatment."""
+
+    STUFF_HAPPENS = "stuff_happens", "Stuff happens (offer a payment plan)"
+    RED_TAPE = "red_tape", "Red tape (re-send the invoice to the right AP person)"
+    SPECIAL_BOND = "special_bond", "Special bond (personal treatment)"
+    CANNOT_PAY = "cannot_pay", "Cannot pay (escalate fast)"
 
 
 class DunningCycle(models.Model):
@@ -527,6 +539,10 @@ class DunningCycle(models.Model):
     number = models.PositiveIntegerField()
     opened_on = models.DateField()
     closed_on = models.DateField(null=True, blank=True)
+    cause = models.CharField(max_length=16, choices=MissCause.choices, blank=True)
+    cause_noted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["customer", "-number"]
@@ -596,6 +612,9 @@ class DunningAction(models.Model):
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    printed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the letter left the print queue for the post."
+    )
 
     class Meta:
         ordering = ["-planned_on", "-id"]
@@ -632,3 +651,54 @@ class DunningActionInvoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invoice_id} on action {self.action_id}"
+
+
+class ChargeKind(models.TextChoices):
+    LATE_FEE = "late_fee", "Late fee"
+    INTEREST = "interest", "Interest"
+
+
+class LateCharge(models.Model):
+    """A late fee or interest a dunning step added. Kept apart from the invoices
+    it concerns, so partial payments reduce the invoices and the charges stay
+    explicit; waiving one is a manager's decision, recorded, never a silent loss."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="late_charges"
+    )
+    action = models.ForeignKey(DunningAction, on_delete=models.PROTECT, related_name="charges")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="late_charges",
+        help_text="The invoice interest was charged on; empty for a fee on the whole notice.",
+    )
+    kind = models.CharField(max_length=16, choices=ChargeKind.choices)
+    currency = currency_field()
+    amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    basis = models.CharField(
+        max_length=200, blank=True, help_text='How it was worked out, e.g. "EUR 500.00 × 8% × 30/365".'
+    )
+    waived_at = models.DateTimeField(null=True, blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    waiver_note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(name="charge_amount_positive", condition=Q(amount__gt=0)),
+            # One fee per notice, and interest once per invoice per notice.
+            models.UniqueConstraint(
+                fields=["action", "kind", "invoice"], name="charge_once_per_action_invoice",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                name="charge_waiver_is_complete",
+                condition=Q(waived_at__isnull=True, waived_by__isnull=True)
+                | Q(waived_at__isnull=False, waived_by__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.currency} {self.amount}"

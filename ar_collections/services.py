@@ -6,14 +6,16 @@ import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import Avg, Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, Greatest
 
 from ar_collections import segmentation
-from ar_collections.models import Invoice, InvoiceStatus, PaymentBehaviour
+from ar_collections.models import DunningCycle, Invoice, InvoiceStatus, MissCause, PaymentBehaviour
 from arcrm.db import DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
+from arcrm.roles import require_act_on
 from customers.models import Customer, EventKind, Segment, TimelineEvent
 
 # Customers per aggregate query. Each batch is one SELECT over their invoices
@@ -179,7 +181,7 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
             other_currency_open_invoices=c.n_other_currency,
         )
         behaviours.append(behaviour)
-        verdict = segmentation.classify(_facts(c, behaviour, on=on))
+        verdict = _with_override(c, segmentation.classify(_facts(c, behaviour, on=on)))
         if (verdict.segment, verdict.reason) != (c.segment, c.segment_reason):
             if verdict.segment != c.segment:
                 events.append(
@@ -210,6 +212,53 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
     TimelineEvent.objects.bulk_create(events)
 
 
+def _with_override(customer: Customer, computed: segmentation.Verdict) -> segmentation.Verdict:
+    """A manager's override wins; the reason keeps what the history says."""
+    if not customer.segment_override:
+        return computed
+    return segmentation.Verdict(
+        customer.segment_override,
+        f"Set by a manager: {customer.segment_override_note} "
+        f"(history says {Segment(computed.segment).label.lower()}: {computed.reason})"[:300],
+    )
+
+
+@transaction.atomic
+def segment_override(*, customer: Customer, segment: str, note: str, actor, on: dt.date) -> Customer:
+    """Set (or, with an empty segment, remove) a manager's segment override.
+
+    Audited: the timeline records who, when, and the segment before and after.
+    The segment and its reason are recomputed at once, not at the next night.
+    """
+    if not actor.has_perm("customers.act_on_any_customer"):
+        raise PermissionDenied("Only a manager may override a customer's segment.")
+    if segment and segment not in Segment.values:
+        raise ValidationError({"segment": f"Unknown segment {segment!r}."})
+    if segment and not note.strip():
+        raise ValidationError({"note": "Say why the segment is overridden."})
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    before = {"segment": locked.segment, "override": locked.segment_override,
+              "note": locked.segment_override_note}
+    Customer.objects.filter(pk=locked.pk).update(
+        segment_override=segment, segment_override_note=note.strip() if segment else ""
+    )
+    behaviour_refresh(on=on, customer_ids=[locked.pk])
+    locked.refresh_from_db()
+    after = {"segment": locked.segment, "override": locked.segment_override,
+             "note": locked.segment_override_note}
+    TimelineEvent.objects.create(
+        customer=locked,
+        kind=EventKind.SEGMENT_CHANGED,
+        actor=actor,
+        summary=(
+            f"Segment set to {Segment(segment).label} by a manager" if segment
+            else "Manager's segment override removed"
+        ),
+        details={"before": before, "after": after},
+    )
+    return locked
+
+
 def _facts(customer: Customer, b: PaymentBehaviour, *, on: dt.date) -> segmentation.Facts:
     served = on - customer.customer_since
     return segmentation.Facts(
@@ -227,3 +276,37 @@ def _facts(customer: Customer, b: PaymentBehaviour, *, on: dt.date) -> segmentat
         overdue_amount=b.overdue_amount,
         currency=customer.currency,
     )
+
+
+@transaction.atomic
+def cause_record(*, customer: Customer, cause: str, actor, on: dt.date) -> DunningCycle:
+    """Record why the account is behind; it steers the rest of the cycle
+    (see dunning.CAUSE_LADDER). Red tape also re-sends the overdue invoices to
+    the billing contact at once, after commit."""
+    require_act_on(actor, customer)
+    if cause not in MissCause.values:
+        raise ValidationError({"cause": f"Unknown cause {cause!r}."})
+    cycle = (
+        DunningCycle.objects.select_for_update()
+        .filter(customer=customer, closed_on__isnull=True)
+        .first()
+    )
+    if cycle is None:
+        raise ValidationError("Nothing is overdue on this account: there is no cycle to note a cause on.")
+    before = cycle.cause
+    cycle.cause, cycle.cause_noted_by = cause, actor
+    cycle.save(update_fields=["cause", "cause_noted_by"])
+    TimelineEvent.objects.create(
+        customer=customer,
+        kind=EventKind.NOTE,
+        actor=actor,
+        summary=f"Cause noted: {MissCause(cause).label}",
+        details={"before": {"cause": before}, "after": {"cause": cause}, "cycle": cycle.number,
+                 "noted_on": on.isoformat()},
+        subject=cycle,
+    )
+    if cause == MissCause.RED_TAPE:
+        from ar_collections.tasks import resend_overdue_invoices
+
+        resend_overdue_invoices.delay_on_commit(customer.pk, on.isoformat())
+    return cycle

@@ -145,6 +145,10 @@ class Customer(models.Model):
 
     segment = models.CharField(max_length=20, choices=Segment.choices, default=Segment.NEW)
     segment_reason = models.CharField(max_length=300, blank=True)
+    # A manager's override wins over the computed segment until removed; the
+    # nightly refresh then explains both ("Manager: …; computed: …").
+    segment_override = models.CharField(max_length=20, choices=Segment.choices, blank=True)
+    segment_override_note = models.CharField(max_length=300, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,101 @@
+"""A manager's segment override and the collector's cause of a miss, both audited."""
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from ar_collections.dunning import run_plan, run_start
+from ar_collections.models import DunningAction, DunningCycle, MissCause
+from ar_collections.services import behaviour_refresh, cause_record, segment_override
+from customers.models import EventKind, Segment, TimelineEvent
+
+ON = dt.date(2026, 6, 30)
+
+
+@pytest.fixture
+def prompt_customer(make_customer, make_invoice):
+    customer = make_customer()
+    for month in range(1, 6):
+        due = dt.date(2026, month, 28)
+        make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, paid_on=due)
+    behaviour_refresh(on=ON)
+    customer.refresh_from_db()
+    assert customer.segment == Segment.PROMPT
+    return customer
+
+
+def test_a_manager_overrides_a_segment_with_a_note_and_it_is_audited(prompt_customer, manager):
+    segment_override(customer=prompt_customer, segment=Segment.DISTRESSED,
+                     note="Owner told us they lost their biggest client", actor=manager, on=ON)
+
+    prompt_customer.refresh_from_db()
+    assert prompt_customer.segment == Segment.DISTRESSED
+    assert prompt_customer.segment_reason == (
+        "Set by a manager: Owner told us they lost their biggest client "
+        "(history says prompt payer: Paid 5 of 5 invoices on time.)"
+    )
+    decision = TimelineEvent.objects.get(customer=prompt_customer, actor=manager)
+    assert decision.kind == EventKind.SEGMENT_CHANGED
+    assert decision.details["before"]["segment"] == "prompt"
+    assert decision.details["after"]["override"] == "distressed"
+
+
+def test_the_nightly_refresh_keeps_the_override(prompt_customer, manager):
+    segment_override(customer=prompt_customer, segment=Segment.SPECIAL_BOND, note="Founder's friend",
+                     actor=manager, on=ON)
+    behaviour_refresh(on=ON + dt.timedelta(days=1))
+
+    prompt_customer.refresh_from_db()
+    assert prompt_customer.segment == Segment.SPECIAL_BOND
+
+
+def test_removing_the_override_brings_back_the_computed_segment(prompt_customer, manager):
+    segment_override(customer=prompt_customer, segment=Segment.DISTRESSED, note="x", actor=manager, on=ON)
+    segment_override(customer=prompt_customer, segment="", note="", actor=manager, on=ON)
+
+    prompt_customer.refresh_from_db()
+    assert (prompt_customer.segment, prompt_customer.segment_override) == (Segment.PROMPT, "")
+
+
+def test_only_a_manager_may_override_and_only_with_a_reason(prompt_customer, collector, manager):
+    with pytest.raises(PermissionDenied):
+        segment_override(customer=prompt_customer, segment=Segment.NEW, note="x", actor=collector, on=ON)
+    with pytest.raises(ValidationError):
+        segment_override(customer=prompt_customer, segment=Segment.NEW, note="  ", actor=manager, on=ON)
+    prompt_customer.refresh_from_db()
+    assert prompt_customer.segment_override == ""
+
+
+@pytest.fixture
+def behind(make_customer, make_invoice):
+    customer = make_customer(segment=Segment.PROMPT)
+    due = dt.date(2026, 3, 2)
+    make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount="900.00")
+    run_plan(run=run_start(run_date=due + dt.timedelta(days=3)))
+    return customer
+
+
+def test_a_customer_who_cannot_pay_is_escalated_on_the_fast_ladder(behind, collector):
+    cause_record(customer=behind, cause=MissCause.CANNOT_PAY, actor=collector, on=dt.date(2026, 3, 6))
+    run_plan(run=run_start(run_date=dt.date(2026, 3, 16)))
+
+    steps = list(DunningAction.objects.filter(customer=behind).order_by("planned_on")
+                 .values_list("step__policy__segment", "step__position"))
+    # Prompt step 1, then the distressed ladder from position 2: a manager review.
+    assert steps == [("prompt", 1), ("distressed", 2)]
+    event = TimelineEvent.objects.get(customer=behind, kind=EventKind.NOTE)
+    assert event.actor == collector
+    assert event.details["after"] == {"cause": "cannot_pay"}
+
+
+def test_another_collectors_account_cannot_be_noted(behind, other_collector):
+    with pytest.raises(PermissionDenied):
+        cause_record(customer=behind, cause=MissCause.STUFF_HAPPENS, actor=other_collector,
+                     on=dt.date(2026, 3, 6))
+    assert DunningCycle.objects.get(customer=behind).cause == ""
+
+
+def test_a_cause_needs_an_open_cycle(make_customer, collector):
+    with pytest.raises(ValidationError, match="no cycle"):
+        cause_record(customer=make_customer(), cause=MissCause.STUFF_HAPPENS, actor=collector, on=ON)
