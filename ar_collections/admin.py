@@ -11,6 +11,7 @@ from ar_collections.models import (
     DunningRun,
     DunningStep,
     Invoice,
+    LateCharge,
     LatePaymentPolicy,
     Payment,
     PaymentBehaviour,
@@ -158,3 +159,16 @@ class DunningActionInvoiceAdmin(admin.ModelAdmin):
     list_display = ["action", "invoice", "currency", "open_amount"]
     list_select_related = ["action", "invoice"]
     raw_id_fields = ["action", "invoice"]
+
+
+@admin.register(LateCharge)
+class LateChargeAdmin(admin.ModelAdmin):
+    """Charges are waived through the manager's decision, not edited here."""
+
+    list_display = ["customer", "kind", "currency", "amount", "invoice", "waived_at", "created_at"]
+    list_filter = ["kind", "currency"]
+    list_select_related = ["customer", "invoice"]
+    raw_id_fields = ["customer", "action", "invoice"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
