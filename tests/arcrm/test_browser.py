@@ -31,21 +31,15 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-# Restore the roles created by migrations after the live server's flush, so
-# later tests still find their groups.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+# The live server needs committed data; the flush after each test keeps the
+# role groups (arcrm.roles.sync_role_groups runs after every flush).
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
 def _live_server_settings(settings):
     # The live server speaks plain http; secure-only cookies would never come back.
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
-    # The live server serves static files from the source folders, which know
-    # nothing of the hashed names a collected manifest would hand out.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
 
 
 @pytest.fixture

@@ -1,0 +1,201 @@
+"""The payment-behaviour refresh through a real Celery worker, Redis and PostgreSQL,
+and the beat schedule that runs it every night."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import pytest
+import redis
+from celery import Celery
+from celery.schedules import crontab
+from django.conf import settings
+
+from ar_collections.models import PaymentBehaviour
+from ar_collections.tasks import refresh_payment_behaviour
+from arcrm.celery import app
+from arcrm.roles import sync_role_groups
+from customers.models import Segment
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+# Redis database index for this test alone; it is flushed before use.
+WORKER_REDIS_DB = 14
+
+
+def _test_database_url() -> str:
+    """DATABASE_URL of the database this test runs in (pytest-django's test_… copy)."""
+    db = settings.DATABASES["default"]
+    credentials = quote(db["USER"], safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    netloc = f"{credentials}@" if credentials else ""
+    netloc += db["HOST"] or "localhost"
+    if db["PORT"]:
+        netloc += f":{db['PORT']}"
+    return urlunsplit(
+        ("postgres", netloc, "/" + quote(db["NAME"], safe=""), urlencode(db.get("OPTIONS", {})), "")
+    )
+
+
+@pytest.fixture
+def worker_redis_url() -> str:
+    """A Redis database for this test alone, emptied first."""
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        pytest.skip("REDIS_URL is not set (`make test` sets it)")
+    url = urlunsplit(urlsplit(url)._replace(path=f"/{WORKER_REDIS_DB}"))
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def sender(worker_redis_url) -> Iterator[Celery]:
+    """This process's side of the broker: the project's Celery settings, the worker's Redis.
+
+    A Celery app of its own rather than the project's `app` reconfigured: that
+    one may already hold pooled connections to another broker from earlier
+    tests, and control commands (ping) publish through the pool whatever
+    connection they are given.
+    """
+    sender = Celery("arcrm-test-sender", set_as_current=False)
+    sender.config_from_object("django.conf:settings", namespace="CELERY")
+    sender.conf.broker_url = worker_redis_url
+    with sender:  # closes its connections at the end
+        yield sender
+
+
+@pytest.fixture
+def worker(spawn, wait_for, tmp_path, worker_redis_url, sender, transactional_db):
+    """A Celery worker on a queue of its own, using this test's database."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs PostgreSQL: the worker cannot see an in-memory SQLite test database")
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
+    env.update(
+        DATABASE_URL=_test_database_url(),
+        REDIS_URL=worker_redis_url,
+        ARCRM_VAR_DIR=str(tmp_path / "var"),
+        SECRET_KEY=env.get("SECRET_KEY") or "test-only-key",
+        DJANGO_SETTINGS_MODULE="arcrm.settings",
+    )
+    process = spawn(
+        "-m", "celery", "-A", "arcrm", "worker", "--concurrency", "1", "-Q", queue,
+        "-n", f"{queue}@%h", "-l", "info", "--without-mingle", "--without-gossip",
+        env=env, name="worker",
+    )
+
+    def answers_ping() -> bool:
+        assert process.popen.poll() is None, f"the worker exited early:\n{process.output()}"
+        return bool(sender.control.ping(destination=[f"{queue}@{socket.gethostname()}"], timeout=1))
+
+    try:
+        wait_for(answers_ping, timeout=60, message="the Celery worker to answer a ping")
+        yield queue, process
+    finally:
+        # Warm shutdown, as in production; the worker must be gone before
+        # transactional_db empties the tables it may still be using.
+        returncode = process.stop(timeout=30)
+        assert returncode == 0, process.output()
+
+
+@pytest.fixture
+def role_groups(transactional_db) -> None:
+    """The role groups, whatever an earlier transactional test's flush left behind."""
+    sync_role_groups()
+
+
+@pytest.mark.slow
+def test_a_worker_refreshes_payment_behaviour_sent_through_redis(
+    worker, sender, wait_for, role_groups, make_customer, make_invoice
+):
+    queue, process = worker
+    customer = make_customer(name="Late Larry Ltd")
+    # Four settled invoices: on time, then 10, 20 and 30 days late; all settled
+    # more than 90 days before the refresh date. One open invoice 10 days overdue.
+    for due, days_late in [
+        (dt.date(2025, 1, 10), 0),
+        (dt.date(2025, 2, 10), 10),
+        (dt.date(2025, 2, 25), 30),
+        (dt.date(2025, 3, 10), 20),
+    ]:
+        make_invoice(
+            customer,
+            issued=due - dt.timedelta(days=30),
+            due=due,
+            paid_on=due + dt.timedelta(days=days_late),
+        )
+    make_invoice(customer, issued=dt.date(2025, 5, 21), due=dt.date(2025, 6, 20), amount="250.00")
+
+    with sender.connection_for_write() as connection:
+        refresh_payment_behaviour.apply_async(
+            kwargs={"on": "2025-06-30"}, queue=queue, connection=connection
+        )
+
+    behaviour = wait_for(
+        lambda: PaymentBehaviour.objects.filter(customer=customer).first(),
+        timeout=60,
+        message="the worker to write the payment behaviour",
+    )
+    assert behaviour.computed_on == dt.date(2025, 6, 30)
+    assert behaviour.invoices_settled == 4
+    assert behaviour.invoices_settled_late == 3
+    assert behaviour.avg_days_late == Decimal("15.00")
+    assert behaviour.share_paid_late == Decimal("0.7500")
+    assert behaviour.open_invoices == 1
+    assert behaviour.overdue_invoices == 1
+    assert behaviour.max_days_overdue == 10
+    assert behaviour.overdue_amount == Decimal("250.00")
+    customer.refresh_from_db()
+    assert customer.segment == Segment.SYSTEMATIC_LATE
+    assert "collections.refresh_payment_behaviour" in process.output()
+
+
+def test_the_nightly_refresh_is_scheduled_at_half_past_two_by_default():
+    entry = settings.CELERY_BEAT_SCHEDULE["refresh-payment-behaviour"]
+
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks  # a typo here would fail only at 02:30
+    assert entry["schedule"] == crontab(hour=2, minute=30)
+
+
+def _schedule_with(refresh_at: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "BEHAVIOUR_REFRESH_AT"}
+    env.update(
+        BEHAVIOUR_REFRESH_AT=refresh_at,
+        SECRET_KEY="test-only-key",
+        DJANGO_SETTINGS_MODULE="arcrm.settings",
+    )
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "s = settings.CELERY_BEAT_SCHEDULE['refresh-payment-behaviour']['schedule']; "
+        "print(sorted(s.hour), sorted(s.minute))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_DIR, env=env, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+def test_the_refresh_time_comes_from_behaviour_refresh_at():
+    result = _schedule_with("05:15")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[5] [15]"
+
+
+@pytest.mark.slow
+def test_a_refresh_time_that_is_not_a_clock_time_stops_the_start():
+    result = _schedule_with("half past two")
+
+    assert result.returncode != 0
+    assert "BEHAVIOUR_REFRESH_AT must be HH:MM" in result.stderr

@@ -1,0 +1,183 @@
+"""Settings from the environment: the readers in arcrm/env.py, the refusal to
+start without a secret key in production, and .env.example kept complete."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arcrm.env import ConfigError, env_bool, env_int, env_list, env_str, parse_database_url
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+VAR = "ARCRM_TEST_SETTING"
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "Yes", " on "])
+def test_env_bool_reads_true_words(monkeypatch, raw):
+    monkeypatch.setenv(VAR, raw)
+    assert env_bool(VAR, False) is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "NO", "off", ""])
+def test_env_bool_reads_false_words(monkeypatch, raw):
+    monkeypatch.setenv(VAR, raw)
+    assert env_bool(VAR, True) is False
+
+
+def test_env_bool_uses_the_default_when_unset(monkeypatch):
+    monkeypatch.delenv(VAR, raising=False)
+    assert env_bool(VAR, True) is True
+
+
+def test_env_bool_refuses_a_value_it_cannot_read_and_names_the_variable(monkeypatch):
+    monkeypatch.setenv(VAR, "maybe")
+    with pytest.raises(ConfigError, match=rf"{VAR} must be one of .*'maybe'"):
+        env_bool(VAR, False)
+
+
+def test_env_int_reads_a_whole_number_or_the_default(monkeypatch):
+    monkeypatch.setenv(VAR, "42")
+    assert env_int(VAR, 7) == 42
+    monkeypatch.delenv(VAR)
+    assert env_int(VAR, 7) == 7
+
+
+def test_env_int_refuses_a_fraction_and_names_the_variable(monkeypatch):
+    monkeypatch.setenv(VAR, "4.5")
+    with pytest.raises(ConfigError, match=rf"{VAR} must be a whole number; got '4.5'"):
+        env_int(VAR, 7)
+
+
+def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch):
+    monkeypatch.setenv(VAR, " crm.example.com, ,localhost,, ")
+    assert env_list(VAR, ["default"]) == ["crm.example.com", "localhost"]
+
+
+def test_env_list_of_an_empty_value_is_empty_and_unset_is_the_default(monkeypatch):
+    monkeypatch.setenv(VAR, "")
+    assert env_list(VAR, ["default"]) == []
+    monkeypatch.delenv(VAR)
+    assert env_list(VAR, ["default"]) == ["default"]
+
+
+def test_env_str_without_a_default_must_be_set(monkeypatch):
+    monkeypatch.delenv(VAR, raising=False)
+    with pytest.raises(ConfigError, match=f"{VAR} must be set"):
+        env_str(VAR)
+
+
+def test_a_postgres_url_gives_every_connection_field_and_options():
+    config = parse_database_url(
+        "postgres://ar%40team:s3cr%2Ft@db.example.com:6543/arcrm"
+        "?sslmode=require&conn_max_age=0"
+    )
+
+    assert config == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "arcrm",
+        "USER": "ar@team",
+        "PASSWORD": "s3cr/t",
+        "HOST": "db.example.com",
+        "PORT": "6543",
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"sslmode": "require"},
+    }
+
+
+def test_a_short_postgresql_url_keeps_connections_a_minute_and_has_no_options():
+    config = parse_database_url("postgresql://localhost/arcrm")
+
+    assert (config["HOST"], config["PORT"], config["USER"], config["PASSWORD"]) == (
+        "localhost", "", "", "",
+    )
+    assert config["CONN_MAX_AGE"] == 60
+    assert "OPTIONS" not in config
+
+
+def test_a_sqlite_url_with_three_slashes_is_a_relative_path():
+    config = parse_database_url("sqlite:///var/demo.sqlite3")
+
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == "var/demo.sqlite3"
+
+
+def test_a_sqlite_url_with_four_slashes_is_an_absolute_path():
+    assert parse_database_url("sqlite:////srv/arcrm/db.sqlite3")["NAME"] == "/srv/arcrm/db.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "names no SQLite file"),
+        ("postgres://db.example.com/", "names no database"),
+        ("mysql://db.example.com/arcrm", "scheme 'mysql' is not supported"),
+    ],
+)
+def test_a_database_url_it_cannot_use_is_refused_with_the_reason(url, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_database_url(url)
+
+
+def _import_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    """Load the settings in a fresh interpreter with only `env` (and PATH) set."""
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('settings loaded')"],
+        cwd=REPO_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+def test_settings_refuse_to_load_with_debug_off_and_no_secret_key(tmp_path):
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path))
+
+    assert result.returncode != 0
+    assert "ConfigError: SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+@pytest.mark.slow
+def test_settings_load_without_a_secret_key_in_debug_as_make_run_uses_them(tmp_path):
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), DEBUG="1")
+
+    assert result.returncode == 0, result.stderr
+    assert "settings loaded" in result.stdout
+
+
+@pytest.mark.slow
+def test_settings_name_the_variable_when_debug_has_a_bad_value(tmp_path):
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), DEBUG="sometimes")
+
+    assert result.returncode != 0
+    assert "DEBUG must be one of" in result.stderr
+
+
+def _variables_read_by_settings() -> set[str]:
+    tree = ast.parse((REPO_DIR / "arcrm" / "settings.py").read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id.startswith("env_")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_env_example_documents_every_variable_the_settings_read():
+    example = (REPO_DIR / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    read = _variables_read_by_settings()
+
+    assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= read  # the parse found them
+    assert read - documented == set()
