@@ -1,4 +1,14 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _install_missing_ladders(sender, using="default", **kwargs) -> None:
+    from ar_collections.default_policies import ladders_install_missing
+    from ar_collections.models import DunningStep, LatePaymentPolicy, PolicyMinimum
+
+    ladders_install_missing(
+        policy_model=LatePaymentPolicy, step_model=DunningStep, minimum_model=PolicyMinimum, using=using
+    )
 
 
 class CollectionsConfig(AppConfig):
@@ -7,3 +17,6 @@ class CollectionsConfig(AppConfig):
     name = "ar_collections"
     label = "collections"
     verbose_name = "Collections"
+
+    def ready(self) -> None:
+        post_migrate.connect(_install_missing_ladders, sender=self, dispatch_uid="arcrm-default-ladders")

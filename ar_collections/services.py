@@ -10,9 +10,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import Avg, Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 from ar_collections import segmentation
-from ar_collections.models import DunningCycle, Invoice, InvoiceStatus, MissCause, PaymentBehaviour
+from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningCycle,
+    Invoice,
+    InvoiceStatus,
+    MissCause,
+    PaymentBehaviour,
+)
 from arcrm.db import DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
 from arcrm.roles import require_act_on
@@ -310,3 +319,44 @@ def cause_record(*, customer: Customer, cause: str, actor, on: dt.date) -> Dunni
 
         resend_overdue_invoices.delay_on_commit(customer.pk, on.isoformat())
     return cycle
+
+
+@transaction.atomic
+def action_decline(*, action: DunningAction, manager, note: str) -> DunningAction:
+    """A manager declines a credit hold or switch to C.O.D.: the step is skipped
+    with the manager's reason, and the ladder goes on from the next step.
+
+    Audited like every exception: the timeline records who, when, why, and the
+    status before and after.
+    """
+    if not manager.has_perm("customers.set_credit_terms"):
+        raise PermissionDenied("Only a manager may decide on a credit hold or C.O.D.")
+    note = note.strip()
+    if not note:
+        raise ValidationError({"note": "Say why you decline this step."})
+    # Conditional update: of two managers deciding at once (or one approving
+    # while another declines) exactly one changes the row; the other is told.
+    declined = DunningAction.objects.filter(
+        pk=action.pk, status=ActionStatus.AWAITING_APPROVAL
+    ).update(
+        status=ActionStatus.SKIPPED, skip_reason=note[:300], reviewed_by=manager, done_at=timezone.now()
+    )
+    action = DunningAction.objects.select_related("step").get(pk=action.pk)
+    if not declined:
+        raise ValidationError(
+            f"This step is not waiting for approval ({action.get_status_display()})."
+        )
+    TimelineEvent.objects.create(
+        customer_id=action.customer_id,
+        kind=EventKind.EXCEPTION,
+        actor=manager,
+        summary=f"{action.step.get_action_display()} declined by {manager.get_username()}: {note}"[:300],
+        details={
+            "action": action.pk,
+            "before": {"status": ActionStatus.AWAITING_APPROVAL},
+            "after": {"status": ActionStatus.SKIPPED, "skip_reason": action.skip_reason},
+            "note": note,
+        },
+        subject=action,
+    )
+    return action

@@ -8,6 +8,9 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from ar_collections.delivery import actions_deliver, run_sweep_planned
+from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts
+from ar_collections.models import DunningRun
 from ar_collections.services import behaviour_refresh
 
 log = logging.getLogger(__name__)
@@ -24,3 +27,51 @@ def refresh_payment_behaviour(on: str | None = None) -> int:
     refreshed = behaviour_refresh(on=day)
     log.info("payment behaviour refreshed for %d customers as of %s", refreshed, day)
     return refreshed
+
+
+@shared_task(name="collections.deliver_actions")
+def deliver_actions(action_ids: list[int]) -> dict[str, int]:
+    """Deliver one batch of planned dunning actions (see delivery.actions_fan_out).
+
+    Ids that are done, taken by another worker or gone are left alone, so a
+    message the broker hands out twice sends nothing twice.
+    """
+    counts = actions_deliver(action_ids=[int(pk) for pk in action_ids])
+    log.info("delivered dunning actions %s: %s", _id_range(action_ids), counts)
+    return counts
+
+
+@shared_task(name="collections.sweep_planned_actions")
+def sweep_planned_actions(run_id: int) -> int:
+    """Enqueue delivery of every action of a run still PLANNED (finishes a run
+    after a crash or a mail outage)."""
+    run = DunningRun.objects.filter(pk=run_id).first()
+    if run is None:
+        log.warning("dunning run %s no longer exists; nothing to sweep", run_id)
+        return 0
+    return run_sweep_planned(run=run)
+
+
+def _id_range(ids: list[int]) -> str:
+    return f"{min(ids)}…{max(ids)} ({len(ids)})" if ids else "(none)"
+
+
+@shared_task(name="collections.start_dunning_run")
+def start_dunning_run(run_date: str | None = None, started_by_id: int | None = None) -> int | None:
+    """Nightly (and from the managers' page): plan the run for a date and hand
+    its actions to the delivery workers. Two beats firing together, or a
+    manager and the schedule at once, plan each step only once."""
+    day = dt.date.fromisoformat(run_date) if run_date else timezone.localdate()
+    try:
+        run = dunning_run_execute(run_date=day, started_by=_user(started_by_id))
+    except RunRefused as refused:
+        log.warning("dunning run for %s refused: %s", day, refused)
+        return None
+    log.info("dunning run %s planned: %s", day, run_counts(run=run))
+    return run.pk
+
+
+def _user(pk: int | None):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=pk).first() if pk else None

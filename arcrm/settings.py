@@ -172,15 +172,25 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
-_refresh_hour, _, _refresh_minute = env_str("BEHAVIOUR_REFRESH_AT", "02:30").partition(":")
-try:
-    _refresh_at = crontab(hour=int(_refresh_hour), minute=int(_refresh_minute or 0))
-except ValueError:
-    raise ConfigError("BEHAVIOUR_REFRESH_AT must be HH:MM") from None
+
+
+def _daily_at(name: str, default: str) -> crontab:
+    hour, _, minute = env_str(name, default).partition(":")
+    try:
+        return crontab(hour=int(hour), minute=int(minute or 0))
+    except ValueError:
+        raise ConfigError(f"{name} must be HH:MM, e.g. {default}") from None
+
+
+# Behaviour (and so segments) is refreshed first; dunning plans an hour later.
 CELERY_BEAT_SCHEDULE = {
     "refresh-payment-behaviour": {
         "task": "collections.refresh_payment_behaviour",
-        "schedule": _refresh_at,
+        "schedule": _daily_at("BEHAVIOUR_REFRESH_AT", "02:30"),
+    },
+    "nightly-dunning-run": {
+        "task": "collections.start_dunning_run",
+        "schedule": _daily_at("DUNNING_RUN_AT", "03:30"),
     },
 }
 

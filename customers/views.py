@@ -25,6 +25,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
 from ar_collections.models import PaymentBehaviour
+from ar_collections.views import dunning_card_context
 from arcrm.money import ZERO
 from arcrm.roles import require_act_on
 from customers import services
@@ -74,6 +75,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **_card_context(customer),
         **_contacts_context(customer, today=today),
         **_invoices_context(customer, today=today),
+        **dunning_card_context(customer, user=request.user, today=today),
         "behaviour": _behaviour_of(customer),
         "today": today,
     }

@@ -10,7 +10,15 @@ import time_machine
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from ar_collections.models import PaymentBehaviour
+from ar_collections.models import (
+    DunningAction,
+    DunningCycle,
+    DunningPause,
+    DunningRun,
+    DunningStep,
+    PauseKind,
+    PaymentBehaviour,
+)
 from customers.models import (
     ContactAbsence,
     ContactRole,
@@ -315,12 +323,31 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
             delegate=contacts[(n + 1) % rows],
         )
         make_invoice(customer, issued=dt.date(2025, 1, 1) + dt.timedelta(days=n))
+    # Dunning history: a closed cycle with a step for every row, an open cycle,
+    # and a pause on every invoice.
+    run = DunningRun.objects.create(run_date=TODAY)
+    step = DunningStep.objects.get(policy__segment="prompt", position=1)
+    for n, invoice in enumerate(customer.invoices.all(), start=1):
+        cycle = DunningCycle.objects.create(
+            customer=customer, number=n, opened_on=TODAY, closed_on=TODAY
+        )
+        DunningAction.objects.create(
+            run=run, cycle=cycle, customer=customer, step=step, planned_on=TODAY, pay_by=TODAY
+        )
+        DunningPause.objects.create(
+            customer=customer, invoice=invoice, kind=PauseKind.PROMISE, reason="Promised",
+            owner=collector, starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=7),
+        )
+    DunningCycle.objects.create(customer=customer, number=rows + 1, opened_on=TODAY)
     client.force_login(collector)
 
     # session, user, role groups, permissions (2), customer, referrals,
-    # contacts, absences, open invoices
-    with django_assert_num_queries(10):
+    # contacts, absences, open invoices, open dunning cycle, last dunning steps,
+    # pauses in force
+    with django_assert_num_queries(13):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows
     assert len(response.context["contacts"]) == rows + 1
+    assert len(response.context["dunning_pauses"]) == rows
+    assert len(response.context["dunning_actions"]) == min(rows, 5)

@@ -1,0 +1,112 @@
+"""Whom a dunning action goes to, and by which channel.
+
+`route_for` only reads: the customer's contacts and their absences (one
+prefetch) and the step. Delivery stores its answer on the action, so the
+collector sees why a reminder went where it went ("Anna Clerk away until
+15 Aug: sent to Ben Backup", "no e-mail address: letter").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+from ar_collections.models import Channel, DunningAction, StepAction
+from customers.models import Contact, ContactRole, Customer, ReminderChannel
+
+# Steps a manager or the system carries out; nobody outside is contacted.
+INTERNAL_STEPS = {StepAction.MANAGER_REVIEW, StepAction.CREDIT_HOLD, StepAction.SWITCH_TO_COD}
+
+# A contact's preference that names a written channel. A phone preference is
+# not in here: a pay-by date must be put in writing, so written steps keep
+# their channel for contacts who would rather be called.
+_WRITTEN = {ReminderChannel.EMAIL: Channel.EMAIL, ReminderChannel.LETTER: Channel.LETTER}
+_PREFERRED = {**_WRITTEN, ReminderChannel.PHONE: Channel.PHONE}
+_PLURAL = {Channel.EMAIL: "e-mails", Channel.LETTER: "letters", Channel.PHONE: "calls"}
+
+
+class Route(NamedTuple):
+    contact: Contact | None
+    channel: str
+    note: str
+
+
+def route_for(*, action: DunningAction) -> Route:
+    """Recipient, channel and the reasons for both, as of the action's date."""
+    step_action = action.step.action
+    if step_action in INTERNAL_STEPS:
+        return Route(None, Channel.INTERNAL, "")
+    customer, day = action.customer, action.planned_on
+    notes: list[str] = []
+
+    if step_action == StepAction.ESCALATE_PRINCIPAL:
+        contact, note = _stand_in(_of_record(customer, principal=True), day)
+        if contact is None:
+            contact, note = _stand_in(_of_record(customer, principal=False), day)
+            notes.append("no principal on file: sent to the billing contact")
+    else:
+        contact, note = _stand_in(_of_record(customer, principal=False), day)
+    notes.append(note)
+    if contact is None:
+        notes.append("no billing contact on file: call task for the collector")
+        return Route(None, Channel.PHONE, _join(notes))
+
+    if step_action == StepAction.CALL_TASK:
+        wanted = Channel.PHONE
+    elif step_action == StepAction.ESCALATE_PRINCIPAL:
+        wanted = _PREFERRED.get(contact.reminder_channel, Channel.EMAIL)
+    else:
+        wanted = Channel.EMAIL if step_action == StepAction.EMAIL else Channel.LETTER
+        preferred = _WRITTEN.get(contact.reminder_channel)
+        if preferred and preferred != wanted:
+            wanted = preferred
+            notes.append(f"{contact.name} prefers {_PLURAL[preferred]}")
+
+    channel, note = _reachable(contact, wanted)
+    notes.append(note)
+    return Route(contact, channel, _join(notes))
+
+
+def _of_record(customer: Customer, *, principal: bool) -> Contact | None:
+    """The contact of record before absences, chosen as Customer.billing_contact
+    and Customer.principal_contact choose it (they return the stand-in only,
+    and the note needs to name who is away)."""
+    contacts = list(customer.contacts.all())
+    if principal:
+        return next((c for c in contacts if c.role == ContactRole.PRINCIPAL), None)
+    return next((c for c in contacts if c.is_primary_billing), None) or next(
+        (c for c in contacts if c.role == ContactRole.AP), None
+    )
+
+
+def _stand_in(contact: Contact | None, day: dt.date) -> tuple[Contact | None, str]:
+    if contact is None:
+        return None, ""
+    stand_in = contact.stand_in(on=day)
+    if stand_in.pk == contact.pk:
+        return contact, ""
+    absence = contact.absence_on(day)
+    until = f"{absence.ends_on.day} {absence.ends_on:%b}" if absence else "further notice"
+    return stand_in, f"{contact.name} away until {until}: sent to {stand_in.name}"
+
+
+def _reachable(contact: Contact, wanted: str) -> tuple[str, str]:
+    """The wanted channel if the contact can be reached by it, else the fallback."""
+    email, post = bool(contact.email.strip()), bool(contact.postal_address.strip())
+    if wanted == Channel.EMAIL and not email:
+        return (Channel.LETTER, "no e-mail address: letter") if post else (
+            Channel.PHONE, "no e-mail or postal address: call task for the collector"
+        )
+    if wanted == Channel.LETTER and not post:
+        return (Channel.EMAIL, "no postal address: e-mail") if email else (
+            Channel.PHONE, "no e-mail or postal address: call task for the collector"
+        )
+    if wanted == Channel.PHONE and not contact.phone.strip():
+        return Channel.PHONE, "no phone number on file"
+    return wanted, ""
+
+
+def _join(notes: list[str]) -> str:
+    text = "; ".join(n for n in notes if n)
+    limit = DunningAction._meta.get_field("channel_note").max_length
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,643 @@
+"""Delivery: carry out planned dunning actions, each exactly once.
+
+An action is claimed, carried out and recorded in one transaction per action:
+
+1. `SELECT … FOR UPDATE SKIP LOCKED` on the row while it is still PLANNED, then
+   a conditional update to SENDING. A second worker with the same id skips
+   the locked row, or finds it no longer PLANNED; either way it does nothing.
+2. Charges are created, the notice rendered, the outcome written (DONE,
+   timeline event) and, last of all, the e-mail handed to SMTP.
+3. Commit.
+
+The transaction stays open across the send, so a worker killed mid-send rolls
+back to PLANNED and the next sweep delivers the action again: SENDING is never
+seen committed, and nothing is ever stuck in it. One window remains: the SMTP
+server has accepted the message but the commit does not happen (the worker
+dies, the database connection drops in between). The next sweep then sends a
+second copy. Its Message-ID is derived from the action id, so the duplicate
+is recognisable (mail clients and many servers drop it) and no second charge
+or timeline entry is ever recorded.
+
+Failures are outcomes too: a permanent one (a 5xx reply, a letter that does
+not render) marks the action FAILED with the error; a transient one (the mail
+server is unreachable or answers 4xx) puts it back to PLANNED with the error
+until MAX_DELIVERY_ATTEMPTS, then FAILED. Either way the timeline says what
+happened, never that something was sent when it was not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+from collections import defaultdict
+from decimal import Decimal
+from email.utils import formataddr, parseaddr
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import F, Prefetch, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ar_collections import rendering
+from ar_collections.channels import route_for
+from ar_collections.dunning import NEEDS_APPROVAL, eligible_invoices
+from ar_collections.models import (
+    ActionStatus,
+    Channel,
+    ChargeKind,
+    CreditNote,
+    DunningAction,
+    DunningActionInvoice,
+    DunningRun,
+    LateCharge,
+    MissCause,
+    StepAction,
+    Tone,
+)
+from arcrm import roles
+from arcrm.money import ZERO, format_money, quantize
+from customers.models import ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from customers.models import Contact
+
+log = logging.getLogger(__name__)
+
+# Action ids per delivery task. Each action costs one SMTP round trip or one
+# PDF render (~50–200 ms), so a batch of 50 finishes within seconds: a worker
+# killed mid-batch hands little back to the broker, batches spread evenly over
+# the workers, and a run of 100,000 actions is still only 2,000 messages.
+DELIVERY_BATCH_SIZE = 50
+
+# A transient failure (mail server down, 4xx reply) is retried by the next
+# sweeps up to this many attempts in all; then the action is FAILED.
+MAX_DELIVERY_ATTEMPTS = 5
+
+OUTCOMES = (
+    "emailed", "letters", "call_tasks", "reviews", "awaiting_approval",
+    "skipped", "deferred", "failed", "not_claimed",
+)
+TONE_NAMES = {Tone.FRIENDLY: "Friendly reminder", Tone.FIRM: "Firm reminder", Tone.FINAL: "Final notice"}
+
+
+# --- delivering ---------------------------------------------------------------
+
+
+def actions_deliver(*, action_ids: list[int]) -> dict[str, int]:
+    """Carry out the PLANNED actions among `action_ids`; return outcome counts.
+
+    Ids that are not PLANNED (done, taken by another worker, vanished) are
+    counted as not claimed and left alone, so delivering the same ids twice,
+    or from two workers at once, sends each action once.
+
+    Call it outside any transaction: each action commits on its own, and an
+    e-mail must not leave before the outcome recorded with it can commit.
+    """
+    counts = dict.fromkeys(OUTCOMES, 0)
+    mailer = _Mailer()
+    try:
+        for action_id in action_ids:
+            counts[_deliver_one(action_id, mailer)] += 1
+    finally:
+        mailer.close()
+    return counts
+
+
+def actions_fan_out(*, action_ids: list[int]) -> int:
+    """Enqueue delivery tasks for `action_ids` in batches, once the current
+    transaction commits (a worker must be able to see the rows). Returns the
+    number of tasks."""
+    from ar_collections.tasks import deliver_actions  # the tasks module imports this one
+
+    batches = [
+        list(action_ids[i : i + DELIVERY_BATCH_SIZE])
+        for i in range(0, len(action_ids), DELIVERY_BATCH_SIZE)
+    ]
+    for batch in batches:
+        deliver_actions.delay_on_commit(batch)
+    return len(batches)
+
+
+def run_sweep_planned(*, run: DunningRun) -> int:
+    """(Re)enqueue every PLANNED action of a run: finishes a run after a crash
+    or an outage. Claims make a duplicate of a task already queued harmless.
+    Returns the number of actions enqueued."""
+    # Served by the partial index action_planned_by_run.
+    ids = list(
+        DunningAction.objects.filter(run=run, status=ActionStatus.PLANNED)
+        .order_by("id").values_list("id", flat=True)
+    )
+    actions_fan_out(action_ids=ids)
+    return len(ids)
+
+
+def _deliver_one(action_id: int, mailer: _Mailer) -> str:
+    # One transaction from the claim to the recorded outcome, held open across
+    # the SMTP conversation: a worker killed mid-send rolls back to PLANNED and
+    # the next sweep sends again. The window left: the server accepted the
+    # message and the commit never happened; the copy sent then carries the
+    # same Message-ID (see the module docstring).
+    with transaction.atomic():
+        action = (
+            DunningAction.objects.select_for_update(skip_locked=True)
+            .filter(pk=action_id, status=ActionStatus.PLANNED)
+            .first()
+        )
+        if action is None:
+            return "not_claimed"
+        claimed = DunningAction.objects.filter(pk=action.pk, status=ActionStatus.PLANNED).update(
+            status=ActionStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
+        )
+        if not claimed:
+            return "not_claimed"
+        action.refresh_from_db()
+        files: list[str] = []
+        try:
+            # A savepoint: on failure the charges and records made so far go,
+            # and the failure itself is recorded in the claim's transaction.
+            with transaction.atomic():
+                return _carry_out(action, mailer, files)
+        except Exception as error:
+            log.warning("dunning action %s failed: %s", action.pk, error, exc_info=True)
+            _delete_files(files)
+            return _record_failure(action, error)
+
+
+def _carry_out(action: DunningAction, mailer: _Mailer, files: list[str]) -> str:
+    action = DunningAction.objects.select_related("step__policy", "cycle").get(pk=action.pk)
+    action.customer = _with_contacts(action.customer_id)
+    step, today = action.step, timezone.localdate()
+
+    lines = _lines_still_due(action, on=today)
+    if not lines:
+        return _skip(action, "by delivery every listed invoice was paid or paused")
+    if step.action in NEEDS_APPROVAL:
+        return _hold_for_approval(action)
+
+    route = route_for(action=action)
+    if route.channel == Channel.INTERNAL:
+        return _manager_review(action, lines)
+    if route.channel == Channel.PHONE:
+        return _call_task(action, lines, route.contact, route.note)
+    return _written(action, lines, route.contact, route.channel, route.note, mailer, files, today)
+
+
+def _written(action, lines, contact, channel, note, mailer, files, today) -> str:
+    step, customer = action.step, action.customer
+    language, language_note = rendering.wording_language(contact.language, step.tone)
+    note = _join_notes(note, language_note)
+    charges = _charges_create(action, lines)
+    notice = _notice(action, lines, contact, language=language, today=today)
+    email = rendering.render_email(notice)
+    what = TONE_NAMES[Tone(step.tone)]
+    count, amounts = len(lines), _amounts(lines)
+    details = {
+        "channel": channel, "recipient": contact.pk, "recipient_name": contact.name,
+        "subject": email.subject, "text": email.text, "channel_note": note,
+        "invoices": [line.invoice.number for line in lines],
+        "charges": [_charge_details(c) for c in charges],
+    }
+    fields = {
+        "channel": channel, "recipient": contact, "channel_note": note,
+        "subject": email.subject, "body_text": email.text, "body_html": email.html,
+    }
+
+    if channel == Channel.LETTER:
+        pdf = rendering.render_letter(notice)
+        action.letter_pdf.save(f"dunning-{action.pk}.pdf", ContentFile(pdf), save=False)
+        files.append(action.letter_pdf.name)
+        address = ", ".join(x.strip() for x in contact.postal_address.splitlines() if x.strip())
+        details.update(address=address, letter=action.letter_pdf.name)
+        _done(action, recipient_address=address, letter_pdf=action.letter_pdf.name, **fields)
+        _record(customer, action, details=details, summary=(
+            f"{what} letter to {contact.name} queued for printing: {count} invoice{_s(count)}, "
+            f"{amounts}, pay by {_day(action.pay_by)}"
+        ))
+        return "letters"
+
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[formataddr((contact.name, contact.email))],
+        reply_to=[action.customer.collector.email] if action.customer.collector.email else None,
+        headers={"Message-ID": message_id(action.pk)},
+    )
+    message.attach_alternative(email.html, "text/html")
+    # Firm and final notices carry the statement as a PDF to forward or file.
+    if step.tone >= Tone.FIRM or step.action == StepAction.LETTER:
+        attachment = f"statement-{notice.reference}.pdf"
+        message.attach(attachment, rendering.render_letter(notice), "application/pdf")
+        details["attachment"] = attachment
+    details.update(address=contact.email, message_id=message_id(action.pk))
+    _done(action, recipient_address=contact.email, **fields)
+    _record(customer, action, details=details, summary=(
+        f"{what} e-mailed to {contact.name}: {count} invoice{_s(count)}, {amounts}, "
+        f"pay by {_day(action.pay_by)}"
+    ))
+    # Last: everything above rolls back if the server refuses the message.
+    mailer.send(message)
+    return "emailed"
+
+
+def _call_task(action, lines, contact: Contact | None, note: str) -> str:
+    # No fee or interest here: a charge counts only once it is announced in writing.
+    customer = action.customer
+    collector = customer.collector
+    whom = contact.name if contact else customer.name
+    count, amounts = len(lines), _amounts(lines)
+    phone = contact.phone if contact else ""
+    when = f"; best time: {contact.best_time_to_call}" if contact and contact.best_time_to_call else ""
+    script = "\n".join(
+        [f"Call {whom}{f' on {phone}' if phone else ''}{when}.",
+         f"About {count} overdue invoice{_s(count)} of {customer.name}, {amounts}:"]
+        + [f"  {x.invoice.number}  due {_day(x.invoice.due_date)}  {format_money(x.amount, x.currency)}"
+           for x in lines]
+        + [f"Ask for payment by {_day(action.pay_by)}.", *([f"Note: {note}"] if note else [])]
+    )
+    subject = f"Call {whom} about {amounts}"
+    _done(action, channel=Channel.PHONE, recipient=contact, recipient_address=phone,
+          channel_note=note, subject=subject, body_text=script, body_html="")
+    _record(customer, action, summary=(
+        f"Call task for {collector.get_username()}: call {whom} about {amounts} "
+        f"({count} invoice{_s(count)}), pay by {_day(action.pay_by)}"
+    ), details={
+        "channel": Channel.PHONE, "collector": collector.pk, "recipient": contact.pk if contact else None,
+        "phone": phone, "channel_note": note, "text": script,
+        "invoices": [x.invoice.number for x in lines],
+    })
+    return "call_tasks"
+
+
+def _manager_review(action, lines) -> str:
+    count, amounts = len(lines), _amounts(lines)
+    step = action.step
+    _done(action, channel=Channel.INTERNAL, recipient=None, subject="Manager review",
+          body_text="", body_html="", channel_note="")
+    _record(action.customer, action, summary=(
+        f"Manager review: {count} invoice{_s(count)} overdue, {amounts} "
+        f"(step {step.position} of {step.policy.name})"
+    ), details={"channel": Channel.INTERNAL, "invoices": [x.invoice.number for x in lines]})
+    return "reviews"
+
+
+def _hold_for_approval(action) -> str:
+    """A step that changes the terms of trade never runs unapproved, even if
+    it reached delivery (say, a ladder edited after planning)."""
+    DunningAction.objects.filter(pk=action.pk).update(
+        status=ActionStatus.AWAITING_APPROVAL, channel=Channel.INTERNAL
+    )
+    _record(action.customer, action, summary=(
+        f"{action.step.get_action_display()} waits for a manager's approval"
+    ), details={"channel": Channel.INTERNAL})
+    return "awaiting_approval"
+
+
+def _skip(action, reason: str) -> str:
+    DunningAction.objects.filter(pk=action.pk).update(
+        status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()
+    )
+    _record(action.customer, action, summary=(
+        f"{_step_name(action)} skipped: {reason}"
+    ), details={"skip_reason": reason})
+    return "skipped"
+
+
+def _done(action, **fields) -> None:
+    DunningAction.objects.filter(pk=action.pk).update(
+        status=ActionStatus.DONE, done_at=timezone.now(), error="", **fields
+    )
+
+
+def _record_failure(action: DunningAction, error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}"
+    retry = _is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS
+    status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
+    DunningAction.objects.filter(pk=action.pk).update(status=status, error=text)
+    if retry:
+        summary = (f"{_step_name(action)} not sent yet (attempt {action.attempts} of "
+                   f"{MAX_DELIVERY_ATTEMPTS}), will retry: {text}")
+    else:
+        summary = f"{_step_name(action)} failed, nothing was sent: {text}"
+    _record(action.customer, action, summary=summary, details={
+        "error": text, "attempts": action.attempts, "status": status,
+    })
+    return "deferred" if retry else "failed"
+
+
+def _is_transient(error: Exception) -> bool:
+    """Worth another try later: the mail server was unreachable or said "not now"."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(error, smtplib.SMTPException):
+        return False
+    return isinstance(error, OSError)  # refused connection, timeout, name lookup, full disk
+
+
+class _Mailer:
+    """One SMTP session for a batch: opened at the first e-mail, dropped after
+    an error so the next message starts on a clean connection."""
+
+    def __init__(self) -> None:
+        self.backend = get_connection()
+        self.opened = False
+
+    def send(self, message: EmailMultiAlternatives) -> None:
+        try:
+            if not self.opened:
+                self.backend.open()
+                self.opened = True
+            message.connection = self.backend
+            message.send()
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.opened:
+            self.opened = False
+            try:
+                self.backend.close()
+            except Exception:  # a broken session is being dropped anyway
+                log.debug("closing the SMTP session failed", exc_info=True)
+
+
+def message_id(action_id: int) -> str:
+    """The same Message-ID for every copy of one action's e-mail."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "arcrm.invalid"
+    return f"<dunning-action-{action_id}@{domain}>"
+
+
+# --- what the notice says -------------------------------------------------------
+
+
+class _Line:
+    """A listed invoice as it stands at delivery."""
+
+    def __init__(self, line: DunningActionInvoice, planned_on: dt.date) -> None:
+        self.invoice = line.invoice
+        # The balance today: a part payment since planning lowers what we ask for.
+        self.amount = line.invoice.open_amount
+        self.currency = line.invoice.currency
+        self.days_overdue = (planned_on - line.invoice.due_date).days
+
+
+def _lines_still_due(action: DunningAction, *, on: dt.date) -> list[_Line]:
+    lines = list(action.lines.select_related("invoice").order_by("invoice__due_date", "invoice__number"))
+    due = set(
+        eligible_invoices(on=on).filter(pk__in=[x.invoice_id for x in lines]).values_list("pk", flat=True)
+    )
+    return [_Line(x, action.planned_on) for x in lines if x.invoice_id in due]
+
+
+def _with_contacts(customer_id: int) -> Customer:
+    return Customer.objects.select_related("collector").prefetch_related(
+        Prefetch("contacts__absences", queryset=ContactAbsence.objects.select_related("delegate"))
+    ).get(pk=customer_id)
+
+
+def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharge]:
+    """The step's late fee and interest, charged by this written notice."""
+    step, customer = action.step, action.customer
+    charges = []
+    if step.late_fee_amount > 0:
+        charges.append(LateCharge(
+            customer=customer, action=action, invoice=None, kind=ChargeKind.LATE_FEE,
+            currency=customer.currency, amount=step.late_fee_amount,
+            basis=f"step {step.position} of {step.policy.name}",
+        ))
+    rate = step.interest_rate_percent
+    if rate > 0:
+        for line in lines:
+            if line.days_overdue <= 0:
+                continue
+            # Simple interest on the open amount for the days overdue at
+            # planning, actual/365; multiplied out before the one division and
+            # rounded half up to the cent once, so the basis shown recomputes exactly.
+            amount = quantize(line.amount * rate * line.days_overdue / Decimal(36_500))
+            if amount <= 0:
+                continue
+            charges.append(LateCharge(
+                customer=customer, action=action, invoice=line.invoice, kind=ChargeKind.INTEREST,
+                currency=line.currency, amount=amount,
+                basis=f"{format_money(line.amount, line.currency)} × {rate:.2f}% × {line.days_overdue}/365",
+            ))
+    # The unique constraint (action, kind, invoice) makes a repeat impossible.
+    return LateCharge.objects.bulk_create(charges)
+
+
+def _notice(action, lines, contact, *, language: str, today: dt.date) -> rendering.Notice:
+    customer, step = action.customer, action.step
+    collector = customer.collector
+    new_charges = list(action.charges.all())
+    # Charges of earlier notices in this cycle that still stand. (A charge has no
+    # "paid" mark yet; the cycle closes once nothing is overdue.)
+    earlier = LateCharge.objects.filter(
+        action__cycle_id=action.cycle_id, waived_at__isnull=True
+    ).exclude(action=action).order_by("created_at", "id")
+    credits = (
+        CreditNote.objects.filter(customer=customer)
+        .annotate(allocated=Coalesce(Sum("allocations__amount"), ZERO))
+        .filter(amount__gt=F("allocated"))
+        .order_by("issued_on", "number")
+    )
+    return rendering.Notice(
+        tone=step.tone,
+        language=language,
+        customer_name=customer.legal_name or customer.name,
+        account_number=customer.account_number,
+        recipient_name=contact.name,
+        postal_address=contact.postal_address,
+        letter_date=today,
+        pay_by=action.pay_by,
+        lines=tuple(
+            rendering.NoticeLine(x.invoice.number, x.invoice.issue_date, x.invoice.due_date,
+                                 x.days_overdue, x.amount, x.currency)
+            for x in lines
+        ),
+        collector_name=collector.get_full_name() or collector.get_username(),
+        collector_email=collector.email,
+        credits=tuple(
+            rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency)
+            for c in credits
+        ),
+        charges=tuple(
+            rendering.NoticeCharge(c.kind, c.amount, c.currency, c.basis, earlier=True) for c in earlier
+        ) + tuple(
+            rendering.NoticeCharge(c.kind, c.amount, c.currency, c.basis) for c in new_charges
+        ),
+        interest_rate_percent=step.interest_rate_percent,
+        offer_payment_plan=action.cycle.cause == MissCause.STUFF_HAPPENS,
+        reference=f"D-{action.pk}",
+    )
+
+
+# --- decisions by people --------------------------------------------------------
+
+
+def action_review(*, action: DunningAction, collector: User, send: bool, note: str = "") -> DunningAction:
+    """A collector's review of a step queued for review: send it now, or skip it
+    (with the reason)."""
+    roles.require_act_on(collector, action.customer)
+    if not send and not note.strip():
+        raise ValidationError({"note": "Say why this step is skipped."})
+    with transaction.atomic():
+        locked = DunningAction.objects.select_for_update().select_related("step").get(pk=action.pk)
+        if locked.status != ActionStatus.IN_REVIEW:
+            raise ValidationError(
+                f"This step is no longer waiting for review ({locked.get_status_display()})."
+            )
+        if send:
+            DunningAction.objects.filter(pk=locked.pk).update(
+                status=ActionStatus.PLANNED, reviewed_by=collector
+            )
+            summary = f"{_step_name(locked)} reviewed by {collector.get_username()}: send"
+        else:
+            DunningAction.objects.filter(pk=locked.pk).update(
+                status=ActionStatus.SKIPPED, reviewed_by=collector, skip_reason=note.strip()[:300],
+                done_at=timezone.now(),
+            )
+            summary = f"{_step_name(locked)} skipped by {collector.get_username()}: {note.strip()}"
+        _record(locked.customer, locked, summary=summary, actor=collector, details={
+            "decision": "send" if send else "skip", "note": note.strip(),
+            "before": {"status": ActionStatus.IN_REVIEW},
+            "after": {"status": ActionStatus.PLANNED if send else ActionStatus.SKIPPED},
+        })
+    if send:
+        # Delivered at once, in a transaction of its own: the collector sees the outcome.
+        actions_deliver(action_ids=[locked.pk])
+    locked.refresh_from_db()
+    return locked
+
+
+def action_approve(*, action: DunningAction, manager: User, note: str) -> DunningAction:
+    """A manager approves a credit hold or a switch to C.O.D. and it takes effect."""
+    if not manager.has_perm("customers.set_credit_terms"):
+        raise PermissionDenied("Only a manager may put an account on hold or change its terms.")
+    if not note.strip():
+        raise ValidationError({"note": "Say why you approve this step."})
+    with transaction.atomic():
+        locked = DunningAction.objects.select_for_update().select_related("step__policy").get(pk=action.pk)
+        if locked.status != ActionStatus.AWAITING_APPROVAL:
+            raise ValidationError(
+                f"This step is not waiting for approval ({locked.get_status_display()})."
+            )
+        if locked.step.action not in NEEDS_APPROVAL:
+            raise ValidationError("Only a credit hold or a switch to C.O.D. needs approval.")
+        customer = Customer.objects.select_for_update().get(pk=locked.customer_id)
+        locked.customer = customer
+        if not _lines_still_due(locked, on=timezone.localdate()):
+            _skip(locked, "by approval every listed invoice was paid or paused")
+            locked.refresh_from_db()
+            return locked
+        if locked.step.action == StepAction.CREDIT_HOLD:
+            before, after = {"on_credit_hold": customer.on_credit_hold}, {"on_credit_hold": True}
+            customer.on_credit_hold = True
+        else:
+            before, after = {"terms_type": customer.terms_type}, {"terms_type": TermsType.COD}
+            customer.terms_type = TermsType.COD
+        customer.save(update_fields=[*after, "updated_at"])
+        DunningAction.objects.filter(pk=locked.pk).update(
+            status=ActionStatus.DONE, channel=Channel.INTERNAL, reviewed_by=manager,
+            done_at=timezone.now(),
+        )
+        _record(customer, locked, actor=manager, summary=(
+            f"{locked.step.get_action_display()} approved by {manager.get_username()}: {note.strip()}"
+        ), details={"before": before, "after": after, "note": note.strip()})
+    locked.refresh_from_db()
+    return locked
+
+
+def charge_waive(*, charge: LateCharge, manager: User, note: str) -> LateCharge:
+    """A manager waives a late fee or interest; recorded, never a silent loss."""
+    if not manager.has_perm("customers.act_on_any_customer"):
+        raise PermissionDenied("Only a manager may waive a late fee or interest.")
+    if not note.strip():
+        raise ValidationError({"note": "Say why the charge is waived."})
+    with transaction.atomic():
+        locked = LateCharge.objects.select_for_update().select_related("customer").get(pk=charge.pk)
+        if locked.waived_at:
+            raise ValidationError("This charge has already been waived.")
+        locked.waived_at, locked.waived_by, locked.waiver_note = timezone.now(), manager, note.strip()[:300]
+        locked.save(update_fields=["waived_at", "waived_by", "waiver_note"])
+        amount = format_money(locked.amount, locked.currency)
+        _record(locked.customer, locked, actor=manager, kind=EventKind.EXCEPTION, summary=(
+            f"{locked.get_kind_display()} of {amount} waived by {manager.get_username()}: {note.strip()}"
+        ), details={
+            "before": {"waived": False},
+            "after": {"waived": True, "waiver_note": locked.waiver_note},
+            "charge": {"kind": locked.kind, "amount": str(locked.amount), "currency": locked.currency,
+                       "basis": locked.basis, "action": locked.action_id},
+        })
+    return locked
+
+
+# --- small helpers --------------------------------------------------------------
+
+
+def _record(customer, subject, *, summary: str, details: dict, actor=None,
+            kind: str = EventKind.DUNNING) -> TimelineEvent:
+    limit = TimelineEvent._meta.get_field("summary").max_length
+    if len(summary) > limit:
+        summary = summary[: limit - 1] + "…"
+    return TimelineEvent.objects.create(
+        customer=customer, kind=kind, actor=actor, summary=summary,
+        details={"action": getattr(subject, "action_id", subject.pk), **details},
+        subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk,
+    )
+
+
+def _amounts(lines: list[_Line]) -> str:
+    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for line in lines:
+        totals[line.currency] += line.amount
+    return " + ".join(format_money(amount, currency) for currency, amount in sorted(totals.items()))
+
+
+def _charge_details(charge: LateCharge) -> dict:
+    return {"kind": charge.kind, "amount": str(charge.amount), "currency": charge.currency,
+            "basis": charge.basis, "invoice": charge.invoice_id}
+
+
+def _step_name(action: DunningAction) -> str:
+    step = action.step
+    if step.action in (StepAction.EMAIL, StepAction.LETTER, StepAction.ESCALATE_PRINCIPAL):
+        return f"{TONE_NAMES[Tone(step.tone)]} (step {step.position}, {step.get_action_display()})"
+    return f"Step {step.position} ({step.get_action_display()})"
+
+
+def _join_notes(*notes: str) -> str:
+    text = "; ".join(n for n in notes if n)
+    limit = DunningAction._meta.get_field("channel_note").max_length
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _delete_files(names: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            log.warning("could not remove %s after a failed delivery", name)
+
+
+def _day(day: dt.date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"

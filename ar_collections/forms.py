@@ -1,0 +1,150 @@
+"""Forms of the collections pages and of the account page's Dunning card."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause
+from customers.models import Segment
+
+User = get_user_model()
+
+# The longest note a decision can carry: skip_reason and waiver_note hold 300.
+NOTE_MAX_LENGTH = DunningAction._meta.get_field("skip_reason").max_length
+
+
+def _note_field(*, required: bool, label: str = "Note") -> forms.CharField:
+    return forms.CharField(
+        label=label, required=required, max_length=NOTE_MAX_LENGTH, strip=True,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class _PlainLabels:
+    """Labels without the trailing colon, as on the customers' forms."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class StartRunForm(forms.Form):
+    """Start today's run. The page names the date it was shown for, so a click
+    after midnight on a page from yesterday does not start a run nobody saw."""
+
+    run_date = forms.DateField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, today: dt.date, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+
+    def clean_run_date(self) -> dt.date:
+        run_date = self.cleaned_data["run_date"]
+        if run_date != self.today:
+            raise forms.ValidationError(
+                f"This page offered a run for {run_date:%d %b %Y}, but today is "
+                f"{self.today:%d %b %Y}. Nothing was started; start today's run below."
+            )
+        return run_date
+
+
+class CollectorFilterForm(forms.Form):
+    """A manager's choice of whose review queue to look at. Bad values are dropped."""
+
+    collector = forms.ChoiceField(label="Collector", required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        owners = User.objects.filter(collected_customers__isnull=False).distinct().order_by(
+            "first_name", "last_name", "username"
+        )
+        self.fields["collector"].choices = [
+            ("", "Everyone"),
+            *((str(u.pk), u.get_full_name() or u.get_username()) for u in owners),
+        ]
+
+    def collector_id(self) -> int | None:
+        if self.is_valid() and self.cleaned_data["collector"]:
+            return int(self.cleaned_data["collector"])
+        return None
+
+
+class ReviewForm(forms.Form):
+    """A collector's word on a reviewed step: send it as planned, or skip it and say why."""
+
+    SEND, SKIP = "send", "skip"
+
+    decision = forms.ChoiceField(choices=[(SEND, "Send"), (SKIP, "Skip")])
+    note = _note_field(required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("decision") == self.SKIP and not data.get("note"):
+            self.add_error("note", "Say why this step is skipped.")
+        return data
+
+    @property
+    def send(self) -> bool:
+        return self.cleaned_data["decision"] == self.SEND
+
+
+class ApprovalForm(forms.Form):
+    """A manager's decision on a credit hold or switch to C.O.D., always with a note."""
+
+    APPROVE, DECLINE = "approve", "decline"
+
+    decision = forms.ChoiceField(choices=[(APPROVE, "Approve"), (DECLINE, "Decline")])
+    note = _note_field(required=True)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["note"].error_messages["required"] = "Write down why you decide this way."
+
+
+def letters_in_queue():
+    """Letters produced and waiting to be printed and posted."""
+    return (
+        DunningAction.objects.filter(
+            channel=Channel.LETTER, status=ActionStatus.DONE, printed_at__isnull=True
+        )
+        .exclude(letter_pdf="")
+    )
+
+
+class MarkPrintedForm(forms.Form):
+    letters = forms.ModelMultipleChoiceField(
+        queryset=DunningAction.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": "Tick the letters you printed.",
+            "invalid_choice": "Some of the ticked letters have left the print queue already. "
+            "Nothing was marked; look at the queue again.",
+            "invalid_pk_value": "That is not a letter of the print queue.",
+        },
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["letters"].queryset = letters_in_queue().select_related("customer")
+
+
+class CauseForm(_PlainLabels, forms.Form):
+    cause = forms.ChoiceField(label="Why is the account behind?", choices=MissCause.choices)
+
+
+class SegmentOverrideForm(_PlainLabels, forms.Form):
+    segment = forms.ChoiceField(
+        label="Segment",
+        required=False,
+        choices=[("", "No override: use the computed segment"), *Segment.choices],
+    )
+    note = _note_field(required=False, label="Why")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("segment") and not data.get("note"):
+            self.add_error("note", "Say why the segment is overridden.")
+        return data

@@ -1,0 +1,442 @@
+"""Dunning notices in words: e-mails (subject / text / html) and PDF letters.
+
+A `Notice` holds plain values only, so it is built once from the database by
+delivery (or in memory by bench/letters.py) and rendered without queries.
+
+One wording per tone and language: `email/dunning/<tone>/<lang>.html` fills
+the blocks of a layout it is given. The e-mail uses `email/dunning/_layout.html`,
+the letter `pdf/dunning_letter.html`, so a letter and an e-mail of the same
+step always say the same thing. Languages without their own wording are
+written in English; `wording_language` says so, for the action's channel note.
+
+Letters are rendered by WeasyPrint with a fetcher that reads our own static
+files and nothing else: a template that points at /etc/passwd, an intranet URL
+or a tracking pixel fails loudly instead of leaking or hanging a worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import mimetypes
+import os
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template, render_to_string
+
+from ar_collections.models import Tone
+from arcrm.money import ZERO, quantize
+
+TONE_FOLDERS = {Tone.FRIENDLY: "friendly", Tone.FIRM: "firm", Tone.FINAL: "final"}
+FALLBACK_LANGUAGE = "en"
+LETTER_STYLESHEET = "pdf/dunning_letter.css"
+
+# Words the layouts need in every language; the tone templates hold the rest.
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "name": "English",
+        "dear": "Dear",
+        "regards": "Kind regards",
+        "invoice": "Invoice",
+        "issued": "Issued",
+        "due": "Due",
+        "days_overdue": "Days overdue",
+        "open": "Open amount",
+        "not_yet_due": "due in {days} days",
+        "total_invoices": "Overdue invoices",
+        "charges": "Fees and interest",
+        "late_fee": "Late fee",
+        "interest": "Interest",
+        "earlier": "from an earlier notice",
+        "amount_due": "Amount due",
+        "credits": "Credits on your account",
+        "credits_hint": "These credits are not yet set against an invoice; you may deduct them.",
+        "pay_by": "Please pay by",
+        "customer_number": "Customer number",
+        "date": "Date",
+        "reference_label": "Our reference",
+        "bank": "Please transfer to",
+        "reference": "quoting your customer number",
+        "payment_plan": (
+            "If paying everything at once is hard right now, let us agree a payment plan: "
+            "reply to us or call {collector}, and we will find a schedule that works for you."
+        ),
+    },
+    "de": {
+        "name": "Deutsch",
+        "dear": "Guten Tag",
+        "regards": "Mit freundlichen Grüßen",
+        "invoice": "Rechnung",
+        "issued": "Datum",
+        "due": "Fällig",
+        "days_overdue": "Tage überfällig",
+        "open": "Offener Betrag",
+        "not_yet_due": "fällig in {days} Tagen",
+        "total_invoices": "Überfällige Rechnungen",
+        "charges": "Gebühren und Zinsen",
+        "late_fee": "Mahngebühr",
+        "interest": "Verzugszinsen",
+        "earlier": "aus einer früheren Mahnung",
+        "amount_due": "Zu zahlen",
+        "credits": "Guthaben auf Ihrem Konto",
+        "credits_hint": "Diese Gutschriften sind noch keiner Rechnung zugeordnet; Sie können sie abziehen.",
+        "pay_by": "Bitte zahlen Sie bis",
+        "customer_number": "Kundennummer",
+        "date": "Datum",
+        "reference_label": "Unser Zeichen",
+        "bank": "Bitte überweisen Sie auf",
+        "reference": "unter Angabe Ihrer Kundennummer",
+        "payment_plan": (
+            "Falls Ihnen die Zahlung des gesamten Betrags gerade schwerfällt, vereinbaren wir gern "
+            "eine Ratenzahlung: Antworten Sie uns oder rufen Sie {collector} an, und wir finden "
+            "einen Plan, der für Sie passt."
+        ),
+    },
+}
+
+
+@dataclass(frozen=True)
+class NoticeLine:
+    number: str
+    issue_date: dt.date
+    due_date: dt.date
+    days_overdue: int  # as of the action's planned date; negative before the due date
+    open_amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class NoticeCredit:
+    number: str
+    issued_on: dt.date
+    amount: Decimal  # what is not yet allocated to an invoice
+    currency: str
+
+
+@dataclass(frozen=True)
+class NoticeCharge:
+    kind: str  # ChargeKind value
+    amount: Decimal
+    currency: str
+    basis: str
+    earlier: bool = False  # charged by an earlier notice and still standing
+
+
+@dataclass(frozen=True)
+class Notice:
+    tone: int
+    language: str
+    customer_name: str
+    account_number: str
+    recipient_name: str
+    postal_address: str
+    letter_date: dt.date
+    pay_by: dt.date
+    lines: tuple[NoticeLine, ...]
+    collector_name: str
+    collector_email: str = ""
+    credits: tuple[NoticeCredit, ...] = ()
+    charges: tuple[NoticeCharge, ...] = ()
+    interest_rate_percent: Decimal = Decimal("0")
+    offer_payment_plan: bool = False
+    reference: str = ""  # ours, e.g. "D-123" for action 123, printed beside the date
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Totals:
+    currency: str
+    invoices: Decimal
+    charges: Decimal
+    due: Decimal
+    credits: Decimal = field(default=ZERO)
+
+
+def wording_language(language: str, tone: int) -> tuple[str, str]:
+    """The language the notice is written in, and a note when it is not the one asked for."""
+    language = (language or FALLBACK_LANGUAGE).lower()
+    if language in LABELS:
+        try:
+            get_template(f"email/dunning/{TONE_FOLDERS[Tone(tone)]}/{language}.subject.txt")
+            return language, ""
+        except TemplateDoesNotExist:
+            pass
+    return FALLBACK_LANGUAGE, f"no wording in language {language!r} yet: written in English"
+
+
+def totals(notice: Notice) -> list[Totals]:
+    """Per currency: invoices, standing charges and what is due, credits apart."""
+    currencies = sorted(
+        {line.currency for line in notice.lines} | {c.currency for c in notice.charges}
+    )
+    result = []
+    for currency in currencies:
+        invoices = sum((x.open_amount for x in notice.lines if x.currency == currency), ZERO)
+        charges = sum((x.amount for x in notice.charges if x.currency == currency), ZERO)
+        credits = sum((x.amount for x in notice.credits if x.currency == currency), ZERO)
+        result.append(Totals(currency, invoices, charges, invoices + charges, credits))
+    return result
+
+
+def render_email(notice: Notice) -> RenderedEmail:
+    context = _context(notice, layout="email/dunning/_layout.html")
+    base = context["template_base"]
+    subject = " ".join(render_to_string(f"{base}.subject.txt", context).split())
+    return RenderedEmail(
+        subject=subject,
+        text=_tidy_text(render_to_string(f"{base}.txt", {**context, "subject": subject})),
+        html=render_to_string(f"{base}.html", {**context, "subject": subject}),
+    )
+
+
+def render_letter_html(notice: Notice) -> str:
+    context = _context(notice, layout="pdf/dunning_letter.html")
+    subject = " ".join(render_to_string(f"{context['template_base']}.subject.txt", context).split())
+    return render_to_string(f"{context['template_base']}.html", {**context, "subject": subject})
+
+
+def render_letter(notice: Notice) -> bytes:
+    """The one-page letter as PDF bytes."""
+    return html_to_pdf(render_letter_html(notice))
+
+
+# --- PDF --------------------------------------------------------------------
+
+
+class ResourceRefused(ValueError):
+    """A letter template asked for something other than our own static files."""
+
+
+class LetterRenderError(RuntimeError):
+    """WeasyPrint could not render a letter; the message says why."""
+
+
+def static_roots() -> list[Path]:
+    """Folders a letter may read from: our static sources and their collected copy."""
+    roots = []
+    for entry in settings.STATICFILES_DIRS:
+        path = entry[1] if isinstance(entry, (tuple, list)) else entry
+        roots.append(Path(path).resolve())
+    if settings.STATIC_ROOT:
+        roots.append(Path(settings.STATIC_ROOT).resolve())
+    return roots
+
+
+def static_file_for(url: str) -> Path:
+    """The static file a `file://` URL names, or ResourceRefused."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise ResourceRefused(
+            f"refused to fetch {url!r}: a letter may only use our own static files (file:// URLs)"
+        )
+    # resolve() follows symlinks and "..", so neither can lead outside the roots.
+    path = Path(url2pathname(unquote(parts.path))).resolve()
+    if not any(path.is_relative_to(root) for root in static_roots()):
+        raise ResourceRefused(
+            f"refused to fetch {url!r}: {path} is outside our static files"
+        )
+    if not path.is_file():
+        raise ResourceRefused(f"refused to fetch {url!r}: no such static file")
+    return path
+
+
+@functools.cache
+def _fetcher_class():
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class StaticFilesOnly(URLFetcher):
+        """WeasyPrint's fetcher, cut down to reading our static files."""
+
+        def __init__(self) -> None:
+            # fail_on_errors: a refused resource stops the rendering instead of
+            # being logged and left out of the letter.
+            super().__init__(fail_on_errors=True, allowed_protocols=("file",))
+
+        def fetch(self, url: str, headers=None) -> URLFetcherResponse:
+            path = static_file_for(url)
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return URLFetcherResponse(
+                path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type}
+            )
+
+    return StaticFilesOnly
+
+
+def static_files_fetcher():
+    """A WeasyPrint url_fetcher that reads our static files and refuses anything else."""
+    return _fetcher_class()()
+
+
+@functools.cache
+def _font_config():
+    """One Fontconfig set-up per process: building it scans every system font,
+    which costs more than rendering a letter."""
+    from weasyprint.text.fonts import FontConfiguration
+
+    return FontConfiguration()
+
+
+@functools.lru_cache(maxsize=4)
+def _stylesheet(path: str, mtime_ns: int):
+    """The letter stylesheet, parsed once per process and file version."""
+    from weasyprint import CSS
+
+    return CSS(url=Path(path).as_uri(), url_fetcher=static_files_fetcher(), font_config=_font_config())
+
+
+def letter_stylesheet():
+    found = finders.find(LETTER_STYLESHEET)
+    if not found:
+        raise LetterRenderError(f"static file {LETTER_STYLESHEET} is missing")
+    return _stylesheet(found, os.stat(found).st_mtime_ns)
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Render our own HTML to PDF; any resource outside our static files is refused."""
+    from weasyprint import HTML
+    from weasyprint.urls import FatalURLFetchingError
+
+    base = static_roots()[0].as_uri() + "/"
+    try:
+        return HTML(string=html, base_url=base, url_fetcher=static_files_fetcher()).write_pdf(
+            stylesheets=[letter_stylesheet()], font_config=_font_config()
+        )
+    except FatalURLFetchingError as error:
+        # A BaseException in WeasyPrint; turned into an ordinary error so the
+        # caller's error handling (FAILED with the reason) sees it.
+        raise LetterRenderError(str(error.__cause__ or error)) from error.__cause__
+
+
+# --- context ----------------------------------------------------------------
+
+
+def _context(notice: Notice, *, layout: str) -> dict:
+    language, _ = wording_language(notice.language, notice.tone)
+    t = LABELS[language]
+    lines = [
+        {
+            "number": x.number,
+            "issue_date": _date(x.issue_date, language),
+            "due_date": _date(x.due_date, language),
+            "overdue": (
+                str(x.days_overdue) if x.days_overdue >= 0
+                else t["not_yet_due"].format(days=-x.days_overdue)
+            ),
+            "amount": _money(x.open_amount, x.currency, language),
+        }
+        for x in notice.lines
+    ]
+    charges = [
+        {
+            "label": t["late_fee"] if c.kind == "late_fee" else t["interest"],
+            "basis": c.basis,
+            "earlier": c.earlier,
+            "amount": _money(c.amount, c.currency, language),
+        }
+        for c in notice.charges
+    ]
+    credits = [
+        {"number": c.number, "issued_on": _date(c.issued_on, language),
+         "amount": _money(c.amount, c.currency, language)}
+        for c in notice.credits
+    ]
+    sums = totals(notice)
+    new_fee = next((c for c in notice.charges if c.kind == "late_fee" and not c.earlier), None)
+    return {
+        "layout": layout,
+        "template_base": f"email/dunning/{TONE_FOLDERS[Tone(notice.tone)]}/{language}",
+        "t": t,
+        "language": language,
+        "tone": TONE_FOLDERS[Tone(notice.tone)],
+        "company": company(),
+        "customer_name": notice.customer_name,
+        "account_number": notice.account_number,
+        "recipient_name": notice.recipient_name,
+        "address_lines": [x.strip() for x in notice.postal_address.splitlines() if x.strip()],
+        "letter_date": _date(notice.letter_date, language),
+        "pay_by": _date(notice.pay_by, language),
+        "lines": lines,
+        "count": len(lines),
+        # Subjects name up to three invoices; more would not fit a subject line.
+        "short_numbers": ", ".join(x.number for x in notice.lines[:3])
+        + (f" (+{len(lines) - 3})" if len(lines) > 3 else ""),
+        "before_due": all(x.days_overdue <= 0 for x in notice.lines),
+        "totals": [
+            {
+                "currency": s.currency,
+                "invoices": _money(s.invoices, s.currency, language),
+                "charges": _money(s.charges, s.currency, language) if s.charges else "",
+                "due": _money(s.due, s.currency, language),
+            }
+            for s in sums
+        ],
+        "amount_due": " + ".join(_money(s.due, s.currency, language) for s in sums),
+        "charges": charges,
+        "credits": credits,
+        "late_fee": _money(new_fee.amount, new_fee.currency, language) if new_fee else "",
+        "interest_rate": _percent(notice.interest_rate_percent, language)
+        if notice.interest_rate_percent > 0 else "",
+        "payment_plan": t["payment_plan"].format(collector=notice.collector_name)
+        if notice.offer_payment_plan else "",
+        "collector_name": notice.collector_name,
+        "collector_email": notice.collector_email,
+        "reference": notice.reference,
+    }
+
+
+def company() -> dict[str, str]:
+    """Our letterhead. Read from settings when they name it (COMPANY_NAME, …)."""
+    address = getattr(settings, "COMPANY_ADDRESS", "Hafenstraße 1\n20457 Hamburg\nGermany")
+    return {
+        "name": getattr(settings, "COMPANY_NAME", "arcrm Demo GmbH"),
+        "address": address,
+        "address_line": ", ".join(x.strip() for x in address.splitlines() if x.strip()),
+        "phone": getattr(settings, "COMPANY_PHONE", "+49 40 1234 5678"),
+        "bank": getattr(settings, "COMPANY_BANK", "IBAN DE02 1203 0000 0000 2020 51 · BIC BYLADEM1001"),
+        "email": _address_of(settings.DEFAULT_FROM_EMAIL),
+    }
+
+
+def _address_of(from_email: str) -> str:
+    match = re.search(r"<([^>]+)>", from_email)
+    return match.group(1) if match else from_email
+
+
+def _date(day: dt.date, language: str) -> str:
+    if language == "de":
+        return f"{day:%d.%m.%Y}"
+    return f"{day.day} {day:%b %Y}"
+
+
+def _money(amount: Decimal, currency: str, language: str) -> str:
+    value = quantize(amount)
+    sign = "-" if value < 0 else ""
+    if language == "de":
+        digits = f"{abs(value):,.2f}".replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+        return f"{sign}{digits} {currency}"
+    return f"{currency} {sign}{abs(value):,.2f}"
+
+
+def _percent(rate: Decimal, language: str) -> str:
+    text = f"{rate:.2f}"
+    return f"{text.replace('.', ',')} %" if language == "de" else f"{text}%"
+
+
+def _tidy_text(text: str) -> str:
+    """Plain text without template whitespace: no trailing spaces, at most one blank line."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"

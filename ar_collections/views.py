@@ -1,0 +1,660 @@
+"""The collections pages: dunning runs, the collectors' review queue, the
+managers' approvals, the letters' print queue, and the two forms of the
+Dunning card on the account page.
+
+Same shape as customers/views.py: one view serves a page and its htmx
+fragment (named partials that carry the DOM id they render). Without htmx a
+form posts and redirects; with htmx it returns the re-rendered fragment and
+the messages out of band. Every view checks who may see or do what; the
+templates only mirror it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
+
+from ar_collections import delivery, dunning, services
+from ar_collections.channels import route_for
+from ar_collections.forms import (
+    ApprovalForm,
+    CauseForm,
+    CollectorFilterForm,
+    MarkPrintedForm,
+    ReviewForm,
+    SegmentOverrideForm,
+    StartRunForm,
+    letters_in_queue,
+)
+from ar_collections.models import (
+    ActionStatus,
+    Channel,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningRun,
+    Invoice,
+    InvoiceStatus,
+    PaymentBehaviour,
+    RunStatus,
+)
+from arcrm.money import ZERO
+from arcrm.roles import can_act_on, require_act_on
+from customers.models import Contact, Customer
+
+PAGE_SIZE = 50
+LAST_ACTIONS_ON_CARD = 5
+
+# Who may do what, in the permissions arcrm.roles hands out: every role reads;
+# collectors and managers work accounts (collectors their own, managers any);
+# managers alone decide on credit terms, which a credit hold or C.O.D. changes.
+READ = "customers.view_customer"
+WORK = "customers.change_customer"
+ACT_ON_ANY = "customers.act_on_any_customer"
+DECIDE_TERMS = "customers.set_credit_terms"
+
+# Columns of the runs table, in the order a run moves through them.
+STATUS_COLUMNS = [
+    (ActionStatus.PLANNED, "Planned"),
+    (ActionStatus.IN_REVIEW, "In review"),
+    (ActionStatus.AWAITING_APPROVAL, "Awaiting approval"),
+    (ActionStatus.SENDING, "Sending"),
+    (ActionStatus.DONE, "Done"),
+    (ActionStatus.SKIPPED, "Skipped"),
+    (ActionStatus.FAILED, "Failed"),
+]
+
+
+# --- Runs ------------------------------------------------------------------
+
+
+@login_required
+@permission_required(READ, raise_exception=True)
+@require_safe
+@vary_on_headers("HX-Request")
+def run_list(request: HttpRequest) -> HttpResponse:
+    return _render_runs(request)
+
+
+@login_required
+@permission_required(ACT_ON_ANY, raise_exception=True)
+@require_POST
+def run_start(request: HttpRequest) -> HttpResponse:
+    """Start (or refuse to start) today's run; the work itself is a Celery task."""
+    today = timezone.localdate()
+    form = StartRunForm(request.POST, today=today)
+    # Refusals travel as messages: the runs section refreshes itself while a
+    # run is going, and an error shown inside it would vanish at the next refresh.
+    if form.is_valid():
+        try:
+            run = _run_start(run_date=today, manager=request.user)
+        except dunning.RunRefused as refusal:
+            messages.error(request, str(refusal))
+        else:
+            messages.success(
+                request,
+                f"The run for {run.run_date:%d %b %Y} has started. Its counts fill in as it plans "
+                "and sends.",
+            )
+            if request.htmx:
+                return _render_runs(request)
+            return redirect("collections:runs")
+    else:
+        for errors in form.errors.values():
+            messages.error(request, "No run was started: " + " ".join(errors))
+    return _render_runs(request, status=422)
+
+
+def _run_start(*, run_date: dt.date, manager) -> DunningRun:
+    """Create the run row now, so a refusal is said at once and the page shows
+    the run as started; the task then resumes that same run.
+
+    Two managers clicking at once both pass the check below; that only
+    enqueues the run twice, which dunning_run_execute is built to survive.
+    """
+    from ar_collections.tasks import start_dunning_run
+
+    existing = DunningRun.objects.filter(run_date=run_date).first()
+    if existing and existing.status == RunStatus.RUNNING:
+        raise dunning.RunRefused(
+            f"The run for {run_date:%d %b %Y} is already running (started "
+            f"{timezone.localtime(existing.started_at):%H:%M}). Its progress shows below; "
+            "there is no need to start it again."
+        )
+    if existing:
+        raise dunning.RunRefused(
+            f"The run for {run_date:%d %b %Y} has already finished: every step due today "
+            "was planned. The next run is tomorrow's."
+        )
+    with transaction.atomic():
+        run = dunning.run_start(run_date=run_date, started_by=manager)
+        start_dunning_run.delay_on_commit(run_date.isoformat(), manager.pk)
+    return run
+
+
+def _render_runs(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    today = timezone.localdate()
+    runs = DunningRun.objects.select_related("started_by").order_by("-run_date")
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page_runs = list(page)
+    counts = _counts_by_run(page_runs)
+    may_start = request.user.has_perm(ACT_ON_ANY)
+    form = StartRunForm(initial={"run_date": today}, today=today) if may_start else None
+    context = {
+        "page": page,
+        "rows": [(run, [counts[run.pk][s] for s, _ in STATUS_COLUMNS]) for run in page_runs],
+        "status_columns": [label for _, label in STATUS_COLUMNS],
+        "any_running": any(run.status == RunStatus.RUNNING for run in page_runs),
+        "form": form,
+        "today": today,
+    }
+    template = "collections/runs.html"
+    if _wants_fragment(request):
+        template += "#runs"
+    return render(request, template, context, status=status)
+
+
+def _counts_by_run(runs: list[DunningRun]) -> dict[int, dict[str, int]]:
+    """dunning.run_counts for a page of runs: the same dictionaries, in one
+    grouped query instead of one per run."""
+    counts = {run.pk: dict.fromkeys(ActionStatus.values, 0) for run in runs}
+    if counts:
+        rows = (
+            DunningAction.objects.filter(run_id__in=counts).order_by()
+            .values("run_id", "status").annotate(n=Count("pk"))
+            .values_list("run_id", "status", "n")
+        )
+        for run_id, status, n in rows:
+            counts[run_id][status] = n
+    return counts
+
+
+# --- The collectors' review queue -------------------------------------------
+
+
+@login_required
+@permission_required(WORK, raise_exception=True)
+@require_safe
+@vary_on_headers("HX-Request")
+def review_queue(request: HttpRequest) -> HttpResponse:
+    """Steps waiting for a collector: a collector's own accounts, a manager's pick."""
+    actions = _review_actions().filter(status=ActionStatus.IN_REVIEW).order_by(
+        "planned_on", "customer__name", "pk"
+    )
+    form = None
+    if request.user.has_perm(ACT_ON_ANY):
+        form = CollectorFilterForm(request.GET)
+        if collector_id := form.collector_id():
+            actions = actions.filter(customer__collector_id=collector_id)
+    else:
+        actions = actions.filter(customer__collector=request.user)
+    page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
+    items = list(page)
+    for action in items:
+        _add_preview(action)
+        action.form = ReviewForm(auto_id=f"review-{action.pk}-%s")
+    template = "collections/review.html"
+    if _wants_fragment(request):
+        template += "#review-queue"
+    return render(request, template, {"page": page, "items": items, "form": form})
+
+
+@login_required
+@permission_required(WORK, raise_exception=True)
+@require_POST
+def action_review(request: HttpRequest, pk: int) -> HttpResponse:
+    actions = _review_actions()
+    action = _action_for(request, actions, pk)
+    form = ReviewForm(request.POST, auto_id=f"review-{pk}-%s")
+    if form.is_valid():
+        try:
+            reviewed = delivery.action_review(
+                action=action, collector=request.user, send=form.send,
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.add_message(request, *_outcome(action, reviewed))
+            if not request.htmx:
+                return redirect("collections:review")
+            form = None
+        # Whatever happened, the item now shows the step as it stands.
+        action = actions.get(pk=pk)
+    _add_preview(action)
+    action.form = form
+    return _item_response(
+        request, "collections/review.html#review-item", action,
+        queue="collections:review", queue_name="Steps to review",
+    )
+
+
+def _outcome(action: DunningAction, done: DunningAction, *, approved: bool = False) -> tuple[int, str]:
+    """The message level and words for what became of a reviewed or approved step."""
+    name, what = action.customer.name, action.step.get_action_display()
+    if done.status == ActionStatus.DONE:
+        if approved:
+            return messages.SUCCESS, f"{name}: {what.lower()} approved and in force."
+        if done.channel == Channel.EMAIL:
+            return messages.SUCCESS, f"{name}: {what.lower()} sent to {done.recipient_address}."
+        if done.channel == Channel.LETTER:
+            return messages.SUCCESS, f"{name}: letter written; it waits in the print queue."
+        if done.channel == Channel.PHONE:
+            return messages.SUCCESS, f"{name}: call task created."
+        return messages.SUCCESS, f"{name}: {what.lower()} done."
+    if done.status == ActionStatus.SKIPPED:
+        return messages.SUCCESS, f"{name}: {what.lower()} skipped ({done.skip_reason})."
+    if done.status == ActionStatus.FAILED:
+        return messages.ERROR, f"{name}: {what.lower()} could not be sent: {done.error}"
+    return messages.WARNING, (
+        f"{name}: {what.lower()} is not sent yet and will be tried again"
+        + (f" ({done.error})." if done.error else ".")
+    )
+
+
+# --- The managers' approvals ------------------------------------------------
+
+
+@login_required
+@permission_required(DECIDE_TERMS, raise_exception=True)
+@require_safe
+@vary_on_headers("HX-Request")
+def approval_queue(request: HttpRequest) -> HttpResponse:
+    """Credit holds and switches to C.O.D. waiting for a manager, each with the
+    five questions to weigh before bending or applying the rule."""
+    today = timezone.localdate()
+    actions = _approval_actions(today=today).filter(status=ActionStatus.AWAITING_APPROVAL).order_by(
+        "planned_on", "customer__name", "pk"
+    )
+    page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
+    items = list(page)
+    for action in items:
+        _add_questions(action, today=today)
+        action.form = ApprovalForm(auto_id=f"approval-{action.pk}-%s")
+    template = "collections/approvals.html"
+    if _wants_fragment(request):
+        template += "#approval-queue"
+    return render(request, template, {"page": page, "items": items})
+
+
+@login_required
+@permission_required(DECIDE_TERMS, raise_exception=True)
+@require_POST
+def action_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    today = timezone.localdate()
+    actions = _approval_actions(today=today)
+    action = _action_for(request, actions, pk)
+    form = ApprovalForm(request.POST, auto_id=f"approval-{pk}-%s")
+    if form.is_valid():
+        note = form.cleaned_data["note"]
+        approve = form.cleaned_data["decision"] == ApprovalForm.APPROVE
+        try:
+            if approve:
+                done = delivery.action_approve(action=action, manager=request.user, note=note)
+            else:
+                done = services.action_decline(action=action, manager=request.user, note=note)
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            if approve:
+                messages.add_message(request, *_outcome(action, done, approved=True))
+            else:
+                what = action.step.get_action_display().lower()
+                messages.success(request, f"{action.customer.name}: {what} declined.")
+            if not request.htmx:
+                return redirect("collections:approvals")
+            form = None
+        action = actions.get(pk=pk)
+    _add_questions(action, today=today)
+    action.form = form
+    return _item_response(
+        request, "collections/approvals.html#approval-item", action,
+        queue="collections:approvals", queue_name="Approvals",
+    )
+
+
+@dataclass(frozen=True)
+class FiveQuestions:
+    """What a manager weighs before a credit hold or C.O.D. (DESIGN: Exceptions)."""
+
+    customer_since: dt.date
+    years_served: float
+    behaviour: PaymentBehaviour | None
+    revenue_12m: Decimal
+    referrals: int
+
+    @classmethod
+    def of(cls, action: DunningAction, *, today: dt.date) -> FiveQuestions:
+        customer = action.customer
+        try:
+            behaviour = customer.behaviour
+        except PaymentBehaviour.DoesNotExist:
+            behaviour = None
+        return cls(
+            customer_since=customer.customer_since,
+            years_served=customer.years_served(on=today),
+            behaviour=behaviour,
+            revenue_12m=action.revenue_12m or ZERO,
+            referrals=action.referral_count or 0,
+        )
+
+
+def _approval_actions(*, today: dt.date) -> QuerySet[DunningAction]:
+    """Actions with what the five questions cannot read off the customer row:
+    a year's sales (invoiced in the account currency, cancelled ones aside; the
+    proxy for what the relationship is worth) and how many customers it referred.
+    Both are subqueries of the one page query, whatever the number of rows."""
+    year_ago = today - dt.timedelta(days=365)
+    revenue = (
+        Invoice.objects.filter(
+            customer=OuterRef("customer_id"), currency=OuterRef("customer__currency"),
+            issue_date__gt=year_ago, issue_date__lte=today,
+        )
+        .exclude(status=InvoiceStatus.CANCELLED)
+        .order_by().values("customer").annotate(total=Sum("total_amount")).values("total")
+    )
+    referrals = (
+        Customer.objects.filter(referred_by=OuterRef("customer_id"))
+        .order_by().values("referred_by").annotate(n=Count("pk")).values("n")
+    )
+    return _actions_with_lines().select_related("customer__behaviour").annotate(
+        revenue_12m=Subquery(revenue), referral_count=Subquery(referrals)
+    )
+
+
+def _add_questions(action: DunningAction, *, today: dt.date) -> None:
+    _add_totals(action)
+    action.questions = FiveQuestions.of(action, today=today)
+
+
+# --- The print queue ---------------------------------------------------------
+
+
+@login_required
+@permission_required(WORK, raise_exception=True)
+@require_safe
+@vary_on_headers("HX-Request")
+def letter_queue(request: HttpRequest) -> HttpResponse:
+    return _render_letters(request)
+
+
+@login_required
+@permission_required(WORK, raise_exception=True)
+@require_safe
+def letter_download(request: HttpRequest, pk: int) -> FileResponse:
+    letter = get_object_or_404(
+        DunningAction.objects.select_related("customer").exclude(letter_pdf=""), pk=pk
+    )
+    require_act_on(request.user, letter.customer)
+    try:
+        handle = letter.letter_pdf.open("rb")
+    except FileNotFoundError:
+        raise Http404("The letter's PDF is missing from storage.") from None
+    return FileResponse(
+        handle, as_attachment=True, filename=os.path.basename(letter.letter_pdf.name),
+        content_type="application/pdf",
+    )
+
+
+@login_required
+@permission_required(WORK, raise_exception=True)
+@require_POST
+def letters_printed(request: HttpRequest) -> HttpResponse:
+    form = MarkPrintedForm(request.POST)
+    if form.is_valid():
+        letters = form.cleaned_data["letters"]
+        for letter in letters:
+            require_act_on(request.user, letter.customer)
+        marked = _letters_mark_printed(letter_ids=[letter.pk for letter in letters])
+        messages.success(request, f"{marked} letter{'' if marked == 1 else 's'} marked as printed.")
+        if request.htmx:
+            return _render_letters(request)
+        return redirect("collections:letters")
+    return _render_letters(request, form=form, status=422)
+
+
+def _letters_mark_printed(*, letter_ids: list[int]) -> int:
+    # Conditional on printed_at: two people marking the same letter both see
+    # success, and the first time it left for the post is the one kept.
+    return DunningAction.objects.filter(pk__in=letter_ids, printed_at__isnull=True).update(
+        printed_at=timezone.now()
+    )
+
+
+def _render_letters(request: HttpRequest, *, form: MarkPrintedForm | None = None, status: int = 200):
+    letters = (
+        letters_in_queue()
+        .select_related("customer", "step", "recipient")
+        .order_by("done_at", "pk")
+    )
+    if not request.user.has_perm(ACT_ON_ANY):
+        letters = letters.filter(customer__collector=request.user)
+    page = Paginator(letters, PAGE_SIZE).get_page(request.GET.get("page"))
+    ticked = {str(pk) for pk in form["letters"].value() or []} if form else set()
+    context = {"page": page, "letters": list(page), "form": form, "ticked": ticked}
+    template = "collections/letters.html"
+    if _wants_fragment(request):
+        template += "#letters"
+    return render(request, template, context, status=status)
+
+
+# --- The Dunning card on the account page -----------------------------------
+
+
+def dunning_card_context(
+    customer: Customer,
+    *,
+    user,
+    today: dt.date,
+    cause_form: CauseForm | None = None,
+    segment_form: SegmentOverrideForm | None = None,
+) -> dict:
+    """What the account page's Dunning card shows, in three queries: the open
+    cycle, the last actions and the pauses in force today."""
+    cycle = (
+        DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
+        .select_related("cause_noted_by").first()
+    )
+    actions = list(
+        customer.dunning_actions.select_related("step").order_by("-planned_on", "-pk")[
+            :LAST_ACTIONS_ON_CARD
+        ]
+    )
+    pauses = list(
+        customer.dunning_pauses.active(on=today).select_related("invoice", "owner")
+        .order_by("ends_on", "pk")
+    )
+    # A rejected form stays on show even when the cycle has closed meanwhile: it carries the why.
+    may_note_cause = can_act_on(user, customer) and (cycle is not None or cause_form is not None)
+    may_override = user.has_perm(ACT_ON_ANY)
+    if may_note_cause and cause_form is None:
+        cause_form = CauseForm(initial={"cause": cycle.cause}, auto_id="dunning-cause-%s")
+    if may_override and segment_form is None:
+        segment_form = SegmentOverrideForm(
+            initial={"segment": customer.segment_override, "note": customer.segment_override_note},
+            auto_id="dunning-segment-%s",
+        )
+    return {
+        "customer": customer,
+        "dunning_cycle": cycle,
+        "dunning_actions": actions,
+        "dunning_pauses": pauses,
+        "cause_form": cause_form if may_note_cause else None,
+        "segment_form": segment_form if may_override else None,
+        "today": today,
+    }
+
+
+@login_required
+@require_POST
+def cause_record(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = get_object_or_404(Customer.objects.select_related("collector"), pk=pk)
+    require_act_on(request.user, customer)
+    form = CauseForm(request.POST, auto_id="dunning-cause-%s")
+    if form.is_valid():
+        try:
+            services.cause_record(
+                customer=customer, cause=form.cleaned_data["cause"], actor=request.user,
+                on=timezone.localdate(),
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Cause noted; it steers the rest of this cycle.")
+            return _dunning_changed(request, customer)
+    return _dunning_rejected(request, customer, cause_form=form)
+
+
+@login_required
+@permission_required(ACT_ON_ANY, raise_exception=True)
+@require_POST
+def segment_override(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = get_object_or_404(Customer, pk=pk)
+    form = SegmentOverrideForm(request.POST, auto_id="dunning-segment-%s")
+    if form.is_valid():
+        try:
+            customer = services.segment_override(
+                customer=customer, segment=form.cleaned_data["segment"],
+                note=form.cleaned_data["note"], actor=request.user, on=timezone.localdate(),
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(
+                request,
+                f"Segment set to {customer.get_segment_display()}."
+                if form.cleaned_data["segment"] else "Override removed; the computed segment applies.",
+            )
+            response = _dunning_changed(request, customer)
+            # The account card shows the segment too; it reloads itself on this event.
+            return trigger_client_event(response, "segment-changed") if request.htmx else response
+    return _dunning_rejected(request, customer, segment_form=form)
+
+
+def _dunning_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
+    if request.htmx:
+        context = dunning_card_context(customer, user=request.user, today=timezone.localdate())
+        return render(request, "customers/customer_detail.html#dunning", context)
+    return redirect(reverse("customers:detail", args=[customer.pk]) + "#dunning")
+
+
+def _dunning_rejected(request: HttpRequest, customer: Customer, **bound_forms) -> HttpResponse:
+    """422: with htmx the card comes back with the form's errors in place;
+    without, the form is a page of its own."""
+    context = dunning_card_context(customer, user=request.user, today=timezone.localdate(), **bound_forms)
+    if request.htmx:
+        return render(request, "customers/customer_detail.html#dunning", context, status=422)
+    which, form = next(iter(bound_forms.items()))
+    return render(
+        request, "collections/dunning_form.html", {**context, "form": form, "which": which}, status=422
+    )
+
+
+# --- Helpers -----------------------------------------------------------------
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    # htmx asks for the whole page when it restores history it has not cached.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _actions_with_lines() -> QuerySet[DunningAction]:
+    lines = DunningActionInvoice.objects.select_related("invoice").order_by(
+        "invoice__due_date", "invoice__number"
+    )
+    return DunningAction.objects.select_related(
+        "customer__collector", "step__policy", "recipient", "reviewed_by"
+    ).prefetch_related(Prefetch("lines", queryset=lines))
+
+
+def _review_actions() -> QuerySet[DunningAction]:
+    """Actions with what the channel preview reads: the customer's contacts and
+    their absences (who is away, and who stands in)."""
+    contacts = Contact.objects.prefetch_related("absences")
+    return _actions_with_lines().prefetch_related(Prefetch("customer__contacts", queryset=contacts))
+
+
+@dataclass(frozen=True)
+class Preview:
+    channel: str
+    recipient: str
+    address: str
+    note: str
+
+
+def _add_preview(action: DunningAction) -> None:
+    """Totals, and where the step goes: for a step still waiting, where it would
+    go if sent now (the route delivery takes); once carried out, where it went."""
+    _add_totals(action)
+    if action.status != ActionStatus.IN_REVIEW:
+        action.preview = Preview(
+            action.get_channel_display(), action.recipient.name if action.recipient else "",
+            action.recipient_address, action.channel_note,
+        )
+        return
+    contacts = {c.pk: c for c in action.customer.contacts.all()}
+    for contact in contacts.values():
+        for absence in contact.absences.all():
+            # The stand-in is one of the contacts already loaded: following a
+            # chain of absences then asks the database nothing.
+            if absence.delegate_id in contacts:
+                absence.delegate = contacts[absence.delegate_id]
+    route = route_for(action=action)
+    address = {
+        Channel.EMAIL: route.contact.email if route.contact else "",
+        Channel.LETTER: ", ".join(
+            line.strip() for line in (route.contact.postal_address if route.contact else "").splitlines()
+            if line.strip()
+        ),
+        Channel.PHONE: route.contact.phone if route.contact else "",
+    }.get(route.channel, "")
+    action.preview = Preview(
+        Channel(route.channel).label, route.contact.name if route.contact else "", address, route.note
+    )
+
+
+def _add_totals(action: DunningAction) -> None:
+    """Per currency, what the action's invoices add up to (as they stood then)."""
+    totals: dict[str, Decimal] = {}
+    for line in action.lines.all():
+        totals[line.currency] = totals.get(line.currency, ZERO) + line.open_amount
+    action.totals = sorted(totals.items())
+
+
+def _action_for(request: HttpRequest, actions: QuerySet[DunningAction], pk: int) -> DunningAction:
+    """The action, if this user may act on its customer: 404 if none, 403 if not theirs."""
+    action = get_object_or_404(actions, pk=pk)
+    if not can_act_on(request.user, action.customer):
+        raise PermissionDenied("This step belongs to another collector's account.")
+    return action
+
+
+def _item_response(
+    request: HttpRequest, template: str, action: DunningAction, *, queue: str, queue_name: str
+) -> HttpResponse:
+    """A queue item after a POST. With a form still attached it was rejected:
+    422, in place with htmx, as a page of its own without."""
+    status = 422 if action.form is not None else 200
+    if request.htmx:
+        return render(request, template, {"action": action, "with_messages": True}, status=status)
+    context = {
+        "action": action, "item_template": template,
+        "queue_url": reverse(queue), "queue_name": queue_name,
+    }
+    return render(request, "collections/action_page.html", context, status=status)

@@ -1,0 +1,168 @@
+"""Fixtures for dunning delivery: a real SMTP server on loopback that keeps what
+it receives, and rendered letters kept in a temporary media folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import time_machine
+from aiosmtpd.controller import Controller
+
+from ar_collections.default_policies import ladders_install_missing
+from ar_collections.delivery import actions_deliver
+from ar_collections.dunning import run_plan, run_start
+from ar_collections.models import DunningAction, DunningStep, LatePaymentPolicy, PolicyMinimum
+from customers.models import Customer, Segment
+
+
+class _Mailbox:
+    """aiosmtpd handler: accepts and keeps every message, or answers with `refusal`."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.refusal: str | None = None
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.refusal:
+            return self.refusal
+        with self._lock:
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    def __init__(self, host: str, port: int, mailbox: _Mailbox) -> None:
+        self.host, self.port, self._mailbox = host, port, mailbox
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return list(self._mailbox.messages)
+
+    @property
+    def envelopes(self) -> list[tuple[str, list[str]]]:
+        return list(self._mailbox.envelopes)
+
+    def refuse_with(self, reply: str | None) -> None:
+        """Answer every message with this SMTP reply, e.g. "550 5.1.1 Mailbox unavailable"."""
+        self._mailbox.refusal = reply
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(settings) -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that Django's SMTP backend sends to."""
+    mailbox = _Mailbox()
+    # aiosmtpd logs every SMTP command at INFO; failures still show as warnings.
+    mail_log = logging.getLogger("mail.log")
+    level = mail_log.level
+    mail_log.setLevel(logging.WARNING)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = controller.hostname
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_TIMEOUT = 10
+    try:
+        yield SmtpServer(controller.hostname, controller.port, mailbox)
+    finally:
+        controller.stop()
+        mail_log.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path: Path) -> None:
+    """Rendered letters go to a folder of the test's own, never var/media."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def pdf_text():
+    """pdf_text(path or bytes) → the text poppler's pdftotext reads from the PDF."""
+
+    def read(source: Path | bytes) -> str:
+        data = source.read_bytes() if isinstance(source, Path) else source
+        result = subprocess.run(
+            ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True, timeout=30
+        )
+        return result.stdout.decode()
+
+    return read
+
+
+@pytest.fixture
+def pdf_pages():
+    def count(data: bytes) -> int:
+        result = subprocess.run(["pdfinfo", "-"], input=data, capture_output=True, check=True, timeout=30)
+        line = next(x for x in result.stdout.decode().splitlines() if x.startswith("Pages:"))
+        return int(line.split()[1])
+
+    return count
+
+
+# --- accounts, plans and deliveries ----------------------------------------------
+
+DUE = dt.date(2026, 3, 2)
+
+
+def frozen(day: dt.date):
+    """Freeze the clock at 06:00 UTC on `day`: planning and delivery read today's date."""
+    return time_machine.travel(dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC), tick=False)
+
+
+@pytest.fixture
+def default_ladders(db) -> None:
+    """The default ladder of every segment, also on a database a transactional
+    test has flushed (post_migrate reinstalls them; this makes sure of it)."""
+    ladders_install_missing(
+        policy_model=LatePaymentPolicy, step_model=DunningStep, minimum_model=PolicyMinimum
+    )
+
+
+@pytest.fixture
+def make_account(make_customer, make_contact, make_invoice):
+    """make_account(segment, **anna) → a customer whose billing contact is Anna Clerk,
+    owing two invoices due on DUE: EUR 500.00 and EUR 700.00."""
+
+    def make(segment: str = Segment.PROMPT, *, name: str = "Acme Tools", **anna) -> Customer:
+        customer = make_customer(name=name, segment=segment)
+        anna.setdefault("email", "anna@acme.test")
+        anna.setdefault("postal_address", f"{name}\nMain Street 1\n10115 Berlin")
+        make_contact(customer, name="Anna Clerk", is_primary_billing=True, **anna)
+        for amount in ("500.00", "700.00"):
+            make_invoice(customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount=amount)
+        return customer
+
+    return make
+
+
+@pytest.fixture
+def plan_and_deliver():
+    """plan_and_deliver(day) → plan the run of `day` and deliver what it planned, on that day."""
+
+    def run(day: dt.date) -> dict[str, int]:
+        with frozen(day):
+            dunning_run = run_start(run_date=day)
+            run_plan(run=dunning_run)
+            ids = list(DunningAction.objects.filter(run=dunning_run).values_list("pk", flat=True))
+            return actions_deliver(action_ids=ids)
+
+    return run

@@ -1,0 +1,460 @@
+"""Delivering planned dunning actions through a real SMTP server on loopback."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from ar_collections.delivery import action_approve, action_review, actions_deliver, message_id
+from ar_collections.models import (
+    ActionStatus,
+    Allocation,
+    Channel,
+    CreditNote,
+    DunningAction,
+    DunningCycle,
+    DunningPause,
+    DunningRun,
+    DunningStep,
+    Invoice,
+    InvoiceStatus,
+    LateCharge,
+    MissCause,
+    PauseKind,
+    StepAction,
+)
+from customers.models import (
+    ContactAbsence,
+    ContactRole,
+    EventKind,
+    Language,
+    Segment,
+    TermsType,
+    TimelineEvent,
+)
+
+from .conftest import DUE, frozen
+
+
+def days(n: int) -> dt.date:
+    return DUE + dt.timedelta(days=n)
+
+
+def numbers(customer) -> list[str]:
+    return list(Invoice.objects.filter(customer=customer).order_by("number").values_list("number", flat=True))
+
+
+def dunning_events(customer) -> list[str]:
+    return list(
+        TimelineEvent.objects.filter(customer=customer, kind=EventKind.DUNNING)
+        .order_by("id").values_list("summary", flat=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("segment", "first_day", "subject_start"),
+    [
+        (Segment.PROMPT, 3, "Did our invoices"),
+        (Segment.OCCASIONAL_SLIP, 5, "Did our invoices"),
+        (Segment.SYSTEMATIC_LATE, -3, "Friendly reminder: invoices"),
+        (Segment.NEW, 1, "Did our invoices"),
+    ],
+)
+def test_the_first_step_of_each_emailing_ladder_emails_the_billing_contact(
+    make_account, plan_and_deliver, smtp_server, segment, first_day, subject_start
+):
+    account = make_account(segment)
+
+    assert plan_and_deliver(days(first_day - 1))["emailed"] == 0
+    assert plan_and_deliver(days(first_day))["emailed"] == 1
+
+    [message] = smtp_server.messages
+    assert message["To"] == "Anna Clerk <anna@acme.test>"
+    assert message["Subject"].startswith(subject_start)
+    assert all(number in message["Subject"] for number in numbers(account))
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.channel, action.recipient.name) == (ActionStatus.DONE, Channel.EMAIL,
+                                                                      "Anna Clerk")
+
+
+def test_a_distressed_account_first_becomes_a_call_task_for_its_collector(
+    make_account, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.DISTRESSED, phone="+49 30 555 01")
+
+    assert plan_and_deliver(days(1))["call_tasks"] == 1
+
+    assert smtp_server.messages == []
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.channel, action.recipient_address) == (
+        ActionStatus.DONE, Channel.PHONE, "+49 30 555 01"
+    )
+    assert dunning_events(account) == [
+        "Call task for carla: call Anna Clerk about EUR 1,200.00 (2 invoices), pay by 8 Mar 2026"
+    ]
+
+
+def test_a_special_bond_waits_for_the_collector_s_review_then_becomes_a_call(
+    make_account, plan_and_deliver, smtp_server, collector
+):
+    account = make_account(Segment.SPECIAL_BOND)
+
+    assert plan_and_deliver(days(7))["not_claimed"] == 1  # in review: delivery leaves it alone
+    action = DunningAction.objects.get(customer=account)
+    assert action.status == ActionStatus.IN_REVIEW
+
+    with frozen(days(7)):
+        reviewed = action_review(action=action, collector=collector, send=True, note="Call them, gently")
+
+    assert (reviewed.status, reviewed.channel, reviewed.reviewed_by) == (
+        ActionStatus.DONE, Channel.PHONE, collector
+    )
+    assert smtp_server.messages == []
+
+
+def test_a_collector_may_skip_a_step_in_review_but_only_with_a_reason(
+    make_account, plan_and_deliver, collector, other_collector
+):
+    account = make_account(Segment.SPECIAL_BOND)
+    plan_and_deliver(days(7))
+    action = DunningAction.objects.get(customer=account)
+
+    with pytest.raises(ValidationError):
+        action_review(action=action, collector=collector, send=False, note="")
+    with pytest.raises(PermissionDenied):
+        action_review(action=action, collector=other_collector, send=False, note="Not my account")
+    skipped = action_review(action=action, collector=collector, send=False, note="They paid by cheque")
+
+    assert (skipped.status, skipped.skip_reason) == (ActionStatus.SKIPPED, "They paid by cheque")
+
+
+def test_the_email_says_who_what_and_by_when_and_is_recorded(make_account, plan_and_deliver, smtp_server):
+    account = make_account(Segment.PROMPT)
+
+    plan_and_deliver(days(3))
+
+    [message] = smtp_server.messages
+    action = DunningAction.objects.get(customer=account)
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "15 Mar 2026" in part  # pay by
+        assert "EUR 1,200.00" in part
+        assert all(number in part for number in numbers(account))
+    assert "did" not in text.lower() or "reached you" in text  # friendly: did it reach you?
+    assert "credit hold" not in text
+    assert message["Message-ID"] == message_id(action.pk) == f"<dunning-action-{action.pk}@example.com>"
+    assert not [p for p in message.iter_attachments()]  # a friendly reminder carries no statement
+    assert (action.subject, action.body_text.splitlines(), action.recipient_address) == (
+        message["Subject"], text.splitlines(), "anna@acme.test"
+    )
+    assert dunning_events(account) == [
+        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, EUR 1,200.00, pay by 15 Mar 2026"
+    ]
+    event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING)
+    assert event.subject == action
+    assert event.details["subject"] == message["Subject"]
+    assert sorted(event.details["invoices"]) == numbers(account)
+
+
+def test_an_absent_billing_contact_s_reminder_goes_to_the_stand_in(
+    make_account, make_contact, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    anna = account.contacts.get(name="Anna Clerk")
+    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(contact=anna, starts_on=days(0), ends_on=days(10), delegate=ben)
+
+    plan_and_deliver(days(3))
+
+    [message] = smtp_server.messages
+    assert message["To"] == "Ben Backup <ben@acme.test>"
+    assert "Dear Ben Backup," in message.get_body(("plain",)).get_content()
+    action = DunningAction.objects.get(customer=account)
+    assert action.channel_note == "Anna Clerk away until 12 Mar: sent to Ben Backup"
+
+
+def test_an_escalation_reaches_the_principal(make_account, make_contact, plan_and_deliver, smtp_server):
+    account = make_account(Segment.PROMPT)
+    make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
+
+    for day in (3, 14, 28):
+        plan_and_deliver(days(day))
+
+    assert [m["To"] for m in smtp_server.messages] == [
+        "Anna Clerk <anna@acme.test>",  # friendly e-mail
+        "Anna Clerk <anna@acme.test>",  # firm letter, as an e-mail: Anna prefers e-mail
+        "Paula Owner <paula@acme.test>",  # escalation
+    ]
+    escalation = smtp_server.messages[2]
+    assert escalation["Subject"] == "Payment reminder: 2 overdue invoices, please pay by 9 Apr 2026"
+    [statement] = escalation.iter_attachments()
+    assert statement.get_content_type() == "application/pdf"
+
+
+def test_without_an_email_address_the_reminder_becomes_a_letter_in_the_print_queue(
+    make_account, plan_and_deliver, smtp_server, pdf_text
+):
+    account = make_account(Segment.PROMPT, email="")
+
+    assert plan_and_deliver(days(3))["letters"] == 1
+
+    assert smtp_server.messages == []
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.channel, action.channel_note, action.printed_at) == (
+        ActionStatus.DONE, Channel.LETTER, "no e-mail address: letter", None
+    )
+    assert action.recipient_address == "Acme Tools, Main Street 1, 10115 Berlin"
+    assert "Dear Anna Clerk" in pdf_text(action.letter_pdf.read())
+    assert dunning_events(account) == [
+        "Friendly reminder letter to Anna Clerk queued for printing: 2 invoices, EUR 1,200.00, "
+        "pay by 15 Mar 2026"
+    ]
+
+
+def test_delivering_the_same_actions_again_sends_nothing_twice(make_account, plan_and_deliver, smtp_server):
+    make_account(Segment.PROMPT)
+    make_account(Segment.NEW, name="Beta Bakery")
+    plan_and_deliver(days(3))
+    ids = list(DunningAction.objects.values_list("pk", flat=True))
+
+    again = actions_deliver(action_ids=ids + ids)
+
+    assert again["not_claimed"] == 4
+    assert len(smtp_server.messages) == 2
+    assert set(DunningAction.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_a_refused_email_fails_with_the_error_and_the_timeline_does_not_claim_it_was_sent(
+    make_account, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    smtp_server.refuse_with("550 5.7.1 Message rejected as spam")
+
+    assert plan_and_deliver(days(3))["failed"] == 1
+
+    action = DunningAction.objects.get(customer=account)
+    assert action.status == ActionStatus.FAILED
+    assert "550" in action.error and "rejected as spam" in action.error
+    assert (action.subject, action.done_at) == ("", None)
+    [summary] = dunning_events(account)
+    assert "failed, nothing was sent" in summary
+    assert "e-mailed" not in summary
+    assert smtp_server.messages == []
+
+
+def test_a_mail_server_saying_try_later_leaves_the_action_planned_for_the_next_sweep(
+    make_account, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+
+    assert plan_and_deliver(days(3))["deferred"] == 1
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.attempts) == (ActionStatus.PLANNED, 1)
+    assert "451" in action.error
+
+    smtp_server.refuse_with(None)
+    with frozen(days(3)):
+        assert actions_deliver(action_ids=[action.pk])["emailed"] == 1
+
+    action.refresh_from_db()
+    assert (action.status, action.attempts, action.error) == (ActionStatus.DONE, 2, "")
+    assert len(smtp_server.messages) == 1
+    assert "not sent yet" in dunning_events(account)[0]
+    assert "e-mailed" in dunning_events(account)[1]
+
+
+def test_an_unreachable_mail_server_gives_up_after_the_last_attempt(
+    make_account, plan_and_deliver, settings, monkeypatch
+):
+    from ar_collections import delivery
+
+    monkeypatch.setattr(delivery, "MAX_DELIVERY_ATTEMPTS", 2)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9  # discard port: connection refused
+    account = make_account(Segment.PROMPT)
+
+    assert plan_and_deliver(days(3))["deferred"] == 1
+    action = DunningAction.objects.get(customer=account)
+    with frozen(days(3)):
+        assert actions_deliver(action_ids=[action.pk])["failed"] == 1
+
+    action.refresh_from_db()
+    assert (action.status, action.attempts) == (ActionStatus.FAILED, 2)
+    assert "ConnectionRefusedError" in action.error
+
+
+def test_a_reminder_is_skipped_when_everything_it_lists_was_paid_or_paused_meanwhile(
+    make_account, smtp_server, collector
+):
+    account = make_account(Segment.PROMPT)
+    first, second = Invoice.objects.filter(customer=account).order_by("number")
+    with frozen(days(3)):
+        from ar_collections.dunning import run_plan, run_start
+
+        run_plan(run=run_start(run_date=days(3)))
+    Invoice.objects.filter(pk=first.pk).update(status=InvoiceStatus.PAID, open_amount=0, settled_on=days(3))
+    DunningPause.objects.create(customer=account, invoice=second, kind=PauseKind.DISPUTE, reason="Damaged",
+                                owner=collector, starts_on=days(3))
+    action = DunningAction.objects.get(customer=account)
+
+    with frozen(days(3)):
+        assert actions_deliver(action_ids=[action.pk])["skipped"] == 1
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.SKIPPED
+    assert action.skip_reason == "by delivery every listed invoice was paid or paused"
+    assert smtp_server.messages == []
+    assert "skipped" in dunning_events(account)[0]
+
+
+def test_an_invoice_paid_since_planning_is_left_off_the_reminder(make_account, smtp_server):
+    account = make_account(Segment.PROMPT)
+    first, second = Invoice.objects.filter(customer=account).order_by("number")
+    with frozen(days(3)):
+        from ar_collections.dunning import run_plan, run_start
+
+        run_plan(run=run_start(run_date=days(3)))
+        Invoice.objects.filter(pk=first.pk).update(
+            status=InvoiceStatus.PAID, open_amount=0, settled_on=days(3)
+        )
+        actions_deliver(action_ids=list(DunningAction.objects.values_list("pk", flat=True)))
+
+    [message] = smtp_server.messages
+    text = message.get_body(("plain",)).get_content()
+    assert second.number in text and first.number not in text
+    assert "EUR 700.00" in text
+
+
+def test_a_german_contact_gets_german_words_and_an_unsupported_language_english_with_a_note(
+    make_account, plan_and_deliver, smtp_server
+):
+    german = make_account(Segment.PROMPT, language=Language.DE)
+    french = make_account(Segment.PROMPT, name="Bistro Lyon", language=Language.FR)
+
+    plan_and_deliver(days(3))
+
+    subjects = {m["Subject"].split()[0] for m in smtp_server.messages}
+    assert subjects == {"Sind", "Did"}
+    german_text = next(m for m in smtp_server.messages if m["Subject"].startswith("Sind"))
+    assert "15.03.2026" in german_text.get_body(("plain",)).get_content()
+    assert DunningAction.objects.get(customer=german).channel_note == ""
+    assert DunningAction.objects.get(customer=french).channel_note == (
+        "no wording in language 'fr' yet: written in English"
+    )
+
+
+def test_an_account_whose_cause_is_stuff_happens_is_offered_a_payment_plan(
+    make_account, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    plan_and_deliver(days(3))
+    DunningCycle.objects.filter(customer=account).update(cause=MissCause.STUFF_HAPPENS)
+
+    plan_and_deliver(days(14))
+
+    first, second = (m.get_body(("plain",)).get_content() for m in smtp_server.messages)
+    assert "payment plan" not in first
+    assert "let us agree a payment plan" in second
+
+
+def test_credits_not_yet_allocated_are_shown_as_credits_on_the_account(
+    make_account, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    invoice = Invoice.objects.filter(customer=account).first()
+    half_used = CreditNote.objects.create(number="CN-7", customer=account, issued_on=days(-10),
+                                          amount=Decimal("80.00"))
+    Allocation.objects.create(invoice=invoice, credit_note=half_used, amount=Decimal("30.00"),
+                              allocated_on=days(-10))
+    used_up = CreditNote.objects.create(number="CN-8", customer=account, issued_on=days(-10),
+                                        amount=Decimal("10.00"))
+    Allocation.objects.create(invoice=invoice, credit_note=used_up, amount=Decimal("10.00"),
+                              allocated_on=days(-10))
+
+    plan_and_deliver(days(3))
+
+    text = smtp_server.messages[0].get_body(("plain",)).get_content()
+    assert "Credits on your account" in text
+    assert "CN-7" in text and "EUR 50.00" in text
+    assert "CN-8" not in text
+
+
+def test_each_step_is_firmer_than_the_one_before(make_account, plan_and_deliver, smtp_server):
+    account = make_account(Segment.SYSTEMATIC_LATE)
+
+    for day in (-3, 3, 12, 21):  # e-mail, e-mail, letter (as e-mail: Anna prefers it), escalation
+        plan_and_deliver(days(day))
+
+    friendly, firm, firm_with_fee, final = (
+        m.get_body(("plain",)).get_content() for m in smtp_server.messages
+    )
+    assert "due shortly" in friendly
+    assert all(word not in friendly for word in ("late fee", "interest", "credit hold"))
+    assert "allow us to charge a late fee and interest" in firm
+    assert "we have added a late fee of EUR 40.00" in firm_with_fee
+    assert "final reminder" in final
+    assert all(word in final for word in ("credit hold", "cash on delivery", "further steps"))
+    assert account.dunning_actions.filter(status=ActionStatus.DONE).count() == 4
+
+
+def test_a_credit_hold_takes_effect_only_with_a_manager_s_approval(
+    make_account, collector, manager
+):
+    account = make_account(Segment.SYSTEMATIC_LATE)
+    action = _awaiting(account, StepAction.CREDIT_HOLD)
+
+    with pytest.raises(PermissionDenied):
+        action_approve(action=action, manager=collector, note="Please")
+    with pytest.raises(ValidationError):
+        action_approve(action=action, manager=manager, note=" ")
+    done = action_approve(action=action, manager=manager, note="Third broken promise")
+
+    account.refresh_from_db()
+    assert account.on_credit_hold is True
+    assert (done.status, done.reviewed_by) == (ActionStatus.DONE, manager)
+    event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING)
+    assert (event.actor, event.details["before"], event.details["after"], event.details["note"]) == (
+        manager, {"on_credit_hold": False}, {"on_credit_hold": True}, "Third broken promise"
+    )
+    with pytest.raises(ValidationError):
+        action_approve(action=done, manager=manager, note="Again")
+
+
+def test_an_approved_switch_to_cod_changes_the_terms(make_account, manager):
+    account = make_account(Segment.SYSTEMATIC_LATE)
+
+    action_approve(action=_awaiting(account, StepAction.SWITCH_TO_COD), manager=manager, note="Too risky")
+
+    account.refresh_from_db()
+    assert account.terms_type == TermsType.COD
+
+
+def _awaiting(account, step_action: str) -> DunningAction:
+    """An action as the planner leaves a hold: waiting for approval, listing the open invoices."""
+    step = DunningStep.objects.get(policy__segment=Segment.SYSTEMATIC_LATE, action=step_action)
+    run = DunningRun.objects.create(run_date=days(step.day_offset))
+    cycle = DunningCycle.objects.create(customer=account, number=1, opened_on=days(-3))
+    action = DunningAction.objects.create(
+        run=run, cycle=cycle, customer=account, step=step, status=ActionStatus.AWAITING_APPROVAL,
+        planned_on=run.run_date, pay_by=run.run_date + dt.timedelta(days=step.pay_by_days),
+    )
+    for invoice in Invoice.objects.filter(customer=account):
+        action.lines.create(invoice=invoice, open_amount=invoice.open_amount, currency=invoice.currency)
+    return action
+
+
+def test_no_charges_are_created_when_the_email_is_refused(make_account, plan_and_deliver, smtp_server):
+    account = make_account(Segment.SYSTEMATIC_LATE)
+    for day in (-3, 3):
+        plan_and_deliver(days(day))
+    smtp_server.refuse_with("554 5.0.0 No")
+    DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position=3).update(
+        action=StepAction.EMAIL
+    )
+
+    assert plan_and_deliver(days(12))["failed"] == 1
+
+    assert not LateCharge.objects.filter(customer=account).exists()

@@ -1,0 +1,120 @@
+"""Exactly once across workers: concurrent deliveries, held rows, fan-out and sweeps."""
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from ar_collections import delivery
+from ar_collections.delivery import actions_deliver, run_sweep_planned
+from ar_collections.dunning import run_plan, run_start
+from ar_collections.models import ActionStatus, DunningAction
+from ar_collections.tasks import deliver_actions, sweep_planned_actions
+from arcrm.celery import app
+from customers.models import Segment
+
+from .conftest import DUE, frozen
+
+ON = DUE + dt.timedelta(days=3)
+
+
+def _planned(make_account, accounts: int) -> list[int]:
+    for n in range(accounts):
+        make_account(Segment.PROMPT, name=f"Account {n}", email=f"ap{n}@example.test")
+    with frozen(ON):
+        run_plan(run=run_start(run_date=ON))
+    return list(DunningAction.objects.order_by("pk").values_list("pk", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_delivering_the_same_actions_at_once_send_each_action_once(make_account, smtp_server):
+    ids = _planned(make_account, 6)
+    start = threading.Barrier(2)
+    results: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+
+    def worker(order: list[int]) -> None:
+        try:
+            start.wait(timeout=10)
+            results.append(actions_deliver(action_ids=order))
+        except BaseException as error:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(error)
+        finally:
+            connection.close()  # each thread has its own database connection
+
+    with frozen(ON):
+        threads = [threading.Thread(target=worker, args=(order,)) for order in (ids, ids[::-1])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert errors == []
+    assert sum(r["emailed"] for r in results) == 6
+    assert sum(r["not_claimed"] for r in results) == 6
+    assert sorted(m["To"] for m in smtp_server.messages) == sorted(
+        f"Anna Clerk <ap{n}@example.test>" for n in range(6)
+    )
+    assert set(DunningAction.objects.values_list("status", "attempts")) == {(ActionStatus.DONE, 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_action_another_worker_holds_is_skipped_not_waited_for(make_account, smtp_server):
+    [action_id] = _planned(make_account, 1)
+    held, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                DunningAction.objects.select_for_update().get(pk=action_id)
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert held.wait(timeout=10)
+        with frozen(ON):
+            assert actions_deliver(action_ids=[action_id])["not_claimed"] == 1
+        assert smtp_server.messages == []
+    finally:
+        release.set()
+        thread.join(timeout=30)
+
+    with frozen(ON):
+        assert actions_deliver(action_ids=[action_id])["emailed"] == 1
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run in this process when enqueued, as a worker would run them."""
+    before = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
+def test_a_sweep_enqueues_a_run_s_planned_actions_in_batches_once_committed(
+    make_account, smtp_server, eager_celery, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(delivery, "DELIVERY_BATCH_SIZE", 2)
+    _planned(make_account, 5)
+    run = run_start(run_date=ON)
+
+    with frozen(ON), django_capture_on_commit_callbacks(execute=True) as enqueued:
+        assert run_sweep_planned(run=run) == 5
+
+    assert len(enqueued) == 3  # 2 + 2 + 1
+    assert len(smtp_server.messages) == 5
+    with django_capture_on_commit_callbacks(execute=True) as enqueued:
+        assert run_sweep_planned(run=run) == 0  # nothing planned is left
+    assert enqueued == []
+
+
+def test_the_tasks_tolerate_rows_that_vanished(db):
+    assert deliver_actions([987654321])["not_claimed"] == 1
+    assert sweep_planned_actions(987654321) == 0

@@ -1,0 +1,177 @@
+"""PDF letters read back with pdftotext, late fees and interest, waivers, and
+the fetcher that keeps letters to our own static files."""
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from ar_collections.delivery import charge_waive
+from ar_collections.models import (
+    ActionStatus,
+    ChargeKind,
+    DunningAction,
+    DunningStep,
+    Invoice,
+    LateCharge,
+)
+from ar_collections.rendering import LetterRenderError, ResourceRefused, html_to_pdf, static_file_for
+from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
+
+from .conftest import DUE
+
+
+def days(n: int) -> dt.date:
+    return DUE + dt.timedelta(days=n)
+
+
+def letter_of(account, position: int) -> DunningAction:
+    return DunningAction.objects.get(customer=account, step__position=position)
+
+
+def test_a_letter_names_the_customer_every_invoice_the_total_and_the_pay_by_date_on_one_page(
+    make_account, plan_and_deliver, pdf_text, pdf_pages
+):
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
+
+    plan_and_deliver(days(3))
+
+    action = letter_of(account, 1)
+    assert (action.status, action.channel, action.printed_at) == (ActionStatus.DONE, "letter", None)
+    pdf = action.letter_pdf.read()
+    assert pdf.startswith(b"%PDF-")
+    assert Path(action.letter_pdf.path).is_relative_to(settings.MEDIA_ROOT)
+    assert pdf_pages(pdf) == 1
+    text = pdf_text(pdf)
+    assert "Acme Tools" in text
+    assert "Main Street 1" in text
+    for number in Invoice.objects.filter(customer=account).values_list("number", flat=True):
+        assert number in text
+    assert "EUR 1,200.00" in text
+    assert "Please pay by: 15 Mar 2026" in text
+    assert "Did our invoices" in text  # the friendly subject
+    assert "carla" in text  # signed by the owning collector
+
+
+@pytest.fixture
+def charging_account(make_account, make_invoice):
+    """A systematic late payer who prefers letters, whose third step (the letter
+    with a EUR 40.00 fee) also charges 8 % interest; a third invoice is so small
+    its interest rounds to nothing."""
+    account = make_account(Segment.SYSTEMATIC_LATE, reminder_channel=ReminderChannel.LETTER)
+    make_invoice(account, issued=DUE - dt.timedelta(days=30), due=DUE, amount="1.00", number="INV-SMALL")
+    DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position=3).update(
+        interest_rate_percent=Decimal("8.00")
+    )
+    return account
+
+
+def test_a_fee_and_interest_are_charged_and_shown_on_the_letter(charging_account, plan_and_deliver, pdf_text):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    action = letter_of(charging_account, 3)
+    charges = {
+        (c.kind, c.invoice.open_amount if c.invoice else None): (c.amount, c.basis)
+        for c in LateCharge.objects.filter(action=action).select_related("invoice")
+    }
+    assert charges == {
+        (ChargeKind.LATE_FEE, None): (Decimal("40.00"), "step 3 of Systematic late payers"),
+        # 500.00 × 8 % × 12/365 = 1.3150… and 700.00 × 8 % × 12/365 = 1.8410…, half up to cents
+        (ChargeKind.INTEREST, Decimal("500.00")): (Decimal("1.32"), "EUR 500.00 × 8.00% × 12/365"),
+        (ChargeKind.INTEREST, Decimal("700.00")): (Decimal("1.84"), "EUR 700.00 × 8.00% × 12/365"),
+    }
+    assert not LateCharge.objects.filter(action__step__position__lt=3).exists()
+    text = pdf_text(action.letter_pdf.read())
+    for shown in ("EUR 40.00", "EUR 1.32", "EUR 1.84", "EUR 500.00 × 8.00% × 12/365",
+                  "EUR 1,201.00", "EUR 1,244.16", "late fee of EUR 40.00"):
+        assert shown in text, shown
+
+
+def test_waiving_a_charge_needs_a_manager_and_a_reason_and_is_recorded(
+    charging_account, plan_and_deliver, collector, manager
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    fee = LateCharge.objects.get(kind=ChargeKind.LATE_FEE)
+
+    with pytest.raises(PermissionDenied):
+        charge_waive(charge=fee, manager=collector, note="Good customer")
+    with pytest.raises(ValidationError):
+        charge_waive(charge=fee, manager=manager, note="")
+    waived = charge_waive(charge=fee, manager=manager, note="Goodwill: first fee in ten years")
+
+    assert (waived.waived_by, waived.waiver_note) == (manager, "Goodwill: first fee in ten years")
+    assert waived.waived_at is not None
+    event = TimelineEvent.objects.get(customer=charging_account, kind=EventKind.EXCEPTION)
+    assert event.actor == manager
+    assert (event.details["before"], event.details["after"]["waived"]) == ({"waived": False}, True)
+    assert "Late fee of EUR 40.00 waived by maria" in event.summary
+    with pytest.raises(ValidationError):
+        charge_waive(charge=fee, manager=manager, note="Twice")
+
+
+def test_the_next_notice_repeats_charges_still_standing_but_not_waived_ones(
+    charging_account, plan_and_deliver, manager, pdf_text
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    charge_waive(charge=LateCharge.objects.get(kind=ChargeKind.LATE_FEE), manager=manager, note="Goodwill")
+
+    plan_and_deliver(days(21))  # the final notice, by letter
+
+    text = pdf_text(letter_of(charging_account, 4).letter_pdf.read())
+    assert "Final notice" in text
+    assert "from an earlier notice" in text
+    assert "EUR 1.32" in text and "EUR 1.84" in text
+    assert "EUR 40.00" not in text
+    assert "EUR 1,204.16" in text  # 1,201.00 + 1.32 + 1.84
+
+
+# --- the fetcher ------------------------------------------------------------------
+
+
+def test_the_fetcher_reads_our_static_files():
+    stylesheet = Path(finders.find("pdf/dunning_letter.css"))
+
+    assert static_file_for(stylesheet.as_uri()) == stylesheet.resolve()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "http://127.0.0.1:9/pixel.png",
+        "https://example.com/logo.png",
+        "data:text/css,body{}",
+        Path(finders.find("pdf/dunning_letter.css")).parent.as_uri() + "/../../../../etc/passwd",
+        "file://intranet-host/share/secret.css",
+    ],
+    ids=["passwd", "http", "https", "data", "dot-dot", "remote-file"],
+)
+def test_the_fetcher_refuses_anything_else(url):
+    with pytest.raises(ResourceRefused, match="refused to fetch"):
+        static_file_for(url)
+
+
+@pytest.mark.parametrize(
+    ("html", "reason"),
+    [
+        ('<link rel="stylesheet" href="file:///etc/passwd"><p>x</p>', "outside our static files"),
+        ('<p>x<img src="http://127.0.0.1:9/pixel.png"></p>', "only use our own static files"),
+    ],
+    ids=["passwd", "http"],
+)
+def test_a_letter_pointing_outside_our_static_files_is_refused_with_a_clear_error(html, reason):
+    with pytest.raises(LetterRenderError, match=reason):
+        html_to_pdf(html)
+
+
+def test_a_letter_may_use_our_static_files_by_relative_url(pdf_text):
+    pdf = html_to_pdf('<link rel="stylesheet" href="pdf/dunning_letter.css"><p>Hello</p>')
+
+    assert "Hello" in pdf_text(pdf)

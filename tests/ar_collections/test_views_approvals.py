@@ -1,0 +1,368 @@
+"""Approvals: a manager weighs the five questions, then approves or declines a
+credit hold or a switch to C.O.D., always with a note."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    Invoice,
+    InvoiceStatus,
+    PaymentBehaviour,
+    StepAction,
+)
+from customers.models import EventKind, Segment, TermsType, TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+HTMX = {"HX-Request": "true"}
+QUEUE = reverse("collections:approvals")
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def _frozen_today():
+    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+@pytest.fixture
+def make_action(make_invoice):
+    """make_action(customer) → the systematic-late ladder's credit hold (or, with
+    cod=True, its switch to C.O.D.) waiting for approval, listing one overdue
+    invoice of EUR 100.00 issued on 1 Jun 2025."""
+
+    def make(customer, *, cod=False, status=ActionStatus.AWAITING_APPROVAL) -> DunningAction:
+        run, _ = DunningRun.objects.get_or_create(run_date=TODAY)
+        cycle, _ = DunningCycle.objects.get_or_create(
+            customer=customer, closed_on=None, defaults={"number": 1, "opened_on": TODAY}
+        )
+        step = DunningStep.objects.get(
+            policy__segment="systematic_late",
+            action=StepAction.SWITCH_TO_COD if cod else StepAction.CREDIT_HOLD,
+        )
+        action = DunningAction.objects.create(
+            run=run, cycle=cycle, customer=customer, step=step, status=status,
+            planned_on=TODAY, pay_by=TODAY + dt.timedelta(days=7),
+        )
+        invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1))
+        DunningActionInvoice.objects.create(
+            action=action, invoice=invoice, open_amount=invoice.open_amount, currency=invoice.currency
+        )
+        return action
+
+    return make
+
+
+@pytest.fixture
+def action(customer, make_action) -> DunningAction:
+    return make_action(customer)
+
+
+def url(action) -> str:
+    return reverse("collections:action_decide", args=[action.pk])
+
+
+def state(action) -> tuple:
+    action.refresh_from_db()
+    customer = action.customer
+    customer.refresh_from_db()
+    return (
+        action.status, action.skip_reason, action.reviewed_by_id,
+        customer.on_credit_hold, customer.terms_type, TimelineEvent.objects.count(),
+    )
+
+
+# --- The queue and its five questions --------------------------------------------
+
+
+def test_each_step_shows_the_five_questions_computed_from_data(
+    client, manager, make_customer, make_invoice, make_action
+):
+    customer = make_customer(name="Acme Tools", customer_since=dt.date(2015, 8, 5),
+                             special_bond="Helped us in 2020")
+    PaymentBehaviour.objects.create(
+        customer=customer, computed_on=TODAY, invoices_settled=10, invoices_settled_late=3,
+        share_paid_late=Decimal("0.3000"), avg_days_late=Decimal("12.50"),
+        overdue_amount=Decimal("1500.00"),
+    )
+    # A year of sales: 1,000 + 2,000 (paid) + the 100 on the step. Not counted:
+    # older than 12 months, another currency, cancelled.
+    make_invoice(customer, issued=dt.date(2025, 1, 10), amount="1000.00")
+    make_invoice(customer, issued=dt.date(2024, 9, 1), amount="2000.00", paid_on=dt.date(2024, 10, 1))
+    make_invoice(customer, issued=dt.date(2024, 8, 5), amount="5000.00", paid_on=dt.date(2024, 9, 1))
+    make_invoice(customer, issued=dt.date(2025, 3, 1), amount="700.00", currency="USD")
+    cancelled = make_invoice(customer, issued=dt.date(2025, 4, 1), amount="300.00")
+    Invoice.objects.filter(pk=cancelled.pk).update(status=InvoiceStatus.CANCELLED)
+    make_customer(name="Referral One", referred_by=customer)
+    make_customer(name="Referral Two", referred_by=customer)
+    action = make_action(customer)
+    client.force_login(manager)
+
+    response = client.get(QUEUE)
+
+    html = response.content.decode()
+    [item] = response.context["items"]
+    assert item.pk == action.pk
+    questions = item.questions
+    assert questions.customer_since == dt.date(2015, 8, 5)
+    assert round(questions.years_served, 1) == 10.0
+    assert questions.behaviour.invoices_settled_late == 3
+    assert questions.revenue_12m == Decimal("3100.00")
+    assert questions.referrals == 2
+    for text in [
+        "How long have we served them?", "Since 5 Aug 2015", "(10.0 years)",
+        "Did they miss payments before?", "3 of 10 invoices paid late", "30 %",
+        "How much money is involved?", "EUR 1,500.00 overdue", "this step covers EUR 100.00",
+        "What is the relationship worth?", "EUR 3,100.00",
+        "Will they keep referring?", "Brought us 2 customers",
+        "Helped us in 2020", "Credit hold",
+    ]:
+        assert text in html, text
+    assert f'action="{url(action)}"' in html and f'hx-post="{url(action)}"' in html
+
+
+def test_a_customer_without_history_says_so(client, manager, customer, make_action):
+    make_action(customer)
+    client.force_login(manager)
+
+    html = client.get(QUEUE).content.decode()
+
+    assert "No payment history computed yet." in html
+    assert "No referrals so far" in html
+
+
+def test_only_steps_waiting_for_approval_are_listed(client, manager, make_customer, make_action):
+    waiting = make_action(make_customer(name="Waiting Ltd"))
+    make_action(make_customer(name="Decided Ltd"), status=ActionStatus.DONE)
+    client.force_login(manager)
+
+    response = client.get(QUEUE)
+
+    assert [a.pk for a in response.context["items"]] == [waiting.pk]
+    assert "Decided Ltd" not in response.content.decode()
+
+
+def test_with_htmx_the_queue_comes_as_a_fragment(client, manager, action):
+    client.force_login(manager)
+
+    html = client.get(QUEUE, headers=HTMX).content.decode()
+
+    assert html.lstrip().startswith('<section id="approval-queue"')
+    assert "<html" not in html
+
+
+@pytest.mark.parametrize("reader", ["collector", "other_collector", "viewer"])
+def test_only_managers_may_open_the_approvals(client, action, request, reader):
+    client.force_login(request.getfixturevalue(reader))
+
+    assert client.get(QUEUE).status_code == 403
+    assert client.get(QUEUE, headers=HTMX).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in_for_the_approvals(client):
+    response = client.get(QUEUE)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("rows", [2, 20])
+def test_the_approvals_cost_the_same_number_of_queries_for_2_or_20_steps(
+    client, manager, make_customer, make_invoice, make_action, django_assert_num_queries, rows
+):
+    for n in range(rows):
+        customer = make_customer(name=f"Customer {n}")
+        PaymentBehaviour.objects.create(customer=customer, computed_on=TODAY)
+        make_customer(referred_by=customer)
+        make_invoice(customer, issued=dt.date(2025, 5, 1), paid_on=dt.date(2025, 6, 1))
+        make_action(customer)
+    client.force_login(manager)
+
+    # session, user, role groups, permissions (2), count, actions with customer,
+    # behaviour, step, a year's sales and referrals, their invoice lines
+    with django_assert_num_queries(8):
+        response = client.get(QUEUE)
+
+    assert len(response.context["items"]) == rows
+
+
+# --- Deciding ---------------------------------------------------------------------
+
+
+def test_approving_a_credit_hold_puts_the_account_on_hold(client, manager, action):
+    client.force_login(manager)
+
+    response = client.post(url(action), {"decision": "approve", "note": "Third promise broken"})
+
+    assert response.status_code == 302
+    assert response.url == QUEUE
+    action.refresh_from_db()
+    assert action.status == ActionStatus.DONE
+    assert action.reviewed_by == manager
+    action.customer.refresh_from_db()
+    assert action.customer.on_credit_hold is True
+    assert "Acme Tools: credit hold approved and in force." in client.get(QUEUE).content.decode()
+
+
+def test_approving_a_switch_to_cod_changes_the_terms(client, manager, customer, make_action):
+    action = make_action(customer, cod=True)
+    client.force_login(manager)
+
+    client.post(url(action), {"decision": "approve", "note": "Cash only from now on"})
+
+    customer.refresh_from_db()
+    assert customer.terms_type == TermsType.COD
+
+
+def test_declining_skips_the_step_with_the_managers_note(client, manager, action):
+    client.force_login(manager)
+
+    response = client.post(url(action), {"decision": "decline", "note": "Big order next month"})
+
+    assert response.status_code == 302
+    action.refresh_from_db()
+    assert action.status == ActionStatus.SKIPPED
+    assert action.skip_reason == "Big order next month"
+    assert action.reviewed_by == manager
+    action.customer.refresh_from_db()
+    assert action.customer.on_credit_hold is False
+    event = TimelineEvent.objects.get(customer=action.customer)
+    assert event.kind == EventKind.EXCEPTION
+    assert event.actor == manager
+    assert event.subject == action
+    assert event.details["before"] == {"status": "awaiting_approval"}
+    assert event.details["after"] == {"status": "skipped", "skip_reason": "Big order next month"}
+    assert "Big order next month" in event.summary
+
+
+def test_with_htmx_the_decided_step_replaces_its_form(client, manager, action):
+    client.force_login(manager)
+
+    response = client.post(url(action), {"decision": "decline", "note": "Big order next month"},
+                           headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith(f'<article id="action-{action.pk}"')
+    assert "<html" not in html
+    assert "Declined" in html and "Big order next month" in html
+    assert f'hx-post="{url(action)}"' not in html
+    assert "Acme Tools: credit hold declined." in html and 'hx-swap-oob="true"' in html
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize(
+    "data",
+    [{"decision": "approve", "note": ""}, {"decision": "decline", "note": "   "},
+     {"decision": "perhaps", "note": "x"}],
+    ids=["approve-without-note", "decline-without-note", "unknown-decision"],
+)
+def test_bad_input_changes_nothing_and_says_why(client, manager, action, headers, data):
+    before = state(action)
+    client.force_login(manager)
+
+    response = client.post(url(action), data, headers=headers)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "Nothing was decided." in html
+    assert ("<html" in html) == (not headers)
+    assert state(action) == before
+
+
+def test_a_decision_needs_a_note(client, manager, action):
+    client.force_login(manager)
+
+    html = client.post(url(action), {"decision": "approve"}, headers=HTMX).content.decode()
+
+    assert "Write down why you decide this way." in html
+
+
+@pytest.mark.parametrize("decision", ["approve", "decline"])
+def test_a_step_already_decided_is_not_decided_again(client, manager, action, decision):
+    DunningAction.objects.filter(pk=action.pk).update(status=ActionStatus.SKIPPED, skip_reason="first")
+    before = state(action)
+    client.force_login(manager)
+
+    response = client.post(url(action), {"decision": decision, "note": "second"}, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "not waiting for approval (Skipped)" in html
+    assert "Declined" in html and "first" in html  # the item shows how it was decided
+    assert state(action) == before
+
+
+@pytest.mark.parametrize("intruder", ["collector", "other_collector", "viewer"])
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_only_managers_may_decide(client, action, request, intruder, headers):
+    before = state(action)
+    client.force_login(request.getfixturevalue(intruder))
+
+    response = client.post(url(action), {"decision": "approve", "note": "me"}, headers=headers)
+
+    assert response.status_code == 403
+    assert state(action) == before
+
+
+def test_a_user_without_a_role_is_refused(client, action):
+    before = state(action)
+    client.force_login(User.objects.create_user("nobody"))
+
+    assert client.post(url(action), {"decision": "approve", "note": "x"}).status_code == 403
+    assert state(action) == before
+
+
+def test_anonymous_visitors_are_sent_to_log_in_and_nothing_changes(client, action):
+    before = state(action)
+
+    response = client.post(url(action), {"decision": "approve", "note": "x"})
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+    assert state(action) == before
+
+
+def test_deciding_needs_a_post(client, manager, action):
+    before = state(action)
+    client.force_login(manager)
+
+    assert client.get(url(action)).status_code == 405
+    assert state(action) == before
+
+
+def test_deciding_without_the_csrf_token_is_refused(manager, action):
+    before = state(action)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(manager)
+
+    response = client.post(url(action), {"decision": "approve", "note": "forged"})
+
+    assert response.status_code == 403
+    assert state(action) == before
+
+
+def test_an_unknown_step_is_not_found(client, manager):
+    client.force_login(manager)
+
+    assert client.post(reverse("collections:action_decide", args=[999999]), {}).status_code == 404
+
+
+def test_the_segment_badge_shows_which_payer_it_is(client, manager, make_customer, make_action):
+    make_action(make_customer(segment=Segment.SYSTEMATIC_LATE))
+    client.force_login(manager)
+
+    assert "Systematic late payer" in client.get(QUEUE).content.decode()

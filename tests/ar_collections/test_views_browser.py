@@ -1,0 +1,181 @@
+"""The collections pages in a real browser: the review queue, the approvals,
+the print queue and the Dunning card all work in place with htmx.
+
+Drives Debian's Chromium through Playwright against pytest-django's live
+server, like tests/arcrm/test_browser.py. Screenshots land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.utils import timezone
+from playwright.sync_api import Page, expect, sync_playwright
+
+from ar_collections.models import (
+    ActionStatus,
+    Channel,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    StepAction,
+)
+from customers.models import Segment
+
+# Playwright's sync API runs an event loop in this thread; Django would
+# otherwise refuse the ORM calls the test makes to set up its data.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# Restore the roles created by migrations after the live server's flush.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _live_server_settings(settings):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+
+
+@pytest.fixture
+def accounts(make_customer, make_contact, make_invoice, other_collector):
+    """Acme (Carla's) has a step to review, an open cycle and a letter to print;
+    Initech (Otto's) has a credit hold waiting for approval."""
+    today = timezone.localdate()
+    run = DunningRun.objects.create(run_date=today)
+
+    def action(customer, step, status, **fields) -> DunningAction:
+        cycle, _ = DunningCycle.objects.get_or_create(
+            customer=customer, closed_on=None, defaults={"number": 1, "opened_on": today}
+        )
+        made = DunningAction.objects.create(
+            run=run, cycle=cycle, customer=customer, step=step, status=status, planned_on=today,
+            pay_by=today + dt.timedelta(days=10), **fields,
+        )
+        invoice = make_invoice(customer, issued=today - dt.timedelta(days=60), amount="480.00")
+        DunningActionInvoice.objects.create(
+            action=made, invoice=invoice, open_amount=invoice.open_amount, currency=invoice.currency
+        )
+        return made
+
+    acme = make_customer(name="Acme Tools", segment=Segment.PROMPT)
+    make_contact(acme, name="Anna Clerk", email="anna@acme.test", is_primary_billing=True)
+    prompt = DunningStep.objects.filter(policy__segment="prompt")
+    action(acme, prompt.get(position=1), ActionStatus.IN_REVIEW)
+    letter = action(
+        acme, prompt.get(action=StepAction.LETTER), ActionStatus.DONE, channel=Channel.LETTER,
+        done_at=timezone.now(), recipient_address="Main Street 1, Berlin",
+    )
+    letter.letter_pdf.save(f"dunning-{letter.pk}.pdf", ContentFile(b"%PDF-1.4\n"))
+    initech = make_customer(name="Initech", collector=other_collector, segment=Segment.SYSTEMATIC_LATE)
+    hold = DunningStep.objects.get(policy__segment="systematic_late", action=StepAction.CREDIT_HOLD)
+    action(initech, hold, ActionStatus.AWAITING_APPROVAL)
+    return acme
+
+
+@pytest.fixture
+def page(live_server, accounts) -> Page:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing, so the browser tests cannot run.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900}, base_url=live_server.url)
+        page.set_default_timeout(10_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def log_in(page: Page, username: str) -> None:
+    page.goto("/login/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(f"pw-{username}")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/customers/$"))
+
+
+def test_a_collector_reviews_a_step_and_clears_the_print_queue_in_place(page, accounts):
+    log_in(page, "carla")
+    page.get_by_role("link", name="Collections").click()
+    expect(page.get_by_role("heading", name="Dunning runs")).to_be_visible()
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
+    page.screenshot(path=ARTIFACTS / "collections-runs.png", full_page=True)
+    page.get_by_role("link", name="Review").click()
+    page.evaluate("window.notReloaded = true")
+
+    item = page.locator("article.queue-item", has_text="Acme Tools")
+    expect(item).to_contain_text("EUR 480.00")
+    item.get_by_role("button", name="Skip").click()
+    expect(item).to_contain_text("Say why this step is skipped.")
+    page.screenshot(path=ARTIFACTS / "collections-review-rejected.png", full_page=True)
+    item.get_by_label("Note").fill("Anna promised payment on the phone")
+    item.get_by_role("button", name="Skip").click()
+    expect(item.locator(".decided")).to_contain_text("Skipped")
+    expect(item.locator(".decided")).to_contain_text("Anna promised payment on the phone")
+    expect(page.locator("#messages")).to_contain_text("Acme Tools: e-mail skipped")
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=ARTIFACTS / "collections-review-skipped.png", full_page=True)
+
+    page.get_by_role("link", name="Print queue").click()
+    page.evaluate("window.notReloaded = true")
+    expect(page.get_by_role("link", name="Download the letter to Acme Tools")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "collections-print-queue.png", full_page=True)
+    page.get_by_label("Printed: letter to Acme Tools").check()
+    page.get_by_role("button", name="Mark ticked letters printed").click()
+    expect(page.locator("#letters")).to_contain_text("No letter waits to be printed.")
+    expect(page.locator("#messages")).to_contain_text("1 letter marked as printed.")
+    assert page.evaluate("window.notReloaded") is True
+
+    page.goto(f"/customers/{accounts.pk}/")
+    page.evaluate("window.notReloaded = true")
+    card = page.locator("#dunning")
+    card.get_by_label("Why is the account behind?").select_option("stuff_happens")
+    card.get_by_role("button", name="Note the cause").click()
+    expect(page.locator("#dunning")).to_contain_text("(noted by carla)")
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=ARTIFACTS / "account-dunning-card.png", full_page=True)
+
+
+def test_a_manager_weighs_and_declines_a_credit_hold_and_overrides_a_segment(manager, page, accounts):
+    log_in(page, "maria")
+    page.goto("/collections/approvals/")
+    page.evaluate("window.notReloaded = true")
+
+    item = page.locator("article.queue-item", has_text="Initech")
+    expect(item).to_contain_text("How long have we served them?")
+    expect(item).to_contain_text("What is the relationship worth?")
+    page.screenshot(path=ARTIFACTS / "collections-approvals.png", full_page=True)
+    item.get_by_role("button", name="Decline").click()
+    expect(item).to_contain_text("Write down why you decide this way.")
+    item.get_by_label("Why").fill("Big order coming; talk to them first")
+    item.get_by_role("button", name="Decline").click()
+    expect(item.locator(".decided")).to_contain_text("Declined")
+    expect(page.locator("#messages")).to_contain_text("Initech: credit hold declined.")
+    assert page.evaluate("window.notReloaded") is True
+
+    page.goto(f"/customers/{accounts.pk}/")
+    page.evaluate("window.notReloaded = true")
+    expect(page.locator("#account-card .badge").first).to_have_text("Prompt payer")
+    card = page.locator("#dunning")
+    card.get_by_label("Override the segment").select_option("distressed")
+    card.get_by_label("Why", exact=True).fill("Lost their biggest client")
+    card.get_by_role("button", name="Save segment").click()
+    expect(page.locator("#messages")).to_contain_text("Segment set to Distressed.")
+    # The account card heard the event and reloaded its badge.
+    expect(page.locator("#account-card .badge").first).to_have_text("Distressed")
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=ARTIFACTS / "account-segment-override.png", full_page=True)

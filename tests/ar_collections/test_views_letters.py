@@ -1,0 +1,318 @@
+"""The print queue: dunning letters written and waiting for the post."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from ar_collections.models import (
+    ActionStatus,
+    Channel,
+    DunningAction,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    StepAction,
+)
+
+TODAY = dt.date(2025, 8, 5)
+NOW = dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC)
+HTMX = {"HX-Request": "true"}
+QUEUE = reverse("collections:letters")
+PRINTED = reverse("collections:letters_printed")
+PDF = b"%PDF-1.4\n% a dunning letter\n"
+pytestmark = pytest.mark.usefixtures("_frozen_now")
+
+
+@pytest.fixture
+def _frozen_now():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def make_letter(db):
+    """make_letter(customer) → a firm letter of the prompt ladder, written today
+    (its PDF in the test's media folder) and not printed yet."""
+
+    def make(customer, *, channel=Channel.LETTER, status=ActionStatus.DONE, pdf=True,
+             printed_at=None) -> DunningAction:
+        run, _ = DunningRun.objects.get_or_create(run_date=TODAY)
+        cycle, _ = DunningCycle.objects.get_or_create(
+            customer=customer, closed_on=None, defaults={"number": 1, "opened_on": TODAY}
+        )
+        step = DunningStep.objects.get(policy__segment="prompt", action=StepAction.LETTER)
+        letter = DunningAction.objects.create(
+            run=run, cycle=cycle, customer=customer, step=step, status=status, channel=channel,
+            planned_on=TODAY, pay_by=TODAY + dt.timedelta(days=10), done_at=timezone.now(),
+            recipient_address="Main Street 1, 10115 Berlin", printed_at=printed_at,
+        )
+        if pdf:
+            letter.letter_pdf.save(f"dunning-{letter.pk}.pdf", ContentFile(PDF))
+        return letter
+
+    return make
+
+
+@pytest.fixture
+def letter(customer, make_letter) -> DunningAction:
+    return make_letter(customer)
+
+
+def printed(*letters) -> list:
+    return [DunningAction.objects.get(pk=x.pk).printed_at for x in letters]
+
+
+def download_url(letter) -> str:
+    return reverse("collections:letter_download", args=[letter.pk])
+
+
+# --- The queue ----------------------------------------------------------------------
+
+
+def test_the_queue_lists_written_letters_not_yet_printed(
+    client, collector, make_customer, make_letter
+):
+    waiting = make_letter(make_customer(name="Waiting Ltd"))
+    make_letter(make_customer(name="Printed Ltd"), printed_at=NOW)
+    make_letter(make_customer(name="Emailed Ltd"), channel=Channel.EMAIL, pdf=False)
+    make_letter(make_customer(name="Failed Ltd"), status=ActionStatus.FAILED, pdf=False)
+    client.force_login(collector)
+
+    response = client.get(QUEUE)
+
+    html = response.content.decode()
+    assert [x.pk for x in response.context["letters"]] == [waiting.pk]
+    assert "Waiting Ltd" in html and "Main Street 1, 10115 Berlin" in html
+    for name in ["Printed Ltd", "Emailed Ltd", "Failed Ltd"]:
+        assert name not in html
+    assert download_url(waiting) in html
+    assert f'action="{PRINTED}"' in html and f'hx-post="{PRINTED}"' in html
+
+
+def test_a_collector_sees_the_letters_of_their_accounts_and_a_manager_all(
+    client, collector, other_collector, manager, make_customer, make_letter
+):
+    mine = make_letter(make_customer())
+    ottos = make_letter(make_customer(collector=other_collector))
+
+    client.force_login(collector)
+    assert [x.pk for x in client.get(QUEUE).context["letters"]] == [mine.pk]
+    client.force_login(manager)
+    assert {x.pk for x in client.get(QUEUE).context["letters"]} == {mine.pk, ottos.pk}
+
+
+def test_viewers_may_not_open_the_print_queue(client, viewer):
+    client.force_login(viewer)
+
+    assert client.get(QUEUE).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in_for_the_print_queue(client):
+    response = client.get(QUEUE)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("rows", [2, 20])
+def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
+    client, collector, make_customer, make_contact, make_letter, django_assert_num_queries, rows
+):
+    for _ in range(rows):
+        customer = make_customer()
+        letter = make_letter(customer)
+        DunningAction.objects.filter(pk=letter.pk).update(recipient=make_contact(customer))
+    client.force_login(collector)
+
+    # session, user, role groups, permissions (2), count, letters with customer,
+    # step and recipient
+    with django_assert_num_queries(7):
+        response = client.get(QUEUE)
+
+    assert len(response.context["letters"]) == rows
+
+
+# --- Downloading -------------------------------------------------------------------
+
+
+def test_the_letter_downloads_as_a_pdf(client, collector, letter):
+    client.force_login(collector)
+
+    response = client.get(download_url(letter))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == f'attachment; filename="dunning-{letter.pk}.pdf"'
+    assert b"".join(response.streaming_content) == PDF
+
+
+@pytest.mark.parametrize("intruder", ["other_collector", "viewer"])
+def test_people_who_may_not_act_on_the_account_may_not_download_its_letter(
+    client, letter, request, intruder
+):
+    client.force_login(request.getfixturevalue(intruder))
+
+    assert client.get(download_url(letter)).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in_for_a_letter(client, letter):
+    response = client.get(download_url(letter))
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_a_letter_whose_file_is_gone_is_not_found(client, collector, letter):
+    letter.letter_pdf.storage.delete(letter.letter_pdf.name)
+    client.force_login(collector)
+
+    assert client.get(download_url(letter)).status_code == 404
+
+
+def test_an_action_without_a_letter_is_not_found(client, collector, customer, make_letter):
+    email = make_letter(customer, channel=Channel.EMAIL, pdf=False)
+    client.force_login(collector)
+
+    assert client.get(download_url(email)).status_code == 404
+
+
+def test_downloading_only_reads(client, collector, letter):
+    client.force_login(collector)
+
+    assert client.post(download_url(letter)).status_code == 405
+
+
+# --- Marking printed -------------------------------------------------------------
+
+
+def test_marking_letters_printed_takes_them_out_of_the_queue(
+    client, collector, make_customer, make_letter
+):
+    first, second, left = (make_letter(make_customer()) for _ in range(3))
+    client.force_login(collector)
+
+    response = client.post(PRINTED, {"letters": [first.pk, second.pk]})
+
+    assert response.status_code == 302
+    assert response.url == QUEUE
+    assert printed(first, second, left) == [NOW, NOW, None]
+    page = client.get(QUEUE)
+    assert [x.pk for x in page.context["letters"]] == [left.pk]
+    assert "2 letters marked as printed." in page.content.decode()
+
+
+def test_with_htmx_the_queue_comes_back_without_the_printed_letters(
+    client, collector, make_customer, make_letter
+):
+    done, left = make_letter(make_customer(name="Done Ltd")), make_letter(make_customer(name="Left Ltd"))
+    client.force_login(collector)
+
+    response = client.post(PRINTED, {"letters": [done.pk]}, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="letters"')
+    assert "<html" not in html
+    assert "Left Ltd" in html and "Done Ltd" not in html
+    assert "1 letter marked as printed." in html and 'hx-swap-oob="true"' in html
+    assert printed(done, left) == [NOW, None]
+
+
+def test_a_letter_printed_already_keeps_its_first_date(client, collector, customer, make_letter):
+    earlier = NOW - dt.timedelta(days=1)
+    letter = make_letter(customer, printed_at=earlier)
+    client.force_login(collector)
+
+    response = client.post(PRINTED, {"letters": [letter.pk]})
+
+    assert response.status_code == 422
+    assert "left the print queue already" in response.content.decode()
+    assert printed(letter) == [earlier]
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({}, "Tick the letters you printed."), ({"letters": ["x"]}, "not a letter of the print queue"),
+     ({"letters": [999999]}, "left the print queue already")],
+    ids=["nothing-ticked", "not-a-number", "unknown-letter"],
+)
+def test_bad_input_marks_nothing_and_says_why(client, collector, letter, headers, data, message):
+    client.force_login(collector)
+
+    response = client.post(PRINTED, data, headers=headers)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert message in html
+    assert "Nothing was marked." in html
+    assert ("<html" in html) == (not headers)
+    assert printed(letter) == [None]
+
+
+def test_a_letter_of_another_collectors_account_is_refused_and_nothing_is_marked(
+    client, collector, other_collector, make_customer, make_letter
+):
+    mine, ottos = make_letter(make_customer()), make_letter(make_customer(collector=other_collector))
+    client.force_login(collector)
+
+    response = client.post(PRINTED, {"letters": [mine.pk, ottos.pk]})
+
+    assert response.status_code == 403
+    assert printed(mine, ottos) == [None, None]
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_viewers_may_not_mark_letters_printed(client, viewer, letter, headers):
+    client.force_login(viewer)
+
+    assert client.post(PRINTED, {"letters": [letter.pk]}, headers=headers).status_code == 403
+    assert printed(letter) == [None]
+
+
+def test_a_user_without_a_role_may_not_mark_letters_printed(client, letter):
+    client.force_login(User.objects.create_user("nobody"))
+
+    assert client.post(PRINTED, {"letters": [letter.pk]}).status_code == 403
+    assert printed(letter) == [None]
+
+
+def test_a_manager_may_mark_any_letter_printed(client, manager, letter):
+    client.force_login(manager)
+
+    client.post(PRINTED, {"letters": [letter.pk]})
+
+    assert printed(letter) == [NOW]
+
+
+def test_anonymous_visitors_are_sent_to_log_in_and_nothing_is_marked(client, letter):
+    response = client.post(PRINTED, {"letters": [letter.pk]})
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+    assert printed(letter) == [None]
+
+
+def test_marking_printed_needs_a_post(client, collector, letter):
+    client.force_login(collector)
+
+    assert client.get(PRINTED, {"letters": [letter.pk]}).status_code == 405
+    assert printed(letter) == [None]
+
+
+def test_marking_printed_without_the_csrf_token_is_refused(collector, letter):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(collector)
+
+    response = client.post(PRINTED, {"letters": [letter.pk]}, headers=HTMX)
+
+    assert response.status_code == 403
+    assert printed(letter) == [None]

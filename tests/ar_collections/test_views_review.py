@@ -1,0 +1,337 @@
+"""The review queue: steps of ladders that do not send on their own, sent or
+skipped by the account's collector (or a manager)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+)
+from customers.models import Contact, ContactAbsence, EventKind, TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+HTMX = {"HX-Request": "true"}
+QUEUE = reverse("collections:review")
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def _frozen_today():
+    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+@pytest.fixture
+def make_action(make_invoice):
+    """make_action(customer) → a first friendly e-mail step of the prompt ladder,
+    waiting for review and listing one overdue invoice of EUR 100.00."""
+
+    def make(customer, *, status=ActionStatus.IN_REVIEW, amount="100.00") -> DunningAction:
+        run, _ = DunningRun.objects.get_or_create(run_date=TODAY)
+        cycle, _ = DunningCycle.objects.get_or_create(
+            customer=customer, closed_on=None, defaults={"number": 1, "opened_on": TODAY}
+        )
+        step = DunningStep.objects.filter(policy__segment="prompt", position=1).get()
+        action = DunningAction.objects.create(
+            run=run, cycle=cycle, customer=customer, step=step, status=status,
+            planned_on=TODAY, pay_by=TODAY + dt.timedelta(days=10),
+        )
+        invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount=amount)
+        DunningActionInvoice.objects.create(
+            action=action, invoice=invoice, open_amount=invoice.open_amount, currency=invoice.currency
+        )
+        return action
+
+    return make
+
+
+@pytest.fixture
+def action(customer, make_contact, make_action) -> DunningAction:
+    make_contact(customer, name="Anna Clerk", email="anna@acme.test", is_primary_billing=True)
+    return make_action(customer)
+
+
+def url(action) -> str:
+    return reverse("collections:action_review", args=[action.pk])
+
+
+def state(action) -> tuple:
+    action.refresh_from_db()
+    return action.status, action.skip_reason, action.reviewed_by_id, TimelineEvent.objects.count()
+
+
+# --- The queue -------------------------------------------------------------------
+
+
+def test_a_collector_sees_the_steps_waiting_on_their_own_accounts_only(
+    client, collector, other_collector, make_customer, make_action
+):
+    mine = make_action(make_customer(name="Mine Ltd"), amount="123.45")
+    make_action(make_customer(name="Already Sent Ltd"), status=ActionStatus.DONE)
+    make_action(make_customer(name="Otto's Ltd", collector=other_collector))
+    client.force_login(collector)
+
+    response = client.get(QUEUE)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert [a.pk for a in response.context["items"]] == [mine.pk]
+    assert "Mine Ltd" in html
+    assert "Otto&#x27;s Ltd" not in html and "Already Sent Ltd" not in html
+    assert "EUR 123.45" in html
+    assert "Friendly" in html and "E-mail" in html
+    assert f'action="{url(mine)}"' in html and 'method="post"' in html
+    assert f'hx-post="{url(mine)}"' in html
+
+
+def test_a_manager_sees_every_collectors_steps_and_may_pick_one_collector(
+    client, manager, collector, other_collector, make_customer, make_action
+):
+    carla = make_action(make_customer(name="Carla's Customer"))
+    otto = make_action(make_customer(name="Otto's Customer", collector=other_collector))
+    client.force_login(manager)
+
+    everyone = client.get(QUEUE)
+    only_otto = client.get(QUEUE, {"collector": other_collector.pk})
+    nonsense = client.get(QUEUE, {"collector": "nobody"})
+
+    assert {a.pk for a in everyone.context["items"]} == {carla.pk, otto.pk}
+    assert [a.pk for a in only_otto.context["items"]] == [otto.pk]
+    assert {a.pk for a in nonsense.context["items"]} == {carla.pk, otto.pk}
+
+
+def test_the_queue_previews_where_the_step_would_go_if_sent_now(
+    client, collector, customer, action, make_contact
+):
+    anna = Contact.objects.get(customer=customer, name="Anna Clerk")
+    ben = make_contact(customer, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(
+        contact=anna, starts_on=TODAY - dt.timedelta(days=3), ends_on=dt.date(2025, 8, 15), delegate=ben
+    )
+    client.force_login(collector)
+
+    html = client.get(QUEUE).content.decode()
+
+    for text in [
+        "If sent now, it goes", "E-mail", "Ben Backup", "ben@acme.test",
+        "Anna Clerk away until 15 Aug: sent to Ben Backup", "15 Aug 2025",
+    ]:
+        assert text in html, text
+
+
+def test_with_htmx_the_queue_comes_as_a_fragment(client, collector, action):
+    client.force_login(collector)
+
+    response = client.get(QUEUE, headers=HTMX)
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="review-queue"')
+    assert "<html" not in html
+    assert "HX-Request" in response["Vary"]
+
+
+def test_people_who_only_read_may_not_open_the_queue(client, viewer):
+    client.force_login(viewer)
+
+    assert client.get(QUEUE).status_code == 403
+    assert client.get(QUEUE, headers=HTMX).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in_for_the_queue(client):
+    response = client.get(QUEUE)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("rows", [2, 20])
+def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_steps(
+    client, manager, collector, make_customer, make_contact, make_action, django_assert_num_queries,
+    rows,
+):
+    for n in range(rows):
+        customer = make_customer(name=f"Customer {n}")
+        # Away with a stand-in who is away too: the preview follows the chain.
+        anna, ben, cleo = (make_contact(customer, name=name) for name in ("Anna", "Ben", "Cleo"))
+        Contact.objects.filter(pk=anna.pk).update(is_primary_billing=True)
+        for away, stand_in in ((anna, ben), (ben, cleo)):
+            ContactAbsence.objects.create(contact=away, starts_on=TODAY, ends_on=TODAY, delegate=stand_in)
+        make_action(customer)
+    client.force_login(manager)
+
+    # session, user, role groups, permissions (2), collector choices, count,
+    # actions with customer/step/recipient, their invoice lines, contacts, absences
+    with django_assert_num_queries(11):
+        response = client.get(QUEUE)
+
+    assert len(response.context["items"]) == rows
+    assert {a.preview.recipient for a in response.context["items"]} == {"Cleo"}
+
+
+# --- Sending or skipping ---------------------------------------------------------
+
+
+def test_sending_a_step_delivers_it_and_records_who_reviewed_it(
+    client, collector, action, smtp_server
+):
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "send", "note": ""})
+
+    assert response.status_code == 302
+    assert response.url == QUEUE
+    action.refresh_from_db()
+    assert action.status == ActionStatus.DONE
+    assert action.reviewed_by == collector
+    [message] = smtp_server.messages
+    assert message["To"] == "Anna Clerk <anna@acme.test>"
+    assert "Acme Tools: e-mail sent to anna@acme.test." in client.get(QUEUE).content.decode()
+
+
+def test_skipping_a_step_with_a_note_records_why(client, collector, action):
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "skip", "note": "Paid by phone today"})
+
+    assert response.status_code == 302
+    action.refresh_from_db()
+    assert action.status == ActionStatus.SKIPPED
+    assert action.skip_reason == "Paid by phone today"
+    assert action.reviewed_by == collector
+    event = TimelineEvent.objects.get(customer=action.customer)
+    assert event.kind == EventKind.DUNNING
+    assert event.actor == collector
+    assert event.details["before"] == {"status": "in_review"}
+    assert event.details["after"] == {"status": "skipped"}
+
+
+def test_with_htmx_the_decided_step_replaces_its_form(client, collector, action):
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "skip", "note": "Customer asked to wait"}, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith(f'<article id="action-{action.pk}"')
+    assert "<html" not in html
+    assert "Skipped" in html and "Customer asked to wait" in html
+    assert f'hx-post="{url(action)}"' not in html
+    assert 'id="messages"' in html and 'hx-swap-oob="true"' in html
+    assert "Acme Tools: e-mail skipped (Customer asked to wait)." in html
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize(
+    "data",
+    [{"decision": "skip", "note": "  "}, {"decision": "maybe", "note": "x"}, {}],
+    ids=["skip-without-note", "unknown-decision", "nothing"],
+)
+def test_bad_input_changes_nothing_and_says_why(client, collector, action, headers, data):
+    before = state(action)
+    client.force_login(collector)
+
+    response = client.post(url(action), data, headers=headers)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "Nothing was done." in html
+    assert ("<html" in html) == (not headers)
+    assert state(action) == before
+
+
+def test_skipping_without_a_note_says_a_note_is_needed(client, collector, action):
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "skip", "note": ""}, headers=HTMX)
+
+    assert "Say why this step is skipped." in response.content.decode()
+
+
+def test_a_step_already_decided_is_not_decided_again(client, collector, action):
+    DunningAction.objects.filter(pk=action.pk).update(status=ActionStatus.SKIPPED, skip_reason="first")
+    before = state(action)
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "skip", "note": "second"}, headers=HTMX)
+
+    assert response.status_code == 422
+    assert "no longer waiting for review" in response.content.decode()
+    assert state(action) == before
+
+
+@pytest.mark.parametrize("intruder", ["other_collector", "viewer"])
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_people_who_may_not_act_on_the_account_are_refused(
+    client, action, request, intruder, headers
+):
+    before = state(action)
+    client.force_login(request.getfixturevalue(intruder))
+
+    response = client.post(url(action), {"decision": "skip", "note": "not mine"}, headers=headers)
+
+    assert response.status_code == 403
+    assert state(action) == before
+
+
+def test_a_user_without_a_role_is_refused(client, action):
+    before = state(action)
+    client.force_login(User.objects.create_user("nobody"))
+
+    assert client.post(url(action), {"decision": "skip", "note": "x"}).status_code == 403
+    assert state(action) == before
+
+
+def test_a_manager_may_review_any_collectors_step(client, manager, action):
+    client.force_login(manager)
+
+    client.post(url(action), {"decision": "skip", "note": "Handled by me"})
+
+    action.refresh_from_db()
+    assert (action.status, action.reviewed_by) == (ActionStatus.SKIPPED, manager)
+
+
+def test_anonymous_visitors_are_sent_to_log_in_and_nothing_changes(client, action):
+    before = state(action)
+
+    response = client.post(url(action), {"decision": "skip", "note": "x"})
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+    assert state(action) == before
+
+
+def test_reviewing_needs_a_post(client, collector, action):
+    before = state(action)
+    client.force_login(collector)
+
+    assert client.get(url(action)).status_code == 405
+    assert state(action) == before
+
+
+def test_reviewing_without_the_csrf_token_is_refused(collector, action):
+    before = state(action)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "skip", "note": "forged"}, headers=HTMX)
+
+    assert response.status_code == 403
+    assert state(action) == before
+
+
+def test_an_unknown_step_is_not_found(client, collector):
+    client.force_login(collector)
+
+    assert client.post(reverse("collections:action_review", args=[999999]), {}).status_code == 404

@@ -1,0 +1,297 @@
+"""The runs page: every dunning run with its steps by status, and a manager's
+button to start today's run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    RunStatus,
+)
+
+TODAY = dt.date(2025, 8, 5)
+HTMX = {"HX-Request": "true"}
+RUNS = reverse("collections:runs")
+START = reverse("collections:run_start")
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def _frozen_today():
+    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[tuple]:
+    """The arguments of every start_dunning_run message handed to the broker."""
+    from ar_collections.tasks import start_dunning_run
+
+    sent: list[tuple] = []
+    monkeypatch.setattr(start_dunning_run, "delay", lambda *args, **kwargs: sent.append(args))
+    return sent
+
+
+def add_actions(run: DunningRun, customers, status: str) -> None:
+    step = DunningStep.objects.get(policy__segment="prompt", position=1)
+    for customer in customers:
+        cycle = DunningCycle.objects.create(
+            customer=customer, number=DunningCycle.objects.filter(customer=customer).count() + 1,
+            opened_on=run.run_date, closed_on=run.run_date,
+        )
+        DunningAction.objects.create(
+            run=run, cycle=cycle, customer=customer, step=step, status=status,
+            planned_on=run.run_date, pay_by=run.run_date,
+        )
+
+
+def runs() -> list[tuple]:
+    return list(DunningRun.objects.order_by("run_date").values_list("run_date", "status", "started_by"))
+
+
+# --- The page ---------------------------------------------------------------------
+
+
+def test_runs_are_listed_newest_first_with_their_steps_by_status(
+    client, viewer, manager, make_customer
+):
+    older = DunningRun.objects.create(run_date=dt.date(2025, 8, 3), status=RunStatus.FINISHED)
+    newer = DunningRun.objects.create(run_date=dt.date(2025, 8, 4), started_by=manager)
+    customers = [make_customer() for _ in range(3)]
+    add_actions(older, customers, ActionStatus.DONE)
+    add_actions(newer, customers[:2], ActionStatus.IN_REVIEW)
+    add_actions(newer, customers[2:], ActionStatus.FAILED)
+    client.force_login(viewer)
+
+    response = client.get(RUNS)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    rows = response.context["rows"]
+    assert [run.pk for run, _ in rows] == [newer.pk, older.pk]
+    labels = response.context["status_columns"]
+    assert dict(zip(labels, rows[0][1], strict=True)) == {
+        "Planned": 0, "In review": 2, "Awaiting approval": 0, "Sending": 0, "Done": 0,
+        "Skipped": 0, "Failed": 1,
+    }
+    assert dict(zip(labels, rows[1][1], strict=True))["Done"] == 3
+    assert "Mon 4 Aug 2025" in html and "Sun 3 Aug 2025" in html
+    assert "by maria" in html and "by the schedule" in html
+    assert "Running" in html and "Finished" in html
+
+
+@pytest.mark.parametrize("reader", ["viewer", "collector", "manager"])
+def test_every_role_may_read_the_runs(client, db, request, reader):
+    client.force_login(request.getfixturevalue(reader))
+
+    assert client.get(RUNS).status_code == 200
+
+
+def test_a_user_without_a_role_may_not_read_the_runs(client, db):
+    client.force_login(User.objects.create_user("nobody"))
+
+    assert client.get(RUNS).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in_for_the_runs(client):
+    response = client.get(RUNS)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_only_managers_are_offered_to_start_a_run(client, manager, collector, viewer):
+    client.force_login(manager)
+    html = client.get(RUNS).content.decode()
+    assert "Start a run for 5 Aug 2025" in html
+    assert f'action="{START}"' in html and 'method="post"' in html and f'hx-post="{START}"' in html
+
+    for reader in (collector, viewer):
+        client.force_login(reader)
+        assert "Start a run" not in client.get(RUNS).content.decode()
+
+
+def test_a_running_run_keeps_its_section_refreshing(client, viewer):
+    DunningRun.objects.create(run_date=TODAY)
+    client.force_login(viewer)
+
+    html = client.get(RUNS, headers=HTMX).content.decode()
+
+    assert html.lstrip().startswith('<section id="runs"')
+    assert "<html" not in html
+    assert 'hx-trigger="every 10s"' in html
+
+
+def test_finished_runs_do_not_refresh(client, viewer):
+    DunningRun.objects.create(run_date=TODAY, status=RunStatus.FINISHED)
+    client.force_login(viewer)
+
+    assert "every 10s" not in client.get(RUNS).content.decode()
+
+
+@pytest.mark.parametrize("rows", [2, 20])
+def test_the_runs_page_costs_the_same_number_of_queries_for_2_or_20_runs(
+    client, manager, make_customer, django_assert_num_queries, rows
+):
+    customer = make_customer()
+    for n in range(rows):
+        run = DunningRun.objects.create(
+            run_date=TODAY - dt.timedelta(days=n), status=RunStatus.FINISHED, started_by=manager
+        )
+        add_actions(run, [customer], ActionStatus.DONE)
+    client.force_login(manager)
+
+    # session, user, role groups, permissions (2), count, runs with who started
+    # them, their actions counted by status
+    with django_assert_num_queries(8):
+        response = client.get(RUNS)
+
+    assert len(response.context["rows"]) == rows
+
+
+# --- Starting a run ---------------------------------------------------------------
+
+
+def test_the_task_has_the_name_the_workers_know_it_by():
+    from ar_collections.tasks import start_dunning_run
+
+    assert start_dunning_run.name == "collections.start_dunning_run"
+
+
+def test_a_manager_starts_todays_run_and_the_task_is_enqueued_after_commit(
+    client, manager, enqueued, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(START, {"run_date": "2025-08-05"})
+
+    assert response.status_code == 302
+    assert response.url == RUNS
+    assert runs() == [(TODAY, RunStatus.RUNNING, manager.pk)]
+    assert len(callbacks) == 1
+    assert enqueued == [("2025-08-05", manager.pk)]
+    assert "The run for 05 Aug 2025 has started." in client.get(RUNS).content.decode()
+
+
+def test_with_htmx_starting_returns_the_runs_section(
+    client, manager, enqueued, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(START, {"run_date": "2025-08-05"}, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="runs"')
+    assert "<html" not in html
+    assert "has started" in html and 'hx-swap-oob="true"' in html
+    assert enqueued == [("2025-08-05", manager.pk)]
+    # The started run refreshes from the runs page, not from the form's address.
+    assert f'hx-get="{RUNS}" hx-trigger="every 10s"' in html
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [(RunStatus.RUNNING, "is already running"), (RunStatus.FINISHED, "has already finished")],
+)
+def test_todays_run_is_not_started_twice(
+    client, manager, enqueued, django_capture_on_commit_callbacks, headers, existing, message
+):
+    DunningRun.objects.create(run_date=TODAY, status=existing)
+    before = runs()
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(START, {"run_date": "2025-08-05"}, headers=headers)
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert runs() == before
+    assert enqueued == []
+
+
+def test_a_run_that_would_go_back_in_time_is_refused(
+    client, manager, enqueued, django_capture_on_commit_callbacks
+):
+    DunningRun.objects.create(run_date=TODAY + dt.timedelta(days=1), status=RunStatus.FINISHED)
+    before = runs()
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(START, {"run_date": "2025-08-05"}, headers=HTMX)
+
+    assert response.status_code == 422
+    assert "would go back in time" in response.content.decode()
+    assert runs() == before
+    assert enqueued == []
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({"run_date": "2025-08-04"}, "but today is 05 Aug 2025"), ({"run_date": "soon"}, "valid date"),
+     ({}, "required")],
+    ids=["yesterdays-page", "not-a-date", "no-date"],
+)
+def test_bad_input_starts_nothing_and_says_why(
+    client, manager, enqueued, django_capture_on_commit_callbacks, headers, data, message
+):
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(START, data, headers=headers)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert message in html
+    assert ("<html" in html) == (not headers)
+    assert runs() == []
+    assert enqueued == []
+
+
+@pytest.mark.parametrize("intruder", ["collector", "viewer"])
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_only_managers_may_start_a_run(client, db, request, intruder, headers):
+    client.force_login(request.getfixturevalue(intruder))
+
+    assert client.post(START, {"run_date": "2025-08-05"}, headers=headers).status_code == 403
+    assert runs() == []
+
+
+def test_anonymous_visitors_are_sent_to_log_in_and_nothing_starts(client, db):
+    response = client.post(START, {"run_date": "2025-08-05"})
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+    assert runs() == []
+
+
+def test_starting_needs_a_post(client, manager):
+    client.force_login(manager)
+
+    assert client.get(START).status_code == 405
+    assert runs() == []
+
+
+def test_starting_without_the_csrf_token_is_refused(manager):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(manager)
+
+    response = client.post(START, {"run_date": "2025-08-05"})
+
+    assert response.status_code == 403
+    assert runs() == []
