@@ -55,6 +55,7 @@ from ar_collections.models import (
     CreditNote,
     DunningAction,
     DunningActionInvoice,
+    DunningCycle,
     DunningRun,
     LateCharge,
     MissCause,
@@ -595,9 +596,15 @@ def _record(customer, subject, *, summary: str, details: dict, actor=None,
         summary = summary[: limit - 1] + "…"
     return TimelineEvent.objects.create(
         customer=customer, kind=kind, actor=actor, summary=summary,
-        details={"action": getattr(subject, "action_id", subject.pk), **details},
+        details={**({"action": action_id} if (action_id := _action_of(subject)) else {}), **details},
         subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk,
     )
+
+
+def _action_of(subject) -> int | None:
+    if isinstance(subject, DunningAction):
+        return subject.pk
+    return getattr(subject, "action_id", None)
 
 
 def _amounts(lines: list[_Line]) -> str:
@@ -641,3 +648,75 @@ def _day(day: dt.date) -> str:
 
 def _s(count: int) -> str:
     return "" if count == 1 else "s"
+
+
+# --- red tape: the invoices again, to the right person ---------------------------
+
+# A re-sent copy asks for payment within this many days: the customer only
+# now has the invoice in the right hands.
+RESEND_PAY_WITHIN_DAYS = 7
+
+
+def invoices_resend(*, customer_id: int, on: dt.date) -> str:
+    """Send the account's overdue invoices again, at once, to whoever handles
+    billing today (absences applied): the "red tape" treatment.
+
+    Once per cycle: the open cycle's invoices_resent_on is claimed in the same
+    transaction as the send, so a task delivered twice re-sends nothing. The
+    friendly wording ("did you receive it? here is a copy") is the one a
+    first reminder uses; the copy goes as a PDF attachment too.
+    """
+    with transaction.atomic():
+        cycle = (
+            DunningCycle.objects.select_for_update(skip_locked=True)
+            .filter(customer_id=customer_id, closed_on__isnull=True, invoices_resent_on__isnull=True)
+            .first()
+        )
+        if cycle is None:
+            return "nothing"  # no open cycle, already re-sent, or another worker has it
+        customer = _with_contacts(customer_id)
+        invoices = list(
+            eligible_invoices(on=on).filter(customer_id=customer_id, due_date__lt=on)
+            .order_by("due_date", "number")
+        )
+        contact = customer.billing_contact(on=on)
+        cycle.invoices_resent_on = on
+        cycle.save(update_fields=["invoices_resent_on"])
+        if not invoices:
+            return "nothing"
+        if contact is None or not contact.email:
+            _record(customer, cycle, details={"invoices": [i.number for i in invoices]},
+                    summary="Invoices could not be re-sent: no billing e-mail address on file")
+            return "no-address"
+        language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
+        collector = customer.collector
+        notice = rendering.Notice(
+            tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,
+            account_number=customer.account_number, recipient_name=contact.name,
+            postal_address=contact.postal_address, letter_date=on,
+            pay_by=on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS),
+            lines=tuple(
+                rendering.NoticeLine(i.number, i.issue_date, i.due_date, (on - i.due_date).days,
+                                     i.open_amount, i.currency)
+                for i in invoices
+            ),
+            collector_name=collector.get_full_name() or collector.get_username(),
+            collector_email=collector.email, reference=f"R-{cycle.pk}",
+        )
+        email = rendering.render_email(notice)
+        domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "arcrm.invalid"
+        message = EmailMultiAlternatives(
+            subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[formataddr((contact.name, contact.email))],
+            reply_to=[collector.email] if collector.email else None,
+            headers={"Message-ID": f"<invoice-resend-{cycle.pk}@{domain}>"},
+        )
+        message.attach_alternative(email.html, "text/html")
+        message.attach(f"invoices-R-{cycle.pk}.pdf", rendering.render_letter(notice), "application/pdf")
+        _record(customer, cycle, summary=(
+            f"Invoices re-sent to {contact.name} (red tape): {len(invoices)} invoice{_s(len(invoices))}"
+        ), details={"recipient": contact.pk, "address": contact.email, "subject": email.subject,
+                    "invoices": [i.number for i in invoices]})
+        # Last: the claim and the timeline roll back if the server refuses.
+        message.send()
+        return "emailed"

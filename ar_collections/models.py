@@ -543,6 +543,9 @@ class DunningCycle(models.Model):
     cause_noted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Red tape: the overdue invoices were re-sent to the right AP person on this
+    # day. Claimed with a conditional update, so a repeated task re-sends nothing.
+    invoices_resent_on = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["customer", "-number"]

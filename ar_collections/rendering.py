@@ -399,14 +399,14 @@ def _context(notice: Notice, *, layout: str) -> dict:
 
 
 def company() -> dict[str, str]:
-    """Our letterhead. Read from settings when they name it (COMPANY_NAME, …)."""
-    address = getattr(settings, "COMPANY_ADDRESS", "Hafenstraße 1\n20457 Hamburg\nGermany")
+    """Our letterhead (settings COMPANY_NAME, COMPANY_ADDRESS, …)."""
+    address = settings.COMPANY_ADDRESS
     return {
-        "name": getattr(settings, "COMPANY_NAME", "arcrm Demo GmbH"),
+        "name": settings.COMPANY_NAME,
         "address": address,
         "address_line": ", ".join(x.strip() for x in address.splitlines() if x.strip()),
-        "phone": getattr(settings, "COMPANY_PHONE", "+49 40 1234 5678"),
-        "bank": getattr(settings, "COMPANY_BANK", "IBAN DE02 1203 0000 0000 2020 51 · BIC BYLADEM1001"),
+        "phone": settings.COMPANY_PHONE,
+        "bank": settings.COMPANY_BANK,
         "email": _address_of(settings.DEFAULT_FROM_EMAIL),
     }
 

@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from ar_collections.delivery import actions_deliver, run_sweep_planned
+from ar_collections.delivery import actions_deliver, invoices_resend, run_sweep_planned
 from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts
 from ar_collections.models import DunningRun
 from ar_collections.services import behaviour_refresh
@@ -75,3 +75,9 @@ def _user(pk: int | None):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.filter(pk=pk).first() if pk else None
+
+
+@shared_task(name="collections.resend_overdue_invoices")
+def resend_overdue_invoices(customer_id: int, on: str) -> str:
+    """Red tape: the overdue invoices again, to whoever handles billing today."""
+    return invoices_resend(customer_id=customer_id, on=dt.date.fromisoformat(on))

@@ -144,6 +144,12 @@ EMAIL_BACKEND = env_str(
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Accounts Receivable <ar@example.com>")
 
+# Our letterhead on letters and e-mails.
+COMPANY_NAME = env_str("COMPANY_NAME", "arcrm Demo GmbH")
+COMPANY_ADDRESS = env_str("COMPANY_ADDRESS", "Hafenstraße 1\n20457 Hamburg\nGermany").replace("\\n", "\n")
+COMPANY_PHONE = env_str("COMPANY_PHONE", "+49 40 1234 5678")
+COMPANY_BANK = env_str("COMPANY_BANK", "IBAN DE02 1203 0000 0000 2020 51 · BIC BYLADEM1001")
+
 # Celery. With REDIS_URL set the broker is Redis; otherwise kombu's filesystem
 # transport, which needs no server and is enough for one machine.
 REDIS_URL = env_str("REDIS_URL", "")
@@ -200,5 +206,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # WeasyPrint reports every font and stylesheet it loads at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }

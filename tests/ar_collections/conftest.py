@@ -21,6 +21,7 @@ from ar_collections.default_policies import ladders_install_missing
 from ar_collections.delivery import actions_deliver
 from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import DunningAction, DunningStep, LatePaymentPolicy, PolicyMinimum
+from arcrm.celery import app
 from customers.models import Customer, Segment
 
 
@@ -86,6 +87,15 @@ def smtp_server(settings) -> Iterator[SmtpServer]:
     finally:
         controller.stop()
         mail_log.setLevel(level)
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run in this process when enqueued, as a worker would run them."""
+    before = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ from ar_collections.delivery import actions_deliver, run_sweep_planned
 from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import ActionStatus, DunningAction
 from ar_collections.tasks import deliver_actions, sweep_planned_actions
-from arcrm.celery import app
 from customers.models import Segment
 
 from .conftest import DUE, frozen
@@ -87,15 +86,6 @@ def test_an_action_another_worker_holds_is_skipped_not_waited_for(make_account, 
     with frozen(ON):
         assert actions_deliver(action_ids=[action_id])["emailed"] == 1
     assert len(smtp_server.messages) == 1
-
-
-@pytest.fixture
-def eager_celery():
-    """Tasks run in this process when enqueued, as a worker would run them."""
-    before = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = app.conf.task_eager_propagates = True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = before
 
 
 def test_a_sweep_enqueues_a_run_s_planned_actions_in_batches_once_committed(
