@@ -9,8 +9,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from ar_collections.delivery import actions_deliver, invoices_resend, run_sweep_planned
-from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts
-from ar_collections.models import DunningRun
+from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts, run_finish_if_done
+from ar_collections.models import DunningAction, DunningRun
 from ar_collections.services import behaviour_refresh
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,12 @@ def deliver_actions(action_ids: list[int]) -> dict[str, int]:
     Ids that are done, taken by another worker or gone are left alone, so a
     message the broker hands out twice sends nothing twice.
     """
-    counts = actions_deliver(action_ids=[int(pk) for pk in action_ids])
+    ids = [int(pk) for pk in action_ids]
+    counts = actions_deliver(action_ids=ids)
     log.info("delivered dunning actions %s: %s", _id_range(action_ids), counts)
+    # The batch that delivers a run's last action marks the run finished.
+    for run_id in DunningAction.objects.filter(pk__in=ids).values_list("run_id", flat=True).distinct():
+        run_finish_if_done(run_id=run_id)
     return counts
 
 
