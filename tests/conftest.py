@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -112,3 +113,46 @@ def make_invoice(db):
         return invoice
 
     return make
+
+
+# --- a real browser ---------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, and no calls home: this machine has no network but the loopback.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+# Screenshots of the main pages, for a person to look at.
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture
+def browser_page(live_server, settings, monkeypatch):
+    """A Chromium tab (Debian's, driven by Playwright) on the live server.
+
+    Ask for it after the fixtures that write the test's data: Playwright's sync
+    API switches greenlets, and ORM calls made while it runs get a second
+    database connection that nobody closes.
+    """
+    from playwright.sync_api import sync_playwright
+
+    # Playwright runs an event loop in this thread; Django would otherwise
+    # refuse the ORM calls a test makes while the browser is open.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # The live server speaks plain http; secure-only cookies would never come back.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing, so the browser tests cannot run. "
+            "Install Debian's chromium package (`make test` does) and run them again."
+        )
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900}, base_url=live_server.url)
+        page.set_default_timeout(10_000)
+        try:
+            yield page
+        finally:
+            browser.close()

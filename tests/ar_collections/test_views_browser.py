@@ -8,14 +8,12 @@ server, like tests/arcrm/test_browser.py. Screenshots land in test-artifacts/.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from ar_collections.models import (
     ActionStatus,
@@ -28,25 +26,10 @@ from ar_collections.models import (
     StepAction,
 )
 from customers.models import Segment
+from tests.conftest import ARTIFACTS
 
-# Playwright's sync API runs an event loop in this thread; Django would
-# otherwise refuse the ORM calls the test makes to set up its data.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-# Restore the roles created by migrations after the live server's flush.
+# The live server needs committed data; role groups and ladders come back after each flush.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _live_server_settings(settings):
-    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
 
 
 @pytest.fixture
@@ -86,18 +69,9 @@ def accounts(make_customer, make_contact, make_invoice, other_collector):
 
 
 @pytest.fixture
-def page(live_server, accounts) -> Page:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing, so the browser tests cannot run.")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 900}, base_url=live_server.url)
-        page.set_default_timeout(10_000)
-        try:
-            yield page
-        finally:
-            browser.close()
+def page(accounts, browser_page) -> Page:
+    """The browser opens once the accounts are written (see browser_page)."""
+    return browser_page
 
 
 def log_in(page: Page, username: str) -> None:

@@ -8,38 +8,20 @@ Screenshots land in test-artifacts/ for a human to look at.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from ar_collections.models import PaymentBehaviour
 from customers.models import ContactRole, ReminderChannel, Segment
-
-# Playwright's sync API runs an event loop in this thread; Django would
-# otherwise refuse the ORM calls the test makes to set up its data.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+from tests.conftest import ARTIFACTS
 
 # The live server needs committed data; the flush after each test keeps the
 # role groups (arcrm.roles.sync_role_groups runs after every flush).
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _live_server_settings(settings):
-    # The live server speaks plain http; secure-only cookies would never come back.
-    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
 
 
 @pytest.fixture
@@ -70,26 +52,9 @@ def accounts(make_customer, make_contact, other_collector):
 
 
 @pytest.fixture
-def page(live_server, accounts) -> Page:
-    """A Chromium tab on the live server, opened after the test data is written.
-
-    Playwright's sync API switches greenlets, and ORM calls made while it runs
-    would get a second database connection that nobody closes.
-    """
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing, so the browser tests cannot run. "
-            "Install Debian's chromium package (`make test` does) and run them again."
-        )
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 900}, base_url=live_server.url)
-        page.set_default_timeout(10_000)
-        try:
-            yield page
-        finally:
-            browser.close()
+def page(accounts, browser_page) -> Page:
+    """The browser opens once the accounts are written (see browser_page)."""
+    return browser_page
 
 
 def log_in(page: Page, username: str, password: str) -> None:
