@@ -691,10 +691,15 @@ class LateCharge(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(name="charge_amount_positive", condition=Q(amount__gt=0)),
-            # One fee per notice, and interest once per invoice per notice.
+            # One fee per notice, and interest once per invoice per notice. (Two
+            # partial constraints rather than NULLS NOT DISTINCT, which SQLite lacks.)
             models.UniqueConstraint(
                 fields=["action", "kind", "invoice"], name="charge_once_per_action_invoice",
-                nulls_distinct=False,
+                condition=Q(invoice__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["action", "kind"], name="charge_once_per_action_without_invoice",
+                condition=Q(invoice__isnull=True),
             ),
             models.CheckConstraint(
                 name="charge_waiver_is_complete",

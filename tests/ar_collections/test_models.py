@@ -100,3 +100,30 @@ def test_only_one_active_policy_per_segment(db):
     LatePaymentPolicy.objects.create(name="B", segment="prompt", is_active=False)
     with pytest.raises(IntegrityError), transaction.atomic():
         LatePaymentPolicy.objects.create(name="C", segment="prompt")
+
+
+def test_a_notice_charges_its_fee_once_and_interest_once_per_invoice(customer, make_invoice):
+    from ar_collections.models import (
+        ChargeKind,
+        DunningAction,
+        DunningCycle,
+        DunningRun,
+        LateCharge,
+    )
+
+    invoice = make_invoice(customer, issued=D)
+    step = DunningStep.objects.get(policy__segment="systematic_late", position=3)
+    action = DunningAction.objects.create(
+        run=DunningRun.objects.create(run_date=D), customer=customer, step=step, planned_on=D, pay_by=D,
+        cycle=DunningCycle.objects.create(customer=customer, number=1, opened_on=D),
+    )
+
+    def charge(kind, invoice=None):
+        return LateCharge.objects.create(customer=customer, action=action, kind=kind, invoice=invoice,
+                                         amount=Decimal("40.00"))
+
+    charge(ChargeKind.LATE_FEE)
+    charge(ChargeKind.INTEREST, invoice)
+    for kind, on in ((ChargeKind.LATE_FEE, None), (ChargeKind.INTEREST, invoice)):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            charge(kind, on)
