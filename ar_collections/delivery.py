@@ -194,6 +194,11 @@ def _carry_out(action: DunningAction, mailer: _Mailer, files: list[str]) -> str:
 
 def _written(action, lines, contact, channel, note, mailer, files, today) -> str:
     step, customer = action.step, action.customer
+    # A notice that goes out later than planned (a mail outage, a review that
+    # waited) still gives the customer the step's full time to pay; the new
+    # date is stored, so the next step waits for it too.
+    if today > action.planned_on:
+        action.pay_by = today + dt.timedelta(days=step.pay_by_days)
     language, language_note = rendering.wording_language(contact.language, step.tone)
     note = _join_notes(note, language_note)
     charges = _charges_create(action, lines)
@@ -208,7 +213,7 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
         "charges": [_charge_details(c) for c in charges],
     }
     fields = {
-        "channel": channel, "recipient": contact, "channel_note": note,
+        "pay_by": action.pay_by, "channel": channel, "recipient": contact, "channel_note": note,
         "subject": email.subject, "body_text": email.text, "body_html": email.html,
     }
 

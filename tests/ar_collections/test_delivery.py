@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections.delivery import action_approve, action_review, actions_deliver, message_id
+from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -458,3 +459,28 @@ def test_no_charges_are_created_when_the_email_is_refused(make_account, plan_and
     assert plan_and_deliver(days(12))["failed"] == 1
 
     assert not LateCharge.objects.filter(customer=account).exists()
+
+
+def test_a_notice_sent_late_still_gives_the_full_time_to_pay_and_the_next_step_waits(
+    make_account, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    with frozen(days(3)):
+        run_plan(run=run_start(run_date=days(3)))
+    action = DunningAction.objects.get(customer=account)
+    assert action.pay_by == days(13)
+
+    with frozen(days(6)):  # the mail server was down for three days
+        actions_deliver(action_ids=[action.pk])
+
+    action.refresh_from_db()
+    assert action.pay_by == days(16)
+    [message] = smtp_server.messages
+    assert "18 Mar 2026" in message.get_body(preferencelist=("plain",)).get_content()  # days(16)
+    for day in (14, 15):  # step 2 (day 14) waits for the moved pay-by date
+        with frozen(days(day)):
+            run_plan(run=run_start(run_date=days(day)))
+    assert DunningAction.objects.filter(customer=account).count() == 1
+    with frozen(days(16)):
+        run_plan(run=run_start(run_date=days(16)))
+    assert DunningAction.objects.filter(customer=account).count() == 2
