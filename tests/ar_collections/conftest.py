@@ -133,6 +133,13 @@ def pdf_pages():
 DUE = dt.date(2026, 3, 2)
 
 
+@pytest.fixture
+def _frozen_today():
+    """The collections pages' tests all run on 5 Aug 2025 at 09:00 UTC."""
+    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
 def frozen(day: dt.date):
     """Freeze the clock at 06:00 UTC on `day`: planning and delivery read today's date."""
     return time_machine.travel(dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC), tick=False)

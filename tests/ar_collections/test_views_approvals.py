@@ -7,7 +7,6 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -31,11 +30,6 @@ HTMX = {"HX-Request": "true"}
 QUEUE = reverse("collections:approvals")
 pytestmark = pytest.mark.usefixtures("_frozen_today")
 
-
-@pytest.fixture
-def _frozen_today():
-    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -28,11 +27,6 @@ TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
 pytestmark = pytest.mark.usefixtures("_frozen_today")
 
-
-@pytest.fixture
-def _frozen_today():
-    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 @pytest.fixture
