@@ -21,9 +21,10 @@ import resource
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.scratch import django_on_scratch_database
+
 ON = dt.date(2026, 6, 30)
 
 
@@ -35,15 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/arcrm_bench")
-    if not args.keep:
-        _recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arcrm.settings")
-
-    import django
-
-    django.setup()
+    django_on_scratch_database(url, recreate=not args.keep)
     from django.core.management import call_command
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -69,16 +62,6 @@ def main() -> None:
     print(f"peak memory of this process: {peak_mb:,.0f} MB")
 
 
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
 
 def _load(connection, *, customers: int, invoices: int) -> None:
     """COPY a deterministic ledger: per customer a payer habit drives its lateness."""
@@ -92,14 +75,15 @@ def _load(connection, *, customers: int, invoices: int) -> None:
             "COPY customers_customer (id, account_number, name, legal_name, industry, "
             "business_description, buying_reasons, customer_since, collector_id, special_bond, "
             "currency, credit_limit_amount, terms_type, payment_terms_days, on_credit_hold, "
-            "ap_run_days, ordering_rhythm, notes, segment, segment_reason, created_at, updated_at) "
+            "ap_run_days, ordering_rhythm, notes, segment, segment_reason, segment_override, "
+            "segment_override_note, created_at, updated_at) "
             "FROM STDIN"
         ) as copy:
             for i in range(1, customers + 1):
                 copy.write_row((
                     i, f"B{i:07d}", f"Bench customer {i}", "", "other", "", "[]",
                     ON - dt.timedelta(days=rng.randint(30, 4000)), collector.pk, "",
-                    "EUR", "10000.00", "standard", 30, False, "[]", "", "", "new", "",
+                    "EUR", "10000.00", "standard", 30, False, "[]", "", "", "new", "", "", "",
                     "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z",
                 ))
         habits = [rng.choice((0, 0, 2, 12, 35)) for _ in range(customers)]

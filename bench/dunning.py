@@ -44,6 +44,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.scratch import django_on_scratch_database
+
 ON = dt.date(2026, 6, 30)
 
 # Shares of customers per segment, and of customers per account currency. CHF
@@ -150,15 +152,7 @@ def main() -> None:
     args = parser.parse_args()
 
     url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/arcrm_bench_dunning")
-    if not args.keep:
-        _recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arcrm.settings")
-
-    import django
-
-    django.setup()
+    django_on_scratch_database(url, recreate=not args.keep)
     from django.core.management import call_command
     from django.db import connection
 
@@ -184,16 +178,6 @@ def main() -> None:
 
 # -- building the ledger -----------------------------------------------------------------------------
 
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _pick(rng: random.Random, shares: dict[str, int]) -> str:
