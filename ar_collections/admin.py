@@ -2,7 +2,11 @@ from django.contrib import admin
 
 from ar_collections.models import (
     Allocation,
+    Call,
+    CollectionRules,
     CreditNote,
+    Department,
+    Dispute,
     DocumentCounter,
     DunningAction,
     DunningActionInvoice,
@@ -10,12 +14,18 @@ from ar_collections.models import (
     DunningPause,
     DunningRun,
     DunningStep,
+    ExceptionRequest,
+    Instalment,
     Invoice,
     LateCharge,
     LatePaymentPolicy,
     Payment,
     PaymentBehaviour,
+    PaymentPlan,
     PolicyMinimum,
+    Promise,
+    TimelineEventInvoice,
+    WorkItem,
 )
 
 
@@ -117,7 +127,7 @@ class DunningPauseAdmin(admin.ModelAdmin):
     list_display = ["customer", "invoice", "kind", "starts_on", "ends_on", "lifted_at", "owner"]
     list_filter = ["kind"]
     list_select_related = ["customer", "invoice", "owner"]
-    raw_id_fields = ["customer", "invoice"]
+    raw_id_fields = ["customer", "invoice", "promise", "plan", "dispute", "exception"]
     search_fields = ["customer__name", "reason"]
 
 
@@ -172,3 +182,110 @@ class LateChargeAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# --- The collector's workspace ----------------------------------------------------
+# Calls, promises, plans, disputes, exceptions and work items change through the
+# account page and the queues, which keep pauses, the timeline and the worklist
+# in step; the admin shows them and never edits them.
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CollectionRules)
+class CollectionRulesAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "max_pause_days", "promise_grace_days", "instalment_grace_days",
+                    "dispute_answer_days", "plan_approval_above_amount", "updated_by", "updated_at"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def has_add_permission(self, request):
+        return not CollectionRules.objects.exists()
+
+    def save_model(self, request, obj, form, change):
+        obj.pk, obj.updated_by = 1, request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "email", "reasons"]
+
+
+@admin.register(Call)
+class CallAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "customer", "contact", "outcome", "cause", "made_by"]
+    list_filter = ["outcome", "cause"]
+    list_select_related = ["customer", "contact", "made_by"]
+    search_fields = ["customer__name", "notes"]
+
+
+@admin.register(Promise)
+class PromiseAdmin(ReadOnlyAdmin):
+    list_display = ["customer", "currency", "amount", "promised_on", "status", "paid_amount", "made_by"]
+    list_filter = ["status"]
+    list_select_related = ["customer", "made_by"]
+    search_fields = ["customer__name"]
+
+
+class InstalmentInline(admin.TabularInline):
+    model = Instalment
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PaymentPlan)
+class PaymentPlanAdmin(ReadOnlyAdmin):
+    list_display = ["customer", "currency", "total_amount", "status", "proposed_on", "proposed_by",
+                    "decided_by"]
+    list_filter = ["status"]
+    list_select_related = ["customer", "proposed_by", "decided_by"]
+    search_fields = ["customer__name"]
+    inlines = [InstalmentInline]
+
+
+@admin.register(Instalment)
+class InstalmentAdmin(ReadOnlyAdmin):
+    list_display = ["plan", "number", "due_on", "amount", "status"]
+    list_filter = ["status"]
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    list_display = ["invoice", "customer", "reason", "department", "status", "outcome", "opened_on",
+                    "answer_due_on"]
+    list_filter = ["status", "reason", "outcome", "department"]
+    list_select_related = ["invoice", "customer", "department"]
+    search_fields = ["customer__name", "invoice__number", "description"]
+
+
+@admin.register(ExceptionRequest)
+class ExceptionRequestAdmin(ReadOnlyAdmin):
+    list_display = ["customer", "kind", "status", "requested_by", "requested_on", "decided_by"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["customer", "requested_by", "decided_by"]
+    search_fields = ["customer__name", "reason"]
+
+
+@admin.register(WorkItem)
+class WorkItemAdmin(ReadOnlyAdmin):
+    list_display = ["title", "kind", "customer", "assignee", "due_on", "snoozed_until", "status"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["customer", "assignee"]
+    search_fields = ["title", "customer__name"]
+
+
+@admin.register(TimelineEventInvoice)
+class TimelineEventInvoiceAdmin(ReadOnlyAdmin):
+    list_display = ["event", "invoice"]
+    list_select_related = ["event", "invoice"]

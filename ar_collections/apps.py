@@ -19,4 +19,10 @@ class CollectionsConfig(AppConfig):
     verbose_name = "Collections"
 
     def ready(self) -> None:
+        from arcrm.roles import sync_role_groups
+
         post_migrate.connect(_install_missing_ladders, sender=self, dispatch_uid="arcrm-default-ladders")
+        # The roles' collections permissions exist only from this app's post_migrate on.
+        post_migrate.connect(
+            sync_role_groups, sender=self, dispatch_uid="arcrm-sync-role-groups-collections"
+        )

@@ -36,7 +36,6 @@ from email.utils import formataddr, parseaddr
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -45,7 +44,7 @@ from django.db.models import F, Prefetch, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ar_collections import rendering
+from ar_collections import rendering, timeline, worklist
 from ar_collections.channels import route_for
 from ar_collections.dunning import NEEDS_APPROVAL, eligible_invoices
 from ar_collections.models import (
@@ -61,6 +60,7 @@ from ar_collections.models import (
     MissCause,
     StepAction,
     Tone,
+    WorkKind,
 )
 from arcrm import roles
 from arcrm.money import ZERO, format_money, quantize
@@ -188,7 +188,7 @@ def _carry_out(action: DunningAction, mailer: _Mailer, files: list[str]) -> str:
     if route.channel == Channel.INTERNAL:
         return _manager_review(action, lines)
     if route.channel == Channel.PHONE:
-        return _call_task(action, lines, route.contact, route.note)
+        return _call_task(action, lines, route.contact, route.note, today)
     return _written(action, lines, route.contact, route.channel, route.note, mailer, files, today)
 
 
@@ -224,7 +224,7 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
         address = ", ".join(x.strip() for x in contact.postal_address.splitlines() if x.strip())
         details.update(address=address, letter=action.letter_pdf.name)
         _done(action, recipient_address=address, letter_pdf=action.letter_pdf.name, **fields)
-        _record(customer, action, details=details, summary=(
+        _record(customer, action, details=details, invoices=[x.invoice for x in lines], summary=(
             f"{what} letter to {contact.name} queued for printing: {count} invoice{_s(count)}, "
             f"{amounts}, pay by {_day(action.pay_by)}"
         ))
@@ -246,7 +246,7 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
         details["attachment"] = attachment
     details.update(address=contact.email, message_id=message_id(action.pk))
     _done(action, recipient_address=contact.email, **fields)
-    _record(customer, action, details=details, summary=(
+    _record(customer, action, details=details, invoices=[x.invoice for x in lines], summary=(
         f"{what} e-mailed to {contact.name}: {count} invoice{_s(count)}, {amounts}, "
         f"pay by {_day(action.pay_by)}"
     ))
@@ -255,7 +255,7 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
     return "emailed"
 
 
-def _call_task(action, lines, contact: Contact | None, note: str) -> str:
+def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date) -> str:
     # No fee or interest here: a charge counts only once it is announced in writing.
     customer = action.customer
     collector = customer.collector
@@ -273,7 +273,7 @@ def _call_task(action, lines, contact: Contact | None, note: str) -> str:
     subject = f"Call {whom} about {amounts}"
     _done(action, channel=Channel.PHONE, recipient=contact, recipient_address=phone,
           channel_note=note, subject=subject, body_text=script, body_html="")
-    _record(customer, action, summary=(
+    _record(customer, action, invoices=[x.invoice for x in lines], summary=(
         f"Call task for {collector.get_username()}: call {whom} about {amounts} "
         f"({count} invoice{_s(count)}), pay by {_day(action.pay_by)}"
     ), details={
@@ -281,6 +281,10 @@ def _call_task(action, lines, contact: Contact | None, note: str) -> str:
         "phone": phone, "channel_note": note, "text": script,
         "invoices": [x.invoice.number for x in lines],
     })
+    worklist.item_add(
+        kind=WorkKind.CALL, key=f"call:action:{action.pk}", customer=customer, action=action,
+        title=f"{subject} ({count} invoice{_s(count)}), pay by {_day(action.pay_by)}", due_on=today,
+    )
     return "call_tasks"
 
 
@@ -595,14 +599,17 @@ def charge_waive(*, charge: LateCharge, manager: User, note: str) -> LateCharge:
 
 
 def _record(customer, subject, *, summary: str, details: dict, actor=None,
-            kind: str = EventKind.DUNNING) -> TimelineEvent:
-    limit = TimelineEvent._meta.get_field("summary").max_length
-    if len(summary) > limit:
-        summary = summary[: limit - 1] + "…"
-    return TimelineEvent.objects.create(
-        customer=customer, kind=kind, actor=actor, summary=summary,
+            kind: str = EventKind.DUNNING, invoices=None) -> TimelineEvent:
+    """A timeline event about an action (or a cycle), linked to the invoices it
+    lists: those given, else the action's lines."""
+    if invoices is None:
+        invoices = (
+            list(DunningActionInvoice.objects.filter(action=subject).values_list("invoice_id", flat=True))
+            if isinstance(subject, DunningAction) else []
+        )
+    return timeline.event_record(
+        customer=customer, kind=kind, actor=actor, summary=summary, subject=subject, invoices=invoices,
         details={**({"action": action_id} if (action_id := _action_of(subject)) else {}), **details},
-        subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk,
     )
 
 
@@ -691,6 +698,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             return "nothing"
         if contact is None or not contact.email:
             _record(customer, cycle, details={"invoices": [i.number for i in invoices]},
+                    invoices=invoices,
                     summary="Invoices could not be re-sent: no billing e-mail address on file")
             return "no-address"
         language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
@@ -718,7 +726,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
         )
         message.attach_alternative(email.html, "text/html")
         message.attach(f"invoices-R-{cycle.pk}.pdf", rendering.render_letter(notice), "application/pdf")
-        _record(customer, cycle, summary=(
+        _record(customer, cycle, invoices=invoices, summary=(
             f"Invoices re-sent to {contact.name} (red tape): {len(invoices)} invoice{_s(len(invoices))}"
         ), details={"recipient": contact.pk, "address": contact.email, "subject": email.subject,
                     "invoices": [i.number for i in invoices]})

@@ -244,12 +244,11 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         stand = stands[cycle_id]
         ladder = book.get(CAUSE_LADDER.get(stand["cause"]), book[segments[customer_id]])
         step = ladder.next_after(stand["position"])
-        if step is None or (on - oldest_due).days < step.day_offset:
+        if step is None:
             continue
-        if stand["pay_by"] and on < stand["pay_by"]:
-            continue  # the previous step's deadline has not passed yet
-        last = last_contact.get(customer_id)
-        if last and (on - last).days < ladder.policy.min_days_between_contacts:
+        due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=stand["pay_by"],
+                             last_contact=last_contact.get(customer_id))
+        if on < due_on:
             continue
         if not _above_minimum(ladder.policy, totals[customer_id]):
             continue
@@ -267,6 +266,83 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     _insert_lines(run, lo, hi)
     _mark_progress(run, hi)
     return len(actions)
+
+
+def step_due_on(
+    ladder: Ladder, step: DunningStep, *, oldest_due: dt.date, pay_by: dt.date | None,
+    last_contact: dt.date | None,
+) -> dt.date:
+    """The first day `step` may be taken: its offset from the oldest eligible
+    due date, not before the previous step's pay-by date (a notice's deadline
+    is never overtaken) and not within the minimum gap since the last contact."""
+    due_on = oldest_due + dt.timedelta(days=step.day_offset)
+    if pay_by:
+        due_on = max(due_on, pay_by)
+    if last_contact:
+        due_on = max(due_on, last_contact + dt.timedelta(days=ladder.policy.min_days_between_contacts))
+    return due_on
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What dunning will do next on one account, as the planner would decide it."""
+
+    step: DunningStep | None
+    due_on: dt.date | None
+    invoices: list[Invoice]
+    held: list[tuple[Invoice, str]]
+    note: str
+
+
+def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None = None) -> NextStep:
+    """The account's next dunning step and the day it is due, the invoices it
+    would list, and the open invoices held back by a pause (with why).
+
+    The same rules as planning (step_due_on, the pause rules, the minimum), for
+    one account, read-only: the account page's preview.
+    """
+    book = ladders() if book is None else book
+    cycle = (
+        DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
+        .annotate(position=Max("actions__step__position"), pay_by=Max("actions__pay_by")).first()
+    )
+    open_invoices = list(customer.invoices.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
+                         .order_by("due_date", "number"))
+    eligible_ids = set(eligible_invoices(on=on).filter(customer=customer).values_list("pk", flat=True))
+    pauses = {}
+    for pause in DunningPause.objects.active(on=on).filter(customer=customer).order_by("pk"):
+        pauses.setdefault(pause.invoice_id, pause)
+    held = [
+        (i, _held_because(pauses.get(i.pk) or pauses.get(None)))
+        for i in open_invoices if i.pk not in eligible_ids
+    ]
+    eligible = [i for i in open_invoices if i.pk in eligible_ids]
+    ladder = book.get(CAUSE_LADDER.get(cycle.cause if cycle else "")) or book.get(customer.segment)
+    if ladder is None:
+        return NextStep(None, None, [], held, "No active policy for this segment.")
+    step = ladder.next_after(cycle.position if cycle else None)
+    if step is None:
+        return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")
+    if not eligible:
+        note = "Nothing to chase: every open invoice is held." if held else "Nothing open to chase."
+        return NextStep(step, None, [], held, note)
+    last = customer.dunning_actions.aggregate(last=Max("planned_on"))["last"]
+    due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date,
+                                 pay_by=cycle.pay_by if cycle else None, last_contact=last))
+    listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))
+    listed = [i for i in eligible if i.due_date <= listed_until]
+    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for invoice in listed:
+        totals[invoice.currency] += invoice.open_amount
+    note = "" if _above_minimum(ladder.policy, totals) else "Waits: the amount is below the policy's minimum."
+    return NextStep(step, due_on, listed, held, note)
+
+
+def _held_because(pause: DunningPause | None) -> str:
+    if pause is None:
+        return "paused"
+    until = f" until {pause.ends_on:%d %b %Y}" if pause.ends_on else " until resolved"
+    return f"{pause.get_kind_display()}{until}"
 
 
 def _above_minimum(policy: LatePaymentPolicy, totals: dict[str, Decimal]) -> bool:
@@ -323,6 +399,7 @@ def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:
     each step single; delivery claims each action before acting.
     """
     from ar_collections.delivery import run_sweep_planned
+    from ar_collections.worklist import worklist_refresh
 
     for earlier in runs_unfinished(before=run_date):
         run_plan(run=earlier)
@@ -332,4 +409,7 @@ def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:
     run_plan(run=run)
     run_sweep_planned(run=run)
     run_finish_if_done(run_id=run.pk)
+    # Notices a policy queues for review go on their collectors' worklists now,
+    # not at the next daily check.
+    worklist_refresh(on=run_date)
     return run

@@ -457,6 +457,20 @@ class DunningPause(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # What the pause stands for, when it stands for something: lifting the
+    # promise, plan, dispute or exception lifts its pauses with it.
+    promise = models.ForeignKey(
+        "Promise", on_delete=models.PROTECT, null=True, blank=True, related_name="pauses"
+    )
+    plan = models.ForeignKey(
+        "PaymentPlan", on_delete=models.PROTECT, null=True, blank=True, related_name="pauses"
+    )
+    dispute = models.ForeignKey(
+        "Dispute", on_delete=models.PROTECT, null=True, blank=True, related_name="pauses"
+    )
+    exception = models.ForeignKey(
+        "ExceptionRequest", on_delete=models.PROTECT, null=True, blank=True, related_name="pauses"
+    )
 
     objects = DunningPauseQuerySet.as_manager()
 
@@ -710,3 +724,399 @@ class LateCharge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.currency} {self.amount}"
+
+
+# --- The collector's workspace: calls, promises, plans, disputes, exceptions -------
+
+
+class CollectionRules(models.Model):
+    """The limits a manager sets for collectors, one row (pk 1).
+
+    Beyond them a collector's move becomes a request a manager decides.
+    """
+
+    max_pause_days = models.PositiveSmallIntegerField(
+        default=14, help_text="A collector may pause dunning this many days; longer needs a manager."
+    )
+    promise_grace_days = models.PositiveSmallIntegerField(
+        default=3, help_text="Days after a promised date before the promise counts as broken."
+    )
+    instalment_grace_days = models.PositiveSmallIntegerField(
+        default=3, help_text="Days after an instalment's due date before it counts as missed."
+    )
+    dispute_answer_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Days a department has to answer a dispute before it lands on the worklist."
+    )
+    plan_approval_above_amount = money_field(
+        default=Decimal("5000.00"),
+        help_text="Payment plans above this amount (in the default currency) need a manager; "
+        "plans in any other currency always do.",
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "collection rules"
+        constraints = [models.CheckConstraint(name="collection_rules_single_row", condition=Q(pk=1))]
+
+    def __str__(self) -> str:
+        return "Collection rules"
+
+    @classmethod
+    def current(cls) -> CollectionRules:
+        rules, _ = cls.objects.get_or_create(pk=1)
+        return rules
+
+    def plan_needs_approval(self, *, amount: Decimal, currency: str) -> bool:
+        return currency != settings.DEFAULT_CURRENCY or amount > self.plan_approval_above_amount
+
+
+class CallOutcome(models.TextChoices):
+    REACHED = "reached", "Reached"
+    VOICEMAIL = "voicemail", "Left a voicemail"
+    NO_ANSWER = "no_answer", "No answer"
+    WRONG_NUMBER = "wrong_number", "Wrong number"
+
+
+class Call(models.Model):
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="calls")
+    contact = models.ForeignKey(
+        "customers.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+    )
+    made_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    occurred_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=CallOutcome.choices)
+    cause = models.CharField(
+        "cause of non-payment", max_length=16, choices=MissCause.choices, blank=True
+    )
+    notes = models.TextField(blank=True)
+    summary_sent_to = models.EmailField(blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Call to {self.customer_id}: {self.get_outcome_display()}"
+
+
+class PromiseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    KEPT = "kept", "Kept"
+    BROKEN = "broken", "Broken"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Promise(models.Model):
+    """A customer's word to pay an amount by a date. While open it pauses dunning
+    for the invoices it covers until the date plus the grace period."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="promises")
+    contact = models.ForeignKey(
+        "customers.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    call = models.OneToOneField(
+        Call, on_delete=models.PROTECT, null=True, blank=True, related_name="promise"
+    )
+    invoices = models.ManyToManyField(Invoice, related_name="promises")
+    currency = currency_field()
+    amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    promised_on = models.DateField("promised payment date")
+    grace_days = models.PositiveSmallIntegerField()
+    made_on = models.DateField()
+    made_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=12, choices=PromiseStatus.choices, default=PromiseStatus.OPEN)
+    resolved_on = models.DateField(null=True, blank=True)
+    paid_amount = money_field(help_text="Paid on the covered invoices since the promise was made.")
+
+    class Meta:
+        ordering = ["-promised_on", "-id"]
+        constraints = [
+            models.CheckConstraint(name="promise_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(
+                name="promise_not_before_it_was_made", condition=Q(promised_on__gte=F("made_on"))
+            ),
+        ]
+        indexes = [
+            # The daily check reads open promises only.
+            models.Index(fields=["promised_on"], name="promise_open_by_date",
+                         condition=Q(status="open")),
+        ]
+
+    def __str__(self) -> str:
+        return f"Promise of {self.currency} {self.amount} by {self.promised_on}"
+
+    @property
+    def broken_after(self) -> dt.date:
+        """The last day on which paying still keeps the promise."""
+        return self.promised_on + dt.timedelta(days=self.grace_days)
+
+
+class PlanStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Waiting for a manager's approval"
+    ACTIVE = "active", "In good standing"
+    COMPLETED = "completed", "Completed"
+    BROKEN = "broken", "Broken (instalment missed)"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class PaymentPlan(models.Model):
+    """Instalments agreed for some invoices. While in good standing it pauses
+    dunning for them; a missed instalment breaks it and dunning resumes."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="payment_plans"
+    )
+    invoices = models.ManyToManyField(Invoice, related_name="payment_plans")
+    currency = currency_field()
+    total_amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    status = models.CharField(max_length=20, choices=PlanStatus.choices)
+    grace_days = models.PositiveSmallIntegerField()
+    note = models.CharField(max_length=300, blank=True)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_on = models.DateField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=300, blank=True)
+    paid_amount = money_field(help_text="Paid on the plan's invoices since it was proposed.")
+
+    class Meta:
+        ordering = ["-proposed_on", "-id"]
+        constraints = [
+            models.CheckConstraint(name="plan_total_positive", condition=Q(total_amount__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"Plan of {self.currency} {self.total_amount} for {self.customer_id}"
+
+
+class InstalmentStatus(models.TextChoices):
+    DUE = "due", "Due"
+    PAID = "paid", "Paid"
+    MISSED = "missed", "Missed"
+
+
+class Instalment(models.Model):
+    plan = models.ForeignKey(PaymentPlan, on_delete=models.CASCADE, related_name="instalments")
+    number = models.PositiveSmallIntegerField()
+    due_on = models.DateField()
+    amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    status = models.CharField(max_length=8, choices=InstalmentStatus.choices, default=InstalmentStatus.DUE)
+
+    class Meta:
+        ordering = ["plan", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "number"], name="instalment_number_per_plan"),
+            models.CheckConstraint(name="instalment_amount_positive", condition=Q(amount__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"Instalment {self.number} of plan {self.plan_id}"
+
+
+class DisputeReason(models.TextChoices):
+    OUR_DELIVERY = "our_delivery", "Our delivery problem (late, damaged, incomplete)"
+    OUR_SERVICE = "our_service", "Our service problem"
+    PRICE = "price", "Price differs from the order or contract"
+    QUANTITY = "quantity", "Quantity differs from what was delivered"
+    QUALITY = "quality", "Quality of the goods"
+    NOT_ORDERED = "not_ordered", "Not ordered"
+    DUPLICATE = "duplicate", "Billed twice"
+    OTHER = "other", "Other"
+
+
+class Department(models.Model):
+    """An internal team that can settle disputes, reached by e-mail."""
+
+    name = models.CharField(max_length=80, unique=True)
+    email = models.EmailField()
+    reasons = models.JSONField(
+        default=list, blank=True,
+        help_text="Dispute reasons this team handles; a new dispute with one of them is routed here.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class DisputeOutcome(models.TextChoices):
+    CREDIT_NOTE = "credit_note", "Credit note issued"
+    CORRECTED_INVOICE = "corrected_invoice", "Invoice corrected"
+    REJECTED = "rejected", "Rejected: the invoice stands"
+
+
+class Dispute(models.Model):
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="disputes")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="disputes")
+    reason = models.CharField(max_length=16, choices=DisputeReason.choices)
+    description = models.TextField()
+    department = models.ForeignKey(
+        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+    )
+    routed_to = models.EmailField(blank=True)
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    opened_on = models.DateField()
+    answer_due_on = models.DateField()
+    status = models.CharField(max_length=10, choices=DisputeStatus.choices, default=DisputeStatus.OPEN)
+    outcome = models.CharField(max_length=20, choices=DisputeOutcome.choices, blank=True)
+    resolution_note = models.CharField(max_length=300, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_on = models.DateField(null=True, blank=True)
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-opened_on", "-id"]
+        constraints = [
+            # A second open dispute on one invoice would be two threads about one question.
+            models.UniqueConstraint(
+                fields=["invoice"], condition=Q(status="open"), name="dispute_one_open_per_invoice"
+            ),
+            models.CheckConstraint(
+                name="dispute_resolution_is_complete",
+                condition=Q(status="open", outcome="", resolved_on__isnull=True)
+                | (Q(status="resolved", resolved_on__isnull=False) & ~Q(outcome="")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dispute on {self.invoice_id}: {self.get_reason_display()}"
+
+
+class ExceptionKind(models.TextChoices):
+    PAUSE = "pause", "Pause dunning beyond the collector's limit"
+    EXTENDED_TERMS = "extended_terms", "Extended terms"
+    FEE_WAIVER = "fee_waiver", "Waive fees or interest"
+    OTHER = "other", "Other"
+
+
+class ExceptionStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a manager"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class ExceptionRequest(models.Model):
+    """A collector asks a manager to bend a rule for one account."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="exception_requests"
+    )
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="Empty when the request is about the whole account.",
+    )
+    kind = models.CharField(max_length=16, choices=ExceptionKind.choices)
+    reason = models.TextField()
+    pause_until = models.DateField(null=True, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_on = models.DateField()
+    status = models.CharField(max_length=10, choices=ExceptionStatus.choices, default=ExceptionStatus.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-requested_on", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="exception_pause_has_an_end", condition=~Q(kind="pause") | Q(pause_until__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.customer_id} ({self.get_status_display()})"
+
+
+class WorkKind(models.TextChoices):
+    CALL = "call", "Call task from dunning"
+    REVIEW = "review", "Notice to review before sending"
+    PROMISE_DUE = "promise_due", "Promise due today"
+    PROMISE_BROKEN = "promise_broken", "Broken promise"
+    INSTALMENT_MISSED = "instalment_missed", "Missed instalment"
+    DISPUTE_WAITING = "dispute_waiting", "Dispute waiting for an answer"
+    PERSONAL = "personal", "Personal treatment"
+
+
+class WorkStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+
+
+class WorkItem(models.Model):
+    """One thing a collector should do, on the worklist until done.
+
+    `key` names what the item is about (e.g. "call:action:17"), so however
+    often the daily job or a retried task creates it, it exists once.
+    """
+
+    key = models.CharField(max_length=80, unique=True)
+    kind = models.CharField(max_length=20, choices=WorkKind.choices)
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="work_items")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="work_items"
+    )
+    title = models.CharField(max_length=300)
+    due_on = models.DateField()
+    snoozed_until = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=WorkStatus.choices, default=WorkStatus.OPEN)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    action = models.ForeignKey(
+        DunningAction, on_delete=models.PROTECT, null=True, blank=True, related_name="work_items"
+    )
+    promise = models.ForeignKey(
+        Promise, on_delete=models.PROTECT, null=True, blank=True, related_name="work_items"
+    )
+    plan = models.ForeignKey(
+        PaymentPlan, on_delete=models.PROTECT, null=True, blank=True, related_name="work_items"
+    )
+    dispute = models.ForeignKey(
+        Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="work_items"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_on", "id"]
+        indexes = [
+            # "My work today": a collector's open items.
+            models.Index(fields=["assignee", "due_on"], name="work_open_by_assignee",
+                         condition=Q(status="open")),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class TimelineEventInvoice(models.Model):
+    """An invoice an event concerns, so the timeline can be filtered by invoice."""
+
+    event = models.ForeignKey("customers.TimelineEvent", on_delete=models.CASCADE, related_name="+")
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "event"], name="event_invoice_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} – invoice {self.invoice_id}"

@@ -12,6 +12,8 @@ from ar_collections.delivery import actions_deliver, invoices_resend, run_sweep_
 from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts, run_finish_if_done
 from ar_collections.models import DunningAction, DunningRun
 from ar_collections.services import behaviour_refresh
+from ar_collections.worklist import worklist_refresh
+from ar_collections.workspace import commitments_check
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,17 @@ def refresh_payment_behaviour(on: str | None = None) -> int:
     refreshed = behaviour_refresh(on=day)
     log.info("payment behaviour refreshed for %d customers as of %s", refreshed, day)
     return refreshed
+
+
+@shared_task(name="collections.check_commitments")
+def check_commitments(on: str | None = None) -> dict[str, int]:
+    """Daily, before the dunning run: promises kept or broken, instalments paid
+    or missed, and the worklist items that follow. Safe to repeat."""
+    day = dt.date.fromisoformat(on) if on else timezone.localdate()
+    counts = commitments_check(on=day)
+    counts["work_items"] = worklist_refresh(on=day)
+    log.info("commitments checked as of %s: %s", day, counts)
+    return counts
 
 
 @shared_task(name="collections.deliver_actions")

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from ar_collections import views
+from ar_collections import workspace_views as ws
 
 app_name = "collections"
 urlpatterns = [
@@ -15,4 +16,19 @@ urlpatterns = [
     path("letters/<int:pk>/pdf/", views.letter_download, name="letter_download"),
     path("customers/<int:pk>/cause/", views.cause_record, name="cause_record"),
     path("customers/<int:pk>/segment/", views.segment_override, name="segment_override"),
+    path("customers/<int:pk>/call/", ws.call_log, name="call_log"),
+    path("customers/<int:pk>/note/", ws.note_add, name="note_add"),
+    path("customers/<int:pk>/copy/", ws.invoice_copy, name="invoice_copy"),
+    path("customers/<int:pk>/promise/", ws.promise_record, name="promise_record"),
+    path("customers/<int:pk>/plan/", ws.plan_propose, name="plan_propose"),
+    path("customers/<int:pk>/dispute/", ws.dispute_open, name="dispute_open"),
+    path("customers/<int:pk>/disputes/<int:dispute_id>/resolve/", ws.dispute_resolve, name="dispute_resolve"),
+    path("customers/<int:pk>/pause/", ws.pause_set, name="pause_set"),
+    path("customers/<int:pk>/resume/", ws.pause_resume, name="pause_resume"),
+    path("customers/<int:pk>/exception/", ws.exception_request, name="exception_request"),
+    path("plans/<int:plan_id>/decide/", ws.plan_decide, name="plan_decide"),
+    path("exceptions/<int:request_id>/decide/", ws.exception_decide, name="exception_decide"),
+    path("actions/<int:pk>/", ws.action_detail, name="action_detail"),
+    path("worklist/", ws.worklist_view, name="worklist"),
+    path("worklist/<int:item_id>/<str:change>/", ws.work_item_change, name="work_item_change"),
 ]

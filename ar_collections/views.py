@@ -49,9 +49,13 @@ from ar_collections.models import (
     DunningActionInvoice,
     DunningCycle,
     DunningRun,
+    ExceptionRequest,
+    ExceptionStatus,
     Invoice,
     InvoiceStatus,
     PaymentBehaviour,
+    PaymentPlan,
+    PlanStatus,
     RunStatus,
 )
 from arcrm.money import ZERO
@@ -290,7 +294,16 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     template = "collections/approvals.html"
     if _wants_fragment(request):
         template += "#approval-queue"
-    return render(request, template, {"page": page, "items": items})
+    return render(request, template, {
+        "page": page, "items": items,
+        # Collectors' requests above their limits; few at a time, so not paginated.
+        "plans": list(PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
+                      .select_related("customer", "proposed_by").order_by("proposed_on", "pk")),
+        "exception_requests": list(
+            ExceptionRequest.objects.filter(status=ExceptionStatus.PENDING)
+            .select_related("customer", "requested_by").order_by("requested_on", "pk")
+        ),
+    })
 
 
 @login_required

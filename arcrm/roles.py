@@ -25,6 +25,14 @@ READ = [
     ("collections", "view_paymentbehaviour"),
     ("collections", "view_latepaymentpolicy"),
     ("collections", "view_dunningstep"),
+    ("collections", "view_dunningpause"),
+    ("collections", "view_call"),
+    ("collections", "view_promise"),
+    ("collections", "view_paymentplan"),
+    ("collections", "view_instalment"),
+    ("collections", "view_dispute"),
+    ("collections", "view_exceptionrequest"),
+    ("collections", "view_workitem"),
 ]
 WORK_AN_ACCOUNT = [
     ("customers", "change_customer"),
@@ -35,6 +43,15 @@ WORK_AN_ACCOUNT = [
     ("customers", "change_contactabsence"),
     ("customers", "delete_contactabsence"),
     ("customers", "add_timelineevent"),
+    ("collections", "add_call"),
+    ("collections", "add_promise"),
+    ("collections", "add_paymentplan"),
+    ("collections", "add_dispute"),
+    ("collections", "change_dispute"),
+    ("collections", "add_dunningpause"),
+    ("collections", "change_dunningpause"),
+    ("collections", "add_exceptionrequest"),
+    ("collections", "change_workitem"),
 ]
 MANAGE = [
     ("customers", "act_on_any_customer"),
@@ -45,6 +62,11 @@ MANAGE = [
     ("collections", "add_dunningstep"),
     ("collections", "change_dunningstep"),
     ("collections", "delete_dunningstep"),
+    ("collections", "change_paymentplan"),
+    ("collections", "change_exceptionrequest"),
+    ("collections", "change_collectionrules"),
+    ("collections", "add_department"),
+    ("collections", "change_department"),
 ]
 GROUP_PERMISSIONS = {
     VIEWER: READ,

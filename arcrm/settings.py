@@ -143,6 +143,9 @@ EMAIL_BACKEND = env_str(
 )
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Accounts Receivable <ar@example.com>")
+# Where people reach this installation; links in internal e-mails (disputes
+# routed to a department) point here.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 # Our letterhead on letters and e-mails.
 COMPANY_NAME = env_str("COMPANY_NAME", "arcrm Demo GmbH")
@@ -193,6 +196,10 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-payment-behaviour": {
         "task": "collections.refresh_payment_behaviour",
         "schedule": _daily_at("BEHAVIOUR_REFRESH_AT", "02:30"),
+    },
+    "check-commitments": {
+        "task": "collections.check_commitments",
+        "schedule": _daily_at("COMMITMENTS_CHECK_AT", "03:00"),
     },
     "nightly-dunning-run": {
         "task": "collections.start_dunning_run",

@@ -9,6 +9,7 @@ class CustomersConfig(AppConfig):
     def ready(self) -> None:
         from arcrm.roles import sync_role_groups
 
-        # After the permissions themselves are created (contrib.auth's own
-        # post_migrate handler runs first, its app being listed first).
+        # contrib.auth creates each app's permissions in that app's post_migrate;
+        # the roles hold permissions of both apps, so they are synced after each
+        # (collections, listed last, completes them on a fresh database).
         post_migrate.connect(sync_role_groups, sender=self, dispatch_uid="arcrm-sync-role-groups")

@@ -352,6 +352,8 @@ class EventKind(models.TextChoices):
     PAYMENT_PLAN = "payment_plan", "Payment plan"
     DISPUTE = "dispute", "Dispute"
     EXCEPTION = "exception", "Exception"
+    PAUSE = "pause", "Dunning paused or resumed"
+    WORK = "work", "Worklist"
 
 
 class TimelineEventQuerySet(models.QuerySet):

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import F, Prefetch, prefetch_related_objects
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,9 +25,16 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
 from ar_collections.models import PaymentBehaviour
+from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
+from ar_collections.workspace_views import (
+    ACTION_LINKS,
+    commitments_context,
+    preview_context,
+    timeline_context,
+)
 from arcrm.money import ZERO
-from arcrm.roles import require_act_on
+from arcrm.roles import can_act_on, require_act_on
 from customers import services
 from customers.forms import AbsenceForm, ContactForm, CustomerFilterForm, CustomerForm
 from customers.models import Contact, ContactAbsence, Customer
@@ -71,15 +78,37 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return _render_card(request, customer)
     if target == "contacts":
         return _render_contacts(request, customer)
+    try:
+        timeline = timeline_context(request, customer)
+    except BadCursor as error:
+        return HttpResponseBadRequest(str(error))
     context = {
         **_card_context(customer),
         **_contacts_context(customer, today=today),
         **_invoices_context(customer, today=today),
         **dunning_card_context(customer, user=request.user, today=today),
+        **timeline,
+        **preview_context(customer, today=today),
+        **commitments_context(customer),
         "behaviour": _behaviour_of(customer),
+        "can_act": can_act_on(request.user, customer),
+        "action_links": ACTION_LINKS,
         "today": today,
     }
     return render(request, "customers/customer_detail.html", context)
+
+
+def header_context(customer: Customer, *, today: dt.date) -> dict:
+    """What the account header shows after an inline action changed something."""
+    return {
+        **_invoices_context(customer, today=today),
+        "billing_contact": customer.billing_contact(on=today),
+        "principal_contact": customer.principal_contact(on=today),
+        "dunning_pauses": list(
+            customer.dunning_pauses.active(on=today).select_related("invoice", "owner")
+            .order_by("ends_on", "pk")
+        ),
+    }
 
 
 # --- Changing the account card ---------------------------------------------
@@ -302,6 +331,7 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
     return {
         "invoices": invoices,
         "open_total": sum((i.open_amount for i in in_account_currency), ZERO),
+        "overdue_total": sum((i.open_amount for i in in_account_currency if i.days_overdue), ZERO),
         "invoice_aging": _aging(in_account_currency, today=today),
         "other_currency_invoices": len(invoices) - len(in_account_currency),
     }

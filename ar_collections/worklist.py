@@ -1,0 +1,197 @@
+"""The collector's worklist: what to do today, in an order that is shown and
+explained rather than a hidden score.
+
+Items are rows (WorkItem) so they can be completed, snoozed and reassigned.
+They come from dunning (call tasks, notices queued for review), from the
+daily check of promises and plans, from disputes waiting for an answer and
+from accounts on the personal track. Each item's `key` names its source, so
+creating it twice creates it once.
+
+The priority is the sum of four parts, each capped and each printed next to
+the item:
+- money: 1 point per 1,000 overdue (account currency), at most 40;
+- lateness: 1 point per 3 days the oldest invoice is overdue, at most 30;
+- risk: by segment (distressed 20, systematic late 12, special bond 8, new 5,
+  occasional slip 3, prompt 0);
+- promises: a broken promise or missed instalment 20, a promise due today 10.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce, Floor, Least
+from django.utils import timezone
+
+from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningCycle,
+    MissCause,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
+)
+from ar_collections.timeline import event_record
+from customers.models import EventKind, Segment
+
+RISK_POINTS = {
+    Segment.DISTRESSED: 20,
+    Segment.SYSTEMATIC_LATE: 12,
+    Segment.SPECIAL_BOND: 8,
+    Segment.NEW: 5,
+    Segment.OCCASIONAL_SLIP: 3,
+    Segment.PROMPT: 0,
+}
+PROMISE_POINTS = {WorkKind.PROMISE_BROKEN: 20, WorkKind.INSTALMENT_MISSED: 20, WorkKind.PROMISE_DUE: 10}
+MONEY_POINTS_PER = 1000
+MONEY_POINTS_MAX = 40
+DAYS_PER_POINT = 3
+DAYS_POINTS_MAX = 30
+
+
+def item_add(*, kind: str, key: str, customer, title: str, due_on: dt.date, assignee=None, **source) -> bool:
+    """Put an item on the account collector's list, unless it is there already."""
+    created = WorkItem.objects.bulk_create(
+        [WorkItem(kind=kind, key=key, customer=customer, title=title[:300], due_on=due_on,
+                  assignee_id=assignee.pk if assignee else customer.collector_id, **source)],
+        ignore_conflicts=True,
+    )
+    return bool(created and created[0].pk)
+
+
+def items_close(*, actor=None, **source) -> int:
+    """Close the open items about a source that has ended (a dispute resolved, a promise kept)."""
+    return WorkItem.objects.filter(status=WorkStatus.OPEN, **source).update(
+        status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor
+    )
+
+
+def worklist_refresh(*, on: dt.date) -> int:
+    """Create the items that follow from the state of things today; close
+    those whose reason is gone. Idempotent; run after planning and daily."""
+    from ar_collections.models import Dispute, DisputeStatus
+
+    created = 0
+    for action in DunningAction.objects.filter(status=ActionStatus.IN_REVIEW).select_related(
+        "customer", "step__policy"
+    ):
+        created += item_add(
+            kind=WorkKind.REVIEW, key=f"review:action:{action.pk}", customer=action.customer,
+            title=f"Review before sending: {action.step.get_action_display().lower()} "
+            f"(step {action.step.position} of {action.step.policy.name})",
+            due_on=action.planned_on, action=action,
+        )
+    for dispute in Dispute.objects.filter(status=DisputeStatus.OPEN, answer_due_on__lte=on).select_related(
+        "customer", "invoice", "department"
+    ):
+        team = dispute.department.name if dispute.department else "nobody yet"
+        created += item_add(
+            kind=WorkKind.DISPUTE_WAITING, key=f"dispute_waiting:{dispute.pk}", customer=dispute.customer,
+            title=f"Dispute on {dispute.invoice.number} waiting for an answer since "
+            f"{dispute.opened_on:%d %b} ({team})",
+            due_on=dispute.answer_due_on, dispute=dispute,
+        )
+    personal = DunningCycle.objects.filter(closed_on__isnull=True).filter(
+        Q(customer__segment=Segment.SPECIAL_BOND) | Q(cause=MissCause.SPECIAL_BOND)
+    ).select_related("customer")
+    for cycle in personal:
+        created += item_add(
+            kind=WorkKind.PERSONAL, key=f"personal:cycle:{cycle.pk}", customer=cycle.customer,
+            title=f"Personal treatment: {cycle.customer.name} is behind (since {cycle.opened_on:%d %b}); "
+            "call rather than write",
+            due_on=cycle.opened_on,
+        )
+    # Reviews already decided elsewhere (the review queue) leave the worklist.
+    WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.REVIEW).exclude(
+        action__status=ActionStatus.IN_REVIEW
+    ).update(status=WorkStatus.DONE, done_at=timezone.now())
+    return created
+
+
+# --- Reading the list ----------------------------------------------------------------
+
+
+def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
+    """Open items due by `on` and not snoozed past it, most urgent first."""
+    return (
+        WorkItem.objects.filter(status=WorkStatus.OPEN, assignee=assignee, due_on__lte=on)
+        .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
+        .select_related("customer", "customer__behaviour")
+        .annotate(**priority_parts())
+        .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))
+        .order_by("-priority", "due_on", "pk")
+    )
+
+
+def priority_parts() -> dict:
+    whole = IntegerField()
+    return {
+        "money_points": Least(
+            Floor(Coalesce(F("customer__behaviour__overdue_amount"), Value(0)) / MONEY_POINTS_PER),
+            Value(MONEY_POINTS_MAX), output_field=whole,
+        ),
+        "days_points": Least(
+            Floor(Coalesce(F("customer__behaviour__max_days_overdue"), Value(0)) / DAYS_PER_POINT),
+            Value(DAYS_POINTS_MAX), output_field=whole,
+        ),
+        "risk_points": Case(
+            *[When(customer__segment=s, then=Value(p)) for s, p in RISK_POINTS.items()],
+            default=Value(0), output_field=whole,
+        ),
+        "promise_points": Case(
+            *[When(kind=k, then=Value(p)) for k, p in PROMISE_POINTS.items()],
+            default=Value(0), output_field=whole,
+        ),
+    }
+
+
+# --- Changing items --------------------------------------------------------------------
+
+
+@transaction.atomic
+def item_complete(*, item: WorkItem, actor) -> WorkItem:
+    locked = _lock_open(item)
+    locked.status, locked.done_at, locked.done_by = WorkStatus.DONE, timezone.now(), actor
+    locked.save(update_fields=["status", "done_at", "done_by"])
+    _record(locked, actor, f"Worklist: done — {locked.title}")
+    return locked
+
+
+@transaction.atomic
+def item_snooze(*, item: WorkItem, actor, until: dt.date, on: dt.date) -> WorkItem:
+    if until <= on:
+        raise ValidationError({"until": "Snooze to a later day."})
+    locked = _lock_open(item)
+    locked.snoozed_until = until
+    locked.save(update_fields=["snoozed_until"])
+    _record(locked, actor, f"Worklist: snoozed until {until:%d %b %Y} — {locked.title}")
+    return locked
+
+
+@transaction.atomic
+def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
+    if not to.has_perm("customers.change_customer"):
+        raise ValidationError({"to": f"{to.get_username()} cannot work accounts."})
+    locked = _lock_open(item)
+    before = locked.assignee
+    locked.assignee = to
+    locked.save(update_fields=["assignee"])
+    _record(locked, actor, f"Worklist: handed from {before.get_username() if before else 'nobody'} to "
+            f"{to.get_username()} — {locked.title}")
+    return locked
+
+
+def _lock_open(item: WorkItem) -> WorkItem:
+    locked = WorkItem.objects.select_for_update().select_related("customer", "assignee").get(pk=item.pk)
+    if locked.status != WorkStatus.OPEN:
+        raise ValidationError("This item is already done.")
+    return locked
+
+
+def _record(item: WorkItem, actor, summary: str) -> None:
+    event_record(customer=item.customer, kind=EventKind.WORK, actor=actor, subject=item, summary=summary,
+                 details={"item": item.pk, "kind": item.kind})

@@ -1,0 +1,859 @@
+"""What a collector does on an account: calls, notes, invoice copies, promises
+to pay, payment plans, disputes, pauses and exception requests; and the daily
+check that finds kept and broken promises and missed instalments.
+
+Every function is one transaction that locks what it changes, writes a
+timeline event saying who did what, and keeps the dunning pauses in step:
+a promise, a plan in good standing, an open dispute or an approved
+exception each hold pause rows that are lifted when it ends, so dunning
+resumes where the cycle stood.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from email.utils import formataddr
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage, EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+
+from ar_collections import rendering, worklist
+from ar_collections.models import (
+    Allocation,
+    Call,
+    CallOutcome,
+    CollectionRules,
+    CreditNote,
+    Department,
+    Dispute,
+    DisputeOutcome,
+    DisputeStatus,
+    DocumentCounter,
+    DunningCycle,
+    DunningPause,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
+    Instalment,
+    InstalmentStatus,
+    Invoice,
+    InvoiceStatus,
+    PauseKind,
+    Payment,
+    PaymentPlan,
+    PlanStatus,
+    Promise,
+    PromiseStatus,
+    Tone,
+    WorkKind,
+)
+from ar_collections.timeline import event_record
+from arcrm.money import ZERO, format_money
+from arcrm.roles import require_act_on
+from customers.models import Contact, Customer, EventKind
+
+COPY_PAY_WITHIN_DAYS = 7
+
+
+@dataclass(frozen=True)
+class PromiseTerms:
+    amount: Decimal
+    promised_on: dt.date
+    invoices: Sequence[Invoice]
+
+
+# --- Calls, notes, copies ---------------------------------------------------------
+
+
+@transaction.atomic
+def call_log(
+    *,
+    customer: Customer,
+    actor,
+    contact: Contact | None,
+    outcome: str,
+    cause: str = "",
+    notes: str = "",
+    promise: PromiseTerms | None = None,
+    email_summary: bool = False,
+    on: dt.date,
+) -> Call:
+    """Record a call; with a promise made on it, record that too; with
+    `email_summary`, e-mail the contact what was agreed (after commit)."""
+    require_act_on(actor, customer)
+    if promise is not None and outcome != CallOutcome.REACHED:
+        raise ValidationError({"promise_amount": "Only a call that reached someone can bring a promise."})
+    if email_summary and (contact is None or not contact.email):
+        raise ValidationError({"email_summary": "The contact has no e-mail address for a summary."})
+    call = Call.objects.create(
+        customer=customer, contact=contact, made_by=actor, occurred_at=timezone.now(),
+        outcome=outcome, cause=cause, notes=notes.strip(),
+    )
+    whom = contact.name if contact else "the customer"
+    summary = f"Call to {whom}: {call.get_outcome_display().lower()}"
+    if cause:
+        summary += f"; cause: {call.get_cause_display().split(' (')[0].lower()}"
+    if notes.strip():
+        summary += f" — {notes.strip()}"
+    event_record(
+        customer=customer, kind=EventKind.CALL, actor=actor, subject=call, summary=summary,
+        details={"outcome": outcome, "cause": cause, "notes": call.notes,
+                 "contact": contact.pk if contact else None},
+    )
+    if cause:
+        _cycle_cause_note(customer, cause=cause, actor=actor)
+    made = None
+    if promise is not None:
+        made = promise_record(
+            customer=customer, actor=actor, contact=contact, call=call, on=on,
+            amount=promise.amount, promised_on=promise.promised_on, invoices=promise.invoices,
+        )
+    if email_summary:
+        call.summary_sent_to = contact.email
+        call.save(update_fields=["summary_sent_to"])
+        message = _call_summary_message(call, contact, made)
+        transaction.on_commit(message.send)
+        event_record(
+            customer=customer, kind=EventKind.CALL, actor=actor, subject=call,
+            summary=f"Summary of the call e-mailed to {contact.name} <{contact.email}>",
+            details={"to": contact.email, "subject": message.subject, "text": message.body},
+        )
+    return call
+
+
+def _call_summary_message(call: Call, contact: Contact, promise: Promise | None) -> EmailMessage:
+    customer, collector = call.customer, call.made_by
+    lines = [f"Dear {contact.name},", "",
+             f"Thank you for talking to us today about the account of {customer.name}."]
+    if call.notes:
+        lines += ["", "What we discussed:", call.notes]
+    if promise is not None:
+        numbers = ", ".join(i.number for i in promise.invoices.all())
+        lines += ["", f"As agreed, you will pay {format_money(promise.amount, promise.currency)} "
+                  f"by {promise.promised_on:%d %B %Y} for invoice(s) {numbers}."]
+    lines += ["", "Kind regards,", collector.get_full_name() or collector.get_username()]
+    return EmailMessage(
+        subject=f"Our call today about account {customer.account_number}",
+        body="\n".join(lines),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[formataddr((contact.name, contact.email))],
+        reply_to=[collector.email] if collector.email else None,
+    )
+
+
+def _cycle_cause_note(customer: Customer, *, cause: str, actor) -> None:
+    """A cause found on a call steers the open cycle like one noted on the Dunning card."""
+    DunningCycle.objects.filter(customer=customer, closed_on__isnull=True).update(
+        cause=cause, cause_noted_by=actor
+    )
+
+
+@transaction.atomic
+def note_add(*, customer: Customer, actor, text: str, invoices: Iterable[Invoice] = ()):
+    require_act_on(actor, customer)
+    text = text.strip()
+    if not text:
+        raise ValidationError({"text": "Write something in the note."})
+    return event_record(
+        customer=customer, kind=EventKind.NOTE, actor=actor, summary=text, details={"text": text},
+        invoices=invoices,
+    )
+
+
+@transaction.atomic
+def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact, actor, on: dt.date):
+    """E-mail a copy of one invoice (as a PDF) to the contact chosen."""
+    require_act_on(actor, customer)
+    if invoice.customer_id != customer.pk or contact.customer_id != customer.pk:
+        raise ValidationError("The invoice and the contact must belong to this account.")
+    if not contact.email:
+        raise ValidationError({"contact": f"{contact.name} has no e-mail address."})
+    language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
+    reference = f"C-{invoice.number}"
+    notice = rendering.Notice(
+        tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,
+        account_number=customer.account_number, recipient_name=contact.name,
+        postal_address=contact.postal_address, letter_date=on,
+        pay_by=max(on + dt.timedelta(days=COPY_PAY_WITHIN_DAYS), invoice.due_date),
+        lines=(rendering.NoticeLine(invoice.number, invoice.issue_date, invoice.due_date,
+                                    max((on - invoice.due_date).days, 0), invoice.open_amount,
+                                    invoice.currency),),
+        collector_name=actor.get_full_name() or actor.get_username(),
+        collector_email=actor.email, reference=reference,
+    )
+    email = rendering.render_email(notice)
+    message = EmailMultiAlternatives(
+        subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[formataddr((contact.name, contact.email))], reply_to=[actor.email] if actor.email else None,
+    )
+    message.attach_alternative(email.html, "text/html")
+    message.attach(f"invoice-{invoice.number}.pdf", rendering.render_letter(notice), "application/pdf")
+    event = event_record(
+        customer=customer, kind=EventKind.NOTE, actor=actor, subject=invoice, invoices=[invoice],
+        summary=f"Copy of invoice {invoice.number} e-mailed to {contact.name} <{contact.email}>",
+        details={"to": contact.email, "subject": email.subject, "text": email.text},
+    )
+    transaction.on_commit(message.send)
+    return event
+
+
+# --- Promises to pay --------------------------------------------------------------
+
+
+@transaction.atomic
+def promise_record(
+    *,
+    customer: Customer,
+    actor,
+    amount: Decimal,
+    promised_on: dt.date,
+    invoices: Sequence[Invoice],
+    on: dt.date,
+    contact: Contact | None = None,
+    call: Call | None = None,
+) -> Promise:
+    """Pause dunning of the invoices covered until the promised date plus grace."""
+    require_act_on(actor, customer)
+    invoices = _open_invoices_of(customer, invoices, field="invoices")
+    currency = _one_currency(invoices, field="invoices")
+    if amount <= 0:
+        raise ValidationError({"amount": "The promised amount must be more than zero."})
+    owed = sum((i.open_amount for i in invoices), ZERO)
+    if amount > owed:
+        raise ValidationError({"amount": f"The invoices chosen owe {format_money(owed, currency)}; "
+                                         "a promise cannot be for more."})
+    if promised_on < on:
+        raise ValidationError({"promised_on": "A promise is for today or a later day."})
+    rules = CollectionRules.current()
+    promise = Promise.objects.create(
+        customer=customer, contact=contact, call=call, currency=currency, amount=amount,
+        promised_on=promised_on, grace_days=rules.promise_grace_days, made_on=on, made_by=actor,
+    )
+    promise.invoices.set(invoices)
+    DunningPause.objects.bulk_create([
+        DunningPause(customer=customer, invoice=i, kind=PauseKind.PROMISE, promise=promise, owner=actor,
+                     reason=f"Promise to pay {format_money(amount, currency)} by {promised_on:%d %b %Y}",
+                     starts_on=on, ends_on=promise.broken_after)
+        for i in invoices
+    ])
+    numbers = [i.number for i in invoices]
+    event_record(
+        customer=customer, kind=EventKind.PROMISE, actor=actor, subject=promise, invoices=invoices,
+        summary=f"Promise to pay {format_money(amount, currency)} by {promised_on:%d %b %Y} "
+        f"({_listing(numbers)}); dunning paused until {promise.broken_after:%d %b %Y}",
+        details={"amount": str(amount), "currency": currency, "promised_on": promised_on.isoformat(),
+                 "grace_until": promise.broken_after.isoformat(), "invoices": numbers},
+    )
+    return promise
+
+
+# --- Payment plans ----------------------------------------------------------------
+
+
+@transaction.atomic
+def plan_propose(
+    *,
+    customer: Customer,
+    actor,
+    invoices: Sequence[Invoice],
+    instalments: Sequence[tuple[dt.date, Decimal]],
+    note: str = "",
+    on: dt.date,
+) -> PaymentPlan:
+    """A plan for the invoices chosen. Within the collector's limit it starts at
+    once; above it (or in a foreign currency) it waits for a manager."""
+    require_act_on(actor, customer)
+    invoices = _open_invoices_of(customer, invoices, field="invoices")
+    currency = _one_currency(invoices, field="invoices")
+    if len(instalments) < 2:
+        raise ValidationError({"instalments": "A plan has at least two instalments."})
+    dates = [d for d, _ in instalments]
+    if dates != sorted(set(dates)):
+        raise ValidationError({"instalments": "Instalment dates must be different and in order."})
+    if dates[0] < on:
+        raise ValidationError({"instalments": "The first instalment cannot be in the past."})
+    if any(amount <= 0 for _, amount in instalments):
+        raise ValidationError({"instalments": "Every instalment must be more than zero."})
+    total = sum((a for _, a in instalments), ZERO)
+    owed = sum((i.open_amount for i in invoices), ZERO)
+    if total != owed:
+        raise ValidationError({"instalments": f"The instalments add up to {format_money(total, currency)} "
+                                              f"but the invoices owe {format_money(owed, currency)}."})
+    rules = CollectionRules.current()
+    needs_approval = rules.plan_needs_approval(amount=total, currency=currency) and not actor.has_perm(
+        "collections.change_paymentplan"
+    )
+    plan = PaymentPlan.objects.create(
+        customer=customer, currency=currency, total_amount=total, grace_days=rules.instalment_grace_days,
+        status=PlanStatus.AWAITING_APPROVAL if needs_approval else PlanStatus.ACTIVE,
+        note=note.strip(), proposed_by=actor, proposed_on=on,
+    )
+    plan.invoices.set(invoices)
+    Instalment.objects.bulk_create(
+        [Instalment(plan=plan, number=n, due_on=d, amount=a) for n, (d, a) in enumerate(instalments, 1)]
+    )
+    numbers = [i.number for i in invoices]
+    schedule = ", ".join(f"{format_money(a, currency)} on {d:%d %b}" for d, a in instalments)
+    if needs_approval:
+        summary = (f"Payment plan of {format_money(total, currency)} proposed ({schedule}); above the "
+                   f"collector's limit, it waits for a manager")
+    else:
+        _plan_pause(plan, invoices, actor=actor, on=on)
+        summary = f"Payment plan of {format_money(total, currency)} agreed: {schedule}"
+    event_record(
+        customer=customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan, invoices=invoices,
+        summary=summary,
+        details={"status": plan.status, "total": str(total), "currency": currency, "invoices": numbers,
+                 "instalments": [[d.isoformat(), str(a)] for d, a in instalments], "note": plan.note},
+    )
+    return plan
+
+
+def _plan_pause(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt.date) -> None:
+    last = plan.instalments.order_by("-due_on").values_list("due_on", flat=True).first()
+    DunningPause.objects.bulk_create([
+        DunningPause(customer=plan.customer, invoice=i, kind=PauseKind.PAYMENT_PLAN, plan=plan, owner=actor,
+                     reason=f"Payment plan of {format_money(plan.total_amount, plan.currency)}",
+                     starts_on=on, ends_on=last + dt.timedelta(days=plan.grace_days))
+        for i in invoices
+    ])
+
+
+@transaction.atomic
+def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.date) -> PaymentPlan:
+    if not manager.has_perm("collections.change_paymentplan"):
+        raise ValidationError("Only a manager decides on payment plans.")
+    locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)
+    if locked.status != PlanStatus.AWAITING_APPROVAL:
+        raise ValidationError(f"This plan is already {locked.get_status_display().lower()}.")
+    if not note.strip():
+        raise ValidationError({"note": "Say why, in a few words."})
+    locked.status = PlanStatus.ACTIVE if approve else PlanStatus.REJECTED
+    locked.decided_by, locked.decided_at, locked.decision_note = manager, timezone.now(), note.strip()
+    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    invoices = list(locked.invoices.all())
+    if approve:
+        _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
+    verdict = "approved" if approve else "rejected"
+    event_record(
+        customer=locked.customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=locked,
+        invoices=invoices,
+        summary=f"Payment plan of {format_money(locked.total_amount, locked.currency)} {verdict} by "
+        f"{manager.get_username()}: {note.strip()}",
+        details={"before": {"status": PlanStatus.AWAITING_APPROVAL}, "after": {"status": locked.status},
+                 "note": note.strip()},
+    )
+    return locked
+
+
+# --- Disputes ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def dispute_open(
+    *,
+    customer: Customer,
+    actor,
+    invoice: Invoice,
+    reason: str,
+    description: str,
+    department: Department | None = None,
+    on: dt.date,
+) -> Dispute:
+    """Open a dispute on one invoice: it leaves dunning until resolved, and
+    the department that can settle it gets an e-mail with the context."""
+    require_act_on(actor, customer)
+    (invoice,) = _open_invoices_of(customer, [invoice], field="invoice")
+    if not description.strip():
+        raise ValidationError({"description": "Say what the customer disputes."})
+    if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
+        raise ValidationError({"invoice": f"Invoice {invoice.number} already has an open dispute."})
+    if department is None:
+        department = next((d for d in Department.objects.all() if reason in d.reasons), None)
+    rules = CollectionRules.current()
+    dispute = Dispute.objects.create(
+        customer=customer, invoice=invoice, reason=reason, description=description.strip(),
+        department=department, routed_to=department.email if department else "", opened_by=actor,
+        opened_on=on, answer_due_on=on + dt.timedelta(days=rules.dispute_answer_days),
+    )
+    DunningPause.objects.create(
+        customer=customer, invoice=invoice, kind=PauseKind.DISPUTE, dispute=dispute, owner=actor,
+        reason=f"Dispute: {dispute.get_reason_display()}", starts_on=on,
+    )
+    routed = f"; sent to {department.name} <{department.email}>" if department else ""
+    event_record(
+        customer=customer, kind=EventKind.DISPUTE, actor=actor, subject=dispute, invoices=[invoice],
+        summary=f"Dispute opened on {invoice.number}: {dispute.get_reason_display()}{routed}",
+        details={"reason": reason, "description": dispute.description,
+                 "department": department.name if department else None, "routed_to": dispute.routed_to,
+                 "answer_due_on": dispute.answer_due_on.isoformat()},
+    )
+    if department:
+        transaction.on_commit(_dispute_message(dispute).send)
+    return dispute
+
+
+def _dispute_message(dispute: Dispute) -> EmailMessage:
+    customer, invoice = dispute.customer, dispute.invoice
+    link = settings.SITE_URL.rstrip("/") + reverse("customers:detail", args=[customer.pk])
+    body = "\n".join([
+        f"{dispute.opened_by.get_full_name() or dispute.opened_by.get_username()} opened a dispute "
+        f"that needs {dispute.department.name}.",
+        "",
+        f"Customer: {customer.name} ({customer.account_number})",
+        f"Invoice:  {invoice.number}, issued {invoice.issue_date:%d %b %Y}, due {invoice.due_date:%d %b %Y}, "
+        f"{format_money(invoice.open_amount, invoice.currency)} open of "
+        f"{format_money(invoice.total_amount, invoice.currency)}",
+        f"Reason:   {dispute.get_reason_display()}",
+        "",
+        dispute.description,
+        "",
+        f"Please answer by {dispute.answer_due_on:%d %b %Y}. Dunning of this invoice is paused meanwhile.",
+        f"Account: {link}",
+    ])
+    return EmailMessage(
+        subject=f"Dispute on invoice {invoice.number} ({customer.name}): {dispute.get_reason_display()}",
+        body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[dispute.routed_to],
+        reply_to=[dispute.opened_by.email] if dispute.opened_by.email else None,
+    )
+
+
+@transaction.atomic
+def dispute_resolve(
+    *,
+    dispute: Dispute,
+    actor,
+    outcome: str,
+    note: str,
+    on: dt.date,
+    amount: Decimal | None = None,
+) -> Dispute:
+    """Close a dispute. A credit note of `amount` reduces the invoice; a
+    corrected invoice gets `amount` as its new total; a rejection puts the
+    invoice back into dunning as it was."""
+    locked = Dispute.objects.select_for_update().select_related("customer").get(pk=dispute.pk)
+    customer = locked.customer
+    require_act_on(actor, customer)
+    if locked.status != DisputeStatus.OPEN:
+        raise ValidationError("This dispute is already resolved.")
+    if not note.strip():
+        raise ValidationError({"note": "Say how the dispute was settled."})
+    invoice = Invoice.objects.select_for_update().get(pk=locked.invoice_id)
+    before = {"total_amount": str(invoice.total_amount), "open_amount": str(invoice.open_amount),
+              "status": invoice.status}
+    if outcome == DisputeOutcome.CREDIT_NOTE:
+        if amount is None or amount <= 0 or amount > invoice.open_amount:
+            raise ValidationError({"amount": f"A credit note between 0.01 and "
+                                             f"{format_money(invoice.open_amount, invoice.currency)}."})
+        locked.credit_note = _credit_note_issue(invoice, amount=amount, reason=note.strip(), on=on)
+        what = f"credit note {locked.credit_note.number} for {format_money(amount, invoice.currency)}"
+    elif outcome == DisputeOutcome.CORRECTED_INVOICE:
+        paid = invoice.total_amount - invoice.open_amount
+        if amount is None or amount < max(paid, Decimal("0.01")) or amount >= invoice.total_amount:
+            raise ValidationError({"amount": (
+                f"The corrected total must be below {format_money(invoice.total_amount, invoice.currency)} "
+                f"and at least what was paid ({format_money(paid, invoice.currency)})."
+            )})
+        invoice.total_amount, invoice.open_amount = amount, amount - paid
+        if invoice.open_amount == 0:
+            invoice.status, invoice.settled_on = InvoiceStatus.PAID, on
+        invoice.save(update_fields=["total_amount", "open_amount", "status", "settled_on"])
+        what = f"invoice corrected to {format_money(amount, invoice.currency)}"
+    elif outcome == DisputeOutcome.REJECTED:
+        what = "rejected, the invoice stands"
+    else:
+        raise ValidationError({"outcome": "Choose how the dispute ends."})
+    locked.status, locked.outcome, locked.resolution_note = DisputeStatus.RESOLVED, outcome, note.strip()
+    locked.resolved_by, locked.resolved_on = actor, on
+    locked.save()
+    _pauses_lift(DunningPause.objects.filter(dispute=locked), actor=actor)
+    worklist.items_close(dispute=locked, actor=actor)
+    invoice.refresh_from_db()
+    event_record(
+        customer=customer, kind=EventKind.DISPUTE, actor=actor, subject=locked, invoices=[invoice],
+        summary=f"Dispute on {invoice.number} resolved: {what} — {note.strip()}",
+        details={"outcome": outcome, "note": note.strip(), "before": before,
+                 "after": {"total_amount": str(invoice.total_amount), "open_amount": str(invoice.open_amount),
+                           "status": invoice.status}},
+    )
+    return locked
+
+
+def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt.date) -> CreditNote:
+    number = document_number("CN-")
+    note = CreditNote.objects.create(
+        number=number, customer_id=invoice.customer_id, invoice=invoice, issued_on=on,
+        currency=invoice.currency, amount=amount, reason=reason[:200],
+    )
+    Allocation.objects.create(invoice=invoice, credit_note=note, amount=amount, allocated_on=on)
+    invoice.open_amount -= amount
+    if invoice.open_amount == 0:
+        invoice.status, invoice.settled_on = InvoiceStatus.PAID, on
+    invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    return note
+
+
+def document_number(prefix: str) -> str:
+    """The next number of a series, from a row locked until commit (never max()+1)."""
+    counter, _ = DocumentCounter.objects.select_for_update().get_or_create(prefix=prefix)
+    value = counter.next_value
+    DocumentCounter.objects.filter(pk=counter.pk).update(next_value=F("next_value") + 1)
+    return f"{prefix}{value:06d}"
+
+
+# --- Pauses and exceptions --------------------------------------------------------
+
+
+@transaction.atomic
+def pause_set(
+    *, customer: Customer, actor, ends_on: dt.date, reason: str, on: dt.date, invoice: Invoice | None = None
+) -> DunningPause | ExceptionRequest:
+    """Pause dunning (the account, or one invoice) until `ends_on`. Beyond the
+    collector's limit the pause becomes a request in the managers' queue."""
+    require_act_on(actor, customer)
+    if invoice is not None:
+        (invoice,) = _open_invoices_of(customer, [invoice], field="invoice")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why dunning should wait."})
+    if ends_on <= on:
+        raise ValidationError({"ends_on": "A pause ends after today."})
+    rules = CollectionRules.current()
+    if (ends_on - on).days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer"):
+        return exception_request(
+            customer=customer, actor=actor, kind=ExceptionKind.PAUSE, invoice=invoice, on=on,
+            pause_until=ends_on,
+            reason=f"{reason.strip()} (pause of {(ends_on - on).days} days; collectors may pause "
+            f"{rules.max_pause_days})",
+        )
+    pause = DunningPause.objects.create(
+        customer=customer, invoice=invoice, kind=PauseKind.MANUAL_HOLD, owner=actor,
+        reason=reason.strip(), starts_on=on, ends_on=ends_on,
+    )
+    what = f"invoice {invoice.number}" if invoice else "the whole account"
+    event_record(
+        customer=customer, kind=EventKind.PAUSE, actor=actor, subject=pause,
+        invoices=[invoice] if invoice else [],
+        summary=f"Dunning paused for {what} until {ends_on:%d %b %Y}: {reason.strip()}",
+        details={"ends_on": ends_on.isoformat(), "reason": reason.strip(),
+                 "invoice": invoice.number if invoice else None},
+    )
+    return pause
+
+
+@transaction.atomic
+def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
+    """Lift the manual holds and approved exceptions in force; disputes,
+    promises and plans keep theirs (they end with what they stand for)."""
+    require_act_on(actor, customer)
+    pauses = DunningPause.objects.active(on=on).filter(
+        customer=customer, kind__in=[PauseKind.MANUAL_HOLD, PauseKind.EXCEPTION]
+    )
+    lifted = _pauses_lift(pauses, actor=actor)
+    if not lifted:
+        raise ValidationError("No manual pause is in force on this account.")
+    event_record(
+        customer=customer, kind=EventKind.PAUSE, actor=actor,
+        summary=f"Dunning resumed by {actor.get_username()} "
+        f"({lifted} pause{'s' if lifted > 1 else ''} lifted)",
+        details={"lifted": lifted},
+    )
+    return lifted
+
+
+@transaction.atomic
+def exception_request(
+    *,
+    customer: Customer,
+    actor,
+    kind: str,
+    reason: str,
+    on: dt.date,
+    pause_until: dt.date | None = None,
+    invoice: Invoice | None = None,
+) -> ExceptionRequest:
+    require_act_on(actor, customer)
+    if not reason.strip():
+        raise ValidationError({"reason": "Say what you ask for and why."})
+    if kind == ExceptionKind.PAUSE and (pause_until is None or pause_until <= on):
+        raise ValidationError({"pause_until": "A pause needs an end after today."})
+    request = ExceptionRequest.objects.create(
+        customer=customer, invoice=invoice, kind=kind, reason=reason.strip(), requested_by=actor,
+        requested_on=on, pause_until=pause_until if kind == ExceptionKind.PAUSE else None,
+    )
+    until = f" until {pause_until:%d %b %Y}" if request.pause_until else ""
+    event_record(
+        customer=customer, kind=EventKind.EXCEPTION, actor=actor, subject=request,
+        invoices=[invoice] if invoice else [],
+        summary=f"Exception requested: {request.get_kind_display().lower()}{until} — {reason.strip()}",
+        details={"kind": kind, "reason": request.reason,
+                 "pause_until": pause_until.isoformat() if request.pause_until else None},
+    )
+    return request
+
+
+@transaction.atomic
+def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note: str, on: dt.date):
+    if not manager.has_perm("collections.change_exceptionrequest"):
+        raise ValidationError("Only a manager decides on exceptions.")
+    locked = ExceptionRequest.objects.select_for_update().select_related("customer").get(pk=request.pk)
+    if locked.status != ExceptionStatus.PENDING:
+        raise ValidationError(f"This request is already {locked.get_status_display().lower()}.")
+    if not note.strip():
+        raise ValidationError({"note": "Say why, in a few words."})
+    locked.status = ExceptionStatus.APPROVED if approve else ExceptionStatus.REJECTED
+    locked.decided_by, locked.decided_at, locked.decision_note = manager, timezone.now(), note.strip()
+    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    if approve and locked.kind == ExceptionKind.PAUSE and locked.pause_until > on:
+        DunningPause.objects.create(
+            customer=locked.customer, invoice=locked.invoice, kind=PauseKind.EXCEPTION, exception=locked,
+            owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=locked.pause_until,
+        )
+    verdict = "approved" if approve else "rejected"
+    event_record(
+        customer=locked.customer, kind=EventKind.EXCEPTION, actor=manager, subject=locked,
+        invoices=[locked.invoice] if locked.invoice else [],
+        summary=f"Exception ({locked.get_kind_display().lower()}) {verdict} by {manager.get_username()}: "
+        f"{note.strip()}",
+        details={"before": {"status": ExceptionStatus.PENDING}, "after": {"status": locked.status},
+                 "note": note.strip()},
+    )
+    return locked
+
+
+def _pauses_lift(pauses, *, actor=None) -> int:
+    return pauses.filter(lifted_at__isnull=True).update(lifted_at=timezone.now(), lifted_by=actor)
+
+
+# --- Payments ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    customer: Customer,
+    amount: Decimal,
+    currency: str,
+    received_on: dt.date,
+    allocations: Sequence[tuple[Invoice, Decimal]],
+    reference: str = "",
+    actor=None,
+) -> Payment:
+    """A payment applied to invoices; promises and plans of the account are
+    checked at once, so a payment that keeps a promise shows as kept today."""
+    if amount <= 0:
+        raise ValidationError({"amount": "A payment is more than zero."})
+    applied = sum((a for _, a in allocations), ZERO)
+    if applied > amount:
+        raise ValidationError({"allocations": "More is applied to invoices than was paid."})
+    payment = Payment.objects.create(
+        customer=customer, received_on=received_on, currency=currency, amount=amount, reference=reference,
+    )
+    invoices = []
+    for invoice, part in allocations:
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk, customer=customer)
+        if invoice.status != InvoiceStatus.OPEN or part <= 0 or part > invoice.open_amount:
+            raise ValidationError({"allocations": f"{format_money(part, currency)} does not fit on "
+                                                  f"invoice {invoice.number}."})
+        if invoice.currency != currency:
+            raise ValidationError({"allocations": f"Invoice {invoice.number} is in {invoice.currency}."})
+        Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=received_on)
+        invoice.open_amount -= part
+        if invoice.open_amount == 0:
+            invoice.status, invoice.settled_on = InvoiceStatus.PAID, received_on
+        invoice.save(update_fields=["open_amount", "status", "settled_on"])
+        invoices.append(invoice)
+    numbers = [i.number for i in invoices]
+    event_record(
+        customer=customer, kind=EventKind.PAYMENT_RECEIVED, actor=actor, subject=payment, invoices=invoices,
+        summary=f"Payment of {format_money(amount, currency)} received, applied to {_listing(numbers)}",
+        details={"amount": str(amount), "currency": currency, "reference": reference, "invoices": numbers},
+    )
+    for invoice in invoices:
+        if invoice.status == InvoiceStatus.PAID:
+            event_record(
+                customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
+                summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number},
+            )
+    commitments_check(on=received_on, customer_ids=[customer.pk])
+    return payment
+
+
+# --- The daily check ---------------------------------------------------------------
+
+
+def commitments_check(*, on: dt.date, customer_ids: Iterable[int] | None = None) -> dict[str, int]:
+    """Find kept and broken promises and paid and missed instalments, as of
+    `on`; put what needs a collector on the worklist. Safe to repeat: each
+    finding changes a row's status once, under its lock."""
+    counts = dict.fromkeys(["kept", "broken", "due", "paid", "missed", "completed"], 0)
+    promises = Promise.objects.filter(status=PromiseStatus.OPEN, made_on__lte=on)
+    plans = PaymentPlan.objects.filter(status=PlanStatus.ACTIVE, proposed_on__lte=on)
+    if customer_ids is not None:
+        ids = list(customer_ids)
+        promises, plans = promises.filter(customer_id__in=ids), plans.filter(customer_id__in=ids)
+    for promise in promises.annotate(paid=_paid_since("promises", "made_on")).iterator():
+        counts[_promise_check(promise, on=on)] += 1
+    for plan in plans.annotate(paid=_paid_since("payment_plans", "proposed_on")).iterator():
+        for outcome in _plan_check(plan, on=on):
+            counts[outcome] += 1
+    counts.pop("open", None)
+    return counts
+
+
+def _paid_since(relation: str, since: str):
+    """Payments on the covered invoices received on or after the row's start."""
+    paid = (
+        Allocation.objects.filter(
+            **{f"invoice__{relation}": OuterRef("pk")}, payment__isnull=False,
+            payment__received_on__gte=OuterRef(since),
+        )
+        .order_by().values(f"invoice__{relation}").annotate(total=Sum("amount")).values("total")
+    )
+    return Coalesce(Subquery(paid), ZERO)
+
+
+@transaction.atomic
+def _promise_check(promise: Promise, *, on: dt.date) -> str:
+    locked = Promise.objects.select_for_update().select_related("customer").get(pk=promise.pk)
+    if locked.status != PromiseStatus.OPEN:
+        return "open"
+    paid = promise.paid
+    all_settled = not locked.invoices.filter(status=InvoiceStatus.OPEN).exists()
+    money = format_money(locked.amount, locked.currency)
+    if paid >= locked.amount or all_settled:
+        locked.status, locked.resolved_on, locked.paid_amount = PromiseStatus.KEPT, on, paid
+        locked.save(update_fields=["status", "resolved_on", "paid_amount"])
+        _pauses_lift(DunningPause.objects.filter(promise=locked))
+        worklist.items_close(promise=locked)
+        event_record(
+            customer=locked.customer, kind=EventKind.PROMISE, subject=locked,
+            invoices=list(locked.invoices.all()),
+            summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} promised "
+            f"for {locked.promised_on:%d %b %Y}",
+            details={"status": PromiseStatus.KEPT, "paid": str(paid)},
+        )
+        return "kept"
+    if on > locked.broken_after:
+        locked.status, locked.resolved_on, locked.paid_amount = PromiseStatus.BROKEN, on, paid
+        locked.save(update_fields=["status", "resolved_on", "paid_amount"])
+        _pauses_lift(DunningPause.objects.filter(promise=locked))
+        worklist.items_close(promise=locked)
+        title = (f"Broken promise: {money} promised for {locked.promised_on:%d %b}, "
+                 f"{format_money(paid, locked.currency)} paid")
+        worklist.item_add(kind=WorkKind.PROMISE_BROKEN, key=f"promise_broken:{locked.pk}",
+                          customer=locked.customer, title=title, due_on=on, promise=locked)
+        event_record(
+            customer=locked.customer, kind=EventKind.PROMISE, subject=locked,
+            invoices=list(locked.invoices.all()),
+            summary=f"Promise broken: {money} was promised for {locked.promised_on:%d %b %Y}, "
+            f"{format_money(paid, locked.currency)} paid; dunning resumes",
+            details={"status": PromiseStatus.BROKEN, "paid": str(paid)},
+        )
+        return "broken"
+    if locked.promised_on <= on:
+        worklist.item_add(
+            kind=WorkKind.PROMISE_DUE, key=f"promise_due:{locked.pk}", customer=locked.customer,
+            title=f"Promise due: {money} by {locked.promised_on:%d %b} "
+            f"({format_money(paid, locked.currency)} paid so far)",
+            due_on=locked.promised_on, promise=locked,
+        )
+        return "due"
+    return "open"
+
+
+@transaction.atomic
+def _plan_check(plan: PaymentPlan, *, on: dt.date) -> list[str]:
+    locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)
+    if locked.status != PlanStatus.ACTIVE:
+        return []
+    paid, outcomes, covered = plan.paid, [], ZERO
+    instalments = list(locked.instalments.order_by("number"))
+    for instalment in instalments:
+        covered += instalment.amount
+        if instalment.status != InstalmentStatus.DUE:
+            continue
+        if paid >= covered:
+            instalment.status = InstalmentStatus.PAID
+            instalment.save(update_fields=["status"])
+            outcomes.append("paid")
+        elif on > instalment.due_on + dt.timedelta(days=locked.grace_days):
+            instalment.status = InstalmentStatus.MISSED
+            instalment.save(update_fields=["status"])
+            outcomes.append("missed")
+            _plan_break(locked, instalment, paid=paid, due=covered, on=on)
+            return outcomes
+    if all(i.status == InstalmentStatus.PAID for i in instalments):
+        locked.status, locked.paid_amount = PlanStatus.COMPLETED, paid
+        locked.save(update_fields=["status", "paid_amount"])
+        _pauses_lift(DunningPause.objects.filter(plan=locked))
+        event_record(
+            customer=locked.customer, kind=EventKind.PAYMENT_PLAN, subject=locked,
+            invoices=list(locked.invoices.all()),
+            summary=f"Payment plan completed: {format_money(paid, locked.currency)} paid in "
+            f"{len(instalments)} instalments",
+            details={"status": PlanStatus.COMPLETED, "paid": str(paid)},
+        )
+        outcomes.append("completed")
+    elif paid != locked.paid_amount:
+        PaymentPlan.objects.filter(pk=locked.pk).update(paid_amount=paid)
+    return outcomes
+
+
+def _plan_break(plan: PaymentPlan, instalment: Instalment, *, paid: Decimal, due: Decimal, on: dt.date):
+    plan.status, plan.paid_amount = PlanStatus.BROKEN, paid
+    plan.save(update_fields=["status", "paid_amount"])
+    _pauses_lift(DunningPause.objects.filter(plan=plan))
+    short = format_money(due - paid, plan.currency)
+    worklist.item_add(
+        kind=WorkKind.INSTALMENT_MISSED, key=f"instalment_missed:{instalment.pk}", customer=plan.customer,
+        title=f"Missed instalment {instalment.number} of {format_money(instalment.amount, plan.currency)} "
+        f"due {instalment.due_on:%d %b}: {short} short",
+        due_on=on, plan=plan,
+    )
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan,
+        invoices=list(plan.invoices.all()),
+        summary=f"Instalment {instalment.number} missed ({format_money(instalment.amount, plan.currency)} "
+        f"due {instalment.due_on:%d %b %Y}, {short} short): the plan is broken and dunning resumes",
+        details={"status": PlanStatus.BROKEN, "instalment": instalment.number, "paid": str(paid),
+                 "due": str(due)},
+    )
+
+
+# --- Helpers ----------------------------------------------------------------------
+
+
+def _open_invoices_of(customer: Customer, invoices: Iterable[Invoice], *, field: str) -> list[Invoice]:
+    ids = {i.pk for i in invoices}
+    if not ids:
+        raise ValidationError({field: "Choose at least one invoice."})
+    found = list(
+        Invoice.objects.select_for_update().filter(pk__in=ids, customer=customer, status=InvoiceStatus.OPEN)
+        .order_by("due_date", "number")
+    )
+    if len(found) != len(ids):
+        raise ValidationError({field: "Choose open invoices of this account."})
+    return found
+
+
+def _one_currency(invoices: Sequence[Invoice], *, field: str) -> str:
+    currencies = {i.currency for i in invoices}
+    if len(currencies) > 1:
+        raise ValidationError({field: "Choose invoices in one currency."})
+    return currencies.pop()
+
+
+def _listing(numbers: Sequence[str]) -> str:
+    if len(numbers) <= 3:
+        return ", ".join(numbers)
+    return f"{', '.join(numbers[:3])} and {len(numbers) - 3} more"
+

@@ -1,0 +1,216 @@
+"""Forms of the account page's inline actions and of the worklist.
+
+Each form knows the account it works on: invoice and contact choices are that
+account's own, so a forged id from another account is an invalid choice, not
+a question for the service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from ar_collections.models import (
+    CallOutcome,
+    Department,
+    DisputeOutcome,
+    DisputeReason,
+    ExceptionKind,
+    Invoice,
+    InvoiceStatus,
+    MissCause,
+)
+from ar_collections.workspace import PromiseTerms
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money
+from customers.models import Contact, Customer
+
+User = get_user_model()
+
+NOTE_MAX_LENGTH = 300
+
+
+class _AccountForm(forms.Form):
+    def __init__(self, *args, customer: Customer, today: dt.date, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.customer, self.today = customer, today
+        for field in self.fields.values():
+            if isinstance(field, InvoiceChoices | InvoiceChoice):
+                field.queryset = customer.invoices.filter(status=InvoiceStatus.OPEN).order_by(
+                    "due_date", "number"
+                )
+            elif isinstance(field, forms.ModelChoiceField) and field.queryset.model is Contact:
+                field.queryset = customer.contacts.all()
+
+
+class InvoiceChoice(forms.ModelChoiceField):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(queryset=Invoice.objects.none(), **kwargs)
+
+    def label_from_instance(self, obj: Invoice) -> str:
+        return f"{obj.number} · due {obj.due_date:%d %b %Y} · {format_money(obj.open_amount, obj.currency)}"
+
+
+class InvoiceChoices(forms.ModelMultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(queryset=Invoice.objects.none(), **kwargs)
+
+    def label_from_instance(self, obj: Invoice) -> str:
+        return f"{obj.number} · due {obj.due_date:%d %b %Y} · {format_money(obj.open_amount, obj.currency)}"
+
+
+def _money(**kwargs) -> forms.DecimalField:
+    return forms.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, min_value=Decimal("0.01"), **kwargs
+    )
+
+
+def _date(**kwargs) -> forms.DateField:
+    return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **kwargs)
+
+
+def _contact_choice() -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        queryset=Contact.objects.none(), required=False, empty_label="(no one named)"
+    )
+
+
+def _text(label: str, *, required: bool = True, rows: int = 2, max_length: int | None = NOTE_MAX_LENGTH):
+    return forms.CharField(label=label, required=required, max_length=max_length,
+                           widget=forms.Textarea(attrs={"rows": rows}))
+
+
+class CallForm(_AccountForm):
+    contact = _contact_choice()
+    outcome = forms.ChoiceField(choices=CallOutcome.choices, widget=forms.RadioSelect)
+    cause = forms.ChoiceField(
+        label="Cause of non-payment", choices=[("", "Not found out"), *MissCause.choices], required=False
+    )
+    notes = _text("What was said", required=False, rows=3, max_length=2000)
+    promise_amount = _money(label="Promised amount", required=False)
+    promise_date = _date(label="Promised by", required=False)
+    promise_invoices = InvoiceChoices(label="Promise covers", required=False)
+    email_summary = forms.BooleanField(label="E-mail the contact a written summary", required=False)
+
+    def clean(self):
+        data = super().clean()
+        promise_parts = [data.get("promise_amount"), data.get("promise_date"), data.get("promise_invoices")]
+        if any(promise_parts) and not all(promise_parts):
+            raise forms.ValidationError("A promise needs an amount, a date and the invoices it covers.")
+        return data
+
+    @property
+    def promise(self) -> PromiseTerms | None:
+        data = self.cleaned_data
+        if not data.get("promise_amount"):
+            return None
+        return PromiseTerms(data["promise_amount"], data["promise_date"], list(data["promise_invoices"]))
+
+
+class NoteForm(_AccountForm):
+    text = _text("Note", rows=3, max_length=300)
+
+
+class CopyForm(_AccountForm):
+    invoice = InvoiceChoice()
+    contact = forms.ModelChoiceField(queryset=Contact.objects.none(), label="Send to")
+
+
+class PromiseForm(_AccountForm):
+    contact = _contact_choice()
+    amount = _money(label="Amount")
+    promised_on = _date(label="Promised by")
+    invoices = InvoiceChoices(label="Covers")
+
+
+class PlanForm(_AccountForm):
+    invoices = InvoiceChoices(label="Invoices in the plan")
+    instalment_count = forms.IntegerField(label="Instalments", min_value=2, max_value=36, initial=3)
+    first_due_on = _date(label="First instalment on")
+    every_days = forms.IntegerField(label="Then every (days)", min_value=7, max_value=92, initial=30)
+    note = _text("Note", required=False)
+
+    def schedule(self) -> list[tuple[dt.date, Decimal]]:
+        """Equal instalments in cents; the last one takes the rounding."""
+        data = self.cleaned_data
+        total = sum((i.open_amount for i in data["invoices"]), Decimal("0"))
+        count = data["instalment_count"]
+        part = (total / count).quantize(Decimal("0.01"), rounding="ROUND_DOWN")
+        amounts = [part] * (count - 1) + [total - part * (count - 1)]
+        return [(data["first_due_on"] + dt.timedelta(days=data["every_days"] * n), amounts[n])
+                for n in range(count)]
+
+
+class DisputeForm(_AccountForm):
+    invoice = InvoiceChoice()
+    reason = forms.ChoiceField(choices=DisputeReason.choices)
+    description = _text("What the customer says", rows=3, max_length=2000)
+    department = forms.ModelChoiceField(
+        queryset=Department.objects.all(), required=False, empty_label="(by the reason)",
+        help_text="Who can settle it; by default the team that handles the reason.",
+    )
+
+
+class DisputeResolveForm(forms.Form):
+    outcome = forms.ChoiceField(choices=DisputeOutcome.choices, widget=forms.RadioSelect)
+    amount = _money(label="Credit note amount or corrected total", required=False)
+    note = _text("How it was settled")
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class PauseForm(_AccountForm):
+    invoice = InvoiceChoice(required=False, empty_label="(the whole account)")
+    ends_on = _date(label="Until")
+    reason = _text("Why")
+
+
+class ExceptionForm(_AccountForm):
+    kind = forms.ChoiceField(choices=ExceptionKind.choices)
+    invoice = InvoiceChoice(required=False, empty_label="(the whole account)")
+    pause_until = _date(label="Pause until", required=False, help_text="For a pause only.")
+    reason = _text("What you ask for and why", rows=3, max_length=2000)
+
+
+class DecideForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.RadioSelect
+    )
+    note = _text("Note")
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    @property
+    def approve(self) -> bool:
+        return self.cleaned_data["decision"] == "approve"
+
+
+class SnoozeForm(forms.Form):
+    until = _date(label="Snooze until")
+
+
+class ReassignForm(forms.Form):
+    to = forms.ModelChoiceField(queryset=User.objects.none(), label="Hand to")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["to"].queryset = collectors()
+
+
+def collectors():
+    """Users who work accounts (collectors and managers), by name."""
+    return (
+        User.objects.filter(is_active=True)
+        .filter(Q(groups__name__in=["Collector", "Manager"]) | Q(is_superuser=True))
+        .distinct().order_by("first_name", "username")
+    )

@@ -1,0 +1,530 @@
+"""The collector's workspace: the inline actions of the account page, the
+timeline's pages, the worklist, and the managers' decisions on plans and
+exceptions.
+
+Every action is one view serving a form (a page without JavaScript, a panel
+with htmx) and its POST. A rejected form comes back with a 422 and changes
+nothing; an accepted one redirects to the account page (PRG) or, with htmx,
+empties the panel and swaps the header, the timeline, the dunning preview and
+the commitments in place, out of band.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import reswap, retarget
+
+from ar_collections import dunning, timeline, worklist, workspace
+from ar_collections.models import (
+    Dispute,
+    DisputeStatus,
+    DunningAction,
+    ExceptionRequest,
+    ExceptionStatus,
+    Instalment,
+    Invoice,
+    PaymentPlan,
+    PlanStatus,
+    PromiseStatus,
+    WorkItem,
+)
+from ar_collections.workspace_forms import (
+    CallForm,
+    CopyForm,
+    DecideForm,
+    DisputeForm,
+    DisputeResolveForm,
+    ExceptionForm,
+    NoteForm,
+    PauseForm,
+    PlanForm,
+    PromiseForm,
+    ReassignForm,
+    SnoozeForm,
+    collectors,
+)
+from arcrm.money import format_money
+from arcrm.roles import can_act_on, require_act_on
+from customers.models import Customer
+
+WORKLIST_PAGE_SIZE = 50
+
+# The account page's action bar: URL name and label.
+ACTION_LINKS = [
+    ("collections:call_log", "Log a call"),
+    ("collections:note_add", "Add a note"),
+    ("collections:promise_record", "Promise to pay"),
+    ("collections:plan_propose", "Payment plan"),
+    ("collections:dispute_open", "Dispute"),
+    ("collections:pause_set", "Pause dunning"),
+    ("collections:exception_request", "Request an exception"),
+    ("collections:invoice_copy", "Re-send a copy"),
+]
+
+
+# --- The account page's parts -------------------------------------------------------
+
+
+def timeline_context(request: HttpRequest, customer: Customer) -> dict:
+    """The timeline's filters (from the query string) and its page."""
+    kinds = [k for k in request.GET.getlist("kind") if k in dict(timeline.FILTER_KINDS)]
+    number = request.GET.get("invoice", "").strip()
+    invoice = None
+    if number:
+        invoice = Invoice.objects.filter(customer=customer, number__iexact=number).first()
+    page = timeline.timeline_page(
+        customer=customer, kinds=kinds, invoice=invoice, before=request.GET.get("before") or None
+    )
+    query = request.GET.copy()
+    query.pop("before", None)
+    return {
+        "timeline": page,
+        "timeline_kinds": timeline.FILTER_KINDS,
+        "timeline_selected": kinds,
+        "timeline_invoice": number,
+        "timeline_invoice_unknown": bool(number and invoice is None),
+        "timeline_query": query.urlencode(),
+        "timeline_deep": bool(request.GET.get("before")),
+    }
+
+
+def commitments_context(customer: Customer) -> dict:
+    """Open promises, plans in force or waiting, open disputes and pending requests."""
+    return {
+        "open_promises": list(
+            customer.promises.filter(status=PromiseStatus.OPEN).prefetch_related("invoices").order_by("promised_on")
+        ),
+        "live_plans": list(
+            customer.payment_plans.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+            .prefetch_related(
+                "invoices", Prefetch("instalments", queryset=Instalment.objects.order_by("number"))
+            )
+        ),
+        "open_disputes": list(
+            customer.disputes.filter(status=DisputeStatus.OPEN).select_related("invoice", "department")
+        ),
+        "pending_exceptions": list(customer.exception_requests.filter(status=ExceptionStatus.PENDING)),
+    }
+
+
+def preview_context(customer: Customer, *, today: dt.date) -> dict:
+    return {"next_step": dunning.next_step(customer, on=today)}
+
+
+@login_required
+@require_safe
+def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A dunning step as it went out: the e-mail as rendered, the letter's PDF."""
+    action = get_object_or_404(
+        DunningAction.objects.select_related("customer", "step", "recipient"), pk=pk,
+        customer__in=Customer.objects.visible_to(request.user),
+    )
+    lines = list(action.lines.select_related("invoice").order_by("invoice__due_date"))
+    return render(request, "collections/action_detail.html", {
+        "action": action, "lines": lines, "can_act": can_act_on(request.user, action.customer),
+    })
+
+
+# --- Timeline pages --------------------------------------------------------------------
+
+
+@login_required
+@require_safe
+@vary_on_headers("HX-Request")
+def timeline_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """A page of the timeline for htmx ("load more", a filter); without htmx
+    the account page shows the same page, so the link works either way."""
+    customer = _readable(request, pk)
+    if not request.htmx or request.htmx.history_restore_request:
+        url = reverse("customers:detail", args=[pk])
+        return redirect(f"{url}?{request.GET.urlencode()}#timeline" if request.GET else url)
+    try:
+        context = {"customer": customer, **timeline_context(request, customer)}
+    except timeline.BadCursor as error:
+        return HttpResponseBadRequest(str(error))
+    partial = "timeline-page" if request.GET.get("before") else "timeline"
+    return render(request, f"customers/customer_detail.html#{partial}", context)
+
+
+# --- Inline actions ---------------------------------------------------------------------
+
+Perform = Callable[[Customer, object, dt.date, object], str]
+
+
+def _inline_action(
+    request: HttpRequest, pk: int, *, form_class, slug: str, title: str, perform: Perform, permission: str
+) -> HttpResponse:
+    customer = _changeable(request, pk, permission=permission)
+    today = timezone.localdate()
+    bound = request.method == "POST"
+    form = form_class(request.POST if bound else None, customer=customer, today=today, auto_id=f"{slug}-%s")
+    if bound and form.is_valid():
+        try:
+            message = perform(customer, form, today, request.user)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, message)
+            return _account_changed(request, customer)
+    context = {"customer": customer, "form": form, "slug": slug, "title": title,
+               "action_url": request.path}
+    return _form_response(request, context, status=422 if bound else 200)
+
+
+def _form_response(request: HttpRequest, context: dict, *, status: int) -> HttpResponse:
+    if not request.htmx:
+        return render(request, "collections/action_form.html", context, status=status)
+    return render(request, "collections/action_form.html#action-panel", context, status=status)
+
+
+def _account_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
+    if not request.htmx:
+        return redirect(reverse("customers:detail", args=[customer.pk]) + "#timeline")
+    today = timezone.localdate()
+    from customers.views import header_context
+
+    context = {
+        "customer": customer,
+        **header_context(customer, today=today),
+        **timeline_context(_without_query(request), customer),
+        **preview_context(customer, today=today),
+        **commitments_context(customer),
+        "can_act": True,
+        "today": today,
+        "oob": True,
+    }
+    response = render(request, "collections/_account_changed.html", context)
+    retarget(response, "#action-panel")
+    reswap(response, "outerHTML")
+    return response
+
+
+def _without_query(request: HttpRequest) -> HttpRequest:
+    """After a change the timeline shows its newest page, unfiltered: the new event on top."""
+    request.GET = request.GET.copy()
+    request.GET.clear()
+    return request
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def call_log(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        call = workspace.call_log(
+            customer=customer, actor=user, contact=data["contact"], outcome=data["outcome"],
+            cause=data["cause"], notes=data["notes"], promise=form.promise,
+            email_summary=data["email_summary"], on=today,
+        )
+        said = "Call logged"
+        if hasattr(call, "promise"):
+            said += " with a promise to pay"
+        return said + (f"; summary e-mailed to {call.summary_sent_to}" if call.summary_sent_to else "") + "."
+
+    return _inline_action(request, pk, form_class=CallForm, slug="call", title="Log a call",
+                          perform=perform, permission="collections.add_call")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def note_add(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        workspace.note_add(customer=customer, actor=user, text=form.cleaned_data["text"])
+        return "Note added."
+
+    return _inline_action(request, pk, form_class=NoteForm, slug="note", title="Add a note",
+                          perform=perform, permission="customers.add_timelineevent")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_copy(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        workspace.invoice_copy_send(customer=customer, invoice=data["invoice"], contact=data["contact"],
+                                    actor=user, on=today)
+        return f"Copy of {data['invoice'].number} e-mailed to {data['contact'].name}."
+
+    return _inline_action(request, pk, form_class=CopyForm, slug="copy", title="Re-send an invoice copy",
+                          perform=perform, permission="customers.add_timelineevent")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        promise = workspace.promise_record(
+            customer=customer, actor=user, contact=data["contact"], amount=data["amount"],
+            promised_on=data["promised_on"], invoices=list(data["invoices"]), on=today,
+        )
+        return (f"Promise of {format_money(promise.amount, promise.currency)} recorded; dunning of its "
+                f"invoices waits until {promise.broken_after:%d %b %Y}.")
+
+    return _inline_action(request, pk, form_class=PromiseForm, slug="promise",
+                          title="Record a promise to pay", perform=perform,
+                          permission="collections.add_promise")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan_propose(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        plan = workspace.plan_propose(
+            customer=customer, actor=user, invoices=list(form.cleaned_data["invoices"]),
+            instalments=form.schedule(), note=form.cleaned_data["note"], on=today,
+        )
+        if plan.status == PlanStatus.AWAITING_APPROVAL:
+            return "Payment plan proposed; it is above your limit and waits for a manager."
+        return "Payment plan agreed; dunning of its invoices waits while it is kept."
+
+    return _inline_action(request, pk, form_class=PlanForm, slug="plan", title="Set up a payment plan",
+                          perform=perform, permission="collections.add_paymentplan")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dispute_open(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        dispute = workspace.dispute_open(
+            customer=customer, actor=user, invoice=data["invoice"], reason=data["reason"],
+            description=data["description"], department=data["department"], on=today,
+        )
+        routed = f" and sent to {dispute.department.name}" if dispute.department else ""
+        return f"Dispute on {dispute.invoice.number} opened{routed}; the invoice is out of dunning."
+
+    return _inline_action(request, pk, form_class=DisputeForm, slug="dispute", title="Open a dispute",
+                          perform=perform, permission="collections.add_dispute")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pause_set(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        result = workspace.pause_set(customer=customer, actor=user, ends_on=data["ends_on"],
+                                     reason=data["reason"], invoice=data["invoice"], on=today)
+        if isinstance(result, ExceptionRequest):
+            return "That is longer than you may pause: it went to the managers as an exception request."
+        return f"Dunning paused until {result.ends_on:%d %b %Y}."
+
+    return _inline_action(request, pk, form_class=PauseForm, slug="pause", title="Pause dunning",
+                          perform=perform, permission="collections.add_dunningpause")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        workspace.exception_request(
+            customer=customer, actor=user, kind=data["kind"], reason=data["reason"],
+            pause_until=data["pause_until"], invoice=data["invoice"], on=today,
+        )
+        return "Exception requested; it is in the managers' queue."
+
+    return _inline_action(request, pk, form_class=ExceptionForm, slug="exception",
+                          title="Request an exception", perform=perform,
+                          permission="collections.add_exceptionrequest")
+
+
+@login_required
+@require_POST
+def pause_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _changeable(request, pk, permission="collections.change_dunningpause")
+    try:
+        lifted = workspace.pause_resume(customer=customer, actor=request.user, on=timezone.localdate())
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        if request.htmx:
+            return render(request, "base.html#messages", {}, status=422)
+        return redirect("customers:detail", pk=pk)
+    messages.success(request, f"Dunning resumed ({lifted} pause{'s' if lifted > 1 else ''} lifted).")
+    return _account_changed(request, customer)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dispute_resolve(request: HttpRequest, pk: int, dispute_id: int) -> HttpResponse:
+    customer = _changeable(request, pk, permission="collections.change_dispute")
+    dispute = get_object_or_404(Dispute.objects.select_related("invoice"), pk=dispute_id, customer=customer)
+    bound = request.method == "POST"
+    form = DisputeResolveForm(request.POST if bound else None, auto_id="resolve-%s")
+    if bound and form.is_valid():
+        data = form.cleaned_data
+        try:
+            workspace.dispute_resolve(dispute=dispute, actor=request.user, outcome=data["outcome"],
+                                      note=data["note"], amount=data["amount"], on=timezone.localdate())
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, f"Dispute on {dispute.invoice.number} resolved.")
+            return _account_changed(request, customer)
+    context = {"customer": customer, "form": form, "slug": "resolve",
+               "title": f"Resolve the dispute on {dispute.invoice.number}", "action_url": request.path,
+               "dispute": dispute}
+    return _form_response(request, context, status=422 if bound else 200)
+
+
+# --- Managers' decisions -----------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan_decide(request: HttpRequest, plan_id: int) -> HttpResponse:
+    if not request.user.has_perm("collections.change_paymentplan"):
+        raise PermissionDenied("Only a manager decides on payment plans.")
+    plan = get_object_or_404(PaymentPlan.objects.select_related("customer"), pk=plan_id)
+
+    def decide(form) -> str:
+        workspace.plan_decide(plan=plan, manager=request.user, approve=form.approve,
+                              note=form.cleaned_data["note"], on=timezone.localdate())
+        return f"Payment plan for {plan.customer.name} {'approved' if form.approve else 'rejected'}."
+
+    return _decision(request, plan.customer, decide, title=f"Payment plan for {plan.customer.name}",
+                     subject=plan, slug=f"plan-{plan.pk}")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def exception_decide(request: HttpRequest, request_id: int) -> HttpResponse:
+    if not request.user.has_perm("collections.change_exceptionrequest"):
+        raise PermissionDenied("Only a manager decides on exceptions.")
+    asked = get_object_or_404(ExceptionRequest.objects.select_related("customer"), pk=request_id)
+
+    def decide(form) -> str:
+        workspace.exception_decide(request=asked, manager=request.user, approve=form.approve,
+                                   note=form.cleaned_data["note"], on=timezone.localdate())
+        return f"Exception for {asked.customer.name} {'approved' if form.approve else 'rejected'}."
+
+    return _decision(request, asked.customer, decide, title=f"Exception for {asked.customer.name}",
+                     subject=asked, slug=f"exception-{asked.pk}")
+
+
+def _decision(request, customer, decide, *, title: str, subject, slug: str) -> HttpResponse:
+    bound = request.method == "POST"
+    form = DecideForm(request.POST if bound else None, auto_id=f"{slug}-%s")
+    if bound and form.is_valid():
+        try:
+            said = decide(form)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, said)
+            if request.htmx and request.htmx.target == "action-panel":
+                return _account_changed(request, customer)
+            return redirect("collections:approvals")
+    context = {"customer": customer, "form": form, "slug": slug, "title": title, "subject": subject,
+               "action_url": request.path}
+    return _form_response(request, context, status=422 if bound else 200)
+
+
+# --- The worklist ---------------------------------------------------------------------------
+
+
+@login_required
+@require_safe
+@vary_on_headers("HX-Request")
+def worklist_view(request: HttpRequest) -> HttpResponse:
+    """"My work today"; a manager may look at any collector's list."""
+    if not request.user.has_perm("collections.view_workitem"):
+        raise PermissionDenied
+    today = timezone.localdate()
+    assignee = request.user
+    people = []
+    if request.user.has_perm("customers.act_on_any_customer"):
+        people = list(collectors())
+        chosen = request.GET.get("collector")
+        assignee = next((p for p in people if str(p.pk) == chosen), request.user)
+    items = worklist.items_for(assignee=assignee, on=today)
+    page = Paginator(items, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "assignee": assignee, "people": people, "today": today,
+               "reassign_to": people or list(collectors()), "points": worklist}
+    template = "collections/worklist.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#worklist"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpResponse:
+    item = get_object_or_404(WorkItem.objects.select_related("customer", "assignee"), pk=item_id)
+    may = item.assignee_id == request.user.pk or request.user.has_perm("customers.act_on_any_customer")
+    if not may or not request.user.has_perm("collections.change_workitem"):
+        raise PermissionDenied("This item is on someone else's list.")
+    today = timezone.localdate()
+    try:
+        if change == "done":
+            worklist.item_complete(item=item, actor=request.user)
+            said = "Done."
+        elif change == "snooze":
+            form = SnoozeForm(request.POST)
+            if not form.is_valid():
+                raise ValidationError(form.errors["until"])
+            worklist.item_snooze(item=item, actor=request.user, until=form.cleaned_data["until"], on=today)
+            said = f"Snoozed until {form.cleaned_data['until']:%d %b %Y}."
+        elif change == "reassign":
+            form = ReassignForm(request.POST)
+            if not form.is_valid():
+                raise ValidationError(form.errors["to"])
+            worklist.item_reassign(item=item, actor=request.user, to=form.cleaned_data["to"])
+            said = f"Handed to {form.cleaned_data['to'].get_username()}."
+        else:
+            return HttpResponseBadRequest("Unknown change.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        if request.htmx:
+            return render(request, "base.html#messages", {}, status=422)
+        return redirect(_worklist_url(request, item))
+    messages.success(request, said)
+    if request.htmx:
+        item.refresh_from_db()
+        return render(request, "collections/worklist.html#item-gone", {"item": item, "said": said})
+    return redirect(_worklist_url(request, item))
+
+
+def _worklist_url(request: HttpRequest, item: WorkItem) -> str:
+    url = reverse("collections:worklist")
+    if item.assignee_id and item.assignee_id != request.user.pk:
+        url += f"?collector={item.assignee_id}"
+    return url
+
+
+# --- Helpers -------------------------------------------------------------------------------
+
+
+def _readable(request: HttpRequest, pk: int) -> Customer:
+    return get_object_or_404(Customer.objects.visible_to(request.user), pk=pk)
+
+
+def _changeable(request: HttpRequest, pk: int, *, permission: str) -> Customer:
+    """The customer, if this user may work it: 404 if there is none, 403 if not theirs."""
+    customer = get_object_or_404(Customer.objects.select_related("collector", "behaviour"), pk=pk)
+    require_act_on(request.user, customer)
+    if not request.user.has_perm(permission):
+        raise PermissionDenied("Your role may not do this.")
+    return customer
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error.messages)
+
