@@ -694,7 +694,7 @@ def commitments_check(*, on: dt.date, customer_ids: Iterable[int] | None = None)
     """Find kept and broken promises and paid and missed instalments, as of
     `on`; put what needs a collector on the worklist. Safe to repeat: each
     finding changes a row's status once, under its lock."""
-    counts = dict.fromkeys(["kept", "broken", "due", "paid", "missed", "completed"], 0)
+    counts = dict.fromkeys(["kept", "broken", "due", "open", "paid", "missed", "completed"], 0)
     promises = Promise.objects.filter(status=PromiseStatus.OPEN, made_on__lte=on)
     plans = PaymentPlan.objects.filter(status=PlanStatus.ACTIVE, proposed_on__lte=on)
     if customer_ids is not None:
@@ -705,7 +705,6 @@ def commitments_check(*, on: dt.date, customer_ids: Iterable[int] | None = None)
     for plan in plans.annotate(paid=_paid_since("payment_plans", "proposed_on")).iterator():
         for outcome in _plan_check(plan, on=on):
             counts[outcome] += 1
-    counts.pop("open", None)
     return counts
 
 

@@ -1,0 +1,369 @@
+"""The collector's workflows as services: promises, payment plans, disputes,
+pauses and exceptions keep dunning paused for what they cover, and the daily
+check (or a payment) finds what was kept, broken or missed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from ar_collections import workspace
+from ar_collections.dunning import eligible_invoices, next_step
+from ar_collections.models import (
+    CollectionRules,
+    Department,
+    DisputeOutcome,
+    DisputeReason,
+    DunningAction,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
+    Invoice,
+    InvoiceStatus,
+    PauseKind,
+    PlanStatus,
+    PromiseStatus,
+    WorkItem,
+    WorkKind,
+)
+from customers.models import EventKind, TimelineEvent
+from tests.ar_collections.conftest import DUE
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+LATE = DUE + dt.timedelta(days=20)  # both invoices of make_account are 20 days overdue
+
+
+@pytest.fixture
+def account(make_account):
+    return make_account()
+
+
+@pytest.fixture
+def invoices(account) -> list[Invoice]:
+    return list(account.invoices.order_by("total_amount"))  # EUR 500, EUR 700
+
+
+def chased(account, *, on: dt.date) -> set[str]:
+    return set(eligible_invoices(on=on).filter(customer=account).values_list("number", flat=True))
+
+
+def pay(account, on: dt.date, *parts: tuple[Invoice, str]):
+    """One payment received on `on`, applied as `parts` says."""
+    allocations = [(invoice, Decimal(amount)) for invoice, amount in parts]
+    return workspace.payment_record(customer=account, amount=sum(a for _, a in allocations), currency="EUR",
+                                    received_on=on, allocations=allocations)
+
+
+def events(account, kind: str) -> list[str]:
+    return list(TimelineEvent.objects.filter(customer=account, kind=kind).values_list("summary", flat=True))
+
+
+# --- Promises -------------------------------------------------------------------------
+
+
+def test_a_promise_pauses_dunning_of_what_it_covers_until_the_date_plus_grace(account, invoices, collector):
+    small, large = invoices
+    promise = workspace.promise_record(
+        customer=account, actor=collector, amount=Decimal("500.00"), promised_on=LATE + dt.timedelta(days=7),
+        invoices=[small], on=LATE,
+    )
+    assert promise.broken_after == LATE + dt.timedelta(days=7 + CollectionRules.current().promise_grace_days)
+    assert chased(account, on=LATE) == {large.number}
+    assert chased(account, on=promise.broken_after) == {large.number}
+    assert chased(account, on=promise.broken_after + dt.timedelta(days=1)) == {small.number, large.number}
+    (summary,) = events(account, EventKind.PROMISE)
+    assert "Promise to pay EUR 500.00" in summary and small.number in summary
+
+
+def test_a_promise_for_more_than_is_owed_is_refused_and_changes_nothing(account, invoices, collector):
+    with pytest.raises(ValidationError, match="cannot be for more"):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.01"),
+                                 promised_on=LATE, invoices=invoices[:1], on=LATE)
+    assert not account.promises.exists() and not account.dunning_pauses.exists()
+
+
+def test_a_payment_that_keeps_the_promise_shows_it_kept_at_once(account, invoices, collector):
+    _, large = invoices
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("700.00"),
+                                       promised_on=LATE + dt.timedelta(days=5), invoices=[large], on=LATE)
+    pay(account, LATE + dt.timedelta(days=2), (large, "700.00"))
+    promise.refresh_from_db()
+    assert promise.status == PromiseStatus.KEPT and promise.paid_amount == Decimal("700.00")
+    assert not account.dunning_pauses.filter(lifted_at__isnull=True).exists()
+    assert Invoice.objects.get(pk=large.pk).status == InvoiceStatus.PAID
+    assert any("Promise kept" in s for s in events(account, EventKind.PROMISE))
+
+
+def test_a_broken_promise_is_found_daily_resumes_dunning_and_lands_on_the_worklist(
+    account, invoices, collector
+):
+    small, _ = invoices
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"),
+                                       promised_on=LATE + dt.timedelta(days=3), invoices=[small], on=LATE)
+    # A partial payment is not enough.
+    pay(account, LATE + dt.timedelta(days=3), (small, "200.00"))
+    assert workspace.commitments_check(on=promise.broken_after)["broken"] == 0
+    counts = workspace.commitments_check(on=promise.broken_after + dt.timedelta(days=1))
+    assert counts["broken"] == 1
+    promise.refresh_from_db()
+    assert (promise.status, promise.paid_amount) == (PromiseStatus.BROKEN, Decimal("200.00"))
+    assert small.number in chased(account, on=promise.broken_after + dt.timedelta(days=1))
+    item = WorkItem.objects.get(kind=WorkKind.PROMISE_BROKEN)
+    assert (item.customer, item.assignee) == (account, collector)
+    assert "EUR 200.00 paid" in item.title
+    # Repeating the check changes nothing and adds nothing.
+    assert workspace.commitments_check(on=promise.broken_after + dt.timedelta(days=2))["broken"] == 0
+    assert WorkItem.objects.filter(kind=WorkKind.PROMISE_BROKEN).count() == 1
+    assert sum("Promise broken" in s for s in events(account, EventKind.PROMISE)) == 1
+
+
+def test_a_promise_due_today_is_a_work_item_until_it_is_kept(account, invoices, collector):
+    small, _ = invoices
+    workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"),
+                             promised_on=LATE + dt.timedelta(days=1), invoices=[small], on=LATE)
+    assert workspace.commitments_check(on=LATE)["due"] == 0
+    assert workspace.commitments_check(on=LATE + dt.timedelta(days=1))["due"] == 1
+    item = WorkItem.objects.get(kind=WorkKind.PROMISE_DUE)
+    assert item.status == "open"
+    pay(account, LATE + dt.timedelta(days=1), (small, "500.00"))
+    item.refresh_from_db()
+    assert item.status == "done"
+
+
+def test_dunning_resumes_where_the_cycle_stood_after_a_broken_promise(
+    account, invoices, collector, plan_and_deliver, smtp_server
+):
+    first = DUE + dt.timedelta(days=3)
+    assert plan_and_deliver(first)["emailed"] == 1  # step 1 of the prompt ladder
+    workspace.promise_record(customer=account, actor=collector, amount=Decimal("1200.00"),
+                             promised_on=first + dt.timedelta(days=5), invoices=invoices, on=first)
+    paused_until = first + dt.timedelta(days=5 + CollectionRules.current().promise_grace_days)
+    # While the promise stands, nothing more is planned.
+    assert plan_and_deliver(paused_until).get("emailed", 0) == 0
+    workspace.commitments_check(on=paused_until + dt.timedelta(days=1))
+    later = paused_until + dt.timedelta(days=10)
+    plan_and_deliver(later)
+    positions = list(DunningAction.objects.filter(customer=account).order_by("planned_on")
+                     .values_list("step__position", flat=True))
+    assert positions == [1, 2]  # the next step, not the first again
+    assert len(smtp_server.messages) == 2
+
+
+# --- Calls ------------------------------------------------------------------------------
+
+
+def test_a_call_with_a_promise_and_a_summary_records_both_and_mails_the_contact(
+    account, invoices, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    contact = account.contacts.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        call = workspace.call_log(
+            customer=account, actor=collector, contact=contact, outcome="reached", cause="stuff_happens",
+            notes="Cash is tight until the 15th.", email_summary=True, on=LATE,
+            promise=workspace.PromiseTerms(Decimal("1200.00"), LATE + dt.timedelta(days=10), invoices),
+        )
+    assert call.promise.amount == Decimal("1200.00")
+    assert call.summary_sent_to == "anna@acme.test"
+    (message,) = smtp_server.messages
+    assert message["To"].endswith("<anna@acme.test>")
+    body = message.get_body(("plain",)).get_content()
+    assert "Cash is tight until the 15th." in body and "EUR 1,200.00" in body
+    assert account.dunning_cycles.filter(cause="").count() == 0  # no open cycle yet: nothing to steer
+    assert len(events(account, EventKind.CALL)) == 2  # the call and the summary sent
+
+
+def test_a_promise_on_a_call_that_reached_no_one_is_refused(account, invoices, collector):
+    with pytest.raises(ValidationError):
+        workspace.call_log(customer=account, actor=collector, contact=None, outcome="no_answer", on=LATE,
+                           promise=workspace.PromiseTerms(Decimal("10"), LATE, invoices[:1]))
+    assert not account.calls.exists()
+
+
+# --- Payment plans ------------------------------------------------------------------------
+
+
+def schedule(*parts: tuple[int, str]) -> list[tuple[dt.date, Decimal]]:
+    return [(LATE + dt.timedelta(days=d), Decimal(a)) for d, a in parts]
+
+
+def test_a_plan_within_the_collectors_limit_starts_at_once_and_pauses_its_invoices(
+    account, invoices, collector
+):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    assert plan.status == PlanStatus.ACTIVE
+    assert chased(account, on=LATE + dt.timedelta(days=40)) == set()
+    kinds = set(account.dunning_pauses.values_list("kind", flat=True))
+    assert kinds == {PauseKind.PAYMENT_PLAN}
+
+
+def test_a_plan_above_the_limit_waits_for_a_manager_and_pauses_nothing_until_approved(
+    account, invoices, collector, manager
+):
+    rules = CollectionRules.current()
+    rules.plan_approval_above_amount = Decimal("1000.00")
+    rules.save()
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    assert plan.status == PlanStatus.AWAITING_APPROVAL
+    assert len(chased(account, on=LATE)) == 2
+    with pytest.raises(ValidationError):
+        workspace.plan_decide(plan=plan, manager=collector, approve=True, note="ok", on=LATE)
+    workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Long-standing customer", on=LATE)
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE and plan.decided_by == manager
+    assert chased(account, on=LATE) == set()
+
+
+def test_instalments_that_do_not_add_up_are_refused(account, invoices, collector):
+    with pytest.raises(ValidationError, match="add up"):
+        workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                               instalments=schedule((10, "600.00"), (40, "500.00")))
+    assert not account.payment_plans.exists()
+
+
+def test_a_missed_instalment_breaks_the_plan_and_dunning_resumes(account, invoices, collector):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, large = invoices
+    workspace.payment_record(customer=account, amount=Decimal("600.00"), currency="EUR",
+                             received_on=LATE + dt.timedelta(days=9),
+                             allocations=[(small, Decimal("500.00")), (large, Decimal("100.00"))])
+    first, second = plan.instalments.order_by("number")
+    first.refresh_from_db()
+    assert first.status == "paid"
+    grace = plan.grace_days
+    assert workspace.commitments_check(on=LATE + dt.timedelta(days=40 + grace))["missed"] == 0
+    assert workspace.commitments_check(on=LATE + dt.timedelta(days=41 + grace))["missed"] == 1
+    plan.refresh_from_db()
+    second.refresh_from_db()
+    assert (plan.status, second.status) == (PlanStatus.BROKEN, "missed")
+    assert chased(account, on=LATE + dt.timedelta(days=41 + grace)) == {large.number}
+    item = WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED)
+    assert "EUR 600.00 short" in item.title
+
+
+def test_a_plan_paid_in_full_completes(account, invoices, collector):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, large = invoices
+    workspace.payment_record(customer=account, amount=Decimal("1200.00"), currency="EUR", received_on=LATE,
+                             allocations=[(small, Decimal("500.00")), (large, Decimal("700.00"))])
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
+# --- Disputes -------------------------------------------------------------------------------
+
+
+def test_a_dispute_routes_to_the_department_and_takes_the_invoice_out_of_dunning(
+    account, invoices, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    Department.objects.create(name="Logistics", email="logistics@ours.test", reasons=["our_delivery"])
+    small, large = invoices
+    with django_capture_on_commit_callbacks(execute=True):
+        dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                         reason=DisputeReason.OUR_DELIVERY,
+                                         description="Pallet arrived damaged; half the goods unusable.")
+    assert dispute.department.name == "Logistics"
+    (message,) = smtp_server.messages
+    assert message["To"] == "logistics@ours.test"
+    body = message.get_content()
+    assert small.number in body and "Pallet arrived damaged" in body and account.name in body
+    assert chased(account, on=LATE + dt.timedelta(days=365)) == {large.number}
+    preview = next_step(account, on=LATE)
+    assert [i.number for i in preview.invoices] == [large.number]
+    assert [(i.number, why) for i, why in preview.held] == [(small.number, "Open dispute until resolved")]
+    with pytest.raises(ValidationError, match="already has an open dispute"):
+        workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                               reason=DisputeReason.PRICE, description="again")
+
+
+def test_a_dispute_resolved_with_a_credit_note_reduces_the_invoice_and_resumes_dunning(
+    account, invoices, collector
+):
+    small, _ = invoices
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                     reason=DisputeReason.QUALITY, description="Scratched")
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("150.00"), note="Goodwill credit", on=LATE)
+    small.refresh_from_db()
+    assert small.open_amount == Decimal("350.00")
+    dispute.refresh_from_db()
+    assert dispute.credit_note.number.startswith("CN-") and dispute.credit_note.amount == Decimal("150.00")
+    assert small.number in chased(account, on=LATE)
+
+
+def test_a_corrected_invoice_keeps_what_was_paid(account, invoices, collector):
+    _, large = invoices
+    workspace.payment_record(customer=account, amount=Decimal("100.00"), currency="EUR", received_on=LATE,
+                             allocations=[(large, Decimal("100.00"))])
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=large, on=LATE,
+                                     reason=DisputeReason.PRICE, description="Contract price is 650")
+    with pytest.raises(ValidationError):
+        workspace.dispute_resolve(dispute=dispute, actor=collector, on=LATE, note="x",
+                                  outcome=DisputeOutcome.CORRECTED_INVOICE, amount=Decimal("50.00"))
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.CORRECTED_INVOICE,
+                              amount=Decimal("650.00"), note="Price corrected", on=LATE)
+    large.refresh_from_db()
+    assert (large.total_amount, large.open_amount) == (Decimal("650.00"), Decimal("550.00"))
+
+
+def test_another_collectors_account_cannot_be_worked(account, invoices, other_collector):
+    with pytest.raises(Exception, match="not change it"):
+        workspace.dispute_open(customer=account, actor=other_collector, invoice=invoices[0], on=LATE,
+                               reason=DisputeReason.OTHER, description="x")
+    assert not account.disputes.exists()
+
+
+# --- Pauses and exceptions --------------------------------------------------------------------
+
+
+def test_a_pause_within_the_limit_holds_the_account_and_resume_lifts_it(account, invoices, collector):
+    pause = workspace.pause_set(customer=account, actor=collector, ends_on=LATE + dt.timedelta(days=10),
+                                reason="Owner in hospital", on=LATE)
+    assert pause.kind == PauseKind.MANUAL_HOLD and pause.invoice is None
+    assert chased(account, on=LATE) == set()
+    assert workspace.pause_resume(customer=account, actor=collector, on=LATE) == 1
+    assert len(chased(account, on=LATE)) == 2
+
+
+def test_a_longer_pause_becomes_an_exception_a_manager_decides(account, invoices, collector, manager):
+    asked = workspace.pause_set(customer=account, actor=collector, ends_on=LATE + dt.timedelta(days=60),
+                                reason="Insolvency advisor engaged", on=LATE)
+    assert isinstance(asked, ExceptionRequest) and asked.kind == ExceptionKind.PAUSE
+    assert len(chased(account, on=LATE)) == 2  # nothing paused until a manager says so
+    workspace.exception_decide(request=asked, manager=manager, approve=True, note="Agreed", on=LATE)
+    asked.refresh_from_db()
+    assert asked.status == ExceptionStatus.APPROVED
+    assert chased(account, on=LATE + dt.timedelta(days=59)) == set()
+    assert len(chased(account, on=LATE + dt.timedelta(days=61))) == 2
+    with pytest.raises(ValidationError, match="already approved"):
+        workspace.exception_decide(request=asked, manager=manager, approve=False, note="no", on=LATE)
+
+
+def test_a_rejected_exception_pauses_nothing(account, invoices, collector, manager):
+    asked = workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
+                                        reason="Please", pause_until=LATE + dt.timedelta(days=30), on=LATE)
+    workspace.exception_decide(request=asked, manager=manager, approve=False, note="Not this time", on=LATE)
+    assert not account.dunning_pauses.exists()
+    assert any("rejected" in s for s in events(account, EventKind.EXCEPTION))
+
+
+# --- Work items from dunning ------------------------------------------------------------------
+
+
+def test_a_call_task_from_dunning_is_a_work_item_for_the_accounts_collector(
+    make_account, collector, plan_and_deliver
+):
+    from customers.models import Segment
+
+    account = make_account(Segment.DISTRESSED)  # the distressed ladder calls on day 1
+    plan_and_deliver(DUE + dt.timedelta(days=1))
+    item = WorkItem.objects.get(kind=WorkKind.CALL)
+    assert (item.customer, item.assignee, item.action.customer) == (account, collector, account)
+    assert "Call Anna Clerk" in item.title
