@@ -21,6 +21,8 @@ from ar_collections.models import (
     InvoiceStatus,
     MissCause,
     PaymentBehaviour,
+    Promise,
+    PromiseStatus,
 )
 from arcrm.db import DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
@@ -156,6 +158,12 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
     # query itself) so a segment override or card edit made at the same moment
     # is not overwritten by a segment computed from stale reads.
     list(Customer.objects.filter(pk__in=customer_ids).select_for_update().values_list("pk"))
+    # Promises broken in the last year: a sign of distress the invoices alone do not show.
+    broken = dict(
+        Promise.objects.filter(customer_id__in=customer_ids, status=PromiseStatus.BROKEN,
+                               resolved_on__gt=on - dt.timedelta(days=365))
+        .order_by().values("customer_id").annotate(n=Count("pk")).values_list("customer_id", "n")
+    )
     for c in _behaviour_rows(customer_ids, on=on):
         settled_amount = c.settled_amount or ZERO
         behaviour = PaymentBehaviour(
@@ -190,7 +198,8 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
             other_currency_open_invoices=c.n_other_currency,
         )
         behaviours.append(behaviour)
-        verdict = _with_override(c, segmentation.classify(_facts(c, behaviour, on=on)))
+        facts = _facts(c, behaviour, on=on, broken_promises=broken.get(c.pk, 0))
+        verdict = _with_override(c, segmentation.classify(facts))
         if (verdict.segment, verdict.reason) != (c.segment, c.segment_reason):
             if verdict.segment != c.segment:
                 events.append(
@@ -268,7 +277,9 @@ def segment_override(*, customer: Customer, segment: str, note: str, actor, on: 
     return locked
 
 
-def _facts(customer: Customer, b: PaymentBehaviour, *, on: dt.date) -> segmentation.Facts:
+def _facts(
+    customer: Customer, b: PaymentBehaviour, *, on: dt.date, broken_promises: int = 0
+) -> segmentation.Facts:
     served = on - customer.customer_since
     return segmentation.Facts(
         special_bond=customer.special_bond,
@@ -284,6 +295,7 @@ def _facts(customer: Customer, b: PaymentBehaviour, *, on: dt.date) -> segmentat
         open_amount=b.open_amount,
         overdue_amount=b.overdue_amount,
         currency=customer.currency,
+        broken_promises=broken_promises,
     )
 
 

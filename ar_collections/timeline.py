@@ -64,6 +64,44 @@ def events_link(invoices_by_event: dict[int, Iterable[int]]) -> None:
     )
 
 
+def links_backfill(*, event_model, link_model, invoice_model, invoice_type_id: int, batch: int = 5000) -> int:
+    """Link events recorded without links (imports, older versions) to the
+    invoices they name: their subject, or the numbers in their details
+    ("invoices": [...] or "invoice"/"number"). Models are passed in so a
+    migration can use its historical ones. Returns links made."""
+    made = 0
+    linked = link_model.objects.values("event_id")
+    events = event_model.objects.exclude(pk__in=linked).order_by("pk")
+    last = 0
+    while chunk := list(events.filter(pk__gt=last).values("pk", "customer_id", "subject_type_id",
+                                                          "subject_id", "details")[:batch]):
+        last = chunk[-1]["pk"]
+        wanted: dict[int, set] = {}
+        numbers: set[str] = set()
+        for row in chunk:
+            names = set()
+            details = row["details"] or {}
+            if isinstance(details.get("invoices"), list):
+                names.update(str(n) for n in details["invoices"])
+            for key in ("invoice", "number"):
+                if isinstance(details.get(key), str):
+                    names.add(details[key])
+            wanted[row["pk"]] = names
+            numbers |= names
+        ids = dict(invoice_model.objects.filter(number__in=numbers).values_list("number", "pk"))
+        customers = dict(invoice_model.objects.filter(number__in=numbers).values_list("pk", "customer_id"))
+        links = []
+        for row in chunk:
+            found = {ids[n] for n in wanted[row["pk"]] if n in ids}
+            if row["subject_type_id"] == invoice_type_id and row["subject_id"]:
+                found.add(row["subject_id"])
+            links += [link_model(event_id=row["pk"], invoice_id=i) for i in found
+                      if customers.get(i, row["customer_id"]) == row["customer_id"]]
+        link_model.objects.bulk_create(links, ignore_conflicts=True)
+        made += len(links)
+    return made
+
+
 @dataclass(frozen=True)
 class TimelinePage:
     events: list[TimelineEvent]

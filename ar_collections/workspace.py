@@ -489,7 +489,7 @@ def dispute_resolve(
 
 
 def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt.date) -> CreditNote:
-    number = document_number("CN-")
+    number = document_number(f"CN-{on.year}-")
     note = CreditNote.objects.create(
         number=number, customer_id=invoice.customer_id, invoice=invoice, issued_on=on,
         currency=invoice.currency, amount=amount, reason=reason[:200],
@@ -502,12 +502,12 @@ def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt
     return note
 
 
-def document_number(prefix: str) -> str:
+def document_number(prefix: str, *, digits: int = 5) -> str:
     """The next number of a series, from a row locked until commit (never max()+1)."""
     counter, _ = DocumentCounter.objects.select_for_update().get_or_create(prefix=prefix)
     value = counter.next_value
     DocumentCounter.objects.filter(pk=counter.pk).update(next_value=F("next_value") + 1)
-    return f"{prefix}{value:06d}"
+    return f"{prefix}{value:0{digits}d}"
 
 
 # --- Pauses and exceptions --------------------------------------------------------

@@ -37,14 +37,19 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from ar_collections import workspace
 from ar_collections.models import (
     Allocation,
     CreditNote,
+    Department,
+    DisputeReason,
     DocumentCounter,
+    ExceptionKind,
     Invoice,
     InvoiceStatus,
     Payment,
     PaymentMethod,
+    TimelineEventInvoice,
 )
 from ar_collections.segmentation import (
     DISTRESSED,
@@ -55,6 +60,8 @@ from ar_collections.segmentation import (
     SYSTEMATIC_LATE,
 )
 from ar_collections.services import behaviour_refresh
+from ar_collections.timeline import links_backfill
+from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
 from customers.models import (
@@ -136,6 +143,7 @@ def seed(*, customers: int, seed: int, today: dt.date) -> Summary:
         builder.plan(customers)
         builder.save()
         behaviour_refresh(on=today)
+        _workspace(users, today=today)
     segments = dict(
         Customer.objects.values_list("segment").annotate(n=Count("pk")).order_by("segment")
     )
@@ -156,6 +164,63 @@ def seed(*, customers: int, seed: int, today: dt.date) -> Summary:
         users_reused=reused,
         segments={s.value: segments.get(s.value, 0) for s in Segment},
     )
+
+
+DEPARTMENTS = [
+    ("Logistics", "logistics@example.com", ["our_delivery", "quantity"]),
+    ("Customer service", "service@example.com", ["our_service", "quality"]),
+    ("Sales", "sales@example.com", ["price", "not_ordered"]),
+    ("Billing", "billing@example.com", ["duplicate"]),
+]
+
+
+def _workspace(users: dict[str, User], *, today: dt.date) -> None:
+    """Each collector's worklist has something on it: a promise due today, a
+    broken promise, a dispute waiting for our logistics team, a payment plan
+    in good standing and an exception waiting for a manager."""
+    for name, email, reasons in DEPARTMENTS:
+        Department.objects.get_or_create(name=name, defaults={"email": email, "reasons": reasons})
+    day = dt.timedelta(days=1)
+    for username in COLLECTORS:
+        collector = users[username]
+        accounts = [
+            c for c in Customer.objects.filter(collector=collector).order_by("account_number")
+            if c.invoices.overdue(on=today - 20 * day).exists()
+        ][:5]
+        if len(accounts) < 5:
+            continue
+        overdue = [list(c.invoices.overdue(on=today - 20 * day).filter(currency=c.currency)
+                        .order_by("due_date")) for c in accounts]
+        promised, broken, disputed, planned, excepted = zip(accounts, overdue, strict=True)
+        for (customer, invoices), made, due in ((promised, 7, 0), (broken, 20, 10)):
+            if invoices:
+                workspace.promise_record(
+                    customer=customer, actor=collector, amount=invoices[0].open_amount,
+                    promised_on=today - due * day, invoices=invoices[:1], on=today - made * day,
+                )
+        customer, invoices = disputed
+        if invoices:
+            workspace.dispute_open(
+                customer=customer, actor=collector, invoice=invoices[0], on=today - 10 * day,
+                reason=DisputeReason.OUR_DELIVERY,
+                description="Goods arrived two weeks late; the customer missed its own delivery date.",
+            )
+        customer, invoices = planned
+        if invoices:
+            total = sum((i.open_amount for i in invoices), Decimal("0"))
+            half = (total / 2).quantize(Decimal("0.01"))
+            workspace.plan_propose(
+                customer=customer, actor=users["manager"], invoices=invoices, on=today - 5 * day,
+                instalments=[(today + 10 * day, half), (today + 40 * day, total - half)],
+                note="Agreed on the phone with the owner.",
+            )
+        customer, _ = excepted
+        workspace.exception_request(
+            customer=customer, actor=collector, kind=ExceptionKind.PAUSE, on=today,
+            pause_until=today + 45 * day, reason="Owner asks for six weeks while a large order is paid.",
+        )
+    workspace.commitments_check(on=today)
+    worklist_refresh(on=today)
 
 
 def _demo_users() -> tuple[dict[str, User], list[str], list[str]]:
@@ -1116,6 +1181,8 @@ class _Builder:
         )
         self._timeline()
         TimelineEvent.objects.bulk_create(self.events, batch_size=BATCH_SIZE)
+        links_backfill(event_model=TimelineEvent, link_model=TimelineEventInvoice, invoice_model=Invoice,
+                       invoice_type_id=ContentType.objects.get_for_model(Invoice).pk)
 
     def _timeline(self) -> None:
         """What happened on each account, dated on the documents: the account

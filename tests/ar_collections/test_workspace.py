@@ -367,3 +367,19 @@ def test_a_call_task_from_dunning_is_a_work_item_for_the_accounts_collector(
     item = WorkItem.objects.get(kind=WorkKind.CALL)
     assert (item.customer, item.assignee, item.action.customer) == (account, collector, account)
     assert "Call Anna Clerk" in item.title
+
+
+def test_promises_broken_again_and_again_make_the_customer_distressed(account, invoices, collector):
+    from ar_collections.services import behaviour_refresh
+    from customers.models import Segment
+
+    for n, invoice in enumerate(invoices):
+        made = LATE + dt.timedelta(days=10 * n)
+        workspace.promise_record(customer=account, actor=collector, amount=invoice.open_amount,
+                                 promised_on=made + dt.timedelta(days=2), invoices=[invoice], on=made)
+        workspace.commitments_check(on=made + dt.timedelta(days=9))
+    assert account.promises.filter(status=PromiseStatus.BROKEN).count() == 2
+    behaviour_refresh(on=LATE + dt.timedelta(days=30))
+    account.refresh_from_db()
+    assert account.segment == Segment.DISTRESSED
+    assert "Broke 2 promises" in account.segment_reason
