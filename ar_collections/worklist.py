@@ -54,13 +54,13 @@ DAYS_POINTS_MAX = 30
 
 
 def item_add(*, kind: str, key: str, customer, title: str, due_on: dt.date, assignee=None, **source) -> bool:
-    """Put an item on the account collector's list, unless it is there already."""
-    created = WorkItem.objects.bulk_create(
-        [WorkItem(kind=kind, key=key, customer=customer, title=title[:300], due_on=due_on,
-                  assignee_id=assignee.pk if assignee else customer.collector_id, **source)],
-        ignore_conflicts=True,
-    )
-    return bool(created and created[0].pk)
+    """Put an item on the account collector's list, unless it is there already
+    (the unique key makes a concurrent second add find the first)."""
+    _, created = WorkItem.objects.get_or_create(key=key, defaults={
+        "kind": kind, "customer": customer, "title": title[:300], "due_on": due_on,
+        "assignee_id": assignee.pk if assignee else customer.collector_id, **source,
+    })
+    return created
 
 
 def items_close(*, actor=None, **source) -> int:
@@ -186,7 +186,9 @@ def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
 
 
 def _lock_open(item: WorkItem) -> WorkItem:
-    locked = WorkItem.objects.select_for_update().select_related("customer", "assignee").get(pk=item.pk)
+    # of=self: the assignee is an outer join, which FOR UPDATE cannot lock.
+    items = WorkItem.objects.select_for_update(of=("self",)).select_related("customer", "assignee")
+    locked = items.get(pk=item.pk)
     if locked.status != WorkStatus.OPEN:
         raise ValidationError("This item is already done.")
     return locked

@@ -20,8 +20,9 @@ from celery import Celery
 from celery.schedules import crontab
 from django.conf import settings
 
-from ar_collections.models import PaymentBehaviour
-from ar_collections.tasks import refresh_payment_behaviour
+from ar_collections import workspace
+from ar_collections.models import PaymentBehaviour, PromiseStatus, WorkItem, WorkKind
+from ar_collections.tasks import check_commitments, refresh_payment_behaviour
 from arcrm.celery import app
 from arcrm.roles import sync_role_groups
 from customers.models import Segment
@@ -157,6 +158,40 @@ def test_a_worker_refreshes_payment_behaviour_sent_through_redis(
     customer.refresh_from_db()
     assert customer.segment == Segment.SYSTEMATIC_LATE
     assert "collections.refresh_payment_behaviour" in process.output()
+
+
+@pytest.mark.slow
+def test_a_worker_finds_a_broken_promise_and_puts_it_on_the_worklist(
+    worker, sender, wait_for, role_groups, collector, make_customer, make_invoice
+):
+    queue, process = worker
+    customer = make_customer(name="Promising Pete GmbH")
+    invoice = make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 5, 31), amount="400.00")
+    promise = workspace.promise_record(
+        customer=customer, actor=collector, amount=Decimal("400.00"), promised_on=dt.date(2025, 6, 10),
+        invoices=[invoice], on=dt.date(2025, 6, 5),
+    )
+
+    with sender.connection_for_write() as connection:
+        check_commitments.apply_async(kwargs={"on": "2025-06-30"}, queue=queue, connection=connection)
+
+    item = wait_for(
+        lambda: WorkItem.objects.filter(kind=WorkKind.PROMISE_BROKEN, customer=customer).first(),
+        timeout=60, message="the worker to put the broken promise on the worklist",
+    )
+    promise.refresh_from_db()
+    assert promise.status == PromiseStatus.BROKEN
+    assert item.assignee == collector
+    assert not customer.dunning_pauses.filter(lifted_at__isnull=True).exists()
+    assert "collections.check_commitments" in process.output()
+
+
+def test_the_commitments_are_checked_before_the_dunning_run():
+    check = settings.CELERY_BEAT_SCHEDULE["check-commitments"]
+    run = settings.CELERY_BEAT_SCHEDULE["nightly-dunning-run"]
+    assert check["task"] == "collections.check_commitments"
+    assert check["schedule"] == crontab(hour=3, minute=0)
+    assert run["schedule"] == crontab(hour=3, minute=30)
 
 
 def test_the_nightly_refresh_is_scheduled_at_half_past_two_by_default():

@@ -1,0 +1,135 @@
+"""The worklist as a service: where items come from, the priority and its
+parts, and completing, snoozing and handing over."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from ar_collections import worklist, workspace
+from ar_collections.delivery import action_review
+from ar_collections.models import (
+    ActionStatus,
+    DisputeReason,
+    DunningAction,
+    LatePaymentPolicy,
+    PaymentBehaviour,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
+)
+from customers.models import Segment
+from tests.ar_collections.conftest import DUE, frozen
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+ON = DUE + dt.timedelta(days=30)
+
+
+def behaviour(customer, *, overdue: str, days: int) -> None:
+    PaymentBehaviour.objects.create(customer=customer, computed_on=ON, overdue_amount=Decimal(overdue),
+                                    max_days_overdue=days)
+
+
+def add(customer, key: str, kind: str = WorkKind.CALL, due_on: dt.date = ON) -> WorkItem:
+    worklist.item_add(kind=kind, key=key, customer=customer, title=key, due_on=due_on)
+    return WorkItem.objects.get(key=key)
+
+
+def test_an_item_is_created_once_whatever_repeats_it(make_account):
+    account = make_account()
+    assert worklist.item_add(kind=WorkKind.CALL, key="call:x", customer=account, title="Call", due_on=ON)
+    assert not worklist.item_add(kind=WorkKind.CALL, key="call:x", customer=account, title="Call", due_on=ON)
+    assert WorkItem.objects.count() == 1
+
+
+def test_the_priority_adds_money_lateness_risk_and_promises_and_shows_each_part(
+    make_account, collector
+):
+    big = make_account(Segment.DISTRESSED, name="Big Distressed")
+    behaviour(big, overdue="25300.00", days=52)
+    small = make_account(Segment.PROMPT, name="Small Prompt")
+    behaviour(small, overdue="800.00", days=4)
+    add(small, "broken", WorkKind.PROMISE_BROKEN)
+    add(big, "call")
+    first, second = worklist.items_for(assignee=collector, on=ON)
+    parts = ("money_points", "days_points", "risk_points", "promise_points", "priority")
+    assert first.customer == big
+    assert [getattr(first, p) for p in parts] == [25, 17, 20, 0, 62]
+    assert [getattr(second, p) for p in parts] == [0, 1, 0, 20, 21]
+
+
+def test_points_are_capped(make_account, collector):
+    account = make_account(Segment.SYSTEMATIC_LATE)
+    behaviour(account, overdue="9000000.00", days=900)
+    add(account, "call")
+    (item,) = worklist.items_for(assignee=collector, on=ON)
+    assert (item.money_points, item.days_points, item.risk_points) == (40, 30, 12)
+
+
+def test_snoozed_and_future_items_wait_for_their_day(make_account, collector):
+    account = make_account()
+    item = add(account, "later", due_on=ON + dt.timedelta(days=2))
+    snoozed = add(account, "snoozed")
+    worklist.item_snooze(item=snoozed, actor=collector, until=ON + dt.timedelta(days=3), on=ON)
+    assert list(worklist.items_for(assignee=collector, on=ON)) == []
+    assert list(worklist.items_for(assignee=collector, on=ON + dt.timedelta(days=2))) == [item]
+    assert set(worklist.items_for(assignee=collector, on=ON + dt.timedelta(days=3))) == {item, snoozed}
+    with pytest.raises(ValidationError):
+        worklist.item_snooze(item=item, actor=collector, until=ON, on=ON)
+
+
+def test_done_and_handed_over_items_leave_the_list_and_say_so_on_the_timeline(
+    make_account, collector, other_collector, viewer
+):
+    account = make_account()
+    done, handed = add(account, "done"), add(account, "handed")
+    worklist.item_complete(item=done, actor=collector)
+    with pytest.raises(ValidationError):
+        worklist.item_reassign(item=handed, actor=collector, to=viewer)
+    worklist.item_reassign(item=handed, actor=collector, to=other_collector)
+    assert list(worklist.items_for(assignee=collector, on=ON)) == []
+    assert list(worklist.items_for(assignee=other_collector, on=ON)) == [handed]
+    summaries = list(account.events.filter(kind="work").values_list("summary", flat=True))
+    assert any("done" in s for s in summaries)
+    assert any(f"to {other_collector.get_username()}" in s for s in summaries)
+    with pytest.raises(ValidationError, match="already done"):
+        worklist.item_complete(item=done, actor=collector)
+
+
+def test_notices_queued_for_review_are_on_the_list_until_reviewed(make_account, collector, plan_and_deliver):
+    LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(auto_send=False)
+    account = make_account()
+    day = DUE + dt.timedelta(days=3)
+    plan_and_deliver(day)
+    action = DunningAction.objects.get(customer=account)
+    assert action.status == ActionStatus.IN_REVIEW
+    assert worklist.worklist_refresh(on=day) == 1
+    assert worklist.worklist_refresh(on=day) == 0
+    item = WorkItem.objects.get(kind=WorkKind.REVIEW)
+    assert item.action == action and item.assignee == collector
+    with frozen(day):
+        action_review(action=action, collector=collector, send=False, note="Called instead")
+    worklist.worklist_refresh(on=day)
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+
+
+def test_accounts_on_the_personal_track_and_unanswered_disputes_are_on_the_list(
+    make_account, collector, plan_and_deliver
+):
+    bond = make_account(Segment.SPECIAL_BOND, name="Old Friend")
+    plan_and_deliver(DUE + dt.timedelta(days=10))  # opens the cycle
+    other = make_account(name="Disputer")
+    workspace.dispute_open(customer=other, actor=collector, invoice=other.invoices.first(), on=ON,
+                           reason=DisputeReason.PRICE, description="Wrong price")
+    worklist.worklist_refresh(on=ON)
+    # The special-bond ladder's steps are reviewed, so its first notice waits for review too.
+    assert set(WorkItem.objects.values_list("kind", "customer__name")) == {
+        (WorkKind.PERSONAL, bond.name), (WorkKind.REVIEW, bond.name)}
+    worklist.worklist_refresh(on=ON + dt.timedelta(days=7))
+    waiting = WorkItem.objects.get(kind=WorkKind.DISPUTE_WAITING)
+    assert waiting.customer == other and "Wrong price" not in waiting.title
