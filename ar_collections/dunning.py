@@ -308,15 +308,14 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     )
     open_invoices = list(customer.invoices.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
                          .order_by("due_date", "number"))
-    eligible_ids = set(eligible_invoices(on=on).filter(customer=customer).values_list("pk", flat=True))
+    # The pauses in force, as eligible_invoices() reads them: one on the
+    # invoice, or one on the whole account, holds it back.
     pauses = {}
     for pause in DunningPause.objects.active(on=on).filter(customer=customer).order_by("pk"):
         pauses.setdefault(pause.invoice_id, pause)
-    held = [
-        (i, _held_because(pauses.get(i.pk) or pauses.get(None)))
-        for i in open_invoices if i.pk not in eligible_ids
-    ]
-    eligible = [i for i in open_invoices if i.pk in eligible_ids]
+    held = [(i, _held_because(p)) for i in open_invoices if (p := pauses.get(i.pk) or pauses.get(None))]
+    held_ids = {i.pk for i, _ in held}
+    eligible = [i for i in open_invoices if i.pk not in held_ids]
     ladder = book.get(CAUSE_LADDER.get(cycle.cause if cycle else "")) or book.get(customer.segment)
     if ladder is None:
         return NextStep(None, None, [], held, "No active policy for this segment.")
@@ -338,10 +337,8 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     return NextStep(step, due_on, listed, held, note)
 
 
-def _held_because(pause: DunningPause | None) -> str:
-    if pause is None:
-        return "paused"
-    until = f" until {pause.ends_on:%d %b %Y}" if pause.ends_on else " until resolved"
+def _held_because(pause: DunningPause) -> str:
+    until = f" until {pause.ends_on.day} {pause.ends_on:%b %Y}" if pause.ends_on else " until resolved"
     return f"{pause.get_kind_display()}{until}"
 
 

@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import reswap, retarget
+from django_htmx.http import push_url, reswap, retarget
 
 from ar_collections import dunning, timeline, worklist, workspace
 from ar_collections.models import (
@@ -155,8 +155,12 @@ def timeline_view(request: HttpRequest, pk: int) -> HttpResponse:
         context = {"customer": customer, **timeline_context(request, customer)}
     except timeline.BadCursor as error:
         return HttpResponseBadRequest(str(error))
-    partial = "timeline-page" if request.GET.get("before") else "timeline"
-    return render(request, f"customers/customer_detail.html#{partial}", context)
+    if request.GET.get("before"):
+        return render(request, "customers/customer_detail.html#timeline-page", context)
+    # A filter: the address bar shows the account page with it, to bookmark or share.
+    response = render(request, "customers/customer_detail.html#timeline", context)
+    url = reverse("customers:detail", args=[pk])
+    return push_url(response, f"{url}?{request.GET.urlencode()}" if request.GET else url)
 
 
 # --- Inline actions ---------------------------------------------------------------------
@@ -351,7 +355,8 @@ def pause_resume(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         if request.htmx:
-            return render(request, "base.html#messages", {}, status=422)
+            # Only the message travels (out of band); the page stays as it is.
+            return reswap(render(request, "base.html#messages", {}, status=422), "none")
         return redirect("customers:detail", pk=pk)
     messages.success(request, f"Dunning resumed ({lifted} pause{'s' if lifted > 1 else ''} lifted).")
     return _account_changed(request, customer)

@@ -1,3 +1,5 @@
+from django.utils.functional import SimpleLazyObject
+
 from arcrm.roles import role_of
 
 
@@ -6,4 +8,5 @@ def roles(request):
 
     Hiding is cosmetic: every view checks permissions itself.
     """
-    return {"role": role_of(request.user)}
+    # Lazy: only full pages show the role; an htmx fragment skips the query.
+    return {"role": SimpleLazyObject(lambda: role_of(request.user) or "")}

@@ -343,8 +343,10 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
 
     # session, user, role groups, permissions (2), customer, referrals,
     # contacts, absences, open invoices, open dunning cycle, last dunning steps,
-    # pauses in force
-    with django_assert_num_queries(13):
+    # pauses in force; the timeline page; the dunning preview (policies, steps,
+    # minimums, cycle, open invoices, pauses, last contact); open promises, plans
+    # (their invoices and instalments when there is one), disputes, exception requests
+    with django_assert_num_queries(24):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows

@@ -1,0 +1,232 @@
+"""The collector's workspace in a real browser: from the worklist to the
+account page, where a call with a promise, a dispute and a pause change the
+header, the timeline and the dunning preview in place; the timeline's pages
+and filters.
+
+Drives Debian's Chromium through Playwright against pytest-django's live
+server, like tests/arcrm/test_browser.py. Screenshots land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from ar_collections.models import PaymentBehaviour, WorkKind
+from ar_collections.timeline import PAGE_SIZE
+from ar_collections.worklist import item_add
+from customers.models import EventKind, Segment, TimelineEvent
+from tests.conftest import ARTIFACTS
+
+# The live server needs committed data; role groups and ladders come back after each flush.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Older events on Acme's timeline: more than a page, every tenth one a call.
+OLD_EVENTS = 32
+OLD_CALLS = 4
+
+
+@pytest.fixture
+def acme(make_customer, make_contact, make_invoice, other_collector):
+    """A prompt payer with three overdue invoices, a call on Carla's worklist
+    and a long history; Globex has a less urgent item below it. Otto is there
+    to hand items to."""
+    # Dates count from the real today: a frozen server clock would set the
+    # session cookie's expiry in Chromium's past, and the browser would drop it.
+    today = timezone.localdate()
+    acme = make_customer(name="Acme Tools", segment=Segment.PROMPT,
+                         segment_reason="Paid every invoice on time for three years.")
+    make_contact(acme, name="Anna Clerk", email="anna@acme.test", phone="+49 30 1234",
+                 is_primary_billing=True)
+    overdue = [("INV-P", 40, "500.00"), ("INV-D", 20, "700.00"), ("INV-X", 10, "300.00")]
+    for number, days_late, amount in overdue:
+        due = today - dt.timedelta(days=days_late)
+        make_invoice(acme, number=number, issued=due - dt.timedelta(days=30), due=due, amount=amount)
+    PaymentBehaviour.objects.create(
+        customer=acme, computed_on=today, open_amount=Decimal("1500.00"), overdue_amount=Decimal("1500.00"),
+        max_days_overdue=40, overdue_invoices=3,
+    )
+    now = timezone.now()
+    TimelineEvent.objects.bulk_create(
+        TimelineEvent(
+            customer=acme, occurred_at=now - dt.timedelta(days=n + 1),
+            kind=EventKind.CALL if n % 10 == 0 else EventKind.NOTE,
+            summary=f"Old call {n}: no answer" if n % 10 == 0 else f"Old note {n}",
+        )
+        for n in range(OLD_EVENTS)
+    )
+    item_add(kind=WorkKind.CALL, key="call:acme", customer=acme, due_on=today,
+             title="Call Anna Clerk about three overdue invoices")
+    globex = make_customer(name="Globex Corporation", segment=Segment.SYSTEMATIC_LATE)
+    item_add(kind=WorkKind.PERSONAL, key="personal:globex", customer=globex, due_on=today,
+             title="Personal treatment: Globex is behind")
+    return acme
+
+
+@pytest.fixture
+def page(acme, browser_page) -> Page:
+    """The browser opens once the data is written (see browser_page)."""
+    return browser_page
+
+
+def log_in(page: Page, username: str) -> None:
+    page.goto("/login/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(f"pw-{username}")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/customers/$"))
+
+
+def events(page: Page):
+    return page.locator("#timeline-events li.event")
+
+
+def preview(page: Page, which: str):
+    return page.locator(f"#dunning-preview ul[data-list={which}] li")
+
+
+def test_a_collector_works_an_account_from_the_worklist_without_reloading(page, acme):
+    log_in(page, "carla")
+    page.get_by_role("link", name="My work").click()
+    expect(page.get_by_role("heading", name="My work today")).to_be_visible()
+    items = page.locator("ol.worklist li.work-item")
+    expect(items).to_have_count(2)
+    # Most urgent first, the priority and its parts in plain sight.
+    first = items.first
+    expect(first).to_contain_text("Call Anna Clerk about three overdue invoices")
+    expect(first.locator(".work-priority")).to_have_text("14")
+    expect(first.locator(".why")).to_contain_text("EUR 1,500.00 overdue (+1)")
+    expect(first.locator(".why")).to_contain_text("40 days late (+13)")
+    expect(items.nth(1)).to_contain_text("Globex Corporation")
+    expect(first.get_by_label("Hand to")).to_have_text("otto")
+    page.screenshot(path=ARTIFACTS / "workspace-worklist.png", full_page=True)
+
+    first.get_by_role("link", name="Acme Tools").click()
+    expect(page).to_have_url(re.compile(rf"/customers/{acme.pk}/$"))
+    header = page.locator("#account-header")
+    expect(header).to_contain_text("Anna Clerk")
+    expect(header.locator("[data-figure=overdue]")).to_have_text("EUR 1,500.00")
+    expect(header.locator("[data-figure=pauses]")).to_have_text("None")
+    expect(preview(page, "listed")).to_have_text([re.compile("^INV-P"), re.compile("^INV-D"),
+                                                  re.compile("^INV-X")])
+    expect(events(page)).to_have_count(PAGE_SIZE)
+    page.screenshot(path=ARTIFACTS / "workspace-account.png", full_page=True)
+
+    # A marker on window survives htmx swaps but not a page load.
+    page.evaluate("window.notReloaded = true")
+    # A refused action says why and leaves the action bar working.
+    page.get_by_role("button", name="Resume dunning").click()
+    expect(page.locator("#messages")).to_contain_text("No manual pause is in force on this account.")
+    panel = page.locator("#action-panel")
+    expect(panel).to_have_count(1)
+    page.get_by_role("link", name="Log a call").click()
+    expect(panel.get_by_role("heading", name="Log a call")).to_be_visible()
+    panel.get_by_label("Contact", exact=True).select_option(label="Anna Clerk – Accounts payable / billing")
+    panel.get_by_label("Reached").check()
+    panel.get_by_label("What was said").fill("Invoice was on the wrong desk")
+    panel.get_by_label("Promised amount").fill("500.00")
+    promised_on = timezone.localdate() + dt.timedelta(days=7)
+    panel.get_by_label("Promised by").fill(promised_on.isoformat())
+    panel.get_by_role("group", name="Promise covers").get_by_label(re.compile(r"\bINV-P\b")).check()
+    page.screenshot(path=ARTIFACTS / "workspace-call-form.png", full_page=True)
+    panel.get_by_role("button", name="Save").click()
+
+    expect(page.locator("#messages")).to_contain_text("Call logged with a promise to pay.")
+    expect(panel).to_be_empty()
+    expect(events(page).nth(0)).to_contain_text("Promise to pay EUR 500.00")
+    expect(events(page).nth(1)).to_contain_text("Call to Anna Clerk: reached — Invoice was on the wrong desk")
+    expect(events(page).nth(1).locator(".badge")).to_have_text("Call")
+    expect(header.locator("[data-figure=pauses]")).to_contain_text("Promise to pay on INV-P until")
+    expect(page.locator("#commitments")).to_contain_text(f"Promise: EUR 500.00 by {promised_on:%-d %b %Y}")
+    expect(preview(page, "listed")).to_have_text([re.compile("^INV-D"), re.compile("^INV-X")])
+    expect(preview(page, "held")).to_have_text([re.compile("^INV-P · Promise to pay until")])
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=ARTIFACTS / "workspace-after-call.png", full_page=True)
+
+    page.get_by_role("link", name="Dispute", exact=True).click()
+    expect(panel.get_by_role("heading", name="Open a dispute")).to_be_visible()
+    due = timezone.localdate() - dt.timedelta(days=20)
+    panel.get_by_label("Invoice").select_option(label=f"INV-D · due {due:%d %b %Y} · EUR 700.00")
+    panel.get_by_label("Reason").select_option(label="Quantity differs from what was delivered")
+    panel.get_by_role("button", name="Save").click()
+    # Rejected: the form comes back in place with the reason and what was chosen.
+    expect(panel.locator(".field-error")).to_have_text("This field is required.")
+    expect(panel.get_by_label("Reason")).to_have_value("quantity")
+    expect(preview(page, "listed")).to_have_count(2)
+    page.screenshot(path=ARTIFACTS / "workspace-dispute-rejected.png", full_page=True)
+    panel.get_by_label("What the customer says").fill("Only 8 of 10 pallets arrived")
+    panel.get_by_role("button", name="Save").click()
+
+    expect(page.locator("#messages")).to_contain_text("Dispute on INV-D opened")
+    expect(events(page).first).to_contain_text("Dispute opened on INV-D")
+    expect(preview(page, "listed")).to_have_text([re.compile("^INV-X")])
+    expect(preview(page, "held")).to_have_text([
+        re.compile("^INV-P · Promise to pay until"), re.compile("^INV-D · Open dispute until resolved"),
+    ])
+    expect(header.locator("[data-figure=pauses]")).to_contain_text("Open dispute on INV-D until resolved")
+    expect(page.locator("#commitments")).to_contain_text("Dispute on INV-D")
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=ARTIFACTS / "workspace-after-dispute.png", full_page=True)
+
+
+def test_a_collector_pages_through_and_filters_the_timeline(page, acme):
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    page.evaluate("window.notReloaded = true")
+    expect(events(page)).to_have_count(PAGE_SIZE)
+    expect(events(page).first).to_contain_text("Old call 0")
+
+    page.locator("#timeline-more").get_by_role("link", name="Load more").click()
+    expect(events(page)).to_have_count(OLD_EVENTS)
+    expect(events(page).last).to_contain_text(f"Old note {OLD_EVENTS - 1}")
+    expect(page.locator("#timeline-more")).to_have_count(0)
+    assert page.evaluate("window.notReloaded") is True
+
+    page.locator(".timeline-filters").get_by_label("Calls").check()
+    expect(events(page)).to_have_count(OLD_CALLS)
+    for n in range(OLD_CALLS):
+        expect(events(page).nth(n)).to_have_class(re.compile(r"\bevent-call\b"))
+    # The filter is in the address bar: the page can be bookmarked and reloaded as it is.
+    expect(page).to_have_url(re.compile(r"[?&]kind=call\b"))
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=ARTIFACTS / "workspace-timeline-filtered.png", full_page=True)
+
+    page.reload()
+    expect(page).to_have_url(re.compile(rf"/customers/{acme.pk}/\?kind=call\b"))
+    expect(page.locator(".timeline-filters").get_by_label("Calls")).to_be_checked()
+    expect(events(page)).to_have_count(OLD_CALLS)
+    expect(page.locator("#timeline")).to_contain_text("Clear filters")
+
+    # On a narrow screen the side column (the dunning preview) goes below the timeline.
+    page.set_viewport_size({"width": 600, "height": 900})
+    timeline_box = page.locator("#timeline-card").bounding_box()
+    assert page.locator("#dunning-preview").bounding_box()["y"] > timeline_box["y"] + timeline_box["height"]
+    page.screenshot(path=ARTIFACTS / "workspace-account-narrow.png", full_page=True)
+
+
+def test_a_collector_pauses_and_resumes_dunning_in_place(page, acme):
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    page.evaluate("window.notReloaded = true")
+    pauses = page.locator("#account-header [data-figure=pauses]")
+
+    page.get_by_role("link", name="Pause dunning").click()
+    panel = page.locator("#action-panel")
+    panel.get_by_label("Until").fill((timezone.localdate() + dt.timedelta(days=5)).isoformat())
+    panel.get_by_label("Why").fill("Owner on holiday, back next week")
+    panel.get_by_role("button", name="Save").click()
+    expect(pauses).to_contain_text("Manual hold on the account until")
+    expect(preview(page, "listed")).to_have_count(0)
+
+    page.get_by_role("button", name="Resume dunning").click()
+    expect(page.locator("#messages")).to_contain_text("Dunning resumed (1 pause lifted).")
+    expect(pauses).to_have_text("None")
+    expect(preview(page, "listed")).to_have_count(3)
+    page.get_by_role("link", name="Add a note").click()
+    expect(panel.get_by_role("heading", name="Add a note")).to_be_visible()
+    assert page.evaluate("window.notReloaded") is True
