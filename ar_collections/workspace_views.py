@@ -98,6 +98,9 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
         "timeline_invoice_unknown": bool(number and invoice is None),
         "timeline_query": query.urlencode(),
         "timeline_deep": bool(request.GET.get("before")),
+        # Link prefixes, reversed once per page rather than twice per event.
+        "action_base": reverse("collections:action_detail", args=[0]).removesuffix("0/"),
+        "letter_base": reverse("collections:letter_download", args=[0]).removesuffix("0/pdf/"),
     }
 
 
@@ -152,7 +155,8 @@ def timeline_view(request: HttpRequest, pk: int) -> HttpResponse:
         url = reverse("customers:detail", args=[pk])
         return redirect(f"{url}?{request.GET.urlencode()}#timeline" if request.GET else url)
     try:
-        context = {"customer": customer, **timeline_context(request, customer)}
+        context = {"customer": customer, "can_act": can_act_on(request.user, customer),
+                   **timeline_context(request, customer)}
     except timeline.BadCursor as error:
         return HttpResponseBadRequest(str(error))
     if request.GET.get("before"):
