@@ -85,9 +85,13 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
     invoice = None
     if number:
         invoice = Invoice.objects.filter(customer=customer, number__iexact=number).first()
-    page = timeline.timeline_page(
-        customer=customer, kinds=kinds, invoice=invoice, before=request.GET.get("before") or None
-    )
+    if number and invoice is None:
+        # Not this account's invoice: nothing matches (the page says why).
+        page = timeline.TimelinePage([], None)
+    else:
+        page = timeline.timeline_page(
+            customer=customer, kinds=kinds, invoice=invoice, before=request.GET.get("before") or None
+        )
     query = request.GET.copy()
     query.pop("before", None)
     return {
@@ -498,7 +502,8 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         if request.htmx:
-            return render(request, "base.html#messages", {}, status=422)
+            # Only the message travels (out of band); the item stays as it was.
+            return reswap(render(request, "base.html#messages", {}, status=422), "none")
         return redirect(_worklist_url(request, item))
     messages.success(request, said)
     if request.htmx:

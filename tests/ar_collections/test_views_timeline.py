@@ -1,0 +1,406 @@
+"""The account's timeline: newest first, "load more" pages that neither skip
+nor repeat an event, filters by kind and by invoice, the dunning step behind
+an event, and a query count that does not grow with the history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_lib
+import re
+
+import pytest
+from django.urls import reverse
+
+from ar_collections.models import DunningAction, PaymentBehaviour, TimelineEventInvoice
+from ar_collections.timeline import PAGE_SIZE, cursor_for, event_record
+from customers.models import EventKind, Segment, TimelineEvent
+
+from .conftest import DUE
+
+HTMX = {"HX-Request": "true"}
+# Microseconds on purpose: the cursor must carry them, or events of the same second get lost.
+START = dt.datetime(2025, 7, 1, 9, 0, 0, 123456, tzinfo=dt.UTC)
+EVENT_ID = re.compile(r'id="event-(\d+)"')
+LOAD_MORE = re.compile(r'id="timeline-more">.*?href="([^"]+)".*?hx-get="([^"]+)"', re.DOTALL)
+
+
+def page_url(customer) -> str:
+    return reverse("customers:detail", args=[customer.pk])
+
+
+def timeline_url(customer) -> str:
+    return reverse("customers:timeline", args=[customer.pk])
+
+
+def shown(response) -> list[int]:
+    return [int(pk) for pk in EVENT_ID.findall(response.content.decode())]
+
+
+def load_more(response) -> tuple[str, str] | None:
+    """The "load more" link's (href, hx-get), or None on the last page."""
+    match = LOAD_MORE.search(response.content.decode())
+    return (html_lib.unescape(match.group(1)), html_lib.unescape(match.group(2))) if match else None
+
+
+def newest_first(events) -> list[int]:
+    return [e.pk for e in sorted(events, key=lambda e: (e.occurred_at, e.pk), reverse=True)]
+
+
+def events_of(
+    customer, count: int, *, kinds=(EventKind.NOTE,), tied=range(0), actor=None
+) -> list[TimelineEvent]:
+    """`count` events a minute apart, oldest first; those at the positions in
+    `tied` all happen at the same instant. With `actor`, every other one is theirs."""
+    stamps = [START + dt.timedelta(minutes=n) for n in range(count)]
+    for n in tied:
+        stamps[n] = START + dt.timedelta(minutes=tied.start)
+    return TimelineEvent.objects.bulk_create(
+        [TimelineEvent(customer=customer, kind=kinds[n % len(kinds)], summary=f"Event {n}", occurred_at=at,
+                       actor=actor if n % 2 else None)
+         for n, at in enumerate(stamps)],
+        batch_size=2000,
+    )
+
+
+def walk(client, customer, query: dict) -> list[list[int]]:
+    """Read the whole timeline as htmx does: the first page, then every "load more"."""
+    response = client.get(timeline_url(customer), query, headers=HTMX)
+    assert response.content.decode().lstrip().startswith('<div id="timeline"')
+    pages = [shown(response)]
+    while link := load_more(response):
+        response = client.get(link[1], headers=HTMX)
+        assert response.status_code == 200
+        assert '<div id="timeline"' not in response.content.decode()
+        pages.append(shown(response))
+        assert len(pages) < 100, "the pages never end"
+    return pages
+
+
+# --- Order and pages ---------------------------------------------------------------------
+
+
+def test_the_account_page_shows_the_newest_event_first(client, collector, customer):
+    middle = event_record(customer=customer, kind=EventKind.NOTE, summary="Middle", occurred_at=START)
+    oldest = event_record(customer=customer, kind=EventKind.CALL, summary="Oldest",
+                          occurred_at=START - dt.timedelta(days=1))
+    newest = event_record(customer=customer, kind=EventKind.NOTE, summary="Newest",
+                          occurred_at=START + dt.timedelta(hours=1))
+    client.force_login(collector)
+
+    response = client.get(page_url(customer))
+
+    assert shown(response) == [newest.pk, middle.pk, oldest.pk]
+    assert load_more(response) is None
+
+
+def test_load_more_walks_the_whole_timeline_without_overlap_or_gaps(client, collector, customer):
+    # 40 of the 60 events share one instant, across both page boundaries:
+    # only the tie-break on id keeps them apart.
+    events = events_of(customer, 60, tied=range(5, 45))
+    client.force_login(collector)
+
+    pages = walk(client, customer, {})
+
+    assert [len(p) for p in pages] == [PAGE_SIZE, PAGE_SIZE, 60 - 2 * PAGE_SIZE]
+    assert [pk for p in pages for pk in p] == newest_first(events)
+
+
+def test_load_more_keeps_the_filters(client, collector, customer):
+    events = events_of(customer, 120, kinds=(EventKind.NOTE, EventKind.CALL), tied=range(30, 90))
+    client.force_login(collector)
+
+    pages = walk(client, customer, {"kind": EventKind.CALL})
+
+    calls = [e for e in events if e.kind == EventKind.CALL]
+    assert [len(p) for p in pages] == [25, 25, 10]
+    assert [pk for p in pages for pk in p] == newest_first(calls)
+
+
+def test_without_htmx_load_more_shows_the_next_page_on_the_account_page(client, collector, customer):
+    events = events_of(customer, 30)
+    client.force_login(collector)
+    first = client.get(page_url(customer))
+    href, _ = load_more(first)
+
+    second = client.get(href)
+
+    assert href.startswith(page_url(customer) + "?before=") and href.endswith("#timeline")
+    assert second.status_code == 200 and "<html" in second.content.decode()
+    assert shown(first) + shown(second) == newest_first(events)
+
+
+# --- Filters -----------------------------------------------------------------------------
+
+
+def test_the_timeline_filters_by_kind(client, collector, customer):
+    note = event_record(customer=customer, kind=EventKind.NOTE, summary="A note")
+    call = event_record(customer=customer, kind=EventKind.CALL, summary="A call")
+    promise = event_record(customer=customer, kind=EventKind.PROMISE, summary="A promise")
+    client.force_login(collector)
+
+    calls = client.get(timeline_url(customer), {"kind": EventKind.CALL}, headers=HTMX)
+    both = client.get(timeline_url(customer), {"kind": [EventKind.CALL, EventKind.PROMISE]}, headers=HTMX)
+    nonsense = client.get(timeline_url(customer), {"kind": "gossip"}, headers=HTMX)
+
+    assert shown(calls) == [call.pk]
+    assert 'value="call" checked' in calls.content.decode()
+    assert shown(both) == [promise.pk, call.pk]
+    # An unknown kind is no filter at all.
+    assert shown(nonsense) == [promise.pk, call.pk, note.pk]
+
+
+def test_the_timeline_filters_by_invoice_number(client, collector, customer, make_invoice):
+    first = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2001")
+    second = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2002")
+    recorded = event_record(customer=customer, kind=EventKind.PROMISE, summary="Promise on both",
+                            invoices=[first, second], occurred_at=START)
+    about = event_record(customer=customer, kind=EventKind.NOTE, summary="About the first", subject=first,
+                         occurred_at=START + dt.timedelta(minutes=1))
+    imported = TimelineEvent.objects.create(customer=customer, kind=EventKind.NOTE, summary="Imported",
+                                            occurred_at=START + dt.timedelta(minutes=2))
+    TimelineEventInvoice.objects.create(event=imported, invoice=first)
+    event_record(customer=customer, kind=EventKind.NOTE, summary="Only the second", invoices=[second])
+    event_record(customer=customer, kind=EventKind.NOTE, summary="No invoice at all")
+    client.force_login(collector)
+
+    response = client.get(timeline_url(customer), {"invoice": " inv-2001 "}, headers=HTMX)
+
+    assert shown(response) == [imported.pk, about.pk, recorded.pk]
+    assert 'value="inv-2001"' in response.content.decode()
+    assert "No invoice" not in response.content.decode()
+
+
+def test_the_invoice_filter_and_the_kind_filter_combine(client, collector, customer, make_invoice):
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2001")
+    call = event_record(customer=customer, kind=EventKind.CALL, summary="Called", invoices=[invoice])
+    event_record(customer=customer, kind=EventKind.NOTE, summary="Noted", invoices=[invoice])
+    event_record(customer=customer, kind=EventKind.CALL, summary="Called about nothing")
+    client.force_login(collector)
+
+    response = client.get(timeline_url(customer), {"invoice": "INV-2001", "kind": "call"}, headers=HTMX)
+
+    assert shown(response) == [call.pk]
+
+
+@pytest.mark.parametrize("number", ["INV-NOPE", "INV-ELSEWHERE"])
+def test_an_invoice_number_not_on_this_account_is_pointed_out(
+    client, collector, customer, make_customer, make_invoice, number
+):
+    other = make_customer(name="Elsewhere Ltd")
+    elsewhere = make_invoice(other, issued=dt.date(2025, 6, 1), number="INV-ELSEWHERE")
+    event_record(customer=other, kind=EventKind.NOTE, summary="Their note", invoices=[elsewhere])
+    client.force_login(collector)
+
+    response = client.get(page_url(customer), {"invoice": number})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"No invoice {number} on this account." in html
+    assert "Their note" not in html
+    assert shown(response) == []  # an empty result, not the unfiltered timeline
+
+
+def test_a_filter_that_finds_nothing_says_so(client, collector, customer):
+    event_record(customer=customer, kind=EventKind.NOTE, summary="A note")
+    client.force_login(collector)
+
+    response = client.get(timeline_url(customer), {"kind": EventKind.DISPUTE}, headers=HTMX)
+
+    assert shown(response) == []
+    assert "Nothing here for these filters." in response.content.decode()
+
+
+# --- Bad cursors, plain requests, who may read --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["garbage", "2025-07-01", "20250701090000123456", "20250701090000123456-x", "20259901090000000000-7"],
+)
+@pytest.mark.parametrize("where", ["timeline", "account page"])
+def test_a_cursor_the_page_did_not_hand_out_is_a_bad_request(client, collector, customer, cursor, where):
+    events_of(customer, 3)
+    client.force_login(collector)
+
+    if where == "timeline":
+        response = client.get(timeline_url(customer), {"before": cursor}, headers=HTMX)
+    else:
+        response = client.get(page_url(customer), {"before": cursor})
+
+    assert response.status_code == 400
+
+
+def test_without_htmx_the_timeline_url_redirects_to_the_account_page_with_the_same_query(
+    client, collector, customer
+):
+    client.force_login(collector)
+
+    filtered = client.get(timeline_url(customer), {"kind": ["call", "note"], "invoice": "INV-1"})
+    bare = client.get(timeline_url(customer))
+
+    assert filtered.status_code == 302
+    assert filtered.url == page_url(customer) + "?kind=call&kind=note&invoice=INV-1#timeline"
+    assert bare.status_code == 302 and bare.url == page_url(customer)
+
+
+def test_a_filter_puts_the_account_page_with_its_query_in_the_address_bar(client, collector, customer):
+    events = events_of(customer, 30)
+    client.force_login(collector)
+
+    filtered = client.get(timeline_url(customer), {"kind": "note", "invoice": "INV-1"}, headers=HTMX)
+    cleared = client.get(timeline_url(customer), headers=HTMX)
+    more = client.get(timeline_url(customer), {"before": cursor_for(events[-1])}, headers=HTMX)
+
+    assert filtered["HX-Push-Url"] == page_url(customer) + "?kind=note&invoice=INV-1"
+    assert cleared["HX-Push-Url"] == page_url(customer)
+    # "Load more" stays where it is: the next page is no place to bookmark.
+    assert "HX-Push-Url" not in more
+
+
+def test_the_timeline_varies_on_the_htmx_header(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.get(timeline_url(customer), headers=HTMX)
+
+    assert "HX-Request" in response["Vary"]
+
+
+@pytest.mark.parametrize("reader", ["viewer", "other_collector", "manager"])
+def test_every_role_may_read_the_timeline(client, customer, request, reader):
+    note = event_record(customer=customer, kind=EventKind.NOTE, summary="Visible to all")
+    client.force_login(request.getfixturevalue(reader))
+
+    page = client.get(page_url(customer))
+    partial = client.get(timeline_url(customer), headers=HTMX)
+
+    assert page.status_code == partial.status_code == 200
+    assert shown(page) == shown(partial) == [note.pk]
+
+
+def test_a_viewer_sees_no_action_bar(client, viewer, customer):
+    client.force_login(viewer)
+
+    html = client.get(page_url(customer)).content.decode()
+
+    assert 'id="timeline"' in html
+    assert "Actions on this account" not in html
+    assert reverse("collections:note_add", args=[customer.pk]) not in html
+
+
+def test_anonymous_visitors_are_sent_to_log_in_for_the_timeline(client, customer):
+    response = client.get(timeline_url(customer), headers=HTMX)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+# --- The dunning step behind an event -------------------------------------------------------
+
+
+@pytest.fixture
+def emailed(make_account, plan_and_deliver, smtp_server) -> DunningAction:
+    """The first friendly e-mail of the prompt ladder, sent to Anna Clerk."""
+    account = make_account(Segment.PROMPT)
+    assert plan_and_deliver(DUE + dt.timedelta(days=3))["emailed"] == 1
+    return DunningAction.objects.get(customer=account)
+
+
+@pytest.mark.parametrize("reader", ["collector", "viewer"])
+def test_a_dunning_event_opens_the_e_mail_as_it_was_sent(client, emailed, smtp_server, request, reader):
+    client.force_login(request.getfixturevalue(reader))
+    detail_url = reverse("collections:action_detail", args=[emailed.pk])
+
+    timeline = client.get(page_url(emailed.customer)).content.decode()
+    response = client.get(detail_url)
+
+    assert f'href="{detail_url}"' in timeline
+    html = response.content.decode()
+    assert response.status_code == 200
+    (sent,) = smtp_server.messages
+    assert emailed.subject == sent["Subject"]
+    assert html_lib.escape(emailed.subject) in html
+    assert "anna@acme.test" in html and "Anna Clerk" in html
+    assert '<iframe class="email-frame"' in html and 'sandbox srcdoc="' in html
+    # The text part as it went out, line for line.
+    assert html_lib.escape(sent.get_body(("plain",)).get_content().strip().splitlines()[0]) in html
+    assert "EUR 500.00" in html and "EUR 700.00" in html
+
+
+def test_an_unknown_dunning_step_is_not_found(client, collector):
+    client.force_login(collector)
+
+    assert client.get(reverse("collections:action_detail", args=[999_999])).status_code == 404
+
+
+def test_the_dunning_step_page_is_read_only(client, collector, emailed):
+    client.force_login(collector)
+
+    assert client.post(reverse("collections:action_detail", args=[emailed.pk])).status_code == 405
+
+
+# --- Query counts -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_account(customer, collector, make_contact, make_invoice):
+    """An account with the parts the page shows: contacts, invoices, behaviour."""
+    make_contact(customer, name="Anna Clerk", is_primary_billing=True)
+    for day in (1, 15):
+        make_invoice(customer, issued=dt.date(2025, 6, day))
+    PaymentBehaviour.objects.create(customer=customer, computed_on=dt.date(2025, 8, 5))
+    return customer
+
+
+def history(customer, count: int, actor) -> list[TimelineEvent]:
+    """`count` events of two kinds, every other one by a person, the newer half at one instant."""
+    return events_of(customer, count, kinds=(EventKind.NOTE, EventKind.CALL), tied=range(count // 2, count),
+                     actor=actor)
+
+
+@pytest.mark.parametrize("count", [10, 10_000])
+def test_the_account_page_costs_the_same_queries_for_10_or_10000_events(
+    client, collector, busy_account, django_assert_num_queries, count
+):
+    history(busy_account, count, collector)
+    client.force_login(collector)
+
+    # session, user, permissions (2), customer, the timeline page with its actors,
+    # referrals, contacts, absences, open invoices, the Dunning card (open cycle,
+    # last steps, pauses in force), the ladders (policies, steps, minimums), the
+    # preview (cycle, open invoices, pauses, last contact), the commitments
+    # (promises, plans, disputes, exception requests), role groups
+    with django_assert_num_queries(25):
+        response = client.get(page_url(busy_account))
+
+    assert len(shown(response)) == min(PAGE_SIZE, count)
+
+
+@pytest.mark.parametrize("count", [10, 10_000])
+def test_the_first_timeline_page_costs_the_same_queries_for_10_or_10000_events(
+    client, collector, busy_account, django_assert_num_queries, count
+):
+    history(busy_account, count, collector)
+    client.force_login(collector)
+
+    # session, user, permissions (2), customer, the page with its actors
+    with django_assert_num_queries(6):
+        response = client.get(timeline_url(busy_account), headers=HTMX)
+
+    assert len(shown(response)) == min(PAGE_SIZE, count)
+
+
+@pytest.mark.parametrize("count", [10, 10_000])
+def test_a_deep_load_more_costs_what_the_first_page_costs(
+    client, collector, busy_account, django_assert_num_queries, count
+):
+    events = history(busy_account, count, collector)
+    # Near the very end of the account's history: the four oldest events are left.
+    cursor = cursor_for(sorted(events, key=lambda e: (e.occurred_at, e.pk))[4])
+    client.force_login(collector)
+
+    # The same six: the cursor bounds the index range, nothing is counted or skipped.
+    with django_assert_num_queries(6):
+        response = client.get(timeline_url(busy_account), {"before": cursor}, headers=HTMX)
+
+    assert len(shown(response)) == 4
+

@@ -1,0 +1,395 @@
+"""The worklist page: the signed-in collector's open items, most urgent first
+with the priority explained, and done / snooze / hand over in place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from ar_collections.models import PaymentBehaviour, WorkItem, WorkKind, WorkStatus
+from customers.models import EventKind, Segment, TimelineEvent
+
+from .conftest import frozen
+
+TODAY = dt.date(2025, 8, 5)
+HTMX = {"HX-Request": "true"}
+WORKLIST = reverse("collections:worklist")
+ITEM_ID = re.compile(r'<li class="work-item kind-\w+" id="work-(\d+)"')
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def make_item(make_customer):
+    def make(*, assignee, title: str = "Call about the overdue invoices", kind=WorkKind.CALL,
+             due_on: dt.date = TODAY, customer=None, **fields) -> WorkItem:
+        customer = customer or make_customer(**({"collector": assignee} if assignee else {}))
+        return WorkItem.objects.create(key=f"test:{title}:{customer.pk}", kind=kind, customer=customer,
+                                       assignee=assignee, title=title, due_on=due_on, **fields)
+
+    return make
+
+
+@pytest.fixture
+def item(make_item, collector) -> WorkItem:
+    return make_item(assignee=collector, title="Call Acme about INV-1001")
+
+
+def behaviour(customer, *, overdue: str, days: int) -> None:
+    PaymentBehaviour.objects.create(customer=customer, computed_on=TODAY, overdue_amount=Decimal(overdue),
+                                    max_days_overdue=days)
+
+
+def listed(response) -> list[int]:
+    return [int(pk) for pk in ITEM_ID.findall(response.content.decode())]
+
+
+def text_of(response) -> str:
+    return " ".join(response.content.decode().split())
+
+
+def change_url(item: WorkItem, change: str) -> str:
+    return reverse("collections:work_item_change", args=[item.pk, change])
+
+
+def item_state(item: WorkItem) -> tuple:
+    item.refresh_from_db()
+    return item.status, item.done_by_id, item.snoozed_until, item.assignee_id, TimelineEvent.objects.count()
+
+
+# --- What the list shows -----------------------------------------------------------------
+
+
+def test_a_collector_sees_their_own_open_items_that_are_due(client, collector, other_collector, make_item):
+    today = make_item(assignee=collector, title="Due today")
+    overdue = make_item(assignee=collector, title="Due last week", due_on=TODAY - dt.timedelta(days=7))
+    make_item(assignee=collector, title="Already done", status=WorkStatus.DONE)
+    make_item(assignee=collector, title="Due tomorrow", due_on=TODAY + dt.timedelta(days=1))
+    make_item(assignee=other_collector, title="Otto's call")
+    make_item(assignee=None, title="Nobody's call")
+    client.force_login(collector)
+
+    response = client.get(WORKLIST)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "My work today" in html
+    assert sorted(listed(response)) == sorted([today.pk, overdue.pk])
+    assert "Due today" in html and "Due last week" in html
+    for absent in ["Already done", "Due tomorrow", "Otto&#x27;s call", "Nobody&#x27;s call"]:
+        assert absent not in html, absent
+
+
+def test_items_come_most_urgent_first_with_every_part_of_the_priority_explained(
+    client, collector, make_customer, make_item
+):
+    small = make_customer(name="Small Prompt", segment=Segment.PROMPT)
+    behaviour(small, overdue="800.00", days=4)
+    big = make_customer(name="Big Distressed", segment=Segment.DISTRESSED)
+    behaviour(big, overdue="25300.00", days=52)
+    late = make_customer(name="Late Again", segment=Segment.SYSTEMATIC_LATE)
+    behaviour(late, overdue="3000.00", days=9)
+    broken = make_item(assignee=collector, customer=small, kind=WorkKind.PROMISE_BROKEN,
+                       title="Broken promise: EUR 800.00 promised for 31 Jul")
+    call = make_item(assignee=collector, customer=big, title="Call the CFO")
+    again = make_item(assignee=collector, customer=late, title="Call about the July invoices",
+                      due_on=TODAY - dt.timedelta(days=2))
+    client.force_login(collector)
+
+    response = client.get(WORKLIST)
+
+    assert listed(response) == [call.pk, broken.pk, again.pk]
+    text = text_of(response)
+    assert re.findall(r'title="Priority"> <strong>(\d+)</strong>', text) == ["62", "21", "18"]
+    for why in [
+        "Why: EUR 25,300.00 overdue (+25) · 52 days late (+17) · distressed (+20) · due 5 Aug",
+        "Why: EUR 800.00 overdue (+0) · 4 days late (+1) · prompt payer (+0) · broken promise (+20) "
+        "· due 5 Aug",
+        "Why: EUR 3,000.00 overdue (+3) · 9 days late (+3) · systematic late payer (+12) · due 3 Aug",
+    ]:
+        assert why in text, why
+    assert "Priority = money (1 per 1000 overdue, up to 40)" in text
+
+
+def test_a_snoozed_item_stays_hidden_until_its_day(client, collector, item):
+    item.snoozed_until = TODAY + dt.timedelta(days=2)
+    item.save()
+    client.force_login(collector)
+
+    assert listed(client.get(WORKLIST)) == []
+    with frozen(TODAY + dt.timedelta(days=1)):
+        assert listed(client.get(WORKLIST)) == []
+    with frozen(TODAY + dt.timedelta(days=2)):
+        assert listed(client.get(WORKLIST)) == [item.pk]
+
+
+def test_with_htmx_the_list_comes_as_a_fragment(client, collector, item):
+    client.force_login(collector)
+
+    response = client.get(WORKLIST, headers=HTMX)
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="worklist"') and "<html" not in html
+    assert listed(response) == [item.pk]
+    assert "HX-Request" in response["Vary"]
+
+
+def test_each_item_offers_done_snooze_and_hand_over_as_plain_forms_and_htmx(
+    client, collector, other_collector, item
+):
+    client.force_login(collector)
+
+    html = client.get(WORKLIST).content.decode()
+
+    assert f'<option value="{other_collector.pk}">otto</option>' in html
+    for change in ["done", "snooze", "reassign"]:
+        assert f'action="{change_url(item, change)}"' in html
+        assert f'hx-post="{change_url(item, change)}"' in html
+
+
+def test_with_no_colleague_to_hand_over_to_there_is_no_hand_over_form(client, collector, item):
+    client.force_login(collector)
+
+    html = client.get(WORKLIST).content.decode()
+
+    assert change_url(item, "done") in html
+    assert change_url(item, "reassign") not in html
+
+
+def test_a_manager_may_look_at_another_collectors_list(
+    client, manager, collector, other_collector, make_item
+):
+    carla = make_item(assignee=collector, title="Carla's call")
+    otto = make_item(assignee=other_collector, title="Otto's call")
+    client.force_login(manager)
+
+    own = client.get(WORKLIST)
+    ottos = client.get(WORKLIST, {"collector": other_collector.pk})
+    nonsense = client.get(WORKLIST, {"collector": "nobody"})
+
+    assert listed(own) == [] and "My work today" in own.content.decode()
+    assert listed(ottos) == [otto.pk]
+    assert "Work today for otto" in ottos.content.decode()
+    assert f'<option value="{other_collector.pk}" selected>' in ottos.content.decode()
+    assert listed(nonsense) == []
+    assert carla.pk not in listed(ottos)
+
+
+def test_a_collector_cannot_look_at_a_colleagues_list(client, collector, other_collector, make_item):
+    mine = make_item(assignee=collector, title="Mine")
+    make_item(assignee=other_collector, title="Otto's")
+    client.force_login(collector)
+
+    response = client.get(WORKLIST, {"collector": other_collector.pk})
+
+    assert listed(response) == [mine.pk]
+    assert 'name="collector"' not in response.content.decode()
+
+
+def test_anonymous_visitors_are_sent_to_log_in_for_the_worklist(client):
+    response = client.get(WORKLIST)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+# --- Changing items ------------------------------------------------------------------------
+
+
+CHANGES = ["done", "snooze", "reassign"]
+
+
+@pytest.fixture
+def change_data(other_collector) -> dict[str, dict]:
+    return {"done": {}, "snooze": {"until": "2025-08-08"}, "reassign": {"to": other_collector.pk}}
+
+
+def expected_state(change: str, collector, other_collector) -> tuple:
+    """(status, done_by, snoozed_until, assignee) after each change."""
+    return {
+        "done": (WorkStatus.DONE, collector.pk, None, collector.pk),
+        "snooze": (WorkStatus.OPEN, None, dt.date(2025, 8, 8), collector.pk),
+        "reassign": (WorkStatus.OPEN, None, None, other_collector.pk),
+    }[change]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_without_htmx_a_change_is_saved_and_the_list_comes_back_without_the_item(
+    client, collector, other_collector, item, change_data, change
+):
+    client.force_login(collector)
+
+    response = client.post(change_url(item, change), change_data[change])
+
+    assert response.status_code == 302 and response.url == WORKLIST
+    assert item_state(item)[:4] == expected_state(change, collector, other_collector)
+    event = TimelineEvent.objects.get(customer=item.customer)
+    assert (event.kind, event.actor) == (EventKind.WORK, collector)
+    assert event.summary.startswith("Worklist: ") and event.summary.endswith("— Call Acme about INV-1001")
+    after = client.get(response.url)
+    assert item.pk not in listed(after)
+    assert 'class="message message-success"' in after.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [("done", "Done."), ("snooze", "Snoozed until 08 Aug 2025."), ("reassign", "Handed to otto.")],
+)
+def test_with_htmx_a_change_replaces_the_item_in_place(
+    client, collector, other_collector, item, change_data, change, said
+):
+    client.force_login(collector)
+
+    response = client.post(change_url(item, change), change_data[change], headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith(f'<li class="work-item work-item-gone" id="work-{item.pk}">')
+    assert said in html and "<html" not in html
+    assert re.search(r'<div id="messages"[^>]*hx-swap-oob="true"', html)
+    assert item_state(item)[:4] == expected_state(change, collector, other_collector)
+
+
+def test_a_handed_over_item_lands_on_the_colleagues_list(client, collector, other_collector, item):
+    client.force_login(collector)
+    client.post(change_url(item, "reassign"), {"to": other_collector.pk})
+
+    client.force_login(other_collector)
+
+    assert listed(client.get(WORKLIST)) == [item.pk]
+
+
+def test_a_manager_may_change_an_item_on_a_collectors_list_and_returns_to_that_list(
+    client, manager, collector, item
+):
+    client.force_login(manager)
+
+    response = client.post(change_url(item, "done"))
+
+    assert response.url == f"{WORKLIST}?collector={collector.pk}"
+    item.refresh_from_db()
+    assert (item.status, item.done_by) == (WorkStatus.DONE, manager)
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("change", CHANGES)
+@pytest.mark.parametrize("who", ["other_collector", "viewer"])
+def test_someone_elses_item_is_refused_and_nothing_changes(
+    client, item, change_data, request, who, change, headers
+):
+    before = item_state(item)
+    client.force_login(request.getfixturevalue(who))
+
+    response = client.post(change_url(item, change), change_data[change], headers=headers)
+
+    assert response.status_code == 403
+    assert item_state(item) == before
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_change_needs_a_post(client, collector, item, change):
+    before = item_state(item)
+    client.force_login(collector)
+
+    assert client.get(change_url(item, change)).status_code == 405
+    assert item_state(item) == before
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_change_without_the_csrf_token_is_refused(collector, item, change_data, change):
+    before = item_state(item)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(collector)
+
+    assert client.post(change_url(item, change), change_data[change], headers=HTMX).status_code == 403
+    assert item_state(item) == before
+
+
+def test_an_unknown_change_is_a_bad_request(client, collector, item):
+    before = item_state(item)
+    client.force_login(collector)
+
+    assert client.post(change_url(item, "delete")).status_code == 400
+    assert item_state(item) == before
+
+
+def test_an_unknown_item_is_not_found(client, collector):
+    client.force_login(collector)
+
+    assert client.post(reverse("collections:work_item_change", args=[999_999, "done"])).status_code == 404
+
+
+@pytest.fixture
+def bad_changes(item, viewer):
+    return {
+        "snooze to today": ("snooze", {"until": "2025-08-05"}, "Snooze to a later day."),
+        "snooze without a date": ("snooze", {}, "This field is required."),
+        "hand to a viewer": ("reassign", {"to": viewer.pk}, "Select a valid choice."),
+    }
+
+
+@pytest.mark.parametrize("case", ["snooze to today", "snooze without a date", "hand to a viewer"])
+def test_a_refused_change_says_why_and_changes_nothing(client, collector, item, bad_changes, case):
+    change, data, message = bad_changes[case]
+    before = item_state(item)
+    client.force_login(collector)
+
+    plain = client.post(change_url(item, change), data)
+    assert plain.status_code == 302 and plain.url == WORKLIST
+    assert message in client.get(plain.url).content.decode()
+    htmx = client.post(change_url(item, change), data, headers=HTMX)
+
+    assert htmx.status_code == 422
+    assert message in htmx.content.decode()
+    assert item_state(item) == before
+
+
+def test_an_item_already_done_cannot_be_done_again(client, collector, item):
+    client.force_login(collector)
+    client.post(change_url(item, "done"))
+    before = item_state(item)
+
+    response = client.post(change_url(item, "done"), headers=HTMX)
+
+    assert response.status_code == 422
+    assert "This item is already done." in response.content.decode()
+    assert item_state(item) == before
+
+
+def test_a_refused_change_with_htmx_leaves_the_item_on_the_list(client, collector, item):
+    """The forms swap #work-<id> (outerHTML). An answer made only of the
+    out-of-band messages swaps the item for nothing: it vanishes from the list
+    although nothing changed, until the page is reloaded."""
+    client.force_login(collector)
+
+    response = client.post(change_url(item, "snooze"), {"until": "2025-08-01"}, headers=HTMX)
+
+    html = response.content.decode()
+    assert f'id="work-{item.pk}"' in html or response.get("HX-Reswap") == "none"
+
+
+# --- Query count --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("items", [3, 60])
+def test_the_worklist_costs_the_same_queries_for_3_or_60_items(
+    client, collector, other_collector, manager, make_customer, make_item, django_assert_num_queries, items
+):
+    for n in range(items):
+        customer = make_customer(name=f"Customer {n}", segment=Segment.SYSTEMATIC_LATE)
+        if n % 2:
+            behaviour(customer, overdue=f"{1000 * n}.00", days=n)
+        make_item(assignee=collector, customer=customer, title=f"Call {n}")
+    client.force_login(collector)
+
+    # With colleagues to hand over to, every item has its hand-over form.
+    # session, user, permissions (2), count, the people to hand over to, role
+    # groups, the page of items with their customers and behaviour
+    with django_assert_num_queries(8):
+        response = client.get(WORKLIST)
+
+    assert len(listed(response)) == min(items, 50)

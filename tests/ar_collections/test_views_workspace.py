@@ -1,0 +1,1100 @@
+"""The collector's inline actions on the account page (calls, notes, invoice
+copies, promises, plans, disputes, pauses, exception requests) and the
+managers' decisions on plans and exceptions, with and without htmx."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from django.utils.html import escape
+
+from ar_collections import workspace
+from ar_collections.models import (
+    Call,
+    CollectionRules,
+    CreditNote,
+    Department,
+    Dispute,
+    DisputeOutcome,
+    DisputeReason,
+    DisputeStatus,
+    DunningPause,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
+    Instalment,
+    Invoice,
+    PauseKind,
+    PaymentPlan,
+    PlanStatus,
+    Promise,
+    TimelineEventInvoice,
+)
+from customers.models import EventKind, TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+HTMX = {"HX-Request": "true"}
+# The decide forms opened from the account page post into its action panel.
+HTMX_PANEL = {"HX-Request": "true", "HX-Target": "action-panel"}
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+# Every inline action on an account, by URL name.
+ACTIONS = [
+    "call_log", "note_add", "invoice_copy", "promise_record", "plan_propose", "dispute_open",
+    "dispute_resolve", "pause_set", "pause_resume", "exception_request",
+]
+FORM_ACTIONS = [name for name in ACTIONS if name != "pause_resume"]
+# The parts of the account page an accepted action swaps in out of band.
+ACCOUNT_PARTS = [
+    r'<section id="account-header"[^>]*hx-swap-oob="true"',
+    r'<div id="timeline" hx-swap-oob="true"',
+    r'<section id="dunning-preview"[^>]*hx-swap-oob="true"',
+    r'<section id="commitments"[^>]*hx-swap-oob="true"',
+    r'<div id="messages"[^>]*hx-swap-oob="true"',
+]
+
+
+@pytest.fixture
+def anna(customer, make_contact):
+    return make_contact(customer, name="Anna Clerk", email="anna@acme.test", is_primary_billing=True)
+
+
+@pytest.fixture
+def invoices(customer, make_invoice):
+    """Overdue since 1 July: INV-1001 of EUR 500.00 and INV-1002 of EUR 700.00."""
+    return [
+        make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount=amount,
+                     number=number)
+        for number, amount in [("INV-1001", "500.00"), ("INV-1002", "700.00")]
+    ]
+
+
+@pytest.fixture
+def dispute(customer, collector, invoices) -> Dispute:
+    return workspace.dispute_open(
+        customer=customer, actor=collector, invoice=invoices[0], reason=DisputeReason.PRICE,
+        description="Quoted EUR 450, billed EUR 500", on=TODAY,
+    )
+
+
+@pytest.fixture
+def hold(customer, collector) -> DunningPause:
+    """A manual hold on the whole account, in force today."""
+    return workspace.pause_set(
+        customer=customer, actor=collector, ends_on=TODAY + dt.timedelta(days=7), reason="CFO away", on=TODAY
+    )
+
+
+def url(name: str, customer, *args) -> str:
+    return reverse(f"collections:{name}", args=[customer.pk, *args])
+
+
+def account(customer) -> str:
+    return reverse("customers:detail", args=[customer.pk])
+
+
+@pytest.fixture
+def posts(customer, anna, invoices, dispute, hold) -> dict[str, tuple[str, dict]]:
+    """One valid POST for each inline action on the account, by URL name."""
+    second = invoices[1]
+    return {
+        "call_log": (url("call_log", customer), {
+            "contact": anna.pk, "outcome": "reached", "notes": "Pays on Friday",
+            "promise_amount": "200.00", "promise_date": "2025-08-08", "promise_invoices": [second.pk],
+        }),
+        "note_add": (url("note_add", customer), {"text": "Met their CFO at the trade fair"}),
+        "invoice_copy": (url("invoice_copy", customer), {"invoice": second.pk, "contact": anna.pk}),
+        "promise_record": (url("promise_record", customer), {
+            "contact": anna.pk, "amount": "700.00", "promised_on": "2025-08-15", "invoices": [second.pk],
+        }),
+        "plan_propose": (url("plan_propose", customer), {
+            "invoices": [second.pk], "instalment_count": "3", "first_due_on": "2025-08-15",
+            "every_days": "30", "note": "Seasonal business",
+        }),
+        "dispute_open": (url("dispute_open", customer), {
+            "invoice": second.pk, "reason": DisputeReason.QUANTITY, "description": "Got 9 pallets, not 10",
+            "department": "",
+        }),
+        "dispute_resolve": (url("dispute_resolve", customer, dispute.pk), {
+            "outcome": DisputeOutcome.REJECTED, "amount": "", "note": "The contract says EUR 500",
+        }),
+        "pause_set": (url("pause_set", customer), {
+            "invoice": "", "ends_on": "2025-08-12", "reason": "Waiting for their bank loan",
+        }),
+        "pause_resume": (url("pause_resume", customer), {}),
+        "exception_request": (url("exception_request", customer), {
+            "kind": ExceptionKind.FEE_WAIVER, "invoice": second.pk, "pause_until": "",
+            "reason": "Customer since 1998; waive the late fee once",
+        }),
+    }
+
+
+def state() -> tuple:
+    """Everything an action on an account may change."""
+    return (
+        TimelineEvent.objects.count(),
+        Call.objects.count(),
+        sorted(Promise.objects.values_list("pk", "status")),
+        sorted(PaymentPlan.objects.values_list("pk", "status")),
+        sorted(Dispute.objects.values_list("pk", "status")),
+        sorted(DunningPause.objects.values_list("pk", "lifted_at")),
+        sorted(ExceptionRequest.objects.values_list("pk", "status")),
+        sorted(Invoice.objects.values_list("number", "total_amount", "open_amount", "status")),
+        CreditNote.objects.count(),
+    )
+
+
+def events_after(event_id: int) -> list[TimelineEvent]:
+    return list(TimelineEvent.objects.filter(pk__gt=event_id).order_by("pk"))
+
+
+def last_event_id() -> int:
+    return TimelineEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def linked_numbers(event: TimelineEvent) -> list[str]:
+    ids = TimelineEventInvoice.objects.filter(event=event).values_list("invoice_id", flat=True)
+    return sorted(Invoice.objects.filter(pk__in=ids).values_list("number", flat=True))
+
+
+def set_rules(**limits) -> None:
+    CollectionRules.current()
+    CollectionRules.objects.filter(pk=1).update(**limits)
+
+
+# --- Every action: the page, the two answers, who may, which method -----------------------
+
+
+@pytest.mark.parametrize("name", FORM_ACTIONS)
+def test_every_action_offers_its_form_as_a_page_and_as_an_htmx_panel(client, collector, posts, name):
+    action_url, _ = posts[name]
+    client.force_login(collector)
+
+    page = client.get(action_url)
+    panel = client.get(action_url, headers=HTMX)
+
+    assert page.status_code == panel.status_code == 200
+    assert "<html" in page.content.decode()
+    html = panel.content.decode()
+    assert html.lstrip().startswith('<section id="action-panel"') and "<html" not in html
+    # Progressive enhancement: the form posts plainly as well as through htmx.
+    assert f'action="{action_url}"' in html and 'method="post"' in html and f'hx-post="{action_url}"' in html
+
+
+@pytest.mark.parametrize("name", ACTIONS)
+def test_without_htmx_an_accepted_action_redirects_to_the_account_page_and_says_what_it_did(
+    client, collector, customer, posts, name
+):
+    action_url, data = posts[name]
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(action_url, data)
+
+    assert response.status_code == 302
+    assert response.url == account(customer) + "#timeline"
+    assert state() != before
+    assert TimelineEvent.objects.count() > before[0]
+    page = client.get(response.url).content.decode()
+    assert 'class="message message-success"' in page
+
+
+@pytest.mark.parametrize("name", ACTIONS)
+def test_with_htmx_an_accepted_action_closes_the_panel_and_swaps_the_account_parts_out_of_band(
+    client, collector, posts, name
+):
+    action_url, data = posts[name]
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(action_url, data, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert state() != before
+    assert response["HX-Retarget"] == "#action-panel" and response["HX-Reswap"] == "outerHTML"
+    assert html.lstrip().startswith('<div id="action-panel"></div>')
+    assert "<html" not in html
+    for part in ACCOUNT_PARTS:
+        assert re.search(part, html), part
+    newest = TimelineEvent.objects.latest("occurred_at", "pk")
+    assert escape(newest.summary) in html
+    assert 'class="message message-success"' in html
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+@pytest.mark.parametrize("name", ACTIONS)
+def test_an_action_answers_only_get_and_post(client, collector, posts, name, method):
+    action_url, _ = posts[name]
+    before = state()
+    client.force_login(collector)
+
+    response = getattr(client, method)(action_url)
+
+    assert response.status_code == 405
+    assert state() == before
+
+
+def test_resuming_dunning_is_a_post_only(client, collector, posts):
+    before = state()
+    client.force_login(collector)
+
+    assert client.get(posts["pause_resume"][0]).status_code == 405
+    assert state() == before
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("name", ACTIONS)
+def test_another_collectors_customer_is_refused_and_nothing_changes(
+    client, other_collector, posts, name, headers
+):
+    action_url, data = posts[name]
+    before = state()
+    client.force_login(other_collector)
+
+    response = client.post(action_url, data, headers=headers)
+
+    assert response.status_code == 403
+    assert state() == before
+
+
+@pytest.mark.parametrize("name", FORM_ACTIONS)
+def test_another_collector_does_not_even_get_the_form(client, other_collector, posts, name):
+    client.force_login(other_collector)
+
+    assert client.get(posts[name][0], headers=HTMX).status_code == 403
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("name", ACTIONS)
+def test_a_viewer_may_read_the_account_but_not_act_on_it(client, viewer, posts, name, headers):
+    action_url, data = posts[name]
+    before = state()
+    client.force_login(viewer)
+
+    response = client.post(action_url, data, headers=headers)
+
+    assert response.status_code == 403
+    assert state() == before
+
+
+@pytest.mark.parametrize("name", ACTIONS)
+def test_a_user_without_a_role_may_not_act(client, posts, name):
+    action_url, data = posts[name]
+    before = state()
+    client.force_login(User.objects.create_user("nobody"))
+
+    assert client.post(action_url, data).status_code == 403
+    assert state() == before
+
+
+@pytest.mark.parametrize("name", ACTIONS)
+def test_anonymous_visitors_are_sent_to_log_in_and_nothing_changes(client, posts, name):
+    action_url, data = posts[name]
+    before = state()
+
+    response = client.post(action_url, data)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+    assert state() == before
+
+
+@pytest.mark.parametrize("name", ACTIONS)
+def test_an_action_without_the_csrf_token_is_refused(collector, posts, name):
+    action_url, data = posts[name]
+    before = state()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(collector)
+
+    response = client.post(action_url, data, headers=HTMX)
+
+    assert response.status_code == 403
+    assert state() == before
+
+
+@pytest.mark.parametrize("name", ["note_add", "pause_set"])
+def test_a_manager_may_act_on_any_collectors_account(client, manager, posts, name):
+    action_url, data = posts[name]
+    before = state()
+    client.force_login(manager)
+
+    assert client.post(action_url, data).status_code == 302
+    assert TimelineEvent.objects.latest("pk").actor == manager
+    assert state() != before
+
+
+def test_an_unknown_customer_is_not_found(client, collector):
+    client.force_login(collector)
+
+    response = client.post(reverse("collections:note_add", args=[999_999]), {"text": "Hello"})
+
+    assert response.status_code == 404
+
+
+def test_a_dispute_of_another_account_is_not_found_through_this_one(
+    client, collector, make_customer, dispute
+):
+    mine = make_customer(name="Mine Too")
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(
+        url("dispute_resolve", mine, dispute.pk), {"outcome": DisputeOutcome.REJECTED, "note": "No"}
+    )
+
+    assert response.status_code == 404
+    assert state() == before
+
+
+# --- Rejected input -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, make_invoice):
+    """Posts each action must refuse: (URL, data, the message the collector reads)."""
+    first, second = invoices
+    ben = make_contact(customer, name="Ben Backup", email="")
+    elsewhere = make_invoice(make_customer(name="Elsewhere Ltd"), issued=dt.date(2025, 6, 1))
+    promise = {"promise_amount": "200.00", "promise_date": "2025-08-08", "promise_invoices": [second.pk]}
+    not_offered = "Select a valid choice. That choice is not one of the available choices."
+    call, note, copy = url("call_log", customer), url("note_add", customer), url("invoice_copy", customer)
+    promise_url, plan = url("promise_record", customer), url("plan_propose", customer)
+    dispute_url, resolve = url("dispute_open", customer), url("dispute_resolve", customer, dispute.pk)
+    pause, exception = url("pause_set", customer), url("exception_request", customer)
+    return {
+        "call without an outcome": (call, {"contact": anna.pk, "notes": "Hm"}, "This field is required."),
+        "promise on an unanswered call": (
+            call, {"outcome": "no_answer", **promise}, "Only a call that reached someone can bring a promise."
+        ),
+        "half a promise on a call": (
+            call, {"outcome": "reached", "promise_amount": "5"},
+            "A promise needs an amount, a date and the invoices it covers.",
+        ),
+        "summary to no one": (
+            call, {"outcome": "reached", "email_summary": "on"},
+            "The contact has no e-mail address for a summary.",
+        ),
+        "empty note": (note, {"text": "   "}, "This field is required."),
+        "copy to a contact without e-mail": (
+            copy, {"invoice": second.pk, "contact": ben.pk}, "Ben Backup has no e-mail address."
+        ),
+        "copy of another account's invoice": (
+            copy, {"invoice": elsewhere.pk, "contact": anna.pk}, not_offered
+        ),
+        "promise above what is owed": (
+            promise_url, {"amount": "900.00", "promised_on": "2025-08-15", "invoices": [first.pk]},
+            "The invoices chosen owe EUR 500.00; a promise cannot be for more.",
+        ),
+        "promise in the past": (
+            promise_url, {"amount": "100.00", "promised_on": "2025-08-04", "invoices": [first.pk]},
+            "A promise is for today or a later day.",
+        ),
+        "plan starting in the past": (
+            plan, {"invoices": [second.pk], "instalment_count": "2", "first_due_on": "2025-08-01",
+                   "every_days": "30"},
+            "The first instalment cannot be in the past.",
+        ),
+        "plan of one instalment": (
+            plan, {"invoices": [second.pk], "instalment_count": "1", "first_due_on": "2025-08-15",
+                   "every_days": "30"},
+            "Ensure this value is greater than or equal to 2.",
+        ),
+        "second dispute on an invoice": (
+            dispute_url, {"invoice": first.pk, "reason": DisputeReason.PRICE, "description": "Again"},
+            "Invoice INV-1001 already has an open dispute.",
+        ),
+        "dispute without a description": (
+            dispute_url, {"invoice": second.pk, "reason": DisputeReason.PRICE, "description": " "},
+            "This field is required.",
+        ),
+        "credit note above the open amount": (
+            resolve, {"outcome": DisputeOutcome.CREDIT_NOTE, "amount": "600.00", "note": "Goodwill"},
+            "A credit note between 0.01 and EUR 500.00.",
+        ),
+        "correction that is no reduction": (
+            resolve, {"outcome": DisputeOutcome.CORRECTED_INVOICE, "amount": "500.00", "note": "Fixed"},
+            "The corrected total must be below EUR 500.00",
+        ),
+        "resolution without a note": (
+            resolve, {"outcome": DisputeOutcome.REJECTED, "note": ""}, "This field is required."
+        ),
+        "pause ending today": (
+            pause, {"ends_on": "2025-08-05", "reason": "Holiday"}, "A pause ends after today."
+        ),
+        "pause of an unknown invoice": (
+            pause, {"invoice": "0", "ends_on": "2025-08-12", "reason": "Holiday"}, not_offered
+        ),
+        "exception pause without an end": (
+            exception, {"kind": ExceptionKind.PAUSE, "reason": "Bank loan pending"},
+            "A pause needs an end after today.",
+        ),
+        "exception of an unknown kind": (
+            exception, {"kind": "amnesty", "reason": "Please"},
+            "Select a valid choice. amnesty is not one of the available choices.",
+        ),
+    }
+
+
+BAD_INPUT = [
+    "call without an outcome", "promise on an unanswered call", "half a promise on a call",
+    "summary to no one", "empty note", "copy to a contact without e-mail",
+    "copy of another account's invoice", "promise above what is owed", "promise in the past",
+    "plan starting in the past", "plan of one instalment", "second dispute on an invoice",
+    "dispute without a description", "credit note above the open amount", "correction that is no reduction",
+    "resolution without a note", "pause ending today", "pause of an unknown invoice",
+    "exception pause without an end", "exception of an unknown kind",
+]
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_refused_with_a_422_and_a_clear_message_and_changes_nothing(
+    client, collector, bad_posts, case, headers
+):
+    action_url, data, message = bad_posts[case]
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(action_url, data, headers=headers)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert escape(message) in html
+    # Without htmx the form is a page of its own; with htmx it replaces the panel.
+    assert ("<html" in html) == (not headers)
+    assert html.lstrip().startswith('<section id="action-panel"') == bool(headers)
+    assert state() == before
+
+
+# --- Logging a call -------------------------------------------------------------------------
+
+
+def test_a_call_with_a_promise_records_both_and_pauses_the_promised_invoice(
+    client, collector, customer, anna, invoices
+):
+    second = invoices[1]
+    since = last_event_id()
+    client.force_login(collector)
+
+    response = client.post(url("call_log", customer), {
+        "contact": anna.pk, "outcome": "reached", "cause": "red_tape", "notes": "Needs a PO number",
+        "promise_amount": "700.00", "promise_date": "2025-08-08", "promise_invoices": [second.pk],
+    })
+
+    assert response.status_code == 302
+    call = Call.objects.get(customer=customer)
+    assert (call.contact, call.made_by, call.outcome, call.cause, call.notes) == (
+        anna, collector, "reached", "red_tape", "Needs a PO number"
+    )
+    promise = Promise.objects.get(call=call)
+    assert (promise.amount, promise.promised_on, promise.made_by) == (
+        Decimal("700.00"), dt.date(2025, 8, 8), collector
+    )
+    assert list(promise.invoices.all()) == [second]
+    pause = DunningPause.objects.get(promise=promise)
+    assert (pause.invoice, pause.kind, pause.ends_on) == (second, PauseKind.PROMISE, dt.date(2025, 8, 11))
+    call_event, promise_event = events_after(since)
+    assert (call_event.kind, call_event.actor) == (EventKind.CALL, collector)
+    assert call_event.summary == "Call to Anna Clerk: reached; cause: red tape — Needs a PO number"
+    assert promise_event.kind == EventKind.PROMISE
+    assert promise_event.summary.startswith("Promise to pay EUR 700.00 by 08 Aug 2025 (INV-1002)")
+    assert linked_numbers(promise_event) == ["INV-1002"]
+    assert "Call logged with a promise to pay." in client.get(response.url).content.decode()
+
+
+def test_a_call_without_a_promise_records_only_the_call(client, collector, customer, anna, invoices):
+    since = last_event_id()
+    client.force_login(collector)
+
+    client.post(url("call_log", customer), {"contact": anna.pk, "outcome": "voicemail"})
+
+    assert Call.objects.get(customer=customer).outcome == "voicemail"
+    assert not Promise.objects.exists() and not DunningPause.objects.exists()
+    assert [e.summary for e in events_after(since)] == ["Call to Anna Clerk: left a voicemail"]
+
+
+def test_a_call_summary_is_e_mailed_to_the_contact(
+    client, collector, customer, anna, invoices, smtp_server, django_capture_on_commit_callbacks
+):
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("call_log", customer), {
+            "contact": anna.pk, "outcome": "reached", "notes": "Agreed to pay INV-1001 first",
+            "email_summary": "on",
+        })
+
+    (message,) = smtp_server.messages
+    assert message["To"] == "Anna Clerk <anna@acme.test>"
+    assert message["Subject"] == f"Our call today about account {customer.account_number}"
+    assert "Agreed to pay INV-1001 first" in message.get_content()
+    assert Call.objects.get().summary_sent_to == "anna@acme.test"
+
+
+# --- Notes and invoice copies ------------------------------------------------------------------
+
+
+def test_a_note_lands_on_the_timeline_under_the_collectors_name(client, collector, customer):
+    client.force_login(collector)
+
+    client.post(url("note_add", customer), {"text": "  Met their CFO at the trade fair  "})
+
+    event = TimelineEvent.objects.get(customer=customer)
+    assert (event.kind, event.actor) == (EventKind.NOTE, collector)
+    assert event.summary == "Met their CFO at the trade fair"
+
+
+def test_an_invoice_copy_is_e_mailed_as_a_pdf_and_noted_on_the_timeline(
+    client, collector, customer, anna, invoices, smtp_server, django_capture_on_commit_callbacks
+):
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url("invoice_copy", customer), {"invoice": invoices[1].pk, "contact": anna.pk})
+
+    assert response.status_code == 302
+    (message,) = smtp_server.messages
+    assert message["To"] == "Anna Clerk <anna@acme.test>"
+    (pdf,) = list(message.iter_attachments())
+    assert pdf.get_filename() == "invoice-INV-1002.pdf"
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_content().startswith(b"%PDF")
+    event = TimelineEvent.objects.get(customer=customer)
+    assert event.summary == "Copy of invoice INV-1002 e-mailed to Anna Clerk <anna@acme.test>"
+    assert linked_numbers(event) == ["INV-1002"]
+
+
+# --- Promises and plans ---------------------------------------------------------------------------
+
+
+def test_a_promise_pauses_dunning_of_its_invoices_until_the_grace_ends(
+    client, collector, customer, anna, invoices
+):
+    set_rules(promise_grace_days=3)
+    client.force_login(collector)
+
+    client.post(url("promise_record", customer), {
+        "contact": anna.pk, "amount": "1200.00", "promised_on": "2025-08-15",
+        "invoices": [i.pk for i in invoices],
+    })
+
+    promise = Promise.objects.get(customer=customer)
+    assert (promise.amount, promise.contact, promise.status) == (Decimal("1200.00"), anna, "open")
+    assert sorted(DunningPause.objects.filter(promise=promise).values_list("invoice__number", "ends_on")) == [
+        ("INV-1001", dt.date(2025, 8, 18)), ("INV-1002", dt.date(2025, 8, 18)),
+    ]
+    event = TimelineEvent.objects.get(customer=customer)
+    assert event.kind == EventKind.PROMISE
+    assert linked_numbers(event) == ["INV-1001", "INV-1002"]
+
+
+def test_a_plan_within_the_collectors_limit_starts_at_once(client, collector, customer, invoices):
+    set_rules(plan_approval_above_amount=Decimal("5000.00"), instalment_grace_days=3)
+    client.force_login(collector)
+
+    response = client.post(url("plan_propose", customer), {
+        "invoices": [invoices[1].pk], "instalment_count": "3", "first_due_on": "2025-08-15",
+        "every_days": "30", "note": "Seasonal business",
+    })
+
+    plan = PaymentPlan.objects.get(customer=customer)
+    assert (plan.status, plan.total_amount, plan.proposed_by) == (
+        PlanStatus.ACTIVE, Decimal("700.00"), collector
+    )
+    # Equal instalments in cents; the last one takes the rounding.
+    assert list(Instalment.objects.filter(plan=plan).values_list("due_on", "amount")) == [
+        (dt.date(2025, 8, 15), Decimal("233.33")),
+        (dt.date(2025, 9, 14), Decimal("233.33")),
+        (dt.date(2025, 10, 14), Decimal("233.34")),
+    ]
+    pause = DunningPause.objects.get(plan=plan)
+    # Until the last instalment plus its grace.
+    assert (pause.kind, pause.invoice, pause.ends_on) == (
+        PauseKind.PAYMENT_PLAN, invoices[1], dt.date(2025, 10, 17)
+    )
+    event = TimelineEvent.objects.get(customer=customer)
+    assert event.kind == EventKind.PAYMENT_PLAN
+    assert event.summary == (
+        "Payment plan of EUR 700.00 agreed: EUR 233.33 on 15 Aug, EUR 233.33 on 14 Sep, EUR 233.34 on 14 Oct"
+    )
+    assert linked_numbers(event) == ["INV-1002"]
+    assert "Payment plan agreed" in client.get(response.url).content.decode()
+
+
+def test_a_plan_above_the_collectors_limit_waits_for_a_manager(client, collector, customer, invoices):
+    set_rules(plan_approval_above_amount=Decimal("1000.00"))
+    client.force_login(collector)
+
+    response = client.post(url("plan_propose", customer), {
+        "invoices": [i.pk for i in invoices], "instalment_count": "2", "first_due_on": "2025-08-15",
+        "every_days": "30",
+    })
+
+    plan = PaymentPlan.objects.get(customer=customer)
+    assert plan.status == PlanStatus.AWAITING_APPROVAL
+    assert not DunningPause.objects.filter(plan=plan).exists()
+    assert "waits for a manager" in TimelineEvent.objects.get(customer=customer).summary
+    page = client.get(response.url).content.decode()
+    assert "it is above your limit and waits for a manager" in page
+    assert "Waiting for a manager&#x27;s approval" in page
+
+
+def test_a_managers_plan_above_the_limit_needs_no_approval(client, manager, customer, invoices):
+    set_rules(plan_approval_above_amount=Decimal("1000.00"))
+    client.force_login(manager)
+
+    client.post(url("plan_propose", customer), {
+        "invoices": [i.pk for i in invoices], "instalment_count": "2", "first_due_on": "2025-08-15",
+        "every_days": "30",
+    })
+
+    assert PaymentPlan.objects.get(customer=customer).status == PlanStatus.ACTIVE
+
+
+# --- Disputes -----------------------------------------------------------------------------------------
+
+
+def test_a_dispute_is_routed_to_the_department_that_handles_its_reason(
+    client, collector, customer, invoices, smtp_server, django_capture_on_commit_callbacks
+):
+    Department.objects.create(name="Logistics", email="logistics@example.test", reasons=["our_delivery"])
+    Department.objects.create(name="Sales Ops", email="salesops@example.test", reasons=["price", "quantity"])
+    set_rules(dispute_answer_days=7)
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url("dispute_open", customer), {
+            "invoice": invoices[0].pk, "reason": DisputeReason.PRICE,
+            "description": "Quoted EUR 450, billed EUR 500", "department": "",
+        })
+
+    assert response.status_code == 302
+    dispute = Dispute.objects.get(customer=customer)
+    assert (dispute.department.name, dispute.routed_to, dispute.answer_due_on) == (
+        "Sales Ops", "salesops@example.test", dt.date(2025, 8, 12)
+    )
+    pause = DunningPause.objects.get(dispute=dispute)
+    assert (pause.invoice, pause.kind, pause.ends_on) == (invoices[0], PauseKind.DISPUTE, None)
+    (message,) = smtp_server.messages
+    assert message["To"] == "salesops@example.test"
+    assert message["Subject"] == (
+        "Dispute on invoice INV-1001 (Acme Tools): Price differs from the order or contract"
+    )
+    assert "Quoted EUR 450, billed EUR 500" in message.get_content()
+    event = TimelineEvent.objects.filter(kind=EventKind.DISPUTE).get()
+    assert event.summary.endswith("sent to Sales Ops <salesops@example.test>")
+    assert linked_numbers(event) == ["INV-1001"]
+
+
+def test_a_dispute_with_no_team_for_its_reason_is_sent_nowhere(
+    client, collector, customer, invoices, smtp_server, django_capture_on_commit_callbacks
+):
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("dispute_open", customer), {
+            "invoice": invoices[0].pk, "reason": DisputeReason.OTHER, "description": "Unclear",
+        })
+
+    assert Dispute.objects.get().routed_to == ""
+    assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "amount", "total", "open_amount", "credit_notes", "said"),
+    [
+        (DisputeOutcome.CREDIT_NOTE, "50.00", "500.00", "450.00", 1, "credit note CN-"),
+        (DisputeOutcome.CORRECTED_INVOICE, "450.00", "450.00", "450.00", 0,
+         "invoice corrected to EUR 450.00"),
+        (DisputeOutcome.REJECTED, "", "500.00", "500.00", 0, "rejected, the invoice stands"),
+    ],
+    ids=["credit-note", "corrected-invoice", "rejected"],
+)
+def test_resolving_a_dispute_settles_the_invoice_and_lifts_its_pause(
+    client, collector, customer, dispute, outcome, amount, total, open_amount, credit_notes, said
+):
+    since = last_event_id()
+    client.force_login(collector)
+
+    response = client.post(
+        url("dispute_resolve", customer, dispute.pk),
+        {"outcome": outcome, "amount": amount, "note": "Agreed with Sales"},
+    )
+
+    assert response.status_code == 302
+    dispute.refresh_from_db()
+    assert (dispute.status, dispute.outcome, dispute.resolved_by) == (
+        DisputeStatus.RESOLVED, outcome, collector
+    )
+    invoice = Invoice.objects.get(number="INV-1001")
+    assert (invoice.total_amount, invoice.open_amount) == (Decimal(total), Decimal(open_amount))
+    assert CreditNote.objects.filter(invoice=invoice).count() == credit_notes
+    assert DunningPause.objects.get(dispute=dispute).lifted_by == collector
+    (event,) = events_after(since)
+    assert event.kind == EventKind.DISPUTE
+    assert said in event.summary and event.summary.endswith("— Agreed with Sales")
+
+
+def test_a_resolved_dispute_cannot_be_resolved_again(client, collector, customer, dispute):
+    client.force_login(collector)
+    resolve = url("dispute_resolve", customer, dispute.pk)
+    client.post(resolve, {"outcome": DisputeOutcome.REJECTED, "note": "No"})
+    before = state()
+
+    response = client.post(
+        resolve, {"outcome": DisputeOutcome.CREDIT_NOTE, "amount": "100.00", "note": "Changed our mind"}
+    )
+
+    assert response.status_code == 422
+    assert "This dispute is already resolved." in response.content.decode()
+    assert state() == before
+
+
+# --- Pauses and exceptions -----------------------------------------------------------------------------
+
+
+def test_a_pause_within_the_limit_holds_dunning(client, collector, customer, invoices):
+    set_rules(max_pause_days=14)
+    client.force_login(collector)
+
+    client.post(url("pause_set", customer), {
+        "invoice": invoices[0].pk, "ends_on": "2025-08-19", "reason": "Waiting for their bank loan",
+    })
+
+    pause = DunningPause.objects.get(customer=customer)
+    assert (pause.kind, pause.invoice, pause.starts_on, pause.ends_on, pause.owner) == (
+        PauseKind.MANUAL_HOLD, invoices[0], TODAY, dt.date(2025, 8, 19), collector
+    )
+    assert not ExceptionRequest.objects.exists()
+    event = TimelineEvent.objects.get(customer=customer)
+    assert (event.kind, event.summary) == (
+        EventKind.PAUSE, "Dunning paused for invoice INV-1001 until 19 Aug 2025: Waiting for their bank loan"
+    )
+
+
+def test_a_pause_beyond_the_limit_becomes_an_exception_request(client, collector, customer, invoices):
+    set_rules(max_pause_days=14)
+    client.force_login(collector)
+
+    response = client.post(url("pause_set", customer), {
+        "invoice": "", "ends_on": "2025-08-20", "reason": "Waiting for their bank loan",
+    })
+
+    assert not DunningPause.objects.exists()
+    asked = ExceptionRequest.objects.get(customer=customer)
+    assert (asked.kind, asked.status, asked.pause_until, asked.requested_by) == (
+        ExceptionKind.PAUSE, ExceptionStatus.PENDING, dt.date(2025, 8, 20), collector
+    )
+    assert "(pause of 15 days; collectors may pause 14)" in asked.reason
+    assert TimelineEvent.objects.get(customer=customer).kind == EventKind.EXCEPTION
+    assert "it went to the managers as an exception request" in client.get(response.url).content.decode()
+
+
+def test_resuming_lifts_the_manual_holds_but_not_a_dispute(client, collector, customer, hold, dispute):
+    since = last_event_id()
+    client.force_login(collector)
+
+    response = client.post(url("pause_resume", customer))
+
+    assert response.status_code == 302
+    hold.refresh_from_db()
+    assert hold.lifted_by == collector and hold.lifted_at is not None
+    assert DunningPause.objects.get(dispute=dispute).lifted_at is None
+    (event,) = events_after(since)
+    assert (event.kind, event.summary) == (EventKind.PAUSE, "Dunning resumed by carla (1 pause lifted)")
+
+
+def test_resuming_with_nothing_to_resume_says_so_and_changes_nothing(client, collector, customer):
+    before = state()
+    client.force_login(collector)
+
+    plain = client.post(url("pause_resume", customer))
+    assert plain.status_code == 302 and plain.url == account(customer)
+    assert "No manual pause is in force on this account." in client.get(plain.url).content.decode()
+    htmx = client.post(url("pause_resume", customer), headers=HTMX)
+
+    assert htmx.status_code == 422
+    assert "No manual pause is in force on this account." in htmx.content.decode()
+    assert state() == before
+
+
+def test_a_refused_resume_with_htmx_leaves_the_action_panel_in_the_page(client, collector, customer):
+    """The resume button swaps #action-panel (outerHTML). An answer made only of
+    out-of-band messages swaps the panel for nothing, and every action link on
+    the page (hx-target="#action-panel") stops working until a reload."""
+    client.force_login(collector)
+
+    response = client.post(url("pause_resume", customer), headers=HTMX)
+
+    html = response.content.decode()
+    assert 'id="action-panel"' in html or response.get("HX-Reswap") == "none"
+
+
+def test_an_exception_request_waits_in_the_managers_queue(client, collector, manager, customer, invoices):
+    client.force_login(collector)
+
+    client.post(url("exception_request", customer), {
+        "kind": ExceptionKind.PAUSE, "invoice": invoices[1].pk, "pause_until": "2025-10-01",
+        "reason": "Bank loan pending",
+    })
+
+    asked = ExceptionRequest.objects.get(customer=customer)
+    assert (asked.kind, asked.invoice, asked.pause_until, asked.status) == (
+        ExceptionKind.PAUSE, invoices[1], dt.date(2025, 10, 1), ExceptionStatus.PENDING
+    )
+    event = TimelineEvent.objects.get(customer=customer)
+    assert event.kind == EventKind.EXCEPTION and "until 01 Oct 2025" in event.summary
+    assert linked_numbers(event) == ["INV-1002"]
+    client.force_login(manager)
+    assert reverse("collections:exception_decide", args=[asked.pk]) in client.get(
+        reverse("collections:approvals")
+    ).content.decode()
+
+
+# --- Managers' decisions -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def waiting_plan(customer, collector, invoices) -> PaymentPlan:
+    set_rules(plan_approval_above_amount=Decimal("1000.00"))
+    return workspace.plan_propose(
+        customer=customer, actor=collector, invoices=invoices, on=TODAY,
+        instalments=[(dt.date(2025, 8, 15), Decimal("600.00")), (dt.date(2025, 9, 15), Decimal("600.00"))],
+    )
+
+
+@pytest.fixture
+def pause_request(customer, collector) -> ExceptionRequest:
+    return workspace.exception_request(
+        customer=customer, actor=collector, kind=ExceptionKind.PAUSE, reason="Bank loan pending",
+        pause_until=dt.date(2025, 10, 1), on=TODAY,
+    )
+
+
+@pytest.fixture
+def decisions(waiting_plan, pause_request) -> dict[str, str]:
+    return {
+        "plan_decide": reverse("collections:plan_decide", args=[waiting_plan.pk]),
+        "exception_decide": reverse("collections:exception_decide", args=[pause_request.pk]),
+    }
+
+
+DECISIONS = ["plan_decide", "exception_decide"]
+
+
+def decision_state() -> tuple:
+    return state(), sorted(PaymentPlan.objects.values_list("pk", "status", "decided_by"))
+
+
+def test_a_manager_approves_a_plan_and_its_invoices_leave_dunning(client, manager, waiting_plan, decisions):
+    since = last_event_id()
+    client.force_login(manager)
+
+    response = client.post(decisions["plan_decide"], {"decision": "approve", "note": "Good payer for years"})
+
+    assert response.status_code == 302
+    assert response.url == reverse("collections:approvals")
+    waiting_plan.refresh_from_db()
+    assert (waiting_plan.status, waiting_plan.decided_by, waiting_plan.decision_note) == (
+        PlanStatus.ACTIVE, manager, "Good payer for years"
+    )
+    assert DunningPause.objects.filter(plan=waiting_plan).count() == 2
+    (event,) = events_after(since)
+    assert (event.kind, event.actor) == (EventKind.PAYMENT_PLAN, manager)
+    assert event.summary == "Payment plan of EUR 1,200.00 approved by maria: Good payer for years"
+
+
+def test_a_manager_rejects_a_plan_from_the_account_page_with_htmx(
+    client, manager, customer, waiting_plan, decisions
+):
+    client.force_login(manager)
+
+    response = client.post(decisions["plan_decide"], {"decision": "reject", "note": "Too long"},
+                           headers=HTMX_PANEL)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="action-panel"></div>')
+    for part in ACCOUNT_PARTS:
+        assert re.search(part, html), part
+    assert "rejected by maria: Too long" in html
+    waiting_plan.refresh_from_db()
+    assert waiting_plan.status == PlanStatus.REJECTED
+    assert not DunningPause.objects.filter(plan=waiting_plan).exists()
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+def test_a_manager_approves_a_long_pause_and_dunning_waits_until_its_end(
+    client, manager, customer, pause_request, decisions, headers
+):
+    since = last_event_id()
+    client.force_login(manager)
+
+    response = client.post(
+        decisions["exception_decide"], {"decision": "approve", "note": "Fine"}, headers=headers
+    )
+
+    assert response.status_code == (200 if headers else 302)
+    pause_request.refresh_from_db()
+    assert (pause_request.status, pause_request.decided_by) == (ExceptionStatus.APPROVED, manager)
+    pause = DunningPause.objects.get(exception=pause_request)
+    assert (pause.kind, pause.invoice, pause.starts_on, pause.ends_on) == (
+        PauseKind.EXCEPTION, None, TODAY, dt.date(2025, 10, 1)
+    )
+    (event,) = events_after(since)
+    assert event.kind == EventKind.EXCEPTION and "approved by maria: Fine" in event.summary
+
+
+def test_a_rejected_exception_pauses_nothing(client, manager, pause_request, decisions):
+    client.force_login(manager)
+
+    client.post(decisions["exception_decide"], {"decision": "reject", "note": "Not this time"})
+
+    pause_request.refresh_from_db()
+    assert pause_request.status == ExceptionStatus.REJECTED
+    assert not DunningPause.objects.exists()
+
+
+@pytest.mark.parametrize("name", DECISIONS)
+def test_a_manager_gets_the_decision_form_as_a_page_and_as_a_panel(client, manager, decisions, name):
+    client.force_login(manager)
+
+    page = client.get(decisions[name])
+    panel = client.get(decisions[name], headers=HTMX_PANEL)
+
+    assert page.status_code == panel.status_code == 200
+    assert "<html" in page.content.decode()
+    html = panel.content.decode()
+    assert html.lstrip().startswith('<section id="action-panel"')
+    assert f'action="{decisions[name]}"' in html and 'name="decision"' in html
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+@pytest.mark.parametrize("who", ["collector", "other_collector", "viewer"])
+@pytest.mark.parametrize("name", DECISIONS)
+def test_only_managers_decide(client, decisions, request, name, who, headers):
+    before = decision_state()
+    client.force_login(request.getfixturevalue(who))
+
+    assert client.get(decisions[name], headers=headers).status_code == 403
+    response = client.post(decisions[name], {"decision": "approve", "note": "Me"}, headers=headers)
+    assert response.status_code == 403
+    assert decision_state() == before
+
+
+@pytest.mark.parametrize("method", ["put", "delete"])
+@pytest.mark.parametrize("name", DECISIONS)
+def test_a_decision_answers_only_get_and_post(client, manager, decisions, name, method):
+    before = decision_state()
+    client.force_login(manager)
+
+    assert getattr(client, method)(decisions[name]).status_code == 405
+    assert decision_state() == before
+
+
+@pytest.mark.parametrize("name", DECISIONS)
+def test_a_decision_without_the_csrf_token_is_refused(manager, decisions, name):
+    before = decision_state()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(manager)
+
+    assert client.post(decisions[name], {"decision": "approve", "note": "Forged"}).status_code == 403
+    assert decision_state() == before
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({"decision": "approve", "note": ""}, "This field is required."),
+     ({"decision": "maybe", "note": "Hm"},
+      "Select a valid choice. maybe is not one of the available choices.")],
+    ids=["no-note", "no-decision"],
+)
+@pytest.mark.parametrize("name", DECISIONS)
+def test_a_decision_needs_a_verdict_and_a_reason(client, manager, decisions, name, data, message, headers):
+    before = decision_state()
+    client.force_login(manager)
+
+    response = client.post(decisions[name], data, headers=headers)
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert decision_state() == before
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("plan_decide", "This plan is already rejected."),
+     ("exception_decide", "This request is already rejected.")],
+)
+def test_a_decision_is_taken_once(client, manager, decisions, name, message):
+    client.force_login(manager)
+    client.post(decisions[name], {"decision": "reject", "note": "No"})
+    before = decision_state()
+
+    response = client.post(decisions[name], {"decision": "approve", "note": "Changed my mind"})
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert decision_state() == before
+
+
+# --- A form on a page of its own ------------------------------------------------------------------------
+
+
+def submit_like_a_browser(client, page_url: str, data: dict):
+    """Submit the form of a full page as a browser with htmx would: through
+    htmx (with the headers htmx sends) if the form has hx-post, else plainly."""
+    page = client.get(page_url).content.decode()
+    panel = page[page.index('<section id="action-panel"'):]
+    form = re.search(r'<form method="post" action="([^"]+)"([^>]*)>', panel)
+    attributes = form.group(2)
+    if "hx-post=" not in attributes:
+        return client.post(form.group(1), data), False
+    headers = {"HX-Request": "true", "HX-Current-URL": f"http://testserver{page_url}"}
+    if target := re.search(r'hx-target="#([\w-]+)"', attributes):
+        headers["HX-Target"] = target.group(1)
+    return client.post(form.group(1), data, headers=headers), True
+
+
+def test_a_decision_taken_on_its_own_page_leads_back_to_the_approvals_queue(client, manager, decisions):
+    """The approvals queue links to the decide page plainly. Its form then posts
+    through htmx into #action-panel, and the answer is the account page's
+    out-of-band parts: on the decide page the form just vanishes and the manager
+    is left on an empty page instead of the queue."""
+    client.force_login(manager)
+    approvals = reverse("collections:approvals")
+
+    response, through_htmx = submit_like_a_browser(
+        client, decisions["plan_decide"], {"decision": "approve", "note": "Fine"}
+    )
+
+    assert PaymentPlan.objects.get().status == PlanStatus.ACTIVE
+    if through_htmx:
+        assert response.get("HX-Redirect") == approvals or approvals in response.get("HX-Location", "")
+    else:
+        assert response.status_code == 302 and response.url == approvals
+
+
+def test_an_action_taken_on_its_own_page_leads_to_the_account_page(client, collector, customer):
+    """The action bar's links have an href: opened in a new tab, the form is a
+    page of its own, and it must lead to the account page when saved."""
+    client.force_login(collector)
+
+    response, through_htmx = submit_like_a_browser(
+        client, url("note_add", customer), {"text": "Called twice"}
+    )
+
+    assert TimelineEvent.objects.get(customer=customer).summary == "Called twice"
+    if through_htmx:
+        redirect_to = response.get("HX-Redirect", "") or response.get("HX-Location", "")
+        assert account(customer) in redirect_to
+    else:
+        assert response.status_code == 302 and response.url.startswith(account(customer))
