@@ -330,28 +330,15 @@ def _plan_pause(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt
 
 @transaction.atomic
 def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.date) -> PaymentPlan:
-    if not manager.has_perm("collections.change_paymentplan"):
-        raise ValidationError("Only a manager decides on payment plans.")
-    locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)
-    if locked.status != PlanStatus.AWAITING_APPROVAL:
-        raise ValidationError(f"This plan is already {locked.get_status_display().lower()}.")
-    if not note.strip():
-        raise ValidationError({"note": "Say why, in a few words."})
-    locked.status = PlanStatus.ACTIVE if approve else PlanStatus.REJECTED
-    locked.decided_by, locked.decided_at, locked.decision_note = manager, timezone.now(), note.strip()
-    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    locked = _decision_take(
+        PaymentPlan, plan, manager=manager, approve=approve, note=note, what="payment plans", noun="plan",
+        pending=PlanStatus.AWAITING_APPROVAL, approved=PlanStatus.ACTIVE, rejected=PlanStatus.REJECTED,
+    )
     invoices = list(locked.invoices.all())
     if approve:
         _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
-    verdict = "approved" if approve else "rejected"
-    event_record(
-        customer=locked.customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=locked,
-        invoices=invoices,
-        summary=f"Payment plan of {format_money(locked.total_amount, locked.currency)} {verdict} by "
-        f"{manager.get_username()}: {note.strip()}",
-        details={"before": {"status": PlanStatus.AWAITING_APPROVAL}, "after": {"status": locked.status},
-                 "note": note.strip()},
-    )
+    _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
+                     what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}")
     return locked
 
 
@@ -602,31 +589,47 @@ def exception_request(
 
 @transaction.atomic
 def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note: str, on: dt.date):
-    if not manager.has_perm("collections.change_exceptionrequest"):
-        raise ValidationError("Only a manager decides on exceptions.")
-    locked = ExceptionRequest.objects.select_for_update().select_related("customer").get(pk=request.pk)
-    if locked.status != ExceptionStatus.PENDING:
-        raise ValidationError(f"This request is already {locked.get_status_display().lower()}.")
-    if not note.strip():
-        raise ValidationError({"note": "Say why, in a few words."})
-    locked.status = ExceptionStatus.APPROVED if approve else ExceptionStatus.REJECTED
-    locked.decided_by, locked.decided_at, locked.decision_note = manager, timezone.now(), note.strip()
-    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    locked = _decision_take(
+        ExceptionRequest, request, manager=manager, approve=approve, note=note, what="exceptions",
+        noun="request",
+        pending=ExceptionStatus.PENDING, approved=ExceptionStatus.APPROVED, rejected=ExceptionStatus.REJECTED,
+    )
     if approve and locked.kind == ExceptionKind.PAUSE and locked.pause_until > on:
         DunningPause.objects.create(
             customer=locked.customer, invoice=locked.invoice, kind=PauseKind.EXCEPTION, exception=locked,
             owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=locked.pause_until,
         )
-    verdict = "approved" if approve else "rejected"
-    event_record(
-        customer=locked.customer, kind=EventKind.EXCEPTION, actor=manager, subject=locked,
-        invoices=[locked.invoice] if locked.invoice else [],
-        summary=f"Exception ({locked.get_kind_display().lower()}) {verdict} by {manager.get_username()}: "
-        f"{note.strip()}",
-        details={"before": {"status": ExceptionStatus.PENDING}, "after": {"status": locked.status},
-                 "note": note.strip()},
-    )
+    _decision_record(locked, manager, kind=EventKind.EXCEPTION,
+                     invoices=[locked.invoice] if locked.invoice else [],
+                     what=f"Exception ({locked.get_kind_display().lower()})")
     return locked
+
+
+def _decision_take(model, row, *, manager, approve: bool, note: str, what: str, noun: str, pending: str,
+                   approved: str, rejected: str):
+    """A manager's decision on a request (plan or exception): once, with a reason, recorded on the row."""
+    if not manager.has_perm(f"collections.change_{model._meta.model_name}"):
+        raise ValidationError(f"Only a manager decides on {what}.")
+    locked = model.objects.select_for_update().select_related("customer").get(pk=row.pk)
+    if locked.status != pending:
+        raise ValidationError(f"This {noun} is already {locked.get_status_display().lower()}.")
+    if not note.strip():
+        raise ValidationError({"note": "Say why, in a few words."})
+    locked.status = approved if approve else rejected
+    locked.decided_by, locked.decided_at, locked.decision_note = manager, timezone.now(), note.strip()
+    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    locked.status_before = pending
+    return locked
+
+
+def _decision_record(locked, manager, *, kind: str, invoices, what: str) -> None:
+    verdict = "rejected" if locked.status in {PlanStatus.REJECTED, ExceptionStatus.REJECTED} else "approved"
+    event_record(
+        customer=locked.customer, kind=kind, actor=manager, subject=locked, invoices=invoices,
+        summary=f"{what} {verdict} by {manager.get_username()}: {locked.decision_note}",
+        details={"before": {"status": locked.status_before}, "after": {"status": locked.status},
+                 "note": locked.decision_note},
+    )
 
 
 def _pauses_lift(pauses, *, actor=None) -> int:

@@ -399,50 +399,39 @@ def dispute_resolve(request: HttpRequest, pk: int, dispute_id: int) -> HttpRespo
 @login_required
 @require_http_methods(["GET", "POST"])
 def plan_decide(request: HttpRequest, plan_id: int) -> HttpResponse:
-    if not request.user.has_perm("collections.change_paymentplan"):
-        raise PermissionDenied("Only a manager decides on payment plans.")
-    plan = get_object_or_404(PaymentPlan.objects.select_related("customer"), pk=plan_id)
-
-    def decide(form) -> str:
-        workspace.plan_decide(plan=plan, manager=request.user, approve=form.approve,
-                              note=form.cleaned_data["note"], on=timezone.localdate())
-        return f"Payment plan for {plan.customer.name} {'approved' if form.approve else 'rejected'}."
-
-    return _decision(request, plan.customer, decide, title=f"Payment plan for {plan.customer.name}",
-                     subject=plan, slug=f"plan-{plan.pk}")
+    return _decision(request, PaymentPlan, plan_id, workspace.plan_decide, argument="plan",
+                     title="Payment plan for {}", slug="plan")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def exception_decide(request: HttpRequest, request_id: int) -> HttpResponse:
-    if not request.user.has_perm("collections.change_exceptionrequest"):
-        raise PermissionDenied("Only a manager decides on exceptions.")
-    asked = get_object_or_404(ExceptionRequest.objects.select_related("customer"), pk=request_id)
-
-    def decide(form) -> str:
-        workspace.exception_decide(request=asked, manager=request.user, approve=form.approve,
-                                   note=form.cleaned_data["note"], on=timezone.localdate())
-        return f"Exception for {asked.customer.name} {'approved' if form.approve else 'rejected'}."
-
-    return _decision(request, asked.customer, decide, title=f"Exception for {asked.customer.name}",
-                     subject=asked, slug=f"exception-{asked.pk}")
+    return _decision(request, ExceptionRequest, request_id, workspace.exception_decide, argument="request",
+                     title="Exception for {}", slug="exception")
 
 
-def _decision(request, customer, decide, *, title: str, subject, slug: str) -> HttpResponse:
+def _decision(request, model, pk: int, decide, *, argument: str, title: str, slug: str) -> HttpResponse:
+    """A manager decides a collector's request (a plan above the limit, an exception)."""
+    if not request.user.has_perm(f"collections.change_{model._meta.model_name}"):
+        raise PermissionDenied("Only a manager decides on this.")
+    subject = get_object_or_404(model.objects.select_related("customer"), pk=pk)
+    customer = subject.customer
     bound = request.method == "POST"
-    form = DecideForm(request.POST if bound else None, auto_id=f"{slug}-%s")
+    form = DecideForm(request.POST if bound else None, auto_id=f"{slug}-{pk}-%s")
     if bound and form.is_valid():
         try:
-            said = decide(form)
+            decide(**{argument: subject}, manager=request.user, approve=form.approve,
+                   note=form.cleaned_data["note"], on=timezone.localdate())
         except ValidationError as error:
             _add_errors(form, error)
         else:
-            messages.success(request, said)
+            verdict = "approved" if form.approve else "rejected"
+            messages.success(request, f"{title.format(customer.name)}: {verdict}.")
             if request.htmx and request.htmx.target == "action-panel":
                 return _account_changed(request, customer)
             return redirect("collections:approvals")
-    context = {"customer": customer, "form": form, "slug": slug, "title": title, "subject": subject,
-               "action_url": request.path}
+    context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "subject": subject,
+               "title": title.format(customer.name), "action_url": request.path}
     return _form_response(request, context, status=422 if bound else 200)
 
 
