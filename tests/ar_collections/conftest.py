@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import socket
 import subprocess
 import threading
@@ -183,3 +184,14 @@ def plan_and_deliver():
             return actions_deliver(action_ids=ids)
 
     return run
+
+
+def log_in(page, username: str) -> None:
+    """Log in through the login form in a real browser (the users' password is pw-<username>)."""
+    from playwright.sync_api import expect
+
+    page.goto("/login/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(f"pw-{username}")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/customers/$"))

@@ -21,6 +21,7 @@ from ar_collections.models import PaymentBehaviour, WorkKind
 from ar_collections.timeline import PAGE_SIZE
 from ar_collections.worklist import item_add
 from customers.models import EventKind, Segment, TimelineEvent
+from tests.ar_collections.conftest import log_in
 from tests.conftest import ARTIFACTS
 
 # The live server needs committed data; role groups and ladders come back after each flush.
@@ -72,14 +73,6 @@ def acme(make_customer, make_contact, make_invoice, other_collector):
 def page(acme, browser_page) -> Page:
     """The browser opens once the data is written (see browser_page)."""
     return browser_page
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(f"pw-{username}")
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/customers/$"))
 
 
 def events(page: Page):

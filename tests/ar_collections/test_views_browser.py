@@ -8,7 +8,6 @@ server, like tests/arcrm/test_browser.py. Screenshots land in test-artifacts/.
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pytest
 from django.core.files.base import ContentFile
@@ -26,6 +25,7 @@ from ar_collections.models import (
     StepAction,
 )
 from customers.models import Segment
+from tests.ar_collections.conftest import log_in
 from tests.conftest import ARTIFACTS
 
 # The live server needs committed data; role groups and ladders come back after each flush.
@@ -72,14 +72,6 @@ def accounts(make_customer, make_contact, make_invoice, other_collector):
 def page(accounts, browser_page) -> Page:
     """The browser opens once the accounts are written (see browser_page)."""
     return browser_page
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(f"pw-{username}")
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/customers/$"))
 
 
 def test_a_collector_reviews_a_step_and_clears_the_print_queue_in_place(page, accounts):
