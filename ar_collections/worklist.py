@@ -70,41 +70,57 @@ def items_close(*, actor=None, **source) -> int:
     )
 
 
+# Items created per statement by the daily refresh: bounded, so a backlog of
+# thousands of reviews is a few inserts, not one round trip per item.
+REFRESH_BATCH_SIZE = 1000
+
+
 def worklist_refresh(*, on: dt.date) -> int:
     """Create the items that follow from the state of things today; close
     those whose reason is gone. Idempotent; run after planning and daily."""
     from ar_collections.models import Dispute, DisputeStatus
 
-    created = 0
-    for action in DunningAction.objects.filter(status=ActionStatus.IN_REVIEW).select_related(
-        "customer", "step__policy"
-    ):
-        created += item_add(
-            kind=WorkKind.REVIEW, key=f"review:action:{action.pk}", customer=action.customer,
+    wanted = [
+        WorkItem(
+            kind=WorkKind.REVIEW, key=f"review:action:{action.pk}", customer_id=action.customer_id,
+            assignee_id=action.customer.collector_id, due_on=action.planned_on, action=action,
             title=f"Review before sending: {action.step.get_action_display().lower()} "
             f"(step {action.step.position} of {action.step.policy.name})",
-            due_on=action.planned_on, action=action,
         )
-    for dispute in Dispute.objects.filter(status=DisputeStatus.OPEN, answer_due_on__lte=on).select_related(
-        "customer", "invoice", "department"
+        for action in DunningAction.objects.filter(status=ActionStatus.IN_REVIEW)
+        .select_related("customer", "step__policy").order_by("pk")
+    ]
+    for dispute in (
+        Dispute.objects.filter(status=DisputeStatus.OPEN, answer_due_on__lte=on)
+        .select_related("customer", "invoice", "department").order_by("pk")
     ):
         team = dispute.department.name if dispute.department else "nobody yet"
-        created += item_add(
-            kind=WorkKind.DISPUTE_WAITING, key=f"dispute_waiting:{dispute.pk}", customer=dispute.customer,
+        wanted.append(WorkItem(
+            kind=WorkKind.DISPUTE_WAITING, key=f"dispute_waiting:{dispute.pk}",
+            customer_id=dispute.customer_id, assignee_id=dispute.customer.collector_id,
+            due_on=dispute.answer_due_on, dispute=dispute,
             title=f"Dispute on {dispute.invoice.number} waiting for an answer since "
             f"{dispute.opened_on:%d %b} ({team})",
-            due_on=dispute.answer_due_on, dispute=dispute,
-        )
-    personal = DunningCycle.objects.filter(closed_on__isnull=True).filter(
-        Q(customer__segment=Segment.SPECIAL_BOND) | Q(cause=MissCause.SPECIAL_BOND)
-    ).select_related("customer")
-    for cycle in personal:
-        created += item_add(
-            kind=WorkKind.PERSONAL, key=f"personal:cycle:{cycle.pk}", customer=cycle.customer,
+        ))
+    for cycle in (
+        DunningCycle.objects.filter(closed_on__isnull=True)
+        .filter(Q(customer__segment=Segment.SPECIAL_BOND) | Q(cause=MissCause.SPECIAL_BOND))
+        .select_related("customer").order_by("pk")
+    ):
+        wanted.append(WorkItem(
+            kind=WorkKind.PERSONAL, key=f"personal:cycle:{cycle.pk}", customer_id=cycle.customer_id,
+            assignee_id=cycle.customer.collector_id, due_on=cycle.opened_on,
             title=f"Personal treatment: {cycle.customer.name} is behind (since {cycle.opened_on:%d %b}); "
             "call rather than write",
-            due_on=cycle.opened_on,
-        )
+        ))
+    created = 0
+    for start in range(0, len(wanted), REFRESH_BATCH_SIZE):
+        batch = wanted[start:start + REFRESH_BATCH_SIZE]
+        known = set(WorkItem.objects.filter(key__in=[i.key for i in batch]).values_list("key", flat=True))
+        fresh = [i for i in batch if i.key not in known]
+        # ignore_conflicts: a concurrent refresh that got there first wins, nothing doubles.
+        WorkItem.objects.bulk_create(fresh, ignore_conflicts=True)
+        created += len(fresh)
     # Reviews already decided elsewhere (the review queue) leave the worklist.
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.REVIEW).exclude(
         action__status=ActionStatus.IN_REVIEW
