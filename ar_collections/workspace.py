@@ -787,6 +787,13 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date) -> list[str]:
             instalment.status = InstalmentStatus.PAID
             instalment.save(update_fields=["status"])
             outcomes.append("paid")
+            event_record(
+                customer=locked.customer, kind=EventKind.PAYMENT_PLAN, subject=locked,
+                invoices=list(locked.invoices.all()),
+                summary=f"Instalment {instalment.number} of {len(instalments)} paid "
+                f"({format_money(instalment.amount, locked.currency)} due {instalment.due_on:%d %b %Y})",
+                details={"instalment": instalment.number, "paid": str(paid)},
+            )
         elif on > instalment.due_on + dt.timedelta(days=locked.grace_days):
             instalment.status = InstalmentStatus.MISSED
             instalment.save(update_fields=["status"])

@@ -236,6 +236,7 @@ def test_a_missed_instalment_breaks_the_plan_and_dunning_resumes(account, invoic
     first, second = plan.instalments.order_by("number")
     first.refresh_from_db()
     assert first.status == "paid"
+    assert any(s.startswith("Instalment 1 of 2 paid") for s in events(account, EventKind.PAYMENT_PLAN))
     grace = plan.grace_days
     assert workspace.commitments_check(on=LATE + dt.timedelta(days=40 + grace))["missed"] == 0
     assert workspace.commitments_check(on=LATE + dt.timedelta(days=41 + grace))["missed"] == 1
