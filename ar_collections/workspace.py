@@ -111,6 +111,8 @@ def call_log(
     )
     if cause:
         _cycle_cause_note(customer, cause=cause, actor=actor)
+    # The call dunning asked for has been made, whatever came of it.
+    worklist.items_close(customer=customer, kind=WorkKind.CALL, actor=actor)
     made = None
     if promise is not None:
         made = promise_record(

@@ -384,3 +384,15 @@ def test_promises_broken_again_and_again_make_the_customer_distressed(account, i
     account.refresh_from_db()
     assert account.segment == Segment.DISTRESSED
     assert "Broke 2 promises" in account.segment_reason
+
+
+def test_logging_a_call_completes_the_call_task_dunning_set(make_account, collector, plan_and_deliver):
+    from customers.models import Segment
+
+    account = make_account(Segment.DISTRESSED)
+    plan_and_deliver(DUE + dt.timedelta(days=1))
+    item = WorkItem.objects.get(kind=WorkKind.CALL)
+    workspace.call_log(customer=account, actor=collector, contact=None, outcome="no_answer",
+                       on=DUE + dt.timedelta(days=1))
+    item.refresh_from_db()
+    assert (item.status, item.done_by) == ("done", collector)
