@@ -112,7 +112,7 @@ def test_items_come_most_urgent_first_with_every_part_of_the_priority_explained(
         "Why: EUR 3,000.00 overdue (+3) · 9 days late (+3) · systematic late payer (+12) · due 3 Aug",
     ]:
         assert why in text, why
-    assert "Priority = money (1 per 1000 overdue, up to 40)" in text
+    assert "Priority = money (1 per 1,000 overdue, up to 40)" in text
 
 
 def test_a_snoozed_item_stays_hidden_until_its_day(client, collector, item):
