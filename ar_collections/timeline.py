@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ar_collections.models import Invoice, TimelineEventInvoice
@@ -70,8 +70,9 @@ def links_backfill(*, event_model, link_model, invoice_model, invoice_type_id: i
     ("invoices": [...] or "invoice"/"number"). Models are passed in so a
     migration can use its historical ones. Returns links made."""
     made = 0
-    linked = link_model.objects.values("event_id")
-    events = event_model.objects.exclude(pk__in=linked).order_by("pk")
+    # NOT EXISTS per row (an index probe), not NOT IN over every link made so far.
+    unlinked = ~Exists(link_model.objects.filter(event_id=OuterRef("pk")))
+    events = event_model.objects.filter(unlinked).order_by("pk")
     last = 0
     while chunk := list(events.filter(pk__gt=last).values("pk", "customer_id", "subject_type_id",
                                                           "subject_id", "details")[:batch]):

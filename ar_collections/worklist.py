@@ -22,7 +22,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Floor, Least
 from django.utils import timezone
 
@@ -36,6 +36,7 @@ from ar_collections.models import (
     WorkStatus,
 )
 from ar_collections.timeline import event_record
+from arcrm.roles import can_act_on
 from customers.models import EventKind, Segment
 
 RISK_POINTS = {
@@ -121,10 +122,15 @@ def worklist_refresh(*, on: dt.date) -> int:
         # ignore_conflicts: a concurrent refresh that got there first wins, nothing doubles.
         WorkItem.objects.bulk_create(fresh, ignore_conflicts=True)
         created += len(fresh)
-    # Reviews already decided elsewhere (the review queue) leave the worklist.
+    # Reviews already decided elsewhere (the review queue) leave the worklist, and
+    # so do accounts on the personal track that are no longer behind.
+    now = timezone.now()
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.REVIEW).exclude(
         action__status=ActionStatus.IN_REVIEW
-    ).update(status=WorkStatus.DONE, done_at=timezone.now())
+    ).update(status=WorkStatus.DONE, done_at=now)
+    WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.PERSONAL).exclude(
+        Exists(DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=True))
+    ).update(status=WorkStatus.DONE, done_at=now)
     return created
 
 
@@ -136,7 +142,7 @@ def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
     return (
         WorkItem.objects.filter(status=WorkStatus.OPEN, assignee=assignee, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
-        .select_related("customer", "customer__behaviour")
+        .select_related("customer", "customer__behaviour", "customer__collector")
         .annotate(**priority_parts())
         .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))
         .order_by("-priority", "due_on", "pk")
@@ -190,9 +196,9 @@ def item_snooze(*, item: WorkItem, actor, until: dt.date, on: dt.date) -> WorkIt
 
 @transaction.atomic
 def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
-    if not to.has_perm("customers.change_customer"):
-        raise ValidationError({"to": f"{to.get_username()} cannot work accounts."})
     locked = _lock_open(item)
+    if not can_act_on(to, locked.customer):
+        raise ValidationError({"to": f"{to.get_username()} may not work {locked.customer.name}'s account."})
     before = locked.assignee
     locked.assignee = to
     locked.save(update_fields=["assignee"])

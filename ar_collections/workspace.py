@@ -21,12 +21,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery, Sum
+from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from ar_collections import rendering, worklist
+from ar_collections import rendering, services, worklist
 from ar_collections.models import (
     Allocation,
     Call,
@@ -92,6 +92,8 @@ def call_log(
     require_act_on(actor, customer)
     if promise is not None and outcome != CallOutcome.REACHED:
         raise ValidationError({"promise_amount": "Only a call that reached someone can bring a promise."})
+    if email_summary and outcome != CallOutcome.REACHED:
+        raise ValidationError({"email_summary": "A summary goes only after a call that reached someone."})
     if email_summary and (contact is None or not contact.email):
         raise ValidationError({"email_summary": "The contact has no e-mail address for a summary."})
     call = Call.objects.create(
@@ -109,8 +111,9 @@ def call_log(
         details={"outcome": outcome, "cause": cause, "notes": call.notes,
                  "contact": contact.pk if contact else None},
     )
-    if cause:
-        _cycle_cause_note(customer, cause=cause, actor=actor)
+    if cause and DunningCycle.objects.filter(customer=customer, closed_on__isnull=True).exists():
+        # The audited path of the Dunning card: before and after, and red tape re-sends.
+        services.cause_record(customer=customer, cause=cause, actor=actor, on=on)
     # The call dunning asked for has been made, whatever came of it.
     worklist.items_close(customer=customer, kind=WorkKind.CALL, actor=actor)
     made = None
@@ -149,13 +152,6 @@ def _call_summary_message(call: Call, contact: Contact, promise: Promise | None)
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[formataddr((contact.name, contact.email))],
         reply_to=[collector.email] if collector.email else None,
-    )
-
-
-def _cycle_cause_note(customer: Customer, *, cause: str, actor) -> None:
-    """A cause found on a call steers the open cycle like one noted on the Dunning card."""
-    DunningCycle.objects.filter(customer=customer, closed_on__isnull=True).update(
-        cause=cause, cause_noted_by=actor
     )
 
 
@@ -227,6 +223,7 @@ def promise_record(
     require_act_on(actor, customer)
     invoices = _open_invoices_of(customer, invoices, field="invoices")
     currency = _one_currency(invoices, field="invoices")
+    _not_committed(invoices, field="invoices")
     if amount <= 0:
         raise ValidationError({"amount": "The promised amount must be more than zero."})
     owed = sum((i.open_amount for i in invoices), ZERO)
@@ -276,6 +273,7 @@ def plan_propose(
     require_act_on(actor, customer)
     invoices = _open_invoices_of(customer, invoices, field="invoices")
     currency = _one_currency(invoices, field="invoices")
+    _not_committed(invoices, field="invoices")
     if len(instalments) < 2:
         raise ValidationError({"instalments": "A plan has at least two instalments."})
     dates = [d for d, _ in instalments]
@@ -338,6 +336,10 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
     )
     invoices = list(locked.invoices.all())
     if approve:
+        first = locked.instalments.order_by("due_on").first()
+        if first.due_on + dt.timedelta(days=locked.grace_days) < on:
+            raise ValidationError(f"The first instalment was due on {first.due_on:%d %b %Y}: the schedule "
+                                  "has passed. Reject it and propose a new one.")
         _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
     _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
                      what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}")
@@ -543,17 +545,25 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
     """Lift the manual holds and approved exceptions in force; disputes,
     promises and plans keep theirs (they end with what they stand for)."""
     require_act_on(actor, customer)
-    pauses = DunningPause.objects.active(on=on).filter(
-        customer=customer, kind__in=[PauseKind.MANUAL_HOLD, PauseKind.EXCEPTION]
-    )
-    lifted = _pauses_lift(pauses, actor=actor)
-    if not lifted:
+    kinds = [PauseKind.MANUAL_HOLD]
+    if actor.has_perm("collections.change_exceptionrequest"):
+        kinds.append(PauseKind.EXCEPTION)  # a manager's approval is undone by a manager only
+    pauses = list(DunningPause.objects.active(on=on).filter(customer=customer, kind__in=kinds)
+                  .select_related("invoice", "owner").select_for_update(of=("self",)))
+    if not pauses:
         raise ValidationError("No manual pause is in force on this account.")
+    lifted = _pauses_lift(DunningPause.objects.filter(pk__in=[p.pk for p in pauses]), actor=actor)
     event_record(
         customer=customer, kind=EventKind.PAUSE, actor=actor,
-        summary=f"Dunning resumed by {actor.get_username()} "
-        f"({lifted} pause{'s' if lifted > 1 else ''} lifted)",
-        details={"lifted": lifted},
+        invoices=[p.invoice for p in pauses if p.invoice],
+        summary=f"Dunning resumed by {actor.get_username()}: "
+        + "; ".join(f"{p.get_kind_display().lower()} on {p.invoice.number if p.invoice else 'the account'} "
+                    f"until {p.ends_on:%d %b %Y} lifted" for p in pauses),
+        details={"lifted": [
+            {"pause": p.pk, "kind": p.kind, "invoice": p.invoice.number if p.invoice else None,
+             "ends_on": p.ends_on.isoformat(), "owner": p.owner.get_username()}
+            for p in pauses
+        ]},
     )
     return lifted
 
@@ -781,11 +791,13 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date) -> list[str]:
         return []
     paid, outcomes, covered = plan.paid, [], ZERO
     instalments = list(locked.instalments.order_by("number"))
+    # Settled however it was (payments, a credit note, a corrected invoice): nothing is left to miss.
+    settled = not locked.invoices.filter(status=InvoiceStatus.OPEN).exists()
     for instalment in instalments:
         covered += instalment.amount
         if instalment.status != InstalmentStatus.DUE:
             continue
-        if paid >= covered:
+        if paid >= covered or settled:
             instalment.status = InstalmentStatus.PAID
             instalment.save(update_fields=["status"])
             outcomes.append("paid")
@@ -854,6 +866,20 @@ def _open_invoices_of(customer: Customer, invoices: Iterable[Invoice], *, field:
     if len(found) != len(ids):
         raise ValidationError({field: "Choose open invoices of this account."})
     return found
+
+
+def _not_committed(invoices: Sequence[Invoice], *, field: str) -> None:
+    """One open promise or live plan per invoice: a payment must count towards
+    one commitment, not towards each one that names the same invoice."""
+    taken = sorted(set(
+        Invoice.objects.filter(pk__in=[i.pk for i in invoices])
+        .filter(Q(promises__status=PromiseStatus.OPEN)
+                | Q(payment_plans__status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]))
+        .values_list("number", flat=True)
+    ))
+    if taken:
+        raise ValidationError({field: f"{_listing(taken)} already {'has' if len(taken) == 1 else 'have'} "
+                                      "an open promise or payment plan."})
 
 
 def _one_currency(invoices: Sequence[Invoice], *, field: str) -> str:

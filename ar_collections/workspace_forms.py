@@ -26,6 +26,7 @@ from ar_collections.models import (
 )
 from ar_collections.workspace import PromiseTerms
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money
+from arcrm.roles import COLLECTOR, MANAGER
 from customers.models import Contact, Customer
 
 User = get_user_model()
@@ -209,8 +210,17 @@ class ReassignForm(forms.Form):
 
 def collectors():
     """Users who work accounts (collectors and managers), by name."""
+    return _people(COLLECTOR, MANAGER)
+
+
+def managers():
+    """Users who may work any account, by name."""
+    return _people(MANAGER)
+
+
+def _people(*roles: str):
     return (
         User.objects.filter(is_active=True)
-        .filter(Q(groups__name__in=["Collector", "Manager"]) | Q(is_superuser=True))
+        .filter(Q(groups__name__in=roles) | Q(is_superuser=True))
         .distinct().order_by("first_name", "username")
     )

@@ -55,6 +55,7 @@ from ar_collections.workspace_forms import (
     ReassignForm,
     SnoozeForm,
     collectors,
+    managers,
 )
 from arcrm.money import format_money
 from arcrm.roles import can_act_on, require_act_on
@@ -454,8 +455,10 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
         assignee = next((p for p in people if str(p.pk) == chosen), request.user)
     items = worklist.items_for(assignee=assignee, on=today)
     page = Paginator(items, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    # An item can go to whoever may work its account: the managers, and the
+    # account's own collector when the item sits with someone else.
     context = {"page": page, "assignee": assignee, "people": people, "today": today,
-               "reassign_to": people or list(collectors()), "points": worklist}
+               "managers": list(managers()), "points": worklist}
     template = "collections/worklist.html"
     if request.htmx and not request.htmx.history_restore_request:
         template += "#worklist"

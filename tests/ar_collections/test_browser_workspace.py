@@ -33,10 +33,10 @@ OLD_CALLS = 4
 
 
 @pytest.fixture
-def acme(make_customer, make_contact, make_invoice, other_collector):
+def acme(make_customer, make_contact, make_invoice, manager):
     """A prompt payer with three overdue invoices, a call on Carla's worklist
-    and a long history; Globex has a less urgent item below it. Otto is there
-    to hand items to."""
+    and a long history; Globex has a less urgent item below it. Maria, a
+    manager, is there to hand items to."""
     # Dates count from the real today: a frozen server clock would set the
     # session cookie's expiry in Chromium's past, and the browser would drop it.
     today = timezone.localdate()
@@ -96,7 +96,7 @@ def test_a_collector_works_an_account_from_the_worklist_without_reloading(page, 
     expect(first.locator(".why")).to_contain_text("EUR 1,500.00 overdue (+1)")
     expect(first.locator(".why")).to_contain_text("40 days late (+13)")
     expect(items.nth(1)).to_contain_text("Globex Corporation")
-    expect(first.get_by_label("Hand to")).to_have_text("otto")
+    expect(first.get_by_label("Hand to")).to_have_text("maria")
     page.screenshot(path=ARTIFACTS / "workspace-worklist.png", full_page=True)
 
     first.get_by_role("link", name="Acme Tools").click()

@@ -133,19 +133,23 @@ def test_with_htmx_the_list_comes_as_a_fragment(client, collector, item):
     response = client.get(WORKLIST, headers=HTMX)
 
     html = response.content.decode()
-    assert html.lstrip().startswith('<section id="worklist"') and "<html" not in html
+    assert '<section id="worklist"' in html and "<html" not in html
+    # The heading says whose list it is, out of band: a manager switches lists in place.
+    assert '<h1 id="worklist-title" hx-swap-oob="true">My work today</h1>' in html
     assert listed(response) == [item.pk]
     assert "HX-Request" in response["Vary"]
 
 
 def test_each_item_offers_done_snooze_and_hand_over_as_plain_forms_and_htmx(
-    client, collector, other_collector, item
+    client, collector, other_collector, manager, item
 ):
     client.force_login(collector)
 
     html = client.get(WORKLIST).content.decode()
 
-    assert f'<option value="{other_collector.pk}">otto</option>' in html
+    # Hand over to whoever may work the account: a manager, not another collector.
+    assert f'<option value="{manager.pk}">maria</option>' in html
+    assert f'<option value="{other_collector.pk}">' not in html
     for change in ["done", "snooze", "reassign"]:
         assert f'action="{change_url(item, change)}"' in html
         assert f'hx-post="{change_url(item, change)}"' in html
@@ -204,29 +208,29 @@ CHANGES = ["done", "snooze", "reassign"]
 
 
 @pytest.fixture
-def change_data(other_collector) -> dict[str, dict]:
-    return {"done": {}, "snooze": {"until": "2025-08-08"}, "reassign": {"to": other_collector.pk}}
+def change_data(manager) -> dict[str, dict]:
+    return {"done": {}, "snooze": {"until": "2025-08-08"}, "reassign": {"to": manager.pk}}
 
 
-def expected_state(change: str, collector, other_collector) -> tuple:
+def expected_state(change: str, collector, manager) -> tuple:
     """(status, done_by, snoozed_until, assignee) after each change."""
     return {
         "done": (WorkStatus.DONE, collector.pk, None, collector.pk),
         "snooze": (WorkStatus.OPEN, None, dt.date(2025, 8, 8), collector.pk),
-        "reassign": (WorkStatus.OPEN, None, None, other_collector.pk),
+        "reassign": (WorkStatus.OPEN, None, None, manager.pk),
     }[change]
 
 
 @pytest.mark.parametrize("change", CHANGES)
 def test_without_htmx_a_change_is_saved_and_the_list_comes_back_without_the_item(
-    client, collector, other_collector, item, change_data, change
+    client, collector, manager, item, change_data, change
 ):
     client.force_login(collector)
 
     response = client.post(change_url(item, change), change_data[change])
 
     assert response.status_code == 302 and response.url == WORKLIST
-    assert item_state(item)[:4] == expected_state(change, collector, other_collector)
+    assert item_state(item)[:4] == expected_state(change, collector, manager)
     event = TimelineEvent.objects.get(customer=item.customer)
     assert (event.kind, event.actor) == (EventKind.WORK, collector)
     assert event.summary.startswith("Worklist: ") and event.summary.endswith("— Call Acme about INV-1001")
@@ -237,10 +241,10 @@ def test_without_htmx_a_change_is_saved_and_the_list_comes_back_without_the_item
 
 @pytest.mark.parametrize(
     ("change", "said"),
-    [("done", "Done."), ("snooze", "Snoozed until 08 Aug 2025."), ("reassign", "Handed to otto.")],
+    [("done", "Done."), ("snooze", "Snoozed until 08 Aug 2025."), ("reassign", "Handed to maria.")],
 )
 def test_with_htmx_a_change_replaces_the_item_in_place(
-    client, collector, other_collector, item, change_data, change, said
+    client, collector, manager, item, change_data, change, said
 ):
     client.force_login(collector)
 
@@ -251,16 +255,28 @@ def test_with_htmx_a_change_replaces_the_item_in_place(
     assert html.lstrip().startswith(f'<li class="work-item work-item-gone" id="work-{item.pk}">')
     assert said in html and "<html" not in html
     assert re.search(r'<div id="messages"[^>]*hx-swap-oob="true"', html)
-    assert item_state(item)[:4] == expected_state(change, collector, other_collector)
+    assert item_state(item)[:4] == expected_state(change, collector, manager)
 
 
-def test_a_handed_over_item_lands_on_the_colleagues_list(client, collector, other_collector, item):
+def test_a_handed_over_item_lands_on_the_managers_list(client, collector, manager, item):
     client.force_login(collector)
-    client.post(change_url(item, "reassign"), {"to": other_collector.pk})
+    client.post(change_url(item, "reassign"), {"to": manager.pk})
 
-    client.force_login(other_collector)
+    client.force_login(manager)
 
     assert listed(client.get(WORKLIST)) == [item.pk]
+
+
+def test_an_item_cannot_go_to_a_collector_who_may_not_work_the_account(
+    client, collector, other_collector, item
+):
+    client.force_login(collector)
+
+    response = client.post(change_url(item, "reassign"), {"to": other_collector.pk}, headers=HTMX)
+
+    assert response.status_code == 422
+    assert f"otto may not work {item.customer.name}&#x27;s account." in response.content.decode()
+    assert item_state(item)[3] == collector.pk
 
 
 def test_a_manager_may_change_an_item_on_a_collectors_list_and_returns_to_that_list(

@@ -83,21 +83,35 @@ def test_snoozed_and_future_items_wait_for_their_day(make_account, collector):
 
 
 def test_done_and_handed_over_items_leave_the_list_and_say_so_on_the_timeline(
-    make_account, collector, other_collector, viewer
+    make_account, collector, other_collector, manager, viewer
 ):
     account = make_account()
     done, handed = add(account, "done"), add(account, "handed")
     worklist.item_complete(item=done, actor=collector)
-    with pytest.raises(ValidationError):
-        worklist.item_reassign(item=handed, actor=collector, to=viewer)
-    worklist.item_reassign(item=handed, actor=collector, to=other_collector)
+    # Only someone who may work the account can take its item: not a viewer, not
+    # another collector (whose list would show an account they cannot act on).
+    for nobody in (viewer, other_collector):
+        with pytest.raises(ValidationError, match="may not work"):
+            worklist.item_reassign(item=handed, actor=collector, to=nobody)
+    worklist.item_reassign(item=handed, actor=collector, to=manager)
     assert list(worklist.items_for(assignee=collector, on=ON)) == []
-    assert list(worklist.items_for(assignee=other_collector, on=ON)) == [handed]
+    assert list(worklist.items_for(assignee=manager, on=ON)) == [handed]
     summaries = list(account.events.filter(kind="work").values_list("summary", flat=True))
     assert any("done" in s for s in summaries)
-    assert any(f"to {other_collector.get_username()}" in s for s in summaries)
+    assert any(f"to {manager.get_username()}" in s for s in summaries)
     with pytest.raises(ValidationError, match="already done"):
         worklist.item_complete(item=done, actor=collector)
+
+
+def test_a_personal_track_item_closes_when_the_account_is_no_longer_behind(make_account, plan_and_deliver):
+    bond = make_account(Segment.SPECIAL_BOND, name="Old Friend")
+    plan_and_deliver(DUE + dt.timedelta(days=10))
+    worklist.worklist_refresh(on=ON)
+    item = WorkItem.objects.get(kind=WorkKind.PERSONAL)
+    bond.dunning_cycles.update(closed_on=ON)
+    worklist.worklist_refresh(on=ON)
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
 
 
 def test_notices_queued_for_review_are_on_the_list_until_reviewed(make_account, collector, plan_and_deliver):

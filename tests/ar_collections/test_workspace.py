@@ -396,3 +396,78 @@ def test_logging_a_call_completes_the_call_task_dunning_set(make_account, collec
                        on=DUE + dt.timedelta(days=1))
     item.refresh_from_db()
     assert (item.status, item.done_by) == ("done", collector)
+
+
+# --- What a review of the workflows asked for ------------------------------------------
+
+
+def test_an_invoice_carries_one_open_promise_or_plan_at_a_time(account, invoices, collector):
+    small, _ = invoices
+    workspace.promise_record(customer=account, actor=collector, amount=Decimal("250.00"),
+                             promised_on=LATE + dt.timedelta(days=5), invoices=[small], on=LATE)
+    with pytest.raises(ValidationError, match="already has an open promise or payment plan"):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("250.00"),
+                                 promised_on=LATE + dt.timedelta(days=20), invoices=[small], on=LATE)
+    with pytest.raises(ValidationError, match=small.number):
+        workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                               instalments=schedule((10, "600.00"), (40, "600.00")))
+    assert account.promises.count() == 1 and not account.payment_plans.exists()
+
+
+def test_a_plan_whose_invoices_are_settled_by_a_credit_note_completes_rather_than_breaks(
+    account, invoices, collector
+):
+    small, _ = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=[small], on=LATE,
+                                  instalments=schedule((10, "250.00"), (40, "250.00")))
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                     reason=DisputeReason.QUALITY, description="Half unusable")
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("200.00"), note="Credited the damaged half", on=LATE)
+    pay(account, LATE + dt.timedelta(days=5), (small, "300.00"))
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+
+
+def test_a_plan_whose_schedule_has_passed_cannot_be_approved(account, invoices, collector, manager):
+    rules = CollectionRules.current()
+    rules.plan_approval_above_amount = Decimal("100.00")
+    rules.save()
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((5, "600.00"), (20, "600.00")))
+    with pytest.raises(ValidationError, match="the schedule has passed"):
+        workspace.plan_decide(plan=plan, manager=manager, approve=True, note="ok",
+                              on=LATE + dt.timedelta(days=30))
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.AWAITING_APPROVAL and not account.dunning_pauses.exists()
+
+
+def test_a_cause_found_on_a_call_is_noted_like_on_the_dunning_card(
+    account, invoices, collector, plan_and_deliver, smtp_server
+):
+    plan_and_deliver(DUE + dt.timedelta(days=3))  # opens the cycle
+    workspace.call_log(customer=account, actor=collector, contact=None, outcome="reached",
+                       cause="cannot_pay", on=DUE + dt.timedelta(days=3))
+    cycle = account.dunning_cycles.get(closed_on__isnull=True)
+    assert (cycle.cause, cycle.cause_noted_by) == ("cannot_pay", collector)
+    noted = TimelineEvent.objects.get(customer=account, summary__startswith="Cause noted")
+    assert noted.details["before"] == {"cause": ""} and noted.details["after"] == {"cause": "cannot_pay"}
+
+
+def test_no_summary_goes_to_someone_the_call_did_not_reach(account, collector):
+    with pytest.raises(ValidationError, match="reached someone"):
+        workspace.call_log(customer=account, actor=collector, contact=account.contacts.get(),
+                           outcome="voicemail", email_summary=True, on=LATE)
+    assert not account.calls.exists()
+
+
+def test_a_collector_resumes_their_own_holds_but_not_a_managers_exception(account, collector, manager):
+    asked = workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
+                                        reason="Six weeks", pause_until=LATE + dt.timedelta(days=40), on=LATE)
+    workspace.exception_decide(request=asked, manager=manager, approve=True, note="Agreed", on=LATE)
+    with pytest.raises(ValidationError, match="No manual pause"):
+        workspace.pause_resume(customer=account, actor=collector, on=LATE)
+    assert workspace.pause_resume(customer=account, actor=manager, on=LATE) == 1
+    event = account.events.filter(kind=EventKind.PAUSE).latest("pk")
+    assert event.details["lifted"][0]["kind"] == PauseKind.EXCEPTION
