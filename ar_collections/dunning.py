@@ -331,8 +331,12 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))
     listed = [i for i in eligible if i.due_date <= listed_until]
     totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for invoice in listed:
-        totals[invoice.currency] += invoice.open_amount
+    # The minimum is weighed as planning weighs it: over every eligible invoice
+    # within the ladder's reach that day, not only those the notice lists.
+    in_reach = due_on - dt.timedelta(days=ladder.reach)
+    for invoice in eligible:
+        if invoice.due_date <= in_reach:
+            totals[invoice.currency] += invoice.open_amount
     note = "" if _above_minimum(ladder.policy, totals) else "Waits: the amount is below the policy's minimum."
     return NextStep(step, due_on, listed, held, note)
 
