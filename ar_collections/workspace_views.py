@@ -207,10 +207,12 @@ def _account_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
     if not request.htmx:
         return redirect(reverse("customers:detail", args=[customer.pk]) + "#timeline")
     today = timezone.localdate()
+    from ar_collections.views import dunning_card_context
     from customers.views import header_context
 
     context = {
         "customer": customer,
+        **dunning_card_context(customer, user=request.user, today=today),
         **header_context(customer, today=today),
         **timeline_context(_without_query(request), customer),
         **preview_context(customer, today=today),

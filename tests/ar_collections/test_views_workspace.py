@@ -56,6 +56,9 @@ ACCOUNT_PARTS = [
     r'<div id="timeline" hx-swap-oob="true"',
     r'<section id="dunning-preview"[^>]*hx-swap-oob="true"',
     r'<section id="commitments"[^>]*hx-swap-oob="true"',
+    # The Dunning card (cause, pauses) and the open invoices change with an action too.
+    r'<section id="dunning"[^>]*hx-swap-oob="true"',
+    r'<section id="open-invoices"[^>]*hx-swap-oob="true"',
     r'<div id="messages"[^>]*hx-swap-oob="true"',
 ]
 
@@ -223,6 +226,7 @@ def test_with_htmx_an_accepted_action_closes_the_panel_and_swaps_the_account_par
     assert "<html" not in html
     for part in ACCOUNT_PARTS:
         assert re.search(part, html), part
+    assert html.count('id="messages"') == 1
     newest = TimelineEvent.objects.latest("occurred_at", "pk")
     assert escape(newest.summary) in html
     assert 'class="message message-success"' in html
