@@ -744,34 +744,18 @@ def _promise_check(promise: Promise, *, on: dt.date) -> str:
     all_settled = not locked.invoices.filter(status=InvoiceStatus.OPEN).exists()
     money = format_money(locked.amount, locked.currency)
     if paid >= locked.amount or all_settled:
-        locked.status, locked.resolved_on, locked.paid_amount = PromiseStatus.KEPT, on, paid
-        locked.save(update_fields=["status", "resolved_on", "paid_amount"])
-        _pauses_lift(DunningPause.objects.filter(promise=locked))
-        worklist.items_close(promise=locked)
-        event_record(
-            customer=locked.customer, kind=EventKind.PROMISE, subject=locked,
-            invoices=list(locked.invoices.all()),
-            summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} promised "
-            f"for {locked.promised_on:%d %b %Y}",
-            details={"status": PromiseStatus.KEPT, "paid": str(paid)},
-        )
+        _promise_close(locked, PromiseStatus.KEPT, paid=paid, on=on,
+                       summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} "
+                       f"promised for {locked.promised_on:%d %b %Y}")
         return "kept"
     if on > locked.broken_after:
-        locked.status, locked.resolved_on, locked.paid_amount = PromiseStatus.BROKEN, on, paid
-        locked.save(update_fields=["status", "resolved_on", "paid_amount"])
-        _pauses_lift(DunningPause.objects.filter(promise=locked))
-        worklist.items_close(promise=locked)
+        _promise_close(locked, PromiseStatus.BROKEN, paid=paid, on=on,
+                       summary=f"Promise broken: {money} was promised for {locked.promised_on:%d %b %Y}, "
+                       f"{format_money(paid, locked.currency)} paid; dunning resumes")
         title = (f"Broken promise: {money} promised for {locked.promised_on:%d %b}, "
                  f"{format_money(paid, locked.currency)} paid")
         worklist.item_add(kind=WorkKind.PROMISE_BROKEN, key=f"promise_broken:{locked.pk}",
                           customer=locked.customer, title=title, due_on=on, promise=locked)
-        event_record(
-            customer=locked.customer, kind=EventKind.PROMISE, subject=locked,
-            invoices=list(locked.invoices.all()),
-            summary=f"Promise broken: {money} was promised for {locked.promised_on:%d %b %Y}, "
-            f"{format_money(paid, locked.currency)} paid; dunning resumes",
-            details={"status": PromiseStatus.BROKEN, "paid": str(paid)},
-        )
         return "broken"
     if locked.promised_on <= on:
         worklist.item_add(
@@ -782,6 +766,17 @@ def _promise_check(promise: Promise, *, on: dt.date) -> str:
         )
         return "due"
     return "open"
+
+
+def _promise_close(promise: Promise, status: str, *, paid: Decimal, on: dt.date, summary: str) -> None:
+    """Kept or broken: the promise ends, its pauses lift and its open items close."""
+    promise.status, promise.resolved_on, promise.paid_amount = status, on, paid
+    promise.save(update_fields=["status", "resolved_on", "paid_amount"])
+    _pauses_lift(DunningPause.objects.filter(promise=promise))
+    worklist.items_close(promise=promise)
+    event_record(customer=promise.customer, kind=EventKind.PROMISE, subject=promise,
+                 invoices=list(promise.invoices.all()), summary=summary,
+                 details={"status": status, "paid": str(paid)})
 
 
 @transaction.atomic

@@ -58,7 +58,8 @@ from ar_collections.workspace_forms import (
     managers,
 )
 from arcrm.money import format_money
-from arcrm.roles import can_act_on, require_act_on
+from arcrm.roles import can_act_on
+from customers.access import customer_changeable, customer_readable
 from customers.models import Customer
 
 WORKLIST_PAGE_SIZE = 50
@@ -155,7 +156,7 @@ def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def timeline_view(request: HttpRequest, pk: int) -> HttpResponse:
     """A page of the timeline for htmx ("load more", a filter); without htmx
     the account page shows the same page, so the link works either way."""
-    customer = _readable(request, pk)
+    customer = customer_readable(request, pk)
     if not request.htmx or request.htmx.history_restore_request:
         url = reverse("customers:detail", args=[pk])
         return redirect(f"{url}?{request.GET.urlencode()}#timeline" if request.GET else url)
@@ -180,7 +181,7 @@ Perform = Callable[[Customer, object, dt.date, object], str]
 def _inline_action(
     request: HttpRequest, pk: int, *, form_class, slug: str, title: str, perform: Perform, permission: str
 ) -> HttpResponse:
-    customer = _changeable(request, pk, permission=permission)
+    customer = customer_changeable(request, pk, permission=permission)
     today = timezone.localdate()
     bound = request.method == "POST"
     form = form_class(request.POST if bound else None, customer=customer, today=today, auto_id=f"{slug}-%s")
@@ -212,8 +213,8 @@ def _account_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
 
     context = {
         "customer": customer,
-        **dunning_card_context(customer, user=request.user, today=today),
         **header_context(customer, today=today),
+        **dunning_card_context(customer, user=request.user, today=today),
         **timeline_context(_without_query(request), customer),
         **preview_context(customer, today=today),
         **commitments_context(customer),
@@ -360,7 +361,7 @@ def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def pause_resume(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = _changeable(request, pk, permission="collections.change_dunningpause")
+    customer = customer_changeable(request, pk, permission="collections.change_dunningpause")
     try:
         lifted = workspace.pause_resume(customer=customer, actor=request.user, on=timezone.localdate())
     except ValidationError as error:
@@ -376,7 +377,7 @@ def pause_resume(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def dispute_resolve(request: HttpRequest, pk: int, dispute_id: int) -> HttpResponse:
-    customer = _changeable(request, pk, permission="collections.change_dispute")
+    customer = customer_changeable(request, pk, permission="collections.change_dispute")
     dispute = get_object_or_404(Dispute.objects.select_related("invoice"), pk=dispute_id, customer=customer)
     bound = request.method == "POST"
     form = DisputeResolveForm(request.POST if bound else None, auto_id="resolve-%s")
@@ -514,19 +515,6 @@ def _worklist_url(request: HttpRequest, item: WorkItem) -> str:
 
 
 # --- Helpers -------------------------------------------------------------------------------
-
-
-def _readable(request: HttpRequest, pk: int) -> Customer:
-    return get_object_or_404(Customer.objects.visible_to(request.user), pk=pk)
-
-
-def _changeable(request: HttpRequest, pk: int, *, permission: str) -> Customer:
-    """The customer, if this user may work it: 404 if there is none, 403 if not theirs."""
-    customer = get_object_or_404(Customer.objects.select_related("collector", "behaviour"), pk=pk)
-    require_act_on(request.user, customer)
-    if not request.user.has_perm(permission):
-        raise PermissionDenied("Your role may not do this.")
-    return customer
 
 
 def _add_errors(form, error: ValidationError) -> None:

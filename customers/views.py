@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import F, Prefetch, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -34,8 +34,9 @@ from ar_collections.workspace_views import (
     timeline_context,
 )
 from arcrm.money import ZERO
-from arcrm.roles import can_act_on, require_act_on
+from arcrm.roles import can_act_on
 from customers import services
+from customers.access import customer_changeable, customer_readable
 from customers.forms import AbsenceForm, ContactForm, CustomerFilterForm, CustomerForm
 from customers.models import Contact, ContactAbsence, Customer
 
@@ -70,7 +71,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 @vary_on_headers("HX-Request", "HX-Target")
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = _readable_customer(request, pk)
+    customer = customer_readable(request, pk)
     today = timezone.localdate()
     # Cancel links in the inline forms ask for just the section they replace.
     target = request.htmx.target if _wants_fragment(request) else None
@@ -99,15 +100,12 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def header_context(customer: Customer, *, today: dt.date) -> dict:
-    """What the account header shows after an inline action changed something."""
+    """What the account header shows after an inline action changed something
+    (its pauses come with the Dunning card's context, which reads them anyway)."""
     return {
         **_invoices_context(customer, today=today),
         "billing_contact": customer.billing_contact(on=today),
         "principal_contact": customer.principal_contact(on=today),
-        "dunning_pauses": list(
-            customer.dunning_pauses.active(on=today).select_related("invoice", "owner")
-            .order_by("ends_on", "pk")
-        ),
     }
 
 
@@ -117,7 +115,7 @@ def header_context(customer: Customer, *, today: dt.date) -> dict:
 @login_required
 @require_http_methods(["GET", "POST"])
 def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = _changeable_customer(request, pk, permission="customers.change_customer")
+    customer = customer_changeable(request, pk, permission="customers.change_customer")
     # The form gets its own copy: a rejected name must not show up in the page heading.
     form = CustomerForm(
         request.POST if request.method == "POST" else None,
@@ -136,7 +134,7 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Account card saved.")
             if request.htmx:
-                return _render_card(request, _readable_customer(request, pk))
+                return _render_card(request, customer_readable(request, pk))
             return redirect("customers:detail", pk=pk)
     return _form_response(
         request, "customers/customer_form.html", "account-card", form,
@@ -152,7 +150,7 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def contact_edit(request: HttpRequest, pk: int, contact_id: int | None = None) -> HttpResponse:
     """Add a contact (no contact_id) or change one."""
     permission = "customers.change_contact" if contact_id else "customers.add_contact"
-    customer = _changeable_customer(request, pk, permission=permission)
+    customer = customer_changeable(request, pk, permission=permission)
     if contact_id:
         contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
     else:
@@ -185,7 +183,7 @@ def contact_edit(request: HttpRequest, pk: int, contact_id: int | None = None) -
 @login_required
 @require_POST
 def contact_delete(request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
-    customer = _changeable_customer(request, pk, permission="customers.delete_contact")
+    customer = customer_changeable(request, pk, permission="customers.delete_contact")
     contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
     services.contact_delete(contact=contact, actor=request.user)
     messages.success(request, f"Contact {contact.name} removed.")
@@ -195,7 +193,7 @@ def contact_delete(request: HttpRequest, pk: int, contact_id: int) -> HttpRespon
 @login_required
 @require_http_methods(["GET", "POST"])
 def absence_add(request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
-    customer = _changeable_customer(request, pk, permission="customers.add_contactabsence")
+    customer = customer_changeable(request, pk, permission="customers.add_contactabsence")
     contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
     form_id = f"absence-form-{contact.pk}"
     form = AbsenceForm(
@@ -220,7 +218,7 @@ def absence_add(request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def absence_delete(request: HttpRequest, pk: int, absence_id: int) -> HttpResponse:
-    customer = _changeable_customer(request, pk, permission="customers.delete_contactabsence")
+    customer = customer_changeable(request, pk, permission="customers.delete_contactabsence")
     absence = get_object_or_404(
         ContactAbsence.objects.select_related("contact"), pk=absence_id, contact__customer=customer
     )
@@ -235,22 +233,6 @@ def absence_delete(request: HttpRequest, pk: int, absence_id: int) -> HttpRespon
 def _wants_fragment(request: HttpRequest) -> bool:
     # htmx asks for the whole page when it restores history it has not cached.
     return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _readable_customer(request: HttpRequest, pk: int) -> Customer:
-    customers = Customer.objects.visible_to(request.user).select_related(
-        "collector", "relationship_owner", "referred_by", "behaviour"
-    )
-    return get_object_or_404(customers, pk=pk)
-
-
-def _changeable_customer(request: HttpRequest, pk: int, *, permission: str) -> Customer:
-    """The customer, if this user may change it: 404 if there is none, 403 if not theirs."""
-    customer = get_object_or_404(Customer.objects.select_related("collector"), pk=pk)
-    require_act_on(request.user, customer)
-    if not request.user.has_perm(permission):
-        raise PermissionDenied("Your role may not make this change.")
-    return customer
 
 
 def _form_response(

@@ -1,0 +1,29 @@
+"""Loading an account for the user asking: every view that shows or changes
+one goes through these, so a page, a fragment or an action requested
+directly is no back door (DESIGN invariant 5)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+
+from arcrm.roles import require_act_on
+from customers.models import Customer
+
+
+def customer_readable(request: HttpRequest, pk: int) -> Customer:
+    """The customer, if this user may look at it: 404 otherwise."""
+    customers = Customer.objects.visible_to(request.user).select_related(
+        "collector", "relationship_owner", "referred_by", "behaviour"
+    )
+    return get_object_or_404(customers, pk=pk)
+
+
+def customer_changeable(request: HttpRequest, pk: int, *, permission: str) -> Customer:
+    """The customer, if this user may change it: 404 if there is none, 403 if not theirs."""
+    customer = get_object_or_404(Customer.objects.select_related("collector"), pk=pk)
+    require_act_on(request.user, customer)
+    if not request.user.has_perm(permission):
+        raise PermissionDenied("Your role may not make this change.")
+    return customer
