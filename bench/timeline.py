@@ -667,10 +667,10 @@ def _measure(args, scenario: dict, *, cookie: str, server: _Server) -> dict:
     process.start()
     try:
         time.sleep(max(start_at + WARM_UP_SECONDS - time.time(), 0))
-        pids = server.workers() + _backends(connection)
-        before = _cpu_seconds(pids)
+        workers, backends = server.workers(), _backends(connection)
+        before = _cpu_seconds(workers), _cpu_seconds(backends)
         time.sleep(max(start_at + WARM_UP_SECONDS + args.seconds - time.time(), 0))
-        after = _cpu_seconds(pids)
+        after = _cpu_seconds(workers), _cpu_seconds(backends)
         result = results.get(timeout=REQUEST_TIMEOUT + 30)
         process.join(timeout=10)
     finally:
@@ -678,7 +678,11 @@ def _measure(args, scenario: dict, *, cookie: str, server: _Server) -> dict:
             process.terminate()
             process.join()
         connection.close()
-    result["server_cpu"] = after - before if before is not None and after is not None else None
+    if None in before or None in after:
+        result["server_cpu"] = result["worker_cpu"] = result["database_cpu"] = None
+    else:
+        result["worker_cpu"], result["database_cpu"] = after[0] - before[0], after[1] - before[1]
+        result["server_cpu"] = result["worker_cpu"] + result["database_cpu"]
     return result
 
 
@@ -802,6 +806,17 @@ def _close(writer):
 # -- reporting ---------------------------------------------------------------------------------------
 
 
+def _statements_note() -> str:
+    """How the server's connections send statements (the same DATABASE_URL as this process)."""
+    from django.db import connection
+
+    options = connection.settings_dict.get("OPTIONS", {})
+    if options.get("server_side_binding") and options.get("prepare_threshold") is not None:
+        return (f"prepared by each connection from a statement's run {options['prepare_threshold'] + 1} "
+                f"(server-side binding; ?prepare_threshold=off in the URL turns it off)")
+    return "sent with their values bound in, parsed and planned anew each time (nothing prepared)"
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     """Nearest rank: the smallest value with at least q of the values at or below it."""
     return sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)]
@@ -824,6 +839,7 @@ def _report(args, *, chosen: dict, scenarios: list[dict], load_average) -> bool:
     print(f"deep page    before={chosen['cursor']}: after event {chosen['cursor_event'][0]}, the "
           f"{chosen['events'] - PAGE_SIZE:,}th newest, so the page holds the last {PAGE_SIZE} events "
           f"({cursor_note})")
+    print(f"statements   {_statements_note()}")
     print(f"load         {args.clients} clients in a closed loop from a second process on loopback, "
           f"{WARM_UP_SECONDS:.0f} s warm-up + {args.seconds:.0f} s measured per page; latency from "
           f"connect to the last byte")
@@ -856,6 +872,10 @@ def _report(args, *, chosen: dict, scenarios: list[dict], load_average) -> bool:
         print(f"{s['title']}: {s['check']['verdict']}; {r['attempts']:,} requests in all (warm-up "
               f"included) on {r['connections']:,} connections, {r['failures']:,} failed; load process "
               f"CPU {r['cpu']:.1f} s")
+        if r["server_cpu"] and r["latencies"]:
+            count = len(r["latencies"])
+            print(f"  server CPU per request: {r['worker_cpu'] / count * 1000:.1f} ms in gunicorn's workers "
+                  f"+ {r['database_cpu'] / count * 1000:.1f} ms in their PostgreSQL backends")
         for what, count in r["failed"].most_common(5):
             print(f"  ERROR x {count:,}: {what}")
     if any(s["result"]["server_cpu"] for s in scenarios):

@@ -87,18 +87,30 @@ def test_a_postgres_url_gives_every_connection_field_and_options():
         "PORT": "6543",
         "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": {"sslmode": "require"},
+        "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5},
     }
 
 
-def test_a_short_postgresql_url_keeps_connections_a_minute_and_has_no_options():
+def test_a_short_postgresql_url_keeps_connections_a_minute_and_prepares_statements():
     config = parse_database_url("postgresql://localhost/arcrm")
 
     assert (config["HOST"], config["PORT"], config["USER"], config["PASSWORD"]) == (
         "localhost", "", "", "",
     )
     assert config["CONN_MAX_AGE"] == 60
-    assert "OPTIONS" not in config
+    assert config["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+
+
+@pytest.mark.parametrize("off", ["off", "None"])
+def test_prepared_statements_can_be_turned_off_for_a_pooler(off):
+    config = parse_database_url(f"postgres://pgbouncer:6432/arcrm?prepare_threshold={off}")
+
+    assert "OPTIONS" not in config  # Django's defaults: client-side binding, nothing prepared
+
+
+def test_a_prepare_threshold_that_is_not_a_number_is_refused():
+    with pytest.raises(ConfigError, match="prepare_threshold must be a whole number or 'off'"):
+        parse_database_url("postgres://localhost/arcrm?prepare_threshold=soon")
 
 
 def test_a_sqlite_url_with_three_slashes_is_a_relative_path():
