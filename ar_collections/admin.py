@@ -19,6 +19,7 @@ from ar_collections.models import (
     Invoice,
     LateCharge,
     LatePaymentPolicy,
+    OutgoingMail,
     Payment,
     PaymentBehaviour,
     PaymentPlan,
@@ -289,3 +290,12 @@ class WorkItemAdmin(ReadOnlyAdmin):
 class TimelineEventInvoiceAdmin(ReadOnlyAdmin):
     list_display = ["event", "invoice"]
     list_select_related = ["event", "invoice"]
+
+
+@admin.register(OutgoingMail)
+class OutgoingMailAdmin(ReadOnlyAdmin):
+    list_display = ["subject", "customer", "purpose", "status", "attempts", "created_at", "sent_at"]
+    list_filter = ["status", "purpose"]
+    list_select_related = ["customer"]
+    search_fields = ["subject", "customer__name"]
+    exclude = ["attachment"]

@@ -104,7 +104,7 @@ def actions_deliver(*, action_ids: list[int]) -> dict[str, int]:
     e-mail must not leave before the outcome recorded with it can commit.
     """
     counts = dict.fromkeys(OUTCOMES, 0)
-    mailer = _Mailer()
+    mailer = Mailer()
     try:
         for action_id in action_ids:
             counts[_deliver_one(action_id, mailer)] += 1
@@ -141,7 +141,7 @@ def run_sweep_planned(*, run: DunningRun) -> int:
     return len(ids)
 
 
-def _deliver_one(action_id: int, mailer: _Mailer) -> str:
+def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # One transaction from the claim to the recorded outcome, held open across
     # the SMTP conversation: a worker killed mid-send rolls back to PLANNED and
     # the next sweep sends again. The window left: the server accepted the
@@ -173,7 +173,7 @@ def _deliver_one(action_id: int, mailer: _Mailer) -> str:
             return _record_failure(action, error)
 
 
-def _carry_out(action: DunningAction, mailer: _Mailer, files: list[str]) -> str:
+def _carry_out(action: DunningAction, mailer: Mailer, files: list[str]) -> str:
     action = DunningAction.objects.select_related("step__policy", "cycle").get(pk=action.pk)
     action.customer = _with_contacts(action.customer_id)
     step, today = action.step, timezone.localdate()
@@ -330,7 +330,7 @@ def _done(action, **fields) -> None:
 
 def _record_failure(action: DunningAction, error: Exception) -> str:
     text = f"{type(error).__name__}: {error}"
-    retry = _is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS
+    retry = is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS
     status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
     DunningAction.objects.filter(pk=action.pk).update(status=status, error=text)
     if retry:
@@ -344,7 +344,7 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     return "deferred" if retry else "failed"
 
 
-def _is_transient(error: Exception) -> bool:
+def is_transient(error: Exception) -> bool:
     """Worth another try later: the mail server was unreachable or said "not now"."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return all(400 <= code < 500 for code, _ in error.recipients.values())
@@ -357,7 +357,7 @@ def _is_transient(error: Exception) -> bool:
     return isinstance(error, OSError)  # refused connection, timeout, name lookup, full disk
 
 
-class _Mailer:
+class Mailer:
     """One SMTP session for a batch: opened at the first e-mail, dropped after
     an error so the next message starts on a clean connection."""
 

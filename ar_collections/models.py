@@ -1120,3 +1120,54 @@ class TimelineEventInvoice(models.Model):
 
     def __str__(self) -> str:
         return f"event {self.event_id} – invoice {self.invoice_id}"
+
+
+class MailPurpose(models.TextChoices):
+    CALL_SUMMARY = "call_summary", "Summary of a call"
+    INVOICE_COPY = "invoice_copy", "Copy of an invoice"
+    DISPUTE_ROUTING = "dispute_routing", "Dispute sent to a department"
+
+
+class MailStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class OutgoingMail(models.Model):
+    """An e-mail a collector's action sends: a call's summary, an invoice copy,
+    a dispute routed to a department. Written in the action's transaction and
+    sent by a worker (ar_collections/outbox.py), so a slow or broken mail server
+    neither holds up the page nor loses the message."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="outgoing_mails"
+    )
+    purpose = models.CharField(max_length=20, choices=MailPurpose.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    from_email = models.CharField(max_length=254)
+    to = models.JSONField(default=list)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=300)
+    text = models.TextField()
+    html = models.TextField(blank=True)
+    attachment_name = models.CharField(max_length=200, blank=True)
+    attachment_type = models.CharField(max_length=100, blank=True)
+    attachment = models.BinaryField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=MailStatus.choices, default=MailStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # outbox.mails_sweep: the mails still queued, oldest first.
+            models.Index(fields=["created_at"], name="mail_queued", condition=Q(status="queued")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {', '.join(self.to)}"

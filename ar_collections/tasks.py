@@ -11,6 +11,7 @@ from django.utils import timezone
 from ar_collections.delivery import actions_deliver, invoices_resend, run_sweep_planned
 from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts, run_finish_if_done
 from ar_collections.models import DunningAction, DunningRun
+from ar_collections.outbox import mails_send, mails_sweep
 from ar_collections.services import behaviour_refresh
 from ar_collections.worklist import worklist_refresh
 from ar_collections.workspace import commitments_check
@@ -98,3 +99,18 @@ def _user(pk: int | None):
 def resend_overdue_invoices(customer_id: int, on: str) -> str:
     """Red tape: the overdue invoices again, to whoever handles billing today."""
     return invoices_resend(customer_id=customer_id, on=dt.date.fromisoformat(on))
+
+
+@shared_task(name="collections.send_mail")
+def send_mail(mail_ids: list[int]) -> dict[str, int]:
+    """Send queued outgoing mails (see outbox): ids already sent, failed or
+    taken by another worker are left alone, so a repeat sends nothing twice."""
+    counts = mails_send(mail_ids=[int(pk) for pk in mail_ids])
+    log.info("outgoing mails %s: %s", _id_range(mail_ids), dict(counts))
+    return dict(counts)
+
+
+@shared_task(name="collections.sweep_queued_mail")
+def sweep_queued_mail() -> int:
+    """Every few minutes: hand mails still queued to the workers again."""
+    return mails_sweep()

@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from ar_collections import rendering, services, worklist
+from ar_collections import outbox, rendering, services, worklist
 from ar_collections.models import (
     Allocation,
     Call,
@@ -47,6 +47,7 @@ from ar_collections.models import (
     InstalmentStatus,
     Invoice,
     InvoiceStatus,
+    MailPurpose,
     PauseKind,
     Payment,
     PaymentPlan,
@@ -126,7 +127,7 @@ def call_log(
         call.summary_sent_to = contact.email
         call.save(update_fields=["summary_sent_to"])
         message = _call_summary_message(call, contact, made)
-        transaction.on_commit(message.send)
+        outbox.mail_queue(message, customer=customer, purpose=MailPurpose.CALL_SUMMARY, actor=actor)
         event_record(
             customer=customer, kind=EventKind.CALL, actor=actor, subject=call,
             summary=f"Summary of the call e-mailed to {contact.name} <{contact.email}>",
@@ -200,7 +201,7 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
         summary=f"Copy of invoice {invoice.number} e-mailed to {contact.name} <{contact.email}>",
         details={"to": contact.email, "subject": email.subject, "text": email.text},
     )
-    transaction.on_commit(message.send)
+    outbox.mail_queue(message, customer=customer, purpose=MailPurpose.INVOICE_COPY, actor=actor)
     return event
 
 
@@ -389,7 +390,8 @@ def dispute_open(
                  "answer_due_on": dispute.answer_due_on.isoformat()},
     )
     if department:
-        transaction.on_commit(_dispute_message(dispute).send)
+        outbox.mail_queue(_dispute_message(dispute), customer=customer, purpose=MailPurpose.DISPUTE_ROUTING,
+                          actor=actor)
     return dispute
 
 

@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "collections.start_dunning_run",
         "schedule": _daily_at("DUNNING_RUN_AT", "03:30"),
     },
+    # Collectors' e-mails the mail server did not take at once (ar_collections/outbox.py).
+    "sweep-queued-mail": {
+        "task": "collections.sweep_queued_mail",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 
 LOGGING = {

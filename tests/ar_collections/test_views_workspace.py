@@ -525,7 +525,8 @@ def test_a_call_without_a_promise_records_only_the_call(client, collector, custo
 
 
 def test_a_call_summary_is_e_mailed_to_the_contact(
-    client, collector, customer, anna, invoices, smtp_server, django_capture_on_commit_callbacks
+    client, collector, customer, anna, invoices, smtp_server, django_capture_on_commit_callbacks,
+    eager_celery,
 ):
     client.force_login(collector)
 
@@ -556,7 +557,8 @@ def test_a_note_lands_on_the_timeline_under_the_collectors_name(client, collecto
 
 
 def test_an_invoice_copy_is_e_mailed_as_a_pdf_and_noted_on_the_timeline(
-    client, collector, customer, anna, invoices, smtp_server, django_capture_on_commit_callbacks
+    client, collector, customer, anna, invoices, smtp_server, django_capture_on_commit_callbacks,
+    eager_celery,
 ):
     client.force_login(collector)
 
@@ -666,7 +668,7 @@ def test_a_managers_plan_above_the_limit_needs_no_approval(client, manager, cust
 
 
 def test_a_dispute_is_routed_to_the_department_that_handles_its_reason(
-    client, collector, customer, invoices, smtp_server, django_capture_on_commit_callbacks
+    client, collector, customer, invoices, smtp_server, django_capture_on_commit_callbacks, eager_celery
 ):
     Department.objects.create(name="Logistics", email="logistics@example.test", reasons=["our_delivery"])
     Department.objects.create(name="Sales Ops", email="salesops@example.test", reasons=["price", "quantity"])
@@ -698,7 +700,7 @@ def test_a_dispute_is_routed_to_the_department_that_handles_its_reason(
 
 
 def test_a_dispute_with_no_team_for_its_reason_is_sent_nowhere(
-    client, collector, customer, invoices, smtp_server, django_capture_on_commit_callbacks
+    client, collector, customer, invoices, smtp_server, django_capture_on_commit_callbacks, eager_celery
 ):
     client.force_login(collector)
 

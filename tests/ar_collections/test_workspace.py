@@ -157,7 +157,7 @@ def test_dunning_resumes_where_the_cycle_stood_after_a_broken_promise(
 
 
 def test_a_call_with_a_promise_and_a_summary_records_both_and_mails_the_contact(
-    account, invoices, collector, smtp_server, django_capture_on_commit_callbacks
+    account, invoices, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
 ):
     contact = account.contacts.get()
     with django_capture_on_commit_callbacks(execute=True):
@@ -262,7 +262,7 @@ def test_a_plan_paid_in_full_completes(account, invoices, collector):
 
 
 def test_a_dispute_routes_to_the_department_and_takes_the_invoice_out_of_dunning(
-    account, invoices, collector, smtp_server, django_capture_on_commit_callbacks
+    account, invoices, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
 ):
     Department.objects.create(name="Logistics", email="logistics@ours.test", reasons=["our_delivery"])
     small, large = invoices

@@ -16,16 +16,26 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 from celery import Celery
 from celery.schedules import crontab
 from django.conf import settings
 
-from ar_collections import workspace
-from ar_collections.models import PaymentBehaviour, PromiseStatus, WorkItem, WorkKind
-from ar_collections.tasks import check_commitments, refresh_payment_behaviour
+from ar_collections import outbox, workspace
+from ar_collections.models import (
+    MailPurpose,
+    MailStatus,
+    OutgoingMail,
+    PaymentBehaviour,
+    PromiseStatus,
+    WorkItem,
+    WorkKind,
+)
+from ar_collections.tasks import check_commitments, refresh_payment_behaviour, send_mail
 from arcrm.celery import app
 from arcrm.roles import sync_role_groups
 from customers.models import Segment
+from tests.ar_collections.conftest import SmtpServer, _free_port, _Mailbox
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 # Redis database index for this test alone; it is flushed before use.
@@ -109,6 +119,21 @@ def worker(spawn, wait_for, tmp_path, worker_redis_url, sender, transactional_db
 
 
 @pytest.fixture
+def worker_smtp(monkeypatch) -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback that a worker started after it sends to
+    (through the environment, as the worker is another process)."""
+    mailbox = _Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    monkeypatch.setenv("EMAIL_HOST", controller.hostname)
+    monkeypatch.setenv("EMAIL_PORT", str(controller.port))
+    try:
+        yield SmtpServer(controller.hostname, controller.port, mailbox)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
 def role_groups(transactional_db) -> None:
     """The role groups, whatever an earlier transactional test's flush left behind."""
     sync_role_groups()
@@ -184,6 +209,38 @@ def test_a_worker_finds_a_broken_promise_and_puts_it_on_the_worklist(
     assert item.assignee == collector
     assert not customer.dunning_pauses.filter(lifted_at__isnull=True).exists()
     assert "collections.check_commitments" in process.output()
+
+
+@pytest.mark.slow
+def test_a_worker_sends_a_queued_mail_once_however_often_it_is_handed_over(
+    worker_smtp, worker, sender, wait_for, make_customer
+):
+    queue, process = worker
+    customer = make_customer(name="Mailing Mia AG")
+    mail = OutgoingMail.objects.create(
+        customer=customer, purpose=MailPurpose.INVOICE_COPY, from_email=settings.DEFAULT_FROM_EMAIL,
+        to=["Anna Clerk <anna@mia.test>"], subject="Copy of invoice INV-7", text="Here is the copy.",
+    )
+
+    with sender.connection_for_write() as connection:
+        for _ in range(2):  # the action's own hand-over and a sweep
+            send_mail.apply_async(args=[[mail.pk]], queue=queue, connection=connection)
+
+    wait_for(lambda: process.output().count("collections.send_mail") >= 4, timeout=60,
+             message="the worker to run both hand-overs")  # received + succeeded, twice
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.SENT, 1)
+    (message,) = worker_smtp.messages
+    assert message["Message-ID"] == outbox.message_id(mail.pk)
+    assert message["Subject"] == "Copy of invoice INV-7"
+
+
+def test_queued_mail_is_swept_every_five_minutes():
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-queued-mail"]
+
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] == crontab(minute="*/5")
 
 
 def test_the_commitments_are_checked_before_the_dunning_run():

@@ -1,0 +1,139 @@
+"""Collectors' e-mails go through a queue in the database: the action commits
+whatever the mail server does, a worker sends each mail once, a server saying
+"not now" gets the mail again later, and a refusal for good is on the timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+import pytest
+from django.db import transaction
+from django.urls import reverse
+
+from ar_collections import outbox, workspace
+from ar_collections.models import Call, MailPurpose, MailStatus, OutgoingMail
+from customers.models import EventKind, TimelineEvent
+from tests.ar_collections.conftest import DUE
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+LATE = DUE + dt.timedelta(days=20)
+
+
+@pytest.fixture
+def account(make_account):
+    return make_account()
+
+
+def copy_queued(account, collector, capture) -> OutgoingMail:
+    """An invoice copy sent from the workspace, its worker not yet run."""
+    with capture(execute=False) as enqueued:
+        workspace.invoice_copy_send(customer=account, invoice=account.invoices.order_by("number").first(),
+                                    contact=account.contacts.get(), actor=collector, on=LATE)
+    assert len(enqueued) == 1  # the hand-over to a worker, once the action has committed
+    return OutgoingMail.objects.get()
+
+
+def test_an_invoice_copy_waits_in_the_queue_and_a_worker_sends_it_once(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, pdf_text
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    assert (mail.status, mail.purpose, mail.attempts) == (MailStatus.QUEUED, MailPurpose.INVOICE_COPY, 0)
+    assert smtp_server.messages == []
+
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"sent": 1}
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"not_claimed": 1}  # the broker handing it out twice
+
+    (message,) = smtp_server.messages
+    assert message["Message-ID"] == outbox.message_id(mail.pk)
+    assert message["To"] == "Anna Clerk <anna@acme.test>"
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    assert "INV-" in pdf_text(attachment.get_content())
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts, mail.error) == (MailStatus.SENT, 1, "")
+    assert mail.sent_at is not None
+
+
+def test_a_mail_server_saying_not_now_keeps_the_mail_queued_until_the_sweep_sends_it(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"deferred": 1}
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.QUEUED, 1) and "451" in mail.error
+    assert not TimelineEvent.objects.filter(summary__startswith="E-mail not sent").exists()
+
+    smtp_server.refuse_with(None)
+    assert outbox.mails_sweep(now=mail.created_at) == 0  # too fresh: its own worker has it
+    assert outbox.mails_sweep(now=mail.created_at + outbox.SWEEP_AFTER) == 1
+
+    assert len(smtp_server.messages) == 1
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts, mail.error) == (MailStatus.SENT, 2, "")
+
+
+def test_a_refusal_for_good_fails_the_mail_and_says_so_on_the_timeline(
+    account, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    smtp_server.refuse_with("550 5.1.1 Mailbox unavailable")
+
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"failed": 1}
+
+    mail.refresh_from_db()
+    assert mail.status == MailStatus.FAILED and "550" in mail.error
+    event = TimelineEvent.objects.get(customer=account, summary__startswith="E-mail not sent")
+    assert event.kind == EventKind.NOTE  # where the copy itself was noted
+    assert "anna@acme.test" in event.summary and "550" in event.summary
+    assert outbox.mails_sweep(now=mail.created_at + dt.timedelta(days=1)) == 0  # failed mails stay put
+
+
+def test_the_last_transient_failure_gives_up(
+    account, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    smtp_server.refuse_with("421 4.7.0 Too busy")
+
+    outcomes = [outbox.mails_send(mail_ids=[mail.pk]) for _ in range(outbox.MAX_ATTEMPTS + 1)]
+
+    assert outcomes == [{"deferred": 1}] * (outbox.MAX_ATTEMPTS - 1) + [{"failed": 1}, {"not_claimed": 1}]
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.FAILED, outbox.MAX_ATTEMPTS)
+
+
+def test_an_action_that_rolls_back_queues_no_mail(account, collector, smtp_server, eager_celery):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        workspace.invoice_copy_send(customer=account, invoice=account.invoices.first(),
+                                    contact=account.contacts.get(), actor=collector, on=LATE)
+        raise RuntimeError("the request failed after the service")
+
+    assert not OutgoingMail.objects.exists() and smtp_server.messages == []
+
+
+def test_a_call_is_logged_while_the_mail_server_is_down_and_its_summary_waits(
+    client, account, collector, settings, django_capture_on_commit_callbacks, eager_celery
+):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", closed_port, 5
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("collections:call_log", args=[account.pk]),
+            {"contact": account.contacts.get().pk, "outcome": "reached", "notes": "Pays Friday",
+             "email_summary": "on"},
+            headers={"HX-Request": "true"},
+        )
+
+    assert response.status_code == 200
+    assert Call.objects.get(customer=account).summary_sent_to == "anna@acme.test"
+    mail = OutgoingMail.objects.get(purpose=MailPurpose.CALL_SUMMARY)
+    assert mail.status == MailStatus.QUEUED and mail.attempts == 1
+    assert "Connection refused" in mail.error or "ConnectionRefused" in mail.error
