@@ -752,6 +752,11 @@ class CollectionRules(models.Model):
         help_text="Payment plans above this amount (in the default currency) need a manager; "
         "plans in any other currency always do.",
     )
+    credit_without_manager_amount = money_field(
+        default=Decimal("1000.00"),
+        help_text="A collector may settle a dispute by a credit note or a corrected invoice taking off up "
+        "to this amount (in the default currency); more, or any other currency, is a manager's decision.",
+    )
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -771,6 +776,9 @@ class CollectionRules(models.Model):
 
     def plan_needs_approval(self, *, amount: Decimal, currency: str) -> bool:
         return currency != settings.DEFAULT_CURRENCY or amount > self.plan_approval_above_amount
+
+    def credit_needs_manager(self, *, amount: Decimal, currency: str) -> bool:
+        return currency != settings.DEFAULT_CURRENCY or amount > self.credit_without_manager_amount
 
 
 class CallOutcome(models.TextChoices):

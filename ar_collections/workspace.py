@@ -447,6 +447,7 @@ def dispute_resolve(
         if amount is None or amount <= 0 or amount > invoice.open_amount:
             raise ValidationError({"amount": f"A credit note between 0.01 and "
                                              f"{format_money(invoice.open_amount, invoice.currency)}."})
+        _credit_allowed(actor, taken_off=amount, currency=invoice.currency)
         locked.credit_note = _credit_note_issue(invoice, amount=amount, reason=note.strip(), on=on)
         what = f"credit note {locked.credit_note.number} for {format_money(amount, invoice.currency)}"
     elif outcome == DisputeOutcome.CORRECTED_INVOICE:
@@ -456,6 +457,7 @@ def dispute_resolve(
                 f"The corrected total must be below {format_money(invoice.total_amount, invoice.currency)} "
                 f"and at least what was paid ({format_money(paid, invoice.currency)})."
             )})
+        _credit_allowed(actor, taken_off=invoice.total_amount - amount, currency=invoice.currency)
         invoice.total_amount, invoice.open_amount = amount, amount - paid
         if invoice.open_amount == 0:
             invoice.status, invoice.settled_on = InvoiceStatus.PAID, on
@@ -479,6 +481,22 @@ def dispute_resolve(
                            "status": invoice.status}},
     )
     return locked
+
+
+def _credit_allowed(actor, *, taken_off: Decimal, currency: str) -> None:
+    """Collectors settle small differences themselves; more is a manager's decision."""
+    rules = CollectionRules.current()
+    if actor.has_perm("collections.add_creditnote") or not rules.credit_needs_manager(
+        amount=taken_off, currency=currency
+    ):
+        return
+    limit = format_money(rules.credit_without_manager_amount, settings.DEFAULT_CURRENCY)
+    raise ValidationError({"amount": (
+        f"Taking {format_money(taken_off, currency)} off this invoice is a manager's decision: collectors "
+        f"may take off up to {limit}" + ("" if currency == settings.DEFAULT_CURRENCY else
+                                         f", in {settings.DEFAULT_CURRENCY} only")
+        + ". Ask a manager to resolve the dispute, or request an exception."
+    )})
 
 
 def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt.date) -> CreditNote:

@@ -64,6 +64,8 @@ MANAGE = [
     ("collections", "delete_dunningstep"),
     ("collections", "change_paymentplan"),
     ("collections", "change_exceptionrequest"),
+    # A credit beyond the collectors' limit (CollectionRules.credit_without_manager_amount).
+    ("collections", "add_creditnote"),
     ("collections", "change_collectionrules"),
     ("collections", "add_department"),
     ("collections", "change_department"),

@@ -763,6 +763,27 @@ def test_a_resolved_dispute_cannot_be_resolved_again(client, collector, customer
     assert state() == before
 
 
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+def test_a_collector_cannot_credit_beyond_the_limit_but_a_manager_can(
+    client, collector, manager, customer, dispute, htmx
+):
+    set_rules(credit_without_manager_amount=Decimal("100.00"))
+    resolve = url("dispute_resolve", customer, dispute.pk)
+    credit = {"outcome": DisputeOutcome.CREDIT_NOTE, "amount": "250.00", "note": "Goodwill"}
+    headers = {"HX-Request": "true"} if htmx else {}
+    client.force_login(collector)
+    before = state()
+
+    response = client.post(resolve, credit, headers=headers)
+
+    assert response.status_code == 422
+    assert escape("Taking EUR 250.00 off this invoice is a manager's decision") in response.content.decode()
+    assert state() == before
+    client.force_login(manager)
+    assert client.post(resolve, credit, headers=headers).status_code == (200 if htmx else 302)
+    assert CreditNote.objects.get(invoice=dispute.invoice).amount == Decimal("250.00")
+
+
 # --- Pauses and exceptions -----------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from ar_collections import workspace
 from ar_collections.dunning import eligible_invoices, next_step
 from ar_collections.models import (
     CollectionRules,
+    CreditNote,
     Department,
     DisputeOutcome,
     DisputeReason,
@@ -312,6 +313,35 @@ def test_a_corrected_invoice_keeps_what_was_paid(account, invoices, collector):
                               amount=Decimal("650.00"), note="Price corrected", on=LATE)
     large.refresh_from_db()
     assert (large.total_amount, large.open_amount) == (Decimal("650.00"), Decimal("550.00"))
+
+
+def test_a_credit_beyond_the_collectors_limit_is_a_managers_decision(account, invoices, collector, manager):
+    small, large = invoices
+    rules = CollectionRules.current()
+    rules.credit_without_manager_amount = Decimal("100.00")
+    rules.save()
+    credit = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                    reason=DisputeReason.QUALITY, description="Scratched")
+    price = workspace.dispute_open(customer=account, actor=collector, invoice=large, on=LATE,
+                                   reason=DisputeReason.PRICE, description="Contract price is 500")
+
+    with pytest.raises(ValidationError, match=r"Taking EUR 150\.00 off this invoice is a manager's decision"):
+        workspace.dispute_resolve(dispute=credit, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                                  amount=Decimal("150.00"), note="Goodwill", on=LATE)
+    with pytest.raises(ValidationError, match=r"up to EUR 100\.00"):
+        workspace.dispute_resolve(dispute=price, actor=collector, outcome=DisputeOutcome.CORRECTED_INVOICE,
+                                  amount=Decimal("500.00"), note="Price corrected", on=LATE)
+    small.refresh_from_db(), large.refresh_from_db(), credit.refresh_from_db()
+    assert (small.open_amount, large.total_amount) == (Decimal("500.00"), Decimal("700.00"))
+    assert credit.status == "open" and not CreditNote.objects.exists()
+
+    workspace.dispute_resolve(dispute=credit, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("100.00"), note="Within the limit", on=LATE)
+    workspace.dispute_resolve(dispute=price, actor=manager, outcome=DisputeOutcome.CORRECTED_INVOICE,
+                              amount=Decimal("500.00"), note="Price corrected", on=LATE)
+    small.refresh_from_db(), large.refresh_from_db()
+    assert (small.open_amount, large.total_amount) == (Decimal("400.00"), Decimal("500.00"))
+    assert rules.credit_needs_manager(amount=Decimal("1.00"), currency="USD")  # other currencies: always
 
 
 def test_another_collectors_account_cannot_be_worked(account, invoices, other_collector):
