@@ -58,6 +58,7 @@ from ar_collections.models import (
     PlanStatus,
     RunStatus,
 )
+from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
 from arcrm.roles import can_act_on, require_act_on
 from customers.models import Contact, Customer
@@ -169,7 +170,7 @@ def _render_runs(request: HttpRequest, *, status: int = 200) -> HttpResponse:
         "today": today,
     }
     template = "collections/runs.html"
-    if _wants_fragment(request):
+    if wants_fragment(request):
         template += "#runs"
     return render(request, template, context, status=status)
 
@@ -214,7 +215,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         _add_preview(action)
         action.form = ReviewForm(auto_id=f"review-{action.pk}-%s")
     template = "collections/review.html"
-    if _wants_fragment(request):
+    if wants_fragment(request):
         template += "#review-queue"
     return render(request, template, {"page": page, "items": items, "form": form})
 
@@ -292,7 +293,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         _add_questions(action, today=today)
         action.form = ApprovalForm(auto_id=f"approval-{action.pk}-%s")
     template = "collections/approvals.html"
-    if _wants_fragment(request):
+    if wants_fragment(request):
         template += "#approval-queue"
     return render(request, template, {
         "page": page, "items": items,
@@ -462,7 +463,7 @@ def _render_letters(request: HttpRequest, *, form: MarkPrintedForm | None = None
     ticked = {str(pk) for pk in form["letters"].value() or []} if form else set()
     context = {"page": page, "letters": list(page), "form": form, "ticked": ticked}
     template = "collections/letters.html"
-    if _wants_fragment(request):
+    if wants_fragment(request):
         template += "#letters"
     return render(request, template, context, status=status)
 
@@ -580,11 +581,6 @@ def _dunning_rejected(request: HttpRequest, customer: Customer, **bound_forms) -
 
 
 # --- Helpers -----------------------------------------------------------------
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    # htmx asks for the whole page when it restores history it has not cached.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _actions_with_lines() -> QuerySet[DunningAction]:

@@ -57,6 +57,7 @@ from ar_collections.workspace_forms import (
     collectors,
     managers,
 )
+from arcrm.htmx import wants_fragment
 from arcrm.money import format_money
 from arcrm.roles import can_act_on
 from customers.access import customer_changeable, customer_readable
@@ -157,7 +158,7 @@ def timeline_view(request: HttpRequest, pk: int) -> HttpResponse:
     """A page of the timeline for htmx ("load more", a filter); without htmx
     the account page shows the same page, so the link works either way."""
     customer = customer_readable(request, pk)
-    if not request.htmx or request.htmx.history_restore_request:
+    if not wants_fragment(request):
         url = reverse("customers:detail", args=[pk])
         return redirect(f"{url}?{request.GET.urlencode()}#timeline" if request.GET else url)
     try:
@@ -463,7 +464,7 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
     context = {"page": page, "assignee": assignee, "people": people, "today": today,
                "managers": list(managers()), "points": worklist}
     template = "collections/worklist.html"
-    if request.htmx and not request.htmx.history_restore_request:
+    if wants_fragment(request):
         template += "#worklist"
     return render(request, template, context)
 

@@ -33,6 +33,7 @@ from ar_collections.workspace_views import (
     preview_context,
     timeline_context,
 )
+from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
 from arcrm.roles import can_act_on
 from customers import services
@@ -61,7 +62,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "customers/customer_list.html"
-    if _wants_fragment(request):
+    if wants_fragment(request):
         template += "#results"
     return render(request, template, {"form": form, "page": page})
 
@@ -74,7 +75,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     customer = customer_readable(request, pk)
     today = timezone.localdate()
     # Cancel links in the inline forms ask for just the section they replace.
-    target = request.htmx.target if _wants_fragment(request) else None
+    target = request.htmx.target if wants_fragment(request) else None
     if target == "account-card":
         return _render_card(request, customer)
     if target == "contacts":
@@ -228,11 +229,6 @@ def absence_delete(request: HttpRequest, pk: int, absence_id: int) -> HttpRespon
 
 
 # --- Helpers ---------------------------------------------------------------
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    # htmx asks for the whole page when it restores history it has not cached.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _form_response(
