@@ -21,8 +21,9 @@ RUN useradd --create-home --uid 10001 arcrm
 WORKDIR /app
 
 # The lock alone first, so a code change does not reinstall every package.
-COPY requirements.lock ./
-RUN pip install -r requirements.lock
+# The runtime lock: the image carries no test or lint tools.
+COPY requirements-runtime.lock ./
+RUN pip install -r requirements-runtime.lock
 
 COPY . .
 # The settings refuse to load without a secret key when DEBUG is off; this
