@@ -754,8 +754,9 @@ class CollectionRules(models.Model):
     )
     credit_without_manager_amount = money_field(
         default=Decimal("1000.00"),
-        help_text="A collector may settle a dispute by a credit note or a corrected invoice taking off up "
-        "to this amount (in the default currency); more, or any other currency, is a manager's decision.",
+        help_text="Collectors may settle disputes by credit notes or corrected invoices taking off up to "
+        "this amount per invoice, all disputes on it together (in the default currency); more, or any "
+        "other currency, is a manager's decision.",
     )
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -987,9 +988,16 @@ class Dispute(models.Model):
     credit_note = models.ForeignKey(
         CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # What the resolution took off the invoice (a credit note, or a corrected
+    # total's difference): the collectors' credit limit counts every one on an invoice.
+    taken_off_amount = money_field(default=Decimal("0.00"))
 
     class Meta:
         ordering = ["-opened_on", "-id"]
+        permissions = [
+            ("settle_beyond_credit_limit",
+             "Can settle a dispute taking off more than the collectors' credit limit"),
+        ]
         constraints = [
             # A second open dispute on one invoice would be two threads about one question.
             models.UniqueConstraint(
@@ -1165,16 +1173,21 @@ class OutgoingMail(models.Model):
     attachment_name = models.CharField(max_length=200, blank=True)
     attachment_type = models.CharField(max_length=100, blank=True)
     attachment = models.BinaryField(null=True, blank=True)
+    # The invoice the mail is about (a copy, a dispute), so a failure shows under its filter.
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     status = models.CharField(max_length=10, choices=MailStatus.choices, default=MailStatus.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When the sweep may hand the mail to a worker (again): after its own worker
+    # had its chance, after a back-off once the mail server said "not now".
+    next_attempt_at = models.DateTimeField()
     error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            # outbox.mails_sweep: the mails still queued, oldest first.
-            models.Index(fields=["created_at"], name="mail_queued", condition=Q(status="queued")),
+            # outbox.mails_sweep: the queued mails whose next attempt is due.
+            models.Index(fields=["next_attempt_at"], name="mail_queued_due", condition=Q(status="queued")),
         ]
 
     def __str__(self) -> str:

@@ -11,9 +11,16 @@ A worker sends each mail as delivery sends a dunning notice
 locked across the SMTP conversation, so a second worker given the same id
 skips it; a worker killed mid-send rolls back to QUEUED and the sweep sends
 again, with the same Message-ID. A transient failure (server unreachable, a 4xx
-reply) leaves the mail QUEUED with the error until MAX_ATTEMPTS; a permanent
-one, or the last attempt, marks it FAILED and says so on the customer's
-timeline. The sweep (beat, every few minutes) picks up what is still queued.
+reply) leaves the mail QUEUED with the error and a back-off (RETRY_AFTER,
+doubling) until MAX_ATTEMPTS; a permanent one, or the last attempt, marks it
+FAILED and says so on the customer's timeline. When the server cannot be
+reached at all, the rest of the batch waits for the sweep without spending an
+attempt. The sweep (beat, every five minutes) hands over the queued mails whose
+next attempt is due, and moves that time on so that it does not hand the same
+mail over again while a worker still has it in its queue.
+
+On SQLite (the embedded demo) the row lock is the whole database's write lock,
+held for the SMTP conversation: with a slow mail server, other writers wait.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from email.utils import parseaddr
+from smtplib import SMTPConnectError, SMTPException, SMTPServerDisconnected
 
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives
@@ -38,8 +46,13 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = MAX_DELIVERY_ATTEMPTS
 SWEEP_BATCH = 100
-# A mail younger than this is left to the worker its own action enqueued.
+# A new mail is left this long to the worker its own action enqueued.
 SWEEP_AFTER = dt.timedelta(minutes=1)
+# After the first "not now": 5, 10, 20, 40 minutes, so an outage of an hour
+# or so loses nothing.
+RETRY_AFTER = dt.timedelta(minutes=5)
+# How long a mail handed over by the sweep is left to that worker.
+HANDED_OVER_FOR = dt.timedelta(minutes=15)
 
 # The timeline kind a failure is reported under: the kind of the action that sent it.
 _EVENT_KIND = {
@@ -49,7 +62,7 @@ _EVENT_KIND = {
 }
 
 
-def mail_queue(message: EmailMessage, *, customer, purpose: str, actor=None) -> OutgoingMail:
+def mail_queue(message: EmailMessage, *, customer, purpose: str, actor=None, invoice=None) -> OutgoingMail:
     """Queue `message` (at most one attachment) to be sent once the caller's
     transaction commits."""
     html = next((content for content, mimetype in getattr(message, "alternatives", ())
@@ -61,22 +74,33 @@ def mail_queue(message: EmailMessage, *, customer, purpose: str, actor=None) -> 
         customer=customer, purpose=purpose, created_by=actor, from_email=message.from_email,
         to=list(message.to), reply_to=list(message.reply_to), subject=message.subject, text=message.body,
         html=html, attachment_name=name or "", attachment_type=mimetype or "",
-        attachment=content.encode() if isinstance(content, str) else content,
+        attachment=content.encode() if isinstance(content, str) else content, invoice=invoice,
+        next_attempt_at=timezone.now() + SWEEP_AFTER,
     )
     from ar_collections.tasks import send_mail
 
-    transaction.on_commit(lambda: send_mail.delay([mail.pk]))
+    # robust: a broker that is down must not turn the committed action into an
+    # error page (a collector would do it again); the sweep hands the mail over.
+    transaction.on_commit(lambda: send_mail.delay([mail.pk]), robust=True)
     return mail
 
 
 def mails_send(*, mail_ids: Iterable[int]) -> Counter:
-    """Send these queued mails, one SMTP session for all; counts by outcome
-    (sent, deferred, failed, not_claimed)."""
+    """Send these queued mails, one SMTP session for all; counts by outcome:
+    sent, deferred (the server said "not now"), unreachable (no server) and
+    postponed (the rest of the batch, untried), failed, not_claimed."""
     counts: Counter = Counter()
     mailer = Mailer()
+    ids = list(mail_ids)
     try:
-        for pk in mail_ids:
-            counts[_send_one(pk, mailer)] += 1
+        for done, pk in enumerate(ids, start=1):
+            outcome = _send_one(pk, mailer)
+            counts[outcome] += 1
+            if outcome == "unreachable":
+                # Every other mail would wait out the same timeout: they stay
+                # queued for the sweep, no attempt spent.
+                counts["postponed"] += len(ids) - done
+                break
     finally:
         mailer.close()
     return counts
@@ -87,9 +111,12 @@ def mails_sweep(*, now: dt.datetime | None = None) -> int:
     died, a broker message lost) to the workers again, in batches."""
     from ar_collections.tasks import send_mail
 
-    before = (now or timezone.now()) - SWEEP_AFTER
-    ids = list(OutgoingMail.objects.filter(status=MailStatus.QUEUED, created_at__lte=before)
-               .order_by("created_at").values_list("pk", flat=True))
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = (OutgoingMail.objects.select_for_update(skip_locked=True)
+               .filter(status=MailStatus.QUEUED, next_attempt_at__lte=now).order_by("next_attempt_at"))
+        ids = list(due.values_list("pk", flat=True))
+        OutgoingMail.objects.filter(pk__in=ids).update(next_attempt_at=now + HANDED_OVER_FOR)
     for start in range(0, len(ids), SWEEP_BATCH):
         send_mail.delay(ids[start:start + SWEEP_BATCH])
     return len(ids)
@@ -134,14 +161,24 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
     retry = is_transient(error) and mail.attempts < MAX_ATTEMPTS
     log.warning("outgoing mail %s not sent (attempt %d): %s", mail.pk, mail.attempts, text)
     mail.status, mail.error = (MailStatus.QUEUED if retry else MailStatus.FAILED), text
-    mail.save(update_fields=["status", "error", "attempts"])
+    mail.next_attempt_at = timezone.now() + RETRY_AFTER * 2 ** (mail.attempts - 1)
+    mail.save(update_fields=["status", "error", "attempts", "next_attempt_at"])
     if retry:
-        return "deferred"
+        return "unreachable" if _unreachable(error) else "deferred"
     event_record(
         customer=mail.customer, kind=_EVENT_KIND[mail.purpose], subject=mail,
+        invoices=[mail.invoice_id] if mail.invoice_id else (),
         summary=f"E-mail not sent to {', '.join(mail.to)} after {mail.attempts} attempt(s): "
                 f"{mail.subject} — {text}",
         details={"mail": mail.pk, "to": mail.to, "subject": mail.subject, "error": text,
                  "attempts": mail.attempts},
     )
     return "failed"
+
+
+def _unreachable(error: Exception) -> bool:
+    """No conversation with the mail server at all (smtplib's errors are OSErrors
+    too; a reply such as 4xx is a conversation, about this message only)."""
+    if isinstance(error, SMTPConnectError | SMTPServerDisconnected):
+        return True
+    return isinstance(error, OSError) and not isinstance(error, SMTPException)

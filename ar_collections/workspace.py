@@ -201,7 +201,8 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
         summary=f"Copy of invoice {invoice.number} e-mailed to {contact.name} <{contact.email}>",
         details={"to": contact.email, "subject": email.subject, "text": email.text},
     )
-    outbox.mail_queue(message, customer=customer, purpose=MailPurpose.INVOICE_COPY, actor=actor)
+    outbox.mail_queue(message, customer=customer, purpose=MailPurpose.INVOICE_COPY, actor=actor,
+                      invoice=invoice)
     return event
 
 
@@ -391,7 +392,7 @@ def dispute_open(
     )
     if department:
         outbox.mail_queue(_dispute_message(dispute), customer=customer, purpose=MailPurpose.DISPUTE_ROUTING,
-                          actor=actor)
+                          actor=actor, invoice=invoice)
     return dispute
 
 
@@ -447,7 +448,8 @@ def dispute_resolve(
         if amount is None or amount <= 0 or amount > invoice.open_amount:
             raise ValidationError({"amount": f"A credit note between 0.01 and "
                                              f"{format_money(invoice.open_amount, invoice.currency)}."})
-        _credit_allowed(actor, taken_off=amount, currency=invoice.currency)
+        _credit_allowed(actor, invoice, taken_off=amount)
+        locked.taken_off_amount = amount
         locked.credit_note = _credit_note_issue(invoice, amount=amount, reason=note.strip(), on=on)
         what = f"credit note {locked.credit_note.number} for {format_money(amount, invoice.currency)}"
     elif outcome == DisputeOutcome.CORRECTED_INVOICE:
@@ -457,7 +459,8 @@ def dispute_resolve(
                 f"The corrected total must be below {format_money(invoice.total_amount, invoice.currency)} "
                 f"and at least what was paid ({format_money(paid, invoice.currency)})."
             )})
-        _credit_allowed(actor, taken_off=invoice.total_amount - amount, currency=invoice.currency)
+        locked.taken_off_amount = invoice.total_amount - amount
+        _credit_allowed(actor, invoice, taken_off=locked.taken_off_amount)
         invoice.total_amount, invoice.open_amount = amount, amount - paid
         if invoice.open_amount == 0:
             invoice.status, invoice.settled_on = InvoiceStatus.PAID, on
@@ -483,18 +486,25 @@ def dispute_resolve(
     return locked
 
 
-def _credit_allowed(actor, *, taken_off: Decimal, currency: str) -> None:
-    """Collectors settle small differences themselves; more is a manager's decision."""
-    rules = CollectionRules.current()
-    if actor.has_perm("collections.add_creditnote") or not rules.credit_needs_manager(
-        amount=taken_off, currency=currency
-    ):
+def _credit_allowed(actor, invoice: Invoice, *, taken_off: Decimal) -> None:
+    """Collectors settle small differences themselves; more is a manager's
+    decision. The limit counts what every dispute on the invoice has taken off,
+    so a large credit cannot be settled as several small ones. The caller holds
+    the invoice's lock, so two resolutions at once cannot both slip under it."""
+    if actor.has_perm("collections.settle_beyond_credit_limit"):
         return
+    rules = CollectionRules.current()
+    earlier = (Dispute.objects.filter(invoice=invoice, status=DisputeStatus.RESOLVED)
+               .aggregate(total=Sum("taken_off_amount"))["total"] or ZERO)
+    if not rules.credit_needs_manager(amount=earlier + taken_off, currency=invoice.currency):
+        return
+    currency = invoice.currency
     limit = format_money(rules.credit_without_manager_amount, settings.DEFAULT_CURRENCY)
+    so_far = f" (with the {format_money(earlier, currency)} earlier disputes took off)" if earlier else ""
     raise ValidationError({"amount": (
-        f"Taking {format_money(taken_off, currency)} off this invoice is a manager's decision: collectors "
-        f"may take off up to {limit}" + ("" if currency == settings.DEFAULT_CURRENCY else
-                                         f", in {settings.DEFAULT_CURRENCY} only")
+        f"Taking {format_money(taken_off, currency)} off this invoice{so_far} is a manager's decision: "
+        f"collectors may take off up to {limit} per invoice"
+        + ("" if currency == settings.DEFAULT_CURRENCY else f", in {settings.DEFAULT_CURRENCY} only")
         + ". Ask a manager to resolve the dispute, or request an exception."
     )})
 

@@ -65,7 +65,7 @@ MANAGE = [
     ("collections", "change_paymentplan"),
     ("collections", "change_exceptionrequest"),
     # A credit beyond the collectors' limit (CollectionRules.credit_without_manager_amount).
-    ("collections", "add_creditnote"),
+    ("collections", "settle_beyond_credit_limit"),
     ("collections", "change_collectionrules"),
     ("collections", "add_department"),
     ("collections", "change_department"),

@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from ar_collections import outbox, workspace
-from ar_collections.models import Call, MailPurpose, MailStatus, OutgoingMail
+from ar_collections.models import (
+    Call,
+    CollectionRules,
+    DisputeOutcome,
+    DisputeReason,
+    MailPurpose,
+    MailStatus,
+    OutgoingMail,
+    TimelineEventInvoice,
+)
+from arcrm.celery import app
 from customers.models import EventKind, TimelineEvent
 from tests.ar_collections.conftest import DUE
 
@@ -67,9 +80,10 @@ def test_a_mail_server_saying_not_now_keeps_the_mail_queued_until_the_sweep_send
     assert (mail.status, mail.attempts) == (MailStatus.QUEUED, 1) and "451" in mail.error
     assert not TimelineEvent.objects.filter(summary__startswith="E-mail not sent").exists()
 
+    assert mail.next_attempt_at >= mail.created_at + outbox.RETRY_AFTER  # a back-off, not at once
     smtp_server.refuse_with(None)
-    assert outbox.mails_sweep(now=mail.created_at) == 0  # too fresh: its own worker has it
-    assert outbox.mails_sweep(now=mail.created_at + outbox.SWEEP_AFTER) == 1
+    assert outbox.mails_sweep(now=mail.next_attempt_at - dt.timedelta(seconds=1)) == 0
+    assert outbox.mails_sweep(now=mail.next_attempt_at) == 1
 
     assert len(smtp_server.messages) == 1
     mail.refresh_from_db()
@@ -90,6 +104,9 @@ def test_a_refusal_for_good_fails_the_mail_and_says_so_on_the_timeline(
     assert event.kind == EventKind.NOTE  # where the copy itself was noted
     assert "anna@acme.test" in event.summary and "550" in event.summary
     assert outbox.mails_sweep(now=mail.created_at + dt.timedelta(days=1)) == 0  # failed mails stay put
+    assert event.pk in TimelineEvent.objects.filter(
+        pk__in=TimelineEventInvoice.objects.filter(invoice=mail.invoice).values("event_id")
+    ).values_list("pk", flat=True)  # found under the invoice's filter too
 
 
 def test_the_last_transient_failure_gives_up(
@@ -137,3 +154,102 @@ def test_a_call_is_logged_while_the_mail_server_is_down_and_its_summary_waits(
     mail = OutgoingMail.objects.get(purpose=MailPurpose.CALL_SUMMARY)
     assert mail.status == MailStatus.QUEUED and mail.attempts == 1
     assert "Connection refused" in mail.error or "ConnectionRefused" in mail.error
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening, closed: nothing answers there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_mail_server_that_cannot_be_reached_postpones_the_rest_of_the_batch(
+    account, collector, settings, django_capture_on_commit_callbacks
+):
+    first = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False):
+        workspace.invoice_copy_send(customer=account, invoice=account.invoices.order_by("number").last(),
+                                    contact=account.contacts.get(), actor=collector, on=LATE)
+    second = OutgoingMail.objects.exclude(pk=first.pk).get()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", closed_port(), 5
+
+    assert outbox.mails_send(mail_ids=[first.pk, second.pk]) == {"unreachable": 1, "postponed": 1}
+
+    first.refresh_from_db(), second.refresh_from_db()
+    assert (first.status, first.attempts, second.status, second.attempts) == (
+        MailStatus.QUEUED, 1, MailStatus.QUEUED, 0  # the second was not tried: no attempt spent
+    )
+
+
+def test_the_sweep_hands_a_mail_over_once_while_a_worker_has_it(
+    account, collector, django_capture_on_commit_callbacks
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    due = mail.next_attempt_at
+
+    assert outbox.mails_sweep(now=due) == 1  # onto the real broker; no worker takes it here
+    assert outbox.mails_sweep(now=due + dt.timedelta(minutes=5)) == 0
+    mail.refresh_from_db()
+    assert mail.next_attempt_at == due + outbox.HANDED_OVER_FOR
+    assert outbox.mails_sweep(now=due + outbox.HANDED_OVER_FOR) == 1  # that worker never sent it
+
+
+@pytest.fixture
+def broker_down(settings):
+    """The project's Celery app publishing to a broker nothing answers at."""
+    saved = {key: app.conf[key] for key in ("broker_url", "task_publish_retry", "task_always_eager")}
+    app.conf.update(broker_url=f"redis://127.0.0.1:{closed_port()}/0", task_publish_retry=False,
+                    task_always_eager=False)
+    _drop_broker_connections()  # the next publish connects with the settings above
+    yield
+    _drop_broker_connections()
+    app.conf.update(saved)
+
+
+def _drop_broker_connections() -> None:
+    app.pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def test_an_action_whose_worker_cannot_be_told_still_answers_and_its_mail_waits(
+    client, account, collector, broker_down, django_capture_on_commit_callbacks, caplog
+):
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("collections:call_log", args=[account.pk]),
+            {"contact": account.contacts.get().pk, "outcome": "reached", "email_summary": "on"},
+        )
+
+    (failed,) = [r for r in caplog.records if "in on_commit()" in r.getMessage()]
+    assert "Connection refused" in failed.getMessage() or "Error 111" in failed.getMessage()
+    assert response.status_code == 302  # the call is logged; no error page to make them log it again
+    assert Call.objects.filter(customer=account).count() == 1
+    mail = OutgoingMail.objects.get()
+    assert (mail.status, mail.attempts) == (MailStatus.QUEUED, 0)  # for the sweep
+    assert mail.next_attempt_at <= timezone.now() + outbox.SWEEP_AFTER
+
+
+def test_the_credit_limit_counts_every_dispute_on_the_invoice(account, collector, manager):
+    rules = CollectionRules.current()
+    rules.credit_without_manager_amount = Decimal("100.00")
+    rules.save()
+    invoice = account.invoices.order_by("total_amount").first()  # EUR 500
+
+    def credit(amount: str, actor):
+        dispute = invoice.disputes.filter(status="open").first() or workspace.dispute_open(
+            customer=account, actor=actor, invoice=invoice, on=LATE, reason=DisputeReason.QUALITY,
+            description="Scratched",
+        )
+        workspace.dispute_resolve(dispute=dispute, actor=actor, outcome=DisputeOutcome.CREDIT_NOTE,
+                                  amount=Decimal(amount), note="Goodwill", on=LATE)
+
+    credit("80.00", collector)
+    with pytest.raises(ValidationError, match=r"with the EUR 80\.00 earlier disputes took off"):
+        credit("30.00", collector)
+    credit("20.00", collector)  # the same dispute, 100 in all: still within
+    credit("300.00", manager)
+    invoice.refresh_from_db()
+    assert invoice.open_amount == Decimal("100.00")

@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 from celery import Celery
 from celery.schedules import crontab
 from django.conf import settings
+from django.utils import timezone
 
 from ar_collections import outbox, workspace
 from ar_collections.models import (
@@ -220,6 +221,7 @@ def test_a_worker_sends_a_queued_mail_once_however_often_it_is_handed_over(
     mail = OutgoingMail.objects.create(
         customer=customer, purpose=MailPurpose.INVOICE_COPY, from_email=settings.DEFAULT_FROM_EMAIL,
         to=["Anna Clerk <anna@mia.test>"], subject="Copy of invoice INV-7", text="Here is the copy.",
+        next_attempt_at=timezone.now(),
     )
 
     with sender.connection_for_write() as connection:

@@ -1,0 +1,60 @@
+"""Data migrations fill in what earlier versions did not record."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from ar_collections import workspace
+from ar_collections.models import Dispute, DisputeOutcome, DisputeReason
+from tests.ar_collections.conftest import DUE
+
+BEFORE_CREDIT_LIMIT = ("collections", "0008_timeline_invoice_links")
+CREDIT_LIMIT = ("collections", "0009_outbox_and_credit_limit")
+
+
+def _migrate(target: tuple[str, str]) -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate([target])
+
+
+def _migrate_to_latest() -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_disputes_resolved_before_the_credit_limit_count_what_they_took_off(make_account, manager):
+    account = make_account()
+    small, large = account.invoices.order_by("total_amount")  # EUR 500, EUR 700
+    on = DUE + dt.timedelta(days=20)
+    resolved = {}
+    for invoice, outcome, amount in [(small, DisputeOutcome.CREDIT_NOTE, "120.00"),
+                                     (large, DisputeOutcome.CORRECTED_INVOICE, "650.00")]:
+        dispute = workspace.dispute_open(customer=account, actor=manager, invoice=invoice, on=on,
+                                         reason=DisputeReason.PRICE, description="Contract price")
+        workspace.dispute_resolve(dispute=dispute, actor=manager, outcome=outcome, amount=Decimal(amount),
+                                  note="Agreed", on=on)
+        resolved[outcome] = dispute.pk
+    rejected = workspace.dispute_open(customer=account, actor=manager, invoice=small, on=on,
+                                      reason=DisputeReason.OTHER, description="Again")
+    workspace.dispute_resolve(dispute=rejected, actor=manager, outcome=DisputeOutcome.REJECTED, note="No",
+                              on=on)
+
+    # As an installation of the previous version has them: no taken_off_amount column.
+    try:
+        _migrate(BEFORE_CREDIT_LIMIT)
+        _migrate(CREDIT_LIMIT)
+    finally:
+        _migrate_to_latest()  # whatever comes after, for the tests that follow
+
+    taken_off = dict(Dispute.objects.values_list("pk", "taken_off_amount"))
+    assert taken_off == {
+        resolved[DisputeOutcome.CREDIT_NOTE]: Decimal("120.00"),  # the credit note
+        resolved[DisputeOutcome.CORRECTED_INVOICE]: Decimal("50.00"),  # 700 corrected to 650
+        rejected.pk: Decimal("0.00"),
+    }
