@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from ar_collections import outbox, workspace
 from ar_collections.models import (
@@ -207,7 +208,10 @@ def broker_down(settings):
 
 
 def _drop_broker_connections() -> None:
+    """Close the app's broker connections and forget its pools, kombu's shared
+    ones included (even an eager task takes a producer from them)."""
     app.pool.force_close_all()
+    kombu_pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
