@@ -273,11 +273,12 @@ def step_due_on(
     last_contact: dt.date | None,
 ) -> dt.date:
     """The first day `step` may be taken: its offset from the oldest eligible
-    due date, not before the previous step's pay-by date (a notice's deadline
-    is never overtaken) and not within the minimum gap since the last contact."""
+    due date, only once the previous step's pay-by date has passed (the
+    customer has that whole day to pay: a notice's deadline is never overtaken)
+    and not within the minimum gap since the last contact."""
     due_on = oldest_due + dt.timedelta(days=step.day_offset)
     if pay_by:
-        due_on = max(due_on, pay_by)
+        due_on = max(due_on, pay_by + dt.timedelta(days=1))
     if last_contact:
         due_on = max(due_on, last_contact + dt.timedelta(days=ladder.policy.min_days_between_contacts))
     return due_on

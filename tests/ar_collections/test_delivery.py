@@ -477,10 +477,10 @@ def test_a_notice_sent_late_still_gives_the_full_time_to_pay_and_the_next_step_w
     assert action.pay_by == days(16)
     [message] = smtp_server.messages
     assert "18 Mar 2026" in message.get_body(preferencelist=("plain",)).get_content()  # days(16)
-    for day in (14, 15):  # step 2 (day 14) waits for the moved pay-by date
+    for day in (14, 15, 16):  # step 2 (day 14) waits until the moved pay-by date has passed
         with frozen(days(day)):
             run_plan(run=run_start(run_date=days(day)))
     assert DunningAction.objects.filter(customer=account).count() == 1
-    with frozen(days(16)):
-        run_plan(run=run_start(run_date=days(16)))
+    with frozen(days(17)):
+        run_plan(run=run_start(run_date=days(17)))
     assert DunningAction.objects.filter(customer=account).count() == 2
