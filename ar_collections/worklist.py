@@ -207,6 +207,21 @@ def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
     return locked
 
 
+def items_hand_over(*, customer, before_id: int | None, after_id: int | None, actor, **_) -> int:
+    """An account changed collector: its open items on the former collector's
+    list move to the new one's (receiver of customers.services.collector_changed).
+    Items a manager handed to someone else stay where they are."""
+    if before_id is None or after_id is None:
+        return 0  # no collector before, or none now: a manager's list to sort out
+    moved = WorkItem.objects.filter(customer=customer, status=WorkStatus.OPEN, assignee_id=before_id)
+    count = moved.update(assignee_id=after_id)
+    if count:
+        event_record(customer=customer, kind=EventKind.WORK, actor=actor,
+                     summary=f"Worklist: {count} open item(s) handed over with the account",
+                     details={"from": before_id, "to": after_id, "items": count})
+    return count
+
+
 def _lock_open(item: WorkItem) -> WorkItem:
     # of=self: the assignee is an outer join, which FOR UPDATE cannot lock.
     items = WorkItem.objects.select_for_update(of=("self",)).select_related("customer", "assignee")

@@ -575,11 +575,23 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
     """Lift the manual holds and approved exceptions in force; disputes,
     promises and plans keep theirs (they end with what they stand for)."""
     require_act_on(actor, customer)
+    manager = actor.has_perm("collections.change_exceptionrequest")
     kinds = [PauseKind.MANUAL_HOLD]
-    if actor.has_perm("collections.change_exceptionrequest"):
+    if manager:
         kinds.append(PauseKind.EXCEPTION)  # a manager's approval is undone by a manager only
     pauses = list(DunningPause.objects.active(on=on).filter(customer=customer, kind__in=kinds)
                   .select_related("invoice", "owner").select_for_update(of=("self",)))
+    if not manager:
+        # A hold longer than collectors may set was a manager's decision: a
+        # manager lifts it (the same rule as pause_set's exception request).
+        limit = CollectionRules.current().max_pause_days
+        beyond = [p for p in pauses if (p.ends_on - p.starts_on).days > limit]
+        pauses = [p for p in pauses if p not in beyond]
+        if beyond and not pauses:
+            raise ValidationError(
+                f"The hold until {beyond[0].ends_on:%d %b %Y} is longer than collectors may set "
+                f"({limit} days): a manager lifts it."
+            )
     if not pauses:
         raise ValidationError("No manual pause is in force on this account.")
     lifted = _pauses_lift(DunningPause.objects.filter(pk__in=[p.pk for p in pauses]), actor=actor)

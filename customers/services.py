@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.dispatch import Signal
 
 from customers.models import (
     Contact,
@@ -25,6 +26,11 @@ from customers.models import (
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+# Sent inside customer_update's transaction when an account changes collector
+# (sender=Customer; customer, before_id and after_id: the collectors' user ids or
+# None; actor). The collections app hands the open worklist items over with it.
+collector_changed = Signal()
 
 CONTACT_FIELDS = (
     "name", "job_title", "role", "email", "phone", "postal_address", "language",
@@ -38,6 +44,7 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
         # Locked so that two people saving the same card one after the other
         # each record a "before" that is what the other one left.
         current = Customer.objects.select_for_update().get(pk=customer.pk)
+        collector_before = current.collector_id
         before, after = {}, {}
         for name, value in changes.items():
             old = getattr(current, name)
@@ -54,6 +61,9 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
             summary=f"Account card changed: {labels}",
             details={"before": before, "after": after},
         )
+        if "collector" in after:
+            collector_changed.send(sender=Customer, customer=current, before_id=collector_before,
+                                   after_id=current.collector_id, actor=actor)
     return current
 
 

@@ -307,6 +307,29 @@ def test_someone_elses_item_is_refused_and_nothing_changes(
 
 
 @pytest.mark.parametrize("change", CHANGES)
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_an_account_handed_to_another_collector_takes_its_items_along(
+    client, collector, other_collector, manager, item, change_data, change, headers
+):
+    from customers.services import customer_update
+
+    customer_update(customer=item.customer, actor=manager, changes={"collector": other_collector})
+    item.refresh_from_db()
+    assert item.assignee == other_collector  # on the new collector's list
+    handed = "Worklist: 1 open item(s) handed over with the account"
+    assert TimelineEvent.objects.filter(customer=item.customer, summary=handed).exists()
+    item.assignee = collector  # as if it had stayed: the former collector still may not touch it
+    item.save(update_fields=["assignee"])
+    before = item_state(item)
+    client.force_login(collector)
+
+    response = client.post(change_url(item, change), change_data[change], headers=headers)
+
+    assert response.status_code == 403
+    assert item_state(item) == before
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_a_change_needs_a_post(client, collector, item, change):
     before = item_state(item)
     client.force_login(collector)

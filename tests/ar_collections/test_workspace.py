@@ -492,6 +492,23 @@ def test_no_summary_goes_to_someone_the_call_did_not_reach(account, collector):
     assert not account.calls.exists()
 
 
+def test_a_hold_longer_than_collectors_may_set_is_lifted_by_a_manager_only(account, collector, manager):
+    rules = CollectionRules.current()
+    workspace.pause_set(customer=account, actor=manager, invoice=None, ends_on=LATE + dt.timedelta(days=60),
+                        reason="Owner in hospital", on=LATE)
+    limit = f"longer than collectors may set \\({rules.max_pause_days} days\\)"
+    with pytest.raises(ValidationError, match=limit):
+        workspace.pause_resume(customer=account, actor=collector, on=LATE)
+    assert account.dunning_pauses.filter(lifted_at__isnull=True).count() == 1
+
+    workspace.pause_set(customer=account, actor=collector, invoice=None, ends_on=LATE + dt.timedelta(days=7),
+                        reason="Payment run on Friday", on=LATE)
+    assert workspace.pause_resume(customer=account, actor=collector, on=LATE) == 1  # their own, short one
+    (still,) = account.dunning_pauses.filter(lifted_at__isnull=True)
+    assert still.owner == manager
+    assert workspace.pause_resume(customer=account, actor=manager, on=LATE) == 1
+
+
 def test_a_collector_resumes_their_own_holds_but_not_a_managers_exception(account, collector, manager):
     asked = workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
                                         reason="Six weeks", pause_until=LATE + dt.timedelta(days=40), on=LATE)
