@@ -749,8 +749,8 @@ class CollectionRules(models.Model):
     )
     plan_approval_above_amount = money_field(
         default=Decimal("5000.00"),
-        help_text="Payment plans above this amount (in the default currency) need a manager; "
-        "plans in any other currency always do.",
+        help_text="Payment plans above this amount (in the default currency, the account's plans in force "
+        "together) need a manager; plans in any other currency always do.",
     )
     credit_without_manager_amount = money_field(
         default=Decimal("1000.00"),

@@ -291,8 +291,14 @@ def plan_propose(
         raise ValidationError({"instalments": f"The instalments add up to {format_money(total, currency)} "
                                               f"but the invoices owe {format_money(owed, currency)}."})
     rules = CollectionRules.current()
-    needs_approval = rules.plan_needs_approval(amount=total, currency=currency) and not actor.has_perm(
-        "collections.change_paymentplan"
+    # The limit counts the plans already granted on the account, so a large
+    # plan cannot start at once as several small ones. The account's row lock
+    # makes two proposals at once count each other.
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    granted = (customer.payment_plans.filter(status=PlanStatus.ACTIVE, currency=currency)
+               .aggregate(total=Sum("total_amount"))["total"] or ZERO)
+    needs_approval = rules.plan_needs_approval(amount=granted + total, currency=currency) and not (
+        actor.has_perm("collections.change_paymentplan")
     )
     plan = PaymentPlan.objects.create(
         customer=customer, currency=currency, total_amount=total, grace_days=rules.instalment_grace_days,

@@ -191,6 +191,21 @@ def schedule(*parts: tuple[int, str]) -> list[tuple[dt.date, Decimal]]:
     return [(LATE + dt.timedelta(days=d), Decimal(a)) for d, a in parts]
 
 
+def test_the_plan_limit_counts_the_plans_already_in_force_on_the_account(account, invoices, collector):
+    small, large = invoices  # EUR 500, EUR 700
+    rules = CollectionRules.current()
+    rules.plan_approval_above_amount = Decimal("1000.00")
+    rules.save()
+
+    first = workspace.plan_propose(customer=account, actor=collector, invoices=[small], on=LATE,
+                                   instalments=schedule((10, "250.00"), (40, "250.00")))
+    second = workspace.plan_propose(customer=account, actor=collector, invoices=[large], on=LATE,
+                                    instalments=schedule((10, "350.00"), (40, "350.00")))
+
+    assert first.status == PlanStatus.ACTIVE  # 500 alone is within the limit
+    assert second.status == PlanStatus.AWAITING_APPROVAL  # 500 + 700 is not
+
+
 def test_a_plan_within_the_collectors_limit_starts_at_once_and_pauses_its_invoices(
     account, invoices, collector
 ):
