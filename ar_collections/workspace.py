@@ -21,8 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -763,24 +762,24 @@ def commitments_check(*, on: dt.date, customer_ids: Iterable[int] | None = None)
     if customer_ids is not None:
         ids = list(customer_ids)
         promises, plans = promises.filter(customer_id__in=ids), plans.filter(customer_id__in=ids)
-    for promise in promises.annotate(paid=_paid_since("promises", "made_on")).iterator():
+    for promise in promises.iterator():
         counts[_promise_check(promise, on=on)] += 1
-    for plan in plans.annotate(paid=_paid_since("payment_plans", "proposed_on")).iterator():
+    for plan in plans.iterator():
         for outcome in _plan_check(plan, on=on):
             counts[outcome] += 1
     return counts
 
 
-def _paid_since(relation: str, since: str):
-    """Payments on the covered invoices received on or after the row's start."""
-    paid = (
-        Allocation.objects.filter(
-            **{f"invoice__{relation}": OuterRef("pk")}, payment__isnull=False,
-            payment__received_on__gte=OuterRef(since),
-        )
-        .order_by().values(f"invoice__{relation}").annotate(total=Sum("amount")).values("total")
-    )
-    return Coalesce(Subquery(paid), ZERO)
+def _paid_between(invoices, *, start: dt.date, end: dt.date) -> Decimal:
+    """Payments on these invoices received from `start` to `end`, both days included."""
+    return (Allocation.objects.filter(invoice__in=invoices, payment__isnull=False,
+                                      payment__received_on__gte=start, payment__received_on__lte=end)
+            .aggregate(total=Sum("amount"))["total"] or ZERO)
+
+
+def _settled_by(invoices, end: dt.date) -> bool:
+    """Every one of these invoices settled (however: paid, credited, corrected) by `end`."""
+    return not invoices.filter(Q(status=InvoiceStatus.OPEN) | Q(settled_on__gt=end)).exists()
 
 
 @transaction.atomic
@@ -788,10 +787,12 @@ def _promise_check(promise: Promise, *, on: dt.date) -> str:
     locked = Promise.objects.select_for_update().select_related("customer").get(pk=promise.pk)
     if locked.status != PromiseStatus.OPEN:
         return "open"
-    paid = promise.paid
-    all_settled = not locked.invoices.filter(status=InvoiceStatus.OPEN).exists()
+    # Only what arrived by the end of the grace period keeps a promise: a payment
+    # recorded late, before the daily check came round, does not turn it kept.
+    end = min(on, locked.broken_after)
+    paid = _paid_between(locked.invoices.all(), start=locked.made_on, end=end)
     money = format_money(locked.amount, locked.currency)
-    if paid >= locked.amount or all_settled:
+    if paid >= locked.amount or _settled_by(locked.invoices.all(), end):
         _promise_close(locked, PromiseStatus.KEPT, paid=paid, on=on,
                        summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} "
                        f"promised for {locked.promised_on:%d %b %Y}")
@@ -832,15 +833,20 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date) -> list[str]:
     locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)
     if locked.status != PlanStatus.ACTIVE:
         return []
-    paid, outcomes, covered = plan.paid, [], ZERO
+    outcomes, covered = [], ZERO
+    invoices = locked.invoices.all()
+    paid = _paid_between(invoices, start=locked.proposed_on, end=on)
     instalments = list(locked.instalments.order_by("number"))
-    # Settled however it was (payments, a credit note, a corrected invoice): nothing is left to miss.
-    settled = not locked.invoices.filter(status=InvoiceStatus.OPEN).exists()
     for instalment in instalments:
         covered += instalment.amount
         if instalment.status != InstalmentStatus.DUE:
             continue
-        if paid >= covered or settled:
+        # What arrived by this instalment's date plus grace counts for it; a
+        # payment recorded late does not turn a missed instalment paid.
+        end = min(on, instalment.due_on + dt.timedelta(days=locked.grace_days))
+        in_time = paid if end == on else _paid_between(invoices, start=locked.proposed_on, end=end)
+        # Settled however it was (payments, a credit note, a corrected invoice): nothing is left to miss.
+        if in_time >= covered or _settled_by(invoices, end):
             instalment.status = InstalmentStatus.PAID
             instalment.save(update_fields=["status"])
             outcomes.append("paid")

@@ -191,6 +191,33 @@ def schedule(*parts: tuple[int, str]) -> list[tuple[dt.date, Decimal]]:
     return [(LATE + dt.timedelta(days=d), Decimal(a)) for d, a in parts]
 
 
+def test_a_payment_after_the_grace_period_does_not_keep_a_promise(account, invoices, collector):
+    small, _ = invoices
+    promise = workspace.promise_record(
+        customer=account, actor=collector, amount=Decimal("500.00"), promised_on=LATE + dt.timedelta(days=7),
+        invoices=[small], on=LATE,
+    )
+
+    # Recorded (and checked) three days after the grace period, before any daily check ran.
+    pay(account, promise.broken_after + dt.timedelta(days=3), (small, "500.00"))
+
+    promise.refresh_from_db()
+    assert (promise.status, promise.paid_amount) == (PromiseStatus.BROKEN, Decimal("0.00"))
+
+
+def test_an_instalment_paid_after_its_grace_period_is_missed(account, invoices, collector):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    first = plan.instalments.get(number=1)
+    late = first.due_on + dt.timedelta(days=plan.grace_days + 1)
+    small, large = invoices
+
+    pay(account, late, (small, "500.00"), (large, "100.00"))  # the first instalment's amount, too late
+
+    plan.refresh_from_db(), first.refresh_from_db()
+    assert (plan.status, first.status) == (PlanStatus.BROKEN, "missed")
+
+
 def test_the_plan_limit_counts_the_plans_already_in_force_on_the_account(account, invoices, collector):
     small, large = invoices  # EUR 500, EUR 700
     rules = CollectionRules.current()
