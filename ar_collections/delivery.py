@@ -194,11 +194,7 @@ def _carry_out(action: DunningAction, mailer: Mailer, files: list[str]) -> str:
 
 def _written(action, lines, contact, channel, note, mailer, files, today) -> str:
     step, customer = action.step, action.customer
-    # A notice that goes out later than planned (a mail outage, a review that
-    # waited) still gives the customer the step's full time to pay; the new
-    # date is stored, so the next step waits for it too.
-    if today > action.planned_on:
-        action.pay_by = today + dt.timedelta(days=step.pay_by_days)
+    _pay_by_from(action, today)
     language, language_note = rendering.wording_language(contact.language, step.tone)
     note = _join_notes(note, language_note)
     charges = _charges_create(action, lines)
@@ -255,8 +251,17 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
     return "emailed"
 
 
+def _pay_by_from(action, today: dt.date) -> None:
+    """A step carried out later than planned (a mail outage, a review that
+    waited) still gives the customer the step's full time to pay; the new date
+    is stored with the outcome, so the next step waits for it too."""
+    if today > action.planned_on:
+        action.pay_by = today + dt.timedelta(days=action.step.pay_by_days)
+
+
 def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date) -> str:
     # No fee or interest here: a charge counts only once it is announced in writing.
+    _pay_by_from(action, today)
     customer = action.customer
     collector = customer.collector
     whom = contact.name if contact else customer.name
@@ -271,7 +276,7 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
         + [f"Ask for payment by {_day(action.pay_by)}.", *([f"Note: {note}"] if note else [])]
     )
     subject = f"Call {whom} about {amounts}"
-    _done(action, channel=Channel.PHONE, recipient=contact, recipient_address=phone,
+    _done(action, channel=Channel.PHONE, recipient=contact, recipient_address=phone, pay_by=action.pay_by,
           channel_note=note, subject=subject, body_text=script, body_html="")
     _record(customer, action, invoices=[x.invoice for x in lines], summary=(
         f"Call task for {collector.get_username()}: call {whom} about {amounts} "

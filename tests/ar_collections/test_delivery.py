@@ -114,6 +114,22 @@ def test_a_special_bond_waits_for_the_collector_s_review_then_becomes_a_call(
     assert smtp_server.messages == []
 
 
+def test_a_call_made_later_than_planned_still_gives_the_full_time_to_pay(
+    make_account, plan_and_deliver, collector
+):
+    account = make_account(Segment.SPECIAL_BOND)
+    plan_and_deliver(days(7))
+    action = DunningAction.objects.get(customer=account)
+    full_time = action.pay_by - action.planned_on
+
+    with frozen(days(25)):  # the review waited 18 days, past the planned pay-by date
+        reviewed = action_review(action=action, collector=collector, send=True, note="Back from leave")
+
+    assert reviewed.channel == Channel.PHONE
+    assert reviewed.pay_by == days(25) + full_time
+    assert f"pay by {reviewed.pay_by.day} " in dunning_events(account)[-1]
+
+
 def test_a_collector_may_skip_a_step_in_review_but_only_with_a_reason(
     make_account, plan_and_deliver, collector, other_collector
 ):
