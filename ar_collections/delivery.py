@@ -40,7 +40,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import F, Prefetch, Sum
+from django.db.models import F, Max, Prefetch, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -436,19 +436,28 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
         ))
     rate = step.interest_rate_percent
     if rate > 0:
+        # Days an earlier notice of this cycle already charged (waived or not:
+        # a waiver forgives them, it does not make them chargeable again).
+        charged_through = dict(
+            LateCharge.objects.filter(action__cycle_id=action.cycle_id, kind=ChargeKind.INTEREST)
+            .exclude(action=action).values("invoice_id").annotate(through=Max("interest_through"))
+            .values_list("invoice_id", "through")
+        )
         for line in lines:
-            if line.days_overdue <= 0:
+            start = max(filter(None, [line.invoice.due_date, charged_through.get(line.invoice.pk)]))
+            days = (action.planned_on - start).days
+            if days <= 0:
                 continue
-            # Simple interest on the open amount for the days overdue at
-            # planning, actual/365; multiplied out before the one division and
+            # Simple interest on the open amount for the days not charged yet up
+            # to planning, actual/365; multiplied out before the one division and
             # rounded half up to the cent once, so the basis shown recomputes exactly.
-            amount = quantize(line.amount * rate * line.days_overdue / Decimal(36_500))
+            amount = quantize(line.amount * rate * days / Decimal(36_500))
             if amount <= 0:
                 continue
             charges.append(LateCharge(
                 customer=customer, action=action, invoice=line.invoice, kind=ChargeKind.INTEREST,
-                currency=line.currency, amount=amount,
-                basis=f"{format_money(line.amount, line.currency)} × {rate:.2f}% × {line.days_overdue}/365",
+                currency=line.currency, amount=amount, interest_through=action.planned_on,
+                basis=f"{format_money(line.amount, line.currency)} × {rate:.2f}% × {days}/365",
             ))
     # The unique constraint (action, kind, invoice) makes a repeat impossible.
     return LateCharge.objects.bulk_create(charges)

@@ -694,6 +694,9 @@ class LateCharge(models.Model):
     basis = models.CharField(
         max_length=200, blank=True, help_text='How it was worked out, e.g. "EUR 500.00 × 8% × 30/365".'
     )
+    # Interest: the last day it covers. The next notice of the cycle charges
+    # from the day after, so no day is charged twice.
+    interest_through = models.DateField(null=True, blank=True)
     waived_at = models.DateTimeField(null=True, blank=True)
     waived_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

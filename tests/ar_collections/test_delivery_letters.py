@@ -92,6 +92,23 @@ def test_a_fee_and_interest_are_charged_and_shown_on_the_letter(charging_account
         assert shown in text, shown
 
 
+def test_interest_on_a_later_notice_runs_from_where_the_earlier_one_stopped(
+    charging_account, plan_and_deliver
+):
+    DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position=2).update(
+        interest_rate_percent=Decimal("8.00")
+    )
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    interest = LateCharge.objects.filter(kind=ChargeKind.INTEREST, invoice__total_amount=Decimal("700.00"))
+    bases = sorted(interest.values_list("action__step__position", "basis", "interest_through"))
+    assert bases == [
+        (2, "EUR 700.00 × 8.00% × 3/365", days(3)),  # the due date to step 2
+        (3, "EUR 700.00 × 8.00% × 9/365", days(12)),  # the days since: none charged twice
+    ]
+
+
 def test_waiving_a_charge_needs_a_manager_and_a_reason_and_is_recorded(
     charging_account, plan_and_deliver, collector, manager
 ):
