@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, models, transaction
-from django.db.models import Exists, Max, Min, OuterRef, Q, Sum
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -228,8 +228,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     stands = {
         row["pk"]: row
         for row in DunningCycle.objects.filter(pk__in=open_cycles.values())
-        .values("pk", "cause")
-        .annotate(position=Max("actions__step__position"), pay_by=Max("actions__pay_by"))
+        .values("pk", "cause").annotate(**CYCLE_STAND)
     }
     last_contact = dict(
         DunningAction.objects.filter(in_batch).order_by().values("customer_id")
@@ -243,6 +242,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         cycle_id = open_cycles[customer_id]
         stand = stands[cycle_id]
         ladder = book.get(CAUSE_LADDER.get(stand["cause"]), book[segments[customer_id]])
+        if stand["pending"]:
+            continue  # the previous step waits for a collector's review or a manager's approval
         step = ladder.next_after(stand["position"])
         if step is None:
             continue
@@ -266,6 +267,20 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     _insert_lines(run, lo, hi)
     _mark_progress(run, hi)
     return len(actions)
+
+
+# A step waiting for a person (a collector's review, a manager's approval):
+# the next one waits for it, so the order and the rising tone hold.
+WAITING = [ActionStatus.IN_REVIEW, ActionStatus.AWAITING_APPROVAL]
+
+# Where a cycle stands: its last step, the pay-by date the customer was (or is
+# about to be) told (a skipped or failed step told them none), and steps waiting.
+CYCLE_STAND = {
+    "position": Max("actions__step__position"),
+    "pay_by": Max("actions__pay_by", filter=~Q(actions__status__in=[ActionStatus.SKIPPED,
+                                                                    ActionStatus.FAILED])),
+    "pending": Count("actions", filter=Q(actions__status__in=WAITING)),
+}
 
 
 def step_due_on(
@@ -303,10 +318,8 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     one account, read-only: the account page's preview.
     """
     book = ladders() if book is None else book
-    cycle = (
-        DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
-        .annotate(position=Max("actions__step__position"), pay_by=Max("actions__pay_by")).first()
-    )
+    open_cycle = DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
+    cycle = open_cycle.annotate(**CYCLE_STAND).first()
     open_invoices = list(customer.invoices.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
                          .order_by("due_date", "number"))
     # The pauses in force, as eligible_invoices() reads them: one on the
@@ -320,6 +333,9 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     ladder = book.get(CAUSE_LADDER.get(cycle.cause if cycle else "")) or book.get(customer.segment)
     if ladder is None:
         return NextStep(None, None, [], held, "No active policy for this segment.")
+    if cycle and cycle.pending:
+        return NextStep(None, None, [], held, "The last step waits for a collector's review or a manager's "
+                        "approval: the next one waits for it.")
     step = ladder.next_after(cycle.position if cycle else None)
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")

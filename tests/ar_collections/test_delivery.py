@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections.delivery import action_approve, action_review, actions_deliver, message_id
-from ar_collections.dunning import run_plan, run_start
+from ar_collections.dunning import next_step, run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -128,6 +128,27 @@ def test_a_call_made_later_than_planned_still_gives_the_full_time_to_pay(
     assert reviewed.channel == Channel.PHONE
     assert reviewed.pay_by == days(25) + full_time
     assert f"pay by {reviewed.pay_by.day} " in dunning_events(account)[-1]
+
+
+def test_no_step_is_planned_while_the_previous_one_waits_for_review(
+    make_account, plan_and_deliver, collector
+):
+    account = make_account(Segment.SPECIAL_BOND)
+    plan_and_deliver(days(7))
+    first = DunningAction.objects.get(customer=account)
+    assert first.status == ActionStatus.IN_REVIEW
+
+    for day in range(8, 61, 4):  # long past the second step's day: it still waits
+        plan_and_deliver(days(day))
+    assert DunningAction.objects.filter(customer=account).count() == 1
+    assert "waits for a collector's review" in next_step(account, on=days(60)).note
+
+    with frozen(days(61)):
+        sent = action_review(action=first, collector=collector, send=True, note="Called, friendly")
+    plan_and_deliver(sent.pay_by)  # the pay-by date the call gave: not yet
+    assert DunningAction.objects.filter(customer=account).count() == 1
+    plan_and_deliver(sent.pay_by + dt.timedelta(days=1))
+    assert DunningAction.objects.filter(customer=account).count() == 2
 
 
 def test_a_collector_may_skip_a_step_in_review_but_only_with_a_reason(
