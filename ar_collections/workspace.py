@@ -591,7 +591,7 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
         # manager lifts it (the same rule as pause_set's exception request).
         limit = CollectionRules.current().max_pause_days
         beyond = [p for p in pauses if (p.ends_on - p.starts_on).days > limit]
-        pauses = [p for p in pauses if p not in beyond]
+        pauses = [p for p in pauses if (p.ends_on - p.starts_on).days <= limit]
         if beyond and not pauses:
             raise ValidationError(
                 f"The hold until {beyond[0].ends_on:%d %b %Y} is longer than collectors may set "
@@ -770,16 +770,24 @@ def commitments_check(*, on: dt.date, customer_ids: Iterable[int] | None = None)
     return counts
 
 
-def _paid_between(invoices, *, start: dt.date, end: dt.date) -> Decimal:
-    """Payments on these invoices received from `start` to `end`, both days included."""
-    return (Allocation.objects.filter(invoice__in=invoices, payment__isnull=False,
-                                      payment__received_on__gte=start, payment__received_on__lte=end)
-            .aggregate(total=Sum("amount"))["total"] or ZERO)
+class _Receipts:
+    """What came in on a commitment's invoices since it was made, read once:
+    its payments by day, and when each invoice was settled (however: paid,
+    credited, corrected). A commitment is judged by what arrived by its deadline."""
 
+    def __init__(self, invoices, *, since: dt.date) -> None:
+        self.payments = list(
+            Allocation.objects.filter(invoice__in=invoices, payment__isnull=False,
+                                      payment__received_on__gte=since)
+            .values_list("payment__received_on", "amount")
+        )
+        self.settled_on = list(invoices.values_list("settled_on", flat=True))
 
-def _settled_by(invoices, end: dt.date) -> bool:
-    """Every one of these invoices settled (however: paid, credited, corrected) by `end`."""
-    return not invoices.filter(Q(status=InvoiceStatus.OPEN) | Q(settled_on__gt=end)).exists()
+    def paid_by(self, end: dt.date) -> Decimal:
+        return sum((amount for day, amount in self.payments if day <= end), ZERO)
+
+    def settled_by(self, end: dt.date) -> bool:
+        return all(day is not None and day <= end for day in self.settled_on)
 
 
 @transaction.atomic
@@ -790,9 +798,10 @@ def _promise_check(promise: Promise, *, on: dt.date) -> str:
     # Only what arrived by the end of the grace period keeps a promise: a payment
     # recorded late, before the daily check came round, does not turn it kept.
     end = min(on, locked.broken_after)
-    paid = _paid_between(locked.invoices.all(), start=locked.made_on, end=end)
+    receipts = _Receipts(locked.invoices.all(), since=locked.made_on)
+    paid = receipts.paid_by(end)
     money = format_money(locked.amount, locked.currency)
-    if paid >= locked.amount or _settled_by(locked.invoices.all(), end):
+    if paid >= locked.amount or receipts.settled_by(end):
         _promise_close(locked, PromiseStatus.KEPT, paid=paid, on=on,
                        summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} "
                        f"promised for {locked.promised_on:%d %b %Y}")
@@ -834,8 +843,8 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date) -> list[str]:
     if locked.status != PlanStatus.ACTIVE:
         return []
     outcomes, covered = [], ZERO
-    invoices = locked.invoices.all()
-    paid = _paid_between(invoices, start=locked.proposed_on, end=on)
+    receipts = _Receipts(locked.invoices.all(), since=locked.proposed_on)
+    paid = receipts.paid_by(on)
     instalments = list(locked.instalments.order_by("number"))
     for instalment in instalments:
         covered += instalment.amount
@@ -844,9 +853,7 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date) -> list[str]:
         # What arrived by this instalment's date plus grace counts for it; a
         # payment recorded late does not turn a missed instalment paid.
         end = min(on, instalment.due_on + dt.timedelta(days=locked.grace_days))
-        in_time = paid if end == on else _paid_between(invoices, start=locked.proposed_on, end=end)
-        # Settled however it was (payments, a credit note, a corrected invoice): nothing is left to miss.
-        if in_time >= covered or _settled_by(invoices, end):
+        if receipts.paid_by(end) >= covered or receipts.settled_by(end):
             instalment.status = InstalmentStatus.PAID
             instalment.save(update_fields=["status"])
             outcomes.append("paid")

@@ -476,9 +476,8 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
     # Their own item, on an account still theirs: an account handed to another
     # collector takes its items along, and they are no longer this user's to close.
     mine = item.assignee_id == request.user.pk and can_act_on(request.user, item.customer)
-    if not (mine or request.user.has_perm("customers.act_on_any_customer")):
-        raise PermissionDenied("This item is on someone else's list.")
-    if not request.user.has_perm("collections.change_workitem"):
+    may = mine or request.user.has_perm("customers.act_on_any_customer")
+    if not may or not request.user.has_perm("collections.change_workitem"):
         raise PermissionDenied("This item is on someone else's list.")
     today = timezone.localdate()
     try:
