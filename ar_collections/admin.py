@@ -114,7 +114,10 @@ class LatePaymentPolicyAdmin(admin.ModelAdmin):
 
 @admin.register(DunningStep)
 class DunningStepAdmin(admin.ModelAdmin):
-    list_display = ["policy", "position", "day_offset", "action", "tone", "pay_by_days"]
+    list_display = [
+        "policy", "position", "day_offset", "action", "tone", "pay_by_days",
+        "late_fee_amount", "late_fee_currency", "interest_rate_percent",
+    ]
     list_filter = ["policy", "action", "tone"]
 
 

@@ -49,6 +49,7 @@ from ar_collections.channels import route_for
 from ar_collections.dunning import NEEDS_APPROVAL, eligible_invoices
 from ar_collections.models import (
     ActionStatus,
+    Allocation,
     Channel,
     ChargeKind,
     CreditNote,
@@ -198,6 +199,7 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
     language, language_note = rendering.wording_language(contact.language, step.tone)
     note = _join_notes(note, language_note)
     charges = _charges_create(action, lines)
+    fee_note = _fee_note(step, lines)
     notice = _notice(action, lines, contact, language=language, today=today)
     email = rendering.render_email(notice)
     what = TONE_NAMES[Tone(step.tone)]
@@ -207,7 +209,9 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
         "subject": email.subject, "text": email.text, "channel_note": note,
         "invoices": [line.invoice.number for line in lines],
         "charges": [_charge_details(c) for c in charges],
+        **({"charges_note": fee_note} if fee_note else {}),
     }
+    fee_tail = f"; {fee_note}" if fee_note else ""
     fields = {
         "pay_by": action.pay_by, "channel": channel, "recipient": contact, "channel_note": note,
         "subject": email.subject, "body_text": email.text, "body_html": email.html,
@@ -222,7 +226,7 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
         _done(action, recipient_address=address, letter_pdf=action.letter_pdf.name, **fields)
         _record(customer, action, details=details, invoices=[x.invoice for x in lines], summary=(
             f"{what} letter to {contact.name} queued for printing: {count} invoice{_s(count)}, "
-            f"{amounts}, pay by {_day(action.pay_by)}"
+            f"{amounts}, pay by {_day(action.pay_by)}{fee_tail}"
         ))
         return "letters"
 
@@ -244,7 +248,7 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
     _done(action, recipient_address=contact.email, **fields)
     _record(customer, action, details=details, invoices=[x.invoice for x in lines], summary=(
         f"{what} e-mailed to {contact.name}: {count} invoice{_s(count)}, {amounts}, "
-        f"pay by {_day(action.pay_by)}"
+        f"pay by {_day(action.pay_by)}{fee_tail}"
     ))
     # Last: everything above rolls back if the server refuses the message.
     mailer.send(message)
@@ -424,14 +428,28 @@ def _with_contacts(customer_id: int) -> Customer:
     ).get(pk=customer_id)
 
 
+def _fee_applies(step, lines: list[_Line]) -> bool:
+    """A step's fee is stated in one currency and is charged on a notice that
+    lists an invoice in it; never converted, never relabelled as another
+    currency (40 in euros is not 40 in yen)."""
+    return step.late_fee_amount > 0 and any(x.currency == step.late_fee_currency for x in lines)
+
+
+def _fee_note(step, lines: list[_Line]) -> str:
+    if step.late_fee_amount <= 0 or _fee_applies(step, lines):
+        return ""
+    return (f"no late fee: the step's {format_money(step.late_fee_amount, step.late_fee_currency)} "
+            f"applies to notices listing {step.late_fee_currency} invoices")
+
+
 def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharge]:
     """The step's late fee and interest, charged by this written notice."""
     step, customer = action.step, action.customer
     charges = []
-    if step.late_fee_amount > 0:
+    if _fee_applies(step, lines):
         charges.append(LateCharge(
             customer=customer, action=action, invoice=None, kind=ChargeKind.LATE_FEE,
-            currency=customer.currency, amount=step.late_fee_amount,
+            currency=step.late_fee_currency, amount=step.late_fee_amount,
             basis=f"step {step.position} of {step.policy.name}",
         ))
     rate = step.interest_rate_percent
@@ -443,24 +461,84 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
             .exclude(action=action).values("invoice_id").annotate(through=Max("interest_through"))
             .values_list("invoice_id", "through")
         )
+        paid = _payments_after(lines, since={
+            x.invoice.pk: max(filter(None, [x.invoice.due_date, charged_through.get(x.invoice.pk)]))
+            for x in lines
+        })
         for line in lines:
             start = max(filter(None, [line.invoice.due_date, charged_through.get(line.invoice.pk)]))
-            days = (action.planned_on - start).days
-            if days <= 0:
+            stretches = _balance_stretches(line, paid[line.invoice.pk], start=start, end=action.planned_on)
+            if not stretches:
                 continue
-            # Simple interest on the open amount for the days not charged yet up
-            # to planning, actual/365; multiplied out before the one division and
-            # rounded half up to the cent once, so the basis shown recomputes exactly.
-            amount = quantize(line.amount * rate * days / Decimal(36_500))
+            # Simple interest, actual/365, on what was owed day by day for the
+            # days not charged yet up to planning: a part payment lowers the
+            # balance from its date on. Multiplied out before the one division
+            # and rounded half up to the cent once, so the basis shown
+            # recomputes exactly.
+            amount = quantize(sum(balance * days for balance, days in stretches) * rate / Decimal(36_500))
             if amount <= 0:
                 continue
             charges.append(LateCharge(
                 customer=customer, action=action, invoice=line.invoice, kind=ChargeKind.INTEREST,
                 currency=line.currency, amount=amount, interest_through=action.planned_on,
-                basis=f"{format_money(line.amount, line.currency)} × {rate:.2f}% × {days}/365",
+                basis=_interest_basis(stretches, line.currency, rate),
             ))
     # The unique constraint (action, kind, invoice) makes a repeat impossible.
     return LateCharge.objects.bulk_create(charges)
+
+
+Paid = list[tuple[dt.date, Decimal]]  # (allocated on, amount), oldest first
+Stretches = list[tuple[Decimal, int]]  # (balance, days)
+
+
+def _payments_after(lines: list[_Line], *, since: dict[int, dt.date]) -> dict[int, Paid]:
+    """Per listed invoice, the payments applied to it after its interest start,
+    oldest first. Credit notes are left out: they correct what was owed from
+    the start, so interest never ran on what they took off."""
+    paid: dict[int, Paid] = {x.invoice.pk: [] for x in lines}
+    if not lines:
+        return paid
+    rows = (
+        Allocation.objects.filter(invoice_id__in=paid, payment__isnull=False,
+                                  allocated_on__gt=min(since.values()))
+        .order_by("allocated_on", "id").values_list("invoice_id", "allocated_on", "amount")
+    )
+    for invoice_id, on, amount in rows:
+        if on > since[invoice_id]:
+            paid[invoice_id].append((on, amount))
+    return paid
+
+
+def _balance_stretches(line: _Line, payments: Paid, *, start: dt.date, end: dt.date) -> Stretches:
+    """(balance, days) from `start` (exclusive) to `end`: the balance owed on
+    each stretch, as the open amount today plus what was paid after it. A
+    payment on day d ends interest on the part it paid that day, as paying the
+    whole invoice on `end` would."""
+    if end <= start:
+        return []
+    balance = line.amount + sum((amount for _, amount in payments), ZERO)
+    stretches, day = [], start
+    for on, amount in payments:
+        if on >= end:
+            break
+        if on > day:
+            stretches.append((balance, (on - day).days))
+            day = on
+        balance -= amount
+    if balance > 0:
+        stretches.append((balance, (end - day).days))
+    return [(b, d) for b, d in stretches if b > 0 and d > 0]
+
+
+def _interest_basis(stretches: Stretches, currency: str, rate: Decimal) -> str:
+    """'EUR 500.00 × 8.00% × 12/365', one term per stretch of the balance."""
+    basis = " + ".join(f"{format_money(b, currency)} × {rate:.2f}% × {d}/365" for b, d in stretches)
+    limit = LateCharge._meta.get_field("basis").max_length
+    if len(basis) <= limit:
+        return basis
+    days = sum(d for _, d in stretches)
+    return (f"{len(stretches)} balances over {days} days, from {format_money(stretches[0][0], currency)} "
+            f"to {format_money(stretches[-1][0], currency)}, × {rate:.2f}%/365")[:limit]
 
 
 def _notice(action, lines, contact, *, language: str, today: dt.date) -> rendering.Notice:

@@ -379,6 +379,11 @@ class DunningStep(models.Model):
         default=7, help_text="The letter asks for payment within this many days."
     )
     late_fee_amount = money_field(validators=[MinValueValidator(Decimal("0"))])
+    late_fee_currency = models.CharField(
+        max_length=3, default=_default_currency, validators=[validate_currency],
+        help_text="The fee is charged once per notice that lists an invoice in this currency; "
+                  "a notice in other currencies only carries none.",
+    )
     interest_rate_percent = models.DecimalField(
         "annual interest rate (%)", max_digits=5, decimal_places=2, default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))],

@@ -11,6 +11,7 @@ from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections.delivery import charge_waive
+from ar_collections.workspace import payment_record
 from ar_collections.models import (
     ActionStatus,
     ChargeKind,
@@ -92,6 +93,43 @@ def test_a_fee_and_interest_are_charged_and_shown_on_the_letter(charging_account
         assert shown in text, shown
 
 
+def test_the_fee_is_charged_in_its_own_currency_and_only_on_a_notice_listing_that_currency(
+    make_customer, make_contact, make_invoice, plan_and_deliver
+):
+    """The default ladder's fee is EUR 40.00. A customer billed in USD whose
+    notice lists only USD invoices is not charged "USD 40.00" (nor EUR 40.00
+    on a USD notice); one whose notice also lists a EUR invoice is charged the
+    EUR fee, whatever the account's own currency."""
+    accounts = {}
+    for name, currencies in (("Dollar Only", ["USD", "USD"]), ("Mixed", ["USD", "EUR"])):
+        customer = make_customer(name=name, segment=Segment.SYSTEMATIC_LATE, currency="USD")
+        make_contact(customer, name="Anna Clerk", is_primary_billing=True, email=f"anna@{name[0]}.test",
+                     reminder_channel=ReminderChannel.LETTER, postal_address=f"{name}\nMain Street 1")
+        for currency, amount in zip(currencies, ("500.00", "700.00"), strict=True):
+            make_invoice(customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount=amount,
+                         currency=currency)
+        accounts[name] = customer
+    step = DunningStep.objects.get(policy__segment=Segment.SYSTEMATIC_LATE, position=3)
+    assert (step.late_fee_amount, step.late_fee_currency) == (Decimal("40.00"), "EUR")
+
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    fees = {
+        c.customer.name: (c.currency, c.amount)
+        for c in LateCharge.objects.filter(kind=ChargeKind.LATE_FEE).select_related("customer")
+    }
+    assert fees == {"Mixed": ("EUR", Decimal("40.00"))}
+    dollar_only = letter_of(accounts["Dollar Only"], 3)
+    assert dollar_only.status == ActionStatus.DONE
+    event = TimelineEvent.objects.get(customer=accounts["Dollar Only"], kind=EventKind.DUNNING,
+                                      subject_id=dollar_only.pk)
+    note = "no late fee: the step's EUR 40.00 applies to notices listing EUR invoices"
+    assert note in event.summary
+    assert event.details["charges_note"] == note
+    assert event.details["charges"] == []
+
+
 def test_interest_on_a_later_notice_runs_from_where_the_earlier_one_stopped(
     charging_account, plan_and_deliver
 ):
@@ -107,6 +145,26 @@ def test_interest_on_a_later_notice_runs_from_where_the_earlier_one_stopped(
         (2, "EUR 700.00 × 8.00% × 3/365", days(3)),  # the due date to step 2
         (3, "EUR 700.00 × 8.00% × 9/365", days(12)),  # the days since: none charged twice
     ]
+
+
+def test_interest_follows_the_balance_down_after_a_part_payment(charging_account, plan_and_deliver):
+    """EUR 700.00 due on DUE, EUR 300.00 of it paid on day 5: step 3 (day 12)
+    charges 5 days on 700.00 and 7 days on 400.00, not 12 days on what is
+    open at delivery; the notice lists the 400.00 still due."""
+    invoice = Invoice.objects.get(customer=charging_account, total_amount=Decimal("700.00"))
+    for day in (-3, 3):
+        plan_and_deliver(days(day))
+    payment_record(customer=charging_account, amount=Decimal("300.00"), currency="EUR", received_on=days(5),
+                   allocations=[(invoice, Decimal("300.00"))])
+    plan_and_deliver(days(12))
+
+    charge = LateCharge.objects.get(kind=ChargeKind.INTEREST, invoice=invoice)
+    # (700.00 × 5 + 400.00 × 7) × 8 % / 365 = 1.3808…
+    assert (charge.amount, charge.basis, charge.interest_through) == (
+        Decimal("1.38"), "EUR 700.00 × 8.00% × 5/365 + EUR 400.00 × 8.00% × 7/365", days(12)
+    )
+    line = letter_of(charging_account, 3).lines.get(invoice=invoice)
+    assert line.invoice.open_amount == Decimal("400.00")
 
 
 def test_waiving_a_charge_needs_a_manager_and_a_reason_and_is_recorded(
