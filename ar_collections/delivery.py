@@ -7,7 +7,10 @@ An action is claimed, carried out and recorded in one transaction per action:
    the locked row, or finds it no longer PLANNED; either way it does nothing.
 2. Charges are created, the notice rendered, the outcome written (DONE,
    timeline event) and, last of all, the e-mail handed to SMTP.
-3. Commit.
+3. Commit, with nothing between the server's acceptance and the COMMIT.
+
+A server that refuses the e-mail rolls the whole attempt back; the failure is
+then recorded under a claim of its own.
 
 The transaction stays open across the send, so a worker killed mid-send rolls
 back to PLANNED and the next sweep delivers the action again: SENDING is never
@@ -88,6 +91,8 @@ OUTCOMES = (
     "emailed", "letters", "call_tasks", "reviews", "awaiting_approval",
     "skipped", "deferred", "failed", "not_claimed",
 )
+# What carrying out an action came to, and the e-mail to send last, if any.
+Outcome = tuple[str, EmailMultiAlternatives | None]
 TONE_NAMES = {Tone.FRIENDLY: "Friendly reminder", Tone.FIRM: "Firm reminder", Tone.FINAL: "Final notice"}
 
 
@@ -147,7 +152,10 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # the SMTP conversation: a worker killed mid-send rolls back to PLANNED and
     # the next sweep sends again. The window left: the server accepted the
     # message and the commit never happened; the copy sent then carries the
-    # same Message-ID (see the module docstring).
+    # same Message-ID (see the module docstring). To keep that window as short
+    # as it can be, the send comes after everything else, savepoints released,
+    # so only the COMMIT follows the server's acceptance.
+    refused: Exception | None = None
     with transaction.atomic():
         action = (
             DunningAction.objects.select_for_update(skip_locked=True)
@@ -167,33 +175,67 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
             # A savepoint: on failure the charges and records made so far go,
             # and the failure itself is recorded in the claim's transaction.
             with transaction.atomic():
-                return _carry_out(action, mailer, files)
+                outcome, message = _carry_out(action, files)
         except Exception as error:
             log.warning("dunning action %s failed: %s", action.pk, error, exc_info=True)
             _delete_files(files)
             return _record_failure(action, error)
+        if message is None:
+            return outcome
+        try:
+            mailer.send(message)
+        except Exception as error:
+            # Nothing was sent: the whole attempt goes, and the failure is
+            # recorded below under a claim of its own.
+            refused = error
+            transaction.set_rollback(True)
+        else:
+            return outcome
+    log.warning("dunning action %s not sent: %s", action_id, refused, exc_info=refused)
+    return _send_failed(action_id, refused)
 
 
-def _carry_out(action: DunningAction, mailer: Mailer, files: list[str]) -> str:
+def _send_failed(action_id: int, error: Exception) -> str:
+    """Record that the mail server refused (or could not be reached) for the
+    attempt that rolled back. Claimed again first: a sweep may have taken the
+    action since, and then it is that worker's to record."""
+    with transaction.atomic():
+        action = (
+            DunningAction.objects.select_for_update(skip_locked=True)
+            .filter(pk=action_id, status=ActionStatus.PLANNED)
+            .first()
+        )
+        if action is None:
+            return "not_claimed"
+        DunningAction.objects.filter(pk=action.pk).update(
+            attempts=F("attempts") + 1, claimed_at=timezone.now()
+        )
+        action.refresh_from_db()
+        return _record_failure(action, error)
+
+
+def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
+    """Carry the action out and record the outcome; return the outcome and
+    the e-mail to send once everything else is done (None when there is none)."""
     action = DunningAction.objects.select_related("step__policy", "cycle").get(pk=action.pk)
     action.customer = _with_contacts(action.customer_id)
     step, today = action.step, timezone.localdate()
 
     lines = _lines_still_due(action, on=today)
     if not lines:
-        return _skip(action, "by delivery every listed invoice was paid or paused")
+        return _skip(action, "by delivery every listed invoice was paid or paused"), None
     if step.action in NEEDS_APPROVAL:
-        return _hold_for_approval(action)
+        return _hold_for_approval(action), None
 
     route = route_for(action=action)
     if route.channel == Channel.INTERNAL:
-        return _manager_review(action, lines)
+        return _manager_review(action, lines), None
     if route.channel == Channel.PHONE:
-        return _call_task(action, lines, route.contact, route.note, today)
-    return _written(action, lines, route.contact, route.channel, route.note, mailer, files, today)
+        return _call_task(action, lines, route.contact, route.note, today), None
+    return _written(action, lines, route.contact, route.channel, route.note, files, today)
 
 
-def _written(action, lines, contact, channel, note, mailer, files, today) -> str:
+def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     step, customer = action.step, action.customer
     _pay_by_from(action, today)
     language, language_note = rendering.wording_language(contact.language, step.tone)
@@ -228,7 +270,7 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
             f"{what} letter to {contact.name} queued for printing: {count} invoice{_s(count)}, "
             f"{amounts}, pay by {_day(action.pay_by)}{fee_tail}"
         ))
-        return "letters"
+        return "letters", None
 
     message = EmailMultiAlternatives(
         subject=email.subject,
@@ -250,9 +292,8 @@ def _written(action, lines, contact, channel, note, mailer, files, today) -> str
         f"{what} e-mailed to {contact.name}: {count} invoice{_s(count)}, {amounts}, "
         f"pay by {_day(action.pay_by)}{fee_tail}"
     ))
-    # Last: everything above rolls back if the server refuses the message.
-    mailer.send(message)
-    return "emailed"
+    # Sent by the caller, last: everything above rolls back if the server refuses it.
+    return "emailed", message
 
 
 def _pay_by_from(action, today: dt.date) -> None:

@@ -10,7 +10,9 @@ A worker sends each mail as delivery sends a dunning notice
 (ar_collections/delivery.py): the row is locked while still QUEUED and stays
 locked across the SMTP conversation, so a second worker given the same id
 skips it; a worker killed mid-send rolls back to QUEUED and the sweep sends
-again, with the same Message-ID. A transient failure (server unreachable, a 4xx
+again, with the same Message-ID. The row is marked SENT before the send, so
+that only the COMMIT follows the server's acceptance; a refusal rolls that
+back and the failure is recorded under a fresh claim. A transient failure (server unreachable, a 4xx
 reply) leaves the mail QUEUED with the error and a back-off (RETRY_AFTER,
 doubling) until MAX_ATTEMPTS; a permanent one, or the last attempt, marks it
 FAILED and says so on the customer's timeline. When the server cannot be
@@ -35,6 +37,7 @@ from smtplib import SMTPConnectError, SMTPException, SMTPServerDisconnected
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ar_collections.delivery import MAX_DELIVERY_ATTEMPTS, Mailer, is_transient
@@ -129,19 +132,38 @@ def message_id(mail_id: int) -> str:
 
 
 def _send_one(pk: int, mailer: Mailer) -> str:
+    refused: Exception | None = None
     with transaction.atomic():
-        mail = (OutgoingMail.objects.select_for_update(skip_locked=True)
-                .filter(pk=pk, status=MailStatus.QUEUED).first())
+        mail = _claim(pk)
         if mail is None:
             return "not_claimed"  # sent, failed for good, gone, or another worker has it
-        mail.attempts += 1
+        message = _message(mail)
+        # Recorded as sent first, so that only the COMMIT follows the server's
+        # acceptance (the window in which a crash sends a second copy); a
+        # refusal rolls the record back.
+        OutgoingMail.objects.filter(pk=pk).update(
+            status=MailStatus.SENT, sent_at=timezone.now(), error="", attempts=F("attempts") + 1
+        )
         try:
-            mailer.send(_message(mail))
+            mailer.send(message)
         except Exception as error:
-            return _failed(mail, error)
-        mail.status, mail.sent_at, mail.error = MailStatus.SENT, timezone.now(), ""
-        mail.save(update_fields=["status", "sent_at", "error", "attempts"])
-        return "sent"
+            refused = error
+            transaction.set_rollback(True)
+        else:
+            return "sent"
+    # Claimed again to record the failure: a sweep may have handed it to
+    # another worker meanwhile, and then the outcome is that worker's.
+    with transaction.atomic():
+        mail = _claim(pk)
+        if mail is None:
+            return "not_claimed"
+        mail.attempts += 1
+        return _failed(mail, refused)
+
+
+def _claim(pk: int) -> OutgoingMail | None:
+    return (OutgoingMail.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, status=MailStatus.QUEUED).first())
 
 
 def _message(mail: OutgoingMail) -> EmailMultiAlternatives:
