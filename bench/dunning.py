@@ -44,6 +44,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import machine
 from bench.scratch import django_on_scratch_database
 
 ON = dt.date(2026, 6, 30)
@@ -469,7 +470,7 @@ def _report(*, url: str, on: dt.date, ledger: dict, planner: dict, floor: dict, 
     print(line)
     load = ", ".join(f"{x:.2f}" for x in ledger["load"])
     print(f"machine          {os.cpu_count()} cores, load average {load} when the measurement started "
-          f"(other work on the machine slows both contenders)")
+          f"(other work on the machine slows both contenders); {machine.describe()}")
     print(f"ledger           {ledger['customers']:,} customers, {ledger['invoices']:,} open invoices "
           f"({ledger['overdue']:,} overdue), {ledger['pauses']:,} pauses ({ledger['active_pauses']:,} "
           f"active on {on})")

@@ -30,6 +30,8 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import machine
+
 ON = dt.date(2026, 6, 30)
 CHECKPOINT = 1_000
 SAMPLES = 10  # letters per worker kept on disk to check they fit on one page
@@ -187,7 +189,8 @@ def main() -> None:
     }
     print("targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in verdicts.items()))
     print(f"(load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
-          "other work on the machine slows the wall-clock figures, not the CPU times)")
+          "other work on the machine slows the wall-clock figures, not the CPU times; "
+          f"{machine.describe()})")
 
 
 if __name__ == "__main__":

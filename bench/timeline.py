@@ -58,6 +58,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import machine
 from bench.scratch import django_on_scratch_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -176,6 +177,7 @@ def _run(args, *, wanted: list[str], server_env: dict, scratch: Path) -> int:
 
     base = f"http://127.0.0.1:{args.port}"
     load_average = os.getloadavg()  # what else the machine was doing, just before the measurement
+    yardstick = machine.describe()
     log = scratch / "gunicorn.log"
     with _Server(port=args.port, env=server_env, log=log) as server:
         print(f"gunicorn answering at {base} ({server.describe()})")
@@ -184,7 +186,8 @@ def _run(args, *, wanted: list[str], server_env: dict, scratch: Path) -> int:
             print(f"{scenario['title']}: {scenario['check']['verdict']}; loading with {args.clients} "
                   f"clients for {WARM_UP_SECONDS:.0f} + {args.seconds:.0f} s ...", flush=True)
             scenario["result"] = _measure(args, scenario, cookie=chosen["cookie"], server=server)
-    failed = _report(args, chosen=chosen, scenarios=scenarios, load_average=load_average)
+    failed = _report(args, chosen=chosen, scenarios=scenarios, load_average=load_average,
+                     yardstick=yardstick)
     if failed:
         tail = log.read_text(errors="replace").splitlines()[-30:]
         print("gunicorn's log, last lines:", *(f"  {line}" for line in tail), sep="\n")
@@ -822,7 +825,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)]
 
 
-def _report(args, *, chosen: dict, scenarios: list[dict], load_average) -> bool:
+def _report(args, *, chosen: dict, scenarios: list[dict], load_average, yardstick: str) -> bool:
     """Print the figures and the targets; True if the run had errors."""
     line = "=" * 110
     print(line)
@@ -830,7 +833,7 @@ def _report(args, *, chosen: dict, scenarios: list[dict], load_average) -> bool:
           f"(PostgreSQL {chosen['server']})")
     print(line)
     print(f"machine      {os.cpu_count()} cores, load average {', '.join(f'{x:.2f}' for x in load_average)} "
-          f"before the server started (server, PostgreSQL and the load share the cores)")
+          f"before the server started (server, PostgreSQL and the load share the cores); {yardstick}")
     print(f"data         {chosen['customers']:,} customers, {chosen['table_events']:,} timeline events; "
           f"customer {chosen['pk']} ({chosen['name']}) has {chosen['events']:,}")
     cursor_note = ("computed by the bench: ar_collections.timeline.cursor_for could not be imported "

@@ -11,7 +11,6 @@ from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections.delivery import charge_waive
-from ar_collections.workspace import payment_record
 from ar_collections.models import (
     ActionStatus,
     ChargeKind,
@@ -21,6 +20,7 @@ from ar_collections.models import (
     LateCharge,
 )
 from ar_collections.rendering import LetterRenderError, ResourceRefused, html_to_pdf, static_file_for
+from ar_collections.workspace import payment_record
 from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
 from .conftest import DUE
