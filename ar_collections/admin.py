@@ -30,7 +30,23 @@ from ar_collections.models import (
 )
 
 
-class AllocationInline(admin.TabularInline):
+class _RecordedThroughTheApp:
+    """Money moved by payments and credit notes is recorded by the services
+    (an account's "Record a payment", a dispute's credit note), which keep the
+    invoices' open amounts, the timeline and the promises in step. The admin
+    shows these rows; editing one here would leave the rest behind."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AllocationInline(_RecordedThroughTheApp, admin.TabularInline):
     model = Allocation
     extra = 0
     raw_id_fields = ["invoice", "payment", "credit_note"]
@@ -49,7 +65,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     list_display = ["received_on", "customer", "currency", "amount", "method", "reference"]
     list_filter = ["method", "currency"]
     search_fields = ["reference", "customer__name"]
@@ -68,7 +84,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Allocation)
-class AllocationAdmin(admin.ModelAdmin):
+class AllocationAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     list_display = ["invoice", "payment", "credit_note", "amount", "allocated_on"]
     list_select_related = ["invoice", "payment", "credit_note"]
     raw_id_fields = ["invoice", "payment", "credit_note"]

@@ -49,6 +49,7 @@ from ar_collections.models import (
     MailPurpose,
     PauseKind,
     Payment,
+    PaymentMethod,
     PaymentPlan,
     PlanStatus,
     Promise,
@@ -707,17 +708,33 @@ def payment_record(
     received_on: dt.date,
     allocations: Sequence[tuple[Invoice, Decimal]],
     reference: str = "",
+    method: str = PaymentMethod.BANK_TRANSFER,
     actor=None,
 ) -> Payment:
-    """A payment applied to invoices; promises and plans of the account are
-    checked at once, so a payment that keeps a promise shows as kept today."""
+    """A payment applied to invoices; what is not applied stays on account.
+    Promises and plans of the account are checked at once, so a payment that
+    keeps a promise shows as kept today.
+
+    The same reference, amount and date twice on one account is refused: it
+    is the same bank line recorded again (a double submit, a statement read
+    twice), and recording it would take the money off the invoices twice."""
     if amount <= 0:
         raise ValidationError({"amount": "A payment is more than zero."})
     applied = sum((a for _, a in allocations), ZERO)
     if applied > amount:
         raise ValidationError({"allocations": "More is applied to invoices than was paid."})
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()  # one payment at a time per account
+    reference = reference.strip()
+    if reference and Payment.objects.filter(
+        customer=customer, reference=reference, amount=amount, currency=currency, received_on=received_on
+    ).exists():
+        raise ValidationError({"reference": (
+            f"A payment of {format_money(amount, currency)} with reference {reference} received on "
+            f"{received_on:%d %b %Y} is already recorded for this account."
+        )})
     payment = Payment.objects.create(
         customer=customer, received_on=received_on, currency=currency, amount=amount, reference=reference,
+        method=method,
     )
     invoices = []
     for invoice, part in allocations:
@@ -734,10 +751,17 @@ def payment_record(
         invoice.save(update_fields=["open_amount", "status", "settled_on"])
         invoices.append(invoice)
     numbers = [i.number for i in invoices]
+    unapplied = amount - applied
+    summary = f"Payment of {format_money(amount, currency)} received"
+    if numbers:
+        summary += f", applied to {_listing(numbers)}"
+    if unapplied:
+        summary += f"; {format_money(unapplied, currency)} {'left' if numbers else 'kept'} on account"
     event_record(
         customer=customer, kind=EventKind.PAYMENT_RECEIVED, actor=actor, subject=payment, invoices=invoices,
-        summary=f"Payment of {format_money(amount, currency)} received, applied to {_listing(numbers)}",
-        details={"amount": str(amount), "currency": currency, "reference": reference, "invoices": numbers},
+        summary=summary,
+        details={"amount": str(amount), "currency": currency, "reference": reference, "invoices": numbers,
+                 "method": method, "unapplied": str(unapplied)},
     )
     for invoice in invoices:
         if invoice.status == InvoiceStatus.PAID:
@@ -747,6 +771,20 @@ def payment_record(
             )
     commitments_check(on=received_on, customer_ids=[customer.pk])
     return payment
+
+
+def allocations_oldest_first(invoices: Iterable[Invoice], amount: Decimal) -> list[tuple[Invoice, Decimal]]:
+    """`amount` spread over `invoices`, the oldest due first, each up to its
+    open amount; what is left over is not applied."""
+    left, parts = amount, []
+    for invoice in sorted(invoices, key=lambda i: (i.due_date, i.number)):
+        if left <= 0:
+            break
+        part = min(left, invoice.open_amount)
+        if part > 0:
+            parts.append((invoice, part))
+            left -= part
+    return parts
 
 
 # --- The daily check ---------------------------------------------------------------

@@ -23,6 +23,7 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     MissCause,
+    PaymentMethod,
 )
 from ar_collections.workspace import PromiseTerms
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money
@@ -146,6 +147,42 @@ class PlanForm(_AccountForm):
         amounts = [part] * (count - 1) + [total - part * (count - 1)]
         return [(data["first_due_on"] + dt.timedelta(days=data["every_days"] * n), amounts[n])
                 for n in range(count)]
+
+
+class PaymentForm(_AccountForm):
+    received_on = _date(label="Received on")
+    currency = forms.ChoiceField()
+    amount = _money(label="Amount")
+    method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)
+    reference = forms.CharField(label="Reference", max_length=80, required=False,
+                                help_text="As on the bank statement or the cheque.")
+    invoices = InvoiceChoices(
+        label="Apply to", required=False,
+        help_text="The oldest due first, each up to what is open; the rest stays on account.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        currencies = sorted({self.customer.currency, *self.fields["invoices"].queryset.values_list(
+            "currency", flat=True)})
+        self.fields["currency"].choices = [(c, c) for c in currencies]
+        self.fields["currency"].initial = self.customer.currency
+        self.fields["received_on"].initial = self.today
+
+    def clean_received_on(self) -> dt.date:
+        received_on = self.cleaned_data["received_on"]
+        if received_on > self.today:
+            raise forms.ValidationError("A payment cannot be received after today.")
+        return received_on
+
+    def clean(self):
+        data = super().clean()
+        currency = data.get("currency")
+        others = [i.number for i in data.get("invoices") or () if i.currency != currency]
+        if currency and others:
+            self.add_error("invoices", f"Not in {currency}: {', '.join(others)}. "
+                                       "A payment is applied to invoices in its own currency.")
+        return data
 
 
 class DisputeForm(_AccountForm):

@@ -50,6 +50,7 @@ from ar_collections.workspace_forms import (
     ExceptionForm,
     NoteForm,
     PauseForm,
+    PaymentForm,
     PlanForm,
     PromiseForm,
     ReassignForm,
@@ -58,24 +59,30 @@ from ar_collections.workspace_forms import (
     managers,
 )
 from arcrm.htmx import wants_fragment
-from arcrm.money import format_money
+from arcrm.money import ZERO, format_money
 from arcrm.roles import can_act_on
 from customers.access import customer_changeable, customer_readable
 from customers.models import Customer
 
 WORKLIST_PAGE_SIZE = 50
 
-# The account page's action bar: URL name and label.
+# The account page's action bar: URL name, label and the permission it needs.
 ACTION_LINKS = [
-    ("collections:call_log", "Log a call"),
-    ("collections:note_add", "Add a note"),
-    ("collections:promise_record", "Promise to pay"),
-    ("collections:plan_propose", "Payment plan"),
-    ("collections:dispute_open", "Dispute"),
-    ("collections:pause_set", "Pause dunning"),
-    ("collections:exception_request", "Request an exception"),
-    ("collections:invoice_copy", "Re-send a copy"),
+    ("collections:call_log", "Log a call", "collections.add_call"),
+    ("collections:note_add", "Add a note", "customers.add_timelineevent"),
+    ("collections:promise_record", "Promise to pay", "collections.add_promise"),
+    ("collections:plan_propose", "Payment plan", "collections.add_paymentplan"),
+    ("collections:dispute_open", "Dispute", "collections.add_dispute"),
+    ("collections:pause_set", "Pause dunning", "collections.add_dunningpause"),
+    ("collections:exception_request", "Request an exception", "collections.add_exceptionrequest"),
+    ("collections:invoice_copy", "Re-send a copy", "customers.add_timelineevent"),
+    ("collections:payment_record", "Record a payment", "collections.add_payment"),
 ]
+
+
+def action_links(user) -> list[tuple[str, str]]:
+    """The account page's actions this user's role may take."""
+    return [(name, label) for name, label, permission in ACTION_LINKS if user.has_perm(permission)]
 
 
 # --- The account page's parts -------------------------------------------------------
@@ -294,6 +301,29 @@ def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
     return _inline_action(request, pk, form_class=PromiseForm, slug="promise",
                           title="Record a promise to pay", perform=perform,
                           permission="collections.add_promise")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        parts = workspace.allocations_oldest_first(data["invoices"], data["amount"])
+        payment = workspace.payment_record(
+            customer=customer, actor=user, amount=data["amount"], currency=data["currency"],
+            received_on=data["received_on"], allocations=parts, reference=data["reference"],
+            method=data["method"],
+        )
+        applied = sum((part for _, part in parts), ZERO)
+        message = f"Payment of {format_money(payment.amount, payment.currency)} recorded"
+        if parts:
+            message += f", applied to {', '.join(invoice.number for invoice, _ in parts)}"
+        if left := payment.amount - applied:
+            message += f"; {format_money(left, payment.currency)} stays on account"
+        return message + "."
+
+    return _inline_action(request, pk, form_class=PaymentForm, slug="payment", title="Record a payment",
+                          perform=perform, permission="collections.add_payment")
 
 
 @login_required

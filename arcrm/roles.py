@@ -64,6 +64,8 @@ MANAGE = [
     ("collections", "delete_dunningstep"),
     ("collections", "change_paymentplan"),
     ("collections", "change_exceptionrequest"),
+    # Cash application: a payment takes money off invoices and can keep a promise.
+    ("collections", "add_payment"),
     # A credit beyond the collectors' limit (CollectionRules.credit_without_manager_amount).
     ("collections", "settle_beyond_credit_limit"),
     ("collections", "change_collectionrules"),

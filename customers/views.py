@@ -28,7 +28,7 @@ from ar_collections.models import PaymentBehaviour
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
-    ACTION_LINKS,
+    action_links,
     commitments_context,
     preview_context,
     timeline_context,
@@ -94,7 +94,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **commitments_context(customer),
         "behaviour": _behaviour_of(customer),
         "can_act": can_act_on(request.user, customer),
-        "action_links": ACTION_LINKS,
+        "action_links": action_links(request.user),
         "today": today,
     }
     return render(request, "customers/customer_detail.html", context)

@@ -1,0 +1,248 @@
+"""Recording a payment on the account page: a manager's cash application,
+oldest invoice first, the rest on account; what it refuses and who may."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from ar_collections import workspace
+from ar_collections.models import Allocation, Invoice, InvoiceStatus, Payment, Promise, PromiseStatus
+from customers.models import EventKind, TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+HTMX = {"HX-Request": "true"}
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def invoices(customer, make_invoice) -> list[Invoice]:
+    """Oldest first: INV-1 EUR 500.00 due 1 Jul, INV-2 EUR 700.00 due 15 Jul, INV-3 USD 300.00 due 20 Jul."""
+    return [
+        make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount=amount, number=number,
+                     currency=currency)
+        for number, due, amount, currency in [
+            ("INV-1", dt.date(2025, 7, 1), "500.00", "EUR"),
+            ("INV-2", dt.date(2025, 7, 15), "700.00", "EUR"),
+            ("INV-3", dt.date(2025, 7, 20), "300.00", "USD"),
+        ]
+    ]
+
+
+def payment_url(customer) -> str:
+    return reverse("collections:payment_record", args=[customer.pk])
+
+
+def state() -> tuple:
+    return (
+        sorted(Payment.objects.values_list("amount", "currency", "reference")),
+        sorted(Allocation.objects.values_list("invoice__number", "amount")),
+        sorted(Invoice.objects.values_list("number", "open_amount", "status")),
+        TimelineEvent.objects.count(),
+    )
+
+
+def open_amounts() -> dict[str, Decimal]:
+    return dict(Invoice.objects.values_list("number", "open_amount"))
+
+
+def form(invoices, /, **fields) -> dict:
+    data = {"received_on": "2025-08-04", "currency": "EUR", "amount": "900.00", "method": "bank_transfer",
+            "reference": "BANK-0815", "invoices": [invoices[0].pk, invoices[1].pk]}
+    data.update(fields)
+    return data
+
+
+def test_a_payment_pays_the_oldest_invoice_first_and_the_next_in_part(client, manager, customer, invoices):
+    client.force_login(manager)
+
+    response = client.post(payment_url(customer), form(invoices))
+
+    assert response.status_code == 302
+    assert response.url == reverse("customers:detail", args=[customer.pk]) + "#timeline"
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.currency, payment.received_on, payment.reference, payment.method) == (
+        Decimal("900.00"), "EUR", dt.date(2025, 8, 4), "BANK-0815", "bank_transfer"
+    )
+    assert sorted(payment.allocations.values_list("invoice__number", "amount", "allocated_on")) == [
+        ("INV-1", Decimal("500.00"), dt.date(2025, 8, 4)), ("INV-2", Decimal("400.00"), dt.date(2025, 8, 4)),
+    ]
+    assert open_amounts() == {
+        "INV-1": Decimal("0.00"), "INV-2": Decimal("300.00"), "INV-3": Decimal("300.00")
+    }
+    paid = Invoice.objects.get(number="INV-1")
+    assert (paid.status, paid.settled_on) == (InvoiceStatus.PAID, dt.date(2025, 8, 4))
+    received = TimelineEvent.objects.get(customer=customer, kind=EventKind.PAYMENT_RECEIVED)
+    assert received.summary == "Payment of EUR 900.00 received, applied to INV-1, INV-2"
+    assert received.actor == manager
+    assert TimelineEvent.objects.filter(customer=customer, kind=EventKind.INVOICE_PAID).count() == 1
+    page = client.get(response.url).content.decode()
+    assert "Payment of EUR 900.00 recorded, applied to INV-1, INV-2." in page
+
+
+def test_with_htmx_the_account_parts_swap_in_place_with_the_new_open_amounts(
+    client, manager, customer, invoices
+):
+    client.force_login(manager)
+
+    response = client.post(payment_url(customer), form(invoices, amount="1500.00"), headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == "#action-panel"
+    assert re.search(r'<section id="open-invoices"[^>]*hx-swap-oob="true"', html)
+    assert re.search(r'<section id="account-header"[^>]*hx-swap-oob="true"', html)
+    # Both EUR invoices paid; EUR 300.00 stays on account, and the USD invoice is untouched.
+    assert "Payment of EUR 1,500.00 received, applied to INV-1, INV-2; EUR 300.00 left on account" in html
+    assert "EUR 300.00 stays on account" in html
+    assert open_amounts() == {"INV-1": Decimal("0.00"), "INV-2": Decimal("0.00"), "INV-3": Decimal("300.00")}
+    assert Payment.objects.get().unallocated_amount() == Decimal("300.00")
+
+
+def test_a_payment_that_covers_a_promise_keeps_it_at_once(client, manager, collector, customer, invoices):
+    promise = workspace.promise_record(
+        customer=customer, actor=collector, contact=None, amount=Decimal("700.00"),
+        promised_on=dt.date(2025, 8, 8), invoices=[invoices[1]], on=TODAY,
+    )
+    client.force_login(manager)
+
+    client.post(payment_url(customer), form(invoices, amount="700.00", invoices=[invoices[1].pk],
+                                            received_on="2025-08-05"))
+
+    promise.refresh_from_db()
+    assert promise.status == PromiseStatus.KEPT
+    assert Promise.objects.filter(status=PromiseStatus.OPEN).count() == 0
+
+
+@pytest.mark.parametrize(("fields", "field", "message"), [
+    ({"invoices": None}, "invoices", "Not in EUR: INV-3."),  # filled in below: a USD invoice
+    ({"received_on": "2025-08-06"}, "received_on", "A payment cannot be received after today."),
+    ({"amount": "0.00"}, "amount", "Ensure this value is greater than or equal to 0.01."),
+    ({"amount": "-5"}, "amount", "Ensure this value is greater than or equal to 0.01."),
+    ({"currency": "CHF"}, "currency", "Select a valid choice."),
+    ({"method": "barter"}, "method", "Select a valid choice."),
+], ids=["other-currency-invoice", "future", "zero", "negative", "unknown-currency", "unknown-method"])
+def test_a_bad_payment_is_refused_with_a_clear_message_and_changes_nothing(
+    client, manager, customer, invoices, fields, field, message
+):
+    if fields.get("invoices", "") is None:
+        fields = {"invoices": [invoices[0].pk, invoices[2].pk]}
+    before = state()
+    client.force_login(manager)
+
+    response = client.post(payment_url(customer), form(invoices, **fields), headers=HTMX)
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert f'id="payment-{field}"' in response.content.decode()
+    assert state() == before
+
+
+def test_another_accounts_invoice_is_not_a_choice(
+    client, manager, customer, invoices, make_customer, make_invoice
+):
+    stranger = make_invoice(make_customer(name="Other GmbH"), issued=dt.date(2025, 6, 1), amount="100.00")
+    before = state()
+    client.force_login(manager)
+
+    response = client.post(payment_url(customer), form(invoices, invoices=[stranger.pk]))
+
+    assert response.status_code == 422
+    assert "Select a valid choice" in response.content.decode()
+    assert state() == before
+
+
+def test_the_same_bank_line_twice_is_refused(client, manager, customer, invoices):
+    client.force_login(manager)
+    line = form(invoices, amount="100.00", invoices=[invoices[1].pk])
+    assert client.post(payment_url(customer), line).status_code == 302
+    client.get(reverse("customers:detail", args=[customer.pk]))  # shows (and uses up) the message
+    before = state()
+
+    again = client.post(payment_url(customer), line, headers=HTMX)
+
+    assert again.status_code == 422
+    html = again.content.decode()
+    assert ("A payment of EUR 100.00 with reference BANK-0815 received on 04 Aug 2025 is already recorded "
+            "for this account.") in html
+    assert "message-success" not in html
+    assert state() == before
+    # The same amount on another day, or without a reference, is another payment.
+    assert client.post(payment_url(customer), {**line, "received_on": "2025-08-05"}).status_code == 302
+    assert client.post(payment_url(customer), {**line, "reference": ""}).status_code == 302
+    assert Payment.objects.count() == 3
+    assert open_amounts()["INV-2"] == Decimal("400.00")
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("who", ["collector", "other_collector", "viewer", "nobody"])
+def test_only_a_manager_records_a_payment(client, request, customer, invoices, who, headers):
+    """Cash application is kept apart from chasing: even the account's own
+    collector may not take money off its invoices."""
+    user = User.objects.create_user("nobody") if who == "nobody" else request.getfixturevalue(who)
+    before = state()
+    client.force_login(user)
+
+    assert client.get(payment_url(customer), headers=headers).status_code == 403
+    assert client.post(payment_url(customer), form(invoices), headers=headers).status_code == 403
+    assert state() == before
+
+
+def test_the_account_page_offers_the_action_to_managers_only(client, manager, collector, customer, invoices):
+    page = reverse("customers:detail", args=[customer.pk])
+    client.force_login(collector)
+    assert payment_url(customer) not in client.get(page).content.decode()
+    client.force_login(manager)
+    assert payment_url(customer) in client.get(page).content.decode()
+
+
+def test_the_form_opens_as_a_page_and_as_a_panel_with_todays_date(client, manager, customer, invoices):
+    client.force_login(manager)
+
+    page = client.get(payment_url(customer)).content.decode()
+    panel = client.get(payment_url(customer), headers=HTMX).content.decode()
+
+    assert "<html" in page and "<html" not in panel
+    assert panel.lstrip().startswith('<section id="action-panel"')
+    assert 'value="2025-08-05"' in panel
+    # The account's currencies (its own and those of its open invoices), and its open invoices only.
+    assert '<option value="EUR" selected>EUR</option>' in panel
+    assert '<option value="USD">USD</option>' in panel
+    assert all(number in panel for number in ("INV-1", "INV-2", "INV-3"))
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_recording_a_payment_answers_only_get_and_post(client, manager, customer, invoices, method):
+    client.force_login(manager)
+    assert getattr(client, method)(payment_url(customer)).status_code == 405
+
+
+def test_recording_a_payment_without_the_csrf_token_is_refused(manager, customer, invoices):
+    before = state()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(manager)
+
+    assert client.post(payment_url(customer), form(invoices), headers=HTMX).status_code == 403
+    assert state() == before
+
+
+def test_the_admin_shows_payments_and_allocations_but_does_not_edit_them(client, customer, invoices):
+    client.force_login(User.objects.create_superuser("root-admin", password="x"))
+    payment = workspace.payment_record(
+        customer=customer, amount=Decimal("500.00"), currency="EUR", received_on=TODAY,
+        allocations=[(invoices[0], Decimal("500.00"))],
+    )
+
+    assert client.get(reverse("admin:collections_payment_add")).status_code == 403
+    change = client.get(reverse("admin:collections_payment_change", args=[payment.pk]))
+    assert change.status_code == 200 and 'name="amount"' not in change.content.decode()  # read-only
+    delete = reverse("admin:collections_payment_delete", args=[payment.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:collections_allocation_add")).status_code == 403
+    assert Payment.objects.count() == 1 and Allocation.objects.count() == 1
