@@ -148,3 +148,27 @@ class SegmentOverrideForm(_PlainLabels, forms.Form):
         if data.get("segment") and not data.get("note"):
             self.add_error("note", "Say why the segment is overridden.")
         return data
+
+
+class ImportForm(_PlainLabels, forms.Form):
+    MAX_BYTES = 20 * 1024 * 1024
+
+    kind = forms.ChoiceField(
+        label="What the file holds", widget=forms.RadioSelect,
+        choices=[("invoices", "Invoices"), ("payments", "Payments")],
+    )
+    file = forms.FileField(label="CSV file", help_text="UTF-8, with a header row; at most 20 MB.")
+    dry_run = forms.BooleanField(label="Only check the file; record nothing", required=False)
+
+    def clean_file(self) -> str:
+        """The file's text."""
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 20 MB: split it.")
+        raw = upload.read()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise forms.ValidationError(
+                f"The file is not UTF-8 (byte {error.start}): save it as “CSV UTF-8”."
+            ) from None

@@ -12,6 +12,7 @@ urlpatterns = [
     path("approvals/", views.approval_queue, name="approvals"),
     path("approvals/<int:pk>/", views.action_decide, name="action_decide"),
     path("letters/", views.letter_queue, name="letters"),
+    path("import/", views.receivables_import, name="import"),
     path("letters/printed/", views.letters_printed, name="letters_printed"),
     path("letters/<int:pk>/pdf/", views.letter_download, name="letter_download"),
     path("customers/<int:pk>/cause/", views.cause_record, name="cause_record"),

@@ -26,16 +26,17 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
-from ar_collections import delivery, dunning, services
+from ar_collections import delivery, dunning, imports, services
 from ar_collections.channels import route_for
 from ar_collections.forms import (
     ApprovalForm,
     CauseForm,
     CollectorFilterForm,
+    ImportForm,
     MarkPrintedForm,
     ReviewForm,
     SegmentOverrideForm,
@@ -667,3 +668,37 @@ def _item_response(
         "queue_url": reverse(queue), "queue_name": queue_name,
     }
     return render(request, "collections/action_page.html", context, status=status)
+
+
+# --- Receivables from the ERP ------------------------------------------------------------
+
+IMPORT_PERMISSIONS = {
+    imports.INVOICES: "collections.add_invoice", imports.PAYMENTS: "collections.add_payment",
+}
+IMPORT_ERRORS_SHOWN = 200
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def receivables_import(request: HttpRequest) -> HttpResponse:
+    """A manager uploads the ERP's invoices or payments as CSV: all or nothing,
+    each problem named by its line."""
+    allowed = [kind for kind, permission in IMPORT_PERMISSIONS.items() if request.user.has_perm(permission)]
+    if not allowed:
+        raise PermissionDenied("Your role may not import receivables.")
+    form = ImportForm(request.POST or None, request.FILES or None)
+    report, status = None, 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            kind = form.cleaned_data["kind"]
+            if kind not in allowed:
+                raise PermissionDenied(f"Your role may not import {kind}.")
+            run = imports.invoices_import if kind == imports.INVOICES else imports.payments_import
+            report = run(form.cleaned_data["file"], actor=request.user, dry_run=form.cleaned_data["dry_run"])
+            status = 200 if report.ok else 422
+    return render(request, "collections/import.html", {
+        "form": form, "report": report, "columns": imports.COLUMNS,
+        "errors_shown": report.errors[:IMPORT_ERRORS_SHOWN] if report else [],
+        "errors_more": max(len(report.errors) - IMPORT_ERRORS_SHOWN, 0) if report else 0,
+    }, status=status)

@@ -1,0 +1,374 @@
+"""Receivables from the ERP: invoices and payments from CSV files.
+
+A file is taken whole or not at all. Every row is checked first (the account
+exists, dates and amounts are what they say, an invoice belongs to the
+account of the payment naming it) and any problem is reported with its line
+number, leaving the data as it was; a file with no problem is written in one
+transaction. Running the same file again changes nothing: an invoice already
+recorded exactly so, or a payment with the same reference, amount and date on
+the same account (the same bank line), is counted as already there.
+
+Invoices come in open, for their total: what has been paid on them comes in
+as payments, so that an invoice's open amount is always its total less its
+allocations, dated. A payment goes to the invoices it names, else to the
+account's open invoices in its currency, oldest due first; what is left stays
+on account. Recording it checks the account's promises and plans.
+
+Both files are UTF-8 (an Excel byte-order mark is fine), comma-, semicolon- or
+tab-separated, with a header row naming the columns in any order; dates are
+YYYY-MM-DD and amounts use a dot for cents and no thousands separators.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ar_collections.models import Invoice, InvoiceStatus, Payment, PaymentMethod
+from ar_collections.timeline import events_link
+from ar_collections.workspace import allocations_oldest_first, payment_record
+from arcrm.money import format_money, validate_currency
+from customers.models import Customer, EventKind, TimelineEvent
+
+INVOICES, PAYMENTS = "invoices", "payments"
+# (required, optional) columns of each kind of file.
+COLUMNS = {
+    INVOICES: (("number", "account_number", "issue_date", "due_date", "currency", "total_amount"),
+               ("po_reference",)),
+    PAYMENTS: (("account_number", "received_on", "currency", "amount"),
+               ("reference", "method", "invoices")),
+}
+MAX_ROWS = 100_000
+_AMOUNT = re.compile(r"\d{1,13}(\.\d{1,2})?")
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    dry_run: bool = False
+    rows: int = 0
+    created: int = 0
+    already: int = 0  # recorded before, exactly so: left as they were
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        noun = "invoice" if self.kind == INVOICES else "payment"
+        if self.errors:
+            return (f"Nothing imported: {len(self.errors)} problem{'s' * (len(self.errors) != 1)} "
+                    f"in {self.rows} row{'s' * (self.rows != 1)}.")
+        verb = "would be recorded" if self.dry_run else "recorded"
+        return (f"{self.created} {noun}{'s' * (self.created != 1)} {verb}, {self.already} already there "
+                f"(left as {'they were' if self.already != 1 else 'it was'}), from {self.rows} "
+                f"row{'s' * (self.rows != 1)}.")
+
+
+class _RowError(Exception):
+    pass
+
+
+# --- reading the file -----------------------------------------------------------------
+
+
+def read_rows(text: str, kind: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    """(line number, row) for each non-blank row, and the problems of the file as a whole."""
+    required, optional = COLUMNS[kind]
+    text = text.removeprefix("\ufeff")
+    first = text.split("\n", 1)[0]
+    if not first.strip():
+        return [], ["line 1: the file is empty; the first line names the columns: " + ", ".join(required)]
+    try:
+        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel  # one column only, or nothing to tell by: a comma
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect, restkey="\0extra")
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    reader.fieldnames = header
+    missing = [c for c in required if c not in header]
+    unknown = [c for c in header if c not in required + optional]
+    problems = []
+    if missing:
+        problems.append(f"line 1: missing column{'s' * (len(missing) > 1)} {', '.join(missing)}")
+    if unknown:
+        problems.append(f"line 1: unknown column{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
+                        f"(the columns are {', '.join(required + optional)})")
+    if len(set(header)) != len(header):
+        problems.append("line 1: a column is named twice")
+    if problems:
+        return [], problems
+    rows = []
+    try:
+        for row in reader:
+            if len(rows) >= MAX_ROWS:
+                return [], [f"more than {MAX_ROWS:,} rows: split the file"]
+            line = reader.line_num
+            if row.get("\0extra"):
+                problems.append(f"line {line}: more values than columns")
+                continue
+            values = {k: (v or "").strip() for k, v in row.items() if k != "\0extra"}
+            if any(values.values()):
+                rows.append((line, values))
+    except csv.Error as error:
+        return [], [f"line {reader.line_num}: {error}"]
+    return rows, problems
+
+
+def _date(row: dict, column: str) -> dt.date:
+    value = row.get(column, "")
+    if not value:
+        raise _RowError(f"{column} is empty")
+    try:
+        return dt.date.fromisoformat(value) if len(value) == 10 else _bad_date(value, column)
+    except ValueError:
+        return _bad_date(value, column)
+
+
+def _bad_date(value: str, column: str) -> dt.date:
+    raise _RowError(f"{column} {value!r} is not a date: write YYYY-MM-DD")
+
+
+def _amount(row: dict, column: str) -> Decimal:
+    value = row.get(column, "")
+    if not _AMOUNT.fullmatch(value):
+        raise _RowError(f"{column} {value!r} is not an amount: write it like 1234.50 "
+                        "(a dot for cents, no thousands separators, no currency sign)")
+    amount = Decimal(value)
+    if amount <= 0:
+        raise _RowError(f"{column} must be more than zero")
+    return amount
+
+
+def _currency(row: dict) -> str:
+    value = row.get("currency", "")
+    try:
+        validate_currency(value)
+    except ValidationError:
+        raise _RowError(f"currency {value!r} is not a three-letter ISO code in capitals, e.g. EUR") from None
+    return value
+
+
+def _text(row: dict, column: str, *, limit: int, required: bool = False) -> str:
+    value = row.get(column, "")
+    if required and not value:
+        raise _RowError(f"{column} is empty")
+    if len(value) > limit:
+        raise _RowError(f"{column} is longer than {limit} characters")
+    return value
+
+
+def _account(row: dict, accounts: dict[str, Customer]) -> Customer:
+    number = row.get("account_number", "")
+    if number not in accounts:
+        raise _RowError(f"no account {number!r}" if number else "account_number is empty")
+    return accounts[number]
+
+
+def _accounts_named(rows) -> dict[str, Customer]:
+    numbers = {row.get("account_number", "") for _, row in rows}
+    return Customer.objects.in_bulk(numbers, field_name="account_number")
+
+
+# --- invoices -----------------------------------------------------------------------------
+
+
+def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportReport:
+    rows, problems = read_rows(text, INVOICES)
+    report = ImportReport(INVOICES, dry_run=dry_run, rows=len(rows), errors=list(problems))
+    accounts = _accounts_named(rows)
+    existing = Invoice.objects.in_bulk({row["number"] for _, row in rows}, field_name="number")
+    new: list[Invoice] = []
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        try:
+            invoice = _invoice_of(row, accounts)
+            if invoice.number in seen:
+                raise _RowError(f"invoice {invoice.number} is on line {seen[invoice.number]} already")
+            seen[invoice.number] = line
+            if invoice.number in existing:
+                _same_as_recorded(invoice, existing[invoice.number])
+                report.already += 1
+            else:
+                new.append(invoice)
+        except _RowError as error:
+            report.errors.append(f"line {line}: {error}")
+    if report.errors or dry_run:
+        report.created = 0 if report.errors else len(new)
+        return report
+    try:
+        with transaction.atomic():
+            Invoice.objects.bulk_create(new)
+            _issued_events(new, actor=actor)
+    except IntegrityError:
+        # Another import recorded one of these numbers since they were checked.
+        report.errors.append("an invoice number in the file was recorded meanwhile: import the file again")
+        return report
+    report.created = len(new)
+    return report
+
+
+def _invoice_of(row: dict, accounts: dict[str, Customer]) -> Invoice:
+    number = _text(row, "number", limit=40, required=True)
+    customer = _account(row, accounts)
+    issue_date, due_date = _date(row, "issue_date"), _date(row, "due_date")
+    if due_date < issue_date:
+        raise _RowError(f"due_date {due_date} is before issue_date {issue_date}")
+    total = _amount(row, "total_amount")
+    return Invoice(
+        number=number, customer=customer, issue_date=issue_date, due_date=due_date, currency=_currency(row),
+        total_amount=total, open_amount=total, status=InvoiceStatus.OPEN,
+        po_reference=_text(row, "po_reference", limit=60),
+    )
+
+
+def _same_as_recorded(invoice: Invoice, recorded: Invoice) -> None:
+    for name in ("customer_id", "issue_date", "due_date", "currency", "total_amount", "po_reference"):
+        was, now = getattr(recorded, name), getattr(invoice, name)
+        if was != now:
+            label = {"customer_id": "account"}.get(name, name)
+            if name == "customer_id":
+                was, now = recorded.customer.account_number, invoice.customer.account_number
+            raise _RowError(f"invoice {invoice.number} is recorded with {label} {was}, the file says {now}; "
+                            "a recorded invoice is not changed by an import")
+
+
+def _issued_events(invoices: list[Invoice], *, actor) -> None:
+    zone = timezone.get_current_timezone()
+    events = TimelineEvent.objects.bulk_create(
+        TimelineEvent(
+            customer=invoice.customer, kind=EventKind.INVOICE_ISSUED, actor=actor,
+            occurred_at=dt.datetime.combine(invoice.issue_date, dt.time(8), tzinfo=zone),
+            summary=f"Invoice {invoice.number} issued: {format_money(invoice.total_amount, invoice.currency)}"
+                    f", due {invoice.due_date:%d %b %Y}",
+            details={"number": invoice.number, "amount": str(invoice.total_amount),
+                     "currency": invoice.currency, "due_date": invoice.due_date.isoformat(),
+                     "imported": True},
+            subject_type_id=_invoice_type_id(), subject_id=invoice.pk,
+        )
+        for invoice in invoices
+    )
+    events_link({event.pk: [invoice.pk] for event, invoice in zip(events, invoices, strict=True)})
+
+
+def _invoice_type_id() -> int:
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(Invoice).pk
+
+
+# --- payments -----------------------------------------------------------------------------
+
+
+@dataclass
+class _PaymentRow:
+    line: int
+    customer: Customer
+    received_on: dt.date
+    currency: str
+    amount: Decimal
+    reference: str
+    method: str
+    invoice_ids: list[int]
+
+
+_METHODS = {**{value: value for value in PaymentMethod.values},
+            **{label.lower(): value for value, label in PaymentMethod.choices}}
+
+
+def payments_import(
+    text: str, *, actor=None, dry_run: bool = False, today: dt.date | None = None
+) -> ImportReport:
+    today = today or timezone.localdate()
+    rows, problems = read_rows(text, PAYMENTS)
+    report = ImportReport(PAYMENTS, dry_run=dry_run, rows=len(rows), errors=list(problems))
+    accounts = _accounts_named(rows)
+    named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
+    invoices = Invoice.objects.in_bulk(named, field_name="number")
+    parsed: list[_PaymentRow] = []
+    seen: dict[tuple, int] = {}
+    for line, row in rows:
+        try:
+            payment = _payment_of(line, row, accounts, invoices, today=today)
+            key = (payment.customer.pk, payment.reference, payment.amount, payment.currency,
+                   payment.received_on)
+            if payment.reference and key in seen:
+                raise _RowError(f"the same payment (reference {payment.reference}) is on line "
+                                f"{seen[key]} already")
+            seen[key] = line
+            parsed.append(payment)
+        except _RowError as error:
+            report.errors.append(f"line {line}: {error}")
+    if report.errors:
+        return report
+    with transaction.atomic():
+        for payment in parsed:
+            try:
+                if _recorded_before(payment):
+                    report.already += 1
+                    continue
+                _record(payment, actor=actor)
+                report.created += 1
+            except _RowError as error:
+                report.errors.append(f"line {payment.line}: {error}")
+            except ValidationError as error:
+                report.errors.append(f"line {payment.line}: {' '.join(error.messages)}")
+        if report.errors or dry_run:
+            transaction.set_rollback(True)
+    if report.errors:
+        report.created = report.already = 0
+    return report
+
+
+def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> _PaymentRow:
+    customer = _account(row, accounts)
+    received_on = _date(row, "received_on")
+    if received_on > today:
+        raise _RowError(f"received_on {received_on} is after today")
+    currency = _currency(row)
+    method = _METHODS.get(row.get("method", "").lower() or PaymentMethod.BANK_TRANSFER)
+    if method is None:
+        raise _RowError(f"method {row['method']!r} is not one of {', '.join(PaymentMethod.values)}")
+    invoice_ids = []
+    for number in filter(None, (n.strip() for n in row.get("invoices", "").split(";"))):
+        invoice = invoices.get(number)
+        if invoice is None or invoice.customer_id != customer.pk:
+            raise _RowError(f"account {customer.account_number} has no invoice {number}")
+        if invoice.currency != currency:
+            raise _RowError(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
+        invoice_ids.append(invoice.pk)
+    return _PaymentRow(line, customer, received_on, currency, _amount(row, "amount"),
+                       _text(row, "reference", limit=80), method, invoice_ids)
+
+
+def _recorded_before(payment: _PaymentRow) -> bool:
+    return bool(payment.reference) and Payment.objects.filter(
+        customer=payment.customer, reference=payment.reference, amount=payment.amount,
+        currency=payment.currency, received_on=payment.received_on,
+    ).exists()
+
+
+def _record(payment: _PaymentRow, *, actor) -> None:
+    # Read now, not when the file was checked: an earlier row may have paid them.
+    if payment.invoice_ids:
+        targets = list(Invoice.objects.filter(pk__in=payment.invoice_ids))
+        settled = sorted(i.number for i in targets if i.status != InvoiceStatus.OPEN)
+        if settled:
+            raise _RowError(f"invoice {', '.join(settled)} is not open any more "
+                            "(paid, written off or cancelled)")
+    else:
+        targets = list(payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency))
+    payment_record(
+        customer=payment.customer, amount=payment.amount, currency=payment.currency,
+        received_on=payment.received_on, allocations=allocations_oldest_first(targets, payment.amount),
+        reference=payment.reference, method=payment.method, actor=actor,
+    )

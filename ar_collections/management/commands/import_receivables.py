@@ -1,0 +1,36 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ar_collections.imports import INVOICES, PAYMENTS, invoices_import, payments_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import invoices or payments from a CSV file exported by the ERP, all or nothing: "
+        "any problem is reported by line and nothing is written. Running a file again "
+        "records nothing twice. See ar_collections/imports.py for the columns."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("kind", choices=[INVOICES, PAYMENTS])
+        parser.add_argument("file", help="the CSV file (UTF-8)")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="check the file and say what it would record, recording nothing")
+
+    def handle(self, *args, kind: str, file: str, dry_run: bool, **options):
+        try:
+            raw = Path(file).read_bytes()
+        except OSError as error:
+            raise CommandError(f"cannot read {file}: {error.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise CommandError(f"{file} is not UTF-8 (byte {error.start}): save it as UTF-8 CSV") from None
+        run = invoices_import if kind == INVOICES else payments_import
+        report = run(text, dry_run=dry_run)
+        for problem in report.errors:
+            self.stderr.write(problem)
+        if not report.ok:
+            raise CommandError(report.summary())
+        self.stdout.write(report.summary())

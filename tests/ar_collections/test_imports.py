@@ -1,0 +1,361 @@
+"""Invoices and payments from the ERP's CSV files: all or nothing, each
+problem named by its line, the same file twice recording nothing twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+
+from ar_collections import workspace
+from ar_collections.imports import invoices_import, payments_import
+from ar_collections.models import (
+    Allocation,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PromiseStatus,
+    TimelineEventInvoice,
+)
+from customers.models import EventKind, TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+INVOICES = """number,account_number,issue_date,due_date,currency,total_amount,po_reference
+INV-100,C-ACME,2025-06-01,2025-07-01,EUR,500.00,PO-7
+INV-101,C-ACME,2025-06-15,2025-07-15,EUR,700.00,
+INV-102,C-ACME,2025-06-20,2025-07-20,USD,300.00,
+INV-200,C-BETA,2025-07-01,2025-07-31,EUR,120.50,
+"""
+
+
+@pytest.fixture
+def accounts(make_customer):
+    return {number: make_customer(account_number=number, name=name)
+            for number, name in [("C-ACME", "Acme Tools"), ("C-BETA", "Beta Bau")]}
+
+
+@pytest.fixture
+def imported(accounts, manager) -> dict[str, Invoice]:
+    report = invoices_import(INVOICES, actor=manager)
+    assert report.ok, report.errors
+    return Invoice.objects.in_bulk(field_name="number")
+
+
+def state() -> tuple:
+    return (
+        sorted(Invoice.objects.values_list("number", "open_amount", "status")),
+        sorted(Payment.objects.values_list("reference", "amount")),
+        Allocation.objects.count(),
+        TimelineEvent.objects.count(),
+    )
+
+
+# --- invoices -------------------------------------------------------------------------------
+
+
+def test_invoices_come_in_open_with_their_issue_on_the_timeline(accounts, manager):
+    report = invoices_import(INVOICES, actor=manager)
+
+    assert (report.ok, report.rows, report.created, report.already) == (True, 4, 4, 0)
+    assert report.summary() == "4 invoices recorded, 0 already there (left as they were), from 4 rows."
+    acme = sorted(accounts["C-ACME"].invoices.values_list("number", "currency", "total_amount", "open_amount",
+                                                          "status", "po_reference"))
+    assert acme == [
+        ("INV-100", "EUR", Decimal("500.00"), Decimal("500.00"), InvoiceStatus.OPEN, "PO-7"),
+        ("INV-101", "EUR", Decimal("700.00"), Decimal("700.00"), InvoiceStatus.OPEN, ""),
+        ("INV-102", "USD", Decimal("300.00"), Decimal("300.00"), InvoiceStatus.OPEN, ""),
+    ]
+    event = TimelineEvent.objects.get(customer=accounts["C-BETA"], kind=EventKind.INVOICE_ISSUED)
+    assert event.summary == "Invoice INV-200 issued: EUR 120.50, due 31 Jul 2025"
+    assert (event.actor, event.occurred_at.date(), event.details["imported"]) == (
+        manager, dt.date(2025, 7, 1), True
+    )
+    links = TimelineEventInvoice.objects.filter(event=event).values_list("invoice__number", flat=True)
+    assert list(links) == ["INV-200"]
+
+
+def test_the_same_file_again_records_nothing_twice(imported):
+    before = state()
+
+    report = invoices_import(INVOICES)
+
+    assert (report.ok, report.created, report.already) == (True, 0, 4)
+    assert state() == before
+
+
+def test_semicolons_an_excel_byte_order_mark_and_columns_in_any_order_are_read(accounts):
+    text = "\ufefftotal_amount;currency;number;due_date;issue_date;account_number\r\n" \
+           "99.90;EUR;INV-300;2025-08-30;2025-07-31;C-ACME\r\n\r\n"
+
+    report = invoices_import(text)
+
+    assert (report.ok, report.created) == (True, 1)
+    assert Invoice.objects.get(number="INV-300").total_amount == Decimal("99.90")
+
+
+def test_a_file_with_problems_is_refused_line_by_line_and_nothing_is_recorded(imported):
+    text = """number,account_number,issue_date,due_date,currency,total_amount
+INV-400,C-ACME,2025-07-01,2025-07-31,EUR,10.00
+INV-401,C-NOPE,2025-07-01,2025-07-31,EUR,10.00
+INV-402,C-ACME,01.07.2025,2025-07-31,EUR,10.00
+INV-403,C-ACME,2025-07-31,2025-07-01,EUR,10.00
+INV-404,C-ACME,2025-07-01,2025-07-31,EUR,"1.234,50"
+INV-405,C-ACME,2025-07-01,2025-07-31,eur,10.00
+INV-400,C-ACME,2025-07-01,2025-07-31,EUR,10.00
+INV-100,C-ACME,2025-06-01,2025-07-05,EUR,500.00
+INV-406,C-ACME,2025-07-01,2025-07-31,EUR,0
+INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
+"""
+    before = state()
+
+    report = invoices_import(text)
+
+    assert not report.ok and report.created == 0
+    assert report.errors == [
+        "line 11: more values than columns",
+        "line 3: no account 'C-NOPE'",
+        "line 4: issue_date '01.07.2025' is not a date: write YYYY-MM-DD",
+        "line 5: due_date 2025-07-01 is before issue_date 2025-07-31",
+        "line 6: total_amount '1.234,50' is not an amount: write it like 1234.50 (a dot for cents, "
+        "no thousands separators, no currency sign)",
+        "line 7: currency 'eur' is not a three-letter ISO code in capitals, e.g. EUR",
+        "line 8: invoice INV-400 is on line 2 already",
+        "line 9: invoice INV-100 is recorded with due_date 2025-07-01, the file says 2025-07-05; "
+        "a recorded invoice is not changed by an import",
+        "line 10: total_amount must be more than zero",
+    ]
+    assert report.summary() == "Nothing imported: 9 problems in 9 rows."
+    assert state() == before
+
+
+@pytest.mark.parametrize(("header", "problem"), [
+    ("number,account_number,issue_date,currency,total_amount", "line 1: missing column due_date"),
+    ("number,account_number,issue_date,due_date,currency,total_amount,amout",
+     "line 1: unknown column 'amout' (the columns are number, account_number, issue_date, due_date, "
+     "currency, total_amount, po_reference)"),
+    ("", "line 1: the file is empty; the first line names the columns: number, account_number, "
+         "issue_date, due_date, currency, total_amount"),
+])
+def test_a_header_that_does_not_name_the_columns_is_refused(accounts, header, problem):
+    report = invoices_import(f"{header}\nINV-1,C-ACME,2025-07-01,2025-07-31,EUR,10.00\n")
+
+    assert report.errors == [problem]
+    assert not Invoice.objects.exists()
+
+
+def test_a_dry_run_says_what_it_would_record_and_records_nothing(accounts):
+    report = invoices_import(INVOICES, dry_run=True)
+
+    assert (report.ok, report.created) == (True, 4)
+    assert report.summary() == (
+        "4 invoices would be recorded, 0 already there (left as they were), from 4 rows."
+    )
+    assert not Invoice.objects.exists() and not TimelineEvent.objects.exists()
+
+
+# --- payments -------------------------------------------------------------------------------
+
+
+PAYMENTS = """account_number,received_on,currency,amount,reference,method,invoices
+C-ACME,2025-08-01,EUR,600.00,BANK-1,bank_transfer,
+C-ACME,2025-08-02,USD,300.00,BANK-2,Cheque,INV-102
+C-BETA,2025-08-03,EUR,100.00,BANK-3,,INV-200
+"""
+
+
+def test_payments_go_to_the_named_invoices_or_the_oldest_first_and_keep_promises(
+    imported, accounts, collector
+):
+    promise = workspace.promise_record(
+        customer=accounts["C-ACME"], actor=collector, contact=None, amount=Decimal("300.00"),
+        promised_on=dt.date(2025, 8, 4), invoices=[imported["INV-102"]], on=dt.date(2025, 7, 28),
+    )
+
+    report = payments_import(PAYMENTS)
+
+    assert (report.ok, report.created) == (True, 3), report.errors
+    amounts = dict(Invoice.objects.values_list("number", "open_amount"))
+    # 600.00 without named invoices: INV-100 (due 1 Jul) whole, then 100.00 of INV-101.
+    assert amounts == {"INV-100": Decimal("0.00"), "INV-101": Decimal("600.00"), "INV-102": Decimal("0.00"),
+                       "INV-200": Decimal("20.50")}
+    cheque = Payment.objects.get(reference="BANK-2")
+    assert (cheque.method, cheque.received_on) == ("cheque", dt.date(2025, 8, 2))
+    assert Invoice.objects.get(number="INV-100").settled_on == dt.date(2025, 8, 1)
+    promise.refresh_from_db()
+    assert promise.status == PromiseStatus.KEPT
+    assert TimelineEvent.objects.filter(kind=EventKind.PAYMENT_RECEIVED).count() == 3
+
+
+def test_the_same_payments_file_again_records_nothing_twice(imported):
+    assert payments_import(PAYMENTS).ok
+    before = state()
+
+    report = payments_import(PAYMENTS)
+
+    assert (report.ok, report.created, report.already) == (True, 0, 3)
+    assert state() == before
+
+
+def test_a_payment_file_with_problems_is_refused_line_by_line_and_nothing_is_recorded(imported):
+    text = """account_number,received_on,currency,amount,reference,method,invoices
+C-ACME,2025-08-01,EUR,50.00,OK-1,,INV-100
+C-ACME,2025-08-01,EUR,50.00,X-1,,INV-200
+C-ACME,2025-08-01,EUR,50.00,X-2,,INV-102
+C-ACME,2025-08-06,EUR,50.00,X-3,,
+C-ACME,2025-08-01,EUR,50.00,X-4,barter,
+C-ACME,2025-08-01,EUR,50.00,OK-1,,INV-100
+"""
+    before = state()
+
+    report = payments_import(text)
+
+    assert report.errors == [
+        "line 3: account C-ACME has no invoice INV-200",
+        "line 4: invoice INV-102 is in USD, the payment in EUR",
+        "line 5: received_on 2025-08-06 is after today",
+        "line 6: method 'barter' is not one of bank_transfer, direct_debit, card, cheque, cash",
+        "line 7: the same payment (reference OK-1) is on line 2 already",
+    ]
+    assert state() == before
+
+
+def test_a_row_that_no_longer_fits_rolls_back_the_rows_before_it(imported):
+    """Checked row by row, the file is fine; recorded in order, the second
+    payment names an invoice the first one paid in full."""
+    text = """account_number,received_on,currency,amount,reference,invoices
+C-ACME,2025-08-01,EUR,500.00,A,INV-100
+C-ACME,2025-08-02,EUR,500.00,B,INV-100
+"""
+    before = state()
+
+    report = payments_import(text)
+
+    assert report.errors == ["line 3: invoice INV-100 is not open any more (paid, written off or cancelled)"]
+    assert (report.created, report.already) == (0, 0)
+    assert state() == before
+
+
+def test_a_payment_dry_run_records_nothing(imported):
+    before = state()
+
+    report = payments_import(PAYMENTS, dry_run=True)
+
+    assert (report.ok, report.created) == (True, 3)
+    assert state() == before
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def test_the_command_imports_a_file_and_says_what_it_did(accounts, tmp_path):
+    path = tmp_path / "invoices.csv"
+    path.write_text(INVOICES, encoding="utf-8")
+    out = StringIO()
+
+    call_command("import_receivables", "invoices", str(path), stdout=out)
+
+    assert out.getvalue().strip() == "4 invoices recorded, 0 already there (left as they were), from 4 rows."
+    assert Invoice.objects.count() == 4
+
+
+def test_the_command_lists_the_problems_and_fails(accounts, tmp_path):
+    path = tmp_path / "invoices.csv"
+    path.write_text(INVOICES.replace("C-BETA", "C-NOPE"), encoding="utf-8")
+    err = StringIO()
+
+    with pytest.raises(CommandError, match=r"Nothing imported: 1 problem in 4 rows\."):
+        call_command("import_receivables", "invoices", str(path), stderr=err)
+
+    assert err.getvalue().strip() == "line 5: no account 'C-NOPE'"
+    assert not Invoice.objects.exists()
+
+
+def test_the_command_refuses_a_file_that_is_not_utf8(accounts, tmp_path):
+    path = tmp_path / "invoices.csv"
+    path.write_bytes(INVOICES.replace("Acme", "Müller").encode("utf-8") + "Müller".encode("latin-1"))
+
+    with pytest.raises(CommandError, match=r"is not UTF-8 \(byte \d+\): save it as UTF-8 CSV"):
+        call_command("import_receivables", "invoices", str(path))
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("import_receivables", "invoices", str(tmp_path / "missing.csv"))
+    assert not Invoice.objects.exists()
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def upload(text: str | bytes, kind: str = "invoices", **fields) -> dict:
+    content = text.encode("utf-8") if isinstance(text, str) else text
+    return {"kind": kind, "file": SimpleUploadedFile(f"{kind}.csv", content, "text/csv"), **fields}
+
+
+def test_a_manager_imports_a_file_from_the_page(client, manager, accounts):
+    client.force_login(manager)
+    assert "Import receivables" in client.get(reverse("collections:import")).content.decode()
+
+    response = client.post(reverse("collections:import"), upload(INVOICES))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "4 invoices recorded, 0 already there (left as they were), from 4 rows." in html
+    assert Invoice.objects.count() == 4
+    assert TimelineEvent.objects.filter(kind=EventKind.INVOICE_ISSUED, actor=manager).count() == 4
+
+
+def test_the_page_lists_the_problems_and_records_nothing(client, manager, accounts):
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(reverse("collections:import"), upload(INVOICES.replace("C-BETA", "C-NOPE")))
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "Nothing imported: 1 problem in 4 rows." in html
+    assert "line 5: no account &#x27;C-NOPE&#x27;" in html
+    assert state() == before
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"file": SimpleUploadedFile("x.csv", "Müller".encode("latin-1"), "text/csv")},
+     "The file is not UTF-8 (byte 1)"),
+    ({"kind": "customers"}, "Select a valid choice."),
+    ({"file": ""}, "This field is required."),
+], ids=["latin-1", "unknown-kind", "no-file"])
+def test_a_bad_upload_is_refused_with_a_clear_message(client, manager, accounts, fields, message):
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(reverse("collections:import"), {**upload(INVOICES), **fields})
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert state() == before
+
+
+@pytest.mark.parametrize("who", ["collector", "viewer", "nobody"])
+def test_only_a_manager_imports(client, request, accounts, who):
+    user = User.objects.create_user("nobody") if who == "nobody" else request.getfixturevalue(who)
+    client.force_login(user)
+
+    assert client.get(reverse("collections:import")).status_code == 403
+    assert client.post(reverse("collections:import"), upload(INVOICES)).status_code == 403
+    assert not Invoice.objects.exists()
+
+
+def test_the_import_page_needs_the_csrf_token_and_answers_only_get_and_post(client, manager, accounts):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(manager)
+    client.force_login(manager)
+
+    assert strict.post(reverse("collections:import"), upload(INVOICES)).status_code == 403
+    assert client.put(reverse("collections:import")).status_code == 405
+    assert not Invoice.objects.exists()
