@@ -25,6 +25,7 @@ from ar_collections.models import (
     PaymentPlan,
     PolicyMinimum,
     Promise,
+    ReceivablesImport,
     TimelineEventInvoice,
     WorkItem,
 )
@@ -318,3 +319,14 @@ class OutgoingMailAdmin(ReadOnlyAdmin):
     list_select_related = ["customer"]
     search_fields = ["subject", "customer__name"]
     exclude = ["attachment"]
+
+
+@admin.register(ReceivablesImport)
+class ReceivablesImportAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
+    """Uploads are made on Collections › Import; here they can be looked up."""
+
+    list_display = ["created_at", "kind", "file_name", "dry_run", "status", "rows", "created", "already",
+                    "created_by"]
+    list_filter = ["kind", "status", "dry_run"]
+    search_fields = ["file_name"]
+    list_select_related = ["created_by"]

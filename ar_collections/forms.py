@@ -161,8 +161,9 @@ class ImportForm(_PlainLabels, forms.Form):
     dry_run = forms.BooleanField(label="Only check the file; record nothing", required=False)
 
     def clean_file(self) -> str:
-        """The file's text."""
+        """The file's text (its name goes to cleaned_data["file_name"])."""
         upload = self.cleaned_data["file"]
+        self.cleaned_data["file_name"] = upload.name or ""
         if upload.size > self.MAX_BYTES:
             raise forms.ValidationError("The file is larger than 20 MB: split it.")
         raw = upload.read()

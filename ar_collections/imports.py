@@ -16,7 +16,16 @@ on account. Recording it checks the account's promises and plans.
 
 Both files are UTF-8 (an Excel byte-order mark is fine), comma-, semicolon- or
 tab-separated, with a header row naming the columns in any order; dates are
-YYYY-MM-DD and amounts use a dot for cents and no thousands separators.
+YYYY-MM-DD and amounts use a dot for cents and no thousands separators. Every
+payment carries its reference (the bank's, a cheque number): it is what tells
+a new payment from one imported before.
+
+A file uploaded on the managers' page is kept as a `ReceivablesImport` and
+imported by a worker (a payment file of thousands of rows takes minutes, more
+than a web request may); `manage.py import_receivables` imports in its own
+process. A worker that dies mid-import rolls back and the broker hands the
+task to another; an upload whose task was lost (the broker was down) is
+handed over again by the sweep on the beat.
 """
 
 from __future__ import annotations
@@ -32,7 +41,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ar_collections.models import Invoice, InvoiceStatus, Payment, PaymentMethod
+from ar_collections.models import (
+    ImportStatus,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentMethod,
+    ReceivablesImport,
+)
 from ar_collections.timeline import events_link
 from ar_collections.workspace import allocations_oldest_first, payment_record
 from arcrm.money import format_money, validate_currency
@@ -43,11 +59,14 @@ INVOICES, PAYMENTS = "invoices", "payments"
 COLUMNS = {
     INVOICES: (("number", "account_number", "issue_date", "due_date", "currency", "total_amount"),
                ("po_reference",)),
-    PAYMENTS: (("account_number", "received_on", "currency", "amount"),
-               ("reference", "method", "invoices")),
+    PAYMENTS: (("account_number", "received_on", "currency", "amount", "reference"),
+               ("method", "invoices")),
 }
-MAX_ROWS = 100_000
-_AMOUNT = re.compile(r"\d{1,13}(\.\d{1,2})?")
+# Also below PostgreSQL's 65,535 parameters for the lookups of a file's
+# accounts and invoices; a larger export is split.
+MAX_ROWS = 50_000
+_AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")  # money fields: 14 digits, 2 after the point
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass
@@ -57,11 +76,19 @@ class ImportReport:
     rows: int = 0
     created: int = 0
     already: int = 0  # recorded before, exactly so: left as they were
-    errors: list[str] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, what is wrong); 0: the file
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.problems
+
+    @property
+    def errors(self) -> list[str]:
+        """The problems in the order of the file, each with its line."""
+        return [f"line {line}: {text}" if line else text for line, text in sorted(self.problems)]
+
+    def problem(self, line: int, text: str) -> None:
+        self.problems.append((line, str(text)))
 
     def summary(self) -> str:
         noun = "invoice" if self.kind == INVOICES else "payment"
@@ -78,50 +105,116 @@ class _RowError(Exception):
     pass
 
 
+# --- queued imports (the managers' page) ------------------------------------------------
+
+# A queued import older than this is handed to the workers again by the sweep.
+SWEEP_AFTER = dt.timedelta(minutes=5)
+
+
+def import_queue(*, kind: str, text: str, file_name: str = "", dry_run: bool = False,
+                 actor=None) -> ReceivablesImport:
+    """Keep the file and have a worker import it once this transaction commits."""
+    batch = ReceivablesImport.objects.create(
+        kind=kind, text=text, file_name=file_name[:200], dry_run=dry_run, created_by=actor,
+    )
+    from ar_collections.tasks import run_import  # the tasks module imports this one
+
+    # robust: a broker that is down must not lose the upload; the sweep hands it over.
+    transaction.on_commit(lambda: run_import.delay(batch.pk), robust=True)
+    return batch
+
+
+def import_run(pk: int) -> str:
+    """Import a queued file; its status says what came of it. An import
+    another worker holds, or one already done, is left alone."""
+    with transaction.atomic():
+        batch = (ReceivablesImport.objects.select_for_update(skip_locked=True)
+                 .filter(pk=pk, status=ImportStatus.QUEUED).first())
+        if batch is None:
+            return "not_claimed"
+        run = invoices_import if batch.kind == INVOICES else payments_import
+        report = run(batch.text, actor=batch.created_by, dry_run=batch.dry_run)
+        if not report.ok:
+            batch.status = ImportStatus.REFUSED
+        else:
+            batch.status = ImportStatus.CHECKED if batch.dry_run else ImportStatus.DONE
+        batch.rows, batch.created, batch.already = report.rows, report.created, report.already
+        batch.errors, batch.summary, batch.finished_at = report.errors, report.summary(), timezone.now()
+        batch.save()
+        return batch.status
+
+
+def imports_sweep(*, now: dt.datetime | None = None) -> int:
+    """Hand queued imports whose task was lost to the workers again."""
+    from ar_collections.tasks import run_import
+
+    now = now or timezone.now()
+    ids = list(ReceivablesImport.objects.filter(status=ImportStatus.QUEUED, created_at__lte=now - SWEEP_AFTER)
+               .values_list("pk", flat=True))
+    for pk in ids:
+        run_import.delay(pk)
+    return len(ids)
+
+
 # --- reading the file -----------------------------------------------------------------
 
 
-def read_rows(text: str, kind: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
-    """(line number, row) for each non-blank row, and the problems of the file as a whole."""
-    required, optional = COLUMNS[kind]
+def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for each non-blank row without a problem; the
+    problems go to `report`, which also counts the rows."""
+    required, optional = COLUMNS[report.kind]
     text = text.removeprefix("\ufeff")
     first = text.split("\n", 1)[0]
     if not first.strip():
-        return [], ["line 1: the file is empty; the first line names the columns: " + ", ".join(required)]
+        report.problem(1, "the file is empty; the first line names the columns: " + ", ".join(required))
+        return []
     try:
-        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
+        delimiter = csv.Sniffer().sniff(first, delimiters=",;\t").delimiter
     except csv.Error:
-        dialect = csv.excel  # one column only, or nothing to tell by: a comma
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect, restkey="\0extra")
-    header = [name.strip().lower() for name in reader.fieldnames or []]
-    reader.fieldnames = header
-    missing = [c for c in required if c not in header]
-    unknown = [c for c in header if c not in required + optional]
-    problems = []
+        delimiter = ","  # one column only, or nothing to tell by
+    # RFC 4180 as Excel writes it; strict, so an unclosed quote is an error
+    # rather than a field that swallows the rest of the file.
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, doublequote=True, strict=True)
+    try:
+        header = [name.strip().lower() for name in next(reader)]
+    except csv.Error as error:
+        report.problem(1, f"{error}")
+        return []
+    named = [c for c in header if c]  # a trailing delimiter leaves a column without a name
+    missing = [c for c in required if c not in named]
+    unknown = [c for c in named if c not in required + optional]
     if missing:
-        problems.append(f"line 1: missing column{'s' * (len(missing) > 1)} {', '.join(missing)}")
+        report.problem(1, f"missing column{'s' * (len(missing) > 1)} {', '.join(missing)}")
     if unknown:
-        problems.append(f"line 1: unknown column{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
-                        f"(the columns are {', '.join(required + optional)})")
-    if len(set(header)) != len(header):
-        problems.append("line 1: a column is named twice")
-    if problems:
-        return [], problems
+        report.problem(1, f"unknown column{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
+                          f"(the columns are {', '.join(required + optional)})")
+    if len(set(named)) != len(named):
+        report.problem(1, "a column is named twice")
+    if report.problems:
+        return []
     rows = []
     try:
-        for row in reader:
-            if len(rows) >= MAX_ROWS:
-                return [], [f"more than {MAX_ROWS:,} rows: split the file"]
+        for values in reader:
             line = reader.line_num
-            if row.get("\0extra"):
-                problems.append(f"line {line}: more values than columns")
+            if not any(v.strip() for v in values):
                 continue
-            values = {k: (v or "").strip() for k, v in row.items() if k != "\0extra"}
-            if any(values.values()):
-                rows.append((line, values))
+            report.rows += 1
+            if report.rows > MAX_ROWS:
+                report.problems[:] = [(0, f"more than {MAX_ROWS:,} rows: split the file")]
+                return []
+            extra = values[len(header):]
+            if any(v.strip() for v in extra):
+                report.problem(line, "more values than columns")
+                continue
+            row = dict(zip(header, (v.strip() for v in values), strict=False))
+            if row.pop("", ""):
+                report.problem(line, "a value under a column without a name")
+                continue
+            rows.append((line, row))
     except csv.Error as error:
-        return [], [f"line {reader.line_num}: {error}"]
-    return rows, problems
+        report.problem(reader.line_num, f"{error} (a quote opened and not closed?)")
+        return []
+    return rows
 
 
 def _date(row: dict, column: str) -> dt.date:
@@ -129,12 +222,10 @@ def _date(row: dict, column: str) -> dt.date:
     if not value:
         raise _RowError(f"{column} is empty")
     try:
-        return dt.date.fromisoformat(value) if len(value) == 10 else _bad_date(value, column)
+        if _DATE.fullmatch(value):
+            return dt.date.fromisoformat(value)
     except ValueError:
-        return _bad_date(value, column)
-
-
-def _bad_date(value: str, column: str) -> dt.date:
+        pass
     raise _RowError(f"{column} {value!r} is not a date: write YYYY-MM-DD")
 
 
@@ -183,8 +274,8 @@ def _accounts_named(rows) -> dict[str, Customer]:
 
 
 def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportReport:
-    rows, problems = read_rows(text, INVOICES)
-    report = ImportReport(INVOICES, dry_run=dry_run, rows=len(rows), errors=list(problems))
+    report = ImportReport(INVOICES, dry_run=dry_run)
+    rows = read_rows(text, report)
     accounts = _accounts_named(rows)
     existing = Invoice.objects.in_bulk({row["number"] for _, row in rows}, field_name="number")
     new: list[Invoice] = []
@@ -201,9 +292,10 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
             else:
                 new.append(invoice)
         except _RowError as error:
-            report.errors.append(f"line {line}: {error}")
-    if report.errors or dry_run:
-        report.created = 0 if report.errors else len(new)
+            report.problem(line, error)
+    if not report.ok or dry_run:
+        report.created = len(new) if report.ok else 0
+        report.already = report.already if report.ok else 0
         return report
     try:
         with transaction.atomic():
@@ -211,7 +303,7 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
             _issued_events(new, actor=actor)
     except IntegrityError:
         # Another import recorded one of these numbers since they were checked.
-        report.errors.append("an invoice number in the file was recorded meanwhile: import the file again")
+        report.problem(0, "an invoice number in the file was recorded meanwhile: import the file again")
         return report
     report.created = len(new)
     return report
@@ -289,8 +381,8 @@ def payments_import(
     text: str, *, actor=None, dry_run: bool = False, today: dt.date | None = None
 ) -> ImportReport:
     today = today or timezone.localdate()
-    rows, problems = read_rows(text, PAYMENTS)
-    report = ImportReport(PAYMENTS, dry_run=dry_run, rows=len(rows), errors=list(problems))
+    report = ImportReport(PAYMENTS, dry_run=dry_run)
+    rows = read_rows(text, report)
     accounts = _accounts_named(rows)
     named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
     invoices = Invoice.objects.in_bulk(named, field_name="number")
@@ -301,14 +393,14 @@ def payments_import(
             payment = _payment_of(line, row, accounts, invoices, today=today)
             key = (payment.customer.pk, payment.reference, payment.amount, payment.currency,
                    payment.received_on)
-            if payment.reference and key in seen:
+            if key in seen:
                 raise _RowError(f"the same payment (reference {payment.reference}) is on line "
                                 f"{seen[key]} already")
             seen[key] = line
             parsed.append(payment)
         except _RowError as error:
-            report.errors.append(f"line {line}: {error}")
-    if report.errors:
+            report.problem(line, error)
+    if not report.ok:
         return report
     with transaction.atomic():
         for payment in parsed:
@@ -319,12 +411,12 @@ def payments_import(
                 _record(payment, actor=actor)
                 report.created += 1
             except _RowError as error:
-                report.errors.append(f"line {payment.line}: {error}")
+                report.problem(payment.line, error)
             except ValidationError as error:
-                report.errors.append(f"line {payment.line}: {' '.join(error.messages)}")
-        if report.errors or dry_run:
+                report.problem(payment.line, " ".join(error.messages))
+        if not report.ok or dry_run:
             transaction.set_rollback(True)
-    if report.errors:
+    if not report.ok:
         report.created = report.already = 0
     return report
 
@@ -347,11 +439,18 @@ def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> 
             raise _RowError(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
         invoice_ids.append(invoice.pk)
     return _PaymentRow(line, customer, received_on, currency, _amount(row, "amount"),
-                       _text(row, "reference", limit=80), method, invoice_ids)
+                       _reference(row), method, invoice_ids)
+
+
+def _reference(row: dict) -> str:
+    if not row.get("reference"):
+        raise _RowError("reference is empty: the payment's reference (the bank's, the cheque number) is "
+                        "what tells a new payment from one imported before")
+    return _text(row, "reference", limit=80)
 
 
 def _recorded_before(payment: _PaymentRow) -> bool:
-    return bool(payment.reference) and Payment.objects.filter(
+    return Payment.objects.filter(
         customer=payment.customer, reference=payment.reference, amount=payment.amount,
         currency=payment.currency, received_on=payment.received_on,
     ).exists()
@@ -362,8 +461,10 @@ def _record(payment: _PaymentRow, *, actor) -> None:
     if payment.invoice_ids:
         targets = list(Invoice.objects.filter(pk__in=payment.invoice_ids))
         settled = sorted(i.number for i in targets if i.status != InvoiceStatus.OPEN)
+        if len(settled) == 1:
+            raise _RowError(f"invoice {settled[0]} is not open any more (paid, written off or cancelled)")
         if settled:
-            raise _RowError(f"invoice {', '.join(settled)} is not open any more "
+            raise _RowError(f"invoices {', '.join(settled)} are not open any more "
                             "(paid, written off or cancelled)")
     else:
         targets = list(payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency))

@@ -1200,3 +1200,55 @@ class OutgoingMail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {', '.join(self.to)}"
+
+
+# --- Receivables from the ERP ---------------------------------------------------------
+
+
+class ImportKind(models.TextChoices):
+    INVOICES = "invoices", "Invoices"
+    PAYMENTS = "payments", "Payments"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DONE = "done", "Imported"
+    CHECKED = "checked", "Checked (nothing recorded)"
+    REFUSED = "refused", "Refused (nothing recorded)"
+
+
+class ReceivablesImport(models.Model):
+    """A CSV file from the ERP, uploaded by a manager and imported by a worker
+    (ar_collections/imports.py), with what came of it. The file is kept: what
+    was imported, and by whom, stays on record."""
+
+    kind = models.CharField(max_length=16, choices=ImportKind.choices)
+    file_name = models.CharField(max_length=200, blank=True)
+    text = models.TextField()
+    dry_run = models.BooleanField(default=False, help_text="Only check the file; record nothing.")
+    status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    already = models.PositiveIntegerField(default=0, help_text="Rows recorded before, left as they were.")
+    errors = models.JSONField(default=list, blank=True)
+    summary = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["created_at"], name="import_queued_since",
+                         condition=Q(status="queued")),
+        ]
+        permissions = [
+            # Its own permission, not add_invoice: that would also open the
+            # admin's invoice form, which puts nothing on the timeline.
+            ("import_receivables", "Can import invoices and payments from the ERP"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} import {self.file_name or self.pk} ({self.get_status_display()})"

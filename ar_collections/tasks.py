@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from ar_collections.delivery import actions_deliver, invoices_resend, run_sweep_planned
 from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts, run_finish_if_done
+from ar_collections.imports import import_run as imports_run
+from ar_collections.imports import imports_sweep
 from ar_collections.models import DunningAction, DunningRun
 from ar_collections.outbox import mails_send, mails_sweep
 from ar_collections.services import behaviour_refresh
@@ -114,3 +116,17 @@ def send_mail(mail_ids: list[int]) -> dict[str, int]:
 def sweep_queued_mail() -> int:
     """Every few minutes: hand mails still queued to the workers again."""
     return mails_sweep()
+
+
+@shared_task(name="collections.run_import")
+def run_import(import_id: int) -> str:
+    """Import an uploaded CSV file of invoices or payments (see imports)."""
+    outcome = imports_run(int(import_id))
+    log.info("receivables import %s: %s", import_id, outcome)
+    return outcome
+
+
+@shared_task(name="collections.sweep_queued_imports")
+def sweep_queued_imports() -> int:
+    """Every few minutes: hand uploads whose task was lost to the workers again."""
+    return imports_sweep()

@@ -52,11 +52,13 @@ from ar_collections.models import (
     DunningRun,
     ExceptionRequest,
     ExceptionStatus,
+    ImportStatus,
     Invoice,
     InvoiceStatus,
     PaymentBehaviour,
     PaymentPlan,
     PlanStatus,
+    ReceivablesImport,
     RunStatus,
 )
 from arcrm.htmx import wants_fragment
@@ -672,33 +674,43 @@ def _item_response(
 
 # --- Receivables from the ERP ------------------------------------------------------------
 
-IMPORT_PERMISSIONS = {
-    imports.INVOICES: "collections.add_invoice", imports.PAYMENTS: "collections.add_payment",
-}
+IMPORT_PERMISSION = "collections.import_receivables"
+IMPORTS_LISTED = 20
 IMPORT_ERRORS_SHOWN = 200
 
 
 @login_required
+@permission_required(IMPORT_PERMISSION, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def receivables_import(request: HttpRequest) -> HttpResponse:
-    """A manager uploads the ERP's invoices or payments as CSV: all or nothing,
-    each problem named by its line."""
-    allowed = [kind for kind, permission in IMPORT_PERMISSIONS.items() if request.user.has_perm(permission)]
-    if not allowed:
-        raise PermissionDenied("Your role may not import receivables.")
+    """A manager uploads the ERP's invoices or payments as CSV; a worker
+    imports the file, all or nothing, and the list below says what came of it."""
     form = ImportForm(request.POST or None, request.FILES or None)
-    report, status = None, 200
-    if request.method == "POST":
-        status = 422
-        if form.is_valid():
-            kind = form.cleaned_data["kind"]
-            if kind not in allowed:
-                raise PermissionDenied(f"Your role may not import {kind}.")
-            run = imports.invoices_import if kind == imports.INVOICES else imports.payments_import
-            report = run(form.cleaned_data["file"], actor=request.user, dry_run=form.cleaned_data["dry_run"])
-            status = 200 if report.ok else 422
-    return render(request, "collections/import.html", {
-        "form": form, "report": report, "columns": imports.COLUMNS,
-        "errors_shown": report.errors[:IMPORT_ERRORS_SHOWN] if report else [],
-        "errors_more": max(len(report.errors) - IMPORT_ERRORS_SHOWN, 0) if report else 0,
-    }, status=status)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        batch = imports.import_queue(kind=data["kind"], text=data["file"], file_name=data["file_name"],
+                                     dry_run=data["dry_run"], actor=request.user)
+        messages.success(request, f"{batch.file_name or 'The file'} is queued for import; "
+                                  "what came of it shows below in a moment.")
+        return redirect("collections:import")
+    context = {"form": form, **_imports_context()}
+    if request.htmx and request.method == "GET":
+        return render(request, "collections/import.html#imports", context)
+    return render(request, "collections/import.html", context, status=422 if form.is_bound else 200)
+
+
+def _imports_context() -> dict:
+    recent = list(ReceivablesImport.objects.select_related("created_by").defer("text")[:IMPORTS_LISTED])
+    return {"imports": recent, "any_queued": any(i.status == ImportStatus.QUEUED for i in recent)}
+
+
+@login_required
+@permission_required(IMPORT_PERMISSION, raise_exception=True)
+@require_safe
+def receivables_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(ReceivablesImport.objects.select_related("created_by").defer("text"), pk=pk)
+    return render(request, "collections/import_detail.html", {
+        "batch": batch,
+        "errors_shown": batch.errors[:IMPORT_ERRORS_SHOWN],
+        "errors_more": max(len(batch.errors) - IMPORT_ERRORS_SHOWN, 0),
+    })

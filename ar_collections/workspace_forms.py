@@ -154,8 +154,11 @@ class PaymentForm(_AccountForm):
     currency = forms.ChoiceField()
     amount = _money(label="Amount")
     method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)
-    reference = forms.CharField(label="Reference", max_length=80, required=False,
-                                help_text="As on the bank statement or the cheque.")
+    reference = forms.CharField(
+        label="Reference", max_length=80,
+        help_text="As on the bank statement, the cheque's number, a receipt's for cash: "
+                  "it tells this payment from one recorded before.",
+    )
     invoices = InvoiceChoices(
         label="Apply to", required=False,
         help_text="The oldest due first, each up to what is open; the rest stays on account.",

@@ -66,8 +66,8 @@ MANAGE = [
     ("collections", "change_exceptionrequest"),
     # Cash application: a payment takes money off invoices and can keep a promise.
     ("collections", "add_payment"),
-    # The ERP's invoices, imported from CSV.
-    ("collections", "add_invoice"),
+    # The ERP's invoices and payments, imported from CSV.
+    ("collections", "import_receivables"),
     # A credit beyond the collectors' limit (CollectionRules.credit_without_manager_amount).
     ("collections", "settle_beyond_credit_limit"),
     ("collections", "change_collectionrules"),

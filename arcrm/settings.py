@@ -210,6 +210,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "collections.sweep_queued_mail",
         "schedule": crontab(minute="*/5"),
     },
+    # Uploaded CSV files whose import task was lost (ar_collections/imports.py).
+    "sweep-queued-imports": {
+        "task": "collections.sweep_queued_imports",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 
 LOGGING = {

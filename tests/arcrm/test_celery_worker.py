@@ -24,15 +24,18 @@ from django.utils import timezone
 
 from ar_collections import outbox, workspace
 from ar_collections.models import (
+    ImportStatus,
     MailPurpose,
     MailStatus,
     OutgoingMail,
+    Payment,
     PaymentBehaviour,
     PromiseStatus,
+    ReceivablesImport,
     WorkItem,
     WorkKind,
 )
-from ar_collections.tasks import check_commitments, refresh_payment_behaviour, send_mail
+from ar_collections.tasks import check_commitments, refresh_payment_behaviour, run_import, send_mail
 from arcrm.celery import app
 from arcrm.roles import sync_role_groups
 from customers.models import Segment
@@ -235,6 +238,39 @@ def test_a_worker_sends_a_queued_mail_once_however_often_it_is_handed_over(
     (message,) = worker_smtp.messages
     assert message["Message-ID"] == outbox.message_id(mail.pk)
     assert message["Subject"] == "Copy of invoice INV-7"
+
+
+@pytest.mark.slow
+def test_a_worker_imports_an_uploaded_payments_file_once_however_often_it_is_handed_over(
+    worker, sender, wait_for, make_customer, make_invoice
+):
+    queue, process = worker
+    customer = make_customer(account_number="C-IMP", name="Importing Ida KG")
+    invoice = make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 5, 31), amount="400.00")
+    batch = ReceivablesImport.objects.create(
+        kind="payments", file_name="bank.csv",
+        text="account_number,received_on,currency,amount,reference\nC-IMP,2025-06-02,EUR,150.00,BANK-9\n",
+    )
+
+    with sender.connection_for_write() as connection:
+        for _ in range(2):  # the upload's own hand-over and a sweep
+            run_import.apply_async(args=[batch.pk], queue=queue, connection=connection)
+
+    wait_for(lambda: process.output().count("collections.run_import") >= 4, timeout=60,
+             message="the worker to run both hand-overs")  # received + succeeded, twice
+    batch.refresh_from_db()
+    assert (batch.status, batch.created, batch.errors) == (ImportStatus.DONE, 1, [])
+    invoice.refresh_from_db()
+    assert invoice.open_amount == Decimal("250.00")
+    assert Payment.objects.filter(customer=customer).count() == 1
+
+
+def test_uploads_whose_task_was_lost_are_swept_every_five_minutes():
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-queued-imports"]
+
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] == crontab(minute="*/5")
 
 
 def test_queued_mail_is_swept_every_five_minutes():
