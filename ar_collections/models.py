@@ -382,7 +382,7 @@ class DunningStep(models.Model):
     late_fee_currency = models.CharField(
         max_length=3, default=_default_currency, validators=[validate_currency],
         help_text="The fee is charged once per notice that lists an invoice in this currency; "
-                  "a notice in other currencies only carries none.",
+                  "a notice listing only other currencies carries no fee.",
     )
     interest_rate_percent = models.DecimalField(
         "annual interest rate (%)", max_digits=5, decimal_places=2, default=Decimal("0"),

@@ -15,6 +15,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='dunningstep',
             name='late_fee_currency',
-            field=models.CharField(default=ar_collections.models._default_currency, help_text='The fee is charged once per notice that lists an invoice in this currency; a notice in other currencies only carries none.', max_length=3, validators=[arcrm.money.validate_currency]),
+            field=models.CharField(default=ar_collections.models._default_currency, help_text='The fee is charged once per notice that lists an invoice in this currency; a notice listing only other currencies carries no fee.', max_length=3, validators=[arcrm.money.validate_currency]),
         ),
     ]
