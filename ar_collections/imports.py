@@ -64,6 +64,13 @@ COLUMNS = {
 }
 # Also below PostgreSQL's 65,535 parameters for the lookups of a file's
 # accounts and invoices; a larger export is split.
+# A file to start from, offered on the import page: the header and one row.
+EXAMPLES = {
+    INVOICES: "number,account_number,issue_date,due_date,currency,total_amount,po_reference\r\n"
+              "INV-2025-0001,C00042,2025-07-01,2025-07-31,EUR,1250.00,PO-881\r\n",
+    PAYMENTS: "account_number,received_on,currency,amount,reference,method,invoices\r\n"
+              "C00042,2025-08-04,EUR,1250.00,BANK-20250804-17,bank_transfer,INV-2025-0001\r\n",
+}
 MAX_ROWS = 50_000
 _AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")  # money fields: 14 digits, 2 after the point
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

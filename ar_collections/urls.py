@@ -14,6 +14,7 @@ urlpatterns = [
     path("letters/", views.letter_queue, name="letters"),
     path("import/", views.receivables_import, name="import"),
     path("import/<int:pk>/", views.receivables_import_detail, name="import_detail"),
+    path("import/example/<str:kind>.csv", views.receivables_import_example, name="import_example"),
     path("letters/printed/", views.letters_printed, name="letters_printed"),
     path("letters/<int:pk>/pdf/", views.letter_download, name="letter_download"),
     path("customers/<int:pk>/cause/", views.cause_record, name="cause_record"),

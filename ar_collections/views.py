@@ -714,3 +714,15 @@ def receivables_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "errors_shown": batch.errors[:IMPORT_ERRORS_SHOWN],
         "errors_more": max(len(batch.errors) - IMPORT_ERRORS_SHOWN, 0),
     })
+
+
+@login_required
+@permission_required(IMPORT_PERMISSION, raise_exception=True)
+@require_safe
+def receivables_import_example(request: HttpRequest, kind: str) -> HttpResponse:
+    """A CSV file to start from: the columns and one example row."""
+    if kind not in imports.EXAMPLES:
+        raise Http404("There are invoice and payment files only.")
+    response = HttpResponse(imports.EXAMPLES[kind], content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="arcrm-{kind}-example.csv"'
+    return response

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from ar_collections import tasks, workspace
+from ar_collections import imports, tasks, workspace
 from ar_collections.imports import (
     import_queue,
     import_run,
@@ -496,3 +496,23 @@ def test_a_file_over_the_row_limit_is_refused_before_any_lookup(accounts, monkey
 
     assert report.errors == ["more than 3 rows: split the file"]
     assert not Invoice.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["invoices", "payments"])
+def test_the_example_files_are_offered_and_are_files_the_import_takes(client, manager, make_customer, kind):
+    """The example names account C00042 and its invoice: with those in place
+    the file checks clean, so it is a real starting point."""
+    make_customer(account_number="C00042", name="Example GmbH")
+    if kind == "payments":
+        invoices_import(imports.EXAMPLES["invoices"])
+    client.force_login(manager)
+
+    response = client.get(reverse("collections:import_example", args=[kind]))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert f'filename="arcrm-{kind}-example.csv"' in response["Content-Disposition"]
+    run = invoices_import if kind == "invoices" else payments_import
+    report = run(response.content.decode(), dry_run=True)
+    assert (report.ok, report.created) == (True, 1), report.errors
+    assert client.get(reverse("collections:import_example", args=["customers"])).status_code == 404
