@@ -1,6 +1,7 @@
 """Exactly once across workers: concurrent deliveries, held rows, fan-out and sweeps."""
 
 import datetime as dt
+import smtplib
 import threading
 
 import pytest
@@ -86,6 +87,42 @@ def test_an_action_another_worker_holds_is_skipped_not_waited_for(make_account, 
     with frozen(ON):
         assert actions_deliver(action_ids=[action_id])["emailed"] == 1
     assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_is_recorded_by_whoever_holds_the_action_after_the_rollback(make_account):
+    """A refused send rolls the attempt back and claims the action again to
+    record the failure. If a sweep's worker took it in between, that worker
+    records its own outcome: this one records nothing, counts no attempt."""
+    [action_id] = _planned(make_account, 1)
+    held, release = threading.Event(), threading.Event()
+    refusal = smtplib.SMTPDataError(554, b"Message refused")
+
+    def sweeping_worker() -> None:
+        try:
+            with transaction.atomic():
+                DunningAction.objects.select_for_update().get(pk=action_id)
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sweeping_worker)
+    thread.start()
+    try:
+        assert held.wait(timeout=10)
+        assert delivery._send_failed(action_id, refusal) == "not_claimed"
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    action = DunningAction.objects.get(pk=action_id)
+    assert (action.status, action.attempts, action.error) == (ActionStatus.PLANNED, 0, "")
+
+    # Free again, the refusal is recorded once, as a permanent failure.
+    assert delivery._send_failed(action_id, refusal) == "failed"
+    action.refresh_from_db()
+    assert (action.status, action.attempts) == (ActionStatus.FAILED, 1)
+    assert action.error == "SMTPDataError: (554, b'Message refused')"
 
 
 def test_a_sweep_enqueues_a_run_s_planned_actions_in_batches_once_committed(
