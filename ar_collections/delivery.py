@@ -157,19 +157,9 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # so only the COMMIT follows the server's acceptance.
     refused: Exception | None = None
     with transaction.atomic():
-        action = (
-            DunningAction.objects.select_for_update(skip_locked=True)
-            .filter(pk=action_id, status=ActionStatus.PLANNED)
-            .first()
-        )
+        action = _claim(action_id, status=ActionStatus.SENDING)
         if action is None:
             return "not_claimed"
-        claimed = DunningAction.objects.filter(pk=action.pk, status=ActionStatus.PLANNED).update(
-            status=ActionStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
-        )
-        if not claimed:
-            return "not_claimed"
-        action.refresh_from_db()
         files: list[str] = []
         try:
             # A savepoint: on failure the charges and records made so far go,
@@ -200,18 +190,27 @@ def _send_failed(action_id: int, error: Exception) -> str:
     attempt that rolled back. Claimed again first: a sweep may have taken the
     action since, and then it is that worker's to record."""
     with transaction.atomic():
-        action = (
-            DunningAction.objects.select_for_update(skip_locked=True)
-            .filter(pk=action_id, status=ActionStatus.PLANNED)
-            .first()
-        )
+        action = _claim(action_id)
         if action is None:
             return "not_claimed"
-        DunningAction.objects.filter(pk=action.pk).update(
-            attempts=F("attempts") + 1, claimed_at=timezone.now()
-        )
-        action.refresh_from_db()
         return _record_failure(action, error)
+
+
+def _claim(action_id: int, **changes) -> DunningAction | None:
+    """Lock the action if it is still PLANNED and no other worker holds it,
+    count an attempt and apply `changes`; None if it is not ours to act on."""
+    action = (
+        DunningAction.objects.select_for_update(skip_locked=True)
+        .filter(pk=action_id, status=ActionStatus.PLANNED)
+        .first()
+    )
+    if action is None:
+        return None
+    DunningAction.objects.filter(pk=action.pk).update(
+        attempts=F("attempts") + 1, claimed_at=timezone.now(), **changes
+    )
+    action.refresh_from_db()
+    return action
 
 
 def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
