@@ -795,7 +795,10 @@ def commitments_check(*, on: dt.date, customer_ids: Iterable[int] | None = None)
     `on`; put what needs a collector on the worklist. Safe to repeat: each
     finding changes a row's status once, under its lock."""
     counts = dict.fromkeys(["kept", "broken", "due", "open", "paid", "missed", "completed"], 0)
-    promises = Promise.objects.filter(status=PromiseStatus.OPEN, made_on__lte=on)
+    # Promises made after `on` too: checked as of a payment's date, one made
+    # since can only turn out kept (its invoices were settled by then), never
+    # broken, as its grace period cannot have ended before it was made.
+    promises = Promise.objects.filter(status=PromiseStatus.OPEN)
     plans = PaymentPlan.objects.filter(status=PlanStatus.ACTIVE, proposed_on__lte=on)
     if customer_ids is not None:
         ids = list(customer_ids)
@@ -840,7 +843,8 @@ def _promise_check(promise: Promise, *, on: dt.date) -> str:
     paid = receipts.paid_by(end)
     money = format_money(locked.amount, locked.currency)
     if paid >= locked.amount or receipts.settled_by(end):
-        _promise_close(locked, PromiseStatus.KEPT, paid=paid, on=on,
+        # Settled before it was made (a payment entered late): kept from the day it was made.
+        _promise_close(locked, PromiseStatus.KEPT, paid=paid, on=max(on, locked.made_on),
                        summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} "
                        f"promised for {locked.promised_on:%d %b %Y}")
         return "kept"

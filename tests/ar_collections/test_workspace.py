@@ -191,6 +191,36 @@ def schedule(*parts: tuple[int, str]) -> list[tuple[dt.date, Decimal]]:
     return [(LATE + dt.timedelta(days=d), Decimal(a)) for d, a in parts]
 
 
+def test_a_payment_received_before_the_promise_was_made_that_settles_its_invoice_keeps_it_at_once(
+    account, invoices, collector
+):
+    """The customer had paid the day before; the collector, not knowing, took
+    a promise; the payment is entered the day after with its real date."""
+    _, large = invoices
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("700.00"),
+                                       promised_on=LATE + dt.timedelta(days=5), invoices=[large], on=LATE)
+
+    pay(account, LATE - dt.timedelta(days=1), (large, "700.00"))
+
+    promise.refresh_from_db()
+    assert (promise.status, promise.resolved_on) == (PromiseStatus.KEPT, LATE)  # not before it was made
+    assert not account.dunning_pauses.filter(lifted_at__isnull=True).exists()
+
+
+def test_a_part_payment_received_before_the_promise_was_made_leaves_it_open(account, invoices, collector):
+    """What a promise counts is what came in after it was made; a part paid
+    before is already off the balance the promise was made on."""
+    _, large = invoices
+    pay(account, LATE - dt.timedelta(days=1), (large, "300.00"))
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("400.00"),
+                                       promised_on=LATE + dt.timedelta(days=5), invoices=[large], on=LATE)
+
+    workspace.commitments_check(on=LATE - dt.timedelta(days=1), customer_ids=[account.pk])
+
+    promise.refresh_from_db()
+    assert promise.status == PromiseStatus.OPEN
+
+
 def test_a_payment_after_the_grace_period_does_not_keep_a_promise(account, invoices, collector):
     small, _ = invoices
     promise = workspace.promise_record(
