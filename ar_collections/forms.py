@@ -7,6 +7,7 @@ import datetime as dt
 from django import forms
 from django.contrib.auth import get_user_model
 
+from ar_collections import imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause
 from customers.models import Segment
 
@@ -166,10 +167,7 @@ class ImportForm(_PlainLabels, forms.Form):
         self.cleaned_data["file_name"] = upload.name or ""
         if upload.size > self.MAX_BYTES:
             raise forms.ValidationError("The file is larger than 20 MB: split it.")
-        raw = upload.read()
         try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise forms.ValidationError(
-                f"The file is not UTF-8 (byte {error.start}): save it as “CSV UTF-8”."
-            ) from None
+            return imports.decode(upload.read())
+        except imports.NotText as error:
+            raise forms.ValidationError(str(error)) from None

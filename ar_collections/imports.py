@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -54,6 +55,8 @@ from ar_collections.workspace import allocations_oldest_first, payment_record
 from arcrm.money import format_money, validate_currency
 from customers.models import Customer, EventKind, TimelineEvent
 
+log = logging.getLogger(__name__)
+
 INVOICES, PAYMENTS = "invoices", "payments"
 # (required, optional) columns of each kind of file.
 COLUMNS = {
@@ -62,8 +65,6 @@ COLUMNS = {
     PAYMENTS: (("account_number", "received_on", "currency", "amount", "reference"),
                ("method", "invoices")),
 }
-# Also below PostgreSQL's 65,535 parameters for the lookups of a file's
-# accounts and invoices; a larger export is split.
 # A file to start from, offered on the import page: the header and one row.
 EXAMPLES = {
     INVOICES: "number,account_number,issue_date,due_date,currency,total_amount,po_reference\r\n"
@@ -71,6 +72,8 @@ EXAMPLES = {
     PAYMENTS: "account_number,received_on,currency,amount,reference,method,invoices\r\n"
               "C00042,2025-08-04,EUR,1250.00,BANK-20250804-17,bank_transfer,INV-2025-0001\r\n",
 }
+# Also below PostgreSQL's 65,535 parameters for the lookups of a file's
+# accounts and invoices; a larger export is split.
 MAX_ROWS = 50_000
 _AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")  # money fields: 14 digits, 2 after the point
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -133,14 +136,25 @@ def import_queue(*, kind: str, text: str, file_name: str = "", dry_run: bool = F
 
 def import_run(pk: int) -> str:
     """Import a queued file; its status says what came of it. An import
-    another worker holds, or one already done, is left alone."""
+    another worker holds, or one already done, is left alone. An error the
+    import did not foresee ends it as failed, nothing recorded, rather than
+    leaving it queued to fail again at every sweep."""
     with transaction.atomic():
         batch = (ReceivablesImport.objects.select_for_update(skip_locked=True)
                  .filter(pk=pk, status=ImportStatus.QUEUED).first())
         if batch is None:
             return "not_claimed"
         run = invoices_import if batch.kind == INVOICES else payments_import
-        report = run(batch.text, actor=batch.created_by, dry_run=batch.dry_run)
+        try:
+            with transaction.atomic():
+                report = run(batch.text, actor=batch.created_by, dry_run=batch.dry_run)
+        except Exception as error:
+            log.exception("receivables import %s failed", batch.pk)
+            batch.status, batch.finished_at = ImportStatus.FAILED, timezone.now()
+            batch.errors = [f"The import stopped on an error: {type(error).__name__}: {error}"]
+            batch.summary = "Nothing imported: the import stopped on an error (see below)."
+            batch.save()
+            return batch.status
         if not report.ok:
             batch.status = ImportStatus.REFUSED
         else:
@@ -161,6 +175,21 @@ def imports_sweep(*, now: dt.datetime | None = None) -> int:
     for pk in ids:
         run_import.delay(pk)
     return len(ids)
+
+
+class NotText(ValueError):
+    """The upload is not a UTF-8 text file."""
+
+
+def decode(raw: bytes) -> str:
+    """The file's text; NotText (with what to do) if it is not UTF-8 text."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotText(f"The file is not UTF-8 (byte {error.start}): save it as “CSV UTF-8”.") from None
+    if "\x00" in text:
+        raise NotText(f"The file holds a NUL character (byte {raw.index(0)}): it is not a CSV text file.")
+    return text
 
 
 # --- reading the file -----------------------------------------------------------------
@@ -209,17 +238,19 @@ def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]
             if report.rows > MAX_ROWS:
                 report.problems[:] = [(0, f"more than {MAX_ROWS:,} rows: split the file")]
                 return []
-            extra = values[len(header):]
-            if any(v.strip() for v in extra):
+            values = [v.strip() for v in values]
+            if any(values[len(header):]):
                 report.problem(line, "more values than columns")
                 continue
-            row = dict(zip(header, (v.strip() for v in values), strict=False))
-            if row.pop("", ""):
+            if any(value for name, value in zip(header, values, strict=False) if not name):
                 report.problem(line, "a value under a column without a name")
                 continue
-            rows.append((line, row))
+            # A short row (an export that drops trailing empty cells) leaves the rest empty.
+            values += [""] * (len(header) - len(values))
+            rows.append((line, {name: value for name, value in zip(header, values, strict=False) if name}))
     except csv.Error as error:
-        report.problem(reader.line_num, f"{error} (a quote opened and not closed?)")
+        hint = " (a quote opened and not closed?)" if "unexpected end of data" in str(error) else ""
+        report.problem(reader.line_num, f"{error}{hint}")
         return []
     return rows
 
@@ -412,6 +443,10 @@ def payments_import(
     with transaction.atomic():
         for payment in parsed:
             try:
+                # The account's lock first (payment_record takes it too): a copy
+                # of this file imported at the same time waits here and then
+                # finds these payments recorded, rather than refusing them.
+                Customer.objects.select_for_update().filter(pk=payment.customer.pk).first()
                 if _recorded_before(payment):
                     report.already += 1
                     continue

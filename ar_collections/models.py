@@ -1215,6 +1215,7 @@ class ImportStatus(models.TextChoices):
     DONE = "done", "Imported"
     CHECKED = "checked", "Checked (nothing recorded)"
     REFUSED = "refused", "Refused (nothing recorded)"
+    FAILED = "failed", "Failed (nothing recorded)"
 
 
 class ReceivablesImport(models.Model):

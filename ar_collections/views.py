@@ -690,7 +690,8 @@ def receivables_import(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         batch = imports.import_queue(kind=data["kind"], text=data["file"], file_name=data["file_name"],
                                      dry_run=data["dry_run"], actor=request.user)
-        messages.success(request, f"{batch.file_name or 'The file'} is queued for import; "
+        messages.success(request, f"{batch.file_name or 'The file'} is queued for "
+                                  f"{'a check' if batch.dry_run else 'import'}; "
                                   "what came of it shows below in a moment.")
         return redirect("collections:import")
     context = {"form": form, **_imports_context()}

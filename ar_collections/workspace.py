@@ -839,7 +839,9 @@ def _promise_check(promise: Promise, *, on: dt.date) -> str:
     # Only what arrived by the end of the grace period keeps a promise: a payment
     # recorded late, before the daily check came round, does not turn it kept.
     end = min(on, locked.broken_after)
-    receipts = _Receipts(locked.invoices.all(), since=locked.made_on)
+    # Checked as of a payment received before it was made (entered late),
+    # that payment counts: it is what settled the invoices.
+    receipts = _Receipts(locked.invoices.all(), since=min(locked.made_on, on))
     paid = receipts.paid_by(end)
     money = format_money(locked.amount, locked.currency)
     if paid >= locked.amount or receipts.settled_by(end):

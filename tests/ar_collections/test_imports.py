@@ -4,6 +4,7 @@ problem named by its line, the same file twice recording nothing twice."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from decimal import Decimal
 from io import StringIO
 
@@ -11,6 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -292,7 +294,7 @@ def test_the_command_refuses_a_file_that_is_not_utf8(accounts, tmp_path):
     path = tmp_path / "invoices.csv"
     path.write_bytes(INVOICES.replace("Acme", "Müller").encode("utf-8") + "Müller".encode("latin-1"))
 
-    with pytest.raises(CommandError, match=r"is not UTF-8 \(byte \d+\): save it as UTF-8 CSV"):
+    with pytest.raises(CommandError, match=r"invoices.csv: The file is not UTF-8 \(byte \d+\)"):
         call_command("import_receivables", "invoices", str(path))
     with pytest.raises(CommandError, match="cannot read"):
         call_command("import_receivables", "invoices", str(tmp_path / "missing.csv"))
@@ -489,7 +491,7 @@ def test_a_payment_without_a_reference_is_refused_so_a_second_run_cannot_record_
     assert not Payment.objects.exists()
 
 
-def test_a_file_over_the_row_limit_is_refused_before_any_lookup(accounts, monkeypatch):
+def test_a_file_over_the_row_limit_is_refused(accounts, monkeypatch):
     monkeypatch.setattr("ar_collections.imports.MAX_ROWS", 3)
 
     report = invoices_import(INVOICES)
@@ -516,3 +518,79 @@ def test_the_example_files_are_offered_and_are_files_the_import_takes(client, ma
     report = run(response.content.decode(), dry_run=True)
     assert (report.ok, report.created) == (True, 1), report.errors
     assert client.get(reverse("collections:import_example", args=["customers"])).status_code == 404
+
+
+def test_a_short_row_leaves_its_last_columns_empty_and_says_what_is_missing(accounts):
+    report = invoices_import("account_number,number,issue_date,due_date,currency,total_amount\n"
+                             "C-ACME\n")
+
+    assert report.errors == ["line 2: number is empty"]
+
+
+def test_a_value_under_any_column_without_a_name_is_a_problem(accounts):
+    report = invoices_import("number,account_number,issue_date,due_date,currency,total_amount,,\n"
+                             "INV-1,C-ACME,2025-07-01,2025-07-31,EUR,10.00,oops,\n")
+
+    assert report.errors == ["line 2: a value under a column without a name"]
+
+
+def test_a_file_with_a_nul_character_is_refused_on_the_page_and_by_the_command(client, manager, accounts,
+                                                                               tmp_path):
+    raw = INVOICES.replace("PO-7", "PO\x007").encode("utf-8")
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:import"), upload(raw))
+
+    assert response.status_code == 422
+    assert "The file holds a NUL character" in response.content.decode()
+    path = tmp_path / "nul.csv"
+    path.write_bytes(raw)
+    with pytest.raises(CommandError, match=r"nul\.csv: The file holds a NUL character"):
+        call_command("import_receivables", "invoices", str(path))
+    assert not ReceivablesImport.objects.exists() and not Invoice.objects.exists()
+
+
+def test_an_import_that_stops_on_an_unforeseen_error_fails_instead_of_staying_queued(
+    manager, accounts, monkeypatch
+):
+    batch = import_queue(kind="invoices", text=INVOICES, actor=manager)
+
+    def broken(*args, **kwargs):
+        Invoice.objects.create(number="HALF-WRITTEN", customer=accounts["C-ACME"], issue_date=TODAY,
+                               due_date=TODAY, total_amount=1, open_amount=1)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("ar_collections.imports.invoices_import", broken)  # a defect, simulated
+
+    assert import_run(batch.pk) == ImportStatus.FAILED
+    batch.refresh_from_db()
+    assert batch.errors == ["The import stopped on an error: RuntimeError: disk full"]
+    assert not Invoice.objects.exists()  # what it wrote before the error is gone
+    assert imports_sweep(now=timezone.now() + dt.timedelta(hours=1)) == 0  # not handed over again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_copies_of_a_payments_file_imported_at_once_record_each_payment_once(accounts):
+    assert invoices_import(INVOICES).ok
+    start = threading.Barrier(2)
+    reports, errors = [], []
+
+    def worker() -> None:
+        try:
+            start.wait(timeout=10)
+            reports.append(payments_import(PAYMENTS, today=TODAY))
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert all(report.ok for report in reports), [report.errors for report in reports]
+    assert sorted((report.created, report.already) for report in reports) == [(0, 3), (3, 0)]
+    assert Payment.objects.count() == 3

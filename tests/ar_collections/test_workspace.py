@@ -204,6 +204,10 @@ def test_a_payment_received_before_the_promise_was_made_that_settles_its_invoice
 
     promise.refresh_from_db()
     assert (promise.status, promise.resolved_on) == (PromiseStatus.KEPT, LATE)  # not before it was made
+    assert promise.paid_amount == Decimal("700.00")
+    kept = [s for s in events(account, EventKind.PROMISE) if s.startswith("Promise kept")]
+    assert kept == ["Promise kept: EUR 700.00 paid of EUR 700.00 promised for "
+                    f"{LATE + dt.timedelta(days=5):%d %b %Y}"]
     assert not account.dunning_pauses.filter(lifted_at__isnull=True).exists()
 
 

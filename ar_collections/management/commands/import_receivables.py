@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ar_collections.imports import INVOICES, PAYMENTS, invoices_import, payments_import
+from ar_collections.imports import INVOICES, PAYMENTS, NotText, decode, invoices_import, payments_import
 
 
 class Command(BaseCommand):
@@ -24,9 +24,9 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f"cannot read {file}: {error.strerror}") from None
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise CommandError(f"{file} is not UTF-8 (byte {error.start}): save it as UTF-8 CSV") from None
+            text = decode(raw)
+        except NotText as error:
+            raise CommandError(f"{file}: {error}") from None
         run = invoices_import if kind == INVOICES else payments_import
         report = run(text, dry_run=dry_run)
         for problem in report.errors:
