@@ -155,7 +155,6 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # same Message-ID (see the module docstring). To keep that window as short
     # as it can be, the send comes after everything else, savepoints released,
     # so only the COMMIT follows the server's acceptance.
-    refused: Exception | None = None
     with transaction.atomic():
         action = _claim(action_id, status=ActionStatus.SENDING)
         if action is None:
@@ -172,14 +171,10 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
             return _record_failure(action, error)
         if message is None:
             return outcome
-        try:
-            mailer.send(message)
-        except Exception as error:
-            # Nothing was sent: the whole attempt goes, and the failure is
-            # recorded below under a claim of its own.
-            refused = error
-            transaction.set_rollback(True)
-        else:
+        # Refused: nothing was sent, the whole attempt goes, and the failure
+        # is recorded below under a claim of its own.
+        refused = mailer.send_last(message)
+        if refused is None:
             return outcome
     log.warning("dunning action %s not sent: %s", action_id, refused, exc_info=refused)
     return _send_failed(action_id, refused)
@@ -425,6 +420,19 @@ class Mailer:
             self.close()
             raise
 
+    def send_last(self, message: EmailMultiAlternatives) -> Exception | None:
+        """Send `message` as the last thing the current transaction does, so
+        that only its COMMIT follows the server's acceptance (a crash in
+        between sends a second copy, with the same Message-ID). None once the
+        server took it; else the error, with the transaction marked to roll
+        back, so nothing recorded with the message stands."""
+        try:
+            self.send(message)
+        except Exception as error:
+            transaction.set_rollback(True)
+            return error
+        return None
+
     def close(self) -> None:
         if self.opened:
             self.opened = False
@@ -436,8 +444,12 @@ class Mailer:
 
 def message_id(action_id: int) -> str:
     """The same Message-ID for every copy of one action's e-mail."""
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "arcrm.invalid"
-    return f"<dunning-action-{action_id}@{domain}>"
+    return f"<dunning-action-{action_id}@{sender_domain()}>"
+
+
+def sender_domain() -> str:
+    """The domain of our Message-IDs: the sender address's."""
+    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "arcrm.invalid"
 
 
 # --- what the notice says -------------------------------------------------------
@@ -501,13 +513,14 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
             .exclude(action=action).values("invoice_id").annotate(through=Max("interest_through"))
             .values_list("invoice_id", "through")
         )
-        paid = _payments_after(lines, since={
+        starts = {
             x.invoice.pk: max(filter(None, [x.invoice.due_date, charged_through.get(x.invoice.pk)]))
             for x in lines
-        })
+        }
+        paid = _payments_after(lines, since=starts)
         for line in lines:
-            start = max(filter(None, [line.invoice.due_date, charged_through.get(line.invoice.pk)]))
-            stretches = _balance_stretches(line, paid[line.invoice.pk], start=start, end=action.planned_on)
+            stretches = _balance_stretches(line, paid[line.invoice.pk], start=starts[line.invoice.pk],
+                                           end=action.planned_on)
             if not stretches:
                 continue
             # Simple interest, actual/365, on what was owed day by day for the

@@ -46,14 +46,13 @@ from ar_collections.models import (
     ImportStatus,
     Invoice,
     InvoiceStatus,
-    Payment,
     PaymentMethod,
     ReceivablesImport,
 )
-from ar_collections.timeline import events_link
-from ar_collections.workspace import allocations_oldest_first, payment_record
-from arcrm.money import format_money, validate_currency
-from customers.models import Customer, EventKind, TimelineEvent
+from ar_collections.timeline import events_link, invoice_issued
+from ar_collections.workspace import allocations_oldest_first, payment_known, payment_record
+from arcrm.money import validate_currency
+from customers.models import Customer, TimelineEvent
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +101,8 @@ class ImportReport:
 
     def summary(self) -> str:
         noun = "invoice" if self.kind == INVOICES else "payment"
-        if self.errors:
-            return (f"Nothing imported: {len(self.errors)} problem{'s' * (len(self.errors) != 1)} "
+        if self.problems:
+            return (f"Nothing imported: {len(self.problems)} problem{'s' * (len(self.problems) != 1)} "
                     f"in {self.rows} row{'s' * (self.rows != 1)}.")
         verb = "would be recorded" if self.dry_run else "recorded"
         return (f"{self.created} {noun}{'s' * (self.created != 1)} {verb}, {self.already} already there "
@@ -331,9 +330,11 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
                 new.append(invoice)
         except _RowError as error:
             report.problem(line, error)
-    if not report.ok or dry_run:
-        report.created = len(new) if report.ok else 0
-        report.already = report.already if report.ok else 0
+    if not report.ok:
+        report.already = 0
+        return report
+    if dry_run:
+        report.created = len(new)
         return report
     try:
         with transaction.atomic():
@@ -373,27 +374,14 @@ def _same_as_recorded(invoice: Invoice, recorded: Invoice) -> None:
 
 
 def _issued_events(invoices: list[Invoice], *, actor) -> None:
+    """Each invoice's issue on its account's timeline, at 08:00 on its issue date."""
     zone = timezone.get_current_timezone()
     events = TimelineEvent.objects.bulk_create(
-        TimelineEvent(
-            customer=invoice.customer, kind=EventKind.INVOICE_ISSUED, actor=actor,
-            occurred_at=dt.datetime.combine(invoice.issue_date, dt.time(8), tzinfo=zone),
-            summary=f"Invoice {invoice.number} issued: {format_money(invoice.total_amount, invoice.currency)}"
-                    f", due {invoice.due_date:%d %b %Y}",
-            details={"number": invoice.number, "amount": str(invoice.total_amount),
-                     "currency": invoice.currency, "due_date": invoice.due_date.isoformat(),
-                     "imported": True},
-            subject_type_id=_invoice_type_id(), subject_id=invoice.pk,
-        )
+        invoice_issued(invoice, at=dt.datetime.combine(invoice.issue_date, dt.time(8), tzinfo=zone),
+                       actor=actor, imported=True)
         for invoice in invoices
     )
     events_link({event.pk: [invoice.pk] for event, invoice in zip(events, invoices, strict=True)})
-
-
-def _invoice_type_id() -> int:
-    from django.contrib.contenttypes.models import ContentType
-
-    return ContentType.objects.get_for_model(Invoice).pk
 
 
 # --- payments -----------------------------------------------------------------------------
@@ -443,11 +431,11 @@ def payments_import(
     with transaction.atomic():
         for payment in parsed:
             try:
-                # The account's lock first (payment_record takes it too): a copy
-                # of this file imported at the same time waits here and then
-                # finds these payments recorded, rather than refusing them.
-                Customer.objects.select_for_update().filter(pk=payment.customer.pk).first()
-                if _recorded_before(payment):
+                # Under the account's lock: a copy of this file imported at the
+                # same time waits here, then finds these payments recorded.
+                if payment_known(customer=payment.customer, reference=payment.reference,
+                                 amount=payment.amount, currency=payment.currency,
+                                 received_on=payment.received_on):
                     report.already += 1
                     continue
                 _record(payment, actor=actor)
@@ -489,13 +477,6 @@ def _reference(row: dict) -> str:
         raise _RowError("reference is empty: the payment's reference (the bank's, the cheque number) is "
                         "what tells a new payment from one imported before")
     return _text(row, "reference", limit=80)
-
-
-def _recorded_before(payment: _PaymentRow) -> bool:
-    return Payment.objects.filter(
-        customer=payment.customer, reference=payment.reference, amount=payment.amount,
-        currency=payment.currency, received_on=payment.received_on,
-    ).exists()
 
 
 def _record(payment: _PaymentRow, *, actor) -> None:

@@ -31,16 +31,14 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from email.utils import parseaddr
 from smtplib import SMTPConnectError, SMTPException, SMTPServerDisconnected
 
-from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ar_collections.delivery import MAX_DELIVERY_ATTEMPTS, Mailer, is_transient
+from ar_collections.delivery import MAX_DELIVERY_ATTEMPTS, Mailer, is_transient, sender_domain
 from ar_collections.models import MailPurpose, MailStatus, OutgoingMail
 from ar_collections.timeline import event_record
 from customers.models import EventKind
@@ -127,12 +125,10 @@ def mails_sweep(*, now: dt.datetime | None = None) -> int:
 
 def message_id(mail_id: int) -> str:
     """The same Message-ID for every copy of one mail, so a resend after a crash is recognisable."""
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "arcrm.invalid"
-    return f"<outgoing-mail-{mail_id}@{domain}>"
+    return f"<outgoing-mail-{mail_id}@{sender_domain()}>"
 
 
 def _send_one(pk: int, mailer: Mailer) -> str:
-    refused: Exception | None = None
     with transaction.atomic():
         mail = _claim(pk)
         if mail is None:
@@ -144,12 +140,8 @@ def _send_one(pk: int, mailer: Mailer) -> str:
         OutgoingMail.objects.filter(pk=pk).update(
             status=MailStatus.SENT, sent_at=timezone.now(), error="", attempts=F("attempts") + 1
         )
-        try:
-            mailer.send(message)
-        except Exception as error:
-            refused = error
-            transaction.set_rollback(True)
-        else:
+        refused = mailer.send_last(message)
+        if refused is None:
             return "sent"
     # Claimed again to record the failure: a sweep may have handed it to
     # another worker meanwhile, and then the outcome is that worker's.

@@ -17,6 +17,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ar_collections.models import Invoice, TimelineEventInvoice
+from arcrm.money import format_money
 from customers.models import Customer, EventKind, TimelineEvent
 
 PAGE_SIZE = 25
@@ -54,6 +55,19 @@ def event_record(
         invoice_ids.add(subject.pk)
     events_link({event.pk: invoice_ids})
     return event
+
+
+def invoice_issued(invoice: Invoice, *, at: dt.datetime, actor=None, **details) -> TimelineEvent:
+    """The "invoice issued" event, not saved yet: the demo's history and the
+    ERP import write many at once (`bulk_create`, then `events_link`)."""
+    return TimelineEvent(
+        customer_id=invoice.customer_id, kind=EventKind.INVOICE_ISSUED, actor=actor, occurred_at=at,
+        summary=f"Invoice {invoice.number} issued: {format_money(invoice.total_amount, invoice.currency)}, "
+                f"due {invoice.due_date:%d %b %Y}",
+        details={"number": invoice.number, "amount": str(invoice.total_amount), "currency": invoice.currency,
+                 "due_date": invoice.due_date.isoformat(), **details},
+        subject_type=ContentType.objects.get_for_model(Invoice), subject_id=invoice.pk,
+    )
 
 
 def events_link(invoices_by_event: dict[int, Iterable[int]]) -> None:

@@ -723,11 +723,9 @@ def payment_record(
     applied = sum((a for _, a in allocations), ZERO)
     if applied > amount:
         raise ValidationError({"allocations": "More is applied to invoices than was paid."})
-    Customer.objects.select_for_update().filter(pk=customer.pk).first()  # one payment at a time per account
     reference = reference.strip()
-    if reference and Payment.objects.filter(
-        customer=customer, reference=reference, amount=amount, currency=currency, received_on=received_on
-    ).exists():
+    if payment_known(customer=customer, reference=reference, amount=amount, currency=currency,
+                     received_on=received_on):
         raise ValidationError({"reference": (
             f"A payment of {format_money(amount, currency)} with reference {reference} received on "
             f"{received_on:%d %b %Y} is already recorded for this account."
@@ -771,6 +769,18 @@ def payment_record(
             )
     commitments_check(on=received_on, customer_ids=[customer.pk])
     return payment
+
+
+def payment_known(*, customer: Customer, reference: str, amount: Decimal, currency: str,
+                  received_on: dt.date) -> bool:
+    """Whether this bank line (reference, amount, date) is recorded on the
+    account already. Takes the account's lock first and keeps it to the end of
+    the transaction: one payment at a time per account, so the same line
+    recorded twice at once is found by the second."""
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    return bool(reference) and Payment.objects.filter(
+        customer=customer, reference=reference, amount=amount, currency=currency, received_on=received_on
+    ).exists()
 
 
 def allocations_oldest_first(invoices: Iterable[Invoice], amount: Decimal) -> list[tuple[Invoice, Decimal]]:

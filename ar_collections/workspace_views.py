@@ -66,23 +66,35 @@ from customers.models import Customer
 
 WORKLIST_PAGE_SIZE = 50
 
-# The account page's action bar: URL name, label and the permission it needs.
+# The account page's action bar: URL name and label; and the permission each
+# action needs, which its view asks for and the bar shows it by.
 ACTION_LINKS = [
-    ("collections:call_log", "Log a call", "collections.add_call"),
-    ("collections:note_add", "Add a note", "customers.add_timelineevent"),
-    ("collections:promise_record", "Promise to pay", "collections.add_promise"),
-    ("collections:plan_propose", "Payment plan", "collections.add_paymentplan"),
-    ("collections:dispute_open", "Dispute", "collections.add_dispute"),
-    ("collections:pause_set", "Pause dunning", "collections.add_dunningpause"),
-    ("collections:exception_request", "Request an exception", "collections.add_exceptionrequest"),
-    ("collections:invoice_copy", "Re-send a copy", "customers.add_timelineevent"),
-    ("collections:payment_record", "Record a payment", "collections.add_payment"),
+    ("collections:call_log", "Log a call"),
+    ("collections:note_add", "Add a note"),
+    ("collections:promise_record", "Promise to pay"),
+    ("collections:plan_propose", "Payment plan"),
+    ("collections:dispute_open", "Dispute"),
+    ("collections:pause_set", "Pause dunning"),
+    ("collections:exception_request", "Request an exception"),
+    ("collections:invoice_copy", "Re-send a copy"),
+    ("collections:payment_record", "Record a payment"),
 ]
+ACTION_PERMISSIONS = {
+    "collections:call_log": "collections.add_call",
+    "collections:note_add": "customers.add_timelineevent",
+    "collections:promise_record": "collections.add_promise",
+    "collections:plan_propose": "collections.add_paymentplan",
+    "collections:dispute_open": "collections.add_dispute",
+    "collections:pause_set": "collections.add_dunningpause",
+    "collections:exception_request": "collections.add_exceptionrequest",
+    "collections:invoice_copy": "customers.add_timelineevent",
+    "collections:payment_record": "collections.add_payment",
+}
 
 
 def action_links(user) -> list[tuple[str, str]]:
     """The account page's actions this user's role may take."""
-    return [(name, label) for name, label, permission in ACTION_LINKS if user.has_perm(permission)]
+    return [(name, label) for name, label in ACTION_LINKS if user.has_perm(ACTION_PERMISSIONS[name])]
 
 
 # --- The account page's parts -------------------------------------------------------
@@ -259,7 +271,7 @@ def call_log(request: HttpRequest, pk: int) -> HttpResponse:
         return said + (f"; summary e-mailed to {call.summary_sent_to}" if call.summary_sent_to else "") + "."
 
     return _inline_action(request, pk, form_class=CallForm, slug="call", title="Log a call",
-                          perform=perform, permission="collections.add_call")
+                          perform=perform, permission=ACTION_PERMISSIONS["collections:call_log"])
 
 
 @login_required
@@ -270,7 +282,7 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
         return "Note added."
 
     return _inline_action(request, pk, form_class=NoteForm, slug="note", title="Add a note",
-                          perform=perform, permission="customers.add_timelineevent")
+                          perform=perform, permission=ACTION_PERMISSIONS["collections:note_add"])
 
 
 @login_required
@@ -283,7 +295,7 @@ def invoice_copy(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Copy of {data['invoice'].number} e-mailed to {data['contact'].name}."
 
     return _inline_action(request, pk, form_class=CopyForm, slug="copy", title="Re-send an invoice copy",
-                          perform=perform, permission="customers.add_timelineevent")
+                          perform=perform, permission=ACTION_PERMISSIONS["collections:invoice_copy"])
 
 
 @login_required
@@ -300,7 +312,7 @@ def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
 
     return _inline_action(request, pk, form_class=PromiseForm, slug="promise",
                           title="Record a promise to pay", perform=perform,
-                          permission="collections.add_promise")
+                          permission=ACTION_PERMISSIONS["collections:promise_record"])
 
 
 @login_required
@@ -323,7 +335,7 @@ def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
         return message + "."
 
     return _inline_action(request, pk, form_class=PaymentForm, slug="payment", title="Record a payment",
-                          perform=perform, permission="collections.add_payment")
+                          perform=perform, permission=ACTION_PERMISSIONS["collections:payment_record"])
 
 
 @login_required
@@ -339,7 +351,7 @@ def plan_propose(request: HttpRequest, pk: int) -> HttpResponse:
         return "Payment plan agreed; dunning of its invoices waits while it is kept."
 
     return _inline_action(request, pk, form_class=PlanForm, slug="plan", title="Set up a payment plan",
-                          perform=perform, permission="collections.add_paymentplan")
+                          perform=perform, permission=ACTION_PERMISSIONS["collections:plan_propose"])
 
 
 @login_required
@@ -355,7 +367,7 @@ def dispute_open(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Dispute on {dispute.invoice.number} opened{routed}; the invoice is out of dunning."
 
     return _inline_action(request, pk, form_class=DisputeForm, slug="dispute", title="Open a dispute",
-                          perform=perform, permission="collections.add_dispute")
+                          perform=perform, permission=ACTION_PERMISSIONS["collections:dispute_open"])
 
 
 @login_required
@@ -370,7 +382,7 @@ def pause_set(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Dunning paused until {result.ends_on:%d %b %Y}."
 
     return _inline_action(request, pk, form_class=PauseForm, slug="pause", title="Pause dunning",
-                          perform=perform, permission="collections.add_dunningpause")
+                          perform=perform, permission=ACTION_PERMISSIONS["collections:pause_set"])
 
 
 @login_required
@@ -386,7 +398,7 @@ def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
 
     return _inline_action(request, pk, form_class=ExceptionForm, slug="exception",
                           title="Request an exception", perform=perform,
-                          permission="collections.add_exceptionrequest")
+                          permission=ACTION_PERMISSIONS["collections:exception_request"])
 
 
 @login_required

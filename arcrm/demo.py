@@ -60,7 +60,7 @@ from ar_collections.segmentation import (
     SYSTEMATIC_LATE,
 )
 from ar_collections.services import behaviour_refresh
-from ar_collections.timeline import links_backfill
+from ar_collections.timeline import invoice_issued, links_backfill
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
@@ -1201,17 +1201,7 @@ class _Builder:
             ))
             for bill in account.bills:
                 invoice = bill.invoice
-                events.append(TimelineEvent(
-                    customer=customer, kind=EventKind.INVOICE_ISSUED,
-                    occurred_at=_at(invoice.issue_date, 8),
-                    summary=f"Invoice {invoice.number} issued: "
-                    f"{format_money(invoice.total_amount, invoice.currency)}, "
-                    f"due {invoice.due_date:%d %b %Y}",
-                    details={"number": invoice.number, "amount": str(invoice.total_amount),
-                             "currency": invoice.currency,
-                             "due_date": invoice.due_date.isoformat()},
-                    subject_type=types[Invoice], subject_id=invoice.pk,
-                ))
+                events.append(invoice_issued(invoice, at=_at(invoice.issue_date, 8)))
                 if invoice.status == InvoiceStatus.PAID:
                     late = invoice.days_late(on=self.today)
                     events.append(TimelineEvent(
