@@ -7,13 +7,15 @@ while it is in the middle of a delivery batch, then the run is repeated.
 Invariants 1 and 2 of DESIGN.md must hold: no step planned or e-mailed twice,
 no eligible account left out.
 
-One way to fail remains by design (see ar_collections/delivery.py): a kill
-after the SMTP server accepted an e-mail and before the worker committed sends
-that e-mail again, with the same Message-ID. The window (the server's reply,
-a savepoint release and a commit, all on loopback) is a millisecond or so of
-the ~120 ms an action takes here, so a run hits it rarely; when one does,
-the test fails and prints, for each copy, when it was accepted relative to the
-kill and whether the killed worker's SMTP session sent it.
+One duplicate no SMTP client can prevent is told apart rather than counted as
+a failure (see ar_collections/delivery.py): the server accepts the killed
+worker's e-mail only after the SIGKILL was sent, so its reply reaches a dead
+process, the worker's transaction rolls back and the e-mail goes out again,
+with the same Message-ID. The killed process lingers for a few milliseconds
+while the kernel tears it down, its socket still open, and the server cannot
+know. Such a copy is printed as "REPLY LOST WITH THE WORKER"; any other
+duplicate (one accepted before the kill, one from a worker that was not
+killed, three copies) fails the test.
 
 Run it with `-rP` (or `-s`) to see the timings and counts it prints.
 """
@@ -305,9 +307,24 @@ def _accounts(*, on: dt.date) -> tuple[dict[int, str], set[int]]:
 class Kill:
     victim: str
     smtp_ports: set[int]  # its SMTP session(s) at the kill
-    at: float  # time.monotonic()
+    signalled_at: float  # time.monotonic() just before the SIGKILL was sent
+    at: float  # time.monotonic() just after
     received_before: int
     unfinished_batches: list[str]
+
+
+def _reply_lost_with_the_worker(copies: list[Received], kill: Kill) -> bool:
+    """Whether these copies of one e-mail are the duplicate no SMTP client can
+    prevent: the first from the killed worker's session, accepted by the server
+    only after the SIGKILL was sent (so its "250" went to a dead process), the
+    second from the survivor's resend."""
+    first, *others = sorted(copies, key=lambda r: r.at)
+    return (
+        len(others) == 1
+        and first.peer_port in kill.smtp_ports
+        and first.at >= kill.signalled_at
+        and others[0].peer_port not in kill.smtp_ports
+    )
 
 
 def _kill_mid_batch(workers: dict[str, Spawned], mailbox: _SlowMailbox, smtp_port: int) -> Kill:
@@ -327,6 +344,7 @@ def _kill_mid_batch(workers: dict[str, Spawned], mailbox: _SlowMailbox, smtp_por
         for name in random.sample(sorted(workers), len(workers)):
             if ports := _smtp_client_ports(workers[name], smtp_port):
                 process = workers[name]
+                signalled_at = time.monotonic()
                 os.killpg(process.pid, signal.SIGKILL)  # the main process and its pool child at once
                 at, received = time.monotonic(), mailbox.count()
                 process.popen.wait(timeout=10)
@@ -334,7 +352,7 @@ def _kill_mid_batch(workers: dict[str, Spawned], mailbox: _SlowMailbox, smtp_por
                     task_id for task_id, events in _tasks(process, "collections.deliver_actions").items()
                     if events == ["received"]
                 ]
-                return Kill(name, ports, at, received, unfinished)
+                return Kill(name, ports, signalled_at, at, received, unfinished)
         time.sleep(0.005)
 
 
@@ -475,12 +493,13 @@ def test_two_beats_two_workers_and_a_killed_worker_send_every_due_e_mail_exactly
     print(f"{clock()}  all delivered {delivered_at - kill.at:.1f} s after the kill: {len(received)} e-mails "
           f"received, {kill.received_before} before the kill and {after} after")
     copies = {mid: n for mid, n in Counter(r.message_id for r in received).items() if n > 1}
+    reply_lost = {mid for mid in copies if _reply_lost_with_the_worker(
+        [r for r in received if r.message_id == mid], kill
+    )}
     for mid in copies:
-        # The window the delivery module documents: the server accepted the
-        # e-mail, the worker died before its commit, the action rolled back to
-        # PLANNED and went out again. Say whether that is what happened.
         for r in (r for r in received if r.message_id == mid):
-            print(f"DUPLICATE {mid}: accepted {r.at - kill.at:+.3f} s from the kill, from port {r.peer_port}"
+            print(f"{'REPLY LOST WITH THE WORKER' if mid in reply_lost else 'DUPLICATE'} {mid}: "
+                  f"accepted {r.at - kill.signalled_at:+.3f} s from the SIGKILL, from port {r.peer_port}"
                   f"{' (the killed worker)' if r.peer_port in kill.smtp_ports else ''}")
 
     # --- it really was chaos: two beats fired, a worker died mid-batch ---
@@ -504,6 +523,9 @@ def test_two_beats_two_workers_and_a_killed_worker_send_every_due_e_mail_exactly
     assert Counter(events.values_list("subject_id", flat=True)) == Counter(a.pk for a in actions)
 
     # --- zero duplicate e-mails ---
-    assert copies == {}, f"e-mails received more than once: {copies} (see the output)"
+    assert {mid: n for mid, n in copies.items() if mid not in reply_lost} == {}, (
+        f"e-mails received more than once: {copies} (see the output)"
+    )
+    assert len(reply_lost) <= 1  # one SMTP session, one e-mail in the server's hands at the kill
     assert {r.message_id for r in received} == {message_id(a.pk) for a in actions}
     assert Counter(address for r in received for address in r.recipients) == Counter(expected.values())
