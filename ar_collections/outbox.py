@@ -143,14 +143,19 @@ def _send_one(pk: int, mailer: Mailer) -> str:
         refused = mailer.send_last(message)
         if refused is None:
             return "sent"
-    # Claimed again to record the failure: a sweep may have handed it to
-    # another worker meanwhile, and then the outcome is that worker's.
+    return _send_failed(pk, refused)
+
+
+def _send_failed(pk: int, error: Exception) -> str:
+    """Record a refusal (or an unreachable server) for the attempt that rolled
+    back. Claimed again first: a sweep may have handed the mail to another
+    worker meanwhile, and then the outcome is that worker's to record."""
     with transaction.atomic():
         mail = _claim(pk)
         if mail is None:
             return "not_claimed"
         mail.attempts += 1
-        return _failed(mail, refused)
+        return _failed(mail, error)
 
 
 def _claim(pk: int) -> OutgoingMail | None:

@@ -3,6 +3,7 @@ it receives, and rendered letters kept in a temporary media folder."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
+from django.db import connection, transaction
 
 from ar_collections.default_policies import ladders_install_missing
 from ar_collections.delivery import actions_deliver
@@ -144,6 +146,31 @@ def _frozen_today():
 def frozen(day: dt.date):
     """Freeze the clock at 06:00 UTC on `day`: planning and delivery read today's date."""
     return time_machine.travel(dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC), tick=False)
+
+
+@contextlib.contextmanager
+def held_by_another_worker(model, pk: int) -> Iterator[None]:
+    """Another worker's transaction holds the row's lock meanwhile (the test
+    must be transactional, so that the other connection sees the row)."""
+    held, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                model.objects.select_for_update().get(pk=pk)
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert held.wait(timeout=10)
+        yield
+    finally:
+        release.set()
+        thread.join(timeout=30)
 
 
 @pytest.fixture

@@ -1,13 +1,11 @@
 """Exactly once across workers: concurrent deliveries, held rows, fan-out and sweeps."""
 
-import contextlib
 import datetime as dt
 import smtplib
 import threading
-from collections.abc import Iterator
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from ar_collections import delivery
 from ar_collections.delivery import actions_deliver, run_sweep_planned
@@ -16,7 +14,7 @@ from ar_collections.models import ActionStatus, DunningAction
 from ar_collections.tasks import deliver_actions, sweep_planned_actions
 from customers.models import Segment
 
-from .conftest import DUE, frozen
+from .conftest import DUE, frozen, held_by_another_worker
 
 ON = DUE + dt.timedelta(days=3)
 
@@ -27,30 +25,6 @@ def _planned(make_account, accounts: int) -> list[int]:
     with frozen(ON):
         run_plan(run=run_start(run_date=ON))
     return list(DunningAction.objects.order_by("pk").values_list("pk", flat=True))
-
-
-@contextlib.contextmanager
-def _held_by_another_worker(action_id: int) -> Iterator[None]:
-    """Another worker's transaction holds the action's row lock meanwhile."""
-    held, release = threading.Event(), threading.Event()
-
-    def other_worker() -> None:
-        try:
-            with transaction.atomic():
-                DunningAction.objects.select_for_update().get(pk=action_id)
-                held.set()
-                release.wait(timeout=30)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=other_worker)
-    thread.start()
-    try:
-        assert held.wait(timeout=10)
-        yield
-    finally:
-        release.set()
-        thread.join(timeout=30)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -89,7 +63,7 @@ def test_two_workers_delivering_the_same_actions_at_once_send_each_action_once(m
 def test_an_action_another_worker_holds_is_skipped_not_waited_for(make_account, smtp_server):
     [action_id] = _planned(make_account, 1)
 
-    with _held_by_another_worker(action_id), frozen(ON):
+    with held_by_another_worker(DunningAction, action_id), frozen(ON):
         assert actions_deliver(action_ids=[action_id])["not_claimed"] == 1
     assert smtp_server.messages == []
 
@@ -106,7 +80,7 @@ def test_a_refusal_is_recorded_by_whoever_holds_the_action_after_the_rollback(ma
     [action_id] = _planned(make_account, 1)
     refusal = smtplib.SMTPDataError(554, b"Message refused")
 
-    with _held_by_another_worker(action_id):
+    with held_by_another_worker(DunningAction, action_id):
         assert delivery._send_failed(action_id, refusal) == "not_claimed"
     action = DunningAction.objects.get(pk=action_id)
     assert (action.status, action.attempts, action.error) == (ActionStatus.PLANNED, 0, "")

@@ -5,6 +5,7 @@ whatever the mail server does, a worker sends each mail once, a server saying
 from __future__ import annotations
 
 import datetime as dt
+import smtplib
 import socket
 from decimal import Decimal
 
@@ -28,7 +29,7 @@ from ar_collections.models import (
 )
 from arcrm.celery import app
 from customers.models import EventKind, TimelineEvent
-from tests.ar_collections.conftest import DUE
+from tests.ar_collections.conftest import DUE, held_by_another_worker
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
 
@@ -193,6 +194,31 @@ def test_the_sweep_hands_a_mail_over_once_while_a_worker_has_it(
     mail.refresh_from_db()
     assert mail.next_attempt_at == due + outbox.HANDED_OVER_FOR
     assert outbox.mails_sweep(now=due + outbox.HANDED_OVER_FOR) == 1  # that worker never sent it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_is_recorded_by_whoever_holds_the_mail_after_the_rollback(account):
+    """A refused send rolls the attempt back and claims the mail again to record
+    the failure. If a sweep's worker took it in between, that worker records its
+    own outcome: this one records nothing and counts no attempt."""
+    mail = OutgoingMail.objects.create(  # committed: the other worker's connection sees it
+        customer=account, purpose=MailPurpose.INVOICE_COPY, from_email="ar@example.test",
+        to=["anna@acme.test"], subject="Invoice copy", text="Attached.", next_attempt_at=timezone.now(),
+    )
+    refusal = smtplib.SMTPDataError(554, b"Message refused")
+
+    with held_by_another_worker(OutgoingMail, mail.pk):
+        assert outbox._send_failed(mail.pk, refusal) == "not_claimed"
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts, mail.error) == (MailStatus.QUEUED, 0, "")
+    assert not TimelineEvent.objects.filter(summary__startswith="E-mail not sent").exists()
+
+    # Free again, the refusal is recorded once, as a permanent failure.
+    assert outbox._send_failed(mail.pk, refusal) == "failed"
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.FAILED, 1)
+    assert mail.error == "SMTPDataError: (554, b'Message refused')"
+    assert TimelineEvent.objects.filter(customer=account, summary__startswith="E-mail not sent").count() == 1
 
 
 @pytest.fixture
