@@ -273,6 +273,11 @@ def plan_propose(
     """A plan for the invoices chosen. Within the collector's limit it starts at
     once; above it (or in a foreign currency) it waits for a manager."""
     require_act_on(actor, customer)
+    # The account's row lock first, as a payment takes it, then the invoices':
+    # one order, so a plan and a payment on the same invoices at once queue
+    # rather than deadlock. It also makes two proposals at once count each
+    # other against the limit below.
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
     invoices = _open_invoices_of(customer, invoices, field="invoices")
     currency = _one_currency(invoices, field="invoices")
     _not_committed(invoices, field="invoices")
@@ -292,9 +297,7 @@ def plan_propose(
                                               f"but the invoices owe {format_money(owed, currency)}."})
     rules = CollectionRules.current()
     # The limit counts the plans already granted on the account, so a large
-    # plan cannot start at once as several small ones. The account's row lock
-    # makes two proposals at once count each other.
-    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    # plan cannot start at once as several small ones.
     granted = (customer.payment_plans.filter(status=PlanStatus.ACTIVE, currency=currency)
                .aggregate(total=Sum("total_amount"))["total"] or ZERO)
     needs_approval = rules.plan_needs_approval(amount=granted + total, currency=currency) and not (
@@ -767,7 +770,7 @@ def payment_record(
                 customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
                 summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number},
             )
-    commitments_check(on=received_on, customer_ids=[customer.pk])
+    commitments_check(on=received_on, customer_ids=[customer.pk], settle_only=True)
     return payment
 
 
@@ -800,10 +803,18 @@ def allocations_oldest_first(invoices: Iterable[Invoice], amount: Decimal) -> li
 # --- The daily check ---------------------------------------------------------------
 
 
-def commitments_check(*, on: dt.date, customer_ids: Iterable[int] | None = None) -> dict[str, int]:
+def commitments_check(
+    *, on: dt.date, customer_ids: Iterable[int] | None = None, settle_only: bool = False
+) -> dict[str, int]:
     """Find kept and broken promises and paid and missed instalments, as of
     `on`; put what needs a collector on the worklist. Safe to repeat: each
-    finding changes a row's status once, under its lock."""
+    finding changes a row's status once, under its lock.
+
+    `settle_only` is for the check a payment triggers, as of its date: it
+    finds what the payment keeps or pays, and leaves breaking to the daily
+    check, as of today. Payments entered out of date order (a bank statement
+    newest first, a late entry) must not break a promise that an earlier
+    payment, entered a moment later, keeps."""
     counts = dict.fromkeys(["kept", "broken", "due", "open", "paid", "missed", "completed"], 0)
     # Promises made after `on` too: checked as of a payment's date, one made
     # since can only turn out kept (its invoices were settled by then), never
@@ -814,9 +825,9 @@ def commitments_check(*, on: dt.date, customer_ids: Iterable[int] | None = None)
         ids = list(customer_ids)
         promises, plans = promises.filter(customer_id__in=ids), plans.filter(customer_id__in=ids)
     for promise in promises.iterator():
-        counts[_promise_check(promise, on=on)] += 1
+        counts[_promise_check(promise, on=on, settle_only=settle_only)] += 1
     for plan in plans.iterator():
-        for outcome in _plan_check(plan, on=on):
+        for outcome in _plan_check(plan, on=on, settle_only=settle_only):
             counts[outcome] += 1
     return counts
 
@@ -837,12 +848,17 @@ class _Receipts:
     def paid_by(self, end: dt.date) -> Decimal:
         return sum((amount for day, amount in self.payments if day <= end), ZERO)
 
+    @property
+    def paid(self) -> Decimal:
+        """Everything recorded so far, whatever date the check is as of."""
+        return sum((amount for _, amount in self.payments), ZERO)
+
     def settled_by(self, end: dt.date) -> bool:
         return all(day is not None and day <= end for day in self.settled_on)
 
 
 @transaction.atomic
-def _promise_check(promise: Promise, *, on: dt.date) -> str:
+def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) -> str:
     locked = Promise.objects.select_for_update().select_related("customer").get(pk=promise.pk)
     if locked.status != PromiseStatus.OPEN:
         return "open"
@@ -860,6 +876,8 @@ def _promise_check(promise: Promise, *, on: dt.date) -> str:
                        summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} "
                        f"promised for {locked.promised_on:%d %b %Y}")
         return "kept"
+    if settle_only:
+        return "open"
     if on > locked.broken_after:
         _promise_close(locked, PromiseStatus.BROKEN, paid=paid, on=on,
                        summary=f"Promise broken: {money} was promised for {locked.promised_on:%d %b %Y}, "
@@ -892,13 +910,15 @@ def _promise_close(promise: Promise, status: str, *, paid: Decimal, on: dt.date,
 
 
 @transaction.atomic
-def _plan_check(plan: PaymentPlan, *, on: dt.date) -> list[str]:
+def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) -> list[str]:
     locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)
     if locked.status != PlanStatus.ACTIVE:
         return []
     outcomes, covered = [], ZERO
     receipts = _Receipts(locked.invoices.all(), since=locked.proposed_on)
-    paid = receipts.paid_by(on)
+    # The plan's paid figure is everything recorded: a check as of a backdated
+    # payment's date must not lower it below what later payments brought.
+    paid = receipts.paid
     instalments = list(locked.instalments.order_by("number"))
     for instalment in instalments:
         covered += instalment.amount
@@ -919,10 +939,12 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date) -> list[str]:
                 details={"instalment": instalment.number, "paid": str(paid)},
             )
         elif on > instalment.due_on + dt.timedelta(days=locked.grace_days):
+            if settle_only:
+                break  # missed: the daily check's to record, as of today; nothing after it is judged
             instalment.status = InstalmentStatus.MISSED
             instalment.save(update_fields=["status"])
             outcomes.append("missed")
-            _plan_break(locked, instalment, paid=paid, due=covered, on=on)
+            _plan_break(locked, instalment, paid=receipts.paid_by(on), due=covered, on=on)
             return outcomes
     if all(i.status == InstalmentStatus.PAID for i in instalments):
         locked.status, locked.paid_amount = PlanStatus.COMPLETED, paid

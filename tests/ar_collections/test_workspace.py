@@ -232,11 +232,33 @@ def test_a_payment_after_the_grace_period_does_not_keep_a_promise(account, invoi
         invoices=[small], on=LATE,
     )
 
-    # Recorded (and checked) three days after the grace period, before any daily check ran.
-    pay(account, promise.broken_after + dt.timedelta(days=3), (small, "500.00"))
+    # Recorded three days after the grace period, before any daily check ran.
+    paid_on = promise.broken_after + dt.timedelta(days=3)
+    pay(account, paid_on, (small, "500.00"))
+    promise.refresh_from_db()
+    assert promise.status == PromiseStatus.OPEN  # not kept; breaking is the daily check's
 
+    assert workspace.commitments_check(on=paid_on)["broken"] == 1
     promise.refresh_from_db()
     assert (promise.status, promise.paid_amount) == (PromiseStatus.BROKEN, Decimal("0.00"))
+
+
+def test_payments_entered_out_of_date_order_keep_the_promise_the_earlier_one_kept(
+    account, invoices, collector
+):
+    """A bank statement read newest first: the later payment, entered first,
+    must not break the promise the earlier one (entered a moment later) kept."""
+    small, large = invoices
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"),
+                                       promised_on=LATE + dt.timedelta(days=3), invoices=[small], on=LATE)
+
+    pay(account, promise.broken_after + dt.timedelta(days=5), (large, "700.00"))
+    pay(account, LATE + dt.timedelta(days=2), (small, "500.00"))
+
+    promise.refresh_from_db()
+    assert (promise.status, promise.paid_amount) == (PromiseStatus.KEPT, Decimal("500.00"))
+    assert not WorkItem.objects.filter(kind=WorkKind.PROMISE_BROKEN).exists()
+    assert not any("Promise broken" in s for s in events(account, EventKind.PROMISE))
 
 
 def test_an_instalment_paid_after_its_grace_period_is_missed(account, invoices, collector):
@@ -247,9 +269,24 @@ def test_an_instalment_paid_after_its_grace_period_is_missed(account, invoices, 
     small, large = invoices
 
     pay(account, late, (small, "500.00"), (large, "100.00"))  # the first instalment's amount, too late
+    first.refresh_from_db()
+    assert first.status == "due"  # not paid; missing it is the daily check's to record
 
+    assert workspace.commitments_check(on=late)["missed"] == 1
     plan.refresh_from_db(), first.refresh_from_db()
     assert (plan.status, first.status) == (PlanStatus.BROKEN, "missed")
+
+
+def test_a_backdated_payment_does_not_lower_what_the_plan_shows_paid(account, invoices, collector):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, _ = invoices
+
+    pay(account, LATE + dt.timedelta(days=8), (small, "100.00"))
+    pay(account, LATE + dt.timedelta(days=5), (small, "50.00"))  # entered late, with its real date
+
+    plan.refresh_from_db()
+    assert (plan.status, plan.paid_amount) == (PlanStatus.ACTIVE, Decimal("150.00"))
 
 
 def test_the_plan_limit_counts_the_plans_already_in_force_on_the_account(account, invoices, collector):
