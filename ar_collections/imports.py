@@ -428,7 +428,16 @@ def payments_import(
             report.problem(line, error)
     if not report.ok:
         return report
+    # In the order the money came in, whatever order the bank listed it in:
+    # the oldest open invoices take the oldest payments, so settled dates are
+    # the real ones. A payment no longer fitting is still named by its line.
+    parsed.sort(key=lambda p: p.received_on)
     with transaction.atomic():
+        # Every account's lock at once, in one order: two imports at the same
+        # time queue one behind the other instead of deadlocking, as they would
+        # taking each account's lock as their rows come.
+        list(Customer.objects.select_for_update().filter(pk__in={p.customer.pk for p in parsed})
+             .order_by("pk").values_list("pk", flat=True))
         for payment in parsed:
             try:
                 # Under the account's lock: a copy of this file imported at the

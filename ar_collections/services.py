@@ -156,8 +156,9 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
     events: list[TimelineEvent] = []
     # Lock the batch's customers first (FOR UPDATE cannot go on the GROUP BY
     # query itself) so a segment override or card edit made at the same moment
-    # is not overwritten by a segment computed from stale reads.
-    list(Customer.objects.filter(pk__in=customer_ids).select_for_update().values_list("pk"))
+    # is not overwritten by a segment computed from stale reads. In the order
+    # of their ids, as an import takes them, so the two queue, never deadlock.
+    list(Customer.objects.filter(pk__in=customer_ids).select_for_update().order_by("pk").values_list("pk"))
     # Promises broken in the last year: a sign of distress the invoices alone do not show.
     broken = dict(
         Promise.objects.filter(customer_id__in=customer_ids, status=PromiseStatus.BROKEN,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from decimal import Decimal
 from io import StringIO
 
@@ -12,7 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -35,7 +36,8 @@ from ar_collections.models import (
     ReceivablesImport,
     TimelineEventInvoice,
 )
-from customers.models import EventKind, TimelineEvent
+from customers.models import Customer, EventKind, TimelineEvent
+from tests.ar_collections.conftest import held_by_another_worker
 
 TODAY = dt.date(2025, 8, 5)
 pytestmark = pytest.mark.usefixtures("_frozen_today")
@@ -594,3 +596,72 @@ def test_two_copies_of_a_payments_file_imported_at_once_record_each_payment_once
     assert all(report.ok for report in reports), [report.errors for report in reports]
     assert sorted((report.created, report.already) for report in reports) == [(0, 3), (3, 0)]
     assert Payment.objects.count() == 3
+
+
+def test_a_statement_listed_newest_first_is_applied_in_the_order_the_money_came_in(
+    imported, accounts, collector
+):
+    """Without named invoices, the oldest payment settles the oldest invoice,
+    and a later payment listed first does not break a promise an earlier one keeps."""
+    promise = workspace.promise_record(
+        customer=accounts["C-ACME"], actor=collector, contact=None, amount=Decimal("500.00"),
+        promised_on=dt.date(2025, 7, 22), invoices=[imported["INV-100"]], on=dt.date(2025, 7, 20),
+    )
+    text = """account_number,received_on,currency,amount,reference,invoices
+C-ACME,2025-08-04,EUR,700.00,LATER,
+C-ACME,2025-07-21,EUR,500.00,EARLIER,
+"""
+    report = payments_import(text)
+
+    assert (report.ok, report.created) == (True, 2), report.errors
+    settled = dict(Invoice.objects.filter(customer=accounts["C-ACME"]).values_list("number", "settled_on"))
+    assert settled == {"INV-100": dt.date(2025, 7, 21), "INV-101": dt.date(2025, 8, 4), "INV-102": None}
+    promise.refresh_from_db()
+    assert (promise.status, promise.paid_amount) == (PromiseStatus.KEPT, Decimal("500.00"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_takes_its_accounts_locks_in_one_order_so_two_at_once_queue_rather_than_deadlock(
+    accounts,
+):
+    """Another transaction holds the first account (by id). A file listing the
+    second account first must wait for the first before it touches the second:
+    a file listing them the other way round, imported meanwhile, can then take
+    both in turn instead of each import holding what the other waits for."""
+    assert invoices_import(INVOICES).ok
+    first, second = sorted(accounts.values(), key=lambda c: c.pk)
+    text = f"""account_number,received_on,currency,amount,reference,invoices
+{second.account_number},2025-08-01,EUR,20.50,B-1,
+{first.account_number},2025-08-01,EUR,50.00,A-1,
+"""
+    reports, errors = [], []
+
+    def importer() -> None:
+        try:
+            reports.append(payments_import(text, today=TODAY))
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    with held_by_another_worker(Customer, first.pk):
+        thread = threading.Thread(target=importer)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not _waits_for_a_lock():
+            assert time.monotonic() < deadline, "the import never waited for the first account"
+            time.sleep(0.05)
+        # The second account is free: the import did not take it before the first.
+        with transaction.atomic():
+            assert Customer.objects.select_for_update(nowait=True).filter(pk=second.pk).exists()
+    thread.join(timeout=30)
+
+    assert errors == []
+    assert [(r.ok, r.created) for r in reports] == [(True, 2)]
+
+
+def _waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0] > 0
