@@ -31,12 +31,14 @@ class Route(NamedTuple):
     note: str
 
 
-def route_for(*, action: DunningAction) -> Route:
-    """Recipient, channel and the reasons for both, as of the action's date."""
+def route_for(*, action: DunningAction, day: dt.date) -> Route:
+    """Recipient, channel and the reasons for both, as of `day`: the day it is
+    sent, which for a step sent late (after a review, an outage) is not the
+    day it was planned; whoever is away that day is away."""
     step_action = action.step.action
     if step_action in INTERNAL_STEPS:
         return Route(None, Channel.INTERNAL, "")
-    customer, day = action.customer, action.planned_on
+    customer = action.customer
     notes: list[str] = []
 
     if step_action == StepAction.ESCALATE_PRINCIPAL:

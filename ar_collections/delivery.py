@@ -62,6 +62,7 @@ from ar_collections.models import (
     DunningRun,
     LateCharge,
     MissCause,
+    RunStatus,
     StepAction,
     Tone,
     WorkKind,
@@ -147,6 +148,19 @@ def run_sweep_planned(*, run: DunningRun) -> int:
     return len(ids)
 
 
+def actions_sweep_stranded() -> int:
+    """(Re)enqueue the PLANNED actions of finished runs: a step a collector sent
+    from the review queue after its run had finished, which the mail server
+    put off or whose worker died. Their run is not swept again, so the nightly
+    run does this. Returns the number of actions enqueued."""
+    ids = list(
+        DunningAction.objects.filter(status=ActionStatus.PLANNED, run__status=RunStatus.FINISHED)
+        .order_by("id").values_list("id", flat=True)
+    )
+    actions_fan_out(action_ids=ids)
+    return len(ids)
+
+
 def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # One transaction from the claim to the recorded outcome, held open across
     # the SMTP conversation: a worker killed mid-send rolls back to PLANNED and
@@ -221,7 +235,7 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
     if step.action in NEEDS_APPROVAL:
         return _hold_for_approval(action), None
 
-    route = route_for(action=action)
+    route = route_for(action=action, day=today)
     if route.channel == Channel.INTERNAL:
         return _manager_review(action, lines), None
     if route.channel == Channel.PHONE:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, models, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
+from django.db.models import Case, Count, DateField, Exists, F, Max, Min, OuterRef, Q, Sum, When
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -232,7 +233,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     }
     last_contact = dict(
         DunningAction.objects.filter(in_batch).order_by().values("customer_id")
-        .annotate(last=Max("planned_on")).values_list("customer_id", "last")
+        .annotate(last=Max(CONTACTED_ON)).values_list("customer_id", "last")
     )
     segments = dict(Customer.objects.filter(pk__in=anchors).values_list("pk", "segment"))
 
@@ -242,8 +243,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         cycle_id = open_cycles[customer_id]
         stand = stands[cycle_id]
         ladder = book.get(CAUSE_LADDER.get(stand["cause"]), book[segments[customer_id]])
-        if stand["pending"]:
-            continue  # the previous step waits for a collector's review or a manager's approval
+        if stand["pending"] or stand["unsent"]:
+            continue  # the previous step waits for a person, or is still to go out
         step = ladder.next_after(stand["position"])
         if step is None:
             continue
@@ -280,7 +281,18 @@ CYCLE_STAND = {
     "pay_by": Max("actions__pay_by", filter=~Q(actions__status__in=[ActionStatus.SKIPPED,
                                                                     ActionStatus.FAILED])),
     "pending": Count("actions", filter=Q(actions__status__in=WAITING)),
+    # A step not yet carried out (the mail server put it off, a worker died):
+    # the next one waits for it, never overtakes it.
+    "unsent": Count("actions", filter=Q(actions__status__in=[ActionStatus.PLANNED, ActionStatus.SENDING])),
 }
+
+# The day an action reached the customer, for the minimum gap between
+# contacts: the day it was carried out (a step sent late, after a review or an
+# outage, went out then, not on its planned day), else the day it was planned.
+CONTACTED_ON = Case(
+    When(status=ActionStatus.DONE, done_at__isnull=False, then=TruncDate("done_at")),
+    default=F("planned_on"), output_field=DateField(),
+)
 
 
 def step_due_on(
@@ -336,13 +348,16 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if cycle and cycle.pending:
         return NextStep(None, None, [], held, "The last step waits for a collector's review or a manager's "
                         "approval: the next one waits for it.")
+    if cycle and cycle.unsent:
+        return NextStep(None, None, [], held, "The last step has not gone out yet (the mail server put it "
+                        "off, or it is being sent): the next one waits for it.")
     step = ladder.next_after(cycle.position if cycle else None)
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")
     if not eligible:
         note = "Nothing to chase: every open invoice is held." if held else "Nothing open to chase."
         return NextStep(step, None, [], held, note)
-    last = customer.dunning_actions.aggregate(last=Max("planned_on"))["last"]
+    last = customer.dunning_actions.aggregate(last=Max(CONTACTED_ON))["last"]
     due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date,
                                  pay_by=cycle.pay_by if cycle else None, last_contact=last))
     listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))
@@ -416,13 +431,14 @@ def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:
     schedule at once: planning takes batches in turn and constraints keep
     each step single; delivery claims each action before acting.
     """
-    from ar_collections.delivery import run_sweep_planned
+    from ar_collections.delivery import actions_sweep_stranded, run_sweep_planned
     from ar_collections.worklist import worklist_refresh
 
     for earlier in runs_unfinished(before=run_date):
         run_plan(run=earlier)
         run_sweep_planned(run=earlier)
         run_finish_if_done(run_id=earlier.pk)
+    actions_sweep_stranded()
     run = run_start(run_date=run_date, started_by=started_by)
     run_plan(run=run)
     run_sweep_planned(run=run)

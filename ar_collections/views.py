@@ -627,7 +627,7 @@ def _add_preview(action: DunningAction) -> None:
             # chain of absences then asks the database nothing.
             if absence.delegate_id in contacts:
                 absence.delegate = contacts[absence.delegate_id]
-    route = route_for(action=action)
+    route = route_for(action=action, day=timezone.localdate())
     address = {
         Channel.EMAIL: route.contact.email if route.contact else "",
         Channel.LETTER: ", ".join(

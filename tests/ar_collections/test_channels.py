@@ -16,7 +16,7 @@ def step(action: str) -> DunningStep:
 
 
 def route(customer, action: str):
-    return route_for(action=DunningAction(customer=customer, step=step(action), planned_on=ON))
+    return route_for(action=DunningAction(customer=customer, step=step(action), planned_on=ON), day=ON)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections.delivery import action_approve, action_review, actions_deliver, message_id
-from ar_collections.dunning import next_step, run_plan, run_start
+from ar_collections.dunning import dunning_run_execute, next_step, run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -21,8 +21,10 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     LateCharge,
+    LatePaymentPolicy,
     MissCause,
     PauseKind,
+    RunStatus,
     StepAction,
 )
 from customers.models import (
@@ -149,6 +151,74 @@ def test_no_step_is_planned_while_the_previous_one_waits_for_review(
     assert DunningAction.objects.filter(customer=account).count() == 1
     plan_and_deliver(sent.pay_by + dt.timedelta(days=1))
     assert DunningAction.objects.filter(customer=account).count() == 2
+
+
+def test_a_reviewed_step_the_mail_server_put_off_goes_at_the_next_nightly_run(
+    make_account, smtp_server, collector, eager_celery, django_capture_on_commit_callbacks
+):
+    """Sent from the review queue after its run finished, a step the server
+    answers "not now" is back to PLANNED; the next nightly run sends it, and
+    the next step keeps its distance from the day it really went out."""
+    LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(auto_send=False)
+    account = make_account(Segment.PROMPT)
+
+    def nightly(day: int) -> None:
+        with frozen(days(day)), django_capture_on_commit_callbacks(execute=True):
+            dunning_run_execute(run_date=days(day))
+
+    nightly(3)
+    first = DunningAction.objects.get(customer=account)
+    assert first.status == ActionStatus.IN_REVIEW and first.run.status == RunStatus.FINISHED
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+    with frozen(days(5)):
+        first = action_review(action=first, collector=collector, send=True, note="Fine to send")
+    assert first.status == ActionStatus.PLANNED and smtp_server.messages == []
+    assert "has not gone out yet" in next_step(account, on=days(5)).note
+
+    smtp_server.refuse_with(None)
+    for day in range(6, 30):
+        nightly(day)
+
+    first.refresh_from_db()
+    assert (first.status, first.done_at.date(), len(smtp_server.messages)) == (ActionStatus.DONE, days(6), 1)
+    second = DunningAction.objects.filter(customer=account).exclude(pk=first.pk).get()
+    assert second.planned_on > first.pay_by  # the deadline the late e-mail gave
+    assert second.planned_on >= days(6 + 5)  # the minimum gap, from the day it went out
+
+
+def test_no_step_is_planned_while_the_previous_one_has_not_gone_out(make_account):
+    account = make_account(Segment.PROMPT)
+    with frozen(days(3)):
+        run_plan(run=run_start(run_date=days(3)))  # planned; no worker has sent it yet
+    first = DunningAction.objects.get(customer=account)
+
+    with frozen(days(20)):  # past the second step's day and the first's pay-by date
+        run_plan(run=run_start(run_date=days(20)))
+
+    assert list(DunningAction.objects.filter(customer=account)) == [first]
+    assert "has not gone out yet" in next_step(account, on=days(20)).note
+
+
+def test_a_step_sent_late_goes_to_whoever_stands_in_on_the_day_it_is_sent(
+    make_account, make_contact, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    anna = account.contacts.get(name="Anna Clerk")
+    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(contact=anna, starts_on=days(5), ends_on=days(12), delegate=ben)
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+    plan_and_deliver(days(3))  # planned while Anna is in; the server says not now
+    action = DunningAction.objects.get(customer=account)
+    assert action.status == ActionStatus.PLANNED
+
+    smtp_server.refuse_with(None)
+    with frozen(days(6)):  # Anna is away now
+        actions_deliver(action_ids=[action.pk])
+
+    [message] = smtp_server.messages
+    assert message["To"] == "Ben Backup <ben@acme.test>"
+    action.refresh_from_db()
+    assert action.channel_note == "Anna Clerk away until 14 Mar: sent to Ben Backup"
 
 
 def test_a_collector_may_skip_a_step_in_review_but_only_with_a_reason(

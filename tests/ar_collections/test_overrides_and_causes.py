@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections.dunning import run_plan, run_start
-from ar_collections.models import DunningAction, DunningCycle, MissCause
+from ar_collections.models import ActionStatus, DunningAction, DunningCycle, MissCause
 from ar_collections.services import behaviour_refresh, cause_record, segment_override
 from customers.models import EventKind, Segment, TimelineEvent
 
@@ -72,7 +72,11 @@ def behind(make_customer, make_invoice):
     customer = make_customer(segment=Segment.PROMPT)
     due = dt.date(2026, 3, 2)
     make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount="900.00")
-    run_plan(run=run_start(run_date=due + dt.timedelta(days=3)))
+    sent_on = due + dt.timedelta(days=3)
+    run_plan(run=run_start(run_date=sent_on))
+    DunningAction.objects.filter(customer=customer).update(  # e-mailed that day, as a worker would
+        status=ActionStatus.DONE, done_at=dt.datetime.combine(sent_on, dt.time(6), tzinfo=dt.UTC)
+    )
     return customer
 
 
