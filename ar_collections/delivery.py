@@ -61,6 +61,7 @@ from ar_collections.models import (
     DunningCycle,
     DunningRun,
     LateCharge,
+    MailPurpose,
     MissCause,
     RunStatus,
     StepAction,
@@ -833,10 +834,15 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
     billing today (absences applied): the "red tape" treatment.
 
     Once per cycle: the open cycle's invoices_resent_on is claimed in the same
-    transaction as the send, so a task delivered twice re-sends nothing. The
-    friendly wording ("did you receive it? here is a copy") is the one a
-    first reminder uses; the copy goes as a PDF attachment too.
+    transaction as the mail is queued, so a task delivered twice re-sends
+    nothing. The mail goes through the outbox (ar_collections/outbox.py): a
+    server saying "not now" gets it again later, and a refusal for good is
+    on the timeline, never lost with a rolled-back claim. The friendly wording
+    ("did you receive it? here is a copy") is the one a first reminder uses;
+    the copy goes as a PDF attachment too.
     """
+    from ar_collections import outbox  # it imports this module
+
     with transaction.atomic():
         cycle = (
             DunningCycle.objects.select_for_update(skip_locked=True)
@@ -876,19 +882,16 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             collector_email=collector.email, reference=f"R-{cycle.pk}",
         )
         email = rendering.render_email(notice)
-        domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "arcrm.invalid"
         message = EmailMultiAlternatives(
             subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
             to=[formataddr((contact.name, contact.email))],
             reply_to=[collector.email] if collector.email else None,
-            headers={"Message-ID": f"<invoice-resend-{cycle.pk}@{domain}>"},
         )
         message.attach_alternative(email.html, "text/html")
         message.attach(f"invoices-R-{cycle.pk}.pdf", rendering.render_letter(notice), "application/pdf")
+        mail = outbox.mail_queue(message, customer=customer, purpose=MailPurpose.INVOICES_RESEND)
         _record(customer, cycle, invoices=invoices, summary=(
             f"Invoices re-sent to {contact.name} (red tape): {len(invoices)} invoice{_s(len(invoices))}"
         ), details={"recipient": contact.pk, "address": contact.email, "subject": email.subject,
-                    "invoices": [i.number for i in invoices]})
-        # Last: the claim and the timeline roll back if the server refuses.
-        message.send()
-        return "emailed"
+                    "invoices": [i.number for i in invoices], "mail": mail.pk})
+        return "queued"

@@ -1150,6 +1150,7 @@ class MailPurpose(models.TextChoices):
     CALL_SUMMARY = "call_summary", "Summary of a call"
     INVOICE_COPY = "invoice_copy", "Copy of an invoice"
     DISPUTE_ROUTING = "dispute_routing", "Dispute sent to a department"
+    INVOICES_RESEND = "invoices_resend", "Invoices re-sent (red tape)"
 
 
 class MailStatus(models.TextChoices):

@@ -60,6 +60,7 @@ _EVENT_KIND = {
     MailPurpose.CALL_SUMMARY: EventKind.CALL,
     MailPurpose.INVOICE_COPY: EventKind.NOTE,
     MailPurpose.DISPUTE_ROUTING: EventKind.DISPUTE,
+    MailPurpose.INVOICES_RESEND: EventKind.DUNNING,
 }
 
 

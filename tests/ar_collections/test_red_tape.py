@@ -5,8 +5,9 @@ import datetime as dt
 
 import pytest
 
+from ar_collections import outbox
 from ar_collections.delivery import invoices_resend
-from ar_collections.models import DunningCycle, MissCause
+from ar_collections.models import DunningCycle, MailPurpose, MissCause, OutgoingMail
 from ar_collections.services import cause_record
 from customers.models import Contact, ContactAbsence, EventKind, TimelineEvent
 
@@ -47,18 +48,37 @@ def test_noting_red_tape_resends_the_invoices_to_whoever_handles_billing_today(
 
 def test_a_repeated_resend_sends_nothing_more(behind, smtp_server):
     with frozen(NOTED):
-        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "emailed"
+        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "queued"
         assert invoices_resend(customer_id=behind.pk, on=NOTED) == "nothing"
+    [mail] = OutgoingMail.objects.all()
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"sent": 1}
 
     assert len(smtp_server.messages) == 2  # the first reminder and one copy
 
 
-def test_a_refused_resend_can_be_tried_again(behind, smtp_server):
-    smtp_server.refuse_with("550 mailbox unavailable")
-    with frozen(NOTED), pytest.raises(Exception, match="550"):
-        invoices_resend(customer_id=behind.pk, on=NOTED)
-    assert DunningCycle.objects.get(customer=behind).invoices_resent_on is None
+def test_a_resend_the_mail_server_puts_off_goes_later_and_one_it_refuses_is_on_the_timeline(
+    behind, smtp_server
+):
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+    with frozen(NOTED):
+        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "queued"
+    [mail] = OutgoingMail.objects.all()
+    assert (mail.purpose, mail.to) == (MailPurpose.INVOICES_RESEND, ["Ben Backup <ben@acme.test>"])
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"deferred": 1}
+    mail.refresh_from_db()
 
     smtp_server.refuse_with(None)
+    assert outbox.mails_sweep(now=mail.next_attempt_at) == 1  # handed to a worker again
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"sent": 1}
+    assert [m["To"] for m in smtp_server.messages[1:]] == ["Ben Backup <ben@acme.test>"]
+
+    # Once more (the cycle's claim cleared), refused for good: said on the timeline, not lost.
+    DunningCycle.objects.filter(customer=behind).update(invoices_resent_on=None)
+    smtp_server.refuse_with("550 5.1.1 Mailbox unavailable")
     with frozen(NOTED):
-        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "emailed"
+        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "queued"
+    refused = OutgoingMail.objects.exclude(pk=mail.pk).get()
+    assert outbox.mails_send(mail_ids=[refused.pk]) == {"failed": 1}
+    failure = TimelineEvent.objects.get(customer=behind, summary__startswith="E-mail not sent")
+    assert failure.kind == EventKind.DUNNING
+    assert "ben@acme.test" in failure.summary and "550" in failure.summary
