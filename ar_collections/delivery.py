@@ -416,6 +416,14 @@ def is_transient(error: Exception) -> bool:
     return isinstance(error, OSError)  # refused connection, timeout, name lookup, full disk
 
 
+class SessionRefused(ConnectionError):
+    """The mail server would not open a session: the greeting, STARTTLS or the
+    login failed (a 535 for a wrong password). That is a setting to fix or a
+    server to wait for, nothing to do with any one message: transient, so a
+    mistake in the settings delays the night's e-mails instead of failing
+    them all for good, and the ladders do not move past them."""
+
+
 class Mailer:
     """One SMTP session for a batch: opened at the first e-mail, dropped after
     an error so the next message starts on a clean connection."""
@@ -427,7 +435,10 @@ class Mailer:
     def send(self, message: EmailMultiAlternatives) -> None:
         try:
             if not self.opened:
-                self.backend.open()
+                try:
+                    self.backend.open()
+                except smtplib.SMTPException as error:
+                    raise SessionRefused(f"the mail server refused the session: {error}") from error
                 self.opened = True
             message.connection = self.backend
             message.send()

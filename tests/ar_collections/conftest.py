@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from django.db import connection, transaction
 
 from ar_collections.default_policies import ladders_install_missing
@@ -35,7 +36,12 @@ class _Mailbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refusal: str | None = None
+        self.password: str | None = None  # what a login must give; any login fails without one
         self._lock = threading.Lock()
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = self.password is not None and auth_data.password == self.password.encode()
+        return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 235 or 535
 
     async def handle_DATA(self, server, session, envelope) -> str:
         if self.refusal:
@@ -62,6 +68,11 @@ class SmtpServer:
         """Answer every message with this SMTP reply, e.g. "550 5.1.1 Mailbox unavailable"."""
         self._mailbox.refusal = reply
 
+    def accept_password(self, password: str | None) -> None:
+        """Let a client that logs in with this password in (None: refuse every login, with 535).
+        A client that does not log in is let in whatever this says."""
+        self._mailbox.password = password
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -77,7 +88,8 @@ def smtp_server(settings) -> Iterator[SmtpServer]:
     mail_log = logging.getLogger("mail.log")
     level = mail_log.level
     mail_log.setLevel(logging.WARNING)
-    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port(),
+                            authenticator=mailbox.authenticate, auth_require_tls=False)
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = controller.hostname

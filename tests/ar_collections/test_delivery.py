@@ -221,6 +221,26 @@ def test_a_step_sent_late_goes_to_whoever_stands_in_on_the_day_it_is_sent(
     assert action.channel_note == "Anna Clerk away until 14 Mar: sent to Ben Backup"
 
 
+def test_a_login_the_mail_server_refuses_delays_the_e_mails_instead_of_failing_them(
+    make_account, plan_and_deliver, smtp_server, settings
+):
+    """A wrong password in the settings is fixed in the morning; the night's
+    steps must still go out, not be failed for good and passed over."""
+    account = make_account(Segment.PROMPT)
+    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "arcrm", "wrong"
+    smtp_server.accept_password("right")
+
+    assert plan_and_deliver(days(3))["deferred"] == 1
+    action = DunningAction.objects.get(customer=account)
+    assert action.status == ActionStatus.PLANNED
+    assert action.error.startswith("SessionRefused: the mail server refused the session: (535")
+
+    settings.EMAIL_HOST_PASSWORD = "right"
+    with frozen(days(4)):
+        assert actions_deliver(action_ids=[action.pk])["emailed"] == 1
+    assert [m["To"] for m in smtp_server.messages] == ["Anna Clerk <anna@acme.test>"]
+
+
 def test_a_collector_may_skip_a_step_in_review_but_only_with_a_reason(
     make_account, plan_and_deliver, collector, other_collector
 ):
