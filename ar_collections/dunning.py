@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -70,8 +71,26 @@ class Ladder:
         """Day offset of the first step: an invoice is in reach from then on."""
         return self.steps[0].day_offset
 
-    def next_after(self, position: int | None) -> DunningStep | None:
-        return next((s for s in self.steps if position is None or s.position > position), None)
+    def next_after(
+        self, position: int | None, *, switched: bool = False, taken: Collection[int] = ()
+    ) -> DunningStep | None:
+        """The step after `position`. A cycle `switched` onto this ladder part-way
+        (by a cause: cannot pay, special bond) carries the position it reached on
+        the ladder it left, which may be longer: with no step of this ladder
+        after it, the cycle goes on to this ladder's last, firmest step, once
+        (unless among the steps `taken`), rather than stopping there."""
+        step = next((s for s in self.steps if position is None or s.position > position), None)
+        if step is None and switched and self.steps[-1].pk not in taken:
+            return self.steps[-1]
+        return step
+
+
+def cycle_ladder(book: dict[str, Ladder], *, segment: str, cause: str) -> tuple[Ladder | None, bool]:
+    """The ladder a cycle follows, and whether a cause switched it from the segment's."""
+    by_cause = book.get(CAUSE_LADDER.get(cause))
+    if by_cause is not None and by_cause is not book.get(segment):
+        return by_cause, True
+    return book.get(segment), False
 
 
 def ladders() -> dict[str, Ladder]:
@@ -238,14 +257,25 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     segments = dict(Customer.objects.filter(pk__in=anchors).values_list("pk", "segment"))
 
     # 5. Decide, account by account, whether its next step is due today.
+    routes = {
+        c: cycle_ladder(book, segment=segments[c], cause=stands[open_cycles[c]]["cause"]) for c in anchors
+    }
+    # Cycles a cause switched onto a ladder they have gone past the end of: the
+    # steps they took, to know whether that ladder's last one is among them.
+    past_the_end = [open_cycles[c] for c, (ladder, switched) in routes.items()
+                    if switched and ladder.next_after(stands[open_cycles[c]]["position"]) is None]
+    taken: dict[int, set[int]] = defaultdict(set)
+    for cycle_id, step_id in (DunningAction.objects.filter(cycle_id__in=past_the_end)
+                              .values_list("cycle_id", "step_id") if past_the_end else ()):
+        taken[cycle_id].add(step_id)
     actions = []
     for customer_id, oldest_due in anchors.items():
         cycle_id = open_cycles[customer_id]
         stand = stands[cycle_id]
-        ladder = book.get(CAUSE_LADDER.get(stand["cause"]), book[segments[customer_id]])
+        ladder, switched = routes[customer_id]
         if stand["pending"] or stand["unsent"]:
             continue  # the previous step waits for a person, or is still to go out
-        step = ladder.next_after(stand["position"])
+        step = ladder.next_after(stand["position"], switched=switched, taken=taken[cycle_id])
         if step is None:
             continue
         due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=stand["pay_by"],
@@ -342,7 +372,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     held = [(i, _held_because(p)) for i in open_invoices if (p := pauses.get(i.pk) or pauses.get(None))]
     held_ids = {i.pk for i, _ in held}
     eligible = [i for i in open_invoices if i.pk not in held_ids]
-    ladder = book.get(CAUSE_LADDER.get(cycle.cause if cycle else "")) or book.get(customer.segment)
+    ladder, switched = cycle_ladder(book, segment=customer.segment, cause=cycle.cause if cycle else "")
     if ladder is None:
         return NextStep(None, None, [], held, "No active policy for this segment.")
     if cycle and cycle.pending:
@@ -351,7 +381,10 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if cycle and cycle.unsent:
         return NextStep(None, None, [], held, "The last step has not gone out yet (the mail server put it "
                         "off, or it is being sent): the next one waits for it.")
-    step = ladder.next_after(cycle.position if cycle else None)
+    step = ladder.next_after(
+        cycle.position if cycle else None, switched=switched,
+        taken=set(cycle.actions.values_list("step_id", flat=True)) if switched else (),
+    )
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")
     if not eligible:

@@ -93,6 +93,44 @@ def test_a_customer_who_cannot_pay_is_escalated_on_the_fast_ladder(behind, colle
     assert event.details["after"] == {"cause": "cannot_pay"}
 
 
+def test_a_cause_noted_past_the_end_of_its_ladder_goes_on_to_that_ladder_s_firmest_step_once(
+    make_customer, make_invoice, collector
+):
+    """Every step of the prompt ladder taken (four), then "cannot pay": the
+    distressed ladder has no fifth step, so the cycle goes on to its last one,
+    the credit hold, rather than stopping there; and not twice."""
+    customer = make_customer(segment=Segment.PROMPT)
+    due = dt.date(2026, 3, 2)
+    make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount="900.00")
+
+    def plan_and_send(day: dt.date) -> None:
+        run_plan(run=run_start(run_date=day))
+        DunningAction.objects.filter(status=ActionStatus.PLANNED).update(
+            status=ActionStatus.DONE, done_at=dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
+        )
+
+    for offset in range(3, 50):
+        plan_and_send(due + dt.timedelta(days=offset))
+    assert list(DunningAction.objects.order_by("pk").values_list("step__position", flat=True)) == [1, 2, 3, 4]
+    noted = due + dt.timedelta(days=50)
+    cause_record(customer=customer, cause=MissCause.CANNOT_PAY, actor=collector, on=noted)
+
+    for offset in range(50, 80):
+        plan_and_send(due + dt.timedelta(days=offset))
+
+    last = DunningAction.objects.order_by("pk").last()
+    assert (last.step.policy.segment, last.step.action, last.status) == (
+        Segment.DISTRESSED, "credit_hold", ActionStatus.AWAITING_APPROVAL
+    )
+    DunningAction.objects.filter(pk=last.pk).update(  # a manager approved it
+        status=ActionStatus.DONE, done_at=dt.datetime.combine(due + dt.timedelta(days=80), dt.time(6),
+                                                              tzinfo=dt.UTC)
+    )
+    for offset in range(81, 120):
+        plan_and_send(due + dt.timedelta(days=offset))
+    assert DunningAction.objects.count() == 5
+
+
 def test_another_collectors_account_cannot_be_noted(behind, other_collector):
     with pytest.raises(PermissionDenied):
         cause_record(customer=behind, cause=MissCause.STUFF_HAPPENS, actor=other_collector,
