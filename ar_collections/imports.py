@@ -350,6 +350,8 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
 
 def _invoice_of(row: dict, accounts: dict[str, Customer]) -> Invoice:
     number = _text(row, "number", limit=40, required=True)
+    if ";" in number:
+        raise _RowError(f"number {number!r} has a ';', which a payments file's invoices column cannot name")
     customer = _account(row, accounts)
     issue_date, due_date = _date(row, "issue_date"), _date(row, "due_date")
     if due_date < issue_date:
@@ -499,7 +501,10 @@ def _record(payment: _PaymentRow, *, actor) -> None:
             raise _RowError(f"invoices {', '.join(settled)} are not open any more "
                             "(paid, written off or cancelled)")
     else:
-        targets = list(payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency))
+        # Only invoices issued by the day the money came: a payment from before
+        # an invoice existed (a deposit) stays on account.
+        targets = list(payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency,
+                                                        issue_date__lte=payment.received_on))
     payment_record(
         customer=payment.customer, amount=payment.amount, currency=payment.currency,
         received_on=payment.received_on, allocations=allocations_oldest_first(targets, payment.amount),

@@ -27,5 +27,5 @@ def format_money(amount: Decimal | None, currency: str) -> str:
 
 
 def validate_currency(value: str) -> None:
-    if len(value) != 3 or not value.isalpha() or not value.isupper():
+    if len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
         raise ValidationError("Use a three-letter ISO 4217 code in capitals, e.g. EUR.")

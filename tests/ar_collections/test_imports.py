@@ -665,3 +665,45 @@ def _waits_for_a_lock() -> bool:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
         return cursor.fetchone()[0] > 0
+
+
+def test_a_payment_from_before_an_invoice_existed_settles_none_but_the_invoices_issued_by_then(
+    imported, accounts
+):
+    """A deposit received before the invoices were issued stays on account,
+    unless the file names an invoice; then the row's date is the problem."""
+    text = """account_number,received_on,currency,amount,reference,invoices
+C-ACME,2025-06-10,EUR,800.00,DEPOSIT,
+"""
+    report = payments_import(text)
+
+    assert (report.ok, report.created) == (True, 1), report.errors
+    # INV-100 (issued 1 Jun) is paid; INV-101 (issued 15 Jun) is left for later money.
+    amounts = dict(Invoice.objects.filter(customer=accounts["C-ACME"], currency="EUR")
+                   .values_list("number", "open_amount"))
+    assert amounts == {"INV-100": Decimal("0.00"), "INV-101": Decimal("700.00")}
+    assert Payment.objects.get(reference="DEPOSIT").allocations.count() == 1
+
+    before = state()
+    named = """account_number,received_on,currency,amount,reference,invoices
+C-ACME,2025-06-10,EUR,100.00,TYPO,INV-101
+"""
+    assert payments_import(named).errors == [
+        "line 2: Invoice INV-101 was issued on 15 Jun 2025, after the payment was received (10 Jun 2025). "
+        "Check the date, or keep it on account."
+    ]
+    assert state() == before
+
+
+@pytest.mark.parametrize(("row", "problem"), [
+    ("INV;9,C-ACME,2025-06-01,2025-07-01,EUR,10.00,",
+     "line 2: number 'INV;9' has a ';', which a payments file's invoices column cannot name"),
+    ("INV-9,C-ACME,2025-06-01,2025-07-01,ÄÖÜ,10.00,",
+     "line 2: currency 'ÄÖÜ' is not a three-letter ISO code in capitals, e.g. EUR"),
+], ids=["semicolon", "not-ascii-currency"])
+def test_an_invoice_a_payment_file_could_not_name_or_a_currency_that_is_no_code_is_refused(
+    accounts, row, problem
+):
+    header = "number,account_number,issue_date,due_date,currency,total_amount,po_reference\n"
+    assert invoices_import(header + row + "\n").errors == [problem]
+    assert not Invoice.objects.exists()
