@@ -326,6 +326,9 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
             if invoice.number in existing:
                 _same_as_recorded(invoice, existing[invoice.number])
                 report.already += 1
+            elif ";" in invoice.number:
+                raise _RowError(f"number {invoice.number!r} has a ';', which a payments file's invoices "
+                                "column cannot name")
             else:
                 new.append(invoice)
         except _RowError as error:
@@ -350,8 +353,6 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
 
 def _invoice_of(row: dict, accounts: dict[str, Customer]) -> Invoice:
     number = _text(row, "number", limit=40, required=True)
-    if ";" in number:
-        raise _RowError(f"number {number!r} has a ';', which a payments file's invoices column cannot name")
     customer = _account(row, accounts)
     issue_date, due_date = _date(row, "issue_date"), _date(row, "due_date")
     if due_date < issue_date:
@@ -434,6 +435,7 @@ def payments_import(
     # the oldest open invoices take the oldest payments, so settled dates are
     # the real ones. A payment no longer fitting is still named by its line.
     parsed.sort(key=lambda p: p.received_on)
+    named_ids = {pk for p in parsed for pk in p.invoice_ids}
     with transaction.atomic():
         # Every account's lock at once, in one order: two imports at the same
         # time queue one behind the other instead of deadlocking, as they would
@@ -449,7 +451,7 @@ def payments_import(
                                  received_on=payment.received_on):
                     report.already += 1
                     continue
-                _record(payment, actor=actor)
+                _record(payment, actor=actor, named=named_ids)
                 report.created += 1
             except _RowError as error:
                 report.problem(payment.line, error)
@@ -490,7 +492,7 @@ def _reference(row: dict) -> str:
     return _text(row, "reference", limit=80)
 
 
-def _record(payment: _PaymentRow, *, actor) -> None:
+def _record(payment: _PaymentRow, *, actor, named: set[int]) -> None:
     # Read now, not when the file was checked: an earlier row may have paid them.
     if payment.invoice_ids:
         targets = list(Invoice.objects.filter(pk__in=payment.invoice_ids))
@@ -501,10 +503,10 @@ def _record(payment: _PaymentRow, *, actor) -> None:
             raise _RowError(f"invoices {', '.join(settled)} are not open any more "
                             "(paid, written off or cancelled)")
     else:
-        # Only invoices issued by the day the money came: a payment from before
-        # an invoice existed (a deposit) stays on account.
-        targets = list(payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency,
-                                                        issue_date__lte=payment.received_on))
+        # The oldest open invoices, but none a row of the file names: those are
+        # that row's to pay, whichever of the two comes first by date.
+        targets = list(payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency)
+                       .exclude(pk__in=named))
     payment_record(
         customer=payment.customer, amount=payment.amount, currency=payment.currency,
         received_on=payment.received_on, allocations=allocations_oldest_first(targets, payment.amount),

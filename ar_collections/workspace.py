@@ -745,13 +745,6 @@ def payment_record(
                                                   f"invoice {invoice.number}."})
         if invoice.currency != currency:
             raise ValidationError({"allocations": f"Invoice {invoice.number} is in {invoice.currency}."})
-        if invoice.issue_date > received_on:
-            # A mistyped date, most likely; recorded, it would settle the invoice
-            # before it existed and skew how the payer is judged.
-            raise ValidationError({"allocations": (
-                f"Invoice {invoice.number} was issued on {invoice.issue_date:%d %b %Y}, after the "
-                f"payment was received ({received_on:%d %b %Y}). Check the date, or keep it on account."
-            )})
         Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=received_on)
         invoice.open_amount -= part
         if invoice.open_amount == 0:

@@ -667,32 +667,34 @@ def _waits_for_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def test_a_payment_from_before_an_invoice_existed_settles_none_but_the_invoices_issued_by_then(
-    imported, accounts
-):
-    """A deposit received before the invoices were issued stays on account,
-    unless the file names an invoice; then the row's date is the problem."""
+def test_a_payment_without_invoices_leaves_alone_the_invoices_another_row_names(imported, accounts):
+    """Applied by date, the earlier unnamed payment would take the oldest
+    invoice, which the later row names: that invoice is the named row's."""
     text = """account_number,received_on,currency,amount,reference,invoices
-C-ACME,2025-06-10,EUR,800.00,DEPOSIT,
+C-ACME,2025-08-04,EUR,500.00,NAMED,INV-100
+C-ACME,2025-07-22,EUR,300.00,UNNAMED,
 """
     report = payments_import(text)
 
-    assert (report.ok, report.created) == (True, 1), report.errors
-    # INV-100 (issued 1 Jun) is paid; INV-101 (issued 15 Jun) is left for later money.
+    assert (report.ok, report.created) == (True, 2), report.errors
     amounts = dict(Invoice.objects.filter(customer=accounts["C-ACME"], currency="EUR")
                    .values_list("number", "open_amount"))
-    assert amounts == {"INV-100": Decimal("0.00"), "INV-101": Decimal("700.00")}
-    assert Payment.objects.get(reference="DEPOSIT").allocations.count() == 1
+    assert amounts == {"INV-100": Decimal("0.00"), "INV-101": Decimal("400.00")}
+    unnamed = Payment.objects.get(reference="UNNAMED")
+    assert list(unnamed.allocations.values_list("invoice__number", flat=True)) == ["INV-101"]
 
-    before = state()
-    named = """account_number,received_on,currency,amount,reference,invoices
-C-ACME,2025-06-10,EUR,100.00,TYPO,INV-101
-"""
-    assert payments_import(named).errors == [
-        "line 2: Invoice INV-101 was issued on 15 Jun 2025, after the payment was received (10 Jun 2025). "
-        "Check the date, or keep it on account."
-    ]
-    assert state() == before
+
+def test_an_invoice_recorded_with_a_semicolon_before_it_was_refused_still_matches_on_a_new_import(
+    imported, make_invoice, accounts
+):
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="10.00",
+                 number="OLD;1")
+    text = ("number,account_number,issue_date,due_date,currency,total_amount\n"
+            "OLD;1,C-ACME,2025-06-01,2025-07-01,EUR,10.00\n")
+
+    report = invoices_import(text)
+
+    assert (report.ok, report.created, report.already) == (True, 0, 1), report.errors
 
 
 @pytest.mark.parametrize(("row", "problem"), [
