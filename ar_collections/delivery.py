@@ -91,7 +91,7 @@ MAX_DELIVERY_ATTEMPTS = 5
 
 OUTCOMES = (
     "emailed", "letters", "call_tasks", "reviews", "awaiting_approval",
-    "skipped", "deferred", "failed", "not_claimed",
+    "skipped", "deferred", "failed", "not_claimed", "postponed",
 )
 # What carrying out an action came to, and the e-mail to send last, if any.
 Outcome = tuple[str, EmailMultiAlternatives | None]
@@ -114,8 +114,13 @@ def actions_deliver(*, action_ids: list[int]) -> dict[str, int]:
     counts = dict.fromkeys(OUTCOMES, 0)
     mailer = Mailer()
     try:
-        for action_id in action_ids:
+        for done, action_id in enumerate(action_ids, start=1):
             counts[_deliver_one(action_id, mailer)] += 1
+            if mailer.session_refused:
+                # Every other e-mail would meet the same refusal (and each try
+                # a failed login): the rest stay PLANNED, untried, for the next run.
+                counts["postponed"] += len(action_ids) - done
+                break
     finally:
         mailer.close()
     return counts
@@ -200,15 +205,18 @@ def _send_failed(action_id: int, error: Exception) -> str:
     attempt that rolled back. Claimed again first: a sweep may have taken the
     action since, and then it is that worker's to record."""
     with transaction.atomic():
-        action = _claim(action_id)
+        # A session refused says nothing of this e-mail: no attempt of its own
+        # is spent, so a wrong password never fails a step for good.
+        action = _claim(action_id, attempt=not isinstance(error, SessionRefused))
         if action is None:
             return "not_claimed"
         return _record_failure(action, error)
 
 
-def _claim(action_id: int, **changes) -> DunningAction | None:
+def _claim(action_id: int, *, attempt: bool = True, **changes) -> DunningAction | None:
     """Lock the action if it is still PLANNED and no other worker holds it,
-    count an attempt and apply `changes`; None if it is not ours to act on."""
+    count an attempt (unless told not to) and apply `changes`; None if it is
+    not ours to act on."""
     action = (
         DunningAction.objects.select_for_update(skip_locked=True)
         .filter(pk=action_id, status=ActionStatus.PLANNED)
@@ -217,7 +225,7 @@ def _claim(action_id: int, **changes) -> DunningAction | None:
     if action is None:
         return None
     DunningAction.objects.filter(pk=action.pk).update(
-        attempts=F("attempts") + 1, claimed_at=timezone.now(), **changes
+        attempts=F("attempts") + int(attempt), claimed_at=timezone.now(), **changes
     )
     action.refresh_from_db()
     return action
@@ -389,10 +397,13 @@ def _done(action, **fields) -> None:
 
 def _record_failure(action: DunningAction, error: Exception) -> str:
     text = f"{type(error).__name__}: {error}"
-    retry = is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS
+    refused_session = isinstance(error, SessionRefused)
+    retry = refused_session or (is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS)
     status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
     DunningAction.objects.filter(pk=action.pk).update(status=status, error=text)
-    if retry:
+    if refused_session:
+        summary = f"{_step_name(action)} not sent yet, the mail server refused the session: {text}"
+    elif retry:
         summary = (f"{_step_name(action)} not sent yet (attempt {action.attempts} of "
                    f"{MAX_DELIVERY_ATTEMPTS}), will retry: {text}")
     else:
@@ -431,6 +442,7 @@ class Mailer:
     def __init__(self) -> None:
         self.backend = get_connection()
         self.opened = False
+        self.session_refused = False  # the server would not open a session: the batch stops
 
     def send(self, message: EmailMultiAlternatives) -> None:
         try:
@@ -438,6 +450,7 @@ class Mailer:
                 try:
                     self.backend.open()
                 except smtplib.SMTPException as error:
+                    self.session_refused = True
                     raise SessionRefused(f"the mail server refused the session: {error}") from error
                 self.opened = True
             message.connection = self.backend

@@ -316,13 +316,15 @@ class Kill:
 def _reply_lost_with_the_worker(copies: list[Received], kill: Kill) -> bool:
     """Whether these copies of one e-mail are the duplicate no SMTP client can
     prevent: the first from the killed worker's session, accepted by the server
-    only after the SIGKILL was sent (so its "250" went to a dead process), the
-    second from the survivor's resend."""
+    only after the SIGKILL was sent (so its "250" went to a dead process) and
+    within the server's own delay of it (so the e-mail was in the server's hands
+    at the kill: a later acceptance on a port reused by a new session does not
+    pass), the second from the survivor's resend."""
     first, *others = sorted(copies, key=lambda r: r.at)
     return (
         len(others) == 1
         and first.peer_port in kill.smtp_ports
-        and first.at >= kill.signalled_at
+        and 0 <= first.at - kill.signalled_at <= 2 * SMTP_DELAY
         and others[0].peer_port not in kill.smtp_ports
     )
 

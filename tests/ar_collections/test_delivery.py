@@ -6,7 +6,13 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from ar_collections.delivery import action_approve, action_review, actions_deliver, message_id
+from ar_collections.delivery import (
+    MAX_DELIVERY_ATTEMPTS,
+    action_approve,
+    action_review,
+    actions_deliver,
+    message_id,
+)
 from ar_collections.dunning import dunning_run_execute, next_step, run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
@@ -186,6 +192,25 @@ def test_a_reviewed_step_the_mail_server_put_off_goes_at_the_next_nightly_run(
     assert second.planned_on >= days(6 + 5)  # the minimum gap, from the day it went out
 
 
+def test_the_minimum_gap_counts_from_the_day_a_step_went_out_not_the_day_it_was_planned(
+    make_account, plan_and_deliver, smtp_server
+):
+    LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(min_days_between_contacts=20)
+    account = make_account(Segment.PROMPT)
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+    plan_and_deliver(days(3))
+    first = DunningAction.objects.get(customer=account)
+    smtp_server.refuse_with(None)
+    with frozen(days(6)):  # out three days late
+        assert actions_deliver(action_ids=[first.pk])["emailed"] == 1
+
+    for day in range(7, 31):
+        plan_and_deliver(days(day))
+
+    second = DunningAction.objects.filter(customer=account).exclude(pk=first.pk).get()
+    assert second.planned_on == days(6 + 20)  # not days(3 + 20)
+
+
 def test_no_step_is_planned_while_the_previous_one_has_not_gone_out(make_account):
     account = make_account(Segment.PROMPT)
     with frozen(days(3)):
@@ -224,21 +249,32 @@ def test_a_step_sent_late_goes_to_whoever_stands_in_on_the_day_it_is_sent(
 def test_a_login_the_mail_server_refuses_delays_the_e_mails_instead_of_failing_them(
     make_account, plan_and_deliver, smtp_server, settings
 ):
-    """A wrong password in the settings is fixed in the morning; the night's
-    steps must still go out, not be failed for good and passed over."""
-    account = make_account(Segment.PROMPT)
+    """A wrong password in the settings is fixed some morning; until then the
+    steps wait, however many nights that takes, and are not failed for good
+    and passed over. One failed login per batch, not one per e-mail."""
+    make_account(Segment.PROMPT)
+    make_account(Segment.PROMPT, name="Beta Bau", email="ap@beta.test")
     settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "arcrm", "wrong"
     smtp_server.accept_password("right")
 
-    assert plan_and_deliver(days(3))["deferred"] == 1
-    action = DunningAction.objects.get(customer=account)
-    assert action.status == ActionStatus.PLANNED
-    assert action.error.startswith("SessionRefused: the mail server refused the session: (535")
+    counts = plan_and_deliver(days(3))
+    assert (counts["deferred"], counts["postponed"]) == (1, 1)
+    ids = list(DunningAction.objects.order_by("pk").values_list("pk", flat=True))
+    for night in range(4, 4 + MAX_DELIVERY_ATTEMPTS + 1):  # more nights than attempts allowed
+        with frozen(days(night)):
+            counts = actions_deliver(action_ids=ids)
+        assert (counts["deferred"], counts["postponed"]) == (1, 1)
+    first = DunningAction.objects.get(pk=ids[0])
+    assert (first.status, first.attempts) == (ActionStatus.PLANNED, 0)
+    assert first.error.startswith("SessionRefused: the mail server refused the session: (535")
+    assert DunningAction.objects.get(pk=ids[1]).status == ActionStatus.PLANNED
 
     settings.EMAIL_HOST_PASSWORD = "right"
-    with frozen(days(4)):
-        assert actions_deliver(action_ids=[action.pk])["emailed"] == 1
-    assert [m["To"] for m in smtp_server.messages] == ["Anna Clerk <anna@acme.test>"]
+    with frozen(days(12)):
+        assert actions_deliver(action_ids=ids)["emailed"] == 2
+    assert sorted(m["To"] for m in smtp_server.messages) == [
+        "Anna Clerk <anna@acme.test>", "Anna Clerk <ap@beta.test>"
+    ]
 
 
 def test_a_collector_may_skip_a_step_in_review_but_only_with_a_reason(
