@@ -24,8 +24,12 @@ or timeline entry is ever recorded.
 Failures are outcomes too: a permanent one (a 5xx reply, a letter that does
 not render) marks the action FAILED with the error; a transient one (the mail
 server is unreachable or answers 4xx) puts it back to PLANNED with the error
-until MAX_DELIVERY_ATTEMPTS, then FAILED. Either way the timeline says what
-happened, never that something was sent when it was not.
+until MAX_DELIVERY_ATTEMPTS, then FAILED. A server that will not open a
+session at all (a wrong password, a TLS mismatch) is a setting to fix: the
+batch stops there, its actions stay PLANNED and no attempt is spent, so the
+ladders wait rather than pass over them. Either way the timeline says what
+happened, never that something was sent when it was not. A step left PLANNED
+holds the next one back; the nightly run sends it again.
 """
 
 from __future__ import annotations
