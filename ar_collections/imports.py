@@ -10,9 +10,13 @@ the same account (the same bank line), is counted as already there.
 
 Invoices come in open, for their total: what has been paid on them comes in
 as payments, so that an invoice's open amount is always its total less its
-allocations, dated. A payment goes to the invoices it names, else to the
-account's open invoices in its currency, oldest due first; what is left stays
-on account. Recording it checks the account's promises and plans.
+allocations, dated. Payments are recorded in the order the money came in
+(a statement is often listed newest first), each to the invoices it names,
+else to the account's open invoices in its currency, oldest due first, but
+none that another row of the file names; what is left stays on account.
+Recording it checks what the account's promises and plans now keep; what
+they break is for the daily check. A file's accounts are locked at once, in
+id order, so two imports at the same time queue rather than deadlock.
 
 Both files are UTF-8 (an Excel byte-order mark is fine), comma-, semicolon- or
 tab-separated, with a header row naming the columns in any order; dates are
