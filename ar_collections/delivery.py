@@ -24,10 +24,11 @@ or timeline entry is ever recorded.
 Failures are outcomes too: a permanent one (a 5xx reply, a letter that does
 not render) marks the action FAILED with the error; a transient one (the mail
 server is unreachable or answers 4xx) puts it back to PLANNED with the error
-until MAX_DELIVERY_ATTEMPTS, then FAILED. A server that will not open a
-session at all (a wrong password, a TLS mismatch) is a setting to fix: the
-batch stops there, its actions stay PLANNED and no attempt is spent, so the
-ladders wait rather than pass over them. Either way the timeline says what
+until MAX_DELIVERY_ATTEMPTS, then FAILED. What is the install's to fix is
+neither: a server that will not open a session at all (a wrong password, a
+TLS mismatch; the batch stops there) or a wording template that does not
+parse (the timeline names the file). The action stays PLANNED and no attempt
+is spent, so the ladders wait rather than pass over it. Either way the timeline says what
 happened, never that something was sent when it was not. A step left PLANNED
 holds the next one back; the nightly run sends it again.
 """
@@ -49,6 +50,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import F, Max, Prefetch, Sum
 from django.db.models.functions import Coalesce
+from django.template import TemplateSyntaxError
 from django.utils import timezone
 
 from ar_collections import rendering, timeline, worklist
@@ -211,10 +213,10 @@ def _send_failed(action_id: int, error: Exception) -> str:
     with transaction.atomic():
         # A session refused says nothing of this e-mail: no attempt of its own
         # is spent, so a wrong password never fails a step for good.
-        action = _claim(action_id, attempt=not isinstance(error, SessionRefused))
+        action = _claim(action_id, attempt=_install_fault(error) is None)
         if action is None:
             return "not_claimed"
-        return _record_failure(action, error)
+        return _record_failure(action, error, spent=False)
 
 
 def _claim(action_id: int, *, attempt: bool = True, **changes) -> DunningAction | None:
@@ -399,21 +401,35 @@ def _done(action, **fields) -> None:
     )
 
 
-def _record_failure(action: DunningAction, error: Exception) -> str:
+def _install_fault(error: Exception) -> str | None:
+    """What is wrong with the install, not with this step, if that is the
+    error: a setting to fix (the mail server refuses the session) or a wording
+    template that does not parse. Such a step waits, spending no attempt,
+    however long the fix takes: failing it would move the ladder past it."""
+    if isinstance(error, SessionRefused):
+        return "the mail server refused the session"
+    if isinstance(error, TemplateSyntaxError):
+        return "a wording template is broken"
+    return None
+
+
+def _record_failure(action: DunningAction, error: Exception, *, spent: bool = True) -> str:
+    """Record a failed attempt; `spent`: the claim counted it as an attempt."""
     text = f"{type(error).__name__}: {error}"
-    refused_session = isinstance(error, SessionRefused)
-    retry = refused_session or (is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS)
+    fault = _install_fault(error)
+    retry = fault is not None or (is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS)
     status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
-    DunningAction.objects.filter(pk=action.pk).update(status=status, error=text)
-    if refused_session:
-        summary = f"{_step_name(action)} not sent yet, the mail server refused the session: {text}"
+    uncount = {"attempts": F("attempts") - 1} if fault and spent else {}
+    DunningAction.objects.filter(pk=action.pk).update(status=status, error=text, **uncount)
+    if fault:
+        summary = f"{_step_name(action)} not sent yet, {fault}: {text}"
     elif retry:
         summary = (f"{_step_name(action)} not sent yet (attempt {action.attempts} of "
                    f"{MAX_DELIVERY_ATTEMPTS}), will retry: {text}")
     else:
         summary = f"{_step_name(action)} failed, nothing was sent: {text}"
     _record(action.customer, action, summary=summary, details={
-        "error": text, "attempts": action.attempts, "status": status,
+        "error": text, "attempts": action.attempts - len(uncount), "status": status,
     })
     return "deferred" if retry else "failed"
 

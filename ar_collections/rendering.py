@@ -29,8 +29,9 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template, render_to_string
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
+from django.template.loader import get_template
+from django.template.loader import render_to_string as _render_to_string
 
 from ar_collections.models import Tone
 from arcrm.money import ZERO, quantize
@@ -166,12 +167,25 @@ class Totals:
     credits: Decimal = field(default=ZERO)
 
 
+def _named(load, name: str, *args):
+    """`load(name, *args)`, a template error naming the template it is in:
+    an install's own wording that does not parse must say which file to fix."""
+    try:
+        return load(name, *args)
+    except TemplateSyntaxError as error:
+        raise TemplateSyntaxError(f"{name}: {error}") from error
+
+
+def render_to_string(name: str, context: dict) -> str:
+    return _named(_render_to_string, name, context)
+
+
 def wording_language(language: str, tone: int) -> tuple[str, str]:
     """The language the notice is written in, and a note when it is not the one asked for."""
     language = (language or FALLBACK_LANGUAGE).lower()
     if language in LABELS:
         try:
-            get_template(f"email/dunning/{TONE_FOLDERS[Tone(tone)]}/{language}.subject.txt")
+            _named(get_template, f"email/dunning/{TONE_FOLDERS[Tone(tone)]}/{language}.subject.txt")
             return language, ""
         except TemplateDoesNotExist:
             pass

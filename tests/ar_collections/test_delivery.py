@@ -408,6 +408,36 @@ def test_a_refused_email_fails_with_the_error_and_the_timeline_does_not_claim_it
     assert smtp_server.messages == []
 
 
+def test_a_broken_wording_template_holds_the_step_with_a_clear_message_until_it_is_fixed(
+    make_account, plan_and_deliver, smtp_server, settings, tmp_path
+):
+    """An install's own wording that does not parse is its to fix: the step
+    waits (no attempt spent, nothing charged or sent) and says why, then goes
+    out once the template is mended."""
+    account = make_account(Segment.PROMPT)
+    wording = tmp_path / "wording" / "email" / "dunning" / "friendly"
+    wording.mkdir(parents=True)
+    (wording / "en.txt").write_text("Dear {{ recipient_name }},\n{% if %}\n")
+    engine = settings.TEMPLATES[0]
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]
+
+    assert plan_and_deliver(days(3))["deferred"] == 1
+
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
+    assert action.error == ("TemplateSyntaxError: email/dunning/friendly/en.txt: "
+                            "Unexpected end of expression in if tag.")
+    assert dunning_events(account) == [
+        f"Friendly reminder (step 1, E-mail) not sent yet, a wording template is broken: {action.error}"
+    ]
+    assert smtp_server.messages == [] and not LateCharge.objects.exists()
+
+    (wording / "en.txt").unlink()  # mended: the shipped wording again
+    with frozen(days(4)):
+        assert actions_deliver(action_ids=[action.pk])["emailed"] == 1
+    assert len(smtp_server.messages) == 1
+
+
 def test_a_mail_server_saying_try_later_leaves_the_action_planned_for_the_next_sweep(
     make_account, plan_and_deliver, smtp_server
 ):
