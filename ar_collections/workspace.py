@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Q, Sum
+from django.template import TemplateSyntaxError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -189,13 +190,18 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
         collector_name=actor.get_full_name() or actor.get_username(),
         collector_email=actor.email, reference=reference,
     )
-    email = rendering.render_email(notice)
+    try:
+        email, pdf = rendering.render_email(notice), rendering.render_letter(notice)
+    except (TemplateSyntaxError, rendering.LetterRenderError) as error:
+        # The install's wording does not parse, or the PDF cannot be made: say
+        # which and send nothing, rather than an error page.
+        raise ValidationError(f"The copy could not be written, nothing was sent: {error}") from error
     message = EmailMultiAlternatives(
         subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
         to=[formataddr((contact.name, contact.email))], reply_to=[actor.email] if actor.email else None,
     )
     message.attach_alternative(email.html, "text/html")
-    message.attach(f"invoice-{invoice.number}.pdf", rendering.render_letter(notice), "application/pdf")
+    message.attach(f"invoice-{invoice.number}.pdf", pdf, "application/pdf")
     event = event_record(
         customer=customer, kind=EventKind.NOTE, actor=actor, subject=invoice, invoices=[invoice],
         summary=f"Copy of invoice {invoice.number} e-mailed to {contact.name} <{contact.email}>",

@@ -30,6 +30,7 @@ from ar_collections.models import (
     ExceptionStatus,
     Instalment,
     Invoice,
+    OutgoingMail,
     PauseKind,
     PaymentPlan,
     PlanStatus,
@@ -575,6 +576,25 @@ def test_an_invoice_copy_is_e_mailed_as_a_pdf_and_noted_on_the_timeline(
     event = TimelineEvent.objects.get(customer=customer)
     assert event.summary == "Copy of invoice INV-1002 e-mailed to Anna Clerk <anna@acme.test>"
     assert linked_numbers(event) == ["INV-1002"]
+
+
+def test_an_invoice_copy_with_wording_that_does_not_parse_says_which_file_and_sends_nothing(
+    client, collector, customer, anna, invoices, settings, tmp_path
+):
+    wording = tmp_path / "email" / "dunning" / "friendly"
+    wording.mkdir(parents=True)
+    (wording / "en.html").write_text("<p>{% for %}</p>")
+    engine = settings.TEMPLATES[0]
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path, *engine["DIRS"]]}]
+    client.force_login(collector)
+
+    response = client.post(url("invoice_copy", customer), {"invoice": invoices[1].pk, "contact": anna.pk},
+                           headers={"HX-Request": "true"})
+
+    assert response.status_code == 422
+    assert ("The copy could not be written, nothing was sent: email/dunning/friendly/en.html: "
+            "&#x27;for&#x27; statements should have at least four words" in response.content.decode())
+    assert not OutgoingMail.objects.exists() and not TimelineEvent.objects.filter(customer=customer).exists()
 
 
 # --- Promises and plans ---------------------------------------------------------------------------
