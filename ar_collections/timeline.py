@@ -181,7 +181,8 @@ def _row(pk, kind, occurred_at, summary, details, first, last, username) -> Time
     return TimelineRow(
         pk=pk, kind=kind, label=_LABELS.get(kind, kind), occurred_at=occurred_at,
         when=f"{local.day} {local:%b %Y %H:%M}", summary=summary,
-        actor=f"{first} {last}".strip() or (username or ""),
+        # No actor (the nightly run, an import): the row names nobody.
+        actor=" ".join(name for name in (first, last) if name) or (username or ""),
         action_id=action if isinstance(action, int) else None,
         has_letter=bool(action and details.get("letter")),
     )

@@ -93,6 +93,22 @@ def test_the_account_page_shows_the_newest_event_first(client, collector, custom
     assert load_more(response) is None
 
 
+def test_an_event_names_who_did_it_and_one_nobody_did_names_nobody(client, collector, customer):
+    collector.first_name, collector.last_name = "Carla", ""
+    collector.save()
+    event_record(customer=customer, kind=EventKind.NOTE, summary="By hand", occurred_at=START,
+                 actor=collector)
+    event_record(customer=customer, kind=EventKind.DUNNING, summary="By the nightly run",
+                 occurred_at=START + dt.timedelta(minutes=1))
+    client.force_login(collector)
+
+    text = client.get(timeline_url(customer), headers=HTMX).content.decode()
+
+    assert re.search(r"By hand\s*</[^>]+>\s*<span class=\"muted\"> — Carla</span>", text), text
+    assert re.search(r"By the nightly run\s*</[^>]+>\s*</", text), text
+    assert "None" not in text
+
+
 def test_load_more_walks_the_whole_timeline_without_overlap_or_gaps(client, collector, customer):
     # 40 of the 60 events share one instant, across both page boundaries:
     # only the tie-break on id keeps them apart.
