@@ -39,7 +39,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ar_collections.delivery import MAX_DELIVERY_ATTEMPTS, Mailer, is_transient, sender_domain
-from ar_collections.models import MailPurpose, MailStatus, OutgoingMail
+from ar_collections.models import DunningCycle, MailPurpose, MailStatus, OutgoingMail
 from ar_collections.timeline import event_record
 from customers.models import EventKind
 
@@ -185,6 +185,12 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
     mail.save(update_fields=["status", "error", "attempts", "next_attempt_at"])
     if retry:
         return "unreachable" if _unreachable(error) else "deferred"
+    if mail.purpose == MailPurpose.INVOICES_RESEND:
+        # The cycle's "re-sent" mark goes with the mail that never went: once the
+        # address is fixed, noting red tape again sends the invoices.
+        DunningCycle.objects.filter(customer=mail.customer_id, closed_on__isnull=True).update(
+            invoices_resent_on=None
+        )
     event_record(
         customer=mail.customer, kind=_EVENT_KIND[mail.purpose], subject=mail,
         invoices=[mail.invoice_id] if mail.invoice_id else (),

@@ -82,3 +82,8 @@ def test_a_resend_the_mail_server_puts_off_goes_later_and_one_it_refuses_is_on_t
     failure = TimelineEvent.objects.get(customer=behind, summary__startswith="E-mail not sent")
     assert failure.kind == EventKind.DUNNING
     assert "ben@acme.test" in failure.summary and "550" in failure.summary
+    # The invoices never went: the cycle may have them re-sent again, once the address is fixed.
+    assert DunningCycle.objects.get(customer=behind).invoices_resent_on is None
+    smtp_server.refuse_with(None)
+    with frozen(NOTED):
+        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "queued"
