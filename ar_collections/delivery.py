@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
+import ssl
 from collections import defaultdict
 from decimal import Decimal
 from email.utils import formataddr, parseaddr
@@ -97,7 +98,7 @@ MAX_DELIVERY_ATTEMPTS = 5
 
 OUTCOMES = (
     "emailed", "letters", "call_tasks", "reviews", "awaiting_approval",
-    "skipped", "deferred", "failed", "not_claimed", "postponed",
+    "skipped", "deferred", "failed", "not_claimed",
 )
 # What carrying out an action came to, and the e-mail to send last, if any.
 Outcome = tuple[str, EmailMultiAlternatives | None]
@@ -120,13 +121,8 @@ def actions_deliver(*, action_ids: list[int]) -> dict[str, int]:
     counts = dict.fromkeys(OUTCOMES, 0)
     mailer = Mailer()
     try:
-        for done, action_id in enumerate(action_ids, start=1):
+        for action_id in action_ids:
             counts[_deliver_one(action_id, mailer)] += 1
-            if mailer.session_refused:
-                # Every other e-mail would meet the same refusal (and each try
-                # a failed login): the rest stay PLANNED, untried, for the next run.
-                counts["postponed"] += len(action_ids) - done
-                break
     finally:
         mailer.close()
     return counts
@@ -422,6 +418,8 @@ def _record_failure(action: DunningAction, error: Exception, *, spent: bool = Tr
     uncount = {"attempts": F("attempts") - 1} if fault and spent else {}
     DunningAction.objects.filter(pk=action.pk).update(status=status, error=text, **uncount)
     if fault:
+        # Every step it touches waits until someone fixes it: loud in the logs.
+        log.error("dunning action %s waits, %s: %s", action.pk, fault, text)
         summary = f"{_step_name(action)} not sent yet, {fault}: {text}"
     elif retry:
         summary = (f"{_step_name(action)} not sent yet (attempt {action.attempts} of "
@@ -448,30 +446,47 @@ def is_transient(error: Exception) -> bool:
 
 
 class SessionRefused(ConnectionError):
-    """The mail server would not open a session: the greeting, STARTTLS or the
-    login failed (a 535 for a wrong password). That is a setting to fix or a
-    server to wait for, nothing to do with any one message: transient, so a
-    mistake in the settings delays the night's e-mails instead of failing
-    them all for good, and the ladders do not move past them."""
+    """The mail server will not open a session for us, for good: the login
+    failed (a 535 for a wrong password), STARTTLS or TLS failed, or the
+    greeting was a 5xx. That is a setting to fix, nothing to do with any one
+    message: the e-mail waits (no attempt spent) instead of failing for good,
+    so the ladders do not move past it. A server saying "not now" (a 4xx
+    greeting, a dropped connection) is an ordinary transient failure."""
+
+
+def _session_refusal(error: Exception) -> SessionRefused | None:
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return None
+    if isinstance(error, smtplib.SMTPResponseException) and 400 <= error.smtp_code < 500:
+        return None
+    if isinstance(error, smtplib.SMTPException | ssl.SSLError):
+        return SessionRefused(f"the mail server refused the session: {error}")
+    return None
 
 
 class Mailer:
     """One SMTP session for a batch: opened at the first e-mail, dropped after
-    an error so the next message starts on a clean connection."""
+    an error so the next message starts on a clean connection. A session the
+    server refused for good is not asked for again in the same batch: one
+    failed login per batch, not one per e-mail (an account could be locked)."""
 
     def __init__(self) -> None:
         self.backend = get_connection()
         self.opened = False
-        self.session_refused = False  # the server would not open a session: the batch stops
+        self.refusal: SessionRefused | None = None
 
     def send(self, message: EmailMultiAlternatives) -> None:
+        if self.refusal is not None:
+            raise SessionRefused(*self.refusal.args)
         try:
             if not self.opened:
                 try:
                     self.backend.open()
-                except smtplib.SMTPException as error:
-                    self.session_refused = True
-                    raise SessionRefused(f"the mail server refused the session: {error}") from error
+                except Exception as error:
+                    if (refusal := _session_refusal(error)) is None:
+                        raise
+                    self.refusal = refusal
+                    raise refusal from error
                 self.opened = True
             message.connection = self.backend
             message.send()
@@ -901,15 +916,19 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             .order_by("due_date", "number")
         )
         contact = customer.billing_contact(on=on)
-        cycle.invoices_resent_on = on
-        cycle.save(update_fields=["invoices_resent_on"])
         if not invoices:
+            cycle.invoices_resent_on = on
+            cycle.save(update_fields=["invoices_resent_on"])
             return "nothing"
         if contact is None or not contact.email:
+            # Not marked re-sent: once an address is on file, noting red tape
+            # again sends them.
             _record(customer, cycle, details={"invoices": [i.number for i in invoices]},
                     invoices=invoices,
                     summary="Invoices could not be re-sent: no billing e-mail address on file")
             return "no-address"
+        cycle.invoices_resent_on = on
+        cycle.save(update_fields=["invoices_resent_on"])
         language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
         collector = customer.collector
         notice = rendering.Notice(

@@ -39,6 +39,7 @@ import datetime as dt
 import io
 import logging
 import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -439,7 +440,11 @@ def payments_import(
     # the oldest open invoices take the oldest payments, so settled dates are
     # the real ones. A payment no longer fitting is still named by its line.
     parsed.sort(key=lambda p: p.received_on)
-    named_ids = {pk for p in parsed for pk in p.invoice_ids}
+    # Per account, the invoices that rows still to be recorded name: a payment
+    # naming none leaves them to those rows, whichever comes first by date.
+    reserved: dict[int, Counter] = defaultdict(Counter)
+    for payment in parsed:
+        reserved[payment.customer.pk].update(payment.invoice_ids)
     with transaction.atomic():
         # Every account's lock at once, in one order: two imports at the same
         # time queue one behind the other instead of deadlocking, as they would
@@ -447,6 +452,8 @@ def payments_import(
         list(Customer.objects.select_for_update().filter(pk__in={p.customer.pk for p in parsed})
              .order_by("pk").values_list("pk", flat=True))
         for payment in parsed:
+            pending = reserved[payment.customer.pk]
+            pending.subtract(payment.invoice_ids)  # this row's own: its to pay now, or known already
             try:
                 # Under the account's lock: a copy of this file imported at the
                 # same time waits here, then finds these payments recorded.
@@ -455,7 +462,7 @@ def payments_import(
                                  received_on=payment.received_on):
                     report.already += 1
                     continue
-                _record(payment, actor=actor, named=named_ids)
+                _record(payment, actor=actor, named={pk for pk, n in pending.items() if n > 0})
                 report.created += 1
             except _RowError as error:
                 report.problem(payment.line, error)

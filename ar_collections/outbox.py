@@ -38,7 +38,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ar_collections.delivery import MAX_DELIVERY_ATTEMPTS, Mailer, is_transient, sender_domain
+from ar_collections.delivery import (
+    MAX_DELIVERY_ATTEMPTS,
+    Mailer,
+    SessionRefused,
+    is_transient,
+    sender_domain,
+)
 from ar_collections.models import DunningCycle, MailPurpose, MailStatus, OutgoingMail
 from ar_collections.timeline import event_record
 from customers.models import EventKind
@@ -155,7 +161,8 @@ def _send_failed(pk: int, error: Exception) -> str:
         mail = _claim(pk)
         if mail is None:
             return "not_claimed"
-        mail.attempts += 1
+        if not isinstance(error, SessionRefused):  # a setting to fix: no attempt of the mail's spent
+            mail.attempts += 1
         return _failed(mail, error)
 
 
@@ -181,7 +188,7 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
     retry = is_transient(error) and mail.attempts < MAX_ATTEMPTS
     log.warning("outgoing mail %s not sent (attempt %d): %s", mail.pk, mail.attempts, text)
     mail.status, mail.error = (MailStatus.QUEUED if retry else MailStatus.FAILED), text
-    mail.next_attempt_at = timezone.now() + RETRY_AFTER * 2 ** (mail.attempts - 1)
+    mail.next_attempt_at = timezone.now() + RETRY_AFTER * 2 ** max(mail.attempts - 1, 0)
     mail.save(update_fields=["status", "error", "attempts", "next_attempt_at"])
     if retry:
         return "unreachable" if _unreachable(error) else "deferred"

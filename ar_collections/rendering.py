@@ -168,12 +168,14 @@ class Totals:
 
 
 def _named(load, name: str, *args):
-    """`load(name, *args)`, a template error naming the template it is in:
-    an install's own wording that does not parse must say which file to fix."""
+    """`load(name, *args)`, a template error naming the template: an install's
+    own wording that does not parse must say which file to look at (the error
+    may be in a layout it extends or includes, which Django does not say
+    outside debug mode)."""
     try:
         return load(name, *args)
     except TemplateSyntaxError as error:
-        raise TemplateSyntaxError(f"{name}: {error}") from error
+        raise TemplateSyntaxError(f"{name} (or a template it uses): {error}") from error
 
 
 def render_to_string(name: str, context: dict) -> str:

@@ -177,7 +177,10 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
         raise ValidationError("The invoice and the contact must belong to this account.")
     if not contact.email:
         raise ValidationError({"contact": f"{contact.name} has no e-mail address."})
-    language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
+    try:
+        language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
+    except TemplateSyntaxError as error:
+        raise ValidationError(f"The copy could not be written, nothing was sent: {error}") from error
     reference = f"C-{invoice.number}"
     notice = rendering.Notice(
         tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,

@@ -37,9 +37,13 @@ class _Mailbox:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refusal: str | None = None
         self.password: str | None = None  # what a login must give; any login fails without one
+        self.login_sessions: list = []  # each session that tried to log in (smtplib tries two ways)
         self._lock = threading.Lock()
 
     def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        with self._lock:
+            if not any(s is session for s in self.login_sessions):
+                self.login_sessions.append(session)
         ok = self.password is not None and auth_data.password == self.password.encode()
         return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 235 or 535
 
@@ -67,6 +71,11 @@ class SmtpServer:
     def refuse_with(self, reply: str | None) -> None:
         """Answer every message with this SMTP reply, e.g. "550 5.1.1 Mailbox unavailable"."""
         self._mailbox.refusal = reply
+
+    @property
+    def logins(self) -> int:
+        """Sessions that tried to log in, right or wrong."""
+        return len(self._mailbox.login_sessions)
 
     def accept_password(self, password: str | None) -> None:
         """Let a client that logs in with this password in (None: refuse every login, with 535).

@@ -250,28 +250,30 @@ def test_a_login_the_mail_server_refuses_delays_the_e_mails_instead_of_failing_t
     make_account, plan_and_deliver, smtp_server, settings
 ):
     """A wrong password in the settings is fixed some morning; until then the
-    steps wait, however many nights that takes, and are not failed for good
-    and passed over. One failed login per batch, not one per e-mail."""
-    make_account(Segment.PROMPT)
-    make_account(Segment.PROMPT, name="Beta Bau", email="ap@beta.test")
+    e-mails wait, however many nights that takes, and are not failed for good
+    and passed over. One failed login per batch, not one per e-mail; letters
+    and calls in the batch go ahead."""
+    emailed = [make_account(Segment.PROMPT),
+               make_account(Segment.PROMPT, name="Beta Bau", email="ap@beta.test")]
+    by_letter = make_account(Segment.PROMPT, name="Gamma Bau", email="")  # no address: a letter
     settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "arcrm", "wrong"
     smtp_server.accept_password("right")
 
     counts = plan_and_deliver(days(3))
-    assert (counts["deferred"], counts["postponed"]) == (1, 1)
-    ids = list(DunningAction.objects.order_by("pk").values_list("pk", flat=True))
+    assert (counts["deferred"], counts["letters"], smtp_server.logins) == (2, 1, 1)
+    assert DunningAction.objects.get(customer=by_letter).status == ActionStatus.DONE
+    waiting = list(DunningAction.objects.filter(customer__in=emailed).values_list("pk", flat=True))
     for night in range(4, 4 + MAX_DELIVERY_ATTEMPTS + 1):  # more nights than attempts allowed
         with frozen(days(night)):
-            counts = actions_deliver(action_ids=ids)
-        assert (counts["deferred"], counts["postponed"]) == (1, 1)
-    first = DunningAction.objects.get(pk=ids[0])
-    assert (first.status, first.attempts) == (ActionStatus.PLANNED, 0)
-    assert first.error.startswith("SessionRefused: the mail server refused the session: (535")
-    assert DunningAction.objects.get(pk=ids[1]).status == ActionStatus.PLANNED
+            assert actions_deliver(action_ids=waiting)["deferred"] == 2
+    assert smtp_server.logins == 1 + MAX_DELIVERY_ATTEMPTS + 1
+    for action in DunningAction.objects.filter(pk__in=waiting):
+        assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
+        assert action.error.startswith("SessionRefused: the mail server refused the session: (535")
 
     settings.EMAIL_HOST_PASSWORD = "right"
     with frozen(days(12)):
-        assert actions_deliver(action_ids=ids)["emailed"] == 2
+        assert actions_deliver(action_ids=waiting)["emailed"] == 2
     assert sorted(m["To"] for m in smtp_server.messages) == [
         "Anna Clerk <anna@acme.test>", "Anna Clerk <ap@beta.test>"
     ]
@@ -425,7 +427,7 @@ def test_a_broken_wording_template_holds_the_step_with_a_clear_message_until_it_
 
     action = DunningAction.objects.get(customer=account)
     assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
-    assert action.error == ("TemplateSyntaxError: email/dunning/friendly/en.txt: "
+    assert action.error == ("TemplateSyntaxError: email/dunning/friendly/en.txt (or a template it uses): "
                             "Unexpected end of expression in if tag.")
     assert dunning_events(account) == [
         f"Friendly reminder (step 1, E-mail) not sent yet, a wording template is broken: {action.error}"

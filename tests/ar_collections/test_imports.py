@@ -684,6 +684,25 @@ C-ACME,2025-07-22,EUR,300.00,UNNAMED,
     assert list(unnamed.allocations.values_list("invoice__number", flat=True)) == ["INV-101"]
 
 
+def test_an_invoice_named_by_a_row_recorded_before_is_open_to_a_payment_without_invoices(
+    imported, accounts
+):
+    """A row known from an earlier import pays nothing now: the invoice it
+    names is fair game for the new unnamed payment, oldest first."""
+    first = """account_number,received_on,currency,amount,reference,invoices
+C-ACME,2025-07-20,EUR,300.00,NAMED,INV-100
+"""
+    assert payments_import(first).ok
+    again = first + "C-ACME,2025-07-25,EUR,200.00,UNNAMED,\n"
+
+    report = payments_import(again)
+
+    assert (report.ok, report.created, report.already) == (True, 1, 1), report.errors
+    amounts = dict(Invoice.objects.filter(customer=accounts["C-ACME"], currency="EUR")
+                   .values_list("number", "open_amount"))
+    assert amounts == {"INV-100": Decimal("0.00"), "INV-101": Decimal("700.00")}
+
+
 def test_an_invoice_recorded_with_a_semicolon_before_it_was_refused_still_matches_on_a_new_import(
     imported, make_invoice, accounts
 ):

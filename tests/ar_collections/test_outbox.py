@@ -196,6 +196,23 @@ def test_the_sweep_hands_a_mail_over_once_while_a_worker_has_it(
     assert outbox.mails_sweep(now=due + outbox.HANDED_OVER_FOR) == 1  # that worker never sent it
 
 
+def test_a_mail_server_refusing_the_login_keeps_the_mail_queued_without_spending_attempts(
+    account, collector, smtp_server, settings, django_capture_on_commit_callbacks
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "arcrm", "wrong"
+    smtp_server.accept_password("right")
+
+    for _ in range(outbox.MAX_ATTEMPTS + 1):
+        assert outbox.mails_send(mail_ids=[mail.pk])["unreachable"] == 1
+
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.QUEUED, 0)
+    assert mail.error.startswith("SessionRefused: the mail server refused the session: (535")
+    settings.EMAIL_HOST_PASSWORD = "right"
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"sent": 1}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_refusal_is_recorded_by_whoever_holds_the_mail_after_the_rollback(account):
     """A refused send rolls the attempt back and claims the mail again to record

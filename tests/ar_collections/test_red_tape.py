@@ -87,3 +87,19 @@ def test_a_resend_the_mail_server_puts_off_goes_later_and_one_it_refuses_is_on_t
     smtp_server.refuse_with(None)
     with frozen(NOTED):
         assert invoices_resend(customer_id=behind.pk, on=NOTED) == "queued"
+
+
+def test_with_no_address_on_file_the_invoices_go_once_one_is_noted_and_red_tape_noted_again(
+    behind, smtp_server
+):
+    Contact.objects.filter(customer=behind).update(email="")
+    with frozen(NOTED):
+        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "no-address"
+    assert DunningCycle.objects.get(customer=behind).invoices_resent_on is None
+    assert TimelineEvent.objects.filter(
+        customer=behind, summary="Invoices could not be re-sent: no billing e-mail address on file"
+    ).count() == 1
+
+    Contact.objects.filter(customer=behind, name="Ben Backup").update(email="ben@acme.test")
+    with frozen(NOTED):
+        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "queued"

@@ -578,12 +578,13 @@ def test_an_invoice_copy_is_e_mailed_as_a_pdf_and_noted_on_the_timeline(
     assert linked_numbers(event) == ["INV-1002"]
 
 
+@pytest.mark.parametrize("broken", ["en.html", "en.subject.txt"])
 def test_an_invoice_copy_with_wording_that_does_not_parse_says_which_file_and_sends_nothing(
-    client, collector, customer, anna, invoices, settings, tmp_path
+    client, collector, customer, anna, invoices, settings, tmp_path, broken
 ):
     wording = tmp_path / "email" / "dunning" / "friendly"
     wording.mkdir(parents=True)
-    (wording / "en.html").write_text("<p>{% for %}</p>")
+    (wording / broken).write_text("<p>{% for %}</p>")
     engine = settings.TEMPLATES[0]
     settings.TEMPLATES = [{**engine, "DIRS": [tmp_path, *engine["DIRS"]]}]
     client.force_login(collector)
@@ -592,7 +593,8 @@ def test_an_invoice_copy_with_wording_that_does_not_parse_says_which_file_and_se
                            headers={"HX-Request": "true"})
 
     assert response.status_code == 422
-    assert ("The copy could not be written, nothing was sent: email/dunning/friendly/en.html: "
+    assert (f"The copy could not be written, nothing was sent: email/dunning/friendly/{broken} "
+            "(or a template it uses): "
             "&#x27;for&#x27; statements should have at least four words" in response.content.decode())
     assert not OutgoingMail.objects.exists() and not TimelineEvent.objects.filter(customer=customer).exists()
 
