@@ -224,13 +224,19 @@ def test_no_step_is_planned_while_the_previous_one_has_not_gone_out(make_account
     assert "has not gone out yet" in next_step(account, on=days(20)).note
 
 
-def test_a_step_sent_late_goes_to_whoever_stands_in_on_the_day_it_is_sent(
-    make_account, make_contact, plan_and_deliver, smtp_server
-):
+def _away(make_account, make_contact, *, first: int, last: int):
+    """A prompt payer whose Anna Clerk is away from days(first) to days(last), Ben Backup standing in."""
     account = make_account(Segment.PROMPT)
     anna = account.contacts.get(name="Anna Clerk")
     ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
-    ContactAbsence.objects.create(contact=anna, starts_on=days(5), ends_on=days(12), delegate=ben)
+    ContactAbsence.objects.create(contact=anna, starts_on=days(first), ends_on=days(last), delegate=ben)
+    return account
+
+
+def test_a_step_sent_late_goes_to_whoever_stands_in_on_the_day_it_is_sent(
+    make_account, make_contact, plan_and_deliver, smtp_server
+):
+    account = _away(make_account, make_contact, first=5, last=12)
     smtp_server.refuse_with("451 4.3.0 Try again later")
     plan_and_deliver(days(3))  # planned while Anna is in; the server says not now
     action = DunningAction.objects.get(customer=account)
@@ -327,10 +333,7 @@ def test_the_email_says_who_what_and_by_when_and_is_recorded(make_account, plan_
 def test_an_absent_billing_contact_s_reminder_goes_to_the_stand_in(
     make_account, make_contact, plan_and_deliver, smtp_server
 ):
-    account = make_account(Segment.PROMPT)
-    anna = account.contacts.get(name="Anna Clerk")
-    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
-    ContactAbsence.objects.create(contact=anna, starts_on=days(0), ends_on=days(10), delegate=ben)
+    account = _away(make_account, make_contact, first=0, last=10)
 
     plan_and_deliver(days(3))
 
