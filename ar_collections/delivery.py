@@ -26,11 +26,11 @@ not render) marks the action FAILED with the error; a transient one (the mail
 server is unreachable or answers 4xx) puts it back to PLANNED with the error
 until MAX_DELIVERY_ATTEMPTS, then FAILED. What is the install's to fix is
 neither: a server that will not open a session at all (a wrong password, a
-TLS mismatch; the batch stops there) or a wording template that does not
+TLS mismatch; asked once per batch) or a wording template that does not
 parse (the timeline names the file). The action stays PLANNED and no attempt
-is spent, so the ladders wait rather than pass over it. Either way the timeline says what
-happened, never that something was sent when it was not. A step left PLANNED
-holds the next one back; the nightly run sends it again.
+is spent, so the ladders wait rather than pass over it. Either way the
+timeline says what happened, never that something was sent when it was not.
+A step left PLANNED holds the next one back; the nightly run sends it again.
 """
 
 from __future__ import annotations
@@ -207,18 +207,15 @@ def _send_failed(action_id: int, error: Exception) -> str:
     attempt that rolled back. Claimed again first: a sweep may have taken the
     action since, and then it is that worker's to record."""
     with transaction.atomic():
-        # A session refused says nothing of this e-mail: no attempt of its own
-        # is spent, so a wrong password never fails a step for good.
-        action = _claim(action_id, attempt=_install_fault(error) is None)
+        action = _claim(action_id)
         if action is None:
             return "not_claimed"
-        return _record_failure(action, error, spent=False)
+        return _record_failure(action, error)
 
 
-def _claim(action_id: int, *, attempt: bool = True, **changes) -> DunningAction | None:
+def _claim(action_id: int, **changes) -> DunningAction | None:
     """Lock the action if it is still PLANNED and no other worker holds it,
-    count an attempt (unless told not to) and apply `changes`; None if it is
-    not ours to act on."""
+    count an attempt and apply `changes`; None if it is not ours to act on."""
     action = (
         DunningAction.objects.select_for_update(skip_locked=True)
         .filter(pk=action_id, status=ActionStatus.PLANNED)
@@ -227,7 +224,7 @@ def _claim(action_id: int, *, attempt: bool = True, **changes) -> DunningAction 
     if action is None:
         return None
     DunningAction.objects.filter(pk=action.pk).update(
-        attempts=F("attempts") + int(attempt), claimed_at=timezone.now(), **changes
+        attempts=F("attempts") + 1, claimed_at=timezone.now(), **changes
     )
     action.refresh_from_db()
     return action
@@ -397,7 +394,7 @@ def _done(action, **fields) -> None:
     )
 
 
-def _install_fault(error: Exception) -> str | None:
+def install_fault(error: Exception) -> str | None:
     """What is wrong with the install, not with this step, if that is the
     error: a setting to fix (the mail server refuses the session) or a wording
     template that does not parse. Such a step waits, spending no attempt,
@@ -409,13 +406,14 @@ def _install_fault(error: Exception) -> str | None:
     return None
 
 
-def _record_failure(action: DunningAction, error: Exception, *, spent: bool = True) -> str:
-    """Record a failed attempt; `spent`: the claim counted it as an attempt."""
+def _record_failure(action: DunningAction, error: Exception) -> str:
+    """Record the failure of the attempt its claim counted; a fault of the
+    install's takes that attempt back (see install_fault)."""
     text = f"{type(error).__name__}: {error}"
-    fault = _install_fault(error)
+    fault = install_fault(error)
     retry = fault is not None or (is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS)
     status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
-    uncount = {"attempts": F("attempts") - 1} if fault and spent else {}
+    uncount = {"attempts": F("attempts") - 1} if fault else {}
     DunningAction.objects.filter(pk=action.pk).update(status=status, error=text, **uncount)
     if fault:
         # Every step it touches waits until someone fixes it: loud in the logs.
@@ -916,11 +914,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             .order_by("due_date", "number")
         )
         contact = customer.billing_contact(on=on)
-        if not invoices:
-            cycle.invoices_resent_on = on
-            cycle.save(update_fields=["invoices_resent_on"])
-            return "nothing"
-        if contact is None or not contact.email:
+        if invoices and (contact is None or not contact.email):
             # Not marked re-sent: once an address is on file, noting red tape
             # again sends them.
             _record(customer, cycle, details={"invoices": [i.number for i in invoices]},
@@ -929,6 +923,8 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             return "no-address"
         cycle.invoices_resent_on = on
         cycle.save(update_fields=["invoices_resent_on"])
+        if not invoices:
+            return "nothing"
         language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
         collector = customer.collector
         notice = rendering.Notice(

@@ -41,7 +41,7 @@ from django.utils import timezone
 from ar_collections.delivery import (
     MAX_DELIVERY_ATTEMPTS,
     Mailer,
-    SessionRefused,
+    install_fault,
     is_transient,
     sender_domain,
 )
@@ -161,7 +161,7 @@ def _send_failed(pk: int, error: Exception) -> str:
         mail = _claim(pk)
         if mail is None:
             return "not_claimed"
-        if not isinstance(error, SessionRefused):  # a setting to fix: no attempt of the mail's spent
+        if install_fault(error) is None:  # the install's to fix: no attempt of the mail's spent
             mail.attempts += 1
         return _failed(mail, error)
 
