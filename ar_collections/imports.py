@@ -51,11 +51,12 @@ from ar_collections.models import (
     ImportStatus,
     Invoice,
     InvoiceStatus,
+    Payment,
     PaymentMethod,
     ReceivablesImport,
 )
 from ar_collections.timeline import events_link, invoice_issued
-from ar_collections.workspace import allocations_oldest_first, payment_known, payment_record
+from ar_collections.workspace import allocations_oldest_first, payment_record
 from arcrm.money import validate_currency
 from customers.models import Customer, TimelineEvent
 
@@ -449,17 +450,20 @@ def payments_import(
         # Every account's lock at once, in one order: two imports at the same
         # time queue one behind the other instead of deadlocking, as they would
         # taking each account's lock as their rows come.
-        list(Customer.objects.select_for_update().filter(pk__in={p.customer.pk for p in parsed})
-             .order_by("pk").values_list("pk", flat=True))
+        accounts = list(Customer.objects.select_for_update().filter(pk__in={p.customer.pk for p in parsed})
+                        .order_by("pk").values_list("pk", flat=True))
+        # The bank lines already recorded, read once under those locks: a copy
+        # of this file imported at the same time waited above, and finds these.
+        known = set(Payment.objects.filter(
+            customer_id__in=accounts,
+            received_on__range=(parsed[0].received_on, parsed[-1].received_on),
+        ).values_list("customer_id", "reference", "amount", "currency", "received_on"))
         for payment in parsed:
             pending = reserved[payment.customer.pk]
             pending.subtract(payment.invoice_ids)  # this row's own: its to pay now, or known already
             try:
-                # Under the account's lock: a copy of this file imported at the
-                # same time waits here, then finds these payments recorded.
-                if payment_known(customer=payment.customer, reference=payment.reference,
-                                 amount=payment.amount, currency=payment.currency,
-                                 received_on=payment.received_on):
+                if (payment.customer.pk, payment.reference, payment.amount, payment.currency,
+                        payment.received_on) in known:
                     report.already += 1
                     continue
                 _record(payment, actor=actor, named={pk for pk, n in pending.items() if n > 0})
@@ -521,5 +525,5 @@ def _record(payment: _PaymentRow, *, actor, named: set[int]) -> None:
     payment_record(
         customer=payment.customer, amount=payment.amount, currency=payment.currency,
         received_on=payment.received_on, allocations=allocations_oldest_first(targets, payment.amount),
-        reference=payment.reference, method=payment.method, actor=actor,
+        reference=payment.reference, method=payment.method, actor=actor, known_checked=True,
     )

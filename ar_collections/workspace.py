@@ -178,23 +178,7 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
     if not contact.email:
         raise ValidationError({"contact": f"{contact.name} has no e-mail address."})
     try:
-        language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
-    except TemplateSyntaxError as error:
-        raise ValidationError(f"The copy could not be written, nothing was sent: {error}") from error
-    reference = f"C-{invoice.number}"
-    notice = rendering.Notice(
-        tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,
-        account_number=customer.account_number, recipient_name=contact.name,
-        postal_address=contact.postal_address, letter_date=on,
-        pay_by=max(on + dt.timedelta(days=COPY_PAY_WITHIN_DAYS), invoice.due_date),
-        lines=(rendering.NoticeLine(invoice.number, invoice.issue_date, invoice.due_date,
-                                    max((on - invoice.due_date).days, 0), invoice.open_amount,
-                                    invoice.currency),),
-        collector_name=actor.get_full_name() or actor.get_username(),
-        collector_email=actor.email, reference=reference,
-    )
-    try:
-        email, pdf = rendering.render_email(notice), rendering.render_letter(notice)
+        email, pdf = _invoice_copy(customer, invoice, contact, actor=actor, on=on)
     except (TemplateSyntaxError, rendering.LetterRenderError) as error:
         # The install's wording does not parse, or the PDF cannot be made: say
         # which and send nothing, rather than an error page.
@@ -213,6 +197,23 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
     outbox.mail_queue(message, customer=customer, purpose=MailPurpose.INVOICE_COPY, actor=actor,
                       invoice=invoice)
     return event
+
+
+def _invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, actor, on: dt.date):
+    """The copy's e-mail and PDF, in the friendly wording of the contact's language."""
+    language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
+    notice = rendering.Notice(
+        tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,
+        account_number=customer.account_number, recipient_name=contact.name,
+        postal_address=contact.postal_address, letter_date=on,
+        pay_by=max(on + dt.timedelta(days=COPY_PAY_WITHIN_DAYS), invoice.due_date),
+        lines=(rendering.NoticeLine(invoice.number, invoice.issue_date, invoice.due_date,
+                                    max((on - invoice.due_date).days, 0), invoice.open_amount,
+                                    invoice.currency),),
+        collector_name=actor.get_full_name() or actor.get_username(),
+        collector_email=actor.email, reference=f"C-{invoice.number}",
+    )
+    return rendering.render_email(notice), rendering.render_letter(notice)
 
 
 # --- Promises to pay --------------------------------------------------------------
@@ -722,6 +723,7 @@ def payment_record(
     reference: str = "",
     method: str = PaymentMethod.BANK_TRANSFER,
     actor=None,
+    known_checked: bool = False,
 ) -> Payment:
     """A payment applied to invoices; what is not applied stays on account.
     Promises and plans of the account are checked at once, so a payment that
@@ -729,15 +731,17 @@ def payment_record(
 
     The same reference, amount and date twice on one account is refused: it
     is the same bank line recorded again (a double submit, a statement read
-    twice), and recording it would take the money off the invoices twice."""
+    twice), and recording it would take the money off the invoices twice.
+    `known_checked`: the caller holds the account's lock and has found the
+    line new itself (the import does, for a whole file at once)."""
     if amount <= 0:
         raise ValidationError({"amount": "A payment is more than zero."})
     applied = sum((a for _, a in allocations), ZERO)
     if applied > amount:
         raise ValidationError({"allocations": "More is applied to invoices than was paid."})
     reference = reference.strip()
-    if payment_known(customer=customer, reference=reference, amount=amount, currency=currency,
-                     received_on=received_on):
+    if not known_checked and payment_known(customer=customer, reference=reference, amount=amount,
+                                           currency=currency, received_on=received_on):
         raise ValidationError({"reference": (
             f"A payment of {format_money(amount, currency)} with reference {reference} received on "
             f"{received_on:%d %b %Y} is already recorded for this account."
