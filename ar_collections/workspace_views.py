@@ -176,7 +176,7 @@ def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def timeline_view(request: HttpRequest, pk: int) -> HttpResponse:
     """A page of the timeline for htmx ("load more", a filter); without htmx
     the account page shows the same page, so the link works either way."""
-    customer = customer_readable(request, pk)
+    customer = customer_readable(request, pk, card=False)
     if not wants_fragment(request):
         url = reverse("customers:detail", args=[pk])
         return redirect(f"{url}?{request.GET.urlencode()}#timeline" if request.GET else url)

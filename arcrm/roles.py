@@ -86,7 +86,10 @@ def role_of(user) -> str | None:
         return None
     if user.is_superuser:
         return MANAGER
-    names = {group.name for group in user.groups.all()}
+    # Kept on the user when it came from the cache (arcrm/authcache.py).
+    names = getattr(user, "_arcrm_group_names", None)
+    if names is None:
+        names = {group.name for group in user.groups.all()}
     for role in (MANAGER, COLLECTOR, VIEWER):
         if role in names:
             return role

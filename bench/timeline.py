@@ -15,8 +15,8 @@ the last one is answered) for each page in turn:
    (the cursor of the customer's 9,975th newest event: the page is the last one)
 
 Prints per page requests/s, latency p50/p95/p99, errors, response size and the
-server's CPU time per request (gunicorn workers and their PostgreSQL backends,
-which barely moves with other work on the machine), then the targets: p95 <= 50
+server's CPU time per request (gunicorn workers, their PostgreSQL backends
+and the Redis server, which barely moves with other work on the machine), then the targets: p95 <= 50
 ms and >= 200 requests/s per page, and the deep page's p95 within 1.5 x the
 first page's. Before each load the page is fetched once and checked: 200, the
 right events (the newest on the first page, the oldest and not the cursor's on
@@ -26,11 +26,15 @@ exits 1.
 
     .venv/bin/python bench/timeline.py [--customers N] [--events N] [--events-per-customer N]
                                        [--clients 20] [--seconds 15] [--port 8311] [--keep]
+                                       [--cache-url redis://127.0.0.1:6379/13 | none]
                                        [--scenarios account,first,deep]
 
 Needs PostgreSQL on this machine: --database-url (default BENCH_DATABASE_URL or
 postgres://postgres@127.0.0.1:5432/arcrm_bench_timeline), dropped and created
-anew unless --keep reuses the previous build (it is migrated either way).
+anew unless --keep reuses the previous build (it is migrated either way). The server reads
+sessions and the signed-in user from Redis at --cache-url (default
+BENCH_CACHE_URL or redis://127.0.0.1:6379/13), as it does with REDIS_URL set;
+`--cache-url none` measures it without one.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import urllib.error
 import urllib.request
 from collections import Counter, deque
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,6 +69,7 @@ from bench.scratch import django_on_scratch_database
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/arcrm_bench_timeline"
+DEFAULT_CACHE_URL = "redis://127.0.0.1:6379/13"
 # The bench process signs the session the server must accept: both use this key.
 SECRET_KEY = "bench-timeline-only"
 COLLECTOR = "bench-timeline-collector"  # owns the chosen customer, and only it
@@ -115,6 +121,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0,
                         help=f"measured seconds per page (after {WARM_UP_SECONDS:.0f} s of warm-up)")
     parser.add_argument("--port", type=int, default=8311)
+    parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", DEFAULT_CACHE_URL),
+                        help="the shared cache (Redis) the server reads sessions and the signed-in user "
+                             "from, as with REDIS_URL set; 'none' runs without one")
     parser.add_argument("--keep", action="store_true", help="reuse the data set of an earlier run")
     parser.add_argument("--scenarios", default="account,first,deep",
                         help="which pages to load, in order (account, first, deep)")
@@ -135,6 +144,10 @@ def main() -> None:
             "DATABASE_URL": args.database_url, "SECRET_KEY": SECRET_KEY, "DEBUG": "0",
             "ALLOWED_HOSTS": "127.0.0.1,localhost", "STATIC_ROOT": str(Path(scratch, "static")),
             "ARCRM_VAR_DIR": str(Path(scratch, "var")),
+            # Only the cache: the server runs no tasks. A prefix of this run's
+            # own, so no entry of an earlier build can answer for this one.
+            "CACHE_URL": "" if args.cache_url == "none" else args.cache_url,
+            "CACHE_KEY_PREFIX": f"bench-timeline-{os.getpid()}-{time.time_ns()}",
         }
         os.environ.update(server_env)
         django_on_scratch_database(args.database_url, recreate=not args.keep)
@@ -489,31 +502,17 @@ def _chosen(connection) -> dict | None:
     client = Client()
     client.force_login(User.objects.get(username=COLLECTOR))
     cursor_event = events[len(events) - PAGE_SIZE - 1]  # leaves exactly one page after it
-    cursor, flagged = _cursor_for(cursor_event)
+    from ar_collections.timeline import cursor_for
+
+    cursor = cursor_for(SimpleNamespace(pk=cursor_event[0], occurred_at=cursor_event[1]))
     return {
         "pk": customer.pk, "name": customer.name, "events": len(events),
         "table_events": TimelineEvent.objects.count(), "customers": Customer.objects.count(),
         "newest": events[0], "oldest": events[-1], "cursor_event": cursor_event,
-        "cursor": cursor, "cursor_flagged": flagged,
+        "cursor": cursor,
         "cookie": f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}",
         "server": connection.connection.info.parameter_status("server_version"),
     }
-
-
-def _cursor_for(row: tuple) -> tuple[str, bool]:
-    """The "load more" cursor after the event `row` (pk, occurred_at, summary),
-    as the application makes it; True when the bench had to make it itself."""
-    from types import SimpleNamespace
-
-    event = SimpleNamespace(pk=row[0], occurred_at=row[1])
-    try:
-        from ar_collections.timeline import cursor_for
-    except ImportError:
-        # TEMPORARY, until ar_collections.timeline.cursor_for exists: a guess at
-        # its format, flagged in the report. Delete once the import works.
-        at = event.occurred_at.astimezone(dt.UTC)
-        return f"{at:%Y%m%d%H%M%S%f}-{event.pk}", True
-    return cursor_for(event), False
 
 
 def _scenarios(chosen: dict) -> list[dict]:
@@ -670,10 +669,10 @@ def _measure(args, scenario: dict, *, cookie: str, server: _Server) -> dict:
     process.start()
     try:
         time.sleep(max(start_at + WARM_UP_SECONDS - time.time(), 0))
-        workers, backends = server.workers(), _backends(connection)
-        before = _cpu_seconds(workers), _cpu_seconds(backends)
+        workers, backends, cache = server.workers(), _backends(connection), _cache_server()
+        before = _cpu_seconds(workers), _cpu_seconds(backends), _cpu_seconds(cache)
         time.sleep(max(start_at + WARM_UP_SECONDS + args.seconds - time.time(), 0))
-        after = _cpu_seconds(workers), _cpu_seconds(backends)
+        after = _cpu_seconds(workers), _cpu_seconds(backends), _cpu_seconds(cache)
         result = results.get(timeout=REQUEST_TIMEOUT + 30)
         process.join(timeout=10)
     finally:
@@ -682,10 +681,11 @@ def _measure(args, scenario: dict, *, cookie: str, server: _Server) -> dict:
             process.join()
         connection.close()
     if None in before or None in after:
-        result["server_cpu"] = result["worker_cpu"] = result["database_cpu"] = None
+        result["server_cpu"] = result["worker_cpu"] = result["database_cpu"] = result["cache_cpu"] = None
     else:
-        result["worker_cpu"], result["database_cpu"] = after[0] - before[0], after[1] - before[1]
-        result["server_cpu"] = result["worker_cpu"] + result["database_cpu"]
+        result["worker_cpu"], result["database_cpu"], result["cache_cpu"] = (
+            a - b for a, b in zip(after, before, strict=True))
+        result["server_cpu"] = result["worker_cpu"] + result["database_cpu"] + result["cache_cpu"]
     return result
 
 
@@ -703,6 +703,18 @@ def _backends(connection) -> list[int]:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
         return [pid for (pid,) in cursor.fetchall()]
+
+
+def _cache_server() -> list[int]:
+    """The Redis server the application's cache talks to (its CPU is the
+    server's too), or none when it runs without one."""
+    import redis
+    from django.conf import settings
+
+    if not settings.AUTH_CACHE_SECONDS:
+        return []
+    with redis.Redis.from_url(settings.CACHE_URL) as client:
+        return [int(client.info("server")["process_id"])]
 
 
 def _cpu_seconds(pids: list[int]) -> float | None:
@@ -820,6 +832,13 @@ def _statements_note() -> str:
     return "sent with their values bound in, parsed and planned anew each time (nothing prepared)"
 
 
+def _cache_note(args) -> str:
+    if args.cache_url == "none":
+        return "none (--cache-url none): sessions and the signed-in user read from PostgreSQL"
+    return (f"{args.cache_url}: sessions and the signed-in user read from Redis (arcrm/authcache.py); "
+            f"its server's CPU is counted in CPU/req")
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     """Nearest rank: the smallest value with at least q of the values at or below it."""
     return sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)]
@@ -836,12 +855,10 @@ def _report(args, *, chosen: dict, scenarios: list[dict], load_average, yardstic
           f"before the server started (server, PostgreSQL and the load share the cores); {yardstick}")
     print(f"data         {chosen['customers']:,} customers, {chosen['table_events']:,} timeline events; "
           f"customer {chosen['pk']} ({chosen['name']}) has {chosen['events']:,}")
-    cursor_note = ("computed by the bench: ar_collections.timeline.cursor_for could not be imported "
-                   "(TEMPORARY, a guess at its format)" if chosen["cursor_flagged"]
-                   else "from ar_collections.timeline.cursor_for")
     print(f"deep page    before={chosen['cursor']}: after event {chosen['cursor_event'][0]}, the "
           f"{chosen['events'] - PAGE_SIZE:,}th newest, so the page holds the last {PAGE_SIZE} events "
-          f"({cursor_note})")
+          f"(from ar_collections.timeline.cursor_for)")
+    print(f"cache        {_cache_note(args)}")
     print(f"statements   {_statements_note()}")
     print(f"load         {args.clients} clients in a closed loop from a second process on loopback, "
           f"{WARM_UP_SECONDS:.0f} s warm-up + {args.seconds:.0f} s measured per page; latency from "
@@ -878,13 +895,14 @@ def _report(args, *, chosen: dict, scenarios: list[dict], load_average, yardstic
         if r["server_cpu"] and r["latencies"]:
             count = len(r["latencies"])
             print(f"  server CPU per request: {r['worker_cpu'] / count * 1000:.1f} ms in gunicorn's workers "
-                  f"+ {r['database_cpu'] / count * 1000:.1f} ms in their PostgreSQL backends")
+                  f"+ {r['database_cpu'] / count * 1000:.1f} ms in their PostgreSQL backends "
+                  f"+ {r['cache_cpu'] / count * 1000:.1f} ms in Redis")
         for what, count in r["failed"].most_common(5):
             print(f"  ERROR x {count:,}: {what}")
     if any(s["result"]["server_cpu"] for s in scenarios):
-        print("CPU/req: CPU time of the gunicorn workers and their PostgreSQL backends per measured request "
-              "(other work on the machine barely moves it); CPU-bound: the requests/s at which the server "
-              f"alone would keep all {os.cpu_count()} cores busy (the load generator not counted)")
+        print("CPU/req: CPU time of the gunicorn workers, their PostgreSQL backends and Redis per measured "
+              "request (other work on the machine barely moves it); CPU-bound: the requests/s at which the "
+              f"server alone would keep all {os.cpu_count()} cores busy (the load generator not counted)")
     print()
     verdict = {True: "PASS", False: "MISS"}
     print(f"targets      p95 <= {TARGET_P95_MS} ms, >= {TARGET_RATE} requests/s per page; "

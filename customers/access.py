@@ -12,11 +12,15 @@ from arcrm.roles import require_act_on
 from customers.models import Customer
 
 
-def customer_readable(request: HttpRequest, pk: int) -> Customer:
-    """The customer, if this user may look at it: 404 otherwise."""
-    customers = Customer.objects.visible_to(request.user).select_related(
-        "collector", "relationship_owner", "referred_by", "behaviour"
-    )
+def customer_readable(request: HttpRequest, pk: int, *, card: bool = True) -> Customer:
+    """The customer, if this user may look at it: 404 otherwise. With `card`
+    False only what deciding access needs is read (the pk and the collector's),
+    for a fragment that shows nothing else of the account."""
+    customers = Customer.objects.visible_to(request.user)
+    if card:
+        customers = customers.select_related("collector", "relationship_owner", "referred_by", "behaviour")
+    else:
+        customers = customers.only("pk", "collector_id")
     return get_object_or_404(customers, pk=pk)
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 
 from ar_collections.models import Allocation, Invoice, InvoiceStatus, Payment
@@ -16,6 +19,16 @@ from arcrm.roles import COLLECTOR, MANAGER, VIEWER
 from customers.models import Contact, ContactRole, Customer
 
 _numbers = itertools.count(1)
+
+
+def pytest_configure(config):
+    """Cache keys of this run's own: a run's test database numbers its users
+    from 1 again, and an earlier run's cached user 1 must not answer for this
+    run's. Set before the first cache use, and for the processes tests start."""
+    prefix = f"arcrm-test-{uuid.uuid4().hex[:12]}"
+    os.environ["CACHE_KEY_PREFIX"] = prefix
+    if "default" in settings.CACHES:
+        settings.CACHES["default"]["KEY_PREFIX"] = prefix
 
 
 @pytest.fixture(autouse=True)

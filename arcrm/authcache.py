@@ -1,0 +1,130 @@
+"""The signed-in user, with their role and permissions, kept in the shared
+cache between requests.
+
+Every page asks who is signed in and what they may do. Django's ModelBackend
+answers with three queries per request (the user, their own permissions, their
+groups' permissions), and the role takes a fourth. With a shared cache (Redis,
+when REDIS_URL is set) `CachedModelBackend` answers all of that from one cache
+read; without one it is the plain ModelBackend.
+
+What is cached must never outlive a change to it:
+- any change to a user, their groups or permissions, a group's permissions, or
+  a deleted group or permission drops the entries of the users it concerns,
+  at once and again after the transaction commits (a request that read the old
+  rows in between cannot keep them);
+- the cache is used only outside a transaction: nothing uncommitted, which a
+  rollback could take back, is ever shared, and a transaction sees its own
+  changes;
+- every entry expires after AUTH_CACHE_SECONDS anyway, for changes made behind
+  the application's back (SQL by hand).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+
+_KEY = "auth-user:{}"
+
+
+def enabled() -> bool:
+    return getattr(settings, "AUTH_CACHE_SECONDS", 0) > 0
+
+
+class CachedModelBackend(ModelBackend):
+    """ModelBackend whose `get_user` comes from the shared cache, permissions
+    and group names included (see the module's docstring)."""
+
+    def get_user(self, user_id):
+        # Inside a transaction the rows read may not be committed yet: as if
+        # there were no cache, neither read from it nor written to it.
+        if not enabled() or connection.in_atomic_block:
+            return super().get_user(user_id)
+        key = _KEY.format(user_id)
+        user = cache.get(key)
+        if user is not None:
+            return user if self.user_can_authenticate(user) else None
+        user = super().get_user(user_id)
+        if user is None:
+            return None
+        # Read now what the request would otherwise read later, and keep it
+        # on the instance: a pickled model keeps its attributes.
+        self.get_all_permissions(user)
+        user._arcrm_group_names = frozenset(user.groups.values_list("name", flat=True))
+        cache.set(key, user, settings.AUTH_CACHE_SECONDS)
+        return user
+
+
+def forget(user_ids: Iterable[int]) -> None:
+    """Drop the cached entries of these users, now and once the transaction commits."""
+    keys = [_KEY.format(pk) for pk in set(user_ids)]
+    if not keys or not enabled():
+        return
+    cache.delete_many(keys)
+    transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+def _users_of_groups(group_ids: Iterable[int]) -> list[int]:
+    return list(get_user_model().objects.filter(groups__in=list(group_ids)).values_list("pk", flat=True))
+
+
+def _user_changed(sender, instance, **kwargs) -> None:
+    forget([instance.pk])
+
+
+def _user_links_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    """User.groups or User.user_permissions: the instance is a user, or (from
+    the other side) a group or permission with the users in `pk_set`."""
+    if action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    if not reverse:
+        forget([instance.pk])
+    elif action == "pre_clear":  # pk_set is not given: everyone linked to it now
+        field = "groups" if isinstance(instance, Group) else "user_permissions"
+        forget(get_user_model().objects.filter(**{field: instance}).values_list("pk", flat=True))
+    else:
+        forget(pk_set or ())
+
+
+def _group_permissions_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    """Group.permissions: the members of the groups concerned."""
+    if action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    if not reverse:
+        forget(_users_of_groups([instance.pk]))
+    elif action == "pre_clear":
+        forget(_users_of_groups(instance.group_set.values_list("pk", flat=True)))
+    else:
+        forget(_users_of_groups(pk_set or ()))
+
+
+def _group_deleted(sender, instance, **kwargs) -> None:
+    forget(_users_of_groups([instance.pk]))
+
+
+def _permission_deleted(sender, instance, **kwargs) -> None:
+    users = get_user_model().objects
+    forget([*users.filter(user_permissions=instance).values_list("pk", flat=True),
+            *_users_of_groups(instance.group_set.values_list("pk", flat=True))])
+
+
+def connect() -> None:
+    """Called once from the app's ready()."""
+    user_model = get_user_model()
+    post_save.connect(_user_changed, sender=user_model, dispatch_uid="authcache-user-saved")
+    post_delete.connect(_user_changed, sender=user_model, dispatch_uid="authcache-user-deleted")
+    m2m_changed.connect(_user_links_changed, sender=user_model.groups.through,
+                        dispatch_uid="authcache-user-groups")
+    m2m_changed.connect(_user_links_changed, sender=user_model.user_permissions.through,
+                        dispatch_uid="authcache-user-permissions")
+    m2m_changed.connect(_group_permissions_changed, sender=Group.permissions.through,
+                        dispatch_uid="authcache-group-permissions")
+    pre_delete.connect(_group_deleted, sender=Group, dispatch_uid="authcache-group-deleted")
+    pre_delete.connect(_permission_deleted, sender=Permission, dispatch_uid="authcache-permission-deleted")
