@@ -1189,6 +1189,10 @@ class OutgoingMail(models.Model):
     # When the sweep may hand the mail to a worker (again): after its own worker
     # had its chance, after a back-off once the mail server said "not now".
     next_attempt_at = models.DateTimeField()
+    # The back-off after a "not now", which every worker respects: a second
+    # task for the same mail (its own worker's and a sweep's) that comes
+    # sooner leaves it, rather than spend the next attempt at once.
+    retry_not_before = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

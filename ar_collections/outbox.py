@@ -14,7 +14,8 @@ again, with the same Message-ID. The row is marked SENT before the send, so
 that only the COMMIT follows the server's acceptance; a refusal rolls that
 back and the failure is recorded under a fresh claim. A transient failure (server unreachable, a 4xx
 reply) leaves the mail QUEUED with the error and a back-off (RETRY_AFTER,
-doubling) until MAX_ATTEMPTS; a permanent one, or the last attempt, marks it
+doubling, which a second task for the same mail respects too) until
+MAX_ATTEMPTS; a permanent one, or the last attempt, marks it
 FAILED and says so on the customer's timeline. When the server cannot be
 reached at all, the rest of the batch waits for the sweep without spending an
 attempt. The sweep (beat, every five minutes) hands over the queued mails whose
@@ -35,7 +36,7 @@ from smtplib import SMTPConnectError, SMTPException, SMTPServerDisconnected
 
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ar_collections.delivery import (
@@ -124,7 +125,9 @@ def mails_sweep(*, now: dt.datetime | None = None) -> int:
         due = (OutgoingMail.objects.select_for_update(skip_locked=True)
                .filter(status=MailStatus.QUEUED, next_attempt_at__lte=now).order_by("next_attempt_at"))
         ids = list(due.values_list("pk", flat=True))
-        OutgoingMail.objects.filter(pk__in=ids).update(next_attempt_at=now + HANDED_OVER_FOR)
+        # Their back-off is over: the worker handed each one may try it.
+        OutgoingMail.objects.filter(pk__in=ids).update(next_attempt_at=now + HANDED_OVER_FOR,
+                                                       retry_not_before=None)
     for start in range(0, len(ids), SWEEP_BATCH):
         send_mail.delay(ids[start:start + SWEEP_BATCH])
     return len(ids)
@@ -167,8 +170,9 @@ def _send_failed(pk: int, error: Exception) -> str:
 
 
 def _claim(pk: int) -> OutgoingMail | None:
+    backed_off = Q(retry_not_before__isnull=True) | Q(retry_not_before__lte=timezone.now())
     return (OutgoingMail.objects.select_for_update(skip_locked=True)
-            .filter(pk=pk, status=MailStatus.QUEUED).first())
+            .filter(backed_off, pk=pk, status=MailStatus.QUEUED).first())
 
 
 def _message(mail: OutgoingMail) -> EmailMultiAlternatives:
@@ -188,8 +192,9 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
     retry = is_transient(error) and mail.attempts < MAX_ATTEMPTS
     log.warning("outgoing mail %s not sent (attempt %d): %s", mail.pk, mail.attempts, text)
     mail.status, mail.error = (MailStatus.QUEUED if retry else MailStatus.FAILED), text
-    mail.next_attempt_at = timezone.now() + RETRY_AFTER * 2 ** max(mail.attempts - 1, 0)
-    mail.save(update_fields=["status", "error", "attempts", "next_attempt_at"])
+    back_off = RETRY_AFTER * 2 ** max(mail.attempts - 1, 0)
+    mail.next_attempt_at = mail.retry_not_before = timezone.now() + back_off
+    mail.save(update_fields=["status", "error", "attempts", "next_attempt_at", "retry_not_before"])
     if retry:
         return "unreachable" if _unreachable(error) else "deferred"
     if mail.purpose == MailPurpose.INVOICES_RESEND:

@@ -111,13 +111,42 @@ def test_a_refusal_for_good_fails_the_mail_and_says_so_on_the_timeline(
     ).values_list("pk", flat=True)  # found under the invoice's filter too
 
 
+def test_a_second_task_for_a_mail_in_its_back_off_leaves_it_for_later(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"deferred": 1}
+    smtp_server.refuse_with(None)
+
+    # Its action's task and a sweep's both in the queue: the second comes at once.
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"not_claimed": 1}
+
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.QUEUED, 1)
+    assert smtp_server.messages == []
+    assert mail.retry_not_before == mail.next_attempt_at > timezone.now()
+    # The sweep, once the back-off is over, hands it over and it goes.
+    assert outbox.mails_sweep(now=mail.next_attempt_at) == 1
+    assert len(smtp_server.messages) == 1
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.SENT, 2)
+
+
+def _back_off_over(mail: OutgoingMail) -> None:
+    OutgoingMail.objects.filter(pk=mail.pk).update(retry_not_before=timezone.now() - dt.timedelta(seconds=1))
+
+
 def test_the_last_transient_failure_gives_up(
     account, collector, smtp_server, django_capture_on_commit_callbacks
 ):
     mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
     smtp_server.refuse_with("421 4.7.0 Too busy")
 
-    outcomes = [outbox.mails_send(mail_ids=[mail.pk]) for _ in range(outbox.MAX_ATTEMPTS + 1)]
+    outcomes = []
+    for _ in range(outbox.MAX_ATTEMPTS + 1):
+        outcomes.append(outbox.mails_send(mail_ids=[mail.pk]))
+        _back_off_over(mail)
 
     assert outcomes == [{"deferred": 1}] * (outbox.MAX_ATTEMPTS - 1) + [{"failed": 1}, {"not_claimed": 1}]
     mail.refresh_from_db()
@@ -205,6 +234,7 @@ def test_a_mail_server_refusing_the_login_keeps_the_mail_queued_without_spending
 
     for _ in range(outbox.MAX_ATTEMPTS + 1):
         assert outbox.mails_send(mail_ids=[mail.pk])["unreachable"] == 1
+        _back_off_over(mail)  # the mail waits out its back-off like any other
 
     mail.refresh_from_db()
     assert (mail.status, mail.attempts) == (MailStatus.QUEUED, 0)
