@@ -39,6 +39,7 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
 )
+from arcrm.db import rows_insert
 from arcrm.money import ZERO
 from customers.models import Customer, Segment
 
@@ -236,10 +237,10 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
             DunningCycle.objects.filter(customer_id__in=newly).order_by().values("customer_id")
             .annotate(n=Max("number")).values_list("customer_id", "n")
         )
-        DunningCycle.objects.bulk_create(
-            [DunningCycle(customer_id=c, number=last_numbers.get(c, 0) + 1, opened_on=on) for c in newly],
-            ignore_conflicts=True,
-        )
+        rows_insert(DunningCycle, {
+            "customer_id": newly, "number": [last_numbers.get(c, 0) + 1 for c in newly],
+            "opened_on": [on] * len(newly),
+        })
         open_cycles = dict(
             DunningCycle.objects.filter(in_batch, closed_on__isnull=True).values_list("customer_id", "pk")
         )
@@ -268,7 +269,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     for cycle_id, step_id in (DunningAction.objects.filter(cycle_id__in=past_the_end)
                               .values_list("cycle_id", "step_id") if past_the_end else ()):
         taken[cycle_id].add(step_id)
-    actions = []
+    actions: dict[str, list] = {name: [] for name in ("cycle_id", "customer_id", "step_id", "status",
+                                                      "pay_by")}
     for customer_id, oldest_due in anchors.items():
         cycle_id = open_cycles[customer_id]
         stand = stands[cycle_id]
@@ -284,20 +286,19 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
             continue
         if not _above_minimum(ladder.policy, totals[customer_id]):
             continue
-        actions.append(
-            DunningAction(
-                run=run, cycle_id=cycle_id, customer_id=customer_id, step=step,
-                status=_first_status(ladder.policy, step), planned_on=on,
-                pay_by=on + dt.timedelta(days=step.pay_by_days),
-            )
-        )
-    DunningAction.objects.bulk_create(actions, ignore_conflicts=True)
+        for name, value in (("cycle_id", cycle_id), ("customer_id", customer_id), ("step_id", step.pk),
+                            ("status", _first_status(ladder.policy, step)),
+                            ("pay_by", on + dt.timedelta(days=step.pay_by_days))):
+            actions[name].append(value)
+    planned = len(actions["cycle_id"])
+    # Thousands of rows a batch: column by column, not as model instances.
+    rows_insert(DunningAction, {**actions, "run_id": [run.pk] * planned, "planned_on": [on] * planned})
 
     # 6. List on each new action every eligible invoice it covers: all overdue
     #    ones, and for a reminder before the due date those falling due by then.
     _insert_lines(run, lo, hi)
     _mark_progress(run, hi)
-    return len(actions)
+    return planned
 
 
 # A step waiting for a person (a collector's review, a manager's approval):

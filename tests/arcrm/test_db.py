@@ -1,0 +1,48 @@
+"""rows_insert: the planner's column-by-column insert, on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from ar_collections.models import DunningCycle
+from arcrm.db import rows_insert
+
+OPENED = dt.date(2026, 3, 2)
+
+
+def test_rows_are_inserted_with_the_defaults_of_the_fields_not_given(make_customer):
+    first, second = make_customer(), make_customer()
+    assert connection.vendor == "postgresql"
+
+    rows_insert(DunningCycle, {"customer_id": [first.pk, second.pk], "number": [1, 4],
+                               "opened_on": [OPENED, OPENED + dt.timedelta(days=1)]})
+
+    rows = list(DunningCycle.objects.order_by("customer_id").values_list(
+        "customer_id", "number", "opened_on", "closed_on", "cause", "invoices_resent_on"))
+    assert rows == [(first.pk, 1, OPENED, None, "", None),
+                    (second.pk, 4, OPENED + dt.timedelta(days=1), None, "", None)]
+
+
+def test_a_row_breaking_a_unique_constraint_is_left_out_and_the_others_go_in(make_customer):
+    first, second = make_customer(), make_customer()
+    DunningCycle.objects.create(customer=first, number=1, opened_on=OPENED)
+
+    # A second open cycle for the first account: refused by its partial unique index.
+    rows_insert(DunningCycle, {"customer_id": [first.pk, second.pk], "number": [2, 1],
+                               "opened_on": [OPENED, OPENED]})
+
+    assert sorted(DunningCycle.objects.values_list("customer_id", "number")) == [(first.pk, 1), (second.pk, 1)]
+
+
+def test_columns_of_different_lengths_are_refused_before_anything_is_written(make_customer):
+    customer = make_customer()
+
+    with pytest.raises(ValueError, match="every column needs a value for every row"):
+        rows_insert(DunningCycle, {"customer_id": [customer.pk], "number": [1, 2], "opened_on": [OPENED]})
+
+    assert not DunningCycle.objects.exists()
+    rows_insert(DunningCycle, {"customer_id": [], "number": [], "opened_on": []})  # nothing to do
+    assert not DunningCycle.objects.exists()
