@@ -34,7 +34,8 @@ def test_a_row_breaking_a_unique_constraint_is_left_out_and_the_others_go_in(mak
     rows_insert(DunningCycle, {"customer_id": [first.pk, second.pk], "number": [2, 1],
                                "opened_on": [OPENED, OPENED]})
 
-    assert sorted(DunningCycle.objects.values_list("customer_id", "number")) == [(first.pk, 1), (second.pk, 1)]
+    cycles = sorted(DunningCycle.objects.values_list("customer_id", "number"))
+    assert cycles == [(first.pk, 1), (second.pk, 1)]
 
 
 def test_columns_of_different_lengths_are_refused_before_anything_is_written(make_customer):
