@@ -68,14 +68,15 @@ COLUMNS = {
     INVOICES: (("number", "account_number", "issue_date", "due_date", "currency", "total_amount"),
                ("po_reference",)),
     PAYMENTS: (("account_number", "received_on", "currency", "amount", "reference"),
-               ("method", "invoices")),
+               ("method", "invoices", "bank_reference")),
 }
 # A file to start from, offered on the import page: the header and one row.
 EXAMPLES = {
     INVOICES: "number,account_number,issue_date,due_date,currency,total_amount,po_reference\r\n"
               "INV-2025-0001,C00042,2025-07-01,2025-07-31,EUR,1250.00,PO-881\r\n",
-    PAYMENTS: "account_number,received_on,currency,amount,reference,method,invoices\r\n"
-              "C00042,2025-08-04,EUR,1250.00,BANK-20250804-17,bank_transfer,INV-2025-0001\r\n",
+    PAYMENTS: "account_number,received_on,currency,amount,reference,method,invoices,bank_reference\r\n"
+              "C00042,2025-08-04,EUR,1250.00,BANK-20250804-17,bank_transfer,INV-2025-0001,"
+              "2025080400017\r\n",
 }
 # Also below PostgreSQL's 65,535 parameters for the lookups of a file's
 # accounts and invoices; a larger export is split.
@@ -406,6 +407,17 @@ class _PaymentRow:
     reference: str
     method: str
     invoice_ids: list[int]
+    bank_reference: str
+
+    @property
+    def alike(self) -> tuple:
+        """What two payments share when they are the same bank line, short of the bank's own id."""
+        return (self.customer.pk, self.reference, self.amount, self.currency, self.received_on)
+
+    @property
+    def key(self) -> tuple:
+        """What tells this payment from every other: the bank's id where the file gives it."""
+        return (self.customer.pk, self.bank_reference) if self.bank_reference else self.alike
 
 
 _METHODS = {**{value: value for value in PaymentMethod.values},
@@ -426,12 +438,14 @@ def payments_import(
     for line, row in rows:
         try:
             payment = _payment_of(line, row, accounts, invoices, today=today)
-            key = (payment.customer.pk, payment.reference, payment.amount, payment.currency,
-                   payment.received_on)
-            if key in seen:
+            if payment.key in seen:
+                if payment.bank_reference:
+                    raise _RowError(f"bank_reference {payment.bank_reference} is on line "
+                                    f"{seen[payment.key]} already")
                 raise _RowError(f"the same payment (reference {payment.reference}) is on line "
-                                f"{seen[key]} already")
-            seen[key] = line
+                                f"{seen[payment.key]} already; if these are two payments, give each the "
+                                "bank's id of its entry in a bank_reference column")
+            seen[payment.key] = line
             parsed.append(payment)
         except _RowError as error:
             report.problem(line, error)
@@ -454,16 +468,15 @@ def payments_import(
                         .order_by("pk").values_list("pk", flat=True))
         # The bank lines already recorded, read once under those locks: a copy
         # of this file imported at the same time waited above, and finds these.
-        known = set(Payment.objects.filter(
+        known = _Known(Payment.objects.filter(
             customer_id__in=accounts,
             received_on__range=(parsed[0].received_on, parsed[-1].received_on),
-        ).values_list("customer_id", "reference", "amount", "currency", "received_on"))
+        ).values_list("customer_id", "reference", "amount", "currency", "received_on", "bank_reference"))
         for payment in parsed:
             pending = reserved[payment.customer.pk]
             pending.subtract(payment.invoice_ids)  # this row's own: its to pay now, or known already
             try:
-                if (payment.customer.pk, payment.reference, payment.amount, payment.currency,
-                        payment.received_on) in known:
+                if known.recorded(payment):
                     report.already += 1
                     continue
                 _record(payment, actor=actor, named={pk for pk, n in pending.items() if n > 0})
@@ -497,7 +510,38 @@ def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> 
             raise _RowError(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
         invoice_ids.append(invoice.pk)
     return _PaymentRow(line, customer, received_on, currency, _amount(row, "amount"),
-                       _reference(row), method, invoice_ids)
+                       _reference(row), method, invoice_ids, _text(row, "bank_reference", limit=80))
+
+
+class _Known:
+    """The payments recorded already, to tell a file's rows imported before.
+
+    A row with the bank's id is recorded if a payment has that id, or if one
+    alike in all else was recorded without an id (by a file without the
+    column; each such payment answers for one row only). A row without is
+    recorded if any payment alike is, as it always was."""
+
+    def __init__(self, rows) -> None:
+        self.bank_ids: set[tuple] = set()
+        self.alike: set[tuple] = set()
+        self.alike_without_id: Counter = Counter()
+        for customer_id, reference, amount, currency, received_on, bank_reference in rows:
+            alike = (customer_id, reference, amount, currency, received_on)
+            self.alike.add(alike)
+            if bank_reference:
+                self.bank_ids.add((customer_id, bank_reference))
+            else:
+                self.alike_without_id[alike] += 1
+
+    def recorded(self, payment: _PaymentRow) -> bool:
+        if not payment.bank_reference:
+            return payment.alike in self.alike
+        if payment.key in self.bank_ids:
+            return True
+        if self.alike_without_id[payment.alike] > 0:
+            self.alike_without_id[payment.alike] -= 1
+            return True
+        return False
 
 
 def _reference(row: dict) -> str:
@@ -526,4 +570,5 @@ def _record(payment: _PaymentRow, *, actor, named: set[int]) -> None:
         customer=payment.customer, amount=payment.amount, currency=payment.currency,
         received_on=payment.received_on, allocations=allocations_oldest_first(targets, payment.amount),
         reference=payment.reference, method=payment.method, actor=actor, known_checked=True,
+        bank_reference=payment.bank_reference,
     )

@@ -146,6 +146,10 @@ class Payment(models.Model):
         max_length=16, choices=PaymentMethod.choices, default=PaymentMethod.BANK_TRANSFER
     )
     reference = models.CharField(max_length=80, blank=True)
+    # The bank's own id of the statement entry, when the import gives one: it
+    # tells apart two payments alike in everything else (a customer paying the
+    # same invoice twice), which the reference, amount and date cannot.
+    bank_reference = models.CharField(max_length=80, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -724,6 +724,7 @@ def payment_record(
     method: str = PaymentMethod.BANK_TRANSFER,
     actor=None,
     known_checked: bool = False,
+    bank_reference: str = "",
 ) -> Payment:
     """A payment applied to invoices; what is not applied stays on account.
     Promises and plans of the account are checked at once, so a payment that
@@ -748,7 +749,7 @@ def payment_record(
         )})
     payment = Payment.objects.create(
         customer=customer, received_on=received_on, currency=currency, amount=amount, reference=reference,
-        method=method,
+        method=method, bank_reference=bank_reference,
     )
     invoices = []
     for invoice, part in allocations:

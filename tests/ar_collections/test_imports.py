@@ -236,8 +236,55 @@ C-ACME,2025-08-01,EUR,50.00,OK-1,,INV-100
         "line 4: invoice INV-102 is in USD, the payment in EUR",
         "line 5: received_on 2025-08-06 is after today",
         "line 6: method 'barter' is not one of bank_transfer, direct_debit, card, cheque, cash",
-        "line 7: the same payment (reference OK-1) is on line 2 already",
+        "line 7: the same payment (reference OK-1) is on line 2 already; if these are two payments, give "
+        "each the bank's id of its entry in a bank_reference column",
     ]
+    assert state() == before
+
+
+DOUBLE_PAYMENT = """account_number,received_on,currency,amount,reference,invoices,bank_reference
+C-ACME,2025-08-01,EUR,500.00,INV-100,INV-100,20250801-0007
+C-ACME,2025-08-01,EUR,500.00,INV-100,,20250801-0008
+"""
+
+
+def test_a_customer_paying_an_invoice_twice_is_two_payments_told_apart_by_the_bank_reference(imported):
+    report = payments_import(DOUBLE_PAYMENT)
+
+    assert (report.ok, report.created, report.already) == (True, 2, 0), report.errors
+    payments = list(Payment.objects.order_by("bank_reference").values_list("bank_reference", "amount"))
+    assert payments == [("20250801-0007", Decimal("500.00")), ("20250801-0008", Decimal("500.00"))]
+    # The second finds INV-100 paid and goes to the next open invoice, as any unnamed payment.
+    amounts = dict(Invoice.objects.values_list("number", "open_amount"))
+    assert (amounts["INV-100"], amounts["INV-101"]) == (Decimal("0.00"), Decimal("200.00"))
+
+    before = state()
+    again = payments_import(DOUBLE_PAYMENT)
+    assert (again.ok, again.created, again.already) == (True, 0, 2)
+    assert state() == before
+
+
+def test_a_payment_imported_before_without_the_bank_reference_answers_for_one_row_with_it(imported):
+    first = """account_number,received_on,currency,amount,reference,invoices
+C-ACME,2025-08-01,EUR,500.00,INV-100,INV-100
+"""
+    assert payments_import(first).created == 1
+
+    # The bank's full statement, now with its ids: one of the two is the payment recorded already.
+    report = payments_import(DOUBLE_PAYMENT)
+
+    assert (report.ok, report.created, report.already) == (True, 1, 1), report.errors
+    assert Payment.objects.count() == 2
+    assert payments_import(DOUBLE_PAYMENT).created == 0  # and the one with its id is known by it
+
+
+def test_the_same_bank_reference_twice_in_a_file_is_refused(imported):
+    text = DOUBLE_PAYMENT.replace("20250801-0008", "20250801-0007")
+    before = state()
+
+    report = payments_import(text)
+
+    assert report.errors == ["line 3: bank_reference 20250801-0007 is on line 2 already"]
     assert state() == before
 
 
