@@ -56,7 +56,7 @@ from django.utils import timezone
 
 from ar_collections import rendering, timeline, worklist
 from ar_collections.channels import route_for
-from ar_collections.dunning import NEEDS_APPROVAL, above_minimum, eligible_invoices
+from ar_collections.dunning import NEEDS_APPROVAL, eligible_invoices
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -240,14 +240,6 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
     lines = _lines_still_due(action, on=today)
     if not lines:
         return _skip(action, "by delivery every listed invoice was paid or paused"), None
-    # The minimum, weighed again: a part payment since planning may have left
-    # too little to chase (planning weighed what was open then).
-    still_due: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for line in lines:
-        still_due[line.currency] += line.amount
-    if not above_minimum(step.policy, still_due):
-        return _skip(action, f"by delivery what is still due ({_amounts(lines)}) was below the policy's "
-                             f"minimum"), None
     if step.action in NEEDS_APPROVAL:
         return _hold_for_approval(action), None
 

@@ -284,7 +284,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
                              last_contact=last_contact.get(customer_id))
         if on < due_on:
             continue
-        if not above_minimum(ladder.policy, totals[customer_id]):
+        if not _above_minimum(ladder.policy, totals[customer_id]):
             continue
         for name, value in (("cycle_id", cycle_id), ("customer_id", customer_id), ("step_id", step.pk),
                             ("status", _first_status(ladder.policy, step)),
@@ -403,7 +403,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     for invoice in eligible:
         if invoice.due_date <= in_reach:
             totals[invoice.currency] += invoice.open_amount
-    note = "" if above_minimum(ladder.policy, totals) else "Waits: the amount is below the policy's minimum."
+    note = "" if _above_minimum(ladder.policy, totals) else "Waits: the amount is below the policy's minimum."
     return NextStep(step, due_on, listed, held, note)
 
 
@@ -412,8 +412,7 @@ def _held_because(pause: DunningPause) -> str:
     return f"{pause.get_kind_display()}{until}"
 
 
-def above_minimum(policy: LatePaymentPolicy, totals: dict[str, Decimal]) -> bool:
-    """Is any currency's total at or above the policy's minimum for it (none set: any amount)?"""
+def _above_minimum(policy: LatePaymentPolicy, totals: dict[str, Decimal]) -> bool:
     minimums = {m.currency: m.min_amount for m in policy.minimums.all()}
     return any(total >= minimums.get(currency, ZERO) and total > 0 for currency, total in totals.items())
 

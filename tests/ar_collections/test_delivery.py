@@ -527,29 +527,6 @@ def test_an_invoice_paid_since_planning_is_left_off_the_reminder(make_account, s
     assert "EUR 700.00" in text
 
 
-def test_a_step_is_skipped_when_part_payments_since_planning_left_less_than_the_policy_minimum(
-    make_account, smtp_server
-):
-    account = make_account(Segment.PROMPT)
-    first, second = Invoice.objects.filter(customer=account).order_by("number")
-    with frozen(days(3)):
-        from ar_collections.dunning import run_plan, run_start
-
-        run_plan(run=run_start(run_date=days(3)))
-        # Paid but for EUR 12.50, under the default EUR 25.00 minimum.
-        Invoice.objects.filter(pk=first.pk).update(status=InvoiceStatus.PAID, open_amount=0,
-                                                   settled_on=days(3))
-        Invoice.objects.filter(pk=second.pk).update(open_amount=Decimal("12.50"))
-        action = DunningAction.objects.get(customer=account)
-        assert actions_deliver(action_ids=[action.pk])["skipped"] == 1
-
-    action.refresh_from_db()
-    assert action.status == ActionStatus.SKIPPED
-    assert action.skip_reason == "by delivery what is still due (EUR 12.50) was below the policy's minimum"
-    assert smtp_server.messages == []
-    assert "below the policy's minimum" in dunning_events(account)[0]
-
-
 def test_a_german_contact_gets_german_words_and_an_unsupported_language_english_with_a_note(
     make_account, plan_and_deliver, smtp_server
 ):
