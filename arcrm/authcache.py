@@ -8,15 +8,21 @@ when REDIS_URL is set) `CachedModelBackend` answers all of that from one cache
 read; without one it is the plain ModelBackend.
 
 What is cached must never outlive a change to it:
-- any change to a user, their groups or permissions, a group's permissions, or
-  a deleted group or permission drops the entries of the users it concerns,
-  at once and again after the transaction commits (a request that read the old
-  rows in between cannot keep them);
+- any change to a user, their groups or permissions, a group (renamed,
+  deleted, its permissions) or a deleted permission replaces the entries of
+  the users it concerns with a marker, at once and again after the transaction
+  commits. A request that read the old rows before the change only ever adds
+  an entry where there is none (`cache.add`), so the marker keeps it out;
+  after FORGOTTEN_SECONDS the next request reads the rows afresh. A change
+  while Redis cannot be told fails, rather than leave old rights cached;
 - the cache is used only outside a transaction: nothing uncommitted, which a
   rollback could take back, is ever shared, and a transaction sees its own
   changes;
 - every entry expires after AUTH_CACHE_SECONDS anyway, for changes made behind
   the application's back (SQL by hand).
+
+An entry holds the user's row, password hash included (Django checks the
+session against it): Redis deserves the care the database gets.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ from django.db import connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 _KEY = "auth-user:{}"
+# What stands in for a dropped entry, and for how long: far longer than a
+# request takes from reading the user's rows to caching them.
+_FORGOTTEN = "forgotten"
+FORGOTTEN_SECONDS = 60
 
 
 def enabled() -> bool:
@@ -49,7 +59,7 @@ class CachedModelBackend(ModelBackend):
             return super().get_user(user_id)
         key = _KEY.format(user_id)
         user = cache.get(key)
-        if user is not None:
+        if user is not None and user != _FORGOTTEN:
             return user if self.user_can_authenticate(user) else None
         user = super().get_user(user_id)
         if user is None:
@@ -58,24 +68,35 @@ class CachedModelBackend(ModelBackend):
         # on the instance: a pickled model keeps its attributes.
         self.get_all_permissions(user)
         user._arcrm_group_names = frozenset(user.groups.values_list("name", flat=True))
-        cache.set(key, user, settings.AUTH_CACHE_SECONDS)
+        # Only where there is nothing: not over the marker of a change made
+        # since these rows were read.
+        cache.add(key, user, settings.AUTH_CACHE_SECONDS)
         return user
 
 
 def forget(user_ids: Iterable[int]) -> None:
-    """Drop the cached entries of these users, now and once the transaction commits."""
+    """Mark the cached entries of these users forgotten, now and once the
+    transaction commits. Not forgiving: if Redis cannot be told, the change fails."""
     keys = [_KEY.format(pk) for pk in set(user_ids)]
     if not keys or not enabled():
         return
-    cache.delete_many(keys)
-    transaction.on_commit(lambda: cache.delete_many(keys))
+
+    def mark() -> None:
+        cache.set_many(dict.fromkeys(keys, _FORGOTTEN), FORGOTTEN_SECONDS)
+
+    mark()
+    transaction.on_commit(mark)
 
 
 def _users_of_groups(group_ids: Iterable[int]) -> list[int]:
     return list(get_user_model().objects.filter(groups__in=list(group_ids)).values_list("pk", flat=True))
 
 
-def _user_changed(sender, instance, **kwargs) -> None:
+def _user_changed(sender, instance, created=False, update_fields=None, **kwargs) -> None:
+    # A new user has no entry yet; signing in stamps last_login, which decides
+    # nothing: the entry may stay.
+    if created or (update_fields is not None and set(update_fields) == {"last_login"}):
+        return
     forget([instance.pk])
 
 
@@ -105,8 +126,10 @@ def _group_permissions_changed(sender, instance, action, reverse, pk_set, **kwar
         forget(_users_of_groups(pk_set or ()))
 
 
-def _group_deleted(sender, instance, **kwargs) -> None:
-    forget(_users_of_groups([instance.pk]))
+def _group_changed(sender, instance, **kwargs) -> None:
+    """A group renamed (the role shown) or deleted: its members."""
+    if instance.pk is not None:
+        forget(_users_of_groups([instance.pk]))
 
 
 def _permission_deleted(sender, instance, **kwargs) -> None:
@@ -126,5 +149,6 @@ def connect() -> None:
                         dispatch_uid="authcache-user-permissions")
     m2m_changed.connect(_group_permissions_changed, sender=Group.permissions.through,
                         dispatch_uid="authcache-group-permissions")
-    pre_delete.connect(_group_deleted, sender=Group, dispatch_uid="authcache-group-deleted")
+    post_save.connect(_group_changed, sender=Group, dispatch_uid="authcache-group-saved")
+    pre_delete.connect(_group_changed, sender=Group, dispatch_uid="authcache-group-deleted")
     pre_delete.connect(_permission_deleted, sender=Permission, dispatch_uid="authcache-permission-deleted")

@@ -1,8 +1,11 @@
 """The shared cache (Redis): a server that does not answer is a miss.
 
-Only what can be read again from the database is cached (sessions, the
-signed-in user), so a Redis outage costs speed, not pages: every read that
-fails is a miss, every write that fails is skipped, and both are logged.
+Only what can be read again from the database is cached (the signed-in user),
+so a Redis outage, or a Redis that answers with an error (full, read-only
+after a failover), costs speed, not pages: every read that fails is a miss,
+every entry that cannot be added is skipped, and both are logged. Marking an
+entry stale is not forgiven (arcrm/authcache.py: the change fails instead), nor
+is deleting one: a stale entry left behind could answer for it.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ import functools
 import logging
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
-_UNREACHABLE = (ConnectionError, TimeoutError)
+_UNREACHABLE = RedisError
 
 
 class _ReusedClient(RedisCacheClient):
@@ -30,7 +33,7 @@ class _ReusedClient(RedisCacheClient):
         return client
 
 
-def _forgiving(name: str, what: str, answer=None, *, level: int = logging.WARNING):
+def _forgiving(name: str, what: str, answer=None):
     """RedisCache's method `name`, answering `answer` (a callable of the call's
     arguments, or a value) when Redis does not answer."""
     method = getattr(RedisCache, name)
@@ -40,7 +43,7 @@ def _forgiving(name: str, what: str, answer=None, *, level: int = logging.WARNIN
         try:
             return method(self, *args, **kwargs)
         except _UNREACHABLE as error:
-            log.log(level, "cache %s skipped, Redis did not answer: %s", what, error)
+            log.warning("cache %s skipped, Redis failed: %s: %s", what, type(error).__name__, error)
             return answer(*args, **kwargs) if callable(answer) else answer
 
     return forgiving
@@ -51,14 +54,9 @@ class ForgivingRedisCache(RedisCache):
         super().__init__(server, params)
         self._class = _ReusedClient
 
+    # Reads and adding an entry where there is none. set, set_many, delete and
+    # delete_many raise: they are how stale entries are replaced or dropped.
     get = _forgiving("get", "read", lambda key, default=None, version=None: default)
     get_many = _forgiving("get_many", "read", lambda *args, **kwargs: {})
     has_key = _forgiving("has_key", "read", False)
-    set = _forgiving("set", "write")
-    set_many = _forgiving("set_many", "write", lambda data, *args, **kwargs: list(data))
     add = _forgiving("add", "write", False)
-    touch = _forgiving("touch", "write", False)
-    # An entry that could not be dropped is stale until it expires
-    # (AUTH_CACHE_SECONDS for a user): worth an error, not a warning.
-    delete = _forgiving("delete", "delete", False, level=logging.ERROR)
-    delete_many = _forgiving("delete_many", "delete", level=logging.ERROR)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db import models
 
 
@@ -59,11 +61,19 @@ def rows_insert(model: type[models.Model], columns: dict[str, list]) -> None:
             ignore_conflicts=True,
         )
         return
-    others = [f for f in model._meta.concrete_fields if not f.primary_key and f not in given]
-    if auto := [f.name for f in others if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]:
-        raise ValueError(f"set on save, so to be given: {', '.join(auto)}")
+    # Left to the database: generated columns and those with a database default.
+    others = [f for f in model._meta.concrete_fields if not f.primary_key and f not in given
+              and not getattr(f, "generated", False) and f.db_default is models.NOT_PROVIDED]
+    # One default for every row: a value worked out on save or per row
+    # (a UUID, a timestamp) would be wrong for all but one.
+    per_row = [f.name for f in others if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+               or (f.has_default() and callable(f.default) and f.default not in (dict, list, str))]
+    if per_row:
+        raise ValueError(f"set on save or per row, so to be given: {', '.join(per_row)}")
     quote = connection.ops.quote_name
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in given)
+    # Arrays of the base type (varchar, numeric), not the column's: a cast to
+    # varchar(16) would cut a longer value short where the column refuses it.
+    arrays = ", ".join(f"%s::{re.sub(r'[(].*[)]', '', f.db_type(connection))}[]" for f in given)
     aliases = ", ".join(f"c{n}" for n in range(len(given)))
     select = [f"u.c{n}" for n in range(len(given))] + ["%s"] * len(others)
     sql = (f"INSERT INTO {quote(model._meta.db_table)} "

@@ -153,10 +153,11 @@ COMPANY_ADDRESS = env_str("COMPANY_ADDRESS", "Hafenstraße 1\n20457 Hamburg\nGer
 COMPANY_PHONE = env_str("COMPANY_PHONE", "+49 40 1234 5678")
 COMPANY_BANK = env_str("COMPANY_BANK", "IBAN DE02 1203 0000 0000 2020 51 · BIC BYLADEM1001")
 
-# A cache every process shares (Redis) when there is one. Sessions and the
-# signed-in user with their permissions are read from it, not from the
-# database, on every request (arcrm/authcache.py). Without Redis nothing is
-# cached: each process would keep its own copy, which no change could reach.
+# A cache every process shares (Redis) when there is one. The signed-in user
+# with their permissions is read from it, not from the database, on every
+# request (arcrm/authcache.py). Without Redis nothing is cached: each process
+# would keep its own copy, which no change could reach. Sessions stay in the
+# database: a signed-out session must be gone, whatever Redis does.
 CACHE_URL = env_str("CACHE_URL", env_str("REDIS_URL", ""))
 AUTHENTICATION_BACKENDS = ["arcrm.authcache.CachedModelBackend"]
 AUTH_CACHE_SECONDS = 0
@@ -170,7 +171,6 @@ if CACHE_URL:
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     AUTH_CACHE_SECONDS = env_int("AUTH_CACHE_SECONDS", 300)
 
 # Celery. With REDIS_URL set the broker is Redis; otherwise kombu's filesystem

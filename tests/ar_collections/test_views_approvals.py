@@ -185,10 +185,10 @@ def test_the_approvals_cost_the_same_number_of_queries_for_2_or_20_steps(
         make_action(customer)
     client.force_login(manager)
 
-    # (the session from the cache) user, role groups, permissions (2), count, actions with customer,
+    # session, user, role groups, permissions (2), count, actions with customer,
     # behaviour, step, a year's sales and referrals, their invoice lines; the
     # collectors' waiting plans and exception requests
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows

@@ -132,9 +132,9 @@ def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
         DunningAction.objects.filter(pk=letter.pk).update(recipient=make_contact(customer))
     client.force_login(collector)
 
-    # (the session from the cache) user, role groups, permissions (2), count, letters with customer,
+    # session, user, role groups, permissions (2), count, letters with customer,
     # step and recipient
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         response = client.get(QUEUE)
 
     assert len(response.context["letters"]) == rows

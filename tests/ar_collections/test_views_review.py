@@ -165,9 +165,9 @@ def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_steps(
         make_action(customer)
     client.force_login(manager)
 
-    # (the session from the cache) user, role groups, permissions (2), collector choices, count,
+    # session, user, role groups, permissions (2), collector choices, count,
     # actions with customer/step/recipient, their invoice lines, contacts, absences
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows

@@ -146,9 +146,9 @@ def test_the_runs_page_costs_the_same_number_of_queries_for_2_or_20_runs(
         add_actions(run, [customer], ActionStatus.DONE)
     client.force_login(manager)
 
-    # (the session from the cache) user, role groups, permissions (2), count, runs with who started
+    # session, user, role groups, permissions (2), count, runs with who started
     # them, their actions counted by status
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         response = client.get(RUNS)
 
     assert len(response.context["rows"]) == rows

@@ -380,12 +380,12 @@ def test_the_account_page_costs_the_same_queries_for_10_or_10000_events(
     history(busy_account, count, collector)
     client.force_login(collector)
 
-    # (the session from the cache) user, permissions (2), customer, the timeline page with its actors,
+    # session, user, permissions (2), customer, the timeline page with its actors,
     # referrals, contacts, absences, open invoices, the Dunning card (open cycle,
     # last steps, pauses in force), the ladders (policies, steps, minimums), the
     # preview (cycle, open invoices, pauses, last contact), the commitments
     # (promises, plans, disputes, exception requests), role groups
-    with django_assert_num_queries(24):
+    with django_assert_num_queries(25):
         response = client.get(page_url(busy_account))
 
     assert len(shown(response)) == min(PAGE_SIZE, count)
@@ -398,8 +398,8 @@ def test_the_first_timeline_page_costs_the_same_queries_for_10_or_10000_events(
     history(busy_account, count, collector)
     client.force_login(collector)
 
-    # (the session from the cache) user, permissions (2), customer, the page with its actors
-    with django_assert_num_queries(5):
+    # session, user, permissions (2), customer, the page with its actors
+    with django_assert_num_queries(6):
         response = client.get(timeline_url(busy_account), headers=HTMX)
 
     assert len(shown(response)) == min(PAGE_SIZE, count)
@@ -414,8 +414,8 @@ def test_a_deep_load_more_costs_what_the_first_page_costs(
     cursor = cursor_for(sorted(events, key=lambda e: (e.occurred_at, e.pk))[4])
     client.force_login(collector)
 
-    # The same five: the cursor bounds the index range, nothing is counted or skipped.
-    with django_assert_num_queries(5):
+    # The same six: the cursor bounds the index range, nothing is counted or skipped.
+    with django_assert_num_queries(6):
         response = client.get(timeline_url(busy_account), {"before": cursor}, headers=HTMX)
 
     assert len(shown(response)) == 4

@@ -426,9 +426,9 @@ def test_the_worklist_costs_the_same_queries_for_3_or_60_items(
     client.force_login(collector)
 
     # With colleagues to hand over to, every item has its hand-over form.
-    # (the session from the cache) user, permissions (2), count, the people to hand over to, role
+    # session, user, permissions (2), count, the people to hand over to, role
     # groups, the page of items with their customers and behaviour
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         response = client.get(WORKLIST)
 
     assert len(listed(response)) == min(items, 50)

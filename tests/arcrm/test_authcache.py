@@ -8,12 +8,17 @@ Redis of REDIS_URL, with keys under this run's own prefix (tests/conftest.py).
 from __future__ import annotations
 
 import logging
+import socket
+import subprocess
+import time
 
 import pytest
+import redis
 from django.contrib.auth.models import Group, Permission, User
 from django.core.cache import cache, caches
 from django.db import transaction
 from django.urls import reverse
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ar_collections.timeline import event_record
 from arcrm import authcache
@@ -35,20 +40,33 @@ def timeline(customer) -> str:
 
 
 def cached(user) -> User | None:
-    return cache.get(f"auth-user:{user.pk}")
+    """The user's cache entry, None when there is none or it is marked forgotten."""
+    entry = cache.get(f"auth-user:{user.pk}")
+    return entry if isinstance(entry, User) else None
 
 
-def test_after_the_first_request_a_page_reads_neither_the_session_nor_the_user_from_the_database(
+def forgotten(user) -> bool:
+    return cache.get(f"auth-user:{user.pk}") == "forgotten"
+
+
+def sign_in(client, user) -> None:
+    """Signed in, as after the minute that giving the user its role (any
+    change to it) keeps its entry marked forgotten."""
+    client.force_login(user)
+    cache.delete(f"auth-user:{user.pk}")
+
+
+def test_after_the_first_request_a_page_does_not_read_the_user_from_the_database(
     client, collector, customer, django_assert_num_queries
 ):
     for n in range(3):
         event_record(customer=customer, kind=EventKind.NOTE, summary=f"Note {n}", actor=collector)
-    client.force_login(collector)
+    sign_in(client, collector)
     assert client.get(timeline(customer), headers=HTMX).status_code == 200
     assert cached(collector) is not None
 
-    # the customer, the page with its actors: nothing about who asks
-    with django_assert_num_queries(2):
+    # the session (kept in the database), the customer, the page with its actors
+    with django_assert_num_queries(3):
         response = client.get(timeline(customer), headers=HTMX)
 
     assert response.status_code == 200
@@ -59,14 +77,18 @@ def test_after_the_first_request_a_page_reads_neither_the_session_nor_the_user_f
 
 
 def test_a_user_moved_to_another_role_has_its_permissions_at_the_next_request(client, collector, customer):
-    client.force_login(collector)
+    sign_in(client, collector)
     note = reverse("collections:note_add", args=[customer.pk])
     assert client.get(note).status_code == 200
     assert cached(collector) is not None
 
     collector.groups.set([Group.objects.get(name=VIEWER)])
 
-    assert cached(collector) is None
+    assert forgotten(collector)
+    assert client.get(note).status_code == 403
+    # Not cached again until the mark expires: then read afresh.
+    assert forgotten(collector)
+    cache.delete(f"auth-user:{collector.pk}")
     assert client.get(note).status_code == 403
     assert cached(collector)._arcrm_group_names == {VIEWER}
 
@@ -74,7 +96,7 @@ def test_a_user_moved_to_another_role_has_its_permissions_at_the_next_request(cl
 def test_a_permission_taken_from_a_role_is_gone_for_its_members_at_the_next_request(
     client, collector, customer
 ):
-    client.force_login(collector)
+    sign_in(client, collector)
     note = reverse("collections:note_add", args=[customer.pk])
     assert client.get(note).status_code == 200
     permission = Permission.objects.get(codename="add_timelineevent", content_type__app_label="customers")
@@ -82,17 +104,19 @@ def test_a_permission_taken_from_a_role_is_gone_for_its_members_at_the_next_requ
 
     group.permissions.remove(permission)
     try:
-        assert cached(collector) is None
+        assert forgotten(collector)
         assert client.get(note).status_code == 403
+        cache.delete(f"auth-user:{collector.pk}")
+        assert client.get(note).status_code == 403
+        assert cached(collector) is not None
     finally:
-        group.permissions.add(permission)
-    # Given back, from the other side of the relation: dropped again.
-    assert cached(collector) is None
+        permission.group_set.add(group)  # given back from the other side of the relation
+    assert forgotten(collector)
     assert client.get(note).status_code == 200
 
 
 def test_a_deactivated_user_is_signed_out_at_the_next_request(client, collector, customer):
-    client.force_login(collector)
+    sign_in(client, collector)
     assert client.get(timeline(customer), headers=HTMX).status_code == 200
 
     collector.is_active = False
@@ -108,26 +132,26 @@ def test_a_deleted_role_takes_its_members_permissions_at_the_next_request(client
     user = User.objects.create_user("tess", password="pw-tess")
     user.groups.add(group)
     Customer.objects.filter(pk=customer.pk).update(collector=user)
-    client.force_login(user)
+    sign_in(client, user)
     note = reverse("collections:note_add", args=[customer.pk])
     assert client.get(note).status_code == 200
     assert cached(user) is not None
 
     group.delete()
 
-    assert cached(user) is None
+    assert forgotten(user)
     assert client.get(note).status_code == 403
 
 
 def test_a_change_in_a_transaction_is_not_served_from_the_cache_before_it_commits(client, manager, customer):
-    client.force_login(manager)
+    sign_in(client, manager)
     assert client.get(timeline(customer), headers=HTMX).status_code == 200
     assert cached(manager) is not None
     backend = authcache.CachedModelBackend()
 
     with transaction.atomic():
         manager.groups.set([Group.objects.get(name=VIEWER)])
-        assert cached(manager) is None
+        assert forgotten(manager)
         # Read inside the transaction: its own change, and nothing written to the cache.
         inside = backend.get_user(manager.pk)
         assert not inside.has_perm("customers.act_on_any_customer")
@@ -135,6 +159,8 @@ def test_a_change_in_a_transaction_is_not_served_from_the_cache_before_it_commit
         transaction.set_rollback(True)
 
     # Rolled back: the manager is a manager again, and the cache never held otherwise.
+    assert forgotten(manager)
+    cache.delete(f"auth-user:{manager.pk}")
     assert client.get(timeline(customer), headers=HTMX).status_code == 200
     assert cached(manager)._arcrm_group_names == {MANAGER}
 
@@ -150,4 +176,103 @@ def test_pages_are_served_when_redis_does_not_answer(client, collector, customer
 
     assert response.status_code == 200
     assert customer.name.encode() in response.content
-    assert "Redis did not answer" in caplog.text
+    assert "cache read skipped, Redis failed: ConnectionError" in caplog.text
+
+
+def test_a_request_that_read_the_user_before_a_change_does_not_cache_what_it_read(
+    client, manager, customer, monkeypatch
+):
+    """The race: rows read, then the change commits, then the request caches."""
+    sign_in(client, manager)
+    original = authcache.CachedModelBackend.get_all_permissions
+
+    def read_then_demoted(self, user_obj, obj=None):
+        permissions = original(self, user_obj, obj)  # read as a manager ...
+        if not getattr(read_then_demoted, "done", False):
+            read_then_demoted.done = True
+            manager.groups.set([Group.objects.get(name=VIEWER)])  # ... demoted before it is cached
+        return permissions
+
+    monkeypatch.setattr(authcache.CachedModelBackend, "get_all_permissions", read_then_demoted)
+    client.get(timeline(customer), headers=HTMX)
+
+    assert read_then_demoted.done
+    assert cached(manager) is None and forgotten(manager)
+
+
+def test_a_renamed_role_is_shown_under_its_new_name_at_the_next_request(client, collector, customer):
+    sign_in(client, collector)
+    assert client.get(timeline(customer), headers=HTMX).status_code == 200
+    group = Group.objects.get(name=COLLECTOR)
+
+    group.name = "Collections team"
+    try:
+        group.save()
+        assert forgotten(collector)
+    finally:
+        Group.objects.filter(pk=group.pk).update(name=COLLECTOR)
+
+
+def test_signing_out_ends_the_session_whatever_the_cache_does(client, collector, customer):
+    sign_in(client, collector)
+    page = reverse("customers:detail", args=[customer.pk])
+    assert client.get(page).status_code == 200
+    cookie = client.cookies["sessionid"].value
+
+    client.post(reverse("logout"))
+    client.cookies["sessionid"] = cookie  # the old cookie, replayed
+
+    response = client.get(page)
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_change_to_a_role_fails_rather_than_leave_old_rights_cached_while_redis_is_away(
+    collector, settings
+):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"}}
+
+    with pytest.raises(RedisConnectionError):
+        collector.groups.set([Group.objects.get(name=VIEWER)])
+
+    assert set(collector.groups.values_list("name", flat=True)) == {COLLECTOR}  # rolled back
+
+
+@pytest.fixture
+def full_redis(tmp_path):
+    """A Redis of its own that refuses every write: full, with no eviction."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--maxmemory", "1", "--maxmemory-policy", "noeviction"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.set("probe", "x" * 1000)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_pages_are_served_when_redis_answers_with_an_error(client, collector, customer, settings, caplog,
+                                                            full_redis):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": full_redis}}
+    sign_in(client, collector)
+
+    with caplog.at_level(logging.WARNING, logger="arcrm.cache"):
+        first = client.get(reverse("customers:detail", args=[customer.pk]))
+        second = client.get(timeline(customer), headers=HTMX)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert "cache write skipped, Redis failed: OutOfMemoryError" in caplog.text

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection
 
-from ar_collections.models import DunningCycle
+from ar_collections.models import DunningCycle, Payment
 from arcrm.db import rows_insert
 
 OPENED = dt.date(2026, 3, 2)
@@ -47,3 +48,21 @@ def test_columns_of_different_lengths_are_refused_before_anything_is_written(mak
     assert not DunningCycle.objects.exists()
     rows_insert(DunningCycle, {"customer_id": [], "number": [], "opened_on": []})  # nothing to do
     assert not DunningCycle.objects.exists()
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut_short(make_customer):
+    customer = make_customer()
+
+    with pytest.raises(DataError):
+        rows_insert(DunningCycle, {"customer_id": [customer.pk], "number": [1], "opened_on": [OPENED],
+                                   "cause": ["x" * 30]})
+
+
+def test_a_field_set_on_save_must_be_given(make_customer):
+    customer = make_customer()
+
+    # Payment.created_at is stamped on save: one constant for every row would be wrong.
+    with pytest.raises(ValueError, match="set on save or per row, so to be given: created_at"):
+        rows_insert(Payment, {"customer_id": [customer.pk], "received_on": [OPENED], "currency": ["EUR"],
+                              "amount": [Decimal("10.00")]})
+    assert not Payment.objects.exists()

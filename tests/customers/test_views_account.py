@@ -341,12 +341,12 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
     DunningCycle.objects.create(customer=customer, number=rows + 1, opened_on=TODAY)
     client.force_login(collector)
 
-    # (the session from the cache) user, role groups, permissions (2), customer, referrals,
+    # session, user, role groups, permissions (2), customer, referrals,
     # contacts, absences, open invoices, open dunning cycle, last dunning steps,
     # pauses in force; the timeline page; the dunning preview (policies, steps,
     # minimums, cycle, open invoices, pauses, last contact); open promises, plans
     # (their invoices and instalments when there is one), disputes, exception requests
-    with django_assert_num_queries(23):
+    with django_assert_num_queries(24):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows

@@ -271,8 +271,8 @@ def test_the_number_of_queries_does_not_grow_with_the_customers(
             with_behaviour(customer, overdue_amount=str(n))
     client.force_login(collector)
 
-    # (the session from the cache) user, role groups, permissions (2), collector choices, count, page
-    with django_assert_num_queries(7):
+    # session, user, role groups, permissions (2), collector choices, count, page
+    with django_assert_num_queries(8):
         response = client.get(URL, {"q": "customer"})
 
     assert len(names_in(response)) == customers
