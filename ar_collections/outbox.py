@@ -46,7 +46,7 @@ from ar_collections.delivery import (
     is_transient,
     sender_domain,
 )
-from ar_collections.models import DunningCycle, MailPurpose, MailStatus, OutgoingMail
+from ar_collections.models import DunningCycle, MailPurpose, MailStatus, OutgoingMail, TimelineEventInvoice
 from ar_collections.timeline import event_record
 from customers.models import EventKind
 
@@ -203,9 +203,14 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
         DunningCycle.objects.filter(customer=mail.customer_id, closed_on__isnull=True).update(
             invoices_resent_on=None
         )
+    invoices = [mail.invoice_id] if mail.invoice_id else []
+    if mail.purpose == MailPurpose.INVOICES_RESEND:
+        # The invoices the re-send carried: those its own timeline entry names.
+        invoices = list(TimelineEventInvoice.objects.filter(
+            event__customer=mail.customer_id, event__details__mail=mail.pk
+        ).values_list("invoice_id", flat=True))
     event_record(
-        customer=mail.customer, kind=_EVENT_KIND[mail.purpose], subject=mail,
-        invoices=[mail.invoice_id] if mail.invoice_id else (),
+        customer=mail.customer, kind=_EVENT_KIND[mail.purpose], subject=mail, invoices=invoices,
         summary=f"E-mail not sent to {', '.join(mail.to)} after {mail.attempts} attempt(s): "
                 f"{mail.subject} — {text}",
         details={"mail": mail.pk, "to": mail.to, "subject": mail.subject, "error": text,

@@ -7,7 +7,7 @@ import pytest
 
 from ar_collections import outbox
 from ar_collections.delivery import invoices_resend
-from ar_collections.models import DunningCycle, MailPurpose, MissCause, OutgoingMail
+from ar_collections.models import DunningCycle, MailPurpose, MissCause, OutgoingMail, TimelineEventInvoice
 from ar_collections.services import cause_record
 from customers.models import Contact, ContactAbsence, EventKind, TimelineEvent
 
@@ -82,6 +82,12 @@ def test_a_resend_the_mail_server_puts_off_goes_later_and_one_it_refuses_is_on_t
     failure = TimelineEvent.objects.get(customer=behind, summary__startswith="E-mail not sent")
     assert failure.kind == EventKind.DUNNING
     assert "ben@acme.test" in failure.summary and "550" in failure.summary
+    # Under each invoice's filter too, as the re-send itself is.
+    resent = TimelineEvent.objects.get(customer=behind, details__mail=refused.pk,
+                                       summary__startswith="Invoices re-sent")
+    linked = set(TimelineEventInvoice.objects.filter(event=failure).values_list("invoice_id", flat=True))
+    assert linked and linked == set(
+        TimelineEventInvoice.objects.filter(event=resent).values_list("invoice_id", flat=True))
     # The invoices never went: the cycle may have them re-sent again, once the address is fixed.
     assert DunningCycle.objects.get(customer=behind).invoices_resent_on is None
     smtp_server.refuse_with(None)
