@@ -73,15 +73,17 @@ class Ladder:
         return self.steps[0].day_offset
 
     def next_after(
-        self, position: int | None, *, switched: bool = False, taken: Collection[int] = ()
+        self, position: int | None, *, switched: bool = False, taken: Collection[tuple[str, int]] = ()
     ) -> DunningStep | None:
         """The step after `position`. A cycle `switched` onto this ladder part-way
         (by a cause: cannot pay, special bond) carries the position it reached on
         the ladder it left, which may be longer: with no step of this ladder
         after it, the cycle goes on to this ladder's last, firmest step, once
-        (unless among the steps `taken`), rather than stopping there."""
+        (unless among the steps `taken`, as (segment, position): a policy
+        replaced since by a new one for the segment has other steps, not other
+        rungs), rather than stopping there."""
         step = next((s for s in self.steps if position is None or s.position > position), None)
-        if step is None and switched and self.steps[-1].pk not in taken:
+        if step is None and switched and (self.policy.segment, self.steps[-1].position) not in taken:
             return self.steps[-1]
         return step
 
@@ -265,10 +267,12 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     # steps they took, to know whether that ladder's last one is among them.
     past_the_end = [open_cycles[c] for c, (ladder, switched) in routes.items()
                     if switched and ladder.next_after(stands[open_cycles[c]]["position"]) is None]
-    taken: dict[int, set[int]] = defaultdict(set)
-    for cycle_id, step_id in (DunningAction.objects.filter(cycle_id__in=past_the_end)
-                              .values_list("cycle_id", "step_id") if past_the_end else ()):
-        taken[cycle_id].add(step_id)
+    taken: dict[int, set[tuple[str, int]]] = defaultdict(set)
+    for cycle_id, segment, position in (
+        DunningAction.objects.filter(cycle_id__in=past_the_end)
+        .values_list("cycle_id", "step__policy__segment", "step__position") if past_the_end else ()
+    ):
+        taken[cycle_id].add((segment, position))
     actions: dict[str, list] = {name: [] for name in ("cycle_id", "customer_id", "step_id", "status",
                                                       "pay_by")}
     for customer_id, oldest_due in anchors.items():
@@ -384,7 +388,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
                         "off, or it is being sent): the next one waits for it.")
     step = ladder.next_after(
         cycle.position if cycle else None, switched=switched,
-        taken=set(cycle.actions.values_list("step_id", flat=True)) if switched else (),
+        taken=set(cycle.actions.values_list("step__policy__segment", "step__position")) if switched else (),
     )
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")

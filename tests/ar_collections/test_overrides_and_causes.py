@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections.dunning import run_plan, run_start
-from ar_collections.models import ActionStatus, DunningAction, DunningCycle, MissCause
+from ar_collections.models import ActionStatus, DunningAction, DunningCycle, LatePaymentPolicy, MissCause
 from ar_collections.services import behaviour_refresh, cause_record, segment_override
 from customers.models import EventKind, Segment, TimelineEvent
 
@@ -126,9 +126,23 @@ def test_a_cause_noted_past_the_end_of_its_ladder_goes_on_to_that_ladder_s_firme
         status=ActionStatus.DONE, done_at=dt.datetime.combine(due + dt.timedelta(days=80), dt.time(6),
                                                               tzinfo=dt.UTC)
     )
-    for offset in range(81, 120):
+    for offset in range(81, 100):
         plan_and_send(due + dt.timedelta(days=offset))
     assert DunningAction.objects.count() == 5
+
+    # The distressed policy replaced by a new one, alike: other steps, the same rungs.
+    old = LatePaymentPolicy.objects.get(segment=Segment.DISTRESSED, is_active=True)
+    steps, minimums = list(old.steps.all()), list(old.minimums.all())
+    LatePaymentPolicy.objects.filter(pk=old.pk).update(is_active=False)
+    new = LatePaymentPolicy.objects.get(pk=old.pk)
+    new.pk, new.name, new.is_active = None, f"{old.name} (revised)", True
+    new.save()
+    for row in steps + minimums:
+        row.pk, row.policy = None, new
+        row.save()
+    for offset in range(100, 120):
+        plan_and_send(due + dt.timedelta(days=offset))
+    assert DunningAction.objects.count() == 5  # the credit hold is not asked for again
 
 
 def test_another_collectors_account_cannot_be_noted(behind, other_collector):
