@@ -149,6 +149,10 @@ class PlanForm(_AccountForm):
                 for n in range(count)]
 
 
+# A payment received longer ago than this is recorded only with its date confirmed.
+PAYMENT_LONG_AGO = dt.timedelta(days=90)
+
+
 class PaymentForm(_AccountForm):
     received_on = _date(label="Received on")
     currency = forms.ChoiceField()
@@ -162,6 +166,10 @@ class PaymentForm(_AccountForm):
     invoices = InvoiceChoices(
         label="Apply to", required=False,
         help_text="The oldest due first, each up to what is open; the rest stays on account.",
+    )
+    date_confirmed = forms.BooleanField(
+        label="The date is right", required=False,
+        help_text=f"Needed only for a payment received more than {PAYMENT_LONG_AGO.days} days ago.",
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -180,6 +188,14 @@ class PaymentForm(_AccountForm):
 
     def clean(self):
         data = super().clean()
+        # A mistyped year (2024 for 2025) would settle invoices on the wrong
+        # day and skew the payer's behaviour: a date long ago is confirmed.
+        received_on = data.get("received_on")
+        if received_on and received_on < self.today - PAYMENT_LONG_AGO and not data.get("date_confirmed"):
+            self.add_error("received_on", (
+                f"{received_on.day} {received_on:%b %Y} is {(self.today - received_on).days} days ago. "
+                "If that is right, tick “The date is right” and record it again."
+            ))
         currency = data.get("currency")
         others = [i.number for i in data.get("invoices") or () if i.currency != currency]
         if currency and others:

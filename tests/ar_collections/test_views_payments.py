@@ -144,6 +144,27 @@ def test_a_bad_payment_is_refused_with_a_clear_message_and_changes_nothing(
     assert state() == before
 
 
+def test_a_date_long_ago_is_recorded_only_once_confirmed(client, manager, customer, invoices):
+    """A mistyped year would settle the invoices on the wrong day."""
+    client.force_login(manager)
+    before = state()
+    long_ago = form(invoices, received_on="2024-08-04")
+
+    refused = client.post(payment_url(customer), long_ago, headers=HTMX)
+
+    assert refused.status_code == 422
+    message = "4 Aug 2024 is 366 days ago. If that is right, tick “The date is right” and record it again."
+    assert message in refused.content.decode()
+    assert state() == before
+    assert client.post(payment_url(customer), {**long_ago, "date_confirmed": "on"}).status_code == 302
+    assert Payment.objects.get().received_on == dt.date(2024, 8, 4)
+    assert Invoice.objects.get(number="INV-1").settled_on == dt.date(2024, 8, 4)
+    # Within the last 90 days no confirmation is asked for.
+    recent = form(invoices, received_on="2025-05-08", reference="BANK-0816", amount="10.00",
+                  invoices=[invoices[1].pk])
+    assert client.post(payment_url(customer), recent).status_code == 302
+
+
 def test_another_accounts_invoice_is_not_a_choice(
     client, manager, customer, invoices, make_customer, make_invoice
 ):
