@@ -434,7 +434,8 @@ def payments_import(
     named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
     invoices = Invoice.objects.in_bulk(named, field_name="number")
     parsed: list[_PaymentRow] = []
-    seen: dict[tuple, int] = {}
+    seen: dict[tuple, int] = {}  # by key: the bank's id, else what the row is alike in
+    seen_alike: dict[bool, dict[tuple, int]] = {True: {}, False: {}}  # rows with a bank id, rows without
     for line, row in rows:
         try:
             payment = _payment_of(line, row, accounts, invoices, today=today)
@@ -442,10 +443,19 @@ def payments_import(
                 if payment.bank_reference:
                     raise _RowError(f"bank_reference {payment.bank_reference} is on line "
                                     f"{seen[payment.key]} already")
+            else:
+                # A row without the bank's id is alike any row in all it has;
+                # two rows told apart by their ids only are two payments.
+                with_id = bool(payment.bank_reference)
+                alike = seen_alike[False] if with_id else {**seen_alike[True], **seen_alike[False]}
+                if payment.alike in alike:
+                    seen[payment.key] = alike[payment.alike]
+            if payment.key in seen:
                 raise _RowError(f"the same payment (reference {payment.reference}) is on line "
                                 f"{seen[payment.key]} already; if these are two payments, give each the "
                                 "bank's id of its entry in a bank_reference column")
             seen[payment.key] = line
+            seen_alike[bool(payment.bank_reference)].setdefault(payment.alike, line)
             parsed.append(payment)
         except _RowError as error:
             report.problem(line, error)
@@ -471,7 +481,8 @@ def payments_import(
         known = _Known(Payment.objects.filter(
             customer_id__in=accounts,
             received_on__range=(parsed[0].received_on, parsed[-1].received_on),
-        ).values_list("customer_id", "reference", "amount", "currency", "received_on", "bank_reference"))
+        ).order_by("pk").values_list("pk", "customer_id", "reference", "amount", "currency", "received_on",
+                                     "bank_reference"))
         for payment in parsed:
             pending = reserved[payment.customer.pk]
             pending.subtract(payment.invoice_ids)  # this row's own: its to pay now, or known already
@@ -518,28 +529,32 @@ class _Known:
 
     A row with the bank's id is recorded if a payment has that id, or if one
     alike in all else was recorded without an id (by a file without the
-    column; each such payment answers for one row only). A row without is
-    recorded if any payment alike is, as it always was."""
+    column, or by hand): that payment takes the row's id then, so it answers
+    for that row only, in this file and every later one. A row without an id
+    is recorded if any payment alike is, as it always was. The caller holds
+    the accounts' locks."""
 
     def __init__(self, rows) -> None:
         self.bank_ids: set[tuple] = set()
         self.alike: set[tuple] = set()
-        self.alike_without_id: Counter = Counter()
-        for customer_id, reference, amount, currency, received_on, bank_reference in rows:
+        self.without_id: dict[tuple, list[int]] = defaultdict(list)  # oldest first
+        for pk, customer_id, reference, amount, currency, received_on, bank_reference in rows:
             alike = (customer_id, reference, amount, currency, received_on)
             self.alike.add(alike)
             if bank_reference:
                 self.bank_ids.add((customer_id, bank_reference))
             else:
-                self.alike_without_id[alike] += 1
+                self.without_id[alike].append(pk)
 
     def recorded(self, payment: _PaymentRow) -> bool:
         if not payment.bank_reference:
             return payment.alike in self.alike
         if payment.key in self.bank_ids:
             return True
-        if self.alike_without_id[payment.alike] > 0:
-            self.alike_without_id[payment.alike] -= 1
+        if self.without_id[payment.alike]:
+            pk = self.without_id[payment.alike].pop(0)
+            Payment.objects.filter(pk=pk).update(bank_reference=payment.bank_reference)
+            self.bank_ids.add(payment.key)
             return True
         return False
 

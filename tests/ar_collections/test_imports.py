@@ -278,6 +278,35 @@ C-ACME,2025-08-01,EUR,500.00,INV-100,INV-100
     assert payments_import(DOUBLE_PAYMENT).created == 0  # and the one with its id is known by it
 
 
+def test_a_payment_matched_to_a_bank_reference_keeps_it_so_later_files_find_the_others_new(imported):
+    header = "account_number,received_on,currency,amount,reference,bank_reference\n"
+    line = "C-ACME,2025-08-01,EUR,100.00,R-1,{}\n"
+    assert payments_import(header + line.format("")).created == 1  # recorded without the bank's id
+
+    assert (payments_import(header + line.format("B-Y")).already, Payment.objects.get().bank_reference) == (
+        1, "B-Y")
+    # Another bank entry alike in all else is another payment, in a later file too.
+    assert payments_import(header + line.format("B-X")).created == 1
+    assert payments_import(header + line.format("B-Y") + line.format("B-X") + line.format("B-Z")).created == 1
+    assert sorted(Payment.objects.values_list("bank_reference", flat=True)) == ["B-X", "B-Y", "B-Z"]
+
+
+def test_a_row_without_the_bank_reference_alike_a_row_with_one_is_refused_as_the_same_payment(imported):
+    text = """account_number,received_on,currency,amount,reference,bank_reference
+C-ACME,2025-08-01,EUR,100.00,R-1,B-1
+C-ACME,2025-08-01,EUR,100.00,R-1,
+"""
+    before = state()
+
+    report = payments_import(text)
+
+    assert report.errors == [
+        "line 3: the same payment (reference R-1) is on line 2 already; if these are two payments, give "
+        "each the bank's id of its entry in a bank_reference column",
+    ]
+    assert state() == before
+
+
 def test_the_same_bank_reference_twice_in_a_file_is_refused(imported):
     text = DOUBLE_PAYMENT.replace("20250801-0008", "20250801-0007")
     before = state()
