@@ -413,8 +413,8 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     fault = install_fault(error)
     retry = fault is not None or (is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS)
     status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
-    uncount = {"attempts": F("attempts") - 1} if fault else {}
-    DunningAction.objects.filter(pk=action.pk).update(status=status, error=text, **uncount)
+    attempts = action.attempts - (1 if fault else 0)
+    DunningAction.objects.filter(pk=action.pk).update(status=status, error=text, attempts=attempts)
     if fault:
         # Every step it touches waits until someone fixes it: loud in the logs.
         log.error("dunning action %s waits, %s: %s", action.pk, fault, text)
@@ -425,7 +425,7 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     else:
         summary = f"{_step_name(action)} failed, nothing was sent: {text}"
     _record(action.customer, action, summary=summary, details={
-        "error": text, "attempts": action.attempts - len(uncount), "status": status,
+        "error": text, "attempts": attempts, "status": status,
     })
     return "deferred" if retry else "failed"
 

@@ -273,8 +273,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         .values_list("cycle_id", "step__policy__segment", "step__position") if past_the_end else ()
     ):
         taken[cycle_id].add((segment, position))
-    actions: dict[str, list] = {name: [] for name in ("cycle_id", "customer_id", "step_id", "status",
-                                                      "pay_by")}
+    actions: list[tuple] = []  # in the order of ACTION_COLUMNS
     for customer_id, oldest_due in anchors.items():
         cycle_id = open_cycles[customer_id]
         stand = stands[cycle_id]
@@ -290,13 +289,12 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
             continue
         if not _above_minimum(ladder.policy, totals[customer_id]):
             continue
-        for name, value in (("cycle_id", cycle_id), ("customer_id", customer_id), ("step_id", step.pk),
-                            ("status", _first_status(ladder.policy, step)),
-                            ("pay_by", on + dt.timedelta(days=step.pay_by_days))):
-            actions[name].append(value)
-    planned = len(actions["cycle_id"])
+        actions.append((cycle_id, customer_id, step.pk, _first_status(ladder.policy, step),
+                        on + dt.timedelta(days=step.pay_by_days)))
+    planned = len(actions)
     # Thousands of rows a batch: column by column, not as model instances.
-    rows_insert(DunningAction, {**actions, "run_id": [run.pk] * planned, "planned_on": [on] * planned})
+    columns = {name: [row[n] for row in actions] for n, name in enumerate(ACTION_COLUMNS)}
+    rows_insert(DunningAction, {**columns, "run_id": [run.pk] * planned, "planned_on": [on] * planned})
 
     # 6. List on each new action every eligible invoice it covers: all overdue
     #    ones, and for a reminder before the due date those falling due by then.
@@ -304,6 +302,9 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     _mark_progress(run, hi)
     return planned
 
+
+# What the planner decides for each new action; the run and the day are the batch's.
+ACTION_COLUMNS = ("cycle_id", "customer_id", "step_id", "status", "pay_by")
 
 # A step waiting for a person (a collector's review, a manager's approval):
 # the next one waits for it, so the order and the rising tone hold.

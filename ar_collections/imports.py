@@ -434,28 +434,29 @@ def payments_import(
     named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
     invoices = Invoice.objects.in_bulk(named, field_name="number")
     parsed: list[_PaymentRow] = []
-    seen: dict[tuple, int] = {}  # by key: the bank's id, else what the row is alike in
-    seen_alike: dict[bool, dict[tuple, int]] = {True: {}, False: {}}  # rows with a bank id, rows without
+    # The file's own repeats: a bank id twice is one entry twice; a row
+    # without an id is the same payment as any row alike in all it has; rows
+    # told apart by their ids only are two payments.
+    lines_by_id: dict[tuple, int] = {}
+    alike_with_id: dict[tuple, int] = {}
+    alike_without_id: dict[tuple, int] = {}
     for line, row in rows:
         try:
             payment = _payment_of(line, row, accounts, invoices, today=today)
-            if payment.key in seen:
-                if payment.bank_reference:
+            if payment.bank_reference:
+                if payment.key in lines_by_id:
                     raise _RowError(f"bank_reference {payment.bank_reference} is on line "
-                                    f"{seen[payment.key]} already")
+                                    f"{lines_by_id[payment.key]} already")
+                same = alike_without_id.get(payment.alike)
             else:
-                # A row without the bank's id is alike any row in all it has;
-                # two rows told apart by their ids only are two payments.
-                with_id = bool(payment.bank_reference)
-                alike = seen_alike[False] if with_id else {**seen_alike[True], **seen_alike[False]}
-                if payment.alike in alike:
-                    seen[payment.key] = alike[payment.alike]
-            if payment.key in seen:
-                raise _RowError(f"the same payment (reference {payment.reference}) is on line "
-                                f"{seen[payment.key]} already; if these are two payments, give each the "
-                                "bank's id of its entry in a bank_reference column")
-            seen[payment.key] = line
-            seen_alike[bool(payment.bank_reference)].setdefault(payment.alike, line)
+                same = alike_without_id.get(payment.alike) or alike_with_id.get(payment.alike)
+            if same:
+                raise _RowError(f"the same payment (reference {payment.reference}) is on line {same} "
+                                "already; if these are two payments, give each the bank's id of its entry "
+                                "in a bank_reference column")
+            if payment.bank_reference:
+                lines_by_id[payment.key] = line
+            (alike_with_id if payment.bank_reference else alike_without_id).setdefault(payment.alike, line)
             parsed.append(payment)
         except _RowError as error:
             report.problem(line, error)

@@ -197,14 +197,13 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
     mail.save(update_fields=["status", "error", "attempts", "next_attempt_at", "retry_not_before"])
     if retry:
         return "unreachable" if _unreachable(error) else "deferred"
+    invoices = [mail.invoice_id] if mail.invoice_id else []
     if mail.purpose == MailPurpose.INVOICES_RESEND:
         # The cycle's "re-sent" mark goes with the mail that never went: once the
         # address is fixed, noting red tape again sends the invoices.
         DunningCycle.objects.filter(customer=mail.customer_id, closed_on__isnull=True).update(
             invoices_resent_on=None
         )
-    invoices = [mail.invoice_id] if mail.invoice_id else []
-    if mail.purpose == MailPurpose.INVOICES_RESEND:
         # The invoices the re-send carried: those its own timeline entry names.
         invoices = list(TimelineEventInvoice.objects.filter(
             event__customer=mail.customer_id, event__details__mail=mail.pk

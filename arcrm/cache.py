@@ -17,7 +17,6 @@ from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
-_UNREACHABLE = RedisError
 
 
 class _ReusedClient(RedisCacheClient):
@@ -25,24 +24,27 @@ class _ReusedClient(RedisCacheClient):
     for every command; a client per connection pool is as safe (redis-py's
     clients share nothing but the pool) and a third of a cache read's cost."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, object] = {}  # by id of the connection pool, which lives as long
+
     def get_client(self, key=None, *, write=False):
         pool = self._get_connection_pool(write)
-        clients = self.__dict__.setdefault("_clients", {})
-        if (client := clients.get(id(pool))) is None:
-            client = clients[id(pool)] = self._client(connection_pool=pool)
+        if (client := self._clients.get(id(pool))) is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
         return client
 
 
 def _forgiving(name: str, what: str, answer=None):
     """RedisCache's method `name`, answering `answer` (a callable of the call's
-    arguments, or a value) when Redis does not answer."""
+    arguments, or a value) when Redis fails."""
     method = getattr(RedisCache, name)
 
     @functools.wraps(method)
     def forgiving(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except _UNREACHABLE as error:
+        except RedisError as error:
             log.warning("cache %s skipped, Redis failed: %s: %s", what, type(error).__name__, error)
             return answer(*args, **kwargs) if callable(answer) else answer
 
