@@ -297,10 +297,13 @@ def _build(connection, *, customers: int, events: int, per_customer: int) -> str
                    [(pk, number, chosen, issued, due, "EUR", _decimal(cents),
                      _decimal(0 if settled else cents), "paid" if settled else "open", "", settled, start)
                     for pk, number, issued, due, cents, settled in history.invoices])
+        # bank_reference is NOT NULL with no database default; code from before it has no such column.
+        banked = any(f.name == "bank_reference" for f in Payment._meta.fields)
         _copy_rows(raw, Payment._meta.db_table,
-                   "id, customer_id, received_on, currency, amount, method, reference, created_at",
+                   "id, customer_id, received_on, currency, amount, method, reference, created_at"
+                   + (", bank_reference" if banked else ""),
                    [(pk, chosen, on, "EUR", _decimal(cents), "bank_transfer", reference, start)
-                    for pk, on, cents, reference in history.payments])
+                    + (("",) if banked else ()) for pk, on, cents, reference in history.payments])
         _copy_rows(raw, CreditNote._meta.db_table,
                    "id, number, customer_id, invoice_id, issued_on, currency, amount, reason, created_at",
                    [(pk, number, chosen, invoice, on, "EUR", _decimal(cents), "Price correction", start)
