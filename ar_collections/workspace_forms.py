@@ -153,6 +153,27 @@ class PlanForm(_AccountForm):
 PAYMENT_LONG_AGO = dt.timedelta(days=90)
 
 
+class DateConfirmation(forms.CheckboxInput):
+    """A checkbox that confirms one date: it sends the date it was shown
+    with, and comes back ticked only while the form still holds that date.
+    A box ticked for 4 Aug 2024 says nothing about 4 Aug 2023 typed after."""
+
+    confirms = ""  # the date as the form holds it, set by the form
+
+    def value_from_datadict(self, data, files, name) -> str:
+        return data.get(name, "")
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, None, attrs)
+        widget = context["widget"]
+        widget["attrs"]["value"] = self.confirms or ""
+        if value and value == self.confirms:
+            widget["attrs"]["checked"] = True
+        else:
+            widget["attrs"].pop("checked", None)
+        return context
+
+
 class PaymentForm(_AccountForm):
     received_on = _date(label="Received on")
     currency = forms.ChoiceField()
@@ -167,9 +188,9 @@ class PaymentForm(_AccountForm):
         label="Apply to", required=False,
         help_text="The oldest due first, each up to what is open; the rest stays on account.",
     )
-    date_confirmed = forms.BooleanField(
-        label="The date is right", required=False,
-        help_text=f"Needed only for a payment received more than {PAYMENT_LONG_AGO.days} days ago.",
+    date_confirmed = forms.CharField(
+        label="The date is right", required=False, widget=DateConfirmation,
+        help_text=f"Asked for when the payment was received more than {PAYMENT_LONG_AGO.days} days ago.",
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -179,6 +200,8 @@ class PaymentForm(_AccountForm):
         self.fields["currency"].choices = [(c, c) for c in currencies]
         self.fields["currency"].initial = self.customer.currency
         self.fields["received_on"].initial = self.today
+        # The box confirms the date now in the form, and only that one.
+        self.fields["date_confirmed"].widget.confirms = self["received_on"].value() if self.is_bound else ""
 
     def clean_received_on(self) -> dt.date:
         received_on = self.cleaned_data["received_on"]
@@ -191,7 +214,8 @@ class PaymentForm(_AccountForm):
         # A mistyped year (2024 for 2025) would settle invoices on the wrong
         # day and skew the payer's behaviour: a date long ago is confirmed.
         received_on = data.get("received_on")
-        if received_on and received_on < self.today - PAYMENT_LONG_AGO and not data.get("date_confirmed"):
+        if (received_on and received_on < self.today - PAYMENT_LONG_AGO
+                and self._confirmed_date(data.get("date_confirmed")) != received_on):
             self.add_error("received_on", (
                 f"{received_on.day} {received_on:%b %Y} is {(self.today - received_on).days} days ago. "
                 "If that is right, tick “The date is right” and record it again."
@@ -202,6 +226,12 @@ class PaymentForm(_AccountForm):
             self.add_error("invoices", f"Not in {currency}: {', '.join(others)}. "
                                        "A payment is applied to invoices in its own currency.")
         return data
+
+    def _confirmed_date(self, value: str) -> dt.date | None:
+        try:
+            return self.fields["received_on"].to_python(value)
+        except forms.ValidationError:
+            return None
 
 
 class DisputeForm(_AccountForm):

@@ -156,13 +156,38 @@ def test_a_date_long_ago_is_recorded_only_once_confirmed(client, manager, custom
     message = "4 Aug 2024 is 366 days ago. If that is right, tick “The date is right” and record it again."
     assert message in refused.content.decode()
     assert state() == before
-    assert client.post(payment_url(customer), {**long_ago, "date_confirmed": "on"}).status_code == 302
+    # The form asks again with the box for that date, unticked.
+    assert confirmation_box(refused).endswith(' value="2024-08-04">')
+    assert client.post(payment_url(customer), {**long_ago, "date_confirmed": "2024-08-04"}).status_code == 302
     assert Payment.objects.get().received_on == dt.date(2024, 8, 4)
     assert Invoice.objects.get(number="INV-1").settled_on == dt.date(2024, 8, 4)
     # Within the last 90 days no confirmation is asked for.
     recent = form(invoices, received_on="2025-05-08", reference="BANK-0816", amount="10.00",
                   invoices=[invoices[1].pk])
     assert client.post(payment_url(customer), recent).status_code == 302
+
+
+def confirmation_box(response) -> str:
+    return re.search(r'<input type="checkbox" name="date_confirmed"[^>]*>', response.content.decode()).group()
+
+
+def test_a_box_ticked_for_one_date_does_not_confirm_another(client, manager, customer, invoices):
+    """The form came back for another error with the box ticked; the clerk
+    then typed a different date long ago: that date is asked about too."""
+    client.force_login(manager)
+    before = state()
+    ticked = form(invoices, received_on="2024-08-04", date_confirmed="2024-08-04", amount="")
+
+    again = client.post(payment_url(customer), ticked, headers=HTMX)
+
+    assert again.status_code == 422
+    assert confirmation_box(again).endswith('value="2024-08-04" checked>')
+    moved = client.post(payment_url(customer), {**ticked, "received_on": "2023-08-04", "amount": "10.00"},
+                        headers=HTMX)
+    assert moved.status_code == 422
+    assert "4 Aug 2023 is 732 days ago." in moved.content.decode()
+    assert confirmation_box(moved).endswith('value="2023-08-04">')
+    assert state() == before
 
 
 def test_another_accounts_invoice_is_not_a_choice(
