@@ -145,6 +145,13 @@ def import_run(pk: int) -> str:
     another worker holds, or one already done, is left alone. An error the
     import did not foresee ends it as failed, nothing recorded, rather than
     leaving it queued to fail again at every sweep."""
+    # The import's own transaction holds the row until it commits, so others
+    # would see it queued until the end: say first, and commit, that it began.
+    with transaction.atomic():
+        (ReceivablesImport.objects.filter(
+            pk__in=ReceivablesImport.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, status=ImportStatus.QUEUED).values("pk"))
+         .update(started_at=timezone.now()))
     with transaction.atomic():
         batch = (ReceivablesImport.objects.select_for_update(skip_locked=True)
                  .filter(pk=pk, status=ImportStatus.QUEUED).first())

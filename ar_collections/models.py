@@ -1246,6 +1246,9 @@ class ReceivablesImport(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a worker last took the file up: a queued import with it is being
+    # imported (or was, by a worker that died; the sweep hands it on again).
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

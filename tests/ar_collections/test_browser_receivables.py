@@ -92,7 +92,7 @@ def test_a_manager_uploads_an_erp_file_and_sees_what_came_of_it(page, acme, tmp_
     page.get_by_role("button", name="Import").click()
 
     expect(page.locator("#messages")).to_contain_text("erp-invoices.csv is queued for import")
-    expect(page.locator("#imports")).to_contain_text("Queued, or being imported")
+    expect(page.locator("#imports")).to_contain_text("Waiting for a worker")
     # What the worker does (tests/arcrm/test_celery_worker.py runs a real one);
     # the list, refreshing itself every few seconds, then shows the outcome.
     assert import_run(ReceivablesImport.objects.get().pk) == ImportStatus.REFUSED

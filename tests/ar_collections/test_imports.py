@@ -804,3 +804,42 @@ def test_an_invoice_a_payment_file_could_not_name_or_a_currency_that_is_no_code_
     header = "number,account_number,issue_date,due_date,currency,total_amount,po_reference\n"
     assert invoices_import(header + row + "\n").errors == [problem]
     assert not Invoice.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_list_tells_a_file_being_imported_from_one_waiting_for_a_worker(manager, accounts, monkeypatch):
+    """The import's transaction holds its row until the end: what others see
+    meanwhile is the start committed before it."""
+    client = Client()
+    client.force_login(manager)
+    batch = import_queue(kind="invoices", text=INVOICES, actor=manager)
+    assert "Waiting for a worker" in client.get(reverse("collections:import")).content.decode()
+    seen = []
+
+    def look_from_another_request() -> None:
+        try:
+            seen.append(client.get(reverse("collections:import")).content.decode())
+            seen.append(client.get(reverse("collections:import_detail", args=[batch.pk])).content.decode())
+        finally:
+            connection.close()
+
+    real = imports.invoices_import
+
+    def import_while_someone_looks(*args, **kwargs):
+        look = threading.Thread(target=look_from_another_request)
+        look.start()
+        look.join(timeout=30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "invoices_import", import_while_someone_looks)
+    with held_by_another_worker(ReceivablesImport, batch.pk):
+        assert import_run(batch.pk) == "not_claimed"  # another worker has it: nothing waits, nothing is said
+    assert ReceivablesImport.objects.get().started_at is None
+
+    assert import_run(batch.pk) == ImportStatus.DONE
+
+    listed, detail = seen
+    started = timezone.localtime(ReceivablesImport.objects.get().started_at)
+    assert f"Being imported, since {started:%H:%M:%S}" in listed and "Waiting for a worker" not in listed
+    assert "Being imported." in detail
+    assert "4 invoices recorded" in client.get(reverse("collections:import")).content.decode()
