@@ -850,6 +850,11 @@ class Promise(models.Model):
     status = models.CharField(max_length=12, choices=PromiseStatus.choices, default=PromiseStatus.OPEN)
     resolved_on = models.DateField(null=True, blank=True)
     paid_amount = money_field(help_text="Paid on the covered invoices since the promise was made.")
+    # The last allocation recorded when it was made: money allocated up to it
+    # was already in the open amounts it was made for, so it does not count
+    # towards it (a payment of the same morning included). Empty on rows
+    # older than this field: those count by the day received only.
+    allocations_before = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-promised_on", "-id"]
@@ -904,6 +909,11 @@ class PaymentPlan(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.CharField(max_length=300, blank=True)
     paid_amount = money_field(help_text="Paid on the plan's invoices since it was proposed.")
+    # The last allocation recorded when it was made: money allocated up to it
+    # was already in the open amounts it was made for, so it does not count
+    # towards it (a payment of the same morning included). Empty on rows
+    # older than this field: those count by the day received only.
+    allocations_before = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-proposed_on", "-id"]

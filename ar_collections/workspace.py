@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Max, Q, Sum
 from django.template import TemplateSyntaxError
 from django.urls import reverse
 from django.utils import timezone
@@ -248,6 +248,7 @@ def promise_record(
     promise = Promise.objects.create(
         customer=customer, contact=contact, call=call, currency=currency, amount=amount,
         promised_on=promised_on, grace_days=rules.promise_grace_days, made_on=on, made_by=actor,
+        allocations_before=_last_allocation(),
     )
     promise.invoices.set(invoices)
     DunningPause.objects.bulk_create([
@@ -316,7 +317,7 @@ def plan_propose(
     plan = PaymentPlan.objects.create(
         customer=customer, currency=currency, total_amount=total, grace_days=rules.instalment_grace_days,
         status=PlanStatus.AWAITING_APPROVAL if needs_approval else PlanStatus.ACTIVE,
-        note=note.strip(), proposed_by=actor, proposed_on=on,
+        note=note.strip(), proposed_by=actor, proposed_on=on, allocations_before=_last_allocation(),
     )
     plan.invoices.set(invoices)
     Instalment.objects.bulk_create(
@@ -846,17 +847,23 @@ def commitments_check(
     return counts
 
 
+def _last_allocation() -> int:
+    """The newest allocation's id. Called with the commitment's invoices
+    locked: a payment on them allocates before that lock or after this call."""
+    return Allocation.objects.aggregate(last=Max("pk"))["last"] or 0
+
+
 class _Receipts:
     """What came in on a commitment's invoices since it was made, read once:
     its payments by day, and when each invoice was settled (however: paid,
     credited, corrected). A commitment is judged by what arrived by its deadline."""
 
-    def __init__(self, invoices, *, since: dt.date) -> None:
-        self.payments = list(
-            Allocation.objects.filter(invoice__in=invoices, payment__isnull=False,
-                                      payment__received_on__gte=since)
-            .values_list("payment__received_on", "amount")
-        )
+    def __init__(self, invoices, *, since: dt.date, after: int | None) -> None:
+        allocations = Allocation.objects.filter(invoice__in=invoices, payment__isnull=False,
+                                                payment__received_on__gte=since)
+        if after is not None:
+            allocations = allocations.filter(pk__gt=after)
+        self.payments = list(allocations.values_list("payment__received_on", "amount"))
         self.settled_on = list(invoices.values_list("settled_on", flat=True))
 
     def paid_by(self, end: dt.date) -> Decimal:
@@ -881,7 +888,8 @@ def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) 
     end = min(on, locked.broken_after)
     # Checked as of a payment received before it was made (entered late),
     # that payment counts: it is what settled the invoices.
-    receipts = _Receipts(locked.invoices.all(), since=min(locked.made_on, on))
+    receipts = _Receipts(locked.invoices.all(), since=min(locked.made_on, on),
+                         after=locked.allocations_before)
     paid = receipts.paid_by(end)
     money = format_money(locked.amount, locked.currency)
     if paid >= locked.amount or receipts.settled_by(end):
@@ -929,7 +937,7 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
     if locked.status != PlanStatus.ACTIVE:
         return []
     outcomes, covered = [], ZERO
-    receipts = _Receipts(locked.invoices.all(), since=locked.proposed_on)
+    receipts = _Receipts(locked.invoices.all(), since=locked.proposed_on, after=locked.allocations_before)
     # The plan's paid figure is everything recorded: a check as of a backdated
     # payment's date must not lower it below what later payments brought.
     paid = receipts.paid

@@ -22,6 +22,7 @@ from ar_collections.models import (
     ExceptionKind,
     ExceptionRequest,
     ExceptionStatus,
+    InstalmentStatus,
     Invoice,
     InvoiceStatus,
     PauseKind,
@@ -223,6 +224,48 @@ def test_a_part_payment_received_before_the_promise_was_made_leaves_it_open(acco
 
     promise.refresh_from_db()
     assert promise.status == PromiseStatus.OPEN
+
+
+def test_a_payment_recorded_the_same_morning_does_not_keep_a_promise_made_that_afternoon(
+    account, invoices, collector
+):
+    """500 of the 700 came in this morning; on the call that afternoon the
+    customer promises the remaining 200 by next week."""
+    _, large = invoices
+    pay(account, LATE, (large, "500.00"))
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("200.00"),
+                                       promised_on=LATE + dt.timedelta(days=7), invoices=[large], on=LATE)
+
+    workspace.commitments_check(on=LATE)
+
+    promise.refresh_from_db()
+    assert (promise.status, promise.paid_amount) == (PromiseStatus.OPEN, Decimal("0.00"))
+    assert large.number not in chased(account, on=LATE + dt.timedelta(days=1))
+    pay(account, LATE, (large, "200.00"))  # the rest, the same day: that keeps it
+    promise.refresh_from_db()
+    assert (promise.status, promise.paid_amount) == (PromiseStatus.KEPT, Decimal("200.00"))
+
+
+def test_a_payment_recorded_the_same_morning_pays_no_instalment_of_a_plan_made_that_afternoon(
+    account, invoices, collector
+):
+    """600 of the 1,200 came in this morning; the rest goes on a plan of two
+    instalments of 300 that afternoon. Nothing has been paid towards it yet."""
+    small, large = invoices
+    pay(account, LATE, (large, "600.00"))
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "300.00"), (40, "300.00")))
+
+    workspace.commitments_check(on=LATE)
+
+    plan.refresh_from_db()
+    statuses = list(plan.instalments.order_by("number").values_list("status", flat=True))
+    assert (plan.status, plan.paid_amount, statuses) == (
+        PlanStatus.ACTIVE, Decimal("0.00"), [InstalmentStatus.DUE, InstalmentStatus.DUE])
+    pay(account, LATE + dt.timedelta(days=2), (small, "300.00"))
+    plan.refresh_from_db()
+    assert plan.paid_amount == Decimal("300.00")
+    assert plan.instalments.get(number=1).status == InstalmentStatus.PAID
 
 
 def test_a_payment_after_the_grace_period_does_not_keep_a_promise(account, invoices, collector):
