@@ -108,7 +108,14 @@ def ladders() -> dict[str, Ladder]:
 
 def run_start(*, run_date: dt.date, started_by=None) -> DunningRun:
     """The run for `run_date`, created or resumed. A date before the latest
-    finished run is refused: it would plan against a past that has moved on."""
+    finished run is refused: it would plan against a past that has moved on.
+    So is a date after today: its letters would be dated and charge interest
+    for days that have not come, and every nightly run before it would then
+    be refused."""
+    today = timezone.localdate()
+    if run_date > today:
+        raise RunRefused(f"A run for {run_date:%d %b %Y} is refused: that day has not come yet "
+                         f"(today is {today:%d %b %Y}).")
     with transaction.atomic():
         latest = (
             DunningRun.objects.select_for_update()

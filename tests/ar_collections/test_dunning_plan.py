@@ -21,6 +21,7 @@ from ar_collections.models import (
     RunStatus,
 )
 from customers.models import Segment
+from tests.ar_collections.conftest import frozen
 
 DUE = dt.date(2026, 3, 2)
 
@@ -175,6 +176,12 @@ def test_a_run_for_a_date_before_the_last_finished_run_is_refused(db):
 
     with pytest.raises(RunRefused, match="would go back in time"):
         run_start(run_date=DUE - dt.timedelta(days=1))
+
+
+def test_a_run_for_a_day_to_come_is_refused(db):
+    with frozen(DUE), pytest.raises(RunRefused, match="that day has not come yet"):
+        run_start(run_date=DUE + dt.timedelta(days=1))
+    assert not DunningRun.objects.exists()
 
 
 class _Rollback(Exception):
