@@ -32,6 +32,8 @@ class Facts:
     max_days_overdue: int
     open_amount: Decimal
     overdue_amount: Decimal
+    # Open in the account's currency and overdue by Rules.distressed_days_overdue or more.
+    old_overdue_amount: Decimal
     currency: str
     broken_promises: int = 0
 
@@ -49,7 +51,7 @@ class Rules:
     distressed_slowdown_days: Decimal = Decimal("15")
     # ... or promises broken again and again.
     distressed_broken_promises: int = 2
-    # Systematic: most invoices late, and late by more than a lost-invoice slip.
+    # Systematic: most invoices late, and those late by more than a lost-invoice slip.
     systematic_share_late: Decimal = Decimal("0.5")
     systematic_avg_days_late: Decimal = Decimal("7")
 
@@ -68,7 +70,8 @@ def classify(facts: Facts, rules: Rules = Rules()) -> Verdict:
     if distressed:
         return Verdict(DISTRESSED, distressed)
 
-    if facts.invoices_settled < rules.min_settled_invoices or facts.months_served < rules.min_months_served:
+    if (not facts.invoices_settled or facts.invoices_settled < rules.min_settled_invoices
+            or facts.months_served < rules.min_months_served):
         return Verdict(
             NEW,
             f"Customer for {_count(facts.months_served, 'month')} with "
@@ -79,11 +82,15 @@ def classify(facts: Facts, rules: Rules = Rules()) -> Verdict:
     share_late = Decimal(facts.invoices_settled_late) / Decimal(facts.invoices_settled)
     paid = f"paid {on_time} of {facts.invoices_settled} invoices on time"
 
-    if share_late >= rules.systematic_share_late and facts.avg_days_late >= rules.systematic_avg_days_late:
+    # avg_days_late counts the invoices paid on time as 0 days: the late ones'
+    # own average is what tells a habit from a lost invoice.
+    when_late = (facts.avg_days_late * facts.invoices_settled / facts.invoices_settled_late
+                 if facts.invoices_settled_late else Decimal("0"))
+    if share_late >= rules.systematic_share_late and when_late >= rules.systematic_avg_days_late:
         return Verdict(
             SYSTEMATIC_LATE,
             f"Paid {facts.invoices_settled_late} of {facts.invoices_settled} invoices late, "
-            f"{_days(facts.avg_days_late)} late on average.",
+            f"{_days(when_late)} late on average.",
         )
     if facts.invoices_settled_late:
         last = (
@@ -98,14 +105,17 @@ def classify(facts: Facts, rules: Rules = Rules()) -> Verdict:
 def _distress(facts: Facts, rules: Rules) -> str | None:
     if facts.broken_promises >= rules.distressed_broken_promises:
         return f"Broke {facts.broken_promises} promises to pay."
+    # The old debt itself must be most of what is open: one small invoice long
+    # overdue beside a large one due yesterday is a slip, not distress.
     if (
         facts.max_days_overdue >= rules.distressed_days_overdue
         and facts.open_amount > 0
-        and facts.overdue_amount / facts.open_amount >= rules.distressed_overdue_share
+        and facts.old_overdue_amount / facts.open_amount >= rules.distressed_overdue_share
     ):
         return (
-            f"{facts.currency} {facts.overdue_amount:,.2f} overdue of {facts.currency} "
-            f"{facts.open_amount:,.2f} open; oldest {facts.max_days_overdue} days past due."
+            f"{facts.currency} {facts.old_overdue_amount:,.2f} of {facts.currency} "
+            f"{facts.open_amount:,.2f} open is {rules.distressed_days_overdue} days or more past due; "
+            f"the oldest {facts.max_days_overdue} days."
         )
     recent, year = facts.avg_days_late_90d, facts.avg_days_late_365d
     if (

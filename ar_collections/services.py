@@ -24,6 +24,7 @@ from ar_collections.models import (
     Promise,
     PromiseStatus,
 )
+from arcrm.dates import months_between
 from arcrm.db import DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
 from arcrm.roles import require_act_on
@@ -84,7 +85,7 @@ def behaviour_refresh(*, on: dt.date, customer_ids: Iterable[int] | None = None)
         last_pk = batch[-1]
 
 
-def _behaviour_rows(customer_ids: list[int], *, on: dt.date):
+def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):
     settled = Q(invoices__status=InvoiceStatus.PAID, invoices__settled_on__isnull=False)
     open_ = Q(invoices__status=InvoiceStatus.OPEN)
     own_currency = Q(invoices__currency=F("currency"))
@@ -131,10 +132,13 @@ def _behaviour_rows(customer_ids: list[int], *, on: dt.date):
             avg_late_365=Avg(days_late, filter=last_365),
             n_open=Count("invoices", filter=open_),
             n_overdue=Count("invoices", filter=overdue),
-            oldest_due=Max(DaysBetween(models.Value(on), "invoices__due_date"), filter=overdue),
+            # In the account's currency, as the amounts the reason sets beside it.
+            oldest_due=Max(DaysBetween(models.Value(on), "invoices__due_date"),
+                           filter=overdue & own_currency),
             n_other_currency=Count("invoices", filter=open_ & ~own_currency),
             open_total=open_sum(Q()),
             overdue_total=open_sum(due_between(1, None)),
+            old_overdue_total=open_sum(due_between(old_days, None)),
             aging_current=open_sum(Q(invoices__due_date__gte=on)),
             aging_1_30=open_sum(due_between(1, 30)),
             aging_31_60=open_sum(due_between(31, 60)),
@@ -165,7 +169,8 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
                                resolved_on__gt=on - dt.timedelta(days=365))
         .order_by().values("customer_id").annotate(n=Count("pk")).values_list("customer_id", "n")
     )
-    for c in _behaviour_rows(customer_ids, on=on):
+    old_days = segmentation.Rules().distressed_days_overdue
+    for c in _behaviour_rows(customer_ids, on=on, old_days=old_days):
         settled_amount = c.settled_amount or ZERO
         behaviour = PaymentBehaviour(
             customer=c,
@@ -199,7 +204,8 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
             other_currency_open_invoices=c.n_other_currency,
         )
         behaviours.append(behaviour)
-        facts = _facts(c, behaviour, on=on, broken_promises=broken.get(c.pk, 0))
+        facts = _facts(c, behaviour, on=on, broken_promises=broken.get(c.pk, 0),
+                       old_overdue=quantize(c.old_overdue_total))
         verdict = _with_override(c, segmentation.classify(facts))
         if (verdict.segment, verdict.reason) != (c.segment, c.segment_reason):
             if verdict.segment != c.segment:
@@ -279,12 +285,11 @@ def segment_override(*, customer: Customer, segment: str, note: str, actor, on: 
 
 
 def _facts(
-    customer: Customer, b: PaymentBehaviour, *, on: dt.date, broken_promises: int = 0
+    customer: Customer, b: PaymentBehaviour, *, on: dt.date, broken_promises: int, old_overdue: Decimal
 ) -> segmentation.Facts:
-    served = on - customer.customer_since
     return segmentation.Facts(
         special_bond=customer.special_bond,
-        months_served=max(served.days, 0) * 12 // 365,
+        months_served=months_between(customer.customer_since, on),
         invoices_settled=b.invoices_settled,
         invoices_settled_late=b.invoices_settled_late,
         avg_days_late=b.avg_days_late,
@@ -295,6 +300,7 @@ def _facts(
         max_days_overdue=b.max_days_overdue,
         open_amount=b.open_amount,
         overdue_amount=b.overdue_amount,
+        old_overdue_amount=old_overdue,
         currency=customer.currency,
         broken_promises=broken_promises,
     )

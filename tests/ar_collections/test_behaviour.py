@@ -85,7 +85,7 @@ def test_the_segment_and_its_reason_are_set_and_the_change_recorded(history):
     history.refresh_from_db()
     assert history.segment == Segment.DISTRESSED
     assert history.segment_reason == (
-        "EUR 600.50 overdue of EUR 650.50 open; oldest 121 days past due."
+        "EUR 480.00 of EUR 650.50 open is 60 days or more past due; the oldest 121 days."
     )
     event = TimelineEvent.objects.get(customer=history, kind=EventKind.SEGMENT_CHANGED)
     assert event.actor is None
@@ -153,3 +153,48 @@ def test_statements_do_not_grow_with_the_number_of_customers(
     # ids, lock, broken promises, aggregate, upsert, segment update, events (+ savepoint/transaction)
     with django_assert_max_num_queries(9):
         behaviour_refresh(on=ON)
+
+
+def _on_time_history(customer, make_invoice, n: int = 8) -> None:
+    for i in range(n):
+        due = ON - dt.timedelta(days=20 + 15 * i)
+        make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount="100.00", paid_on=due)
+
+
+def test_a_small_old_invoice_beside_a_large_one_due_yesterday_leaves_a_prompt_payer_prompt(
+    make_customer, make_invoice
+):
+    customer = make_customer(customer_since=D(2024, 1, 1))
+    _on_time_history(customer, make_invoice)
+    make_invoice(customer, issued=ON - dt.timedelta(days=95), due=ON - dt.timedelta(days=65), amount="10.00")
+    make_invoice(customer, issued=ON - dt.timedelta(days=31), due=ON - dt.timedelta(days=1), amount="1000.00")
+
+    behaviour_refresh(on=ON)
+
+    customer.refresh_from_db()
+    assert (customer.segment, customer.segment_reason) == (Segment.PROMPT, "Paid 8 of 8 invoices on time.")
+
+
+def test_an_old_invoice_in_another_currency_does_not_date_the_account_s_own_debt(make_customer, make_invoice):
+    customer = make_customer(customer_since=D(2024, 1, 1), currency="EUR")
+    _on_time_history(customer, make_invoice)
+    make_invoice(customer, issued=ON - dt.timedelta(days=120), due=ON - dt.timedelta(days=90), amount="50.00",
+                 currency="USD")
+    make_invoice(customer, issued=ON - dt.timedelta(days=35), due=ON - dt.timedelta(days=5), amount="600.00")
+    make_invoice(customer, issued=ON - dt.timedelta(days=10), due=ON + dt.timedelta(days=20), amount="400.00")
+
+    behaviour_refresh(on=ON)
+
+    customer.refresh_from_db()
+    assert PaymentBehaviour.objects.get(customer=customer).max_days_overdue == 5
+    assert customer.segment == Segment.PROMPT, customer.segment_reason
+
+
+def test_a_customer_of_six_calendar_months_has_history_enough(make_customer, make_invoice):
+    customer = make_customer(customer_since=D(2025, 12, 30))  # 182 days before ON
+    _on_time_history(customer, make_invoice)
+
+    behaviour_refresh(on=ON)
+
+    customer.refresh_from_db()
+    assert customer.segment == Segment.PROMPT, customer.segment_reason

@@ -18,6 +18,7 @@ STEADY = Facts(
     max_days_overdue=0,
     open_amount=Decimal("1000.00"),
     overdue_amount=Decimal("0.00"),
+    old_overdue_amount=Decimal("0.00"),
     currency="EUR",
 )
 
@@ -35,10 +36,23 @@ def test_one_miss_in_twelve_is_an_occasional_slip_with_the_last_delay_named():
 
 
 def test_mostly_late_by_more_than_a_week_is_systematic():
+    # 18.4 days on average over all 12 (the on-time ones count 0): 24.53 over the 9 late.
     facts = replace(STEADY, invoices_settled_late=9, avg_days_late=Decimal("18.4"), last_days_late=20)
     verdict = classify(facts)
     assert verdict.segment == "systematic_late"
-    assert verdict.reason == "Paid 9 of 12 invoices late, 18 days late on average."
+    assert verdict.reason == "Paid 9 of 12 invoices late, 25 days late on average."
+
+
+def test_ten_of_twelve_paid_eight_days_late_is_systematic_though_the_average_over_all_is_under_a_week():
+    facts = replace(STEADY, invoices_settled_late=10, avg_days_late=Decimal("6.67"), last_days_late=8)
+    verdict = classify(facts)
+    assert (verdict.segment, verdict.reason) == ("systematic_late",
+                                                 "Paid 10 of 12 invoices late, 8 days late on average.")
+
+
+def test_rules_tuned_to_need_no_settled_invoice_still_call_a_customer_without_one_new():
+    facts = replace(STEADY, invoices_settled=0, avg_days_late=Decimal("0"), last_days_late=None)
+    assert classify(facts, Rules(min_settled_invoices=0)).segment == "new"
 
 
 def test_mostly_late_by_a_day_or_two_is_not_systematic():
@@ -47,14 +61,23 @@ def test_mostly_late_by_a_day_or_two_is_not_systematic():
 
 
 def test_old_debt_making_up_most_of_the_balance_is_distress():
-    facts = replace(STEADY, overdue_invoices=3, max_days_overdue=75, overdue_amount=Decimal("800.00"))
+    facts = replace(STEADY, overdue_invoices=3, max_days_overdue=75, overdue_amount=Decimal("800.00"),
+                    old_overdue_amount=Decimal("600.00"))
     verdict = classify(facts)
     assert verdict.segment == "distressed"
-    assert verdict.reason == "EUR 800.00 overdue of EUR 1,000.00 open; oldest 75 days past due."
+    assert verdict.reason == ("EUR 600.00 of EUR 1,000.00 open is 60 days or more past due; "
+                              "the oldest 75 days.")
 
 
 def test_old_debt_that_is_a_small_part_of_the_balance_is_not_distress():
-    facts = replace(STEADY, overdue_invoices=1, max_days_overdue=75, overdue_amount=Decimal("100.00"))
+    facts = replace(STEADY, overdue_invoices=1, max_days_overdue=75, overdue_amount=Decimal("100.00"),
+                    old_overdue_amount=Decimal("100.00"))
+    assert classify(facts).segment == "prompt"
+
+
+def test_a_small_old_invoice_beside_a_large_one_due_yesterday_is_not_distress():
+    facts = replace(STEADY, overdue_invoices=2, max_days_overdue=65, open_amount=Decimal("1010.00"),
+                    overdue_amount=Decimal("1010.00"), old_overdue_amount=Decimal("10.00"))
     assert classify(facts).segment == "prompt"
 
 

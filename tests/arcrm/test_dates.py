@@ -1,0 +1,20 @@
+import datetime as dt
+
+import pytest
+
+from arcrm.dates import months_between
+
+D = dt.date
+
+
+@pytest.mark.parametrize(("start", "end", "months"), [
+    (D(2025, 12, 30), D(2026, 6, 30), 6),  # 182 days: a count by 365ths said 5
+    (D(2025, 12, 30), D(2026, 6, 29), 5),
+    (D(2025, 1, 31), D(2025, 2, 28), 0),
+    (D(2024, 2, 29), D(2025, 2, 28), 11),
+    (D(2024, 2, 29), D(2025, 3, 1), 12),
+    (D(2020, 5, 1), D(2026, 5, 1), 72),
+    (D(2026, 5, 2), D(2026, 5, 1), 0),  # a customer since tomorrow
+])
+def test_whole_calendar_months_between_two_days(start, end, months):
+    assert months_between(start, end) == months
