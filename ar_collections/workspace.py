@@ -47,6 +47,7 @@ from ar_collections.models import (
     InstalmentStatus,
     Invoice,
     InvoiceStatus,
+    LateCharge,
     MailPurpose,
     PauseKind,
     Payment,
@@ -676,7 +677,23 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
     _decision_record(locked, manager, kind=EventKind.EXCEPTION,
                      invoices=[locked.invoice] if locked.invoice else [],
                      what=f"Exception ({locked.get_kind_display().lower()})")
+    if approve and locked.kind == ExceptionKind.FEE_WAIVER:
+        from ar_collections.delivery import charge_waive  # delivery imports this module's neighbours
+
+        for charge in charges_waivable(locked):
+            charge_waive(charge=charge, manager=manager, note=f"Exception approved: {locked.decision_note}")
     return locked
+
+
+def charges_waivable(request: ExceptionRequest):
+    """The late fees and interest a fee waiver covers: those still standing on
+    its invoice (its interest, and the fees of notices that listed it), or on
+    the whole account when it names no invoice."""
+    charges = LateCharge.objects.filter(customer=request.customer, waived_at__isnull=True)
+    if request.invoice_id:
+        charges = charges.filter(Q(invoice=request.invoice_id)
+                                 | Q(invoice__isnull=True, action__lines__invoice=request.invoice_id))
+    return charges.distinct().order_by("pk")
 
 
 def _decision_take(model, row, *, manager, approve: bool, note: str, what: str, noun: str, pending: str,

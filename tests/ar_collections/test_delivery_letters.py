@@ -16,14 +16,15 @@ from ar_collections.models import (
     ChargeKind,
     DunningAction,
     DunningStep,
+    ExceptionKind,
     Invoice,
     LateCharge,
 )
 from ar_collections.rendering import LetterRenderError, ResourceRefused, html_to_pdf, static_file_for
-from ar_collections.workspace import payment_record
+from ar_collections.workspace import exception_decide, exception_request, payment_record
 from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
-from .conftest import DUE
+from .conftest import DUE, frozen
 
 
 def days(n: int) -> dt.date:
@@ -205,6 +206,37 @@ def test_the_next_notice_repeats_charges_still_standing_but_not_waived_ones(
     assert "EUR 1.32" in text and "EUR 1.84" in text
     assert "EUR 40.00" not in text
     assert "EUR 1,204.16" in text  # 1,201.00 + 1.32 + 1.84
+
+
+def test_an_approved_fee_waiver_takes_the_invoice_s_charges_off_the_next_notice(
+    charging_account, plan_and_deliver, collector, manager, pdf_text
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    interest = {c.amount: c.invoice for c in LateCharge.objects.filter(kind=ChargeKind.INTEREST)}
+    assert sorted(interest) == [Decimal("1.32"), Decimal("1.84")]
+    small, large = interest[Decimal("1.32")], interest[Decimal("1.84")]
+    assert LateCharge.objects.get(kind=ChargeKind.LATE_FEE).amount == Decimal("40.00")
+    waiver = {"customer": charging_account, "actor": collector, "kind": ExceptionKind.FEE_WAIVER,
+              "on": days(13)}
+    with frozen(days(13)):
+        request = exception_request(**waiver, invoice=large, reason="Paid late because our delivery was late")
+        refused = exception_request(**waiver, invoice=small, reason="And this one too")
+        exception_decide(request=refused, manager=manager, approve=False, note="No", on=days(13))
+        assert not LateCharge.objects.filter(waived_at__isnull=False).exists()  # a refusal waives nothing
+        exception_decide(request=request, manager=manager, approve=True, note="Our fault", on=days(13))
+
+    # The fee of the notice that listed it and its own interest; the other invoice's interest stands.
+    waived = LateCharge.objects.filter(waived_at__isnull=False)
+    assert {(c.kind, c.invoice_id) for c in waived} == {(ChargeKind.LATE_FEE, None),
+                                                        (ChargeKind.INTEREST, large.pk)}
+    assert {c.waiver_note for c in waived} == {"Exception approved: Our fault"}
+    events = TimelineEvent.objects.filter(customer=charging_account, kind=EventKind.EXCEPTION,
+                                          summary__contains="waived by maria")
+    assert events.count() == 2
+    plan_and_deliver(days(21))
+    text = pdf_text(letter_of(charging_account, 4).letter_pdf.read())
+    assert "EUR 1.32" in text and "EUR 1.84" not in text and "EUR 40.00" not in text
 
 
 # --- the fetcher ------------------------------------------------------------------
