@@ -87,8 +87,8 @@ def _stand_in(contact: Contact | None, day: dt.date) -> tuple[Contact | None, st
     stand_in = contact.stand_in(on=day)
     if stand_in.pk == contact.pk:
         return contact, ""
-    absence = contact.absence_on(day)
-    until = f"{absence.ends_on.day} {absence.ends_on:%b}" if absence else "further notice"
+    back = contact.away_until(day)
+    until = f"{back.day} {back:%b}" if back else "further notice"
     return stand_in, f"{contact.name} away until {until}: sent to {stand_in.name}"
 
 

@@ -46,6 +46,19 @@ def test_an_absent_billing_contact_is_replaced_by_the_stand_in_and_the_note_says
     )
 
 
+def test_of_overlapping_absences_the_one_naming_a_stand_in_decides(account, anna, make_contact):
+    """Away all August, nobody named; later, Ben covers the first fortnight."""
+    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(contact=anna, starts_on=dt.date(2026, 7, 20), ends_on=dt.date(2026, 8, 31))
+    ContactAbsence.objects.create(contact=anna, starts_on=dt.date(2026, 8, 1), ends_on=dt.date(2026, 8, 15),
+                                  delegate=ben)
+
+    assert account.billing_contact(on=ON) == ben
+    assert route(account, StepAction.EMAIL) == (
+        ben, Channel.EMAIL, "Anna Clerk away until 31 Aug: sent to Ben Backup"
+    )
+
+
 def test_an_escalation_reaches_the_principal_by_the_principal_s_preferred_channel(
     account, anna, make_contact
 ):
