@@ -123,8 +123,11 @@ def worklist_refresh(*, on: dt.date) -> int:
         WorkItem.objects.bulk_create(fresh, ignore_conflicts=True)
         created += len(fresh)
     # Reviews already decided elsewhere (the review queue) leave the worklist, and
-    # so do accounts on the personal track that are no longer behind.
+    # so do accounts on the personal track that are no longer behind, and calls
+    # about a cycle that has closed (the account paid or was credited).
     now = timezone.now()
+    WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CALL, action__cycle__closed_on__isnull=False
+                            ).update(status=WorkStatus.DONE, done_at=now)
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.REVIEW).exclude(
         action__status=ActionStatus.IN_REVIEW
     ).update(status=WorkStatus.DONE, done_at=now)

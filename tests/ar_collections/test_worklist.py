@@ -114,6 +114,28 @@ def test_a_personal_track_item_closes_when_the_account_is_no_longer_behind(make_
     assert item.status == WorkStatus.DONE
 
 
+def test_a_call_task_closes_once_the_account_has_paid_and_its_cycle_closed(
+    make_account, collector, plan_and_deliver
+):
+    account = make_account(Segment.DISTRESSED)  # the distressed ladder calls on day 1
+    plan_and_deliver(DUE + dt.timedelta(days=1))
+    item = WorkItem.objects.get(kind=WorkKind.CALL)
+    day = DUE + dt.timedelta(days=3)
+    worklist.worklist_refresh(on=day)
+    assert item in worklist.items_for(assignee=collector, on=day)  # still behind: the call stands
+
+    allocations = [(i, i.open_amount) for i in account.invoices.all()]
+    workspace.payment_record(customer=account, amount=sum(a for _, a in allocations), currency="EUR",
+                             received_on=DUE + dt.timedelta(days=2), allocations=allocations)
+    plan_and_deliver(day)  # the nightly run closes the cycle
+    worklist.worklist_refresh(on=day)  # as the run and the daily check do
+
+    assert not account.dunning_cycles.filter(closed_on__isnull=True).exists()
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+    assert item not in worklist.items_for(assignee=collector, on=day)
+
+
 def test_notices_queued_for_review_are_on_the_list_until_reviewed(make_account, collector, plan_and_deliver):
     LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(auto_send=False)
     account = make_account()
