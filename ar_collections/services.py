@@ -63,13 +63,14 @@ _BEHAVIOUR_FIELDS = [
 ]
 
 
-def behaviour_refresh(*, on: dt.date, customer_ids: Iterable[int] | None = None) -> int:
+def behaviour_refresh(*, on: dt.date, customer_ids: Iterable[int] | None = None, record: bool = True) -> int:
     """Recompute payment behaviour and segment for customers as of `on`.
 
     Set-based: one aggregate query and one upsert per batch of customers,
     whatever their number of invoices. A segment that changes is recorded on
     the customer's timeline with the before and after. Returns how many
-    customers were refreshed.
+    customers were refreshed. `record=False` leaves the recording to a caller
+    that records the change itself (a manager's override, with its actor).
     """
     ids = Customer.objects.order_by("pk").values_list("pk", flat=True)
     if customer_ids is not None:
@@ -80,7 +81,7 @@ def behaviour_refresh(*, on: dt.date, customer_ids: Iterable[int] | None = None)
         batch = list(ids.filter(pk__gt=last_pk)[:BEHAVIOUR_BATCH_SIZE])
         if not batch:
             return refreshed
-        _refresh_batch(batch, on=on)
+        _refresh_batch(batch, on=on, record=record)
         refreshed += len(batch)
         last_pk = batch[-1]
 
@@ -154,7 +155,7 @@ def _days(value) -> Decimal | None:
 
 
 @transaction.atomic
-def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
+def _refresh_batch(customer_ids: list[int], *, on: dt.date, record: bool) -> None:
     behaviours: list[PaymentBehaviour] = []
     changed: list[Customer] = []
     events: list[TimelineEvent] = []
@@ -208,7 +209,7 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date) -> None:
                        old_overdue=quantize(c.old_overdue_total))
         verdict = _with_override(c, segmentation.classify(facts))
         if (verdict.segment, verdict.reason) != (c.segment, c.segment_reason):
-            if verdict.segment != c.segment:
+            if verdict.segment != c.segment and record:
                 events.append(
                     TimelineEvent(
                         customer=c,
@@ -267,7 +268,7 @@ def segment_override(*, customer: Customer, segment: str, note: str, actor, on: 
     Customer.objects.filter(pk=locked.pk).update(
         segment_override=segment, segment_override_note=note.strip() if segment else ""
     )
-    behaviour_refresh(on=on, customer_ids=[locked.pk])
+    behaviour_refresh(on=on, customer_ids=[locked.pk], record=False)  # recorded below, with the manager
     locked.refresh_from_db()
     after = {"segment": locked.segment, "override": locked.segment_override,
              "note": locked.segment_override_note}

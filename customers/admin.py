@@ -15,7 +15,10 @@ class CustomerAdmin(admin.ModelAdmin):
     search_fields = ["name", "account_number", "contacts__email"]
     list_select_related = ["collector"]
     raw_id_fields = ["referred_by"]
-    readonly_fields = ["segment", "segment_reason", "created_at", "updated_at"]
+    # A segment override is a manager's audited decision (the account page's
+    # "Override segment", services.segment_override), never a silent edit here.
+    readonly_fields = ["segment", "segment_reason", "segment_override", "segment_override_note",
+                       "created_at", "updated_at"]
     inlines = [ContactInline]
 
 
@@ -26,6 +29,11 @@ class ContactAdmin(admin.ModelAdmin):
     search_fields = ["name", "email", "customer__name"]
     list_select_related = ["customer"]
     raw_id_fields = ["customer"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moved to another customer, a contact would stay the stand-in its
+        # absences name, and the first customer's reminders would go to a stranger.
+        return ["customer"] if obj is not None else []
 
 
 @admin.register(ContactAbsence)

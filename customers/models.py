@@ -303,9 +303,12 @@ class Contact(models.Model):
         while contact.pk not in seen:
             seen.add(contact.pk)
             absence = contact.absence_on(on)
-            if absence is None or absence.delegate is None:
+            # Never a stand-in of another customer (ContactAbsence.clean refuses one;
+            # this holds for rows written around it too).
+            delegate = absence.delegate if absence else None
+            if delegate is None or delegate.customer_id != self.customer_id:
                 return contact
-            contact = absence.delegate
+            contact = delegate
         return self
 
 

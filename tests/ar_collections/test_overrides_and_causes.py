@@ -26,6 +26,9 @@ def prompt_customer(make_customer, make_invoice):
 
 
 def test_a_manager_overrides_a_segment_with_a_note_and_it_is_audited(prompt_customer, manager):
+    by_the_system = TimelineEvent.objects.filter(customer=prompt_customer, kind=EventKind.SEGMENT_CHANGED,
+                                                 actor=None)
+    computed_before = by_the_system.count()
     segment_override(customer=prompt_customer, segment=Segment.DISTRESSED,
                      note="Owner told us they lost their biggest client", actor=manager, on=ON)
 
@@ -39,6 +42,8 @@ def test_a_manager_overrides_a_segment_with_a_note_and_it_is_audited(prompt_cust
     assert decision.kind == EventKind.SEGMENT_CHANGED
     assert decision.details["before"]["segment"] == "prompt"
     assert decision.details["after"]["override"] == "distressed"
+    # Recorded once, as the manager's: the recomputation it triggers adds no change "by the system".
+    assert by_the_system.count() == computed_before
 
 
 def test_the_nightly_refresh_keeps_the_override(prompt_customer, manager):
