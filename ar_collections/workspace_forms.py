@@ -13,6 +13,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.utils import timezone
 
 from ar_collections.models import (
     CallOutcome,
@@ -73,8 +74,21 @@ def _money(**kwargs) -> forms.DecimalField:
     )
 
 
+# A date further ahead than this is a mistyped year, not a plan: refused with a
+# message (near 9999 the grace and instalment arithmetic would overflow).
+DATE_AHEAD_YEARS = 10
+
+
+def _not_far_ahead(value: dt.date) -> None:
+    today = timezone.localdate()
+    if value > today.replace(year=today.year + DATE_AHEAD_YEARS, day=min(today.day, 28)):
+        raise forms.ValidationError(f"{value.day} {value:%b %Y} is more than {DATE_AHEAD_YEARS} years ahead: "
+                                    "check the year.")
+
+
 def _date(**kwargs) -> forms.DateField:
-    return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **kwargs)
+    return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), validators=[_not_far_ahead],
+                           **kwargs)
 
 
 def _contact_choice() -> forms.ModelChoiceField:

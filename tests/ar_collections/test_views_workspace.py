@@ -401,6 +401,15 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
             promise_url, {"amount": "100.00", "promised_on": "2025-08-04", "invoices": [first.pk]},
             "A promise is for today or a later day.",
         ),
+        "promise years ahead": (
+            promise_url, {"amount": "100.00", "promised_on": "9999-12-30", "invoices": [first.pk]},
+            "30 Dec 9999 is more than 10 years ahead: check the year.",
+        ),
+        "plan starting years ahead": (
+            plan, {"invoices": [second.pk], "instalment_count": "3", "first_due_on": "9999-11-15",
+                   "every_days": "30"},
+            "15 Nov 9999 is more than 10 years ahead: check the year.",
+        ),
         "plan starting in the past": (
             plan, {"invoices": [second.pk], "instalment_count": "2", "first_due_on": "2025-08-01",
                    "every_days": "30"},
@@ -451,6 +460,7 @@ BAD_INPUT = [
     "call without an outcome", "promise on an unanswered call", "half a promise on a call",
     "summary to no one", "empty note", "copy to a contact without e-mail",
     "copy of another account's invoice", "promise above what is owed", "promise in the past",
+    "promise years ahead", "plan starting years ahead",
     "plan starting in the past", "plan of one instalment", "second dispute on an invoice",
     "dispute without a description", "credit note above the open amount", "correction that is no reduction",
     "resolution without a note", "pause ending today", "pause of an unknown invoice",
