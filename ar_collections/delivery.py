@@ -670,17 +670,6 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
     customer, step = action.customer, action.step
     collector = customer.collector
     new_charges = list(action.charges.all())
-    # Charges of earlier notices in this cycle that still stand. (A charge has no
-    # "paid" mark yet; the cycle closes once nothing is overdue.)
-    earlier = LateCharge.objects.filter(
-        action__cycle_id=action.cycle_id, waived_at__isnull=True
-    ).exclude(action=action).order_by("created_at", "id")
-    credits = (
-        CreditNote.objects.filter(customer=customer)
-        .annotate(allocated=Coalesce(Sum("allocations__amount"), ZERO))
-        .filter(amount__gt=F("allocated"))
-        .order_by("issued_on", "number")
-    )
     return rendering.Notice(
         tone=step.tone,
         language=language,
@@ -697,19 +686,37 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
         ),
         collector_name=collector.get_full_name() or collector.get_username(),
         collector_email=collector.email,
-        credits=tuple(
-            rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency)
-            for c in credits
-        ),
-        charges=tuple(
-            rendering.NoticeCharge(c.kind, c.amount, c.currency, c.basis, earlier=True) for c in earlier
-        ) + tuple(
+        credits=_credits_standing(customer),
+        charges=_charges_standing(action.cycle_id, besides=action) + tuple(
             rendering.NoticeCharge(c.kind, c.amount, c.currency, c.basis) for c in new_charges
         ),
         interest_rate_percent=step.interest_rate_percent,
         offer_payment_plan=action.cycle.cause == MissCause.STUFF_HAPPENS,
         reference=f"D-{action.pk}",
     )
+
+
+def _charges_standing(cycle_id: int, *, besides=None) -> tuple[rendering.NoticeCharge, ...]:
+    """Charges of earlier notices in the cycle that still stand, for a notice to
+    repeat: its amount due is what the customer owes. (A charge has no "paid"
+    mark yet; the cycle closes once nothing is overdue.)"""
+    earlier = LateCharge.objects.filter(action__cycle_id=cycle_id, waived_at__isnull=True)
+    if besides is not None:
+        earlier = earlier.exclude(action=besides)
+    return tuple(rendering.NoticeCharge(c.kind, c.amount, c.currency, c.basis, earlier=True)
+                 for c in earlier.order_by("created_at", "id"))
+
+
+def _credits_standing(customer) -> tuple[rendering.NoticeCredit, ...]:
+    """The account's credit notes with something left to apply."""
+    credits = (
+        CreditNote.objects.filter(customer=customer)
+        .annotate(allocated=Coalesce(Sum("allocations__amount"), ZERO))
+        .filter(amount__gt=F("allocated"))
+        .order_by("issued_on", "number")
+    )
+    return tuple(rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency)
+                 for c in credits)
 
 
 # --- decisions by people --------------------------------------------------------
@@ -939,6 +946,8 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             ),
             collector_name=collector.get_full_name() or collector.get_username(),
             collector_email=collector.email, reference=f"R-{cycle.pk}",
+            # The amount due is what the last notice said is owed: its charges and credits too.
+            credits=_credits_standing(customer), charges=_charges_standing(cycle.pk),
         )
         email = rendering.render_email(notice)
         message = EmailMultiAlternatives(

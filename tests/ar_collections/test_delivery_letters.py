@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from ar_collections.delivery import charge_waive
+from ar_collections.delivery import charge_waive, invoices_resend
 from ar_collections.models import (
     ActionStatus,
     ChargeKind,
@@ -19,6 +19,7 @@ from ar_collections.models import (
     ExceptionKind,
     Invoice,
     LateCharge,
+    OutgoingMail,
 )
 from ar_collections.rendering import LetterRenderError, ResourceRefused, html_to_pdf, static_file_for
 from ar_collections.workspace import exception_decide, exception_request, payment_record
@@ -237,6 +238,22 @@ def test_an_approved_fee_waiver_takes_the_invoice_s_charges_off_the_next_notice(
     plan_and_deliver(days(21))
     text = pdf_text(letter_of(charging_account, 4).letter_pdf.read())
     assert "EUR 1.32" in text and "EUR 1.84" not in text and "EUR 40.00" not in text
+
+
+def test_a_red_tape_resend_asks_for_what_the_last_notice_said_is_owed(
+    charging_account, plan_and_deliver, pdf_text
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    letter = pdf_text(letter_of(charging_account, 3).letter_pdf.read())
+    assert "EUR 1,244.16" in letter  # 1,201.00 + 40.00 + 1.32 + 1.84
+
+    with frozen(days(13)):
+        assert invoices_resend(customer_id=charging_account.pk, on=days(13)) == "queued"
+
+    text = OutgoingMail.objects.get(customer=charging_account).text
+    assert "from an earlier notice" in text
+    assert "EUR 1,244.16" in text.split("Amount due")[1]
 
 
 # --- the fetcher ------------------------------------------------------------------
