@@ -55,6 +55,11 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
 
     if step_action == StepAction.CALL_TASK:
         wanted = Channel.PHONE
+    elif step_action == StepAction.ESCALATE_PRINCIPAL and _charges(action.step):
+        # A fee or interest is charged on a written notice only: a call would drop it unsaid.
+        wanted = _WRITTEN.get(contact.reminder_channel, Channel.EMAIL)
+        if contact.reminder_channel == ReminderChannel.PHONE:
+            notes.append(f"{contact.name} prefers calls, but the step charges a fee or interest: in writing")
     elif step_action == StepAction.ESCALATE_PRINCIPAL:
         wanted = _PREFERRED.get(contact.reminder_channel, Channel.EMAIL)
     else:
@@ -67,6 +72,10 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
     channel, note = _reachable(contact, wanted)
     notes.append(note)
     return Route(contact, channel, _join(notes))
+
+
+def _charges(step) -> bool:
+    return step.late_fee_amount > 0 or step.interest_rate_percent > 0
 
 
 def _of_record(customer: Customer, *, principal: bool) -> Contact | None:

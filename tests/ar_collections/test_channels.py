@@ -75,6 +75,19 @@ def test_a_principal_who_prefers_the_phone_becomes_a_call_task(account, anna, ma
     assert route(account, StepAction.ESCALATE_PRINCIPAL) == (paul, Channel.PHONE, "")
 
 
+def test_an_escalation_that_charges_a_fee_goes_in_writing_to_a_principal_who_prefers_calls(
+    account, anna, make_contact
+):
+    paul = make_contact(account, name="Paul Owner", role=ContactRole.PRINCIPAL, phone="+49 30 1",
+                        email="paul@acme.test", reminder_channel=ReminderChannel.PHONE)
+    escalation = step(StepAction.ESCALATE_PRINCIPAL)
+    DunningStep.objects.filter(pk=escalation.pk).update(late_fee_amount="40.00")
+
+    assert route(account, StepAction.ESCALATE_PRINCIPAL) == (
+        paul, Channel.EMAIL, "Paul Owner prefers calls, but the step charges a fee or interest: in writing"
+    )
+
+
 def test_without_a_principal_an_escalation_goes_to_the_billing_contact(account, anna):
     assert route(account, StepAction.ESCALATE_PRINCIPAL) == (
         anna, Channel.EMAIL, "no principal on file: sent to the billing contact"
