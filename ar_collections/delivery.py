@@ -70,6 +70,7 @@ from ar_collections.models import (
     LateCharge,
     MailPurpose,
     MissCause,
+    Payment,
     RunStatus,
     StepAction,
     Tone,
@@ -708,15 +709,27 @@ def _charges_standing(cycle_id: int, *, besides=None) -> tuple[rendering.NoticeC
 
 
 def _credits_standing(customer) -> tuple[rendering.NoticeCredit, ...]:
-    """The account's credit notes with something left to apply."""
+    """The account's credit notes with something left to apply, then the
+    payments kept on account ("the rest stays on account"): the customer may
+    deduct both from what the notice asks."""
     credits = (
         CreditNote.objects.filter(customer=customer)
         .annotate(allocated=Coalesce(Sum("allocations__amount"), ZERO))
         .filter(amount__gt=F("allocated"))
         .order_by("issued_on", "number")
     )
-    return tuple(rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency)
-                 for c in credits)
+    on_account = (
+        Payment.objects.filter(customer=customer)
+        .annotate(allocated=Coalesce(Sum("allocations__amount"), ZERO))
+        .filter(amount__gt=F("allocated"))
+        .order_by("received_on", "pk")
+    )
+    return tuple(
+        rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency) for c in credits
+    ) + tuple(
+        rendering.NoticeCredit(p.reference, p.received_on, p.amount - p.allocated, p.currency, payment=True)
+        for p in on_account
+    )
 
 
 # --- decisions by people --------------------------------------------------------

@@ -60,6 +60,7 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Amount due",
         "credits": "Credits on your account",
         "credits_hint": "These credits are not yet set against an invoice; you may deduct them.",
+        "payment_on_account": "Payment {reference} on account",
         "pay_by": "Please pay by",
         "customer_number": "Customer number",
         "date": "Date",
@@ -89,6 +90,7 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Zu zahlen",
         "credits": "Guthaben auf Ihrem Konto",
         "credits_hint": "Diese Gutschriften sind noch keiner Rechnung zugeordnet; Sie können sie abziehen.",
+        "payment_on_account": "Zahlung {reference} auf Ihrem Konto",
         "pay_by": "Bitte zahlen Sie bis",
         "customer_number": "Kundennummer",
         "date": "Datum",
@@ -116,10 +118,11 @@ class NoticeLine:
 
 @dataclass(frozen=True)
 class NoticeCredit:
-    number: str
-    issued_on: dt.date
+    number: str  # a credit note's number, or a payment's reference
+    issued_on: dt.date  # or the day the payment was received
     amount: Decimal  # what is not yet allocated to an invoice
     currency: str
+    payment: bool = False  # money received and kept on account, not a credit note
 
 
 @dataclass(frozen=True)
@@ -366,7 +369,8 @@ def _context(notice: Notice, *, layout: str) -> dict:
         for c in notice.charges
     ]
     credits = [
-        {"number": c.number, "issued_on": _date(c.issued_on, language),
+        {"number": t["payment_on_account"].format(reference=c.number) if c.payment else c.number,
+         "issued_on": _date(c.issued_on, language),
          "amount": _money(c.amount, c.currency, language)}
         for c in notice.credits
     ]

@@ -33,6 +33,7 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
 )
+from ar_collections.workspace import payment_record
 from customers.models import (
     ContactAbsence,
     ContactRole,
@@ -579,6 +580,22 @@ def test_credits_not_yet_allocated_are_shown_as_credits_on_the_account(
     assert "Credits on your account" in text
     assert "CN-7" in text and "EUR 50.00" in text
     assert "CN-8" not in text
+
+
+def test_a_payment_kept_on_account_is_shown_beside_the_credits(make_account, plan_and_deliver, smtp_server):
+    account = make_account(Segment.PROMPT)
+    invoice = Invoice.objects.filter(customer=account).first()
+    payment_record(customer=account, amount=Decimal("500.00"), currency="EUR", received_on=days(1),
+                   allocations=[], reference="BANK-1")  # "the rest stays on account"
+    payment_record(customer=account, amount=Decimal("20.00"), currency="EUR", received_on=days(1),
+                   allocations=[(invoice, Decimal("20.00"))], reference="BANK-2")  # all applied
+
+    plan_and_deliver(days(3))
+
+    text = smtp_server.messages[0].get_body(("plain",)).get_content()
+    credits = text.split("Credits on your account")[1]
+    assert "Payment BANK-1 on account" in credits and "EUR 500.00" in credits
+    assert "BANK-2" not in text
 
 
 def test_each_step_is_firmer_than_the_one_before(make_account, plan_and_deliver, smtp_server):
