@@ -357,6 +357,24 @@ class FiveQuestions:
     referrals: int
 
     @classmethod
+    def for_customer(cls, customer: Customer, *, today: dt.date) -> FiveQuestions:
+        """The same questions for a collector's request (a plan, an exception):
+        two small queries where the approval queue uses subqueries."""
+        try:
+            behaviour = customer.behaviour
+        except PaymentBehaviour.DoesNotExist:
+            behaviour = None
+        invoiced = Invoice.objects.filter(customer=customer, currency=customer.currency)
+        sales = _sales_in_year(invoiced, today=today)
+        return cls(
+            customer_since=customer.customer_since,
+            years_served=customer.years_served(on=today),
+            behaviour=behaviour,
+            revenue_12m=sales.aggregate(total=Sum("total_amount"))["total"] or ZERO,
+            referrals=Customer.objects.filter(referred_by=customer).count(),
+        )
+
+    @classmethod
     def of(cls, action: DunningAction, *, today: dt.date) -> FiveQuestions:
         customer = action.customer
         try:
@@ -377,13 +395,9 @@ def _approval_actions(*, today: dt.date) -> QuerySet[DunningAction]:
     a year's sales (invoiced in the account currency, cancelled ones aside; the
     proxy for what the relationship is worth) and how many customers it referred.
     Both are subqueries of the one page query, whatever the number of rows."""
-    year_ago = today - dt.timedelta(days=365)
     revenue = (
-        Invoice.objects.filter(
-            customer=OuterRef("customer_id"), currency=OuterRef("customer__currency"),
-            issue_date__gt=year_ago, issue_date__lte=today,
-        )
-        .exclude(status=InvoiceStatus.CANCELLED)
+        _sales_in_year(Invoice.objects.filter(customer=OuterRef("customer_id"),
+                                              currency=OuterRef("customer__currency")), today=today)
         .order_by().values("customer").annotate(total=Sum("total_amount")).values("total")
     )
     referrals = (
@@ -392,6 +406,13 @@ def _approval_actions(*, today: dt.date) -> QuerySet[DunningAction]:
     )
     return _actions_with_lines().select_related("customer__behaviour").annotate(
         revenue_12m=Subquery(revenue), referral_count=Subquery(referrals)
+    )
+
+
+def _sales_in_year(invoices: QuerySet[Invoice], *, today: dt.date) -> QuerySet[Invoice]:
+    """The last 12 months' invoices, cancelled ones aside: what the relationship is worth."""
+    return invoices.filter(issue_date__gt=today - dt.timedelta(days=365), issue_date__lte=today).exclude(
+        status=InvoiceStatus.CANCELLED
     )
 
 

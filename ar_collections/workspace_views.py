@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -41,6 +42,7 @@ from ar_collections.models import (
     PromiseStatus,
     WorkItem,
 )
+from ar_collections.views import FiveQuestions
 from ar_collections.workspace_forms import (
     CallForm,
     CopyForm,
@@ -477,9 +479,22 @@ def _decision(request, model, pk: int, decide, *, argument: str, title: str, slu
             if request.htmx and request.htmx.target == "action-panel":
                 return _account_changed(request, customer)
             return redirect("collections:approvals")
-    context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "subject": subject,
-               "title": title.format(customer.name), "action_url": request.path}
+    context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "asked": subject,
+               "title": title.format(customer.name), "action_url": request.path,
+               # What is asked, and the five questions to weigh before bending the rule.
+               "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
+               "covers": _covers(subject)}
     return _form_response(request, context, status=422 if bound else 200)
+
+
+def _covers(asked) -> list[tuple[str, Decimal]]:
+    """The money a request is about, by currency: a plan's total, the open
+    amount of the invoice an exception names (none for the whole account)."""
+    if isinstance(asked, PaymentPlan):
+        return [(asked.currency, asked.total_amount)]
+    if asked.invoice_id:
+        return [(asked.invoice.currency, asked.invoice.open_amount)]
+    return []
 
 
 # --- The worklist ---------------------------------------------------------------------------

@@ -953,6 +953,28 @@ def decision_state() -> tuple:
     return state(), sorted(PaymentPlan.objects.values_list("pk", "status", "decided_by"))
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_the_decision_shows_what_is_asked_and_the_five_questions(
+    client, manager, customer, decisions, headers
+):
+    client.force_login(manager)
+
+    plan = " ".join(client.get(decisions["plan_decide"], headers=headers).content.decode().split())
+    pause = " ".join(client.get(decisions["exception_decide"], headers=headers).content.decode().split())
+
+    assert (f"Payment plan of <strong>EUR 1,200.00</strong> for {customer.name}, proposed by carla on "
+            "5 Aug 2025, covering INV-1001, INV-1002.") in plan
+    assert "15 Aug 2025" in plan and "15 Sep 2025" in plan and "EUR 600.00" in plan
+    assert "this request covers EUR 1,200.00" in plan
+    assert ("<strong>Pause dunning beyond the collector’s limit</strong> until 1 Oct 2025, "
+            "for the whole account") in pause.replace("&#x27;", "’").replace("'", "’")
+    assert "“Bank loan pending”" in pause
+    for page in (plan, pause):
+        assert all(question in page for question in (
+            "How long have we served them?", "Did they miss payments before?", "How much money is involved?",
+            "What is the relationship worth?", "Will they keep referring?"))
+
+
 def test_a_manager_approves_a_plan_and_its_invoices_leave_dunning(client, manager, waiting_plan, decisions):
     since = last_event_id()
     client.force_login(manager)
