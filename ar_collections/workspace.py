@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Max, Q, Sum
+from django.db.models import F, Max, Min, Q, Sum
 from django.template import TemplateSyntaxError
 from django.urls import reverse
 from django.utils import timezone
@@ -569,11 +569,22 @@ def pause_set(
     if ends_on <= on:
         raise ValidationError({"ends_on": "A pause ends after today."})
     rules = CollectionRules.current()
-    if (ends_on - on).days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer"):
+    # A hold renewed before it ends (or the day after) counts from the first
+    # one's start: the limit is on days held in a row, not per request.
+    held_since = (
+        DunningPause.objects.filter(customer=customer, invoice=invoice, kind=PauseKind.MANUAL_HOLD,
+                                    lifted_at__isnull=True, starts_on__lte=on,
+                                    ends_on__gte=on - dt.timedelta(days=1))
+        .aggregate(since=Min("starts_on"))["since"]
+    )
+    start = min(held_since or on, on)
+    days = (ends_on - start).days
+    if days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer"):
+        renewed = f", with the hold in force since {start:%d %b}" if start < on else ""
         return exception_request(
             customer=customer, actor=actor, kind=ExceptionKind.PAUSE, invoice=invoice, on=on,
             pause_until=ends_on,
-            reason=f"{reason.strip()} (pause of {(ends_on - on).days} days; collectors may pause "
+            reason=f"{reason.strip()} (pause of {days} days{renewed}; collectors may pause "
             f"{rules.max_pause_days})",
         )
     pause = DunningPause.objects.create(

@@ -533,6 +533,25 @@ def test_a_longer_pause_becomes_an_exception_a_manager_decides(account, invoices
         workspace.exception_decide(request=asked, manager=manager, approve=False, note="no", on=LATE)
 
 
+def test_a_hold_renewed_before_it_ends_counts_from_the_first_one_s_start(account, invoices, collector):
+    limit = CollectionRules.current().max_pause_days
+    first = workspace.pause_set(customer=account, actor=collector, ends_on=LATE + dt.timedelta(days=limit),
+                                reason="CFO away", on=LATE)
+    renew_on = LATE + dt.timedelta(days=limit - 1)
+
+    again = workspace.pause_set(customer=account, actor=collector, reason="CFO still away", on=renew_on,
+                                ends_on=renew_on + dt.timedelta(days=limit))
+
+    assert isinstance(again, ExceptionRequest)
+    assert again.reason == (f"CFO still away (pause of {2 * limit - 1} days, with the hold in force since "
+                            f"{LATE:%d %b}; collectors may pause {limit})")
+    assert list(account.dunning_pauses.all()) == [first]
+    # Within the limit counted from the first start, a renewal is the collector's to make.
+    within = workspace.pause_set(customer=account, actor=collector, ends_on=LATE + dt.timedelta(days=limit),
+                                 reason="Same end, new reason", on=LATE + dt.timedelta(days=2))
+    assert not isinstance(within, ExceptionRequest)
+
+
 def test_a_rejected_exception_pauses_nothing(account, invoices, collector, manager):
     asked = workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
                                         reason="Please", pause_until=LATE + dt.timedelta(days=30), on=LATE)
