@@ -246,6 +246,12 @@ def promise_record(
     if promised_on < on:
         raise ValidationError({"promised_on": "A promise is for today or a later day."})
     rules = CollectionRules.current()
+    # A promise holds dunning like a pause: no longer than a collector may pause.
+    if (promised_on - on).days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer"):
+        raise ValidationError({"promised_on": (
+            f"A promise more than {rules.max_pause_days} days ahead would hold dunning longer than a "
+            "collector may pause: propose a payment plan, or ask a manager for an exception."
+        )})
     promise = Promise.objects.create(
         customer=customer, contact=contact, call=call, currency=currency, amount=amount,
         promised_on=promised_on, grace_days=rules.promise_grace_days, made_on=on, made_by=actor,

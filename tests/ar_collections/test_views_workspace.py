@@ -401,6 +401,11 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
             promise_url, {"amount": "100.00", "promised_on": "2025-08-04", "invoices": [first.pk]},
             "A promise is for today or a later day.",
         ),
+        "promise beyond the pause limit": (
+            promise_url, {"amount": "100.00", "promised_on": "2025-08-20", "invoices": [first.pk]},
+            "A promise more than 14 days ahead would hold dunning longer than a collector may pause: "
+            "propose a payment plan, or ask a manager for an exception.",
+        ),
         "promise years ahead": (
             promise_url, {"amount": "100.00", "promised_on": "9999-12-30", "invoices": [first.pk]},
             "30 Dec 9999 is more than 10 years ahead: check the year.",
@@ -460,7 +465,7 @@ BAD_INPUT = [
     "call without an outcome", "promise on an unanswered call", "half a promise on a call",
     "summary to no one", "empty note", "copy to a contact without e-mail",
     "copy of another account's invoice", "promise above what is owed", "promise in the past",
-    "promise years ahead", "plan starting years ahead",
+    "promise beyond the pause limit", "promise years ahead", "plan starting years ahead",
     "plan starting in the past", "plan of one instalment", "second dispute on an invoice",
     "dispute without a description", "credit note above the open amount", "correction that is no reduction",
     "resolution without a note", "pause ending today", "pause of an unknown invoice",
