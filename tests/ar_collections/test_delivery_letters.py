@@ -19,6 +19,7 @@ from ar_collections.models import (
     ExceptionKind,
     Invoice,
     LateCharge,
+    LatePaymentPolicy,
     OutgoingMail,
 )
 from ar_collections.rendering import LetterRenderError, ResourceRefused, html_to_pdf, static_file_for
@@ -254,6 +255,31 @@ def test_a_red_tape_resend_asks_for_what_the_last_notice_said_is_owed(
     text = OutgoingMail.objects.get(customer=charging_account).text
     assert "from an earlier notice" in text
     assert "EUR 1,244.16" in text.split("Amount due")[1]
+
+
+def test_a_ladder_switched_off_for_a_night_resumes_where_it_stood_and_charges_nothing_twice(
+    charging_account, plan_and_deliver
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    cycle = charging_account.dunning_cycles.get()
+    policy = LatePaymentPolicy.objects.get(segment=Segment.SYSTEMATIC_LATE)
+    LatePaymentPolicy.objects.filter(pk=policy.pk).update(is_active=False)
+    plan_and_deliver(days(13))  # no ladder for the segment tonight: the account is still behind
+    cycle.refresh_from_db()
+    assert cycle.closed_on is None
+    LatePaymentPolicy.objects.filter(pk=policy.pk).update(is_active=True)
+
+    for day in (14, 21, 30, 40):
+        plan_and_deliver(days(day))
+
+    assert charging_account.dunning_cycles.count() == 1
+    actions = charging_account.dunning_actions.order_by("planned_on")
+    positions = list(actions.values_list("step__position", flat=True))
+    assert positions == sorted(set(positions)) and positions[:3] == [1, 2, 3]  # no step again
+    assert LateCharge.objects.filter(kind=ChargeKind.LATE_FEE).count() == 1
+    interest_days = list(LateCharge.objects.filter(kind=ChargeKind.INTEREST).values_list("basis", flat=True))
+    assert not any("× 40/365" in basis for basis in interest_days), interest_days
 
 
 # --- the fetcher ------------------------------------------------------------------
