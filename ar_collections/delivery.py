@@ -56,7 +56,7 @@ from django.utils import timezone
 
 from ar_collections import rendering, timeline, worklist
 from ar_collections.channels import route_for
-from ar_collections.dunning import NEEDS_APPROVAL, eligible_invoices
+from ar_collections.dunning import NEEDS_APPROVAL, RESEND_PAY_WITHIN_DAYS, eligible_invoices
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -901,9 +901,8 @@ def _s(count: int) -> str:
 
 # --- red tape: the invoices again, to the right person ---------------------------
 
-# A re-sent copy asks for payment within this many days: the customer only
-# now has the invoice in the right hands.
-RESEND_PAY_WITHIN_DAYS = 7
+# A re-sent copy asks for payment within RESEND_PAY_WITHIN_DAYS (dunning.py:
+# the ladder waits for that date too).
 
 
 def invoices_resend(*, customer_id: int, on: dt.date) -> str:

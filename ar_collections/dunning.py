@@ -263,7 +263,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     stands = {
         row["pk"]: row
         for row in DunningCycle.objects.filter(pk__in=open_cycles.values())
-        .values("pk", "cause").annotate(**CYCLE_STAND)
+        .values("pk", "cause", "invoices_resent_on").annotate(**CYCLE_STAND)
     }
     last_contact = dict(
         DunningAction.objects.filter(in_batch).order_by().values("customer_id")
@@ -295,8 +295,9 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         step = ladder.next_after(stand["position"], switched=switched, taken=taken[cycle_id])
         if step is None:
             continue
-        due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=stand["pay_by"],
-                             last_contact=last_contact.get(customer_id))
+        pay_by, contacted = with_resend(stand["pay_by"], last_contact.get(customer_id),
+                                        stand["invoices_resent_on"])
+        due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=pay_by, last_contact=contacted)
         if on < due_on:
             continue
         if not _above_minimum(ladder.policy, totals[customer_id]):
@@ -321,6 +322,23 @@ ACTION_COLUMNS = ("cycle_id", "customer_id", "step_id", "status", "pay_by")
 # A step waiting for a person (a collector's review, a manager's approval):
 # the next one waits for it, so the order and the rising tone hold.
 WAITING = [ActionStatus.IN_REVIEW, ActionStatus.AWAITING_APPROVAL]
+
+# A red-tape re-send asks for payment within this many days (the customer only
+# now has the invoices in the right hands): it is a contact with a pay-by
+# date, which the next step waits for as for a notice's.
+RESEND_PAY_WITHIN_DAYS = 7
+
+
+def with_resend(stand_pay_by: dt.date | None, last_contact: dt.date | None,
+                resent_on: dt.date | None) -> tuple[dt.date | None, dt.date | None]:
+    """The pay-by date and last contact the next step waits for, the cycle's
+    re-send counted with its actions."""
+    if resent_on is None:
+        return stand_pay_by, last_contact
+    resend_pay_by = resent_on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS)
+    return (max(filter(None, (stand_pay_by, resend_pay_by))),
+            max(filter(None, (last_contact, resent_on))))
+
 
 # Where a cycle stands: its last step, the pay-by date the customer was (or is
 # about to be) told (a skipped or failed step told them none), and steps waiting.
@@ -409,8 +427,10 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
         note = "Nothing to chase: every open invoice is held." if held else "Nothing open to chase."
         return NextStep(step, None, [], held, note)
     last = customer.dunning_actions.aggregate(last=Max(CONTACTED_ON))["last"]
-    due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date,
-                                 pay_by=cycle.pay_by if cycle else None, last_contact=last))
+    pay_by, last = with_resend(cycle.pay_by if cycle else None, last,
+                               cycle.invoices_resent_on if cycle else None)
+    due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date, pay_by=pay_by,
+                                 last_contact=last))
     listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))
     listed = [i for i in eligible if i.due_date <= listed_until]
     totals: dict[str, Decimal] = defaultdict(lambda: ZERO)

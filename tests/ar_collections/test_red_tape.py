@@ -7,6 +7,7 @@ import pytest
 
 from ar_collections import outbox
 from ar_collections.delivery import invoices_resend
+from ar_collections.dunning import next_step
 from ar_collections.models import DunningCycle, MailPurpose, MissCause, OutgoingMail, TimelineEventInvoice
 from ar_collections.services import cause_record
 from customers.models import Contact, ContactAbsence, EventKind, TimelineEvent
@@ -109,3 +110,22 @@ def test_with_no_address_on_file_the_invoices_go_once_one_is_noted_and_red_tape_
     Contact.objects.filter(customer=behind, name="Ben Backup").update(email="ben@acme.test")
     with frozen(NOTED):
         assert invoices_resend(customer_id=behind.pk, on=NOTED) == "queued"
+
+
+def test_the_next_step_waits_for_the_pay_by_date_the_resend_gave(make_account, plan_and_deliver):
+    """Prompt ladder: the friendly e-mail on day 3 (pay by day 13), the next step
+    from day 14. Red tape noted on day 12: the copy asks for payment by day 19."""
+    customer = make_account()
+    plan_and_deliver(DUE + dt.timedelta(days=3))
+    resent_on = DUE + dt.timedelta(days=12)
+    with frozen(resent_on):
+        assert invoices_resend(customer_id=customer.pk, on=resent_on) == "queued"
+    assert "Please pay by: 21 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
+    with frozen(resent_on):
+        assert next_step(customer, on=resent_on).due_on == DUE + dt.timedelta(days=20)  # the preview agrees
+
+    for day in (14, 19):
+        plan_and_deliver(DUE + dt.timedelta(days=day))
+        assert not customer.dunning_actions.filter(step__position=2).exists()
+    plan_and_deliver(DUE + dt.timedelta(days=20))
+    assert customer.dunning_actions.get(step__position=2).planned_on == DUE + dt.timedelta(days=20)
