@@ -28,6 +28,7 @@ from django.utils import timezone
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
+    DunningActionInvoice,
     DunningCycle,
     DunningPause,
     DunningRun,
@@ -213,16 +214,20 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     in_batch = Q(customer_id__gte=lo, customer_id__lte=hi)
     open_in_reach = Invoice.objects.filter(in_batch, _in_reach(book, on=on), status=InvoiceStatus.OPEN)
 
-    # 1. Close the cycles of accounts with nothing open left in reach and
-    #    nothing overdue. Paused invoices keep a cycle open, so dunning resumes
-    #    where it stood; so does an overdue invoice out of its ladder's reach
-    #    (the ladder switched off for a night, a segment whose ladder starts
-    #    later): closed, the cycle would start again at the friendly first step
-    #    and charge its fee and interest a second time.
-    still_behind = Invoice.objects.filter(in_batch, status=InvoiceStatus.OPEN, due_date__lt=on)
+    # 1. Close the cycles of accounts with nothing open left in reach, unless
+    #    an invoice the cycle has already chased is still open. Paused invoices
+    #    keep a cycle open, so dunning resumes where it stood; so does a chased
+    #    invoice out of its ladder's reach (the ladder switched off for a night,
+    #    a segment whose ladder starts later): closed, the cycle would start
+    #    again at the friendly first step and charge its fee and interest a
+    #    second time. An invoice newly overdue after the rest was paid starts a
+    #    cycle of its own, friendly first.
+    chased_still_open = DunningActionInvoice.objects.filter(
+        action__cycle=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN
+    )
     DunningCycle.objects.filter(in_batch, closed_on__isnull=True).exclude(
         customer_id__in=open_in_reach.values("customer_id")
-    ).exclude(customer_id__in=still_behind.values("customer_id")).update(closed_on=on)
+    ).exclude(Exists(chased_still_open)).update(closed_on=on)
 
     # 2. Per account and currency, in one pass over the batch's invoices: the
     #    oldest eligible invoice in reach (it decides which step is due) and the

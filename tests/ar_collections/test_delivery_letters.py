@@ -282,6 +282,26 @@ def test_a_ladder_switched_off_for_a_night_resumes_where_it_stood_and_charges_no
     assert not any("× 40/365" in basis for basis in interest_days), interest_days
 
 
+def test_an_invoice_newly_overdue_after_the_rest_was_paid_starts_a_cycle_friendly_first(
+    make_account, plan_and_deliver, make_invoice
+):
+    account = make_account()  # prompt payers: steps on days 3, 14, 28, 42 after the due date
+    for day in (3, 14):
+        plan_and_deliver(days(day))
+    fresh = make_invoice(account, issued=days(-10), due=days(20), amount="90.00", number="INV-NEW")
+    for invoice in Invoice.objects.filter(customer=account).exclude(pk=fresh.pk):
+        payment_record(customer=account, amount=invoice.open_amount, currency="EUR", received_on=days(15),
+                       allocations=[(invoice, invoice.open_amount)], reference=f"pay-{invoice.number}")
+
+    plan_and_deliver(days(21))  # INV-NEW a day overdue, not yet in reach: nothing chased is open
+    plan_and_deliver(days(23))  # in reach now
+
+    first, second = account.dunning_cycles.order_by("number")
+    assert first.closed_on == days(21) and second.closed_on is None
+    assert [a.step.position for a in second.actions.all()] == [1]  # the friendly reminder, not step 3
+    assert second.actions.get().lines.get().invoice == fresh
+
+
 # --- the fetcher ------------------------------------------------------------------
 
 
