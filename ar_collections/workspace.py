@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections import outbox, rendering, services, worklist
+from ar_collections.delivery import charge_waive
 from ar_collections.models import (
     Allocation,
     Call,
@@ -695,8 +696,6 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
                      invoices=[locked.invoice] if locked.invoice else [],
                      what=f"Exception ({locked.get_kind_display().lower()})")
     if approve and locked.kind == ExceptionKind.FEE_WAIVER:
-        from ar_collections.delivery import charge_waive  # delivery imports this module's neighbours
-
         for charge in charges_waivable(locked):
             charge_waive(charge=charge, manager=manager, note=f"Exception approved: {locked.decision_note}")
     return locked
