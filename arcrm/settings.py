@@ -211,15 +211,16 @@ def _daily_at(name: str, default: str) -> crontab:
         raise ConfigError(f"{name} must be HH:MM, e.g. {default}") from None
 
 
-# Behaviour (and so segments) is refreshed first; dunning plans an hour later.
+# Promises and plans are checked first, so that one broken today counts towards
+# the segment the behaviour refresh computes next; dunning plans after both.
 CELERY_BEAT_SCHEDULE = {
-    "refresh-payment-behaviour": {
-        "task": "collections.refresh_payment_behaviour",
-        "schedule": _daily_at("BEHAVIOUR_REFRESH_AT", "02:30"),
-    },
     "check-commitments": {
         "task": "collections.check_commitments",
-        "schedule": _daily_at("COMMITMENTS_CHECK_AT", "03:00"),
+        "schedule": _daily_at("COMMITMENTS_CHECK_AT", "02:30"),
+    },
+    "refresh-payment-behaviour": {
+        "task": "collections.refresh_payment_behaviour",
+        "schedule": _daily_at("BEHAVIOUR_REFRESH_AT", "03:00"),
     },
     "nightly-dunning-run": {
         "task": "collections.start_dunning_run",

@@ -417,8 +417,10 @@ def test_two_beats_two_workers_and_a_killed_worker_send_every_due_e_mail_exactly
     expected, decoys = _accounts(on=run_date)
     beats = [
         start(name, "beat", DUNNING_RUN_AT=f"{fire_at:%H:%M}",
-              # Half a day away: a behaviour refresh would re-segment the accounts.
-              BEHAVIOUR_REFRESH_AT=f"{fire_at + dt.timedelta(hours=12):%H:%M}")
+              # Half a day away: a behaviour refresh would re-segment the accounts,
+              # and the commitments check has no business in this run either.
+              BEHAVIOUR_REFRESH_AT=f"{fire_at + dt.timedelta(hours=12):%H:%M}",
+              COMMITMENTS_CHECK_AT=f"{fire_at + dt.timedelta(hours=12):%H:%M}")
         for name in ("beat-1", "beat-2")
     ]
 

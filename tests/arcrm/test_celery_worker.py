@@ -281,20 +281,22 @@ def test_queued_mail_is_swept_every_five_minutes():
     assert entry["schedule"] == crontab(minute="*/5")
 
 
-def test_the_commitments_are_checked_before_the_dunning_run():
+def test_commitments_are_checked_then_segments_refreshed_then_dunning_planned():
+    """A promise broken today counts towards tonight's segment, and the run plans on both."""
     check = settings.CELERY_BEAT_SCHEDULE["check-commitments"]
+    refresh = settings.CELERY_BEAT_SCHEDULE["refresh-payment-behaviour"]
     run = settings.CELERY_BEAT_SCHEDULE["nightly-dunning-run"]
     assert check["task"] == "collections.check_commitments"
-    assert check["schedule"] == crontab(hour=3, minute=0)
+    assert check["schedule"] == crontab(hour=2, minute=30)
+    assert refresh["schedule"] == crontab(hour=3, minute=0)
     assert run["schedule"] == crontab(hour=3, minute=30)
 
 
-def test_the_nightly_refresh_is_scheduled_at_half_past_two_by_default():
+def test_the_nightly_refresh_is_a_task_the_workers_know():
     entry = settings.CELERY_BEAT_SCHEDULE["refresh-payment-behaviour"]
 
     app.loader.import_default_modules()
-    assert entry["task"] in app.tasks  # a typo here would fail only at 02:30
-    assert entry["schedule"] == crontab(hour=2, minute=30)
+    assert entry["task"] in app.tasks  # a typo here would fail only at 03:00
 
 
 def _schedule_with(refresh_at: str) -> subprocess.CompletedProcess[str]:
@@ -325,7 +327,7 @@ def test_the_refresh_time_comes_from_behaviour_refresh_at():
 
 @pytest.mark.slow
 def test_a_refresh_time_that_is_not_a_clock_time_stops_the_start():
-    result = _schedule_with("half past two")
+    result = _schedule_with("three o'clock")
 
     assert result.returncode != 0
     assert "BEHAVIOUR_REFRESH_AT must be HH:MM" in result.stderr
