@@ -712,18 +712,13 @@ def _credits_standing(customer) -> tuple[rendering.NoticeCredit, ...]:
     """The account's credit notes with something left to apply, then the
     payments kept on account ("the rest stays on account"): the customer may
     deduct both from what the notice asks."""
-    credits = (
-        CreditNote.objects.filter(customer=customer)
-        .annotate(allocated=Coalesce(Sum("allocations__amount"), ZERO))
-        .filter(amount__gt=F("allocated"))
-        .order_by("issued_on", "number")
-    )
-    on_account = (
-        Payment.objects.filter(customer=customer)
-        .annotate(allocated=Coalesce(Sum("allocations__amount"), ZERO))
-        .filter(amount__gt=F("allocated"))
-        .order_by("received_on", "pk")
-    )
+    def left_to_apply(documents):
+        return documents.filter(customer=customer).annotate(
+            allocated=Coalesce(Sum("allocations__amount"), ZERO)
+        ).filter(amount__gt=F("allocated"))
+
+    credits = left_to_apply(CreditNote.objects).order_by("issued_on", "number")
+    on_account = left_to_apply(Payment.objects).order_by("received_on", "pk")
     return tuple(
         rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency) for c in credits
     ) + tuple(
@@ -900,9 +895,6 @@ def _s(count: int) -> str:
 
 
 # --- red tape: the invoices again, to the right person ---------------------------
-
-# A re-sent copy asks for payment within RESEND_PAY_WITHIN_DAYS (dunning.py:
-# the ladder waits for that date too).
 
 
 def invoices_resend(*, customer_id: int, on: dt.date) -> str:

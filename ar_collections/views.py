@@ -360,23 +360,18 @@ class FiveQuestions:
     def for_customer(cls, customer: Customer, *, today: dt.date) -> FiveQuestions:
         """The same questions for a collector's request (a plan, an exception):
         two small queries where the approval queue uses subqueries."""
-        try:
-            behaviour = customer.behaviour
-        except PaymentBehaviour.DoesNotExist:
-            behaviour = None
         invoiced = Invoice.objects.filter(customer=customer, currency=customer.currency)
-        sales = _sales_in_year(invoiced, today=today)
-        return cls(
-            customer_since=customer.customer_since,
-            years_served=customer.years_served(on=today),
-            behaviour=behaviour,
-            revenue_12m=sales.aggregate(total=Sum("total_amount"))["total"] or ZERO,
-            referrals=Customer.objects.filter(referred_by=customer).count(),
-        )
+        revenue = _sales_in_year(invoiced, today=today).aggregate(total=Sum("total_amount"))["total"]
+        return cls._of(customer, today=today, revenue_12m=revenue,
+                       referrals=Customer.objects.filter(referred_by=customer).count())
 
     @classmethod
     def of(cls, action: DunningAction, *, today: dt.date) -> FiveQuestions:
-        customer = action.customer
+        return cls._of(action.customer, today=today, revenue_12m=action.revenue_12m,
+                       referrals=action.referral_count)
+
+    @classmethod
+    def _of(cls, customer: Customer, *, today: dt.date, revenue_12m, referrals) -> FiveQuestions:
         try:
             behaviour = customer.behaviour
         except PaymentBehaviour.DoesNotExist:
@@ -385,8 +380,8 @@ class FiveQuestions:
             customer_since=customer.customer_since,
             years_served=customer.years_served(on=today),
             behaviour=behaviour,
-            revenue_12m=action.revenue_12m or ZERO,
-            referrals=action.referral_count or 0,
+            revenue_12m=revenue_12m or ZERO,
+            referrals=referrals or 0,
         )
 
 

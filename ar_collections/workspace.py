@@ -248,7 +248,7 @@ def promise_record(
         raise ValidationError({"promised_on": "A promise is for today or a later day."})
     rules = CollectionRules.current()
     # A promise holds dunning like a pause: no longer than a collector may pause.
-    if (promised_on - on).days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer"):
+    if _beyond_collector_limit(actor, days=(promised_on - on).days, rules=rules):
         raise ValidationError({"promised_on": (
             f"A promise more than {rules.max_pause_days} days ahead would hold dunning longer than a "
             "collector may pause: propose a payment plan, or ask a manager for an exception."
@@ -586,7 +586,7 @@ def pause_set(
     )
     start = min(held_since or on, on)
     days = (ends_on - start).days
-    if days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer"):
+    if _beyond_collector_limit(actor, days=days, rules=rules):
         renewed = f", with the hold in force since {start:%d %b}" if start < on else ""
         return exception_request(
             customer=customer, actor=actor, kind=ExceptionKind.PAUSE, invoice=invoice, on=on,
@@ -607,6 +607,11 @@ def pause_set(
                  "invoice": invoice.number if invoice else None},
     )
     return pause
+
+
+def _beyond_collector_limit(actor, *, days: int, rules: CollectionRules) -> bool:
+    """Holding dunning this many days is a manager's decision for this actor."""
+    return days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer")
 
 
 @transaction.atomic

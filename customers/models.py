@@ -284,14 +284,17 @@ class Contact(models.Model):
         """The absence that decides who stands in on `on`. Of overlapping
         ones ("away all August", then "Ben covers 10-20 Aug"), one naming a
         stand-in wins, the latest begun first: it is the more specific."""
-        # Iterates the prefetched absences when there are any, so a page of
-        # contacts asks the database once, not once per contact.
-        covering = [a for a in self.absences.all() if a.starts_on <= on <= a.ends_on]
-        return max(covering, key=lambda a: (a.delegate_id is not None, a.starts_on, a.pk), default=None)
+        return max(self._absences_on(on), key=lambda a: (a.delegate_id is not None, a.starts_on, a.pk),
+                   default=None)
 
     def away_until(self, on: dt.date) -> dt.date | None:
         """The last day of the absences that cover `on` (None if not away)."""
-        return max((a.ends_on for a in self.absences.all() if a.starts_on <= on <= a.ends_on), default=None)
+        return max((a.ends_on for a in self._absences_on(on)), default=None)
+
+    def _absences_on(self, on: dt.date) -> list[ContactAbsence]:
+        # Iterates the prefetched absences when there are any, so a page of
+        # contacts asks the database once, not once per contact.
+        return [a for a in self.absences.all() if a.starts_on <= on <= a.ends_on]
 
     def stand_in(self, *, on: dt.date) -> Contact:
         """This contact, or whoever it asked us to write to while it is away.
