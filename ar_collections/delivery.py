@@ -574,7 +574,7 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
     if _fee_applies(step, lines):
         charges.append(LateCharge(
             customer=customer, action=action, invoice=None, kind=ChargeKind.LATE_FEE,
-            currency=step.late_fee_currency, amount=step.late_fee_amount,
+            currency=step.late_fee_currency, amount=step.late_fee_amount, open_amount=step.late_fee_amount,
             basis=f"step {step.position} of {step.policy.name}",
         ))
     rate = step.interest_rate_percent
@@ -606,7 +606,7 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
                 continue
             charges.append(LateCharge(
                 customer=customer, action=action, invoice=line.invoice, kind=ChargeKind.INTEREST,
-                currency=line.currency, amount=amount, interest_through=action.planned_on,
+                currency=line.currency, amount=amount, open_amount=amount, interest_through=action.planned_on,
                 basis=_interest_basis(stretches, line.currency, rate),
             ))
     # The unique constraint (action, kind, invoice) makes a repeat impossible.
@@ -687,8 +687,8 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
         ),
         collector_name=collector.get_full_name() or collector.get_username(),
         collector_email=collector.email,
-        credits=_credits_standing(customer),
-        charges=_charges_standing(action.cycle_id, besides=action) + tuple(
+        credits=credits_standing(customer),
+        charges=_charges_standing(customer, besides=action) + tuple(
             rendering.NoticeCharge(c.kind, c.amount, c.currency, c.basis) for c in new_charges
         ),
         interest_rate_percent=step.interest_rate_percent,
@@ -697,18 +697,21 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
     )
 
 
-def _charges_standing(cycle_id: int, *, besides=None) -> tuple[rendering.NoticeCharge, ...]:
-    """Charges of earlier notices in the cycle that still stand, for a notice to
-    repeat: its amount due is what the customer owes. (A charge has no "paid"
-    mark yet; the cycle closes once nothing is overdue.)"""
-    earlier = LateCharge.objects.filter(action__cycle_id=cycle_id, waived_at__isnull=True)
+def _charges_standing(customer, *, besides=None) -> tuple[rendering.NoticeCharge, ...]:
+    """The account's charges of earlier notices still owed, for a notice to
+    repeat, whichever cycle charged them: its amount due is what the customer
+    owes, and a fee left when the invoices were paid is not forgotten."""
+    earlier = LateCharge.objects.filter(customer=customer).standing()
     if besides is not None:
         earlier = earlier.exclude(action=besides)
-    return tuple(rendering.NoticeCharge(c.kind, c.amount, c.currency, c.basis, earlier=True)
-                 for c in earlier.order_by("created_at", "id"))
+    return tuple(
+        rendering.NoticeCharge(c.kind, c.open_amount, c.currency, c.basis, earlier=True,
+                               paid=c.amount - c.open_amount)
+        for c in earlier.order_by("created_at", "id")
+    )
 
 
-def _credits_standing(customer) -> tuple[rendering.NoticeCredit, ...]:
+def credits_standing(customer) -> tuple[rendering.NoticeCredit, ...]:
     """The account's credit notes with something left to apply, then the
     payments kept on account ("the rest stays on account"): the customer may
     deduct both from what the notice asks."""
@@ -813,16 +816,22 @@ def charge_waive(*, charge: LateCharge, manager: User, note: str) -> LateCharge:
         locked = LateCharge.objects.select_for_update().select_related("customer").get(pk=charge.pk)
         if locked.waived_at:
             raise ValidationError("This charge has already been waived.")
+        if not locked.open_amount:
+            raise ValidationError("This charge is paid; there is nothing left to waive.")
         locked.waived_at, locked.waived_by, locked.waiver_note = timezone.now(), manager, note.strip()[:300]
         locked.save(update_fields=["waived_at", "waived_by", "waiver_note"])
-        amount = format_money(locked.amount, locked.currency)
+        # What is waived is what was left to pay; a part already paid stays paid.
+        waived = format_money(locked.open_amount, locked.currency)
+        if locked.open_amount != locked.amount:
+            waived += f" (of {format_money(locked.amount, locked.currency)})"
         _record(locked.customer, locked, actor=manager, kind=EventKind.EXCEPTION, summary=(
-            f"{locked.get_kind_display()} of {amount} waived by {manager.get_username()}: {note.strip()}"
+            f"{locked.get_kind_display()} of {waived} waived by {manager.get_username()}: {note.strip()}"
         ), details={
             "before": {"waived": False},
             "after": {"waived": True, "waiver_note": locked.waiver_note},
             "charge": {"kind": locked.kind, "amount": str(locked.amount), "currency": locked.currency,
                        "basis": locked.basis, "action": locked.action_id},
+            "waived_amount": str(locked.open_amount),
         })
     return locked
 
@@ -951,7 +960,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             collector_name=collector.get_full_name() or collector.get_username(),
             collector_email=collector.email, reference=f"R-{cycle.pk}",
             # The amount due is what the last notice said is owed: its charges and credits too.
-            credits=_credits_standing(customer), charges=_charges_standing(cycle.pk),
+            credits=credits_standing(customer), charges=_charges_standing(customer),
         )
         email = rendering.render_email(notice)
         message = EmailMultiAlternatives(

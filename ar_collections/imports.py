@@ -13,7 +13,8 @@ as payments, so that an invoice's open amount is always its total less its
 allocations, dated. Payments are recorded in the order the money came in
 (a statement is often listed newest first), each to the invoices it names,
 else to the account's open invoices in its currency, oldest due first, but
-none that another row of the file names; what is left stays on account.
+none that another row of the file names; what is left pays the late fees and
+interest still owed (workspace.payment_record), then stays on account.
 Recording it checks what the account's promises and plans now keep; what
 they break is for the daily check. A file's accounts are locked at once, in
 id order, so two imports at the same time queue rather than deadlock.

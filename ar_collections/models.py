@@ -193,13 +193,21 @@ class CreditNote(models.Model):
 
 
 class Allocation(models.Model):
-    """Part of a payment or credit note applied to one invoice.
+    """Part of a payment or credit note applied to one invoice, or to one late
+    fee or interest charge (a payment's rest after its invoices, see
+    workspace.payment_record).
 
     One payment may settle many invoices and one invoice may be settled by
-    many partial payments; each pairing is one row.
+    many partial payments; each pairing is one row. The sum of a payment's
+    rows is what it paid off; the rest of it is on account.
     """
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
+    charge = models.ForeignKey(
+        "LateCharge", on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
     payment = models.ForeignKey(
         Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
     )
@@ -220,9 +228,20 @@ class Allocation(models.Model):
                     | Q(payment__isnull=True, credit_note__isnull=False)
                 ),
             ),
+            models.CheckConstraint(
+                name="allocation_to_invoice_xor_charge",
+                condition=(
+                    Q(invoice__isnull=False, charge__isnull=True)
+                    | Q(invoice__isnull=True, charge__isnull=False)
+                ),
+            ),
             models.UniqueConstraint(
                 fields=["payment", "invoice"], name="allocation_once_per_payment_invoice",
                 condition=Q(payment__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["payment", "charge"], name="allocation_once_per_payment_charge",
+                condition=Q(payment__isnull=False, charge__isnull=False),
             ),
             models.UniqueConstraint(
                 fields=["credit_note", "invoice"], name="allocation_once_per_credit_note_invoice",
@@ -231,7 +250,8 @@ class Allocation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} to {self.invoice_id}"
+        target = f"invoice {self.invoice_id}" if self.invoice_id else f"charge {self.charge_id}"
+        return f"{self.amount} to {target}"
 
 
 class DocumentCounter(models.Model):
@@ -684,10 +704,20 @@ class ChargeKind(models.TextChoices):
     INTEREST = "interest", "Interest"
 
 
+class LateChargeQuerySet(models.QuerySet):
+    def standing(self) -> LateChargeQuerySet:
+        """Owed still: neither paid off nor waived. Such a charge stays on the
+        account (on every notice, and on the worklist once its invoices are
+        paid) until it is paid or a manager waives it, whatever its cycle."""
+        return self.filter(waived_at__isnull=True, open_amount__gt=0)
+
+
 class LateCharge(models.Model):
     """A late fee or interest a dunning step added. Kept apart from the invoices
     it concerns, so partial payments reduce the invoices and the charges stay
-    explicit; waiving one is a manager's decision, recorded, never a silent loss."""
+    explicit; waiving one is a manager's decision, recorded, never a silent loss.
+    Paid through Allocation rows, like an invoice; `open_amount` is what is
+    left to pay."""
 
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="late_charges"
@@ -700,6 +730,7 @@ class LateCharge(models.Model):
     kind = models.CharField(max_length=16, choices=ChargeKind.choices)
     currency = currency_field()
     amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    open_amount = money_field()
     basis = models.CharField(
         max_length=200, blank=True, help_text='How it was worked out, e.g. "EUR 500.00 × 8% × 30/365".'
     )
@@ -713,10 +744,16 @@ class LateCharge(models.Model):
     waiver_note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = LateChargeQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(name="charge_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(
+                name="charge_open_amount_within_amount",
+                condition=Q(open_amount__gte=0, open_amount__lte=F("amount")),
+            ),
             # One fee per notice, and interest once per invoice per notice. (Two
             # partial constraints rather than NULLS NOT DISTINCT, which SQLite lacks.)
             models.UniqueConstraint(
@@ -732,6 +769,12 @@ class LateCharge(models.Model):
                 condition=Q(waived_at__isnull=True, waived_by__isnull=True)
                 | Q(waived_at__isnull=False, waived_by__isnull=False),
             ),
+        ]
+        indexes = [
+            # Charges still owed, per account: every notice lists them and the
+            # worklist's nightly refresh looks for those left after the invoices.
+            models.Index(fields=["customer"], name="charge_standing",
+                         condition=Q(waived_at__isnull=True, open_amount__gt=0)),
         ]
 
     def __str__(self) -> str:
@@ -1091,6 +1134,7 @@ class WorkKind(models.TextChoices):
     INSTALMENT_MISSED = "instalment_missed", "Missed instalment"
     DISPUTE_WAITING = "dispute_waiting", "Dispute waiting for an answer"
     PERSONAL = "personal", "Personal treatment"
+    CHARGES = "charges", "Charges left after the invoices"
 
 
 class WorkStatus(models.TextChoices):

@@ -57,6 +57,7 @@ LABELS: dict[str, dict[str, str]] = {
         "late_fee": "Late fee",
         "interest": "Interest",
         "earlier": "from an earlier notice",
+        "part_paid": "{amount} of it paid",
         "amount_due": "Amount due",
         "credits": "Credits on your account",
         "credits_hint": "These credits are not yet set against an invoice; you may deduct them.",
@@ -87,6 +88,7 @@ LABELS: dict[str, dict[str, str]] = {
         "late_fee": "Mahngebühr",
         "interest": "Verzugszinsen",
         "earlier": "aus einer früheren Mahnung",
+        "part_paid": "davon {amount} bezahlt",
         "amount_due": "Zu zahlen",
         "credits": "Guthaben auf Ihrem Konto",
         "credits_hint": "Diese Gutschriften sind noch keiner Rechnung zugeordnet; Sie können sie abziehen.",
@@ -132,6 +134,7 @@ class NoticeCharge:
     currency: str
     basis: str
     earlier: bool = False  # charged by an earlier notice and still standing
+    paid: Decimal = Decimal("0")  # already paid of it; `amount` is what is left
 
 
 @dataclass(frozen=True)
@@ -362,7 +365,9 @@ def _context(notice: Notice, *, layout: str) -> dict:
     charges = [
         {
             "label": t["late_fee"] if c.kind == "late_fee" else t["interest"],
-            "basis": c.basis,
+            "basis": "; ".join(filter(None, [
+                c.basis, c.paid and t["part_paid"].format(amount=_money(c.paid, c.currency, language)),
+            ])),
             "earlier": c.earlier,
             "amount": _money(c.amount, c.currency, language),
         }

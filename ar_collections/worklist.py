@@ -3,8 +3,9 @@ explained rather than a hidden score.
 
 Items are rows (WorkItem) so they can be completed, snoozed and reassigned.
 They come from dunning (call tasks, notices queued for review), from the
-daily check of promises and plans, from disputes waiting for an answer and
-from accounts on the personal track. Each item's `key` names its source, so
+daily check of promises and plans, from disputes waiting for an answer, from
+accounts on the personal track and from late fees and interest still owed
+after every invoice they were charged on is paid. Each item's `key` names its source, so
 creating it twice creates it once.
 
 The priority is the sum of four parts, each capped and each printed next to
@@ -30,12 +31,14 @@ from ar_collections.models import (
     ActionStatus,
     DunningAction,
     DunningCycle,
+    LateCharge,
     MissCause,
     WorkItem,
     WorkKind,
     WorkStatus,
 )
 from ar_collections.timeline import event_record
+from arcrm.money import ZERO, format_money
 from arcrm.roles import can_act_on
 from customers.models import EventKind, Segment
 
@@ -114,6 +117,8 @@ def worklist_refresh(*, on: dt.date) -> int:
             title=f"Personal treatment: {cycle.customer.name} is behind (since {cycle.opened_on:%d %b}); "
             "call rather than write",
         ))
+    charges = _charges_left(on=on)
+    wanted += charges
     created = 0
     for start in range(0, len(wanted), REFRESH_BATCH_SIZE):
         batch = wanted[start:start + REFRESH_BATCH_SIZE]
@@ -134,7 +139,40 @@ def worklist_refresh(*, on: dt.date) -> int:
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.PERSONAL).exclude(
         Exists(DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=True))
     ).update(status=WorkStatus.DONE, done_at=now)
+    # Charges paid, waived or back on a cycle's notices; or charged again (a newer item says so).
+    WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CHARGES).exclude(
+        key__in=[i.key for i in charges]
+    ).update(status=WorkStatus.DONE, done_at=now)
     return created
+
+
+def _charges_left(*, on: dt.date) -> list[WorkItem]:
+    """An item per account owing late fees or interest with no cycle open: its
+    notices have stopped, so without the item the money would be forgotten.
+    Collect it, or ask a manager to waive it (a fee waiver request)."""
+    owed: dict[int, dict[str, object]] = {}
+    for charge in (
+        LateCharge.objects.standing()
+        .exclude(Exists(DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=True)))
+        .select_related("customer").order_by("customer_id", "pk")
+    ):
+        account = owed.setdefault(charge.customer_id, {"customer": charge.customer, "sums": {}})
+        account["sums"][charge.currency] = account["sums"].get(charge.currency, ZERO) + charge.open_amount
+        account["last"] = charge.pk
+    return [
+        WorkItem(
+            # The newest charge in the key: charged again later, the account gets a fresh item.
+            kind=WorkKind.CHARGES, key=f"charges:{customer_id}:{account['last']}", customer_id=customer_id,
+            assignee_id=account["customer"].collector_id, due_on=on,
+            title=f"Late fees and interest of {_amounts(account['sums'])} still owed with the invoices paid: "
+            "ask for them, or for a manager's waiver",
+        )
+        for customer_id, account in owed.items()
+    ]
+
+
+def _amounts(sums: dict) -> str:
+    return " + ".join(format_money(amount, currency) for currency, amount in sorted(sums.items()))
 
 
 # --- Reading the list ----------------------------------------------------------------

@@ -710,7 +710,7 @@ def charges_waivable(request: ExceptionRequest):
     """The late fees and interest a fee waiver covers: those still standing on
     its invoice (its interest, and the fees of notices that listed it), or on
     the whole account when it names no invoice."""
-    charges = LateCharge.objects.filter(customer=request.customer, waived_at__isnull=True)
+    charges = LateCharge.objects.filter(customer=request.customer).standing()
     if request.invoice_id:
         charges = charges.filter(Q(invoice=request.invoice_id)
                                  | Q(invoice__isnull=True, action__lines__invoice=request.invoice_id))
@@ -765,9 +765,12 @@ def payment_record(
     known_checked: bool = False,
     bank_reference: str = "",
 ) -> Payment:
-    """A payment applied to invoices; what is not applied stays on account.
-    Promises and plans of the account are checked at once, so a payment that
-    keeps a promise shows as kept today.
+    """A payment applied to invoices; what is left after them pays the late
+    fees and interest still owed in its currency, oldest first (the notice
+    asked for them: a customer who pays its "amount due" pays them too), and
+    what is left after those stays on account. Promises and plans of the
+    account are checked at once, so a payment that keeps a promise shows as
+    kept today.
 
     The same reference, amount and date twice on one account is refused: it
     is the same bank line recorded again (a double submit, a statement read
@@ -805,17 +808,21 @@ def payment_record(
         invoice.save(update_fields=["open_amount", "status", "settled_on"])
         invoices.append(invoice)
     numbers = [i.number for i in invoices]
-    unapplied = amount - applied
+    to_charges = _charges_pay(payment, amount - applied)
+    unapplied = amount - applied - to_charges
     summary = f"Payment of {format_money(amount, currency)} received"
     if numbers:
         summary += f", applied to {_listing(numbers)}"
+    if to_charges:
+        summary += f"; {format_money(to_charges, currency)} to late fees and interest"
     if unapplied:
-        summary += f"; {format_money(unapplied, currency)} {'left' if numbers else 'kept'} on account"
+        left = "left" if numbers or to_charges else "kept"
+        summary += f"; {format_money(unapplied, currency)} {left} on account"
     event_record(
         customer=customer, kind=EventKind.PAYMENT_RECEIVED, actor=actor, subject=payment, invoices=invoices,
         summary=summary,
         details={"amount": str(amount), "currency": currency, "reference": reference, "invoices": numbers,
-                 "method": method, "unapplied": str(unapplied)},
+                 "method": method, "charges": str(to_charges), "unapplied": str(unapplied)},
     )
     for invoice in invoices:
         if invoice.status == InvoiceStatus.PAID:
@@ -825,6 +832,28 @@ def payment_record(
             )
     commitments_check(on=received_on, customer_ids=[customer.pk], settle_only=True)
     return payment
+
+
+def _charges_pay(payment: Payment, amount: Decimal) -> Decimal:
+    """Up to `amount` of the payment to the account's charges still owed in its
+    currency, oldest first; returns how much went to them. The charges are
+    locked, so a waiver at the same moment waits and then waives only the rest."""
+    paid = ZERO
+    if amount <= 0:
+        return paid
+    charges = (LateCharge.objects.select_for_update().filter(customer=payment.customer_id,
+                                                            currency=payment.currency)
+               .standing().order_by("created_at", "pk"))
+    for charge in charges:
+        part = min(amount - paid, charge.open_amount)
+        Allocation.objects.create(charge=charge, payment=payment, amount=part,
+                                  allocated_on=payment.received_on)
+        charge.open_amount -= part
+        charge.save(update_fields=["open_amount"])
+        paid += part
+        if paid == amount:
+            break
+    return paid
 
 
 def payment_known(*, customer: Customer, reference: str, amount: Decimal, currency: str,

@@ -200,7 +200,8 @@ class PaymentForm(_AccountForm):
     )
     invoices = InvoiceChoices(
         label="Apply to", required=False,
-        help_text="The oldest due first, each up to what is open; the rest stays on account.",
+        help_text="The oldest due first, each up to what is open; the rest pays late fees and interest "
+                  "still owed, then stays on account.",
     )
     date_confirmed = forms.CharField(
         label="The date is right", required=False, widget=DateConfirmation,

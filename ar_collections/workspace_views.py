@@ -329,10 +329,13 @@ def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
             method=data["method"],
         )
         applied = sum((part for _, part in parts), ZERO)
+        to_charges = payment.amount - applied - payment.unallocated_amount()
         message = f"Payment of {format_money(payment.amount, payment.currency)} recorded"
         if parts:
             message += f", applied to {', '.join(invoice.number for invoice, _ in parts)}"
-        if left := payment.amount - applied:
+        if to_charges:
+            message += f"; {format_money(to_charges, payment.currency)} to late fees and interest"
+        if left := payment.amount - applied - to_charges:
             message += f"; {format_money(left, payment.currency)} stays on account"
         return message + "."
 

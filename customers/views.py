@@ -24,7 +24,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
-from ar_collections.models import PaymentBehaviour
+from ar_collections.delivery import credits_standing
+from ar_collections.models import LateCharge, PaymentBehaviour
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
@@ -306,13 +307,37 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
     for invoice in invoices:
         invoice.days_overdue = invoice.days_late(on=today)
     in_account_currency = [i for i in invoices if i.currency == customer.currency]
+    # Late fees and interest still owed: an account whose invoices are all paid
+    # may still owe them, and the card says so rather than "nothing open".
+    charges = list(LateCharge.objects.filter(customer=customer).standing()
+                   .select_related("invoice").order_by("created_at", "pk"))
+    # Credit notes not yet set against an invoice and money kept on account:
+    # the next notice lets the customer deduct them, and the collector on the
+    # phone must know of them before asking for money.
+    credits = credits_standing(customer)
     return {
         "invoices": invoices,
+        "charges": charges,
+        "charges_owed": _per_currency((c.currency, c.open_amount) for c in charges),
+        "credits": credits,
+        "credits_held": _per_currency((c.currency, c.amount) for c in credits),
         "open_total": sum((i.open_amount for i in in_account_currency), ZERO),
         "overdue_total": sum((i.open_amount for i in in_account_currency if i.days_overdue), ZERO),
+        # Beside the account currency's totals, never folded into them.
+        "open_other": _per_currency((i.currency, i.open_amount) for i in invoices
+                                    if i.currency != customer.currency),
+        "overdue_other": _per_currency((i.currency, i.open_amount) for i in invoices
+                                       if i.currency != customer.currency and i.days_overdue),
         "invoice_aging": _aging(in_account_currency, today=today),
         "other_currency_invoices": len(invoices) - len(in_account_currency),
     }
+
+
+def _per_currency(amounts) -> list[tuple[str, Decimal]]:
+    totals: dict[str, Decimal] = {}
+    for currency, amount in amounts:
+        totals[currency] = totals.get(currency, ZERO) + amount
+    return sorted(totals.items())
 
 
 def _aging(invoices, *, today: dt.date) -> list[tuple[str, Decimal]]:

@@ -21,8 +21,12 @@ from ar_collections.models import (
     LateCharge,
     LatePaymentPolicy,
     OutgoingMail,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
 )
 from ar_collections.rendering import LetterRenderError, ResourceRefused, html_to_pdf, static_file_for
+from ar_collections.worklist import worklist_refresh
 from ar_collections.workspace import exception_decide, exception_request, payment_record
 from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
@@ -255,6 +259,82 @@ def test_a_red_tape_resend_asks_for_what_the_last_notice_said_is_owed(
     text = OutgoingMail.objects.get(customer=charging_account).text
     assert "from an earlier notice" in text
     assert "EUR 1,244.16" in text.split("Amount due")[1]
+
+
+def _pay(account, amount: str, day: dt.date, *, to_invoices: bool = True, reference: str = "BANK-1"):
+    """A payment that first pays every open invoice in full (or none)."""
+    invoices = list(Invoice.objects.filter(customer=account).open()) if to_invoices else []
+    return payment_record(customer=account, amount=Decimal(amount), currency="EUR", received_on=day,
+                          allocations=[(i, i.open_amount) for i in invoices], reference=reference)
+
+
+def test_paying_the_amount_due_pays_the_invoices_then_the_fees_and_interest(
+    charging_account, plan_and_deliver
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))  # the letter asks for EUR 1,244.16: 1,201.00 + 40.00 + 1.32 + 1.84
+
+    payment = _pay(charging_account, "1250.00", days(14))
+
+    assert list(LateCharge.objects.values_list("open_amount", flat=True)) == [Decimal("0.00")] * 3
+    assert payment.unallocated_amount() == Decimal("5.84")  # the rest stays on account
+    assert sum(a.amount for a in payment.allocations.filter(charge__isnull=False)) == Decimal("43.16")
+    event = TimelineEvent.objects.get(customer=charging_account, kind=EventKind.PAYMENT_RECEIVED)
+    assert "EUR 43.16 to late fees and interest; EUR 5.84 left on account" in event.summary
+    plan_and_deliver(days(15))
+    worklist_refresh(on=days(15))
+    assert not WorkItem.objects.filter(kind=WorkKind.CHARGES).exists()  # nothing is owed
+
+
+def test_charges_left_when_the_invoices_are_paid_stay_owed_until_paid_or_waived(
+    charging_account, plan_and_deliver, make_invoice, manager, client, pdf_text
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    _pay(charging_account, "1201.00", days(13))
+    plan_and_deliver(days(14))  # nothing chased is open: the cycle closes, its charges do not vanish
+    worklist_refresh(on=days(14))  # as the nightly run does after planning
+
+    assert charging_account.dunning_cycles.get().closed_on == days(14)
+    item = WorkItem.objects.get(kind=WorkKind.CHARGES, status=WorkStatus.OPEN)
+    assert item.assignee == charging_account.collector
+    assert "Late fees and interest of EUR 43.16 still owed with the invoices paid" in item.title
+    client.force_login(charging_account.collector)
+    page = client.get(f"/customers/{charging_account.pk}/").content.decode()
+    assert "Late fees and interest owed" in page and "EUR 43.16" in page
+
+    # A new invoice falls behind: the new cycle's first notice asks for the old charges too.
+    make_invoice(charging_account, issued=days(-10), due=days(20), amount="100.00", number="INV-NEXT")
+    # 15.00 on account, which goes to the oldest charge: the fee.
+    _pay(charging_account, "15.00", days(16), to_invoices=False, reference="BANK-2")
+    plan_and_deliver(days(17))  # the systematic ladder's reminder 3 days before the due date
+    worklist_refresh(on=days(17))
+
+    reminder = DunningAction.objects.get(customer=charging_account, cycle__number=2)
+    text = pdf_text(reminder.letter_pdf.read())
+    assert "INV-NEXT" in text and "from an earlier notice" in text
+    assert "EUR 15.00 of it paid" in text and "EUR 25.00" in text
+    assert "EUR 128.16" in text  # 100.00 + 25.00 + 1.32 + 1.84
+    # The notices ask for them again: the worklist item is done.
+    assert not WorkItem.objects.filter(kind=WorkKind.CHARGES, status=WorkStatus.OPEN).exists()
+
+    fee = LateCharge.objects.get(kind=ChargeKind.LATE_FEE)
+    waived = charge_waive(charge=fee, manager=manager, note="Goodwill")
+    assert (waived.open_amount, waived.waived_by) == (Decimal("25.00"), manager)  # the 15.00 paid stays paid
+    assert TimelineEvent.objects.filter(
+        customer=charging_account, summary__startswith="Late fee of EUR 25.00 (of EUR 40.00) waived by maria"
+    ).exists()
+    assert not LateCharge.objects.filter(kind=ChargeKind.LATE_FEE).standing().exists()
+
+
+def test_a_paid_charge_cannot_be_waived(charging_account, plan_and_deliver, manager):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    _pay(charging_account, "1244.16", days(13))
+
+    with pytest.raises(ValidationError, match="nothing left to waive"):
+        charge_waive(charge=LateCharge.objects.get(kind=ChargeKind.LATE_FEE), manager=manager, note="Kind")
+    assert not LateCharge.objects.filter(waived_at__isnull=False).exists()
 
 
 def test_a_ladder_switched_off_for_a_night_resumes_where_it_stood_and_charges_nothing_twice(

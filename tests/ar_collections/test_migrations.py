@@ -10,7 +10,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from ar_collections import workspace
-from ar_collections.models import Dispute, DisputeOutcome, DisputeReason
+from ar_collections.models import Dispute, DisputeOutcome, DisputeReason, LateCharge
+from customers.models import ReminderChannel, Segment
 from tests.ar_collections.conftest import DUE
 
 BEFORE_CREDIT_LIMIT = ("collections", "0008_timeline_invoice_links")
@@ -58,3 +59,26 @@ def test_disputes_resolved_before_the_credit_limit_count_what_they_took_off(make
         resolved[DisputeOutcome.CORRECTED_INVOICE]: Decimal("50.00"),  # 700 corrected to 650
         rejected.pk: Decimal("0.00"),
     }
+
+
+BEFORE_CHARGES_PAID = ("collections", "0018_commitments_count_later_money")
+CHARGES_PAID = ("collections", "0019_late_charges_paid_like_invoices")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_charges_from_before_they_could_be_paid_are_owed_in_full(make_account, plan_and_deliver):
+    account = make_account(Segment.SYSTEMATIC_LATE, reminder_channel=ReminderChannel.LETTER)
+    for day in (-3, 3, 12):
+        plan_and_deliver(DUE + dt.timedelta(days=day))  # step 3's letter charges the EUR 40.00 fee
+    assert LateCharge.objects.filter(customer=account).exists()
+
+    # As an installation of the previous version has them: no open_amount column.
+    try:
+        _migrate(BEFORE_CHARGES_PAID)
+        _migrate(CHARGES_PAID)
+    finally:
+        _migrate_to_latest()
+
+    charges = LateCharge.objects.filter(customer=account)
+    assert [(c.amount, c.open_amount) for c in charges] == [(Decimal("40.00"), Decimal("40.00"))]
+    assert charges.standing().count() == 1

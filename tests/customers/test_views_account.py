@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -11,12 +12,14 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from ar_collections.models import (
+    CreditNote,
     DunningAction,
     DunningCycle,
     DunningPause,
     DunningRun,
     DunningStep,
     PauseKind,
+    Payment,
     PaymentBehaviour,
 )
 from customers.models import (
@@ -209,6 +212,42 @@ def test_open_invoices_are_listed_with_days_overdue_and_aging(
     assert 'class="aging-bar" role="img"' in html
 
 
+def header_of(response) -> str:
+    return re.search(r'id="account-header".*?</section>', response.content.decode(), re.S).group(0)
+
+
+def test_the_header_shows_other_currencies_beside_the_account_s_own(
+    client, collector, customer, make_invoice
+):
+    make_invoice(customer, number="INV-USD", issued=dt.date(2025, 5, 1), due=dt.date(2025, 6, 1),
+                 amount="5000.00", currency="USD")
+    client.force_login(collector)
+
+    header = header_of(client.get(url(customer)))
+
+    assert 'data-figure="overdue" class="overdue">EUR 0.00 + USD 5,000.00<' in header
+    assert 'data-figure="open">EUR 0.00 + USD 5,000.00<' in header
+
+
+def test_credits_and_money_on_account_are_shown_where_the_collector_looks(
+    client, collector, customer, make_invoice
+):
+    make_invoice(customer, number="INV-1", issued=dt.date(2025, 5, 1), due=dt.date(2025, 6, 1),
+                 amount="1000.00")
+    Payment.objects.create(customer=customer, received_on=dt.date(2025, 7, 1), currency="EUR",
+                           amount=Decimal("400.00"), reference="BANK-77")
+    CreditNote.objects.create(number="CN-9", customer=customer, issued_on=dt.date(2025, 7, 2),
+                              currency="EUR", amount=Decimal("100.00"))
+    client.force_login(collector)
+
+    response = client.get(url(customer))
+
+    assert 'data-figure="credits">EUR 500.00<' in header_of(response)
+    html = response.content.decode()
+    assert "Payment BANK-77 on account" in html and "EUR 400.00" in html
+    assert "Credit note CN-9" in html and "EUR 100.00" in html
+
+
 def test_the_behaviour_block_shows_how_the_customer_pays(client, collector, customer):
     PaymentBehaviour.objects.create(
         customer=customer,
@@ -342,11 +381,12 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
     client.force_login(collector)
 
     # session, user, role groups, permissions (2), customer, referrals,
-    # contacts, absences, open invoices, open dunning cycle, last dunning steps,
+    # contacts, absences, open invoices, charges owed, credit notes and payments
+    # left to apply, open dunning cycle, last dunning steps,
     # pauses in force; the timeline page; the dunning preview (policies, steps,
     # minimums, cycle, open invoices, pauses, last contact); open promises, plans
     # (their invoices and instalments when there is one), disputes, exception requests
-    with django_assert_num_queries(24):
+    with django_assert_num_queries(27):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows
