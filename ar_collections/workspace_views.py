@@ -107,6 +107,8 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
     kinds = [k for k in request.GET.getlist("kind") if k in dict(timeline.FILTER_KINDS)]
     number = request.GET.get("invoice", "").strip()
     invoice = None
+    if "\x00" in number:
+        raise timeline.BadCursor("An invoice number has no NUL character.")
     if number:
         invoice = Invoice.objects.filter(customer=customer, number__iexact=number).first()
     if number and invoice is None:

@@ -90,6 +90,10 @@ class LinesField(forms.CharField):
 
     def to_python(self, value) -> list[str]:
         text = super().to_python(value)
+        # The field's own NUL check sees the cleaned list's repr, where a NUL is
+        # the four characters "\x00"; PostgreSQL refuses the real one in JSON.
+        if "\x00" in text:
+            raise forms.ValidationError("Null characters are not allowed.", code="null_characters")
         return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -115,7 +119,8 @@ class DaysOfMonthField(forms.CharField):
             part = part.strip()
             if not part:
                 continue
-            if not part.isdigit() or not 1 <= int(part) <= 31:
+            # isascii: "²" is a digit to isdigit() but not to int().
+            if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= 31:
                 raise forms.ValidationError(
                     self.error_messages["invalid_day"], code="invalid_day", params={"value": part}
                 )
@@ -137,8 +142,9 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
     anyone else those fields are shown but disabled: Django then ignores
     whatever is posted for them."""
 
+    # The currency too: the credit limit is an amount in it.
     MANAGER_FIELDS = (
-        "collector", "credit_limit_amount", "terms_type", "payment_terms_days", "on_credit_hold",
+        "collector", "credit_limit_amount", "currency", "terms_type", "payment_terms_days", "on_credit_hold",
     )
 
     buying_reasons = LinesField(

@@ -188,6 +188,10 @@ class Customer(models.Model):
                 raise ValidationError({"ap_run_days": "Payment-run days are days of the month, 1 to 31."})
         if self.referred_by_id and self.referred_by_id == self.pk:
             raise ValidationError({"referred_by": "A customer cannot refer itself."})
+        # A date to come would make the account look new, and the nightly
+        # segmentation would move a late payer onto the gentle new-customer ladder.
+        if self.customer_since and self.customer_since > timezone.localdate():
+            raise ValidationError({"customer_since": "A customer since a day still to come? Check the year."})
 
     def years_served(self, *, on: dt.date | None = None) -> float:
         on = on or timezone.localdate()

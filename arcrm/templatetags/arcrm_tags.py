@@ -6,7 +6,7 @@ hiding is cosmetic, the views check again.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
 
@@ -26,7 +26,8 @@ def percent(share: Decimal | None) -> str:
     """A share between 0 and 1 as a whole percentage: `0.125` → `"13 %"`."""
     if share is None:
         return "—"
-    return f"{Decimal(share) * 100:.0f} %"
+    # Half up, as money is rounded; format() alone would round half to even.
+    return f"{(Decimal(share) * 100).quantize(Decimal('1'), ROUND_HALF_UP)} %"
 
 
 @register.filter
@@ -34,8 +35,10 @@ def signed_days(days: Decimal | None) -> str:
     """`Decimal("4.5")` → `"+4.5 days"`; a real minus sign for the negative side."""
     if days is None:
         return "—"
-    sign = "+" if days > 0 else ("−" if days < 0 else "±")
-    return f"{sign}{abs(days):.1f} days"
+    # The sign of what is shown: -0.04 rounds to a flat ±0.0, not to "−0.0".
+    shown = Decimal(days).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    sign = "+" if shown > 0 else ("−" if shown < 0 else "±")
+    return f"{sign}{abs(shown)} days"
 
 
 @register.filter

@@ -246,6 +246,19 @@ def test_a_cursor_the_page_did_not_hand_out_is_a_bad_request(client, collector, 
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("where", ["timeline", "account page"])
+def test_a_nul_in_the_invoice_filter_is_a_bad_request(client, collector, customer, where):
+    events_of(customer, 3)
+    client.force_login(collector)
+
+    if where == "timeline":
+        response = client.get(timeline_url(customer), {"invoice": "INV\x00"}, headers=HTMX)
+    else:
+        response = client.get(page_url(customer), {"invoice": "INV\x00"})
+
+    assert response.status_code == 400
+
+
 def test_without_htmx_the_timeline_url_redirects_to_the_account_page_with_the_same_query(
     client, collector, customer
 ):

@@ -308,8 +308,10 @@ def test_saving_an_unchanged_card_records_nothing(client, collector, customer):
     [
         ({"ap_run_days": "15, 32"}, "“32” is not a day of the month"),
         ({"ap_run_days": "mid-month"}, "“mid-month” is not a day of the month"),
+        ({"ap_run_days": "15, ³"}, "“³” is not a day of the month"),  # a digit to isdigit(), not to int()
         ({"name": ""}, "This field is required."),
-        ({"currency": "e1x"}, "Use a three-letter ISO 4217 code"),
+        ({"buying_reasons": "price\x00\nspeed"}, "Null characters are not allowed."),
+        ({"customer_since": "2052-01-01"}, "A customer since a day still to come? Check the year."),
         ({"referred_by": "NO-SUCH"}, "No customer has that account number."),
     ],
 )
@@ -386,12 +388,13 @@ def test_a_collector_cannot_change_credit_terms(client, collector, customer):
         reverse("customers:edit", args=[customer.pk]),
         card_data(
             customer, credit_limit_amount="99999.00", terms_type=TermsType.COD,
-            payment_terms_days=90, on_credit_hold=True, notes="Tried",
+            payment_terms_days=90, on_credit_hold=True, currency="JPY", notes="Tried",
         ),
     )
 
     customer.refresh_from_db()
     assert customer.credit_limit_amount == Decimal("0.00")
+    assert customer.currency == "EUR"  # the credit limit is an amount in it
     assert customer.terms_type == TermsType.STANDARD
     assert customer.payment_terms_days == 30
     assert customer.on_credit_hold is False
@@ -423,6 +426,17 @@ def test_a_manager_changes_credit_terms_and_the_change_is_recorded(
     assert event.details["before"]["payment_terms_days"] == 30
     assert event.details["after"]["on_credit_hold"] is True
     assert event.details["after"]["collector"] == other_collector.pk
+
+
+def test_a_manager_s_bad_currency_is_refused_with_a_message(client, manager, customer):
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]), card_data(customer, currency="e1x"))
+
+    assert response.status_code == 422
+    assert "Use a three-letter ISO 4217 code" in response.content.decode()
+    customer.refresh_from_db()
+    assert customer.currency == "EUR"
 
 
 def test_the_card_form_shows_locked_terms_to_a_collector(client, collector, customer):

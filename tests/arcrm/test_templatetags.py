@@ -1,0 +1,28 @@
+"""The template filters that print figures."""
+
+from decimal import Decimal
+
+import pytest
+
+from arcrm.templatetags.arcrm_tags import percent, signed_days
+
+
+@pytest.mark.parametrize(("share", "shown"), [
+    (Decimal("0.125"), "13 %"),  # half up, as money is rounded
+    (Decimal("0.124"), "12 %"),
+    (Decimal("0"), "0 %"),
+    (None, "—"),
+])
+def test_a_share_is_a_whole_percentage_rounded_half_up(share, shown):
+    assert percent(share) == shown
+
+
+@pytest.mark.parametrize(("days", "shown"), [
+    (Decimal("4.5"), "+4.5 days"),
+    (Decimal("-2.25"), "−2.3 days"),
+    (Decimal("-0.04"), "±0.0 days"),  # flat once rounded: no minus sign
+    (Decimal("0.04"), "±0.0 days"),
+    (None, "—"),
+])
+def test_a_trend_in_days_carries_the_sign_of_what_is_shown(days, shown):
+    assert signed_days(days) == shown
