@@ -18,6 +18,7 @@ from django.core.paginator import Paginator
 from django.db.models import F, Prefetch, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -136,7 +137,8 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Account card saved.")
             if request.htmx:
-                return _render_card(request, customer_readable(request, pk))
+                customer = customer_readable(request, pk)
+                return _with_header_and_timeline(request, _render_card(request, customer), customer)
             return redirect("customers:detail", pk=pk)
     return _form_response(
         request, "customers/customer_form.html", "account-card", form,
@@ -253,8 +255,31 @@ def _form_response(
 
 def _contacts_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
     if request.htmx:
-        return _render_contacts(request, customer)
+        return _with_header_and_timeline(request, _render_contacts(request, customer), customer)
     return redirect(reverse("customers:detail", args=[customer.pk]) + "#contacts")
+
+
+def _with_header_and_timeline(
+    request: HttpRequest, response: HttpResponse, customer: Customer
+) -> HttpResponse:
+    """A change to the card or the contacts also changes the header (who to
+    contact today, the credit-hold badge) and adds a timeline event: both swap
+    in out of band beside the section that was edited."""
+    today = timezone.localdate()
+    request.GET = request.GET.copy()
+    request.GET.clear()  # the timeline's newest page, unfiltered: the change's event on top
+    context = {
+        "customer": customer,
+        **header_context(customer, today=today),
+        **dunning_card_context(customer, user=request.user, today=today),
+        **preview_context(customer, today=today),
+        **timeline_context(request, customer),
+        "can_act": can_act_on(request.user, customer),
+        "today": today,
+        "oob": True,
+    }
+    response.content += render_to_string("customers/_account_edited.html", context, request=request).encode()
+    return response
 
 
 def _render_card(request: HttpRequest, customer: Customer) -> HttpResponse:

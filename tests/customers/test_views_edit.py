@@ -11,6 +11,7 @@ import time_machine
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from customers import services
 from customers.models import (
@@ -293,6 +294,23 @@ def test_saving_the_card_with_htmx_returns_the_updated_card(client, collector, c
     assert 'id="messages"' in html and 'hx-swap-oob="true"' in html
     assert "Account card saved." in html
     assert Customer.objects.get(pk=customer.pk).name == "Acme Tools & Dies"
+
+
+def header_of(html: str) -> str:
+    return re.search(r'<section id="account-header".*?</section>', html, re.S).group(0)
+
+
+def test_a_credit_hold_set_with_htmx_shows_in_the_header_and_on_the_timeline(client, manager, customer):
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, on_credit_hold=True), headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    header = header_of(html)
+    assert 'hx-swap-oob="true"' in header and "Credit hold" in header
+    assert re.search(r'<div id="timeline" hx-swap-oob="true">.*Account card changed', html, re.S)
 
 
 def test_saving_an_unchanged_card_records_nothing(client, collector, customer):
@@ -709,6 +727,26 @@ def test_adding_an_absence_records_it_with_its_stand_in(client, collector, custo
     assert event.summary == "Jana Novak away 1 Aug 2030–15 Aug 2030; write to Bob Stand-in instead"
     assert event.details["before"] == {}
     assert event.details["after"]["delegate"] == bob.pk
+
+
+def test_an_absence_added_with_htmx_changes_who_the_header_says_to_contact_today(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak", is_primary_billing=True)
+    bob = make_contact(customer, name="Bob Stand-in")
+    client.force_login(collector)
+    today = timezone.localdate()
+
+    response = client.post(
+        reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+        {"starts_on": today.isoformat(), "ends_on": (today + dt.timedelta(days=9)).isoformat(),
+         "delegate": bob.pk},
+        headers=HTMX,
+    )
+
+    header = header_of(response.content.decode())
+    assert 'hx-swap-oob="true"' in header
+    assert "<strong>Bob Stand-in</strong>" in header and "Jana Novak" not in header
 
 
 def test_adding_an_absence_with_htmx_re_renders_the_contacts_section(
