@@ -1,4 +1,7 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 
 from ar_collections.models import (
     Allocation,
@@ -28,6 +31,7 @@ from ar_collections.models import (
     ReceivablesImport,
     TimelineEventInvoice,
     WorkItem,
+    ladder_problems,
 )
 
 
@@ -112,8 +116,71 @@ class PaymentBehaviourAdmin(admin.ModelAdmin):
         return False
 
 
+class _ChangesWithBeforeAndAfter:
+    """The admin's history of a change keeps the values before and after, not
+    only the names of the fields (DESIGN invariant 4: a policy change is
+    recorded with who, when, before and after). The history page shows the
+    field names as usual; the values are in each entry's change message."""
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        message = super().construct_change_message(request, form, formsets, add)
+        if add:
+            return message
+        changed = [form] + [f for formset in formsets or [] for f in formset.initial_forms
+                            if f.has_changed() and f not in formset.deleted_forms]
+        entries = [entry["changed"] for entry in message if "changed" in entry]
+        for entry, edited in zip(entries, [f for f in changed if f.changed_data], strict=False):
+            entry["before"] = {name: _plain(edited.initial.get(name)) for name in edited.changed_data}
+            entry["after"] = {name: _plain(edited.cleaned_data.get(name)) for name in edited.changed_data}
+        return message
+
+
+def _plain(value):
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(getattr(value, "pk", value))
+
+
+class DunningStepFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """The ladder as it will be saved must hold together: the planner relies on it."""
+        super().clean()
+        if any(self.errors):
+            return
+        steps = [
+            DunningStep(**{name: form.cleaned_data[name] for name in ("position", "day_offset", "tone",
+                                                                        "pay_by_days")})
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        if problems := ladder_problems(steps):
+            raise ValidationError(problems)
+
+    def save_existing_objects(self, commit=True):
+        # Position and day are unique per policy, and the rows are saved one by
+        # one: swapping two steps' days would meet the other row half-way (an
+        # IntegrityError). Rows that move or go first step aside to places no
+        # real step uses; the checks above make the final places unique.
+        if commit:
+            moving = [
+                form.instance.pk for form in self.initial_forms
+                if form.instance.pk and (form in self.deleted_forms
+                                         or {"position", "day_offset"} & set(form.changed_data))
+            ]
+            for n, pk in enumerate(moving):
+                DunningStep.objects.filter(pk=pk).update(position=STEP_ASIDE_POSITION + n,
+                                                         day_offset=STEP_ASIDE_DAY + n)
+        return super().save_existing_objects(commit)
+
+
+# Out of any real ladder's reach, inside the columns' small-integer range.
+STEP_ASIDE_POSITION = 30_000
+STEP_ASIDE_DAY = -32_000
+
+
 class DunningStepInline(admin.TabularInline):
     model = DunningStep
+    formset = DunningStepFormSet
     extra = 0
 
 
@@ -123,14 +190,34 @@ class PolicyMinimumInline(admin.TabularInline):
 
 
 @admin.register(LatePaymentPolicy)
-class LatePaymentPolicyAdmin(admin.ModelAdmin):
+class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["name", "segment", "is_active", "auto_send", "min_days_between_contacts"]
     list_filter = ["segment", "is_active"]
     inlines = [DunningStepInline, PolicyMinimumInline]
 
 
+class DunningStepForm(forms.ModelForm):
+    class Meta:
+        model = DunningStep
+        fields = ["policy", "position", "day_offset", "action", "tone", "pay_by_days", "late_fee_amount",
+                  "late_fee_currency", "interest_rate_percent"]
+
+    def clean(self):
+        """One step edited alone must fit the rest of its ladder."""
+        data = super().clean()
+        policy = data.get("policy")
+        fields = ("position", "day_offset", "tone", "pay_by_days")
+        if policy is None or any(data.get(name) is None for name in fields):
+            return data
+        others = list(policy.steps.exclude(pk=self.instance.pk))
+        if problems := ladder_problems([*others, DunningStep(**{name: data[name] for name in fields})]):
+            raise ValidationError(problems)
+        return data
+
+
 @admin.register(DunningStep)
-class DunningStepAdmin(admin.ModelAdmin):
+class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
+    form = DunningStepForm
     list_display = [
         "policy", "position", "day_offset", "action", "tone", "pay_by_days",
         "late_fee_amount", "late_fee_currency", "interest_rate_percent",
@@ -139,7 +226,7 @@ class DunningStepAdmin(admin.ModelAdmin):
 
 
 @admin.register(PolicyMinimum)
-class PolicyMinimumAdmin(admin.ModelAdmin):
+class PolicyMinimumAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["policy", "currency", "min_amount"]
 
 
@@ -220,7 +307,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(CollectionRules)
-class CollectionRulesAdmin(admin.ModelAdmin):
+class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["__str__", "max_pause_days", "promise_grace_days", "instalment_grace_days",
                     "dispute_answer_days", "plan_approval_above_amount", "updated_by", "updated_at"]
     readonly_fields = ["updated_by", "updated_at"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
@@ -369,26 +370,32 @@ class LatePaymentPolicy(models.Model):
 
     def ladder_problems(self) -> list[str]:
         """What is wrong with the ordered steps, in words a manager understands."""
-        problems: list[str] = []
-        steps = list(self.steps.order_by("position"))
-        for earlier, later in itertools.pairwise(steps):
-            if later.day_offset <= earlier.day_offset:
-                problems.append(
-                    f"Step {later.position} runs on day {later.day_offset}, not after step "
-                    f"{earlier.position} (day {earlier.day_offset})."
-                )
-            if later.tone < earlier.tone:
-                problems.append(
-                    f"Step {later.position} is {later.get_tone_display().lower()}, softer than "
-                    f"step {earlier.position}; tone may only get firmer."
-                )
-            pay_by = earlier.day_offset + earlier.pay_by_days
-            if later.day_offset < pay_by:
-                problems.append(
-                    f"Step {later.position} (day {later.day_offset}) would overtake step "
-                    f"{earlier.position}'s pay-by date (day {pay_by})."
-                )
-        return problems
+        return ladder_problems(self.steps.all())
+
+
+def ladder_problems(steps: Iterable[DunningStep]) -> list[str]:
+    """What is wrong with a ladder of steps (saved or not yet), in position
+    order: days that do not increase, a tone that softens, a step that would
+    overtake the pay-by date the one before gave."""
+    problems: list[str] = []
+    for earlier, later in itertools.pairwise(sorted(steps, key=lambda s: s.position)):
+        if later.day_offset <= earlier.day_offset:
+            problems.append(
+                f"Step {later.position} runs on day {later.day_offset}, not after step "
+                f"{earlier.position} (day {earlier.day_offset})."
+            )
+        if later.tone < earlier.tone:
+            problems.append(
+                f"Step {later.position} is {later.get_tone_display().lower()}, softer than "
+                f"step {earlier.position}; tone may only get firmer."
+            )
+        pay_by = earlier.day_offset + earlier.pay_by_days
+        if later.day_offset < pay_by:
+            problems.append(
+                f"Step {later.position} (day {later.day_offset}) would overtake step "
+                f"{earlier.position}'s pay-by date (day {pay_by})."
+            )
+    return problems
 
 
 class DunningStep(models.Model):

@@ -62,6 +62,10 @@ MANAGE = [
     ("collections", "add_dunningstep"),
     ("collections", "change_dunningstep"),
     ("collections", "delete_dunningstep"),
+    # A policy's minimum amount per currency belongs to the policy.
+    ("collections", "add_policyminimum"),
+    ("collections", "change_policyminimum"),
+    ("collections", "delete_policyminimum"),
     ("collections", "change_paymentplan"),
     ("collections", "change_exceptionrequest"),
     # Cash application: a payment takes money off invoices and can keep a promise.

@@ -21,6 +21,14 @@ class CustomerAdmin(admin.ModelAdmin):
                        "created_at", "updated_at"]
     inlines = [ContactInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Credit terms, the hold and the collector change through the account
+        # card, which records them with before and after on the timeline; set
+        # here only when the account is created.
+        terms = ["collector", "credit_limit_amount", "currency", "terms_type", "payment_terms_days",
+                 "on_credit_hold"]
+        return self.readonly_fields + (terms if obj is not None else [])
+
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):

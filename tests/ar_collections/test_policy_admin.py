@@ -1,0 +1,157 @@
+"""Managers own the policy in the admin: a ladder saved there holds together,
+steps can be reordered, and every change keeps its values before and after."""
+
+import json
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from ar_collections.models import CollectionRules, DunningStep, LatePaymentPolicy, StepAction, Tone
+from customers.models import TermsType
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(User.objects.create_superuser("root-admin", password="x"))
+    return client
+
+
+def policy_post(policy, step_changes: dict[int, dict]) -> dict:
+    """The policy's change form as the admin posts it, with some steps' fields changed."""
+    data = {"name": policy.name, "segment": policy.segment, "description": policy.description,
+            "is_active": "on" if policy.is_active else "", "auto_send": "on" if policy.auto_send else "",
+            "min_days_between_contacts": policy.min_days_between_contacts}
+    steps = list(policy.steps.order_by("position"))
+    data.update({"steps-TOTAL_FORMS": len(steps), "steps-INITIAL_FORMS": len(steps),
+                 "steps-MIN_NUM_FORMS": 0, "steps-MAX_NUM_FORMS": 1000})
+    for n, step in enumerate(steps):
+        fields = {"id": step.pk, "policy": policy.pk, "position": step.position,
+                  "day_offset": step.day_offset, "action": step.action, "tone": step.tone,
+                  "pay_by_days": step.pay_by_days,
+                  "late_fee_amount": step.late_fee_amount, "late_fee_currency": step.late_fee_currency,
+                  "interest_rate_percent": step.interest_rate_percent}
+        fields.update(step_changes.get(step.position, {}))
+        data.update({f"steps-{n}-{k}": v for k, v in fields.items()})
+        # A field with a callable default posts its initial value too (show_hidden_initial).
+        data[f"initial-steps-{n}-late_fee_currency"] = step.late_fee_currency
+    minimums = list(policy.minimums.order_by("pk"))
+    data.update({"minimums-TOTAL_FORMS": len(minimums), "minimums-INITIAL_FORMS": len(minimums),
+                 "minimums-MIN_NUM_FORMS": 0, "minimums-MAX_NUM_FORMS": 1000})
+    for n, minimum in enumerate(minimums):
+        data.update({f"minimums-{n}-id": minimum.pk, f"minimums-{n}-policy": policy.pk,
+                     f"minimums-{n}-currency": minimum.currency,
+                     f"minimums-{n}-min_amount": minimum.min_amount,
+                     f"initial-minimums-{n}-currency": minimum.currency})
+    return data
+
+
+def change_url(policy) -> str:
+    return reverse("admin:collections_latepaymentpolicy_change", args=[policy.pk])
+
+
+def prompt() -> LatePaymentPolicy:
+    return LatePaymentPolicy.objects.get(segment="prompt", is_active=True)
+
+
+def ladder(policy) -> list[tuple]:
+    return list(policy.steps.order_by("position").values_list("position", "day_offset", "action", "tone"))
+
+
+def test_a_ladder_whose_tone_softens_is_refused_and_nothing_is_saved(admin_client):
+    policy = prompt()
+    before = ladder(policy)
+
+    response = admin_client.post(change_url(policy), policy_post(policy, {4: {"tone": Tone.FRIENDLY}}))
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert "Step 4 is friendly, softer than step 3; tone may only get firmer." in response.content.decode()
+    assert ladder(policy) == before
+
+
+def test_a_step_that_overtakes_the_pay_by_date_before_it_is_refused(admin_client):
+    policy = prompt()  # step 1 on day 3 gives 10 days to pay
+
+    response = admin_client.post(change_url(policy), policy_post(policy, {2: {"day_offset": 10}}))
+
+    assert "Step 2 (day 10) would overtake step 1&#x27;s pay-by date (day 13)." in response.content.decode()
+    assert policy.steps.get(position=2).day_offset == 14
+
+
+def test_two_steps_swap_places_and_the_change_is_kept_with_before_and_after(admin_client):
+    policy = prompt()  # step 2: a letter on day 14; step 3: the principal on day 28, both firm
+    letter, principal = policy.steps.get(position=2), policy.steps.get(position=3)
+
+    response = admin_client.post(change_url(policy), policy_post(
+        policy, {2: {"position": 3, "day_offset": 28}, 3: {"position": 2, "day_offset": 14}}
+    ))
+
+    assert response.status_code == 302
+    assert ladder(policy) == [
+        (1, 3, StepAction.EMAIL, Tone.FRIENDLY), (2, 14, StepAction.ESCALATE_PRINCIPAL, Tone.FIRM),
+        (3, 28, StepAction.LETTER, Tone.FIRM), (4, 42, StepAction.MANAGER_REVIEW, Tone.FINAL),
+    ]
+    entry = LogEntry.objects.get(object_id=str(policy.pk))
+    changes = {c["changed"]["object"]: c["changed"] for c in json.loads(entry.change_message)}
+    moved = {pk: changes[str(DunningStep.objects.get(pk=pk))] for pk in (letter.pk, principal.pk)}
+    assert moved[letter.pk]["before"] == {"position": 2, "day_offset": 14}
+    assert moved[principal.pk]["after"] == {"position": 2, "day_offset": 14}
+    history = admin_client.get(reverse("admin:collections_latepaymentpolicy_history", args=[policy.pk]))
+    assert "Changed Position and Day offset" in history.content.decode()  # the usual words still read
+
+
+def test_a_fee_change_is_kept_with_its_amount_before_and_after(admin_client):
+    policy = prompt()
+
+    admin_client.post(change_url(policy), policy_post(policy, {2: {"late_fee_amount": "95.00"}}))
+
+    (change,) = json.loads(LogEntry.objects.get(object_id=str(policy.pk)).change_message)
+    assert (change["changed"]["before"], change["changed"]["after"]) == (
+        {"late_fee_amount": "0.00"}, {"late_fee_amount": "95.00"}
+    )
+
+
+def test_one_step_edited_alone_must_fit_its_ladder(admin_client):
+    step = prompt().steps.get(position=4)
+    url = reverse("admin:collections_dunningstep_change", args=[step.pk])
+    data = {"policy": step.policy_id, "position": 4, "day_offset": 42, "action": step.action,
+            "tone": Tone.FRIENDLY, "pay_by_days": 7, "late_fee_amount": "0", "late_fee_currency": "EUR",
+            "interest_rate_percent": "0"}
+
+    response = admin_client.post(url, data)
+
+    assert "softer than step 3" in response.content.decode()
+    step.refresh_from_db()
+    assert step.tone == Tone.FINAL
+
+
+def test_a_change_to_the_collection_rules_is_kept_with_before_and_after(admin_client):
+    rules = CollectionRules.current()
+    data = {f.name: getattr(rules, f.name) for f in CollectionRules._meta.fields
+            if f.editable and f.name not in ("id", "updated_by")}
+    data["max_pause_days"] = 90
+
+    response = admin_client.post(reverse("admin:collections_collectionrules_change", args=[1]), data)
+
+    assert response.status_code == 302
+    (change,) = json.loads(LogEntry.objects.get(object_id="1").change_message)
+    assert (change["changed"]["before"], change["changed"]["after"]) == (
+        {"max_pause_days": 14}, {"max_pause_days": 90}
+    )
+
+
+def test_credit_terms_change_through_the_account_card_not_the_admin(admin_client, make_customer):
+    customer = make_customer(name="Held GmbH", on_credit_hold=True, terms_type=TermsType.COD)
+
+    page = admin_client.get(reverse("admin:customers_customer_change", args=[customer.pk])).content.decode()
+
+    for field in ("on_credit_hold", "terms_type", "credit_limit_amount", "currency", "collector"):
+        assert f'name="{field}"' not in page
+    assert 'name="terms_type"' in admin_client.get(reverse("admin:customers_customer_add")).content.decode()
+
+
+def test_a_manager_may_edit_the_minimums_of_the_policies_they_own(manager):
+    assert all(manager.has_perm(f"collections.{verb}_policyminimum") for verb in ("add", "change", "delete"))
