@@ -379,13 +379,18 @@ def _hold_for_approval(action) -> str:
     return "awaiting_approval"
 
 
-def _skip(action, reason: str) -> str:
+def _skip(action, reason: str, *, by: User | None = None, note: str = "") -> str:
+    """The step is not carried out; `by` and `note`: a person decided it."""
     DunningAction.objects.filter(pk=action.pk).update(
-        status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()
+        status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now(),
+        **({"reviewed_by": by} if by else {}),
     )
-    _record(action.customer, action, summary=(
-        f"{_step_name(action)} skipped: {reason}"
-    ), details={"skip_reason": reason})
+    details = {"skip_reason": reason}
+    if by:
+        details.update(note=note, before={"status": action.status}, after={"status": ActionStatus.SKIPPED})
+    _record(action.customer, action, actor=by, summary=(
+        f"{_step_name(action)} skipped: {reason}" + (f" ({by.get_username()}: {note})" if by else "")
+    ), details=details)
     return "skipped"
 
 
@@ -785,22 +790,28 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
         customer = Customer.objects.select_for_update().get(pk=locked.customer_id)
         locked.customer = customer
         if not _lines_still_due(locked, on=timezone.localdate()):
-            _skip(locked, "by approval every listed invoice was paid or paused")
+            _skip(locked, "by approval every listed invoice was paid or paused", by=manager,
+                  note=note.strip())
             locked.refresh_from_db()
             return locked
         if locked.step.action == StepAction.CREDIT_HOLD:
             before, after = {"on_credit_hold": customer.on_credit_hold}, {"on_credit_hold": True}
             customer.on_credit_hold = True
+        elif customer.terms_type == TermsType.PREPAYMENT:
+            # Prepayment is stricter than cash on delivery: the step stands, the terms stay.
+            before = after = {"terms_type": customer.terms_type}
         else:
             before, after = {"terms_type": customer.terms_type}, {"terms_type": TermsType.COD}
             customer.terms_type = TermsType.COD
-        customer.save(update_fields=[*after, "updated_at"])
+        if before != after:
+            customer.save(update_fields=[*after, "updated_at"])
         DunningAction.objects.filter(pk=locked.pk).update(
             status=ActionStatus.DONE, channel=Channel.INTERNAL, reviewed_by=manager,
             done_at=timezone.now(),
         )
+        kept = "; the account stays on prepayment, which is stricter" if before == after else ""
         _record(customer, locked, actor=manager, summary=(
-            f"{locked.step.get_action_display()} approved by {manager.get_username()}: {note.strip()}"
+            f"{locked.step.get_action_display()} approved by {manager.get_username()}: {note.strip()}{kept}"
         ), details={"before": before, "after": after, "note": note.strip()})
     locked.refresh_from_db()
     return locked

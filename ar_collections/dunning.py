@@ -107,12 +107,12 @@ def ladders() -> dict[str, Ladder]:
     return found
 
 
-def run_start(*, run_date: dt.date, started_by=None) -> DunningRun:
-    """The run for `run_date`, created or resumed. A date before the latest
-    finished run is refused: it would plan against a past that has moved on.
-    So is a date after today: its letters would be dated and charge interest
-    for days that have not come, and every nightly run before it would then
-    be refused."""
+def run_start(*, run_date: dt.date, started_by=None, new_only: bool = False) -> DunningRun:
+    """The run for `run_date`, created or resumed (`new_only`: created, else
+    refused). A date before the latest finished run is refused: it would plan
+    against a past that has moved on. So is a date after today: its letters
+    would be dated and charge interest for days that have not come, and every
+    nightly run before it would then be refused."""
     today = timezone.localdate()
     if run_date > today:
         raise RunRefused(f"A run for {run_date:%d %b %Y} is refused: that day has not come yet "
@@ -129,9 +129,13 @@ def run_start(*, run_date: dt.date, started_by=None) -> DunningRun:
                 f"A run for {run_date:%d %b %Y} would go back in time: the run for "
                 f"{latest.run_date:%d %b %Y} has already finished."
             )
-        run, _ = DunningRun.objects.get_or_create(
+        # The unique run date decides between two starts at once: get_or_create
+        # finds the row the other one inserted.
+        run, created = DunningRun.objects.get_or_create(
             run_date=run_date, defaults={"started_by": started_by}
         )
+        if new_only and not created:
+            raise RunRefused(f"The run for {run_date:%d %b %Y} has just been started by someone else.")
         return run
 
 

@@ -133,8 +133,10 @@ def _run_start(*, run_date: dt.date, manager) -> DunningRun:
     """Create the run row now, so a refusal is said at once and the page shows
     the run as started; the task then resumes that same run.
 
-    Two managers clicking at once both pass the check below; that only
-    enqueues the run twice, which dunning_run_execute is built to survive.
+    Two managers clicking at once may both pass the check below; only one
+    creates the row, and the other is told so (the run would survive being
+    enqueued twice, but a manager should not read "started" for a run they
+    did not start).
     """
     from ar_collections.tasks import start_dunning_run
 
@@ -151,7 +153,7 @@ def _run_start(*, run_date: dt.date, manager) -> DunningRun:
             "was planned. The next run is tomorrow's."
         )
     with transaction.atomic():
-        run = dunning.run_start(run_date=run_date, started_by=manager)
+        run = dunning.run_start(run_date=run_date, started_by=manager, new_only=True)
         start_dunning_run.delay_on_commit(run_date.isoformat(), manager.pk)
     return run
 

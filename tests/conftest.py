@@ -63,6 +63,11 @@ def manager(db) -> User:
 
 
 @pytest.fixture
+def other_manager(db) -> User:
+    return _user("mark", MANAGER)
+
+
+@pytest.fixture
 def viewer(db) -> User:
     return _user("victor", VIEWER)
 

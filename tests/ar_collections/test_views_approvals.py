@@ -222,6 +222,40 @@ def test_approving_a_switch_to_cod_changes_the_terms(client, manager, customer, 
     assert customer.terms_type == TermsType.COD
 
 
+def test_approving_cod_leaves_an_account_on_prepayment_there(client, manager, make_customer, make_action):
+    customer = make_customer(name="Prepaid Ltd", terms_type=TermsType.PREPAYMENT)
+    action = make_action(customer, cod=True)
+    client.force_login(manager)
+
+    client.post(url(action), {"decision": "approve", "note": "Cash only"})
+
+    customer.refresh_from_db()
+    assert customer.terms_type == TermsType.PREPAYMENT  # stricter than C.O.D.: not softened
+    action.refresh_from_db()
+    assert action.status == ActionStatus.DONE
+    event = TimelineEvent.objects.get(customer=customer)
+    assert (event.details["before"], event.details["after"]) == ({"terms_type": "prepayment"},) * 2
+    assert "stays on prepayment" in event.summary
+
+
+def test_approving_a_step_whose_invoices_were_paid_meanwhile_records_who_and_why(client, manager, action):
+    Invoice.objects.filter(customer=action.customer).update(
+        status=InvoiceStatus.PAID, open_amount=Decimal("0"), settled_on=TODAY
+    )
+    client.force_login(manager)
+
+    client.post(url(action), {"decision": "approve", "note": "Fourth broken promise"})
+
+    action.refresh_from_db()
+    assert (action.status, action.reviewed_by) == (ActionStatus.SKIPPED, manager)
+    event = TimelineEvent.objects.get(customer=action.customer)
+    assert event.actor == manager
+    assert "Fourth broken promise" in event.summary and event.details["note"] == "Fourth broken promise"
+    assert event.details["before"] == {"status": "awaiting_approval"}
+    action.customer.refresh_from_db()
+    assert action.customer.on_credit_hold is False
+
+
 def test_declining_skips_the_step_with_the_managers_note(client, manager, action):
     client.force_login(manager)
 

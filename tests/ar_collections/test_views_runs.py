@@ -4,6 +4,7 @@ button to start today's run."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.contrib.auth.models import User
@@ -216,6 +217,49 @@ def test_todays_run_is_not_started_twice(
     assert message in response.content.decode()
     assert runs() == before
     assert enqueued == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_managers_starting_at_the_same_moment_one_is_told_it_has_started(
+    manager, other_manager, enqueued, monkeypatch
+):
+    from django.db import connection
+
+    from ar_collections import dunning
+
+    # Both requests pass the page's "not started yet" check before either creates the run.
+    both_checked = threading.Barrier(2, timeout=10)
+    real_run_start = dunning.run_start
+
+    def run_start_after_both_checked(**kwargs):
+        both_checked.wait()
+        return real_run_start(**kwargs)
+
+    monkeypatch.setattr(dunning, "run_start", run_start_after_both_checked)
+    said: dict[str, str] = {}
+
+    def press(user) -> None:
+        try:
+            client = Client()
+            client.force_login(user)
+            response = client.post(START, {"run_date": "2025-08-05"}, follow=True)
+            # The page's words, not response.context: the test client gathers
+            # contexts through a signal that both threads' requests fire.
+            said[user.username] = response.content.decode()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press, args=(user,)) for user in (manager, other_manager)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert DunningRun.objects.count() == 1
+    started = [who for who, page in said.items() if "has started" in page]
+    told = [who for who, page in said.items() if "just been started by someone else" in page]
+    assert len(started) == 1 and len(told) == 1 and started != told
+    assert len(enqueued) == 1
 
 
 def test_a_run_that_would_go_back_in_time_is_refused(
