@@ -536,12 +536,14 @@ def sender_domain() -> str:
 class _Line:
     """A listed invoice as it stands at delivery."""
 
-    def __init__(self, line: DunningActionInvoice, planned_on: dt.date) -> None:
+    def __init__(self, line: DunningActionInvoice, on: dt.date) -> None:
         self.invoice = line.invoice
         # The balance today: a part payment since planning lowers what we ask for.
         self.amount = line.invoice.open_amount
         self.currency = line.invoice.currency
-        self.days_overdue = (planned_on - line.invoice.due_date).days
+        # As of the letter's date: a step that went out late (an outage, a
+        # review) says how late the invoices are now, not on the planning day.
+        self.days_overdue = (on - line.invoice.due_date).days
 
 
 def _lines_still_due(action: DunningAction, *, on: dt.date) -> list[_Line]:
@@ -549,7 +551,7 @@ def _lines_still_due(action: DunningAction, *, on: dt.date) -> list[_Line]:
     due = set(
         eligible_invoices(on=on).filter(pk__in=[x.invoice_id for x in lines]).values_list("pk", flat=True)
     )
-    return [_Line(x, action.planned_on) for x in lines if x.invoice_id in due]
+    return [_Line(x, on) for x in lines if x.invoice_id in due]
 
 
 def _with_contacts(customer_id: int) -> Customer:
@@ -612,7 +614,8 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
             charges.append(LateCharge(
                 customer=customer, action=action, invoice=line.invoice, kind=ChargeKind.INTEREST,
                 currency=line.currency, amount=amount, open_amount=amount, interest_through=action.planned_on,
-                basis=_interest_basis(stretches, line.currency, rate),
+                basis=_interest_basis(stretches, line.currency, rate), rate_percent=rate,
+                stretches=[[str(balance), days] for balance, days in stretches],
             ))
     # The unique constraint (action, kind, invoice) makes a repeat impossible.
     return LateCharge.objects.bulk_create(charges)
@@ -693,9 +696,7 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
         collector_name=collector.get_full_name() or collector.get_username(),
         collector_email=collector.email,
         credits=credits_standing(customer),
-        charges=_charges_standing(customer, besides=action) + tuple(
-            rendering.NoticeCharge(c.kind, c.amount, c.currency, c.basis) for c in new_charges
-        ),
+        charges=_charges_standing(customer, besides=action) + tuple(_notice_charge(c) for c in new_charges),
         interest_rate_percent=step.interest_rate_percent,
         offer_payment_plan=action.cycle.cause == MissCause.STUFF_HAPPENS,
         reference=f"D-{action.pk}",
@@ -709,10 +710,14 @@ def _charges_standing(customer, *, besides=None) -> tuple[rendering.NoticeCharge
     earlier = LateCharge.objects.filter(customer=customer).standing()
     if besides is not None:
         earlier = earlier.exclude(action=besides)
-    return tuple(
-        rendering.NoticeCharge(c.kind, c.open_amount, c.currency, c.basis, earlier=True,
-                               paid=c.amount - c.open_amount)
-        for c in earlier.order_by("created_at", "id")
+    return tuple(_notice_charge(c, earlier=True) for c in earlier.order_by("created_at", "id"))
+
+
+def _notice_charge(charge: LateCharge, *, earlier: bool = False) -> rendering.NoticeCharge:
+    return rendering.NoticeCharge(
+        charge.kind, charge.open_amount, charge.currency, charge.basis, earlier=earlier,
+        paid=charge.amount - charge.open_amount, rate_percent=charge.rate_percent,
+        stretches=tuple((Decimal(balance), days) for balance, days in charge.stretches),
     )
 
 
@@ -958,11 +963,14 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             return "nothing"
         language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
         collector = customer.collector
+        # Never earlier than a notice of the cycle already asked: two dates, the
+        # sooner one second, would leave the customer unsure which holds.
+        asked = cycle.actions.exclude(status=ActionStatus.SKIPPED).aggregate(last=Max("pay_by"))["last"]
         notice = rendering.Notice(
             tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,
             account_number=customer.account_number, recipient_name=contact.name,
             postal_address=contact.postal_address, letter_date=on,
-            pay_by=on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS),
+            pay_by=max(filter(None, [on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS), asked])),
             lines=tuple(
                 rendering.NoticeLine(i.number, i.issue_date, i.due_date, (on - i.due_date).days,
                                      i.open_amount, i.currency)

@@ -6,9 +6,17 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef
 
 from ar_collections import imports
-from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause
+from ar_collections.models import (
+    ActionStatus,
+    Channel,
+    DunningAction,
+    DunningActionInvoice,
+    InvoiceStatus,
+    MissCause,
+)
 from customers.models import Segment
 
 User = get_user_model()
@@ -106,12 +114,18 @@ class ApprovalForm(forms.Form):
 
 
 def letters_in_queue():
-    """Letters produced and waiting to be printed and posted."""
+    """Letters produced and waiting to be printed and posted, while they still
+    ask for something: a letter whose every invoice was paid (or credited)
+    before it went to the post would demand money already received."""
+    still_open = DunningActionInvoice.objects.filter(
+        action=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN, invoice__open_amount__gt=0
+    )
     return (
         DunningAction.objects.filter(
             channel=Channel.LETTER, status=ActionStatus.DONE, printed_at__isnull=True
         )
         .exclude(letter_pdf="")
+        .filter(Exists(still_open))
     )
 
 

@@ -741,6 +741,10 @@ class LateCharge(models.Model):
     basis = models.CharField(
         max_length=200, blank=True, help_text='How it was worked out, e.g. "EUR 500.00 × 8% × 30/365".'
     )
+    # Interest: the rate and the [balance, days] it ran on, so a notice can
+    # write the working out in its own language; `basis` is the English record.
+    rate_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    stretches = models.JSONField(default=list, blank=True)
     # Interest: the last day it covers. The next notice of the cycle charges
     # from the day after, so no day is charged twice.
     interest_through = models.DateField(null=True, blank=True)

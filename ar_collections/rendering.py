@@ -52,6 +52,8 @@ LABELS: dict[str, dict[str, str]] = {
         "days_overdue": "Days overdue",
         "open": "Open amount",
         "not_yet_due": "due in {days} days",
+        "due_tomorrow": "due tomorrow",
+        "fee_basis": "as our terms of payment provide",
         "total_invoices": "Overdue invoices",
         "charges": "Fees and interest",
         "late_fee": "Late fee",
@@ -83,6 +85,8 @@ LABELS: dict[str, dict[str, str]] = {
         "days_overdue": "Tage überfällig",
         "open": "Offener Betrag",
         "not_yet_due": "fällig in {days} Tagen",
+        "due_tomorrow": "morgen fällig",
+        "fee_basis": "gemäß unseren Zahlungsbedingungen",
         "total_invoices": "Überfällige Rechnungen",
         "charges": "Gebühren und Zinsen",
         "late_fee": "Mahngebühr",
@@ -135,6 +139,10 @@ class NoticeCharge:
     basis: str
     earlier: bool = False  # charged by an earlier notice and still standing
     paid: Decimal = Decimal("0")  # already paid of it; `amount` is what is left
+    # Interest: the rate and the (balance, days) it ran on, written out in the
+    # notice's language; without them (older charges) `basis` is shown as it is.
+    rate_percent: Decimal | None = None
+    stretches: tuple[tuple[Decimal, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -287,9 +295,16 @@ def _fetcher_class():
             # fail_on_errors: a refused resource stops the rendering instead of
             # being logged and left out of the letter.
             super().__init__(fail_on_errors=True, allowed_protocols=("file",))
+            # Some callers inside WeasyPrint (an image in inline SVG) catch the
+            # refusal and only log it; html_to_pdf reads this list afterwards.
+            self.refused: list[str] = []
 
         def fetch(self, url: str, headers=None) -> URLFetcherResponse:
-            path = static_file_for(url)
+            try:
+                path = static_file_for(url)
+            except ResourceRefused as refusal:
+                self.refused.append(str(refusal))
+                raise
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             return URLFetcherResponse(
                 path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type}
@@ -333,14 +348,18 @@ def html_to_pdf(html: str) -> bytes:
     from weasyprint.urls import FatalURLFetchingError
 
     base = static_roots()[0].as_uri() + "/"
+    fetcher = static_files_fetcher()
     try:
-        return HTML(string=html, base_url=base, url_fetcher=static_files_fetcher()).write_pdf(
+        pdf = HTML(string=html, base_url=base, url_fetcher=fetcher).write_pdf(
             stylesheets=[letter_stylesheet()], font_config=_font_config()
         )
     except FatalURLFetchingError as error:
         # A BaseException in WeasyPrint; turned into an ordinary error so the
         # caller's error handling (FAILED with the reason) sees it.
         raise LetterRenderError(str(error.__cause__ or error)) from error.__cause__
+    if fetcher.refused:
+        raise LetterRenderError(fetcher.refused[0])
+    return pdf
 
 
 # --- context ----------------------------------------------------------------
@@ -356,6 +375,7 @@ def _context(notice: Notice, *, layout: str) -> dict:
             "due_date": _date(x.due_date, language),
             "overdue": (
                 str(x.days_overdue) if x.days_overdue >= 0
+                else t["due_tomorrow"] if x.days_overdue == -1
                 else t["not_yet_due"].format(days=-x.days_overdue)
             ),
             "amount": _money(x.open_amount, x.currency, language),
@@ -366,7 +386,8 @@ def _context(notice: Notice, *, layout: str) -> dict:
         {
             "label": t["late_fee"] if c.kind == "late_fee" else t["interest"],
             "basis": "; ".join(filter(None, [
-                c.basis, c.paid and t["part_paid"].format(amount=_money(c.paid, c.currency, language)),
+                _charge_basis(c, t, language),
+                c.paid and t["part_paid"].format(amount=_money(c.paid, c.currency, language)),
             ])),
             "earlier": c.earlier,
             "amount": _money(c.amount, c.currency, language),
@@ -439,6 +460,19 @@ def company() -> dict[str, str]:
 def _address_of(from_email: str) -> str:
     match = re.search(r"<([^>]+)>", from_email)
     return match.group(1) if match else from_email
+
+
+def _charge_basis(charge: NoticeCharge, t: dict, language: str) -> str:
+    """How a charge was worked out, for the customer: a fee by our terms (the
+    policy and the step that charged it are ours to know), interest balance by
+    balance in the notice's own number format."""
+    if charge.kind == "late_fee":
+        return t["fee_basis"]
+    if charge.stretches and charge.rate_percent is not None:
+        rate = _percent(charge.rate_percent, language)
+        return " + ".join(f"{_money(balance, charge.currency, language)} × {rate} × {days}/365"
+                          for balance, days in charge.stretches)
+    return charge.basis
 
 
 def _date(day: dt.date, language: str) -> str:

@@ -699,3 +699,21 @@ def test_a_notice_sent_late_still_gives_the_full_time_to_pay_and_the_next_step_w
     with frozen(days(17)):
         run_plan(run=run_start(run_date=days(17)))
     assert DunningAction.objects.filter(customer=account).count() == 2
+
+
+def test_a_reminder_that_goes_out_after_the_due_date_does_not_say_the_invoices_are_not_due(
+    make_account, smtp_server
+):
+    account = make_account(Segment.SYSTEMATIC_LATE)  # its first step: a reminder 3 days before the due date
+    with frozen(days(-3)):
+        run_plan(run=run_start(run_date=days(-3)))
+    action = DunningAction.objects.get(customer=account, step__position=1)
+
+    with frozen(days(4)):  # held up for a week
+        actions_deliver(action_ids=[action.pk])
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.DONE
+    assert "due in 3 days" not in action.body_text
+    assert "fall due shortly" not in action.body_text
+    assert "due soon" not in action.subject

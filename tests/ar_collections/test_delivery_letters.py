@@ -261,6 +261,35 @@ def test_a_red_tape_resend_asks_for_what_the_last_notice_said_is_owed(
     assert "EUR 1,244.16" in text.split("Amount due")[1]
 
 
+def test_a_german_letter_works_out_its_charges_in_german_and_keeps_our_policy_names_to_itself(
+    make_account, plan_and_deliver, pdf_text
+):
+    account = make_account(Segment.SYSTEMATIC_LATE, reminder_channel=ReminderChannel.LETTER, language="de")
+    DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position=3).update(
+        interest_rate_percent=Decimal("8.00")
+    )
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    letter = letter_of(account, 3)
+    text = letter.body_text + pdf_text(letter.letter_pdf.read())
+    assert "500,00 EUR × 8,00 % × 12/365" in text
+    assert "Mahngebühr (gemäß unseren Zahlungsbedingungen)" in text
+    for english in ("EUR 500.00", "8.00%", "step 3 of", "Systematic late payers"):
+        assert english not in text
+    # Our own record keeps how the fee came about.
+    assert LateCharge.objects.get(kind=ChargeKind.LATE_FEE).basis == "step 3 of Systematic late payers"
+
+
+def test_an_english_letter_names_no_policy_either(charging_account, plan_and_deliver, pdf_text):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    text = pdf_text(letter_of(charging_account, 3).letter_pdf.read())
+    assert "Late fee (as our terms of payment provide)" in text
+    assert "Systematic late payers" not in text
+
+
 def _pay(account, amount: str, day: dt.date, *, to_invoices: bool = True, reference: str = "BANK-1"):
     """A payment that first pays every open invoice in full (or none)."""
     invoices = list(Invoice.objects.filter(customer=account).open()) if to_invoices else []
@@ -406,6 +435,14 @@ def test_the_fetcher_reads_our_static_files():
 def test_the_fetcher_refuses_anything_else(url):
     with pytest.raises(ResourceRefused, match="refused to fetch"):
         static_file_for(url)
+
+
+def test_an_image_outside_our_static_files_in_inline_svg_fails_the_letter_too():
+    """WeasyPrint's SVG code catches a refused image and only logs it."""
+    html = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
+            '<image href="http://127.0.0.1:9/pixel.png" width="10" height="10"/></svg><p>x</p>')
+    with pytest.raises(LetterRenderError, match="refused to fetch"):
+        html_to_pdf(html)
 
 
 @pytest.mark.parametrize(

@@ -129,3 +129,17 @@ def test_the_next_step_waits_for_the_pay_by_date_the_resend_gave(make_account, p
         assert not customer.dunning_actions.filter(step__position=2).exists()
     plan_and_deliver(DUE + dt.timedelta(days=20))
     assert customer.dunning_actions.get(step__position=2).planned_on == DUE + dt.timedelta(days=20)
+
+
+def test_a_resend_never_asks_for_payment_sooner_than_the_notice_before_it(make_account, plan_and_deliver):
+    """The friendly e-mail of day 3 asks for payment by day 13; a copy sent on
+    day 4 would say day 11. It repeats the date already given."""
+    customer = make_account()
+    plan_and_deliver(DUE + dt.timedelta(days=3))
+    assert customer.dunning_actions.get().pay_by == DUE + dt.timedelta(days=13)
+    resent_on = DUE + dt.timedelta(days=4)
+
+    with frozen(resent_on):
+        assert invoices_resend(customer_id=customer.pk, on=resent_on) == "queued"
+
+    assert "Please pay by: 15 Mar 2026" in OutgoingMail.objects.get(customer=customer).text

@@ -16,6 +16,7 @@ from ar_collections.models import (
     ActionStatus,
     Channel,
     DunningAction,
+    DunningActionInvoice,
     DunningCycle,
     DunningRun,
     DunningStep,
@@ -38,12 +39,13 @@ def _frozen_now():
 
 
 @pytest.fixture
-def make_letter(db):
+def make_letter(db, make_invoice):
     """make_letter(customer) → a firm letter of the prompt ladder, written today
-    (its PDF in the test's media folder) and not printed yet."""
+    (its PDF in the test's media folder) and not printed yet, listing one open
+    invoice (paid: paid since)."""
 
     def make(customer, *, channel=Channel.LETTER, status=ActionStatus.DONE, pdf=True,
-             printed_at=None) -> DunningAction:
+             printed_at=None, paid=False) -> DunningAction:
         run, _ = DunningRun.objects.get_or_create(run_date=TODAY)
         cycle, _ = DunningCycle.objects.get_or_create(
             customer=customer, closed_on=None, defaults={"number": 1, "opened_on": TODAY}
@@ -54,6 +56,9 @@ def make_letter(db):
             planned_on=TODAY, pay_by=TODAY + dt.timedelta(days=10), done_at=timezone.now(),
             recipient_address="Main Street 1, 10115 Berlin", printed_at=printed_at,
         )
+        invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), paid_on=TODAY if paid else None)
+        DunningActionInvoice.objects.create(action=letter, invoice=invoice, open_amount=invoice.total_amount,
+                                            currency=invoice.currency)
         if pdf:
             letter.letter_pdf.save(f"dunning-{letter.pk}.pdf", ContentFile(PDF))
         return letter
@@ -84,6 +89,8 @@ def test_the_queue_lists_written_letters_not_yet_printed(
     make_letter(make_customer(name="Printed Ltd"), printed_at=NOW)
     make_letter(make_customer(name="Emailed Ltd"), channel=Channel.EMAIL, pdf=False)
     make_letter(make_customer(name="Failed Ltd"), status=ActionStatus.FAILED, pdf=False)
+    # Paid before it went to the post: it would ask for money already received.
+    make_letter(make_customer(name="Paid Since Ltd"), paid=True)
     client.force_login(collector)
 
     response = client.get(QUEUE)
@@ -91,7 +98,7 @@ def test_the_queue_lists_written_letters_not_yet_printed(
     html = response.content.decode()
     assert [x.pk for x in response.context["letters"]] == [waiting.pk]
     assert "Waiting Ltd" in html and "Main Street 1, 10115 Berlin" in html
-    for name in ["Printed Ltd", "Emailed Ltd", "Failed Ltd"]:
+    for name in ["Printed Ltd", "Emailed Ltd", "Failed Ltd", "Paid Since Ltd"]:
         assert name not in html
     assert download_url(waiting) in html
     assert f'action="{PRINTED}"' in html and f'hx-post="{PRINTED}"' in html
