@@ -74,27 +74,44 @@ class Ladder:
         return self.steps[0].day_offset
 
     def next_after(
-        self, position: int | None, *, switched: bool = False, taken: Collection[tuple[str, int]] = ()
+        self, position: int | None, *, switched: bool = False, taken: Collection[tuple[str, int]] = (),
+        tone: int | None = None,
     ) -> DunningStep | None:
         """The step after `position`. A cycle `switched` onto this ladder part-way
-        (by a cause: cannot pay, special bond) carries the position it reached on
-        the ladder it left, which may be longer: with no step of this ladder
-        after it, the cycle goes on to this ladder's last, firmest step, once
-        (unless among the steps `taken`, as (segment, position): a policy
-        replaced since by a new one for the segment has other steps, not other
-        rungs), rather than stopping there."""
-        step = next((s for s in self.steps if position is None or s.position > position), None)
+        (by a cause: cannot pay, special bond; or by a new segment: a manager's
+        override, the nightly refresh) carries the position it reached on the
+        ladder it left, which may be longer: with no step of this ladder after
+        it, the cycle goes on to this ladder's last, firmest step, once (unless
+        among the steps `taken`, as (segment, position): a policy replaced since
+        by a new one for the segment has other steps, not other rungs), rather
+        than stopping there. Nor does it go softer than the `tone` the customer
+        has heard already: tone only gets firmer, across ladders too."""
+        later = [s for s in self.steps if position is None or s.position > position]
+        if switched and tone is not None:
+            later = [s for s in later if s.tone >= tone]
+        step = later[0] if later else None
         if step is None and switched and (self.policy.segment, self.steps[-1].position) not in taken:
             return self.steps[-1]
         return step
 
 
-def cycle_ladder(book: dict[str, Ladder], *, segment: str, cause: str) -> tuple[Ladder | None, bool]:
-    """The ladder a cycle follows, and whether a cause switched it from the segment's."""
+def cycle_ladder(book: dict[str, Ladder], *, segment: str, cause: str,
+                 stand: dict | None = None) -> tuple[Ladder | None, bool]:
+    """The ladder a cycle follows, and whether it was switched onto it part-way:
+    by a cause, or because its steps so far came from another ladder (the
+    account's segment changed during the cycle). `stand`: the cycle's
+    CYCLE_STAND figures, when it has any."""
     by_cause = book.get(CAUSE_LADDER.get(cause))
     if by_cause is not None and by_cause is not book.get(segment):
         return by_cause, True
-    return book.get(segment), False
+    ladder = book.get(segment)
+    return ladder, _left_another_ladder(stand, ladder)
+
+
+def _left_another_ladder(stand: dict | None, ladder: Ladder | None) -> bool:
+    if not stand or ladder is None or stand.get("policy_low") is None:
+        return False
+    return not stand["policy_low"] == stand["policy_high"] == ladder.policy.pk
 
 
 def ladders() -> dict[str, Ladder]:
@@ -282,7 +299,9 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
 
     # 5. Decide, account by account, whether its next step is due today.
     routes = {
-        c: cycle_ladder(book, segment=segments[c], cause=stands[open_cycles[c]]["cause"]) for c in anchors
+        c: cycle_ladder(book, segment=segments[c], cause=stands[open_cycles[c]]["cause"],
+                        stand=stands[open_cycles[c]])
+        for c in anchors
     }
     # Cycles a cause switched onto a ladder they have gone past the end of: the
     # steps they took, to know whether that ladder's last one is among them.
@@ -301,7 +320,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         ladder, switched = routes[customer_id]
         if stand["pending"] or stand["unsent"]:
             continue  # the previous step waits for a person, or is still to go out
-        step = ladder.next_after(stand["position"], switched=switched, taken=taken[cycle_id])
+        step = ladder.next_after(stand["position"], switched=switched, taken=taken[cycle_id],
+                                 tone=stand["tone"])
         if step is None:
             continue
         pay_by, contacted = with_resend(stand["pay_by"], last_contact.get(customer_id),
@@ -353,6 +373,13 @@ def with_resend(stand_pay_by: dt.date | None, last_contact: dt.date | None,
 # about to be) told (a skipped or failed step told them none), and steps waiting.
 CYCLE_STAND = {
     "position": Max("actions__step__position"),
+    # The firmest tone the customer has heard in the cycle (steps not carried
+    # out do not count), and the policies its steps came from: two ends of one
+    # range, equal to the ladder's own policy unless the cycle changed ladders.
+    "tone": Max("actions__step__tone", filter=~Q(actions__status__in=[ActionStatus.SKIPPED,
+                                                                     ActionStatus.FAILED])),
+    "policy_low": Min("actions__step__policy_id"),
+    "policy_high": Max("actions__step__policy_id"),
     "pay_by": Max("actions__pay_by", filter=~Q(actions__status__in=[ActionStatus.SKIPPED,
                                                                     ActionStatus.FAILED])),
     "pending": Count("actions", filter=Q(actions__status__in=WAITING)),
@@ -417,7 +444,10 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     held = [(i, _held_because(p)) for i in open_invoices if (p := pauses.get(i.pk) or pauses.get(None))]
     held_ids = {i.pk for i, _ in held}
     eligible = [i for i in open_invoices if i.pk not in held_ids]
-    ladder, switched = cycle_ladder(book, segment=customer.segment, cause=cycle.cause if cycle else "")
+    ladder, switched = cycle_ladder(
+        book, segment=customer.segment, cause=cycle.cause if cycle else "",
+        stand={"policy_low": cycle.policy_low, "policy_high": cycle.policy_high} if cycle else None,
+    )
     if ladder is None:
         return NextStep(None, None, [], held, "No active policy for this segment.")
     if cycle and cycle.pending:
@@ -429,6 +459,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     step = ladder.next_after(
         cycle.position if cycle else None, switched=switched,
         taken=set(cycle.actions.values_list("step__policy__segment", "step__position")) if switched else (),
+        tone=cycle.tone if cycle else None,
     )
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")

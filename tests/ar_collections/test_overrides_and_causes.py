@@ -6,7 +6,15 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections.dunning import run_plan, run_start
-from ar_collections.models import ActionStatus, DunningAction, DunningCycle, LatePaymentPolicy, MissCause
+from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningCycle,
+    DunningStep,
+    LatePaymentPolicy,
+    MissCause,
+    Tone,
+)
 from ar_collections.services import behaviour_refresh, cause_record, segment_override
 from customers.models import EventKind, Segment, TimelineEvent
 
@@ -160,3 +168,60 @@ def test_another_collectors_account_cannot_be_noted(behind, other_collector):
 def test_a_cause_needs_an_open_cycle(make_customer, collector):
     with pytest.raises(ValidationError, match="no cycle"):
         cause_record(customer=make_customer(), cause=MissCause.STUFF_HAPPENS, actor=collector, on=ON)
+
+
+def _plan_and_send(day: dt.date) -> None:
+    run_plan(run=run_start(run_date=day))
+    DunningAction.objects.filter(status=ActionStatus.PLANNED).update(
+        status=ActionStatus.DONE, done_at=dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC))
+
+
+@pytest.mark.usefixtures("default_ladders")
+def test_a_segment_changed_mid_cycle_goes_on_firmer_on_the_new_ladder_not_silent(
+    make_customer, make_invoice, manager
+):
+    """An occasional slip has had its ladder's steps 1-4 (up to the principal,
+    final tone). Overridden to distressed on day 40, the cycle does not stop:
+    past the end of the distressed ladder, it takes that ladder's firmest step
+    (the credit hold, for a manager's approval) once."""
+    due = dt.date(2026, 3, 2)
+    customer = make_customer(segment=Segment.OCCASIONAL_SLIP)
+    make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount="9000.00")
+    for offset in range(5, 40):
+        _plan_and_send(due + dt.timedelta(days=offset))
+    assert list(DunningAction.objects.order_by("pk").values_list("step__position", flat=True)) == [1, 2, 3, 4]
+
+    segment_override(customer=customer, segment=Segment.DISTRESSED, note="Lost their biggest client",
+                     actor=manager, on=due + dt.timedelta(days=40))
+    for offset in range(40, 90):
+        _plan_and_send(due + dt.timedelta(days=offset))
+
+    steps = list(DunningAction.objects.order_by("pk").values_list("step__policy__segment", "step__action"))
+    assert steps[4:] == [(Segment.DISTRESSED, "credit_hold")]
+    assert DunningAction.objects.get(step__action="credit_hold").status == ActionStatus.AWAITING_APPROVAL
+
+
+@pytest.mark.usefixtures("default_ladders")
+def test_a_segment_changed_mid_cycle_never_goes_softer_than_what_was_said(make_customer, make_invoice):
+    """A systematic late payer's ladder here is final from step 2 on. After step
+    2, the account becomes a new customer (as the nightly refresh may decide):
+    that ladder's step 3 is a firm letter, softer than what was said; the cycle
+    goes on with the first step at least as firm, the principal (step 4)."""
+    final_from_2 = DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position__gte=2)
+    final_from_2.update(tone=Tone.FINAL)
+    due = dt.date(2026, 3, 2)
+    customer = make_customer(segment=Segment.SYSTEMATIC_LATE)
+    make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount="900.00")
+    for offset in range(-3, 8):
+        _plan_and_send(due + dt.timedelta(days=offset))
+    assert list(DunningAction.objects.order_by("pk").values_list("step__position", "step__tone")) == [
+        (1, Tone.FRIENDLY), (2, Tone.FINAL)
+    ]
+
+    type(customer).objects.filter(pk=customer.pk).update(segment=Segment.NEW)
+    for offset in range(8, 60):
+        _plan_and_send(due + dt.timedelta(days=offset))
+
+    later = list(DunningAction.objects.order_by("pk").values_list("step__policy__segment", "step__position",
+                                                                  "step__tone"))[2:]
+    assert later == [(Segment.NEW, 4, Tone.FINAL), (Segment.NEW, 5, Tone.FINAL)]
