@@ -56,7 +56,7 @@ from django.utils import timezone
 
 from ar_collections import rendering, timeline, worklist
 from ar_collections.channels import route_for
-from ar_collections.dunning import NEEDS_APPROVAL, RESEND_PAY_WITHIN_DAYS, eligible_invoices
+from ar_collections.dunning import FOR_A_MANAGER, RESEND_PAY_WITHIN_DAYS, eligible_invoices
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -98,7 +98,7 @@ DELIVERY_BATCH_SIZE = 50
 MAX_DELIVERY_ATTEMPTS = 5
 
 OUTCOMES = (
-    "emailed", "letters", "call_tasks", "reviews", "awaiting_approval",
+    "emailed", "letters", "call_tasks", "awaiting_approval",
     "skipped", "deferred", "failed", "not_claimed",
 )
 # What carrying out an action came to, and the e-mail to send last, if any.
@@ -241,12 +241,10 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
     lines = _lines_still_due(action, on=today)
     if not lines:
         return _skip(action, "by delivery every listed invoice was paid or paused"), None
-    if step.action in NEEDS_APPROVAL:
+    if step.action in FOR_A_MANAGER:
         return _hold_for_approval(action), None
 
     route = route_for(action=action, day=today)
-    if route.channel == Channel.INTERNAL:
-        return _manager_review(action, lines), None
     if route.channel == Channel.PHONE:
         return _call_task(action, lines, route.contact, route.note, today), None
     return _written(action, lines, route.contact, route.channel, route.note, files, today)
@@ -355,21 +353,10 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
     return "call_tasks"
 
 
-def _manager_review(action, lines) -> str:
-    count, amounts = len(lines), _amounts(lines)
-    step = action.step
-    _done(action, channel=Channel.INTERNAL, recipient=None, subject="Manager review",
-          body_text="", body_html="", channel_note="")
-    _record(action.customer, action, summary=(
-        f"Manager review: {count} invoice{_s(count)} overdue, {amounts} "
-        f"(step {step.position} of {step.policy.name})"
-    ), details={"channel": Channel.INTERNAL, "invoices": [x.invoice.number for x in lines]})
-    return "reviews"
-
-
 def _hold_for_approval(action) -> str:
-    """A step that changes the terms of trade never runs unapproved, even if
-    it reached delivery (say, a ladder edited after planning)."""
+    """A step that changes the terms of trade never runs unapproved, and a
+    manager review never passes without a manager, even if it reached
+    delivery (say, a ladder edited after planning)."""
     DunningAction.objects.filter(pk=action.pk).update(
         status=ActionStatus.AWAITING_APPROVAL, channel=Channel.INTERNAL
     )
@@ -779,7 +766,9 @@ def action_review(*, action: DunningAction, collector: User, send: bool, note: s
 
 
 def action_approve(*, action: DunningAction, manager: User, note: str) -> DunningAction:
-    """A manager approves a credit hold or a switch to C.O.D. and it takes effect."""
+    """A manager approves a credit hold or a switch to C.O.D. and it takes
+    effect; or, on a manager review, records having weighed the account, and
+    the ladder goes on."""
     if not manager.has_perm("customers.set_credit_terms"):
         raise PermissionDenied("Only a manager may put an account on hold or change its terms.")
     if not note.strip():
@@ -790,8 +779,9 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
             raise ValidationError(
                 f"This step is not waiting for approval ({locked.get_status_display()})."
             )
-        if locked.step.action not in NEEDS_APPROVAL:
-            raise ValidationError("Only a credit hold or a switch to C.O.D. needs approval.")
+        if locked.step.action not in FOR_A_MANAGER:
+            raise ValidationError("Only a credit hold, a switch to C.O.D. or a manager review waits "
+                                  "for a manager.")
         customer = Customer.objects.select_for_update().get(pk=locked.customer_id)
         locked.customer = customer
         if not _lines_still_due(locked, on=timezone.localdate()):
@@ -799,7 +789,9 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
                   note=note.strip())
             locked.refresh_from_db()
             return locked
-        if locked.step.action == StepAction.CREDIT_HOLD:
+        if locked.step.action == StepAction.MANAGER_REVIEW:
+            before, after = {"status": ActionStatus.AWAITING_APPROVAL}, {"status": ActionStatus.DONE}
+        elif locked.step.action == StepAction.CREDIT_HOLD:
             before, after = {"on_credit_hold": customer.on_credit_hold}, {"on_credit_hold": True}
             customer.on_credit_hold = True
         elif customer.terms_type == TermsType.PREPAYMENT:
@@ -808,15 +800,16 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
         else:
             before, after = {"terms_type": customer.terms_type}, {"terms_type": TermsType.COD}
             customer.terms_type = TermsType.COD
-        if before != after:
+        if before != after and locked.step.action != StepAction.MANAGER_REVIEW:
             customer.save(update_fields=[*after, "updated_at"])
         DunningAction.objects.filter(pk=locked.pk).update(
             status=ActionStatus.DONE, channel=Channel.INTERNAL, reviewed_by=manager,
             done_at=timezone.now(),
         )
         kept = "; the account stays on prepayment, which is stricter" if before == after else ""
+        verb = "done" if locked.step.action == StepAction.MANAGER_REVIEW else "approved"
         _record(customer, locked, actor=manager, summary=(
-            f"{locked.step.get_action_display()} approved by {manager.get_username()}: {note.strip()}{kept}"
+            f"{locked.step.get_action_display()} {verb} by {manager.get_username()}: {note.strip()}{kept}"
         ), details={"before": before, "after": after, "note": note.strip()})
     locked.refresh_from_db()
     return locked

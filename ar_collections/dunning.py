@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from ar_collections.models import (
     ActionStatus,
+    Channel,
     DunningAction,
     DunningActionInvoice,
     DunningCycle,
@@ -51,6 +52,9 @@ PLAN_BATCH_SIZE = 5_000
 
 # Steps that change the terms of trade happen only with a manager's approval.
 NEEDS_APPROVAL = {StepAction.CREDIT_HOLD, StepAction.SWITCH_TO_COD}
+# Steps a manager decides: those, and the manager review itself, which waits
+# in the managers' queue (never a collector's) until one has looked.
+FOR_A_MANAGER = NEEDS_APPROVAL | {StepAction.MANAGER_REVIEW}
 
 # The cause a collector found steers the ladder for the rest of the cycle:
 # a customer who cannot pay is escalated fast, a special bond gets the personal
@@ -292,7 +296,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         .values("pk", "cause", "invoices_resent_on").annotate(**CYCLE_STAND)
     }
     last_contact = dict(
-        DunningAction.objects.filter(in_batch).order_by().values("customer_id")
+        DunningAction.objects.filter(in_batch, CONTACTS).order_by().values("customer_id")
         .annotate(last=Max(CONTACTED_ON)).values_list("customer_id", "last")
     )
     segments = dict(Customer.objects.filter(pk__in=anchors).values_list("pk", "segment"))
@@ -395,6 +399,9 @@ CONTACTED_ON = Case(
     When(status=ActionStatus.DONE, done_at__isnull=False, then=TruncDate("done_at")),
     default=F("planned_on"), output_field=DateField(),
 )
+# Actions that reach (or are to reach) the customer: not a manager's review,
+# hold or C.O.D. decided inside the house, nor a step skipped or failed.
+CONTACTS = ~Q(channel=Channel.INTERNAL) & ~Q(status__in=[ActionStatus.SKIPPED, ActionStatus.FAILED])
 
 
 def step_due_on(
@@ -466,7 +473,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if not eligible:
         note = "Nothing to chase: every open invoice is held." if held else "Nothing open to chase."
         return NextStep(step, None, [], held, note)
-    last = customer.dunning_actions.aggregate(last=Max(CONTACTED_ON))["last"]
+    last = customer.dunning_actions.filter(CONTACTS).aggregate(last=Max(CONTACTED_ON))["last"]
     pay_by, last = with_resend(cycle.pay_by if cycle else None, last,
                                cycle.invoices_resent_on if cycle else None)
     due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date, pay_by=pay_by,
@@ -495,7 +502,7 @@ def _above_minimum(policy: LatePaymentPolicy, totals: dict[str, Decimal]) -> boo
 
 
 def _first_status(policy: LatePaymentPolicy, step: DunningStep) -> str:
-    if step.action in NEEDS_APPROVAL:
+    if step.action in FOR_A_MANAGER:
         return ActionStatus.AWAITING_APPROVAL
     if not policy.auto_send:
         return ActionStatus.IN_REVIEW

@@ -343,8 +343,9 @@ def cause_record(*, customer: Customer, cause: str, actor, on: dt.date) -> Dunni
 
 @transaction.atomic
 def action_decline(*, action: DunningAction, manager, note: str) -> DunningAction:
-    """A manager declines a credit hold or switch to C.O.D.: the step is skipped
-    with the manager's reason, and the ladder goes on from the next step.
+    """A manager declines a credit hold or switch to C.O.D. (or skips a manager
+    review): the step is skipped with the manager's reason, and the ladder goes
+    on from the next step.
 
     Audited like every exception: the timeline records who, when, why, and the
     status before and after.

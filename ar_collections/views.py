@@ -60,6 +60,7 @@ from ar_collections.models import (
     PlanStatus,
     ReceivablesImport,
     RunStatus,
+    StepAction,
 )
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
@@ -259,6 +260,8 @@ def _outcome(action: DunningAction, done: DunningAction, *, approved: bool = Fal
     """The message level and words for what became of a reviewed or approved step."""
     name, what = action.customer.name, action.step.get_action_display()
     if done.status == ActionStatus.DONE:
+        if approved and action.step.action == StepAction.MANAGER_REVIEW:
+            return messages.SUCCESS, f"{name}: manager review done; the ladder goes on."
         if approved:
             return messages.SUCCESS, f"{name}: {what.lower()} approved and in force."
         if done.channel == Channel.EMAIL:

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
 
 from ar_collections.delivery import (
     MAX_DELIVERY_ATTEMPTS,
@@ -717,3 +718,35 @@ def test_a_reminder_that_goes_out_after_the_due_date_does_not_say_the_invoices_a
     assert "due in 3 days" not in action.body_text
     assert "fall due shortly" not in action.body_text
     assert "due soon" not in action.subject
+
+
+def test_a_manager_review_step_waits_for_a_manager_and_the_ladder_waits_with_it(
+    make_account, plan_and_deliver, smtp_server, client, manager, collector
+):
+    """The distressed ladder: a call on day 1, a manager review on day 7, the
+    principal on day 14. The review goes to the managers' queue, not done by
+    itself nor by a collector; the principal waits for it."""
+    account = make_account(Segment.DISTRESSED, name="Sinking Ltd")
+    plan_and_deliver(days(1))
+    plan_and_deliver(days(7))
+    review = DunningAction.objects.get(customer=account, step__action=StepAction.MANAGER_REVIEW)
+    assert review.status == ActionStatus.AWAITING_APPROVAL
+
+    client.force_login(manager)
+    assert "Sinking Ltd" in client.get(reverse("collections:approvals")).content.decode()
+    with pytest.raises(ValidationError):  # not a collector's to skip
+        action_review(action=review, collector=collector, send=False, note="Not needed")
+    plan_and_deliver(days(15))
+    assert not account.dunning_actions.filter(step__action=StepAction.ESCALATE_PRINCIPAL).exists()
+
+    with frozen(days(15)):
+        done = action_approve(action=review, manager=manager, note="Talked to the owner; plan coming")
+    assert (done.status, done.reviewed_by) == (ActionStatus.DONE, manager)
+    event = TimelineEvent.objects.filter(customer=account).latest("pk")
+    assert event.actor == manager and "Manager review done by maria: Talked to the owner" in event.summary
+    assert (event.details["before"], event.details["after"]) == ({"status": "awaiting_approval"},
+                                                                 {"status": "done"})
+    account.refresh_from_db()
+    assert (account.on_credit_hold, account.terms_type) == (False, TermsType.STANDARD)
+    plan_and_deliver(days(16))  # a review inside the house is no contact: no gap to wait out
+    assert account.dunning_actions.filter(step__action=StepAction.ESCALATE_PRINCIPAL).exists()

@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 
 from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import (
@@ -13,6 +14,7 @@ from ar_collections.models import (
     DunningStep,
     LatePaymentPolicy,
     MissCause,
+    StepAction,
     Tone,
 )
 from ar_collections.services import behaviour_refresh, cause_record, segment_override
@@ -118,9 +120,11 @@ def test_a_cause_noted_past_the_end_of_its_ladder_goes_on_to_that_ladder_s_firme
 
     def plan_and_send(day: dt.date) -> None:
         run_plan(run=run_start(run_date=day))
-        DunningAction.objects.filter(status=ActionStatus.PLANNED).update(
-            status=ActionStatus.DONE, done_at=dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
-        )
+        # Sent, and the prompt ladder's manager review (step 4) looked at the same day.
+        DunningAction.objects.filter(
+            Q(status=ActionStatus.PLANNED)
+            | Q(status=ActionStatus.AWAITING_APPROVAL, step__action=StepAction.MANAGER_REVIEW)
+        ).update(status=ActionStatus.DONE, done_at=dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC))
 
     for offset in range(3, 50):
         plan_and_send(due + dt.timedelta(days=offset))
