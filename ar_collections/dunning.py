@@ -293,7 +293,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     stands = {
         row["pk"]: row
         for row in DunningCycle.objects.filter(pk__in=open_cycles.values())
-        .values("pk", "cause", "invoices_resent_on").annotate(**CYCLE_STAND)
+        .values("pk", "cause", "invoices_resent_on", "copy_sent_on", "copy_pay_by").annotate(**CYCLE_STAND)
     }
     last_contact = dict(
         DunningAction.objects.filter(in_batch, CONTACTS).order_by().values("customer_id")
@@ -329,7 +329,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         if step is None:
             continue
         pay_by, contacted = with_resend(stand["pay_by"], last_contact.get(customer_id),
-                                        stand["invoices_resent_on"])
+                                        stand["invoices_resent_on"], copy_sent_on=stand["copy_sent_on"],
+                                        copy_pay_by=stand["copy_pay_by"])
         due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=pay_by, last_contact=contacted)
         if on < due_on:
             continue
@@ -363,14 +364,14 @@ RESEND_PAY_WITHIN_DAYS = 7
 
 
 def with_resend(stand_pay_by: dt.date | None, last_contact: dt.date | None,
-                resent_on: dt.date | None) -> tuple[dt.date | None, dt.date | None]:
-    """The pay-by date and last contact the next step waits for, the cycle's
-    re-send counted with its actions."""
-    if resent_on is None:
-        return stand_pay_by, last_contact
-    resend_pay_by = resent_on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS)
-    return (max(filter(None, (stand_pay_by, resend_pay_by))),
-            max(filter(None, (last_contact, resent_on))))
+                resent_on: dt.date | None, *, copy_sent_on: dt.date | None = None,
+                copy_pay_by: dt.date | None = None) -> tuple[dt.date | None, dt.date | None]:
+    """The pay-by date and last contact the next step waits for: the cycle's
+    red-tape re-send and a collector's invoice copy counted with its actions."""
+    resend_pay_by = resent_on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS) if resent_on else None
+    pay_by = max(filter(None, (stand_pay_by, resend_pay_by, copy_pay_by)), default=None)
+    contact = max(filter(None, (last_contact, resent_on, copy_sent_on)), default=None)
+    return pay_by, contact
 
 
 # Where a cycle stands: its last step, the pay-by date the customer was (or is
@@ -475,7 +476,9 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
         return NextStep(step, None, [], held, note)
     last = customer.dunning_actions.filter(CONTACTS).aggregate(last=Max(CONTACTED_ON))["last"]
     pay_by, last = with_resend(cycle.pay_by if cycle else None, last,
-                               cycle.invoices_resent_on if cycle else None)
+                               cycle.invoices_resent_on if cycle else None,
+                               copy_sent_on=cycle.copy_sent_on if cycle else None,
+                               copy_pay_by=cycle.copy_pay_by if cycle else None)
     due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date, pay_by=pay_by,
                                  last_contact=last))
     listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))

@@ -596,6 +596,11 @@ class DunningCycle(models.Model):
     # Red tape: the overdue invoices were re-sent to the right AP person on this
     # day. Claimed with a conditional update, so a repeated task re-sends nothing.
     invoices_resent_on = models.DateField(null=True, blank=True)
+    # A collector e-mailed a copy of an invoice during the cycle, asking for
+    # payment by a date: the next step waits for it as for a notice's, and
+    # the minimum gap counts from the copy.
+    copy_sent_on = models.DateField(null=True, blank=True)
+    copy_pay_by = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["customer", "-number"]

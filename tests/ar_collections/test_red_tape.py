@@ -143,3 +143,27 @@ def test_a_resend_never_asks_for_payment_sooner_than_the_notice_before_it(make_a
         assert invoices_resend(customer_id=customer.pk, on=resent_on) == "queued"
 
     assert "Please pay by: 15 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
+
+
+def test_the_next_step_waits_for_the_pay_by_date_a_collector_s_invoice_copy_gave(
+    make_account, plan_and_deliver, collector
+):
+    """Prompt ladder: the friendly e-mail on day 3 (pay by day 13), the next step
+    from day 14. A collector e-mails a copy of one invoice on day 12, asking for
+    payment within 7 days: the letter waits for day 20."""
+    from ar_collections import workspace
+
+    customer = make_account()
+    plan_and_deliver(DUE + dt.timedelta(days=3))
+    copied_on = DUE + dt.timedelta(days=12)
+    with frozen(copied_on):
+        workspace.invoice_copy_send(customer=customer, invoice=customer.invoices.order_by("number").first(),
+                                    contact=customer.contacts.get(), actor=collector, on=copied_on)
+        assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=20)  # the preview agrees
+    assert "Please pay by: 21 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
+
+    for day in (14, 19):
+        plan_and_deliver(DUE + dt.timedelta(days=day))
+        assert not customer.dunning_actions.filter(step__position=2).exists()
+    plan_and_deliver(DUE + dt.timedelta(days=20))
+    assert customer.dunning_actions.get(step__position=2).planned_on == DUE + dt.timedelta(days=20)
