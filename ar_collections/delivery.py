@@ -56,7 +56,7 @@ from django.utils import timezone
 
 from ar_collections import rendering, timeline, worklist
 from ar_collections.channels import route_for
-from ar_collections.dunning import FOR_A_MANAGER, RESEND_PAY_WITHIN_DAYS, eligible_invoices
+from ar_collections.dunning import FOR_A_MANAGER, RESEND_PAY_WITHIN_DAYS, above_minimum, eligible_invoices
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -241,6 +241,11 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
     lines = _lines_still_due(action, on=today)
     if not lines:
         return _skip(action, "by delivery every listed invoice was paid or paused"), None
+    still_due = _totals(lines)
+    if not above_minimum(step.policy, still_due):
+        # Part payments since planning took it under the policy's minimum: not worth a notice now.
+        return _skip(action, f"by delivery what is still due ({_amounts(lines)}) is under the policy's "
+                             "minimum"), None
     if step.action in FOR_A_MANAGER:
         return _hold_for_approval(action), None
 
@@ -869,11 +874,15 @@ def _action_of(subject) -> int | None:
     return getattr(subject, "action_id", None)
 
 
-def _amounts(lines: list[_Line]) -> str:
+def _totals(lines: list[_Line]) -> dict[str, Decimal]:
     totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for line in lines:
         totals[line.currency] += line.amount
-    return " + ".join(format_money(amount, currency) for currency, amount in sorted(totals.items()))
+    return dict(totals)
+
+
+def _amounts(lines: list[_Line]) -> str:
+    return " + ".join(format_money(amount, currency) for currency, amount in sorted(_totals(lines).items()))
 
 
 def _charge_details(charge: LateCharge) -> dict:

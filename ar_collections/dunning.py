@@ -334,7 +334,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=pay_by, last_contact=contacted)
         if on < due_on:
             continue
-        if not _above_minimum(ladder.policy, totals[customer_id]):
+        if not above_minimum(ladder.policy, totals[customer_id]):
             continue
         actions.append((cycle_id, customer_id, step.pk, _first_status(ladder.policy, step),
                         on + dt.timedelta(days=step.pay_by_days)))
@@ -490,7 +490,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     for invoice in eligible:
         if invoice.due_date <= in_reach:
             totals[invoice.currency] += invoice.open_amount
-    note = "" if _above_minimum(ladder.policy, totals) else "Waits: the amount is below the policy's minimum."
+    note = "" if above_minimum(ladder.policy, totals) else "Waits: the amount is below the policy's minimum."
     return NextStep(step, due_on, listed, held, note)
 
 
@@ -499,7 +499,8 @@ def _held_because(pause: DunningPause) -> str:
     return f"{pause.get_kind_display()}{until}"
 
 
-def _above_minimum(policy: LatePaymentPolicy, totals: dict[str, Decimal]) -> bool:
+def above_minimum(policy: LatePaymentPolicy, totals: dict[str, Decimal]) -> bool:
+    """Whether some currency's total reaches the policy's minimum for it."""
     minimums = {m.currency: m.min_amount for m in policy.minimums.all()}
     return any(total >= minimums.get(currency, ZERO) and total > 0 for currency, total in totals.items())
 

@@ -750,3 +750,23 @@ def test_a_manager_review_step_waits_for_a_manager_and_the_ladder_waits_with_it(
     assert (account.on_credit_hold, account.terms_type) == (False, TermsType.STANDARD)
     plan_and_deliver(days(16))  # a review inside the house is no contact: no gap to wait out
     assert account.dunning_actions.filter(step__action=StepAction.ESCALATE_PRINCIPAL).exists()
+
+
+def test_a_step_whose_balance_fell_under_the_minimum_since_planning_is_skipped(make_account, smtp_server):
+    """Planned for EUR 1,200.00; by delivery all but EUR 20.00 is paid, under
+    the EUR 25.00 minimum the planner itself applies: no notice for it."""
+    account = make_account(Segment.PROMPT)
+    with frozen(days(3)):
+        run_plan(run=run_start(run_date=days(3)))
+    action = DunningAction.objects.get(customer=account)
+    small, large = Invoice.objects.filter(customer=account).order_by("total_amount")
+    payment_record(customer=account, amount=Decimal("1180.00"), currency="EUR", received_on=days(3),
+                   allocations=[(small, Decimal("480.00")), (large, Decimal("700.00"))], reference="BANK-9")
+
+    with frozen(days(3)):
+        assert actions_deliver(action_ids=[action.pk])["skipped"] == 1
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.SKIPPED
+    assert action.skip_reason == "by delivery what is still due (EUR 20.00) is under the policy's minimum"
+    assert smtp_server.messages == []
