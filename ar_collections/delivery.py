@@ -49,7 +49,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import F, Max, Prefetch, Sum
+from django.db.models import Exists, F, Max, OuterRef, Prefetch, Sum
 from django.db.models.functions import Coalesce
 from django.template import TemplateSyntaxError
 from django.utils import timezone
@@ -75,6 +75,7 @@ from ar_collections.models import (
     StepAction,
     Tone,
     WorkKind,
+    lists_open_invoice,
 )
 from arcrm import roles
 from arcrm.money import ZERO, format_money, quantize
@@ -818,6 +819,45 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
         ), details={"before": before, "after": after, "note": note.strip()})
     locked.refresh_from_db()
     return locked
+
+
+def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User | None = None) -> int:
+    """Letters written but not yet posted whose every invoice has been paid,
+    credited or cancelled since: they leave the print queue (see
+    forms.letters_in_queue), and the late fee and interest they charged are
+    cancelled, each on the timeline: a letter the customer never receives
+    charges nothing. A charge already paid in part stays as it is.
+
+    Run when a payment is recorded (before its rest goes to charges) and by
+    the daily refresh (credit notes, cancelled invoices)."""
+    unpaid = LateCharge.objects.filter(action=OuterRef("pk"), waived_at__isnull=True,
+                                       allocations__isnull=True)
+    moot = (
+        DunningAction.objects.filter(channel=Channel.LETTER, status=ActionStatus.DONE,
+                                     printed_at__isnull=True)
+        .exclude(letter_pdf="").exclude(lists_open_invoice()).filter(Exists(unpaid))
+    )
+    if customer_ids is not None:
+        moot = moot.filter(customer_id__in=customer_ids)
+    withdrawn = 0
+    for letter in moot.select_related("customer", "step").order_by("pk"):
+        with transaction.atomic():
+            # Locked, and paid-or-not read again: a payment at this moment pays or waits.
+            # of=self: "no allocation" is an outer join, which FOR UPDATE cannot lock.
+            charges = list(LateCharge.objects.select_for_update(of=("self",)).filter(
+                action=letter, waived_at__isnull=True, allocations__isnull=True
+            ).order_by("pk"))
+            if not charges or letter.printed_at:
+                continue
+            amounts = " + ".join(f"{c.get_kind_display().lower()} {format_money(c.amount, c.currency)}"
+                                 for c in charges)
+            _record(letter.customer, letter, actor=actor, summary=(
+                f"Letter of {_day(letter.planned_on)} not posted: everything it lists was settled first; "
+                f"its charges are cancelled ({amounts})"
+            ), details={"cancelled_charges": [_charge_details(c) for c in charges]})
+            LateCharge.objects.filter(pk__in=[c.pk for c in charges]).delete()
+            withdrawn += 1
+    return withdrawn
 
 
 def charge_waive(*, charge: LateCharge, manager: User, note: str) -> LateCharge:

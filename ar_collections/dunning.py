@@ -89,14 +89,19 @@ class Ladder:
         among the steps `taken`, as (segment, position): a policy replaced since
         by a new one for the segment has other steps, not other rungs), rather
         than stopping there. Nor does it go softer than the `tone` the customer
-        has heard already: tone only gets firmer, across ladders too."""
-        later = [s for s in self.steps if position is None or s.position > position]
-        if switched and tone is not None:
-            later = [s for s in later if s.tone >= tone]
-        step = later[0] if later else None
-        if step is None and switched and (self.policy.segment, self.steps[-1].position) not in taken:
-            return self.steps[-1]
-        return step
+        has heard already, the last step included: tone only gets firmer,
+        across ladders too (a gentler ladder's end then ends the cycle's steps,
+        and the account page's preview says so)."""
+        def firm_enough(step: DunningStep) -> bool:
+            return not switched or tone is None or step.tone >= tone
+
+        later = [s for s in self.steps if (position is None or s.position > position) and firm_enough(s)]
+        if later:
+            return later[0]
+        last = self.steps[-1]
+        if switched and (self.policy.segment, last.position) not in taken and firm_enough(last):
+            return last
+        return None
 
 
 def cycle_ladder(book: dict[str, Ladder], *, segment: str, cause: str,
@@ -379,10 +384,12 @@ def with_resend(stand_pay_by: dt.date | None, last_contact: dt.date | None,
 CYCLE_STAND = {
     "position": Max("actions__step__position"),
     # The firmest tone the customer has heard in the cycle (steps not carried
-    # out do not count), and the policies its steps came from: two ends of one
-    # range, equal to the ladder's own policy unless the cycle changed ladders.
+    # out, and a manager's steps inside the house, do not count), and the
+    # policies its steps came from: two ends of one range, equal to the
+    # ladder's own policy unless the cycle changed ladders.
     "tone": Max("actions__step__tone", filter=~Q(actions__status__in=[ActionStatus.SKIPPED,
-                                                                     ActionStatus.FAILED])),
+                                                                     ActionStatus.FAILED])
+                & ~Q(actions__step__action__in=FOR_A_MANAGER)),
     "policy_low": Min("actions__step__policy_id"),
     "policy_high": Max("actions__step__policy_id"),
     "pay_by": Max("actions__pay_by", filter=~Q(actions__status__in=[ActionStatus.SKIPPED,

@@ -6,17 +6,9 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef
 
 from ar_collections import imports
-from ar_collections.models import (
-    ActionStatus,
-    Channel,
-    DunningAction,
-    DunningActionInvoice,
-    InvoiceStatus,
-    MissCause,
-)
+from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
 from customers.models import Segment
 
 User = get_user_model()
@@ -117,15 +109,12 @@ def letters_in_queue():
     """Letters produced and waiting to be printed and posted, while they still
     ask for something: a letter whose every invoice was paid (or credited)
     before it went to the post would demand money already received."""
-    still_open = DunningActionInvoice.objects.filter(
-        action=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN, invoice__open_amount__gt=0
-    )
     return (
         DunningAction.objects.filter(
             channel=Channel.LETTER, status=ActionStatus.DONE, printed_at__isnull=True
         )
         .exclude(letter_pdf="")
-        .filter(Exists(still_open))
+        .filter(lists_open_invoice())
     )
 
 

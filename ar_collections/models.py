@@ -711,6 +711,15 @@ class DunningActionInvoice(models.Model):
         return f"{self.invoice_id} on action {self.action_id}"
 
 
+def lists_open_invoice() -> models.Exists:
+    """For a DunningAction query: some invoice the action lists is still open.
+    A letter not yet posted that lists none would ask for money already
+    received (forms.letters_in_queue, delivery.letters_withdraw_moot)."""
+    return models.Exists(DunningActionInvoice.objects.filter(
+        action=models.OuterRef("pk"), invoice__status=InvoiceStatus.OPEN, invoice__open_amount__gt=0
+    ))
+
+
 class ChargeKind(models.TextChoices):
     LATE_FEE = "late_fee", "Late fee"
     INTEREST = "interest", "Interest"

@@ -23,7 +23,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Floor, Least
 from django.utils import timezone
 
@@ -117,6 +117,9 @@ def worklist_refresh(*, on: dt.date) -> int:
             title=f"Personal treatment: {cycle.customer.name} is behind (since {cycle.opened_on:%d %b}); "
             "call rather than write",
         ))
+    from ar_collections.delivery import letters_withdraw_moot  # it imports this module
+
+    letters_withdraw_moot()  # before the charges left are counted
     charges = _charges_left(on=on)
     wanted += charges
     created = 0
@@ -159,10 +162,17 @@ def _charges_left(*, on: dt.date) -> list[WorkItem]:
         account = owed.setdefault(charge.customer_id, {"customer": charge.customer, "sums": {}})
         account["sums"][charge.currency] = account["sums"].get(charge.currency, ZERO) + charge.open_amount
         account["last"] = charge.pk
+    cycles = dict(
+        DunningCycle.objects.filter(customer_id__in=owed).order_by().values("customer_id")
+        .annotate(last=Max("number")).values_list("customer_id", "last")
+    ) if owed else {}
     return [
         WorkItem(
-            # The newest charge in the key: charged again later, the account gets a fresh item.
-            kind=WorkKind.CHARGES, key=f"charges:{customer_id}:{account['last']}", customer_id=customer_id,
+            # The newest charge and the last cycle in the key: charged again, or
+            # left owing again after a later cycle (whose notices asked for the
+            # charges and closed this item), the account gets a fresh item.
+            kind=WorkKind.CHARGES, customer_id=customer_id,
+            key=f"charges:{customer_id}:{account['last']}:{cycles.get(customer_id, 0)}",
             assignee_id=account["customer"].collector_id, due_on=on,
             title=f"Late fees and interest of {_amounts(account['sums'])} still owed with the invoices paid: "
             "ask for them, or for a manager's waiver",

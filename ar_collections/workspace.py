@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections import outbox, rendering, services, worklist
-from ar_collections.delivery import charge_waive
+from ar_collections.delivery import charge_waive, letters_withdraw_moot
 from ar_collections.models import (
     Allocation,
     Call,
@@ -827,6 +827,9 @@ def payment_record(
         invoice.save(update_fields=["open_amount", "status", "settled_on"])
         invoices.append(invoice)
     numbers = [i.number for i in invoices]
+    # A letter not yet posted that this payment made moot charges nothing: its
+    # charges go before the payment's rest could pay them.
+    letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     to_charges = _charges_pay(payment, amount - applied)
     unapplied = amount - applied - to_charges
     summary = f"Payment of {format_money(amount, currency)} received"

@@ -12,6 +12,13 @@ def charges_owed_in_full(apps, schema_editor):
     LateCharge.objects.update(open_amount=models.F("amount"))
 
 
+def charge_payments_back_on_account(apps, schema_editor):
+    # Going back to 0018, where only invoices take allocations: what paid a
+    # charge is on account again, as it was before charges could be paid.
+    Allocation = apps.get_model("collections", "Allocation")
+    Allocation.objects.filter(charge__isnull=False).delete()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -57,6 +64,7 @@ class Migration(migrations.Migration):
             name='invoice',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='allocations', to='collections.invoice'),
         ),
+        migrations.RunPython(migrations.RunPython.noop, charge_payments_back_on_account),
         migrations.AlterField(
             model_name='workitem',
             name='kind',

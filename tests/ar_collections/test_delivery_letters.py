@@ -290,8 +290,14 @@ def test_an_english_letter_names_no_policy_either(charging_account, plan_and_del
     assert "Systematic late payers" not in text
 
 
-def _pay(account, amount: str, day: dt.date, *, to_invoices: bool = True, reference: str = "BANK-1"):
-    """A payment that first pays every open invoice in full (or none)."""
+def _pay(account, amount: str, day: dt.date, *, to_invoices: bool = True, reference: str = "BANK-1",
+         posted: bool = True):
+    """A payment that first pays every open invoice in full (or none); the
+    letters written so far went to the post before it came (posted)."""
+    if posted:
+        DunningAction.objects.filter(customer=account, channel="letter", printed_at__isnull=True).update(
+            printed_at=dt.datetime.combine(day, dt.time(8), tzinfo=dt.UTC)
+        )
     invoices = list(Invoice.objects.filter(customer=account).open()) if to_invoices else []
     return payment_record(customer=account, amount=Decimal(amount), currency="EUR", received_on=day,
                           allocations=[(i, i.open_amount) for i in invoices], reference=reference)
@@ -354,6 +360,59 @@ def test_charges_left_when_the_invoices_are_paid_stay_owed_until_paid_or_waived(
         customer=charging_account, summary__startswith="Late fee of EUR 25.00 (of EUR 40.00) waived by maria"
     ).exists()
     assert not LateCharge.objects.filter(kind=ChargeKind.LATE_FEE).standing().exists()
+
+
+def test_charges_left_owing_again_after_a_later_cycle_are_back_on_the_worklist(
+    charging_account, plan_and_deliver, make_invoice
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    _pay(charging_account, "1201.00", days(13))
+    plan_and_deliver(days(14))
+    worklist_refresh(on=days(14))
+    first = WorkItem.objects.get(kind=WorkKind.CHARGES, status=WorkStatus.OPEN)
+    fresh = make_invoice(charging_account, issued=days(-10), due=days(20), amount="100.00", number="INV-NEXT")
+    plan_and_deliver(days(17))  # a new cycle: its notices ask for the charges, the item is done
+    worklist_refresh(on=days(17))
+    assert not WorkItem.objects.filter(kind=WorkKind.CHARGES, status=WorkStatus.OPEN).exists()
+    payment_record(customer=charging_account, amount=Decimal("100.00"), currency="EUR", received_on=days(18),
+                   allocations=[(fresh, Decimal("100.00"))], reference="BANK-2")  # the invoice only
+
+    plan_and_deliver(days(19))  # the new cycle closes; the charges are still owed
+    worklist_refresh(on=days(19))
+
+    again = WorkItem.objects.get(kind=WorkKind.CHARGES, status=WorkStatus.OPEN)
+    assert again.pk != first.pk and "EUR 43.16" in again.title
+
+
+def test_a_letter_made_moot_before_it_was_posted_charges_nothing(charging_account, plan_and_deliver):
+    """The letter of day 12 charges EUR 40.00 and interest; everything it lists
+    is paid the same day, before it goes to the post: it leaves the print queue
+    and its charges are cancelled, on the timeline."""
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    letter = letter_of(charging_account, 3)
+    assert LateCharge.objects.filter(action=letter).count() == 3
+
+    _pay(charging_account, "1201.00", days(12), posted=False)
+
+    assert not LateCharge.objects.filter(action=letter).exists()
+    event = TimelineEvent.objects.get(customer=charging_account, summary__startswith="Letter of")
+    assert "not posted" in event.summary and "late fee EUR 40.00" in event.summary
+    assert len(event.details["cancelled_charges"]) == 3
+    payment = charging_account.payments.get()
+    assert payment.unallocated_amount() == Decimal("0.00")
+    worklist_refresh(on=days(13))
+    assert not WorkItem.objects.filter(kind=WorkKind.CHARGES).exists()
+
+
+def test_a_posted_letter_keeps_its_charges_when_its_invoices_are_paid(charging_account, plan_and_deliver):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    letter = letter_of(charging_account, 3)
+    _pay(charging_account, "1201.00", days(14))  # after the letter was posted
+
+    assert LateCharge.objects.filter(action=letter).standing().count() == 3
 
 
 def test_a_paid_charge_cannot_be_waived(charging_account, plan_and_deliver, manager):

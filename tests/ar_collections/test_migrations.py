@@ -10,7 +10,15 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from ar_collections import workspace
-from ar_collections.models import Dispute, DisputeOutcome, DisputeReason, LateCharge
+from ar_collections.models import (
+    Allocation,
+    Dispute,
+    DisputeOutcome,
+    DisputeReason,
+    DunningAction,
+    LateCharge,
+    Payment,
+)
 from customers.models import ReminderChannel, Segment
 from tests.ar_collections.conftest import DUE
 
@@ -82,3 +90,24 @@ def test_charges_from_before_they_could_be_paid_are_owed_in_full(make_account, p
     charges = LateCharge.objects.filter(customer=account)
     assert [(c.amount, c.open_amount) for c in charges] == [(Decimal("40.00"), Decimal("40.00"))]
     assert charges.standing().count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_going_back_before_charges_could_be_paid_puts_that_money_on_account(make_account, plan_and_deliver):
+    account = make_account(Segment.SYSTEMATIC_LATE, reminder_channel=ReminderChannel.LETTER)
+    for day in (-3, 3, 12):
+        plan_and_deliver(DUE + dt.timedelta(days=day))
+    DunningAction.objects.filter(customer=account).update(printed_at=dt.datetime(2026, 3, 14, tzinfo=dt.UTC))
+    invoices = list(account.invoices.filter(status="open"))
+    workspace.payment_record(customer=account, amount=Decimal("1240.00"), currency="EUR",
+                             received_on=DUE + dt.timedelta(days=13),
+                             allocations=[(i, i.open_amount) for i in invoices], reference="BANK-1")
+    assert Allocation.objects.filter(charge__isnull=False).count() == 1  # EUR 40.00 of the fee
+
+    try:
+        _migrate(BEFORE_CHARGES_PAID)
+        on_account = Payment.objects.get(customer=account).unallocated_amount()
+    finally:
+        _migrate_to_latest()
+
+    assert on_account == Decimal("40.00")

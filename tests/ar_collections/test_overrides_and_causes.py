@@ -229,3 +229,23 @@ def test_a_segment_changed_mid_cycle_never_goes_softer_than_what_was_said(make_c
     later = list(DunningAction.objects.order_by("pk").values_list("step__policy__segment", "step__position",
                                                                   "step__tone"))[2:]
     assert later == [(Segment.NEW, 4, Tone.FINAL), (Segment.NEW, 5, Tone.FINAL)]
+
+
+@pytest.mark.usefixtures("default_ladders")
+def test_a_switched_cycle_past_a_gentler_ladder_s_end_stops_rather_than_soften(make_customer, make_invoice):
+    """As above, but the new customers' ladder here ends with its firm letter
+    (step 3): after a final notice, even that last step would be softer."""
+    final_from_2 = DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position__gte=2)
+    final_from_2.update(tone=Tone.FINAL)
+    DunningStep.objects.filter(policy__segment=Segment.NEW, position__gte=4).delete()
+    due = dt.date(2026, 3, 2)
+    customer = make_customer(segment=Segment.SYSTEMATIC_LATE)
+    make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount="900.00")
+    for offset in range(-3, 8):
+        _plan_and_send(due + dt.timedelta(days=offset))
+
+    type(customer).objects.filter(pk=customer.pk).update(segment=Segment.NEW)
+    for offset in range(8, 60):
+        _plan_and_send(due + dt.timedelta(days=offset))
+
+    assert DunningAction.objects.count() == 2  # nothing softer after the final notice
