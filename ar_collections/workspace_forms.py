@@ -200,7 +200,8 @@ class PaymentForm(_AccountForm):
     )
     invoices = InvoiceChoices(
         label="Apply to", required=False,
-        help_text="The oldest due first, each up to what is open; the rest pays late fees and interest "
+        help_text="The ticked invoices, or with none ticked every open one in the payment's currency: "
+                  "the oldest due first, each up to what is open. The rest pays late fees and interest "
                   "still owed, then stays on account.",
     )
     date_confirmed = forms.CharField(

@@ -324,7 +324,10 @@ def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
 def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(customer, form, today, user) -> str:
         data = form.cleaned_data
-        parts = workspace.allocations_oldest_first(data["invoices"], data["amount"])
+        # None ticked: the account's open invoices in its currency, as a
+        # payment file's row that names none (the help text says so).
+        chosen = data["invoices"] or form.fields["invoices"].queryset.filter(currency=data["currency"])
+        parts = workspace.allocations_oldest_first(chosen, data["amount"])
         payment = workspace.payment_record(
             customer=customer, actor=user, amount=data["amount"], currency=data["currency"],
             received_on=data["received_on"], allocations=parts, reference=data["reference"],

@@ -59,10 +59,13 @@ TARGET_SECONDS = 60
 TARGET_RATIO = 2
 
 # The planner's output, emptied before each measurement (children first).
-# Emptied before each measurement. Work items are on the list because they may
-# point at an action (a call task), and TRUNCATE refuses a referenced table alone.
-PLANNER_TABLES = ("collections_latecharge", "collections_dunningactioninvoice", "collections_workitem",
-                  "collections_dunningaction", "collections_dunningcycle", "collections_dunningrun")
+# Work items are on the list because they may point at an action (a call
+# task), and allocations because they may point at a charge: TRUNCATE refuses
+# a referenced table alone. The data set is an open ledger with no payments, so
+# no allocation of its own is lost.
+PLANNER_TABLES = ("collections_allocation", "collections_latecharge", "collections_dunningactioninvoice",
+                  "collections_workitem", "collections_dunningaction", "collections_dunningcycle",
+                  "collections_dunningrun")
 
 # The due steps of a first run, written by hand. For each customer with an
 # eligible invoice (open, not paused singly or with its whole account, due at

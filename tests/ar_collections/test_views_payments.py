@@ -86,6 +86,19 @@ def test_a_payment_pays_the_oldest_invoice_first_and_the_next_in_part(client, ma
     assert "Payment of EUR 900.00 recorded, applied to INV-1, INV-2." in page
 
 
+def test_with_no_invoice_ticked_a_payment_pays_the_open_ones_in_its_currency_oldest_first(
+    client, manager, customer, invoices
+):
+    client.force_login(manager)
+
+    client.post(payment_url(customer), form(invoices, amount="900.00", invoices=[]))
+
+    # INV-1 in full, 400.00 of INV-2; the USD invoice is untouched.
+    assert open_amounts() == {"INV-1": Decimal("0.00"), "INV-2": Decimal("300.00"),
+                              "INV-3": Decimal("300.00")}
+    assert Payment.objects.get().unallocated_amount() == Decimal("0.00")
+
+
 def test_with_htmx_the_account_parts_swap_in_place_with_the_new_open_amounts(
     client, manager, customer, invoices
 ):
