@@ -412,7 +412,11 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "customer_name": notice.customer_name,
         "account_number": notice.account_number,
         "recipient_name": notice.recipient_name,
-        "address_lines": [x.strip() for x in notice.postal_address.splitlines() if x.strip()],
+        "address_lines": (address := [x.strip() for x in notice.postal_address.splitlines() if x.strip()]),
+        # An address that names the recipient already ("Attn. Petra Hoffmann")
+        # is not preceded by the name a second time.
+        "recipient_in_address": bool(notice.recipient_name)
+        and any(notice.recipient_name in line for line in address),
         "letter_date": _date(notice.letter_date, language),
         "pay_by": _date(notice.pay_by, language),
         "lines": lines,

@@ -90,7 +90,7 @@ def classify(facts: Facts, rules: Rules = Rules()) -> Verdict:
         return Verdict(
             SYSTEMATIC_LATE,
             f"Paid {facts.invoices_settled_late} of {facts.invoices_settled} invoices late, "
-            f"{_days(when_late)} late on average.",
+            f"those {_days(when_late)} late on average.",
         )
     if facts.invoices_settled_late:
         last = (

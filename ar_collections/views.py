@@ -166,8 +166,12 @@ def _render_runs(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     page_runs = list(page)
     counts = _counts_by_run(page_runs)
     may_start = request.user.has_perm(ACT_ON_ANY)
-    form = StartRunForm(initial={"run_date": today}, today=today) if may_start else None
+    # Newest first: on the first page today's run, if there is one, leads.
+    todays_run = (next((run for run in page_runs if run.run_date == today), None) if page.number == 1
+                  else DunningRun.objects.filter(run_date=today).first())
+    form = StartRunForm(initial={"run_date": today}, today=today) if may_start and not todays_run else None
     context = {
+        "todays_run": todays_run if may_start else None,
         "page": page,
         "rows": [(run, [counts[run.pk][s] for s, _ in STATUS_COLUMNS]) for run in page_runs],
         "status_columns": [label for _, label in STATUS_COLUMNS],

@@ -512,8 +512,9 @@ def _covers(asked) -> list[tuple[str, Decimal]]:
 @require_safe
 @vary_on_headers("HX-Request")
 def worklist_view(request: HttpRequest) -> HttpResponse:
-    """"My work today"; a manager may look at any collector's list."""
-    if not request.user.has_perm("collections.view_workitem"):
+    """"My work today"; a manager may look at any collector's list. Read-only
+    colleagues have no list of work (and no way to do any)."""
+    if not request.user.has_perm("collections.change_workitem"):
         raise PermissionDenied
     today = timezone.localdate()
     assignee = request.user

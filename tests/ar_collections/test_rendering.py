@@ -1,5 +1,6 @@
 """How a notice reads, rendered from plain values (no database)."""
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -28,3 +29,14 @@ def test_an_invoice_not_yet_due_says_when_in_good_grammar(language, days, shown)
     text = rendering.render_email(notice(language=language, days_overdue=days)).text
     assert shown in text
     assert "in 1 days" not in text and "in 1 Tagen" not in text
+
+
+
+@pytest.mark.parametrize(("postal", "times"), [
+    ("Acme Tools GmbH\nAttn. Anna Clerk\nMain Street 1\n10115 Berlin", 1),  # the address names her
+    ("Acme Tools GmbH\nMain Street 1\n10115 Berlin", 1),  # it does not: the letter adds her name
+])
+def test_the_letter_names_its_recipient_once(postal, times):
+    letter = dataclasses.replace(notice(language="en", days_overdue=3), postal_address=postal)
+    address = rendering.render_letter_html(letter).split("<address>")[1].split("</address>")[0]
+    assert address.count("Anna Clerk") == times

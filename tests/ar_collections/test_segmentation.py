@@ -40,14 +40,14 @@ def test_mostly_late_by_more_than_a_week_is_systematic():
     facts = replace(STEADY, invoices_settled_late=9, avg_days_late=Decimal("18.4"), last_days_late=20)
     verdict = classify(facts)
     assert verdict.segment == "systematic_late"
-    assert verdict.reason == "Paid 9 of 12 invoices late, 25 days late on average."
+    assert verdict.reason == "Paid 9 of 12 invoices late, those 25 days late on average."
 
 
 def test_ten_of_twelve_paid_eight_days_late_is_systematic_though_the_average_over_all_is_under_a_week():
     facts = replace(STEADY, invoices_settled_late=10, avg_days_late=Decimal("6.67"), last_days_late=8)
     verdict = classify(facts)
     assert (verdict.segment, verdict.reason) == ("systematic_late",
-                                                 "Paid 10 of 12 invoices late, 8 days late on average.")
+                                                 "Paid 10 of 12 invoices late, those 8 days late on average.")
 
 
 def test_rules_tuned_to_need_no_settled_invoice_still_call_a_customer_without_one_new():

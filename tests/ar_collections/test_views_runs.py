@@ -117,6 +117,20 @@ def test_only_managers_are_offered_to_start_a_run(client, manager, collector, vi
         assert "Start a run" not in client.get(RUNS).content.decode()
 
 
+@pytest.mark.parametrize(("status", "said"), [(RunStatus.RUNNING, "is running"),
+                                               (RunStatus.FINISHED, "has finished")])
+def test_once_today_s_run_exists_the_page_says_so_instead_of_offering_to_start_it(
+    client, manager, status, said
+):
+    DunningRun.objects.create(run_date=TODAY, status=status)
+    client.force_login(manager)
+
+    html = client.get(RUNS).content.decode()
+
+    assert "Start a run for" not in html
+    assert f"Today's run (5 Aug 2025) {said}" in html
+
+
 def test_a_running_run_keeps_its_section_refreshing(client, viewer):
     DunningRun.objects.create(run_date=TODAY)
     client.force_login(viewer)

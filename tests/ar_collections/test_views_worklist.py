@@ -194,6 +194,12 @@ def test_a_collector_cannot_look_at_a_colleagues_list(client, collector, other_c
     assert 'name="collector"' not in response.content.decode()
 
 
+def test_read_only_colleagues_have_no_worklist(client, viewer):
+    client.force_login(viewer)
+
+    assert client.get(reverse("collections:worklist")).status_code == 403
+
+
 def test_anonymous_visitors_are_sent_to_log_in_for_the_worklist(client):
     response = client.get(WORKLIST)
 
