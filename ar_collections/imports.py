@@ -72,6 +72,8 @@ COLUMNS = {
                ("method", "invoices", "bank_reference")),
 }
 # A file to start from, offered on the import page: the header and one row.
+# The page puts one of the installation's own accounts in place of this one.
+EXAMPLE_ACCOUNT = "C00042"
 EXAMPLES = {
     INVOICES: "number,account_number,issue_date,due_date,currency,total_amount,po_reference\r\n"
               "INV-2025-0001,C00042,2025-07-01,2025-07-31,EUR,1250.00,PO-881\r\n",

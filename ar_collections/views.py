@@ -749,6 +749,10 @@ def receivables_import_example(request: HttpRequest, kind: str) -> HttpResponse:
     """A CSV file to start from: the columns and one example row."""
     if kind not in imports.EXAMPLES:
         raise Http404("There are invoice and payment files only.")
-    response = HttpResponse(imports.EXAMPLES[kind], content_type="text/csv; charset=utf-8")
+    # One of the user's own accounts, so the example imports as it is.
+    account = (Customer.objects.visible_to(request.user).order_by("account_number")
+               .values_list("account_number", flat=True).first())
+    example = imports.EXAMPLES[kind].replace(imports.EXAMPLE_ACCOUNT, account or imports.EXAMPLE_ACCOUNT)
+    response = HttpResponse(example, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="arcrm-{kind}-example.csv"'
     return response

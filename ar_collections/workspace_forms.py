@@ -17,9 +17,11 @@ from django.utils import timezone
 
 from ar_collections.models import (
     CallOutcome,
+    CollectionRules,
     Department,
     DisputeOutcome,
     DisputeReason,
+    DisputeStatus,
     ExceptionKind,
     Invoice,
     InvoiceStatus,
@@ -259,6 +261,13 @@ class DisputeForm(_AccountForm):
         help_text="Who can settle it; by default the team that handles the reason.",
     )
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # One open dispute per invoice: those already disputed are not offered.
+        invoice = self.fields["invoice"]
+        invoice.queryset = invoice.queryset.exclude(disputes__status=DisputeStatus.OPEN)
+        invoice.error_messages["invalid_choice"] = "That invoice is settled or already has an open dispute."
+
 
 class DisputeResolveForm(forms.Form):
     outcome = forms.ChoiceField(choices=DisputeOutcome.choices, widget=forms.RadioSelect)
@@ -274,6 +283,13 @@ class PauseForm(_AccountForm):
     invoice = InvoiceChoice(required=False, empty_label="(the whole account)")
     ends_on = _date(label="Until")
     reason = _text("Why")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        days = CollectionRules.current().max_pause_days
+        self.fields["ends_on"].help_text = (
+            f"Up to {days} days from today; a longer pause goes to the managers as an exception request."
+        )
 
 
 class ExceptionForm(_AccountForm):

@@ -580,11 +580,12 @@ def test_a_file_over_the_row_limit_is_refused(accounts, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["invoices", "payments"])
 def test_the_example_files_are_offered_and_are_files_the_import_takes(client, manager, make_customer, kind):
-    """The example names account C00042 and its invoice: with those in place
-    the file checks clean, so it is a real starting point."""
-    make_customer(account_number="C00042", name="Example GmbH")
+    """The example names one of the installation's accounts (the first) and
+    its invoice: the file checks clean as it is, a real starting point."""
+    make_customer(account_number="C10001", name="Example GmbH")
+    make_customer(account_number="C10002", name="Other GmbH")
     if kind == "payments":
-        invoices_import(imports.EXAMPLES["invoices"])
+        invoices_import(imports.EXAMPLES["invoices"].replace(imports.EXAMPLE_ACCOUNT, "C10001"))
     client.force_login(manager)
 
     response = client.get(reverse("collections:import_example", args=[kind]))
@@ -593,6 +594,7 @@ def test_the_example_files_are_offered_and_are_files_the_import_takes(client, ma
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert f'filename="arcrm-{kind}-example.csv"' in response["Content-Disposition"]
     run = invoices_import if kind == "invoices" else payments_import
+    assert "C10001" in response.content.decode()
     report = run(response.content.decode(), dry_run=True)
     assert (report.ok, report.created) == (True, 1), report.errors
     assert client.get(reverse("collections:import_example", args=["customers"])).status_code == 404

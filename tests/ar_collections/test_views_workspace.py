@@ -427,7 +427,7 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
         ),
         "second dispute on an invoice": (
             dispute_url, {"invoice": first.pk, "reason": DisputeReason.PRICE, "description": "Again"},
-            "Invoice INV-1001 already has an open dispute.",
+            "That invoice is settled or already has an open dispute.",
         ),
         "dispute without a description": (
             dispute_url, {"invoice": second.pk, "reason": DisputeReason.PRICE, "description": " "},
@@ -822,6 +822,19 @@ def test_a_collector_cannot_credit_beyond_the_limit_but_a_manager_can(
 
 
 # --- Pauses and exceptions -----------------------------------------------------------------------------
+
+
+def test_the_forms_offer_no_second_dispute_and_say_the_pause_limit_up_front(
+    client, collector, customer, invoices, dispute
+):
+    client.force_login(collector)
+
+    disputing = client.get(url("dispute_open", customer)).content.decode()
+    pausing = client.get(url("pause_set", customer)).content.decode()
+
+    assert f'value="{dispute.invoice.pk}"' not in disputing
+    assert f'value="{invoices[1].pk}"' in disputing
+    assert "Up to 14 days from today; a longer pause goes to the managers as an exception request." in pausing
 
 
 def test_a_pause_within_the_limit_holds_dunning(client, collector, customer, invoices):
