@@ -49,7 +49,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef, Prefetch, Sum
+from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.template import TemplateSyntaxError
 from django.utils import timezone
@@ -688,7 +688,7 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
         ),
         collector_name=collector.get_full_name() or collector.get_username(),
         collector_email=collector.email,
-        credits=credits_standing(customer),
+        credits=_credits_on_notice(customer),
         charges=_charges_standing(customer, besides=action) + tuple(_notice_charge(c) for c in new_charges),
         interest_rate_percent=step.interest_rate_percent,
         offer_payment_plan=action.cycle.cause == MissCause.STUFF_HAPPENS,
@@ -714,23 +714,73 @@ def _notice_charge(charge: LateCharge, *, earlier: bool = False) -> rendering.No
     )
 
 
-def credits_standing(customer) -> tuple[rendering.NoticeCredit, ...]:
+def _left_to_apply(documents, customer, *, link: str):
+    """Credit notes (link "credit_note") or payments ("payment") of the account
+    with something not yet allocated, as `allocated`. A subquery rather than a
+    join, so the rows can also be summed per currency in one statement."""
+    applied = (Allocation.objects.filter(**{link: OuterRef("pk")}).order_by().values(link)
+               .annotate(total=Sum("amount")).values("total"))
+    return documents.filter(customer=customer).annotate(
+        allocated=Coalesce(Subquery(applied), ZERO)
+    ).filter(amount__gt=F("allocated"))
+
+
+def credits_standing(customer, *, newest: int | None = None) -> tuple[rendering.NoticeCredit, ...]:
     """The account's credit notes with something left to apply, then the
     payments kept on account ("the rest stays on account"): the customer may
-    deduct both from what the notice asks."""
-    def left_to_apply(documents):
-        return documents.filter(customer=customer).annotate(
-            allocated=Coalesce(Sum("allocations__amount"), ZERO)
-        ).filter(amount__gt=F("allocated"))
-
-    credits = left_to_apply(CreditNote.objects).order_by("issued_on", "number")
-    on_account = left_to_apply(Payment.objects).order_by("received_on", "pk")
+    deduct both from what the notice asks. `newest`: only that many of each,
+    the latest (a page shows those beside the totals of credits_held)."""
+    credits = _left_to_apply(CreditNote.objects, customer, link="credit_note")
+    on_account = _left_to_apply(Payment.objects, customer, link="payment")
+    if newest is None:
+        credits = credits.order_by("issued_on", "number")
+        on_account = on_account.order_by("received_on", "pk")
+    else:
+        credits = reversed(credits.order_by("-issued_on", "-number")[:newest])
+        on_account = reversed(on_account.order_by("-received_on", "-pk")[:newest])
     return tuple(
         rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency) for c in credits
     ) + tuple(
         rendering.NoticeCredit(p.reference, p.received_on, p.amount - p.allocated, p.currency, payment=True)
         for p in on_account
     )
+
+
+# Credits a notice lists one by one, the newest of each kind; older ones are
+# one line per currency, so years of unapplied documents keep a letter short.
+NOTICE_CREDITS_LISTED = 10
+
+
+def _credits_on_notice(customer) -> tuple[rendering.NoticeCredit, ...]:
+    listed = credits_standing(customer, newest=NOTICE_CREDITS_LISTED)
+    held = credits_held(customer)
+    if sum(n for _, _, n in held) == len(listed):
+        return listed
+    shown: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
+    for credit in listed:
+        amount, n = shown[credit.currency]
+        shown[credit.currency] = amount + credit.amount, n + 1
+    return tuple(
+        rendering.NoticeCredit("", None, total - shown[currency][0], currency,
+                               earlier_count=count - shown[currency][1])
+        for currency, total, count in held if count > shown[currency][1]
+    ) + listed
+
+
+def credits_held(customer) -> list[tuple[str, Decimal, int]]:
+    """Per currency, what the account's credit notes and payments on account
+    have left to apply, and how many documents that is: two statements,
+    whatever the account's history."""
+    totals: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
+    for documents, link in ((CreditNote.objects, "credit_note"), (Payment.objects, "payment")):
+        for currency, left, n in (
+            _left_to_apply(documents, customer, link=link).order_by().values("currency")
+            .annotate(left=Sum(F("amount") - F("allocated")), n=Count("pk"))
+            .values_list("currency", "left", "n")
+        ):
+            total, count = totals[currency]
+            totals[currency] = total + left, count + n
+    return [(currency, total, count) for currency, (total, count) in sorted(totals.items())]
 
 
 # --- decisions by people --------------------------------------------------------
@@ -1021,7 +1071,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             collector_name=collector.get_full_name() or collector.get_username(),
             collector_email=collector.email, reference=f"R-{cycle.pk}",
             # The amount due is what the last notice said is owed: its charges and credits too.
-            credits=credits_standing(customer), charges=_charges_standing(customer),
+            credits=_credits_on_notice(customer), charges=_charges_standing(customer),
         )
         email = rendering.render_email(notice)
         message = EmailMultiAlternatives(

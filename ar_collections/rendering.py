@@ -64,6 +64,7 @@ LABELS: dict[str, dict[str, str]] = {
         "credits": "Credits on your account",
         "credits_hint": "These credits are not yet set against an invoice; you may deduct them.",
         "payment_on_account": "Payment {reference} on account",
+        "earlier_credits": "{count} earlier credits and payments on account",
         "pay_by": "Please pay by",
         "customer_number": "Customer number",
         "date": "Date",
@@ -97,6 +98,7 @@ LABELS: dict[str, dict[str, str]] = {
         "credits": "Guthaben auf Ihrem Konto",
         "credits_hint": "Diese Gutschriften sind noch keiner Rechnung zugeordnet; Sie können sie abziehen.",
         "payment_on_account": "Zahlung {reference} auf Ihrem Konto",
+        "earlier_credits": "{count} frühere Gutschriften und Zahlungen auf Ihrem Konto",
         "pay_by": "Bitte zahlen Sie bis",
         "customer_number": "Kundennummer",
         "date": "Datum",
@@ -125,10 +127,12 @@ class NoticeLine:
 @dataclass(frozen=True)
 class NoticeCredit:
     number: str  # a credit note's number, or a payment's reference
-    issued_on: dt.date  # or the day the payment was received
+    issued_on: dt.date | None  # or the day the payment was received
     amount: Decimal  # what is not yet allocated to an invoice
     currency: str
     payment: bool = False  # money received and kept on account, not a credit note
+    # A line standing for this many older credits, summed (issued_on: the newest of them).
+    earlier_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -395,8 +399,9 @@ def _context(notice: Notice, *, layout: str) -> dict:
         for c in notice.charges
     ]
     credits = [
-        {"number": t["payment_on_account"].format(reference=c.number) if c.payment else c.number,
-         "issued_on": _date(c.issued_on, language),
+        {"number": (t["earlier_credits"].format(count=c.earlier_count) if c.earlier_count
+                    else t["payment_on_account"].format(reference=c.number) if c.payment else c.number),
+         "issued_on": _date(c.issued_on, language) if c.issued_on else "",
          "amount": _money(c.amount, c.currency, language)}
         for c in notice.credits
     ]

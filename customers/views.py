@@ -25,7 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
-from ar_collections.delivery import credits_standing
+from ar_collections.delivery import credits_held, credits_standing
 from ar_collections.models import LateCharge, PaymentBehaviour
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
@@ -45,6 +45,10 @@ from customers.models import Contact, ContactAbsence, Customer
 
 PAGE_SIZE = 50
 AGING_LABELS = ("Not yet due", "1–30", "31–60", "61–90", "90+")
+# Credit notes and payments on account listed on the page, the newest of each
+# kind: an account with years of unapplied documents shows their totals and
+# these, not a table of thousands.
+CREDITS_SHOWN = 10
 
 
 # --- Reading ---------------------------------------------------------------
@@ -339,13 +343,15 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
     # Credit notes not yet set against an invoice and money kept on account:
     # the next notice lets the customer deduct them, and the collector on the
     # phone must know of them before asking for money.
-    credits = credits_standing(customer)
+    credits = credits_standing(customer, newest=CREDITS_SHOWN)
+    held = credits_held(customer)
     return {
         "invoices": invoices,
         "charges": charges,
         "charges_owed": _per_currency((c.currency, c.open_amount) for c in charges),
         "credits": credits,
-        "credits_held": _per_currency((c.currency, c.amount) for c in credits),
+        "credits_held": [(currency, total) for currency, total, _ in held],
+        "credits_hidden": sum(count for _, _, count in held) - len(credits),
         "open_total": sum((i.open_amount for i in in_account_currency), ZERO),
         "overdue_total": sum((i.open_amount for i in in_account_currency if i.days_overdue), ZERO),
         # Beside the account currency's totals, never folded into them.

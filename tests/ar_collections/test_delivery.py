@@ -31,6 +31,7 @@ from ar_collections.models import (
     LatePaymentPolicy,
     MissCause,
     PauseKind,
+    Payment,
     RunStatus,
     StepAction,
 )
@@ -597,6 +598,22 @@ def test_a_payment_kept_on_account_is_shown_beside_the_credits(make_account, pla
     credits = text.split("Credits on your account")[1]
     assert "Payment BANK-1 on account" in credits and "EUR 500.00" in credits
     assert "BANK-2" not in text
+
+
+def test_years_of_credits_on_account_make_one_summed_line_not_a_long_notice(
+    make_account, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    for n in range(1, 26):  # 25 payments of EUR 3.00 kept on account, one a day
+        Payment.objects.create(customer=account, received_on=days(-30 + n), currency="EUR",
+                               amount=Decimal("3.00"), reference=f"BANK-{n:02d}")
+
+    plan_and_deliver(days(3))
+
+    credits = smtp_server.messages[0].get_body(("plain",)).get_content().split("Credits on your account")[1]
+    assert "15 earlier credits and payments on account" in credits and "EUR 45.00" in credits
+    listed = [f"BANK-{n:02d}" for n in range(1, 26) if f"Payment BANK-{n:02d} on account" in credits]
+    assert listed == [f"BANK-{n:02d}" for n in range(16, 26)]  # the newest ten, one by one
 
 
 def test_each_step_is_firmer_than_the_one_before(make_account, plan_and_deliver, smtp_server):

@@ -248,6 +248,19 @@ def test_credits_and_money_on_account_are_shown_where_the_collector_looks(
     assert "Credit note CN-9" in html and "EUR 100.00" in html
 
 
+def test_years_of_money_on_account_show_as_totals_and_the_newest_few(client, collector, customer):
+    for n in range(1, 31):
+        Payment.objects.create(customer=customer, received_on=dt.date(2025, 7, 1) + dt.timedelta(days=n % 28),
+                               currency="EUR", amount=Decimal("10.00"), reference=f"BANK-{n:02d}")
+    client.force_login(collector)
+
+    response = client.get(url(customer))
+
+    assert 'data-figure="credits">EUR 300.00<' in header_of(response)
+    assert len(response.context["credits"]) == 10
+    assert "The newest 10 are shown; 20 older ones are in the totals above." in response.content.decode()
+
+
 def test_the_behaviour_block_shows_how_the_customer_pays(client, collector, customer):
     PaymentBehaviour.objects.create(
         customer=customer,
@@ -382,11 +395,11 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
 
     # session, user, role groups, permissions (2), customer, referrals,
     # contacts, absences, open invoices, charges owed, credit notes and payments
-    # left to apply, open dunning cycle, last dunning steps,
+    # left to apply (the newest, and the totals), open dunning cycle, last dunning steps,
     # pauses in force; the timeline page; the dunning preview (policies, steps,
     # minimums, cycle, open invoices, pauses, last contact); open promises, plans
     # (their invoices and instalments when there is one), disputes, exception requests
-    with django_assert_num_queries(27):
+    with django_assert_num_queries(29):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows
