@@ -688,6 +688,13 @@ class DunningAction(models.Model):
                 condition=Q(status="planned"),
             ),
             models.Index(fields=["customer", "-planned_on"], name="action_by_customer"),
+            # Letters written and not yet posted: the print queue, and the daily
+            # withdrawal of those made moot (delivery.letters_withdraw_moot),
+            # without reading every action ever taken.
+            models.Index(
+                fields=["done_at", "id"], name="action_letter_unprinted",
+                condition=Q(channel="letter", status="done", printed_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

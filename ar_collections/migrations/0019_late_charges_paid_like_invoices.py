@@ -71,6 +71,10 @@ class Migration(migrations.Migration):
             field=models.CharField(choices=[('call', 'Call task from dunning'), ('review', 'Notice to review before sending'), ('promise_due', 'Promise due today'), ('promise_broken', 'Broken promise'), ('instalment_missed', 'Missed instalment'), ('dispute_waiting', 'Dispute waiting for an answer'), ('personal', 'Personal treatment'), ('charges', 'Charges left after the invoices')], max_length=20),
         ),
         migrations.AddIndex(
+            model_name='dunningaction',
+            index=models.Index(condition=models.Q(('channel', 'letter'), ('printed_at__isnull', True), ('status', 'done')), fields=['done_at', 'id'], name='action_letter_unprinted'),
+        ),
+        migrations.AddIndex(
             model_name='latecharge',
             index=models.Index(condition=models.Q(('open_amount__gt', 0), ('waived_at__isnull', True)), fields=['customer'], name='charge_standing'),
         ),
