@@ -876,28 +876,46 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
     credited or cancelled since: they leave the print queue (see
     forms.letters_in_queue), and the late fee and interest they charged are
     cancelled, each on the timeline: a letter the customer never receives
-    charges nothing. A charge already paid in part stays as it is.
+    charges nothing. A charge already paid in part stays as it is, and so do
+    the charges of a letter after which the customer was written to again (a
+    later notice, a red-tape re-send): those listed them and asked for them.
 
     Run when a payment is recorded (before its rest goes to charges) and by
     the daily refresh (credit notes, cancelled invoices)."""
     unpaid = LateCharge.objects.filter(action=OuterRef("pk"), waived_at__isnull=True,
                                        allocations__isnull=True)
+    written_since = DunningAction.objects.filter(
+        customer=OuterRef("customer"), status=ActionStatus.DONE, done_at__gt=OuterRef("done_at"),
+        channel__in=[Channel.EMAIL, Channel.LETTER],
+    )
+    # By day: a re-send from the letter's planned day on counts (keeping charges is the safe side).
+    resent_since = DunningCycle.objects.filter(
+        customer=OuterRef("customer"), invoices_resent_on__gte=OuterRef("planned_on")
+    )
     moot = (
         DunningAction.objects.filter(channel=Channel.LETTER, status=ActionStatus.DONE,
                                      printed_at__isnull=True)
         .exclude(letter_pdf="").exclude(lists_open_invoice()).filter(Exists(unpaid))
+        .exclude(Exists(written_since)).exclude(Exists(resent_since))
     )
     if customer_ids is not None:
         moot = moot.filter(customer_id__in=customer_ids)
     withdrawn = 0
     for letter in moot.select_related("customer", "step").order_by("pk"):
         with transaction.atomic():
+            # The letter locked and read again: marking it printed at this
+            # moment waits for this, then finds it out of the queue (views.
+            # _letters_mark_printed marks only letters that still ask).
+            if not DunningAction.objects.select_for_update().filter(
+                pk=letter.pk, printed_at__isnull=True
+            ).exclude(lists_open_invoice()).exists():
+                continue
             # Locked, and paid-or-not read again: a payment at this moment pays or waits.
             # of=self: "no allocation" is an outer join, which FOR UPDATE cannot lock.
             charges = list(LateCharge.objects.select_for_update(of=("self",)).filter(
                 action=letter, waived_at__isnull=True, allocations__isnull=True
             ).order_by("pk"))
-            if not charges or letter.printed_at:
+            if not charges:
                 continue
             amounts = " + ".join(f"{c.get_kind_display().lower()} {format_money(c.amount, c.currency)}"
                                  for c in charges)

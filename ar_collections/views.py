@@ -61,6 +61,7 @@ from ar_collections.models import (
     ReceivablesImport,
     RunStatus,
     StepAction,
+    lists_open_invoice,
 )
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
@@ -473,10 +474,12 @@ def letters_printed(request: HttpRequest) -> HttpResponse:
 
 def _letters_mark_printed(*, letter_ids: list[int]) -> int:
     # Conditional on printed_at: two people marking the same letter both see
-    # success, and the first time it left for the post is the one kept.
-    return DunningAction.objects.filter(pk__in=letter_ids, printed_at__isnull=True).update(
-        printed_at=timezone.now()
-    )
+    # success, and the first time it left for the post is the one kept. And on
+    # the letter still asking for something: one made moot meanwhile (its
+    # charges cancelled by delivery.letters_withdraw_moot) is not marked posted.
+    return DunningAction.objects.filter(pk__in=letter_ids, printed_at__isnull=True).filter(
+        lists_open_invoice()
+    ).update(printed_at=timezone.now())
 
 
 def _render_letters(request: HttpRequest, *, form: MarkPrintedForm | None = None, status: int = 200):

@@ -1,6 +1,7 @@
 """PDF letters read back with pdftotext, late fees and interest, waivers, and
 the fetcher that keeps letters to our own static files."""
 
+import contextlib
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
@@ -9,6 +10,8 @@ import pytest
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+from django.utils import timezone
 
 from ar_collections.delivery import charge_waive, invoices_resend
 from ar_collections.models import (
@@ -404,6 +407,58 @@ def test_a_letter_made_moot_before_it_was_posted_charges_nothing(charging_accoun
     assert payment.unallocated_amount() == Decimal("0.00")
     worklist_refresh(on=days(13))
     assert not WorkItem.objects.filter(kind=WorkKind.CHARGES).exists()
+
+
+def test_a_letter_marked_posted_as_the_withdrawal_reaches_it_keeps_its_charges(
+    charging_account, plan_and_deliver, monkeypatch
+):
+    from ar_collections import delivery
+
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    letter = letter_of(charging_account, 3)
+    settled = {"status": "paid", "open_amount": 0, "settled_on": days(13)}  # by credit notes, say
+    Invoice.objects.filter(customer=charging_account).update(**settled)
+    real_atomic = delivery.transaction.atomic
+
+    @contextlib.contextmanager
+    def posted_meanwhile(*args, **kwargs):
+        DunningAction.objects.filter(pk=letter.pk, printed_at__isnull=True).update(printed_at=timezone.now())
+        with real_atomic(*args, **kwargs):
+            yield
+
+    monkeypatch.setattr(delivery.transaction, "atomic", posted_meanwhile)
+    delivery.letters_withdraw_moot()
+
+    assert LateCharge.objects.filter(action=letter).count() == 3
+
+
+def test_charges_a_later_notice_asked_for_stay_when_the_unposted_letter_becomes_moot(
+    charging_account, plan_and_deliver, smtp_server
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    letter = letter_of(charging_account, 3)  # never posted
+    charging_account.contacts.update(reminder_channel=ReminderChannel.EMAIL)
+    plan_and_deliver(days(21))  # the next notice, by e-mail, lists the letter's charges
+    assert "from an earlier notice" in letter_of(charging_account, 4).body_text
+
+    _pay(charging_account, "1201.00", days(22), posted=False)
+
+    assert LateCharge.objects.filter(action=letter).standing().count() == 3
+
+
+def test_a_letter_made_moot_is_not_marked_posted(client, collector, charging_account, plan_and_deliver):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    letter = letter_of(charging_account, 3)
+    _pay(charging_account, "1201.00", days(12), posted=False)
+    client.force_login(collector)
+
+    client.post(reverse("collections:letters_printed"), {"letters": [letter.pk]})
+
+    letter.refresh_from_db()
+    assert letter.printed_at is None
 
 
 def test_a_posted_letter_keeps_its_charges_when_its_invoices_are_paid(charging_account, plan_and_deliver):
