@@ -141,18 +141,22 @@ def _plain(value):
     return str(getattr(value, "pk", value))
 
 
+# What ladder_problems weighs of a step.
+LADDER_FIELDS = ("position", "day_offset", "tone", "pay_by_days")
+
+
+def _step_as_entered(data: dict) -> DunningStep:
+    return DunningStep(**{name: data[name] for name in LADDER_FIELDS})
+
+
 class DunningStepFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         """The ladder as it will be saved must hold together: the planner relies on it."""
         super().clean()
         if any(self.errors):
             return
-        steps = [
-            DunningStep(**{name: form.cleaned_data[name] for name in ("position", "day_offset", "tone",
-                                                                        "pay_by_days")})
-            for form in self.forms
-            if form.cleaned_data and not form.cleaned_data.get("DELETE")
-        ]
+        steps = [_step_as_entered(form.cleaned_data) for form in self.forms
+                 if form.cleaned_data and not form.cleaned_data.get("DELETE")]
         if problems := ladder_problems(steps):
             raise ValidationError(problems)
 
@@ -206,11 +210,10 @@ class DunningStepForm(forms.ModelForm):
         """One step edited alone must fit the rest of its ladder."""
         data = super().clean()
         policy = data.get("policy")
-        fields = ("position", "day_offset", "tone", "pay_by_days")
-        if policy is None or any(data.get(name) is None for name in fields):
+        if policy is None or any(data.get(name) is None for name in LADDER_FIELDS):
             return data
         others = list(policy.steps.exclude(pk=self.instance.pk))
-        if problems := ladder_problems([*others, DunningStep(**{name: data[name] for name in fields})]):
+        if problems := ladder_problems([*others, _step_as_entered(data)]):
             raise ValidationError(problems)
         return data
 

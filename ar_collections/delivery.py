@@ -78,7 +78,7 @@ from ar_collections.models import (
     lists_open_invoice,
 )
 from arcrm import roles
-from arcrm.money import ZERO, format_money, quantize
+from arcrm.money import ZERO, by_currency, format_amounts, format_money, quantize
 from customers.models import ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
@@ -242,8 +242,7 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
     lines = _lines_still_due(action, on=today)
     if not lines:
         return _skip(action, "by delivery every listed invoice was paid or paused"), None
-    still_due = _totals(lines)
-    if not above_minimum(step.policy, still_due):
+    if not above_minimum(step.policy, dict(_totals(lines))):
         # Part payments since planning took it under the policy's minimum: not worth a notice now.
         return _skip(action, f"by delivery what is still due ({_amounts(lines)}) is under the policy's "
                              "minimum"), None
@@ -725,19 +724,15 @@ def _left_to_apply(documents, customer, *, link: str):
     ).filter(amount__gt=F("allocated"))
 
 
-def credits_standing(customer, *, newest: int | None = None) -> tuple[rendering.NoticeCredit, ...]:
-    """The account's credit notes with something left to apply, then the
-    payments kept on account ("the rest stays on account"): the customer may
-    deduct both from what the notice asks. `newest`: only that many of each,
-    the latest (a page shows those beside the totals of credits_held)."""
-    credits = _left_to_apply(CreditNote.objects, customer, link="credit_note")
-    on_account = _left_to_apply(Payment.objects, customer, link="payment")
-    if newest is None:
-        credits = credits.order_by("issued_on", "number")
-        on_account = on_account.order_by("received_on", "pk")
-    else:
-        credits = reversed(credits.order_by("-issued_on", "-number")[:newest])
-        on_account = reversed(on_account.order_by("-received_on", "-pk")[:newest])
+def credits_standing(customer, *, newest: int) -> tuple[rendering.NoticeCredit, ...]:
+    """The account's newest credit notes with something left to apply, then its
+    newest payments kept on account ("the rest stays on account"), `newest` of
+    each, oldest first: the customer may deduct both from what a notice asks.
+    credits_held has the totals of them all."""
+    credits = reversed(_left_to_apply(CreditNote.objects, customer, link="credit_note")
+                       .order_by("-issued_on", "-number")[:newest])
+    on_account = reversed(_left_to_apply(Payment.objects, customer, link="payment")
+                          .order_by("-received_on", "-pk")[:newest])
     return tuple(
         rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency) for c in credits
     ) + tuple(
@@ -845,24 +840,27 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
                   note=note.strip())
             locked.refresh_from_db()
             return locked
+        kept, terms = "", {}  # terms: what changes on the account
         if locked.step.action == StepAction.MANAGER_REVIEW:
             before, after = {"status": ActionStatus.AWAITING_APPROVAL}, {"status": ActionStatus.DONE}
         elif locked.step.action == StepAction.CREDIT_HOLD:
             before, after = {"on_credit_hold": customer.on_credit_hold}, {"on_credit_hold": True}
-            customer.on_credit_hold = True
+            terms = after
         elif customer.terms_type == TermsType.PREPAYMENT:
             # Prepayment is stricter than cash on delivery: the step stands, the terms stay.
             before = after = {"terms_type": customer.terms_type}
+            kept = "; the account stays on prepayment, which is stricter"
         else:
             before, after = {"terms_type": customer.terms_type}, {"terms_type": TermsType.COD}
-            customer.terms_type = TermsType.COD
-        if before != after and locked.step.action != StepAction.MANAGER_REVIEW:
-            customer.save(update_fields=[*after, "updated_at"])
+            terms = after
+        if terms:
+            for name, value in terms.items():
+                setattr(customer, name, value)
+            customer.save(update_fields=[*terms, "updated_at"])
         DunningAction.objects.filter(pk=locked.pk).update(
             status=ActionStatus.DONE, channel=Channel.INTERNAL, reviewed_by=manager,
             done_at=timezone.now(),
         )
-        kept = "; the account stays on prepayment, which is stricter" if before == after else ""
         verb = "done" if locked.step.action == StepAction.MANAGER_REVIEW else "approved"
         _record(customer, locked, actor=manager, summary=(
             f"{locked.step.get_action_display()} {verb} by {manager.get_username()}: {note.strip()}{kept}"
@@ -982,15 +980,12 @@ def _action_of(subject) -> int | None:
     return getattr(subject, "action_id", None)
 
 
-def _totals(lines: list[_Line]) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for line in lines:
-        totals[line.currency] += line.amount
-    return dict(totals)
+def _totals(lines: list[_Line]) -> list[tuple[str, Decimal]]:
+    return by_currency((line.currency, line.amount) for line in lines)
 
 
 def _amounts(lines: list[_Line]) -> str:
-    return " + ".join(format_money(amount, currency) for currency, amount in sorted(_totals(lines).items()))
+    return format_amounts(_totals(lines))
 
 
 def _charge_details(charge: LateCharge) -> dict:

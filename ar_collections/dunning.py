@@ -298,7 +298,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     stands = {
         row["pk"]: row
         for row in DunningCycle.objects.filter(pk__in=open_cycles.values())
-        .values("pk", "cause", "invoices_resent_on", "copy_sent_on", "copy_pay_by").annotate(**CYCLE_STAND)
+        .values("pk", "cause", *TOLD_OUTSIDE_THE_LADDER).annotate(**CYCLE_STAND)
     }
     last_contact = dict(
         DunningAction.objects.filter(in_batch, CONTACTS).order_by().values("customer_id")
@@ -333,9 +333,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
                                  tone=stand["tone"])
         if step is None:
             continue
-        pay_by, contacted = with_resend(stand["pay_by"], last_contact.get(customer_id),
-                                        stand["invoices_resent_on"], copy_sent_on=stand["copy_sent_on"],
-                                        copy_pay_by=stand["copy_pay_by"])
+        pay_by, contacted = waits_for(stand, last_contact=last_contact.get(customer_id))
         due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=pay_by, last_contact=contacted)
         if on < due_on:
             continue
@@ -361,6 +359,8 @@ ACTION_COLUMNS = ("cycle_id", "customer_id", "step_id", "status", "pay_by")
 # A step waiting for a person (a collector's review, a manager's approval):
 # the next one waits for it, so the order and the rising tone hold.
 WAITING = [ActionStatus.IN_REVIEW, ActionStatus.AWAITING_APPROVAL]
+# Steps that told the customer nothing.
+NOT_CARRIED_OUT = [ActionStatus.SKIPPED, ActionStatus.FAILED]
 
 # A red-tape re-send asks for payment within this many days (the customer only
 # now has the invoices in the right hands): it is a contact with a pay-by
@@ -368,14 +368,21 @@ WAITING = [ActionStatus.IN_REVIEW, ActionStatus.AWAITING_APPROVAL]
 RESEND_PAY_WITHIN_DAYS = 7
 
 
-def with_resend(stand_pay_by: dt.date | None, last_contact: dt.date | None,
-                resent_on: dt.date | None, *, copy_sent_on: dt.date | None = None,
-                copy_pay_by: dt.date | None = None) -> tuple[dt.date | None, dt.date | None]:
+# The cycle's columns that record what the customer was told outside its steps.
+TOLD_OUTSIDE_THE_LADDER = ("invoices_resent_on", "copy_sent_on", "copy_pay_by")
+
+
+def waits_for(stand: dict | None, *, last_contact: dt.date | None) -> tuple[dt.date | None, dt.date | None]:
     """The pay-by date and last contact the next step waits for: the cycle's
-    red-tape re-send and a collector's invoice copy counted with its actions."""
+    own steps (`stand`: its CYCLE_STAND figures and TOLD_OUTSIDE_THE_LADDER
+    columns, None without a cycle), its red-tape re-send and a collector's
+    invoice copy."""
+    if stand is None:
+        return None, last_contact
+    resent_on = stand["invoices_resent_on"]
     resend_pay_by = resent_on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS) if resent_on else None
-    pay_by = max(filter(None, (stand_pay_by, resend_pay_by, copy_pay_by)), default=None)
-    contact = max(filter(None, (last_contact, resent_on, copy_sent_on)), default=None)
+    pay_by = max(filter(None, (stand["pay_by"], resend_pay_by, stand["copy_pay_by"])), default=None)
+    contact = max(filter(None, (last_contact, resent_on, stand["copy_sent_on"])), default=None)
     return pay_by, contact
 
 
@@ -387,13 +394,11 @@ CYCLE_STAND = {
     # out, and a manager's steps inside the house, do not count), and the
     # policies its steps came from: two ends of one range, equal to the
     # ladder's own policy unless the cycle changed ladders.
-    "tone": Max("actions__step__tone", filter=~Q(actions__status__in=[ActionStatus.SKIPPED,
-                                                                     ActionStatus.FAILED])
+    "tone": Max("actions__step__tone", filter=~Q(actions__status__in=NOT_CARRIED_OUT)
                 & ~Q(actions__step__action__in=FOR_A_MANAGER)),
     "policy_low": Min("actions__step__policy_id"),
     "policy_high": Max("actions__step__policy_id"),
-    "pay_by": Max("actions__pay_by", filter=~Q(actions__status__in=[ActionStatus.SKIPPED,
-                                                                    ActionStatus.FAILED])),
+    "pay_by": Max("actions__pay_by", filter=~Q(actions__status__in=NOT_CARRIED_OUT)),
     "pending": Count("actions", filter=Q(actions__status__in=WAITING)),
     # A step not yet carried out (the mail server put it off, a worker died):
     # the next one waits for it, never overtakes it.
@@ -409,7 +414,7 @@ CONTACTED_ON = Case(
 )
 # Actions that reach (or are to reach) the customer: not a manager's review,
 # hold or C.O.D. decided inside the house, nor a step skipped or failed.
-CONTACTS = ~Q(channel=Channel.INTERNAL) & ~Q(status__in=[ActionStatus.SKIPPED, ActionStatus.FAILED])
+CONTACTS = ~Q(channel=Channel.INTERNAL) & ~Q(status__in=NOT_CARRIED_OUT)
 
 
 def step_due_on(
@@ -459,10 +464,11 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     held = [(i, _held_because(p)) for i in open_invoices if (p := pauses.get(i.pk) or pauses.get(None))]
     held_ids = {i.pk for i, _ in held}
     eligible = [i for i in open_invoices if i.pk not in held_ids]
-    ladder, switched = cycle_ladder(
-        book, segment=customer.segment, cause=cycle.cause if cycle else "",
-        stand={"policy_low": cycle.policy_low, "policy_high": cycle.policy_high} if cycle else None,
-    )
+    # The same figures the planner reads for its batch, for this one cycle.
+    stand = ({name: getattr(cycle, name) for name in (*CYCLE_STAND, *TOLD_OUTSIDE_THE_LADDER)}
+             if cycle else None)
+    ladder, switched = cycle_ladder(book, segment=customer.segment, cause=cycle.cause if cycle else "",
+                                    stand=stand)
     if ladder is None:
         return NextStep(None, None, [], held, "No active policy for this segment.")
     if cycle and cycle.pending:
@@ -482,10 +488,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
         note = "Nothing to chase: every open invoice is held." if held else "Nothing open to chase."
         return NextStep(step, None, [], held, note)
     last = customer.dunning_actions.filter(CONTACTS).aggregate(last=Max(CONTACTED_ON))["last"]
-    pay_by, last = with_resend(cycle.pay_by if cycle else None, last,
-                               cycle.invoices_resent_on if cycle else None,
-                               copy_sent_on=cycle.copy_sent_on if cycle else None,
-                               copy_pay_by=cycle.copy_pay_by if cycle else None)
+    pay_by, last = waits_for(stand, last_contact=last)
     due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date, pay_by=pay_by,
                                  last_contact=last))
     listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))

@@ -38,7 +38,7 @@ from ar_collections.models import (
     WorkStatus,
 )
 from ar_collections.timeline import event_record
-from arcrm.money import ZERO, format_money
+from arcrm.money import by_currency, format_amounts
 from arcrm.roles import can_act_on
 from customers.models import EventKind, Segment
 
@@ -153,36 +153,31 @@ def _charges_left(*, on: dt.date) -> list[WorkItem]:
     """An item per account owing late fees or interest with no cycle open: its
     notices have stopped, so without the item the money would be forgotten.
     Collect it, or ask a manager to waive it (a fee waiver request)."""
-    owed: dict[int, dict[str, object]] = {}
+    owed: dict[int, list[LateCharge]] = {}
     for charge in (
         LateCharge.objects.standing()
         .exclude(Exists(DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=True)))
         .select_related("customer").order_by("customer_id", "pk")
     ):
-        account = owed.setdefault(charge.customer_id, {"customer": charge.customer, "sums": {}})
-        account["sums"][charge.currency] = account["sums"].get(charge.currency, ZERO) + charge.open_amount
-        account["last"] = charge.pk
+        owed.setdefault(charge.customer_id, []).append(charge)
     cycles = dict(
         DunningCycle.objects.filter(customer_id__in=owed).order_by().values("customer_id")
         .annotate(last=Max("number")).values_list("customer_id", "last")
     ) if owed else {}
-    return [
-        WorkItem(
+    items = []
+    for customer_id, charges in owed.items():
+        owing = format_amounts(by_currency((c.currency, c.open_amount) for c in charges))
+        items.append(WorkItem(
             # The newest charge and the last cycle in the key: charged again, or
             # left owing again after a later cycle (whose notices asked for the
             # charges and closed this item), the account gets a fresh item.
             kind=WorkKind.CHARGES, customer_id=customer_id,
-            key=f"charges:{customer_id}:{account['last']}:{cycles.get(customer_id, 0)}",
-            assignee_id=account["customer"].collector_id, due_on=on,
-            title=f"Late fees and interest of {_amounts(account['sums'])} still owed with the invoices paid: "
+            key=f"charges:{customer_id}:{charges[-1].pk}:{cycles.get(customer_id, 0)}",
+            assignee_id=charges[0].customer.collector_id, due_on=on,
+            title=f"Late fees and interest of {owing} still owed with the invoices paid: "
             "ask for them, or for a manager's waiver",
-        )
-        for customer_id, account in owed.items()
-    ]
-
-
-def _amounts(sums: dict) -> str:
-    return " + ".join(format_money(amount, currency) for currency, amount in sorted(sums.items()))
+        ))
+    return items
 
 
 # --- Reading the list ----------------------------------------------------------------

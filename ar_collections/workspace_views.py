@@ -231,25 +231,31 @@ def _form_response(request: HttpRequest, context: dict, *, status: int) -> HttpR
 def _account_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
     if not request.htmx:
         return redirect(reverse("customers:detail", args=[customer.pk]) + "#timeline")
-    today = timezone.localdate()
+    context = {**changed_parts_context(request, customer), **commitments_context(customer)}
+    response = render(request, "collections/_account_changed.html", context)
+    retarget(response, "#action-panel")
+    reswap(response, "outerHTML")
+    return response
+
+
+def changed_parts_context(request: HttpRequest, customer: Customer) -> dict:
+    """What the account page's parts show after a change, for swapping them in
+    out of band: the header, the Dunning card, the preview and the timeline's
+    newest page (the change's event on top)."""
     from ar_collections.views import dunning_card_context
     from customers.views import header_context
 
-    context = {
+    today = timezone.localdate()
+    return {
         "customer": customer,
         **header_context(customer, today=today),
         **dunning_card_context(customer, user=request.user, today=today),
         **timeline_context(_without_query(request), customer),
         **preview_context(customer, today=today),
-        **commitments_context(customer),
-        "can_act": True,
+        "can_act": can_act_on(request.user, customer),
         "today": today,
         "oob": True,
     }
-    response = render(request, "collections/_account_changed.html", context)
-    retarget(response, "#action-panel")
-    reswap(response, "outerHTML")
-    return response
 
 
 def _without_query(request: HttpRequest) -> HttpRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
@@ -24,6 +25,20 @@ def format_money(amount: Decimal | None, currency: str) -> str:
     value = quantize(amount)
     sign = "-" if value < 0 else ""
     return f"{currency} {sign}{abs(value):,.2f}"
+
+
+def by_currency(amounts: Iterable[tuple[str, Decimal]]) -> list[tuple[str, Decimal]]:
+    """`(currency, amount)` pairs summed per currency, in currency order: amounts
+    in different currencies are never added together."""
+    totals: dict[str, Decimal] = {}
+    for currency, amount in amounts:
+        totals[currency] = totals.get(currency, ZERO) + amount
+    return sorted(totals.items())
+
+
+def format_amounts(totals: Iterable[tuple[str, Decimal]]) -> str:
+    """`[("EUR", 40), ("USD", 5)]` → `"EUR 40.00 + USD 5.00"`."""
+    return " + ".join(format_money(amount, currency) for currency, amount in totals)
 
 
 def validate_currency(value: str) -> None:

@@ -31,12 +31,13 @@ from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
     action_links,
+    changed_parts_context,
     commitments_context,
     preview_context,
     timeline_context,
 )
 from arcrm.htmx import wants_fragment
-from arcrm.money import ZERO
+from arcrm.money import ZERO, by_currency
 from arcrm.roles import can_act_on
 from customers import services
 from customers.access import customer_changeable, customer_readable
@@ -269,19 +270,7 @@ def _with_header_and_timeline(
     """A change to the card or the contacts also changes the header (who to
     contact today, the credit-hold badge) and adds a timeline event: both swap
     in out of band beside the section that was edited."""
-    today = timezone.localdate()
-    request.GET = request.GET.copy()
-    request.GET.clear()  # the timeline's newest page, unfiltered: the change's event on top
-    context = {
-        "customer": customer,
-        **header_context(customer, today=today),
-        **dunning_card_context(customer, user=request.user, today=today),
-        **preview_context(customer, today=today),
-        **timeline_context(request, customer),
-        "can_act": can_act_on(request.user, customer),
-        "today": today,
-        "oob": True,
-    }
+    context = changed_parts_context(request, customer)
     response.content += render_to_string("customers/_account_edited.html", context, request=request).encode()
     return response
 
@@ -348,27 +337,20 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
     return {
         "invoices": invoices,
         "charges": charges,
-        "charges_owed": _per_currency((c.currency, c.open_amount) for c in charges),
+        "charges_owed": by_currency((c.currency, c.open_amount) for c in charges),
         "credits": credits,
         "credits_held": [(currency, total) for currency, total, _ in held],
         "credits_hidden": sum(count for _, _, count in held) - len(credits),
         "open_total": sum((i.open_amount for i in in_account_currency), ZERO),
         "overdue_total": sum((i.open_amount for i in in_account_currency if i.days_overdue), ZERO),
         # Beside the account currency's totals, never folded into them.
-        "open_other": _per_currency((i.currency, i.open_amount) for i in invoices
-                                    if i.currency != customer.currency),
-        "overdue_other": _per_currency((i.currency, i.open_amount) for i in invoices
-                                       if i.currency != customer.currency and i.days_overdue),
+        "open_other": by_currency((i.currency, i.open_amount) for i in invoices
+                                  if i.currency != customer.currency),
+        "overdue_other": by_currency((i.currency, i.open_amount) for i in invoices
+                                     if i.currency != customer.currency and i.days_overdue),
         "invoice_aging": _aging(in_account_currency, today=today),
         "other_currency_invoices": len(invoices) - len(in_account_currency),
     }
-
-
-def _per_currency(amounts) -> list[tuple[str, Decimal]]:
-    totals: dict[str, Decimal] = {}
-    for currency, amount in amounts:
-        totals[currency] = totals.get(currency, ZERO) + amount
-    return sorted(totals.items())
 
 
 def _aging(invoices, *, today: dt.date) -> list[tuple[str, Decimal]]:
