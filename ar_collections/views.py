@@ -63,6 +63,7 @@ from ar_collections.models import (
     StepAction,
     lists_open_invoice,
 )
+from ar_collections.workspace import pause_kinds_liftable
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
 from arcrm.roles import can_act_on, require_act_on
@@ -535,9 +536,12 @@ def dunning_card_context(
             initial={"segment": customer.segment_override, "note": customer.segment_override_note},
             auto_id="dunning-segment-%s",
         )
+    liftable = pause_kinds_liftable(user)
     return {
         "customer": customer,
         "dunning_cycle": cycle,
+        # "Resume dunning" is offered where there is something this user may lift.
+        "pauses_liftable": can_act_on(user, customer) and any(p.kind in liftable for p in pauses),
         "dunning_actions": actions,
         "dunning_pauses": pauses,
         "cause_form": cause_form if may_note_cause else None,

@@ -633,16 +633,22 @@ def _beyond_collector_limit(actor, *, days: int, rules: CollectionRules) -> bool
     return days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer")
 
 
+def pause_kinds_liftable(actor) -> list[str]:
+    """The pauses `actor` may lift with "Resume dunning": manual holds, and a
+    manager's approved exceptions for a manager only."""
+    if actor.has_perm("collections.change_exceptionrequest"):
+        return [PauseKind.MANUAL_HOLD, PauseKind.EXCEPTION]
+    return [PauseKind.MANUAL_HOLD]
+
+
 @transaction.atomic
 def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
     """Lift the manual holds and approved exceptions in force; disputes,
     promises and plans keep theirs (they end with what they stand for)."""
     require_act_on(actor, customer)
     manager = actor.has_perm("collections.change_exceptionrequest")
-    kinds = [PauseKind.MANUAL_HOLD]
-    if manager:
-        kinds.append(PauseKind.EXCEPTION)  # a manager's approval is undone by a manager only
-    pauses = list(DunningPause.objects.active(on=on).filter(customer=customer, kind__in=kinds)
+    pauses = list(DunningPause.objects.active(on=on)
+                  .filter(customer=customer, kind__in=pause_kinds_liftable(actor))
                   .select_related("invoice", "owner").select_for_update(of=("self",)))
     if not manager:
         # A hold longer than collectors may set was a manager's decision: a

@@ -426,8 +426,11 @@ def pause_resume(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         if request.htmx:
-            # Only the message travels (out of band); the page stays as it is.
-            return reswap(render(request, "base.html#messages", {}, status=422), "none")
+            # The message, and the account as it stands now (a colleague may
+            # have lifted the hold meanwhile: the button goes with it).
+            response = _account_changed(request, customer)
+            response.status_code = 422
+            return response
         return redirect("customers:detail", pk=pk)
     messages.success(request, f"Dunning resumed ({lifted} pause{'s' if lifted > 1 else ''} lifted).")
     return _account_changed(request, customer)

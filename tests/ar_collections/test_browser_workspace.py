@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from ar_collections.models import PaymentBehaviour, WorkKind
+from ar_collections.models import DunningPause, PaymentBehaviour, WorkKind
 from ar_collections.timeline import PAGE_SIZE
 from ar_collections.worklist import item_add
 from customers.models import EventKind, Segment, TimelineEvent
@@ -112,11 +112,9 @@ def test_a_collector_works_an_account_from_the_worklist_without_reloading(page, 
 
     # A marker on window survives htmx swaps but not a page load.
     page.evaluate("window.notReloaded = true")
-    # A refused action says why and leaves the action bar working.
-    page.get_by_role("button", name="Resume dunning").click()
-    expect(page.locator("#messages")).to_contain_text("No manual pause is in force on this account.")
+    # Nothing is paused: nothing offers to resume.
+    expect(page.get_by_role("button", name="Resume dunning")).to_have_count(0)
     panel = page.locator("#action-panel")
-    expect(panel).to_have_count(1)
     page.get_by_role("link", name="Log a call").click()
     expect(panel.get_by_role("heading", name="Log a call")).to_be_visible()
     panel.get_by_label("Contact", exact=True).select_option(label="Anna Clerk – Accounts payable / billing")
@@ -216,9 +214,28 @@ def test_a_collector_pauses_and_resumes_dunning_in_place(page, acme):
     expect(pauses).to_contain_text("Manual hold on the account until")
     expect(preview(page, "listed")).to_have_count(0)
 
-    page.get_by_role("button", name="Resume dunning").click()
+    # A colleague lifts the hold meanwhile: the refusal says why, shows the
+    # account as it now stands and leaves the action bar working.
+    lifted = DunningPause.objects.filter(customer=acme, lifted_at__isnull=True)
+    assert lifted.update(lifted_at=timezone.now(), lifted_by=acme.collector) == 1
+    resume = page.get_by_role("button", name="Resume dunning")
+    resume.click()
+    expect(page.locator("#messages")).to_contain_text("No manual pause is in force on this account.")
+    expect(pauses).to_have_text("None")
+    expect(resume).to_have_count(0)
+    page.get_by_role("link", name="Add a note").click()
+    expect(panel.get_by_role("heading", name="Add a note")).to_be_visible()
+
+    page.get_by_role("link", name="Pause dunning").click()
+    panel.get_by_label("Until").fill((timezone.localdate() + dt.timedelta(days=5)).isoformat())
+    panel.get_by_label("Why").fill("Owner on holiday, back next week")
+    panel.get_by_role("button", name="Save").click()
+    expect(pauses).to_contain_text("Manual hold on the account until")
+    expect(resume).to_be_visible()
+    resume.click()
     expect(page.locator("#messages")).to_contain_text("Dunning resumed (1 pause lifted).")
     expect(pauses).to_have_text("None")
+    expect(resume).to_have_count(0)
     expect(preview(page, "listed")).to_have_count(3)
     page.get_by_role("link", name="Add a note").click()
     expect(panel.get_by_role("heading", name="Add a note")).to_be_visible()

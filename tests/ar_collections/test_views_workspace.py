@@ -889,6 +889,29 @@ def test_resuming_lifts_the_manual_holds_but_not_a_dispute(client, collector, cu
     assert event.summary.startswith("Dunning resumed by carla: manual hold on the account until")
 
 
+def resume_offered(client, user, customer) -> bool:
+    client.force_login(user)
+    page = client.get(account(customer))
+    assert page.status_code == 200
+    return url("pause_resume", customer) in page.content.decode()
+
+
+def test_resume_is_offered_only_beside_a_pause_the_user_may_lift(
+    client, collector, manager, viewer, customer, invoices, dispute
+):
+    """A dispute pauses its invoice but is not "resumed": no button for it."""
+    assert not resume_offered(client, collector, customer)
+    hold = workspace.pause_set(customer=customer, actor=collector, ends_on=TODAY + dt.timedelta(days=7),
+                               reason="CFO away", on=TODAY)
+    assert resume_offered(client, collector, customer)
+    assert resume_offered(client, manager, customer)
+    assert not resume_offered(client, viewer, customer)
+    # An approved exception is a manager's to lift.
+    DunningPause.objects.filter(pk=hold.pk).update(kind=PauseKind.EXCEPTION)
+    assert not resume_offered(client, collector, customer)
+    assert resume_offered(client, manager, customer)
+
+
 def test_resuming_with_nothing_to_resume_says_so_and_changes_nothing(client, collector, customer):
     before = state()
     client.force_login(collector)
