@@ -58,7 +58,8 @@ from ar_collections.models import (
 )
 from ar_collections.timeline import events_link, invoice_issued
 from ar_collections.workspace import allocations_oldest_first, payment_record
-from arcrm.money import validate_currency
+from arcrm.dates import far_ahead
+from arcrm.money import decimal_places, format_money, validate_currency
 from customers.models import Customer, TimelineEvent
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ EXAMPLES = {
 MAX_ROWS = 50_000
 _AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")  # money fields: 14 digits, 2 after the point
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Dates before this year, or more than DATE_AHEAD_YEARS ahead, are mistyped.
+EARLIEST_YEAR = 1990
 
 
 @dataclass
@@ -216,8 +219,10 @@ def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]
     problems go to `report`, which also counts the rows."""
     required, optional = COLUMNS[report.kind]
     text = text.removeprefix("\ufeff")
-    first = text.split("\n", 1)[0]
-    if not first.strip():
+    # Lines may end in CRLF, LF or a lone CR (Excel for Mac); blank lines
+    # before the header are skipped.
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if not first:
         report.problem(1, "the file is empty; the first line names the columns: " + ", ".join(required))
         return []
     try:
@@ -226,22 +231,28 @@ def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]
         delimiter = ","  # one column only, or nothing to tell by
     # RFC 4180 as Excel writes it; strict, so an unclosed quote is an error
     # rather than a field that swallows the rest of the file.
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, doublequote=True, strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, doublequote=True, strict=True)
     try:
-        header = [name.strip().lower() for name in next(reader)]
+        header = next(values for values in reader if any(v.strip() for v in values))
+        header = [name.strip().lower() for name in header]
     except csv.Error as error:
-        report.problem(1, f"{error}")
+        report.problem(reader.line_num, f"{error}")
         return []
+    at = reader.line_num  # the header's line: blank lines may come before it
     named = [c for c in header if c]  # a trailing delimiter leaves a column without a name
     missing = [c for c in required if c not in named]
     unknown = [c for c in named if c not in required + optional]
+    if not set(named) & set(required + optional):
+        report.problem(at, "the first line must name the columns (" + ", ".join(required)
+                       + "); this one names none of them")
+        return []
     if missing:
-        report.problem(1, f"missing column{'s' * (len(missing) > 1)} {', '.join(missing)}")
+        report.problem(at, f"missing column{'s' * (len(missing) > 1)} {', '.join(missing)}")
     if unknown:
-        report.problem(1, f"unknown column{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
-                          f"(the columns are {', '.join(required + optional)})")
-    if len(set(named)) != len(named):
-        report.problem(1, "a column is named twice")
+        report.problem(at, f"unknown column{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
+                           f"(the columns are {', '.join(required + optional)})")
+    if twice := sorted({c for c in named if named.count(c) > 1}):
+        report.problem(at, f"column{'s' * (len(twice) > 1)} {', '.join(twice)} named twice")
     if report.problems:
         return []
     rows = []
@@ -277,20 +288,31 @@ def _date(row: dict, column: str) -> dt.date:
         raise _RowError(f"{column} is empty")
     try:
         if _DATE.fullmatch(value):
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
+            # A mistyped year (2925 for 2025) would keep an invoice out of
+            # collections for ever: refused, as the account's forms refuse it.
+            if day.year < EARLIEST_YEAR or far_ahead(day, today=timezone.localdate()):
+                raise _RowError(f"{column} {value} is not a plausible date: check the year")
+            return day
     except ValueError:
         pass
     raise _RowError(f"{column} {value!r} is not a date: write YYYY-MM-DD")
 
 
-def _amount(row: dict, column: str) -> Decimal:
+def _amount(row: dict, column: str, *, currency: str) -> Decimal:
     value = row.get(column, "")
+    if value.startswith("-") and _AMOUNT.fullmatch(value[1:]):
+        raise _RowError(f"{column} must be more than zero: credit notes and refunds are not imported "
+                        "from this file; record a credit note on the account (Admin › Credit notes)")
     if not _AMOUNT.fullmatch(value):
         raise _RowError(f"{column} {value!r} is not an amount: write it like 1234.50 "
                         "(a dot for cents, no thousands separators, no currency sign)")
     amount = Decimal(value)
     if amount <= 0:
         raise _RowError(f"{column} must be more than zero")
+    places = decimal_places(currency)
+    if -amount.as_tuple().exponent > places:
+        raise _RowError(f"{column} {value} has more places after the point than {currency} has ({places})")
     return amount
 
 
@@ -298,8 +320,8 @@ def _currency(row: dict) -> str:
     value = row.get("currency", "")
     try:
         validate_currency(value)
-    except ValidationError:
-        raise _RowError(f"currency {value!r} is not a three-letter ISO code in capitals, e.g. EUR") from None
+    except ValidationError as error:
+        raise _RowError(f"currency {value!r}: {' '.join(error.messages)}") from None
     return value
 
 
@@ -321,7 +343,22 @@ def _account(row: dict, accounts: dict[str, Customer]) -> Customer:
 
 def _accounts_named(rows) -> dict[str, Customer]:
     numbers = {row.get("account_number", "") for _, row in rows}
-    return Customer.objects.in_bulk(numbers, field_name="account_number")
+    return _in_bulk(Customer.objects, numbers, field_name="account_number")
+
+
+# Values per lookup: PostgreSQL takes at most 65,535 parameters a statement,
+# and a file's rows may name more invoices than that.
+LOOKUP_CHUNK = 10_000
+
+
+def _in_bulk(queryset, values: set[str], *, field_name: str) -> dict:
+    """The rows whose `field_name` is among `values`, by that value (the
+    oldest row where several share it), looked up a chunk at a time."""
+    ordered, found = sorted(values), {}
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        chunk = queryset.filter(**{f"{field_name}__in": ordered[start:start + LOOKUP_CHUNK]}).order_by("-pk")
+        found.update((getattr(row, field_name), row) for row in chunk)
+    return found
 
 
 # --- invoices -----------------------------------------------------------------------------
@@ -331,7 +368,7 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
     report = ImportReport(INVOICES, dry_run=dry_run)
     rows = read_rows(text, report)
     accounts = _accounts_named(rows)
-    existing = Invoice.objects.in_bulk({row["number"] for _, row in rows}, field_name="number")
+    existing = _in_bulk(Invoice.objects, {row["number"] for _, row in rows}, field_name="number")
     new: list[Invoice] = []
     seen: dict[str, int] = {}
     for line, row in rows:
@@ -374,9 +411,10 @@ def _invoice_of(row: dict, accounts: dict[str, Customer]) -> Invoice:
     issue_date, due_date = _date(row, "issue_date"), _date(row, "due_date")
     if due_date < issue_date:
         raise _RowError(f"due_date {due_date} is before issue_date {issue_date}")
-    total = _amount(row, "total_amount")
+    currency = _currency(row)
+    total = _amount(row, "total_amount", currency=currency)
     return Invoice(
-        number=number, customer=customer, issue_date=issue_date, due_date=due_date, currency=_currency(row),
+        number=number, customer=customer, issue_date=issue_date, due_date=due_date, currency=currency,
         total_amount=total, open_amount=total, status=InvoiceStatus.OPEN,
         po_reference=_text(row, "po_reference", limit=60),
     )
@@ -442,7 +480,7 @@ def payments_import(
     rows = read_rows(text, report)
     accounts = _accounts_named(rows)
     named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
-    invoices = Invoice.objects.in_bulk(named, field_name="number")
+    invoices = _in_bulk(Invoice.objects, named, field_name="number")
     parsed: list[_PaymentRow] = []
     # The file's own repeats: a bank id twice is one entry twice; a row
     # without an id is the same payment as any row alike in all it has; rows
@@ -470,17 +508,18 @@ def payments_import(
             parsed.append(payment)
         except _RowError as error:
             report.problem(line, error)
-    if not report.ok:
+    if not report.ok or not parsed:
         return report
     # In the order the money came in, whatever order the bank listed it in:
     # the oldest open invoices take the oldest payments, so settled dates are
     # the real ones. A payment no longer fitting is still named by its line.
     parsed.sort(key=lambda p: p.received_on)
-    # Per account, the invoices that rows still to be recorded name: a payment
-    # naming none leaves them to those rows, whichever comes first by date.
+    # Per account and invoice, what rows still to be recorded may pay on it: a
+    # payment naming none leaves that much of it to them, whichever comes
+    # first by date, and may pay the rest.
     reserved: dict[int, Counter] = defaultdict(Counter)
     for payment in parsed:
-        reserved[payment.customer.pk].update(payment.invoice_ids)
+        reserved[payment.customer.pk].update(dict.fromkeys(payment.invoice_ids, payment.amount))
     with transaction.atomic():
         # Every account's lock at once, in one order: two imports at the same
         # time queue one behind the other instead of deadlocking, as they would
@@ -489,19 +528,27 @@ def payments_import(
                         .order_by("pk").values_list("pk", flat=True))
         # The bank lines already recorded, read once under those locks: a copy
         # of this file imported at the same time waited above, and finds these.
-        known = _Known(Payment.objects.filter(
-            customer_id__in=accounts,
-            received_on__range=(parsed[0].received_on, parsed[-1].received_on),
-        ).order_by("pk").values_list("pk", "customer_id", "reference", "amount", "currency", "received_on",
-                                     "bank_reference"))
+        # A bank id is the bank's for one entry, whatever account or day a
+        # file gives it.
+        fields = ("pk", "customer_id", "reference", "amount", "currency", "received_on", "bank_reference")
+        known = _Known(
+            Payment.objects.filter(
+                customer_id__in=accounts,
+                received_on__range=(parsed[0].received_on, parsed[-1].received_on),
+            ).order_by("pk").values_list(*fields),
+            by_bank_id=_in_bulk(Payment.objects.exclude(bank_reference="").select_related("customer"),
+                                {p.bank_reference for p in parsed if p.bank_reference},
+                                field_name="bank_reference"),
+        )
         for payment in parsed:
             pending = reserved[payment.customer.pk]
-            pending.subtract(payment.invoice_ids)  # this row's own: its to pay now, or known already
+            # This row's own: its to pay now, or known already.
+            pending.subtract(dict.fromkeys(payment.invoice_ids, payment.amount))
             try:
                 if known.recorded(payment):
                     report.already += 1
                     continue
-                _record(payment, actor=actor, named={pk for pk, n in pending.items() if n > 0})
+                _record(payment, actor=actor, held={pk: n for pk, n in pending.items() if n > 0})
                 report.created += 1
             except _RowError as error:
                 report.problem(payment.line, error)
@@ -531,41 +578,53 @@ def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> 
         if invoice.currency != currency:
             raise _RowError(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
         invoice_ids.append(invoice.pk)
-    return _PaymentRow(line, customer, received_on, currency, _amount(row, "amount"),
+    return _PaymentRow(line, customer, received_on, currency, _amount(row, "amount", currency=currency),
                        _reference(row), method, invoice_ids, _text(row, "bank_reference", limit=80))
 
 
 class _Known:
     """The payments recorded already, to tell a file's rows imported before.
 
-    A row with the bank's id is recorded if a payment has that id, or if one
-    alike in all else was recorded without an id (by a file without the
-    column, or by hand): that payment takes the row's id then, so it answers
-    for that row only, in this file and every later one. A row without an id
-    is recorded if any payment alike is, as it always was. The caller holds
-    the accounts' locks."""
+    A row with the bank's id is recorded if a payment has that id: on the same
+    account, in the same amount and currency, it is that payment (a statement
+    may give the value date for the booking date); otherwise the row is a
+    problem to look into, never a second payment. Else it is recorded if a
+    payment alike in all else was recorded without an id (by a file without
+    the column, or by hand): that payment takes the row's id then, so it
+    answers for that row only, in this file and every later one. A row
+    without an id is recorded if any payment alike is, as it always was. The
+    caller holds the accounts' locks."""
 
-    def __init__(self, rows) -> None:
-        self.bank_ids: set[tuple] = set()
+    def __init__(self, rows, *, by_bank_id: dict[str, Payment]) -> None:
+        self.by_bank_id = by_bank_id
         self.alike: set[tuple] = set()
         self.without_id: dict[tuple, list[int]] = defaultdict(list)  # oldest first
         for pk, customer_id, reference, amount, currency, received_on, bank_reference in rows:
             alike = (customer_id, reference, amount, currency, received_on)
             self.alike.add(alike)
-            if bank_reference:
-                self.bank_ids.add((customer_id, bank_reference))
-            else:
+            if not bank_reference:
                 self.without_id[alike].append(pk)
 
     def recorded(self, payment: _PaymentRow) -> bool:
         if not payment.bank_reference:
             return payment.alike in self.alike
-        if payment.key in self.bank_ids:
+        if (known := self.by_bank_id.get(payment.bank_reference)) is not None:
+            if (known.customer_id, known.amount, known.currency) != (
+                payment.customer.pk, payment.amount, payment.currency
+            ):
+                raise _RowError(
+                    f"bank_reference {payment.bank_reference} is recorded already, as "
+                    f"{format_money(known.amount, known.currency)} received {known.received_on} on account "
+                    f"{known.customer.account_number}; the file says "
+                    f"{format_money(payment.amount, payment.currency)} on account "
+                    f"{payment.customer.account_number}. One bank entry is one payment: correct "
+                    "the file, or the payment recorded"
+                )
             return True
         if self.without_id[payment.alike]:
             pk = self.without_id[payment.alike].pop(0)
             Payment.objects.filter(pk=pk).update(bank_reference=payment.bank_reference)
-            self.bank_ids.add(payment.key)
+            self.by_bank_id[payment.bank_reference] = Payment.objects.select_related("customer").get(pk=pk)
             return True
         return False
 
@@ -577,7 +636,7 @@ def _reference(row: dict) -> str:
     return _text(row, "reference", limit=80)
 
 
-def _record(payment: _PaymentRow, *, actor, named: set[int]) -> None:
+def _record(payment: _PaymentRow, *, actor, held: dict[int, Decimal]) -> None:
     # Read now, not when the file was checked: an earlier row may have paid them.
     if payment.invoice_ids:
         targets = list(Invoice.objects.filter(pk__in=payment.invoice_ids))
@@ -587,14 +646,15 @@ def _record(payment: _PaymentRow, *, actor, named: set[int]) -> None:
         if settled:
             raise _RowError(f"invoices {', '.join(settled)} are not open any more "
                             "(paid, written off or cancelled)")
+        allocations = allocations_oldest_first(targets, payment.amount)
     else:
-        # The oldest open invoices, but none a row of the file names: those are
-        # that row's to pay, whichever of the two comes first by date.
-        targets = list(payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency)
-                       .exclude(pk__in=named))
+        # The oldest open invoices, less what rows of the file naming them
+        # may pay on them: that much is theirs, whichever comes first by date.
+        targets = payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency)
+        allocations = allocations_oldest_first(targets, payment.amount, held=held)
     payment_record(
         customer=payment.customer, amount=payment.amount, currency=payment.currency,
-        received_on=payment.received_on, allocations=allocations_oldest_first(targets, payment.amount),
+        received_on=payment.received_on, allocations=allocations,
         reference=payment.reference, method=payment.method, actor=actor, known_checked=True,
         bank_reference=payment.bank_reference,
     )

@@ -12,7 +12,7 @@ resumes where the cycle stood.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from email.utils import formataddr
@@ -896,14 +896,18 @@ def payment_known(*, customer: Customer, reference: str, amount: Decimal, curren
     ).exists()
 
 
-def allocations_oldest_first(invoices: Iterable[Invoice], amount: Decimal) -> list[tuple[Invoice, Decimal]]:
+def allocations_oldest_first(
+    invoices: Iterable[Invoice], amount: Decimal, *, held: Mapping[int, Decimal] | None = None
+) -> list[tuple[Invoice, Decimal]]:
     """`amount` spread over `invoices`, the oldest due first, each up to its
-    open amount; what is left over is not applied."""
+    open amount less what `held` keeps for others (by invoice id); what is
+    left over is not applied."""
+    held = held or {}
     left, parts = amount, []
     for invoice in sorted(invoices, key=lambda i: (i.due_date, i.number)):
         if left <= 0:
             break
-        part = min(left, invoice.open_amount)
+        part = min(left, invoice.open_amount - held.get(invoice.pk, ZERO))
         if part > 0:
             parts.append((invoice, part))
             left -= part

@@ -29,6 +29,7 @@ from ar_collections.models import (
     PaymentMethod,
 )
 from ar_collections.workspace import PromiseTerms
+from arcrm.dates import DATE_AHEAD_YEARS, far_ahead
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money
 from arcrm.roles import COLLECTOR, MANAGER
 from customers.models import Contact, Customer
@@ -76,14 +77,8 @@ def _money(**kwargs) -> forms.DecimalField:
     )
 
 
-# A date further ahead than this is a mistyped year, not a plan: refused with a
-# message (near 9999 the grace and instalment arithmetic would overflow).
-DATE_AHEAD_YEARS = 10
-
-
 def _not_far_ahead(value: dt.date) -> None:
-    today = timezone.localdate()
-    if value > today.replace(year=today.year + DATE_AHEAD_YEARS, day=min(today.day, 28)):
+    if far_ahead(value, today=timezone.localdate()):
         raise forms.ValidationError(f"{value.day} {value:%b %Y} is more than {DATE_AHEAD_YEARS} years ahead: "
                                     "check the year.")
 

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+# A date further ahead than this is a mistyped year, not a plan: the forms and
+# the imports refuse it with a message (near 9999 the grace and instalment
+# arithmetic would overflow).
+DATE_AHEAD_YEARS = 10
+
+
+def far_ahead(value: dt.date, *, today: dt.date) -> bool:
+    """Whether `value` is more than DATE_AHEAD_YEARS after `today`."""
+    return value > today.replace(year=today.year + DATE_AHEAD_YEARS, day=min(today.day, 28))
+
 
 def months_between(start: dt.date, end: dt.date) -> int:
     """Whole calendar months from `start` to `end` (0 if `end` is earlier):

@@ -41,6 +41,33 @@ def format_amounts(totals: Iterable[tuple[str, Decimal]]) -> str:
     return " + ".join(format_money(amount, currency) for currency, amount in totals)
 
 
+# ISO 4217's currencies in circulation (not its funds, metals or test codes),
+# with the places after the point where a currency has not two.
+_IN_CIRCULATION = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+    BZD CAD CDF CHF CLP CNY COP CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL
+    GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW
+    KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN
+    NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK
+    SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU
+    UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
+"""
+_WITHOUT_CENTS = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF"
+_IN_THOUSANDTHS = "BHD IQD JOD KWD LYD OMR TND"
+CURRENCIES = frozenset(_IN_CIRCULATION.split())
+MINOR_UNITS = {**dict.fromkeys(_WITHOUT_CENTS.split(), 0), **dict.fromkeys(_IN_THOUSANDTHS.split(), 3)}
+
+
+def decimal_places(currency: str) -> int:
+    """How many places after the point an amount in `currency` has."""
+    return MINOR_UNITS.get(currency, 2)
+
+
 def validate_currency(value: str) -> None:
     if len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
         raise ValidationError("Use a three-letter ISO 4217 code in capitals, e.g. EUR.")
+    if value not in CURRENCIES:
+        raise ValidationError(f"{value} is not an ISO 4217 currency in circulation (EUR, USD, GBP, ...).")
+    if decimal_places(value) > MONEY_DECIMAL_PLACES:
+        raise ValidationError(f"{value} counts in thousandths; amounts here are kept to "
+                              f"{MONEY_DECIMAL_PLACES} places after the point, so {value} cannot be used.")

@@ -139,7 +139,7 @@ INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
         "line 5: due_date 2025-07-01 is before issue_date 2025-07-31",
         "line 6: total_amount '1.234,50' is not an amount: write it like 1234.50 (a dot for cents, "
         "no thousands separators, no currency sign)",
-        "line 7: currency 'eur' is not a three-letter ISO code in capitals, e.g. EUR",
+        "line 7: currency 'eur': Use a three-letter ISO 4217 code in capitals, e.g. EUR.",
         "line 8: invoice INV-400 is on line 2 already",
         "line 9: invoice INV-100 is recorded with due_date 2025-07-01, the file says 2025-07-05; "
         "a recorded invoice is not changed by an import",
@@ -155,8 +155,8 @@ INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
     ("number,account_number,issue_date,due_date,currency,total_amount,amout",
      "line 1: unknown column 'amout' (the columns are number, account_number, issue_date, due_date, "
      "currency, total_amount, po_reference)"),
-    ("", "line 1: the file is empty; the first line names the columns: number, account_number, "
-         "issue_date, due_date, currency, total_amount"),
+    ("", "line 2: the first line must name the columns (number, account_number, issue_date, due_date, "
+         "currency, total_amount); this one names none of them"),
 ])
 def test_a_header_that_does_not_name_the_columns_is_refused(accounts, header, problem):
     report = invoices_import(f"{header}\nINV-1,C-ACME,2025-07-01,2025-07-31,EUR,10.00\n")
@@ -798,7 +798,7 @@ def test_an_invoice_recorded_with_a_semicolon_before_it_was_refused_still_matche
     ("INV;9,C-ACME,2025-06-01,2025-07-01,EUR,10.00,",
      "line 2: number 'INV;9' has a ';', which a payments file's invoices column cannot name"),
     ("INV-9,C-ACME,2025-06-01,2025-07-01,ÄÖÜ,10.00,",
-     "line 2: currency 'ÄÖÜ' is not a three-letter ISO code in capitals, e.g. EUR"),
+     "line 2: currency 'ÄÖÜ': Use a three-letter ISO 4217 code in capitals, e.g. EUR."),
 ], ids=["semicolon", "not-ascii-currency"])
 def test_an_invoice_a_payment_file_could_not_name_or_a_currency_that_is_no_code_is_refused(
     accounts, row, problem
