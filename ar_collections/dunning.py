@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, DateField, Exists, F, Max, Min, OuterRef, Q, Sum, When
-from django.db.models.functions import TruncDate
+from django.db.models import Case, Count, DateField, Exists, F, Max, Min, OuterRef, Q, Sum, Value, When
+from django.db.models.functions import Greatest, TruncDate
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -144,16 +144,14 @@ def run_start(*, run_date: dt.date, started_by=None, new_only: bool = False) -> 
         raise RunRefused(f"A run for {run_date:%d %b %Y} is refused: that day has not come yet "
                          f"(today is {today:%d %b %Y}).")
     with transaction.atomic():
-        latest = (
-            DunningRun.objects.select_for_update()
-            .filter(status=RunStatus.FINISHED)
-            .order_by("-run_date")
-            .first()
-        )
+        # Finished or still going (its mail put off, its planning under way):
+        # either way the accounts have moved on to that day.
+        latest = DunningRun.objects.select_for_update().order_by("-run_date").first()
         if latest and run_date < latest.run_date:
             raise RunRefused(
                 f"A run for {run_date:%d %b %Y} would go back in time: the run for "
-                f"{latest.run_date:%d %b %Y} has already finished."
+                f"{latest.run_date:%d %b %Y} has already "
+                + ("finished." if latest.status == RunStatus.FINISHED else "started.")
             )
         # The unique run date decides between two starts at once: get_or_create
         # finds the row the other one inserted.
@@ -255,9 +253,11 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     chased_still_open = DunningActionInvoice.objects.filter(
         action__cycle=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN
     )
+    # Never before it opened: an earlier run finished late plans for a day
+    # before the cycles a later run opened.
     DunningCycle.objects.filter(in_batch, closed_on__isnull=True).exclude(
         customer_id__in=open_in_reach.values("customer_id")
-    ).exclude(Exists(chased_still_open)).update(closed_on=on)
+    ).exclude(Exists(chased_still_open)).update(closed_on=Greatest(Value(on), F("opened_on")))
 
     # 2. Per account and currency, in one pass over the batch's invoices: the
     #    oldest eligible invoice in reach (it decides which step is due) and the
@@ -575,6 +575,7 @@ def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:
     run_plan(run=run)
     run_sweep_planned(run=run)
     run_finish_if_done(run_id=run.pk)
+    run.refresh_from_db()
     # Notices a policy queues for review go on their collectors' worklists now,
     # not at the next daily check.
     worklist_refresh(on=run_date)

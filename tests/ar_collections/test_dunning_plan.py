@@ -1,14 +1,17 @@
 """Planning: the next right step for each account, exactly once."""
 
+import contextlib
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from ar_collections import dunning
-from ar_collections.dunning import RunRefused, run_plan, run_start
+from ar_collections.dunning import RunRefused, dunning_run_execute, run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
@@ -176,6 +179,66 @@ def test_a_run_for_a_date_before_the_last_finished_run_is_refused(db):
 
     with pytest.raises(RunRefused, match="would go back in time"):
         run_start(run_date=DUE - dt.timedelta(days=1))
+
+
+# The prompt ladder's first step is due on this day.
+RUN_DAY = DUE + dt.timedelta(days=3)
+
+
+def test_run_dunning_for_an_earlier_date_is_refused_while_a_later_run_is_still_going(
+    make_account, make_customer, make_invoice
+):
+    """Today's run planned (its e-mails wait for the mail server, so it is still
+    running); a manager then runs yesterday's, which the nightly beat missed.
+    The command must refuse, as it does once today's run has finished: planning
+    for yesterday against a today that has moved on closes today's fresh cycles
+    "yesterday" — before they opened."""
+    make_account(Segment.PROMPT)
+    # A small account: its cycle opens today, no step is sent (under the minimum).
+    small = make_customer(name="Small Change", segment=Segment.PROMPT)
+    make_invoice(small, issued=DUE - dt.timedelta(days=30), due=DUE, amount="10.00")
+    with frozen(RUN_DAY):
+        run_plan(run=run_start(run_date=RUN_DAY))
+    assert DunningRun.objects.get(run_date=RUN_DAY).status == RunStatus.RUNNING
+    assert DunningCycle.objects.filter(customer=small, opened_on=RUN_DAY, closed_on=None).exists()
+
+    with frozen(RUN_DAY), pytest.raises(CommandError, match="back in time"):
+        call_command("run_dunning", "--date", (RUN_DAY - dt.timedelta(days=1)).isoformat(),
+                     stdout=io.StringIO())
+
+
+def test_a_run_for_an_earlier_date_that_failed_does_not_break_every_nightly_run_after_it(
+    make_account, make_customer, make_invoice
+):
+    """The same start: whatever the command for yesterday did, tomorrow's
+    nightly run must go through. It first finishes every earlier run still
+    "running" — including the one for yesterday the command left behind."""
+    make_account(Segment.PROMPT)
+    small = make_customer(name="Small Change", segment=Segment.PROMPT)
+    make_invoice(small, issued=DUE - dt.timedelta(days=30), due=DUE, amount="10.00")
+    with frozen(RUN_DAY):
+        run_plan(run=run_start(run_date=RUN_DAY))
+    with frozen(RUN_DAY), contextlib.suppress(Exception):
+        call_command("run_dunning", "--date", (RUN_DAY - dt.timedelta(days=1)).isoformat(),
+                     stdout=io.StringIO())
+
+    tomorrow = RUN_DAY + dt.timedelta(days=1)
+    with frozen(tomorrow):
+        run = dunning_run_execute(run_date=tomorrow)  # the nightly beat's task
+
+    assert run.run_date == tomorrow
+
+
+def test_run_dunning_says_finished_when_the_run_has_finished(db):
+    """Nothing to chase: the run plans nothing and is finished at once; the
+    command's one line of output must not say it is still running."""
+    out = io.StringIO()
+    with frozen(RUN_DAY):
+        call_command("run_dunning", stdout=out)
+
+    run = DunningRun.objects.get(run_date=RUN_DAY)
+    assert run.status == RunStatus.FINISHED
+    assert "finished" in out.getvalue(), out.getvalue()
 
 
 def test_a_run_for_a_day_to_come_is_refused(db):
