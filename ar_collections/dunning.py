@@ -21,7 +21,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, DateField, Exists, F, Max, Min, OuterRef, Q, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    DateField,
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Greatest, TruncDate
 from django.utils import timezone
 
@@ -37,7 +51,10 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     LatePaymentPolicy,
+    MailPurpose,
+    MailStatus,
     MissCause,
+    OutgoingMail,
     RunStatus,
     StepAction,
 )
@@ -304,6 +321,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         DunningAction.objects.filter(in_batch, CONTACTS).order_by().values("customer_id")
         .annotate(last=Max(CONTACTED_ON)).values_list("customer_id", "last")
     )
+    copies = copies_told(in_batch, on=on)
     segments = dict(Customer.objects.filter(pk__in=anchors).values_list("pk", "segment"))
 
     # 5. Decide, account by account, whether its next step is due today.
@@ -333,7 +351,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
                                  tone=stand["tone"])
         if step is None:
             continue
-        pay_by, contacted = waits_for(stand, last_contact=last_contact.get(customer_id))
+        pay_by, contacted = waits_for(stand, last_contact=last_contact.get(customer_id),
+                                      copy=copies.get(customer_id))
         due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=pay_by, last_contact=contacted)
         if on < due_on:
             continue
@@ -369,21 +388,68 @@ RESEND_PAY_WITHIN_DAYS = 7
 
 
 # The cycle's columns that record what the customer was told outside its steps.
-TOLD_OUTSIDE_THE_LADDER = ("invoices_resent_on", "copy_sent_on", "copy_pay_by")
+TOLD_OUTSIDE_THE_LADDER = ("invoices_resent_on",)
+
+# A collector's invoice copy asks for payment within this many days, or by the
+# invoice's due date if that is later.
+COPY_PAY_WITHIN_DAYS = 7
 
 
-def waits_for(stand: dict | None, *, last_contact: dt.date | None) -> tuple[dt.date | None, dt.date | None]:
+# Copies older than this (unless of an invoice not yet due) hold nothing back.
+COPIES_LOOK_BACK_DAYS = 120
+
+
+def copy_pay_by(*, due_date: dt.date, sent_on: dt.date) -> dt.date:
+    return max(sent_on + dt.timedelta(days=COPY_PAY_WITHIN_DAYS), due_date)
+
+
+def copies_told(accounts: Q, *, on: dt.date) -> dict[int, tuple[dt.date, dt.date]]:
+    """Per account among `accounts` (a Q on customer_id), the invoice copies
+    collectors e-mailed since its last cycle closed, whether a cycle was open
+    then or not, and not refused for good: the last day one went and the
+    latest pay-by date one gave. The next step waits for both, as for a
+    notice's (one statement)."""
+    last_closed = (DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=False)
+                   .order_by("-closed_on").values("closed_on")[:1])
+    copies = (
+        OutgoingMail.objects.filter(accounts, purpose=MailPurpose.INVOICE_COPY)
+        .exclude(status=MailStatus.FAILED)
+        # Older copies hold nothing back any more: their pay-by date and any
+        # minimum gap from them have long passed.
+        .filter(Q(created_at__date__gte=on - dt.timedelta(days=COPIES_LOOK_BACK_DAYS))
+                | Q(invoice__due_date__gte=on))
+        .annotate(sent_on=TruncDate("created_at"), closed=Subquery(last_closed))
+        .values_list("customer_id", "sent_on", "invoice__due_date", "closed")
+    )
+    told: dict[int, tuple[dt.date, dt.date]] = {}
+    for customer_id, sent_on, due_date, closed in copies:
+        if closed and sent_on < closed:
+            continue  # told in a cycle that has closed since
+        pay_by = copy_pay_by(due_date=due_date, sent_on=sent_on)
+        if was := told.get(customer_id):
+            sent_on, pay_by = max(sent_on, was[0]), max(pay_by, was[1])
+        told[customer_id] = (sent_on, pay_by)
+    return told
+
+
+def waits_for(
+    stand: dict | None, *, last_contact: dt.date | None, copy: tuple[dt.date, dt.date] | None = None
+) -> tuple[dt.date | None, dt.date | None]:
     """The pay-by date and last contact the next step waits for: the cycle's
     own steps (`stand`: its CYCLE_STAND figures and TOLD_OUTSIDE_THE_LADDER
     columns, None without a cycle), its red-tape re-send and a collector's
-    invoice copy."""
-    if stand is None:
-        return None, last_contact
-    resent_on = stand["invoices_resent_on"]
-    resend_pay_by = resent_on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS) if resent_on else None
-    pay_by = max(filter(None, (stand["pay_by"], resend_pay_by, stand["copy_pay_by"])), default=None)
-    contact = max(filter(None, (last_contact, resent_on, stand["copy_sent_on"])), default=None)
-    return pay_by, contact
+    invoice copies (`copy`: copies_told's figures for the account)."""
+    pay_bys, contacts = [], [last_contact]
+    if copy:
+        contacts.append(copy[0])
+        pay_bys.append(copy[1])
+    if stand is not None:
+        resent_on = stand["invoices_resent_on"]
+        pay_bys.append(stand["pay_by"])
+        if resent_on:
+            pay_bys.append(resent_on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS))
+            contacts.append(resent_on)
+    return max(filter(None, pay_bys), default=None), max(filter(None, contacts), default=None)
 
 
 # Where a cycle stands: its last step, the pay-by date the customer was (or is
@@ -488,7 +554,8 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
         note = "Nothing to chase: every open invoice is held." if held else "Nothing open to chase."
         return NextStep(step, None, [], held, note)
     last = customer.dunning_actions.filter(CONTACTS).aggregate(last=Max(CONTACTED_ON))["last"]
-    pay_by, last = waits_for(stand, last_contact=last)
+    pay_by, last = waits_for(stand, last_contact=last,
+                             copy=copies_told(Q(customer_id=customer.pk), on=on).get(customer.pk))
     due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date, pay_by=pay_by,
                                  last_contact=last))
     listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))

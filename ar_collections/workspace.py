@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from ar_collections import outbox, rendering, services, worklist
 from ar_collections.delivery import charge_waive, letters_withdraw_moot
+from ar_collections.dunning import copy_pay_by
 from ar_collections.models import (
     Allocation,
     Call,
@@ -64,8 +65,6 @@ from ar_collections.timeline import event_record
 from arcrm.money import ZERO, format_money
 from arcrm.roles import require_act_on
 from customers.models import Contact, Customer, EventKind
-
-COPY_PAY_WITHIN_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,9 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
     )
     message.attach_alternative(email.html, "text/html")
     message.attach(f"invoice-{invoice.number}.pdf", pdf, "application/pdf")
-    _copy_counts_as_contact(customer, on=on, pay_by=_copy_pay_by(invoice, on=on))
+    # The copy asks for payment by a date: the ladder's next step waits for
+    # it, and keeps the minimum gap from it, as long as the mail is not
+    # refused for good (dunning.copies_told reads the outbox).
     event = event_record(
         customer=customer, kind=EventKind.NOTE, actor=actor, subject=invoice, invoices=[invoice],
         summary=f"Copy of invoice {invoice.number} e-mailed to {contact.name} <{contact.email}>",
@@ -202,24 +203,6 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
     return event
 
 
-def _copy_pay_by(invoice: Invoice, *, on: dt.date) -> dt.date:
-    return max(on + dt.timedelta(days=COPY_PAY_WITHIN_DAYS), invoice.due_date)
-
-
-def _copy_counts_as_contact(customer: Customer, *, on: dt.date, pay_by: dt.date) -> None:
-    """The copy asks for payment by a date: the open cycle's next step waits
-    for it and keeps the minimum gap from it (never an earlier date than one
-    given before). With no cycle open (the invoice not yet in the ladder's
-    reach) nothing is recorded: a first step due before the copy's date is
-    not held back by it."""
-    cycle = DunningCycle.objects.select_for_update().filter(customer=customer, closed_on__isnull=True).first()
-    if cycle is None:
-        return
-    cycle.copy_sent_on = max(filter(None, (cycle.copy_sent_on, on)))
-    cycle.copy_pay_by = max(filter(None, (cycle.copy_pay_by, pay_by)))
-    cycle.save(update_fields=["copy_sent_on", "copy_pay_by"])
-
-
 def _invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, actor, on: dt.date):
     """The copy's e-mail and PDF, in the friendly wording of the contact's language."""
     language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
@@ -227,7 +210,7 @@ def _invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, act
         tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,
         account_number=customer.account_number, recipient_name=contact.name,
         postal_address=contact.postal_address, letter_date=on,
-        pay_by=_copy_pay_by(invoice, on=on),
+        pay_by=copy_pay_by(due_date=invoice.due_date, sent_on=on),
         lines=(rendering.NoticeLine(invoice.number, invoice.issue_date, invoice.due_date,
                                     max((on - invoice.due_date).days, 0), invoice.open_amount,
                                     invoice.currency),),

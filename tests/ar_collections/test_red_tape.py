@@ -2,6 +2,7 @@
 goes again at once, to whoever handles billing today, and only once."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
@@ -167,3 +168,78 @@ def test_the_next_step_waits_for_the_pay_by_date_a_collector_s_invoice_copy_gave
         assert not customer.dunning_actions.filter(step__position=2).exists()
     plan_and_deliver(DUE + dt.timedelta(days=20))
     assert customer.dunning_actions.get(step__position=2).planned_on == DUE + dt.timedelta(days=20)
+
+
+def test_a_copy_sent_before_any_cycle_holds_the_first_step_until_its_pay_by_date(
+    make_account, plan_and_deliver, collector
+):
+    """Prompt ladder: the friendly e-mail is due on day 3. A collector e-mails a
+    copy of one invoice on day 1, asking for payment within 7 days (by day 8):
+    the reminder waits for day 9, and the preview says so on day 1."""
+    from ar_collections import workspace
+
+    customer = make_account()
+    copied_on = DUE + dt.timedelta(days=1)
+    with frozen(copied_on):
+        workspace.invoice_copy_send(customer=customer, invoice=customer.invoices.order_by("number").first(),
+                                    contact=customer.contacts.get(), actor=collector, on=copied_on)
+        assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=9)
+    assert "Please pay by: 10 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
+
+    for day in (3, 8):
+        plan_and_deliver(DUE + dt.timedelta(days=day))
+        assert not customer.dunning_actions.exists()
+    plan_and_deliver(DUE + dt.timedelta(days=9))
+    assert customer.dunning_actions.get().planned_on == DUE + dt.timedelta(days=9)
+
+
+def test_a_copy_the_mail_server_refuses_for_good_holds_nothing_back(
+    make_account, plan_and_deliver, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    """The friendly e-mail of day 3 asks for payment by day 13. A copy on day 12
+    would hold the letter until day 20, but the server refuses it for good:
+    the customer never had that date, so the letter goes on day 14."""
+    from ar_collections import outbox, workspace
+
+    customer = make_account()
+    plan_and_deliver(DUE + dt.timedelta(days=3))
+    copied_on = DUE + dt.timedelta(days=12)
+    with frozen(copied_on), django_capture_on_commit_callbacks(execute=False):
+        workspace.invoice_copy_send(customer=customer, invoice=customer.invoices.order_by("number").first(),
+                                    contact=customer.contacts.get(), actor=collector, on=copied_on)
+        assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=20)
+
+    smtp_server.refuse_with("550 5.1.1 Mailbox unavailable")
+    assert outbox.mails_send(mail_ids=[OutgoingMail.objects.get(customer=customer).pk]) == {"failed": 1}
+
+    with frozen(copied_on):
+        assert next_step(customer, on=DUE + dt.timedelta(days=14)).due_on == DUE + dt.timedelta(days=14)
+
+
+def test_a_copy_sent_in_a_cycle_that_closed_since_holds_nothing_in_the_next(
+    make_account, make_invoice, plan_and_deliver, collector
+):
+    """A copy on day 4 asked for payment by day 11; the account paid everything
+    on day 5, closing its cycle. An invoice falling due on day 6 starts a new
+    cycle, whose first step (day 9) owes nothing to the old copy."""
+    from ar_collections import workspace
+
+    customer = make_account()
+    plan_and_deliver(DUE + dt.timedelta(days=3))
+    copied_on = DUE + dt.timedelta(days=4)
+    with frozen(copied_on):
+        workspace.invoice_copy_send(customer=customer, invoice=customer.invoices.order_by("number").first(),
+                                    contact=customer.contacts.get(), actor=collector, on=copied_on)
+    later = make_invoice(customer, issued=DUE - dt.timedelta(days=24), due=DUE + dt.timedelta(days=6),
+                         amount="90.00")
+    paid_on = DUE + dt.timedelta(days=5)
+    with frozen(paid_on):
+        old = list(customer.invoices.exclude(pk=later.pk))
+        workspace.payment_record(customer=customer, amount=Decimal("1200.00"), currency="EUR",
+                                 received_on=paid_on, allocations=[(i, i.open_amount) for i in old],
+                                 reference="BANK-1", actor=collector)
+    plan_and_deliver(paid_on)
+    assert not customer.dunning_cycles.filter(closed_on__isnull=True).exists()
+
+    with frozen(DUE + dt.timedelta(days=5)):
+        assert next_step(customer, on=DUE + dt.timedelta(days=5)).due_on == DUE + dt.timedelta(days=9)
