@@ -579,11 +579,15 @@ def pause_set(
         raise ValidationError({"ends_on": "A pause ends after today."})
     rules = CollectionRules.current()
     # A hold renewed before it ends (or the day after) counts from the first
-    # one's start: the limit is on days held in a row, not per request.
+    # one's start: the limit is on days held in a row, not per request. So
+    # does one lifted today or yesterday and set again, and a hold on an
+    # invoice the whole account's hold covers (or the other way round).
+    yesterday = on - dt.timedelta(days=1)
+    covering = Q() if invoice is None else Q(invoice=invoice) | Q(invoice__isnull=True)
     held_since = (
-        DunningPause.objects.filter(customer=customer, invoice=invoice, kind=PauseKind.MANUAL_HOLD,
-                                    lifted_at__isnull=True, starts_on__lte=on,
-                                    ends_on__gte=on - dt.timedelta(days=1))
+        DunningPause.objects.filter(covering, customer=customer, kind=PauseKind.MANUAL_HOLD,
+                                    starts_on__lte=on, ends_on__gte=yesterday)
+        .filter(Q(lifted_at__isnull=True) | Q(lifted_at__date__gte=yesterday))
         .aggregate(since=Min("starts_on"))["since"]
     )
     start = min(held_since or on, on)

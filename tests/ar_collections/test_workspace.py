@@ -19,6 +19,7 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeReason,
     DunningAction,
+    DunningPause,
     ExceptionKind,
     ExceptionRequest,
     ExceptionStatus,
@@ -693,3 +694,42 @@ def test_a_collector_resumes_their_own_holds_but_not_a_managers_exception(accoun
     assert workspace.pause_resume(customer=account, actor=manager, on=LATE) == 1
     event = account.events.filter(kind=EventKind.PAUSE).latest("pk")
     assert event.details["lifted"][0]["kind"] == PauseKind.EXCEPTION
+
+
+def test_lifting_a_hold_and_setting_a_new_one_at_once_does_not_restart_the_collectors_limit(
+    make_account, collector
+):
+    account = make_account()
+    limit = CollectionRules.current().max_pause_days  # 14
+    first = workspace.pause_set(customer=account, actor=collector, reason="CFO away", on=LATE,
+                                ends_on=LATE + dt.timedelta(days=limit))
+    assert isinstance(first, DunningPause)
+    day = LATE + dt.timedelta(days=limit - 1)
+
+    # The same day: lift the hold, and set a new one for the full limit.
+    assert workspace.pause_resume(customer=account, actor=collector, on=day) == 1
+    again = workspace.pause_set(customer=account, actor=collector, reason="CFO still away", on=day,
+                                ends_on=day + dt.timedelta(days=limit))
+
+    # The account is held without a break from LATE to day + limit: 2 * limit - 1 days.
+    assert isinstance(again, ExceptionRequest), (
+        f"held {(day + dt.timedelta(days=limit) - LATE).days} days in a row without a manager"
+    )
+
+
+def test_holding_an_invoice_after_the_whole_account_does_not_restart_the_collectors_limit(
+    make_account, collector
+):
+    account = make_account()
+    limit = CollectionRules.current().max_pause_days
+    invoice = account.invoices.order_by("number").first()
+    workspace.pause_set(customer=account, actor=collector, reason="CFO away", on=LATE,
+                        ends_on=LATE + dt.timedelta(days=limit))
+    day = LATE + dt.timedelta(days=limit)  # the account's hold is still in force today
+
+    again = workspace.pause_set(customer=account, actor=collector, invoice=invoice, reason="CFO still away",
+                                on=day, ends_on=day + dt.timedelta(days=limit))
+
+    assert isinstance(again, ExceptionRequest), (
+        f"{invoice.number} held {(day + dt.timedelta(days=limit) - LATE).days} days in a row, no manager"
+    )
