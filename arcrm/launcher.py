@@ -80,7 +80,12 @@ def _serve(children: Children) -> NoReturn:
     host = env_str("HOST", "127.0.0.1").strip("[]")
     port = env_int("PORT", 8000)
     _manage(children, "migrate", "--noinput")
-    _manage(children, "seed_demo", "--if-empty")
+    # The demo users share a published password: seeded only for a demo
+    # (DEBUG on, as `make run` has it, or DEMO=1), never by default on an
+    # install that runs without DEBUG.
+    demo = env_bool("DEMO", env_bool("DEBUG", False))
+    if demo:
+        _manage(children, "seed_demo", "--if-empty")
     if not env_bool("DEBUG", False):
         # Without DEBUG, WhiteNoise serves only collected files with hashed names.
         _manage(children, "collectstatic", "--noinput", "-v", "0")
@@ -101,8 +106,10 @@ def _serve(children: Children) -> NoReturn:
     logins = "\n".join(f"    {names:<20} {role}" for names, role in DEMO_LOGINS)
     _say(
         f"running at {url}\n\n"
-        f"  Demo logins, password {DEMO_PASSWORD!r}:\n{logins}\n\n"
-        "  Press Ctrl-C to stop.\n"
+        + (f"  Demo logins, password {DEMO_PASSWORD!r}:\n{logins}\n\n" if demo else
+           "  No demo data (DEBUG is off; DEMO=1 seeds it): sign in as a user made with\n"
+           "  `manage.py createsuperuser`.\n\n")
+        + "  Press Ctrl-C to stop.\n"
     )
     while True:
         _check(children)

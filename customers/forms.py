@@ -41,7 +41,9 @@ class CustomerFilterForm(forms.Form):
         self.fields["collector"].choices = [
             ("", "Everyone"),
             (MINE, "Mine"),
-            *((str(u.pk), _user_label(u)) for u in _collectors()),
+            # Anyone who owns an account now, a leaver too: their accounts can be found.
+            *((str(u.pk), _user_label(u))
+              for u in _collectors(also=Q(Exists(Customer.objects.filter(collector=OuterRef("pk")))))),
         ]
 
     def filter(self, customers):
@@ -61,13 +63,10 @@ class CustomerFilterForm(forms.Form):
         return customers
 
 
-def _collectors():
-    """People who can own accounts: collectors, managers, and anyone who owns one now."""
-    owns_an_account = Exists(Customer.objects.filter(collector=OuterRef("pk")))
+def _collectors(*, also: Q):
+    """People who can own accounts (active collectors and managers), and those `also` names."""
     return (
-        User.objects.filter(
-            Q(is_active=True, groups__name__in=[COLLECTOR, MANAGER]) | Q(owns_an_account)
-        )
+        User.objects.filter(Q(is_active=True, groups__name__in=[COLLECTOR, MANAGER]) | also)
         .distinct()
         .order_by("first_name", "last_name", "username")
     )
@@ -143,8 +142,11 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
     whatever is posted for them."""
 
     # The currency too: the credit limit is an amount in it.
+    # A special bond puts the account on its own, reviewed ladder (segmentation
+    # weighs it before distress): a manager's call, as a segment override is.
     MANAGER_FIELDS = (
         "collector", "credit_limit_amount", "currency", "terms_type", "payment_terms_days", "on_credit_hold",
+        "special_bond",
     )
 
     buying_reasons = LinesField(
@@ -193,7 +195,8 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
     def __init__(self, *args, may_set_terms: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         instance = self.instance
-        self.fields["collector"].queryset = _collectors()
+        # The account's own collector stays on offer (a leaver until handed over); no other leaver.
+        self.fields["collector"].queryset = _collectors(also=Q(pk=instance.collector_id))
         self.fields["relationship_owner"].queryset = User.objects.filter(
             Q(is_active=True) | Q(pk=instance.relationship_owner_id)
         ).order_by("first_name", "last_name", "username")

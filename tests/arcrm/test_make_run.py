@@ -15,6 +15,8 @@ import urllib.request
 
 import pytest
 
+from arcrm import launcher
+
 pytestmark = pytest.mark.slow
 
 # Migrations and the demo seed on a cold SQLite file, then gunicorn and Celery.
@@ -117,3 +119,44 @@ def test_the_launcher_prints_exactly_the_logins_seed_demo_creates():
 
     assert printed == {username for username, *_ in demo.DEMO_USERS}
     assert launcher.DEMO_PASSWORD == demo.DEMO_PASSWORD
+
+
+def test_without_debug_the_launcher_does_not_create_the_demo_users(monkeypatch):
+    """The demo users share a published password: an install started without
+    DEBUG (and without DEMO=1) gets none of them."""
+    ran: list[tuple[str, ...]] = []
+
+    def manage(children, *args):
+        ran.append(args)
+
+    def spawn(*args):
+        raise launcher.StopRequested  # stop once the preparation is over
+
+    monkeypatch.setenv("DEBUG", "0")
+    monkeypatch.setattr(launcher, "_manage", manage)
+    monkeypatch.setattr(launcher, "_spawn", spawn)
+
+    with pytest.raises(launcher.StopRequested):
+        launcher._serve({})
+
+    assert [args[0] for args in ran] == ["migrate", "collectstatic"], ran
+
+
+def test_with_demo_on_the_launcher_seeds_without_debug_too(monkeypatch):
+    ran: list[tuple[str, ...]] = []
+
+    def manage(children, *args):
+        ran.append(args)
+
+    def spawn(*args):
+        raise launcher.StopRequested  # stop once the preparation is over
+
+    monkeypatch.setenv("DEBUG", "0")
+    monkeypatch.setenv("DEMO", "1")
+    monkeypatch.setattr(launcher, "_manage", manage)
+    monkeypatch.setattr(launcher, "_spawn", spawn)
+
+    with pytest.raises(launcher.StopRequested):
+        launcher._serve({})
+
+    assert [args[0] for args in ran] == ["migrate", "seed_demo", "collectstatic"], ran

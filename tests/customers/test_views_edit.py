@@ -878,3 +878,48 @@ def test_an_absence_of_another_customer_is_not_found(
 
     assert response.status_code == 404
     assert ContactAbsence.objects.exists()
+
+
+def test_an_account_cannot_be_handed_to_a_deactivated_user(
+    client, manager, customer, other_collector, make_customer
+):
+    """A deactivated collector who still owns some account is not offered for
+    another one (only the account's own collector stays on offer)."""
+    make_customer(name="Otto's last account", collector=other_collector)
+    other_collector.is_active = False
+    other_collector.save()
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, collector=other_collector.pk))
+
+    customer.refresh_from_db()
+    assert customer.collector_id != other_collector.pk, "handed to a deactivated user"
+    assert response.status_code == 422
+
+
+def test_a_collector_cannot_take_a_distressed_account_off_its_ladder_through_the_card(
+    client, collector, customer, make_invoice
+):
+    """Any text in the card's "special bond" makes the computed segment Special
+    bond, ahead of Distressed: a ladder with no credit hold, no C.O.D., no fee
+    and every step reviewed. Like a segment override, that is a manager's
+    call: for a collector the field is shown, not taken."""
+    from ar_collections import services
+    from customers.models import Segment
+
+    make_invoice(customer, issued=dt.date(2025, 4, 1), due=dt.date(2025, 5, 1), amount="9000.00")
+    services.behaviour_refresh(on=dt.date(2025, 8, 5))
+    customer.refresh_from_db()
+    assert customer.segment == Segment.DISTRESSED
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, special_bond="They helped us once"))
+    services.behaviour_refresh(on=dt.date(2025, 8, 5))
+
+    customer.refresh_from_db()
+    assert response.status_code in (302, 403, 422)
+    assert customer.segment == Segment.DISTRESSED, (
+        f"a collector's card edit moved the account to {customer.segment}"
+    )
