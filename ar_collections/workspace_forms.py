@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -27,6 +27,8 @@ from ar_collections.models import (
     InvoiceStatus,
     MissCause,
     PaymentMethod,
+    WorkItem,
+    WorkStatus,
 )
 from ar_collections.workspace import PromiseTerms
 from arcrm.dates import DATE_AHEAD_YEARS, far_ahead
@@ -331,9 +333,17 @@ def managers():
     return _people(MANAGER)
 
 
-def _people(*roles: str):
+def worklist_owners():
+    """Whose list a manager may open: everyone who works accounts, and anyone
+    else with open items (a leaver's, until their accounts are handed over)."""
+    return _people(COLLECTOR, MANAGER, also=Q(Exists(
+        WorkItem.objects.filter(assignee=OuterRef("pk"), status=WorkStatus.OPEN)
+    )))
+
+
+def _people(*roles: str, also: Q | None = None):
+    working = Q(is_active=True) & (Q(groups__name__in=roles) | Q(is_superuser=True))
     return (
-        User.objects.filter(is_active=True)
-        .filter(Q(groups__name__in=roles) | Q(is_superuser=True))
+        User.objects.filter(working | also if also is not None else working)
         .distinct().order_by("first_name", "username")
     )

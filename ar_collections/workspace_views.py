@@ -57,8 +57,8 @@ from ar_collections.workspace_forms import (
     PromiseForm,
     ReassignForm,
     SnoozeForm,
-    collectors,
     managers,
+    worklist_owners,
 )
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO, format_money
@@ -529,7 +529,7 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
     assignee = request.user
     people = []
     if request.user.has_perm("customers.act_on_any_customer"):
-        people = list(collectors())
+        people = list(worklist_owners())
         chosen = request.GET.get("collector")
         assignee = next((p for p in people if str(p.pk) == chosen), request.user)
     items = worklist.items_for(assignee=assignee, on=today)

@@ -438,3 +438,23 @@ def test_the_worklist_costs_the_same_queries_for_3_or_60_items(
         response = client.get(WORKLIST)
 
     assert len(listed(response)) == min(items, 50)
+
+
+def test_a_deactivated_collectors_open_items_can_still_be_found_by_a_manager(
+    client, manager, other_collector, make_customer
+):
+    """Nothing hands a leaver's accounts over by itself: until a manager does,
+    their open items stay on a list a manager can choose."""
+    account = make_customer(name="Otto's account", collector=other_collector)
+    item = WorkItem.objects.create(key="test:broken-promise", kind=WorkKind.PROMISE_BROKEN, customer=account,
+                                   assignee=other_collector, title="Broken promise: EUR 900.00",
+                                   due_on=TODAY)
+    other_collector.is_active = False  # Otto has left
+    other_collector.save()
+    client.force_login(manager)
+
+    ottos = client.get(WORKLIST, {"collector": other_collector.pk})
+    own = client.get(WORKLIST)
+
+    assert item.pk in listed(ottos), "the leaver's open item is on no list a manager can open"
+    assert "(deactivated)</option>" in own.content.decode()
