@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -22,8 +24,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -211,16 +214,7 @@ def _counts_by_run(runs: list[DunningRun]) -> dict[int, dict[str, int]]:
 @vary_on_headers("HX-Request")
 def review_queue(request: HttpRequest) -> HttpResponse:
     """Steps waiting for a collector: a collector's own accounts, a manager's pick."""
-    actions = _review_actions().filter(status=ActionStatus.IN_REVIEW).order_by(
-        "planned_on", "customer__name", "pk"
-    )
-    form = None
-    if request.user.has_perm(ACT_ON_ANY):
-        form = CollectorFilterForm(request.GET)
-        if collector_id := form.collector_id():
-            actions = actions.filter(customer__collector_id=collector_id)
-    else:
-        actions = actions.filter(customer__collector=request.user)
+    actions, form = _review_waiting(request.user, request.GET)
     page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
     items = list(page)
     for action in items:
@@ -230,6 +224,21 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     if wants_fragment(request):
         template += "#review-queue"
     return render(request, template, {"page": page, "items": items, "form": form})
+
+
+def _review_waiting(user, query: QueryDict) -> tuple[QuerySet[DunningAction], CollectorFilterForm | None]:
+    """The review queue `user` sees with `query`'s filter, and that filter's form."""
+    actions = _review_actions().filter(status=ActionStatus.IN_REVIEW).order_by(
+        "planned_on", "customer__name", "pk"
+    )
+    form = None
+    if user.has_perm(ACT_ON_ANY):
+        form = CollectorFilterForm(query)
+        if collector_id := form.collector_id():
+            actions = actions.filter(customer__collector_id=collector_id)
+    else:
+        actions = actions.filter(customer__collector=user)
+    return actions, form
 
 
 @login_required
@@ -259,6 +268,7 @@ def action_review(request: HttpRequest, pk: int) -> HttpResponse:
     return _item_response(
         request, "collections/review.html#review-item", action,
         queue="collections:review", queue_name="Steps to review",
+        count=lambda query: ("collections/review.html#review-count", _review_waiting(request.user, query)[0]),
     )
 
 
@@ -298,9 +308,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     """Credit holds and switches to C.O.D. waiting for a manager, each with the
     five questions to weigh before bending or applying the rule."""
     today = timezone.localdate()
-    actions = _approval_actions(today=today).filter(status=ActionStatus.AWAITING_APPROVAL).order_by(
-        "planned_on", "customer__name", "pk"
-    )
+    actions = _approval_waiting(today=today)
     page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
     items = list(page)
     for action in items:
@@ -319,6 +327,12 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
             .select_related("customer", "requested_by").order_by("requested_on", "pk")
         ),
     })
+
+
+def _approval_waiting(*, today: dt.date) -> QuerySet[DunningAction]:
+    return _approval_actions(today=today).filter(status=ActionStatus.AWAITING_APPROVAL).order_by(
+        "planned_on", "customer__name", "pk"
+    )
 
 
 @login_required
@@ -354,6 +368,7 @@ def action_decide(request: HttpRequest, pk: int) -> HttpResponse:
     return _item_response(
         request, "collections/approvals.html#approval-item", action,
         queue="collections:approvals", queue_name="Approvals",
+        count=lambda query: ("collections/approvals.html#approval-count", _approval_waiting(today=today)),
     )
 
 
@@ -690,13 +705,21 @@ def _action_for(request: HttpRequest, actions: QuerySet[DunningAction], pk: int)
 
 
 def _item_response(
-    request: HttpRequest, template: str, action: DunningAction, *, queue: str, queue_name: str
+    request: HttpRequest, template: str, action: DunningAction, *, queue: str, queue_name: str,
+    count: Callable[[QueryDict], tuple[str, QuerySet]],
 ) -> HttpResponse:
     """A queue item after a POST. With a form still attached it was rejected:
-    422, in place with htmx, as a page of its own without."""
+    422, in place with htmx, as a page of its own without. With htmx the
+    queue's count comes along out of band, for the page of the queue the
+    browser shows (`count` gives its template and rows for that URL's query)."""
     status = 422 if action.form is not None else 200
     if request.htmx:
-        return render(request, template, {"action": action, "with_messages": True}, status=status)
+        response = render(request, template, {"action": action, "with_messages": True}, status=status)
+        query = QueryDict(urlsplit(request.htmx.current_url or "").query)
+        count_template, waiting = count(query)
+        page = Paginator(waiting, PAGE_SIZE).get_page(query.get("page"))
+        response.content += render_to_string(count_template, {"page": page, "oob": True}, request).encode()
+        return response
     context = {
         "action": action, "item_template": template,
         "queue_url": reverse(queue), "queue_name": queue_name,

@@ -4,6 +4,7 @@ skipped by the account's collector (or a manager)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -224,6 +225,24 @@ def test_with_htmx_the_decided_step_replaces_its_form(client, collector, action)
     assert f'hx-post="{url(action)}"' not in html
     assert 'id="messages"' in html and 'hx-swap-oob="true"' in html
     assert "Acme Tools: e-mail skipped (Customer asked to wait)." in html
+
+
+def test_with_htmx_the_queue_s_count_follows_the_decision(
+    client, manager, other_collector, make_customer, make_action
+):
+    """Two steps of Otto's and one of Carla's wait; the manager looks at
+    Otto's and skips one: the count says one left, for Otto's filter."""
+    otto = [make_action(make_customer(name=f"Otto's {n}", collector=other_collector)) for n in (1, 2)]
+    make_action(make_customer(name="Carla's"))
+    client.force_login(manager)
+    shown = f"http://testserver{QUEUE}?collector={other_collector.pk}"
+
+    response = client.post(url(otto[0]), {"decision": "skip", "note": "Paid by phone"},
+                           headers={**HTMX, "HX-Current-URL": shown})
+
+    html = response.content.decode()
+    count = re.search(r'<p id="review-count"[^>]*hx-swap-oob="true"[^>]*>(.*?)</p>', html, re.S)
+    assert count and " ".join(count.group(1).split()) == "1 step waiting for review"
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
