@@ -680,11 +680,11 @@ def exception_request(
     require_act_on(actor, customer)
     if not reason.strip():
         raise ValidationError({"reason": "Say what you ask for and why."})
-    if kind == ExceptionKind.PAUSE and (pause_until is None or pause_until <= on):
-        raise ValidationError({"pause_until": "A pause needs an end after today."})
+    if kind in DATED_EXCEPTIONS and (pause_until is None or pause_until <= on):
+        raise ValidationError({"pause_until": DATED_EXCEPTIONS[kind]})
     request = ExceptionRequest.objects.create(
         customer=customer, invoice=invoice, kind=kind, reason=reason.strip(), requested_by=actor,
-        requested_on=on, pause_until=pause_until if kind == ExceptionKind.PAUSE else None,
+        requested_on=on, pause_until=pause_until if kind in DATED_EXCEPTIONS else None,
     )
     until = f" until {pause_until:%d %b %Y}" if request.pause_until else ""
     event_record(
@@ -697,6 +697,14 @@ def exception_request(
     return request
 
 
+# Exceptions that hold dunning until a date once approved, and what a request
+# without that date is told.
+DATED_EXCEPTIONS = {
+    ExceptionKind.PAUSE: "A pause needs an end after today.",
+    ExceptionKind.EXTENDED_TERMS: "Extended terms need the new day to pay by, after today.",
+}
+
+
 @transaction.atomic
 def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note: str, on: dt.date):
     locked = _decision_take(
@@ -704,7 +712,9 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
         noun="request",
         pending=ExceptionStatus.PENDING, approved=ExceptionStatus.APPROVED, rejected=ExceptionStatus.REJECTED,
     )
-    if approve and locked.kind == ExceptionKind.PAUSE and locked.pause_until > on:
+    # Approved, a pause or extended terms hold dunning for what they cover
+    # until their date (that day included).
+    if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until >= on:
         DunningPause.objects.create(
             customer=locked.customer, invoice=locked.invoice, kind=PauseKind.EXCEPTION, exception=locked,
             owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=locked.pause_until,

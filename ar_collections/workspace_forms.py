@@ -292,7 +292,8 @@ class PauseForm(_AccountForm):
 class ExceptionForm(_AccountForm):
     kind = forms.ChoiceField(choices=ExceptionKind.choices)
     invoice = InvoiceChoice(required=False, empty_label="(the whole account)")
-    pause_until = _date(label="Pause until", required=False, help_text="For a pause only.")
+    pause_until = _date(label="Until", required=False,
+                        help_text="For a pause, its last day; for extended terms, the new day to pay by.")
     reason = _text("What you ask for and why", rows=3, max_length=2000)
 
 

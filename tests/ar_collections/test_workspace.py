@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from ar_collections import workspace
-from ar_collections.dunning import eligible_invoices, next_step
+from ar_collections.dunning import eligible_invoices, next_step, run_plan, run_start
 from ar_collections.models import (
     CollectionRules,
     CreditNote,
@@ -19,6 +19,7 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeReason,
     DunningAction,
+    DunningActionInvoice,
     DunningPause,
     ExceptionKind,
     ExceptionRequest,
@@ -32,8 +33,8 @@ from ar_collections.models import (
     WorkItem,
     WorkKind,
 )
-from customers.models import EventKind, TimelineEvent
-from tests.ar_collections.conftest import DUE
+from customers.models import EventKind, Segment, TimelineEvent
+from tests.ar_collections.conftest import DUE, frozen
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
 
@@ -733,3 +734,35 @@ def test_holding_an_invoice_after_the_whole_account_does_not_restart_the_collect
     assert isinstance(again, ExceptionRequest), (
         f"{invoice.number} held {(day + dt.timedelta(days=limit) - LATE).days} days in a row, no manager"
     )
+
+
+def test_approved_extended_terms_stop_the_reminders_they_extend(
+    make_account, collector, manager
+):
+    """A collector asks for extended terms on an invoice until the end of the
+    month; once a manager approves, the invoice is not chased before then."""
+    customer = make_account(Segment.PROMPT)
+    invoice = customer.invoices.order_by("number").first()
+    asked_on = DUE + dt.timedelta(days=1)
+    request = workspace.exception_request(
+        customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS, invoice=invoice,
+        pause_until=dt.date(2026, 3, 31), reason="Customer asked for 30 more days; big order coming",
+        on=asked_on,
+    )
+    workspace.exception_decide(request=request, manager=manager, approve=True, note="Agreed", on=asked_on)
+    request.refresh_from_db()
+    assert request.status == ExceptionStatus.APPROVED
+
+    day = DUE + dt.timedelta(days=3)  # the prompt ladder's first step
+    with frozen(day):
+        run_plan(run=run_start(run_date=day))
+
+    chased = DunningActionInvoice.objects.filter(invoice=invoice).exists()
+    assert not chased, "the invoice granted extended terms is listed on the next reminder"
+
+
+def test_extended_terms_need_the_new_day_to_pay_by(make_account, collector):
+    customer = make_account(Segment.PROMPT)
+    with pytest.raises(ValidationError, match="the new day to pay by"):
+        workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS,
+                                    reason="30 more days", on=DUE)
