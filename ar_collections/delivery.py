@@ -78,7 +78,7 @@ from ar_collections.models import (
     lists_open_invoice,
 )
 from arcrm import roles
-from arcrm.money import ZERO, by_currency, format_amounts, format_money, quantize
+from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
 from customers.models import ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
@@ -719,9 +719,11 @@ def _left_to_apply(documents, customer, *, link: str):
     join, so the rows can also be summed per currency in one statement."""
     applied = (Allocation.objects.filter(**{link: OuterRef("pk")}).order_by().values(link)
                .annotate(total=Sum("amount")).values("total"))
+    # At least a cent left: SQLite sums decimals as floats, and a payment
+    # allocated in full must not come out with "0.00" left.
     return documents.filter(customer=customer).annotate(
         allocated=Coalesce(Subquery(applied), ZERO)
-    ).filter(amount__gt=F("allocated"))
+    ).filter(amount__gt=F("allocated") + HALF_CENT)
 
 
 def credits_standing(customer, *, newest: int) -> tuple[rendering.NoticeCredit, ...]:

@@ -17,18 +17,29 @@ services.behaviour_refresh) lands every archetype in its segment:
 - special bond: a bond written on the card; pays however it pays;
 - new: a customer for under five months, or one that orders twice a year.
 
+The last weeks are then lived through as the product would have lived them
+(`_recent_weeks`): each night the daily check and the dunning run (planning
+and delivery, e-mails to the demo mail folder, letters to the print queue,
+late fees and interest on the ladders that charge them), and by day the
+collectors' promises, a dispute, a payment plan and an exception request.
+The clock reads those days while it replays them, so every event, letter
+and charge carries its own date. Today's run is left to the nightly
+schedule, or to a manager on the Runs page.
+
 Only the caller's transaction makes this all-or-nothing; `seed` opens one.
 """
 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import random
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
@@ -38,15 +49,21 @@ from django.db.models import Count
 from django.utils import timezone
 
 from ar_collections import workspace
+from ar_collections.delivery import actions_deliver
+from ar_collections.dunning import run_finish_if_done, run_plan, run_start
 from ar_collections.models import (
+    ActionStatus,
     Allocation,
+    Channel,
     CreditNote,
     Department,
     DisputeReason,
     DocumentCounter,
+    DunningAction,
     ExceptionKind,
     Invoice,
     InvoiceStatus,
+    LateCharge,
     Payment,
     PaymentMethod,
     TimelineEventInvoice,
@@ -84,6 +101,8 @@ DEFAULT_SEED = 2024
 DEFAULT_CUSTOMERS = 300
 # Eighteen months of invoices and payments before the reference date.
 HISTORY_DAYS = 548
+# The nights (and days) lived through with dunning on, up to the reference date.
+RECENT_DAYS = 42
 # Rows per INSERT: PostgreSQL takes at most 65,535 parameters per statement and
 # a timeline event has nine columns; 1,000 rows stay well below on every table.
 BATCH_SIZE = 1_000
@@ -112,6 +131,7 @@ class Summary:
     payments: int
     credit_notes: int
     events: int
+    dunning: dict[str, int]
     users_created: list[str]
     users_reused: list[str]
     segments: dict[str, int]
@@ -123,6 +143,9 @@ class Summary:
             f"  {self.customers} customers, {self.contacts} contacts ({self.absences} absences)",
             f"  {self.invoices} invoices ({self.open_invoices} open), {self.payments} payments, "
             f"{self.credit_notes} credit notes, {self.events} timeline events",
+            f"  dunning over the last {RECENT_DAYS} nights: {self.dunning['emailed']} e-mails, "
+            f"{self.dunning['letters']} letters, {self.dunning['call_tasks']} call tasks, "
+            f"{self.dunning['waiting']} steps waiting for a person, {self.dunning['charges']} late charges",
             f"  users created: {users} (password {DEMO_PASSWORD!r})",
         ]
         if self.users_reused:
@@ -143,7 +166,7 @@ def seed(*, customers: int, seed: int, today: dt.date) -> Summary:
         builder.plan(customers)
         builder.save()
         behaviour_refresh(on=today)
-        _workspace(users, today=today)
+        dunning = _recent_weeks(users, today=today)
     segments = dict(
         Customer.objects.values_list("segment").annotate(n=Count("pk")).order_by("segment")
     )
@@ -160,6 +183,7 @@ def seed(*, customers: int, seed: int, today: dt.date) -> Summary:
         payments=sum(len(a.receipts) for a in builder.accounts),
         credit_notes=sum(len(a.credits) for a in builder.accounts),
         events=len(builder.events),
+        dunning=dunning,
         users_created=created,
         users_reused=reused,
         segments={s.value: segments.get(s.value, 0) for s in Segment},
@@ -174,13 +198,71 @@ DEPARTMENTS = [
 ]
 
 
-def _workspace(users: dict[str, User], *, today: dt.date) -> None:
-    """Each collector's worklist has something on it: a promise due today, a
-    broken promise, a dispute waiting for our logistics team, a payment plan
-    in good standing and an exception waiting for a manager."""
+def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
+    """Live through the last RECENT_DAYS: each night the daily check and the
+    dunning run, each day the collectors' work of that day (`_scenes`). Today
+    gets its check, not its run. Returns what the runs did."""
     for name, email, reasons in DEPARTMENTS:
         Department.objects.get_or_create(name=name, defaults={"email": email, "reasons": reasons})
+    scenes = _scenes(users, today=today)
+    done: Counter = Counter()
+    for back in range(RECENT_DAYS, -1, -1):
+        day = today - dt.timedelta(days=back)
+        with _clock(day, hour=2):
+            workspace.commitments_check(on=day)
+            if day < today:
+                done.update(_night_run(day))
+        with _clock(day, hour=10):
+            for scene in scenes.get(day, []):
+                scene()
+    with _clock(today, hour=10):
+        worklist_refresh(on=today)
+    actions = DunningAction.objects.all()
+    return {
+        "emailed": actions.filter(status=ActionStatus.DONE, channel=Channel.EMAIL).count(),
+        "letters": actions.filter(status=ActionStatus.DONE, channel=Channel.LETTER).count(),
+        "call_tasks": actions.filter(status=ActionStatus.DONE, channel=Channel.PHONE).count(),
+        "waiting": actions.filter(status__in=[ActionStatus.IN_REVIEW,
+                                              ActionStatus.AWAITING_APPROVAL]).count(),
+        "charges": LateCharge.objects.count(),
+    }
+
+
+def _night_run(day: dt.date) -> Counter:
+    """The nightly run of `day`, planned and delivered in this process."""
+    run = run_start(run_date=day)
+    run_plan(run=run)
+    ids = list(run.actions.filter(status=ActionStatus.PLANNED).order_by("pk").values_list("pk", flat=True))
+    outcomes = Counter(actions_deliver(action_ids=ids))
+    run_finish_if_done(run_id=run.pk)
+    return outcomes
+
+
+@contextlib.contextmanager
+def _clock(day: dt.date, *, hour: int):
+    """The clock at `hour` o'clock on `day` for the code run under it: planning,
+    delivery and every record they write read today's date and time from
+    django.utils.timezone.now. For the demo's replay of days gone by only."""
+    moment = _at(day, hour)
+    real = timezone.now
+    timezone.now = lambda: moment
+    try:
+        yield
+    finally:
+        timezone.now = real
+
+
+def _scenes(users: dict[str, User], *, today: dt.date) -> dict[dt.date, list]:
+    """Each collector's work over the last weeks, by the day it was done: a
+    promise made a week ago and due today, one broken ten days ago, a dispute
+    waiting for our logistics team, a payment plan in good standing and an
+    exception waiting for a manager."""
     day = dt.timedelta(days=1)
+    scenes: dict[dt.date, list] = {}
+
+    def on(when: dt.date, scene) -> None:
+        scenes.setdefault(when, []).append(scene)
+
     for username in COLLECTORS:
         collector = users[username]
         accounts = [
@@ -194,33 +276,51 @@ def _workspace(users: dict[str, User], *, today: dt.date) -> None:
         promised, broken, disputed, planned, excepted = zip(accounts, overdue, strict=True)
         for (customer, invoices), made, due in ((promised, 7, 0), (broken, 20, 10)):
             if invoices:
-                workspace.promise_record(
-                    customer=customer, actor=collector, amount=invoices[0].open_amount,
-                    promised_on=today - due * day, invoices=invoices[:1], on=today - made * day,
-                )
+                on(today - made * day, partial(
+                    _promise, customer, invoices[0], collector, made_on=today - made * day,
+                    promised_on=today - due * day,
+                ))
         customer, invoices = disputed
         if invoices:
-            workspace.dispute_open(
-                customer=customer, actor=collector, invoice=invoices[0], on=today - 10 * day,
-                reason=DisputeReason.OUR_DELIVERY,
+            on(today - 10 * day, partial(
+                workspace.dispute_open, customer=customer, actor=collector, invoice=invoices[0],
+                on=today - 10 * day, reason=DisputeReason.OUR_DELIVERY,
                 description="Goods arrived two weeks late; the customer missed its own delivery date.",
-            )
+            ))
         customer, invoices = planned
         if invoices:
-            total = sum((i.open_amount for i in invoices), Decimal("0"))
-            half = (total / 2).quantize(Decimal("0.01"))
-            workspace.plan_propose(
-                customer=customer, actor=users["manager"], invoices=invoices, on=today - 5 * day,
-                instalments=[(today + 10 * day, half), (today + 40 * day, total - half)],
-                note="Agreed on the phone with the owner.",
-            )
+            on(today - 5 * day, partial(_plan, customer, invoices, users["manager"], on=today - 5 * day))
         customer, _ = excepted
-        workspace.exception_request(
-            customer=customer, actor=collector, kind=ExceptionKind.PAUSE, on=today,
-            pause_until=today + 45 * day, reason="Owner asks for six weeks while a large order is paid.",
-        )
-    workspace.commitments_check(on=today)
-    worklist_refresh(on=today)
+        on(today, partial(
+            workspace.exception_request, customer=customer, actor=collector, kind=ExceptionKind.PAUSE,
+            on=today, pause_until=today + 45 * day,
+            reason="Owner asks for six weeks while a large order is paid.",
+        ))
+    return scenes
+
+
+def _promise(customer: Customer, invoice: Invoice, collector: User, *, made_on: dt.date,
+             promised_on: dt.date) -> None:
+    """A promise to pay what the invoice still owes that day."""
+    invoice.refresh_from_db()
+    if invoice.status == InvoiceStatus.OPEN:
+        workspace.promise_record(customer=customer, actor=collector, amount=invoice.open_amount,
+                                 promised_on=promised_on, invoices=[invoice], on=made_on)
+
+
+def _plan(customer: Customer, invoices: list[Invoice], manager: User, *, on: dt.date) -> None:
+    """A two-instalment plan over what the invoices still owe that day."""
+    day = dt.timedelta(days=1)
+    invoices = list(Invoice.objects.filter(pk__in=[i.pk for i in invoices], status=InvoiceStatus.OPEN))
+    if not invoices:
+        return
+    total = sum((i.open_amount for i in invoices), Decimal("0"))
+    half = (total / 2).quantize(Decimal("0.01"))
+    workspace.plan_propose(
+        customer=customer, actor=manager, invoices=invoices, on=on,
+        instalments=[(on + 15 * day, half), (on + 45 * day, total - half)],
+        note="Agreed on the phone with the owner.",
+    )
 
 
 def _demo_users() -> tuple[dict[str, User], list[str], list[str]]:

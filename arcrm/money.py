@@ -10,6 +10,9 @@ from django.core.exceptions import ValidationError
 MONEY_MAX_DIGITS = 14
 MONEY_DECIMAL_PLACES = 2
 CENT = Decimal("0.01")
+# Below this, an amount computed in the database is no money left: exact on
+# PostgreSQL, float noise on SQLite.
+HALF_CENT = Decimal("0.005")
 ZERO = Decimal("0.00")
 
 

@@ -16,15 +16,21 @@ from django.db.models import Count, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
 from ar_collections.models import (
+    ActionStatus,
     Allocation,
+    Channel,
     CreditNote,
     DocumentCounter,
+    DunningAction,
+    DunningRun,
     Invoice,
     InvoiceStatus,
+    LateCharge,
     Payment,
     PaymentBehaviour,
+    RunStatus,
 )
-from arcrm.demo import DEMO_PASSWORD
+from arcrm.demo import DEMO_PASSWORD, RECENT_DAYS
 from arcrm.money import ZERO
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
 from customers.models import (
@@ -91,9 +97,10 @@ def digest() -> str:
             "allocated_on",
         ),
         # The segment changes are stamped with the wall clock by the refresh.
-        TimelineEvent.objects.exclude(kind=EventKind.SEGMENT_CHANGED)
-        .order_by("customer__account_number", "occurred_at", "kind", "summary")
-        .values_list("customer__account_number", "kind", "occurred_at", "summary", "details"),
+        [(*row[:-1], None if row[1] == EventKind.DUNNING else _without_ids(row[-1])) for row in
+         TimelineEvent.objects.exclude(kind=EventKind.SEGMENT_CHANGED)
+         .order_by("customer__account_number", "occurred_at", "kind", "summary")
+         .values_list("customer__account_number", "kind", "occurred_at", "summary", "details")],
     ]
     fingerprint = hashlib.sha256()
     for query in rows:
@@ -102,13 +109,29 @@ def digest() -> str:
     return fingerprint.hexdigest()
 
 
+# What the replayed weeks' events name by primary key: the rest of them must be
+# the same every time. A dunning event's details hold the notice, whose
+# reference is its step's row: its summary says the rest.
+ROW_IDS = {"action", "recipient", "collector"}
+
+
+def _without_ids(details):
+    if isinstance(details, dict):
+        return {k: _without_ids(v) for k, v in details.items() if k not in ROW_IDS}
+    if isinstance(details, list):
+        return [_without_ids(v) for v in details]
+    return details
+
+
 def wipe_seeded_accounts() -> None:
     """Empty the account tables but keep users and groups.
 
     TRUNCATE, because the timeline is append-only: PostgreSQL refuses DELETE on it.
     """
+    # The dunning runs have no account of their own: they go too (the rest of
+    # what the replayed weeks wrote goes with the accounts, by cascade).
     models = [TimelineEvent, Allocation, Payment, CreditNote, Invoice, PaymentBehaviour,
-              ContactAbsence, Contact, Customer, DocumentCounter]
+              ContactAbsence, Contact, Customer, DocumentCounter, DunningRun]
     tables = [model._meta.db_table for model in models]
     postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
@@ -307,3 +330,23 @@ def test_credit_notes_issued_later_do_not_reuse_a_seeded_number(seeded):
         taken = CreditNote.objects.filter(number__startswith=counter.prefix).count()
         assert counter.next_value == taken + 1
     assert DocumentCounter.objects.exists()
+
+
+def test_the_last_weeks_are_lived_through_with_dunning_on(seeded):
+    """Each of the last nights ran as the nightly schedule runs it: notices
+    went out dated on their night, fees were charged where a ladder charges
+    them, and work waits for people. Today's run is left to the schedule."""
+    runs = DunningRun.objects.order_by("run_date")
+    assert list(runs.values_list("run_date", flat=True)) == [
+        TODAY - dt.timedelta(days=n) for n in range(RECENT_DAYS, 0, -1)
+    ]
+    assert set(runs.values_list("status", flat=True)) == {RunStatus.FINISHED}
+    done = DunningAction.objects.filter(status=ActionStatus.DONE)
+    assert done.filter(channel=Channel.EMAIL).exists() and done.filter(channel=Channel.PHONE).exists()
+    for action in done:
+        assert action.done_at.date() == action.planned_on
+    notices = TimelineEvent.objects.filter(kind=EventKind.DUNNING)
+    assert notices.exists() and not notices.filter(occurred_at__date__gte=TODAY).exists()
+    assert LateCharge.objects.exists()
+    assert DunningAction.objects.filter(status=ActionStatus.AWAITING_APPROVAL).exists()
+    assert "dunning over the last 42 nights" in seeded
