@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from ar_collections.models import Invoice, TimelineEventInvoice
@@ -141,8 +142,11 @@ class TimelinePage:
 
 
 _LABELS = dict(EventKind.choices)
-_ROW_FIELDS = ("pk", "kind", "occurred_at", "summary", "details", "actor__first_name", "actor__last_name",
-               "actor__username")
+# Of the details only what the row links to: a notice's details hold its whole
+# text, which the page would fetch and parse for nothing.
+_ROW_DETAILS = {"action_ref": KT("details__action"), "letter_ref": KT("details__letter")}
+_ROW_FIELDS = ("pk", "kind", "occurred_at", "summary", "action_ref", "letter_ref", "actor__first_name",
+               "actor__last_name", "actor__username")
 
 
 def timeline_page(
@@ -170,21 +174,21 @@ def timeline_page(
         # The first condition alone bounds the index range; the OR picks the
         # rows of the same instant that come after the cursor's row.
         events = events.filter(occurred_at__lte=at).filter(Q(occurred_at__lt=at) | Q(pk__lt=pk))
-    rows = list(events.order_by("-occurred_at", "-pk").values_list(*_ROW_FIELDS)[: size + 1])
+    rows = list(events.order_by("-occurred_at", "-pk").annotate(**_ROW_DETAILS)
+                .values_list(*_ROW_FIELDS)[: size + 1])
     shown = [_row(*row) for row in rows[:size]]
     return TimelinePage(shown, cursor_for(shown[-1]) if len(rows) > size else None)
 
 
-def _row(pk, kind, occurred_at, summary, details, first, last, username) -> TimelineRow:
-    action = details.get("action") if isinstance(details, dict) else None
+def _row(pk, kind, occurred_at, summary, action, letter, first, last, username) -> TimelineRow:
     local = timezone.localtime(occurred_at)
     return TimelineRow(
         pk=pk, kind=kind, label=_LABELS.get(kind, kind), occurred_at=occurred_at,
         when=f"{local.day} {local:%b %Y %H:%M}", summary=summary,
         # No actor (the nightly run, an import): the row names nobody.
         actor=" ".join(name for name in (first, last) if name) or (username or ""),
-        action_id=action if isinstance(action, int) else None,
-        has_letter=bool(action and details.get("letter")),
+        action_id=int(action) if action and action.isdigit() else None,
+        has_letter=bool(action and letter),
     )
 
 
