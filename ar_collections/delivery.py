@@ -41,7 +41,8 @@ import smtplib
 import ssl
 from collections import defaultdict
 from decimal import Decimal
-from email.utils import formataddr, parseaddr
+from email.headerregistry import Address
+from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -79,6 +80,7 @@ from ar_collections.models import (
 )
 from arcrm import roles
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
+from arcrm.text import one_line
 from customers.models import ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
@@ -296,7 +298,7 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
         subject=email.subject,
         body=email.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[formataddr((contact.name, contact.email))],
+        to=[mail_address(contact.name, contact.email)],
         reply_to=[action.customer.collector.email] if action.customer.collector.email else None,
         headers={"Message-ID": message_id(action.pk)},
     )
@@ -520,6 +522,14 @@ def message_id(action_id: int) -> str:
 def sender_domain() -> str:
     """The domain of our Message-IDs: the sender address's."""
     return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "arcrm.invalid"
+
+
+def mail_address(name: str, email: str) -> str:
+    """'Name <address>' for a To header. The name is put on one line (a line
+    break would end the header: Django refuses to send it) and quoted where it
+    needs to be; an internationalised domain (anna@bäckerei-müller.de) is left
+    as it is, for Django to encode when it sends, where formataddr() fails on it."""
+    return str(Address(display_name=one_line(name), addr_spec=email))
 
 
 # --- what the notice says -------------------------------------------------------
@@ -1091,7 +1101,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
         email = rendering.render_email(notice)
         message = EmailMultiAlternatives(
             subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[formataddr((contact.name, contact.email))],
+            to=[mail_address(contact.name, contact.email)],
             reply_to=[collector.email] if collector.email else None,
         )
         message.attach_alternative(email.html, "text/html")

@@ -60,6 +60,7 @@ from ar_collections.timeline import events_link, invoice_issued
 from ar_collections.workspace import allocations_oldest_first, payment_record
 from arcrm.dates import far_ahead
 from arcrm.money import decimal_places, format_money, validate_currency
+from arcrm.text import is_one_line
 from customers.models import Customer, TimelineEvent
 
 log = logging.getLogger(__name__)
@@ -331,6 +332,11 @@ def _text(row: dict, column: str, *, limit: int, required: bool = False) -> str:
         raise _RowError(f"{column} is empty")
     if len(value) > limit:
         raise _RowError(f"{column} is longer than {limit} characters")
+    if not is_one_line(value):
+        # A quoted CSV value may hold a line break; numbers and references go
+        # into e-mail subjects and file names, where it would stop the mail.
+        raise _RowError(f"{column} {value!r} has a line break or another control character: "
+                        "write it on one line")
     return value
 
 

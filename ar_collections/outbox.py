@@ -48,6 +48,7 @@ from ar_collections.delivery import (
 )
 from ar_collections.models import DunningCycle, MailPurpose, MailStatus, OutgoingMail, TimelineEventInvoice
 from ar_collections.timeline import event_record
+from arcrm.text import one_line, shorten
 from customers.models import EventKind
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,10 @@ _EVENT_KIND = {
 
 def mail_queue(message: EmailMessage, *, customer, purpose: str, actor=None, invoice=None) -> OutgoingMail:
     """Queue `message` (at most one attachment) to be sent once the caller's
-    transaction commits."""
+    transaction commits. Its subject is put on one line (a name typed with a
+    line break would make Django refuse the header, and the mail fail for
+    good) and cut to what the row holds (an account's long name and an
+    invoice number together may not fit)."""
     html = next((content for content, mimetype in getattr(message, "alternatives", ())
                  if mimetype == "text/html"), "")
     if len(message.attachments) > 1:
@@ -81,7 +85,8 @@ def mail_queue(message: EmailMessage, *, customer, purpose: str, actor=None, inv
     name, content, mimetype = message.attachments[0] if message.attachments else ("", None, "")
     mail = OutgoingMail.objects.create(
         customer=customer, purpose=purpose, created_by=actor, from_email=message.from_email,
-        to=list(message.to), reply_to=list(message.reply_to), subject=message.subject, text=message.body,
+        to=list(message.to), reply_to=list(message.reply_to), text=message.body,
+        subject=shorten(one_line(message.subject), OutgoingMail._meta.get_field("subject").max_length),
         html=html, attachment_name=name or "", attachment_type=mimetype or "",
         attachment=content.encode() if isinstance(content, str) else content, invoice=invoice,
         next_attempt_at=timezone.now() + SWEEP_AFTER,

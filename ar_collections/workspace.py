@@ -15,7 +15,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from email.utils import formataddr
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -27,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections import outbox, rendering, services, worklist
-from ar_collections.delivery import charge_waive, letters_withdraw_moot
+from ar_collections.delivery import charge_waive, letters_withdraw_moot, mail_address
 from ar_collections.dunning import copy_pay_by
 from ar_collections.models import (
     Allocation,
@@ -153,7 +152,7 @@ def _call_summary_message(call: Call, contact: Contact, promise: Promise | None)
         subject=f"Our call today about account {customer.account_number}",
         body="\n".join(lines),
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[formataddr((contact.name, contact.email))],
+        to=[mail_address(contact.name, contact.email)],
         reply_to=[collector.email] if collector.email else None,
     )
 
@@ -186,7 +185,7 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
         raise ValidationError(f"The copy could not be written, nothing was sent: {error}") from error
     message = EmailMultiAlternatives(
         subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[formataddr((contact.name, contact.email))], reply_to=[actor.email] if actor.email else None,
+        to=[mail_address(contact.name, contact.email)], reply_to=[actor.email] if actor.email else None,
     )
     message.attach_alternative(email.html, "text/html")
     message.attach(f"invoice-{invoice.number}.pdf", pdf, "application/pdf")

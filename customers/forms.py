@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
 from arcrm.roles import COLLECTOR, MANAGER
+from arcrm.text import is_one_line
 from customers.models import Contact, ContactAbsence, Customer, Segment
 
 User = get_user_model()
@@ -127,6 +128,14 @@ class DaysOfMonthField(forms.CharField):
         return sorted(days)
 
 
+def _name_on_one_line(name: str) -> str:
+    """A name goes into e-mail headers (To, Subject), where a line break ends
+    the header; the text box is one line, but a pasted or posted one is kept."""
+    if not is_one_line(name):
+        raise forms.ValidationError("Write the name on one line, without line breaks or tabs.")
+    return name
+
+
 class _PlainLabels:
     """Labels without the trailing colon; the layout already sets them apart."""
 
@@ -208,6 +217,9 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
                 self.fields[name].disabled = True
                 self.fields[name].help_text = "A manager decides this."
 
+    def clean_name(self) -> str:
+        return _name_on_one_line(self.cleaned_data["name"])
+
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].strip().upper()
 
@@ -236,6 +248,9 @@ class ContactForm(_PlainLabels, forms.ModelForm):
             "is_primary_billing": "Invoices and reminders go here first. Marking this contact "
             "takes the flag from whoever had it.",
         }
+
+    def clean_name(self) -> str:
+        return _name_on_one_line(self.cleaned_data["name"])
 
 
 class AbsenceForm(_PlainLabels, forms.ModelForm):

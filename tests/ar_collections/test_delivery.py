@@ -333,6 +333,23 @@ def test_the_email_says_who_what_and_by_when_and_is_recorded(make_account, plan_
     assert sorted(event.details["invoices"]) == numbers(account)
 
 
+def test_a_reminder_reaches_an_internationalised_domain_and_a_name_typed_on_two_lines(
+    make_account, plan_and_deliver, smtp_server
+):
+    """Contact.email accepts anna@bäckerei-müller.de, which goes out encoded;
+    a line break kept in a name would make Django refuse the To header."""
+    account = make_account(Segment.PROMPT, email="anna@bäckerei-müller.de")
+    account.contacts.update(name="Anna Clerk\nAccounts Payable")
+
+    plan_and_deliver(days(3))
+
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.error) == (ActionStatus.DONE, "")
+    [message] = smtp_server.messages
+    assert message["To"] == "Anna Clerk Accounts Payable <anna@xn--bckerei-mller-bfb28a.de>"
+    assert smtp_server.envelopes[0][1] == ["anna@xn--bckerei-mller-bfb28a.de"]
+
+
 def test_an_absent_billing_contact_s_reminder_goes_to_the_stand_in(
     make_account, make_contact, plan_and_deliver, smtp_server
 ):

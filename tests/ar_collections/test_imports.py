@@ -150,6 +150,23 @@ INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
     assert state() == before
 
 
+def test_a_number_or_reference_with_a_line_break_is_refused(accounts):
+    """A quoted CSV value may hold a line break; an invoice number goes into
+    e-mail subjects and file names, where one would stop the mail for good."""
+    text = ('number,account_number,issue_date,due_date,currency,total_amount,po_reference\r\n'
+            '"INV-1\nBcc: someone@evil.test",C-ACME,2025-06-01,2025-07-01,EUR,500.00,\r\n'
+            'INV-2,C-ACME,2025-06-01,2025-07-01,EUR,500.00,"PO\t7"\r\n')
+
+    report = invoices_import(text)
+
+    assert report.errors == [  # a row is told by the line it ends on
+        "line 3: number 'INV-1\\nBcc: someone@evil.test' has a line break or another control character: "
+        "write it on one line",
+        "line 4: po_reference 'PO\\t7' has a line break or another control character: write it on one line",
+    ]
+    assert not Invoice.objects.exists()
+
+
 @pytest.mark.parametrize(("header", "problem"), [
     ("number,account_number,issue_date,currency,total_amount", "line 1: missing column due_date"),
     ("number,account_number,issue_date,due_date,currency,total_amount,amout",

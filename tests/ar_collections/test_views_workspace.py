@@ -30,6 +30,7 @@ from ar_collections.models import (
     ExceptionStatus,
     Instalment,
     Invoice,
+    MailStatus,
     OutgoingMail,
     PauseKind,
     PaymentPlan,
@@ -37,7 +38,7 @@ from ar_collections.models import (
     Promise,
     TimelineEventInvoice,
 )
-from customers.models import EventKind, TimelineEvent
+from customers.models import Customer, EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
@@ -593,6 +594,27 @@ def test_an_invoice_copy_is_e_mailed_as_a_pdf_and_noted_on_the_timeline(
     assert linked_numbers(event) == ["INV-1002"]
 
 
+def test_an_invoice_copy_reaches_an_address_with_an_internationalised_domain_and_a_name_on_two_lines(
+    client, collector, customer, invoices, make_contact, smtp_server, django_capture_on_commit_callbacks,
+    eager_celery,
+):
+    """The contact form accepts anna@bäckerei-müller.de; the domain goes out
+    encoded, and a line break kept in the name from before is a space."""
+    anna = make_contact(customer, name="Anna Clerk\nAccounts Payable", email="anna@bäckerei-müller.de",
+                        is_primary_billing=True)
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url("invoice_copy", customer), {"invoice": invoices[1].pk, "contact": anna.pk})
+
+    assert response.status_code == 302
+    mail = OutgoingMail.objects.get()
+    assert (mail.status, mail.error) == (MailStatus.SENT, "")
+    (message,) = smtp_server.messages
+    assert message["To"] == "Anna Clerk Accounts Payable <anna@xn--bckerei-mller-bfb28a.de>"
+    assert smtp_server.envelopes[0][1] == ["anna@xn--bckerei-mller-bfb28a.de"]
+
+
 @pytest.mark.parametrize("broken", ["en.html", "en.subject.txt"])
 def test_an_invoice_copy_with_wording_that_does_not_parse_says_which_file_and_sends_nothing(
     client, collector, customer, anna, invoices, settings, tmp_path, broken
@@ -734,6 +756,54 @@ def test_a_dispute_is_routed_to_the_department_that_handles_its_reason(
     event = TimelineEvent.objects.filter(kind=EventKind.DISPUTE).get()
     assert event.summary.endswith("sent to Sales Ops <salesops@example.test>")
     assert linked_numbers(event) == ["INV-1001"]
+
+
+def test_a_dispute_on_an_account_whose_name_has_a_line_break_is_routed_with_a_one_line_subject(
+    client, collector, customer, invoices, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    """A line break in a Subject makes Django refuse the mail for good; a name
+    kept with one from before the card refused them goes out on one line."""
+    Department.objects.create(name="Sales Ops", email="salesops@example.test", reasons=["price"])
+    customer.name = "Acme Tools\nBcc: someone@evil.test"
+    customer.save(update_fields=["name"])
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("dispute_open", customer), {
+            "invoice": invoices[0].pk, "reason": DisputeReason.PRICE, "description": "Quoted EUR 450",
+        })
+
+    mail = OutgoingMail.objects.get()
+    assert (mail.status, mail.error) == (MailStatus.SENT, "")
+    (message,) = smtp_server.messages
+    assert message["Subject"] == (
+        "Dispute on invoice INV-1001 (Acme Tools Bcc: someone@evil.test): Price differs from the order or "
+        "contract"
+    )
+    assert message["Bcc"] is None and smtp_server.envelopes[0][1] == ["salesops@example.test"]
+
+
+def test_a_dispute_on_an_account_with_a_long_name_opens_with_the_subject_cut_to_fit(
+    client, collector, make_customer, make_invoice
+):
+    """The longest name and invoice number joined with the reason are longer
+    than a mail's subject may be: the subject is cut, the dispute opens."""
+    Department.objects.create(name="Sales Ops", email="salesops@example.test", reasons=["price"])
+    customer = make_customer(name="N" * Customer._meta.get_field("name").max_length)
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1),
+                           number="INV-" + "9" * 36)
+    client.force_login(collector)
+
+    response = client.post(url("dispute_open", customer), {
+        "invoice": invoice.pk, "reason": DisputeReason.PRICE, "description": "Quoted EUR 450",
+    })
+
+    assert response.status_code == 302
+    assert Dispute.objects.filter(invoice=invoice).exists()
+    subject = OutgoingMail.objects.get().subject
+    limit = OutgoingMail._meta.get_field("subject").max_length
+    assert (len(subject), subject[-1]) == (limit, "…")
+    assert subject.startswith(f"Dispute on invoice {invoice.number} (NNN")
 
 
 def test_a_dispute_with_no_team_for_its_reason_is_sent_nowhere(

@@ -457,6 +457,19 @@ def test_a_manager_s_bad_currency_is_refused_with_a_message(client, manager, cus
     assert customer.currency == "EUR"
 
 
+def test_an_account_name_with_a_line_break_is_refused_with_a_message(client, collector, customer):
+    """The name goes into the subject of e-mails, where a line break ends the header."""
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, name="Acme Tools\nBcc: someone@evil.test"))
+
+    assert response.status_code == 422
+    assert "Write the name on one line, without line breaks or tabs." in response.content.decode()
+    customer.refresh_from_db()
+    assert customer.name == "Acme Tools"
+
+
 def test_the_card_form_shows_locked_terms_to_a_collector(client, collector, customer):
     client.force_login(collector)
 
@@ -514,6 +527,8 @@ def test_adding_a_contact_with_htmx_returns_the_contacts_section(client, collect
         ({"invoice_delivery": "paper", "postal_address": ""},
          "A postal address is needed for paper invoices."),
         ({"email": "not-an-address"}, "Enter a valid email address."),
+        # The name goes into the To header of every e-mail to the contact.
+        ({"name": "Anna Clerk\nBcc: someone@evil.test"}, "Write the name on one line, without line breaks"),
     ],
 )
 def test_contact_rules_show_as_form_errors_and_nothing_is_saved(

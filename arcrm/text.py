@@ -1,0 +1,25 @@
+"""Text that must stay on one line: names and numbers that end up in e-mail
+headers (a To or a Subject), where a line break would end the header. No Django."""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Control characters (line feed, carriage return, tab, NUL, ...) and the
+# Unicode line and paragraph separators: all of them break a line somewhere.
+_NOT_ON_ONE_LINE = {"Cc", "Zl", "Zp"}
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of white space, line breaks included, as one space."""
+    return " ".join(text.split())
+
+
+def is_one_line(text: str) -> bool:
+    """Whether `text` holds no line break nor any other control character."""
+    return not any(unicodedata.category(char) in _NOT_ON_ONE_LINE for char in text)
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
