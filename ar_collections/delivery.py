@@ -26,8 +26,9 @@ not render) marks the action FAILED with the error; a transient one (the mail
 server is unreachable or answers 4xx) puts it back to PLANNED with the error
 until MAX_DELIVERY_ATTEMPTS, then FAILED. What is the install's to fix is
 neither: a server that will not open a session at all (a wrong password, a
-TLS mismatch; asked once per batch) or a wording template that does not
-parse (the timeline names the file). The action stays PLANNED and no attempt
+TLS mismatch; asked once per batch) or send from our address (a 5xx to
+MAIL FROM), or a wording template that does not parse (the timeline names
+the file). The action stays PLANNED and no attempt
 is spent, so the ladders wait rather than pass over it. Either way the
 timeline says what happened, never that something was sent when it was not.
 A step left PLANNED holds the next one back; the nightly run sends it again.
@@ -396,11 +397,14 @@ def _done(action, **fields) -> None:
 
 def install_fault(error: Exception) -> str | None:
     """What is wrong with the install, not with this step, if that is the
-    error: a setting to fix (the mail server refuses the session) or a wording
-    template that does not parse. Such a step waits, spending no attempt,
+    error: a setting to fix (the mail server refuses the session, or to send
+    from our address) or a wording template that does not parse. Such a step waits, spending no attempt,
     however long the fix takes: failing it would move the ladder past it."""
     if isinstance(error, SessionRefused):
         return "the mail server refused the session"
+    if isinstance(error, smtplib.SMTPSenderRefused) and not is_transient(error):
+        # MAIL FROM refused for good (a 553: "not owned by user"): the same for every message.
+        return "the mail server will not send from our address (the DEFAULT_FROM_EMAIL setting)"
     if isinstance(error, TemplateSyntaxError):
         return "a wording template is broken"
     return None

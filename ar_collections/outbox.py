@@ -16,7 +16,9 @@ back and the failure is recorded under a fresh claim. A transient failure (serve
 reply) leaves the mail QUEUED with the error and a back-off (RETRY_AFTER,
 doubling, which a second task for the same mail respects too) until
 MAX_ATTEMPTS; a permanent one, or the last attempt, marks it
-FAILED and says so on the customer's timeline. When the server cannot be
+FAILED and says so on the customer's timeline. A fault of the install's (a
+refused login or sender address, see delivery.install_fault) keeps it QUEUED
+without spending an attempt, however long the fix takes. When the server cannot be
 reached at all, the rest of the batch waits for the sweep without spending an
 attempt. The sweep (beat, every five minutes) hands over the queued mails whose
 next attempt is due, and moves that time on so that it does not hand the same
@@ -194,7 +196,7 @@ def _message(mail: OutgoingMail) -> EmailMultiAlternatives:
 
 def _failed(mail: OutgoingMail, error: Exception) -> str:
     text = f"{type(error).__name__}: {error}"
-    retry = is_transient(error) and mail.attempts < MAX_ATTEMPTS
+    retry = install_fault(error) is not None or (is_transient(error) and mail.attempts < MAX_ATTEMPTS)
     log.warning("outgoing mail %s not sent (attempt %d): %s", mail.pk, mail.attempts, text)
     mail.status, mail.error = (MailStatus.QUEUED if retry else MailStatus.FAILED), text
     back_off = RETRY_AFTER * 2 ** max(mail.attempts - 1, 0)

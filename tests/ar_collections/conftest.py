@@ -36,6 +36,7 @@ class _Mailbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refusal: str | None = None
+        self.sender_refusal: str | None = None
         self.password: str | None = None  # what a login must give; any login fails without one
         self.login_sessions: list = []  # each session that tried to log in (smtplib tries two ways)
         self._lock = threading.Lock()
@@ -46,6 +47,13 @@ class _Mailbox:
                 self.login_sessions.append(session)
         ok = self.password is not None and auth_data.password == self.password.encode()
         return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 235 or 535
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        if self.sender_refusal:
+            return self.sender_refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         if self.refusal:
@@ -71,6 +79,10 @@ class SmtpServer:
     def refuse_with(self, reply: str | None) -> None:
         """Answer every message with this SMTP reply, e.g. "550 5.1.1 Mailbox unavailable"."""
         self._mailbox.refusal = reply
+
+    def refuse_sender(self, reply: str | None) -> None:
+        """Answer MAIL FROM with this SMTP reply: the server will not send as our address."""
+        self._mailbox.sender_refusal = reply
 
     @property
     def logins(self) -> int:

@@ -288,6 +288,31 @@ def test_a_login_the_mail_server_refuses_delays_the_e_mails_instead_of_failing_t
     ]
 
 
+def test_a_sender_address_the_mail_server_refuses_holds_the_e_mails_instead_of_failing_them(
+    make_account, plan_and_deliver, smtp_server
+):
+    """A DEFAULT_FROM_EMAIL the server will not send as (553 on MAIL FROM) is
+    the install's to fix, like a wrong password: no customer's step is to blame."""
+    accounts = [make_account(Segment.PROMPT, name=f"Acme {n}", email=f"anna{n}@acme.test") for n in range(3)]
+    smtp_server.refuse_sender("553 5.7.1 <ar@example.com>: Sender address rejected: not owned by user arcrm")
+
+    counts = plan_and_deliver(days(3))
+
+    assert (counts["deferred"], counts["failed"]) == (3, 0)
+    for action in DunningAction.objects.filter(customer__in=accounts):
+        assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
+        assert action.error.startswith("SMTPSenderRefused: (553")
+    assert dunning_events(accounts[0])[-1].startswith(
+        "Friendly reminder (step 1, E-mail) not sent yet, the mail server will not send from our address "
+        "(the DEFAULT_FROM_EMAIL setting): SMTPSenderRefused: (553"
+    )
+
+    smtp_server.refuse_sender(None)
+    with frozen(days(4)):
+        assert actions_deliver(action_ids=list(DunningAction.objects.values_list("pk", flat=True)))[
+            "emailed"] == 3
+
+
 def test_a_collector_may_skip_a_step_in_review_but_only_with_a_reason(
     make_account, plan_and_deliver, collector, other_collector
 ):

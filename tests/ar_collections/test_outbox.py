@@ -243,6 +243,23 @@ def test_a_mail_server_refusing_the_login_keeps_the_mail_queued_without_spending
     assert outbox.mails_send(mail_ids=[mail.pk]) == {"sent": 1}
 
 
+def test_a_sender_address_the_mail_server_refuses_keeps_the_mail_queued_without_spending_attempts(
+    account, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    smtp_server.refuse_sender("553 5.7.1 Sender address rejected: not owned by user arcrm")
+
+    for _ in range(outbox.MAX_ATTEMPTS + 1):
+        assert outbox.mails_send(mail_ids=[mail.pk]) == {"deferred": 1}
+        _back_off_over(mail)
+
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.QUEUED, 0)
+    assert mail.error.startswith("SMTPSenderRefused: (553")
+    smtp_server.refuse_sender(None)
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"sent": 1}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_refusal_is_recorded_by_whoever_holds_the_mail_after_the_rollback(account):
     """A refused send rolls the attempt back and claims the mail again to record
