@@ -29,7 +29,9 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url, reswap, retarget
 
 from ar_collections import dunning, timeline, worklist, workspace
+from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
+    Channel,
     Dispute,
     DisputeStatus,
     DunningAction,
@@ -160,14 +162,18 @@ def preview_context(customer: Customer, *, today: dt.date) -> dict:
 @login_required
 @require_safe
 def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A dunning step as it went out: the e-mail as rendered, the letter's PDF."""
+    """A dunning step as it went out: the e-mail as rendered, the letter as
+    written and whether it has been printed for the post."""
     action = get_object_or_404(
         DunningAction.objects.select_related("customer", "step", "recipient"), pk=pk,
         customer__in=Customer.objects.visible_to(request.user),
     )
     lines = list(action.lines.select_related("invoice").order_by("invoice__due_date"))
+    letter = action.channel == Channel.LETTER
     return render(request, "collections/action_detail.html", {
         "action": action, "lines": lines, "can_act": can_act_on(request.user, action.customer),
+        "as_written": "The letter as written" if letter else "The e-mail as sent",
+        "in_print_queue": letter and letters_in_queue().filter(pk=action.pk).exists(),
     })
 
 

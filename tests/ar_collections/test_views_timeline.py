@@ -11,9 +11,15 @@ import re
 import pytest
 from django.urls import reverse
 
-from ar_collections.models import DunningAction, PaymentBehaviour, TimelineEventInvoice
+from ar_collections.models import (
+    DunningAction,
+    Invoice,
+    InvoiceStatus,
+    PaymentBehaviour,
+    TimelineEventInvoice,
+)
 from ar_collections.timeline import PAGE_SIZE, cursor_for, event_record
-from customers.models import EventKind, Segment, TimelineEvent
+from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
 from .conftest import DUE
 
@@ -359,6 +365,30 @@ def test_an_unknown_dunning_step_is_not_found(client, collector):
     client.force_login(collector)
 
     assert client.get(reverse("collections:action_detail", args=[999_999])).status_code == 404
+
+
+def test_a_letter_s_step_page_shows_the_letter_and_whether_it_was_printed_for_the_post(
+    client, collector, make_account, plan_and_deliver
+):
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
+    assert plan_and_deliver(DUE + dt.timedelta(days=3))["letters"] == 1
+    letter = DunningAction.objects.get(customer=account)
+    client.force_login(collector)
+    url = reverse("collections:action_detail", args=[letter.pk])
+
+    waiting = client.get(url).content.decode()
+    assert "The letter as written" in waiting and "The e-mail as sent" not in waiting
+    assert "Not yet: waiting in the print queue" in waiting
+
+    printed_at = dt.datetime(2026, 3, 6, 10, 30, tzinfo=dt.UTC)
+    DunningAction.objects.filter(pk=letter.pk).update(printed_at=printed_at)
+    assert "6 Mar 2026 10:30, for the post" in client.get(url).content.decode()
+
+    DunningAction.objects.filter(pk=letter.pk).update(printed_at=None)
+    Invoice.objects.filter(customer=account).update(status=InvoiceStatus.PAID, open_amount=0, settled_on=DUE)
+    assert "Never: everything it listed was settled before it went to the post" in (
+        client.get(url).content.decode()
+    )
 
 
 def test_the_dunning_step_page_is_read_only(client, collector, emailed):
