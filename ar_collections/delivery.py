@@ -272,7 +272,7 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     details = {
         "channel": channel, "recipient": contact.pk, "recipient_name": contact.name,
         "subject": email.subject, "text": email.text, "channel_note": note,
-        "invoices": [line.invoice.number for line in lines],
+        "invoices": [line.invoice.number for line in lines], "lines": _lines_details(lines),
         "charges": [_charge_details(c) for c in charges],
         **({"charges_note": fee_note} if fee_note else {}),
     }
@@ -352,7 +352,7 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
     ), details={
         "channel": Channel.PHONE, "collector": collector.pk, "recipient": contact.pk if contact else None,
         "phone": phone, "channel_note": note, "text": script,
-        "invoices": [x.invoice.number for x in lines],
+        "invoices": [x.invoice.number for x in lines], "lines": _lines_details(lines),
     })
     worklist.item_add(
         kind=WorkKind.CALL, key=f"call:action:{action.pk}", customer=customer, action=action,
@@ -1002,6 +1002,12 @@ def _totals(lines: list[_Line]) -> list[tuple[str, Decimal]]:
 
 def _amounts(lines: list[_Line]) -> str:
     return format_amounts(_totals(lines))
+
+
+def _lines_details(lines: list[_Line]) -> list[dict]:
+    """The invoices as the notice listed them, for its timeline entry: the
+    action's own lines keep the amounts of the planning day."""
+    return [{"invoice": x.invoice.number, "amount": str(x.amount), "currency": x.currency} for x in lines]
 
 
 def _charge_details(charge: LateCharge) -> dict:

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
@@ -31,6 +32,7 @@ from django_htmx.http import push_url, reswap, retarget
 from ar_collections import dunning, timeline, worklist, workspace
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
+    ActionStatus,
     Channel,
     Dispute,
     DisputeStatus,
@@ -66,7 +68,7 @@ from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO, format_money
 from arcrm.roles import can_act_on
 from customers.access import customer_changeable, customer_readable
-from customers.models import Customer
+from customers.models import Customer, TimelineEvent
 
 WORKLIST_PAGE_SIZE = 50
 
@@ -168,13 +170,32 @@ def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
         DunningAction.objects.select_related("customer", "step", "recipient"), pk=pk,
         customer__in=Customer.objects.visible_to(request.user),
     )
-    lines = list(action.lines.select_related("invoice").order_by("invoice__due_date"))
     letter = action.channel == Channel.LETTER
     return render(request, "collections/action_detail.html", {
-        "action": action, "lines": lines, "can_act": can_act_on(request.user, action.customer),
+        "action": action, "lines": _lines_listed(action),
+        "can_act": can_act_on(request.user, action.customer),
         "as_written": "The letter as written" if letter else "The e-mail as sent",
         "in_print_queue": letter and letters_in_queue().filter(pk=action.pk).exists(),
     })
+
+
+def _lines_listed(action: DunningAction) -> list[dict]:
+    """The step's invoices and amounts: once it went out, as its notice or
+    call task listed them (from its timeline entry: an invoice paid since
+    planning left off, a part payment lowering the amount); before, as planned."""
+    planned = [{"invoice": x.invoice.number, "amount": x.open_amount, "currency": x.currency}
+               for x in action.lines.select_related("invoice").order_by("invoice__due_date")]
+    if action.status != ActionStatus.DONE:
+        return planned
+    done = (TimelineEvent.objects.filter(subject_type=ContentType.objects.get_for_model(DunningAction),
+                                         subject_id=action.pk, details__has_key="invoices")
+            .order_by("-occurred_at", "-pk").values_list("details", flat=True).first())
+    if done is None:
+        return planned
+    if "lines" not in done:
+        # Recorded before the amounts were: the invoices it listed, at their planned amounts.
+        return [line for line in planned if line["invoice"] in done["invoices"]]
+    return [{**line, "amount": Decimal(line["amount"])} for line in done["lines"]]
 
 
 # --- Timeline pages --------------------------------------------------------------------

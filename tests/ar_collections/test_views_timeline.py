@@ -7,10 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import html as html_lib
 import re
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
+from ar_collections.delivery import actions_deliver
+from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import (
     DunningAction,
     Invoice,
@@ -21,7 +24,7 @@ from ar_collections.models import (
 from ar_collections.timeline import PAGE_SIZE, cursor_for, event_record
 from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
-from .conftest import DUE
+from .conftest import DUE, frozen
 
 HTMX = {"HX-Request": "true"}
 # Microseconds on purpose: the cursor must carry them, or events of the same second get lost.
@@ -365,6 +368,29 @@ def test_an_unknown_dunning_step_is_not_found(client, collector):
     client.force_login(collector)
 
     assert client.get(reverse("collections:action_detail", args=[999_999])).status_code == 404
+
+
+def test_the_step_page_lists_the_invoices_and_amounts_as_the_e_mail_listed_them(
+    client, collector, make_account, smtp_server
+):
+    """Between planning and delivery the first invoice was paid and the second
+    paid in part: the e-mail leaves the first off and asks for what is left."""
+    account = make_account(Segment.PROMPT)
+    first, second = Invoice.objects.filter(customer=account).order_by("number")
+    day = DUE + dt.timedelta(days=3)
+    with frozen(day):
+        run_plan(run=run_start(run_date=day))
+        Invoice.objects.filter(pk=first.pk).update(status=InvoiceStatus.PAID, open_amount=0, settled_on=day)
+        Invoice.objects.filter(pk=second.pk).update(open_amount=Decimal("300.00"))
+        assert actions_deliver(action_ids=list(DunningAction.objects.values_list("pk", flat=True)))[
+            "emailed"] == 1
+    action = DunningAction.objects.get(customer=account)
+    client.force_login(collector)
+
+    html = client.get(reverse("collections:action_detail", args=[action.pk])).content.decode()
+
+    invoices = re.search(r"<dt>Invoices</dt><dd>(.*?)</dd>", html).group(1)
+    assert invoices == f"{second.number} (EUR 300.00)"
 
 
 def test_a_letter_s_step_page_shows_the_letter_and_whether_it_was_printed_for_the_post(
