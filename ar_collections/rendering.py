@@ -35,6 +35,7 @@ from django.template.loader import render_to_string as _render_to_string
 
 from ar_collections.models import Tone
 from arcrm.money import ZERO, quantize
+from arcrm.text import one_line
 
 TONE_FOLDERS = {Tone.FRIENDLY: "friendly", Tone.FIRM: "firm", Tone.FINAL: "final"}
 FALLBACK_LANGUAGE = "en"
@@ -420,8 +421,7 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "address_lines": (address := [x.strip() for x in notice.postal_address.splitlines() if x.strip()]),
         # An address that names the recipient already ("Attn. Petra Hoffmann")
         # is not preceded by the name a second time.
-        "recipient_in_address": bool(notice.recipient_name)
-        and any(notice.recipient_name in line for line in address),
+        "recipient_in_address": _names(address, notice.recipient_name),
         "letter_date": _date(notice.letter_date, language),
         "pay_by": _date(notice.pay_by, language),
         "lines": lines,
@@ -451,6 +451,15 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "collector_email": notice.collector_email,
         "reference": notice.reference,
     }
+
+
+def _names(address_lines: list[str], name: str) -> bool:
+    """Whether a line of the address names `name`, as whole words: "Marktplatz 3"
+    does not name Mark, "z. Hd. Mark" does."""
+    if not (name := one_line(name)):
+        return False
+    pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
+    return any(pattern.search(line) for line in address_lines)
 
 
 def company() -> dict[str, str]:
