@@ -210,9 +210,9 @@ def _invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, act
         account_number=customer.account_number, recipient_name=contact.name,
         postal_address=contact.postal_address, letter_date=on,
         pay_by=copy_pay_by(due_date=invoice.due_date, sent_on=on),
+        # Negative before the due date: the statement says "due in N days", not "0" days overdue.
         lines=(rendering.NoticeLine(invoice.number, invoice.issue_date, invoice.due_date,
-                                    max((on - invoice.due_date).days, 0), invoice.open_amount,
-                                    invoice.currency),),
+                                    (on - invoice.due_date).days, invoice.open_amount, invoice.currency),),
         collector_name=actor.get_full_name() or actor.get_username(),
         collector_email=actor.email, reference=f"C-{invoice.number}",
     )

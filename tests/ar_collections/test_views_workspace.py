@@ -615,6 +615,20 @@ def test_an_invoice_copy_reaches_an_address_with_an_internationalised_domain_and
     assert smtp_server.envelopes[0][1] == ["anna@xn--bckerei-mller-bfb28a.de"]
 
 
+@pytest.mark.parametrize(("language", "said"), [("en", "due in 26 days"), ("de", "fällig in 26 Tagen")])
+def test_a_copy_of_an_invoice_not_yet_due_says_when_it_falls_due(
+    client, collector, customer, make_contact, make_invoice, language, said
+):
+    anna = make_contact(customer, name="Anna Clerk", email="anna@acme.test", language=language)
+    invoice = make_invoice(customer, issued=dt.date(2025, 8, 1), due=dt.date(2025, 8, 31), amount="500.00")
+    client.force_login(collector)
+
+    client.post(url("invoice_copy", customer), {"invoice": invoice.pk, "contact": anna.pk})
+
+    text = OutgoingMail.objects.get().text
+    assert said in text, text
+
+
 @pytest.mark.parametrize("broken", ["en.html", "en.subject.txt"])
 def test_an_invoice_copy_with_wording_that_does_not_parse_says_which_file_and_sends_nothing(
     client, collector, customer, anna, invoices, settings, tmp_path, broken
