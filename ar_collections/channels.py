@@ -12,6 +12,7 @@ import datetime as dt
 from typing import NamedTuple
 
 from ar_collections.models import Channel, DunningAction, StepAction
+from arcrm.text import shorten
 from customers.models import Contact, ContactRole, Customer, ReminderChannel
 
 # Steps a manager or the system carries out; nobody outside is contacted.
@@ -120,4 +121,4 @@ def _reachable(contact: Contact, wanted: str) -> tuple[str, str]:
 def _join(notes: list[str]) -> str:
     text = "; ".join(n for n in notes if n)
     limit = DunningAction._meta.get_field("channel_note").max_length
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(text, limit)

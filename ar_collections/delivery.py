@@ -81,7 +81,7 @@ from ar_collections.models import (
 )
 from arcrm import roles
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
-from arcrm.text import one_line
+from arcrm.text import one_line, shorten
 from customers.models import ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
@@ -1025,7 +1025,7 @@ def _step_name(action: DunningAction) -> str:
 def _join_notes(*notes: str) -> str:
     text = "; ".join(n for n in notes if n)
     limit = DunningAction._meta.get_field("channel_note").max_length
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(text, limit)
 
 
 def _delete_files(names: list[str]) -> None:

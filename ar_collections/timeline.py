@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ar_collections.models import Invoice, TimelineEventInvoice
 from arcrm.money import format_money
+from arcrm.text import shorten
 from customers.models import Customer, EventKind, TimelineEvent
 
 PAGE_SIZE = 25
@@ -43,8 +44,7 @@ def event_record(
     """Append one event to the customer's timeline, linked to the invoices it
     concerns so that filtering by invoice finds it."""
     limit = TimelineEvent._meta.get_field("summary").max_length
-    if len(summary) > limit:
-        summary = summary[: limit - 1] + "…"
+    summary = shorten(summary, limit)
     event = TimelineEvent.objects.create(
         customer=customer, kind=kind, summary=summary, actor=actor, details=details or {},
         occurred_at=occurred_at or timezone.now(),

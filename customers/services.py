@@ -16,6 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.dispatch import Signal
 
+from arcrm.text import shorten
 from customers.models import (
     Contact,
     ContactAbsence,
@@ -166,8 +167,7 @@ def _record(
     subject: models.Model | None = None,
 ) -> TimelineEvent:
     max_length = TimelineEvent._meta.get_field("summary").max_length
-    if len(summary) > max_length:
-        summary = summary[: max_length - 1] + "…"
+    summary = shorten(summary, max_length)
     return TimelineEvent.objects.create(
         customer=customer,
         kind=kind,
