@@ -243,12 +243,9 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
     step, today = action.step, timezone.localdate()
 
     lines = _lines_still_due(action, on=today)
-    if not lines:
-        return _skip(action, "by delivery every listed invoice was paid or paused"), None
-    if not above_minimum(step.policy, dict(_totals(lines))):
-        # Part payments since planning took it under the policy's minimum: not worth a notice now.
-        return _skip(action, f"by delivery what is still due ({_amounts(lines)}) is under the policy's "
-                             "minimum"), None
+    moot = _moot(step, lines, by="delivery")
+    if moot:
+        return _skip(action, moot), None
     if step.action in FOR_A_MANAGER:
         return _hold_for_approval(action), None
 
@@ -560,6 +557,18 @@ def _lines_still_due(action: DunningAction, *, on: dt.date) -> list[_Line]:
     return [_Line(x, on) for x in lines if x.invoice_id in due]
 
 
+def _moot(step, lines: list[_Line], *, by: str) -> str:
+    """Why a step planned earlier is no longer worth carrying out by the time
+    of `by` (delivery, approval), or "" if it still is: payments since
+    planning paid its invoices, or took what is left under the policy's
+    minimum, below which nobody is chased."""
+    if not lines:
+        return f"by {by} every listed invoice was paid or paused"
+    if not above_minimum(step.policy, dict(_totals(lines))):
+        return f"by {by} what is still due ({_amounts(lines)}) is under the policy's minimum"
+    return ""
+
+
 def _with_contacts(customer_id: int) -> Customer:
     return Customer.objects.select_related("collector").prefetch_related(
         Prefetch("contacts__absences", queryset=ContactAbsence.objects.select_related("delegate"))
@@ -851,9 +860,10 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
                                   "for a manager.")
         customer = Customer.objects.select_for_update().get(pk=locked.customer_id)
         locked.customer = customer
-        if not _lines_still_due(locked, on=timezone.localdate()):
-            _skip(locked, "by approval every listed invoice was paid or paused", by=manager,
-                  note=note.strip())
+        # A hold or C.O.D. is no more worth imposing than a notice is worth sending.
+        moot = _moot(locked.step, _lines_still_due(locked, on=timezone.localdate()), by="approval")
+        if moot:
+            _skip(locked, moot, by=manager, note=note.strip())
             locked.refresh_from_db()
             return locked
         kept, terms = "", {}  # terms: what changes on the account

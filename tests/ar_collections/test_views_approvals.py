@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from ar_collections import workspace
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
@@ -254,6 +255,29 @@ def test_approving_a_step_whose_invoices_were_paid_meanwhile_records_who_and_why
     assert event.details["before"] == {"status": "awaiting_approval"}
     action.customer.refresh_from_db()
     assert action.customer.on_credit_hold is False
+
+
+def test_approving_a_credit_hold_over_a_balance_paid_down_under_the_policy_minimum_skips_it(
+    client, manager, customer, make_action
+):
+    """Planned over EUR 100.00; the customer then pays all but EUR 10.00, under
+    the ladder's EUR 25.00 minimum below which delivery sends no notice at all.
+    Approving it must not put the account on hold for ten euros."""
+    action = make_action(customer)
+    line = action.lines.get()
+    workspace.payment_record(customer=customer, amount=Decimal("90.00"), currency="EUR", received_on=TODAY,
+                             allocations=[(line.invoice, Decimal("90.00"))], reference="BANK-1",
+                             actor=manager)
+    client.force_login(manager)
+
+    client.post(url(action), {"decision": "approve", "note": "Late again"})
+
+    action.refresh_from_db()
+    customer.refresh_from_db()
+    assert (customer.on_credit_hold, action.status, action.reviewed_by) == (
+        False, ActionStatus.SKIPPED, manager
+    )
+    assert "minimum" in action.skip_reason and "EUR 10.00" in action.skip_reason
 
 
 def test_declining_skips_the_step_with_the_managers_note(client, manager, action):
