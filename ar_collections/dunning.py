@@ -646,4 +646,6 @@ def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:
     # Notices a policy queues for review go on their collectors' worklists now,
     # not at the next daily check.
     worklist_refresh(on=run_date)
+    # Read again: finishing updates the row, not this copy, which still says "running".
+    run.refresh_from_db()
     return run
