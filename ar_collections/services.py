@@ -272,15 +272,14 @@ def segment_override(*, customer: Customer, segment: str, note: str, actor, on: 
     locked.refresh_from_db()
     after = {"segment": locked.segment, "override": locked.segment_override,
              "note": locked.segment_override_note}
+    # A removal keeps no note on the account: its reason lives on the timeline only.
+    removed = "Manager's segment override removed" + (f": {note.strip()}" if note.strip() else "")
     TimelineEvent.objects.create(
         customer=locked,
         kind=EventKind.SEGMENT_CHANGED,
         actor=actor,
-        summary=(
-            f"Segment set to {Segment(segment).label} by a manager" if segment
-            else "Manager's segment override removed"
-        ),
-        details={"before": before, "after": after},
+        summary=(f"Segment set to {Segment(segment).label} by a manager" if segment else removed)[:300],
+        details={"before": before, "after": after, "note": note.strip()},
     )
     return locked
 

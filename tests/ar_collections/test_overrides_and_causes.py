@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.urls import reverse
 
 from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import (
@@ -71,6 +72,24 @@ def test_removing_the_override_brings_back_the_computed_segment(prompt_customer,
 
     prompt_customer.refresh_from_db()
     assert (prompt_customer.segment, prompt_customer.segment_override) == (Segment.PROMPT, "")
+
+
+def test_the_reason_given_for_removing_an_override_is_on_the_timeline(client, prompt_customer, manager):
+    """The Dunning card asks "Why" for a removal too: the answer is what a
+    reader of the timeline sees, and it is kept in the event's details."""
+    client.force_login(manager)
+    url = reverse("collections:segment_override", args=[prompt_customer.pk])
+    client.post(url, {"segment": Segment.DISTRESSED, "note": "Lost their biggest client"})
+
+    client.post(url, {"segment": "", "note": "New owner paid everything; back to normal"})
+
+    removal = TimelineEvent.objects.filter(customer=prompt_customer, kind=EventKind.SEGMENT_CHANGED,
+                                           actor=manager).latest("pk")
+    assert removal.summary == (
+        "Manager's segment override removed: New owner paid everything; back to normal"
+    )
+    assert removal.details["note"] == "New owner paid everything; back to normal"
+    assert removal.details["before"]["note"] == "Lost their biggest client"
 
 
 def test_only_a_manager_may_override_and_only_with_a_reason(prompt_customer, collector, manager):
