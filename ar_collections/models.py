@@ -816,6 +816,10 @@ class LateCharge(models.Model):
 # --- The collector's workspace: calls, promises, plans, disputes, exceptions -------
 
 
+# Zero is the strictest limit there is: a negative one would mean the same, in confusing words.
+LIMIT_NOT_NEGATIVE = "A limit cannot be negative; 0 sends every such request to a manager."
+
+
 class CollectionRules(models.Model):
     """The limits a manager sets for collectors, one row (pk 1).
 
@@ -835,12 +839,12 @@ class CollectionRules(models.Model):
         default=7, help_text="Days a department has to answer a dispute before it lands on the worklist."
     )
     plan_approval_above_amount = money_field(
-        default=Decimal("5000.00"),
+        default=Decimal("5000.00"), validators=[MinValueValidator(Decimal("0"), LIMIT_NOT_NEGATIVE)],
         help_text="Payment plans above this amount (in the default currency, the account's plans in force "
         "together) need a manager; plans in any other currency always do.",
     )
     credit_without_manager_amount = money_field(
-        default=Decimal("1000.00"),
+        default=Decimal("1000.00"), validators=[MinValueValidator(Decimal("0"), LIMIT_NOT_NEGATIVE)],
         help_text="Collectors may settle disputes by credit notes or corrected invoices taking off up to "
         "this amount per invoice, all disputes on it together (in the default currency); more, or any "
         "other currency, is a manager's decision.",
@@ -852,7 +856,15 @@ class CollectionRules(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "collection rules"
-        constraints = [models.CheckConstraint(name="collection_rules_single_row", condition=Q(pk=1))]
+        constraints = [
+            models.CheckConstraint(name="collection_rules_single_row", condition=Q(pk=1)),
+            models.CheckConstraint(name="rules_plan_limit_not_negative",
+                                   condition=Q(plan_approval_above_amount__gte=0),
+                                   violation_error_message=LIMIT_NOT_NEGATIVE),
+            models.CheckConstraint(name="rules_credit_limit_not_negative",
+                                   condition=Q(credit_without_manager_amount__gte=0),
+                                   violation_error_message=LIMIT_NOT_NEGATIVE),
+        ]
 
     def __str__(self) -> str:
         return "Collection rules"

@@ -143,6 +143,21 @@ def test_a_change_to_the_collection_rules_is_kept_with_before_and_after(admin_cl
     )
 
 
+@pytest.mark.parametrize("field", ["plan_approval_above_amount", "credit_without_manager_amount"])
+def test_a_negative_money_limit_in_the_collection_rules_is_refused_and_says_why(admin_client, field):
+    rules = CollectionRules.current()
+    before = getattr(rules, field)
+    data = {f.name: getattr(rules, f.name) for f in CollectionRules._meta.fields
+            if f.editable and f.name not in ("id", "updated_by")}
+    data[field] = "-500.00"
+
+    response = admin_client.post(reverse("admin:collections_collectionrules_change", args=[1]), data)
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert "A limit cannot be negative" in response.content.decode()
+    assert getattr(CollectionRules.current(), field) == before
+
+
 def test_credit_terms_change_through_the_account_card_not_the_admin(admin_client, make_customer):
     customer = make_customer(name="Held GmbH", on_credit_hold=True, terms_type=TermsType.COD)
 
