@@ -361,7 +361,9 @@ class LatePaymentPolicy(models.Model):
         constraints = [
             # Exactly one ladder runs per segment at a time.
             models.UniqueConstraint(
-                fields=["segment"], condition=Q(is_active=True), name="policy_one_active_per_segment"
+                fields=["segment"], condition=Q(is_active=True), name="policy_one_active_per_segment",
+                violation_error_message="This segment already has an active policy; only one ladder runs "
+                "per segment at a time. Save this one as not active, or change the active one's steps.",
             ),
         ]
 
@@ -423,12 +425,19 @@ class DunningStep(models.Model):
     class Meta:
         ordering = ["policy", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["policy", "position"], name="step_position_unique"),
-            models.UniqueConstraint(fields=["policy", "day_offset"], name="step_day_unique"),
-            models.CheckConstraint(name="step_pay_by_positive", condition=Q(pay_by_days__gt=0)),
-            models.CheckConstraint(name="step_fee_not_negative", condition=Q(late_fee_amount__gte=0)),
+            # The admin shows these messages to the manager who edits the ladder.
+            models.UniqueConstraint(fields=["policy", "position"], name="step_position_unique",
+                                    violation_error_message="This policy already has a step at this "
+                                    "position."),
+            models.UniqueConstraint(fields=["policy", "day_offset"], name="step_day_unique",
+                                    violation_error_message="This policy already has a step on this day."),
+            models.CheckConstraint(name="step_pay_by_positive", condition=Q(pay_by_days__gt=0),
+                                   violation_error_message="A step must give at least 1 day to pay."),
+            models.CheckConstraint(name="step_fee_not_negative", condition=Q(late_fee_amount__gte=0),
+                                   violation_error_message="A late fee cannot be negative."),
             models.CheckConstraint(
-                name="step_interest_not_negative", condition=Q(interest_rate_percent__gte=0)
+                name="step_interest_not_negative", condition=Q(interest_rate_percent__gte=0),
+                violation_error_message="An interest rate cannot be negative.",
             ),
         ]
 
@@ -445,8 +454,11 @@ class PolicyMinimum(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["policy", "currency"], name="policy_minimum_per_currency"),
-            models.CheckConstraint(name="policy_minimum_not_negative", condition=Q(min_amount__gte=0)),
+            models.UniqueConstraint(fields=["policy", "currency"], name="policy_minimum_per_currency",
+                                    violation_error_message="This policy already has a minimum for this "
+                                    "currency."),
+            models.CheckConstraint(name="policy_minimum_not_negative", condition=Q(min_amount__gte=0),
+                                   violation_error_message="A minimum cannot be negative."),
         ]
 
     def __str__(self) -> str:

@@ -41,4 +41,44 @@ class Migration(migrations.Migration):
             model_name='collectionrules',
             constraint=models.CheckConstraint(condition=models.Q(('credit_without_manager_amount__gte', 0)), name='rules_credit_limit_not_negative', violation_error_message='A limit cannot be negative; 0 sends every such request to a manager.'),
         ),
+        migrations.AlterConstraint(
+            model_name='dunningstep',
+            name='step_position_unique',
+            constraint=models.UniqueConstraint(fields=('policy', 'position'), name='step_position_unique', violation_error_message='This policy already has a step at this position.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='dunningstep',
+            name='step_day_unique',
+            constraint=models.UniqueConstraint(fields=('policy', 'day_offset'), name='step_day_unique', violation_error_message='This policy already has a step on this day.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='dunningstep',
+            name='step_pay_by_positive',
+            constraint=models.CheckConstraint(condition=models.Q(('pay_by_days__gt', 0)), name='step_pay_by_positive', violation_error_message='A step must give at least 1 day to pay.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='dunningstep',
+            name='step_fee_not_negative',
+            constraint=models.CheckConstraint(condition=models.Q(('late_fee_amount__gte', 0)), name='step_fee_not_negative', violation_error_message='A late fee cannot be negative.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='dunningstep',
+            name='step_interest_not_negative',
+            constraint=models.CheckConstraint(condition=models.Q(('interest_rate_percent__gte', 0)), name='step_interest_not_negative', violation_error_message='An interest rate cannot be negative.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='latepaymentpolicy',
+            name='policy_one_active_per_segment',
+            constraint=models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('segment',), name='policy_one_active_per_segment', violation_error_message="This segment already has an active policy; only one ladder runs per segment at a time. Save this one as not active, or change the active one's steps."),
+        ),
+        migrations.AlterConstraint(
+            model_name='policyminimum',
+            name='policy_minimum_per_currency',
+            constraint=models.UniqueConstraint(fields=('policy', 'currency'), name='policy_minimum_per_currency', violation_error_message='This policy already has a minimum for this currency.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='policyminimum',
+            name='policy_minimum_not_negative',
+            constraint=models.CheckConstraint(condition=models.Q(('min_amount__gte', 0)), name='policy_minimum_not_negative', violation_error_message='A minimum cannot be negative.'),
+        ),
     ]

@@ -128,6 +128,32 @@ def test_one_step_edited_alone_must_fit_its_ladder(admin_client):
     assert step.tone == Tone.FINAL
 
 
+def test_a_step_with_no_days_to_pay_is_refused_in_words_a_manager_understands(admin_client):
+    policy = prompt()
+
+    response = admin_client.post(change_url(policy), policy_post(policy, {2: {"pay_by_days": 0}}))
+
+    html = response.content.decode()
+    assert "A step must give at least 1 day to pay." in html
+    assert "step_pay_by_positive" not in html
+    assert policy.steps.get(position=2).pay_by_days == 10  # nothing saved
+
+
+def test_a_second_active_policy_for_a_segment_is_refused_in_words_a_manager_understands(admin_client):
+    data = {"name": "Prompt payers, gentler", "segment": "prompt", "description": "",
+            "is_active": "on", "auto_send": "on", "min_days_between_contacts": 5,
+            "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0, "steps-MIN_NUM_FORMS": 0,
+            "steps-MAX_NUM_FORMS": 1000, "minimums-TOTAL_FORMS": 0, "minimums-INITIAL_FORMS": 0,
+            "minimums-MIN_NUM_FORMS": 0, "minimums-MAX_NUM_FORMS": 1000}
+
+    response = admin_client.post(reverse("admin:collections_latepaymentpolicy_add"), data)
+
+    html = response.content.decode()
+    assert "This segment already has an active policy" in html
+    assert "policy_one_active_per_segment" not in html
+    assert LatePaymentPolicy.objects.filter(segment="prompt").count() == 1
+
+
 def test_a_change_to_the_collection_rules_is_kept_with_before_and_after(admin_client):
     rules = CollectionRules.current()
     data = {f.name: getattr(rules, f.name) for f in CollectionRules._meta.fields
