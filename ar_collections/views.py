@@ -53,6 +53,7 @@ from ar_collections.models import (
     DunningActionInvoice,
     DunningCycle,
     DunningRun,
+    ExceptionKind,
     ExceptionRequest,
     ExceptionStatus,
     ImportStatus,
@@ -66,7 +67,7 @@ from ar_collections.models import (
     StepAction,
     lists_open_invoice,
 )
-from ar_collections.workspace import pause_kinds_liftable
+from ar_collections.workspace import amounts_waived, charges_waivable, pause_kinds_liftable
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
 from arcrm.roles import can_act_on, require_act_on
@@ -314,18 +315,22 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     for action in items:
         _add_questions(action, today=today)
         action.form = ApprovalForm(auto_id=f"approval-{action.pk}-%s")
+    # Collectors' requests above their limits; few at a time, so not paginated.
+    exception_requests = list(
+        ExceptionRequest.objects.filter(status=ExceptionStatus.PENDING)
+        .select_related("customer", "requested_by").order_by("requested_on", "pk")
+    )
+    for asked in exception_requests:
+        if asked.kind == ExceptionKind.FEE_WAIVER:  # a query each: these are few
+            asked.waives = amounts_waived(charges_waivable(asked))
     template = "collections/approvals.html"
     if wants_fragment(request):
         template += "#approval-queue"
     return render(request, template, {
         "page": page, "items": items,
-        # Collectors' requests above their limits; few at a time, so not paginated.
         "plans": list(PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
                       .select_related("customer", "proposed_by").order_by("proposed_on", "pk")),
-        "exception_requests": list(
-            ExceptionRequest.objects.filter(status=ExceptionStatus.PENDING)
-            .select_related("customer", "requested_by").order_by("requested_on", "pk")
-        ),
+        "exception_requests": exception_requests,
     })
 
 

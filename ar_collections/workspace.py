@@ -61,7 +61,7 @@ from ar_collections.models import (
     WorkKind,
 )
 from ar_collections.timeline import event_record
-from arcrm.money import ZERO, format_money
+from arcrm.money import ZERO, by_currency, format_money
 from arcrm.roles import require_act_on
 from customers.models import Contact, Customer, EventKind
 
@@ -736,6 +736,12 @@ def charges_waivable(request: ExceptionRequest):
         charges = charges.filter(Q(invoice=request.invoice_id)
                                  | Q(invoice__isnull=True, action__lines__invoice=request.invoice_id))
     return charges.distinct().order_by("pk")
+
+
+def amounts_waived(charges) -> list[tuple[str, Decimal]]:
+    """Per currency, what waiving these charges forgives: what is left to pay
+    of each (a part already paid stays paid, see delivery.charge_waive)."""
+    return by_currency((charge.currency, charge.open_amount) for charge in charges)
 
 
 def _decision_take(model, row, *, manager, approve: bool, note: str, what: str, noun: str, pending: str,

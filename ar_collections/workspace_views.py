@@ -37,6 +37,7 @@ from ar_collections.models import (
     Dispute,
     DisputeStatus,
     DunningAction,
+    ExceptionKind,
     ExceptionRequest,
     ExceptionStatus,
     Instalment,
@@ -523,19 +524,27 @@ def _decision(request, model, pk: int, decide, *, argument: str, title: str, slu
             if request.htmx and request.htmx.target == "action-panel":
                 return _account_changed(request, customer)
             return redirect("collections:approvals")
+    # The charges approving a fee waiver waives: the manager decides on them, not on the invoice.
+    waivable = (
+        list(workspace.charges_waivable(subject).select_related("invoice"))
+        if getattr(subject, "kind", None) == ExceptionKind.FEE_WAIVER else None
+    )
     context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "asked": subject,
                "title": title.format(customer.name), "action_url": request.path,
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
-               "covers": _covers(subject)}
+               "waivable": waivable, "covers": _covers(subject, waivable)}
     return _form_response(request, context, status=422 if bound else 200)
 
 
-def _covers(asked) -> list[tuple[str, Decimal]]:
-    """The money a request is about, by currency: a plan's total, the open
-    amount of the invoice an exception names (none for the whole account)."""
+def _covers(asked, waivable: list | None) -> list[tuple[str, Decimal]]:
+    """The money a request is about, by currency: a plan's total, what a fee
+    waiver would waive, the open amount of the invoice any other exception
+    names (none for the whole account)."""
     if isinstance(asked, PaymentPlan):
         return [(asked.currency, asked.total_amount)]
+    if waivable is not None:
+        return workspace.amounts_waived(waivable)
     if asked.invoice_id:
         return [(asked.invoice.currency, asked.invoice.open_amount)]
     return []

@@ -16,7 +16,9 @@ from django.utils.html import escape
 
 from ar_collections import workspace
 from ar_collections.models import (
+    ActionStatus,
     Call,
+    ChargeKind,
     CollectionRules,
     CreditNote,
     Department,
@@ -24,12 +26,18 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeReason,
     DisputeStatus,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
     DunningPause,
+    DunningRun,
+    DunningStep,
     ExceptionKind,
     ExceptionRequest,
     ExceptionStatus,
     Instalment,
     Invoice,
+    LateCharge,
     MailStatus,
     OutgoingMail,
     PauseKind,
@@ -1167,6 +1175,63 @@ def test_a_rejected_exception_pauses_nothing(client, manager, pause_request, dec
     pause_request.refresh_from_db()
     assert pause_request.status == ExceptionStatus.REJECTED
     assert not DunningPause.objects.exists()
+
+
+@pytest.fixture
+def charges(customer, invoices):
+    """A letter listing INV-1001 charged a late fee of EUR 95.50 (EUR 5.50 of it
+    paid since); interest of EUR 4.50 stands on INV-1002."""
+    run = DunningRun.objects.create(run_date=TODAY)
+    cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=TODAY)
+    step = DunningStep.objects.get(policy__segment="systematic_late", position=3)
+    letter = DunningAction.objects.create(run=run, cycle=cycle, customer=customer, step=step,
+                                          status=ActionStatus.DONE, planned_on=TODAY, pay_by=TODAY)
+    DunningActionInvoice.objects.create(action=letter, invoice=invoices[0], open_amount=Decimal("500.00"),
+                                        currency="EUR")
+    return [
+        LateCharge.objects.create(customer=customer, action=letter, kind=ChargeKind.LATE_FEE, currency="EUR",
+                                  amount=Decimal("95.50"), open_amount=Decimal("90.00"),
+                                  basis="step 3 of the ladder"),
+        LateCharge.objects.create(customer=customer, action=letter, invoice=invoices[1],
+                                  kind=ChargeKind.INTEREST, currency="EUR", amount=Decimal("4.50"),
+                                  open_amount=Decimal("4.50"), basis="EUR 700.00 × 8% × 30/365"),
+    ]
+
+
+@pytest.mark.parametrize(("on_invoice", "waived", "listed"), [
+    (False, "EUR 94.50", ["Late fee", "Interest on INV-1002"]),
+    (True, "EUR 90.00", ["Late fee"]),
+], ids=["whole-account", "one-invoice"])
+def test_a_fee_waiver_shows_what_approving_it_waives(
+    client, manager, collector, customer, invoices, charges, on_invoice, waived, listed
+):
+    asked = workspace.exception_request(
+        customer=customer, actor=collector, kind=ExceptionKind.FEE_WAIVER, on=TODAY,
+        invoice=invoices[0] if on_invoice else None, reason="Customer since 1998; waive the fee once",
+    )
+    client.force_login(manager)
+
+    page = " ".join(re.sub(r"<[^>]+>", " ", client.get(
+        reverse("collections:exception_decide", args=[asked.pk])
+    ).content.decode()).split())
+    queue = " ".join(re.sub(r"<[^>]+>", " ", client.get(
+        reverse("collections:approvals")
+    ).content.decode()).split())
+
+    assert f"approving waives {waived}" in page
+    for charge in ("Late fee", "Interest on INV-1002"):
+        assert (charge in page) == (charge in listed)
+    assert f"would waive {waived}" in queue
+
+
+def test_a_fee_waiver_with_nothing_left_to_waive_says_so(client, manager, collector, customer):
+    asked = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.FEE_WAIVER,
+                                        on=TODAY, reason="Waive the fee once")
+    client.force_login(manager)
+
+    page = client.get(reverse("collections:exception_decide", args=[asked.pk])).content.decode()
+
+    assert "No late fee or interest is owed" in page
 
 
 @pytest.mark.parametrize("name", DECISIONS)
