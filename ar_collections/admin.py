@@ -33,6 +33,7 @@ from ar_collections.models import (
     WorkItem,
     ladder_problems,
 )
+from customers.models import Segment
 
 
 class _RecordedThroughTheApp:
@@ -157,7 +158,7 @@ class DunningStepFormSet(BaseInlineFormSet):
             return
         steps = [_step_as_entered(form.cleaned_data) for form in self.forms
                  if form.cleaned_data and not form.cleaned_data.get("DELETE")]
-        if problems := ladder_problems(steps):
+        if problems := ladder_problems(steps) + _segments_left_unchased(self.instance, has_steps=bool(steps)):
             raise ValidationError(problems)
 
     def save_existing_objects(self, commit=True):
@@ -175,6 +176,28 @@ class DunningStepFormSet(BaseInlineFormSet):
                 DunningStep.objects.filter(pk=pk).update(position=STEP_ASIDE_POSITION + n,
                                                          day_offset=STEP_ASIDE_DAY + n)
         return super().save_existing_objects(commit)
+
+
+def _segments_left_unchased(policy: LatePaymentPolicy, *, has_steps: bool) -> list[str]:
+    """What is wrong with saving the policy as entered (`policy`: the form's
+    values; `has_steps`: steps left after this save) for the segments it
+    chases: an active policy with no steps chases nobody, and switching off,
+    or moving to another segment, the one ladder a segment is chased by
+    leaves its accounts unchased, silently, from the next run on.
+
+    Checked here, with the steps: the policy's inline is always on its form
+    for whoever may change it."""
+    label = Segment(policy.segment).label
+    if policy.is_active and not has_steps:
+        return [f"An active policy needs at least one step: with none, nobody in the segment “{label}” "
+                "is chased."]
+    before = LatePaymentPolicy.objects.chasing().filter(pk=policy.pk).first() if policy.pk else None
+    if before is None or (policy.is_active and policy.segment == before.segment):
+        return []
+    if LatePaymentPolicy.objects.chasing().filter(segment=before.segment).exclude(pk=policy.pk).exists():
+        return []
+    return [f"Nobody in the segment “{Segment(before.segment).label}” would be chased: this is its only "
+            "active policy with steps. Keep it active for that segment and change its steps instead."]
 
 
 # Out of any real ladder's reach, inside the columns' small-integer range.

@@ -142,12 +142,10 @@ def _left_another_ladder(stand: dict | None, ladder: Ladder | None) -> bool:
 
 def ladders() -> dict[str, Ladder]:
     """The active ladder of each segment that has one with steps."""
-    found: dict[str, Ladder] = {}
-    for policy in LatePaymentPolicy.objects.filter(is_active=True).prefetch_related("steps", "minimums"):
-        steps = tuple(sorted(policy.steps.all(), key=lambda s: s.position))
-        if steps:
-            found[policy.segment] = Ladder(policy, steps)
-    return found
+    return {
+        policy.segment: Ladder(policy, tuple(sorted(policy.steps.all(), key=lambda s: s.position)))
+        for policy in LatePaymentPolicy.objects.chasing().prefetch_related("steps", "minimums")
+    }
 
 
 def run_start(*, run_date: dt.date, started_by=None, new_only: bool = False) -> DunningRun:

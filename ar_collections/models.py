@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import F, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
 
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, validate_currency
 from customers.models import Segment
@@ -340,6 +340,13 @@ class Tone(models.IntegerChoices):
     FINAL = 3, "Final"
 
 
+class LatePaymentPolicyQuerySet(models.QuerySet):
+    def chasing(self) -> LatePaymentPolicyQuerySet:
+        """Active and with steps: the ladders dunning plans by. A segment
+        without one is chased by nobody."""
+        return self.filter(is_active=True).filter(Exists(DunningStep.objects.filter(policy=OuterRef("pk"))))
+
+
 class LatePaymentPolicy(models.Model):
     name = models.CharField(max_length=120, unique=True)
     segment = models.CharField(
@@ -354,6 +361,8 @@ class LatePaymentPolicy(models.Model):
     )
     min_days_between_contacts = models.PositiveSmallIntegerField(default=5)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LatePaymentPolicyQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "late-payment policies"

@@ -1,6 +1,7 @@
 """Managers own the policy in the admin: a ladder saved there holds together,
 steps can be reordered, and every change keeps its values before and after."""
 
+import datetime as dt
 import json
 
 import pytest
@@ -8,8 +9,18 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from ar_collections.models import CollectionRules, DunningStep, LatePaymentPolicy, StepAction, Tone
-from customers.models import TermsType
+from ar_collections.dunning import run_plan, run_start
+from ar_collections.models import (
+    CollectionRules,
+    DunningAction,
+    DunningStep,
+    LatePaymentPolicy,
+    StepAction,
+    Tone,
+)
+from customers.models import Segment, TermsType
+
+from .conftest import DUE, frozen
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
 
@@ -152,6 +163,61 @@ def test_a_second_active_policy_for_a_segment_is_refused_in_words_a_manager_unde
     assert "This segment already has an active policy" in html
     assert "policy_one_active_per_segment" not in html
     assert LatePaymentPolicy.objects.filter(segment="prompt").count() == 1
+
+
+def test_switching_off_a_segment_s_only_ladder_is_refused_and_its_accounts_are_still_chased(
+    admin_client, make_account
+):
+    customer = make_account(Segment.PROMPT)
+    policy = prompt()
+    data = policy_post(policy, {})
+    data["is_active"] = ""
+
+    response = admin_client.post(change_url(policy), data)
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert "Nobody in the segment “Prompt payer” would be chased" in response.content.decode()
+    day = DUE + dt.timedelta(days=3)  # the prompt ladder's first step is due
+    with frozen(day):
+        run_plan(run=run_start(run_date=day))
+    assert DunningAction.objects.filter(customer=customer).count() == 1
+
+
+def test_moving_a_segment_s_only_ladder_to_another_segment_is_refused(admin_client):
+    policy = prompt()
+    LatePaymentPolicy.objects.filter(segment="new").update(is_active=False)
+    data = policy_post(policy, {})
+    data["segment"] = "new"
+
+    response = admin_client.post(change_url(policy), data)
+
+    assert "Nobody in the segment “Prompt payer” would be chased" in response.content.decode()
+    assert prompt().pk == policy.pk
+
+
+def test_deleting_every_step_of_an_active_ladder_is_refused(admin_client):
+    policy = prompt()
+    data = policy_post(policy, {})
+    for n in range(policy.steps.count()):
+        data[f"steps-{n}-DELETE"] = "on"
+
+    response = admin_client.post(change_url(policy), data)
+
+    assert "An active policy needs at least one step" in response.content.decode()
+    assert policy.steps.count() == 4
+
+
+def test_a_draft_ladder_without_steps_may_wait_beside_the_segment_s_active_one(admin_client):
+    data = {"name": "Prompt payers, gentler", "segment": "prompt", "description": "",
+            "is_active": "", "auto_send": "on", "min_days_between_contacts": 5,
+            "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0, "steps-MIN_NUM_FORMS": 0,
+            "steps-MAX_NUM_FORMS": 1000, "minimums-TOTAL_FORMS": 0, "minimums-INITIAL_FORMS": 0,
+            "minimums-MIN_NUM_FORMS": 0, "minimums-MAX_NUM_FORMS": 1000}
+
+    response = admin_client.post(reverse("admin:collections_latepaymentpolicy_add"), data)
+
+    assert response.status_code == 302
+    assert LatePaymentPolicy.objects.filter(segment="prompt").count() == 2
 
 
 def test_a_change_to_the_collection_rules_is_kept_with_before_and_after(admin_client):
