@@ -14,7 +14,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Sum
 
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, validate_currency
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, by_currency, validate_currency
 from customers.models import Segment
 
 
@@ -49,6 +49,15 @@ class InvoiceQuerySet(models.QuerySet):
 
     def settled(self) -> InvoiceQuerySet:
         return self.filter(status=InvoiceStatus.PAID, settled_on__isnull=False)
+
+
+def overdue_in_other_currencies(invoices: Iterable[Invoice], *, currency: str,
+                                on: dt.date) -> list[tuple[str, Decimal]]:
+    """What of these open invoices is overdue on `on` in currencies other than
+    the account's `currency`, per currency: shown beside the account
+    currency's figures, never folded into them at a made-up rate."""
+    return by_currency((invoice.currency, invoice.open_amount) for invoice in invoices
+                       if invoice.currency != currency and invoice.days_late(on=on))
 
 
 class Invoice(models.Model):

@@ -23,7 +23,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -66,6 +66,7 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
     lists_open_invoice,
+    overdue_in_other_currencies,
 )
 from ar_collections.workspace import amounts_waived, charges_waivable, pause_kinds_liftable
 from arcrm.htmx import wants_fragment
@@ -312,8 +313,8 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     actions = _approval_waiting(today=today)
     page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
     items = list(page)
+    _add_questions(items, today=today)
     for action in items:
-        _add_questions(action, today=today)
         action.form = ApprovalForm(auto_id=f"approval-{action.pk}-%s")
     # Collectors' requests above their limits; few at a time, so not paginated.
     exception_requests = list(
@@ -368,7 +369,7 @@ def action_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("collections:approvals")
             form = None
         action = actions.get(pk=pk)
-    _add_questions(action, today=today)
+    _add_questions([action], today=today)
     action.form = form
     return _item_response(
         request, "collections/approvals.html#approval-item", action,
@@ -384,25 +385,31 @@ class FiveQuestions:
     customer_since: dt.date
     years_served: float
     behaviour: PaymentBehaviour | None
+    # Beside the behaviour's overdue amount, which counts the account currency only.
+    overdue_other: list[tuple[str, Decimal]]
     revenue_12m: Decimal
     referrals: int
 
     @classmethod
     def for_customer(cls, customer: Customer, *, today: dt.date) -> FiveQuestions:
         """The same questions for a collector's request (a plan, an exception):
-        two small queries where the approval queue uses subqueries."""
+        three small queries where the approval queue uses subqueries."""
         invoiced = Invoice.objects.filter(customer=customer, currency=customer.currency)
         revenue = _sales_in_year(invoiced, today=today).aggregate(total=Sum("total_amount"))["total"]
-        return cls._of(customer, today=today, revenue_12m=revenue,
-                       referrals=Customer.objects.filter(referred_by=customer).count())
+        return cls._of(
+            customer, today=today, revenue_12m=revenue,
+            referrals=Customer.objects.filter(referred_by=customer).count(),
+            overdue_other=_overdue_elsewhere(Invoice.objects.filter(customer=customer), today=today),
+        )
 
     @classmethod
-    def of(cls, action: DunningAction, *, today: dt.date) -> FiveQuestions:
+    def of(cls, action: DunningAction, *, today: dt.date, overdue_other: list[Invoice]) -> FiveQuestions:
         return cls._of(action.customer, today=today, revenue_12m=action.revenue_12m,
-                       referrals=action.referral_count)
+                       referrals=action.referral_count, overdue_other=overdue_other)
 
     @classmethod
-    def _of(cls, customer: Customer, *, today: dt.date, revenue_12m, referrals) -> FiveQuestions:
+    def _of(cls, customer: Customer, *, today: dt.date, revenue_12m, referrals,
+            overdue_other: list[Invoice]) -> FiveQuestions:
         try:
             behaviour = customer.behaviour
         except PaymentBehaviour.DoesNotExist:
@@ -411,9 +418,15 @@ class FiveQuestions:
             customer_since=customer.customer_since,
             years_served=customer.years_served(on=today),
             behaviour=behaviour,
+            overdue_other=overdue_in_other_currencies(overdue_other, currency=customer.currency, on=today),
             revenue_12m=revenue_12m or ZERO,
             referrals=referrals or 0,
         )
+
+
+def _overdue_elsewhere(invoices: QuerySet[Invoice], *, today: dt.date) -> list[Invoice]:
+    """The overdue invoices in a currency other than their account's: few, so loaded as rows."""
+    return list(invoices.overdue(on=today).exclude(currency=F("customer__currency")))
 
 
 def _approval_actions(*, today: dt.date) -> QuerySet[DunningAction]:
@@ -442,9 +455,18 @@ def _sales_in_year(invoices: QuerySet[Invoice], *, today: dt.date) -> QuerySet[I
     )
 
 
-def _add_questions(action: DunningAction, *, today: dt.date) -> None:
-    _add_totals(action)
-    action.questions = FiveQuestions.of(action, today=today)
+def _add_questions(actions: list[DunningAction], *, today: dt.date) -> None:
+    """The five questions of each action; one query for what their accounts
+    owe overdue in other currencies, whatever the number of rows."""
+    elsewhere: dict[int, list[Invoice]] = {}
+    for invoice in _overdue_elsewhere(
+        Invoice.objects.filter(customer__in={action.customer_id for action in actions}), today=today
+    ):
+        elsewhere.setdefault(invoice.customer_id, []).append(invoice)
+    for action in actions:
+        _add_totals(action)
+        action.questions = FiveQuestions.of(action, today=today,
+                                            overdue_other=elsewhere.get(action.customer_id, []))
 
 
 # --- The print queue ---------------------------------------------------------

@@ -26,7 +26,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
 from ar_collections.delivery import credits_held, credits_standing
-from ar_collections.models import LateCharge, PaymentBehaviour
+from ar_collections.models import LateCharge, PaymentBehaviour, overdue_in_other_currencies
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
@@ -346,8 +346,7 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
         # Beside the account currency's totals, never folded into them.
         "open_other": by_currency((i.currency, i.open_amount) for i in invoices
                                   if i.currency != customer.currency),
-        "overdue_other": by_currency((i.currency, i.open_amount) for i in invoices
-                                     if i.currency != customer.currency and i.days_overdue),
+        "overdue_other": overdue_in_other_currencies(invoices, currency=customer.currency, on=today),
         "invoice_aging": _aging(in_account_currency, today=today),
         "other_currency_invoices": len(invoices) - len(in_account_currency),
     }

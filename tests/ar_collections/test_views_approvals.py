@@ -120,13 +120,32 @@ def test_each_step_shows_the_five_questions_computed_from_data(
     for text in [
         "How long have we served them?", "Since 5 Aug 2015", "(10.0 years)",
         "Did they miss payments before?", "3 of 10 invoices paid late", "30 %",
-        "How much money is involved?", "EUR 1,500.00 overdue", "this step covers EUR 100.00",
+        "How much money is involved?", "EUR 1,500.00 + USD 700.00 overdue", "this step covers EUR 100.00",
         "What is the relationship worth?", "EUR 3,100.00",
         "Will they keep referring?", "Brought us 2 customers",
         "Helped us in 2020", "Credit hold",
     ]:
         assert text in html, text
     assert f'action="{url(action)}"' in html and f'hx-post="{url(action)}"' in html
+
+
+def test_the_money_question_counts_what_is_overdue_in_other_currencies_too(
+    client, manager, make_customer, make_invoice, make_action
+):
+    """A euro account owing EUR 100.00 and USD 50,000.00 overdue: "EUR 100.00
+    overdue" alone would hide nearly all of it."""
+    customer = make_customer(name="Dollar Debtor Inc", currency="EUR")
+    PaymentBehaviour.objects.create(customer=customer, computed_on=TODAY, overdue_amount=Decimal("100.00"))
+    make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 6, 1), amount="50000.00",
+                 currency="USD")
+    make_invoice(customer, issued=dt.date(2025, 8, 1), due=dt.date(2025, 9, 1), amount="900.00",
+                 currency="USD")  # not yet due
+    make_action(customer)
+    client.force_login(manager)
+
+    html = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert "EUR 100.00 + USD 50,000.00 overdue" in html
 
 
 def test_a_customer_without_history_says_so(client, manager, customer, make_action):
@@ -187,9 +206,10 @@ def test_the_approvals_cost_the_same_number_of_queries_for_2_or_20_steps(
     client.force_login(manager)
 
     # session, user, role groups, permissions (2), count, actions with customer,
-    # behaviour, step, a year's sales and referrals, their invoice lines; the
-    # collectors' waiting plans and exception requests
-    with django_assert_num_queries(10):
+    # behaviour, step, a year's sales and referrals, their invoice lines, what
+    # their accounts owe overdue in other currencies; the collectors' waiting
+    # plans and exception requests
+    with django_assert_num_queries(11):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows

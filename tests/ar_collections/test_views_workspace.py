@@ -1108,6 +1108,20 @@ def test_the_decision_shows_what_is_asked_and_the_five_questions(
             "What is the relationship worth?", "Will they keep referring?"))
 
 
+def test_the_decision_counts_what_is_overdue_in_other_currencies(
+    client, manager, customer, make_invoice, pause_request
+):
+    make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 6, 1), amount="50000.00",
+                 currency="USD")
+    client.force_login(manager)
+
+    page = " ".join(client.get(
+        reverse("collections:exception_decide", args=[pause_request.pk])
+    ).content.decode().split())
+
+    assert "USD 50,000.00 overdue" in page
+
+
 def test_a_manager_approves_a_plan_and_its_invoices_leave_dunning(client, manager, waiting_plan, decisions):
     since = last_event_id()
     client.force_login(manager)
