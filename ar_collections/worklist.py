@@ -11,7 +11,8 @@ creating it twice creates it once.
 The priority is the sum of four parts, each capped and each printed next to
 the item:
 - money: 1 point per 1,000 overdue (account currency), at most 40;
-- lateness: 1 point per 3 days the oldest invoice is overdue, at most 30;
+- lateness: 1 point per 3 days the oldest open invoice is overdue today, in
+  whatever currency (days need no exchange rate), at most 30;
 - risk: by segment (distressed 20, systematic late 12, special bond 8, new 5,
   occasional slip 3, prompt 0);
 - promises: a broken promise or missed instalment 20, a promise due today 10.
@@ -23,7 +24,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Floor, Least
 from django.utils import timezone
 
@@ -31,6 +32,8 @@ from ar_collections.models import (
     ActionStatus,
     DunningAction,
     DunningCycle,
+    Invoice,
+    InvoiceStatus,
     LateCharge,
     MissCause,
     WorkItem,
@@ -38,6 +41,7 @@ from ar_collections.models import (
     WorkStatus,
 )
 from ar_collections.timeline import event_record
+from arcrm.db import DaysBetween
 from arcrm.money import by_currency, format_amounts
 from arcrm.roles import can_act_on
 from customers.models import EventKind, Segment
@@ -189,13 +193,22 @@ def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
         WorkItem.objects.filter(status=WorkStatus.OPEN, assignee=assignee, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
         .select_related("customer", "customer__behaviour", "customer__collector")
+        .annotate(days_late=_days_late(on=on))
         .annotate(**priority_parts())
         .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))
         .order_by("-priority", "due_on", "pk")
     )
 
 
+def _days_late(*, on: dt.date) -> Coalesce:
+    """Days the item's account's oldest open invoice is overdue on `on` (0 if none)."""
+    oldest = (Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
+                                     due_date__lt=on).order_by("due_date").values("due_date")[:1])
+    return Coalesce(DaysBetween(Value(on), Subquery(oldest)), Value(0))
+
+
 def priority_parts() -> dict:
+    """The four parts of an item's priority; `days_late` annotated first."""
     whole = IntegerField()
     return {
         "money_points": Least(
@@ -203,7 +216,7 @@ def priority_parts() -> dict:
             Value(MONEY_POINTS_MAX), output_field=whole,
         ),
         "days_points": Least(
-            Floor(Coalesce(F("customer__behaviour__max_days_overdue"), Value(0)) / DAYS_PER_POINT),
+            Floor(F("days_late") / DAYS_PER_POINT),
             Value(DAYS_POINTS_MAX), output_field=whole,
         ),
         "risk_points": Case(

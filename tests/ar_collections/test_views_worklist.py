@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from ar_collections.models import PaymentBehaviour, WorkItem, WorkKind, WorkStatus
+from ar_collections.models import Invoice, InvoiceStatus, PaymentBehaviour, WorkItem, WorkKind, WorkStatus
 from customers.models import EventKind, Segment, TimelineEvent
 
 from .conftest import frozen
@@ -40,8 +40,15 @@ def item(make_item, collector) -> WorkItem:
 
 
 def behaviour(customer, *, overdue: str, days: int) -> None:
+    """The nightly figures, and an invoice for them overdue `days` today
+    (lateness is read off the invoices)."""
     PaymentBehaviour.objects.create(customer=customer, computed_on=TODAY, overdue_amount=Decimal(overdue),
                                     max_days_overdue=days)
+    due = TODAY - dt.timedelta(days=days)
+    Invoice.objects.create(number=f"INV-LATE-{customer.pk}", customer=customer, currency=customer.currency,
+                           issue_date=due - dt.timedelta(days=30), due_date=due,
+                           total_amount=Decimal(overdue), open_amount=Decimal(overdue),
+                           status=InvoiceStatus.OPEN)
 
 
 def listed(response) -> list[int]:

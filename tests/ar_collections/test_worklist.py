@@ -30,8 +30,12 @@ ON = DUE + dt.timedelta(days=30)
 
 
 def behaviour(customer, *, overdue: str, days: int) -> None:
+    """The nightly figures, and the account's invoices overdue `days` on ON
+    (lateness is read off the invoices, in whatever currency)."""
     PaymentBehaviour.objects.create(customer=customer, computed_on=ON, overdue_amount=Decimal(overdue),
                                     max_days_overdue=days)
+    customer.invoices.update(issue_date=ON - dt.timedelta(days=days + 30),
+                             due_date=ON - dt.timedelta(days=days))
 
 
 def add(customer, key: str, kind: str = WorkKind.CALL, due_on: dt.date = ON) -> WorkItem:
@@ -169,3 +173,16 @@ def test_accounts_on_the_personal_track_and_unanswered_disputes_are_on_the_list(
     worklist.worklist_refresh(on=ON + dt.timedelta(days=7))
     waiting = WorkItem.objects.get(kind=WorkKind.DISPUTE_WAITING)
     assert waiting.customer == other and "Wrong price" not in waiting.title
+
+
+def test_lateness_counts_an_invoice_in_another_currency(make_customer, make_invoice, collector):
+    """A euro account owing USD 50,000.00, 65 days overdue, nothing in euros:
+    21 lateness points (days need no exchange rate)."""
+    customer = make_customer(name="Dollar Debtor Inc", currency="EUR")
+    make_invoice(customer, issued=ON - dt.timedelta(days=95), due=ON - dt.timedelta(days=65),
+                 amount="50000.00", currency="USD")
+    add(customer, "call")
+
+    (item,) = worklist.items_for(assignee=collector, on=ON)
+
+    assert (item.days_late, item.days_points) == (65, 21)
