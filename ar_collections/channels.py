@@ -103,15 +103,20 @@ def _stand_in(contact: Contact | None, day: dt.date) -> tuple[Contact | None, st
 
 
 def _reachable(contact: Contact, wanted: str) -> tuple[str, str]:
-    """The wanted channel if the contact can be reached by it, else the fallback."""
-    email, post = bool(contact.email.strip()), bool(contact.postal_address.strip())
+    """The wanted channel if the contact can be reached by it, else the fallback.
+    An address the mail server refused for good counts as none."""
+    email, post = contact.email_usable, bool(contact.postal_address.strip())
+    day = contact.email_refused_on
+    refused = (f"the mail server refused {contact.email} on {day.day} {day:%b %Y}"
+               if contact.email_refused_now and day else "")
+    nowhere = (f"{refused}, and no postal address" if refused else "no e-mail or postal address")
     if wanted == Channel.EMAIL and not email:
-        return (Channel.LETTER, "no e-mail address: letter") if post else (
-            Channel.PHONE, "no e-mail or postal address: call task for the collector"
+        return (Channel.LETTER, f"{refused or 'no e-mail address'}: letter") if post else (
+            Channel.PHONE, f"{nowhere}: call task for the collector"
         )
     if wanted == Channel.LETTER and not post:
         return (Channel.EMAIL, "no postal address: e-mail") if email else (
-            Channel.PHONE, "no e-mail or postal address: call task for the collector"
+            Channel.PHONE, f"{nowhere}: call task for the collector"
         )
     if wanted == Channel.PHONE and not contact.phone.strip():
         return Channel.PHONE, "no phone number on file"

@@ -82,12 +82,10 @@ from ar_collections.models import (
 from arcrm import roles
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
 from arcrm.text import one_line, shorten
-from customers.models import ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
+from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-    from customers.models import Contact
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +426,46 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     _record(action.customer, action, summary=summary, details={
         "error": text, "attempts": attempts, "status": status,
     })
+    if not retry and address_refused(error):
+        _address_refused_record(action, reason=text)
     return "deferred" if retry else "failed"
+
+
+def address_refused(error: Exception) -> bool:
+    """The mail server says, for good, that the recipient's address takes no
+    mail: the recipient refused with a 5xx, or a 5xx with an addressing status
+    (RFC 3463's 5.1.x: "user unknown", "no such domain")."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500:
+        reply = error.smtp_error
+        reply = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+        return reply.lstrip().startswith("5.1.")
+    return False
+
+
+def _address_refused_record(action: DunningAction, *, reason: str) -> None:
+    """The contact the step went to (routed again: nothing has changed since)."""
+    action.customer = _with_contacts(action.customer_id)
+    route = route_for(action=action, day=timezone.localdate())
+    if route.channel == Channel.EMAIL and route.contact is not None:
+        contact_address_refused(route.contact, customer=action.customer, reason=reason)
+
+
+def contact_address_refused(contact: Contact, *, customer: Customer, reason: str) -> None:
+    """Mark the contact's address refused for good (written reminders go by
+    post from now on, see channels._reachable) and ask the account's
+    collector, once per address, to find one that works."""
+    today = timezone.localdate()
+    Contact.objects.filter(pk=contact.pk).update(
+        email_refused=contact.email, email_refused_on=today, email_refused_reason=shorten(reason, 300),
+    )
+    worklist.item_add(
+        kind=WorkKind.ADDRESS_REFUSED, key=f"address-refused:{contact.pk}:{contact.email.lower()}",
+        customer=customer, due_on=today,
+        title=f"The mail server refused {contact.name}'s address {contact.email} for good: find one that "
+              "works (written reminders go by post meanwhile)",
+    )
 
 
 def is_transient(error: Exception) -> bool:

@@ -629,8 +629,6 @@ class DunningCycle(models.Model):
     # A collector e-mailed a copy of an invoice during the cycle, asking for
     # payment by a date: the next step waits for it as for a notice's, and
     # the minimum gap counts from the copy.
-    copy_sent_on = models.DateField(null=True, blank=True)
-    copy_pay_by = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["customer", "-number"]
@@ -1209,6 +1207,7 @@ class WorkKind(models.TextChoices):
     DISPUTE_WAITING = "dispute_waiting", "Dispute waiting for an answer"
     PERSONAL = "personal", "Personal treatment"
     CHARGES = "charges", "Charges left after the invoices"
+    ADDRESS_REFUSED = "address_refused", "E-mail address refused"
 
 
 class WorkStatus(models.TextChoices):

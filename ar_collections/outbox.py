@@ -34,6 +34,7 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from email.utils import parseaddr
 from smtplib import SMTPConnectError, SMTPException, SMTPServerDisconnected
 
 from django.core.mail import EmailMessage, EmailMultiAlternatives
@@ -44,6 +45,8 @@ from django.utils import timezone
 from ar_collections.delivery import (
     MAX_DELIVERY_ATTEMPTS,
     Mailer,
+    address_refused,
+    contact_address_refused,
     install_fault,
     is_transient,
     sender_domain,
@@ -204,6 +207,11 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
     mail.save(update_fields=["status", "error", "attempts", "next_attempt_at", "retry_not_before"])
     if retry:
         return "unreachable" if _unreachable(error) else "deferred"
+    if address_refused(error):
+        addresses = {parseaddr(to)[1].lower() for to in mail.to}
+        for contact in mail.customer.contacts.all():
+            if contact.email.strip().lower() in addresses:
+                contact_address_refused(contact, customer=mail.customer, reason=text)
     invoices = [mail.invoice_id] if mail.invoice_id else []
     if mail.purpose == MailPurpose.INVOICES_RESEND:
         # The cycle's "re-sent" mark goes with the mail that never went: once the

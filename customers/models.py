@@ -257,6 +257,12 @@ class Contact(models.Model):
     best_time_to_call = models.CharField(max_length=120, blank=True, help_text='e.g. "Tue–Thu mornings".')
     is_primary_billing = models.BooleanField("primary billing contact", default=False)
     notes = models.TextField(blank=True)
+    # The address a mail server refused for good ("user unknown"), when and
+    # why: nothing more is e-mailed to it while it is the contact's address
+    # (a changed address is written to again).
+    email_refused = models.EmailField(blank=True, editable=False)
+    email_refused_on = models.DateField(null=True, blank=True, editable=False)
+    email_refused_reason = models.CharField(max_length=300, blank=True, editable=False)
 
     class Meta:
         ordering = ["-is_primary_billing", "role", "name"]
@@ -283,6 +289,15 @@ class Contact(models.Model):
             raise ValidationError({"phone": "A phone number is needed for phone reminders."})
         if self.reminder_channel == ReminderChannel.LETTER and not self.postal_address:
             raise ValidationError({"postal_address": "A postal address is needed for letters."})
+
+    @property
+    def email_refused_now(self) -> bool:
+        """The contact's address is one the mail server refused for good."""
+        return bool(self.email_refused) and self.email.strip().lower() == self.email_refused.lower()
+
+    @property
+    def email_usable(self) -> bool:
+        return bool(self.email.strip()) and not self.email_refused_now
 
     def absence_on(self, on: dt.date) -> ContactAbsence | None:
         """The absence that decides who stands in on `on`. Of overlapping

@@ -34,9 +34,13 @@ from ar_collections.models import (
     Payment,
     RunStatus,
     StepAction,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
 )
 from ar_collections.workspace import payment_record
 from customers.models import (
+    Contact,
     ContactAbsence,
     ContactRole,
     EventKind,
@@ -829,3 +833,68 @@ def test_a_step_whose_balance_fell_under_the_minimum_since_planning_is_skipped(m
     assert action.status == ActionStatus.SKIPPED
     assert action.skip_reason == "by delivery what is still due (EUR 20.00) is under the policy's minimum"
     assert smtp_server.messages == []
+
+
+# --- An address the mail server refuses for good ------------------------------------
+
+
+@pytest.fixture
+def bounced(make_account, plan_and_deliver, smtp_server):
+    """Prompt ladder (the e-mail of day 3, the PDF letter of day 14); the
+    billing contact has a postal address, but her mailbox no longer exists."""
+    account = make_account(Segment.PROMPT)
+    smtp_server.refuse_with("550 5.1.1 <anna@acme.test>: Recipient address rejected: User unknown")
+    assert plan_and_deliver(days(3))["failed"] == 1
+    return account
+
+
+def test_a_refused_address_is_marked_and_the_collector_asked_for_a_working_one(bounced):
+    anna = Contact.objects.get(customer=bounced)
+    assert (anna.email_refused, anna.email_refused_on) == ("anna@acme.test", days(3))
+    assert "5.1.1" in anna.email_refused_reason
+    (item,) = WorkItem.objects.filter(customer=bounced, status=WorkStatus.OPEN)
+    assert item.kind == WorkKind.ADDRESS_REFUSED and item.assignee == bounced.collector
+    assert "anna@acme.test" in item.title
+
+
+def test_after_a_refused_address_the_next_written_step_goes_by_post(bounced, plan_and_deliver, smtp_server):
+    smtp_server.refuse_with(None)
+
+    plan_and_deliver(days(14))
+
+    step2 = DunningAction.objects.get(customer=bounced, step__position=2)
+    assert (step2.status, step2.channel) == (ActionStatus.DONE, Channel.LETTER), step2.error
+    assert step2.channel_note == ("Anna Clerk prefers e-mails; the mail server refused anna@acme.test on "
+                                  "5 Mar 2026: letter")
+    assert len(smtp_server.messages) == 0
+
+
+def test_a_new_address_is_written_to_again(bounced, plan_and_deliver, smtp_server):
+    smtp_server.refuse_with(None)
+    Contact.objects.filter(customer=bounced).update(email="anna.clerk@acme.test")
+
+    plan_and_deliver(days(14))
+
+    step2 = DunningAction.objects.get(customer=bounced, step__position=2)
+    assert (step2.status, step2.channel, step2.recipient_address) == (
+        ActionStatus.DONE, Channel.EMAIL, "anna.clerk@acme.test"
+    )
+
+
+def test_a_refusal_for_other_reasons_marks_no_address(make_account, plan_and_deliver, smtp_server):
+    """A 5.7.1 (policy, spam) says nothing about the mailbox."""
+    account = make_account(Segment.PROMPT)
+    smtp_server.refuse_with("550 5.7.1 Message rejected as spam")
+
+    assert plan_and_deliver(days(3))["failed"] == 1
+
+    assert Contact.objects.get(customer=account).email_refused == ""
+    assert not WorkItem.objects.filter(customer=account).exists()
+
+
+def test_the_account_page_says_the_address_was_refused(bounced, client):
+    client.force_login(bounced.collector)
+
+    page = " ".join(client.get(reverse("customers:detail", args=[bounced.pk])).content.decode().split())
+
+    assert "refused by the mail server on 5 Mar 2026: reminders go by post" in page

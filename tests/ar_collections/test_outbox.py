@@ -26,6 +26,8 @@ from ar_collections.models import (
     MailStatus,
     OutgoingMail,
     TimelineEventInvoice,
+    WorkItem,
+    WorkKind,
 )
 from arcrm.celery import app
 from customers.models import EventKind, TimelineEvent
@@ -109,6 +111,21 @@ def test_a_refusal_for_good_fails_the_mail_and_says_so_on_the_timeline(
     assert event.pk in TimelineEvent.objects.filter(
         pk__in=TimelineEventInvoice.objects.filter(invoice=mail.invoice).values("event_id")
     ).values_list("pk", flat=True)  # found under the invoice's filter too
+
+
+def test_a_copy_to_an_address_refused_for_good_marks_the_contact_s_address(
+    account, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    """"User unknown" for a collector's copy: the ladder's next written steps
+    go by post, and the collector is asked for an address that works."""
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    smtp_server.refuse_with("550 5.1.1 <anna@acme.test>: User unknown")
+
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"failed": 1}
+
+    anna = account.contacts.get()
+    assert anna.email_refused == "anna@acme.test" and not anna.email_usable
+    assert WorkItem.objects.get(customer=account).kind == WorkKind.ADDRESS_REFUSED
 
 
 def test_a_second_task_for_a_mail_in_its_back_off_leaves_it_for_later(
