@@ -1208,6 +1208,7 @@ class WorkKind(models.TextChoices):
     PERSONAL = "personal", "Personal treatment"
     CHARGES = "charges", "Charges left after the invoices"
     ADDRESS_REFUSED = "address_refused", "E-mail address refused"
+    DECIDED = "decided", "A manager decided your request"
 
 
 class WorkStatus(models.TextChoices):

@@ -373,7 +373,8 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
                                   "has passed. Reject it and propose a new one.")
         _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
     _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
-                     what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}")
+                     what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}",
+                     asker=locked.proposed_by)
     return locked
 
 
@@ -718,7 +719,7 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
             customer=locked.customer, invoice=locked.invoice, kind=PauseKind.EXCEPTION, exception=locked,
             owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=locked.pause_until,
         )
-    _decision_record(locked, manager, kind=EventKind.EXCEPTION,
+    _decision_record(locked, manager, kind=EventKind.EXCEPTION, asker=locked.requested_by,
                      invoices=[locked.invoice] if locked.invoice else [],
                      what=f"Exception ({locked.get_kind_display().lower()})")
     if approve and locked.kind == ExceptionKind.FEE_WAIVER:
@@ -761,14 +762,23 @@ def _decision_take(model, row, *, manager, approve: bool, note: str, what: str, 
     return locked
 
 
-def _decision_record(locked, manager, *, kind: str, invoices, what: str) -> None:
+def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker) -> None:
+    """The decision on the timeline, and on the worklist of whoever asked for
+    it (unless they decided it themselves): it is theirs to tell the customer."""
     verdict = "rejected" if locked.status in {PlanStatus.REJECTED, ExceptionStatus.REJECTED} else "approved"
+    summary = f"{what} {verdict} by {manager.get_username()}: {locked.decision_note}"
     event_record(
         customer=locked.customer, kind=kind, actor=manager, subject=locked, invoices=invoices,
-        summary=f"{what} {verdict} by {manager.get_username()}: {locked.decision_note}",
+        summary=summary,
         details={"before": {"status": locked.status_before}, "after": {"status": locked.status},
                  "note": locked.decision_note},
     )
+    if asker is not None and asker.pk != manager.pk:
+        worklist.item_add(
+            kind=WorkKind.DECIDED, key=f"decided:{locked._meta.model_name}:{locked.pk}",
+            customer=locked.customer, assignee=asker, due_on=timezone.localdate(),
+            title=f"{summary} — tell the customer",
+        )
 
 
 def _pauses_lift(pauses, *, actor=None) -> int:

@@ -32,6 +32,7 @@ from ar_collections.models import (
     PromiseStatus,
     WorkItem,
     WorkKind,
+    WorkStatus,
 )
 from customers.models import EventKind, Segment, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
@@ -766,3 +767,28 @@ def test_extended_terms_need_the_new_day_to_pay_by(make_account, collector):
     with pytest.raises(ValidationError, match="the new day to pay by"):
         workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS,
                                     reason="30 more days", on=DUE)
+
+
+def test_whoever_asked_hears_of_the_manager_s_decision_on_their_worklist(make_account, collector, manager):
+    """The customer believes a plan was agreed: the collector who proposed it
+    must call back, approved or not. A manager deciding their own request
+    needs no reminder."""
+    CollectionRules.current()
+    CollectionRules.objects.filter(pk=1).update(plan_approval_above_amount=Decimal("1000.00"))
+    customer = make_account(Segment.PROMPT)
+    invoices = list(customer.invoices.all())
+    plan = workspace.plan_propose(
+        customer=customer, actor=collector, invoices=invoices, on=DUE,
+        instalments=[(DUE + dt.timedelta(days=10), Decimal("600.00")),
+                     (DUE + dt.timedelta(days=40), Decimal("600.00"))],
+    )
+    asked = workspace.exception_request(customer=customer, actor=manager, kind=ExceptionKind.OTHER,
+                                        reason="Keep the account open", on=DUE)
+
+    workspace.plan_decide(plan=plan, manager=manager, approve=False, note="Too long for this account", on=DUE)
+    workspace.exception_decide(request=asked, manager=manager, approve=True, note="Fine", on=DUE)
+
+    (told,) = WorkItem.objects.filter(customer=customer, status=WorkStatus.OPEN, kind=WorkKind.DECIDED)
+    assert told.assignee == collector
+    assert told.title == ("Payment plan of EUR 1,200.00 rejected by maria: Too long for this account — "
+                          "tell the customer")
