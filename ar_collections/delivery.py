@@ -281,7 +281,9 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
         pdf = rendering.render_letter(notice)
         action.letter_pdf.save(f"dunning-{action.pk}.pdf", ContentFile(pdf), save=False)
         files.append(action.letter_pdf.name)
-        address = ", ".join(x.strip() for x in contact.postal_address.splitlines() if x.strip())
+        # One line, cut to its column: an address over 300 characters must not fail the letter.
+        address = shorten(", ".join(x.strip() for x in contact.postal_address.splitlines() if x.strip()),
+                          DunningAction._meta.get_field("recipient_address").max_length)
         details.update(address=address, letter=action.letter_pdf.name)
         _done(action, recipient_address=address, letter_pdf=action.letter_pdf.name, **fields)
         _record(customer, action, details=details, invoices=[x.invoice for x in lines], summary=(

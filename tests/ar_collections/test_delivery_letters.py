@@ -68,6 +68,21 @@ def test_a_letter_names_the_customer_every_invoice_the_total_and_the_pay_by_date
     assert "carla" in text  # signed by the owning collector
 
 
+def test_a_letter_to_a_long_postal_address_goes_out_with_the_address_cut_on_the_action(
+    make_account, plan_and_deliver
+):
+    """The action keeps the address cut to its 300 characters rather than fail the letter."""
+    lines = [f"Building {n}, Floor {n}, Department of Accounts Payable and Receivable" for n in range(6)]
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER,
+                           postal_address="\n".join(["Acme Tools", *lines, "10115 Berlin"]))
+
+    plan_and_deliver(days(3))
+
+    action = letter_of(account, 1)
+    assert (action.status, action.channel) == (ActionStatus.DONE, "letter"), action.error
+    assert len(action.recipient_address) == 300 and action.recipient_address.endswith("…")
+
+
 @pytest.fixture
 def charging_account(make_account, make_invoice):
     """A systematic late payer who prefers letters, whose third step (the letter
