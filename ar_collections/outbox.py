@@ -199,13 +199,26 @@ def _message(mail: OutgoingMail) -> EmailMultiAlternatives:
 
 def _failed(mail: OutgoingMail, error: Exception) -> str:
     text = f"{type(error).__name__}: {error}"
-    retry = install_fault(error) is not None or (is_transient(error) and mail.attempts < MAX_ATTEMPTS)
+    fault = install_fault(error)
+    retry = fault is not None or (is_transient(error) and mail.attempts < MAX_ATTEMPTS)
     log.warning("outgoing mail %s not sent (attempt %d): %s", mail.pk, mail.attempts, text)
+    first_trouble = not mail.error
     mail.status, mail.error = (MailStatus.QUEUED if retry else MailStatus.FAILED), text
     back_off = RETRY_AFTER * 2 ** max(mail.attempts - 1, 0)
     mail.next_attempt_at = mail.retry_not_before = timezone.now() + back_off
     mail.save(update_fields=["status", "error", "attempts", "next_attempt_at", "retry_not_before"])
     if retry:
+        if first_trouble:
+            # The timeline noted the mail as sent when it was queued: say, once,
+            # that it has not gone yet and why (a fault of ours may last days).
+            why = fault or "the mail server could not take it yet"
+            event_record(
+                customer=mail.customer, kind=_EVENT_KIND[mail.purpose], subject=mail,
+                invoices=[mail.invoice_id] if mail.invoice_id else [],
+                summary=f"E-mail to {', '.join(mail.to)} not sent yet, {why}; it will be tried again: "
+                        f"{mail.subject} — {text}",
+                details={"mail": mail.pk, "to": mail.to, "subject": mail.subject, "error": text},
+            )
         return "unreachable" if _unreachable(error) else "deferred"
     if address_refused(error):
         addresses = {parseaddr(to)[1].lower() for to in mail.to}

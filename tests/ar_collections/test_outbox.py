@@ -128,6 +128,26 @@ def test_a_copy_to_an_address_refused_for_good_marks_the_contact_s_address(
     assert WorkItem.objects.get(customer=account).kind == WorkKind.ADDRESS_REFUSED
 
 
+def test_a_copy_the_mail_server_keeps_putting_off_is_said_once_to_be_not_sent_yet(
+    account, collector, smtp_server, settings, django_capture_on_commit_callbacks
+):
+    """The timeline noted the copy as e-mailed when it was queued; a mail
+    server refusing our login holds it for as long as that takes."""
+    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "arcrm", "wrong"
+    smtp_server.accept_password("right")
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+
+    for _ in range(3):
+        outbox.mails_send(mail_ids=[mail.pk])
+        OutgoingMail.objects.filter(pk=mail.pk).update(retry_not_before=None)
+
+    mail.refresh_from_db()
+    assert mail.status == MailStatus.QUEUED and smtp_server.messages == []
+    (said,) = TimelineEvent.objects.filter(customer=account, summary__contains="not sent yet")
+    assert said.summary.startswith("E-mail to Anna Clerk <anna@acme.test> not sent yet, the mail server "
+                                   "refused the session; it will be tried again")
+
+
 def test_a_second_task_for_a_mail_in_its_back_off_leaves_it_for_later(
     account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
 ):
