@@ -535,11 +535,30 @@ def _render_letters(request: HttpRequest, *, form: MarkPrintedForm | None = None
         letters = letters.filter(customer__collector=request.user)
     page = Paginator(letters, PAGE_SIZE).get_page(request.GET.get("page"))
     ticked = {str(pk) for pk in form["letters"].value() or []} if form else set()
-    context = {"page": page, "letters": list(page), "form": form, "ticked": ticked}
+    listed = list(page)
+    _add_paid_since(listed)
+    context = {"page": page, "letters": listed, "form": form, "ticked": ticked}
     template = "collections/letters.html"
     if wants_fragment(request):
         template += "#letters"
     return render(request, template, context, status=status)
+
+
+def _add_paid_since(letters: list[DunningAction]) -> None:
+    """On each letter, what it asks for that has been paid since it was
+    written ("INV-1 paid", "INV-2 part paid"): the one posting it decides
+    whether it still goes (a letter all of whose invoices are settled leaves
+    the queue by itself). One query for the page."""
+    changed = (
+        DunningActionInvoice.objects.filter(action__in=letters, invoice__open_amount__lt=F("open_amount"))
+        .order_by("invoice__due_date", "invoice__number")
+        .values_list("action_id", "invoice__number", "invoice__open_amount")
+    )
+    paid: dict[int, list[str]] = {}
+    for action_id, number, still_open in changed:
+        paid.setdefault(action_id, []).append(f"{number} {'part paid' if still_open > 0 else 'paid'}")
+    for letter in letters:
+        letter.paid_since = paid.get(letter.pk, [])
 
 
 # --- The Dunning card on the account page -----------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -129,6 +130,24 @@ def test_anonymous_visitors_are_sent_to_log_in_for_the_print_queue(client):
     assert response.url.startswith(reverse("login"))
 
 
+def test_the_queue_says_which_invoices_a_letter_asks_for_were_paid_since(
+    client, collector, customer, make_letter
+):
+    """A part payment since the letter was written leaves it in the queue (it
+    still asks for money), saying what changed, for whoever posts it."""
+    from ar_collections.workspace import payment_record
+
+    letter = make_letter(customer)
+    invoice = letter.lines.get().invoice
+    payment_record(customer=customer, amount=Decimal("40.00"), currency=invoice.currency, received_on=TODAY,
+                   allocations=[(invoice, Decimal("40.00"))], reference="BANK-7", actor=collector)
+    client.force_login(collector)
+
+    page = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert f"Paid since it was written: {invoice.number} part paid. Check it still should go." in page
+
+
 @pytest.mark.parametrize("rows", [2, 20])
 def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
     client, collector, make_customer, make_contact, make_letter, django_assert_num_queries, rows
@@ -140,8 +159,8 @@ def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
     client.force_login(collector)
 
     # session, user, role groups, permissions (2), count, letters with customer,
-    # step and recipient
-    with django_assert_num_queries(7):
+    # step and recipient, their invoices paid since
+    with django_assert_num_queries(8):
         response = client.get(QUEUE)
 
     assert len(response.context["letters"]) == rows
