@@ -1,6 +1,7 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 
 from ar_collections.models import (
@@ -221,6 +222,47 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["name", "segment", "is_active", "auto_send", "min_days_between_contacts"]
     list_filter = ["segment", "is_active"]
     inlines = [DunningStepInline, PolicyMinimumInline]
+    actions = ["put_in_force"]
+
+    @admin.action(description="Put in force for its segment (the segment's current ladder is switched off)",
+                  permissions=["change"])
+    def put_in_force(self, request, queryset) -> None:
+        """A ladder prepared as a draft replaces the one in force in one step:
+        switched off alone, the one in force would leave its segment unchased
+        (refused on its form), and two cannot be active at once."""
+        chosen = list(queryset.order_by("segment", "pk"))
+        segments = [p.segment for p in chosen]
+        if len(set(segments)) < len(segments):
+            self.message_user(request, "Choose one policy per segment: only one ladder runs per segment.",
+                              messages.ERROR)
+            return
+        for policy in chosen:
+            if problems := ladder_problems(list(policy.steps.all())) or (
+                [] if policy.steps.exists() else ["it has no steps"]
+            ):
+                self.message_user(request, f"“{policy.name}” was not put in force: {' '.join(problems)}",
+                                  messages.ERROR)
+                return
+        with transaction.atomic():
+            for policy in chosen:
+                before = list(LatePaymentPolicy.objects.select_for_update()
+                              .filter(segment=policy.segment, is_active=True).exclude(pk=policy.pk))
+                for old in before:
+                    old.is_active = False
+                    old.save(update_fields=["is_active"])
+                    self.log_change(request, old, [{"changed": {
+                        "fields": ["is_active"], "before": {"is_active": True}, "after": {"is_active": False},
+                    }}])
+                if not policy.is_active:
+                    policy.is_active = True
+                    policy.save(update_fields=["is_active"])
+                    self.log_change(request, policy, [{"changed": {
+                        "fields": ["is_active"], "before": {"is_active": False}, "after": {"is_active": True},
+                    }}])
+                label = Segment(policy.segment).label
+                replaced = f", in place of “{before[0].name}”" if before else ""
+                self.message_user(request, f"“{policy.name}” is now the ladder for “{label}”{replaced}.",
+                                  messages.SUCCESS)
 
 
 class DunningStepForm(forms.ModelForm):

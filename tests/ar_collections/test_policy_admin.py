@@ -262,3 +262,39 @@ def test_credit_terms_change_through_the_account_card_not_the_admin(admin_client
 
 def test_a_manager_may_edit_the_minimums_of_the_policies_they_own(manager):
     assert all(manager.has_perm(f"collections.{verb}_policyminimum") for verb in ("add", "change", "delete"))
+
+
+def test_a_draft_ladder_is_put_in_force_in_place_of_the_segment_s_current_one(admin_client):
+    """The one ladder a segment is chased by cannot be switched off alone, and
+    two cannot be active: the admin's action swaps them in one step, and the
+    history says who did it, with before and after."""
+    current = LatePaymentPolicy.objects.get(segment=Segment.PROMPT, is_active=True)
+    draft = LatePaymentPolicy.objects.create(name="Prompt payers, gentler", segment=Segment.PROMPT,
+                                             is_active=False)
+    DunningStep.objects.create(policy=draft, position=1, day_offset=7, action=StepAction.EMAIL,
+                               tone=Tone.FRIENDLY, pay_by_days=10)
+
+    response = admin_client.post(reverse("admin:collections_latepaymentpolicy_changelist"),
+                                 {"action": "put_in_force", "_selected_action": [draft.pk]}, follow=True)
+
+    assert "“Prompt payers, gentler” is now the ladder for “Prompt payer”" in response.content.decode()
+    current.refresh_from_db()
+    draft.refresh_from_db()
+    assert (current.is_active, draft.is_active) == (False, True)
+    assert set(LatePaymentPolicy.objects.chasing().filter(segment=Segment.PROMPT)) == {draft}
+    logged = {entry.object_id: json.loads(entry.change_message)[0]["changed"]
+              for entry in LogEntry.objects.all()}
+    assert logged[str(current.pk)]["after"] == {"is_active": False}
+    assert logged[str(draft.pk)]["after"] == {"is_active": True}
+
+
+def test_a_draft_without_steps_is_not_put_in_force(admin_client):
+    current = LatePaymentPolicy.objects.get(segment=Segment.PROMPT, is_active=True)
+    draft = LatePaymentPolicy.objects.create(name="Empty draft", segment=Segment.PROMPT, is_active=False)
+
+    response = admin_client.post(reverse("admin:collections_latepaymentpolicy_changelist"),
+                                 {"action": "put_in_force", "_selected_action": [draft.pk]}, follow=True)
+
+    assert "“Empty draft” was not put in force: it has no steps" in response.content.decode()
+    current.refresh_from_db()
+    assert current.is_active
