@@ -121,7 +121,12 @@ def test_the_launcher_prints_exactly_the_logins_seed_demo_creates():
     assert launcher.DEMO_PASSWORD == demo.DEMO_PASSWORD
 
 
-def test_without_debug_the_launcher_does_not_create_the_demo_users(monkeypatch):
+@pytest.mark.parametrize(("env", "commands"), [
+    ({"DEBUG": "0"}, ["migrate", "collectstatic"]),
+    ({"DEBUG": "0", "DEMO": "1"}, ["migrate", "seed_demo", "collectstatic"]),
+    ({"DEBUG": "1"}, ["migrate", "seed_demo"]),
+], ids=["debug-off", "demo-on", "debug-on"])
+def test_the_launcher_seeds_the_demo_users_only_for_a_demo(monkeypatch, env, commands):
     """The demo users share a published password: an install started without
     DEBUG (and without DEMO=1) gets none of them."""
     ran: list[tuple[str, ...]] = []
@@ -132,31 +137,13 @@ def test_without_debug_the_launcher_does_not_create_the_demo_users(monkeypatch):
     def spawn(*args):
         raise launcher.StopRequested  # stop once the preparation is over
 
-    monkeypatch.setenv("DEBUG", "0")
+    monkeypatch.delenv("DEMO", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr(launcher, "_manage", manage)
     monkeypatch.setattr(launcher, "_spawn", spawn)
 
     with pytest.raises(launcher.StopRequested):
         launcher._serve({})
 
-    assert [args[0] for args in ran] == ["migrate", "collectstatic"], ran
-
-
-def test_with_demo_on_the_launcher_seeds_without_debug_too(monkeypatch):
-    ran: list[tuple[str, ...]] = []
-
-    def manage(children, *args):
-        ran.append(args)
-
-    def spawn(*args):
-        raise launcher.StopRequested  # stop once the preparation is over
-
-    monkeypatch.setenv("DEBUG", "0")
-    monkeypatch.setenv("DEMO", "1")
-    monkeypatch.setattr(launcher, "_manage", manage)
-    monkeypatch.setattr(launcher, "_spawn", spawn)
-
-    with pytest.raises(launcher.StopRequested):
-        launcher._serve({})
-
-    assert [args[0] for args in ran] == ["migrate", "seed_demo", "collectstatic"], ran
+    assert [args[0] for args in ran] == commands, ran
