@@ -6,7 +6,10 @@ account of the payment naming it) and any problem is reported with its line
 number, leaving the data as it was; a file with no problem is written in one
 transaction. Running the same file again changes nothing: an invoice already
 recorded exactly so, or a payment with the same reference, amount and date on
-the same account (the same bank line), is counted as already there.
+the same account (the same bank line), is counted as already there. An
+invoice recorded before whose due date or PO reference the ERP has changed
+since (terms extended, a reference given late) takes the new values, on its
+account's timeline; any other difference is a problem of its row.
 
 Invoices come in open, for their total: what has been paid on them comes in
 as payments, so that an invoice's open amount is always its total less its
@@ -56,12 +59,12 @@ from ar_collections.models import (
     PaymentMethod,
     ReceivablesImport,
 )
-from ar_collections.timeline import events_link, invoice_issued
+from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.workspace import allocations_oldest_first, payment_record
 from arcrm.dates import far_ahead
 from arcrm.money import decimal_places, format_money, validate_currency
 from arcrm.text import is_one_line
-from customers.models import Customer, TimelineEvent
+from customers.models import Customer, EventKind, TimelineEvent
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class ImportReport:
     rows: int = 0
     created: int = 0
     already: int = 0  # recorded before, exactly so: left as they were
+    updated: int = 0  # recorded before, with a due date or PO reference the ERP has changed since
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line, what is wrong); 0: the file
 
     @property
@@ -119,8 +123,10 @@ class ImportReport:
             return (f"Nothing imported: {len(self.problems)} problem{'s' * (len(self.problems) != 1)} "
                     f"in {self.rows} row{'s' * (self.rows != 1)}.")
         verb = "would be recorded" if self.dry_run else "recorded"
-        return (f"{self.created} {noun}{'s' * (self.created != 1)} {verb}, {self.already} already there "
-                f"(left as {'they were' if self.already != 1 else 'it was'}), from {self.rows} "
+        updated = (f"{self.updated} {'would be ' if self.dry_run else ''}updated (a due date or PO reference "
+                   "changed in the ERP), " if self.updated else "")
+        return (f"{self.created} {noun}{'s' * (self.created != 1)} {verb}, {updated}{self.already} already "
+                f"there (left as {'they were' if self.already != 1 else 'it was'}), from {self.rows} "
                 f"row{'s' * (self.rows != 1)}.")
 
 
@@ -376,6 +382,7 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
     accounts = _accounts_named(rows)
     existing = _in_bulk(Invoice.objects, {row["number"] for _, row in rows}, field_name="number")
     new: list[Invoice] = []
+    changed: list[tuple[Invoice, dict]] = []
     seen: dict[str, int] = {}
     for line, row in rows:
         try:
@@ -384,8 +391,10 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
                 raise _RowError(f"invoice {invoice.number} is on line {seen[invoice.number]} already")
             seen[invoice.number] = line
             if invoice.number in existing:
-                _same_as_recorded(invoice, existing[invoice.number])
-                report.already += 1
+                if changes := _changes_from_erp(invoice, existing[invoice.number]):
+                    changed.append((existing[invoice.number], changes))
+                else:
+                    report.already += 1
             elif ";" in invoice.number:
                 raise _RowError(f"number {invoice.number!r} has a ';', which a payments file's invoices "
                                 "column cannot name")
@@ -396,6 +405,7 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
     if not report.ok:
         report.already = 0
         return report
+    report.updated = len(changed)
     if dry_run:
         report.created = len(new)
         return report
@@ -403,6 +413,7 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
         with transaction.atomic():
             Invoice.objects.bulk_create(new)
             _issued_events(new, actor=actor)
+            _changed_in_erp(changed, actor=actor)
     except IntegrityError:
         # Another import recorded one of these numbers since they were checked.
         report.problem(0, "an invoice number in the file was recorded meanwhile: import the file again")
@@ -426,15 +437,48 @@ def _invoice_of(row: dict, accounts: dict[str, Customer]) -> Invoice:
     )
 
 
-def _same_as_recorded(invoice: Invoice, recorded: Invoice) -> None:
-    for name in ("customer_id", "issue_date", "due_date", "currency", "total_amount", "po_reference"):
+# What the ERP may change on an invoice recorded before (terms extended, a PO
+# reference given late); the rest is the invoice itself: a different amount
+# comes as a credit note or a new invoice, never as an edit.
+ERP_MAY_CHANGE = ("due_date", "po_reference")
+
+
+def _changes_from_erp(invoice: Invoice, recorded: Invoice) -> dict:
+    """The fields of ERP_MAY_CHANGE the file gives otherwise ({} if none); a
+    difference in any other field is the row's problem."""
+    for name in ("customer_id", "issue_date", "currency", "total_amount"):
         was, now = getattr(recorded, name), getattr(invoice, name)
         if was != now:
             label = {"customer_id": "account"}.get(name, name)
             if name == "customer_id":
                 was, now = recorded.customer.account_number, invoice.customer.account_number
             raise _RowError(f"invoice {invoice.number} is recorded with {label} {was}, the file says {now}; "
-                            "a recorded invoice is not changed by an import")
+                            "an import changes only an invoice's due date and PO reference (an amount "
+                            "comes as a credit note or a new invoice)")
+    return {name: getattr(invoice, name) for name in ERP_MAY_CHANGE
+            if getattr(recorded, name) != getattr(invoice, name)}
+
+
+def _changed_in_erp(changed: list[tuple[Invoice, dict]], *, actor) -> None:
+    """Apply the ERP's changes, each on its account's timeline, before and after."""
+    labels = {"due_date": "due date", "po_reference": "PO reference"}
+    for invoice, changes in changed:
+        before = {name: getattr(invoice, name) for name in changes}
+        Invoice.objects.filter(pk=invoice.pk).update(**changes)
+        said = "; ".join(f"{labels[name]} {_said(before[name])} → {_said(value)}"
+                         for name, value in changes.items())
+        event_record(
+            customer=invoice.customer, kind=EventKind.INVOICE_CHANGED, actor=actor, subject=invoice,
+            summary=f"Invoice {invoice.number} changed in the ERP: {said}",
+            details={"number": invoice.number, "before": {k: str(v) for k, v in before.items()},
+                     "after": {k: str(v) for k, v in changes.items()}},
+        )
+
+
+def _said(value) -> str:
+    if isinstance(value, dt.date):
+        return f"{value.day} {value:%b %Y}"
+    return value or "none"
 
 
 def _issued_events(invoices: list[Invoice], *, actor) -> None:

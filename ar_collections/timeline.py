@@ -220,6 +220,7 @@ FILTER_KINDS = [
     (EventKind.PAYMENT_RECEIVED, "Payments"),
     (EventKind.INVOICE_ISSUED, "Invoices issued"),
     (EventKind.INVOICE_PAID, "Invoices paid"),
+    (EventKind.INVOICE_CHANGED, "Invoices changed"),
     (EventKind.CREDIT_NOTE, "Credit notes"),
     (EventKind.SEGMENT_CHANGED, "Segment changes"),
     (EventKind.ACCOUNT_CHANGED, "Account changes"),

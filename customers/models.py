@@ -375,6 +375,7 @@ class EventKind(models.TextChoices):
     CONTACT_CHANGED = "contact_changed", "Contact changed"
     INVOICE_ISSUED = "invoice_issued", "Invoice issued"
     INVOICE_PAID = "invoice_paid", "Invoice paid"
+    INVOICE_CHANGED = "invoice_changed", "Invoice changed"
     PAYMENT_RECEIVED = "payment_received", "Payment received"
     CREDIT_NOTE = "credit_note", "Credit note"
     SEGMENT_CHANGED = "segment_changed", "Segment changed"

@@ -115,6 +115,31 @@ def test_semicolons_an_excel_byte_order_mark_and_columns_in_any_order_are_read(a
     assert Invoice.objects.get(number="INV-300").total_amount == Decimal("99.90")
 
 
+def test_a_due_date_or_po_reference_the_erp_changed_is_taken_and_said_on_the_timeline(imported, manager):
+    """Terms extended in the ERP, a PO reference given late: tomorrow's export
+    names the same invoices with them, and the import takes them."""
+    changed = INVOICES.replace("INV-100,C-ACME,2025-06-01,2025-07-01,EUR,500.00,PO-7",
+                               "INV-100,C-ACME,2025-06-01,2025-08-15,EUR,500.00,PO-7") \
+                      .replace("INV-101,C-ACME,2025-06-15,2025-07-15,EUR,700.00,",
+                               "INV-101,C-ACME,2025-06-15,2025-07-15,EUR,700.00,PO-9")
+
+    assert invoices_import(changed, actor=manager, dry_run=True).summary() == (
+        "0 invoices would be recorded, 2 would be updated (a due date or PO reference changed in the ERP), "
+        "2 already there (left as they were), from 4 rows."
+    )
+    report = invoices_import(changed, actor=manager)
+
+    assert report.summary() == ("0 invoices recorded, 2 updated (a due date or PO reference changed in the "
+                                "ERP), 2 already there (left as they were), from 4 rows.")
+    assert Invoice.objects.get(number="INV-100").due_date == dt.date(2025, 8, 15)
+    assert Invoice.objects.get(number="INV-101").po_reference == "PO-9"
+    said = list(TimelineEvent.objects.filter(kind=EventKind.INVOICE_CHANGED).order_by("pk")
+                .values_list("summary", flat=True))
+    assert said == ["Invoice INV-100 changed in the ERP: due date 1 Jul 2025 → 15 Aug 2025",
+                    "Invoice INV-101 changed in the ERP: PO reference none → PO-9"]
+    assert invoices_import(changed, actor=manager).already == 4  # the same file again changes nothing
+
+
 def test_a_file_with_problems_is_refused_line_by_line_and_nothing_is_recorded(imported):
     text = """number,account_number,issue_date,due_date,currency,total_amount
 INV-400,C-ACME,2025-07-01,2025-07-31,EUR,10.00
@@ -124,7 +149,7 @@ INV-403,C-ACME,2025-07-31,2025-07-01,EUR,10.00
 INV-404,C-ACME,2025-07-01,2025-07-31,EUR,"1.234,50"
 INV-405,C-ACME,2025-07-01,2025-07-31,eur,10.00
 INV-400,C-ACME,2025-07-01,2025-07-31,EUR,10.00
-INV-100,C-ACME,2025-06-01,2025-07-05,EUR,500.00
+INV-100,C-ACME,2025-06-01,2025-07-01,EUR,550.00
 INV-406,C-ACME,2025-07-01,2025-07-31,EUR,0
 INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
 """
@@ -141,8 +166,9 @@ INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
         "no thousands separators, no currency sign)",
         "line 7: currency 'eur': Use a three-letter ISO 4217 code in capitals, e.g. EUR.",
         "line 8: invoice INV-400 is on line 2 already",
-        "line 9: invoice INV-100 is recorded with due_date 2025-07-01, the file says 2025-07-05; "
-        "a recorded invoice is not changed by an import",
+        "line 9: invoice INV-100 is recorded with total_amount 500.00, the file says 550.00; an import "
+        "changes only an invoice's due date and PO reference (an amount comes as a credit note or a new "
+        "invoice)",
         "line 10: total_amount must be more than zero",
         "line 11: more values than columns",
     ]
