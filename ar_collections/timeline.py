@@ -187,7 +187,8 @@ def _row(pk, kind, occurred_at, summary, action, letter, first, last, username) 
         when=f"{local.day} {local:%b %Y %H:%M}", summary=summary,
         # No actor (the nightly run, an import): the row names nobody.
         actor=" ".join(name for name in (first, last) if name) or (username or ""),
-        action_id=int(action) if action and action.isdigit() else None,
+        # Text on PostgreSQL, a number on SQLite (JSON_EXTRACT keeps the JSON type).
+        action_id=int(action) if action is not None and str(action).isdigit() else None,
         has_letter=bool(action and letter),
     )
 

@@ -714,7 +714,7 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
     )
     # Approved, a pause or extended terms hold dunning for what they cover
     # until their date (that day included).
-    if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until >= on:
+    if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until and locked.pause_until >= on:
         DunningPause.objects.create(
             customer=locked.customer, invoice=locked.invoice, kind=PauseKind.EXCEPTION, exception=locked,
             owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=locked.pause_until,

@@ -792,3 +792,22 @@ def test_whoever_asked_hears_of_the_manager_s_decision_on_their_worklist(make_ac
     assert told.assignee == collector
     assert told.title == ("Payment plan of EUR 1,200.00 rejected by maria: Too long for this account — "
                           "tell the customer")
+
+
+def test_extended_terms_asked_for_without_a_day_are_decided_and_hold_nothing(
+    make_account, collector, manager
+):
+    """Requests made before extended terms took a day carry none: approving
+    one records the decision and holds nothing back."""
+    customer = make_account(Segment.PROMPT)
+    asked = ExceptionRequest.objects.create(
+        customer=customer, kind=ExceptionKind.EXTENDED_TERMS, reason="30 more days, big order coming",
+        requested_by=collector, requested_on=DUE, pause_until=None,
+    )
+
+    workspace.exception_decide(request=asked, manager=manager, approve=True, note="Agreed",
+                               on=DUE + dt.timedelta(days=1))
+
+    asked.refresh_from_db()
+    assert asked.status == ExceptionStatus.APPROVED
+    assert not DunningPause.objects.filter(exception=asked).exists()

@@ -91,6 +91,16 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(
         names = [name for (name,) in db.execute("SELECT name FROM customers_customer")]
     assert names, "seed_demo created no customer"
     assert any(html.escape(name) in page for name in names)
+    # An account whose timeline holds the demo's dunning: its page and its
+    # step's page render on SQLite too (its JSON reads differ from PostgreSQL's).
+    with sqlite3.connect(var_dir / "arcrm.sqlite3") as db:
+        customer_id, action_id = db.execute(
+            "SELECT customer_id, id FROM collections_dunningaction WHERE status = 'done' "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    with opener.open(f"{base}/customers/{customer_id}/", timeout=10) as response:
+        assert response.status == 200
+        assert f"/collections/actions/{action_id}/" in response.read().decode()
 
     # The worker (with beat) on the filesystem broker is up too, not crashed on start.
     wait_for(
