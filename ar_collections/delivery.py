@@ -435,15 +435,20 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
 
 def address_refused(error: Exception) -> bool:
     """The mail server says, for good, that the recipient's address takes no
-    mail: the recipient refused with a 5xx, or a 5xx with an addressing status
-    (RFC 3463's 5.1.x: "user unknown", "no such domain")."""
+    mail: a 5xx with an addressing status (RFC 3463's 5.1.x: "user unknown",
+    "no such domain"), whether it refused the recipient or the message. A
+    5.7.x ("relay access denied", spam) says nothing about the mailbox."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return all(code >= 500 for code, _ in error.recipients.values())
+        replies = list(error.recipients.values())
+        return bool(replies) and all(code >= 500 and _addressing(reply) for code, reply in replies)
     if isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500:
-        reply = error.smtp_error
-        reply = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-        return reply.lstrip().startswith("5.1.")
+        return _addressing(error.smtp_error)
     return False
+
+
+def _addressing(reply: bytes | str) -> bool:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    return text.lstrip().startswith("5.1.")
 
 
 def _address_refused_record(action: DunningAction, *, reason: str) -> None:

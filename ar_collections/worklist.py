@@ -83,6 +83,21 @@ def items_close(*, actor=None, **source) -> int:
 REFRESH_BATCH_SIZE = 1000
 
 
+def _refused_addresses_fixed(now) -> None:
+    """Close "find a working address" items once the contact has another
+    address (or is gone): the key names the contact and the refused address."""
+    from customers.models import Contact
+
+    items = list(WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.ADDRESS_REFUSED)
+                 .values_list("pk", "key"))
+    refused = {pk: key.split(":", 2)[1:] for pk, key in items}
+    addresses = dict(Contact.objects.filter(pk__in={int(c) for c, _ in refused.values()})
+                     .values_list("pk", "email"))
+    fixed = [pk for pk, (contact, address) in refused.items()
+             if addresses.get(int(contact), "").strip().lower() != address]
+    WorkItem.objects.filter(pk__in=fixed).update(status=WorkStatus.DONE, done_at=now)
+
+
 def worklist_refresh(*, on: dt.date) -> int:
     """Create the items that follow from the state of things today; close
     those whose reason is gone. Idempotent; run after planning and daily."""
@@ -140,6 +155,7 @@ def worklist_refresh(*, on: dt.date) -> int:
     now = timezone.now()
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CALL, action__cycle__closed_on__isnull=False
                             ).update(status=WorkStatus.DONE, done_at=now)
+    _refused_addresses_fixed(now)
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.REVIEW).exclude(
         action__status=ActionStatus.IN_REVIEW
     ).update(status=WorkStatus.DONE, done_at=now)

@@ -898,3 +898,57 @@ def test_the_account_page_says_the_address_was_refused(bounced, client):
     page = " ".join(client.get(reverse("customers:detail", args=[bounced.pk])).content.decode().split())
 
     assert "refused by the mail server on 5 Mar 2026: reminders go by post" in page
+
+
+def test_a_relay_refusal_at_rcpt_marks_no_contact_address_refused(
+    make_account, plan_and_deliver, smtp_server
+):
+    """"554 5.7.1 Relay access denied" at RCPT says nothing about the mailbox:
+    no contact's address is marked refused."""
+    accounts = [make_account(Segment.PROMPT, name=f"Acme {n}", email=f"anna{n}@acme.test") for n in range(2)]
+
+    async def relay_denied(server, session, envelope, address, rcpt_options):
+        return f"554 5.7.1 <{address}>: Relay access denied"
+
+    smtp_server._mailbox.handle_RCPT = relay_denied
+
+    plan_and_deliver(days(3))
+
+    refused = list(Contact.objects.filter(customer__in=accounts).exclude(email_refused="")
+                   .values_list("email_refused", flat=True))
+    items = list(WorkItem.objects.filter(kind=WorkKind.ADDRESS_REFUSED).values_list("title", flat=True))
+    assert (refused, items) == ([], [])
+
+
+def test_the_refused_address_item_leaves_the_worklist_once_the_contact_has_a_new_address(
+    make_account, plan_and_deliver, smtp_server, client, collector
+):
+    """The collector is asked to "find one that works"; once she saves it on
+    the contact, the next refresh takes the item off her list."""
+    from django.urls import reverse
+
+    from ar_collections.models import WorkStatus
+    from ar_collections.worklist import worklist_refresh
+    from tests.customers.test_views_edit import contact_data
+
+    account = make_account(Segment.PROMPT)
+    smtp_server.refuse_with("550 5.1.1 <anna@acme.test>: Recipient address rejected: User unknown")
+    assert plan_and_deliver(days(3))["failed"] == 1
+    anna = Contact.objects.get(customer=account)
+    assert WorkItem.objects.filter(kind=WorkKind.ADDRESS_REFUSED, status=WorkStatus.OPEN).count() == 1
+
+    client.force_login(collector)
+    with frozen(days(4)):
+        response = client.post(
+            reverse("customers:contact_edit", args=[account.pk, anna.pk]),
+            contact_data(name="Anna Clerk", email="anna.clerk@acme.test", is_primary_billing=True,
+                         postal_address=anna.postal_address),
+        )
+        assert response.status_code in (200, 302), response.status_code
+        anna.refresh_from_db()
+        assert anna.email == "anna.clerk@acme.test"
+        worklist_refresh(on=days(4))
+
+    still_open = list(WorkItem.objects.filter(kind=WorkKind.ADDRESS_REFUSED, status=WorkStatus.OPEN)
+                      .values_list("title", flat=True))
+    assert still_open == []
