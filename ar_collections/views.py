@@ -68,7 +68,7 @@ from ar_collections.models import (
     lists_open_invoice,
     overdue_in_other_currencies,
 )
-from ar_collections.workspace import amounts_waived, charges_waivable, pause_kinds_liftable
+from ar_collections.workspace import amounts_waived, charges_waivable, pauses_liftable
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
 from arcrm.roles import can_act_on, require_act_on
@@ -597,12 +597,11 @@ def dunning_card_context(
             initial={"segment": customer.segment_override, "note": customer.segment_override_note},
             auto_id="dunning-segment-%s",
         )
-    liftable = pause_kinds_liftable(user)
     return {
         "customer": customer,
         "dunning_cycle": cycle,
         # "Resume dunning" is offered where there is something this user may lift.
-        "pauses_liftable": can_act_on(user, customer) and any(p.kind in liftable for p in pauses),
+        "pauses_liftable": can_act_on(user, customer) and bool(pauses_liftable(user, pauses)[0]),
         "dunning_actions": actions,
         "dunning_pauses": pauses,
         "cause_form": cause_form if may_note_cause else None,

@@ -620,12 +620,19 @@ def _beyond_collector_limit(actor, *, days: int, rules: CollectionRules) -> bool
     return days > rules.max_pause_days and not actor.has_perm("customers.act_on_any_customer")
 
 
-def pause_kinds_liftable(actor) -> list[str]:
-    """The pauses `actor` may lift with "Resume dunning": manual holds, and a
-    manager's approved exceptions for a manager only."""
+def pauses_liftable(actor, pauses: Iterable[DunningPause]) -> tuple[list[DunningPause], list[DunningPause]]:
+    """Of `pauses` (in force), those "Resume dunning" lifts for `actor`, and the
+    manual holds it leaves because they are a manager's to lift: a hold
+    longer than collectors may set was a manager's decision (the same rule as
+    pause_set's exception request), and so is an approved exception."""
     if actor.has_perm("collections.change_exceptionrequest"):
-        return [PauseKind.MANUAL_HOLD, PauseKind.EXCEPTION]
-    return [PauseKind.MANUAL_HOLD]
+        return [p for p in pauses if p.kind in (PauseKind.MANUAL_HOLD, PauseKind.EXCEPTION)], []
+    holds = [p for p in pauses if p.kind == PauseKind.MANUAL_HOLD]
+    if not holds:
+        return [], []
+    limit = CollectionRules.current().max_pause_days
+    return ([p for p in holds if (p.ends_on - p.starts_on).days <= limit],
+            [p for p in holds if (p.ends_on - p.starts_on).days > limit])
 
 
 @transaction.atomic
@@ -633,21 +640,13 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
     """Lift the manual holds and approved exceptions in force; disputes,
     promises and plans keep theirs (they end with what they stand for)."""
     require_act_on(actor, customer)
-    manager = actor.has_perm("collections.change_exceptionrequest")
-    pauses = list(DunningPause.objects.active(on=on)
-                  .filter(customer=customer, kind__in=pause_kinds_liftable(actor))
-                  .select_related("invoice", "owner").select_for_update(of=("self",)))
-    if not manager:
-        # A hold longer than collectors may set was a manager's decision: a
-        # manager lifts it (the same rule as pause_set's exception request).
-        limit = CollectionRules.current().max_pause_days
-        beyond = [p for p in pauses if (p.ends_on - p.starts_on).days > limit]
-        pauses = [p for p in pauses if (p.ends_on - p.starts_on).days <= limit]
-        if beyond and not pauses:
-            raise ValidationError(
-                f"The hold until {beyond[0].ends_on:%d %b %Y} is longer than collectors may set "
-                f"({limit} days): a manager lifts it."
-            )
+    pauses, beyond = pauses_liftable(actor, DunningPause.objects.active(on=on).filter(customer=customer)
+                                     .select_related("invoice", "owner").select_for_update(of=("self",)))
+    if beyond and not pauses:
+        raise ValidationError(
+            f"The hold until {beyond[0].ends_on:%d %b %Y} is longer than collectors may set "
+            f"({CollectionRules.current().max_pause_days} days): a manager lifts it."
+        )
     if not pauses:
         raise ValidationError("No manual pause is in force on this account.")
     lifted = _pauses_lift(DunningPause.objects.filter(pk__in=[p.pk for p in pauses]), actor=actor)

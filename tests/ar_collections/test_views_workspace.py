@@ -998,8 +998,13 @@ def test_resume_is_offered_only_beside_a_pause_the_user_may_lift(
     assert resume_offered(client, collector, customer)
     assert resume_offered(client, manager, customer)
     assert not resume_offered(client, viewer, customer)
-    # An approved exception is a manager's to lift.
+    # An approved exception is a manager's to lift, and so is a hold longer
+    # than collectors may set.
     DunningPause.objects.filter(pk=hold.pk).update(kind=PauseKind.EXCEPTION)
+    assert not resume_offered(client, collector, customer)
+    assert resume_offered(client, manager, customer)
+    DunningPause.objects.filter(pk=hold.pk).update(kind=PauseKind.MANUAL_HOLD,
+                                                   ends_on=TODAY + dt.timedelta(days=60))
     assert not resume_offered(client, collector, customer)
     assert resume_offered(client, manager, customer)
 
