@@ -567,9 +567,15 @@ def payments_import(
     # Per account and invoice, what rows still to be recorded may pay on it: a
     # payment naming none leaves that much of it to them, whichever comes
     # first by date, and may pay the rest.
+    # What a row naming invoices pays on each: its amount spread over them as
+    # recording it will, on their open amounts as the file was read.
+    by_id = {invoice.pk: invoice for invoice in invoices.values()}
+    planned = {id(p): dict((i.pk, part) for i, part in
+                           allocations_oldest_first([by_id[pk] for pk in p.invoice_ids], p.amount))
+               for p in parsed if p.invoice_ids}
     reserved: dict[int, Counter] = defaultdict(Counter)
     for payment in parsed:
-        reserved[payment.customer.pk].update(dict.fromkeys(payment.invoice_ids, payment.amount))
+        reserved[payment.customer.pk].update(planned.get(id(payment), {}))
     with transaction.atomic():
         # Every account's lock at once, in one order: two imports at the same
         # time queue one behind the other instead of deadlocking, as they would
@@ -593,7 +599,7 @@ def payments_import(
         for payment in parsed:
             pending = reserved[payment.customer.pk]
             # This row's own: its to pay now, or known already.
-            pending.subtract(dict.fromkeys(payment.invoice_ids, payment.amount))
+            pending.subtract(planned.get(id(payment), {}))
             try:
                 if known.recorded(payment):
                     report.already += 1
@@ -689,12 +695,15 @@ def _reference(row: dict) -> str:
 def _record(payment: _PaymentRow, *, actor, held: dict[int, Decimal]) -> None:
     # Read now, not when the file was checked: an earlier row may have paid them.
     if payment.invoice_ids:
-        targets = list(Invoice.objects.filter(pk__in=payment.invoice_ids))
-        settled = sorted(i.number for i in targets if i.status != InvoiceStatus.OPEN)
-        if len(settled) == 1:
-            raise _RowError(f"invoice {settled[0]} is not open any more (paid, written off or cancelled)")
-        if settled:
-            raise _RowError(f"invoices {', '.join(settled)} are not open any more "
+        named = list(Invoice.objects.filter(pk__in=payment.invoice_ids))
+        targets = [i for i in named if i.status == InvoiceStatus.OPEN]
+        # Paid meanwhile, every one of them (a customer paying an invoice twice):
+        # a problem to look into. One of several paid by an earlier row that
+        # named none (whose share this row's plan left it) is not.
+        if not targets:
+            settled = sorted(i.number for i in named)
+            raise _RowError(f"invoice{'s' if len(settled) > 1 else ''} {', '.join(settled)} "
+                            f"{'are' if len(settled) > 1 else 'is'} not open any more "
                             "(paid, written off or cancelled)")
         allocations = allocations_oldest_first(targets, payment.amount)
     else:

@@ -266,3 +266,27 @@ def test_an_invoice_in_yen_with_cents_is_refused(accounts):
 
     assert not report.ok
     assert not Invoice.objects.exists()
+
+
+def test_a_row_naming_two_invoices_reserves_its_amount_once_not_on_each(make_customer):
+    """Acme owes INV-100 (500) and INV-101 (700), 1,200 in all, and pays
+    exactly that: 1,100 naming no invoice, then 100 naming both. The second
+    row keeps back only the 100 it will pay (on INV-100), not 100 on each."""
+    acme = make_customer(account_number="C-ACME", name="Acme Tools")
+    report = invoices_import(
+        "number,account_number,issue_date,due_date,currency,total_amount\n"
+        "INV-100,C-ACME,2025-06-01,2025-07-01,EUR,500.00\n"
+        "INV-101,C-ACME,2025-06-15,2025-07-15,EUR,700.00\n"
+    )
+    assert report.ok, report.errors
+
+    report = payments_import(
+        "account_number,received_on,currency,amount,reference,invoices\n"
+        "C-ACME,2025-08-01,EUR,1100.00,PART-1,\n"
+        "C-ACME,2025-08-03,EUR,100.00,PART-2,INV-100;INV-101\n"
+    )
+
+    assert report.ok, report.errors
+    open_left = {i.number: i.open_amount for i in Invoice.objects.filter(customer=acme)}
+    on_account = sum(p.unallocated_amount() for p in Payment.objects.filter(customer=acme))
+    assert (open_left, on_account) == ({"INV-100": 0, "INV-101": 0}, 0)
