@@ -62,7 +62,7 @@ from ar_collections.models import (
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.workspace import allocations_oldest_first, payment_record
 from arcrm.dates import far_ahead
-from arcrm.money import decimal_places, format_money, validate_currency
+from arcrm.money import decimal_places, format_money, validate_currency_in_use
 from arcrm.text import is_one_line
 from customers.models import Customer, EventKind, TimelineEvent
 
@@ -326,7 +326,7 @@ def _amount(row: dict, column: str, *, currency: str) -> Decimal:
 def _currency(row: dict) -> str:
     value = row.get("currency", "")
     try:
-        validate_currency(value)
+        validate_currency_in_use(value)
     except ValidationError as error:
         raise _RowError(f"currency {value!r}: {' '.join(error.messages)}") from None
     return value

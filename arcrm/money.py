@@ -67,8 +67,17 @@ def decimal_places(currency: str) -> int:
 
 
 def validate_currency(value: str) -> None:
+    """The form of a currency code: the models' check, which rows kept in a
+    currency since withdrawn must still pass."""
     if len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
         raise ValidationError("Use a three-letter ISO 4217 code in capitals, e.g. EUR.")
+
+
+def validate_currency_in_use(value: str) -> None:
+    """A currency new money may come in: in circulation, and in cents or
+    whole units (the ERP's files are checked with it; a typo such as EUO
+    would otherwise open an account's money in a currency nobody pays in)."""
+    validate_currency(value)
     if value not in CURRENCIES:
         raise ValidationError(f"{value} is not an ISO 4217 currency in circulation (EUR, USD, GBP, ...).")
     if decimal_places(value) > MONEY_DECIMAL_PLACES:

@@ -938,3 +938,22 @@ def test_a_collector_cannot_take_a_distressed_account_off_its_ladder_through_the
     assert customer.segment == Segment.DISTRESSED, (
         f"a collector's card edit moved the account to {customer.segment}"
     )
+
+
+@pytest.mark.parametrize("currency", ["KWD", "HRK"])
+def test_a_collector_can_still_edit_the_card_of_an_account_kept_in_a_currency_refused_since(
+    client, collector, make_customer, currency
+):
+    """The imports refuse currencies in thousandths (KWD) and codes no longer
+    in circulation (HRK, the euro since 2023); an account kept in one before
+    still has a card that saves."""
+    customer = make_customer(name="Gulf Trading", currency=currency, buying_reasons=["a", "b", "c"])
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, notes="Call Fatima, not the front desk"))
+
+    customer.refresh_from_db()
+    assert customer.notes == "Call Fatima, not the front desk", (
+        response.status_code, [line.strip() for line in response.content.decode().splitlines()
+                               if "currency" in line.lower() and "error" in line.lower()][:3])
