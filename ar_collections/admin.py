@@ -224,6 +224,12 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     inlines = [DunningStepInline, PolicyMinimumInline]
     actions = ["put_in_force"]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """A ladder in force is not deleted: another is put in force first."""
+        if obj is not None and obj.is_active:
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.action(description="Put in force for its segment (the segment's current ladder is switched off)",
                   permissions=["change"])
     def put_in_force(self, request, queryset) -> None:
@@ -274,7 +280,8 @@ class DunningStepForm(forms.ModelForm):
     def clean(self):
         """One step edited alone must fit the rest of its ladder."""
         data = super().clean()
-        policy = data.get("policy")
+        # On a change the policy is not on the form (a step stays with its policy).
+        policy = data.get("policy") or (self.instance.policy if self.instance.policy_id else None)
         if policy is None or any(data.get(name) is None for name in LADDER_FIELDS):
             return data
         others = list(policy.steps.exclude(pk=self.instance.pk))
@@ -285,12 +292,25 @@ class DunningStepForm(forms.ModelForm):
 
 @admin.register(DunningStep)
 class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
+    """One step at a time. What changes a ladder as a whole (a step leaving
+    it, for another policy or for good) is done on its policy's page, which
+    checks the ladder as it will be: here, a step stays with its policy, and
+    a ladder in force loses no step."""
+
     form = DunningStepForm
     list_display = [
         "policy", "position", "day_offset", "action", "tone", "pay_by_days",
         "late_fee_amount", "late_fee_currency", "interest_rate_percent",
     ]
     list_filter = ["policy", "action", "tone"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["policy"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.policy.is_active:
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(PolicyMinimum)

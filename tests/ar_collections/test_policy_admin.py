@@ -298,3 +298,54 @@ def test_a_draft_without_steps_is_not_put_in_force(admin_client):
     assert "“Empty draft” was not put in force: it has no steps" in response.content.decode()
     current.refresh_from_db()
     assert current.is_active
+
+
+def _delete_steps_selected(admin_client, policy):
+    return admin_client.post(reverse("admin:collections_dunningstep_changelist"), {
+        "action": "delete_selected", "post": "yes",
+        "_selected_action": [str(pk) for pk in policy.steps.values_list("pk", flat=True)],
+    })
+
+
+def _delete_policy(admin_client, policy):
+    return admin_client.post(reverse("admin:collections_latepaymentpolicy_delete", args=[policy.pk]),
+                             {"post": "yes"})
+
+
+def _move_each_step_to_a_draft(admin_client, policy):
+    draft = LatePaymentPolicy.objects.create(name="Draft", segment=Segment.PROMPT, is_active=False)
+    for step in policy.steps.order_by("position"):
+        admin_client.post(reverse("admin:collections_dunningstep_change", args=[step.pk]), {
+            "policy": draft.pk, "position": step.position, "day_offset": step.day_offset,
+            "action": step.action, "tone": step.tone, "pay_by_days": step.pay_by_days,
+            "late_fee_amount": step.late_fee_amount, "late_fee_currency": step.late_fee_currency,
+            "interest_rate_percent": step.interest_rate_percent,
+        })
+
+
+@pytest.mark.parametrize("door", [_delete_steps_selected, _delete_policy, _move_each_step_to_a_draft],
+                         ids=["steps-delete-selected", "policy-delete", "steps-moved-one-by-one"])
+def test_a_ladder_in_force_cannot_be_emptied_through_another_admin_page(
+    admin_client, make_account, door
+):
+    customer = make_account(Segment.PROMPT)
+    policy = prompt()
+
+    door(admin_client, policy)
+
+    day = DUE + dt.timedelta(days=3)  # the prompt ladder's first step is due
+    with frozen(day):
+        run_plan(run=run_start(run_date=day))
+    chased = DunningAction.objects.filter(customer=customer).count()
+    steps = DunningStep.objects.filter(policy__segment=Segment.PROMPT, policy__is_active=True).count()
+    assert (steps, chased) == (4, 1), "the prompt payers' only ladder was emptied: nobody in it is chased"
+
+
+def test_a_draft_s_steps_are_deleted_one_by_one(admin_client):
+    draft = LatePaymentPolicy.objects.create(name="Draft", segment=Segment.PROMPT, is_active=False)
+    step = DunningStep.objects.create(policy=draft, position=1, day_offset=7, action=StepAction.EMAIL,
+                                      tone=Tone.FRIENDLY, pay_by_days=10)
+
+    admin_client.post(reverse("admin:collections_dunningstep_delete", args=[step.pk]), {"post": "yes"})
+
+    assert not DunningStep.objects.filter(pk=step.pk).exists()
