@@ -112,7 +112,11 @@ def test_it_sorts_by_overdue_amount_then_name(client, collector, make_customer):
     assert names_in(client.get(URL)) == ["Big debt", "Alpha", "Bravo", "Clean", "No behaviour"]
 
 
-@pytest.mark.parametrize("query", ["acme", "C-ACME-1", "ap@acme.example"])
+@pytest.mark.parametrize("query", [
+    "acme", "C-ACME-1", "ap@acme.example",
+    # Part of an account number or an address, in any case.
+    "acme-1", "boss@acme", "ACME.EXAMPLE",
+])
 def test_search_finds_a_customer_by_name_account_number_or_contact_email(
     client, collector, make_customer, make_contact, query
 ):
