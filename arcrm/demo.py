@@ -165,7 +165,6 @@ def seed(*, customers: int, seed: int, today: dt.date) -> Summary:
         builder = _Builder(random.Random(seed), today=today, users=users)
         builder.plan(customers)
         builder.save()
-        behaviour_refresh(on=today)
         dunning = _recent_weeks(users, today=today)
     segments = dict(
         Customer.objects.values_list("segment").annotate(n=Count("pk")).order_by("segment")
@@ -208,6 +207,12 @@ def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
     done: Counter = Counter()
     for back in range(RECENT_DAYS, -1, -1):
         day = today - dt.timedelta(days=back)
+        if back in (RECENT_DAYS, 0):
+            # The segments the ladders go by: as the weeks begin (quietly, the
+            # accounts were just entered), and as of today, each change on
+            # its account's timeline, dated this morning.
+            with _clock(day, hour=1):
+                behaviour_refresh(on=day, record=back == 0)
         with _clock(day, hour=2):
             workspace.commitments_check(on=day)
             if day < today:
@@ -243,8 +248,10 @@ def _clock(day: dt.date, *, hour: int):
     """The clock at `hour` o'clock on `day` for the code run under it: planning,
     delivery and every record they write read today's date and time from
     django.utils.timezone.now. For the demo's replay of days gone by only."""
-    moment = _at(day, hour)
     real = timezone.now
+    # Never later than the real time: a demo seeded at 7 in the morning has
+    # nothing dated at 10.
+    moment = min(_at(day, hour), real())
     timezone.now = lambda: moment
     try:
         yield
@@ -1280,6 +1287,11 @@ class _Builder:
              for year, last in sorted(self.credit_numbers.items())]
         )
         self._timeline()
+        # Documents of the reference day at their usual hours, but none later
+        # than now: a demo seeded in the morning shows no payment "at 11".
+        now = timezone.now()
+        for event in self.events:
+            event.occurred_at = min(event.occurred_at, now)
         TimelineEvent.objects.bulk_create(self.events, batch_size=BATCH_SIZE)
         links_backfill(event_model=TimelineEvent, link_model=TimelineEventInvoice, invoice_model=Invoice,
                        invoice_type_id=ContentType.objects.get_for_model(Invoice).pk)

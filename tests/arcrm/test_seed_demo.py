@@ -7,6 +7,7 @@ import hashlib
 from io import StringIO
 
 import pytest
+import time_machine
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
@@ -14,6 +15,7 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.db.models import Count, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from ar_collections.models import (
     ActionStatus,
@@ -350,3 +352,24 @@ def test_the_last_weeks_are_lived_through_with_dunning_on(seeded):
     assert LateCharge.objects.exists()
     assert DunningAction.objects.filter(status=ActionStatus.AWAITING_APPROVAL).exists()
     assert "dunning over the last 42 nights" in seeded
+
+
+def test_the_demo_s_segments_are_set_before_its_weeks_and_changes_dated_on_their_day(seeded):
+    """The ladders of the replayed weeks go by segments set as the weeks
+    begin, quietly (the accounts were just entered); what has changed since
+    is on the timelines as of the reference day's refresh, not later."""
+    changes = TimelineEvent.objects.filter(kind=EventKind.SEGMENT_CHANGED)
+    morning = timezone.make_aware(dt.datetime.combine(TODAY, dt.time(1)))
+    assert set(changes.values_list("occurred_at", flat=True)) <= {morning}
+    assert changes.count() < CUSTOMERS // 2  # changes over six weeks, not everyone's first segment
+    assert not TimelineEvent.objects.filter(occurred_at__date__gt=TODAY).exists()
+
+
+def test_a_demo_seeded_in_the_morning_has_nothing_dated_later_that_day(db):
+    """Seeded at 07:00 on its reference day, the demo shows no payment
+    received at 11:00 nor a request made at 10:00."""
+    morning = timezone.make_aware(dt.datetime.combine(TODAY, dt.time(7)))
+    with time_machine.travel(morning, tick=False):
+        seed()
+        later = TimelineEvent.objects.filter(occurred_at__gt=morning).order_by("occurred_at")
+        assert [(e.occurred_at.strftime("%H:%M"), e.summary[:60]) for e in later[:3]] == []
