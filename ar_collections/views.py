@@ -557,8 +557,11 @@ def _add_paid_since(letters: list[DunningAction]) -> None:
     paid: dict[int, list[str]] = {}
     for action_id, number, still_open in changed:
         paid.setdefault(action_id, []).append(f"{number} {'part paid' if still_open > 0 else 'paid'}")
+    today = timezone.localdate()
     for letter in letters:
         letter.paid_since = paid.get(letter.pk, [])
+        # A letter posted after the day it asks payment by tells the customer nothing it can do.
+        letter.pay_by_passed = letter.pay_by is not None and letter.pay_by < today
 
 
 # --- The Dunning card on the account page -----------------------------------

@@ -148,6 +148,16 @@ def test_the_queue_says_which_invoices_a_letter_asks_for_were_paid_since(
     assert f"Paid since it was written: {invoice.number} part paid. Check it still should go." in page
 
 
+def test_the_queue_says_when_a_letter_s_pay_by_date_has_passed(client, collector, customer, make_letter):
+    letter = make_letter(customer)
+    DunningAction.objects.filter(pk=letter.pk).update(pay_by=TODAY - dt.timedelta(days=1))
+    client.force_login(collector)
+
+    page = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert "It asks for payment by 4 Aug 2025, which has passed." in page
+
+
 @pytest.mark.parametrize("rows", [2, 20])
 def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
     client, collector, make_customer, make_contact, make_letter, django_assert_num_queries, rows
