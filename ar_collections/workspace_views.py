@@ -606,7 +606,8 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
             if not form.is_valid():
                 raise ValidationError(form.errors["to"])
             worklist.item_reassign(item=item, actor=request.user, to=form.cleaned_data["to"])
-            said = f"Handed to {form.cleaned_data['to'].get_username()}."
+            to = form.cleaned_data["to"]
+            said = f"Handed to {to.get_full_name() or to.get_username()}."
         else:
             return HttpResponseBadRequest("Unknown change.")
     except ValidationError as error:
