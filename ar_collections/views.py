@@ -289,6 +289,10 @@ def _outcome(action: DunningAction, done: DunningAction, *, approved: bool = Fal
         if done.channel == Channel.PHONE:
             return messages.SUCCESS, f"{name}: call task created."
         return messages.SUCCESS, f"{name}: {what.lower()} done."
+    if done.status == ActionStatus.SKIPPED and approved:
+        # The manager went ahead, but the step had nothing left to act on.
+        return messages.WARNING, (f"{name}: {what.lower()} no longer needed, nothing done "
+                                  f"({done.skip_reason}).")
     if done.status == ActionStatus.SKIPPED:
         return messages.SUCCESS, f"{name}: {what.lower()} skipped ({done.skip_reason})."
     if done.status == ActionStatus.FAILED:

@@ -290,7 +290,7 @@ def test_approving_a_credit_hold_over_a_balance_paid_down_under_the_policy_minim
                              actor=manager)
     client.force_login(manager)
 
-    client.post(url(action), {"decision": "approve", "note": "Late again"})
+    response = client.post(url(action), {"decision": "approve", "note": "Late again"}, follow=True)
 
     action.refresh_from_db()
     customer.refresh_from_db()
@@ -298,6 +298,10 @@ def test_approving_a_credit_hold_over_a_balance_paid_down_under_the_policy_minim
         False, ActionStatus.SKIPPED, manager
     )
     assert "minimum" in action.skip_reason and "EUR 10.00" in action.skip_reason
+    # The manager said "go ahead": the page says it came to nothing, and why.
+    assert f"{customer.name}: credit hold no longer needed, nothing done (by approval" in (
+        response.content.decode()
+    )
 
 
 def test_declining_skips_the_step_with_the_managers_note(client, manager, action):
