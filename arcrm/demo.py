@@ -36,6 +36,7 @@ import contextlib
 import datetime as dt
 import random
 import unicodedata
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -49,11 +50,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from ar_collections import workspace
-from ar_collections.delivery import actions_deliver
+from ar_collections.delivery import action_approve, actions_deliver
 from ar_collections.dunning import run_finish_if_done, run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
     Allocation,
+    CallOutcome,
     Channel,
     CreditNote,
     Department,
@@ -66,7 +68,11 @@ from ar_collections.models import (
     LateCharge,
     Payment,
     PaymentMethod,
+    StepAction,
     TimelineEventInvoice,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
 )
 from ar_collections.segmentation import (
     DISTRESSED,
@@ -76,7 +82,7 @@ from ar_collections.segmentation import (
     SPECIAL_BOND,
     SYSTEMATIC_LATE,
 )
-from ar_collections.services import behaviour_refresh
+from ar_collections.services import action_decline, behaviour_refresh
 from ar_collections.timeline import invoice_issued, links_backfill
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
@@ -220,6 +226,9 @@ def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
         with _clock(day, hour=10):
             for scene in scenes.get(day, []):
                 scene()
+        if day < today:
+            with _clock(day, hour=16):
+                _team_works_its_lists(day, manager=users["manager"])
     with _clock(today, hour=10):
         worklist_refresh(on=today)
     actions = DunningAction.objects.all()
@@ -231,6 +240,41 @@ def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
                                               ActionStatus.AWAITING_APPROVAL]).count(),
         "charges": LateCharge.objects.count(),
     }
+
+
+# What the demo's collectors hear when they make the calls dunning asks for.
+CALLS = [
+    (CallOutcome.REACHED, "Asked for payment; they will check with their accounts team."),
+    (CallOutcome.VOICEMAIL, "Left a message asking them to call back about the overdue invoices."),
+    (CallOutcome.NO_ANSWER, ""),
+]
+
+
+def _team_works_its_lists(day: dt.date, *, manager: User) -> None:
+    """By the afternoon the collectors have made the calls dunning asked for
+    two days before, and the manager has weighed the reviews and most of the
+    credit holds that have waited three days: the demo's lists are today's
+    work, not six weeks of it, with some decisions left to try."""
+    calls = (WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CALL,
+                                     due_on__lte=day - dt.timedelta(days=2))
+             .select_related("customer", "assignee").order_by("customer__account_number"))
+    for item in calls:
+        outcome, notes = CALLS[zlib.crc32(item.customer.account_number.encode()) % len(CALLS)]
+        workspace.call_log(customer=item.customer, actor=item.assignee, outcome=outcome, notes=notes, on=day,
+                           contact=item.customer.billing_contact(on=day))
+    waiting = (DunningAction.objects.filter(status=ActionStatus.AWAITING_APPROVAL,
+                                            planned_on__lte=day - dt.timedelta(days=3))
+               .select_related("customer", "step").order_by("pk"))
+    for action in waiting:
+        weighs = zlib.crc32(action.customer.account_number.encode()) % 3
+        if action.step.action == StepAction.MANAGER_REVIEW:
+            action_approve(action=action, manager=manager, note="Looked at the account: the ladder goes on.")
+        elif weighs == 0:
+            action_approve(action=action, manager=manager, note="Nothing paid in months: hold until a plan.")
+        elif weighs == 1:
+            action_decline(action=action, manager=manager,
+                           note="They buy every week and have paid before: a call from sales first.")
+        # The rest wait for the demo's manager, in the approvals queue.
 
 
 def _night_run(day: dt.date) -> Counter:

@@ -394,6 +394,12 @@ class EventKind(models.TextChoices):
     WORK = "work", "Worklist"
 
 
+def _now():
+    """timezone.now, looked up when an event is recorded (the demo's replay
+    of past days sets the clock there)."""
+    return timezone.now()
+
+
 class TimelineEventQuerySet(models.QuerySet):
     def for_customer(self, customer: Customer) -> TimelineEventQuerySet:
         return self.filter(customer=customer).order_by("-occurred_at", "-id")
@@ -408,7 +414,7 @@ class TimelineEvent(models.Model):
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=24, choices=EventKind.choices)
-    occurred_at = models.DateTimeField(default=timezone.now)
+    occurred_at = models.DateTimeField(default=_now)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
