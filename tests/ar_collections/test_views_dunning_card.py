@@ -295,6 +295,9 @@ def test_with_htmx_the_card_returns_and_the_account_card_is_told_to_reload(
     assert "Segment set to Special bond." in html
     account_page = client.get(page(customer)).content.decode()
     assert 'hx-trigger="segment-changed from:body"' in account_page
+    # The card's reload brings no (empty) message list to swap over the override's message.
+    reloaded = client.get(page(customer), headers={**HTMX, "HX-Target": "account-card"}).content.decode()
+    assert reloaded.lstrip().startswith('<section id="account-card"') and 'id="messages"' not in reloaded
 
 
 def test_an_empty_segment_removes_the_override(client, manager, customer):
