@@ -243,9 +243,8 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
                               messages.ERROR)
             return
         for policy in chosen:
-            if problems := ladder_problems(list(policy.steps.all())) or (
-                [] if policy.steps.exists() else ["it has no steps"]
-            ):
+            steps = list(policy.steps.all())
+            if problems := ladder_problems(steps) if steps else ["it has no steps"]:
                 self.message_user(request, f"“{policy.name}” was not put in force: {' '.join(problems)}",
                                   messages.ERROR)
                 return
@@ -254,21 +253,21 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
                 before = list(LatePaymentPolicy.objects.select_for_update()
                               .filter(segment=policy.segment, is_active=True).exclude(pk=policy.pk))
                 for old in before:
-                    old.is_active = False
-                    old.save(update_fields=["is_active"])
-                    self.log_change(request, old, [{"changed": {
-                        "fields": ["is_active"], "before": {"is_active": True}, "after": {"is_active": False},
-                    }}])
+                    self._switch(request, old, active=False)
                 if not policy.is_active:
-                    policy.is_active = True
-                    policy.save(update_fields=["is_active"])
-                    self.log_change(request, policy, [{"changed": {
-                        "fields": ["is_active"], "before": {"is_active": False}, "after": {"is_active": True},
-                    }}])
+                    self._switch(request, policy, active=True)
                 label = Segment(policy.segment).label
                 replaced = f", in place of “{before[0].name}”" if before else ""
                 self.message_user(request, f"“{policy.name}” is now the ladder for “{label}”{replaced}.",
                                   messages.SUCCESS)
+
+    def _switch(self, request, policy: LatePaymentPolicy, *, active: bool) -> None:
+        """Switch a policy on or off, in the admin's history with before and after."""
+        policy.is_active = active
+        policy.save(update_fields=["is_active"])
+        self.log_change(request, policy, [{"changed": {
+            "fields": ["is_active"], "before": {"is_active": not active}, "after": {"is_active": active},
+        }}])
 
 
 class DunningStepForm(forms.ModelForm):

@@ -52,7 +52,7 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
     notes.append(note)
     if contact is None:
         notes.append("no billing contact on file: call task for the collector")
-        return Route(None, Channel.PHONE, _join(notes))
+        return Route(None, Channel.PHONE, join_notes(*notes))
 
     if step_action == StepAction.CALL_TASK:
         wanted = Channel.PHONE
@@ -72,7 +72,7 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
 
     channel, note = _reachable(contact, wanted)
     notes.append(note)
-    return Route(contact, channel, _join(notes))
+    return Route(contact, channel, join_notes(*notes))
 
 
 def _charges(step) -> bool:
@@ -123,7 +123,8 @@ def _reachable(contact: Contact, wanted: str) -> tuple[str, str]:
     return wanted, ""
 
 
-def _join(notes: list[str]) -> str:
+def join_notes(*notes: str) -> str:
+    """A channel note from its parts, cut to what the action's column holds."""
     text = "; ".join(n for n in notes if n)
     limit = DunningAction._meta.get_field("channel_note").max_length
     return shorten(text, limit)

@@ -57,7 +57,7 @@ from django.template import TemplateSyntaxError
 from django.utils import timezone
 
 from ar_collections import rendering, timeline, worklist
-from ar_collections.channels import route_for
+from ar_collections.channels import join_notes, route_for
 from ar_collections.dunning import FOR_A_MANAGER, RESEND_PAY_WITHIN_DAYS, above_minimum, eligible_invoices
 from ar_collections.models import (
     ActionStatus,
@@ -257,7 +257,7 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     step, customer = action.step, action.customer
     _pay_by_from(action, today)
     language, language_note = rendering.wording_language(contact.language, step.tone)
-    note = _join_notes(note, language_note)
+    note = join_notes(note, language_note)
     charges = _charges_create(action, lines)
     fee_note = _fee_note(step, lines)
     notice = _notice(action, lines, contact, language=language, today=today)
@@ -465,7 +465,8 @@ def contact_address_refused(contact: Contact, *, customer: Customer, reason: str
     collector, once per address, to find one that works."""
     today = timezone.localdate()
     Contact.objects.filter(pk=contact.pk).update(
-        email_refused=contact.email, email_refused_on=today, email_refused_reason=shorten(reason, 300),
+        email_refused=contact.email, email_refused_on=today,
+        email_refused_reason=shorten(reason, Contact._meta.get_field("email_refused_reason").max_length),
     )
     worklist.item_add(
         kind=WorkKind.ADDRESS_REFUSED, key=f"address-refused:{contact.pk}:{contact.email.lower()}",
@@ -1074,12 +1075,6 @@ def _step_name(action: DunningAction) -> str:
     if step.action in (StepAction.EMAIL, StepAction.LETTER, StepAction.ESCALATE_PRINCIPAL):
         return f"{TONE_NAMES[Tone(step.tone)]} (step {step.position}, {step.get_action_display()})"
     return f"Step {step.position} ({step.get_action_display()})"
-
-
-def _join_notes(*notes: str) -> str:
-    text = "; ".join(n for n in notes if n)
-    limit = DunningAction._meta.get_field("channel_note").max_length
-    return shorten(text, limit)
 
 
 def _delete_files(names: list[str]) -> None:

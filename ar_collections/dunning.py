@@ -640,7 +640,6 @@ def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:
     run_plan(run=run)
     run_sweep_planned(run=run)
     run_finish_if_done(run_id=run.pk)
-    run.refresh_from_db()
     # Notices a policy queues for review go on their collectors' worklists now,
     # not at the next daily check.
     worklist_refresh(on=run_date)

@@ -506,6 +506,9 @@ class _PaymentRow:
     method: str
     invoice_ids: list[int]
     bank_reference: str
+    # What it will pay on each invoice it names: its amount spread over them
+    # as recording it will, on their open amounts as the file was read.
+    plan: dict[int, Decimal]
 
     @property
     def alike(self) -> tuple:
@@ -564,18 +567,12 @@ def payments_import(
     # the oldest open invoices take the oldest payments, so settled dates are
     # the real ones. A payment no longer fitting is still named by its line.
     parsed.sort(key=lambda p: p.received_on)
-    # Per account and invoice, what rows still to be recorded may pay on it: a
-    # payment naming none leaves that much of it to them, whichever comes
-    # first by date, and may pay the rest.
-    # What a row naming invoices pays on each: its amount spread over them as
-    # recording it will, on their open amounts as the file was read.
-    by_id = {invoice.pk: invoice for invoice in invoices.values()}
-    planned = {id(p): dict((i.pk, part) for i, part in
-                           allocations_oldest_first([by_id[pk] for pk in p.invoice_ids], p.amount))
-               for p in parsed if p.invoice_ids}
+    # Per account and invoice, what rows still to be recorded will pay on it
+    # (their plans): a payment naming none leaves that much of it to them,
+    # whichever comes first by date, and may pay the rest.
     reserved: dict[int, Counter] = defaultdict(Counter)
     for payment in parsed:
-        reserved[payment.customer.pk].update(planned.get(id(payment), {}))
+        reserved[payment.customer.pk].update(payment.plan)
     with transaction.atomic():
         # Every account's lock at once, in one order: two imports at the same
         # time queue one behind the other instead of deadlocking, as they would
@@ -599,7 +596,7 @@ def payments_import(
         for payment in parsed:
             pending = reserved[payment.customer.pk]
             # This row's own: its to pay now, or known already.
-            pending.subtract(planned.get(id(payment), {}))
+            pending.subtract(payment.plan)
             try:
                 if known.recorded(payment):
                     report.already += 1
@@ -626,16 +623,18 @@ def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> 
     method = _METHODS.get(row.get("method", "").lower() or PaymentMethod.BANK_TRANSFER)
     if method is None:
         raise _RowError(f"method {row['method']!r} is not one of {', '.join(PaymentMethod.values)}")
-    invoice_ids = []
+    named = []
     for number in filter(None, (n.strip() for n in row.get("invoices", "").split(";"))):
         invoice = invoices.get(number)
         if invoice is None or invoice.customer_id != customer.pk:
             raise _RowError(f"account {customer.account_number} has no invoice {number}")
         if invoice.currency != currency:
             raise _RowError(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
-        invoice_ids.append(invoice.pk)
-    return _PaymentRow(line, customer, received_on, currency, _amount(row, "amount", currency=currency),
-                       _reference(row), method, invoice_ids, _text(row, "bank_reference", limit=80))
+        named.append(invoice)
+    amount = _amount(row, "amount", currency=currency)
+    return _PaymentRow(line, customer, received_on, currency, amount, _reference(row), method,
+                       [i.pk for i in named], _text(row, "bank_reference", limit=80),
+                       {i.pk: part for i, part in allocations_oldest_first(named, amount)})
 
 
 class _Known:

@@ -44,7 +44,7 @@ from ar_collections.timeline import event_record
 from arcrm.db import DaysBetween
 from arcrm.money import by_currency, format_amounts
 from arcrm.roles import can_act_on
-from customers.models import EventKind, Segment
+from customers.models import Contact, EventKind, Segment
 
 RISK_POINTS = {
     Segment.DISTRESSED: 20,
@@ -86,8 +86,6 @@ REFRESH_BATCH_SIZE = 1000
 def _refused_addresses_fixed(now) -> None:
     """Close "find a working address" items once the contact has another
     address (or is gone): the key names the contact and the refused address."""
-    from customers.models import Contact
-
     items = list(WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.ADDRESS_REFUSED)
                  .values_list("pk", "key"))
     refused = {pk: key.split(":", 2)[1:] for pk, key in items}

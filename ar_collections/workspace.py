@@ -630,9 +630,10 @@ def pauses_liftable(actor, pauses: Iterable[DunningPause]) -> tuple[list[Dunning
     holds = [p for p in pauses if p.kind == PauseKind.MANUAL_HOLD]
     if not holds:
         return [], []
-    limit = CollectionRules.current().max_pause_days
-    return ([p for p in holds if (p.ends_on - p.starts_on).days <= limit],
-            [p for p in holds if (p.ends_on - p.starts_on).days > limit])
+    rules = CollectionRules.current()
+    beyond = [p for p in holds
+              if _beyond_collector_limit(actor, days=(p.ends_on - p.starts_on).days, rules=rules)]
+    return [p for p in holds if p not in beyond], beyond
 
 
 @transaction.atomic
@@ -665,6 +666,14 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
     return lifted
 
 
+# Exceptions that hold dunning until a date once approved, and what a request
+# without that date is told.
+DATED_EXCEPTIONS = {
+    ExceptionKind.PAUSE: "A pause needs an end after today.",
+    ExceptionKind.EXTENDED_TERMS: "Extended terms need the new day to pay by, after today.",
+}
+
+
 @transaction.atomic
 def exception_request(
     *,
@@ -694,14 +703,6 @@ def exception_request(
                  "pause_until": pause_until.isoformat() if request.pause_until else None},
     )
     return request
-
-
-# Exceptions that hold dunning until a date once approved, and what a request
-# without that date is told.
-DATED_EXCEPTIONS = {
-    ExceptionKind.PAUSE: "A pause needs an end after today.",
-    ExceptionKind.EXTENDED_TERMS: "Extended terms need the new day to pay by, after today.",
-}
 
 
 @transaction.atomic

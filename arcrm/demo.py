@@ -46,7 +46,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from ar_collections import workspace
@@ -210,7 +210,6 @@ def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
     for name, email, reasons in DEPARTMENTS:
         Department.objects.get_or_create(name=name, defaults={"email": email, "reasons": reasons})
     scenes = _scenes(users, today=today)
-    done: Counter = Counter()
     for back in range(RECENT_DAYS, -1, -1):
         day = today - dt.timedelta(days=back)
         if back in (RECENT_DAYS, 0):
@@ -222,7 +221,7 @@ def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
         with _clock(day, hour=2):
             workspace.commitments_check(on=day)
             if day < today:
-                done.update(_night_run(day))
+                _night_run(day)
         with _clock(day, hour=10):
             for scene in scenes.get(day, []):
                 scene()
@@ -231,13 +230,15 @@ def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
                 _team_works_its_lists(day, manager=users["manager"])
     with _clock(today, hour=10):
         worklist_refresh(on=today)
-    actions = DunningAction.objects.all()
+    done = Q(status=ActionStatus.DONE)
     return {
-        "emailed": actions.filter(status=ActionStatus.DONE, channel=Channel.EMAIL).count(),
-        "letters": actions.filter(status=ActionStatus.DONE, channel=Channel.LETTER).count(),
-        "call_tasks": actions.filter(status=ActionStatus.DONE, channel=Channel.PHONE).count(),
-        "waiting": actions.filter(status__in=[ActionStatus.IN_REVIEW,
-                                              ActionStatus.AWAITING_APPROVAL]).count(),
+        **DunningAction.objects.aggregate(
+            emailed=Count("pk", filter=done & Q(channel=Channel.EMAIL)),
+            letters=Count("pk", filter=done & Q(channel=Channel.LETTER)),
+            call_tasks=Count("pk", filter=done & Q(channel=Channel.PHONE)),
+            waiting=Count("pk", filter=Q(status__in=[ActionStatus.IN_REVIEW,
+                                                     ActionStatus.AWAITING_APPROVAL])),
+        ),
         "charges": LateCharge.objects.count(),
     }
 
@@ -277,14 +278,13 @@ def _team_works_its_lists(day: dt.date, *, manager: User) -> None:
         # The rest wait for the demo's manager, in the approvals queue.
 
 
-def _night_run(day: dt.date) -> Counter:
+def _night_run(day: dt.date) -> None:
     """The nightly run of `day`, planned and delivered in this process."""
     run = run_start(run_date=day)
     run_plan(run=run)
-    ids = list(run.actions.filter(status=ActionStatus.PLANNED).order_by("pk").values_list("pk", flat=True))
-    outcomes = Counter(actions_deliver(action_ids=ids))
+    actions_deliver(action_ids=list(run.actions.filter(status=ActionStatus.PLANNED).order_by("pk")
+                                    .values_list("pk", flat=True)))
     run_finish_if_done(run_id=run.pk)
-    return outcomes
 
 
 @contextlib.contextmanager
