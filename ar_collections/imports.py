@@ -134,6 +134,27 @@ class _RowError(Exception):
     pass
 
 
+class _Fields:
+    """Reads a row's values noting every problem instead of stopping at the
+    first, so that one look at the report shows all that a line needs."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def read(self, getter, *args, **kwargs):
+        """`getter`'s value, or None with its problem noted."""
+        try:
+            return getter(*args, **kwargs)
+        except _RowError as error:
+            self.problems.append(str(error))
+            return None
+
+    def done(self) -> None:
+        if self.problems:
+            *first, last = self.problems
+            raise _RowError("; ".join([*(problem.removesuffix(".") for problem in first), last]))
+
+
 # --- queued imports (the managers' page) ------------------------------------------------
 
 # A queued import older than this is handed to the workers again by the sweep.
@@ -306,8 +327,12 @@ def _date(row: dict, column: str) -> dt.date:
     raise _RowError(f"{column} {value!r} is not a date: write YYYY-MM-DD")
 
 
-def _amount(row: dict, column: str, *, currency: str) -> Decimal:
+def _amount(row: dict, column: str, *, currency: str | None) -> Decimal:
+    """The row's amount; its places are checked against `currency` unless
+    that was unreadable (its own problem)."""
     value = row.get(column, "")
+    if not value:
+        raise _RowError(f"{column} is empty")
     if value.startswith("-") and _AMOUNT.fullmatch(value[1:]):
         raise _RowError(f"{column} must be more than zero: credit notes and refunds are not imported "
                         "from this file; record a credit note on the account (Admin › Credit notes)")
@@ -317,14 +342,16 @@ def _amount(row: dict, column: str, *, currency: str) -> Decimal:
     amount = Decimal(value)
     if amount <= 0:
         raise _RowError(f"{column} must be more than zero")
-    places = decimal_places(currency)
-    if -amount.as_tuple().exponent > places:
+    places = decimal_places(currency) if currency else None
+    if places is not None and -amount.as_tuple().exponent > places:
         raise _RowError(f"{column} {value} has more places after the point than {currency} has ({places})")
     return amount
 
 
 def _currency(row: dict) -> str:
     value = row.get("currency", "")
+    if not value:
+        raise _RowError("currency is empty")
     try:
         validate_currency_in_use(value)
     except ValidationError as error:
@@ -423,17 +450,19 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
 
 
 def _invoice_of(row: dict, accounts: dict[str, Customer]) -> Invoice:
-    number = _text(row, "number", limit=40, required=True)
-    customer = _account(row, accounts)
-    issue_date, due_date = _date(row, "issue_date"), _date(row, "due_date")
-    if due_date < issue_date:
-        raise _RowError(f"due_date {due_date} is before issue_date {issue_date}")
-    currency = _currency(row)
-    total = _amount(row, "total_amount", currency=currency)
+    fields = _Fields()
+    number = fields.read(_text, row, "number", limit=40, required=True)
+    customer = fields.read(_account, row, accounts)
+    issue_date, due_date = fields.read(_date, row, "issue_date"), fields.read(_date, row, "due_date")
+    if issue_date and due_date and due_date < issue_date:
+        fields.problems.append(f"due_date {due_date} is before issue_date {issue_date}")
+    currency = fields.read(_currency, row)
+    total = fields.read(_amount, row, "total_amount", currency=currency)
+    po_reference = fields.read(_text, row, "po_reference", limit=60)
+    fields.done()
     return Invoice(
         number=number, customer=customer, issue_date=issue_date, due_date=due_date, currency=currency,
-        total_amount=total, open_amount=total, status=InvoiceStatus.OPEN,
-        po_reference=_text(row, "po_reference", limit=60),
+        total_amount=total, open_amount=total, status=InvoiceStatus.OPEN, po_reference=po_reference,
     )
 
 
@@ -615,25 +644,33 @@ def payments_import(
 
 
 def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> _PaymentRow:
-    customer = _account(row, accounts)
-    received_on = _date(row, "received_on")
-    if received_on > today:
-        raise _RowError(f"received_on {received_on} is after today")
-    currency = _currency(row)
+    fields = _Fields()
+    customer = fields.read(_account, row, accounts)
+    received_on = fields.read(_date, row, "received_on")
+    if received_on and received_on > today:
+        fields.problems.append(f"received_on {received_on} is after today")
+    currency = fields.read(_currency, row)
     method = _METHODS.get(row.get("method", "").lower() or PaymentMethod.BANK_TRANSFER)
     if method is None:
-        raise _RowError(f"method {row['method']!r} is not one of {', '.join(PaymentMethod.values)}")
-    named = []
+        fields.problems.append(f"method {row['method']!r} is not one of {', '.join(PaymentMethod.values)}")
+    named, unknown = [], []
     for number in filter(None, (n.strip() for n in row.get("invoices", "").split(";"))):
         invoice = invoices.get(number)
-        if invoice is None or invoice.customer_id != customer.pk:
-            raise _RowError(f"account {customer.account_number} has no invoice {number}")
-        if invoice.currency != currency:
-            raise _RowError(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
-        named.append(invoice)
-    amount = _amount(row, "amount", currency=currency)
-    return _PaymentRow(line, customer, received_on, currency, amount, _reference(row), method,
-                       [i.pk for i in named], _text(row, "bank_reference", limit=80),
+        if customer and (invoice is None or invoice.customer_id != customer.pk):
+            unknown.append(number)
+        elif currency and invoice.currency != currency:
+            fields.problems.append(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
+        elif invoice is not None:
+            named.append(invoice)
+    if unknown:
+        fields.problems.append(f"account {customer.account_number} has no invoice{'s' * (len(unknown) > 1)} "
+                               f"{', '.join(unknown)}")
+    amount = fields.read(_amount, row, "amount", currency=currency)
+    reference = fields.read(_reference, row)
+    bank_reference = fields.read(_text, row, "bank_reference", limit=80)
+    fields.done()
+    return _PaymentRow(line, customer, received_on, currency, amount, reference, method,
+                       [i.pk for i in named], bank_reference,
                        {i.pk: part for i, part in allocations_oldest_first(named, amount)})
 
 
@@ -703,7 +740,9 @@ def _record(payment: _PaymentRow, *, actor, held: dict[int, Decimal]) -> None:
             settled = sorted(i.number for i in named)
             raise _RowError(f"invoice{'s' if len(settled) > 1 else ''} {', '.join(settled)} "
                             f"{'are' if len(settled) > 1 else 'is'} not open any more "
-                            "(paid, written off or cancelled)")
+                            "(paid, written off or cancelled); if the customer paid twice, empty this "
+                            "row's invoices column to apply the money to its other open invoices (or "
+                            "hold it on the account), or take the row out and refund it")
         allocations = allocations_oldest_first(targets, payment.amount)
     else:
         # The oldest open invoices, less what rows of the file naming them

@@ -285,6 +285,38 @@ C-ACME,2025-08-01,EUR,50.00,OK-1,,INV-100
     assert state() == before
 
 
+def test_a_row_with_several_problems_names_them_all_at_once(imported):
+    """Whoever fixes the file in the ERP sees every problem of a line in one
+    report, not one per upload."""
+    invoices = """number,account_number,issue_date,due_date,currency,total_amount
+INV-500,C-NOPE,2025-07-01,31.07.2025,EUR,"1.234,50"
+INV-501,C-ACME,2025-07-31,2025-07-01,EUX,10.00
+"""
+    payments = """account_number,received_on,currency,amount,reference,method,invoices
+C-ACME,2025-08-06,EUR,-50.00,,barter,INV-200;INV-102
+"""
+    before = state()
+
+    invoice_report, payment_report = invoices_import(invoices), payments_import(payments)
+
+    assert invoice_report.errors == [
+        "line 2: no account 'C-NOPE'; due_date '31.07.2025' is not a date: write YYYY-MM-DD; total_amount "
+        "'1.234,50' is not an amount: write it like 1234.50 (a dot for cents, no thousands separators, "
+        "no currency sign)",
+        "line 3: due_date 2025-07-01 is before issue_date 2025-07-31; currency 'EUX': EUX is not an ISO "
+        "4217 currency in circulation (EUR, USD, GBP, ...).",
+    ]
+    assert payment_report.errors == [
+        "line 2: received_on 2025-08-06 is after today; method 'barter' is not one of bank_transfer, "
+        "direct_debit, card, cheque, cash; invoice INV-102 is in USD, the payment in EUR; account C-ACME "
+        "has no invoice INV-200; amount must be more than zero: credit notes and refunds are not "
+        "imported from this file; record a credit note on the account (Admin › Credit notes); reference "
+        "is empty: the payment's reference (the bank's, the cheque number) is what tells a new payment "
+        "from one imported before",
+    ]
+    assert state() == before
+
+
 DOUBLE_PAYMENT = """account_number,received_on,currency,amount,reference,invoices,bank_reference
 C-ACME,2025-08-01,EUR,500.00,INV-100,INV-100,20250801-0007
 C-ACME,2025-08-01,EUR,500.00,INV-100,,20250801-0008
@@ -371,7 +403,11 @@ C-ACME,2025-08-02,EUR,500.00,B,INV-100
 
     report = payments_import(text)
 
-    assert report.errors == ["line 3: invoice INV-100 is not open any more (paid, written off or cancelled)"]
+    assert report.errors == [
+        "line 3: invoice INV-100 is not open any more (paid, written off or cancelled); if the customer paid "
+        "twice, empty this row's invoices column to apply the money to its other open invoices (or hold it "
+        "on the account), or take the row out and refund it"
+    ]
     assert (report.created, report.already) == (0, 0)
     assert state() == before
 
@@ -647,7 +683,10 @@ def test_a_short_row_leaves_its_last_columns_empty_and_says_what_is_missing(acco
     report = invoices_import("account_number,number,issue_date,due_date,currency,total_amount\n"
                              "C-ACME\n")
 
-    assert report.errors == ["line 2: number is empty"]
+    assert report.errors == [
+        "line 2: number is empty; issue_date is empty; due_date is empty; currency is empty; "
+        "total_amount is empty"
+    ]
 
 
 def test_a_value_under_any_column_without_a_name_is_a_problem(accounts):

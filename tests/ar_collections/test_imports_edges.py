@@ -117,7 +117,7 @@ def test_a_payments_file_within_the_row_limit_naming_many_invoices_is_checked_no
     report = payments_import(text, dry_run=True)  # one query for all: OperationalError
 
     assert not report.ok
-    assert report.errors[0] == "line 2: account C-ACME has no invoice I-0-A"
+    assert report.errors[0] == "line 2: account C-ACME has no invoices I-0-A, I-0-B, I-0-C"
     assert len(report.errors) == 22_000
 
 
