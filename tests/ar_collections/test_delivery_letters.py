@@ -3,6 +3,7 @@ the fetcher that keeps letters to our own static files."""
 
 import contextlib
 import datetime as dt
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -66,6 +67,26 @@ def test_a_letter_names_the_customer_every_invoice_the_total_and_the_pay_by_date
     assert "Please pay by: 15 Mar 2026" in text
     assert "Did our invoices" in text  # the friendly subject
     assert "carla" in text  # signed by the owning collector
+
+
+def test_every_page_after_the_first_of_a_long_letter_says_whose_account_it_is(
+    make_account, make_invoice, plan_and_deliver, pdf_pages
+):
+    """The pages of a long statement come apart in the customer's AP office."""
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
+    for _ in range(60):
+        make_invoice(account, issued=DUE - dt.timedelta(days=30), due=DUE, amount="10.00")
+
+    plan_and_deliver(days(3))
+
+    pdf = letter_of(account, 1).letter_pdf.read()
+    assert pdf_pages(pdf) >= 2
+    first, second = (subprocess.run(["pdftotext", "-f", str(n), "-l", str(n), "-layout", "-", "-"], input=pdf,
+                                    capture_output=True, check=True, timeout=30).stdout.decode()
+                     for n in (1, 2))
+    assert f"Acme Tools · Customer number {account.account_number} · 5 Mar 2026" in " ".join(second.split())
+    # The first page has it beside the address, once.
+    assert first.count(account.account_number) == 1
 
 
 def test_a_letter_to_a_long_postal_address_goes_out_with_the_address_cut_on_the_action(
