@@ -433,7 +433,8 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "totals": [
             {
                 "currency": s.currency,
-                "invoices": _money(s.invoices, s.currency, language),
+                # A currency only a standing charge is in has no invoices' line.
+                "invoices": _money(s.invoices, s.currency, language) if s.invoices else "",
                 "charges": _money(s.charges, s.currency, language) if s.charges else "",
                 "due": _money(s.due, s.currency, language),
             }

@@ -69,8 +69,8 @@ def test_a_letter_names_the_customer_every_invoice_the_total_and_the_pay_by_date
     assert "carla" in text  # signed by the owning collector
 
 
-def test_every_page_after_the_first_of_a_long_letter_says_whose_account_it_is(
-    make_account, make_invoice, plan_and_deliver, pdf_pages
+def test_a_long_letter_says_whose_it_is_on_every_page_and_gives_its_totals_once(
+    make_account, make_invoice, plan_and_deliver, pdf_pages, pdf_text
 ):
     """The pages of a long statement come apart in the customer's AP office."""
     account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
@@ -87,6 +87,10 @@ def test_every_page_after_the_first_of_a_long_letter_says_whose_account_it_is(
     assert f"Acme Tools · Customer number {account.account_number} · 5 Mar 2026" in " ".join(second.split())
     # The first page has it beside the address, once.
     assert first.count(account.account_number) == 1
+    # The totals come once, under the last invoice, not at the foot of every page.
+    text = pdf_text(pdf)
+    assert text.count("Amount due") == 1
+    assert text.index("Amount due") > text.index(Invoice.objects.filter(customer=account).last().number)
 
 
 def test_a_letter_to_a_long_postal_address_goes_out_with_the_address_cut_on_the_action(

@@ -44,3 +44,18 @@ def test_the_letter_names_its_recipient_once(recipient, postal):
                                  postal_address=postal)
     address = rendering.render_letter_html(letter).split("<address>")[1].split("</address>")[0]
     assert len(re.findall(rf"\b{recipient}\b", address)) == 1, address
+
+
+def test_a_standing_charge_in_a_currency_no_listed_invoice_is_in_adds_no_empty_invoices_line():
+    listed = dataclasses.replace(notice(language="en", days_overdue=10), charges=(
+        rendering.NoticeCharge("late_fee", Decimal("15.00"), "EUR", "late fee"),
+        rendering.NoticeCharge("late_fee", Decimal("10.00"), "GBP", "late fee", earlier=True),
+    ))
+
+    email = rendering.render_email(listed)
+
+    for text in (email.text, re.sub(r"<[^>]+>", " ", email.html)):
+        words = " ".join(text.split())
+        assert "Overdue invoices EUR 500.00" in words
+        assert "GBP 0.00" not in words
+        assert "Amount due GBP 10.00" in words and "Amount due EUR 515.00" in words
