@@ -429,7 +429,7 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
         "error": text, "attempts": attempts, "status": status,
     })
     if not retry and address_refused(error):
-        _address_refused_record(action, reason=text)
+        _address_refused_record(action, reason=server_reply(error))
     return "deferred" if retry else "failed"
 
 
@@ -447,8 +447,21 @@ def address_refused(error: Exception) -> bool:
 
 
 def _addressing(reply: bytes | str) -> bool:
-    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-    return text.lstrip().startswith("5.1.")
+    return _said(reply).lstrip().startswith("5.1.")
+
+
+def _said(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
+def server_reply(error: Exception) -> str:
+    """What the mail server answered, as it wrote it ("550 5.1.1 <anna@…>:
+    User unknown"), for a person to read; else the error."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{code} {_said(reply)}" for code, reply in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{error.smtp_code} {_said(error.smtp_error)}"
+    return str(error)
 
 
 def _address_refused_record(action: DunningAction, *, reason: str) -> None:
@@ -473,6 +486,8 @@ def contact_address_refused(contact: Contact, *, customer: Customer, reason: str
         customer=customer, due_on=today,
         title=f"The mail server refused {contact.name}'s address {contact.email} for good: find one that "
               "works (written reminders go by post meanwhile)",
+        # Refused again after it was marked as working: the item comes back.
+        again=True,
     )
 
 

@@ -50,6 +50,7 @@ from ar_collections.delivery import (
     install_fault,
     is_transient,
     sender_domain,
+    server_reply,
 )
 from ar_collections.models import DunningCycle, MailPurpose, MailStatus, OutgoingMail, TimelineEventInvoice
 from ar_collections.timeline import event_record
@@ -224,7 +225,7 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
         addresses = {parseaddr(to)[1].lower() for to in mail.to}
         for contact in mail.customer.contacts.all():
             if contact.email.strip().lower() in addresses:
-                contact_address_refused(contact, customer=mail.customer, reason=text)
+                contact_address_refused(contact, customer=mail.customer, reason=server_reply(error))
     invoices = [mail.invoice_id] if mail.invoice_id else []
     if mail.purpose == MailPurpose.INVOICES_RESEND:
         # The cycle's "re-sent" mark goes with the mail that never went: once the

@@ -61,13 +61,20 @@ DAYS_PER_POINT = 3
 DAYS_POINTS_MAX = 30
 
 
-def item_add(*, kind: str, key: str, customer, title: str, due_on: dt.date, assignee=None, **source) -> bool:
+def item_add(
+    *, kind: str, key: str, customer, title: str, due_on: dt.date, assignee=None, again: bool = False,
+    **source,
+) -> bool:
     """Put an item on the account collector's list, unless it is there already
-    (the unique key makes a concurrent second add find the first)."""
-    _, created = WorkItem.objects.get_or_create(key=key, defaults={
+    (the unique key makes a concurrent second add find the first); `again`
+    opens it anew if it was done."""
+    item, created = WorkItem.objects.get_or_create(key=key, defaults={
         "kind": kind, "customer": customer, "title": title[:300], "due_on": due_on,
         "assignee_id": assignee.pk if assignee else customer.collector_id, **source,
     })
+    if again and not created and item.status != WorkStatus.OPEN:
+        WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.OPEN, due_on=due_on, done_at=None,
+                                                   done_by=None, snoozed_until=None)
     return created
 
 
@@ -85,14 +92,15 @@ REFRESH_BATCH_SIZE = 1000
 
 def _refused_addresses_fixed(now) -> None:
     """Close "find a working address" items once the contact has another
-    address (or is gone): the key names the contact and the refused address."""
+    address, its address is marked as working again, or it is gone: the key
+    names the contact and the refused address."""
     items = list(WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.ADDRESS_REFUSED)
                  .values_list("pk", "key"))
     refused = {pk: key.split(":", 2)[1:] for pk, key in items}
-    addresses = dict(Contact.objects.filter(pk__in={int(c) for c, _ in refused.values()})
-                     .values_list("pk", "email"))
-    fixed = [pk for pk, (contact, address) in refused.items()
-             if addresses.get(int(contact), "").strip().lower() != address]
+    still = {pk: email.strip().lower() for pk, email in
+             Contact.objects.filter(pk__in={int(c) for c, _ in refused.values()}).exclude(email_refused="")
+             .values_list("pk", "email")}
+    fixed = [pk for pk, (contact, address) in refused.items() if still.get(int(contact)) != address]
     WorkItem.objects.filter(pk__in=fixed).update(status=WorkStatus.DONE, done_at=now)
 
 

@@ -249,8 +249,35 @@ class ContactForm(_PlainLabels, forms.ModelForm):
             "takes the flag from whoever had it.",
         }
 
+    # Offered while the contact's address is one the mail server refused for
+    # good: the customer may have fixed the mailbox, and a collector who has
+    # checked it should not have to retype the address to be heard.
+    email_works = forms.BooleanField(
+        label="The mail server takes this address again", required=False,
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        contact = self.instance
+        if contact.email_refused_now:
+            self.fields["email_works"].help_text = (
+                f"Refused on {contact.email_refused_on.day} {contact.email_refused_on:%b %Y}"
+                f"{f' ({contact.email_refused_reason})' if contact.email_refused_reason else ''}; "
+                "written reminders go by post meanwhile. Tick once the customer has confirmed the "
+                "mailbox works: reminders go by e-mail again."
+            )
+        else:
+            del self.fields["email_works"]
+
     def clean_name(self) -> str:
         return _name_on_one_line(self.cleaned_data["name"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("email_works"):
+            self.instance.email_refused, self.instance.email_refused_on = "", None
+            self.instance.email_refused_reason = ""
+        return cleaned
 
 
 class AbsenceForm(_PlainLabels, forms.ModelForm):

@@ -36,7 +36,10 @@ collector_changed = Signal()
 CONTACT_FIELDS = (
     "name", "job_title", "role", "email", "phone", "postal_address", "language",
     "invoice_delivery", "reminder_channel", "best_time_to_call", "is_primary_billing", "notes",
+    "email_refused",
 )
+# How a change reads on the timeline where the field's own name would not say it.
+_CONTACT_CHANGE_LABELS = {"email_refused": "address marked as working again"}
 
 
 def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, Any]) -> Customer:
@@ -103,7 +106,10 @@ def contact_save(*, contact: Contact, actor: User) -> Contact:
         if is_new:
             summary = f"Contact added: {contact.name} ({contact.get_role_display()})"
         else:
-            labels = ", ".join(str(Contact._meta.get_field(name).verbose_name) for name in after)
+            labels = ", ".join(
+                _CONTACT_CHANGE_LABELS.get(name) or str(Contact._meta.get_field(name).verbose_name)
+                for name in after
+            )
             summary = f"Contact {contact.name} changed: {labels}"
         _record(
             customer=contact.customer, actor=actor, kind=EventKind.CONTACT_CHANGED,

@@ -12,6 +12,7 @@ from ar_collections.delivery import (
     action_approve,
     action_review,
     actions_deliver,
+    contact_address_refused,
     message_id,
 )
 from ar_collections.dunning import dunning_run_execute, next_step, run_plan, run_start
@@ -38,6 +39,7 @@ from ar_collections.models import (
     WorkKind,
     WorkStatus,
 )
+from ar_collections.worklist import worklist_refresh
 from ar_collections.workspace import payment_record
 from customers.models import (
     Contact,
@@ -952,3 +954,46 @@ def test_the_refused_address_item_leaves_the_worklist_once_the_contact_has_a_new
     still_open = list(WorkItem.objects.filter(kind=WorkKind.ADDRESS_REFUSED, status=WorkStatus.OPEN)
                       .values_list("title", flat=True))
     assert still_open == []
+
+
+def test_an_address_marked_as_working_again_is_written_to_and_a_new_refusal_asks_again(
+    bounced, plan_and_deliver, smtp_server, client
+):
+    """The customer fixed the mailbox: the collector ticks it on the contact
+    rather than retyping the address; the item closes, the next step is an
+    e-mail, and should the server refuse it again the item comes back."""
+    from tests.customers.test_views_edit import contact_data
+
+    anna = Contact.objects.get(customer=bounced)
+    url = reverse("customers:contact_edit", args=[bounced.pk, anna.pk])
+    client.force_login(bounced.collector)
+    form = " ".join(client.get(url).content.decode().split())
+    assert "The mail server takes this address again" in form
+    assert "Refused on 5 Mar 2026 (550 5.1.1" in form, form.split("Refused on")[1][:300]
+
+    with frozen(days(4)):
+        response = client.post(url, contact_data(
+            name="Anna Clerk", job_title=anna.job_title, email="anna@acme.test", is_primary_billing=True,
+            postal_address=anna.postal_address, email_works=True,
+        ))
+        assert response.status_code == 302
+        worklist_refresh(on=days(4))
+
+    anna.refresh_from_db()
+    assert (anna.email_refused, anna.email_refused_on, anna.email_usable) == ("", None, True)
+    assert not WorkItem.objects.filter(customer=bounced, status=WorkStatus.OPEN).exists()
+    event = TimelineEvent.objects.filter(customer=bounced, kind=EventKind.CONTACT_CHANGED).latest("pk")
+    assert event.summary == "Contact Anna Clerk changed: address marked as working again"
+    assert event.actor == bounced.collector
+    assert "The mail server takes this address again" not in client.get(url).content.decode()
+
+    smtp_server.refuse_with(None)
+    plan_and_deliver(days(14))
+    step2 = DunningAction.objects.get(customer=bounced, step__position=2)
+    assert (step2.status, step2.channel) == (ActionStatus.DONE, Channel.EMAIL), step2.error
+
+    # Refused again (by whichever mail: the dunning step's and a copy's take this path).
+    with frozen(days(25)):
+        contact_address_refused(Contact.objects.get(pk=anna.pk), customer=bounced, reason="550 5.1.1 gone")
+    (item,) = WorkItem.objects.filter(customer=bounced, kind=WorkKind.ADDRESS_REFUSED, status=WorkStatus.OPEN)
+    assert item.due_on == days(25)
