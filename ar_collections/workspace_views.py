@@ -494,22 +494,23 @@ def dispute_resolve(request: HttpRequest, pk: int, dispute_id: int) -> HttpRespo
 @require_http_methods(["GET", "POST"])
 def plan_decide(request: HttpRequest, plan_id: int) -> HttpResponse:
     return _decision(request, PaymentPlan, plan_id, workspace.plan_decide, argument="plan",
-                     title="Payment plan for {}", slug="plan")
+                     what="Payment plan", slug="plan")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def exception_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     return _decision(request, ExceptionRequest, request_id, workspace.exception_decide, argument="request",
-                     title="Exception for {}", slug="exception")
+                     what="Exception", slug="exception")
 
 
-def _decision(request, model, pk: int, decide, *, argument: str, title: str, slug: str) -> HttpResponse:
+def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug: str) -> HttpResponse:
     """A manager decides a collector's request (a plan above the limit, an exception)."""
     if not request.user.has_perm(f"collections.change_{model._meta.model_name}"):
         raise PermissionDenied("Only a manager decides on this.")
     subject = get_object_or_404(model.objects.select_related("customer"), pk=pk)
     customer = subject.customer
+    title = f"{what} for {customer.name}"
     bound = request.method == "POST"
     form = DecideForm(request.POST if bound else None, auto_id=f"{slug}-{pk}-%s")
     if bound and form.is_valid():
@@ -520,7 +521,7 @@ def _decision(request, model, pk: int, decide, *, argument: str, title: str, slu
             _add_errors(form, error)
         else:
             verdict = "approved" if form.approve else "rejected"
-            messages.success(request, f"{title.format(customer.name)}: {verdict}.")
+            messages.success(request, f"{title}: {verdict}.")
             if request.htmx and request.htmx.target == "action-panel":
                 return _account_changed(request, customer)
             return redirect("collections:approvals")
@@ -530,7 +531,8 @@ def _decision(request, model, pk: int, decide, *, argument: str, title: str, slu
         if getattr(subject, "kind", None) == ExceptionKind.FEE_WAIVER else None
     )
     context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "asked": subject,
-               "title": title.format(customer.name), "action_url": request.path,
+               # The breadcrumb names the account already.
+               "title": title, "crumb": what, "action_url": request.path,
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
                "waivable": waivable, "covers": _covers(subject, waivable)}

@@ -1113,6 +1113,17 @@ def test_the_decision_shows_what_is_asked_and_the_five_questions(
             "What is the relationship worth?", "Will they keep referring?"))
 
 
+def test_the_decision_page_names_the_account_once_in_its_breadcrumb(client, manager, customer, decisions):
+    client.force_login(manager)
+
+    for name, what in (("plan_decide", "Payment plan"), ("exception_decide", "Exception")):
+        page = client.get(decisions[name]).content.decode()
+        crumb = " ".join(page.split('<p class="breadcrumb">')[1].split("</p>")[0].split())
+        assert crumb == (f'<a href="/customers/{customer.pk}/">{customer.name}</a> '
+                         f'<span aria-hidden="true">›</span> {what}')
+        assert f"{what} for {customer.name}</h2>" in page
+
+
 def test_the_decision_counts_what_is_overdue_in_other_currencies(
     client, manager, customer, make_invoice, pause_request
 ):
