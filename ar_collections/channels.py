@@ -12,6 +12,7 @@ import datetime as dt
 from typing import NamedTuple
 
 from ar_collections.models import Channel, DunningAction, StepAction
+from arcrm.dates import format_day
 from arcrm.text import shorten
 from customers.models import Contact, ContactRole, Customer, ReminderChannel
 
@@ -98,7 +99,7 @@ def _stand_in(contact: Contact | None, day: dt.date) -> tuple[Contact | None, st
     if stand_in.pk == contact.pk:
         return contact, ""
     back = contact.away_until(day)
-    until = f"{back.day} {back:%b}" if back else "further notice"
+    until = f"{format_day(back, year=False)}" if back else "further notice"
     return stand_in, f"{contact.name} away until {until}: sent to {stand_in.name}"
 
 
@@ -107,7 +108,7 @@ def _reachable(contact: Contact, wanted: str) -> tuple[str, str]:
     An address the mail server refused for good counts as none."""
     email, post = contact.email_usable, bool(contact.postal_address.strip())
     day = contact.email_refused_on
-    refused = (f"the mail server refused {contact.email} on {day.day} {day:%b %Y}"
+    refused = (f"the mail server refused {contact.email} on {format_day(day)}"
                if contact.email_refused_now and day else "")
     nowhere = (f"{refused}, and no postal address" if refused else "no e-mail or postal address")
     if wanted == Channel.EMAIL and not email:

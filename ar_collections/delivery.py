@@ -80,6 +80,7 @@ from ar_collections.models import (
     lists_open_invoice,
 )
 from arcrm import roles
+from arcrm.dates import format_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
 from arcrm.text import one_line, shorten
 from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
@@ -288,7 +289,7 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
         _done(action, recipient_address=address, letter_pdf=action.letter_pdf.name, **fields)
         _record(customer, action, details=details, invoices=[x.invoice for x in lines], summary=(
             f"{what} letter to {contact.name} queued for printing: {count} invoice{_s(count)}, "
-            f"{amounts}, pay by {_day(action.pay_by)}{fee_tail}"
+            f"{amounts}, pay by {format_day(action.pay_by)}{fee_tail}"
         ))
         return "letters", None
 
@@ -310,7 +311,7 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     _done(action, recipient_address=contact.email, **fields)
     _record(customer, action, details=details, invoices=[x.invoice for x in lines], summary=(
         f"{what} e-mailed to {contact.name}: {count} invoice{_s(count)}, {amounts}, "
-        f"pay by {_day(action.pay_by)}{fee_tail}"
+        f"pay by {format_day(action.pay_by)}{fee_tail}"
     ))
     # Sent by the caller, last: everything above rolls back if the server refuses it.
     return "emailed", message
@@ -336,16 +337,16 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
     script = "\n".join(
         [f"Call {whom}{f' on {phone}' if phone else ''}{when}.",
          f"About {count} overdue invoice{_s(count)} of {customer.name}, {amounts}:"]
-        + [f"  {x.invoice.number}  due {_day(x.invoice.due_date)}  {format_money(x.amount, x.currency)}"
+        + [f"  {x.invoice.number}  due {format_day(x.invoice.due_date)}  {format_money(x.amount, x.currency)}"
            for x in lines]
-        + [f"Ask for payment by {_day(action.pay_by)}.", *([f"Note: {note}"] if note else [])]
+        + [f"Ask for payment by {format_day(action.pay_by)}.", *([f"Note: {note}"] if note else [])]
     )
     subject = f"Call {whom} about {amounts}"
     _done(action, channel=Channel.PHONE, recipient=contact, recipient_address=phone, pay_by=action.pay_by,
           channel_note=note, subject=subject, body_text=script, body_html="")
     _record(customer, action, invoices=[x.invoice for x in lines], summary=(
         f"Call task for {collector.get_username()}: call {whom} about {amounts} "
-        f"({count} invoice{_s(count)}), pay by {_day(action.pay_by)}"
+        f"({count} invoice{_s(count)}), pay by {format_day(action.pay_by)}"
     ), details={
         "channel": Channel.PHONE, "collector": collector.pk, "recipient": contact.pk if contact else None,
         "phone": phone, "channel_note": note, "text": script,
@@ -353,7 +354,7 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
     })
     worklist.item_add(
         kind=WorkKind.CALL, key=f"call:action:{action.pk}", customer=customer, action=action,
-        title=f"{subject} ({count} invoice{_s(count)}), pay by {_day(action.pay_by)}", due_on=today,
+        title=f"{subject} ({count} invoice{_s(count)}), pay by {format_day(action.pay_by)}", due_on=today,
     )
     return "call_tasks"
 
@@ -1004,8 +1005,8 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
             amounts = " + ".join(f"{c.get_kind_display().lower()} {format_money(c.amount, c.currency)}"
                                  for c in charges)
             _record(letter.customer, letter, actor=actor, summary=(
-                f"Letter of {_day(letter.planned_on)} not posted: everything it lists was settled first; "
-                f"its charges are cancelled ({amounts})"
+                f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was settled "
+                f"first; its charges are cancelled ({amounts})"
             ), details={"cancelled_charges": [_charge_details(c) for c in charges]})
             LateCharge.objects.filter(pk__in=[c.pk for c in charges]).delete()
             withdrawn += 1
@@ -1100,10 +1101,6 @@ def _delete_files(names: list[str]) -> None:
             default_storage.delete(name)
         except OSError:
             log.warning("could not remove %s after a failed delivery", name)
-
-
-def _day(day: dt.date) -> str:
-    return f"{day.day} {day:%b %Y}"
 
 
 def _s(count: int) -> str:

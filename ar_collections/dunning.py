@@ -58,6 +58,7 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
 )
+from arcrm.dates import format_day
 from arcrm.db import rows_insert
 from arcrm.money import ZERO
 from customers.models import Customer, Segment
@@ -156,16 +157,16 @@ def run_start(*, run_date: dt.date, started_by=None, new_only: bool = False) -> 
     nightly run before it would then be refused."""
     today = timezone.localdate()
     if run_date > today:
-        raise RunRefused(f"A run for {run_date:%d %b %Y} is refused: that day has not come yet "
-                         f"(today is {today:%d %b %Y}).")
+        raise RunRefused(f"A run for {format_day(run_date)} is refused: that day has not come yet "
+                         f"(today is {format_day(today)}).")
     with transaction.atomic():
         # Finished or still going (its mail put off, its planning under way):
         # either way the accounts have moved on to that day.
         latest = DunningRun.objects.select_for_update().order_by("-run_date").first()
         if latest and run_date < latest.run_date:
             raise RunRefused(
-                f"A run for {run_date:%d %b %Y} would go back in time: the run for "
-                f"{latest.run_date:%d %b %Y} has already "
+                f"A run for {format_day(run_date)} would go back in time: the run for "
+                f"{format_day(latest.run_date)} has already "
                 + ("finished." if latest.status == RunStatus.FINISHED else "started.")
             )
         # The unique run date decides between two starts at once: get_or_create
@@ -174,7 +175,7 @@ def run_start(*, run_date: dt.date, started_by=None, new_only: bool = False) -> 
             run_date=run_date, defaults={"started_by": started_by}
         )
         if new_only and not created:
-            raise RunRefused(f"The run for {run_date:%d %b %Y} has just been started by someone else.")
+            raise RunRefused(f"The run for {format_day(run_date)} has just been started by someone else.")
         return run
 
 
@@ -570,7 +571,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
 
 
 def _held_because(pause: DunningPause) -> str:
-    until = f" until {pause.ends_on.day} {pause.ends_on:%b %Y}" if pause.ends_on else " until resolved"
+    until = f" until {format_day(pause.ends_on)}" if pause.ends_on else " until resolved"
     return f"{pause.get_kind_display()}{until}"
 
 

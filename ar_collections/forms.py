@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 
 from ar_collections import imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
+from arcrm.dates import format_day
 from customers.models import Segment
 
 User = get_user_model()
@@ -46,8 +47,8 @@ class StartRunForm(forms.Form):
         run_date = self.cleaned_data["run_date"]
         if run_date != self.today:
             raise forms.ValidationError(
-                f"This page offered a run for {run_date:%d %b %Y}, but today is "
-                f"{self.today:%d %b %Y}. Nothing was started; start today's run below."
+                f"This page offered a run for {format_day(run_date)}, but today is "
+                f"{format_day(self.today)}. Nothing was started; start today's run below."
             )
         return run_date
 

@@ -61,7 +61,7 @@ from ar_collections.models import (
 )
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.workspace import allocations_oldest_first, payment_record
-from arcrm.dates import far_ahead
+from arcrm.dates import far_ahead, format_day
 from arcrm.money import decimal_places, format_money, validate_currency_in_use
 from arcrm.text import is_one_line
 from customers.models import Customer, EventKind, TimelineEvent
@@ -506,7 +506,7 @@ def _changed_in_erp(changed: list[tuple[Invoice, dict]], *, actor) -> None:
 
 def _said(value) -> str:
     if isinstance(value, dt.date):
-        return f"{value.day} {value:%b %Y}"
+        return format_day(value)
     return value or "none"
 
 

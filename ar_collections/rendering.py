@@ -34,6 +34,7 @@ from django.template.loader import get_template
 from django.template.loader import render_to_string as _render_to_string
 
 from ar_collections.models import Tone
+from arcrm.dates import format_day
 from arcrm.money import ZERO, quantize
 from arcrm.text import one_line
 
@@ -497,7 +498,7 @@ def _charge_basis(charge: NoticeCharge, t: dict, language: str) -> str:
 def _date(day: dt.date, language: str) -> str:
     if language == "de":
         return f"{day:%d.%m.%Y}"
-    return f"{day.day} {day:%b %Y}"
+    return format_day(day)
 
 
 def _money(amount: Decimal, currency: str, language: str) -> str:

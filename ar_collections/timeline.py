@@ -18,6 +18,7 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from ar_collections.models import Invoice, TimelineEventInvoice
+from arcrm.dates import format_day
 from arcrm.money import format_money
 from arcrm.text import shorten
 from customers.models import Customer, EventKind, TimelineEvent
@@ -64,7 +65,7 @@ def invoice_issued(invoice: Invoice, *, at: dt.datetime, actor=None, **details) 
     return TimelineEvent(
         customer_id=invoice.customer_id, kind=EventKind.INVOICE_ISSUED, actor=actor, occurred_at=at,
         summary=f"Invoice {invoice.number} issued: {format_money(invoice.total_amount, invoice.currency)}, "
-                f"due {invoice.due_date:%d %b %Y}",
+                f"due {format_day(invoice.due_date)}",
         details={"number": invoice.number, "amount": str(invoice.total_amount), "currency": invoice.currency,
                  "due_date": invoice.due_date.isoformat(), **details},
         subject_type=ContentType.objects.get_for_model(Invoice), subject_id=invoice.pk,

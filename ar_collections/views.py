@@ -69,6 +69,7 @@ from ar_collections.models import (
     overdue_in_other_currencies,
 )
 from ar_collections.workspace import amounts_waived, charges_waivable, pauses_liftable
+from arcrm.dates import format_day
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
 from arcrm.roles import can_act_on, require_act_on
@@ -125,7 +126,7 @@ def run_start(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"The run for {run.run_date:%d %b %Y} has started. Its counts fill in as it plans "
+                f"The run for {format_day(run.run_date)} has started. Its counts fill in as it plans "
                 "and sends.",
             )
             if request.htmx:
@@ -151,13 +152,13 @@ def _run_start(*, run_date: dt.date, manager) -> DunningRun:
     existing = DunningRun.objects.filter(run_date=run_date).first()
     if existing and existing.status == RunStatus.RUNNING:
         raise dunning.RunRefused(
-            f"The run for {run_date:%d %b %Y} is already running (started "
+            f"The run for {format_day(run_date)} is already running (started "
             f"{timezone.localtime(existing.started_at):%H:%M}). Its progress shows below; "
             "there is no need to start it again."
         )
     if existing:
         raise dunning.RunRefused(
-            f"The run for {run_date:%d %b %Y} has already finished: every step due today "
+            f"The run for {format_day(run_date)} has already finished: every step due today "
             "was planned. The next run is tomorrow's."
         )
     with transaction.atomic():

@@ -41,6 +41,7 @@ from ar_collections.models import (
     WorkStatus,
 )
 from ar_collections.timeline import event_record
+from arcrm.dates import format_day
 from arcrm.db import DaysBetween
 from arcrm.money import by_currency, format_amounts
 from arcrm.roles import can_act_on
@@ -129,7 +130,7 @@ def worklist_refresh(*, on: dt.date) -> int:
             customer_id=dispute.customer_id, assignee_id=dispute.customer.collector_id,
             due_on=dispute.answer_due_on, dispute=dispute,
             title=f"Dispute on {dispute.invoice.number} waiting for an answer since "
-            f"{dispute.opened_on:%d %b} ({team})",
+            f"{format_day(dispute.opened_on, year=False)} ({team})",
         ))
     for cycle in (
         DunningCycle.objects.filter(closed_on__isnull=True)
@@ -139,8 +140,8 @@ def worklist_refresh(*, on: dt.date) -> int:
         wanted.append(WorkItem(
             kind=WorkKind.PERSONAL, key=f"personal:cycle:{cycle.pk}", customer_id=cycle.customer_id,
             assignee_id=cycle.customer.collector_id, due_on=cycle.opened_on,
-            title=f"Personal treatment: {cycle.customer.name} is behind (since {cycle.opened_on:%d %b}); "
-            "call rather than write",
+            title=f"Personal treatment: {cycle.customer.name} is behind "
+            f"(since {format_day(cycle.opened_on, year=False)}); call rather than write",
         ))
     from ar_collections.delivery import letters_withdraw_moot  # it imports this module
 
@@ -271,7 +272,7 @@ def item_snooze(*, item: WorkItem, actor, until: dt.date, on: dt.date) -> WorkIt
     locked = _lock_open(item)
     locked.snoozed_until = until
     locked.save(update_fields=["snoozed_until"])
-    _record(locked, actor, f"Worklist: snoozed until {until:%d %b %Y} — {locked.title}")
+    _record(locked, actor, f"Worklist: snoozed until {format_day(until)} — {locked.title}")
     return locked
 
 

@@ -61,6 +61,7 @@ from ar_collections.models import (
     WorkKind,
 )
 from ar_collections.timeline import event_record
+from arcrm.dates import format_day
 from arcrm.money import ZERO, by_currency, format_money
 from arcrm.roles import require_act_on
 from customers.models import Contact, Customer, EventKind
@@ -262,15 +263,15 @@ def promise_record(
     promise.invoices.set(invoices)
     DunningPause.objects.bulk_create([
         DunningPause(customer=customer, invoice=i, kind=PauseKind.PROMISE, promise=promise, owner=actor,
-                     reason=f"Promise to pay {format_money(amount, currency)} by {promised_on:%d %b %Y}",
+                     reason=f"Promise to pay {format_money(amount, currency)} by {format_day(promised_on)}",
                      starts_on=on, ends_on=promise.broken_after)
         for i in invoices
     ])
     numbers = [i.number for i in invoices]
     event_record(
         customer=customer, kind=EventKind.PROMISE, actor=actor, subject=promise, invoices=invoices,
-        summary=f"Promise to pay {format_money(amount, currency)} by {promised_on:%d %b %Y} "
-        f"({_listing(numbers)}); dunning paused until {promise.broken_after:%d %b %Y}",
+        summary=f"Promise to pay {format_money(amount, currency)} by {format_day(promised_on)} "
+        f"({_listing(numbers)}); dunning paused until {format_day(promise.broken_after)}",
         details={"amount": str(amount), "currency": currency, "promised_on": promised_on.isoformat(),
                  "grace_until": promise.broken_after.isoformat(), "invoices": numbers},
     )
@@ -333,7 +334,8 @@ def plan_propose(
         [Instalment(plan=plan, number=n, due_on=d, amount=a) for n, (d, a) in enumerate(instalments, 1)]
     )
     numbers = [i.number for i in invoices]
-    schedule = ", ".join(f"{format_money(a, currency)} on {d:%d %b}" for d, a in instalments)
+    schedule = ", ".join(f"{format_money(a, currency)} on {format_day(d, year=False)}"
+                         for d, a in instalments)
     if needs_approval:
         summary = (f"Payment plan of {format_money(total, currency)} proposed ({schedule}); above the "
                    f"collector's limit, it waits for a manager")
@@ -369,7 +371,7 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
     if approve:
         first = locked.instalments.order_by("due_on").first()
         if first.due_on + dt.timedelta(days=locked.grace_days) < on:
-            raise ValidationError(f"The first instalment was due on {first.due_on:%d %b %Y}: the schedule "
+            raise ValidationError(f"The first instalment was due on {format_day(first.due_on)}: the schedule "
                                   "has passed. Reject it and propose a new one.")
         _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
     _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
@@ -434,14 +436,15 @@ def _dispute_message(dispute: Dispute) -> EmailMessage:
         f"that needs {dispute.department.name}.",
         "",
         f"Customer: {customer.name} ({customer.account_number})",
-        f"Invoice:  {invoice.number}, issued {invoice.issue_date:%d %b %Y}, due {invoice.due_date:%d %b %Y}, "
+        f"Invoice:  {invoice.number}, issued {format_day(invoice.issue_date)}, "
+        f"due {format_day(invoice.due_date)}, "
         f"{format_money(invoice.open_amount, invoice.currency)} open of "
         f"{format_money(invoice.total_amount, invoice.currency)}",
         f"Reason:   {dispute.get_reason_display()}",
         "",
         dispute.description,
         "",
-        f"Please answer by {dispute.answer_due_on:%d %b %Y}. Dunning of this invoice is paused meanwhile.",
+        f"Please answer by {format_day(dispute.answer_due_on)}. Dunning of this invoice is paused meanwhile.",
         f"Account: {link}",
     ])
     return EmailMessage(
@@ -593,7 +596,7 @@ def pause_set(
     start = min(held_since or on, on)
     days = (ends_on - start).days
     if _beyond_collector_limit(actor, days=days, rules=rules):
-        renewed = f", with the hold in force since {start:%d %b}" if start < on else ""
+        renewed = f", with the hold in force since {format_day(start, year=False)}" if start < on else ""
         return exception_request(
             customer=customer, actor=actor, kind=ExceptionKind.PAUSE, invoice=invoice, on=on,
             pause_until=ends_on,
@@ -608,7 +611,7 @@ def pause_set(
     event_record(
         customer=customer, kind=EventKind.PAUSE, actor=actor, subject=pause,
         invoices=[invoice] if invoice else [],
-        summary=f"Dunning paused for {what} until {ends_on:%d %b %Y}: {reason.strip()}",
+        summary=f"Dunning paused for {what} until {format_day(ends_on)}: {reason.strip()}",
         details={"ends_on": ends_on.isoformat(), "reason": reason.strip(),
                  "invoice": invoice.number if invoice else None},
     )
@@ -645,7 +648,7 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
                                      .select_related("invoice", "owner").select_for_update(of=("self",)))
     if beyond and not pauses:
         raise ValidationError(
-            f"The hold until {beyond[0].ends_on:%d %b %Y} is longer than collectors may set "
+            f"The hold until {format_day(beyond[0].ends_on)} is longer than collectors may set "
             f"({CollectionRules.current().max_pause_days} days): a manager lifts it."
         )
     if not pauses:
@@ -656,7 +659,7 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
         invoices=[p.invoice for p in pauses if p.invoice],
         summary=f"Dunning resumed by {actor.get_username()}: "
         + "; ".join(f"{p.get_kind_display().lower()} on {p.invoice.number if p.invoice else 'the account'} "
-                    f"until {p.ends_on:%d %b %Y} lifted" for p in pauses),
+                    f"until {format_day(p.ends_on)} lifted" for p in pauses),
         details={"lifted": [
             {"pause": p.pk, "kind": p.kind, "invoice": p.invoice.number if p.invoice else None,
              "ends_on": p.ends_on.isoformat(), "owner": p.owner.get_username()}
@@ -694,7 +697,7 @@ def exception_request(
         customer=customer, invoice=invoice, kind=kind, reason=reason.strip(), requested_by=actor,
         requested_on=on, pause_until=pause_until if kind in DATED_EXCEPTIONS else None,
     )
-    until = f" until {pause_until:%d %b %Y}" if request.pause_until else ""
+    until = f" until {format_day(pause_until)}" if request.pause_until else ""
     event_record(
         customer=customer, kind=EventKind.EXCEPTION, actor=actor, subject=request,
         invoices=[invoice] if invoice else [],
@@ -824,7 +827,7 @@ def payment_record(
                                            currency=currency, received_on=received_on):
         raise ValidationError({"reference": (
             f"A payment of {format_money(amount, currency)} with reference {reference} received on "
-            f"{received_on:%d %b %Y} is already recorded for this account."
+            f"{format_day(received_on)} is already recorded for this account."
         )})
     payment = Payment.objects.create(
         customer=customer, received_on=received_on, currency=currency, amount=amount, reference=reference,
@@ -1007,15 +1010,15 @@ def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) 
         # Settled before it was made (a payment entered late): kept from the day it was made.
         _promise_close(locked, PromiseStatus.KEPT, paid=paid, on=max(on, locked.made_on),
                        summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} "
-                       f"promised for {locked.promised_on:%d %b %Y}")
+                       f"promised for {format_day(locked.promised_on)}")
         return "kept"
     if settle_only:
         return "open"
     if on > locked.broken_after:
         _promise_close(locked, PromiseStatus.BROKEN, paid=paid, on=on,
-                       summary=f"Promise broken: {money} was promised for {locked.promised_on:%d %b %Y}, "
+                       summary=f"Promise broken: {money} was promised for {format_day(locked.promised_on)}, "
                        f"{format_money(paid, locked.currency)} paid; dunning resumes")
-        title = (f"Broken promise: {money} promised for {locked.promised_on:%d %b}, "
+        title = (f"Broken promise: {money} promised for {format_day(locked.promised_on, year=False)}, "
                  f"{format_money(paid, locked.currency)} paid")
         worklist.item_add(kind=WorkKind.PROMISE_BROKEN, key=f"promise_broken:{locked.pk}",
                           customer=locked.customer, title=title, due_on=on, promise=locked)
@@ -1023,7 +1026,7 @@ def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) 
     if locked.promised_on <= on:
         worklist.item_add(
             kind=WorkKind.PROMISE_DUE, key=f"promise_due:{locked.pk}", customer=locked.customer,
-            title=f"Promise due: {money} by {locked.promised_on:%d %b} "
+            title=f"Promise due: {money} by {format_day(locked.promised_on, year=False)} "
             f"({format_money(paid, locked.currency)} paid so far)",
             due_on=locked.promised_on, promise=locked,
         )
@@ -1068,7 +1071,7 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
                 customer=locked.customer, kind=EventKind.PAYMENT_PLAN, subject=locked,
                 invoices=list(locked.invoices.all()),
                 summary=f"Instalment {instalment.number} of {len(instalments)} paid "
-                f"({format_money(instalment.amount, locked.currency)} due {instalment.due_on:%d %b %Y})",
+                f"({format_money(instalment.amount, locked.currency)} due {format_day(instalment.due_on)})",
                 details={"instalment": instalment.number, "paid": str(paid)},
             )
         elif on > instalment.due_on + dt.timedelta(days=locked.grace_days):
@@ -1104,14 +1107,14 @@ def _plan_break(plan: PaymentPlan, instalment: Instalment, *, paid: Decimal, due
     worklist.item_add(
         kind=WorkKind.INSTALMENT_MISSED, key=f"instalment_missed:{instalment.pk}", customer=plan.customer,
         title=f"Missed instalment {instalment.number} of {format_money(instalment.amount, plan.currency)} "
-        f"due {instalment.due_on:%d %b}: {short} short",
+        f"due {format_day(instalment.due_on, year=False)}: {short} short",
         due_on=on, plan=plan,
     )
     event_record(
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan,
         invoices=list(plan.invoices.all()),
         summary=f"Instalment {instalment.number} missed ({format_money(instalment.amount, plan.currency)} "
-        f"due {instalment.due_on:%d %b %Y}, {short} short): the plan is broken and dunning resumes",
+        f"due {format_day(instalment.due_on)}, {short} short): the plan is broken and dunning resumes",
         details={"status": PlanStatus.BROKEN, "instalment": instalment.number, "paid": str(paid),
                  "due": str(due)},
     )

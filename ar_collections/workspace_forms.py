@@ -31,7 +31,7 @@ from ar_collections.models import (
     WorkStatus,
 )
 from ar_collections.workspace import PromiseTerms
-from arcrm.dates import DATE_AHEAD_YEARS, far_ahead
+from arcrm.dates import DATE_AHEAD_YEARS, far_ahead, format_day
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money
 from arcrm.roles import COLLECTOR, MANAGER
 from customers.models import Contact, Customer
@@ -55,12 +55,17 @@ class _AccountForm(forms.Form):
                 field.queryset = customer.contacts.all()
 
 
+def _invoice_label(invoice: Invoice) -> str:
+    money = format_money(invoice.open_amount, invoice.currency)
+    return f"{invoice.number} · due {format_day(invoice.due_date)} · {money}"
+
+
 class InvoiceChoice(forms.ModelChoiceField):
     def __init__(self, **kwargs) -> None:
         super().__init__(queryset=Invoice.objects.none(), **kwargs)
 
     def label_from_instance(self, obj: Invoice) -> str:
-        return f"{obj.number} · due {obj.due_date:%d %b %Y} · {format_money(obj.open_amount, obj.currency)}"
+        return _invoice_label(obj)
 
 
 class InvoiceChoices(forms.ModelMultipleChoiceField):
@@ -70,7 +75,7 @@ class InvoiceChoices(forms.ModelMultipleChoiceField):
         super().__init__(queryset=Invoice.objects.none(), **kwargs)
 
     def label_from_instance(self, obj: Invoice) -> str:
-        return f"{obj.number} · due {obj.due_date:%d %b %Y} · {format_money(obj.open_amount, obj.currency)}"
+        return _invoice_label(obj)
 
 
 def _money(**kwargs) -> forms.DecimalField:
@@ -81,7 +86,7 @@ def _money(**kwargs) -> forms.DecimalField:
 
 def _not_far_ahead(value: dt.date) -> None:
     if far_ahead(value, today=timezone.localdate()):
-        raise forms.ValidationError(f"{value.day} {value:%b %Y} is more than {DATE_AHEAD_YEARS} years ahead: "
+        raise forms.ValidationError(f"{format_day(value)} is more than {DATE_AHEAD_YEARS} years ahead: "
                                     "check the year.")
 
 
@@ -232,7 +237,7 @@ class PaymentForm(_AccountForm):
         if (received_on and received_on < self.today - PAYMENT_LONG_AGO
                 and self._confirmed_date(data.get("date_confirmed")) != received_on):
             self.add_error("received_on", (
-                f"{received_on.day} {received_on:%b %Y} is {(self.today - received_on).days} days ago. "
+                f"{format_day(received_on)} is {(self.today - received_on).days} days ago. "
                 "If that is right, tick “The date is right” and record it again."
             ))
         currency = data.get("currency")

@@ -65,6 +65,7 @@ from ar_collections.workspace_forms import (
     managers,
     worklist_owners,
 )
+from arcrm.dates import format_day
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO, format_money
 from arcrm.roles import can_act_on
@@ -346,7 +347,7 @@ def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
             promised_on=data["promised_on"], invoices=list(data["invoices"]), on=today,
         )
         return (f"Promise of {format_money(promise.amount, promise.currency)} recorded; dunning of its "
-                f"invoices waits until {promise.broken_after:%d %b %Y}.")
+                f"invoices waits until {format_day(promise.broken_after)}.")
 
     return _inline_action(request, pk, form_class=PromiseForm, slug="promise",
                           title="Record a promise to pay", perform=perform,
@@ -423,7 +424,7 @@ def pause_set(request: HttpRequest, pk: int) -> HttpResponse:
                                      reason=data["reason"], invoice=data["invoice"], on=today)
         if isinstance(result, ExceptionRequest):
             return "That is longer than you may pause: it went to the managers as an exception request."
-        return f"Dunning paused until {result.ends_on:%d %b %Y}."
+        return f"Dunning paused until {format_day(result.ends_on)}."
 
     return _inline_action(request, pk, form_class=PauseForm, slug="pause", title="Pause dunning",
                           perform=perform, permission=ACTION_PERMISSIONS["collections:pause_set"])
@@ -602,7 +603,7 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
             if not form.is_valid():
                 raise ValidationError(form.errors["until"])
             worklist.item_snooze(item=item, actor=request.user, until=form.cleaned_data["until"], on=today)
-            said = f"Snoozed until {form.cleaned_data['until']:%d %b %Y}."
+            said = f"Snoozed until {format_day(form.cleaned_data['until'])}."
         elif change == "reassign":
             form = ReassignForm(request.POST)
             if not form.is_valid():

@@ -10,6 +10,12 @@ import datetime as dt
 DATE_AHEAD_YEARS = 10
 
 
+def format_day(day: dt.date, *, year: bool = True) -> str:
+    """A day as the pages write it: "2 Dec 2026" ("2 Dec" without the year),
+    never "02 Dec"."""
+    return f"{day.day} {day:%b %Y}" if year else f"{day.day} {day:%b}"
+
+
 def far_ahead(value: dt.date, *, today: dt.date) -> bool:
     """Whether `value` is more than DATE_AHEAD_YEARS after `today`."""
     return value > today.replace(year=today.year + DATE_AHEAD_YEARS, day=min(today.day, 28))

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
+from arcrm.dates import format_day
 from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import is_one_line
 from customers.models import Contact, ContactAbsence, Customer, Segment
@@ -261,7 +262,7 @@ class ContactForm(_PlainLabels, forms.ModelForm):
         contact = self.instance
         if contact.email_refused_now:
             self.fields["email_works"].help_text = (
-                f"Refused on {contact.email_refused_on.day} {contact.email_refused_on:%b %Y}"
+                f"Refused on {format_day(contact.email_refused_on)}"
                 f"{f' ({contact.email_refused_reason})' if contact.email_refused_reason else ''}; "
                 "written reminders go by post meanwhile. Tick once the customer has confirmed the "
                 "mailbox works: reminders go by e-mail again."

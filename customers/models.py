@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from arcrm.dates import format_day
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, validate_currency
 
 
@@ -361,7 +362,7 @@ class ContactAbsence(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.contact.name} away {self.starts_on:%d %b}–{self.ends_on:%d %b %Y}"
+        return f"{self.contact.name} away {format_day(self.starts_on, year=False)}–{format_day(self.ends_on)}"
 
     def clean(self) -> None:
         if self.starts_on and self.ends_on and self.ends_on < self.starts_on:

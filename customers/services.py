@@ -16,6 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.dispatch import Signal
 
+from arcrm.dates import format_day
 from arcrm.text import shorten
 from customers.models import (
     Contact,
@@ -217,4 +218,4 @@ def _absence_fields(absence: ContactAbsence) -> dict[str, Any]:
 
 
 def _period(starts_on: dt.date, ends_on: dt.date) -> str:
-    return f"{starts_on.day} {starts_on:%b %Y}–{ends_on.day} {ends_on:%b %Y}"
+    return f"{format_day(starts_on)}–{format_day(ends_on)}"

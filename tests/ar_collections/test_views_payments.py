@@ -228,7 +228,7 @@ def test_the_same_bank_line_twice_is_refused(client, manager, customer, invoices
 
     assert again.status_code == 422
     html = again.content.decode()
-    assert ("A payment of EUR 100.00 with reference BANK-0815 received on 04 Aug 2025 is already recorded "
+    assert ("A payment of EUR 100.00 with reference BANK-0815 received on 4 Aug 2025 is already recorded "
             "for this account.") in html
     assert "message-success" not in html
     assert state() == before

@@ -191,7 +191,7 @@ def test_a_manager_starts_todays_run_and_the_task_is_enqueued_after_commit(
     assert runs() == [(TODAY, RunStatus.RUNNING, manager.pk)]
     assert len(callbacks) == 1
     assert enqueued == [("2025-08-05", manager.pk)]
-    assert "The run for 05 Aug 2025 has started." in client.get(RUNS).content.decode()
+    assert "The run for 5 Aug 2025 has started." in client.get(RUNS).content.decode()
 
 
 def test_with_htmx_starting_returns_the_runs_section(
@@ -295,7 +295,7 @@ def test_a_run_that_would_go_back_in_time_is_refused(
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
 @pytest.mark.parametrize(
     ("data", "message"),
-    [({"run_date": "2025-08-04"}, "but today is 05 Aug 2025"), ({"run_date": "soon"}, "valid date"),
+    [({"run_date": "2025-08-04"}, "but today is 5 Aug 2025"), ({"run_date": "soon"}, "valid date"),
      ({}, "required")],
     ids=["yesterdays-page", "not-a-date", "no-date"],
 )

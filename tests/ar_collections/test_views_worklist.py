@@ -254,7 +254,7 @@ def test_without_htmx_a_change_is_saved_and_the_list_comes_back_without_the_item
 
 @pytest.mark.parametrize(
     ("change", "said"),
-    [("done", "Done."), ("snooze", "Snoozed until 08 Aug 2025."), ("reassign", "Handed to maria.")],
+    [("done", "Done."), ("snooze", "Snoozed until 8 Aug 2025."), ("reassign", "Handed to maria.")],
 )
 def test_with_htmx_a_change_replaces_the_item_in_place(
     client, collector, manager, item, change_data, change, said

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from arcrm.dates import months_between
+from arcrm.dates import format_day, months_between
 
 D = dt.date
 
@@ -18,3 +18,12 @@ D = dt.date
 ])
 def test_whole_calendar_months_between_two_days(start, end, months):
     assert months_between(start, end) == months
+
+
+@pytest.mark.parametrize(("day", "year", "said"), [
+    (D(2026, 12, 2), True, "2 Dec 2026"),
+    (D(2026, 12, 2), False, "2 Dec"),
+    (D(2026, 3, 15), True, "15 Mar 2026"),
+])
+def test_a_day_is_written_as_the_pages_write_it_without_a_leading_zero(day, year, said):
+    assert format_day(day, year=year) == said
