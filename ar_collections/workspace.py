@@ -949,6 +949,11 @@ def commitments_check(
     # since can only turn out kept (its invoices were settled by then), never
     # broken, as its grace period cannot have ended before it was made.
     promises = Promise.objects.filter(status=PromiseStatus.OPEN)
+    if settle_only:
+        # And those the daily check broke after this payment arrived: the
+        # bank statement of a promise's last day is read the next morning,
+        # after the check; what arrived in time keeps the promise all the same.
+        promises |= Promise.objects.filter(status=PromiseStatus.BROKEN, resolved_on__gt=on)
     plans = PaymentPlan.objects.filter(status=PlanStatus.ACTIVE, proposed_on__lte=on)
     if customer_ids is not None:
         ids = list(customer_ids)
@@ -995,11 +1000,14 @@ class _Receipts:
 @transaction.atomic
 def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) -> str:
     locked = Promise.objects.select_for_update().select_related("customer").get(pk=promise.pk)
-    if locked.status != PromiseStatus.OPEN:
+    # Broken by the daily check, and a payment entered since: judged again on
+    # everything that arrived by the end of its grace period.
+    judged_again = settle_only and locked.status == PromiseStatus.BROKEN
+    if locked.status != PromiseStatus.OPEN and not judged_again:
         return "open"
     # Only what arrived by the end of the grace period keeps a promise: a payment
     # recorded late, before the daily check came round, does not turn it kept.
-    end = min(on, locked.broken_after)
+    end = locked.broken_after if judged_again else min(on, locked.broken_after)
     # Checked as of a payment received before it was made (entered late),
     # that payment counts: it is what settled the invoices.
     receipts = _Receipts(locked.invoices.all(), since=min(locked.made_on, on),
@@ -1007,10 +1015,12 @@ def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) 
     paid = receipts.paid_by(end)
     money = format_money(locked.amount, locked.currency)
     if paid >= locked.amount or receipts.settled_by(end):
+        after_all = (" (paid in time, entered after it was taken for broken)"
+                     if judged_again else "")
         # Settled before it was made (a payment entered late): kept from the day it was made.
         _promise_close(locked, PromiseStatus.KEPT, paid=paid, on=max(on, locked.made_on),
                        summary=f"Promise kept: {format_money(paid, locked.currency)} paid of {money} "
-                       f"promised for {format_day(locked.promised_on)}")
+                       f"promised for {format_day(locked.promised_on)}{after_all}")
         return "kept"
     if settle_only:
         return "open"
@@ -1036,13 +1046,14 @@ def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) 
 
 def _promise_close(promise: Promise, status: str, *, paid: Decimal, on: dt.date, summary: str) -> None:
     """Kept or broken: the promise ends, its pauses lift and its open items close."""
+    before = promise.status
     promise.status, promise.resolved_on, promise.paid_amount = status, on, paid
     promise.save(update_fields=["status", "resolved_on", "paid_amount"])
     _pauses_lift(DunningPause.objects.filter(promise=promise))
     worklist.items_close(promise=promise)
     event_record(customer=promise.customer, kind=EventKind.PROMISE, subject=promise,
                  invoices=list(promise.invoices.all()), summary=summary,
-                 details={"status": status, "paid": str(paid)})
+                 details={"status": status, "paid": str(paid), "before": {"status": before}})
 
 
 @transaction.atomic

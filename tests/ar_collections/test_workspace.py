@@ -289,6 +289,38 @@ def test_a_payment_after_the_grace_period_does_not_keep_a_promise(account, invoi
     assert (promise.status, promise.paid_amount) == (PromiseStatus.BROKEN, Decimal("0.00"))
 
 
+def test_a_payment_received_in_the_grace_period_but_entered_after_the_morning_check_keeps_the_promise(
+    account, invoices, collector
+):
+    """The money came in on the last day of grace; the bank statement is read
+    the next morning, after the daily check took the promise for broken."""
+    small, _ = invoices
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"),
+                                       promised_on=LATE + dt.timedelta(days=3), invoices=[small], on=LATE)
+    assert workspace.commitments_check(on=promise.broken_after + dt.timedelta(days=1))["broken"] == 1
+
+    pay(account, promise.broken_after, (small, "500.00"))
+
+    promise.refresh_from_db()
+    assert (promise.status, promise.paid_amount) == (PromiseStatus.KEPT, Decimal("500.00"))
+    assert not WorkItem.objects.filter(kind=WorkKind.PROMISE_BROKEN, status=WorkStatus.OPEN).exists()
+    assert events(account, EventKind.PROMISE)[0].startswith("Promise kept")  # newest first
+
+
+def test_a_payment_after_the_grace_period_entered_after_the_break_leaves_the_promise_broken(
+    account, invoices, collector
+):
+    small, _ = invoices
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"),
+                                       promised_on=LATE + dt.timedelta(days=3), invoices=[small], on=LATE)
+    workspace.commitments_check(on=promise.broken_after + dt.timedelta(days=2))
+
+    pay(account, promise.broken_after + dt.timedelta(days=1), (small, "500.00"))
+
+    promise.refresh_from_db()
+    assert promise.status == PromiseStatus.BROKEN
+
+
 def test_payments_entered_out_of_date_order_keep_the_promise_the_earlier_one_kept(
     account, invoices, collector
 ):
