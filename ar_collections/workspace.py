@@ -955,6 +955,9 @@ def commitments_check(
         # after the check; what arrived in time keeps the promise all the same.
         promises |= Promise.objects.filter(status=PromiseStatus.BROKEN, resolved_on__gt=on)
     plans = PaymentPlan.objects.filter(status=PlanStatus.ACTIVE, proposed_on__lte=on)
+    if settle_only:
+        # So for an instalment taken for missed: _plan_check looks at whether it came in in time.
+        plans |= PaymentPlan.objects.filter(status=PlanStatus.BROKEN, proposed_on__lte=on)
     if customer_ids is not None:
         ids = list(customer_ids)
         promises, plans = promises.filter(customer_id__in=ids), plans.filter(customer_id__in=ids)
@@ -1059,7 +1062,8 @@ def _promise_close(promise: Promise, status: str, *, paid: Decimal, on: dt.date,
 @transaction.atomic
 def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) -> list[str]:
     locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)
-    if locked.status != PlanStatus.ACTIVE:
+    judged_again = settle_only and locked.status == PlanStatus.BROKEN
+    if locked.status != PlanStatus.ACTIVE and not judged_again:
         return []
     outcomes, covered = [], ZERO
     receipts = _Receipts(locked.invoices.all(), since=locked.proposed_on, after=locked.allocations_before)
@@ -1067,6 +1071,8 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
     # payment's date must not lower it below what later payments brought.
     paid = receipts.paid
     instalments = list(locked.instalments.order_by("number"))
+    if judged_again and not _plan_missed_in_time(locked, instalments, receipts):
+        return []
     for instalment in instalments:
         covered += instalment.amount
         if instalment.status != InstalmentStatus.DUE:
@@ -1108,6 +1114,41 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
     elif paid != locked.paid_amount:
         PaymentPlan.objects.filter(pk=locked.pk).update(paid_amount=paid)
     return outcomes
+
+
+def _plan_missed_in_time(plan: PaymentPlan, instalments: list[Instalment], receipts: _Receipts) -> bool:
+    """Whether the instalment the daily check took for missed had come in by
+    the end of its grace period after all (a payment entered after the check,
+    the bank statement of its last day read the next morning). If so, the
+    plan is back in good standing: its pauses hold again and the missed
+    instalment's item closes; the caller then finds the instalment paid."""
+    missed = next((i for i in instalments if i.status == InstalmentStatus.MISSED), None)
+    if missed is None:
+        return False
+    end = missed.due_on + dt.timedelta(days=plan.grace_days)
+    due = sum((i.amount for i in instalments if i.number <= missed.number), ZERO)
+    if receipts.paid_by(end) < due and not receipts.settled_by(end):
+        return False
+    # Its invoices have since gone to another promise or plan: that one holds them now.
+    if (Invoice.objects.filter(pk__in=plan.invoices.values("pk"))
+            .filter(Q(promises__status=PromiseStatus.OPEN)
+                    | Q(payment_plans__status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]))
+            .exists()):
+        return False
+    missed.status = InstalmentStatus.DUE
+    missed.save(update_fields=["status"])
+    plan.status = PlanStatus.ACTIVE
+    plan.save(update_fields=["status"])
+    DunningPause.objects.filter(plan=plan).update(lifted_at=None, lifted_by=None)
+    worklist.items_close(plan=plan)
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan, invoices=list(plan.invoices.all()),
+        summary=f"Payment plan back in good standing: instalment {missed.number} came in by "
+        f"{end:%d %b %Y} (entered after it was taken for missed); dunning waits again",
+        details={"before": {"status": PlanStatus.BROKEN}, "after": {"status": PlanStatus.ACTIVE},
+                 "instalment": missed.number},
+    )
+    return True
 
 
 def _plan_break(plan: PaymentPlan, instalment: Instalment, *, paid: Decimal, due: Decimal, on: dt.date):

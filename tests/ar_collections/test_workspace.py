@@ -355,6 +355,63 @@ def test_an_instalment_paid_after_its_grace_period_is_missed(account, invoices, 
     assert (plan.status, first.status) == (PlanStatus.BROKEN, "missed")
 
 
+def test_an_instalment_paid_in_its_grace_period_but_entered_after_the_morning_check_keeps_the_plan(
+    account, invoices, collector
+):
+    """The first instalment came in on its last day of grace; the statement
+    is read the next morning, after the daily check took it for missed."""
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    first = plan.instalments.get(number=1)
+    last_day = first.due_on + dt.timedelta(days=plan.grace_days)
+    assert workspace.commitments_check(on=last_day + dt.timedelta(days=1))["missed"] == 1
+    small, large = invoices
+
+    pay(account, last_day, (small, "500.00"), (large, "100.00"))
+
+    plan.refresh_from_db(), first.refresh_from_db()
+    assert (plan.status, first.status, plan.paid_amount) == (PlanStatus.ACTIVE, "paid", Decimal("600.00"))
+    assert chased(account, on=last_day + dt.timedelta(days=2)) == set()  # dunning waits again
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED, status=WorkStatus.OPEN).exists()
+    assert any("back in good standing" in s for s in events(account, EventKind.PAYMENT_PLAN))
+    # The second instalment is judged as usual.
+    second_late = LATE + dt.timedelta(days=40 + plan.grace_days + 1)
+    assert workspace.commitments_check(on=second_late)["missed"] == 1
+
+
+def test_an_instalment_paid_after_its_grace_period_entered_after_the_break_leaves_the_plan_broken(
+    account, invoices, collector
+):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    last_day = plan.instalments.get(number=1).due_on + dt.timedelta(days=plan.grace_days)
+    workspace.commitments_check(on=last_day + dt.timedelta(days=2))
+    small, large = invoices
+
+    pay(account, last_day + dt.timedelta(days=1), (small, "500.00"), (large, "100.00"))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+    assert account.dunning_pauses.filter(lifted_at__isnull=True).count() == 0
+
+
+def test_a_broken_plan_whose_invoices_went_on_a_new_plan_stays_broken(account, invoices, collector):
+    """One live plan per invoice: the new plan holds them now, whatever the old one turns out."""
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    last_day = plan.instalments.get(number=1).due_on + dt.timedelta(days=plan.grace_days)
+    workspace.commitments_check(on=last_day + dt.timedelta(days=1))
+    new = workspace.plan_propose(customer=account, actor=collector, invoices=invoices,
+                                 on=last_day + dt.timedelta(days=1),
+                                 instalments=schedule((20, "600.00"), (50, "600.00")))
+    small, large = invoices
+
+    pay(account, last_day, (small, "500.00"), (large, "100.00"))
+
+    plan.refresh_from_db(), new.refresh_from_db()
+    assert (plan.status, new.status) == (PlanStatus.BROKEN, PlanStatus.ACTIVE)
+
+
 def test_a_backdated_payment_does_not_lower_what_the_plan_shows_paid(account, invoices, collector):
     plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
                                   instalments=schedule((10, "600.00"), (40, "600.00")))
