@@ -716,8 +716,12 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
         pending=ExceptionStatus.PENDING, approved=ExceptionStatus.APPROVED, rejected=ExceptionStatus.REJECTED,
     )
     # Approved, a pause or extended terms hold dunning for what they cover
-    # until their date (that day included).
-    if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until and locked.pause_until >= on:
+    # until their date (that day included). Past it, approving would hold
+    # nothing, and the collector would tell the customer it was granted.
+    if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until and locked.pause_until < on:
+        raise ValidationError(f"This was asked for until {locked.pause_until:%d %b %Y}, which has passed: "
+                              "approving it would hold nothing. Reject it; a new request can be made.")
+    if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until:
         DunningPause.objects.create(
             customer=locked.customer, invoice=locked.invoice, kind=PauseKind.EXCEPTION, exception=locked,
             owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=locked.pause_until,

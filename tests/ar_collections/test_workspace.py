@@ -652,6 +652,24 @@ def test_a_rejected_exception_pauses_nothing(account, invoices, collector, manag
     assert any("rejected" in s for s in events(account, EventKind.EXCEPTION))
 
 
+def test_a_pause_whose_end_has_passed_cannot_be_approved(account, invoices, collector, manager):
+    """Approved, it would hold nothing, yet tell the collector to tell the customer it was granted."""
+    asked = workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
+                                        reason="Please", pause_until=LATE + dt.timedelta(days=30), on=LATE)
+
+    with pytest.raises(ValidationError, match="has passed"):
+        workspace.exception_decide(request=asked, manager=manager, approve=True, note="ok",
+                                   on=LATE + dt.timedelta(days=31))
+
+    asked.refresh_from_db()
+    assert asked.status == ExceptionStatus.PENDING
+    assert not WorkItem.objects.filter(kind=WorkKind.DECIDED).exists()
+    workspace.exception_decide(request=asked, manager=manager, approve=False, note="Too late now",
+                               on=LATE + dt.timedelta(days=31))
+    asked.refresh_from_db()
+    assert asked.status == ExceptionStatus.REJECTED
+
+
 # --- Work items from dunning ------------------------------------------------------------------
 
 
