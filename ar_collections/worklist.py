@@ -169,6 +169,16 @@ def worklist_refresh(*, on: dt.date) -> int:
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.PERSONAL).exclude(
         Exists(DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=True))
     ).update(status=WorkStatus.DONE, done_at=now)
+    # A broken promise or a missed instalment whose invoices have all been
+    # paid (or credited) since: nothing is left to chase.
+    for kind, settled in (
+        (WorkKind.PROMISE_BROKEN, ~Exists(Invoice.objects.filter(promises=OuterRef("promise"),
+                                                                 status=InvoiceStatus.OPEN))),
+        (WorkKind.INSTALMENT_MISSED, ~Exists(Invoice.objects.filter(payment_plans=OuterRef("plan"),
+                                                                    status=InvoiceStatus.OPEN))),
+    ):
+        WorkItem.objects.filter(settled, status=WorkStatus.OPEN, kind=kind).update(
+            status=WorkStatus.DONE, done_at=now)
     # Charges paid, waived or back on a cycle's notices; or charged again (a newer item says so).
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CHARGES).exclude(
         key__in=[i.key for i in charges]

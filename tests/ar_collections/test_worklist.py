@@ -186,3 +186,28 @@ def test_lateness_counts_an_invoice_in_another_currency(make_customer, make_invo
     (item,) = worklist.items_for(assignee=collector, on=ON)
 
     assert (item.days_late, item.days_points) == (65, 21)
+
+
+def test_a_broken_promise_and_a_missed_instalment_leave_the_list_once_their_invoices_are_paid(
+    make_account, collector
+):
+    account = make_account()
+    small, large = account.invoices.order_by("total_amount")
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"),
+                                       promised_on=ON + dt.timedelta(days=2), invoices=[small], on=ON)
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=[large], on=ON,
+                                  instalments=[(ON + dt.timedelta(days=2), Decimal("350.00")),
+                                               (ON + dt.timedelta(days=32), Decimal("350.00"))])
+    late = ON + dt.timedelta(days=2 + plan.grace_days + 1)
+    assert promise.broken_after < late
+    workspace.commitments_check(on=late)
+    worklist.worklist_refresh(on=late)
+    assert set(worklist.items_for(assignee=collector, on=late).values_list("kind", flat=True)) == {
+        WorkKind.PROMISE_BROKEN, WorkKind.INSTALMENT_MISSED}
+
+    # Paid late, in full: nothing is left to chase.
+    workspace.payment_record(customer=account, amount=Decimal("1200.00"), currency="EUR", received_on=late,
+                             allocations=[(small, Decimal("500.00")), (large, Decimal("700.00"))])
+    worklist.worklist_refresh(on=late)
+
+    assert not worklist.items_for(assignee=collector, on=late).exists()
