@@ -693,6 +693,21 @@ def exception_request(
         raise ValidationError({"reason": "Say what you ask for and why."})
     if kind in DATED_EXCEPTIONS and (pause_until is None or pause_until <= on):
         raise ValidationError({"pause_until": DATED_EXCEPTIONS[kind]})
+    # One request of a kind for the same thing waits at a time (a double submit,
+    # a long pause asked again): approving both would grant it twice. The
+    # account's lock makes two at the same moment queue and find each other.
+    # "Other" requests each ask something of their own.
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    waiting = (ExceptionRequest.objects.filter(customer=customer, kind=kind, invoice=invoice,
+                                               status=ExceptionStatus.PENDING)
+               .exclude(kind=ExceptionKind.OTHER).first())
+    if waiting is not None:
+        what = f"invoice {invoice.number}" if invoice else "the whole account"
+        until = f" until {waiting.pause_until:%d %b %Y}" if waiting.pause_until else ""
+        raise ValidationError(
+            f"A request ({waiting.get_kind_display().lower()}{until}) for {what} already waits for a "
+            f"manager, asked on {waiting.requested_on:%d %b %Y}: a manager decides it first."
+        )
     request = ExceptionRequest.objects.create(
         customer=customer, invoice=invoice, kind=kind, reason=reason.strip(), requested_by=actor,
         requested_on=on, pause_until=pause_until if kind in DATED_EXCEPTIONS else None,

@@ -670,6 +670,29 @@ def test_a_pause_whose_end_has_passed_cannot_be_approved(account, invoices, coll
     assert asked.status == ExceptionStatus.REJECTED
 
 
+def test_the_same_request_made_twice_waits_in_the_managers_queue_once(account, invoices, collector, manager):
+    """A double submit, or a long pause asked again, must not put the request
+    twice in the managers' queue (approving both would hold the account twice)."""
+    until = LATE + dt.timedelta(days=30)
+    first = workspace.pause_set(customer=account, actor=collector, ends_on=until, reason="Bank loan", on=LATE)
+    assert isinstance(first, ExceptionRequest)
+
+    with pytest.raises(ValidationError, match="already waits for a manager"):
+        workspace.pause_set(customer=account, actor=collector, ends_on=until, reason="Bank loan", on=LATE)
+    with pytest.raises(ValidationError, match="already waits for a manager"):
+        workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
+                                    reason="Bank loan", pause_until=until, on=LATE)
+
+    assert ExceptionRequest.objects.filter(customer=account).count() == 1
+    # Another kind, another invoice, or once the first is decided: asked anew.
+    workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
+                                invoice=invoices[0], reason="Only this one", pause_until=until, on=LATE)
+    workspace.exception_decide(request=first, manager=manager, approve=False, note="No", on=LATE)
+    workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
+                                reason="Bank loan, now signed", pause_until=until, on=LATE)
+    assert ExceptionRequest.objects.filter(customer=account).count() == 3
+
+
 # --- Work items from dunning ------------------------------------------------------------------
 
 
