@@ -964,16 +964,16 @@ def commitments_check(
     newest first, a late entry) must not break a promise that an earlier
     payment, entered a moment later, keeps."""
     counts = dict.fromkeys(["kept", "broken", "due", "open", "paid", "missed", "completed"], 0)
-    # Promises made after `on` too: checked as of a payment's date, one made
-    # since can only turn out kept (its invoices were settled by then), never
-    # broken, as its grace period cannot have ended before it was made.
+    # Promises and plans made after `on` too: checked as of a payment's date,
+    # one made since can only turn out kept or paid (its invoices were settled
+    # by then), never broken, as no grace period can have ended before it was made.
     promises = Promise.objects.filter(status=PromiseStatus.OPEN)
     if settle_only:
         # And those the daily check broke after this payment arrived: the
         # bank statement of a promise's last day is read the next morning,
         # after the check; what arrived in time keeps the promise all the same.
         promises |= Promise.objects.filter(status=PromiseStatus.BROKEN, resolved_on__gt=on)
-    plans = PaymentPlan.objects.filter(status=PlanStatus.ACTIVE, proposed_on__lte=on)
+    plans = PaymentPlan.objects.filter(status=PlanStatus.ACTIVE)
     if settle_only:
         # So for an instalment taken for missed: _plan_check looks at whether it came in in time.
         plans |= PaymentPlan.objects.filter(status=PlanStatus.BROKEN, proposed_on__lte=on)
@@ -1085,7 +1085,10 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
     if locked.status != PlanStatus.ACTIVE and not judged_again:
         return []
     outcomes, covered = [], ZERO
-    receipts = _Receipts(locked.invoices.all(), since=locked.proposed_on, after=locked.allocations_before)
+    # Checked as of a payment received before it was agreed (entered late),
+    # that payment counts: it is what settled the invoices.
+    receipts = _Receipts(locked.invoices.all(), since=min(locked.proposed_on, on),
+                         after=locked.allocations_before)
     # The plan's paid figure is everything recorded: a check as of a backdated
     # payment's date must not lower it below what later payments brought.
     paid = receipts.paid

@@ -412,6 +412,22 @@ def test_a_broken_plan_whose_invoices_went_on_a_new_plan_stays_broken(account, i
     assert (plan.status, new.status) == (PlanStatus.BROKEN, PlanStatus.ACTIVE)
 
 
+def test_a_payment_received_before_the_plan_was_agreed_that_settles_its_invoices_completes_it_at_once(
+    account, invoices, collector
+):
+    """The customer had paid the day before; the collector, not knowing, agreed
+    a plan; the payment is entered the day after with its real date."""
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, large = invoices
+
+    pay(account, LATE - dt.timedelta(days=1), (small, "500.00"), (large, "700.00"))
+
+    plan.refresh_from_db()
+    assert (plan.status, plan.paid_amount) == (PlanStatus.COMPLETED, Decimal("1200.00"))
+    assert not account.dunning_pauses.filter(lifted_at__isnull=True).exists()
+
+
 def test_a_backdated_payment_does_not_lower_what_the_plan_shows_paid(account, invoices, collector):
     plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
                                   instalments=schedule((10, "600.00"), (40, "600.00")))
