@@ -703,10 +703,10 @@ def exception_request(
                .exclude(kind=ExceptionKind.OTHER).first())
     if waiting is not None:
         what = f"invoice {invoice.number}" if invoice else "the whole account"
-        until = f" until {waiting.pause_until:%d %b %Y}" if waiting.pause_until else ""
+        until = f" until {format_day(waiting.pause_until)}" if waiting.pause_until else ""
         raise ValidationError(
             f"A request ({waiting.get_kind_display().lower()}{until}) for {what} already waits for a "
-            f"manager, asked on {waiting.requested_on:%d %b %Y}: a manager decides it first."
+            f"manager, asked on {format_day(waiting.requested_on)}: a manager decides it first."
         )
     request = ExceptionRequest.objects.create(
         customer=customer, invoice=invoice, kind=kind, reason=reason.strip(), requested_by=actor,
@@ -734,7 +734,7 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
     # until their date (that day included). Past it, approving would hold
     # nothing, and the collector would tell the customer it was granted.
     if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until and locked.pause_until < on:
-        raise ValidationError(f"This was asked for until {locked.pause_until:%d %b %Y}, which has passed: "
+        raise ValidationError(f"This was asked for until {format_day(locked.pause_until)}, which has passed: "
                               "approving it would hold nothing. Reject it; a new request can be made.")
     if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until:
         DunningPause.objects.create(
@@ -1119,7 +1119,8 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
             instalment.status = InstalmentStatus.MISSED
             instalment.save(update_fields=["status"])
             outcomes.append("missed")
-            _plan_break(locked, instalment, paid=receipts.paid_by(on), due=covered, on=on)
+            _plan_break(locked, instalment, paid=paid, paid_in_time=receipts.paid_by(end), due=covered,
+                        deadline=end, on=on)
             return outcomes
     if all(i.status == InstalmentStatus.PAID for i in instalments):
         locked.status, locked.paid_amount = PlanStatus.COMPLETED, paid
@@ -1166,31 +1167,38 @@ def _plan_missed_in_time(plan: PaymentPlan, instalments: list[Instalment], recei
     event_record(
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan, invoices=list(plan.invoices.all()),
         summary=f"Payment plan back in good standing: instalment {missed.number} came in by "
-        f"{end:%d %b %Y} (entered after it was taken for missed); dunning waits again",
+        f"{format_day(end)} (entered after it was taken for missed); dunning waits again",
         details={"before": {"status": PlanStatus.BROKEN}, "after": {"status": PlanStatus.ACTIVE},
                  "instalment": missed.number},
     )
     return True
 
 
-def _plan_break(plan: PaymentPlan, instalment: Instalment, *, paid: Decimal, due: Decimal, on: dt.date):
+def _plan_break(plan: PaymentPlan, instalment: Instalment, *, paid: Decimal, paid_in_time: Decimal,
+                due: Decimal, deadline: dt.date, on: dt.date):
+    """`paid`: everything recorded on the plan; `paid_in_time`: what of it had
+    come in by the missed instalment's `deadline` (its date plus grace), which
+    is what the instalment was short of: money that came later does not make
+    it less missed, and must not make it read "0.00 short"."""
     plan.status, plan.paid_amount = PlanStatus.BROKEN, paid
     plan.save(update_fields=["status", "paid_amount"])
     _pauses_lift(DunningPause.objects.filter(plan=plan))
-    short = format_money(due - paid, plan.currency)
+    short = format_money(due - paid_in_time, plan.currency)
     worklist.item_add(
         kind=WorkKind.INSTALMENT_MISSED, key=f"instalment_missed:{instalment.pk}", customer=plan.customer,
         title=f"Missed instalment {instalment.number} of {format_money(instalment.amount, plan.currency)} "
-        f"due {format_day(instalment.due_on, year=False)}: {short} short",
+        f"due {format_day(instalment.due_on, year=False)}: {short} short "
+        f"by {format_day(deadline, year=False)}",
         due_on=on, plan=plan,
     )
     event_record(
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan,
         invoices=list(plan.invoices.all()),
         summary=f"Instalment {instalment.number} missed ({format_money(instalment.amount, plan.currency)} "
-        f"due {format_day(instalment.due_on)}, {short} short): the plan is broken and dunning resumes",
+        f"due {format_day(instalment.due_on)}, {short} short by {format_day(deadline)}): the plan is broken "
+        "and dunning resumes",
         details={"status": PlanStatus.BROKEN, "instalment": instalment.number, "paid": str(paid),
-                 "due": str(due)},
+                 "paid_in_time": str(paid_in_time), "due": str(due)},
     )
 
 

@@ -412,6 +412,24 @@ def test_a_broken_plan_whose_invoices_went_on_a_new_plan_stays_broken(account, i
     assert (plan.status, new.status) == (PlanStatus.BROKEN, PlanStatus.ACTIVE)
 
 
+def test_a_missed_instalment_says_how_much_was_short_by_its_deadline_not_after(account, invoices, collector):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    first = plan.instalments.get(number=1)
+    deadline = first.due_on + dt.timedelta(days=plan.grace_days)
+    small, large = invoices
+    pay(account, deadline, (small, "200.00"))
+    pay(account, deadline + dt.timedelta(days=1), (small, "300.00"), (large, "100.00"))  # the rest, late
+
+    workspace.commitments_check(on=deadline + dt.timedelta(days=1))
+
+    item = WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED)
+    assert item.title.endswith(f"EUR 400.00 short by {deadline:%d %b}")
+    assert f"EUR 400.00 short by {deadline:%d %b %Y}" in events(account, EventKind.PAYMENT_PLAN)[0]
+    plan.refresh_from_db()
+    assert plan.paid_amount == Decimal("600.00")  # what came in, late or not
+
+
 def test_a_payment_received_before_the_plan_was_agreed_that_settles_its_invoices_completes_it_at_once(
     account, invoices, collector
 ):
