@@ -134,3 +134,20 @@ def test_the_image_runs_as_an_unprivileged_user():
 
     assert users
     assert users[-1] not in {"root", "0"}
+
+
+def test_letters_the_worker_renders_are_on_a_volume_the_web_server_reads_and_that_outlives_the_containers(
+    services,
+):
+    """The worker renders a dunning letter into MEDIA_ROOT (/app/var/media) and the
+    web server sends it from there to the print queue: in two containers they
+    must share that folder, and a new image must not lose the letters."""
+
+    def var_volume(name: str) -> str | None:
+        for mount in services[name].get("volumes") or []:
+            if mount.get("type") == "volume" and mount["target"] in {"/app/var", "/app/var/media"}:
+                return mount["source"]
+        return None
+
+    assert var_volume("web") is not None, "the web server keeps no volume for letters"
+    assert var_volume("worker") == var_volume("web")
