@@ -51,6 +51,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_redis_url(name: str, default: str = "") -> str:
+    """A Redis URL, or the default. Checked here: a URL without its scheme loads,
+    and then the cache fails on every request and Celery looks for RabbitMQ."""
+    value = env_str(name, default)
+    if value and urlsplit(value).scheme.lower() not in {"redis", "rediss", "unix"}:
+        # The value itself is not repeated: it may hold a password.
+        raise ConfigError(f"{name} must be a Redis URL: redis://host:6379/0, rediss://… or unix://…")
+    return value
+
+
 def parse_database_url(url: str) -> dict:
     """Turn `postgres://user:pass@host:port/name` or `sqlite:///path` into DATABASES['default']."""
     parts = urlsplit(url)

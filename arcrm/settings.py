@@ -15,6 +15,7 @@ from arcrm.env import (
     env_bool,
     env_int,
     env_list,
+    env_redis_url,
     env_str,
     parse_database_url,
 )
@@ -158,7 +159,7 @@ COMPANY_BANK = env_str("COMPANY_BANK", "IBAN DE02 1203 0000 0000 2020 51 · BIC 
 # request (arcrm/authcache.py). Without Redis nothing is cached: each process
 # would keep its own copy, which no change could reach. Sessions stay in the
 # database: a signed-out session must be gone, whatever Redis does.
-CACHE_URL = env_str("CACHE_URL", env_str("REDIS_URL", ""))
+CACHE_URL = env_redis_url("CACHE_URL", env_redis_url("REDIS_URL"))
 AUTHENTICATION_BACKENDS = ["arcrm.authcache.CachedModelBackend"]
 AUTH_CACHE_SECONDS = 0
 if CACHE_URL:
@@ -175,7 +176,7 @@ if CACHE_URL:
 
 # Celery. With REDIS_URL set the broker is Redis; otherwise kombu's filesystem
 # transport, which needs no server and is enough for one machine.
-REDIS_URL = env_str("REDIS_URL", "")
+REDIS_URL = env_redis_url("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from arcrm.env import ConfigError, env_bool, env_int, env_list, env_str, parse_database_url
+from arcrm.env import ConfigError, env_bool, env_int, env_list, env_redis_url, env_str, parse_database_url
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 VAR = "ARCRM_TEST_SETTING"
@@ -193,3 +193,21 @@ def test_env_example_documents_every_variable_the_settings_read():
 
     assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= read  # the parse found them
     assert read - documented == set()
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache.example.com:6380/1",
+                                 "unix:///run/redis.sock"])
+def test_env_redis_url_reads_a_redis_url(monkeypatch, url):
+    monkeypatch.setenv(VAR, url)
+    assert env_redis_url(VAR) == url
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variable", ["REDIS_URL", "CACHE_URL"])
+def test_settings_refuse_a_redis_address_without_its_scheme_and_name_the_variable(tmp_path, variable):
+    # Loaded as it was, the worker tried RabbitMQ at that address forever and
+    # every page after signing in answered 500.
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x", **{variable: "127.0.0.1:6379"})
+
+    assert result.returncode != 0
+    assert f"ConfigError: {variable} must be a Redis URL" in result.stderr
