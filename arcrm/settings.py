@@ -239,6 +239,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").strip().upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+    raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; got {env_str('LOG_LEVEL')!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -247,7 +250,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["refusals"]},
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # WeasyPrint reports every font and stylesheet it loads at INFO.

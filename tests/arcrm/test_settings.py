@@ -211,3 +211,25 @@ def test_settings_refuse_a_redis_address_without_its_scheme_and_name_the_variabl
 
     assert result.returncode != 0
     assert f"ConfigError: {variable} must be a Redis URL" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_log_level_written_in_lower_case_is_taken(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import django, logging; django.setup(); print(logging.getLogger().level)"],
+        cwd=REPO_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings",
+             "ARCRM_VAR_DIR": str(tmp_path), "SECRET_KEY": "x", "LOG_LEVEL": "debug"},
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["10"]
+
+
+@pytest.mark.slow
+def test_settings_name_the_variable_when_the_log_level_is_unknown(tmp_path):
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x", LOG_LEVEL="verbose")
+
+    assert result.returncode != 0
+    assert "ConfigError: LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; got 'verbose'" in result.stderr
