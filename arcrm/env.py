@@ -83,19 +83,28 @@ def parse_database_url(url: str) -> dict:
             },
         }
     if scheme in {"postgres", "postgresql", "pgsql"}:
+        # Messages show the URL without its password: they end up in logs.
+        shown = url.replace(f":{parts.password}@", ":***@") if parts.password else url
         name = unquote(parts.path.lstrip("/"))
         if not name:
-            raise ConfigError(f"DATABASE_URL {url!r} names no database")
+            raise ConfigError(f"DATABASE_URL {shown!r} names no database")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"DATABASE_URL {shown!r}: the port must be a number from 1 to 65535") from None
         options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        prepare = _prepare_options(url, options.pop("prepare_threshold", "5"))
+        prepare = _prepare_options(shown, options.pop("prepare_threshold", "5"))
+        conn_max_age = options.pop("conn_max_age", "60")
+        if not conn_max_age.isdigit():
+            raise ConfigError(f"DATABASE_URL {shown!r}: conn_max_age must be a whole number of seconds")
         config = {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
-            "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": int(options.pop("conn_max_age", 60)),
+            "PORT": str(port or ""),
+            "CONN_MAX_AGE": int(conn_max_age),
             "CONN_HEALTH_CHECKS": True,
         }
         if options or prepare:

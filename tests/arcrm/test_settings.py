@@ -233,3 +233,24 @@ def test_settings_name_the_variable_when_the_log_level_is_unknown(tmp_path):
 
     assert result.returncode != 0
     assert "ConfigError: LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; got 'verbose'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://db.example.com/arcrm?conn_max_age=soon", "conn_max_age must be a whole number"),
+        ("postgres://db.example.com:fivefour/arcrm", "the port must be a number from 1 to 65535"),
+        ("postgres://db.example.com:70000/arcrm", "the port must be a number from 1 to 65535"),
+    ],
+)
+def test_a_database_url_with_a_bad_number_is_refused_naming_the_variable(url, message):
+    with pytest.raises(ConfigError, match=f"DATABASE_URL .*: {message}"):
+        parse_database_url(url)
+
+
+def test_a_refused_database_url_does_not_repeat_its_password():
+    with pytest.raises(ConfigError) as refused:
+        parse_database_url("postgres://arcrm:s3cr3t-pw@db.example.com/")
+
+    assert "names no database" in str(refused.value)
+    assert "s3cr3t-pw" not in str(refused.value)
