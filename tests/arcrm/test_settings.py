@@ -4,6 +4,7 @@ start without a secret key in production, and .env.example kept complete."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -254,3 +255,31 @@ def test_a_refused_database_url_does_not_repeat_its_password():
 
     assert "names no database" in str(refused.value)
     assert "s3cr3t-pw" not in str(refused.value)
+
+
+def _answer_headers(path: str, *, https: bool, **env: str) -> dict[str, str]:
+    """The headers of a GET of `path` in a fresh interpreter with only `env` set."""
+    code = (
+        "import django, json; django.setup(); from django.test import Client; "
+        f"r = Client().get({path!r}, headers={{'x-forwarded-proto': {'https' if https else 'http'!r}}}); "
+        "print(json.dumps(dict(r.headers)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings", **env},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_behind_a_tls_proxy_the_site_can_tell_browsers_to_come_back_only_over_https(tmp_path):
+    env = {"ARCRM_VAR_DIR": str(tmp_path), "SECRET_KEY": "x", "ALLOWED_HOSTS": "testserver",
+           "BEHIND_TLS_PROXY": "1", "SECURE_HSTS_SECONDS": "31536000"}
+
+    assert _answer_headers("/", https=True, **env)["Strict-Transport-Security"] == "max-age=31536000"
+    assert "Strict-Transport-Security" not in _answer_headers("/", https=False, **env)
+    env.pop("SECURE_HSTS_SECONDS")
+    assert "Strict-Transport-Security" not in _answer_headers("/", https=True, **env)
