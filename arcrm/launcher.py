@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -79,6 +80,7 @@ def main() -> int:
 def _serve(children: Children) -> NoReturn:
     host = env_str("HOST", "127.0.0.1").strip("[]")
     port = env_int("PORT", 8000)
+    _check_port_free(host, port)
     _manage(children, "migrate", "--noinput")
     # The demo users share a published password: seeded only for a demo
     # (DEBUG on, as `make run` has it, or DEMO=1), never by default on an
@@ -148,6 +150,21 @@ def _manage(children: Children, *args: str) -> None:
     del children[name]
     if code:
         raise LaunchError(f"{name} failed with exit code {code}")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, before anything starts, a port another server listens on: the
+    wait for the first answer would take that server's for ours."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise LaunchError(
+                f"cannot serve on port {port} of {host or 'every address'}: {error.strerror}; stop what "
+                f"serves there or choose another port, e.g. PORT=8080 make run"
+            ) from None
 
 
 def _reachable(host: str) -> str:

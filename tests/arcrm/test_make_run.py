@@ -8,6 +8,7 @@ import http.cookiejar
 import os
 import re
 import signal
+import socket
 import sqlite3
 import urllib.error
 import urllib.parse
@@ -157,3 +158,22 @@ def test_the_launcher_seeds_the_demo_users_only_for_a_demo(monkeypatch, env, com
         launcher._serve({})
 
     assert [args[0] for args in ran] == commands, ran
+
+
+def test_a_port_another_server_holds_stops_the_launcher_before_it_starts_anything(monkeypatch, free_port):
+    """It announced 'running at' with the demo logins, pointing at the other
+    server, before its own web server failed to bind and took everything down."""
+    ran: list[tuple[str, ...]] = []
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    monkeypatch.setenv("PORT", str(free_port))
+    monkeypatch.setenv("DEBUG", "1")
+    monkeypatch.setattr(launcher, "_manage", lambda children, *args: ran.append(args))
+    monkeypatch.setattr(launcher, "_spawn", lambda *args: pytest.fail(f"started {args}"))
+
+    with (
+        socket.create_server(("127.0.0.1", free_port)),
+        pytest.raises(launcher.LaunchError, match=f"port {free_port} of 127.0.0.1: Address already in use"),
+    ):
+        launcher._serve({})
+
+    assert ran == []
