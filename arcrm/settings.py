@@ -33,6 +33,14 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+for _host in ALLOWED_HOSTS:
+    # Django compares these with the Host header's name, without its port: an
+    # address or a port never matches, and every request would answer
+    # 'Bad Request (400)'.
+    _name = _host.split("://")[-1].split("/")[0]
+    _name = _name if _name.startswith("[") else _name.split(":")[0]
+    if _name != _host:
+        raise ConfigError(f"ALLOWED_HOSTS takes host names, not addresses: write {_name}, not {_host!r}")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None

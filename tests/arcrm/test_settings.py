@@ -283,3 +283,23 @@ def test_behind_a_tls_proxy_the_site_can_tell_browsers_to_come_back_only_over_ht
     assert "Strict-Transport-Security" not in _answer_headers("/", https=False, **env)
     env.pop("SECURE_HSTS_SECONDS")
     assert "Strict-Transport-Security" not in _answer_headers("/", https=True, **env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("written", ["https://ar.example.com/", "ar.example.com:443"])
+def test_settings_refuse_an_address_in_allowed_hosts_and_say_to_write_the_host_name(tmp_path, written):
+    # Loaded as it was, every request answered 'Bad Request (400)'.
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x",
+                              ALLOWED_HOSTS=f"{written},localhost")
+
+    assert result.returncode != 0
+    assert ("ConfigError: ALLOWED_HOSTS takes host names, not addresses: "
+            f"write ar.example.com, not {written!r}") in result.stderr
+
+
+@pytest.mark.slow
+def test_settings_take_host_names_domains_and_bracketed_ipv6_in_allowed_hosts(tmp_path):
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x",
+                              ALLOWED_HOSTS="ar.example.com,.example.org,127.0.0.1,[::1],*")
+
+    assert result.returncode == 0, result.stderr
