@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 from ar_collections.models import DunningPause, PaymentBehaviour, WorkKind
 from ar_collections.timeline import PAGE_SIZE
 from ar_collections.worklist import item_add
+from arcrm.dates import format_day
 from customers.models import EventKind, Segment, TimelineEvent
 from tests.ar_collections.conftest import log_in
 from tests.conftest import ARTIFACTS
@@ -142,7 +143,7 @@ def test_a_collector_works_an_account_from_the_worklist_without_reloading(page, 
     page.get_by_role("link", name="Dispute", exact=True).click()
     expect(panel.get_by_role("heading", name="Open a dispute")).to_be_visible()
     due = timezone.localdate() - dt.timedelta(days=20)
-    panel.get_by_label("Invoice").select_option(label=f"INV-D · due {due:%d %b %Y} · EUR 700.00")
+    panel.get_by_label("Invoice").select_option(label=f"INV-D · due {format_day(due)} · EUR 700.00")
     panel.get_by_label("Reason").select_option(label="Quantity differs from what was delivered")
     panel.get_by_role("button", name="Save").click()
     # Rejected: the form comes back in place with the reason and what was chosen.

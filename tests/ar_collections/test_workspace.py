@@ -34,6 +34,7 @@ from ar_collections.models import (
     WorkKind,
     WorkStatus,
 )
+from arcrm.dates import format_day
 from customers.models import EventKind, Segment, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
 
@@ -211,7 +212,7 @@ def test_a_payment_received_before_the_promise_was_made_that_settles_its_invoice
     assert promise.paid_amount == Decimal("700.00")
     kept = [s for s in events(account, EventKind.PROMISE) if s.startswith("Promise kept")]
     assert kept == ["Promise kept: EUR 700.00 paid of EUR 700.00 promised for "
-                    f"{LATE + dt.timedelta(days=5):%d %b %Y}"]
+                    f"{format_day(LATE + dt.timedelta(days=5))}"]
     assert not account.dunning_pauses.filter(lifted_at__isnull=True).exists()
 
 
@@ -424,8 +425,8 @@ def test_a_missed_instalment_says_how_much_was_short_by_its_deadline_not_after(a
     workspace.commitments_check(on=deadline + dt.timedelta(days=1))
 
     item = WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED)
-    assert item.title.endswith(f"EUR 400.00 short by {deadline:%d %b}")
-    assert f"EUR 400.00 short by {deadline:%d %b %Y}" in events(account, EventKind.PAYMENT_PLAN)[0]
+    assert item.title.endswith(f"EUR 400.00 short by {format_day(deadline, year=False)}")
+    assert f"EUR 400.00 short by {format_day(deadline)}" in events(account, EventKind.PAYMENT_PLAN)[0]
     plan.refresh_from_db()
     assert plan.paid_amount == Decimal("600.00")  # what came in, late or not
 
@@ -670,7 +671,7 @@ def test_a_hold_renewed_before_it_ends_counts_from_the_first_one_s_start(account
 
     assert isinstance(again, ExceptionRequest)
     assert again.reason == (f"CFO still away (pause of {2 * limit - 1} days, with the hold in force since "
-                            f"{LATE:%d %b}; collectors may pause {limit})")
+                            f"{format_day(LATE, year=False)}; collectors may pause {limit})")
     assert list(account.dunning_pauses.all()) == [first]
     # Within the limit counted from the first start, a renewal is the collector's to make.
     within = workspace.pause_set(customer=account, actor=collector, ends_on=LATE + dt.timedelta(days=limit),
