@@ -12,6 +12,7 @@ templates only mirror it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
+from kombu.exceptions import OperationalError
 
 from ar_collections import delivery, dunning, imports, services
 from ar_collections.channels import route_for
@@ -74,6 +76,8 @@ from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
 from arcrm.roles import can_act_on, require_act_on
 from customers.models import Contact, Customer
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 LAST_ACTIONS_ON_CARD = 5
@@ -163,7 +167,19 @@ def _run_start(*, run_date: dt.date, manager) -> DunningRun:
         )
     with transaction.atomic():
         run = dunning.run_start(run_date=run_date, started_by=manager, new_only=True)
-        start_dunning_run.delay_on_commit(run_date.isoformat(), manager.pk)
+    # Enqueued once the row is committed (the worker resumes that row), here
+    # rather than in an on-commit hook so that a broker that does not answer
+    # is said, not a 500 over a run left "running" that no worker will do.
+    try:
+        start_dunning_run.delay(run_date.isoformat(), manager.pk)
+    except OperationalError as error:
+        log.error("the run for %s could not be handed to the workers: %s", run_date, error)
+        # Nothing is planned before the task starts: the row goes, as if never started.
+        DunningRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, actions__isnull=True).delete()
+        raise dunning.RunRefused(
+            f"No run was started: the workers cannot be reached (the message broker did not answer: "
+            f"{error}). Start it again once the broker is back; otherwise tonight's run does the work."
+        ) from None
     return run
 
 

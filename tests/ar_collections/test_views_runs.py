@@ -178,20 +178,39 @@ def test_the_task_has_the_name_the_workers_know_it_by():
     assert start_dunning_run.name == "collections.start_dunning_run"
 
 
-def test_a_manager_starts_todays_run_and_the_task_is_enqueued_after_commit(
-    client, manager, enqueued, django_capture_on_commit_callbacks
-):
+def test_a_manager_starts_todays_run_and_the_task_is_enqueued(client, manager, enqueued):
     client.force_login(manager)
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = client.post(START, {"run_date": "2025-08-05"})
+    response = client.post(START, {"run_date": "2025-08-05"})
 
     assert response.status_code == 302
     assert response.url == RUNS
     assert runs() == [(TODAY, RunStatus.RUNNING, manager.pk)]
-    assert len(callbacks) == 1
     assert enqueued == [("2025-08-05", manager.pk)]
     assert "The run for 5 Aug 2025 has started." in client.get(RUNS).content.decode()
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_with_the_broker_down_nothing_is_started_and_the_manager_is_told_so(client, manager, headers):
+    """A broker nobody answers on (a port with no server): no 500 and no run
+    left "running" that no worker will do, which would refuse the next try."""
+    from ar_collections.tasks import start_dunning_run
+
+    app = start_dunning_run.app
+    saved = app.conf.broker_url, app.conf.broker_transport_options, app._pool, app.amqp._producer_pool
+    app.conf.broker_url, app.conf.broker_transport_options = "redis://127.0.0.1:9/0", {}
+    app._pool = app.amqp._producer_pool = None  # the connections are made anew, to that address
+    client.force_login(manager)
+    try:
+        response = client.post(START, {"run_date": "2025-08-05"}, headers=headers)
+    finally:
+        (app.conf.broker_url, app.conf.broker_transport_options, app._pool, app.amqp._producer_pool) = saved
+
+    assert response.status_code == 422
+    assert runs() == []
+    page = response.content.decode()
+    assert "No run was started: the workers cannot be reached" in page
+    assert "Start a run" in page or "Start today" in page
 
 
 def test_with_htmx_starting_returns_the_runs_section(
