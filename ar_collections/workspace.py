@@ -393,9 +393,12 @@ def dispute_open(
     description: str,
     department: Department | None = None,
     on: dt.date,
+    site_url: str = "",
 ) -> Dispute:
     """Open a dispute on one invoice: it leaves dunning until resolved, and
-    the department that can settle it gets an e-mail with the context."""
+    the department that can settle it gets an e-mail with the context, linking
+    to the account at settings.SITE_URL, else at `site_url` (the address the
+    collector uses)."""
     require_act_on(actor, customer)
     (invoice,) = _open_invoices_of(customer, [invoice], field="invoice")
     if not description.strip():
@@ -423,14 +426,16 @@ def dispute_open(
                  "answer_due_on": dispute.answer_due_on.isoformat()},
     )
     if department:
-        outbox.mail_queue(_dispute_message(dispute), customer=customer, purpose=MailPurpose.DISPUTE_ROUTING,
-                          actor=actor, invoice=invoice)
+        message = _dispute_message(dispute, site_url=settings.SITE_URL or site_url)
+        outbox.mail_queue(message, customer=customer, purpose=MailPurpose.DISPUTE_ROUTING, actor=actor,
+                          invoice=invoice)
     return dispute
 
 
-def _dispute_message(dispute: Dispute) -> EmailMessage:
+def _dispute_message(dispute: Dispute, *, site_url: str) -> EmailMessage:
     customer, invoice = dispute.customer, dispute.invoice
-    link = settings.SITE_URL.rstrip("/") + reverse("customers:detail", args=[customer.pk])
+    path = reverse("customers:detail", args=[customer.pk])
+    link = site_url.rstrip("/") + path if site_url else f"account {customer.account_number} in arcrm ({path})"
     body = "\n".join([
         f"{dispute.opened_by.get_full_name() or dispute.opened_by.get_username()} opened a dispute "
         f"that needs {dispute.department.name}.",

@@ -407,6 +407,7 @@ def dispute_open(request: HttpRequest, pk: int) -> HttpResponse:
         dispute = workspace.dispute_open(
             customer=customer, actor=user, invoice=data["invoice"], reason=data["reason"],
             description=data["description"], department=data["department"], on=today,
+            site_url=request.build_absolute_uri("/"),
         )
         routed = f" and sent to {dispute.department.name}" if dispute.department else ""
         return f"Dispute on {dispute.invoice.number} opened{routed}; the invoice is out of dunning."

@@ -156,8 +156,9 @@ EMAIL_BACKEND = env_str(
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Accounts Receivable <ar@example.com>")
 # Where people reach this installation; links in internal e-mails (disputes
-# routed to a department) point here.
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# routed to a department) point here. Unset, they point to the address the
+# collector who wrote them was using.
+SITE_URL = env_str("SITE_URL", "")
 
 # Our letterhead on letters and e-mails.
 COMPANY_NAME = env_str("COMPANY_NAME", "arcrm Demo GmbH")

@@ -775,6 +775,8 @@ def test_a_dispute_is_routed_to_the_department_that_handles_its_reason(
         "Dispute on invoice INV-1001 (Acme Tools): Price differs from the order or contract"
     )
     assert "Quoted EUR 450, billed EUR 500" in message.get_content()
+    # Linked at the address the collector uses (no SITE_URL set): the department opens the account.
+    assert f"Account: http://testserver/customers/{customer.pk}/" in message.get_content()
     event = TimelineEvent.objects.filter(kind=EventKind.DISPUTE).get()
     assert event.summary.endswith("sent to Sales Ops <salesops@example.test>")
     assert linked_numbers(event) == ["INV-1001"]
