@@ -241,3 +241,19 @@ def test_a_collector_pauses_and_resumes_dunning_in_place(page, acme):
     page.get_by_role("link", name="Add a note").click()
     expect(panel.get_by_role("heading", name="Add a note")).to_be_visible()
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_after_back_the_collector_picker_names_whose_list_is_shown(page, acme, other_collector):
+    log_in(page, "maria")
+    page.goto("/collections/worklist/")
+    picker = page.get_by_label("Collector")
+    picker.select_option(label="carla")
+    expect(page.get_by_role("heading", name="Work today for carla")).to_be_visible()
+    picker.select_option(label="otto")
+    expect(page.get_by_role("heading", name="Work today for otto")).to_be_visible()
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"\?collector=\d+$"))
+    expect(page.get_by_role("heading", name="Work today for carla")).to_be_visible()
+    expect(page.locator("ol.worklist")).to_contain_text("Call Anna Clerk")
+    expect(picker.locator("option:checked")).to_have_text("carla")
