@@ -251,7 +251,10 @@ def _inline_action(
     return _form_response(request, context, status=422 if bound else 200)
 
 
-def _form_response(request: HttpRequest, context: dict, *, status: int) -> HttpResponse:
+def _form_response(
+    request: HttpRequest, context: dict, *, status: int, focus_first: bool = True
+) -> HttpResponse:
+    _autofocus(context["form"], first=focus_first)
     if not request.htmx:
         return render(request, "collections/action_form.html", context, status=status)
     return render(request, "collections/action_form.html#action-panel", context, status=status)
@@ -538,7 +541,8 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
                "waivable": waivable, "covers": _covers(subject, waivable)}
-    return _form_response(request, context, status=422 if bound else 200)
+    # The manager reads what is asked first: the form takes the focus only to be corrected.
+    return _form_response(request, context, status=422 if bound else 200, focus_first=False)
 
 
 def _covers(asked, waivable: list | None) -> list[tuple[str, Decimal]]:
@@ -635,6 +639,15 @@ def _worklist_url(request: HttpRequest, item: WorkItem) -> str:
 
 
 # --- Helpers -------------------------------------------------------------------------------
+
+
+def _autofocus(form, *, first: bool) -> None:
+    """Put the keyboard in the form: on the first field to correct, else (with
+    `first`) on its first field. The browser honours autofocus on a page, htmx
+    in a swapped panel; without it the focus stays behind or falls to the top."""
+    names = [name for name in form.fields if name in form.errors] or (list(form.fields)[:1] if first else [])
+    if names:
+        form.fields[names[0]].widget.attrs["autofocus"] = True
 
 
 def _add_errors(form, error: ValidationError) -> None:

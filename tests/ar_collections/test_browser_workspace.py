@@ -257,3 +257,22 @@ def test_after_back_the_collector_picker_names_whose_list_is_shown(page, acme, o
     expect(page.get_by_role("heading", name="Work today for carla")).to_be_visible()
     expect(page.locator("ol.worklist")).to_contain_text("Call Anna Clerk")
     expect(picker.locator("option:checked")).to_have_text("carla")
+
+
+def test_a_keyboard_user_lands_in_the_form_and_on_the_field_to_correct(page, acme):
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    panel = page.locator("#action-panel")
+    page.get_by_role("link", name="Pause dunning").focus()
+    page.keyboard.press("Enter")
+    expect(panel.get_by_role("heading", name="Pause dunning")).to_be_visible()
+    expect(panel.get_by_label("Invoice")).to_be_focused()
+
+    panel.get_by_label("Until").fill((timezone.localdate() + dt.timedelta(days=5)).isoformat())
+    panel.get_by_role("button", name="Save").press("Enter")
+    expect(panel.locator(".field-error")).to_have_text("This field is required.")
+    expect(panel.get_by_label("Why")).to_be_focused()
+    page.keyboard.type("Owner on holiday")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages")).to_contain_text("Dunning paused until")
