@@ -1201,7 +1201,7 @@ class ExceptionRequest(models.Model):
 class WorkKind(models.TextChoices):
     CALL = "call", "Call task from dunning"
     REVIEW = "review", "Notice to review before sending"
-    PROMISE_DUE = "promise_due", "Promise due today"
+    PROMISE_DUE = "promise_due", "Promise due"
     PROMISE_BROKEN = "promise_broken", "Broken promise"
     INSTALMENT_MISSED = "instalment_missed", "Missed instalment"
     DISPUTE_WAITING = "dispute_waiting", "Dispute waiting for an answer"

@@ -15,7 +15,7 @@ the item:
   whatever currency (days need no exchange rate), at most 30;
 - risk: by segment (distressed 20, systematic late 12, special bond 8, new 5,
   occasional slip 3, prompt 0);
-- promises: a broken promise or missed instalment 20, a promise due today 10.
+- promises: a broken promise or missed instalment 20, a promise whose day has come 10.
 """
 
 from __future__ import annotations

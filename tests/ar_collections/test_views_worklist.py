@@ -122,6 +122,18 @@ def test_items_come_most_urgent_first_with_every_part_of_the_priority_explained(
     assert "Priority = money (1 per 1,000 overdue, up to 40)" in text
 
 
+def test_a_promise_due_days_ago_is_not_called_due_today(client, collector, make_item):
+    make_item(assignee=collector, kind=WorkKind.PROMISE_DUE, due_on=TODAY - dt.timedelta(days=2),
+              title="Promise due: EUR 800.00 by 03 Aug (EUR 0.00 paid so far)")
+    client.force_login(collector)
+
+    shown = re.search(r'<li class="work-item .*?</li>', text_of(client.get(WORKLIST))).group()
+
+    assert "Promise due: EUR 800.00 by 03 Aug" in shown
+    assert "promise due (+10)" in shown
+    assert "today" not in shown
+
+
 def test_a_snoozed_item_stays_hidden_until_its_day(client, collector, item):
     item.snoozed_until = TODAY + dt.timedelta(days=2)
     item.save()
