@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -27,7 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import push_url, reswap, retarget
+from django_htmx.http import push_url, replace_url, reswap, retarget
 
 from ar_collections import dunning, timeline, worklist, workspace
 from ar_collections.forms import letters_in_queue
@@ -267,6 +268,15 @@ def _account_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
     response = render(request, "collections/_account_changed.html", context)
     retarget(response, "#action-panel")
     reswap(response, "outerHTML")
+    return address_unfiltered(request, response, customer)
+
+
+def address_unfiltered(request: HttpRequest, response: HttpResponse, customer: Customer) -> HttpResponse:
+    """The timeline swapped in after a change is unfiltered: the address bar
+    drops the filter it held too, or a reload (or a bookmark) would hide the
+    change behind the filter again."""
+    if urlsplit(request.htmx.current_url or "").query:
+        replace_url(response, reverse("customers:detail", args=[customer.pk]))
     return response
 
 

@@ -31,6 +31,7 @@ from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
     action_links,
+    address_unfiltered,
     changed_parts_context,
     commitments_context,
     preview_context,
@@ -272,7 +273,7 @@ def _with_header_and_timeline(
     in out of band beside the section that was edited."""
     context = changed_parts_context(request, customer)
     response.content += render_to_string("customers/_account_edited.html", context, request=request).encode()
-    return response
+    return address_unfiltered(request, response, customer)
 
 
 def _render_card(request: HttpRequest, customer: Customer) -> HttpResponse:

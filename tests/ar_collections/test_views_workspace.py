@@ -242,6 +242,25 @@ def test_with_htmx_an_accepted_action_closes_the_panel_and_swaps_the_account_par
     assert 'class="message message-success"' in html
 
 
+@pytest.mark.parametrize("name", ACTIONS)
+def test_with_htmx_an_action_on_a_filtered_timeline_takes_the_filter_out_of_the_address_bar(
+    client, collector, customer, posts, name
+):
+    """The timeline comes back unfiltered with the change on top: an address
+    still holding the filter would hide the change again on a reload."""
+    action_url, data = posts[name]
+    client.force_login(collector)
+    page = account(customer)
+
+    response = client.post(action_url, data, headers={**HTMX, "HX-Current-URL": f"http://testserver{page}"
+                                                                             "?kind=call&invoice="})
+
+    assert response.status_code == 200
+    assert response["HX-Replace-Url"] == page
+    assert " checked" not in re.search(r'<form class="timeline-filters".*?</form>', response.content.decode(),
+                                       re.S).group()
+
+
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
 @pytest.mark.parametrize("name", ACTIONS)
 def test_an_action_answers_only_get_and_post(client, collector, posts, name, method):

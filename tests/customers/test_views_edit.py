@@ -518,6 +518,19 @@ def test_adding_a_contact_with_htmx_returns_the_contacts_section(client, collect
     assert "Contact Jana Novak saved." in html
 
 
+def test_a_contact_added_with_htmx_on_a_filtered_timeline_takes_the_filter_out_of_the_address_bar(
+    client, collector, customer
+):
+    client.force_login(collector)
+    page = reverse("customers:detail", args=[customer.pk])
+
+    response = client.post(reverse("customers:contact_add", args=[customer.pk]), contact_data(),
+                           headers={**HTMX, "HX-Current-URL": f"http://testserver{page}?kind=call"})
+
+    assert response.status_code == 200
+    assert response["HX-Replace-Url"] == page
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
