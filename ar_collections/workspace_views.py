@@ -629,10 +629,14 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
         else:
             return HttpResponseBadRequest("Unknown change.")
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        said = " ".join(error.messages)
         if request.htmx:
-            # Only the message travels (out of band); the item stays as it was.
-            return reswap(render(request, "base.html#messages", {}, status=422), "none")
+            # The reason goes beside the item (out of band): the top of a long
+            # list is out of sight. The item stays as it was, the date typed too.
+            response = render(request, "collections/worklist.html#item-refused", {"item": item, "said": said},
+                              status=422)
+            return reswap(response, "none")
+        messages.error(request, said)
         return redirect(_worklist_url(request, item))
     messages.success(request, said)
     if request.htmx:

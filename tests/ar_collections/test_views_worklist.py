@@ -436,6 +436,24 @@ def test_a_refused_change_with_htmx_leaves_the_item_on_the_list(client, collecto
     assert f'id="work-{item.pk}"' in html or response.get("HX-Reswap") == "none"
 
 
+def test_a_refused_change_with_htmx_says_why_beside_the_item_not_only_at_the_top_of_the_page(
+    client, collector, item
+):
+    """The top of a long list is out of sight: the reason goes into the item,
+    whose forms stay as they were (the date typed with them)."""
+    client.force_login(collector)
+
+    response = client.post(change_url(item, "snooze"), {"until": "2025-08-01"}, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 422 and response["HX-Reswap"] == "none"
+    error = re.search(rf'<p [^>]*id="work-{item.pk}-error"[^>]*>(.*?)</p>', html)
+    assert error and error.group(1) == "Snooze to a later day."
+    assert 'hx-swap-oob="true"' in error.group() and 'role="alert"' in error.group()
+    assert f'id="work-{item.pk}-error"' in client.get(WORKLIST).content.decode()
+    assert "Snooze to a later day." not in client.get(WORKLIST).content.decode()
+
+
 # --- Query count --------------------------------------------------------------------------
 
 
