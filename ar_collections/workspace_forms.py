@@ -60,9 +60,16 @@ def _invoice_label(invoice: Invoice) -> str:
     return f"{invoice.number} · due {format_day(invoice.due_date)} · {money}"
 
 
+# An invoice offered when the form opened and settled since (another tab, the
+# bank import): said in words, not with the invoice's database id.
+NO_LONGER_OPEN = ("An invoice chosen is no longer open on this account (paid or credited meanwhile): "
+                  "choose from those listed now.")
+
+
 class InvoiceChoice(forms.ModelChoiceField):
     def __init__(self, **kwargs) -> None:
         super().__init__(queryset=Invoice.objects.none(), **kwargs)
+        self.error_messages["invalid_choice"] = NO_LONGER_OPEN
 
     def label_from_instance(self, obj: Invoice) -> str:
         return _invoice_label(obj)
@@ -73,6 +80,7 @@ class InvoiceChoices(forms.ModelMultipleChoiceField):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(queryset=Invoice.objects.none(), **kwargs)
+        self.error_messages["invalid_choice"] = NO_LONGER_OPEN
 
     def label_from_instance(self, obj: Invoice) -> str:
         return _invoice_label(obj)
@@ -121,7 +129,9 @@ class CallForm(_AccountForm):
     def clean(self):
         data = super().clean()
         promise_parts = [data.get("promise_amount"), data.get("promise_date"), data.get("promise_invoices")]
-        if any(promise_parts) and not all(promise_parts):
+        # A part refused on its own (an invoice paid meanwhile) says why where it stands.
+        refused = {"promise_amount", "promise_date", "promise_invoices"} & set(self.errors)
+        if any(promise_parts) and not all(promise_parts) and not refused:
             raise forms.ValidationError("A promise needs an amount, a date and the invoices it covers.")
         return data
 

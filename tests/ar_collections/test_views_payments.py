@@ -213,7 +213,7 @@ def test_another_accounts_invoice_is_not_a_choice(
     response = client.post(payment_url(customer), form(invoices, invoices=[stranger.pk]))
 
     assert response.status_code == 422
-    assert "Select a valid choice" in response.content.decode()
+    assert "An invoice chosen is no longer open on this account" in response.content.decode()
     assert state() == before
 
 

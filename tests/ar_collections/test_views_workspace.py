@@ -46,6 +46,7 @@ from ar_collections.models import (
     Promise,
     TimelineEventInvoice,
 )
+from ar_collections.workspace_forms import NO_LONGER_OPEN
 from customers.models import Customer, EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
@@ -261,6 +262,28 @@ def test_with_htmx_an_action_on_a_filtered_timeline_takes_the_filter_out_of_the_
                                        re.S).group()
 
 
+@pytest.mark.parametrize("name", ["call_log", "invoice_copy", "promise_record", "plan_propose",
+                                  "exception_request"])
+def test_an_invoice_paid_since_the_form_was_opened_is_named_as_such_and_nothing_changes(
+    client, collector, posts, invoices, name
+):
+    """Another tab (or the bank import) settled the invoice meanwhile: the
+    refusal says so in words, not with the invoice's database id."""
+    action_url, data = posts[name]
+    Invoice.objects.filter(pk=invoices[1].pk).update(open_amount=0, status="paid", settled_on=TODAY)
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(action_url, data, headers=HTMX)
+
+    errors = re.findall(r'class="field-error"[^>]*>([^<]*)<', response.content.decode())
+    assert response.status_code == 422
+    assert errors == ["An invoice chosen is no longer open on this account (paid or credited meanwhile): "
+                      "choose from those listed now."]
+    assert "A promise needs" not in response.content.decode()
+    assert state() == before
+
+
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
 @pytest.mark.parametrize("name", ACTIONS)
 def test_an_action_answers_only_get_and_post(client, collector, posts, name, method):
@@ -396,7 +419,7 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
     ben = make_contact(customer, name="Ben Backup", email="")
     elsewhere = make_invoice(make_customer(name="Elsewhere Ltd"), issued=dt.date(2025, 6, 1))
     promise = {"promise_amount": "200.00", "promise_date": "2025-08-08", "promise_invoices": [second.pk]}
-    not_offered = "Select a valid choice. That choice is not one of the available choices."
+    not_offered = NO_LONGER_OPEN
     call, note, copy = url("call_log", customer), url("note_add", customer), url("invoice_copy", customer)
     promise_url, plan = url("promise_record", customer), url("plan_propose", customer)
     dispute_url, resolve = url("dispute_open", customer), url("dispute_resolve", customer, dispute.pk)
