@@ -276,3 +276,20 @@ def test_a_keyboard_user_lands_in_the_form_and_on_the_field_to_correct(page, acm
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     expect(page.locator("#messages")).to_contain_text("Dunning paused until")
+
+
+def test_a_message_after_an_action_lands_in_the_live_region_screen_readers_already_watch(page, acme):
+    """A live region is announced when what is in it changes; one swapped in
+    whole, message and all, is a new region that most screen readers pass over."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    page.evaluate("document.getElementById('messages').dataset.watched = 'yes'")
+
+    page.get_by_role("link", name="Add a note").click()
+    page.locator("#action-panel").get_by_label("Note").fill("Spoke to their CFO")
+    page.locator("#action-panel").get_by_role("button", name="Save").click()
+
+    messages = page.locator("#messages")
+    expect(messages).to_have_text("Note added.")
+    expect(messages).to_have_attribute("data-watched", "yes")
+    expect(messages).to_have_attribute("aria-live", "polite")

@@ -337,7 +337,7 @@ def test_with_htmx_the_decided_step_replaces_its_form(client, manager, action):
     assert "<html" not in html
     assert "Declined" in html and "Big order next month" in html
     assert f'hx-post="{url(action)}"' not in html
-    assert "Acme Tools: credit hold declined." in html and 'hx-swap-oob="true"' in html
+    assert "Acme Tools: credit hold declined." in html and 'hx-swap-oob="innerHTML"' in html
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])

@@ -168,7 +168,7 @@ def test_with_htmx_noting_the_cause_returns_the_card(client, collector, customer
     assert html.lstrip().startswith('<section id="dunning"')
     assert "<html" not in html
     assert "Special bond" in html
-    assert "Cause noted" in html and 'hx-swap-oob="true"' in html
+    assert "Cause noted" in html and 'hx-swap-oob="innerHTML"' in html
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])

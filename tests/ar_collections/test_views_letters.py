@@ -258,7 +258,7 @@ def test_with_htmx_the_queue_comes_back_without_the_printed_letters(
     assert html.lstrip().startswith('<section id="letters"')
     assert "<html" not in html
     assert "Left Ltd" in html and "Done Ltd" not in html
-    assert "1 letter marked as printed." in html and 'hx-swap-oob="true"' in html
+    assert "1 letter marked as printed." in html and 'hx-swap-oob="innerHTML"' in html
     assert printed(done, left) == [NOW, None]
 
 

@@ -223,7 +223,7 @@ def test_with_htmx_the_decided_step_replaces_its_form(client, collector, action)
     assert "<html" not in html
     assert "Skipped" in html and "Customer asked to wait" in html
     assert f'hx-post="{url(action)}"' not in html
-    assert 'id="messages"' in html and 'hx-swap-oob="true"' in html
+    assert 'id="messages"' in html and 'hx-swap-oob="innerHTML"' in html
     assert "Acme Tools: e-mail skipped (Customer asked to wait)." in html
 
 

@@ -225,7 +225,7 @@ def test_with_htmx_starting_returns_the_runs_section(
     assert response.status_code == 200
     assert html.lstrip().startswith('<section id="runs"')
     assert "<html" not in html
-    assert "has started" in html and 'hx-swap-oob="true"' in html
+    assert "has started" in html and 'hx-swap-oob="innerHTML"' in html
     assert enqueued == [("2025-08-05", manager.pk)]
     # The started run refreshes from the runs page, not from the form's address.
     assert f'hx-get="{RUNS}" hx-trigger="every 10s"' in html

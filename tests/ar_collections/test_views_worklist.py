@@ -279,7 +279,7 @@ def test_with_htmx_a_change_replaces_the_item_in_place(
     assert response.status_code == 200
     assert html.lstrip().startswith(f'<li class="work-item work-item-gone" id="work-{item.pk}">')
     assert said in html and "<html" not in html
-    assert re.search(r'<div id="messages"[^>]*hx-swap-oob="true"', html)
+    assert re.search(r'<div id="messages"[^>]*hx-swap-oob="innerHTML"', html)
     assert item_state(item)[:4] == expected_state(change, collector, manager)
 
 

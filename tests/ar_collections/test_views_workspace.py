@@ -70,7 +70,7 @@ ACCOUNT_PARTS = [
     # The Dunning card (cause, pauses) and the open invoices change with an action too.
     r'<section id="dunning"[^>]*hx-swap-oob="true"',
     r'<section id="open-invoices"[^>]*hx-swap-oob="true"',
-    r'<div id="messages"[^>]*hx-swap-oob="true"',
+    r'<div id="messages"[^>]*hx-swap-oob="innerHTML"',
 ]
 
 

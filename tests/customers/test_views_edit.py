@@ -291,7 +291,7 @@ def test_saving_the_card_with_htmx_returns_the_updated_card(client, collector, c
     assert response.status_code == 200
     assert html.lstrip().startswith('<section id="account-card"')
     assert "Acme Tools &amp; Dies" in html
-    assert 'id="messages"' in html and 'hx-swap-oob="true"' in html
+    assert 'id="messages"' in html and 'hx-swap-oob="innerHTML"' in html
     assert "Account card saved." in html
     assert Customer.objects.get(pk=customer.pk).name == "Acme Tools & Dies"
 
