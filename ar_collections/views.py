@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
-from kombu.exceptions import OperationalError
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from ar_collections import delivery, dunning, imports, services
 from ar_collections.channels import route_for
@@ -172,10 +172,11 @@ def _run_start(*, run_date: dt.date, manager) -> DunningRun:
     # is said, not a 500 over a run left "running" that no worker will do.
     try:
         start_dunning_run.delay(run_date.isoformat(), manager.pk)
-    except OperationalError as error:
+    except BrokerUnreachable as error:
         log.error("the run for %s could not be handed to the workers: %s", run_date, error)
-        # Nothing is planned before the task starts: the row goes, as if never started.
-        DunningRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, actions__isnull=True).delete()
+        # No worker will hear of it: the row goes, as if never started, unless
+        # a worker has begun planning it meanwhile (the nightly schedule).
+        DunningRun.objects.filter(pk=run.pk, planned_through_customer_id=0, planned_at__isnull=True).delete()
         raise dunning.RunRefused(
             f"No run was started: the workers cannot be reached (the message broker did not answer: "
             f"{error}). Start it again once the broker is back; otherwise tonight's run does the work."

@@ -20,6 +20,7 @@ import time_machine
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from django.db import connection, transaction
+from kombu import pools as kombu_pools
 
 from ar_collections.default_policies import ladders_install_missing
 from ar_collections.delivery import actions_deliver
@@ -123,6 +124,36 @@ def smtp_server(settings) -> Iterator[SmtpServer]:
     finally:
         controller.stop()
         mail_log.setLevel(level)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening, closed: nothing answers there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def broker_down(settings):
+    """The project's Celery app publishing to a broker nothing answers at."""
+    keys = ("broker_url", "task_publish_retry", "task_always_eager", "broker_transport_options")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(broker_url=f"redis://127.0.0.1:{closed_port()}/0", task_publish_retry=False,
+                    task_always_eager=False,
+                    # Given up at once: kombu's connection retries count time, which a frozen clock stops.
+                    broker_transport_options={**saved["broker_transport_options"], "max_retries": 0})
+    _drop_broker_connections()  # the next publish connects with the settings above
+    yield
+    _drop_broker_connections()
+    app.conf.update(saved)
+
+
+def _drop_broker_connections() -> None:
+    """Close the app's broker connections and forget its pools, kombu's shared
+    ones included (even an eager task takes a producer from them)."""
+    app.pool.force_close_all()
+    kombu_pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture

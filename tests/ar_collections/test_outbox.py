@@ -14,7 +14,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from kombu import pools as kombu_pools
 
 from ar_collections import outbox, workspace
 from ar_collections.models import (
@@ -29,9 +28,8 @@ from ar_collections.models import (
     WorkItem,
     WorkKind,
 )
-from arcrm.celery import app
 from customers.models import EventKind, TimelineEvent
-from tests.ar_collections.conftest import DUE, held_by_another_worker
+from tests.ar_collections.conftest import DUE, closed_port, held_by_another_worker
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
 
@@ -224,12 +222,6 @@ def test_a_call_is_logged_while_the_mail_server_is_down_and_its_summary_waits(
     assert "Connection refused" in mail.error or "ConnectionRefused" in mail.error
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:  # bound, never listening, closed: nothing answers there
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_mail_server_that_cannot_be_reached_postpones_the_rest_of_the_batch(
     account, collector, settings, django_capture_on_commit_callbacks
 ):
@@ -320,27 +312,6 @@ def test_a_refusal_is_recorded_by_whoever_holds_the_mail_after_the_rollback(acco
     assert (mail.status, mail.attempts) == (MailStatus.FAILED, 1)
     assert mail.error == "SMTPDataError: (554, b'Message refused')"
     assert TimelineEvent.objects.filter(customer=account, summary__startswith="E-mail not sent").count() == 1
-
-
-@pytest.fixture
-def broker_down(settings):
-    """The project's Celery app publishing to a broker nothing answers at."""
-    saved = {key: app.conf[key] for key in ("broker_url", "task_publish_retry", "task_always_eager")}
-    app.conf.update(broker_url=f"redis://127.0.0.1:{closed_port()}/0", task_publish_retry=False,
-                    task_always_eager=False)
-    _drop_broker_connections()  # the next publish connects with the settings above
-    yield
-    _drop_broker_connections()
-    app.conf.update(saved)
-
-
-def _drop_broker_connections() -> None:
-    """Close the app's broker connections and forget its pools, kombu's shared
-    ones included (even an eager task takes a producer from them)."""
-    app.pool.force_close_all()
-    kombu_pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 def test_an_action_whose_worker_cannot_be_told_still_answers_and_its_mail_waits(
