@@ -24,7 +24,9 @@ or timeline entry is ever recorded.
 Failures are outcomes too: a permanent one (a 5xx reply, a letter that does
 not render) marks the action FAILED with the error; a transient one (the mail
 server is unreachable or answers 4xx) puts it back to PLANNED with the error
-until MAX_DELIVERY_ATTEMPTS, then FAILED. What is the install's to fix is
+until MAX_DELIVERY_ATTEMPTS, then FAILED; a server that cannot be reached
+at all is tried once per batch, and the batch's other e-mails wait untried,
+spending no attempt. What is the install's to fix is
 neither: a server that will not open a session at all (a wrong password, a
 TLS mismatch; asked once per batch) or send from our address (a 5xx to
 MAIL FROM), or a wording template that does not parse (the timeline names
@@ -413,11 +415,16 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     install's takes that attempt back (see install_fault)."""
     text = f"{type(error).__name__}: {error}"
     fault = install_fault(error)
-    retry = fault is not None or (is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS)
+    not_tried = isinstance(error, NotTried)
+    retry = fault is not None or not_tried or (
+        is_transient(error) and action.attempts < MAX_DELIVERY_ATTEMPTS
+    )
     status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
-    attempts = action.attempts - (1 if fault else 0)
+    attempts = action.attempts - (1 if fault or not_tried else 0)
     DunningAction.objects.filter(pk=action.pk).update(status=status, error=text, attempts=attempts)
-    if fault:
+    if not_tried:
+        summary = f"{_step_name(action)} not sent yet (no attempt spent), will retry: {text}"
+    elif fault:
         # Every step it touches waits until someone fixes it: loud in the logs.
         log.error("dunning action %s waits, %s: %s", action.pk, fault, text)
         summary = f"{_step_name(action)} not sent yet, {fault}: {text}"
@@ -505,6 +512,14 @@ def is_transient(error: Exception) -> bool:
     return isinstance(error, OSError)  # refused connection, timeout, name lookup, full disk
 
 
+def unreachable(error: Exception) -> bool:
+    """No conversation with the mail server at all (smtplib's errors are OSErrors
+    too; a reply such as 4xx is a conversation, about this message only)."""
+    if isinstance(error, smtplib.SMTPConnectError | smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(error, OSError) and not isinstance(error, smtplib.SMTPException)
+
+
 class SessionRefused(ConnectionError):
     """The mail server will not open a session for us, for good: the login
     failed (a 535 for a wrong password), STARTTLS or TLS failed, or the
@@ -524,26 +539,39 @@ def _session_refusal(error: Exception) -> SessionRefused | None:
     return None
 
 
+class NotTried(ConnectionError):
+    """The e-mail was not offered to the mail server: it could not be reached
+    for an earlier e-mail of the same batch. No attempt of the e-mail's is spent."""
+
+
 class Mailer:
     """One SMTP session for a batch: opened at the first e-mail, dropped after
     an error so the next message starts on a clean connection. A session the
     server refused for good is not asked for again in the same batch: one
-    failed login per batch, not one per e-mail (an account could be locked)."""
+    failed login per batch, not one per e-mail (an account could be locked).
+    Nor is a server that could not be reached: one that hangs would cost every
+    e-mail of the batch the whole timeout, the letters and calls behind them
+    waiting too."""
 
     def __init__(self) -> None:
         self.backend = get_connection()
         self.opened = False
         self.refusal: SessionRefused | None = None
+        self.unreachable: Exception | None = None
 
     def send(self, message: EmailMultiAlternatives) -> None:
         if self.refusal is not None:
             raise SessionRefused(*self.refusal.args)
+        if self.unreachable is not None:
+            raise NotTried(f"the mail server could not be reached moments ago: {self.unreachable}")
         try:
             if not self.opened:
                 try:
                     self.backend.open()
                 except Exception as error:
                     if (refusal := _session_refusal(error)) is None:
+                        if unreachable(error):
+                            self.unreachable = error
                         raise
                     self.refusal = refusal
                     raise refusal from error

@@ -35,7 +35,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from email.utils import parseaddr
-from smtplib import SMTPConnectError, SMTPException, SMTPServerDisconnected
 
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
@@ -51,6 +50,7 @@ from ar_collections.delivery import (
     is_transient,
     sender_domain,
     server_reply,
+    unreachable,
 )
 from ar_collections.models import DunningCycle, MailPurpose, MailStatus, OutgoingMail, TimelineEventInvoice
 from ar_collections.timeline import event_record
@@ -220,7 +220,7 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
                         f"{mail.subject} — {text}",
                 details={"mail": mail.pk, "to": mail.to, "subject": mail.subject, "error": text},
             )
-        return "unreachable" if _unreachable(error) else "deferred"
+        return "unreachable" if unreachable(error) else "deferred"
     if address_refused(error):
         addresses = {parseaddr(to)[1].lower() for to in mail.to}
         for contact in mail.customer.contacts.all():
@@ -245,11 +245,3 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
                  "attempts": mail.attempts},
     )
     return "failed"
-
-
-def _unreachable(error: Exception) -> bool:
-    """No conversation with the mail server at all (smtplib's errors are OSErrors
-    too; a reply such as 4xx is a conversation, about this message only)."""
-    if isinstance(error, SMTPConnectError | SMTPServerDisconnected):
-        return True
-    return isinstance(error, OSError) and not isinstance(error, SMTPException)

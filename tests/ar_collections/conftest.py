@@ -126,6 +126,38 @@ def smtp_server(settings) -> Iterator[SmtpServer]:
         mail_log.setLevel(level)
 
 
+class SilentServer:
+    """Takes connections on `port` and never says a word: a mail server that hangs."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):  # closed at the end of the test
+            while True:
+                self.connections.append(self._listener.accept()[0])
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture
+def silent_smtp(settings) -> Iterator[SilentServer]:
+    """Django's SMTP backend pointed at a server that never answers, with a 1 s timeout."""
+    server = SilentServer()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", server.port, 1
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    yield server
+    server.close()
+
+
 def closed_port() -> int:
     with socket.socket() as probe:  # bound, never listening, closed: nothing answers there
         probe.bind(("127.0.0.1", 0))

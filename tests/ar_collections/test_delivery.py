@@ -536,6 +536,33 @@ def test_an_unreachable_mail_server_gives_up_after_the_last_attempt(
     assert "ConnectionRefusedError" in action.error
 
 
+def test_a_mail_server_that_hangs_is_waited_for_once_per_batch_and_the_other_e_mails_spend_no_attempt(
+    make_account, plan_and_deliver, silent_smtp
+):
+    """A server that takes the connection and never answers costs the batch one
+    timeout, not one per e-mail (with 50 a batch and the 30 s default, 25
+    minutes in which letters and calls wait too), and burns no attempt of the
+    e-mails that were never tried. The letter in the batch goes ahead."""
+    emailed = [make_account(Segment.PROMPT, name=f"Account {n}", email=f"ap{n}@example.test")
+               for n in range(3)]
+    by_letter = make_account(Segment.PROMPT, name="Gamma Bau", email="")  # no address: a letter
+
+    counts = plan_and_deliver(days(3))
+
+    assert (counts["deferred"], counts["letters"]) == (3, 1)
+    assert len(silent_smtp.connections) == 1
+    assert DunningAction.objects.get(customer=by_letter).status == ActionStatus.DONE
+    waiting = DunningAction.objects.filter(customer__in=emailed)
+    assert sorted(waiting.values_list("status", "attempts")) == [
+        (ActionStatus.PLANNED, 0), (ActionStatus.PLANNED, 0), (ActionStatus.PLANNED, 1)
+    ]
+    for action in waiting.filter(attempts=0):
+        [summary] = dunning_events(action.customer)
+        assert summary == ("Friendly reminder (step 1, E-mail) not sent yet (no attempt spent), will retry: "
+                           "NotTried: the mail server could not be reached moments ago: "
+                           "Connection unexpectedly closed: timed out")
+
+
 def test_a_reminder_is_skipped_when_everything_it_lists_was_paid_or_paused_meanwhile(
     make_account, smtp_server, collector
 ):
