@@ -3,12 +3,14 @@ and the beat schedule that runs it every night."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import socket
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -20,22 +22,37 @@ from aiosmtpd.controller import Controller
 from celery import Celery
 from celery.schedules import crontab
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from ar_collections import outbox, workspace
+from ar_collections.default_policies import ladders_install_missing
+from ar_collections.delivery import message_id
+from ar_collections.dunning import ladders, run_plan, run_start
 from ar_collections.models import (
+    ActionStatus,
+    DunningAction,
+    DunningStep,
     ImportStatus,
+    LatePaymentPolicy,
     MailPurpose,
     MailStatus,
     OutgoingMail,
     Payment,
     PaymentBehaviour,
+    PolicyMinimum,
     PromiseStatus,
     ReceivablesImport,
     WorkItem,
     WorkKind,
 )
-from ar_collections.tasks import check_commitments, refresh_payment_behaviour, run_import, send_mail
+from ar_collections.tasks import (
+    check_commitments,
+    deliver_actions,
+    refresh_payment_behaviour,
+    run_import,
+    send_mail,
+)
 from arcrm.celery import app
 from arcrm.roles import sync_role_groups
 from customers.models import Segment
@@ -213,6 +230,71 @@ def test_a_worker_finds_a_broken_promise_and_puts_it_on_the_worklist(
     assert item.assignee == collector
     assert not customer.dunning_pauses.filter(lifted_at__isnull=True).exists()
     assert "collections.check_commitments" in process.output()
+
+
+class _SlowMailbox(_Mailbox):
+    """Takes a moment over each message, as real servers do: a batch lasts long
+    enough for something to happen in the middle of it."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        await asyncio.sleep(0.2)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def slow_worker_smtp(monkeypatch) -> Iterator[SmtpServer]:
+    """worker_smtp, slow."""
+    mailbox = _SlowMailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    monkeypatch.setenv("EMAIL_HOST", controller.hostname)
+    monkeypatch.setenv("EMAIL_PORT", str(controller.port))
+    try:
+        yield SmtpServer(controller.hostname, controller.port, mailbox)
+    finally:
+        controller.stop()
+
+
+@pytest.mark.slow
+def test_a_worker_whose_database_connection_is_killed_mid_batch_delivers_the_rest_that_night(
+    slow_worker_smtp, worker, sender, wait_for, make_customer, make_contact, make_invoice
+):
+    """The database restarts (or its connection is killed) while a delivery
+    batch is half done: the rest of the batch goes out once the database is
+    back, not a day late with the next night's run."""
+    queue, process = worker
+    ladders_install_missing(policy_model=LatePaymentPolicy, step_model=DunningStep,
+                            minimum_model=PolicyMinimum)
+    today = timezone.localdate()  # the worker's clock is not frozen
+    due = today - dt.timedelta(days=ladders()[Segment.PROMPT].steps[0].day_offset)
+    addresses = [f"ap{n}@example.test" for n in range(8)]
+    for address in addresses:
+        customer = make_customer(segment=Segment.PROMPT)
+        make_contact(customer, email=address, is_primary_billing=True)
+        make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount="500.00")
+    run = run_start(run_date=today)
+    run_plan(run=run)
+    actions = DunningAction.objects.filter(run=run)
+    assert actions.count() == len(addresses)
+
+    with sender.connection_for_write() as broker:
+        deliver_actions.apply_async(args=[list(actions.values_list("pk", flat=True))], queue=queue,
+                                    connection=broker)
+    wait_for(lambda: len(slow_worker_smtp.messages) >= 2, timeout=60, message="the batch to be under way")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert cursor.fetchall(), "no worker connection to kill"
+
+    wait_for(lambda: not actions.exclude(status=ActionStatus.DONE).exists(), timeout=90,
+             message="the rest of the batch to be delivered")
+    assert "terminating connection due to administrator command" in process.output()
+    # Each account its e-mail. The one e-mail whose server reply came as the
+    # connection died may have gone twice: with the same Message-ID (see delivery.py).
+    copies = Counter(m["Message-ID"] for m in slow_worker_smtp.messages)
+    assert set(copies) == {message_id(pk) for pk in actions.values_list("pk", flat=True)}
+    assert sum(copies.values()) - len(copies) <= 1
+    assert {m["To"].addresses[0].addr_spec for m in slow_worker_smtp.messages} == set(addresses)
 
 
 @pytest.mark.slow
