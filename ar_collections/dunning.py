@@ -633,7 +633,11 @@ def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:
     from ar_collections.worklist import worklist_refresh
 
     for earlier in runs_unfinished(before=run_date):
-        run_plan(run=earlier)
+        # Only planning that died is finished as of the earlier date: a run
+        # that planned every account then and is still sending has none left
+        # to plan (accounts added since are this run's, as of this date).
+        if earlier.planned_at is None:
+            run_plan(run=earlier)
         run_sweep_planned(run=earlier)
         run_finish_if_done(run_id=earlier.pk)
     actions_sweep_stranded()
