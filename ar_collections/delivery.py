@@ -29,8 +29,8 @@ at all is tried once per batch, and the batch's other e-mails wait untried,
 spending no attempt. What is the install's to fix is
 neither: a server that will not open a session at all (a wrong password, a
 TLS mismatch; asked once per batch) or send from our address (a 5xx to
-MAIL FROM), or a wording template that does not parse (the timeline names
-the file). The action stays PLANNED and no attempt
+MAIL FROM), or a wording template that does not parse or is missing (the
+timeline names the file). The action stays PLANNED and no attempt
 is spent, so the ladders wait rather than pass over it. Either way the
 timeline says what happened, never that something was sent when it was not.
 A step left PLANNED holds the next one back; the nightly run sends it again.
@@ -55,7 +55,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.template import TemplateSyntaxError
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import timezone
 
 from ar_collections import rendering, timeline, worklist
@@ -398,8 +398,9 @@ def _done(action, **fields) -> None:
 def install_fault(error: Exception) -> str | None:
     """What is wrong with the install, not with this step, if that is the
     error: a setting to fix (the mail server refuses the session, or to send
-    from our address) or a wording template that does not parse. Such a step waits, spending no attempt,
-    however long the fix takes: failing it would move the ladder past it."""
+    from our address) or a wording template that does not parse or is
+    missing. Such a step waits, spending no attempt, however long the fix
+    takes: failing it would move the ladder past it."""
     if isinstance(error, SessionRefused):
         return "the mail server refused the session"
     if isinstance(error, smtplib.SMTPSenderRefused) and not is_transient(error):
@@ -407,6 +408,8 @@ def install_fault(error: Exception) -> str | None:
         return "the mail server will not send from our address (the DEFAULT_FROM_EMAIL setting)"
     if isinstance(error, TemplateSyntaxError):
         return "a wording template is broken"
+    if isinstance(error, TemplateDoesNotExist):  # one an install's wording extends or includes
+        return "a wording template is missing"
     return None
 
 

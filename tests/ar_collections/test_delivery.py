@@ -494,6 +494,36 @@ def test_a_broken_wording_template_holds_the_step_with_a_clear_message_until_it_
     assert len(smtp_server.messages) == 1
 
 
+def test_a_wording_template_that_uses_a_missing_one_holds_the_step_until_it_is_fixed(
+    make_account, plan_and_deliver, smtp_server, settings, tmp_path
+):
+    """An install's own wording that includes a file it forgot to add is as
+    much its to fix as one that does not parse: the step waits, spending no
+    attempt, rather than failing for good and the ladder passing over it."""
+    account = make_account(Segment.PROMPT)
+    wording = tmp_path / "wording" / "email" / "dunning" / "friendly"
+    wording.mkdir(parents=True)
+    (wording / "en.txt").write_text('Dear {{ recipient_name }},\n{% include "email/dunning/_sign.txt" %}\n')
+    engine = settings.TEMPLATES[0]
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]
+
+    assert plan_and_deliver(days(3))["deferred"] == 1
+
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
+    assert action.error == "TemplateDoesNotExist: email/dunning/_sign.txt"
+    assert dunning_events(account) == [
+        f"Friendly reminder (step 1, E-mail) not sent yet, a wording template is missing: {action.error}"
+    ]
+    assert smtp_server.messages == [] and not LateCharge.objects.exists()
+
+    (wording.parent / "_sign.txt").write_text("Carla from Accounts Receivable\n")  # mended,
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]  # and deployed
+    with frozen(days(4)):
+        assert actions_deliver(action_ids=[action.pk])["emailed"] == 1
+    assert "Carla from Accounts Receivable" in smtp_server.messages[0].get_body(("plain",)).get_content()
+
+
 def test_a_mail_server_saying_try_later_leaves_the_action_planned_for_the_next_sweep(
     make_account, plan_and_deliver, smtp_server
 ):
