@@ -293,3 +293,22 @@ def test_a_message_after_an_action_lands_in_the_live_region_screen_readers_alrea
     expect(messages).to_have_text("Note added.")
     expect(messages).to_have_attribute("data-watched", "yes")
     expect(messages).to_have_attribute("aria-live", "polite")
+
+
+def test_a_refused_click_says_why_instead_of_doing_nothing(page, acme, other_collector):
+    """htmx swaps nothing for an error answer: the account was handed to
+    another collector while Carla had its page open, and her note is refused
+    (403) with the server's reason in the message area."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    page.get_by_role("link", name="Add a note").click()
+    page.locator("#action-panel").get_by_label("Note").fill("Spoke to their CFO")
+    type(acme).objects.filter(pk=acme.pk).update(collector=other_collector)
+
+    page.locator("#action-panel").get_by_role("button", name="Save").click()
+
+    messages = page.locator("#messages")
+    expect(messages).to_contain_text("Nothing was changed.")
+    expect(messages.get_by_role("alert")).to_have_count(1)
+    assert not TimelineEvent.objects.filter(customer=acme, kind=EventKind.NOTE, summary__contains="CFO").exists()
+    page.screenshot(path=ARTIFACTS / "account-refused-click.png", full_page=True)
