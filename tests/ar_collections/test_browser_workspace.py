@@ -310,5 +310,6 @@ def test_a_refused_click_says_why_instead_of_doing_nothing(page, acme, other_col
     messages = page.locator("#messages")
     expect(messages).to_contain_text("Nothing was changed.")
     expect(messages.get_by_role("alert")).to_have_count(1)
-    assert not TimelineEvent.objects.filter(customer=acme, kind=EventKind.NOTE, summary__contains="CFO").exists()
+    notes = TimelineEvent.objects.filter(customer=acme, kind=EventKind.NOTE, summary__contains="CFO")
+    assert not notes.exists()
     page.screenshot(path=ARTIFACTS / "account-refused-click.png", full_page=True)
