@@ -29,9 +29,10 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.template import TemplateDoesNotExist, TemplateSyntaxError
+from django.template import TemplateDoesNotExist, TemplateSyntaxError, VariableDoesNotExist
 from django.template.loader import get_template
 from django.template.loader import render_to_string as _render_to_string
+from django.urls import NoReverseMatch
 
 from ar_collections.models import Tone
 from arcrm.dates import format_day
@@ -196,6 +197,16 @@ def _named(load, name: str, *args):
         return load(name, *args)
     except TemplateSyntaxError as error:
         raise TemplateSyntaxError(f"{name} (or a template it uses): {error}") from error
+    except VariableDoesNotExist as error:
+        # A filter's argument naming a value the notice does not have
+        # ({{ x|default:recipient_nam }}); Django's own message holds the whole
+        # context, which is no reading for a timeline.
+        raise TemplateSyntaxError(
+            f"{name} (or a template it uses) names {error.params[0]!r}, which a notice does not have"
+        ) from None
+    except NoReverseMatch as error:
+        raise TemplateSyntaxError(f"{name} (or a template it uses) links to a page that does not exist: "
+                                  f"{error}") from None
 
 
 def render_to_string(name: str, context: dict) -> str:

@@ -524,6 +524,34 @@ def test_a_wording_template_that_uses_a_missing_one_holds_the_step_until_it_is_f
     assert "Carla from Accounts Receivable" in smtp_server.messages[0].get_body(("plain",)).get_content()
 
 
+@pytest.mark.parametrize(("line", "said"), [
+    ("Dear {{ recipient_name|default:recipient_nam }},",
+     "names 'recipient_nam', which a notice does not have"),
+    ("See {% url 'customers:nowhere' %}", "links to a page that does not exist"),
+])
+def test_a_wording_template_naming_what_does_not_exist_holds_the_step_and_says_what_in_a_line(
+    make_account, plan_and_deliver, smtp_server, settings, tmp_path, line, said
+):
+    """A mistyped name in a filter or a link: the install's to fix, said in a
+    line the timeline can show (Django's own message holds the whole context)."""
+    account = make_account(Segment.PROMPT)
+    wording = tmp_path / "wording" / "email" / "dunning" / "friendly"
+    wording.mkdir(parents=True)
+    (wording / "en.txt").write_text(line + "\n")
+    engine = settings.TEMPLATES[0]
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]
+
+    assert plan_and_deliver(days(3))["deferred"] == 1
+
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
+    assert action.error.startswith(
+        "TemplateSyntaxError: email/dunning/friendly/en.txt (or a template it uses)"
+    )
+    assert said in action.error and "Anna" not in action.error and len(action.error) < 300
+    assert smtp_server.messages == []
+
+
 def test_a_mail_server_saying_try_later_leaves_the_action_planned_for_the_next_sweep(
     make_account, plan_and_deliver, smtp_server
 ):
