@@ -348,3 +348,16 @@ def test_an_unknown_step_is_not_found(client, collector):
     client.force_login(collector)
 
     assert client.post(reverse("collections:action_review", args=[999999]), {}).status_code == 404
+
+
+def test_the_worklist_item_of_a_notice_to_review_leads_to_its_review_page(client, collector, action):
+    """"Done" on the item would close it unread: the item offers the review itself."""
+    from ar_collections.worklist import worklist_refresh
+
+    worklist_refresh(on=TODAY)
+    client.force_login(collector)
+
+    page = client.get(reverse("collections:worklist")).content.decode()
+
+    assert f'<a href="{url(action)}">Review the notice</a>' in page
+    assert '<span class="visually-hidden">Priority</span>' in page

@@ -111,7 +111,9 @@ def test_items_come_most_urgent_first_with_every_part_of_the_priority_explained(
 
     assert listed(response) == [call.pk, broken.pk, again.pk]
     text = text_of(response)
-    assert re.findall(r'title="Priority"> <strong>(\d+)</strong>', text) == ["62", "21", "18"]
+    assert re.findall(r"<span class=\"visually-hidden\">Priority</span> <strong>(\d+)</strong>", text) == [
+        "62", "21", "18"
+    ]
     for why in [
         "Why: EUR 25,300.00 overdue (+25) · 52 days late (+17) · distressed (+20) · due 5 Aug",
         "Why: EUR 800.00 overdue (+0) · 4 days late (+1) · prompt payer (+0) · broken promise (+20) "
