@@ -174,6 +174,23 @@ def test_settings_name_the_variable_when_debug_has_a_bad_value(tmp_path):
     assert "DEBUG must be one of" in result.stderr
 
 
+@pytest.mark.slow
+def test_a_mail_server_speaking_tls_from_the_first_byte_is_set_with_email_use_ssl_not_both(tmp_path):
+    ssl = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.core.mail import get_connection; "
+         "c = get_connection(); print(c.use_ssl, c.use_tls, c.port)"],
+        cwd=REPO_DIR, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings", "DEBUG": "1",
+             "ARCRM_VAR_DIR": str(tmp_path), "EMAIL_HOST": "smtp.example.com", "EMAIL_PORT": "465",
+             "EMAIL_USE_SSL": "yes"},
+    )
+    both = _import_settings(ARCRM_VAR_DIR=str(tmp_path), DEBUG="1", EMAIL_USE_SSL="1", EMAIL_USE_TLS="1")
+
+    assert ssl.stdout.split() == ["True", "False", "465"], ssl.stderr
+    assert both.returncode != 0
+    assert "EMAIL_USE_TLS (STARTTLS, usually port 587) and EMAIL_USE_SSL" in both.stderr
+
+
 def _variables_read_by_settings() -> set[str]:
     tree = ast.parse((REPO_DIR / "arcrm" / "settings.py").read_text())
     return {
