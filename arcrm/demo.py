@@ -218,9 +218,11 @@ def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
             # its account's timeline, dated this morning.
             with _clock(day, hour=1):
                 behaviour_refresh(on=day, record=back == 0)
-        with _clock(day, hour=2):
+        # As the beat schedule has them by default (settings.CELERY_BEAT_SCHEDULE).
+        with _clock(day, hour=2, minute=30):
             workspace.commitments_check(on=day)
-            if day < today:
+        if day < today:
+            with _clock(day, hour=3, minute=30):
                 _night_run(day)
         with _clock(day, hour=10):
             for scene in scenes.get(day, []):
@@ -288,14 +290,14 @@ def _night_run(day: dt.date) -> None:
 
 
 @contextlib.contextmanager
-def _clock(day: dt.date, *, hour: int):
-    """The clock at `hour` o'clock on `day` for the code run under it: planning,
+def _clock(day: dt.date, *, hour: int, minute: int = 0):
+    """The clock at `hour`:`minute` on `day` for the code run under it: planning,
     delivery and every record they write read today's date and time from
     django.utils.timezone.now. For the demo's replay of days gone by only."""
     real = timezone.now
     # Never later than the real time: a demo seeded at 7 in the morning has
     # nothing dated at 10.
-    moment = min(_at(day, hour), real())
+    moment = min(_at(day, hour, minute), real())
     timezone.now = lambda: moment
     try:
         yield

@@ -343,6 +343,8 @@ def test_the_last_weeks_are_lived_through_with_dunning_on(seeded):
         TODAY - dt.timedelta(days=n) for n in range(RECENT_DAYS, 0, -1)
     ]
     assert set(runs.values_list("status", flat=True)) == {RunStatus.FINISHED}
+    # Started when the beat starts them, as the runs page says ("03:30, by the schedule").
+    assert {timezone.localtime(r.started_at).time() for r in runs} == {dt.time(3, 30)}
     done = DunningAction.objects.filter(status=ActionStatus.DONE)
     assert done.filter(channel=Channel.EMAIL).exists() and done.filter(channel=Channel.PHONE).exists()
     for action in done.exclude(channel=Channel.INTERNAL):  # a manager's decisions come days later
