@@ -278,6 +278,25 @@ def promise_record(
     return promise
 
 
+@transaction.atomic
+def promise_withdraw(*, promise: Promise, actor, reason: str, on: dt.date) -> Promise:
+    """Take back a promise recorded wrongly (the wrong amount, day or
+    invoices, or one the customer never made): it ends as cancelled, not
+    broken, so it counts against nobody's payment behaviour; its pause lifts
+    and dunning goes on where it stood. Who, when and why go on the timeline."""
+    require_act_on(actor, promise.customer)
+    locked = Promise.objects.select_for_update().select_related("customer").get(pk=promise.pk)
+    if locked.status != PromiseStatus.OPEN:
+        raise ValidationError(f"This promise is {locked.get_status_display().lower()} already: only an open "
+                              "promise can be withdrawn.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the promise is withdrawn."})
+    said = f"Promise of {format_money(locked.amount, locked.currency)} by {format_day(locked.promised_on)}"
+    _promise_close(locked, PromiseStatus.CANCELLED, paid=locked.paid_amount, on=on, actor=actor,
+                   summary=f"{said} withdrawn: {reason.strip()}")
+    return locked
+
+
 # --- Payment plans ----------------------------------------------------------------
 
 
@@ -1071,14 +1090,16 @@ def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) 
     return "open"
 
 
-def _promise_close(promise: Promise, status: str, *, paid: Decimal, on: dt.date, summary: str) -> None:
-    """Kept or broken: the promise ends, its pauses lift and its open items close."""
+def _promise_close(
+    promise: Promise, status: str, *, paid: Decimal, on: dt.date, summary: str, actor=None
+) -> None:
+    """Kept, broken or withdrawn: the promise ends, its pauses lift and its open items close."""
     before = promise.status
     promise.status, promise.resolved_on, promise.paid_amount = status, on, paid
     promise.save(update_fields=["status", "resolved_on", "paid_amount"])
-    _pauses_lift(DunningPause.objects.filter(promise=promise))
-    worklist.items_close(promise=promise)
-    event_record(customer=promise.customer, kind=EventKind.PROMISE, subject=promise,
+    _pauses_lift(DunningPause.objects.filter(promise=promise), actor=actor)
+    worklist.items_close(promise=promise, actor=actor)
+    event_record(customer=promise.customer, kind=EventKind.PROMISE, subject=promise, actor=actor,
                  invoices=list(promise.invoices.all()), summary=summary,
                  details={"status": status, "paid": str(paid), "before": {"status": before}})
 

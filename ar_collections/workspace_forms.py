@@ -281,6 +281,14 @@ class DisputeForm(_AccountForm):
         invoice.error_messages["invalid_choice"] = "That invoice is settled or already has an open dispute."
 
 
+class WithdrawForm(forms.Form):
+    reason = _text("Why is it withdrawn?")
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
 class DisputeResolveForm(forms.Form):
     outcome = forms.ChoiceField(choices=DisputeOutcome.choices, widget=forms.RadioSelect)
     amount = _money(label="Credit note amount or corrected total", required=False)

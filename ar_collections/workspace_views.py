@@ -45,6 +45,7 @@ from ar_collections.models import (
     Invoice,
     PaymentPlan,
     PlanStatus,
+    Promise,
     PromiseStatus,
     WorkItem,
 )
@@ -63,6 +64,7 @@ from ar_collections.workspace_forms import (
     PromiseForm,
     ReassignForm,
     SnoozeForm,
+    WithdrawForm,
     managers,
     worklist_owners,
 )
@@ -499,6 +501,29 @@ def dispute_resolve(request: HttpRequest, pk: int, dispute_id: int) -> HttpRespo
     context = {"customer": customer, "form": form, "slug": "resolve",
                "title": f"Resolve the dispute on {dispute.invoice.number}", "action_url": request.path,
                "dispute": dispute}
+    return _form_response(request, context, status=422 if bound else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def promise_withdraw(request: HttpRequest, pk: int, promise_id: int) -> HttpResponse:
+    # Whoever may record a promise may take back one recorded wrongly.
+    customer = customer_changeable(request, pk, permission="collections.add_promise")
+    promise = get_object_or_404(Promise, pk=promise_id, customer=customer)
+    bound = request.method == "POST"
+    form = WithdrawForm(request.POST if bound else None, auto_id="withdraw-%s")
+    if bound and form.is_valid():
+        try:
+            workspace.promise_withdraw(promise=promise, actor=request.user,
+                                       reason=form.cleaned_data["reason"], on=timezone.localdate())
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Promise withdrawn; dunning goes on where it stood.")
+            return _account_changed(request, customer)
+    money = format_money(promise.amount, promise.currency)
+    context = {"customer": customer, "form": form, "slug": "withdraw", "action_url": request.path,
+               "title": f"Withdraw the promise of {money} by {format_day(promise.promised_on)}"}
     return _form_response(request, context, status=422 if bound else 200)
 
 

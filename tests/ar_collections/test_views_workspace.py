@@ -44,6 +44,7 @@ from ar_collections.models import (
     PaymentPlan,
     PlanStatus,
     Promise,
+    PromiseStatus,
     TimelineEventInvoice,
 )
 from ar_collections.workspace_forms import NO_LONGER_OPEN
@@ -722,6 +723,64 @@ def test_a_promise_pauses_dunning_of_its_invoices_until_the_grace_ends(
     event = TimelineEvent.objects.get(customer=customer)
     assert event.kind == EventKind.PROMISE
     assert linked_numbers(event) == ["INV-1001", "INV-1002"]
+
+
+@pytest.fixture
+def promised(customer, collector, anna, invoices) -> Promise:
+    """Recorded wrongly: EUR 700.00 by 15 Aug on INV-1002, pausing its dunning."""
+    return workspace.promise_record(customer=customer, actor=collector, contact=anna,
+                                    amount=Decimal("700.00"), promised_on=dt.date(2025, 8, 15),
+                                    invoices=[invoices[1]], on=TODAY)
+
+
+def promise_state(promise: Promise) -> tuple:
+    promise.refresh_from_db()
+    return promise.status, DunningPause.objects.filter(promise=promise, lifted_at__isnull=True).count()
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_promise_recorded_wrongly_is_withdrawn_with_a_reason_and_dunning_goes_on(
+    client, collector, customer, promised, headers
+):
+    """Withdrawn, not broken: it counts against nobody's payment behaviour."""
+    client.force_login(collector)
+    withdraw = url("promise_withdraw", customer, promised.pk)
+    assert "Withdraw" in client.get(account(customer)).content.decode()
+    assert "Why is it withdrawn?" in client.get(withdraw, headers=headers).content.decode()
+
+    response = client.post(withdraw, {"reason": "Typed against the wrong invoice"}, headers=headers)
+
+    if headers:
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert all(re.search(part, page) for part in ACCOUNT_PARTS)
+    else:
+        assert (response.status_code, response.url) == (302, account(customer) + "#timeline")
+    assert promise_state(promised) == (PromiseStatus.CANCELLED, 0)
+    event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.PROMISE).latest("pk")
+    assert event.summary == "Promise of EUR 700.00 by 15 Aug 2025 withdrawn: Typed against the wrong invoice"
+    assert (event.actor, event.details["before"]) == (collector, {"status": "open"})
+
+
+def test_a_promise_is_withdrawn_only_with_a_reason_only_while_open_and_only_by_whoever_works_the_account(
+    client, collector, other_collector, viewer, customer, promised
+):
+    withdraw = url("promise_withdraw", customer, promised.pk)
+    client.force_login(collector)
+    assert client.post(withdraw, {"reason": " "}).status_code == 422
+    assert client.put(withdraw).status_code == 405
+    for someone in (other_collector, viewer):
+        client.force_login(someone)
+        assert client.post(withdraw, {"reason": "Not mine to take back"}).status_code == 403
+    assert Client(enforce_csrf_checks=True).post(withdraw, {"reason": "x"}).status_code in (302, 403)
+    assert promise_state(promised) == (PromiseStatus.OPEN, 1)
+
+    Promise.objects.filter(pk=promised.pk).update(status=PromiseStatus.KEPT)
+    client.force_login(collector)
+    refused = client.post(withdraw, {"reason": "Too late"})
+    assert refused.status_code == 422
+    assert "This promise is kept already" in refused.content.decode()
+    assert promise_state(promised)[0] == PromiseStatus.KEPT
 
 
 def test_a_plan_within_the_collectors_limit_starts_at_once(client, collector, customer, invoices):
