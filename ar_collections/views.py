@@ -54,6 +54,7 @@ from ar_collections.models import (
     DunningAction,
     DunningActionInvoice,
     DunningCycle,
+    DunningPause,
     DunningRun,
     ExceptionKind,
     ExceptionRequest,
@@ -580,10 +581,40 @@ def _add_paid_since(letters: list[DunningAction]) -> None:
     for action_id, number, still_open in changed:
         paid.setdefault(action_id, []).append(f"{number} {'part paid' if still_open > 0 else 'paid'}")
     today = timezone.localdate()
+    paused = _paused_since(letters, today=today)
     for letter in letters:
         letter.paid_since = paid.get(letter.pk, [])
+        letter.paused_since = paused.get(letter.pk, [])
         # A letter posted after the day it asks payment by tells the customer nothing it can do.
         letter.pay_by_passed = letter.pay_by is not None and letter.pay_by < today
+
+
+def _paused_since(letters: list[DunningAction], *, today: dt.date) -> dict[int, list[str]]:
+    """Per letter, what it asks for that a pause now in force and begun since
+    it was written covers ("INV-2 (promise to pay)"): a letter demanding what
+    the collector has since agreed to wait for, or that the customer disputes,
+    contradicts them. Two queries for the page."""
+    listed: dict[int, dict[int, str]] = {}
+    for action_id, invoice_id, number in DunningActionInvoice.objects.filter(action__in=letters).values_list(
+        "action_id", "invoice_id", "invoice__number"
+    ):
+        listed.setdefault(action_id, {})[invoice_id] = number
+    customers = {x.customer_id for x in letters}
+    pauses = list(
+        DunningPause.objects.active(on=today).filter(customer_id__in=customers).order_by("starts_on", "pk")
+    )
+    said: dict[int, list[str]] = {}
+    for letter in letters:
+        numbers = listed.get(letter.pk, {})
+        for pause in pauses:
+            if pause.customer_id != letter.customer_id or pause.starts_on < letter.planned_on:
+                continue
+            if pause.invoice_id is None:
+                said.setdefault(letter.pk, []).append(f"the account ({pause.get_kind_display().lower()})")
+            elif pause.invoice_id in numbers:
+                said.setdefault(letter.pk, []).append(
+                    f"{numbers[pause.invoice_id]} ({pause.get_kind_display().lower()})")
+    return said
 
 
 # --- The Dunning card on the account page -----------------------------------

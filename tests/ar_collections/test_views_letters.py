@@ -148,6 +148,29 @@ def test_the_queue_says_which_invoices_a_letter_asks_for_were_paid_since(
     assert f"Paid since it was written: {invoice.number} part paid. Check it still should go." in page
 
 
+def test_the_queue_says_which_invoices_a_letter_asks_for_were_paused_since(
+    client, collector, customer, make_letter, make_invoice
+):
+    """A promise or a dispute since the letter was written: posting it would
+    demand what the collector agreed to wait for. A dispute on an invoice it
+    does not list says nothing."""
+    from ar_collections import workspace
+
+    letter = make_letter(customer)
+    invoice = letter.lines.get().invoice
+    other = make_invoice(customer, issued=dt.date(2025, 6, 1))
+    workspace.promise_record(customer=customer, actor=collector, amount=Decimal("10.00"),
+                             promised_on=TODAY + dt.timedelta(days=7), invoices=[invoice], on=TODAY)
+    workspace.dispute_open(customer=customer, actor=collector, invoice=other, reason="price",
+                           description="Billed twice", on=TODAY)
+    client.force_login(collector)
+
+    page = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert (f"Paused since it was written: {invoice.number} (promise to pay). Posting it would ask for what "
+            "is on hold; check it still should go.") in page
+
+
 def test_the_queue_says_when_a_letter_s_pay_by_date_has_passed(client, collector, customer, make_letter):
     letter = make_letter(customer)
     DunningAction.objects.filter(pk=letter.pk).update(pay_by=TODAY - dt.timedelta(days=1))
@@ -169,8 +192,9 @@ def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
     client.force_login(collector)
 
     # session, user, role groups, permissions (2), count, letters with customer,
-    # step and recipient, their invoices paid since
-    with django_assert_num_queries(8):
+    # step and recipient, their invoices paid since, their invoices and the
+    # pauses since
+    with django_assert_num_queries(10):
         response = client.get(QUEUE)
 
     assert len(response.context["letters"]) == rows
