@@ -125,6 +125,11 @@ class CallForm(_AccountForm):
     promise_date = _date(label="Promised by", required=False)
     promise_invoices = InvoiceChoices(label="Promise covers", required=False)
     email_summary = forms.BooleanField(label="E-mail the contact a written summary", required=False)
+    # The promise's fields as the service names them (workspace.promise_record):
+    # its refusals are shown under the fields they are about.
+    SERVICE_FIELDS = {
+        "amount": "promise_amount", "promised_on": "promise_date", "invoices": "promise_invoices",
+    }
 
     def clean(self):
         data = super().clean()

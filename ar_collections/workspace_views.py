@@ -692,6 +692,7 @@ def _autofocus(form, *, first: bool) -> None:
 def _add_errors(form, error: ValidationError) -> None:
     if hasattr(error, "error_dict"):
         for field, errors in error.error_dict.items():
+            field = getattr(form, "SERVICE_FIELDS", {}).get(field, field)
             form.add_error(field if field in form.fields else None, errors)
     else:
         form.add_error(None, error.messages)

@@ -704,6 +704,25 @@ def test_an_invoice_copy_with_wording_that_does_not_parse_says_which_file_and_se
 # --- Promises and plans ---------------------------------------------------------------------------
 
 
+def test_a_call_s_promise_refused_by_its_rules_says_why_under_the_promise_s_field(
+    client, collector, customer, anna, invoices
+):
+    client.force_login(collector)
+
+    response = client.post(url("call_log", customer), {
+        "contact": anna.pk, "outcome": "reached", "promise_amount": "100.00", "promise_date": "2025-08-04",
+        "promise_invoices": [invoices[0].pk],
+    })
+
+    assert response.status_code == 422
+    form = response.context["form"]
+    assert form.errors["promise_date"] == ["A promise is for today or a later day."]
+    assert not form.non_field_errors()
+    assert not TimelineEvent.objects.filter(customer=customer).exists()
+
+
+
+
 def test_a_promise_pauses_dunning_of_its_invoices_until_the_grace_ends(
     client, collector, customer, anna, invoices
 ):
