@@ -24,7 +24,20 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Floor, Least
 from django.utils import timezone
 
@@ -39,11 +52,12 @@ from ar_collections.models import (
     WorkItem,
     WorkKind,
     WorkStatus,
+    money_field,
 )
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
 from arcrm.db import DaysBetween
-from arcrm.money import by_currency, format_amounts
+from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.roles import can_act_on
 from customers.models import Contact, EventKind, Segment
 
@@ -226,7 +240,7 @@ def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
         WorkItem.objects.filter(status=WorkStatus.OPEN, assignee=assignee, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
         .select_related("customer", "customer__behaviour", "customer__collector")
-        .annotate(days_late=_days_late(on=on))
+        .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on))
         .annotate(**priority_parts())
         .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))
         .order_by("-priority", "due_on", "pk")
@@ -240,12 +254,22 @@ def _days_late(*, on: dt.date) -> Coalesce:
     return Coalesce(DaysBetween(Value(on), Subquery(oldest)), Value(0))
 
 
+def _overdue_amount(*, on: dt.date) -> Coalesce:
+    """What the item's account has overdue on `on`, in its own currency, as it
+    stands now: a payment recorded this morning counts, where last night's
+    behaviour figures would not yet have it."""
+    overdue = (Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
+                                      due_date__lt=on, currency=OuterRef("customer__currency"))
+               .values("customer").annotate(total=Sum("open_amount")).values("total"))
+    return Coalesce(Subquery(overdue), Value(ZERO), output_field=money_field())
+
+
 def priority_parts() -> dict:
-    """The four parts of an item's priority; `days_late` annotated first."""
+    """The four parts of an item's priority; `days_late` and `overdue_amount` annotated first."""
     whole = IntegerField()
     return {
         "money_points": Least(
-            Floor(Coalesce(F("customer__behaviour__overdue_amount"), Value(0)) / MONEY_POINTS_PER),
+            Floor(F("overdue_amount") / MONEY_POINTS_PER),
             Value(MONEY_POINTS_MAX), output_field=whole,
         ),
         "days_points": Least(

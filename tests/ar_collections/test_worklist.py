@@ -30,12 +30,13 @@ ON = DUE + dt.timedelta(days=30)
 
 
 def behaviour(customer, *, overdue: str, days: int) -> None:
-    """The nightly figures, and the account's invoices overdue `days` on ON
-    (lateness is read off the invoices, in whatever currency)."""
+    """The nightly figures, and the account's invoices overdue `days` on ON,
+    owing `overdue` between them (the list reads both off the invoices)."""
     PaymentBehaviour.objects.create(customer=customer, computed_on=ON, overdue_amount=Decimal(overdue),
                                     max_days_overdue=days)
+    share = Decimal(overdue) / customer.invoices.count()
     customer.invoices.update(issue_date=ON - dt.timedelta(days=days + 30),
-                             due_date=ON - dt.timedelta(days=days))
+                             due_date=ON - dt.timedelta(days=days), total_amount=share, open_amount=share)
 
 
 def add(customer, key: str, kind: str = WorkKind.CALL, due_on: dt.date = ON) -> WorkItem:
@@ -64,6 +65,21 @@ def test_the_priority_adds_money_lateness_risk_and_promises_and_shows_each_part(
     assert first.customer == big
     assert [getattr(first, p) for p in parts] == [25, 17, 20, 0, 62]
     assert [getattr(second, p) for p in parts] == [0, 1, 0, 20, 21]
+
+
+def test_a_payment_recorded_today_lowers_the_money_part_before_the_nightly_figures_do(
+    make_account, collector
+):
+    account = make_account(Segment.PROMPT)
+    behaviour(account, overdue="25000.00", days=10)
+    add(account, "call")
+    invoice = account.invoices.first()
+    workspace.payment_record(customer=account, amount=Decimal("12500.00"), currency="EUR", received_on=ON,
+                             allocations=[(invoice, Decimal("12500.00"))], reference="BANK-1")
+
+    (item,) = worklist.items_for(assignee=collector, on=ON)
+
+    assert (item.overdue_amount, item.money_points) == (Decimal("12500.00"), 12)
 
 
 def test_points_are_capped(make_account, collector):
