@@ -93,7 +93,7 @@ def test_a_collector_works_an_account_from_the_worklist_without_reloading(page, 
     # Most urgent first, the priority and its parts in plain sight.
     first = items.first
     expect(first).to_contain_text("Call Anna Clerk about three overdue invoices")
-    expect(first.locator(".work-priority")).to_have_text("14")
+    expect(first.locator(".work-priority strong")).to_have_text("14")
     expect(first.locator(".why")).to_contain_text("EUR 1,500.00 overdue (+1)")
     expect(first.locator(".why")).to_contain_text("40 days late (+13)")
     expect(items.nth(1)).to_contain_text("Globex Corporation")
