@@ -16,6 +16,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from ar_collections.models import Invoice, TimelineEventInvoice
 from arcrm.dates import format_day
@@ -192,6 +194,33 @@ def _row(pk, kind, occurred_at, summary, action, letter, first, last, username) 
         action_id=int(action) if action is not None and str(action).isdigit() else None,
         has_letter=bool(action and letter),
     )
+
+
+def rows_html(
+    rows: Sequence[TimelineRow], *, action_base: str, letter_base: str, can_act: bool
+) -> SafeString:
+    """The rows as the timeline lists them. Written here rather than in the
+    template: this loop is the page's hot path, and the template engine's
+    lookup, localisation and escaping of each value cost more than the query
+    (a page at depth 10,000 serves in the time of the first, and both under
+    load). Every value is escaped."""
+    out = []
+    for row in rows:
+        links = ""
+        if row.action_id:
+            pdf = (f' · <a href="{escape(letter_base)}{row.action_id}/pdf/">PDF</a>'
+                   if row.has_letter and can_act else "")
+            links = (f'<span class="event-links"><a href="{escape(action_base)}{row.action_id}/">Open</a>'
+                     f'{pdf}</span>')
+        actor = f'<span class="muted"> — {escape(row.actor)}</span>' if row.actor else ""
+        kind = escape(row.kind)
+        out.append(
+            f'<li class="event event-{kind}" id="event-{row.pk}">'
+            f'<time datetime="{row.occurred_at.isoformat()}">{escape(row.when)}</time> '
+            f'<span class="badge kind-{kind}">{escape(row.label)}</span> '
+            f'<span class="event-summary">{escape(row.summary)}</span>{actor}{links}</li>'
+        )
+    return mark_safe("\n".join(out))
 
 
 def cursor_for(event) -> str:
