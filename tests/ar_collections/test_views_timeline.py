@@ -118,6 +118,22 @@ def test_an_event_names_who_did_it_and_one_nobody_did_names_nobody(client, colle
     assert "None" not in text
 
 
+def test_what_an_event_says_and_who_did_it_are_shown_as_text_never_as_markup(client, collector, customer):
+    """The rows are written in Python (timeline.rows_html): every value escaped."""
+    collector.first_name = "<b>Carla</b>"
+    collector.save()
+    event_record(customer=customer, kind=EventKind.NOTE, actor=collector, occurred_at=START,
+                 summary='Customer wrote <script>alert("x")</script> & "quotes"')
+    client.force_login(collector)
+
+    for response in (client.get(page_url(customer)), client.get(timeline_url(customer), headers=HTMX)):
+        text = response.content.decode()
+        assert "<script>alert" not in text and "<b>Carla</b>" not in text
+        assert ("Customer wrote &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;quotes&quot;"
+                in text)
+        assert "&lt;b&gt;Carla&lt;/b&gt;" in text
+
+
 def test_load_more_walks_the_whole_timeline_without_overlap_or_gaps(client, collector, customer):
     # 40 of the 60 events share one instant, across both page boundaries:
     # only the tie-break on id keeps them apart.
