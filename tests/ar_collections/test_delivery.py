@@ -464,18 +464,36 @@ def test_a_refused_email_fails_with_the_error_and_the_timeline_does_not_claim_it
     assert smtp_server.messages == []
 
 
+@pytest.fixture
+def install_wording(settings, tmp_path):
+    """install_wording(text) → the folder of the install's own friendly English
+    wording (`en.txt` holding `text`), found before the shipped one;
+    .deployed() makes the template engine read the folder afresh."""
+    folder = tmp_path / "wording"
+
+    def deployed() -> None:
+        engine = settings.TEMPLATES[0]
+        settings.TEMPLATES = [{**engine, "DIRS": [folder, *[d for d in engine["DIRS"] if d != folder]]}]
+
+    def install(text: str):
+        wording = folder / "email" / "dunning" / "friendly"
+        wording.mkdir(parents=True)
+        (wording / "en.txt").write_text(text)
+        deployed()
+        return wording
+
+    install.deployed = deployed
+    return install
+
+
 def test_a_broken_wording_template_holds_the_step_with_a_clear_message_until_it_is_fixed(
-    make_account, plan_and_deliver, smtp_server, settings, tmp_path
+    make_account, plan_and_deliver, smtp_server, install_wording
 ):
     """An install's own wording that does not parse is its to fix: the step
     waits (no attempt spent, nothing charged or sent) and says why, then goes
     out once the template is mended."""
     account = make_account(Segment.PROMPT)
-    wording = tmp_path / "wording" / "email" / "dunning" / "friendly"
-    wording.mkdir(parents=True)
-    (wording / "en.txt").write_text("Dear {{ recipient_name }},\n{% if %}\n")
-    engine = settings.TEMPLATES[0]
-    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]
+    wording = install_wording("Dear {{ recipient_name }},\n{% if %}\n")
 
     assert plan_and_deliver(days(3))["deferred"] == 1
 
@@ -495,17 +513,13 @@ def test_a_broken_wording_template_holds_the_step_with_a_clear_message_until_it_
 
 
 def test_a_wording_template_that_uses_a_missing_one_holds_the_step_until_it_is_fixed(
-    make_account, plan_and_deliver, smtp_server, settings, tmp_path
+    make_account, plan_and_deliver, smtp_server, install_wording
 ):
     """An install's own wording that includes a file it forgot to add is as
     much its to fix as one that does not parse: the step waits, spending no
     attempt, rather than failing for good and the ladder passing over it."""
     account = make_account(Segment.PROMPT)
-    wording = tmp_path / "wording" / "email" / "dunning" / "friendly"
-    wording.mkdir(parents=True)
-    (wording / "en.txt").write_text('Dear {{ recipient_name }},\n{% include "email/dunning/_sign.txt" %}\n')
-    engine = settings.TEMPLATES[0]
-    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]
+    wording = install_wording('Dear {{ recipient_name }},\n{% include "email/dunning/_sign.txt" %}\n')
 
     assert plan_and_deliver(days(3))["deferred"] == 1
 
@@ -518,7 +532,7 @@ def test_a_wording_template_that_uses_a_missing_one_holds_the_step_until_it_is_f
     assert smtp_server.messages == [] and not LateCharge.objects.exists()
 
     (wording.parent / "_sign.txt").write_text("Carla from Accounts Receivable\n")  # mended,
-    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]  # and deployed
+    install_wording.deployed()  # and deployed
     with frozen(days(4)):
         assert actions_deliver(action_ids=[action.pk])["emailed"] == 1
     assert "Carla from Accounts Receivable" in smtp_server.messages[0].get_body(("plain",)).get_content()
@@ -530,16 +544,12 @@ def test_a_wording_template_that_uses_a_missing_one_holds_the_step_until_it_is_f
     ("See {% url 'customers:nowhere' %}", "links to a page that does not exist"),
 ])
 def test_a_wording_template_naming_what_does_not_exist_holds_the_step_and_says_what_in_a_line(
-    make_account, plan_and_deliver, smtp_server, settings, tmp_path, line, said
+    make_account, plan_and_deliver, smtp_server, install_wording, line, said
 ):
     """A mistyped name in a filter or a link: the install's to fix, said in a
     line the timeline can show (Django's own message holds the whole context)."""
     account = make_account(Segment.PROMPT)
-    wording = tmp_path / "wording" / "email" / "dunning" / "friendly"
-    wording.mkdir(parents=True)
-    (wording / "en.txt").write_text(line + "\n")
-    engine = settings.TEMPLATES[0]
-    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]
+    install_wording(line + "\n")
 
     assert plan_and_deliver(days(3))["deferred"] == 1
 

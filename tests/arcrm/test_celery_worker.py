@@ -143,7 +143,10 @@ def worker(spawn, wait_for, tmp_path, worker_redis_url, sender, transactional_db
 def worker_smtp(monkeypatch) -> Iterator[SmtpServer]:
     """A real SMTP server on loopback that a worker started after it sends to
     (through the environment, as the worker is another process)."""
-    mailbox = _Mailbox()
+    yield from _smtp_for_workers(_Mailbox(), monkeypatch)
+
+
+def _smtp_for_workers(mailbox, monkeypatch) -> Iterator[SmtpServer]:
     controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
     controller.start()
     monkeypatch.setenv("EMAIL_HOST", controller.hostname)
@@ -244,15 +247,7 @@ class _SlowMailbox(_Mailbox):
 @pytest.fixture
 def slow_worker_smtp(monkeypatch) -> Iterator[SmtpServer]:
     """worker_smtp, slow."""
-    mailbox = _SlowMailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    monkeypatch.setenv("EMAIL_HOST", controller.hostname)
-    monkeypatch.setenv("EMAIL_PORT", str(controller.port))
-    try:
-        yield SmtpServer(controller.hostname, controller.port, mailbox)
-    finally:
-        controller.stop()
+    yield from _smtp_for_workers(_SlowMailbox(), monkeypatch)
 
 
 @pytest.mark.slow
