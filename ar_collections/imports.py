@@ -656,15 +656,16 @@ def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> 
     named, unknown = [], []
     for number in filter(None, (n.strip() for n in row.get("invoices", "").split(";"))):
         invoice = invoices.get(number)
-        if customer and (invoice is None or invoice.customer_id != customer.pk):
+        if invoice is None or (customer and invoice.customer_id != customer.pk):
             unknown.append(number)
         elif currency and invoice.currency != currency:
             fields.problems.append(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
-        elif invoice is not None:
+        else:
             named.append(invoice)
     if unknown:
-        fields.problems.append(f"account {customer.account_number} has no invoice{'s' * (len(unknown) > 1)} "
-                               f"{', '.join(unknown)}")
+        # With the account unreadable (its own problem), an invoice is checked for existing only.
+        whose = f"account {customer.account_number} has" if customer else "there is"
+        fields.problems.append(f"{whose} no invoice{'s' * (len(unknown) > 1)} {', '.join(unknown)}")
     amount = fields.read(_amount, row, "amount", currency=currency)
     reference = fields.read(_reference, row)
     bank_reference = fields.read(_text, row, "bank_reference", limit=80)

@@ -317,6 +317,18 @@ C-ACME,2025-08-06,EUR,-50.00,,barter,INV-200;INV-102
     assert state() == before
 
 
+def test_a_payment_row_with_an_unknown_account_and_an_unknown_invoice_names_both_problems(imported):
+    payments = """account_number,received_on,currency,amount,reference,invoices
+C-NOPE,2025-08-01,EUR,50.00,R-1,INV-999
+"""
+    before = state()
+
+    report = payments_import(payments)
+
+    assert report.errors == ["line 2: no account 'C-NOPE'; there is no invoice INV-999"]
+    assert state() == before
+
+
 DOUBLE_PAYMENT = """account_number,received_on,currency,amount,reference,invoices,bank_reference
 C-ACME,2025-08-01,EUR,500.00,INV-100,INV-100,20250801-0007
 C-ACME,2025-08-01,EUR,500.00,INV-100,,20250801-0008
