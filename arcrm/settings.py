@@ -38,7 +38,7 @@ for _host in ALLOWED_HOSTS:
     # address or a port never matches, and every request would answer
     # 'Bad Request (400)'.
     _name = _host.split("://")[-1].split("/")[0]
-    _name = _name if _name.startswith("[") else _name.split(":")[0]
+    _name = _name.split("]")[0] + "]" if _name.startswith("[") else _name.split(":")[0]
     if _name != _host:
         raise ConfigError(f"ALLOWED_HOSTS takes host names, not addresses: write {_name}, not {_host!r}")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -315,6 +315,15 @@ def test_settings_refuse_an_address_in_allowed_hosts_and_say_to_write_the_host_n
 
 
 @pytest.mark.slow
+def test_settings_refuse_a_port_after_a_bracketed_ipv6_address_in_allowed_hosts(tmp_path):
+    # Django compares "[::1]" from the Host header with "[::1]:8000": every request answered 400.
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x", ALLOWED_HOSTS="[::1]:8000")
+
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS takes host names, not addresses: write [::1], not '[::1]:8000'" in result.stderr
+
+
+@pytest.mark.slow
 def test_settings_take_host_names_domains_and_bracketed_ipv6_in_allowed_hosts(tmp_path):
     result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x",
                               ALLOWED_HOSTS="ar.example.com,.example.org,127.0.0.1,[::1],*")
