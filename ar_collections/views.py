@@ -264,10 +264,18 @@ def _review_waiting(user, query: QueryDict) -> tuple[QuerySet[DunningAction], Co
 
 @login_required
 @permission_required(WORK, raise_exception=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def action_review(request: HttpRequest, pk: int) -> HttpResponse:
     actions = _review_actions()
     action = _action_for(request, actions, pk)
+    if request.method == "GET":
+        # The step on a page of its own, to send or skip (the worklist's item links here).
+        _add_preview(action)
+        action.form = ReviewForm(auto_id=f"review-{pk}-%s")
+        return render(request, "collections/action_page.html", {
+            "action": action, "item_template": "collections/review.html#review-item",
+            "queue_url": reverse("collections:review"), "queue_name": "Steps to review",
+        })
     form = ReviewForm(request.POST, auto_id=f"review-{pk}-%s")
     if form.is_valid():
         try:

@@ -325,11 +325,12 @@ def test_anonymous_visitors_are_sent_to_log_in_and_nothing_changes(client, actio
     assert state(action) == before
 
 
-def test_reviewing_needs_a_post(client, collector, action):
+def test_reviewing_needs_a_post_and_opening_the_step_changes_nothing(client, collector, action):
     before = state(action)
     client.force_login(collector)
 
-    assert client.get(url(action)).status_code == 405
+    assert client.get(url(action)).status_code == 200
+    assert client.put(url(action)).status_code == 405
     assert state(action) == before
 
 
@@ -361,3 +362,31 @@ def test_the_worklist_item_of_a_notice_to_review_leads_to_its_review_page(client
 
     assert f'<a href="{url(action)}">Review the notice</a>' in page
     assert '<span class="visually-hidden">Priority</span>' in page
+
+
+def test_following_the_worklist_link_of_a_notice_to_review_shows_the_step_to_send_or_skip(
+    client, collector, action
+):
+    from ar_collections.worklist import worklist_refresh
+
+    worklist_refresh(on=TODAY)
+    client.force_login(collector)
+    page = client.get(reverse("collections:worklist")).content.decode()
+    link = re.search(r'<a href="([^"]+)">Review the notice</a>', page).group(1)
+    before = state(action)
+
+    response = client.get(link)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'id="action-{action.pk}"' in html
+    assert 'value="send"' in html and 'value="skip"' in html
+    assert state(action) == before
+
+
+def test_another_collector_cannot_open_a_step_to_review(client, action):
+    other = User.objects.create_user("olga")
+    other.groups.add(*action.customer.collector.groups.all())
+    client.force_login(other)
+
+    assert client.get(url(action)).status_code == 403
