@@ -105,7 +105,7 @@ def items_close(*, actor=None, **source) -> int:
 REFRESH_BATCH_SIZE = 1000
 
 
-def _refused_addresses_fixed(now) -> None:
+def refused_addresses_fixed(now) -> None:
     """Close "find a working address" items once the contact has another
     address, its address is marked as working again, or it is gone: the key
     names the contact and the refused address."""
@@ -176,7 +176,7 @@ def worklist_refresh(*, on: dt.date) -> int:
     now = timezone.now()
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CALL, action__cycle__closed_on__isnull=False
                             ).update(status=WorkStatus.DONE, done_at=now)
-    _refused_addresses_fixed(now)
+    refused_addresses_fixed(now)
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.REVIEW).exclude(
         action__status=ActionStatus.IN_REVIEW
     ).update(status=WorkStatus.DONE, done_at=now)

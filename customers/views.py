@@ -25,6 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
+from ar_collections import worklist
 from ar_collections.delivery import credits_held, credits_standing
 from ar_collections.models import LateCharge, PaymentBehaviour, overdue_in_other_currencies
 from ar_collections.timeline import BadCursor
@@ -178,6 +179,9 @@ def contact_edit(request: HttpRequest, pk: int, contact_id: int | None = None) -
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
+            # A new address, or the refused one marked as working: the
+            # "find a working address" item goes now, not at the next refresh.
+            worklist.refused_addresses_fixed(timezone.now())
             messages.success(request, f"Contact {form.instance.name} saved.")
             return _contacts_changed(request, customer)
     return _form_response(
