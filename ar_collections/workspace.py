@@ -1188,7 +1188,8 @@ def _plan_missed_in_time(plan: PaymentPlan, instalments: list[Instalment], recei
     missed.save(update_fields=["status"])
     plan.status = PlanStatus.ACTIVE
     plan.save(update_fields=["status"])
-    DunningPause.objects.filter(plan=plan).update(lifted_at=None, lifted_by=None)
+    # The pauses the break lifted (by nobody); one a person lifted stays lifted.
+    DunningPause.objects.filter(plan=plan, lifted_by__isnull=True).update(lifted_at=None)
     worklist.items_close(plan=plan)
     event_record(
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan, invoices=list(plan.invoices.all()),

@@ -380,6 +380,21 @@ def test_an_instalment_paid_in_its_grace_period_but_entered_after_the_morning_ch
     assert workspace.commitments_check(on=second_late)["missed"] == 1
 
 
+def test_a_plan_back_in_good_standing_leaves_lifted_the_pause_a_person_lifted(account, invoices, collector):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    last_day = plan.instalments.get(number=1).due_on + dt.timedelta(days=plan.grace_days)
+    workspace.commitments_check(on=last_day + dt.timedelta(days=1))
+    small, large = invoices
+    by_hand = DunningPause.objects.get(plan=plan, invoice=large)
+    DunningPause.objects.filter(pk=by_hand.pk).update(lifted_by=collector)  # lifted by a person, not the break
+
+    pay(account, last_day, (small, "500.00"), (large, "100.00"))
+
+    held = dict(DunningPause.objects.filter(plan=plan).values_list("invoice_id", "lifted_at"))
+    assert held[small.pk] is None and held[large.pk] is not None
+
+
 def test_an_instalment_paid_after_its_grace_period_entered_after_the_break_leaves_the_plan_broken(
     account, invoices, collector
 ):
