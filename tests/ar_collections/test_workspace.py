@@ -387,7 +387,8 @@ def test_a_plan_back_in_good_standing_leaves_lifted_the_pause_a_person_lifted(ac
     workspace.commitments_check(on=last_day + dt.timedelta(days=1))
     small, large = invoices
     by_hand = DunningPause.objects.get(plan=plan, invoice=large)
-    DunningPause.objects.filter(pk=by_hand.pk).update(lifted_by=collector)  # lifted by a person, not the break
+    # Lifted by a person, not by the break.
+    DunningPause.objects.filter(pk=by_hand.pk).update(lifted_by=collector)
 
     pay(account, last_day, (small, "500.00"), (large, "100.00"))
 
