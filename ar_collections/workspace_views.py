@@ -22,7 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -511,6 +511,9 @@ def promise_withdraw(request: HttpRequest, pk: int, promise_id: int) -> HttpResp
     customer = customer_changeable(request, pk, permission="collections.add_promise")
     promise = get_object_or_404(Promise, pk=promise_id, customer=customer)
     bound = request.method == "POST"
+    if not bound and promise.status != PromiseStatus.OPEN:
+        raise Http404(f"This promise is {promise.get_status_display().lower()} already: only an open promise "
+                      "can be withdrawn.")
     form = WithdrawForm(request.POST if bound else None, auto_id="withdraw-%s")
     if bound and form.is_valid():
         try:

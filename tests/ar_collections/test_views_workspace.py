@@ -799,6 +799,8 @@ def test_a_promise_is_withdrawn_only_with_a_reason_only_while_open_and_only_by_w
     refused = client.post(withdraw, {"reason": "Too late"})
     assert refused.status_code == 422
     assert "This promise is kept already" in refused.content.decode()
+    offered = client.get(withdraw)
+    assert offered.status_code == 404 and "This promise is kept already" in offered.content.decode()
     assert promise_state(promised)[0] == PromiseStatus.KEPT
 
 
