@@ -607,15 +607,16 @@ def _paused_since(letters: list[DunningAction], *, today: dt.date) -> dict[int, 
         "action_id", "invoice_id", "invoice__number"
     ):
         listed.setdefault(action_id, {})[invoice_id] = number
+    pauses: dict[int, list[DunningPause]] = {}
     customers = {x.customer_id for x in letters}
-    pauses = list(
-        DunningPause.objects.active(on=today).filter(customer_id__in=customers).order_by("starts_on", "pk")
-    )
+    in_force = DunningPause.objects.active(on=today).filter(customer_id__in=customers)
+    for pause in in_force.order_by("starts_on", "pk"):
+        pauses.setdefault(pause.customer_id, []).append(pause)
     said: dict[int, list[str]] = {}
     for letter in letters:
         numbers = listed.get(letter.pk, {})
-        for pause in pauses:
-            if pause.customer_id != letter.customer_id or pause.starts_on < letter.planned_on:
+        for pause in pauses.get(letter.customer_id, []):
+            if pause.starts_on < letter.planned_on:
                 continue
             if pause.invoice_id is None:
                 said.setdefault(letter.pk, []).append(f"the account ({pause.get_kind_display().lower()})")

@@ -105,12 +105,14 @@ def items_close(*, actor=None, **source) -> int:
 REFRESH_BATCH_SIZE = 1000
 
 
-def refused_addresses_fixed(now) -> None:
+def refused_addresses_fixed(now, *, contact=None) -> None:
     """Close "find a working address" items once the contact has another
     address, its address is marked as working again, or it is gone: the key
-    names the contact and the refused address."""
-    items = list(WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.ADDRESS_REFUSED)
-                 .values_list("pk", "key"))
+    names the contact and the refused address. With `contact`, its items only."""
+    items = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.ADDRESS_REFUSED)
+    if contact is not None:
+        items = items.filter(key__startswith=f"address-refused:{contact.pk}:")
+    items = list(items.values_list("pk", "key"))
     refused = {pk: key.split(":", 2)[1:] for pk, key in items}
     still = {pk: email.strip().lower() for pk, email in
              Contact.objects.filter(pk__in={int(c) for c, _ in refused.values()}).exclude(email_refused="")
@@ -239,7 +241,7 @@ def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
     return (
         WorkItem.objects.filter(status=WorkStatus.OPEN, assignee=assignee, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
-        .select_related("customer", "customer__behaviour", "customer__collector")
+        .select_related("customer", "customer__collector")
         .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on))
         .annotate(**priority_parts())
         .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))

@@ -181,7 +181,7 @@ def contact_edit(request: HttpRequest, pk: int, contact_id: int | None = None) -
         else:
             # A new address, or the refused one marked as working: the
             # "find a working address" item goes now, not at the next refresh.
-            worklist.refused_addresses_fixed(timezone.now())
+            worklist.refused_addresses_fixed(timezone.now(), contact=form.instance)
             messages.success(request, f"Contact {form.instance.name} saved.")
             return _contacts_changed(request, customer)
     return _form_response(
