@@ -309,6 +309,14 @@ def plan_and_deliver():
     return run
 
 
+def panel_open(page, link: str) -> None:
+    """Open an action's panel from the account page and wait until it has the
+    keyboard: htmx focuses its first field once the swap settles, and typing
+    before that could start in one field and end in another."""
+    page.get_by_role("link", name=link).click()
+    page.wait_for_function("document.activeElement?.closest('#action-panel') != null")
+
+
 def log_in(page, username: str) -> None:
     """Log in through the login form in a real browser (the users' password is pw-<username>)."""
     from playwright.sync_api import expect

@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from ar_collections.imports import import_run
 from ar_collections.models import ImportStatus, Invoice, ReceivablesImport
-from tests.ar_collections.conftest import log_in
+from tests.ar_collections.conftest import log_in, panel_open
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -51,7 +51,7 @@ def test_a_manager_records_a_payment_and_the_account_changes_in_place(page, acme
     expect(header.locator("[data-figure=overdue]")).to_have_text("EUR 1,200.00")
     page.evaluate("window.notReloaded = true")
 
-    page.get_by_role("link", name="Record a payment").click()
+    panel_open(page, "Record a payment")
     panel = page.locator("#action-panel")
     expect(panel.get_by_role("heading", name="Record a payment")).to_be_visible()
     panel.get_by_label("Amount").fill("600.00")

@@ -22,7 +22,7 @@ from ar_collections.timeline import PAGE_SIZE
 from ar_collections.worklist import item_add
 from arcrm.dates import format_day
 from customers.models import EventKind, Segment, TimelineEvent
-from tests.ar_collections.conftest import log_in
+from tests.ar_collections.conftest import log_in, panel_open
 from tests.conftest import ARTIFACTS
 
 # The live server needs committed data; role groups and ladders come back after each flush.
@@ -116,7 +116,7 @@ def test_a_collector_works_an_account_from_the_worklist_without_reloading(page, 
     # Nothing is paused: nothing offers to resume.
     expect(page.get_by_role("button", name="Resume dunning")).to_have_count(0)
     panel = page.locator("#action-panel")
-    page.get_by_role("link", name="Log a call").click()
+    panel_open(page, "Log a call")
     expect(panel.get_by_role("heading", name="Log a call")).to_be_visible()
     panel.get_by_label("Contact", exact=True).select_option(label="Anna Clerk – Accounts payable / billing")
     panel.get_by_label("Reached").check()
@@ -207,7 +207,7 @@ def test_a_collector_pauses_and_resumes_dunning_in_place(page, acme):
     page.evaluate("window.notReloaded = true")
     pauses = page.locator("#account-header [data-figure=pauses]")
 
-    page.get_by_role("link", name="Pause dunning").click()
+    panel_open(page, "Pause dunning")
     panel = page.locator("#action-panel")
     panel.get_by_label("Until").fill((timezone.localdate() + dt.timedelta(days=5)).isoformat())
     panel.get_by_label("Why").fill("Owner on holiday, back next week")
@@ -227,7 +227,7 @@ def test_a_collector_pauses_and_resumes_dunning_in_place(page, acme):
     page.get_by_role("link", name="Add a note").click()
     expect(panel.get_by_role("heading", name="Add a note")).to_be_visible()
 
-    page.get_by_role("link", name="Pause dunning").click()
+    panel_open(page, "Pause dunning")
     panel.get_by_label("Until").fill((timezone.localdate() + dt.timedelta(days=5)).isoformat())
     panel.get_by_label("Why").fill("Owner on holiday, back next week")
     panel.get_by_role("button", name="Save").click()
@@ -285,7 +285,7 @@ def test_a_message_after_an_action_lands_in_the_live_region_screen_readers_alrea
     page.goto(f"/customers/{acme.pk}/")
     page.evaluate("document.getElementById('messages').dataset.watched = 'yes'")
 
-    page.get_by_role("link", name="Add a note").click()
+    panel_open(page, "Add a note")
     page.locator("#action-panel").get_by_label("Note").fill("Spoke to their CFO")
     page.locator("#action-panel").get_by_role("button", name="Save").click()
 
@@ -301,7 +301,7 @@ def test_a_refused_click_says_why_instead_of_doing_nothing(page, acme, other_col
     (403) with the server's reason in the message area."""
     log_in(page, "carla")
     page.goto(f"/customers/{acme.pk}/")
-    page.get_by_role("link", name="Add a note").click()
+    panel_open(page, "Add a note")
     page.locator("#action-panel").get_by_label("Note").fill("Spoke to their CFO")
     type(acme).objects.filter(pk=acme.pk).update(collector=other_collector)
 
