@@ -284,9 +284,11 @@ def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]
     if report.problems:
         return []
     rows = []
+    # A quoted value may hold line breaks: a row is told by the line it starts on.
+    start = at + 1
     try:
         for values in reader:
-            line = reader.line_num
+            line, start = start, reader.line_num + 1
             if not any(v.strip() for v in values):
                 continue
             report.rows += 1

@@ -185,8 +185,8 @@ def test_a_number_or_reference_with_a_line_break_is_refused(accounts):
 
     report = invoices_import(text)
 
-    assert report.errors == [  # a row is told by the line it ends on
-        "line 3: number 'INV-1\\nBcc: someone@evil.test' has a line break or another control character: "
+    assert report.errors == [  # a row is told by the line it starts on
+        "line 2: number 'INV-1\\nBcc: someone@evil.test' has a line break or another control character: "
         "write it on one line",
         "line 4: po_reference 'PO\\t7' has a line break or another control character: write it on one line",
     ]

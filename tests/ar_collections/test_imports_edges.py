@@ -290,3 +290,13 @@ def test_a_row_naming_two_invoices_reserves_its_amount_once_not_on_each(make_cus
     open_left = {i.number: i.open_amount for i in Invoice.objects.filter(customer=acme)}
     on_account = sum(p.unallocated_amount() for p in Payment.objects.filter(customer=acme))
     assert (open_left, on_account) == ({"INV-100": 0, "INV-101": 0}, 0)
+
+
+def test_a_problem_is_told_at_the_line_its_row_starts_on_when_a_value_spans_lines(accounts):
+    # A spreadsheet writes a cell holding a line break as a quoted value over
+    # two lines; the row's problem is where the row begins, and the rows after
+    # it keep their own lines.
+    report = invoices_import(INVOICE_HEADER.replace("\n", ",po_reference\n")
+                             + 'INV-1,C-ACME,2025-06-01,2025-07-01,EUR,10.00,"PO\n7"\n'
+                             + "INV-2,C-ACME,2025-06-01,2025-07-01,EUX,10.00,\n")
+    assert [error.split(":")[0] for error in report.errors] == ["line 2", "line 4"], report.errors
