@@ -20,7 +20,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -615,7 +614,11 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
         chosen = request.GET.get("collector")
         assignee = next((p for p in people if str(p.pk) == chosen), request.user)
     items = worklist.items_for(assignee=assignee, on=today)
-    page = Paginator(items, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        page = worklist.items_page(items, after=request.GET.get("after", ""),
+                                   before=request.GET.get("before", ""), size=WORKLIST_PAGE_SIZE)
+    except worklist.BadPosition as error:
+        return HttpResponseBadRequest(str(error))
     # An item can go to whoever may work its account: the managers, and the
     # account's own collector when the item sits with someone else.
     context = {"page": page, "assignee": assignee, "people": people, "today": today,

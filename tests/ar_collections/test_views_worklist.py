@@ -4,6 +4,7 @@ with the priority explained, and done / snooze / hand over in place."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from decimal import Decimal
 
@@ -456,6 +457,85 @@ def test_a_refused_change_with_htmx_says_why_beside_the_item_not_only_at_the_top
     assert "Snooze to a later day." not in client.get(WORKLIST).content.decode()
 
 
+# --- Pages ---------------------------------------------------------------------------------
+
+
+def link(response, rel: str) -> str | None:
+    """The worklist URL a page's "next" or "prev" link leads to (its href, unescaped)."""
+    found = re.search(rf'<a href="([^"]*)" rel="{rel}"', response.content.decode())
+    return WORKLIST + html.unescape(found.group(1)) if found else None
+
+
+@pytest.fixture
+def sixty_items(collector, make_customer, make_item) -> list[int]:
+    """60 items, their ids in the list's order: by priority (the money part,
+    three items to each), then by due day, then by id."""
+    items = []
+    for n in range(60):
+        customer = make_customer(name=f"Customer {n:02d}")
+        behaviour(customer, overdue=f"{1000 * (20 - n // 3)}.00", days=1)
+        item = make_item(assignee=collector, customer=customer, title=f"Call {n:02d}",
+                         due_on=TODAY - dt.timedelta(days=n % 3))
+        items.append(((-(20 - n // 3), item.due_on, item.pk), item.pk))
+    return [pk for _, pk in sorted(items)]
+
+
+def test_items_closed_in_place_on_a_page_do_not_push_others_past_the_next_page(
+    client, collector, sixty_items
+):
+    """Done, snoozed or handed over on the first page, the items leave the list
+    in place; the next page must still start right after the first page's last
+    item, or the items moved up into the gap are never shown to anyone."""
+    client.force_login(collector)
+    first = client.get(WORKLIST)
+    assert listed(first) == sixty_items[:50]
+    for pk in sixty_items[:4]:
+        client.post(reverse("collections:work_item_change", args=[pk, "done"]), headers=HTMX)
+    client.post(reverse("collections:work_item_change", args=[sixty_items[4], "snooze"]),
+                {"until": "2025-08-09"}, headers=HTMX)
+
+    second = client.get(link(first, "next"), headers=HTMX)
+
+    assert listed(second) == sixty_items[50:]
+    assert link(second, "next") is None
+
+
+def test_the_previous_page_is_the_fifty_items_before_the_first_shown(client, collector, sixty_items):
+    client.force_login(collector)
+    second = client.get(link(client.get(WORKLIST), "next"))
+    for pk in sixty_items[10:13]:
+        client.post(reverse("collections:work_item_change", args=[pk, "done"]))
+
+    back = client.get(link(second, "prev"))
+
+    # Three fewer before page two: the first page, from the top, with no way further back.
+    assert listed(back) == sixty_items[:10] + sixty_items[13:53]
+    assert link(back, "prev") is None
+    assert link(second, "prev") and link(client.get(WORKLIST), "prev") is None
+
+
+def test_page_links_keep_the_chosen_collector_and_can_be_shared(
+    client, manager, collector, sixty_items
+):
+    client.force_login(manager)
+    next_url = link(client.get(WORKLIST, {"collector": collector.pk}), "next")
+
+    assert f"collector={collector.pk}" in next_url
+    # Another manager opening the same link sees the same page.
+    client.force_login(manager)
+    assert listed(client.get(next_url)) == sixty_items[50:]
+
+
+@pytest.mark.parametrize("position", ["after=nonsense", "before=1.2025-13-01.4", "after=1.20250805"])
+def test_a_page_position_the_list_did_not_hand_out_is_a_bad_request(client, collector, item, position):
+    client.force_login(collector)
+
+    response = client.get(f"{WORKLIST}?{position}")
+
+    assert response.status_code == 400
+    assert "is not a position in this list" in response.content.decode()
+
+
 # --- Query count --------------------------------------------------------------------------
 
 
@@ -471,9 +551,9 @@ def test_the_worklist_costs_the_same_queries_for_3_or_60_items(
     client.force_login(collector)
 
     # With colleagues to hand over to, every item has its hand-over form.
-    # session, user, permissions (2), count, the people to hand over to, role
-    # groups, the page of items with their customers and behaviour
-    with django_assert_num_queries(8):
+    # session, user, permissions (2), the people to hand over to, role groups,
+    # the page of items with their customers and behaviour (pages by position: no count)
+    with django_assert_num_queries(7):
         response = client.get(WORKLIST)
 
     assert len(listed(response)) == min(items, 50)
