@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import F, Prefetch, prefetch_related_objects
+from django.db.models import Case, F, Prefetch, Value, When, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -66,14 +67,34 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     customers = (
         form.filter(Customer.objects.visible_to(request.user))
         .select_related("collector", "behaviour")
-        # Customers whose behaviour is not computed yet sort after those owing nothing.
-        .order_by(F("behaviour__overdue_amount").desc(nulls_last=True), "name", "pk")
+        .order_by(*_most_overdue_first())
     )
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    currencies = {customer.currency for customer in page}
     template = "customers/customer_list.html"
     if wants_fragment(request):
         template += "#results"
-    return render(request, template, {"form": form, "page": page})
+    return render(request, template, {
+        "form": form, "page": page, "house_currency": settings.DEFAULT_CURRENCY,
+        # Headings name each currency where the page is not all in the house one.
+        "by_currency": bool(currencies - {settings.DEFAULT_CURRENCY}),
+    })
+
+
+def _most_overdue_first() -> list:
+    """Each account's figures are in its own currency, and without exchange
+    rates EUR 5,000 and JPY 900,000 cannot be ranked against each other: the
+    accounts are ranked within their currency, the house currency's first
+    (most accounts are in it), then the others by code, as amounts are listed
+    everywhere else."""
+    return [
+        Case(When(currency=settings.DEFAULT_CURRENCY, then=Value(0)), default=Value(1)),
+        "currency",
+        # Customers whose behaviour is not computed yet sort after those owing nothing.
+        F("behaviour__overdue_amount").desc(nulls_last=True),
+        "name",
+        "pk",
+    ]
 
 
 @login_required

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -110,6 +111,50 @@ def test_it_sorts_by_overdue_amount_then_name(client, collector, make_customer):
     client.force_login(collector)
 
     assert names_in(client.get(URL)) == ["Big debt", "Alpha", "Bravo", "Clean", "No behaviour"]
+
+
+def test_amounts_in_different_currencies_are_ranked_within_their_currency_not_against_each_other(
+    client, collector, make_customer, settings
+):
+    """No exchange rates: JPY 900,000 is not more overdue than EUR 5,000. The
+    house currency's accounts come first, then each other currency's, most
+    overdue first within each, under a heading naming the currency."""
+    settings.DEFAULT_CURRENCY = "EUR"
+    with_behaviour(make_customer(name="Tokyo", currency="JPY"), overdue_amount="900000")
+    with_behaviour(make_customer(name="Boston", currency="USD"), overdue_amount="200")
+    with_behaviour(make_customer(name="Berlin", currency="EUR"), overdue_amount="5000")
+    with_behaviour(make_customer(name="Bristol", currency="GBP"), overdue_amount="7000")
+    with_behaviour(make_customer(name="Dallas", currency="USD"), overdue_amount="9000")
+    with_behaviour(make_customer(name="Paris", currency="EUR"), overdue_amount="10")
+    client.force_login(collector)
+
+    response = client.get(URL)
+
+    assert names_in(response) == ["Berlin", "Paris", "Bristol", "Tokyo", "Dallas", "Boston"]
+    html = " ".join(response.content.decode().split())
+    headings = re.findall(r'<th scope="colgroup" colspan="7">Accounts in (\w+)</th>', html)
+    assert headings == ["EUR", "GBP", "JPY", "USD"]
+    assert "by account currency (EUR first), most overdue first within each" in html
+
+
+def test_a_list_in_one_currency_has_no_currency_headings(client, collector, make_customer):
+    with_behaviour(make_customer(name="Berlin"), overdue_amount="5000")
+
+    client.force_login(collector)
+
+    assert 'scope="colgroup"' not in client.get(URL).content.decode()
+
+
+def test_an_account_says_it_has_open_invoices_in_other_currencies_not_in_its_figures(
+    client, collector, make_customer
+):
+    customer = with_behaviour(make_customer(name="Berlin", currency="EUR"), open_amount="100")
+    PaymentBehaviour.objects.filter(customer=customer).update(other_currency_open_invoices=2)
+    client.force_login(collector)
+
+    html = " ".join(client.get(URL).content.decode().split())
+
+    assert "EUR 100.00 <span class=\"muted\">+ 2 invoices in other currencies</span>" in html
 
 
 @pytest.mark.parametrize("query", [
