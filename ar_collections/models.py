@@ -1101,6 +1101,18 @@ class DisputeOutcome(models.TextChoices):
     CREDIT_NOTE = "credit_note", "Credit note issued"
     CORRECTED_INVOICE = "corrected_invoice", "Invoice corrected"
     REJECTED = "rejected", "Rejected: the invoice stands"
+    # The customer paid the invoice while the dispute was open: nothing is left
+    # to credit, and nobody rejected anything.
+    PAID_IN_FULL = "paid_in_full", "Paid in full since: nothing left to settle"
+
+    @classmethod
+    def offered(cls, invoice: Invoice) -> list[str]:
+        """The outcomes that can be true of a dispute on `invoice` as it stands:
+        a credit only while something is open to take it off, paid in full
+        only once nothing is."""
+        if invoice.open_amount == 0:
+            return [cls.PAID_IN_FULL, cls.REJECTED]
+        return [cls.CREDIT_NOTE, cls.CORRECTED_INVOICE, cls.REJECTED]
 
 
 class Dispute(models.Model):

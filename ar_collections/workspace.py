@@ -501,6 +501,7 @@ def dispute_resolve(
     invoice = Invoice.objects.select_for_update().get(pk=locked.invoice_id)
     before = {"total_amount": str(invoice.total_amount), "open_amount": str(invoice.open_amount),
               "status": invoice.status}
+    _outcome_possible(outcome, invoice)
     if outcome == DisputeOutcome.CREDIT_NOTE:
         if amount is None or amount <= 0 or amount > invoice.open_amount:
             raise ValidationError({"amount": f"A credit note between 0.01 and "
@@ -525,6 +526,8 @@ def dispute_resolve(
         what = f"invoice corrected to {format_money(amount, invoice.currency)}"
     elif outcome == DisputeOutcome.REJECTED:
         what = "rejected, the invoice stands"
+    elif outcome == DisputeOutcome.PAID_IN_FULL:
+        what = "paid in full, nothing left to settle"
     else:
         raise ValidationError({"outcome": "Choose how the dispute ends."})
     locked.status, locked.outcome, locked.resolution_note = DisputeStatus.RESOLVED, outcome, note.strip()
@@ -541,6 +544,22 @@ def dispute_resolve(
                            "status": invoice.status}},
     )
     return locked
+
+
+def _outcome_possible(outcome: str, invoice: Invoice) -> None:
+    """A credit takes something off what is open; paid in full says nothing is.
+    Read under the invoice's lock: a payment just before decides which holds."""
+    if outcome not in DisputeOutcome.values or outcome in DisputeOutcome.offered(invoice):
+        return
+    if outcome == DisputeOutcome.PAID_IN_FULL:
+        raise ValidationError({"outcome": (
+            f"Invoice {invoice.number} still has {format_money(invoice.open_amount, invoice.currency)} open: "
+            "it is not paid in full."
+        )})
+    raise ValidationError({"outcome": (
+        f"Invoice {invoice.number} is paid in full: nothing is open to credit or correct. "
+        "Close the dispute as paid in full, or as rejected."
+    )})
 
 
 def _credit_allowed(actor, invoice: Invoice, *, taken_off: Decimal) -> None:

@@ -299,9 +299,18 @@ class DisputeResolveForm(forms.Form):
     amount = _money(label="Credit note amount or corrected total", required=False)
     note = _text("How it was settled")
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, invoice: Invoice, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        # Only the outcomes that can be true of the invoice as it stands are
+        # shown; any outcome is accepted, so one that stopped fitting since the
+        # form was opened gets the service's reason, not "not a valid choice".
+        offered = DisputeOutcome.offered(invoice)
+        outcome = self.fields["outcome"]
+        outcome.widget.choices = [(value, DisputeOutcome(value).label) for value in offered]
+        if invoice.open_amount == 0:
+            outcome.help_text = f"{invoice.number} is paid in full: nothing is open to credit or correct."
+            del self.fields["amount"]
 
 
 class PauseForm(_AccountForm):

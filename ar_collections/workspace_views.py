@@ -486,12 +486,12 @@ def dispute_resolve(request: HttpRequest, pk: int, dispute_id: int) -> HttpRespo
     customer = customer_changeable(request, pk, permission="collections.change_dispute")
     dispute = get_object_or_404(Dispute.objects.select_related("invoice"), pk=dispute_id, customer=customer)
     bound = request.method == "POST"
-    form = DisputeResolveForm(request.POST if bound else None, auto_id="resolve-%s")
+    form = DisputeResolveForm(request.POST if bound else None, auto_id="resolve-%s", invoice=dispute.invoice)
     if bound and form.is_valid():
         data = form.cleaned_data
         try:
             workspace.dispute_resolve(dispute=dispute, actor=request.user, outcome=data["outcome"],
-                                      note=data["note"], amount=data["amount"], on=timezone.localdate())
+                                      note=data["note"], amount=data.get("amount"), on=timezone.localdate())
         except ValidationError as error:
             _add_errors(form, error)
         else:

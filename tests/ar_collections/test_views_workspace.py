@@ -1001,6 +1001,85 @@ def test_resolving_a_dispute_settles_the_invoice_and_lifts_its_pause(
     assert said in event.summary and event.summary.endswith("— Agreed with Sales")
 
 
+def paid_in_full(customer, invoice) -> None:
+    workspace.payment_record(customer=customer, amount=invoice.open_amount, currency=invoice.currency,
+                             received_on=TODAY, allocations=[(invoice, invoice.open_amount)])
+
+
+def offered_outcomes(html: str) -> list[str]:
+    return re.findall(r'name="outcome" value="([a-z_]+)"', html)
+
+
+def test_the_resolve_form_offers_paid_in_full_once_the_invoice_is_paid_and_no_credit(
+    client, collector, customer, dispute
+):
+    resolve = url("dispute_resolve", customer, dispute.pk)
+    client.force_login(collector)
+    assert offered_outcomes(client.get(resolve).content.decode()) == [
+        DisputeOutcome.CREDIT_NOTE, DisputeOutcome.CORRECTED_INVOICE, DisputeOutcome.REJECTED]
+
+    paid_in_full(customer, dispute.invoice)
+    html = client.get(resolve, headers=HTMX).content.decode()
+
+    assert offered_outcomes(html) == [DisputeOutcome.PAID_IN_FULL, DisputeOutcome.REJECTED]
+    assert "INV-1001 is paid in full: nothing is open to credit or correct." in html
+    assert 'name="amount"' not in html
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_dispute_on_an_invoice_paid_since_is_closed_as_paid_in_full(
+    client, collector, customer, dispute, headers
+):
+    paid_in_full(customer, dispute.invoice)
+    since = last_event_id()
+    client.force_login(collector)
+
+    response = client.post(url("dispute_resolve", customer, dispute.pk),
+                           {"outcome": DisputeOutcome.PAID_IN_FULL, "note": "Paid; the price is settled"},
+                           headers=headers)
+
+    assert response.status_code == (200 if headers else 302)
+    dispute.refresh_from_db()
+    assert (dispute.status, dispute.outcome, dispute.resolved_by) == (
+        DisputeStatus.RESOLVED, DisputeOutcome.PAID_IN_FULL, collector)
+    (event,) = events_after(since)
+    assert event.summary == ("Dispute on INV-1001 resolved: paid in full, nothing left to settle "
+                             "— Paid; the price is settled")
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("outcome", [DisputeOutcome.CREDIT_NOTE, DisputeOutcome.CORRECTED_INVOICE])
+def test_a_credit_on_an_invoice_paid_in_full_is_refused_with_a_clear_message_and_changes_nothing(
+    client, collector, customer, dispute, outcome, headers
+):
+    paid_in_full(customer, dispute.invoice)
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(url("dispute_resolve", customer, dispute.pk),
+                           {"outcome": outcome, "amount": "100.00", "note": "Goodwill"}, headers=headers)
+
+    assert response.status_code == 422
+    assert escape("Invoice INV-1001 is paid in full: nothing is open to credit or correct. "
+                  "Close the dispute as paid in full, or as rejected.") in response.content.decode()
+    assert state() == before
+
+
+def test_a_dispute_on_an_invoice_still_open_is_not_closed_as_paid_in_full(
+    client, collector, customer, dispute
+):
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(url("dispute_resolve", customer, dispute.pk),
+                           {"outcome": DisputeOutcome.PAID_IN_FULL, "note": "Paid"})
+
+    assert response.status_code == 422
+    said = escape("Invoice INV-1001 still has EUR 500.00 open: it is not paid in full.")
+    assert said in response.content.decode()
+    assert state() == before
+
+
 def test_a_resolved_dispute_cannot_be_resolved_again(client, collector, customer, dispute):
     client.force_login(collector)
     resolve = url("dispute_resolve", customer, dispute.pk)

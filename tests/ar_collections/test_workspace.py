@@ -643,6 +643,68 @@ def test_a_credit_beyond_the_collectors_limit_is_a_managers_decision(account, in
     assert rules.credit_needs_manager(amount=Decimal("1.00"), currency="USD")  # other currencies: always
 
 
+def test_a_dispute_on_an_invoice_paid_in_full_since_closes_as_paid_not_as_rejected(
+    account, invoices, collector
+):
+    small, _ = invoices
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                     reason=DisputeReason.QUALITY, description="Scratched")
+    pay(account, LATE + dt.timedelta(days=2), (small, "500.00"))
+
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.PAID_IN_FULL,
+                              note="They paid in full; no complaint any more", on=LATE + dt.timedelta(days=3))
+
+    dispute.refresh_from_db()
+    assert (dispute.status, dispute.outcome, dispute.taken_off_amount) == (
+        "resolved", DisputeOutcome.PAID_IN_FULL, Decimal("0.00"))
+    assert not account.dunning_pauses.filter(dispute=dispute, lifted_at__isnull=True).exists()
+    summary = events(account, EventKind.DISPUTE)[0]
+    assert summary == (f"Dispute on {small.number} resolved: paid in full, nothing left to settle "
+                       "— They paid in full; no complaint any more")
+
+
+@pytest.mark.parametrize("outcome, amount", [
+    (DisputeOutcome.CREDIT_NOTE, "100.00"), (DisputeOutcome.CORRECTED_INVOICE, "400.00"),
+], ids=["credit-note", "corrected-invoice"])
+def test_a_credit_on_an_invoice_paid_in_full_is_refused_and_changes_nothing(
+    account, invoices, collector, outcome, amount
+):
+    small, _ = invoices
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                     reason=DisputeReason.QUALITY, description="Scratched")
+    pay(account, LATE, (small, "500.00"))
+
+    with pytest.raises(ValidationError) as refused:
+        workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=outcome, amount=Decimal(amount),
+                                  note="Goodwill", on=LATE)
+
+    assert refused.value.message_dict == {"outcome": [
+        f"Invoice {small.number} is paid in full: nothing is open to credit or correct. "
+        "Close the dispute as paid in full, or as rejected."
+    ]}
+    small.refresh_from_db(), dispute.refresh_from_db()
+    assert (small.total_amount, small.open_amount, small.status) == (
+        Decimal("500.00"), Decimal("0.00"), InvoiceStatus.PAID)
+    assert dispute.status == "open" and not CreditNote.objects.exists()
+
+
+def test_a_dispute_closes_as_paid_in_full_only_once_nothing_is_open(account, invoices, collector):
+    small, _ = invoices
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                     reason=DisputeReason.QUALITY, description="Scratched")
+    pay(account, LATE, (small, "300.00"))
+
+    with pytest.raises(ValidationError) as refused:
+        workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.PAID_IN_FULL,
+                                  note="Paid", on=LATE)
+
+    assert refused.value.message_dict == {"outcome": [
+        f"Invoice {small.number} still has EUR 200.00 open: it is not paid in full."
+    ]}
+    dispute.refresh_from_db()
+    assert dispute.status == "open"
+
+
 def test_another_collectors_account_cannot_be_worked(account, invoices, other_collector):
     with pytest.raises(Exception, match="not change it"):
         workspace.dispute_open(customer=account, actor=other_collector, invoice=invoices[0], on=LATE,
