@@ -370,7 +370,8 @@ class DunningActionInvoiceAdmin(admin.ModelAdmin):
 class LateChargeAdmin(admin.ModelAdmin):
     """Charges are waived through the manager's decision, not edited here."""
 
-    list_display = ["customer", "kind", "currency", "amount", "invoice", "waived_at", "created_at"]
+    list_display = ["customer", "kind", "currency", "amount", "invoice", "waived_at", "cancelled_at",
+                    "created_at"]
     list_filter = ["kind", "currency"]
     list_select_related = ["customer", "invoice"]
     raw_id_fields = ["customer", "action", "invoice"]

@@ -694,9 +694,11 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
     rate = step.interest_rate_percent
     if rate > 0:
         # Days an earlier notice of this cycle already charged (waived or not:
-        # a waiver forgives them, it does not make them chargeable again).
+        # a waiver forgives them, it does not make them chargeable again; a
+        # charge cancelled with its letter was never asked for).
         charged_through = dict(
-            LateCharge.objects.filter(action__cycle_id=action.cycle_id, kind=ChargeKind.INTEREST)
+            LateCharge.objects.filter(action__cycle_id=action.cycle_id, kind=ChargeKind.INTEREST,
+                                      cancelled_at__isnull=True)
             .exclude(action=action).values("invoice_id").annotate(through=Max("interest_through"))
             .values_list("invoice_id", "through")
         )
@@ -999,7 +1001,7 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
     Run when a payment is recorded (before its rest goes to charges) and by
     the daily refresh (credit notes, cancelled invoices)."""
     unpaid = LateCharge.objects.filter(action=OuterRef("pk"), waived_at__isnull=True,
-                                       allocations__isnull=True)
+                                       cancelled_at__isnull=True, allocations__isnull=True)
     written_since = DunningAction.objects.filter(
         customer=OuterRef("customer"), status=ActionStatus.DONE, done_at__gt=OuterRef("done_at"),
         channel__in=[Channel.EMAIL, Channel.LETTER],
@@ -1026,22 +1028,35 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
                 pk=letter.pk, printed_at__isnull=True
             ).exclude(lists_open_invoice()).exists():
                 continue
-            # Locked, and paid-or-not read again: a payment at this moment pays or waits.
-            # of=self: "no allocation" is an outer join, which FOR UPDATE cannot lock.
-            charges = list(LateCharge.objects.select_for_update(of=("self",)).filter(
-                action=letter, waived_at__isnull=True, allocations__isnull=True
-            ).order_by("pk"))
-            if not charges:
-                continue
-            amounts = " + ".join(f"{c.get_kind_display().lower()} {format_money(c.amount, c.currency)}"
-                                 for c in charges)
-            _record(letter.customer, letter, actor=actor, summary=(
-                f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was settled "
-                f"first; its charges are cancelled ({amounts})"
-            ), details={"cancelled_charges": [_charge_details(c) for c in charges]})
-            LateCharge.objects.filter(pk__in=[c.pk for c in charges]).delete()
-            withdrawn += 1
+            reason = (f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was "
+                      "settled first")
+            if _charges_cancel(letter, reason=reason, actor=actor):
+                withdrawn += 1
     return withdrawn
+
+
+def _charges_cancel(letter: DunningAction, *, reason: str, actor: User | None) -> list[LateCharge]:
+    """Cancel the late fee and interest of a letter that never reaches the
+    customer, those not paid in any part nor waived: each keeps its amount and
+    says why, when and by whom it was cancelled (never a silent loss), and the
+    timeline lists them. The caller holds the letter's lock."""
+    # Locked, and paid-or-not read again: a payment at this moment pays or waits.
+    # of=self: "no allocation" is an outer join, which FOR UPDATE cannot lock.
+    charges = list(LateCharge.objects.select_for_update(of=("self",)).filter(
+        action=letter, waived_at__isnull=True, cancelled_at__isnull=True, allocations__isnull=True
+    ).order_by("pk"))
+    if not charges:
+        return []
+    cancel_reason = shorten(reason, LateCharge._meta.get_field("cancel_reason").max_length)
+    LateCharge.objects.filter(pk__in=[c.pk for c in charges]).update(
+        cancelled_at=timezone.now(), cancelled_by=actor, cancel_reason=cancel_reason
+    )
+    amounts = " + ".join(f"{c.get_kind_display().lower()} {format_money(c.amount, c.currency)}"
+                         for c in charges)
+    _record(letter.customer, letter, actor=actor, summary=f"{reason}; its charges are cancelled ({amounts})",
+            details={"cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
+                     "cancel_reason": cancel_reason})
+    return charges
 
 
 def charge_waive(*, charge: LateCharge, manager: User, note: str) -> LateCharge:
@@ -1054,6 +1069,8 @@ def charge_waive(*, charge: LateCharge, manager: User, note: str) -> LateCharge:
         locked = LateCharge.objects.select_for_update().select_related("customer").get(pk=charge.pk)
         if locked.waived_at:
             raise ValidationError("This charge has already been waived.")
+        if locked.cancelled_at:
+            raise ValidationError("This charge was cancelled with its letter; there is nothing to waive.")
         if not locked.open_amount:
             raise ValidationError("This charge is paid; there is nothing left to waive.")
         locked.waived_at, locked.waived_by, locked.waiver_note = timezone.now(), manager, note.strip()[:300]

@@ -762,10 +762,11 @@ class ChargeKind(models.TextChoices):
 
 class LateChargeQuerySet(models.QuerySet):
     def standing(self) -> LateChargeQuerySet:
-        """Owed still: neither paid off nor waived. Such a charge stays on the
-        account (on every notice, and on the worklist once its invoices are
-        paid) until it is paid or a manager waives it, whatever its cycle."""
-        return self.filter(waived_at__isnull=True, open_amount__gt=0)
+        """Owed still: neither paid off, waived nor cancelled. Such a charge
+        stays on the account (on every notice, and on the worklist once its
+        invoices are paid) until it is paid or a manager waives it, whatever
+        its cycle."""
+        return self.filter(waived_at__isnull=True, cancelled_at__isnull=True, open_amount__gt=0)
 
 
 class LateCharge(models.Model):
@@ -802,6 +803,15 @@ class LateCharge(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     waiver_note = models.CharField(max_length=300, blank=True)
+    # Cancelled: the notice that charged it never reached the customer (a
+    # letter withdrawn before the post). Kept, with why, when and by whom
+    # (nobody: the nightly refresh), rather than deleted; it counts in no
+    # total, and nothing of it was paid.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    cancel_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = LateChargeQuerySet.as_manager()
@@ -829,12 +839,23 @@ class LateCharge(models.Model):
                 condition=Q(waived_at__isnull=True, waived_by__isnull=True)
                 | Q(waived_at__isnull=False, waived_by__isnull=False),
             ),
+            models.CheckConstraint(
+                name="charge_cancellation_is_complete",
+                condition=Q(cancelled_at__isnull=True, cancelled_by__isnull=True, cancel_reason="")
+                | (Q(cancelled_at__isnull=False) & ~Q(cancel_reason="")),
+            ),
+            # Forgiven by a manager or never asked for: one end, not two.
+            models.CheckConstraint(
+                name="charge_waived_or_cancelled_not_both",
+                condition=Q(waived_at__isnull=True) | Q(cancelled_at__isnull=True),
+            ),
         ]
         indexes = [
-            # Charges still owed, per account: every notice lists them and the
-            # worklist's nightly refresh looks for those left after the invoices.
+            # Charges still owed, per account (LateChargeQuerySet.standing):
+            # every notice lists them and the worklist's nightly refresh looks
+            # for those left after the invoices.
             models.Index(fields=["customer"], name="charge_standing",
-                         condition=Q(waived_at__isnull=True, open_amount__gt=0)),
+                         condition=Q(waived_at__isnull=True, cancelled_at__isnull=True, open_amount__gt=0)),
         ]
 
     def __str__(self) -> str:

@@ -32,6 +32,7 @@ from ar_collections.models import (
 from ar_collections.rendering import LetterRenderError, ResourceRefused, html_to_pdf, static_file_for
 from ar_collections.worklist import worklist_refresh
 from ar_collections.workspace import exception_decide, exception_request, payment_record
+from arcrm.dates import format_day
 from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
 from .conftest import DUE, frozen
@@ -428,25 +429,60 @@ def test_charges_left_owing_again_after_a_later_cycle_are_back_on_the_worklist(
     assert again.pk != first.pk and "EUR 43.16" in again.title
 
 
-def test_a_letter_made_moot_before_it_was_posted_charges_nothing(charging_account, plan_and_deliver):
+def test_a_letter_made_moot_before_it_was_posted_charges_nothing(
+    charging_account, plan_and_deliver, client, manager
+):
     """The letter of day 12 charges EUR 40.00 and interest; everything it lists
     is paid the same day, before it goes to the post: it leaves the print queue
-    and its charges are cancelled, on the timeline."""
+    and its charges are cancelled, on the timeline and on the charges
+    themselves, which stay on record and count in no total."""
     for day in (-3, 3, 12):
         plan_and_deliver(days(day))
     letter = letter_of(charging_account, 3)
     assert LateCharge.objects.filter(action=letter).count() == 3
 
-    _pay(charging_account, "1201.00", days(12), posted=False)
+    invoices = list(Invoice.objects.filter(customer=charging_account).open())
+    payment = payment_record(customer=charging_account, amount=Decimal("1201.00"), currency="EUR",
+                             received_on=days(12), allocations=[(i, i.open_amount) for i in invoices],
+                             reference="BANK-1", actor=manager)
 
-    assert not LateCharge.objects.filter(action=letter).exists()
+    charges = LateCharge.objects.filter(action=letter).order_by("pk")
+    assert [(c.kind, c.amount, c.open_amount, c.cancelled_by, c.cancel_reason) for c in charges] == [
+        (c.kind, c.amount, c.amount, manager,
+         f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was settled first")
+        for c in charges
+    ]
+    assert all(c.cancelled_at is not None and c.waived_at is None for c in charges)
+    assert sum(c.amount for c in charges) == Decimal("43.16")
+    assert not LateCharge.objects.filter(customer=charging_account).standing().exists()
     event = TimelineEvent.objects.get(customer=charging_account, summary__startswith="Letter of")
     assert "not posted" in event.summary and "late fee EUR 40.00" in event.summary
-    assert len(event.details["cancelled_charges"]) == 3
-    payment = charging_account.payments.get()
+    assert event.actor == manager
+    assert [x["charge"] for x in event.details["cancelled_charges"]] == [c.pk for c in charges]
     assert payment.unallocated_amount() == Decimal("0.00")
     worklist_refresh(on=days(13))
     assert not WorkItem.objects.filter(kind=WorkKind.CHARGES).exists()
+    client.force_login(manager)
+    page = client.get(f"/customers/{charging_account.pk}/").content.decode()
+    assert 'data-figure="charges"' not in page and "Late fees and interest owed" not in page
+
+
+def test_a_charge_cancelled_with_its_letter_cannot_be_waived_or_paid(
+    charging_account, plan_and_deliver, manager
+):
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    letter = letter_of(charging_account, 3)
+    _pay(charging_account, "1201.00", days(12), posted=False)
+    fee = LateCharge.objects.get(action=letter, kind=ChargeKind.LATE_FEE)
+
+    with pytest.raises(ValidationError, match="cancelled with its letter; there is nothing to waive"):
+        charge_waive(charge=fee, manager=manager, note="Goodwill")
+    later = _pay(charging_account, "50.00", days(13), to_invoices=False, reference="BANK-2")
+
+    fee.refresh_from_db()
+    assert (fee.waived_at, fee.open_amount) == (None, Decimal("40.00"))
+    assert later.unallocated_amount() == Decimal("50.00")  # kept on account, not paid to a cancelled fee
 
 
 def test_a_letter_marked_posted_as_the_withdrawal_reaches_it_keeps_its_charges(
@@ -470,7 +506,7 @@ def test_a_letter_marked_posted_as_the_withdrawal_reaches_it_keeps_its_charges(
     monkeypatch.setattr(delivery.transaction, "atomic", posted_meanwhile)
     delivery.letters_withdraw_moot()
 
-    assert LateCharge.objects.filter(action=letter).count() == 3
+    assert LateCharge.objects.filter(action=letter).standing().count() == 3
 
 
 def test_charges_a_later_notice_asked_for_stay_when_the_unposted_letter_becomes_moot(
