@@ -53,7 +53,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Subquery, Sum
+from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import timezone
@@ -1002,19 +1002,11 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
     the daily refresh (credit notes, cancelled invoices)."""
     unpaid = LateCharge.objects.filter(action=OuterRef("pk"), waived_at__isnull=True,
                                        cancelled_at__isnull=True, allocations__isnull=True)
-    written_since = DunningAction.objects.filter(
-        customer=OuterRef("customer"), status=ActionStatus.DONE, done_at__gt=OuterRef("done_at"),
-        channel__in=[Channel.EMAIL, Channel.LETTER],
-    )
-    # By day: a re-send from the letter's planned day on counts (keeping charges is the safe side).
-    resent_since = DunningCycle.objects.filter(
-        customer=OuterRef("customer"), invoices_resent_on__gte=OuterRef("planned_on")
-    )
     moot = (
         DunningAction.objects.filter(channel=Channel.LETTER, status=ActionStatus.DONE,
                                      printed_at__isnull=True)
         .exclude(letter_pdf="").exclude(lists_open_invoice()).filter(Exists(unpaid))
-        .exclude(Exists(written_since)).exclude(Exists(resent_since))
+        .exclude(_written_to_since())
     )
     if customer_ids is not None:
         moot = moot.filter(customer_id__in=customer_ids)
@@ -1030,16 +1022,80 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
                 continue
             reason = (f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was "
                       "settled first")
-            if _charges_cancel(letter, reason=reason, actor=actor):
-                withdrawn += 1
+            charges = _charges_cancel(letter, reason=reason, actor=actor)
+            if not charges:
+                continue
+            _record(letter.customer, letter, actor=actor, summary=(
+                f"{reason}; its charges are cancelled ({_charges_listing(charges)})"
+            ), details={"cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges]})
+            withdrawn += 1
     return withdrawn
+
+
+def _written_to_since() -> Q:
+    """For a DunningAction query: the customer was written to after the letter
+    (a later notice, a red-tape re-send), which listed its charges and asked
+    for them; they stand whatever becomes of the letter."""
+    written_since = DunningAction.objects.filter(
+        customer=OuterRef("customer"), status=ActionStatus.DONE, done_at__gt=OuterRef("done_at"),
+        channel__in=[Channel.EMAIL, Channel.LETTER],
+    )
+    # By day: a re-send from the letter's planned day on counts (keeping charges is the safe side).
+    resent_since = DunningCycle.objects.filter(
+        customer=OuterRef("customer"), invoices_resent_on__gte=OuterRef("planned_on")
+    )
+    return Q(Exists(written_since)) | Q(Exists(resent_since))
+
+
+def letter_withdraw(*, letter: DunningAction, actor: User, reason: str) -> DunningAction:
+    """A person takes a letter out of the print queue before it goes to the post
+    (the account was paused since it was written, say). The letter becomes a
+    step not carried out (skipped, with the reason and who decided): the
+    ladder counts neither its tone nor its pay-by date. Its charges are
+    cancelled as a moot letter's are: a letter the customer never receives
+    charges nothing, unless a later notice asked for them."""
+    roles.require_act_on(actor, letter.customer)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the letter is withdrawn."})
+    with transaction.atomic():
+        # Locked while still in the queue: marking it printed at this moment
+        # waits, then finds it gone (views._letters_mark_printed), or it was
+        # printed first and this finds it gone.
+        locked = (
+            DunningAction.objects.select_for_update(of=("self",)).select_related("customer")
+            .filter(pk=letter.pk, channel=Channel.LETTER, status=ActionStatus.DONE, printed_at__isnull=True)
+            .first()
+        )
+        if locked is None:
+            raise ValidationError("This letter has left the print queue already: printed or withdrawn.")
+        DunningAction.objects.filter(pk=locked.pk).update(
+            status=ActionStatus.SKIPPED, reviewed_by=actor,
+            skip_reason=shorten(f"withdrawn from the print queue: {reason}",
+                                DunningAction._meta.get_field("skip_reason").max_length),
+        )
+        summary = (f"Letter of {format_day(locked.planned_on)} withdrawn from the print queue by "
+                   f"{actor.get_username()}: {reason}")
+        asked_again = DunningAction.objects.filter(pk=locked.pk).filter(_written_to_since()).exists()
+        charges = [] if asked_again else _charges_cancel(locked, reason=summary, actor=actor)
+        if charges:
+            summary += f"; its charges are cancelled ({_charges_listing(charges)})"
+        elif asked_again and locked.charges.standing().exists():
+            summary += "; its charges stand: a later notice asked for them"
+        _record(locked.customer, locked, actor=actor, summary=summary, details={
+            "note": reason,
+            "before": {"status": ActionStatus.DONE}, "after": {"status": ActionStatus.SKIPPED},
+            "cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
+        })
+    locked.refresh_from_db()
+    return locked
 
 
 def _charges_cancel(letter: DunningAction, *, reason: str, actor: User | None) -> list[LateCharge]:
     """Cancel the late fee and interest of a letter that never reaches the
     customer, those not paid in any part nor waived: each keeps its amount and
-    says why, when and by whom it was cancelled (never a silent loss), and the
-    timeline lists them. The caller holds the letter's lock."""
+    says why, when and by whom it was cancelled (never a silent loss); the
+    caller lists them on the timeline. The caller holds the letter's lock."""
     # Locked, and paid-or-not read again: a payment at this moment pays or waits.
     # of=self: "no allocation" is an outer join, which FOR UPDATE cannot lock.
     charges = list(LateCharge.objects.select_for_update(of=("self",)).filter(
@@ -1051,12 +1107,11 @@ def _charges_cancel(letter: DunningAction, *, reason: str, actor: User | None) -
     LateCharge.objects.filter(pk__in=[c.pk for c in charges]).update(
         cancelled_at=timezone.now(), cancelled_by=actor, cancel_reason=cancel_reason
     )
-    amounts = " + ".join(f"{c.get_kind_display().lower()} {format_money(c.amount, c.currency)}"
-                         for c in charges)
-    _record(letter.customer, letter, actor=actor, summary=f"{reason}; its charges are cancelled ({amounts})",
-            details={"cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
-                     "cancel_reason": cancel_reason})
     return charges
+
+
+def _charges_listing(charges: list[LateCharge]) -> str:
+    return " + ".join(f"{c.get_kind_display().lower()} {format_money(c.amount, c.currency)}" for c in charges)
 
 
 def charge_waive(*, charge: LateCharge, manager: User, note: str) -> LateCharge:

@@ -136,6 +136,14 @@ class MarkPrintedForm(forms.Form):
         self.fields["letters"].queryset = letters_in_queue().select_related("customer")
 
 
+class LetterWithdrawForm(_PlainLabels, forms.Form):
+    reason = _note_field(required=True, label="Why is it withdrawn?")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].error_messages["required"] = "Say why the letter is withdrawn."
+
+
 class CauseForm(_PlainLabels, forms.Form):
     cause = forms.ChoiceField(label="Why is the account behind?", choices=MissCause.choices)
 

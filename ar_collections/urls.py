@@ -17,6 +17,7 @@ urlpatterns = [
     path("import/example/<str:kind>.csv", views.receivables_import_example, name="import_example"),
     path("letters/printed/", views.letters_printed, name="letters_printed"),
     path("letters/<int:pk>/pdf/", views.letter_download, name="letter_download"),
+    path("letters/<int:pk>/withdraw/", views.letter_withdraw, name="letter_withdraw"),
     path("customers/<int:pk>/cause/", views.cause_record, name="cause_record"),
     path("customers/<int:pk>/segment/", views.segment_override, name="segment_override"),
     path("customers/<int:pk>/call/", ws.call_log, name="call_log"),

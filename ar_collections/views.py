@@ -42,6 +42,7 @@ from ar_collections.forms import (
     CauseForm,
     CollectorFilterForm,
     ImportForm,
+    LetterWithdrawForm,
     MarkPrintedForm,
     ReviewForm,
     SegmentOverrideForm,
@@ -544,6 +545,32 @@ def letters_printed(request: HttpRequest) -> HttpResponse:
             return _render_letters(request)
         return redirect("collections:letters")
     return _render_letters(request, form=form, status=422)
+
+
+@login_required
+@permission_required(WORK, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take a letter out of the print queue before it is posted, saying why:
+    one the queue warns about (its account paused since, its invoices paid in
+    part) that should not go after all."""
+    letter = get_object_or_404(letters_in_queue().select_related("customer", "step", "recipient"), pk=pk)
+    require_act_on(request.user, letter.customer)
+    bound = request.method == "POST"
+    form = LetterWithdrawForm(request.POST if bound else None)
+    if bound and form.is_valid():
+        try:
+            delivery.letter_withdraw(letter=letter, actor=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.success(request, f"Letter to {letter.customer.name} withdrawn.")
+            if request.htmx:
+                return _render_letters(request)
+            return redirect("collections:letters")
+    _add_paid_since([letter])
+    return render(request, "collections/letter_withdraw.html", {"letter": letter, "form": form},
+                  status=422 if bound else 200)
 
 
 def _letters_mark_printed(*, letter_ids: list[int]) -> int:

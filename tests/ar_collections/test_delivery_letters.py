@@ -485,6 +485,41 @@ def test_a_charge_cancelled_with_its_letter_cannot_be_waived_or_paid(
     assert later.unallocated_amount() == Decimal("50.00")  # kept on account, not paid to a cancelled fee
 
 
+def test_a_letter_withdrawn_from_the_queue_cancels_its_charges_and_tells_the_customer_nothing(
+    charging_account, plan_and_deliver, collector
+):
+    """A promise to pay after the letter of day 12 was written: the collector
+    withdraws it. Its charges stay on record as cancelled, by whom and why; the
+    letter counts as a step not carried out, so its pay-by date holds nothing."""
+    from ar_collections.delivery import letter_withdraw
+    from ar_collections.dunning import CYCLE_STAND
+    from ar_collections.workspace import promise_record
+
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    letter = letter_of(charging_account, 3)
+    with frozen(days(13)):
+        promise_record(customer=charging_account, actor=collector, amount=Decimal("1201.00"),
+                       promised_on=days(20), invoices=list(Invoice.objects.filter(customer=charging_account)),
+                       on=days(13))
+        letter_withdraw(letter=letter, actor=collector, reason="Promised to pay everything on the 20th")
+
+    letter.refresh_from_db()
+    assert (letter.status, letter.reviewed_by) == (ActionStatus.SKIPPED, collector)
+    charges = list(LateCharge.objects.filter(action=letter))
+    assert len(charges) == 3 and not LateCharge.objects.filter(action=letter).standing().exists()
+    reason = (f"Letter of {format_day(letter.planned_on)} withdrawn from the print queue by carla: "
+              "Promised to pay everything on the 20th")
+    assert {(c.cancelled_by, c.cancel_reason) for c in charges} == {(collector, reason)}
+    event = TimelineEvent.objects.filter(customer=charging_account).latest("pk")
+    assert event.summary == (
+        reason + "; its charges are cancelled (late fee EUR 40.00 + interest EUR 1.32 + interest EUR 1.84)"
+    )
+    assert event.actor == collector and len(event.details["cancelled_charges"]) == 3
+    stand = charging_account.dunning_cycles.annotate(**CYCLE_STAND).get()
+    assert stand.pay_by == letter_of(charging_account, 2).pay_by  # the withdrawn letter's asks nothing
+
+
 def test_a_letter_marked_posted_as_the_withdrawal_reaches_it_keeps_its_charges(
     charging_account, plan_and_deliver, monkeypatch
 ):

@@ -376,3 +376,133 @@ def test_marking_printed_without_the_csrf_token_is_refused(collector, letter):
 
     assert response.status_code == 403
     assert printed(letter) == [None]
+
+
+# --- Withdrawing a letter from the queue ------------------------------------------------
+
+
+def withdraw_url(letter) -> str:
+    return reverse("collections:letter_withdraw", args=[letter.pk])
+
+
+def letter_state(letter) -> tuple:
+    from customers.models import TimelineEvent
+
+    letter = DunningAction.objects.get(pk=letter.pk)
+    return (letter.status, letter.skip_reason, letter.reviewed_by_id, letter.printed_at,
+            TimelineEvent.objects.filter(customer=letter.customer).count())
+
+
+def test_a_letter_paused_since_it_was_written_can_be_withdrawn_from_the_queue(
+    client, collector, customer, make_letter
+):
+    from ar_collections import workspace
+
+    letter = make_letter(customer)
+    workspace.dispute_open(customer=customer, actor=collector, invoice=letter.lines.get().invoice,
+                           reason="price", description="Billed twice", on=TODAY)
+    client.force_login(collector)
+
+    page = client.get(QUEUE).content.decode()
+    form = client.get(withdraw_url(letter)).content.decode()
+
+    assert f'href="{withdraw_url(letter)}"' in page
+    assert "<html" in form and customer.name in form
+    assert f'action="{withdraw_url(letter)}"' in form and 'method="post"' in form
+    assert "Paused since it was written" in form
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_withdrawing_a_letter_takes_it_out_of_the_queue_and_says_why_on_the_timeline(
+    client, collector, customer, make_customer, make_letter, headers
+):
+    from customers.models import TimelineEvent
+
+    letter, left = make_letter(customer), make_letter(make_customer(name="Left Ltd"))
+    client.force_login(collector)
+
+    response = client.post(withdraw_url(letter), {"reason": "They disputed it on the phone"}, headers=headers)
+
+    letter.refresh_from_db()
+    assert (letter.status, letter.skip_reason, letter.reviewed_by, letter.printed_at) == (
+        ActionStatus.SKIPPED, "withdrawn from the print queue: They disputed it on the phone", collector, None
+    )
+    event = TimelineEvent.objects.filter(customer=customer).latest("pk")
+    assert event.actor == collector
+    assert event.summary == ("Letter of 5 Aug 2025 withdrawn from the print queue by carla: "
+                             "They disputed it on the phone")
+    assert event.details["before"] == {"status": "done"} and event.details["after"] == {"status": "skipped"}
+    if headers:
+        html = response.content.decode()
+        assert response.status_code == 200 and html.lstrip().startswith('<section id="letters"')
+        assert f'href="{withdraw_url(left)}"' in html and f'href="{withdraw_url(letter)}"' not in html
+        assert "Letter to " + customer.name + " withdrawn." in html
+    else:
+        assert (response.status_code, response.url) == (302, QUEUE)
+        page = client.get(QUEUE)
+        assert [x.pk for x in page.context["letters"]] == [left.pk]
+        assert "Letter to " + customer.name + " withdrawn." in page.content.decode()
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_letter_is_withdrawn_only_with_a_reason(client, collector, letter, headers):
+    before = letter_state(letter)
+    client.force_login(collector)
+
+    response = client.post(withdraw_url(letter), {"reason": "  "}, headers=headers)
+
+    assert response.status_code == 422
+    assert "Say why the letter is withdrawn." in response.content.decode()
+    assert letter_state(letter) == before
+
+
+def test_a_letter_no_longer_in_the_queue_cannot_be_withdrawn(client, collector, customer, make_letter):
+    letter = make_letter(customer, printed_at=NOW - dt.timedelta(hours=1))
+    before = letter_state(letter)
+    client.force_login(collector)
+
+    assert client.get(withdraw_url(letter)).status_code == 404
+    assert client.post(withdraw_url(letter), {"reason": "Too late"}).status_code == 404
+    assert letter_state(letter) == before
+
+
+@pytest.mark.parametrize("intruder", ["other_collector", "viewer"])
+def test_people_who_may_not_act_on_the_account_may_not_withdraw_its_letter(
+    client, letter, intruder, request
+):
+    before = letter_state(letter)
+    client.force_login(request.getfixturevalue(intruder))
+
+    assert client.post(withdraw_url(letter), {"reason": "Mine now"}).status_code == 403
+    assert client.get(withdraw_url(letter)).status_code == 403
+    assert letter_state(letter) == before
+
+
+def test_a_manager_may_withdraw_any_letter(client, manager, letter):
+    client.force_login(manager)
+
+    client.post(withdraw_url(letter), {"reason": "Account in a payment plan"})
+
+    assert letter_state(letter)[:3] == (
+        ActionStatus.SKIPPED, "withdrawn from the print queue: Account in a payment plan", manager.pk)
+
+
+def test_withdrawing_answers_only_get_and_post_and_needs_the_csrf_token(client, collector, letter):
+    before = letter_state(letter)
+    client.force_login(collector)
+    checking = Client(enforce_csrf_checks=True)
+    checking.force_login(collector)
+
+    assert client.put(withdraw_url(letter)).status_code == 405
+    assert client.delete(withdraw_url(letter)).status_code == 405
+    assert checking.post(withdraw_url(letter), {"reason": "x"}).status_code == 403
+    assert letter_state(letter) == before
+
+
+def test_anonymous_visitors_are_sent_to_log_in_and_nothing_is_withdrawn(client, letter):
+    before = letter_state(letter)
+
+    response = client.post(withdraw_url(letter), {"reason": "x"})
+
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert letter_state(letter) == before
