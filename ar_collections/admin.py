@@ -1,10 +1,14 @@
+import copy
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 
 from ar_collections.models import (
+    STEP_ON_RECORD,
     Allocation,
     Call,
     CollectionRules,
@@ -146,32 +150,123 @@ def _plain(value):
 # What ladder_problems weighs of a step.
 LADDER_FIELDS = ("position", "day_offset", "tone", "pay_by_days")
 
+TAKEN_NOTE = "Taken for customers: stays as they got it. To change it, retire it and add a new step."
+
 
 def _step_as_entered(data: dict) -> DunningStep:
     return DunningStep(**{name: data[name] for name in LADDER_FIELDS})
 
 
+def _taken_for_sure(step: DunningStep) -> bool:
+    """Whether `step` has been taken, with its row locked until the admin's
+    save commits (the admin's views are atomic): the planner's insert of an
+    action then waits for the save, and an action planned just before it is
+    seen here, so what it records cannot change under it."""
+    DunningStep.objects.select_for_update().filter(pk=step.pk).first()
+    return step.is_taken()
+
+
+class DunningStepFormBase(forms.ModelForm):
+    """A step taken for customers shows what it sent, charged and where it
+    stands as it stays, read-only, and cannot be deleted; its "retired" box
+    stays free. A posted change to any of those (a page opened before the
+    step was taken, say) is refused with the way to change the ladder, not
+    dropped without a word."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.taken = self.instance.is_taken()
+        if self.taken:
+            for name in STEP_ON_RECORD:
+                if name in self.fields:
+                    self.fields[name].disabled = True
+
+    def clean(self):
+        data = super().clean()
+        changed = self.record_changes_posted()
+        if changed and self.instance.pk and _taken_for_sure(self.instance):
+            labels = ", ".join(str(self.fields[name].label).lower() for name in changed)
+            raise ValidationError(
+                f"Step {self.instance.position} has been taken for customers already: what it sent and "
+                f"charged, and its place on the ladder, stay as they got it (changed here: {labels}). "
+                "To change the ladder, tick “Retired” on this step and add a new step in its place."
+            )
+        return data
+
+    def record_changes_posted(self) -> list[str]:
+        """Fields of STEP_ON_RECORD the post changes, read from the posted
+        values themselves: a read-only (disabled) field's cleaned value is
+        the step's own whatever was posted, and a browser posts none."""
+        changed = []
+        for name in STEP_ON_RECORD:
+            field, key = self.fields.get(name), self.add_prefix(name)
+            if field is None or key not in self.data:
+                continue
+            probe = copy.copy(field)
+            probe.disabled = False
+            posted = field.widget.value_from_datadict(self.data, self.files, key)
+            if probe.has_changed(self.get_initial_for_field(field, name), posted):
+                changed.append(name)
+        return changed
+
+
+def step_on_record(step: DunningStep) -> str:
+    """What the step's page and its policy's say of a step taken, or not yet."""
+    if not step.is_taken():
+        return "Not taken yet."
+    if step.retired:
+        return "Taken for customers, now retired: stays on record as they got it."
+    return TAKEN_NOTE
+
+
+def _deletion_refused(step: DunningStep) -> str:
+    return (f"Step {step.position} has been taken for customers and stays on record with them, so it cannot "
+            "be deleted. Tick “Retired” instead: it then leaves the ladder and is no longer taken.")
+
+
 class DunningStepFormSet(BaseInlineFormSet):
+    def add_fields(self, form, index) -> None:
+        super().add_fields(form, index)
+        if getattr(form, "taken", False) and DELETION_FIELD_NAME in form.fields:
+            form.fields[DELETION_FIELD_NAME].disabled = True
+
     def clean(self) -> None:
         """The ladder as it will be saved must hold together: the planner relies on it."""
         super().clean()
+        # Refused here, not on the step's own form: the errors of a form
+        # marked for deletion are not counted, and it would be deleted.
+        if refused := [_deletion_refused(form.instance) for form in self.initial_forms
+                       if self._deletion_posted(form) and _taken_for_sure(form.instance)]:
+            raise ValidationError(refused)
         if any(self.errors):
             return
         steps = [_step_as_entered(form.cleaned_data) for form in self.forms
-                 if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+                 if form.cleaned_data and not form.cleaned_data.get(DELETION_FIELD_NAME)
+                 and not form.cleaned_data.get("retired")]
         if problems := ladder_problems(steps) + _segments_left_unchased(self.instance, has_steps=bool(steps)):
             raise ValidationError(problems)
 
+    @staticmethod
+    def _deletion_posted(form) -> bool:
+        # Read from the post itself: a taken step's box is read-only, and its
+        # cleaned value says "keep" whatever was posted.
+        field = form.fields.get(DELETION_FIELD_NAME)
+        key = form.add_prefix(DELETION_FIELD_NAME)
+        return field is not None and bool(field.widget.value_from_datadict(form.data, form.files, key))
+
     def save_existing_objects(self, commit=True):
-        # Position and day are unique per policy, and the rows are saved one by
-        # one: swapping two steps' days would meet the other row half-way (an
-        # IntegrityError). Rows that move or go first step aside to places no
-        # real step uses; the checks above make the final places unique.
+        # Position and day are unique among a policy's steps in the ladder, and
+        # the rows are saved one by one: swapping two steps' days, or retiring
+        # one and bringing back another at its place, would meet the other row
+        # half-way (an IntegrityError). Rows that move, leave or come back
+        # first step aside to places no real step uses, then are saved with
+        # their own (a taken step's as they were); the checks above make the
+        # final places unique.
         if commit:
             moving = [
                 form.instance.pk for form in self.initial_forms
                 if form.instance.pk and (form in self.deleted_forms
-                                         or {"position", "day_offset"} & set(form.changed_data))
+                                         or {"position", "day_offset", "retired"} & set(form.changed_data))
             ]
             for n, pk in enumerate(moving):
                 DunningStep.objects.filter(pk=pk).update(position=STEP_ASIDE_POSITION + n,
@@ -208,8 +303,14 @@ STEP_ASIDE_DAY = -32_000
 
 class DunningStepInline(admin.TabularInline):
     model = DunningStep
+    form = DunningStepFormBase
     formset = DunningStepFormSet
     extra = 0
+    readonly_fields = ["on_record"]
+
+    @admin.display(description="On record")
+    def on_record(self, step: DunningStep) -> str:
+        return step_on_record(step)
 
 
 class PolicyMinimumInline(admin.TabularInline):
@@ -243,7 +344,7 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
                               messages.ERROR)
             return
         for policy in chosen:
-            steps = list(policy.steps.all())
+            steps = list(policy.steps.in_ladder())
             if problems := ladder_problems(steps) if steps else ["it has no steps"]:
                 self.message_user(request, f"“{policy.name}” was not put in force: {' '.join(problems)}",
                                   messages.ERROR)
@@ -270,11 +371,11 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
         }}])
 
 
-class DunningStepForm(forms.ModelForm):
+class DunningStepForm(DunningStepFormBase):
     class Meta:
         model = DunningStep
         fields = ["policy", "position", "day_offset", "action", "tone", "pay_by_days", "late_fee_amount",
-                  "late_fee_currency", "interest_rate_percent"]
+                  "late_fee_currency", "interest_rate_percent", "retired"]
 
     def clean(self):
         """One step edited alone must fit the rest of its ladder."""
@@ -283,8 +384,9 @@ class DunningStepForm(forms.ModelForm):
         policy = data.get("policy") or (self.instance.policy if self.instance.policy_id else None)
         if policy is None or any(data.get(name) is None for name in LADDER_FIELDS):
             return data
-        others = list(policy.steps.exclude(pk=self.instance.pk))
-        if problems := ladder_problems([*others, _step_as_entered(data)]):
+        others = list(policy.steps.in_ladder().exclude(pk=self.instance.pk))
+        steps = others if data.get("retired") else [*others, _step_as_entered(data)]
+        if problems := ladder_problems(steps) + _segments_left_unchased(policy, has_steps=bool(steps)):
             raise ValidationError(problems)
         return data
 
@@ -293,18 +395,23 @@ class DunningStepForm(forms.ModelForm):
 class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     """One step at a time. What changes a ladder as a whole (a step leaving
     it, for another policy or for good) is done on its policy's page, which
-    checks the ladder as it will be: here, a step stays with its policy, and
-    a ladder in force loses no step."""
+    checks the ladder as it will be. Here a step stays with its policy, no
+    step of a ladder in force is deleted, and retiring one must leave a
+    ladder that holds together and still chases its segment."""
 
     form = DunningStepForm
     list_display = [
         "policy", "position", "day_offset", "action", "tone", "pay_by_days",
-        "late_fee_amount", "late_fee_currency", "interest_rate_percent",
+        "late_fee_amount", "late_fee_currency", "interest_rate_percent", "retired",
     ]
-    list_filter = ["policy", "action", "tone"]
+    list_filter = ["policy", "retired", "action", "tone"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["policy"] if obj is not None else []
+        return ["policy", "on_record"] if obj is not None else []
+
+    @admin.display(description="On record")
+    def on_record(self, step: DunningStep) -> str:
+        return step_on_record(step)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.policy.is_active:

@@ -30,6 +30,7 @@ from django.db.models import (
     Max,
     Min,
     OuterRef,
+    Prefetch,
     Q,
     Subquery,
     Sum,
@@ -142,10 +143,13 @@ def _left_another_ladder(stand: dict | None, ladder: Ladder | None) -> bool:
 
 
 def ladders() -> dict[str, Ladder]:
-    """The active ladder of each segment that has one with steps."""
+    """The active ladder of each segment that has one with steps, without its
+    retired steps (a cycle that had one goes on to the step after it: cycles
+    stand at the position of the last step they had)."""
+    steps = Prefetch("steps", queryset=DunningStep.objects.in_ladder())
     return {
         policy.segment: Ladder(policy, tuple(sorted(policy.steps.all(), key=lambda s: s.position)))
-        for policy in LatePaymentPolicy.objects.chasing().prefetch_related("steps", "minimums")
+        for policy in LatePaymentPolicy.objects.chasing().prefetch_related(steps, "minimums")
     }
 
 

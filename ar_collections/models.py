@@ -353,7 +353,9 @@ class LatePaymentPolicyQuerySet(models.QuerySet):
     def chasing(self) -> LatePaymentPolicyQuerySet:
         """Active and with steps: the ladders dunning plans by. A segment
         without one is chased by nobody."""
-        return self.filter(is_active=True).filter(Exists(DunningStep.objects.filter(policy=OuterRef("pk"))))
+        return self.filter(is_active=True).filter(
+            Exists(DunningStep.objects.in_ladder().filter(policy=OuterRef("pk")))
+        )
 
 
 class LatePaymentPolicy(models.Model):
@@ -390,15 +392,18 @@ class LatePaymentPolicy(models.Model):
 
     def ladder_problems(self) -> list[str]:
         """What is wrong with the ordered steps, in words a manager understands."""
-        return ladder_problems(self.steps.all())
+        return ladder_problems(self.steps.in_ladder())
 
 
 def ladder_problems(steps: Iterable[DunningStep]) -> list[str]:
-    """What is wrong with a ladder of steps (saved or not yet), in position
-    order: days that do not increase, a tone that softens, a step that would
-    overtake the pay-by date the one before gave."""
+    """What is wrong with a ladder of steps (saved or not yet; retired ones
+    are no part of it), in position order: two steps at one place, days that
+    do not increase, a tone that softens, a step that would overtake the
+    pay-by date the one before gave."""
     problems: list[str] = []
     for earlier, later in itertools.pairwise(sorted(steps, key=lambda s: s.position)):
+        if later.position == earlier.position:
+            problems.append(f"Two steps are at position {later.position}; each step needs one of its own.")
         if later.day_offset <= earlier.day_offset:
             problems.append(
                 f"Step {later.position} runs on day {later.day_offset}, not after step "
@@ -418,7 +423,27 @@ def ladder_problems(steps: Iterable[DunningStep]) -> list[str]:
     return problems
 
 
+# What an account that had a step got (what was sent, asked and charged) and
+# where its cycle has stood on the ladder since (the planner reads the position
+# of the last step it had): kept as they were once the step is taken.
+STEP_ON_RECORD = ("position", "day_offset", "action", "tone", "pay_by_days", "late_fee_amount",
+                  "late_fee_currency", "interest_rate_percent")
+
+
+class DunningStepQuerySet(models.QuerySet):
+    def in_ladder(self) -> DunningStepQuerySet:
+        """The steps of the ladder as it runs now: a retired step stays on
+        record for the accounts that had it, and is taken no more."""
+        return self.filter(retired=False)
+
+
 class DunningStep(models.Model):
+    """One rung of a ladder. Once taken for an account (it has actions), what
+    it sent and charged and its place on the ladder are what the timeline,
+    letters, runs and reports say that account got, and where the planner
+    says its cycle stands (STEP_ON_RECORD): the admin keeps them as they
+    were, and the ladder changes by retiring the step and adding a new one."""
+
     policy = models.ForeignKey(LatePaymentPolicy, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField()
     day_offset = models.SmallIntegerField(
@@ -439,15 +464,26 @@ class DunningStep(models.Model):
         "annual interest rate (%)", max_digits=5, decimal_places=2, default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))],
     )
+    retired = models.BooleanField(
+        default=False,
+        help_text="A retired step is no longer taken; accounts that had it go on to the step after it. "
+                  "It stays on record with them, and a new step may take its place and day.",
+    )
+
+    objects = DunningStepQuerySet.as_manager()
 
     class Meta:
         ordering = ["policy", "position"]
         constraints = [
             # The admin shows these messages to the manager who edits the ladder.
+            # Among the ladder's steps only: a retired step keeps its place
+            # and day on record, and its replacement takes them over.
             models.UniqueConstraint(fields=["policy", "position"], name="step_position_unique",
+                                    condition=Q(retired=False),
                                     violation_error_message="This policy already has a step at this "
                                     "position."),
             models.UniqueConstraint(fields=["policy", "day_offset"], name="step_day_unique",
+                                    condition=Q(retired=False),
                                     violation_error_message="This policy already has a step on this day."),
             models.CheckConstraint(name="step_pay_by_positive", condition=Q(pay_by_days__gt=0),
                                    violation_error_message="A step must give at least 1 day to pay."),
@@ -461,6 +497,10 @@ class DunningStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy}: step {self.position} ({self.get_action_display()}, day {self.day_offset})"
+
+    def is_taken(self) -> bool:
+        """Some account has had this step, whatever became of the action."""
+        return self.pk is not None and self.actions.exists()
 
 
 class PolicyMinimum(models.Model):

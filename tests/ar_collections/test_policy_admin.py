@@ -3,6 +3,8 @@ steps can be reordered, and every change keeps its values before and after."""
 
 import datetime as dt
 import json
+import re
+from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -11,6 +13,8 @@ from django.urls import reverse
 
 from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import (
+    STEP_ON_RECORD,
+    ActionStatus,
     CollectionRules,
     DunningAction,
     DunningStep,
@@ -44,7 +48,8 @@ def policy_post(policy, step_changes: dict[int, dict]) -> dict:
                   "day_offset": step.day_offset, "action": step.action, "tone": step.tone,
                   "pay_by_days": step.pay_by_days,
                   "late_fee_amount": step.late_fee_amount, "late_fee_currency": step.late_fee_currency,
-                  "interest_rate_percent": step.interest_rate_percent}
+                  "interest_rate_percent": step.interest_rate_percent,
+                  "retired": "on" if step.retired else ""}
         fields.update(step_changes.get(step.position, {}))
         data.update({f"steps-{n}-{k}": v for k, v in fields.items()})
         # A field with a callable default posts its initial value too (show_hidden_initial).
@@ -349,3 +354,269 @@ def test_a_draft_s_steps_are_deleted_one_by_one(admin_client):
     admin_client.post(reverse("admin:collections_dunningstep_delete", args=[step.pk]), {"post": "yes"})
 
     assert not DunningStep.objects.filter(pk=step.pk).exists()
+
+
+# --- A step taken for customers stays as they got it ---------------------------------
+# The timeline, letters, runs and reports read what a customer got from the step
+# its action points to, and the planner reads where a cycle stands from that
+# step's position: a step once taken keeps what it sent, charged and where it
+# stands. The ladder changes by retiring it and adding a new step.
+
+
+def chase(day: dt.date) -> None:
+    """Plan the run of `day`, then carry out what it planned, as the workers would."""
+    with frozen(day):
+        run_plan(run=run_start(run_date=day))
+    DunningAction.objects.filter(status=ActionStatus.PLANNED).update(
+        status=ActionStatus.DONE, done_at=dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
+    )
+
+
+def steps_taken(customer) -> list[tuple]:
+    return list(DunningAction.objects.filter(customer=customer).order_by("planned_on", "pk")
+                .values_list("step__position", "step__action", "step__late_fee_amount"))
+
+
+def add_step(data: dict, policy, **fields) -> dict:
+    """The policy's change form as posted, with one new step added."""
+    n = data["steps-TOTAL_FORMS"]
+    data["steps-TOTAL_FORMS"] = n + 1
+    defaults = {"policy": policy.pk, "late_fee_amount": "0.00", "late_fee_currency": "EUR",
+                "interest_rate_percent": "0", "retired": ""}
+    data.update({f"steps-{n}-{k}": v for k, v in {**defaults, **fields}.items()})
+    data[f"initial-steps-{n}-late_fee_currency"] = "EUR"
+    return data
+
+
+def step_values(step) -> tuple:
+    step.refresh_from_db()
+    return (step.position, step.day_offset, step.action, step.tone, step.pay_by_days, step.late_fee_amount,
+            step.late_fee_currency, step.interest_rate_percent, step.retired)
+
+
+@pytest.fixture
+def mid_ladder(make_account):
+    """A prompt payer who has had the prompt ladder's steps 1 (e-mail) and 2 (letter)."""
+    customer = make_account(Segment.PROMPT)
+    chase(DUE + dt.timedelta(days=3))
+    chase(DUE + dt.timedelta(days=14))
+    assert [s[0] for s in steps_taken(customer)] == [1, 2]
+    return customer
+
+
+@pytest.mark.parametrize("change", [
+    {"tone": Tone.FRIENDLY}, {"action": StepAction.EMAIL}, {"late_fee_amount": "40.00"},
+    {"late_fee_currency": "USD"}, {"interest_rate_percent": "8.00"}, {"pay_by_days": 12},
+    {"day_offset": 15},
+], ids=lambda change: next(iter(change)))
+def test_a_taken_step_keeps_what_it_sent_and_charged_and_the_page_says_how_to_change_the_ladder(
+    admin_client, mid_ladder, change
+):
+    policy = prompt()
+    letter = policy.steps.get(position=2)
+    before = step_values(letter)
+
+    response = admin_client.post(change_url(policy), policy_post(policy, {2: change}))
+
+    assert response.status_code == 200  # the form again, with the reason
+    html = response.content.decode()
+    assert "Step 2 has been taken for customers already" in html
+    assert "tick “Retired” on this step and add a new step" in html
+    assert step_values(letter) == before
+
+
+def test_moving_a_taken_step_is_refused_and_an_account_mid_ladder_gets_its_next_step(
+    admin_client, mid_ladder
+):
+    """Swapped with step 3, the letter the account had would stand at place 3
+    and the planner would go on after it: the escalation to the principal
+    would never come."""
+    policy = prompt()
+
+    response = admin_client.post(change_url(policy), policy_post(
+        policy, {2: {"position": 3, "day_offset": 28}, 3: {"position": 2, "day_offset": 14}}
+    ))
+    chase(DUE + dt.timedelta(days=28))
+
+    assert [s[:2] for s in steps_taken(mid_ladder)] == [
+        (1, StepAction.EMAIL), (2, StepAction.LETTER), (3, StepAction.ESCALATE_PRINCIPAL),
+    ]
+    assert response.status_code == 200
+    assert "Step 2 has been taken for customers already" in response.content.decode()
+
+
+def test_a_page_posted_by_a_browser_saves_the_other_steps_and_keeps_the_taken_ones(admin_client, mid_ladder):
+    """A browser posts no read-only (disabled) field: the taken steps are kept
+    as they are, and a change to a step not yet taken is saved."""
+    policy = prompt()
+    taken = [policy.steps.get(position=1), policy.steps.get(position=2)]
+    before = [step_values(step) for step in taken]
+    data = policy_post(policy, {4: {"late_fee_amount": "25.00"}})
+    for n in (0, 1):  # steps 1 and 2
+        for name in (*STEP_ON_RECORD, "DELETE"):
+            data.pop(f"steps-{n}-{name}", None)
+        data.pop(f"initial-steps-{n}-late_fee_currency")
+
+    response = admin_client.post(change_url(policy), data)
+
+    assert response.status_code == 302
+    assert [step_values(step) for step in taken] == before
+    assert policy.steps.get(position=4).late_fee_amount == Decimal("25.00")
+
+
+def test_a_taken_step_is_shown_as_it_stays_with_the_way_to_change_the_ladder(admin_client, mid_ladder):
+    policy = prompt()
+    rows = {step.position: n for n, step in enumerate(policy.steps.order_by("position"))}
+
+    html = admin_client.get(change_url(policy)).content.decode()
+
+    taken, untaken = rows[2], rows[3]
+    assert re.search(rf'<select name="steps-{taken}-tone"[^>]* disabled', html)
+    assert re.search(rf'<input type="checkbox" name="steps-{taken}-DELETE"[^>]* disabled', html)
+    assert not re.search(rf'<select name="steps-{untaken}-tone"[^>]* disabled', html)
+    assert "Taken for customers: stays as they got it. To change it, retire it and add a new step." in html
+
+
+def test_a_taken_step_is_retired_and_replaced_and_each_account_goes_on_from_where_it_stands(
+    admin_client, mid_ladder, make_customer, make_invoice
+):
+    """The account that had the old letter goes on to step 3; one that had
+    only the e-mail gets the new letter, with its fee."""
+    later = make_customer(name="Later GmbH", segment=Segment.PROMPT)
+    make_invoice(later, issued=DUE, due=DUE + dt.timedelta(days=12), amount="900.00")
+    chase(DUE + dt.timedelta(days=15))  # the later account's first e-mail
+    policy = prompt()
+    old_letter = policy.steps.get(position=2)
+
+    data = add_step(policy_post(policy, {2: {"retired": "on"}}), policy, position=2, day_offset=14,
+                    action=StepAction.LETTER, tone=Tone.FIRM, pay_by_days=10, late_fee_amount="40.00")
+    response = admin_client.post(change_url(policy), data)
+
+    assert response.status_code == 302
+    logged = json.loads(LogEntry.objects.get(object_id=str(policy.pk)).change_message)
+    (change,) = [entry["changed"] for entry in logged if "changed" in entry]
+    assert (change["before"], change["after"]) == ({"retired": False}, {"retired": True})
+    assert step_values(old_letter)[:-1] == (2, 14, StepAction.LETTER, Tone.FIRM, 10, Decimal("0.00"), "EUR",
+                                            Decimal("0.00"))
+    assert old_letter.retired
+    chase(DUE + dt.timedelta(days=28))
+    assert steps_taken(mid_ladder) == [
+        (1, StepAction.EMAIL, Decimal("0.00")), (2, StepAction.LETTER, Decimal("0.00")),
+        (3, StepAction.ESCALATE_PRINCIPAL, Decimal("0.00")),
+    ]
+    assert steps_taken(later) == [
+        (1, StepAction.EMAIL, Decimal("0.00")), (2, StepAction.LETTER, Decimal("40.00")),
+    ]
+    assert DunningAction.objects.get(customer=mid_ladder, step__position=2).step == old_letter
+
+
+def test_a_retired_step_is_no_longer_taken_and_the_account_goes_on_to_the_step_after_it(
+    admin_client, make_account
+):
+    customer = make_account(Segment.PROMPT)
+    chase(DUE + dt.timedelta(days=3))
+    policy = prompt()
+
+    response = admin_client.post(change_url(policy), policy_post(policy, {2: {"retired": "on"}}))
+
+    assert response.status_code == 302
+    chase(DUE + dt.timedelta(days=14))
+    chase(DUE + dt.timedelta(days=28))
+    assert [s[:2] for s in steps_taken(customer)] == [
+        (1, StepAction.EMAIL), (3, StepAction.ESCALATE_PRINCIPAL),
+    ]
+
+
+def test_a_taken_step_cannot_be_deleted_from_its_ladder_and_the_page_says_to_retire_it(
+    admin_client, mid_ladder
+):
+    policy = prompt()
+    data = policy_post(policy, {})
+    data["steps-1-DELETE"] = "on"  # step 2, the letter the account had
+
+    response = admin_client.post(change_url(policy), data)
+
+    assert response.status_code == 200
+    assert ("Step 2 has been taken for customers and stays on record with them, so it cannot be deleted. "
+            "Tick “Retired” instead") in response.content.decode()
+    assert policy.steps.filter(position=2).exists()
+
+
+def test_a_step_retired_and_replaced_cannot_come_back_beside_its_replacement(admin_client, mid_ladder):
+    policy = prompt()
+    admin_client.post(change_url(policy), add_step(
+        policy_post(policy, {2: {"retired": "on"}}), policy, position=2, day_offset=14,
+        action=StepAction.LETTER, tone=Tone.FIRM, pay_by_days=10, late_fee_amount="40.00"))
+    old_letter = policy.steps.get(position=2, retired=True)
+    data = policy_post(policy, {})
+    row = next(n for n in range(data["steps-TOTAL_FORMS"]) if data[f"steps-{n}-id"] == old_letter.pk)
+    data[f"steps-{row}-retired"] = ""
+
+    response = admin_client.post(change_url(policy), data)
+
+    assert response.status_code == 200
+    assert "Two steps are at position 2" in response.content.decode()
+    assert step_values(old_letter)[-1] is True
+
+
+def test_retiring_every_step_of_the_ladder_in_force_is_refused(admin_client):
+    policy = prompt()
+    changes = {step.position: {"retired": "on"} for step in policy.steps.all()}
+
+    response = admin_client.post(change_url(policy), policy_post(policy, changes))
+
+    assert "An active policy needs at least one step" in response.content.decode()
+    assert not policy.steps.filter(retired=True).exists()
+
+
+def test_a_taken_step_on_its_own_page_keeps_what_it_sent(admin_client, mid_ladder):
+    step = prompt().steps.get(position=2)
+    url = reverse("admin:collections_dunningstep_change", args=[step.pk])
+    before = step_values(step)
+
+    page = admin_client.get(url).content.decode()
+    response = admin_client.post(url, {
+        "position": 2, "day_offset": 14, "action": StepAction.EMAIL, "tone": Tone.FIRM, "pay_by_days": 10,
+        "late_fee_amount": "0", "late_fee_currency": "EUR", "interest_rate_percent": "0",
+    })
+
+    assert re.search(r'<select name="action"[^>]* disabled', page)
+    assert "Step 2 has been taken for customers already" in response.content.decode()
+    assert step_values(step) == before
+
+
+def test_a_taken_step_is_retired_on_its_own_page_as_a_browser_posts_it(admin_client, mid_ladder):
+    step = prompt().steps.get(position=2)
+    before = step_values(step)
+
+    response = admin_client.post(reverse("admin:collections_dunningstep_change", args=[step.pk]),
+                                 {"retired": "on"})  # the read-only fields are not posted
+
+    assert response.status_code == 302
+    assert step_values(step) == (*before[:-1], True)
+
+
+def test_retiring_the_last_step_of_a_ladder_in_force_on_its_own_page_is_refused(admin_client):
+    policy = prompt()
+    policy.steps.exclude(position=1).update(retired=True)
+    step = policy.steps.get(position=1)
+
+    response = admin_client.post(reverse("admin:collections_dunningstep_change", args=[step.pk]), {
+        "position": 1, "day_offset": 3, "action": StepAction.EMAIL, "tone": Tone.FRIENDLY, "pay_by_days": 10,
+        "late_fee_amount": "0", "late_fee_currency": "EUR", "interest_rate_percent": "0", "retired": "on",
+    })
+
+    assert "An active policy needs at least one step" in response.content.decode()
+    assert step_values(step)[-1] is False
+
+
+def test_a_draft_with_only_retired_steps_is_not_put_in_force(admin_client):
+    draft = LatePaymentPolicy.objects.create(name="Old draft", segment=Segment.PROMPT, is_active=False)
+    DunningStep.objects.create(policy=draft, position=1, day_offset=7, action=StepAction.EMAIL,
+                               tone=Tone.FRIENDLY, pay_by_days=10, retired=True)
+
+    response = admin_client.post(reverse("admin:collections_latepaymentpolicy_changelist"),
+                                 {"action": "put_in_force", "_selected_action": [draft.pk]}, follow=True)
+
+    assert "“Old draft” was not put in force: it has no steps" in response.content.decode()
+    assert prompt().name == "Prompt payers"
