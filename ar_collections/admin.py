@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 
@@ -331,6 +332,11 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def get_deleted_objects(self, objs, request):
+        """A policy whose steps were taken stays, with them, on record."""
+        steps = DunningStep.objects.filter(policy__in=[p.pk for p in objs])
+        return _deleted_unless_taken(self, steps, objs, request)
+
     @admin.action(description="Put in force for its segment (the segment's current ladder is switched off)",
                   permissions=["change"])
     def put_in_force(self, request, queryset) -> None:
@@ -417,6 +423,27 @@ class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
         if obj is not None and obj.policy.is_active:
             return False
         return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request):
+        return _deleted_unless_taken(self, DunningStep.objects.filter(pk__in=[s.pk for s in objs]),
+                                     objs, request)
+
+
+def _deleted_unless_taken(model_admin, steps, objs, request):
+    """The admin's deletion summary, unless some of `steps` have been taken:
+    then one plain line per such step, rather than every action it was taken
+    in, one by one (thousands, for a step of a ladder that ran for a while)."""
+    taken = (steps.filter(Exists(DunningAction.objects.filter(step=OuterRef("pk"))))
+             .select_related("policy").order_by("policy__name", "position"))
+    if protected := [_taken_stays(step) for step in taken]:
+        return [], {}, set(), protected
+    return admin.ModelAdmin.get_deleted_objects(model_admin, objs, request)
+
+
+def _taken_stays(step: DunningStep) -> str:
+    return (f"Step {step.position} of “{step.policy.name}” has been taken for customers and stays on record "
+            "with them. Retire a step to take it out of its ladder; switch a policy off to stop it "
+            "chasing anyone.")
 
 
 @admin.register(PolicyMinimum)

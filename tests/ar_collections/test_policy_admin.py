@@ -620,3 +620,49 @@ def test_a_draft_with_only_retired_steps_is_not_put_in_force(admin_client):
 
     assert "“Old draft” was not put in force: it has no steps" in response.content.decode()
     assert prompt().name == "Prompt payers"
+
+
+def _replaced_by_a_draft(admin_client) -> LatePaymentPolicy:
+    """The prompt ladder, taken for customers, then replaced by a draft put in force."""
+    old = prompt()
+    draft = LatePaymentPolicy.objects.create(name="Prompt payers, gentler", segment=Segment.PROMPT,
+                                             is_active=False)
+    DunningStep.objects.create(policy=draft, position=1, day_offset=7, action=StepAction.EMAIL,
+                               tone=Tone.FRIENDLY, pay_by_days=10)
+    admin_client.post(reverse("admin:collections_latepaymentpolicy_changelist"),
+                      {"action": "put_in_force", "_selected_action": [draft.pk]})
+    old.refresh_from_db()
+    assert not old.is_active
+    return old
+
+
+@pytest.mark.parametrize("door", ["step-delete-page", "steps-delete-selected"])
+def test_deleting_a_taken_step_says_why_it_stays_in_words_a_manager_understands(
+    admin_client, mid_ladder, door
+):
+    old = _replaced_by_a_draft(admin_client)
+    letter = old.steps.get(position=2)
+    if door == "step-delete-page":
+        response = admin_client.post(reverse("admin:collections_dunningstep_delete", args=[letter.pk]),
+                                     {"post": "yes"})
+    else:
+        response = admin_client.post(reverse("admin:collections_dunningstep_changelist"), {
+            "action": "delete_selected", "post": "yes", "_selected_action": [str(letter.pk)],
+        })
+
+    html = response.content.decode()
+    assert "Step 2 of “Prompt payers” has been taken for customers and stays on record with them" in html
+    assert f"for {mid_ladder.pk} (Done)" not in html  # not every action it was taken in, one by one
+    assert DunningStep.objects.filter(pk=letter.pk).exists()
+
+
+def test_deleting_a_policy_whose_steps_were_taken_says_why_it_stays(admin_client, mid_ladder):
+    old = _replaced_by_a_draft(admin_client)
+
+    response = admin_client.post(reverse("admin:collections_latepaymentpolicy_delete", args=[old.pk]),
+                                 {"post": "yes"})
+
+    html = response.content.decode()
+    assert "Step 1 of “Prompt payers” has been taken for customers and stays on record with them" in html
+    assert f"for {mid_ladder.pk} (Done)" not in html
+    assert LatePaymentPolicy.objects.filter(pk=old.pk).exists()
