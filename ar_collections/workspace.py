@@ -399,6 +399,70 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
     return locked
 
 
+@transaction.atomic
+def plan_withdraw(*, plan: PaymentPlan, actor, reason: str, on: dt.date) -> PaymentPlan:
+    """Take back a proposal before a manager decides (the customer changed
+    their mind), or end a plan in good standing (the customer asks to stop it,
+    pays another way, or a new arrangement replaces it). It ends cancelled,
+    not broken: it counts against nobody. The pauses it set that still hold
+    lift, and dunning goes on where the cycle stood. Who, when and why go on
+    the timeline."""
+    require_act_on(actor, plan.customer)
+    locked = PaymentPlan.objects.select_for_update().select_related("customer", "proposed_by").get(pk=plan.pk)
+    refusal = plan_withdraw_refusal(actor, locked)
+    if refusal:
+        raise ValidationError(refusal)
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the plan ends."})
+    before = locked.status
+    instalments = list(locked.instalments.order_by("number"))
+    receipts = _Receipts(locked.invoices.all(), since=min(locked.proposed_on, on),
+                         after=locked.allocations_before)
+    locked.status, locked.paid_amount = PlanStatus.CANCELLED, receipts.paid
+    locked.save(update_fields=["status", "paid_amount"])
+    _pauses_lift(DunningPause.objects.filter(plan=locked), actor=actor)
+    worklist.items_close(plan=locked, actor=actor)
+    said = f"Payment plan of {format_money(locked.total_amount, locked.currency)}"
+    if before == PlanStatus.AWAITING_APPROVAL:
+        summary = f"{said} withdrawn before a manager decided: {reason.strip()}"
+    else:
+        paid = sum(i.status == InstalmentStatus.PAID for i in instalments)
+        summary = (f"{said} ended with {paid} of {len(instalments)} instalments paid "
+                   f"({format_money(receipts.paid, locked.currency)}): {reason.strip()}; "
+                   "dunning goes on where it stood")
+    event_record(
+        customer=locked.customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=locked,
+        invoices=list(locked.invoices.all()), summary=summary,
+        details={"before": {"status": before}, "after": {"status": locked.status}, "reason": reason.strip(),
+                 "paid": str(receipts.paid)},
+    )
+    return locked
+
+
+def plan_withdraw_refusal(actor, plan: PaymentPlan) -> str:
+    """Why `actor` may not withdraw or end this plan ("" if they may). A
+    proposal is its proposer's to take back, or a manager's. A plan in good
+    standing that a manager decided on (approved it, or set it up beyond the
+    collectors' limit) is a manager's to end, as a manager's hold or approved
+    exception is a manager's to lift (see pauses_liftable); one a collector
+    could agree alone, the collector may end."""
+    if plan.status not in (PlanStatus.AWAITING_APPROVAL, PlanStatus.ACTIVE):
+        return (f"This payment plan is {plan.get_status_display().lower()} already: only a plan waiting for "
+                "a manager or in good standing can be withdrawn or ended.")
+    if actor.has_perm("collections.change_paymentplan"):
+        return ""
+    if plan.status == PlanStatus.AWAITING_APPROVAL:
+        if plan.proposed_by_id == actor.pk:
+            return ""
+        return (f"Only {plan.proposed_by.get_username()}, who proposed it, or a manager may withdraw it "
+                "before a manager decides.")
+    if plan.decided_by_id is not None:
+        return "This plan was approved by a manager: a manager ends it."
+    if CollectionRules.current().plan_needs_approval(amount=plan.total_amount, currency=plan.currency):
+        return "This plan is above the collectors' limit: a manager ends it."
+    return ""
+
+
 # --- Disputes ---------------------------------------------------------------------
 
 

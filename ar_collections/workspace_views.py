@@ -142,18 +142,21 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
     }
 
 
-def commitments_context(customer: Customer) -> dict:
+def commitments_context(customer: Customer, *, user) -> dict:
     """Open promises, plans in force or waiting, open disputes and pending requests."""
+    plans = list(
+        customer.payment_plans.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+        .select_related("proposed_by")
+        .prefetch_related("invoices", Prefetch("instalments", queryset=Instalment.objects.order_by("number")))
+    )
+    for plan in plans:
+        # The Withdraw / End link shows for whom plan_withdraw would take it.
+        plan.withdrawable = not workspace.plan_withdraw_refusal(user, plan)
     return {
         "open_promises": list(
             customer.promises.filter(status=PromiseStatus.OPEN).prefetch_related("invoices").order_by("promised_on")
         ),
-        "live_plans": list(
-            customer.payment_plans.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
-            .prefetch_related(
-                "invoices", Prefetch("instalments", queryset=Instalment.objects.order_by("number"))
-            )
-        ),
+        "live_plans": plans,
         "open_disputes": list(
             customer.disputes.filter(status=DisputeStatus.OPEN).select_related("invoice", "department")
         ),
@@ -265,7 +268,7 @@ def _form_response(
 def _account_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
     if not request.htmx:
         return redirect(reverse("customers:detail", args=[customer.pk]) + "#timeline")
-    context = {**changed_parts_context(request, customer), **commitments_context(customer)}
+    context = {**changed_parts_context(request, customer), **commitments_context(customer, user=request.user)}
     response = render(request, "collections/_account_changed.html", context)
     retarget(response, "#action-panel")
     reswap(response, "outerHTML")
@@ -526,6 +529,41 @@ def promise_withdraw(request: HttpRequest, pk: int, promise_id: int) -> HttpResp
     money = format_money(promise.amount, promise.currency)
     context = {"customer": customer, "form": form, "slug": "withdraw", "action_url": request.path,
                "title": f"Withdraw the promise of {money} by {format_day(promise.promised_on)}"}
+    return _form_response(request, context, status=422 if bound else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan_withdraw(request: HttpRequest, pk: int, plan_id: int) -> HttpResponse:
+    """Withdraw a proposal waiting for a manager, or end a plan in good standing."""
+    customer = customer_changeable(request, pk, permission="collections.add_paymentplan")
+    plan = get_object_or_404(PaymentPlan.objects.select_related("proposed_by"), pk=plan_id, customer=customer)
+    refusal = workspace.plan_withdraw_refusal(request.user, plan)
+    live = plan.status in (PlanStatus.AWAITING_APPROVAL, PlanStatus.ACTIVE)
+    if not live and request.method != "POST":
+        raise Http404(refusal)
+    if live and refusal:
+        raise PermissionDenied(refusal)
+    pending = plan.status == PlanStatus.AWAITING_APPROVAL
+    bound = request.method == "POST"
+    form = WithdrawForm(request.POST if bound else None, auto_id="plan-withdraw-%s")
+    if not pending:
+        form.fields["reason"].label = "Why does the plan end?"
+    if bound and form.is_valid():
+        try:
+            workspace.plan_withdraw(plan=plan, actor=request.user, reason=form.cleaned_data["reason"],
+                                    on=timezone.localdate())
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Payment plan withdrawn." if pending
+                             else "Payment plan ended; dunning goes on where it stood.")
+            return _account_changed(request, customer)
+    money = format_money(plan.total_amount, plan.currency)
+    title = (f"Withdraw the payment plan of {money} proposed on {format_day(plan.proposed_on)}" if pending
+             else f"End the payment plan of {money}")
+    context = {"customer": customer, "form": form, "slug": "plan-withdraw", "action_url": request.path,
+               "title": title}
     return _form_response(request, context, status=422 if bound else 200)
 
 

@@ -121,7 +121,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **dunning_card_context(customer, user=request.user, today=today),
         **timeline,
         **preview_context(customer, today=today),
-        **commitments_context(customer),
+        **commitments_context(customer, user=request.user),
         "behaviour": _behaviour_of(customer),
         "can_act": can_act_on(request.user, customer),
         "action_links": action_links(request.user),

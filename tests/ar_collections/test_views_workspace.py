@@ -1378,6 +1378,99 @@ def test_a_manager_rejects_a_plan_from_the_account_page_with_htmx(
     assert not DunningPause.objects.filter(plan=waiting_plan).exists()
 
 
+# --- Withdrawing and ending plans ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def agreed_plan(customer, collector, invoices) -> PaymentPlan:
+    """Agreed at once, within the collector's limit: EUR 700.00 on INV-1002 in two instalments."""
+    set_rules(plan_approval_above_amount=Decimal("5000.00"))
+    return workspace.plan_propose(
+        customer=customer, actor=collector, invoices=[invoices[1]], on=TODAY,
+        instalments=[(dt.date(2025, 8, 15), Decimal("350.00")), (dt.date(2025, 9, 15), Decimal("350.00"))],
+    )
+
+
+def plan_state(plan: PaymentPlan) -> tuple:
+    plan.refresh_from_db()
+    return plan.status, DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).count()
+
+
+def commitments_of(html: str) -> str:
+    return html.split('<section id="commitments"')[1].split("</section>")[0]
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_plan_the_customer_stops_is_ended_from_the_account_page_and_dunning_goes_on(
+    client, collector, customer, agreed_plan, headers
+):
+    client.force_login(collector)
+    end = url("plan_withdraw", customer, agreed_plan.pk)
+    assert f'href="{end}"' in commitments_of(client.get(account(customer)).content.decode())
+    assert "Why does the plan end?" in client.get(end, headers=headers).content.decode()
+
+    response = client.post(end, {"reason": "Pays by card instead"}, headers=headers)
+
+    if headers:
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert all(re.search(part, page) for part in ACCOUNT_PARTS)
+        assert end not in commitments_of(page)
+    else:
+        assert (response.status_code, response.url) == (302, account(customer) + "#timeline")
+    assert plan_state(agreed_plan) == (PlanStatus.CANCELLED, 0)
+    event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.PAYMENT_PLAN).latest("pk")
+    assert event.summary == ("Payment plan of EUR 700.00 ended with 0 of 2 instalments paid (EUR 0.00): "
+                             "Pays by card instead; dunning goes on where it stood")
+    assert event.actor == collector
+
+
+def test_a_proposal_is_withdrawn_only_with_a_reason_only_once_and_only_by_whoever_works_the_account(
+    client, collector, other_collector, viewer, customer, waiting_plan
+):
+    withdraw = url("plan_withdraw", customer, waiting_plan.pk)
+    client.force_login(collector)
+    assert f'href="{withdraw}"' in commitments_of(client.get(account(customer)).content.decode())
+    assert client.post(withdraw, {"reason": " "}).status_code == 422
+    assert client.put(withdraw).status_code == 405
+    for someone in (other_collector, viewer):
+        client.force_login(someone)
+        assert client.post(withdraw, {"reason": "Not mine to take back"}).status_code == 403
+    assert Client(enforce_csrf_checks=True).post(withdraw, {"reason": "x"}).status_code in (302, 403)
+    assert plan_state(waiting_plan) == (PlanStatus.AWAITING_APPROVAL, 0)
+
+    client.force_login(collector)
+    response = client.post(withdraw, {"reason": "The customer changed their mind"})
+    assert response.status_code == 302
+    assert plan_state(waiting_plan) == (PlanStatus.CANCELLED, 0)
+    said = TimelineEvent.objects.count()
+
+    refused = client.post(withdraw, {"reason": "Again"})
+    assert refused.status_code == 422
+    assert "This payment plan is cancelled already" in refused.content.decode()
+    assert client.get(withdraw).status_code == 404
+    assert TimelineEvent.objects.count() == said
+
+
+def test_a_plan_a_manager_approved_is_ended_by_a_manager_not_by_the_collector(
+    client, collector, manager, customer, waiting_plan
+):
+    workspace.plan_decide(plan=waiting_plan, manager=manager, approve=True, note="Good payer", on=TODAY)
+    end = url("plan_withdraw", customer, waiting_plan.pk)
+    client.force_login(collector)
+    assert end not in commitments_of(client.get(account(customer)).content.decode())
+    assert client.get(end).status_code == 403
+    refused = client.post(end, {"reason": "Customer asked"})
+    assert refused.status_code == 403
+    assert plan_state(waiting_plan) == (PlanStatus.ACTIVE, 2)
+
+    client.force_login(manager)
+    assert f'href="{end}"' in commitments_of(client.get(account(customer)).content.decode())
+    response = client.post(end, {"reason": "A new arrangement replaces it"}, headers=HTMX)
+    assert response.status_code == 200
+    assert plan_state(waiting_plan) == (PlanStatus.CANCELLED, 0)
+
+
 @pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
 def test_a_manager_approves_a_long_pause_and_dunning_waits_until_its_end(
     client, manager, customer, pause_request, decisions, headers

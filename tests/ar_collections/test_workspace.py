@@ -8,7 +8,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from ar_collections import workspace
 from ar_collections.dunning import eligible_invoices, next_step, run_plan, run_start
@@ -556,6 +556,164 @@ def test_a_plan_paid_in_full_completes(account, invoices, collector):
                              allocations=[(small, Decimal("500.00")), (large, Decimal("700.00"))])
     plan.refresh_from_db()
     assert plan.status == PlanStatus.COMPLETED
+
+
+# --- Withdrawing and ending plans -------------------------------------------------------------
+
+
+def plan_pauses_in_force(plan) -> int:
+    return DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).count()
+
+
+def approval_above(amount: str) -> None:
+    rules = CollectionRules.current()
+    rules.plan_approval_above_amount = Decimal(amount)
+    rules.save()
+
+
+def test_a_plan_the_customer_stops_is_ended_with_a_reason_and_only_its_own_pauses_lift(
+    account, invoices, collector, manager
+):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, large = invoices
+    pay(account, LATE + dt.timedelta(days=9), (small, "300.00"), (large, "300.00"))
+    day = LATE + dt.timedelta(days=12)
+    hold = workspace.pause_set(customer=account, actor=collector, reason="CFO away", on=day,
+                               ends_on=day + dt.timedelta(days=3))
+    # One of the plan's pauses a manager had lifted already: it stays as they left it.
+    lifted_at = dt.datetime(2026, 3, 25, 8, 0, tzinfo=dt.UTC)
+    DunningPause.objects.filter(plan=plan, invoice=small).update(lifted_at=lifted_at, lifted_by=manager)
+
+    ended = workspace.plan_withdraw(plan=plan, actor=collector, reason="Pays the rest by card", on=day)
+
+    plan.refresh_from_db()
+    assert ended == plan and plan.status == PlanStatus.CANCELLED
+    assert plan_pauses_in_force(plan) == 0
+    assert DunningPause.objects.get(plan=plan, invoice=small).lifted_by == manager
+    assert DunningPause.objects.get(plan=plan, invoice=small).lifted_at == lifted_at
+    assert DunningPause.objects.get(plan=plan, invoice=large).lifted_by == collector
+    hold.refresh_from_db()
+    assert hold.lifted_at is None  # not the plan's to lift
+    assert chased(account, on=day) == set()
+    assert chased(account, on=day + dt.timedelta(days=4)) == {small.number, large.number}
+    event = TimelineEvent.objects.filter(customer=account, kind=EventKind.PAYMENT_PLAN).latest("pk")
+    assert event.summary == ("Payment plan of EUR 1,200.00 ended with 1 of 2 instalments paid (EUR 600.00): "
+                             "Pays the rest by card; dunning goes on where it stood")
+    assert (event.actor, event.details["before"], event.details["after"]) == (
+        collector, {"status": PlanStatus.ACTIVE}, {"status": PlanStatus.CANCELLED})
+    # Its invoices are free for a new arrangement.
+    workspace.promise_record(customer=account, actor=collector, amount=Decimal("600.00"),
+                             promised_on=day + dt.timedelta(days=5), invoices=invoices, on=day)
+
+
+def test_a_proposal_waiting_for_a_manager_is_withdrawn_by_whoever_proposed_it_or_by_a_manager(
+    account, invoices, collector, other_collector, manager
+):
+    approval_above("1000.00")
+    first = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                   instalments=schedule((10, "600.00"), (40, "600.00")))
+    workspace.plan_withdraw(plan=first, actor=collector, reason="The customer changed their mind", on=LATE)
+    first.refresh_from_db()
+    assert first.status == PlanStatus.CANCELLED
+    assert TimelineEvent.objects.filter(customer=account).latest("pk").summary == (
+        "Payment plan of EUR 1,200.00 withdrawn before a manager decided: The customer changed their mind")
+
+    second = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                    instalments=schedule((10, "600.00"), (40, "600.00")))
+    account.collector = other_collector  # the account changed hands
+    account.save(update_fields=["collector"])
+    with pytest.raises(ValidationError, match="Only carla, who proposed it, or a manager may withdraw it"):
+        workspace.plan_withdraw(plan=second, actor=other_collector, reason="Not mine", on=LATE)
+    second.refresh_from_db()
+    assert second.status == PlanStatus.AWAITING_APPROVAL
+
+    workspace.plan_withdraw(plan=second, actor=manager, reason="Replaced by a promise", on=LATE)
+    second.refresh_from_db()
+    assert second.status == PlanStatus.CANCELLED
+    assert not DunningPause.objects.filter(plan__in=[first, second]).exists()
+
+
+def test_a_plan_a_manager_decided_on_is_ended_by_a_manager_only(account, invoices, collector, manager):
+    approval_above("1000.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Long-standing customer", on=LATE)
+
+    with pytest.raises(ValidationError, match="approved by a manager: a manager ends it"):
+        workspace.plan_withdraw(plan=plan, actor=collector, reason="Customer asked", on=LATE)
+    plan.refresh_from_db()
+    assert (plan.status, plan_pauses_in_force(plan)) == (PlanStatus.ACTIVE, 2)
+
+    workspace.plan_withdraw(plan=plan, actor=manager, reason="Customer asked", on=LATE)
+    plan.refresh_from_db()
+    assert (plan.status, plan_pauses_in_force(plan)) == (PlanStatus.CANCELLED, 0)
+
+
+def test_a_plan_a_manager_set_up_beyond_the_collectors_limit_is_a_managers_to_end(
+    account, invoices, collector, manager
+):
+    approval_above("1000.00")
+    plan = workspace.plan_propose(customer=account, actor=manager, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    assert plan.status == PlanStatus.ACTIVE
+
+    with pytest.raises(ValidationError, match="above the collectors' limit: a manager ends it"):
+        workspace.plan_withdraw(plan=plan, actor=collector, reason="Customer asked", on=LATE)
+    assert plan_pauses_in_force(plan) == 2
+
+
+def test_a_plan_is_ended_only_with_a_reason_and_only_once(account, invoices, collector, manager):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    with pytest.raises(ValidationError, match="Say why the plan ends"):
+        workspace.plan_withdraw(plan=plan, actor=collector, reason="  ", on=LATE)
+    assert plan_pauses_in_force(plan) == 2
+    workspace.plan_withdraw(plan=plan, actor=collector, reason="Customer asked", on=LATE)
+    said = events(account, EventKind.PAYMENT_PLAN)
+
+    with pytest.raises(ValidationError, match="This payment plan is cancelled already"):
+        workspace.plan_withdraw(plan=plan, actor=collector, reason="Again", on=LATE)
+    with pytest.raises(ValidationError, match="already cancelled"):
+        workspace.plan_decide(plan=plan, manager=manager, approve=True, note="ok", on=LATE)
+    assert events(account, EventKind.PAYMENT_PLAN) == said
+    assert workspace.commitments_check(on=LATE + dt.timedelta(days=60))["missed"] == 0
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.CANCELLED
+
+
+def test_another_collector_cannot_end_a_plan_on_an_account_not_theirs(account, invoices, collector,
+                                                                      other_collector):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    with pytest.raises(PermissionDenied):
+        workspace.plan_withdraw(plan=plan, actor=other_collector, reason="x", on=LATE)
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+
+
+def test_dunning_resumes_where_the_cycle_stood_after_a_plan_is_ended(
+    account, invoices, collector, plan_and_deliver, smtp_server
+):
+    first = DUE + dt.timedelta(days=3)
+    assert plan_and_deliver(first)["emailed"] == 1  # step 1 of the prompt ladder
+    plan = workspace.plan_propose(
+        customer=account, actor=collector, invoices=invoices, on=first,
+        instalments=[(first + dt.timedelta(days=30), Decimal("600.00")),
+                     (first + dt.timedelta(days=60), Decimal("600.00"))],
+    )
+    day = first + dt.timedelta(days=20)
+    # While the plan stands, nothing more is planned, though step 2 has long been due.
+    assert plan_and_deliver(day).get("emailed", 0) == 0
+    workspace.plan_withdraw(plan=plan, actor=collector, reason="Customer refinanced", on=day)
+    for later in range(1, 40):
+        plan_and_deliver(day + dt.timedelta(days=later))
+
+    positions = list(DunningAction.objects.filter(customer=account).order_by("planned_on")
+                     .values_list("step__position", "planned_on"))
+    # The next step the day after, not the first again; then each one after it, none left out.
+    assert [p for p, _ in positions] == [1, 2, 3, 4]
+    assert positions[1][1] == day + dt.timedelta(days=1)
 
 
 # --- Disputes -------------------------------------------------------------------------------
