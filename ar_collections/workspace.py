@@ -607,6 +607,13 @@ def dispute_resolve(
                  "after": {"total_amount": str(invoice.total_amount), "open_amount": str(invoice.open_amount),
                            "status": invoice.status}},
     )
+    if outcome == DisputeOutcome.CREDIT_NOTE:
+        _plans_follow_credit(invoice, taken_off=amount, actor=actor, on=on,
+                             because=f"credit note {locked.credit_note.number} on {invoice.number}")
+    elif outcome == DisputeOutcome.CORRECTED_INVOICE:
+        _plans_follow_credit(invoice, taken_off=locked.taken_off_amount, actor=actor, on=on,
+                             because=f"the correction of {invoice.number} to "
+                             f"{format_money(amount, invoice.currency)}")
     return locked
 
 
@@ -624,6 +631,91 @@ def _outcome_possible(outcome: str, invoice: Invoice) -> None:
         f"Invoice {invoice.number} is paid in full: nothing is open to credit or correct. "
         "Close the dispute as paid in full, or as rejected."
     )})
+
+
+def _plans_follow_credit(invoice: Invoice, *, taken_off: Decimal, because: str, actor, on: dt.date) -> None:
+    """A credit note or a correction took `taken_off` off an invoice: the plan
+    holding it (in good standing, or waiting for a manager) asks for that much
+    less, or it went on asking for money no longer owed (the collector quoted
+    the old instalments, the manager approved the old total, a missed
+    instalment read short by more than it was). A plan the credit leaves
+    nothing to pay is done. The caller holds the invoice's lock, as a payment
+    does before it checks the plan: one order, no deadlock."""
+    plans = (PaymentPlan.objects.select_for_update(of=("self",)).select_related("customer")
+             .filter(invoices=invoice, status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]))
+    for plan in plans:
+        if plan.invoices.filter(status=InvoiceStatus.OPEN).exists():
+            _plan_reduce(plan, taken_off=taken_off, because=because, actor=actor)
+        else:
+            _plan_credited_in_full(plan, because=because, actor=actor, on=on)
+
+
+def _plan_reduce(plan: PaymentPlan, *, taken_off: Decimal, because: str, actor) -> None:
+    """Take `taken_off` off the instalments still due, the last one first (the
+    customer deducts a credit from the end of the schedule, and what they
+    agreed to pay next stays as agreed); an instalment taken to nothing leaves
+    the schedule. Something stays due: the instalments not yet paid add up to
+    at least what the plan's invoices still owe, and they owe more than nothing."""
+    instalments = list(plan.instalments.order_by("number"))
+    before = [[i.number, i.due_on.isoformat(), str(i.amount)] for i in instalments]
+    left = taken_off
+    for instalment in reversed(instalments):
+        if left == 0 or instalment.status != InstalmentStatus.DUE:
+            break
+        part = min(left, instalment.amount)
+        instalment.amount, left = instalment.amount - part, left - part
+        if instalment.amount:
+            instalment.save(update_fields=["amount"])
+        else:
+            instalment.delete()
+    kept = [i for i in instalments if i.amount]
+    old_total = plan.total_amount
+    plan.total_amount -= taken_off - left
+    plan.save(update_fields=["total_amount"])
+    # The plan holds dunning until its new last instalment (plus grace), no longer.
+    DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).update(
+        ends_on=kept[-1].due_on + dt.timedelta(days=plan.grace_days),
+        reason=f"Payment plan of {format_money(plan.total_amount, plan.currency)}",
+    )
+    schedule = ", ".join(f"{format_money(i.amount, plan.currency)} on {format_day(i.due_on, year=False)}"
+                         for i in kept)
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
+        invoices=list(plan.invoices.all()),
+        summary=f"Payment plan reduced from {format_money(old_total, plan.currency)} to "
+        f"{format_money(plan.total_amount, plan.currency)} by {because}: {schedule}",
+        details={"because": because,
+                 "before": {"total": str(old_total), "instalments": before},
+                 "after": {"total": str(plan.total_amount),
+                           "instalments": [[i.number, i.due_on.isoformat(), str(i.amount)] for i in kept]}},
+    )
+
+
+def _plan_credited_in_full(plan: PaymentPlan, *, because: str, actor, on: dt.date) -> None:
+    """Nothing is left to pay on the plan's invoices: a plan in force is
+    completed (its instalments count as paid, as the daily check counts an
+    invoice settled however), a proposal is withdrawn with nothing to decide."""
+    before = plan.status
+    receipts = _Receipts(plan.invoices.all(), since=min(plan.proposed_on, on), after=plan.allocations_before)
+    money = format_money(plan.total_amount, plan.currency)
+    if before == PlanStatus.ACTIVE:
+        plan.instalments.filter(status=InstalmentStatus.DUE).update(status=InstalmentStatus.PAID)
+        plan.status = PlanStatus.COMPLETED
+        summary = (f"Payment plan completed: {because} left nothing to pay "
+                   f"({format_money(receipts.paid, plan.currency)} paid)")
+    else:
+        plan.status = PlanStatus.CANCELLED
+        summary = f"Payment plan of {money} withdrawn before a manager decided: {because} left nothing to pay"
+    plan.paid_amount = receipts.paid
+    plan.save(update_fields=["status", "paid_amount"])
+    _pauses_lift(DunningPause.objects.filter(plan=plan), actor=actor)
+    worklist.items_close(plan=plan, actor=actor)
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
+        invoices=list(plan.invoices.all()), summary=summary,
+        details={"because": because, "before": {"status": before}, "after": {"status": plan.status},
+                 "paid": str(receipts.paid)},
+    )
 
 
 def _credit_allowed(actor, invoice: Invoice, *, taken_off: Decimal) -> None:

@@ -1471,6 +1471,26 @@ def test_a_plan_a_manager_approved_is_ended_by_a_manager_not_by_the_collector(
     assert plan_state(waiting_plan) == (PlanStatus.CANCELLED, 0)
 
 
+def test_a_credit_note_on_a_planned_invoice_shows_at_once_in_the_plans_instalments(
+    client, collector, customer, invoices, agreed_plan
+):
+    disputed = workspace.dispute_open(customer=customer, actor=collector, invoice=invoices[1], on=TODAY,
+                                      reason=DisputeReason.PRICE, description="Quoted EUR 600")
+    client.force_login(collector)
+
+    response = client.post(url("dispute_resolve", customer, disputed.pk), {
+        "outcome": DisputeOutcome.CREDIT_NOTE, "amount": "100.00", "note": "Contract price",
+    }, headers=HTMX)
+
+    assert response.status_code == 200
+    plan = " ".join(commitments_of(response.content.decode()).split())
+    assert "Payment plan: EUR 600.00" in plan
+    assert "15 Aug 2025 · EUR 350.00 · Due" in plan and "15 Sep 2025 · EUR 250.00 · Due" in plan
+    note = CreditNote.objects.get(invoice=invoices[1])
+    assert (f"Payment plan reduced from EUR 700.00 to EUR 600.00 by credit note {note.number} on INV-1002: "
+            "EUR 350.00 on 15 Aug, EUR 250.00 on 15 Sep") in response.content.decode()
+
+
 @pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
 def test_a_manager_approves_a_long_pause_and_dunning_waits_until_its_end(
     client, manager, customer, pause_request, decisions, headers

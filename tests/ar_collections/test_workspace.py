@@ -870,6 +870,145 @@ def test_another_collectors_account_cannot_be_worked(account, invoices, other_co
     assert not account.disputes.exists()
 
 
+# --- Credit notes on planned invoices -------------------------------------------------------------
+
+
+def credit_note(account, actor, invoice, amount: str, *, on: dt.date, corrected: bool = False):
+    """A dispute on `invoice` settled by a credit note of `amount` (or, `corrected`, a new total of it)."""
+    dispute = workspace.dispute_open(customer=account, actor=actor, invoice=invoice, on=on,
+                                     reason=DisputeReason.PRICE, description="Billed above the contract")
+    return workspace.dispute_resolve(
+        dispute=dispute, actor=actor, on=on, note="Contract price", amount=Decimal(amount),
+        outcome=DisputeOutcome.CORRECTED_INVOICE if corrected else DisputeOutcome.CREDIT_NOTE,
+    )
+
+
+def instalments_of(plan) -> list[tuple[int, dt.date, Decimal, str]]:
+    return list(plan.instalments.order_by("number").values_list("number", "due_on", "amount", "status"))
+
+
+def test_a_credit_note_in_a_plan_comes_off_its_last_instalments_and_paying_the_rest_completes_it(
+    account, invoices, collector
+):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    small, large = invoices
+    grace = plan.grace_days
+
+    dispute = credit_note(account, collector, large, "500.00", on=LATE + dt.timedelta(days=2))
+
+    plan.refresh_from_db()
+    assert plan.total_amount == Decimal("700.00")
+    assert instalments_of(plan) == [
+        (1, LATE + dt.timedelta(days=10), Decimal("400.00"), InstalmentStatus.DUE),
+        (2, LATE + dt.timedelta(days=40), Decimal("300.00"), InstalmentStatus.DUE),
+    ]
+    # The plan holds dunning until its new last instalment (plus grace), no longer.
+    assert set(DunningPause.objects.filter(plan=plan).values_list("ends_on", "reason")) == {
+        (LATE + dt.timedelta(days=40 + grace), "Payment plan of EUR 700.00")}
+    event = TimelineEvent.objects.filter(customer=account, kind=EventKind.PAYMENT_PLAN).latest("pk")
+    assert event.summary == (
+        f"Payment plan reduced from EUR 1,200.00 to EUR 700.00 by credit note {dispute.credit_note.number} "
+        f"on {large.number}: EUR 400.00 on {format_day(LATE + dt.timedelta(days=10), year=False)}, "
+        f"EUR 300.00 on {format_day(LATE + dt.timedelta(days=40), year=False)}")
+    assert event.actor == collector
+    assert event.details["before"]["instalments"][2] == [3, str(LATE + dt.timedelta(days=70)), "400.00"]
+
+    # The customer pays what the plan now asks, on time; the daily check runs every day to the old end.
+    for day in range(10, 80):
+        on = LATE + dt.timedelta(days=day)
+        if day == 10:
+            pay(account, on, (small, "400.00"))
+        if day == 40:
+            pay(account, on, (small, "100.00"), (large, "200.00"))
+        workspace.commitments_check(on=on)
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+    assert (f"Instalment 2 of 2 paid (EUR 300.00 due {format_day(LATE + dt.timedelta(days=40))})"
+            in events(account, EventKind.PAYMENT_PLAN))
+
+
+def test_an_instalment_missed_after_a_credit_note_is_short_by_what_was_still_owed(
+    account, invoices, collector
+):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    small, large = invoices
+    credit_note(account, collector, large, "500.00", on=LATE + dt.timedelta(days=2))
+    pay(account, LATE + dt.timedelta(days=10), (small, "400.00"))
+    pay(account, LATE + dt.timedelta(days=40), (small, "100.00"), (large, "150.00"))  # 50.00 short
+
+    workspace.commitments_check(on=LATE + dt.timedelta(days=41 + plan.grace_days))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+    item = WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED)
+    assert item.title.startswith("Missed instalment 2 of EUR 300.00")
+    assert "EUR 50.00 short" in item.title
+
+
+def test_a_credit_note_that_leaves_nothing_to_pay_completes_the_plan_at_once(account, invoices, collector):
+    small, _ = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=[small], on=LATE,
+                                  instalments=schedule((10, "250.00"), (40, "250.00")))
+    pay(account, LATE + dt.timedelta(days=10), (small, "250.00"))
+
+    dispute = credit_note(account, collector, small, "250.00", on=LATE + dt.timedelta(days=15))
+
+    plan.refresh_from_db()
+    assert (plan.status, plan.paid_amount) == (PlanStatus.COMPLETED, Decimal("250.00"))
+    assert [status for *_, status in instalments_of(plan)] == [InstalmentStatus.PAID, InstalmentStatus.PAID]
+    assert not DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).exists()
+    assert events(account, EventKind.PAYMENT_PLAN)[0] == (
+        f"Payment plan completed: credit note {dispute.credit_note.number} on {small.number} left nothing "
+        "to pay (EUR 250.00 paid)")
+
+
+def test_a_corrected_invoice_in_a_plan_comes_off_its_last_instalment(account, invoices, collector):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    _, large = invoices
+
+    credit_note(account, collector, large, "650.00", on=LATE, corrected=True)
+
+    plan.refresh_from_db()
+    assert (plan.status, plan.total_amount) == (PlanStatus.ACTIVE, Decimal("1150.00"))
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [Decimal("600.00"), Decimal("550.00")]
+    assert events(account, EventKind.PAYMENT_PLAN)[0].startswith(
+        f"Payment plan reduced from EUR 1,200.00 to EUR 1,150.00 by the correction of {large.number} "
+        "to EUR 650.00:")
+
+
+def test_a_proposal_waiting_for_a_manager_follows_a_credit_note_too(account, invoices, collector, manager):
+    approval_above("1000.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    _, large = invoices
+
+    credit_note(account, manager, large, "700.00", on=LATE)
+
+    plan.refresh_from_db()
+    assert (plan.status, plan.total_amount) == (PlanStatus.AWAITING_APPROVAL, Decimal("500.00"))
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [Decimal("500.00")]
+    # What the manager approves now asks for no more than is owed: paying it completes the plan.
+    workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Fine", on=LATE)
+    pay(account, LATE + dt.timedelta(days=10), (invoices[0], "500.00"))
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
+def test_a_credit_note_on_an_invoice_outside_any_live_plan_touches_no_plan(account, invoices, collector):
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=[small], on=LATE,
+                                  instalments=schedule((10, "250.00"), (40, "250.00")))
+    credit_note(account, collector, large, "100.00", on=LATE)
+    plan.refresh_from_db()
+    assert plan.total_amount == Decimal("500.00")
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [Decimal("250.00"), Decimal("250.00")]
+
+
 # --- Pauses and exceptions --------------------------------------------------------------------
 
 
