@@ -509,7 +509,11 @@ def test_two_beats_two_workers_and_a_killed_worker_send_every_due_e_mail_exactly
     # --- it really was chaos: two beats fired, a worker died mid-batch ---
     for beat in beats:
         assert "Sending due task nightly-dunning-run" in beat.output(), beat.output()[-3000:]
-    assert sum(len(_tasks(w, "collections.start_dunning_run")) for w in workers.values()) == 3
+    # Two beats and the repeated run: three start tasks. One may be in both
+    # workers' logs: retried (the database slow to answer under load) or handed
+    # back by the killed worker (acks late), and taken by the other.
+    starts = [_tasks(w, "collections.start_dunning_run") for w in workers.values()]
+    assert len(set().union(*starts)) == 3, starts
     assert 0 < kill.received_before < len(expected)
     assert kill.unfinished_batches, workers[kill.victim].output()[-3000:]  # it died in a batch
 
