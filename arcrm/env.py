@@ -34,14 +34,30 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """A whole number within [minimum, maximum]: a zero or negative count,
+    timeout or port loads fine and fails much later, far from its cause."""
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
+        in_range = (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
+        in_range = False
+    if not in_range:
+        raise ConfigError(f"{name} must be a whole number{_range(minimum, maximum)}; got {raw!r}")
+    return value
+
+
+def _range(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" from {minimum} to {maximum}"
+    if minimum is not None:
+        return f" of at least {minimum}"
+    if maximum is not None:
+        return f" of at most {maximum}"
+    return ""
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

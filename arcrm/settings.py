@@ -48,7 +48,7 @@ SECURE_PROXY_SSL_HEADER = (
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 # HSTS: browsers that saw the site over HTTPS refuse plain HTTP to it for this
 # long. Off by default: once sent it cannot be taken back before it expires.
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -142,7 +142,7 @@ MEDIA_URL = "media/"
 # E-mail: SMTP when EMAIL_HOST is set; otherwise every message is written to a
 # file under var/mail so a demo never sends real mail.
 EMAIL_HOST = env_str("EMAIL_HOST", "")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
@@ -151,7 +151,8 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ConfigError("EMAIL_USE_TLS (STARTTLS, usually port 587) and EMAIL_USE_SSL (TLS from the first "
                       "byte, usually port 465) exclude each other: set the one your mail server speaks")
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+# Seconds a mail server may take to answer; 0 would not wait at all.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
@@ -189,7 +190,7 @@ if CACHE_URL:
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-    AUTH_CACHE_SECONDS = env_int("AUTH_CACHE_SECONDS", 300)
+    AUTH_CACHE_SECONDS = env_int("AUTH_CACHE_SECONDS", 300, minimum=0)  # 0: not cached
 
 # Celery. With REDIS_URL set the broker is Redis; otherwise kombu's filesystem
 # transport, which needs no server and is enough for one machine.
@@ -208,8 +209,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # A task that is not acknowledged within this time is handed to another
-    # worker. Long enough for the slowest batch, short enough to recover.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    # worker. Long enough for the slowest batch, short enough to recover; under
+    # a minute, a task still running would be handed to a second worker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    }
 CELERY_TASK_IGNORE_RESULT = True  # no result backend: outcomes are rows in PostgreSQL
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another one
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

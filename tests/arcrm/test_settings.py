@@ -55,6 +55,25 @@ def test_env_int_refuses_a_fraction_and_names_the_variable(monkeypatch):
         env_int(VAR, 7)
 
 
+@pytest.mark.parametrize("raw", ["0", "-5", "65536"])
+def test_env_int_refuses_a_number_out_of_its_range_and_names_the_variable_and_the_range(monkeypatch, raw):
+    monkeypatch.setenv(VAR, raw)
+    with pytest.raises(ConfigError, match=rf"{VAR} must be a whole number from 1 to 65535; got '{raw}'"):
+        env_int(VAR, 7, minimum=1, maximum=65535)
+
+
+def test_env_int_takes_the_ends_of_its_range(monkeypatch):
+    for raw in ("1", "65535"):
+        monkeypatch.setenv(VAR, raw)
+        assert env_int(VAR, 7, minimum=1, maximum=65535) == int(raw)
+
+
+def test_env_int_without_a_maximum_says_the_least_it_takes(monkeypatch):
+    monkeypatch.setenv(VAR, "-1")
+    with pytest.raises(ConfigError, match=rf"{VAR} must be a whole number of at least 0; got '-1'"):
+        env_int(VAR, 7, minimum=0)
+
+
 def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch):
     monkeypatch.setenv(VAR, " crm.example.com, ,localhost,, ")
     assert env_list(VAR, ["default"]) == ["crm.example.com", "localhost"]
@@ -211,6 +230,38 @@ def test_env_example_documents_every_variable_the_settings_read():
 
     assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= read  # the parse found them
     assert read - documented == set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("variable", "raw", "allowed"), [
+    ("EMAIL_PORT", "0", "from 1 to 65535"),
+    ("EMAIL_PORT", "70000", "from 1 to 65535"),
+    ("EMAIL_TIMEOUT", "0", "of at least 1"),
+    ("EMAIL_TIMEOUT", "-30", "of at least 1"),
+    ("SECURE_HSTS_SECONDS", "-1", "of at least 0"),
+    ("AUTH_CACHE_SECONDS", "-300", "of at least 0"),
+    ("CELERY_VISIBILITY_TIMEOUT", "0", "of at least 60"),
+    ("CELERY_VISIBILITY_TIMEOUT", "-3600", "of at least 60"),
+])
+def test_settings_refuse_a_number_out_of_range_naming_the_variable_and_the_range(
+    tmp_path, variable, raw, allowed
+):
+    # Loaded as they were: a mail timeout of 0 failed every send at once, a
+    # visibility timeout of 0 handed every task to a second worker while the
+    # first was still on it.
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x", REDIS_URL="redis://127.0.0.1:1/0",
+                              **{variable: raw})
+
+    assert result.returncode != 0
+    assert f"ConfigError: {variable} must be a whole number {allowed}; got '{raw}'" in result.stderr
+
+
+@pytest.mark.slow
+def test_settings_take_zero_where_it_means_off(tmp_path):
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x", REDIS_URL="redis://127.0.0.1:1/0",
+                              SECURE_HSTS_SECONDS="0", AUTH_CACHE_SECONDS="0")
+
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache.example.com:6380/1",
