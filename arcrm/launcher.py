@@ -9,6 +9,8 @@ and REDIS_URL, PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import os
 import signal
 import socket
@@ -17,10 +19,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from arcrm.env import env_bool, env_int, env_str
+from arcrm.env import ConfigError, env_bool, env_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The users `manage.py seed_demo` creates (arcrm/demo.py DEMO_USERS); keep the
@@ -50,10 +53,26 @@ class LaunchError(Exception):
     """A step failed or a process died; the message says which."""
 
 
+@dataclass(frozen=True)
+class Config:
+    host: str
+    port: int
+    debug: bool
+    demo: bool
+
+
 _stop_requested = False
 
 
 def main() -> int:
+    # What the environment asks for is checked before anything starts: a bad
+    # value is one line and nothing done, not a half-prepared database.
+    try:
+        config = _config()
+        _check_address(config.host, config.port)
+    except (ConfigError, LaunchError) as error:
+        _say(f"error: {error}", file=sys.stderr)
+        return 2
     # The handler only sets a flag; the loops below check it. Raising from the
     # handler instead could fire half-way through starting a child and leave it
     # running without a record of it.
@@ -62,7 +81,7 @@ def main() -> int:
     children: Children = {}
     code = 1
     try:
-        _serve(children)
+        _serve(children, config)
     except StopRequested:
         _say("stopping ...")
         code = 0
@@ -77,18 +96,32 @@ def main() -> int:
     return code
 
 
-def _serve(children: Children) -> NoReturn:
+def _config() -> Config:
     host = env_str("HOST", "127.0.0.1").strip("[]")
-    port = env_int("PORT", 8000)
-    _check_port_free(host, port)
+    if ":" in host:  # only an IPv6 address has colons
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"HOST takes an address or a host name without a port (the port goes in PORT); "
+                              f"got {env_str('HOST')!r}") from None
+    debug = env_bool("DEBUG", False)
+    return Config(
+        host=host,
+        port=env_int("PORT", 8000, minimum=1, maximum=65535),
+        debug=debug,
+        # The demo users share a published password: seeded only for a demo
+        # (DEBUG on, as `make run` has it, or DEMO=1), never by default on an
+        # install that runs without DEBUG.
+        demo=env_bool("DEMO", debug),
+    )
+
+
+def _serve(children: Children, config: Config) -> NoReturn:
+    host, port, demo = config.host, config.port, config.demo
     _manage(children, "migrate", "--noinput")
-    # The demo users share a published password: seeded only for a demo
-    # (DEBUG on, as `make run` has it, or DEMO=1), never by default on an
-    # install that runs without DEBUG.
-    demo = env_bool("DEMO", env_bool("DEBUG", False))
     if demo:
         _manage(children, "seed_demo", "--if-empty")
-    if not env_bool("DEBUG", False):
+    if not config.debug:
         # Without DEBUG, WhiteNoise serves only collected files with hashed names.
         _manage(children, "collectstatic", "--noinput", "-v", "0")
 
@@ -152,19 +185,31 @@ def _manage(children: Children, *args: str) -> None:
         raise LaunchError(f"{name} failed with exit code {code}")
 
 
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse, before anything starts, a port another server listens on: the
-    wait for the first answer would take that server's for ours."""
+def _check_address(host: str, port: int) -> None:
+    """Refuse, before anything starts, an address the web server could not
+    bind: a port another server listens on (the wait for the first answer
+    would take that server's for ours), or a host that is not this machine."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise LaunchError(
-                f"cannot serve on port {port} of {host or 'every address'}: {error.strerror}; stop what "
-                f"serves there or choose another port, e.g. PORT=8080 make run"
-            ) from None
+            raise LaunchError(_bind_refusal(host, port, error)) from None
+
+
+def _bind_refusal(host: str, port: int, error: OSError) -> str:
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return (f"HOST {host} is not an address of this machine ({error.strerror}); e.g. HOST=127.0.0.1, "
+                f"or HOST=0.0.0.0 for every address")
+    where = f"port {port} of {host or 'every address'}"
+    if error.errno == errno.EADDRINUSE:
+        return (f"cannot serve on {where}: {error.strerror}; stop what serves there or choose another "
+                f"port, e.g. PORT=8080 make run")
+    if error.errno == errno.EACCES:
+        return (f"cannot serve on {where}: {error.strerror}; ports below 1024 need root: choose another, "
+                f"e.g. PORT=8080 make run")
+    return f"cannot serve on {where}: {error.strerror}"
 
 
 def _reachable(host: str) -> str:

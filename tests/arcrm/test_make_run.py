@@ -10,6 +10,8 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +19,7 @@ import urllib.request
 import pytest
 
 from arcrm import launcher
+from tests.arcrm.conftest import REPO_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -155,25 +158,70 @@ def test_the_launcher_seeds_the_demo_users_only_for_a_demo(monkeypatch, env, com
     monkeypatch.setattr(launcher, "_spawn", spawn)
 
     with pytest.raises(launcher.StopRequested):
-        launcher._serve({})
+        launcher._serve({}, launcher._config())
 
     assert [args[0] for args in ran] == commands, ran
 
 
-def test_a_port_another_server_holds_stops_the_launcher_before_it_starts_anything(monkeypatch, free_port):
+def _launch(tmp_path, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `command` (the launcher unless given) from the repository, with a
+    fresh var/ folder and only `env` (and PATH) set."""
+    return subprocess.run(
+        command or [sys.executable, "-m", "arcrm.launcher"],
+        cwd=REPO_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "ARCRM_VAR_DIR": str(tmp_path / "var"), "DEBUG": "1", **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _said(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"PORT": "abc"}, "PORT must be a whole number from 1 to 65535; got 'abc'"),
+    ({"PORT": "0"}, "PORT must be a whole number from 1 to 65535; got '0'"),
+    ({"PORT": "-1"}, "PORT must be a whole number from 1 to 65535; got '-1'"),
+    ({"PORT": "70000"}, "PORT must be a whole number from 1 to 65535; got '70000'"),
+    ({"HOST": "127.0.0.1:8000"},
+     "HOST takes an address or a host name without a port (the port goes in PORT); got '127.0.0.1:8000'"),
+    ({"HOST": "192.0.2.1"}, "HOST 192.0.2.1 is not an address of this machine (Cannot assign requested "
+                            "address); e.g. HOST=127.0.0.1, or HOST=0.0.0.0 for every address"),
+    ({"DEMO": "perhaps"}, "DEMO must be one of 1/0, true/false, yes/no, on/off; got 'perhaps'"),
+], ids=["port-text", "port-0", "port-negative", "port-too-big", "host-with-port", "host-elsewhere", "demo"])
+def test_a_bad_address_or_switch_is_refused_in_one_line_before_anything_starts(tmp_path, env, said):
+    """PORT=abc ended in a traceback; PORT=0 migrated and seeded, then waited
+    for a server on port 0 until it gave up."""
+    result = _launch(tmp_path, **env)
+
+    assert result.returncode == 2
+    assert _said(result) == [f"arcrm: error: {said}"]
+    assert not (tmp_path / "var").exists(), "the launcher migrated before checking its address"
+
+
+def test_make_run_with_a_port_that_is_not_a_number_says_so_without_a_traceback(tmp_path):
+    # -o install: the packages are those of the interpreter running the tests.
+    result = _launch(tmp_path, "make", "--no-print-directory", "-o", "install", "run", f"PY={sys.executable}",
+                     PORT="abc")
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "arcrm: error: PORT must be a whole number from 1 to 65535; got 'abc'" in _said(result)
+    assert not (tmp_path / "var").exists()
+
+
+def test_a_port_another_server_holds_stops_the_launcher_before_it_starts_anything(tmp_path, free_port):
     """It announced 'running at' with the demo logins, pointing at the other
     server, before its own web server failed to bind and took everything down."""
-    ran: list[tuple[str, ...]] = []
-    monkeypatch.setenv("HOST", "127.0.0.1")
-    monkeypatch.setenv("PORT", str(free_port))
-    monkeypatch.setenv("DEBUG", "1")
-    monkeypatch.setattr(launcher, "_manage", lambda children, *args: ran.append(args))
-    monkeypatch.setattr(launcher, "_spawn", lambda *args: pytest.fail(f"started {args}"))
+    with socket.create_server(("127.0.0.1", free_port)):
+        result = _launch(tmp_path, HOST="127.0.0.1", PORT=str(free_port))
 
-    with (
-        socket.create_server(("127.0.0.1", free_port)),
-        pytest.raises(launcher.LaunchError, match=f"port {free_port} of 127.0.0.1: Address already in use"),
-    ):
-        launcher._serve({})
-
-    assert ran == []
+    assert result.returncode == 2
+    assert _said(result) == [
+        f"arcrm: error: cannot serve on port {free_port} of 127.0.0.1: Address already in use; stop what "
+        f"serves there or choose another port, e.g. PORT=8080 make run"
+    ]
+    assert not (tmp_path / "var").exists()
