@@ -241,6 +241,28 @@ def test_run_dunning_says_finished_when_the_run_has_finished(db):
     assert "finished" in out.getvalue(), out.getvalue()
 
 
+@pytest.mark.parametrize("written", ["", " ", "today", "8.3.2026", "2026-3-8", "20260308", "2026-W11-7",
+                                     "2026-02-30", "2026-03-05 "])
+def test_run_dunning_refuses_a_date_it_cannot_read_and_says_how_to_write_it(db, written):
+    """`--date=` (empty, as a script with an unset variable writes it) ran for
+    today without a word; a week date or a date without dashes was taken
+    although the command asks for YYYY-MM-DD."""
+    with frozen(RUN_DAY), pytest.raises(CommandError) as refused:
+        call_command("run_dunning", f"--date={written}", stdout=io.StringIO())
+
+    assert str(refused.value) == f"--date must be a day written YYYY-MM-DD, e.g. 2026-03-05; got {written!r}"
+    assert not DunningRun.objects.exists()
+
+
+def test_run_dunning_takes_a_date_written_yyyy_mm_dd(db):
+    out = io.StringIO()
+    with frozen(RUN_DAY):
+        call_command("run_dunning", f"--date={RUN_DAY - dt.timedelta(days=1):%Y-%m-%d}", stdout=out)
+
+    assert list(DunningRun.objects.values_list("run_date", flat=True)) == [RUN_DAY - dt.timedelta(days=1)]
+    assert out.getvalue().startswith("Dunning run 2026-03-04: finished")
+
+
 def test_a_run_for_a_day_to_come_is_refused(db):
     with frozen(DUE), pytest.raises(RunRefused, match="that day has not come yet"):
         run_start(run_date=DUE + dt.timedelta(days=1))
