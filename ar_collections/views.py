@@ -82,6 +82,12 @@ from customers.models import Contact, Customer
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+# Seconds starting a run waits for the message broker, to connect and then to
+# take the message; it answers in milliseconds when it is up. Without them a
+# broker that takes the connection and says nothing (hung, or a firewall that
+# swallows the packets) held the request for ever, and one that refused it
+# held it through the client's connection retries.
+BROKER_WAIT_SECONDS = 2
 LAST_ACTIONS_ON_CARD = 5
 
 # Who may do what, in the permissions arcrm.roles hands out: every role reads;
@@ -153,8 +159,6 @@ def _run_start(*, run_date: dt.date, manager) -> DunningRun:
     enqueued twice, but a manager should not read "started" for a run they
     did not start).
     """
-    from ar_collections.tasks import start_dunning_run
-
     existing = DunningRun.objects.filter(run_date=run_date).first()
     if existing and existing.status == RunStatus.RUNNING:
         raise dunning.RunRefused(
@@ -173,7 +177,7 @@ def _run_start(*, run_date: dt.date, manager) -> DunningRun:
     # rather than in an on-commit hook so that a broker that does not answer
     # is said, not a 500 over a run left "running" that no worker will do.
     try:
-        start_dunning_run.delay(run_date.isoformat(), manager.pk)
+        _run_enqueue(run_date=run_date, manager=manager)
     except BrokerUnreachable as error:
         log.error("the run for %s could not be handed to the workers: %s", run_date, error)
         # No worker will hear of it: the row goes, as if never started, unless
@@ -184,6 +188,21 @@ def _run_start(*, run_date: dt.date, manager) -> DunningRun:
             f"{error}). Start it again once the broker is back; otherwise tonight's run does the work."
         ) from None
     return run
+
+
+def _run_enqueue(*, run_date: dt.date, manager) -> None:
+    """Hand the run to the workers, or raise BrokerUnreachable within about
+    BROKER_WAIT_SECONDS: one try, on a connection of its own that has the
+    timeouts (the shared ones have none, for the workers' long reads)."""
+    from ar_collections.tasks import start_dunning_run
+
+    bounded = {
+        "socket_connect_timeout": BROKER_WAIT_SECONDS,
+        "socket_timeout": BROKER_WAIT_SECONDS,
+        "max_retries": 0,  # a refused connection is said at once, not retried
+    }
+    with start_dunning_run.app.connection_for_write(transport_options=bounded) as connection:
+        start_dunning_run.apply_async((run_date.isoformat(), manager.pk), connection=connection, retry=False)
 
 
 def _render_runs(request: HttpRequest, *, status: int = 200) -> HttpResponse:

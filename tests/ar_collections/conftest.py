@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import re
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import redis
 import time_machine
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -177,6 +180,39 @@ def broker_down(settings):
     yield
     _drop_broker_connections()
     app.conf.update(saved)
+
+
+@pytest.fixture
+def broker_hangs() -> Iterator[SilentServer]:
+    """The project's Celery app, configured as it runs, publishing to a broker
+    that takes the connection and never answers (a hung server, a firewall
+    that swallows the packets)."""
+    server = SilentServer()
+    keys = ("broker_url", "task_always_eager")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(broker_url=f"redis://127.0.0.1:{server.port}/0", task_always_eager=False)
+    _drop_broker_connections()
+    yield server
+    server.close()
+    _drop_broker_connections()
+    app.conf.update(saved)
+
+
+@pytest.fixture
+def broker_queue(settings) -> Iterator[Callable[[], list[dict]]]:
+    """The suite's Redis as the broker, under key names of this test's own (a
+    worker elsewhere on the same Redis database takes nothing of it); gives the
+    headers of the messages in the default queue."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    saved = app.conf.broker_transport_options
+    app.conf.update(broker_transport_options={**saved, "global_keyprefix": prefix})
+    _drop_broker_connections()
+    yield lambda: [json.loads(raw)["headers"] for raw in broker.lrange(f"{prefix}celery", 0, -1)]
+    _drop_broker_connections()
+    app.conf.update(broker_transport_options=saved)
+    for key in broker.scan_iter(f"{prefix}*"):
+        broker.delete(key)
 
 
 def _drop_broker_connections() -> None:

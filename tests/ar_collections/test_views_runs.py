@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.contrib.auth.models import User
@@ -34,7 +35,7 @@ def enqueued(monkeypatch) -> list[tuple]:
     from ar_collections.tasks import start_dunning_run
 
     sent: list[tuple] = []
-    monkeypatch.setattr(start_dunning_run, "delay", lambda *args, **kwargs: sent.append(args))
+    monkeypatch.setattr(start_dunning_run, "apply_async", lambda args, **options: sent.append(tuple(args)))
     return sent
 
 
@@ -289,6 +290,40 @@ def test_a_run_the_workers_cannot_be_told_of_is_not_started_and_may_be_started_o
     assert "has started" not in html
     assert runs() == []
     assert "Start a run for 5 Aug 2025" in client.get(RUNS).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_started_run_reaches_the_broker(client, manager, broker_queue):
+    client.force_login(manager)
+
+    response = client.post(START, {"run_date": "2025-08-05"})
+
+    messages = broker_queue()
+    assert response.status_code == 302
+    assert [(m["task"], m["argsrepr"]) for m in messages] == [
+        ("collections.start_dunning_run", f"('2025-08-05', {manager.pk})")
+    ]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_takes_the_connection_and_never_answers_is_said_within_seconds(
+    client, manager, broker_hangs
+):
+    """The request waited through the broker client's connection retries (or
+    for ever, on a connection that was open but silent) before the manager
+    heard anything."""
+    client.force_login(manager)
+
+    started = time.perf_counter()  # the wall clock: the test's own clock is frozen
+    response = client.post(START, {"run_date": "2025-08-05"}, headers=HTMX)
+    waited = time.perf_counter() - started
+
+    assert broker_hangs.connections, "the broker was never asked"
+    assert response.status_code == 422
+    assert "No run was started: the workers cannot be reached" in response.content.decode()
+    assert waited < 8, f"the manager waited {waited:.1f} s"
+    assert runs() == []
 
 
 def test_a_run_that_would_go_back_in_time_is_refused(
