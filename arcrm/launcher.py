@@ -2,13 +2,15 @@
 
 Prepares the database (migrate, demo data), then runs the web server and a
 Celery worker with embedded beat side by side until Ctrl-C or SIGTERM, and
-stops them cleanly. The settings come from the environment as usual: with
-nothing set, SQLite and the filesystem broker under var/; with DATABASE_URL
-and REDIS_URL, PostgreSQL and Redis.
+stops them cleanly (exit 0); killed outright, it takes them with it. The
+settings come from the environment as usual: with nothing set, SQLite and the
+filesystem broker under var/; with DATABASE_URL and REDIS_URL, PostgreSQL and
+Redis.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
 import os
@@ -19,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -65,6 +68,11 @@ _stop_requested = False
 
 
 def main() -> int:
+    # The handler only sets a flag; the loops below check it. Raising from the
+    # handler instead could fire half-way through starting a child and leave it
+    # running without a record of it.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _request_stop)
     # What the environment asks for is checked before anything starts: a bad
     # value is one line and nothing done, not a half-prepared database.
     try:
@@ -73,11 +81,6 @@ def main() -> int:
     except (ConfigError, LaunchError) as error:
         _say(f"error: {error}", file=sys.stderr)
         return 2
-    # The handler only sets a flag; the loops below check it. Raising from the
-    # handler instead could fire half-way through starting a child and leave it
-    # running without a record of it.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _request_stop)
     children: Children = {}
     code = 1
     try:
@@ -170,7 +173,31 @@ def _spawn(*args: str) -> subprocess.Popen[bytes]:
     # reaches only this launcher, which stops the children one by one, and a
     # child that will not stop can be killed together with everything it started.
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, *args], cwd=BASE_DIR, env=env, process_group=0)
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=BASE_DIR, env=env, process_group=0,
+        preexec_fn=_stop_with_launcher(os.getpid()),
+    )
+
+
+# prctl(2): the signal the kernel sends a process when the one that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_launcher(launcher_pid: int) -> Callable[[], None] | None:
+    """For a child, on Linux: SIGTERM, its own clean stop, if the launcher ends
+    without stopping it. A SIGKILL (a service manager out of patience, the
+    out-of-memory killer) reaches no handler here, and the web server would
+    keep the port and the worker its tasks, in process groups nothing stops."""
+    if sys.platform != "linux":
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork: the child only calls it
+
+    def in_child() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != launcher_pid:  # the launcher ended before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 def _manage(children: Children, *args: str) -> None:

@@ -15,11 +15,12 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from arcrm import launcher
-from tests.arcrm.conftest import REPO_DIR
+from tests.arcrm.conftest import REPO_DIR, Spawned
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +226,91 @@ def test_a_port_another_server_holds_stops_the_launcher_before_it_starts_anythin
         f"serves there or choose another port, e.g. PORT=8080 make run"
     ]
     assert not (tmp_path / "var").exists()
+
+
+# --- Stopping it as a service manager would ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_var_dir(tmp_path_factory) -> Path:
+    """One var/ folder for the tests below: the first start migrates and seeds
+    it, the others find it ready and start in seconds."""
+    return tmp_path_factory.mktemp("demo") / "var"
+
+
+def _demo_env(var_dir: Path, port: int) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY",
+                          "STATIC_ROOT", "MEDIA_ROOT"}}
+    return {**env, "ARCRM_VAR_DIR": str(var_dir), "HOST": "127.0.0.1", "PORT": str(port), "DEBUG": "1"}
+
+
+def _start_make_run(tmp_path: Path, env: dict[str, str]) -> Spawned:
+    log_path = tmp_path / "make-run.log"
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(
+            # -o install: the packages are those of the interpreter running the tests.
+            ["make", "--no-print-directory", "-o", "install", "run", f"PY={sys.executable}"],
+            cwd=REPO_DIR, env={**env, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return Spawned(popen, log_path)
+
+
+def _wait_until_running(process: Spawned, wait_for) -> None:
+    def ready() -> bool:
+        assert process.popen.poll() is None, f"it exited early:\n{process.output()}"
+        output = process.output()
+        return "Press Ctrl-C to stop" in output and bool(re.search(r"celery@\S+ ready\.", output))
+
+    wait_for(ready, timeout=START_TIMEOUT, message="the web server and the worker to be up")
+
+
+def _session_left(process: Spawned) -> list[str]:
+    return [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            for pid in process.session_pids() if Path(f"/proc/{pid}/cmdline").exists()]
+
+
+def test_make_run_stopped_with_sigterm_stops_the_web_server_and_the_worker_cleanly(
+    tmp_path, demo_var_dir, free_port, wait_for
+):
+    """What a service manager does: SIGTERM to make's process alone."""
+    make = _start_make_run(tmp_path, _demo_env(demo_var_dir, free_port))
+    _wait_until_running(make, wait_for)
+
+    make.popen.send_signal(signal.SIGTERM)
+
+    make.popen.wait(timeout=STOP_TIMEOUT)
+    wait_for(lambda: not make.session_pids(), timeout=5, message="every process make run started to exit")
+    output = make.output()
+    assert "arcrm: stopped.\n" in output, output[-3000:]
+    assert "with errors" not in output
+    assert "worker: Warm shutdown" in output and "Shutting down: Master" in output
+
+
+def test_the_launcher_stopped_with_sigterm_exits_0(spawn, demo_var_dir, free_port, wait_for):
+    launcher = spawn("-m", "arcrm.launcher", env=_demo_env(demo_var_dir, free_port), name="launcher")
+    _wait_until_running(launcher, wait_for)
+
+    launcher.popen.send_signal(signal.SIGTERM)
+
+    assert launcher.popen.wait(timeout=STOP_TIMEOUT) == 0, launcher.output()[-3000:]
+    wait_for(lambda: not launcher.session_pids(), timeout=5, message="every process it started to exit")
+
+
+def test_a_launcher_killed_outright_takes_its_web_server_and_worker_with_it(
+    spawn, demo_var_dir, free_port, wait_for
+):
+    """A service manager whose patience ran out sends SIGKILL, which no handler
+    sees: the web server kept the port and the worker kept running tasks, with
+    no launcher left to stop them."""
+    launcher = spawn("-m", "arcrm.launcher", env=_demo_env(demo_var_dir, free_port), name="launcher")
+    _wait_until_running(launcher, wait_for)
+
+    launcher.popen.send_signal(signal.SIGKILL)
+    launcher.popen.wait(timeout=10)
+
+    wait_for(lambda: not launcher.session_pids(), timeout=STOP_TIMEOUT,
+             message=f"the launcher's children to exit; left: {_session_left(launcher)}")
+    output = launcher.output()
+    assert "worker: Warm shutdown" in output and "Shutting down: Master" in output, output[-3000:]
