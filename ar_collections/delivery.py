@@ -165,7 +165,8 @@ def run_sweep_planned(*, run: DunningRun) -> int:
 def actions_sweep_stranded() -> int:
     """(Re)enqueue the PLANNED actions of finished runs: a step a collector sent
     from the review queue after its run had finished, which the mail server
-    put off or whose worker died. Their run is not swept again, so the nightly
+    put off, whose worker died or whose hand-over the broker never took. Their
+    run is not swept again, so the nightly
     run does this. Returns the number of actions enqueued."""
     ids = list(
         DunningAction.objects.filter(status=ActionStatus.PLANNED, run__status=RunStatus.FINISHED)
@@ -901,8 +902,9 @@ def credits_held(customer) -> list[tuple[str, Decimal, int]]:
 
 
 def action_review(*, action: DunningAction, collector: User, send: bool, note: str = "") -> DunningAction:
-    """A collector's review of a step queued for review: send it now, or skip it
-    (with the reason)."""
+    """A collector's review of a step queued for review: send it (the delivery
+    workers carry it out, as they do a nightly run's steps), or skip it (with
+    the reason)."""
     roles.require_act_on(collector, action.customer)
     if not send and not note.strip():
         raise ValidationError({"note": "Say why this step is skipped."})
@@ -928,11 +930,23 @@ def action_review(*, action: DunningAction, collector: User, send: bool, note: s
             "before": {"status": ActionStatus.IN_REVIEW},
             "after": {"status": ActionStatus.PLANNED if send else ActionStatus.SKIPPED},
         })
-    if send:
-        # Delivered at once, in a transaction of its own: the collector sees the outcome.
-        actions_deliver(action_ids=[locked.pk])
+        if send:
+            action_hand_over(action_id=locked.pk)
     locked.refresh_from_db()
     return locked
+
+
+def action_hand_over(*, action_id: int) -> None:
+    """Hand one PLANNED action to the delivery workers once the current
+    transaction commits: the path a nightly run's actions take, claim and all.
+    A person's request never waits for the mail server (one that takes the
+    connection and never answers would hold the page until its timeout).
+
+    robust: a broker that is down must not turn the committed decision into an
+    error page; the action stays PLANNED and the next nightly run hands it over."""
+    from ar_collections.tasks import deliver_actions  # the tasks module imports this one
+
+    transaction.on_commit(lambda: deliver_actions.delay([action_id]), robust=True)
 
 
 def action_approve(*, action: DunningAction, manager: User, note: str) -> DunningAction:

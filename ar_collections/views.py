@@ -306,7 +306,7 @@ def action_review(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            messages.add_message(request, *_outcome(action, reviewed))
+            messages.add_message(request, *_review_outcome(action, reviewed))
             if not request.htmx:
                 return redirect("collections:review")
             form = None
@@ -319,6 +319,15 @@ def action_review(request: HttpRequest, pk: int) -> HttpResponse:
         queue="collections:review", queue_name="Steps to review",
         count=lambda query: ("collections/review.html#review-count", _review_waiting(request.user, query)[0]),
     )
+
+
+def _review_outcome(action: DunningAction, reviewed: DunningAction) -> tuple[int, str]:
+    """A step sent from the review queue is with the delivery workers: the
+    page says so at once, and what came of it lands on the timeline."""
+    if reviewed.status == ActionStatus.PLANNED:
+        return messages.SUCCESS, (f"{action.customer.name}: {action.step.get_action_display().lower()} "
+                                  "queued for sending; what comes of it shows on the account's timeline.")
+    return _outcome(action, reviewed)
 
 
 def _outcome(action: DunningAction, done: DunningAction, *, approved: bool = False) -> tuple[int, str]:

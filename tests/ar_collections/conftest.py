@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -31,6 +33,11 @@ from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import DunningAction, DunningStep, LatePaymentPolicy, PolicyMinimum
 from arcrm.celery import app
 from customers.models import Customer, Segment
+from tests.arcrm import conftest as processes
+
+# The process fixtures of tests/arcrm/conftest.py (a conftest's fixtures are
+# seen only below its own folder).
+spawn, wait_for = processes.spawn, processes.wait_for
 
 
 class _Mailbox:
@@ -222,6 +229,61 @@ def _drop_broker_connections() -> None:
     kombu_pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
+
+
+# Redis database index of the worker that takes this process's own tasks (not
+# test_celery_worker's nor the chaos test's, so they can run side by side).
+APP_WORKER_REDIS_DB = 13
+
+
+@pytest.fixture
+def app_worker_smtp(monkeypatch) -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback for the app_worker started after it."""
+    from tests.arcrm.test_celery_worker import _smtp_for_workers  # it imports this module
+
+    yield from _smtp_for_workers(_Mailbox(), monkeypatch)
+
+
+@pytest.fixture
+def app_worker(spawn, wait_for, tmp_path, transactional_db, settings) -> Iterator[processes.Spawned]:
+    """A real Celery worker that takes the tasks the project's own code enqueues
+    in this process (its default queue, on a Redis database of its own), working
+    on this test's database: what a page or a task hands over is carried out
+    as in production, not called by the test."""
+    from tests.arcrm.test_celery_worker import _test_database_url  # it imports this module
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs PostgreSQL: the worker cannot see an in-memory SQLite test database")
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set (`make test` sets it)")
+    url = urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{APP_WORKER_REDIS_DB}"))
+    broker = redis.Redis.from_url(url)
+    broker.flushdb()
+    name = f"app-{uuid.uuid4().hex[:12]}"
+    env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
+    env.update(DATABASE_URL=_test_database_url(), REDIS_URL=url, ARCRM_VAR_DIR=str(tmp_path / "var"),
+               SECRET_KEY=env.get("SECRET_KEY") or "test-only-key", DJANGO_SETTINGS_MODULE="arcrm.settings")
+    process = spawn("-m", "celery", "-A", "arcrm", "worker", "--concurrency", "1", "-n", f"{name}@%h",
+                    "-l", "info", "--without-mingle", "--without-gossip", env=env, name="app-worker")
+    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
+    app.conf.update(broker_url=url, task_always_eager=False)
+    _drop_broker_connections()  # the next publish goes to the worker's Redis
+
+    def answers_ping() -> bool:
+        assert process.popen.poll() is None, f"the worker exited early:\n{process.output()}"
+        return bool(app.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=1))
+
+    try:
+        wait_for(answers_ping, timeout=60, message="the Celery worker to answer a ping")
+        yield process
+    finally:
+        # Warm shutdown, as in production; gone before transactional_db empties its tables.
+        returncode = process.stop(timeout=30)
+        _drop_broker_connections()
+        app.conf.update(saved)
+        broker.flushdb()
+        broker.close()
+        assert returncode == 0, process.output()
 
 
 @pytest.fixture

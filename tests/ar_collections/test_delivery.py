@@ -63,6 +63,21 @@ def numbers(customer) -> list[str]:
     return list(Invoice.objects.filter(customer=customer).order_by("number").values_list("number", flat=True))
 
 
+@pytest.fixture
+def review_send(eager_celery, django_capture_on_commit_callbacks, collector):
+    """review_send(action, note) → the action once sent from the review queue and
+    delivered by the task the review hands it to (run in this process here;
+    test_views_review.py has a real worker do it)."""
+
+    def send(action: DunningAction, note: str) -> DunningAction:
+        with django_capture_on_commit_callbacks(execute=True):
+            action_review(action=action, collector=collector, send=True, note=note)
+        action.refresh_from_db()
+        return action
+
+    return send
+
+
 def dunning_events(customer) -> list[str]:
     return list(
         TimelineEvent.objects.filter(customer=customer, kind=EventKind.DUNNING)
@@ -114,7 +129,7 @@ def test_a_distressed_account_first_becomes_a_call_task_for_its_collector(
 
 
 def test_a_special_bond_waits_for_the_collector_s_review_then_becomes_a_call(
-    make_account, plan_and_deliver, smtp_server, collector
+    make_account, plan_and_deliver, smtp_server, collector, review_send
 ):
     account = make_account(Segment.SPECIAL_BOND)
 
@@ -123,7 +138,7 @@ def test_a_special_bond_waits_for_the_collector_s_review_then_becomes_a_call(
     assert action.status == ActionStatus.IN_REVIEW
 
     with frozen(days(7)):
-        reviewed = action_review(action=action, collector=collector, send=True, note="Call them, gently")
+        reviewed = review_send(action, "Call them, gently")
 
     assert (reviewed.status, reviewed.channel, reviewed.reviewed_by) == (
         ActionStatus.DONE, Channel.PHONE, collector
@@ -132,7 +147,7 @@ def test_a_special_bond_waits_for_the_collector_s_review_then_becomes_a_call(
 
 
 def test_a_call_made_later_than_planned_still_gives_the_full_time_to_pay(
-    make_account, plan_and_deliver, collector
+    make_account, plan_and_deliver, review_send
 ):
     account = make_account(Segment.SPECIAL_BOND)
     plan_and_deliver(days(7))
@@ -140,7 +155,7 @@ def test_a_call_made_later_than_planned_still_gives_the_full_time_to_pay(
     full_time = action.pay_by - action.planned_on
 
     with frozen(days(25)):  # the review waited 18 days, past the planned pay-by date
-        reviewed = action_review(action=action, collector=collector, send=True, note="Back from leave")
+        reviewed = review_send(action, "Back from leave")
 
     assert reviewed.channel == Channel.PHONE
     assert reviewed.pay_by == days(25) + full_time
@@ -148,7 +163,7 @@ def test_a_call_made_later_than_planned_still_gives_the_full_time_to_pay(
 
 
 def test_no_step_is_planned_while_the_previous_one_waits_for_review(
-    make_account, plan_and_deliver, collector
+    make_account, plan_and_deliver, review_send
 ):
     account = make_account(Segment.SPECIAL_BOND)
     plan_and_deliver(days(7))
@@ -161,7 +176,7 @@ def test_no_step_is_planned_while_the_previous_one_waits_for_review(
     assert "waits for a collector's review" in next_step(account, on=days(60)).note
 
     with frozen(days(61)):
-        sent = action_review(action=first, collector=collector, send=True, note="Called, friendly")
+        sent = review_send(first, "Called, friendly")
     plan_and_deliver(sent.pay_by)  # the pay-by date the call gave: not yet
     assert DunningAction.objects.filter(customer=account).count() == 1
     plan_and_deliver(sent.pay_by + dt.timedelta(days=1))
@@ -169,7 +184,7 @@ def test_no_step_is_planned_while_the_previous_one_waits_for_review(
 
 
 def test_a_reviewed_step_the_mail_server_put_off_goes_at_the_next_nightly_run(
-    make_account, smtp_server, collector, eager_celery, django_capture_on_commit_callbacks
+    make_account, smtp_server, review_send, django_capture_on_commit_callbacks
 ):
     """Sent from the review queue after its run finished, a step the server
     answers "not now" is back to PLANNED; the next nightly run sends it, and
@@ -186,7 +201,7 @@ def test_a_reviewed_step_the_mail_server_put_off_goes_at_the_next_nightly_run(
     assert first.status == ActionStatus.IN_REVIEW and first.run.status == RunStatus.FINISHED
     smtp_server.refuse_with("451 4.3.0 Try again later")
     with frozen(days(5)):
-        first = action_review(action=first, collector=collector, send=True, note="Fine to send")
+        first = review_send(first, "Fine to send")
     assert first.status == ActionStatus.PLANNED and smtp_server.messages == []
     assert "has not gone out yet" in next_step(account, on=days(5)).note
 

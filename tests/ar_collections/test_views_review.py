@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from ar_collections.delivery import message_id
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
@@ -19,6 +20,8 @@ from ar_collections.models import (
     DunningRun,
     DunningStep,
 )
+from arcrm.dates import format_day
+from arcrm.roles import sync_role_groups
 from customers.models import Contact, ContactAbsence, EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
@@ -178,21 +181,71 @@ def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_steps(
 # --- Sending or skipping ---------------------------------------------------------
 
 
-def test_sending_a_step_delivers_it_and_records_who_reviewed_it(
-    client, collector, action, smtp_server
+def test_sending_a_step_hands_it_to_the_workers_and_answers_at_once(
+    client, collector, action, silent_smtp, django_capture_on_commit_callbacks
 ):
+    """A mail server that takes the connection and never answers does not hold
+    the page: the step goes to the delivery workers once the review commits."""
     client.force_login(collector)
 
-    response = client.post(url(action), {"decision": "send", "note": ""})
+    with django_capture_on_commit_callbacks() as handed_over:
+        response = client.post(url(action), {"decision": "send", "note": ""})
 
     assert response.status_code == 302
     assert response.url == QUEUE
     action.refresh_from_db()
-    assert action.status == ActionStatus.DONE
-    assert action.reviewed_by == collector
-    [message] = smtp_server.messages
+    assert (action.status, action.reviewed_by, action.attempts) == (ActionStatus.PLANNED, collector, 0)
+    assert silent_smtp.connections == []
+    assert len(handed_over) == 1
+    page = client.get(QUEUE).content.decode()
+    assert ("Acme Tools: e-mail queued for sending; what comes of it shows on the account&#x27;s timeline."
+            in page)
+
+
+def test_with_htmx_a_step_sent_shows_as_queued_in_place(
+    client, collector, action, silent_smtp, django_capture_on_commit_callbacks
+):
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks():
+        response = client.post(url(action), {"decision": "send", "note": ""}, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith(f'<article id="action-{action.pk}"')
+    assert f'hx-post="{url(action)}"' not in html
+    assert "Queued for sending" in html and "reviewed by carla" in html
+    assert "Acme Tools: e-mail queued for sending" in html
+    assert silent_smtp.connections == []
+
+
+@pytest.fixture
+def groups_and_ladders(transactional_db, default_ladders) -> None:
+    """The role groups and ladders, whatever an earlier transactional test's flush left behind."""
+    sync_role_groups()
+
+
+@pytest.mark.slow
+def test_a_step_sent_from_the_queue_is_delivered_by_a_worker_and_lands_on_the_timeline(
+    app_worker_smtp, app_worker, groups_and_ladders, client, collector, action, wait_for
+):
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "send", "note": ""}, headers=HTMX)
+
+    assert "Acme Tools: e-mail queued for sending" in response.content.decode()
+    wait_for(lambda: DunningAction.objects.filter(pk=action.pk, status=ActionStatus.DONE).exists(),
+             timeout=60, message="the worker to deliver the reviewed step")
+    [message] = app_worker_smtp.messages
     assert message["To"] == "Anna Clerk <anna@acme.test>"
-    assert "Acme Tools: e-mail sent to anna@acme.test." in client.get(QUEUE).content.decode()
+    assert message["Message-ID"] == message_id(action.pk)
+    assert list(TimelineEvent.objects.filter(customer=action.customer).order_by("pk")
+                .values_list("summary", flat=True)) == [
+        "Friendly reminder (step 1, E-mail) reviewed by carla: send",
+        f"Friendly reminder e-mailed to Anna Clerk: 1 invoice, EUR 100.00, pay by "
+        f"{format_day(DunningAction.objects.get(pk=action.pk).pay_by)}",
+    ]
+    assert "collections.deliver_actions" in app_worker.output()
 
 
 def test_skipping_a_step_with_a_note_records_why(client, collector, action):
