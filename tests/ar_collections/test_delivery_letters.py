@@ -687,3 +687,37 @@ def test_a_letter_may_use_our_static_files_by_relative_url(pdf_text):
     pdf = html_to_pdf('<link rel="stylesheet" href="pdf/dunning_letter.css"><p>Hello</p>')
 
     assert "Hello" in pdf_text(pdf)
+
+
+def test_a_letter_that_cannot_be_rendered_fails_once_with_its_reason_and_is_not_tried_again(
+    make_account, settings, tmp_path, client, manager, eager_celery, django_capture_on_commit_callbacks
+):
+    """A poison letter: whatever its wording makes WeasyPrint do, it fails the
+    first time, says why on the timeline and counts as failed on the runs
+    page; the nightly runs after it leave it alone rather than render it again."""
+    from ar_collections.dunning import dunning_run_execute
+
+    wording = tmp_path / "wording" / "email" / "dunning" / "friendly"
+    wording.mkdir(parents=True)
+    (wording / "en.html").write_text(
+        '{% extends layout %}{% block intro %}<p><img src="http://127.0.0.1:9/logo.png"></p>{% endblock %}'
+    )
+    engine = settings.TEMPLATES[0]
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path / "wording", *engine["DIRS"]]}]
+    account = make_account(Segment.PROMPT, email="")
+
+    for day in range(3, 10):  # the step's night, then six more nightly runs with their sweeps
+        with frozen(days(day)), django_capture_on_commit_callbacks(execute=True):
+            dunning_run_execute(run_date=days(day))
+
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.attempts, action.channel) == (ActionStatus.FAILED, 1, "")
+    assert action.error.startswith("LetterRenderError: ") and "only use our own static files" in action.error
+    [event] = TimelineEvent.objects.filter(customer=account, kind=EventKind.DUNNING)
+    assert event.summary == f"Friendly reminder (step 1, E-mail) failed, nothing was sent: {action.error}"
+    assert not action.letter_pdf and not action.charges.exists()
+    client.force_login(manager)
+    with frozen(days(9)):
+        runs = client.get(reverse("collections:runs"))
+    failed = [row for run, row in runs.context["rows"] if run.run_date == days(3)]
+    assert failed and failed[0][-1] == 1  # the Failed column
