@@ -14,7 +14,10 @@ then recorded under a claim of its own.
 
 The transaction stays open across the send, so a worker killed mid-send rolls
 back to PLANNED and the next sweep delivers the action again: SENDING is never
-seen committed, and nothing is ever stuck in it. One window remains: the SMTP
+seen committed, and nothing is ever stuck in it. The attempt is counted in a
+short transaction of its own before that one begins, so a step whose delivery
+kills its worker every time fails after MAX_DELIVERY_ATTEMPTS instead of
+being handed out again for ever. One window remains: the SMTP
 server has accepted the message but the commit does not happen (the worker
 dies, the database connection drops in between). The next sweep then sends a
 second copy. Its Message-ID is derived from the action id, so the duplicate
@@ -184,6 +187,9 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # same Message-ID (see the module docstring). To keep that window as short
     # as it can be, the send comes after everything else, savepoints released,
     # so only the COMMIT follows the server's acceptance.
+    begun = _begin(action_id)
+    if begun != "begun":
+        return begun
     with transaction.atomic():
         action = _claim(action_id, status=ActionStatus.SENDING)
         if action is None:
@@ -220,9 +226,49 @@ def _send_failed(action_id: int, error: Exception) -> str:
         return _record_failure(action, error)
 
 
+def _begin(action_id: int) -> str:
+    """Count the attempt about to be made, committed before it starts: "begun",
+    or "not_claimed" (done, gone, another worker has it), or "failed".
+
+    The attempt itself rolls back whole if its worker dies, and the broker
+    hands the batch out again at once (acks late): a step whose delivery
+    takes its worker down every time (a letter that crashes the renderer or
+    runs it out of memory) would be tried for ever, the rest of its batch
+    waiting behind it. Counted here, such a step has spent its attempts when
+    it comes back, and fails with the reason instead of being tried again.
+
+    Two deliveries of the same id at the same moment may both count, one
+    claiming and the other then finding the row held: an attempt counted
+    twice, which only brings the last attempt closer, never a second send."""
+    with transaction.atomic():
+        action = _claim(action_id)
+        if action is None:
+            return "not_claimed"
+        if action.attempts >= MAX_DELIVERY_ATTEMPTS:
+            # Failures recorded by delivery fail the step at the last attempt
+            # or take the attempt back (install_fault, NotTried): attempts
+            # spent on a step still PLANNED are deliveries cut short.
+            return _cut_short(action)
+        DunningAction.objects.filter(pk=action.pk).update(attempts=F("attempts") + 1,
+                                                          claimed_at=timezone.now())
+    return "begun"
+
+
+def _cut_short(action: DunningAction) -> str:
+    text = (f"its delivery stopped part-way {action.attempts} times, the worker carrying it out "
+            "stopped with it (a crash, or out of memory, while the notice was written or sent); "
+            "it is not tried again")
+    log.error("dunning action %s failed: %s", action.pk, text)
+    DunningAction.objects.filter(pk=action.pk).update(status=ActionStatus.FAILED, error=text)
+    _record(action.customer, action, summary=f"{_step_name(action)} failed, not tried again: {text}",
+            details={"error": text, "attempts": action.attempts, "status": ActionStatus.FAILED})
+    return "failed"
+
+
 def _claim(action_id: int, **changes) -> DunningAction | None:
-    """Lock the action if it is still PLANNED and no other worker holds it,
-    count an attempt and apply `changes`; None if it is not ours to act on."""
+    """Lock the action if it is still PLANNED and no other worker holds it and
+    apply `changes`; None if it is not ours to act on. (The attempt is
+    counted by _begin, before the transaction that makes it.)"""
     action = (
         DunningAction.objects.select_for_update(skip_locked=True)
         .filter(pk=action_id, status=ActionStatus.PLANNED)
@@ -230,10 +276,9 @@ def _claim(action_id: int, **changes) -> DunningAction | None:
     )
     if action is None:
         return None
-    DunningAction.objects.filter(pk=action.pk).update(
-        attempts=F("attempts") + 1, claimed_at=timezone.now(), **changes
-    )
-    action.refresh_from_db()
+    if changes:
+        DunningAction.objects.filter(pk=action.pk).update(**changes)
+        action.refresh_from_db()
     return action
 
 

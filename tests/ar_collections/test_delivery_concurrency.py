@@ -1,20 +1,23 @@
 """Exactly once across workers: concurrent deliveries, held rows, fan-out and sweeps."""
 
 import datetime as dt
+import os
+import signal
 import smtplib
 import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from ar_collections import delivery
-from ar_collections.delivery import actions_deliver, run_sweep_planned
-from ar_collections.dunning import run_plan, run_start
-from ar_collections.models import ActionStatus, DunningAction
+from ar_collections.delivery import MAX_DELIVERY_ATTEMPTS, actions_deliver, actions_fan_out, run_sweep_planned
+from ar_collections.dunning import ladders, run_plan, run_start
+from ar_collections.models import ActionStatus, DunningAction, Invoice
 from ar_collections.tasks import deliver_actions, sweep_planned_actions
-from customers.models import Segment
+from customers.models import Segment, TimelineEvent
 
-from .conftest import DUE, frozen, held_by_another_worker
+from .conftest import DUE, SilentServer, frozen, held_by_another_worker
 
 ON = DUE + dt.timedelta(days=3)
 
@@ -76,14 +79,16 @@ def test_an_action_another_worker_holds_is_skipped_not_waited_for(make_account, 
 def test_a_refusal_is_recorded_by_whoever_holds_the_action_after_the_rollback(make_account):
     """A refused send rolls the attempt back and claims the action again to
     record the failure. If a sweep's worker took it in between, that worker
-    records its own outcome: this one records nothing, counts no attempt."""
+    records its own outcome: this one records nothing, counts no more attempts
+    than the one it began."""
     [action_id] = _planned(make_account, 1)
     refusal = smtplib.SMTPDataError(554, b"Message refused")
+    assert delivery._begin(action_id) == "begun"  # counted before the attempt that rolled back
 
     with held_by_another_worker(DunningAction, action_id):
         assert delivery._send_failed(action_id, refusal) == "not_claimed"
     action = DunningAction.objects.get(pk=action_id)
-    assert (action.status, action.attempts, action.error) == (ActionStatus.PLANNED, 0, "")
+    assert (action.status, action.attempts, action.error) == (ActionStatus.PLANNED, 1, "")
 
     # Free again, the refusal is recorded once, as a permanent failure.
     assert delivery._send_failed(action_id, refusal) == "failed"
@@ -112,3 +117,54 @@ def test_a_sweep_enqueues_a_run_s_planned_actions_in_batches_once_committed(
 def test_the_tasks_tolerate_rows_that_vanished(db):
     assert deliver_actions([987654321])["not_claimed"] == 1
     assert sweep_planned_actions(987654321) == 0
+
+
+@pytest.fixture
+def worker_silent_smtp(monkeypatch):
+    """A mail server that takes connections and never answers, for the app_worker
+    started after it: a delivery under way waits there until its worker is stopped."""
+    server = SilentServer()
+    monkeypatch.setenv("EMAIL_HOST", "127.0.0.1")
+    monkeypatch.setenv("EMAIL_PORT", str(server.port))
+    monkeypatch.setenv("EMAIL_TIMEOUT", "60")
+    yield server
+    server.close()
+
+
+@pytest.mark.slow
+def test_a_delivery_that_stops_its_worker_every_time_fails_after_the_last_attempt(
+    worker_silent_smtp, app_worker, default_ladders, make_account, wait_for
+):
+    """A step whose delivery takes its worker down each time (a letter that
+    crashes the renderer, or runs it out of memory) rolls back each time, and
+    the broker hands the batch out again at once: without a count kept
+    outside that transaction it would be tried for ever, the rest of its
+    batch behind it. Here the worker is stopped mid-delivery every time."""
+    today = timezone.localdate()  # the worker's clock is not frozen
+    due = today - dt.timedelta(days=ladders()[Segment.PROMPT].steps[0].day_offset)
+    account = make_account(Segment.PROMPT)
+    Invoice.objects.filter(customer=account).update(due_date=due, issue_date=due - dt.timedelta(days=30))
+    run_plan(run=run_start(run_date=today))
+    action = DunningAction.objects.get(customer=account)
+
+    actions_fan_out(action_ids=[action.pk])  # as a run does (no transaction here: at once)
+    for stops in range(1, MAX_DELIVERY_ATTEMPTS + 2):
+        wait_for(lambda n=stops: len(worker_silent_smtp.connections) >= n or _failed(action.pk),
+                 timeout=60, message=f"delivery {stops} to begin")
+        if _failed(action.pk):
+            break
+        for pid in app_worker.session_pids():
+            if pid != app_worker.pid:  # the pool's process, mid-delivery
+                os.kill(pid, signal.SIGKILL)
+
+    wait_for(lambda: _failed(action.pk), timeout=60, message="the step to be failed")
+    action.refresh_from_db()
+    assert action.attempts == MAX_DELIVERY_ATTEMPTS
+    assert len(worker_silent_smtp.connections) == MAX_DELIVERY_ATTEMPTS
+    assert "stopped part-way" in action.error
+    [event] = TimelineEvent.objects.filter(customer=account)
+    assert event.summary == f"Friendly reminder (step 1, E-mail) failed, not tried again: {action.error}"
+
+
+def _failed(action_id: int) -> bool:
+    return DunningAction.objects.filter(pk=action_id, status=ActionStatus.FAILED).exists()

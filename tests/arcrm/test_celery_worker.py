@@ -283,7 +283,13 @@ def test_a_worker_whose_database_connection_is_killed_mid_batch_delivers_the_res
 
     wait_for(lambda: not actions.exclude(status=ActionStatus.DONE).exists(), timeout=90,
              message="the rest of the batch to be delivered")
-    assert "terminating connection due to administrator command" in process.output()
+    # The worker's connection was the one killed: psycopg says so with the
+    # server's words, or, when the kill lands between two statements (an
+    # attempt is counted in a short transaction before it is made), as a
+    # connection the server closed.
+    assert any(said in process.output() for said in (
+        "terminating connection due to administrator command", "server closed the connection unexpectedly"
+    ))
     # Each account its e-mail. The one e-mail whose server reply came as the
     # connection died may have gone twice: with the same Message-ID (see delivery.py).
     copies = Counter(m["Message-ID"] for m in slow_worker_smtp.messages)
