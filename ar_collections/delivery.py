@@ -104,6 +104,23 @@ DELIVERY_BATCH_SIZE = 50
 # A transient failure (mail server down, 4xx reply) is retried by the next
 # sweeps up to this many attempts in all; then the action is FAILED.
 MAX_DELIVERY_ATTEMPTS = 5
+# The delivery sweep (beat, every DELIVERY_SWEEP_MINUTES) hands over again a
+# step still planned that nothing has happened to for this long since it was
+# handed over or last tried: its message was lost (Redis restarted, a broker
+# outage at the hand-over). Long enough for a worker to take a message queued
+# behind a busy run's, so a step is rarely handed over twice (which claims make
+# harmless anyway).
+HANDED_OVER_FOR = dt.timedelta(minutes=15)
+# After a "not now" (greylisting, a server down): 5, 10, 20, 40 minutes, as the
+# outbox waits, so the attempts are not all spent within the hour.
+RETRY_AFTER = dt.timedelta(minutes=5)
+# A fault of the install's (a refused login, a broken wording) waits for a
+# person to fix it: tried again hourly, not at every sweep.
+INSTALL_FAULT_RETRY_AFTER = dt.timedelta(hours=1)
+# Steps a sweep hands over at most: its transaction locks them while it moves
+# their sweep time on; 10,000 is 200 messages and well under a second, and the
+# rest go at the next sweep.
+SWEEP_LIMIT = 10_000
 
 OUTCOMES = (
     "emailed", "letters", "call_tasks", "awaiting_approval",
@@ -176,6 +193,33 @@ def actions_sweep_stranded() -> int:
         .order_by("id").values_list("id", flat=True)
     )
     actions_fan_out(action_ids=ids)
+    return len(ids)
+
+
+def actions_sweep_waiting(*, now: dt.datetime | None = None) -> int:
+    """(Re)enqueue the PLANNED steps whose hand-over is overdue: those put off
+    whose wait is over, and those nothing has happened to for HANDED_OVER_FOR
+    since they were handed over or last tried (a message Redis lost). Steps
+    of a run still planning are left to it; a step a worker is delivering
+    (its row locked) is skipped. Returns the number of actions enqueued.
+
+    Each step handed over gets HANDED_OVER_FOR before the next sweep may hand
+    it over again; its claim keeps a duplicate from doing anything twice."""
+    now = now or timezone.now()
+    quiet_since = now - HANDED_OVER_FOR
+    due = Q(sweep_after__lte=now) | Q(
+        Q(sweep_after__isnull=True),
+        Q(claimed_at__lte=quiet_since) | Q(claimed_at__isnull=True, run__planned_at__lte=quiet_since),
+    )
+    with transaction.atomic():
+        # of=self: the run rows are only read; the planner locks them.
+        ids = list(
+            DunningAction.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(due, status=ActionStatus.PLANNED, run__planned_at__isnull=False)
+            .order_by("id").values_list("id", flat=True)[:SWEEP_LIMIT]
+        )
+        DunningAction.objects.filter(pk__in=ids).update(sweep_after=now + HANDED_OVER_FOR)
+        actions_fan_out(action_ids=ids)
     return len(ids)
 
 
@@ -470,7 +514,14 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     )
     status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
     attempts = action.attempts - (1 if fault or not_tried else 0)
-    DunningAction.objects.filter(pk=action.pk).update(status=status, error=text, attempts=attempts)
+    wait = INSTALL_FAULT_RETRY_AFTER if fault else RETRY_AFTER * 2 ** max(attempts - 1, 0)
+    DunningAction.objects.filter(pk=action.pk).update(
+        status=status, error=text, attempts=attempts, sweep_after=timezone.now() + wait if retry else None
+    )
+    if fault and text == action.error:
+        # Tried again hourly until someone fixes it: the timeline says so once.
+        log.error("dunning action %s still waits, %s: %s", action.pk, fault, text)
+        return "deferred"
     if not_tried:
         summary = f"{_step_name(action)} not sent yet (no attempt spent), will retry: {text}"
     elif fault:
@@ -961,7 +1012,8 @@ def action_review(*, action: DunningAction, collector: User, send: bool, note: s
             )
         if send:
             DunningAction.objects.filter(pk=locked.pk).update(
-                status=ActionStatus.PLANNED, reviewed_by=collector
+                status=ActionStatus.PLANNED, reviewed_by=collector,
+                sweep_after=timezone.now() + HANDED_OVER_FOR,
             )
             summary = f"{_step_name(locked)} reviewed by {collector.get_username()}: send"
         else:
@@ -988,7 +1040,7 @@ def action_hand_over(*, action_id: int) -> None:
     connection and never answers would hold the page until its timeout).
 
     robust: a broker that is down must not turn the committed decision into an
-    error page; the action stays PLANNED and the next nightly run hands it over."""
+    error page; the action stays PLANNED and the delivery sweep hands it over."""
     from ar_collections.tasks import deliver_actions  # the tasks module imports this one
 
     transaction.on_commit(lambda: deliver_actions.delay([action_id]), robust=True)

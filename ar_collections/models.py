@@ -730,6 +730,11 @@ class DunningAction(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    sweep_after = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the delivery sweep may hand a step still planned to the workers again: "
+                  "after its hand-over, or once a put-off attempt's wait is over.",
+    )
     done_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=300, blank=True)
     body_text = models.TextField(blank=True)

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from ar_collections.delivery import actions_deliver, invoices_resend, run_sweep_planned
+from ar_collections.delivery import actions_deliver, actions_sweep_waiting, invoices_resend, run_sweep_planned
 from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts, run_finish_if_done
 from ar_collections.imports import import_run as imports_run
 from ar_collections.imports import imports_sweep
@@ -81,6 +81,17 @@ def sweep_planned_actions(run_id: int) -> int:
         log.warning("dunning run %s no longer exists; nothing to sweep", run_id)
         return 0
     return run_sweep_planned(run=run)
+
+
+@shared_task(name="collections.sweep_waiting_actions", **DATABASE_GONE)
+def sweep_waiting_actions() -> int:
+    """Every DELIVERY_SWEEP_MINUTES: hand planned steps over again whose message
+    was lost or whose mail server said "not now", rather than leave them for
+    the next night's run."""
+    swept = actions_sweep_waiting()
+    if swept:
+        log.info("delivery sweep handed %d waiting dunning actions to the workers", swept)
+    return swept
 
 
 def _id_range(ids: list[int]) -> str:

@@ -6,6 +6,7 @@ set; production values come only from the environment (see .env.example).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -233,6 +234,12 @@ def _daily_at(name: str, default: str) -> crontab:
         raise ConfigError(f"{name} must be HH:MM, e.g. {default}") from None
 
 
+# How often planned dunning steps whose hand-over was lost (Redis restarted)
+# or whose mail server said "not now" are handed to the workers again.
+DELIVERY_SWEEP_MINUTES = env_int("DELIVERY_SWEEP_MINUTES", 15)
+if DELIVERY_SWEEP_MINUTES < 1:
+    raise ConfigError(f"DELIVERY_SWEEP_MINUTES must be at least 1; got {DELIVERY_SWEEP_MINUTES}")
+
 # Promises and plans are checked first, so that one broken today counts towards
 # the segment the behaviour refresh computes next; dunning plans after both.
 CELERY_BEAT_SCHEDULE = {
@@ -252,6 +259,12 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-queued-mail": {
         "task": "collections.sweep_queued_mail",
         "schedule": crontab(minute="*/5"),
+    },
+    # Dunning steps still planned whose hand-over was lost or whose wait is over
+    # (ar_collections/delivery.py: actions_sweep_waiting).
+    "sweep-waiting-actions": {
+        "task": "collections.sweep_waiting_actions",
+        "schedule": dt.timedelta(minutes=DELIVERY_SWEEP_MINUTES),
     },
     # Uploaded CSV files whose import task was lost (ar_collections/imports.py).
     "sweep-queued-imports": {

@@ -6,8 +6,10 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from ar_collections.delivery import (
+    INSTALL_FAULT_RETRY_AFTER,
     MAX_DELIVERY_ATTEMPTS,
     action_approve,
     action_review,
@@ -525,6 +527,27 @@ def test_a_broken_wording_template_holds_the_step_with_a_clear_message_until_it_
     with frozen(days(4)):
         assert actions_deliver(action_ids=[action.pk])["emailed"] == 1
     assert len(smtp_server.messages) == 1
+
+
+def test_a_step_waiting_for_a_broken_wording_is_tried_hourly_and_said_on_the_timeline_once(
+    make_account, plan_and_deliver, smtp_server, install_wording
+):
+    """The delivery sweep tries a step held by the install's fault again every
+    hour until someone fixes it; the timeline says why once, not every hour."""
+    account = make_account(Segment.PROMPT)
+    install_wording("{% if %}\n")
+    plan_and_deliver(days(3))
+    action = DunningAction.objects.get(customer=account)
+
+    for hour in range(1, 4):
+        with frozen(days(3)) as clock:
+            clock.shift(dt.timedelta(hours=hour))
+            assert actions_deliver(action_ids=[action.pk])["deferred"] == 1
+            action.refresh_from_db()
+            assert action.sweep_after == timezone.now() + INSTALL_FAULT_RETRY_AFTER
+
+    assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
+    assert len(dunning_events(account)) == 1
 
 
 def test_a_wording_template_that_uses_a_missing_one_holds_the_step_until_it_is_fixed(

@@ -168,3 +168,85 @@ def test_a_delivery_that_stops_its_worker_every_time_fails_after_the_last_attemp
 
 def _failed(action_id: int) -> bool:
     return DunningAction.objects.filter(pk=action_id, status=ActionStatus.FAILED).exists()
+
+
+# --- the daytime delivery sweep -----------------------------------------------------
+
+
+def _due_today(make_account, name: str = "Acme Tools") -> DunningAction:
+    """A prompt payer's first e-mail, planned by today's run (the worker's clock is not frozen)."""
+    today = timezone.localdate()
+    due = today - dt.timedelta(days=ladders()[Segment.PROMPT].steps[0].day_offset)
+    account = make_account(Segment.PROMPT, name=name, email=f"ap@{name.split()[0].lower()}.test")
+    Invoice.objects.filter(customer=account).update(due_date=due, issue_date=due - dt.timedelta(days=30))
+    run_plan(run=run_start(run_date=today))
+    return DunningAction.objects.get(customer=account)
+
+
+@pytest.mark.slow
+def test_a_step_whose_hand_over_the_broker_lost_is_delivered_by_the_daytime_sweep_once(
+    app_worker_smtp, app_worker, default_ladders, make_account, wait_for
+):
+    """Redis restarted after the night's run handed its steps over: the queue is
+    gone, and the steps would wait for the next night. The sweep hands over
+    those nothing has happened to for a while, once."""
+    action = _due_today(make_account)  # planned; its hand-over lost with the queue
+    now = timezone.now()
+
+    assert delivery.actions_sweep_waiting(now=now) == 0  # just planned: the run's own hand-over may come
+    later = now + delivery.HANDED_OVER_FOR
+    assert delivery.actions_sweep_waiting(now=later) == 1
+    assert delivery.actions_sweep_waiting(now=later + dt.timedelta(minutes=5)) == 0  # handed over already
+
+    wait_for(lambda: DunningAction.objects.filter(pk=action.pk, status=ActionStatus.DONE).exists(),
+             timeout=60, message="the worker to deliver the swept step")
+    [message] = app_worker_smtp.messages
+    assert message["Message-ID"] == delivery.message_id(action.pk)
+
+
+@pytest.mark.slow
+def test_a_step_the_mail_server_put_off_is_sent_by_the_sweep_once_its_wait_is_over(
+    app_worker_smtp, app_worker, default_ladders, make_account, wait_for
+):
+    """Greylisting: the server answers "not now". The step waits its turn (5
+    minutes after the first refusal), then the sweep hands it over, the same
+    day rather than the next night."""
+    action = _due_today(make_account)
+    app_worker_smtp.refuse_with("451 4.7.1 Greylisted, please try again later")
+    actions_fan_out(action_ids=[action.pk])
+    wait_for(lambda: DunningAction.objects.filter(pk=action.pk, attempts=1, error__contains="451").exists(),
+             timeout=60, message="the first attempt to be put off")
+    action.refresh_from_db()
+    assert action.status == ActionStatus.PLANNED
+    app_worker_smtp.refuse_with(None)
+
+    assert delivery.actions_sweep_waiting(now=action.sweep_after - dt.timedelta(seconds=1)) == 0
+    assert action.sweep_after - action.claimed_at >= delivery.RETRY_AFTER
+    assert delivery.actions_sweep_waiting(now=action.sweep_after) == 1
+
+    wait_for(lambda: DunningAction.objects.filter(pk=action.pk, status=ActionStatus.DONE).exists(),
+             timeout=60, message="the worker to deliver the swept step")
+    action.refresh_from_db()
+    assert action.attempts == 2
+    assert len(app_worker_smtp.messages) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_leaves_alone_a_step_a_worker_is_delivering(make_account, default_ladders):
+    action = _due_today(make_account)
+    later = timezone.now() + delivery.HANDED_OVER_FOR
+
+    with held_by_another_worker(DunningAction, action.pk):
+        assert delivery.actions_sweep_waiting(now=later) == 0
+    assert delivery.actions_sweep_waiting(now=later) == 1
+
+
+def test_the_sweep_runs_every_fifteen_minutes_by_default():
+    from django.conf import settings
+
+    from arcrm.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-waiting-actions"]
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] == dt.timedelta(minutes=15)

@@ -210,6 +210,22 @@ def test_a_mail_server_speaking_tls_from_the_first_byte_is_set_with_email_use_ss
     assert "EMAIL_USE_TLS (STARTTLS, usually port 587) and EMAIL_USE_SSL" in both.stderr
 
 
+@pytest.mark.slow
+def test_the_delivery_sweep_runs_every_delivery_sweep_minutes_and_refuses_less_than_one(tmp_path):
+    every_5 = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+         "print(settings.CELERY_BEAT_SCHEDULE['sweep-waiting-actions']['schedule'])"],
+        cwd=REPO_DIR, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings", "DEBUG": "1",
+             "ARCRM_VAR_DIR": str(tmp_path), "DELIVERY_SWEEP_MINUTES": "5"},
+    )
+    never = _import_settings(ARCRM_VAR_DIR=str(tmp_path), DEBUG="1", DELIVERY_SWEEP_MINUTES="0")
+
+    assert every_5.stdout.strip() == "0:05:00", every_5.stderr
+    assert never.returncode != 0
+    assert "DELIVERY_SWEEP_MINUTES must be at least 1; got 0" in never.stderr
+
+
 def _variables_read_by_settings() -> set[str]:
     tree = ast.parse((REPO_DIR / "arcrm" / "settings.py").read_text())
     return {
