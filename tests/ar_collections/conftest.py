@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -33,6 +32,7 @@ from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import DunningAction, DunningStep, LatePaymentPolicy, PolicyMinimum
 from arcrm.celery import app
 from customers.models import Customer, Segment
+from tests import redis_databases
 from tests.arcrm import conftest as processes
 
 # The process fixtures of tests/arcrm/conftest.py (a conftest's fixtures are
@@ -231,11 +231,6 @@ def _drop_broker_connections() -> None:
     app.amqp._producer_pool = None
 
 
-# Redis database index of the worker that takes this process's own tasks (not
-# test_celery_worker's nor the chaos test's, so they can run side by side).
-APP_WORKER_REDIS_DB = 13
-
-
 @pytest.fixture
 def app_worker_smtp(monkeypatch) -> Iterator[SmtpServer]:
     """A real SMTP server on loopback for the app_worker started after it."""
@@ -254,9 +249,7 @@ def app_worker(spawn, wait_for, tmp_path, transactional_db, settings) -> Iterato
 
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("needs PostgreSQL: the worker cannot see an in-memory SQLite test database")
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("REDIS_URL is not set (`make test` sets it)")
-    url = urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{APP_WORKER_REDIS_DB}"))
+    url = redis_databases.redis_url(redis_databases.APP_WORKER)
     broker = redis.Redis.from_url(url)
     broker.flushdb()
     name = f"app-{uuid.uuid4().hex[:12]}"

@@ -41,7 +41,6 @@ from decimal import Decimal
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -64,6 +63,7 @@ from ar_collections.models import (
     StepAction,
 )
 from customers.models import Contact, ContactRole, Customer, ReminderChannel, Segment, TimelineEvent
+from tests import redis_databases
 from tests.arcrm import conftest as processes
 from tests.arcrm.conftest import Spawned
 from tests.arcrm.test_celery_worker import _test_database_url
@@ -72,9 +72,6 @@ from tests.arcrm.test_celery_worker import _test_database_url
 # seen only below its own folder).
 spawn, free_port, wait_for = processes.spawn, processes.free_port, processes.wait_for
 
-# Redis database index for this test alone, flushed before and after; not the
-# one of test_celery_worker, so the two can run side by side.
-CHAOS_REDIS_DB = 12
 # Segments whose first step is an e-mail sent without review (checked against
 # the ladders below): each eligible account gets exactly one e-mail today.
 SEGMENTS = (Segment.PROMPT, Segment.OCCASIONAL_SLIP, Segment.NEW)
@@ -157,10 +154,7 @@ def slow_smtp(free_port) -> Iterator[tuple[Controller, _SlowMailbox]]:
 
 @pytest.fixture
 def chaos_redis_url() -> Iterator[str]:
-    url = os.environ.get("REDIS_URL", "")
-    if not url:
-        pytest.skip("REDIS_URL is not set (`make test` sets it)")
-    url = urlunsplit(urlsplit(url)._replace(path=f"/{CHAOS_REDIS_DB}"))
+    url = redis_databases.redis_url(redis_databases.CHAOS)  # flushed before and after
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

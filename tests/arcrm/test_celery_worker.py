@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlunsplit
 
 import pytest
 import redis
@@ -56,11 +56,10 @@ from ar_collections.tasks import (
 from arcrm.celery import app
 from arcrm.roles import sync_role_groups
 from customers.models import Segment
+from tests import redis_databases
 from tests.ar_collections.conftest import SmtpServer, _free_port, _Mailbox
 
 REPO_DIR = Path(__file__).resolve().parents[2]
-# Redis database index for this test alone; it is flushed before use.
-WORKER_REDIS_DB = 14
 
 
 def _test_database_url() -> str:
@@ -81,10 +80,7 @@ def _test_database_url() -> str:
 @pytest.fixture
 def worker_redis_url() -> str:
     """A Redis database for this test alone, emptied first."""
-    url = os.environ.get("REDIS_URL", "")
-    if not url:
-        pytest.skip("REDIS_URL is not set (`make test` sets it)")
-    url = urlunsplit(urlsplit(url)._replace(path=f"/{WORKER_REDIS_DB}"))
+    url = redis_databases.redis_url(redis_databases.CELERY_WORKER)
     redis.Redis.from_url(url).flushdb()
     return url
 
