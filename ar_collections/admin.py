@@ -1,4 +1,5 @@
 import copy
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -35,10 +36,12 @@ from ar_collections.models import (
     PolicyMinimum,
     Promise,
     ReceivablesImport,
+    StepFee,
     TimelineEventInvoice,
     WorkItem,
     ladder_problems,
 )
+from arcrm.money import MONEY_MAX_DIGITS, decimal_places, validate_currency_in_use
 from customers.models import Segment
 
 
@@ -184,31 +187,34 @@ class DunningStepFormBase(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        changed = self.record_changes_posted()
+        changed = _changes_posted(self, STEP_ON_RECORD)
         if changed and self.instance.pk and _taken_for_sure(self.instance):
             labels = ", ".join(str(self.fields[name].label).lower() for name in changed)
-            raise ValidationError(
-                f"Step {self.instance.position} has been taken for customers already: what it sent and "
-                f"charged, and its place on the ladder, stay as they got it (changed here: {labels}). "
-                "To change the ladder, tick “Retired” on this step and add a new step in its place."
-            )
+            raise ValidationError(_taken_refusal(self.instance, labels))
         return data
 
-    def record_changes_posted(self) -> list[str]:
-        """Fields of STEP_ON_RECORD the post changes, read from the posted
-        values themselves: a read-only (disabled) field's cleaned value is
-        the step's own whatever was posted, and a browser posts none."""
-        changed = []
-        for name in STEP_ON_RECORD:
-            field, key = self.fields.get(name), self.add_prefix(name)
-            if field is None or key not in self.data:
-                continue
-            probe = copy.copy(field)
-            probe.disabled = False
-            posted = field.widget.value_from_datadict(self.data, self.files, key)
-            if probe.has_changed(self.get_initial_for_field(field, name), posted):
-                changed.append(name)
-        return changed
+
+def _taken_refusal(step: DunningStep, changed: str) -> str:
+    return (f"Step {step.position} has been taken for customers already: what it sent and charged, and its "
+            f"place on the ladder, stay as they got it (changed here: {changed}). To change the ladder, "
+            "tick “Retired” on this step and add a new step in its place.")
+
+
+def _changes_posted(form: forms.BaseForm, names) -> list[str]:
+    """Fields among `names` the post changes, read from the posted values
+    themselves: a read-only (disabled) field's cleaned value is the row's
+    own whatever was posted, and a browser posts none."""
+    changed = []
+    for name in names:
+        field, key = form.fields.get(name), form.add_prefix(name)
+        if field is None or key not in form.data:
+            continue
+        probe = copy.copy(field)
+        probe.disabled = False
+        posted = field.widget.value_from_datadict(form.data, form.files, key)
+        if probe.has_changed(form.get_initial_for_field(field, name), posted):
+            changed.append(name)
+    return changed
 
 
 def step_on_record(step: DunningStep) -> str:
@@ -307,7 +313,15 @@ class DunningStepInline(admin.TabularInline):
     form = DunningStepFormBase
     formset = DunningStepFormSet
     extra = 0
-    readonly_fields = ["on_record"]
+    readonly_fields = ["late_fees", "on_record"]
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("fees")
+
+    @admin.display(description="Late fees (on the step's page)")
+    def late_fees(self, step: DunningStep) -> str:
+        return step.fees_text() if step.pk else ""
 
     @admin.display(description="On record")
     def on_record(self, step: DunningStep) -> str:
@@ -377,11 +391,124 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
         }}])
 
 
+class StepFeeForm(forms.ModelForm):
+    """One fee: a currency money comes in, and an amount that currency can be paid in."""
+
+    # Places are checked per currency in clean(): two for EUR, none for JPY.
+    amount = forms.DecimalField(label="Amount", max_digits=MONEY_MAX_DIGITS + 3)
+
+    class Meta:
+        model = StepFee
+        fields = ["currency", "amount"]
+
+    def clean_currency(self) -> str:
+        currency = self.cleaned_data["currency"]
+        validate_currency_in_use(currency)
+        return currency
+
+    def clean(self):
+        data = super().clean()
+        currency, amount = data.get("currency"), data.get("amount")
+        if amount is None:
+            return data
+        if problem := _fee_problem(currency, amount):
+            self.add_error("amount", problem)
+        return data
+
+
+def _fee_problem(currency: str | None, amount: Decimal) -> str:
+    if amount < 0:
+        return "A late fee cannot be negative."
+    if amount == 0:
+        return f"A late fee of {f'{currency} ' if currency else ''}0 charges nothing: delete the row instead."
+    if currency is None:
+        return ""
+    places = decimal_places(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-places)):
+        if places == 0:
+            return f"A fee in {currency} is in whole units, with no places after the point."
+        return f"A fee in {currency} has at most {places} places after the point."
+    return ""
+
+
+class StepFeeFormSet(BaseInlineFormSet):
+    """A step's fees: one per currency. Those of a step taken for customers
+    are what it charged them and stay as they were, read-only; a posted
+    change, deletion or new currency is refused with the way to change the
+    ladder. A fee in a new currency is refused too: accounts that had the
+    step with a notice in that currency were charged nothing, and what the
+    step says it charged would no longer be what they got."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.taken = self.instance.is_taken()
+        if self.taken:
+            for form in self.forms:
+                for field in form.fields.values():
+                    field.disabled = True
+
+    def add_fields(self, form, index) -> None:
+        super().add_fields(form, index)
+        if getattr(self, "taken", False) and DELETION_FIELD_NAME in form.fields:
+            form.fields[DELETION_FIELD_NAME].disabled = True
+
+    def clean(self) -> None:
+        changed = self._changes_posted()
+        if changed and self.instance.pk and _taken_for_sure(self.instance):
+            raise ValidationError(_taken_refusal(self.instance, "; ".join(changed)))
+        # Before the formset's own check of unique rows, which says only
+        # "Please correct the duplicate data".
+        currencies = [form.cleaned_data["currency"] for form in self.forms
+                      if form.cleaned_data.get("currency") and not form.cleaned_data.get(DELETION_FIELD_NAME)]
+        if twice := sorted({c for c in currencies if currencies.count(c) > 1}):
+            raise ValidationError([f"{c} is listed twice: a step charges one late fee per currency."
+                                   for c in twice])
+        super().clean()
+
+    def _changes_posted(self) -> list[str]:
+        """What the post changes of the fees, read from the posted values:
+        a taken step's fields are read-only and clean to the fee as it is."""
+        changed = []
+        for form in self.initial_forms:
+            fee = form.instance
+            if self._deletion_posted(form):
+                changed.append(f"the late fee in {fee.currency} deleted")
+            elif _changes_posted(form, ["currency", "amount"]):
+                changed.append(f"the late fee in {fee.currency} changed")
+        for form in self.extra_forms:
+            if form.data.get(form.add_prefix("amount")):
+                currency = form.data.get(form.add_prefix("currency")) or "another currency"
+                changed.append(f"a late fee in {currency} added")
+        return changed
+
+    @staticmethod
+    def _deletion_posted(form) -> bool:
+        key = form.add_prefix(DELETION_FIELD_NAME)
+        return DELETION_FIELD_NAME in form.fields and bool(
+            form.fields[DELETION_FIELD_NAME].widget.value_from_datadict(form.data, form.files, key))
+
+
+class StepFeeInline(admin.TabularInline):
+    model = StepFee
+    form = StepFeeForm
+    formset = StepFeeFormSet
+    extra = 0
+    verbose_name = "late fee"
+    verbose_name_plural = ("Late fees: one per currency, charged on a notice that lists an invoice in that "
+                           "currency")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        # A taken step gets no new fee (StepFeeFormSet says why): no empty row to add one.
+        if obj is not None and obj.is_taken():
+            return False
+        return super().has_add_permission(request, obj)
+
+
 class DunningStepForm(DunningStepFormBase):
     class Meta:
         model = DunningStep
-        fields = ["policy", "position", "day_offset", "action", "tone", "pay_by_days", "late_fee_amount",
-                  "late_fee_currency", "interest_rate_percent", "retired"]
+        fields = ["policy", "position", "day_offset", "action", "tone", "pay_by_days",
+                  "interest_rate_percent", "retired"]
 
     def clean(self):
         """One step edited alone must fit the rest of its ladder."""
@@ -406,11 +533,19 @@ class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     ladder that holds together and still chases its segment."""
 
     form = DunningStepForm
+    inlines = [StepFeeInline]
     list_display = [
         "policy", "position", "day_offset", "action", "tone", "pay_by_days",
-        "late_fee_amount", "late_fee_currency", "interest_rate_percent", "retired",
+        "late_fees", "interest_rate_percent", "retired",
     ]
     list_filter = ["policy", "retired", "action", "tone"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("fees")
+
+    @admin.display(description="Late fees")
+    def late_fees(self, step: DunningStep) -> str:
+        return step.fees_text()
 
     def get_readonly_fields(self, request, obj=None):
         return ["policy", "on_record"] if obj is not None else []
@@ -444,6 +579,25 @@ def _taken_stays(step: DunningStep) -> str:
     return (f"Step {step.position} of “{step.policy.name}” has been taken for customers and stays on record "
             "with them. Retire a step to take it out of its ladder; switch a policy off to stop it "
             "chasing anyone.")
+
+
+@admin.register(StepFee)
+class StepFeeAdmin(admin.ModelAdmin):
+    """For looking fees up across ladders. They are entered on their step's
+    page, which keeps those of a step taken for customers as they were."""
+
+    list_display = ["step", "currency", "amount"]
+    list_filter = ["currency", "step__policy"]
+    list_select_related = ["step__policy"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(PolicyMinimum)

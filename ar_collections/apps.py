@@ -4,10 +4,11 @@ from django.db.models.signals import post_migrate
 
 def _install_missing_ladders(sender, using="default", **kwargs) -> None:
     from ar_collections.default_policies import ladders_install_missing
-    from ar_collections.models import DunningStep, LatePaymentPolicy, PolicyMinimum
+    from ar_collections.models import DunningStep, LatePaymentPolicy, PolicyMinimum, StepFee
 
     ladders_install_missing(
-        policy_model=LatePaymentPolicy, step_model=DunningStep, minimum_model=PolicyMinimum, using=using
+        policy_model=LatePaymentPolicy, step_model=DunningStep, minimum_model=PolicyMinimum,
+        fee_model=StepFee, using=using,
     )
 
 

@@ -77,7 +77,7 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
 
 
 def _charges(step) -> bool:
-    return step.late_fee_amount > 0 or step.interest_rate_percent > 0
+    return step.charges_anything()
 
 
 def _of_record(customer: Customer, *, principal: bool) -> Contact | None:

@@ -11,6 +11,8 @@ default back, because dunning cannot chase what no ladder covers.
 
 from decimal import Decimal
 
+from django.conf import settings
+
 E, L, CALL, PRINCIPAL, REVIEW, HOLD, COD = (
     "email", "letter", "call_task", "escalate_principal", "manager_review", "credit_hold", "switch_to_cod"
 )
@@ -62,8 +64,13 @@ MINIMUMS = {"EUR": "25.00", "USD": "25.00", "GBP": "20.00"}
 
 
 
-def ladders_install_missing(*, policy_model, step_model, minimum_model, using: str = "default") -> int:
-    """Create the default ladder of every segment that has no policy; return how many."""
+def ladders_install_missing(*, policy_model, step_model, minimum_model, fee_model,
+                            using: str = "default") -> int:
+    """Create the default ladder of every segment that has no policy; return how many.
+
+    A step's fee is in the default currency: a StepFee row, or, with
+    `fee_model` None (migration 0004, before fees had rows of their own),
+    the step's own fee column, which migration 0026 turns into its row."""
     have = set(policy_model.objects.using(using).values_list("segment", flat=True))
     created = 0
     for segment, (name, description, auto_send, steps) in POLICIES.items():
@@ -72,11 +79,16 @@ def ladders_install_missing(*, policy_model, step_model, minimum_model, using: s
         policy = policy_model.objects.using(using).create(
             name=name, segment=segment, description=description, auto_send=auto_send
         )
-        step_model.objects.using(using).bulk_create(
+        made = step_model.objects.using(using).bulk_create(
             step_model(policy=policy, position=position, day_offset=day, action=action, tone=tone,
-                       pay_by_days=pay_by, late_fee_amount=Decimal(fee))
+                       pay_by_days=pay_by, **({} if fee_model else {"late_fee_amount": Decimal(fee)}))
             for position, (day, action, tone, pay_by, fee) in enumerate(steps, start=1)
         )
+        if fee_model is not None:
+            fee_model.objects.using(using).bulk_create(
+                fee_model(step=step, currency=settings.DEFAULT_CURRENCY, amount=Decimal(fee))
+                for step, (*_, fee) in zip(made, steps, strict=True) if Decimal(fee) > 0
+            )
         minimum_model.objects.using(using).bulk_create(
             minimum_model(policy=policy, currency=currency, min_amount=Decimal(amount))
             for currency, amount in MINIMUMS.items()

@@ -80,6 +80,7 @@ from ar_collections.models import (
     Payment,
     RunStatus,
     StepAction,
+    StepFee,
     Tone,
     WorkKind,
     lists_open_invoice,
@@ -329,7 +330,8 @@ def _claim(action_id: int, **changes) -> DunningAction | None:
 def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
     """Carry the action out and record the outcome; return the outcome and
     the e-mail to send once everything else is done (None when there is none)."""
-    action = DunningAction.objects.select_related("step__policy", "cycle").get(pk=action.pk)
+    action = (DunningAction.objects.select_related("step__policy", "cycle").prefetch_related("step__fees")
+              .get(pk=action.pk))
     action.customer = _with_contacts(action.customer_id)
     step, today = action.step, timezone.localdate()
 
@@ -764,28 +766,35 @@ def _with_contacts(customer_id: int) -> Customer:
     ).get(pk=customer_id)
 
 
-def _fee_applies(step, lines: list[_Line]) -> bool:
-    """A step's fee is stated in one currency and is charged on a notice that
-    lists an invoice in it; never converted, never relabelled as another
+def _fees_due(step, lines: list[_Line]) -> list[StepFee]:
+    """The step's fees a notice listing `lines` carries: one per currency it
+    lists that the step has a fee in. Each currency is its own debt, so a
+    notice listing EUR and GBP invoices carries both fees, each in its own
+    currency's total; a fee is never converted, never relabelled as another
     currency (40 in euros is not 40 in yen)."""
-    return step.late_fee_amount > 0 and any(x.currency == step.late_fee_currency for x in lines)
+    listed = {x.currency for x in lines}
+    return [fee for fee in step.fees.all() if fee.currency in listed]
 
 
 def _fee_note(step, lines: list[_Line]) -> str:
-    if step.late_fee_amount <= 0 or _fee_applies(step, lines):
+    """Why a step with fees charged none on this notice, or "" if it charged some (or has none)."""
+    fees = list(step.fees.all())
+    if not fees or _fees_due(step, lines):
         return ""
-    return (f"no late fee: the step's {format_money(step.late_fee_amount, step.late_fee_currency)} "
-            f"applies to notices listing {step.late_fee_currency} invoices")
+    amounts = " and ".join(format_money(fee.amount, fee.currency) for fee in fees)
+    currencies = " or ".join(fee.currency for fee in fees)
+    return (f"no late fee: the step's {amounts} {'applies' if len(fees) == 1 else 'apply'} to notices "
+            f"listing {currencies} invoices")
 
 
 def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharge]:
     """The step's late fee and interest, charged by this written notice."""
     step, customer = action.step, action.customer
     charges = []
-    if _fee_applies(step, lines):
+    for fee in _fees_due(step, lines):
         charges.append(LateCharge(
             customer=customer, action=action, invoice=None, kind=ChargeKind.LATE_FEE,
-            currency=step.late_fee_currency, amount=step.late_fee_amount, open_amount=step.late_fee_amount,
+            currency=fee.currency, amount=fee.amount, open_amount=fee.amount,
             basis=f"step {step.position} of {step.policy.name}",
         ))
     rate = step.interest_rate_percent
@@ -823,7 +832,8 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
                 basis=_interest_basis(stretches, line.currency, rate), rate_percent=rate,
                 stretches=[[str(balance), days] for balance, days in stretches],
             ))
-    # The unique constraint (action, kind, invoice) makes a repeat impossible.
+    # The unique constraints (action, kind, invoice; a fee: action, kind,
+    # currency) make a repeat impossible.
     return LateCharge.objects.bulk_create(charges)
 
 

@@ -14,7 +14,14 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Sum
 
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, by_currency, validate_currency
+from arcrm.money import (
+    MONEY_DECIMAL_PLACES,
+    MONEY_MAX_DIGITS,
+    ZERO,
+    by_currency,
+    format_money,
+    validate_currency,
+)
 from customers.models import Segment
 
 
@@ -425,9 +432,9 @@ def ladder_problems(steps: Iterable[DunningStep]) -> list[str]:
 
 # What an account that had a step got (what was sent, asked and charged) and
 # where its cycle has stood on the ladder since (the planner reads the position
-# of the last step it had): kept as they were once the step is taken.
-STEP_ON_RECORD = ("position", "day_offset", "action", "tone", "pay_by_days", "late_fee_amount",
-                  "late_fee_currency", "interest_rate_percent")
+# of the last step it had): kept as they were once the step is taken. Its late
+# fees (StepFee rows) are kept as they were too.
+STEP_ON_RECORD = ("position", "day_offset", "action", "tone", "pay_by_days", "interest_rate_percent")
 
 
 class DunningStepQuerySet(models.QuerySet):
@@ -453,12 +460,6 @@ class DunningStep(models.Model):
     tone = models.PositiveSmallIntegerField(choices=Tone.choices, default=Tone.FRIENDLY)
     pay_by_days = models.PositiveSmallIntegerField(
         default=7, help_text="The letter asks for payment within this many days."
-    )
-    late_fee_amount = money_field(validators=[MinValueValidator(Decimal("0"))])
-    late_fee_currency = models.CharField(
-        max_length=3, default=_default_currency, validators=[validate_currency],
-        help_text="The fee is charged once per notice that lists an invoice in this currency; "
-                  "a notice listing only other currencies carries no fee.",
     )
     interest_rate_percent = models.DecimalField(
         "annual interest rate (%)", max_digits=5, decimal_places=2, default=Decimal("0"),
@@ -487,8 +488,6 @@ class DunningStep(models.Model):
                                     violation_error_message="This policy already has a step on this day."),
             models.CheckConstraint(name="step_pay_by_positive", condition=Q(pay_by_days__gt=0),
                                    violation_error_message="A step must give at least 1 day to pay."),
-            models.CheckConstraint(name="step_fee_not_negative", condition=Q(late_fee_amount__gte=0),
-                                   violation_error_message="A late fee cannot be negative."),
             models.CheckConstraint(
                 name="step_interest_not_negative", condition=Q(interest_rate_percent__gte=0),
                 violation_error_message="An interest rate cannot be negative.",
@@ -501,6 +500,41 @@ class DunningStep(models.Model):
     def is_taken(self) -> bool:
         """Some account has had this step, whatever became of the action."""
         return self.pk is not None and self.actions.exists()
+
+    def charges_anything(self) -> bool:
+        """A notice of this step may carry a late fee or interest."""
+        return self.interest_rate_percent > 0 or (self.pk is not None and bool(self.fees.all()))
+
+    def fees_text(self) -> str:
+        """`"EUR 40.00 / GBP 35.00"` (one fee per currency, not a sum), or "None"."""
+        return " / ".join(format_money(fee.amount, fee.currency) for fee in self.fees.all()) or "None"
+
+
+class StepFee(models.Model):
+    """A step's fixed late fee in one currency, charged once per notice that
+    lists an invoice in that currency: each currency is its own debt, so a
+    notice listing EUR and GBP invoices carries the EUR fee and the GBP fee,
+    and one listing a currency the step has no fee in carries none for it
+    (never converted: 40 in euros is not 40 in yen)."""
+
+    step = models.ForeignKey(DunningStep, on_delete=models.CASCADE, related_name="fees")
+    currency = currency_field()
+    # No default: a fee of 0 is no fee, and the admin asks for the amount.
+    amount = money_field(default=models.NOT_PROVIDED)
+
+    class Meta:
+        ordering = ["currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "currency"], name="step_fee_per_currency",
+                                    violation_error_message="This step already has a late fee in this "
+                                    "currency."),
+            models.CheckConstraint(name="step_fee_positive", condition=Q(amount__gt=0),
+                                   violation_error_message="A late fee must be more than 0; to charge "
+                                   "none in a currency, leave the currency out."),
+        ]
+
+    def __str__(self) -> str:
+        return f"Late fee {self.currency} {self.amount}"
 
 
 class PolicyMinimum(models.Model):
@@ -869,14 +903,15 @@ class LateCharge(models.Model):
                 name="charge_open_amount_within_amount",
                 condition=Q(open_amount__gte=0, open_amount__lte=F("amount")),
             ),
-            # One fee per notice, and interest once per invoice per notice. (Two
-            # partial constraints rather than NULLS NOT DISTINCT, which SQLite lacks.)
+            # One fee per notice and currency, and interest once per invoice per
+            # notice. (Two partial constraints rather than NULLS NOT DISTINCT,
+            # which SQLite lacks.)
             models.UniqueConstraint(
                 fields=["action", "kind", "invoice"], name="charge_once_per_action_invoice",
                 condition=Q(invoice__isnull=False),
             ),
             models.UniqueConstraint(
-                fields=["action", "kind"], name="charge_once_per_action_without_invoice",
+                fields=["action", "kind", "currency"], name="charge_once_per_action_currency",
                 condition=Q(invoice__isnull=True),
             ),
             models.CheckConstraint(

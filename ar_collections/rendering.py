@@ -60,6 +60,7 @@ LABELS: dict[str, dict[str, str]] = {
         "total_invoices": "Overdue invoices",
         "charges": "Fees and interest",
         "late_fee": "Late fee",
+        "and": "and",
         "interest": "Interest",
         "earlier": "from an earlier notice",
         "part_paid": "{amount} of it paid",
@@ -94,6 +95,7 @@ LABELS: dict[str, dict[str, str]] = {
         "total_invoices": "Überfällige Rechnungen",
         "charges": "Gebühren und Zinsen",
         "late_fee": "Mahngebühr",
+        "and": "und",
         "interest": "Verzugszinsen",
         "earlier": "aus einer früheren Mahnung",
         "part_paid": "davon {amount} bezahlt",
@@ -419,7 +421,9 @@ def _context(notice: Notice, *, layout: str) -> dict:
         for c in notice.credits
     ]
     sums = totals(notice)
-    new_fee = next((c for c in notice.charges if c.kind == "late_fee" and not c.earlier), None)
+    # One fee per currency the notice lists that the step has a fee in.
+    new_fees = sorted((c for c in notice.charges if c.kind == "late_fee" and not c.earlier),
+                      key=lambda c: c.currency)
     return {
         "layout": layout,
         "template_base": f"email/dunning/{TONE_FOLDERS[Tone(notice.tone)]}/{language}",
@@ -455,7 +459,8 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "amount_due": " + ".join(_money(s.due, s.currency, language) for s in sums),
         "charges": charges,
         "credits": credits,
-        "late_fee": _money(new_fee.amount, new_fee.currency, language) if new_fee else "",
+        "late_fee": f" {t['and']} ".join(_money(c.amount, c.currency, language) for c in new_fees),
+        "late_fees": len(new_fees),
         "interest_rate": _percent(notice.interest_rate_percent, language)
         if notice.interest_rate_percent > 0 else "",
         "payment_plan": t["payment_plan"].format(collector=notice.collector_name)

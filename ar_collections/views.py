@@ -809,9 +809,11 @@ def _actions_with_lines() -> QuerySet[DunningAction]:
 
 def _review_actions() -> QuerySet[DunningAction]:
     """Actions with what the channel preview reads: the customer's contacts and
-    their absences (who is away, and who stands in)."""
+    their absences (who is away, and who stands in), and the step's fees (an
+    escalation that charges one goes in writing)."""
     contacts = Contact.objects.prefetch_related("absences")
-    return _actions_with_lines().prefetch_related(Prefetch("customer__contacts", queryset=contacts))
+    return _actions_with_lines().prefetch_related(Prefetch("customer__contacts", queryset=contacts),
+                                                  "step__fees")
 
 
 @dataclass(frozen=True)

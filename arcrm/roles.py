@@ -25,6 +25,7 @@ READ = [
     ("collections", "view_paymentbehaviour"),
     ("collections", "view_latepaymentpolicy"),
     ("collections", "view_dunningstep"),
+    ("collections", "view_stepfee"),
     ("collections", "view_dunningpause"),
     ("collections", "view_call"),
     ("collections", "view_promise"),
@@ -62,6 +63,10 @@ MANAGE = [
     ("collections", "add_dunningstep"),
     ("collections", "change_dunningstep"),
     ("collections", "delete_dunningstep"),
+    # A step's late fees per currency belong to the step.
+    ("collections", "add_stepfee"),
+    ("collections", "change_stepfee"),
+    ("collections", "delete_stepfee"),
     # A policy's minimum amount per currency belongs to the policy.
     ("collections", "add_policyminimum"),
     ("collections", "change_policyminimum"),

@@ -10,6 +10,7 @@ def create(apps, schema_editor):
         policy_model=apps.get_model("collections", "LatePaymentPolicy"),
         step_model=apps.get_model("collections", "DunningStep"),
         minimum_model=apps.get_model("collections", "PolicyMinimum"),
+        fee_model=None,  # the fee was a column of the step then
         using=schema_editor.connection.alias,
     )
 

@@ -29,7 +29,7 @@ from kombu import pools as kombu_pools
 from ar_collections.default_policies import ladders_install_missing
 from ar_collections.delivery import actions_deliver
 from ar_collections.dunning import run_plan, run_start
-from ar_collections.models import DunningAction, DunningStep, LatePaymentPolicy, PolicyMinimum
+from ar_collections.models import DunningAction, DunningStep, LatePaymentPolicy, PolicyMinimum, StepFee
 from arcrm.celery import app
 from customers.models import Customer, Segment
 from tests import redis_databases
@@ -365,7 +365,7 @@ def default_ladders(db) -> None:
     """The default ladder of every segment, also on a database a transactional
     test has flushed (post_migrate reinstalls them; this makes sure of it)."""
     ladders_install_missing(
-        policy_model=LatePaymentPolicy, step_model=DunningStep, minimum_model=PolicyMinimum
+        policy_model=LatePaymentPolicy, step_model=DunningStep, minimum_model=PolicyMinimum, fee_model=StepFee
     )
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from ar_collections.channels import route_for
-from ar_collections.models import Channel, DunningAction, DunningStep, StepAction
+from ar_collections.models import Channel, DunningAction, DunningStep, StepAction, StepFee
 from customers.models import ContactAbsence, ContactRole, ReminderChannel, Segment
 
 ON = dt.date(2026, 8, 3)
@@ -81,7 +81,7 @@ def test_an_escalation_that_charges_a_fee_goes_in_writing_to_a_principal_who_pre
     paul = make_contact(account, name="Paul Owner", role=ContactRole.PRINCIPAL, phone="+49 30 1",
                         email="paul@acme.test", reminder_channel=ReminderChannel.PHONE)
     escalation = step(StepAction.ESCALATE_PRINCIPAL)
-    DunningStep.objects.filter(pk=escalation.pk).update(late_fee_amount="40.00")
+    StepFee.objects.create(step=escalation, currency="EUR", amount="40.00")
 
     assert route(account, StepAction.ESCALATE_PRINCIPAL) == (
         paul, Channel.EMAIL, "Paul Owner prefers calls, but the step charges a fee or interest: in writing"

@@ -25,6 +25,7 @@ from ar_collections.models import (
     LateCharge,
     LatePaymentPolicy,
     OutgoingMail,
+    StepFee,
     WorkItem,
     WorkKind,
     WorkStatus,
@@ -161,7 +162,7 @@ def test_the_fee_is_charged_in_its_own_currency_and_only_on_a_notice_listing_tha
                          currency=currency)
         accounts[name] = customer
     step = DunningStep.objects.get(policy__segment=Segment.SYSTEMATIC_LATE, position=3)
-    assert (step.late_fee_amount, step.late_fee_currency) == (Decimal("40.00"), "EUR")
+    assert list(step.fees.values_list("amount", "currency")) == [(Decimal("40.00"), "EUR")]
 
     for day in (-3, 3, 12):
         plan_and_deliver(days(day))
@@ -179,6 +180,88 @@ def test_the_fee_is_charged_in_its_own_currency_and_only_on_a_notice_listing_tha
     assert note in event.summary
     assert event.details["charges_note"] == note
     assert event.details["charges"] == []
+
+
+def _fees_account(make_customer, make_contact, make_invoice, name: str, invoices: list[tuple[str, str]]):
+    """A systematic late payer who prefers letters, owing `invoices` ((currency, amount)) due on DUE."""
+    customer = make_customer(name=name, segment=Segment.SYSTEMATIC_LATE, currency=invoices[0][0])
+    make_contact(customer, name="Anna Clerk", is_primary_billing=True, email=f"anna@{name[0]}.test",
+                 reminder_channel=ReminderChannel.LETTER, postal_address=f"{name}\nMain Street 1")
+    for currency, amount in invoices:
+        make_invoice(customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount=amount, currency=currency)
+    return customer
+
+
+@pytest.fixture
+def fees_in_eur_and_gbp(db):
+    """The systematic late payers' letter (step 3) charges EUR 40.00 or GBP 35.00."""
+    step = DunningStep.objects.get(policy__segment=Segment.SYSTEMATIC_LATE, position=3)
+    StepFee.objects.create(step=step, currency="GBP", amount=Decimal("35.00"))
+    assert sorted(step.fees.values_list("currency", "amount")) == [
+        ("EUR", Decimal("40.00")), ("GBP", Decimal("35.00"))
+    ]
+    return step
+
+
+def test_a_notice_listing_only_gbp_invoices_is_charged_the_step_s_gbp_fee(
+    make_customer, make_contact, make_invoice, plan_and_deliver, fees_in_eur_and_gbp, pdf_text
+):
+    account = _fees_account(make_customer, make_contact, make_invoice, "Pound Only",
+                            [("GBP", "500.00"), ("GBP", "700.00")])
+
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    letter = letter_of(account, 3)
+    fees = LateCharge.objects.filter(kind=ChargeKind.LATE_FEE).values_list("action", "currency", "amount")
+    assert list(fees) == [(letter.pk, "GBP", Decimal("35.00"))]
+    text = pdf_text(letter.letter_pdf.read())
+    assert "late fee of GBP 35.00" in text
+    assert "GBP 1,235.00" in text  # 500.00 + 700.00 + the fee
+    assert "EUR" not in text
+    event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING, subject_id=letter.pk)
+    assert "no late fee" not in event.summary
+
+
+def test_a_notice_listing_several_currencies_carries_one_fee_per_currency_the_step_has_a_fee_in(
+    make_customer, make_contact, make_invoice, plan_and_deliver, fees_in_eur_and_gbp, pdf_text
+):
+    """Each currency is its own debt: the EUR invoices carry the EUR fee, the
+    GBP one the GBP fee, each an explicit charge and in its own currency's
+    total; the USD invoice carries none, the step having no fee in USD."""
+    account = _fees_account(make_customer, make_contact, make_invoice, "Three Currencies",
+                            [("EUR", "500.00"), ("EUR", "700.00"), ("GBP", "300.00"), ("USD", "900.00")])
+
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    letter = letter_of(account, 3)
+    fees = LateCharge.objects.filter(kind=ChargeKind.LATE_FEE, action=letter, invoice__isnull=True)
+    assert sorted(fees.values_list("currency", "amount", "open_amount")) == [
+        ("EUR", Decimal("40.00"), Decimal("40.00")), ("GBP", Decimal("35.00"), Decimal("35.00")),
+    ]
+    text = pdf_text(letter.letter_pdf.read())
+    assert "late fees of EUR 40.00 and GBP 35.00" in text
+    for total in ("EUR 1,240.00", "GBP 335.00", "USD 900.00"):  # per currency, never added together
+        assert total in text, total
+    assert "USD 9" in text and "USD 40" not in text and "USD 35" not in text
+    event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING, subject_id=letter.pk)
+    assert sorted((c["currency"], c["amount"]) for c in event.details["charges"]) == [
+        ("EUR", "40.00"), ("GBP", "35.00")
+    ]
+
+
+def test_a_german_notice_names_each_currency_s_fee(
+    make_customer, make_contact, make_invoice, plan_and_deliver, fees_in_eur_and_gbp
+):
+    account = _fees_account(make_customer, make_contact, make_invoice, "Zwei Währungen",
+                            [("EUR", "500.00"), ("GBP", "300.00")])
+    account.contacts.update(language="de")
+
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    assert "Mahngebühren von 40,00 EUR und 35,00 GBP" in letter_of(account, 3).body_text
 
 
 def test_interest_on_a_later_notice_runs_from_where_the_earlier_one_stopped(

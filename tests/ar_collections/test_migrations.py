@@ -16,8 +16,10 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeReason,
     DunningAction,
+    DunningStep,
     LateCharge,
     Payment,
+    StepFee,
 )
 from customers.models import ReminderChannel, Segment
 from tests.ar_collections.conftest import DUE
@@ -111,3 +113,42 @@ def test_going_back_before_charges_could_be_paid_puts_that_money_on_account(make
         _migrate_to_latest()
 
     assert on_account == Decimal("40.00")
+
+
+BEFORE_STEP_FEES = ("collections", "0026_action_sweep_after")
+STEP_FEES = ("collections", "0027_step_fees_per_currency")
+
+
+def _step_fee_columns(step_id: int) -> tuple[Decimal, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT late_fee_amount, late_fee_currency FROM collections_dunningstep WHERE id = %s",
+                       [step_id])
+        return cursor.fetchone()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_s_one_fee_becomes_its_fee_in_that_currency_and_back(default_ladders):
+    letter = DunningStep.objects.get(policy__segment=Segment.SYSTEMATIC_LATE, position=3)  # EUR 40.00
+    StepFee.objects.filter(step=letter).update(currency="GBP", amount=Decimal("35.00"))
+    several = DunningStep.objects.get(policy__segment=Segment.PROMPT, position=2)
+    StepFee.objects.bulk_create([StepFee(step=several, currency=c, amount=Decimal(a))
+                                 for c, a in (("USD", "45.00"), ("EUR", "40.00"), ("GBP", "35.00"))])
+    without = DunningStep.objects.get(policy__segment=Segment.PROMPT, position=1)
+
+    try:
+        # As an installation of the previous version has them: one fee column pair per step.
+        _migrate(BEFORE_STEP_FEES)
+        before = {step.pk: _step_fee_columns(step.pk) for step in (letter, several, without)}
+        _migrate(STEP_FEES)
+    finally:
+        _migrate_to_latest()
+
+    assert before == {
+        letter.pk: (Decimal("35.00"), "GBP"),
+        # The previous version knows one fee a step: the default currency's is kept.
+        several.pk: (Decimal("40.00"), "EUR"),
+        without.pk: (Decimal("0.00"), "EUR"),
+    }
+    fees = {step.pk: list(step.fees.values_list("currency", "amount")) for step in (letter, several, without)}
+    assert fees == {letter.pk: [("GBP", Decimal("35.00"))], several.pk: [("EUR", Decimal("40.00"))],
+                    without.pk: []}

@@ -127,3 +127,9 @@ def test_a_notice_charges_its_fee_once_and_interest_once_per_invoice(customer, m
     for kind, on in ((ChargeKind.LATE_FEE, None), (ChargeKind.INTEREST, invoice)):
         with pytest.raises(IntegrityError), transaction.atomic():
             charge(kind, on)
+    # Each currency is its own debt: a notice listing GBP invoices too carries the GBP fee, once.
+    LateCharge.objects.create(customer=customer, action=action, kind=ChargeKind.LATE_FEE, currency="GBP",
+                              amount=Decimal("35.00"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LateCharge.objects.create(customer=customer, action=action, kind=ChargeKind.LATE_FEE, currency="GBP",
+                                  amount=Decimal("35.00"))

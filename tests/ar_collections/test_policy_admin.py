@@ -20,6 +20,7 @@ from ar_collections.models import (
     DunningStep,
     LatePaymentPolicy,
     StepAction,
+    StepFee,
     Tone,
 )
 from customers.models import Segment, TermsType
@@ -46,14 +47,10 @@ def policy_post(policy, step_changes: dict[int, dict]) -> dict:
     for n, step in enumerate(steps):
         fields = {"id": step.pk, "policy": policy.pk, "position": step.position,
                   "day_offset": step.day_offset, "action": step.action, "tone": step.tone,
-                  "pay_by_days": step.pay_by_days,
-                  "late_fee_amount": step.late_fee_amount, "late_fee_currency": step.late_fee_currency,
-                  "interest_rate_percent": step.interest_rate_percent,
+                  "pay_by_days": step.pay_by_days, "interest_rate_percent": step.interest_rate_percent,
                   "retired": "on" if step.retired else ""}
         fields.update(step_changes.get(step.position, {}))
         data.update({f"steps-{n}-{k}": v for k, v in fields.items()})
-        # A field with a callable default posts its initial value too (show_hidden_initial).
-        data[f"initial-steps-{n}-late_fee_currency"] = step.late_fee_currency
     minimums = list(policy.minimums.order_by("pk"))
     data.update({"minimums-TOTAL_FORMS": len(minimums), "minimums-INITIAL_FORMS": len(minimums),
                  "minimums-MIN_NUM_FORMS": 0, "minimums-MAX_NUM_FORMS": 1000})
@@ -63,6 +60,11 @@ def policy_post(policy, step_changes: dict[int, dict]) -> dict:
                      f"minimums-{n}-min_amount": minimum.min_amount,
                      f"initial-minimums-{n}-currency": minimum.currency})
     return data
+
+
+# A step's own page posts its fees' formset; these steps have none.
+NO_FEES = {"fees-TOTAL_FORMS": 0, "fees-INITIAL_FORMS": 0, "fees-MIN_NUM_FORMS": 0,
+           "fees-MAX_NUM_FORMS": 1000}
 
 
 def change_url(policy) -> str:
@@ -119,23 +121,11 @@ def test_two_steps_swap_places_and_the_change_is_kept_with_before_and_after(admi
     assert "Changed Position and Day offset" in history.content.decode()  # the usual words still read
 
 
-def test_a_fee_change_is_kept_with_its_amount_before_and_after(admin_client):
-    policy = prompt()
-
-    admin_client.post(change_url(policy), policy_post(policy, {2: {"late_fee_amount": "95.00"}}))
-
-    (change,) = json.loads(LogEntry.objects.get(object_id=str(policy.pk)).change_message)
-    assert (change["changed"]["before"], change["changed"]["after"]) == (
-        {"late_fee_amount": "0.00"}, {"late_fee_amount": "95.00"}
-    )
-
-
 def test_one_step_edited_alone_must_fit_its_ladder(admin_client):
     step = prompt().steps.get(position=4)
     url = reverse("admin:collections_dunningstep_change", args=[step.pk])
     data = {"policy": step.policy_id, "position": 4, "day_offset": 42, "action": step.action,
-            "tone": Tone.FRIENDLY, "pay_by_days": 7, "late_fee_amount": "0", "late_fee_currency": "EUR",
-            "interest_rate_percent": "0"}
+            "tone": Tone.FRIENDLY, "pay_by_days": 7, "interest_rate_percent": "0", **NO_FEES}
 
     response = admin_client.post(url, data)
 
@@ -323,7 +313,6 @@ def _move_each_step_to_a_draft(admin_client, policy):
         admin_client.post(reverse("admin:collections_dunningstep_change", args=[step.pk]), {
             "policy": draft.pk, "position": step.position, "day_offset": step.day_offset,
             "action": step.action, "tone": step.tone, "pay_by_days": step.pay_by_days,
-            "late_fee_amount": step.late_fee_amount, "late_fee_currency": step.late_fee_currency,
             "interest_rate_percent": step.interest_rate_percent,
         })
 
@@ -373,25 +362,24 @@ def chase(day: dt.date) -> None:
 
 
 def steps_taken(customer) -> list[tuple]:
-    return list(DunningAction.objects.filter(customer=customer).order_by("planned_on", "pk")
-                .values_list("step__position", "step__action", "step__late_fee_amount"))
+    actions = DunningAction.objects.filter(customer=customer).order_by("planned_on", "pk")
+    return [(a.step.position, a.step.action, a.step.fees_text())
+            for a in actions.select_related("step").prefetch_related("step__fees")]
 
 
 def add_step(data: dict, policy, **fields) -> dict:
     """The policy's change form as posted, with one new step added."""
     n = data["steps-TOTAL_FORMS"]
     data["steps-TOTAL_FORMS"] = n + 1
-    defaults = {"policy": policy.pk, "late_fee_amount": "0.00", "late_fee_currency": "EUR",
-                "interest_rate_percent": "0", "retired": ""}
+    defaults = {"policy": policy.pk, "interest_rate_percent": "0", "retired": ""}
     data.update({f"steps-{n}-{k}": v for k, v in {**defaults, **fields}.items()})
-    data[f"initial-steps-{n}-late_fee_currency"] = "EUR"
     return data
 
 
 def step_values(step) -> tuple:
     step.refresh_from_db()
-    return (step.position, step.day_offset, step.action, step.tone, step.pay_by_days, step.late_fee_amount,
-            step.late_fee_currency, step.interest_rate_percent, step.retired)
+    return (step.position, step.day_offset, step.action, step.tone, step.pay_by_days, step.fees_text(),
+            step.interest_rate_percent, step.retired)
 
 
 @pytest.fixture
@@ -405,8 +393,8 @@ def mid_ladder(make_account):
 
 
 @pytest.mark.parametrize("change", [
-    {"tone": Tone.FRIENDLY}, {"action": StepAction.EMAIL}, {"late_fee_amount": "40.00"},
-    {"late_fee_currency": "USD"}, {"interest_rate_percent": "8.00"}, {"pay_by_days": 12},
+    {"tone": Tone.FRIENDLY}, {"action": StepAction.EMAIL}, {"interest_rate_percent": "8.00"},
+    {"pay_by_days": 12},
     {"day_offset": 15},
 ], ids=lambda change: next(iter(change)))
 def test_a_taken_step_keeps_what_it_sent_and_charged_and_the_page_says_how_to_change_the_ladder(
@@ -451,17 +439,16 @@ def test_a_page_posted_by_a_browser_saves_the_other_steps_and_keeps_the_taken_on
     policy = prompt()
     taken = [policy.steps.get(position=1), policy.steps.get(position=2)]
     before = [step_values(step) for step in taken]
-    data = policy_post(policy, {4: {"late_fee_amount": "25.00"}})
+    data = policy_post(policy, {4: {"interest_rate_percent": "8.00"}})
     for n in (0, 1):  # steps 1 and 2
         for name in (*STEP_ON_RECORD, "DELETE"):
             data.pop(f"steps-{n}-{name}", None)
-        data.pop(f"initial-steps-{n}-late_fee_currency")
 
     response = admin_client.post(change_url(policy), data)
 
     assert response.status_code == 302
     assert [step_values(step) for step in taken] == before
-    assert policy.steps.get(position=4).late_fee_amount == Decimal("25.00")
+    assert policy.steps.get(position=4).interest_rate_percent == Decimal("8.00")
 
 
 def test_a_taken_step_is_shown_as_it_stays_with_the_way_to_change_the_ladder(admin_client, mid_ladder):
@@ -489,24 +476,24 @@ def test_a_taken_step_is_retired_and_replaced_and_each_account_goes_on_from_wher
     old_letter = policy.steps.get(position=2)
 
     data = add_step(policy_post(policy, {2: {"retired": "on"}}), policy, position=2, day_offset=14,
-                    action=StepAction.LETTER, tone=Tone.FIRM, pay_by_days=10, late_fee_amount="40.00")
+                    action=StepAction.LETTER, tone=Tone.FIRM, pay_by_days=10)
     response = admin_client.post(change_url(policy), data)
+    new_letter = policy.steps.get(position=2, retired=False)
+    fee_added = admin_client.post(step_url(new_letter), step_post(new_letter, [("EUR", "40.00")]))
 
-    assert response.status_code == 302
+    assert (response.status_code, fee_added.status_code) == (302, 302)
     logged = json.loads(LogEntry.objects.get(object_id=str(policy.pk)).change_message)
     (change,) = [entry["changed"] for entry in logged if "changed" in entry]
     assert (change["before"], change["after"]) == ({"retired": False}, {"retired": True})
-    assert step_values(old_letter)[:-1] == (2, 14, StepAction.LETTER, Tone.FIRM, 10, Decimal("0.00"), "EUR",
+    assert step_values(old_letter)[:-1] == (2, 14, StepAction.LETTER, Tone.FIRM, 10, "None",
                                             Decimal("0.00"))
     assert old_letter.retired
     chase(DUE + dt.timedelta(days=28))
     assert steps_taken(mid_ladder) == [
-        (1, StepAction.EMAIL, Decimal("0.00")), (2, StepAction.LETTER, Decimal("0.00")),
-        (3, StepAction.ESCALATE_PRINCIPAL, Decimal("0.00")),
+        (1, StepAction.EMAIL, "None"), (2, StepAction.LETTER, "None"),
+        (3, StepAction.ESCALATE_PRINCIPAL, "None"),
     ]
-    assert steps_taken(later) == [
-        (1, StepAction.EMAIL, Decimal("0.00")), (2, StepAction.LETTER, Decimal("40.00")),
-    ]
+    assert steps_taken(later) == [(1, StepAction.EMAIL, "None"), (2, StepAction.LETTER, "EUR 40.00")]
     assert DunningAction.objects.get(customer=mid_ladder, step__position=2).step == old_letter
 
 
@@ -546,7 +533,7 @@ def test_a_step_retired_and_replaced_cannot_come_back_beside_its_replacement(adm
     policy = prompt()
     admin_client.post(change_url(policy), add_step(
         policy_post(policy, {2: {"retired": "on"}}), policy, position=2, day_offset=14,
-        action=StepAction.LETTER, tone=Tone.FIRM, pay_by_days=10, late_fee_amount="40.00"))
+        action=StepAction.LETTER, tone=Tone.FIRM, pay_by_days=10))
     old_letter = policy.steps.get(position=2, retired=True)
     data = policy_post(policy, {})
     row = next(n for n in range(data["steps-TOTAL_FORMS"]) if data[f"steps-{n}-id"] == old_letter.pk)
@@ -577,7 +564,7 @@ def test_a_taken_step_on_its_own_page_keeps_what_it_sent(admin_client, mid_ladde
     page = admin_client.get(url).content.decode()
     response = admin_client.post(url, {
         "position": 2, "day_offset": 14, "action": StepAction.EMAIL, "tone": Tone.FIRM, "pay_by_days": 10,
-        "late_fee_amount": "0", "late_fee_currency": "EUR", "interest_rate_percent": "0",
+        "interest_rate_percent": "0", **NO_FEES,
     })
 
     assert re.search(r'<select name="action"[^>]* disabled', page)
@@ -590,7 +577,7 @@ def test_a_taken_step_is_retired_on_its_own_page_as_a_browser_posts_it(admin_cli
     before = step_values(step)
 
     response = admin_client.post(reverse("admin:collections_dunningstep_change", args=[step.pk]),
-                                 {"retired": "on"})  # the read-only fields are not posted
+                                 {"retired": "on", **NO_FEES})  # the read-only fields are not posted
 
     assert response.status_code == 302
     assert step_values(step) == (*before[:-1], True)
@@ -603,7 +590,7 @@ def test_retiring_the_last_step_of_a_ladder_in_force_on_its_own_page_is_refused(
 
     response = admin_client.post(reverse("admin:collections_dunningstep_change", args=[step.pk]), {
         "position": 1, "day_offset": 3, "action": StepAction.EMAIL, "tone": Tone.FRIENDLY, "pay_by_days": 10,
-        "late_fee_amount": "0", "late_fee_currency": "EUR", "interest_rate_percent": "0", "retired": "on",
+        "interest_rate_percent": "0", "retired": "on", **NO_FEES,
     })
 
     assert "An active policy needs at least one step" in response.content.decode()
@@ -666,3 +653,158 @@ def test_deleting_a_policy_whose_steps_were_taken_says_why_it_stays(admin_client
     assert "Step 1 of “Prompt payers” has been taken for customers and stays on record with them" in html
     assert f"for {mid_ladder.pk} (Done)" not in html
     assert LatePaymentPolicy.objects.filter(pk=old.pk).exists()
+
+
+# --- A late fee per currency --------------------------------------------------------
+# A step charges at most one fixed fee per currency, each on a notice listing an
+# invoice in that currency. The fees are entered on the step's own page, as a
+# policy's minimums are on the policy's.
+
+
+def step_url(step) -> str:
+    return reverse("admin:collections_dunningstep_change", args=[step.pk])
+
+
+def step_post(step, fees: list[tuple[str, str]] | None = None, **changes) -> dict:
+    """The step's own change form as the admin posts it: its fields, and its
+    fees (existing ones first, as on the page) replaced by `fees` when given."""
+    data = {"position": step.position, "day_offset": step.day_offset, "action": step.action,
+            "tone": step.tone, "pay_by_days": step.pay_by_days,
+            "interest_rate_percent": step.interest_rate_percent, "retired": "on" if step.retired else "",
+            **changes}
+    existing = list(step.fees.order_by("currency"))
+    wanted = [(fee.currency, str(fee.amount)) for fee in existing] if fees is None else fees
+    rows = max(len(existing), len(wanted))
+    data.update({"fees-TOTAL_FORMS": rows, "fees-INITIAL_FORMS": len(existing), "fees-MIN_NUM_FORMS": 0,
+                 "fees-MAX_NUM_FORMS": 1000})
+    for n in range(rows):
+        if n < len(existing):
+            data.update({f"fees-{n}-id": existing[n].pk, f"initial-fees-{n}-currency": existing[n].currency})
+        else:
+            data[f"initial-fees-{n}-currency"] = "EUR"
+        data[f"fees-{n}-step"] = step.pk
+        if n < len(wanted):
+            data[f"fees-{n}-currency"], data[f"fees-{n}-amount"] = wanted[n]
+        else:  # a row left out of `fees`: deleted
+            data.update({f"fees-{n}-currency": existing[n].currency, f"fees-{n}-amount": existing[n].amount,
+                         f"fees-{n}-DELETE": "on"})
+    return data
+
+
+def fees_of(step) -> list[tuple[str, Decimal]]:
+    return list(step.fees.order_by("currency").values_list("currency", "amount"))
+
+
+def test_a_step_charges_a_fee_in_each_currency_entered_on_its_page(admin_client):
+    step = prompt().steps.get(position=2)
+    assert fees_of(step) == []
+
+    response = admin_client.post(step_url(step), step_post(step, [("EUR", "40.00"), ("GBP", "35.00"),
+                                                                  ("JPY", "6000")]))
+
+    assert response.status_code == 302
+    assert fees_of(step) == [
+        ("EUR", Decimal("40.00")), ("GBP", Decimal("35.00")), ("JPY", Decimal("6000"))
+    ]
+    policy_page = admin_client.get(change_url(prompt())).content.decode()
+    assert "EUR 40.00 / GBP 35.00 / JPY 6,000.00" in policy_page  # the step's fees, on its policy's page
+
+
+def test_a_fee_change_is_kept_with_its_amount_before_and_after(admin_client):
+    step = prompt().steps.get(position=2)
+    admin_client.post(step_url(step), step_post(step, [("EUR", "40.00")]))
+
+    admin_client.post(step_url(step), step_post(step, [("EUR", "95.00")]))
+
+    latest = LogEntry.objects.filter(object_id=str(step.pk)).latest("action_time")
+    (change,) = json.loads(latest.change_message)
+    assert (change["changed"]["before"], change["changed"]["after"]) == (
+        {"amount": "40.00"}, {"amount": "95.00"}
+    )
+
+
+def test_a_fee_currency_listed_twice_is_refused_and_nothing_is_saved(admin_client):
+    step = prompt().steps.get(position=2)
+    admin_client.post(step_url(step), step_post(step, [("EUR", "40.00")]))
+
+    response = admin_client.post(step_url(step), step_post(step, [("EUR", "40.00"), ("GBP", "35.00"),
+                                                                  ("GBP", "30.00")], pay_by_days=12))
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert "GBP is listed twice: a step charges one late fee per currency." in response.content.decode()
+    assert fees_of(step) == [("EUR", Decimal("40.00"))]
+    assert prompt().steps.get(position=2).pay_by_days == 10  # nothing saved, the step's own fields neither
+
+
+@pytest.mark.parametrize(("currency", "amount", "message"), [
+    ("EUR", "-40.00", "A late fee cannot be negative."),
+    ("EUR", "0", "A late fee of EUR 0 charges nothing: delete the row instead."),
+    ("EUR", "40.005", "A fee in EUR has at most 2 places after the point."),
+    ("JPY", "6000.50", "A fee in JPY is in whole units, with no places after the point."),
+    ("EUO", "40.00", "EUO is not an ISO 4217 currency in circulation"),
+    ("KWD", "12.000", "KWD counts in thousandths"),
+], ids=["negative", "zero", "beyond-cents", "yen-with-cents", "no-such-currency", "thousandths"])
+def test_a_fee_the_step_could_not_charge_is_refused_in_words_a_manager_understands(
+    admin_client, currency, amount, message
+):
+    step = prompt().steps.get(position=2)
+
+    response = admin_client.post(step_url(step), step_post(step, [(currency, amount)]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert message in html
+    assert "step_fee_" not in html
+    assert fees_of(step) == []
+
+
+@pytest.fixture
+def taken_with_fee(make_account) -> DunningStep:
+    """The prompt ladder's letter (step 2), with a EUR 15.00 fee, taken for a prompt payer."""
+    letter = prompt().steps.get(position=2)
+    StepFee.objects.create(step=letter, currency="EUR", amount=Decimal("15.00"))
+    make_account(Segment.PROMPT)
+    chase(DUE + dt.timedelta(days=3))
+    chase(DUE + dt.timedelta(days=14))
+    assert letter.is_taken()
+    return letter
+
+
+@pytest.mark.parametrize("fees", [
+    [("EUR", "20.00")], [("USD", "15.00")], [("EUR", "15.00"), ("GBP", "12.00")], [],
+], ids=["amount-changed", "currency-changed", "fee-in-a-new-currency-added", "fee-deleted"])
+def test_the_fees_of_a_taken_step_stay_as_customers_got_them(admin_client, taken_with_fee, fees):
+    """A fee in a currency the step had none in is refused too: accounts that
+    had the step with a notice in that currency were charged nothing, and
+    the step's record would say otherwise of what they got."""
+    response = admin_client.post(step_url(taken_with_fee), step_post(taken_with_fee, fees))
+
+    assert response.status_code == 200  # the form again, with the reason
+    html = response.content.decode()
+    assert "Step 2 has been taken for customers already" in html
+    assert "tick “Retired” on this step and add a new step" in html
+    assert fees_of(taken_with_fee) == [("EUR", Decimal("15.00"))]
+
+
+def test_the_fees_of_a_taken_step_are_shown_as_they_stay(admin_client, taken_with_fee):
+    html = admin_client.get(step_url(taken_with_fee)).content.decode()
+
+    assert re.search(r'<input [^>]*name="fees-0-amount"[^>]* disabled', html)
+    assert re.search(r'<input type="checkbox" name="fees-0-DELETE"[^>]* disabled', html)
+    assert "fees-__prefix__" not in html  # no row to add a fee in another currency
+
+
+def test_a_taken_step_with_fees_is_retired_on_its_own_page_as_a_browser_posts_it(
+    admin_client, taken_with_fee
+):
+    data = step_post(taken_with_fee)
+    for name in (*STEP_ON_RECORD, "fees-0-currency", "fees-0-amount", "initial-fees-0-currency"):
+        data.pop(name, None)  # read-only: not posted
+    data["retired"] = "on"
+
+    response = admin_client.post(step_url(taken_with_fee), data)
+
+    assert response.status_code == 302
+    taken_with_fee.refresh_from_db()
+    assert taken_with_fee.retired
+    assert fees_of(taken_with_fee) == [("EUR", Decimal("15.00"))]

@@ -170,8 +170,9 @@ def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_steps(
     client.force_login(manager)
 
     # session, user, role groups, permissions (2), collector choices, count,
-    # actions with customer/step/recipient, their invoice lines, contacts, absences
-    with django_assert_num_queries(11):
+    # actions with customer/step/recipient, their invoice lines, contacts, absences,
+    # the steps' late fees
+    with django_assert_num_queries(12):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows

@@ -43,6 +43,7 @@ from ar_collections.models import (
     PolicyMinimum,
     PromiseStatus,
     ReceivablesImport,
+    StepFee,
     WorkItem,
     WorkKind,
 )
@@ -255,7 +256,7 @@ def test_a_worker_whose_database_connection_is_killed_mid_batch_delivers_the_res
     back, not a day late with the next night's run."""
     queue, process = worker
     ladders_install_missing(policy_model=LatePaymentPolicy, step_model=DunningStep,
-                            minimum_model=PolicyMinimum)
+                            minimum_model=PolicyMinimum, fee_model=StepFee)
     today = timezone.localdate()  # the worker's clock is not frozen
     due = today - dt.timedelta(days=ladders()[Segment.PROMPT].steps[0].day_offset)
     addresses = [f"ap{n}@example.test" for n in range(8)]
