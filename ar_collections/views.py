@@ -25,7 +25,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Sum
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -76,6 +76,7 @@ from ar_collections.workspace import amounts_waived, charges_waivable, pauses_li
 from arcrm.dates import format_day
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO
+from arcrm.paging import BadPosition, Keyset, Page
 from arcrm.roles import can_act_on, require_act_on
 from customers.models import Contact, Customer
 
@@ -88,6 +89,10 @@ PAGE_SIZE = 50
 # swallows the packets) held the request for ever, and one that refused it
 # held it through the client's connection retries.
 BROKER_WAIT_SECONDS = 2
+# The review and approval queues page by position (arcrm.paging): a decision
+# takes its step off the queue where it stands, and a page counted by offset
+# would then skip the steps that moved up.
+QUEUE_ORDER = Keyset("planned_on", "customer__name", "pk")
 LAST_ACTIONS_ON_CARD = 5
 
 # Who may do what, in the permissions arcrm.roles hands out: every role reads;
@@ -256,22 +261,23 @@ def _counts_by_run(runs: list[DunningRun]) -> dict[int, dict[str, int]]:
 def review_queue(request: HttpRequest) -> HttpResponse:
     """Steps waiting for a collector: a collector's own accounts, a manager's pick."""
     actions, form = _review_waiting(request.user, request.GET)
-    page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
-    items = list(page)
+    try:
+        page = _queue_page(actions, request.GET)
+    except BadPosition as error:
+        return HttpResponseBadRequest(str(error))
+    items = page.items
     for action in items:
         _add_preview(action)
         action.form = ReviewForm(auto_id=f"review-{action.pk}-%s")
     template = "collections/review.html"
     if wants_fragment(request):
         template += "#review-queue"
-    return render(request, template, {"page": page, "items": items, "form": form})
+    return render(request, template, {"page": page, "items": items, "form": form, "count": actions.count()})
 
 
 def _review_waiting(user, query: QueryDict) -> tuple[QuerySet[DunningAction], CollectorFilterForm | None]:
     """The review queue `user` sees with `query`'s filter, and that filter's form."""
-    actions = _review_actions().filter(status=ActionStatus.IN_REVIEW).order_by(
-        "planned_on", "customer__name", "pk"
-    )
+    actions = _review_actions().filter(status=ActionStatus.IN_REVIEW).order_by(*QUEUE_ORDER.order)
     form = None
     if user.has_perm(ACT_ON_ANY):
         form = CollectorFilterForm(query)
@@ -371,8 +377,11 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     five questions to weigh before bending or applying the rule."""
     today = timezone.localdate()
     actions = _approval_waiting(today=today)
-    page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
-    items = list(page)
+    try:
+        page = _queue_page(actions, request.GET)
+    except BadPosition as error:
+        return HttpResponseBadRequest(str(error))
+    items = page.items
     _add_questions(items, today=today)
     for action in items:
         action.form = ApprovalForm(auto_id=f"approval-{action.pk}-%s")
@@ -388,7 +397,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     if wants_fragment(request):
         template += "#approval-queue"
     return render(request, template, {
-        "page": page, "items": items,
+        "page": page, "items": items, "count": actions.count(),
         "plans": list(PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
                       .select_related("customer", "proposed_by").order_by("proposed_on", "pk")),
         "exception_requests": exception_requests,
@@ -397,8 +406,14 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 
 def _approval_waiting(*, today: dt.date) -> QuerySet[DunningAction]:
     return _approval_actions(today=today).filter(status=ActionStatus.AWAITING_APPROVAL).order_by(
-        "planned_on", "customer__name", "pk"
+        *QUEUE_ORDER.order
     )
+
+
+def _queue_page(actions: QuerySet[DunningAction], query: QueryDict) -> Page:
+    """The page of a queue that the URL asks for: after or before a step, or the first."""
+    return QUEUE_ORDER.page(actions, after=query.get("after", ""), before=query.get("before", ""),
+                            size=PAGE_SIZE)
 
 
 @login_required
@@ -877,15 +892,15 @@ def _item_response(
 ) -> HttpResponse:
     """A queue item after a POST. With a form still attached it was rejected:
     422, in place with htmx, as a page of its own without. With htmx the
-    queue's count comes along out of band, for the page of the queue the
-    browser shows (`count` gives its template and rows for that URL's query)."""
+    queue's count comes along out of band, for the queue the browser shows
+    (`count` gives its template and rows for that URL's filter)."""
     status = 422 if action.form is not None else 200
     if request.htmx:
         response = render(request, template, {"action": action, "with_messages": True}, status=status)
         query = QueryDict(urlsplit(request.htmx.current_url or "").query)
         count_template, waiting = count(query)
-        page = Paginator(waiting, PAGE_SIZE).get_page(query.get("page"))
-        response.content += render_to_string(count_template, {"page": page, "oob": True}, request).encode()
+        response.content += render_to_string(count_template, {"count": waiting.count(), "oob": True},
+                                              request).encode()
         return response
     context = {
         "action": action, "item_template": template,

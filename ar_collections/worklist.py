@@ -21,7 +21,6 @@ the item:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -59,6 +58,7 @@ from ar_collections.timeline import event_record
 from arcrm.dates import format_day
 from arcrm.db import DaysBetween
 from arcrm.money import ZERO, by_currency, format_amounts
+from arcrm.paging import Keyset
 from arcrm.roles import can_act_on
 from customers.models import Contact, EventKind, Segment
 
@@ -237,6 +237,11 @@ def _charges_left(*, on: dt.date) -> list[WorkItem]:
 # --- Reading the list ----------------------------------------------------------------
 
 
+# The list pages by position (arcrm.paging): items done, snoozed or handed over
+# in place leave it, and a page counted by offset would skip the ones moved up.
+ITEMS_ORDER = Keyset("-priority", "due_on", "pk")
+
+
 def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
     """Open items due by `on` and not snoozed past it, most urgent first."""
     return (
@@ -246,69 +251,8 @@ def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
         .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on))
         .annotate(**priority_parts())
         .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))
-        .order_by("-priority", "due_on", "pk")
+        .order_by(*ITEMS_ORDER.order)
     )
-
-
-class BadPosition(ValueError):
-    """A page position ("after" or "before" an item) that this list did not hand out."""
-
-
-@dataclass(frozen=True)
-class ItemsPage:
-    items: list[WorkItem]
-    previous_cursor: str | None  # None on the first page
-    next_cursor: str | None  # None on the last
-
-
-def items_page(items: QuerySet[WorkItem], *, after: str = "", before: str = "", size: int) -> ItemsPage:
-    """A page of `items` (as items_for orders them) by position rather than by
-    number: the page after an item starts right after it. Items done, snoozed
-    or handed over in place on one page would move the rest up, and a page
-    counted by offset would then begin past the ones that moved into the gap,
-    which nobody would ever see. A position is the item's place in the order
-    (priority, due day, id), so it holds even once that item has left the list.
-
-    One query (one more row than shown tells whether there is more)."""
-    if before:
-        rows = list(items.filter(_before(*cursor_parse(before))).reverse()[: size + 1])
-        if len(rows) > size:
-            shown = rows[:size][::-1]
-            return ItemsPage(shown, cursor_for(shown[0]), cursor_for(shown[-1]))
-        after = ""  # fewer than a page before it: the first page, from the top
-    if after:
-        rows = list(items.filter(_after(*cursor_parse(after)))[: size + 1])
-        shown = rows[:size]
-        # Everything before it may have gone since: going back then shows the first page.
-        previous = cursor_for(shown[0]) if shown else after
-    else:
-        rows = list(items[: size + 1])
-        shown, previous = rows[:size], None
-    return ItemsPage(shown, previous, cursor_for(shown[-1]) if len(rows) > size else None)
-
-
-def cursor_for(item: WorkItem) -> str:
-    """The item's place in the list: "<priority>.<due day>.<id>"."""
-    return f"{int(item.priority)}.{item.due_on:%Y%m%d}.{item.pk}"
-
-
-def cursor_parse(cursor: str) -> tuple[int, dt.date, int]:
-    try:
-        priority, due, pk = cursor.split(".")
-        return int(priority), dt.datetime.strptime(due, "%Y%m%d").date(), int(pk)
-    except ValueError:
-        raise BadPosition(f"{cursor!r} is not a position in this list.") from None
-
-
-def _after(priority: int, due_on: dt.date, pk: int) -> Q:
-    """Items that come after this place in the order "-priority, due_on, pk"."""
-    return (Q(priority__lt=priority) | Q(priority=priority, due_on__gt=due_on)
-            | Q(priority=priority, due_on=due_on, pk__gt=pk))
-
-
-def _before(priority: int, due_on: dt.date, pk: int) -> Q:
-    return (Q(priority__gt=priority) | Q(priority=priority, due_on__lt=due_on)
-            | Q(priority=priority, due_on=due_on, pk__lt=pk))
 
 
 def _days_late(*, on: dt.date) -> Coalesce:

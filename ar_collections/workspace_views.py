@@ -70,6 +70,7 @@ from ar_collections.workspace_forms import (
 from arcrm.dates import format_day
 from arcrm.htmx import wants_fragment
 from arcrm.money import ZERO, format_money
+from arcrm.paging import BadPosition
 from arcrm.roles import can_act_on
 from customers.access import customer_changeable, customer_readable
 from customers.models import Customer, TimelineEvent
@@ -653,9 +654,9 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
         assignee = next((p for p in people if str(p.pk) == chosen), request.user)
     items = worklist.items_for(assignee=assignee, on=today)
     try:
-        page = worklist.items_page(items, after=request.GET.get("after", ""),
-                                   before=request.GET.get("before", ""), size=WORKLIST_PAGE_SIZE)
-    except worklist.BadPosition as error:
+        page = worklist.ITEMS_ORDER.page(items, after=request.GET.get("after", ""),
+                                         before=request.GET.get("before", ""), size=WORKLIST_PAGE_SIZE)
+    except BadPosition as error:
         return HttpResponseBadRequest(str(error))
     # An item can go to whoever may work its account: the managers, and the
     # account's own collector when the item sits with someone else.

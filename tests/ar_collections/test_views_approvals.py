@@ -4,6 +4,8 @@ credit hold or a switch to C.O.D., always with a note."""
 from __future__ import annotations
 
 import datetime as dt
+import html as html_text
+import re
 from decimal import Decimal
 
 import pytest
@@ -213,6 +215,49 @@ def test_the_approvals_cost_the_same_number_of_queries_for_2_or_20_steps(
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows
+
+
+# --- Pages ---------------------------------------------------------------------------------
+
+
+def link(response, rel: str) -> str | None:
+    """The queue URL a page's "next" or "prev" link leads to (its href, unescaped)."""
+    found = re.search(rf'<a href="([^"]*)" rel="{rel}"', response.content.decode())
+    return QUEUE + html_text.unescape(found.group(1)) if found else None
+
+
+def listed(response) -> list[int]:
+    return [a.pk for a in response.context["items"]]
+
+
+def test_steps_decided_in_place_on_a_page_do_not_push_others_past_the_next_page(
+    client, manager, make_customer, make_action
+):
+    """Approved or declined on the first page, a step stays there showing the
+    decision, but leaves the queue: the next page must still start right after
+    the first page's last step, or the steps moved up into the gap wait unseen."""
+    steps = [make_action(make_customer(name=f"Customer {n:02d}")).pk for n in range(60)]
+    client.force_login(manager)
+    first = client.get(QUEUE)
+    assert listed(first) == steps[:50]
+    for pk in steps[:5]:
+        client.post(reverse("collections:action_decide", args=[pk]),
+                    {"decision": "decline", "note": "Big order next month"}, headers=HTMX)
+
+    second = client.get(link(first, "next"), headers=HTMX)
+
+    assert listed(second) == steps[50:]
+    assert link(second, "next") is None
+    assert listed(client.get(link(second, "prev"))) == steps[5:55]
+
+
+def test_a_page_position_the_queue_did_not_hand_out_is_a_bad_request(client, manager, action):
+    client.force_login(manager)
+
+    response = client.get(f"{QUEUE}?before=nonsense")
+
+    assert response.status_code == 400
+    assert "is not a position in this list" in response.content.decode()
 
 
 # --- Deciding ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ skipped by the account's collector (or a manager)."""
 from __future__ import annotations
 
 import datetime as dt
+import html as html_text
 import re
 
 import pytest
@@ -177,6 +178,72 @@ def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_steps(
 
     assert len(response.context["items"]) == rows
     assert {a.preview.recipient for a in response.context["items"]} == {"Cleo"}
+
+
+# --- Pages ---------------------------------------------------------------------------------
+
+
+def link(response, rel: str) -> str | None:
+    """The queue URL a page's "next" or "prev" link leads to (its href, unescaped)."""
+    found = re.search(rf'<a href="([^"]*)" rel="{rel}"', response.content.decode())
+    return QUEUE + html_text.unescape(found.group(1)) if found else None
+
+
+def listed(response) -> list[int]:
+    return [a.pk for a in response.context["items"]]
+
+
+@pytest.fixture
+def sixty_steps(collector, make_customer, make_action) -> list[int]:
+    """60 steps waiting, their ids in the queue's order (planned day, customer name, id)."""
+    return [make_action(make_customer(name=f"Customer {n:02d}")).pk for n in range(60)]
+
+
+def test_steps_decided_in_place_on_a_page_do_not_push_others_past_the_next_page(
+    client, collector, sixty_steps
+):
+    """Sent or skipped on the first page, a step stays there showing what became
+    of it, but leaves the queue: the next page must still start right after the
+    first page's last step, or the steps moved up into the gap are never reviewed."""
+    client.force_login(collector)
+    first = client.get(QUEUE)
+    assert listed(first) == sixty_steps[:50]
+    for pk in sixty_steps[:5]:
+        client.post(reverse("collections:action_review", args=[pk]), {"decision": "skip", "note": "Paid"},
+                    headers=HTMX)
+
+    second = client.get(link(first, "next"), headers=HTMX)
+
+    assert listed(second) == sixty_steps[50:]
+    assert link(second, "next") is None
+    back = client.get(link(second, "prev"))
+    # Five fewer before page two: the first page, from the top, with no way further back.
+    assert listed(back) == sixty_steps[5:55]
+    assert link(back, "prev") is None
+
+
+def test_page_links_keep_the_chosen_collector(client, manager, collector, other_collector, make_customer,
+                                              make_action, sixty_steps):
+    make_action(make_customer(name="Customer 00 of Otto's", collector=other_collector))
+    client.force_login(manager)
+
+    next_url = link(client.get(QUEUE, {"collector": collector.pk}), "next")
+
+    assert f"collector={collector.pk}" in next_url
+    assert listed(client.get(next_url)) == sixty_steps[50:]
+
+
+@pytest.mark.parametrize("position", ["after=nonsense", "before=WzFd", "after="])
+def test_a_page_position_the_queue_did_not_hand_out_is_a_bad_request(client, collector, action, position):
+    client.force_login(collector)
+
+    response = client.get(f"{QUEUE}?{position}")
+
+    if position == "after=":  # no position: the first page
+        assert listed(response) == [action.pk]
+    else:
+        assert response.status_code == 400
+        assert "is not a position in this list" in response.content.decode()
 
 
 # --- Sending or skipping ---------------------------------------------------------
