@@ -1110,12 +1110,18 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
     return locked
 
 
+MOOT_SKIP_REASON = "withdrawn from the print queue: everything it lists was settled before it was posted"
+
+
 def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User | None = None) -> int:
     """Letters written but not yet posted whose every invoice has been paid,
     credited or cancelled since: they leave the print queue (see
     forms.letters_in_queue), and the late fee and interest they charged are
     cancelled, each on the timeline: a letter the customer never receives
-    charges nothing. A charge already paid in part stays as it is, and so do
+    charges nothing. Like a letter a person withdraws, each becomes a step not
+    carried out (skipped): the ladder counts neither its tone nor its pay-by
+    date, and the next step does not wait the minimum gap after a contact
+    that never happened. A charge already paid in part stays as it is, and so do
     the charges of a letter after which the customer was written to again (a
     later notice, a red-tape re-send): those listed them and asked for them.
 
@@ -1138,7 +1144,7 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
             # moment waits for this, then finds it out of the queue (views.
             # _letters_mark_printed marks only letters that still ask).
             if not DunningAction.objects.select_for_update().filter(
-                pk=letter.pk, printed_at__isnull=True
+                pk=letter.pk, status=ActionStatus.DONE, printed_at__isnull=True
             ).exclude(lists_open_invoice()).exists():
                 continue
             reason = (f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was "
@@ -1146,9 +1152,13 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
             charges = _charges_cancel(letter, reason=reason, actor=actor)
             if not charges:
                 continue
+            _letter_not_carried_out(letter, skip_reason=MOOT_SKIP_REASON)
             _record(letter.customer, letter, actor=actor, summary=(
                 f"{reason}; its charges are cancelled ({_charges_listing(charges)})"
-            ), details={"cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges]})
+            ), details={
+                "before": {"status": ActionStatus.DONE}, "after": {"status": ActionStatus.SKIPPED},
+                "cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
+            })
             withdrawn += 1
     return withdrawn
 
@@ -1190,11 +1200,8 @@ def letter_withdraw(*, letter: DunningAction, actor: User, reason: str) -> Dunni
         )
         if locked is None:
             raise ValidationError("This letter has left the print queue already: printed or withdrawn.")
-        DunningAction.objects.filter(pk=locked.pk).update(
-            status=ActionStatus.SKIPPED, reviewed_by=actor,
-            skip_reason=shorten(f"withdrawn from the print queue: {reason}",
-                                DunningAction._meta.get_field("skip_reason").max_length),
-        )
+        _letter_not_carried_out(locked, skip_reason=f"withdrawn from the print queue: {reason}",
+                                reviewed_by=actor)
         summary = (f"Letter of {format_day(locked.planned_on)} withdrawn from the print queue by "
                    f"{actor.get_username()}: {reason}")
         asked_again = DunningAction.objects.filter(pk=locked.pk).filter(_written_to_since()).exists()
@@ -1210,6 +1217,16 @@ def letter_withdraw(*, letter: DunningAction, actor: User, reason: str) -> Dunni
         })
     locked.refresh_from_db()
     return locked
+
+
+def _letter_not_carried_out(letter: DunningAction, *, skip_reason: str, **fields) -> None:
+    """A letter withdrawn before the post becomes a step not carried out
+    (dunning.NOT_CARRIED_OUT): it keeps its place on the ladder (the step is
+    not taken again in the cycle) but was no contact. The caller holds its lock."""
+    DunningAction.objects.filter(pk=letter.pk).update(
+        status=ActionStatus.SKIPPED,
+        skip_reason=shorten(skip_reason, DunningAction._meta.get_field("skip_reason").max_length), **fields,
+    )
 
 
 def _charges_cancel(letter: DunningAction, *, reason: str, actor: User | None) -> list[LateCharge]:

@@ -550,6 +550,39 @@ def test_a_letter_made_moot_before_it_was_posted_charges_nothing(
     assert 'data-figure="charges"' not in page and "Late fees and interest owed" not in page
 
 
+def test_a_letter_made_moot_before_it_was_posted_is_no_contact_for_the_next_step(
+    charging_account, plan_and_deliver, make_invoice, manager
+):
+    """The letter of day 12 never goes to the post: everything it lists is paid
+    that day. It is a step not carried out, as a withdrawn letter is: the next
+    cycle's reminder does not wait the minimum gap after it, nor does its own
+    cycle count its pay-by date."""
+    from ar_collections.dunning import CYCLE_STAND
+
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+    DunningAction.objects.filter(customer=charging_account, step__position__lt=3).update(
+        printed_at=timezone.now())  # the first two letters went to the post
+    letter = letter_of(charging_account, 3)
+    with frozen(days(12)):
+        _pay(charging_account, "1201.00", days(12), posted=False)
+
+    letter.refresh_from_db()
+    assert (letter.status, letter.reviewed_by) == (ActionStatus.SKIPPED, None)
+    assert "settled" in letter.skip_reason
+    first = charging_account.dunning_cycles.annotate(**CYCLE_STAND).get()
+    assert first.pay_by == letter_of(charging_account, 2).pay_by
+    plan_and_deliver(days(13))  # nothing left open: the cycle closes
+    make_invoice(charging_account, issued=days(-10), due=days(17), amount="100.00", number="INV-NEXT")
+
+    # The reminder 3 days before INV-NEXT falls due: the last contact was the
+    # letter of day 3 (the minimum gap is 5 days), not the one of day 12.
+    plan_and_deliver(days(14))
+
+    reminder = DunningAction.objects.get(customer=charging_account, cycle__number=2)
+    assert (reminder.step.position, reminder.planned_on) == (1, days(14))
+
+
 def test_a_charge_cancelled_with_its_letter_cannot_be_waived_or_paid(
     charging_account, plan_and_deliver, manager
 ):
