@@ -1110,52 +1110,56 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
     return locked
 
 
-MOOT_SKIP_REASON = "withdrawn from the print queue: everything it lists was settled before it was posted"
+MOOT_SETTLED = "everything it lists was settled before it was posted"
 
 
 def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User | None = None) -> int:
     """Letters written but not yet posted whose every invoice has been paid,
     credited or cancelled since: they leave the print queue (see
-    forms.letters_in_queue), and the late fee and interest they charged are
-    cancelled, each on the timeline: a letter the customer never receives
-    charges nothing. Like a letter a person withdraws, each becomes a step not
-    carried out (skipped): the ladder counts neither its tone nor its pay-by
-    date, and the next step does not wait the minimum gap after a contact
-    that never happened. A charge already paid in part stays as it is, and so do
-    the charges of a letter after which the customer was written to again (a
+    forms.letters_in_queue), each withdrawn on the timeline (`actor`, if any,
+    recorded what made it moot), and the late fee and interest they charged
+    are cancelled: a letter the customer never receives charges nothing. Like
+    a letter a person withdraws, each becomes a step not carried out
+    (skipped): the ladder counts neither its tone nor its pay-by date, and the
+    next step does not wait the minimum gap after a contact that never
+    happened. A charge already paid in part stays as it is, and so do the
+    charges of a letter after which the customer was written to again (a
     later notice, a red-tape re-send): those listed them and asked for them.
 
     Run when a payment is recorded (before its rest goes to charges) and by
     the daily refresh (credit notes, cancelled invoices)."""
-    unpaid = LateCharge.objects.filter(action=OuterRef("pk"), waived_at__isnull=True,
-                                       cancelled_at__isnull=True, allocations__isnull=True)
     moot = (
         DunningAction.objects.filter(channel=Channel.LETTER, status=ActionStatus.DONE,
                                      printed_at__isnull=True)
-        .exclude(letter_pdf="").exclude(lists_open_invoice()).filter(Exists(unpaid))
-        .exclude(_written_to_since())
+        .exclude(letter_pdf="").exclude(lists_open_invoice())
     )
     if customer_ids is not None:
         moot = moot.filter(customer_id__in=customer_ids)
     withdrawn = 0
-    for letter in moot.select_related("customer", "step").order_by("pk"):
+    # Newest first: a later letter that listed an earlier one's charges asks
+    # for them only if it goes out; withdrawn first, it no longer keeps them.
+    for letter in moot.select_related("customer", "step").order_by("-done_at", "-pk"):
         with transaction.atomic():
             # The letter locked and read again: marking it printed at this
             # moment waits for this, then finds it out of the queue (views.
-            # _letters_mark_printed marks only letters that still ask).
+            # _letters_mark_printed marks only letters that still ask); a
+            # second sweep at this moment waits, then finds it withdrawn.
             if not DunningAction.objects.select_for_update().filter(
                 pk=letter.pk, status=ActionStatus.DONE, printed_at__isnull=True
             ).exclude(lists_open_invoice()).exists():
                 continue
             reason = (f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was "
                       "settled first")
-            charges = _charges_cancel(letter, reason=reason, actor=actor)
-            if not charges:
-                continue
-            _letter_not_carried_out(letter, skip_reason=MOOT_SKIP_REASON)
-            _record(letter.customer, letter, actor=actor, summary=(
-                f"{reason}; its charges are cancelled ({_charges_listing(charges)})"
-            ), details={
+            _letter_not_carried_out(letter, skip_reason=f"withdrawn from the print queue: {MOOT_SETTLED}")
+            summary = f"{reason}; withdrawn from the print queue"
+            asked_again = DunningAction.objects.filter(pk=letter.pk).filter(_written_to_since()).exists()
+            charges = [] if asked_again else _charges_cancel(letter, reason=reason, actor=actor)
+            if charges:
+                summary += f"; its charges are cancelled ({_charges_listing(charges)})"
+            elif asked_again and letter.charges.standing().exists():
+                summary += "; its charges stand: a later notice asked for them"
+            _record(letter.customer, letter, actor=actor, summary=summary, details={
+                "note": MOOT_SETTLED,
                 "before": {"status": ActionStatus.DONE}, "after": {"status": ActionStatus.SKIPPED},
                 "cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
             })

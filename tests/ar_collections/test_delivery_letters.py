@@ -538,7 +538,9 @@ def test_a_letter_made_moot_before_it_was_posted_charges_nothing(
     assert all(c.cancelled_at is not None and c.waived_at is None for c in charges)
     assert sum(c.amount for c in charges) == Decimal("43.16")
     assert not LateCharge.objects.filter(customer=charging_account).standing().exists()
-    event = TimelineEvent.objects.get(customer=charging_account, summary__startswith="Letter of")
+    # The letters of days -3 and 3 were not posted either: each is withdrawn on its own.
+    event = TimelineEvent.objects.get(customer=charging_account,
+                                      summary__startswith=f"Letter of {format_day(letter.planned_on)}")
     assert "not posted" in event.summary and "late fee EUR 40.00" in event.summary
     assert event.actor == manager
     assert [x["charge"] for x in event.details["cancelled_charges"]] == [c.pk for c in charges]
@@ -660,6 +662,68 @@ def test_a_letter_marked_posted_as_the_withdrawal_reaches_it_keeps_its_charges(
     assert LateCharge.objects.filter(action=letter).standing().count() == 3
 
 
+def test_a_letter_made_moot_that_charged_nothing_is_withdrawn_on_the_timeline(
+    make_account, plan_and_deliver, collector
+):
+    """A prompt payer's letter charges no fee; everything it lists is paid the
+    day after it was written, before it went to the post. It leaves the print
+    queue as a letter with charges does: on the account's timeline, saying
+    who recorded what made it moot, when and why, and once only."""
+    account = make_account(reminder_channel=ReminderChannel.LETTER)
+    plan_and_deliver(days(3))
+    letter = DunningAction.objects.get(customer=account)
+    assert (letter.channel, LateCharge.objects.count()) == ("letter", 0)
+    events = TimelineEvent.objects.filter(customer=account, summary__startswith="Letter of")
+
+    with frozen(days(4)):
+        payment_record(customer=account, amount=Decimal("1200.00"), currency="EUR", received_on=days(4),
+                       allocations=[(i, i.open_amount) for i in Invoice.objects.filter(customer=account)],
+                       reference="BANK-1", actor=collector)
+        worklist_refresh(on=days(4))  # the daily refresh finds nothing more to withdraw
+
+    [event] = events
+    assert event.summary == (f"Letter of {format_day(days(3))} not posted: everything it lists was settled "
+                             "first; withdrawn from the print queue")
+    assert (event.actor, event.occurred_at.date(), event.subject) == (collector, days(4), letter)
+    assert event.details["before"] == {"status": "done"} and event.details["after"] == {"status": "skipped"}
+    letter.refresh_from_db()
+    assert letter.status == ActionStatus.SKIPPED
+
+
+def test_the_daily_refresh_withdraws_a_letter_made_moot_by_a_credit_note(make_account, plan_and_deliver):
+    account = make_account(reminder_channel=ReminderChannel.LETTER)
+    plan_and_deliver(days(3))
+    Invoice.objects.filter(customer=account).update(status="paid", open_amount=0, settled_on=days(4))
+
+    with frozen(days(5)):
+        worklist_refresh(on=days(5))
+
+    event = TimelineEvent.objects.get(customer=account, summary__startswith="Letter of")
+    assert "withdrawn from the print queue" in event.summary and event.actor is None
+    assert DunningAction.objects.get(customer=account).status == ActionStatus.SKIPPED
+
+
+def test_charges_of_an_unposted_letter_listed_again_only_by_a_later_unposted_letter_are_cancelled(
+    charging_account, plan_and_deliver
+):
+    """The letters of days 12 and 21 both wait in the print queue when
+    everything is paid: the later one listed the earlier one's charges, but
+    never reached the customer either, so it asked for nothing."""
+    for day in (-3, 3):
+        plan_and_deliver(days(day))
+    DunningAction.objects.filter(customer=charging_account).update(printed_at=timezone.now())
+    for day in (12, 21):
+        plan_and_deliver(days(day))
+    later = letter_of(charging_account, 4)
+    assert later.channel == "letter" and not LateCharge.objects.filter(action=later).exists()
+
+    _pay(charging_account, "1201.00", days(22), posted=False)
+
+    assert not LateCharge.objects.filter(customer=charging_account).standing().exists()
+    assert set(DunningAction.objects.filter(customer=charging_account, step__position__gte=3)
+               .values_list("status", flat=True)) == {ActionStatus.SKIPPED}
+
+
 def test_charges_a_later_notice_asked_for_stay_when_the_unposted_letter_becomes_moot(
     charging_account, plan_and_deliver, smtp_server
 ):
@@ -673,6 +737,14 @@ def test_charges_a_later_notice_asked_for_stay_when_the_unposted_letter_becomes_
     _pay(charging_account, "1201.00", days(22), posted=False)
 
     assert LateCharge.objects.filter(action=letter).standing().count() == 3
+    letter.refresh_from_db()
+    assert letter.status == ActionStatus.SKIPPED  # withdrawn all the same: it never went out
+    day = format_day(days(12))
+    event = TimelineEvent.objects.get(customer=charging_account, summary__startswith=f"Letter of {day}")
+    assert event.summary == (
+        f"Letter of {day} not posted: everything it lists was settled first; withdrawn from the print queue; "
+        "its charges stand: a later notice asked for them"
+    )
 
 
 def test_a_letter_made_moot_is_not_marked_posted(client, collector, charging_account, plan_and_deliver):
