@@ -995,10 +995,13 @@ def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker) 
                  "note": locked.decision_note},
     )
     if asker is not None and asker.pk != manager.pk:
+        # About the plan: a plan that ends (withdrawn, ended, credited in full)
+        # closes its items, and nobody then tells the customer it holds.
+        about = {"plan": locked} if isinstance(locked, PaymentPlan) else {}
         worklist.item_add(
             kind=WorkKind.DECIDED, key=f"decided:{locked._meta.model_name}:{locked.pk}",
             customer=locked.customer, assignee=asker, due_on=timezone.localdate(),
-            title=f"{summary} — tell the customer",
+            title=f"{summary} — tell the customer", **about,
         )
 
 

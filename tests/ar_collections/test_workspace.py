@@ -650,6 +650,23 @@ def test_a_plan_a_manager_decided_on_is_ended_by_a_manager_only(account, invoice
     assert (plan.status, plan_pauses_in_force(plan)) == (PlanStatus.CANCELLED, 0)
 
 
+def test_a_plan_ended_after_its_approval_takes_the_tell_the_customer_item_off_the_list(
+    account, invoices, collector, manager
+):
+    approval_above("1000.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Long-standing customer", on=LATE)
+    (told,) = WorkItem.objects.filter(assignee=collector, kind=WorkKind.DECIDED, status=WorkStatus.OPEN)
+    assert "approved" in told.title
+
+    workspace.plan_withdraw(plan=plan, actor=manager, reason="Pays in one go next week", on=LATE)
+
+    # The collector is not sent to tell the customer of a plan that no longer holds.
+    told.refresh_from_db()
+    assert (told.status, told.done_by) == (WorkStatus.DONE, manager)
+
+
 def test_a_plan_a_manager_set_up_beyond_the_collectors_limit_is_a_managers_to_end(
     account, invoices, collector, manager
 ):
