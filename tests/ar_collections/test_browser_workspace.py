@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 from ar_collections.models import DunningPause, PaymentBehaviour, WorkKind
 from ar_collections.timeline import PAGE_SIZE
 from ar_collections.worklist import item_add
+from ar_collections.workspace_views import WORKLIST_PAGE_SIZE
 from arcrm.dates import format_day
 from customers.models import EventKind, Segment, TimelineEvent
 from tests.ar_collections.conftest import log_in, panel_open
@@ -257,6 +258,35 @@ def test_after_back_the_collector_picker_names_whose_list_is_shown(page, acme, o
     expect(page.get_by_role("heading", name="Work today for carla")).to_be_visible()
     expect(page.locator("ol.worklist")).to_contain_text("Call Anna Clerk")
     expect(picker.locator("option:checked")).to_have_text("carla")
+
+
+@pytest.fixture
+def long_worklist(acme):
+    """More items on Carla's list than two pages show."""
+    today = timezone.localdate()
+    for n in range(2 * WORKLIST_PAGE_SIZE + 5):
+        item_add(kind=WorkKind.PERSONAL, key=f"personal:acme:{n}", customer=acme, due_on=today,
+                 title=f"Check in with Acme ({n})")
+
+
+def test_next_and_previous_show_the_worklist_page_from_its_top(long_worklist, page):
+    """The pages swap in place: the browser would otherwise stay scrolled where
+    the link was, at the foot of the new page, its first items out of sight."""
+    log_in(page, "carla")
+    page.goto("/collections/worklist/")
+    items = page.locator("ol.worklist > li")
+    expect(items).to_have_count(WORKLIST_PAGE_SIZE)
+    first = items.first.text_content()
+
+    page.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"\?after="))
+    expect(items.first).not_to_have_text(first)
+    expect(items.first).to_be_in_viewport()
+
+    page.get_by_role("link", name="← Previous").click()
+    expect(page).to_have_url(re.compile(r"\?before="))
+    expect(items.first).to_have_text(first)
+    expect(items.first).to_be_in_viewport()
 
 
 def test_a_keyboard_user_lands_in_the_form_and_on_the_field_to_correct(page, acme):

@@ -16,7 +16,8 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from ar_collections.models import PaymentBehaviour
-from customers.models import ContactRole, ReminderChannel, Segment
+from customers.models import ContactRole, Customer, ReminderChannel, Segment
+from customers.views import PAGE_SIZE
 from tests.conftest import ARTIFACTS
 
 # The live server needs committed data; the flush after each test keeps the
@@ -148,3 +149,30 @@ def test_a_collector_records_an_absence_without_leaving_the_page(page, accounts)
     expect(page.locator("#account-card")).to_contain_text("local stock")
     expect(page.locator("#account-card form")).to_have_count(0)
     assert page.evaluate("window.notReloaded") is True
+
+
+@pytest.fixture
+def many_customers(accounts):
+    """Enough customers for three pages of the list."""
+    Customer.objects.bulk_create(
+        Customer(account_number=f"C-MANY{n:03d}", name=f"Many {n:03d}", collector=accounts.collector,
+                 customer_since=dt.date(2020, 1, 1))
+        for n in range(2 * PAGE_SIZE)
+    )
+
+
+def test_next_and_previous_show_the_customer_list_page_from_its_top(many_customers, page):
+    """The pages swap in place: the browser would otherwise stay scrolled where
+    the link was, at the foot of the new page, its first rows out of sight."""
+    log_in(page, "carla", "pw-carla")
+    first = results(page).first.text_content()
+
+    page.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"\?page=2"))
+    expect(results(page).first).not_to_have_text(first)
+    expect(results(page).first).to_be_in_viewport()
+
+    page.get_by_role("link", name="Next →").click()
+    page.get_by_role("link", name="← Previous").click()
+    expect(page).to_have_url(re.compile(r"\?page=2"))
+    expect(results(page).first).to_be_in_viewport()
