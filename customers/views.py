@@ -70,15 +70,23 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         .order_by(*_most_overdue_first())
     )
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
-    currencies = {customer.currency for customer in page}
+    currencies = _currencies_in_order(customers)
     template = "customers/customer_list.html"
     if wants_fragment(request):
         template += "#results"
     return render(request, template, {
         "form": form, "page": page, "house_currency": settings.DEFAULT_CURRENCY,
-        # Headings name each currency where the page is not all in the house one.
-        "by_currency": bool(currencies - {settings.DEFAULT_CURRENCY}),
+        # Where the list holds several currencies, every page says so, the
+        # first (all in the house currency, as like as not) too: it would read
+        # as the most overdue of all, the others' accounts pages further on.
+        "currencies": currencies if len(currencies) > 1 else [],
     })
+
+
+def _currencies_in_order(customers) -> list[str]:
+    """The currencies of the listed accounts, in the list's order (see _most_overdue_first)."""
+    found = set(customers.order_by().values_list("currency", flat=True).distinct())
+    return sorted(found, key=lambda code: (code != settings.DEFAULT_CURRENCY, code))
 
 
 def _most_overdue_first() -> list:

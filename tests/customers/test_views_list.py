@@ -137,6 +137,25 @@ def test_amounts_in_different_currencies_are_ranked_within_their_currency_not_ag
     assert "by account currency (EUR first), most overdue first within each" in html
 
 
+def test_a_page_all_in_the_house_currency_says_other_currencies_follow(
+    client, collector, make_customer, settings
+):
+    """The first pages can hold only the house currency's accounts: they say
+    so, and which currencies come after, or the list would read as the most
+    overdue of all when a GBP account far behind waits on a later page."""
+    settings.DEFAULT_CURRENCY = "EUR"
+    for n in range(50):
+        with_behaviour(make_customer(name=f"Berlin {n:02d}", currency="EUR"), overdue_amount="10")
+    with_behaviour(make_customer(name="Bristol", currency="GBP"), overdue_amount="90000")
+    with_behaviour(make_customer(name="Boston", currency="USD"), overdue_amount="50000")
+    client.force_login(collector)
+
+    html = " ".join(client.get(URL).content.decode().split())
+
+    assert re.findall(r'<th scope="colgroup" colspan="7">Accounts in (\w+)</th>', html) == ["EUR"]
+    assert "Most overdue first within each currency: EUR, then GBP, then USD." in html
+
+
 def test_a_list_in_one_currency_has_no_currency_headings(client, collector, make_customer):
     with_behaviour(make_customer(name="Berlin"), overdue_amount="5000")
 
@@ -320,8 +339,8 @@ def test_the_number_of_queries_does_not_grow_with_the_customers(
             with_behaviour(customer, overdue_amount=str(n))
     client.force_login(collector)
 
-    # session, user, role groups, permissions (2), collector choices, count, page
-    with django_assert_num_queries(8):
+    # session, user, role groups, permissions (2), collector choices, count, currencies, page
+    with django_assert_num_queries(9):
         response = client.get(URL, {"q": "customer"})
 
     assert len(names_in(response)) == customers
