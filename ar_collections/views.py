@@ -597,8 +597,14 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     """Take a letter out of the print queue before it is posted, saying why:
     one the queue warns about (its account paused since, its invoices paid in
     part) that should not go after all."""
-    letter = get_object_or_404(letters_in_queue().select_related("customer", "step", "recipient"), pk=pk)
+    letter = get_object_or_404(
+        DunningAction.objects.filter(channel=Channel.LETTER).exclude(letter_pdf="")
+        .select_related("customer", "step", "recipient"), pk=pk,
+    )
     require_act_on(request.user, letter.customer)
+    if not letters_in_queue().filter(pk=letter.pk).exists():
+        # Printed or withdrawn by a colleague while the reason was being typed, say.
+        raise Http404(_left_the_queue(letter))
     bound = request.method == "POST"
     form = LetterWithdrawForm(request.POST if bound else None)
     if bound and form.is_valid():
@@ -614,6 +620,15 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     _add_paid_since([letter])
     return render(request, "collections/letter_withdraw.html", {"letter": letter, "form": form},
                   status=422 if bound else 200)
+
+
+def _left_the_queue(letter: DunningAction) -> str:
+    if letter.printed_at:
+        return (f"The letter to {letter.customer.name} was marked printed on "
+                f"{format_day(timezone.localtime(letter.printed_at).date())} and has left the print queue: "
+                "it can no longer be withdrawn.")
+    return (f"The letter to {letter.customer.name} has left the print queue already: it was withdrawn, "
+            "or what it asked for has been paid.")
 
 
 def _letters_mark_printed(*, letter_ids: list[int]) -> int:

@@ -466,6 +466,25 @@ def test_a_letter_no_longer_in_the_queue_cannot_be_withdrawn(client, collector, 
     assert letter_state(letter) == before
 
 
+def test_a_letter_printed_while_its_withdrawal_was_being_written_is_refused_in_plain_words(
+    client, collector, customer, make_letter
+):
+    """A colleague marked it printed while the reason was being typed: the
+    answer says so, not that the page does not exist."""
+    letter = make_letter(customer)
+    client.force_login(collector)
+    assert client.get(withdraw_url(letter)).status_code == 200
+    DunningAction.objects.filter(pk=letter.pk).update(printed_at=NOW - dt.timedelta(minutes=5))
+    before = letter_state(letter)
+
+    response = client.post(withdraw_url(letter), {"reason": "Account paused"})
+
+    assert response.status_code == 404
+    assert (f"The letter to {customer.name} was marked printed on 5 Aug 2025 and has left the print queue: "
+            "it can no longer be withdrawn.") in response.content.decode()
+    assert letter_state(letter) == before
+
+
 @pytest.mark.parametrize("intruder", ["other_collector", "viewer"])
 def test_people_who_may_not_act_on_the_account_may_not_withdraw_its_letter(
     client, letter, intruder, request
