@@ -333,12 +333,20 @@ class PolicyMinimumInline(admin.TabularInline):
     extra = 0
 
 
+# A taken step's fields read as fixed, and a ladder's row fits the screen.
+POLICY_CSS = forms.Media(css={"all": ["css/admin-policy.css"]})
+
+
 @admin.register(LatePaymentPolicy)
 class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["name", "segment", "is_active", "auto_send", "min_days_between_contacts"]
     list_filter = ["segment", "is_active"]
     inlines = [DunningStepInline, PolicyMinimumInline]
     actions = ["put_in_force"]
+
+    @property
+    def media(self):
+        return super().media + POLICY_CSS
 
     def has_delete_permission(self, request, obj=None) -> bool:
         """A ladder in force is not deleted: another is put in force first."""
@@ -534,6 +542,11 @@ class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
 
     form = DunningStepForm
     inlines = [StepFeeInline]
+
+    @property
+    def media(self):
+        return super().media + POLICY_CSS
+
     list_display = [
         "policy", "position", "day_offset", "action", "tone", "pay_by_days",
         "late_fees", "interest_rate_percent", "retired",
