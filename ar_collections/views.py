@@ -634,11 +634,14 @@ def _left_the_queue(letter: DunningAction) -> str:
 def _letters_mark_printed(*, letter_ids: list[int]) -> int:
     # Conditional on printed_at: two people marking the same letter both see
     # success, and the first time it left for the post is the one kept. And on
-    # the letter still asking for something: one made moot meanwhile (its
-    # charges cancelled by delivery.letters_withdraw_moot) is not marked posted.
-    return DunningAction.objects.filter(pk__in=letter_ids, printed_at__isnull=True).filter(
-        lists_open_invoice()
-    ).update(printed_at=timezone.now())
+    # the letter still being in the queue and asking for something: one
+    # withdrawn meanwhile (by a person, or made moot: delivery.letter_withdraw,
+    # letters_withdraw_moot) is not marked posted. The form checked the ticked
+    # letters before this; a withdrawal can commit in between, and then this
+    # update waits for its lock and reads the row again.
+    return DunningAction.objects.filter(
+        pk__in=letter_ids, status=ActionStatus.DONE, printed_at__isnull=True
+    ).filter(lists_open_invoice()).update(printed_at=timezone.now())
 
 
 def _render_letters(request: HttpRequest, *, form: MarkPrintedForm | None = None, status: int = 200):

@@ -525,3 +525,16 @@ def test_anonymous_visitors_are_sent_to_log_in_and_nothing_is_withdrawn(client, 
 
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
     assert letter_state(letter) == before
+
+
+def test_a_letter_withdrawn_while_the_printed_form_was_checked_is_not_marked_posted(collector, letter):
+    """The ticked letters are checked against the queue, then marked: a
+    withdrawal committed in between (the letter still lists its open invoice)
+    must not have the letter marked as gone to the post after all."""
+    from ar_collections import delivery, views
+
+    delivery.letter_withdraw(letter=letter, actor=collector, reason="They disputed it on the phone")
+
+    assert views._letters_mark_printed(letter_ids=[letter.pk]) == 0
+    assert letter_state(letter)[0] == ActionStatus.SKIPPED
+    assert printed(letter) == [None]
