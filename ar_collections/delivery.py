@@ -1150,19 +1150,8 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
                 continue
             reason = (f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was "
                       "settled first")
-            _letter_not_carried_out(letter, skip_reason=f"withdrawn from the print queue: {MOOT_SETTLED}")
-            summary = f"{reason}; withdrawn from the print queue"
-            asked_again = DunningAction.objects.filter(pk=letter.pk).filter(_written_to_since()).exists()
-            charges = [] if asked_again else _charges_cancel(letter, reason=reason, actor=actor)
-            if charges:
-                summary += f"; its charges are cancelled ({_charges_listing(charges)})"
-            elif asked_again and letter.charges.standing().exists():
-                summary += "; its charges stand: a later notice asked for them"
-            _record(letter.customer, letter, actor=actor, summary=summary, details={
-                "note": MOOT_SETTLED,
-                "before": {"status": ActionStatus.DONE}, "after": {"status": ActionStatus.SKIPPED},
-                "cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
-            })
+            _letter_withdrawn(letter, actor=actor, note=MOOT_SETTLED, cancel_reason=reason,
+                              summary=f"{reason}; withdrawn from the print queue")
             withdrawn += 1
     return withdrawn
 
@@ -1204,23 +1193,34 @@ def letter_withdraw(*, letter: DunningAction, actor: User, reason: str) -> Dunni
         )
         if locked is None:
             raise ValidationError("This letter has left the print queue already: printed or withdrawn.")
-        _letter_not_carried_out(locked, skip_reason=f"withdrawn from the print queue: {reason}",
-                                reviewed_by=actor)
         summary = (f"Letter of {format_day(locked.planned_on)} withdrawn from the print queue by "
                    f"{actor.get_username()}: {reason}")
-        asked_again = DunningAction.objects.filter(pk=locked.pk).filter(_written_to_since()).exists()
-        charges = [] if asked_again else _charges_cancel(locked, reason=summary, actor=actor)
-        if charges:
-            summary += f"; its charges are cancelled ({_charges_listing(charges)})"
-        elif asked_again and locked.charges.standing().exists():
-            summary += "; its charges stand: a later notice asked for them"
-        _record(locked.customer, locked, actor=actor, summary=summary, details={
-            "note": reason,
-            "before": {"status": ActionStatus.DONE}, "after": {"status": ActionStatus.SKIPPED},
-            "cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
-        })
+        _letter_withdrawn(locked, actor=actor, note=reason, cancel_reason=summary, summary=summary,
+                          reviewed_by=actor)
     locked.refresh_from_db()
     return locked
+
+
+def _letter_withdrawn(letter: DunningAction, *, actor: User | None, note: str, cancel_reason: str,
+                      summary: str, **fields) -> None:
+    """What withdrawing a letter before the post does, whoever or whatever
+    withdraws it: the letter becomes a step not carried out, its charges are
+    cancelled unless a later notice asked for them, and the timeline says
+    which. `note` is why (the skip reason says it after "withdrawn from the
+    print queue: "), `cancel_reason` what the cancelled charges keep. The
+    caller holds the letter's lock."""
+    _letter_not_carried_out(letter, skip_reason=f"withdrawn from the print queue: {note}", **fields)
+    asked_again = DunningAction.objects.filter(pk=letter.pk).filter(_written_to_since()).exists()
+    charges = [] if asked_again else _charges_cancel(letter, reason=cancel_reason, actor=actor)
+    if charges:
+        summary += f"; its charges are cancelled ({_charges_listing(charges)})"
+    elif asked_again and letter.charges.standing().exists():
+        summary += "; its charges stand: a later notice asked for them"
+    _record(letter.customer, letter, actor=actor, summary=summary, details={
+        "note": note,
+        "before": {"status": ActionStatus.DONE}, "after": {"status": ActionStatus.SKIPPED},
+        "cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
+    })
 
 
 def _letter_not_carried_out(letter: DunningAction, *, skip_reason: str, **fields) -> None:
