@@ -236,9 +236,7 @@ def _daily_at(name: str, default: str) -> crontab:
 
 # How often planned dunning steps whose hand-over was lost (Redis restarted)
 # or whose mail server said "not now" are handed to the workers again.
-DELIVERY_SWEEP_MINUTES = env_int("DELIVERY_SWEEP_MINUTES", 15)
-if DELIVERY_SWEEP_MINUTES < 1:
-    raise ConfigError(f"DELIVERY_SWEEP_MINUTES must be at least 1; got {DELIVERY_SWEEP_MINUTES}")
+DELIVERY_SWEEP_MINUTES = env_int("DELIVERY_SWEEP_MINUTES", 15, minimum=1)
 
 # Promises and plans are checked first, so that one broken today counts towards
 # the segment the behaviour refresh computes next; dunning plans after both.

@@ -223,7 +223,7 @@ def test_the_delivery_sweep_runs_every_delivery_sweep_minutes_and_refuses_less_t
 
     assert every_5.stdout.strip() == "0:05:00", every_5.stderr
     assert never.returncode != 0
-    assert "DELIVERY_SWEEP_MINUTES must be at least 1; got 0" in never.stderr
+    assert "DELIVERY_SWEEP_MINUTES must be a whole number of at least 1; got '0'" in never.stderr
 
 
 def _variables_read_by_settings() -> set[str]:
@@ -258,6 +258,7 @@ def test_env_example_documents_every_variable_the_settings_read():
     ("AUTH_CACHE_SECONDS", "-300", "of at least 0"),
     ("CELERY_VISIBILITY_TIMEOUT", "0", "of at least 60"),
     ("CELERY_VISIBILITY_TIMEOUT", "-3600", "of at least 60"),
+    ("DELIVERY_SWEEP_MINUTES", "0", "of at least 1"),
 ])
 def test_settings_refuse_a_number_out_of_range_naming_the_variable_and_the_range(
     tmp_path, variable, raw, allowed
