@@ -70,7 +70,7 @@ def ladders_install_missing(*, policy_model, step_model, minimum_model, fee_mode
 
     A step's fee is in the default currency: a StepFee row, or, with
     `fee_model` None (migration 0004, before fees had rows of their own),
-    the step's own fee column, which migration 0026 turns into its row."""
+    the step's own fee column, which migration 0027 turns into its row."""
     have = set(policy_model.objects.using(using).values_list("segment", flat=True))
     created = 0
     for segment, (name, description, auto_send, steps) in POLICIES.items():
