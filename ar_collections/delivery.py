@@ -1221,6 +1221,32 @@ def _letter_withdrawn(letter: DunningAction, *, actor: User | None, note: str, c
         "before": {"status": ActionStatus.DONE}, "after": {"status": ActionStatus.SKIPPED},
         "cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
     })
+    _charges_cancel_unasked(letter, actor=actor)
+
+
+def _charges_cancel_unasked(withdrawn: DunningAction, *, actor: User | None) -> None:
+    """The charges of earlier letters withdrawn before the post stood because
+    a later notice listed them; if `withdrawn` was that notice, and nothing
+    else written since asks for them, nobody did: they are cancelled as the
+    letter's own would have been, on its timeline entry."""
+    earlier = (
+        DunningAction.objects.filter(customer=withdrawn.customer_id, channel=Channel.LETTER,
+                                     status=ActionStatus.SKIPPED, printed_at__isnull=True,
+                                     done_at__lt=withdrawn.done_at)
+        .filter(Exists(LateCharge.objects.filter(action=OuterRef("pk")).standing()))
+        .exclude(_written_to_since()).select_related("customer").order_by("pk")
+    )
+    for letter in earlier:
+        summary = (f"Letter of {format_day(letter.planned_on)}, withdrawn before the post: its charges are "
+                   "cancelled")
+        charges = _charges_cancel(letter, reason=summary, actor=actor)
+        if not charges:
+            continue
+        _record(letter.customer, letter, actor=actor, summary=(
+            f"{summary} ({_charges_listing(charges)}), the letter of {format_day(withdrawn.planned_on)} "
+            "that listed them having been withdrawn too"
+        ), details={"cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
+                    "because": {"withdrawn": withdrawn.pk}})
 
 
 def _letter_not_carried_out(letter: DunningAction, *, skip_reason: str, **fields) -> None:

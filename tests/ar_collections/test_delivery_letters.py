@@ -909,3 +909,36 @@ def test_a_letter_that_cannot_be_rendered_fails_once_with_its_reason_and_is_not_
         runs = client.get(reverse("collections:runs"))
     failed = [row for run, row in runs.context["rows"] if run.run_date == days(3)]
     assert failed and failed[0][-1] == 1  # the Failed column
+
+
+def test_charges_kept_for_a_later_letter_are_cancelled_when_that_letter_is_withdrawn_too(
+    charging_account, plan_and_deliver, collector
+):
+    """The letters of days 12 and 21 both wait in the print queue. The one of
+    day 12 is withdrawn: its charges stand, as the one of day 21 lists them.
+    Then that one is withdrawn as well: no notice that reached the customer
+    asked for the charges, so they are cancelled, on the timeline of the
+    letter that made them."""
+    from ar_collections.delivery import letter_withdraw
+
+    for day in (-3, 3):
+        plan_and_deliver(days(day))
+    DunningAction.objects.filter(customer=charging_account).update(printed_at=timezone.now())
+    for day in (12, 21):
+        plan_and_deliver(days(day))
+    earlier, later = letter_of(charging_account, 3), letter_of(charging_account, 4)
+    with frozen(days(22)):
+        letter_withdraw(letter=earlier, actor=collector, reason="Disputed on the phone")
+        assert LateCharge.objects.filter(action=earlier).standing().count() == 3
+
+        letter_withdraw(letter=later, actor=collector, reason="Promised to pay on the 30th")
+
+    assert not LateCharge.objects.filter(customer=charging_account).standing().exists()
+    assert {c.cancelled_by for c in LateCharge.objects.filter(action=earlier)} == {collector}
+    event = TimelineEvent.objects.filter(customer=charging_account, subject_id=earlier.pk).latest("pk")
+    assert event.summary == (
+        f"Letter of {format_day(earlier.planned_on)}, withdrawn before the post: its charges are cancelled "
+        "(late fee EUR 40.00 + interest EUR 1.32 + interest EUR 1.84), the letter of "
+        f"{format_day(later.planned_on)} that listed them having been withdrawn too"
+    )
+    assert event.actor == collector and len(event.details["cancelled_charges"]) == 3
