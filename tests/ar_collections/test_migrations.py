@@ -152,3 +152,46 @@ def test_a_step_s_one_fee_becomes_its_fee_in_that_currency_and_back(default_ladd
     fees = {step.pk: list(step.fees.values_list("currency", "amount")) for step in (letter, several, without)}
     assert fees == {letter.pk: [("GBP", Decimal("35.00"))], several.pk: [("EUR", Decimal("40.00"))],
                     without.pk: []}
+
+
+BEFORE_MOOT_SKIPPED = ("collections", "0027_step_fees_per_currency")
+MOOT_SKIPPED = ("collections", "0028_moot_letters_not_carried_out")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_letters_an_earlier_version_took_out_of_the_queue_become_steps_not_carried_out_quietly(
+    make_account, plan_and_deliver
+):
+    from ar_collections.delivery import letters_withdraw_moot
+    from ar_collections.models import ActionStatus, Invoice, InvoiceStatus
+    from customers.models import TimelineEvent
+
+    account = make_account(Segment.SYSTEMATIC_LATE, reminder_channel=ReminderChannel.LETTER)
+    for day in (-3, 3, 12):
+        plan_and_deliver(DUE + dt.timedelta(days=day))
+    letters = DunningAction.objects.filter(customer=account, letter_pdf__gt="", status=ActionStatus.DONE)
+    assert letters.exists()
+    # As the previous version left them: paid before the post, out of the
+    # queue (its sweep took them out), still marked done.
+    Invoice.objects.filter(customer=account).update(status=InvoiceStatus.PAID, open_amount=0,
+                                                     settled_on=DUE + dt.timedelta(days=13))
+    written = set(letters.values_list("pk", flat=True))
+    entries = TimelineEvent.objects.filter(customer=account).count()
+
+    try:
+        _migrate(BEFORE_MOOT_SKIPPED)
+        _migrate(MOOT_SKIPPED)
+    finally:
+        _migrate_to_latest()
+
+    after = DunningAction.objects.filter(pk__in=written)
+    assert {a.status for a in after} == {ActionStatus.SKIPPED}
+    assert {a.skip_reason for a in after} == {
+        "withdrawn from the print queue: everything it lists was settled before it was posted "
+        "(taken out of the queue by an earlier version)"
+    }
+    # Nothing on the timeline: the earlier version said what it did then, and
+    # the first sweep after the upgrade finds nothing left to withdraw.
+    assert TimelineEvent.objects.filter(customer=account).count() == entries
+    assert letters_withdraw_moot() == 0
+    assert TimelineEvent.objects.filter(customer=account).count() == entries
