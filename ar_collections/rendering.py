@@ -36,7 +36,7 @@ from django.urls import NoReverseMatch
 
 from ar_collections.models import Tone
 from arcrm.dates import format_day
-from arcrm.money import ZERO, quantize
+from arcrm.money import ZERO, money_digits
 from arcrm.text import one_line
 
 TONE_FOLDERS = {Tone.FRIENDLY: "friendly", Tone.FIRM: "firm", Tone.FINAL: "final"}
@@ -518,12 +518,13 @@ def _date(day: dt.date, language: str) -> str:
 
 
 def _money(amount: Decimal, currency: str, language: str) -> str:
-    value = quantize(amount)
-    sign = "-" if value < 0 else ""
+    """The amount with its currency's own places (none for yen), in the
+    notice's number format: "EUR 1,234.50", German "1.234,50 EUR"."""
+    sign, digits = money_digits(amount, currency)
     if language == "de":
-        digits = f"{abs(value):,.2f}".replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+        digits = digits.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
         return f"{sign}{digits} {currency}"
-    return f"{currency} {sign}{abs(value):,.2f}"
+    return f"{currency} {sign}{digits}"
 
 
 def _percent(rate: Decimal, language: str) -> str:

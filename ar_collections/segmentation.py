@@ -1,6 +1,6 @@
 """What kind of payer a customer is, with the reason in words.
 
-Pure rules over a customer's payment facts: no Django, no database. The
+Pure rules over a customer's payment facts: no database, no settings. The
 thresholds are one dataclass so a manager-facing editor can tune them later.
 Rules are tried in order; the first that fits decides.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+
+from arcrm.money import format_money
 
 NEW = "new"
 PROMPT = "prompt"
@@ -113,8 +115,9 @@ def _distress(facts: Facts, rules: Rules) -> str | None:
         and facts.old_overdue_amount / facts.open_amount >= rules.distressed_overdue_share
     ):
         return (
-            f"{facts.currency} {facts.old_overdue_amount:,.2f} of {facts.currency} "
-            f"{facts.open_amount:,.2f} open is {rules.distressed_days_overdue} days or more past due; "
+            f"{format_money(facts.old_overdue_amount, facts.currency)} of "
+            f"{format_money(facts.open_amount, facts.currency)} open is {rules.distressed_days_overdue} "
+            "days or more past due; "
             f"the oldest {facts.max_days_overdue} days."
         )
     recent, year = facts.avg_days_late_90d, facts.avg_days_late_365d

@@ -16,18 +16,28 @@ HALF_CENT = Decimal("0.005")
 ZERO = Decimal("0.00")
 
 
-def quantize(amount: Decimal) -> Decimal:
-    """Round to cents, half up, as invoices and statements do."""
-    return Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+def quantize(amount: Decimal, currency: str | None = None) -> Decimal:
+    """Round half up, as invoices and statements do: to cents, or with
+    `currency` to the smallest amount of it we keep (whole yen for JPY)."""
+    places = MONEY_DECIMAL_PLACES if currency is None else min(decimal_places(currency), MONEY_DECIMAL_PLACES)
+    return Decimal(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def money_digits(amount: Decimal, currency: str) -> tuple[str, str]:
+    """`(sign, digits)` of an amount as it is written in `currency`, with its
+    own places after the point: `6000, "JPY"` → `("", "6,000")`, `-1234.5,
+    "EUR"` → `("-", "1,234.50")`. Rounded half up; exact, no float on the way."""
+    places = decimal_places(currency)
+    value = Decimal(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return ("-" if value < 0 else ""), f"{abs(value):,.{places}f}"
 
 
 def format_money(amount: Decimal | None, currency: str) -> str:
-    """`1234.5, "EUR"` → `"EUR 1,234.50"`; stays exact (no float on the way)."""
+    """`1234.5, "EUR"` → `"EUR 1,234.50"`, `6000, "JPY"` → `"JPY 6,000"`."""
     if amount is None:
         return "—"
-    value = quantize(amount)
-    sign = "-" if value < 0 else ""
-    return f"{currency} {sign}{abs(value):,.2f}"
+    sign, digits = money_digits(amount, currency)
+    return f"{currency} {sign}{digits}"
 
 
 def by_currency(amounts: Iterable[tuple[str, Decimal]]) -> list[tuple[str, Decimal]]:

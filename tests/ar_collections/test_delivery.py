@@ -381,6 +381,26 @@ def test_the_email_says_who_what_and_by_when_and_is_recorded(make_account, plan_
     assert sorted(event.details["invoices"]) == numbers(account)
 
 
+def test_a_reminder_in_yen_asks_for_whole_yen(make_customer, make_contact, make_invoice, plan_and_deliver,
+                                             smtp_server):
+    account = make_customer(name="Tokyo Parts", segment=Segment.PROMPT, currency="JPY")
+    make_contact(account, name="Anna Clerk", is_primary_billing=True, email="anna@tokyo.test")
+    for amount in ("2500", "3500"):
+        make_invoice(account, issued=DUE - dt.timedelta(days=30), due=DUE, amount=amount)
+
+    plan_and_deliver(days(3))
+
+    [message] = smtp_server.messages
+    for part in (message["Subject"], message.get_body(("plain",)).get_content(),
+                 message.get_body(("html",)).get_content()):
+        assert "JPY 6,000.00" not in part and "JPY 2,500.00" not in part
+    for part in (message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content()):
+        assert "JPY 6,000" in part and "JPY 2,500" in part
+    assert dunning_events(account) == [
+        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, JPY 6,000, pay by 15 Mar 2026"
+    ]
+
+
 def test_a_reminder_reaches_an_internationalised_domain_and_a_name_typed_on_two_lines(
     make_account, plan_and_deliver, smtp_server
 ):

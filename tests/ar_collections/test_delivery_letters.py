@@ -71,6 +71,28 @@ def test_a_letter_names_the_customer_every_invoice_the_total_and_the_pay_by_date
     assert "carla" in text  # signed by the owning collector
 
 
+@pytest.mark.parametrize(("language", "shown", "not_shown"), [
+    ("en", ["JPY 2,500", "JPY 6,000"], ["2,500.00", "6,000.00"]),
+    ("de", ["2.500 JPY", "6.000 JPY"], ["2.500,00", "6.000,00"]),
+])
+def test_a_letter_in_yen_asks_for_whole_yen(
+    make_customer, make_contact, make_invoice, plan_and_deliver, pdf_text, language, shown, not_shown
+):
+    account = make_customer(name="Tokyo Parts", segment=Segment.PROMPT, currency="JPY")
+    make_contact(account, name="Anna Clerk", is_primary_billing=True, reminder_channel=ReminderChannel.LETTER,
+                 postal_address="Tokyo Parts\nMain Street 1", language=language)
+    for amount in ("2500", "3500"):
+        make_invoice(account, issued=DUE - dt.timedelta(days=30), due=DUE, amount=amount)
+
+    plan_and_deliver(days(3))
+
+    text = pdf_text(letter_of(account, 1).letter_pdf.read())
+    for amount in shown:
+        assert amount in text, amount
+    for amount in not_shown:
+        assert amount not in text, amount
+
+
 def test_a_long_letter_says_whose_it_is_on_every_page_and_gives_its_totals_once(
     make_account, make_invoice, plan_and_deliver, pdf_pages, pdf_text
 ):

@@ -59,3 +59,19 @@ def test_a_standing_charge_in_a_currency_no_listed_invoice_is_in_adds_no_empty_i
         assert "Overdue invoices EUR 500.00" in words
         assert "GBP 0.00" not in words
         assert "Amount due GBP 10.00" in words and "Amount due EUR 515.00" in words
+
+
+@pytest.mark.parametrize(("language", "shown", "not_shown"), [
+    ("en", "JPY 6,000", "JPY 6,000.00"),
+    ("de", "6.000 JPY", "6.000,00 JPY"),
+])
+def test_an_amount_in_yen_is_written_without_places_after_the_point(language, shown, not_shown):
+    yen = dataclasses.replace(notice(language=language, days_overdue=10), lines=(
+        rendering.NoticeLine("INV-1", dt.date(2026, 1, 29), dt.date(2026, 2, 17), 10, Decimal("6000"), "JPY"),
+    ))
+
+    email = rendering.render_email(yen)
+
+    for text in (email.subject, email.text, email.html):
+        assert not_shown not in text
+    assert shown in email.text and shown in email.html

@@ -69,6 +69,14 @@ def test_old_debt_making_up_most_of_the_balance_is_distress():
                               "the oldest 75 days.")
 
 
+def test_old_debt_in_yen_is_named_in_whole_yen():
+    facts = replace(STEADY, currency="JPY", overdue_invoices=3, max_days_overdue=75,
+                    open_amount=Decimal("100000"), overdue_amount=Decimal("80000"),
+                    old_overdue_amount=Decimal("60000"))
+    assert classify(facts).reason == ("JPY 60,000 of JPY 100,000 open is 60 days or more past due; "
+                                      "the oldest 75 days.")
+
+
 def test_old_debt_that_is_a_small_part_of_the_balance_is_not_distress():
     facts = replace(STEADY, overdue_invoices=1, max_days_overdue=75, overdue_amount=Decimal("100.00"),
                     old_overdue_amount=Decimal("100.00"))

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from ar_collections.delivery import actions_deliver
 from ar_collections.dunning import run_plan, run_start
+from ar_collections.imports import invoices_import
 from ar_collections.models import (
     DunningAction,
     Invoice,
@@ -22,6 +23,7 @@ from ar_collections.models import (
     TimelineEventInvoice,
 )
 from ar_collections.timeline import PAGE_SIZE, cursor_for, event_record
+from ar_collections.workspace import payment_record
 from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
 from .conftest import DUE, frozen
@@ -100,6 +102,23 @@ def test_the_account_page_shows_the_newest_event_first(client, collector, custom
 
     assert shown(response) == [newest.pk, middle.pk, oldest.pk]
     assert load_more(response) is None
+
+
+def test_money_in_yen_reads_in_whole_yen_on_the_timeline(client, collector, manager, make_customer):
+    account = make_customer(name="Tokyo Parts", account_number="C-TOKYO", currency="JPY")
+    report = invoices_import("number,account_number,issue_date,due_date,currency,total_amount\n"
+                             "INV-JP,C-TOKYO,2025-06-01,2025-07-01,JPY,6000\n", actor=manager)
+    assert report.ok, report.errors
+    payment_record(customer=account, amount=Decimal("2500"), currency="JPY", received_on=dt.date(2025, 7, 10),
+                   allocations=[(Invoice.objects.get(number="INV-JP"), Decimal("2500"))], reference="BANK-JP")
+    client.force_login(collector)
+
+    html = client.get(page_url(account)).content.decode()
+
+    summaries = re.findall(r'<span class="event-summary">([^<]*)</span>', html)
+    assert any(s.startswith("Invoice INV-JP issued: JPY 6,000, due") for s in summaries), summaries
+    assert any(s.startswith("Payment of JPY 2,500 received") for s in summaries), summaries
+    assert not [s for s in summaries if "JPY" in s and ".00" in s]
 
 
 def test_an_event_names_who_did_it_and_one_nobody_did_names_nobody(client, collector, customer):

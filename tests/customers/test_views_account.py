@@ -229,6 +229,19 @@ def test_the_header_shows_other_currencies_beside_the_account_s_own(
     assert 'data-figure="open">EUR 0.00 + USD 5,000.00<' in header
 
 
+def test_an_account_in_yen_shows_whole_yen(client, collector, make_customer, make_invoice):
+    account = make_customer(name="Tokyo Parts", currency="JPY")
+    make_invoice(account, number="INV-JP", issued=dt.date(2025, 5, 1), due=dt.date(2025, 6, 1), amount="6000")
+    client.force_login(collector)
+
+    response = client.get(url(account))
+
+    html = response.content.decode()
+    assert 'data-figure="overdue" class="overdue">JPY 6,000<' in header_of(response)
+    assert "JPY 6,000" in html.split("INV-JP")[1]
+    assert "6,000.00" not in html
+
+
 def test_credits_and_money_on_account_are_shown_where_the_collector_looks(
     client, collector, customer, make_invoice
 ):
