@@ -821,9 +821,10 @@ def _charges_create(action: DunningAction, lines: list[_Line]) -> list[LateCharg
             # Simple interest, actual/365, on what was owed day by day for the
             # days not charged yet up to planning: a part payment lowers the
             # balance from its date on. Multiplied out before the one division
-            # and rounded half up to the cent once, so the basis shown
-            # recomputes exactly.
-            amount = quantize(sum(balance * days for balance, days in stretches) * rate / Decimal(36_500))
+            # and rounded half up once, to the cent or the currency's smallest
+            # unit (whole yen), so the basis shown recomputes exactly.
+            amount = quantize(sum(balance * days for balance, days in stretches) * rate / Decimal(36_500),
+                              line.currency)
             if amount <= 0:
                 continue
             charges.append(LateCharge(

@@ -32,7 +32,7 @@ from ar_collections.models import (
 )
 from ar_collections.workspace import PromiseTerms
 from arcrm.dates import DATE_AHEAD_YEARS, far_ahead, format_day
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money, smallest_unit
 from arcrm.roles import COLLECTOR, MANAGER
 from customers.models import Contact, Customer
 
@@ -172,11 +172,15 @@ class PlanForm(_AccountForm):
     note = _text("Note", required=False)
 
     def schedule(self) -> list[tuple[dt.date, Decimal]]:
-        """Equal instalments in cents; the last one takes the rounding."""
+        """Equal instalments in cents, or whole yen for yen (what the currency
+        is paid in); the last one takes the rounding. Invoices in several
+        currencies are refused when the plan is proposed."""
         data = self.cleaned_data
         total = sum((i.open_amount for i in data["invoices"]), Decimal("0"))
         count = data["instalment_count"]
-        part = (total / count).quantize(Decimal("0.01"), rounding="ROUND_DOWN")
+        currencies = {i.currency for i in data["invoices"]}
+        unit = smallest_unit(currencies.pop()) if len(currencies) == 1 else Decimal("0.01")
+        part = (total / count).quantize(unit, rounding="ROUND_DOWN")
         amounts = [part] * (count - 1) + [total - part * (count - 1)]
         return [(data["first_due_on"] + dt.timedelta(days=data["every_days"] * n), amounts[n])
                 for n in range(count)]

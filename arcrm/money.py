@@ -19,8 +19,13 @@ ZERO = Decimal("0.00")
 def quantize(amount: Decimal, currency: str | None = None) -> Decimal:
     """Round half up, as invoices and statements do: to cents, or with
     `currency` to the smallest amount of it we keep (whole yen for JPY)."""
-    places = MONEY_DECIMAL_PLACES if currency is None else min(decimal_places(currency), MONEY_DECIMAL_PLACES)
-    return Decimal(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return Decimal(amount).quantize(CENT if currency is None else smallest_unit(currency),
+                                    rounding=ROUND_HALF_UP)
+
+
+def smallest_unit(currency: str) -> Decimal:
+    """The smallest amount of `currency` we keep: 0.01 for EUR, 1 for JPY."""
+    return Decimal(1).scaleb(-min(decimal_places(currency), MONEY_DECIMAL_PLACES))
 
 
 def money_digits(amount: Decimal, currency: str) -> tuple[str, str]:

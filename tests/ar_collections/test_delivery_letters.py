@@ -286,6 +286,27 @@ def test_a_german_notice_names_each_currency_s_fee(
     assert "Mahngebühren von 40,00 EUR und 35,00 GBP" in letter_of(account, 3).body_text
 
 
+def test_interest_on_yen_is_charged_in_whole_yen(
+    make_customer, make_contact, make_invoice, plan_and_deliver, pdf_text
+):
+    """500,000 × 8 % × 12/365 is 1,315.07: a yen has no cents, so the charge
+    is 1,315, and the letter's lines add up to the total it asks for."""
+    account = _fees_account(make_customer, make_contact, make_invoice, "Tokyo Parts", [("JPY", "500000")])
+    DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position=3).update(
+        interest_rate_percent=Decimal("8.00")
+    )
+
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+
+    letter = letter_of(account, 3)
+    assert list(LateCharge.objects.filter(action=letter).values_list("kind", "amount")) == [
+        (ChargeKind.INTEREST, Decimal("1315.00"))
+    ]
+    text = pdf_text(letter.letter_pdf.read())
+    assert "JPY 1,315" in text and "JPY 501,315" in text
+
+
 def test_interest_on_a_later_notice_runs_from_where_the_earlier_one_stopped(
     charging_account, plan_and_deliver
 ):

@@ -837,6 +837,24 @@ def test_a_plan_within_the_collectors_limit_starts_at_once(client, collector, cu
     assert "Payment plan agreed" in client.get(response.url).content.decode()
 
 
+def test_a_plan_in_yen_is_split_into_whole_yen(client, manager, make_customer, make_invoice):
+    account = make_customer(name="Tokyo Parts", currency="JPY")
+    invoice = make_invoice(account, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="10000")
+    client.force_login(manager)
+
+    client.post(url("plan_propose", account), {
+        "invoices": [invoice.pk], "instalment_count": "3", "first_due_on": "2025-08-15", "every_days": "30",
+    })
+
+    plan = PaymentPlan.objects.get(customer=account)
+    assert list(plan.instalments.values_list("amount", flat=True)) == [
+        Decimal("3333"), Decimal("3333"), Decimal("3334")
+    ]
+    assert TimelineEvent.objects.get(customer=account).summary == (
+        "Payment plan of JPY 10,000 agreed: JPY 3,333 on 15 Aug, JPY 3,333 on 14 Sep, JPY 3,334 on 14 Oct"
+    )
+
+
 def test_a_plan_above_the_collectors_limit_waits_for_a_manager(client, collector, customer, invoices):
     set_rules(plan_approval_above_amount=Decimal("1000.00"))
     client.force_login(collector)
