@@ -29,6 +29,7 @@ from ar_collections.models import (
     Invoice,
     LateCharge,
     LatePaymentPolicy,
+    MoneyPointScale,
     OutgoingMail,
     Payment,
     PaymentBehaviour,
@@ -431,11 +432,16 @@ def _fee_problem(currency: str | None, amount: Decimal) -> str:
         return f"A late fee of {f'{currency} ' if currency else ''}0 charges nothing: delete the row instead."
     if currency is None:
         return ""
+    return _places_problem("A fee", currency, amount)
+
+
+def _places_problem(what: str, currency: str, amount: Decimal) -> str:
+    """An amount with more places after the point than `currency` has."""
     places = decimal_places(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-places)):
         if places == 0:
-            return f"A fee in {currency} is in whole units, with no places after the point."
-        return f"A fee in {currency} has at most {places} places after the point."
+            return f"{what} in {currency} is in whole units, with no places after the point."
+        return f"{what} in {currency} has at most {places} places after the point."
     return ""
 
 
@@ -695,11 +701,51 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class MoneyPointScaleForm(forms.ModelForm):
+    """One currency's scale: a currency money comes in, and an amount of it."""
+
+    # Places are checked per currency in clean(): two for EUR, none for JPY.
+    per_point_amount = forms.DecimalField(label="1 point per", max_digits=MONEY_MAX_DIGITS + 3,
+                                          help_text=MoneyPointScale._meta.get_field("per_point_amount").help_text)
+
+    class Meta:
+        model = MoneyPointScale
+        fields = ["currency", "per_point_amount"]
+
+    def clean_currency(self) -> str:
+        currency = self.cleaned_data["currency"]
+        validate_currency_in_use(currency)
+        return currency
+
+    def clean(self):
+        data = super().clean()
+        currency, amount = data.get("currency"), data.get("per_point_amount")
+        if amount is None:
+            return data
+        if amount <= 0:
+            self.add_error("per_point_amount", "A point must stand for more than 0.")
+        elif currency and (problem := _places_problem("An amount", currency, amount)):
+            self.add_error("per_point_amount", problem)
+        return data
+
+
+class MoneyPointScaleInline(admin.TabularInline):
+    """The worklist's money part per currency: amounts are never converted, so
+    a currency whose unit is worth much less than a euro (JPY, HUF, ...) gets
+    its own "1 point per"; a currency not listed counts 1 point per 1,000."""
+
+    model = MoneyPointScale
+    form = MoneyPointScaleForm
+    extra = 0
+    verbose_name_plural = "Worklist money scale per currency (not listed: 1 point per 1,000 overdue)"
+
+
 @admin.register(CollectionRules)
 class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["__str__", "max_pause_days", "promise_grace_days", "instalment_grace_days",
                     "dispute_answer_days", "plan_approval_above_amount", "updated_by", "updated_at"]
     readonly_fields = ["updated_by", "updated_at"]
+    inlines = [MoneyPointScaleInline]
 
     def has_add_permission(self, request):
         return not CollectionRules.objects.exists()
@@ -707,6 +753,20 @@ class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.pk, obj.updated_by = 1, request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(MoneyPointScale)
+class MoneyPointScaleAdmin(admin.ModelAdmin):
+    """A list to look at: the scales are edited with the collection rules,
+    whose form checks one scale per currency and keeps the history."""
+
+    list_display = ["__str__", "currency", "per_point_amount"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Department)

@@ -1010,6 +1010,36 @@ class CollectionRules(models.Model):
         return currency != settings.DEFAULT_CURRENCY or amount > self.credit_without_manager_amount
 
 
+class MoneyPointScale(models.Model):
+    """How much overdue in one currency makes one point of the worklist's
+    priority. Amounts are never converted (the product knows no exchange
+    rates): without a scale a currency counts 1 point per 1,000, which puts
+    1,000 yen level with 1,000 euros, so a manager sets e.g. JPY 150,000."""
+
+    rules = models.ForeignKey(CollectionRules, on_delete=models.CASCADE, related_name="money_scales")
+    currency = currency_field()
+    # No default: the admin asks for the amount.
+    per_point_amount = money_field(
+        "1 point per", default=models.NOT_PROVIDED,
+        help_text="Overdue in this currency that makes one point of an item's money part.",
+    )
+
+    class Meta:
+        verbose_name = "worklist money scale"
+        ordering = ["currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["rules", "currency"], name="money_scale_per_currency",
+                                    violation_error_message="The worklist already has a scale for this "
+                                    "currency."),
+            # The points are the overdue amount divided by it.
+            models.CheckConstraint(name="money_scale_positive", condition=Q(per_point_amount__gt=0),
+                                   violation_error_message="A point must stand for more than 0."),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 point per {format_money(self.per_point_amount, self.currency)} overdue"
+
+
 class CallOutcome(models.TextChoices):
     REACHED = "reached", "Reached"
     VOICEMAIL = "voicemail", "Left a voicemail"

@@ -10,7 +10,9 @@ creating it twice creates it once.
 
 The priority is the sum of four parts, each capped and each printed next to
 the item:
-- money: 1 point per 1,000 overdue (account currency), at most 40;
+- money: 1 point per 1,000 overdue in the account's currency, or per the
+  amount a manager set for that currency (MoneyPointScale: amounts are never
+  converted, and 1,000 yen is not 1,000 euros), at most 40;
 - lateness: 1 point per 3 days the oldest open invoice is overdue today, in
   whatever currency (days need no exchange rate), at most 30;
 - risk: by segment (distressed 20, systematic late 12, special bond 8, new 5,
@@ -21,6 +23,7 @@ the item:
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -49,6 +52,7 @@ from ar_collections.models import (
     InvoiceStatus,
     LateCharge,
     MissCause,
+    MoneyPointScale,
     WorkItem,
     WorkKind,
     WorkStatus,
@@ -248,7 +252,8 @@ def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
         WorkItem.objects.filter(status=WorkStatus.OPEN, assignee=assignee, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
         .select_related("customer", "customer__collector")
-        .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on))
+        .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on),
+                  money_per_point=_money_per_point())
         .annotate(**priority_parts())
         .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))
         .order_by(*ITEMS_ORDER.order)
@@ -272,12 +277,23 @@ def _overdue_amount(*, on: dt.date) -> Coalesce:
     return Coalesce(Subquery(overdue), Value(ZERO), output_field=money_field())
 
 
+def _money_per_point() -> Coalesce:
+    """How much overdue in the item's account's currency makes one point: the
+    manager's scale for that currency, else MONEY_POINTS_PER. Read in the same
+    query, so the priority stays one integer the list can order and page by.
+    (Every scale belongs to the one row of collection rules.)"""
+    scale = (MoneyPointScale.objects.filter(currency=OuterRef("customer__currency"))
+             .values("per_point_amount")[:1])
+    return Coalesce(Subquery(scale), Value(Decimal(MONEY_POINTS_PER)), output_field=money_field())
+
+
 def priority_parts() -> dict:
-    """The four parts of an item's priority; `days_late` and `overdue_amount` annotated first."""
+    """The four parts of an item's priority; `days_late`, `overdue_amount`
+    and `money_per_point` annotated first."""
     whole = IntegerField()
     return {
         "money_points": Least(
-            Floor(F("overdue_amount") / MONEY_POINTS_PER),
+            Floor(F("overdue_amount") / F("money_per_point")),
             Value(MONEY_POINTS_MAX), output_field=whole,
         ),
         "days_points": Least(

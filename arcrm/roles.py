@@ -34,6 +34,7 @@ READ = [
     ("collections", "view_dispute"),
     ("collections", "view_exceptionrequest"),
     ("collections", "view_workitem"),
+    ("collections", "view_moneypointscale"),
 ]
 WORK_AN_ACCOUNT = [
     ("customers", "change_customer"),
@@ -80,6 +81,10 @@ MANAGE = [
     # A credit beyond the collectors' limit (CollectionRules.credit_without_manager_amount).
     ("collections", "settle_beyond_credit_limit"),
     ("collections", "change_collectionrules"),
+    # The worklist's money scale per currency belongs to the collection rules.
+    ("collections", "add_moneypointscale"),
+    ("collections", "change_moneypointscale"),
+    ("collections", "delete_moneypointscale"),
     ("collections", "add_department"),
     ("collections", "change_department"),
 ]

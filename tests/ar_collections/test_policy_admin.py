@@ -19,6 +19,7 @@ from ar_collections.models import (
     DunningAction,
     DunningStep,
     LatePaymentPolicy,
+    MoneyPointScale,
     StepAction,
     StepFee,
     Tone,
@@ -215,11 +216,26 @@ def test_a_draft_ladder_without_steps_may_wait_beside_the_segment_s_active_one(a
     assert LatePaymentPolicy.objects.filter(segment="prompt").count() == 2
 
 
-def test_a_change_to_the_collection_rules_is_kept_with_before_and_after(admin_client):
+def rules_post(scales: list[dict] = (), **changes) -> dict:
+    """The collection rules' change form as the admin posts it: the rules with
+    `changes`, and the worklist's money scales (currency, per_point_amount; id
+    for a saved one)."""
     rules = CollectionRules.current()
     data = {f.name: getattr(rules, f.name) for f in CollectionRules._meta.fields
             if f.editable and f.name not in ("id", "updated_by")}
-    data["max_pause_days"] = 90
+    data.update(changes)
+    initial = sum(1 for scale in scales if "id" in scale)
+    data.update({"money_scales-TOTAL_FORMS": len(scales), "money_scales-INITIAL_FORMS": initial,
+                 "money_scales-MIN_NUM_FORMS": 0, "money_scales-MAX_NUM_FORMS": 1000})
+    for n, scale in enumerate(scales):
+        data.update({f"money_scales-{n}-{k}": v for k, v in {"rules": 1, **scale}.items()})
+        if "id" in scale:  # as the form renders a saved row (the currency's default is a callable)
+            data[f"initial-money_scales-{n}-currency"] = scale["currency"]
+    return data
+
+
+def test_a_change_to_the_collection_rules_is_kept_with_before_and_after(admin_client):
+    data = rules_post(max_pause_days=90)
 
     response = admin_client.post(reverse("admin:collections_collectionrules_change", args=[1]), data)
 
@@ -232,17 +248,64 @@ def test_a_change_to_the_collection_rules_is_kept_with_before_and_after(admin_cl
 
 @pytest.mark.parametrize("field", ["plan_approval_above_amount", "credit_without_manager_amount"])
 def test_a_negative_money_limit_in_the_collection_rules_is_refused_and_says_why(admin_client, field):
-    rules = CollectionRules.current()
-    before = getattr(rules, field)
-    data = {f.name: getattr(rules, f.name) for f in CollectionRules._meta.fields
-            if f.editable and f.name not in ("id", "updated_by")}
-    data[field] = "-500.00"
+    before = getattr(CollectionRules.current(), field)
+    data = rules_post(**{field: "-500.00"})
 
     response = admin_client.post(reverse("admin:collections_collectionrules_change", args=[1]), data)
 
     assert response.status_code == 200  # the form again, with the reason
     assert "A limit cannot be negative" in response.content.decode()
     assert getattr(CollectionRules.current(), field) == before
+
+
+def test_a_manager_sets_the_worklist_s_money_scale_per_currency_with_the_collection_rules(admin_client):
+    url = reverse("admin:collections_collectionrules_change", args=[1])
+
+    response = admin_client.post(url, rules_post([{"currency": "JPY", "per_point_amount": "150000"}]))
+
+    assert response.status_code == 302
+    assert list(MoneyPointScale.objects.values_list("currency", "per_point_amount")) == [
+        ("JPY", Decimal("150000.00"))
+    ]
+    scale = MoneyPointScale.objects.get()
+    response = admin_client.post(url, rules_post([{"id": scale.pk, "currency": "JPY",
+                                                    "per_point_amount": "120000"}]))
+    assert response.status_code == 302
+    change = json.loads(LogEntry.objects.filter(object_id="1").latest("pk").change_message)
+    assert [(c["changed"]["before"], c["changed"]["after"]) for c in change] == [
+        ({"per_point_amount": "150000.00"}, {"per_point_amount": "120000"})
+    ]
+
+
+@pytest.mark.parametrize(("scale", "said"), [
+    ({"currency": "JPY", "per_point_amount": "0"}, "A point must stand for more than 0."),
+    ({"currency": "JPY", "per_point_amount": "-1000"}, "A point must stand for more than 0."),
+    ({"currency": "JPY", "per_point_amount": "150000.50"}, "An amount in JPY is in whole units"),
+    ({"currency": "EUO", "per_point_amount": "1000"}, "EUO is not an ISO 4217 currency in circulation"),
+    ({"currency": "KWD", "per_point_amount": "300"}, "KWD counts in thousandths"),
+])
+def test_a_money_scale_that_cannot_be_used_is_refused_and_says_why(admin_client, scale, said):
+    response = admin_client.post(reverse("admin:collections_collectionrules_change", args=[1]),
+                                 rules_post([scale], max_pause_days=90))
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert said in response.content.decode()
+    assert not MoneyPointScale.objects.exists()
+    assert CollectionRules.current().max_pause_days == 14
+
+
+def test_a_currency_has_one_money_scale(admin_client):
+    response = admin_client.post(reverse("admin:collections_collectionrules_change", args=[1]), rules_post([
+        {"currency": "JPY", "per_point_amount": "150000"}, {"currency": "JPY", "per_point_amount": "100000"},
+    ]))
+
+    assert response.status_code == 200
+    assert not MoneyPointScale.objects.exists()
+
+
+def test_a_manager_may_edit_the_worklist_s_money_scales(manager):
+    verbs = ("add", "change", "delete")
+    assert all(manager.has_perm(f"collections.{verb}_moneypointscale") for verb in verbs)
 
 
 def test_credit_terms_change_through_the_account_card_not_the_admin(admin_client, make_customer):

@@ -12,7 +12,16 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from ar_collections.models import Invoice, InvoiceStatus, PaymentBehaviour, WorkItem, WorkKind, WorkStatus
+from ar_collections.models import (
+    CollectionRules,
+    Invoice,
+    InvoiceStatus,
+    MoneyPointScale,
+    PaymentBehaviour,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
+)
 from customers.models import EventKind, Segment, TimelineEvent
 
 from .conftest import frozen
@@ -122,7 +131,29 @@ def test_items_come_most_urgent_first_with_every_part_of_the_priority_explained(
         "Why: EUR 3,000.00 overdue (+3) · 9 days late (+3) · systematic late payer (+12) · due 3 Aug",
     ]:
         assert why in text, why
-    assert "Priority = money (1 per 1,000 overdue, up to 40)" in text
+    assert ("Priority = money (1 per 1,000 overdue in the account's currency, or per the amount the "
+            "collection rules set for that currency, up to 40)") in text
+
+
+def test_an_account_in_a_currency_with_its_own_scale_says_so_beside_its_money_points(
+    client, collector, make_customer, make_item
+):
+    MoneyPointScale.objects.create(rules=CollectionRules.current(), currency="JPY",
+                                   per_point_amount=Decimal("150000"))
+    yen = make_customer(name="Tokyo Parts", currency="JPY")
+    behaviour(yen, overdue="50000", days=10)
+    euro = make_customer(name="Berlin Tools")
+    behaviour(euro, overdue="5000.00", days=10)
+    first = make_item(assignee=collector, customer=euro, title="Call Berlin")
+    second = make_item(assignee=collector, customer=yen, title="Call Tokyo")
+    client.force_login(collector)
+
+    response = client.get(WORKLIST)
+
+    assert listed(response) == [first.pk, second.pk]
+    text = text_of(response)
+    assert "Why: JPY 50,000 overdue (+0, 1 per JPY 150,000) · 10 days late" in text
+    assert "Why: EUR 5,000.00 overdue (+5) · 10 days late" in text
 
 
 def test_a_promise_due_days_ago_is_not_called_due_today(client, collector, make_item):

@@ -13,9 +13,11 @@ from ar_collections import worklist, workspace
 from ar_collections.delivery import action_review
 from ar_collections.models import (
     ActionStatus,
+    CollectionRules,
     DisputeReason,
     DunningAction,
     LatePaymentPolicy,
+    MoneyPointScale,
     PaymentBehaviour,
     WorkItem,
     WorkKind,
@@ -88,6 +90,43 @@ def test_points_are_capped(make_account, collector):
     add(account, "call")
     (item,) = worklist.items_for(assignee=collector, on=ON)
     assert (item.money_points, item.days_points, item.risk_points) == (40, 30, 12)
+
+
+def overdue_in(make_customer, make_invoice, *, name: str, currency: str, amount: str):
+    """A prompt payer owing `amount` in `currency`, 10 days overdue on ON."""
+    customer = make_customer(name=name, segment=Segment.PROMPT, currency=currency)
+    make_invoice(customer, issued=ON - dt.timedelta(days=40), due=ON - dt.timedelta(days=10), amount=amount)
+    return customer
+
+
+def test_the_money_part_weighs_each_currency_by_the_scale_a_manager_set_for_it(
+    make_customer, make_invoice, collector
+):
+    """JPY 50,000 (some EUR 300) must not outrank EUR 5,000: at 1 point per
+    JPY 150,000 the yen account's money part is 0, the euro one's 5."""
+    yen = overdue_in(make_customer, make_invoice, name="Tokyo Parts", currency="JPY", amount="50000")
+    euro = overdue_in(make_customer, make_invoice, name="Berlin Tools", currency="EUR", amount="5000")
+    MoneyPointScale.objects.create(rules=CollectionRules.current(), currency="JPY",
+                                   per_point_amount=Decimal("150000"))
+    add(yen, "call-yen")
+    add(euro, "call-euro")
+
+    first, second = worklist.items_for(assignee=collector, on=ON)
+
+    assert [first.customer, second.customer] == [euro, yen]
+    assert (first.money_points, first.money_per_point) == (5, Decimal("1000"))
+    assert (second.money_points, second.money_per_point) == (0, Decimal("150000"))
+
+
+def test_a_currency_without_a_scale_counts_1_point_per_1000(make_customer, make_invoice, collector):
+    MoneyPointScale.objects.create(rules=CollectionRules.current(), currency="JPY",
+                                   per_point_amount=Decimal("150000"))
+    pounds = overdue_in(make_customer, make_invoice, name="Leeds Ltd", currency="GBP", amount="7000")
+    add(pounds, "call")
+
+    (item,) = worklist.items_for(assignee=collector, on=ON)
+
+    assert (item.money_points, item.money_per_point) == (7, Decimal("1000"))
 
 
 def test_snoozed_and_future_items_wait_for_their_day(make_account, collector):
