@@ -177,7 +177,7 @@ class Payment(models.Model):
         indexes = [models.Index(fields=["customer", "-received_on"], name="payment_by_customer")]
 
     def __str__(self) -> str:
-        return f"{self.currency} {self.amount} on {self.received_on}"
+        return f"{format_money(self.amount, self.currency)} on {self.received_on}"
 
     def unallocated_amount(self) -> Decimal:
         allocated = self.allocations.aggregate(total=Sum("amount"))["total"] or ZERO
@@ -534,7 +534,7 @@ class StepFee(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Late fee {self.currency} {self.amount}"
+        return f"Late fee {format_money(self.amount, self.currency)}"
 
 
 class PolicyMinimum(models.Model):
@@ -554,7 +554,7 @@ class PolicyMinimum(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.policy}: {self.currency} {self.min_amount}"
+        return f"{self.policy}: {format_money(self.min_amount, self.currency)}"
 
 
 class PauseKind(models.TextChoices):
@@ -939,7 +939,7 @@ class LateCharge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.currency} {self.amount}"
+        return f"{self.get_kind_display()} {format_money(self.amount, self.currency)}"
 
 
 # --- The collector's workspace: calls, promises, plans, disputes, exceptions -------
@@ -1117,7 +1117,7 @@ class Promise(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Promise of {self.currency} {self.amount} by {self.promised_on}"
+        return f"Promise of {format_money(self.amount, self.currency)} by {self.promised_on}"
 
     @property
     def broken_after(self) -> dt.date:
@@ -1168,7 +1168,7 @@ class PaymentPlan(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Plan of {self.currency} {self.total_amount} for {self.customer_id}"
+        return f"Plan of {format_money(self.total_amount, self.currency)} for {self.customer_id}"
 
 
 class InstalmentStatus(models.TextChoices):

@@ -6,12 +6,16 @@ from django.db import IntegrityError, transaction
 
 from ar_collections.models import (
     Allocation,
+    ChargeKind,
     DunningStep,
     Invoice,
     InvoiceStatus,
+    LateCharge,
     LatePaymentPolicy,
     Payment,
+    Promise,
     StepAction,
+    StepFee,
     Tone,
 )
 from customers.models import Segment
@@ -133,3 +137,16 @@ def test_a_notice_charges_its_fee_once_and_interest_once_per_invoice(customer, m
     with pytest.raises(IntegrityError), transaction.atomic():
         LateCharge.objects.create(customer=customer, action=action, kind=ChargeKind.LATE_FEE, currency="GBP",
                                   amount=Decimal("35.00"))
+
+
+def test_money_rows_name_their_amount_as_the_pages_do_in_the_admin():
+    """The admin titles, lists and confirmations name a row by its str():
+    with the currency's own places, like every page."""
+    on = dt.date(2025, 8, 5)
+    assert str(Payment(currency="JPY", amount=Decimal("6000"), received_on=on)) == "JPY 6,000 on 2025-08-05"
+    assert str(StepFee(currency="JPY", amount=Decimal("6000"))) == "Late fee JPY 6,000"
+    interest = LateCharge(kind=ChargeKind.INTEREST, currency="JPY", amount=Decimal("1315"))
+    assert str(interest) == "Interest JPY 1,315"
+    assert str(Promise(currency="JPY", amount=Decimal("25000"), promised_on=on)) == (
+        "Promise of JPY 25,000 by 2025-08-05"
+    )
