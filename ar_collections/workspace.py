@@ -62,7 +62,7 @@ from ar_collections.models import (
 )
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
-from arcrm.money import ZERO, by_currency, format_money
+from arcrm.money import ZERO, by_currency, format_money, places_check
 from arcrm.roles import require_act_on
 from customers.models import Contact, Customer, EventKind
 
@@ -242,6 +242,7 @@ def promise_record(
     _not_committed(invoices, field="invoices")
     if amount <= 0:
         raise ValidationError({"amount": "The promised amount must be more than zero."})
+    places_check(amount, currency, field="amount")
     owed = sum((i.open_amount for i in invoices), ZERO)
     if amount > owed:
         raise ValidationError({"amount": f"The invoices chosen owe {format_money(owed, currency)}; "
@@ -330,6 +331,8 @@ def plan_propose(
         raise ValidationError({"instalments": "The first instalment cannot be in the past."})
     if any(amount <= 0 for _, amount in instalments):
         raise ValidationError({"instalments": "Every instalment must be more than zero."})
+    for _, amount in instalments:
+        places_check(amount, currency, field="instalments")
     total = sum((a for _, a in instalments), ZERO)
     owed = sum((i.open_amount for i in invoices), ZERO)
     if total != owed:
@@ -566,6 +569,8 @@ def dispute_resolve(
     before = {"total_amount": str(invoice.total_amount), "open_amount": str(invoice.open_amount),
               "status": invoice.status}
     _outcome_possible(outcome, invoice)
+    if amount is not None and outcome in (DisputeOutcome.CREDIT_NOTE, DisputeOutcome.CORRECTED_INVOICE):
+        places_check(amount, invoice.currency, field="amount")
     if outcome == DisputeOutcome.CREDIT_NOTE:
         if amount is None or amount <= 0 or amount > invoice.open_amount:
             raise ValidationError({"amount": f"A credit note between 0.01 and "
@@ -1040,6 +1045,9 @@ def payment_record(
     line new itself (the import does, for a whole file at once)."""
     if amount <= 0:
         raise ValidationError({"amount": "A payment is more than zero."})
+    places_check(amount, currency, field="amount")
+    for _, part in allocations:
+        places_check(part, currency, field="allocations")
     applied = sum((a for _, a in allocations), ZERO)
     if applied > amount:
         raise ValidationError({"allocations": "More is applied to invoices than was paid."})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
 
@@ -26,6 +26,19 @@ def quantize(amount: Decimal, currency: str | None = None) -> Decimal:
 def smallest_unit(currency: str) -> Decimal:
     """The smallest amount of `currency` we keep: 0.01 for EUR, 1 for JPY."""
     return Decimal(1).scaleb(-min(decimal_places(currency), MONEY_DECIMAL_PLACES))
+
+
+def places_check(amount: Decimal, currency: str, *, field: str) -> None:
+    """Refuse an amount finer than `currency` is paid in (JPY 100.50): the
+    forms take two places for any currency, and half a yen can be neither
+    paid nor asked for. Raised for `field`, as the services raise."""
+    unit = smallest_unit(currency)
+    if amount == amount.quantize(unit, rounding=ROUND_FLOOR):
+        return
+    below = amount.quantize(unit, rounding=ROUND_FLOOR)
+    places = "no places" if unit == 1 else f"only {-unit.as_tuple().exponent} places"
+    raise ValidationError({field: f"{currency} has {places} after the point: "
+                                  f"write {below} or {below + unit}, not {amount}."})
 
 
 def money_digits(amount: Decimal, currency: str) -> tuple[str, str]:

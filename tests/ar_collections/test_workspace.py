@@ -5,6 +5,7 @@ check (or a payment) finds what was kept, broken or missed."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -1368,3 +1369,41 @@ def test_extended_terms_asked_for_without_a_day_are_decided_and_hold_nothing(
     asked.refresh_from_db()
     assert asked.status == ExceptionStatus.APPROVED
     assert not DunningPause.objects.filter(exception=asked).exists()
+
+
+# --- Amounts in the currency's own units --------------------------------------------------
+
+
+@pytest.fixture
+def yen_invoice(make_customer, make_invoice) -> Invoice:
+    tokyo = make_customer(name="Tokyo Trading", currency="JPY")
+    return make_invoice(tokyo, issued=DUE - dt.timedelta(days=30), due=DUE, amount="60000", currency="JPY")
+
+
+def test_an_amount_in_fractions_of_a_yen_is_refused_wherever_money_is_entered(
+    yen_invoice, collector, manager
+):
+    tokyo, half = yen_invoice.customer, Decimal("100.50")
+    places = "JPY has no places after the point: write 100 or 101, not 100.50."
+    with pytest.raises(ValidationError, match=re.escape(places)):
+        workspace.payment_record(customer=tokyo, amount=half, currency="JPY", received_on=LATE,
+                                 allocations=[(yen_invoice, half)], actor=manager)
+    with pytest.raises(ValidationError, match=re.escape(places)):
+        workspace.promise_record(customer=tokyo, actor=collector, amount=half, promised_on=LATE,
+                                 invoices=[yen_invoice], on=LATE)
+    with pytest.raises(ValidationError, match=re.escape("JPY has no places after the point")):
+        workspace.plan_propose(customer=tokyo, actor=collector, invoices=[yen_invoice], on=LATE, instalments=[
+            (LATE + dt.timedelta(days=7), Decimal("30000.50")),
+            (LATE + dt.timedelta(days=37), Decimal("29999.50")),
+        ])
+    dispute = workspace.dispute_open(customer=tokyo, actor=collector, invoice=yen_invoice, reason="price",
+                                     description="Price", on=LATE)
+    with pytest.raises(ValidationError, match=re.escape(places)):
+        workspace.dispute_resolve(dispute=dispute, actor=manager, outcome="credit_note", amount=half,
+                                  note="Agreed", on=LATE)
+
+    yen_invoice.refresh_from_db()
+    assert yen_invoice.open_amount == Decimal("60000")
+    assert not tokyo.payments.exists() and not tokyo.promises.exists() and not tokyo.payment_plans.exists()
+    dispute.refresh_from_db()
+    assert dispute.status == "open"
