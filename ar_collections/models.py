@@ -1170,6 +1170,11 @@ class PaymentPlan(models.Model):
     def __str__(self) -> str:
         return f"Plan of {format_money(self.total_amount, self.currency)} for {self.customer_id}"
 
+    @property
+    def still_owed_amount(self) -> Decimal:
+        """What the plan asks for less what came in on its invoices since it was proposed."""
+        return self.total_amount - self.paid_amount
+
 
 class InstalmentStatus(models.TextChoices):
     DUE = "due", "Due"

@@ -391,15 +391,35 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
     )
     invoices = list(locked.invoices.all())
     if approve:
-        first = locked.instalments.order_by("due_on").first()
+        # Approved as proposed: what the customer paid meanwhile counts towards
+        # the first instalments, as it would had the plan been in force. So the
+        # schedule has passed only if an instalment still owed is past its grace.
+        locked.paid_amount = _Receipts(locked.invoices.all(), since=min(locked.proposed_on, on),
+                                       after=locked.allocations_before).paid
+        owed = plan_instalments_owed(locked)
+        first = next((instalment for instalment, still in owed if still), owed[0][0])
         if first.due_on + dt.timedelta(days=locked.grace_days) < on:
-            raise ValidationError(f"The first instalment was due on {format_day(first.due_on)}: the schedule "
-                                  "has passed. Reject it and propose a new one.")
+            raise ValidationError(f"Instalment {first.number} was due on {format_day(first.due_on)}: the "
+                                  "schedule has passed. Reject it and propose a new one.")
         _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
     _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
                      what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}",
                      asker=locked.proposed_by)
+    if approve:
+        # The instalments the payments so far cover show paid at once.
+        _plan_check(locked, on=on, settle_only=True)
     return locked
+
+
+def plan_instalments_owed(plan: PaymentPlan) -> list[tuple[Instalment, Decimal]]:
+    """Each instalment with what is still to pay of it, the payments on the
+    plan's invoices since it was proposed counting towards the earliest first
+    (as the daily check counts them). `plan.paid_amount` is what came in."""
+    owed, covered = [], ZERO
+    for instalment in plan.instalments.order_by("number"):
+        covered += instalment.amount
+        owed.append((instalment, min(instalment.amount, max(covered - plan.paid_amount, ZERO))))
+    return owed
 
 
 @transaction.atomic
@@ -703,14 +723,15 @@ def _plan_credited_in_full(plan: PaymentPlan, *, because: str, actor, on: dt.dat
     before = plan.status
     receipts = _Receipts(plan.invoices.all(), since=min(plan.proposed_on, on), after=plan.allocations_before)
     money = format_money(plan.total_amount, plan.currency)
+    paid = f" ({format_money(receipts.paid, plan.currency)} paid)" if receipts.paid else ""
     if before == PlanStatus.ACTIVE:
         plan.instalments.filter(status=InstalmentStatus.DUE).update(status=InstalmentStatus.PAID)
         plan.status = PlanStatus.COMPLETED
-        summary = (f"Payment plan completed: {because} left nothing to pay "
-                   f"({format_money(receipts.paid, plan.currency)} paid)")
+        summary = f"Payment plan completed: {because} left nothing to pay{paid}"
     else:
         plan.status = PlanStatus.CANCELLED
-        summary = f"Payment plan of {money} withdrawn before a manager decided: {because} left nothing to pay"
+        summary = (f"Payment plan of {money} withdrawn before a manager decided: {because} left nothing "
+                   f"to pay{paid}")
     plan.paid_amount = receipts.paid
     plan.save(update_fields=["status", "paid_amount"])
     _pauses_lift(DunningPause.objects.filter(plan=plan), actor=actor)
@@ -1173,7 +1194,7 @@ def commitments_check(
     check, as of today. Payments entered out of date order (a bank statement
     newest first, a late entry) must not break a promise that an earlier
     payment, entered a moment later, keeps."""
-    counts = dict.fromkeys(["kept", "broken", "due", "open", "paid", "missed", "completed"], 0)
+    counts = dict.fromkeys(["kept", "broken", "due", "open", "paid", "missed", "completed", "withdrawn"], 0)
     # Promises and plans made after `on` too: checked as of a payment's date,
     # one made since can only turn out kept or paid (its invoices were settled
     # by then), never broken, as no grace period can have ended before it was made.
@@ -1184,18 +1205,42 @@ def commitments_check(
         # after the check; what arrived in time keeps the promise all the same.
         promises |= Promise.objects.filter(status=PromiseStatus.BROKEN, resolved_on__gt=on)
     plans = PaymentPlan.objects.filter(status=PlanStatus.ACTIVE)
+    # Proposals too: paid in full before a manager decides, there is nothing
+    # left to approve; part paid, the manager sees how much came in.
+    proposals = PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
     if settle_only:
         # So for an instalment taken for missed: _plan_check looks at whether it came in in time.
         plans |= PaymentPlan.objects.filter(status=PlanStatus.BROKEN, proposed_on__lte=on)
     if customer_ids is not None:
         ids = list(customer_ids)
         promises, plans = promises.filter(customer_id__in=ids), plans.filter(customer_id__in=ids)
+        proposals = proposals.filter(customer_id__in=ids)
     for promise in promises.iterator():
         counts[_promise_check(promise, on=on, settle_only=settle_only)] += 1
     for plan in plans.iterator():
         for outcome in _plan_check(plan, on=on, settle_only=settle_only):
             counts[outcome] += 1
+    for plan in proposals.iterator():
+        counts[_proposal_check(plan, on=on)] += 1
     return counts
+
+
+@transaction.atomic
+def _proposal_check(plan: PaymentPlan, *, on: dt.date) -> str:
+    """A proposal waiting for a manager follows what was paid on its invoices:
+    settled in full, it is withdrawn (approving it would ask for nothing);
+    otherwise its paid figure is kept up to date for the manager to see."""
+    locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)
+    if locked.status != PlanStatus.AWAITING_APPROVAL:
+        return "open"
+    if not locked.invoices.filter(status=InvoiceStatus.OPEN).exists():
+        _plan_credited_in_full(locked, because="payments received", actor=None, on=on)
+        return "withdrawn"
+    paid = _Receipts(locked.invoices.all(), since=min(locked.proposed_on, on),
+                     after=locked.allocations_before).paid
+    if paid != locked.paid_amount:
+        PaymentPlan.objects.filter(pk=locked.pk).update(paid_amount=paid)
+    return "open"
 
 
 def _last_allocation() -> int:

@@ -616,7 +616,9 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                "title": title, "crumb": what, "action_url": request.path,
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
-               "waivable": waivable, "covers": _covers(subject, waivable)}
+               "waivable": waivable, "covers": _covers(subject, waivable),
+               # A plan's instalments with what is still to pay of each, payments since counted.
+               "instalments": workspace.plan_instalments_owed(subject) if model is PaymentPlan else None}
     # The manager reads what is asked first: the form takes the focus only to be corrected.
     return _form_response(request, context, status=422 if bound else 200, focus_first=False)
 
@@ -626,7 +628,8 @@ def _covers(asked, waivable: list | None) -> list[tuple[str, Decimal]]:
     waiver would waive, the open amount of the invoice any other exception
     names (none for the whole account)."""
     if isinstance(asked, PaymentPlan):
-        return [(asked.currency, asked.total_amount)]
+        # What approving puts at stake: the plan's total less what came in since it was proposed.
+        return [(asked.currency, asked.still_owed_amount)]
     if waivable is not None:
         return workspace.amounts_waived(waivable)
     if asked.invoice_id:

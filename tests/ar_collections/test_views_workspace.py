@@ -1334,6 +1334,46 @@ def test_the_decision_shows_what_is_asked_and_the_five_questions(
             "What is the relationship worth?", "Will they keep referring?"))
 
 
+def test_a_proposal_part_paid_since_shows_what_is_still_owed_on_the_decision_and_in_the_queue(
+    client, manager, customer, invoices, waiting_plan
+):
+    workspace.payment_record(customer=customer, amount=Decimal("300.00"), currency="EUR", received_on=TODAY,
+                             allocations=[(invoices[0], Decimal("300.00"))])
+    client.force_login(manager)
+
+    page = " ".join(client.get(reverse("collections:plan_decide", args=[waiting_plan.pk])).content.decode()
+                    .split())
+    queue = " ".join(client.get(reverse("collections:approvals")).content.decode().split())
+
+    assert ("EUR 300.00 paid since it was proposed: EUR 900.00 still owed of EUR 1,200.00. Approving keeps "
+            "the schedule; what came in counts towards the first instalments.") in page
+    # Each instalment says what is still to pay of it.
+    assert re.search(r"15 Aug 2025</td><td class=\"num\">EUR 600.00</td><td class=\"num\">EUR 300.00</td>",
+                     page)
+    assert re.search(r"15 Sep 2025</td><td class=\"num\">EUR 600.00</td><td class=\"num\">EUR 600.00</td>",
+                     page)
+    assert "this request covers EUR 900.00" in page
+    assert (f"Payment plan of EUR 1,200.00 (EUR 900.00 still owed) for <a href=\"/customers/{customer.pk}/\">"
+            in queue)
+
+
+def test_a_proposal_paid_in_full_since_leaves_the_managers_queue(client, manager, customer, invoices,
+                                                                  waiting_plan):
+    decide = reverse("collections:plan_decide", args=[waiting_plan.pk])
+    client.force_login(manager)
+    assert decide in client.get(reverse("collections:approvals")).content.decode()
+
+    workspace.payment_record(customer=customer, amount=Decimal("1200.00"), currency="EUR", received_on=TODAY,
+                             allocations=[(invoices[0], Decimal("500.00")), (invoices[1], Decimal("700.00"))])
+
+    assert decide not in client.get(reverse("collections:approvals")).content.decode()
+    response = client.post(decide, {"decision": "approve", "note": "Fine"})
+    assert response.status_code == 422
+    assert "This plan is already cancelled." in response.content.decode()
+    waiting_plan.refresh_from_db()
+    assert waiting_plan.status == PlanStatus.CANCELLED
+
+
 def test_the_decision_page_names_the_account_once_in_its_breadcrumb(client, manager, customer, decisions):
     client.force_login(manager)
 

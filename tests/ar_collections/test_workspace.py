@@ -635,6 +635,68 @@ def test_a_proposal_waiting_for_a_manager_is_withdrawn_by_whoever_proposed_it_or
     assert not DunningPause.objects.filter(plan__in=[first, second]).exists()
 
 
+def test_a_payment_that_settles_a_proposal_s_invoices_withdraws_it_with_nothing_left_to_pay(
+    account, invoices, collector, manager
+):
+    approval_above("1000.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, large = invoices
+
+    pay(account, LATE + dt.timedelta(days=3), (small, "500.00"), (large, "700.00"))
+
+    plan.refresh_from_db()
+    assert (plan.status, plan.paid_amount) == (PlanStatus.CANCELLED, Decimal("1200.00"))
+    event = TimelineEvent.objects.filter(customer=account, kind=EventKind.PAYMENT_PLAN).latest("pk")
+    assert event.summary == ("Payment plan of EUR 1,200.00 withdrawn before a manager decided: payments "
+                             "received left nothing to pay (EUR 1,200.00 paid)")
+    assert (event.details["before"], event.details["after"]) == (
+        {"status": PlanStatus.AWAITING_APPROVAL}, {"status": PlanStatus.CANCELLED})
+    # Nothing is left for the manager to approve.
+    with pytest.raises(ValidationError, match="already cancelled"):
+        workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Fine",
+                              on=LATE + dt.timedelta(days=3))
+    assert not DunningPause.objects.filter(plan=plan).exists()
+
+
+def test_a_proposal_part_paid_before_the_manager_decides_shows_it_and_the_payment_counts_once_approved(
+    account, invoices, collector, manager
+):
+    approval_above("1000.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, large = invoices
+
+    pay(account, LATE + dt.timedelta(days=3), (small, "300.00"))
+
+    plan.refresh_from_db()
+    assert (plan.status, plan.paid_amount) == (PlanStatus.AWAITING_APPROVAL, Decimal("300.00"))
+    # Approved as proposed: what came in counts towards the first instalment, as it would in force.
+    workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Fine",
+                          on=LATE + dt.timedelta(days=4))
+    pay(account, LATE + dt.timedelta(days=9), (small, "200.00"), (large, "100.00"))
+    assert [status for *_, status in instalments_of(plan)] == [InstalmentStatus.PAID, InstalmentStatus.DUE]
+
+
+def test_a_proposal_whose_first_instalment_came_in_before_its_date_can_be_approved_after_it(
+    account, invoices, collector, manager
+):
+    approval_above("1000.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, large = invoices
+    pay(account, LATE + dt.timedelta(days=3), (small, "500.00"), (large, "100.00"))
+
+    # Its date has passed, but nothing of it is owed: the schedule still lies ahead.
+    workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Paid the first already",
+                          on=LATE + dt.timedelta(days=20))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert [status for *_, status in instalments_of(plan)] == [InstalmentStatus.PAID, InstalmentStatus.DUE]
+    assert chased(account, on=LATE + dt.timedelta(days=20)) == set()
+
+
 def test_a_plan_a_manager_decided_on_is_ended_by_a_manager_only(account, invoices, collector, manager):
     approval_above("1000.00")
     plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
