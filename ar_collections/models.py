@@ -1180,6 +1180,9 @@ class InstalmentStatus(models.TextChoices):
     DUE = "due", "Due"
     PAID = "paid", "Paid"
     MISSED = "missed", "Missed"
+    # Its date passed short by no more than an invoice of the plan under open
+    # dispute still owes: the customer holds that back until the dispute ends.
+    HELD = "held", "Held back (dispute open)"
 
 
 class Instalment(models.Model):
@@ -1188,12 +1191,19 @@ class Instalment(models.Model):
     due_on = models.DateField()
     amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
     status = models.CharField(max_length=8, choices=InstalmentStatus.choices, default=InstalmentStatus.DUE)
+    # What the customer took off this instalment, which the plan asks for
+    # elsewhere or no longer: held back while a dispute on one of its invoices
+    # was open, or a credit note deducted from it rather than from the last.
+    # The instalment is judged on its amount less this.
+    deducted_amount = money_field()
 
     class Meta:
         ordering = ["plan", "number"]
         constraints = [
             models.UniqueConstraint(fields=["plan", "number"], name="instalment_number_per_plan"),
             models.CheckConstraint(name="instalment_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(name="instalment_deducted_within_amount",
+                                   condition=Q(deducted_amount__gte=0, deducted_amount__lte=F("amount"))),
         ]
 
     def __str__(self) -> str:

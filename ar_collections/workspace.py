@@ -633,13 +633,23 @@ def dispute_resolve(
                            "status": invoice.status}},
     )
     if outcome == DisputeOutcome.CREDIT_NOTE:
-        _plans_follow_credit(invoice, taken_off=amount, actor=actor, on=on,
-                             because=f"credit note {locked.credit_note.number} on {invoice.number}")
+        because = f"credit note {locked.credit_note.number} on {invoice.number}"
     elif outcome == DisputeOutcome.CORRECTED_INVOICE:
-        _plans_follow_credit(invoice, taken_off=locked.taken_off_amount, actor=actor, on=on,
-                             because=f"the correction of {invoice.number} to "
-                             f"{format_money(amount, invoice.currency)}")
+        because = f"the correction of {invoice.number} to {format_money(amount, invoice.currency)}"
+    else:
+        because = ""
+    _plans_follow_dispute(invoice, taken_off=locked.taken_off_amount if because else ZERO, because=because,
+                          ended=f"Dispute on {invoice.number} {_dispute_ended(locked, because)}",
+                          actor=actor, on=on)
     return locked
+
+
+def _dispute_ended(dispute: Dispute, because: str) -> str:
+    if because:
+        return f"settled by {because}"
+    if dispute.outcome == DisputeOutcome.REJECTED:
+        return "rejected"
+    return "closed as paid in full"
 
 
 def _outcome_possible(outcome: str, invoice: Invoice) -> None:
@@ -658,21 +668,90 @@ def _outcome_possible(outcome: str, invoice: Invoice) -> None:
     )})
 
 
-def _plans_follow_credit(invoice: Invoice, *, taken_off: Decimal, because: str, actor, on: dt.date) -> None:
-    """A credit note or a correction took `taken_off` off an invoice: the plan
-    holding it (in good standing, or waiting for a manager) asks for that much
-    less, or it went on asking for money no longer owed (the collector quoted
-    the old instalments, the manager approved the old total, a missed
+def _plans_follow_dispute(invoice: Invoice, *, taken_off: Decimal, because: str, ended: str, actor,
+                          on: dt.date) -> None:
+    """A dispute on `invoice` ended, `taken_off` credited (`because` says how;
+    none for a rejection). The plan holding the invoice (in good standing, or
+    waiting for a manager) settles what its customer held back while the
+    dispute was open (_plan_release_held), and asks for the rest of the
+    credit less, or it went on asking for money no longer owed (the collector
+    quoted the old instalments, the manager approved the old total, a missed
     instalment read short by more than it was). A plan the credit leaves
     nothing to pay is done. The caller holds the invoice's lock, as a payment
     does before it checks the plan: one order, no deadlock."""
     plans = (PaymentPlan.objects.select_for_update(of=("self",)).select_related("customer")
              .filter(invoices=invoice, status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]))
     for plan in plans:
-        if plan.invoices.filter(status=InvoiceStatus.OPEN).exists():
-            _plan_reduce(plan, taken_off=taken_off, because=because, actor=actor)
-        else:
-            _plan_credited_in_full(plan, because=because, actor=actor, on=on)
+        if not plan.invoices.filter(status=InvoiceStatus.OPEN).exists():
+            if taken_off:
+                _plan_credited_in_full(plan, because=because, actor=actor, on=on)
+            continue
+        left = taken_off - _plan_release_held(plan, credit=taken_off, ended=ended, actor=actor, on=on)
+        if left:
+            _plan_reduce(plan, taken_off=left, because=because, actor=actor)
+        _plan_check(plan, on=on, settle_only=True)
+
+
+# How long a customer has to pay what they held back during a dispute that
+# went against them, when no instalment of the plan is left to ask it with:
+# a fortnight, the time a reminder usually gives.
+HELD_BACK_DAYS = 14
+
+
+def _plan_release_held(plan: PaymentPlan, *, credit: Decimal, ended: str, actor, on: dt.date) -> Decimal:
+    """The last open dispute on the plan's invoices ended: what the customer
+    held back from its instalments meanwhile (see _instalment_hold) is settled.
+    The credit the dispute gave covers it first (the customer already took
+    that off); the rest is asked again with the next instalment, not the last:
+    the customer kept money they owed, and putting it at the end would give a
+    dispute that failed a free extension of credit. With no instalment left,
+    a new one falls due HELD_BACK_DAYS after the dispute ended. Returns how
+    much of `credit` it covered."""
+    held = list(plan.instalments.filter(status=InstalmentStatus.HELD).order_by("number"))
+    if not held or _disputed_open(plan):
+        return ZERO
+    back = sum((i.deducted_amount for i in held), ZERO)
+    forgiven = min(back, credit)
+    again = back - forgiven
+    plan.instalments.filter(pk__in=[i.pk for i in held]).update(status=InstalmentStatus.PAID)
+    plan.total_amount -= forgiven
+    plan.save(update_fields=["total_amount"])
+    money = format_money(back, plan.currency)
+    parts = []
+    if forgiven:
+        part = f"the {money}" if not again else f"{format_money(forgiven, plan.currency)} of the {money}"
+        parts.append(f"{part} held back is no longer owed")
+    if again:
+        nxt = _instalment_asking(plan, again, on=on)
+        asked = (f"is asked again with instalment {nxt.number}, now "
+                 f"{format_money(nxt.amount, plan.currency)} due {format_day(nxt.due_on)}")
+        parts.append(f"the {money} held back {asked}" if not forgiven
+                     else f"the other {format_money(again, plan.currency)} {asked}")
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
+        invoices=list(plan.invoices.all()), summary=f"{ended}: {', '.join(parts)}",
+        details={"held": str(back), "forgiven": str(forgiven), "asked_again": str(again),
+                 "instalments": [i.number for i in held], "total": str(plan.total_amount)},
+    )
+    return forgiven
+
+
+def _instalment_asking(plan: PaymentPlan, amount: Decimal, *, on: dt.date) -> Instalment:
+    """`amount` added to the plan's next instalment still due, or, none being
+    left, a new one HELD_BACK_DAYS after `on`; the plan holds dunning until its
+    last instalment (plus grace), as ever."""
+    nxt = plan.instalments.filter(status=InstalmentStatus.DUE).order_by("number").first()
+    if nxt is None:
+        last = plan.instalments.order_by("-number").first()
+        nxt = Instalment.objects.create(plan=plan, number=last.number + 1, amount=amount,
+                                        due_on=max(on, last.due_on) + dt.timedelta(days=HELD_BACK_DAYS))
+    else:
+        nxt.amount += amount
+        nxt.save(update_fields=["amount"])
+    end = plan.instalments.order_by("-due_on").values_list("due_on", flat=True).first()
+    DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).update(
+        ends_on=end + dt.timedelta(days=plan.grace_days))
+    return nxt
 
 
 def _plan_reduce(plan: PaymentPlan, *, taken_off: Decimal, because: str, actor) -> None:
@@ -725,7 +804,8 @@ def _plan_credited_in_full(plan: PaymentPlan, *, because: str, actor, on: dt.dat
     money = format_money(plan.total_amount, plan.currency)
     paid = f" ({format_money(receipts.paid, plan.currency)} paid)" if receipts.paid else ""
     if before == PlanStatus.ACTIVE:
-        plan.instalments.filter(status=InstalmentStatus.DUE).update(status=InstalmentStatus.PAID)
+        plan.instalments.filter(status__in=[InstalmentStatus.DUE, InstalmentStatus.HELD]).update(
+            status=InstalmentStatus.PAID)
         plan.status = PlanStatus.COMPLETED
         summary = f"Payment plan completed: {because} left nothing to pay{paid}"
     else:
@@ -1194,7 +1274,8 @@ def commitments_check(
     check, as of today. Payments entered out of date order (a bank statement
     newest first, a late entry) must not break a promise that an earlier
     payment, entered a moment later, keeps."""
-    counts = dict.fromkeys(["kept", "broken", "due", "open", "paid", "missed", "completed", "withdrawn"], 0)
+    counts = dict.fromkeys(["kept", "broken", "due", "open", "paid", "missed", "held", "completed",
+                            "withdrawn"], 0)
     # Promises and plans made after `on` too: checked as of a payment's date,
     # one made since can only turn out kept or paid (its invoices were settled
     # by then), never broken, as no grace period can have ended before it was made.
@@ -1352,8 +1433,16 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
     instalments = list(locked.instalments.order_by("number"))
     if judged_again and not _plan_missed_in_time(locked, instalments, receipts):
         return []
+    # What the customer may still hold back: what the plan's invoices under
+    # open dispute owe, less what earlier instalments held back already.
+    holdable = _disputed_open(locked) - sum(
+        (i.deducted_amount for i in instalments if i.status == InstalmentStatus.HELD), ZERO)
     for instalment in instalments:
-        covered += instalment.amount
+        covered += instalment.amount - instalment.deducted_amount
+        if instalment.status == InstalmentStatus.HELD and receipts.settled_by(on):
+            # Its invoices were settled however (paid, credited): nothing is held back any more.
+            instalment.status = InstalmentStatus.PAID
+            instalment.save(update_fields=["status"])
         if instalment.status != InstalmentStatus.DUE:
             continue
         # What arrived by this instalment's date plus grace counts for it; a
@@ -1373,6 +1462,12 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
         elif on > instalment.due_on + dt.timedelta(days=locked.grace_days):
             if settle_only:
                 break  # missed: the daily check's to record, as of today; nothing after it is judged
+            short = covered - receipts.paid_by(end)
+            if short <= holdable:
+                _instalment_hold(locked, instalment, short=short, of=len(instalments))
+                covered, holdable = covered - short, holdable - short
+                outcomes.append("held")
+                continue
             instalment.status = InstalmentStatus.MISSED
             instalment.save(update_fields=["status"])
             outcomes.append("missed")
@@ -1396,6 +1491,30 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
     return outcomes
 
 
+def _disputed_open(plan: PaymentPlan) -> Decimal:
+    """What the plan's invoices under open dispute still owe."""
+    return (plan.invoices.filter(status=InvoiceStatus.OPEN, disputes__status=DisputeStatus.OPEN)
+            .aggregate(total=Sum("open_amount"))["total"] or ZERO)
+
+
+def _instalment_hold(plan: PaymentPlan, instalment: Instalment, *, short: Decimal, of: int) -> None:
+    """The instalment's date passed `short` of it, no more than the disputed
+    invoices owe: the customer rightly holds that back while the dispute is
+    open (its pause stops dunning of the invoice too). The plan goes on; what
+    was held back is settled when the dispute ends (dispute_resolve)."""
+    instalment.status, instalment.deducted_amount = InstalmentStatus.HELD, short
+    instalment.save(update_fields=["status", "deducted_amount"])
+    disputed = _listing(list(plan.invoices.filter(disputes__status=DisputeStatus.OPEN)
+                             .order_by("number").values_list("number", flat=True)))
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan, invoices=list(plan.invoices.all()),
+        summary=f"Instalment {instalment.number} of {of}: {format_money(short, plan.currency)} held back "
+        f"while the dispute on {disputed} is open ({format_money(instalment.amount, plan.currency)} due "
+        f"{format_day(instalment.due_on)}); the plan goes on",
+        details={"instalment": instalment.number, "held": str(short), "disputed": disputed},
+    )
+
+
 def _plan_missed_in_time(plan: PaymentPlan, instalments: list[Instalment], receipts: _Receipts) -> bool:
     """Whether the instalment the daily check took for missed had come in by
     the end of its grace period after all (a payment entered after the check,
@@ -1406,7 +1525,7 @@ def _plan_missed_in_time(plan: PaymentPlan, instalments: list[Instalment], recei
     if missed is None:
         return False
     end = missed.due_on + dt.timedelta(days=plan.grace_days)
-    due = sum((i.amount for i in instalments if i.number <= missed.number), ZERO)
+    due = sum((i.amount - i.deducted_amount for i in instalments if i.number <= missed.number), ZERO)
     if receipts.paid_by(end) < due and not receipts.settled_by(end):
         return False
     # Its invoices have since gone to another promise or plan: that one holds them now.

@@ -1089,6 +1089,160 @@ def test_a_credit_note_on_an_invoice_outside_any_live_plan_touches_no_plan(accou
     assert [amount for _, _, amount, _ in instalments_of(plan)] == [Decimal("250.00"), Decimal("250.00")]
 
 
+# --- Disputes on planned invoices ---------------------------------------------------------------------
+
+
+def mornings(account, plan, first: int, last: int, payments=None) -> None:
+    """The daily check every morning from day `first` to day `last` after LATE,
+    with the payments of `payments` ({day: parts}) received on their day."""
+    for day in range(first, last + 1):
+        on = LATE + dt.timedelta(days=day)
+        if payments and day in payments:
+            pay(account, on, *payments[day])
+        workspace.commitments_check(on=on)
+
+
+def disputed_plan(account, invoices, collector):
+    """EUR 1,200.00 in three instalments of EUR 400.00 on days 10, 40 and 70; a
+    dispute on the large invoice opened on day 5; the customer pays everything
+    but the disputed invoice, and holds back EUR 300.00 of instalment 2."""
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=large,
+                                     on=LATE + dt.timedelta(days=5), reason=DisputeReason.QUANTITY,
+                                     description="Got 9 pallets, not 10")
+    mornings(account, plan, 6, 50, {10: [(small, "400.00")], 40: [(small, "100.00")]})
+    return plan, dispute
+
+
+def test_an_open_dispute_on_a_planned_invoice_holds_back_its_amount_without_breaking_the_plan(
+    account, invoices, collector
+):
+    plan, _ = disputed_plan(account, invoices, collector)
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert [(status, held) for status, held in plan.instalments.order_by("number")
+            .values_list("status", "deducted_amount")] == [
+        (InstalmentStatus.PAID, Decimal("0.00")), (InstalmentStatus.HELD, Decimal("300.00")),
+        (InstalmentStatus.DUE, Decimal("0.00"))]
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+    assert (f"Instalment 2 of 3: EUR 300.00 held back while the dispute on {invoices[1].number} is open "
+            f"(EUR 400.00 due {format_day(LATE + dt.timedelta(days=40))}); the plan goes on"
+            in events(account, EventKind.PAYMENT_PLAN))
+
+
+def test_a_shortfall_beyond_the_disputed_invoice_s_open_amount_still_breaks_the_plan(
+    account, invoices, collector
+):
+    small, _ = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE + dt.timedelta(days=5),
+                           reason=DisputeReason.QUALITY, description="Half unusable")
+
+    mornings(account, plan, 6, 50)  # nothing paid: EUR 400.00 held on day 14, EUR 800.00 short on day 44
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+    assert [status for *_, status in instalments_of(plan)] == [
+        InstalmentStatus.HELD, InstalmentStatus.MISSED, InstalmentStatus.DUE]
+    item = WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED)
+    assert item.title.startswith("Missed instalment 2 of EUR 400.00") and "EUR 400.00 short" in item.title
+
+
+def test_a_rejected_dispute_asks_for_what_was_held_back_with_the_next_instalment(
+    account, invoices, collector
+):
+    plan, dispute = disputed_plan(account, invoices, collector)
+    _, large = invoices
+
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.REJECTED,
+                              note="Delivery note signed for 10", on=LATE + dt.timedelta(days=51))
+
+    plan.refresh_from_db()
+    assert instalments_of(plan) == [
+        (1, LATE + dt.timedelta(days=10), Decimal("400.00"), InstalmentStatus.PAID),
+        (2, LATE + dt.timedelta(days=40), Decimal("400.00"), InstalmentStatus.PAID),
+        (3, LATE + dt.timedelta(days=70), Decimal("700.00"), InstalmentStatus.DUE),
+    ]
+    assert plan.total_amount == Decimal("1200.00")
+    assert events(account, EventKind.PAYMENT_PLAN)[0] == (
+        f"Dispute on {large.number} rejected: the EUR 300.00 held back is asked again with instalment 3, "
+        f"now EUR 700.00 due {format_day(LATE + dt.timedelta(days=70))}")
+    # Paying it completes the plan; paying less breaks it.
+    mornings(account, plan, 51, 80, {70: [(large, "700.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+
+
+def test_a_dispute_rejected_after_the_last_instalment_asks_for_what_was_held_back_a_fortnight_later(
+    account, invoices, collector
+):
+    plan, dispute = disputed_plan(account, invoices, collector)
+    _, large = invoices
+    mornings(account, plan, 51, 80, {70: [(large, "400.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE  # instalment 3 paid, instalment 2's EUR 300.00 still held
+
+    resolved = LATE + dt.timedelta(days=81)
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.REJECTED,
+                              note="Delivery note signed for 10", on=resolved)
+
+    plan.refresh_from_db()
+    assert instalments_of(plan)[-1] == (4, resolved + dt.timedelta(days=14), Decimal("300.00"),
+                                        InstalmentStatus.DUE)
+    # The plan holds dunning until then (plus grace), and breaks if it does not come.
+    assert chased(account, on=resolved + dt.timedelta(days=14)) == set()
+    mornings(account, plan, 82, 81 + 14 + plan.grace_days + 1)
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+    assert "EUR 300.00 short" in WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED).title
+
+
+def test_a_credit_note_for_what_was_held_back_settles_the_held_instalment(account, invoices, collector):
+    plan, dispute = disputed_plan(account, invoices, collector)
+    _, large = invoices
+
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("300.00"), note="One pallet short",
+                              on=LATE + dt.timedelta(days=51))
+
+    plan.refresh_from_db()
+    assert plan.total_amount == Decimal("900.00")
+    assert [(amount, status) for _, _, amount, status in instalments_of(plan)] == [
+        (Decimal("400.00"), InstalmentStatus.PAID), (Decimal("400.00"), InstalmentStatus.PAID),
+        (Decimal("400.00"), InstalmentStatus.DUE)]
+    mornings(account, plan, 51, 80, {70: [(large, "400.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
+def test_a_credit_note_for_part_of_what_was_held_back_asks_for_the_rest_with_the_next_instalment(
+    account, invoices, collector
+):
+    plan, dispute = disputed_plan(account, invoices, collector)
+    _, large = invoices
+
+    resolved = workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                                         amount=Decimal("100.00"), note="Part of a pallet short",
+                                         on=LATE + dt.timedelta(days=51))
+
+    plan.refresh_from_db()
+    assert plan.total_amount == Decimal("1100.00")
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [
+        Decimal("400.00"), Decimal("400.00"), Decimal("600.00")]
+    assert events(account, EventKind.PAYMENT_PLAN)[0] == (
+        f"Dispute on {large.number} settled by credit note {resolved.credit_note.number} on {large.number}: "
+        "EUR 100.00 of the EUR 300.00 held back is no longer owed, the other EUR 200.00 is asked again with "
+        f"instalment 3, now EUR 600.00 due {format_day(LATE + dt.timedelta(days=70))}")
+    mornings(account, plan, 51, 80, {70: [(large, "600.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
 # --- Pauses and exceptions --------------------------------------------------------------------
 
 
