@@ -1468,6 +1468,10 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
                 covered, holdable = covered - short, holdable - short
                 outcomes.append("held")
                 continue
+            if _credit_taken_early(locked, instalments, instalment, short=short, end=end):
+                covered -= short
+                outcomes.append("paid")
+                continue
             instalment.status = InstalmentStatus.MISSED
             instalment.save(update_fields=["status"])
             outcomes.append("missed")
@@ -1513,6 +1517,49 @@ def _instalment_hold(plan: PaymentPlan, instalment: Instalment, *, short: Decima
         f"{format_day(instalment.due_on)}); the plan goes on",
         details={"instalment": instalment.number, "held": str(short), "disputed": disputed},
     )
+
+
+def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instalment: Instalment, *,
+                        short: Decimal, end: dt.date) -> bool:
+    """Whether `instalment` came in `short` because the customer took a credit
+    off it: a credit note (or correction) on the plan's invoices since the
+    instalment before, of at least that much. A credit comes off the plan's
+    last instalments (_plan_reduce), but customers commonly deduct it from
+    their next payment ("we took the credit note off this month's payment").
+    If so, the instalment counts as paid less `short`, and `short` moves back
+    onto the last instalment: the plan asks for the same total, only where the
+    customer now expects it. A shortfall beyond the credit is missed as ever,
+    and so is one on the last instalment, which has nowhere to move it."""
+    later = [i for i in instalments if i.number > instalment.number and i.status == InstalmentStatus.DUE]
+    if not later:
+        return False
+    before = [i for i in instalments if i.number < instalment.number]
+    since = before[-1].due_on + dt.timedelta(days=1) if before else plan.proposed_on
+    credits = list(
+        Dispute.objects.filter(invoice__in=plan.invoices.all(), status=DisputeStatus.RESOLVED,
+                               outcome__in=[DisputeOutcome.CREDIT_NOTE, DisputeOutcome.CORRECTED_INVOICE],
+                               resolved_on__range=(since, end))
+        .select_related("credit_note", "invoice").order_by("resolved_on", "pk")
+    )
+    if short > sum((d.taken_off_amount for d in credits), ZERO):
+        return False
+    last = later[-1]
+    instalment.status, instalment.deducted_amount = InstalmentStatus.PAID, short
+    instalment.save(update_fields=["status", "deducted_amount"])
+    last.amount += short
+    last.save(update_fields=["amount"])
+    which = _listing([f"credit note {d.credit_note.number} on {d.invoice.number}" if d.credit_note
+                      else f"the correction of {d.invoice.number}" for d in credits])
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan, invoices=list(plan.invoices.all()),
+        summary=f"Instalment {instalment.number} of {len(instalments)} paid less "
+        f"{format_money(short, plan.currency)} taken off for {which}: that much is asked with instalment "
+        f"{last.number} instead, now {format_money(last.amount, plan.currency)} due "
+        f"{format_day(last.due_on)}",
+        details={"instalment": instalment.number, "taken_off": str(short), "moved_to": last.number,
+                 "credits": [d.pk for d in credits]},
+    )
+    return True
 
 
 def _plan_missed_in_time(plan: PaymentPlan, instalments: list[Instalment], receipts: _Receipts) -> bool:

@@ -1243,6 +1243,53 @@ def test_a_credit_note_for_part_of_what_was_held_back_asks_for_the_rest_with_the
     assert plan.status == PlanStatus.COMPLETED
 
 
+def credited_then_paid(account, invoices, collector, *, second: str):
+    """EUR 1,200.00 in three instalments of EUR 400.00 on days 10, 40 and 70;
+    instalment 1 paid; a credit note of EUR 300.00 on the large invoice on day
+    20 (the plan asks EUR 100.00 on day 70 now); `second` paid on the small
+    invoice on day 40."""
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    mornings(account, plan, 1, 19, {10: [(small, "400.00")]})
+    dispute = credit_note(account, collector, large, "300.00", on=LATE + dt.timedelta(days=20))
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [
+        Decimal("400.00"), Decimal("400.00"), Decimal("100.00")]
+    mornings(account, plan, 20, 50, {40: [(small, second)]})
+    plan.refresh_from_db()
+    return plan, dispute
+
+
+def test_a_credit_the_customer_takes_off_the_next_instalment_moves_there_from_the_last(
+    account, invoices, collector
+):
+    plan, dispute = credited_then_paid(account, invoices, collector, second="100.00")
+
+    assert plan.status == PlanStatus.ACTIVE
+    assert [(amount, status, deducted) for amount, status, deducted in plan.instalments.order_by("number")
+            .values_list("amount", "status", "deducted_amount")] == [
+        (Decimal("400.00"), InstalmentStatus.PAID, Decimal("0.00")),
+        (Decimal("400.00"), InstalmentStatus.PAID, Decimal("300.00")),
+        (Decimal("400.00"), InstalmentStatus.DUE, Decimal("0.00"))]
+    assert plan.total_amount == Decimal("900.00")
+    assert (f"Instalment 2 of 3 paid less EUR 300.00 taken off for credit note {dispute.credit_note.number} "
+            f"on {invoices[1].number}: that much is asked with instalment 3 instead, now EUR 400.00 due "
+            f"{format_day(LATE + dt.timedelta(days=70))}") in events(account, EventKind.PAYMENT_PLAN)
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+    mornings(account, plan, 51, 80, {70: [(invoices[1], "400.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
+def test_an_instalment_short_by_more_than_the_credit_since_the_last_one_is_missed(
+    account, invoices, collector
+):
+    plan, _ = credited_then_paid(account, invoices, collector, second="50.00")
+
+    assert plan.status == PlanStatus.BROKEN
+    assert "EUR 350.00 short" in WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED).title
+
+
 # --- Pauses and exceptions --------------------------------------------------------------------
 
 
