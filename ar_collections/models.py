@@ -1209,6 +1209,12 @@ class Instalment(models.Model):
     def __str__(self) -> str:
         return f"Instalment {self.number} of plan {self.plan_id}"
 
+    @property
+    def judged_amount(self) -> Decimal:
+        """What the instalment asks for less what the customer took off it:
+        what a held-back instalment was paid, what a paid one came to."""
+        return self.amount - self.deducted_amount
+
 
 class DisputeReason(models.TextChoices):
     OUR_DELIVERY = "our_delivery", "Our delivery problem (late, damaged, incomplete)"

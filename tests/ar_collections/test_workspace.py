@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
 
 from ar_collections import workspace
 from ar_collections.dunning import eligible_invoices, next_step, run_plan, run_start
@@ -1131,6 +1132,33 @@ def test_an_open_dispute_on_a_planned_invoice_holds_back_its_amount_without_brea
     assert (f"Instalment 2 of 3: EUR 300.00 held back while the dispute on {invoices[1].number} is open "
             f"(EUR 400.00 due {format_day(LATE + dt.timedelta(days=40))}); the plan goes on"
             in events(account, EventKind.PAYMENT_PLAN))
+
+
+def instalments_on_the_account_page(client, user, account) -> list[str]:
+    client.force_login(user)
+    page = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+    listing = page.split('<ol class="instalments">')[1].split("</ol>")[0]
+    return [" ".join(re.sub(r"<[^>]+>", " ", item).split()) for item in listing.split("<li>")[1:]]
+
+
+def test_the_account_page_says_how_much_of_an_instalment_was_held_back_and_what_is_still_to_pay(
+    client, account, invoices, collector
+):
+    disputed_plan(account, invoices, collector)
+
+    assert instalments_on_the_account_page(client, collector, account)[1] == (
+        f"{format_day(LATE + dt.timedelta(days=40))} · EUR 400.00 · Held back (dispute open): "
+        "EUR 100.00 paid, EUR 300.00 held back, still to pay unless the dispute ends in a credit")
+
+
+def test_the_account_page_says_what_came_off_a_paid_instalment(client, account, invoices, collector):
+    _, dispute = disputed_plan(account, invoices, collector)
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.REJECTED,
+                              note="Delivery note signed for 10", on=LATE + dt.timedelta(days=51))
+
+    assert instalments_on_the_account_page(client, collector, account)[1:] == [
+        f"{format_day(LATE + dt.timedelta(days=40))} · EUR 400.00 · Paid less EUR 300.00 taken off",
+        f"{format_day(LATE + dt.timedelta(days=70))} · EUR 700.00 · Due"]
 
 
 def test_a_shortfall_beyond_the_disputed_invoice_s_open_amount_still_breaks_the_plan(
