@@ -64,7 +64,7 @@ from ar_collections.timeline import event_record
 from arcrm.dates import format_day
 from arcrm.money import ZERO, by_currency, format_money, places_check
 from arcrm.roles import require_act_on
-from customers.models import Contact, Customer, EventKind
+from customers.models import Contact, Customer, EventKind, TimelineEvent
 
 
 @dataclass(frozen=True)
@@ -1079,7 +1079,7 @@ def _decision_take(model, row, *, manager, approve: bool, note: str, what: str, 
         raise ValidationError(f"Only a manager decides on {what}.")
     locked = model.objects.select_for_update().select_related("customer").get(pk=row.pk)
     if locked.status != pending:
-        raise ValidationError(f"This {noun} is already {locked.get_status_display().lower()}.")
+        raise ValidationError(_decided_already(locked, noun=noun, approved=approved, rejected=rejected))
     if not note.strip():
         raise ValidationError({"note": "Say why, in a few words."})
     locked.status = approved if approve else rejected
@@ -1087,6 +1087,27 @@ def _decision_take(model, row, *, manager, approve: bool, note: str, what: str, 
     locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     locked.status_before = pending
     return locked
+
+
+def _decided_already(locked, *, noun: str, approved: str, rejected: str) -> str:
+    """Why a request no longer waits for a decision, in the words the manager
+    needs: who decided it, when and why, or how it was withdrawn (a proposal
+    its proposer took back, or one that payments or a credit left nothing to
+    pay for, see plan_withdraw and _plan_credited_in_full)."""
+    if locked.status in (approved, rejected) and locked.decided_by_id:
+        return (f"This {noun} was already {locked.get_status_display().lower()} by "
+                f"{locked.decided_by.get_username()} on {format_day(timezone.localdate(locked.decided_at))}: "
+                f"{locked.decision_note}.")
+    if locked.status == PlanStatus.CANCELLED:
+        ended = (TimelineEvent.objects.for_subject(locked).filter(details__after__status=locked.status)
+                 .select_related("actor").order_by("-occurred_at", "-pk").first())
+        if ended is not None:
+            proposal = ended.details.get("before", {}).get("status") == PlanStatus.AWAITING_APPROVAL
+            how = "withdrawn" if proposal else "ended"
+            by = f" by {ended.actor.get_username()}" if ended.actor else ""
+            why = ended.details.get("reason") or f"{ended.details.get('because')} left nothing to pay"
+            return f"This {noun} was {how}{by} on {format_day(timezone.localdate(ended.occurred_at))}: {why}."
+    return f"This {noun} is already {locked.get_status_display().lower()}."
 
 
 def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker) -> None:

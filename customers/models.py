@@ -409,6 +409,10 @@ class TimelineEventQuerySet(models.QuerySet):
     def for_customer(self, customer: Customer) -> TimelineEventQuerySet:
         return self.filter(customer=customer).order_by("-occurred_at", "-id")
 
+    def for_subject(self, subject: models.Model) -> TimelineEventQuerySet:
+        """What happened to one row (a plan, an invoice), through the event_subject index."""
+        return self.filter(subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk)
+
 
 class TimelineEvent(models.Model):
     """One thing that happened on an account. Append-only: rows are never edited.

@@ -1369,9 +1369,24 @@ def test_a_proposal_paid_in_full_since_leaves_the_managers_queue(client, manager
     assert decide not in client.get(reverse("collections:approvals")).content.decode()
     response = client.post(decide, {"decision": "approve", "note": "Fine"})
     assert response.status_code == 422
-    assert "This plan is already cancelled." in response.content.decode()
+    assert ("This plan was withdrawn on 5 Aug 2025: payments received left nothing to pay."
+            in response.content.decode())
     waiting_plan.refresh_from_db()
     assert waiting_plan.status == PlanStatus.CANCELLED
+
+
+def test_a_proposal_its_proposer_withdrew_says_who_withdrew_it_and_why(client, manager, collector,
+                                                                       waiting_plan):
+    workspace.plan_withdraw(plan=waiting_plan, actor=collector, reason="The customer pays in full next week",
+                            on=TODAY)
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:plan_decide", args=[waiting_plan.pk]),
+                           {"decision": "approve", "note": "Fine"})
+
+    assert response.status_code == 422
+    assert ("This plan was withdrawn by carla on 5 Aug 2025: The customer pays in full next week."
+            in response.content.decode())
 
 
 def test_the_decision_page_names_the_account_once_in_its_breadcrumb(client, manager, customer, decisions):
@@ -1707,8 +1722,8 @@ def test_a_decision_needs_a_verdict_and_a_reason(client, manager, decisions, nam
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("plan_decide", "This plan is already rejected."),
-     ("exception_decide", "This request is already rejected.")],
+    [("plan_decide", "This plan was already rejected by maria on 5 Aug 2025: No."),
+     ("exception_decide", "This request was already rejected by maria on 5 Aug 2025: No.")],
 )
 def test_a_decision_is_taken_once(client, manager, decisions, name, message):
     client.force_login(manager)
