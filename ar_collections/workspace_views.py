@@ -238,7 +238,8 @@ Perform = Callable[[Customer, object, dt.date, object], str]
 
 
 def _inline_action(
-    request: HttpRequest, pk: int, *, form_class, slug: str, title: str, perform: Perform, permission: str
+    request: HttpRequest, pk: int, *, form_class, slug: str, title: str, submit: str, perform: Perform,
+    permission: str,
 ) -> HttpResponse:
     customer = customer_changeable(request, pk, permission=permission)
     today = timezone.localdate()
@@ -252,7 +253,7 @@ def _inline_action(
         else:
             messages.success(request, message)
             return _account_changed(request, customer)
-    context = {"customer": customer, "form": form, "slug": slug, "title": title,
+    context = {"customer": customer, "form": form, "slug": slug, "title": title, "submit": submit,
                "action_url": request.path}
     return _form_response(request, context, status=422 if bound else 200)
 
@@ -328,7 +329,8 @@ def call_log(request: HttpRequest, pk: int) -> HttpResponse:
         return said + (f"; summary e-mailed to {call.summary_sent_to}" if call.summary_sent_to else "") + "."
 
     return _inline_action(request, pk, form_class=CallForm, slug="call", title="Log a call",
-                          perform=perform, permission=ACTION_PERMISSIONS["collections:call_log"])
+                          submit="Log call", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:call_log"])
 
 
 @login_required
@@ -339,7 +341,8 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
         return "Note added."
 
     return _inline_action(request, pk, form_class=NoteForm, slug="note", title="Add a note",
-                          perform=perform, permission=ACTION_PERMISSIONS["collections:note_add"])
+                          submit="Add note", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:note_add"])
 
 
 @login_required
@@ -352,7 +355,8 @@ def invoice_copy(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Copy of {data['invoice'].number} e-mailed to {data['contact'].name}."
 
     return _inline_action(request, pk, form_class=CopyForm, slug="copy", title="Re-send an invoice copy",
-                          perform=perform, permission=ACTION_PERMISSIONS["collections:invoice_copy"])
+                          submit="Send copy", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:invoice_copy"])
 
 
 @login_required
@@ -368,7 +372,7 @@ def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
                 f"invoices waits until {format_day(promise.broken_after)}.")
 
     return _inline_action(request, pk, form_class=PromiseForm, slug="promise",
-                          title="Record a promise to pay", perform=perform,
+                          title="Record a promise to pay", submit="Record promise", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:promise_record"])
 
 
@@ -398,7 +402,8 @@ def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
         return message + "."
 
     return _inline_action(request, pk, form_class=PaymentForm, slug="payment", title="Record a payment",
-                          perform=perform, permission=ACTION_PERMISSIONS["collections:payment_record"])
+                          submit="Record payment", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:payment_record"])
 
 
 @login_required
@@ -414,7 +419,8 @@ def plan_propose(request: HttpRequest, pk: int) -> HttpResponse:
         return "Payment plan agreed; dunning of its invoices waits while it is kept."
 
     return _inline_action(request, pk, form_class=PlanForm, slug="plan", title="Set up a payment plan",
-                          perform=perform, permission=ACTION_PERMISSIONS["collections:plan_propose"])
+                          submit="Set up plan", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:plan_propose"])
 
 
 @login_required
@@ -431,7 +437,8 @@ def dispute_open(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Dispute on {dispute.invoice.number} opened{routed}; the invoice is out of dunning."
 
     return _inline_action(request, pk, form_class=DisputeForm, slug="dispute", title="Open a dispute",
-                          perform=perform, permission=ACTION_PERMISSIONS["collections:dispute_open"])
+                          submit="Open dispute", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:dispute_open"])
 
 
 @login_required
@@ -446,7 +453,8 @@ def pause_set(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Dunning paused until {format_day(result.ends_on)}."
 
     return _inline_action(request, pk, form_class=PauseForm, slug="pause", title="Pause dunning",
-                          perform=perform, permission=ACTION_PERMISSIONS["collections:pause_set"])
+                          submit="Pause dunning", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:pause_set"])
 
 
 @login_required
@@ -461,7 +469,7 @@ def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
         return "Exception requested; it is in the managers' queue."
 
     return _inline_action(request, pk, form_class=ExceptionForm, slug="exception",
-                          title="Request an exception", perform=perform,
+                          title="Request an exception", submit="Send request", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:exception_request"])
 
 
@@ -502,7 +510,8 @@ def dispute_resolve(request: HttpRequest, pk: int, dispute_id: int) -> HttpRespo
             messages.success(request, f"Dispute on {dispute.invoice.number} resolved.")
             return _account_changed(request, customer)
     context = {"customer": customer, "form": form, "slug": "resolve",
-               "title": f"Resolve the dispute on {dispute.invoice.number}", "action_url": request.path,
+               "title": f"Resolve the dispute on {dispute.invoice.number}", "submit": "Resolve dispute",
+               "action_url": request.path,
                "dispute": dispute}
     return _form_response(request, context, status=422 if bound else 200)
 
@@ -529,7 +538,8 @@ def promise_withdraw(request: HttpRequest, pk: int, promise_id: int) -> HttpResp
             return _account_changed(request, customer)
     money = format_money(promise.amount, promise.currency)
     context = {"customer": customer, "form": form, "slug": "withdraw", "action_url": request.path,
-               "title": f"Withdraw the promise of {money} by {format_day(promise.promised_on)}"}
+               "title": f"Withdraw the promise of {money} by {format_day(promise.promised_on)}",
+               "submit": "Withdraw promise"}
     return _form_response(request, context, status=422 if bound else 200)
 
 
@@ -564,7 +574,7 @@ def plan_withdraw(request: HttpRequest, pk: int, plan_id: int) -> HttpResponse:
     title = (f"Withdraw the payment plan of {money} proposed on {format_day(plan.proposed_on)}" if pending
              else f"End the payment plan of {money}")
     context = {"customer": customer, "form": form, "slug": "plan-withdraw", "action_url": request.path,
-               "title": title}
+               "title": title, "submit": "Withdraw proposal" if pending else "End plan"}
     return _form_response(request, context, status=422 if bound else 200)
 
 
@@ -613,7 +623,7 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
     )
     context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "asked": subject,
                # The breadcrumb names the account already.
-               "title": title, "crumb": what, "action_url": request.path,
+               "title": title, "submit": "Record decision", "crumb": what, "action_url": request.path,
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
                "waivable": waivable, "covers": _covers(subject, waivable),

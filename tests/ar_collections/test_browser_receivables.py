@@ -60,7 +60,7 @@ def test_a_manager_records_a_payment_and_the_account_changes_in_place(page, acme
     apply_to.get_by_label(re.compile(r"\bINV-A\b")).check()
     apply_to.get_by_label(re.compile(r"\bINV-B\b")).check()
     page.screenshot(path=ARTIFACTS / "receivables-payment-form.png", full_page=True)
-    panel.get_by_role("button", name="Save").click()
+    panel.get_by_role("button", name="Record payment").click()
 
     expect(page.locator("#messages")).to_contain_text(
         "Payment of EUR 600.00 recorded, applied to INV-A, INV-B."

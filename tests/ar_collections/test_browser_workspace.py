@@ -127,7 +127,7 @@ def test_a_collector_works_an_account_from_the_worklist_without_reloading(page, 
     panel.get_by_label("Promised by").fill(promised_on.isoformat())
     panel.get_by_role("group", name="Promise covers").get_by_label(re.compile(r"\bINV-P\b")).check()
     page.screenshot(path=ARTIFACTS / "workspace-call-form.png", full_page=True)
-    panel.get_by_role("button", name="Save").click()
+    panel.get_by_role("button", name="Log call").click()
 
     expect(page.locator("#messages")).to_contain_text("Call logged with a promise to pay.")
     expect(panel).to_be_empty()
@@ -146,14 +146,14 @@ def test_a_collector_works_an_account_from_the_worklist_without_reloading(page, 
     due = timezone.localdate() - dt.timedelta(days=20)
     panel.get_by_label("Invoice").select_option(label=f"INV-D · due {format_day(due)} · EUR 700.00")
     panel.get_by_label("Reason").select_option(label="Quantity differs from what was delivered")
-    panel.get_by_role("button", name="Save").click()
+    panel.get_by_role("button", name="Open dispute").click()
     # Rejected: the form comes back in place with the reason and what was chosen.
     expect(panel.locator(".field-error")).to_have_text("This field is required.")
     expect(panel.get_by_label("Reason")).to_have_value("quantity")
     expect(preview(page, "listed")).to_have_count(2)
     page.screenshot(path=ARTIFACTS / "workspace-dispute-rejected.png", full_page=True)
     panel.get_by_label("What the customer says").fill("Only 8 of 10 pallets arrived")
-    panel.get_by_role("button", name="Save").click()
+    panel.get_by_role("button", name="Open dispute").click()
 
     expect(page.locator("#messages")).to_contain_text("Dispute on INV-D opened")
     expect(events(page).first).to_contain_text("Dispute opened on INV-D")
@@ -212,7 +212,7 @@ def test_a_collector_pauses_and_resumes_dunning_in_place(page, acme):
     panel = page.locator("#action-panel")
     panel.get_by_label("Until").fill((timezone.localdate() + dt.timedelta(days=5)).isoformat())
     panel.get_by_label("Why").fill("Owner on holiday, back next week")
-    panel.get_by_role("button", name="Save").click()
+    panel.get_by_role("button", name="Pause dunning").click()
     expect(pauses).to_contain_text("Manual hold on the account until")
     expect(preview(page, "listed")).to_have_count(0)
 
@@ -231,7 +231,7 @@ def test_a_collector_pauses_and_resumes_dunning_in_place(page, acme):
     panel_open(page, "Pause dunning")
     panel.get_by_label("Until").fill((timezone.localdate() + dt.timedelta(days=5)).isoformat())
     panel.get_by_label("Why").fill("Owner on holiday, back next week")
-    panel.get_by_role("button", name="Save").click()
+    panel.get_by_role("button", name="Pause dunning").click()
     expect(pauses).to_contain_text("Manual hold on the account until")
     expect(resume).to_be_visible()
     resume.click()
@@ -299,7 +299,7 @@ def test_a_keyboard_user_lands_in_the_form_and_on_the_field_to_correct(page, acm
     expect(panel.get_by_label("Invoice")).to_be_focused()
 
     panel.get_by_label("Until").fill((timezone.localdate() + dt.timedelta(days=5)).isoformat())
-    panel.get_by_role("button", name="Save").press("Enter")
+    panel.get_by_role("button", name="Pause dunning").press("Enter")
     expect(panel.locator(".field-error")).to_have_text("This field is required.")
     expect(panel.get_by_label("Why")).to_be_focused()
     page.keyboard.type("Owner on holiday")
@@ -317,7 +317,7 @@ def test_a_message_after_an_action_lands_in_the_live_region_screen_readers_alrea
 
     panel_open(page, "Add a note")
     page.locator("#action-panel").get_by_label("Note").fill("Spoke to their CFO")
-    page.locator("#action-panel").get_by_role("button", name="Save").click()
+    page.locator("#action-panel").get_by_role("button", name="Add note").click()
 
     messages = page.locator("#messages")
     expect(messages).to_have_text("Note added.")
@@ -335,7 +335,7 @@ def test_a_refused_click_says_why_instead_of_doing_nothing(page, acme, other_col
     page.locator("#action-panel").get_by_label("Note").fill("Spoke to their CFO")
     type(acme).objects.filter(pk=acme.pk).update(collector=other_collector)
 
-    page.locator("#action-panel").get_by_role("button", name="Save").click()
+    page.locator("#action-panel").get_by_role("button", name="Add note").click()
 
     messages = page.locator("#messages")
     expect(messages).to_contain_text("Nothing was changed.")

@@ -202,6 +202,26 @@ def test_every_action_offers_its_form_as_a_page_and_as_an_htmx_panel(client, col
     assert f'action="{action_url}"' in html and 'method="post"' in html and f'hx-post="{action_url}"' in html
 
 
+def submit_label(html: str) -> str:
+    return re.search(r'<button type="submit"[^>]*>([^<]+)</button>', html).group(1)
+
+
+# What each panel's button does, in the words of its title: "Save" says nothing on
+# a panel that withdraws or ends something.
+BUTTONS = {
+    "call_log": "Log call", "note_add": "Add note", "invoice_copy": "Send copy",
+    "promise_record": "Record promise", "plan_propose": "Set up plan", "dispute_open": "Open dispute",
+    "dispute_resolve": "Resolve dispute", "pause_set": "Pause dunning", "exception_request": "Send request",
+}
+
+
+@pytest.mark.parametrize("name", FORM_ACTIONS)
+def test_every_action_s_button_says_what_it_does(client, collector, posts, name):
+    client.force_login(collector)
+
+    assert submit_label(client.get(posts[name][0], headers=HTMX).content.decode()) == BUTTONS[name]
+
+
 @pytest.mark.parametrize("name", ACTIONS)
 def test_without_htmx_an_accepted_action_redirects_to_the_account_page_and_says_what_it_did(
     client, collector, customer, posts, name
@@ -755,6 +775,34 @@ def promised(customer, collector, anna, invoices) -> Promise:
 def promise_state(promise: Promise) -> tuple:
     promise.refresh_from_db()
     return promise.status, DunningPause.objects.filter(promise=promise, lifted_at__isnull=True).count()
+
+
+def test_the_withdraw_panels_buttons_say_what_they_withdraw_or_end(client, collector, customer, promised):
+    client.force_login(collector)
+
+    panel = client.get(url("promise_withdraw", customer, promised.pk), headers=HTMX).content.decode()
+
+    assert submit_label(panel) == "Withdraw promise"
+
+
+@pytest.mark.parametrize(("plan", "button"),
+                         [("waiting_plan", "Withdraw proposal"), ("agreed_plan", "End plan")])
+def test_the_plan_panel_s_button_says_whether_it_withdraws_a_proposal_or_ends_a_plan(
+    client, manager, customer, request, plan, button
+):
+    plan = request.getfixturevalue(plan)
+    client.force_login(manager)
+
+    panel = client.get(url("plan_withdraw", customer, plan.pk), headers=HTMX).content.decode()
+
+    assert submit_label(panel) == button
+
+
+@pytest.mark.parametrize("name", ["plan_decide", "exception_decide"])
+def test_a_decision_s_button_records_the_decision(client, manager, decisions, name):
+    client.force_login(manager)
+
+    assert submit_label(client.get(decisions[name], headers=HTMX).content.decode()) == "Record decision"
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
