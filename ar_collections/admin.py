@@ -579,8 +579,17 @@ class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_deleted_objects(self, objs, request):
-        return _deleted_unless_taken(self, DunningStep.objects.filter(pk__in=[s.pk for s in objs]),
-                                     objs, request)
+        """The admin's own answer for a step of a ladder in force would be
+        that the manager lacks the permission to delete it (see
+        has_delete_permission), which they have: say why it stays instead."""
+        steps = DunningStep.objects.filter(pk__in=[s.pk for s in objs])
+        deleted, counts, perms_needed, protected = _deleted_unless_taken(self, steps, objs, request)
+        in_force = (steps.filter(policy__is_active=True)
+                    .exclude(Exists(DunningAction.objects.filter(step=OuterRef("pk"))))
+                    .select_related("policy").order_by("policy__name", "position"))
+        if stays := [*protected, *(_in_force_stays(step) for step in in_force)]:
+            return [], {}, set(), stays
+        return deleted, counts, perms_needed, protected
 
 
 def _deleted_unless_taken(model_admin, steps, objs, request):
@@ -592,6 +601,11 @@ def _deleted_unless_taken(model_admin, steps, objs, request):
     if protected := [_taken_stays(step) for step in taken]:
         return [], {}, set(), protected
     return admin.ModelAdmin.get_deleted_objects(model_admin, objs, request)
+
+
+def _in_force_stays(step: DunningStep) -> str:
+    return (f"Step {step.position} of “{step.policy.name}” belongs to a ladder in force. Retire it to take "
+            "it out of the ladder, or edit the ladder on its policy’s page.")
 
 
 def _taken_stays(step: DunningStep) -> str:

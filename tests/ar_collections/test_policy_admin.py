@@ -706,6 +706,28 @@ def test_deleting_a_taken_step_says_why_it_stays_in_words_a_manager_understands(
     assert DunningStep.objects.filter(pk=letter.pk).exists()
 
 
+@pytest.mark.parametrize("confirmed", [False, True], ids=["asked", "confirmed"])
+def test_deleting_an_unused_step_of_a_ladder_in_force_says_why_it_stays_not_that_permission_lacks(
+    client, manager, confirmed
+):
+    manager.is_staff = True
+    manager.save(update_fields=["is_staff"])
+    client.force_login(manager)
+    policy = prompt()
+    step = policy.steps.get(position=4)
+    assert not step.actions.exists() and manager.has_perm("collections.delete_dunningstep")
+    data = {"action": "delete_selected", "_selected_action": [str(step.pk)]}
+
+    response = client.post(reverse("admin:collections_dunningstep_changelist"),
+                           {**data, "post": "yes"} if confirmed else data)
+
+    html = " ".join(response.content.decode().split())
+    assert "permission" not in html
+    assert (f"Step 4 of “{policy.name}” belongs to a ladder in force. Retire it to take it out of the "
+            "ladder, or edit the ladder on its policy’s page.") in html
+    assert DunningStep.objects.filter(pk=step.pk).exists()
+
+
 def test_deleting_a_policy_whose_steps_were_taken_says_why_it_stays(admin_client, mid_ladder):
     old = _replaced_by_a_draft(admin_client)
 
