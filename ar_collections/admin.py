@@ -334,6 +334,15 @@ class PolicyMinimumInline(admin.TabularInline):
     extra = 0
 
 
+def minimums_missing(policy: LatePaymentPolicy) -> list[str]:
+    """The currencies of open invoices the policy has no minimum for, whose
+    accounts it chases over any amount (see dunning.above_minimum). Amounts in
+    different currencies are not compared without exchange rates, so the floor
+    is not guessed from another currency's: the manager is told, and sets it."""
+    return list(Invoice.objects.open().exclude(currency__in=policy.minimums.values("currency"))
+                .values_list("currency", flat=True).distinct().order_by("currency"))
+
+
 # A taken step's fields read as fixed, and a ladder's row fits the screen.
 POLICY_CSS = forms.Media(css={"all": ["css/admin-policy.css"]})
 
@@ -348,6 +357,12 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     @property
     def media(self):
         return super().media + POLICY_CSS
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        policy = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}),
+                         "minimums_missing": minimums_missing(policy) if policy is not None else []}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         """A ladder in force is not deleted: another is put in force first."""

@@ -20,6 +20,7 @@ from ar_collections.models import (
     DunningStep,
     LatePaymentPolicy,
     MoneyPointScale,
+    PolicyMinimum,
     StepAction,
     StepFee,
     Tone,
@@ -320,6 +321,27 @@ def test_credit_terms_change_through_the_account_card_not_the_admin(admin_client
 
 def test_a_manager_may_edit_the_minimums_of_the_policies_they_own(manager):
     assert all(manager.has_perm(f"collections.{verb}_policyminimum") for verb in ("add", "change", "delete"))
+
+
+def minimum_warnings(admin_client, policy) -> list[str]:
+    page = admin_client.get(reverse("admin:collections_latepaymentpolicy_change", args=[policy.pk]))
+    return re.findall(r"No minimum for [A-Z]{3}: [^<]+", page.content.decode())
+
+
+def test_the_policy_page_warns_of_a_currency_on_open_invoices_that_has_no_minimum(
+    admin_client, make_customer, make_invoice
+):
+    policy = prompt()
+    yen = make_customer(currency="JPY")
+    make_invoice(yen, issued=DUE, amount="1", currency="JPY")
+    make_invoice(yen, issued=DUE, amount="5000", currency="CHF", paid_on=DUE)  # settled: nothing to chase
+    make_invoice(make_customer(), issued=DUE, amount="10.00")  # EUR has its minimum
+
+    assert minimum_warnings(admin_client, policy) == [
+        "No minimum for JPY: accounts in JPY are chased for any amount, however small."]
+
+    PolicyMinimum.objects.create(policy=policy, currency="JPY", min_amount=Decimal("3000"))
+    assert minimum_warnings(admin_client, policy) == []
 
 
 def test_a_draft_ladder_is_put_in_force_in_place_of_the_segment_s_current_one(admin_client):
