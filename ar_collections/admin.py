@@ -415,29 +415,40 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
         }}])
 
 
-class StepFeeForm(forms.ModelForm):
-    """One fee: a currency money comes in, and an amount that currency can be paid in."""
+class _CurrencyAmountForm(forms.ModelForm):
+    """A currency money comes in, and an amount of it, which `amount_problem`
+    checks against that currency (its places: two for EUR, none for JPY)."""
 
-    # Places are checked per currency in clean(): two for EUR, none for JPY.
-    amount = forms.DecimalField(label="Amount", max_digits=MONEY_MAX_DIGITS + 3)
-
-    class Meta:
-        model = StepFee
-        fields = ["currency", "amount"]
+    amount_field = "amount"
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"]
         validate_currency_in_use(currency)
         return currency
 
+    def amount_problem(self, currency: str | None, amount: Decimal) -> str:
+        raise NotImplementedError
+
     def clean(self):
         data = super().clean()
-        currency, amount = data.get("currency"), data.get("amount")
-        if amount is None:
-            return data
-        if problem := _fee_problem(currency, amount):
-            self.add_error("amount", problem)
+        amount = data.get(self.amount_field)
+        if amount is not None and (problem := self.amount_problem(data.get("currency"), amount)):
+            self.add_error(self.amount_field, problem)
         return data
+
+
+class StepFeeForm(_CurrencyAmountForm):
+    """One fee: a currency money comes in, and an amount that currency can be paid in."""
+
+    # Places are checked per currency in clean(), not by the field.
+    amount = forms.DecimalField(label="Amount", max_digits=MONEY_MAX_DIGITS + 3)
+
+    class Meta:
+        model = StepFee
+        fields = ["currency", "amount"]
+
+    def amount_problem(self, currency: str | None, amount: Decimal) -> str:
+        return _fee_problem(currency, amount)
 
 
 def _fee_problem(currency: str | None, amount: Decimal) -> str:
@@ -730,10 +741,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class MoneyPointScaleForm(forms.ModelForm):
+class MoneyPointScaleForm(_CurrencyAmountForm):
     """One currency's scale: a currency money comes in, and an amount of it."""
 
-    # Places are checked per currency in clean(): two for EUR, none for JPY.
+    amount_field = "per_point_amount"
+    # Places are checked per currency in clean(), not by the field.
     per_point_amount = forms.DecimalField(label="1 point per", max_digits=MONEY_MAX_DIGITS + 3,
                                           help_text=MoneyPointScale._meta.get_field("per_point_amount").help_text)
 
@@ -741,21 +753,10 @@ class MoneyPointScaleForm(forms.ModelForm):
         model = MoneyPointScale
         fields = ["currency", "per_point_amount"]
 
-    def clean_currency(self) -> str:
-        currency = self.cleaned_data["currency"]
-        validate_currency_in_use(currency)
-        return currency
-
-    def clean(self):
-        data = super().clean()
-        currency, amount = data.get("currency"), data.get("per_point_amount")
-        if amount is None:
-            return data
+    def amount_problem(self, currency: str | None, amount: Decimal) -> str:
         if amount <= 0:
-            self.add_error("per_point_amount", "A point must stand for more than 0.")
-        elif currency and (problem := _places_problem("An amount", currency, amount)):
-            self.add_error("per_point_amount", problem)
-        return data
+            return "A point must stand for more than 0."
+        return _places_problem("An amount", currency, amount) if currency else ""
 
 
 class MoneyPointScaleInline(admin.TabularInline):
