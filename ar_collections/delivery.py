@@ -112,8 +112,8 @@ MAX_DELIVERY_ATTEMPTS = 5
 # behind a busy run's, so a step is rarely handed over twice (which claims make
 # harmless anyway).
 HANDED_OVER_FOR = dt.timedelta(minutes=15)
-# After a "not now" (greylisting, a server down): 5, 10, 20, 40 minutes, as the
-# outbox waits, so the attempts are not all spent within the hour.
+# After a "not now" (greylisting, a server down): 5, 10, 20, 40 minutes (see
+# back_off), here and in the outbox, so the attempts are not all spent within the hour.
 RETRY_AFTER = dt.timedelta(minutes=5)
 # A fault of the install's (a refused login, a broken wording) waits for a
 # person to fix it: tried again hourly, not at every sweep.
@@ -487,6 +487,11 @@ def _done(action, **fields) -> None:
     )
 
 
+def back_off(attempts: int) -> dt.timedelta:
+    """How long a step or a mail the server put off waits after its `attempts`th try."""
+    return RETRY_AFTER * 2 ** max(attempts - 1, 0)
+
+
 def install_fault(error: Exception) -> str | None:
     """What is wrong with the install, not with this step, if that is the
     error: a setting to fix (the mail server refuses the session, or to send
@@ -516,7 +521,7 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     )
     status = ActionStatus.PLANNED if retry else ActionStatus.FAILED
     attempts = action.attempts - (1 if fault or not_tried else 0)
-    wait = INSTALL_FAULT_RETRY_AFTER if fault else RETRY_AFTER * 2 ** max(attempts - 1, 0)
+    wait = INSTALL_FAULT_RETRY_AFTER if fault else back_off(attempts)
     DunningAction.objects.filter(pk=action.pk).update(
         status=status, error=text, attempts=attempts, sweep_after=timezone.now() + wait if retry else None
     )

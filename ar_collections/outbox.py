@@ -42,9 +42,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ar_collections.delivery import (
+    HANDED_OVER_FOR,
     MAX_DELIVERY_ATTEMPTS,
+    RETRY_AFTER,  # noqa: F401 (the outbox's first wait too: see below)
     Mailer,
     address_refused,
+    back_off,
     contact_address_refused,
     install_fault,
     is_transient,
@@ -63,11 +66,9 @@ MAX_ATTEMPTS = MAX_DELIVERY_ATTEMPTS
 SWEEP_BATCH = 100
 # A new mail is left this long to the worker its own action enqueued.
 SWEEP_AFTER = dt.timedelta(minutes=1)
-# After the first "not now": 5, 10, 20, 40 minutes, so an outage of an hour
-# or so loses nothing.
-RETRY_AFTER = dt.timedelta(minutes=5)
-# How long a mail handed over by the sweep is left to that worker.
-HANDED_OVER_FOR = dt.timedelta(minutes=15)
+# After the first "not now" (RETRY_AFTER): 5, 10, 20, 40 minutes, so an outage
+# of an hour or so loses nothing; a mail handed over by the sweep is left to
+# that worker for HANDED_OVER_FOR. Both as dunning steps wait (delivery).
 
 # The timeline kind a failure is reported under: the kind of the action that sent it.
 _EVENT_KIND = {
@@ -205,8 +206,7 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
     log.warning("outgoing mail %s not sent (attempt %d): %s", mail.pk, mail.attempts, text)
     first_trouble = not mail.error
     mail.status, mail.error = (MailStatus.QUEUED if retry else MailStatus.FAILED), text
-    back_off = RETRY_AFTER * 2 ** max(mail.attempts - 1, 0)
-    mail.next_attempt_at = mail.retry_not_before = timezone.now() + back_off
+    mail.next_attempt_at = mail.retry_not_before = timezone.now() + back_off(mail.attempts)
     mail.save(update_fields=["status", "error", "attempts", "next_attempt_at", "retry_not_before"])
     if retry:
         if first_trouble:
