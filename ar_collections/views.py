@@ -93,6 +93,10 @@ BROKER_WAIT_SECONDS = 2
 # takes its step off the queue where it stands, and a page counted by offset
 # would then skip the steps that moved up.
 QUEUE_ORDER = Keyset("planned_on", "customer__name", "pk")
+# So does the print queue, oldest letter first (as the partial index
+# action_letter_unprinted holds them): letters marked printed or withdrawn
+# leave it where they stand.
+LETTERS_ORDER = Keyset("done_at", "pk")
 LAST_ACTIONS_ON_CARD = 5
 
 # Who may do what, in the permissions arcrm.roles hands out: every role reads;
@@ -552,7 +556,11 @@ def _add_questions(actions: list[DunningAction], *, today: dt.date) -> None:
 @require_safe
 @vary_on_headers("HX-Request")
 def letter_queue(request: HttpRequest) -> HttpResponse:
-    return _render_letters(request)
+    try:
+        position = _letters_position(request)
+    except BadPosition as error:
+        return HttpResponseBadRequest(str(error))
+    return _render_letters(request, position)
 
 
 @login_required
@@ -577,6 +585,12 @@ def letter_download(request: HttpRequest, pk: int) -> FileResponse:
 @permission_required(WORK, raise_exception=True)
 @require_POST
 def letters_printed(request: HttpRequest) -> HttpResponse:
+    """Mark the ticked letters printed; the queue then shows again from where
+    the form was, with what moved up into their place."""
+    try:
+        position = _letters_position(request)
+    except BadPosition as error:
+        return HttpResponseBadRequest(str(error))
     form = MarkPrintedForm(request.POST)
     if form.is_valid():
         letters = form.cleaned_data["letters"]
@@ -585,9 +599,9 @@ def letters_printed(request: HttpRequest) -> HttpResponse:
         marked = _letters_mark_printed(letter_ids=[letter.pk for letter in letters])
         messages.success(request, f"{marked} letter{'' if marked == 1 else 's'} marked as printed.")
         if request.htmx:
-            return _render_letters(request)
-        return redirect("collections:letters")
-    return _render_letters(request, form=form, status=422)
+            return _render_letters(request, position)
+        return redirect(_letters_url(position))
+    return _render_letters(request, position, form=form, status=422)
 
 
 @login_required
@@ -605,6 +619,10 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     if not letters_in_queue().filter(pk=letter.pk).exists():
         # Printed or withdrawn by a colleague while the reason was being typed, say.
         raise Http404(_left_the_queue(letter))
+    try:
+        position = _letters_position(request)
+    except BadPosition as error:
+        return HttpResponseBadRequest(str(error))
     bound = request.method == "POST"
     form = LetterWithdrawForm(request.POST if bound else None)
     if bound and form.is_valid():
@@ -615,11 +633,12 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Letter to {letter.customer.name} withdrawn.")
             if request.htmx:
-                return _render_letters(request)
-            return redirect("collections:letters")
+                return _render_letters(request, position)
+            return redirect(_letters_url(position))
     _add_paid_since([letter])
-    return render(request, "collections/letter_withdraw.html", {"letter": letter, "form": form},
-                  status=422 if bound else 200)
+    return render(request, "collections/letter_withdraw.html", {
+        "letter": letter, "form": form, "position": position.urlencode(), "queue_url": _letters_url(position),
+    }, status=422 if bound else 200)
 
 
 def _left_the_queue(letter: DunningAction) -> str:
@@ -644,19 +663,42 @@ def _letters_mark_printed(*, letter_ids: list[int]) -> int:
     ).filter(lists_open_invoice()).update(printed_at=timezone.now())
 
 
-def _render_letters(request: HttpRequest, *, form: MarkPrintedForm | None = None, status: int = 200):
-    letters = (
-        letters_in_queue()
-        .select_related("customer", "step", "recipient")
-        .order_by("done_at", "pk")
-    )
+def _letters_position(request: HttpRequest) -> QueryDict:
+    """Where in the print queue the page asking stands: after or before a
+    letter, or at the top (empty). The forms and links that lead back to the
+    queue carry it in their address, so that a collector who marks letters
+    printed or withdraws one on a later page comes back to that place, not to
+    the first page. BadPosition for one the queue did not hand out."""
+    position = QueryDict(mutable=True)
+    for name in ("after", "before"):
+        if cursor := request.GET.get(name):
+            LETTERS_ORDER.cursor_parse(letters_in_queue(), cursor)
+            position[name] = cursor
+    return position
+
+
+def _letters_url(position: QueryDict) -> str:
+    url = reverse("collections:letters")
+    return f"{url}?{position.urlencode()}" if position else url
+
+
+def _render_letters(request: HttpRequest, position: QueryDict, *, form: MarkPrintedForm | None = None,
+                    status: int = 200):
+    letters = letters_in_queue().select_related("customer", "step", "recipient")
     if not request.user.has_perm(ACT_ON_ANY):
         letters = letters.filter(customer__collector=request.user)
-    page = Paginator(letters, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = LETTERS_ORDER.page(letters, after=position.get("after", ""), before=position.get("before", ""),
+                              size=PAGE_SIZE)
     ticked = {str(pk) for pk in form["letters"].value() or []} if form else set()
-    listed = list(page)
+    listed = page.items
     _add_paid_since(listed)
-    context = {"page": page, "letters": listed, "form": form, "ticked": ticked}
+    context = {
+        "page": page, "count": letters.count(), "letters": listed, "form": form, "ticked": ticked,
+        "position": position.urlencode(),
+        # A form rejected without htmx shows at the form's address: page links relative to it would ask
+        # the form for a page.
+        "queue_path": reverse("collections:letters"),
+    }
     template = "collections/letters.html"
     if wants_fragment(request):
         template += "#letters"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import html as html_text
+import re
 from decimal import Decimal
+from urllib.parse import urljoin
 
 import pytest
 import time_machine
@@ -23,6 +26,7 @@ from ar_collections.models import (
     DunningStep,
     StepAction,
 )
+from ar_collections.views import PAGE_SIZE
 
 TODAY = dt.date(2025, 8, 5)
 NOW = dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC)
@@ -198,6 +202,145 @@ def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
         response = client.get(QUEUE)
 
     assert len(response.context["letters"]) == rows
+
+
+# --- Pages ---------------------------------------------------------------------------------
+
+
+def link(response, rel: str, *, shown_at: str = QUEUE) -> str | None:
+    """The URL a page's "next" or "prev" link leads to (its href, unescaped),
+    as the browser reads it on the page at `shown_at`."""
+    found = re.search(rf'<a href="([^"]*)" rel="{rel}"', response.content.decode())
+    return urljoin(shown_at, html_text.unescape(found.group(1))) if found else None
+
+
+def posts_to(response) -> str:
+    """Where the page's "Mark printed" form posts, with htmx and without (the same URL)."""
+    form = re.search(rf'<form method="post" action="({PRINTED}[^"]*)"[^>]*hx-post="([^"]*)"',
+                     response.content.decode())
+    assert form.group(1) == form.group(2)
+    return urljoin(QUEUE, html_text.unescape(form.group(1)))
+
+
+def listed(response) -> list[int]:
+    return [x.pk for x in response.context["letters"]]
+
+
+def at(url: str) -> dict:
+    """The headers of an htmx request from the page at `url`."""
+    return {**HTMX, "HX-Current-URL": f"http://testserver{url}"}
+
+
+@pytest.fixture
+def queue(collector, make_customer, make_letter) -> list[int]:
+    """Two pages of letters and five more, their ids in the queue's order (written, then id)."""
+    return [make_letter(make_customer(name=f"Customer {n:03d}")).pk for n in range(2 * PAGE_SIZE + 5)]
+
+
+def test_letters_printed_before_the_next_page_is_opened_do_not_push_others_past_it(client, collector, queue):
+    """Printed from the first page (or by a colleague, or in another tab), a
+    letter leaves the queue: the next page must still start right after the
+    first page's last letter, or the letters moved up into the gap are never
+    shown to anyone and never posted."""
+    client.force_login(collector)
+    first = client.get(QUEUE)
+    assert listed(first) == queue[:PAGE_SIZE]
+    client.post(posts_to(first), {"letters": queue[:5]}, headers=at(QUEUE))
+
+    second = client.get(link(first, "next"), headers=HTMX)
+
+    assert listed(second) == queue[PAGE_SIZE:2 * PAGE_SIZE]
+    third = client.get(link(second, "next"), headers=HTMX)
+    assert listed(third) == queue[2 * PAGE_SIZE:]
+    assert link(third, "next") is None
+    # Five fewer before page two: the first page, from the top, with no way further back.
+    back = client.get(link(second, "prev"))
+    assert listed(back) == queue[5:PAGE_SIZE + 5]
+    assert link(back, "prev") is None
+
+
+def test_with_htmx_marking_printed_on_a_later_page_redraws_that_page_with_the_letters_moved_up(
+    client, collector, queue
+):
+    """The collector stays where they were: the letters of the next page that
+    moved up into the gap, not the first page under an address that says page two."""
+    client.force_login(collector)
+    second_url = link(client.get(QUEUE), "next")
+    second = client.get(second_url, headers=HTMX)
+
+    redrawn = client.post(posts_to(second), {"letters": queue[PAGE_SIZE:2 * PAGE_SIZE - 1]},
+                          headers=at(second_url))
+
+    assert redrawn.status_code == 200
+    assert listed(redrawn) == queue[2 * PAGE_SIZE - 1:]
+    assert link(redrawn, "next") is None
+    assert f"{PAGE_SIZE - 1} letters marked as printed." in redrawn.content.decode()
+    # Its form posts from the same place again, and going back leads to the first page.
+    assert posts_to(redrawn) == posts_to(second)
+    assert listed(client.get(link(redrawn, "prev"))) == queue[:PAGE_SIZE]
+
+
+def test_without_htmx_marking_printed_on_a_later_page_comes_back_to_that_page(client, collector, queue):
+    client.force_login(collector)
+    second_url = link(client.get(QUEUE), "next")
+    second = client.get(second_url)
+
+    response = client.post(posts_to(second), {"letters": queue[PAGE_SIZE:2 * PAGE_SIZE]})
+
+    assert response.status_code == 302
+    assert response.url == second_url
+    assert listed(client.get(response.url)) == queue[2 * PAGE_SIZE:]
+
+
+def test_marking_every_letter_of_the_last_page_printed_says_the_rest_is_printed(client, collector, queue):
+    client.force_login(collector)
+    third_url = link(client.get(link(client.get(QUEUE), "next")), "next")
+    third = client.get(third_url)
+
+    redrawn = client.post(posts_to(third), {"letters": queue[2 * PAGE_SIZE:]}, headers=at(third_url))
+
+    html = " ".join(redrawn.content.decode().split())
+    assert listed(redrawn) == []
+    assert f"{2 * PAGE_SIZE} letters to print" in html
+    assert "Nothing further down the list: the rest has left the queue." in html
+    assert "No letter waits to be printed." not in html
+
+
+def test_a_rejected_form_without_htmx_keeps_its_place_and_its_page_links_lead_to_the_queue(
+    client, collector, queue
+):
+    """Without htmx the rejected form shows at the form's own address: links
+    relative to it would ask the form for a page, which it does not give."""
+    client.force_login(collector)
+    second_url = link(client.get(QUEUE), "next")
+    form_url = posts_to(client.get(second_url))
+
+    response = client.post(form_url, {})
+
+    assert response.status_code == 422
+    assert listed(response) == queue[PAGE_SIZE:2 * PAGE_SIZE]
+    assert listed(client.get(link(response, "next", shown_at=form_url))) == queue[2 * PAGE_SIZE:]
+    assert listed(client.get(link(response, "prev", shown_at=form_url))) == queue[:PAGE_SIZE]
+    assert printed(*DunningAction.objects.filter(pk__in=queue)) == [None] * len(queue)
+
+
+@pytest.mark.parametrize("position", ["after=nonsense", "before=WzFd"])
+def test_a_page_position_the_queue_did_not_hand_out_is_a_bad_request_and_marks_nothing(
+    client, collector, letter, position
+):
+    client.force_login(collector)
+
+    before = letter_state(letter)
+
+    shown = client.get(f"{QUEUE}?{position}")
+    marked = client.post(f"{PRINTED}?{position}", {"letters": [letter.pk]}, headers=HTMX)
+    withdrawing = client.get(f"{withdraw_url(letter)}?{position}")
+    withdrawn = client.post(f"{withdraw_url(letter)}?{position}", {"reason": "Paid"})
+
+    for response in (shown, marked, withdrawing, withdrawn):
+        assert response.status_code == 400
+        assert "is not a position in this list" in response.content.decode()
+    assert letter_state(letter) == before
 
 
 # --- Downloading -------------------------------------------------------------------
@@ -538,3 +681,38 @@ def test_a_letter_withdrawn_while_the_printed_form_was_checked_is_not_marked_pos
     assert views._letters_mark_printed(letter_ids=[letter.pk]) == 0
     assert letter_state(letter)[0] == ActionStatus.SKIPPED
     assert printed(letter) == [None]
+
+
+def withdraw_link(response, letter) -> str:
+    """The page's "Withdraw" link of the letter (its href, unescaped)."""
+    name = re.escape(letter.customer.name)
+    found = re.search(rf'<a href="([^"]*)">Withdraw<span class="visually-hidden"> the letter to {name}<',
+                      response.content.decode())
+    return urljoin(QUEUE, html_text.unescape(found.group(1)))
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_letter_withdrawn_from_a_later_page_leads_back_to_that_page(client, collector, queue, headers):
+    """Withdrawing is a page of its own: the way back from it, kept or
+    withdrawn, is the page of the queue it was opened from, not the first."""
+    client.force_login(collector)
+    second_url = link(client.get(QUEUE), "next")
+    letter = DunningAction.objects.select_related("customer").get(pk=queue[PAGE_SIZE])
+    form_url = withdraw_link(client.get(second_url), letter)
+
+    form = client.get(form_url)
+
+    html = form.content.decode()
+    back = re.search(r'<a href="([^"]*)">Keep it in the queue</a>', html).group(1)
+    crumb = re.search(r'<a href="([^"]*)">Print queue</a> <span aria-hidden', html).group(1)
+    assert html_text.unescape(back) == html_text.unescape(crumb) == second_url
+    action = html_text.unescape(re.search(rf'<form method="post" action="({withdraw_url(letter)}[^"]*)"',
+                                          html).group(1))
+    response = client.post(action, {"reason": "They paid on the phone"}, headers=headers)
+    assert letter_state(letter)[0] == ActionStatus.SKIPPED
+    if headers:
+        assert response.status_code == 200
+        assert listed(response) == queue[PAGE_SIZE + 1:2 * PAGE_SIZE + 1]
+    else:
+        assert (response.status_code, response.url) == (302, second_url)
+        assert listed(client.get(response.url)) == queue[PAGE_SIZE + 1:2 * PAGE_SIZE + 1]
