@@ -8,6 +8,7 @@ server, like tests/arcrm/test_browser.py. Screenshots land in test-artifacts/.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.files.base import ContentFile
@@ -24,6 +25,7 @@ from ar_collections.models import (
     DunningStep,
     StepAction,
 )
+from ar_collections.views import PAGE_SIZE
 from customers.models import Segment
 from tests.ar_collections.conftest import log_in
 from tests.conftest import ARTIFACTS
@@ -145,3 +147,58 @@ def test_a_manager_weighs_and_declines_a_credit_hold_and_overrides_a_segment(man
     expect(page.locator("#account-card .badge").first).to_have_text("Distressed")
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=ARTIFACTS / "account-segment-override.png", full_page=True)
+
+
+@pytest.fixture
+def long_print_queue(make_customer, make_invoice):
+    """Carla's print queue: one page of letters and five more, written one after another."""
+    today = timezone.localdate()
+    run = DunningRun.objects.create(run_date=today)
+    step = DunningStep.objects.get(policy__segment="prompt", action=StepAction.LETTER)
+    for n in range(PAGE_SIZE + 5):
+        customer = make_customer(name=f"Customer {n:02d}")
+        cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=today)
+        letter = DunningAction.objects.create(
+            run=run, cycle=cycle, customer=customer, step=step, status=ActionStatus.DONE,
+            channel=Channel.LETTER, planned_on=today, pay_by=today + dt.timedelta(days=10),
+            done_at=timezone.now(), recipient_address="Main Street 1, Berlin",
+        )
+        invoice = make_invoice(customer, issued=today - dt.timedelta(days=60))
+        DunningActionInvoice.objects.create(action=letter, invoice=invoice, open_amount=invoice.open_amount,
+                                            currency=invoice.currency)
+        letter.letter_pdf.save(f"dunning-{letter.pk}.pdf", ContentFile(b"%PDF-1.4\n"))
+
+
+def test_letters_marked_printed_or_withdrawn_on_the_second_page_leave_the_collector_there(
+    long_print_queue, browser_page
+):
+    """The queue comes back at the page the collector was on, with the letters
+    moved up, not at the first page under an address that says the second."""
+    page = browser_page
+    log_in(page, "carla")
+    page.goto("/collections/letters/")
+    rows = page.locator("#letters tbody tr")
+    expect(rows).to_have_count(PAGE_SIZE)
+    page.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"/collections/letters/\?after="))
+    second = page.url
+    expect(rows).to_have_count(5)
+    page.evaluate("window.notReloaded = true")
+
+    page.get_by_label(f"Printed: letter to Customer {PAGE_SIZE:02d}").check()
+    page.get_by_role("button", name="Mark ticked letters printed").click()
+
+    expect(page.locator("#messages")).to_contain_text("1 letter marked as printed.")
+    expect(rows).to_have_count(4)
+    expect(rows.first).to_contain_text(f"Customer {PAGE_SIZE + 1:02d}")
+    assert page.url == second
+    assert page.evaluate("window.notReloaded") is True
+
+    page.get_by_role("link", name=f"Withdraw the letter to Customer {PAGE_SIZE + 1:02d}").click()
+    page.get_by_label("Why is it withdrawn?").fill("Paid on the phone")
+    page.get_by_role("button", name="Withdraw the letter").click()
+
+    expect(page.locator("#messages")).to_contain_text(f"Letter to Customer {PAGE_SIZE + 1:02d} withdrawn.")
+    expect(page).to_have_url(second)
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text(f"Customer {PAGE_SIZE + 2:02d}")
