@@ -37,6 +37,16 @@ timeline names the file). The action stays PLANNED and no attempt
 is spent, so the ladders wait rather than pass over it. Either way the
 timeline says what happened, never that something was sent when it was not.
 A step left PLANNED holds the next one back; the nightly run sends it again.
+
+A batch has a time limit (DELIVERY_TIME_LIMIT): a mail server that takes the
+connection and never answers, or a letter that never finishes rendering,
+would otherwise hold its worker for ever. When the time runs out, the
+attempt under way rolls back whole, as a refusal does, and is recorded as a
+transient failure (OutOfTime): the step waits its back-off with the attempt
+spent and fails after MAX_DELIVERY_ATTEMPTS. The rest of the batch is handed
+back to the workers as a batch of its own; if it was the mail server that
+did not answer, that batch does not wait for it again (its e-mails wait
+untried, as after a server that cannot be reached).
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
@@ -125,7 +136,7 @@ SWEEP_LIMIT = 10_000
 
 OUTCOMES = (
     "emailed", "letters", "call_tasks", "awaiting_approval",
-    "skipped", "deferred", "failed", "not_claimed",
+    "skipped", "deferred", "failed", "not_claimed", "handed_back",
 )
 # What carrying out an action came to, and the e-mail to send last, if any.
 Outcome = tuple[str, EmailMultiAlternatives | None]
@@ -135,24 +146,55 @@ TONE_NAMES = {Tone.FRIENDLY: "Friendly reminder", Tone.FIRM: "Firm reminder", To
 # --- delivering ---------------------------------------------------------------
 
 
-def actions_deliver(*, action_ids: list[int]) -> dict[str, int]:
+def actions_deliver(*, action_ids: list[int], mail_server_down: str = "") -> dict[str, int]:
     """Carry out the PLANNED actions among `action_ids`; return outcome counts.
 
     Ids that are not PLANNED (done, taken by another worker, vanished) are
     counted as not claimed and left alone, so delivering the same ids twice,
     or from two workers at once, sends each action once.
 
+    When the task's time runs out (SoftTimeLimitExceeded), the action under
+    way is recorded as put off and the rest handed back (see the module
+    docstring). `mail_server_down`: why the mail server is not to be tried
+    (a batch handed back after it did not answer).
+
     Call it outside any transaction: each action commits on its own, and an
     e-mail must not leave before the outcome recorded with it can commit.
     """
     counts = dict.fromkeys(OUTCOMES, 0)
-    mailer = Mailer()
+    mailer = Mailer(unreachable=mail_server_down)
+    ids = list(action_ids)
     try:
-        for action_id in action_ids:
-            counts[_deliver_one(action_id, mailer)] += 1
+        for done, action_id in enumerate(ids):
+            try:
+                counts[_deliver_one(action_id, mailer)] += 1
+                continue
+            except _NotBegun:
+                rest = ids[done:]  # nothing of this one was tried: it goes back with the rest
+            except SoftTimeLimitExceeded:
+                counts[_send_failed(action_id, mailer.out_of_time())] += 1
+                rest = ids[done + 1:]
+            counts["handed_back"] = len(rest)
+            _hand_back(rest, mail_server_down=str(mailer.unreachable or ""))
+            break
     finally:
         mailer.close()
     return counts
+
+
+def _hand_back(action_ids: list[int], *, mail_server_down: str) -> None:
+    """The rest of a batch whose time ran out, to the workers as a batch of its
+    own, with a time limit of its own. If the broker cannot take it, the
+    steps stay PLANNED and the delivery sweep hands them over."""
+    from ar_collections.tasks import deliver_actions  # the tasks module imports this one
+
+    if not action_ids:
+        return
+    log.warning("delivery out of time: dunning actions %s handed back", action_ids)
+    try:
+        deliver_actions.delay(action_ids, mail_server_down=mail_server_down)
+    except Exception:
+        log.exception("dunning actions %s could not be handed back; the delivery sweep will", action_ids)
 
 
 def actions_fan_out(*, action_ids: list[int]) -> int:
@@ -232,9 +274,14 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # same Message-ID (see the module docstring). To keep that window as short
     # as it can be, the send comes after everything else, savepoints released,
     # so only the COMMIT follows the server's acceptance.
-    begun = _begin(action_id)
+    try:
+        begun = _begin(action_id)
+    except SoftTimeLimitExceeded:
+        raise _NotBegun from None
     if begun != "begun":
         return begun
+    # The time running out (SoftTimeLimitExceeded) rolls the attempt back whole
+    # and is recorded by the caller, under a claim of its own, as a refusal is.
     with transaction.atomic():
         action = _claim(action_id, status=ActionStatus.SENDING)
         if action is None:
@@ -245,6 +292,9 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
             # and the failure itself is recorded in the claim's transaction.
             with transaction.atomic():
                 outcome, message = _carry_out(action, files)
+        except SoftTimeLimitExceeded:
+            _delete_files(files)
+            raise
         except Exception as error:
             log.warning("dunning action %s failed: %s", action.pk, error, exc_info=True)
             _delete_files(files)
@@ -651,6 +701,21 @@ class NotTried(ConnectionError):
     for an earlier e-mail of the same batch. No attempt of the e-mail's is spent."""
 
 
+class OutOfTime(TimeoutError):
+    """The task's time (DELIVERY_TIME_LIMIT) ran out part-way through this
+    step or mail: the mail server did not answer, or the notice was not
+    written in time. Transient, as a server's "not now" is: the attempt is
+    spent and the step waits its back-off, so one that runs out of time
+    every time fails after the last attempt instead of holding a worker
+    again and again. A server that took the message but whose reply never
+    came sends a second copy at the next attempt, with the same Message-ID
+    (as after a timeout of the connection)."""
+
+
+class _NotBegun(Exception):
+    """The time ran out before the attempt was counted: nothing was tried."""
+
+
 class Mailer:
     """One SMTP session for a batch: opened at the first e-mail, dropped after
     an error so the next message starts on a clean connection. A session the
@@ -660,11 +725,12 @@ class Mailer:
     e-mail of the batch the whole timeout, the letters and calls behind them
     waiting too."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unreachable: str = "") -> None:
         self.backend = get_connection()
         self.opened = False
         self.refusal: SessionRefused | None = None
-        self.unreachable: Exception | None = None
+        self.unreachable: Exception | None = OutOfTime(unreachable) if unreachable else None
+        self.hung = False  # the time ran out waiting for the mail server
 
     def send(self, message: EmailMultiAlternatives) -> None:
         if self.refusal is not None:
@@ -685,6 +751,13 @@ class Mailer:
                 self.opened = True
             message.connection = self.backend
             message.send()
+        except SoftTimeLimitExceeded:
+            # Dropped without a goodbye: a server that stopped answering would
+            # keep us another EMAIL_TIMEOUT waiting for its reply to QUIT.
+            self.abort()
+            self.hung = True
+            self.unreachable = self.out_of_time()
+            raise
         except Exception:
             self.close()
             raise
@@ -697,10 +770,33 @@ class Mailer:
         back, so nothing recorded with the message stands."""
         try:
             self.send(message)
+        except SoftTimeLimitExceeded:
+            raise  # the whole attempt rolls back; the caller records it (OutOfTime)
         except Exception as error:
             transaction.set_rollback(True)
             return error
         return None
+
+    def out_of_time(self, *, otherwise: str = "the notice was not written") -> OutOfTime:
+        """What to record when the task's time ran out now: the mail server did
+        not answer, or `otherwise`."""
+        limit = f"the delivery's time limit (DELIVERY_TIME_LIMIT, {settings.DELIVERY_TIME_LIMIT} s)"
+        if self.hung:
+            return OutOfTime(f"the mail server did not answer within {limit}")
+        return OutOfTime(f"{otherwise} within {limit}")
+
+    def abort(self) -> None:
+        """Drop the session at once, without the QUIT close() sends (also one
+        stopped half-way through its opening: the login, STARTTLS)."""
+        self.opened = False
+        for name in ("connection", "_partial_connection"):
+            connection = getattr(self.backend, name, None)
+            setattr(self.backend, name, None)
+            if connection is not None:
+                try:
+                    connection.close()
+                except OSError:
+                    log.debug("dropping the SMTP session failed", exc_info=True)
 
     def close(self) -> None:
         if self.opened:

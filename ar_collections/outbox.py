@@ -20,9 +20,11 @@ FAILED and says so on the customer's timeline. A fault of the install's (a
 refused login or sender address, see delivery.install_fault) keeps it QUEUED
 without spending an attempt, however long the fix takes. When the server cannot be
 reached at all, the rest of the batch waits for the sweep without spending an
-attempt. The sweep (beat, every five minutes) hands over the queued mails whose
-next attempt is due, and moves that time on so that it does not hand the same
-mail over again while a worker still has it in its queue.
+attempt. So does it when the task's time runs out (DELIVERY_TIME_LIMIT) while
+the server keeps a mail waiting: that mail is a transient failure, its attempt
+spent (delivery.OutOfTime). The sweep (beat, every five minutes) hands over the
+queued mails whose next attempt is due, and moves that time on so that it
+does not hand the same mail over again while a worker still has it in its queue.
 
 On SQLite (the embedded demo) the row lock is the whole database's write lock,
 held for the SMTP conversation: with a slow mail server, other writers wait.
@@ -36,6 +38,7 @@ from collections import Counter
 from collections.abc import Iterable
 from email.utils import parseaddr
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Q
@@ -115,7 +118,11 @@ def mails_send(*, mail_ids: Iterable[int]) -> Counter:
     ids = list(mail_ids)
     try:
         for done, pk in enumerate(ids, start=1):
-            outcome = _send_one(pk, mailer)
+            try:
+                outcome = _send_one(pk, mailer)
+            except SoftTimeLimitExceeded:
+                # The attempt rolled back whole; recorded as a server's "not now".
+                outcome = _send_failed(pk, mailer.out_of_time(otherwise="the mail was not sent"))
             counts[outcome] += 1
             if outcome == "unreachable":
                 # Every other mail would wait out the same timeout: they stay

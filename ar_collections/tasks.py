@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
@@ -29,6 +30,15 @@ log = logging.getLogger(__name__)
 DATABASE_GONE = {
     "autoretry_for": (OperationalError, InterfaceError),
     "retry_backoff": 5, "retry_jitter": False, "max_retries": 6,
+}
+# Tasks that send, render or sweep in bounded batches, seconds each: a mail
+# server or a letter that hangs holds a worker no longer than
+# DELIVERY_TIME_LIMIT (see settings). What they do when it runs out: see
+# delivery.actions_deliver and outbox.mails_send; a sweep's transaction rolls
+# back and the next sweep does its work.
+DELIVERY_TIME = {
+    "soft_time_limit": settings.DELIVERY_TIME_LIMIT,
+    "time_limit": settings.DELIVERY_TIME_LIMIT + settings.TIME_LIMIT_GRACE,
 }
 
 
@@ -56,15 +66,17 @@ def check_commitments(on: str | None = None) -> dict[str, int]:
     return counts
 
 
-@shared_task(name="collections.deliver_actions", **DATABASE_GONE)
-def deliver_actions(action_ids: list[int]) -> dict[str, int]:
+@shared_task(name="collections.deliver_actions", **DATABASE_GONE, **DELIVERY_TIME)
+def deliver_actions(action_ids: list[int], mail_server_down: str = "") -> dict[str, int]:
     """Deliver one batch of planned dunning actions (see delivery.actions_fan_out).
 
     Ids that are done, taken by another worker or gone are left alone, so a
-    message the broker hands out twice sends nothing twice.
+    message the broker hands out twice sends nothing twice. `mail_server_down`:
+    the rest of a batch whose time ran out waiting for the mail server does
+    not wait for it again.
     """
     ids = [int(pk) for pk in action_ids]
-    counts = actions_deliver(action_ids=ids)
+    counts = actions_deliver(action_ids=ids, mail_server_down=mail_server_down)
     log.info("delivered dunning actions %s: %s", _id_range(action_ids), counts)
     # The batch that delivers a run's last action marks the run finished.
     for run_id in DunningAction.objects.filter(pk__in=ids).values_list("run_id", flat=True).distinct():
@@ -72,7 +84,7 @@ def deliver_actions(action_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-@shared_task(name="collections.sweep_planned_actions", **DATABASE_GONE)
+@shared_task(name="collections.sweep_planned_actions", **DATABASE_GONE, **DELIVERY_TIME)
 def sweep_planned_actions(run_id: int) -> int:
     """Enqueue delivery of every action of a run still PLANNED (finishes a run
     after a crash or a mail outage)."""
@@ -83,7 +95,7 @@ def sweep_planned_actions(run_id: int) -> int:
     return run_sweep_planned(run=run)
 
 
-@shared_task(name="collections.sweep_waiting_actions", **DATABASE_GONE)
+@shared_task(name="collections.sweep_waiting_actions", **DATABASE_GONE, **DELIVERY_TIME)
 def sweep_waiting_actions() -> int:
     """Every DELIVERY_SWEEP_MINUTES: hand planned steps over again whose message
     was lost or whose mail server said "not now", rather than leave them for
@@ -119,13 +131,13 @@ def _user(pk: int | None):
     return get_user_model().objects.filter(pk=pk).first() if pk else None
 
 
-@shared_task(name="collections.resend_overdue_invoices")
+@shared_task(name="collections.resend_overdue_invoices", **DELIVERY_TIME)
 def resend_overdue_invoices(customer_id: int, on: str) -> str:
     """Red tape: the overdue invoices again, to whoever handles billing today."""
     return invoices_resend(customer_id=customer_id, on=dt.date.fromisoformat(on))
 
 
-@shared_task(name="collections.send_mail")
+@shared_task(name="collections.send_mail", **DELIVERY_TIME)
 def send_mail(mail_ids: list[int]) -> dict[str, int]:
     """Send queued outgoing mails (see outbox): ids already sent, failed or
     taken by another worker are left alone, so a repeat sends nothing twice."""
@@ -134,7 +146,7 @@ def send_mail(mail_ids: list[int]) -> dict[str, int]:
     return dict(counts)
 
 
-@shared_task(name="collections.sweep_queued_mail")
+@shared_task(name="collections.sweep_queued_mail", **DELIVERY_TIME)
 def sweep_queued_mail() -> int:
     """Every few minutes: hand mails still queued to the workers again."""
     return mails_sweep()
@@ -148,7 +160,7 @@ def run_import(import_id: int) -> str:
     return outcome
 
 
-@shared_task(name="collections.sweep_queued_imports")
+@shared_task(name="collections.sweep_queued_imports", **DELIVERY_TIME)
 def sweep_queued_imports() -> int:
     """Every few minutes: hand uploads whose task was lost to the workers again."""
     return imports_sweep()

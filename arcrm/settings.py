@@ -215,6 +215,27 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
     }
+# Time limits of the delivery tasks, in seconds. Without them a mail server that takes
+# the connection and then never answers (or trickles its reply), or a letter
+# that never finishes rendering, holds a worker process for ever. At the soft
+# limit the task is interrupted and winds down: a delivery batch records the
+# step it was on as put off, like a mail server's "not now", and hands the
+# rest of its batch back (ar_collections/delivery.py). One still running
+# TIME_LIMIT_GRACE later is killed, as a crashed worker would be, and the
+# delivery sweep finds what it left. Deliveries and sweeps: a batch of 50
+# takes seconds, and a mail server that does not answer costs it
+# EMAIL_TIMEOUT twice (connecting, then the goodbye). At most 14 minutes:
+# with the grace that is the delivery sweep's hand-over wait
+# (delivery.HANDED_OVER_FOR), after which the steps of a batch still running
+# would be handed to a second worker.
+DELIVERY_TIME_LIMIT = env_int("DELIVERY_TIME_LIMIT", 300, minimum=10, maximum=840)
+TIME_LIMIT_GRACE = 60
+_visibility = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
+for _name, _limit in (("DELIVERY_TIME_LIMIT", DELIVERY_TIME_LIMIT),):
+    if _visibility is not None and _limit + TIME_LIMIT_GRACE > _visibility:
+        # The broker would hand a task still running to a second worker.
+        raise ConfigError(f"{_name} ({_limit} s) plus {TIME_LIMIT_GRACE} s to wind down must end within "
+                          f"CELERY_VISIBILITY_TIMEOUT ({_visibility} s): lower the one or raise the other")
 CELERY_TASK_IGNORE_RESULT = True  # no result backend: outcomes are rows in PostgreSQL
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another one
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -151,6 +151,10 @@ class SilentServer:
                 self.connections.append(self._listener.accept()[0])
 
     def close(self) -> None:
+        # Shut down first: a socket closed while a thread waits in accept() on
+        # it keeps listening (Linux) and keeps the port from another server.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for conn in self.connections:
             conn.close()

@@ -259,6 +259,8 @@ def test_env_example_documents_every_variable_the_settings_read():
     ("CELERY_VISIBILITY_TIMEOUT", "0", "of at least 60"),
     ("CELERY_VISIBILITY_TIMEOUT", "-3600", "of at least 60"),
     ("DELIVERY_SWEEP_MINUTES", "0", "of at least 1"),
+    ("DELIVERY_TIME_LIMIT", "0", "from 10 to 840"),
+    ("DELIVERY_TIME_LIMIT", "3600", "from 10 to 840"),
 ])
 def test_settings_refuse_a_number_out_of_range_naming_the_variable_and_the_range(
     tmp_path, variable, raw, allowed
@@ -271,6 +273,35 @@ def test_settings_refuse_a_number_out_of_range_naming_the_variable_and_the_range
 
     assert result.returncode != 0
     assert f"ConfigError: {variable} must be a whole number {allowed}; got '{raw}'" in result.stderr
+
+
+@pytest.mark.slow
+def test_settings_refuse_a_time_limit_the_broker_would_hand_to_a_second_worker_first(tmp_path):
+    # A task still running when its message's visibility timeout ends is
+    # delivered to another worker as well.
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x", REDIS_URL="redis://127.0.0.1:1/0",
+                              CELERY_VISIBILITY_TIMEOUT="300")
+
+    assert result.returncode != 0
+    assert ("ConfigError: DELIVERY_TIME_LIMIT (300 s) plus 60 s to wind down must end within "
+            "CELERY_VISIBILITY_TIMEOUT (300 s)") in result.stderr
+
+
+@pytest.mark.slow
+def test_the_delivery_tasks_have_the_delivery_time_limit(tmp_path):
+    code = ("import django; django.setup(); from arcrm.celery import app; "
+            "app.loader.import_default_modules(); t = app.tasks; "
+            "print(t['collections.deliver_actions'].soft_time_limit, "
+            "t['collections.deliver_actions'].time_limit, t['collections.send_mail'].soft_time_limit, "
+            "t['collections.sweep_waiting_actions'].soft_time_limit)")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings",
+             "SECRET_KEY": "x", "ARCRM_VAR_DIR": str(tmp_path), "DELIVERY_TIME_LIMIT": "120"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["120", "180", "120", "120"]
 
 
 @pytest.mark.slow
