@@ -47,6 +47,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -199,6 +201,10 @@ def import_run(pk: int) -> str:
             log.exception("receivables import %s failed", batch.pk)
             batch.status, batch.finished_at = ImportStatus.FAILED, timezone.now()
             batch.errors = [f"The import stopped on an error: {type(error).__name__}: {error}"]
+            if isinstance(error, SoftTimeLimitExceeded):  # the task's time ran out (JOB_TIME_LIMIT)
+                batch.errors = [f"The import took longer than its time limit (JOB_TIME_LIMIT, "
+                                f"{settings.JOB_TIME_LIMIT} s) and was stopped: nothing was imported. "
+                                "Import the file in parts."]
             batch.summary = "Nothing imported: the import stopped on an error (see below)."
             batch.save()
             return batch.status

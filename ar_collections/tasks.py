@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
@@ -110,7 +111,15 @@ def _id_range(ids: list[int]) -> str:
     return f"{min(ids)}…{max(ids)} ({len(ids)})" if ids else "(none)"
 
 
-@shared_task(name="collections.start_dunning_run", **DATABASE_GONE)
+# A run whose time ran out (JOB_TIME_LIMIT) is handed over again at once and
+# carries on where it stopped: its planning is kept batch by batch. Left to
+# the next night, the accounts not planned yet would wait a day, and so would
+# the steps already planned, which the delivery sweep hands over only for a
+# run planned in full. Six more goes, each with the whole time again.
+RUN_CUT_SHORT = {**DATABASE_GONE, "autoretry_for": (*DATABASE_GONE["autoretry_for"], SoftTimeLimitExceeded)}
+
+
+@shared_task(name="collections.start_dunning_run", **RUN_CUT_SHORT)
 def start_dunning_run(run_date: str | None = None, started_by_id: int | None = None) -> int | None:
     """Nightly (and from the managers' page): plan the run for a date and hand
     its actions to the delivery workers. Two beats firing together, or a

@@ -215,7 +215,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
     }
-# Time limits of the delivery tasks, in seconds. Without them a mail server that takes
+# Time limits of the tasks, in seconds. Without them a mail server that takes
 # the connection and then never answers (or trickles its reply), or a letter
 # that never finishes rendering, holds a worker process for ever. At the soft
 # limit the task is interrupted and winds down: a delivery batch records the
@@ -227,11 +227,17 @@ else:
 # EMAIL_TIMEOUT twice (connecting, then the goodbye). At most 14 minutes:
 # with the grace that is the delivery sweep's hand-over wait
 # (delivery.HANDED_OVER_FOR), after which the steps of a batch still running
-# would be handed to a second worker.
+# would be handed to a second worker. The nightly jobs (planning the run,
+# the behaviour refresh, commitments, imports) take a minute or so at
+# 100,000 accounts; a run cut short carries on in a task of its own
+# (tasks.start_dunning_run).
 DELIVERY_TIME_LIMIT = env_int("DELIVERY_TIME_LIMIT", 300, minimum=10, maximum=840)
+JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 1800, minimum=60)
 TIME_LIMIT_GRACE = 60
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT + TIME_LIMIT_GRACE
 _visibility = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
-for _name, _limit in (("DELIVERY_TIME_LIMIT", DELIVERY_TIME_LIMIT),):
+for _name, _limit in (("JOB_TIME_LIMIT", JOB_TIME_LIMIT), ("DELIVERY_TIME_LIMIT", DELIVERY_TIME_LIMIT)):
     if _visibility is not None and _limit + TIME_LIMIT_GRACE > _visibility:
         # The broker would hand a task still running to a second worker.
         raise ConfigError(f"{_name} ({_limit} s) plus {TIME_LIMIT_GRACE} s to wind down must end within "

@@ -238,3 +238,70 @@ def test_an_outgoing_mail_whose_server_never_answers_stays_queued_when_the_time_
     assert first.error == ("OutOfTime: the mail server did not answer within the delivery's time limit "
                            "(DELIVERY_TIME_LIMIT, 10 s)")
     assert first.retry_not_before >= timezone.now() + RETRY_AFTER - dt.timedelta(seconds=5)
+
+
+# --- the nightly jobs ------------------------------------------------------------------
+
+
+def test_a_dunning_run_whose_time_runs_out_while_planning_carries_on_in_a_task_of_its_own(
+    make_account, smtp_server, eager_celery, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The run's time (JOB_TIME_LIMIT) runs out after its first batch of
+    accounts. Left there, the accounts not planned yet would wait for the
+    next night, and so would the steps planned already: the sweeps hand over
+    only the steps of a run planned in full."""
+    from ar_collections import dunning
+    from ar_collections.models import DunningRun, RunStatus
+
+    monkeypatch.setattr(dunning, "PLAN_BATCH_SIZE", 1)
+    for name in ("Acme Tools", "Beta Bau"):
+        make_account(Segment.PROMPT, name=name, email=f"ap@{name.split()[0].lower()}.test")
+    plan_batch, batches = dunning._plan_next_batch, []
+
+    def out_of_time_at_the_second(run_id, book):
+        batches.append(run_id)
+        if len(batches) == 2:
+            raise SoftTimeLimitExceeded()  # as the worker's pool raises it
+        return plan_batch(run_id, book)
+
+    monkeypatch.setattr(dunning, "_plan_next_batch", out_of_time_at_the_second)
+
+    with frozen(ON), django_capture_on_commit_callbacks(execute=True):
+        # Eager, the task's repeat runs here, within its Retry (which a worker would log).
+        start_dunning_run.apply(kwargs={"run_date": ON.isoformat()}, throw=False)
+
+    assert DunningRun.objects.get(run_date=ON).status == RunStatus.FINISHED
+    assert sorted(DunningAction.objects.values_list("customer__name", "status")) == [
+        ("Acme Tools", ActionStatus.DONE), ("Beta Bau", ActionStatus.DONE)
+    ]
+    assert len(smtp_server.messages) == 2
+
+
+def test_an_import_whose_time_runs_out_fails_saying_so_and_imports_nothing(
+    make_customer, monkeypatch, settings
+):
+    from ar_collections import imports
+    from ar_collections.models import ImportStatus, Payment, ReceivablesImport
+
+    settings.JOB_TIME_LIMIT = 1800
+    make_customer(account_number="C-IMP")
+    batch = ReceivablesImport.objects.create(
+        kind="payments", file_name="bank.csv",
+        text="account_number,received_on,currency,amount,reference\nC-IMP,2026-03-02,EUR,150.00,BANK-9\n",
+    )
+    payments_import = imports.payments_import
+
+    def slow(text, **options):
+        report = payments_import(text, **options)
+        threading.Event().wait()  # the rest of a file far too long for the limit
+        return report
+
+    monkeypatch.setattr(imports, "payments_import", slow)
+
+    with soft_time_limit(1):
+        assert imports.import_run(batch.pk) == ImportStatus.FAILED
+
+    batch.refresh_from_db()
+    assert batch.errors == ["The import took longer than its time limit (JOB_TIME_LIMIT, 1800 s) and was "
+                            "stopped: nothing was imported. Import the file in parts."]
+    assert not Payment.objects.exists()

@@ -261,6 +261,7 @@ def test_env_example_documents_every_variable_the_settings_read():
     ("DELIVERY_SWEEP_MINUTES", "0", "of at least 1"),
     ("DELIVERY_TIME_LIMIT", "0", "from 10 to 840"),
     ("DELIVERY_TIME_LIMIT", "3600", "from 10 to 840"),
+    ("JOB_TIME_LIMIT", "0", "of at least 60"),
 ])
 def test_settings_refuse_a_number_out_of_range_naming_the_variable_and_the_range(
     tmp_path, variable, raw, allowed
@@ -280,7 +281,7 @@ def test_settings_refuse_a_time_limit_the_broker_would_hand_to_a_second_worker_f
     # A task still running when its message's visibility timeout ends is
     # delivered to another worker as well.
     result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x", REDIS_URL="redis://127.0.0.1:1/0",
-                              CELERY_VISIBILITY_TIMEOUT="300")
+                              CELERY_VISIBILITY_TIMEOUT="300", JOB_TIME_LIMIT="60")
 
     assert result.returncode != 0
     assert ("ConfigError: DELIVERY_TIME_LIMIT (300 s) plus 60 s to wind down must end within "
@@ -302,6 +303,34 @@ def test_the_delivery_tasks_have_the_delivery_time_limit(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["120", "180", "120", "120"]
+
+
+@pytest.mark.slow
+def test_a_nightly_job_s_time_limit_must_end_before_the_broker_hands_it_to_a_second_worker(tmp_path):
+    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), SECRET_KEY="x", REDIS_URL="redis://127.0.0.1:1/0",
+                              JOB_TIME_LIMIT="3600")
+
+    assert result.returncode != 0
+    assert ("ConfigError: JOB_TIME_LIMIT (3600 s) plus 60 s to wind down must end within "
+            "CELERY_VISIBILITY_TIMEOUT (3600 s)") in result.stderr
+
+
+@pytest.mark.slow
+def test_the_nightly_jobs_have_the_job_time_limit(tmp_path):
+    code = ("import django; django.setup(); from arcrm.celery import app; "
+            "app.loader.import_default_modules(); t = app.tasks; "
+            "print(*[t[f'collections.{n}'].soft_time_limit for n in ('start_dunning_run', "
+            "'refresh_payment_behaviour', 'check_commitments', 'run_import')], "
+            "t['collections.start_dunning_run'].time_limit, "
+            "t['collections.deliver_actions'].soft_time_limit)")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings",
+             "SECRET_KEY": "x", "ARCRM_VAR_DIR": str(tmp_path), "JOB_TIME_LIMIT": "900"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["900", "900", "900", "900", "960", "300"]
 
 
 @pytest.mark.slow
