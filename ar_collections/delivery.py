@@ -1139,6 +1139,9 @@ def action_review(*, action: DunningAction, collector: User, send: bool, note: s
             "before": {"status": ActionStatus.IN_REVIEW},
             "after": {"status": ActionStatus.PLANNED if send else ActionStatus.SKIPPED},
         })
+        # Reviewed here, it is off the worklist now: left to the nightly refresh,
+        # the list would offer all day to review a notice already decided.
+        worklist.items_close(actor=collector, kind=WorkKind.REVIEW, action=locked)
         if send:
             action_hand_over(action_id=locked.pk)
     locked.refresh_from_db()

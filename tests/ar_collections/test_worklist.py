@@ -213,6 +213,27 @@ def test_notices_queued_for_review_are_on_the_list_until_reviewed(make_account, 
     assert item.status == WorkStatus.DONE
 
 
+@pytest.mark.parametrize("send", [True, False], ids=["sent", "skipped"])
+def test_a_notice_reviewed_in_the_review_queue_leaves_the_worklist_at_once(
+    make_account, collector, plan_and_deliver, send
+):
+    """Not at the next nightly refresh: until then the worklist offered to
+    review a notice that had already been sent or skipped."""
+    LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(auto_send=False)
+    account = make_account()
+    day = DUE + dt.timedelta(days=3)
+    plan_and_deliver(day)
+    worklist.worklist_refresh(on=day)
+    item = WorkItem.objects.get(kind=WorkKind.REVIEW, customer=account)
+    with frozen(day):
+        action_review(action=item.action, collector=collector, send=send,
+                      note="" if send else "Called instead")
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+    assert item.done_by == collector
+    assert item not in worklist.items_for(assignee=collector, on=day)
+
+
 def test_accounts_on_the_personal_track_and_unanswered_disputes_are_on_the_list(
     make_account, collector, plan_and_deliver
 ):
