@@ -202,6 +202,30 @@ def test_a_collector_pages_through_and_filters_the_timeline(page, acme):
     page.screenshot(path=ARTIFACTS / "workspace-account-narrow.png", full_page=True)
 
 
+def test_a_keyboard_user_keeps_their_place_in_the_timeline_filters(page, acme):
+    """The filters are redrawn with the events they select: the box just
+    ticked keeps the keyboard, and Tab goes on to the next one, rather than
+    the focus falling to the top of the page after every tick."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    filters = page.locator(".timeline-filters")
+    filters.get_by_label("Calls").focus()
+    page.keyboard.press("Space")
+    expect(events(page)).to_have_count(OLD_CALLS)
+    expect(filters.get_by_label("Calls")).to_be_checked()
+    expect(filters.get_by_label("Calls")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(filters.get_by_label("Notes", exact=True)).to_be_focused()
+    page.keyboard.press("Space")
+    expect(events(page)).to_have_count(PAGE_SIZE)
+    expect(filters.get_by_label("Notes", exact=True)).to_be_focused()
+
+    filters.get_by_role("searchbox", name="Invoice").fill("INV-NONE")
+    filters.get_by_role("searchbox", name="Invoice").press("Enter")
+    expect(filters).to_contain_text("No invoice INV-NONE on this account.")
+    expect(filters.get_by_role("searchbox", name="Invoice")).to_be_focused()
+
+
 def test_a_collector_pauses_and_resumes_dunning_in_place(page, acme):
     log_in(page, "carla")
     page.goto(f"/customers/{acme.pk}/")
