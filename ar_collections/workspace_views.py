@@ -68,7 +68,7 @@ from ar_collections.workspace_forms import (
     worklist_owners,
 )
 from arcrm.dates import format_day
-from arcrm.htmx import wants_fragment
+from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO, format_money
 from arcrm.paging import BadPosition
 from arcrm.roles import can_act_on
@@ -261,7 +261,7 @@ def _inline_action(
 def _form_response(
     request: HttpRequest, context: dict, *, status: int, focus_first: bool = True
 ) -> HttpResponse:
-    _autofocus(context["form"], first=focus_first)
+    form_autofocus(context["form"], first=focus_first)
     if not request.htmx:
         return render(request, "collections/action_form.html", context, status=status)
     return render(request, "collections/action_form.html#action-panel", context, status=status)
@@ -736,15 +736,6 @@ def _worklist_url(request: HttpRequest, item: WorkItem) -> str:
 
 
 # --- Helpers -------------------------------------------------------------------------------
-
-
-def _autofocus(form, *, first: bool) -> None:
-    """Put the keyboard in the form: on the first field to correct, else (with
-    `first`) on its first field. The browser honours autofocus on a page, htmx
-    in a swapped panel; without it the focus stays behind or falls to the top."""
-    names = [name for name in form.fields if name in form.errors] or (list(form.fields)[:1] if first else [])
-    if names:
-        form.fields[names[0]].widget.attrs["autofocus"] = True
 
 
 def _add_errors(form, error: ValidationError) -> None:

@@ -39,7 +39,7 @@ from ar_collections.workspace_views import (
     preview_context,
     timeline_context,
 )
-from arcrm.htmx import wants_fragment
+from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO, by_currency
 from arcrm.roles import can_act_on
 from customers import services
@@ -282,6 +282,8 @@ def _form_response(
     would re-render.
     """
     status = 422 if form.is_bound else 200
+    # The link that opened the form is swapped away: the form takes the keyboard.
+    form_autofocus(form, first=True)
     context = {**context, "form": form}
     if not request.htmx:
         return render(request, template, context, status=status)

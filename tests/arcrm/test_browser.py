@@ -151,6 +151,35 @@ def test_a_collector_records_an_absence_without_leaving_the_page(page, accounts)
     assert page.evaluate("window.notReloaded") is True
 
 
+def test_a_keyboard_user_lands_in_the_card_and_contact_forms_and_on_the_field_to_correct(page, accounts):
+    """The link that opened a form is swapped away with what it replaced: the
+    form takes the keyboard, rather than the focus falling to the top of the
+    page, and a rejected form puts it on the field to correct."""
+    log_in(page, "carla", "pw-carla")
+    page.goto(f"/customers/{accounts.pk}/")
+    card = page.locator("#account-card")
+    page.get_by_role("link", name="Edit card").focus()
+    page.keyboard.press("Enter")
+    expect(card.get_by_label("Name", exact=True)).to_be_focused()
+
+    card.get_by_label("Typical days between orders").fill("-3")
+    card.get_by_role("button", name="Save card").press("Enter")
+    expect(card).to_contain_text("Nothing was saved.")
+    expect(card.get_by_label("Typical days between orders")).to_be_focused()
+    card.get_by_role("link", name="Cancel").click()
+    expect(card.locator("form")).to_have_count(0)
+
+    jana = page.locator("article.contact", has_text="Jana Novak")
+    jana.get_by_role("link", name="Edit Jana Novak").focus()
+    page.keyboard.press("Enter")
+    form = page.locator("form[id^=contact-form]")
+    expect(form.get_by_label("Name", exact=True)).to_be_focused()
+    form.get_by_label("Email").fill("not an address")
+    form.get_by_role("button", name="Save contact").press("Enter")
+    expect(form).to_contain_text("Enter a valid email address.")
+    expect(form.get_by_label("Email")).to_be_focused()
+
+
 @pytest.fixture
 def many_customers(accounts):
     """Enough customers for three pages of the list."""
