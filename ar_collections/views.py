@@ -74,7 +74,7 @@ from ar_collections.models import (
 )
 from ar_collections.workspace import amounts_waived, charges_waivable, pauses_liftable
 from arcrm.dates import format_day
-from arcrm.htmx import wants_fragment
+from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO
 from arcrm.paging import BadPosition, Keyset, Page
 from arcrm.roles import can_act_on, require_act_on
@@ -955,6 +955,9 @@ def _item_response(
     queue's count comes along out of band, for the queue the browser shows
     (`count` gives its template and rows for that URL's filter)."""
     status = 422 if action.form is not None else 200
+    if action.form is not None:
+        # The pressed button is swapped away with the item: the note to write takes the keyboard.
+        form_autofocus(action.form, first=False)
     if request.htmx:
         response = render(request, template, {"action": action, "with_messages": True}, status=status)
         query = QueryDict(urlsplit(request.htmx.current_url or "").query)

@@ -118,6 +118,28 @@ def test_a_collector_reviews_a_step_and_clears_the_print_queue_in_place(page, ac
     page.screenshot(path=ARTIFACTS / "account-dunning-card.png", full_page=True)
 
 
+def test_a_step_skipped_or_declined_without_a_reason_puts_the_keyboard_on_the_note(manager, page, accounts):
+    """The item is redrawn with the refusal, and the button that was pressed
+    with it: the focus goes to the note to write, not to the top of the page."""
+    log_in(page, "carla")
+    page.goto("/collections/review/")
+    item = page.locator("article.queue-item", has_text="Acme Tools")
+    item.get_by_role("button", name="Skip").press("Enter")
+    expect(item).to_contain_text("Say why this step is skipped.")
+    expect(item.get_by_label("Note")).to_be_focused()
+    page.keyboard.type("Anna promised payment on the phone")
+    item.get_by_role("button", name="Skip").press("Enter")
+    expect(item.locator(".decided")).to_contain_text("Anna promised payment on the phone")
+
+    page.context.clear_cookies()
+    log_in(page, "maria")
+    page.goto("/collections/approvals/")
+    item = page.locator("article.queue-item", has_text="Initech")
+    item.get_by_role("button", name="Decline").press("Enter")
+    expect(item).to_contain_text("Write down why you decide this way.")
+    expect(item.get_by_label("Why")).to_be_focused()
+
+
 def test_a_manager_weighs_and_declines_a_credit_hold_and_overrides_a_segment(manager, page, accounts):
     log_in(page, "maria")
     page.goto("/collections/approvals/")
