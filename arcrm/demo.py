@@ -1366,7 +1366,7 @@ class _Builder:
                         customer=customer, kind=EventKind.INVOICE_PAID,
                         occurred_at=_at(invoice.settled_on, 11, 5),
                         summary=f"Invoice {invoice.number} paid in full"
-                        + (f", {late} days late" if late else ""),
+                        + (f", {late} day{'s' if late != 1 else ''} late" if late else ""),
                         details={"number": invoice.number, "days_late": late},
                         subject_type=types[Invoice], subject_id=invoice.pk,
                     ))

@@ -327,6 +327,17 @@ def test_every_document_has_its_event_on_the_timeline(seeded):
     assert issued.subject == first_invoice
 
 
+def test_an_invoice_paid_a_day_late_says_1_day_late(seeded):
+    """Not "1 days late", which the demo's timelines said dozens of times."""
+    paid = TimelineEvent.objects.filter(kind=EventKind.INVOICE_PAID, actor__isnull=True)
+    one_day = [e.summary for e in paid if e.details.get("days_late") == 1]
+    assert one_day, "the demo has no invoice paid a day late to read"
+    assert all(summary.endswith(", 1 day late") for summary in one_day), one_day[:3]
+    assert not paid.filter(summary__contains=" 1 days late").exists()
+    several = paid.filter(details__days_late__gt=1).first()
+    assert several.summary.endswith(f", {several.details['days_late']} days late")
+
+
 def test_credit_notes_issued_later_do_not_reuse_a_seeded_number(seeded):
     for counter in DocumentCounter.objects.all():
         taken = CreditNote.objects.filter(number__startswith=counter.prefix).count()
