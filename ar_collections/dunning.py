@@ -348,8 +348,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         cycle_id = open_cycles[customer_id]
         stand = stands[cycle_id]
         ladder, switched = routes[customer_id]
-        if stand["pending"] or stand["unsent"]:
-            continue  # the previous step waits for a person, or is still to go out
+        if stand["pending"] or stand["unsent"] or stand["unposted"]:
+            continue  # the previous step waits for a person, is still to go out or to be posted
         step = ladder.next_after(stand["position"], switched=switched, taken=taken[cycle_id],
                                  tone=stand["tone"])
         if step is None:
@@ -455,6 +455,17 @@ def waits_for(
     return max(filter(None, pay_bys), default=None), max(filter(None, contacts), default=None)
 
 
+# For CYCLE_STAND: the action is a letter in the print queue that lists an
+# open invoice. The subquery repeats the queue's own conditions on the
+# letter: PostgreSQL may run it once for the whole statement (a hashed
+# subplan) rather than per action, and then reads only the queue's letters
+# (partial index action_letter_unprinted) and their lines, not every line
+# ever written against every open invoice.
+_LISTS_OPEN_INVOICE_IN_QUEUE = DunningActionInvoice.objects.filter(
+    action=OuterRef("actions"), action__channel=Channel.LETTER, action__status=ActionStatus.DONE,
+    action__printed_at__isnull=True, invoice__status=InvoiceStatus.OPEN, invoice__open_amount__gt=0,
+)
+
 # Where a cycle stands: its last step, the pay-by date the customer was (or is
 # about to be) told (a skipped or failed step told them none), and steps waiting.
 CYCLE_STAND = {
@@ -472,12 +483,21 @@ CYCLE_STAND = {
     # A step not yet carried out (the mail server put it off, a worker died):
     # the next one waits for it, never overtakes it.
     "unsent": Count("actions", filter=Q(actions__status__in=[ActionStatus.PLANNED, ActionStatus.SENDING])),
+    # Nor does it overtake a letter written and still in the print queue
+    # (forms.letters_in_queue): the customer has not had it yet. It waits
+    # until the letter is posted, or withdrawn (then a step not carried out).
+    "unposted": Count("actions", filter=Q(
+        actions__channel=Channel.LETTER, actions__status=ActionStatus.DONE, actions__printed_at__isnull=True,
+    ) & ~Q(actions__letter_pdf="") & Q(Exists(_LISTS_OPEN_INVOICE_IN_QUEUE))),
 }
 
 # The day an action reached the customer, for the minimum gap between
-# contacts: the day it was carried out (a step sent late, after a review or an
-# outage, went out then, not on its planned day), else the day it was planned.
+# contacts: for a letter, the day it was posted (marked printed; none while it
+# waits in the print queue); else the day it was carried out (a step sent
+# late, after a review or an outage, went out then, not on its planned day),
+# else the day it was planned.
 CONTACTED_ON = Case(
+    When(channel=Channel.LETTER, status=ActionStatus.DONE, then=TruncDate("printed_at")),
     When(status=ActionStatus.DONE, done_at__isnull=False, then=TruncDate("done_at")),
     default=F("planned_on"), output_field=DateField(),
 )
@@ -546,6 +566,9 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if cycle and cycle.unsent:
         return NextStep(None, None, [], held, "The last step has not gone out yet (the mail server put it "
                         "off, or it is being sent): the next one waits for it.")
+    if cycle and cycle.unposted:
+        return NextStep(None, None, [], held, "The last letter waits in the print queue: the next step waits "
+                        "until it is posted or withdrawn.")
     step = ladder.next_after(
         cycle.position if cycle else None, switched=switched,
         taken=set(cycle.actions.values_list("step__policy__segment", "step__position")) if switched else (),

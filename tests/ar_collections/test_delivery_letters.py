@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections.delivery import charge_waive, invoices_resend
+from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
     ChargeKind,
@@ -45,6 +46,37 @@ def days(n: int) -> dt.date:
 
 def letter_of(account, position: int) -> DunningAction:
     return DunningAction.objects.get(customer=account, step__position=position)
+
+
+def post_waiting(day: dt.date) -> None:
+    """The print room posts every letter waiting in the print queue on `day`."""
+    letters_in_queue().update(printed_at=dt.datetime.combine(day, dt.time(8), tzinfo=dt.UTC))
+
+
+def to_the_fee_letter(plan_and_deliver, *, posted: bool = False) -> None:
+    """The systematic late payers' ladder up to its letter of day 12 (step 3,
+    the one with a fee): the letters of days -3 and 3 go to the post the day
+    they are written (the next step waits for a letter still in the print
+    queue); the one of day 12 waits in the queue, unless `posted` that day."""
+    for day in (-3, 3):
+        plan_and_deliver(days(day))
+        post_waiting(days(day))
+    plan_and_deliver(days(12))
+    if posted:
+        post_waiting(days(12))
+
+
+def next_out_while_the_fee_letter_waits(account, plan_and_deliver, day: dt.date) -> None:
+    """The step after the letter of day 12 goes out on `day` while that letter
+    still waits in the print queue. The planner holds a step back behind a
+    letter in the queue; letters written before it did can still wait there
+    behind a later notice, which this sets up: the letter taken for posted on
+    day 12 for the night of `day`, then back in the queue."""
+    letter = letter_of(account, 3)
+    DunningAction.objects.filter(pk=letter.pk).update(printed_at=dt.datetime.combine(days(12), dt.time(8),
+                                                                                      tzinfo=dt.UTC))
+    plan_and_deliver(day)
+    DunningAction.objects.filter(pk=letter.pk).update(printed_at=None)
 
 
 def test_a_letter_names_the_customer_every_invoice_the_total_and_the_pay_by_date_on_one_page(
@@ -146,8 +178,7 @@ def charging_account(make_account, make_invoice):
 
 
 def test_a_fee_and_interest_are_charged_and_shown_on_the_letter(charging_account, plan_and_deliver, pdf_text):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     action = letter_of(charging_account, 3)
     charges = {
@@ -186,8 +217,7 @@ def test_the_fee_is_charged_in_its_own_currency_and_only_on_a_notice_listing_tha
     step = DunningStep.objects.get(policy__segment=Segment.SYSTEMATIC_LATE, position=3)
     assert list(step.fees.values_list("amount", "currency")) == [(Decimal("40.00"), "EUR")]
 
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     fees = {
         c.customer.name: (c.currency, c.amount)
@@ -231,8 +261,7 @@ def test_a_notice_listing_only_gbp_invoices_is_charged_the_step_s_gbp_fee(
     account = _fees_account(make_customer, make_contact, make_invoice, "Pound Only",
                             [("GBP", "500.00"), ("GBP", "700.00")])
 
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     letter = letter_of(account, 3)
     fees = LateCharge.objects.filter(kind=ChargeKind.LATE_FEE).values_list("action", "currency", "amount")
@@ -254,8 +283,7 @@ def test_a_notice_listing_several_currencies_carries_one_fee_per_currency_the_st
     account = _fees_account(make_customer, make_contact, make_invoice, "Three Currencies",
                             [("EUR", "500.00"), ("EUR", "700.00"), ("GBP", "300.00"), ("USD", "900.00")])
 
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     letter = letter_of(account, 3)
     fees = LateCharge.objects.filter(kind=ChargeKind.LATE_FEE, action=letter, invoice__isnull=True)
@@ -280,8 +308,7 @@ def test_a_german_notice_names_each_currency_s_fee(
                             [("EUR", "500.00"), ("GBP", "300.00")])
     account.contacts.update(language="de")
 
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     assert "Mahngebühren von 40,00 EUR und 35,00 GBP" in letter_of(account, 3).body_text
 
@@ -296,8 +323,7 @@ def test_interest_on_yen_is_charged_in_whole_yen(
         interest_rate_percent=Decimal("8.00")
     )
 
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     letter = letter_of(account, 3)
     assert list(LateCharge.objects.filter(action=letter).values_list("kind", "amount")) == [
@@ -313,8 +339,7 @@ def test_interest_on_a_later_notice_runs_from_where_the_earlier_one_stopped(
     DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position=2).update(
         interest_rate_percent=Decimal("8.00")
     )
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     interest = LateCharge.objects.filter(kind=ChargeKind.INTEREST, invoice__total_amount=Decimal("700.00"))
     bases = sorted(interest.values_list("action__step__position", "basis", "interest_through"))
@@ -331,6 +356,7 @@ def test_interest_follows_the_balance_down_after_a_part_payment(charging_account
     invoice = Invoice.objects.get(customer=charging_account, total_amount=Decimal("700.00"))
     for day in (-3, 3):
         plan_and_deliver(days(day))
+        post_waiting(days(day))
     payment_record(customer=charging_account, amount=Decimal("300.00"), currency="EUR", received_on=days(5),
                    allocations=[(invoice, Decimal("300.00"))])
     plan_and_deliver(days(12))
@@ -347,8 +373,7 @@ def test_interest_follows_the_balance_down_after_a_part_payment(charging_account
 def test_waiving_a_charge_needs_a_manager_and_a_reason_and_is_recorded(
     charging_account, plan_and_deliver, collector, manager
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     fee = LateCharge.objects.get(kind=ChargeKind.LATE_FEE)
 
     with pytest.raises(PermissionDenied):
@@ -370,8 +395,7 @@ def test_waiving_a_charge_needs_a_manager_and_a_reason_and_is_recorded(
 def test_the_next_notice_repeats_charges_still_standing_but_not_waived_ones(
     charging_account, plan_and_deliver, manager, pdf_text
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver, posted=True)
     charge_waive(charge=LateCharge.objects.get(kind=ChargeKind.LATE_FEE), manager=manager, note="Goodwill")
 
     plan_and_deliver(days(21))  # the final notice, by letter
@@ -387,8 +411,7 @@ def test_the_next_notice_repeats_charges_still_standing_but_not_waived_ones(
 def test_an_approved_fee_waiver_takes_the_invoice_s_charges_off_the_next_notice(
     charging_account, plan_and_deliver, collector, manager, pdf_text
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver, posted=True)
     interest = {c.amount: c.invoice for c in LateCharge.objects.filter(kind=ChargeKind.INTEREST)}
     assert sorted(interest) == [Decimal("1.32"), Decimal("1.84")]
     small, large = interest[Decimal("1.32")], interest[Decimal("1.84")]
@@ -418,8 +441,7 @@ def test_an_approved_fee_waiver_takes_the_invoice_s_charges_off_the_next_notice(
 def test_a_red_tape_resend_asks_for_what_the_last_notice_said_is_owed(
     charging_account, plan_and_deliver, pdf_text
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     letter = pdf_text(letter_of(charging_account, 3).letter_pdf.read())
     assert "EUR 1,244.16" in letter  # 1,201.00 + 40.00 + 1.32 + 1.84
 
@@ -438,8 +460,7 @@ def test_a_german_letter_works_out_its_charges_in_german_and_keeps_our_policy_na
     DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position=3).update(
         interest_rate_percent=Decimal("8.00")
     )
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     letter = letter_of(account, 3)
     text = letter.body_text + pdf_text(letter.letter_pdf.read())
@@ -452,8 +473,7 @@ def test_a_german_letter_works_out_its_charges_in_german_and_keeps_our_policy_na
 
 
 def test_an_english_letter_names_no_policy_either(charging_account, plan_and_deliver, pdf_text):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
 
     text = pdf_text(letter_of(charging_account, 3).letter_pdf.read())
     assert "Late fee (as our terms of payment provide)" in text
@@ -476,8 +496,7 @@ def _pay(account, amount: str, day: dt.date, *, to_invoices: bool = True, refere
 def test_paying_the_amount_due_pays_the_invoices_then_the_fees_and_interest(
     charging_account, plan_and_deliver
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))  # the letter asks for EUR 1,244.16: 1,201.00 + 40.00 + 1.32 + 1.84
+    to_the_fee_letter(plan_and_deliver)  # the letter asks for EUR 1,244.16: 1,201.00 + 40.00 + 1.32 + 1.84
 
     payment = _pay(charging_account, "1250.00", days(14))
 
@@ -494,8 +513,7 @@ def test_paying_the_amount_due_pays_the_invoices_then_the_fees_and_interest(
 def test_charges_left_when_the_invoices_are_paid_stay_owed_until_paid_or_waived(
     charging_account, plan_and_deliver, make_invoice, manager, client, pdf_text
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver, posted=True)
     _pay(charging_account, "1201.00", days(13))
     plan_and_deliver(days(14))  # nothing chased is open: the cycle closes, its charges do not vanish
     worklist_refresh(on=days(14))  # as the nightly run does after planning
@@ -535,8 +553,7 @@ def test_charges_left_when_the_invoices_are_paid_stay_owed_until_paid_or_waived(
 def test_charges_left_owing_again_after_a_later_cycle_are_back_on_the_worklist(
     charging_account, plan_and_deliver, make_invoice
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver, posted=True)
     _pay(charging_account, "1201.00", days(13))
     plan_and_deliver(days(14))
     worklist_refresh(on=days(14))
@@ -562,8 +579,7 @@ def test_a_letter_made_moot_before_it_was_posted_charges_nothing(
     is paid the same day, before it goes to the post: it leaves the print queue
     and its charges are cancelled, on the timeline and on the charges
     themselves, which stay on record and count in no total."""
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     letter = letter_of(charging_account, 3)
     assert LateCharge.objects.filter(action=letter).count() == 3
 
@@ -581,7 +597,7 @@ def test_a_letter_made_moot_before_it_was_posted_charges_nothing(
     assert all(c.cancelled_at is not None and c.waived_at is None for c in charges)
     assert sum(c.amount for c in charges) == Decimal("43.16")
     assert not LateCharge.objects.filter(customer=charging_account).standing().exists()
-    # The letters of days -3 and 3 were not posted either: each is withdrawn on its own.
+    # The letters of days -3 and 3 went to the post: only the one of day 12 is withdrawn.
     event = TimelineEvent.objects.get(customer=charging_account,
                                       summary__startswith=f"Letter of {format_day(letter.planned_on)}")
     assert "not posted" in event.summary and "late fee EUR 40.00" in event.summary
@@ -604,10 +620,7 @@ def test_a_letter_made_moot_before_it_was_posted_is_no_contact_for_the_next_step
     cycle count its pay-by date."""
     from ar_collections.dunning import CYCLE_STAND
 
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
-    DunningAction.objects.filter(customer=charging_account, step__position__lt=3).update(
-        printed_at=timezone.now())  # the first two letters went to the post
+    to_the_fee_letter(plan_and_deliver)  # the first two letters went to the post
     letter = letter_of(charging_account, 3)
     with frozen(days(12)):
         _pay(charging_account, "1201.00", days(12), posted=False)
@@ -631,8 +644,7 @@ def test_a_letter_made_moot_before_it_was_posted_is_no_contact_for_the_next_step
 def test_a_charge_cancelled_with_its_letter_cannot_be_waived_or_paid(
     charging_account, plan_and_deliver, manager
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     letter = letter_of(charging_account, 3)
     _pay(charging_account, "1201.00", days(12), posted=False)
     fee = LateCharge.objects.get(action=letter, kind=ChargeKind.LATE_FEE)
@@ -656,8 +668,7 @@ def test_a_letter_withdrawn_from_the_queue_cancels_its_charges_and_tells_the_cus
     from ar_collections.dunning import CYCLE_STAND
     from ar_collections.workspace import promise_record
 
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     letter = letter_of(charging_account, 3)
     with frozen(days(13)):
         promise_record(customer=charging_account, actor=collector, amount=Decimal("1201.00"),
@@ -686,8 +697,7 @@ def test_a_letter_marked_posted_as_the_withdrawal_reaches_it_keeps_its_charges(
 ):
     from ar_collections import delivery
 
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     letter = letter_of(charging_account, 3)
     settled = {"status": "paid", "open_amount": 0, "settled_on": days(13)}  # by credit notes, say
     Invoice.objects.filter(customer=charging_account).update(**settled)
@@ -752,11 +762,8 @@ def test_charges_of_an_unposted_letter_listed_again_only_by_a_later_unposted_let
     """The letters of days 12 and 21 both wait in the print queue when
     everything is paid: the later one listed the earlier one's charges, but
     never reached the customer either, so it asked for nothing."""
-    for day in (-3, 3):
-        plan_and_deliver(days(day))
-    DunningAction.objects.filter(customer=charging_account).update(printed_at=timezone.now())
-    for day in (12, 21):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
+    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(21))
     later = letter_of(charging_account, 4)
     assert later.channel == "letter" and not LateCharge.objects.filter(action=later).exists()
 
@@ -770,11 +777,11 @@ def test_charges_of_an_unposted_letter_listed_again_only_by_a_later_unposted_let
 def test_charges_a_later_notice_asked_for_stay_when_the_unposted_letter_becomes_moot(
     charging_account, plan_and_deliver, smtp_server
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     letter = letter_of(charging_account, 3)  # never posted
     charging_account.contacts.update(reminder_channel=ReminderChannel.EMAIL)
-    plan_and_deliver(days(21))  # the next notice, by e-mail, lists the letter's charges
+    # The next notice, by e-mail, lists the letter's charges.
+    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(21))
     assert "from an earlier notice" in letter_of(charging_account, 4).body_text
 
     _pay(charging_account, "1201.00", days(22), posted=False)
@@ -791,8 +798,7 @@ def test_charges_a_later_notice_asked_for_stay_when_the_unposted_letter_becomes_
 
 
 def test_a_letter_made_moot_is_not_marked_posted(client, collector, charging_account, plan_and_deliver):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     letter = letter_of(charging_account, 3)
     _pay(charging_account, "1201.00", days(12), posted=False)
     client.force_login(collector)
@@ -804,8 +810,7 @@ def test_a_letter_made_moot_is_not_marked_posted(client, collector, charging_acc
 
 
 def test_a_posted_letter_keeps_its_charges_when_its_invoices_are_paid(charging_account, plan_and_deliver):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     letter = letter_of(charging_account, 3)
     _pay(charging_account, "1201.00", days(14))  # after the letter was posted
 
@@ -813,8 +818,7 @@ def test_a_posted_letter_keeps_its_charges_when_its_invoices_are_paid(charging_a
 
 
 def test_a_paid_charge_cannot_be_waived(charging_account, plan_and_deliver, manager):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
     _pay(charging_account, "1244.16", days(13))
 
     with pytest.raises(ValidationError, match="nothing left to waive"):
@@ -825,8 +829,7 @@ def test_a_paid_charge_cannot_be_waived(charging_account, plan_and_deliver, mana
 def test_a_ladder_switched_off_for_a_night_resumes_where_it_stood_and_charges_nothing_twice(
     charging_account, plan_and_deliver
 ):
-    for day in (-3, 3, 12):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver, posted=True)
     cycle = charging_account.dunning_cycles.get()
     policy = LatePaymentPolicy.objects.get(segment=Segment.SYSTEMATIC_LATE)
     LatePaymentPolicy.objects.filter(pk=policy.pk).update(is_active=False)
@@ -837,6 +840,7 @@ def test_a_ladder_switched_off_for_a_night_resumes_where_it_stood_and_charges_no
 
     for day in (14, 21, 30, 40):
         plan_and_deliver(days(day))
+        post_waiting(days(day))
 
     assert charging_account.dunning_cycles.count() == 1
     actions = charging_account.dunning_actions.order_by("planned_on")
@@ -964,11 +968,8 @@ def test_charges_kept_for_a_later_letter_are_cancelled_when_that_letter_is_withd
     letter that made them."""
     from ar_collections.delivery import letter_withdraw
 
-    for day in (-3, 3):
-        plan_and_deliver(days(day))
-    DunningAction.objects.filter(customer=charging_account).update(printed_at=timezone.now())
-    for day in (12, 21):
-        plan_and_deliver(days(day))
+    to_the_fee_letter(plan_and_deliver)
+    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(21))
     earlier, later = letter_of(charging_account, 3), letter_of(charging_account, 4)
     with frozen(days(22)):
         letter_withdraw(letter=earlier, actor=collector, reason="Disputed on the phone")

@@ -9,9 +9,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from ar_collections import dunning
-from ar_collections.dunning import RunRefused, dunning_run_execute, run_plan, run_start
+from ar_collections.delivery import letter_withdraw
+from ar_collections.dunning import RunRefused, dunning_run_execute, next_step, run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
@@ -20,10 +22,11 @@ from ar_collections.models import (
     DunningRun,
     Invoice,
     InvoiceStatus,
+    LatePaymentPolicy,
     PauseKind,
     RunStatus,
 )
-from customers.models import Segment
+from customers.models import ContactRole, ReminderChannel, Segment
 from tests.ar_collections.conftest import frozen
 
 DUE = dt.date(2026, 3, 2)
@@ -267,6 +270,107 @@ def test_a_run_for_a_day_to_come_is_refused(db):
     with frozen(DUE), pytest.raises(RunRefused, match="that day has not come yet"):
         run_start(run_date=DUE + dt.timedelta(days=1))
     assert not DunningRun.objects.exists()
+
+
+# --- Letters in the print queue ----------------------------------------------------------
+#
+# A letter is written by a worker and then waits in the print queue until a
+# collector marks it printed: it reaches the customer only once posted.
+
+
+def days(n: int) -> dt.date:
+    return DUE + dt.timedelta(days=n)
+
+
+@pytest.fixture
+def writes_letters(make_account, make_contact, smtp_server):
+    """A prompt payer whose billing contact Anna prefers letters (the prompt
+    ladder: a letter on day 3, a firmer one on day 14, both giving 10 days to
+    pay; on day 28 an e-mail to the principal, Paul)."""
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
+    make_contact(account, name="Paul Principal", role=ContactRole.PRINCIPAL, email="paul@acme.test")
+    return account
+
+
+def posted(account, position: int, *, on: dt.date) -> DunningAction:
+    """The letter of that step marked printed (posted) on `on`, as the print queue marks it."""
+    with frozen(on):
+        DunningAction.objects.filter(customer=account, step__position=position, channel="letter",
+                                     printed_at=None).update(printed_at=timezone.now())
+    return DunningAction.objects.get(customer=account, step__position=position)
+
+
+def test_a_letter_still_in_the_print_queue_holds_the_next_step_until_it_is_posted(
+    writes_letters, plan_and_deliver, smtp_server
+):
+    """The print room posts the letter of day 14 only on day 40: the e-mail to
+    the principal (day 28 on the ladder) does not overtake it, and then waits
+    the minimum gap (5 days) from the day it was posted."""
+    plan_and_deliver(days(3))
+    posted(writes_letters, 1, on=days(3))
+    for day in range(4, 41):
+        plan_and_deliver(days(day))
+
+    assert [a[:2] for a in actions(writes_letters)] == [(1, "email"), (2, "letter")]
+    assert smtp_server.messages == []
+    preview = next_step(writes_letters, on=days(40))
+    assert preview.due_on is None
+    assert preview.note == ("The last letter waits in the print queue: the next step waits until it is "
+                            "posted or withdrawn.")
+
+    posted(writes_letters, 2, on=days(40))
+    assert next_step(writes_letters, on=days(40)).due_on == days(45)
+    for day in range(41, 47):
+        plan_and_deliver(days(day))
+
+    assert actions(writes_letters)[2] == (3, "escalate_principal", days(45))
+    assert [m["To"] for m in smtp_server.messages] == ["Paul Principal <paul@acme.test>"]
+
+
+def test_the_minimum_gap_after_a_letter_counts_from_the_day_it_was_posted(writes_letters, plan_and_deliver):
+    """Written on day 14 and posted on day 22; with 10 days between contacts
+    the principal hears from us on day 32, not on day 28 (the ladder's day,
+    already 14 days after the letter was written)."""
+    LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(min_days_between_contacts=10)
+    plan_and_deliver(days(3))
+    posted(writes_letters, 1, on=days(3))
+    for day in range(4, 23):
+        plan_and_deliver(days(day))
+    posted(writes_letters, 2, on=days(22))
+
+    assert next_step(writes_letters, on=days(23)).due_on == days(32)  # the preview agrees
+    for day in range(23, 35):
+        plan_and_deliver(days(day))
+
+    assert actions(writes_letters)[2] == (3, "escalate_principal", days(32))
+
+
+def test_a_letter_withdrawn_from_the_queue_lets_the_ladder_go_on_without_sending_its_step_again(
+    writes_letters, plan_and_deliver, collector
+):
+    """The letter of day 14 waits in the queue until day 35, when a collector
+    withdraws it (its pay-by date, day 24, long past). It is a step not
+    carried out, as a skipped one: the step is not taken again in the cycle,
+    and the next one follows that very night, waiting neither for the
+    withdrawn letter's pay-by date nor a minimum gap after it. The account is
+    never stuck behind a letter nobody will post."""
+    plan_and_deliver(days(3))
+    posted(writes_letters, 1, on=days(3))
+    for day in range(4, 35):
+        plan_and_deliver(days(day))
+    assert len(actions(writes_letters)) == 2
+
+    with frozen(days(35)):
+        letter_withdraw(letter=DunningAction.objects.get(customer=writes_letters, step__position=2),
+                        actor=collector, reason="Asks to be paid by a day long past")
+    assert next_step(writes_letters, on=days(35)).due_on == days(35)
+    plan_and_deliver(days(35))
+
+    assert [(a.step.position, a.status, a.planned_on) for a in
+            DunningAction.objects.filter(customer=writes_letters).order_by("step__position")] == [
+        (1, ActionStatus.DONE, days(3)), (2, ActionStatus.SKIPPED, days(14)),
+        (3, ActionStatus.DONE, days(35)),
+    ]
 
 
 class _Rollback(Exception):
