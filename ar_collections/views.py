@@ -613,7 +613,7 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     part) that should not go after all."""
     letter = get_object_or_404(
         DunningAction.objects.filter(channel=Channel.LETTER).exclude(letter_pdf="")
-        .select_related("customer", "step", "recipient"), pk=pk,
+        .select_related("customer", "step__policy", "recipient"), pk=pk,
     )
     require_act_on(request.user, letter.customer)
     if not letters_in_queue().filter(pk=letter.pk).exists():
@@ -684,7 +684,7 @@ def _letters_url(position: QueryDict) -> str:
 
 def _render_letters(request: HttpRequest, position: QueryDict, *, form: MarkPrintedForm | None = None,
                     status: int = 200):
-    letters = letters_in_queue().select_related("customer", "step", "recipient")
+    letters = letters_in_queue().select_related("customer", "step__policy", "recipient")
     if not request.user.has_perm(ACT_ON_ANY):
         letters = letters.filter(customer__collector=request.user)
     page = LETTERS_ORDER.page(letters, after=position.get("after", ""), before=position.get("before", ""),
@@ -723,8 +723,24 @@ def _add_paid_since(letters: list[DunningAction]) -> None:
     for letter in letters:
         letter.paid_since = paid.get(letter.pk, [])
         letter.paused_since = paused.get(letter.pk, [])
-        # A letter posted after the day it asks payment by tells the customer nothing it can do.
-        letter.pay_by_passed = letter.pay_by is not None and letter.pay_by < today
+        letter.pay_by_warning = _pay_by_warning(letter, today=today)
+
+
+def _pay_by_warning(letter: DunningAction, *, today: dt.date) -> str:
+    """What is wrong with posting the letter today, as far as its pay-by date
+    goes ("" if nothing). A letter posted after the day it asks payment by
+    tells the customer nothing it can do. One asking to be paid in fewer days
+    than its policy leaves between two contacts is nearly as bad: the post
+    takes some of them, and the customer has less time to pay than the
+    policy would give between two reminders."""
+    left = (letter.pay_by - today).days
+    if left >= letter.step.policy.min_days_between_contacts:
+        return ""
+    pay_by = format_day(letter.pay_by)
+    if left < 0:
+        return f"It asks for payment by {pay_by}, which has passed."
+    when = {0: "today", 1: "tomorrow"}.get(left, f"in {left} days")
+    return f"It asks for payment by {pay_by}, {when}: too soon for a letter still to be posted."
 
 
 def _paused_since(letters: list[DunningAction], *, today: dt.date) -> dict[int, list[str]]:

@@ -183,6 +183,44 @@ def test_the_queue_says_when_a_letter_s_pay_by_date_has_passed(client, collector
     page = " ".join(client.get(QUEUE).content.decode().split())
 
     assert "It asks for payment by 4 Aug 2025, which has passed." in page
+    assert ("Withdraw it rather than post it: the next step of the account's ladder then follows in its own "
+            "time.") in page
+
+
+# The prompt payers' policy leaves 5 days between contacts: a letter asking to
+# be paid sooner than that leaves the customer less time, once the post has
+# brought it, than the policy leaves between two reminders.
+@pytest.mark.parametrize(("left", "said"), [
+    (0, "It asks for payment by 5 Aug 2025, today: too soon for a letter still to be posted."),
+    (1, "It asks for payment by 6 Aug 2025, tomorrow: too soon for a letter still to be posted."),
+    (4, "It asks for payment by 9 Aug 2025, in 4 days: too soon for a letter still to be posted."),
+])
+def test_the_queue_warns_of_a_letter_whose_pay_by_date_is_too_near_to_post_it(
+    client, collector, customer, make_letter, left, said
+):
+    letter = make_letter(customer)
+    DunningAction.objects.filter(pk=letter.pk).update(pay_by=TODAY + dt.timedelta(days=left))
+    client.force_login(collector)
+
+    page = " ".join(client.get(QUEUE).content.decode().split())
+    form = " ".join(client.get(withdraw_url(letter)).content.decode().split())
+
+    advice = ("Withdraw it rather than post it: the next step of the account's ladder then follows in its "
+              "own time.")
+    assert f"{said} {advice}" in page
+    assert said in form
+
+
+def test_the_queue_does_not_warn_of_a_letter_leaving_the_policy_s_gap_to_pay(
+    client, collector, customer, make_letter
+):
+    letter = make_letter(customer)
+    DunningAction.objects.filter(pk=letter.pk).update(pay_by=TODAY + dt.timedelta(days=5))
+    client.force_login(collector)
+
+    page = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert "It asks for payment by" not in page and "Withdraw it rather" not in page
 
 
 @pytest.mark.parametrize("rows", [2, 20])
@@ -196,7 +234,7 @@ def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
     client.force_login(collector)
 
     # session, user, role groups, permissions (2), count, letters with customer,
-    # step and recipient, their invoices paid since, their invoices and the
+    # step, its policy and recipient, their invoices paid since, their invoices and the
     # pauses since
     with django_assert_num_queries(10):
         response = client.get(QUEUE)
