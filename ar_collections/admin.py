@@ -48,9 +48,11 @@ from customers.models import Segment
 
 class _RecordedThroughTheApp:
     """Money moved by payments and credit notes is recorded by the services
-    (an account's "Record a payment", a dispute's credit note), which keep the
-    invoices' open amounts, the timeline and the promises in step. The admin
-    shows these rows; editing one here would leave the rest behind."""
+    (an account's "Record a payment" and "Record a credit note", a dispute's
+    credit note), which keep the invoices' open amounts, the timeline, the
+    promises and the payment plans in step. The admin shows these rows; one
+    entered or edited here would leave the rest behind (a credit note added
+    here took nothing off its invoice and reduced no plan)."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -91,7 +93,7 @@ class PaymentAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(admin.ModelAdmin):
+class CreditNoteAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     list_display = ["number", "customer", "invoice", "issued_on", "currency", "amount"]
     search_fields = ["number", "customer__name"]
     list_select_related = ["customer", "invoice"]

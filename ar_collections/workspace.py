@@ -847,8 +847,78 @@ def _credit_allowed(actor, invoice: Invoice, *, taken_off: Decimal) -> None:
     )})
 
 
-def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt.date) -> CreditNote:
-    number = document_number(f"CN-{on.year}-")
+@transaction.atomic
+def credit_note_record(
+    *,
+    customer: Customer,
+    actor,
+    invoice: Invoice,
+    amount: Decimal,
+    reason: str,
+    issued_on: dt.date,
+    number: str = "",
+) -> CreditNote:
+    """A credit note on one invoice (goods returned, a price put right, the
+    ERP's note for either): its amount comes off what the invoice has open,
+    it goes on the timeline, and the payment plan holding the invoice asks
+    for that much less, as a dispute's credit note does. `number` is the
+    ERP's; none given, the next of our own series. An invoice under dispute
+    gets its credit note by resolving the dispute, which ends it too."""
+    if actor is not None:
+        require_act_on(actor, customer)
+    # The account's lock first, then the invoice's: the order a payment takes.
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    invoice = Invoice.objects.select_for_update().filter(pk=invoice.pk, customer=customer).first()
+    if invoice is None:
+        raise ValidationError({"invoice": "Choose an invoice of this account."})
+    if invoice.status != InvoiceStatus.OPEN:
+        state = invoice.get_status_display().lower()
+        state = "paid in full" if invoice.status == InvoiceStatus.PAID else state
+        raise ValidationError({"invoice": f"Invoice {invoice.number} is {state}: nothing is open to credit."})
+    if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
+        raise ValidationError({"invoice": f"{invoice.number} has an open dispute: give the credit note by "
+                                          "resolving the dispute, so that it ends too."})
+    if amount <= 0:
+        raise ValidationError({"amount": "A credit note is more than zero."})
+    places_check(amount, invoice.currency, field="amount")
+    if amount > invoice.open_amount:
+        most = format_money(invoice.open_amount, invoice.currency)
+        raise ValidationError({"amount": f"A credit note on {invoice.number} takes off at most {most}, "
+                                         "what is open."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Say what the credit note is for."})
+    number = number.strip()
+    known = CreditNote.objects.filter(number=number).select_related("invoice").first() if number else None
+    if known:
+        on = f"on {known.invoice.number}, " if known.invoice else ""
+        raise ValidationError({"number": f"Credit note {number} is recorded already ({on}"
+                                         f"{format_money(known.amount, known.currency)} issued on "
+                                         f"{format_day(known.issued_on)})."})
+    if actor is not None:
+        _credit_allowed(actor, invoice, taken_off=amount)
+    note = _credit_note_issue(invoice, amount=amount, reason=reason.strip(), on=issued_on, number=number)
+    money = format_money(amount, invoice.currency)
+    settles = ", which leaves nothing open" if invoice.open_amount == 0 else ""
+    event_record(
+        customer=customer, kind=EventKind.CREDIT_NOTE, actor=actor, subject=note, invoices=[invoice],
+        summary=f"Credit note {note.number} for {money} on {invoice.number}{settles}: {note.reason}",
+        details={"number": note.number, "amount": str(amount), "currency": note.currency,
+                 "invoice": invoice.number, "issued_on": issued_on.isoformat(), "reason": note.reason,
+                 "open_amount": str(invoice.open_amount)},
+    )
+    because = f"credit note {note.number} on {invoice.number}"
+    _plans_follow_dispute(invoice, taken_off=amount, because=because, ended=f"Credit note {note.number}",
+                          actor=actor, on=issued_on)
+    # A letter not yet posted that it made moot goes, and a promise its
+    # invoices are now settled for is kept, as after a payment.
+    letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
+    commitments_check(on=issued_on, customer_ids=[customer.pk], settle_only=True)
+    return note
+
+
+def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt.date,
+                       number: str = "") -> CreditNote:
+    number = number or document_number(f"CN-{on.year}-")
     note = CreditNote.objects.create(
         number=number, customer_id=invoice.customer_id, invoice=invoice, issued_on=on,
         currency=invoice.currency, amount=amount, reason=reason[:200],
@@ -1543,8 +1613,9 @@ def _instalment_hold(plan: PaymentPlan, instalment: Instalment, *, short: Decima
 def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instalment: Instalment, *,
                         short: Decimal, end: dt.date) -> bool:
     """Whether `instalment` came in `short` because the customer took a credit
-    off it: a credit note (or correction) on the plan's invoices since the
-    instalment before, of at least that much. A credit comes off the plan's
+    off it: credit notes (a dispute's or one recorded on the account) or
+    corrections on the plan's invoices since the instalment before, of at
+    least that much. A credit comes off the plan's
     last instalments (_plan_reduce), but customers commonly deduct it from
     their next payment ("we took the credit note off this month's payment").
     If so, the instalment counts as paid less `short`, and `short` moves back
@@ -1556,21 +1627,24 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
         return False
     before = [i for i in instalments if i.number < instalment.number]
     since = before[-1].due_on + dt.timedelta(days=1) if before else plan.proposed_on
-    credits = list(
+    # Every credit note on the plan's invoices (a dispute's, or one recorded on
+    # the account) and every correction a dispute made.
+    notes = list(CreditNote.objects.filter(invoice__in=plan.invoices.all(), issued_on__range=(since, end))
+                 .select_related("invoice").order_by("issued_on", "pk"))
+    corrections = list(
         Dispute.objects.filter(invoice__in=plan.invoices.all(), status=DisputeStatus.RESOLVED,
-                               outcome__in=[DisputeOutcome.CREDIT_NOTE, DisputeOutcome.CORRECTED_INVOICE],
-                               resolved_on__range=(since, end))
-        .select_related("credit_note", "invoice").order_by("resolved_on", "pk")
+                               outcome=DisputeOutcome.CORRECTED_INVOICE, resolved_on__range=(since, end))
+        .select_related("invoice").order_by("resolved_on", "pk")
     )
-    if short > sum((d.taken_off_amount for d in credits), ZERO):
+    if short > sum((n.amount for n in notes), ZERO) + sum((d.taken_off_amount for d in corrections), ZERO):
         return False
     last = later[-1]
     instalment.status, instalment.deducted_amount = InstalmentStatus.PAID, short
     instalment.save(update_fields=["status", "deducted_amount"])
     last.amount += short
     last.save(update_fields=["amount"])
-    which = _listing([f"credit note {d.credit_note.number} on {d.invoice.number}" if d.credit_note
-                      else f"the correction of {d.invoice.number}" for d in credits])
+    which = _listing([f"credit note {n.number} on {n.invoice.number}" for n in notes]
+                     + [f"the correction of {d.invoice.number}" for d in corrections])
     event_record(
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan, invoices=list(plan.invoices.all()),
         summary=f"Instalment {instalment.number} of {len(instalments)} paid less "
@@ -1578,7 +1652,7 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
         f"{last.number} instead, now {format_money(last.amount, plan.currency)} due "
         f"{format_day(last.due_on)}",
         details={"instalment": instalment.number, "taken_off": str(short), "moved_to": last.number,
-                 "credits": [d.pk for d in credits]},
+                 "credit_notes": [n.number for n in notes], "corrections": [d.pk for d in corrections]},
     )
     return True
 

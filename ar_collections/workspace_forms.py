@@ -273,6 +273,27 @@ class PaymentForm(_AccountForm):
             return None
 
 
+class CreditNoteForm(_AccountForm):
+    invoice = InvoiceChoice(label="On invoice")
+    amount = _money(label="Amount")
+    issued_on = _date(label="Issued on")
+    number = forms.CharField(
+        label="Number", max_length=40, required=False,
+        help_text="The credit note's number from the ERP; left empty, it takes the next of our own series.",
+    )
+    reason = _text("What it is for", max_length=200)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["issued_on"].initial = self.today
+
+    def clean_issued_on(self) -> dt.date:
+        issued_on = self.cleaned_data["issued_on"]
+        if issued_on > self.today:
+            raise forms.ValidationError("A credit note cannot be issued after today.")
+        return issued_on
+
+
 class DisputeForm(_AccountForm):
     invoice = InvoiceChoice()
     reason = forms.ChoiceField(choices=DisputeReason.choices)

@@ -52,6 +52,7 @@ from ar_collections.views import FiveQuestions
 from ar_collections.workspace_forms import (
     CallForm,
     CopyForm,
+    CreditNoteForm,
     DecideForm,
     DisputeForm,
     DisputeResolveForm,
@@ -89,6 +90,7 @@ ACTION_LINKS = [
     ("collections:exception_request", "Request an exception"),
     ("collections:invoice_copy", "Re-send a copy"),
     ("collections:payment_record", "Record a payment"),
+    ("collections:credit_note_record", "Record a credit note"),
 ]
 ACTION_PERMISSIONS = {
     "collections:call_log": "collections.add_call",
@@ -100,6 +102,7 @@ ACTION_PERMISSIONS = {
     "collections:exception_request": "collections.add_exceptionrequest",
     "collections:invoice_copy": "customers.add_timelineevent",
     "collections:payment_record": "collections.add_payment",
+    "collections:credit_note_record": "collections.add_creditnote",
 }
 
 
@@ -404,6 +407,27 @@ def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
     return _inline_action(request, pk, form_class=PaymentForm, slug="payment", title="Record a payment",
                           submit="Record payment", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:payment_record"])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def credit_note_record(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        note = workspace.credit_note_record(
+            customer=customer, actor=user, invoice=data["invoice"], amount=data["amount"],
+            reason=data["reason"], issued_on=data["issued_on"], number=data["number"],
+        )
+        invoice = note.invoice
+        invoice.refresh_from_db()
+        left = (f"{format_money(invoice.open_amount, invoice.currency)} is still open" if invoice.open_amount
+                else "nothing is left open")
+        return (f"Credit note {note.number} for {format_money(note.amount, note.currency)} recorded on "
+                f"{invoice.number}; {left}.")
+
+    return _inline_action(request, pk, form_class=CreditNoteForm, slug="credit-note",
+                          title="Record a credit note", submit="Record credit note", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:credit_note_record"])
 
 
 @login_required

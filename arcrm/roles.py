@@ -76,6 +76,8 @@ MANAGE = [
     ("collections", "change_exceptionrequest"),
     # Cash application: a payment takes money off invoices and can keep a promise.
     ("collections", "add_payment"),
+    # A credit note takes money off an invoice as a payment does, and a plan asks for less.
+    ("collections", "add_creditnote"),
     # The ERP's invoices and payments, imported from CSV.
     ("collections", "import_receivables"),
     # A credit beyond the collectors' limit (CollectionRules.credit_without_manager_amount).

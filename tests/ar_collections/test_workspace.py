@@ -1309,6 +1309,29 @@ def test_a_credit_the_customer_takes_off_the_next_instalment_moves_there_from_th
     assert plan.status == PlanStatus.COMPLETED
 
 
+def test_a_credit_note_recorded_on_the_account_and_taken_off_the_next_instalment_moves_there_too(
+    account, invoices, collector, manager
+):
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    mornings(account, plan, 1, 19, {10: [(small, "400.00")]})
+    note = workspace.credit_note_record(customer=account, actor=manager, invoice=large,
+                                        amount=Decimal("300.00"), reason="One pallet returned",
+                                        issued_on=LATE + dt.timedelta(days=20))
+
+    mornings(account, plan, 20, 50, {40: [(small, "100.00")]})
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert [(amount, status) for _, _, amount, status in instalments_of(plan)] == [
+        (Decimal("400.00"), InstalmentStatus.PAID), (Decimal("400.00"), InstalmentStatus.PAID),
+        (Decimal("400.00"), InstalmentStatus.DUE)]
+    assert (f"Instalment 2 of 3 paid less EUR 300.00 taken off for credit note {note.number} on "
+            f"{large.number}: that much is asked with instalment 3 instead, now EUR 400.00 due "
+            f"{format_day(LATE + dt.timedelta(days=70))}") in events(account, EventKind.PAYMENT_PLAN)
+
+
 def test_an_instalment_short_by_more_than_the_credit_since_the_last_one_is_missed(
     account, invoices, collector
 ):
