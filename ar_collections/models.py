@@ -1160,6 +1160,12 @@ class PaymentPlan(models.Model):
     # towards it (a payment of the same morning included). Empty on rows
     # older than this field: those count by the day received only.
     allocations_before = models.BigIntegerField(null=True, blank=True, editable=False)
+    # What credit notes and corrections took off the end of the schedule, per
+    # instalment as agreed: [[number, due_on, amount], ...] (see
+    # workspace._plan_reduce). A customer who deducts a credit from their next
+    # payments instead is asked for it back where it came off, on the dates
+    # they expect, even for an instalment the credit took off altogether.
+    credited_instalments = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["-proposed_on", "-id"]

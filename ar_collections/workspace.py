@@ -762,12 +762,15 @@ def _plan_reduce(plan: PaymentPlan, *, taken_off: Decimal, because: str, actor) 
     at least what the plan's invoices still owe, and they owe more than nothing."""
     instalments = list(plan.instalments.order_by("number"))
     before = [[i.number, i.due_on.isoformat(), str(i.amount)] for i in instalments]
+    credited = _credited_instalments(plan)
     left = taken_off
     for instalment in reversed(instalments):
         if left == 0 or instalment.status != InstalmentStatus.DUE:
             break
         part = min(left, instalment.amount)
         instalment.amount, left = instalment.amount - part, left - part
+        due_on, earlier = credited.get(instalment.number, (instalment.due_on, ZERO))
+        credited[instalment.number] = (due_on, earlier + part)
         if instalment.amount:
             instalment.save(update_fields=["amount"])
         else:
@@ -775,7 +778,8 @@ def _plan_reduce(plan: PaymentPlan, *, taken_off: Decimal, because: str, actor) 
     kept = [i for i in instalments if i.amount]
     old_total = plan.total_amount
     plan.total_amount -= taken_off - left
-    plan.save(update_fields=["total_amount"])
+    plan.credited_instalments = _credited_rows(credited)
+    plan.save(update_fields=["total_amount", "credited_instalments"])
     # The plan holds dunning until its new last instalment (plus grace), no longer.
     DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).update(
         ends_on=kept[-1].due_on + dt.timedelta(days=plan.grace_days),
@@ -793,6 +797,18 @@ def _plan_reduce(plan: PaymentPlan, *, taken_off: Decimal, because: str, actor) 
                  "after": {"total": str(plan.total_amount),
                            "instalments": [[i.number, i.due_on.isoformat(), str(i.amount)] for i in kept]}},
     )
+
+
+def _credited_instalments(plan: PaymentPlan) -> dict[int, tuple[dt.date, Decimal]]:
+    """What credits took off the end of the plan's schedule: by instalment
+    number, its date as agreed and the amount (PaymentPlan.credited_instalments)."""
+    return {int(number): (dt.date.fromisoformat(due_on), Decimal(amount))
+            for number, due_on, amount in plan.credited_instalments}
+
+
+def _credited_rows(credited: Mapping[int, tuple[dt.date, Decimal]]) -> list[list]:
+    return [[number, due_on.isoformat(), str(amount)]
+            for number, (due_on, amount) in sorted(credited.items()) if amount]
 
 
 def _plan_credited_in_full(plan: PaymentPlan, *, because: str, actor, on: dt.date) -> None:
@@ -1615,20 +1631,23 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
     """Whether `instalment` came in `short` because the customer took a credit
     off it: credit notes (a dispute's or one recorded on the account) or
     corrections on the plan's invoices since the instalment before, of at
-    least that much. A credit comes off the plan's
-    last instalments (_plan_reduce), but customers commonly deduct it from
-    their next payment ("we took the credit note off this month's payment").
-    If so, the instalment counts as paid less `short`, and `short` moves back
-    onto the last instalment: the plan asks for the same total, only where the
-    customer now expects it. A shortfall beyond the credit is missed as ever,
-    and so is one on the last instalment, which has nowhere to move it."""
+    least that much. A credit comes off the plan's last instalments
+    (_plan_reduce), but customers commonly deduct it from their next payment
+    ("we took the credit note off this month's payment"). If so, the
+    instalment counts as paid less `short`, and `short` goes back where the
+    credit came off, the last instalment first, on its date as agreed, even
+    one the credit took off altogether (the customer who took a credit bigger
+    than the last instalment off this one still expects that one): the plan
+    asks for the same total, only where the customer now expects it. A shortfall beyond
+    the credit is missed as ever, and so is one with nothing after it to
+    move it to. `instalments` gains any instalment given back."""
     later = [i for i in instalments if i.number > instalment.number and i.status == InstalmentStatus.DUE]
-    if not later:
+    credited = {number: taken for number, taken in _credited_instalments(plan).items()
+                if number > instalment.number}
+    if not later and not credited:
         return False
     before = [i for i in instalments if i.number < instalment.number]
     since = before[-1].due_on + dt.timedelta(days=1) if before else plan.proposed_on
-    # Every credit note on the plan's invoices (a dispute's, or one recorded on
-    # the account) and every correction a dispute made.
     notes = list(CreditNote.objects.filter(invoice__in=plan.invoices.all(), issued_on__range=(since, end))
                  .select_related("invoice").order_by("issued_on", "pk"))
     corrections = list(
@@ -1638,21 +1657,60 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
     )
     if short > sum((n.amount for n in notes), ZERO) + sum((d.taken_off_amount for d in corrections), ZERO):
         return False
-    last = later[-1]
+    # Where `short` goes back: first planned, then done, so that a shortfall
+    # with nowhere to go leaves the schedule as it was.
+    rows = {i.number: i for i in instalments}
+    moves, left = [], short
+    for number in sorted(credited, reverse=True):
+        due_on, taken = credited[number]
+        if number in rows and rows[number].status != InstalmentStatus.DUE:
+            continue
+        part = min(left, taken)
+        moves.append((number, due_on, part))
+        credited[number] = (due_on, taken - part)
+        left -= part
+        if not left:
+            break
+    if left and not later:
+        return False
+    back = []
+    for number, due_on, part in moves:
+        row = rows.get(number)
+        if row is None:
+            row = Instalment.objects.create(plan=plan, number=number, due_on=due_on, amount=part)
+            instalments.append(row)
+        else:
+            row.amount += part
+            row.save(update_fields=["amount"])
+        back.append(row)
+    if left:
+        later[-1].amount += left
+        later[-1].save(update_fields=["amount"])
+        back.append(later[-1])
+    instalments.sort(key=lambda i: i.number)
+    rest = {number: taken for number, taken in _credited_instalments(plan).items()
+            if number <= instalment.number}
+    plan.credited_instalments = _credited_rows({**rest, **credited})
+    plan.save(update_fields=["credited_instalments"])
     instalment.status, instalment.deducted_amount = InstalmentStatus.PAID, short
     instalment.save(update_fields=["status", "deducted_amount"])
-    last.amount += short
-    last.save(update_fields=["amount"])
+    # The plan holds dunning until its last instalment (plus grace), a given back one included.
+    last_day = max(i.due_on for i in instalments)
+    DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).update(
+        ends_on=last_day + dt.timedelta(days=plan.grace_days))
     which = _listing([f"credit note {n.number} on {n.invoice.number}" for n in notes]
                      + [f"the correction of {d.invoice.number}" for d in corrections])
+    back = sorted({i.number: i for i in back}.values(), key=lambda i: i.number)
+    asked = ", and ".join(f"instalment {i.number}{' instead' if n == 0 else ''}, now "
+                          f"{format_money(i.amount, plan.currency)} due {format_day(i.due_on)}"
+                          for n, i in enumerate(back))
     event_record(
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan, invoices=list(plan.invoices.all()),
         summary=f"Instalment {instalment.number} of {len(instalments)} paid less "
-        f"{format_money(short, plan.currency)} taken off for {which}: that much is asked with instalment "
-        f"{last.number} instead, now {format_money(last.amount, plan.currency)} due "
-        f"{format_day(last.due_on)}",
-        details={"instalment": instalment.number, "taken_off": str(short), "moved_to": last.number,
-                 "credit_notes": [n.number for n in notes], "corrections": [d.pk for d in corrections]},
+        f"{format_money(short, plan.currency)} taken off for {which}: that much is asked with {asked}",
+        details={"instalment": instalment.number, "taken_off": str(short),
+                 "moved_to": [i.number for i in back], "credit_notes": [n.number for n in notes],
+                 "corrections": [d.pk for d in corrections]},
     )
     return True
 

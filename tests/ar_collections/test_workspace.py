@@ -1341,6 +1341,62 @@ def test_an_instalment_short_by_more_than_the_credit_since_the_last_one_is_misse
     assert "EUR 350.00 short" in WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED).title
 
 
+def test_a_credit_bigger_than_the_last_instalment_taken_off_the_next_one_keeps_the_plan(
+    account, invoices, collector
+):
+    """EUR 1,200.00 in three instalments of EUR 400.00; a credit note of EUR
+    500.00 takes instalment 3 off the schedule and EUR 100.00 off instalment 2.
+    The customer takes the credit off their next payments instead: nothing on
+    day 40 (EUR 100.00 of the credit left over), EUR 300.00 on day 70."""
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    mornings(account, plan, 1, 19, {10: [(small, "400.00")]})
+    credit_note(account, collector, large, "500.00", on=LATE + dt.timedelta(days=20))
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [Decimal("400.00"), Decimal("300.00")]
+
+    mornings(account, plan, 20, 50)
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert instalments_of(plan) == [
+        (1, LATE + dt.timedelta(days=10), Decimal("400.00"), InstalmentStatus.PAID),
+        (2, LATE + dt.timedelta(days=40), Decimal("300.00"), InstalmentStatus.PAID),
+        (3, LATE + dt.timedelta(days=70), Decimal("300.00"), InstalmentStatus.DUE),
+    ]
+    assert chased(account, on=LATE + dt.timedelta(days=50)) == set()
+    mornings(account, plan, 51, 80, {70: [(small, "100.00"), (large, "200.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
+def test_a_credit_taken_off_the_next_instalments_one_after_the_other_keeps_the_plan(
+    account, invoices, collector
+):
+    """EUR 1,200.00 in four instalments of EUR 300.00; a credit note of EUR
+    500.00 takes instalment 4 off the schedule and EUR 200.00 off instalment 3.
+    The customer takes EUR 300.00 of it off instalment 2 and the other EUR
+    200.00 off instalment 3, and pays instalment 4 in full."""
+    small, large = invoices
+    plan = workspace.plan_propose(
+        customer=account, actor=collector, invoices=invoices, on=LATE,
+        instalments=schedule((10, "300.00"), (40, "300.00"), (70, "300.00"), (100, "300.00")))
+    mornings(account, plan, 1, 19, {10: [(small, "300.00")]})
+    credit_note(account, collector, large, "500.00", on=LATE + dt.timedelta(days=20))
+
+    mornings(account, plan, 20, 80, {70: [(small, "100.00")]})
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert [(amount, status) for _, _, amount, status in instalments_of(plan)] == [
+        (Decimal("300.00"), InstalmentStatus.PAID), (Decimal("300.00"), InstalmentStatus.PAID),
+        (Decimal("100.00"), InstalmentStatus.PAID), (Decimal("300.00"), InstalmentStatus.DUE)]
+    assert instalments_of(plan)[-1][1] == LATE + dt.timedelta(days=100)
+    mornings(account, plan, 81, 110, {100: [(small, "100.00"), (large, "200.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
 # --- Pauses and exceptions --------------------------------------------------------------------
 
 
