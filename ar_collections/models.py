@@ -1202,6 +1202,11 @@ class Instalment(models.Model):
     # was open, or a credit note deducted from it rather than from the last.
     # The instalment is judged on its amount less this.
     deducted_amount = money_field()
+    # Held back: which open disputes it was held back for, [[dispute id,
+    # amount], ...], so that each dispute settles its own share as it ends
+    # (see workspace._instalment_hold). Empty on rows held before this field:
+    # those are settled when the last dispute on the plan's invoices ends.
+    held_for = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["plan", "number"]

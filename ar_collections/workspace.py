@@ -640,7 +640,7 @@ def dispute_resolve(
         because = ""
     _plans_follow_dispute(invoice, taken_off=locked.taken_off_amount if because else ZERO, because=because,
                           ended=f"Dispute on {invoice.number} {_dispute_ended(locked, because)}",
-                          actor=actor, on=on)
+                          actor=actor, on=on, dispute=locked)
     return locked
 
 
@@ -669,11 +669,12 @@ def _outcome_possible(outcome: str, invoice: Invoice) -> None:
 
 
 def _plans_follow_dispute(invoice: Invoice, *, taken_off: Decimal, because: str, ended: str, actor,
-                          on: dt.date) -> None:
+                          on: dt.date, dispute: Dispute | None = None) -> None:
     """A dispute on `invoice` ended, `taken_off` credited (`because` says how;
     none for a rejection). The plan holding the invoice (in good standing, or
     waiting for a manager) settles what its customer held back while the
-    dispute was open (_plan_release_held), and asks for the rest of the
+    dispute (`dispute`, the one that ended) was open (_plan_release_held),
+    and asks for the rest of the
     credit less, or it went on asking for money no longer owed (the collector
     quoted the old instalments, the manager approved the old total, a missed
     instalment read short by more than it was). A plan the credit leaves
@@ -686,7 +687,8 @@ def _plans_follow_dispute(invoice: Invoice, *, taken_off: Decimal, because: str,
             if taken_off:
                 _plan_credited_in_full(plan, because=because, actor=actor, on=on)
             continue
-        left = taken_off - _plan_release_held(plan, credit=taken_off, ended=ended, actor=actor, on=on)
+        left = taken_off - _plan_release_held(plan, dispute=dispute, credit=taken_off, ended=ended,
+                                              actor=actor, on=on)
         if left:
             _plan_reduce(plan, taken_off=left, because=because, actor=actor)
         _plan_check(plan, on=on, settle_only=True)
@@ -698,40 +700,62 @@ def _plans_follow_dispute(invoice: Invoice, *, taken_off: Decimal, because: str,
 HELD_BACK_DAYS = 14
 
 
-def _plan_release_held(plan: PaymentPlan, *, credit: Decimal, ended: str, actor, on: dt.date) -> Decimal:
-    """The last open dispute on the plan's invoices ended: what the customer
-    held back from its instalments meanwhile (see _instalment_hold) is settled.
-    The credit the dispute gave covers it first (the customer already took
-    that off); the rest is asked again with the next instalment, not the last:
-    the customer kept money they owed, and putting it at the end would give a
-    dispute that failed a free extension of credit. With no instalment left,
-    a new one falls due HELD_BACK_DAYS after the dispute ended. Returns how
-    much of `credit` it covered."""
+def _plan_release_held(plan: PaymentPlan, *, dispute: Dispute | None, credit: Decimal, ended: str, actor,
+                       on: dt.date) -> Decimal:
+    """A dispute on the plan's invoices ended: what the customer held back
+    from its instalments for it (see _instalment_hold) is settled, whatever
+    other disputes stay open (those keep their own share held back); the
+    last one to end settles all that is still held back. The credit the
+    dispute gave covers it first (the customer already took that off); the
+    rest is asked again with the next instalment, not the last: the customer
+    kept money they owed, and putting it at the end would give a dispute that
+    failed a free extension of credit. With no instalment left, a new one
+    falls due HELD_BACK_DAYS after the dispute ended. Returns how much of
+    `credit` it covered."""
     held = list(plan.instalments.filter(status=InstalmentStatus.HELD).order_by("number"))
-    if not held or _disputed_open(plan):
+    if not held:
         return ZERO
-    back = sum((i.deducted_amount for i in held), ZERO)
+    last = not _disputed_open(plan)
+    parts = []  # (instalment, amount settled of what it held back)
+    for instalment in held:
+        shares = {int(pk): Decimal(amount) for pk, amount in instalment.held_for}
+        part = instalment.deducted_amount if last else shares.pop(dispute.pk, ZERO) if dispute else ZERO
+        if not part:
+            continue
+        if part == instalment.deducted_amount:
+            instalment.status = InstalmentStatus.PAID
+        else:
+            # Held back in part for another dispute still open: that part stays
+            # held; what this one settles leaves the instalment, as it would
+            # were it settled in full (asked again below, or no longer owed).
+            instalment.amount -= part
+            instalment.deducted_amount -= part
+            instalment.held_for = [[pk, str(amount)] for pk, amount in shares.items()]
+        instalment.save(update_fields=["status", "amount", "deducted_amount", "held_for"])
+        parts.append((instalment, part))
+    if not parts:
+        return ZERO
+    back = sum((part for _, part in parts), ZERO)
     forgiven = min(back, credit)
     again = back - forgiven
-    plan.instalments.filter(pk__in=[i.pk for i in held]).update(status=InstalmentStatus.PAID)
     plan.total_amount -= forgiven
     plan.save(update_fields=["total_amount"])
     money = format_money(back, plan.currency)
-    parts = []
+    said = []
     if forgiven:
         part = f"the {money}" if not again else f"{format_money(forgiven, plan.currency)} of the {money}"
-        parts.append(f"{part} held back is no longer owed")
+        said.append(f"{part} held back is no longer owed")
     if again:
         nxt = _instalment_asking(plan, again, on=on)
         asked = (f"is asked again with instalment {nxt.number}, now "
                  f"{format_money(nxt.amount, plan.currency)} due {format_day(nxt.due_on)}")
-        parts.append(f"the {money} held back {asked}" if not forgiven
-                     else f"the other {format_money(again, plan.currency)} {asked}")
+        said.append(f"the {money} held back {asked}" if not forgiven
+                    else f"the other {format_money(again, plan.currency)} {asked}")
     event_record(
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
-        invoices=list(plan.invoices.all()), summary=f"{ended}: {', '.join(parts)}",
+        invoices=list(plan.invoices.all()), summary=f"{ended}: {', '.join(said)}",
         details={"held": str(back), "forgiven": str(forgiven), "asked_again": str(again),
-                 "instalments": [i.number for i in held], "total": str(plan.total_amount)},
+                 "instalments": [i.number for i, _ in parts], "total": str(plan.total_amount)},
     )
     return forgiven
 
@@ -1612,9 +1636,27 @@ def _instalment_hold(plan: PaymentPlan, instalment: Instalment, *, short: Decima
     """The instalment's date passed `short` of it, no more than the disputed
     invoices owe: the customer rightly holds that back while the dispute is
     open (its pause stops dunning of the invoice too). The plan goes on; what
-    was held back is settled when the dispute ends (dispute_resolve)."""
+    was held back for each dispute is settled when that dispute ends
+    (dispute_resolve)."""
+    # Which dispute it is held back for: the newest first (a dispute opened
+    # since the last instalment is what the customer answers with this one),
+    # each up to what its invoice owes less what other instalments hold back
+    # for it already.
+    taken: dict[int, Decimal] = {}
+    for other in plan.instalments.filter(status=InstalmentStatus.HELD).exclude(pk=instalment.pk):
+        for pk, amount in other.held_for:
+            taken[int(pk)] = taken.get(int(pk), ZERO) + Decimal(amount)
+    held_for, left = [], short
+    for dispute in (Dispute.objects.filter(invoice__in=plan.invoices.filter(status=InvoiceStatus.OPEN),
+                                           status=DisputeStatus.OPEN)
+                    .select_related("invoice").order_by("-opened_on", "-pk")):
+        part = min(left, max(dispute.invoice.open_amount - taken.get(dispute.pk, ZERO), ZERO))
+        if part:
+            held_for.append([dispute.pk, str(part)])
+            left -= part
     instalment.status, instalment.deducted_amount = InstalmentStatus.HELD, short
-    instalment.save(update_fields=["status", "deducted_amount"])
+    instalment.held_for = held_for
+    instalment.save(update_fields=["status", "deducted_amount", "held_for"])
     disputed = _listing(list(plan.invoices.filter(disputes__status=DisputeStatus.OPEN)
                              .order_by("number").values_list("number", flat=True)))
     event_record(

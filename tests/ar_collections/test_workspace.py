@@ -1271,6 +1271,94 @@ def test_a_credit_note_for_part_of_what_was_held_back_asks_for_the_rest_with_the
     assert plan.status == PlanStatus.COMPLETED
 
 
+def test_the_first_of_two_disputes_to_end_settles_what_was_held_back_for_it(account, invoices, collector):
+    """EUR 1,200.00 in three instalments of EUR 400.00 on days 10, 40 and 70.
+    With the small invoice disputed, the customer holds back EUR 300.00 of
+    instalment 2; with the large one disputed too, EUR 200.00 of instalment 3.
+    The small invoice's dispute ends first."""
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    first = workspace.dispute_open(customer=account, actor=collector, invoice=small,
+                                   on=LATE + dt.timedelta(days=5), reason=DisputeReason.QUALITY,
+                                   description="Half unusable")
+    mornings(account, plan, 6, 44, {10: [(large, "400.00")], 40: [(large, "100.00")]})
+    second = workspace.dispute_open(customer=account, actor=collector, invoice=large,
+                                    on=LATE + dt.timedelta(days=45), reason=DisputeReason.QUANTITY,
+                                    description="Got 9 pallets, not 10")
+    mornings(account, plan, 45, 80, {70: [(small, "200.00")]})
+    assert [(status, held) for status, held in plan.instalments.order_by("number")
+            .values_list("status", "deducted_amount")] == [
+        (InstalmentStatus.PAID, Decimal("0.00")), (InstalmentStatus.HELD, Decimal("300.00")),
+        (InstalmentStatus.HELD, Decimal("200.00"))]
+
+    resolved = LATE + dt.timedelta(days=81)
+    workspace.dispute_resolve(dispute=first, actor=collector, outcome=DisputeOutcome.REJECTED,
+                              note="Tested: the goods are fine", on=resolved)
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert [(number, amount, status, held) for number, amount, status, held in plan.instalments
+            .order_by("number").values_list("number", "amount", "status", "deducted_amount")] == [
+        (1, Decimal("400.00"), InstalmentStatus.PAID, Decimal("0.00")),
+        (2, Decimal("400.00"), InstalmentStatus.PAID, Decimal("300.00")),
+        (3, Decimal("400.00"), InstalmentStatus.HELD, Decimal("200.00")),
+        (4, Decimal("300.00"), InstalmentStatus.DUE, Decimal("0.00"))]
+    assert plan.instalments.get(number=4).due_on == resolved + dt.timedelta(days=14)
+    assert events(account, EventKind.PAYMENT_PLAN)[0] == (
+        f"Dispute on {small.number} rejected: the EUR 300.00 held back is asked again with instalment 4, "
+        f"now EUR 300.00 due {format_day(resolved + dt.timedelta(days=14))}")
+
+    # The other dispute ends in a credit for what was held back for it;
+    # paying instalment 4 completes the plan.
+    workspace.dispute_resolve(dispute=second, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("200.00"), note="One pallet short", on=resolved)
+    plan.refresh_from_db()
+    assert plan.total_amount == Decimal("1000.00")
+    assert plan.instalments.get(number=3).status == InstalmentStatus.PAID
+    mornings(account, plan, 82, 100, {90: [(small, "300.00")]})  # all that is still open
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
+def test_an_instalment_held_back_for_two_disputes_keeps_the_share_of_the_one_still_open(
+    account, invoices, collector
+):
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    first = workspace.dispute_open(customer=account, actor=collector, invoice=small,
+                                   on=LATE + dt.timedelta(days=5), reason=DisputeReason.QUALITY,
+                                   description="Half unusable")
+    second = workspace.dispute_open(customer=account, actor=collector, invoice=large,
+                                    on=LATE + dt.timedelta(days=6), reason=DisputeReason.QUANTITY,
+                                    description="Got 9 pallets, not 10")
+    # Nothing paid: EUR 400.00 held back for the large invoice's dispute on
+    # day 14; on day 44 its other EUR 300.00 and EUR 100.00 for the small one's.
+    mornings(account, plan, 7, 50)
+
+    workspace.dispute_resolve(dispute=first, actor=collector, outcome=DisputeOutcome.REJECTED,
+                              note="Tested: the goods are fine", on=LATE + dt.timedelta(days=51))
+
+    assert instalments_of(plan) == [
+        (1, LATE + dt.timedelta(days=10), Decimal("400.00"), InstalmentStatus.HELD),
+        (2, LATE + dt.timedelta(days=40), Decimal("300.00"), InstalmentStatus.HELD),
+        (3, LATE + dt.timedelta(days=70), Decimal("500.00"), InstalmentStatus.DUE)]
+    assert events(account, EventKind.PAYMENT_PLAN)[0] == (
+        f"Dispute on {small.number} rejected: the EUR 100.00 held back is asked again with instalment 3, "
+        f"now EUR 500.00 due {format_day(LATE + dt.timedelta(days=70))}")
+
+    workspace.dispute_resolve(dispute=second, actor=collector, outcome=DisputeOutcome.REJECTED,
+                              note="Delivery note signed for 10", on=LATE + dt.timedelta(days=52))
+
+    assert [(amount, status) for _, _, amount, status in instalments_of(plan)] == [
+        (Decimal("400.00"), InstalmentStatus.PAID), (Decimal("300.00"), InstalmentStatus.PAID),
+        (Decimal("1200.00"), InstalmentStatus.DUE)]
+    mornings(account, plan, 53, 80, {70: [(small, "500.00"), (large, "700.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
 def credited_then_paid(account, invoices, collector, *, second: str):
     """EUR 1,200.00 in three instalments of EUR 400.00 on days 10, 40 and 70;
     instalment 1 paid; a credit note of EUR 300.00 on the large invoice on day
