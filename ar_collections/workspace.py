@@ -1609,6 +1609,8 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
             _plan_break(locked, instalment, paid=paid, paid_in_time=receipts.paid_by(end), due=covered,
                         deadline=end, on=on)
             return outcomes
+    if any(i.status == InstalmentStatus.HELD for i in instalments):
+        _plan_pause_while_held(locked, on=on)
     if all(i.status == InstalmentStatus.PAID for i in instalments):
         locked.status, locked.paid_amount = PlanStatus.COMPLETED, paid
         locked.save(update_fields=["status", "paid_amount"])
@@ -1624,6 +1626,19 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
     elif paid != locked.paid_amount:
         PaymentPlan.objects.filter(pk=locked.pk).update(paid_amount=paid)
     return outcomes
+
+
+def _plan_pause_while_held(plan: PaymentPlan, *, on: dt.date) -> None:
+    """A plan holding back an instalment for an open dispute is in good
+    standing until the dispute ends, however long that takes: its pauses,
+    set to end with its last instalment's grace, hold at least `on` plus the
+    grace too, renewed by each daily check before the dunning run. Without
+    this, the last instalment's date passing while the dispute stayed open
+    resumed dunning of the plan's other invoices, still owing what was held
+    back. When the dispute ends, what was held back is asked for by a date,
+    and the pauses end with it (_instalment_asking)."""
+    until = on + dt.timedelta(days=plan.grace_days)
+    DunningPause.objects.filter(plan=plan, lifted_at__isnull=True, ends_on__lt=until).update(ends_on=until)
 
 
 def _disputed_open(plan: PaymentPlan) -> Decimal:

@@ -1359,6 +1359,38 @@ def test_an_instalment_held_back_for_two_disputes_keeps_the_share_of_the_one_sti
     assert plan.status == PlanStatus.COMPLETED
 
 
+def test_a_plan_holding_back_an_instalment_keeps_dunning_of_its_invoices_paused_past_its_last_date(
+    account, invoices, collector, plan_and_deliver
+):
+    """The small invoice disputed, the customer holds back EUR 300.00 of
+    instalment 2 and pays instalment 3 on the small invoice: the large one
+    still owes EUR 200.00 when the last instalment's date and grace pass."""
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small,
+                                     on=LATE + dt.timedelta(days=5), reason=DisputeReason.QUALITY,
+                                     description="Half unusable")
+
+    mornings(account, plan, 6, 90,
+             {10: [(large, "400.00")], 40: [(large, "100.00")], 70: [(small, "400.00")]})
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert [status for *_, status in instalments_of(plan)] == [
+        InstalmentStatus.PAID, InstalmentStatus.HELD, InstalmentStatus.PAID]
+    assert chased(account, on=LATE + dt.timedelta(days=90)) == set()
+    plan_and_deliver(LATE + dt.timedelta(days=90))
+    assert not DunningAction.objects.filter(customer=account).exists()
+    # The dispute ends: what was held back is asked for, and dunning waits for that date only.
+    resolved = LATE + dt.timedelta(days=91)
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.REJECTED,
+                              note="Tested: the goods are fine", on=resolved)
+    asked = resolved + dt.timedelta(days=14)
+    assert chased(account, on=asked + dt.timedelta(days=plan.grace_days)) == set()
+    assert chased(account, on=asked + dt.timedelta(days=plan.grace_days + 1)) == {small.number, large.number}
+
+
 def credited_then_paid(account, invoices, collector, *, second: str):
     """EUR 1,200.00 in three instalments of EUR 400.00 on days 10, 40 and 70;
     instalment 1 paid; a credit note of EUR 300.00 on the large invoice on day
