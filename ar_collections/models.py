@@ -134,6 +134,14 @@ class Invoice(models.Model):
         if self.issue_date and self.due_date and self.due_date < self.issue_date:
             raise ValidationError({"due_date": "The due date cannot be before the issue date."})
 
+    def settled_how(self) -> str:
+        """What took the invoice's money off, in words: "paid", "credited"
+        (credit notes only, nothing paid) or "paid and credited"."""
+        paid = self.allocations.filter(payment__isnull=False).exists()
+        if not self.allocations.filter(credit_note__isnull=False).exists():
+            return "paid"
+        return "paid and credited" if paid else "credited"
+
     def days_late(self, *, on: dt.date) -> int:
         """Days past due: at settlement for a paid invoice, else as of `on` (0 if not yet due)."""
         end = self.settled_on if self.status == InvoiceStatus.PAID else on
@@ -1276,6 +1284,14 @@ class DisputeOutcome(models.TextChoices):
         if invoice.open_amount == 0:
             return [cls.PAID_IN_FULL, cls.REJECTED]
         return [cls.CREDIT_NOTE, cls.CORRECTED_INVOICE, cls.REJECTED]
+
+    @classmethod
+    def label_for(cls, outcome: str, invoice: Invoice) -> str:
+        """The outcome's label for `invoice`: "paid in full" reads as what
+        settled it, since an invoice credited to nothing was not paid."""
+        if outcome == cls.PAID_IN_FULL:
+            return f"{invoice.settled_how().capitalize()} in full since: nothing left to settle"
+        return str(cls(outcome).label)
 
 
 class Dispute(models.Model):

@@ -616,7 +616,7 @@ def dispute_resolve(
     elif outcome == DisputeOutcome.REJECTED:
         what = "rejected, the invoice stands"
     elif outcome == DisputeOutcome.PAID_IN_FULL:
-        what = "paid in full, nothing left to settle"
+        what = f"{invoice.settled_how()} in full, nothing left to settle"
     else:
         raise ValidationError({"outcome": "Choose how the dispute ends."})
     locked.status, locked.outcome, locked.resolution_note = DisputeStatus.RESOLVED, outcome, note.strip()
@@ -639,17 +639,17 @@ def dispute_resolve(
     else:
         because = ""
     _plans_follow_dispute(invoice, taken_off=locked.taken_off_amount if because else ZERO, because=because,
-                          ended=f"Dispute on {invoice.number} {_dispute_ended(locked, because)}",
+                          ended=f"Dispute on {invoice.number} {_dispute_ended(locked, because, invoice)}",
                           actor=actor, on=on, dispute=locked)
     return locked
 
 
-def _dispute_ended(dispute: Dispute, because: str) -> str:
+def _dispute_ended(dispute: Dispute, because: str, invoice: Invoice) -> str:
     if because:
         return f"settled by {because}"
     if dispute.outcome == DisputeOutcome.REJECTED:
         return "rejected"
-    return "closed as paid in full"
+    return f"closed as {invoice.settled_how()} in full"
 
 
 def _outcome_possible(outcome: str, invoice: Invoice) -> None:
@@ -662,9 +662,10 @@ def _outcome_possible(outcome: str, invoice: Invoice) -> None:
             f"Invoice {invoice.number} still has {format_money(invoice.open_amount, invoice.currency)} open: "
             "it is not paid in full."
         )})
+    settled = f"{invoice.settled_how()} in full"
     raise ValidationError({"outcome": (
-        f"Invoice {invoice.number} is paid in full: nothing is open to credit or correct. "
-        "Close the dispute as paid in full, or as rejected."
+        f"Invoice {invoice.number} is {settled}: nothing is open to credit or correct. "
+        f"Close the dispute as {settled}, or as rejected."
     )})
 
 
@@ -913,7 +914,7 @@ def credit_note_record(
         raise ValidationError({"invoice": "Choose an invoice of this account."})
     if invoice.status != InvoiceStatus.OPEN:
         state = invoice.get_status_display().lower()
-        state = "paid in full" if invoice.status == InvoiceStatus.PAID else state
+        state = f"{invoice.settled_how()} in full" if invoice.status == InvoiceStatus.PAID else state
         raise ValidationError({"invoice": f"Invoice {invoice.number} is {state}: nothing is open to credit."})
     if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
         raise ValidationError({"invoice": f"{invoice.number} has an open dispute: give the credit note by "

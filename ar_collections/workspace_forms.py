@@ -332,9 +332,10 @@ class DisputeResolveForm(forms.Form):
         # form was opened gets the service's reason, not "not a valid choice".
         offered = DisputeOutcome.offered(invoice)
         outcome = self.fields["outcome"]
-        outcome.widget.choices = [(value, DisputeOutcome(value).label) for value in offered]
+        outcome.widget.choices = [(value, DisputeOutcome.label_for(value, invoice)) for value in offered]
         if invoice.open_amount == 0:
-            outcome.help_text = f"{invoice.number} is paid in full: nothing is open to credit or correct."
+            outcome.help_text = (f"{invoice.number} is {invoice.settled_how()} in full: nothing is open to "
+                                 "credit or correct.")
             del self.fields["amount"]
 
 

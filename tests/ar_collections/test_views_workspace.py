@@ -1092,6 +1092,32 @@ def test_the_resolve_form_offers_paid_in_full_once_the_invoice_is_paid_and_no_cr
     assert 'name="amount"' not in html
 
 
+def test_a_dispute_on_an_invoice_credited_to_nothing_since_reads_credited_not_paid(
+    client, collector, customer, dispute
+):
+    """A credit set against the invoice outside the dispute (recorded by the
+    ERP, or by an earlier version): nothing is open, but nothing was paid."""
+    invoice = dispute.invoice
+    workspace._credit_note_issue(invoice, amount=invoice.open_amount, reason="Returned by the ERP", on=TODAY)
+    resolve = url("dispute_resolve", customer, dispute.pk)
+    client.force_login(collector)
+
+    html = client.get(resolve, headers=HTMX).content.decode()
+
+    assert offered_outcomes(html) == [DisputeOutcome.PAID_IN_FULL, DisputeOutcome.REJECTED]
+    assert "Credited in full since: nothing left to settle" in html
+    assert "INV-1001 is credited in full: nothing is open to credit or correct." in html
+    assert "Paid in full" not in html and "paid in full" not in html
+
+    since = last_event_id()
+    client.post(resolve, {"outcome": DisputeOutcome.PAID_IN_FULL, "note": "Credited by the ERP"})
+    dispute.refresh_from_db()
+    assert (dispute.status, dispute.outcome) == (DisputeStatus.RESOLVED, DisputeOutcome.PAID_IN_FULL)
+    (event,) = events_after(since)
+    assert event.summary == ("Dispute on INV-1001 resolved: credited in full, nothing left to settle "
+                             "— Credited by the ERP")
+
+
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
 def test_a_dispute_on_an_invoice_paid_since_is_closed_as_paid_in_full(
     client, collector, customer, dispute, headers
