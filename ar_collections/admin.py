@@ -1,7 +1,9 @@
 import copy
+from collections.abc import Callable
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -42,8 +44,31 @@ from ar_collections.models import (
     WorkItem,
     ladder_problems,
 )
-from arcrm.money import MONEY_MAX_DIGITS, decimal_places, validate_currency_in_use
+from arcrm.money import MONEY_MAX_DIGITS, decimal_places, format_money, validate_currency_in_use
 from customers.models import Segment
+
+
+def money_column(field: str, currency: str | Callable = "currency", description: str | None = None):
+    """A list column showing `field` as the rest of the product shows money
+    ("JPY 6,000", "EUR 1,234.50"), where the admin's own would show the raw
+    "6000.00" whatever the currency; it still sorts by the amount.
+    `currency` is the row's attribute holding it (dotted through relations,
+    which the admin's list_select_related should load), or a function of the row."""
+
+    def currency_of(obj) -> str:
+        if callable(currency):
+            return currency(obj)
+        for name in currency.split("."):
+            obj = getattr(obj, name)
+        return obj
+
+    def column(obj) -> str:
+        return format_money(getattr(obj, field), currency_of(obj))
+
+    # The column keeps the field's name, for its header and its CSS class.
+    column.__name__ = field
+    return admin.display(description=description or field.replace("_", " ").capitalize(),
+                         ordering=field)(column)
 
 
 class _RecordedThroughTheApp:
@@ -72,8 +97,8 @@ class AllocationInline(_RecordedThroughTheApp, admin.TabularInline):
 
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
-    list_display = ["number", "customer", "issue_date", "due_date", "currency", "total_amount",
-                    "open_amount", "status"]
+    list_display = ["number", "customer", "issue_date", "due_date", "currency", money_column("total_amount"),
+                    money_column("open_amount"), "status"]
     list_filter = ["status", "currency"]
     search_fields = ["number", "po_reference", "customer__name"]
     list_select_related = ["customer"]
@@ -84,7 +109,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
-    list_display = ["received_on", "customer", "currency", "amount", "method", "reference"]
+    list_display = ["received_on", "customer", "currency", money_column("amount"), "method", "reference"]
     list_filter = ["method", "currency"]
     search_fields = ["reference", "customer__name"]
     list_select_related = ["customer"]
@@ -94,7 +119,7 @@ class PaymentAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
 
 @admin.register(CreditNote)
 class CreditNoteAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
-    list_display = ["number", "customer", "invoice", "issued_on", "currency", "amount"]
+    list_display = ["number", "customer", "invoice", "issued_on", "currency", money_column("amount")]
     search_fields = ["number", "customer__name"]
     list_select_related = ["customer", "invoice"]
     raw_id_fields = ["customer", "invoice"]
@@ -103,7 +128,9 @@ class CreditNoteAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
 
 @admin.register(Allocation)
 class AllocationAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
-    list_display = ["invoice", "payment", "credit_note", "amount", "allocated_on"]
+    # In the currency of the money allocated, which its invoice or charge is in too.
+    list_display = ["invoice", "payment", "credit_note",
+                    money_column("amount", lambda a: (a.payment or a.credit_note).currency), "allocated_on"]
     list_select_related = ["invoice", "payment", "credit_note"]
     raw_id_fields = ["invoice", "payment", "credit_note"]
 
@@ -117,8 +144,10 @@ class DocumentCounterAdmin(admin.ModelAdmin):
 class PaymentBehaviourAdmin(admin.ModelAdmin):
     """Computed nightly; shown for reading, never edited by hand."""
 
+    # Its amounts are in the account's currency (see PaymentBehaviour).
     list_display = ["customer", "computed_on", "avg_days_late", "share_paid_late",
-                    "open_amount", "overdue_amount", "max_days_overdue"]
+                    money_column("open_amount", "customer.currency"),
+                    money_column("overdue_amount", "customer.currency"), "max_days_overdue"]
     list_select_related = ["customer"]
     search_fields = ["customer__name"]
 
@@ -647,7 +676,7 @@ class StepFeeAdmin(admin.ModelAdmin):
     """For looking fees up across ladders. They are entered on their step's
     page, which keeps those of a step taken for customers as they were."""
 
-    list_display = ["step", "currency", "amount"]
+    list_display = ["step", "currency", money_column("amount")]
     list_filter = ["currency", "step__policy"]
     list_select_related = ["step__policy"]
 
@@ -663,7 +692,7 @@ class StepFeeAdmin(admin.ModelAdmin):
 
 @admin.register(PolicyMinimum)
 class PolicyMinimumAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
-    list_display = ["policy", "currency", "min_amount"]
+    list_display = ["policy", "currency", money_column("min_amount", description="Minimum")]
 
 
 @admin.register(DunningPause)
@@ -710,7 +739,7 @@ class DunningActionAdmin(admin.ModelAdmin):
 
 @admin.register(DunningActionInvoice)
 class DunningActionInvoiceAdmin(admin.ModelAdmin):
-    list_display = ["action", "invoice", "currency", "open_amount"]
+    list_display = ["action", "invoice", "currency", money_column("open_amount")]
     list_select_related = ["action", "invoice"]
     raw_id_fields = ["action", "invoice"]
 
@@ -719,8 +748,8 @@ class DunningActionInvoiceAdmin(admin.ModelAdmin):
 class LateChargeAdmin(admin.ModelAdmin):
     """Charges are waived through the manager's decision, not edited here."""
 
-    list_display = ["customer", "kind", "currency", "amount", "invoice", "waived_at", "cancelled_at",
-                    "created_at"]
+    list_display = ["customer", "kind", "currency", money_column("amount"), "invoice", "waived_at",
+                    "cancelled_at", "created_at"]
     list_filter = ["kind", "currency"]
     list_select_related = ["customer", "invoice"]
     raw_id_fields = ["customer", "action", "invoice"]
@@ -775,7 +804,10 @@ class MoneyPointScaleInline(admin.TabularInline):
 @admin.register(CollectionRules)
 class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["__str__", "max_pause_days", "promise_grace_days", "instalment_grace_days",
-                    "dispute_answer_days", "plan_approval_above_amount", "updated_by", "updated_at"]
+                    "dispute_answer_days",
+                    money_column("plan_approval_above_amount", lambda rules: settings.DEFAULT_CURRENCY,
+                                 "Plan approval above"),
+                    "updated_by", "updated_at"]
     readonly_fields = ["updated_by", "updated_at"]
     inlines = [MoneyPointScaleInline]
 
@@ -792,7 +824,7 @@ class MoneyPointScaleAdmin(admin.ModelAdmin):
     """A list to look at: the scales are edited with the collection rules,
     whose form checks one scale per currency and keeps the history."""
 
-    list_display = ["__str__", "currency", "per_point_amount"]
+    list_display = ["__str__", "currency", money_column("per_point_amount", description="1 point per")]
 
     def has_add_permission(self, request):
         return False
@@ -816,7 +848,8 @@ class CallAdmin(ReadOnlyAdmin):
 
 @admin.register(Promise)
 class PromiseAdmin(ReadOnlyAdmin):
-    list_display = ["customer", "currency", "amount", "promised_on", "status", "paid_amount", "made_by"]
+    list_display = ["customer", "currency", money_column("amount"), "promised_on", "status",
+                    money_column("paid_amount"), "made_by"]
     list_filter = ["status"]
     list_select_related = ["customer", "made_by"]
     search_fields = ["customer__name"]
@@ -835,8 +868,8 @@ class InstalmentInline(admin.TabularInline):
 
 @admin.register(PaymentPlan)
 class PaymentPlanAdmin(ReadOnlyAdmin):
-    list_display = ["customer", "currency", "total_amount", "status", "proposed_on", "proposed_by",
-                    "decided_by"]
+    list_display = ["customer", "currency", money_column("total_amount"), "status", "proposed_on",
+                    "proposed_by", "decided_by"]
     list_filter = ["status"]
     list_select_related = ["customer", "proposed_by", "decided_by"]
     search_fields = ["customer__name"]
@@ -845,7 +878,8 @@ class PaymentPlanAdmin(ReadOnlyAdmin):
 
 @admin.register(Instalment)
 class InstalmentAdmin(ReadOnlyAdmin):
-    list_display = ["plan", "number", "due_on", "amount", "status"]
+    list_display = ["plan", "number", "due_on", money_column("amount", "plan.currency"), "status"]
+    list_select_related = ["plan"]
     list_filter = ["status"]
 
 
