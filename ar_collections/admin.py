@@ -199,7 +199,8 @@ def _taken_for_sure(step: DunningStep) -> bool:
     action then waits for the save, and an action planned just before it is
     seen here, so what it records cannot change under it."""
     DunningStep.objects.select_for_update().filter(pk=step.pk).first()
-    return step.is_taken()
+    # Asked again, not as the page loaded it: the planner may have taken it since.
+    return step.pk is not None and step.actions.exists()
 
 
 class DunningStepFormBase(forms.ModelForm):
@@ -349,7 +350,9 @@ class DunningStepInline(admin.TabularInline):
     show_change_link = True
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("fees")
+        # What each row shows (its name, its fees, whether it was taken) in
+        # a fixed number of queries, however long the ladder.
+        return super().get_queryset(request).select_related("policy").prefetch_related("fees").with_taken()
 
     @admin.display(description="Late fees (on the step's page)")
     def late_fees(self, step: DunningStep) -> str:

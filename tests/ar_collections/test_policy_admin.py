@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from ar_collections.dunning import run_plan, run_start
@@ -342,6 +344,24 @@ def test_the_policy_page_warns_of_a_currency_on_open_invoices_that_has_no_minimu
 
     PolicyMinimum.objects.create(policy=policy, currency="JPY", min_amount=Decimal("3000"))
     assert minimum_warnings(admin_client, policy) == []
+
+
+def _page_queries(admin_client, steps: int) -> int:
+    """The queries of a draft policy's page whose ladder has `steps` steps, each with a fee."""
+    draft = LatePaymentPolicy.objects.create(name=f"Draft of {steps}", segment=Segment.PROMPT,
+                                             is_active=False)
+    for n in range(1, steps + 1):
+        step = DunningStep.objects.create(policy=draft, position=n, day_offset=n * 7, action=StepAction.EMAIL,
+                                          tone=Tone.FRIENDLY, pay_by_days=7)
+        StepFee.objects.create(step=step, currency="EUR", amount=Decimal("10.00"))
+    admin_client.get(change_url(draft))  # the session and the user, loaded once
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.get(change_url(draft)).status_code == 200
+    return len(queries)
+
+
+def test_the_policy_page_costs_the_same_queries_whatever_the_length_of_its_ladder(admin_client):
+    assert _page_queries(admin_client, 2) == _page_queries(admin_client, 8)
 
 
 def test_a_draft_ladder_is_put_in_force_in_place_of_the_segment_s_current_one(admin_client):
