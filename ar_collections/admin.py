@@ -5,11 +5,13 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
+from django.shortcuts import redirect
 
 from ar_collections.models import (
     STEP_ON_RECORD,
@@ -637,6 +639,19 @@ class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
         if obj is not None and obj.policy.is_active:
             return False
         return super().has_delete_permission(request, obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        """A step of a ladder in force has no delete button, but its delete
+        page may still be opened (a bookmark, a link passed on): to a manager
+        who may delete steps, say why this one stays, as the bulk delete
+        does, rather than the admin's bare "403 Forbidden"."""
+        step = self.get_object(request, unquote(object_id))
+        if (step is not None and step.policy.is_active
+                and super().has_delete_permission(request, step)):
+            self.message_user(request, _taken_stays(step) if step.is_taken() else _in_force_stays(step),
+                              messages.WARNING)
+            return redirect("admin:collections_dunningstep_change", step.pk)
+        return super().delete_view(request, object_id, extra_context)
 
     def get_deleted_objects(self, objs, request):
         """The admin's own answer for a step of a ladder in force would be

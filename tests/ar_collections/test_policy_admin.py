@@ -770,6 +770,45 @@ def test_deleting_an_unused_step_of_a_ladder_in_force_says_why_it_stays_not_that
     assert DunningStep.objects.filter(pk=step.pk).exists()
 
 
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("taken", [False, True], ids=["unused", "taken"])
+def test_the_delete_page_of_a_step_in_force_says_why_it_stays_not_that_permission_lacks(
+    client, manager, make_account, method, taken
+):
+    manager.is_staff = True
+    manager.save(update_fields=["is_staff"])
+    client.force_login(manager)
+    policy = prompt()
+    step = policy.steps.get(position=1)
+    if taken:
+        make_account(Segment.PROMPT)
+        chase(DUE + dt.timedelta(days=3))
+        assert step.actions.exists()
+
+    url = reverse("admin:collections_dunningstep_delete", args=[step.pk])
+    response = getattr(client, method)(url, {"post": "yes"} if method == "post" else {}, follow=True)
+
+    assert response.redirect_chain == [(step_url(step), 302)]
+    html = " ".join(response.content.decode().split())
+    said = ("Step 1 of “Prompt payers” has been taken for customers and stays on record with them" if taken
+            else f"Step 1 of “{policy.name}” belongs to a ladder in force. Retire it to take it out of the "
+                 "ladder, or edit the ladder on its policy’s page.")
+    assert said in html
+    assert DunningStep.objects.filter(pk=step.pk).exists()
+
+
+def test_the_delete_page_of_a_step_stays_closed_to_whoever_may_not_delete_steps(client, viewer):
+    viewer.is_staff = True
+    viewer.save(update_fields=["is_staff"])
+    client.force_login(viewer)
+    step = prompt().steps.get(position=1)
+
+    response = client.post(reverse("admin:collections_dunningstep_delete", args=[step.pk]), {"post": "yes"})
+
+    assert response.status_code == 403
+    assert DunningStep.objects.filter(pk=step.pk).exists()
+
+
 def test_deleting_a_policy_whose_steps_were_taken_says_why_it_stays(admin_client, mid_ladder):
     old = _replaced_by_a_draft(admin_client)
 
