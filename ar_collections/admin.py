@@ -370,13 +370,29 @@ class PolicyMinimumInline(admin.TabularInline):
     extra = 0
 
 
-def minimums_missing(policy: LatePaymentPolicy) -> list[str]:
+def minimums_missing(policy: LatePaymentPolicy, *, entered: list[str] | None = None) -> list[str]:
     """The currencies of open invoices the policy has no minimum for, whose
     accounts it chases over any amount (see dunning.above_minimum). Amounts in
     different currencies are not compared without exchange rates, so the floor
-    is not guessed from another currency's: the manager is told, and sets it."""
-    return list(Invoice.objects.open().exclude(currency__in=policy.minimums.values("currency"))
+    is not guessed from another currency's: the manager is told, and sets it.
+    `entered`: the currencies of the minimums on a form not saved, instead of
+    the policy's own."""
+    covered = policy.minimums.values("currency") if entered is None else entered
+    return list(Invoice.objects.open().exclude(currency__in=covered)
                 .values_list("currency", flat=True).distinct().order_by("currency"))
+
+
+def _minimums_entered(formset) -> list[str]:
+    """The currencies of the minimums as the refused post would have saved
+    them: the rows kept and the rows added, read from the post itself (a row
+    with an error has no cleaned value)."""
+    entered = []
+    for form in formset.forms:
+        if form.data.get(form.add_prefix(DELETION_FIELD_NAME)):
+            continue
+        if form in formset.initial_forms or form.has_changed():
+            entered.append(form.data.get(form.add_prefix("currency"), ""))
+    return entered
 
 
 # A taken step's fields read as fixed, and a ladder's row fits the screen.
@@ -394,11 +410,17 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     def media(self):
         return super().media + POLICY_CSS
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        policy = self.get_object(request, object_id)
-        extra_context = {**(extra_context or {}),
-                         "minimums_missing": minimums_missing(policy) if policy is not None else []}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        """The policy's page warns of currencies without a minimum. Shown
+        again after a refused save, it warns of the minimums as entered on
+        it: one just added is not said to be missing, one marked for deletion
+        is (nothing is saved until the whole form is)."""
+        entered = None
+        if request.method == "POST":
+            entered = next((_minimums_entered(inline.formset) for inline in context["inline_admin_formsets"]
+                            if inline.formset.model is PolicyMinimum), None)
+        context["minimums_missing"] = minimums_missing(obj, entered=entered) if change and obj else []
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         """A ladder in force is not deleted: another is put in force first."""

@@ -346,6 +346,35 @@ def test_the_policy_page_warns_of_a_currency_on_open_invoices_that_has_no_minimu
     assert minimum_warnings(admin_client, policy) == []
 
 
+def with_minimum(data: dict, currency: str, amount: str) -> dict:
+    """The policy's post with one more minimum row entered."""
+    n = int(data["minimums-TOTAL_FORMS"])
+    return {**data, "minimums-TOTAL_FORMS": n + 1, f"minimums-{n}-currency": currency,
+            f"minimums-{n}-min_amount": amount}
+
+
+def test_a_page_shown_again_warns_of_the_minimums_as_entered_not_as_saved(
+    admin_client, make_customer, make_invoice
+):
+    """Refused for another reason, the page keeps the minimums entered: a
+    warning that JPY has none, beside the JPY minimum just entered, would say
+    it was not taken; one that was deleted on the form is warned of."""
+    policy = prompt()
+    yen = make_customer(currency="JPY")
+    make_invoice(yen, issued=DUE, amount="1", currency="JPY")
+    make_invoice(make_customer(), issued=DUE, amount="10.00")
+    softened = policy_post(policy, {4: {"tone": Tone.FRIENDLY}})
+
+    html = admin_client.post(change_url(policy), with_minimum(softened, "JPY", "3000")).content.decode()
+    assert "Step 4 is friendly, softer than step 3" in html
+    assert re.findall(r"No minimum for [A-Z]{3}", html) == []
+    assert not policy.minimums.filter(currency="JPY").exists()
+
+    n = [m.currency for m in policy.minimums.order_by("pk")].index("EUR")
+    html = admin_client.post(change_url(policy), {**softened, f"minimums-{n}-DELETE": "on"}).content.decode()
+    assert re.findall(r"No minimum for [A-Z]{3}", html) == ["No minimum for EUR", "No minimum for JPY"]
+
+
 def _page_queries(admin_client, steps: int) -> int:
     """The queries of a draft policy's page whose ladder has `steps` steps, each with a fee."""
     draft = LatePaymentPolicy.objects.create(name=f"Draft of {steps}", segment=Segment.PROMPT,
