@@ -470,8 +470,8 @@ def plan_withdraw_refusal(actor, plan: PaymentPlan) -> str:
     exception is a manager's to lift (see pauses_liftable); one a collector
     could agree alone, the collector may end."""
     if plan.status not in (PlanStatus.AWAITING_APPROVAL, PlanStatus.ACTIVE):
-        return (f"This payment plan is {plan.get_status_display().lower()} already: only a plan waiting for "
-                "a manager or in good standing can be withdrawn or ended.")
+        return (f"{_plan_over(plan)} Only a plan waiting for a manager or in good standing can be withdrawn "
+                "or ended.")
     if actor.has_perm("collections.change_paymentplan"):
         return ""
     if plan.status == PlanStatus.AWAITING_APPROVAL:
@@ -484,6 +484,30 @@ def plan_withdraw_refusal(actor, plan: PaymentPlan) -> str:
     if CollectionRules.current().plan_needs_approval(amount=plan.total_amount, currency=plan.currency):
         return "This plan is above the collectors' limit: a manager ends it."
     return ""
+
+
+def _plan_over(plan: PaymentPlan) -> str:
+    """What became of a plan no longer waiting or in force, and when, from
+    the timeline: a collector refused ending it learns that it was completed
+    or broken meanwhile (by a payment, the daily check), or by whom it was
+    decided on or ended (see _decided_already)."""
+    if plan.status not in (PlanStatus.COMPLETED, PlanStatus.BROKEN):
+        return _decided_already(plan, noun="payment plan", approved=PlanStatus.ACTIVE,
+                                rejected=PlanStatus.REJECTED)
+    event = (TimelineEvent.objects.for_subject(plan)
+             .filter(Q(details__status=plan.status) | Q(details__after__status=plan.status))
+             .select_related("actor").order_by("-occurred_at", "-pk").first())
+    if event is None:
+        return f"This payment plan is {plan.get_status_display().lower()} already."
+    when = f"on {format_day(timezone.localdate(event.occurred_at))}"
+    if event.actor:
+        when += f" by {event.actor.get_username()}"
+    if plan.status == PlanStatus.BROKEN:
+        missed = event.details.get("instalment")
+        return f"This payment plan was broken {when}: instalment {missed} was missed, and dunning resumed."
+    if because := event.details.get("because"):
+        return f"This payment plan was completed {when}: {because} left nothing to pay."
+    return f"This payment plan was completed {when}: {format_money(plan.paid_amount, plan.currency)} paid."
 
 
 # --- Disputes ---------------------------------------------------------------------

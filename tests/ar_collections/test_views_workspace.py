@@ -1594,8 +1594,10 @@ def test_a_proposal_is_withdrawn_only_with_a_reason_only_once_and_only_by_whoeve
 
     refused = client.post(withdraw, {"reason": "Again"})
     assert refused.status_code == 422
-    assert "This payment plan is cancelled already" in refused.content.decode()
-    assert client.get(withdraw).status_code == 404
+    assert "This payment plan was withdrawn by carla on 5 Aug 2025: The customer changed their mind." in (
+        refused.content.decode())
+    offered = client.get(withdraw)
+    assert offered.status_code == 404 and "withdrawn by carla on 5 Aug 2025" in offered.content.decode()
     assert TimelineEvent.objects.count() == said
 
 

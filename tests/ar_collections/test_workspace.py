@@ -753,7 +753,7 @@ def test_a_plan_is_ended_only_with_a_reason_and_only_once(account, invoices, col
     workspace.plan_withdraw(plan=plan, actor=collector, reason="Customer asked", on=LATE)
     said = events(account, EventKind.PAYMENT_PLAN)
 
-    with pytest.raises(ValidationError, match="This payment plan is cancelled already"):
+    with pytest.raises(ValidationError, match=r"payment plan was ended by carla on .*: Customer asked\."):
         workspace.plan_withdraw(plan=plan, actor=collector, reason="Again", on=LATE)
     with pytest.raises(ValidationError, match=r"This plan was ended by carla on .*: Customer asked"):
         workspace.plan_decide(plan=plan, manager=manager, approve=True, note="ok", on=LATE)
@@ -761,6 +761,55 @@ def test_a_plan_is_ended_only_with_a_reason_and_only_once(account, invoices, col
     assert workspace.commitments_check(on=LATE + dt.timedelta(days=60))["missed"] == 0
     plan.refresh_from_db()
     assert plan.status == PlanStatus.CANCELLED
+
+
+def test_a_completed_plan_is_not_ended_and_the_refusal_says_when_it_was_completed(
+    account, invoices, collector
+):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    small, large = invoices
+    paid_on = LATE + dt.timedelta(days=5)
+    with frozen(paid_on):
+        pay(account, paid_on, (small, "500.00"), (large, "700.00"))
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+    refusal = workspace.plan_withdraw_refusal(collector, plan)
+    assert refusal == (f"This payment plan was completed on {format_day(paid_on)}: EUR 1,200.00 paid. Only a "
+                       "plan waiting for a manager or in good standing can be withdrawn or ended.")
+    with pytest.raises(ValidationError, match=f"completed on {format_day(paid_on)}"):
+        workspace.plan_withdraw(plan=plan, actor=collector, reason="Customer asked", on=paid_on)
+
+
+def test_a_broken_plan_is_not_ended_and_the_refusal_says_which_instalment_broke_it_and_when(
+    account, invoices, collector
+):
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    late = plan.instalments.get(number=1).due_on + dt.timedelta(days=plan.grace_days + 1)
+    with frozen(late):
+        assert workspace.commitments_check(on=late)["missed"] == 1
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+
+    assert workspace.plan_withdraw_refusal(collector, plan) == (
+        f"This payment plan was broken on {format_day(late)}: instalment 1 was missed, and dunning resumed. "
+        "Only a plan waiting for a manager or in good standing can be withdrawn or ended.")
+
+
+def test_a_rejected_proposal_is_not_withdrawn_and_the_refusal_says_who_rejected_it(
+    account, invoices, collector, manager
+):
+    approval_above("1000.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    with frozen(LATE):
+        workspace.plan_decide(plan=plan, manager=manager, approve=False, note="Too long", on=LATE)
+    plan.refresh_from_db()
+
+    assert workspace.plan_withdraw_refusal(collector, plan).startswith(
+        f"This payment plan was already rejected by maria on {format_day(LATE)}: Too long. Only a plan")
 
 
 def test_another_collector_cannot_end_a_plan_on_an_account_not_theirs(account, invoices, collector,
