@@ -60,6 +60,7 @@ from ar_collections.models import (
     Payment,
     PaymentMethod,
     ReceivablesImport,
+    bank_id_key,
 )
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.workspace import allocations_oldest_first, payment_record
@@ -553,9 +554,14 @@ class _PaymentRow:
         return (self.customer.pk, self.reference, self.amount, self.currency, self.received_on)
 
     @property
+    def bank_key(self) -> str:
+        """The bank's id as it is compared: "ab12 cd" is the entry AB12CD."""
+        return bank_id_key(self.bank_reference)
+
+    @property
     def key(self) -> tuple:
         """What tells this payment from every other: the bank's id where the file gives it."""
-        return (self.customer.pk, self.bank_reference) if self.bank_reference else self.alike
+        return (self.customer.pk, self.bank_key) if self.bank_key else self.alike
 
 
 _METHODS = {**{value: value for value in PaymentMethod.values},
@@ -620,15 +626,15 @@ def payments_import(
         # of this file imported at the same time waited above, and finds these.
         # A bank id is the bank's for one entry, whatever account or day a
         # file gives it.
-        fields = ("pk", "customer_id", "reference", "amount", "currency", "received_on", "bank_reference")
+        fields = ("pk", "customer_id", "reference", "amount", "currency", "received_on", "bank_key")
         known = _Known(
             Payment.objects.filter(
                 customer_id__in=accounts,
                 received_on__range=(parsed[0].received_on, parsed[-1].received_on),
             ).order_by("pk").values_list(*fields),
-            by_bank_id=_in_bulk(Payment.objects.exclude(bank_reference="").select_related("customer"),
-                                {p.bank_reference for p in parsed if p.bank_reference},
-                                field_name="bank_reference"),
+            by_bank_id=_in_bulk(Payment.objects.exclude(bank_key="").select_related("customer"),
+                                {p.bank_key for p in parsed if p.bank_reference},
+                                field_name="bank_key"),
         )
         for payment in parsed:
             pending = reserved[payment.customer.pk]
@@ -677,6 +683,8 @@ def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> 
     amount = fields.read(_amount, row, "amount", currency=currency)
     reference = fields.read(_reference, row)
     bank_reference = fields.read(_text, row, "bank_reference", limit=80)
+    if bank_reference and not bank_id_key(bank_reference):
+        bank_reference = ""  # no-break spaces only (a spreadsheet's empty cell): no id
     fields.done()
     return _PaymentRow(line, customer, received_on, currency, amount, reference, method,
                        [i.pk for i in named], bank_reference,
@@ -700,16 +708,16 @@ class _Known:
         self.by_bank_id = by_bank_id
         self.alike: set[tuple] = set()
         self.without_id: dict[tuple, list[int]] = defaultdict(list)  # oldest first
-        for pk, customer_id, reference, amount, currency, received_on, bank_reference in rows:
+        for pk, customer_id, reference, amount, currency, received_on, bank_key in rows:
             alike = (customer_id, reference, amount, currency, received_on)
             self.alike.add(alike)
-            if not bank_reference:
+            if not bank_key:
                 self.without_id[alike].append(pk)
 
     def recorded(self, payment: _PaymentRow) -> bool:
         if not payment.bank_reference:
             return payment.alike in self.alike
-        if (known := self.by_bank_id.get(payment.bank_reference)) is not None:
+        if (known := self.by_bank_id.get(payment.bank_key)) is not None:
             if (known.customer_id, known.amount, known.currency) != (
                 payment.customer.pk, payment.amount, payment.currency
             ):
@@ -725,7 +733,7 @@ class _Known:
         if self.without_id[payment.alike]:
             pk = self.without_id[payment.alike].pop(0)
             Payment.objects.filter(pk=pk).update(bank_reference=payment.bank_reference)
-            self.by_bank_id[payment.bank_reference] = Payment.objects.select_related("customer").get(pk=pk)
+            self.by_bank_id[payment.bank_key] = Payment.objects.select_related("customer").get(pk=pk)
             return True
         return False
 

@@ -12,7 +12,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum, Value
+from django.db.models.functions import Replace, Upper
 
 from arcrm.money import (
     MONEY_DECIMAL_PLACES,
@@ -160,6 +161,29 @@ class PaymentMethod(models.TextChoices):
     CASH = "cash", "Cash"
 
 
+# What banks leave out when they compare their ids of statement entries: the
+# spaces a statement prints them in groups with ("ab12 cd" is AB12CD in the
+# CSV export of the same entry); a spreadsheet's no-break space, a pasted tab.
+BANK_ID_SPACES = (" ", "\u00a0", "\t")
+
+
+def bank_id_key(text: str) -> str:
+    """A bank's id as banks compare it: without spaces, in capitals. Bank ids
+    are written in Latin letters and digits, whose capitals Python and the
+    database agree on (see bank_key)."""
+    for space in BANK_ID_SPACES:
+        text = text.replace(space, "")
+    return text.upper()
+
+
+def _bank_id_key_in_database(field: str) -> models.Func:
+    """bank_id_key, as the database works it out from `field`."""
+    expression = F(field)
+    for space in BANK_ID_SPACES:
+        expression = Replace(expression, Value(space), Value(""))
+    return Upper(expression)
+
+
 class Payment(models.Model):
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="payments"
@@ -175,6 +199,11 @@ class Payment(models.Model):
     # tells apart two payments alike in everything else (a customer paying the
     # same invoice twice), which the reference, amount and date cannot.
     bank_reference = models.CharField(max_length=80, blank=True)
+    # The id as it is compared (bank_id_key), kept by the database from the id
+    # as the file gave it, which is what people are shown: rows recorded
+    # before ids were compared so have theirs too.
+    bank_key = models.GeneratedField(expression=_bank_id_key_in_database("bank_reference"),
+                                     output_field=models.CharField(max_length=80), db_persist=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -182,7 +211,11 @@ class Payment(models.Model):
         constraints = [
             models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0)),
         ]
-        indexes = [models.Index(fields=["customer", "-received_on"], name="payment_by_customer")]
+        indexes = [
+            models.Index(fields=["customer", "-received_on"], name="payment_by_customer"),
+            # The payments import's look-up of the bank ids of a file among those recorded.
+            models.Index(fields=["bank_key"], name="payment_by_bank_id", condition=~Q(bank_key="")),
+        ]
 
     def __str__(self) -> str:
         return f"{format_money(self.amount, self.currency)} on {self.received_on}"

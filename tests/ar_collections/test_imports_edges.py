@@ -5,6 +5,8 @@ payment beside a row naming the same invoice."""
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -24,6 +26,7 @@ INV-200,C-BETA,2025-07-01,2025-07-31,EUR,120.50,
 """
 INVOICE_HEADER = "number,account_number,issue_date,due_date,currency,total_amount\n"
 PAYMENT_HEADER = "account_number,received_on,currency,amount,reference,bank_reference\n"
+DAY = dt.date(2025, 8, 1)
 
 
 @pytest.fixture
@@ -102,6 +105,58 @@ def test_a_bank_entry_recorded_before_with_another_amount_is_a_problem_not_alrea
 
     assert not report.ok, (report.created, report.already)
     assert "BANK-0001" in report.errors[0]
+
+
+# --- 2b. the bank's id written another way (spaces, small letters) is a new payment -----------------
+
+
+def test_a_bank_id_exported_again_with_other_spaces_and_capitals_is_the_same_entry(imported):
+    """A statement prints the bank's id in groups ("ab12 cd"), a CSV export of
+    the same entry runs it together in capitals ("AB12CD"): banks read ids
+    without spaces and in any case, and so does the import. The id is kept as
+    the file first gave it."""
+    assert payments_import(PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,R-1,ab12 cd\n").created == 1
+    before = state()
+
+    report = payments_import(PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,R-1, AB12CD\n")
+
+    assert (report.ok, report.created, report.already) == (True, 0, 1), report.errors
+    assert list(Payment.objects.values_list("bank_reference", flat=True)) == ["ab12 cd"]
+    assert state() == before
+
+
+def test_one_bank_id_written_two_ways_in_a_file_is_refused_as_given_twice(imported):
+    text = (PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,R-1,ab12 cd\n"
+            + "C-ACME,2025-08-01,EUR,500.00,R-2,AB12CD\n")
+
+    report = payments_import(text)
+
+    assert report.errors == ["line 3: bank_reference AB12CD is on line 2 already"]
+    assert not Payment.objects.exists()
+
+
+def test_a_bank_id_written_another_way_with_another_amount_is_a_problem_not_a_second_payment(imported):
+    assert payments_import(PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,R-1,ab12 cd\n").created == 1
+
+    report = payments_import(PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,400.00,R-1,AB 12CD\n")
+
+    assert report.errors == [
+        "line 2: bank_reference AB 12CD is recorded already, as EUR 500.00 received 2025-08-01 on account "
+        "C-ACME; the file says EUR 400.00 on account C-ACME. One bank entry is one payment: correct the "
+        "file, or the payment recorded"]
+    assert Payment.objects.count() == 1
+
+
+def test_a_payment_recorded_before_with_its_id_written_another_way_is_found(imported, accounts):
+    """Rows already in the database are compared as the file's are, however
+    their id was written when they were recorded."""
+    Payment.objects.create(customer=accounts["C-ACME"], received_on=DAY, currency="EUR",
+                           amount=Decimal("500.00"), reference="R-1", bank_reference="Ab12\tCd ")
+
+    report = payments_import(PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,R-1,AB12CD\n")
+
+    assert (report.ok, report.created, report.already) == (True, 0, 1), report.errors
+    assert list(Payment.objects.values_list("bank_reference", flat=True)) == ["Ab12\tCd "]
 
 
 # --- 3. a large payments file crashes on PostgreSQL's parameter limit ------------------------------

@@ -108,7 +108,8 @@ def test_going_back_before_charges_could_be_paid_puts_that_money_on_account(make
 
     try:
         _migrate(BEFORE_CHARGES_PAID)
-        on_account = Payment.objects.get(customer=account).unallocated_amount()
+        # Without the columns added since (the bank id's key).
+        on_account = Payment.objects.defer("bank_key").get(customer=account).unallocated_amount()
     finally:
         _migrate_to_latest()
 
@@ -195,3 +196,22 @@ def test_letters_an_earlier_version_took_out_of_the_queue_become_steps_not_carri
     assert TimelineEvent.objects.filter(customer=account).count() == entries
     assert letters_withdraw_moot() == 0
     assert TimelineEvent.objects.filter(customer=account).count() == entries
+
+
+BEFORE_BANK_KEY = ("collections", "0032_instalment_held_for")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_payments_recorded_before_bank_ids_were_compared_get_their_key_and_keep_their_id(customer):
+    payment = workspace.payment_record(customer=customer, amount=Decimal("500.00"), currency="EUR",
+                                       received_on=DUE, allocations=[], reference="R-1")
+    try:
+        _migrate(BEFORE_BANK_KEY)
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE collections_payment SET bank_reference = %s WHERE id = %s",
+                           ["ab12 cd", payment.pk])
+    finally:
+        _migrate_to_latest()
+
+    assert Payment.objects.filter(pk=payment.pk).values_list("bank_reference", "bank_key").get() == (
+        "ab12 cd", "AB12CD")
