@@ -23,6 +23,7 @@ from ar_collections.models import (
 )
 from customers.models import ReminderChannel, Segment
 from tests.ar_collections.conftest import DUE
+from tests.ar_collections.test_delivery_letters import to_the_fee_letter
 
 BEFORE_CREDIT_LIMIT = ("collections", "0008_timeline_invoice_links")
 CREDIT_LIMIT = ("collections", "0009_outbox_and_credit_limit")
@@ -78,8 +79,7 @@ CHARGES_PAID = ("collections", "0019_late_charges_paid_like_invoices")
 @pytest.mark.django_db(transaction=True)
 def test_charges_from_before_they_could_be_paid_are_owed_in_full(make_account, plan_and_deliver):
     account = make_account(Segment.SYSTEMATIC_LATE, reminder_channel=ReminderChannel.LETTER)
-    for day in (-3, 3, 12):
-        plan_and_deliver(DUE + dt.timedelta(days=day))  # step 3's letter charges the EUR 40.00 fee
+    to_the_fee_letter(plan_and_deliver)  # step 3's letter charges the EUR 40.00 fee
     assert LateCharge.objects.filter(customer=account).exists()
 
     # As an installation of the previous version has them: no open_amount column.
@@ -97,8 +97,7 @@ def test_charges_from_before_they_could_be_paid_are_owed_in_full(make_account, p
 @pytest.mark.django_db(transaction=True)
 def test_going_back_before_charges_could_be_paid_puts_that_money_on_account(make_account, plan_and_deliver):
     account = make_account(Segment.SYSTEMATIC_LATE, reminder_channel=ReminderChannel.LETTER)
-    for day in (-3, 3, 12):
-        plan_and_deliver(DUE + dt.timedelta(days=day))
+    to_the_fee_letter(plan_and_deliver)
     DunningAction.objects.filter(customer=account).update(printed_at=dt.datetime(2026, 3, 14, tzinfo=dt.UTC))
     invoices = list(account.invoices.filter(status="open"))
     workspace.payment_record(customer=account, amount=Decimal("1240.00"), currency="EUR",
