@@ -141,16 +141,11 @@ def soft_time_limit(seconds: float) -> Iterator[None]:
 
 
 @pytest.fixture
-def hung_server(settings) -> Iterator[SilentServer]:
+def hung_server(silent_smtp, settings) -> SilentServer:
     """silent_smtp with a mail timeout the time limit strikes first."""
-    server = SilentServer()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", server.port, 600
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_TIMEOUT = 600
     settings.DELIVERY_TIME_LIMIT = 10
-    yield server
-    server.close()
+    return silent_smtp
 
 
 def _planned(make_account, *names: str, **anna) -> list[DunningAction]:
