@@ -1486,6 +1486,23 @@ def _s(count: int) -> str:
 # --- red tape: the invoices again, to the right person ---------------------------
 
 
+def resends_retry(*, on: dt.date) -> int:
+    """Daily: red tape noted on a cycle whose invoices have not gone yet is
+    tried again: its re-send was stopped by an error or lost with a worker, or
+    no billing address was on file. Returns how many re-sends were enqueued;
+    each claims its cycle, so one already under way sends nothing twice."""
+    from ar_collections.tasks import resend_overdue_invoices  # it imports this module
+
+    customer_ids = list(
+        DunningCycle.objects.filter(cause=MissCause.RED_TAPE, closed_on__isnull=True,
+                                    invoices_resent_on__isnull=True)
+        .order_by("customer_id").values_list("customer_id", flat=True)
+    )
+    for customer_id in customer_ids:
+        resend_overdue_invoices.delay_on_commit(customer_id, on.isoformat())
+    return len(customer_ids)
+
+
 def invoices_resend(*, customer_id: int, on: dt.date) -> str:
     """Send the account's overdue invoices again, at once, to whoever handles
     billing today (absences applied): the "red tape" treatment.
@@ -1515,11 +1532,12 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
         )
         contact = customer.billing_contact(on=on)
         if invoices and (contact is None or not contact.email):
-            # Not marked re-sent: once an address is on file, noting red tape
-            # again sends them.
-            _record(customer, cycle, details={"invoices": [i.number for i in invoices]},
-                    invoices=invoices,
-                    summary="Invoices could not be re-sent: no billing e-mail address on file")
+            # Not marked re-sent: once an address is on file, the daily check
+            # (resends_retry) sends them. Said once a cycle, not every morning.
+            summary = "Invoices could not be re-sent: no billing e-mail address on file"
+            if not TimelineEvent.objects.for_subject(cycle).filter(summary=summary).exists():
+                _record(customer, cycle, details={"invoices": [i.number for i in invoices]},
+                        invoices=invoices, summary=summary)
             return "no-address"
         cycle.invoices_resent_on = on
         cycle.save(update_fields=["invoices_resent_on"])

@@ -11,7 +11,13 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from ar_collections.delivery import actions_deliver, actions_sweep_waiting, invoices_resend, run_sweep_planned
+from ar_collections.delivery import (
+    actions_deliver,
+    actions_sweep_waiting,
+    invoices_resend,
+    resends_retry,
+    run_sweep_planned,
+)
 from ar_collections.dunning import RunRefused, dunning_run_execute, run_counts, run_finish_if_done
 from ar_collections.imports import import_run as imports_run
 from ar_collections.imports import imports_sweep
@@ -59,10 +65,12 @@ def refresh_payment_behaviour(on: str | None = None) -> int:
 @shared_task(name="collections.check_commitments")
 def check_commitments(on: str | None = None) -> dict[str, int]:
     """Daily, before the dunning run: promises kept or broken, instalments paid
-    or missed, and the worklist items that follow. Safe to repeat."""
+    or missed, and the worklist items that follow; red-tape re-sends that did
+    not go are tried again. Safe to repeat."""
     day = dt.date.fromisoformat(on) if on else timezone.localdate()
     counts = commitments_check(on=day)
     counts["work_items"] = worklist_refresh(on=day)
+    counts["resends"] = resends_retry(on=day)
     log.info("commitments checked as of %s: %s", day, counts)
     return counts
 
@@ -140,7 +148,7 @@ def _user(pk: int | None):
     return get_user_model().objects.filter(pk=pk).first() if pk else None
 
 
-@shared_task(name="collections.resend_overdue_invoices", **DELIVERY_TIME)
+@shared_task(name="collections.resend_overdue_invoices", **DATABASE_GONE, **DELIVERY_TIME)
 def resend_overdue_invoices(customer_id: int, on: str) -> str:
     """Red tape: the overdue invoices again, to whoever handles billing today."""
     return invoices_resend(customer_id=customer_id, on=dt.date.fromisoformat(on))

@@ -11,6 +11,7 @@ from ar_collections.delivery import invoices_resend
 from ar_collections.dunning import next_step
 from ar_collections.models import DunningCycle, MailPurpose, MissCause, OutgoingMail, TimelineEventInvoice
 from ar_collections.services import cause_record
+from ar_collections.tasks import check_commitments
 from customers.models import Contact, ContactAbsence, EventKind, TimelineEvent
 
 from .conftest import DUE, frozen
@@ -243,3 +244,54 @@ def test_a_copy_sent_in_a_cycle_that_closed_since_holds_nothing_in_the_next(
 
     with frozen(DUE + dt.timedelta(days=5)):
         assert next_step(customer, on=DUE + dt.timedelta(days=5)).due_on == DUE + dt.timedelta(days=9)
+
+
+def test_a_resend_that_never_ran_goes_at_the_next_daily_check_and_only_once(
+    behind, collector, smtp_server, eager_celery, django_capture_on_commit_callbacks
+):
+    # The re-send's task is lost (a worker killed, the broker restarted): the
+    # collector's note is saved and nothing went.
+    with frozen(NOTED):
+        cause_record(customer=behind, cause=MissCause.RED_TAPE, actor=collector, on=NOTED)
+    assert len(smtp_server.messages) == 1
+
+    for _ in range(2):
+        with frozen(NOTED + dt.timedelta(days=1)), django_capture_on_commit_callbacks(execute=True):
+            check_commitments(on=(NOTED + dt.timedelta(days=1)).isoformat())
+        outbox.mails_send(mail_ids=list(OutgoingMail.objects.values_list("pk", flat=True)))
+
+    assert [m["To"] for m in smtp_server.messages[1:]] == ["Ben Backup <ben@acme.test>"]
+    assert DunningCycle.objects.get(customer=behind).invoices_resent_on == NOTED + dt.timedelta(days=1)
+
+
+def test_with_no_address_the_daily_check_tries_again_says_so_once_and_sends_once_one_is_on_file(
+    behind, collector, smtp_server, eager_celery, django_capture_on_commit_callbacks
+):
+    Contact.objects.filter(customer=behind).update(email="")
+    with frozen(NOTED):
+        cause_record(customer=behind, cause=MissCause.RED_TAPE, actor=collector, on=NOTED)
+    for days in (1, 2):
+        with frozen(NOTED + dt.timedelta(days=days)), django_capture_on_commit_callbacks(execute=True):
+            check_commitments(on=(NOTED + dt.timedelta(days=days)).isoformat())
+    assert TimelineEvent.objects.filter(
+        customer=behind, summary="Invoices could not be re-sent: no billing e-mail address on file"
+    ).count() == 1
+    assert not OutgoingMail.objects.exists()
+
+    Contact.objects.filter(customer=behind, name="Ben Backup").update(email="ben@acme.test")
+    with frozen(NOTED + dt.timedelta(days=3)), django_capture_on_commit_callbacks(execute=True):
+        check_commitments(on=(NOTED + dt.timedelta(days=3)).isoformat())
+    [mail] = OutgoingMail.objects.all()
+    assert mail.purpose == MailPurpose.INVOICES_RESEND
+    assert DunningCycle.objects.get(customer=behind).invoices_resent_on == NOTED + dt.timedelta(days=3)
+
+
+def test_the_daily_check_resends_nothing_for_a_cycle_whose_cause_is_no_longer_red_tape(
+    behind, collector, smtp_server, eager_celery, django_capture_on_commit_callbacks
+):
+    with frozen(NOTED):
+        cause_record(customer=behind, cause=MissCause.RED_TAPE, actor=collector, on=NOTED)
+        cause_record(customer=behind, cause=MissCause.STUFF_HAPPENS, actor=collector, on=NOTED)
+    with frozen(NOTED + dt.timedelta(days=1)), django_capture_on_commit_callbacks(execute=True):
+        check_commitments(on=(NOTED + dt.timedelta(days=1)).isoformat())
+    assert not OutgoingMail.objects.exists()
