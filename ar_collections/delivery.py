@@ -1327,6 +1327,7 @@ def _letter_withdrawn(letter: DunningAction, *, actor: User | None, note: str, c
         "cancelled_charges": [{"charge": c.pk, **_charge_details(c)} for c in charges],
     })
     _charges_cancel_unasked(letter, actor=actor)
+    worklist.items_close(actor=actor, kind=WorkKind.LETTER_UNPOSTED, action=letter)
 
 
 def _charges_cancel_unasked(withdrawn: DunningAction, *, actor: User | None) -> None:

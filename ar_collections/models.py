@@ -1442,6 +1442,7 @@ class WorkKind(models.TextChoices):
     CHARGES = "charges", "Charges left after the invoices"
     ADDRESS_REFUSED = "address_refused", "E-mail address refused"
     DECIDED = "decided", "A manager decided your request"
+    LETTER_UNPOSTED = "letter_unposted", "Letter not posted"
 
 
 class WorkStatus(models.TextChoices):

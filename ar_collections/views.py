@@ -35,7 +35,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from ar_collections import delivery, dunning, imports, services
+from ar_collections import delivery, dunning, imports, services, worklist
 from ar_collections.channels import route_for
 from ar_collections.forms import (
     ApprovalForm,
@@ -69,6 +69,7 @@ from ar_collections.models import (
     ReceivablesImport,
     RunStatus,
     StepAction,
+    WorkKind,
     lists_open_invoice,
     overdue_in_other_currencies,
 )
@@ -596,7 +597,7 @@ def letters_printed(request: HttpRequest) -> HttpResponse:
         letters = form.cleaned_data["letters"]
         for letter in letters:
             require_act_on(request.user, letter.customer)
-        marked = _letters_mark_printed(letter_ids=[letter.pk for letter in letters])
+        marked = _letters_mark_printed(letter_ids=[letter.pk for letter in letters], actor=request.user)
         messages.success(request, f"{marked} letter{'' if marked == 1 else 's'} marked as printed.")
         if request.htmx:
             return _render_letters(request, position)
@@ -650,7 +651,7 @@ def _left_the_queue(letter: DunningAction) -> str:
             "or what it asked for has been paid.")
 
 
-def _letters_mark_printed(*, letter_ids: list[int]) -> int:
+def _letters_mark_printed(*, letter_ids: list[int], actor) -> int:
     # Conditional on printed_at: two people marking the same letter both see
     # success, and the first time it left for the post is the one kept. And on
     # the letter still being in the queue and asking for something: one
@@ -658,9 +659,13 @@ def _letters_mark_printed(*, letter_ids: list[int]) -> int:
     # letters_withdraw_moot) is not marked posted. The form checked the ticked
     # letters before this; a withdrawal can commit in between, and then this
     # update waits for its lock and reads the row again.
-    return DunningAction.objects.filter(
-        pk__in=letter_ids, status=ActionStatus.DONE, printed_at__isnull=True
-    ).filter(lists_open_invoice()).update(printed_at=timezone.now())
+    with transaction.atomic():
+        marked = DunningAction.objects.filter(
+            pk__in=letter_ids, status=ActionStatus.DONE, printed_at__isnull=True
+        ).filter(lists_open_invoice()).update(printed_at=timezone.now())
+        worklist.items_close(actor=actor, kind=WorkKind.LETTER_UNPOSTED, action_id__in=letter_ids,
+                             action__printed_at__isnull=False)
+    return marked
 
 
 def _letters_position(request: HttpRequest) -> QueryDict:

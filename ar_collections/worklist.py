@@ -105,6 +105,11 @@ def items_close(*, actor=None, **source) -> int:
     )
 
 
+# A letter still in the print queue this many days after it was written goes
+# on its account collector's list: it holds the account's next step (see
+# dunning: the minimum gap counts from the day a letter is posted).
+LETTER_POST_WITHIN_DAYS = 3
+
 # Items created per statement by the daily refresh: bounded, so a backlog of
 # thousands of reviews is a few inserts, not one round trip per item.
 REFRESH_BATCH_SIZE = 1000
@@ -165,8 +170,20 @@ def worklist_refresh(*, on: dt.date) -> int:
             f"(since {format_day(cycle.opened_on, year=False)}); call rather than write",
         ))
     from ar_collections.delivery import letters_withdraw_moot  # it imports this module
+    from ar_collections.forms import letters_in_queue
 
-    letters_withdraw_moot()  # before the charges left are counted
+    letters_withdraw_moot()  # before the charges left are counted, and the letters waiting
+    waiting = letters_in_queue()
+    for letter in (
+        waiting.filter(done_at__date__lte=on - dt.timedelta(days=LETTER_POST_WITHIN_DAYS))
+        .select_related("customer").order_by("pk")
+    ):
+        wanted.append(WorkItem(
+            kind=WorkKind.LETTER_UNPOSTED, key=f"letter_unposted:action:{letter.pk}",
+            customer_id=letter.customer_id, assignee_id=letter.customer.collector_id, action=letter,
+            due_on=on, title=f"Letter of {format_day(letter.planned_on, year=False)} not posted yet: "
+            "post it or withdraw it (the account's next step waits for it)",
+        ))
     charges = _charges_left(on=on)
     wanted += charges
     created = 0
@@ -184,6 +201,9 @@ def worklist_refresh(*, on: dt.date) -> int:
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CALL, action__cycle__closed_on__isnull=False
                             ).update(status=WorkStatus.DONE, done_at=now)
     refused_addresses_fixed(now)
+    WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.LETTER_UNPOSTED).exclude(
+        action__in=waiting
+    ).update(status=WorkStatus.DONE, done_at=now)
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.REVIEW).exclude(
         action__status=ActionStatus.IN_REVIEW
     ).update(status=WorkStatus.DONE, done_at=now)

@@ -716,7 +716,7 @@ def test_a_letter_withdrawn_while_the_printed_form_was_checked_is_not_marked_pos
 
     delivery.letter_withdraw(letter=letter, actor=collector, reason="They disputed it on the phone")
 
-    assert views._letters_mark_printed(letter_ids=[letter.pk]) == 0
+    assert views._letters_mark_printed(letter_ids=[letter.pk], actor=collector) == 0
     assert letter_state(letter)[0] == ActionStatus.SKIPPED
     assert printed(letter) == [None]
 
