@@ -8,7 +8,10 @@ both tables whole. A GIN index of the trigrams of `UPPER(column)` is what that
 comparison can use (an index on the bare column would not be).
 
 pg_trgm is a trusted extension from PostgreSQL 13: the database's owner may
-create it. SQLite (`make run`) has no such index and keeps scanning, which is
+create it. The indexes are built CONCURRENTLY, outside a transaction, so an
+upgrade of a live install does not hold back writes to the customers and
+contacts while they are built; a build cut short leaves an invalid index,
+which the next attempt drops and builds again. SQLite (`make run`) has no such index and keeps scanning, which is
 fine at a demo's size. Going back drops the indexes but leaves the extension,
 which other objects may have come to rely on.
 """
@@ -27,8 +30,14 @@ def forward(apps, schema_editor):
         return
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, table, column in INDEXES:
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [name])
+            found = cursor.fetchone()
+        if found == (False,):
+            schema_editor.execute(f'DROP INDEX CONCURRENTLY "{name}"')
         schema_editor.execute(
-            f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" USING gin (UPPER("{column}") gin_trgm_ops)'
+            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" '
+            f'USING gin (UPPER("{column}") gin_trgm_ops)'
         )
 
 
@@ -36,10 +45,12 @@ def backward(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     for name, _, _ in INDEXES:
-        schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
+        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
 
 class Migration(migrations.Migration):
+    atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
+
     dependencies = [("customers", "0007_contact_email_refused_invoice_changed")]
 
     operations = [migrations.RunPython(forward, backward)]

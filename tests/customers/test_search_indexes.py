@@ -4,6 +4,9 @@ every contact for each letter typed in the search box)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
@@ -63,3 +66,79 @@ def test_the_migration_takes_the_indexes_away_again_and_puts_them_back():
         executor.migrate(executor.loader.graph.leaf_nodes())
 
     assert set(trigram_indexes()) == set(INDEXES)
+
+
+def _migrate_to(target) -> None:
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_indexes_are_built_without_stopping_writes_to_the_tables():
+    """On a live install the upgrade must not hold back the collectors'
+    writes while an index is built: CREATE INDEX CONCURRENTLY takes a lock
+    (SHARE UPDATE EXCLUSIVE) that writers do not wait for; a plain CREATE
+    INDEX takes SHARE, which every INSERT and UPDATE queues behind."""
+    _migrate_to(BEFORE)
+    writer = connection.copy()  # a second session on the test database
+    try:
+        # A write under way when the upgrade starts: the build waits for it
+        # to end, and shows meanwhile which lock it took on the table.
+        with writer.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("UPDATE customers_customer SET name = name")
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def upgrade() -> None:
+            try:
+                _migrate_to(MIGRATION)
+            except BaseException as error:  # reported below
+                failure.append(error)
+            finally:
+                connection.close()
+                done.set()
+
+        thread = threading.Thread(target=upgrade)
+        thread.start()
+        modes = set()
+        for _ in range(1200):  # it first works out the models' state: seconds on a busy machine
+            with writer.cursor() as cursor:
+                cursor.execute(
+                    "SELECT mode FROM pg_locks "
+                    "WHERE relation = 'customers_customer'::regclass AND pid <> pg_backend_pid()"
+                )
+                modes = {mode for (mode,) in cursor.fetchall()}
+            if modes:
+                break
+            time.sleep(0.05)
+        with writer.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+        assert done.wait(60), "the upgrade did not finish once the write had ended"
+        thread.join()
+    finally:
+        writer.close()
+        _migrate_to(MIGRATION)
+    assert not failure, failure
+    assert modes == {"ShareUpdateExclusiveLock"}
+    assert set(trigram_indexes()) == set(INDEXES)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_index_left_invalid_by_a_build_cut_short_is_built_again():
+    _migrate_to(BEFORE)
+    try:
+        with connection.cursor() as cursor:
+            # What an interrupted CREATE INDEX CONCURRENTLY leaves: the index, marked invalid.
+            cursor.execute('CREATE INDEX "customer_name_trgm" ON customers_customer (name)')
+            cursor.execute("UPDATE pg_index SET indisvalid = false "
+                           "WHERE indexrelid = 'customer_name_trgm'::regclass")
+    finally:
+        _migrate_to(MIGRATION)
+
+    _, definition = trigram_indexes()["customer_name_trgm"]
+    assert "gin_trgm_ops" in definition
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'customer_name_trgm'::regclass")
+        assert cursor.fetchone() == (True,)
