@@ -16,7 +16,7 @@ as payments, so that an invoice's open amount is always its total less its
 allocations, dated. Payments are recorded in the order the money came in
 (a statement is often listed newest first), each to the invoices it names,
 else to the account's open invoices in its currency, oldest due first, but
-none that another row of the file names; what is left pays the late fees and
+none under open dispute and none that another row of the file names; what is left pays the late fees and
 interest still owed (workspace.payment_record), then stays on account.
 Recording it checks what the account's promises and plans now keep; what
 they break is for the daily check. A file's accounts are locked at once, in
@@ -63,7 +63,7 @@ from ar_collections.models import (
     bank_id_key,
 )
 from ar_collections.timeline import event_record, events_link, invoice_issued
-from ar_collections.workspace import allocations_oldest_first, payment_record
+from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_targets
 from arcrm.dates import far_ahead, format_day
 from arcrm.money import decimal_places, format_money, validate_currency_in_use
 from arcrm.text import is_one_line
@@ -762,9 +762,10 @@ def _record(payment: _PaymentRow, *, actor, held: dict[int, Decimal]) -> None:
                             "hold it on the account), or take the row out and refund it")
         allocations = allocations_oldest_first(targets, payment.amount)
     else:
-        # The oldest open invoices, less what rows of the file naming them
-        # may pay on them: that much is theirs, whichever comes first by date.
-        targets = payment.customer.invoices.filter(status=InvoiceStatus.OPEN, currency=payment.currency)
+        # The oldest open invoices not under dispute, less what rows of the
+        # file naming them may pay on them: that much is theirs, whichever
+        # comes first by date.
+        targets = unnamed_money_targets(payment.customer, payment.currency)
         allocations = allocations_oldest_first(targets, payment.amount, held=held)
     payment_record(
         customer=payment.customer, amount=payment.amount, currency=payment.currency,

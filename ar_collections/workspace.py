@@ -1397,6 +1397,17 @@ def payment_known(*, customer: Customer, reference: str, amount: Decimal, curren
     ).exists()
 
 
+def unnamed_money_targets(customer: Customer, currency: str):
+    """Where money that names no invoice goes: the account's open invoices in
+    its currency, but none under open dispute. A customer disputing an invoice
+    holds its payment back on purpose; other money applied to it would settle
+    the dispute by the back door, and leave an undisputed invoice unpaid and
+    chased. Named, a disputed invoice is paid as the customer says."""
+    return customer.invoices.filter(status=InvoiceStatus.OPEN, currency=currency).exclude(
+        disputes__status=DisputeStatus.OPEN
+    )
+
+
 def allocations_oldest_first(
     invoices: Iterable[Invoice], amount: Decimal, *, held: Mapping[int, Decimal] | None = None
 ) -> list[tuple[Invoice, Decimal]]:

@@ -223,9 +223,9 @@ class PaymentForm(_AccountForm):
     )
     invoices = InvoiceChoices(
         label="Apply to", required=False,
-        help_text="The ticked invoices, or with none ticked every open one in the payment's currency: "
-                  "the oldest due first, each up to what is open. The rest pays late fees and interest "
-                  "still owed, then stays on account.",
+        help_text="The ticked invoices, or with none ticked every open one in the payment's currency "
+                  "but those under dispute: the oldest due first, each up to what is open. The rest pays "
+                  "late fees and interest still owed, then stays on account.",
     )
     date_confirmed = forms.CharField(
         label="The date is right", required=False, widget=DateConfirmation,

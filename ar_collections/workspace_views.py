@@ -384,9 +384,9 @@ def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
 def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(customer, form, today, user) -> str:
         data = form.cleaned_data
-        # None ticked: the account's open invoices in its currency, as a
-        # payment file's row that names none (the help text says so).
-        chosen = data["invoices"] or form.fields["invoices"].queryset.filter(currency=data["currency"])
+        # None ticked: the account's open invoices in its currency not under
+        # dispute, as a payment file's row that names none (the help text says so).
+        chosen = data["invoices"] or workspace.unnamed_money_targets(customer, data["currency"])
         parts = workspace.allocations_oldest_first(chosen, data["amount"])
         payment = workspace.payment_record(
             customer=customer, actor=user, amount=data["amount"], currency=data["currency"],

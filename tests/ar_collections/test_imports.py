@@ -251,6 +251,20 @@ def test_payments_go_to_the_named_invoices_or_the_oldest_first_and_keep_promises
     assert TimelineEvent.objects.filter(kind=EventKind.PAYMENT_RECEIVED).count() == 3
 
 
+def test_a_payment_naming_no_invoice_passes_over_a_disputed_one(imported, accounts, manager):
+    """The customer holds back a disputed invoice's payment on purpose: the
+    bank line that names none pays its other invoices."""
+    workspace.dispute_open(customer=accounts["C-ACME"], actor=manager, invoice=imported["INV-100"],
+                           reason="quantity", description="Two pallets short", on=dt.date(2025, 7, 28))
+
+    report = payments_import("account_number,received_on,currency,amount,reference\n"
+                             "C-ACME,2025-08-01,EUR,600.00,BANK-1\n")
+
+    assert (report.ok, report.created) == (True, 1), report.errors
+    amounts = dict(Invoice.objects.filter(customer=accounts["C-ACME"]).values_list("number", "open_amount"))
+    assert (amounts["INV-100"], amounts["INV-101"]) == (Decimal("500.00"), Decimal("100.00"))
+
+
 def test_the_same_payments_file_again_records_nothing_twice(imported):
     assert payments_import(PAYMENTS).ok
     before = state()

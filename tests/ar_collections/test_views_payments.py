@@ -99,6 +99,32 @@ def test_with_no_invoice_ticked_a_payment_pays_the_open_ones_in_its_currency_old
     assert Payment.objects.get().unallocated_amount() == Decimal("0.00")
 
 
+def test_money_that_names_no_invoice_passes_over_a_disputed_one(client, manager, customer, invoices):
+    """A customer disputing an invoice holds its payment back on purpose:
+    applying other money to it would settle the dispute by the back door and
+    leave an undisputed invoice unpaid, and chased."""
+    workspace.dispute_open(customer=customer, actor=manager, invoice=invoices[0], reason="price",
+                           description="Charged the list price, not the contract's", on=TODAY)
+    client.force_login(manager)
+
+    response = client.post(payment_url(customer), form(invoices, amount="900.00", invoices=[]), follow=True)
+
+    assert open_amounts() == {"INV-1": Decimal("500.00"), "INV-2": Decimal("0.00"),
+                              "INV-3": Decimal("300.00")}
+    assert Payment.objects.get().unallocated_amount() == Decimal("200.00")
+    assert "applied to INV-2; EUR 200.00 stays on account." in response.content.decode()
+
+
+def test_a_disputed_invoice_ticked_is_paid_as_the_customer_says(client, manager, customer, invoices):
+    workspace.dispute_open(customer=customer, actor=manager, invoice=invoices[0], reason="price",
+                           description="Charged the list price, not the contract's", on=TODAY)
+    client.force_login(manager)
+
+    client.post(payment_url(customer), form(invoices, amount="500.00", invoices=[invoices[0].pk]))
+
+    assert open_amounts()["INV-1"] == Decimal("0.00")
+
+
 def test_with_htmx_the_account_parts_swap_in_place_with_the_new_open_amounts(
     client, manager, customer, invoices
 ):
