@@ -1,11 +1,16 @@
-"""The signed-in user, with their role and permissions, kept in the shared
-cache between requests.
+"""The signed-in user's role and permissions, kept in the shared cache
+between requests.
 
 Every page asks who is signed in and what they may do. Django's ModelBackend
 answers with three queries per request (the user, their own permissions, their
 groups' permissions), and the role takes a fourth. With a shared cache (Redis,
-when REDIS_URL is set) `CachedModelBackend` answers all of that from one cache
-read; without one it is the plain ModelBackend.
+when REDIS_URL is set) `CachedModelBackend` reads the user's row alone and
+answers the rest from one cache read; without one it is the plain ModelBackend.
+
+The user's row itself is never cached: Django checks the session against its
+password hash on every request, and a hash belongs in the database, not in a
+cache whose memory is copied more lightly. Read afresh, a password changed or
+an account deactivated counts at the next request whatever the cache holds.
 
 What is cached must never outlive a change to it:
 - any change to a user, their groups or permissions, a group (renamed,
@@ -20,14 +25,12 @@ What is cached must never outlive a change to it:
   changes;
 - every entry expires after AUTH_CACHE_SECONDS anyway, for changes made behind
   the application's back (SQL by hand).
-
-An entry holds the user's row, password hash included (Django checks the
-session against it): Redis deserves the care the database gets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -37,7 +40,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
-_KEY = "auth-user:{}"
+_KEY = "auth-rights:{}"
 # What stands in for a dropped entry, and for how long: far longer than a
 # request takes from reading the user's rows to caching them.
 _FORGOTTEN = "forgotten"
@@ -48,29 +51,41 @@ def enabled() -> bool:
     return getattr(settings, "AUTH_CACHE_SECONDS", 0) > 0
 
 
+class Rights(NamedTuple):
+    """What a cache entry holds: what the user may do, and their roles."""
+
+    user_permissions: frozenset[str]
+    group_permissions: frozenset[str]
+    group_names: frozenset[str]
+
+
 class CachedModelBackend(ModelBackend):
-    """ModelBackend whose `get_user` comes from the shared cache, permissions
-    and group names included (see the module's docstring)."""
+    """ModelBackend whose users' permissions and roles come from the shared
+    cache (see the module's docstring)."""
 
     def get_user(self, user_id):
+        user = super().get_user(user_id)
         # Inside a transaction the rows read may not be committed yet: as if
         # there were no cache, neither read from it nor written to it.
-        if not enabled() or connection.in_atomic_block:
-            return super().get_user(user_id)
+        if user is None or not enabled() or connection.in_atomic_block:
+            return user
         key = _KEY.format(user_id)
-        user = cache.get(key)
-        if user is not None and user != _FORGOTTEN:
-            return user if self.user_can_authenticate(user) else None
-        user = super().get_user(user_id)
-        if user is None:
-            return None
-        # Read now what the request would otherwise read later, and keep it
-        # on the instance: a pickled model keeps its attributes.
+        rights = cache.get(key)
+        if isinstance(rights, Rights):
+            # Where ModelBackend keeps what it read: it reads nothing then.
+            user._user_perm_cache, user._group_perm_cache = set(rights.user_permissions), set(
+                rights.group_permissions)
+            user._perm_cache = {*rights.user_permissions, *rights.group_permissions}
+            user._arcrm_group_names = rights.group_names
+            return user
+        # Read now what the request would otherwise read later.
         self.get_all_permissions(user)
         user._arcrm_group_names = frozenset(user.groups.values_list("name", flat=True))
+        rights = Rights(frozenset(user._user_perm_cache), frozenset(user._group_perm_cache),
+                        user._arcrm_group_names)
         # Only where there is nothing: not over the marker of a change made
         # since these rows were read.
-        cache.add(key, user, settings.AUTH_CACHE_SECONDS)
+        cache.add(key, rights, settings.AUTH_CACHE_SECONDS)
         return user
 
 

@@ -14,6 +14,7 @@ import time
 
 import pytest
 import redis
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission, User
 from django.core.cache import cache, caches
 from django.db import transaction
@@ -39,24 +40,24 @@ def timeline(customer) -> str:
     return reverse("customers:timeline", args=[customer.pk])
 
 
-def cached(user) -> User | None:
+def cached(user) -> authcache.Rights | None:
     """The user's cache entry, None when there is none or it is marked forgotten."""
-    entry = cache.get(f"auth-user:{user.pk}")
-    return entry if isinstance(entry, User) else None
+    entry = cache.get(f"auth-rights:{user.pk}")
+    return entry if isinstance(entry, authcache.Rights) else None
 
 
 def forgotten(user) -> bool:
-    return cache.get(f"auth-user:{user.pk}") == "forgotten"
+    return cache.get(f"auth-rights:{user.pk}") == "forgotten"
 
 
 def sign_in(client, user) -> None:
     """Signed in, as after the minute that giving the user its role (any
     change to it) keeps its entry marked forgotten."""
     client.force_login(user)
-    cache.delete(f"auth-user:{user.pk}")
+    cache.delete(f"auth-rights:{user.pk}")
 
 
-def test_after_the_first_request_a_page_does_not_read_the_user_from_the_database(
+def test_after_the_first_request_a_page_reads_the_users_row_alone_of_what_decides_their_rights(
     client, collector, customer, django_assert_num_queries
 ):
     for n in range(3):
@@ -65,15 +66,31 @@ def test_after_the_first_request_a_page_does_not_read_the_user_from_the_database
     assert client.get(timeline(customer), headers=HTMX).status_code == 200
     assert cached(collector) is not None
 
-    # the session (kept in the database), the customer, the page with its actors
-    with django_assert_num_queries(3):
+    # the session (kept in the database), the user's row (never cached), the
+    # customer, the page with its actors; not their permissions, groups or role
+    with django_assert_num_queries(4):
         response = client.get(timeline(customer), headers=HTMX)
 
     assert response.status_code == 200
     assert b"Note 2" in response.content
-    # The cached user carries the role's permissions and groups, which decide what the page offers.
-    assert cached(collector).has_perm("collections.add_call")
-    assert cached(collector)._arcrm_group_names == {COLLECTOR}
+    # The entry carries the role's permissions and groups, which decide what the page offers.
+    assert "collections.add_call" in cached(collector).group_permissions
+    assert cached(collector).group_names == {COLLECTOR}
+
+
+def test_redis_holds_no_password_hash(client, collector, customer):
+    """Django checks a session against the user's password hash on every
+    request. The hash is read from the database, never kept in Redis, where a
+    copy of its memory would hand every signed-in user's hash to a cracker."""
+    sign_in(client, collector)
+    assert client.get(timeline(customer), headers=HTMX).status_code == 200
+    redis_client = cache._cache.get_client(write=False)
+
+    values = [redis_client.get(key) for key in redis_client.scan_iter(match=cache.make_key("*"))]
+
+    assert cached(collector) is not None and values
+    password_hash = User.objects.get(pk=collector.pk).password.encode()
+    assert not [value for value in values if password_hash in value]
 
 
 def test_a_user_moved_to_another_role_has_its_permissions_at_the_next_request(client, collector, customer):
@@ -88,9 +105,9 @@ def test_a_user_moved_to_another_role_has_its_permissions_at_the_next_request(cl
     assert client.get(note).status_code == 403
     # Not cached again until the mark expires: then read afresh.
     assert forgotten(collector)
-    cache.delete(f"auth-user:{collector.pk}")
+    cache.delete(f"auth-rights:{collector.pk}")
     assert client.get(note).status_code == 403
-    assert cached(collector)._arcrm_group_names == {VIEWER}
+    assert cached(collector).group_names == {VIEWER}
 
 
 def test_a_permission_taken_from_a_role_is_gone_for_its_members_at_the_next_request(
@@ -106,7 +123,7 @@ def test_a_permission_taken_from_a_role_is_gone_for_its_members_at_the_next_requ
     try:
         assert forgotten(collector)
         assert client.get(note).status_code == 403
-        cache.delete(f"auth-user:{collector.pk}")
+        cache.delete(f"auth-rights:{collector.pk}")
         assert client.get(note).status_code == 403
         assert cached(collector) is not None
     finally:
@@ -121,6 +138,21 @@ def test_a_deactivated_user_is_signed_out_at_the_next_request(client, collector,
 
     collector.is_active = False
     collector.save()
+
+    response = client.get(reverse("customers:detail", args=[customer.pk]))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_password_changed_behind_the_applications_back_signs_out_at_the_next_request(
+    client, collector, customer
+):
+    """An administrator resetting a password by SQL (no signal tells the
+    cache): the session, checked against the row, ends at once."""
+    sign_in(client, collector)
+    assert client.get(timeline(customer), headers=HTMX).status_code == 200
+    assert cached(collector) is not None
+
+    User.objects.filter(pk=collector.pk).update(password=make_password("pw-reset"))
 
     response = client.get(reverse("customers:detail", args=[customer.pk]))
     assert response.status_code == 302 and "/login/" in response["Location"]
@@ -160,9 +192,9 @@ def test_a_change_in_a_transaction_is_not_served_from_the_cache_before_it_commit
 
     # Rolled back: the manager is a manager again, and the cache never held otherwise.
     assert forgotten(manager)
-    cache.delete(f"auth-user:{manager.pk}")
+    cache.delete(f"auth-rights:{manager.pk}")
     assert client.get(timeline(customer), headers=HTMX).status_code == 200
-    assert cached(manager)._arcrm_group_names == {MANAGER}
+    assert cached(manager).group_names == {MANAGER}
 
 
 def test_pages_are_served_when_redis_does_not_answer(client, collector, customer, settings, caplog):
