@@ -32,7 +32,7 @@ exits 1.
 Needs PostgreSQL on this machine: --database-url (default BENCH_DATABASE_URL or
 postgres://postgres@127.0.0.1:5432/arcrm_bench_timeline), dropped and created
 anew unless --keep reuses the previous build (it is migrated either way). The server reads
-sessions and the signed-in user from Redis at --cache-url (default
+the signed-in user's permissions and role from Redis at --cache-url (default
 BENCH_CACHE_URL or redis://127.0.0.1:6379/13), as it does with REDIS_URL set;
 `--cache-url none` measures it without one.
 """
@@ -122,8 +122,8 @@ def main() -> None:
                         help=f"measured seconds per page (after {WARM_UP_SECONDS:.0f} s of warm-up)")
     parser.add_argument("--port", type=int, default=8311)
     parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", DEFAULT_CACHE_URL),
-                        help="the shared cache (Redis) the server reads sessions and the signed-in user "
-                             "from, as with REDIS_URL set; 'none' runs without one")
+                        help="the shared cache (Redis) the server reads the signed-in user's permissions "
+                             "and role from, as with REDIS_URL set; 'none' runs without one")
     parser.add_argument("--keep", action="store_true", help="reuse the data set of an earlier run")
     parser.add_argument("--scenarios", default="account,first,deep",
                         help="which pages to load, in order (account, first, deep)")
@@ -854,8 +854,9 @@ def _statements_note() -> str:
 
 def _cache_note(args) -> str:
     if args.cache_url == "none":
-        return "none (--cache-url none): sessions and the signed-in user read from PostgreSQL"
-    return (f"{args.cache_url}: sessions and the signed-in user read from Redis (arcrm/authcache.py); "
+        return "none (--cache-url none): the signed-in user's permissions and role read from PostgreSQL"
+    return (f"{args.cache_url}: the signed-in user's permissions and role read from Redis "
+            f"(arcrm/authcache.py; sessions and the user's row from PostgreSQL); "
             f"its server's CPU is counted in CPU/req")
 
 
