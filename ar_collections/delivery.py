@@ -1039,7 +1039,7 @@ def _notice_charge(charge: LateCharge, *, earlier: bool = False) -> rendering.No
     )
 
 
-def _left_to_apply(documents, customer, *, link: str):
+def left_to_apply(documents, customer, *, link: str):
     """Credit notes (link "credit_note") or payments ("payment") of the account
     with something not yet allocated, as `allocated`. A subquery rather than a
     join, so the rows can also be summed per currency in one statement."""
@@ -1057,9 +1057,9 @@ def credits_standing(customer, *, newest: int) -> tuple[rendering.NoticeCredit, 
     newest payments kept on account ("the rest stays on account"), `newest` of
     each, oldest first: the customer may deduct both from what a notice asks.
     credits_held has the totals of them all."""
-    credits = reversed(_left_to_apply(CreditNote.objects, customer, link="credit_note")
+    credits = reversed(left_to_apply(CreditNote.objects, customer, link="credit_note")
                        .order_by("-issued_on", "-number")[:newest])
-    on_account = reversed(_left_to_apply(Payment.objects, customer, link="payment")
+    on_account = reversed(left_to_apply(Payment.objects, customer, link="payment")
                           .order_by("-received_on", "-pk")[:newest])
     return tuple(
         rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency) for c in credits
@@ -1097,7 +1097,7 @@ def credits_held(customer) -> list[tuple[str, Decimal, int]]:
     totals: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
     for documents, link in ((CreditNote.objects, "credit_note"), (Payment.objects, "payment")):
         for currency, left, n in (
-            _left_to_apply(documents, customer, link=link).order_by().values("currency")
+            left_to_apply(documents, customer, link=link).order_by().values("currency")
             .annotate(left=Sum(F("amount") - F("allocated")), n=Count("pk"))
             .values_list("currency", "left", "n")
         ):

@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections import outbox, rendering, services, worklist
-from ar_collections.delivery import charge_waive, letters_withdraw_moot, mail_address
+from ar_collections.delivery import charge_waive, left_to_apply, letters_withdraw_moot, mail_address
 from ar_collections.dunning import copy_pay_by
 from ar_collections.models import (
     Allocation,
@@ -1423,6 +1423,139 @@ def allocations_oldest_first(
         if part > 0:
             parts.append((invoice, part))
             left -= part
+    return parts
+
+
+def credits_to_apply(customer: Customer) -> list[Payment | CreditNote]:
+    """The account's money kept on account and credit notes not yet set
+    against an invoice in full, oldest first, each with what is `left`."""
+    documents = [
+        *left_to_apply(Payment.objects, customer, link="payment").order_by("received_on", "pk"),
+        *left_to_apply(CreditNote.objects, customer, link="credit_note").order_by("issued_on", "pk"),
+    ]
+    for document in documents:
+        document.left = document.amount - document.allocated
+    return sorted(documents, key=_credit_dated)
+
+
+def _credit_dated(document: Payment | CreditNote) -> dt.date:
+    return document.received_on if isinstance(document, Payment) else document.issued_on
+
+
+def credit_label(document: Payment | CreditNote) -> str:
+    """A credit as a manager recognises it on the bank statement or in the ERP."""
+    if isinstance(document, Payment):
+        reference = document.reference or "without reference"
+        name = f"Payment {reference} received {format_day(document.received_on)}"
+    else:
+        name = f"Credit note {document.number} of {format_day(document.issued_on)}"
+    return f"{name}: {format_money(document.left, document.currency)} left"
+
+
+@transaction.atomic
+def credit_apply(
+    *,
+    customer: Customer,
+    actor,
+    credit: Payment | CreditNote,
+    invoices: Sequence[Invoice] = (),
+    amount: Decimal | None = None,
+) -> list[tuple[Invoice, Decimal]]:
+    """Money kept on account, or a credit note not set against an invoice,
+    set against open invoices once the customer says which (a remittance
+    advice, a call): the ones named, else the oldest open ones in its currency
+    not under dispute; `amount` of it, else all that is left. What is left
+    after them stays on account.
+
+    Each part counts from the day the money came in or the note was issued
+    (an invoice issued later: from its own date), as if the customer had said
+    so then: a payer is not made late by a late cash application. Plans,
+    promises and letters follow as after a payment, or a credit note."""
+    if actor is not None:
+        require_act_on(actor, customer)
+    # The account's lock first, then the credit's and the invoices': the order a payment takes.
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    is_payment = isinstance(credit, Payment)
+    link = "payment" if is_payment else "credit_note"
+    found = [c for c in credits_to_apply(customer) if isinstance(c, type(credit)) and c.pk == credit.pk]
+    if not found:
+        raise ValidationError({"credit": "Nothing of that credit is left to apply: choose from those "
+                                         "listed now."})
+    (credit,) = found
+    type(credit).objects.select_for_update().filter(pk=credit.pk).first()
+    credit.left = credit.amount - (Allocation.objects.filter(**{link: credit}).aggregate(
+        total=Sum("amount"))["total"] or ZERO)
+    currency = credit.currency
+    amount = credit.left if amount is None else amount
+    if amount <= 0:
+        raise ValidationError({"amount": "Set more than zero against the invoices."})
+    places_check(amount, currency, field="amount")
+    if amount > credit.left:
+        raise ValidationError({"amount": f"Only {format_money(credit.left, currency)} of it is left to "
+                                         "apply."})
+    if invoices:
+        targets = _open_invoices_of(customer, invoices, field="invoices")
+        others = [i.number for i in targets if i.currency != currency]
+        if others:
+            raise ValidationError({"invoices": f"Not in {currency}: {_listing(others)}. A credit is set "
+                                               "against invoices in its own currency."})
+        disputed = sorted(
+            Invoice.objects.filter(pk__in=[i.pk for i in targets], disputes__status=DisputeStatus.OPEN)
+            .values_list("number", flat=True)
+        )
+        if disputed and not is_payment:
+            has = "has" if len(disputed) == 1 else "have"
+            raise ValidationError({"invoices": f"{_listing(disputed)} {has} an open dispute: a credit on it "
+                                               "comes by resolving the dispute, so that it ends too."})
+    else:
+        targets = unnamed_money_targets(customer, currency).select_for_update()
+    parts = allocations_oldest_first(targets, amount)
+    if not parts:
+        raise ValidationError({"invoices": f"No invoice in {currency} is open to set it against"
+                                           + ("." if invoices else ", but those under dispute.")})
+    dated = _credit_dated(credit)
+    settled = []
+    for invoice, part in parts:
+        on = max(dated, invoice.issue_date)
+        allocation, created = Allocation.objects.get_or_create(
+            invoice=invoice, **{link: credit}, defaults={"amount": part, "allocated_on": on})
+        if not created:
+            Allocation.objects.filter(pk=allocation.pk).update(amount=F("amount") + part)
+        invoice.open_amount -= part
+        if invoice.open_amount == 0:
+            # Paid on the latest of its parts' days, which this one need not be.
+            last = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
+            invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
+            settled.append(invoice)
+        invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    applied = sum((part for _, part in parts), ZERO)
+    numbers = [i.number for i, _ in parts]
+    left = credit.left - applied
+    if is_payment:
+        name = f"Payment {credit.reference or 'without reference'} of {format_day(credit.received_on)}"
+    else:
+        name = f"Credit note {credit.number}"
+    summary = f"{name} set against {_listing(numbers)}: {format_money(applied, currency)}"
+    if left:
+        summary += f"; {format_money(left, currency)} still on account"
+    event_record(
+        customer=customer, kind=EventKind.PAYMENT_RECEIVED if is_payment else EventKind.CREDIT_NOTE,
+        actor=actor, subject=credit, invoices=[i for i, _ in parts], summary=summary,
+        details={"applied": str(applied), "currency": currency, "invoices": numbers,
+                 "parts": {i.number: str(part) for i, part in parts}, "left": str(left)},
+    )
+    for invoice in settled:
+        event_record(customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
+                     summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number})
+    latest = max(max(dated, i.issue_date) for i, _ in parts)
+    if not is_payment:
+        # Less is owed: the plan holding an invoice asks for that much less.
+        for invoice, part in parts:
+            because = f"credit note {credit.number} on {invoice.number}"
+            _plans_follow_dispute(invoice, taken_off=part, because=because,
+                                  ended=f"Credit note {credit.number}", actor=actor, on=latest)
+    letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
+    commitments_check(on=latest, customer_ids=[customer.pk], settle_only=True)
     return parts
 
 

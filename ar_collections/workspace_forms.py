@@ -30,7 +30,7 @@ from ar_collections.models import (
     WorkItem,
     WorkStatus,
 )
-from ar_collections.workspace import PromiseTerms
+from ar_collections.workspace import PromiseTerms, credit_label, credits_to_apply
 from arcrm.dates import DATE_AHEAD_YEARS, far_ahead, format_day
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money, smallest_unit
 from arcrm.roles import COLLECTOR, MANAGER
@@ -271,6 +271,39 @@ class PaymentForm(_AccountForm):
             return self.fields["received_on"].to_python(value)
         except forms.ValidationError:
             return None
+
+
+class CreditApplyForm(_AccountForm):
+    """Money kept on account or a credit note not yet set against an invoice,
+    set against invoices now the customer has said which."""
+
+    credit = forms.ChoiceField(label="Credit")
+    invoices = InvoiceChoices(
+        label="Set against", required=False,
+        help_text="The ticked invoices, or with none ticked every open one in the credit's currency but "
+                  "those under dispute: the oldest due first, each up to what is open. What is left stays "
+                  "on account.",
+    )
+    amount = _money(label="Amount", required=False, help_text="Left empty: all that is left of it.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.credits = {self.credit_key(c): c for c in credits_to_apply(self.customer)}
+        self.fields["credit"].choices = [(key, credit_label(c)) for key, c in self.credits.items()]
+        self.fields["credit"].error_messages["invalid_choice"] = (
+            "Nothing of that credit is left to apply (set against invoices meanwhile): choose from those "
+            "listed now."
+        )
+        if len(self.credits) == 1:
+            self.fields["credit"].initial = next(iter(self.credits))
+
+    @staticmethod
+    def credit_key(document) -> str:
+        return f"{'payment' if document._meta.model_name == 'payment' else 'note'}-{document.pk}"
+
+    def clean_credit(self):
+        # What is left of it, what it may be set against: the service checks, under its lock.
+        return self.credits[self.cleaned_data["credit"]]
 
 
 class CreditNoteForm(_AccountForm):

@@ -52,6 +52,7 @@ from ar_collections.views import FiveQuestions
 from ar_collections.workspace_forms import (
     CallForm,
     CopyForm,
+    CreditApplyForm,
     CreditNoteForm,
     DecideForm,
     DisputeForm,
@@ -428,6 +429,27 @@ def credit_note_record(request: HttpRequest, pk: int) -> HttpResponse:
     return _inline_action(request, pk, form_class=CreditNoteForm, slug="credit-note",
                           title="Record a credit note", submit="Record credit note", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:credit_note_record"])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def credit_apply(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        data = form.cleaned_data
+        credit = data["credit"]
+        parts = workspace.credit_apply(customer=customer, actor=user, credit=credit,
+                                       invoices=list(data["invoices"]), amount=data["amount"])
+        applied = sum((part for _, part in parts), ZERO)
+        message = (f"{format_money(applied, credit.currency)} set against "
+                   f"{', '.join(invoice.number for invoice, _ in parts)}")
+        if left := credit.left - applied:
+            message += f"; {format_money(left, credit.currency)} stays on account"
+        return message + "."
+
+    # Cash application, as recording a payment is: the same people may.
+    return _inline_action(request, pk, form_class=CreditApplyForm, slug="credit-apply",
+                          title="Set a credit against invoices", submit="Set against invoices",
+                          perform=perform, permission=ACTION_PERMISSIONS["collections:payment_record"])
 
 
 @login_required
