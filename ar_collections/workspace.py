@@ -981,6 +981,56 @@ def credit_note_record(
     return note
 
 
+@transaction.atomic
+def credit_note_on_account(
+    *,
+    customer: Customer,
+    actor,
+    currency: str,
+    amount: Decimal,
+    reason: str,
+    issued_on: dt.date,
+    number: str = "",
+) -> CreditNote:
+    """A credit note on no invoice (a volume rebate, goodwill): kept on the
+    account, listed on notices as a credit the customer may deduct, until it
+    is set against invoices (credit_apply). `number` is the ERP's; none given,
+    the next of our own series. Above the collectors' credit limit it is a
+    manager's, as a credit on an invoice is."""
+    if actor is not None:
+        require_act_on(actor, customer)
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    if amount <= 0:
+        raise ValidationError({"amount": "A credit note is more than zero."})
+    places_check(amount, currency, field="amount")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say what the credit note is for."})
+    number = number.strip()
+    known = CreditNote.objects.filter(number=number).select_related("invoice").first() if number else None
+    if known:
+        on = f"on {known.invoice.number}, " if known.invoice else ""
+        raise ValidationError({"number": f"Credit note {number} is recorded already ({on}"
+                                         f"{format_money(known.amount, known.currency)} issued on "
+                                         f"{format_day(known.issued_on)})."})
+    rules = CollectionRules.current()
+    if (actor is not None and not actor.has_perm("collections.settle_beyond_credit_limit")
+            and rules.credit_needs_manager(amount=amount, currency=currency)):
+        limit = format_money(rules.credit_without_manager_amount, settings.DEFAULT_CURRENCY)
+        raise ValidationError({"amount": f"A credit of {format_money(amount, currency)} is a manager's "
+                                         f"decision: collectors may give up to {limit}."})
+    note = CreditNote.objects.create(
+        number=number or document_number(f"CN-{issued_on.year}-"), customer=customer, issued_on=issued_on,
+        currency=currency, amount=amount, reason=reason.strip()[:200],
+    )
+    event_record(
+        customer=customer, kind=EventKind.CREDIT_NOTE, actor=actor, subject=note,
+        summary=f"Credit note {note.number} for {format_money(amount, currency)} on account: {note.reason}",
+        details={"number": note.number, "amount": str(amount), "currency": currency,
+                 "issued_on": issued_on.isoformat(), "reason": note.reason},
+    )
+    return note
+
+
 def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt.date,
                        number: str = "") -> CreditNote:
     number = number or document_number(f"CN-{on.year}-")

@@ -307,7 +307,13 @@ class CreditApplyForm(_AccountForm):
 
 
 class CreditNoteForm(_AccountForm):
-    invoice = InvoiceChoice(label="On invoice")
+    invoice = InvoiceChoice(
+        label="On invoice", required=False, empty_label="None: keep it on account",
+        help_text="Kept on account (a rebate, goodwill), it is set against invoices later, and notices "
+                  "offer it for deduction meanwhile.",
+    )
+    currency = forms.ChoiceField(label="Currency", required=False,
+                                 help_text="Of a credit note kept on account; on an invoice, the invoice's.")
     amount = _money(label="Amount")
     issued_on = _date(label="Issued on")
     number = forms.CharField(
@@ -319,12 +325,25 @@ class CreditNoteForm(_AccountForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["issued_on"].initial = self.today
+        currencies = sorted({self.customer.currency, *self.fields["invoice"].queryset.values_list(
+            "currency", flat=True)})
+        self.fields["currency"].choices = [(c, c) for c in currencies]
+        self.fields["currency"].initial = self.customer.currency
 
     def clean_issued_on(self) -> dt.date:
         issued_on = self.cleaned_data["issued_on"]
         if issued_on > self.today:
             raise forms.ValidationError("A credit note cannot be issued after today.")
         return issued_on
+
+    def clean(self):
+        data = super().clean()
+        invoice = data.get("invoice")
+        if invoice is not None:
+            data["currency"] = invoice.currency
+        elif not data.get("currency") and not {"invoice", "currency"} & self.errors.keys():
+            self.add_error("currency", "Give the currency of a credit note kept on account.")
+        return data
 
 
 class DisputeForm(_AccountForm):

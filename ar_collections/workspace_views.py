@@ -415,6 +415,13 @@ def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
 def credit_note_record(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(customer, form, today, user) -> str:
         data = form.cleaned_data
+        if data["invoice"] is None:
+            note = workspace.credit_note_on_account(
+                customer=customer, actor=user, currency=data["currency"], amount=data["amount"],
+                reason=data["reason"], issued_on=data["issued_on"], number=data["number"],
+            )
+            return (f"Credit note {note.number} for {format_money(note.amount, note.currency)} recorded on "
+                    "account; set it against invoices when the customer says which.")
         note = workspace.credit_note_record(
             customer=customer, actor=user, invoice=data["invoice"], amount=data["amount"],
             reason=data["reason"], issued_on=data["issued_on"], number=data["number"],

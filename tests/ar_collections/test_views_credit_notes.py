@@ -49,8 +49,8 @@ def credit_url(customer) -> str:
 
 
 def form(invoice, /, **fields) -> dict:
-    data = {"invoice": invoice.pk, "amount": "200.00", "issued_on": "2025-08-04", "number": "ERP-CN-77",
-            "reason": "Two crates returned"}
+    data = {"invoice": invoice.pk if invoice else "", "amount": "200.00", "issued_on": "2025-08-04",
+            "number": "ERP-CN-77", "reason": "Two crates returned"}
     data.update(fields)
     return data
 
@@ -230,6 +230,61 @@ def test_a_credit_note_on_an_invoice_under_dispute_is_given_by_settling_the_disp
     assert response.context["form"].errors["invoice"] == [
         "INV-1 has an open dispute: give the credit note by resolving the dispute, so that it ends too."]
     assert state() == before
+
+
+def test_a_credit_note_on_no_invoice_is_kept_on_account_until_set_against_one(
+    client, manager, customer, invoices
+):
+    """A volume rebate, goodwill: nothing comes off an invoice yet; notices
+    offer it for deduction, and it is set against invoices when the customer
+    says which."""
+    client.force_login(manager)
+
+    response = client.post(credit_url(customer), form(None, invoice="", currency="EUR", amount="150.00"),
+                           follow=True)
+
+    note = CreditNote.objects.get()
+    assert (note.invoice, note.amount, note.currency, note.issued_on) == (
+        None, Decimal("150.00"), "EUR", dt.date(2025, 8, 4))
+    assert not Allocation.objects.exists()
+    assert dict(Invoice.objects.values_list("number", "open_amount"))["INV-1"] == Decimal("500.00")
+    event = TimelineEvent.objects.get(customer=customer, kind=EventKind.CREDIT_NOTE)
+    assert event.summary == "Credit note ERP-CN-77 for EUR 150.00 on account: Two crates returned"
+    page = response.content.decode()
+    assert "Credit note ERP-CN-77 for EUR 150.00 recorded on account" in page
+    assert "Credits not yet set against an invoice" in page
+
+    workspace.credit_apply(customer=customer, actor=manager, credit=note, invoices=[invoices[1]])
+    assert Invoice.objects.get(number="INV-2").open_amount == Decimal("550.00")
+
+
+@pytest.mark.parametrize(("fields", "field", "message"), [
+    ({"currency": ""}, "currency", "Give the currency of a credit note kept on account."),
+    ({"currency": "CHF"}, "currency", "Select a valid choice. CHF is not one of the available choices."),
+    ({"currency": "JPY", "amount": "100.50"}, "amount",
+     "JPY has no places after the point: write 100 or 101, not 100.50."),
+])
+def test_a_wrong_credit_note_on_account_is_refused_and_changes_nothing(
+    client, manager, customer, invoices, fields, field, message
+):
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(credit_url(customer), form(None, invoice="", **fields), headers=HTMX)
+
+    assert response.status_code == 422
+    assert response.context["form"].errors[field] == [message]
+    assert state() == before
+
+
+def test_a_credit_on_account_above_the_collectors_limit_is_a_managers(collector, manager, customer, invoices):
+    with pytest.raises(ValidationError, match="is a manager's decision"):
+        workspace.credit_note_on_account(customer=customer, actor=collector, currency="EUR",
+                                         amount=Decimal("100000.00"), reason="Goodwill", issued_on=TODAY)
+    assert not CreditNote.objects.exists()
+    workspace.credit_note_on_account(customer=customer, actor=manager, currency="EUR",
+                                     amount=Decimal("100000.00"), reason="Goodwill", issued_on=TODAY)
+    assert CreditNote.objects.get().number.startswith("CN-2025-")
 
 
 def test_collectors_and_viewers_cannot_record_a_credit_note(client, collector, viewer, customer, invoices):
