@@ -75,6 +75,37 @@ def test_a_manager_records_a_payment_and_the_account_changes_in_place(page, acme
     assert dict(Invoice.objects.values_list("number", "open_amount")) == {"INV-A": 0, "INV-B": 600}
 
 
+def test_a_manager_records_a_rebate_on_account_then_sets_it_against_the_invoice_named(page, acme):
+    log_in(page, "maria")
+    page.goto(f"/customers/{acme.pk}/")
+    header = page.locator("#account-header")
+    page.evaluate("window.notReloaded = true")
+
+    panel_open(page, "Record a credit note")
+    panel = page.locator("#action-panel")
+    panel.get_by_label("On invoice").select_option(label="None: keep it on account")
+    panel.get_by_label("Currency").select_option("EUR")
+    panel.get_by_label("Amount").fill("200.00")
+    panel.get_by_label("What it is for").fill("Volume rebate for the first half year")
+    panel.get_by_role("button", name="Record credit note").click()
+    expect(page.locator("#messages")).to_contain_text("recorded on account")
+    expect(header.locator("[data-figure=credits]")).to_have_text("EUR 200.00")
+    expect(header.locator("[data-figure=overdue]")).to_have_text("EUR 1,200.00")
+
+    panel_open(page, "Set a credit against invoices")
+    expect(panel.get_by_label("Credit")).to_have_value(re.compile(r"^note-\d+$"))
+    panel.get_by_role("group", name="Set against").get_by_label(re.compile(r"\bINV-B\b")).check()
+    page.screenshot(path=ARTIFACTS / "receivables-credit-apply-form.png", full_page=True)
+    panel.get_by_role("button", name="Set against invoices").click()
+
+    expect(page.locator("#messages")).to_contain_text("EUR 200.00 set against INV-B.")
+    expect(header.locator("[data-figure=overdue]")).to_have_text("EUR 1,000.00")
+    expect(header.locator("[data-figure=credits]")).to_have_count(0)
+    expect(page.locator("#timeline li.event").nth(0)).to_contain_text("set against INV-B: EUR 200.00")
+    assert page.evaluate("window.notReloaded") is True
+    assert dict(Invoice.objects.values_list("number", "open_amount")) == {"INV-A": 500, "INV-B": 500}
+
+
 def test_a_manager_uploads_an_erp_file_and_sees_what_came_of_it(page, acme, tmp_path):
     today = timezone.localdate()
     csv = tmp_path / "erp-invoices.csv"
