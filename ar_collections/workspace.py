@@ -19,7 +19,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Min, Q, Sum
 from django.template import TemplateSyntaxError
 from django.urls import reverse
@@ -953,15 +953,21 @@ def credit_note_record(
     if not reason.strip():
         raise ValidationError({"reason": "Say what the credit note is for."})
     number = number.strip()
-    known = CreditNote.objects.filter(number=number).select_related("invoice").first() if number else None
-    if known:
-        on = f"on {known.invoice.number}, " if known.invoice else ""
-        raise ValidationError({"number": f"Credit note {number} is recorded already ({on}"
-                                         f"{format_money(known.amount, known.currency)} issued on "
-                                         f"{format_day(known.issued_on)})."})
+    if number:
+        _credit_note_number_free(number)
     if actor is not None:
         _credit_allowed(actor, invoice, taken_off=amount)
-    note = _credit_note_issue(invoice, amount=amount, reason=reason.strip(), on=issued_on, number=number)
+    try:
+        # A savepoint: another account's note with this number, committed
+        # since it was looked for above, makes the insert fail; rolled back to
+        # here the transaction goes on, to say so instead of failing.
+        with transaction.atomic():
+            note = _credit_note_issue(invoice, amount=amount, reason=reason.strip(), on=issued_on,
+                                      number=number)
+    except IntegrityError:
+        if number:
+            _credit_note_number_free(number)
+        raise
     money = format_money(amount, invoice.currency)
     settles = ", which leaves nothing open" if invoice.open_amount == 0 else ""
     event_record(
@@ -979,6 +985,16 @@ def credit_note_record(
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     commitments_check(on=issued_on, customer_ids=[customer.pk], settle_only=True)
     return note
+
+
+def _credit_note_number_free(number: str) -> None:
+    """Refuse an ERP number a credit note has already."""
+    known = CreditNote.objects.filter(number=number).select_related("invoice").first()
+    if known:
+        on = f"on {known.invoice.number}, " if known.invoice else ""
+        raise ValidationError({"number": f"Credit note {number} is recorded already ({on}"
+                                         f"{format_money(known.amount, known.currency)} issued on "
+                                         f"{format_day(known.issued_on)})."})
 
 
 @transaction.atomic
@@ -1006,22 +1022,24 @@ def credit_note_on_account(
     if not reason.strip():
         raise ValidationError({"reason": "Say what the credit note is for."})
     number = number.strip()
-    known = CreditNote.objects.filter(number=number).select_related("invoice").first() if number else None
-    if known:
-        on = f"on {known.invoice.number}, " if known.invoice else ""
-        raise ValidationError({"number": f"Credit note {number} is recorded already ({on}"
-                                         f"{format_money(known.amount, known.currency)} issued on "
-                                         f"{format_day(known.issued_on)})."})
+    if number:
+        _credit_note_number_free(number)
     rules = CollectionRules.current()
     if (actor is not None and not actor.has_perm("collections.settle_beyond_credit_limit")
             and rules.credit_needs_manager(amount=amount, currency=currency)):
         limit = format_money(rules.credit_without_manager_amount, settings.DEFAULT_CURRENCY)
         raise ValidationError({"amount": f"A credit of {format_money(amount, currency)} is a manager's "
                                          f"decision: collectors may give up to {limit}."})
-    note = CreditNote.objects.create(
-        number=number or document_number(f"CN-{issued_on.year}-"), customer=customer, issued_on=issued_on,
-        currency=currency, amount=amount, reason=reason.strip()[:200],
-    )
+    try:
+        with transaction.atomic():  # as in credit_note_record: a number taken meanwhile is said so
+            note = CreditNote.objects.create(
+                number=number or document_number(f"CN-{issued_on.year}-"), customer=customer,
+                issued_on=issued_on, currency=currency, amount=amount, reason=reason.strip()[:200],
+            )
+    except IntegrityError:
+        if number:
+            _credit_note_number_free(number)
+        raise
     event_record(
         customer=customer, kind=EventKind.CREDIT_NOTE, actor=actor, subject=note,
         summary=f"Credit note {note.number} for {format_money(amount, currency)} on account: {note.reason}",

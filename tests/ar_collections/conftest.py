@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
@@ -362,6 +363,76 @@ def held_by_another_worker(model, pk: int) -> Iterator[None]:
     finally:
         release.set()
         thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def done_by_another_worker(work: Callable[[], object]) -> Iterator[None]:
+    """Another worker does `work` in a transaction it keeps open meanwhile and
+    commits on leaving: what it wrote is there but not yet seen, its locks
+    held (the test must be transactional)."""
+    done, release, errors = threading.Event(), threading.Event(), []
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                work()
+                done.set()
+                release.wait(timeout=30)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+            done.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert done.wait(timeout=10)
+        assert errors == []
+        yield
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert errors == []
+
+
+def in_another_thread(work: Callable[[], object]) -> Callable[[], object]:
+    """Start `work` on a connection of its own; the function returned waits
+    for it and gives what it returned, or raises what it raised."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # raised by the caller below
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def result() -> object:
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the other thread never finished"
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return result
+
+
+def someone_waits_for_a_lock(*, within: float = 10) -> None:
+    """Wait until another connection to the test database waits for a lock."""
+    deadline = time.monotonic() + within
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+            if cursor.fetchone()[0]:
+                return
+        assert time.monotonic() < deadline, "nobody waited for a lock"
+        time.sleep(0.05)
 
 
 @pytest.fixture

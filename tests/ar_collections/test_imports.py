@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from decimal import Decimal
 from io import StringIO
 
@@ -37,7 +36,7 @@ from ar_collections.models import (
     TimelineEventInvoice,
 )
 from customers.models import Customer, EventKind, TimelineEvent
-from tests.ar_collections.conftest import held_by_another_worker
+from tests.ar_collections.conftest import held_by_another_worker, someone_waits_for_a_lock
 
 TODAY = dt.date(2025, 8, 5)
 pytestmark = pytest.mark.usefixtures("_frozen_today")
@@ -833,10 +832,7 @@ def test_an_import_takes_its_accounts_locks_in_one_order_so_two_at_once_queue_ra
     with held_by_another_worker(Customer, first.pk):
         thread = threading.Thread(target=importer)
         thread.start()
-        deadline = time.monotonic() + 10
-        while not _waits_for_a_lock():
-            assert time.monotonic() < deadline, "the import never waited for the first account"
-            time.sleep(0.05)
+        someone_waits_for_a_lock()  # the import, for the first account
         # The second account is free: the import did not take it before the first.
         with transaction.atomic():
             assert Customer.objects.select_for_update(nowait=True).filter(pk=second.pk).exists()
@@ -844,13 +840,6 @@ def test_an_import_takes_its_accounts_locks_in_one_order_so_two_at_once_queue_ra
 
     assert errors == []
     assert [(r.ok, r.created) for r in reports] == [(True, 2)]
-
-
-def _waits_for_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
-        return cursor.fetchone()[0] > 0
 
 
 def test_a_payment_without_invoices_leaves_alone_the_invoices_another_row_names(imported, accounts):

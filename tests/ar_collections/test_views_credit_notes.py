@@ -24,6 +24,11 @@ from ar_collections.models import (
     PlanStatus,
 )
 from customers.models import EventKind, TimelineEvent
+from tests.ar_collections.conftest import (
+    done_by_another_worker,
+    in_another_thread,
+    someone_waits_for_a_lock,
+)
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
@@ -185,6 +190,37 @@ def test_a_credit_note_number_recorded_before_is_refused(client, manager, custom
     assert response.context["form"].errors["number"] == [
         "Credit note ERP-CN-77 is recorded already (on INV-1, EUR 200.00 issued on 4 Aug 2025)."]
     assert state() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_recording_one_erp_number_at_once_the_second_is_told_it_is_recorded(
+    client, manager, other_manager, customer, invoices, make_customer, make_invoice
+):
+    """The first manager's note is written but not yet committed when the
+    second's, on another account, is checked: the second waits for the number
+    and is then refused as if it had come later, nothing of it kept."""
+    beta = make_customer(name="Beta Bau")
+    theirs = make_invoice(beta, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="300.00",
+                          number="INV-B1")
+    client.force_login(other_manager)
+
+    def first() -> None:
+        workspace.credit_note_record(customer=customer, actor=manager, invoice=invoices[0],
+                                     amount=Decimal("200.00"), reason="Two crates returned", issued_on=TODAY,
+                                     number="ERP-CN-77")
+
+    with done_by_another_worker(first):
+        second = in_another_thread(lambda: client.post(credit_url(beta), form(theirs), headers=HTMX))
+        someone_waits_for_a_lock()  # the second, for the number the first holds
+    response = second()
+
+    assert response.status_code == 422
+    assert response.context["form"].errors["number"] == [
+        "Credit note ERP-CN-77 is recorded already (on INV-1, EUR 200.00 issued on 5 Aug 2025)."]
+    assert list(CreditNote.objects.values_list("number", "customer")) == [("ERP-CN-77", customer.pk)]
+    theirs.refresh_from_db()
+    assert (theirs.open_amount, theirs.allocations.count()) == (Decimal("300.00"), 0)
+    assert not TimelineEvent.objects.filter(customer=beta, kind=EventKind.CREDIT_NOTE).exists()
 
 
 def test_a_credit_note_on_an_invoice_settled_since_the_form_opened_is_refused(
