@@ -610,6 +610,22 @@ def payments_import(
     # the oldest open invoices take the oldest payments, so settled dates are
     # the real ones. A payment no longer fitting is still named by its line.
     parsed.sort(key=lambda p: p.received_on)
+    try:
+        _payments_write(parsed, report, actor=actor, dry_run=dry_run)
+    except IntegrityError:
+        # A bank id of the file was recorded since it was looked for, by an
+        # import holding other accounts than these (the unique index had this
+        # one wait for it): looked for again, its row says where it is.
+        report.created, report.already, report.problems = 0, 0, []
+        _payments_write(parsed, report, actor=actor, dry_run=dry_run)
+    if not report.ok:
+        report.created = report.already = 0
+    return report
+
+
+def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, dry_run: bool) -> None:
+    """Record the file's rows not recorded before, in one transaction, each
+    problem on `report`; rolled back if there is one, or on a dry run."""
     # Per account and invoice, what rows still to be recorded will pay on it
     # (their plans): a payment naming none leaves that much of it to them,
     # whichever comes first by date, and may pay the rest.
@@ -652,9 +668,6 @@ def payments_import(
                 report.problem(payment.line, " ".join(error.messages))
         if not report.ok or dry_run:
             transaction.set_rollback(True)
-    if not report.ok:
-        report.created = report.already = 0
-    return report
 
 
 def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> _PaymentRow:

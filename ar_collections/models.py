@@ -210,11 +210,15 @@ class Payment(models.Model):
         ordering = ["-received_on", "-id"]
         constraints = [
             models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0)),
+            # One bank entry is one payment, whatever account a file gives it:
+            # two imports at once, each holding only its own accounts' locks,
+            # cannot both record it. Its index serves the payments import's
+            # look-up of a file's bank ids among those recorded, too.
+            models.UniqueConstraint(fields=["bank_key"], name="payment_bank_id_once",
+                                    condition=~Q(bank_key="")),
         ]
         indexes = [
             models.Index(fields=["customer", "-received_on"], name="payment_by_customer"),
-            # The payments import's look-up of the bank ids of a file among those recorded.
-            models.Index(fields=["bank_key"], name="payment_by_bank_id", condition=~Q(bank_key="")),
         ]
 
     def __str__(self) -> str:

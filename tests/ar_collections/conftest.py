@@ -396,36 +396,42 @@ def done_by_another_worker(work: Callable[[], object]) -> Iterator[None]:
     assert errors == []
 
 
-def in_another_thread(work: Callable[[], object]) -> Callable[[], object]:
-    """Start `work` on a connection of its own; the function returned waits
-    for it and gives what it returned, or raises what it raised."""
-    outcome: dict[str, object] = {}
+class InAnotherThread:
+    """`work` started on a connection of its own; called, waits for it and
+    gives what it returned, or raises what it raised."""
 
-    def run() -> None:
+    def __init__(self, work: Callable[[], object]) -> None:
+        self._outcome: dict[str, object] = {}
+        self._thread = threading.Thread(target=self._run, args=(work,))
+        self._thread.start()
+
+    def _run(self, work: Callable[[], object]) -> None:
         try:
-            outcome["result"] = work()
+            self._outcome["result"] = work()
         except BaseException as error:  # raised by the caller below
-            outcome["error"] = error
+            self._outcome["error"] = error
         finally:
             connection.close()
 
-    thread = threading.Thread(target=run)
-    thread.start()
+    def finished(self) -> bool:
+        return not self._thread.is_alive()
 
-    def result() -> object:
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "the other thread never finished"
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["result"]
-
-    return result
+    def __call__(self) -> object:
+        self._thread.join(timeout=60)
+        assert self.finished(), "the other thread never finished"
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["result"]
 
 
-def someone_waits_for_a_lock(*, within: float = 10) -> None:
-    """Wait until another connection to the test database waits for a lock."""
+in_another_thread = InAnotherThread
+
+
+def someone_waits_for_a_lock(*, unless: Callable[[], bool] = lambda: False, within: float = 10) -> None:
+    """Wait until another connection to the test database waits for a lock
+    (or, if `unless` turns true first, no longer)."""
     deadline = time.monotonic() + within
-    while True:
+    while not unless():
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")

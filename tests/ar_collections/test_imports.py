@@ -36,7 +36,12 @@ from ar_collections.models import (
     TimelineEventInvoice,
 )
 from customers.models import Customer, EventKind, TimelineEvent
-from tests.ar_collections.conftest import held_by_another_worker, someone_waits_for_a_lock
+from tests.ar_collections.conftest import (
+    done_by_another_worker,
+    held_by_another_worker,
+    in_another_thread,
+    someone_waits_for_a_lock,
+)
 
 TODAY = dt.date(2025, 8, 5)
 pytestmark = pytest.mark.usefixtures("_frozen_today")
@@ -781,6 +786,29 @@ def test_two_copies_of_a_payments_file_imported_at_once_record_each_payment_once
     assert all(report.ok for report in reports), [report.errors for report in reports]
     assert sorted((report.created, report.already) for report in reports) == [(0, 3), (3, 0)]
     assert Payment.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_bank_line_imported_at_once_for_two_accounts_is_recorded_once(accounts):
+    """Each import holds only its own account: the bank's id, looked for by
+    both before either committed, is what the second must wait for. It is
+    then refused as when it comes later, and the bank line is one payment."""
+    assert invoices_import(INVOICES).ok
+    header = "account_number,received_on,currency,amount,reference,bank_reference\n"
+    acme = header + "C-ACME,2025-08-01,EUR,100.00,R-1,AB12 CD\n"
+    beta = header + "C-BETA,2025-08-01,EUR,100.00,R-1,ab12cd\n"
+
+    with done_by_another_worker(lambda: payments_import(acme, today=TODAY)):
+        second = in_another_thread(lambda: payments_import(beta, today=TODAY))
+        someone_waits_for_a_lock(unless=second.finished)  # the second, for the bank's id
+    report = second()
+
+    assert report.errors == [
+        "line 2: bank_reference ab12cd is recorded already, as EUR 100.00 received 2025-08-01 on "
+        "account C-ACME; the file says EUR 100.00 on account C-BETA. One bank entry is one payment: "
+        "correct the file, or the payment recorded"]
+    assert list(Payment.objects.values_list("customer__account_number", "bank_key")) == [
+        ("C-ACME", "AB12CD")]
 
 
 def test_a_statement_listed_newest_first_is_applied_in_the_order_the_money_came_in(

@@ -6,7 +6,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.core.management.base import CommandError
+from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from ar_collections import workspace
@@ -214,3 +215,39 @@ def test_payments_recorded_before_bank_ids_were_compared_get_their_key_and_keep_
 
     assert Payment.objects.filter(pk=payment.pk).values_list("bank_reference", "bank_key").get() == (
         "ab12 cd", "AB12CD")
+
+
+BEFORE_BANK_ID_ONCE = ("collections", "0034_letter_unposted_work")
+BANK_ID_ONCE = ("collections", "0036_payment_bank_id_unique")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_payments_sharing_a_bank_id_stop_the_upgrade_named_and_kept_as_they_were(customer, make_customer):
+    beta = make_customer(name="Beta Bau")
+    first = workspace.payment_record(customer=customer, amount=Decimal("100.00"), currency="EUR",
+                                     received_on=DUE, allocations=[], reference="R-1",
+                                     bank_reference="AB12 CD")
+    try:
+        _migrate(BEFORE_BANK_ID_ONCE)
+        # As two imports at once could record them before: one bank entry twice.
+        second = workspace.payment_record(customer=beta, amount=Decimal("100.00"), currency="EUR",
+                                          received_on=DUE, allocations=[], reference="R-1",
+                                          bank_reference="ab12cd")
+        with pytest.raises(CommandError) as refused:
+            _migrate(BANK_ID_ONCE)
+        assert str(refused.value) == (
+            "Payments share a bank id, which is one bank entry's: one payment each. Nothing was changed. "
+            "Keep the payment that is the bank's entry and reverse or correct the others, then migrate "
+            "again:\n"
+            f"  bank id AB12CD: payment {first.pk} on account {customer.account_number}, EUR 100.00 received "
+            f"2026-03-02 (bank_reference 'AB12 CD'); payment {second.pk} on account {beta.account_number}, "
+            "EUR 100.00 received 2026-03-02 (bank_reference 'ab12cd')")
+        assert sorted(Payment.objects.values_list("pk", "bank_key")) == [(first.pk, "AB12CD"),
+                                                                         (second.pk, "AB12CD")]
+        # Told apart again, the upgrade goes through and holds them so.
+        Payment.objects.filter(pk=second.pk).update(bank_reference="AB12CE")
+        _migrate(BANK_ID_ONCE)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Payment.objects.filter(pk=second.pk).update(bank_reference="ab 12 cd")
+    finally:
+        _migrate_to_latest()
