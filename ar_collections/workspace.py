@@ -665,6 +665,10 @@ def dispute_resolve(
     _plans_follow_dispute(invoice, taken_off=locked.taken_off_amount if because else ZERO, because=because,
                           ended=f"Dispute on {invoice.number} {_dispute_ended(locked, because, invoice)}",
                           actor=actor, on=on, dispute=locked)
+    if because:
+        # What it took off may have settled the last thing a letter not yet
+        # posted lists: that letter goes now, as after a payment.
+        letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     return locked
 
 

@@ -19,6 +19,8 @@ from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
     ChargeKind,
+    DisputeOutcome,
+    DisputeReason,
     DunningAction,
     DunningStep,
     ExceptionKind,
@@ -33,7 +35,13 @@ from ar_collections.models import (
 )
 from ar_collections.rendering import LetterRenderError, ResourceRefused, html_to_pdf, static_file_for
 from ar_collections.worklist import worklist_refresh
-from ar_collections.workspace import exception_decide, exception_request, payment_record
+from ar_collections.workspace import (
+    dispute_open,
+    dispute_resolve,
+    exception_decide,
+    exception_request,
+    payment_record,
+)
 from arcrm.dates import format_day
 from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
@@ -754,6 +762,35 @@ def test_the_daily_refresh_withdraws_a_letter_made_moot_by_a_credit_note(make_ac
     event = TimelineEvent.objects.get(customer=account, summary__startswith="Letter of")
     assert "withdrawn from the print queue" in event.summary and event.actor is None
     assert DunningAction.objects.get(customer=account).status == ActionStatus.SKIPPED
+
+
+def test_a_dispute_settled_by_a_credit_note_withdraws_the_letter_it_made_moot_at_once(
+    make_account, plan_and_deliver, manager
+):
+    """One of the letter's invoices is paid, the other disputed; the credit
+    note that ends the dispute settles it, and with it all the letter lists:
+    it leaves the print queue then, as after a payment, not the next morning."""
+    account = make_account(reminder_channel=ReminderChannel.LETTER)
+    plan_and_deliver(days(3))
+    letter = DunningAction.objects.get(customer=account)
+    small, large = Invoice.objects.filter(customer=account).order_by("total_amount")  # EUR 500, 700
+    with frozen(days(4)):
+        payment_record(customer=account, amount=large.total_amount, currency="EUR", received_on=days(4),
+                       allocations=[(large, large.total_amount)], reference="BANK-1")
+        dispute = dispute_open(customer=account, actor=manager, invoice=small, on=days(4),
+                               reason=DisputeReason.QUALITY, description="Scratched")
+        assert letter in letters_in_queue()
+
+        dispute_resolve(dispute=dispute, actor=manager, outcome=DisputeOutcome.CREDIT_NOTE,
+                        amount=small.total_amount, note="Goodwill for the scratches", on=days(4))
+
+    letter.refresh_from_db()
+    assert letter.status == ActionStatus.SKIPPED
+    assert letter not in letters_in_queue()
+    event = TimelineEvent.objects.get(customer=account, summary__startswith="Letter of")
+    assert event.summary == (f"Letter of {format_day(days(3))} not posted: everything it lists was settled "
+                             "first; withdrawn from the print queue")
+    assert event.actor == manager
 
 
 def test_charges_of_an_unposted_letter_listed_again_only_by_a_later_unposted_letter_are_cancelled(
