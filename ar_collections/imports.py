@@ -665,7 +665,11 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
             except _RowError as error:
                 report.problem(payment.line, error)
             except ValidationError as error:
+                # Refused while being recorded (without a savepoint, see
+                # payment_record), half written: the file is rolled back
+                # whole, and the rows after it cannot be recorded on top.
                 report.problem(payment.line, " ".join(error.messages))
+                break
         if not report.ok or dry_run:
             transaction.set_rollback(True)
 

@@ -1346,7 +1346,6 @@ def _pauses_lift(pauses, *, actor=None) -> int:
 # --- Payments ---------------------------------------------------------------------
 
 
-@transaction.atomic
 def payment_record(
     *,
     customer: Customer,
@@ -1371,68 +1370,73 @@ def payment_record(
     is the same bank line recorded again (a double submit, a statement read
     twice), and recording it would take the money off the invoices twice.
     `known_checked`: the caller holds the account's lock and has found the
-    line new itself (the import does, for a whole file at once)."""
-    if amount <= 0:
-        raise ValidationError({"amount": "A payment is more than zero."})
-    places_check(amount, currency, field="amount")
-    for _, part in allocations:
-        places_check(part, currency, field="allocations")
-    applied = sum((a for _, a in allocations), ZERO)
-    if applied > amount:
-        raise ValidationError({"allocations": "More is applied to invoices than was paid."})
-    reference = reference.strip()
-    if not known_checked and payment_known(customer=customer, reference=reference, amount=amount,
-                                           currency=currency, received_on=received_on):
-        raise ValidationError({"reference": (
-            f"A payment of {format_money(amount, currency)} with reference {reference} received on "
-            f"{format_day(received_on)} is already recorded for this account."
-        )})
-    payment = Payment.objects.create(
-        customer=customer, received_on=received_on, currency=currency, amount=amount, reference=reference,
-        method=method, bank_reference=bank_reference,
-    )
-    invoices = []
-    for invoice, part in allocations:
-        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk, customer=customer)
-        if invoice.status != InvoiceStatus.OPEN or part <= 0 or part > invoice.open_amount:
-            raise ValidationError({"allocations": f"{format_money(part, currency)} does not fit on "
-                                                  f"invoice {invoice.number}."})
-        if invoice.currency != currency:
-            raise ValidationError({"allocations": f"Invoice {invoice.number} is in {invoice.currency}."})
-        Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=received_on)
-        invoice.open_amount -= part
-        if invoice.open_amount == 0:
-            invoice.status, invoice.settled_on = InvoiceStatus.PAID, received_on
-        invoice.save(update_fields=["open_amount", "status", "settled_on"])
-        invoices.append(invoice)
-    numbers = [i.number for i in invoices]
-    # A letter not yet posted that this payment made moot charges nothing: its
-    # charges go before the payment's rest could pay them.
-    letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
-    to_charges = _charges_pay(payment, amount - applied)
-    unapplied = amount - applied - to_charges
-    summary = f"Payment of {format_money(amount, currency)} received"
-    if numbers:
-        summary += f", applied to {_listing(numbers)}"
-    if to_charges:
-        summary += f"; {format_money(to_charges, currency)} to late fees and interest"
-    if unapplied:
-        left = "left" if numbers or to_charges else "kept"
-        summary += f"; {format_money(unapplied, currency)} {left} on account"
-    event_record(
-        customer=customer, kind=EventKind.PAYMENT_RECEIVED, actor=actor, subject=payment, invoices=invoices,
-        summary=summary,
-        details={"amount": str(amount), "currency": currency, "reference": reference, "invoices": numbers,
-                 "method": method, "charges": str(to_charges), "unapplied": str(unapplied)},
-    )
-    for invoice in invoices:
-        if invoice.status == InvoiceStatus.PAID:
-            event_record(
-                customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
-                summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number},
-            )
-    commitments_check(on=received_on, customer_ids=[customer.pk], settle_only=True)
-    return payment
+    line new itself (the import does, for a whole file at once); it records
+    in a transaction of its own and rolls it back whole on a problem, so the
+    payment takes no savepoint of its own (two statements a row), and one
+    that fails leaves the caller's transaction to roll back."""
+    with transaction.atomic(savepoint=not known_checked):
+        if amount <= 0:
+            raise ValidationError({"amount": "A payment is more than zero."})
+        places_check(amount, currency, field="amount")
+        for _, part in allocations:
+            places_check(part, currency, field="allocations")
+        applied = sum((a for _, a in allocations), ZERO)
+        if applied > amount:
+            raise ValidationError({"allocations": "More is applied to invoices than was paid."})
+        reference = reference.strip()
+        if not known_checked and payment_known(customer=customer, reference=reference, amount=amount,
+                                               currency=currency, received_on=received_on):
+            raise ValidationError({"reference": (
+                f"A payment of {format_money(amount, currency)} with reference {reference} received on "
+                f"{format_day(received_on)} is already recorded for this account."
+            )})
+        payment = Payment.objects.create(
+            customer=customer, received_on=received_on, currency=currency, amount=amount, reference=reference,
+            method=method, bank_reference=bank_reference,
+        )
+        invoices = []
+        for invoice, part in allocations:
+            invoice = Invoice.objects.select_for_update().get(pk=invoice.pk, customer=customer)
+            if invoice.status != InvoiceStatus.OPEN or part <= 0 or part > invoice.open_amount:
+                raise ValidationError({"allocations": f"{format_money(part, currency)} does not fit on "
+                                                      f"invoice {invoice.number}."})
+            if invoice.currency != currency:
+                raise ValidationError({"allocations": f"Invoice {invoice.number} is in {invoice.currency}."})
+            Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=received_on)
+            invoice.open_amount -= part
+            if invoice.open_amount == 0:
+                invoice.status, invoice.settled_on = InvoiceStatus.PAID, received_on
+            invoice.save(update_fields=["open_amount", "status", "settled_on"])
+            invoices.append(invoice)
+        numbers = [i.number for i in invoices]
+        # A letter not yet posted that this payment made moot charges nothing: its
+        # charges go before the payment's rest could pay them.
+        letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
+        to_charges = _charges_pay(payment, amount - applied)
+        unapplied = amount - applied - to_charges
+        summary = f"Payment of {format_money(amount, currency)} received"
+        if numbers:
+            summary += f", applied to {_listing(numbers)}"
+        if to_charges:
+            summary += f"; {format_money(to_charges, currency)} to late fees and interest"
+        if unapplied:
+            left = "left" if numbers or to_charges else "kept"
+            summary += f"; {format_money(unapplied, currency)} {left} on account"
+        event_record(
+            customer=customer, kind=EventKind.PAYMENT_RECEIVED, actor=actor, subject=payment,
+            invoices=invoices, summary=summary,
+            details={"amount": str(amount), "currency": currency, "reference": reference,
+                     "invoices": numbers, "method": method, "charges": str(to_charges),
+                     "unapplied": str(unapplied)},
+        )
+        for invoice in invoices:
+            if invoice.status == InvoiceStatus.PAID:
+                event_record(
+                    customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
+                    summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number},
+                )
+        commitments_check(on=received_on, customer_ids=[customer.pk], settle_only=True)
+        return payment
 
 
 def _charges_pay(payment: Payment, amount: Decimal) -> Decimal:

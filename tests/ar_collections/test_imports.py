@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -440,6 +441,50 @@ C-ACME,2025-08-02,EUR,500.00,B,INV-100
     ]
     assert (report.created, report.already) == (0, 0)
     assert state() == before
+
+
+def test_a_payments_file_is_recorded_without_a_savepoint_per_row(imported):
+    """Every row is checked before anything is written, and a file with a
+    problem is rolled back whole: a row needs no savepoint of its own."""
+    one = "account_number,received_on,currency,amount,reference,invoices\nC-ACME,2025-08-01,EUR,10.00,A,\n"
+    many = one + "".join(f"C-ACME,2025-08-0{day},EUR,10.00,{ref},\n" for day, ref in [(2, "B"), (3, "C")])
+
+    with CaptureQueriesContext(connection) as first:
+        assert payments_import(one).created == 1
+    with CaptureQueriesContext(connection) as second:
+        assert payments_import(many).created == 2  # A was recorded by the first
+
+    def savepoints(queries) -> int:
+        return sum(query["sql"].startswith("SAVEPOINT") for query in queries.captured_queries)
+
+    assert savepoints(second) == savepoints(first)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_that_fails_half_recorded_leaves_the_file_s_payments_unrecorded(accounts):
+    """The second row's invoice is corrected by a dispute (under the
+    invoice's lock, not the account's) between the import reading it and
+    recording on it: the row fails with its payment written, and the whole
+    file, the first row included, is rolled back; the row after it is not
+    recorded on top of it."""
+    assert invoices_import(INVOICES).ok
+    text = """account_number,received_on,currency,amount,reference,invoices
+C-ACME,2025-08-01,EUR,100.00,A,INV-101
+C-ACME,2025-08-02,EUR,500.00,B,INV-100
+C-ACME,2025-08-03,EUR,50.00,C,
+"""
+    corrected = Invoice.objects.filter(number="INV-100")
+    before = state()
+
+    with done_by_another_worker(lambda: corrected.update(total_amount=300, open_amount=300)):
+        importing = in_another_thread(lambda: payments_import(text, today=TODAY))
+        someone_waits_for_a_lock()  # the import, to record on INV-100
+    report = importing()
+
+    assert report.errors == ["line 3: EUR 500.00 does not fit on invoice INV-100."]
+    assert (report.created, report.already) == (0, 0)
+    invoices, *rest = before
+    assert state() == ([(n, Decimal("300.00") if n == "INV-100" else a, s) for n, a, s in invoices], *rest)
 
 
 def test_a_payment_dry_run_records_nothing(imported):
