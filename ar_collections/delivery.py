@@ -99,7 +99,7 @@ from ar_collections.models import (
 from arcrm import roles
 from arcrm.dates import format_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
-from arcrm.text import one_line, shorten
+from arcrm.text import one_line, person_name, shorten
 from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
@@ -489,7 +489,7 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
     _done(action, channel=Channel.PHONE, recipient=contact, recipient_address=phone, pay_by=action.pay_by,
           channel_note=note, subject=subject, body_text=script, body_html="")
     _record(customer, action, invoices=[x.invoice for x in lines], summary=(
-        f"Call task for {collector.get_username()}: call {whom} about {amounts} "
+        f"Call task for {person_name(collector)}: call {whom} about {amounts} "
         f"({count} invoice{_s(count)}), pay by {format_day(action.pay_by)}"
     ), details={
         "channel": Channel.PHONE, "collector": collector.pk, "recipient": contact.pk if contact else None,
@@ -526,7 +526,7 @@ def _skip(action, reason: str, *, by: User | None = None, note: str = "") -> str
     if by:
         details.update(note=note, before={"status": action.status}, after={"status": ActionStatus.SKIPPED})
     _record(action.customer, action, actor=by, summary=(
-        f"{_step_name(action)} skipped: {reason}" + (f" ({by.get_username()}: {note})" if by else "")
+        f"{_step_name(action)} skipped: {reason}" + (f" ({person_name(by)}: {note})" if by else "")
     ), details=details)
     return "skipped"
 
@@ -1011,7 +1011,7 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
                                  x.days_overdue, x.amount, x.currency)
             for x in lines
         ),
-        collector_name=collector.get_full_name() or collector.get_username(),
+        collector_name=person_name(collector),
         collector_email=collector.email,
         credits=_credits_on_notice(customer),
         charges=_charges_standing(customer, besides=action) + tuple(_notice_charge(c) for c in new_charges),
@@ -1127,13 +1127,13 @@ def action_review(*, action: DunningAction, collector: User, send: bool, note: s
                 status=ActionStatus.PLANNED, reviewed_by=collector,
                 sweep_after=timezone.now() + HANDED_OVER_FOR,
             )
-            summary = f"{_step_name(locked)} reviewed by {collector.get_username()}: send"
+            summary = f"{_step_name(locked)} reviewed by {person_name(collector)}: send"
         else:
             DunningAction.objects.filter(pk=locked.pk).update(
                 status=ActionStatus.SKIPPED, reviewed_by=collector, skip_reason=note.strip()[:300],
                 done_at=timezone.now(),
             )
-            summary = f"{_step_name(locked)} skipped by {collector.get_username()}: {note.strip()}"
+            summary = f"{_step_name(locked)} skipped by {person_name(collector)}: {note.strip()}"
         _record(locked.customer, locked, summary=summary, actor=collector, details={
             "decision": "send" if send else "skip", "note": note.strip(),
             "before": {"status": ActionStatus.IN_REVIEW},
@@ -1209,7 +1209,7 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
         )
         verb = "done" if locked.step.action == StepAction.MANAGER_REVIEW else "approved"
         _record(customer, locked, actor=manager, summary=(
-            f"{locked.step.get_action_display()} {verb} by {manager.get_username()}: {note.strip()}{kept}"
+            f"{locked.step.get_action_display()} {verb} by {person_name(manager)}: {note.strip()}{kept}"
         ), details={"before": before, "after": after, "note": note.strip()})
     locked.refresh_from_db()
     return locked
@@ -1299,7 +1299,7 @@ def letter_withdraw(*, letter: DunningAction, actor: User, reason: str) -> Dunni
         if locked is None:
             raise ValidationError("This letter has left the print queue already: printed or withdrawn.")
         summary = (f"Letter of {format_day(locked.planned_on)} withdrawn from the print queue by "
-                   f"{actor.get_username()}: {reason}")
+                   f"{person_name(actor)}: {reason}")
         _letter_withdrawn(locked, actor=actor, note=reason, cancel_reason=summary, summary=summary,
                           reviewed_by=actor)
     locked.refresh_from_db()
@@ -1409,7 +1409,7 @@ def charge_waive(*, charge: LateCharge, manager: User, note: str) -> LateCharge:
         if locked.open_amount != locked.amount:
             waived += f" (of {format_money(locked.amount, locked.currency)})"
         _record(locked.customer, locked, actor=manager, kind=EventKind.EXCEPTION, summary=(
-            f"{locked.get_kind_display()} of {waived} waived by {manager.get_username()}: {note.strip()}"
+            f"{locked.get_kind_display()} of {waived} waived by {person_name(manager)}: {note.strip()}"
         ), details={
             "before": {"waived": False},
             "after": {"waived": True, "waiver_note": locked.waiver_note},
@@ -1559,7 +1559,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
                                      i.open_amount, i.currency)
                 for i in invoices
             ),
-            collector_name=collector.get_full_name() or collector.get_username(),
+            collector_name=person_name(collector),
             collector_email=collector.email, reference=f"R-{cycle.pk}",
             # The amount due is what the last notice said is owed: its charges and credits too.
             credits=_credits_on_notice(customer), charges=_charges_standing(customer),

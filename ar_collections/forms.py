@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from ar_collections import imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
 from arcrm.dates import format_day
+from arcrm.text import person_name
 from customers.models import Segment
 
 User = get_user_model()
@@ -65,7 +66,7 @@ class CollectorFilterForm(forms.Form):
         )
         self.fields["collector"].choices = [
             ("", "Everyone"),
-            *((str(u.pk), u.get_full_name() or u.get_username()) for u in owners),
+            *((str(u.pk), person_name(u)) for u in owners),
         ]
 
     def collector_id(self) -> int | None:

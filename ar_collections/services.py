@@ -28,6 +28,7 @@ from arcrm.dates import months_between
 from arcrm.db import DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
 from arcrm.roles import require_act_on
+from arcrm.text import person_name
 from customers.models import Customer, EventKind, Segment, TimelineEvent
 
 # Customers per aggregate query. Each batch is one SELECT over their invoices
@@ -370,7 +371,7 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
         customer_id=action.customer_id,
         kind=EventKind.EXCEPTION,
         actor=manager,
-        summary=f"{action.step.get_action_display()} declined by {manager.get_username()}: {note}"[:300],
+        summary=f"{action.step.get_action_display()} declined by {person_name(manager)}: {note}"[:300],
         details={
             "action": action.pk,
             "before": {"status": ActionStatus.AWAITING_APPROVAL},

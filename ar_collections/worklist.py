@@ -64,6 +64,7 @@ from arcrm.db import DaysBetween
 from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
 from arcrm.roles import can_act_on
+from arcrm.text import person_name
 from customers.models import Contact, EventKind, Segment
 
 RISK_POINTS = {
@@ -358,12 +359,12 @@ def item_snooze(*, item: WorkItem, actor, until: dt.date, on: dt.date) -> WorkIt
 def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
     locked = _lock_open(item)
     if not can_act_on(to, locked.customer):
-        raise ValidationError({"to": f"{to.get_username()} may not work {locked.customer.name}'s account."})
+        raise ValidationError({"to": f"{person_name(to)} may not work {locked.customer.name}'s account."})
     before = locked.assignee
     locked.assignee = to
     locked.save(update_fields=["assignee"])
-    _record(locked, actor, f"Worklist: handed from {before.get_username() if before else 'nobody'} to "
-            f"{to.get_username()} — {locked.title}")
+    _record(locked, actor, f"Worklist: handed from {person_name(before) if before else 'nobody'} to "
+            f"{person_name(to)} — {locked.title}")
     return locked
 
 

@@ -64,6 +64,7 @@ from ar_collections.timeline import event_record
 from arcrm.dates import format_day
 from arcrm.money import ZERO, by_currency, format_money, places_check
 from arcrm.roles import require_act_on
+from arcrm.text import person_name
 from customers.models import Contact, Customer, EventKind, TimelineEvent
 
 
@@ -148,7 +149,7 @@ def _call_summary_message(call: Call, contact: Contact, promise: Promise | None)
         numbers = ", ".join(i.number for i in promise.invoices.all())
         lines += ["", f"As agreed, you will pay {format_money(promise.amount, promise.currency)} "
                   f"by {promise.promised_on:%d %B %Y} for invoice(s) {numbers}."]
-    lines += ["", "Kind regards,", collector.get_full_name() or collector.get_username()]
+    lines += ["", "Kind regards,", person_name(collector)]
     return EmailMessage(
         subject=f"Our call today about account {customer.account_number}",
         body="\n".join(lines),
@@ -214,7 +215,7 @@ def _invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, act
         # Negative before the due date: the statement says "due in N days", not "0" days overdue.
         lines=(rendering.NoticeLine(invoice.number, invoice.issue_date, invoice.due_date,
                                     (on - invoice.due_date).days, invoice.open_amount, invoice.currency),),
-        collector_name=actor.get_full_name() or actor.get_username(),
+        collector_name=person_name(actor),
         collector_email=actor.email, reference=f"C-{invoice.number}",
     )
     return rendering.render_email(notice), rendering.render_letter(notice)
@@ -477,7 +478,7 @@ def plan_withdraw_refusal(actor, plan: PaymentPlan) -> str:
     if plan.status == PlanStatus.AWAITING_APPROVAL:
         if plan.proposed_by_id == actor.pk:
             return ""
-        return (f"Only {plan.proposed_by.get_username()}, who proposed it, or a manager may withdraw it "
+        return (f"Only {person_name(plan.proposed_by)}, who proposed it, or a manager may withdraw it "
                 "before a manager decides.")
     if plan.decided_by_id is not None:
         return "This plan was approved by a manager: a manager ends it."
@@ -501,7 +502,7 @@ def _plan_over(plan: PaymentPlan) -> str:
         return f"This payment plan is {plan.get_status_display().lower()} already."
     when = f"on {format_day(timezone.localdate(event.occurred_at))}"
     if event.actor:
-        when += f" by {event.actor.get_username()}"
+        when += f" by {person_name(event.actor)}"
     if plan.status == PlanStatus.BROKEN:
         missed = event.details.get("instalment")
         return f"This payment plan was broken {when}: instalment {missed} was missed, and dunning resumed."
@@ -567,7 +568,7 @@ def _dispute_message(dispute: Dispute, *, site_url: str) -> EmailMessage:
     path = reverse("customers:detail", args=[customer.pk])
     link = site_url.rstrip("/") + path if site_url else f"account {customer.account_number} in arcrm ({path})"
     body = "\n".join([
-        f"{dispute.opened_by.get_full_name() or dispute.opened_by.get_username()} opened a dispute "
+        f"{person_name(dispute.opened_by)} opened a dispute "
         f"that needs {dispute.department.name}.",
         "",
         f"Customer: {customer.name} ({customer.account_number})",
@@ -1169,7 +1170,7 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
     event_record(
         customer=customer, kind=EventKind.PAUSE, actor=actor,
         invoices=[p.invoice for p in pauses if p.invoice],
-        summary=f"Dunning resumed by {actor.get_username()}: "
+        summary=f"Dunning resumed by {person_name(actor)}: "
         + "; ".join(f"{p.get_kind_display().lower()} on {p.invoice.number if p.invoice else 'the account'} "
                     f"until {format_day(p.ends_on)} lifted" for p in pauses),
         details={"lifted": [
@@ -1303,7 +1304,7 @@ def _decided_already(locked, *, noun: str, approved: str, rejected: str) -> str:
     pay for, see plan_withdraw and _plan_credited_in_full)."""
     if locked.status in (approved, rejected) and locked.decided_by_id:
         return (f"This {noun} was already {locked.get_status_display().lower()} by "
-                f"{locked.decided_by.get_username()} on {format_day(timezone.localdate(locked.decided_at))}: "
+                f"{person_name(locked.decided_by)} on {format_day(timezone.localdate(locked.decided_at))}: "
                 f"{locked.decision_note}.")
     if locked.status == PlanStatus.CANCELLED:
         ended = (TimelineEvent.objects.for_subject(locked).filter(details__after__status=locked.status)
@@ -1311,7 +1312,7 @@ def _decided_already(locked, *, noun: str, approved: str, rejected: str) -> str:
         if ended is not None:
             proposal = ended.details.get("before", {}).get("status") == PlanStatus.AWAITING_APPROVAL
             how = "withdrawn" if proposal else "ended"
-            by = f" by {ended.actor.get_username()}" if ended.actor else ""
+            by = f" by {person_name(ended.actor)}" if ended.actor else ""
             why = ended.details.get("reason") or f"{ended.details.get('because')} left nothing to pay"
             return f"This {noun} was {how}{by} on {format_day(timezone.localdate(ended.occurred_at))}: {why}."
     return f"This {noun} is already {locked.get_status_display().lower()}."
@@ -1321,7 +1322,7 @@ def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker) 
     """The decision on the timeline, and on the worklist of whoever asked for
     it (unless they decided it themselves): it is theirs to tell the customer."""
     verdict = "rejected" if locked.status in {PlanStatus.REJECTED, ExceptionStatus.REJECTED} else "approved"
-    summary = f"{what} {verdict} by {manager.get_username()}: {locked.decision_note}"
+    summary = f"{what} {verdict} by {person_name(manager)}: {locked.decision_note}"
     event_record(
         customer=locked.customer, kind=kind, actor=manager, subject=locked, invoices=invoices,
         summary=summary,

@@ -74,6 +74,7 @@ from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO, format_money
 from arcrm.paging import BadPosition
 from arcrm.roles import can_act_on
+from arcrm.text import person_name
 from customers.access import customer_changeable, customer_readable
 from customers.models import Customer, TimelineEvent
 
@@ -761,7 +762,7 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
                 raise ValidationError(form.errors["to"])
             worklist.item_reassign(item=item, actor=request.user, to=form.cleaned_data["to"])
             to = form.cleaned_data["to"]
-            said = f"Handed to {to.get_full_name() or to.get_username()}."
+            said = f"Handed to {person_name(to)}."
         else:
             return HttpResponseBadRequest("Unknown change.")
     except ValidationError as error:

@@ -23,3 +23,10 @@ def is_one_line(text: str) -> bool:
 def shorten(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, an ellipsis marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def person_name(user) -> str:
+    """How texts name a person: first and last name, or the username of
+    someone who has no name on file."""
+    full = " ".join(part for part in (user.first_name.strip(), user.last_name.strip()) if part)
+    return full or user.get_username()

@@ -8,16 +8,12 @@ from django.db.models import Exists, OuterRef, Q
 
 from arcrm.dates import format_day
 from arcrm.roles import COLLECTOR, MANAGER
-from arcrm.text import is_one_line
+from arcrm.text import is_one_line, person_name
 from customers.models import Contact, ContactAbsence, Customer, Segment
 
 User = get_user_model()
 
 MINE = "mine"
-
-
-def _user_label(user) -> str:
-    return user.get_full_name() or user.get_username()
 
 
 class CustomerFilterForm(forms.Form):
@@ -44,7 +40,7 @@ class CustomerFilterForm(forms.Form):
             ("", "Everyone"),
             (MINE, "Mine"),
             # Anyone who owns an account now, a leaver too: their accounts can be found.
-            *((str(u.pk), _user_label(u))
+            *((str(u.pk), person_name(u))
               for u in _collectors(also=Q(Exists(Customer.objects.filter(collector=OuterRef("pk")))))),
         ]
 
@@ -76,7 +72,7 @@ def _collectors(*, also: Q):
 
 class UserChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj) -> str:
-        return _user_label(obj)
+        return person_name(obj)
 
 
 class LinesField(forms.CharField):

@@ -1,4 +1,4 @@
-"""Template helpers: money, percentages, the aging bar and the role check.
+"""Template helpers: money, percentages, people's names, the aging bar and the role check.
 
 `can_act_on` mirrors arcrm.roles so templates hide what the views refuse;
 hiding is cosmetic, the views check again.
@@ -12,6 +12,7 @@ from django import template
 
 from arcrm import roles
 from arcrm.money import ZERO, format_money
+from arcrm.text import person_name
 
 register = template.Library()
 
@@ -39,6 +40,12 @@ def signed_days(days: Decimal | None) -> str:
     shown = Decimal(days).quantize(Decimal("0.1"), ROUND_HALF_UP)
     sign = "+" if shown > 0 else ("−" if shown < 0 else "±")
     return f"{sign}{abs(shown)} days"
+
+
+@register.filter
+def person(user) -> str:
+    """A user by full name, or by username if no name is on file; "—" for nobody."""
+    return person_name(user) if user else "—"
 
 
 @register.filter

@@ -1148,3 +1148,19 @@ def test_an_address_marked_as_working_again_is_written_to_and_a_new_refusal_asks
         contact_address_refused(Contact.objects.get(pk=anna.pk), customer=bounced, reason="550 5.1.1 gone")
     (item,) = WorkItem.objects.filter(customer=bounced, kind=WorkKind.ADDRESS_REFUSED, status=WorkStatus.OPEN)
     assert item.due_on == days(25)
+
+
+def test_a_reviewed_step_names_the_collector_by_full_name_on_the_timeline(
+    make_account, plan_and_deliver, collector
+):
+    collector.first_name, collector.last_name = "Carla", "Collins"
+    collector.save()
+    account = make_account(Segment.SPECIAL_BOND)
+    plan_and_deliver(days(7))
+    action = DunningAction.objects.get(customer=account)
+
+    action_review(action=action, collector=collector, send=False, note="They paid by cheque")
+
+    assert TimelineEvent.objects.filter(
+        customer=account, summary__contains="skipped by Carla Collins: They paid by cheque"
+    ).exists()

@@ -287,3 +287,17 @@ def test_a_broken_promise_and_a_missed_instalment_leave_the_list_once_their_invo
     worklist.worklist_refresh(on=late)
 
     assert not worklist.items_for(assignee=collector, on=late).exists()
+
+
+def test_a_hand_over_names_both_people_by_their_full_names(make_account, collector, manager):
+    collector.first_name, collector.last_name = "Carla", "Collins"
+    manager.first_name, manager.last_name = "Maria", "Meyer"
+    collector.save()
+    manager.save()
+    account = make_account()
+    item = add(account, "handed")
+
+    worklist.item_reassign(item=item, actor=collector, to=manager)
+
+    [summary] = account.events.filter(kind="work").values_list("summary", flat=True)
+    assert summary.startswith("Worklist: handed from Carla Collins to Maria Meyer")

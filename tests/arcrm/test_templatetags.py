@@ -3,6 +3,8 @@
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
+from django.template import Context, Template
 
 from arcrm.templatetags.arcrm_tags import percent, signed_days
 
@@ -26,3 +28,15 @@ def test_a_share_is_a_whole_percentage_rounded_half_up(share, shown):
 ])
 def test_a_trend_in_days_carries_the_sign_of_what_is_shown(days, shown):
     assert signed_days(days) == shown
+
+
+def test_the_person_filter_names_a_user_by_full_name_or_else_by_username():
+    template = Template(
+        "{% load arcrm_tags %}{{ named|person }} / {{ unnamed|person }} / {{ nobody|person }}"
+    )
+    html = template.render(Context({
+        "named": User(username="carla", first_name="Carla", last_name="Collins"),
+        "unnamed": User(username="otto"),
+        "nobody": None,
+    }))
+    assert html == "Carla Collins / otto / —"

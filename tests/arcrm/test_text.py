@@ -1,6 +1,7 @@
 import pytest
+from django.contrib.auth.models import User
 
-from arcrm.text import is_one_line, one_line, shorten
+from arcrm.text import is_one_line, one_line, person_name, shorten
 
 
 def test_one_line_turns_every_run_of_white_space_into_one_space():
@@ -23,3 +24,15 @@ def test_is_one_line_refuses_line_breaks_and_other_control_characters(text, ok):
 def test_shorten_cuts_to_the_limit_with_an_ellipsis():
     assert shorten("Acme", 4) == "Acme"
     assert shorten("Acme Tools", 5) == "Acme…"
+
+
+@pytest.mark.parametrize(("first", "last", "shown"), [
+    ("Carla", "Collins", "Carla Collins"),
+    ("Carla", "", "Carla"),
+    ("", "Collins", "Collins"),
+    (" ", "", "carla"),  # no name at all: the username
+    ("", "", "carla"),
+])
+def test_a_person_is_named_by_full_name_or_else_by_username(first, last, shown):
+    user = User(username="carla", first_name=first, last_name=last)
+    assert person_name(user) == shown
