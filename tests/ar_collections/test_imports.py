@@ -1015,3 +1015,18 @@ def test_the_list_tells_a_file_being_imported_from_one_waiting_for_a_worker(mana
     assert f"Being imported, since {started:%H:%M:%S}" in listed and "Waiting for a worker" not in listed
     assert "Being imported." in detail
     assert "4 invoices recorded" in client.get(reverse("collections:import")).content.decode()
+
+
+def test_the_import_pages_name_the_uploader_by_full_name(client, manager, accounts):
+    manager.first_name, manager.last_name = "Maria", "Meyer"
+    manager.save()
+    client.force_login(manager)
+    client.post(reverse("collections:import"), upload(INVOICES))
+    batch = ReceivablesImport.objects.get()
+
+    listed = client.get(reverse("collections:import")).content.decode()
+    detail = client.get(reverse("collections:import_detail", args=[batch.pk])).content.decode()
+
+    assert "<td>Maria Meyer</td>" in listed
+    assert "by Maria Meyer</dd>" in detail
+    assert ">maria<" not in listed + detail
