@@ -61,7 +61,7 @@ from ar_collections.models import (
     WorkKind,
 )
 from ar_collections.timeline import event_record
-from arcrm.dates import format_day
+from arcrm.dates import format_day, format_day_long
 from arcrm.money import ZERO, by_currency, format_money, places_check
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
@@ -148,7 +148,7 @@ def _call_summary_message(call: Call, contact: Contact, promise: Promise | None)
     if promise is not None:
         numbers = ", ".join(i.number for i in promise.invoices.all())
         lines += ["", f"As agreed, you will pay {format_money(promise.amount, promise.currency)} "
-                  f"by {promise.promised_on:%d %B %Y} for invoice(s) {numbers}."]
+                  f"by {format_day_long(promise.promised_on)} for invoice(s) {numbers}."]
     lines += ["", "Kind regards,", person_name(collector)]
     return EmailMessage(
         subject=f"Our call today about account {customer.account_number}",

@@ -16,6 +16,12 @@ def format_day(day: dt.date, *, year: bool = True) -> str:
     return f"{day.day} {day:%b %Y}" if year else f"{day.day} {day:%b}"
 
 
+def format_day_long(day: dt.date) -> str:
+    """A day as letters and e-mails to customers write it: "5 March 2026",
+    never "05 March 2026"."""
+    return f"{day.day} {day:%B %Y}"
+
+
 def far_ahead(value: dt.date, *, today: dt.date) -> bool:
     """Whether `value` is more than DATE_AHEAD_YEARS after `today`."""
     return value > today.replace(year=today.year + DATE_AHEAD_YEARS, day=min(today.day, 28))

@@ -631,6 +631,22 @@ def test_a_call_summary_is_e_mailed_to_the_contact(
     assert Call.objects.get().summary_sent_to == "anna@acme.test"
 
 
+
+def test_a_call_summary_writes_the_promised_day_without_a_leading_zero(
+    client, collector, customer, anna, invoices, smtp_server, django_capture_on_commit_callbacks,
+    eager_celery,
+):
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("call_log", customer), {
+            "contact": anna.pk, "outcome": "reached", "email_summary": "on",
+            "promise_amount": "700.00", "promise_date": "2025-08-08", "promise_invoices": [invoices[1].pk],
+        })
+
+    (message,) = smtp_server.messages
+    assert "you will pay EUR 700.00 by 8 August 2025 for invoice(s) INV-1002." in message.get_content()
+
 # --- Notes and invoice copies ------------------------------------------------------------------
 
 

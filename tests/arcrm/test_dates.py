@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from arcrm.dates import format_day, months_between
+from arcrm.dates import format_day, format_day_long, months_between
 
 D = dt.date
 
@@ -27,3 +27,8 @@ def test_whole_calendar_months_between_two_days(start, end, months):
 ])
 def test_a_day_is_written_as_the_pages_write_it_without_a_leading_zero(day, year, said):
     assert format_day(day, year=year) == said
+
+
+def test_a_day_in_full_has_no_leading_zero():
+    assert format_day_long(D(2026, 3, 5)) == "5 March 2026"
+    assert format_day_long(D(2026, 12, 31)) == "31 December 2026"
