@@ -428,6 +428,7 @@ class LatePaymentPolicy(models.Model):
     objects = LatePaymentPolicyQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "late-payment policy"
         verbose_name_plural = "late-payment policies"
         ordering = ["segment", "name"]
         constraints = [

@@ -1003,3 +1003,10 @@ def test_a_taken_step_with_fees_is_retired_on_its_own_page_as_a_browser_posts_it
     taken_with_fee.refresh_from_db()
     assert taken_with_fee.retired
     assert fees_of(taken_with_fee) == [("EUR", Decimal("15.00"))]
+
+
+def test_the_admin_calls_a_policy_a_late_payment_policy_as_the_product_does(admin_client):
+    page = admin_client.get(reverse("admin:collections_latepaymentpolicy_add")).content.decode()
+
+    assert "Add late-payment policy" in page
+    assert "late payment policy" not in page
