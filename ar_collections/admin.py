@@ -1,5 +1,4 @@
 import copy
-from collections.abc import Callable
 from decimal import Decimal
 
 from django import forms
@@ -46,34 +45,12 @@ from ar_collections.models import (
     WorkItem,
     ladder_problems,
 )
-from arcrm.money import MONEY_MAX_DIGITS, decimal_places, format_money, validate_currency_in_use
+from arcrm.admin_columns import MoneyShownReadOnly, money_column, person_column
+from arcrm.money import MONEY_MAX_DIGITS, decimal_places, validate_currency_in_use
 from customers.models import Segment
 
 
-def money_column(field: str, currency: str | Callable = "currency", description: str | None = None):
-    """A list column showing `field` as the rest of the product shows money
-    ("JPY 6,000", "EUR 1,234.50"), where the admin's own would show the raw
-    "6000.00" whatever the currency; it still sorts by the amount.
-    `currency` is the row's attribute holding it (dotted through relations,
-    which the admin's list_select_related should load), or a function of the row."""
-
-    def currency_of(obj) -> str:
-        if callable(currency):
-            return currency(obj)
-        for name in currency.split("."):
-            obj = getattr(obj, name)
-        return obj
-
-    def column(obj) -> str:
-        return format_money(getattr(obj, field), currency_of(obj))
-
-    # The column keeps the field's name, for its header and its CSS class.
-    column.__name__ = field
-    return admin.display(description=description or field.replace("_", " ").capitalize(),
-                         ordering=field)(column)
-
-
-class _RecordedThroughTheApp:
+class _RecordedThroughTheApp(MoneyShownReadOnly):
     """Money moved by payments and credit notes is recorded by the services
     (an account's "Record a payment" and "Record a credit note", a dispute's
     credit note), which keep the invoices' open amounts, the timeline, the
@@ -91,8 +68,14 @@ class _RecordedThroughTheApp:
         return False
 
 
+def _allocated_currency(allocation: Allocation) -> str:
+    """The currency of the money allocated, which its invoice or charge is in too."""
+    return (allocation.payment or allocation.credit_note).currency
+
+
 class AllocationInline(_RecordedThroughTheApp, admin.TabularInline):
     model = Allocation
+    money_currency = staticmethod(_allocated_currency)
     extra = 0
     raw_id_fields = ["invoice", "payment", "credit_note"]
 
@@ -130,9 +113,9 @@ class CreditNoteAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
 
 @admin.register(Allocation)
 class AllocationAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
-    # In the currency of the money allocated, which its invoice or charge is in too.
-    list_display = ["invoice", "payment", "credit_note",
-                    money_column("amount", lambda a: (a.payment or a.credit_note).currency), "allocated_on"]
+    list_display = ["invoice", "payment", "credit_note", money_column("amount", _allocated_currency),
+                    "allocated_on"]
+    money_currency = staticmethod(_allocated_currency)
     list_select_related = ["invoice", "payment", "credit_note"]
     raw_id_fields = ["invoice", "payment", "credit_note"]
 
@@ -143,9 +126,10 @@ class DocumentCounterAdmin(admin.ModelAdmin):
 
 
 @admin.register(PaymentBehaviour)
-class PaymentBehaviourAdmin(admin.ModelAdmin):
+class PaymentBehaviourAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     """Computed nightly; shown for reading, never edited by hand."""
 
+    money_currency = "customer.currency"
     # Its amounts are in the account's currency (see PaymentBehaviour).
     list_display = ["customer", "computed_on", "avg_days_late", "share_paid_late",
                     money_column("open_amount", "customer.currency"),
@@ -712,7 +696,7 @@ def _taken_stays(step: DunningStep) -> str:
 
 
 @admin.register(StepFee)
-class StepFeeAdmin(admin.ModelAdmin):
+class StepFeeAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     """For looking fees up across ladders. They are entered on their step's
     page, which keeps those of a step taken for customers as they were."""
 
@@ -737,7 +721,8 @@ class PolicyMinimumAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
 
 @admin.register(DunningPause)
 class DunningPauseAdmin(admin.ModelAdmin):
-    list_display = ["customer", "invoice", "kind", "starts_on", "ends_on", "lifted_at", "owner"]
+    list_display = ["customer", "invoice", "kind", "starts_on", "ends_on", "lifted_at",
+                    person_column("owner")]
     list_filter = ["kind"]
     list_select_related = ["customer", "invoice", "owner"]
     raw_id_fields = ["customer", "invoice", "promise", "plan", "dispute", "exception"]
@@ -746,7 +731,8 @@ class DunningPauseAdmin(admin.ModelAdmin):
 
 @admin.register(DunningRun)
 class DunningRunAdmin(admin.ModelAdmin):
-    list_display = ["run_date", "status", "started_at", "finished_at", "started_by"]
+    list_display = ["run_date", "status", "started_at", "finished_at", person_column("started_by")]
+    list_select_related = ["started_by"]
     readonly_fields = ["planned_through_customer_id"]
 
 
@@ -778,14 +764,14 @@ class DunningActionAdmin(admin.ModelAdmin):
 
 
 @admin.register(DunningActionInvoice)
-class DunningActionInvoiceAdmin(admin.ModelAdmin):
+class DunningActionInvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     list_display = ["action", "invoice", "currency", money_column("open_amount")]
     list_select_related = ["action", "invoice"]
     raw_id_fields = ["action", "invoice"]
 
 
 @admin.register(LateCharge)
-class LateChargeAdmin(admin.ModelAdmin):
+class LateChargeAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     """Charges are waived through the manager's decision, not edited here."""
 
     list_display = ["customer", "kind", "currency", money_column("amount"), "invoice", "waived_at",
@@ -804,7 +790,7 @@ class LateChargeAdmin(admin.ModelAdmin):
 # in step; the admin shows them and never edits them.
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
@@ -847,7 +833,8 @@ class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
                     "dispute_answer_days",
                     money_column("plan_approval_above_amount", lambda rules: settings.DEFAULT_CURRENCY,
                                  "Plan approval above"),
-                    "updated_by", "updated_at"]
+                    person_column("updated_by"), "updated_at"]
+    list_select_related = ["updated_by"]
     readonly_fields = ["updated_by", "updated_at"]
     inlines = [MoneyPointScaleInline]
 
@@ -860,7 +847,7 @@ class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
 
 
 @admin.register(MoneyPointScale)
-class MoneyPointScaleAdmin(admin.ModelAdmin):
+class MoneyPointScaleAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     """A list to look at: the scales are edited with the collection rules,
     whose form checks one scale per currency and keeps the history."""
 
@@ -880,7 +867,7 @@ class DepartmentAdmin(admin.ModelAdmin):
 
 @admin.register(Call)
 class CallAdmin(ReadOnlyAdmin):
-    list_display = ["occurred_at", "customer", "contact", "outcome", "cause", "made_by"]
+    list_display = ["occurred_at", "customer", "contact", "outcome", "cause", person_column("made_by")]
     list_filter = ["outcome", "cause"]
     list_select_related = ["customer", "contact", "made_by"]
     search_fields = ["customer__name", "notes"]
@@ -889,14 +876,15 @@ class CallAdmin(ReadOnlyAdmin):
 @admin.register(Promise)
 class PromiseAdmin(ReadOnlyAdmin):
     list_display = ["customer", "currency", money_column("amount"), "promised_on", "status",
-                    money_column("paid_amount"), "made_by"]
+                    money_column("paid_amount"), person_column("made_by")]
     list_filter = ["status"]
     list_select_related = ["customer", "made_by"]
     search_fields = ["customer__name"]
 
 
-class InstalmentInline(admin.TabularInline):
+class InstalmentInline(MoneyShownReadOnly, admin.TabularInline):
     model = Instalment
+    money_currency = "plan.currency"
     extra = 0
 
     def has_add_permission(self, request, obj=None):
@@ -909,7 +897,7 @@ class InstalmentInline(admin.TabularInline):
 @admin.register(PaymentPlan)
 class PaymentPlanAdmin(ReadOnlyAdmin):
     list_display = ["customer", "currency", money_column("total_amount"), "status", "proposed_on",
-                    "proposed_by", "decided_by"]
+                    person_column("proposed_by"), person_column("decided_by")]
     list_filter = ["status"]
     list_select_related = ["customer", "proposed_by", "decided_by"]
     search_fields = ["customer__name"]
@@ -919,6 +907,7 @@ class PaymentPlanAdmin(ReadOnlyAdmin):
 @admin.register(Instalment)
 class InstalmentAdmin(ReadOnlyAdmin):
     list_display = ["plan", "number", "due_on", money_column("amount", "plan.currency"), "status"]
+    money_currency = "plan.currency"
     list_select_related = ["plan"]
     list_filter = ["status"]
 
@@ -934,7 +923,8 @@ class DisputeAdmin(ReadOnlyAdmin):
 
 @admin.register(ExceptionRequest)
 class ExceptionRequestAdmin(ReadOnlyAdmin):
-    list_display = ["customer", "kind", "status", "requested_by", "requested_on", "decided_by"]
+    list_display = ["customer", "kind", "status", person_column("requested_by"), "requested_on",
+                    person_column("decided_by")]
     list_filter = ["status", "kind"]
     list_select_related = ["customer", "requested_by", "decided_by"]
     search_fields = ["customer__name", "reason"]
@@ -942,7 +932,8 @@ class ExceptionRequestAdmin(ReadOnlyAdmin):
 
 @admin.register(WorkItem)
 class WorkItemAdmin(ReadOnlyAdmin):
-    list_display = ["title", "kind", "customer", "assignee", "due_on", "snoozed_until", "status"]
+    list_display = ["title", "kind", "customer", person_column("assignee"), "due_on", "snoozed_until",
+                    "status"]
     list_filter = ["status", "kind"]
     list_select_related = ["customer", "assignee"]
     search_fields = ["title", "customer__name"]
@@ -968,7 +959,7 @@ class ReceivablesImportAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     """Uploads are made on Collections › Import; here they can be looked up."""
 
     list_display = ["created_at", "kind", "file_name", "dry_run", "status", "rows", "created", "already",
-                    "created_by"]
+                    person_column("created_by", "Uploaded by")]
     list_filter = ["kind", "status", "dry_run"]
     search_fields = ["file_name"]
     list_select_related = ["created_by"]

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Replace, Upper
 
+from arcrm.dates import format_day
 from arcrm.money import (
     MONEY_DECIMAL_PLACES,
     MONEY_MAX_DIGITS,
@@ -222,7 +223,7 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{format_money(self.amount, self.currency)} on {self.received_on}"
+        return f"{format_money(self.amount, self.currency)} on {format_day(self.received_on)}"
 
     def unallocated_amount(self) -> Decimal:
         allocated = self.allocations.aggregate(total=Sum("amount"))["total"] or ZERO
@@ -696,7 +697,8 @@ class DunningPause(models.Model):
 
     def __str__(self) -> str:
         what = self.invoice or "whole account"
-        return f"{self.get_kind_display()} on {what} until {self.ends_on or 'resolved'}"
+        until = format_day(self.ends_on) if self.ends_on else "resolved"
+        return f"{self.get_kind_display()} on {what} until {until}"
 
 
 class RunStatus(models.TextChoices):
@@ -725,7 +727,7 @@ class DunningRun(models.Model):
         ordering = ["-run_date"]
 
     def __str__(self) -> str:
-        return f"Dunning run {self.run_date} ({self.get_status_display()})"
+        return f"Dunning run {format_day(self.run_date)} ({self.get_status_display()})"
 
 
 class MissCause(models.TextChoices):
@@ -1172,7 +1174,7 @@ class Promise(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Promise of {format_money(self.amount, self.currency)} by {self.promised_on}"
+        return f"Promise of {format_money(self.amount, self.currency)} by {format_day(self.promised_on)}"
 
     @property
     def broken_after(self) -> dt.date:

@@ -118,6 +118,8 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Dates Django formats itself (the admin) read as the pages write them: "2 Mar 2026".
+FORMAT_MODULE_PATH = ["arcrm.formats"]
 
 # Currency of a document that does not say otherwise (ISO 4217).
 DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "EUR").upper()

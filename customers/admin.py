@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from arcrm.admin_columns import MoneyShownReadOnly, PersonListFilter, person_column
 from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
 
 
@@ -9,9 +10,10 @@ class ContactInline(admin.StackedInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["name", "account_number", "segment", "collector", "terms_type", "on_credit_hold"]
-    list_filter = ["segment", "terms_type", "on_credit_hold", "industry", "collector"]
+class CustomerAdmin(MoneyShownReadOnly, admin.ModelAdmin):
+    list_display = ["name", "account_number", "segment", person_column("collector"), "terms_type",
+                    "on_credit_hold"]
+    list_filter = ["segment", "terms_type", "on_credit_hold", "industry", ("collector", PersonListFilter)]
     search_fields = ["name", "account_number", "contacts__email"]
     list_select_related = ["collector"]
     raw_id_fields = ["referred_by"]
@@ -27,7 +29,7 @@ class CustomerAdmin(admin.ModelAdmin):
         # here only when the account is created.
         terms = ["collector", "credit_limit_amount", "currency", "terms_type", "payment_terms_days",
                  "on_credit_hold"]
-        return self.readonly_fields + (terms if obj is not None else [])
+        return self.with_money_shown(self.readonly_fields + (terms if obj is not None else []))
 
 
 @admin.register(Contact)
@@ -56,7 +58,7 @@ class ContactAbsenceAdmin(admin.ModelAdmin):
 class TimelineEventAdmin(admin.ModelAdmin):
     """Read-only: the timeline is append-only, in the admin as everywhere."""
 
-    list_display = ["occurred_at", "customer", "kind", "summary", "actor"]
+    list_display = ["occurred_at", "customer", "kind", "summary", person_column("actor")]
     list_filter = ["kind"]
     search_fields = ["summary", "customer__name"]
     list_select_related = ["customer", "actor"]

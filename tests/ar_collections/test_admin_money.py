@@ -105,3 +105,23 @@ def test_a_column_finds_the_currency_through_a_relation_or_the_default(settings)
     rules = admin.site._registry[CollectionRules]
     column = next(c for c in rules.list_display if getattr(c, "__name__", "") == "plan_approval_above_amount")
     assert column(CollectionRules(plan_approval_above_amount=Decimal("5000.00"))) == "GBP 5,000.00"
+
+
+def test_a_read_only_change_page_shows_money_as_the_lists_do(admin_client, customer, make_invoice):
+    invoice = make_invoice(customer, issued=DAY, amount="250000.00", currency="JPY", paid_on=DAY)
+    payment = Payment.objects.get(allocations__invoice=invoice)
+    url = reverse("admin:collections_payment_change", args=[payment.pk])
+
+    page = admin_client.get(url).content.decode()
+
+    assert 'readonly">JPY 250,000</div>' in page  # the payment's amount, and its allocation's
+    assert 'readonly">250000.00' not in page and "250,000.00" not in page
+
+
+def test_a_customers_credit_limit_shows_in_its_currency_where_it_cannot_be_edited(admin_client, customer):
+    customer.credit_limit_amount, customer.currency = Decimal("1234.50"), "EUR"
+    customer.save()
+
+    page = admin_client.get(reverse("admin:customers_customer_change", args=[customer.pk])).content.decode()
+
+    assert "EUR 1,234.50" in page and "1234.50" not in page

@@ -143,10 +143,10 @@ def test_money_rows_name_their_amount_as_the_pages_do_in_the_admin():
     """The admin titles, lists and confirmations name a row by its str():
     with the currency's own places, like every page."""
     on = dt.date(2025, 8, 5)
-    assert str(Payment(currency="JPY", amount=Decimal("6000"), received_on=on)) == "JPY 6,000 on 2025-08-05"
+    assert str(Payment(currency="JPY", amount=Decimal("6000"), received_on=on)) == "JPY 6,000 on 5 Aug 2025"
     assert str(StepFee(currency="JPY", amount=Decimal("6000"))) == "Late fee JPY 6,000"
     interest = LateCharge(kind=ChargeKind.INTEREST, currency="JPY", amount=Decimal("1315"))
     assert str(interest) == "Interest JPY 1,315"
     assert str(Promise(currency="JPY", amount=Decimal("25000"), promised_on=on)) == (
-        "Promise of JPY 25,000 by 2025-08-05"
+        "Promise of JPY 25,000 by 5 Aug 2025"
     )

@@ -1,8 +1,12 @@
+import datetime as dt
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.urls import reverse
+
+from ar_collections.models import Payment
 
 
 def _project_models():
@@ -32,3 +36,55 @@ def test_the_admin_cannot_set_a_segment_override_or_move_a_contact(client, custo
     page = client.get(reverse("admin:customers_contact_change", args=[contact.pk])).content.decode()
     assert 'name="customer"' not in page
     assert 'name="customer"' in client.get(reverse("admin:customers_contact_add")).content.decode()
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(User.objects.create_superuser("root-admin", password="x"))
+    return client
+
+
+@pytest.fixture
+def named(db):
+    """Three collectors, one of them with no name on file."""
+    def person(username, first, last):
+        return User.objects.create_user(username=username, first_name=first, last_name=last)
+    return [person("zed", "Carla", "Adams"), person("amy", "Bea", "Zorn"), person("bob", "Al", "Adams")]
+
+
+def test_admin_dates_read_as_the_pages_write_them(admin_client, customer, make_invoice):
+    make_invoice(customer, issued=dt.date(2026, 3, 2), number="INV-DATE")
+    page = admin_client.get(reverse("admin:collections_invoice_changelist")).content.decode()
+    assert "2 Mar 2026" in page and "March 2, 2026" not in page
+
+
+def test_a_change_page_title_writes_its_date_as_the_pages_do(admin_client, customer, make_invoice):
+    make_invoice(customer, issued=dt.date(2026, 3, 2), amount="100.00", paid_on=dt.date(2026, 3, 2))
+    payment = Payment.objects.get()
+    page = admin_client.get(reverse("admin:collections_payment_change", args=[payment.pk])).content.decode()
+    assert "<h2>EUR 100.00 on 2 Mar 2026</h2>" in page
+
+
+def test_admin_columns_name_people_and_sort_by_last_then_first_name(admin_client, named, make_customer):
+    for collector in named:
+        make_customer(collector=collector)
+    url = reverse("admin:customers_customer_changelist")
+    columns = admin_client.get(url).context["cl"].list_display
+    index = [getattr(column, "__name__", column) for column in columns].index("collector_name")
+
+    listed = admin_client.get(f"{url}?o={index}").context["cl"].result_list
+    page = admin_client.get(f"{url}?o={index}").content.decode()
+
+    assert [c.collector.username for c in listed] == ["bob", "zed", "amy"]
+    assert "Carla Adams" in page and ">zed<" not in page
+
+
+def test_the_collector_filter_lists_people_by_name_sorted_by_last_then_first(
+    admin_client, named, make_customer
+):
+    for collector in named:
+        make_customer(collector=collector)
+    page = admin_client.get(reverse("admin:customers_customer_changelist")).content.decode()
+    filters = page[page.index('id="changelist-filter"'):]
+    choices = [filters.index(name) for name in ("Al Adams", "Carla Adams", "Bea Zorn")]
+    assert choices == sorted(choices)
