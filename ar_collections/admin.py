@@ -766,7 +766,7 @@ class DunningActionAdmin(admin.ModelAdmin):
 @admin.register(DunningActionInvoice)
 class DunningActionInvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     list_display = ["action", "invoice", "currency", money_column("open_amount")]
-    list_select_related = ["action", "invoice"]
+    list_select_related = ["action__customer", "action__step__policy", "invoice"]
     raw_id_fields = ["action", "invoice"]
 
 
@@ -908,7 +908,7 @@ class PaymentPlanAdmin(ReadOnlyAdmin):
 class InstalmentAdmin(ReadOnlyAdmin):
     list_display = ["plan", "number", "due_on", money_column("amount", "plan.currency"), "status"]
     money_currency = "plan.currency"
-    list_select_related = ["plan"]
+    list_select_related = ["plan__customer"]
     list_filter = ["status"]
 
 

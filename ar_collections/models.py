@@ -313,8 +313,10 @@ class Allocation(models.Model):
         ]
 
     def __str__(self) -> str:
-        target = f"invoice {self.invoice_id}" if self.invoice_id else f"charge {self.charge_id}"
-        return f"{self.amount} to {target}"
+        target = self.invoice.number if self.invoice_id else str(self.charge)
+        # In the currency of the money allocated, which its invoice or charge is in too.
+        currency = (self.payment or self.credit_note).currency
+        return f"{format_money(self.amount, currency)} to {target}"
 
 
 class DocumentCounter(models.Model):
@@ -366,7 +368,7 @@ class PaymentBehaviour(models.Model):
         verbose_name_plural = "payment behaviour"
 
     def __str__(self) -> str:
-        return f"Behaviour of {self.customer_id} on {self.computed_on}"
+        return f"Behaviour of {self.customer.name} on {format_day(self.computed_on)}"
 
     @property
     def trend_days(self) -> Decimal | None:
@@ -776,7 +778,7 @@ class DunningCycle(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Cycle {self.number} of {self.customer_id}"
+        return f"Cycle {self.number} of {self.customer.name}"
 
 
 class ActionStatus(models.TextChoices):
@@ -862,7 +864,7 @@ class DunningAction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.step} for {self.customer_id} ({self.get_status_display()})"
+        return f"{self.step} for {self.customer.name} ({self.get_status_display()})"
 
 
 class DunningActionInvoice(models.Model):
@@ -879,7 +881,7 @@ class DunningActionInvoice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.invoice_id} on action {self.action_id}"
+        return f"{self.invoice.number} on {self.action}"
 
 
 def lists_open_invoice() -> models.Exists:
@@ -1122,7 +1124,7 @@ class Call(models.Model):
         ordering = ["-occurred_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Call to {self.customer_id}: {self.get_outcome_display()}"
+        return f"Call to {self.customer.name}: {self.get_outcome_display()}"
 
 
 class PromiseStatus(models.TextChoices):
@@ -1231,7 +1233,7 @@ class PaymentPlan(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Plan of {format_money(self.total_amount, self.currency)} for {self.customer_id}"
+        return f"Plan of {format_money(self.total_amount, self.currency)} for {self.customer.name}"
 
     @property
     def still_owed_amount(self) -> Decimal:
@@ -1275,7 +1277,7 @@ class Instalment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Instalment {self.number} of plan {self.plan_id}"
+        return f"Instalment {self.number} of the payment plan for {self.plan.customer.name}"
 
     @property
     def judged_amount(self) -> Decimal:
@@ -1388,7 +1390,7 @@ class Dispute(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Dispute on {self.invoice_id}: {self.get_reason_display()}"
+        return f"Dispute on {self.invoice.number}: {self.get_reason_display()}"
 
 
 class ExceptionKind(models.TextChoices):
@@ -1435,7 +1437,7 @@ class ExceptionRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} for {self.customer_id} ({self.get_status_display()})"
+        return f"{self.get_kind_display()} for {self.customer.name} ({self.get_status_display()})"
 
 
 class WorkKind(models.TextChoices):

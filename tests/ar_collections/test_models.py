@@ -6,19 +6,26 @@ from django.db import IntegrityError, transaction
 
 from ar_collections.models import (
     Allocation,
+    Call,
     ChargeKind,
+    Dispute,
+    DunningCycle,
     DunningStep,
+    ExceptionRequest,
+    Instalment,
     Invoice,
     InvoiceStatus,
     LateCharge,
     LatePaymentPolicy,
     Payment,
+    PaymentBehaviour,
+    PaymentPlan,
     Promise,
     StepAction,
     StepFee,
     Tone,
 )
-from customers.models import Segment
+from customers.models import Customer, Segment
 
 D = dt.date(2026, 3, 1)
 
@@ -150,3 +157,24 @@ def test_money_rows_name_their_amount_as_the_pages_do_in_the_admin():
     assert str(Promise(currency="JPY", amount=Decimal("25000"), promised_on=on)) == (
         "Promise of JPY 25,000 by 5 Aug 2025"
     )
+
+
+def test_rows_shown_in_the_admin_name_the_customer_and_invoice_not_their_ids():
+    acme = Customer(pk=17, name="Acme Tools", currency="EUR")
+    invoice = Invoice(pk=5, number="INV-1001", customer=acme)
+    plan = PaymentPlan(pk=4, customer=acme, currency="EUR", total_amount=Decimal("900.00"))
+    on = dt.date(2025, 8, 5)
+    assert str(Call(customer=acme, outcome="reached")) == "Call to Acme Tools: Reached"
+    assert str(plan) == "Plan of EUR 900.00 for Acme Tools"
+    assert str(Instalment(plan=plan, number=2)) == "Instalment 2 of the payment plan for Acme Tools"
+    assert str(Dispute(invoice=invoice, customer=acme, reason="price")) == (
+        "Dispute on INV-1001: Price differs from the order or contract"
+    )
+    assert str(ExceptionRequest(customer=acme, kind="other", status="pending")) == (
+        "Other for Acme Tools (Waiting for a manager)"
+    )
+    assert str(DunningCycle(customer=acme, number=2)) == "Cycle 2 of Acme Tools"
+    assert str(PaymentBehaviour(customer=acme, computed_on=on)) == "Behaviour of Acme Tools on 5 Aug 2025"
+    payment = Payment(currency="JPY", amount=Decimal("6000"), received_on=on)
+    allocation = Allocation(payment=payment, invoice=invoice, amount=Decimal("6000"))
+    assert str(allocation) == "JPY 6,000 to INV-1001"
