@@ -33,7 +33,7 @@ def refuse_shared_bank_ids(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0034_letter_unposted_work'),
+        ('collections', '0035_late_payment_policy_name'),
     ]
 
     operations = [

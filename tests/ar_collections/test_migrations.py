@@ -217,7 +217,7 @@ def test_payments_recorded_before_bank_ids_were_compared_get_their_key_and_keep_
         "ab12 cd", "AB12CD")
 
 
-BEFORE_BANK_ID_ONCE = ("collections", "0034_letter_unposted_work")
+BEFORE_BANK_ID_ONCE = ("collections", "0035_late_payment_policy_name")
 BANK_ID_ONCE = ("collections", "0036_payment_bank_id_unique")
 
 
