@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.forms.widgets import ChoiceWidget
 from django.http import HttpRequest
 
 
@@ -11,10 +12,28 @@ def wants_fragment(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+class _FirstOptionAutofocus:
+    """A group of boxes (radio buttons, checkboxes) that gives its autofocus to
+    its first box only: Django copies a widget's attributes onto every box, and
+    a page names one element to focus, not one per box."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        if index or subindex:
+            option["attrs"].pop("autofocus", None)
+        return option
+
+
 def form_autofocus(form, *, first: bool) -> None:
     """Put the keyboard in the form: on the first field to correct, else (with
     `first`) on its first field. The browser honours autofocus on a page, htmx
-    in a swapped panel; without it the focus stays behind or falls to the top."""
+    in a swapped panel; without it the focus stays behind or falls to the top.
+    A group of boxes takes it on its first box."""
     names = [name for name in form.fields if name in form.errors] or (list(form.fields)[:1] if first else [])
-    if names:
-        form.fields[names[0]].widget.attrs["autofocus"] = True
+    if not names:
+        return
+    widget = form.fields[names[0]].widget
+    # The form's fields are its own copies: changing this widget's class changes no other form.
+    if isinstance(widget, ChoiceWidget) and widget.option_inherits_attrs:
+        widget.__class__ = type(type(widget).__name__, (_FirstOptionAutofocus, type(widget)), {})
+    widget.attrs["autofocus"] = True

@@ -383,3 +383,22 @@ def test_a_refused_click_says_why_instead_of_doing_nothing(page, acme, other_col
     notes = TimelineEvent.objects.filter(customer=acme, kind=EventKind.NOTE, summary__contains="CFO")
     assert not notes.exists()
     page.screenshot(path=ARTIFACTS / "account-refused-click.png", full_page=True)
+
+
+def test_a_form_opening_on_a_group_of_boxes_focuses_its_first_box_only(page, acme):
+    """Resolving a dispute starts with a choice of outcome, a group of radio
+    buttons: the keyboard lands on the first one, and only that one asks for
+    the focus (a page may name one autofocus, not one per box)."""
+    from ar_collections.workspace import dispute_open
+
+    invoice = acme.invoices.get(number="INV-D")
+    dispute_open(customer=acme, actor=acme.collector, invoice=invoice, reason="quantity",
+                 description="Only 8 of 10 pallets arrived", on=timezone.localdate())
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    page.locator("#commitments").get_by_role("link", name="Resolve").focus()
+    page.keyboard.press("Enter")
+    panel = page.locator("#action-panel")
+    outcomes = panel.get_by_role("radio")
+    expect(outcomes.first).to_be_focused()
+    expect(panel.locator("[autofocus]")).to_have_count(1)
