@@ -112,12 +112,14 @@ def _most_overdue_first() -> list:
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     customer = customer_readable(request, pk)
     today = timezone.localdate()
-    # Cancel links in the inline forms ask for just the section they replace.
+    # Cancel links in the inline forms ask for just the section they replace,
+    # naming with `focus` what takes the keyboard once the form is gone.
     target = request.htmx.target if wants_fragment(request) else None
+    focus = request.GET.get("focus", "")
     if target == "account-card":
-        return _render_card(request, customer)
+        return _render_card(request, customer, focus=focus == "card")
     if target == "contacts":
-        return _render_contacts(request, customer)
+        return _render_contacts(request, customer, focus=int(focus) if focus.isdigit() else focus)
     try:
         timeline = timeline_context(request, customer)
     except BadCursor as error:
@@ -174,7 +176,8 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Account card saved.")
             if request.htmx:
                 customer = customer_readable(request, pk)
-                return _with_header_and_timeline(request, _render_card(request, customer), customer)
+                card = _render_card(request, customer, focus=True)
+                return _with_header_and_timeline(request, card, customer)
             return redirect("customers:detail", pk=pk)
     return _form_response(
         request, "customers/customer_form.html", "account-card", form,
@@ -212,7 +215,7 @@ def contact_edit(request: HttpRequest, pk: int, contact_id: int | None = None) -
             # "find a working address" item goes now, not at the next refresh.
             worklist.refused_addresses_fixed(timezone.now(), contact=form.instance)
             messages.success(request, f"Contact {form.instance.name} saved.")
-            return _contacts_changed(request, customer)
+            return _contacts_changed(request, customer, focus=form.instance.pk)
     return _form_response(
         request, "customers/contact_form.html", "contact-form", form,
         {
@@ -230,7 +233,7 @@ def contact_delete(request: HttpRequest, pk: int, contact_id: int) -> HttpRespon
     contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
     services.contact_delete(contact=contact, actor=request.user)
     messages.success(request, f"Contact {contact.name} removed.")
-    return _contacts_changed(request, customer)
+    return _contacts_changed(request, customer, focus="contacts")
 
 
 @login_required
@@ -251,7 +254,7 @@ def absence_add(request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
             form.add_error(None, error.messages)
         else:
             messages.success(request, f"Absence of {contact.name} recorded.")
-            return _contacts_changed(request, customer)
+            return _contacts_changed(request, customer, focus=contact.pk)
     return _form_response(
         request, "customers/absence_form.html", "absence-form", form,
         {"customer": customer, "contact": contact, "form_id": form_id},
@@ -267,7 +270,7 @@ def absence_delete(request: HttpRequest, pk: int, absence_id: int) -> HttpRespon
     )
     services.absence_delete(absence=absence, actor=request.user)
     messages.success(request, f"Absence of {absence.contact.name} removed.")
-    return _contacts_changed(request, customer)
+    return _contacts_changed(request, customer, focus=absence.contact_id)
 
 
 # --- Helpers ---------------------------------------------------------------
@@ -294,9 +297,11 @@ def _form_response(
     return response
 
 
-def _contacts_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
+def _contacts_changed(request: HttpRequest, customer: Customer, *, focus: int | str) -> HttpResponse:
+    """The contacts re-rendered after a change; `focus` is the contact whose
+    heading takes the keyboard, or "contacts" for the list's own heading."""
     if request.htmx:
-        return _with_header_and_timeline(request, _render_contacts(request, customer), customer)
+        return _with_header_and_timeline(request, _render_contacts(request, customer, focus=focus), customer)
     return redirect(reverse("customers:detail", args=[customer.pk]) + "#contacts")
 
 
@@ -311,12 +316,19 @@ def _with_header_and_timeline(
     return address_unfiltered(request, response, customer)
 
 
-def _render_card(request: HttpRequest, customer: Customer) -> HttpResponse:
-    return render(request, "customers/customer_detail.html#account-card", _card_context(customer))
+# The button pressed in a form is swapped away with it: the heading of what
+# was edited takes the keyboard (autofocus, which htmx honours in what it swaps
+# in), rather than the focus falling to the top of the page. Not when the card
+# reloads itself after a segment override: the keyboard is elsewhere then.
 
 
-def _render_contacts(request: HttpRequest, customer: Customer) -> HttpResponse:
-    context = _contacts_context(customer, today=timezone.localdate())
+def _render_card(request: HttpRequest, customer: Customer, *, focus: bool = False) -> HttpResponse:
+    context = {**_card_context(customer), "focus_heading": focus}
+    return render(request, "customers/customer_detail.html#account-card", context)
+
+
+def _render_contacts(request: HttpRequest, customer: Customer, *, focus: int | str = "") -> HttpResponse:
+    context = {**_contacts_context(customer, today=timezone.localdate()), "focus": focus}
     return render(request, "customers/customer_detail.html#contacts", context)
 
 

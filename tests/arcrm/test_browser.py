@@ -209,3 +209,53 @@ def test_next_and_previous_show_the_customer_list_page_from_its_top(many_custome
     page.get_by_role("link", name="← Previous").click()
     expect(page).to_have_url(re.compile(r"\?page=2"))
     expect(results(page).first).to_be_in_viewport()
+
+
+def test_after_saving_or_cancelling_on_the_account_page_the_keyboard_stays_with_the_edit(page, accounts):
+    """The button that was pressed is swapped away with its form: the focus
+    goes to the heading of what was edited (the card, the contact, the
+    contact list when the contact went), not back to the top of the page."""
+    log_in(page, "carla", "pw-carla")
+    page.goto(f"/customers/{accounts.pk}/")
+    page.on("dialog", lambda dialog: dialog.accept())
+    card = page.locator("#account-card")
+
+    card.get_by_role("link", name="Edit card").click()
+    card.get_by_role("button", name="Save card").press("Enter")
+    expect(card.locator("form")).to_have_count(0)
+    expect(card.get_by_role("heading", name="Acme Tools")).to_be_focused()
+    card.get_by_role("link", name="Edit card").click()
+    card.get_by_role("link", name="Cancel").press("Enter")
+    expect(card.locator("form")).to_have_count(0)
+    expect(card.get_by_role("heading", name="Acme Tools")).to_be_focused()
+
+    contacts = page.locator("#contacts")
+    jana = contacts.get_by_role("heading", name="Jana Novak")
+    contacts.get_by_role("link", name="Edit Jana Novak").click()
+    contacts.get_by_role("button", name="Save contact").press("Enter")
+    expect(page.locator("#messages")).to_contain_text("Contact Jana Novak saved.")
+    expect(jana).to_be_focused()
+    contacts.get_by_role("link", name="Edit Jana Novak").click()
+    contacts.get_by_role("link", name="Cancel").press("Enter")
+    expect(contacts.locator("form[id^=contact-form]")).to_have_count(0)
+    expect(jana).to_be_focused()
+
+    contacts.get_by_role("link", name="Add absence for Jana Novak").click()
+    form = contacts.locator("form[id^=absence-form]")
+    today = timezone.localdate()
+    form.get_by_label("Away from").fill(today.isoformat())
+    form.get_by_label("Away until").fill((today + dt.timedelta(days=3)).isoformat())
+    form.get_by_role("button", name="Save absence").press("Enter")
+    expect(page.locator("#messages")).to_contain_text("Absence of Jana Novak recorded.")
+    expect(jana).to_be_focused()
+    contacts.get_by_role("link", name="Add absence for Jana Novak").click()
+    form.get_by_role("link", name="Cancel").press("Enter")
+    expect(form).to_have_count(0)
+    expect(jana).to_be_focused()
+    contacts.get_by_role("button", name=re.compile("^Remove absence")).press("Enter")
+    expect(page.locator("#messages")).to_contain_text("Absence of Jana Novak removed.")
+    expect(jana).to_be_focused()
+
+    contacts.get_by_role("button", name="Delete Bob Keller").press("Enter")
+    expect(page.locator("#messages")).to_contain_text("Contact Bob Keller removed.")
+    expect(contacts.get_by_role("heading", name="Contacts", exact=True)).to_be_focused()
