@@ -37,3 +37,46 @@
     show("The server could not be reached: check the connection, then try again.");
   });
 })();
+
+// A list whose rows leave it once acted on (the worklist, the review and
+// approval queues) says so with data-focus-next="<selector of the rows still
+// to act on>". The button pressed goes with its row, and the focus would fall
+// to the top of the page; it goes instead to the next row's first control, or
+// the previous row's when it was the last, or the list's heading when none is
+// left. A row that comes back still to act on (a refused form) keeps its own
+// focus.
+(function () {
+  "use strict";
+
+  var CONTROL = "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), " +
+    "select:not([disabled]), textarea:not([disabled])";
+  var leaving = null;
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var row = event.detail.target;
+    var list = row && row.parentElement && row.parentElement.closest("[data-focus-next]");
+    leaving = null;
+    if (!list || !row.id || !row.matches(list.dataset.focusNext)) return;
+    var rows = Array.prototype.slice.call(list.querySelectorAll(list.dataset.focusNext));
+    var at = rows.indexOf(row);
+    leaving = {list: list, id: row.id, after: rows.slice(at + 1), before: rows.slice(0, at).reverse()};
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!leaving) return;
+    var was = leaving;
+    leaving = null;
+    var row = document.getElementById(was.id);
+    if (row && row.matches(was.list.dataset.focusNext)) return;
+    var next = was.after.concat(was.before).filter(function (candidate) {
+      return candidate.isConnected && candidate.matches(was.list.dataset.focusNext);
+    });
+    var control = next.length && next[0].querySelector(CONTROL);
+    if (!control) {
+      control = document.getElementById(was.list.getAttribute("aria-labelledby"));
+      if (!control) return;
+      if (!control.hasAttribute("tabindex")) control.setAttribute("tabindex", "-1");
+    }
+    control.focus();
+  });
+})();

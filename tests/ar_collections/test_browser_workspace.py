@@ -402,3 +402,27 @@ def test_a_form_opening_on_a_group_of_boxes_focuses_its_first_box_only(page, acm
     outcomes = panel.get_by_role("radio")
     expect(outcomes.first).to_be_focused()
     expect(panel.locator("[autofocus]")).to_have_count(1)
+
+
+def test_a_keyboard_user_goes_on_to_the_next_item_when_one_leaves_the_worklist(page, acme):
+    """Done takes the item off the list with the button pressed: the focus goes
+    to the next item, or the one before when it was the last, or the list's
+    heading when nothing is left, not back to the top of the page."""
+    initech = type(acme).objects.create(account_number="C-INITECH", name="Initech", collector=acme.collector,
+                                        customer_since=dt.date(2020, 1, 1))
+    item_add(kind=WorkKind.PERSONAL, key="personal:initech", customer=initech,
+             due_on=timezone.localdate(), title="Personal treatment: Initech is behind")
+    log_in(page, "carla")
+    page.goto("/collections/worklist/")
+    items = page.locator("ol.worklist li.work-item")
+    expect(items).to_have_count(3)
+    last = items.nth(2)
+    last_link = last.get_by_role("link").first
+
+    items.nth(1).get_by_role("button", name=re.compile("^Done")).press("Enter")
+    expect(page.locator("ol.worklist")).to_contain_text("Done.")
+    expect(last_link).to_be_focused()
+    last.get_by_role("button", name=re.compile("^Done")).press("Enter")
+    expect(items.first.get_by_role("link", name="Acme Tools")).to_be_focused()
+    items.first.get_by_role("button", name=re.compile("^Done")).press("Enter")
+    expect(page.get_by_role("heading", name="My work today")).to_be_focused()

@@ -224,3 +224,24 @@ def test_letters_marked_printed_or_withdrawn_on_the_second_page_leave_the_collec
     expect(page).to_have_url(second)
     expect(rows).to_have_count(3)
     expect(rows.first).to_contain_text(f"Customer {PAGE_SIZE + 2:02d}")
+
+
+def test_when_a_decided_step_leaves_the_queue_the_keyboard_goes_to_what_is_left(manager, page, accounts):
+    """Send or Approve takes the step off the queue with the button pressed:
+    with no other step left, the focus goes to the queue's count, which says
+    so, not back to the top of the page."""
+    log_in(page, "carla")
+    page.goto("/collections/review/")
+    item = page.locator("article.queue-item", has_text="Acme Tools")
+    item.get_by_role("button", name="Send").press("Enter")
+    expect(page.locator("#review-count")).to_contain_text("0 steps")
+    expect(page.locator("#review-count")).to_be_focused()
+
+    page.context.clear_cookies()
+    log_in(page, "maria")
+    page.goto("/collections/approvals/")
+    item = page.locator("article.queue-item", has_text="Initech")
+    item.get_by_label("Why").fill("They paid the overdue invoices")
+    item.get_by_role("button", name=re.compile("^Approve")).press("Enter")
+    expect(page.locator("#approval-count")).to_contain_text("0 steps")
+    expect(page.locator("#approval-count")).to_be_focused()
