@@ -1,4 +1,4 @@
-"""Template helpers: money, percentages, people's names, the aging bar and the role check.
+"""Template helpers: money, percentages, days, people's names, the aging bar and the role check.
 
 `can_act_on` mirrors arcrm.roles so templates hide what the views refuse;
 hiding is cosmetic, the views check again.
@@ -6,15 +6,24 @@ hiding is cosmetic, the views check again.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
 
 from arcrm import roles
+from arcrm.dates import format_day
 from arcrm.money import ZERO, format_money
 from arcrm.text import person_name
 
 register = template.Library()
+
+
+@register.filter
+def day(value: dt.date, today: dt.date) -> str:
+    """"3 Mar" in the year of `today`, "3 Mar 2024" in any other: a day
+    without its year reads as this year's."""
+    return format_day(value, year=value.year != today.year)
 
 
 @register.filter

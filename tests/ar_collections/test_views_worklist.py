@@ -125,10 +125,10 @@ def test_items_come_most_urgent_first_with_every_part_of_the_priority_explained(
         "62", "21", "18"
     ]
     for why in [
-        "Why: EUR 25,300.00 overdue (+25) · 52 days late (+17) · distressed (+20) · due 5 Aug",
+        "Why: EUR 25,300.00 overdue (+25) · 52 days late (+17) · distressed (+20) · to do today",
         "Why: EUR 800.00 overdue (+0) · 4 days late (+1) · prompt payer (+0) · broken promise (+20) "
-        "· due 5 Aug",
-        "Why: EUR 3,000.00 overdue (+3) · 9 days late (+3) · systematic late payer (+12) · due 3 Aug",
+        "· to do today",
+        "Why: EUR 3,000.00 overdue (+3) · 9 days late (+3) · systematic late payer (+12) · due since 3 Aug",
     ]:
         assert why in text, why
     assert ("Priority = money (1 per 1,000 overdue in the account's currency, or per the amount the "
@@ -166,6 +166,36 @@ def test_a_promise_due_days_ago_is_not_called_due_today(client, collector, make_
     assert "Promise due: EUR 800.00 by 03 Aug" in shown
     assert "promise due (+10)" in shown
     assert "today" not in shown
+
+
+def test_an_item_says_whether_it_is_to_do_today_or_since_when_it_has_waited(client, collector, make_item):
+    """An item due in an earlier year keeps the year: "due since 3 Mar" alone
+    would read as this March."""
+    today = make_item(assignee=collector, title="Call today")
+    waiting = make_item(assignee=collector, title="Call since Saturday", due_on=dt.date(2025, 8, 2))
+    old = make_item(assignee=collector, title="Call since last year", due_on=dt.date(2024, 3, 3))
+    client.force_login(collector)
+
+    text = text_of(client.get(WORKLIST))
+
+    def shown(item) -> str:
+        return re.search(rf'<li class="work-item [^"]*" id="work-{item.pk}".*?</li>', text).group()
+
+    assert "· to do today" in shown(today)
+    assert "· due since 2 Aug </p>" in shown(waiting)
+    assert "· due since 3 Mar 2024 </p>" in shown(old)
+
+
+def test_each_done_button_names_the_item_it_closes(client, collector, item):
+    """A screen reader lists the page's buttons by name: fifty "Done" buttons
+    would not say which is which."""
+    client.force_login(collector)
+
+    text = text_of(client.get(WORKLIST))
+
+    name = f"{item.customer.name}: Call Acme about INV-1001"
+    assert f'Done<span class="visually-hidden">: {name}</span></button>' in text
+    assert f'Snooze<span class="visually-hidden">: {name}</span></button>' in text
 
 
 def test_a_snoozed_item_stays_hidden_until_its_day(client, collector, item):

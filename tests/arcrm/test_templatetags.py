@@ -1,12 +1,13 @@
 """The template filters that print figures."""
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
 from django.template import Context, Template
 
-from arcrm.templatetags.arcrm_tags import percent, signed_days
+from arcrm.templatetags.arcrm_tags import day, percent, signed_days
 
 
 @pytest.mark.parametrize(("share", "shown"), [
@@ -40,3 +41,12 @@ def test_the_person_filter_names_a_user_by_full_name_or_else_by_username():
         "nobody": None,
     }))
     assert html == "Carla Collins / otto / —"
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (dt.date(2025, 3, 3), "3 Mar"),
+    (dt.date(2024, 12, 31), "31 Dec 2024"),
+    (dt.date(2026, 1, 2), "2 Jan 2026"),
+])
+def test_a_day_keeps_its_year_when_it_is_not_this_year(value, shown):
+    assert day(value, dt.date(2025, 8, 5)) == shown
