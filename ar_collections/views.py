@@ -151,9 +151,10 @@ def run_start(request: HttpRequest) -> HttpResponse:
                 f"The run for {format_day(run.run_date)} has started. Its counts fill in as it plans "
                 "and sends.",
             )
+            # The start button goes with the form: the new run's status takes the keyboard.
             if request.htmx:
-                return _render_runs(request)
-            return redirect("collections:runs")
+                return _render_runs(request, started=run)
+            return redirect(reverse("collections:runs") + f"#run-{run.pk}-status")
     else:
         for errors in form.errors.values():
             messages.error(request, "No run was started: " + " ".join(errors))
@@ -215,7 +216,9 @@ def _run_enqueue(*, run_date: dt.date, manager) -> None:
         start_dunning_run.apply_async((run_date.isoformat(), manager.pk), connection=connection, retry=False)
 
 
-def _render_runs(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+def _render_runs(
+    request: HttpRequest, *, status: int = 200, started: DunningRun | None = None
+) -> HttpResponse:
     today = timezone.localdate()
     runs = DunningRun.objects.select_related("started_by").order_by("-run_date")
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -234,6 +237,7 @@ def _render_runs(request: HttpRequest, *, status: int = 200) -> HttpResponse:
         "any_running": any(run.status == RunStatus.RUNNING for run in page_runs),
         "form": form,
         "today": today,
+        "started": started,
     }
     template = "collections/runs.html"
     if wants_fragment(request):

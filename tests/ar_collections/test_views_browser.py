@@ -245,3 +245,20 @@ def test_when_a_decided_step_leaves_the_queue_the_keyboard_goes_to_what_is_left(
     item.get_by_role("button", name=re.compile("^Approve")).press("Enter")
     expect(page.locator("#approval-count")).to_contain_text("0 steps")
     expect(page.locator("#approval-count")).to_be_focused()
+
+
+def test_after_starting_a_run_the_keyboard_lands_on_the_new_run(manager, browser_page):
+    """The start button goes once the run has started: the focus goes to the
+    new run's status in the table, and stays there when the table refreshes
+    itself, not back to the top of the page."""
+    page = browser_page
+    log_in(page, "maria")
+    page.goto("/collections/runs/")
+    page.get_by_role("button", name=re.compile("^Start a run for")).press("Enter")
+    expect(page.locator("#messages")).to_contain_text("has started")
+    status = page.locator("#runs tbody tr").first.get_by_role("cell").first
+    expect(status).to_have_text("Running")
+    expect(status).to_be_focused()
+    # What the table's own refresh every 10 seconds asks for.
+    page.evaluate("htmx.ajax('GET', '/collections/runs/', {target: '#runs', swap: 'outerHTML'})")
+    expect(page.locator("#runs tbody tr").first.get_by_role("cell").first).to_be_focused()

@@ -185,7 +185,9 @@ def test_a_manager_starts_todays_run_and_the_task_is_enqueued(client, manager, e
     response = client.post(START, {"run_date": "2025-08-05"})
 
     assert response.status_code == 302
-    assert response.url == RUNS
+    run = DunningRun.objects.get()
+    # Straight to the new run's status, which takes the keyboard.
+    assert response.url == f"{RUNS}#run-{run.pk}-status"
     assert runs() == [(TODAY, RunStatus.RUNNING, manager.pk)]
     assert enqueued == [("2025-08-05", manager.pk)]
     assert "The run for 5 Aug 2025 has started." in client.get(RUNS).content.decode()
