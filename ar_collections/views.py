@@ -24,7 +24,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -603,9 +603,10 @@ def letters_printed(request: HttpRequest) -> HttpResponse:
             require_act_on(request.user, letter.customer)
         marked = _letters_mark_printed(letter_ids=[letter.pk for letter in letters], actor=request.user)
         messages.success(request, f"{marked} letter{'' if marked == 1 else 's'} marked as printed.")
+        after = _letter_after(request, min(letters, key=lambda letter: (letter.done_at, letter.pk)))
         if request.htmx:
-            return _render_letters(request, position)
-        return redirect(_letters_url(position))
+            return _render_letters(request, position, letters_left=True, focus=after)
+        return redirect(_letters_url(position) + _letter_anchor(after))
     return _render_letters(request, position, form=form, status=422)
 
 
@@ -637,9 +638,10 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, error.messages)
         else:
             messages.success(request, f"Letter to {letter.customer.name} withdrawn.")
+            after = _letter_after(request, letter)
             if request.htmx:
-                return _render_letters(request, position)
-            return redirect(_letters_url(position))
+                return _render_letters(request, position, letters_left=True, focus=after)
+            return redirect(_letters_url(position) + _letter_anchor(after))
     _add_paid_since([letter])
     return render(request, "collections/letter_withdraw.html", {
         "letter": letter, "form": form, "position": position.urlencode(), "queue_url": _letters_url(position),
@@ -691,11 +693,33 @@ def _letters_url(position: QueryDict) -> str:
     return f"{url}?{position.urlencode()}" if position else url
 
 
+def _letter_anchor(letter: DunningAction | None) -> str:
+    """Where the queue opens after letters left it: at the box of the letter
+    that takes the keyboard, or at the list when none is left."""
+    return f"#letter-{letter.pk}" if letter else "#letters"
+
+
+def _letters_for(user) -> QuerySet[DunningAction]:
+    letters = letters_in_queue()
+    return letters if user.has_perm(ACT_ON_ANY) else letters.filter(customer__collector=user)
+
+
+def _letter_after(request: HttpRequest, gone: DunningAction) -> DunningAction | None:
+    """The letter that takes the keyboard once `gone` (and any marked with it)
+    left the queue: the next one in the queue's order, or the one before when
+    it was the last; None when none is left."""
+    letters = _letters_for(request.user)
+    later = Q(done_at__gt=gone.done_at) | Q(done_at=gone.done_at, pk__gt=gone.pk)
+    return (letters.filter(later).order_by("done_at", "pk").first()
+            or letters.exclude(later).order_by("-done_at", "-pk").first())
+
+
 def _render_letters(request: HttpRequest, position: QueryDict, *, form: MarkPrintedForm | None = None,
-                    status: int = 200):
-    letters = letters_in_queue().select_related("customer", "step__policy", "recipient")
-    if not request.user.has_perm(ACT_ON_ANY):
-        letters = letters.filter(customer__collector=request.user)
+                    status: int = 200, letters_left: bool = False, focus: DunningAction | None = None):
+    """The queue. After letters left it, the button pressed is swapped away and
+    the focus would fall to the top of the page: the box of the letter `focus`
+    takes it, or the list itself when that letter is not on this page or none is left."""
+    letters = _letters_for(request.user).select_related("customer", "step__policy", "recipient")
     page = LETTERS_ORDER.page(letters, after=position.get("after", ""), before=position.get("before", ""),
                               size=PAGE_SIZE)
     ticked = {str(pk) for pk in form["letters"].value() or []} if form else set()
@@ -703,6 +727,8 @@ def _render_letters(request: HttpRequest, position: QueryDict, *, form: MarkPrin
     _add_paid_since(listed)
     context = {
         "page": page, "count": letters.count(), "letters": listed, "form": form, "ticked": ticked,
+        "focus_letter": focus.pk if letters_left and focus else None,
+        "focus_list": letters_left and focus not in listed,
         "position": position.urlencode(),
         # A form rejected without htmx shows at the form's address: page links relative to it would ask
         # the form for a page.

@@ -174,10 +174,20 @@ def test_a_manager_weighs_and_declines_a_credit_hold_and_overrides_a_segment(man
 @pytest.fixture
 def long_print_queue(make_customer, make_invoice):
     """Carla's print queue: one page of letters and five more, written one after another."""
+    letters_to_print(make_customer, make_invoice, PAGE_SIZE + 5)
+
+
+@pytest.fixture
+def short_print_queue(make_customer, make_invoice):
+    """Carla's print queue: four letters, Customer 00 to 03."""
+    letters_to_print(make_customer, make_invoice, 4)
+
+
+def letters_to_print(make_customer, make_invoice, count: int) -> None:
     today = timezone.localdate()
     run = DunningRun.objects.create(run_date=today)
     step = DunningStep.objects.get(policy__segment="prompt", action=StepAction.LETTER)
-    for n in range(PAGE_SIZE + 5):
+    for n in range(count):
         customer = make_customer(name=f"Customer {n:02d}")
         cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=today)
         letter = DunningAction.objects.create(
@@ -221,7 +231,7 @@ def test_letters_marked_printed_or_withdrawn_on_the_second_page_leave_the_collec
     page.get_by_role("button", name="Withdraw the letter").click()
 
     expect(page.locator("#messages")).to_contain_text(f"Letter to Customer {PAGE_SIZE + 1:02d} withdrawn.")
-    expect(page).to_have_url(second)
+    expect(page).to_have_url(re.compile(re.escape(second) + "#letter-"))
     expect(rows).to_have_count(3)
     expect(rows.first).to_contain_text(f"Customer {PAGE_SIZE + 2:02d}")
 
@@ -262,3 +272,35 @@ def test_after_starting_a_run_the_keyboard_lands_on_the_new_run(manager, browser
     # What the table's own refresh every 10 seconds asks for.
     page.evaluate("htmx.ajax('GET', '/collections/runs/', {target: '#runs', swap: 'outerHTML'})")
     expect(page.locator("#runs tbody tr").first.get_by_role("cell").first).to_be_focused()
+
+
+def test_when_letters_leave_the_print_queue_the_keyboard_goes_to_the_next(short_print_queue, browser_page):
+    """A letter marked printed or withdrawn leaves the list, with the button
+    pressed or the page of its own: the focus goes to the next letter's box,
+    or the one before when it was the last, or the list when none is left."""
+    page = browser_page
+    log_in(page, "carla")
+    page.goto("/collections/letters/")
+
+    def box(n: int):
+        return page.get_by_label(f"Printed: letter to Customer {n:02d}")
+
+    def mark(n: int) -> None:
+        box(n).focus()
+        page.keyboard.press("Space")
+        page.get_by_role("button", name="Mark ticked letters printed").press("Enter")
+        expect(box(n)).to_have_count(0)
+
+    page.get_by_role("link", name="Withdraw the letter to Customer 01").click()
+    page.get_by_label("Why is it withdrawn?").fill("Paid on the phone")
+    page.get_by_role("button", name="Withdraw the letter").click()
+    expect(page.locator("#messages")).to_contain_text("Letter to Customer 01 withdrawn.")
+    expect(box(2)).to_be_focused()
+
+    mark(2)
+    expect(box(3)).to_be_focused()
+    mark(3)
+    expect(box(0)).to_be_focused()
+    mark(0)
+    expect(page.locator("#letters")).to_contain_text("No letter waits to be printed.")
+    expect(page.locator("#letters")).to_be_focused()

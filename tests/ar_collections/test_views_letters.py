@@ -326,7 +326,8 @@ def test_without_htmx_marking_printed_on_a_later_page_comes_back_to_that_page(cl
     response = client.post(posts_to(second), {"letters": queue[PAGE_SIZE:2 * PAGE_SIZE]})
 
     assert response.status_code == 302
-    assert response.url == second_url
+    # At the box of the letter that moved up: it takes the keyboard.
+    assert response.url == f"{second_url}#letter-{queue[2 * PAGE_SIZE]}"
     assert listed(client.get(response.url)) == queue[2 * PAGE_SIZE:]
 
 
@@ -434,6 +435,16 @@ def test_downloading_only_reads(client, collector, letter):
 # --- Marking printed -------------------------------------------------------------
 
 
+def test_the_last_letter_marked_printed_leads_back_to_the_list(client, collector, make_customer, make_letter):
+    """No letter is left to go on to: the queue opens at the list, which says so."""
+    letter = make_letter(make_customer())
+    client.force_login(collector)
+
+    response = client.post(PRINTED, {"letters": [letter.pk]})
+
+    assert (response.status_code, response.url) == (302, f"{QUEUE}#letters")
+
+
 def test_marking_letters_printed_takes_them_out_of_the_queue(
     client, collector, make_customer, make_letter
 ):
@@ -443,7 +454,7 @@ def test_marking_letters_printed_takes_them_out_of_the_queue(
     response = client.post(PRINTED, {"letters": [first.pk, second.pk]})
 
     assert response.status_code == 302
-    assert response.url == QUEUE
+    assert response.url == f"{QUEUE}#letter-{left.pk}"
     assert printed(first, second, left) == [NOW, NOW, None]
     page = client.get(QUEUE)
     assert [x.pk for x in page.context["letters"]] == [left.pk]
@@ -619,7 +630,7 @@ def test_withdrawing_a_letter_takes_it_out_of_the_queue_and_says_why_on_the_time
         assert f'href="{withdraw_url(left)}"' in html and f'href="{withdraw_url(letter)}"' not in html
         assert "Letter to " + customer.name + " withdrawn." in html
     else:
-        assert (response.status_code, response.url) == (302, QUEUE)
+        assert (response.status_code, response.url) == (302, f"{QUEUE}#letter-{left.pk}")
         page = client.get(QUEUE)
         assert [x.pk for x in page.context["letters"]] == [left.pk]
         assert "Letter to " + customer.name + " withdrawn." in page.content.decode()
@@ -752,5 +763,5 @@ def test_a_letter_withdrawn_from_a_later_page_leads_back_to_that_page(client, co
         assert response.status_code == 200
         assert listed(response) == queue[PAGE_SIZE + 1:2 * PAGE_SIZE + 1]
     else:
-        assert (response.status_code, response.url) == (302, second_url)
+        assert (response.status_code, response.url) == (302, f"{second_url}#letter-{queue[PAGE_SIZE + 1]}")
         assert listed(client.get(response.url)) == queue[PAGE_SIZE + 1:2 * PAGE_SIZE + 1]
