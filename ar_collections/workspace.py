@@ -1038,7 +1038,7 @@ def credit_note_on_account(
     try:
         with transaction.atomic():  # as in credit_note_record: a number taken meanwhile is said so
             note = CreditNote.objects.create(
-                number=number or document_number(f"CN-{issued_on.year}-"), customer=customer,
+                number=number or _our_credit_note_number(issued_on), customer=customer,
                 issued_on=issued_on, currency=currency, amount=amount, reason=reason.strip()[:200],
             )
     except IntegrityError:
@@ -1056,7 +1056,7 @@ def credit_note_on_account(
 
 def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt.date,
                        number: str = "") -> CreditNote:
-    number = number or document_number(f"CN-{on.year}-")
+    number = number or _our_credit_note_number(on)
     note = CreditNote.objects.create(
         number=number, customer_id=invoice.customer_id, invoice=invoice, issued_on=on,
         currency=invoice.currency, amount=amount, reason=reason[:200],
@@ -1067,6 +1067,15 @@ def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt
         invoice.status, invoice.settled_on = InvoiceStatus.PAID, on
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
     return note
+
+
+def _our_credit_note_number(on: dt.date) -> str:
+    """The next of our own series that no credit note has: an ERP's note may
+    have been recorded with a number of its form (CN-2025-00002)."""
+    while True:
+        number = document_number(f"CN-{on.year}-")
+        if not CreditNote.objects.filter(number=number).exists():
+            return number
 
 
 def document_number(prefix: str, *, digits: int = 5) -> str:

@@ -323,6 +323,17 @@ def test_a_credit_on_account_above_the_collectors_limit_is_a_managers(collector,
     assert CreditNote.objects.get().number.startswith("CN-2025-")
 
 
+def test_our_own_series_passes_over_a_number_an_erp_note_took(client, manager, customer, invoices):
+    client.force_login(manager)
+    client.post(credit_url(customer), form(invoices[0], number="CN-2025-00001", amount="50.00"))
+
+    response = client.post(credit_url(customer), form(invoices[1], number="", amount="60.00"))
+
+    assert response.status_code == 302
+    assert sorted(CreditNote.objects.values_list("number", "amount")) == [
+        ("CN-2025-00001", Decimal("50.00")), ("CN-2025-00002", Decimal("60.00"))]
+
+
 def test_collectors_and_viewers_cannot_record_a_credit_note(client, collector, viewer, customer, invoices):
     before = state()
     for user in (collector, viewer):
