@@ -1230,6 +1230,13 @@ def exception_request(
             f"A request ({waiting.get_kind_display().lower()}{until}) for {what} already waits for a "
             f"manager, asked on {format_day(waiting.requested_on)}: a manager decides it first."
         )
+    # A waiver of nothing owed would be approved for nothing, and the customer
+    # told a fee was forgiven that they never had to pay.
+    waived = kind == ExceptionKind.FEE_WAIVER
+    if waived and not _charges_standing(customer.pk, invoice.pk if invoice else None).exists():
+        where = f"on {invoice.number}" if invoice else "on this account"
+        raise ValidationError({"invoice" if invoice else "kind":
+                               f"No late fee or interest is owed {where}: there is nothing to waive."})
     request = ExceptionRequest.objects.create(
         customer=customer, invoice=invoice, kind=kind, reason=reason.strip(), requested_by=actor,
         requested_on=on, pause_until=pause_until if kind in DATED_EXCEPTIONS else None,
@@ -1276,10 +1283,14 @@ def charges_waivable(request: ExceptionRequest):
     """The late fees and interest a fee waiver covers: those still standing on
     its invoice (its interest, and the fees of notices that listed it), or on
     the whole account when it names no invoice."""
-    charges = LateCharge.objects.filter(customer=request.customer).standing()
-    if request.invoice_id:
-        charges = charges.filter(Q(invoice=request.invoice_id)
-                                 | Q(invoice__isnull=True, action__lines__invoice=request.invoice_id))
+    return _charges_standing(request.customer_id, request.invoice_id)
+
+
+def _charges_standing(customer_id: int, invoice_id: int | None):
+    charges = LateCharge.objects.filter(customer=customer_id).standing()
+    if invoice_id:
+        charges = charges.filter(Q(invoice=invoice_id)
+                                 | Q(invoice__isnull=True, action__lines__invoice=invoice_id))
     return charges.distinct().order_by("pk")
 
 

@@ -144,8 +144,8 @@ def posts(customer, anna, invoices, dispute, hold) -> dict[str, tuple[str, dict]
         }),
         "pause_resume": (url("pause_resume", customer), {}),
         "exception_request": (url("exception_request", customer), {
-            "kind": ExceptionKind.FEE_WAIVER, "invoice": second.pk, "pause_until": "",
-            "reason": "Customer since 1998; waive the late fee once",
+            "kind": ExceptionKind.EXTENDED_TERMS, "invoice": second.pk, "pause_until": "2025-09-30",
+            "reason": "Customer since 1998; their bank runs payments at the month's end",
         }),
     }
 
@@ -1735,14 +1735,64 @@ def test_a_fee_waiver_shows_what_approving_it_waives(
     assert f"would waive {waived}" in queue
 
 
-def test_a_fee_waiver_with_nothing_left_to_waive_says_so(client, manager, collector, customer):
+def test_a_fee_waiver_with_nothing_left_to_waive_says_so(client, manager, collector, customer, invoices,
+                                                         charges):
     asked = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.FEE_WAIVER,
                                         on=TODAY, reason="Waive the fee once")
+    # The customer paid the charges while the request waited.
+    LateCharge.objects.update(open_amount=Decimal("0.00"))
     client.force_login(manager)
 
     page = client.get(reverse("collections:exception_decide", args=[asked.pk])).content.decode()
 
     assert "No late fee or interest is owed" in page
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize(("on_invoice", "message"), [
+    (False, "No late fee or interest is owed on this account: there is nothing to waive."),
+    (True, "No late fee or interest is owed on INV-1001: there is nothing to waive."),
+], ids=["whole-account", "one-invoice"])
+def test_a_fee_waiver_is_refused_when_nothing_is_owed(
+    client, collector, customer, invoices, charges, on_invoice, message, headers
+):
+    """A manager would be asked to approve a waiver that waives nothing, and
+    the collector would tell the customer a fee was forgiven."""
+    # Paid already: nothing is left standing.
+    LateCharge.objects.update(open_amount=Decimal("0.00"))
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(url("exception_request", customer), {
+        "kind": ExceptionKind.FEE_WAIVER, "invoice": invoices[0].pk if on_invoice else "", "pause_until": "",
+        "reason": "Waive the fee once",
+    }, headers=headers)
+
+    assert response.status_code == 422
+    assert message in " ".join(response.content.decode().split())
+    assert state() == before
+
+
+def test_a_fee_waiver_on_an_invoice_is_refused_when_only_another_invoice_owes_charges(
+    client, collector, customer, invoices, charges
+):
+    # Only INV-1002's interest stands: the fee of the letter that listed INV-1001 was paid.
+    LateCharge.objects.filter(kind=ChargeKind.LATE_FEE).update(open_amount=Decimal("0.00"))
+    before = state()
+    client.force_login(collector)
+
+    refused = client.post(url("exception_request", customer), {
+        "kind": ExceptionKind.FEE_WAIVER, "invoice": invoices[0].pk, "pause_until": "", "reason": "Once",
+    })
+    accepted = client.post(url("exception_request", customer), {
+        "kind": ExceptionKind.FEE_WAIVER, "invoice": invoices[1].pk, "pause_until": "", "reason": "Once",
+    })
+
+    assert refused.status_code == 422
+    assert "No late fee or interest is owed on INV-1001" in refused.content.decode()
+    assert accepted.status_code == 302
+    assert ExceptionRequest.objects.get().invoice == invoices[1]
+    assert state() != before
 
 
 @pytest.mark.parametrize("name", DECISIONS)
