@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Min, Q, Sum
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, Sum
 from django.template import TemplateSyntaxError
 from django.urls import reverse
 from django.utils import timezone
@@ -323,6 +324,14 @@ def plan_propose(
     invoices = _open_invoices_of(customer, invoices, field="invoices")
     currency = _one_currency(invoices, field="invoices")
     _not_committed(invoices, field="invoices")
+    # A plan would have the customer pay by instalments what they say they do
+    # not owe, and an instalment held back over it would break the plan.
+    disputed = sorted(Dispute.objects.filter(invoice__in=invoices, status=DisputeStatus.OPEN)
+                      .values_list("invoice__number", flat=True))
+    if disputed:
+        is_, it = ("is", "it") if len(disputed) == 1 else ("are", "them")
+        raise ValidationError({"invoices": f"{_listing(disputed)} {is_} under open dispute: settle the "
+                                           f"dispute first, or leave {it} out of the plan."})
     if len(instalments) < 2:
         raise ValidationError({"instalments": "A plan has at least two instalments."})
     dates = [d for d, _ in instalments]
@@ -410,6 +419,29 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
         # The instalments the payments so far cover show paid at once.
         _plan_check(locked, on=on, settle_only=True)
     return locked
+
+
+def disputes_opened_since(asked: PaymentPlan | ExceptionRequest) -> list[Dispute]:
+    """Disputes still open that were opened on what a plan or an exception
+    covers since it was asked for: the manager deciding should know the
+    customer now contests some of it. An exception for the whole account
+    covers all its invoices."""
+    if isinstance(asked, PaymentPlan):
+        asked_on, disputes = asked.proposed_on, Dispute.objects.filter(invoice__payment_plans=asked)
+    else:
+        asked_on, disputes = asked.requested_on, Dispute.objects.filter(customer=asked.customer_id)
+        if asked.invoice_id:
+            disputes = disputes.filter(invoice=asked.invoice_id)
+    # Both carry only a date: on the day itself, their events on the timeline
+    # (numbered as they happen) tell which came first.
+    asked_event = TimelineEvent.objects.for_subject(asked).order_by("pk").values_list("pk", flat=True).first()
+    later = Q(opened_on__gt=asked_on)
+    if asked_event is not None:
+        opening = TimelineEvent.objects.filter(subject_type=ContentType.objects.get_for_model(Dispute),
+                                               subject_id=OuterRef("pk"), pk__gt=asked_event)
+        later |= Q(opened_on=asked_on) & Exists(opening)
+    return list(disputes.filter(later, status=DisputeStatus.OPEN).select_related("invoice")
+                .order_by("opened_on", "pk"))
 
 
 def plan_instalments_owed(plan: PaymentPlan) -> list[tuple[Instalment, Decimal]]:

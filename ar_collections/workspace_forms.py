@@ -19,6 +19,7 @@ from ar_collections.models import (
     CallOutcome,
     CollectionRules,
     Department,
+    Dispute,
     DisputeOutcome,
     DisputeReason,
     DisputeStatus,
@@ -57,7 +58,9 @@ class _AccountForm(forms.Form):
 
 def _invoice_label(invoice: Invoice) -> str:
     money = format_money(invoice.open_amount, invoice.currency)
-    return f"{invoice.number} · due {format_day(invoice.due_date)} · {money}"
+    label = f"{invoice.number} · due {format_day(invoice.due_date)} · {money}"
+    # Set where a form annotates its choices with it (the plan's).
+    return label + " · under open dispute" if getattr(invoice, "disputed", False) else label
 
 
 # An invoice offered when the form opened and settled since (another tab, the
@@ -165,11 +168,22 @@ class PromiseForm(_AccountForm):
 
 
 class PlanForm(_AccountForm):
-    invoices = InvoiceChoices(label="Invoices in the plan")
+    invoices = InvoiceChoices(
+        label="Invoices in the plan",
+        help_text="An invoice under open dispute cannot go into a plan until the dispute is settled.",
+    )
     instalment_count = forms.IntegerField(label="Instalments", min_value=2, max_value=36, initial=3)
     first_due_on = _date(label="First instalment on")
     every_days = forms.IntegerField(label="Then every (days)", min_value=7, max_value=92, initial=30)
     note = _text("Note", required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Still offered, so a collector sees why the invoice is refused (workspace.plan_propose).
+        invoices = self.fields["invoices"]
+        invoices.queryset = invoices.queryset.annotate(
+            disputed=Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
+        )
 
     def schedule(self) -> list[tuple[dt.date, Decimal]]:
         """Equal instalments in cents, or whole yen for yen (what the currency

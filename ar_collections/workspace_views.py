@@ -681,6 +681,7 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
                "waivable": waivable, "covers": _covers(subject, waivable),
+               "disputed_since": workspace.disputes_opened_since(subject),
                # A plan's instalments with what is still to pay of each, payments since counted.
                "instalments": workspace.plan_instalments_owed(subject) if model is PaymentPlan else None}
     # The manager reads what is asked first: the form takes the focus only to be corrected.

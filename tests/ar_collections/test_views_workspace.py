@@ -901,6 +901,36 @@ def test_a_plan_within_the_collectors_limit_starts_at_once(client, collector, cu
     assert "Payment plan agreed" in client.get(response.url).content.decode()
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_plan_with_an_invoice_under_open_dispute_is_refused(
+    client, collector, customer, invoices, dispute, headers
+):
+    """A plan would ask the customer to pay in instalments what they say they
+    do not owe, and its first missed instalment would break it."""
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(url("plan_propose", customer), {
+        "invoices": [i.pk for i in invoices], "instalment_count": "2", "first_due_on": "2025-08-15",
+        "every_days": "30",
+    }, headers=headers)
+
+    assert response.status_code == 422
+    assert ("INV-1001 is under open dispute: settle the dispute first, or leave it out of the plan."
+            in " ".join(response.content.decode().split()))
+    assert state() == before
+
+
+def test_the_plan_form_marks_the_invoices_under_open_dispute(client, collector, customer, invoices, dispute):
+    client.force_login(collector)
+
+    html = client.get(url("plan_propose", customer), headers=HTMX).content.decode()
+
+    labels = {number: label for number, label in re.findall(r'(INV-\d+) · ([^<]*)</label>', html)}
+    assert "under open dispute" in labels["INV-1001"]
+    assert "dispute" not in labels["INV-1002"]
+
+
 def test_a_plan_in_yen_is_split_into_whole_yen(client, manager, make_customer, make_invoice):
     account = make_customer(name="Tokyo Parts", currency="JPY")
     invoice = make_invoice(account, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="10000")
@@ -1422,6 +1452,52 @@ def test_the_decision_shows_what_is_asked_and_the_five_questions(
         assert all(question in page for question in (
             "How long have we served them?", "Did they miss payments before?", "How much money is involved?",
             "What is the relationship worth?", "Will they keep referring?"))
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+@pytest.mark.parametrize("name", DECISIONS)
+def test_the_decision_warns_of_a_dispute_opened_since_the_request(
+    client, manager, collector, customer, invoices, decisions, name, headers
+):
+    """The plan and the pause (for the whole account) cover INV-1001; the
+    customer disputed it after the collector asked."""
+    client.force_login(manager)
+    warning = "A dispute was opened on INV-1001 on 5 Aug 2025, after this was asked for"
+    assert warning not in client.get(decisions[name], headers=headers).content.decode()
+
+    workspace.dispute_open(customer=customer, actor=collector, invoice=invoices[0],
+                           reason=DisputeReason.PRICE, description="Quoted EUR 450, billed EUR 500", on=TODAY)
+
+    page = " ".join(client.get(decisions[name], headers=headers).content.decode().split())
+    assert f"{warning}: Price" in page.replace("&#x27;", "'")
+
+
+def test_the_decision_does_not_warn_of_a_dispute_the_collector_knew_of(
+    client, manager, collector, customer, invoices, dispute
+):
+    """Opened the same day, but before the request: the collector asked knowing of it."""
+    asked = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.PAUSE,
+                                        pause_until=dt.date(2025, 10, 1), reason="Bank loan", on=TODAY)
+    client.force_login(manager)
+
+    page = client.get(reverse("collections:exception_decide", args=[asked.pk])).content.decode()
+
+    assert "A dispute was opened" not in page
+
+
+def test_the_decision_on_an_invoice_does_not_warn_of_a_dispute_on_another(
+    client, manager, collector, customer, invoices
+):
+    asked = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS,
+                                        invoice=invoices[1], pause_until=dt.date(2025, 9, 30),
+                                        reason="Month's end", on=TODAY)
+    workspace.dispute_open(customer=customer, actor=collector, invoice=invoices[0],
+                           reason=DisputeReason.PRICE, description="Quoted EUR 450, billed EUR 500", on=TODAY)
+    client.force_login(manager)
+
+    page = client.get(reverse("collections:exception_decide", args=[asked.pk])).content.decode()
+
+    assert "A dispute was opened" not in page
 
 
 def test_a_proposal_part_paid_since_shows_what_is_still_owed_on_the_decision_and_in_the_queue(
