@@ -403,10 +403,11 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         if asked.kind == ExceptionKind.FEE_WAIVER:  # a query each: these are few
             asked.waives = amounts_waived(charges_waivable(asked))
     template = "collections/approvals.html"
-    if wants_fragment(request):
+    fragment = wants_fragment(request)
+    if fragment:
         template += "#approval-queue"
     return render(request, template, {
-        "page": page, "items": items, "count": actions.count(),
+        "page": page, "items": items, "count": actions.count(), "requests_oob": fragment,
         "plans": list(PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
                       .select_related("customer", "proposed_by").order_by("proposed_on", "pk")),
         "exception_requests": exception_requests,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -25,6 +25,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url, replace_url, reswap, retarget
@@ -656,6 +657,7 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
     subject = get_object_or_404(model.objects.select_related("customer"), pk=pk)
     customer = subject.customer
     title = f"{what} for {customer.name}"
+    back = _back_to(request)
     bound = request.method == "POST"
     form = DecideForm(request.POST if bound else None, auto_id=f"{slug}-{pk}-%s")
     if bound and form.is_valid():
@@ -669,7 +671,7 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
             messages.success(request, f"{title}: {verdict}.")
             if request.htmx and request.htmx.target == "action-panel":
                 return _account_changed(request, customer)
-            return redirect("collections:approvals")
+            return redirect(back)
     # The charges approving a fee waiver waives: the manager decides on them, not on the invoice.
     waivable = (
         list(workspace.charges_waivable(subject).select_related("invoice"))
@@ -677,7 +679,9 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
     )
     context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "asked": subject,
                # The breadcrumb names the account already.
-               "title": title, "submit": "Record decision", "crumb": what, "action_url": request.path,
+               "title": title, "submit": "Record decision", "crumb": what,
+               # The page the manager came from goes along with the POST, for Cancel and after.
+               "action_url": f"{request.path}?{urlencode({'next': back})}", "cancel_url": back,
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
                "waivable": waivable, "covers": _covers(subject, waivable),
@@ -686,6 +690,17 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                "instalments": workspace.plan_instalments_owed(subject) if model is PaymentPlan else None}
     # The manager reads what is asked first: the form takes the focus only to be corrected.
     return _form_response(request, context, status=422 if bound else 200, focus_first=False)
+
+
+def _back_to(request: HttpRequest) -> str:
+    """Where a decision goes back to: the page the manager came from (the
+    approvals at the position they were on, the account page), named by
+    `next`; one of another site, or none, is the approvals list."""
+    back = request.GET.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                 require_https=request.is_secure()):
+        return back
+    return reverse("collections:approvals")
 
 
 def _covers(asked, waivable: list | None) -> list[tuple[str, Decimal]]:

@@ -7,6 +7,7 @@ import datetime as dt
 import html as html_text
 import re
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from django.contrib.auth.models import User
@@ -488,3 +489,90 @@ def test_the_segment_badge_shows_which_payer_it_is(client, manager, make_custome
     client.force_login(manager)
 
     assert "Systematic late payer" in client.get(QUEUE).content.decode()
+
+
+# --- Collectors' requests: back to where the manager was ----------------------------------
+
+
+@pytest.fixture
+def requests_waiting(customer, collector, make_invoice) -> dict[str, str]:
+    """A payment plan above the collectors' limit and an exception request, by the URL name deciding each."""
+    from ar_collections.models import CollectionRules, ExceptionKind
+
+    CollectionRules.current()
+    CollectionRules.objects.filter(pk=1).update(plan_approval_above_amount=Decimal("50.00"))
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="1000.00")
+    plan = workspace.plan_propose(
+        customer=customer, actor=collector, invoices=[invoice], on=TODAY,
+        instalments=[(dt.date(2025, 8, 15), Decimal("500.00")), (dt.date(2025, 9, 15), Decimal("500.00"))],
+    )
+    asked = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.PAUSE,
+                                        pause_until=dt.date(2025, 10, 1), reason="Bank loan", on=TODAY)
+    return {"plan_decide": reverse("collections:plan_decide", args=[plan.pk]),
+            "exception_decide": reverse("collections:exception_decide", args=[asked.pk])}
+
+
+def decide_links(response) -> dict[str, str]:
+    """Each request's Decide link on the approvals (its href, unescaped), by the decision's address."""
+    found = re.findall(r'<a href="([^"]*)">Decide</a>', response.content.decode())
+    hrefs = [html_text.unescape(href) for href in found]
+    return {href.split("?")[0]: href for href in hrefs}
+
+
+def cancel_link(response) -> str:
+    found = re.search(r'<a href="([^"]*)"[^>]*>Cancel</a>', response.content.decode())
+    return html_text.unescape(found.group(1))
+
+
+@pytest.mark.parametrize("name", ["plan_decide", "exception_decide"])
+def test_a_decision_opened_on_a_later_page_of_the_approvals_goes_back_to_that_page(
+    client, manager, make_customer, make_action, requests_waiting, name
+):
+    for n in range(51):
+        make_action(make_customer(name=f"Customer {n:02d}"))
+    client.force_login(manager)
+    second_page = link(client.get(QUEUE), "next")
+    assert "after=" in second_page
+
+    # Paged with htmx, the address bar shows the second page: the links follow it.
+    paged = client.get(second_page, headers=HTMX)
+    decide = decide_links(paged)[requests_waiting[name]]
+    assert 'id="collector-requests" hx-swap-oob="true"' in paged.content.decode()
+    assert decide == decide_links(client.get(second_page))[requests_waiting[name]]
+    query = dict(parse_qsl(urlsplit(decide).query))
+    assert query == {"next": second_page}
+
+    form = client.get(decide)
+    assert cancel_link(form) == second_page
+    refused = client.post(decide, {"decision": "approve", "note": ""})
+    assert refused.status_code == 422 and cancel_link(refused) == second_page
+    decided = client.post(decide, {"decision": "approve", "note": "Good payer for years"})
+    assert decided.status_code == 302
+    assert decided.url == second_page
+
+
+@pytest.mark.parametrize("bad", ["https://evil.test/approvals/", "//evil.test/", "javascript:alert(1)",
+                                 "http:///evil.test", ""])
+def test_a_decision_with_an_outside_or_bad_next_goes_back_to_the_approvals(
+    client, manager, requests_waiting, bad
+):
+    client.force_login(manager)
+    decide = f"{requests_waiting['exception_decide']}?{urlencode({'next': bad})}"
+
+    assert cancel_link(client.get(decide)) == QUEUE
+    decided = client.post(decide, {"decision": "reject", "note": "Not now"})
+    assert decided.status_code == 302
+    assert decided.url == QUEUE
+
+
+def test_a_decision_opened_from_the_account_page_goes_back_to_it(client, manager, customer, requests_waiting):
+    """Without JavaScript the account page's Decide link opens the decision as a page."""
+    client.force_login(manager)
+    account = reverse("customers:detail", args=[customer.pk])
+
+    page = client.get(account).content.decode()
+    decide = html_text.unescape(re.search(
+        rf'<a href="({re.escape(requests_waiting["plan_decide"])}[^"]*)"', page).group(1))
+
+    assert cancel_link(client.get(decide)) == account
+    assert client.post(decide, {"decision": "approve", "note": "Fine"}).url == account

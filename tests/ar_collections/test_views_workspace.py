@@ -1882,7 +1882,7 @@ def test_a_manager_gets_the_decision_form_as_a_page_and_as_a_panel(client, manag
     assert "<html" in page.content.decode()
     html = panel.content.decode()
     assert html.lstrip().startswith('<section id="action-panel"')
-    assert f'action="{decisions[name]}"' in html and 'name="decision"' in html
+    assert f'action="{decisions[name]}?next=' in html and 'name="decision"' in html
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
