@@ -207,9 +207,13 @@ PAYMENT_LONG_AGO = dt.timedelta(days=90)
 class DateConfirmation(forms.CheckboxInput):
     """A checkbox that confirms one date: it sends the date it was shown
     with, and comes back ticked only while the form still holds that date.
-    A box ticked for 4 Aug 2024 says nothing about 4 Aug 2023 typed after."""
+    A box ticked for 4 Aug 2024 says nothing about 4 Aug 2023 typed after.
+    On a form not sent yet the clerk has typed no date: its box confirms the
+    date sent along with it (typed and ticked together), and comes back
+    ticked for that date."""
 
-    confirms = ""  # the date as the form holds it, set by the form
+    WITH_DATE_SENT = "with-date-sent"
+    confirms = WITH_DATE_SENT  # the date as the form holds it, set by the form
 
     def value_from_datadict(self, data, files, name) -> str:
         return data.get(name, "")
@@ -218,7 +222,7 @@ class DateConfirmation(forms.CheckboxInput):
         context = super().get_context(name, None, attrs)
         widget = context["widget"]
         widget["attrs"]["value"] = self.confirms or ""
-        if value and value == self.confirms:
+        if value and value in (self.confirms, self.WITH_DATE_SENT):
             widget["attrs"]["checked"] = True
         else:
             widget["attrs"].pop("checked", None)
@@ -254,7 +258,8 @@ class PaymentForm(_AccountForm):
         self.fields["currency"].initial = self.customer.currency
         self.fields["received_on"].initial = self.today
         # The box confirms the date now in the form, and only that one.
-        self.fields["date_confirmed"].widget.confirms = self["received_on"].value() if self.is_bound else ""
+        if self.is_bound:
+            self.fields["date_confirmed"].widget.confirms = self["received_on"].value()
 
     def clean_received_on(self) -> dt.date:
         received_on = self.cleaned_data["received_on"]
@@ -281,6 +286,8 @@ class PaymentForm(_AccountForm):
         return data
 
     def _confirmed_date(self, value: str) -> dt.date | None:
+        if value == DateConfirmation.WITH_DATE_SENT:
+            return self.cleaned_data.get("received_on")
         try:
             return self.fields["received_on"].to_python(value)
         except forms.ValidationError:

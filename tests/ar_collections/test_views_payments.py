@@ -229,6 +229,29 @@ def test_a_box_ticked_for_one_date_does_not_confirm_another(client, manager, cus
     assert state() == before
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_box_ticked_on_the_first_form_stays_ticked_when_it_comes_back_for_another_error(
+    client, manager, customer, invoices, headers
+):
+    """The clerk typed a date long ago and ticked the box at once, but left out
+    the amount: the form asks for the amount, not for the tick again."""
+    client.force_login(manager)
+    before = state()
+    box = re.search(r'value="([^"]*)"', confirmation_box(client.get(payment_url(customer)))).group(1)
+
+    again = client.post(payment_url(customer), form(invoices, received_on="2024-08-04", date_confirmed=box,
+                                                    amount=""), headers=headers)
+
+    assert again.status_code == 422
+    assert "This field is required." in again.content.decode()
+    assert "366 days ago" not in again.content.decode()
+    assert confirmation_box(again).endswith('value="2024-08-04" checked>')
+    assert state() == before
+    recorded = client.post(payment_url(customer), form(invoices, received_on="2024-08-04",
+                                                       date_confirmed="2024-08-04"), headers=headers)
+    assert recorded.status_code in (200, 302) and Payment.objects.get().received_on == dt.date(2024, 8, 4)
+
+
 def test_another_accounts_invoice_is_not_a_choice(
     client, manager, customer, invoices, make_customer, make_invoice
 ):
