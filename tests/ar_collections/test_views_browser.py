@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from ar_collections import workspace
 from ar_collections.models import (
     ActionStatus,
     Channel,
@@ -23,6 +24,7 @@ from ar_collections.models import (
     DunningCycle,
     DunningRun,
     DunningStep,
+    ExceptionKind,
     StepAction,
 )
 from ar_collections.views import PAGE_SIZE
@@ -304,3 +306,46 @@ def test_when_letters_leave_the_print_queue_the_keyboard_goes_to_the_next(short_
     mark(0)
     expect(page.locator("#letters")).to_contain_text("No letter waits to be printed.")
     expect(page.locator("#letters")).to_be_focused()
+
+
+@pytest.fixture
+def long_approvals(make_customer, make_invoice, collector):
+    """A page of credit holds waiting for a manager and one more, and Carla's
+    request to pause Acme's dunning beyond her limit."""
+    today = timezone.localdate()
+    run = DunningRun.objects.create(run_date=today)
+    hold = DunningStep.objects.get(policy__segment="systematic_late", action=StepAction.CREDIT_HOLD)
+    for n in range(PAGE_SIZE + 1):
+        customer = make_customer(name=f"Customer {n:02d}", segment=Segment.SYSTEMATIC_LATE)
+        cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=today)
+        action = DunningAction.objects.create(run=run, cycle=cycle, customer=customer, step=hold,
+                                              status=ActionStatus.AWAITING_APPROVAL, planned_on=today,
+                                              pay_by=today + dt.timedelta(days=10))
+        invoice = make_invoice(customer, issued=today - dt.timedelta(days=60))
+        DunningActionInvoice.objects.create(action=action, invoice=invoice, open_amount=invoice.open_amount,
+                                            currency=invoice.currency)
+    acme = make_customer(name="Acme Tools")
+    workspace.exception_request(customer=acme, actor=collector, kind=ExceptionKind.PAUSE, reason="Bank loan",
+                                pause_until=today + dt.timedelta(days=60), on=today)
+
+
+def test_a_request_decided_from_the_second_page_of_the_approvals_goes_back_to_it(
+    long_approvals, manager, browser_page
+):
+    page = browser_page
+    log_in(page, "maria")
+    page.goto("/collections/approvals/")
+    page.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"/collections/approvals/\?after="))
+    second = page.url
+
+    page.get_by_role("link", name="Decide").click()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page).to_have_url(second)
+
+    page.get_by_role("link", name="Decide").click()
+    page.get_by_label("Reject").check()
+    page.get_by_label("Note").fill("Not before the bank says yes")
+    page.get_by_role("button", name="Record decision").click()
+    expect(page).to_have_url(second)
+    expect(page.locator("#messages")).to_contain_text("Exception for Acme Tools: rejected.")
