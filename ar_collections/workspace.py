@@ -1411,6 +1411,7 @@ def payment_record(
     actor=None,
     known_checked: bool = False,
     bank_reference: str = "",
+    refresh_behaviour: bool = True,
 ) -> Payment:
     """A payment applied to invoices; what is left after them pays the late
     fees and interest still owed in its currency, oldest first (the notice
@@ -1426,7 +1427,12 @@ def payment_record(
     line new itself (the import does, for a whole file at once); it records
     in a transaction of its own and rolls it back whole on a problem, so the
     payment takes no savepoint of its own (two statements a row), and one
-    that fails leaves the caller's transaction to roll back."""
+    that fails leaves the caller's transaction to roll back.
+
+    The account's payment behaviour and segment are recomputed at once, as of
+    today as the nightly refresh computes them, so the account page shows the
+    money in its figures today. `refresh_behaviour=False`: the caller
+    recomputes them itself, once for all its payments (the import does)."""
     with transaction.atomic(savepoint=not known_checked):
         if amount <= 0:
             raise ValidationError({"amount": "A payment is more than zero."})
@@ -1489,6 +1495,8 @@ def payment_record(
                     summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number},
                 )
         commitments_check(on=received_on, customer_ids=[customer.pk], settle_only=True)
+        if refresh_behaviour:
+            services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
         return payment
 
 

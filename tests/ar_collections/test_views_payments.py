@@ -12,8 +12,16 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ar_collections import workspace
-from ar_collections.models import Allocation, Invoice, InvoiceStatus, Payment, Promise, PromiseStatus
+from ar_collections import services, workspace
+from ar_collections.models import (
+    Allocation,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentBehaviour,
+    Promise,
+    PromiseStatus,
+)
 from customers.models import EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
@@ -356,3 +364,37 @@ def test_the_admin_shows_payments_and_allocations_but_does_not_edit_them(client,
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert client.get(reverse("admin:collections_allocation_add")).status_code == 403
     assert Payment.objects.count() == 1 and Allocation.objects.count() == 1
+
+
+def test_a_payment_recomputes_the_account_s_behaviour_and_segment_as_of_today(
+    client, manager, customer, invoices
+):
+    """Not only at night: the account page shows the payment in its figures at once,
+    computed as of today, for an account never computed before too."""
+    assert not PaymentBehaviour.objects.filter(customer=customer).exists()
+    client.force_login(manager)
+
+    client.post(payment_url(customer), form(invoices))
+
+    behaviour = PaymentBehaviour.objects.get(customer=customer)
+    assert behaviour.computed_on == TODAY
+    settled = (behaviour.invoices_settled, behaviour.invoices_settled_late, behaviour.last_days_late)
+    assert settled == (1, 1, 34)
+    assert (behaviour.open_invoices, behaviour.open_amount, behaviour.overdue_amount) == (
+        2, Decimal("300.00"), Decimal("300.00")
+    )
+    customer.refresh_from_db()
+    assert customer.segment_reason == (
+        "Customer for 67 months with 1 settled invoice; too little history to judge."
+    )
+
+
+def test_a_payment_updates_figures_computed_on_an_earlier_day(client, manager, customer, invoices):
+    services.behaviour_refresh(on=TODAY - dt.timedelta(days=3), customer_ids=[customer.pk])
+    assert PaymentBehaviour.objects.get(customer=customer).open_amount == Decimal("1200.00")
+    client.force_login(manager)
+
+    client.post(payment_url(customer), form(invoices, received_on="2025-08-01"))
+
+    behaviour = PaymentBehaviour.objects.get(customer=customer)
+    assert (behaviour.computed_on, behaviour.open_amount) == (TODAY, Decimal("300.00"))
