@@ -62,6 +62,7 @@ from ar_collections.models import (
     ReceivablesImport,
     bank_id_key,
 )
+from ar_collections.services import behaviour_refresh
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_targets
 from arcrm.dates import far_ahead, format_day
@@ -447,9 +448,17 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
         return report
     try:
         with transaction.atomic():
+            # The accounts' locks first, in id order, as a payment and the
+            # payments import take them: a payment on one of them meanwhile
+            # queues behind the file rather than deadlocking with it.
+            touched = {i.customer.pk for i in new} | {i.customer_id for i, _ in changed}
+            list(Customer.objects.select_for_update().filter(pk__in=touched).order_by("pk").values_list("pk"))
             Invoice.objects.bulk_create(new)
             _issued_events(new, actor=actor)
             _changed_in_erp(changed, actor=actor)
+            # New invoices and moved due dates count in the accounts' figures
+            # and segments today, as of today as the nightly refresh counts them.
+            behaviour_refresh(on=timezone.localdate(), customer_ids=touched)
     except IntegrityError:
         # Another import recorded one of these numbers since they were checked.
         report.problem(0, "an invoice number in the file was recorded meanwhile: import the file again")
@@ -652,6 +661,7 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
                                 {p.bank_key for p in parsed if p.bank_reference},
                                 field_name="bank_key"),
         )
+        paid_into: set[int] = set()
         for payment in parsed:
             pending = reserved[payment.customer.pk]
             # This row's own: its to pay now, or known already.
@@ -661,6 +671,7 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
                     report.already += 1
                     continue
                 _record(payment, actor=actor, held={pk: n for pk, n in pending.items() if n > 0})
+                paid_into.add(payment.customer.pk)
                 report.created += 1
             except _RowError as error:
                 report.problem(payment.line, error)
@@ -672,6 +683,11 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
                 break
         if not report.ok or dry_run:
             transaction.set_rollback(True)
+        else:
+            # Each account's figures and segment once, after all its rows
+            # (a statement has many lines per account), as of today as the
+            # nightly refresh: the account pages show the money at once.
+            behaviour_refresh(on=timezone.localdate(), customer_ids=paid_into)
 
 
 def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> _PaymentRow:
@@ -788,5 +804,5 @@ def _record(payment: _PaymentRow, *, actor, held: dict[int, Decimal]) -> None:
         customer=payment.customer, amount=payment.amount, currency=payment.currency,
         received_on=payment.received_on, allocations=allocations,
         reference=payment.reference, method=payment.method, actor=actor, known_checked=True,
-        bank_reference=payment.bank_reference,
+        bank_reference=payment.bank_reference, refresh_behaviour=False,
     )

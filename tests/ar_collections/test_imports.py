@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from ar_collections import imports, tasks, workspace
+from ar_collections import imports, services, tasks, workspace
 from ar_collections.imports import (
     import_queue,
     import_run,
@@ -32,6 +32,7 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     Payment,
+    PaymentBehaviour,
     PromiseStatus,
     ReceivablesImport,
     TimelineEventInvoice,
@@ -99,6 +100,26 @@ def test_invoices_come_in_open_with_their_issue_on_the_timeline(accounts, manage
     )
     links = TimelineEventInvoice.objects.filter(event=event).values_list("invoice__number", flat=True)
     assert list(links) == ["INV-200"]
+
+
+def test_imported_invoices_are_in_their_accounts_figures_at_once(accounts, manager):
+    """A new invoice, or a due date the ERP moved, counts in the account's
+    open and overdue amounts today, not after the next night's refresh."""
+    assert invoices_import(INVOICES, actor=manager).ok
+
+    acme = PaymentBehaviour.objects.get(customer=accounts["C-ACME"])
+    assert (acme.computed_on, acme.open_invoices, acme.open_amount, acme.overdue_amount) == (
+        TODAY, 3, Decimal("1200.00"), Decimal("1200.00")
+    )
+    assert PaymentBehaviour.objects.get(customer=accounts["C-BETA"]).open_amount == Decimal("120.50")
+
+    assert invoices_import(INVOICES.replace("INV-200,C-BETA,2025-07-01,2025-07-31",
+                                            "INV-200,C-BETA,2025-07-01,2025-08-31")).ok
+
+    beta = PaymentBehaviour.objects.get(customer=accounts["C-BETA"])
+    assert (beta.overdue_invoices, beta.overdue_amount, beta.aging_current_amount) == (
+        0, Decimal("0.00"), Decimal("120.50")
+    )
 
 
 def test_the_same_file_again_records_nothing_twice(imported):
@@ -268,6 +289,45 @@ def test_a_payment_naming_no_invoice_passes_over_a_disputed_one(imported, accoun
     assert (report.ok, report.created) == (True, 1), report.errors
     amounts = dict(Invoice.objects.filter(customer=accounts["C-ACME"]).values_list("number", "open_amount"))
     assert (amounts["INV-100"], amounts["INV-101"]) == (Decimal("500.00"), Decimal("100.00"))
+
+
+def test_a_payments_file_recomputes_each_account_s_behaviour_once_after_its_rows(
+    imported, accounts, monkeypatch
+):
+    """The figures and segment follow the money at once, as of today, for
+    accounts never computed before too; one recompute for the file's
+    accounts together, not one per row."""
+    refreshed: list[list[int]] = []
+    refresh_batch = services._refresh_batch
+
+    def counted(customer_ids, **kwargs):
+        refreshed.append(sorted(customer_ids))
+        return refresh_batch(customer_ids, **kwargs)
+
+    monkeypatch.setattr(services, "_refresh_batch", counted)
+    text = PAYMENTS + "C-ACME,2025-08-04,EUR,50.00,BANK-4,,\n"
+
+    assert payments_import(text).ok
+
+    assert refreshed == [sorted(c.pk for c in accounts.values())]
+    acme = PaymentBehaviour.objects.get(customer=accounts["C-ACME"])
+    assert (acme.computed_on, acme.invoices_settled, acme.open_amount) == (
+        TODAY, 2, Decimal("550.00")
+    )
+    beta = PaymentBehaviour.objects.get(customer=accounts["C-BETA"])
+    assert (beta.computed_on, beta.open_amount, beta.overdue_amount) == (
+        TODAY, Decimal("20.50"), Decimal("20.50")
+    )
+    assert Customer.objects.get(pk=accounts["C-ACME"].pk).segment_reason
+
+
+def test_a_payments_dry_run_leaves_the_figures_as_they_were(imported, accounts):
+    before = sorted(PaymentBehaviour.objects.values_list("customer_id", "open_amount"))
+
+    assert payments_import(PAYMENTS, dry_run=True).ok
+
+    assert sorted(PaymentBehaviour.objects.values_list("customer_id", "open_amount")) == before
+    assert before == [(accounts["C-ACME"].pk, Decimal("1200.00")), (accounts["C-BETA"].pk, Decimal("120.50"))]
 
 
 def test_the_same_payments_file_again_records_nothing_twice(imported):
