@@ -1021,6 +1021,9 @@ def credit_note_record(
     # invoices are now settled for is kept, as after a payment.
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     commitments_check(on=issued_on, customer_ids=[customer.pk], settle_only=True)
+    # And the account's figures and segment show what is open now, as of
+    # today as the nightly refresh computes them (a note may be dated earlier).
+    services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
     return note
 
 

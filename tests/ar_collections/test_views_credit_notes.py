@@ -21,6 +21,7 @@ from ar_collections.models import (
     DisputeReason,
     Invoice,
     InvoiceStatus,
+    PaymentBehaviour,
     PlanStatus,
 )
 from customers.models import EventKind, TimelineEvent
@@ -92,6 +93,20 @@ def test_a_credit_note_takes_its_amount_off_the_invoice_and_goes_on_the_timeline
     assert "Credit note ERP-CN-77 for EUR 200.00 recorded on INV-1; EUR 300.00 is still open." in page
     # Set against its invoice: not a credit the customer may still deduct.
     assert "Credit note ERP-CN-77</th>" not in page
+
+
+def test_a_credit_note_recomputes_the_account_s_figures_as_of_today(client, manager, customer, invoices):
+    """The account page shows what is open after the credit at once, not after
+    the night; an account never computed before is computed too."""
+    client.force_login(manager)
+
+    client.post(credit_url(customer), form(invoices[1], number="", amount="700.00"))
+
+    behaviour = PaymentBehaviour.objects.get(customer=customer)
+    assert (behaviour.computed_on, behaviour.invoices_settled, behaviour.open_invoices) == (TODAY, 1, 2)
+    assert (behaviour.open_amount, behaviour.overdue_amount) == (Decimal("500.00"), Decimal("500.00"))
+    customer.refresh_from_db()
+    assert customer.segment_reason.endswith("with 1 settled invoice; too little history to judge.")
 
 
 def test_without_a_number_a_credit_note_takes_the_next_of_our_own_series(client, manager, customer, invoices):
