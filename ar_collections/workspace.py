@@ -702,6 +702,13 @@ def dispute_resolve(
         # What it took off may have settled the last thing a letter not yet
         # posted lists: that letter goes now, as after a payment.
         letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
+    # A promise its invoices are now settled for is kept at once, as after a
+    # payment (the plans holding the invoice were checked just above).
+    commitments_check(on=on, customer_ids=[customer.pk], settle_only=True)
+    if because:
+        # What is open changed: the account's figures and segment follow
+        # today, as of today as the nightly refresh computes them.
+        services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
     return locked
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+import time
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
 from django.urls import reverse
 
 from ar_collections import workspace
@@ -30,6 +33,7 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     PauseKind,
+    PaymentBehaviour,
     PlanStatus,
     PromiseStatus,
     WorkItem,
@@ -37,8 +41,8 @@ from ar_collections.models import (
     WorkStatus,
 )
 from arcrm.dates import format_day
-from customers.models import EventKind, Segment, TimelineEvent
-from tests.ar_collections.conftest import DUE, frozen
+from customers.models import Customer, EventKind, Segment, TimelineEvent
+from tests.ar_collections.conftest import DUE, frozen, held_by_another_worker
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
 
@@ -885,6 +889,90 @@ def test_a_dispute_resolved_with_a_credit_note_reduces_the_invoice_and_resumes_d
     dispute.refresh_from_db()
     assert dispute.credit_note.number.startswith("CN-") and dispute.credit_note.amount == Decimal("150.00")
     assert small.number in chased(account, on=LATE)
+
+
+@pytest.mark.parametrize(("outcome", "amount", "open_after"), [
+    (DisputeOutcome.CREDIT_NOTE, "150.00", "1050.00"),
+    (DisputeOutcome.CORRECTED_INVOICE, "450.00", "1150.00"),
+], ids=["credit-note", "corrected-total"])
+def test_a_dispute_settled_by_a_credit_recomputes_the_account_s_figures_as_of_today(
+    account, invoices, collector, outcome, amount, open_after
+):
+    small, _ = invoices
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                     reason=DisputeReason.QUALITY, description="Scratched")
+    today = LATE + dt.timedelta(days=3)
+    with frozen(today):
+        workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=outcome,
+                                  amount=Decimal(amount), note="Goodwill", on=today)
+
+    behaviour = PaymentBehaviour.objects.get(customer=account)
+    assert (behaviour.computed_on, behaviour.open_amount, behaviour.overdue_amount) == (
+        today, Decimal(open_after), Decimal(open_after)
+    )
+
+
+def test_a_dispute_credit_that_settles_a_promised_invoice_keeps_the_promise_at_once(
+    account, invoices, collector, manager
+):
+    """As a payment does: the promise ends kept today and its pause lifts,
+    rather than waiting for the daily check."""
+    small, _ = invoices
+    promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"),
+                                       promised_on=LATE + dt.timedelta(days=7), invoices=[small], on=LATE)
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                     reason=DisputeReason.QUALITY, description="All of it broken")
+
+    workspace.dispute_resolve(dispute=dispute, actor=manager, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("500.00"), note="Credited in full", on=LATE)
+
+    promise.refresh_from_db()
+    assert (promise.status, promise.resolved_on) == (PromiseStatus.KEPT, LATE)
+    assert not DunningPause.objects.filter(promise=promise, lifted_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolving_a_dispute_takes_the_account_s_lock_before_the_invoice_s(
+    account, invoices, collector, manager
+):
+    """A payment locks the account, then its invoices: a resolution taking
+    the invoice first could hold what that payment waits for while it waits
+    for the account, a deadlock. It waits for the account first."""
+    small, _ = invoices
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
+                                     reason=DisputeReason.QUALITY, description="Scratched")
+    errors = []
+
+    def resolver() -> None:
+        try:
+            workspace.dispute_resolve(dispute=dispute, actor=manager, outcome=DisputeOutcome.CREDIT_NOTE,
+                                      amount=Decimal("100.00"), note="Goodwill", on=LATE)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    with held_by_another_worker(Customer, account.pk):
+        thread = threading.Thread(target=resolver)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not _waits_for_a_lock():
+            assert time.monotonic() < deadline, "the resolution never waited for the account"
+            time.sleep(0.05)
+        with transaction.atomic():
+            assert Invoice.objects.select_for_update(nowait=True).filter(pk=small.pk).exists()
+    thread.join(timeout=30)
+
+    assert errors == []
+    small.refresh_from_db()
+    assert small.open_amount == Decimal("400.00")
+
+
+def _waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0] > 0
 
 
 def test_a_corrected_invoice_keeps_what_was_paid(account, invoices, collector):
