@@ -307,6 +307,30 @@ def test_the_behaviour_block_shows_how_the_customer_pays(client, collector, cust
     assert "Not computed yet" not in html
 
 
+def test_figures_computed_before_today_say_as_of_which_day(client, collector, customer):
+    """So a collector does not take yesterday's figures for today's."""
+    PaymentBehaviour.objects.create(customer=customer, computed_on=dt.date(2025, 8, 2),
+                                    open_amount=Decimal("1500.00"), overdue_amount=Decimal("600.00"))
+    client.force_login(collector)
+
+    html = client.get(url(customer)).content.decode()
+
+    heading = re.search(r'<h2 id="behaviour-title">(.*?)</h2>', html, re.S).group(1)
+    assert re.sub(r"<[^>]+>|\s+", " ", heading).split() == ["Payment", "behaviour", "(as", "of", "2", "Aug",
+                                                             "2025)"]
+
+
+def test_figures_computed_today_carry_no_day(client, collector, customer):
+    PaymentBehaviour.objects.create(customer=customer, computed_on=TODAY, open_amount=Decimal("1500.00"),
+                                    overdue_amount=Decimal("600.00"))
+    client.force_login(collector)
+
+    html = client.get(url(customer)).content.decode()
+
+    assert re.search(r'<h2 id="behaviour-title">\s*Payment behaviour\s*</h2>', html)
+    assert "(as of" not in html
+
+
 def test_a_customer_without_behaviour_says_it_is_not_computed_yet(client, collector, customer):
     client.force_login(collector)
 
