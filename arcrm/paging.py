@@ -38,6 +38,9 @@ class Page:
     items: list
     previous_cursor: str | None  # None on the first page
     next_cursor: str | None  # None on the last
+    # The page before this one is the first: its link carries no position, so
+    # the first page has one address (the list's own), whichever way one got there.
+    previous_is_first: bool = False
 
 
 class Keyset:
@@ -55,26 +58,35 @@ class Keyset:
     def page(self, rows: QuerySet, *, after: str = "", before: str = "", size: int) -> Page:
         """The `size` rows after the position `after`, or before `before`, or
         from the top. One query: one more row than shown tells whether there
-        is more. Going back with fewer than a page left before shows the first
-        page (what was before may have gone since)."""
+        is more (going back, one more page than shown tells whether the page
+        before is the first); a page reached forwards asks a second, whether
+        more than a page lies before it. Going back with fewer than a page
+        left before shows the first page (what was before may have gone since)."""
         rows = rows.order_by(*self.order)
         if before:
-            backwards = [name[1:] if name.startswith("-") else f"-{name}" for name in self.order]
-            earlier = rows.filter(self._beyond(rows, before, forward=False)).order_by(*backwards)
-            found = list(earlier[: size + 1])
+            found = list(self._earlier(rows, before)[: 2 * size + 1])
             if len(found) > size:
                 shown = found[:size][::-1]
-                return Page(shown, self.cursor_for(shown[0]), self.cursor_for(shown[-1]))
+                return Page(shown, self.cursor_for(shown[0]), self.cursor_for(shown[-1]),
+                            previous_is_first=len(found) <= 2 * size)
             after = ""
+        first = False
         if after:
             found = list(rows.filter(self._beyond(rows, after, forward=True))[: size + 1])
             shown = found[:size]
             # Everything before it may have gone since: going back then shows the first page.
             previous = self.cursor_for(shown[0]) if shown else after
+            first = bool(shown) and not self._earlier(rows, previous)[size:size + 1].exists()
         else:
             found = list(rows[: size + 1])
             shown, previous = found[:size], None
-        return Page(shown, previous, self.cursor_for(shown[-1]) if len(found) > size else None)
+        return Page(shown, previous, self.cursor_for(shown[-1]) if len(found) > size else None,
+                    previous_is_first=first)
+
+    def _earlier(self, rows: QuerySet, cursor: str) -> QuerySet:
+        """The rows before the position, the nearest first."""
+        backwards = [name[1:] if name.startswith("-") else f"-{name}" for name in self.order]
+        return rows.filter(self._beyond(rows, cursor, forward=False)).order_by(*backwards)
 
     def cursor_for(self, row: Any) -> str:
         """The row's place in the order, as a position to hand out."""

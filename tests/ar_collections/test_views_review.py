@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import html as html_text
 import re
+from urllib.parse import urljoin
 
 import pytest
 from django.contrib.auth.models import User
@@ -184,9 +185,10 @@ def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_steps(
 
 
 def link(response, rel: str) -> str | None:
-    """The queue URL a page's "next" or "prev" link leads to (its href, unescaped)."""
+    """The queue URL a page's "next" or "prev" link leads to (its href, unescaped,
+    as the browser reads it on the list's page)."""
     found = re.search(rf'<a href="([^"]*)" rel="{rel}"', response.content.decode())
-    return QUEUE + html_text.unescape(found.group(1)) if found else None
+    return urljoin(QUEUE, html_text.unescape(found.group(1))) if found else None
 
 
 def listed(response) -> list[int]:

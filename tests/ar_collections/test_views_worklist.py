@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import re
 from decimal import Decimal
+from urllib.parse import urljoin
 
 import pytest
 from django.test import Client
@@ -522,9 +523,10 @@ def test_a_refused_change_with_htmx_says_why_beside_the_item_not_only_at_the_top
 
 
 def link(response, rel: str) -> str | None:
-    """The worklist URL a page's "next" or "prev" link leads to (its href, unescaped)."""
+    """The worklist URL a page's "next" or "prev" link leads to (its href, unescaped,
+    as the browser reads it on the list's page)."""
     found = re.search(rf'<a href="([^"]*)" rel="{rel}"', response.content.decode())
-    return WORKLIST + html.unescape(found.group(1)) if found else None
+    return urljoin(WORKLIST, html.unescape(found.group(1))) if found else None
 
 
 @pytest.fixture
@@ -638,3 +640,37 @@ def test_a_deactivated_collectors_open_items_can_still_be_found_by_a_manager(
 
     assert item.pk in listed(ottos), "the leaver's open item is on no list a manager can open"
     assert "(deactivated)</option>" in own.content.decode()
+
+
+@pytest.mark.parametrize(("query", "first_page"), [("", "."), ("assignee={pk}&", "?assignee={pk}")],
+                         ids=["own-list", "filtered"])
+def test_previous_from_the_second_page_leads_to_the_first_page_s_own_address(
+    client, collector, make_customer, monkeypatch, query, first_page
+):
+    """No position in it: the first page has one address, the one htmx pushes too."""
+    from ar_collections import workspace_views
+
+    monkeypatch.setattr(workspace_views, "WORKLIST_PAGE_SIZE", 3)
+    customer = make_customer()
+    for n in range(7):
+        WorkItem.objects.create(key=f"test:{n}", kind=WorkKind.PERSONAL, customer=customer,
+                                assignee=collector, title=f"Check in ({n})", due_on=TODAY)
+    client.force_login(collector)
+    query, first_page = query.format(pk=collector.pk), first_page.format(pk=collector.pk)
+
+    def previous(page: str) -> str:
+        return html.unescape(re.search(r'<a href="([^"]*)" rel="prev"', page).group(1))
+
+    def next_(page: str) -> str:
+        return html.unescape(re.search(r'<a href="([^"]*)" rel="next"', page).group(1))
+
+    first = client.get(f"{WORKLIST}?{query}").content.decode()
+    second = client.get(WORKLIST + next_(first)).content.decode()
+    third = client.get(WORKLIST + next_(second)).content.decode()
+    back = client.get(WORKLIST + previous(third)).content.decode()
+
+    assert 'rel="prev"' not in first
+    assert previous(second) == first_page
+    assert "before=" in previous(third)
+    assert previous(back) == first_page
+    assert re.search(r'<a href="([^"]*)" rel="prev" hx-get="\1"', second)

@@ -99,3 +99,42 @@ def test_a_position_past_the_last_possible_id_finds_nothing_further(customers):
 def test_an_order_must_end_with_the_primary_key_to_be_unique():
     with pytest.raises(ValueError, match="ends with the primary key"):
         Keyset("name", "customer_since")
+
+
+def test_a_page_whose_previous_is_the_first_says_so_whichever_way_it_was_reached(customers):
+    """Its Previous link then leads to the list's own address, with no position."""
+    rows = Customer.objects.all()
+    first = ORDER.page(rows, size=10)
+    second = ORDER.page(rows, after=first.next_cursor, size=10)
+    third = ORDER.page(rows, after=second.next_cursor, size=10)
+
+    firsts = (first.previous_is_first, second.previous_is_first, third.previous_is_first)
+    assert firsts == (False, True, False)
+    back = ORDER.page(rows, before=third.previous_cursor, size=10)
+    assert pks(back) == customers[10:20]
+    assert back.previous_is_first
+
+
+def test_a_page_further_back_is_not_taken_for_the_one_after_the_first(customers):
+    rows = Customer.objects.all()
+    page = ORDER.page(rows, size=6)
+    for _ in range(4):
+        page = ORDER.page(rows, after=page.next_cursor, size=6)
+    assert pks(page) == customers[24:30]
+
+    back = ORDER.page(rows, before=page.previous_cursor, size=6)
+    assert (pks(back), back.previous_is_first) == (customers[18:24], False)
+    back = ORDER.page(rows, before=back.previous_cursor, size=6)
+    assert (pks(back), back.previous_is_first) == (customers[12:18], False)
+    back = ORDER.page(rows, before=back.previous_cursor, size=6)
+    assert (pks(back), back.previous_is_first) == (customers[6:12], True)
+
+
+def test_rows_gone_from_before_a_page_make_its_previous_the_first(customers):
+    rows = Customer.objects.all()
+    second = ORDER.page(rows, after=ORDER.page(rows, size=10).next_cursor, size=10)
+    Customer.objects.filter(pk__in=customers[:10]).delete()
+
+    third = ORDER.page(rows, after=second.next_cursor, size=10)
+
+    assert third.previous_is_first

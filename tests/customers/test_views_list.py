@@ -344,3 +344,21 @@ def test_the_number_of_queries_does_not_grow_with_the_customers(
         response = client.get(URL, {"q": "customer"})
 
     assert len(names_in(response)) == customers
+
+
+@pytest.mark.parametrize(("query", "first_page"), [({}, "."), ({"q": "acme"}, "?q=acme")],
+                         ids=["unfiltered", "filtered"])
+def test_previous_from_the_second_page_leads_to_the_first_page_s_own_address(
+    client, collector, make_customer, query, first_page
+):
+    """No "page=1": the first page has one address, the one htmx pushes too."""
+    for n in range(101):
+        make_customer(name=f"Acme {n:03d}")
+    client.force_login(collector)
+
+    second = client.get(URL, {**query, "page": 2}).content.decode()
+    third = client.get(URL, {**query, "page": 3}).content.decode()
+
+    assert re.search(r'<a href="([^"]*)" rel="prev" hx-get="([^"]*)"', second).groups() == (first_page,) * 2
+    assert re.search(r'<a href="([^"]*)" rel="prev"', third).group(1) == first_page.replace(
+        ".", "?") + ("&amp;" if query else "") + "page=2"
