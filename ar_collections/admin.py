@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from django.shortcuts import redirect
+from django.utils import timezone
 
 from ar_collections.models import (
     STEP_ON_RECORD,
@@ -45,9 +46,10 @@ from ar_collections.models import (
     WorkItem,
     ladder_problems,
 )
+from ar_collections.services import behaviour_refresh
 from arcrm.admin_columns import MoneyShownReadOnly, money_column, person_column
 from arcrm.money import MONEY_MAX_DIGITS, decimal_places, validate_currency_in_use
-from customers.models import Segment
+from customers.models import Customer, Segment
 
 
 class _RecordedThroughTheApp(MoneyShownReadOnly):
@@ -90,6 +92,38 @@ class InvoiceAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer"]
     date_hierarchy = "due_date"
     inlines = [AllocationInline]
+
+    # An invoice added, corrected or deleted here counts in its account's
+    # payment behaviour and segment at once, as one the import or a payment
+    # changes does, not only after the nightly refresh. The accounts' locks
+    # come first, in id order, as a payment takes them before its invoices.
+
+    def save_model(self, request, obj, form, change) -> None:
+        with transaction.atomic():
+            accounts = {obj.customer_id}
+            if change:
+                # Moved to another account: the one it leaves recomputes too.
+                accounts |= set(Invoice.objects.filter(pk=obj.pk).values_list("customer_id", flat=True))
+            _accounts_lock(accounts)
+            super().save_model(request, obj, form, change)
+            behaviour_refresh(on=timezone.localdate(), customer_ids=accounts)
+
+    def delete_model(self, request, obj) -> None:
+        with transaction.atomic():
+            _accounts_lock({obj.customer_id})
+            super().delete_model(request, obj)
+            behaviour_refresh(on=timezone.localdate(), customer_ids=[obj.customer_id])
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            accounts = set(queryset.values_list("customer_id", flat=True))
+            _accounts_lock(accounts)
+            super().delete_queryset(request, queryset)
+            behaviour_refresh(on=timezone.localdate(), customer_ids=accounts)
+
+
+def _accounts_lock(customer_ids) -> None:
+    list(Customer.objects.select_for_update().filter(pk__in=customer_ids).order_by("pk").values_list("pk"))
 
 
 @admin.register(Payment)

@@ -1,0 +1,107 @@
+"""An invoice saved or deleted in the admin is in its account's figures at
+once, as one the import or a payment changes: the payment behaviour and
+segment are recomputed as of today in the same transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from ar_collections.models import Invoice, PaymentBehaviour
+from ar_collections.services import behaviour_refresh
+
+TODAY = dt.date(2025, 8, 5)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(User.objects.create_superuser("root-admin", password="x"))
+    return client
+
+
+@pytest.fixture
+def invoices(customer, make_invoice) -> list[Invoice]:
+    """INV-1 EUR 500.00 due 1 Jul and INV-2 EUR 700.00 due 15 Aug; figures computed three days ago."""
+    made = [make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="500.00",
+                         number="INV-1"),
+            make_invoice(customer, issued=dt.date(2025, 7, 15), due=dt.date(2025, 8, 15), amount="700.00",
+                         number="INV-2")]
+    behaviour_refresh(on=TODAY - dt.timedelta(days=3), customer_ids=[customer.pk])
+    return made
+
+
+def change_form(invoice: Invoice, **fields) -> dict:
+    data = {"number": invoice.number, "customer": invoice.customer_id, "issue_date": invoice.issue_date,
+            "due_date": invoice.due_date, "currency": invoice.currency, "total_amount": invoice.total_amount,
+            "open_amount": invoice.open_amount, "status": invoice.status, "po_reference": "",
+            "settled_on": "",
+            "allocations-TOTAL_FORMS": "0", "allocations-INITIAL_FORMS": "0",
+            "allocations-MIN_NUM_FORMS": "0", "allocations-MAX_NUM_FORMS": "1000"}
+    data.update(fields)
+    return data
+
+
+def figures(customer) -> tuple:
+    b = PaymentBehaviour.objects.get(customer=customer)
+    return b.computed_on, b.open_invoices, b.open_amount, b.overdue_amount
+
+
+def test_an_invoice_changed_in_the_admin_is_in_the_account_s_figures_at_once(
+    admin_client, customer, invoices
+):
+    url = reverse("admin:collections_invoice_change", args=[invoices[1].pk])
+
+    response = admin_client.post(url, change_form(invoices[1], due_date="2025-07-20"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert figures(customer) == (TODAY, 2, Decimal("1200.00"), Decimal("1200.00"))
+
+
+def test_an_invoice_added_in_the_admin_is_in_the_account_s_figures_at_once(
+    admin_client, customer, invoices
+):
+    url = reverse("admin:collections_invoice_add")
+
+    response = admin_client.post(url, change_form(invoices[1], number="INV-3", total_amount="300.00",
+                                                  open_amount="300.00", due_date="2025-08-01"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert figures(customer) == (TODAY, 3, Decimal("1500.00"), Decimal("800.00"))
+
+
+def test_an_invoice_moved_to_another_account_leaves_the_first_one_s_figures(
+    admin_client, customer, invoices, make_customer
+):
+    other = make_customer(name="Beta Bau")
+    url = reverse("admin:collections_invoice_change", args=[invoices[0].pk])
+
+    admin_client.post(url, change_form(invoices[0], customer=other.pk))
+
+    assert figures(customer) == (TODAY, 1, Decimal("700.00"), Decimal("0.00"))
+    assert figures(other) == (TODAY, 1, Decimal("500.00"), Decimal("500.00"))
+
+
+def test_an_invoice_deleted_in_the_admin_leaves_the_account_s_figures_at_once(
+    admin_client, customer, invoices
+):
+    url = reverse("admin:collections_invoice_delete", args=[invoices[0].pk])
+
+    response = admin_client.post(url, {"post": "yes"})
+
+    assert response.status_code == 302
+    assert figures(customer) == (TODAY, 1, Decimal("700.00"), Decimal("0.00"))
+
+
+def test_invoices_deleted_together_in_the_admin_leave_the_account_s_figures(admin_client, customer, invoices):
+    response = admin_client.post(reverse("admin:collections_invoice_changelist"), {
+        "action": "delete_selected", "_selected_action": [i.pk for i in invoices], "post": "yes",
+    })
+
+    assert response.status_code == 302
+    assert not Invoice.objects.exists()
+    assert figures(customer) == (TODAY, 0, Decimal("0.00"), Decimal("0.00"))
