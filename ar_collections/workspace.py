@@ -1617,7 +1617,8 @@ def credit_apply(
     Each part counts from the day the money came in or the note was issued
     (an invoice issued later: from its own date), as if the customer had said
     so then: a payer is not made late by a late cash application. Plans,
-    promises and letters follow as after a payment, or a credit note."""
+    promises, letters and the account's figures follow as after a payment,
+    or a credit note."""
     if actor is not None:
         require_act_on(actor, customer)
     # The account's lock first, then the credit's and the invoices': the order a payment takes.
@@ -1703,6 +1704,7 @@ def credit_apply(
                                   ended=f"Credit note {credit.number}", actor=actor, on=latest)
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     commitments_check(on=latest, customer_ids=[customer.pk], settle_only=True)
+    services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
     return parts
 
 

@@ -14,7 +14,15 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ar_collections import workspace
-from ar_collections.models import Allocation, CreditNote, Invoice, InvoiceStatus, Payment, PromiseStatus
+from ar_collections.models import (
+    Allocation,
+    CreditNote,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentBehaviour,
+    PromiseStatus,
+)
 from customers.models import EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
@@ -80,6 +88,9 @@ def test_money_on_account_is_set_against_the_invoice_the_customer_names_as_of_th
     assert (event.actor, event.subject) == (manager, on_account)
     assert TimelineEvent.objects.filter(customer=customer, kind=EventKind.INVOICE_PAID).count() == 1
     assert "EUR 700.00 set against INV-2; EUR 200.00 stays on account." in response.content.decode()
+    # The account's figures follow at once, as after a payment.
+    behaviour = PaymentBehaviour.objects.get(customer=customer)
+    assert (behaviour.computed_on, behaviour.open_amount) == (TODAY, Decimal("500.00"))  # INV-1; INV-3 is USD
 
 
 def test_with_none_ticked_it_goes_to_the_oldest_open_invoices_but_a_disputed_one(
