@@ -141,12 +141,16 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def header_context(customer: Customer, *, today: dt.date) -> dict:
-    """What the account header shows after an inline action changed something
-    (its pauses come with the Dunning card's context, which reads them anyway)."""
+    """What the account header and the payment behaviour show after an inline
+    action changed something (its pauses come with the Dunning card's
+    context, which reads them anyway)."""
     return {
         **_invoices_context(customer, today=today),
         "billing_contact": customer.billing_contact(on=today),
         "principal_contact": customer.principal_contact(on=today),
+        # Recomputed by the action (a payment, a credit): read afresh, not
+        # from the customer as it was loaded before it.
+        "behaviour": PaymentBehaviour.objects.filter(customer_id=customer.pk).first(),
     }
 
 

@@ -107,6 +107,22 @@ def test_with_no_invoice_ticked_a_payment_pays_the_open_ones_in_its_currency_old
     assert Payment.objects.get().unallocated_amount() == Decimal("0.00")
 
 
+def test_with_htmx_the_payment_behaviour_block_swaps_in_with_the_new_figures(
+    client, manager, customer, invoices
+):
+    """Recomputed with the payment, the figures reach the page in the same
+    answer: not the old overdue amount beside the new open invoices."""
+    client.force_login(manager)
+
+    response = client.post(payment_url(customer), form(invoices, amount="500.00", invoices=[invoices[0].pk]),
+                           headers=HTMX)
+
+    html = response.content.decode()
+    block = re.search(r'<section id="behaviour"[^>]*hx-swap-oob="true".*?</section>', html, re.S)
+    assert block, "the behaviour block is not in the answer"
+    assert "EUR 700.00" in block.group(0) and "EUR 1,200.00" not in block.group(0)
+
+
 def test_money_that_names_no_invoice_passes_over_a_disputed_one(client, manager, customer, invoices):
     """A customer disputing an invoice holds its payment back on purpose:
     applying other money to it would settle the dispute by the back door and
