@@ -1619,18 +1619,18 @@ def credit_apply(
     or a credit note."""
     if actor is not None:
         require_act_on(actor, customer)
-    # The account's lock first, then the credit's and the invoices': the order a payment takes.
+    # The account's lock first, then the invoices': the order a payment takes.
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
     is_payment = isinstance(credit, Payment)
     link = "payment" if is_payment else "credit_note"
-    found = [c for c in credits_to_apply(customer) if isinstance(c, type(credit)) and c.pk == credit.pk]
-    if not found:
+    # Read again under the lock: another application may have used it since.
+    credit = type(credit).objects.filter(pk=credit.pk, customer=customer).first()
+    if credit is not None:
+        credit.left = credit.amount - (Allocation.objects.filter(**{link: credit}).aggregate(
+            total=Sum("amount"))["total"] or ZERO)
+    if credit is None or credit.left <= 0:
         raise ValidationError({"credit": "Nothing of that credit is left to apply: choose from those "
                                          "listed now."})
-    (credit,) = found
-    type(credit).objects.select_for_update().filter(pk=credit.pk).first()
-    credit.left = credit.amount - (Allocation.objects.filter(**{link: credit}).aggregate(
-        total=Sum("amount"))["total"] or ZERO)
     currency = credit.currency
     amount = credit.left if amount is None else amount
     if amount <= 0:

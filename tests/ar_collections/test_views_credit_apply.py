@@ -177,6 +177,9 @@ def test_two_applications_of_the_same_money_cannot_spend_it_twice(manager, custo
         workspace.credit_apply(customer=customer, actor=manager, credit=on_account, invoices=[invoices[0]],
                                amount=Decimal("500.00"))
     assert on_account.unallocated_amount() == Decimal("200.00")
+    workspace.credit_apply(customer=customer, actor=manager, credit=on_account, invoices=[invoices[0]])
+    with pytest.raises(ValidationError, match="Nothing of that credit is left to apply"):
+        workspace.credit_apply(customer=customer, actor=manager, credit=on_account)
 
 
 def test_the_account_page_offers_managers_alone_to_set_credits_against_invoices(
