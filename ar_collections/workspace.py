@@ -1695,7 +1695,7 @@ def credit_apply(
     for invoice in settled:
         event_record(customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
                      summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number})
-    latest = max(max(dated, i.issue_date) for i, _ in parts)
+    latest = max(dated, *(invoice.issue_date for invoice, _ in parts))  # the latest part's day
     if not is_payment:
         # Less is owed: the plan holding an invoice asks for that much less.
         for invoice, part in parts:
