@@ -242,6 +242,9 @@ def promise_record(
     invoices = _open_invoices_of(customer, invoices, field="invoices")
     currency = _one_currency(invoices, field="invoices")
     _not_committed(invoices, field="invoices")
+    # A promise to pay what the customer says it does not owe would be broken
+    # by the dispute itself, and break the customer's record with it.
+    _not_disputed(invoices, field="invoices", out_of="the promise")
     if amount <= 0:
         raise ValidationError({"amount": "The promised amount must be more than zero."})
     places_check(amount, currency, field="amount")
@@ -326,12 +329,7 @@ def plan_propose(
     _not_committed(invoices, field="invoices")
     # A plan would have the customer pay by instalments what they say they do
     # not owe, and an instalment held back over it would break the plan.
-    disputed = sorted(Dispute.objects.filter(invoice__in=invoices, status=DisputeStatus.OPEN)
-                      .values_list("invoice__number", flat=True))
-    if disputed:
-        is_, it = ("is", "it") if len(disputed) == 1 else ("are", "them")
-        raise ValidationError({"invoices": f"{_listing(disputed)} {is_} under open dispute: settle the "
-                                           f"dispute first, or leave {it} out of the plan."})
+    _not_disputed(invoices, field="invoices", out_of="the plan")
     if len(instalments) < 2:
         raise ValidationError({"instalments": "A plan has at least two instalments."})
     dates = [d for d, _ in instalments]
@@ -2168,6 +2166,15 @@ def _open_invoices_of(customer: Customer, invoices: Iterable[Invoice], *, field:
     if len(found) != len(ids):
         raise ValidationError({field: "Choose open invoices of this account."})
     return found
+
+
+def _not_disputed(invoices: Sequence[Invoice], *, field: str, out_of: str) -> None:
+    disputed = sorted(Dispute.objects.filter(invoice__in=invoices, status=DisputeStatus.OPEN)
+                      .values_list("invoice__number", flat=True))
+    if disputed:
+        is_, it = ("is", "it") if len(disputed) == 1 else ("are", "them")
+        raise ValidationError({field: f"{_listing(disputed)} {is_} under open dispute: settle the "
+                                      f"dispute first, or leave {it} out of {out_of}."})
 
 
 def _not_committed(invoices: Sequence[Invoice], *, field: str) -> None:

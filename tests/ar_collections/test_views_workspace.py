@@ -757,6 +757,22 @@ def test_a_call_s_promise_refused_by_its_rules_says_why_under_the_promise_s_fiel
     assert not TimelineEvent.objects.filter(customer=customer).exists()
 
 
+def test_a_promise_on_an_invoice_under_open_dispute_is_refused(
+    client, collector, customer, anna, invoices, dispute
+):
+    """The dispute would break the promise, and the customer's record with it."""
+    before = state()
+    client.force_login(collector)
+
+    response = client.post(url("promise_record", customer), {
+        "contact": anna.pk, "amount": "1200.00", "promised_on": "2025-08-15",
+        "invoices": [i.pk for i in invoices],
+    }, headers=HTMX)
+
+    assert response.status_code == 422
+    assert response.context["form"].errors["invoices"] == [
+        "INV-1001 is under open dispute: settle the dispute first, or leave it out of the promise."]
+    assert state() == before
 
 
 def test_a_promise_pauses_dunning_of_its_invoices_until_the_grace_ends(
