@@ -59,7 +59,7 @@ class _AccountForm(forms.Form):
 def _invoice_label(invoice: Invoice) -> str:
     money = format_money(invoice.open_amount, invoice.currency)
     label = f"{invoice.number} · due {format_day(invoice.due_date)} · {money}"
-    # Set where a form annotates its choices with it (the plan's).
+    # Set where a form annotates its choices with it (_mark_disputed).
     return label + " · under open dispute" if getattr(invoice, "disputed", False) else label
 
 
@@ -76,6 +76,15 @@ class InvoiceChoice(forms.ModelChoiceField):
 
     def label_from_instance(self, obj: Invoice) -> str:
         return _invoice_label(obj)
+
+
+def _mark_disputed(field: forms.ModelChoiceField) -> None:
+    """Invoices under open dispute stay offered, marked, so a collector sees why
+    a promise or a plan on them is refused (workspace.promise_record, plan_propose)."""
+    field.queryset = field.queryset.annotate(
+        disputed=Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
+    )
+    field.help_text = "An invoice under open dispute cannot be promised or put in a plan until it is settled."
 
 
 class InvoiceChoices(forms.ModelMultipleChoiceField):
@@ -134,6 +143,10 @@ class CallForm(_AccountForm):
         "amount": "promise_amount", "promised_on": "promise_date", "invoices": "promise_invoices",
     }
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _mark_disputed(self.fields["promise_invoices"])
+
     def clean(self):
         data = super().clean()
         promise_parts = [data.get("promise_amount"), data.get("promise_date"), data.get("promise_invoices")]
@@ -166,12 +179,13 @@ class PromiseForm(_AccountForm):
     promised_on = _date(label="Promised by")
     invoices = InvoiceChoices(label="Covers")
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _mark_disputed(self.fields["invoices"])
+
 
 class PlanForm(_AccountForm):
-    invoices = InvoiceChoices(
-        label="Invoices in the plan",
-        help_text="An invoice under open dispute cannot go into a plan until the dispute is settled.",
-    )
+    invoices = InvoiceChoices(label="Invoices in the plan")
     instalment_count = forms.IntegerField(label="Instalments", min_value=2, max_value=36, initial=3)
     first_due_on = _date(label="First instalment on")
     every_days = forms.IntegerField(label="Then every (days)", min_value=7, max_value=92, initial=30)
@@ -179,11 +193,7 @@ class PlanForm(_AccountForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Still offered, so a collector sees why the invoice is refused (workspace.plan_propose).
-        invoices = self.fields["invoices"]
-        invoices.queryset = invoices.queryset.annotate(
-            disputed=Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
-        )
+        _mark_disputed(self.fields["invoices"])
 
     def schedule(self) -> list[tuple[dt.date, Decimal]]:
         """Equal instalments in cents, or whole yen for yen (what the currency

@@ -466,21 +466,25 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
             copy, {"invoice": elsewhere.pk, "contact": anna.pk}, not_offered
         ),
         "promise above what is owed": (
-            promise_url, {"amount": "900.00", "promised_on": "2025-08-15", "invoices": [first.pk]},
-            "The invoices chosen owe EUR 500.00; a promise cannot be for more.",
+            promise_url, {"amount": "900.00", "promised_on": "2025-08-15", "invoices": [second.pk]},
+            "The invoices chosen owe EUR 700.00; a promise cannot be for more.",
         ),
         "promise in the past": (
-            promise_url, {"amount": "100.00", "promised_on": "2025-08-04", "invoices": [first.pk]},
+            promise_url, {"amount": "100.00", "promised_on": "2025-08-04", "invoices": [second.pk]},
             "A promise is for today or a later day.",
         ),
         "promise beyond the pause limit": (
-            promise_url, {"amount": "100.00", "promised_on": "2025-08-20", "invoices": [first.pk]},
+            promise_url, {"amount": "100.00", "promised_on": "2025-08-20", "invoices": [second.pk]},
             "A promise more than 14 days ahead would hold dunning longer than a collector may pause: "
             "propose a payment plan, or ask a manager for an exception.",
         ),
         "promise years ahead": (
-            promise_url, {"amount": "100.00", "promised_on": "9999-12-30", "invoices": [first.pk]},
+            promise_url, {"amount": "100.00", "promised_on": "9999-12-30", "invoices": [second.pk]},
             "30 Dec 9999 is more than 10 years ahead: check the year.",
+        ),
+        "promise on an invoice under dispute": (
+            promise_url, {"amount": "100.00", "promised_on": "2025-08-15", "invoices": [first.pk]},
+            "INV-1001 is under open dispute: settle the dispute first, or leave it out of the promise.",
         ),
         "plan starting years ahead": (
             plan, {"invoices": [second.pk], "instalment_count": "3", "first_due_on": "9999-11-15",
@@ -537,7 +541,8 @@ BAD_INPUT = [
     "call without an outcome", "promise on an unanswered call", "half a promise on a call",
     "summary to no one", "empty note", "copy to a contact without e-mail",
     "copy of another account's invoice", "promise above what is owed", "promise in the past",
-    "promise beyond the pause limit", "promise years ahead", "plan starting years ahead",
+    "promise beyond the pause limit", "promise years ahead", "promise on an invoice under dispute",
+    "plan starting years ahead",
     "plan starting in the past", "plan of one instalment", "second dispute on an invoice",
     "dispute without a description", "credit note above the open amount", "correction that is no reduction",
     "resolution without a note", "pause ending today", "pause of an unknown invoice",
@@ -757,24 +762,6 @@ def test_a_call_s_promise_refused_by_its_rules_says_why_under_the_promise_s_fiel
     assert not TimelineEvent.objects.filter(customer=customer).exists()
 
 
-def test_a_promise_on_an_invoice_under_open_dispute_is_refused(
-    client, collector, customer, anna, invoices, dispute
-):
-    """The dispute would break the promise, and the customer's record with it."""
-    before = state()
-    client.force_login(collector)
-
-    response = client.post(url("promise_record", customer), {
-        "contact": anna.pk, "amount": "1200.00", "promised_on": "2025-08-15",
-        "invoices": [i.pk for i in invoices],
-    }, headers=HTMX)
-
-    assert response.status_code == 422
-    assert response.context["form"].errors["invoices"] == [
-        "INV-1001 is under open dispute: settle the dispute first, or leave it out of the promise."]
-    assert state() == before
-
-
 def test_a_promise_pauses_dunning_of_its_invoices_until_the_grace_ends(
     client, collector, customer, anna, invoices
 ):
@@ -937,10 +924,13 @@ def test_a_plan_with_an_invoice_under_open_dispute_is_refused(
     assert state() == before
 
 
-def test_the_plan_form_marks_the_invoices_under_open_dispute(client, collector, customer, invoices, dispute):
+@pytest.mark.parametrize("form", ["plan_propose", "promise_record", "call_log"])
+def test_the_promise_and_plan_forms_mark_the_invoices_under_open_dispute(
+    client, collector, customer, invoices, dispute, form
+):
     client.force_login(collector)
 
-    html = client.get(url("plan_propose", customer), headers=HTMX).content.decode()
+    html = client.get(url(form, customer), headers=HTMX).content.decode()
 
     labels = {number: label for number, label in re.findall(r'(INV-\d+) · ([^<]*)</label>', html)}
     assert "under open dispute" in labels["INV-1001"]
