@@ -22,7 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 from ar_collections.models import Invoice, TimelineEventInvoice
 from arcrm.dates import format_day
 from arcrm.money import format_money
-from arcrm.text import shorten
+from arcrm.text import name_of, shorten
 from customers.models import Customer, EventKind, TimelineEvent
 
 PAGE_SIZE = 25
@@ -189,7 +189,7 @@ def _row(pk, kind, occurred_at, summary, action, letter, first, last, username) 
         pk=pk, kind=kind, label=_LABELS.get(kind, kind), occurred_at=occurred_at,
         when=f"{local.day} {local:%b %Y %H:%M}", summary=summary,
         # No actor (the nightly run, an import): the row names nobody.
-        actor=" ".join(name for name in (first, last) if name) or (username or ""),
+        actor=name_of(first, last, username) if username else "",
         # Text on PostgreSQL, a number on SQLite (JSON_EXTRACT keeps the JSON type).
         action_id=int(action) if action is not None and str(action).isdigit() else None,
         has_letter=bool(action and letter),

@@ -28,5 +28,10 @@ def shorten(text: str, limit: int) -> str:
 def person_name(user) -> str:
     """How texts name a person: first and last name, or the username of
     someone who has no name on file."""
-    full = " ".join(part for part in (user.first_name.strip(), user.last_name.strip()) if part)
-    return full or user.get_username()
+    return name_of(user.first_name, user.last_name, user.get_username())
+
+
+def name_of(first: str, last: str, username: str) -> str:
+    """person_name from a user's columns, for rows read without the user."""
+    full = " ".join(part for part in (first.strip(), last.strip()) if part)
+    return full or username
