@@ -12,7 +12,7 @@ resumes where the cycle stood.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -985,31 +985,15 @@ def credit_note_record(
     if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
         raise ValidationError({"invoice": f"{invoice.number} has an open dispute: give the credit note by "
                                           "resolving the dispute, so that it ends too."})
-    if amount <= 0:
-        raise ValidationError({"amount": "A credit note is more than zero."})
-    places_check(amount, invoice.currency, field="amount")
+    number = _credit_note_terms_check(amount=amount, currency=invoice.currency, reason=reason, number=number)
     if amount > invoice.open_amount:
         most = format_money(invoice.open_amount, invoice.currency)
         raise ValidationError({"amount": f"A credit note on {invoice.number} takes off at most {most}, "
                                          "what is open."})
-    if not reason.strip():
-        raise ValidationError({"reason": "Say what the credit note is for."})
-    number = number.strip()
-    if number:
-        _credit_note_number_free(number)
     if actor is not None:
         _credit_allowed(actor, invoice, taken_off=amount)
-    try:
-        # A savepoint: another account's note with this number, committed
-        # since it was looked for above, makes the insert fail; rolled back to
-        # here the transaction goes on, to say so instead of failing.
-        with transaction.atomic():
-            note = _credit_note_issue(invoice, amount=amount, reason=reason.strip(), on=issued_on,
-                                      number=number)
-    except IntegrityError:
-        if number:
-            _credit_note_number_free(number)
-        raise
+    note = _credit_note_created(number, lambda: _credit_note_issue(
+        invoice, amount=amount, reason=reason.strip(), on=issued_on, number=number))
     money = format_money(amount, invoice.currency)
     settles = ", which leaves nothing open" if invoice.open_amount == 0 else ""
     event_record(
@@ -1030,6 +1014,32 @@ def credit_note_record(
     # today as the nightly refresh computes them (a note may be dated earlier).
     services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
     return note
+
+
+def _credit_note_terms_check(*, amount: Decimal, currency: str, reason: str, number: str) -> str:
+    """Refuse what no credit note may be; the ERP's number, stripped."""
+    if amount <= 0:
+        raise ValidationError({"amount": "A credit note is more than zero."})
+    places_check(amount, currency, field="amount")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say what the credit note is for."})
+    number = number.strip()
+    if number:
+        _credit_note_number_free(number)
+    return number
+
+
+def _credit_note_created(number: str, create: Callable[[], CreditNote]) -> CreditNote:
+    """`create()` in a savepoint: another account's note with this number,
+    committed since it was looked for, makes the insert fail; rolled back to
+    here the transaction goes on, to say so instead of failing."""
+    try:
+        with transaction.atomic():
+            return create()
+    except IntegrityError:
+        if number:
+            _credit_note_number_free(number)
+        raise
 
 
 def _credit_note_number_free(number: str) -> None:
@@ -1061,30 +1071,17 @@ def credit_note_on_account(
     if actor is not None:
         require_act_on(actor, customer)
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
-    if amount <= 0:
-        raise ValidationError({"amount": "A credit note is more than zero."})
-    places_check(amount, currency, field="amount")
-    if not reason.strip():
-        raise ValidationError({"reason": "Say what the credit note is for."})
-    number = number.strip()
-    if number:
-        _credit_note_number_free(number)
+    number = _credit_note_terms_check(amount=amount, currency=currency, reason=reason, number=number)
     rules = CollectionRules.current()
     if (actor is not None and not actor.has_perm("collections.settle_beyond_credit_limit")
             and rules.credit_needs_manager(amount=amount, currency=currency)):
         limit = format_money(rules.credit_without_manager_amount, settings.DEFAULT_CURRENCY)
         raise ValidationError({"amount": f"A credit of {format_money(amount, currency)} is a manager's "
                                          f"decision: collectors may give up to {limit}."})
-    try:
-        with transaction.atomic():  # as in credit_note_record: a number taken meanwhile is said so
-            note = CreditNote.objects.create(
-                number=number or _our_credit_note_number(issued_on), customer=customer,
-                issued_on=issued_on, currency=currency, amount=amount, reason=reason.strip()[:200],
-            )
-    except IntegrityError:
-        if number:
-            _credit_note_number_free(number)
-        raise
+    note = _credit_note_created(number, lambda: CreditNote.objects.create(
+        number=number or _our_credit_note_number(issued_on), customer=customer,
+        issued_on=issued_on, currency=currency, amount=amount, reason=reason.strip()[:200],
+    ))
     event_record(
         customer=customer, kind=EventKind.CREDIT_NOTE, actor=actor, subject=note,
         summary=f"Credit note {note.number} for {format_money(amount, currency)} on account: {note.reason}",
