@@ -182,7 +182,9 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 customer = customer_readable(request, pk)
                 card = _render_card(request, customer, focus=True)
                 return _with_header_and_timeline(request, card, customer)
-            return redirect("customers:detail", pk=pk)
+            # The card sits below the timeline: the page opens at its heading,
+            # as the heading takes the keyboard with htmx.
+            return redirect(reverse("customers:detail", args=[pk]) + "#account-name")
     return _form_response(
         request, "customers/customer_form.html", "account-card", form,
         {"customer": customer, "form_id": "account-card"},

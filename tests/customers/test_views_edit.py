@@ -250,7 +250,6 @@ def test_saving_the_card_changes_it_and_records_who_changed_what(client, collect
     )
 
     assert response.status_code == 302
-    assert response.url == reverse("customers:detail", args=[customer.pk])
     customer.refresh_from_db()
     assert customer.business_description == "Makes hand tools."
     assert customer.buying_reasons == ["price", "delivery speed", "service", "quality"]
@@ -970,3 +969,29 @@ def test_a_collector_can_still_edit_the_card_of_an_account_kept_in_a_currency_re
     assert customer.notes == "Call Fatima, not the front desk", (
         response.status_code, [line.strip() for line in response.content.decode().splitlines()
                                if "currency" in line.lower() and "error" in line.lower()][:3])
+
+
+# --- Where the page opens without htmx ----------------------------------------
+# The account page is long: a form posted without JavaScript comes back to the
+# part that was changed, at a heading that is on the page, not at the top.
+
+
+def lands_on(client, response) -> tuple[str, str]:
+    """The anchor a plain POST's redirect opens the account page at, and the
+    page the browser then shows (which must hold an element with that id)."""
+    assert response.status_code == 302
+    url, _, anchor = response.url.partition("#")
+    return anchor, client.get(url).content.decode()
+
+
+def test_a_card_saved_without_htmx_opens_the_account_page_at_the_card(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, notes="Pays on the 15th"))
+
+    anchor, page = lands_on(client, response)
+    assert anchor == "account-name"
+    assert re.search(rf'<section id="account-card".*?<h1 id="{anchor}"', page, re.S)
+    assert "Account card saved." in page
+
