@@ -308,7 +308,10 @@ def _contacts_changed(request: HttpRequest, customer: Customer, *, focus: int | 
     heading takes the keyboard, or "contacts" for the list's own heading."""
     if request.htmx:
         return _with_header_and_timeline(request, _render_contacts(request, customer, focus=focus), customer)
-    return redirect(reverse("customers:detail", args=[customer.pk]) + "#contacts")
+    # Without htmx the page opens at the same heading (a long list of contacts
+    # would leave the one changed out of sight below the section's top).
+    anchor = "contacts-title" if focus == "contacts" else f"contact-{focus}-name"
+    return redirect(reverse("customers:detail", args=[customer.pk]) + f"#{anchor}")
 
 
 def _with_header_and_timeline(
