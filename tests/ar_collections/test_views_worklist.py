@@ -199,6 +199,31 @@ def test_each_done_button_names_the_item_it_closes(client, collector, item):
     assert f'Snooze<span class="visually-hidden">: {name}</span></button>' in text
 
 
+def label_of(page: str, control_id: str) -> str:
+    """The text of the <label> for a control, as a screen reader reads it out."""
+    found = re.search(rf'<label[^>]*for="{control_id}"[^>]*>(.*?)</label>', page, re.S)
+    assert found, f"no label for {control_id}"
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).split())
+
+
+def test_each_snooze_date_and_hand_over_choice_is_named_after_its_item(
+    client, collector, manager, make_item
+):
+    """Tabbing through the list, a screen reader announces a field by its
+    label: fifty "Snooze until" date fields would not say which item each
+    puts off, nor fifty "Hand to" lists which item each hands over."""
+    first = make_item(assignee=collector, title="Call Acme about INV-1001")
+    second = make_item(assignee=collector, title="Send the statement again")
+    client.force_login(collector)
+
+    page = client.get(WORKLIST).content.decode()
+
+    for item in (first, second):
+        name = f"{item.customer.name}: {item.title}"
+        assert label_of(page, f"snooze-{item.pk}") == f"Snooze {name} until"
+        assert label_of(page, f"reassign-{item.pk}") == f"Hand {name} to"
+
+
 def test_a_snoozed_item_stays_hidden_until_its_day(client, collector, item):
     item.snoozed_until = TODAY + dt.timedelta(days=2)
     item.save()
