@@ -604,10 +604,11 @@ def letters_printed(request: HttpRequest) -> HttpResponse:
             require_act_on(request.user, letter.customer)
         marked = _letters_mark_printed(letter_ids=[letter.pk for letter in letters], actor=request.user)
         messages.success(request, f"{marked} letter{'' if marked == 1 else 's'} marked as printed.")
-        after = _letter_after(request, min(letters, key=lambda letter: (letter.done_at, letter.pk)))
+        first = min(letters, key=lambda letter: (letter.done_at, letter.pk))
+        after = _letter_after(request, first)
         if request.htmx:
             return _render_letters(request, position, letters_left=True, focus=after)
-        return redirect(_letters_url(position) + _letter_anchor(after))
+        return redirect(_letters_landing(request, position, letter=after, gone=first))
     return _render_letters(request, position, form=form, status=422)
 
 
@@ -642,7 +643,7 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
             after = _letter_after(request, letter)
             if request.htmx:
                 return _render_letters(request, position, letters_left=True, focus=after)
-            return redirect(_letters_url(position) + _letter_anchor(after))
+            return redirect(_letters_landing(request, position, letter=after, gone=letter))
     _add_paid_since([letter])
     return render(request, "collections/letter_withdraw.html", {
         "letter": letter, "form": form, "position": position.urlencode(), "queue_url": _letters_url(position),
@@ -694,10 +695,27 @@ def _letters_url(position: QueryDict) -> str:
     return f"{url}?{position.urlencode()}" if position else url
 
 
-def _letter_anchor(letter: DunningAction | None) -> str:
-    """Where the queue opens after letters left it: at the box of the letter
-    that takes the keyboard, or at the list when none is left."""
-    return f"#letter-{letter.pk}" if letter else "#letters"
+def _letters_landing(
+    request: HttpRequest, position: QueryDict, *, letter: DunningAction | None, gone: DunningAction
+) -> str:
+    """Where the queue opens without htmx after letters left it, `gone` the
+    first of them in the queue's order: at the box of `letter`, the one to go
+    on with, on a page that holds it. The page the collector was on, if it
+    still does; else the first page; else the page that begins right after
+    `gone` (or, `letter` coming before it, ends right before), which always
+    does. At the top of the list, which says so, when no letter is left."""
+    if letter is None:
+        return reverse("collections:letters") + "#letters"
+    letters = _letters_for(request.user)
+    for where in [position, QueryDict()] if position else [position]:
+        page = LETTERS_ORDER.page(letters, after=where.get("after", ""), before=where.get("before", ""),
+                                  size=PAGE_SIZE)
+        if letter in page.items:
+            return _letters_url(where) + f"#letter-{letter.pk}"
+    side = "after" if (letter.done_at, letter.pk) > (gone.done_at, gone.pk) else "before"
+    where = QueryDict(mutable=True)
+    where[side] = LETTERS_ORDER.cursor_for(gone)
+    return _letters_url(where) + f"#letter-{letter.pk}"
 
 
 def _letters_for(user) -> QuerySet[DunningAction]:

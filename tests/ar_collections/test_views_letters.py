@@ -765,3 +765,83 @@ def test_a_letter_withdrawn_from_a_later_page_leads_back_to_that_page(client, co
     else:
         assert (response.status_code, response.url) == (302, f"{second_url}#letter-{queue[PAGE_SIZE + 1]}")
         assert listed(client.get(response.url)) == queue[PAGE_SIZE + 1:2 * PAGE_SIZE + 1]
+
+
+# --- Where the queue opens without htmx ---------------------------------------------
+# Letters marked printed or withdrawn leave the page; the browser follows the
+# redirect to the box of the letter to go on with, which must be on the page
+# it opens, wherever in the queue that letter now stands.
+
+
+def opens_at(client, response) -> tuple[int | None, list[int]]:
+    """The letter whose box a plain POST's redirect opens the queue at (None:
+    at the list), and the letters of the page it opens, which holds that box."""
+    assert response.status_code == 302
+    url, _, anchor = response.url.partition("#")
+    page = client.get(url)
+    assert f'id="{anchor}"' in page.content.decode(), f"the page {url} opens has no #{anchor}"
+    found = re.fullmatch(r"letter-(\d+)", anchor)
+    return (int(found.group(1)) if found else None), listed(page)
+
+
+def test_the_last_page_marked_printed_without_htmx_opens_the_page_holding_the_letter_before_it(
+    client, collector, queue
+):
+    client.force_login(collector)
+    third_url = link(client.get(link(client.get(QUEUE), "next")), "next")
+
+    response = client.post(posts_to(client.get(third_url)), {"letters": queue[2 * PAGE_SIZE:]})
+
+    letter, shown = opens_at(client, response)
+    assert letter == queue[2 * PAGE_SIZE - 1]
+    assert shown == queue[PAGE_SIZE:2 * PAGE_SIZE]
+
+
+def test_a_page_reached_going_back_opens_at_the_next_letter_even_when_it_is_past_that_page(
+    client, collector, queue
+):
+    """Previous from the last page shows the letters before its first: the
+    one after the last of them is not on that page once they are printed."""
+    client.force_login(collector)
+    third = client.get(link(client.get(link(client.get(QUEUE), "next")), "next"))
+    second_url = link(third, "prev")
+    assert listed(client.get(second_url)) == queue[PAGE_SIZE:2 * PAGE_SIZE]
+
+    last_three = queue[2 * PAGE_SIZE - 3:2 * PAGE_SIZE]
+    response = client.post(posts_to(client.get(second_url)), {"letters": last_three})
+
+    letter, shown = opens_at(client, response)
+    assert letter == queue[2 * PAGE_SIZE]
+    assert letter in shown
+
+
+def test_the_last_letter_withdrawn_from_the_last_page_opens_the_page_holding_the_one_before_it(
+    client, collector, make_customer, make_letter
+):
+    letters = [make_letter(make_customer(name=f"Customer {n:03d}")) for n in range(PAGE_SIZE + 1)]
+    client.force_login(collector)
+    second_url = link(client.get(QUEUE), "next")
+    last = DunningAction.objects.select_related("customer").get(pk=letters[-1].pk)
+    action = withdraw_link(client.get(second_url), last)
+
+    response = client.post(action, {"reason": "Paid by card on the phone"})
+
+    letter, shown = opens_at(client, response)
+    assert letter == letters[-2].pk
+    assert shown == [x.pk for x in letters[:PAGE_SIZE]]
+
+
+def test_the_queue_emptied_from_a_later_page_opens_at_the_top_saying_nothing_waits(
+    client, collector, make_customer, make_letter
+):
+    letters = [make_letter(make_customer(name=f"Customer {n:03d}")) for n in range(PAGE_SIZE + 1)]
+    client.force_login(collector)
+    first = client.get(QUEUE)
+    second_url = link(first, "next")
+    client.post(posts_to(first), {"letters": [x.pk for x in letters[:PAGE_SIZE]]})
+
+    response = client.post(posts_to(client.get(second_url)), {"letters": [letters[-1].pk]})
+
+    assert response.url == f"{QUEUE}#letters"
+    assert opens_at(client, response) == (None, [])
+    assert "No letter waits to be printed." in client.get(QUEUE).content.decode()
