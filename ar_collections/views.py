@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -420,6 +420,28 @@ def _approval_waiting(*, today: dt.date) -> QuerySet[DunningAction]:
     )
 
 
+def _queue_landing(
+    queue: str, waiting: QuerySet[DunningAction], decided: DunningAction, *, list_id: str
+) -> str:
+    """Where a queue opens without htmx once `decided` left it (with htmx the
+    next item takes the keyboard, data-focus-next): at the step to go on with,
+    the next one waiting or, `decided` being the last, the one before, on a
+    page that holds it. The first page if it does; else the page beginning
+    right after `decided` (or ending right before it). At the list, whose
+    count says none is left, when nothing waits."""
+    url = reverse(queue)
+    cursor = QUEUE_ORDER.cursor_for(decided)
+    if later := QUEUE_ORDER.page(waiting, after=cursor, size=PAGE_SIZE).items:
+        step, side = later[0], "after"
+    elif earlier := QUEUE_ORDER.page(waiting, before=cursor, size=PAGE_SIZE).items:
+        step, side = earlier[-1], "before"
+    else:
+        return f"{url}#{list_id}"
+    if step not in QUEUE_ORDER.page(waiting, size=PAGE_SIZE).items:
+        url += "?" + urlencode({side: cursor})
+    return f"{url}#action-{step.pk}"
+
+
 def _queue_page(actions: QuerySet[DunningAction], query: QueryDict) -> Page:
     """The page of a queue that the URL asks for: after or before a step, or the first."""
     return QUEUE_ORDER.page(actions, after=query.get("after", ""), before=query.get("before", ""),
@@ -451,7 +473,8 @@ def action_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 what = action.step.get_action_display().lower()
                 messages.success(request, f"{action.customer.name}: {what} declined.")
             if not request.htmx:
-                return redirect("collections:approvals")
+                return redirect(_queue_landing("collections:approvals", _approval_waiting(today=today),
+                                               action, list_id="approval-queue"))
             form = None
         action = actions.get(pk=pk)
     _add_questions([action], today=today)

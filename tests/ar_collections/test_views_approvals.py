@@ -262,6 +262,68 @@ def test_a_page_position_the_queue_did_not_hand_out_is_a_bad_request(client, man
     assert "is not a position in this list" in response.content.decode()
 
 
+# --- Where the queue opens without htmx -------------------------------------------
+# A decided step leaves the queue; the browser follows the redirect to the step
+# to decide next, which must be on the page it opens.
+
+
+def opens_at(client, response) -> tuple[str, list[int]]:
+    """The anchor a plain POST's redirect opens the queue at, and the steps of
+    the page it opens, which holds an element with that id."""
+    assert response.status_code == 302
+    url, _, anchor = response.url.partition("#")
+    page = client.get(url)
+    assert f'id="{anchor}"' in page.content.decode(), f"the page {url} opens has no #{anchor}"
+    return anchor, listed(page)
+
+
+DECLINE = {"decision": "decline", "note": "Big order next month"}
+
+
+def test_a_step_decided_without_htmx_opens_the_queue_at_the_next_step(
+    client, manager, make_customer, make_action
+):
+    first, second, third = (make_action(make_customer(name=f"Customer {n}")) for n in "ABC")
+    client.force_login(manager)
+
+    response = client.post(url(second), {"decision": "approve", "note": "Third promise broken"})
+
+    assert opens_at(client, response) == (f"action-{third.pk}", [first.pk, third.pk])
+
+
+def test_the_last_step_decided_without_htmx_opens_the_queue_at_the_step_before_it(
+    client, manager, make_customer, make_action
+):
+    first, second = (make_action(make_customer(name=f"Customer {n}")) for n in "AB")
+    client.force_login(manager)
+
+    response = client.post(url(second), DECLINE)
+
+    assert opens_at(client, response) == (f"action-{first.pk}", [first.pk])
+
+
+def test_the_only_step_decided_without_htmx_opens_the_queue_at_its_count(client, manager, action):
+    client.force_login(manager)
+
+    response = client.post(url(action), DECLINE)
+
+    assert opens_at(client, response) == ("approval-queue", [])
+    assert "0 steps waiting for a decision" in client.get(QUEUE).content.decode()
+
+
+def test_a_step_decided_on_a_later_page_without_htmx_opens_the_page_holding_the_next_step(
+    client, manager, make_customer, make_action
+):
+    steps = [make_action(make_customer(name=f"Customer {n:02d}")).pk for n in range(60)]
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:action_decide", args=[steps[54]]), DECLINE)
+
+    anchor, shown = opens_at(client, response)
+    assert anchor == f"action-{steps[55]}"
+    assert steps[55] in shown
+
+
 # --- Deciding ---------------------------------------------------------------------
 
 
@@ -271,7 +333,6 @@ def test_approving_a_credit_hold_puts_the_account_on_hold(client, manager, actio
     response = client.post(url(action), {"decision": "approve", "note": "Third promise broken"})
 
     assert response.status_code == 302
-    assert response.url == QUEUE
     action.refresh_from_db()
     assert action.status == ActionStatus.DONE
     assert action.reviewed_by == manager
