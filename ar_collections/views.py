@@ -323,7 +323,8 @@ def action_review(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.add_message(request, *_review_outcome(action, reviewed))
             if not request.htmx:
-                return redirect("collections:review")
+                waiting, _ = _review_waiting(request.user, QueryDict())
+                return redirect(_queue_landing("collections:review", waiting, action, list_id="review-queue"))
             form = None
         # Whatever happened, the item now shows the step as it stands.
         action = actions.get(pk=pk)

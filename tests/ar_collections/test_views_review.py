@@ -262,7 +262,6 @@ def test_sending_a_step_hands_it_to_the_workers_and_answers_at_once(
         response = client.post(url(action), {"decision": "send", "note": ""})
 
     assert response.status_code == 302
-    assert response.url == QUEUE
     action.refresh_from_db()
     assert (action.status, action.reviewed_by, action.attempts) == (ActionStatus.PLANNED, collector, 0)
     assert silent_smtp.connections == []
@@ -270,6 +269,31 @@ def test_sending_a_step_hands_it_to_the_workers_and_answers_at_once(
     page = client.get(QUEUE).content.decode()
     assert ("Acme Tools: e-mail queued for sending; what comes of it shows on the account&#x27;s timeline."
             in page)
+
+
+def test_a_step_skipped_without_htmx_opens_the_queue_at_the_next_step(client, collector, make_customer,
+                                                                      make_action):
+    first, second, third = (make_action(make_customer(name=f"Customer {n}")) for n in "ABC")
+    client.force_login(collector)
+
+    response = client.post(url(second), {"decision": "skip", "note": "Paid by phone"})
+
+    assert response.status_code == 302
+    page_url, _, anchor = response.url.partition("#")
+    page = client.get(page_url)
+    assert anchor == f"action-{third.pk}"
+    assert f'<article id="{anchor}"' in page.content.decode()
+    assert listed(page) == [first.pk, third.pk]
+
+
+def test_the_last_step_reviewed_without_htmx_opens_the_queue_at_its_count(client, collector, action):
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "skip", "note": "Paid by phone"})
+
+    assert response.url == f"{QUEUE}#review-queue"
+    page = client.get(QUEUE).content.decode()
+    assert '<section id="review-queue"' in page and "0 steps waiting for review" in page
 
 
 def test_with_htmx_a_step_sent_shows_as_queued_in_place(
