@@ -102,6 +102,18 @@ def test_a_collector_sees_their_own_open_items_that_are_due(client, collector, o
         assert absent not in html, absent
 
 
+def test_one_day_late_is_said_in_the_singular(client, collector, make_customer, make_item):
+    account = make_customer(name="Just Late", segment=Segment.PROMPT)
+    behaviour(account, overdue="800.00", days=1)
+    make_item(assignee=collector, customer=account, title="Call about yesterday's invoice")
+    client.force_login(collector)
+
+    text = text_of(client.get(WORKLIST))
+
+    assert "· 1 day late (+0)" in text
+    assert "1 days" not in text
+
+
 def test_items_come_most_urgent_first_with_every_part_of_the_priority_explained(
     client, collector, make_customer, make_item
 ):
