@@ -770,6 +770,8 @@ def _render_letters(request: HttpRequest, position: QueryDict, *, form: MarkPrin
     _add_paid_since(listed)
     context = {
         "page": page, "count": letters.count(), "letters": listed, "form": form, "ticked": ticked,
+        # A collector's queue holds the letters of their own accounts only: the page says so.
+        "yours_only": not request.user.has_perm(ACT_ON_ANY),
         "focus_letter": focus.pk if letters_left and focus else None,
         "focus_list": letters_left and focus not in listed,
         "position": position.urlencode(),

@@ -116,9 +116,14 @@ def test_a_collector_sees_the_letters_of_their_accounts_and_a_manager_all(
     ottos = make_letter(make_customer(collector=other_collector))
 
     client.force_login(collector)
-    assert [x.pk for x in client.get(QUEUE).context["letters"]] == [mine.pk]
+    response = client.get(QUEUE)
+    assert [x.pk for x in response.context["letters"]] == [mine.pk]
+    # The collector is told the queue is theirs, not the team's.
+    assert "Dunning letters to your accounts written" in response.content.decode()
     client.force_login(manager)
-    assert {x.pk for x in client.get(QUEUE).context["letters"]} == {mine.pk, ottos.pk}
+    response = client.get(QUEUE)
+    assert {x.pk for x in response.context["letters"]} == {mine.pk, ottos.pk}
+    assert "to your accounts" not in response.content.decode()
 
 
 def test_viewers_may_not_open_the_print_queue(client, viewer):
