@@ -31,6 +31,7 @@ from ar_collections.models import (
     ExceptionRequest,
     Instalment,
     Invoice,
+    InvoiceStatus,
     LateCharge,
     LatePaymentPolicy,
     MoneyPointScale,
@@ -82,8 +83,17 @@ class AllocationInline(_RecordedThroughTheApp, admin.TabularInline):
     raw_id_fields = ["invoice", "payment", "credit_note"]
 
 
+# What an invoice owes follows from its total and from what was paid, credited
+# or corrected against it, each recorded by the services (DESIGN invariant 3:
+# balances reconcile to the cent). Typed in here, an open amount would no longer
+# be the total less its allocations, a status "paid" would have no payment
+# behind it, and a total or currency changed under its payments would leave
+# them allocated to a different debt. A total is corrected through a dispute.
+INVOICE_FIGURES = ["currency", "total_amount", "open_amount", "status", "settled_on"]
+
+
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     list_display = ["number", "customer", "issue_date", "due_date", "currency", money_column("total_amount"),
                     money_column("open_amount"), "status"]
     list_filter = ["status", "currency"]
@@ -93,12 +103,22 @@ class InvoiceAdmin(admin.ModelAdmin):
     date_hierarchy = "due_date"
     inlines = [AllocationInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        return self.with_money_shown(INVOICE_FIGURES if obj is not None else [])
+
+    def get_exclude(self, request, obj=None):
+        # A new invoice owes its total (see save_model): nothing to type in.
+        return ["open_amount", "status", "settled_on"] if obj is None else []
+
     # An invoice added, corrected or deleted here counts in its account's
     # payment behaviour and segment at once, as one the import or a payment
     # changes does, not only after the nightly refresh. The accounts' locks
     # come first, in id order, as a payment takes them before its invoices.
 
     def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            # Nothing has been paid or credited against it yet.
+            obj.open_amount, obj.status, obj.settled_on = obj.total_amount, InvoiceStatus.OPEN, None
         with transaction.atomic():
             accounts = {obj.customer_id}
             if change:

@@ -39,7 +39,7 @@ def change_form(invoice: Invoice, **fields) -> dict:
     data = {"number": invoice.number, "customer": invoice.customer_id, "issue_date": invoice.issue_date,
             "due_date": invoice.due_date, "currency": invoice.currency, "total_amount": invoice.total_amount,
             "open_amount": invoice.open_amount, "status": invoice.status, "po_reference": "",
-            "settled_on": "",
+            "settled_on": invoice.settled_on or "",
             "allocations-TOTAL_FORMS": "0", "allocations-INITIAL_FORMS": "0",
             "allocations-MIN_NUM_FORMS": "0", "allocations-MAX_NUM_FORMS": "1000"}
     data.update(fields)
@@ -105,3 +105,53 @@ def test_invoices_deleted_together_in_the_admin_leave_the_account_s_figures(admi
     assert response.status_code == 302
     assert not Invoice.objects.exists()
     assert figures(customer) == (TODAY, 0, Decimal("0.00"), Decimal("0.00"))
+
+
+# --- What an invoice owes follows from its total and what came in against it -----------
+
+
+def stored(invoice: Invoice) -> tuple:
+    invoice.refresh_from_db()
+    return (invoice.currency, invoice.total_amount, invoice.open_amount, invoice.status, invoice.settled_on)
+
+
+@pytest.mark.parametrize("by_hand", [
+    {"open_amount": "100.00"}, {"status": "written_off"}, {"total_amount": "900.00"}, {"currency": "USD"},
+    {"open_amount": "0.00", "status": "paid", "settled_on": "2025-08-01"},
+], ids=["open-amount", "status", "total", "currency", "marked-paid"])
+def test_what_an_invoice_owes_cannot_be_changed_by_hand_in_the_admin(
+    admin_client, customer, invoices, by_hand
+):
+    before = stored(invoices[0])
+    url = reverse("admin:collections_invoice_change", args=[invoices[0].pk])
+
+    admin_client.post(url, change_form(invoices[0], po_reference="PO-77", **by_hand))
+
+    assert stored(invoices[0]) == before
+    assert invoices[0].po_reference == "PO-77"  # what may be corrected here still is
+    assert figures(customer) == (TODAY, 2, Decimal("1200.00"), Decimal("500.00"))
+
+
+def test_an_invoice_s_page_shows_what_it_owes_as_the_lists_do_with_nothing_to_type_into(
+    admin_client, invoices
+):
+    url = reverse("admin:collections_invoice_change", args=[invoices[0].pk])
+
+    page = admin_client.get(url).content.decode()
+
+    assert 'readonly">EUR 500.00</div>' in page
+    for name in ("open_amount", "status", "total_amount", "currency", "settled_on"):
+        assert f'name="{name}"' not in page
+    assert 'name="due_date"' in page
+
+
+def test_an_invoice_added_in_the_admin_owes_its_total(admin_client, customer, invoices):
+    page = admin_client.get(reverse("admin:collections_invoice_add")).content.decode()
+    assert 'name="total_amount"' in page and 'name="open_amount"' not in page and 'name="status"' not in page
+
+    response = admin_client.post(reverse("admin:collections_invoice_add"), change_form(
+        invoices[1], number="INV-3", total_amount="300.00", open_amount="100.00", due_date="2025-08-01"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    added = Invoice.objects.get(number="INV-3")
+    assert stored(added) == ("EUR", Decimal("300.00"), Decimal("300.00"), "open", None)
