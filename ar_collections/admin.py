@@ -92,8 +92,33 @@ class AllocationInline(_RecordedThroughTheApp, admin.TabularInline):
 INVOICE_FIGURES = ["currency", "total_amount", "open_amount", "status", "settled_on"]
 
 
+class InvoiceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Invoice
+        fields = ["number", "customer", "issue_date", "due_date", "po_reference", *INVOICE_FIGURES]
+
+    def clean_customer(self):
+        """An invoice may be moved to the account it belongs to, unless money
+        was recorded against it: its payments and credit notes are the first
+        account's, and would then settle another account's debt."""
+        customer = self.cleaned_data["customer"]
+        invoice = self.instance
+        if not invoice.pk or customer is None or customer.pk == invoice.customer_id:
+            return customer
+        # Both accounts, then the invoice, locked until the admin's save
+        # commits (its views are atomic), in the order a payment takes them: no
+        # payment or credit note comes in against it between this check and the move.
+        _accounts_lock({invoice.customer_id, customer.pk})
+        list(Invoice.objects.select_for_update().filter(pk=invoice.pk).values_list("pk"))
+        if invoice.allocations.exists() or invoice.credit_notes.exists():
+            raise ValidationError(f"Money has been recorded against this invoice on "
+                                  f"{invoice.customer.name}’s account: it stays with that account.")
+        return customer
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
+    form = InvoiceAdminForm
     list_display = ["number", "customer", "issue_date", "due_date", "currency", money_column("total_amount"),
                     money_column("open_amount"), "status"]
     list_filter = ["status", "currency"]

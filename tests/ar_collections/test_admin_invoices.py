@@ -155,3 +155,19 @@ def test_an_invoice_added_in_the_admin_owes_its_total(admin_client, customer, in
     assert response.status_code == 302, response.content.decode()[:2000]
     added = Invoice.objects.get(number="INV-3")
     assert stored(added) == ("EUR", Decimal("300.00"), Decimal("300.00"), "open", None)
+
+
+def test_an_invoice_with_a_payment_against_it_stays_with_its_account(
+    admin_client, customer, make_invoice, make_customer
+):
+    paid = make_invoice(customer, issued=dt.date(2025, 6, 1), amount="400.00", paid_on=dt.date(2025, 7, 1))
+    other = make_customer(name="Beta Bau")
+    url = reverse("admin:collections_invoice_change", args=[paid.pk])
+
+    response = admin_client.post(url, change_form(paid, customer=other.pk))
+
+    assert response.status_code == 200
+    assert ("Money has been recorded against this invoice on Acme Tools’s account: it stays with that "
+            "account.") in response.content.decode()
+    paid.refresh_from_db()
+    assert paid.customer == customer
