@@ -822,28 +822,40 @@ class DunningCycleAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer"]
 
 
-class DunningActionInvoiceInline(admin.TabularInline):
+class _OnRecord:
+    """What dunning sent and listed is the record the planner and the timeline
+    read: an action deleted here would let the planner send its step to the
+    customer again in the same cycle (DESIGN invariant 1), and free the step
+    it was taken in to be deleted. The admin shows these rows, and neither
+    edits, deletes nor makes them up."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class DunningActionInvoiceInline(_OnRecord, MoneyShownReadOnly, admin.TabularInline):
     model = DunningActionInvoice
     extra = 0
     raw_id_fields = ["invoice"]
 
 
 @admin.register(DunningAction)
-class DunningActionAdmin(admin.ModelAdmin):
-    """Actions are the record of what was sent; the admin shows them, never edits them."""
-
+class DunningActionAdmin(_OnRecord, admin.ModelAdmin):
     list_display = ["planned_on", "customer", "step", "status", "channel", "pay_by"]
     list_filter = ["status", "channel"]
     list_select_related = ["customer", "step__policy"]
     search_fields = ["customer__name"]
     inlines = [DunningActionInvoiceInline]
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(DunningActionInvoice)
-class DunningActionInvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
+class DunningActionInvoiceAdmin(_OnRecord, MoneyShownReadOnly, admin.ModelAdmin):
     list_display = ["action", "invoice", "currency", money_column("open_amount")]
     list_select_related = ["action__customer", "action__step__policy", "invoice"]
     raw_id_fields = ["action", "invoice"]

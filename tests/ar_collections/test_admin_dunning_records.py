@@ -1,0 +1,76 @@
+"""What dunning sent and charged is on record: the admin shows the actions,
+the invoices they listed and the charges they added, and neither deletes nor
+makes them up. An action gone would let its step be sent to the customer
+again, and a charge gone would be a fee forgiven without a manager's decision."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from ar_collections.models import DunningAction, DunningActionInvoice
+from customers.models import Segment
+
+from .conftest import DUE
+from .test_policy_admin import chase, steps_taken
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(User.objects.create_superuser("root-admin", password="x"))
+    return client
+
+
+@pytest.fixture
+def emailed(make_account):
+    """A prompt payer sent the prompt ladder's first step, an e-mail."""
+    customer = make_account(Segment.PROMPT)
+    chase(DUE + dt.timedelta(days=3))
+    assert [s[0] for s in steps_taken(customer)] == [1]
+    return customer
+
+
+def delete_selected(admin_client, model: str, pks) -> None:
+    admin_client.post(reverse(f"admin:collections_{model}_changelist"), {
+        "action": "delete_selected", "post": "yes", "_selected_action": [str(pk) for pk in pks],
+    })
+
+
+def test_a_customer_is_not_sent_a_step_again_after_its_action_is_deleted_in_the_admin(admin_client, emailed):
+    action = DunningAction.objects.get(customer=emailed)
+
+    delete_selected(admin_client, "dunningaction", [action.pk])
+    response = admin_client.post(reverse("admin:collections_dunningaction_delete", args=[action.pk]),
+                                 {"post": "yes"})
+    chase(DUE + dt.timedelta(days=4))
+
+    # The e-mail it recorded, still the only one: not the step sent again in its place.
+    sent = DunningAction.objects.filter(customer=emailed).values_list("pk", "step__position")
+    assert list(sent) == [(action.pk, 1)]
+    assert response.status_code == 403
+
+
+def test_no_dunning_action_or_listed_invoice_is_made_up_in_the_admin(admin_client, emailed):
+    assert admin_client.get(reverse("admin:collections_dunningaction_add")).status_code == 403
+    assert admin_client.get(reverse("admin:collections_dunningactioninvoice_add")).status_code == 403
+
+
+def test_what_a_notice_listed_stays_as_it_listed_it(admin_client, emailed):
+    line = DunningActionInvoice.objects.filter(action__customer=emailed).order_by("pk").first()
+    url = reverse("admin:collections_dunningactioninvoice_change",
+                  args=[line.pk])
+
+    page = admin_client.get(url).content.decode()
+    admin_client.post(url, {"action": line.action_id, "invoice": line.invoice_id, "currency": "EUR",
+                            "open_amount": "1.00"})
+    delete_selected(admin_client, "dunningactioninvoice", [line.pk])
+
+    action_url = reverse("admin:collections_dunningaction_change", args=[line.action_id])
+    action_page = admin_client.get(action_url).content.decode()
+    assert 'name="open_amount"' not in page and 'readonly">EUR 500.00</div>' in page
+    assert "EUR 500.00" in action_page and "lines-0-open_amount" not in action_page
+    assert DunningActionInvoice.objects.get(pk=line.pk).open_amount == Decimal("500.00")
