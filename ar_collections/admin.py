@@ -863,7 +863,11 @@ class DunningActionInvoiceAdmin(_OnRecord, MoneyShownReadOnly, admin.ModelAdmin)
 
 @admin.register(LateCharge)
 class LateChargeAdmin(MoneyShownReadOnly, admin.ModelAdmin):
-    """Charges are waived through the manager's decision, not edited here."""
+    """Charges are what the customer owes beside its invoices, paid through
+    allocations like them. They are added by the notice that charged them and
+    waived through the manager's decision, which records who and why: one
+    deleted here would be a fee forgiven without a word, one added here owed
+    for no notice."""
 
     list_display = ["customer", "kind", "currency", money_column("amount"), "invoice", "waived_at",
                     "cancelled_at", "created_at"]
@@ -871,7 +875,13 @@ class LateChargeAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     list_select_related = ["customer", "invoice"]
     raw_id_fields = ["customer", "action", "invoice"]
 
+    def has_add_permission(self, request):
+        return False
+
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

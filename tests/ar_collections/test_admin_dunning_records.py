@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from ar_collections.models import DunningAction, DunningActionInvoice
+from ar_collections.models import ChargeKind, DunningAction, DunningActionInvoice, LateCharge
 from customers.models import Segment
 
 from .conftest import DUE
@@ -74,3 +74,17 @@ def test_what_a_notice_listed_stays_as_it_listed_it(admin_client, emailed):
     assert 'name="open_amount"' not in page and 'readonly">EUR 500.00</div>' in page
     assert "EUR 500.00" in action_page and "lines-0-open_amount" not in action_page
     assert DunningActionInvoice.objects.get(pk=line.pk).open_amount == Decimal("500.00")
+
+
+def test_a_late_fee_is_neither_deleted_nor_made_up_in_the_admin(admin_client, emailed):
+    action = DunningAction.objects.get(customer=emailed)
+    fee = LateCharge.objects.create(customer=emailed, action=action, kind=ChargeKind.LATE_FEE, currency="EUR",
+                                    amount=Decimal("15.00"), open_amount=Decimal("15.00"))
+
+    delete_selected(admin_client, "latecharge", [fee.pk])
+    url = reverse("admin:collections_latecharge_delete", args=[fee.pk])
+    response = admin_client.post(url, {"post": "yes"})
+
+    assert LateCharge.objects.filter(pk=fee.pk, open_amount=Decimal("15.00")).exists()
+    assert response.status_code == 403
+    assert admin_client.get(reverse("admin:collections_latecharge_add")).status_code == 403
