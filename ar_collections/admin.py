@@ -48,12 +48,12 @@ from ar_collections.models import (
     ladder_problems,
 )
 from ar_collections.services import behaviour_refresh
-from arcrm.admin_columns import MoneyShownReadOnly, money_column, person_column
+from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, money_column, person_column
 from arcrm.money import MONEY_MAX_DIGITS, decimal_places, validate_currency_in_use
 from customers.models import Customer, Segment
 
 
-class _RecordedThroughTheApp(MoneyShownReadOnly):
+class _RecordedThroughTheApp(PeopleShownReadOnly, MoneyShownReadOnly):
     """Money moved by payments and credit notes is recorded by the services
     (an account's "Record a payment" and "Record a credit note", a dispute's
     credit note), which keep the invoices' open amounts, the timeline, the
@@ -799,7 +799,7 @@ class PolicyMinimumAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
 
 
 @admin.register(DunningPause)
-class DunningPauseAdmin(admin.ModelAdmin):
+class DunningPauseAdmin(PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["customer", "invoice", "kind", "starts_on", "ends_on", "lifted_at",
                     person_column("owner")]
     list_filter = ["kind"]
@@ -809,14 +809,14 @@ class DunningPauseAdmin(admin.ModelAdmin):
 
 
 @admin.register(DunningRun)
-class DunningRunAdmin(admin.ModelAdmin):
+class DunningRunAdmin(PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["run_date", "status", "started_at", "finished_at", person_column("started_by")]
     list_select_related = ["started_by"]
     readonly_fields = ["planned_through_customer_id"]
 
 
 @admin.register(DunningCycle)
-class DunningCycleAdmin(admin.ModelAdmin):
+class DunningCycleAdmin(PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["customer", "number", "opened_on", "closed_on"]
     list_select_related = ["customer"]
     raw_id_fields = ["customer"]
@@ -846,7 +846,7 @@ class DunningActionInvoiceInline(_OnRecord, MoneyShownReadOnly, admin.TabularInl
 
 
 @admin.register(DunningAction)
-class DunningActionAdmin(_OnRecord, admin.ModelAdmin):
+class DunningActionAdmin(_OnRecord, PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["planned_on", "customer", "step", "status", "channel", "pay_by"]
     list_filter = ["status", "channel"]
     list_select_related = ["customer", "step__policy"]
@@ -862,7 +862,7 @@ class DunningActionInvoiceAdmin(_OnRecord, MoneyShownReadOnly, admin.ModelAdmin)
 
 
 @admin.register(LateCharge)
-class LateChargeAdmin(MoneyShownReadOnly, admin.ModelAdmin):
+class LateChargeAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
     """Charges are what the customer owes beside its invoices, paid through
     allocations like them. They are added by the notice that charged them and
     waived through the manager's decision, which records who and why: one
@@ -891,7 +891,7 @@ class LateChargeAdmin(MoneyShownReadOnly, admin.ModelAdmin):
 # in step; the admin shows them and never edits them.
 
 
-class ReadOnlyAdmin(MoneyShownReadOnly, admin.ModelAdmin):
+class ReadOnlyAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
@@ -929,7 +929,7 @@ class MoneyPointScaleInline(admin.TabularInline):
 
 
 @admin.register(CollectionRules)
-class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
+class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["__str__", "max_pause_days", "promise_grace_days", "instalment_grace_days",
                     "dispute_answer_days",
                     money_column("plan_approval_above_amount", lambda rules: settings.DEFAULT_CURRENCY,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db.models import DecimalField, Value
 from django.db.models.functions import Coalesce, Concat, NullIf
 
@@ -115,6 +116,54 @@ def person_column(field: str, description: str | None = None):
     column.__name__ = f"{field}_name"
     return admin.display(description=description or field.replace("_", " ").capitalize(),
                          ordering=sort_name(f"{field}__"))(column)
+
+
+def _is_person(field) -> bool:
+    return field.is_relation and field.many_to_one and field.related_model is get_user_model()
+
+
+class PeopleShownReadOnly:
+    """ModelAdmin mixin: a user field shown read-only (in the read-only
+    fields, or on a page the user may only view) names the person as the
+    pages do, "Carla Collins", not by username ("carla"); a list to choose a
+    person from names them so too. An admin that overrides
+    get_readonly_fields passes its list through `with_people_shown`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The admin finds a read-only field's value on itself by name.
+        self.people_fields = {f.name for f in self.model._meta.concrete_fields if _is_person(f)}
+        for name in self.people_fields:
+            field = self.model._meta.get_field(name)
+            setattr(self, _named(name), person_column(name, field.verbose_name.capitalize()))
+
+    def with_people_shown(self, readonly) -> list:
+        """`readonly` and, for each user field in it, what names the person."""
+        readonly = list(readonly)
+        return readonly + [_named(name) for name in readonly if name in self.people_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly + [_named(name) for name in readonly
+                           if name in self.people_fields and _named(name) not in readonly]
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            shown = self.people_fields
+        else:
+            shown = self.people_fields & set(self.get_readonly_fields(request, obj))
+        return [_named(name) if name in shown else name for name in super().get_fields(request, obj)]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if formfield is not None and db_field.name in self.people_fields:
+            formfield.label_from_instance = person_name
+        return formfield
+
+
+def _named(name: str) -> str:
+    # The name person_column gives its column.
+    return f"{name}_name"
 
 
 class PersonListFilter(admin.RelatedFieldListFilter):

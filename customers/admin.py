@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from arcrm.admin_columns import MoneyShownReadOnly, PersonListFilter, person_column
+from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, PersonListFilter, person_column
 from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
 
 
@@ -10,7 +10,7 @@ class ContactInline(admin.StackedInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(MoneyShownReadOnly, admin.ModelAdmin):
+class CustomerAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
     list_display = ["name", "account_number", "segment", person_column("collector"), "terms_type",
                     "on_credit_hold"]
     list_filter = ["segment", "terms_type", "on_credit_hold", "industry", ("collector", PersonListFilter)]
@@ -29,7 +29,8 @@ class CustomerAdmin(MoneyShownReadOnly, admin.ModelAdmin):
         # here only when the account is created.
         terms = ["collector", "credit_limit_amount", "currency", "terms_type", "payment_terms_days",
                  "on_credit_hold"]
-        return self.with_money_shown(self.readonly_fields + (terms if obj is not None else []))
+        readonly = self.readonly_fields + (terms if obj is not None else [])
+        return self.with_people_shown(self.with_money_shown(readonly))
 
 
 @admin.register(Contact)
@@ -55,7 +56,7 @@ class ContactAbsenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(TimelineEvent)
-class TimelineEventAdmin(admin.ModelAdmin):
+class TimelineEventAdmin(PeopleShownReadOnly, admin.ModelAdmin):
     """Read-only: the timeline is append-only, in the admin as everywhere."""
 
     list_display = ["occurred_at", "customer", "kind", "summary", person_column("actor")]

@@ -6,7 +6,8 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from ar_collections.models import Payment
+from ar_collections.models import CollectionRules, Payment
+from customers.models import Customer, EventKind, TimelineEvent
 
 
 def _project_models():
@@ -88,3 +89,39 @@ def test_the_collector_filter_lists_people_by_name_sorted_by_last_then_first(
     filters = page[page.index('id="changelist-filter"'):]
     choices = [filters.index(name) for name in ("Al Adams", "Carla Adams", "Bea Zorn")]
     assert choices == sorted(choices)
+
+
+def _rules_kept_by(user):
+    return CollectionRules.objects.create(pk=1, updated_by=user)
+
+
+def _account_collected_by(user):
+    return Customer.objects.create(name="Acme Tools", account_number="C-PEOPLE",
+                                   customer_since=dt.date(2020, 1, 1), collector=user)
+
+
+def _event_by(user):
+    customer = _account_collected_by(user)
+    return TimelineEvent.objects.create(customer=customer, kind=EventKind.ACCOUNT_CHANGED, summary="Terms",
+                                        actor=user)
+
+
+@pytest.mark.parametrize("row", [_rules_kept_by, _event_by, _account_collected_by],
+                         ids=["rules-updated-by", "event-actor", "account-collector"])
+def test_a_change_page_names_the_people_it_shows_as_the_pages_do(admin_client, named, row):
+    """Read-only, on a page that may be edited (the rules' "updated by", an
+    account's collector) or only looked at (a timeline event's actor)."""
+    obj = row(named[0])
+    opts = obj._meta
+
+    page = admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Carla Adams" in html and ">zed<" not in html
+
+
+def test_a_list_to_choose_a_person_from_names_them_as_the_pages_do(admin_client, named):
+    page = admin_client.get(reverse("admin:collections_dunningpause_add")).content.decode()
+
+    assert ">Carla Adams</option>" in page and ">zed</option>" not in page
