@@ -455,7 +455,9 @@ class TimelineEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.get_kind_display()}: {self.summary}"
+        # In local time, as the timeline writes it: "5 Aug 2025 00:30", not "2025-08-04 22:30" in UTC.
+        local = timezone.localtime(self.occurred_at)
+        return f"{format_day(local.date())} {local:%H:%M} {self.get_kind_display()}: {self.summary}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not kwargs.get("force_insert"):

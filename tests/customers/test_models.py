@@ -99,3 +99,13 @@ def test_the_database_refuses_to_rewrite_or_delete_timeline_events(customer):
         ):
             cursor.execute(statement, [event.pk])
     assert TimelineEvent.objects.get(pk=event.pk).summary == "Called"
+
+
+def test_a_timeline_event_is_named_with_its_day_and_local_time_as_the_timeline_writes_them(
+    customer, settings
+):
+    settings.TIME_ZONE = "Europe/Berlin"
+    event = TimelineEvent(customer=customer, kind=EventKind.ACCOUNT_CHANGED, summary="Terms changed",
+                          occurred_at=dt.datetime(2025, 8, 4, 22, 30, tzinfo=dt.UTC))
+
+    assert str(event) == "5 Aug 2025 00:30 Account card changed: Terms changed"
