@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.conf import settings
@@ -2000,10 +2000,11 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
                         short: Decimal, end: dt.date) -> bool:
     """Whether `instalment` came in `short` because the customer took a credit
     off it: credit notes (a dispute's or one recorded on the account) or
-    corrections on the plan's invoices since the instalment before, of at
-    least that much. A credit comes off the plan's last instalments
-    (_plan_reduce), but customers commonly deduct it from their next payment
-    ("we took the credit note off this month's payment"). If so, the
+    corrections on the plan's invoices since it was proposed, of at least
+    that much besides what earlier instalments took off already. A credit
+    comes off the plan's last instalments (_plan_reduce), but customers
+    commonly deduct it from a payment before ("we took the credit note off
+    this month's payment"). If so, the
     instalment counts as paid less `short`, and `short` goes back where the
     credit came off, the last instalment first, on its date as agreed, even
     one the credit took off altogether (the customer who took a credit bigger
@@ -2016,16 +2017,22 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
                 if number > instalment.number}
     if not later and not credited:
         return False
-    before = [i for i in instalments if i.number < instalment.number]
-    since = before[-1].due_on + dt.timedelta(days=1) if before else plan.proposed_on
-    notes = list(CreditNote.objects.filter(invoice__in=plan.invoices.all(), issued_on__range=(since, end))
-                 .select_related("invoice").order_by("issued_on", "pk"))
-    corrections = list(
-        Dispute.objects.filter(invoice__in=plan.invoices.all(), status=DisputeStatus.RESOLVED,
-                               outcome=DisputeOutcome.CORRECTED_INVOICE, resolved_on__range=(since, end))
-        .select_related("invoice").order_by("resolved_on", "pk")
-    )
-    if short > sum((n.amount for n in notes), ZERO) + sum((d.taken_off_amount for d in corrections), ZERO):
+    credits = _plan_credits(plan, end=end)
+    # Each credit is the customer's to take off once, from whichever payment
+    # they like, not only the one after it: a customer may pay the next
+    # instalment in full and keep the credit for a later one. What earlier
+    # instalments took off already (the oldest credits first) is not theirs
+    # to take again; what one held back for a dispute (it says which) is
+    # that dispute's to settle.
+    taken = sum((i.deducted_amount for i in instalments if i.number < instalment.number
+                 and i.status == InstalmentStatus.PAID and not i.held_for), ZERO)
+    unused = []
+    for credit in credits:
+        used = min(taken, credit.amount)
+        taken -= used
+        if credit.amount - used:
+            unused.append(replace(credit, amount=credit.amount - used))
+    if short > sum((credit.amount for credit in unused), ZERO):
         return False
     # Where `short` goes back: first planned, then done, so that a shortfall
     # with nowhere to go leaves the schedule as it was.
@@ -2068,8 +2075,7 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
     last_day = max(i.due_on for i in instalments)
     DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).update(
         ends_on=last_day + dt.timedelta(days=plan.grace_days))
-    which = _listing([f"credit note {n.number} on {n.invoice.number}" for n in notes]
-                     + [f"the correction of {d.invoice.number}" for d in corrections])
+    which = _listing(list(dict.fromkeys(credit.name for credit in unused)))
     back = sorted({i.number: i for i in back}.values(), key=lambda i: i.number)
     asked = ", and ".join(f"instalment {i.number}{' instead' if n == 0 else ''}, now "
                           f"{format_money(i.amount, plan.currency)} due {format_day(i.due_on)}"
@@ -2079,10 +2085,35 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
         summary=f"Instalment {instalment.number} of {len(instalments)} paid less "
         f"{format_money(short, plan.currency)} taken off for {which}: that much is asked with {asked}",
         details={"instalment": instalment.number, "taken_off": str(short),
-                 "moved_to": [i.number for i in back], "credit_notes": [n.number for n in notes],
-                 "corrections": [d.pk for d in corrections]},
+                 "moved_to": [i.number for i in back],
+                 "credit_notes": list(dict.fromkeys(c.note for c in unused if c.note)),
+                 "corrections": [c.correction for c in unused if c.correction]},
     )
     return True
+
+
+@dataclass(frozen=True)
+class _Credit:
+    name: str  # as the customer knows it
+    amount: Decimal  # what it took off the plan's invoices
+    note: str = ""  # the credit note's number
+    correction: int | None = None  # the dispute that corrected the invoice
+
+
+def _plan_credits(plan: PaymentPlan, *, end: dt.date) -> list[_Credit]:
+    """The credit notes and corrections on the plan's invoices since it was
+    proposed, up to `end`, oldest first."""
+    notes = [(n.issued_on, n.pk, _Credit(name=f"credit note {n.number} on {n.invoice.number}",
+                                         amount=n.amount, note=n.number))
+             for n in CreditNote.objects.filter(invoice__in=plan.invoices.all(), issued_on__range=(
+                 plan.proposed_on, end)).select_related("invoice")]
+    corrections = [(d.resolved_on, d.pk, _Credit(name=f"the correction of {d.invoice.number}",
+                                                 amount=d.taken_off_amount, correction=d.pk))
+                   for d in Dispute.objects.filter(
+                       invoice__in=plan.invoices.all(), status=DisputeStatus.RESOLVED,
+                       outcome=DisputeOutcome.CORRECTED_INVOICE, resolved_on__range=(plan.proposed_on, end),
+                   ).select_related("invoice")]
+    return [credit for *_, credit in sorted(notes + corrections, key=lambda c: c[:2])]
 
 
 def _plan_missed_in_time(plan: PaymentPlan, instalments: list[Instalment], receipts: _Receipts) -> bool:

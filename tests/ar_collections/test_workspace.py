@@ -1154,17 +1154,17 @@ def test_an_instalment_missed_after_a_credit_note_is_short_by_what_was_still_owe
     plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
                                   instalments=schedule((10, "400.00"), (40, "400.00"), (70, "400.00")))
     small, large = invoices
+    # The credit takes instalment 3 off and EUR 100.00 off instalment 2; the
+    # customer takes EUR 400.00 of it off instalment 1 instead (asked again
+    # with instalment 3), so only EUR 100.00 of it is left to explain a shortfall.
     credit_note(account, collector, large, "500.00", on=LATE + dt.timedelta(days=2))
-    pay(account, LATE + dt.timedelta(days=10), (small, "400.00"))
-    pay(account, LATE + dt.timedelta(days=40), (small, "100.00"), (large, "150.00"))  # 50.00 short
-
-    workspace.commitments_check(on=LATE + dt.timedelta(days=41 + plan.grace_days))
+    mornings(account, plan, 3, 41 + plan.grace_days, {40: [(small, "150.00")]})  # EUR 150.00 short
 
     plan.refresh_from_db()
     assert plan.status == PlanStatus.BROKEN
     item = WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED)
     assert item.title.startswith("Missed instalment 2 of EUR 300.00")
-    assert "EUR 50.00 short" in item.title
+    assert "EUR 150.00 short" in item.title
 
 
 def test_a_credit_note_that_leaves_nothing_to_pay_completes_the_plan_at_once(account, invoices, collector):

@@ -1,0 +1,156 @@
+"""Credits the customer deducts from a payment plan's instalments: a credit
+note or correction on the plan's invoices comes off the end of the schedule,
+but the customer may take it off any later payment instead. The plan moves
+what they took back to where the credit came off, however many instalments
+lie between the credit and the payment it was taken from, and counts each
+credit once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ar_collections import workspace
+from ar_collections.models import (
+    DisputeOutcome,
+    DisputeReason,
+    InstalmentStatus,
+    Invoice,
+    PlanStatus,
+    WorkItem,
+    WorkKind,
+)
+from customers.models import EventKind, TimelineEvent
+from tests.ar_collections.conftest import DUE
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+LATE = DUE + dt.timedelta(days=20)  # both invoices of make_account are 20 days overdue
+
+
+@pytest.fixture
+def account(make_account):
+    return make_account()
+
+
+@pytest.fixture
+def invoices(account) -> list[Invoice]:
+    return list(account.invoices.order_by("total_amount"))  # EUR 500, EUR 700
+
+
+def day(n: int) -> dt.date:
+    return LATE + dt.timedelta(days=n)
+
+
+def schedule(*parts: tuple[int, str]) -> list[tuple[dt.date, Decimal]]:
+    return [(day(d), Decimal(a)) for d, a in parts]
+
+
+def mornings(account, first: int, last: int, payments=None) -> None:
+    """The daily check every morning from day `first` to day `last`, with the
+    payments of `payments` ({day: [(invoice, amount), ...]}) received on their day."""
+    for n in range(first, last + 1):
+        for invoice, amount in (payments or {}).get(n, []):
+            workspace.payment_record(customer=account, amount=Decimal(amount), currency="EUR",
+                                     received_on=day(n), allocations=[(invoice, Decimal(amount))])
+        workspace.commitments_check(on=day(n))
+
+
+def instalments_of(plan) -> list[tuple[int, dt.date, Decimal, str]]:
+    return list(plan.instalments.order_by("number").values_list("number", "due_on", "amount", "status"))
+
+
+def four_instalments(account, invoices, collector):
+    """EUR 1,200.00 in four instalments of EUR 300.00 on days 10, 40, 70 and 100, the first paid."""
+    plan = workspace.plan_propose(
+        customer=account, actor=collector, invoices=invoices, on=LATE,
+        instalments=schedule((10, "300.00"), (40, "300.00"), (70, "300.00"), (100, "300.00")))
+    mornings(account, 1, 19, {10: [(invoices[0], "300.00")]})
+    return plan
+
+
+def test_a_credit_kept_for_a_later_instalment_than_the_next_is_moved_there_and_the_plan_holds(
+    account, invoices, collector, manager
+):
+    """A credit note of EUR 300.00 on day 20 takes instalment 4 off the
+    schedule. The customer pays instalment 2 in full on day 40 as agreed and
+    takes the credit off instalment 3 on day 70 instead: that is the credit
+    the plan owed them, not a missed instalment."""
+    small, large = invoices
+    plan = four_instalments(account, invoices, collector)
+    note = workspace.credit_note_record(customer=account, actor=manager, invoice=large,
+                                        amount=Decimal("300.00"), reason="One pallet returned",
+                                        issued_on=day(20))
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [Decimal("300.00")] * 3
+
+    mornings(account, 20, 90, {40: [(small, "200.00"), (large, "100.00")]})
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+    assert instalments_of(plan) == [
+        (1, day(10), Decimal("300.00"), InstalmentStatus.PAID),
+        (2, day(40), Decimal("300.00"), InstalmentStatus.PAID),
+        (3, day(70), Decimal("300.00"), InstalmentStatus.PAID),
+        (4, day(100), Decimal("300.00"), InstalmentStatus.DUE),
+    ]
+    assert any(summary.startswith(f"Instalment 3 of 4 paid less EUR 300.00 taken off for credit note "
+                                  f"{note.number} on {large.number}")
+               for summary in TimelineEvent.objects.filter(customer=account, kind=EventKind.PAYMENT_PLAN)
+               .values_list("summary", flat=True))
+    # And paying the last instalment as first agreed completes the plan.
+    mornings(account, 91, 110, {100: [(large, "300.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+
+def test_a_credit_taken_off_two_instalments_in_turn_is_counted_once(account, invoices, collector, manager):
+    """The customer takes the EUR 300.00 credit of day 20 off instalment 2,
+    then again off instalment 3: the second time it was no credit of theirs,
+    and instalment 3 is missed."""
+    _, large = invoices
+    plan = four_instalments(account, invoices, collector)
+    workspace.credit_note_record(customer=account, actor=manager, invoice=large, amount=Decimal("300.00"),
+                                 reason="One pallet returned", issued_on=day(20))
+
+    mornings(account, 20, 90)
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+    assert [status for *_, status in instalments_of(plan)][:3] == [
+        InstalmentStatus.PAID, InstalmentStatus.PAID, InstalmentStatus.MISSED]
+    assert "EUR 300.00 short" in WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED).title
+
+
+def test_part_of_a_credit_taken_off_each_of_two_later_instalments_keeps_the_plan(
+    account, invoices, collector
+):
+    """A dispute settled on day 20 by a credit note of EUR 400.00: instalment 4
+    leaves the schedule and instalment 3 asks EUR 200.00. The customer pays
+    instalment 2 in full, then takes EUR 200.00 of the credit off instalment 3
+    (EUR 100.00 on day 70) and the other EUR 200.00 off instalment 4."""
+    small, large = invoices
+    plan = four_instalments(account, invoices, collector)
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=large, on=day(18),
+                                     reason=DisputeReason.PRICE, description="Billed above the contract")
+    workspace.dispute_resolve(dispute=dispute, actor=collector, on=day(20), note="Contract price",
+                              amount=Decimal("400.00"), outcome=DisputeOutcome.CREDIT_NOTE)
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [
+        Decimal("300.00"), Decimal("300.00"), Decimal("200.00")]
+
+    mornings(account, 20, 90, {40: [(small, "200.00"), (large, "100.00")], 70: [(large, "100.00")]})
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert instalments_of(plan) == [
+        (1, day(10), Decimal("300.00"), InstalmentStatus.PAID),
+        (2, day(40), Decimal("300.00"), InstalmentStatus.PAID),
+        (3, day(70), Decimal("200.00"), InstalmentStatus.PAID),
+        (4, day(100), Decimal("100.00"), InstalmentStatus.DUE),
+    ]
+    mornings(account, 91, 110, {100: [(large, "100.00")]})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
