@@ -2101,12 +2101,21 @@ class _Credit:
 
 
 def _plan_credits(plan: PaymentPlan, *, end: dt.date) -> list[_Credit]:
-    """The credit notes and corrections on the plan's invoices since it was
-    proposed, up to `end`, oldest first."""
-    notes = [(n.issued_on, n.pk, _Credit(name=f"credit note {n.number} on {n.invoice.number}",
-                                         amount=n.amount, note=n.number))
-             for n in CreditNote.objects.filter(invoice__in=plan.invoices.all(), issued_on__range=(
-                 plan.proposed_on, end)).select_related("invoice")]
+    """What credits took off the plan's invoices since it was proposed, up
+    to `end`, oldest first. Credit notes by their allocations: a note kept on
+    the account and set against an invoice of the plan counts, with what it
+    took off that invoice, though it names no invoice; and one set against
+    them before the plan was made, which its total already leaves out, does
+    not, even the same day (on plans older than the allocation mark, by day)."""
+    allocations = Allocation.objects.filter(invoice__in=plan.invoices.all(), credit_note__isnull=False,
+                                            allocated_on__lte=end)
+    if plan.allocations_before is not None:
+        allocations = allocations.filter(pk__gt=plan.allocations_before)
+    else:
+        allocations = allocations.filter(allocated_on__gte=plan.proposed_on)
+    notes = [(a.allocated_on, a.pk, _Credit(name=f"credit note {a.credit_note.number} on {a.invoice.number}",
+                                            amount=a.amount, note=a.credit_note.number))
+             for a in allocations.select_related("credit_note", "invoice")]
     corrections = [(d.resolved_on, d.pk, _Credit(name=f"the correction of {d.invoice.number}",
                                                  amount=d.taken_off_amount, correction=d.pk))
                    for d in Dispute.objects.filter(

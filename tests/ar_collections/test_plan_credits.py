@@ -154,3 +154,48 @@ def test_part_of_a_credit_taken_off_each_of_two_later_instalments_keeps_the_plan
     plan.refresh_from_db()
     assert plan.status == PlanStatus.COMPLETED
 
+
+def test_a_credit_note_kept_on_the_account_and_set_against_a_planned_invoice_may_be_taken_off_early(
+    account, invoices, collector, manager
+):
+    """A rebate credited to the account before the plan was agreed, set against
+    the large invoice on day 20 once the customer says so: the plan asks
+    EUR 300.00 less at its end, and the customer takes it off instalment 2."""
+    _, large = invoices
+    rebate = workspace.credit_note_on_account(customer=account, actor=manager, currency="EUR",
+                                              amount=Decimal("300.00"), reason="Volume rebate",
+                                              issued_on=LATE - dt.timedelta(days=5))
+    plan = four_instalments(account, invoices, collector)
+    workspace.credit_apply(customer=account, actor=manager, credit=rebate, invoices=[large])
+    assert [amount for _, _, amount, _ in instalments_of(plan)] == [Decimal("300.00")] * 3
+
+    mornings(account, 20, 60)
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+    assert [(amount, status) for _, _, amount, status in instalments_of(plan)] == [
+        (Decimal("300.00"), InstalmentStatus.PAID), (Decimal("300.00"), InstalmentStatus.PAID),
+        (Decimal("300.00"), InstalmentStatus.DUE), (Decimal("300.00"), InstalmentStatus.DUE)]
+    assert any(summary.startswith(f"Instalment 2 of 4 paid less EUR 300.00 taken off for credit note "
+                                  f"{rebate.number} on {large.number}")
+               for summary in TimelineEvent.objects.filter(customer=account, kind=EventKind.PAYMENT_PLAN)
+               .values_list("summary", flat=True))
+
+
+def test_a_credit_note_given_before_the_plan_was_agreed_is_not_taken_off_an_instalment_again(
+    account, invoices, collector, manager
+):
+    """A credit note of the same morning, before the plan: the plan's total
+    already leaves it out, so an instalment short by it is missed."""
+    small, large = invoices
+    workspace.credit_note_record(customer=account, actor=manager, invoice=large, amount=Decimal("200.00"),
+                                 reason="One pallet returned", issued_on=LATE)
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "300.00"), (40, "300.00"), (70, "400.00")))
+
+    mornings(account, 1, 30, {10: [(small, "100.00")]})
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+    assert "EUR 200.00 short" in WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED).title
