@@ -431,13 +431,18 @@ def disputes_opened_since(asked: PaymentPlan | ExceptionRequest) -> list[Dispute
         if asked.invoice_id:
             disputes = disputes.filter(invoice=asked.invoice_id)
     # Both carry only a date: on the day itself, their events on the timeline
-    # (numbered as they happen) tell which came first.
+    # (numbered as they happen) tell which came first. Only a dispute shown
+    # to have come first is left out: one with no event to say so (written
+    # by a sync or a data fix, not by a collector) may be news to the
+    # collector who asked, and a warning too many costs the manager less
+    # than one missed.
     asked_event = TimelineEvent.objects.for_subject(asked).order_by("pk").values_list("pk", flat=True).first()
-    later = Q(opened_on__gt=asked_on)
+    same_day = Q(opened_on=asked_on)
     if asked_event is not None:
-        opening = TimelineEvent.objects.filter(subject_type=ContentType.objects.get_for_model(Dispute),
-                                               subject_id=OuterRef("pk"), pk__gt=asked_event)
-        later |= Q(opened_on=asked_on) & Exists(opening)
+        opened_before = TimelineEvent.objects.filter(subject_type=ContentType.objects.get_for_model(Dispute),
+                                                     subject_id=OuterRef("pk"), pk__lt=asked_event)
+        same_day &= ~Exists(opened_before)
+    later = Q(opened_on__gt=asked_on) | same_day
     return list(disputes.filter(later, status=DisputeStatus.OPEN).select_related("invoice")
                 .order_by("opened_on", "pk"))
 

@@ -1,0 +1,103 @@
+"""Disputes on what a payment plan or an exception covers: the manager
+deciding hears of those opened since it was asked for."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ar_collections import workspace
+from ar_collections.models import (
+    CollectionRules,
+    Dispute,
+    DisputeOutcome,
+    DisputeReason,
+    ExceptionKind,
+    Invoice,
+    PlanStatus,
+)
+from tests.ar_collections.conftest import DUE
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+LATE = DUE + dt.timedelta(days=20)
+
+
+@pytest.fixture
+def account(make_account):
+    return make_account()
+
+
+@pytest.fixture
+def invoices(account) -> list[Invoice]:
+    return list(account.invoices.order_by("total_amount"))  # EUR 500, EUR 700
+
+
+@pytest.fixture
+def waiting_plan(account, invoices, collector):
+    """EUR 1,200.00 in two instalments, above the collectors' limit: it waits for a manager."""
+    rules = CollectionRules.current()
+    rules.plan_approval_above_amount = Decimal("1000.00")
+    rules.save()
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=[(LATE + dt.timedelta(days=10), Decimal("600.00")),
+                                               (LATE + dt.timedelta(days=40), Decimal("600.00"))])
+    assert plan.status == PlanStatus.AWAITING_APPROVAL
+    return plan
+
+
+def dispute_recorded_without_an_event(account, invoice, collector, *, on: dt.date) -> Dispute:
+    """A dispute written as an ERP sync or a data fix writes it: the row only,
+    nothing on the timeline to tell whether it came before or after the request."""
+    return Dispute.objects.create(customer=account, invoice=invoice, reason=DisputeReason.QUALITY,
+                                  description="Two cartons damaged", opened_by=collector, opened_on=on,
+                                  answer_due_on=on + dt.timedelta(days=14))
+
+
+def test_a_dispute_with_nothing_on_the_timeline_opened_the_day_a_plan_was_proposed_is_warned_of(
+    account, invoices, collector, waiting_plan
+):
+    """The plan was refused any invoice under open dispute, so a dispute open
+    on its invoices now came after it, whatever the timeline says."""
+    dispute = dispute_recorded_without_an_event(account, invoices[1], collector, on=LATE)
+
+    assert workspace.disputes_opened_since(waiting_plan) == [dispute]
+
+
+def test_a_dispute_with_nothing_on_the_timeline_opened_the_day_of_an_exception_is_warned_of(
+    account, invoices, collector
+):
+    """Nothing tells which came first: the manager is better told of a dispute
+    the collector may have known of than left unaware of one."""
+    asked = workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
+                                        pause_until=LATE + dt.timedelta(days=60), reason="Bank loan", on=LATE)
+    dispute = dispute_recorded_without_an_event(account, invoices[0], collector, on=LATE)
+
+    assert workspace.disputes_opened_since(asked) == [dispute]
+
+
+def test_a_dispute_opened_the_same_day_before_an_exception_is_not_warned_of(account, invoices, collector):
+    workspace.dispute_open(customer=account, actor=collector, invoice=invoices[0], on=LATE,
+                           reason=DisputeReason.PRICE, description="Billed above the contract")
+    asked = workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
+                                        pause_until=LATE + dt.timedelta(days=60), reason="Bank loan", on=LATE)
+
+    assert workspace.disputes_opened_since(asked) == []
+
+
+def test_a_dispute_opened_and_settled_since_a_plan_was_proposed_is_not_warned_of_its_credit_shows_instead(
+    account, invoices, collector, manager, waiting_plan
+):
+    """Nothing is contested any more: what the dispute took off is in the plan
+    the manager decides on, which asks that much less."""
+    dispute = workspace.dispute_open(customer=account, actor=collector, invoice=invoices[1],
+                                     on=LATE + dt.timedelta(days=1), reason=DisputeReason.PRICE,
+                                     description="Billed above the contract")
+    workspace.dispute_resolve(dispute=dispute, actor=manager, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("100.00"), note="Contract price", on=LATE + dt.timedelta(days=2))
+
+    waiting_plan.refresh_from_db()
+    assert workspace.disputes_opened_since(waiting_plan) == []
+    assert waiting_plan.total_amount == Decimal("1100.00")
