@@ -1882,10 +1882,8 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
     instalments = list(locked.instalments.order_by("number"))
     if judged_again and not _plan_missed_in_time(locked, instalments, receipts):
         return []
-    # What the customer may still hold back: what the plan's invoices under
-    # open dispute owe, less what earlier instalments held back already.
-    holdable = _disputed_open(locked) - sum(
-        (i.deducted_amount for i in instalments if i.status == InstalmentStatus.HELD), ZERO)
+    # What earlier instalments held back already for the disputes open now.
+    held = sum((i.deducted_amount for i in instalments if i.status == InstalmentStatus.HELD), ZERO)
     for instalment in instalments:
         covered += instalment.amount - instalment.deducted_amount
         if instalment.status == InstalmentStatus.HELD and receipts.settled_by(on):
@@ -1912,9 +1910,12 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
             if settle_only:
                 break  # missed: the daily check's to record, as of today; nothing after it is judged
             short = covered - receipts.paid_by(end)
-            if short <= holdable:
-                _instalment_hold(locked, instalment, short=short, of=len(instalments))
-                covered, holdable = covered - short, holdable - short
+            # The customer may hold back what the invoices under open dispute
+            # owed by then, less what earlier instalments held back already.
+            owed = _disputed_owed(locked, by=end)
+            if short <= sum(owed.values(), ZERO) - held:
+                _instalment_hold(locked, instalment, short=short, of=len(instalments), owed=owed)
+                covered, held = covered - short, held + short
                 outcomes.append("held")
                 continue
             if _credit_taken_early(locked, instalments, instalment, short=short, end=end):
@@ -1965,7 +1966,23 @@ def _disputed_open(plan: PaymentPlan) -> Decimal:
             .aggregate(total=Sum("open_amount"))["total"] or ZERO)
 
 
-def _instalment_hold(plan: PaymentPlan, instalment: Instalment, *, short: Decimal, of: int) -> None:
+def _disputed_owed(plan: PaymentPlan, *, by: dt.date) -> dict[int, Decimal]:
+    """What each of the plan's invoices under open dispute owed at the end of
+    `by`: what it owes now and the payments on it received since. An
+    instalment is judged on the payments that came in by its date plus grace
+    (`by`), so what may be held back for it is judged then too: the customer
+    who pays the part they do not contest the next morning, before the daily
+    check, has not held back less than they had the day before."""
+    owed = dict(plan.invoices.filter(disputes__status=DisputeStatus.OPEN).values_list("pk", "open_amount"))
+    paid_since = Allocation.objects.filter(invoice__in=list(owed), payment__isnull=False,
+                                           payment__received_on__gt=by)
+    for invoice_id, amount in paid_since.values_list("invoice", "amount"):
+        owed[invoice_id] += amount
+    return owed
+
+
+def _instalment_hold(plan: PaymentPlan, instalment: Instalment, *, short: Decimal, of: int,
+                     owed: Mapping[int, Decimal]) -> None:
     """The instalment's date passed `short` of it, no more than the disputed
     invoices owe: the customer rightly holds that back while the dispute is
     open (its pause stops dunning of the invoice too). The plan goes on; what
@@ -1973,17 +1990,16 @@ def _instalment_hold(plan: PaymentPlan, instalment: Instalment, *, short: Decima
     (dispute_resolve)."""
     # Which dispute it is held back for: the newest first (a dispute opened
     # since the last instalment is what the customer answers with this one),
-    # each up to what its invoice owes less what other instalments hold back
-    # for it already.
+    # each up to what its invoice owed (`owed`, see _disputed_owed) less what
+    # other instalments hold back for it already.
     taken: dict[int, Decimal] = {}
     for other in plan.instalments.filter(status=InstalmentStatus.HELD).exclude(pk=instalment.pk):
         for pk, amount in other.held_for:
             taken[int(pk)] = taken.get(int(pk), ZERO) + Decimal(amount)
     held_for, left = [], short
-    for dispute in (Dispute.objects.filter(invoice__in=plan.invoices.filter(status=InvoiceStatus.OPEN),
-                                           status=DisputeStatus.OPEN)
-                    .select_related("invoice").order_by("-opened_on", "-pk")):
-        part = min(left, max(dispute.invoice.open_amount - taken.get(dispute.pk, ZERO), ZERO))
+    for dispute in (Dispute.objects.filter(invoice__in=list(owed), status=DisputeStatus.OPEN)
+                    .order_by("-opened_on", "-pk")):
+        part = min(left, max(owed[dispute.invoice_id] - taken.get(dispute.pk, ZERO), ZERO))
         if part:
             held_for.append([dispute.pk, str(part)])
             left -= part

@@ -15,8 +15,11 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeReason,
     ExceptionKind,
+    InstalmentStatus,
     Invoice,
     PlanStatus,
+    WorkItem,
+    WorkKind,
 )
 from tests.ar_collections.conftest import DUE
 
@@ -101,3 +104,51 @@ def test_a_dispute_opened_and_settled_since_a_plan_was_proposed_is_not_warned_of
     waiting_plan.refresh_from_db()
     assert workspace.disputes_opened_since(waiting_plan) == []
     assert waiting_plan.total_amount == Decimal("1100.00")
+
+
+def mornings(account, first: int, last: int, payments=None) -> None:
+    """Each morning from day `first` to day `last`: the payments of
+    `payments` ({day: [(invoice, amount), ...]}) received that day are
+    entered, then the daily check runs."""
+    for n in range(first, last + 1):
+        on = LATE + dt.timedelta(days=n)
+        for invoice, amount in (payments or {}).get(n, []):
+            workspace.payment_record(customer=account, amount=Decimal(amount), currency="EUR", received_on=on,
+                                     allocations=[(invoice, Decimal(amount))])
+        workspace.commitments_check(on=on)
+
+
+def test_paying_the_undisputed_part_of_a_disputed_invoice_just_after_an_instalment_held_back_keeps_the_plan(
+    account, invoices, collector
+):
+    """EUR 1,200.00 in three instalments of EUR 400.00 on days 10, 40 and 70;
+    the customer disputes the large invoice (EUR 700.00) on day 5 and holds
+    back EUR 300.00 of instalment 2 for it. The morning after its grace
+    period they pay EUR 500.00 of the large invoice, all but what they
+    contest, before the daily check: the instalment is held back as it would
+    have been an hour earlier, not missed, and the plan is not broken by a
+    payment of more than it asked."""
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=[(LATE + dt.timedelta(days=d), Decimal("400.00"))
+                                               for d in (10, 40, 70)])
+    workspace.dispute_open(customer=account, actor=collector, invoice=large, on=LATE + dt.timedelta(days=5),
+                           reason=DisputeReason.PRICE, description="Billed EUR 200.00 above the contract")
+    first_after = 40 + plan.grace_days + 1
+
+    mornings(account, 6, first_after, {10: [(small, "400.00")], 40: [(small, "100.00")],
+                                       first_after: [(large, "500.00")]})
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+    # Instalment 3 is paid already: EUR 1,000.00 came in of the EUR 900.00
+    # asked by then, instalment 2 less what was held back.
+    assert list(plan.instalments.order_by("number").values_list("status", "deducted_amount")) == [
+        (InstalmentStatus.PAID, Decimal("0.00")), (InstalmentStatus.HELD, Decimal("300.00")),
+        (InstalmentStatus.PAID, Decimal("0.00"))]
+    # The customer owes what they contest; the plan asks nothing more before the dispute ends.
+    mornings(account, first_after + 1, 80)
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
