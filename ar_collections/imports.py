@@ -619,14 +619,21 @@ def payments_import(
     # the oldest open invoices take the oldest payments, so settled dates are
     # the real ones. A payment no longer fitting is still named by its line.
     parsed.sort(key=lambda p: p.received_on)
-    try:
-        _payments_write(parsed, report, actor=actor, dry_run=dry_run)
-    except IntegrityError:
-        # A bank id of the file was recorded since it was looked for, by an
-        # import holding other accounts than these (the unique index had this
-        # one wait for it): looked for again, its row says where it is.
+    # A bank id of the file may be recorded since it was looked for, by an
+    # import holding other accounts than these (the unique index had this one
+    # wait for it): looked for again, its row says where it is. Another import
+    # may record a second id of the file while this one looks again, and so on;
+    # each time one more id is recorded for good, so the file's ids bound the
+    # attempts, and only the last may stop on the error.
+    attempts = 1 + len({p.bank_key for p in parsed if p.bank_reference})
+    for attempt in range(1, attempts + 1):
         report.created, report.already, report.problems = 0, 0, []
-        _payments_write(parsed, report, actor=actor, dry_run=dry_run)
+        try:
+            _payments_write(parsed, report, actor=actor, dry_run=dry_run)
+            break
+        except IntegrityError:
+            if attempt == attempts:
+                raise
     if not report.ok:
         report.created = report.already = 0
     return report

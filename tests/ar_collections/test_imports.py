@@ -916,6 +916,38 @@ def test_one_bank_line_imported_at_once_for_two_accounts_is_recorded_once(accoun
         ("C-ACME", "AB12CD")]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_bank_line_a_third_import_records_while_the_second_looks_again_is_named_by_its_row(
+    accounts, make_customer
+):
+    """The second import waits for the first's bank id, then looks again; a
+    third import meanwhile records another bank id of its file. That row is
+    named as the first one is, not the whole import stopped on an error."""
+    make_customer(account_number="C-GAMMA", name="Gamma GmbH")
+    header = "account_number,received_on,currency,amount,reference,bank_reference\n"
+    acme = header + "C-ACME,2025-08-01,EUR,100.00,R-1,AB12 CD\n"
+    gamma = header + "C-GAMMA,2025-08-02,EUR,200.00,R-2,EF34 GH\n"
+    beta = header + "C-BETA,2025-08-01,EUR,100.00,R-1,ab12cd\nC-BETA,2025-08-02,EUR,200.00,R-2,ef34gh\n"
+
+    with done_by_another_worker(lambda: payments_import(gamma, today=TODAY)):
+        with done_by_another_worker(lambda: payments_import(acme, today=TODAY)):
+            second = in_another_thread(lambda: payments_import(beta, today=TODAY))
+            someone_waits_for_a_lock(unless=second.finished)  # for the first import's bank id
+        # The first committed: the second looks again, and waits for the third's bank id.
+        someone_waits_for_a_lock(unless=second.finished)
+    report = second()
+
+    assert report.errors == [
+        "line 2: bank_reference ab12cd is recorded already, as EUR 100.00 received 2025-08-01 on "
+        "account C-ACME; the file says EUR 100.00 on account C-BETA. One bank entry is one payment: "
+        "correct the file, or the payment recorded",
+        "line 3: bank_reference ef34gh is recorded already, as EUR 200.00 received 2025-08-02 on "
+        "account C-GAMMA; the file says EUR 200.00 on account C-BETA. One bank entry is one payment: "
+        "correct the file, or the payment recorded"]
+    assert sorted(Payment.objects.values_list("customer__account_number", "bank_key")) == [
+        ("C-ACME", "AB12CD"), ("C-GAMMA", "EF34GH")]
+
+
 def test_a_statement_listed_newest_first_is_applied_in_the_order_the_money_came_in(
     imported, accounts, collector
 ):
