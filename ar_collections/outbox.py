@@ -6,13 +6,18 @@ commits, hands the row's id to a worker. The page answers at once whatever the
 mail server is doing, and a message is never lost with a failed request nor
 sent for an action that rolled back.
 
-A worker sends each mail as delivery sends a dunning notice
-(ar_collections/delivery.py): the row is locked while still QUEUED and stays
-locked across the SMTP conversation, so a second worker given the same id
-skips it; a worker killed mid-send rolls back to QUEUED and the sweep sends
-again, with the same Message-ID. The row is marked SENT before the send, so
-that only the COMMIT follows the server's acceptance; a refusal rolls that
-back and the failure is recorded under a fresh claim. A transient failure (server unreachable, a 4xx
+A worker sends each mail exactly once by claiming it, then sending, then
+recording, with no transaction open while the mail server talks: on SQLite
+(the embedded demo) a transaction that writes is the whole database's write
+lock, and every page that writes would wait for a slow mail server. The claim
+is a conditional update of a mail still QUEUED and out of its back-off: it
+moves the back-off (and the sweep's next hand-over) HANDED_OVER_FOR on, past
+the longest a task may run, so a second worker or the sweep given the same id
+leaves it meanwhile, and the time written is the claim's own mark. The outcome
+is recorded under that mark. A worker killed mid-send leaves the mail QUEUED;
+once its claim has run out the sweep sends it again, with the same
+Message-ID, so a copy the server had already accepted is recognisable. A
+transient failure (server unreachable, a 4xx
 reply) leaves the mail QUEUED with the error and a back-off (RETRY_AFTER,
 doubling, which a second task for the same mail respects too) until
 MAX_ATTEMPTS; a permanent one, or the last attempt, marks it
@@ -25,9 +30,6 @@ the server keeps a mail waiting: that mail is a transient failure, its attempt
 spent (delivery.OutOfTime). The sweep (beat, every five minutes) hands over the
 queued mails whose next attempt is due, and moves that time on so that it
 does not hand the same mail over again while a worker still has it in its queue.
-
-On SQLite (the embedded demo) the row lock is the whole database's write lock,
-held for the SMTP conversation: with a slow mail server, other writers wait.
 """
 
 from __future__ import annotations
@@ -121,7 +123,9 @@ def mails_send(*, mail_ids: Iterable[int]) -> Counter:
             try:
                 outcome = _send_one(pk, mailer)
             except SoftTimeLimitExceeded:
-                # The attempt rolled back whole; recorded as a server's "not now".
+                # Out of time while claiming: recorded as a server's "not now"
+                # if the claim did not stand; if it did, the mail waits for it
+                # to run out, and the sweep.
                 outcome = _send_failed(pk, mailer.out_of_time(otherwise="the mail was not sent"))
             counts[outcome] += 1
             if outcome == "unreachable":
@@ -158,29 +162,34 @@ def message_id(mail_id: int) -> str:
 
 
 def _send_one(pk: int, mailer: Mailer) -> str:
-    with transaction.atomic():
-        mail = _claim(pk)
-        if mail is None:
-            return "not_claimed"  # sent, failed for good, gone, or another worker has it
-        message = _message(mail)
-        # Recorded as sent first, so that only the COMMIT follows the server's
-        # acceptance (the window in which a crash sends a second copy); a
-        # refusal rolls the record back.
-        OutgoingMail.objects.filter(pk=pk).update(
-            status=MailStatus.SENT, sent_at=timezone.now(), error="", attempts=F("attempts") + 1
-        )
-        refused = mailer.send_last(message)
-        if refused is None:
-            return "sent"
-    return _send_failed(pk, refused)
+    claimed = _claim(pk)
+    if claimed is None:
+        return "not_claimed"  # sent, failed for good, gone, or another worker has it
+    mail, mark = claimed
+    message = _message(mail)
+    try:
+        mailer.send(message)
+    except SoftTimeLimitExceeded:
+        return _send_failed(pk, mailer.out_of_time(otherwise="the mail was not sent"), mark=mark)
+    except Exception as error:
+        return _send_failed(pk, error, mark=mark)
+    # The server has it: recorded whatever became of the claim meanwhile.
+    OutgoingMail.objects.filter(pk=pk, status=MailStatus.QUEUED).update(
+        status=MailStatus.SENT, sent_at=timezone.now(), error="", attempts=F("attempts") + 1,
+        retry_not_before=None,
+    )
+    return "sent"
 
 
-def _send_failed(pk: int, error: Exception) -> str:
-    """Record a refusal (or an unreachable server) for the attempt that rolled
-    back. Claimed again first: a sweep may have handed the mail to another
-    worker meanwhile, and then the outcome is that worker's to record."""
+def _send_failed(pk: int, error: Exception, *, mark: dt.datetime | None = None) -> str:
+    """Record a refusal (or an unreachable server) for the attempt under the
+    claim `mark` (none: an attempt whose claim did not stand). A mail no
+    longer under that claim, nor free, is another worker's, and then the
+    outcome is that worker's to record."""
     with transaction.atomic():
-        mail = _claim(pk)
+        claimed = Q(retry_not_before=mark) if mark is not None else Q()
+        mail = (OutgoingMail.objects.select_for_update(skip_locked=True)
+                .filter(claimed | _backed_off(), pk=pk, status=MailStatus.QUEUED).first())
         if mail is None:
             return "not_claimed"
         if install_fault(error) is None:  # the install's to fix: no attempt of the mail's spent
@@ -188,10 +197,22 @@ def _send_failed(pk: int, error: Exception) -> str:
         return _failed(mail, error)
 
 
-def _claim(pk: int) -> OutgoingMail | None:
-    backed_off = Q(retry_not_before__isnull=True) | Q(retry_not_before__lte=timezone.now())
-    return (OutgoingMail.objects.select_for_update(skip_locked=True)
-            .filter(backed_off, pk=pk, status=MailStatus.QUEUED).first())
+def _backed_off() -> Q:
+    return Q(retry_not_before__isnull=True) | Q(retry_not_before__lte=timezone.now())
+
+
+def _claim(pk: int) -> tuple[OutgoingMail, dt.datetime] | None:
+    """The mail and the claim's mark, if it is still QUEUED and out of its
+    back-off; None if another worker has it. The mark is the end of the claim:
+    no task runs that long (DELIVERY_TIME_LIMIT and its grace end within
+    HANDED_OVER_FOR), so a claim that runs out was a worker that died."""
+    mark = timezone.now() + HANDED_OVER_FOR
+    claimed = OutgoingMail.objects.filter(_backed_off(), pk=pk, status=MailStatus.QUEUED).update(
+        retry_not_before=mark, next_attempt_at=mark
+    )
+    if not claimed:
+        return None
+    return OutgoingMail.objects.get(pk=pk), mark
 
 
 def _message(mail: OutgoingMail) -> EmailMultiAlternatives:

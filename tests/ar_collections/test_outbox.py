@@ -4,14 +4,17 @@ whatever the mail server does, a worker sends each mail once, a server saying
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import smtplib
 import socket
+import threading
 from decimal import Decimal
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,7 +32,13 @@ from ar_collections.models import (
     WorkKind,
 )
 from customers.models import EventKind, TimelineEvent
-from tests.ar_collections.conftest import DUE, closed_port, held_by_another_worker
+from tests.ar_collections.conftest import (
+    DUE,
+    _free_port,
+    closed_port,
+    held_by_another_worker,
+    in_another_thread,
+)
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
 
@@ -312,6 +321,61 @@ def test_a_refusal_is_recorded_by_whoever_holds_the_mail_after_the_rollback(acco
     assert (mail.status, mail.attempts) == (MailStatus.FAILED, 1)
     assert mail.error == "SMTPDataError: (554, b'Message refused')"
     assert TimelineEvent.objects.filter(customer=account, summary__startswith="E-mail not sent").count() == 1
+
+
+class _SlowToAccept:
+    """aiosmtpd handler: holds each message until released, then accepts it."""
+
+    def __init__(self) -> None:
+        self.receiving, self.release = threading.Event(), threading.Event()
+        self.accepted = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.receiving.set()
+        while not self.release.is_set():
+            await asyncio.sleep(0.05)
+        self.accepted += 1
+        return "250 Message accepted for delivery"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_the_mail_server_takes_its_time_over_a_mail_the_database_is_not_held(account, settings):
+    """On the embedded SQLite database a transaction open across the SMTP
+    conversation is the whole database's write lock: every page that writes
+    waited for the mail server. The mail is claimed first, sent with no
+    transaction open, and recorded after."""
+    mail = OutgoingMail.objects.create(  # committed: the worker's connection sees it
+        customer=account, purpose=MailPurpose.INVOICE_COPY, from_email="ar@example.test",
+        to=["anna@acme.test"], subject="Invoice copy", text="Attached.", next_attempt_at=timezone.now(),
+    )
+    handler = _SlowToAccept()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", controller.port, 10
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    try:
+        worker = in_another_thread(lambda: outbox.mails_send(mail_ids=[mail.pk]))
+        assert handler.receiving.wait(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()")
+            in_transaction = cursor.fetchone()[0]
+        with transaction.atomic():
+            free = OutgoingMail.objects.select_for_update(skip_locked=True).filter(pk=mail.pk).exists()
+        # Handed over again meanwhile, it is not sent a second time.
+        second = outbox.mails_send(mail_ids=[mail.pk])
+        handler.release.set()
+        sent = worker()
+    finally:
+        handler.release.set()
+        controller.stop()
+
+    assert (in_transaction, free) == (0, True)
+    assert (sent, second) == ({"sent": 1}, {"not_claimed": 1})
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts, handler.accepted) == (MailStatus.SENT, 1, 1)
 
 
 def test_an_action_whose_worker_cannot_be_told_still_answers_and_its_mail_waits(
