@@ -17,6 +17,7 @@ from django.contrib.auth.models import Group, User
 from ar_collections.models import Allocation, Invoice, InvoiceStatus, Payment
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
 from customers.models import Contact, ContactRole, Customer
+from tests.redis_databases import delete_keys
 
 _numbers = itertools.count(1)
 
@@ -29,6 +30,25 @@ def pytest_configure(config):
     os.environ["CACHE_KEY_PREFIX"] = prefix
     if "default" in settings.CACHES:
         settings.CACHES["default"]["KEY_PREFIX"] = prefix
+    # The broker's keys too: what a test hands to the suite's Redis (no worker
+    # of this run takes it) must not wait in the default queue, where a worker
+    # of another run or a developer's `make run` on the same Redis would take
+    # it and look for its rows in another database.
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        from arcrm.celery import app
+
+        app.conf.broker_transport_options = {
+            **settings.CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{prefix}:",
+        }
+
+
+def pytest_unconfigure(config):
+    """This run's broker keys go with it: nothing ever takes them."""
+    from arcrm.celery import app
+
+    prefix = app.conf.broker_transport_options.get("global_keyprefix", "")
+    if prefix.startswith("arcrm-test-"):
+        delete_keys(settings.CELERY_BROKER_URL, prefix)
 
 
 @pytest.fixture(autouse=True)

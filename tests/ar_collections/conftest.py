@@ -247,24 +247,27 @@ def app_worker_smtp(monkeypatch) -> Iterator[SmtpServer]:
 @pytest.fixture
 def app_worker(spawn, wait_for, tmp_path, transactional_db, settings) -> Iterator[processes.Spawned]:
     """A real Celery worker that takes the tasks the project's own code enqueues
-    in this process (its default queue, on a Redis database of its own), working
-    on this test's database: what a page or a task hands over is carried out
-    as in production, not called by the test."""
+    in this process (its default queue, on a Redis database apart and under
+    broker keys of this test's own), working on this test's database: what a
+    page or a task hands over is carried out as in production, not called by
+    the test."""
     from tests.arcrm.test_celery_worker import _test_database_url  # it imports this module
 
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("needs PostgreSQL: the worker cannot see an in-memory SQLite test database")
     url = redis_databases.redis_url(redis_databases.APP_WORKER)
-    broker = redis.Redis.from_url(url)
-    broker.flushdb()
+    prefix = redis_databases.key_prefix()
     name = f"app-{uuid.uuid4().hex[:12]}"
     env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
     env.update(DATABASE_URL=_test_database_url(), REDIS_URL=url, ARCRM_VAR_DIR=str(tmp_path / "var"),
-               SECRET_KEY=env.get("SECRET_KEY") or "test-only-key", DJANGO_SETTINGS_MODULE="arcrm.settings")
-    process = spawn("-m", "celery", "-A", "arcrm", "worker", "--concurrency", "1", "-n", f"{name}@%h",
-                    "-l", "info", "--without-mingle", "--without-gossip", env=env, name="app-worker")
-    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
-    app.conf.update(broker_url=url, task_always_eager=False)
+               SECRET_KEY=env.get("SECRET_KEY") or "test-only-key", DJANGO_SETTINGS_MODULE="arcrm.settings",
+               **redis_databases.worker_env(prefix))
+    process = spawn("-m", "celery", "-A", "tests.worker_app", "worker", "--concurrency", "1",
+                    "-n", f"{name}@%h", "-l", "info", "--without-mingle", "--without-gossip",
+                    env=env, name="app-worker")
+    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "broker_transport_options")}
+    app.conf.update(broker_url=url, task_always_eager=False,
+                    broker_transport_options=redis_databases.transport_options(prefix))
     _drop_broker_connections()  # the next publish goes to the worker's Redis
 
     def answers_ping() -> bool:
@@ -279,8 +282,7 @@ def app_worker(spawn, wait_for, tmp_path, transactional_db, settings) -> Iterato
         returncode = process.stop(timeout=30)
         _drop_broker_connections()
         app.conf.update(saved)
-        broker.flushdb()
-        broker.close()
+        redis_databases.delete_keys(url, prefix)
         assert returncode == 0, process.output()
 
 

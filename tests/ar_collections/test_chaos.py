@@ -153,21 +153,26 @@ def slow_smtp(free_port) -> Iterator[tuple[Controller, _SlowMailbox]]:
 
 
 @pytest.fixture
-def chaos_redis_url() -> Iterator[str]:
-    url = redis_databases.redis_url(redis_databases.CHAOS)  # flushed before and after
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()  # the killed worker's unacknowledged message must not outlive the test
-    client.close()
+def chaos_key_prefix() -> str:
+    """The broker keys of this test's workers, beats and sender (tests/redis_databases.py)."""
+    return redis_databases.key_prefix()
 
 
 @pytest.fixture
-def sender(chaos_redis_url) -> Iterator[Celery]:
+def chaos_redis_url(chaos_key_prefix) -> Iterator[str]:
+    url = redis_databases.redis_url(redis_databases.CHAOS)
+    yield url
+    # The killed worker's unacknowledged message must not outlive the test.
+    redis_databases.delete_keys(url, chaos_key_prefix)
+
+
+@pytest.fixture
+def sender(chaos_redis_url, chaos_key_prefix) -> Iterator[Celery]:
     """This process's side of the broker (see test_celery_worker.sender)."""
     app = Celery("arcrm-chaos-sender", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.conf.broker_url = chaos_redis_url
+    app.conf.broker_transport_options = redis_databases.transport_options(chaos_key_prefix)
     with app:
         yield app
 
@@ -356,7 +361,7 @@ def _kill_mid_batch(workers: dict[str, Spawned], mailbox: _SlowMailbox, smtp_por
 @pytest.mark.timeout(300)
 @pytest.mark.django_db(transaction=True)
 def test_two_beats_two_workers_and_a_killed_worker_send_every_due_e_mail_exactly_once(
-    slow_smtp, chaos_redis_url, sender, spawn, fleet, wait_for, tmp_path
+    slow_smtp, chaos_redis_url, chaos_key_prefix, sender, spawn, fleet, wait_for, tmp_path
 ):
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("needs PostgreSQL: the workers cannot see an in-memory SQLite test database")
@@ -376,12 +381,13 @@ def test_two_beats_two_workers_and_a_killed_worker_send_every_due_e_mail_exactly
         EMAIL_HOST=controller.hostname,
         EMAIL_PORT=str(controller.port),
         EMAIL_TIMEOUT="10",
+        **redis_databases.worker_env(chaos_key_prefix),
     )
 
     def start(name: str, *args: str, **env: str) -> Spawned:
         var_dir = tmp_path / name  # its own beat schedule file and media folder
         var_dir.mkdir()
-        process = spawn("-m", "celery", "-A", "arcrm", *args, "-l", "info",
+        process = spawn("-m", "celery", "-A", "tests.worker_app", *args, "-l", "info",
                         env={**base_env, **env, "ARCRM_VAR_DIR": str(var_dir)}, name=name)
         fleet.append(process)
         return process
@@ -462,7 +468,7 @@ def test_two_beats_two_workers_and_a_killed_worker_send_every_due_e_mail_exactly
         leaving the queue and the worker logging it, both look empty."""
         running(survivor)
         for _ in range(2):
-            if queue.llen("celery") or _busy(survivor):
+            if queue.llen(f"{chaos_key_prefix}celery") or _busy(survivor):
                 return False
             time.sleep(0.5)
         return True

@@ -12,6 +12,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -31,7 +32,9 @@ from ar_collections.models import (
     WorkItem,
     WorkKind,
 )
+from arcrm.celery import app
 from customers.models import EventKind, TimelineEvent
+from tests import redis_databases
 from tests.ar_collections.conftest import (
     DUE,
     _free_port,
@@ -263,6 +266,24 @@ def test_the_sweep_hands_a_mail_over_once_while_a_worker_has_it(
     assert outbox.mails_sweep(now=due + outbox.HANDED_OVER_FOR) == 1  # that worker never sent it
 
 
+def test_a_mail_a_test_hands_to_the_suite_s_broker_waits_under_this_run_s_own_keys(
+    account, collector, django_capture_on_commit_callbacks, settings
+):
+    """Not in the default queue of the suite's Redis database, where any worker
+    of another test run, or a developer's `make run` on the same Redis, would
+    take it and look for the mail in its own database."""
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    prefix = app.conf.broker_transport_options.get("global_keyprefix", "")
+    waiting = broker.llen(f"{prefix}celery")
+
+    assert outbox.mails_sweep(now=mail.next_attempt_at) == 1
+
+    assert prefix.startswith("arcrm-test-")
+    assert broker.llen(f"{prefix}celery") == waiting + 1
+    broker.close()
+
+
 def test_a_mail_server_refusing_the_login_keeps_the_mail_queued_without_spending_attempts(
     account, collector, smtp_server, settings, django_capture_on_commit_callbacks
 ):
@@ -376,6 +397,33 @@ def test_while_the_mail_server_takes_its_time_over_a_mail_the_database_is_not_he
     assert (sent, second) == ({"sent": 1}, {"not_claimed": 1})
     mail.refresh_from_db()
     assert (mail.status, mail.attempts, handler.accepted) == (MailStatus.SENT, 1, 1)
+
+
+@pytest.fixture
+def someone_elses_message():
+    """A message waiting in the default queue of the Redis database the
+    suite's workers use, as another test run on the same Redis server (a
+    second checkout, CI beside a developer) leaves it for its own worker."""
+    client = redis.Redis.from_url(redis_databases.redis_url(redis_databases.APP_WORKER))
+    raw = '{"body": "", "headers": {"task": "someone.elses", "id": "not-this-run-s"}}'
+    client.lpush("celery", raw)
+    yield lambda: client.lrange("celery", 0, -1).count(raw.encode())
+    client.lrem("celery", 0, raw)
+    client.close()
+
+
+@pytest.mark.slow
+def test_a_worker_of_the_tests_takes_and_clears_nothing_of_another_run_on_the_same_redis(
+    someone_elses_message, app_worker_smtp, app_worker, account, collector, wait_for
+):
+    with transaction.atomic():
+        workspace.invoice_copy_send(customer=account, invoice=account.invoices.order_by("number").first(),
+                                    contact=account.contacts.get(), actor=collector, on=LATE)
+    wait_for(lambda: OutgoingMail.objects.filter(status=MailStatus.SENT).exists(), timeout=60,
+             message="the worker to send the copy")
+
+    assert len(app_worker_smtp.messages) == 1
+    assert someone_elses_message() == 1, "the other run's message is gone"
 
 
 def test_an_action_whose_worker_cannot_be_told_still_answers_and_its_mail_waits(

@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import quote, urlencode, urlunsplit
 
 import pytest
-import redis
 from aiosmtpd.controller import Controller
 from celery import Celery
 from celery.schedules import crontab
@@ -79,15 +78,21 @@ def _test_database_url() -> str:
 
 
 @pytest.fixture
-def worker_redis_url() -> str:
-    """A Redis database for this test alone, emptied first."""
-    url = redis_databases.redis_url(redis_databases.CELERY_WORKER)
-    redis.Redis.from_url(url).flushdb()
-    return url
+def worker_key_prefix() -> str:
+    """The broker keys of this test's worker and sender (tests/redis_databases.py)."""
+    return redis_databases.key_prefix()
 
 
 @pytest.fixture
-def sender(worker_redis_url) -> Iterator[Celery]:
+def worker_redis_url(worker_key_prefix) -> Iterator[str]:
+    """A Redis database apart from the suite's own; this test's keys deleted at the end."""
+    url = redis_databases.redis_url(redis_databases.CELERY_WORKER)
+    yield url
+    redis_databases.delete_keys(url, worker_key_prefix)
+
+
+@pytest.fixture
+def sender(worker_redis_url, worker_key_prefix) -> Iterator[Celery]:
     """This process's side of the broker: the project's Celery settings, the worker's Redis.
 
     A Celery app of its own rather than the project's `app` reconfigured: that
@@ -98,12 +103,13 @@ def sender(worker_redis_url) -> Iterator[Celery]:
     sender = Celery("arcrm-test-sender", set_as_current=False)
     sender.config_from_object("django.conf:settings", namespace="CELERY")
     sender.conf.broker_url = worker_redis_url
+    sender.conf.broker_transport_options = redis_databases.transport_options(worker_key_prefix)
     with sender:  # closes its connections at the end
         yield sender
 
 
 @pytest.fixture
-def worker(spawn, wait_for, tmp_path, worker_redis_url, sender, transactional_db):
+def worker(spawn, wait_for, tmp_path, worker_redis_url, worker_key_prefix, sender, transactional_db):
     """A Celery worker on a queue of its own, using this test's database."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("needs PostgreSQL: the worker cannot see an in-memory SQLite test database")
@@ -115,9 +121,10 @@ def worker(spawn, wait_for, tmp_path, worker_redis_url, sender, transactional_db
         ARCRM_VAR_DIR=str(tmp_path / "var"),
         SECRET_KEY=env.get("SECRET_KEY") or "test-only-key",
         DJANGO_SETTINGS_MODULE="arcrm.settings",
+        **redis_databases.worker_env(worker_key_prefix),
     )
     process = spawn(
-        "-m", "celery", "-A", "arcrm", "worker", "--concurrency", "1", "-Q", queue,
+        "-m", "celery", "-A", "tests.worker_app", "worker", "--concurrency", "1", "-Q", queue,
         "-n", f"{queue}@%h", "-l", "info", "--without-mingle", "--without-gossip",
         env=env, name="worker",
     )
