@@ -281,6 +281,17 @@ def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
     )
 
 
+def item_place(item: WorkItem, *, on: dt.date) -> str | None:
+    """The item's position in its assignee's list on `on` (None when it is not
+    on it), to find its neighbours once it has left: its priority is worked
+    out as the list is read, so read it before the item is done, snoozed or
+    handed over."""
+    if item.assignee_id is None:
+        return None
+    listed = items_for(assignee=item.assignee_id, on=on).filter(pk=item.pk).first()
+    return ITEMS_ORDER.cursor_for(listed) if listed else None
+
+
 def _days_late(*, on: dt.date) -> Coalesce:
     """Days the item's account's oldest open invoice is overdue on `on` (0 if none)."""
     oldest = (Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,

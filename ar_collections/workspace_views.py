@@ -762,6 +762,9 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
     if not may or not request.user.has_perm("collections.change_workitem"):
         raise PermissionDenied("This item is on someone else's list.")
     today = timezone.localdate()
+    # Read before the change takes the item off the list: after it, the list
+    # no longer knows where the item stood.
+    place = None if request.htmx else worklist.item_place(item, on=today)
     try:
         if change == "done":
             worklist.item_complete(item=item, actor=request.user)
@@ -795,14 +798,40 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
     if request.htmx:
         item.refresh_from_db()
         return render(request, "collections/worklist.html#item-gone", {"item": item, "said": said})
-    return redirect(_worklist_url(request, item))
+    return redirect(_worklist_landing(request, item, place=place, on=today))
 
 
-def _worklist_url(request: HttpRequest, item: WorkItem) -> str:
-    url = reverse("collections:worklist")
+def _worklist_url(request: HttpRequest, item: WorkItem, **position: str) -> str:
+    """The list the item was on (a manager's change returns to the collector's
+    list they were looking at), at `position` (after or before an item)."""
+    query = {}
     if item.assignee_id and item.assignee_id != request.user.pk:
-        url += f"?collector={item.assignee_id}"
-    return url
+        query["collector"] = item.assignee_id
+    query.update(position)
+    url = reverse("collections:worklist")
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def _worklist_landing(request: HttpRequest, item: WorkItem, *, place: str | None, on: dt.date) -> str:
+    """Where the list opens without htmx once `item`, which stood at `place`,
+    left it (with htmx the next item takes the keyboard, data-focus-next): at
+    the item to go on with, the next one or, `item` being the last, the one
+    before, on a page that holds it. The first page if it does; else the page
+    beginning right after `item` (or ending right before it). At the list's
+    heading, above the words saying nothing is left, when no item is."""
+    if place is None:
+        return _worklist_url(request, item)
+    items = worklist.items_for(assignee=item.assignee_id, on=on)
+    order = worklist.ITEMS_ORDER
+    if later := order.page(items, after=place, size=WORKLIST_PAGE_SIZE).items:
+        going_on, side = later[0], "after"
+    elif earlier := order.page(items, before=place, size=WORKLIST_PAGE_SIZE).items:
+        going_on, side = earlier[-1], "before"
+    else:
+        return _worklist_url(request, item) + "#worklist-title"
+    if going_on in order.page(items, size=WORKLIST_PAGE_SIZE).items:
+        return _worklist_url(request, item) + f"#work-{going_on.pk}"
+    return _worklist_url(request, item, **{side: place}) + f"#work-{going_on.pk}"
 
 
 # --- Helpers -------------------------------------------------------------------------------

@@ -356,7 +356,7 @@ def test_without_htmx_a_change_is_saved_and_the_list_comes_back_without_the_item
 
     response = client.post(change_url(item, change), change_data[change])
 
-    assert response.status_code == 302 and response.url == WORKLIST
+    assert response.status_code == 302 and response.url.partition("#")[0] == WORKLIST
     assert item_state(item)[:4] == expected_state(change, collector, manager)
     event = TimelineEvent.objects.get(customer=item.customer)
     assert (event.kind, event.actor) == (EventKind.WORK, collector)
@@ -413,7 +413,7 @@ def test_a_manager_may_change_an_item_on_a_collectors_list_and_returns_to_that_l
 
     response = client.post(change_url(item, "done"))
 
-    assert response.url == f"{WORKLIST}?collector={collector.pk}"
+    assert response.url.partition("#")[0] == f"{WORKLIST}?collector={collector.pk}"
     item.refresh_from_db()
     assert (item.status, item.done_by) == (WorkStatus.DONE, manager)
 
@@ -634,6 +634,116 @@ def test_a_page_position_the_list_did_not_hand_out_is_a_bad_request(client, coll
 
     assert response.status_code == 400
     assert "is not a position in this list" in response.content.decode()
+
+
+# --- Where the list opens without htmx ------------------------------------------------------
+# Done, snoozed or handed over, an item leaves the list; the browser follows the
+# redirect to the item to go on with, which must be on the page it opens.
+
+
+def opens_at(client, response) -> tuple[str, list[int]]:
+    """The anchor a plain POST's redirect opens the list at, and the items of
+    the page it opens, which holds an element with that id."""
+    assert response.status_code == 302
+    url, _, anchor = response.url.partition("#")
+    page = client.get(url)
+    assert f'id="{anchor}"' in page.content.decode(), f"the page {url} opens has no #{anchor}"
+    return anchor, listed(page)
+
+
+@pytest.fixture
+def three_items(collector, make_customer, make_item) -> list[WorkItem]:
+    """Three items of the same priority and day: listed in the order made."""
+    return [make_item(assignee=collector, customer=make_customer(name=f"Customer {n}"), title=f"Call {n}")
+            for n in "ABC"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_an_item_changed_without_htmx_opens_the_list_at_the_next_item(
+    client, collector, three_items, change_data, change
+):
+    first, second, third = three_items
+    client.force_login(collector)
+
+    response = client.post(change_url(second, change), change_data[change])
+
+    assert opens_at(client, response) == (f"work-{third.pk}", [first.pk, third.pk])
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_the_last_item_changed_without_htmx_opens_the_list_at_the_item_before_it(
+    client, collector, three_items, change_data, change
+):
+    first, second, third = three_items
+    client.force_login(collector)
+
+    response = client.post(change_url(third, change), change_data[change])
+
+    assert opens_at(client, response) == (f"work-{second.pk}", [first.pk, second.pk])
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_the_only_item_changed_without_htmx_opens_the_list_at_its_heading_saying_nothing_is_left(
+    client, collector, item, change_data, change
+):
+    client.force_login(collector)
+
+    response = client.post(change_url(item, change), change_data[change])
+
+    assert response.url == f"{WORKLIST}#worklist-title"
+    assert opens_at(client, response) == ("worklist-title", [])
+    assert "Nothing to do today." in client.get(WORKLIST).content.decode()
+
+
+def test_an_item_changed_on_a_later_page_without_htmx_opens_the_page_holding_the_next_item(
+    client, collector, sixty_items
+):
+    client.force_login(collector)
+
+    response = client.post(reverse("collections:work_item_change", args=[sixty_items[54], "done"]))
+
+    anchor, shown = opens_at(client, response)
+    assert anchor == f"work-{sixty_items[55]}"
+    assert shown[0] == sixty_items[55]
+
+
+def test_the_last_item_of_the_first_page_done_without_htmx_opens_the_first_page_at_the_one_moved_up(
+    client, collector, sixty_items
+):
+    client.force_login(collector)
+
+    response = client.post(reverse("collections:work_item_change", args=[sixty_items[49], "done"]))
+
+    assert response.url == f"{WORKLIST}#work-{sixty_items[50]}"
+    assert opens_at(client, response) == (f"work-{sixty_items[50]}", sixty_items[:49] + sixty_items[50:51])
+
+
+def test_the_next_item_is_the_next_by_priority_as_it_stands_when_the_change_is_made(
+    client, collector, three_items
+):
+    """An invoice fell overdue since the list was read: the third item's
+    account now owes most, and the list the browser opens has it on top."""
+    first, second, third = three_items
+    behaviour(third.customer, overdue="9000.00", days=30)
+    client.force_login(collector)
+
+    response = client.post(change_url(first, "done"))
+
+    assert opens_at(client, response) == (f"work-{second.pk}", [third.pk, second.pk])
+
+
+def test_an_item_a_manager_changes_on_a_collectors_later_page_opens_that_list_at_the_next_item(
+    client, manager, collector, sixty_items
+):
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:work_item_change", args=[sixty_items[57], "snooze"]),
+                           {"until": "2025-08-08"})
+
+    assert f"collector={collector.pk}" in response.url
+    anchor, shown = opens_at(client, response)
+    assert anchor == f"work-{sixty_items[58]}"
+    assert shown[0] == sixty_items[58]
 
 
 # --- Query count --------------------------------------------------------------------------
