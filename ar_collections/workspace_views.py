@@ -671,7 +671,7 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
             messages.success(request, f"{title}: {verdict}.")
             if request.htmx and request.htmx.target == "action-panel":
                 return _account_changed(request, customer)
-            return redirect(back)
+            return redirect(_decision_landing(back, subject))
     # The charges approving a fee waiver waives: the manager decides on them, not on the invoice.
     waivable = (
         list(workspace.charges_waivable(subject).select_related("invoice"))
@@ -701,6 +701,33 @@ def _back_to(request: HttpRequest) -> str:
                                                  require_https=request.is_secure()):
         return back
     return reverse("collections:approvals")
+
+
+def _decision_landing(back: str, decided: PaymentPlan | ExceptionRequest) -> str:
+    """Where the browser goes once `decided` is decided (without htmx): `back`
+    as it is when it is another page (the account page). On the approvals, at
+    the collectors' request to go on with, the next one listed or, `decided`
+    being the last, the one before; at the count of the steps waiting, the
+    work that comes next, when no request is left."""
+    url = back.partition("#")[0]
+    if urlsplit(url).path != reverse("collections:approvals"):
+        return back
+    # The approvals list the requests plans first, then exceptions, each by
+    # the day asked and then as made (views.approval_queue); few wait at a
+    # time, so all of them are read.
+    waiting = [(0, day, pk, f"plan-request-{pk}") for day, pk in PaymentPlan.objects.filter(
+        status=PlanStatus.AWAITING_APPROVAL).values_list("proposed_on", "pk")]
+    waiting += [(1, day, pk, f"exception-request-{pk}") for day, pk in ExceptionRequest.objects.filter(
+        status=ExceptionStatus.PENDING).values_list("requested_on", "pk")]
+    place = (0, decided.proposed_on, decided.pk) if isinstance(decided, PaymentPlan) else (
+        1, decided.requested_on, decided.pk)
+    later = [asked for asked in waiting if asked[:3] > place]
+    earlier = [asked for asked in waiting if asked[:3] < place]
+    if later:
+        return f"{url}#{min(later)[3]}"
+    if earlier:
+        return f"{url}#{max(earlier)[3]}"
+    return f"{url}#approval-count"
 
 
 def _covers(asked, waivable: list | None) -> list[tuple[str, Decimal]]:

@@ -610,7 +610,7 @@ def test_a_decision_opened_on_a_later_page_of_the_approvals_goes_back_to_that_pa
     assert refused.status_code == 422 and cancel_link(refused) == second_page
     decided = client.post(decide, {"decision": "approve", "note": "Good payer for years"})
     assert decided.status_code == 302
-    assert decided.url == second_page
+    assert decided.url.partition("#")[0] == second_page
 
 
 @pytest.mark.parametrize("bad", ["https://evil.test/approvals/", "//evil.test/", "javascript:alert(1)",
@@ -624,7 +624,7 @@ def test_a_decision_with_an_outside_or_bad_next_goes_back_to_the_approvals(
     assert cancel_link(client.get(decide)) == QUEUE
     decided = client.post(decide, {"decision": "reject", "note": "Not now"})
     assert decided.status_code == 302
-    assert decided.url == QUEUE
+    assert decided.url.partition("#")[0] == QUEUE
 
 
 def test_a_decision_opened_from_the_account_page_goes_back_to_it(client, manager, customer, requests_waiting):
@@ -638,3 +638,113 @@ def test_a_decision_opened_from_the_account_page_goes_back_to_it(client, manager
 
     assert cancel_link(client.get(decide)) == account
     assert client.post(decide, {"decision": "approve", "note": "Fine"}).url == account
+
+
+# --- Where the approvals open after a request is decided without htmx ------------------------
+# A decided request leaves the collectors' requests; back on the approvals, the
+# browser opens at the request to decide next, which the page must hold.
+
+REQUEST_ID = re.compile(r'<li id="((?:plan|exception)-request-\d+)"')
+
+
+def requests_at(client, response) -> tuple[str, list[str]]:
+    """The anchor a decision's redirect opens the approvals at, and the ids of
+    the requests that page lists, in order; the page holds an element with that id."""
+    assert response.status_code == 302
+    url, _, anchor = response.url.partition("#")
+    page = client.get(url).content.decode()
+    assert f'id="{anchor}"' in page, f"the page {url} opens has no #{anchor}"
+    return anchor, REQUEST_ID.findall(page)
+
+
+@pytest.fixture
+def make_request(collector, make_customer, make_invoice):
+    """make_request("plan" or "exception") → the decision's URL, as the
+    approvals link it, and the id of the request's line on the approvals."""
+    from ar_collections.models import CollectionRules, ExceptionKind
+
+    CollectionRules.current()
+    CollectionRules.objects.filter(pk=1).update(plan_approval_above_amount=Decimal("50.00"))
+
+    def make(kind: str) -> tuple[str, str]:
+        customer = make_customer()
+        if kind == "plan":
+            invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1),
+                                   amount="1000.00")
+            plan = workspace.plan_propose(
+                customer=customer, actor=collector, invoices=[invoice], on=TODAY,
+                instalments=[(dt.date(2025, 8, 15), Decimal("500.00")),
+                             (dt.date(2025, 9, 15), Decimal("500.00"))],
+            )
+            decide = reverse("collections:plan_decide", args=[plan.pk])
+            return f"{decide}?{urlencode({'next': QUEUE})}", f"plan-request-{plan.pk}"
+        asked = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.PAUSE,
+                                            pause_until=dt.date(2025, 10, 1), reason="Bank loan", on=TODAY)
+        decide = reverse("collections:exception_decide", args=[asked.pk])
+        return f"{decide}?{urlencode({'next': QUEUE})}", f"exception-request-{asked.pk}"
+
+    return make
+
+
+APPROVE = {"decision": "approve", "note": "Good payer for years"}
+REJECT = {"decision": "reject", "note": "Not now"}
+
+
+def test_a_request_decided_without_htmx_opens_the_approvals_at_the_next_request(
+    client, manager, make_request
+):
+    (_, first), (decide, _), (_, third) = (make_request("plan") for _ in range(3))
+    client.force_login(manager)
+
+    assert requests_at(client, client.post(decide, APPROVE)) == (third, [first, third])
+
+
+def test_the_last_plan_decided_opens_the_approvals_at_the_first_exception_listed_after_it(
+    client, manager, make_request
+):
+    (_, first), (decide, _) = make_request("plan"), make_request("plan")
+    _, after = make_request("exception")
+    client.force_login(manager)
+
+    assert requests_at(client, client.post(decide, APPROVE)) == (after, [first, after])
+
+
+def test_the_last_request_decided_without_htmx_opens_the_approvals_at_the_request_before_it(
+    client, manager, make_request
+):
+    (_, first), (_, second) = make_request("plan"), make_request("exception")
+    decide, _ = make_request("exception")
+    client.force_login(manager)
+
+    assert requests_at(client, client.post(decide, REJECT)) == (second, [first, second])
+
+
+@pytest.mark.parametrize("kind", ["plan", "exception"])
+def test_the_only_request_decided_without_htmx_opens_the_approvals_at_the_count_of_steps_waiting(
+    client, manager, make_request, kind
+):
+    decide, _ = make_request(kind)
+    client.force_login(manager)
+
+    response = client.post(decide, APPROVE)
+
+    assert response.url == f"{QUEUE}#approval-count"
+    assert requests_at(client, response) == ("approval-count", [])
+    assert "0 steps waiting for a decision" in client.get(QUEUE).content.decode()
+
+
+def test_a_request_decided_on_a_later_page_of_the_approvals_opens_that_page_at_the_next_request(
+    client, manager, make_customer, make_action, make_request
+):
+    for n in range(51):
+        make_action(make_customer(name=f"Customer {n:02d}"))
+    (decide, _), (_, other) = make_request("exception"), make_request("plan")
+    client.force_login(manager)
+    second_page = link(client.get(QUEUE), "next")
+    decide = decide_links(client.get(second_page))[decide.partition("?")[0]]
+
+    response = client.post(decide, APPROVE)
+
+    assert response.url == f"{second_page}#{other}"
+    assert requests_at(client, response) == (other, [other])
+
