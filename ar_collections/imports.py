@@ -15,9 +15,12 @@ Invoices come in open, for their total: what has been paid on them comes in
 as payments, so that an invoice's open amount is always its total less its
 allocations, dated. Payments are recorded in the order the money came in
 (a statement is often listed newest first), each to the invoices it names,
-else to the account's open invoices in its currency, oldest due first, but
-none under open dispute and none that another row of the file names; what is left pays the late fees and
-interest still owed (workspace.payment_record), then stays on account.
+what is left to the late fees and interest still owed, then on account.
+A row naming none pays, as the payment form does (workspace.unnamed_money_split):
+the account's invoices in its currency due by the row's date, oldest due first,
+then the late fees and interest still owed, then the invoices not yet due, then
+the rest stays on account; none under open dispute, and none for what another
+row of the file names.
 Recording it checks what the account's promises and plans now keep; what
 they break is for the daily check. A file's accounts are locked at once, in
 id order, so two imports at the same time queue rather than deadlock.
@@ -64,7 +67,7 @@ from ar_collections.models import (
 )
 from ar_collections.services import behaviour_refresh
 from ar_collections.timeline import event_record, events_link, invoice_issued
-from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_targets
+from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_split
 from arcrm.dates import far_ahead, format_day
 from arcrm.money import decimal_places, format_money, validate_currency_in_use
 from arcrm.text import is_one_line
@@ -801,15 +804,17 @@ def _record(payment: _PaymentRow, *, actor, held: dict[int, Decimal]) -> None:
                             "row's invoices column to apply the money to its other open invoices (or "
                             "hold it on the account), or take the row out and refund it")
         allocations = allocations_oldest_first(targets, payment.amount)
+        later = []
     else:
-        # The oldest open invoices not under dispute, less what rows of the
-        # file naming them may pay on them: that much is theirs, whichever
-        # comes first by date.
-        targets = unnamed_money_targets(payment.customer, payment.currency)
-        allocations = allocations_oldest_first(targets, payment.amount, held=held)
+        # The invoices due on the bank line's date, the charges, then those not
+        # yet due, as the payment form does; each less what rows of the file
+        # naming it may pay on it: that much is theirs, whichever comes first by date.
+        allocations, later = unnamed_money_split(customer=payment.customer, currency=payment.currency,
+                                                 amount=payment.amount, received_on=payment.received_on,
+                                                 held=held)
     payment_record(
         customer=payment.customer, amount=payment.amount, currency=payment.currency,
-        received_on=payment.received_on, allocations=allocations,
+        received_on=payment.received_on, allocations=allocations, not_yet_due=later, held=held,
         reference=payment.reference, method=payment.method, actor=actor, known_checked=True,
         bank_reference=payment.bank_reference, refresh_behaviour=False,
     )

@@ -1422,13 +1422,17 @@ def payment_record(
     known_checked: bool = False,
     bank_reference: str = "",
     refresh_behaviour: bool = True,
+    not_yet_due: Sequence[Invoice] = (),
+    held: Mapping[int, Decimal] | None = None,
 ) -> Payment:
     """A payment applied to invoices; what is left after them pays the late
     fees and interest still owed in its currency, oldest first (the notice
-    asked for them: a customer who pays its "amount due" pays them too), and
-    what is left after those stays on account. Promises and plans of the
-    account are checked at once, so a payment that keeps a promise shows as
-    kept today.
+    asked for them: a customer who pays its "amount due" pays them too), then
+    the invoices of `not_yet_due`, oldest due first, each up to its open
+    amount less what `held` keeps for others (money naming no invoice, see
+    unnamed_money_split), and what is left after those stays on account.
+    Promises and plans of the account are checked at once, so a payment that
+    keeps a promise shows as kept today.
 
     The same reference, amount and date twice on one account is refused: it
     is the same bank line recorded again (a double submit, a statement read
@@ -1463,25 +1467,27 @@ def payment_record(
             customer=customer, received_on=received_on, currency=currency, amount=amount, reference=reference,
             method=method, bank_reference=bank_reference,
         )
-        invoices = []
-        for invoice, part in allocations:
-            invoice = Invoice.objects.select_for_update().get(pk=invoice.pk, customer=customer)
-            if invoice.status != InvoiceStatus.OPEN or part <= 0 or part > invoice.open_amount:
-                raise ValidationError({"allocations": f"{format_money(part, currency)} does not fit on "
-                                                      f"invoice {invoice.number}."})
-            if invoice.currency != currency:
-                raise ValidationError({"allocations": f"Invoice {invoice.number} is in {invoice.currency}."})
-            Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=received_on)
-            invoice.open_amount -= part
-            if invoice.open_amount == 0:
-                invoice.status, invoice.settled_on = InvoiceStatus.PAID, received_on
-            invoice.save(update_fields=["open_amount", "status", "settled_on"])
-            invoices.append(invoice)
-        numbers = [i.number for i in invoices]
+        invoices = [_invoice_pay(payment, invoice, part) for invoice, part in allocations]
         # A letter not yet posted that this payment made moot charges nothing: its
         # charges go before the payment's rest could pay them.
         letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
         to_charges = _charges_pay(payment, amount - applied)
+        # Read under their locks now, after the charges took their part: what
+        # the charges left is what these may have.
+        left = amount - applied - to_charges
+        later = allocations_oldest_first(
+            Invoice.objects.select_for_update().filter(
+                pk__in=[i.pk for i in not_yet_due], customer=customer, currency=currency,
+                status=InvoiceStatus.OPEN,
+            ),
+            left, held=held,
+        ) if left and not_yet_due else []
+        if later:
+            invoices += [_invoice_pay(payment, invoice, part) for invoice, part in later]
+            applied += sum((part for _, part in later), ZERO)
+            # A letter not posted that listed only these is moot as well.
+            letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
+        numbers = [i.number for i in invoices]
         unapplied = amount - applied - to_charges
         summary = f"Payment of {format_money(amount, currency)} received"
         if numbers:
@@ -1508,6 +1514,24 @@ def payment_record(
         if refresh_behaviour:
             services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
         return payment
+
+
+def _invoice_pay(payment: Payment, invoice: Invoice, part: Decimal) -> Invoice:
+    """`part` of the payment on the invoice, locked and read again; refused if
+    it does not fit (paid meanwhile, another currency)."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk, customer=payment.customer_id)
+    currency = payment.currency
+    if invoice.status != InvoiceStatus.OPEN or part <= 0 or part > invoice.open_amount:
+        raise ValidationError({"allocations": f"{format_money(part, currency)} does not fit on "
+                                              f"invoice {invoice.number}."})
+    if invoice.currency != currency:
+        raise ValidationError({"allocations": f"Invoice {invoice.number} is in {invoice.currency}."})
+    Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=payment.received_on)
+    invoice.open_amount -= part
+    if invoice.open_amount == 0:
+        invoice.status, invoice.settled_on = InvoiceStatus.PAID, payment.received_on
+    invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    return invoice
 
 
 def _charges_pay(payment: Payment, amount: Decimal) -> Decimal:
@@ -1553,6 +1577,41 @@ def unnamed_money_targets(customer: Customer, currency: str):
     return customer.invoices.filter(status=InvoiceStatus.OPEN, currency=currency).exclude(
         disputes__status=DisputeStatus.OPEN
     )
+
+
+def unnamed_money_split(
+    *, customer: Customer, currency: str, amount: Decimal, received_on: dt.date,
+    held: Mapping[int, Decimal] | None = None,
+) -> tuple[list[tuple[Invoice, Decimal]], list[Invoice]]:
+    """Where money naming no invoice goes, for payment_record: `amount` spread
+    over the invoices the customer owes already, oldest due first, and the
+    invoices it does not owe yet, which get what the late fees and interest
+    still owed in its currency leave (payment_record pays those in between),
+    then the rest stays on account. All of them unnamed_money_targets, each
+    up to its open amount less what `held` keeps for others.
+
+    A notice asks for the invoices overdue and the charges: a customer who
+    pays what it asked has paid the charges, and must not be chased for them
+    while its money sits on an invoice not due yet. The charges still come
+    after every invoice owed, so that no fee keeps an invoice overdue.
+
+    Owed: due on or before `received_on`, the day the money came in, not the
+    day it is recorded: a bank statement read, or a cheque entered, days
+    later is the money the customer sent for what it owed then, and what it
+    pays is settled as of that day. Owed too, whatever its due date, an
+    invoice an open promise or a live payment plan holds: the customer
+    undertook to pay it, and the commitment is judged by the money that
+    reaches it, which charges taken first would cut short."""
+    targets = list(unnamed_money_targets(customer, currency))
+    committed = set(
+        Invoice.objects.filter(pk__in=[i.pk for i in targets])
+        .filter(Q(promises__status=PromiseStatus.OPEN)
+                | Q(payment_plans__status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]))
+        .values_list("pk", flat=True)
+    )
+    owed = [i for i in targets if i.due_date <= received_on or i.pk in committed]
+    owed_ids = {i.pk for i in owed}
+    return allocations_oldest_first(owed, amount, held=held), [i for i in targets if i.pk not in owed_ids]
 
 
 def allocations_oldest_first(

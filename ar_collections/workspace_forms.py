@@ -251,9 +251,11 @@ class PaymentForm(_AccountForm):
     )
     invoices = InvoiceChoices(
         label="Apply to", required=False,
-        help_text="The ticked invoices, or with none ticked every open one in the payment's currency "
-                  "but those under dispute: the oldest due first, each up to what is open. The rest pays "
-                  "late fees and interest still owed, then stays on account.",
+        help_text="The ticked invoices, oldest due first, then late fees and interest still owed, then "
+                  "the rest stays on account. With none ticked, in the payment's currency and passing over "
+                  "invoices under dispute: first the invoices due by the day it was received, oldest due "
+                  "first, then late fees and interest still owed, then the invoices not yet due, then the "
+                  "rest stays on account.",
     )
     date_confirmed = forms.CharField(
         label="The date is right", required=False, widget=DateConfirmation,

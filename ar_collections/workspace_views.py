@@ -20,7 +20,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -387,23 +387,29 @@ def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
 def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(customer, form, today, user) -> str:
         data = form.cleaned_data
-        # None ticked: the account's open invoices in its currency not under
-        # dispute, as a payment file's row that names none (the help text says so).
-        chosen = data["invoices"] or workspace.unnamed_money_targets(customer, data["currency"])
-        parts = workspace.allocations_oldest_first(chosen, data["amount"])
+        if data["invoices"]:
+            parts, later = workspace.allocations_oldest_first(data["invoices"], data["amount"]), []
+        else:
+            # None ticked: the invoices due, the charges, then those not yet due,
+            # as a payment file's row that names none (the help text says so).
+            parts, later = workspace.unnamed_money_split(
+                customer=customer, currency=data["currency"], amount=data["amount"],
+                received_on=data["received_on"],
+            )
         payment = workspace.payment_record(
             customer=customer, actor=user, amount=data["amount"], currency=data["currency"],
-            received_on=data["received_on"], allocations=parts, reference=data["reference"],
-            method=data["method"],
+            received_on=data["received_on"], allocations=parts, not_yet_due=later,
+            reference=data["reference"], method=data["method"],
         )
-        applied = sum((part for _, part in parts), ZERO)
-        to_charges = payment.amount - applied - payment.unallocated_amount()
+        paid = payment.allocations.order_by("pk")
+        numbers = list(paid.filter(invoice__isnull=False).values_list("invoice__number", flat=True))
+        to_charges = paid.filter(charge__isnull=False).aggregate(total=Sum("amount"))["total"] or ZERO
         message = f"Payment of {format_money(payment.amount, payment.currency)} recorded"
-        if parts:
-            message += f", applied to {', '.join(invoice.number for invoice, _ in parts)}"
+        if numbers:
+            message += f", applied to {', '.join(numbers)}"
         if to_charges:
             message += f"; {format_money(to_charges, payment.currency)} to late fees and interest"
-        if left := payment.amount - applied - to_charges:
+        if left := payment.unallocated_amount():
             message += f"; {format_money(left, payment.currency)} stays on account"
         return message + "."
 
