@@ -9,6 +9,10 @@ the letter `pdf/dunning_letter.html`, so a letter and an e-mail of the same
 step always say the same thing. Languages without their own wording are
 written in English; `wording_language` says so, for the action's channel note.
 
+A call's written summary (`email/call_summary/`) is no notice: it asks for
+nothing, and is written in the contact's language where the letters speak
+it, as notices are.
+
 Letters are rendered by WeasyPrint with a fetcher that reads our own static
 files and nothing else: a template that points at /etc/passwd, an intranet URL
 or a tracking pixel fails loudly instead of leaking or hanging a worker.
@@ -35,7 +39,7 @@ from django.template.loader import render_to_string as _render_to_string
 from django.urls import NoReverseMatch
 
 from ar_collections.models import Tone
-from arcrm.dates import format_day
+from arcrm.dates import format_day, format_day_long
 from arcrm.money import ZERO, money_digits
 from arcrm.text import one_line
 
@@ -261,6 +265,65 @@ def render_letter_html(notice: Notice) -> str:
 def render_letter(notice: Notice) -> bytes:
     """The one-page letter as PDF bytes."""
     return html_to_pdf(render_letter_html(notice))
+
+
+def text_language(language: str, template: str) -> str:
+    """The language of a text that is not a notice (a call's summary): the one
+    asked for when the letters speak it and `template` ("…/{language}.txt")
+    has its wording, else English, as for notices."""
+    language = (language or FALLBACK_LANGUAGE).lower()
+    if language in LABELS:
+        try:
+            _named(get_template, template.format(language=language))
+            return language
+        except TemplateDoesNotExist:
+            pass
+    return FALLBACK_LANGUAGE
+
+
+# --- Call summaries ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """What a collector and a contact said on a call, for the contact."""
+
+    language: str
+    recipient_name: str
+    customer_name: str
+    account_number: str
+    notes: str
+    collector_name: str
+    promise_amount: Decimal | None = None
+    promise_currency: str = ""
+    promised_on: dt.date | None = None
+    promise_invoices: tuple[str, ...] = ()
+
+
+CALL_SUMMARY_EMAIL = "email/call_summary/{language}"
+
+
+def render_call_summary(summary: CallSummary) -> tuple[str, str]:
+    """The summary's subject and text, in the contact's language."""
+    language = text_language(summary.language, CALL_SUMMARY_EMAIL + ".subject.txt")
+    promised = summary.promise_amount is not None
+    context = {
+        "t": LABELS[language],
+        "language": language,
+        "recipient_name": summary.recipient_name,
+        "customer_name": summary.customer_name,
+        "account_number": summary.account_number,
+        "notes": summary.notes,
+        "collector_name": summary.collector_name,
+        "promise_amount": (_money(summary.promise_amount, summary.promise_currency, language)
+                           if promised else ""),
+        "promised_on": _long_date(summary.promised_on, language) if promised else "",
+        "promise_invoices": ", ".join(summary.promise_invoices),
+        "promise_count": len(summary.promise_invoices),
+    }
+    base = CALL_SUMMARY_EMAIL.format(language=language)
+    subject = " ".join(render_to_string(f"{base}.subject.txt", context).split())
+    return subject, _tidy_text(render_to_string(f"{base}.txt", context))
 
 
 # --- PDF --------------------------------------------------------------------
@@ -515,6 +578,11 @@ def _date(day: dt.date, language: str) -> str:
     if language == "de":
         return f"{day:%d.%m.%Y}"
     return format_day(day)
+
+
+def _long_date(day: dt.date, language: str) -> str:
+    """A date in running text: "8 August 2025"; German writes it as everywhere else."""
+    return _date(day, language) if language == "de" else format_day_long(day)
 
 
 def _money(amount: Decimal, currency: str, language: str) -> str:

@@ -62,7 +62,7 @@ from ar_collections.models import (
     WorkKind,
 )
 from ar_collections.timeline import event_record
-from arcrm.dates import format_day, format_day_long
+from arcrm.dates import format_day
 from arcrm.money import ZERO, by_currency, format_money, places_check
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
@@ -141,19 +141,22 @@ def call_log(
 
 
 def _call_summary_message(call: Call, contact: Contact, promise: Promise | None) -> EmailMessage:
+    """What was said on the call, in the contact's language (as dunning notices
+    and invoice copies are)."""
     customer, collector = call.customer, call.made_by
-    lines = [f"Dear {contact.name},", "",
-             f"Thank you for talking to us today about the account of {customer.name}."]
-    if call.notes:
-        lines += ["", "What we discussed:", call.notes]
+    agreed = {}
     if promise is not None:
-        numbers = ", ".join(i.number for i in promise.invoices.all())
-        lines += ["", f"As agreed, you will pay {format_money(promise.amount, promise.currency)} "
-                  f"by {format_day_long(promise.promised_on)} for invoice(s) {numbers}."]
-    lines += ["", "Kind regards,", person_name(collector)]
+        agreed = {"promise_amount": promise.amount, "promise_currency": promise.currency,
+                  "promised_on": promise.promised_on,
+                  "promise_invoices": tuple(i.number for i in promise.invoices.all())}
+    subject, text = rendering.render_call_summary(rendering.CallSummary(
+        language=contact.language, recipient_name=contact.name, customer_name=customer.name,
+        account_number=customer.account_number, notes=call.notes, collector_name=person_name(collector),
+        **agreed,
+    ))
     return EmailMessage(
-        subject=f"Our call today about account {customer.account_number}",
-        body="\n".join(lines),
+        subject=subject,
+        body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[mail_address(contact.name, contact.email)],
         reply_to=[collector.email] if collector.email else None,

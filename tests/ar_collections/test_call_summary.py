@@ -1,0 +1,106 @@
+"""The written summary of a call ("E-mail the contact a written summary" on
+Log a call), in the contact's language, read from what a real mail server
+received."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ar_collections import workspace
+
+from .conftest import frozen
+
+TODAY = dt.date(2025, 8, 5)
+
+SUMMARY_SAYS = {
+    "en": {
+        "subject": "Our call today about account C-4711",
+        "lines": ["Dear Anna Clerk,", "Thank you for talking to us today about the account of Acme Tools.",
+                  "What we discussed:", "Pays the first invoice on Friday.",
+                  "As agreed, you will pay EUR 1,200.00 by 15 August 2025 for invoice(s) INV-1001, INV-1002.",
+                  "Kind regards,", "carla"],
+    },
+    "de": {
+        "subject": "Unser heutiges Telefonat zu Ihrem Kundenkonto C-4711",
+        "lines": ["Guten Tag Anna Clerk,",
+                  "vielen Dank für das heutige Gespräch über das Konto von Acme Tools.",
+                  "Was wir besprochen haben:", "Pays the first invoice on Friday.",
+                  "Wie vereinbart zahlen Sie 1.200,00 EUR bis zum 15.08.2025 für die Rechnungen "
+                  "INV-1001, INV-1002.",
+                  "Mit freundlichen Grüßen", "carla"],
+    },
+}
+
+
+@pytest.fixture
+def account(make_customer, make_contact, make_invoice):
+    customer = make_customer(name="Acme Tools", account_number="C-4711")
+    make_contact(customer, name="Anna Clerk", email="anna@acme.test", is_primary_billing=True)
+    for number, amount in [("INV-1001", "500.00"), ("INV-1002", "700.00")]:
+        make_invoice(customer, number=number, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1),
+                     amount=amount)
+    return customer
+
+
+def summary_sent(account, collector, capture, *, language: str):
+    """Log a call to Anna, who speaks `language`, that brought a promise: the
+    mail server receives its summary."""
+    contact = account.contacts.get()
+    contact.language = language
+    contact.save()
+    with frozen(TODAY), capture(execute=True):
+        workspace.call_log(
+            customer=account, actor=collector, contact=contact, outcome="reached",
+            notes="Pays the first invoice on Friday.", email_summary=True, on=TODAY,
+            promise=workspace.PromiseTerms(Decimal("1200.00"), dt.date(2025, 8, 15),
+                                           list(account.invoices.order_by("number"))),
+        )
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_a_call_summary_is_written_in_the_contact_s_language(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, language
+):
+    says = SUMMARY_SAYS[language]
+
+    summary_sent(account, collector, django_capture_on_commit_callbacks, language=language)
+
+    (message,) = smtp_server.messages
+    assert message["Subject"] == says["subject"]
+    lines = message.get_content().splitlines()
+    for line in says["lines"]:
+        assert line in lines, (line, lines)
+
+
+@pytest.mark.parametrize("language", ["nl", "it"])
+def test_a_call_summary_to_a_contact_whose_language_the_letters_do_not_speak_is_in_english(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, language
+):
+    summary_sent(account, collector, django_capture_on_commit_callbacks, language=language)
+
+    (message,) = smtp_server.messages
+    assert message["Subject"] == SUMMARY_SAYS["en"]["subject"]
+    assert "Thank you for talking to us today about the account of Acme Tools." in message.get_content()
+
+
+def test_a_german_call_summary_of_one_invoice_says_rechnung_and_nothing_agreed_leaves_the_promise_out(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    contact = account.contacts.get()
+    contact.language = "de"
+    contact.save()
+    with frozen(TODAY), django_capture_on_commit_callbacks(execute=True):
+        workspace.call_log(customer=account, actor=collector, contact=contact, outcome="reached",
+                           email_summary=True, on=TODAY,
+                           promise=workspace.PromiseTerms(Decimal("500.00"), dt.date(2025, 8, 15),
+                                                          [account.invoices.get(number="INV-1001")]))
+        workspace.call_log(customer=account, actor=collector, contact=contact, outcome="reached",
+                           email_summary=True, on=TODAY)
+
+    with_promise, without = (m.get_content() for m in smtp_server.messages)
+    said = "Wie vereinbart zahlen Sie 500,00 EUR bis zum 15.08.2025 für die Rechnung INV-1001."
+    assert said in with_promise
+    assert "Wie vereinbart" not in without and "Was wir besprochen haben" not in without
