@@ -9,9 +9,10 @@ the letter `pdf/dunning_letter.html`, so a letter and an e-mail of the same
 step always say the same thing. Languages without their own wording are
 written in English; `wording_language` says so, for the action's channel note.
 
-A call's written summary (`email/call_summary/`) is no notice: it asks for
-nothing, and is written in the contact's language where the letters speak
-it, as notices are.
+A collector's invoice copy (`InvoiceCopy`: `pdf/invoice_copy.html` and the
+cover e-mail in `email/invoice_copy/`) and a call's written summary
+(`email/call_summary/`) are no notices: they ask for nothing, and are written
+in the contact's language where the letters speak it, as notices are.
 
 Letters are rendered by WeasyPrint with a fetcher that reads our own static
 files and nothing else: a template that points at /etc/passwd, an intranet URL
@@ -83,6 +84,28 @@ LABELS: dict[str, dict[str, str]] = {
             "If paying everything at once is hard right now, let us agree a payment plan: "
             "reply to us or call {collector}, and we will find a schedule that works for you."
         ),
+        # An invoice copy (pdf/invoice_copy.html).
+        "copy_mark": "COPY",
+        "copy_title": "Copy of invoice {number}",
+        "copy_note": (
+            "This is a copy of invoice {number}, which we issued on {date}. "
+            "It is not a new invoice: please do not book it a second time."
+        ),
+        "invoice_number": "Invoice number",
+        "invoice_date": "Invoice date",
+        "due_date": "Due date",
+        "your_reference": "Your order number",
+        "currency": "Currency",
+        "invoice_total": "Invoice total",
+        "paid": "Paid",
+        "credited": "Credited",
+        "open_now": "Open",
+        "copy_charges": "Also still open from our reminders about this invoice:",
+        "open_with_charges": "Open in total, with fees and interest",
+        "copy_settled": "Nothing is open on this invoice.",
+        "copy_pay": "Please transfer the open amount by {date} to",
+        "quoting_invoice": "quoting invoice number",
+        "copy_questions": "Questions about this invoice",
     },
     "de": {
         "name": "Deutsch",
@@ -119,6 +142,27 @@ LABELS: dict[str, dict[str, str]] = {
             "eine Ratenzahlung: Antworten Sie uns oder rufen Sie {collector} an, und wir finden "
             "einen Plan, der für Sie passt."
         ),
+        "copy_mark": "KOPIE",
+        "copy_title": "Kopie der Rechnung {number}",
+        "copy_note": (
+            "Dies ist eine Kopie der Rechnung {number}, die wir am {date} ausgestellt haben. "
+            "Sie ist keine neue Rechnung: Bitte buchen Sie sie nicht ein zweites Mal."
+        ),
+        "invoice_number": "Rechnungsnummer",
+        "invoice_date": "Rechnungsdatum",
+        "due_date": "Fällig am",
+        "your_reference": "Ihre Bestellnummer",
+        "currency": "Währung",
+        "invoice_total": "Rechnungsbetrag",
+        "paid": "Bezahlt",
+        "credited": "Gutgeschrieben",
+        "open_now": "Offen",
+        "copy_charges": "Außerdem sind aus unseren Mahnungen zu dieser Rechnung noch offen:",
+        "open_with_charges": "Insgesamt offen, mit Gebühren und Zinsen",
+        "copy_settled": "Auf dieser Rechnung ist nichts mehr offen.",
+        "copy_pay": "Bitte überweisen Sie den offenen Betrag bis zum {date} auf",
+        "quoting_invoice": "unter Angabe der Rechnungsnummer",
+        "copy_questions": "Fragen zu dieser Rechnung",
     },
 }
 
@@ -268,9 +312,9 @@ def render_letter(notice: Notice) -> bytes:
 
 
 def text_language(language: str, template: str) -> str:
-    """The language of a text that is not a notice (a call's summary): the one
-    asked for when the letters speak it and `template` ("…/{language}.txt")
-    has its wording, else English, as for notices."""
+    """The language of a text that is not a notice (an invoice copy, a call's
+    summary): the one asked for when the letters speak it and `template`
+    ("…/{language}.txt") has its wording, else English, as for notices."""
     language = (language or FALLBACK_LANGUAGE).lower()
     if language in LABELS:
         try:
@@ -279,6 +323,98 @@ def text_language(language: str, template: str) -> str:
         except TemplateDoesNotExist:
             pass
     return FALLBACK_LANGUAGE
+
+
+# --- Invoice copies ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceCopy:
+    """One invoice as we issued it, what has come off it since and what is
+    open: a copy for a customer who asked for one, not a reminder."""
+
+    language: str
+    number: str
+    issue_date: dt.date
+    due_date: dt.date
+    currency: str
+    total_amount: Decimal
+    paid_amount: Decimal
+    credited_amount: Decimal
+    open_amount: Decimal
+    customer_name: str
+    account_number: str
+    billing_address: str
+    recipient_name: str  # whom the cover e-mail is to
+    copy_date: dt.date
+    # The day to pay by that the copy gives (dunning.copy_pay_by), which the
+    # ladder's next step waits for.
+    pay_by: dt.date
+    sender_name: str
+    sender_email: str = ""
+    customer_reference: str = ""  # the customer's order number the invoice quotes
+    # Fees and interest our reminders about it charged and that are still owed:
+    # not part of the invoice, but what the customer has to pay with it.
+    charges: tuple[NoticeCharge, ...] = ()
+
+
+COPY_EMAIL = "email/invoice_copy/{language}"
+
+
+def render_invoice_copy_email(copy: InvoiceCopy) -> RenderedEmail:
+    """The cover e-mail of a copy: "as requested", in the copy's language."""
+    context = _copy_context(copy)
+    base = COPY_EMAIL.format(language=context["language"])
+    subject = " ".join(render_to_string(f"{base}.subject.txt", context).split())
+    return RenderedEmail(
+        subject=subject,
+        text=_tidy_text(render_to_string(f"{base}.txt", {**context, "subject": subject})),
+        html=render_to_string(f"{base}.html", {**context, "subject": subject}),
+    )
+
+
+def render_invoice_copy(copy: InvoiceCopy) -> bytes:
+    """The one-page copy of the invoice as PDF bytes."""
+    return html_to_pdf(render_to_string("pdf/invoice_copy.html", _copy_context(copy)))
+
+
+def _copy_context(copy: InvoiceCopy) -> dict:
+    language = text_language(copy.language, COPY_EMAIL + ".subject.txt")
+    t = LABELS[language]
+    currency = copy.currency
+    owed = copy.open_amount + sum((c.amount for c in copy.charges), ZERO)
+    return {
+        "t": t,
+        "language": language,
+        "company": company(),
+        "title": t["copy_title"].format(number=copy.number),
+        "note": t["copy_note"].format(number=copy.number, date=_date(copy.issue_date, language)),
+        "number": copy.number,
+        "issue_date": _date(copy.issue_date, language),
+        "due_date": _date(copy.due_date, language),
+        "currency": currency,
+        "customer_reference": copy.customer_reference,
+        "total": _money(copy.total_amount, currency, language),
+        "paid": _money(copy.paid_amount, currency, language),
+        "credited": _money(copy.credited_amount, currency, language),
+        "open": _money(copy.open_amount, currency, language),
+        "settled": copy.open_amount == 0,
+        "pay": t["copy_pay"].format(date=_date(copy.pay_by, language)),
+        "charges": [
+            {"label": t["late_fee"] if c.kind == "late_fee" else t["interest"],
+             "basis": _charge_basis(c, t, language),
+             "amount": _money(c.amount, c.currency, language)}
+            for c in copy.charges
+        ],
+        "owed": _money(owed, currency, language),
+        "customer_name": copy.customer_name,
+        "account_number": copy.account_number,
+        "address_lines": [x.strip() for x in copy.billing_address.splitlines() if x.strip()],
+        "recipient_name": copy.recipient_name,
+        "copy_date": _date(copy.copy_date, language),
+        "sender_name": copy.sender_name,
+        "sender_email": copy.sender_email,
+    }
 
 
 # --- Call summaries ---------------------------------------------------------

@@ -58,7 +58,6 @@ from ar_collections.models import (
     PlanStatus,
     Promise,
     PromiseStatus,
-    Tone,
     WorkKind,
 )
 from ar_collections.timeline import event_record
@@ -195,9 +194,10 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
     )
     message.attach_alternative(email.html, "text/html")
     message.attach(f"invoice-{invoice.number}.pdf", pdf, "application/pdf")
-    # The copy asks for payment by a date: the ladder's next step waits for
-    # it, and keeps the minimum gap from it, as long as the mail is not
-    # refused for good (dunning.copies_told reads the outbox).
+    # The copy gives a day to pay the open amount by, as an invoice gives its
+    # terms: the ladder's next step waits for it, and keeps the minimum gap
+    # from it, as long as the mail is not refused for good (dunning.copies_told
+    # reads the outbox).
     event = event_record(
         customer=customer, kind=EventKind.NOTE, actor=actor, subject=invoice, invoices=[invoice],
         summary=f"Copy of invoice {invoice.number} e-mailed to {contact.name} <{contact.email}>",
@@ -209,20 +209,38 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
 
 
 def _invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, actor, on: dt.date):
-    """The copy's e-mail and PDF, in the friendly wording of the contact's language."""
-    language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
-    notice = rendering.Notice(
-        tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,
-        account_number=customer.account_number, recipient_name=contact.name,
-        postal_address=contact.postal_address, letter_date=on,
-        pay_by=copy_pay_by(due_date=invoice.due_date, sent_on=on),
-        # Negative before the due date: the statement says "due in N days", not "0" days overdue.
-        lines=(rendering.NoticeLine(invoice.number, invoice.issue_date, invoice.due_date,
-                                    (on - invoice.due_date).days, invoice.open_amount, invoice.currency),),
-        collector_name=person_name(actor),
-        collector_email=actor.email, reference=f"C-{invoice.number}",
+    """The copy's cover e-mail and PDF, in the contact's language: the invoice
+    as issued, what has been paid and credited on it and what is open, with
+    the fees and interest our reminders about it charged that are still owed."""
+    taken_off = invoice.allocations.aggregate(
+        paid=Sum("amount", filter=Q(payment__isnull=False)),
+        credited=Sum("amount", filter=Q(credit_note__isnull=False)),
     )
-    return rendering.render_email(notice), rendering.render_letter(notice)
+    # Interest on this invoice, and a fee of a notice that listed it, in its
+    # currency (a notice charges one fee per currency it lists).
+    charges = (
+        LateCharge.objects.filter(customer=customer, currency=invoice.currency).standing()
+        .filter(Q(invoice=invoice) | Q(invoice__isnull=True, action__lines__invoice=invoice))
+        .distinct().order_by("created_at", "id")
+    )
+    # The invoice went to the account's billing address, whoever asks for the copy.
+    billing = customer.contacts.filter(is_primary_billing=True).exclude(postal_address="").first()
+    copy = rendering.InvoiceCopy(
+        language=contact.language, number=invoice.number, issue_date=invoice.issue_date,
+        due_date=invoice.due_date, currency=invoice.currency, total_amount=invoice.total_amount,
+        paid_amount=taken_off["paid"] or ZERO, credited_amount=taken_off["credited"] or ZERO,
+        open_amount=invoice.open_amount, customer_name=customer.legal_name or customer.name,
+        account_number=customer.account_number,
+        billing_address=(billing or contact).postal_address, recipient_name=contact.name,
+        copy_date=on, pay_by=copy_pay_by(due_date=invoice.due_date, sent_on=on),
+        sender_name=person_name(actor), sender_email=actor.email,
+        customer_reference=invoice.po_reference,
+        charges=tuple(rendering.NoticeCharge(
+            c.kind, c.open_amount, c.currency, c.basis, paid=c.amount - c.open_amount,
+            rate_percent=c.rate_percent, stretches=tuple((Decimal(b), days) for b, days in c.stretches),
+        ) for c in charges),
+    )
+    return rendering.render_invoice_copy_email(copy), rendering.render_invoice_copy(copy)
 
 
 # --- Promises to pay --------------------------------------------------------------

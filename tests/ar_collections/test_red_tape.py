@@ -148,7 +148,7 @@ def test_a_resend_never_asks_for_payment_sooner_than_the_notice_before_it(make_a
 
 
 def test_the_next_step_waits_for_the_pay_by_date_a_collector_s_invoice_copy_gave(
-    make_account, plan_and_deliver, collector
+    make_account, plan_and_deliver, collector, pdf_text
 ):
     """Prompt ladder: the friendly e-mail on day 3 (pay by day 13), the next step
     from day 14. A collector e-mails a copy of one invoice on day 12, asking for
@@ -162,7 +162,8 @@ def test_the_next_step_waits_for_the_pay_by_date_a_collector_s_invoice_copy_gave
         workspace.invoice_copy_send(customer=customer, invoice=customer.invoices.order_by("number").first(),
                                     contact=customer.contacts.get(), actor=collector, on=copied_on)
         assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=20)  # the preview agrees
-    assert "Please pay by: 21 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
+    copy = OutgoingMail.objects.get(customer=customer)
+    assert "transfer the open amount by 21 Mar 2026" in " ".join(pdf_text(bytes(copy.attachment)).split())
 
     for day in (14, 19):
         plan_and_deliver(DUE + dt.timedelta(days=day))
@@ -172,7 +173,7 @@ def test_the_next_step_waits_for_the_pay_by_date_a_collector_s_invoice_copy_gave
 
 
 def test_a_copy_sent_before_any_cycle_holds_the_first_step_until_its_pay_by_date(
-    make_account, plan_and_deliver, collector
+    make_account, plan_and_deliver, collector, pdf_text
 ):
     """Prompt ladder: the friendly e-mail is due on day 3. A collector e-mails a
     copy of one invoice on day 1, asking for payment within 7 days (by day 8):
@@ -185,7 +186,8 @@ def test_a_copy_sent_before_any_cycle_holds_the_first_step_until_its_pay_by_date
         workspace.invoice_copy_send(customer=customer, invoice=customer.invoices.order_by("number").first(),
                                     contact=customer.contacts.get(), actor=collector, on=copied_on)
         assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=9)
-    assert "Please pay by: 10 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
+    copy = OutgoingMail.objects.get(customer=customer)
+    assert "transfer the open amount by 10 Mar 2026" in " ".join(pdf_text(bytes(copy.attachment)).split())
 
     for day in (3, 8):
         plan_and_deliver(DUE + dt.timedelta(days=day))
