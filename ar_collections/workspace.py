@@ -1547,10 +1547,16 @@ def _invoice_pay(payment: Payment, invoice: Invoice, part: Decimal) -> Invoice:
                                               f"invoice {invoice.number}."})
     if invoice.currency != currency:
         raise ValidationError({"allocations": f"Invoice {invoice.number} is in {invoice.currency}."})
-    Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=payment.received_on)
+    # Money sent before the invoice existed (a prepayment) pays it the day it is
+    # issued, as setting a credit against it does: not before it existed.
+    on = max(payment.received_on, invoice.issue_date)
+    Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=on)
     invoice.open_amount -= part
     if invoice.open_amount == 0:
-        invoice.status, invoice.settled_on = InvoiceStatus.PAID, payment.received_on
+        # Paid in full on the latest of its parts' days, which this one need
+        # not be (a cheque dated earlier, entered last).
+        last = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
+        invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
     return invoice
 

@@ -183,6 +183,37 @@ def test_a_payment_that_covers_a_promise_keeps_it_at_once(client, manager, colle
     assert Promise.objects.filter(status=PromiseStatus.OPEN).count() == 0
 
 
+def test_money_sent_before_the_invoice_was_issued_counts_from_its_issue_date(
+    manager, customer, make_invoice
+):
+    """A prepayment (a C.O.D. or prepayment customer pays before the invoice
+    exists): the invoice was paid the day it was issued, not before it existed,
+    so its figures (paid on, days late, the order of payments) stay true."""
+    invoice = make_invoice(customer, issued=dt.date(2025, 7, 20), due=dt.date(2025, 8, 19),
+                           amount="500.00", number="INV-9")
+
+    workspace.payment_record(customer=customer, actor=manager, amount=Decimal("500.00"), currency="EUR",
+                             received_on=dt.date(2025, 7, 15), allocations=[(invoice, Decimal("500.00"))],
+                             reference="PREPAID-9")
+
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.settled_on) == (InvoiceStatus.PAID, dt.date(2025, 7, 20))
+    assert list(Allocation.objects.values_list("allocated_on", flat=True)) == [dt.date(2025, 7, 20)]
+
+
+def test_an_invoice_paid_in_parts_is_settled_on_its_latest_part_s_day(manager, customer, invoices):
+    """Parts entered out of order (a cheque found late): the invoice was paid
+    in full only once the latest part came in."""
+    first = invoices[0]
+    for received_on, amount in [(dt.date(2025, 7, 28), "300.00"), (dt.date(2025, 7, 20), "200.00")]:
+        workspace.payment_record(customer=customer, actor=manager, amount=Decimal(amount), currency="EUR",
+                                 received_on=received_on, allocations=[(first, Decimal(amount))],
+                                 reference=f"BANK-{received_on.day}")
+
+    first.refresh_from_db()
+    assert (first.status, first.settled_on) == (InvoiceStatus.PAID, dt.date(2025, 7, 28))
+
+
 @pytest.mark.parametrize(("fields", "field", "message"), [
     ({"invoices": None}, "invoices", "Not in EUR: INV-3."),  # filled in below: a USD invoice
     ({"received_on": "2025-08-06"}, "received_on", "A payment cannot be received after today."),
@@ -223,7 +254,8 @@ def test_a_date_long_ago_is_recorded_only_once_confirmed(client, manager, custom
     assert confirmation_box(refused).endswith(' value="2024-08-04">')
     assert client.post(payment_url(customer), {**long_ago, "date_confirmed": "2024-08-04"}).status_code == 302
     assert Payment.objects.get().received_on == dt.date(2024, 8, 4)
-    assert Invoice.objects.get(number="INV-1").settled_on == dt.date(2024, 8, 4)
+    # Money dated before the invoice was issued (1 Jun 2025) pays it on its issue date.
+    assert Invoice.objects.get(number="INV-1").settled_on == dt.date(2025, 6, 1)
     # Within the last 90 days no confirmation is asked for.
     recent = form(invoices, received_on="2025-05-08", reference="BANK-0816", amount="10.00",
                   invoices=[invoices[1].pk])
