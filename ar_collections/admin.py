@@ -892,10 +892,23 @@ class LateChargeAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin)
 
 
 class ReadOnlyAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
+    """Nor deletes them: each ends through its own workflow, which leaves a
+    trace and takes the rest with it. A promise is withdrawn, a plan
+    withdrawn, a dispute resolved, an exception decided, a work item done:
+    deleted here, the pauses and worklist they keep would go on without them
+    (or the delete would be refused half-way over those rows), and the
+    timeline would tell of something no longer there. A call is on the
+    timeline for good; a mail deleted before it went out is never sent, and
+    one sent loses what was said to the customer; an event's link to an
+    invoice deleted hides the event from that invoice's timeline."""
+
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -992,6 +1005,9 @@ class InstalmentInline(MoneyShownReadOnly, admin.TabularInline):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
