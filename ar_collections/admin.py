@@ -798,8 +798,31 @@ class PolicyMinimumAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["policy", "currency", money_column("min_amount", description="Minimum")]
 
 
+class _KeptByTheWorkflows:
+    """Cycles, runs and pauses are what the planner reads to take each step
+    once per cycle (DESIGN invariant 1) and to skip what is paused; the
+    planner, the runs page and the account page keep them. A cycle closed or
+    added here let the ladder start over, its first step sent again; a run's
+    date, status or progress edited would stop the next run from finishing
+    it, or let a date run twice; a pause added here skipped the collector's
+    limit, the manager's approval and the timeline, and one lifted, edited or
+    deleted here ended a promise's, plan's or dispute's pause under it. None
+    needs a hand-made fix: a hold is set or lifted on the account page, a
+    run left unfinished is finished by the next, and a cycle closes when
+    nothing is owed in it. The admin shows them, and changes none."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(DunningPause)
-class DunningPauseAdmin(PeopleShownReadOnly, admin.ModelAdmin):
+class DunningPauseAdmin(_KeptByTheWorkflows, PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["customer", "invoice", "kind", "starts_on", "ends_on", "lifted_at",
                     person_column("owner")]
     list_filter = ["kind"]
@@ -809,14 +832,14 @@ class DunningPauseAdmin(PeopleShownReadOnly, admin.ModelAdmin):
 
 
 @admin.register(DunningRun)
-class DunningRunAdmin(PeopleShownReadOnly, admin.ModelAdmin):
+class DunningRunAdmin(_KeptByTheWorkflows, PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["run_date", "status", "started_at", "finished_at", person_column("started_by")]
     list_select_related = ["started_by"]
     readonly_fields = ["planned_through_customer_id"]
 
 
 @admin.register(DunningCycle)
-class DunningCycleAdmin(PeopleShownReadOnly, admin.ModelAdmin):
+class DunningCycleAdmin(_KeptByTheWorkflows, PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["customer", "number", "opened_on", "closed_on"]
     list_select_related = ["customer"]
     raw_id_fields = ["customer"]
