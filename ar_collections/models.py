@@ -14,6 +14,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Replace, Upper
+from django.utils import timezone
 
 from arcrm.dates import format_day
 from arcrm.money import (
@@ -1518,7 +1519,10 @@ class TimelineEventInvoice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"event {self.event_id} – invoice {self.invoice_id}"
+        # The event's day in local time and its kind, as the timeline names it ("5 Aug 2025 00:30 Note").
+        event = self.event
+        local = timezone.localtime(event.occurred_at)
+        return f"{self.invoice.number} – {format_day(local.date())} {local:%H:%M} {event.get_kind_display()}"
 
 
 class MailPurpose(models.TextChoices):

@@ -29,6 +29,7 @@ from ar_collections.models import (
     WorkItem,
     WorkKind,
 )
+from customers.models import EventKind, TimelineEvent
 
 TODAY = dt.date(2026, 3, 10)
 
@@ -95,3 +96,17 @@ def test_a_workspace_record_cannot_be_deleted_in_the_admin(admin_client, on_reco
     assert one.status_code == 403
     assert "deletelink" not in page.content.decode()
     assert "delete_selected" not in listed.content.decode()
+
+
+def test_an_event_s_link_to_an_invoice_is_named_by_the_invoice_number_and_the_event_s_day_and_kind(
+    admin_client, customer, make_invoice, settings
+):
+    settings.TIME_ZONE = "Europe/Berlin"
+    invoice = make_invoice(customer, issued=TODAY, number="INV-2041")
+    event = TimelineEvent.objects.create(customer=customer, kind=EventKind.NOTE, summary="Asked for the PO",
+                                         occurred_at=dt.datetime(2025, 8, 4, 22, 30, tzinfo=dt.UTC))
+    link = TimelineEventInvoice.objects.create(event=event, invoice=invoice)
+
+    page = admin_client.get(reverse("admin:collections_timelineeventinvoice_change", args=[link.pk]))
+
+    assert "<h2>INV-2041 – 5 Aug 2025 00:30 Note</h2>" in page.content.decode()
