@@ -201,7 +201,22 @@ class AllocationAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
 
 @admin.register(DocumentCounter)
 class DocumentCounterAdmin(admin.ModelAdmin):
+    """Credit notes are numbered without gaps from these counters, each taken
+    under a lock as a note is issued (workspace.document_number). Set
+    forward here, a counter leaves a gap in the numbers; set back or deleted,
+    it hands out numbers already issued, which are then skipped: a gap too.
+    Shown for looking up the next number, never set by hand."""
+
     list_display = ["prefix", "next_value"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(PaymentBehaviour)
