@@ -237,6 +237,11 @@ class PaymentBehaviourAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleted, an account would have no figures (its worklist score, its
+        # segment's evidence) until the nightly refresh computed them again.
+        return False
+
 
 class _ChangesWithBeforeAndAfter:
     """The admin's history of a change keeps the values before and after, not
@@ -993,6 +998,12 @@ class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, PeopleShownReadOnly, admi
     def has_add_permission(self, request):
         return not CollectionRules.objects.exists()
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleted, the rules would fall back to their defaults (and lose their
+        # money scales) with no record of what they were: they are changed
+        # here, with before and after in their history.
+        return False
+
     def save_model(self, request, obj, form, change):
         obj.pk, obj.updated_by = 1, request.user
         super().save_model(request, obj, form, change)
@@ -1009,6 +1020,9 @@ class MoneyPointScaleAdmin(MoneyShownReadOnly, admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
