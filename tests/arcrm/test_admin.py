@@ -125,3 +125,85 @@ def test_a_list_to_choose_a_person_from_names_them_as_the_pages_do(admin_client,
     page = admin_client.get(reverse("admin:customers_customer_add")).content.decode()
 
     assert ">Carla Adams</option>" in page and ">zed</option>" not in page
+
+
+# What a superuser may do in the admin, per model and per inline: (add, change, delete).
+# A row that changes through a workflow (a payment, a promise, a dunning run...)
+# is only looked at here; one the admin edits keeps what the workflow would
+# (an invoice refreshes its account's figures, a policy checks its ladder).
+# A new admin, or a permission opened on an old one, fails here until it is
+# written down with its reason.
+ADMIN_PERMISSIONS = {
+    # Django's own: people and their roles.
+    "auth.Group": (True, True, True),
+    "auth.User": (True, True, True),
+    # Money in and out: recorded by "Record a payment" / "Record a credit note" / imports.
+    "collections.Payment": (False, False, False),
+    "collections.CreditNote": (False, False, False),
+    "collections.Allocation": (False, False, False),
+    "collections.ReceivablesImport": (False, False, False),
+    # Gap-free numbering, taken under a lock as notes are issued.
+    "collections.DocumentCounter": (False, False, False),
+    # Invoices: entered and corrected here, figures kept by the admin (InvoiceAdmin).
+    "collections.Invoice": (True, True, True),
+    # Computed from the account's history.
+    "collections.PaymentBehaviour": (False, False, False),
+    # The ladders: edited here, checked as a whole; taken steps stay (see DunningStepAdmin).
+    "collections.LatePaymentPolicy": (True, True, True),
+    "collections.DunningStep": (True, True, True),
+    "collections.PolicyMinimum": (True, True, True),
+    "collections.StepFee": (False, False, False),
+    # The rules: one row, changed with before and after, never deleted.
+    "collections.CollectionRules": (True, True, False),
+    "collections.MoneyPointScale": (False, False, False),
+    # Teams disputes are routed to: plain settings.
+    "collections.Department": (True, True, True),
+    # What the planner reads and writes for exactly-once dunning.
+    "collections.DunningCycle": (False, False, False),
+    "collections.DunningRun": (False, False, False),
+    "collections.DunningPause": (False, False, False),
+    "collections.DunningAction": (False, False, False),
+    "collections.DunningActionInvoice": (False, False, False),
+    "collections.LateCharge": (False, False, False),
+    # The collector's workspace, changed through the account page and the queues.
+    "collections.Call": (False, False, False),
+    "collections.Promise": (False, False, False),
+    "collections.PaymentPlan": (False, False, False),
+    "collections.Instalment": (False, False, False),
+    "collections.Dispute": (False, False, False),
+    "collections.ExceptionRequest": (False, False, False),
+    "collections.WorkItem": (False, False, False),
+    "collections.OutgoingMail": (False, False, False),
+    "collections.TimelineEventInvoice": (False, False, False),
+    # Accounts and their contacts.
+    "customers.Customer": (True, True, True),
+    "customers.Contact": (True, True, True),
+    "customers.ContactAbsence": (True, True, True),
+    "customers.TimelineEvent": (False, False, False),
+    # Inlines, on the page of the model before the arrow.
+    "collections.Invoice > Allocation": (False, False, False),
+    "collections.Payment > Allocation": (False, False, False),
+    "collections.CreditNote > Allocation": (False, False, False),
+    "collections.LatePaymentPolicy > DunningStep": (True, True, True),
+    "collections.LatePaymentPolicy > PolicyMinimum": (True, True, True),
+    "collections.DunningStep > StepFee": (True, True, True),
+    "collections.CollectionRules > MoneyPointScale": (True, True, True),
+    "collections.DunningAction > DunningActionInvoice": (False, False, False),
+    "collections.PaymentPlan > Instalment": (False, False, False),
+    "customers.Customer > Contact": (True, True, True),
+}
+
+
+def test_the_admin_allows_a_superuser_to_add_change_and_delete_only_what_the_table_says(rf, db):
+    request = rf.get("/admin/")
+    request.user = User.objects.create_superuser("root-admin", password="x")
+    allowed = {}
+    for model, model_admin in admin.site._registry.items():
+        name = f"{model._meta.app_label}.{model.__name__}"
+        allowed[name] = (model_admin.has_add_permission(request), model_admin.has_change_permission(request),
+                         model_admin.has_delete_permission(request))
+        for inline in model_admin.get_inline_instances(request):
+            allowed[f"{name} > {inline.model.__name__}"] = (
+                inline.has_add_permission(request, None), inline.has_change_permission(request),
+                inline.has_delete_permission(request))
+    assert allowed == ADMIN_PERMISSIONS
