@@ -28,6 +28,10 @@ from ar_collections.models import (
     InvoiceStatus,
     MissCause,
     PaymentMethod,
+    PaymentPlan,
+    PlanStatus,
+    Promise,
+    PromiseStatus,
     WorkItem,
     WorkStatus,
 )
@@ -59,8 +63,14 @@ class _AccountForm(forms.Form):
 def _invoice_label(invoice: Invoice) -> str:
     money = format_money(invoice.open_amount, invoice.currency)
     label = f"{invoice.number} · due {format_day(invoice.due_date)} · {money}"
-    # Set where a form annotates its choices with it (_mark_disputed).
-    return label + " · under open dispute" if getattr(invoice, "disputed", False) else label
+    # Set where a form annotates its choices with them (_mark_taken).
+    if getattr(invoice, "disputed", False):
+        return label + " · under open dispute"
+    if getattr(invoice, "promised", False):
+        return label + " · under an open promise"
+    if getattr(invoice, "planned", False):
+        return label + " · in a payment plan"
+    return label
 
 
 # An invoice offered when the form opened and settled since (another tab, the
@@ -78,13 +88,20 @@ class InvoiceChoice(forms.ModelChoiceField):
         return _invoice_label(obj)
 
 
-def _mark_disputed(field: forms.ModelChoiceField) -> None:
-    """Invoices under open dispute stay offered, marked, so a collector sees why
-    a promise or a plan on them is refused (workspace.promise_record, plan_propose)."""
+def _mark_taken(field: forms.ModelChoiceField) -> None:
+    """Invoices under open dispute, under an open promise or in a live plan
+    (proposed or in force) stay offered, marked, so a collector sees before
+    choosing why a promise or a plan on them would be refused
+    (workspace.promise_record, plan_propose: _not_disputed, _not_committed)."""
     field.queryset = field.queryset.annotate(
-        disputed=Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
+        disputed=Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN)),
+        promised=Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN)),
+        planned=Exists(PaymentPlan.objects.filter(
+            invoices=OuterRef("pk"), status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]
+        )),
     )
-    field.help_text = "An invoice under open dispute cannot be promised or put in a plan until it is settled."
+    field.help_text = ("An invoice under open dispute cannot be promised or put in a plan until it is "
+                       "settled, nor one already promised or in a payment plan.")
 
 
 class InvoiceChoices(forms.ModelMultipleChoiceField):
@@ -145,7 +162,7 @@ class CallForm(_AccountForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        _mark_disputed(self.fields["promise_invoices"])
+        _mark_taken(self.fields["promise_invoices"])
 
     def clean(self):
         data = super().clean()
@@ -181,7 +198,7 @@ class PromiseForm(_AccountForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        _mark_disputed(self.fields["invoices"])
+        _mark_taken(self.fields["invoices"])
 
 
 class PlanForm(_AccountForm):
@@ -193,7 +210,7 @@ class PlanForm(_AccountForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        _mark_disputed(self.fields["invoices"])
+        _mark_taken(self.fields["invoices"])
 
     def schedule(self) -> list[tuple[dt.date, Decimal]]:
         """Equal instalments in cents, or whole yen for yen (what the currency

@@ -939,6 +939,30 @@ def test_the_promise_and_plan_forms_mark_the_invoices_under_open_dispute(
     assert "dispute" not in labels["INV-1002"]
 
 
+@pytest.mark.parametrize("form", ["plan_propose", "promise_record", "call_log"])
+def test_the_promise_and_plan_forms_mark_the_invoices_already_promised_or_in_a_plan(
+    client, collector, customer, invoices, make_invoice, form
+):
+    """One promise or plan per invoice: the collector sees which are taken
+    before choosing them, not only after the form is refused."""
+    make_invoice(customer, issued=dt.date(2025, 6, 5), due=dt.date(2025, 7, 5), amount="300.00",
+                 number="INV-1003")
+    workspace.promise_record(customer=customer, actor=collector, amount=Decimal("100.00"),
+                             promised_on=dt.date(2025, 8, 12), invoices=[invoices[0]], on=TODAY)
+    workspace.plan_propose(customer=customer, actor=collector, invoices=[invoices[1]], on=TODAY,
+                           instalments=[(dt.date(2025, 8, 20), Decimal("350.00")),
+                                        (dt.date(2025, 9, 20), Decimal("350.00"))])
+    client.force_login(collector)
+
+    html = client.get(url(form, customer), headers=HTMX).content.decode()
+
+    labels = {number: label for number, label in re.findall(r'(INV-\d+) · ([^<]*)</label>', html)}
+    assert labels["INV-1001"].endswith(" · under an open promise")
+    assert labels["INV-1002"].endswith(" · in a payment plan")
+    assert labels["INV-1003"] == "due 5 Jul 2025 · EUR 300.00"
+    assert "already promised or in a payment plan" in html
+
+
 def test_a_plan_in_yen_is_split_into_whole_yen(client, manager, make_customer, make_invoice):
     account = make_customer(name="Tokyo Parts", currency="JPY")
     invoice = make_invoice(account, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="10000")
