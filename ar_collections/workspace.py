@@ -62,7 +62,7 @@ from ar_collections.models import (
 )
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
-from arcrm.money import ZERO, by_currency, format_money, places_check
+from arcrm.money import ZERO, by_currency, format_money, places_check, smallest_unit
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
 from customers.models import Contact, Customer, EventKind, TimelineEvent
@@ -674,8 +674,9 @@ def dispute_resolve(
         places_check(amount, invoice.currency, field="amount")
     if outcome == DisputeOutcome.CREDIT_NOTE:
         if amount is None or amount <= 0 or amount > invoice.open_amount:
-            raise ValidationError({"amount": f"A credit note between 0.01 and "
-                                             f"{format_money(invoice.open_amount, invoice.currency)}."})
+            least = format_money(smallest_unit(invoice.currency), invoice.currency)
+            most = format_money(invoice.open_amount, invoice.currency)
+            raise ValidationError({"amount": f"A credit note is between {least} and the {most} still open."})
         _credit_allowed(actor, invoice, taken_off=amount)
         locked.taken_off_amount = amount
         locked.credit_note = _credit_note_issue(invoice, amount=amount, reason=note.strip(), on=on)

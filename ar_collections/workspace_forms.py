@@ -11,6 +11,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -426,7 +427,7 @@ class DisputeResolveForm(forms.Form):
     amount = _money(label="Credit note amount or corrected total", required=False)
     note = _text("How it was settled")
 
-    def __init__(self, *args, invoice: Invoice, **kwargs) -> None:
+    def __init__(self, *args, invoice: Invoice, actor, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         # Only the outcomes that can be true of the invoice as it stands are
@@ -439,6 +440,14 @@ class DisputeResolveForm(forms.Form):
             outcome.help_text = (f"{invoice.number} is {invoice.settled_how()} in full: nothing is open to "
                                  "credit or correct.")
             del self.fields["amount"]
+        elif not actor.has_perm("collections.settle_beyond_credit_limit"):
+            # Said up front: otherwise a collector learns it from a refusal (workspace._credit_allowed).
+            limit = format_money(CollectionRules.current().credit_without_manager_amount,
+                                 settings.DEFAULT_CURRENCY)
+            self.fields["amount"].help_text = (
+                f"Collectors may take off up to {limit} per invoice, in {settings.DEFAULT_CURRENCY} only; "
+                "more is a manager's decision."
+            )
 
 
 class PauseForm(_AccountForm):

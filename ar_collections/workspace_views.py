@@ -559,7 +559,8 @@ def dispute_resolve(request: HttpRequest, pk: int, dispute_id: int) -> HttpRespo
     customer = customer_changeable(request, pk, permission="collections.change_dispute")
     dispute = get_object_or_404(Dispute.objects.select_related("invoice"), pk=dispute_id, customer=customer)
     bound = request.method == "POST"
-    form = DisputeResolveForm(request.POST if bound else None, auto_id="resolve-%s", invoice=dispute.invoice)
+    form = DisputeResolveForm(request.POST if bound else None, auto_id="resolve-%s", invoice=dispute.invoice,
+                              actor=request.user)
     if bound and form.is_valid():
         data = form.cleaned_data
         try:

@@ -511,7 +511,7 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
         ),
         "credit note above the open amount": (
             resolve, {"outcome": DisputeOutcome.CREDIT_NOTE, "amount": "600.00", "note": "Goodwill"},
-            "A credit note between 0.01 and EUR 500.00.",
+            "A credit note is between EUR 0.01 and the EUR 500.00 still open.",
         ),
         "correction that is no reduction": (
             resolve, {"outcome": DisputeOutcome.CORRECTED_INVOICE, "amount": "500.00", "note": "Fixed"},
@@ -1284,6 +1284,22 @@ def test_a_collector_cannot_credit_beyond_the_limit_but_a_manager_can(
     client.force_login(manager)
     assert client.post(resolve, credit, headers=headers).status_code == (200 if htmx else 302)
     assert CreditNote.objects.get(invoice=dispute.invoice).amount == Decimal("250.00")
+
+
+def test_the_resolve_form_tells_a_collector_their_credit_limit_before_they_try(
+    client, collector, manager, customer, dispute
+):
+    """A collector learns the limit from the form, not from a second refusal;
+    a manager, who has none, is not told of one."""
+    set_rules(credit_without_manager_amount=Decimal("100.00"))
+    resolve = url("dispute_resolve", customer, dispute.pk)
+    limit = escape("Collectors may take off up to EUR 100.00 per invoice, in EUR only; "
+                   "more is a manager's decision.")
+    client.force_login(collector)
+
+    assert limit in " ".join(client.get(resolve, headers=HTMX).content.decode().split())
+    client.force_login(manager)
+    assert "Collectors may take off" not in client.get(resolve, headers=HTMX).content.decode()
 
 
 # --- Pauses and exceptions -----------------------------------------------------------------------------
