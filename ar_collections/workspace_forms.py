@@ -236,12 +236,9 @@ class DateConfirmation(forms.CheckboxInput):
     """A checkbox that confirms one date: it sends the date it was shown
     with, and comes back ticked only while the form still holds that date.
     A box ticked for 4 Aug 2024 says nothing about 4 Aug 2023 typed after.
-    On a form not sent yet the clerk has typed no date: its box confirms the
-    date sent along with it (typed and ticked together), and comes back
-    ticked for that date."""
+    Shown only on a form sent back with a date that needs confirming."""
 
-    WITH_DATE_SENT = "with-date-sent"
-    confirms = WITH_DATE_SENT  # the date as the form holds it, set by the form
+    confirms = ""  # the date as the form holds it, set by the form
 
     def value_from_datadict(self, data, files, name) -> str:
         return data.get(name, "")
@@ -250,7 +247,7 @@ class DateConfirmation(forms.CheckboxInput):
         context = super().get_context(name, None, attrs)
         widget = context["widget"]
         widget["attrs"]["value"] = self.confirms or ""
-        if value and value in (self.confirms, self.WITH_DATE_SENT):
+        if value and value == self.confirms:
             widget["attrs"]["checked"] = True
         else:
             widget["attrs"].pop("checked", None)
@@ -275,6 +272,7 @@ class PaymentForm(_AccountForm):
                   "first, then late fees and interest still owed, then the invoices not yet due, then the "
                   "rest stays on account.",
     )
+    # Shown only when asked for (see clean): for today's date it would only puzzle the clerk.
     date_confirmed = forms.CharField(
         label="The date is right", required=False, widget=DateConfirmation,
         help_text=f"Asked for when the payment was received more than {PAYMENT_LONG_AGO.days} days ago.",
@@ -290,6 +288,8 @@ class PaymentForm(_AccountForm):
         # The box confirms the date now in the form, and only that one.
         if self.is_bound:
             self.fields["date_confirmed"].widget.confirms = self["received_on"].value()
+        else:
+            del self.fields["date_confirmed"]  # no date typed yet: nothing to confirm
 
     def clean_received_on(self) -> dt.date:
         received_on = self.cleaned_data["received_on"]
@@ -302,12 +302,15 @@ class PaymentForm(_AccountForm):
         # A mistyped year (2024 for 2025) would settle invoices on the wrong
         # day and skew the payer's behaviour: a date long ago is confirmed.
         received_on = data.get("received_on")
-        if (received_on and received_on < self.today - PAYMENT_LONG_AGO
-                and self._confirmed_date(data.get("date_confirmed")) != received_on):
-            self.add_error("received_on", (
-                f"{format_day(received_on)} is {(self.today - received_on).days} days ago. "
-                "If that is right, tick “The date is right” and record it again."
-            ))
+        if received_on and received_on < self.today - PAYMENT_LONG_AGO:
+            if self._confirmed_date(data.get("date_confirmed")) != received_on:
+                self.add_error("received_on", (
+                    f"{format_day(received_on)} is {(self.today - received_on).days} days ago. "
+                    "If that is right, tick “The date is right” and record it again."
+                ))
+        else:
+            # A date that needs no confirming: the form, if it comes back, shows no box.
+            del self.fields["date_confirmed"]
         currency = data.get("currency")
         others = [i.number for i in data.get("invoices") or () if i.currency != currency]
         if currency and others:
@@ -316,8 +319,6 @@ class PaymentForm(_AccountForm):
         return data
 
     def _confirmed_date(self, value: str) -> dt.date | None:
-        if value == DateConfirmation.WITH_DATE_SENT:
-            return self.cleaned_data.get("received_on")
         try:
             return self.fields["received_on"].to_python(value)
         except forms.ValidationError:

@@ -286,17 +286,36 @@ def test_a_box_ticked_for_one_date_does_not_confirm_another(client, manager, cus
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
-def test_a_box_ticked_on_the_first_form_stays_ticked_when_it_comes_back_for_another_error(
+def test_the_date_box_shows_only_once_a_date_needs_confirming(client, manager, customer, invoices, headers):
+    """Today's date, or any within the last 90 days, needs no confirming: the
+    box would only puzzle the clerk. It comes with the question it answers."""
+    client.force_login(manager)
+
+    opened = client.get(payment_url(customer), headers=headers).content.decode()
+    recent = client.post(payment_url(customer), form(invoices, received_on="2025-08-05", amount=""),
+                         headers=headers).content.decode()
+    long_ago = client.post(payment_url(customer), form(invoices, received_on="2024-08-04", amount=""),
+                           headers=headers)
+
+    assert 'id="payment-received_on"' in opened
+    assert "The date is right" not in opened and 'name="date_confirmed"' not in opened
+    assert "This field is required." in recent
+    assert "The date is right" not in recent and 'name="date_confirmed"' not in recent
+    assert "366 days ago" in long_ago.content.decode()
+    assert confirmation_box(long_ago).endswith(' value="2024-08-04">')
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_box_ticked_stays_ticked_when_the_form_comes_back_for_another_error(
     client, manager, customer, invoices, headers
 ):
-    """The clerk typed a date long ago and ticked the box at once, but left out
-    the amount: the form asks for the amount, not for the tick again."""
+    """The clerk ticked the box for the date asked about, but left out the
+    amount: the form asks for the amount, not for the tick again."""
     client.force_login(manager)
     before = state()
-    box = re.search(r'value="([^"]*)"', confirmation_box(client.get(payment_url(customer)))).group(1)
 
-    again = client.post(payment_url(customer), form(invoices, received_on="2024-08-04", date_confirmed=box,
-                                                    amount=""), headers=headers)
+    again = client.post(payment_url(customer), form(invoices, received_on="2024-08-04",
+                                                    date_confirmed="2024-08-04", amount=""), headers=headers)
 
     assert again.status_code == 422
     assert "This field is required." in again.content.decode()
