@@ -87,6 +87,7 @@ from ar_collections.timeline import invoice_issued, links_backfill
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
+from arcrm.text import person_name
 from customers.models import (
     Contact,
     ContactAbsence,
@@ -1357,6 +1358,8 @@ class _Builder:
                 details={"account_number": customer.account_number,
                          "referred_by": referrer.account_number if referrer else None},
             ))
+            if customer.on_credit_hold:
+                events.append(self._hold_event(account))
             for bill in account.bills:
                 invoice = bill.invoice
                 events.append(invoice_issued(invoice, at=_at(invoice.issue_date, 8)))
@@ -1394,6 +1397,22 @@ class _Builder:
                              "reference": payment.reference, "invoices": numbers},
                     subject_type=types[Payment], subject_id=payment.pk,
                 ))
+
+
+    def _hold_event(self, account: _Account) -> TimelineEvent:
+        """Who put an account seeded on credit hold there, and when: a month
+        after its oldest open invoice fell due (the day before the reference
+        date at the latest), as a manager changing the card would record it."""
+        customer, manager = account.customer, self.users["manager"]
+        unpaid = [b.invoice.due_date for b in account.bills if b.invoice.status == InvoiceStatus.OPEN]
+        day = min(min(unpaid, default=self.today) + _day(30), self.today - _day(1))
+        return TimelineEvent(
+            customer=customer, kind=EventKind.ACCOUNT_CHANGED, actor=manager,
+            occurred_at=_at(max(day, customer.customer_since), 9),
+            summary=f"Put on credit hold by {person_name(manager)}: payments stopped; on hold until the "
+            "overdue balance is cleared or a plan agreed",
+            details={"before": {"on_credit_hold": False}, "after": {"on_credit_hold": True}},
+        )
 
 
 def _reference(receipt: _Receipt) -> str:

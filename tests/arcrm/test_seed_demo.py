@@ -386,3 +386,18 @@ def test_a_demo_seeded_in_the_morning_has_nothing_dated_later_that_day(db):
         seed()
         later = TimelineEvent.objects.filter(occurred_at__gt=morning).order_by("occurred_at")
         assert [(e.occurred_at.strftime("%H:%M"), e.summary[:60]) for e in later[:3]] == []
+
+
+def test_every_account_on_credit_hold_says_who_put_it_on_hold_and_when(seeded):
+    """Put there with the card (the seed) or by an approved dunning step (the weeks lived through)."""
+    held = Customer.objects.filter(on_credit_hold=True)
+    assert held.exists()
+    for customer in held:
+        event = (TimelineEvent.objects.filter(customer=customer, details__after__on_credit_hold=True)
+                 .order_by("occurred_at").first())
+        assert event is not None, customer.name
+        assert event.actor.username == "manager"
+        assert "credit hold" in event.summary.lower()
+        assert customer.customer_since <= event.occurred_at.date() <= TODAY
+    assert TimelineEvent.objects.filter(kind=EventKind.ACCOUNT_CHANGED, details__after__on_credit_hold=True,
+                                        summary__startswith="Put on credit hold by ").exists()
