@@ -23,7 +23,9 @@ from ar_collections.models import (
     PaymentBehaviour,
     Promise,
     PromiseStatus,
+    StepAction,
 )
+from ar_collections.timeline import event_record
 from arcrm.dates import months_between
 from arcrm.db import DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
@@ -381,3 +383,37 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
         subject=action,
     )
     return action
+
+
+ALREADY_ON_HOLD = "the account is already on credit hold"
+
+
+def credit_holds_in_force_skip() -> int:
+    """Credit-hold steps waiting for a manager on accounts already on credit
+    hold (put there by hand, or by an earlier cycle's hold) ask for nothing:
+    each is skipped with the reason, so no manager is asked to weigh it, and
+    the ladder, whose next step waits for a step waiting, goes on. Run by the
+    daily refresh (worklist.worklist_refresh). Returns how many were skipped."""
+    skipped = 0
+    for action in (
+        DunningAction.objects.filter(status=ActionStatus.AWAITING_APPROVAL,
+                                     step__action=StepAction.CREDIT_HOLD, customer__on_credit_hold=True)
+        .select_related("customer", "step").order_by("pk")
+    ):
+        with transaction.atomic():
+            # Conditional update: a manager deciding it at this moment keeps it.
+            if not DunningAction.objects.filter(pk=action.pk, status=ActionStatus.AWAITING_APPROVAL).update(
+                status=ActionStatus.SKIPPED, skip_reason=ALREADY_ON_HOLD, done_at=timezone.now()
+            ):
+                continue
+            event_record(
+                customer=action.customer, kind=EventKind.DUNNING, subject=action,
+                invoices=list(action.lines.values_list("invoice_id", flat=True)),
+                summary=f"Step {action.step.position} ({action.step.get_action_display()}) skipped: "
+                f"{ALREADY_ON_HOLD}; no manager's approval is needed",
+                details={"action": action.pk, "skip_reason": ALREADY_ON_HOLD,
+                         "before": {"status": ActionStatus.AWAITING_APPROVAL},
+                         "after": {"status": ActionStatus.SKIPPED}},
+            )
+            skipped += 1
+    return skipped

@@ -27,6 +27,7 @@ from ar_collections.models import (
     PaymentBehaviour,
     StepAction,
 )
+from ar_collections.worklist import worklist_refresh
 from customers.models import EventKind, Segment, TermsType, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
@@ -339,6 +340,29 @@ def test_approving_a_credit_hold_puts_the_account_on_hold(client, manager, actio
     action.customer.refresh_from_db()
     assert action.customer.on_credit_hold is True
     assert "Acme Tools: credit hold approved and in force." in client.get(QUEUE).content.decode()
+
+
+def test_a_credit_hold_for_an_account_already_on_hold_does_not_wait_for_a_manager(
+    client, manager, make_customer, make_action
+):
+    """Nothing is left for a manager to weigh: the daily refresh skips the step
+    with the reason, the timeline says so, and the ladder goes on."""
+    held = make_action(make_customer(name="Held Ltd", on_credit_hold=True))
+    waiting = make_action(make_customer(name="Open Ltd"))
+
+    worklist_refresh(on=TODAY)
+
+    held.refresh_from_db()
+    assert held.status == ActionStatus.SKIPPED
+    assert held.skip_reason == "the account is already on credit hold"
+    assert held.reviewed_by is None
+    event = TimelineEvent.objects.get(customer=held.customer, kind=EventKind.DUNNING)
+    assert event.summary == ("Step 5 (Credit hold) skipped: the account is already on credit hold; "
+                             "no manager's approval is needed")
+    waiting.refresh_from_db()
+    assert waiting.status == ActionStatus.AWAITING_APPROVAL
+    client.force_login(manager)
+    assert listed(client.get(QUEUE)) == [waiting.pk]
 
 
 def test_approving_a_switch_to_cod_changes_the_terms(client, manager, customer, make_action):
