@@ -66,6 +66,8 @@ from ar_collections.models import (
     PaymentBehaviour,
     PaymentPlan,
     PlanStatus,
+    Promise,
+    PromiseStatus,
     ReceivablesImport,
     RunStatus,
     StepAction,
@@ -576,6 +578,37 @@ def _add_questions(actions: list[DunningAction], *, today: dt.date) -> None:
         _add_totals(action)
         action.questions = FiveQuestions.of(action, today=today,
                                             overdue_other=elsewhere.get(action.customer_id, []))
+    _add_agreements(actions)
+
+
+def _add_agreements(actions: list[DunningAction]) -> None:
+    """The promises still open and the plans proposed or in force on each
+    step's invoices (as the decision on a plan warns of a dispute opened
+    since): a hold or C.O.D. over what the customer agreed to pay goes
+    against the agreement, and the manager should know before deciding.
+    Two queries, whatever the number of rows."""
+    listing: dict[int, list[DunningAction]] = {}
+    for action in actions:
+        action.agreements = []
+        for line in action.lines.all():
+            listing.setdefault(line.invoice_id, []).append(action)
+    promised = (Promise.invoices.through.objects
+                .filter(invoice_id__in=listing, promise__status=PromiseStatus.OPEN)
+                .select_related("promise", "invoice").order_by("promise_id", "invoice__number"))
+    planned = (PaymentPlan.invoices.through.objects
+               .filter(invoice_id__in=listing,
+                       paymentplan__status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+               .select_related("paymentplan", "invoice").order_by("paymentplan_id", "invoice__number"))
+    found: dict[tuple[int, object], list[str]] = {}
+    links = [*((x.invoice_id, x.invoice.number, x.promise) for x in promised),
+             *((x.invoice_id, x.invoice.number, x.paymentplan) for x in planned)]
+    for invoice_id, number, agreement in links:
+        for action in listing[invoice_id]:
+            numbers = found.get((action.pk, agreement))
+            if numbers is None:
+                numbers = found[(action.pk, agreement)] = []
+                action.agreements.append((agreement, numbers))
+            numbers.append(number)
 
 
 # --- The print queue ---------------------------------------------------------

@@ -211,9 +211,9 @@ def test_the_approvals_cost_the_same_number_of_queries_for_2_or_20_steps(
 
     # session, user, role groups, permissions (2), count, actions with customer,
     # behaviour, step, a year's sales and referrals, their invoice lines, what
-    # their accounts owe overdue in other currencies; the collectors' waiting
-    # plans and exception requests
-    with django_assert_num_queries(11):
+    # their accounts owe overdue in other currencies, the promises and plans
+    # on their invoices; the collectors' waiting plans and exception requests
+    with django_assert_num_queries(13):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows
@@ -363,6 +363,35 @@ def test_a_credit_hold_for_an_account_already_on_hold_does_not_wait_for_a_manage
     assert waiting.status == ActionStatus.AWAITING_APPROVAL
     client.force_login(manager)
     assert listed(client.get(QUEUE)) == [waiting.pk]
+
+
+def test_the_card_warns_of_a_plan_or_a_promise_on_the_steps_invoices(
+    client, manager, collector, make_customer, make_action
+):
+    """A hold over an invoice the customer is paying by a plan, or promised
+    to pay, goes against what was agreed: the manager sees it before deciding."""
+    planned = make_action(make_customer(name="Planned Ltd"))
+    plan_invoice = planned.lines.get().invoice
+    workspace.plan_propose(customer=planned.customer, actor=manager, invoices=[plan_invoice], on=TODAY,
+                           instalments=[(dt.date(2025, 8, 20), Decimal("50.00")),
+                                        (dt.date(2025, 9, 20), Decimal("50.00"))])
+    promised = make_action(make_customer(name="Promised Ltd"))
+    promise_invoice = promised.lines.get().invoice
+    workspace.promise_record(customer=promised.customer, actor=collector, amount=Decimal("100.00"),
+                             promised_on=dt.date(2025, 8, 12), invoices=[promise_invoice], on=TODAY)
+    plain = make_action(make_customer(name="Plain Ltd"))
+    client.force_login(manager)
+
+    page = client.get(QUEUE).content.decode()
+
+    cards = {pk: " ".join(card.split()) for pk, card in
+             re.findall(r'<article id="action-(\d+)"(.*?)</article>', page, flags=re.S)}
+    assert (f"A payment plan of EUR 100.00 agreed on 5 Aug 2025 covers {plan_invoice.number}: "
+            "this step goes against what was agreed.") in html_text.unescape(cards[str(planned.pk)])
+    assert (f"A promise to pay EUR 100.00 by 12 Aug 2025, made on 5 Aug 2025, covers "
+            f"{promise_invoice.number}: this step goes against what was agreed."
+            ) in html_text.unescape(cards[str(promised.pk)])
+    assert "goes against" not in cards[str(plain.pk)]
 
 
 def test_approving_a_switch_to_cod_changes_the_terms(client, manager, customer, make_action):
