@@ -400,7 +400,7 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
 
 def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     step, customer = action.step, action.customer
-    _pay_by_from(action, today)
+    _pay_by_from(action, today, channel)
     language, language_note = rendering.wording_language(contact.language, step.tone)
     note = join_notes(note, language_note)
     charges = _charges_create(action, lines)
@@ -461,17 +461,37 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     return "emailed", message
 
 
-def _pay_by_from(action, today: dt.date) -> None:
-    """A step carried out later than planned (a mail outage, a review that
-    waited) still gives the customer the step's full time to pay; the new date
-    is stored with the outcome, so the next step waits for it too."""
-    if today > action.planned_on:
-        action.pay_by = today + dt.timedelta(days=action.step.pay_by_days)
+def pay_by_when_sent(action, *, day: dt.date, channel: str) -> dt.date:
+    """The pay-by date the step gives if carried out on `day` by `channel`.
+
+    A step carried out later than planned (a mail outage, a review that
+    waited) still gives the customer the step's full time to pay. A letter
+    gives at least letter_days_to_pay from the day it is written, whatever the
+    step gives an e-mail (one sent as a letter for want of an e-mail address
+    would otherwise ask to be paid before the post brings it). The date is
+    stored with the outcome, so the next step waits for it too."""
+    pay_by = action.pay_by
+    if day > action.planned_on:
+        pay_by = day + dt.timedelta(days=action.step.pay_by_days)
+    if channel == Channel.LETTER:
+        pay_by = max(pay_by, day + dt.timedelta(days=letter_days_to_pay(action.step.policy)))
+    return pay_by
+
+
+def letter_days_to_pay(policy) -> int:
+    """The fewest days from writing a letter to the pay-by date it asks: the
+    days the policy leaves between two contacts. The post takes some of them,
+    and the print queue warns of a letter that asks to be paid sooner."""
+    return policy.min_days_between_contacts
+
+
+def _pay_by_from(action, today: dt.date, channel: str) -> None:
+    action.pay_by = pay_by_when_sent(action, day=today, channel=channel)
 
 
 def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date) -> str:
     # No fee or interest here: a charge counts only once it is announced in writing.
-    _pay_by_from(action, today)
+    _pay_by_from(action, today, Channel.PHONE)
     customer = action.customer
     collector = customer.collector
     whom = contact.name if contact else customer.name

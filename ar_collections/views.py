@@ -847,7 +847,7 @@ def _pay_by_warning(letter: DunningAction, *, today: dt.date) -> str:
     takes some of them, and the customer has less time to pay than the
     policy would give between two reminders."""
     left = (letter.pay_by - today).days
-    if left >= letter.step.policy.min_days_between_contacts:
+    if left >= delivery.letter_days_to_pay(letter.step.policy):
         return ""
     pay_by = format_day(letter.pay_by)
     if left < 0:

@@ -914,6 +914,44 @@ def test_an_invoice_newly_overdue_after_the_rest_was_paid_starts_a_cycle_friendl
     assert second.actions.get().lines.get().invoice == fresh
 
 
+def test_a_letter_sent_for_want_of_an_e_mail_address_gives_the_post_time_before_its_pay_by_date(
+    make_account, plan_and_deliver, client, collector, pdf_text
+):
+    """The systematic late payers' reminder of day -3 gives 3 days to pay: fine
+    for an e-mail, but a letter asking that would be due before the post brings
+    it, and the print queue would warn that it is too soon to post. A letter
+    gives at least the days the policy leaves between two contacts."""
+    account = make_account(Segment.SYSTEMATIC_LATE, email="")
+
+    plan_and_deliver(days(-3))
+
+    letter = letter_of(account, 1)
+    assert (letter.channel, letter.channel_note) == ("letter", "no e-mail address: letter")
+    assert letter.step.policy.min_days_between_contacts == 5
+    assert letter.pay_by == days(2)
+    assert "Please pay by: 4 Mar 2026" in pdf_text(letter.letter_pdf.read())
+    assert TimelineEvent.objects.filter(customer=account, summary__endswith="pay by 4 Mar 2026").exists()
+    client.force_login(collector)
+    with frozen(days(-3)):
+        page = " ".join(client.get(reverse("collections:letters")).content.decode().split())
+    assert "Acme Tools" in page  # the letter is in the queue
+    assert "too soon for a letter" not in page and "which has passed" not in page
+
+
+def test_the_step_after_such_a_letter_waits_for_the_letter_s_own_pay_by_date(make_account, plan_and_deliver):
+    account = make_account(Segment.SYSTEMATIC_LATE, email="")
+    LatePaymentPolicy.objects.filter(segment=Segment.SYSTEMATIC_LATE).update(min_days_between_contacts=7)
+    plan_and_deliver(days(-3))
+    post_waiting(days(-3))
+    assert letter_of(account, 1).pay_by == days(4)
+
+    plan_and_deliver(days(4))  # step 2 is due on day 3 and a week after the letter, but it asks until today
+    assert account.dunning_actions.count() == 1
+
+    plan_and_deliver(days(5))
+    assert account.dunning_actions.count() == 2
+
+
 # --- the fetcher ------------------------------------------------------------------
 
 
