@@ -1026,6 +1026,7 @@ class Preview:
     recipient: str
     address: str
     note: str
+    pay_by: dt.date | None
 
 
 def _add_preview(action: DunningAction) -> None:
@@ -1035,7 +1036,7 @@ def _add_preview(action: DunningAction) -> None:
     if action.status != ActionStatus.IN_REVIEW:
         action.preview = Preview(
             action.get_channel_display(), action.recipient.name if action.recipient else "",
-            action.recipient_address, action.channel_note,
+            action.recipient_address, action.channel_note, action.pay_by,
         )
         return
     contacts = {c.pk: c for c in action.customer.contacts.all()}
@@ -1045,7 +1046,8 @@ def _add_preview(action: DunningAction) -> None:
             # chain of absences then asks the database nothing.
             if absence.delegate_id in contacts:
                 absence.delegate = contacts[absence.delegate_id]
-    route = route_for(action=action, day=timezone.localdate())
+    today = timezone.localdate()
+    route = route_for(action=action, day=today)
     address = {
         Channel.EMAIL: route.contact.email if route.contact else "",
         Channel.LETTER: ", ".join(
@@ -1054,8 +1056,11 @@ def _add_preview(action: DunningAction) -> None:
         ),
         Channel.PHONE: route.contact.phone if route.contact else "",
     }.get(route.channel, "")
+    # Sent now, it asks for the date delivery will give it today and by this
+    # channel, not the one planned: that moves on while the step waits.
     action.preview = Preview(
-        Channel(route.channel).label, route.contact.name if route.contact else "", address, route.note
+        Channel(route.channel).label, route.contact.name if route.contact else "", address, route.note,
+        delivery.pay_by_when_sent(action, day=today, channel=route.channel),
     )
 
 

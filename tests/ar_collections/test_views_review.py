@@ -131,6 +131,33 @@ def test_the_queue_previews_where_the_step_would_go_if_sent_now(
         assert text in html, text
 
 
+def test_the_queue_shows_the_pay_by_date_the_step_gives_if_sent_now(client, collector, action):
+    """Planned three days ago with ten days to pay: sent today, it gives ten days from today."""
+    DunningAction.objects.filter(pk=action.pk).update(planned_on=TODAY - dt.timedelta(days=3),
+                                                      pay_by=TODAY + dt.timedelta(days=7))
+    client.force_login(collector)
+
+    page = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert "<dt>Pay by</dt> <dd>15 Aug 2025</dd>" in page
+    assert "12 Aug 2025" not in page
+
+
+def test_a_step_that_would_go_as_a_letter_shows_the_letter_s_pay_by_date(
+    client, collector, customer, make_action, make_contact
+):
+    make_contact(customer, name="Anna Clerk", email="", postal_address="Main Street 1",
+                 is_primary_billing=True)
+    action = make_action(customer)
+    DunningAction.objects.filter(pk=action.pk).update(pay_by=TODAY + dt.timedelta(days=2))
+    client.force_login(collector)
+
+    page = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert "no e-mail address: letter" in page
+    assert "<dt>Pay by</dt> <dd>10 Aug 2025</dd>" in page  # the policy's 5 days between contacts
+
+
 def test_with_htmx_the_queue_comes_as_a_fragment(client, collector, action):
     client.force_login(collector)
 
