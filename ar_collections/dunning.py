@@ -248,6 +248,25 @@ def _in_reach(book: dict[str, Ladder], *, on: dt.date, prefix: str = "") -> Q:
     return q
 
 
+def cycles_over(accounts: Q, book: dict[str, Ladder], *, on: dt.date) -> models.QuerySet[DunningCycle]:
+    """The open cycles of `accounts` (a Q on customer_id) that are over on
+    `on`: the account has nothing open left in reach, and no invoice the cycle
+    has already chased is still open. Paused invoices keep a cycle open, so
+    dunning resumes where it stood; so does a chased invoice out of its
+    ladder's reach (the ladder switched off for a night, a segment whose
+    ladder starts later): closed, the cycle would start again at the friendly
+    first step and charge its fee and interest a second time. An invoice newly
+    overdue after the rest was paid starts a cycle of its own, friendly first.
+    The run closes them; the account page's preview reads the same rule."""
+    open_in_reach = Invoice.objects.filter(accounts, _in_reach(book, on=on), status=InvoiceStatus.OPEN)
+    chased_still_open = DunningActionInvoice.objects.filter(
+        action__cycle=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN
+    )
+    return DunningCycle.objects.filter(accounts, closed_on__isnull=True).exclude(
+        customer_id__in=open_in_reach.values("customer_id")
+    ).exclude(Exists(chased_still_open))
+
+
 @transaction.atomic
 def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     run = DunningRun.objects.select_for_update().get(pk=run_id)
@@ -260,24 +279,10 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     on = run.run_date
     lo, hi = customer_ids[0], customer_ids[-1]
     in_batch = Q(customer_id__gte=lo, customer_id__lte=hi)
-    open_in_reach = Invoice.objects.filter(in_batch, _in_reach(book, on=on), status=InvoiceStatus.OPEN)
 
-    # 1. Close the cycles of accounts with nothing open left in reach, unless
-    #    an invoice the cycle has already chased is still open. Paused invoices
-    #    keep a cycle open, so dunning resumes where it stood; so does a chased
-    #    invoice out of its ladder's reach (the ladder switched off for a night,
-    #    a segment whose ladder starts later): closed, the cycle would start
-    #    again at the friendly first step and charge its fee and interest a
-    #    second time. An invoice newly overdue after the rest was paid starts a
-    #    cycle of its own, friendly first.
-    chased_still_open = DunningActionInvoice.objects.filter(
-        action__cycle=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN
-    )
-    # Never before it opened: an earlier run finished late plans for a day
-    # before the cycles a later run opened.
-    DunningCycle.objects.filter(in_batch, closed_on__isnull=True).exclude(
-        customer_id__in=open_in_reach.values("customer_id")
-    ).exclude(Exists(chased_still_open)).update(closed_on=Greatest(Value(on), F("opened_on")))
+    # 1. Close the cycles that are over. Never before it opened: an earlier
+    #    run finished late plans for a day before the cycles a later run opened.
+    cycles_over(in_batch, book, on=on).update(closed_on=Greatest(Value(on), F("opened_on")))
 
     # 2. Per account and currency, in one pass over the batch's invoices: the
     #    oldest eligible invoice in reach (it decides which step is due) and the
@@ -542,7 +547,12 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     """
     book = ladders() if book is None else book
     open_cycle = DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
-    cycle = open_cycle.annotate(**CYCLE_STAND).first()
+    over = cycles_over(Q(customer_id=customer.pk), book, on=on).filter(pk=OuterRef("pk"))
+    cycle = open_cycle.annotate(**CYCLE_STAND, over=Exists(over)).first()
+    if cycle and cycle.over:
+        # The next run closes it before it plans: the account starts a new
+        # cycle, friendly first, when something falls into reach again.
+        cycle = None
     open_invoices = list(customer.invoices.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
                          .order_by("due_date", "number"))
     # The pauses in force, as eligible_invoices() reads them: one on the

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections.delivery import charge_waive, invoices_resend
+from ar_collections.dunning import next_step
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
@@ -950,6 +951,49 @@ def test_the_step_after_such_a_letter_waits_for_the_letter_s_own_pay_by_date(mak
 
     plan_and_deliver(days(5))
     assert account.dunning_actions.count() == 2
+
+
+def test_once_nothing_chased_is_open_the_preview_starts_the_next_cycle_friendly_first(
+    make_account, plan_and_deliver, make_invoice
+):
+    """The cycle closes at the next run; the account page says so already, not
+    the closing cycle's next step for an invoice not yet due."""
+    account = make_account()  # prompt payers: steps on days 3, 14, 28, 42 after the due date
+    account.segment_override, account.segment_override_note = Segment.PROMPT, "Always paid on time"
+    account.save(update_fields=["segment_override", "segment_override_note"])
+    for day in (3, 14):
+        plan_and_deliver(days(day))
+    fresh = make_invoice(account, issued=days(-10), due=days(20), amount="90.00", number="INV-NEW")
+    for invoice in Invoice.objects.filter(customer=account).exclude(pk=fresh.pk):
+        payment_record(customer=account, amount=invoice.open_amount, currency="EUR", received_on=days(15),
+                       allocations=[(invoice, invoice.open_amount)], reference=f"pay-{invoice.number}")
+
+    with frozen(days(15)):
+        preview = next_step(account, on=days(15))
+
+    assert account.dunning_cycles.get().closed_on is None  # not yet: the next run closes it
+    assert (preview.step.position, preview.step.get_action_display(), preview.step.get_tone_display()) == (
+        1, "E-mail", "Friendly")
+    assert preview.due_on == days(23)
+    assert preview.invoices == [fresh]
+
+
+def test_while_a_chased_invoice_is_open_the_preview_goes_on_with_the_cycle(
+    make_account, plan_and_deliver, make_invoice
+):
+    account = make_account()
+    account.segment_override, account.segment_override_note = Segment.PROMPT, "Always paid on time"
+    account.save(update_fields=["segment_override", "segment_override_note"])
+    for day in (3, 14):
+        plan_and_deliver(days(day))
+    first = Invoice.objects.filter(customer=account).order_by("number").first()
+    payment_record(customer=account, amount=first.open_amount, currency="EUR", received_on=days(15),
+                   allocations=[(first, first.open_amount)], reference="pay-first")
+
+    with frozen(days(15)):
+        preview = next_step(account, on=days(15))
+
+    assert (preview.step.position, preview.due_on) == (3, days(28))
 
 
 # --- the fetcher ------------------------------------------------------------------
