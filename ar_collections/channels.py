@@ -76,6 +76,18 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
     return Route(contact, channel, join_notes(*notes))
 
 
+def escalation_without_principal(customer: Customer, *, day: dt.date) -> str:
+    """For the account page's preview of an escalation due on `day`: where it
+    goes when the account has no principal on file, as route_for will send it
+    ("" when there is one)."""
+    if _of_record(customer, principal=True) is not None:
+        return ""
+    contact, _ = _stand_in(_of_record(customer, principal=False), day)
+    if contact is None:
+        return "No principal or billing contact on file: it becomes a call task for the collector."
+    return f"No principal on file: goes to {contact.name}, the billing contact."
+
+
 def _charges(step) -> bool:
     return step.charges_anything()
 

@@ -40,6 +40,7 @@ from django.db.models import (
 from django.db.models.functions import Greatest, TruncDate
 from django.utils import timezone
 
+from ar_collections.channels import escalation_without_principal
 from ar_collections.models import (
     ActionStatus,
     Channel,
@@ -603,8 +604,12 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     for invoice in eligible:
         if invoice.due_date <= in_reach:
             totals[invoice.currency] += invoice.open_amount
-    note = "" if above_minimum(ladder.policy, totals) else "Waits: the amount is below the policy's minimum."
-    return NextStep(step, due_on, listed, held, note)
+    notes = [] if above_minimum(ladder.policy, totals) else [
+        "Waits: the amount is below the policy's minimum."]
+    if step.action == StepAction.ESCALATE_PRINCIPAL:
+        # Said before it happens, not only on the letter afterwards.
+        notes.append(escalation_without_principal(customer, day=due_on))
+    return NextStep(step, due_on, listed, held, " ".join(filter(None, notes)))
 
 
 def _held_because(pause: DunningPause) -> str:

@@ -432,6 +432,37 @@ def test_an_absent_billing_contact_s_reminder_goes_to_the_stand_in(
     assert action.channel_note == "Anna Clerk away until 12 Mar: sent to Ben Backup"
 
 
+def test_the_account_page_says_before_an_escalation_that_without_a_principal_it_goes_to_the_billing_contact(
+    make_account, plan_and_deliver, smtp_server, client, collector
+):
+    account = make_account(Segment.PROMPT)  # Anna Clerk, the billing contact, and no principal
+    for day in (3, 14):
+        plan_and_deliver(days(day))
+    client.force_login(collector)
+
+    with frozen(days(15)):
+        preview = next_step(account, on=days(15))
+        page = " ".join(client.get(reverse("customers:detail", args=[account.pk])).content.decode().split())
+
+    assert preview.step.action == StepAction.ESCALATE_PRINCIPAL
+    assert preview.note == "No principal on file: goes to Anna Clerk, the billing contact."
+    assert "No principal on file: goes to Anna Clerk, the billing contact." in page
+
+
+def test_the_preview_of_an_escalation_to_a_principal_on_file_says_nothing_of_a_fallback(
+    make_account, make_contact, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
+    for day in (3, 14):
+        plan_and_deliver(days(day))
+
+    with frozen(days(15)):
+        preview = next_step(account, on=days(15))
+
+    assert (preview.step.action, preview.note) == (StepAction.ESCALATE_PRINCIPAL, "")
+
+
 def test_an_escalation_reaches_the_principal(make_account, make_contact, plan_and_deliver, smtp_server):
     account = make_account(Segment.PROMPT)
     make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
