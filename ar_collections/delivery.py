@@ -1326,6 +1326,21 @@ def letter_withdraw(*, letter: DunningAction, actor: User, reason: str) -> Dunni
     return locked
 
 
+def letters_posted_record(*, letter_ids: list[int], actor: User | None, at: dt.datetime) -> None:
+    """Say on each account's timeline that its letter went to the post: the
+    next step's minimum gap counts from that day, and a collector reading the
+    account should see it without opening the letter. The caller has just
+    marked them printed, under their locks."""
+    day = format_day(timezone.localtime(at).date())
+    letters = (DunningAction.objects.filter(pk__in=letter_ids).select_related("customer", "step", "recipient")
+               .order_by("pk"))
+    for letter in letters:
+        whom = f" to {letter.recipient.name}" if letter.recipient else ""
+        _record(letter.customer, letter, actor=actor, summary=(
+            f"{TONE_NAMES[Tone(letter.step.tone)]} letter{whom} posted on {day}"
+        ), details={"before": {"printed_at": None}, "after": {"printed_at": at.isoformat()}})
+
+
 def _letter_withdrawn(letter: DunningAction, *, actor: User | None, note: str, cancel_reason: str,
                       summary: str, **fields) -> None:
     """What withdrawing a letter before the post does, whoever or whatever

@@ -724,10 +724,15 @@ def _letters_mark_printed(*, letter_ids: list[int], actor) -> int:
     # letters_withdraw_moot) is not marked posted. The form checked the ticked
     # letters before this; a withdrawal can commit in between, and then this
     # update waits for its lock and reads the row again.
+    # The letters marked are read under their locks first, for the timeline:
+    # a second marking at this moment waits, then finds them printed.
     with transaction.atomic():
-        marked = DunningAction.objects.filter(
+        ids = list(DunningAction.objects.select_for_update().filter(
             pk__in=letter_ids, status=ActionStatus.DONE, printed_at__isnull=True
-        ).filter(lists_open_invoice()).update(printed_at=timezone.now())
+        ).filter(lists_open_invoice()).values_list("pk", flat=True))
+        now = timezone.now()
+        marked = DunningAction.objects.filter(pk__in=ids).update(printed_at=now)
+        delivery.letters_posted_record(letter_ids=ids, actor=actor, at=now)
         worklist.items_close(actor=actor, kind=WorkKind.LETTER_UNPOSTED, action_id__in=letter_ids,
                              action__printed_at__isnull=False)
     return marked

@@ -25,8 +25,10 @@ from ar_collections.models import (
     DunningRun,
     DunningStep,
     StepAction,
+    TimelineEventInvoice,
 )
 from ar_collections.views import PAGE_SIZE
+from customers.models import EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
 NOW = dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC)
@@ -464,6 +466,25 @@ def test_marking_letters_printed_takes_them_out_of_the_queue(
     page = client.get(QUEUE)
     assert [x.pk for x in page.context["letters"]] == [left.pk]
     assert "2 letters marked as printed." in page.content.decode()
+
+
+def test_a_letter_marked_printed_is_posted_on_its_account_s_timeline(
+    client, collector, customer, make_contact, make_letter
+):
+    letter = make_letter(customer)
+    anna = make_contact(customer, name="Anna Clerk")
+    DunningAction.objects.filter(pk=letter.pk).update(recipient=anna)
+    client.force_login(collector)
+
+    client.post(PRINTED, {"letters": [letter.pk]})
+    client.post(PRINTED, {"letters": [letter.pk]})  # again, from a page not yet refreshed
+
+    [event] = TimelineEvent.objects.filter(customer=customer, summary__contains="posted")
+    assert event.summary == "Firm reminder letter to Anna Clerk posted on 5 Aug 2025"
+    assert (event.actor, event.kind, event.details["action"]) == (collector, EventKind.DUNNING, letter.pk)
+    assert TimelineEventInvoice.objects.filter(event=event, invoice=letter.lines.get().invoice).exists()
+    page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    assert "Firm reminder letter to Anna Clerk posted on 5 Aug 2025" in page
 
 
 def test_with_htmx_the_queue_comes_back_without_the_printed_letters(
