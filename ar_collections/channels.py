@@ -88,6 +88,26 @@ def escalation_without_principal(customer: Customer, *, day: dt.date) -> str:
     return f"No principal on file: goes to {contact.name}, the billing contact."
 
 
+# The channel each step goes by unless a contact's preference or address
+# changes it; an escalation has none of its own (the principal's preference).
+_OWN_CHANNEL = {StepAction.EMAIL: Channel.EMAIL, StepAction.LETTER: Channel.LETTER,
+                StepAction.CALL_TASK: Channel.PHONE}
+_SENT_AS = {Channel.EMAIL: "sent as an e-mail", Channel.LETTER: "sent as a letter",
+            Channel.PHONE: "made a call task for the collector"}
+_BY = {Channel.EMAIL: "by e-mail", Channel.LETTER: "by letter", Channel.PHONE: "by phone"}
+
+
+def step_as_sent(step_action: str, channel: str) -> str:
+    """A step named with the channel it went by, when that is not its own:
+    "E-mail step, sent as a letter", not "E-mail by letter"."""
+    label = StepAction(step_action).label
+    if not channel or channel == Channel.INTERNAL or channel == _OWN_CHANNEL.get(step_action):
+        return label
+    if step_action == StepAction.ESCALATE_PRINCIPAL:
+        return f"{label}, {_BY[channel]}"
+    return f"{label} step, {_SENT_AS[channel]}"
+
+
 def _charges(step) -> bool:
     return step.charges_anything()
 

@@ -31,6 +31,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url, replace_url, reswap, retarget
 
 from ar_collections import dunning, timeline, worklist, workspace
+from ar_collections.channels import step_as_sent
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
@@ -187,6 +188,7 @@ def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
     letter = action.channel == Channel.LETTER
     return render(request, "collections/action_detail.html", {
         "action": action, "lines": _lines_listed(action),
+        "as_sent": step_as_sent(action.step.action, action.channel),
         "can_act": can_act_on(request.user, action.customer),
         "as_written": "The letter as written" if letter else "The e-mail as sent",
         "in_print_queue": letter and letters_in_queue().filter(pk=action.pk).exists(),

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from ar_collections.channels import route_for
+from ar_collections.channels import route_for, step_as_sent
 from ar_collections.models import Channel, DunningAction, DunningStep, StepAction, StepFee
 from customers.models import ContactAbsence, ContactRole, ReminderChannel, Segment
 
@@ -152,3 +152,19 @@ def test_an_account_without_contacts_gets_a_call_task(account):
     assert route(account, StepAction.EMAIL) == (
         None, Channel.PHONE, "no billing contact on file: call task for the collector"
     )
+
+
+@pytest.mark.parametrize(("step_action", "channel", "said"), [
+    (StepAction.EMAIL, Channel.EMAIL, "E-mail"),
+    (StepAction.EMAIL, "", "E-mail"),
+    (StepAction.EMAIL, Channel.LETTER, "E-mail step, sent as a letter"),
+    (StepAction.LETTER, Channel.EMAIL, "PDF letter step, sent as an e-mail"),
+    (StepAction.LETTER, Channel.PHONE, "PDF letter step, made a call task for the collector"),
+    (StepAction.CALL_TASK, Channel.PHONE, "Call task for the collector"),
+    (StepAction.ESCALATE_PRINCIPAL, Channel.LETTER, "Escalate to the principal, by letter"),
+    (StepAction.CREDIT_HOLD, Channel.INTERNAL, "Credit hold"),
+])
+def test_a_step_is_named_with_the_channel_it_went_by_only_when_that_is_not_its_own(
+    step_action, channel, said
+):
+    assert step_as_sent(step_action, channel) == said

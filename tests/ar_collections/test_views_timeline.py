@@ -452,6 +452,22 @@ def test_a_letter_s_step_page_shows_the_letter_and_whether_it_was_printed_for_th
     )
 
 
+def test_a_step_sent_by_another_channel_than_its_own_is_titled_in_plain_words(
+    client, collector, make_account, plan_and_deliver
+):
+    account = make_account(Segment.PROMPT, email="")  # the friendly e-mail goes as a letter
+    assert plan_and_deliver(DUE + dt.timedelta(days=3))["letters"] == 1
+    letter = DunningAction.objects.get(customer=account)
+    client.force_login(collector)
+    response = client.get(reverse("collections:action_detail", args=[letter.pk]))
+
+    page = " ".join(response.content.decode().split())
+
+    assert "</span> E-mail step, sent as a letter, planned 5 Mar 2026</p>" in page
+    assert "<title>Acme Tools · E-mail step, sent as a letter" in page
+    assert "E-mail by letter" not in page
+
+
 def test_the_dunning_step_page_is_read_only(client, collector, emailed):
     client.force_login(collector)
 
