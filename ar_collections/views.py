@@ -142,6 +142,9 @@ def run_start(request: HttpRequest) -> HttpResponse:
     form = StartRunForm(request.POST, today=today)
     # Refusals travel as messages: the runs section refreshes itself while a
     # run is going, and an error shown inside it would vanish at the next refresh.
+    if form.is_valid() and not form.cleaned_data["confirmed"]:
+        # The button's question went unasked (no JavaScript): the page asks it, nothing starts.
+        return _render_runs(request, confirm=True)
     if form.is_valid():
         try:
             run = _run_start(run_date=today, manager=request.user)
@@ -219,7 +222,7 @@ def _run_enqueue(*, run_date: dt.date, manager) -> None:
 
 
 def _render_runs(
-    request: HttpRequest, *, status: int = 200, started: DunningRun | None = None
+    request: HttpRequest, *, status: int = 200, started: DunningRun | None = None, confirm: bool = False,
 ) -> HttpResponse:
     today = timezone.localdate()
     runs = DunningRun.objects.select_related("started_by").order_by("-run_date")
@@ -240,6 +243,8 @@ def _render_runs(
         "form": form,
         "today": today,
         "started": started,
+        "confirm": confirm and form is not None,
+        "today_shown": format_day(today),
     }
     template = "collections/runs.html"
     if wants_fragment(request):

@@ -266,8 +266,11 @@ def test_after_starting_a_run_the_keyboard_lands_on_the_new_run(manager, browser
     page = browser_page
     log_in(page, "maria")
     page.goto("/collections/runs/")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name=re.compile("^Start a run for")).press("Enter")
     expect(page.locator("#messages")).to_contain_text("has started")
+    assert len(asked) == 1 and asked[0].startswith("Start the run for ")
     status = page.locator("#runs tbody tr").first.get_by_role("cell").first
     expect(status).to_have_text("Running")
     expect(status).to_be_focused()

@@ -25,6 +25,8 @@ TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
 RUNS = reverse("collections:runs")
 START = reverse("collections:run_start")
+# What the start form sends once the manager has confirmed the date.
+CONFIRMED = {"run_date": "2025-08-05", "confirmed": "true"}
 pytestmark = pytest.mark.usefixtures("_frozen_today")
 
 
@@ -179,10 +181,38 @@ def test_the_task_has_the_name_the_workers_know_it_by():
     assert start_dunning_run.name == "collections.start_dunning_run"
 
 
+def test_the_start_button_asks_to_confirm_the_date_before_any_mail_goes(client, manager):
+    client.force_login(manager)
+
+    html = client.get(RUNS).content.decode()
+
+    assert ('hx-confirm="Start the run for 5 Aug 2025? It plans every step due that day and at once sends '
+            'the e-mails and letters that need no review."') in html
+    assert """hx-vals='{"confirmed": "true"}'""" in html
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_starting_without_confirming_asks_first_and_starts_nothing(client, manager, enqueued, headers):
+    """Without JavaScript the button's question cannot be asked: the page asks it."""
+    client.force_login(manager)
+
+    response = client.post(START, {"run_date": "2025-08-05"}, headers=headers)
+
+    page = " ".join(response.content.decode().split())
+    assert response.status_code == 200
+    assert ("Start the run for 5 Aug 2025? It plans every step due that day and at once sends the e-mails "
+            "and letters that need no review.") in page
+    assert '<input type="hidden" name="confirmed" value="true">' in page
+    assert "Yes, start the run for 5 Aug 2025" in page
+    assert f'<a href="{RUNS}">Cancel</a>' in page
+    assert runs() == []
+    assert enqueued == []
+
+
 def test_a_manager_starts_todays_run_and_the_task_is_enqueued(client, manager, enqueued):
     client.force_login(manager)
 
-    response = client.post(START, {"run_date": "2025-08-05"})
+    response = client.post(START, CONFIRMED)
 
     assert response.status_code == 302
     run = DunningRun.objects.get()
@@ -199,7 +229,7 @@ def test_with_htmx_starting_returns_the_runs_section(
     client.force_login(manager)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(START, {"run_date": "2025-08-05"}, headers=HTMX)
+        response = client.post(START, CONFIRMED, headers=HTMX)
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -224,7 +254,7 @@ def test_todays_run_is_not_started_twice(
     client.force_login(manager)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(START, {"run_date": "2025-08-05"}, headers=headers)
+        response = client.post(START, CONFIRMED, headers=headers)
 
     assert response.status_code == 422
     assert message in response.content.decode()
@@ -255,7 +285,7 @@ def test_of_two_managers_starting_at_the_same_moment_one_is_told_it_has_started(
         try:
             client = Client()
             client.force_login(user)
-            response = client.post(START, {"run_date": "2025-08-05"}, follow=True)
+            response = client.post(START, CONFIRMED, follow=True)
             # The page's words, not response.context: the test client gathers
             # contexts through a signal that both threads' requests fire.
             said[user.username] = response.content.decode()
@@ -284,7 +314,7 @@ def test_a_run_the_workers_cannot_be_told_of_is_not_started_and_may_be_started_o
     that nothing will ever carry out today and that refuses a second press."""
     client.force_login(manager)
 
-    response = client.post(START, {"run_date": "2025-08-05"}, headers=headers)
+    response = client.post(START, CONFIRMED, headers=headers)
 
     html = response.content.decode()
     assert response.status_code == 422
@@ -298,7 +328,7 @@ def test_a_run_the_workers_cannot_be_told_of_is_not_started_and_may_be_started_o
 def test_a_started_run_reaches_the_broker(client, manager, broker_queue):
     client.force_login(manager)
 
-    response = client.post(START, {"run_date": "2025-08-05"})
+    response = client.post(START, CONFIRMED)
 
     messages = broker_queue()
     assert response.status_code == 302
@@ -318,7 +348,7 @@ def test_a_broker_that_takes_the_connection_and_never_answers_is_said_within_sec
     client.force_login(manager)
 
     started = time.perf_counter()  # the wall clock: the test's own clock is frozen
-    response = client.post(START, {"run_date": "2025-08-05"}, headers=HTMX)
+    response = client.post(START, CONFIRMED, headers=HTMX)
     waited = time.perf_counter() - started
 
     assert broker_hangs.connections, "the broker was never asked"
@@ -336,7 +366,7 @@ def test_a_run_that_would_go_back_in_time_is_refused(
     client.force_login(manager)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(START, {"run_date": "2025-08-05"}, headers=HTMX)
+        response = client.post(START, CONFIRMED, headers=HTMX)
 
     assert response.status_code == 422
     assert "would go back in time" in response.content.decode()
@@ -372,12 +402,12 @@ def test_bad_input_starts_nothing_and_says_why(
 def test_only_managers_may_start_a_run(client, db, request, intruder, headers):
     client.force_login(request.getfixturevalue(intruder))
 
-    assert client.post(START, {"run_date": "2025-08-05"}, headers=headers).status_code == 403
+    assert client.post(START, CONFIRMED, headers=headers).status_code == 403
     assert runs() == []
 
 
 def test_anonymous_visitors_are_sent_to_log_in_and_nothing_starts(client, db):
-    response = client.post(START, {"run_date": "2025-08-05"})
+    response = client.post(START, CONFIRMED)
 
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
@@ -395,7 +425,7 @@ def test_starting_without_the_csrf_token_is_refused(manager):
     client = Client(enforce_csrf_checks=True)
     client.force_login(manager)
 
-    response = client.post(START, {"run_date": "2025-08-05"})
+    response = client.post(START, CONFIRMED)
 
     assert response.status_code == 403
     assert runs() == []
