@@ -320,6 +320,38 @@ class Allocation(models.Model):
         return f"{format_money(self.amount, currency)} to {target}"
 
 
+class WriteOff(models.Model):
+    """What an invoice still owed, written off as bad debt: a manager's
+    decision, with who, when and why (workspace.invoice_write_off). Always the
+    whole open amount, so the invoice's total is its allocations plus this;
+    taking off part of what is owed is a credit note's job."""
+
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="write_off")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="write_offs"
+    )
+    # The invoice's currency: what it still owed, in its own units.
+    currency = currency_field()
+    amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    reason = models.CharField(max_length=300)
+    written_off_on = models.DateField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-written_off_on", "-id"]
+        constraints = [
+            models.CheckConstraint(name="write_off_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(name="write_off_has_a_reason", condition=~Q(reason="")),
+        ]
+        permissions = [
+            ("write_off_invoice", "Can write off what an invoice still owes as bad debt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice.number}: {format_money(self.amount, self.currency)} written off"
+
+
 class DocumentCounter(models.Model):
     """Gap-free numbering for documents we issue (credit notes, letters).
 

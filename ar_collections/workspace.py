@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, Min, OuterRef, Q, Sum
@@ -59,6 +59,7 @@ from ar_collections.models import (
     Promise,
     PromiseStatus,
     WorkKind,
+    WriteOff,
 )
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
@@ -1148,6 +1149,105 @@ def document_number(prefix: str, *, digits: int = 5) -> str:
     value = counter.next_value
     DocumentCounter.objects.filter(pk=counter.pk).update(next_value=F("next_value") + 1)
     return f"{prefix}{value:0{digits}d}"
+
+
+# --- Write-offs --------------------------------------------------------------------
+
+
+@transaction.atomic
+def invoice_write_off(
+    *,
+    customer: Customer,
+    actor,
+    invoice: Invoice,
+    reason: str,
+    on: dt.date,
+    amount: Decimal | None = None,
+) -> WriteOff:
+    """Write off what an invoice still owes as bad debt: a manager's decision,
+    recorded with who, when, why and the invoice before and after. Always the
+    whole open amount, so the invoice's total stays its allocations plus the
+    write-off; taking off part is a credit note's job. `amount`: what the
+    manager was shown and confirmed; a payment or credit since changes what
+    is open, and the write-off is then refused rather than take another sum.
+
+    An invoice under open dispute, or held by an open promise or a payment
+    plan, is refused: each of those still asks the customer for the money,
+    and ends with a record of its own (resolved, withdrawn, ended) first.
+    Afterwards, as after a credit note: letters it made moot leave the print
+    queue, commitments are checked and the account's figures recomputed; the
+    invoice is no longer open, so dunning no longer lists it."""
+    require_act_on(actor, customer)
+    if not actor.has_perm("collections.write_off_invoice"):
+        raise PermissionDenied("Only a manager may write off an invoice.")
+    # The account's lock first, then the invoice's: the order a payment takes,
+    # so a payment on it at this moment is either in its open amount or refused.
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    invoice = Invoice.objects.select_for_update().filter(pk=invoice.pk, customer=customer).first()
+    if invoice is None:
+        raise ValidationError({"invoice": "Choose an invoice of this account."})
+    if invoice.status != InvoiceStatus.OPEN:
+        state = invoice.get_status_display().lower()
+        state = f"{invoice.settled_how()} in full" if invoice.status == InvoiceStatus.PAID else state
+        raise ValidationError({"invoice": f"Invoice {invoice.number} is {state}: nothing is open to write "
+                                          "off."})
+    _write_off_not_pursued(invoice)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": f"Say why what {invoice.number} still owes is written off."})
+    if on > timezone.localdate():
+        raise ValidationError({"written_off_on": "A write-off cannot be dated after today."})
+    last_allocated = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
+    earliest = max(invoice.issue_date, last_allocated or invoice.issue_date)
+    if on < earliest:
+        since = (f"was last paid or credited on {format_day(last_allocated)}" if last_allocated == earliest
+                 else f"was issued on {format_day(invoice.issue_date)}")
+        raise ValidationError({"written_off_on": f"{invoice.number} {since}: what it still owes is written "
+                                                 "off on that day or later."})
+    money = format_money(invoice.open_amount, invoice.currency)
+    if amount is not None and amount != invoice.open_amount:
+        raise ValidationError({"amount": (
+            f"{invoice.number} has {money} open now, not {format_money(amount, invoice.currency)}: a "
+            f"write-off takes all that is open (to take off part, record a credit note). Confirm the "
+            f"write-off of {money}."
+        )})
+    before = {"status": invoice.status, "open_amount": str(invoice.open_amount)}
+    write_off = WriteOff.objects.create(
+        invoice=invoice, customer=customer, currency=invoice.currency, amount=invoice.open_amount,
+        reason=reason[:WriteOff._meta.get_field("reason").max_length], written_off_on=on, decided_by=actor,
+    )
+    invoice.open_amount, invoice.status, invoice.settled_on = ZERO, InvoiceStatus.WRITTEN_OFF, on
+    invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    event_record(
+        customer=customer, kind=EventKind.EXCEPTION, actor=actor, subject=write_off, invoices=[invoice],
+        summary=f"{money} still owed on {invoice.number} written off as bad debt by {person_name(actor)}: "
+                f"{write_off.reason}",
+        details={"invoice": invoice.number, "amount": str(write_off.amount), "currency": write_off.currency,
+                 "written_off_on": on.isoformat(), "reason": write_off.reason, "before": before,
+                 "after": {"status": invoice.status, "open_amount": str(invoice.open_amount),
+                           "settled_on": on.isoformat()}},
+    )
+    # As after a credit note: a letter not yet posted that asked only for this
+    # goes, commitments are checked, and the account's figures show what is open now.
+    letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
+    commitments_check(on=on, customer_ids=[customer.pk], settle_only=True)
+    services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
+    return write_off
+
+
+def _write_off_not_pursued(invoice: Invoice) -> None:
+    """Refuse to write off an invoice something still pursues: an open
+    dispute, an open promise or a plan waiting or in force asks the customer
+    for it, and would be left asking for money no longer owed."""
+    if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
+        raise ValidationError({"invoice": f"{invoice.number} has an open dispute: resolve it first, then "
+                                          "write off what it leaves open."})
+    if invoice.promises.filter(status=PromiseStatus.OPEN).exists():
+        raise ValidationError({"invoice": f"{invoice.number} is covered by an open promise to pay: withdraw "
+                                          "the promise first, then write off what is open."})
+    if invoice.payment_plans.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]).exists():
+        raise ValidationError({"invoice": f"{invoice.number} is in a payment plan: end or withdraw the plan "
+                                          "first, then write off what is open."})
 
 
 # --- Pauses and exceptions --------------------------------------------------------

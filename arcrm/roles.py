@@ -22,6 +22,7 @@ READ = [
     ("collections", "view_payment"),
     ("collections", "view_creditnote"),
     ("collections", "view_allocation"),
+    ("collections", "view_writeoff"),
     ("collections", "view_paymentbehaviour"),
     ("collections", "view_latepaymentpolicy"),
     ("collections", "view_dunningstep"),
@@ -80,6 +81,8 @@ MANAGE = [
     ("collections", "add_creditnote"),
     # The ERP's invoices and payments, imported from CSV.
     ("collections", "import_receivables"),
+    # Bad debt: what an invoice still owes, written off (workspace.invoice_write_off).
+    ("collections", "write_off_invoice"),
     # A credit beyond the collectors' limit (CollectionRules.credit_without_manager_amount).
     ("collections", "settle_beyond_credit_limit"),
     ("collections", "change_collectionrules"),

@@ -1,0 +1,310 @@
+"""Writing off what an invoice still owes as bad debt: a manager's recorded
+decision that settles the invoice for good (the whole open amount, so its
+total stays its allocations plus the write-off), stops dunning for it, and
+is refused, changing nothing, whenever something else still asks for the
+money or the decision is not a manager's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.db.models import Sum
+from django.utils import timezone
+
+from ar_collections import workspace
+from ar_collections.dunning import run_plan, run_start
+from ar_collections.models import (
+    ActionStatus,
+    Channel,
+    CollectionRules,
+    DisputeReason,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    Invoice,
+    InvoiceStatus,
+    PaymentBehaviour,
+    StepAction,
+    TimelineEventInvoice,
+    WriteOff,
+)
+from customers.models import EventKind, TimelineEvent
+from tests.ar_collections.conftest import DUE, frozen
+
+TODAY = dt.date(2025, 8, 5)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def invoices(customer, make_invoice) -> list[Invoice]:
+    """INV-1 EUR 500.00 due 1 Jul, of which EUR 200.00 paid on 10 Jul; INV-2
+    EUR 700.00 due 15 Jul; INV-3 JPY 30,000 due 20 Jul."""
+    made = [
+        make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount=amount, number=number,
+                     currency=currency)
+        for number, due, amount, currency in [
+            ("INV-1", dt.date(2025, 7, 1), "500.00", "EUR"),
+            ("INV-2", dt.date(2025, 7, 15), "700.00", "EUR"),
+            ("INV-3", dt.date(2025, 7, 20), "30000", "JPY"),
+        ]
+    ]
+    workspace.payment_record(customer=customer, amount=Decimal("200.00"), currency="EUR",
+                             received_on=dt.date(2025, 7, 10), allocations=[(made[0], Decimal("200.00"))])
+    for invoice in made:
+        invoice.refresh_from_db()
+    return made
+
+
+def write_off(manager, customer, invoice, **given):
+    given.setdefault("reason", "Customer insolvent; the administrator pays nothing to unsecured creditors")
+    given.setdefault("on", dt.date(2025, 8, 4))
+    return workspace.invoice_write_off(customer=customer, actor=manager, invoice=invoice, **given)
+
+
+def state() -> tuple:
+    return (
+        sorted(WriteOff.objects.values_list("invoice__number", "amount")),
+        sorted(Invoice.objects.values_list("number", "open_amount", "status", "settled_on")),
+        TimelineEvent.objects.count(),
+    )
+
+
+# --- The service --------------------------------------------------------------------------
+
+
+def test_a_write_off_takes_the_whole_open_amount_and_settles_the_invoice_on_record(
+    manager, customer, invoices
+):
+    done = write_off(manager, customer, invoices[0])
+
+    assert (done.invoice, done.customer, done.amount, done.currency) == (
+        invoices[0], customer, Decimal("300.00"), "EUR")
+    assert (done.written_off_on, done.decided_by) == (dt.date(2025, 8, 4), manager)
+    assert done.reason == "Customer insolvent; the administrator pays nothing to unsecured creditors"
+    invoice = Invoice.objects.get(number="INV-1")
+    assert (invoice.status, invoice.open_amount, invoice.settled_on) == (
+        InvoiceStatus.WRITTEN_OFF, Decimal("0.00"), dt.date(2025, 8, 4))
+    # Balances reconcile to the cent: what was paid and what was written off make the total.
+    allocated = invoice.allocations.aggregate(total=Sum("amount"))["total"]
+    assert allocated + done.amount == invoice.total_amount
+    # The other invoices are as they were.
+    assert sorted(Invoice.objects.filter(status=InvoiceStatus.OPEN).values_list("number", "open_amount")) == [
+        ("INV-2", Decimal("700.00")), ("INV-3", Decimal("30000.00"))]
+
+
+def test_a_write_off_goes_on_the_timeline_with_who_why_and_the_invoice_before_and_after(
+    manager, customer, invoices
+):
+    done = write_off(manager, customer, invoices[0])
+
+    event = TimelineEvent.objects.get(customer=customer, kind=EventKind.EXCEPTION)
+    assert event.summary == ("EUR 300.00 still owed on INV-1 written off as bad debt by maria: Customer "
+                             "insolvent; the administrator pays nothing to unsecured creditors")
+    assert event.actor == manager
+    assert (event.subject_type, event.subject_id) == (ContentType.objects.get_for_model(WriteOff), done.pk)
+    assert event.details["before"] == {"status": "open", "open_amount": "300.00"}
+    assert event.details["after"] == {"status": "written_off", "open_amount": "0.00",
+                                      "settled_on": "2025-08-04"}
+    assert (event.details["amount"], event.details["currency"]) == ("300.00", "EUR")
+    # Filtering the timeline by the invoice finds it.
+    assert TimelineEventInvoice.objects.filter(event=event, invoice=invoices[0]).exists()
+
+
+def test_a_write_off_recomputes_the_account_s_figures_as_of_today(manager, customer, invoices):
+    write_off(manager, customer, invoices[1])
+
+    behaviour = PaymentBehaviour.objects.get(customer=customer)
+    assert behaviour.computed_on == TODAY
+    # INV-1's EUR 300.00 and INV-3 (in yen, counted apart) are what is open now.
+    assert (behaviour.open_invoices, behaviour.open_amount) == (2, Decimal("300.00"))
+    # Written off is not paid: it does not count as an invoice the customer settled.
+    assert behaviour.invoices_settled == 0
+
+
+def test_a_write_off_withdraws_the_unposted_letter_that_asked_only_for_it(manager, customer, invoices):
+    run = DunningRun.objects.create(run_date=TODAY)
+    cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=TODAY)
+    letter = DunningAction.objects.create(
+        run=run, cycle=cycle, customer=customer, status=ActionStatus.DONE, channel=Channel.LETTER,
+        step=DunningStep.objects.get(policy__segment="prompt", action=StepAction.LETTER),
+        planned_on=TODAY, pay_by=TODAY + dt.timedelta(days=10), done_at=timezone.now(),
+        recipient_address="Main Street 1, 10115 Berlin",
+    )
+    letter.letter_pdf.save(f"dunning-{letter.pk}.pdf", ContentFile(b"%PDF-1.4\n% a dunning letter\n"))
+    DunningActionInvoice.objects.create(action=letter, invoice=invoices[1], open_amount=Decimal("700.00"),
+                                        currency="EUR")
+
+    write_off(manager, customer, invoices[1])
+
+    letter.refresh_from_db()
+    assert letter.status == ActionStatus.SKIPPED
+    assert TimelineEvent.objects.filter(customer=customer, summary__contains="withdrawn from the print queue"
+                                        ).exists()
+
+
+def test_the_service_refuses_an_invoice_paid_in_full(manager, customer, invoices):
+    workspace.payment_record(customer=customer, amount=Decimal("700.00"), currency="EUR", received_on=TODAY,
+                             allocations=[(invoices[1], Decimal("700.00"))])
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        write_off(manager, customer, invoices[1])
+
+    assert refused.value.message_dict == {"invoice": [
+        "Invoice INV-2 is paid in full: nothing is open to write off."]}
+    assert state() == before
+
+
+def test_an_invoice_is_written_off_once(manager, customer, invoices):
+    write_off(manager, customer, invoices[0])
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        write_off(manager, customer, invoices[0], reason="Again")
+
+    assert refused.value.message_dict == {"invoice": [
+        "Invoice INV-1 is written off: nothing is open to write off."]}
+    assert state() == before
+
+
+def test_an_invoice_under_open_dispute_is_written_off_once_the_dispute_is_resolved(
+    manager, customer, invoices
+):
+    dispute = workspace.dispute_open(customer=customer, actor=manager, invoice=invoices[1], on=TODAY,
+                                     reason=DisputeReason.QUALITY, description="Scratched")
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        write_off(manager, customer, invoices[1])
+
+    assert refused.value.message_dict == {"invoice": [
+        "INV-2 has an open dispute: resolve it first, then write off what it leaves open."]}
+    assert state() == before
+    workspace.dispute_resolve(dispute=dispute, actor=manager, outcome="rejected",
+                              note="Photos show no damage", on=TODAY)
+    assert write_off(manager, customer, invoices[1]).amount == Decimal("700.00")
+
+
+def test_an_invoice_under_an_open_promise_is_refused(manager, customer, invoices):
+    workspace.promise_record(customer=customer, actor=manager, amount=Decimal("700.00"),
+                             promised_on=TODAY + dt.timedelta(days=10), invoices=[invoices[1]], on=TODAY)
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        write_off(manager, customer, invoices[1])
+
+    assert refused.value.message_dict == {"invoice": [
+        "INV-2 is covered by an open promise to pay: withdraw the promise first, then write off what is "
+        "open."]}
+    assert state() == before
+
+
+@pytest.mark.parametrize("approved", [True, False])
+def test_an_invoice_in_a_payment_plan_waiting_or_in_force_is_refused(
+    manager, collector, customer, invoices, approved
+):
+    # A collector's plan within the limit is in force at once; above it, it waits for a manager.
+    if not approved:
+        CollectionRules.objects.update_or_create(pk=1,
+                                                 defaults={"plan_approval_above_amount": Decimal("500")})
+    half = Decimal("350.00")
+    plan = workspace.plan_propose(customer=customer, actor=collector, invoices=[invoices[1]], on=TODAY,
+                                  instalments=[(dt.date(2025, 8, 20), half), (dt.date(2025, 9, 20), half)])
+    assert (plan.status == "active") is approved
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        write_off(manager, customer, invoices[1])
+
+    assert refused.value.message_dict == {"invoice": [
+        "INV-2 is in a payment plan: end or withdraw the plan first, then write off what is open."]}
+    assert state() == before
+
+
+@pytest.mark.parametrize(("given", "field", "message"), [
+    ({"reason": "  "}, "reason", "Say why what INV-1 still owes is written off."),
+    ({"on": TODAY + dt.timedelta(days=1)}, "written_off_on", "A write-off cannot be dated after today."),
+    ({"on": dt.date(2025, 7, 9)}, "written_off_on",
+     "INV-1 was last paid or credited on 10 Jul 2025: what it still owes is written off on that day or "
+     "later."),
+    ({"amount": Decimal("100.00")}, "amount",
+     "INV-1 has EUR 300.00 open now, not EUR 100.00: a write-off takes all that is open (to take off part, "
+     "record a credit note). Confirm the write-off of EUR 300.00."),
+])
+def test_a_wrong_write_off_is_refused_with_a_clear_message_and_changes_nothing(
+    manager, customer, invoices, given, field, message
+):
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        write_off(manager, customer, invoices[0], **given)
+
+    assert refused.value.message_dict == {field: [message]}
+    assert state() == before
+
+
+def test_a_write_off_dated_before_the_invoice_was_issued_is_refused(manager, customer, invoices):
+    with pytest.raises(ValidationError) as refused:
+        write_off(manager, customer, invoices[1], on=dt.date(2025, 6, 14))
+
+    assert refused.value.message_dict == {"written_off_on": [
+        "INV-2 was issued on 15 Jun 2025: what it still owes is written off on that day or later."]}
+    assert not WriteOff.objects.exists()
+
+
+def test_an_invoice_of_another_account_is_refused(manager, customer, invoices, make_customer, make_invoice):
+    other = make_customer(name="Other Ltd")
+    theirs = make_invoice(other, issued=dt.date(2025, 6, 1), number="INV-9")
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        write_off(manager, customer, theirs)
+
+    assert refused.value.message_dict == {"invoice": ["Choose an invoice of this account."]}
+    assert state() == before
+
+
+def test_a_collector_may_not_write_off_even_on_their_own_account(collector, customer, invoices):
+    before = state()
+
+    with pytest.raises(PermissionDenied):
+        write_off(collector, customer, invoices[0])
+
+    assert state() == before
+
+
+# --- Dunning --------------------------------------------------------------------------------
+
+
+def test_a_written_off_invoice_is_no_longer_planned_by_a_dunning_run(make_account, manager):
+    account = make_account()
+    five_hundred, seven_hundred = account.invoices.order_by("total_amount")
+    with frozen(DUE + dt.timedelta(days=1)):
+        write_off(manager, account, seven_hundred, on=DUE + dt.timedelta(days=1))
+
+    with frozen(DUE + dt.timedelta(days=3)):
+        planned = run_plan(run=run_start(run_date=DUE + dt.timedelta(days=3)))
+
+    assert planned == 1
+    assert list(DunningAction.objects.get().lines.values_list("invoice__number", flat=True)) == [
+        five_hundred.number]
+
+
+def test_an_account_whose_overdue_invoices_are_all_written_off_is_not_chased(make_account, manager):
+    account = make_account()
+    with frozen(DUE + dt.timedelta(days=1)):
+        for invoice in account.invoices.all():
+            write_off(manager, account, invoice, on=DUE + dt.timedelta(days=1))
+
+    with frozen(DUE + dt.timedelta(days=3)):
+        planned = run_plan(run=run_start(run_date=DUE + dt.timedelta(days=3)))
+
+    assert planned == 0
+    assert not DunningAction.objects.exists()
