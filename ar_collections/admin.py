@@ -45,6 +45,7 @@ from ar_collections.models import (
     StepFee,
     TimelineEventInvoice,
     WorkItem,
+    WriteOff,
     ladder_problems,
 )
 from ar_collections.services import behaviour_refresh
@@ -188,6 +189,20 @@ class CreditNoteAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     list_select_related = ["customer", "invoice"]
     raw_id_fields = ["customer", "invoice"]
     inlines = [AllocationInline]
+
+
+@admin.register(WriteOff)
+class WriteOffAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
+    """A manager's write-off, decided on the account page, which takes the
+    invoice's open amount off and records who decided on its timeline: shown
+    here, never entered, changed or deleted (the invoice would stay settled
+    with no decision behind it)."""
+
+    list_display = ["invoice", "customer", "written_off_on", "currency", money_column("amount"),
+                    person_column("decided_by")]
+    search_fields = ["invoice__number", "customer__name"]
+    list_select_related = ["invoice", "customer", "decided_by"]
+    raw_id_fields = ["invoice", "customer", "decided_by"]
 
 
 @admin.register(Allocation)

@@ -10,10 +10,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections import workspace
@@ -308,3 +310,30 @@ def test_an_account_whose_overdue_invoices_are_all_written_off_is_not_chased(mak
 
     assert planned == 0
     assert not DunningAction.objects.exists()
+
+
+# --- The admin -------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_write_offs_but_neither_enters_changes_nor_deletes_them(
+    client, manager, customer, invoices
+):
+    """Entered there, a write-off would settle no invoice and record no
+    decision; changed or deleted, the invoice would stay settled with no
+    decision behind it, or one for another sum."""
+    done = write_off(manager, customer, invoices[0])
+    client.force_login(User.objects.create_superuser("root-admin", password="x"))
+    before = state()
+    fields = {"invoice": invoices[1].pk, "customer": customer.pk, "currency": "EUR", "amount": "700.00",
+              "reason": "Gone", "written_off_on": "2025-08-05", "decided_by": manager.pk}
+
+    listed = client.get(reverse("admin:collections_writeoff_changelist")).content.decode()
+    assert "INV-1" in listed and "EUR 300.00" in listed
+    assert client.post(reverse("admin:collections_writeoff_add"), fields).status_code == 403
+    change = reverse("admin:collections_writeoff_change", args=[done.pk])
+    assert client.post(change, {**fields, "invoice": invoices[0].pk, "amount": "5.00"}).status_code == 403
+    shown = client.get(change)
+    assert shown.status_code == 200 and 'name="amount"' not in shown.content.decode()  # read-only
+    delete = reverse("admin:collections_writeoff_delete", args=[done.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert state() == before
