@@ -27,6 +27,8 @@ urlpatterns = [
     path("customers/<int:pk>/payment/", ws.payment_record, name="payment_record"),
     path("customers/<int:pk>/credit-note/", ws.credit_note_record, name="credit_note_record"),
     path("customers/<int:pk>/credit-apply/", ws.credit_apply, name="credit_apply"),
+    path("customers/<int:pk>/invoices/<int:invoice_id>/write-off/", ws.invoice_write_off,
+         name="invoice_write_off"),
     path("customers/<int:pk>/plan/", ws.plan_propose, name="plan_propose"),
     path("customers/<int:pk>/dispute/", ws.dispute_open, name="dispute_open"),
     path("customers/<int:pk>/disputes/<int:dispute_id>/resolve/", ws.dispute_resolve, name="dispute_resolve"),

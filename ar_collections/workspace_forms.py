@@ -423,6 +423,29 @@ class WithdrawForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
+class WriteOffForm(forms.Form):
+    """A manager's write-off of what one invoice still owes. The amount shown
+    goes with the form, as the runs page's date does: a payment or credit
+    since makes the write-off refused, not taken for another sum nobody saw."""
+
+    # The service's refusals about the invoice or the amount are the form's own,
+    # said above its fields (the amount is not one anybody types).
+    SERVICE_FIELDS = {"invoice": "__all__", "amount": "__all__"}
+    CHANGED = "The amount to write off did not come with the form: open it again from the account page."
+
+    amount = _money(widget=forms.HiddenInput, error_messages={"required": CHANGED, "invalid": CHANGED})
+    written_off_on = _date(label="Written off on")
+    reason = _text("Why is it written off?")
+
+    def __init__(self, *args, invoice: Invoice, today: dt.date, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].initial = invoice.open_amount
+        self.fields["written_off_on"].initial = today
+        self.fields["reason"].help_text = ("Kept with the write-off and on the timeline: the customer is "
+                                           "insolvent, collecting would cost more than it brings, …")
+
+
 class DisputeResolveForm(forms.Form):
     outcome = forms.ChoiceField(choices=DisputeOutcome.choices, widget=forms.RadioSelect)
     amount = _money(label="Credit note amount or corrected total", required=False)

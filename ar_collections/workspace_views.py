@@ -44,6 +44,7 @@ from ar_collections.models import (
     ExceptionStatus,
     Instalment,
     Invoice,
+    InvoiceStatus,
     PaymentPlan,
     PlanStatus,
     Promise,
@@ -68,6 +69,7 @@ from ar_collections.workspace_forms import (
     ReassignForm,
     SnoozeForm,
     WithdrawForm,
+    WriteOffForm,
     managers,
     worklist_owners,
 )
@@ -639,6 +641,45 @@ def plan_withdraw(request: HttpRequest, pk: int, plan_id: int) -> HttpResponse:
              else f"End the payment plan of {money}")
     context = {"customer": customer, "form": form, "slug": "plan-withdraw", "action_url": request.path,
                "title": title, "submit": "Withdraw proposal" if pending else "End plan"}
+    return _form_response(request, context, status=422 if bound else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_write_off(request: HttpRequest, pk: int, invoice_id: int) -> HttpResponse:
+    """A manager writes off what one invoice still owes, confirming the amount."""
+    customer = customer_changeable(request, pk, permission="collections.write_off_invoice")
+    invoice = get_object_or_404(Invoice, pk=invoice_id, customer=customer)
+    bound = request.method == "POST"
+    if not bound and invoice.status != InvoiceStatus.OPEN:
+        raise Http404(f"Invoice {invoice.number} is {invoice.get_status_display().lower()}: nothing is open "
+                      "to write off.")
+    today = timezone.localdate()
+    form = WriteOffForm(request.POST if bound else None, invoice=invoice, today=today, auto_id="write-off-%s")
+    if bound and form.is_valid():
+        data = form.cleaned_data
+        try:
+            write_off = workspace.invoice_write_off(
+                customer=customer, actor=request.user, invoice=invoice, reason=data["reason"],
+                on=data["written_off_on"], amount=data["amount"],
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+            # Refused for what is open now (a payment came in meanwhile): the
+            # panel asks again for that amount, which the next click confirms.
+            invoice.refresh_from_db()
+            form.data = form.data.copy()
+            form.data["amount"] = str(invoice.open_amount)
+        else:
+            money = format_money(write_off.amount, write_off.currency)
+            messages.success(request, f"{money} of {invoice.number} written off; it is no longer chased.")
+            return _account_changed(request, customer)
+    money = format_money(invoice.open_amount, invoice.currency)
+    title = (f"Write off {money} of {invoice.number}?" if invoice.status == InvoiceStatus.OPEN
+             else f"Write off {invoice.number}")
+    context = {"customer": customer, "form": form, "slug": "write-off", "title": title,
+               "submit": f"Write off {money}" if invoice.status == InvoiceStatus.OPEN else "Write off",
+               "crumb": f"Write off {invoice.number}", "action_url": request.path}
     return _form_response(request, context, status=422 if bound else 200)
 
 

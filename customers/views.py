@@ -28,7 +28,7 @@ from django_htmx.http import reswap, retarget
 
 from ar_collections import worklist
 from ar_collections.delivery import credits_held, credits_standing
-from ar_collections.models import LateCharge, PaymentBehaviour, overdue_in_other_currencies
+from ar_collections.models import LateCharge, PaymentBehaviour, WriteOff, overdue_in_other_currencies
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
@@ -53,6 +53,8 @@ AGING_LABELS = ("Not yet due", "1–30", "31–60", "61–90", "90+")
 # kind: an account with years of unapplied documents shows their totals and
 # these, not a table of thousands.
 CREDITS_SHOWN = 10
+# Write-offs listed on the page, the newest: the timeline has every one.
+WRITE_OFFS_SHOWN = 10
 
 
 # --- Reading ---------------------------------------------------------------
@@ -391,8 +393,14 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
     # phone must know of them before asking for money.
     credits = credits_standing(customer, newest=CREDITS_SHOWN)
     held = credits_held(customer)
+    # What was written off as bad debt: those invoices are no longer open, and
+    # the collector must know before asking the customer for anything.
+    write_offs = list(WriteOff.objects.filter(customer=customer).select_related("invoice", "decided_by")
+                      [:WRITE_OFFS_SHOWN + 1])
     return {
         "invoices": invoices,
+        "write_offs": write_offs[:WRITE_OFFS_SHOWN],
+        "write_offs_older": len(write_offs) > WRITE_OFFS_SHOWN,
         "charges": charges,
         "charges_owed": by_currency((c.currency, c.open_amount) for c in charges),
         "credits": credits,

@@ -7,6 +7,7 @@ money or the decision is not a manager's."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -41,6 +42,7 @@ from customers.models import EventKind, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
 
 TODAY = dt.date(2025, 8, 5)
+HTMX = {"HX-Request": "true"}
 pytestmark = pytest.mark.usefixtures("_frozen_today")
 
 
@@ -310,6 +312,162 @@ def test_an_account_whose_overdue_invoices_are_all_written_off_is_not_chased(mak
 
     assert planned == 0
     assert not DunningAction.objects.exists()
+
+
+# --- The page -------------------------------------------------------------------------------
+
+
+def write_off_url(customer, invoice) -> str:
+    return reverse("collections:invoice_write_off", args=[customer.pk, invoice.pk])
+
+
+def form(**fields) -> dict:
+    data = {"amount": "300.00", "written_off_on": "2025-08-04", "reason": "Customer insolvent"}
+    data.update(fields)
+    return data
+
+
+def test_the_form_asks_the_manager_to_confirm_the_amount(client, manager, customer, invoices):
+    client.force_login(manager)
+
+    response = client.get(write_off_url(customer, invoices[0]), headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Write off EUR 300.00 of INV-1?" in html
+    assert 'name="amount" value="300.00"' in html
+    # A panel, not the page.
+    assert html.lstrip().startswith('<section id="action-panel"')
+
+
+def test_without_htmx_the_form_is_a_page_of_its_own(client, manager, customer, invoices):
+    client.force_login(manager)
+
+    response = client.get(write_off_url(customer, invoices[2]))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in html and "Write off JPY 30,000 of INV-3?" in html
+    assert f'action="{write_off_url(customer, invoices[2])}"' in html
+
+
+def test_a_manager_writes_off_an_invoice_and_is_sent_back_to_the_account(client, manager, customer, invoices):
+    client.force_login(manager)
+
+    response = client.post(write_off_url(customer, invoices[0]), form())
+
+    assert response.status_code == 302
+    assert response.url == reverse("customers:detail", args=[customer.pk]) + "#timeline"
+    done = WriteOff.objects.get()
+    assert (done.invoice, done.amount, done.written_off_on, done.reason, done.decided_by) == (
+        invoices[0], Decimal("300.00"), dt.date(2025, 8, 4), "Customer insolvent", manager)
+    assert Invoice.objects.get(number="INV-1").status == InvoiceStatus.WRITTEN_OFF
+    page = client.get(response.url).content.decode()
+    assert "EUR 300.00 of INV-1 written off; it is no longer chased." in page
+    # Listed as written off, with the reason and who decided; no longer among the open invoices.
+    written_off = page[page.index('id="write-offs-title"'):]
+    assert "INV-1" in written_off and "Customer insolvent" in written_off and "maria" in written_off
+    assert write_off_url(customer, invoices[0]) not in page
+
+
+def test_with_htmx_the_account_parts_swap_in_place(client, manager, customer, invoices):
+    client.force_login(manager)
+
+    response = client.post(write_off_url(customer, invoices[0]), form(), headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200 and response["HX-Retarget"] == "#action-panel"
+    assert re.search(r'<section id="open-invoices"[^>]*hx-swap-oob="true"', html)
+    assert "EUR 300.00 still owed on INV-1 written off as bad debt by maria: Customer insolvent" in html
+    assert WriteOff.objects.get().invoice == invoices[0]
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_a_write_off_without_a_reason_is_refused_and_changes_nothing(
+    client, manager, customer, invoices, headers
+):
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(write_off_url(customer, invoices[0]), form(reason=""), headers=headers)
+
+    assert response.status_code == 422
+    assert response.context["form"].errors["reason"] == ["This field is required."]
+    assert state() == before
+
+
+def test_a_payment_since_the_form_opened_asks_to_confirm_the_new_amount(client, manager, customer, invoices):
+    client.force_login(manager)
+    workspace.payment_record(customer=customer, amount=Decimal("100.00"), currency="EUR", received_on=TODAY,
+                             allocations=[(invoices[0], Decimal("100.00"))])
+    today = form(written_off_on="2025-08-05")
+    before = state()
+
+    response = client.post(write_off_url(customer, invoices[0]), today, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert response.context["form"].non_field_errors() == [
+        "INV-1 has EUR 200.00 open now, not EUR 300.00: a write-off takes all that is open (to take off "
+        "part, record a credit note). Confirm the write-off of EUR 200.00."]
+    assert state() == before
+    # The panel now asks for what is open, and confirming it writes that off.
+    assert "Write off EUR 200.00 of INV-1?" in html and 'name="amount" value="200.00"' in html
+    client.post(write_off_url(customer, invoices[0]), {**today, "amount": "200.00"}, headers=HTMX)
+    assert WriteOff.objects.get().amount == Decimal("200.00")
+
+
+def test_an_invoice_no_longer_open_has_no_write_off_form(client, manager, customer, invoices):
+    client.force_login(manager)
+    client.post(write_off_url(customer, invoices[0]), form())
+
+    assert client.get(write_off_url(customer, invoices[0])).status_code == 404
+    response = client.post(write_off_url(customer, invoices[0]), form(), headers=HTMX)
+    assert response.status_code == 422
+    assert response.context["form"].non_field_errors() == [
+        "Invoice INV-1 is written off: nothing is open to write off."]
+    assert WriteOff.objects.count() == 1
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_collectors_and_viewers_may_not_write_off(client, collector, viewer, customer, invoices, headers):
+    before = state()
+    for user in (collector, viewer):
+        client.force_login(user)
+        assert client.get(write_off_url(customer, invoices[0]), headers=headers).status_code == 403
+        assert client.post(write_off_url(customer, invoices[0]), form(), headers=headers).status_code == 403
+    assert state() == before
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_writing_off_answers_only_get_and_post(client, manager, customer, invoices, method):
+    client.force_login(manager)
+    assert getattr(client, method)(write_off_url(customer, invoices[0])).status_code == 405
+    assert not WriteOff.objects.exists()
+
+
+def test_an_invoice_of_another_account_is_not_found(client, manager, customer, invoices, make_customer,
+                                                   make_invoice):
+    theirs = make_invoice(make_customer(name="Other Ltd"), issued=dt.date(2025, 6, 1))
+    client.force_login(manager)
+
+    assert client.get(write_off_url(customer, theirs)).status_code == 404
+    assert client.post(write_off_url(customer, theirs), form()).status_code == 404
+    assert not WriteOff.objects.exists()
+
+
+def test_the_account_page_offers_managers_a_write_off_on_each_open_invoice(
+    client, manager, collector, viewer, customer, invoices
+):
+    account_page = reverse("customers:detail", args=[customer.pk])
+    client.force_login(manager)
+    page = client.get(account_page).content.decode()
+    assert all(write_off_url(customer, invoice) in page for invoice in invoices)
+    for user in (collector, viewer):
+        client.force_login(user)
+        page = client.get(account_page).content.decode()
+        assert not any(write_off_url(customer, invoice) in page for invoice in invoices)
+        assert "Write off" not in page
 
 
 # --- The admin -------------------------------------------------------------------------------

@@ -432,11 +432,11 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
 
     # session, user, role groups, permissions (2), customer, referrals,
     # contacts, absences, open invoices, charges owed, credit notes and payments
-    # left to apply (the newest, and the totals), open dunning cycle, last dunning steps,
+    # left to apply (the newest, and the totals), write-offs, open dunning cycle, last dunning steps,
     # pauses in force; the timeline page; the dunning preview (policies, steps,
     # minimums, cycle, open invoices, pauses, last contact); open promises, plans
     # (their invoices and instalments when there is one), disputes, exception requests
-    with django_assert_num_queries(29):
+    with django_assert_num_queries(30):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows
