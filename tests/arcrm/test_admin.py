@@ -142,6 +142,8 @@ ADMIN_PERMISSIONS = {
     "collections.CreditNote": (False, False, False),
     "collections.Allocation": (False, False, False),
     "collections.ReceivablesImport": (False, False, False),
+    # A manager's decision on the account page ("Write off").
+    "collections.WriteOff": (False, False, False),
     # Gap-free numbering, taken under a lock as notes are issued.
     "collections.DocumentCounter": (False, False, False),
     # Invoices: entered and corrected here, figures kept by the admin (InvoiceAdmin).
