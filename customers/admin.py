@@ -1,10 +1,39 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, PersonListFilter, person_column
 from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
 
 
-class ContactInline(admin.StackedInline):
+class ChangedOnTheAccountPage:
+    """ModelAdmin or inline mixin: only looked at here. Contacts and absences
+    change on the account page, through the services that write the timeline
+    entry with before and after, take the primary billing flag from the
+    contact that had it and close the "find a working address" item once an
+    address works again; a save here would do none of that. One way to make
+    each change, so the admin leads there instead."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Change on")
+    def account_page(self, obj) -> str:
+        customer = self.customer_of(obj)
+        return format_html('<a href="{}">the account page of {}</a>',
+                           reverse("customers:detail", args=[customer.pk]), customer.name)
+
+    def customer_of(self, obj) -> Customer:
+        return obj.customer
+
+
+class ContactInline(ChangedOnTheAccountPage, admin.StackedInline):
     model = Contact
     extra = 0
 
@@ -34,25 +63,23 @@ class CustomerAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(ChangedOnTheAccountPage, admin.ModelAdmin):
     list_display = ["name", "customer", "role", "email", "reminder_channel", "is_primary_billing"]
     list_filter = ["role", "reminder_channel", "invoice_delivery", "language"]
     search_fields = ["name", "email", "customer__name"]
     list_select_related = ["customer"]
-    raw_id_fields = ["customer"]
-
-    def get_readonly_fields(self, request, obj=None):
-        # Moved to another customer, a contact would stay the stand-in its
-        # absences name, and the first customer's reminders would go to a stranger.
-        return ["customer"] if obj is not None else []
+    readonly_fields = ["account_page"]
 
 
 @admin.register(ContactAbsence)
-class ContactAbsenceAdmin(admin.ModelAdmin):
+class ContactAbsenceAdmin(ChangedOnTheAccountPage, admin.ModelAdmin):
     list_display = ["contact", "starts_on", "ends_on", "delegate", "note"]
-    list_select_related = ["contact", "delegate"]
-    raw_id_fields = ["contact", "delegate"]
+    list_select_related = ["contact__customer", "delegate"]
     date_hierarchy = "starts_on"
+    readonly_fields = ["account_page"]
+
+    def customer_of(self, obj) -> Customer:
+        return obj.contact.customer
 
 
 @admin.register(TimelineEvent)

@@ -1,0 +1,79 @@
+"""Accounts, contacts and absences in the admin: looked at there, changed on
+the account page, whose services write the timeline with before and after,
+move the primary billing flag and close the "address refused" work item."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from customers.models import Contact, ContactAbsence, TimelineEvent
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(User.objects.create_superuser("root-admin", password="x"))
+    return client
+
+
+def _contact_post(customer, **fields):
+    return {"customer": customer.pk, "name": "Nina New", "role": "ap", "email": "nina@example.com",
+            "language": "en", "invoice_delivery": "pdf_email", "reminder_channel": "email", **fields}
+
+
+def test_a_contact_cannot_be_added_in_the_admin(admin_client, customer):
+    response = admin_client.post(reverse("admin:customers_contact_add"), _contact_post(customer))
+
+    assert response.status_code == 403
+    assert not Contact.objects.exists() and not TimelineEvent.objects.exists()
+
+
+def test_a_contact_cannot_be_changed_or_removed_in_the_admin(admin_client, customer, make_contact):
+    contact = make_contact(customer, name="Ben Backup")
+
+    changed = admin_client.post(reverse("admin:customers_contact_change", args=[contact.pk]),
+                                _contact_post(customer, name="Ben Renamed"))
+    removed = admin_client.post(reverse("admin:customers_contact_delete", args=[contact.pk]), {"post": "yes"})
+
+    assert (changed.status_code, removed.status_code) == (403, 403)
+    assert Contact.objects.get().name == "Ben Backup"
+
+
+def test_an_absence_cannot_be_added_changed_or_removed_in_the_admin(admin_client, customer, make_contact):
+    contact, stand_in = make_contact(customer, name="Ada Away"), make_contact(customer, name="Sam Stand-in")
+    absence = ContactAbsence.objects.create(contact=contact, starts_on=dt.date(2026, 8, 1),
+                                            ends_on=dt.date(2026, 8, 15), delegate=stand_in)
+    dates = {"contact": contact.pk, "starts_on": "2026-09-01", "ends_on": "2026-09-10", "delegate": ""}
+
+    added = admin_client.post(reverse("admin:customers_contactabsence_add"), dates)
+    changed = admin_client.post(reverse("admin:customers_contactabsence_change", args=[absence.pk]), dates)
+    removed = admin_client.post(reverse("admin:customers_contactabsence_delete", args=[absence.pk]),
+                                {"post": "yes"})
+
+    assert (added.status_code, changed.status_code, removed.status_code) == (403, 403, 403)
+    kept = ContactAbsence.objects.get()
+    assert (kept.starts_on, kept.delegate) == (dt.date(2026, 8, 1), stand_in)
+
+
+def test_a_contact_on_the_account_s_admin_page_is_only_shown(admin_client, customer, make_contact):
+    contact = make_contact(customer, name="Ben Backup", is_primary_billing=True)
+
+    page = admin_client.get(reverse("admin:customers_customer_change", args=[customer.pk])).content.decode()
+
+    assert "Ben Backup" in page
+    assert 'name="contacts-0-name"' not in page and 'name="contacts-0-is_primary_billing"' not in page
+    assert Contact.objects.get(pk=contact.pk).is_primary_billing
+
+
+@pytest.mark.parametrize("page", ["contact", "contactabsence"])
+def test_the_admin_page_of_a_contact_or_absence_leads_to_the_account_page(admin_client, customer,
+                                                                          make_contact, page):
+    contact = make_contact(customer)
+    absence = ContactAbsence.objects.create(contact=contact, starts_on=dt.date(2026, 8, 1),
+                                            ends_on=dt.date(2026, 8, 15))
+    row = contact if page == "contact" else absence
+
+    html = admin_client.get(reverse(f"admin:customers_{page}_change", args=[row.pk])).content.decode()
+
+    assert f'href="{reverse("customers:detail", args=[customer.pk])}"' in html
