@@ -6,7 +6,21 @@ from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, PersonL
 from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
 
 
-class ChangedOnTheAccountPage:
+class LeadsToTheAccountPage:
+    """ModelAdmin mixin: a read-only field `account_page` linking to the page
+    where the row is changed."""
+
+    @admin.display(description="Change on")
+    def account_page(self, obj) -> str:
+        customer = self.customer_of(obj)
+        return format_html('<a href="{}">the account page of {}</a>',
+                           reverse("customers:detail", args=[customer.pk]), customer.name)
+
+    def customer_of(self, obj) -> Customer:
+        return obj.customer
+
+
+class ChangedOnTheAccountPage(LeadsToTheAccountPage):
     """ModelAdmin or inline mixin: only looked at here. Contacts and absences
     change on the account page, through the services that write the timeline
     entry with before and after, take the primary billing flag from the
@@ -23,15 +37,6 @@ class ChangedOnTheAccountPage:
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="Change on")
-    def account_page(self, obj) -> str:
-        customer = self.customer_of(obj)
-        return format_html('<a href="{}">the account page of {}</a>',
-                           reverse("customers:detail", args=[customer.pk]), customer.name)
-
-    def customer_of(self, obj) -> Customer:
-        return obj.customer
-
 
 class ContactInline(ChangedOnTheAccountPage, admin.StackedInline):
     model = Contact
@@ -39,7 +44,13 @@ class ContactInline(ChangedOnTheAccountPage, admin.StackedInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
+class CustomerAdmin(LeadsToTheAccountPage, PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
+    """Accounts are opened here (imports and the ERP sync bring invoices and
+    payments for accounts that exist) and only looked at afterwards: the card
+    changes on the account page, which records every change with before and
+    after (services.customer_update) and hands the worklist over with the
+    collector."""
+
     list_display = ["name", "account_number", "segment", person_column("collector"), "terms_type",
                     "on_credit_hold"]
     list_filter = ["segment", "terms_type", "on_credit_hold", "industry", ("collector", PersonListFilter)]
@@ -52,14 +63,16 @@ class CustomerAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
                        "created_at", "updated_at"]
     inlines = [ContactInline]
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
     def get_readonly_fields(self, request, obj=None):
-        # Credit terms, the hold and the collector change through the account
-        # card, which records them with before and after on the timeline; set
-        # here only when the account is created.
-        terms = ["collector", "credit_limit_amount", "currency", "terms_type", "payment_terms_days",
-                 "on_credit_hold"]
-        readonly = self.readonly_fields + (terms if obj is not None else [])
-        return self.with_people_shown(self.with_money_shown(readonly))
+        # An account not yet opened has no page to link to.
+        readonly = super().get_readonly_fields(request, obj)
+        return [*readonly, "account_page"] if obj is not None else readonly
+
+    def customer_of(self, obj) -> Customer:
+        return obj
 
 
 @admin.register(Contact)

@@ -172,8 +172,9 @@ ADMIN_PERMISSIONS = {
     "collections.WorkItem": (False, False, False),
     "collections.OutgoingMail": (False, False, False),
     "collections.TimelineEventInvoice": (False, False, False),
-    # Accounts and their contacts.
-    "customers.Customer": (True, True, True),
+    # Accounts: opened here, their card changed on the account page (with before
+    # and after); one opened by mistake, with no history yet, can be deleted.
+    "customers.Customer": (True, False, True),
     # Changed on the account page, whose services keep the timeline, the one
     # primary billing contact and the "address refused" work item.
     "customers.Contact": (False, False, False),

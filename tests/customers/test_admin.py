@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from customers.models import Contact, ContactAbsence, TimelineEvent
+from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
 
 
 @pytest.fixture
@@ -77,3 +77,33 @@ def test_the_admin_page_of_a_contact_or_absence_leads_to_the_account_page(admin_
     html = admin_client.get(reverse(f"admin:customers_{page}_change", args=[row.pk])).content.decode()
 
     assert f'href="{reverse("customers:detail", args=[customer.pk])}"' in html
+
+
+def test_an_account_card_cannot_be_changed_in_the_admin(admin_client, customer):
+    """The account page records the change with before and after; the admin would not."""
+    page = admin_client.get(reverse("admin:customers_customer_change", args=[customer.pk])).content.decode()
+    response = admin_client.post(reverse("admin:customers_customer_change", args=[customer.pk]), {
+        "account_number": customer.account_number, "name": "Acme Renamed", "industry": "retail",
+        "customer_since": "2020-01-01", "buying_reasons": "[]", "ap_run_days": "[]",
+        "contacts-TOTAL_FORMS": "0", "contacts-INITIAL_FORMS": "0",
+    })
+
+    assert 'name="name"' not in page and 'name="industry"' not in page
+    assert f'href="{reverse("customers:detail", args=[customer.pk])}"' in page
+    assert response.status_code == 403
+    assert Customer.objects.get().name == "Acme Tools"
+
+
+def test_a_new_account_is_opened_in_the_admin_with_its_terms(admin_client, collector):
+    """Imports and the ERP sync bring invoices and payments for accounts that
+    exist: the admin is where an account is opened."""
+    response = admin_client.post(reverse("admin:customers_customer_add"), {
+        "account_number": "C-NEW", "name": "Newco", "industry": "retail", "customer_since": "2024-05-01",
+        "collector": collector.pk, "currency": "EUR", "credit_limit_amount": "5000.00",
+        "terms_type": "standard", "payment_terms_days": "45", "buying_reasons": "[]", "ap_run_days": "[]",
+        "contacts-TOTAL_FORMS": "0", "contacts-INITIAL_FORMS": "0",
+    })
+
+    assert response.status_code == 302
+    opened = Customer.objects.get(account_number="C-NEW")
+    assert (opened.name, opened.collector, opened.payment_terms_days) == ("Newco", collector, 45)
