@@ -247,6 +247,7 @@ FILTER_KINDS = [
     (EventKind.PAYMENT_PLAN, "Payment plans"),
     (EventKind.DISPUTE, "Disputes"),
     (EventKind.EXCEPTION, "Exceptions"),
+    (EventKind.WRITE_OFF, "Write-offs"),
     (EventKind.PAUSE, "Pauses"),
     (EventKind.PAYMENT_RECEIVED, "Payments"),
     (EventKind.INVOICE_ISSUED, "Invoices issued"),

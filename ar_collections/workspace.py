@@ -1219,7 +1219,7 @@ def invoice_write_off(
     invoice.open_amount, invoice.status, invoice.settled_on = ZERO, InvoiceStatus.WRITTEN_OFF, on
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
     event_record(
-        customer=customer, kind=EventKind.EXCEPTION, actor=actor, subject=write_off, invoices=[invoice],
+        customer=customer, kind=EventKind.WRITE_OFF, actor=actor, subject=write_off, invoices=[invoice],
         summary=f"{money} still owed on {invoice.number} written off as bad debt by {person_name(actor)}: "
                 f"{write_off.reason}",
         details={"invoice": invoice.number, "amount": str(write_off.amount), "currency": write_off.currency,

@@ -395,6 +395,9 @@ class EventKind(models.TextChoices):
     PAYMENT_PLAN = "payment_plan", "Payment plan"
     DISPUTE = "dispute", "Dispute"
     EXCEPTION = "exception", "Exception"
+    # Bad debt given up: a decision of its own, which a credit team reviews
+    # apart from the exceptions that only bend a rule for a while.
+    WRITE_OFF = "write_off", "Write-off"
     PAUSE = "pause", "Dunning paused or resumed"
     WORK = "work", "Worklist"
 

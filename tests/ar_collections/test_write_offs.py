@@ -108,7 +108,8 @@ def test_a_write_off_goes_on_the_timeline_with_who_why_and_the_invoice_before_an
 ):
     done = write_off(manager, customer, invoices[0])
 
-    event = TimelineEvent.objects.get(customer=customer, kind=EventKind.EXCEPTION)
+    event = TimelineEvent.objects.get(customer=customer, kind=EventKind.WRITE_OFF)
+    assert event.get_kind_display() == "Write-off"
     assert event.summary == ("EUR 300.00 still owed on INV-1 written off as bad debt by maria: Customer "
                              "insolvent; the administrator pays nothing to unsecured creditors")
     assert event.actor == manager
@@ -119,6 +120,29 @@ def test_a_write_off_goes_on_the_timeline_with_who_why_and_the_invoice_before_an
     assert (event.details["amount"], event.details["currency"]) == ("300.00", "EUR")
     # Filtering the timeline by the invoice finds it.
     assert TimelineEventInvoice.objects.filter(event=event, invoice=invoices[0]).exists()
+
+
+def test_the_timeline_s_write_off_filter_finds_write_offs_and_not_other_exceptions(
+    client, manager, customer, invoices
+):
+    done = write_off(manager, customer, invoices[0])
+    exception = workspace.exception_request(customer=customer, actor=manager, kind="pause", invoice=None,
+                                            reason="Owner in hospital", on=TODAY,
+                                            pause_until=TODAY + dt.timedelta(days=14))
+    client.force_login(manager)
+
+    page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    written_off = client.get(reverse("customers:timeline", args=[customer.pk]), {"kind": "write_off"},
+                             headers=HTMX).content.decode()
+    exceptions = client.get(reverse("customers:timeline", args=[customer.pk]), {"kind": "exception"},
+                            headers=HTMX).content.decode()
+
+    # Offered among the timeline's filters, under its own name.
+    assert re.search(r'value="write_off"[^>]*> Write-offs</label>', page)
+    event = TimelineEvent.objects.for_subject(done).get()
+    assert f'id="event-{event.pk}"' in written_off and "Write-off</span>" in written_off
+    assert TimelineEvent.objects.for_subject(exception).get().summary not in written_off
+    assert f'id="event-{event.pk}"' not in exceptions and "Owner in hospital" in exceptions
 
 
 def test_a_write_off_recomputes_the_account_s_figures_as_of_today(manager, customer, invoices):
