@@ -33,6 +33,7 @@ from ar_collections.models import (
     Allocation,
     Call,
     CallOutcome,
+    ChargeKind,
     CollectionRules,
     CreditNote,
     Department,
@@ -40,6 +41,7 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeStatus,
     DocumentCounter,
+    DunningActionInvoice,
     DunningCycle,
     DunningPause,
     ExceptionKind,
@@ -63,7 +65,7 @@ from ar_collections.models import (
 )
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
-from arcrm.money import ZERO, by_currency, format_money, places_check, smallest_unit
+from arcrm.money import ZERO, by_currency, format_amounts, format_money, places_check, smallest_unit
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
 from customers.models import Contact, Customer, EventKind, TimelineEvent
@@ -1174,6 +1176,9 @@ def invoice_write_off(
     An invoice under open dispute, or held by an open promise or a payment
     plan, is refused: each of those still asks the customer for the money,
     and ends with a record of its own (resolved, withdrawn, ended) first.
+    The late fees and interest charged for that debt alone go with it (see
+    write_off_charges), waived in the same decision and listed on its
+    timeline entry; `charges_waived` on the write-off returned names them.
     Afterwards, as after a credit note: letters it made moot leave the print
     queue, commitments are checked and the account's figures recomputed; the
     invoice is no longer open, so dunning no longer lists it."""
@@ -1218,21 +1223,62 @@ def invoice_write_off(
     )
     invoice.open_amount, invoice.status, invoice.settled_on = ZERO, InvoiceStatus.WRITTEN_OFF, on
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    # Locked, as a payment or a manager's waiver locks them: one at this moment
+    # waits, then finds them waived rather than paying or waiving them again.
+    charges = list(LateCharge.objects.select_for_update()
+                   .filter(pk__in=write_off_charges(invoice).values("pk")).order_by("created_at", "pk"))
+    note = f"Written off with {invoice.number}: {write_off.reason}"
+    # What is waived is what was left to pay of each; a part already paid stays paid.
+    LateCharge.objects.filter(pk__in=[c.pk for c in charges]).update(
+        waived_at=timezone.now(), waived_by=actor,
+        waiver_note=note[:LateCharge._meta.get_field("waiver_note").max_length],
+    )
+    with_charges = f", and {charges_named(charges)} on it" if charges else ""
     event_record(
         customer=customer, kind=EventKind.WRITE_OFF, actor=actor, subject=write_off, invoices=[invoice],
-        summary=f"{money} still owed on {invoice.number} written off as bad debt by {person_name(actor)}: "
-                f"{write_off.reason}",
+        summary=f"{money} still owed on {invoice.number} written off as bad debt by {person_name(actor)}"
+                f"{with_charges}: {write_off.reason}",
         details={"invoice": invoice.number, "amount": str(write_off.amount), "currency": write_off.currency,
                  "written_off_on": on.isoformat(), "reason": write_off.reason, "before": before,
                  "after": {"status": invoice.status, "open_amount": str(invoice.open_amount),
-                           "settled_on": on.isoformat()}},
+                           "settled_on": on.isoformat()},
+                 "charges_waived": [
+                     {"charge": c.pk, "kind": c.kind, "amount": str(c.amount), "currency": c.currency,
+                      "basis": c.basis, "invoice": c.invoice_id, "action": c.action_id,
+                      "waived_amount": str(c.open_amount)}
+                     for c in charges
+                 ]},
     )
+    write_off.charges_waived = charges
     # As after a credit note: a letter not yet posted that asked only for this
     # goes, commitments are checked, and the account's figures show what is open now.
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     commitments_check(on=on, customer_ids=[customer.pk], settle_only=True)
     services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
     return write_off
+
+
+def write_off_charges(invoice: Invoice):
+    """The late fees and interest still owed that go with writing off what
+    `invoice` owes: the interest charged on it, and the fee of a notice every
+    invoice of which is then written off. A notice that also asked for an
+    invoice paid, credited or still open keeps its fee: the customer was late
+    with that one too, so the fee was not charged for the bad debt alone, and
+    a fee is not split (nor does it matter which of the two came first)."""
+    listed = DunningActionInvoice.objects.filter(action=OuterRef("action"), invoice=invoice)
+    also_listed = (DunningActionInvoice.objects.filter(action=OuterRef("action")).exclude(invoice=invoice)
+                   .exclude(invoice__status=InvoiceStatus.WRITTEN_OFF))
+    return (LateCharge.objects.filter(customer=invoice.customer_id).standing()
+            .filter(Q(invoice=invoice) | Q(Exists(listed), ~Exists(also_listed), invoice__isnull=True))
+            .order_by("created_at", "pk"))
+
+
+def charges_named(charges) -> str:
+    """ "EUR 24.50 of late fees and interest": what the charges leave to pay."""
+    kinds = {charge.kind for charge in charges}
+    what = ("late fees and interest" if len(kinds) > 1
+            else "late fees" if ChargeKind.LATE_FEE in kinds else "interest")
+    return f"{format_amounts(by_currency((c.currency, c.open_amount) for c in charges))} of {what}"
 
 
 def _write_off_not_pursued(invoice: Invoice) -> None:

@@ -672,10 +672,16 @@ def invoice_write_off(request: HttpRequest, pk: int, invoice_id: int) -> HttpRes
             form.data["amount"] = str(invoice.open_amount)
         else:
             money = format_money(write_off.amount, write_off.currency)
-            messages.success(request, f"{money} of {invoice.number} written off; it is no longer chased.")
+            charges = write_off.charges_waived
+            with_charges = f", and {workspace.charges_named(charges)} on it" if charges else ""
+            messages.success(request, f"{money} of {invoice.number} written off{with_charges}; it is no "
+                                      "longer chased.")
             return _account_changed(request, customer)
     money = format_money(invoice.open_amount, invoice.currency)
-    title = (f"Write off {money} of {invoice.number}?" if invoice.status == InvoiceStatus.OPEN
+    # The fees and interest that go with it are said before the manager decides.
+    charges = list(workspace.write_off_charges(invoice)) if invoice.status == InvoiceStatus.OPEN else []
+    with_charges = f" and {workspace.charges_named(charges)} on it" if charges else ""
+    title = (f"Write off {money} of {invoice.number}{with_charges}?" if invoice.status == InvoiceStatus.OPEN
              else f"Write off {invoice.number}")
     context = {"customer": customer, "form": form, "slug": "write-off", "title": title,
                "submit": f"Write off {money}" if invoice.status == InvoiceStatus.OPEN else "Write off",

@@ -24,6 +24,7 @@ from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
     Channel,
+    ChargeKind,
     CollectionRules,
     DisputeReason,
     DunningAction,
@@ -33,11 +34,16 @@ from ar_collections.models import (
     DunningStep,
     Invoice,
     InvoiceStatus,
+    LateCharge,
     PaymentBehaviour,
     StepAction,
     TimelineEventInvoice,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
     WriteOff,
 )
+from ar_collections.worklist import worklist_refresh
 from customers.models import EventKind, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
 
@@ -308,6 +314,109 @@ def test_a_collector_may_not_write_off_even_on_their_own_account(collector, cust
     assert state() == before
 
 
+# --- Late fees and interest ------------------------------------------------------------------
+
+
+@pytest.fixture
+def charges(customer, invoices) -> dict[str, LateCharge]:
+    """Two e-mailed notices of a cycle closed since: the first listed INV-1 and
+    INV-2 and charged a late fee of EUR 40.00 and interest on each (EUR 3.00 on
+    INV-1, EUR 5.00 on INV-2); the second listed INV-1 alone and charged a fee
+    of EUR 25.00 (EUR 5.00 of it paid since) and EUR 1.50 of interest on it."""
+    run = DunningRun.objects.create(run_date=dt.date(2025, 7, 20))
+    cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=dt.date(2025, 7, 20),
+                                        closed_on=TODAY)
+    first_step, second_step = DunningStep.objects.filter(policy__segment="prompt").order_by("position")[:2]
+    made = {}
+    for step, listed, day in [(first_step, invoices[:2], dt.date(2025, 7, 20)),
+                              (second_step, invoices[:1], dt.date(2025, 7, 30))]:
+        notice = DunningAction.objects.create(
+            run=run, cycle=cycle, customer=customer, step=step, status=ActionStatus.DONE,
+            channel=Channel.EMAIL, planned_on=day, pay_by=day + dt.timedelta(days=7), done_at=timezone.now(),
+        )
+        for invoice in listed:
+            DunningActionInvoice.objects.create(action=notice, invoice=invoice, currency="EUR",
+                                                open_amount=invoice.open_amount)
+        made[notice.pk] = notice
+    first, second = made.values()
+
+    def charge(notice, kind, amount, *, invoice=None, open_amount=None):
+        return LateCharge.objects.create(customer=customer, action=notice, invoice=invoice, kind=kind,
+                                         currency="EUR", amount=Decimal(amount),
+                                         open_amount=Decimal(open_amount or amount), basis="as charged")
+
+    return {
+        "fee on both": charge(first, ChargeKind.LATE_FEE, "40.00"),
+        "interest on INV-1": charge(first, ChargeKind.INTEREST, "3.00", invoice=invoices[0]),
+        "interest on INV-2": charge(first, ChargeKind.INTEREST, "5.00", invoice=invoices[1]),
+        "fee on INV-1": charge(second, ChargeKind.LATE_FEE, "25.00", open_amount="20.00"),
+        "interest again on INV-1": charge(second, ChargeKind.INTEREST, "1.50", invoice=invoices[0]),
+    }
+
+
+def owed(charges) -> dict[str, Decimal]:
+    """The charges still owed (as every notice repeats them and the worklist
+    asks for them), by name."""
+    standing = dict(LateCharge.objects.standing().values_list("pk", "open_amount"))
+    return {name: standing[c.pk] for name, c in charges.items() if c.pk in standing}
+
+
+def test_writing_off_an_invoice_waives_its_interest_and_the_fees_of_notices_that_asked_only_for_it(
+    manager, customer, invoices, charges
+):
+    write_off(manager, customer, invoices[0])
+
+    # The notice that asked for INV-2 as well keeps its fee: the customer still owes INV-2.
+    assert owed(charges) == {"fee on both": Decimal("40.00"), "interest on INV-2": Decimal("5.00")}
+    fee = LateCharge.objects.get(pk=charges["fee on INV-1"].pk)
+    assert (fee.waived_by, fee.open_amount) == (manager, Decimal("20.00"))  # what was paid of it stays paid
+    assert fee.waiver_note == ("Written off with INV-1: Customer insolvent; the administrator pays nothing "
+                               "to unsecured creditors")
+    # On record in the write-off's own entry, with the amounts.
+    event = TimelineEvent.objects.get(customer=customer, kind=EventKind.WRITE_OFF)
+    assert event.summary.startswith("EUR 300.00 still owed on INV-1 written off as bad debt by maria, and "
+                                    "EUR 24.50 of late fees and interest on it: Customer insolvent")
+    assert sorted((c["kind"], c["waived_amount"]) for c in event.details["charges_waived"]) == [
+        ("interest", "1.50"), ("interest", "3.00"), ("late_fee", "20.00")]
+    assert not TimelineEvent.objects.filter(customer=customer, kind=EventKind.EXCEPTION).exists()
+
+
+def test_the_fee_of_a_notice_goes_with_the_last_of_its_invoices_written_off(
+    manager, customer, invoices, charges
+):
+    write_off(manager, customer, invoices[0])
+    write_off(manager, customer, invoices[1])
+
+    assert owed(charges) == {}
+    event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.WRITE_OFF).order_by("pk").last()
+    assert "and EUR 45.00 of late fees and interest on it" in event.summary
+
+
+def test_a_notice_that_also_asked_for_an_invoice_since_paid_keeps_its_fee(
+    manager, customer, invoices, charges
+):
+    """The customer was late with the invoice it paid too: that fee was not
+    charged for the debt given up alone, and a fee is not split."""
+    workspace.payment_record(customer=customer, amount=Decimal("700.00"), currency="EUR", received_on=TODAY,
+                             allocations=[(invoices[1], Decimal("700.00"))])
+
+    write_off(manager, customer, invoices[0])
+
+    assert owed(charges) == {"fee on both": Decimal("40.00"), "interest on INV-2": Decimal("5.00")}
+
+
+def test_an_account_whose_debt_and_charges_are_written_off_leaves_the_worklist_s_charges_left(
+    manager, customer, invoices, charges
+):
+    write_off(manager, customer, invoices[0])
+    write_off(manager, customer, invoices[1])
+
+    worklist_refresh(on=TODAY)
+
+    assert not WorkItem.objects.filter(customer=customer, kind=WorkKind.CHARGES,
+                                       status=WorkStatus.OPEN).exists()
+
+
 # --- Dunning --------------------------------------------------------------------------------
 
 
@@ -404,6 +513,25 @@ def test_with_htmx_the_account_parts_swap_in_place(client, manager, customer, in
     assert re.search(r'<section id="open-invoices"[^>]*hx-swap-oob="true"', html)
     assert "EUR 300.00 still owed on INV-1 written off as bad debt by maria: Customer insolvent" in html
     assert WriteOff.objects.get().invoice == invoices[0]
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_the_manager_confirms_and_is_told_of_the_late_fees_and_interest_written_off_with_it(
+    client, manager, customer, invoices, charges, headers
+):
+    client.force_login(manager)
+
+    asked = client.get(write_off_url(customer, invoices[0]), headers=headers).content.decode()
+    response = client.post(write_off_url(customer, invoices[0]), form(), headers=headers, follow=True)
+
+    assert "Write off EUR 300.00 of INV-1 and EUR 24.50 of late fees and interest on it?" in asked
+    page = response.content.decode()
+    assert ("EUR 300.00 of INV-1 written off, and EUR 24.50 of late fees and interest on it; it is no longer "
+            "chased.") in page
+    # Still owed of the charges: what the notice that also asked for INV-2 charged.
+    assert re.search(r'data-figure="charges"[^>]*>EUR 45.00</dd>', page)
+    charges_owed = page[page.index('id="charges-title"'):]
+    assert "Interest on INV-2" in charges_owed and "Interest on INV-1" not in charges_owed
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX])
