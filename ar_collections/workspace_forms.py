@@ -433,9 +433,11 @@ class WriteOffForm(forms.Form):
     SERVICE_FIELDS = {"invoice": "__all__", "amount": "__all__"}
     CHANGED = "The amount to write off did not come with the form: open it again from the account page."
 
-    amount = _money(widget=forms.HiddenInput, error_messages={"required": CHANGED, "invalid": CHANGED})
     written_off_on = _date(label="Written off on")
     reason = _text("Why is it written off?")
+    # Last: the panel puts the keyboard on the first field, and on a hidden one
+    # the focus goes nowhere.
+    amount = _money(widget=forms.HiddenInput, error_messages={"required": CHANGED, "invalid": CHANGED})
 
     def __init__(self, *args, invoice: Invoice, today: dt.date, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")

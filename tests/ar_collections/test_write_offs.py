@@ -473,6 +473,22 @@ def test_the_form_asks_the_manager_to_confirm_the_amount(client, manager, custom
     assert html.lstrip().startswith('<section id="action-panel"')
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_the_form_puts_the_keyboard_on_its_first_field_not_on_the_amount_it_carries(
+    client, manager, customer, invoices, headers
+):
+    client.force_login(manager)
+
+    opened = client.get(write_off_url(customer, invoices[0]), headers=headers).content.decode()
+    refused = client.post(write_off_url(customer, invoices[0]), form(amount="250.00"),
+                          headers=headers).content.decode()
+
+    # The amount is hidden: focus put there goes nowhere, and the manager starts from the top of the page.
+    for html in (opened, refused):
+        assert re.search(r'<input type="date" name="written_off_on"[^>]*autofocus', html)
+        assert not re.search(r'<input type="hidden" name="amount"[^>]*autofocus', html)
+
+
 def test_without_htmx_the_form_is_a_page_of_its_own(client, manager, customer, invoices):
     client.force_login(manager)
 
@@ -512,6 +528,11 @@ def test_with_htmx_the_account_parts_swap_in_place(client, manager, customer, in
     assert response.status_code == 200 and response["HX-Retarget"] == "#action-panel"
     assert re.search(r'<section id="open-invoices"[^>]*hx-swap-oob="true"', html)
     assert "EUR 300.00 still owed on INV-1 written off as bad debt by maria: Customer insolvent" in html
+    # The swapped-in invoices list it as written off, linked to its invoice's timeline, which shows the event.
+    written_off = html[html.index('id="write-offs-title"'):]
+    assert '<a href="?invoice=INV-1#timeline"' in written_off and "Customer insolvent" in written_off
+    filtered = client.get(reverse("customers:detail", args=[customer.pk]), {"invoice": "INV-1"})
+    assert f'id="event-{TimelineEvent.objects.get(kind=EventKind.WRITE_OFF).pk}"' in filtered.content.decode()
     assert WriteOff.objects.get().invoice == invoices[0]
 
 
