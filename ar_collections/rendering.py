@@ -6,8 +6,10 @@ delivery (or in memory by bench/letters.py) and rendered without queries.
 One wording per tone and language: `email/dunning/<tone>/<lang>.html` fills
 the blocks of a layout it is given. The e-mail uses `email/dunning/_layout.html`,
 the letter `pdf/dunning_letter.html`, so a letter and an e-mail of the same
-step always say the same thing. Languages without their own wording are
-written in English; `wording_language` says so, for the action's channel note.
+step always say the same thing. Each language's words are in LABELS and how
+it writes dates, amounts and rates in FORMATS. Languages without their own
+wording are written in English; `wording_language` says so, for the action's
+channel note.
 
 A collector's invoice copy (`InvoiceCopy`: `pdf/invoice_copy.html` and the
 cover e-mail in `email/invoice_copy/`) and a call's written summary
@@ -26,6 +28,7 @@ import functools
 import mimetypes
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -45,6 +48,9 @@ from arcrm.money import ZERO, money_digits
 from arcrm.text import one_line
 
 TONE_FOLDERS = {Tone.FRIENDLY: "friendly", Tone.FIRM: "firm", Tone.FINAL: "final"}
+# The languages we write in are those of LABELS and FORMATS, each with its
+# templates. A contact speaking another (Spanish and Italian so far) is written
+# to in this one; `text_language` is the one place that decides so.
 FALLBACK_LANGUAGE = "en"
 LETTER_STYLESHEET = "pdf/dunning_letter.css"
 
@@ -164,6 +170,107 @@ LABELS: dict[str, dict[str, str]] = {
         "quoting_invoice": "unter Angabe der Rechnungsnummer",
         "copy_questions": "Fragen zu dieser Rechnung",
     },
+    "nl": {
+        "name": "Nederlands",
+        "dear": "Geachte",
+        "regards": "Met vriendelijke groet",
+        "invoice": "Factuur",
+        "issued": "Datum",
+        "due": "Vervaldatum",
+        "days_overdue": "Dagen over tijd",
+        "open": "Openstaand bedrag",
+        "not_yet_due": "vervalt over {days} dagen",
+        "due_tomorrow": "vervalt morgen",
+        "fee_basis": "volgens onze betalingsvoorwaarden",
+        "total_invoices": "Vervallen facturen",
+        "charges": "Kosten en rente",
+        "late_fee": "Aanmaningskosten",
+        "and": "en",
+        "interest": "Vertragingsrente",
+        "earlier": "uit een eerdere aanmaning",
+        "part_paid": "waarvan {amount} betaald",
+        "amount_due": "Te betalen",
+        "credits": "Tegoed op uw rekening",
+        "credits_hint": (
+            "Deze tegoeden zijn nog niet met een factuur verrekend; u mag ze in mindering brengen."
+        ),
+        "payment_on_account": "Betaling {reference} op uw rekening",
+        "earlier_credits": "{count} eerdere creditnota's en betalingen op uw rekening",
+        "pay_by": "Uiterste betaaldatum",
+        "customer_number": "Klantnummer",
+        "date": "Datum",
+        "reference_label": "Ons kenmerk",
+        "bank": "Graag overmaken aan",
+        "reference": "onder vermelding van uw klantnummer",
+        "payment_plan": (
+            "Valt het u op dit moment zwaar om alles in één keer te betalen, dan spreken we graag een "
+            "betalingsregeling met u af: laat het ons weten of bel {collector}, dan zoeken we samen naar "
+            "een schema dat bij u past."
+        ),
+        "copy_mark": "KOPIE",
+        "copy_title": "Kopie van factuur {number}",
+        "copy_note": (
+            "Dit is een kopie van factuur {number}, die wij op {date} hebben uitgereikt. "
+            "Het is geen nieuwe factuur: boek deze alstublieft niet nogmaals."
+        ),
+        "invoice_number": "Factuurnummer",
+        "invoice_date": "Factuurdatum",
+        "due_date": "Vervaldatum",
+        "your_reference": "Uw ordernummer",
+        "currency": "Valuta",
+        "invoice_total": "Factuurbedrag",
+        "paid": "Betaald",
+        "credited": "Gecrediteerd",
+        "open_now": "Openstaand",
+        "copy_charges": "Daarnaast staat uit onze aanmaningen over deze factuur nog open:",
+        "open_with_charges": "Totaal openstaand, met kosten en rente",
+        "copy_settled": "Op deze factuur staat niets meer open.",
+        "copy_pay": "Gelieve het openstaande bedrag uiterlijk op {date} over te maken aan",
+        "quoting_invoice": "onder vermelding van factuurnummer",
+        "copy_questions": "Vragen over deze factuur",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Formats:
+    """How a language writes the dates, amounts and rates a text fills in."""
+
+    date: Callable[[dt.date], str]  # in tables and beside a label
+    long_date: Callable[[dt.date], str]  # in running text
+    thousands: str
+    decimal_mark: str
+    money: str  # "{currency} {amount}" or "{amount} {currency}"; the amount carries its sign
+    percent: str  # "{rate}%"
+
+    def number(self, digits: str) -> str:
+        """Python's "1,234.50" with this language's separators."""
+        return digits.translate({ord(","): self.thousands, ord("."): self.decimal_mark})
+
+
+def _german_date(day: dt.date) -> str:
+    return f"{day:%d.%m.%Y}"
+
+
+# Month names written out, not taken from the C locale: setlocale is for the
+# whole process, and a worker writes to customers in several languages at once.
+DUTCH_MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
+                "oktober", "november", "december")
+
+
+def _dutch_long_date(day: dt.date) -> str:
+    return f"{day.day} {DUTCH_MONTHS[day.month - 1]} {day.year}"
+
+
+FORMATS: dict[str, Formats] = {
+    "en": Formats(date=format_day, long_date=format_day_long, thousands=",", decimal_mark=".",
+                  money="{currency} {amount}", percent="{rate}%"),
+    # German letters write a day as 05.08.2025 in running text too.
+    "de": Formats(date=_german_date, long_date=_german_date, thousands=".", decimal_mark=",",
+                  money="{amount} {currency}", percent="{rate} %"),
+    # Dutch: 05-08-2025 in tables, "uiterlijk 5 augustus 2025" in sentences; no space before "%".
+    "nl": Formats(date=lambda day: f"{day:%d-%m-%Y}", long_date=_dutch_long_date, thousands=".",
+                  decimal_mark=",", money="{amount} {currency}", percent="{rate}%"),
 }
 
 
@@ -265,14 +372,9 @@ def render_to_string(name: str, context: dict) -> str:
 
 def wording_language(language: str, tone: int) -> tuple[str, str]:
     """The language the notice is written in, and a note when it is not the one asked for."""
-    language = (language or FALLBACK_LANGUAGE).lower()
-    if language in LABELS:
-        try:
-            _named(get_template, f"email/dunning/{TONE_FOLDERS[Tone(tone)]}/{language}.subject.txt")
-            return language, ""
-        except TemplateDoesNotExist:
-            pass
-    return FALLBACK_LANGUAGE, f"no wording in language {language!r} yet: written in English"
+    asked = (language or FALLBACK_LANGUAGE).lower()
+    written = text_language(asked, f"email/dunning/{TONE_FOLDERS[Tone(tone)]}/{{language}}.subject.txt")
+    return written, "" if written == asked else f"no wording in language {asked!r} yet: written in English"
 
 
 def totals(notice: Notice) -> list[Totals]:
@@ -312,9 +414,9 @@ def render_letter(notice: Notice) -> bytes:
 
 
 def text_language(language: str, template: str) -> str:
-    """The language of a text that is not a notice (an invoice copy, a call's
-    summary): the one asked for when the letters speak it and `template`
-    ("…/{language}.txt") has its wording, else English, as for notices."""
+    """The language a text is written in: the one asked for when we have its
+    phrases and `template` ("…/{language}.txt") has its wording, else
+    FALLBACK_LANGUAGE. Notices, invoice copies and call summaries all ask here."""
     language = (language or FALLBACK_LANGUAGE).lower()
     if language in LABELS:
         try:
@@ -639,6 +741,9 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "recipient_in_address": _names(address, notice.recipient_name),
         "letter_date": _date(notice.letter_date, language),
         "pay_by": _date(notice.pay_by, language),
+        # For running text ("uiterlijk 15 maart 2026"), where a language writes
+        # the month out; the statement's label gives the short form.
+        "pay_by_long": _long_date(notice.pay_by, language),
         "lines": lines,
         "count": len(lines),
         # Subjects name up to three invoices; more would not fit a subject line.
@@ -711,29 +816,22 @@ def _charge_basis(charge: NoticeCharge, t: dict, language: str) -> str:
 
 
 def _date(day: dt.date, language: str) -> str:
-    if language == "de":
-        return f"{day:%d.%m.%Y}"
-    return format_day(day)
+    return FORMATS[language].date(day)
 
 
 def _long_date(day: dt.date, language: str) -> str:
-    """A date in running text: "8 August 2025"; German writes it as everywhere else."""
-    return _date(day, language) if language == "de" else format_day_long(day)
+    return FORMATS[language].long_date(day)
 
 
 def _money(amount: Decimal, currency: str, language: str) -> str:
     """The amount with its currency's own places (none for yen), in the
-    notice's number format: "EUR 1,234.50", German "1.234,50 EUR"."""
+    notice's number format: "EUR 1,234.50", German and Dutch "1.234,50 EUR"."""
     sign, digits = money_digits(amount, currency)
-    if language == "de":
-        digits = digits.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-        return f"{sign}{digits} {currency}"
-    return f"{currency} {sign}{digits}"
+    return FORMATS[language].money.format(amount=sign + FORMATS[language].number(digits), currency=currency)
 
 
 def _percent(rate: Decimal, language: str) -> str:
-    text = f"{rate:.2f}"
-    return f"{text.replace('.', ',')} %" if language == "de" else f"{text}%"
+    return FORMATS[language].percent.format(rate=FORMATS[language].number(f"{rate:.2f}"))
 
 
 def _tidy_text(text: str) -> str:

@@ -1,0 +1,185 @@
+"""Notices in the languages contacts speak: every phrase and template in each
+language we write, dates, amounts and rates as that language writes them, a
+tone that stays friendly, firm or final, and English for the others."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from django.template.loader import get_template
+
+from ar_collections import rendering
+from ar_collections.models import DunningAction, Tone
+from customers.models import ReminderChannel, Segment
+
+from .conftest import DUE
+
+WRITTEN = ["en", "de", "nl"]
+
+
+@pytest.mark.parametrize("language", WRITTEN)
+def test_every_phrase_and_template_english_has_exists_in_every_language_we_write(language):
+    assert set(rendering.LABELS[language]) == set(rendering.LABELS["en"])
+    assert language in rendering.FORMATS
+    for tone in ("friendly", "firm", "final"):
+        for kind in ("subject.txt", "txt", "html"):
+            get_template(f"email/dunning/{tone}/{language}.{kind}")
+    for kind in ("subject.txt", "txt", "html"):
+        get_template(f"email/invoice_copy/{language}.{kind}")
+    for kind in ("subject.txt", "txt"):
+        get_template(f"email/call_summary/{language}.{kind}")
+
+
+def test_the_languages_we_write_have_their_formats_and_no_more():
+    assert set(rendering.FORMATS) == set(rendering.LABELS)
+
+
+@pytest.mark.parametrize("language", ["es", "it"])
+def test_a_language_we_do_not_write_yet_gets_english_with_a_note_saying_so(language):
+    assert rendering.wording_language(language, Tone.FIRM) == (
+        "en", f"no wording in language '{language}' yet: written in English"
+    )
+    assert rendering.text_language(language, rendering.COPY_EMAIL + ".subject.txt") == "en"
+    assert rendering.text_language(language, rendering.CALL_SUMMARY_EMAIL + ".subject.txt") == "en"
+
+
+@pytest.mark.parametrize(("language", "day", "short", "long"), [
+    ("en", dt.date(2025, 8, 5), "5 Aug 2025", "5 August 2025"),
+    ("de", dt.date(2025, 8, 5), "05.08.2025", "05.08.2025"),
+    ("nl", dt.date(2025, 8, 5), "05-08-2025", "5 augustus 2025"),
+    ("nl", dt.date(2026, 3, 1), "01-03-2026", "1 maart 2026"),
+])
+def test_a_day_is_written_as_the_language_writes_it(language, day, short, long):
+    shown = dataclasses.replace(notice(language, Tone.FRIENDLY), pay_by=day)
+
+    email = rendering.render_email(shown)
+
+    assert f"{rendering.LABELS[language]['pay_by']}: {short}" in email.text
+    assert rendering._long_date(day, language) == long
+
+
+@pytest.mark.parametrize(("language", "amount", "currency", "shown"), [
+    ("en", "1234567.5", "EUR", "EUR 1,234,567.50"),
+    ("de", "1234567.5", "EUR", "1.234.567,50 EUR"),
+    ("nl", "1234567.5", "EUR", "1.234.567,50 EUR"),
+    ("nl", "-40", "EUR", "-40,00 EUR"),
+    ("nl", "6000", "JPY", "6.000 JPY"),
+])
+def test_an_amount_is_written_with_the_language_s_separators_and_the_currency_code(
+    language, amount, currency, shown
+):
+    assert rendering._money(Decimal(amount), currency, language) == shown
+
+
+@pytest.mark.parametrize(("language", "shown"), [("en", "8.50%"), ("de", "8,50 %"), ("nl", "8,50%")])
+def test_a_rate_is_written_as_the_language_writes_it(language, shown):
+    assert rendering._percent(Decimal("8.5"), language) == shown
+
+
+# --- dunning e-mails, per tone ------------------------------------------------
+
+
+def notice(language: str, tone: int) -> rendering.Notice:
+    """Two overdue invoices of Acme Tools, to pay by 15 March 2026; firmer
+    notices with a late fee of 40.00 and interest at 8 % a year."""
+    charges = () if tone == Tone.FRIENDLY else (
+        rendering.NoticeCharge("late_fee", Decimal("40.00"), "EUR", "step 2 of Prompt payers"),
+    )
+    return rendering.Notice(
+        tone=tone, language=language, customer_name="Acme Tools", account_number="C-4711",
+        recipient_name="Anna Clerk", postal_address="Acme Tools\nMain Street 1\n10115 Berlin",
+        letter_date=dt.date(2026, 3, 5), pay_by=dt.date(2026, 3, 15),
+        lines=(
+            rendering.NoticeLine("INV-1001", dt.date(2026, 1, 29), dt.date(2026, 2, 28), 5, Decimal("500.00"),
+                                 "EUR"),
+            rendering.NoticeLine("INV-1002", dt.date(2026, 1, 30), dt.date(2026, 3, 1), 4, Decimal("1234.56"),
+                                 "EUR"),
+        ),
+        collector_name="Carla", collector_email="carla@arcrm.test", charges=charges,
+        interest_rate_percent=Decimal("0") if tone == Tone.FRIENDLY else Decimal("8.00"),
+        offer_payment_plan=True, reference="D-12",
+    )
+
+
+# What each tone says, in words a reader checks: it greets, names the total and
+# the pay-by date, and asks (friendly), insists (firm) or names the consequence (final).
+NOTICE_SAYS = {
+    "nl": {
+        "greeting": "Geachte Anna Clerk,",
+        "statement": ["Factuur", "Vervaldatum", "INV-1001", "29-01-2026", "28-02-2026", "500,00 EUR",
+                      "1.234,56 EUR", "Uiterste betaaldatum: 15-03-2026",
+                      "onder vermelding van uw klantnummer C-4711",
+                      "Met vriendelijke groet", "betalingsregeling"],
+        Tone.FRIENDLY: {
+            "subject": "Hebben onze facturen INV-1001, INV-1002 u bereikt?",
+            "says": ["nog geen betaling ontvangen", "uiterlijk 15 maart 2026", "Te betalen 1.734,56 EUR"],
+        },
+        Tone.FIRM: {
+            "subject": "Betalingsherinnering: 2 vervallen facturen, graag betaling uiterlijk 15 maart 2026",
+            "says": ["Ondanks onze eerdere herinnering", "aanmaningskosten van 40,00 EUR",
+                     "vertragingsrente van 8,00% per jaar", "1.774,56 EUR", "uiterlijk 15 maart 2026"],
+        },
+        Tone.FINAL: {
+            "subject": "Laatste aanmaning: betaling van 1.774,56 EUR uiterlijk 15 maart 2026",
+            "says": ["Dit is onze laatste aanmaning", "uiterlijk 15 maart 2026",
+                     "blokkeren wij uw klantrekening", "onder rembours of tegen vooruitbetaling"],
+        },
+    },
+}
+ENGLISH = ["Dear ", "Please pay by", "Kind regards", "EUR 500.00", "Invoice ", "15 Mar 2026"]
+
+
+def words(text: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+
+
+@pytest.mark.parametrize("tone", [Tone.FRIENDLY, Tone.FIRM, Tone.FINAL])
+@pytest.mark.parametrize("language", list(NOTICE_SAYS))
+def test_a_dunning_e_mail_is_written_in_the_contact_s_language_in_its_tone(language, tone):
+    says = NOTICE_SAYS[language]
+
+    email = rendering.render_email(notice(language, tone))
+
+    assert email.subject == says[tone]["subject"]
+    for text in (email.text, email.html):
+        read = words(text)
+        for phrase in [says["greeting"], *says["statement"], *says[tone]["says"]]:
+            assert phrase in read, (phrase, read)
+        for english in ENGLISH:
+            assert english not in read, english
+    assert f'<html lang="{language}">' in email.html
+
+
+# --- a letter, through delivery ------------------------------------------------
+
+LETTER_SAYS = {
+    "nl": ["Acme Tools", "Main Street 1", "Klantnummer", "Hebben onze facturen", "Geachte Anna Clerk,",
+           "500,00 EUR", "700,00 EUR", "Te betalen 1.200,00 EUR", "Uiterste betaaldatum: 15-03-2026",
+           "uiterlijk 15 maart 2026", "carla"],
+}
+
+
+@pytest.mark.parametrize("language", list(LETTER_SAYS))
+def test_a_letter_to_a_contact_is_written_in_her_language_with_its_total_and_pay_by_date(
+    make_account, plan_and_deliver, pdf_text, pdf_pages, language
+):
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER, language=language)
+
+    plan_and_deliver(DUE + dt.timedelta(days=3))
+
+    action = DunningAction.objects.get(customer=account, step__position=1)
+    assert action.channel == "letter"
+    assert "written in English" not in action.channel_note
+    pdf = action.letter_pdf.read()
+    assert pdf_pages(pdf) == 1
+    text = " ".join(pdf_text(pdf).split())
+    for invoice in account.invoices.values_list("number", flat=True):
+        assert invoice in text, invoice
+    for phrase in LETTER_SAYS[language]:
+        assert phrase in text, (phrase, text)
+    for english in ENGLISH:
+        assert english not in text, english
