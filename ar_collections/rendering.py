@@ -58,6 +58,8 @@ LETTER_STYLESHEET = "pdf/dunning_letter.css"
 LABELS: dict[str, dict[str, str]] = {
     "en": {
         "name": "English",
+        # After a label ("Please pay by: 15 Mar 2026"); French puts a space before it.
+        "colon": ":",
         "dear": "Dear",
         "regards": "Kind regards",
         "invoice": "Invoice",
@@ -115,6 +117,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "de": {
         "name": "Deutsch",
+        "colon": ":",
         "dear": "Guten Tag",
         "regards": "Mit freundlichen Grüßen",
         "invoice": "Rechnung",
@@ -172,6 +175,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "nl": {
         "name": "Nederlands",
+        "colon": ":",
         "dear": "Geachte",
         "regards": "Met vriendelijke groet",
         "invoice": "Factuur",
@@ -229,6 +233,69 @@ LABELS: dict[str, dict[str, str]] = {
         "quoting_invoice": "onder vermelding van factuurnummer",
         "copy_questions": "Vragen over deze factuur",
     },
+    # French typography: a no-break space (\u00a0) before ":", ";", "?" and "!".
+    "fr": {
+        "name": "Français",
+        "colon": "\u00a0:",
+        "dear": "Bonjour",
+        "regards": "Cordialement",
+        "invoice": "Facture",
+        "issued": "Date",
+        "due": "Échéance",
+        "days_overdue": "Jours de retard",
+        "open": "Reste dû",
+        "not_yet_due": "échéance dans {days} jours",
+        "due_tomorrow": "échéance demain",
+        "fee_basis": "selon nos conditions de paiement",
+        "total_invoices": "Factures échues",
+        "charges": "Frais et intérêts",
+        "late_fee": "Frais de relance",
+        "and": "et",
+        "interest": "Intérêts de retard",
+        "earlier": "d'une relance précédente",
+        "part_paid": "dont {amount} déjà réglés",
+        "amount_due": "Total à payer",
+        "credits": "Avoirs sur votre compte",
+        "credits_hint": (
+            "Ces avoirs ne sont encore imputés sur aucune facture\u00a0; vous pouvez les déduire."
+        ),
+        "payment_on_account": "Paiement {reference} sur votre compte",
+        "earlier_credits": "{count} avoirs et paiements antérieurs sur votre compte",
+        "pay_by": "Date limite de paiement",
+        "customer_number": "Numéro client",
+        "date": "Date",
+        "reference_label": "Notre référence",
+        "bank": "Merci d'effectuer votre virement sur le compte suivant\u00a0:",
+        "reference": "en indiquant votre numéro client",
+        "payment_plan": (
+            "S'il vous est difficile de tout régler en une fois en ce moment, convenons ensemble d'un "
+            "échéancier\u00a0: répondez-nous ou appelez {collector}, et nous trouverons un calendrier qui "
+            "vous convient."
+        ),
+        "copy_mark": "COPIE",
+        "copy_title": "Copie de la facture {number}",
+        "copy_note": (
+            "Ceci est une copie de la facture {number}, que nous avons émise le {date}. Il ne s'agit pas "
+            "d'une nouvelle facture\u00a0: merci de ne pas la comptabiliser une seconde fois."
+        ),
+        "invoice_number": "Numéro de facture",
+        "invoice_date": "Date de facture",
+        "due_date": "Date d'échéance",
+        "your_reference": "Votre numéro de commande",
+        "currency": "Devise",
+        "invoice_total": "Montant de la facture",
+        "paid": "Payé",
+        "credited": "Crédité",
+        "open_now": "Reste dû",
+        "copy_charges": "Restent également dus, au titre de nos relances concernant cette facture\u00a0:",
+        "open_with_charges": "Total dû, frais et intérêts compris",
+        "copy_settled": "Plus rien n'est dû sur cette facture.",
+        "copy_pay": (
+            "Merci de virer le montant restant dû au plus tard le {date} sur le compte suivant\u00a0:"
+        ),
+        "quoting_invoice": "en indiquant le numéro de facture",
+        "copy_questions": "Contact pour cette facture",
+    },
 }
 
 
@@ -258,8 +325,17 @@ DUTCH_MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", 
                 "oktober", "november", "december")
 
 
+FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+                 "octobre", "novembre", "décembre")
+
+
 def _dutch_long_date(day: dt.date) -> str:
     return f"{day.day} {DUTCH_MONTHS[day.month - 1]} {day.year}"
+
+
+def _french_long_date(day: dt.date) -> str:
+    """"5 août 2025"; the first of a month is "1er mars 2026", as French writes it."""
+    return f"{'1er' if day.day == 1 else day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"
 
 
 FORMATS: dict[str, Formats] = {
@@ -271,6 +347,11 @@ FORMATS: dict[str, Formats] = {
     # Dutch: 05-08-2025 in tables, "uiterlijk 5 augustus 2025" in sentences; no space before "%".
     "nl": Formats(date=lambda day: f"{day:%d-%m-%Y}", long_date=_dutch_long_date, thousands=".",
                   decimal_mark=",", money="{amount} {currency}", percent="{rate}%"),
+    # French: 05/08/2025, "au plus tard le 5 août 2025"; a narrow no-break space
+    # between thousands and before "%", a no-break space before the currency, so
+    # that "1 234,56 EUR" never breaks over two lines.
+    "fr": Formats(date=lambda day: f"{day:%d/%m/%Y}", long_date=_french_long_date, thousands="\u202f",
+                  decimal_mark=",", money="{amount}\u00a0{currency}", percent="{rate}\u202f%"),
 }
 
 
@@ -394,7 +475,7 @@ def totals(notice: Notice) -> list[Totals]:
 def render_email(notice: Notice) -> RenderedEmail:
     context = _context(notice, layout="email/dunning/_layout.html")
     base = context["template_base"]
-    subject = " ".join(render_to_string(f"{base}.subject.txt", context).split())
+    subject = _subject(render_to_string(f"{base}.subject.txt", context))
     return RenderedEmail(
         subject=subject,
         text=_tidy_text(render_to_string(f"{base}.txt", {**context, "subject": subject})),
@@ -404,7 +485,7 @@ def render_email(notice: Notice) -> RenderedEmail:
 
 def render_letter_html(notice: Notice) -> str:
     context = _context(notice, layout="pdf/dunning_letter.html")
-    subject = " ".join(render_to_string(f"{context['template_base']}.subject.txt", context).split())
+    subject = _subject(render_to_string(f"{context['template_base']}.subject.txt", context))
     return render_to_string(f"{context['template_base']}.html", {**context, "subject": subject})
 
 
@@ -467,7 +548,7 @@ def render_invoice_copy_email(copy: InvoiceCopy) -> RenderedEmail:
     """The cover e-mail of a copy: "as requested", in the copy's language."""
     context = _copy_context(copy)
     base = COPY_EMAIL.format(language=context["language"])
-    subject = " ".join(render_to_string(f"{base}.subject.txt", context).split())
+    subject = _subject(render_to_string(f"{base}.subject.txt", context))
     return RenderedEmail(
         subject=subject,
         text=_tidy_text(render_to_string(f"{base}.txt", {**context, "subject": subject})),
@@ -560,7 +641,7 @@ def render_call_summary(summary: CallSummary) -> tuple[str, str]:
         "promise_count": len(summary.promise_invoices),
     }
     base = CALL_SUMMARY_EMAIL.format(language=language)
-    subject = " ".join(render_to_string(f"{base}.subject.txt", context).split())
+    subject = _subject(render_to_string(f"{base}.subject.txt", context))
     return subject, _tidy_text(render_to_string(f"{base}.txt", context))
 
 
@@ -825,13 +906,20 @@ def _long_date(day: dt.date, language: str) -> str:
 
 def _money(amount: Decimal, currency: str, language: str) -> str:
     """The amount with its currency's own places (none for yen), in the
-    notice's number format: "EUR 1,234.50", German and Dutch "1.234,50 EUR"."""
+    notice's number format: "EUR 1,234.50", German and Dutch "1.234,50 EUR",
+    French "1 234,50 EUR"."""
     sign, digits = money_digits(amount, currency)
     return FORMATS[language].money.format(amount=sign + FORMATS[language].number(digits), currency=currency)
 
 
 def _percent(rate: Decimal, language: str) -> str:
     return FORMATS[language].percent.format(rate=FORMATS[language].number(f"{rate:.2f}"))
+
+
+def _subject(text: str) -> str:
+    """A subject template's text on one line. The no-break spaces French puts
+    in "1 234,56 EUR" and before "?" stay, so that no mail client breaks there."""
+    return re.sub(r"[^\S\u00a0\u202f]+", " ", text).strip()
 
 
 def _tidy_text(text: str) -> str:

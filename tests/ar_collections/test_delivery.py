@@ -766,7 +766,7 @@ def test_a_german_contact_gets_german_words_and_an_unsupported_language_english_
     make_account, plan_and_deliver, smtp_server
 ):
     german = make_account(Segment.PROMPT, language=Language.DE)
-    french = make_account(Segment.PROMPT, name="Bistro Lyon", language=Language.FR)
+    spanish = make_account(Segment.PROMPT, name="Bar Sevilla", language=Language.ES)
 
     plan_and_deliver(days(3))
 
@@ -775,8 +775,8 @@ def test_a_german_contact_gets_german_words_and_an_unsupported_language_english_
     german_text = next(m for m in smtp_server.messages if m["Subject"].startswith("Sind"))
     assert "15.03.2026" in german_text.get_body(("plain",)).get_content()
     assert DunningAction.objects.get(customer=german).channel_note == ""
-    assert DunningAction.objects.get(customer=french).channel_note == (
-        "no wording in language 'fr' yet: written in English"
+    assert DunningAction.objects.get(customer=spanish).channel_note == (
+        "no wording in language 'es' yet: written in English"
     )
 
 

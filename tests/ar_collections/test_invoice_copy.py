@@ -119,10 +119,22 @@ COPY_SAYS = {
         "subject": "Kopie van factuur INV-2026-002701",
         "cover": "Zoals gevraagd ontvangt u in de bijlage een kopie van onze factuur INV-2026-002701",
     },
+    "fr": {
+        "mark": "COPIE", "title": "Copie de la facture INV-2026-002701",
+        "facts": [r"Date de facture 02/02/2026", r"Date d'échéance 04/03/2026",
+                  r"Votre numéro de commande PO-481516", r"Devise EUR", r"Montant de la facture 1 250,00 EUR",
+                  r"Payé 300,00 EUR", r"Crédité 50,00 EUR", r"Reste dû 900,00 EUR",
+                  r"Frais de relance \(selon nos conditions de paiement\) 40,00 EUR",
+                  r"Total dû, frais et intérêts compris 940,00 EUR",
+                  r"Merci de virer le montant restant dû au plus tard le 27/04/2026 sur le compte suivant : "
+                  r"arcrm Demo GmbH, IBAN .* en indiquant le numéro de facture INV-2026-002701\."],
+        "subject": "Copie de la facture INV-2026-002701",
+        "cover": "Comme demandé, vous trouverez ci-joint une copie de notre facture INV-2026-002701",
+    },
 }
 
 
-@pytest.mark.parametrize("language", ["en", "de", "nl"])
+@pytest.mark.parametrize("language", ["en", "de", "nl", "fr"])
 def test_a_copy_is_a_one_page_invoice_copy_in_the_contact_s_language_not_a_reminder(
     account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, pdf_text, pdf_pages,
     language,
@@ -147,7 +159,8 @@ def test_a_copy_is_a_one_page_invoice_copy_in_the_contact_s_language_not_a_remin
     # Not the friendly first reminder it used to be.
     for reminder_words in ("not received", "not yet received", "reached you", "reach you",
                            "noch keine Zahlung", "erreicht", "copy of an invoice", "Rechnungskopie brauchen",
-                           "nog geen betaling", "bereikt", "kopie van een factuur"):
+                           "nog geen betaling", "bereikt", "kopie van een factuur", "pas encore reçu",
+                           "bien parvenue", "copie de facture"):
         assert reminder_words not in text, reminder_words
     assert message["Subject"] == says["subject"]
     body = message.get_body(("plain",)).get_content()
@@ -156,7 +169,7 @@ def test_a_copy_is_a_one_page_invoice_copy_in_the_contact_s_language_not_a_remin
     html = message.get_body(("html",)).get_content()
     assert "INV-2026-002701" in html and f'lang="{language}"' in html
     for reminder_words in ("reminder", "Erinnerung", "Mahnung", "reach you", "erreicht", "herinnering",
-                           "aanmaning", "bereikt"):
+                           "aanmaning", "bereikt", "rappel", "relance", "parvenu"):
         assert reminder_words not in body and reminder_words not in message["Subject"], reminder_words
 
 

@@ -18,7 +18,11 @@ from customers.models import ReminderChannel, Segment
 
 from .conftest import DUE
 
-WRITTEN = ["en", "de", "nl"]
+WRITTEN = ["en", "de", "nl", "fr"]
+# French typography: a narrow no-break space between thousands and before "%",
+# a no-break space between an amount and its currency, so neither is split
+# over two lines.
+NNBSP, NBSP = "\u202f", "\u00a0"
 
 
 @pytest.mark.parametrize("language", WRITTEN)
@@ -52,13 +56,16 @@ def test_a_language_we_do_not_write_yet_gets_english_with_a_note_saying_so(langu
     ("de", dt.date(2025, 8, 5), "05.08.2025", "05.08.2025"),
     ("nl", dt.date(2025, 8, 5), "05-08-2025", "5 augustus 2025"),
     ("nl", dt.date(2026, 3, 1), "01-03-2026", "1 maart 2026"),
+    ("fr", dt.date(2025, 8, 5), "05/08/2025", "5 août 2025"),
+    ("fr", dt.date(2026, 3, 1), "01/03/2026", "1er mars 2026"),
 ])
 def test_a_day_is_written_as_the_language_writes_it(language, day, short, long):
     shown = dataclasses.replace(notice(language, Tone.FRIENDLY), pay_by=day)
 
     email = rendering.render_email(shown)
 
-    assert f"{rendering.LABELS[language]['pay_by']}: {short}" in email.text
+    t = rendering.LABELS[language]
+    assert f"{t['pay_by']}{t['colon']} {short}" in email.text
     assert rendering._long_date(day, language) == long
 
 
@@ -68,6 +75,9 @@ def test_a_day_is_written_as_the_language_writes_it(language, day, short, long):
     ("nl", "1234567.5", "EUR", "1.234.567,50 EUR"),
     ("nl", "-40", "EUR", "-40,00 EUR"),
     ("nl", "6000", "JPY", "6.000 JPY"),
+    ("fr", "1234567.5", "EUR", f"1{NNBSP}234{NNBSP}567,50{NBSP}EUR"),
+    ("fr", "-40", "EUR", f"-40,00{NBSP}EUR"),
+    ("fr", "6000", "JPY", f"6{NNBSP}000{NBSP}JPY"),
 ])
 def test_an_amount_is_written_with_the_language_s_separators_and_the_currency_code(
     language, amount, currency, shown
@@ -75,7 +85,9 @@ def test_an_amount_is_written_with_the_language_s_separators_and_the_currency_co
     assert rendering._money(Decimal(amount), currency, language) == shown
 
 
-@pytest.mark.parametrize(("language", "shown"), [("en", "8.50%"), ("de", "8,50 %"), ("nl", "8,50%")])
+@pytest.mark.parametrize(("language", "shown"), [
+    ("en", "8.50%"), ("de", "8,50 %"), ("nl", "8,50%"), ("fr", f"8,50{NNBSP}%"),
+])
 def test_a_rate_is_written_as_the_language_writes_it(language, shown):
     assert rendering._percent(Decimal("8.5"), language) == shown
 
@@ -129,8 +141,33 @@ NOTICE_SAYS = {
                      "blokkeren wij uw klantrekening", "onder rembours of tegen vooruitbetaling"],
         },
     },
+    "fr": {
+        "greeting": "Bonjour Anna Clerk,",
+        "statement": ["Facture", "Échéance", "INV-1001", "29/01/2026", "28/02/2026", "500,00 EUR",
+                      "1 234,56 EUR", "Date limite de paiement : 15/03/2026",
+                      "en indiquant votre numéro client C-4711", "Cordialement", "échéancier"],
+        Tone.FRIENDLY: {
+            "subject": f"Avez-vous bien reçu nos factures INV-1001, INV-1002{NBSP}?",
+            "says": ["pas encore reçu le paiement", "au plus tard le 15 mars 2026",
+                     "Total à payer 1 734,56 EUR"],
+        },
+        Tone.FIRM: {
+            "subject": f"Rappel de paiement{NBSP}: 2 factures échues, merci de régler au plus tard le "
+                       "15 mars 2026",
+            "says": ["Malgré notre précédent rappel", "frais de relance de 40,00 EUR",
+                     "intérêts de retard de 8,00 % par an", "1 774,56 EUR", "au plus tard le 15 mars 2026"],
+        },
+        Tone.FINAL: {
+            "subject": f"Dernière relance{NBSP}: paiement de 1{NNBSP}774,56{NBSP}EUR au plus tard le "
+                       "15 mars 2026",
+            "says": ["Ceci est notre dernière relance", "au plus tard le 15 mars 2026",
+                     "nous bloquerons votre compte client", "contre remboursement ou paiement d'avance"],
+        },
+    },
 }
 ENGLISH = ["Dear ", "Please pay by", "Kind regards", "EUR 500.00", "Invoice ", "15 Mar 2026"]
+# Where an amount sits in running text, its spaces must not break.
+UNBROKEN = {"fr": f"1{NNBSP}234,56{NBSP}EUR"}
 
 
 def words(text: str) -> str:
@@ -152,6 +189,8 @@ def test_a_dunning_e_mail_is_written_in_the_contact_s_language_in_its_tone(langu
         for english in ENGLISH:
             assert english not in read, english
     assert f'<html lang="{language}">' in email.html
+    if language in UNBROKEN:
+        assert UNBROKEN[language] in email.text and UNBROKEN[language] in email.html
 
 
 # --- a letter, through delivery ------------------------------------------------
@@ -160,6 +199,9 @@ LETTER_SAYS = {
     "nl": ["Acme Tools", "Main Street 1", "Klantnummer", "Hebben onze facturen", "Geachte Anna Clerk,",
            "500,00 EUR", "700,00 EUR", "Te betalen 1.200,00 EUR", "Uiterste betaaldatum: 15-03-2026",
            "uiterlijk 15 maart 2026", "carla"],
+    "fr": ["Acme Tools", "Main Street 1", "Numéro client", "Avez-vous bien reçu nos factures",
+           "Bonjour Anna Clerk,", "500,00 EUR", "700,00 EUR", "Total à payer 1 200,00 EUR",
+           "Date limite de paiement : 15/03/2026", "au plus tard le 15 mars 2026", "carla"],
 }
 
 
