@@ -49,27 +49,18 @@ from ar_collections.models import (
     ladder_problems,
 )
 from ar_collections.services import behaviour_refresh
-from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, money_column, person_column
+from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, ViewOnly, money_column, person_column
 from arcrm.money import MONEY_MAX_DIGITS, decimal_places, validate_currency_in_use
 from customers.models import Customer, Segment
 
 
-class _RecordedThroughTheApp(PeopleShownReadOnly, MoneyShownReadOnly):
+class _RecordedThroughTheApp(ViewOnly, PeopleShownReadOnly, MoneyShownReadOnly):
     """Money moved by payments and credit notes is recorded by the services
     (an account's "Record a payment" and "Record a credit note", a dispute's
     credit note), which keep the invoices' open amounts, the timeline, the
     promises and the payment plans in step. The admin shows these rows; one
     entered or edited here would leave the rest behind (a credit note added
     here took nothing off its invoice and reduced no plan)."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def _allocated_currency(allocation: Allocation) -> str:
@@ -215,7 +206,7 @@ class AllocationAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
 
 
 @admin.register(DocumentCounter)
-class DocumentCounterAdmin(admin.ModelAdmin):
+class DocumentCounterAdmin(ViewOnly, admin.ModelAdmin):
     """Credit notes are numbered without gaps from these counters, each taken
     under a lock as a note is issued (workspace.document_number). Set
     forward here, a counter leaves a gap in the numbers; set back or deleted,
@@ -224,19 +215,12 @@ class DocumentCounterAdmin(admin.ModelAdmin):
 
     list_display = ["prefix", "next_value"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(PaymentBehaviour)
-class PaymentBehaviourAdmin(MoneyShownReadOnly, admin.ModelAdmin):
-    """Computed nightly; shown for reading, never edited by hand."""
+class PaymentBehaviourAdmin(ViewOnly, MoneyShownReadOnly, admin.ModelAdmin):
+    """Computed nightly; shown for reading, never edited by hand. Deleted, an
+    account would have no figures (its worklist score, its segment's
+    evidence) until the nightly refresh computed them again."""
 
     money_currency = "customer.currency"
     # Its amounts are in the account's currency (see PaymentBehaviour).
@@ -246,16 +230,6 @@ class PaymentBehaviourAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     list_select_related = ["customer"]
     search_fields = ["customer__name"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Deleted, an account would have no figures (its worklist score, its
-        # segment's evidence) until the nightly refresh computed them again.
-        return False
 
 
 class _ChangesWithBeforeAndAfter:
@@ -810,7 +784,7 @@ def _taken_stays(step: DunningStep) -> str:
 
 
 @admin.register(StepFee)
-class StepFeeAdmin(MoneyShownReadOnly, admin.ModelAdmin):
+class StepFeeAdmin(ViewOnly, MoneyShownReadOnly, admin.ModelAdmin):
     """For looking fees up across ladders. They are entered on their step's
     page, which keeps those of a step taken for customers as they were."""
 
@@ -818,22 +792,13 @@ class StepFeeAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     list_filter = ["currency", "step__policy"]
     list_select_related = ["step__policy"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(PolicyMinimum)
 class PolicyMinimumAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
     list_display = ["policy", "currency", money_column("min_amount", description="Minimum")]
 
 
-class _KeptByTheWorkflows:
+class _KeptByTheWorkflows(ViewOnly):
     """Cycles, runs and pauses are what the planner reads to take each step
     once per cycle (DESIGN invariant 1) and to skip what is paused; the
     planner, the runs page and the account page keep them. A cycle closed or
@@ -845,15 +810,6 @@ class _KeptByTheWorkflows:
     needs a hand-made fix: a hold is set or lifted on the account page, a
     run left unfinished is finished by the next, and a cycle closes when
     nothing is owed in it. The admin shows them, and changes none."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(DunningPause)
@@ -880,21 +836,12 @@ class DunningCycleAdmin(_KeptByTheWorkflows, PeopleShownReadOnly, admin.ModelAdm
     raw_id_fields = ["customer"]
 
 
-class _OnRecord:
+class _OnRecord(ViewOnly):
     """What dunning sent and listed is the record the planner and the timeline
     read: an action deleted here would let the planner send its step to the
     customer again in the same cycle (DESIGN invariant 1), and free the step
     it was taken in to be deleted. The admin shows these rows, and neither
     edits, deletes nor makes them up."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class DunningActionInvoiceInline(_OnRecord, MoneyShownReadOnly, admin.TabularInline):
@@ -920,7 +867,7 @@ class DunningActionInvoiceAdmin(_OnRecord, MoneyShownReadOnly, admin.ModelAdmin)
 
 
 @admin.register(LateCharge)
-class LateChargeAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
+class LateChargeAdmin(ViewOnly, PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
     """Charges are what the customer owes beside its invoices, paid through
     allocations like them. They are added by the notice that charged them and
     waived through the manager's decision, which records who and why: one
@@ -933,15 +880,6 @@ class LateChargeAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin)
     list_select_related = ["customer", "invoice"]
     raw_id_fields = ["customer", "action", "invoice"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- The collector's workspace ----------------------------------------------------
 # Calls, promises, plans, disputes, exceptions and work items change through the
@@ -949,7 +887,7 @@ class LateChargeAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin)
 # in step; the admin shows them and never edits them.
 
 
-class ReadOnlyAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
+class ReadOnlyAdmin(ViewOnly, PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
     """Nor deletes them: each ends through its own workflow, which leaves a
     trace and takes the rest with it. A promise is withdrawn, a plan
     withdrawn, a dispute resolved, an exception decided, a work item done:
@@ -959,15 +897,6 @@ class ReadOnlyAdmin(PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
     timeline for good; a mail deleted before it went out is never sent, and
     one sent loses what was said to the customer; an event's link to an
     invoice deleted hides the event from that invoice's timeline."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MoneyPointScaleForm(_CurrencyAmountForm):
@@ -1025,20 +954,11 @@ class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, PeopleShownReadOnly, admi
 
 
 @admin.register(MoneyPointScale)
-class MoneyPointScaleAdmin(MoneyShownReadOnly, admin.ModelAdmin):
+class MoneyPointScaleAdmin(ViewOnly, MoneyShownReadOnly, admin.ModelAdmin):
     """A list to look at: the scales are edited with the collection rules,
     whose form checks one scale per currency and keeps the history."""
 
     list_display = ["__str__", "currency", money_column("per_point_amount", description="1 point per")]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Department)
@@ -1063,19 +983,10 @@ class PromiseAdmin(ReadOnlyAdmin):
     search_fields = ["customer__name"]
 
 
-class InstalmentInline(MoneyShownReadOnly, admin.TabularInline):
+class InstalmentInline(ViewOnly, MoneyShownReadOnly, admin.TabularInline):
     model = Instalment
     money_currency = "plan.currency"
     extra = 0
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PaymentPlan)

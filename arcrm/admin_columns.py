@@ -45,6 +45,20 @@ def _is_money(field) -> bool:
             and field.decimal_places == MONEY_DECIMAL_PLACES)
 
 
+class ViewOnly:
+    """An admin page that shows its rows and changes none: each subclass says
+    why its rows change only through the product's own workflows."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class MoneyShownReadOnly:
     """ModelAdmin mixin: a money field shown read-only (in the read-only
     fields, or on a page the user may only view) reads "EUR 1,234.50" as in

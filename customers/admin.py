@@ -2,7 +2,13 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, PersonListFilter, person_column
+from arcrm.admin_columns import (
+    MoneyShownReadOnly,
+    PeopleShownReadOnly,
+    PersonListFilter,
+    ViewOnly,
+    person_column,
+)
 from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
 
 
@@ -20,22 +26,13 @@ class LeadsToTheAccountPage:
         return obj.customer
 
 
-class ChangedOnTheAccountPage(LeadsToTheAccountPage):
+class ChangedOnTheAccountPage(ViewOnly, LeadsToTheAccountPage):
     """ModelAdmin or inline mixin: only looked at here. Contacts and absences
     change on the account page, through the services that write the timeline
     entry with before and after, take the primary billing flag from the
     contact that had it and close the "find a working address" item once an
     address works again; a save here would do none of that. One way to make
     each change, so the admin leads there instead."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ContactInline(ChangedOnTheAccountPage, admin.StackedInline):
@@ -96,7 +93,7 @@ class ContactAbsenceAdmin(ChangedOnTheAccountPage, admin.ModelAdmin):
 
 
 @admin.register(TimelineEvent)
-class TimelineEventAdmin(PeopleShownReadOnly, admin.ModelAdmin):
+class TimelineEventAdmin(ViewOnly, PeopleShownReadOnly, admin.ModelAdmin):
     """Read-only: the timeline is append-only, in the admin as everywhere."""
 
     list_display = ["occurred_at", "customer", "kind", "summary", person_column("actor")]
@@ -104,12 +101,3 @@ class TimelineEventAdmin(PeopleShownReadOnly, admin.ModelAdmin):
     search_fields = ["summary", "customer__name"]
     list_select_related = ["customer", "actor"]
     date_hierarchy = "occurred_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
