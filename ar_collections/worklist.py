@@ -53,6 +53,10 @@ from ar_collections.models import (
     LateCharge,
     MissCause,
     MoneyPointScale,
+    PaymentPlan,
+    PlanStatus,
+    Promise,
+    PromiseStatus,
     WorkItem,
     WorkKind,
     WorkStatus,
@@ -99,11 +103,57 @@ def item_add(
     return created
 
 
-def items_close(*, actor=None, **source) -> int:
-    """Close the open items about a source that has ended (a dispute resolved, a promise kept)."""
-    return WorkItem.objects.filter(status=WorkStatus.OPEN, **source).update(
-        status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor
-    )
+def items_close(*, actor=None, because: str = "", **source) -> int:
+    """Close the open items about a source that has ended (a dispute resolved, a promise kept).
+    With `because`, each item's end goes on its account's timeline with the
+    reason, as an item a person ticks off does: it ends by what someone did
+    elsewhere, and the collector looking for it should see why it went."""
+    items = WorkItem.objects.filter(status=WorkStatus.OPEN, **source)
+    if not because:
+        return items.update(status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
+    # Locked and read first: an item closed meanwhile by someone else is theirs to record.
+    closing = list(items.select_for_update(of=("self",)).select_related("customer").order_by("pk"))
+    WorkItem.objects.filter(pk__in=[i.pk for i in closing]).update(
+        status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
+    for item in closing:
+        _record(item, actor, f"Worklist: done — {item.title}; {because}")
+    return len(closing)
+
+
+# The broken commitments items are about: the item's field, and its invoices' relation to it.
+BROKEN_COMMITMENTS = {WorkKind.PROMISE_BROKEN: ("promise", "promises"),
+                      WorkKind.INSTALMENT_MISSED: ("plan", "payment_plans")}
+
+
+def _left_to_chase(kind: str) -> Exists:
+    """For a WorkItem query of `kind` (BROKEN_COMMITMENTS): the broken promise
+    or plan has an invoice still open that no open promise nor live plan holds."""
+    source, invoices_of = BROKEN_COMMITMENTS[kind]
+    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+    held = (Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN))
+            | Exists(live_plans.filter(invoices=OuterRef("pk"))))
+    return Exists(Invoice.objects.filter(**{invoices_of: OuterRef(source)}, status=InvoiceStatus.OPEN)
+                  .exclude(held))
+
+
+def items_followed_up(*, because: str, actor=None, invoices=None) -> int:
+    """Close the items about a broken promise or a missed instalment once
+    every invoice of it still open is held by a new promise or plan (one the
+    collector agreed with the customer after the break, or a plan waiting for
+    a manager, who puts a "tell the customer" item on the list if they reject
+    it): the break has been followed up, and the item asks for nothing more.
+    `invoices`: only the items about one of these (a new promise's or plan's),
+    else every account's; those with nothing open left close as settled
+    (worklist_refresh), not as followed up."""
+    closed = 0
+    for kind, (source, _) in BROKEN_COMMITMENTS.items():
+        items = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=kind).exclude(_left_to_chase(kind))
+        if invoices is not None:
+            items = items.filter(**{f"{source}__invoices__in": [i.pk for i in invoices]})
+        pks = set(items.values_list("pk", flat=True))
+        if pks:
+            closed += items_close(actor=actor, because=because, pk__in=pks)
+    return closed
 
 
 # A letter still in the print queue this many days after it was written goes
@@ -223,6 +273,9 @@ def worklist_refresh(*, on: dt.date) -> int:
     ):
         WorkItem.objects.filter(settled, status=WorkStatus.OPEN, kind=kind).update(
             status=WorkStatus.DONE, done_at=now)
+    # Or what is still open of them is held by a promise or plan made since
+    # (one made before this was closed at once, see items_followed_up).
+    items_followed_up(because="followed up: a promise or payment plan made since holds what is still open")
     # Charges paid, waived or back on a cycle's notices; or charged again (a newer item says so).
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CHARGES).exclude(
         key__in=[i.key for i in charges]

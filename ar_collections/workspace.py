@@ -305,6 +305,8 @@ def promise_record(
         details={"amount": str(amount), "currency": currency, "promised_on": promised_on.isoformat(),
                  "grace_until": promise.broken_after.isoformat(), "invoices": numbers},
     )
+    said = f"promise to pay {format_money(amount, currency)} by {format_day(promised_on)}"
+    worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
     return promise
 
 
@@ -402,6 +404,9 @@ def plan_propose(
         details={"status": plan.status, "total": str(total), "currency": currency, "invoices": numbers,
                  "instalments": [[d.isoformat(), str(a)] for d, a in instalments], "note": plan.note},
     )
+    said = f"payment plan of {format_money(total, currency)} " + (
+        "proposed, waiting for a manager" if needs_approval else "agreed")
+    worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
     return plan
 
 
