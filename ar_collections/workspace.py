@@ -306,6 +306,7 @@ def promise_record(
                  "grace_until": promise.broken_after.isoformat(), "invoices": numbers},
     )
     said = f"promise to pay {format_money(amount, currency)} by {format_day(promised_on)}"
+    letters_withdraw_held(on=on, customer=customer, by=f"the {said}", actor=actor)
     worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
     return promise
 
@@ -406,6 +407,10 @@ def plan_propose(
     )
     said = f"payment plan of {format_money(total, currency)} " + (
         "proposed, waiting for a manager" if needs_approval else "agreed")
+    if not needs_approval:
+        letters_withdraw_held(on=on, customer=customer, actor=actor,
+                              by=f"the payment plan of {format_money(total, currency)} agreed on "
+                              f"{format_day(on)}")
     worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
     return plan
 
@@ -418,6 +423,59 @@ def _plan_pause(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt
                      starts_on=on, ends_on=last + dt.timedelta(days=plan.grace_days))
         for i in invoices
     ])
+
+
+def letters_withdraw_held(*, on: dt.date, customer: Customer | None = None, by: str = "", actor=None) -> int:
+    """Withdraw the letters in the print queue (of `customer`, or every
+    account's) that ask only for what a promise or a payment plan now holds
+    (`by` names it, e.g. "the promise to pay EUR 500.00 by 15 Mar 2026").
+    Posted, such a letter would demand at once what was just agreed to be
+    paid later. Withdrawn, each is a step not carried out, as a letter paid
+    before the post is (delivery.letters_withdraw_moot): its charges are
+    cancelled unless a later notice asked for them, and its "not posted"
+    item leaves the worklist, on the timeline.
+
+    Only promises and plans: a hold or an exception ends on a date of its
+    own and a dispute with its answer, after which the letter may be right
+    again, so those stay for the person at the print queue to judge (it warns
+    of them). A promise or plan kept pays the invoices, which would make the
+    letter moot anyway. One broken resumes dunning where the cycle stood:
+    the withdrawn step is not taken again and counts as neither a contact,
+    a tone nor a pay-by date, so the ladder's next step goes out as soon as
+    it is due, with the amounts owed then and a pay-by date still ahead,
+    where the letter written before the agreement would name one long past."""
+    from ar_collections.delivery import _letter_withdrawn
+    from ar_collections.forms import letters_in_queue  # it imports this module (through imports)
+
+    held = DunningPause.objects.active(on=on).filter(kind__in=[PauseKind.PROMISE, PauseKind.PAYMENT_PLAN],
+                                                     invoice=OuterRef("invoice"))
+    asks_unheld = DunningActionInvoice.objects.filter(
+        action=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN, invoice__open_amount__gt=0,
+    ).exclude(Exists(held))
+    letters = letters_in_queue().exclude(Exists(asks_unheld))
+    if customer is not None:
+        letters = letters.filter(customer=customer)
+    note = f"{by or 'a promise or payment plan made since it was written'} holds everything it asks for"
+    withdrawn = 0
+    # Newest first, as moot letters are: a later letter that listed an
+    # earlier one's charges asks for them only if it goes out.
+    for pk in list(letters.order_by("-done_at", "-pk").values_list("pk", flat=True)):
+        with transaction.atomic():
+            # Locked and read again: marking it printed at this moment waits,
+            # then finds it gone (views._letters_mark_printed); printed first,
+            # it is not withdrawn.
+            letter = (letters.select_for_update(of=("self",)).select_related("customer")
+                      .filter(pk=pk).first())
+            if letter is None:
+                continue
+            # Before the letter goes: its item's end says why, where withdrawing closes it unsaid.
+            worklist.items_close(kind=WorkKind.LETTER_UNPOSTED, action=letter, actor=actor,
+                                 because=f"the letter was withdrawn: {note}")
+            reason = f"Letter of {format_day(letter.planned_on)} not posted: {note}"
+            _letter_withdrawn(letter, actor=actor, note=note, cancel_reason=reason,
+                              summary=f"{reason}; withdrawn from the print queue")
+            withdrawn += 1
+    return withdrawn
 
 
 @transaction.atomic
@@ -443,6 +501,9 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
                      what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}",
                      asker=locked.proposed_by)
     if approve:
+        letters_withdraw_held(on=on, customer=locked.customer, actor=manager,
+                              by=f"the payment plan of {format_money(locked.total_amount, locked.currency)} "
+                              f"agreed on {format_day(on)}")
         # The instalments the payments so far cover show paid at once.
         _plan_check(locked, on=on, settle_only=True)
     return locked

@@ -673,19 +673,18 @@ def test_a_charge_cancelled_with_its_letter_cannot_be_waived_or_paid(
 def test_a_letter_withdrawn_from_the_queue_cancels_its_charges_and_tells_the_customer_nothing(
     charging_account, plan_and_deliver, collector
 ):
-    """A promise to pay after the letter of day 12 was written: the collector
-    withdraws it. Its charges stay on record as cancelled, by whom and why; the
-    letter counts as a step not carried out, so its pay-by date holds nothing."""
+    """The customer says on the phone, after the letter of day 12 was
+    written, that they will pay everything on the 20th: the collector
+    withdraws it. (A promise recorded for all it asks for withdraws it
+    itself, see test_worklist_follow_ups.) Its charges stay on record as
+    cancelled, by whom and why; the letter counts as a step not carried out,
+    so its pay-by date holds nothing."""
     from ar_collections.delivery import letter_withdraw
     from ar_collections.dunning import CYCLE_STAND
-    from ar_collections.workspace import promise_record
 
     to_the_fee_letter(plan_and_deliver)
     letter = letter_of(charging_account, 3)
     with frozen(days(13)):
-        promise_record(customer=charging_account, actor=collector, amount=Decimal("1201.00"),
-                       promised_on=days(20), invoices=list(Invoice.objects.filter(customer=charging_account)),
-                       on=days(13))
         letter_withdraw(letter=letter, actor=collector, reason="Promised to pay everything on the 20th")
 
     letter.refresh_from_db()

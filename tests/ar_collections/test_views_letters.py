@@ -169,6 +169,11 @@ def test_the_queue_says_which_invoices_a_letter_asks_for_were_paused_since(
 
     letter = make_letter(customer)
     invoice = letter.lines.get().invoice
+    # It asks for another invoice too: one asking only for what a promise
+    # holds leaves the queue (workspace.letters_withdraw_held).
+    asked = make_invoice(customer, issued=dt.date(2025, 6, 1))
+    DunningActionInvoice.objects.create(action=letter, invoice=asked, open_amount=asked.total_amount,
+                                        currency=asked.currency)
     other = make_invoice(customer, issued=dt.date(2025, 6, 1))
     workspace.promise_record(customer=customer, actor=collector, amount=Decimal("10.00"),
                              promised_on=TODAY + dt.timedelta(days=7), invoices=[invoice], on=TODAY)

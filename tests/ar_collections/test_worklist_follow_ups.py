@@ -11,9 +11,18 @@ from decimal import Decimal
 import pytest
 
 from ar_collections import worklist, workspace
-from ar_collections.models import WorkItem, WorkKind, WorkStatus
-from customers.models import EventKind
-from tests.ar_collections.conftest import DUE
+from ar_collections.forms import letters_in_queue
+from ar_collections.models import (
+    ActionStatus,
+    CollectionRules,
+    DunningAction,
+    PlanStatus,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
+)
+from customers.models import EventKind, ReminderChannel, Segment
+from tests.ar_collections.conftest import DUE, frozen
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
 
@@ -112,3 +121,128 @@ def test_the_daily_refresh_closes_a_broken_promise_s_item_that_a_new_promise_cov
     item.refresh_from_db()
     assert item.status == WorkStatus.DONE
     assert work_events(account)[-1].startswith(f"Worklist: done — {item.title}; followed up: ")
+
+
+# --- A letter a promise or plan has made wrong to post ------------------------------
+
+WRITTEN = DUE + dt.timedelta(days=3)  # the prompt payers' first step, a letter for this account
+SEEN = WRITTEN + dt.timedelta(days=worklist.LETTER_POST_WITHIN_DAYS)  # on the worklist from then
+
+
+def letter_on_the_worklist(make_account, plan_and_deliver) -> tuple[DunningAction, WorkItem]:
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
+    plan_and_deliver(WRITTEN)
+    with frozen(SEEN):
+        worklist.worklist_refresh(on=SEEN)
+    return (DunningAction.objects.get(customer=account, step__position=1),
+            WorkItem.objects.get(kind=WorkKind.LETTER_UNPOSTED, customer=account))
+
+
+def plan_approved(account, collector, manager, *, first_due: dt.date):
+    rules = CollectionRules.current()
+    rules.plan_approval_above_amount = Decimal("1000.00")
+    rules.save()
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=account.invoices.all(), on=SEEN,
+                                  instalments=[(first_due, Decimal("600.00")),
+                                               (first_due + dt.timedelta(days=30), Decimal("600.00"))])
+    assert plan.status == PlanStatus.AWAITING_APPROVAL
+    # Waiting for a manager, the plan holds nothing: the letter is still right to post.
+    assert letters_in_queue().filter(customer=account).exists()
+    workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Long-standing customer", on=SEEN)
+    return plan
+
+
+@pytest.mark.parametrize("held_by", ["promise", "approved plan"])
+def test_a_letter_whose_invoices_a_promise_or_an_approved_plan_holds_is_withdrawn_and_leaves_the_worklist(
+    make_account, plan_and_deliver, collector, manager, held_by
+):
+    letter, item = letter_on_the_worklist(make_account, plan_and_deliver)
+    account = letter.customer
+    with frozen(SEEN):
+        if held_by == "promise":
+            workspace.promise_record(customer=account, actor=collector, amount=Decimal("1200.00"), on=SEEN,
+                                     promised_on=SEEN + dt.timedelta(days=7), invoices=account.invoices.all())
+        else:
+            plan_approved(account, collector, manager, first_due=SEEN + dt.timedelta(days=10))
+    actor = collector if held_by == "promise" else manager
+
+    letter.refresh_from_db()
+    assert letter.status == ActionStatus.SKIPPED
+    assert letter.skip_reason.startswith("withdrawn from the print queue: the ")
+    assert not letters_in_queue().filter(customer=account).exists()
+    item.refresh_from_db()
+    assert (item.status, item.done_by) == (WorkStatus.DONE, actor)
+    withdrawn = account.events.filter(kind=EventKind.DUNNING).latest("pk")
+    said = ("the promise to pay EUR 1,200.00 by 15 Mar 2026" if held_by == "promise"
+            else "the payment plan of EUR 1,200.00 agreed on 8 Mar 2026")
+    assert withdrawn.summary == (f"Letter of 5 Mar 2026 not posted: {said} holds everything it asks for; "
+                                 "withdrawn from the print queue")
+    assert withdrawn.actor == actor
+    assert work_events(account) == [f"Worklist: done — {item.title}; the letter was withdrawn: {said} holds "
+                                    "everything it asks for"]
+
+
+def test_a_letter_also_asking_for_an_invoice_no_promise_holds_stays_in_the_print_queue(
+    make_account, plan_and_deliver, collector
+):
+    letter, item = letter_on_the_worklist(make_account, plan_and_deliver)
+    account = letter.customer
+    small = account.invoices.order_by("total_amount").first()
+    with frozen(SEEN):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"), on=SEEN,
+                                 promised_on=SEEN + dt.timedelta(days=7), invoices=[small])
+        worklist.worklist_refresh(on=SEEN)
+
+    letter.refresh_from_db()
+    item.refresh_from_db()
+    assert (letter.status, item.status) == (ActionStatus.DONE, WorkStatus.OPEN)
+    assert letters_in_queue().filter(pk=letter.pk).exists()
+
+
+def test_the_daily_refresh_withdraws_a_letter_a_promise_made_before_holds_and_closes_its_item(
+    make_account, plan_and_deliver, collector
+):
+    """Letters left in the queue by an earlier version, which did not withdraw them at the promise."""
+    letter, item = letter_on_the_worklist(make_account, plan_and_deliver)
+    account = letter.customer
+    with frozen(SEEN):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("1200.00"), on=SEEN,
+                                 promised_on=SEEN + dt.timedelta(days=7), invoices=account.invoices.all())
+    DunningAction.objects.filter(pk=letter.pk).update(status=ActionStatus.DONE, skip_reason="")
+    WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.OPEN, done_at=None, done_by=None)
+    later = SEEN + dt.timedelta(days=1)
+
+    with frozen(later):
+        worklist.worklist_refresh(on=later)
+
+    letter.refresh_from_db()
+    item.refresh_from_db()
+    assert (letter.status, item.status) == (ActionStatus.SKIPPED, WorkStatus.DONE)
+    assert letter.skip_reason == ("withdrawn from the print queue: a promise or payment plan made since it "
+                                  "was written holds everything it asks for")
+    assert not WorkItem.objects.filter(kind=WorkKind.LETTER_UNPOSTED, status=WorkStatus.OPEN).exists()
+
+
+def test_dunning_resumes_at_the_next_step_when_the_plan_that_withdrew_the_letter_breaks(
+    make_account, plan_and_deliver, collector, manager
+):
+    letter, _ = letter_on_the_worklist(make_account, plan_and_deliver)
+    account = letter.customer
+    with frozen(SEEN):
+        plan = plan_approved(account, collector, manager, first_due=SEEN + dt.timedelta(days=5))
+    broken = SEEN + dt.timedelta(days=5 + plan.grace_days + 1)
+    assert broken >= DUE + dt.timedelta(days=14)  # the ladder's second step is due by then
+    with frozen(broken):
+        workspace.commitments_check(on=broken)
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+
+    plan_and_deliver(broken)
+
+    # The withdrawn letter's step is not taken again, nor does the ladder wait
+    # for it: the next step goes out, in the same cycle, for both invoices.
+    [next_step] = DunningAction.objects.filter(customer=account).exclude(pk=letter.pk)
+    assert (next_step.step.position, next_step.cycle_id) == (2, letter.cycle_id)
+    assert next_step.status == ActionStatus.DONE
+    assert set(next_step.lines.values_list("invoice", flat=True)) == set(
+        account.invoices.values_list("pk", flat=True))
