@@ -1275,8 +1275,8 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
                 continue
             reason = (f"Letter of {format_day(letter.planned_on)} not posted: everything it lists was "
                       "settled first")
-            _letter_withdrawn(letter, actor=actor, note=MOOT_SETTLED, cancel_reason=reason,
-                              summary=f"{reason}; withdrawn from the print queue")
+            letter_withdraw_locked(letter=letter, actor=actor, note=MOOT_SETTLED, cancel_reason=reason,
+                                   summary=f"{reason}; withdrawn from the print queue")
             withdrawn += 1
     return withdrawn
 
@@ -1320,8 +1320,8 @@ def letter_withdraw(*, letter: DunningAction, actor: User, reason: str) -> Dunni
             raise ValidationError("This letter has left the print queue already: printed or withdrawn.")
         summary = (f"Letter of {format_day(locked.planned_on)} withdrawn from the print queue by "
                    f"{person_name(actor)}: {reason}")
-        _letter_withdrawn(locked, actor=actor, note=reason, cancel_reason=summary, summary=summary,
-                          reviewed_by=actor)
+        letter_withdraw_locked(letter=locked, actor=actor, note=reason, cancel_reason=summary,
+                               summary=summary, reviewed_by=actor)
     locked.refresh_from_db()
     return locked
 
@@ -1341,14 +1341,20 @@ def letters_posted_record(*, letter_ids: list[int], actor: User | None, at: dt.d
         ), details={"before": {"printed_at": None}, "after": {"printed_at": at.isoformat()}})
 
 
-def _letter_withdrawn(letter: DunningAction, *, actor: User | None, note: str, cancel_reason: str,
-                      summary: str, **fields) -> None:
+def letter_withdraw_locked(*, letter: DunningAction, actor: User | None, note: str, cancel_reason: str,
+                           summary: str, **fields) -> None:
     """What withdrawing a letter before the post does, whoever or whatever
-    withdraws it: the letter becomes a step not carried out, its charges are
-    cancelled unless a later notice asked for them, and the timeline says
-    which. `note` is why (the skip reason says it after "withdrawn from the
-    print queue: "), `cancel_reason` what the cancelled charges keep. The
-    caller holds the letter's lock."""
+    withdraws it (a person: letter_withdraw; everything it lists settled:
+    letters_withdraw_moot; a promise or plan holding all it asks:
+    workspace.letters_withdraw_held): the letter becomes a step not carried
+    out, its charges are cancelled unless a later notice asked for them, its
+    "not posted" worklist item closes, and the timeline says which. `note`
+    is why (the skip reason says it after "withdrawn from the print queue:
+    "), `cancel_reason` what the cancelled charges keep, `summary` the
+    timeline entry; `fields` are further columns set on the letter
+    (reviewed_by). It checks nothing: the caller, in a
+    transaction, has locked the letter and found it still in the print queue,
+    so it is withdrawn once and never after it was printed."""
     _letter_not_carried_out(letter, skip_reason=f"withdrawn from the print queue: {note}", **fields)
     asked_again = DunningAction.objects.filter(pk=letter.pk).filter(_written_to_since()).exists()
     charges = [] if asked_again else _charges_cancel(letter, reason=cancel_reason, actor=actor)

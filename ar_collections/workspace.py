@@ -444,7 +444,7 @@ def letters_withdraw_held(*, on: dt.date, customer: Customer | None = None, by: 
     a tone nor a pay-by date, so the ladder's next step goes out as soon as
     it is due, with the amounts owed then and a pay-by date still ahead,
     where the letter written before the agreement would name one long past."""
-    from ar_collections.delivery import _letter_withdrawn
+    from ar_collections.delivery import letter_withdraw_locked
     from ar_collections.forms import letters_in_queue  # it imports this module (through imports)
 
     held = DunningPause.objects.active(on=on).filter(kind__in=[PauseKind.PROMISE, PauseKind.PAYMENT_PLAN],
@@ -472,8 +472,8 @@ def letters_withdraw_held(*, on: dt.date, customer: Customer | None = None, by: 
             worklist.items_close(kind=WorkKind.LETTER_UNPOSTED, action=letter, actor=actor,
                                  because=f"the letter was withdrawn: {note}")
             reason = f"Letter of {format_day(letter.planned_on)} not posted: {note}"
-            _letter_withdrawn(letter, actor=actor, note=note, cancel_reason=reason,
-                              summary=f"{reason}; withdrawn from the print queue")
+            letter_withdraw_locked(letter=letter, actor=actor, note=note, cancel_reason=reason,
+                                   summary=f"{reason}; withdrawn from the print queue")
             withdrawn += 1
     return withdrawn
 
