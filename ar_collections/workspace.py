@@ -1289,10 +1289,20 @@ def invoice_write_off(
     )
     invoice.open_amount, invoice.status, invoice.settled_on = ZERO, InvoiceStatus.WRITTEN_OFF, on
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    # Locked before the charges, in the order a manager's decision locks the
+    # request and then its charges: one deciding at this moment is waited for,
+    # and its request is then no longer pending.
+    waivers = list(ExceptionRequest.objects.select_for_update()
+                   .filter(customer=customer, kind=ExceptionKind.FEE_WAIVER, status=ExceptionStatus.PENDING)
+                   .order_by("pk"))
     # Locked, as a payment or a manager's waiver locks them: one at this moment
     # waits, then finds them waived rather than paying or waiving them again.
     charges = list(LateCharge.objects.select_for_update()
                    .filter(pk__in=write_off_charges(invoice).values("pk")).order_by("created_at", "pk"))
+    # Read before the charges are waived: afterwards every waiver covers nothing of them.
+    waived = {c.pk for c in charges}
+    moot = [asked for asked in waivers
+            if (covered := set(charges_waivable(asked).values_list("pk", flat=True))) and covered <= waived]
     note = f"Written off with {invoice.number}: {write_off.reason}"
     # What is waived is what was left to pay of each; a part already paid stays paid.
     LateCharge.objects.filter(pk__in=[c.pk for c in charges]).update(
@@ -1316,12 +1326,32 @@ def invoice_write_off(
                  ]},
     )
     write_off.charges_waived = charges
+    _fee_waivers_close(moot, invoice=invoice, actor=actor, on=on)
     # As after a credit note: a letter not yet posted that asked only for this
     # goes, commitments are checked, and the account's figures show what is open now.
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     commitments_check(on=on, customer_ids=[customer.pk], settle_only=True)
     services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
     return write_off
+
+
+def _fee_waivers_close(requests: list[ExceptionRequest], *, invoice: Invoice, actor, on: dt.date) -> None:
+    """Fee waivers waiting for a manager whose every charge the write-off of
+    `invoice` has just waived: left pending, they would stay in the manager's
+    queue and, approved, waive nothing. What they asked for is done, by the
+    manager who wrote the invoice off, so they are approved in that name with
+    a note that says how, on the timeline and the asker's worklist as any
+    decision is. The caller holds their locks."""
+    note = (f"Nothing left to waive: the late fees and interest asked about went with the write-off of "
+            f"{invoice.number} on {format_day(on)}.")
+    for asked in requests:
+        asked.status, asked.decided_by, asked.decided_at = ExceptionStatus.APPROVED, actor, timezone.now()
+        asked.decision_note = note[:ExceptionRequest._meta.get_field("decision_note").max_length]
+        asked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        asked.status_before = ExceptionStatus.PENDING
+        _decision_record(asked, actor, kind=EventKind.EXCEPTION, asker=asked.requested_by,
+                         invoices=[asked.invoice] if asked.invoice else [],
+                         what=f"Exception ({asked.get_kind_display().lower()})")
 
 
 def write_off_charges(invoice: Invoice):

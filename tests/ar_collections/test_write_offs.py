@@ -32,6 +32,9 @@ from ar_collections.models import (
     DunningCycle,
     DunningRun,
     DunningStep,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
     Invoice,
     InvoiceStatus,
     LateCharge,
@@ -403,6 +406,54 @@ def test_a_notice_that_also_asked_for_an_invoice_since_paid_keeps_its_fee(
     write_off(manager, customer, invoices[0])
 
     assert owed(charges) == {"fee on both": Decimal("40.00"), "interest on INV-2": Decimal("5.00")}
+
+
+def ask_fee_waiver(collector, customer, invoice=None):
+    return workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.FEE_WAIVER,
+                                       reason="Paid late because our delivery was late", on=TODAY,
+                                       invoice=invoice)
+
+
+def test_a_fee_waiver_waiting_for_a_manager_closes_when_the_write_off_waives_all_it_asked_for(
+    client, collector, manager, customer, invoices, charges
+):
+    asked = ask_fee_waiver(collector, customer, invoices[1])  # the fee on both, the interest on INV-2
+
+    write_off(manager, customer, invoices[0])
+    asked.refresh_from_db()
+    assert asked.status == ExceptionStatus.PENDING  # the fee on both still stands: INV-2 is owed
+
+    write_off(manager, customer, invoices[1])
+
+    asked.refresh_from_db()
+    assert (asked.status, asked.decided_by) == (ExceptionStatus.APPROVED, manager)
+    assert asked.decision_note == ("Nothing left to waive: the late fees and interest asked about went with "
+                                   "the write-off of INV-2 on 4 Aug 2025.")
+    # Out of the manager's queue, and on the timeline and worklist of the collector who asked.
+    client.force_login(manager)
+    assert "Paid late because our delivery was late" not in client.get(
+        reverse("collections:approvals")).content.decode()
+    event = TimelineEvent.objects.for_subject(asked).order_by("pk").last()
+    assert event.summary == ("Exception (waive fees or interest) approved by maria: Nothing left to waive: "
+                             "the late fees and interest asked about went with the write-off of INV-2 on 4 "
+                             "Aug 2025.")
+    assert WorkItem.objects.get(kind=WorkKind.DECIDED, assignee=collector).status == WorkStatus.OPEN
+    # Decided, it is not decided again.
+    with pytest.raises(ValidationError, match="already approved by maria"):
+        workspace.exception_decide(request=asked, manager=manager, approve=True, note="Yes", on=TODAY)
+
+
+def test_a_fee_waiver_that_still_covers_a_charge_left_standing_waits_for_its_manager(
+    collector, manager, customer, invoices, charges
+):
+    on_account = ask_fee_waiver(collector, customer)
+    on_inv_1 = ask_fee_waiver(collector, customer, invoices[0])
+
+    write_off(manager, customer, invoices[0])
+
+    # The notice that listed INV-2 too keeps its fee, which both requests cover.
+    assert set(ExceptionRequest.objects.values_list("pk", "status")) == {
+        (on_account.pk, ExceptionStatus.PENDING), (on_inv_1.pk, ExceptionStatus.PENDING)}
 
 
 def test_an_account_whose_debt_and_charges_are_written_off_leaves_the_worklist_s_charges_left(
