@@ -817,9 +817,9 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "account_number": notice.account_number,
         "recipient_name": notice.recipient_name,
         "address_lines": (address := [x.strip() for x in notice.postal_address.splitlines() if x.strip()]),
-        # An address that names the recipient already ("Attn. Petra Hoffmann")
-        # is not preceded by the name a second time.
-        "recipient_in_address": _names(address, notice.recipient_name),
+        # The recipient under the customer's name in the window, unless the
+        # address names them already ("Attn. Petra Hoffmann").
+        "window_name": "" if _names(address, notice.recipient_name) else notice.recipient_name,
         "letter_date": _date(notice.letter_date, language),
         "pay_by": _date(notice.pay_by, language),
         # For running text ("uiterlijk 15 maart 2026"), where a language writes
