@@ -23,12 +23,9 @@ from ar_collections.models import (
     WorkKind,
 )
 from customers.models import EventKind, TimelineEvent
-from tests.ar_collections.conftest import DUE
+from tests.ar_collections.plans import LATE, day, instalments_of, mornings, schedule
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
-
-LATE = DUE + dt.timedelta(days=20)  # both invoices of make_account are 20 days overdue
-
 
 @pytest.fixture
 def account(make_account):
@@ -38,28 +35,6 @@ def account(make_account):
 @pytest.fixture
 def invoices(account) -> list[Invoice]:
     return list(account.invoices.order_by("total_amount"))  # EUR 500, EUR 700
-
-
-def day(n: int) -> dt.date:
-    return LATE + dt.timedelta(days=n)
-
-
-def schedule(*parts: tuple[int, str]) -> list[tuple[dt.date, Decimal]]:
-    return [(day(d), Decimal(a)) for d, a in parts]
-
-
-def mornings(account, first: int, last: int, payments=None) -> None:
-    """The daily check every morning from day `first` to day `last`, with the
-    payments of `payments` ({day: [(invoice, amount), ...]}) received on their day."""
-    for n in range(first, last + 1):
-        for invoice, amount in (payments or {}).get(n, []):
-            workspace.payment_record(customer=account, amount=Decimal(amount), currency="EUR",
-                                     received_on=day(n), allocations=[(invoice, Decimal(amount))])
-        workspace.commitments_check(on=day(n))
-
-
-def instalments_of(plan) -> list[tuple[int, dt.date, Decimal, str]]:
-    return list(plan.instalments.order_by("number").values_list("number", "due_on", "amount", "status"))
 
 
 def four_instalments(account, invoices, collector):

@@ -21,12 +21,9 @@ from ar_collections.models import (
     WorkItem,
     WorkKind,
 )
-from tests.ar_collections.conftest import DUE
+from tests.ar_collections.plans import LATE, mornings
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
-
-LATE = DUE + dt.timedelta(days=20)
-
 
 @pytest.fixture
 def account(make_account):
@@ -104,18 +101,6 @@ def test_a_dispute_opened_and_settled_since_a_plan_was_proposed_is_not_warned_of
     waiting_plan.refresh_from_db()
     assert workspace.disputes_opened_since(waiting_plan) == []
     assert waiting_plan.total_amount == Decimal("1100.00")
-
-
-def mornings(account, first: int, last: int, payments=None) -> None:
-    """Each morning from day `first` to day `last`: the payments of
-    `payments` ({day: [(invoice, amount), ...]}) received that day are
-    entered, then the daily check runs."""
-    for n in range(first, last + 1):
-        on = LATE + dt.timedelta(days=n)
-        for invoice, amount in (payments or {}).get(n, []):
-            workspace.payment_record(customer=account, amount=Decimal(amount), currency="EUR", received_on=on,
-                                     allocations=[(invoice, Decimal(amount))])
-        workspace.commitments_check(on=on)
 
 
 def test_paying_the_undisputed_part_of_a_disputed_invoice_just_after_an_instalment_held_back_keeps_the_plan(
