@@ -1797,8 +1797,10 @@ def _invoice_pay(payment: Payment, invoice: Invoice, part: Decimal) -> Invoice:
     invoice.open_amount -= part
     if invoice.open_amount == 0:
         # Paid in full on the latest of its parts' days, which this one need
-        # not be (a cheque dated earlier, entered last).
-        last = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
+        # not be (a cheque dated earlier, entered last). Paid whole by this
+        # part, the common case, it is this part's day: no query for it.
+        last = on if part == invoice.total_amount else invoice.allocations.aggregate(
+            last=Max("allocated_on"))["last"]
         invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
     return invoice
