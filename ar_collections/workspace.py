@@ -1069,15 +1069,7 @@ def credit_note_record(
     gets its credit note by resolving the dispute, which ends it too."""
     if actor is not None:
         require_act_on(actor, customer)
-    # The account's lock first, then the invoice's: the order a payment takes.
-    Customer.objects.select_for_update().filter(pk=customer.pk).first()
-    invoice = Invoice.objects.select_for_update().filter(pk=invoice.pk, customer=customer).first()
-    if invoice is None:
-        raise ValidationError({"invoice": "Choose an invoice of this account."})
-    if invoice.status != InvoiceStatus.OPEN:
-        state = invoice.get_status_display().lower()
-        state = f"{invoice.settled_how()} in full" if invoice.status == InvoiceStatus.PAID else state
-        raise ValidationError({"invoice": f"Invoice {invoice.number} is {state}: nothing is open to credit."})
+    invoice = _open_invoice_locked(customer, invoice, nothing_open_to="credit")
     if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
         raise ValidationError({"invoice": f"{invoice.number} has an open dispute: give the credit note by "
                                           "resolving the dispute, so that it ends too."})
@@ -1110,6 +1102,23 @@ def credit_note_record(
     # today as the nightly refresh computes them (a note may be dated earlier).
     services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
     return note
+
+
+def _open_invoice_locked(customer: Customer, invoice: Invoice, *, nothing_open_to: str) -> Invoice:
+    """`invoice` of `customer`, locked and read again, refused unless it is
+    open. The account's lock first, then the invoice's: the order a payment
+    takes, so a payment on it at this moment is either in its open amount or
+    refused."""
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    invoice = Invoice.objects.select_for_update().filter(pk=invoice.pk, customer=customer).first()
+    if invoice is None:
+        raise ValidationError({"invoice": "Choose an invoice of this account."})
+    if invoice.status != InvoiceStatus.OPEN:
+        state = invoice.get_status_display().lower()
+        state = f"{invoice.settled_how()} in full" if invoice.status == InvoiceStatus.PAID else state
+        raise ValidationError({"invoice": f"Invoice {invoice.number} is {state}: nothing is open to "
+                                          f"{nothing_open_to}."})
+    return invoice
 
 
 def _credit_note_terms_check(*, amount: Decimal, currency: str, reason: str, number: str) -> str:
@@ -1251,17 +1260,7 @@ def invoice_write_off(
     require_act_on(actor, customer)
     if not actor.has_perm("collections.write_off_invoice"):
         raise PermissionDenied("Only a manager may write off an invoice.")
-    # The account's lock first, then the invoice's: the order a payment takes,
-    # so a payment on it at this moment is either in its open amount or refused.
-    Customer.objects.select_for_update().filter(pk=customer.pk).first()
-    invoice = Invoice.objects.select_for_update().filter(pk=invoice.pk, customer=customer).first()
-    if invoice is None:
-        raise ValidationError({"invoice": "Choose an invoice of this account."})
-    if invoice.status != InvoiceStatus.OPEN:
-        state = invoice.get_status_display().lower()
-        state = f"{invoice.settled_how()} in full" if invoice.status == InvoiceStatus.PAID else state
-        raise ValidationError({"invoice": f"Invoice {invoice.number} is {state}: nothing is open to write "
-                                          "off."})
+    invoice = _open_invoice_locked(customer, invoice, nothing_open_to="write off")
     _write_off_not_pursued(invoice)
     reason = reason.strip()
     if not reason:
