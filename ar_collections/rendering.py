@@ -474,7 +474,11 @@ def totals(notice: Notice) -> list[Totals]:
 
 def render_email(notice: Notice) -> RenderedEmail:
     context = _context(notice, layout="email/dunning/_layout.html")
-    base = context["template_base"]
+    return _email(context["template_base"], context)
+
+
+def _email(base: str, context: dict) -> RenderedEmail:
+    """The subject, text and html templates under `base`, each with the subject rendered."""
     subject = _subject(render_to_string(f"{base}.subject.txt", context))
     return RenderedEmail(
         subject=subject,
@@ -547,13 +551,7 @@ COPY_EMAIL = "email/invoice_copy/{language}"
 def render_invoice_copy_email(copy: InvoiceCopy) -> RenderedEmail:
     """The cover e-mail of a copy: "as requested", in the copy's language."""
     context = _copy_context(copy)
-    base = COPY_EMAIL.format(language=context["language"])
-    subject = _subject(render_to_string(f"{base}.subject.txt", context))
-    return RenderedEmail(
-        subject=subject,
-        text=_tidy_text(render_to_string(f"{base}.txt", {**context, "subject": subject})),
-        html=render_to_string(f"{base}.html", {**context, "subject": subject}),
-    )
+    return _email(COPY_EMAIL.format(language=context["language"]), context)
 
 
 def render_invoice_copy(copy: InvoiceCopy) -> bytes:
