@@ -49,8 +49,9 @@ from arcrm.text import one_line
 
 TONE_FOLDERS = {Tone.FRIENDLY: "friendly", Tone.FIRM: "firm", Tone.FINAL: "final"}
 # The languages we write in are those of LABELS and FORMATS, each with its
-# templates. A contact speaking another (Spanish and Italian so far) is written
-# to in this one; `text_language` is the one place that decides so.
+# templates: every language a contact can choose today. One added to the
+# choices before its wording is written to in this one; `text_language` is
+# the one place that decides so.
 FALLBACK_LANGUAGE = "en"
 LETTER_STYLESHEET = "pdf/dunning_letter.css"
 
@@ -60,7 +61,8 @@ LABELS: dict[str, dict[str, str]] = {
         "name": "English",
         # After a label ("Please pay by: 15 Mar 2026"); French puts a space before it.
         "colon": ":",
-        "dear": "Dear",
+        # The salutation, with its punctuation: Spanish ends it with a colon.
+        "greeting": "Dear {name},",
         "regards": "Kind regards",
         "invoice": "Invoice",
         "issued": "Issued",
@@ -118,7 +120,7 @@ LABELS: dict[str, dict[str, str]] = {
     "de": {
         "name": "Deutsch",
         "colon": ":",
-        "dear": "Guten Tag",
+        "greeting": "Guten Tag {name},",
         "regards": "Mit freundlichen Grüßen",
         "invoice": "Rechnung",
         "issued": "Datum",
@@ -176,7 +178,7 @@ LABELS: dict[str, dict[str, str]] = {
     "nl": {
         "name": "Nederlands",
         "colon": ":",
-        "dear": "Geachte",
+        "greeting": "Geachte {name},",
         "regards": "Met vriendelijke groet",
         "invoice": "Factuur",
         "issued": "Datum",
@@ -237,7 +239,7 @@ LABELS: dict[str, dict[str, str]] = {
     "fr": {
         "name": "Français",
         "colon": "\u00a0:",
-        "dear": "Bonjour",
+        "greeting": "Bonjour {name},",
         "regards": "Cordialement",
         "invoice": "Facture",
         "issued": "Date",
@@ -296,6 +298,122 @@ LABELS: dict[str, dict[str, str]] = {
         "quoting_invoice": "en indiquant le numéro de facture",
         "copy_questions": "Contact pour cette facture",
     },
+    # Spanish: formal "usted"; a letter's salutation ends with a colon.
+    "es": {
+        "name": "Español",
+        "colon": ":",
+        "greeting": "Estimado/a {name}:",
+        "regards": "Atentamente",
+        "invoice": "Factura",
+        "issued": "Fecha",
+        "due": "Vencimiento",
+        "days_overdue": "Días de retraso",
+        "open": "Importe pendiente",
+        "not_yet_due": "vence en {days} días",
+        "due_tomorrow": "vence mañana",
+        "fee_basis": "según nuestras condiciones de pago",
+        "total_invoices": "Facturas vencidas",
+        "charges": "Gastos e intereses",
+        "late_fee": "Gastos de reclamación",
+        "and": "y",
+        "interest": "Intereses de demora",
+        "earlier": "de un aviso anterior",
+        "part_paid": "{amount} ya pagados",
+        "amount_due": "Importe a pagar",
+        "credits": "Saldo a su favor",
+        "credits_hint": "Estos abonos aún no se han aplicado a ninguna factura; puede descontarlos.",
+        "payment_on_account": "Pago {reference} a cuenta",
+        "earlier_credits": "{count} abonos y pagos a cuenta anteriores",
+        "pay_by": "Fecha límite de pago",
+        "customer_number": "Número de cliente",
+        "date": "Fecha",
+        "reference_label": "Nuestra referencia",
+        "bank": "Por favor, transfiera el importe a",
+        "reference": "indicando su número de cliente",
+        "payment_plan": (
+            "Si en este momento le resulta difícil pagarlo todo de una vez, acordemos un plan de pagos: "
+            "respóndanos o llame a {collector} y encontraremos un calendario que le convenga."
+        ),
+        "copy_mark": "COPIA",
+        "copy_title": "Copia de la factura {number}",
+        "copy_note": (
+            "Esta es una copia de la factura {number}, que emitimos el {date}. "
+            "No es una factura nueva: por favor, no la contabilice por segunda vez."
+        ),
+        "invoice_number": "Número de factura",
+        "invoice_date": "Fecha de factura",
+        "due_date": "Fecha de vencimiento",
+        "your_reference": "Su número de pedido",
+        "currency": "Moneda",
+        "invoice_total": "Importe de la factura",
+        "paid": "Pagado",
+        "credited": "Abonado",
+        "open_now": "Pendiente",
+        "copy_charges": "Siguen pendientes además, por nuestros avisos sobre esta factura:",
+        "open_with_charges": "Total pendiente, con gastos e intereses",
+        "copy_settled": "No queda nada pendiente en esta factura.",
+        "copy_pay": "Por favor, transfiera el importe pendiente a más tardar el {date} a",
+        "quoting_invoice": "indicando el número de factura",
+        "copy_questions": "Preguntas sobre esta factura",
+    },
+    # Italian: the formal plural ("vi preghiamo") of business letters.
+    "it": {
+        "name": "Italiano",
+        "colon": ":",
+        "greeting": "Gentile {name},",
+        "regards": "Cordiali saluti",
+        "invoice": "Fattura",
+        "issued": "Data",
+        "due": "Scadenza",
+        "days_overdue": "Giorni di ritardo",
+        "open": "Importo residuo",
+        "not_yet_due": "scade tra {days} giorni",
+        "due_tomorrow": "scade domani",
+        "fee_basis": "come da condizioni di pagamento",
+        "total_invoices": "Fatture scadute",
+        "charges": "Spese e interessi",
+        "late_fee": "Spese di sollecito",
+        "and": "e",
+        "interest": "Interessi di mora",
+        "earlier": "da un sollecito precedente",
+        "part_paid": "di cui {amount} pagati",
+        "amount_due": "Totale da pagare",
+        "credits": "Crediti sul vostro conto",
+        "credits_hint": "Questi crediti non sono ancora stati imputati a una fattura; potete detrarli.",
+        "payment_on_account": "Pagamento {reference} sul vostro conto",
+        "earlier_credits": "{count} note di credito e pagamenti precedenti sul vostro conto",
+        "pay_by": "Da pagare entro",
+        "customer_number": "Codice cliente",
+        "date": "Data",
+        "reference_label": "Nostro riferimento",
+        "bank": "Vi preghiamo di effettuare il bonifico a",
+        "reference": "indicando il vostro codice cliente",
+        "payment_plan": (
+            "Se in questo momento vi è difficile pagare tutto in una volta, concordiamo un piano di "
+            "pagamento: rispondeteci o chiamate {collector} e troveremo insieme un calendario adatto a voi."
+        ),
+        "copy_mark": "COPIA",
+        "copy_title": "Copia della fattura {number}",
+        "copy_note": (
+            "Questa è una copia della fattura {number}, che abbiamo emesso il {date}. "
+            "Non è una nuova fattura: vi preghiamo di non registrarla una seconda volta."
+        ),
+        "invoice_number": "Numero fattura",
+        "invoice_date": "Data fattura",
+        "due_date": "Data di scadenza",
+        "your_reference": "Vostro numero d'ordine",
+        "currency": "Valuta",
+        "invoice_total": "Importo fattura",
+        "paid": "Pagato",
+        "credited": "Accreditato",
+        "open_now": "Residuo",
+        "copy_charges": "Restano inoltre da pagare, dai nostri solleciti relativi a questa fattura:",
+        "open_with_charges": "Totale da pagare, con spese e interessi",
+        "copy_settled": "Su questa fattura non resta nulla da pagare.",
+        "copy_pay": "Vi preghiamo di bonificare l'importo residuo entro il {date} a",
+        "quoting_invoice": "indicando il numero della fattura",
+        "copy_questions": "Domande su questa fattura",
+    },
 }
 
 
@@ -329,6 +447,14 @@ FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet
                  "octobre", "novembre", "décembre")
 
 
+SPANISH_MONTHS = ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre",
+                  "octubre", "noviembre", "diciembre")
+
+
+ITALIAN_MONTHS = ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto",
+                  "settembre", "ottobre", "novembre", "dicembre")
+
+
 def _dutch_long_date(day: dt.date) -> str:
     return f"{day.day} {DUTCH_MONTHS[day.month - 1]} {day.year}"
 
@@ -336,6 +462,15 @@ def _dutch_long_date(day: dt.date) -> str:
 def _french_long_date(day: dt.date) -> str:
     """"5 août 2025"; the first of a month is "1er mars 2026", as French writes it."""
     return f"{'1er' if day.day == 1 else day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"
+
+
+def _spanish_long_date(day: dt.date) -> str:
+    return f"{day.day} de {SPANISH_MONTHS[day.month - 1]} de {day.year}"
+
+
+def _italian_long_date(day: dt.date) -> str:
+    """"5 agosto 2025"; the first of a month is "1º marzo 2026", as Italian writes it."""
+    return f"{'1º' if day.day == 1 else day.day} {ITALIAN_MONTHS[day.month - 1]} {day.year}"
 
 
 FORMATS: dict[str, Formats] = {
@@ -352,6 +487,12 @@ FORMATS: dict[str, Formats] = {
     # that "1 234,56 EUR" never breaks over two lines.
     "fr": Formats(date=lambda day: f"{day:%d/%m/%Y}", long_date=_french_long_date, thousands="\u202f",
                   decimal_mark=",", money="{amount}\u00a0{currency}", percent="{rate}\u202f%"),
+    # Spanish: 05/08/2025, "a más tardar el 5 de agosto de 2025", "1.234,56 EUR", "8,50 %".
+    "es": Formats(date=lambda day: f"{day:%d/%m/%Y}", long_date=_spanish_long_date, thousands=".",
+                  decimal_mark=",", money="{amount} {currency}", percent="{rate} %"),
+    # Italian: 05/08/2025, "entro il 5 agosto 2025", "1.234,56 EUR", "8,50%".
+    "it": Formats(date=lambda day: f"{day:%d/%m/%Y}", long_date=_italian_long_date, thousands=".",
+                  decimal_mark=",", money="{amount} {currency}", percent="{rate}%"),
 }
 
 
@@ -592,6 +733,7 @@ def _copy_context(copy: InvoiceCopy) -> dict:
         "account_number": copy.account_number,
         "address_lines": [x.strip() for x in copy.billing_address.splitlines() if x.strip()],
         "recipient_name": copy.recipient_name,
+        "greeting": _greeting(t, copy.recipient_name),
         "copy_date": _date(copy.copy_date, language),
         "sender_name": copy.sender_name,
         "sender_email": copy.sender_email,
@@ -628,6 +770,7 @@ def render_call_summary(summary: CallSummary) -> tuple[str, str]:
         "t": LABELS[language],
         "language": language,
         "recipient_name": summary.recipient_name,
+        "greeting": _greeting(LABELS[language], summary.recipient_name),
         "customer_name": summary.customer_name,
         "account_number": summary.account_number,
         "notes": summary.notes,
@@ -814,6 +957,7 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "customer_name": notice.customer_name,
         "account_number": notice.account_number,
         "recipient_name": notice.recipient_name,
+        "greeting": _greeting(t, notice.recipient_name or notice.customer_name),
         "address_lines": (address := [x.strip() for x in notice.postal_address.splitlines() if x.strip()]),
         # The recipient under the customer's name in the window, unless the
         # address names them already ("Attn. Petra Hoffmann").
@@ -892,6 +1036,10 @@ def _charge_basis(charge: NoticeCharge, t: dict, language: str) -> str:
         return " + ".join(f"{_money(balance, charge.currency, language)} × {rate} × {days}/365"
                           for balance, days in charge.stretches)
     return charge.basis
+
+
+def _greeting(t: dict[str, str], name: str) -> str:
+    return t["greeting"].format(name=name)
 
 
 def _date(day: dt.date, language: str) -> str:

@@ -51,6 +51,25 @@ SUMMARY_SAYS = {
                   "les factures INV-1001, INV-1002.",
                   "Cordialement", "carla"],
     },
+    "es": {
+        "subject": "Nuestra conversación telefónica de hoy sobre su cuenta de cliente C-4711",
+        # A Spanish salutation ends with a colon.
+        "lines": ["Estimado/a Anna Clerk:",
+                  "Gracias por la conversación de hoy sobre la cuenta de Acme Tools.",
+                  "Lo que hemos hablado:", "Pays the first invoice on Friday.",
+                  "Tal como acordamos, pagará 1.200,00 EUR a más tardar el 15 de agosto de 2025 por "
+                  "las facturas INV-1001, INV-1002.",
+                  "Atentamente", "carla"],
+    },
+    "it": {
+        "subject": "La nostra telefonata di oggi sul vostro conto cliente C-4711",
+        "lines": ["Gentile Anna Clerk,",
+                  "Grazie per il colloquio di oggi sul conto di Acme Tools.",
+                  "Quanto abbiamo discusso:", "Pays the first invoice on Friday.",
+                  "Come concordato, pagherete 1.200,00 EUR entro il 15 agosto 2025 per "
+                  "le fatture INV-1001, INV-1002.",
+                  "Cordiali saluti", "carla"],
+    },
 }
 
 
@@ -79,7 +98,7 @@ def summary_sent(account, collector, capture, *, language: str):
         )
 
 
-@pytest.mark.parametrize("language", ["en", "de", "nl", "fr"])
+@pytest.mark.parametrize("language", list(SUMMARY_SAYS))
 def test_a_call_summary_is_written_in_the_contact_s_language(
     account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, language
 ):
@@ -96,11 +115,12 @@ def test_a_call_summary_is_written_in_the_contact_s_language(
         assert line in lines, (line, lines)
 
 
-@pytest.mark.parametrize("language", ["es", "it"])
 def test_a_call_summary_to_a_contact_whose_language_the_letters_do_not_speak_is_in_english(
-    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, language
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
 ):
-    summary_sent(account, collector, django_capture_on_commit_callbacks, language=language)
+    # A language we have no wording for: every choice a contact has is written
+    # today, but one added to the choices must still get a text.
+    summary_sent(account, collector, django_capture_on_commit_callbacks, language="pt")
 
     (message,) = smtp_server.messages
     assert message["Subject"] == SUMMARY_SAYS["en"]["subject"]

@@ -131,10 +131,34 @@ COPY_SAYS = {
         "subject": "Copie de la facture INV-2026-002701",
         "cover": "Comme demandé, vous trouverez ci-joint une copie de notre facture INV-2026-002701",
     },
+    "es": {
+        "mark": "COPIA", "title": "Copia de la factura INV-2026-002701",
+        "facts": [r"Fecha de factura 02/02/2026", r"Fecha de vencimiento 04/03/2026",
+                  r"Su número de pedido PO-481516", r"Moneda EUR", r"Importe de la factura 1.250,00 EUR",
+                  r"Pagado 300,00 EUR", r"Abonado 50,00 EUR", r"Pendiente 900,00 EUR",
+                  r"Gastos de reclamación \(según nuestras condiciones de pago\) 40,00 EUR",
+                  r"Total pendiente, con gastos e intereses 940,00 EUR",
+                  r"Por favor, transfiera el importe pendiente a más tardar el 27/04/2026 a "
+                  r"arcrm Demo GmbH, IBAN .* indicando el número de factura INV-2026-002701\."],
+        "subject": "Copia de la factura INV-2026-002701",
+        "cover": "Tal como nos pidió, le adjuntamos una copia de nuestra factura INV-2026-002701",
+    },
+    "it": {
+        "mark": "COPIA", "title": "Copia della fattura INV-2026-002701",
+        "facts": [r"Data fattura 02/02/2026", r"Data di scadenza 04/03/2026",
+                  r"Vostro numero d'ordine PO-481516", r"Valuta EUR", r"Importo fattura 1.250,00 EUR",
+                  r"Pagato 300,00 EUR", r"Accreditato 50,00 EUR", r"Residuo 900,00 EUR",
+                  r"Spese di sollecito \(come da condizioni di pagamento\) 40,00 EUR",
+                  r"Totale da pagare, con spese e interessi 940,00 EUR",
+                  r"Vi preghiamo di bonificare l'importo residuo entro il 27/04/2026 a "
+                  r"arcrm Demo GmbH, IBAN .* indicando il numero della fattura INV-2026-002701\."],
+        "subject": "Copia della fattura INV-2026-002701",
+        "cover": "Come richiesto, vi inviamo in allegato una copia della nostra fattura INV-2026-002701",
+    },
 }
 
 
-@pytest.mark.parametrize("language", ["en", "de", "nl", "fr"])
+@pytest.mark.parametrize("language", list(COPY_SAYS))
 def test_a_copy_is_a_one_page_invoice_copy_in_the_contact_s_language_not_a_reminder(
     account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, pdf_text, pdf_pages,
     language,
@@ -160,7 +184,9 @@ def test_a_copy_is_a_one_page_invoice_copy_in_the_contact_s_language_not_a_remin
     for reminder_words in ("not received", "not yet received", "reached you", "reach you",
                            "noch keine Zahlung", "erreicht", "copy of an invoice", "Rechnungskopie brauchen",
                            "nog geen betaling", "bereikt", "kopie van een factuur", "pas encore reçu",
-                           "bien parvenue", "copie de facture"):
+                           "bien parvenue", "copie de facture", "no hemos recibido", "le ha llegado",
+                           "copia de una factura", "non abbiamo ancora ricevuto", "vi sia arrivata",
+                           "copia di una fattura"):
         assert reminder_words not in text, reminder_words
     assert message["Subject"] == says["subject"]
     body = message.get_body(("plain",)).get_content()
@@ -169,15 +195,17 @@ def test_a_copy_is_a_one_page_invoice_copy_in_the_contact_s_language_not_a_remin
     html = message.get_body(("html",)).get_content()
     assert "INV-2026-002701" in html and f'lang="{language}"' in html
     for reminder_words in ("reminder", "Erinnerung", "Mahnung", "reach you", "erreicht", "herinnering",
-                           "aanmaning", "bereikt", "rappel", "relance", "parvenu"):
+                           "aanmaning", "bereikt", "rappel", "relance", "parvenu", "recordatorio", "aviso",
+                           "sollecito", "promemoria"):
         assert reminder_words not in body and reminder_words not in message["Subject"], reminder_words
 
 
-@pytest.mark.parametrize("language", ["es", "it"])
 def test_a_copy_for_a_contact_whose_language_the_letters_do_not_speak_is_written_in_english(
-    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, pdf_text, language
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, pdf_text
 ):
-    copy_sent(account, collector, django_capture_on_commit_callbacks, language=language)
+    # A language we have no wording for: every choice a contact has is written
+    # today, but one added to the choices must still get a text.
+    copy_sent(account, collector, django_capture_on_commit_callbacks, language="pt")
 
     (message,) = smtp_server.messages
     assert message["Subject"] == "Copy of invoice INV-2026-002701"

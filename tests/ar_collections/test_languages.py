@@ -14,11 +14,11 @@ from django.template.loader import get_template
 
 from ar_collections import rendering
 from ar_collections.models import DunningAction, Tone
-from customers.models import ReminderChannel, Segment
+from customers.models import Language, ReminderChannel, Segment
 
 from .conftest import DUE
 
-WRITTEN = ["en", "de", "nl", "fr"]
+WRITTEN = ["en", "de", "nl", "fr", "es", "it"]
 # French typography: a narrow no-break space between thousands and before "%",
 # a no-break space between an amount and its currency, so neither is split
 # over two lines.
@@ -42,8 +42,12 @@ def test_the_languages_we_write_have_their_formats_and_no_more():
     assert set(rendering.FORMATS) == set(rendering.LABELS)
 
 
-@pytest.mark.parametrize("language", ["es", "it"])
-def test_a_language_we_do_not_write_yet_gets_english_with_a_note_saying_so(language):
+def test_every_language_a_contact_can_choose_is_one_we_write():
+    assert set(Language.values) <= set(rendering.LABELS)
+
+
+def test_a_language_we_do_not_write_gets_english_with_a_note_saying_so():
+    language = "pt"  # not among a contact's choices today
     assert rendering.wording_language(language, Tone.FIRM) == (
         "en", f"no wording in language '{language}' yet: written in English"
     )
@@ -58,6 +62,10 @@ def test_a_language_we_do_not_write_yet_gets_english_with_a_note_saying_so(langu
     ("nl", dt.date(2026, 3, 1), "01-03-2026", "1 maart 2026"),
     ("fr", dt.date(2025, 8, 5), "05/08/2025", "5 août 2025"),
     ("fr", dt.date(2026, 3, 1), "01/03/2026", "1er mars 2026"),
+    ("es", dt.date(2025, 8, 5), "05/08/2025", "5 de agosto de 2025"),
+    ("es", dt.date(2026, 3, 1), "01/03/2026", "1 de marzo de 2026"),
+    ("it", dt.date(2025, 8, 5), "05/08/2025", "5 agosto 2025"),
+    ("it", dt.date(2026, 3, 1), "01/03/2026", "1º marzo 2026"),
 ])
 def test_a_day_is_written_as_the_language_writes_it(language, day, short, long):
     shown = dataclasses.replace(notice(language, Tone.FRIENDLY), pay_by=day)
@@ -78,6 +86,10 @@ def test_a_day_is_written_as_the_language_writes_it(language, day, short, long):
     ("fr", "1234567.5", "EUR", f"1{NNBSP}234{NNBSP}567,50{NBSP}EUR"),
     ("fr", "-40", "EUR", f"-40,00{NBSP}EUR"),
     ("fr", "6000", "JPY", f"6{NNBSP}000{NBSP}JPY"),
+    ("es", "1234567.5", "EUR", "1.234.567,50 EUR"),
+    ("es", "-40", "EUR", "-40,00 EUR"),
+    ("it", "1234567.5", "EUR", "1.234.567,50 EUR"),
+    ("it", "6000", "JPY", "6.000 JPY"),
 ])
 def test_an_amount_is_written_with_the_language_s_separators_and_the_currency_code(
     language, amount, currency, shown
@@ -86,7 +98,8 @@ def test_an_amount_is_written_with_the_language_s_separators_and_the_currency_co
 
 
 @pytest.mark.parametrize(("language", "shown"), [
-    ("en", "8.50%"), ("de", "8,50 %"), ("nl", "8,50%"), ("fr", f"8,50{NNBSP}%"),
+    ("en", "8.50%"), ("de", "8,50 %"), ("nl", "8,50%"), ("fr", f"8,50{NNBSP}%"), ("es", "8,50 %"),
+    ("it", "8,50%"),
 ])
 def test_a_rate_is_written_as_the_language_writes_it(language, shown):
     assert rendering._percent(Decimal("8.5"), language) == shown
@@ -164,6 +177,52 @@ NOTICE_SAYS = {
                      "nous bloquerons votre compte client", "contre remboursement ou paiement d'avance"],
         },
     },
+    "es": {
+        # A Spanish salutation ends with a colon.
+        "greeting": "Estimado/a Anna Clerk:",
+        "statement": ["Factura", "Vencimiento", "INV-1001", "29/01/2026", "28/02/2026", "500,00 EUR",
+                      "1.234,56 EUR", "Fecha límite de pago: 15/03/2026",
+                      "indicando su número de cliente C-4711", "Atentamente", "plan de pagos"],
+        Tone.FRIENDLY: {
+            "subject": "¿Ha recibido nuestras facturas INV-1001, INV-1002?",
+            "says": ["Aún no hemos recibido el pago", "a más tardar el 15 de marzo de 2026",
+                     "Importe a pagar 1.734,56 EUR"],
+        },
+        Tone.FIRM: {
+            "subject": "Recordatorio de pago: 2 facturas vencidas, le rogamos el pago a más tardar el "
+                       "15 de marzo de 2026",
+            "says": ["Pese a nuestro recordatorio anterior", "gastos de reclamación de 40,00 EUR",
+                     "intereses de demora del 8,00 % anual", "1.774,56 EUR",
+                     "a más tardar el 15 de marzo de 2026"],
+        },
+        Tone.FINAL: {
+            "subject": "Último aviso: pago de 1.774,56 EUR a más tardar el 15 de marzo de 2026",
+            "says": ["Este es nuestro último aviso", "a más tardar el 15 de marzo de 2026",
+                     "bloquearemos su cuenta de cliente", "contra reembolso o con pago anticipado"],
+        },
+    },
+    "it": {
+        "greeting": "Gentile Anna Clerk,",
+        "statement": ["Fattura", "Scadenza", "INV-1001", "29/01/2026", "28/02/2026", "500,00 EUR",
+                      "1.234,56 EUR", "Da pagare entro: 15/03/2026",
+                      "indicando il vostro codice cliente C-4711", "Cordiali saluti", "piano di pagamento"],
+        Tone.FRIENDLY: {
+            "subject": "Avete ricevuto le nostre fatture INV-1001, INV-1002?",
+            "says": ["Non abbiamo ancora ricevuto il pagamento", "entro il 15 marzo 2026",
+                     "Totale da pagare 1.734,56 EUR"],
+        },
+        Tone.FIRM: {
+            "subject": "Sollecito di pagamento: 2 fatture scadute, pagamento entro il 15 marzo 2026",
+            "says": ["Nonostante il nostro precedente sollecito", "spese di sollecito di 40,00 EUR",
+                     "interessi di mora al tasso annuo di 8,00%", "1.774,56 EUR", "entro il 15 marzo 2026"],
+        },
+        Tone.FINAL: {
+            "subject": "Ultimo sollecito: pagamento di 1.774,56 EUR entro il 15 marzo 2026",
+            "says": ["Questo è il nostro ultimo sollecito", "entro il 15 marzo 2026",
+                     "bloccheremo il vostro conto cliente",
+                     "solo in contrassegno o con pagamento anticipato"],
+        },
+    },
 }
 ENGLISH = ["Dear ", "Please pay by", "Kind regards", "EUR 500.00", "Invoice ", "15 Mar 2026"]
 # Where an amount sits in running text, its spaces must not break.
@@ -202,6 +261,12 @@ LETTER_SAYS = {
     "fr": ["Acme Tools", "Main Street 1", "Numéro client", "Avez-vous bien reçu nos factures",
            "Bonjour Anna Clerk,", "500,00 EUR", "700,00 EUR", "Total à payer 1 200,00 EUR",
            "Date limite de paiement : 15/03/2026", "au plus tard le 15 mars 2026", "carla"],
+    "es": ["Acme Tools", "Main Street 1", "Número de cliente", "Ha recibido nuestras facturas",
+           "Estimado/a Anna Clerk:", "500,00 EUR", "700,00 EUR", "Importe a pagar 1.200,00 EUR",
+           "Fecha límite de pago: 15/03/2026", "a más tardar el 15 de marzo de 2026", "carla"],
+    "it": ["Acme Tools", "Main Street 1", "Codice cliente", "Avete ricevuto le nostre fatture",
+           "Gentile Anna Clerk,", "500,00 EUR", "700,00 EUR", "Totale da pagare 1.200,00 EUR",
+           "Da pagare entro: 15/03/2026", "entro il 15 marzo 2026", "carla"],
 }
 
 
