@@ -762,21 +762,26 @@ def test_an_invoice_paid_since_planning_is_left_off_the_reminder(make_account, s
     assert "EUR 700.00" in text
 
 
-def test_a_german_contact_gets_german_words_and_an_unsupported_language_english_with_a_note(
+def test_a_contact_gets_her_own_language_s_words_and_one_we_do_not_write_english_with_a_note(
     make_account, plan_and_deliver, smtp_server
 ):
     german = make_account(Segment.PROMPT, language=Language.DE)
     spanish = make_account(Segment.PROMPT, name="Bar Sevilla", language=Language.ES)
+    # Not among the choices today: one added before its wording is written.
+    portuguese = make_account(Segment.PROMPT, name="Casa Lisboa", language="pt")
 
     plan_and_deliver(days(3))
 
     subjects = {m["Subject"].split()[0] for m in smtp_server.messages}
-    assert subjects == {"Sind", "Did"}
+    assert subjects == {"Sind", "¿Ha", "Did"}
     german_text = next(m for m in smtp_server.messages if m["Subject"].startswith("Sind"))
     assert "15.03.2026" in german_text.get_body(("plain",)).get_content()
+    spanish_text = next(m for m in smtp_server.messages if m["Subject"].split()[0] == "¿Ha")
+    assert "15/03/2026" in spanish_text.get_body(("plain",)).get_content()
     assert DunningAction.objects.get(customer=german).channel_note == ""
-    assert DunningAction.objects.get(customer=spanish).channel_note == (
-        "no wording in language 'es' yet: written in English"
+    assert DunningAction.objects.get(customer=spanish).channel_note == ""
+    assert DunningAction.objects.get(customer=portuguese).channel_note == (
+        "no wording in language 'pt' yet: written in English"
     )
 
 
