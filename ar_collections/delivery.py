@@ -56,6 +56,7 @@ import logging
 import smtplib
 import ssl
 from collections import defaultdict
+from dataclasses import replace
 from decimal import Decimal
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -85,6 +86,7 @@ from ar_collections.models import (
     DunningActionInvoice,
     DunningCycle,
     DunningRun,
+    Invoice,
     LateCharge,
     MailPurpose,
     MissCause,
@@ -406,6 +408,8 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     charges = _charges_create(action, lines)
     fee_note = _fee_note(step, lines)
     notice = _notice(action, lines, contact, language=language, today=today)
+    copies = _copies_asked(action, lines, contact, channel=channel, today=today)
+    notice = replace(notice, copies_attached=bool(copies))
     email = rendering.render_email(notice)
     what = TONE_NAMES[Tone(step.tone)]
     count, amounts = len(lines), _amounts(lines)
@@ -446,11 +450,14 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
         headers={"Message-ID": message_id(action.pk)},
     )
     message.attach_alternative(email.html, "text/html")
-    # Firm and final notices carry the statement as a PDF to forward or file.
+    # Firm and final notices carry the statement as a PDF to forward or file;
+    # a friendly "did it reach you?" the invoices themselves.
     if step.tone >= Tone.FIRM or step.action == StepAction.LETTER:
         attachment = f"statement-{notice.reference}.pdf"
         message.attach(attachment, rendering.render_letter(notice), "application/pdf")
         details["attachment"] = attachment
+    elif copies:
+        details["attachment"] = _copies_attach(message, copies, reference=notice.reference)
     details.update(address=contact.email, message_id=message_id(action.pk))
     _done(action, recipient_address=contact.email, **fields)
     _record(customer, action, details=details, invoices=[x.invoice for x in lines], summary=(
@@ -459,6 +466,23 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     ))
     # Sent by the caller, last: everything above rolls back if the server refuses it.
     return "emailed", message
+
+
+# A friendly "did it reach you?" e-mail carries a copy of each invoice it asks
+# about when it lists at most this many: past that a statement is what helps,
+# and a mail of dozens of PDFs is one nobody opens.
+COPIES_AT_MOST = 10
+
+
+def _copies_asked(action, lines, contact: Contact, *, channel: str, today: dt.date):
+    """The invoice copies a friendly e-mail about overdue invoices carries,
+    each asking for payment by the notice's own date; none for a letter, a
+    firmer tone (its statement goes instead) or a reminder before the due date."""
+    if (channel != Channel.EMAIL or action.step.tone != Tone.FRIENDLY or len(lines) > COPIES_AT_MOST
+            or all(line.days_overdue <= 0 for line in lines)):
+        return []
+    return [invoice_copy(action.customer, line.invoice, contact, sender=action.customer.collector, on=today,
+                         pay_by=action.pay_by) for line in lines]
 
 
 def pay_by_when_sent(action, *, day: dt.date, channel: str) -> dt.date:
@@ -1041,6 +1065,47 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
     )
 
 
+def invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, sender, on: dt.date,
+                 pay_by: dt.date) -> rendering.InvoiceCopy:
+    """A copy of one invoice, for `contact` in her language: the invoice as
+    issued, what has been paid and credited on it and what is open, with the
+    fees and interest our reminders about it charged that are still owed, to
+    pay by `pay_by` (the date the mail it goes with asks for)."""
+    taken_off = invoice.allocations.aggregate(
+        paid=Sum("amount", filter=Q(payment__isnull=False)),
+        credited=Sum("amount", filter=Q(credit_note__isnull=False)),
+    )
+    # Interest on this invoice, and a fee of a notice that listed it, in its
+    # currency (a notice charges one fee per currency it lists).
+    charges = (
+        LateCharge.objects.filter(customer=customer, currency=invoice.currency).standing()
+        .filter(Q(invoice=invoice) | Q(invoice__isnull=True, action__lines__invoice=invoice))
+        .distinct().order_by("created_at", "id")
+    )
+    # The invoice went to the account's billing address, whoever asks for the copy.
+    billing = customer.contacts.filter(is_primary_billing=True).exclude(postal_address="").first()
+    return rendering.InvoiceCopy(
+        language=contact.language, number=invoice.number, issue_date=invoice.issue_date,
+        due_date=invoice.due_date, currency=invoice.currency, total_amount=invoice.total_amount,
+        paid_amount=taken_off["paid"] or ZERO, credited_amount=taken_off["credited"] or ZERO,
+        open_amount=invoice.open_amount, customer_name=customer.legal_name or customer.name,
+        account_number=customer.account_number,
+        billing_address=(billing or contact).postal_address, recipient_name=contact.name,
+        copy_date=on, pay_by=pay_by, sender_name=person_name(sender), sender_email=sender.email,
+        customer_reference=invoice.po_reference,
+        charges=tuple(_notice_charge(c) for c in charges),
+    )
+
+
+def _copies_attach(message: EmailMultiAlternatives, copies: list[rendering.InvoiceCopy], *,
+                   reference: str) -> str:
+    """The copies as one PDF, a page each: "invoice-<number>.pdf" for one
+    invoice, "invoices-<reference>.pdf" for several."""
+    name = f"invoice-{copies[0].number}.pdf" if len(copies) == 1 else f"invoices-{reference}.pdf"
+    message.attach(name, rendering.render_invoice_copies(copies), "application/pdf")
+    return name
+
+
 def _charges_standing(customer, *, besides=None) -> tuple[rendering.NoticeCharge, ...]:
     """The account's charges of earlier notices still owed, for a notice to
     repeat, whichever cycle charged them: its amount due is what the customer
@@ -1554,8 +1619,9 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
     nothing. The mail goes through the outbox (ar_collections/outbox.py): a
     server saying "not now" gets it again later, and a refusal for good is
     on the timeline, never lost with a rolled-back claim. The friendly wording
-    ("did you receive it? here is a copy") is the one a first reminder uses;
-    the copy goes as a PDF attachment too.
+    ("did you receive it? a copy is attached") is the one a first reminder
+    uses, with a copy of each invoice as a PDF (a statement past
+    COPIES_AT_MOST invoices).
     """
     from ar_collections import outbox  # it imports this module
 
@@ -1605,6 +1671,10 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             # The amount due is what the last notice said is owed: its charges and credits too.
             credits=_credits_on_notice(customer), charges=_charges_standing(customer),
         )
+        # Red tape: the invoices themselves, to the person who books them.
+        copies = [invoice_copy(customer, i, contact, sender=collector, on=on, pay_by=notice.pay_by)
+                  for i in invoices] if len(invoices) <= COPIES_AT_MOST else []
+        notice = replace(notice, copies_attached=bool(copies))
         email = rendering.render_email(notice)
         message = EmailMultiAlternatives(
             subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
@@ -1612,7 +1682,10 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             reply_to=[collector.email] if collector.email else None,
         )
         message.attach_alternative(email.html, "text/html")
-        message.attach(f"invoices-R-{cycle.pk}.pdf", rendering.render_letter(notice), "application/pdf")
+        if copies:
+            _copies_attach(message, copies, reference=notice.reference)
+        else:
+            message.attach(f"invoices-R-{cycle.pk}.pdf", rendering.render_letter(notice), "application/pdf")
         mail = outbox.mail_queue(message, customer=customer, purpose=MailPurpose.INVOICES_RESEND)
         _record(customer, cycle, invoices=invoices, summary=(
             f"Invoices re-sent to {contact.name} (red tape): {len(invoices)} invoice{_s(len(invoices))}"

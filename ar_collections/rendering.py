@@ -28,7 +28,7 @@ import functools
 import mimetypes
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -549,6 +549,9 @@ class Notice:
     interest_rate_percent: Decimal = Decimal("0")
     offer_payment_plan: bool = False
     reference: str = ""  # ours, e.g. "D-123" for action 123, printed beside the date
+    # A copy of each invoice listed goes with the e-mail (a friendly "did it
+    # reach you?"); the text says so. Never on a letter: it is one page.
+    copies_attached: bool = False
 
 
 @dataclass(frozen=True)
@@ -697,7 +700,13 @@ def render_invoice_copy_email(copy: InvoiceCopy) -> RenderedEmail:
 
 def render_invoice_copy(copy: InvoiceCopy) -> bytes:
     """The one-page copy of the invoice as PDF bytes."""
-    return html_to_pdf(render_to_string("pdf/invoice_copy.html", _copy_context(copy)))
+    return render_invoice_copies([copy])
+
+
+def render_invoice_copies(copies: Sequence[InvoiceCopy]) -> bytes:
+    """Copies of several invoices in one PDF, a page each (an outgoing mail
+    carries one attachment)."""
+    return html_to_pdf(*(render_to_string("pdf/invoice_copy.html", _copy_context(copy)) for copy in copies))
 
 
 def _copy_context(copy: InvoiceCopy) -> dict:
@@ -884,17 +893,22 @@ def letter_stylesheet():
     return _stylesheet(found, os.stat(found).st_mtime_ns)
 
 
-def html_to_pdf(html: str) -> bytes:
-    """Render our own HTML to PDF; any resource outside our static files is refused."""
+def html_to_pdf(*htmls: str) -> bytes:
+    """Render our own HTML to PDF, the documents one after the other in one
+    file; any resource outside our static files is refused."""
     from weasyprint import HTML
     from weasyprint.urls import FatalURLFetchingError
 
     base = static_roots()[0].as_uri() + "/"
     fetcher = static_files_fetcher()
     try:
-        pdf = HTML(string=html, base_url=base, url_fetcher=fetcher).write_pdf(
-            stylesheets=[letter_stylesheet()], font_config=_font_config()
-        )
+        documents = [
+            HTML(string=html, base_url=base, url_fetcher=fetcher).render(
+                stylesheets=[letter_stylesheet()], font_config=_font_config()
+            )
+            for html in htmls
+        ]
+        pdf = documents[0].copy([page for document in documents for page in document.pages]).write_pdf()
     except FatalURLFetchingError as error:
         # A BaseException in WeasyPrint; turned into an ordinary error so the
         # caller's error handling (FAILED with the reason) sees it.
@@ -973,6 +987,7 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "short_numbers": ", ".join(x.number for x in notice.lines[:3])
         + (f" (+{len(lines) - 3})" if len(lines) > 3 else ""),
         "before_due": all(x.days_overdue <= 0 for x in notice.lines),
+        "copies_attached": notice.copies_attached,
         "totals": [
             {
                 "currency": s.currency,

@@ -27,7 +27,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections import outbox, rendering, services, worklist
-from ar_collections.delivery import charge_waive, left_to_apply, letters_withdraw_moot, mail_address
+from ar_collections.delivery import (
+    charge_waive,
+    invoice_copy,
+    left_to_apply,
+    letters_withdraw_moot,
+    mail_address,
+)
 from ar_collections.dunning import copy_pay_by
 from ar_collections.models import (
     Allocation,
@@ -212,37 +218,10 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
 
 
 def _invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, actor, on: dt.date):
-    """The copy's cover e-mail and PDF, in the contact's language: the invoice
-    as issued, what has been paid and credited on it and what is open, with
-    the fees and interest our reminders about it charged that are still owed."""
-    taken_off = invoice.allocations.aggregate(
-        paid=Sum("amount", filter=Q(payment__isnull=False)),
-        credited=Sum("amount", filter=Q(credit_note__isnull=False)),
-    )
-    # Interest on this invoice, and a fee of a notice that listed it, in its
-    # currency (a notice charges one fee per currency it lists).
-    charges = (
-        LateCharge.objects.filter(customer=customer, currency=invoice.currency).standing()
-        .filter(Q(invoice=invoice) | Q(invoice__isnull=True, action__lines__invoice=invoice))
-        .distinct().order_by("created_at", "id")
-    )
-    # The invoice went to the account's billing address, whoever asks for the copy.
-    billing = customer.contacts.filter(is_primary_billing=True).exclude(postal_address="").first()
-    copy = rendering.InvoiceCopy(
-        language=contact.language, number=invoice.number, issue_date=invoice.issue_date,
-        due_date=invoice.due_date, currency=invoice.currency, total_amount=invoice.total_amount,
-        paid_amount=taken_off["paid"] or ZERO, credited_amount=taken_off["credited"] or ZERO,
-        open_amount=invoice.open_amount, customer_name=customer.legal_name or customer.name,
-        account_number=customer.account_number,
-        billing_address=(billing or contact).postal_address, recipient_name=contact.name,
-        copy_date=on, pay_by=copy_pay_by(due_date=invoice.due_date, sent_on=on),
-        sender_name=person_name(actor), sender_email=actor.email,
-        customer_reference=invoice.po_reference,
-        charges=tuple(rendering.NoticeCharge(
-            c.kind, c.open_amount, c.currency, c.basis, paid=c.amount - c.open_amount,
-            rate_percent=c.rate_percent, stretches=tuple((Decimal(b), days) for b, days in c.stretches),
-        ) for c in charges),
-    )
+    """The copy's cover e-mail and PDF, in the contact's language. It gives a
+    day to pay the open amount by, as an invoice gives its terms."""
+    copy = invoice_copy(customer, invoice, contact, sender=actor, on=on,
+                        pay_by=copy_pay_by(due_date=invoice.due_date, sent_on=on))
     return rendering.render_invoice_copy_email(copy), rendering.render_invoice_copy(copy)
 
 

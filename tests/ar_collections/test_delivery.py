@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections.delivery import (
+    COPIES_AT_MOST,
     INSTALL_FAULT_RETRY_AFTER,
     MAX_DELIVERY_ATTEMPTS,
     action_approve,
@@ -368,7 +369,9 @@ def test_the_email_says_who_what_and_by_when_and_is_recorded(make_account, plan_
     assert "did" not in text.lower() or "reached you" in text  # friendly: did it reach you?
     assert "credit hold" not in text
     assert message["Message-ID"] == message_id(action.pk) == f"<dunning-action-{action.pk}@example.com>"
-    assert not [p for p in message.iter_attachments()]  # a friendly reminder carries no statement
+    # A friendly "did it reach you?" carries no statement but the invoices themselves.
+    assert [p.get_filename() for p in message.iter_attachments()] == [f"invoices-D-{action.pk}.pdf"]
+    assert "A copy of each invoice is attached." in text
     assert (action.subject, action.body_text.splitlines(), action.recipient_address) == (
         message["Subject"], text.splitlines(), "anna@acme.test"
     )
@@ -379,6 +382,75 @@ def test_the_email_says_who_what_and_by_when_and_is_recorded(make_account, plan_
     assert event.subject == action
     assert event.details["subject"] == message["Subject"]
     assert sorted(event.details["invoices"]) == numbers(account)
+
+
+def test_a_friendly_reminder_s_invoice_copies_are_real_copies_asking_for_its_own_pay_by_date(
+    make_account, plan_and_deliver, smtp_server, pdf_text, pdf_pages
+):
+    account = make_account(Segment.PROMPT, language=Language.DE)
+
+    plan_and_deliver(days(3))
+
+    [message] = smtp_server.messages
+    action = DunningAction.objects.get(customer=account)
+    [copies] = message.iter_attachments()
+    assert copies.get_filename() == f"invoices-D-{action.pk}.pdf"
+    pdf = copies.get_content()
+    # A page each, the first invoice's copy first.
+    assert pdf_pages(pdf) == 2
+    first, second = numbers(account)
+    # pdftotext ends each page with a form feed.
+    page_one, page_two = (" ".join(page.split()) for page in pdf_text(pdf).split("\f")[:2])
+    assert f"Kopie der Rechnung {first}" in page_one and second not in page_one
+    assert f"Kopie der Rechnung {second}" in page_two
+    for page in (page_one, page_two):
+        # The same day to pay by as the e-mail: two dates would leave the customer unsure which holds.
+        assert "bis zum 15.03.2026" in page
+    body = message.get_body(("plain",)).get_content()
+    assert "Eine Kopie jeder Rechnung finden Sie im Anhang." in body
+    event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING)
+    assert event.details["attachment"] == f"invoices-D-{action.pk}.pdf"
+
+
+def test_a_friendly_reminder_about_one_invoice_carries_its_copy_under_its_number(
+    make_customer, make_contact, make_invoice, plan_and_deliver, smtp_server, pdf_text
+):
+    account = make_customer(name="Acme Tools", segment=Segment.PROMPT)
+    make_contact(account, name="Anna Clerk", is_primary_billing=True, email="anna@acme.test")
+    invoice = make_invoice(account, issued=DUE - dt.timedelta(days=30), due=DUE, amount="500.00")
+
+    plan_and_deliver(days(3))
+
+    [message] = smtp_server.messages
+    [copy] = message.iter_attachments()
+    assert copy.get_filename() == f"invoice-{invoice.number}.pdf"
+    assert f"Copy of invoice {invoice.number}" in " ".join(pdf_text(copy.get_content()).split())
+    assert "A copy of the invoice is attached." in message.get_body(("plain",)).get_content()
+
+
+def test_a_friendly_reminder_before_the_due_date_carries_no_copies(make_account, plan_and_deliver, smtp_server):
+    make_account(Segment.SYSTEMATIC_LATE)  # its ladder reminds three days before the due date
+
+    plan_and_deliver(days(-3))
+
+    [message] = smtp_server.messages
+    assert not list(message.iter_attachments())
+    assert "attached" not in message.get_body(("plain",)).get_content()
+
+
+def test_a_friendly_reminder_about_more_invoices_than_copies_go_with_carries_none(
+    make_account, make_invoice, plan_and_deliver, smtp_server
+):
+    many = make_account(Segment.PROMPT, name="Many Invoices Ltd")
+    for n in range(COPIES_AT_MOST - 1):
+        make_invoice(many, number=f"MANY-{n:02}", issued=DUE - dt.timedelta(days=30), due=DUE, amount="10.00")
+
+    plan_and_deliver(days(3))
+
+    [message] = smtp_server.messages
+    assert DunningAction.objects.get(customer=many).lines.count() == COPIES_AT_MOST + 1
+    assert not list(message.iter_attachments())
+    assert "attached" not in message.get_body(("plain",)).get_content()
 
 
 def test_a_reminder_in_yen_asks_for_whole_yen(make_customer, make_contact, make_invoice, plan_and_deliver,

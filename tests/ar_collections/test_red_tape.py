@@ -41,9 +41,16 @@ def test_noting_red_tape_resends_the_invoices_to_whoever_handles_billing_today(
     assert [m["To"] for m in resent] == ["Ben Backup <ben@acme.test>"]
     body = resent[0].get_body(preferencelist=("plain",)).get_content()
     assert "EUR 1,200.00" in body
-    attachment = next(resent[0].iter_attachments())
-    assert "Acme Tools" in pdf_text(attachment.get_content())
-    assert DunningCycle.objects.get(customer=behind).invoices_resent_on == NOTED
+    assert "A copy of each invoice is attached." in body
+    # The invoices themselves, a page each, not another reminder.
+    [attachment] = resent[0].iter_attachments()
+    cycle = DunningCycle.objects.get(customer=behind)
+    assert attachment.get_filename() == f"invoices-R-{cycle.pk}.pdf"
+    pages = [" ".join(page.split()) for page in pdf_text(attachment.get_content()).split("\f") if page.strip()]
+    assert [page.split("Copy of invoice ")[1].split()[0] for page in pages] == list(
+        behind.invoices.order_by("due_date", "number").values_list("number", flat=True))
+    assert all("Acme Tools" in page and "not a new invoice" in page for page in pages)
+    assert cycle.invoices_resent_on == NOTED
     assert TimelineEvent.objects.filter(
         customer=behind, kind=EventKind.DUNNING, summary__startswith="Invoices re-sent to Ben Backup"
     ).count() == 1
