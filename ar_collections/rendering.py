@@ -908,7 +908,9 @@ def html_to_pdf(*htmls: str) -> bytes:
             )
             for html in htmls
         ]
-        pdf = documents[0].copy([page for document in documents for page in document.pages]).write_pdf()
+        if len(documents) > 1:
+            documents = [documents[0].copy([page for document in documents for page in document.pages])]
+        pdf = documents[0].write_pdf()
     except FatalURLFetchingError as error:
         # A BaseException in WeasyPrint; turned into an ordinary error so the
         # caller's error handling (FAILED with the reason) sees it.
