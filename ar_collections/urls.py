@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ar_collections import views
+from ar_collections import numbers_views, views
 from ar_collections import workspace_views as ws
 
 app_name = "collections"
@@ -42,5 +42,6 @@ urlpatterns = [
     path("exceptions/<int:request_id>/decide/", ws.exception_decide, name="exception_decide"),
     path("actions/<int:pk>/", ws.action_detail, name="action_detail"),
     path("worklist/", ws.worklist_view, name="worklist"),
+    path("numbers/", numbers_views.numbers_page, name="numbers"),
     path("worklist/<int:item_id>/<str:change>/", ws.work_item_change, name="work_item_change"),
 ]

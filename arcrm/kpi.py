@@ -90,8 +90,9 @@ def dso_countback(*, receivables: Decimal, months: Iterable[tuple[int, Decimal]]
     return Countback(one_place(days), complete=False)
 
 
-def collection_effectiveness(*, opening: Decimal, credit_sales: Decimal, closing: Decimal,
-                             closing_current: Decimal) -> Decimal | None:
+def collection_effectiveness(
+    *, opening: Decimal, credit_sales: Decimal, closing: Decimal, closing_current: Decimal
+) -> Decimal | None:
     """CEI = (opening receivables + credit sales − closing receivables) /
     (opening receivables + credit sales − closing receivables not yet due) × 100:
     what was collected (or otherwise taken off) out of what could have been."""

@@ -20,13 +20,21 @@ from arcrm.kpi import (
 D = Decimal
 
 
-@pytest.mark.parametrize(("days_late", "bucket"), [
-    (-12, NOT_YET_DUE), (0, NOT_YET_DUE),
-    (1, "1–30 days late"), (30, "1–30 days late"),
-    (31, "31–60 days late"), (60, "31–60 days late"),
-    (61, "61–90 days late"), (90, "61–90 days late"),
-    (91, "Over 90 days late"), (400, "Over 90 days late"),
-])
+@pytest.mark.parametrize(
+    ("days_late", "bucket"),
+    [
+        (-12, NOT_YET_DUE),
+        (0, NOT_YET_DUE),
+        (1, "1–30 days late"),
+        (30, "1–30 days late"),
+        (31, "31–60 days late"),
+        (60, "31–60 days late"),
+        (61, "61–90 days late"),
+        (90, "61–90 days late"),
+        (91, "Over 90 days late"),
+        (400, "Over 90 days late"),
+    ],
+)
 def test_an_invoice_falls_in_the_bucket_of_its_days_late(days_late, bucket):
     assert aging_bucket(days_late) == bucket
 
@@ -98,21 +106,25 @@ def test_add_is_not_defined_when_the_dsos_are_not():
 
 def test_cei_is_what_was_collected_out_of_what_could_have_been():
     # (100,000 + 90,000 − 80,000) / (100,000 + 90,000 − 50,000) × 100 = 110 / 140 × 100 = 78.571… → 78.6
-    cei = collection_effectiveness(opening=D("100000"), credit_sales=D("90000"), closing=D("80000"),
-                                   closing_current=D("50000"))
+    cei = collection_effectiveness(
+        opening=D("100000"), credit_sales=D("90000"), closing=D("80000"), closing_current=D("50000")
+    )
 
     assert cei == D("78.6")
 
 
 def test_cei_is_100_when_everything_due_was_collected():
     # (10,000 + 5,000 − 5,000) / (10,000 + 5,000 − 5,000) × 100: all that stays is not yet due.
-    assert collection_effectiveness(opening=D("10000"), credit_sales=D("5000"), closing=D("5000"),
-                                    closing_current=D("5000")) == D("100.0")
+    assert collection_effectiveness(
+        opening=D("10000"), credit_sales=D("5000"), closing=D("5000"), closing_current=D("5000")
+    ) == D("100.0")
 
 
 def test_cei_is_not_defined_with_nothing_collectable():
-    assert collection_effectiveness(opening=D("0"), credit_sales=D("0"), closing=D("0"),
-                                    closing_current=D("0")) is None
+    assert (
+        collection_effectiveness(opening=D("0"), credit_sales=D("0"), closing=D("0"), closing_current=D("0"))
+        is None
+    )
 
 
 def test_a_share_of_nothing_is_not_defined():

@@ -1,0 +1,671 @@
+"""The managers' numbers: aging, DSO, best-possible DSO, ADD, CEI, write-offs,
+credit notes, disputes and the cash-flow forecast, per currency.
+
+Every figure is aggregated in the database, grouped by currency (and bucket,
+month or week): the page costs the same handful of statements whatever the
+size of the book. The formulas themselves are in arcrm/kpi.py.
+
+Receivables at a past date are rebuilt from the ledger, not from today's open
+amounts: what invoices issued by then came to, less what was allocated to
+them (payments, credit notes) and written off by then. Two things the ledger
+does not date are approximated, and the page says so:
+- an invoice corrected by a dispute has only its corrected total; it counts
+  at its total as issued (corrected total + what the correction took off)
+  until the day the dispute was resolved, as a credit note would;
+- an invoice has one due date, today's (the ERP may have moved it since), so
+  "not yet due at a date" reads today's due dates.
+Cancelled invoices never count: nothing dates their cancellation, and they
+were never money owed.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import (
+    Case,
+    Count,
+    DateField,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Greatest, Round, TruncMonth
+
+from ar_collections.models import (
+    Allocation,
+    CreditNote,
+    Dispute,
+    DisputeOutcome,
+    DisputeReason,
+    DisputeStatus,
+    Instalment,
+    InstalmentStatus,
+    Invoice,
+    InvoiceStatus,
+    PaymentPlan,
+    PlanStatus,
+    Promise,
+    PromiseStatus,
+    WriteOff,
+)
+from arcrm import kpi
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO
+
+# The reasons that are our own fault; disputes with them are routed to the
+# department that caused them (Department.reasons).
+CAUSED_BY_US = (DisputeReason.OUR_DELIVERY, DisputeReason.OUR_SERVICE)
+DISPUTED = "Under open dispute"
+FORECAST_WEEKS = 8
+PERIOD_LENGTHS = (1, 3, 6, 12)
+
+_MONEY = DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures: the whole book, or one collector's accounts; all
+    currencies or one."""
+
+    collector_id: int | None = None
+    currency: str | None = None
+
+    def of(self, rows: QuerySet, *, customer: str = "customer", currency: str = "currency") -> QuerySet:
+        if self.collector_id is not None:
+            rows = rows.filter(**{f"{customer}__collector_id": self.collector_id})
+        if self.currency:
+            rows = rows.filter(**{currency: self.currency})
+        return rows
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole calendar months, `months` of them, ending with the month of `end`."""
+
+    start: dt.date
+    end: dt.date
+    months: int
+
+    @classmethod
+    def ending(cls, month: dt.date, *, months: int) -> Period:
+        end = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+        start = _month_start(month, back=months - 1)
+        return cls(start=start, end=end, months=months)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def opening_day(self) -> dt.date:
+        """The day whose closing balance the period opens with."""
+        return self.start - dt.timedelta(days=1)
+
+    @property
+    def label(self) -> str:
+        if self.months == 1:
+            return f"{self.end:%b %Y}"
+        first = f"{self.start:%b}" if self.start.year == self.end.year else f"{self.start:%b %Y}"
+        return f"{first}–{self.end:%b %Y}"
+
+
+def last_full_month(today: dt.date) -> dt.date:
+    """The first day of the last calendar month that has ended."""
+    return _month_start(today, back=1)
+
+
+def _month_start(day: dt.date, *, back: int = 0) -> dt.date:
+    index = day.year * 12 + day.month - 1 - back
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+# --- The figures the page shows -----------------------------------------------------------
+
+
+@dataclass
+class Amount:
+    amount: Decimal = ZERO
+    count: int = 0
+
+    def add(self, amount: Decimal | None, count: int | None = None) -> None:
+        self.amount += amount or ZERO
+        self.count += count or 0
+
+
+@dataclass
+class AgingRow:
+    label: str
+    amount: Decimal
+    invoices: int
+    share: Decimal | None = None
+
+
+@dataclass
+class PeriodFigures:
+    period: Period
+    opening: Decimal
+    closing: Decimal
+    closing_current: Decimal
+    sales: Decimal
+    countback: kpi.Countback
+    write_offs: Amount
+    credit_notes: Amount
+    disputes: Amount
+    disputes_ours: Amount
+
+    @property
+    def dso(self) -> Decimal | None:
+        return kpi.dso_simple(receivables=self.closing, credit_sales=self.sales, days=self.period.days)
+
+    @property
+    def best_possible_dso(self) -> Decimal | None:
+        return kpi.best_possible_dso(
+            current_receivables=self.closing_current, credit_sales=self.sales, days=self.period.days
+        )
+
+    @property
+    def add(self) -> Decimal | None:
+        return kpi.average_days_delinquent(dso=self.dso, best_possible=self.best_possible_dso)
+
+    @property
+    def cei(self) -> Decimal | None:
+        return kpi.collection_effectiveness(
+            opening=self.opening,
+            credit_sales=self.sales,
+            closing=self.closing,
+            closing_current=self.closing_current,
+        )
+
+
+@dataclass
+class ForecastWeek:
+    start: dt.date
+    end: dt.date
+    invoices: Decimal = ZERO
+    promises: Decimal = ZERO
+    instalments: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.invoices + self.promises + self.instalments
+
+
+@dataclass
+class Forecast:
+    weeks: list[ForecastWeek]
+    # Left out of the weeks, and shown apart:
+    disputed: Amount = field(default_factory=Amount)
+    # Open invoices whose expected day (due date + the customer's usual
+    # lateness) has passed: later than even this customer usually is.
+    overdue_beyond_usual: Amount = field(default_factory=Amount)
+    later: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return sum((week.total for week in self.weeks), ZERO)
+
+
+@dataclass
+class CurrencyFigures:
+    currency: str
+    aging: list[AgingRow]
+    disputed: AgingRow
+    periods: list[PeriodFigures]
+    forecast: Forecast
+
+    @property
+    def aging_pairs(self) -> list[tuple[str, Decimal]]:
+        """The buckets as the aging bar draws them."""
+        return [(row.label, row.amount) for row in self.aging]
+
+    @property
+    def open_total(self) -> Decimal:
+        return sum((row.amount for row in self.aging), ZERO) + self.disputed.amount
+
+    @property
+    def open_invoices(self) -> int:
+        return sum(row.invoices for row in self.aging) + self.disputed.invoices
+
+
+def figures(scope: Scope, *, today: dt.date, periods: list[Period]) -> list[CurrencyFigures]:
+    """Everything the Numbers page shows, per currency, in a fixed number of queries."""
+    aging = _aging(scope, on=today)
+    days = sorted({p.end for p in periods} | {p.opening_day for p in periods})
+    balances, sales = _ledger(scope, days=days)
+    flows = _flows(scope, periods=periods)
+    forecast = _forecast(scope, today=today)
+    currencies = sorted(set(aging) | set(balances) | set(sales) | set(flows) | set(forecast))
+    result = []
+    for currency in currencies:
+        rows = aging.get(currency, {})
+        table = [AgingRow(label, *rows.get(label, (ZERO, 0))) for label, _ in kpi.BUCKETS]
+        disputed = AgingRow(DISPUTED, *rows.get(DISPUTED, (ZERO, 0)))
+        whole = sum((row.amount for row in table), disputed.amount)
+        for row in [*table, disputed]:
+            row.share = kpi.share(row.amount, whole)
+        at = balances.get(currency, {})
+        monthly = sales.get(currency, {})
+        result.append(
+            CurrencyFigures(
+                currency=currency,
+                aging=table,
+                disputed=disputed,
+                periods=[
+                    _period_figures(p, at=at, monthly=monthly, flows=flows.get(currency, {}).get(i))
+                    for i, p in enumerate(periods)
+                ],
+                forecast=forecast.get(currency) or _empty_forecast(today),
+            )
+        )
+    return result
+
+
+def _period_figures(
+    period: Period, *, at: dict, monthly: dict[dt.date, Decimal], flows: dict | None
+) -> PeriodFigures:
+    closing, closing_current = at.get(period.end, (ZERO, ZERO))
+    opening, _ = at.get(period.opening_day, (ZERO, ZERO))
+    in_period = [m for m in monthly if period.start <= m <= period.end]
+    # Countback walks back from the period's last month through every month on record.
+    first = min(monthly, default=period.start)
+    history = []
+    month = period.end.replace(day=1)
+    while month >= first:
+        history.append((calendar.monthrange(month.year, month.month)[1], monthly.get(month, ZERO)))
+        month = _month_start(month, back=1)
+    flows = flows or {}
+    return PeriodFigures(
+        period=period,
+        opening=opening,
+        closing=closing,
+        closing_current=closing_current,
+        sales=sum((monthly[m] for m in in_period), ZERO),
+        countback=kpi.dso_countback(receivables=closing, months=history),
+        write_offs=flows.get("write_offs", Amount()),
+        credit_notes=flows.get("credit_notes", Amount()),
+        disputes=flows.get("disputes", Amount()),
+        disputes_ours=flows.get("disputes_ours", Amount()),
+    )
+
+
+# --- Aging of what is open today --------------------------------------------------------------
+
+
+def _open_dispute() -> Exists:
+    return Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
+
+
+def _aging(scope: Scope, *, on: dt.date) -> dict[str, dict[str, tuple[Decimal, int]]]:
+    """Open invoices by currency and bucket of days late today; those under
+    open dispute in a bucket of their own. One query."""
+    # days late = on − due ≤ last day  ⇔  due ≥ on − last day
+    buckets = [
+        When(due_date__gte=on - dt.timedelta(days=last), then=Value(label))
+        for label, last in kpi.BUCKETS
+        if last is not None
+    ]
+    bucket = Case(When(_open_dispute(), then=Value(DISPUTED)), *buckets, default=Value(kpi.BUCKETS[-1][0]))
+    rows = (
+        scope.of(Invoice.objects.open())
+        .annotate(bucket=bucket)
+        .order_by()
+        .values("currency", "bucket")
+        .annotate(amount=Sum("open_amount"), invoices=Count("pk"))
+    )
+    result: dict[str, dict[str, tuple[Decimal, int]]] = defaultdict(dict)
+    for row in rows:
+        result[row["currency"]][row["bucket"]] = (row["amount"], row["invoices"])
+    return result
+
+
+# --- Receivables at past dates, from the ledger -------------------------------------------
+
+
+def _at_sums(
+    amount: str, *, issued: str, due: str, moved: str | None, days: list[dt.date], moved_after: bool = False
+) -> dict[str, Sum]:
+    """Two filtered sums of `amount` per day: what counts towards the
+    receivables at the end of that day (the invoice issued by then, the
+    movement dated by then — or, with `moved_after`, after it), and the part
+    of that not yet due then."""
+    sums = {}
+    for i, day in enumerate(days):
+        when = Q(**{f"{issued}__lte": day})
+        if moved:
+            when &= Q(**{f"{moved}__gt" if moved_after else f"{moved}__lte": day})
+        sums[f"at{i}"] = Sum(amount, filter=when)
+        sums[f"current{i}"] = Sum(amount, filter=when & Q(**{f"{due}__gt": day}))
+    return sums
+
+
+def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
+    """The receivables at the end of each of `days` (total, and the part not
+    yet due), and credit sales per month of issue, per currency. Four queries:
+    invoices, corrections, allocations, write-offs."""
+    balances: dict[str, dict[dt.date, list[Decimal]]] = defaultdict(
+        lambda: {day: [ZERO, ZERO] for day in days}
+    )
+    sales: dict[str, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+
+    def take(rows, currency: str, sign: int, month: str | None = None, amount: str | None = None) -> None:
+        for row in rows:
+            at = balances[row[currency]]
+            for i, day in enumerate(days):
+                at[day][0] += sign * (row[f"at{i}"] or ZERO)
+                at[day][1] += sign * (row[f"current{i}"] or ZERO)
+            if month:
+                sales[row[currency]][_as_date(row[month])] += row[amount] or ZERO
+
+    counted = ~Q(status=InvoiceStatus.CANCELLED)
+    invoices = (
+        scope.of(Invoice.objects.filter(counted))
+        .annotate(month=TruncMonth("issue_date"))
+        .order_by()
+        .values("currency", "month")
+        .annotate(
+            issued=Sum("total_amount"),
+            **_at_sums("total_amount", issued="issue_date", due="due_date", moved=None, days=days),
+        )
+    )
+    take(invoices, "currency", +1, month="month", amount="issued")
+    # A correction took its amount off the invoice's total on the day its
+    # dispute was resolved: before that day the invoice counts at its total as issued.
+    corrections = (
+        scope.of(
+            Dispute.objects.filter(
+                outcome=DisputeOutcome.CORRECTED_INVOICE,
+                status=DisputeStatus.RESOLVED,
+                invoice__in=Invoice.objects.filter(counted),
+            ),
+            currency="invoice__currency",
+        )
+        .annotate(month=TruncMonth("invoice__issue_date"))
+        .order_by()
+        .values("invoice__currency", "month")
+        .annotate(
+            issued=Sum("taken_off_amount"),
+            **_at_sums(
+                "taken_off_amount",
+                issued="invoice__issue_date",
+                due="invoice__due_date",
+                moved="resolved_on",
+                moved_after=True,
+                days=days,
+            ),
+        )
+    )
+    take(corrections, "invoice__currency", +1, month="month", amount="issued")
+    allocations = (
+        scope.of(
+            Allocation.objects.filter(invoice__isnull=False).exclude(invoice__status=InvoiceStatus.CANCELLED),
+            customer="invoice__customer",
+            currency="invoice__currency",
+        )
+        .order_by()
+        .values("invoice__currency")
+        .annotate(
+            **_at_sums(
+                "amount",
+                issued="invoice__issue_date",
+                due="invoice__due_date",
+                moved="allocated_on",
+                days=days,
+            )
+        )
+    )
+    take(allocations, "invoice__currency", -1)
+    write_offs = (
+        scope.of(WriteOff.objects.all(), currency="invoice__currency")
+        .order_by()
+        .values("invoice__currency")
+        .annotate(
+            **_at_sums(
+                "amount",
+                issued="invoice__issue_date",
+                due="invoice__due_date",
+                moved="written_off_on",
+                days=days,
+            )
+        )
+    )
+    take(write_offs, "invoice__currency", -1)
+    return (
+        {currency: {day: tuple(pair) for day, pair in at.items()} for currency, at in balances.items()},
+        {currency: dict(months) for currency, months in sales.items()},
+    )
+
+
+def _as_date(value) -> dt.date:
+    # TruncMonth of a date is a date on PostgreSQL and may come back as a datetime elsewhere.
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+# --- What happened in the periods ---------------------------------------------------------
+
+
+def _in(period: Period, field_name: str) -> Q:
+    return Q(**{f"{field_name}__range": (period.start, period.end)})
+
+
+def _flows(scope: Scope, *, periods: list[Period]) -> dict[str, dict[int, dict[str, Amount]]]:
+    """Write-offs, credit notes and disputes opened in each period, per
+    currency. Three queries, one per kind, every period in each."""
+    first, last = min(p.start for p in periods), max(p.end for p in periods)
+    result: dict[str, dict[int, dict[str, Amount]]] = defaultdict(lambda: defaultdict(dict))
+
+    def take(rows, currency: str, kinds: list[str]) -> None:
+        for row in rows:
+            for i, _ in enumerate(periods):
+                for kind in kinds:
+                    result[row[currency]][i][kind] = Amount(
+                        row[f"{kind}_amount{i}"] or ZERO, row[f"{kind}_count{i}"]
+                    )
+
+    def sums(kind: str, amount, day: str, extra: Q | None = None) -> dict:
+        out = {}
+        for i, p in enumerate(periods):
+            when = _in(p, day) if extra is None else _in(p, day) & extra
+            out[f"{kind}_amount{i}"] = Sum(amount, filter=when)
+            out[f"{kind}_count{i}"] = Count("pk", filter=when)
+        return out
+
+    write_offs = (
+        scope.of(WriteOff.objects.filter(written_off_on__range=(first, last)))
+        .order_by()
+        .values("currency")
+        .annotate(**sums("write_offs", "amount", "written_off_on"))
+    )
+    take(write_offs, "currency", ["write_offs"])
+    notes = (
+        scope.of(CreditNote.objects.filter(issued_on__range=(first, last)))
+        .order_by()
+        .values("currency")
+        .annotate(**sums("credit_notes", "amount", "issued_on"))
+    )
+    take(notes, "currency", ["credit_notes"])
+    ours = Q(reason__in=CAUSED_BY_US)
+    disputes = (
+        scope.of(Dispute.objects.filter(opened_on__range=(first, last)), currency="invoice__currency")
+        .order_by()
+        .values("invoice__currency")
+        .annotate(
+            **sums("disputes", _disputed_amount(), "opened_on"),
+            **sums("disputes_ours", _disputed_amount(), "opened_on", ours),
+        )
+    )
+    take(disputes, "invoice__currency", ["disputes", "disputes_ours"])
+    return result
+
+
+def _disputed_amount():
+    """What the disputed invoice still owed the day the dispute was opened:
+    its total as issued, less what was allocated to it by then (corrections
+    resolved by then are already out of its total). Nothing records the
+    amount a customer disputes; this is what the dispute held back."""
+    allocated = (
+        Allocation.objects.filter(invoice=OuterRef("invoice"), allocated_on__lte=OuterRef("opened_on"))
+        .order_by()
+        .values("invoice")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    corrected_since = (
+        Dispute.objects.filter(invoice=OuterRef("invoice"), outcome=DisputeOutcome.CORRECTED_INVOICE)
+        .filter(Q(pk=OuterRef("pk")) | Q(resolved_on__gt=OuterRef("opened_on")))
+        .order_by()
+        .values("invoice")
+        .annotate(total=Sum("taken_off_amount"))
+        .values("total")
+    )
+    return ExpressionWrapper(
+        F("invoice__total_amount")
+        + Coalesce(Subquery(corrected_since), Value(ZERO), output_field=_MONEY)
+        - Coalesce(Subquery(allocated), Value(ZERO), output_field=_MONEY),
+        output_field=_MONEY,
+    )
+
+
+# --- The cash-flow forecast ---------------------------------------------------------------
+
+
+class DaysFrom(Func):
+    """Whole days from a fixed day to the date in an expression (negative before it)."""
+
+    output_field = IntegerField()
+
+    def __init__(self, day: dt.date, expression) -> None:
+        super().__init__(expression, Value(day, output_field=DateField()))
+
+    def as_sql(self, compiler, connection, **extra):
+        (date_sql, date_params), (day_sql, day_params) = (
+            compiler.compile(e) for e in self.source_expressions
+        )
+        if connection.vendor == "postgresql":
+            return f"({date_sql} - {day_sql}::date)", (*date_params, *day_params)
+        return (
+            f"CAST(ROUND(julianday({date_sql}) - julianday({day_sql})) AS INTEGER)",
+            (*date_params, *day_params),
+        )
+
+
+def _week(offset) -> Case:
+    """The forecast week (0 = the seven days from today) of a day `offset`
+    days from today: -1 before today, FORECAST_WEEKS beyond the last week."""
+    return Case(
+        When(**{f"{offset}__lt": 0}, then=Value(-1)),
+        *(When(**{f"{offset}__lt": 7 * (n + 1)}, then=Value(n)) for n in range(FORECAST_WEEKS)),
+        default=Value(FORECAST_WEEKS),
+        output_field=IntegerField(),
+    )
+
+
+def _empty_forecast(today: dt.date) -> Forecast:
+    return Forecast(
+        weeks=[
+            ForecastWeek(start=today + dt.timedelta(days=7 * n), end=today + dt.timedelta(days=7 * n + 6))
+            for n in range(FORECAST_WEEKS)
+        ]
+    )
+
+
+def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
+    """Cash expected in each of the next weeks, per currency. Three queries:
+    open invoices, open promises, instalments of plans in good standing.
+
+    An open invoice is expected on its due date plus its customer's usual
+    lateness (the amount-weighted average days late of what it settled); one
+    a promise or a plan in good standing covers is expected as the promise or
+    the instalments say instead; one under open dispute is not expected at
+    all. A promise or instalment whose day has passed (within its grace
+    period, or it would be broken or missed) is expected in the first week."""
+    result: dict[str, Forecast] = defaultdict(lambda: _empty_forecast(today))
+    lateness = Greatest(
+        Cast(Round(Coalesce("customer__behaviour__weighted_days_late", Value(Decimal("0")))), IntegerField()),
+        Value(0),
+    )
+    covered = Case(
+        When(_open_dispute(), then=Value("disputed")),
+        When(
+            Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN)),
+            then=Value("promise"),
+        ),
+        When(
+            Exists(PaymentPlan.objects.filter(invoices=OuterRef("pk"), status=PlanStatus.ACTIVE)),
+            then=Value("plan"),
+        ),
+        default=Value("invoice"),
+    )
+    invoices = (
+        scope.of(Invoice.objects.open())
+        .annotate(offset=DaysFrom(today, "due_date") + lateness)
+        .annotate(week=_week("offset"), kind=covered)
+        .order_by()
+        .values("currency", "kind", "week")
+        .annotate(amount=Sum("open_amount"), n=Count("pk"))
+    )
+    for row in invoices:
+        forecast = result[row["currency"]]
+        if row["kind"] == "disputed":
+            forecast.disputed.add(row["amount"], row["n"])
+        elif row["kind"] != "invoice":
+            continue  # its promise or its plan's instalments stand for it
+        elif row["week"] < 0:
+            forecast.overdue_beyond_usual.add(row["amount"], row["n"])
+        elif row["week"] >= FORECAST_WEEKS:
+            forecast.later += row["amount"]
+        else:
+            forecast.weeks[row["week"]].invoices += row["amount"]
+
+    promises = (
+        scope.of(Promise.objects.filter(status=PromiseStatus.OPEN, amount__gt=F("paid_amount")))
+        .annotate(offset=DaysFrom(today, "promised_on"))
+        .annotate(week=_week("offset"))
+        .order_by()
+        .values("currency", "week")
+        .annotate(amount=Sum(F("amount") - F("paid_amount")))
+    )
+    for row in promises:
+        forecast = result[row["currency"]]
+        if row["week"] >= FORECAST_WEEKS:
+            forecast.later += row["amount"]
+        else:
+            forecast.weeks[max(row["week"], 0)].promises += row["amount"]
+
+    instalments = (
+        scope.of(
+            Instalment.objects.filter(plan__status=PlanStatus.ACTIVE, status=InstalmentStatus.DUE),
+            customer="plan__customer",
+            currency="plan__currency",
+        )
+        .annotate(offset=DaysFrom(today, "due_on"))
+        .annotate(week=_week("offset"))
+        .order_by()
+        .values("plan__currency", "week")
+        .annotate(amount=Sum(F("amount") - F("deducted_amount")))
+    )
+    for row in instalments:
+        forecast = result[row["plan__currency"]]
+        if row["week"] >= FORECAST_WEEKS:
+            forecast.later += row["amount"]
+        else:
+            forecast.weeks[max(row["week"], 0)].instalments += row["amount"]
+    return dict(result)
+
+
+def currencies_in_use() -> list[str]:
+    """The currencies invoices are in, for the page's choice of one."""
+    return list(Invoice.objects.order_by("currency").values_list("currency", flat=True).distinct())

@@ -1,0 +1,142 @@
+"""The Numbers page: the measures a credit manager reads every Monday.
+
+Managers see the whole book and may narrow it to one collector's accounts and
+to one currency; a collector sees their own accounts' figures; read-only
+colleagues have no numbers. One view serves the page and, to htmx, the
+figures region alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+from ar_collections import numbers
+from arcrm.htmx import wants_fragment
+from arcrm.text import person_name
+
+WORK = "customers.change_customer"
+ACT_ON_ANY = "customers.act_on_any_customer"
+MONTH = re.compile(r"(\d{4})-(\d{2})")
+DEFAULT_LENGTH = 3
+
+
+class NumbersForm(forms.Form):
+    """What the page shows: the period's last month and its length, and for a
+    manager whose accounts and which currency."""
+
+    month = forms.CharField(
+        label="Period ending with",
+        required=False,
+        widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"}),
+    )
+    months = forms.TypedChoiceField(
+        label="Length",
+        coerce=int,
+        choices=[(n, f"{n} month{'s' if n > 1 else ''}") for n in numbers.PERIOD_LENGTHS],
+        error_messages={"invalid_choice": "Choose a period of 1, 3, 6 or 12 months."},
+    )
+    collector = forms.ChoiceField(
+        label="Collector",
+        required=False,
+        error_messages={"invalid_choice": "Choose a collector from the list."},
+    )
+    currency = forms.ChoiceField(
+        label="Currency",
+        required=False,
+        error_messages={"invalid_choice": "Choose a currency from the list."},
+    )
+
+    def __init__(self, *args, today: dt.date, manager: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+        self.last_full = numbers.last_full_month(today)
+        if manager:
+            owners = (
+                User.objects.filter(collected_customers__isnull=False)
+                .distinct()
+                .order_by("first_name", "last_name", "username")
+            )
+            self.fields["collector"].choices = [
+                ("", "Whole book"),
+                *((str(u.pk), person_name(u)) for u in owners),
+            ]
+        else:
+            del self.fields["collector"]
+        self.fields["currency"].choices = [
+            ("", "Every currency"),
+            *((c, c) for c in numbers.currencies_in_use()),
+        ]
+
+    def clean_month(self) -> dt.date:
+        text = self.cleaned_data["month"].strip()
+        if not text:
+            return self.last_full
+        match = MONTH.fullmatch(text)
+        if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1900:
+            raise forms.ValidationError(
+                f"Write the month as year and month, e.g. {self.last_full:%Y-%m}; {text!r} is not one."
+            )
+        month = dt.date(int(match[1]), int(match[2]), 1)
+        if month > self.last_full:
+            raise forms.ValidationError(
+                f"{month:%B %Y} has not ended yet; the latest full month is {self.last_full:%B %Y}."
+            )
+        return month
+
+    def periods(self) -> list[numbers.Period]:
+        """The end month alone, and the chosen length ending with it (the two
+        are one when the length is a month)."""
+        month, length = self.cleaned_data["month"], self.cleaned_data["months"]
+        lengths = [1] if length == 1 else [1, length]
+        return [numbers.Period.ending(month, months=n) for n in lengths]
+
+    def scope(self, user) -> numbers.Scope:
+        chosen = self.cleaned_data.get("collector")
+        collector_id = int(chosen) if chosen else None
+        if "collector" not in self.fields:
+            # A collector's numbers are their own accounts', whatever the query says.
+            collector_id = user.pk
+        return numbers.Scope(collector_id=collector_id, currency=self.cleaned_data["currency"] or None)
+
+
+def _with_defaults(query: QueryDict, *, today: dt.date) -> dict[str, str]:
+    data = {"month": f"{numbers.last_full_month(today):%Y-%m}", "months": str(DEFAULT_LENGTH)}
+    data.update({key: query[key] for key in query if key in ("month", "months", "collector", "currency")})
+    return data
+
+
+@login_required
+@require_safe
+def numbers_page(request: HttpRequest) -> HttpResponse:
+    """Aging today, DSO, countback, best-possible DSO, ADD and CEI for the
+    period, write-offs, credit notes and disputes in it, and the cash
+    expected in the next weeks; per currency."""
+    # Figures about many accounts' money are for those who work the accounts.
+    if not request.user.has_perm(WORK):
+        raise PermissionDenied("The numbers are for collectors and managers.")
+    today = timezone.localdate()
+    manager = request.user.has_perm(ACT_ON_ANY)
+    form = NumbersForm(_with_defaults(request.GET, today=today), today=today, manager=manager)
+    context = {"form": form, "manager": manager, "today": today, "figures": None, "periods": []}
+    status = 200
+    if form.is_valid():
+        context["periods"] = periods = form.periods()
+        context["figures"] = numbers.figures(form.scope(request.user), today=today, periods=periods)
+        context["weeks"] = numbers.FORECAST_WEEKS
+    else:
+        # As a rejected form: base.html swaps a 422 in, so the message shows where the figures were.
+        status = 422
+    template = "collections/numbers.html"
+    if wants_fragment(request):
+        template += "#numbers-figures"
+    return render(request, template, context, status=status)
