@@ -9,7 +9,7 @@ full month and the three months ending with it — and prints the server time
 (best and median of --repeat requests, in the process, through Django's
 test client), the SQL statements and how many rows the figures rest on.
 
-    .venv/bin/python bench/numbers.py [--customers N] [--invoices N] [--repeat N] [--keep]
+    .venv/bin/python bench/numbers_page.py [--customers N] [--invoices N] [--repeat N] [--keep]
 
 Needs PostgreSQL: BENCH_DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/arcrm_bench_numbers); the database is
@@ -18,21 +18,16 @@ dropped and created anew unless --keep reuses a previous build.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on the path, where its name
-# would shadow the standard library's `numbers` (which `decimal` imports):
-# the project's root takes its place, before anything imports `decimal`.
-sys.path.remove(str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import datetime as dt
 import os
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import machine
 from bench.scratch import django_on_scratch_database
