@@ -20,11 +20,14 @@ class CollectionsConfig(AppConfig):
     verbose_name = "Collections"
 
     def ready(self) -> None:
+        from ar_collections.services import credit_terms_in_force_skip_on_commit
         from ar_collections.worklist import items_hand_over
         from arcrm.roles import sync_role_groups
-        from customers.services import collector_changed
+        from customers.services import collector_changed, credit_terms_changed
 
         collector_changed.connect(items_hand_over, dispatch_uid="arcrm-work-items-follow-the-account")
+        credit_terms_changed.connect(credit_terms_in_force_skip_on_commit,
+                                     dispatch_uid="arcrm-steps-in-force-skip")
 
         post_migrate.connect(_install_missing_ladders, sender=self, dispatch_uid="arcrm-default-ladders")
         # The roles' collections permissions exist only from this app's post_migrate on.

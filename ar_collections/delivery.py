@@ -98,6 +98,7 @@ from ar_collections.models import (
     WorkKind,
     lists_open_invoice,
 )
+from ar_collections.services import credit_terms_in_force_skip
 from arcrm import roles
 from arcrm.dates import format_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
@@ -1265,6 +1266,11 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
                                   "for a manager.")
         customer = Customer.objects.select_for_update().get(pk=locked.customer_id)
         locked.customer = customer
+        # Held by hand since the manager opened the page: nothing is left to
+        # approve, and the timeline must not tell of a hold approved over one.
+        if credit_terms_in_force_skip(action_ids=[locked.pk], actor=manager):
+            locked.refresh_from_db()
+            return locked
         # A hold or C.O.D. is no more worth imposing than a notice is worth sending.
         moot = _moot(locked.step, _lines_still_due(locked, on=timezone.localdate()), by="approval")
         if moot:

@@ -357,6 +357,10 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
     note = note.strip()
     if not note:
         raise ValidationError({"note": "Say why you decline this step."})
+    # Nothing to decline in terms the account has already (held by hand since
+    # the page was opened): skipped as moot, the timeline says why.
+    if credit_terms_in_force_skip(action_ids=[action.pk], actor=manager):
+        return DunningAction.objects.select_related("step").get(pk=action.pk)
     # Conditional update: of two managers deciding at once (or one approving
     # while another declines) exactly one changes the row; the other is told.
     declined = DunningAction.objects.filter(
@@ -387,33 +391,76 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
 
 ALREADY_ON_HOLD = "the account is already on credit hold"
 
+# What each step that changes the terms of trade asks for, as a condition on
+# its action's account: a step asking for what the account already has waits
+# for no manager.
+_IN_FORCE = {
+    StepAction.CREDIT_HOLD: Q(customer__on_credit_hold=True),
+}
 
-def credit_holds_in_force_skip() -> int:
+
+# Why such a step was skipped without a manager's decision.
+TERMS_IN_FORCE = {ALREADY_ON_HOLD}
+
+
+def credit_terms_in_force(action: DunningAction) -> str:
+    """Why the step asks for terms the account (as loaded) has already, or ""."""
+    if action.step.action == StepAction.CREDIT_HOLD and action.customer.on_credit_hold:
+        return ALREADY_ON_HOLD
+    return ""
+
+
+def credit_terms_in_force_skip(
+    *, customer_ids: Iterable[int] | None = None, action_ids: Iterable[int] | None = None, actor=None
+) -> int:
     """Credit-hold steps waiting for a manager on accounts already on credit
     hold (put there by hand, or by an earlier cycle's hold) ask for nothing:
     each is skipped with the reason, so no manager is asked to weigh it, and
-    the ladder, whose next step waits for a step waiting, goes on. Run by the
-    daily refresh (worklist.worklist_refresh). Returns how many were skipped."""
+    the ladder, whose next step waits for a step waiting, goes on.
+
+    The one way such a step leaves the queue: run by the daily refresh
+    (worklist.worklist_refresh) over every account, once the account card
+    changes the terms (`customer_ids`, `actor` who changed them), as the
+    approvals open, and for the step a manager decides (`action_ids`, under
+    the decision's locks). Returns how many were skipped."""
+    in_force = Q()
+    for step_action, condition in _IN_FORCE.items():
+        in_force |= Q(step__action=step_action) & condition
+    waiting = DunningAction.objects.filter(in_force, status=ActionStatus.AWAITING_APPROVAL)
+    if customer_ids is not None:
+        waiting = waiting.filter(customer_id__in=list(customer_ids))
+    if action_ids is not None:
+        waiting = waiting.filter(pk__in=list(action_ids))
     skipped = 0
-    for action in (
-        DunningAction.objects.filter(status=ActionStatus.AWAITING_APPROVAL,
-                                     step__action=StepAction.CREDIT_HOLD, customer__on_credit_hold=True)
-        .select_related("customer", "step").order_by("pk")
-    ):
+    for action in waiting.select_related("customer", "step").order_by("pk"):
+        reason = credit_terms_in_force(action)
         with transaction.atomic():
-            # Conditional update: a manager deciding it at this moment keeps it.
-            if not DunningAction.objects.filter(pk=action.pk, status=ActionStatus.AWAITING_APPROVAL).update(
-                status=ActionStatus.SKIPPED, skip_reason=ALREADY_ON_HOLD, done_at=timezone.now()
-            ):
+            # Conditional update, on the terms as they stand now: a manager
+            # deciding it at this moment keeps it, and so does an account
+            # taken off hold since it was read.
+            if not DunningAction.objects.filter(
+                _IN_FORCE[action.step.action], pk=action.pk, status=ActionStatus.AWAITING_APPROVAL
+            ).update(status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()):
                 continue
             event_record(
-                customer=action.customer, kind=EventKind.DUNNING, subject=action,
+                customer=action.customer, kind=EventKind.DUNNING, subject=action, actor=actor,
                 invoices=list(action.lines.values_list("invoice_id", flat=True)),
                 summary=f"Step {action.step.position} ({action.step.get_action_display()}) skipped: "
-                f"{ALREADY_ON_HOLD}; no manager's approval is needed",
-                details={"action": action.pk, "skip_reason": ALREADY_ON_HOLD,
+                f"{reason}; no manager's approval is needed",
+                details={"action": action.pk, "skip_reason": reason,
                          "before": {"status": ActionStatus.AWAITING_APPROVAL},
                          "after": {"status": ActionStatus.SKIPPED}},
             )
             skipped += 1
     return skipped
+
+
+def credit_terms_in_force_skip_on_commit(sender, *, customer: Customer, actor, **kwargs) -> None:
+    """Receiver of customers.services.credit_terms_changed: the steps the new
+    terms make moot leave the approvals once the change is committed, not at
+    the next night. After the commit, so that the account's lock is released
+    before the steps' are taken (a manager approving one takes the step's
+    first); should it fail, the change stands and the daily refresh skips them."""
+    transaction.on_commit(
+        lambda: credit_terms_in_force_skip(customer_ids=[customer.pk], actor=actor), robust=True
+    )

@@ -393,6 +393,9 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     """Credit holds and switches to C.O.D. waiting for a manager, each with the
     five questions to weigh before bending or applying the rule."""
     today = timezone.localdate()
+    # Terms put in force since the last refresh other than on the account card
+    # (which skips the steps at once) leave the queue before it is read.
+    services.credit_terms_in_force_skip()
     actions = _approval_waiting(today=today)
     try:
         page = _queue_page(actions, request.GET)
@@ -475,7 +478,8 @@ def action_decide(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            if approve:
+            if approve or done.skip_reason in services.TERMS_IN_FORCE:
+                # Approved, or found in force already: either way, what came of it.
                 messages.add_message(request, *_outcome(action, done, approved=True))
             else:
                 what = action.step.get_action_display().lower()

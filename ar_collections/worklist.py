@@ -222,12 +222,12 @@ def worklist_refresh(*, on: dt.date) -> int:
         ))
     from ar_collections.delivery import letters_withdraw_moot  # it imports this module
     from ar_collections.forms import letters_in_queue
-    from ar_collections.services import credit_holds_in_force_skip
+    from ar_collections.services import credit_terms_in_force_skip
     from ar_collections.workspace import letters_withdraw_held
 
     letters_withdraw_moot()  # before the charges left are counted, and the letters waiting
     letters_withdraw_held(on=on)  # those a promise or plan made before this was done at once
-    credit_holds_in_force_skip()  # no manager is asked to approve a hold already in force
+    credit_terms_in_force_skip()  # no manager is asked to approve terms already in force
     waiting = letters_in_queue()
     for letter in (
         waiting.filter(done_at__date__lte=on - dt.timedelta(days=LETTER_POST_WITHIN_DAYS))

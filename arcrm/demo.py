@@ -82,7 +82,7 @@ from ar_collections.segmentation import (
     SPECIAL_BOND,
     SYSTEMATIC_LATE,
 )
-from ar_collections.services import action_decline, behaviour_refresh, credit_holds_in_force_skip
+from ar_collections.services import action_decline, behaviour_refresh, credit_terms_in_force_skip
 from ar_collections.timeline import invoice_issued, links_backfill
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
@@ -288,8 +288,8 @@ def _night_run(day: dt.date) -> None:
     actions_deliver(action_ids=list(run.actions.filter(status=ActionStatus.PLANNED).order_by("pk")
                                     .values_list("pk", flat=True)))
     run_finish_if_done(run_id=run.pk)
-    # As the refresh after a real run does: a hold already in force asks no manager.
-    credit_holds_in_force_skip()
+    # As the refresh after a real run does: terms already in force ask no manager.
+    credit_terms_in_force_skip()
 
 
 @contextlib.contextmanager

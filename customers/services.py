@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 # (sender=Customer; customer, before_id and after_id: the collectors' user ids or
 # None; actor). The collections app hands the open worklist items over with it.
 collector_changed = Signal()
+# Sent inside customer_update's transaction when an account's credit hold or
+# payment terms change (sender=Customer; customer, actor). The collections app
+# takes the steps waiting for a manager to impose those terms off the approvals.
+credit_terms_changed = Signal()
+# The card's fields a credit hold or a switch to C.O.D. changes.
+CREDIT_TERMS_FIELDS = ("on_credit_hold", "terms_type")
 
 CONTACT_FIELDS = (
     "name", "job_title", "role", "email", "phone", "postal_address", "language",
@@ -69,6 +75,8 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
         if "collector" in after:
             collector_changed.send(sender=Customer, customer=current, before_id=collector_before,
                                    after_id=current.collector_id, actor=actor)
+        if any(name in after for name in CREDIT_TERMS_FIELDS):
+            credit_terms_changed.send(sender=Customer, customer=current, actor=actor)
     return current
 
 

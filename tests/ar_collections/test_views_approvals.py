@@ -28,11 +28,13 @@ from ar_collections.models import (
     StepAction,
 )
 from ar_collections.worklist import worklist_refresh
-from customers.models import EventKind, Segment, TermsType, TimelineEvent
+from customers.models import Customer, EventKind, Segment, TermsType, TimelineEvent
+from tests.customers.test_views_edit import card_data
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
 QUEUE = reverse("collections:approvals")
+ON_HOLD = "the account is already on credit hold"
 pytestmark = pytest.mark.usefixtures("_frozen_today")
 
 
@@ -209,11 +211,12 @@ def test_the_approvals_cost_the_same_number_of_queries_for_2_or_20_steps(
         make_action(customer)
     client.force_login(manager)
 
-    # session, user, role groups, permissions (2), count, actions with customer,
-    # behaviour, step, a year's sales and referrals, their invoice lines, what
-    # their accounts owe overdue in other currencies, the promises and plans
-    # on their invoices; the collectors' waiting plans and exception requests
-    with django_assert_num_queries(13):
+    # session, user, role groups, permissions (2), steps asking for terms in
+    # force already (none), count, actions with customer, behaviour, step, a
+    # year's sales and referrals, their invoice lines, what their accounts owe
+    # overdue in other currencies, the promises and plans on their invoices;
+    # the collectors' waiting plans and exception requests
+    with django_assert_num_queries(14):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows
@@ -363,6 +366,82 @@ def test_a_credit_hold_for_an_account_already_on_hold_does_not_wait_for_a_manage
     assert waiting.status == ActionStatus.AWAITING_APPROVAL
     client.force_login(manager)
     assert listed(client.get(QUEUE)) == [waiting.pk]
+
+
+def test_a_credit_hold_set_on_the_account_card_takes_the_hold_waiting_for_a_manager_off_the_queue(
+    client, manager, action, django_capture_on_commit_callbacks
+):
+    """Held by hand during the day, the account has nothing left for a manager
+    to weigh: the step is skipped then, not at the next night's refresh."""
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("customers:edit", args=[action.customer.pk]),
+                               card_data(action.customer, on_credit_hold=True))
+
+    assert response.status_code == 302
+    action.refresh_from_db()
+    assert (action.status, action.skip_reason) == (ActionStatus.SKIPPED, ON_HOLD)
+    event = TimelineEvent.objects.get(customer=action.customer, kind=EventKind.DUNNING)
+    assert event.actor == manager
+    assert event.summary == ("Step 5 (Credit hold) skipped: the account is already on credit hold; "
+                             "no manager's approval is needed")
+    assert listed(client.get(QUEUE)) == []
+
+
+def test_a_card_change_that_holds_nothing_leaves_the_hold_waiting(
+    client, manager, action, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("customers:edit", args=[action.customer.pk]),
+                    card_data(action.customer, payment_terms_days=45))
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.AWAITING_APPROVAL
+    assert listed(client.get(QUEUE)) == [action.pk]
+
+
+def test_a_manager_opening_the_approvals_finds_no_hold_already_in_force(
+    client, manager, make_customer, make_action
+):
+    """Put on hold some way the card did not see (a hold an earlier cycle's
+    approval left in force, the planner's step planned over it since): the
+    queue skips the step as it opens rather than ask to approve it."""
+    held = make_action(make_customer(name="Held Ltd"))
+    Customer.objects.filter(pk=held.customer_id).update(on_credit_hold=True)
+    waiting = make_action(make_customer(name="Open Ltd"))
+    client.force_login(manager)
+
+    response = client.get(QUEUE)
+
+    assert listed(response) == [waiting.pk]
+    assert "1 step waiting for a decision" in response.content.decode()
+    held.refresh_from_db()
+    assert (held.status, held.skip_reason) == (ActionStatus.SKIPPED, ON_HOLD)
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("decision", ["approve", "decline"])
+def test_deciding_a_hold_already_in_force_skips_it_and_says_why(
+    client, manager, action, decision, headers
+):
+    """The page was opened before the account was held by hand: the manager's
+    decision comes to nothing, and the timeline does not tell of a hold
+    approved (or declined) over one already in force."""
+    client.force_login(manager)
+    client.get(QUEUE)
+    Customer.objects.filter(pk=action.customer_id).update(on_credit_hold=True)
+
+    response = client.post(url(action), {"decision": decision, "note": "Late again"}, headers=headers,
+                           follow=not headers)
+
+    action.refresh_from_db()
+    assert (action.status, action.skip_reason) == (ActionStatus.SKIPPED, ON_HOLD)
+    [event] = TimelineEvent.objects.filter(customer=action.customer)
+    assert event.kind == EventKind.DUNNING and event.actor == manager
+    assert f"Acme Tools: credit hold no longer needed, nothing done ({ON_HOLD})." in response.content.decode()
 
 
 def test_the_card_warns_of_a_plan_or_a_promise_on_the_steps_invoices(
