@@ -1266,8 +1266,8 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
                                   "for a manager.")
         customer = Customer.objects.select_for_update().get(pk=locked.customer_id)
         locked.customer = customer
-        # Held by hand since the manager opened the page: nothing is left to
-        # approve, and the timeline must not tell of a hold approved over one.
+        # Held or moved to C.O.D. by hand since the manager opened the page:
+        # nothing is left to approve, and the timeline must not say otherwise.
         if credit_terms_in_force_skip(action_ids=[locked.pk], actor=manager):
             locked.refresh_from_db()
             return locked
@@ -1277,17 +1277,14 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
             _skip(locked, moot, by=manager, note=note.strip())
             locked.refresh_from_db()
             return locked
-        kept, terms = "", {}  # terms: what changes on the account
+        terms = {}  # what changes on the account
         if locked.step.action == StepAction.MANAGER_REVIEW:
             before, after = {"status": ActionStatus.AWAITING_APPROVAL}, {"status": ActionStatus.DONE}
         elif locked.step.action == StepAction.CREDIT_HOLD:
             before, after = {"on_credit_hold": customer.on_credit_hold}, {"on_credit_hold": True}
             terms = after
-        elif customer.terms_type == TermsType.PREPAYMENT:
-            # Prepayment is stricter than cash on delivery: the step stands, the terms stay.
-            before = after = {"terms_type": customer.terms_type}
-            kept = "; the account stays on prepayment, which is stricter"
         else:
+            # Standard terms: one on prepayment (stricter) or C.O.D. had its step skipped above.
             before, after = {"terms_type": customer.terms_type}, {"terms_type": TermsType.COD}
             terms = after
         if terms:
@@ -1300,7 +1297,7 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
         )
         verb = "done" if locked.step.action == StepAction.MANAGER_REVIEW else "approved"
         _record(customer, locked, actor=manager, summary=(
-            f"{locked.step.get_action_display()} {verb} by {person_name(manager)}: {note.strip()}{kept}"
+            f"{locked.step.get_action_display()} {verb} by {person_name(manager)}: {note.strip()}"
         ), details={"before": before, "after": after, "note": note.strip()})
     locked.refresh_from_db()
     return locked

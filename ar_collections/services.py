@@ -31,7 +31,7 @@ from arcrm.db import DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
-from customers.models import Customer, EventKind, Segment, TimelineEvent
+from customers.models import Customer, EventKind, Segment, TermsType, TimelineEvent
 
 # Customers per aggregate query. Each batch is one SELECT over their invoices
 # plus one upsert; 2,000 keeps a batch's rows and memory small while the
@@ -390,33 +390,43 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
 
 
 ALREADY_ON_HOLD = "the account is already on credit hold"
+ALREADY_ON_TERMS = {
+    TermsType.COD: "the account already trades cash on delivery",
+    # Stricter than C.O.D.: switching would soften it.
+    TermsType.PREPAYMENT: "the account already trades on prepayment, stricter than cash on delivery",
+}
+# Why such a step was skipped without a manager's decision.
+TERMS_IN_FORCE = {ALREADY_ON_HOLD, *ALREADY_ON_TERMS.values()}
 
 # What each step that changes the terms of trade asks for, as a condition on
 # its action's account: a step asking for what the account already has waits
-# for no manager.
+# for no manager. A hold and C.O.D. are steps of their own: an account on hold
+# may still be switched to C.O.D., and one on C.O.D. held.
 _IN_FORCE = {
     StepAction.CREDIT_HOLD: Q(customer__on_credit_hold=True),
+    StepAction.SWITCH_TO_COD: Q(customer__terms_type__in=list(ALREADY_ON_TERMS)),
 }
 
 
-# Why such a step was skipped without a manager's decision.
-TERMS_IN_FORCE = {ALREADY_ON_HOLD}
-
-
-def credit_terms_in_force(action: DunningAction) -> str:
-    """Why the step asks for terms the account (as loaded) has already, or ""."""
-    if action.step.action == StepAction.CREDIT_HOLD and action.customer.on_credit_hold:
-        return ALREADY_ON_HOLD
-    return ""
+def credit_terms_in_force(action: DunningAction) -> tuple[str, Q]:
+    """Why the step asks for terms its account (as loaded) has already, or "",
+    and the condition on the account under which that reason holds."""
+    customer = action.customer
+    if action.step.action == StepAction.CREDIT_HOLD and customer.on_credit_hold:
+        return ALREADY_ON_HOLD, _IN_FORCE[StepAction.CREDIT_HOLD]
+    if action.step.action == StepAction.SWITCH_TO_COD and customer.terms_type in ALREADY_ON_TERMS:
+        return ALREADY_ON_TERMS[customer.terms_type], Q(customer__terms_type=customer.terms_type)
+    return "", Q(pk__in=[])
 
 
 def credit_terms_in_force_skip(
     *, customer_ids: Iterable[int] | None = None, action_ids: Iterable[int] | None = None, actor=None
 ) -> int:
     """Credit-hold steps waiting for a manager on accounts already on credit
-    hold (put there by hand, or by an earlier cycle's hold) ask for nothing:
-    each is skipped with the reason, so no manager is asked to weigh it, and
-    the ladder, whose next step waits for a step waiting, goes on.
+    hold (put there by hand, or by an earlier cycle's hold), and switches to
+    C.O.D. on accounts already on C.O.D. or prepayment, ask for nothing: each
+    is skipped with the reason, so no manager is asked to weigh it, and the
+    ladder, whose next step waits for a step waiting, goes on.
 
     The one way such a step leaves the queue: run by the daily refresh
     (worklist.worklist_refresh) over every account, once the account card
@@ -433,13 +443,13 @@ def credit_terms_in_force_skip(
         waiting = waiting.filter(pk__in=list(action_ids))
     skipped = 0
     for action in waiting.select_related("customer", "step").order_by("pk"):
-        reason = credit_terms_in_force(action)
+        reason, still = credit_terms_in_force(action)
         with transaction.atomic():
             # Conditional update, on the terms as they stand now: a manager
             # deciding it at this moment keeps it, and so does an account
-            # taken off hold since it was read.
+            # whose terms changed since they were read.
             if not DunningAction.objects.filter(
-                _IN_FORCE[action.step.action], pk=action.pk, status=ActionStatus.AWAITING_APPROVAL
+                still, pk=action.pk, status=ActionStatus.AWAITING_APPROVAL
             ).update(status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()):
                 continue
             event_record(

@@ -444,6 +444,56 @@ def test_deciding_a_hold_already_in_force_skips_it_and_says_why(
     assert f"Acme Tools: credit hold no longer needed, nothing done ({ON_HOLD})." in response.content.decode()
 
 
+@pytest.mark.parametrize(("terms", "reason"), [
+    (TermsType.COD, "the account already trades cash on delivery"),
+    (TermsType.PREPAYMENT, "the account already trades on prepayment, stricter than cash on delivery"),
+])
+def test_a_switch_to_cod_for_an_account_already_on_cod_or_prepayment_does_not_wait_for_a_manager(
+    client, manager, make_customer, make_action, terms, reason
+):
+    moot = make_action(make_customer(name="Cash Ltd", terms_type=terms), cod=True)
+    waiting = make_action(make_customer(name="Open Ltd"), cod=True)
+
+    worklist_refresh(on=TODAY)
+
+    moot.refresh_from_db()
+    assert (moot.status, moot.skip_reason, moot.reviewed_by) == (ActionStatus.SKIPPED, reason, None)
+    event = TimelineEvent.objects.get(customer=moot.customer, kind=EventKind.DUNNING)
+    assert event.summary == (f"Step 6 (Switch to C.O.D./prepayment) skipped: {reason}; "
+                             "no manager's approval is needed")
+    moot.customer.refresh_from_db()
+    assert moot.customer.terms_type == terms
+    client.force_login(manager)
+    assert listed(client.get(QUEUE)) == [waiting.pk]
+
+
+def test_switching_the_card_to_cod_takes_the_switch_waiting_for_a_manager_off_the_queue(
+    client, manager, customer, make_action, django_capture_on_commit_callbacks
+):
+    action = make_action(customer, cod=True)
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("customers:edit", args=[customer.pk]),
+                    card_data(customer, terms_type=TermsType.COD))
+
+    action.refresh_from_db()
+    assert (action.status, action.skip_reason) == (
+        ActionStatus.SKIPPED, "the account already trades cash on delivery"
+    )
+
+
+def test_a_credit_hold_leaves_a_switch_to_cod_waiting(client, manager, customer, make_action):
+    """On hold, the account still trades on its terms: C.O.D. is another step."""
+    action = make_action(customer, cod=True)
+    Customer.objects.filter(pk=customer.pk).update(on_credit_hold=True)
+
+    worklist_refresh(on=TODAY)
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.AWAITING_APPROVAL
+
+
 def test_the_card_warns_of_a_plan_or_a_promise_on_the_steps_invoices(
     client, manager, collector, make_customer, make_action
 ):
@@ -483,9 +533,12 @@ def test_approving_a_switch_to_cod_changes_the_terms(client, manager, customer, 
     assert customer.terms_type == TermsType.COD
 
 
-def test_approving_cod_leaves_an_account_on_prepayment_there(client, manager, make_customer, make_action):
-    customer = make_customer(name="Prepaid Ltd", terms_type=TermsType.PREPAYMENT)
+def test_approving_cod_for_an_account_moved_to_prepayment_meanwhile_leaves_it_there(
+    client, manager, make_customer, make_action
+):
+    customer = make_customer(name="Prepaid Ltd")
     action = make_action(customer, cod=True)
+    Customer.objects.filter(pk=customer.pk).update(terms_type=TermsType.PREPAYMENT)
     client.force_login(manager)
 
     client.post(url(action), {"decision": "approve", "note": "Cash only"})
@@ -493,10 +546,9 @@ def test_approving_cod_leaves_an_account_on_prepayment_there(client, manager, ma
     customer.refresh_from_db()
     assert customer.terms_type == TermsType.PREPAYMENT  # stricter than C.O.D.: not softened
     action.refresh_from_db()
-    assert action.status == ActionStatus.DONE
-    event = TimelineEvent.objects.get(customer=customer)
-    assert (event.details["before"], event.details["after"]) == ({"terms_type": "prepayment"},) * 2
-    assert "stays on prepayment" in event.summary
+    assert (action.status, action.skip_reason) == (
+        ActionStatus.SKIPPED, "the account already trades on prepayment, stricter than cash on delivery"
+    )
 
 
 def test_approving_a_step_whose_invoices_were_paid_meanwhile_records_who_and_why(client, manager, action):
