@@ -52,6 +52,8 @@ from ar_collections.forms import (
 from ar_collections.models import (
     ActionStatus,
     Channel,
+    Dispute,
+    DisputeStatus,
     DunningAction,
     DunningActionInvoice,
     DunningCycle,
@@ -588,6 +590,7 @@ def _add_questions(actions: list[DunningAction], *, today: dt.date) -> None:
         action.questions = FiveQuestions.of(action, today=today,
                                             overdue_other=elsewhere.get(action.customer_id, []))
     _add_agreements(actions)
+    _add_disputes(actions)
 
 
 def _add_agreements(actions: list[DunningAction]) -> None:
@@ -618,6 +621,22 @@ def _add_agreements(actions: list[DunningAction]) -> None:
                 numbers = found[(action.pk, agreement)] = []
                 action.agreements.append((agreement, numbers))
             numbers.append(number)
+
+
+def _add_disputes(actions: list[DunningAction]) -> None:
+    """The disputes still open on each step's invoices: the customer may owe
+    less than the step counts on (our own delivery, a price), and a hold or
+    C.O.D. over our own mistake costs the relationship. One query, whatever
+    the number of rows."""
+    listing: dict[int, list[DunningAction]] = {}
+    for action in actions:
+        action.disputes = []
+        for line in action.lines.all():
+            listing.setdefault(line.invoice_id, []).append(action)
+    for dispute in (Dispute.objects.filter(invoice_id__in=listing, status=DisputeStatus.OPEN)
+                    .select_related("invoice").order_by("invoice__number", "pk")):
+        for action in listing[dispute.invoice_id]:
+            action.disputes.append(dispute)
 
 
 # --- The print queue ---------------------------------------------------------

@@ -214,9 +214,9 @@ def test_the_approvals_cost_the_same_number_of_queries_for_2_or_20_steps(
     # session, user, role groups, permissions (2), steps asking for terms in
     # force already (none), count, actions with customer, behaviour, step, a
     # year's sales and referrals, their invoice lines, what their accounts owe
-    # overdue in other currencies, the promises and plans on their invoices;
-    # the collectors' waiting plans and exception requests
-    with django_assert_num_queries(14):
+    # overdue in other currencies, the promises, plans and open disputes on
+    # their invoices; the collectors' waiting plans and exception requests
+    with django_assert_num_queries(15):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows
@@ -521,6 +521,40 @@ def test_the_card_warns_of_a_plan_or_a_promise_on_the_steps_invoices(
             f"{promise_invoice.number}: this step goes against what was agreed."
             ) in html_text.unescape(cards[str(promised.pk)])
     assert "goes against" not in cards[str(plain.pk)]
+
+
+def test_the_card_warns_of_an_open_dispute_on_the_steps_invoices(
+    client, manager, collector, make_customer, make_invoice, make_action
+):
+    """A hold over an invoice the customer disputes may hold them over our own
+    mistake: the manager sees the dispute before deciding. One resolved does
+    not warn, nor does one on an invoice the step does not list."""
+    disputed = make_action(make_customer(name="Disputed Ltd"))
+    customer = disputed.customer
+    other = make_invoice(customer, issued=dt.date(2025, 6, 2), due=dt.date(2025, 7, 2))
+    DunningActionInvoice.objects.create(action=disputed, invoice=other, open_amount=other.open_amount,
+                                        currency=other.currency)
+    workspace.dispute_open(customer=customer, actor=collector, invoice=other, reason="quality",
+                           description="Half the pallets arrived broken", on=TODAY)
+    unlisted = make_invoice(customer, issued=dt.date(2025, 6, 3), due=dt.date(2025, 7, 3))
+    workspace.dispute_open(customer=customer, actor=collector, invoice=unlisted, reason="price",
+                           description="Not the price agreed", on=TODAY)
+    settled = make_action(make_customer(name="Settled Ltd"))
+    dispute = workspace.dispute_open(customer=settled.customer, actor=collector,
+                                     invoice=settled.lines.get().invoice, reason="price",
+                                     description="Wrong price", on=dt.date(2025, 8, 1))
+    workspace.dispute_resolve(dispute=dispute, actor=manager, outcome="rejected", note="Price was right",
+                              on=TODAY)
+    client.force_login(manager)
+
+    page = client.get(QUEUE).content.decode()
+
+    cards = {pk: html_text.unescape(" ".join(card.split())) for pk, card in
+             re.findall(r'<article id="action-(\d+)"(.*?)</article>', page, flags=re.S)}
+    assert (f"{other.number} is disputed since 5 Aug 2025 (Quality of the goods: Half the pallets arrived "
+            "broken): the customer may owe less than this step counts on.") in cards[str(disputed.pk)]
+    assert unlisted.number not in cards[str(disputed.pk)]
+    assert "disputed" not in cards[str(settled.pk)]
 
 
 def test_approving_a_switch_to_cod_changes_the_terms(client, manager, customer, make_action):
