@@ -21,6 +21,7 @@ from ar_collections.models import (
     CreditNote,
     Department,
     Dispute,
+    DisputeStatus,
     DocumentCounter,
     DunningAction,
     DunningActionInvoice,
@@ -39,8 +40,10 @@ from ar_collections.models import (
     Payment,
     PaymentBehaviour,
     PaymentPlan,
+    PlanStatus,
     PolicyMinimum,
     Promise,
+    PromiseStatus,
     ReceivablesImport,
     StepFee,
     TimelineEventInvoice,
@@ -92,7 +95,10 @@ class InvoiceAdminForm(forms.ModelForm):
     def clean_customer(self):
         """An invoice may be moved to the account it belongs to, unless money
         was recorded against it: its payments and credit notes are the first
-        account's, and would then settle another account's debt."""
+        account's, and would then settle another account's debt. Nor while the
+        first account's dispute, promise or plan covers it, money or not: it
+        would then pause, promise or schedule another account's debt (and its
+        dunning pause stay with the first)."""
         customer = self.cleaned_data["customer"]
         invoice = self.instance
         if not invoice.pk or customer is None or customer.pk == invoice.customer_id:
@@ -105,6 +111,15 @@ class InvoiceAdminForm(forms.ModelForm):
         if invoice.allocations.exists() or invoice.credit_notes.exists():
             raise ValidationError(f"Money has been recorded against this invoice on "
                                   f"{invoice.customer.name}’s account: it stays with that account.")
+        for what, covering in [
+            ("A dispute still open", invoice.disputes.filter(status=DisputeStatus.OPEN)),
+            ("A promise to pay still open", invoice.promises.filter(status=PromiseStatus.OPEN)),
+            ("A payment plan in force or waiting for a manager", invoice.payment_plans.filter(
+                status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])),
+        ]:
+            if covering.exists():
+                raise ValidationError(f"{what} on {invoice.customer.name}’s account covers this invoice: "
+                                      "it stays with that account.")
         return customer
 
 

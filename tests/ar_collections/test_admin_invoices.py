@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from ar_collections import workspace
 from ar_collections.models import Invoice, PaymentBehaviour
 from ar_collections.services import behaviour_refresh
 
@@ -171,3 +172,57 @@ def test_an_invoice_with_a_payment_against_it_stays_with_its_account(
             "account.") in response.content.decode()
     paid.refresh_from_db()
     assert paid.customer == customer
+
+
+@pytest.mark.parametrize(("kept_by", "said"), [
+    ("dispute", "A dispute still open"),
+    ("promise", "A promise to pay still open"),
+    ("plan", "A payment plan in force or waiting for a manager"),
+])
+def test_an_invoice_under_a_dispute_promise_or_plan_stays_with_its_account(
+    admin_client, manager, collector, customer, make_invoice, make_customer, kept_by, said
+):
+    """Nothing paid yet, but the account's own dispute, promise or plan is
+    about the invoice: moved, it would pause, promise or schedule another
+    account's debt."""
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="400.00")
+    if kept_by == "dispute":
+        workspace.dispute_open(customer=customer, actor=collector, invoice=invoice, reason="price",
+                               description="Not the price agreed", on=TODAY)
+    elif kept_by == "promise":
+        workspace.promise_record(customer=customer, actor=collector, amount=Decimal("400.00"),
+                                 promised_on=dt.date(2025, 8, 12), invoices=[invoice], on=TODAY)
+    else:
+        workspace.plan_propose(customer=customer, actor=manager, invoices=[invoice], on=TODAY,
+                               instalments=[(dt.date(2025, 8, 20), Decimal("200.00")),
+                                            (dt.date(2025, 9, 20), Decimal("200.00"))])
+    other = make_customer(name="Beta Bau")
+    url = reverse("admin:collections_invoice_change", args=[invoice.pk])
+
+    response = admin_client.post(url, change_form(invoice, customer=other.pk))
+
+    assert response.status_code == 200
+    assert (f"{said} on Acme Tools’s account covers this invoice: it stays with that account."
+            ) in response.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.customer == customer
+
+
+def test_an_invoice_whose_dispute_was_resolved_without_money_may_move(
+    admin_client, collector, manager, customer, make_invoice, make_customer
+):
+    """Entered on the wrong account, disputed for that, and the dispute
+    rejected: nothing keeps it there any more."""
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="400.00")
+    dispute = workspace.dispute_open(customer=customer, actor=collector, invoice=invoice,
+                                     reason="not_ordered", description="Not ours", on=dt.date(2025, 8, 1))
+    workspace.dispute_resolve(dispute=dispute, actor=manager, outcome="rejected", note="Wrong account",
+                              on=TODAY)
+    other = make_customer(name="Beta Bau")
+    url = reverse("admin:collections_invoice_change", args=[invoice.pk])
+
+    response = admin_client.post(url, change_form(invoice, customer=other.pk))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    invoice.refresh_from_db()
+    assert invoice.customer == other
