@@ -102,6 +102,7 @@ from customers.models import (
     TermsType,
     TimelineEvent,
 )
+from customers.services import account_opened
 
 DEMO_PASSWORD = "arcrm-demo"
 DEFAULT_SEED = 2024
@@ -1351,15 +1352,8 @@ class _Builder:
         types = ContentType.objects.get_for_models(Invoice, Payment, CreditNote)
         events = self.events
         for account in self.accounts:
-            customer, referrer = account.customer, account.customer.referred_by
-            events.append(TimelineEvent(
-                customer=customer, kind=EventKind.ACCOUNT_CREATED,
-                occurred_at=_at(customer.customer_since, 7, 30),
-                summary=f"Account opened for {customer.name}"
-                + (f", referred by {referrer.name}" if referrer else ""),
-                details={"account_number": customer.account_number,
-                         "referred_by": referrer.account_number if referrer else None},
-            ))
+            customer = account.customer
+            events.append(account_opened(customer, at=_at(customer.customer_since, 7, 30)))
             if customer.on_credit_hold:
                 events.append(self._hold_event(account))
             for bill in account.bills:

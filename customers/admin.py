@@ -9,6 +9,7 @@ from arcrm.admin_columns import (
     ViewOnly,
     person_column,
 )
+from customers import services
 from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
 
 
@@ -43,7 +44,8 @@ class ContactInline(ChangedOnTheAccountPage, admin.StackedInline):
 @admin.register(Customer)
 class CustomerAdmin(LeadsToTheAccountPage, PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
     """Accounts are opened here (imports and the ERP sync bring invoices and
-    payments for accounts that exist) and only looked at afterwards: the card
+    payments for accounts that exist), through services.customer_open, which
+    begins their timeline, and only looked at afterwards: the card
     changes on the account page, which records every change with before and
     after (services.customer_update) and hands the worklist over with the
     collector."""
@@ -62,6 +64,11 @@ class CustomerAdmin(LeadsToTheAccountPage, PeopleShownReadOnly, MoneyShownReadOn
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Only ever an account being opened (nothing changes here): its
+        # timeline begins with the opening, as every account's does.
+        services.customer_open(customer=obj, actor=request.user)
 
     def get_readonly_fields(self, request, obj=None):
         # An account not yet opened has no page to link to.

@@ -49,6 +49,32 @@ CONTACT_FIELDS = (
 _CONTACT_CHANGE_LABELS = {"email_refused": "address marked as working again"}
 
 
+def account_opened(customer: Customer, *, at: dt.datetime | None = None, actor: User | None = None
+                   ) -> TimelineEvent:
+    """The "account opened" event that begins an account's timeline, not saved
+    yet: the demo's history writes many at once (`at`: when, else now)."""
+    referrer = customer.referred_by
+    return TimelineEvent(
+        customer=customer, kind=EventKind.ACCOUNT_CREATED, actor=actor,
+        **({"occurred_at": at} if at is not None else {}),
+        summary=shorten(f"Account opened for {customer.name}"
+                        + (f", referred by {referrer.name}" if referrer else ""),
+                        TimelineEvent._meta.get_field("summary").max_length),
+        details={"account_number": customer.account_number,
+                 "referred_by": referrer.account_number if referrer else None},
+    )
+
+
+def customer_open(*, customer: Customer, actor: User) -> Customer:
+    """Open a new account (the admin is where accounts are opened), its
+    timeline beginning with who opened it."""
+    with transaction.atomic():
+        customer.full_clean()
+        customer.save()
+        account_opened(customer, actor=actor).save()
+    return customer
+
+
 def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, Any]) -> Customer:
     """Apply card changes (field name → new value) and record what actually changed."""
     with transaction.atomic():

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
+from customers.models import Contact, ContactAbsence, Customer, EventKind, TimelineEvent
 
 
 @pytest.fixture
@@ -107,3 +107,24 @@ def test_a_new_account_is_opened_in_the_admin_with_its_terms(admin_client, colle
     assert response.status_code == 302
     opened = Customer.objects.get(account_number="C-NEW")
     assert (opened.name, opened.collector, opened.payment_terms_days) == ("Newco", collector, 45)
+
+
+def test_an_account_opened_in_the_admin_starts_its_timeline_with_who_opened_it(
+    admin_client, collector, customer
+):
+    """As every account's history begins: the opening, with the referral if any."""
+    admin = User.objects.get(username="root-admin")
+
+    admin_client.post(reverse("admin:customers_customer_add"), {
+        "account_number": "C-NEW", "name": "Newco", "industry": "retail", "customer_since": "2024-05-01",
+        "collector": collector.pk, "currency": "EUR", "credit_limit_amount": "5000.00",
+        "terms_type": "standard", "payment_terms_days": "45", "buying_reasons": "[]", "ap_run_days": "[]",
+        "referred_by": customer.pk, "contacts-TOTAL_FORMS": "0", "contacts-INITIAL_FORMS": "0",
+    })
+
+    opened = Customer.objects.get(account_number="C-NEW")
+    event = TimelineEvent.objects.get(customer=opened)
+    assert (event.kind, event.actor, event.summary) == (
+        EventKind.ACCOUNT_CREATED, admin, "Account opened for Newco, referred by Acme Tools"
+    )
+    assert event.details == {"account_number": "C-NEW", "referred_by": customer.account_number}
