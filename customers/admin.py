@@ -36,9 +36,16 @@ class ChangedOnTheAccountPage(ViewOnly, LeadsToTheAccountPage):
     each change, so the admin leads there instead."""
 
 
+# Why mail to a contact stops: the address the mail server refused for good,
+# when and what it said. Kept by delivery (not editable, so the admin leaves
+# them out unless told), shown beside the address.
+REFUSED_ADDRESS_FIELDS = ["email_refused", "email_refused_on", "email_refused_reason"]
+
+
 class ContactInline(ChangedOnTheAccountPage, admin.StackedInline):
     model = Contact
     extra = 0
+    readonly_fields = REFUSED_ADDRESS_FIELDS
 
 
 @admin.register(Customer)
@@ -85,7 +92,7 @@ class ContactAdmin(ChangedOnTheAccountPage, admin.ModelAdmin):
     list_filter = ["role", "reminder_channel", "invoice_delivery", "language"]
     search_fields = ["name", "email", "customer__name"]
     list_select_related = ["customer"]
-    readonly_fields = ["account_page"]
+    readonly_fields = [*REFUSED_ADDRESS_FIELDS, "account_page"]
 
 
 @admin.register(ContactAbsence)

@@ -128,3 +128,21 @@ def test_an_account_opened_in_the_admin_starts_its_timeline_with_who_opened_it(
         EventKind.ACCOUNT_CREATED, admin, "Account opened for Newco, referred by Acme Tools"
     )
     assert event.details == {"account_number": "C-NEW", "referred_by": customer.account_number}
+
+
+@pytest.mark.parametrize("page", ["contact", "customer"])
+def test_the_admin_shows_a_contact_s_refused_address_read_only(admin_client, customer, make_contact, page):
+    """Why mail to the contact stops: the address the mail server refused for
+    good, when and what it said. Kept by delivery, never typed in."""
+    contact = make_contact(customer, name="Ben Bounced", email="ben@acme.example")
+    Contact.objects.filter(pk=contact.pk).update(
+        email_refused="ben@acme.example", email_refused_on=dt.date(2025, 7, 30),
+        email_refused_reason="550 5.1.1 User unknown",
+    )
+    row = contact if page == "contact" else customer
+
+    html = admin_client.get(reverse(f"admin:customers_{page}_change", args=[row.pk])).content.decode()
+
+    for shown in ["Email refused", "30 Jul 2025", "550 5.1.1 User unknown"]:
+        assert shown in html, shown
+    assert 'name="email_refused' not in html and 'name="contacts-0-email_refused' not in html
