@@ -1,10 +1,14 @@
 import datetime as dt
+import re
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import User
+from django.contrib.staticfiles import finders
 from django.urls import reverse
+from PIL import Image
 
 from ar_collections.models import CollectionRules, Payment
 from customers.models import Customer, EventKind, TimelineEvent
@@ -207,3 +211,23 @@ def test_the_admin_allows_a_superuser_to_add_change_and_delete_only_what_the_tab
                 inline.has_add_permission(request, None), inline.has_change_permission(request),
                 inline.has_delete_permission(request))
     assert allowed == ADMIN_PERMISSIONS
+
+
+def _icon_linked(html: str) -> str:
+    """The icon a page links, by its address; fails if it links none."""
+    found = re.search(r'<link rel="icon" href="([^"]+)"', html)
+    assert found, "no icon linked"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("page", ["admin:index", "admin:collections_dunningstep_add", "customers:list"])
+def test_admin_and_app_pages_link_the_project_s_icon_which_is_served(admin_client, page):
+    """Without one, the browser asks for /favicon.ico on every admin page and
+    gets a 404 in the logs."""
+    html = admin_client.get(reverse(page)).content.decode()
+
+    href = _icon_linked(html)
+    assert href == settings.STATIC_URL + "favicon.ico"
+    # What the static files (collected, or served by WhiteNoise) hold under that name.
+    found = finders.find(href.removeprefix(settings.STATIC_URL))
+    assert found and Image.open(found).format == "ICO"
