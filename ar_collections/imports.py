@@ -19,8 +19,10 @@ what is left to the late fees and interest still owed, then on account.
 A row naming none pays, as the payment form does (workspace.unnamed_money_split):
 the account's invoices in its currency due by the row's date, oldest due first,
 then the late fees and interest still owed, then the invoices not yet due, then
-the rest stays on account; none under open dispute, and none for what another
-row of the file names.
+the rest stays on account; none under open dispute (nor the interest charged
+on one), and none for what another row of the file names. The charges are
+those charged by the row's date: money sent before a fee was charged was not
+sent for it.
 Recording it checks what the account's promises and plans now keep; what
 they break is for the daily check. A file's accounts are locked at once, in
 id order, so two imports at the same time queue rather than deadlock.

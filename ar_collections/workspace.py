@@ -1669,7 +1669,9 @@ def payment_record(
 ) -> Payment:
     """A payment applied to invoices; what is left after them pays the late
     fees and interest still owed in its currency, oldest first (the notice
-    asked for them: a customer who pays its "amount due" pays them too), then
+    asked for them: a customer who pays its "amount due" pays them too),
+    those charged by the day it was received and not on a disputed invoice
+    (see _charges_pay), then
     the invoices of `not_yet_due`, oldest due first, each up to its open
     amount less what `held` keeps for others (money naming no invoice, see
     unnamed_money_split), and what is left after those stays on account.
@@ -1787,13 +1789,21 @@ def _invoice_pay(payment: Payment, invoice: Invoice, part: Decimal) -> Invoice:
 def _charges_pay(payment: Payment, amount: Decimal) -> Decimal:
     """Up to `amount` of the payment to the account's charges still owed in its
     currency, oldest first; returns how much went to them. The charges are
-    locked, so a waiver at the same moment waits and then waives only the rest."""
+    locked, so a waiver at the same moment waits and then waives only the rest.
+
+    Only charges the customer can have sent the money for: charged by the day
+    it was received (a payment entered today, dated last week, was not meant
+    for a fee charged three days ago), and none with an invoice under open
+    dispute, whose interest the customer holds back with the invoice, for the
+    dispute to settle. Those stay owed, as their invoice does."""
     paid = ZERO
     if amount <= 0:
         return paid
+    disputed = Exists(Dispute.objects.filter(invoice=OuterRef("invoice"), status=DisputeStatus.OPEN))
     charges = (LateCharge.objects.select_for_update().filter(customer=payment.customer_id,
                                                             currency=payment.currency)
-               .standing().order_by("created_at", "pk"))
+               .standing().filter(created_at__date__lte=payment.received_on).exclude(disputed)
+               .order_by("created_at", "pk"))
     for charge in charges:
         part = min(amount - paid, charge.open_amount)
         Allocation.objects.create(charge=charge, payment=payment, amount=part,
@@ -1836,7 +1846,8 @@ def unnamed_money_split(
     """Where money naming no invoice goes, for payment_record: `amount` spread
     over the invoices the customer owes already, oldest due first, and the
     invoices it does not owe yet, which get what the late fees and interest
-    still owed in its currency leave (payment_record pays those in between),
+    still owed in its currency leave (payment_record pays those in between,
+    but those charged after `received_on` or on an invoice under dispute),
     then the rest stays on account. All of them unnamed_money_targets, each
     up to its open amount less what `held` keeps for others.
 

@@ -14,9 +14,11 @@ from ar_collections import workspace
 from ar_collections.forms import letters_in_queue
 from ar_collections.imports import payments_import
 from ar_collections.models import (
+    ChargeKind,
     InstalmentStatus,
     Invoice,
     LateCharge,
+    LatePaymentPolicy,
     Payment,
     PlanStatus,
     PromiseStatus,
@@ -32,6 +34,28 @@ from .conftest import DUE, frozen
 
 def days(n: int) -> dt.date:
     return DUE + dt.timedelta(days=n)
+
+
+@pytest.fixture
+def wolf_charging_interest(make_account, make_invoice, plan_and_deliver):
+    """Wolf Trading as `wolf`, the letter of day 12 also charging 8 % interest
+    on each invoice it lists: EUR 1.32 on the EUR 500.00, EUR 1.84 on the EUR 700.00."""
+    step = LatePaymentPolicy.objects.get(segment=Segment.SYSTEMATIC_LATE).steps.get(position=3)
+    step.interest_rate_percent = Decimal("8.00")
+    step.save(update_fields=["interest_rate_percent"])
+    account = make_account(Segment.SYSTEMATIC_LATE, name="Wolf Trading",
+                           reminder_channel=ReminderChannel.LETTER)
+    account.segment_override, account.segment_override_note = Segment.SYSTEMATIC_LATE, "Pays late every month"
+    account.save(update_fields=["segment_override", "segment_override_note"])
+    make_invoice(account, issued=days(0), due=days(30), amount="300.00", number="INV-LATER")
+    for day in (-3, 3, 12):
+        plan_and_deliver(days(day))
+        letters_in_queue().update(printed_at=dt.datetime.combine(days(day), dt.time(8), tzinfo=dt.UTC))
+    assert sorted(LateCharge.objects.filter(customer=account).values_list("kind", "amount")) == [
+        (ChargeKind.INTEREST, Decimal("1.32")), (ChargeKind.INTEREST, Decimal("1.84")),
+        (ChargeKind.LATE_FEE, Decimal("40.00")),
+    ]
+    return account
 
 
 @pytest.fixture
@@ -64,10 +88,12 @@ def fee_owed(account) -> Decimal:
     return LateCharge.objects.get(customer=account).open_amount
 
 
-def pay_by_form(client, manager, account, amount: str, *, on: dt.date, invoices=()) -> str:
-    """Records the payment on the account page, as of `on`; returns the page it lands on."""
+def pay_by_form(client, manager, account, amount: str, *, on: dt.date, invoices=(),
+                today: dt.date | None = None) -> str:
+    """Records the payment received on `on` on the account page, on `today`
+    (by default the same day); returns the page it lands on."""
     client.force_login(manager)
-    with frozen(on):
+    with frozen(today or on):
         response = client.post(reverse("collections:payment_record", args=[account.pk]), {
             "received_on": on.isoformat(), "currency": "EUR", "amount": amount, "method": "bank_transfer",
             "reference": f"BANK-{amount}", "invoices": [i.pk for i in invoices],
@@ -217,3 +243,51 @@ def test_money_for_everything_before_the_fee_letter_is_posted_pays_every_invoice
     fee = LateCharge.objects.get(customer=account)
     assert fee.cancelled_at is not None and fee.open_amount == Decimal("40.00")
     assert Payment.objects.get(customer=account).unallocated_amount() == Decimal("0.00")
+
+
+def pay(by: str, client, manager, account, amount: str, *, received_on: dt.date, today: dt.date) -> None:
+    """Money naming no invoice, received on `received_on` and recorded on
+    `today` by the payment form or a payments file."""
+    if by == "form":
+        pay_by_form(client, manager, account, amount, on=received_on, today=today)
+    else:
+        pay_by_file(account, amount, received_on=received_on, today=today)
+
+
+@pytest.mark.parametrize("by", ["form", "file"])
+def test_money_naming_no_invoice_leaves_the_interest_on_a_disputed_invoice_as_it_leaves_the_invoice(
+    wolf_charging_interest, client, manager, by
+):
+    """The customer holds back a disputed invoice on purpose, and the interest
+    charged on it with it: whether it is owed is for the dispute to settle."""
+    account = wolf_charging_interest
+    disputed, other = Invoice.objects.filter(customer=account, due_date=DUE).order_by("total_amount")
+    with frozen(days(13)):
+        workspace.dispute_open(customer=account, actor=manager, invoice=disputed, reason="quantity",
+                               description="Two pallets short", on=days(13))
+    interest = {c.invoice_id: c
+                for c in LateCharge.objects.filter(customer=account, kind=ChargeKind.INTEREST)}
+
+    # The undisputed invoice, the fee and the interest on that invoice, and EUR 10.00 more.
+    pay(by, client, manager, account, "751.84", received_on=days(13), today=days(13))
+
+    assert open_amounts(account) == {disputed.number: Decimal("500.00"), other.number: Decimal("0.00"),
+                                     "INV-LATER": Decimal("290.00")}
+    owed = dict(LateCharge.objects.filter(customer=account).values_list("pk", "open_amount"))
+    assert owed == {interest[disputed.pk].pk: Decimal("1.32"), interest[other.pk].pk: Decimal("0.00"),
+                    LateCharge.objects.get(customer=account, kind=ChargeKind.LATE_FEE).pk: Decimal("0.00")}
+
+
+@pytest.mark.parametrize("by", ["form", "file"])
+def test_money_received_before_a_fee_was_charged_does_not_pay_it_though_recorded_after(
+    wolf, client, manager, by
+):
+    """Money that came in on day 10, recorded on day 14: the fee the letter
+    of day 12 charged is nothing the customer can have sent it for."""
+    pay(by, client, manager, wolf, "1240.00", received_on=days(10), today=days(14))
+
+    assert open_amounts(wolf) == {"INV-LATER": Decimal("260.00"), **{
+        number: Decimal("0.00") for number in Invoice.objects.filter(customer=wolf, due_date=DUE)
+        .values_list("number", flat=True)
+    }}
+    assert fee_owed(wolf) == Decimal("40.00")
