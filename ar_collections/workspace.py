@@ -1715,7 +1715,7 @@ def payment_record(
         # A letter not yet posted that this payment made moot charges nothing: its
         # charges go before the payment's rest could pay them.
         letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
-        to_charges = _charges_pay(payment, amount - applied)
+        to_charges = _charges_pay(payment, amount - applied, charged_by=received_on)
         # Read under their locks now, after the charges took their part: what
         # the charges left is what these may have.
         left = amount - applied - to_charges
@@ -1786,28 +1786,42 @@ def _invoice_pay(payment: Payment, invoice: Invoice, part: Decimal) -> Invoice:
     return invoice
 
 
-def _charges_pay(payment: Payment, amount: Decimal) -> Decimal:
-    """Up to `amount` of the payment to the account's charges still owed in its
-    currency, oldest first; returns how much went to them. The charges are
-    locked, so a waiver at the same moment waits and then waives only the rest.
+def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: dt.date | None) -> Decimal:
+    """Up to `amount` of a payment or a credit note to the account's charges
+    still owed in its currency, oldest first; returns how much went to them.
+    The charges are locked, so a waiver at the same moment waits and then
+    waives only the rest.
 
-    Only charges the customer can have sent the money for: charged by the day
-    it was received (a payment entered today, dated last week, was not meant
-    for a fee charged three days ago), and none with an invoice under open
-    dispute, whose interest the customer holds back with the invoice, for the
-    dispute to settle. Those stay owed, as their invoice does."""
+    Only charges the customer can have meant it for. None on an invoice under
+    open dispute: the customer holds its interest back with the invoice, for
+    the dispute to settle. `charged_by`: only those charged by that day, for a
+    payment's rest the day it was received (a payment entered today, dated
+    last week, was not sent for a fee charged three days ago); None: every one
+    standing, for a credit set against them now on the customer's word (see
+    credit_apply). Those left stay owed, as their invoice does.
+
+    Each part is dated the later of the credit's day and the charge's, as a
+    credit set against an invoice is: money on account pays a fee charged
+    since from the day it was charged, not before it existed."""
     paid = ZERO
     if amount <= 0:
         return paid
+    link = "payment" if isinstance(credit, Payment) else "credit_note"
+    dated = _credit_dated(credit)
     disputed = Exists(Dispute.objects.filter(invoice=OuterRef("invoice"), status=DisputeStatus.OPEN))
-    charges = (LateCharge.objects.select_for_update().filter(customer=payment.customer_id,
-                                                            currency=payment.currency)
-               .standing().filter(created_at__date__lte=payment.received_on).exclude(disputed)
-               .order_by("created_at", "pk"))
-    for charge in charges:
+    charges = (LateCharge.objects.select_for_update()
+               .filter(customer=credit.customer_id, currency=credit.currency).standing().exclude(disputed))
+    if charged_by is not None:
+        charges = charges.filter(created_at__date__lte=charged_by)
+    for charge in charges.order_by("created_at", "pk"):
         part = min(amount - paid, charge.open_amount)
-        Allocation.objects.create(charge=charge, payment=payment, amount=part,
-                                  allocated_on=payment.received_on)
+        # A credit set against a charge in two goes keeps one row, as on an invoice.
+        allocation, created = Allocation.objects.get_or_create(
+            charge=charge, **{link: credit},
+            defaults={"amount": part, "allocated_on": max(dated, timezone.localdate(charge.created_at))},
+        )
+        if not created:
+            Allocation.objects.filter(pk=allocation.pk).update(amount=F("amount") + part)
         charge.open_amount -= part
         charge.save(update_fields=["open_amount"])
         paid += part
@@ -1919,6 +1933,17 @@ def credit_label(document: Payment | CreditNote) -> str:
     return f"{name}: {format_money(document.left, document.currency)} left"
 
 
+@dataclass(frozen=True)
+class CreditApplied:
+    """What credit_apply set a credit against: the invoices, each with its
+    part, in the order paid; what went to late fees and interest; what is
+    left of the credit on account."""
+
+    parts: list[tuple[Invoice, Decimal]]
+    to_charges: Decimal
+    left: Decimal
+
+
 @transaction.atomic
 def credit_apply(
     *,
@@ -1927,20 +1952,30 @@ def credit_apply(
     credit: Payment | CreditNote,
     invoices: Sequence[Invoice] = (),
     amount: Decimal | None = None,
-) -> list[tuple[Invoice, Decimal]]:
+    on: dt.date | None = None,
+) -> CreditApplied:
     """Money kept on account, or a credit note not set against an invoice,
-    set against open invoices once the customer says which (a remittance
-    advice, a call): the ones named, else the oldest open ones in its currency
-    not under dispute; `amount` of it, else all that is left. What is left
-    after them stays on account.
+    set against what the account owes once the customer says what for (a
+    remittance advice, a call); `amount` of it, else all that is left. It
+    goes where a payment's money would: the invoices named, oldest due first,
+    then the late fees and interest still owed; with none named, those of
+    unnamed_money_split as of `on` (today): the invoices owed, then the
+    charges, then the invoices not yet due; in its currency and none under
+    dispute. What is left stays on account.
+
+    A credit named for invoices pays the charges too, as a payment naming
+    them does: the notice asked for both, and a fee would otherwise stand
+    while the credit sat unused. Every charge still standing, not only those
+    charged by the credit's own day: the customer says now what it is for.
 
     Each part counts from the day the money came in or the note was issued
-    (an invoice issued later: from its own date), as if the customer had said
-    so then: a payer is not made late by a late cash application. Plans,
-    promises, letters and the account's figures follow as after a payment,
-    or a credit note."""
+    (an invoice issued later, a charge made later: from its own date), as if
+    the customer had said so then: a payer is not made late by a late cash
+    application. Plans, promises, letters and the account's figures follow as
+    after a payment, or a credit note."""
     if actor is not None:
         require_act_on(actor, customer)
+    on = on or timezone.localdate()
     # The account's lock first, then the invoices': the order a payment takes.
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
     is_payment = isinstance(credit, Payment)
@@ -1975,57 +2010,87 @@ def credit_apply(
             has = "has" if len(disputed) == 1 else "have"
             raise ValidationError({"invoices": f"{_listing(disputed)} {has} an open dispute: a credit on it "
                                                "comes by resolving the dispute, so that it ends too."})
+        owed, later = allocations_oldest_first(targets, amount), []
     else:
-        targets = unnamed_money_targets(customer, currency).select_for_update()
-    parts = allocations_oldest_first(targets, amount)
-    if not parts:
-        raise ValidationError({"invoices": f"No invoice in {currency} is open to set it against"
-                                           + ("." if invoices else ", but those under dispute.")})
+        # Locked before the split reads them, so what it reads stays so.
+        list(unnamed_money_targets(customer, currency).select_for_update())
+        owed, later = unnamed_money_split(customer=customer, currency=currency, amount=amount, received_on=on)
     dated = _credit_dated(credit)
-    settled = []
-    for invoice, part in parts:
-        on = max(dated, invoice.issue_date)
-        allocation, created = Allocation.objects.get_or_create(
-            invoice=invoice, **{link: credit}, defaults={"amount": part, "allocated_on": on})
-        if not created:
-            Allocation.objects.filter(pk=allocation.pk).update(amount=F("amount") + part)
-        invoice.open_amount -= part
-        if invoice.open_amount == 0:
-            # Paid on the latest of its parts' days, which this one need not be.
-            last = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
-            invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
-            settled.append(invoice)
-        invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    parts = [(_credit_on_invoice(credit, invoice, part, link=link), part) for invoice, part in owed]
+    # A letter not yet posted that this made moot charges nothing: its charges
+    # go before the credit's rest could pay them (as after a payment).
+    letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     applied = sum((part for _, part in parts), ZERO)
+    to_charges = _charges_pay(credit, amount - applied, charged_by=None)
+    rest = amount - applied - to_charges
+    paid_later = allocations_oldest_first(
+        # Read under their locks now, after the charges took their part.
+        Invoice.objects.select_for_update().filter(pk__in=[i.pk for i in later], status=InvoiceStatus.OPEN),
+        rest,
+    ) if rest and later else []
+    if paid_later:
+        parts += [(_credit_on_invoice(credit, invoice, part, link=link), part)
+                  for invoice, part in paid_later]
+        applied = sum((part for _, part in parts), ZERO)
+        letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)  # one listing only these, too
+    if not parts and not to_charges:
+        raise ValidationError({"invoices": f"No invoice in {currency} is open to set it against"
+                                           + ("." if invoices else ", but those under dispute, and no late "
+                                                                   "fee or interest is owed.")})
     numbers = [i.number for i, _ in parts]
-    left = credit.left - applied
+    left = credit.left - applied - to_charges
     if is_payment:
         name = f"Payment {credit.reference or 'without reference'} of {format_day(credit.received_on)}"
     else:
         name = f"Credit note {credit.number}"
-    summary = f"{name} set against {_listing(numbers)}: {format_money(applied, currency)}"
+    if numbers:
+        summary = f"{name} set against {_listing(numbers)}: {format_money(applied, currency)}"
+        if to_charges:
+            summary += f"; {format_money(to_charges, currency)} to late fees and interest"
+    else:
+        summary = f"{name} set against late fees and interest: {format_money(to_charges, currency)}"
     if left:
         summary += f"; {format_money(left, currency)} still on account"
     event_record(
         customer=customer, kind=EventKind.PAYMENT_RECEIVED if is_payment else EventKind.CREDIT_NOTE,
         actor=actor, subject=credit, invoices=[i for i, _ in parts], summary=summary,
         details={"applied": str(applied), "currency": currency, "invoices": numbers,
-                 "parts": {i.number: str(part) for i, part in parts}, "left": str(left)},
+                 "parts": {i.number: str(part) for i, part in parts}, "charges": str(to_charges),
+                 "left": str(left)},
     )
-    for invoice in settled:
-        event_record(customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
-                     summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number})
-    latest = max(dated, *(invoice.issue_date for invoice, _ in parts))  # the latest part's day
+    for invoice, _ in parts:
+        if invoice.status == InvoiceStatus.PAID:
+            event_record(customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
+                         summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number})
+    latest = max([dated, *(invoice.issue_date for invoice, _ in parts)])  # the latest part's day
     if not is_payment:
         # Less is owed: the plan holding an invoice asks for that much less.
         for invoice, part in parts:
             because = f"credit note {credit.number} on {invoice.number}"
             _plans_follow_dispute(invoice, taken_off=part, because=because,
                                   ended=f"Credit note {credit.number}", actor=actor, on=latest)
-    letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     commitments_check(on=latest, customer_ids=[customer.pk], settle_only=True)
     services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
-    return parts
+    return CreditApplied(parts=parts, to_charges=to_charges, left=left)
+
+
+def _credit_on_invoice(credit: Payment | CreditNote, invoice: Invoice, part: Decimal, *,
+                       link: str) -> Invoice:
+    """`part` of a credit set against the invoice, locked by the caller;
+    counted from the credit's day, or the invoice's if it was issued later.
+    Returns the invoice as it is now."""
+    on = max(_credit_dated(credit), invoice.issue_date)
+    allocation, created = Allocation.objects.get_or_create(
+        invoice=invoice, **{link: credit}, defaults={"amount": part, "allocated_on": on})
+    if not created:
+        Allocation.objects.filter(pk=allocation.pk).update(amount=F("amount") + part)
+    invoice.open_amount -= part
+    if invoice.open_amount == 0:
+        # Paid on the latest of its parts' days, which this one need not be.
+        last = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
+        invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
+    invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    return invoice
 
 
 # --- The daily check ---------------------------------------------------------------

@@ -333,9 +333,11 @@ class CreditApplyForm(_AccountForm):
     credit = forms.ChoiceField(label="Credit")
     invoices = InvoiceChoices(
         label="Set against", required=False,
-        help_text="The ticked invoices, or with none ticked every open one in the credit's currency but "
-                  "those under dispute: the oldest due first, each up to what is open. What is left stays "
-                  "on account.",
+        help_text="The ticked invoices, oldest due first, then late fees and interest still owed. With "
+                  "none ticked, as a payment naming no invoice, in the credit's currency and passing over "
+                  "invoices under dispute: the invoices due by today, oldest due first, then late fees and "
+                  "interest still owed, then the invoices not yet due. Never the interest on an invoice "
+                  "under dispute. What is left stays on account.",
     )
     amount = _money(label="Amount", required=False, help_text="Left empty: all that is left of it.")
 

@@ -456,14 +456,18 @@ def credit_apply(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(customer, form, today, user) -> str:
         data = form.cleaned_data
         credit = data["credit"]
-        parts = workspace.credit_apply(customer=customer, actor=user, credit=credit,
-                                       invoices=list(data["invoices"]), amount=data["amount"])
-        applied = sum((part for _, part in parts), ZERO)
-        message = (f"{format_money(applied, credit.currency)} set against "
-                   f"{', '.join(invoice.number for invoice, _ in parts)}")
-        if left := credit.left - applied:
-            message += f"; {format_money(left, credit.currency)} stays on account"
-        return message + "."
+        done = workspace.credit_apply(customer=customer, actor=user, credit=credit,
+                                      invoices=list(data["invoices"]), amount=data["amount"], on=today)
+        said = []
+        if done.parts:
+            applied = sum((part for _, part in done.parts), ZERO)
+            said.append(f"{format_money(applied, credit.currency)} set against "
+                        f"{', '.join(invoice.number for invoice, _ in done.parts)}")
+        if done.to_charges:
+            said.append(f"{format_money(done.to_charges, credit.currency)} to late fees and interest")
+        if done.left:
+            said.append(f"{format_money(done.left, credit.currency)} stays on account")
+        return "; ".join(said) + "."
 
     # Cash application, as recording a payment is: the same people may.
     return _inline_action(request, pk, form_class=CreditApplyForm, slug="credit-apply",

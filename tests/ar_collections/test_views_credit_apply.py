@@ -15,10 +15,18 @@ from django.urls import reverse
 
 from ar_collections import workspace
 from ar_collections.models import (
+    ActionStatus,
     Allocation,
+    ChargeKind,
     CreditNote,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
     Invoice,
     InvoiceStatus,
+    LateCharge,
     Payment,
     PaymentBehaviour,
     PromiseStatus,
@@ -195,3 +203,140 @@ def test_the_account_page_offers_managers_alone_to_set_credits_against_invoices(
     assert apply_url(customer) not in client.get(page).content.decode()
     assert client.post(apply_url(customer), {"credit": f"payment-{on_account.pk}"}).status_code == 403
     assert on_account.unallocated_amount() == Decimal("900.00")
+
+
+# --- Late fees and interest: a credit pays them as a payment's money would ----------
+
+CHARGED = dt.date(2025, 7, 20)  # the day the letter charged its fee and interest, after the money came in
+
+
+@pytest.fixture
+def charges(customer, invoices) -> dict[str, LateCharge]:
+    """A letter of 20 Jul listing INV-1 and INV-2 charged a late fee of EUR 40.00
+    and interest of EUR 4.50 on INV-2, none of it paid."""
+    run = DunningRun.objects.create(run_date=CHARGED)
+    cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=CHARGED)
+    step = DunningStep.objects.get(policy__segment="systematic_late", position=3)
+    letter = DunningAction.objects.create(run=run, cycle=cycle, customer=customer, step=step,
+                                          status=ActionStatus.DONE, planned_on=CHARGED, pay_by=CHARGED)
+    for invoice in invoices[:2]:
+        DunningActionInvoice.objects.create(action=letter, invoice=invoice, open_amount=invoice.open_amount,
+                                            currency="EUR")
+    made = {
+        "fee": LateCharge.objects.create(
+            customer=customer, action=letter, kind=ChargeKind.LATE_FEE, currency="EUR",
+            amount=Decimal("40.00"), open_amount=Decimal("40.00"), basis="step 3 of the ladder"),
+        "interest": LateCharge.objects.create(
+            customer=customer, action=letter, invoice=invoices[1], kind=ChargeKind.INTEREST, currency="EUR",
+            amount=Decimal("4.50"), open_amount=Decimal("4.50"), basis="EUR 700.00 × 8% × 30/365"),
+    }
+    LateCharge.objects.update(created_at=dt.datetime.combine(CHARGED, dt.time(6), tzinfo=dt.UTC))
+    return made
+
+
+def charges_owed() -> dict[str, Decimal]:
+    return {str(c.get_kind_display()): c.open_amount for c in LateCharge.objects.all()}
+
+
+def charges_paid(credit) -> list[tuple[str, Decimal, dt.date]]:
+    return sorted((c.charge.kind, c.amount, c.allocated_on)
+                  for c in credit.allocations.filter(charge__isnull=False).select_related("charge"))
+
+
+def kept_on_account(customer, amount: str) -> Payment:
+    return workspace.payment_record(customer=customer, amount=Decimal(amount), currency="EUR",
+                                    received_on=dt.date(2025, 7, 10), allocations=[], reference="BANK-7")
+
+
+def test_with_none_ticked_it_pays_the_invoices_due_then_the_charges_then_those_not_yet_due(
+    client, manager, customer, invoices, make_invoice, charges
+):
+    """The order money naming no invoice takes: what is overdue today first,
+    so that no fee keeps an invoice overdue, then the fee and interest the
+    letter asked for, then an invoice not due until the end of the month."""
+    make_invoice(customer, issued=dt.date(2025, 8, 1), due=dt.date(2025, 8, 31), amount="200.00",
+                 number="INV-4")
+    money = kept_on_account(customer, "1300.00")
+    # Received before the letter charged anything: recorded, it paid no charge.
+    assert money.unallocated_amount() == Decimal("1300.00")
+    client.force_login(manager)
+
+    response = client.post(apply_url(customer), {"credit": f"payment-{money.pk}"}, follow=True)
+
+    assert open_amounts() == {"INV-1": Decimal("0.00"), "INV-2": Decimal("0.00"), "INV-3": Decimal("300.00"),
+                              "INV-4": Decimal("144.50")}
+    assert charges_owed() == {"Late fee": Decimal("0.00"), "Interest": Decimal("0.00")}
+    # Paid as of the day they were charged, the money having come in before.
+    assert charges_paid(money) == [(ChargeKind.INTEREST, Decimal("4.50"), CHARGED),
+                                   (ChargeKind.LATE_FEE, Decimal("40.00"), CHARGED)]
+    assert money.unallocated_amount() == Decimal("0.00")
+    assert ("EUR 1,255.50 set against INV-1, INV-2, INV-4; EUR 44.50 to late fees and interest."
+            in response.content.decode())
+    event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.PAYMENT_RECEIVED).first()
+    assert event.summary == ("Payment BANK-7 of 10 Jul 2025 set against INV-1, INV-2, INV-4: "
+                             "EUR 1,255.50; EUR 44.50 to late fees and interest")
+
+
+def test_with_invoices_ticked_what_is_left_after_them_pays_the_charges_then_stays_on_account(
+    client, manager, customer, invoices, charges, on_account
+):
+    client.force_login(manager)
+
+    response = client.post(apply_url(customer), {"credit": f"payment-{on_account.pk}",
+                                                 "invoices": [invoices[1].pk]}, headers=HTMX)
+
+    assert open_amounts()["INV-2"] == Decimal("0.00")
+    assert open_amounts()["INV-1"] == Decimal("500.00")
+    assert charges_owed() == {"Late fee": Decimal("0.00"), "Interest": Decimal("0.00")}
+    assert on_account.unallocated_amount() == Decimal("155.50")
+    assert ("EUR 700.00 set against INV-2; EUR 44.50 to late fees and interest; EUR 155.50 stays on "
+            "account." in response.content.decode())
+
+
+@pytest.mark.parametrize("credit", ["payment", "note"])
+def test_a_credit_pays_the_charges_left_once_every_invoice_is_paid(
+    client, manager, customer, invoices, charges, credit
+):
+    """The worklist's "charges still owed with the invoices paid": the money
+    the customer has on account settles them, in two goes of its amount."""
+    for invoice in invoices:
+        workspace.payment_record(customer=customer, amount=invoice.open_amount, currency=invoice.currency,
+                                 received_on=dt.date(2025, 7, 15), reference=f"PAID-{invoice.number}",
+                                 allocations=[(invoice, invoice.open_amount)])
+    if credit == "payment":
+        document = kept_on_account(customer, "100.00")
+    else:
+        document = CreditNote.objects.create(number="ERP-CN-8", customer=customer, currency="EUR",
+                                             issued_on=dt.date(2025, 7, 10), amount=Decimal("100.00"),
+                                             reason="Volume rebate")
+    assert charges_owed() == {"Late fee": Decimal("40.00"), "Interest": Decimal("4.50")}
+    client.force_login(manager)
+    key = f"{credit}-{document.pk}"
+
+    first = client.post(apply_url(customer), {"credit": key, "amount": "30.00"}, follow=True)
+    second = client.post(apply_url(customer), {"credit": key, "amount": "14.50"}, follow=True)
+
+    assert "EUR 30.00 to late fees and interest; EUR 70.00 stays on account." in first.content.decode()
+    assert "EUR 14.50 to late fees and interest; EUR 55.50 stays on account." in second.content.decode()
+    assert charges_owed() == {"Late fee": Decimal("0.00"), "Interest": Decimal("0.00")}
+    # One allocation per charge, grown by the second go.
+    assert charges_paid(document) == [(ChargeKind.INTEREST, Decimal("4.50"), CHARGED),
+                                      (ChargeKind.LATE_FEE, Decimal("40.00"), CHARGED)]
+    summary = TimelineEvent.objects.filter(customer=customer).first().summary
+    name = "Payment BANK-7 of 10 Jul 2025" if credit == "payment" else "Credit note ERP-CN-8"
+    assert summary == f"{name} set against late fees and interest: EUR 14.50; EUR 55.50 still on account"
+
+
+def test_the_interest_on_a_disputed_invoice_stays_owed_as_the_invoice_does(
+    client, manager, customer, invoices, charges, on_account
+):
+    workspace.dispute_open(customer=customer, actor=manager, invoice=invoices[1], reason="quantity",
+                           description="Two pallets short", on=TODAY)
+    client.force_login(manager)
+
+    client.post(apply_url(customer), {"credit": f"payment-{on_account.pk}"})
+
+    assert open_amounts() == {"INV-1": Decimal("0.00"), "INV-2": Decimal("700.00"),
+                              "INV-3": Decimal("300.00")}
+    assert charges_owed() == {"Late fee": Decimal("0.00"), "Interest": Decimal("4.50")}
+    assert on_account.unallocated_amount() == Decimal("360.00")
