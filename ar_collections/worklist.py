@@ -103,11 +103,12 @@ def item_add(
     return created
 
 
-def items_close(*, actor=None, because: str = "", **source) -> int:
+def items_close(*, actor=None, because: str = "", details: dict | None = None, **source) -> int:
     """Close the open items about a source that has ended (a dispute resolved, a promise kept).
     With `because`, each item's end goes on its account's timeline with the
-    reason, as an item a person ticks off does: it ends by what someone did
-    elsewhere, and the collector looking for it should see why it went."""
+    reason (and `details`), as an item a person ticks off does: it ends by
+    what someone did elsewhere, and the collector looking for it should see
+    why it went."""
     items = WorkItem.objects.filter(status=WorkStatus.OPEN, **source)
     if not because:
         return items.update(status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
@@ -116,7 +117,7 @@ def items_close(*, actor=None, because: str = "", **source) -> int:
     WorkItem.objects.filter(pk__in=[i.pk for i in closing]).update(
         status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
     for item in closing:
-        _record(item, actor, f"Worklist: done — {item.title}; {because}")
+        _record(item, actor, f"Worklist: done — {item.title}; {because}", **(details or {}))
     return len(closing)
 
 
@@ -152,8 +153,40 @@ def items_followed_up(*, because: str, actor=None, invoices=None) -> int:
             items = items.filter(**{f"{source}__invoices__in": [i.pk for i in invoices]})
         pks = set(items.values_list("pk", flat=True))
         if pks:
-            closed += items_close(actor=actor, because=because, pk__in=pks)
+            # Marked so on the timeline: a follow-up that comes to nothing
+            # brings the item back (items_follow_up_lost).
+            closed += items_close(actor=actor, because=because, details={"followed_up": True}, pk__in=pks)
     return closed
+
+
+def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> int:
+    """Open again the items about a broken promise or a missed instalment
+    that items_followed_up closed, once what followed them up holds nothing
+    after all (a plan a manager rejected, or one withdrawn before a manager
+    decided): the debt is left to chase, and the break not followed up. Only
+    the items about one of `invoices` (the lost follow-up's) with an invoice
+    left to chase that no open promise or live plan holds, and only if the
+    follow-up was their last end: one ticked off by hand since stays done.
+    Each comes back once, due `on`, with `because` on the timeline."""
+    from customers.models import TimelineEvent
+
+    reopened = 0
+    for kind, (source, _) in BROKEN_COMMITMENTS.items():
+        pks = set(WorkItem.objects.filter(status=WorkStatus.DONE, kind=kind)
+                  .filter(**{f"{source}__invoices__in": [i.pk for i in invoices]})
+                  .filter(_left_to_chase(kind)).values_list("pk", flat=True))
+        # Locked: a refresh or a second decision at the same moment finds it open and leaves it.
+        for item in (WorkItem.objects.select_for_update(of=("self",)).select_related("customer")
+                     .filter(pk__in=pks, status=WorkStatus.DONE).order_by("pk")):
+            ended = (TimelineEvent.objects.for_subject(item).filter(kind=EventKind.WORK)
+                     .order_by("-occurred_at", "-pk").first())
+            if ended is None or not ended.details.get("followed_up"):
+                continue
+            WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.OPEN, due_on=on, done_at=None,
+                                                       done_by=None, snoozed_until=None)
+            _record(item, actor, f"Worklist: back — {item.title}; {because}", reopened=True)
+            reopened += 1
+    return reopened
 
 
 # A letter still in the print queue this many days after it was written goes
@@ -460,6 +493,6 @@ def _lock_open(item: WorkItem) -> WorkItem:
     return locked
 
 
-def _record(item: WorkItem, actor, summary: str) -> None:
+def _record(item: WorkItem, actor, summary: str, **details) -> None:
     event_record(customer=item.customer, kind=EventKind.WORK, actor=actor, subject=item, summary=summary,
-                 details={"item": item.pk, "kind": item.kind})
+                 details={"item": item.pk, "kind": item.kind, **details})

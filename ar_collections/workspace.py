@@ -479,12 +479,19 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
     _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
                      what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}",
                      asker=locked.proposed_by)
+    said = f"payment plan of {format_money(locked.total_amount, locked.currency)}"
     if approve:
         letters_withdraw_held(on=on, customer=locked.customer, actor=manager,
-                              by=f"the payment plan of {format_money(locked.total_amount, locked.currency)} "
-                              f"agreed on {format_day(on)}")
+                              by=f"the {said} agreed on {format_day(on)}")
         # The instalments the payments so far cover show paid at once.
         _plan_check(locked, on=on, settle_only=True)
+    else:
+        # Proposed, it closed the items of the promise or plan it followed up;
+        # rejected, it holds nothing, and they are for the collector again.
+        worklist.items_follow_up_lost(
+            invoices=invoices, on=on, actor=manager,
+            because=f"the {said} it was followed up with was rejected by {person_name(manager)}: "
+                    f"{locked.decision_note}")
     return locked
 
 
@@ -553,6 +560,11 @@ def plan_withdraw(*, plan: PaymentPlan, actor, reason: str, on: dt.date) -> Paym
     said = f"Payment plan of {format_money(locked.total_amount, locked.currency)}"
     if before == PlanStatus.AWAITING_APPROVAL:
         summary = f"{said} withdrawn before a manager decided: {reason.strip()}"
+        # As a proposal rejected: it never held what it closed the items of.
+        worklist.items_follow_up_lost(
+            invoices=list(locked.invoices.all()), on=on, actor=actor,
+            because=f"the payment plan of {format_money(locked.total_amount, locked.currency)} it was "
+                    f"followed up with was withdrawn: {reason.strip()}")
     else:
         paid = sum(i.status == InstalmentStatus.PAID for i in instalments)
         summary = (f"{said} ended with {paid} of {len(instalments)} instalments paid "

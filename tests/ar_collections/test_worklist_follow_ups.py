@@ -123,6 +123,83 @@ def test_the_daily_refresh_closes_a_broken_promise_s_item_that_a_new_promise_cov
     assert work_events(account)[-1].startswith(f"Worklist: done — {item.title}; followed up: ")
 
 
+def plan_above_the_collectors_limit(account, collector, invoices, *, on: dt.date):
+    """A plan for `invoices` that waits for a manager: the collectors' limit is EUR 100.00."""
+    rules = CollectionRules.current()
+    rules.plan_approval_above_amount = Decimal("100.00")
+    rules.save()
+    owed = sum(i.open_amount for i in invoices)
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=on,
+                                  instalments=[(on + dt.timedelta(days=7), owed / 2),
+                                               (on + dt.timedelta(days=37), owed / 2)])
+    assert plan.status == PlanStatus.AWAITING_APPROVAL
+    return plan
+
+
+def missed_instalment(account, collector) -> tuple[WorkItem, dt.date]:
+    """A plan for the large invoice whose first instalment was missed: its item, and the day it was missed."""
+    large = account.invoices.order_by("total_amount").last()
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=[large], on=ON,
+                                  instalments=[(ON + dt.timedelta(days=2), Decimal("350.00")),
+                                               (ON + dt.timedelta(days=32), Decimal("350.00"))])
+    late = ON + dt.timedelta(days=2 + plan.grace_days + 1)
+    workspace.commitments_check(on=late)
+    return WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED, plan=plan), late
+
+
+@pytest.mark.parametrize("broken", ["promise", "instalment"])
+@pytest.mark.parametrize("ended", ["rejected", "withdrawn"])
+def test_a_broken_commitment_s_item_comes_back_once_when_the_plan_that_followed_it_up_never_holds(
+    make_account, collector, manager, broken, ended
+):
+    """The new plan waited for a manager, who rejected it (or the collector
+    took it back): nothing holds the debt any more, and the break is to be
+    followed up again."""
+    account = make_account()
+    item, late = (broken_promise if broken == "promise" else missed_instalment)(account, collector)
+    still_open = list((item.promise or item.plan).invoices.all())
+    plan = plan_above_the_collectors_limit(account, collector, still_open, on=late)
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+
+    if ended == "rejected":
+        workspace.plan_decide(plan=plan, manager=manager, approve=False, note="Too long for this account",
+                              on=late)
+    else:
+        workspace.plan_withdraw(plan=plan, actor=collector, reason="The customer will pay at once", on=late)
+    worklist.worklist_refresh(on=late)
+    worklist.worklist_refresh(on=late + dt.timedelta(days=1))
+
+    item.refresh_from_db()
+    assert (item.status, item.done_by, item.due_on) == (WorkStatus.OPEN, None, late)
+    assert item in worklist.items_for(assignee=collector, on=late)
+    assert WorkItem.objects.filter(kind=item.kind, status=WorkStatus.OPEN).count() == 1
+    said = "payment plan of EUR 1,200.00" if broken == "promise" else "payment plan of EUR 700.00"
+    why = ("rejected by maria: Too long for this account" if ended == "rejected"
+           else "withdrawn: The customer will pay at once")
+    assert work_events(account)[-2:] == [
+        f"Worklist: done — {item.title}; followed up: {said} proposed, waiting for a manager",
+        f"Worklist: back — {item.title}; the {said} it was followed up with was {why}",
+    ]
+
+
+def test_a_broken_promise_s_item_stays_done_when_the_rejected_plan_was_not_what_closed_it(
+    make_account, collector, manager
+):
+    """Ticked off by the collector (the rest agreed by phone, say) before the
+    plan for part of it was rejected: the collector's word stands."""
+    account = make_account()
+    large = account.invoices.order_by("total_amount").last()
+    item, late = broken_promise(account, collector)
+    plan = plan_above_the_collectors_limit(account, collector, [large], on=late)
+    worklist.item_complete(item=item, actor=collector)
+
+    workspace.plan_decide(plan=plan, manager=manager, approve=False, note="Too long", on=late)
+
+    item.refresh_from_db()
+    assert (item.status, item.done_by) == (WorkStatus.DONE, collector)
+
+
 # --- A letter a promise or plan has made wrong to post ------------------------------
 
 WRITTEN = DUE + dt.timedelta(days=3)  # the prompt payers' first step, a letter for this account
