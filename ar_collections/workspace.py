@@ -1197,7 +1197,10 @@ def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt
     Allocation.objects.create(invoice=invoice, credit_note=note, amount=amount, allocated_on=on)
     invoice.open_amount -= amount
     if invoice.open_amount == 0:
-        invoice.status, invoice.settled_on = InvoiceStatus.PAID, on
+        # Settled on the latest of its parts' days, as by a payment: a note the
+        # ERP dated before the last payment does not make the payer earlier.
+        last = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
+        invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
     return note
 

@@ -394,3 +394,22 @@ def test_the_admin_shows_credit_notes_but_neither_enters_changes_nor_deletes_the
     delete = reverse("admin:collections_creditnote_delete", args=[note.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert state() == before
+
+
+def test_a_credit_note_dated_before_the_last_payment_settles_the_invoice_on_the_payment_s_day(
+    client, manager, customer, invoices
+):
+    """The customer paid EUR 300.00 of INV-1 on 1 Aug, a month late; the ERP's
+    credit note for the rest is dated 20 Jul and recorded today. INV-1 was
+    settled when its last part came, on 1 Aug: taking the note's day would
+    have the customer pay 12 days sooner than it did."""
+    workspace.payment_record(customer=customer, amount=Decimal("300.00"), currency="EUR",
+                             received_on=dt.date(2025, 8, 1), allocations=[(invoices[0], Decimal("300.00"))],
+                             reference="BANK-3")
+    client.force_login(manager)
+
+    client.post(credit_url(customer), form(invoices[0], issued_on="2025-07-20"))
+
+    invoices[0].refresh_from_db()
+    assert (invoices[0].open_amount, invoices[0].status, invoices[0].settled_on) == (
+        Decimal("0.00"), InvoiceStatus.PAID, dt.date(2025, 8, 1))
