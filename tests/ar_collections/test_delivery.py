@@ -428,7 +428,9 @@ def test_a_friendly_reminder_about_one_invoice_carries_its_copy_under_its_number
     assert "A copy of the invoice is attached." in message.get_body(("plain",)).get_content()
 
 
-def test_a_friendly_reminder_before_the_due_date_carries_no_copies(make_account, plan_and_deliver, smtp_server):
+def test_a_friendly_reminder_before_the_due_date_carries_no_copies(
+    make_account, plan_and_deliver, smtp_server
+):
     make_account(Segment.SYSTEMATIC_LATE)  # its ladder reminds three days before the due date
 
     plan_and_deliver(days(-3))

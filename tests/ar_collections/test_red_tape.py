@@ -46,7 +46,8 @@ def test_noting_red_tape_resends_the_invoices_to_whoever_handles_billing_today(
     [attachment] = resent[0].iter_attachments()
     cycle = DunningCycle.objects.get(customer=behind)
     assert attachment.get_filename() == f"invoices-R-{cycle.pk}.pdf"
-    pages = [" ".join(page.split()) for page in pdf_text(attachment.get_content()).split("\f") if page.strip()]
+    text = pdf_text(attachment.get_content())
+    pages = [" ".join(page.split()) for page in text.split("\f") if page.strip()]
     assert [page.split("Copy of invoice ")[1].split()[0] for page in pages] == list(
         behind.invoices.order_by("due_date", "number").values_list("number", flat=True))
     assert all("Acme Tools" in page and "not a new invoice" in page for page in pages)
