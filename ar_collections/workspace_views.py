@@ -12,6 +12,7 @@ the commitments in place, out of band.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from urllib.parse import urlencode, urlsplit
@@ -194,7 +195,17 @@ def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_act": can_act_on(request.user, action.customer),
         "as_written": "The letter as written" if letter else "The e-mail as sent",
         "in_print_queue": letter and letters_in_queue().filter(pk=action.pk).exists(),
+        "written_in": _written_language(action),
     })
+
+
+def _written_language(action: DunningAction) -> str:
+    """The language the step was written in, when not the page's English: its
+    subject and text are marked with it, so that a screen reader reads them
+    with the right voice. The HTML as sent says it (the language chosen at
+    sending, whatever the contact's language is now); a call task has none."""
+    written = re.match(r'<!doctype html>\s*<html lang="([a-z-]+)"', action.body_html, re.IGNORECASE)
+    return written.group(1) if written and written.group(1) != "en" else ""
 
 
 def _lines_listed(action: DunningAction) -> list[dict]:

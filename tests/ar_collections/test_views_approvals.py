@@ -966,3 +966,17 @@ def test_a_request_decided_on_a_later_page_of_the_approvals_opens_that_page_at_t
     assert response.url == f"{second_page}#{other}"
     assert requests_at(client, response) == (other, [other])
 
+
+
+def test_a_refused_decision_without_htmx_is_a_page_with_the_customer_as_its_one_main_heading(
+    client, manager, action
+):
+    client.force_login(manager)
+
+    page = client.post(url(action), {"decision": "approve", "note": ""}).content.decode()
+    in_place = client.post(url(action), {"decision": "approve", "note": ""}, headers=HTMX).content.decode()
+
+    assert re.findall(r'<h1 id="action-\d+-title">\s*<a [^>]*>([^<]*)</a>', page) == [action.customer.name]
+    assert page.count("<h1") == 1
+    # In the queue the item is one of many: its heading stays under the queue's.
+    assert "<h1" not in in_place and f'<h2 id="action-{action.pk}-title">' in in_place

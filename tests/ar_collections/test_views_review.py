@@ -564,3 +564,18 @@ def test_another_collector_cannot_open_a_step_to_review(client, action):
     client.force_login(other)
 
     assert client.get(url(action)).status_code == 403
+
+
+def test_a_step_on_a_page_of_its_own_has_the_customer_as_its_one_main_heading(client, collector, action):
+    client.force_login(collector)
+
+    page = client.get(url(action)).content.decode()
+    refused = client.post(url(action), {"decision": "skip", "note": ""}).content.decode()
+    queue = client.get(QUEUE).content.decode()
+
+    for html in (page, refused):
+        found = re.findall(r'<h1 id="action-\d+-title">\s*<a [^>]*>([^<]*)</a>', html)
+        assert found == [action.customer.name]
+        assert html.count("<h1") == 1
+    # In the queue the item is one of many: its heading stays under the queue's.
+    assert queue.count("<h1") == 1 and f'<h2 id="action-{action.pk}-title">' in queue

@@ -399,6 +399,32 @@ def test_a_dunning_event_opens_the_e_mail_as_it_was_sent(client, emailed, smtp_s
     assert "EUR 500.00" in html and "EUR 700.00" in html
 
 
+def test_a_french_e_mail_s_subject_is_marked_french_on_the_english_page(
+    client, collector, make_account, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT, language="fr")
+    assert plan_and_deliver(DUE + dt.timedelta(days=3))["emailed"] == 1
+    emailed = DunningAction.objects.get(customer=account)
+    client.force_login(collector)
+
+    html = client.get(reverse("collections:action_detail", args=[emailed.pk])).content.decode()
+
+    # A screen reader reads the subject with French voice and rules, the rest of the page in English.
+    assert '<html lang="en"' in html
+    assert f'<h1 id="action-title" lang="fr">{html_lib.escape(emailed.subject)}</h1>' in html
+    assert html.count("<h1") == 1
+    assert '<pre class="email-text" lang="fr">' in html
+
+
+def test_an_english_e_mail_s_subject_needs_no_language_of_its_own(client, collector, emailed):
+    client.force_login(collector)
+
+    html = client.get(reverse("collections:action_detail", args=[emailed.pk])).content.decode()
+
+    assert f'<h1 id="action-title">{html_lib.escape(emailed.subject)}</h1>' in html
+    assert '<pre class="email-text">' in html
+
+
 def test_an_unknown_dunning_step_is_not_found(client, collector):
     client.force_login(collector)
 

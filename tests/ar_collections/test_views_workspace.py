@@ -62,6 +62,8 @@ ACTIONS = [
     "dispute_resolve", "pause_set", "pause_resume", "exception_request",
 ]
 FORM_ACTIONS = [name for name in ACTIONS if name != "pause_resume"]
+# A manager's decisions on what a collector asked, by URL name.
+DECISIONS = ["plan_decide", "exception_decide"]
 # The parts of the account page an accepted action swaps in out of band.
 ACCOUNT_PARTS = [
     r'<section id="account-header"[^>]*hx-swap-oob="true"',
@@ -213,6 +215,35 @@ BUTTONS = {
     "promise_record": "Record promise", "plan_propose": "Set up plan", "dispute_open": "Open dispute",
     "dispute_resolve": "Resolve dispute", "pause_set": "Pause dunning", "exception_request": "Send request",
 }
+
+
+def headings(html: str, level: int) -> list[str]:
+    return [" ".join(re.sub(r"<[^>]+>", "", text).split())
+            for text in re.findall(rf"<h{level}\b[^>]*>(.*?)</h{level}>", html, re.S)]
+
+
+@pytest.mark.parametrize("name", [*FORM_ACTIONS, "payment_record", "credit_note_record", "invoice_write_off",
+                                  *DECISIONS])
+def test_an_action_s_page_of_its_own_has_one_main_heading_and_its_panel_none(
+    client, manager, customer, invoices, request, name
+):
+    if name in DECISIONS:
+        action_url = request.getfixturevalue("decisions")[name]
+    elif name == "invoice_write_off":
+        action_url = url(name, customer, invoices[0].pk)
+    elif name in FORM_ACTIONS:
+        action_url = request.getfixturevalue("posts")[name][0]
+    else:
+        action_url = url(name, customer)
+    client.force_login(manager)
+
+    page = client.get(action_url).content.decode()
+    panel = client.get(action_url, headers=HTMX).content.decode()
+
+    # Without JavaScript the form is the whole page: a screen reader's "next heading" finds its title.
+    [title] = headings(page, 1)
+    assert title and title in headings(panel, 2)
+    assert headings(panel, 1) == []
 
 
 @pytest.mark.parametrize("name", FORM_ACTIONS)
@@ -1473,8 +1504,6 @@ def decisions(waiting_plan, pause_request) -> dict[str, str]:
     }
 
 
-DECISIONS = ["plan_decide", "exception_decide"]
-
 
 def decision_state() -> tuple:
     return state(), sorted(PaymentPlan.objects.values_list("pk", "status", "decided_by"))
@@ -1611,7 +1640,7 @@ def test_the_decision_page_names_the_account_once_in_its_breadcrumb(client, mana
         crumb = " ".join(page.split('<p class="breadcrumb">')[1].split("</p>")[0].split())
         assert crumb == (f'<a href="/customers/{customer.pk}/">{customer.name}</a> '
                          f'<span aria-hidden="true">›</span> {what}')
-        assert f"{what} for {customer.name}</h2>" in page
+        assert f"{what} for {customer.name}</h1>" in page
 
 
 def test_the_decision_counts_what_is_overdue_in_other_currencies(
