@@ -172,6 +172,10 @@ class CallForm(_AccountForm):
         refused = {"promise_amount", "promise_date", "promise_invoices"} & set(self.errors)
         if any(promise_parts) and not all(promise_parts) and not refused:
             raise forms.ValidationError("A promise needs an amount, a date and the invoices it covers.")
+        # "(no one named)" is a fine answer for the call, not for a letter: it says whom to pick,
+        # where the service could only say that no one has an address.
+        if data.get("email_summary") and not data.get("contact") and "contact" not in self.errors:
+            self.add_error("contact", "Choose the contact to write the summary to.")
         return data
 
     @property

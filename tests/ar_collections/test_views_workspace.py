@@ -486,7 +486,11 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
             "A promise needs an amount, a date and the invoices it covers.",
         ),
         "summary to no one": (
-            call, {"outcome": "reached", "email_summary": "on"},
+            call, {"contact": "", "outcome": "reached", "email_summary": "on"},
+            "Choose the contact to write the summary to.",
+        ),
+        "summary to a contact without e-mail": (
+            call, {"contact": ben.pk, "outcome": "reached", "email_summary": "on"},
             "The contact has no e-mail address for a summary.",
         ),
         "empty note": (note, {"text": "   "}, "This field is required."),
@@ -570,7 +574,8 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
 
 BAD_INPUT = [
     "call without an outcome", "promise on an unanswered call", "half a promise on a call",
-    "summary to no one", "empty note", "copy to a contact without e-mail",
+    "summary to no one", "summary to a contact without e-mail", "empty note",
+    "copy to a contact without e-mail",
     "copy of another account's invoice", "promise above what is owed", "promise in the past",
     "promise beyond the pause limit", "promise years ahead", "promise on an invoice under dispute",
     "plan starting years ahead",
