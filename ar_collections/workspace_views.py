@@ -876,6 +876,9 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
         elif change == "reassign":
             form = ReassignForm(request.POST)
             if not form.is_valid():
+                # The list starts on "Choose a person": "required" would not say what to do.
+                if form.has_error("to", "required"):
+                    raise ValidationError("Choose whom to hand the item to.")
                 raise ValidationError(form.errors["to"])
             worklist.item_reassign(item=item, actor=request.user, to=form.cleaned_data["to"])
             to = form.cleaned_data["to"]

@@ -236,6 +236,20 @@ def test_each_snooze_date_and_hand_over_choice_is_named_after_its_item(
         assert label_of(page, f"reassign-{item.pk}") == f"Hand {name} to"
 
 
+def test_the_hand_over_list_starts_on_no_one_so_a_careless_click_hands_nothing_over(
+    client, collector, manager, item
+):
+    client.force_login(collector)
+
+    page = client.get(WORKLIST).content.decode()
+
+    select = re.search(rf'<select id="reassign-{item.pk}"[^>]*>(.*?)</select>', page, re.S).group(1)
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
+    assert options[0] == ("", "Choose a person")
+    assert ("", "Choose a person") not in options[1:] and str(manager.pk) in dict(options)
+    assert "selected" not in select
+
+
 def test_a_snoozed_item_stays_hidden_until_its_day(client, collector, item):
     item.snoozed_until = TODAY + dt.timedelta(days=2)
     item.save()
@@ -495,10 +509,12 @@ def bad_changes(item, viewer):
         "snooze to today": ("snooze", {"until": "2025-08-05"}, "Snooze to a later day."),
         "snooze without a date": ("snooze", {}, "This field is required."),
         "hand to a viewer": ("reassign", {"to": viewer.pk}, "Select a valid choice."),
+        "hand to no one chosen": ("reassign", {"to": ""}, "Choose whom to hand the item to."),
     }
 
 
-@pytest.mark.parametrize("case", ["snooze to today", "snooze without a date", "hand to a viewer"])
+@pytest.mark.parametrize("case", ["snooze to today", "snooze without a date", "hand to a viewer",
+                                  "hand to no one chosen"])
 def test_a_refused_change_says_why_and_changes_nothing(client, collector, item, bad_changes, case):
     change, data, message = bad_changes[case]
     before = item_state(item)
