@@ -21,10 +21,12 @@ The last weeks are then lived through as the product would have lived them
 (`_recent_weeks`): each night the daily check and the dunning run (planning
 and delivery, e-mails to the demo mail folder, letters to the print queue,
 late fees and interest on the ladders that charge them), and by day the
-collectors' promises, a dispute, a payment plan and an exception request.
-The clock reads those days while it replays them, so every event, letter
-and charge carries its own date. Today's run is left to the nightly
-schedule, or to a manager on the Runs page.
+collectors' promises, a dispute, a payment plan and an exception request,
+and the day's invoices, credit notes and payments, written on their day so
+that each night's notices ask for what was owed that night. The clock
+reads those days while it replays them, so every event, letter and charge
+carries its own date. Today's run is left to the nightly schedule, or to a
+manager on the Runs page.
 
 Only the caller's transaction makes this all-or-nothing; `seed` opens one.
 """
@@ -50,7 +52,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from ar_collections import workspace
-from ar_collections.delivery import action_approve, actions_deliver
+from ar_collections.delivery import action_approve, actions_deliver, letters_withdraw_moot
 from ar_collections.dunning import run_finish_if_done, run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
@@ -69,7 +71,6 @@ from ar_collections.models import (
     Payment,
     PaymentMethod,
     StepAction,
-    TimelineEventInvoice,
     WorkItem,
     WorkKind,
     WorkStatus,
@@ -83,7 +84,7 @@ from ar_collections.segmentation import (
     SYSTEMATIC_LATE,
 )
 from ar_collections.services import action_decline, behaviour_refresh, credit_terms_in_force_skip
-from ar_collections.timeline import invoice_issued, links_backfill
+from ar_collections.timeline import events_link, invoice_issued
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
@@ -111,6 +112,8 @@ DEFAULT_CUSTOMERS = 300
 HISTORY_DAYS = 548
 # The nights (and days) lived through with dunning on, up to the reference date.
 RECENT_DAYS = 42
+# Days before the reference date of the collectors' first scene (`_scenes`).
+FIRST_SCENE = 20
 # Rows per INSERT: PostgreSQL takes at most 65,535 parameters per statement and
 # a timeline event has nine columns; 1,000 rows stay well below on every table.
 BATCH_SIZE = 1_000
@@ -173,7 +176,7 @@ def seed(*, customers: int, seed: int, today: dt.date) -> Summary:
         builder = _Builder(random.Random(seed), today=today, users=users)
         builder.plan(customers)
         builder.save()
-        dunning = _recent_weeks(users, today=today)
+        dunning = _recent_weeks(users, builder, today=today)
     segments = dict(
         Customer.objects.values_list("segment").annotate(n=Count("pk")).order_by("segment")
     )
@@ -205,13 +208,32 @@ DEPARTMENTS = [
 ]
 
 
-def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
-    """Live through the last RECENT_DAYS: each night the daily check and the
-    dunning run, each day the collectors' work of that day (`_scenes`). Today
-    gets its check, not its run. Returns what the runs did."""
+def _recent_weeks(users: dict[str, User], builder: _Builder, *, today: dt.date) -> dict[str, int]:
+    """Live through the last RECENT_DAYS (`_days_live`), today's worklists
+    made. Returns what the runs did."""
     for name, email, reasons in DEPARTMENTS:
         Department.objects.get_or_create(name=name, defaults={"email": email, "reasons": reasons})
-    scenes = _scenes(users, today=today)
+    _days_live(users, builder, today=today)
+    with _clock(today, hour=10):
+        worklist_refresh(on=today)
+    done = Q(status=ActionStatus.DONE)
+    return {
+        **DunningAction.objects.aggregate(
+            emailed=Count("pk", filter=done & Q(channel=Channel.EMAIL)),
+            letters=Count("pk", filter=done & Q(channel=Channel.LETTER)),
+            call_tasks=Count("pk", filter=done & Q(channel=Channel.PHONE)),
+            waiting=Count("pk", filter=Q(status__in=[ActionStatus.IN_REVIEW,
+                                                     ActionStatus.AWAITING_APPROVAL])),
+        ),
+        "charges": LateCharge.objects.count(),
+    }
+
+
+def _days_live(users: dict[str, User], builder: _Builder, *, today: dt.date) -> None:
+    """Each night the daily check and the dunning run; each day the
+    collectors' work of that day (`_scenes`) and the day's invoices, credit
+    notes and payments. Today gets its check, not its run."""
+    scenes: dict[dt.date, list] = {}
     for back in range(RECENT_DAYS, -1, -1):
         day = today - dt.timedelta(days=back)
         if back in (RECENT_DAYS, 0):
@@ -226,25 +248,23 @@ def _recent_weeks(users: dict[str, User], *, today: dt.date) -> dict[str, int]:
         if day < today:
             with _clock(day, hour=3, minute=30):
                 _night_run(day)
+        if back == FIRST_SCENE:
+            # Chosen that morning, from the invoices open then.
+            scenes = _scenes(users, today=today)
         with _clock(day, hour=10):
             for scene in scenes.get(day, []):
                 scene()
+        with _clock(day, hour=11):
+            builder.documents_write(on=day)
+            # As recording a payment does: a letter not yet posted whose
+            # invoices it settles leaves the print queue...
+            letters_withdraw_moot(customer_ids=builder.paid_on(day))
+            if back == 0:
+                # ... and the account's figures include the money at once.
+                behaviour_refresh(on=day, customer_ids=builder.paid_on(day))
         if day < today:
             with _clock(day, hour=16):
                 _team_works_its_lists(day, manager=users["manager"])
-    with _clock(today, hour=10):
-        worklist_refresh(on=today)
-    done = Q(status=ActionStatus.DONE)
-    return {
-        **DunningAction.objects.aggregate(
-            emailed=Count("pk", filter=done & Q(channel=Channel.EMAIL)),
-            letters=Count("pk", filter=done & Q(channel=Channel.LETTER)),
-            call_tasks=Count("pk", filter=done & Q(channel=Channel.PHONE)),
-            waiting=Count("pk", filter=Q(status__in=[ActionStatus.IN_REVIEW,
-                                                     ActionStatus.AWAITING_APPROVAL])),
-        ),
-        "charges": LateCharge.objects.count(),
-    }
 
 
 # What the demo's collectors hear when they make the calls dunning asks for.
@@ -324,26 +344,22 @@ def _scenes(users: dict[str, User], *, today: dt.date) -> dict[dt.date, list]:
         collector = users[username]
         accounts = [
             c for c in Customer.objects.filter(collector=collector).order_by("account_number")
-            if c.invoices.overdue(on=today - 20 * day).exists()
+            if c.invoices.overdue(on=today - FIRST_SCENE * day).exists()
         ][:5]
         if len(accounts) < 5:
             continue
-        overdue = [list(c.invoices.overdue(on=today - 20 * day).filter(currency=c.currency)
+        overdue = [list(c.invoices.overdue(on=today - FIRST_SCENE * day).filter(currency=c.currency)
                         .order_by("due_date")) for c in accounts]
         promised, broken, disputed, planned, excepted = zip(accounts, overdue, strict=True)
-        for (customer, invoices), made, due in ((promised, 7, 0), (broken, 20, 10)):
+        for (customer, invoices), made, due in ((promised, 7, 0), (broken, FIRST_SCENE, 10)):
             if invoices:
                 on(today - made * day, partial(
-                    _promise, customer, invoices[0], collector, made_on=today - made * day,
+                    _promise, customer, invoices, collector, made_on=today - made * day,
                     promised_on=today - due * day,
                 ))
         customer, invoices = disputed
         if invoices:
-            on(today - 10 * day, partial(
-                workspace.dispute_open, customer=customer, actor=collector, invoice=invoices[0],
-                on=today - 10 * day, reason=DisputeReason.OUR_DELIVERY,
-                description="Goods arrived two weeks late; the customer missed its own delivery date.",
-            ))
+            on(today - 10 * day, partial(_dispute, customer, invoices, collector, on=today - 10 * day))
         customer, invoices = planned
         if invoices:
             on(today - 5 * day, partial(_plan, customer, invoices, users["manager"], on=today - 5 * day))
@@ -356,13 +372,28 @@ def _scenes(users: dict[str, User], *, today: dt.date) -> dict[dt.date, list]:
     return scenes
 
 
-def _promise(customer: Customer, invoice: Invoice, collector: User, *, made_on: dt.date,
+def _oldest_open(invoices: list[Invoice]) -> Invoice | None:
+    """The oldest of `invoices` still open now: the scenes are chosen weeks
+    ahead, and the replay pays invoices on their own day."""
+    return (Invoice.objects.filter(pk__in=[i.pk for i in invoices], status=InvoiceStatus.OPEN)
+            .order_by("due_date", "number").first())
+
+
+def _promise(customer: Customer, invoices: list[Invoice], collector: User, *, made_on: dt.date,
              promised_on: dt.date) -> None:
-    """A promise to pay what the invoice still owes that day."""
-    invoice.refresh_from_db()
-    if invoice.status == InvoiceStatus.OPEN:
+    """A promise to pay what the oldest invoice still owes that day."""
+    if invoice := _oldest_open(invoices):
         workspace.promise_record(customer=customer, actor=collector, amount=invoice.open_amount,
                                  promised_on=promised_on, invoices=[invoice], on=made_on)
+
+
+def _dispute(customer: Customer, invoices: list[Invoice], collector: User, *, on: dt.date) -> None:
+    """A dispute over the oldest invoice still open that day, for our logistics team."""
+    if invoice := _oldest_open(invoices):
+        workspace.dispute_open(
+            customer=customer, actor=collector, invoice=invoice, on=on, reason=DisputeReason.OUR_DELIVERY,
+            description="Goods arrived two weeks late; the customer missed its own delivery date.",
+        )
 
 
 def _plan(customer: Customer, invoices: list[Invoice], manager: User, *, on: dt.date) -> None:
@@ -746,6 +777,7 @@ class _Bill:
     planned: dt.date | None = None  # the day it is paid in full; None: still open today
     credit_cents: int = 0
     split: tuple[dt.date, int] | None = None  # (day, cents) of a first part payment
+    parts: list[tuple[dt.date, int]] = field(default_factory=list)  # (day, cents) paid or credited
 
 
 @dataclass
@@ -782,6 +814,8 @@ class _Builder:
         self.rng = rng
         self.today = today
         self.start = today - _day(HISTORY_DAYS)
+        # Documents dated from here on are written by the replay, on their day.
+        self.replay_from = today - _day(RECENT_DAYS)
         self.users = users
         self.accounts: list[_Account] = []
         self.absences: list[ContactAbsence] = []
@@ -1270,20 +1304,17 @@ class _Builder:
             for note, bill in account.credits:
                 allocated.setdefault(id(bill), []).append((note.issued_on, bill.credit_cents))
             for bill in account.bills:
-                invoice, parts = bill.invoice, allocated.get(id(bill), [])
-                open_cents = bill.cents - sum(cents for _, cents in parts)
-                if open_cents < 0:
-                    raise RuntimeError(f"planned to overpay {invoice.number}")
-                invoice.open_amount = _money(open_cents)
-                if open_cents == 0:
-                    invoice.status = InvoiceStatus.PAID
-                    invoice.settled_on = max(day for day, _ in parts)
-                else:
-                    invoice.status, invoice.settled_on = InvoiceStatus.OPEN, None
+                bill.parts = sorted(allocated.get(id(bill), []), key=lambda part: part[0])
+                if bill.cents - sum(cents for _, cents in bill.parts) < 0:
+                    raise RuntimeError(f"planned to overpay {bill.invoice.number}")
+                _balance_set(bill, until=None)
 
     # --- Saving ---------------------------------------------------------------------------
 
     def save(self) -> None:
+        """Write the accounts and what they hold before the replayed weeks;
+        the documents of each replayed day are written on that day
+        (`documents_write`)."""
         Customer.objects.bulk_create([a.customer for a in self.accounts], batch_size=BATCH_SIZE)
         referred = [a for a in self.accounts if a.referrer]
         for account in referred:
@@ -1301,106 +1332,130 @@ class _Builder:
             self.absences.append(absence)
         ContactAbsence.objects.bulk_create(self.absences, batch_size=BATCH_SIZE)
 
-        Invoice.objects.bulk_create(
-            [b.invoice for a in self.accounts for b in a.bills], batch_size=BATCH_SIZE
-        )
-        CreditNote.objects.bulk_create(
-            [note for a in self.accounts for note, _ in a.credits], batch_size=BATCH_SIZE
-        )
-        payments = []
-        for account in self.accounts:
-            for receipt in account.receipts:
-                receipt.payment = Payment(
-                    customer=account.customer,
-                    received_on=receipt.received_on,
-                    currency=account.customer.currency,
-                    amount=_money(sum(cents for _, cents in receipt.lines)),
-                    method=account.method,
-                    reference=_reference(receipt),
-                )
-                payments.append(receipt.payment)
-        Payment.objects.bulk_create(payments, batch_size=BATCH_SIZE)
-        allocations = [
-            Allocation(invoice=bill.invoice, payment=receipt.payment, amount=_money(cents),
-                       allocated_on=receipt.received_on)
-            for a in self.accounts for receipt in a.receipts for bill, cents in receipt.lines
-        ] + [
-            Allocation(invoice=bill.invoice, credit_note=note, amount=_money(bill.credit_cents),
-                       allocated_on=note.issued_on)
-            for a in self.accounts for note, bill in a.credits
-        ]
-        Allocation.objects.bulk_create(allocations, batch_size=BATCH_SIZE)
-
         # Credit notes issued later must not reuse a number handed out here.
         DocumentCounter.objects.bulk_create(
             [DocumentCounter(prefix=f"CN-{year}-", next_value=last + 1)
              for year, last in sorted(self.credit_numbers.items())]
         )
-        self._timeline()
+        events = []
+        for account in self.accounts:
+            customer = account.customer
+            events.append((account_opened(customer, at=_at(customer.customer_since, 7, 30)), []))
+            if customer.on_credit_hold:
+                events.append((self._hold_event(account), []))
+        self._documents_write(since=None, until=self.replay_from, events=events)
+
+    def paid_on(self, day: dt.date) -> list[int]:
+        """The accounts with money received or credited on `day`."""
+        return [a.customer.pk for a in self.accounts
+                if any(r.received_on == day for r in a.receipts)
+                or any(note.issued_on == day for note, _ in a.credits)]
+
+    def documents_write(self, *, on: dt.date) -> None:
+        """The invoices, credit notes and payments dated `on`, and what they
+        leave open, written on that day of the replay: a notice of an earlier
+        night asks for what was owed that night, not for what was left after
+        money that came later."""
+        self._documents_write(since=on, until=on + _day(1), events=[])
+
+    def _documents_write(self, *, since: dt.date | None, until: dt.date,
+                         events: list[tuple[TimelineEvent, list[_Bill]]]) -> None:
+        """Write the documents dated from `since` (from the start: None) to
+        before `until`, the balances of the invoices they touch as they stand
+        then, and their timeline events (after `events`, the account's own):
+        the account opening first thing in the morning, invoices at 8, credit
+        notes at 9:30, payments at 11."""
+
+        def dated(day: dt.date) -> bool:
+            return (since is None or since <= day) and day < until
+
+        issued = [b for a in self.accounts for b in a.bills if dated(b.invoice.issue_date)]
+        credits = [(a, note, bill) for a in self.accounts for note, bill in a.credits
+                   if dated(note.issued_on)]
+        receipts = [(a, r) for a in self.accounts for r in a.receipts if dated(r.received_on)]
+        new = {id(b) for b in issued}
+        paid = {id(b): b for _, r in receipts for b, _ in r.lines} | {id(b): b for _, _, b in credits}
+        for bill in [*issued, *paid.values()]:
+            _balance_set(bill, until=until)
+        Invoice.objects.bulk_create([b.invoice for b in issued], batch_size=BATCH_SIZE)
+        Invoice.objects.bulk_update([b.invoice for k, b in paid.items() if k not in new],
+                                    ["open_amount", "status", "settled_on"], batch_size=BATCH_SIZE)
+        CreditNote.objects.bulk_create([note for _, note, _ in credits], batch_size=BATCH_SIZE)
+        for account, receipt in receipts:
+            receipt.payment = Payment(
+                customer=account.customer,
+                received_on=receipt.received_on,
+                currency=account.customer.currency,
+                amount=_money(sum(cents for _, cents in receipt.lines)),
+                method=account.method,
+                reference=_reference(receipt),
+            )
+        Payment.objects.bulk_create([r.payment for _, r in receipts], batch_size=BATCH_SIZE)
+        Allocation.objects.bulk_create([
+            Allocation(invoice=bill.invoice, payment=receipt.payment, amount=_money(cents),
+                       allocated_on=receipt.received_on)
+            for _, receipt in receipts for bill, cents in receipt.lines
+        ] + [
+            Allocation(invoice=bill.invoice, credit_note=note, amount=_money(bill.credit_cents),
+                       allocated_on=note.issued_on)
+            for _, note, bill in credits
+        ], batch_size=BATCH_SIZE)
+
+        types = ContentType.objects.get_for_models(Invoice, Payment, CreditNote)
+        for bill in issued:
+            events.append((invoice_issued(bill.invoice, at=_at(bill.invoice.issue_date, 8)), [bill]))
+        for bill in [*issued, *(b for k, b in paid.items() if k not in new)]:
+            invoice = bill.invoice
+            if invoice.status == InvoiceStatus.PAID and dated(invoice.settled_on):
+                late = invoice.days_late(on=self.today)
+                events.append((TimelineEvent(
+                    customer=invoice.customer, kind=EventKind.INVOICE_PAID,
+                    occurred_at=_at(invoice.settled_on, 11, 5),
+                    summary=f"Invoice {invoice.number} paid in full"
+                    + (f", {late} day{'s' if late != 1 else ''} late" if late else ""),
+                    details={"number": invoice.number, "days_late": late},
+                    subject_type=types[Invoice], subject_id=invoice.pk,
+                ), [bill]))
+        for account, note, bill in credits:
+            events.append((TimelineEvent(
+                customer=account.customer, kind=EventKind.CREDIT_NOTE,
+                occurred_at=_at(note.issued_on, 9, 30),
+                summary=f"Credit note {note.number} for "
+                f"{format_money(note.amount, note.currency)} on {bill.invoice.number}: "
+                f"{note.reason}",
+                details={"number": note.number, "amount": str(note.amount),
+                         "currency": note.currency, "invoice": bill.invoice.number},
+                subject_type=types[CreditNote], subject_id=note.pk,
+            ), [bill]))
+        for account, receipt in receipts:
+            payment = receipt.payment
+            numbers = [bill.invoice.number for bill, _ in receipt.lines]
+            applied = numbers[0] if len(numbers) == 1 else f"{len(numbers)} invoices"
+            events.append((TimelineEvent(
+                customer=account.customer, kind=EventKind.PAYMENT_RECEIVED,
+                occurred_at=_at(payment.received_on, 11),
+                summary=f"Payment of {format_money(payment.amount, payment.currency)} "
+                f"received ({payment.get_method_display().lower()}), applied to {applied}",
+                details={"amount": str(payment.amount), "currency": payment.currency,
+                         "reference": payment.reference, "invoices": numbers},
+                subject_type=types[Payment], subject_id=payment.pk,
+            ), [bill for bill, _ in receipt.lines]))
         # Documents of the reference day at their usual hours, but none later
         # than now: a demo seeded in the morning shows no payment "at 11".
         now = timezone.now()
-        for event in self.events:
+        for event, _ in events:
             event.occurred_at = min(event.occurred_at, now)
-        TimelineEvent.objects.bulk_create(self.events, batch_size=BATCH_SIZE)
-        links_backfill(event_model=TimelineEvent, link_model=TimelineEventInvoice, invoice_model=Invoice,
-                       invoice_type_id=ContentType.objects.get_for_model(Invoice).pk)
-
-    def _timeline(self) -> None:
-        """What happened on each account, dated on the documents: the account
-        opening first thing in the morning, invoices at 8, payments at 11."""
-        types = ContentType.objects.get_for_models(Invoice, Payment, CreditNote)
-        events = self.events
-        for account in self.accounts:
-            customer = account.customer
-            events.append(account_opened(customer, at=_at(customer.customer_since, 7, 30)))
-            if customer.on_credit_hold:
-                events.append(self._hold_event(account))
-            for bill in account.bills:
-                invoice = bill.invoice
-                events.append(invoice_issued(invoice, at=_at(invoice.issue_date, 8)))
-                if invoice.status == InvoiceStatus.PAID:
-                    late = invoice.days_late(on=self.today)
-                    events.append(TimelineEvent(
-                        customer=customer, kind=EventKind.INVOICE_PAID,
-                        occurred_at=_at(invoice.settled_on, 11, 5),
-                        summary=f"Invoice {invoice.number} paid in full"
-                        + (f", {late} day{'s' if late != 1 else ''} late" if late else ""),
-                        details={"number": invoice.number, "days_late": late},
-                        subject_type=types[Invoice], subject_id=invoice.pk,
-                    ))
-            for note, bill in account.credits:
-                events.append(TimelineEvent(
-                    customer=customer, kind=EventKind.CREDIT_NOTE,
-                    occurred_at=_at(note.issued_on, 9, 30),
-                    summary=f"Credit note {note.number} for "
-                    f"{format_money(note.amount, note.currency)} on {bill.invoice.number}: "
-                    f"{note.reason}",
-                    details={"number": note.number, "amount": str(note.amount),
-                             "currency": note.currency, "invoice": bill.invoice.number},
-                    subject_type=types[CreditNote], subject_id=note.pk,
-                ))
-            for receipt in account.receipts:
-                payment = receipt.payment
-                numbers = [bill.invoice.number for bill, _ in receipt.lines]
-                applied = numbers[0] if len(numbers) == 1 else f"{len(numbers)} invoices"
-                events.append(TimelineEvent(
-                    customer=customer, kind=EventKind.PAYMENT_RECEIVED,
-                    occurred_at=_at(payment.received_on, 11),
-                    summary=f"Payment of {format_money(payment.amount, payment.currency)} "
-                    f"received ({payment.get_method_display().lower()}), applied to {applied}",
-                    details={"amount": str(payment.amount), "currency": payment.currency,
-                             "reference": payment.reference, "invoices": numbers},
-                    subject_type=types[Payment], subject_id=payment.pk,
-                ))
-
+        saved = TimelineEvent.objects.bulk_create([event for event, _ in events], batch_size=BATCH_SIZE)
+        events_link({event.pk: {bill.invoice.pk for bill in bills}
+                     for event, (_, bills) in zip(saved, events, strict=True) if bills})
+        self.events += saved
 
     def _hold_event(self, account: _Account) -> TimelineEvent:
         """Who put an account seeded on credit hold there, and when: a month
         after its oldest open invoice fell due (the day before the reference
         date at the latest), as a manager changing the card would record it."""
         customer, manager = account.customer, self.users["manager"]
-        unpaid = [b.invoice.due_date for b in account.bills if b.invoice.status == InvoiceStatus.OPEN]
+        unpaid = [b.invoice.due_date for b in account.bills if b.cents > sum(c for _, c in b.parts)]
         day = min(min(unpaid, default=self.today) + _day(30), self.today - _day(1))
         return TimelineEvent(
             customer=customer, kind=EventKind.ACCOUNT_CHANGED, actor=manager,
@@ -1409,6 +1464,19 @@ class _Builder:
             "overdue balance is cleared or a plan agreed",
             details={"before": {"on_credit_hold": False}, "after": {"on_credit_hold": True}},
         )
+
+
+def _balance_set(bill: _Bill, *, until: dt.date | None) -> None:
+    """The invoice's open amount, status and settlement day as what was paid or
+    credited on it before `until` (everything: None) leaves them."""
+    parts = [(day, cents) for day, cents in bill.parts if until is None or day < until]
+    open_cents = bill.cents - sum(cents for _, cents in parts)
+    invoice = bill.invoice
+    invoice.open_amount = _money(open_cents)
+    if open_cents == 0:
+        invoice.status, invoice.settled_on = InvoiceStatus.PAID, max(day for day, _ in parts)
+    else:
+        invoice.status, invoice.settled_on = InvoiceStatus.OPEN, None
 
 
 def _reference(receipt: _Receipt) -> str:
