@@ -21,12 +21,13 @@ The last weeks are then lived through as the product would have lived them
 (`_recent_weeks`): each night the daily check and the dunning run (planning
 and delivery, e-mails to the demo mail folder, letters to the print queue,
 late fees and interest on the ladders that charge them), and by day the
-collectors' promises, a dispute, a payment plan and an exception request,
-and the day's invoices, credit notes and payments, written on their day so
-that each night's notices ask for what was owed that night. The clock
-reads those days while it replays them, so every event, letter and charge
-carries its own date. Today's run is left to the nightly schedule, or to a
-manager on the Runs page.
+letters of the working day before posted, the collectors' promises, a
+dispute, a payment plan and an exception request, and the day's invoices,
+credit notes and payments, written on their day so that each night's
+notices ask for what was owed that night. The clock reads those days while
+it replays them, so every event, letter and charge carries its own
+date. Today's run is left to the nightly schedule, or to a manager on the
+Runs page.
 
 Only the caller's transaction makes this all-or-nothing; `seed` opens one.
 """
@@ -54,6 +55,7 @@ from django.utils import timezone
 from ar_collections import workspace
 from ar_collections.delivery import action_approve, actions_deliver, letters_withdraw_moot
 from ar_collections.dunning import run_finish_if_done, run_plan, run_start
+from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -85,6 +87,7 @@ from ar_collections.segmentation import (
 )
 from ar_collections.services import action_decline, behaviour_refresh, credit_terms_in_force_skip
 from ar_collections.timeline import events_link, invoice_issued
+from ar_collections.views import _letters_mark_printed
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
@@ -230,9 +233,10 @@ def _recent_weeks(users: dict[str, User], builder: _Builder, *, today: dt.date) 
 
 
 def _days_live(users: dict[str, User], builder: _Builder, *, today: dt.date) -> None:
-    """Each night the daily check and the dunning run; each day the
-    collectors' work of that day (`_scenes`) and the day's invoices, credit
-    notes and payments. Today gets its check, not its run."""
+    """Each night the daily check and the dunning run; each working day the
+    letters of the day before posted; each day the collectors' work of that
+    day (`_scenes`) and the day's invoices, credit notes and payments. Today
+    gets its check, not its run."""
     scenes: dict[dt.date, list] = {}
     for back in range(RECENT_DAYS, -1, -1):
         day = today - dt.timedelta(days=back)
@@ -248,6 +252,9 @@ def _days_live(users: dict[str, User], builder: _Builder, *, today: dt.date) -> 
         if day < today:
             with _clock(day, hour=3, minute=30):
                 _night_run(day)
+            if day.weekday() < 5:
+                with _clock(day, hour=9):
+                    _letters_post(day)
         if back == FIRST_SCENE:
             # Chosen that morning, from the invoices open then.
             scenes = _scenes(users, today=today)
@@ -300,6 +307,20 @@ def _team_works_its_lists(day: dt.date, *, manager: User) -> None:
             action_decline(action=action, manager=manager,
                            note="They buy every week and have paid before: a call from sales first.")
         # The rest wait for the demo's manager, in the approvals queue.
+
+
+def _letters_post(day: dt.date) -> None:
+    """The letters written before `day`, a working day, printed and posted
+    that morning by the collectors of their accounts, through the print
+    queue's "Mark printed": the queue holds only the last working day's
+    letters (and the weekend's), as a team that posts every morning leaves it."""
+    letters = (letters_in_queue().filter(done_at__lt=_at(day, 0))
+               .select_related("customer__collector").order_by("pk"))
+    by_collector: dict[User, list[int]] = {}
+    for letter in letters:
+        by_collector.setdefault(letter.customer.collector, []).append(letter.pk)
+    for collector, letter_ids in by_collector.items():
+        _letters_mark_printed(letter_ids=letter_ids, actor=collector)
 
 
 def _night_run(day: dt.date) -> None:

@@ -17,6 +17,7 @@ from django.db.models import Count, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -421,4 +422,30 @@ def test_a_notice_lists_what_was_owed_on_its_day_not_what_was_paid_later(seeded)
         assert (line.invoice.number, line.open_amount) == (line.invoice.number, owed), night
         assert line.invoice.issue_date <= night
     assert lines.filter(invoice__settled_on__gt=F("action__planned_on")).exists()
+
+
+def _next_working_day(day: dt.date) -> dt.date:
+    day += dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
+
+
+def test_letters_are_posted_the_working_day_after_they_are_written(seeded):
+    """As a team posts them, through the print queue's "Mark printed": only
+    the last working day's letters (and the weekend's) still wait to be
+    posted."""
+    letters = (DunningAction.objects.filter(channel=Channel.LETTER, status=ActionStatus.DONE)
+               .exclude(letter_pdf=""))
+    printed = letters.filter(printed_at__isnull=False)
+    assert printed.exists()
+    for letter in printed:
+        written = timezone.localtime(letter.done_at).date()
+        assert timezone.localtime(letter.printed_at).date() == _next_working_day(written)
+    posted = TimelineEvent.objects.filter(kind=EventKind.DUNNING, summary__contains=" posted on ")
+    assert posted.count() == printed.count()
+    last_working_day = TODAY - dt.timedelta(days=3)  # TODAY is a Monday
+    assert TODAY.weekday() == 0
+    for letter in letters_in_queue():
+        assert timezone.localtime(letter.done_at).date() >= last_working_day
 
