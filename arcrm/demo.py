@@ -475,8 +475,12 @@ class _Country:
     streets: tuple[str, ...]
     first_names: tuple[str, ...]
     last_names: tuple[str, ...]
-    address: str  # format with number, street, postcode, city
+    address: str  # format with number, street, postcode, city; the country's name follows
     ap_mailbox: str
+    # By the contact's language (else the country's first): how an address
+    # block says "for the attention of", and the country's name on its last
+    # line, in the country's own words as its post office reads them.
+    postal_words: dict[str, tuple[str, str]]
 
 
 _DE_FIRST = ("Anna", "Jonas", "Katrin", "Lukas", "Sabine", "Thomas", "Julia", "Markus", "Birgit",
@@ -509,52 +513,54 @@ _COUNTRIES: list[tuple[_Country, int]] = [
               (("Hamburg", "20457"), ("Köln", "50667"), ("Stuttgart", "70173"),
                ("Leipzig", "04109"), ("Bremen", "28195"), ("Nürnberg", "90402")),
               ("Industriestraße", "Hauptstraße", "Am Hafen", "Gewerbering", "Bahnhofstraße"),
-              _DE_FIRST, _DE_LAST, "{street} {number}\n{postcode} {city}\nGermany",
-              "buchhaltung"), 24),
+              _DE_FIRST, _DE_LAST, "{street} {number}\n{postcode} {city}",
+              "buchhaltung", {"de": ("z. Hd.", "Deutschland")}), 24),
     (_Country("Netherlands", ("nl",), "EUR", "nl", "+31", ("B.V.",),
               (("Utrecht", "3511 AB"), ("Eindhoven", "5611 CD"), ("Rotterdam", "3011 EF"),
                ("Groningen", "9711 GH"), ("Zwolle", "8011 JK")),
               ("Industrieweg", "Havenstraat", "Stationsplein", "Marktweg", "Energieweg"),
-              _NL_FIRST, _NL_LAST, "{street} {number}\n{postcode} {city}\nNetherlands",
-              "facturen"), 14),
+              _NL_FIRST, _NL_LAST, "{street} {number}\n{postcode} {city}",
+              "facturen", {"nl": ("t.a.v.", "Nederland")}), 14),
     (_Country("Belgium", ("nl", "fr"), "EUR", "be", "+32", ("BV", "SRL", "NV"),
               (("Antwerpen", "2000"), ("Gent", "9000"), ("Liège", "4000"), ("Namur", "5000")),
               ("Kouter", "Rue de la Station", "Havenlaan", "Avenue Louise"),
               _NL_FIRST + _FR_FIRST, _NL_LAST + _FR_LAST,
-              "{street} {number}\n{postcode} {city}\nBelgium", "invoices"), 5),
+              "{street} {number}\n{postcode} {city}", "invoices",
+              {"nl": ("t.a.v.", "België"), "fr": ("À l'attention de", "Belgique")}), 5),
     (_Country("France", ("fr",), "EUR", "fr", "+33", ("SARL", "SAS"),
               (("Lyon", "69002"), ("Lille", "59000"), ("Nantes", "44000"),
                ("Toulouse", "31000"), ("Bordeaux", "33000")),
               ("rue de la République", "avenue Jean Jaurès", "rue du Port", "boulevard Pasteur"),
-              _FR_FIRST, _FR_LAST, "{number} {street}\n{postcode} {city}\nFrance", "compta"), 13),
+              _FR_FIRST, _FR_LAST, "{number} {street}\n{postcode} {city}", "compta",
+              {"fr": ("À l'attention de", "France")}), 13),
     (_Country("Spain", ("es",), "EUR", "es", "+34", ("S.L.", "S.A."),
               (("Valencia", "46002"), ("Sevilla", "41001"), ("Bilbao", "48001"),
                ("Zaragoza", "50001")),
               ("Calle Mayor", "Avenida de la Constitución", "Calle del Puerto", "Polígono Norte"),
-              _ES_FIRST, _ES_LAST, "{street}, {number}\n{postcode} {city}\nSpain",
-              "contabilidad"), 9),
+              _ES_FIRST, _ES_LAST, "{street}, {number}\n{postcode} {city}",
+              "contabilidad", {"es": ("A la atención de", "España")}), 9),
     (_Country("Italy", ("it",), "EUR", "it", "+39", ("S.r.l.", "S.p.A."),
               (("Torino", "10121"), ("Bologna", "40121"), ("Verona", "37121"), ("Bari", "70121")),
               ("Via Roma", "Via Garibaldi", "Corso Italia", "Via dell'Industria"),
-              _IT_FIRST, _IT_LAST, "{street} {number}\n{postcode} {city}\nItaly",
-              "amministrazione"), 9),
+              _IT_FIRST, _IT_LAST, "{street} {number}\n{postcode} {city}",
+              "amministrazione", {"it": ("Alla c.a.", "Italia")}), 9),
     (_Country("Ireland", ("en",), "EUR", "ie", "+353", ("Ltd", "DAC"),
               (("Dublin", "D02 X285"), ("Cork", "T12 K8AF"), ("Galway", "H91 E2K3")),
               ("Main Street", "Harbour Road", "Mill Lane", "Station Road"),
-              _EN_FIRST, _EN_LAST, "{number} {street}\n{city} {postcode}\nIreland",
-              "accounts"), 7),
+              _EN_FIRST, _EN_LAST, "{number} {street}\n{city} {postcode}",
+              "accounts", {"en": ("Attn.", "Ireland")}), 7),
     (_Country("United Kingdom", ("en",), "GBP", "co.uk", "+44", ("Ltd", "PLC"),
               (("Leeds", "LS1 4AP"), ("Bristol", "BS1 6QF"), ("Manchester", "M1 2WD"),
                ("Norwich", "NR1 3JU")),
               ("High Street", "Station Road", "Mill Lane", "Victoria Road"),
-              _EN_FIRST, _EN_LAST, "{number} {street}\n{city} {postcode}\nUnited Kingdom",
-              "accounts.payable"), 11),
+              _EN_FIRST, _EN_LAST, "{number} {street}\n{city} {postcode}",
+              "accounts.payable", {"en": ("Attn.", "United Kingdom")}), 11),
     (_Country("United States", ("en",), "USD", "com", "+1", ("Inc.", "LLC"),
               (("Chicago", "IL 60607"), ("Denver", "CO 80202"), ("Columbus", "OH 43215"),
                ("Portland", "OR 97204")),
               ("Commerce Drive", "Main Street", "Industrial Parkway", "Lake Avenue"),
-              _EN_FIRST, _EN_LAST, "{number} {street}\n{city}, {postcode}\nUnited States",
-              "ap"), 8),
+              _EN_FIRST, _EN_LAST, "{number} {street}\n{city}, {postcode}",
+              "ap", {"en": ("Attn.", "United States")}), 8),
 ]
 
 _STEMS = ("Alder", "Bluebrook", "Redstone", "Oakridge", "Silverline", "Kingfisher", "Greenfield",
@@ -1072,8 +1078,10 @@ class _Builder:
                 or reminder == ReminderChannel.LETTER
                 or rng.random() < 0.2
             ):
-                attention = f"Attn. {first} {last}"
-                postal = f"{customer.legal_name or customer.name}\n{attention}\n{address}"
+                words = country.postal_words
+                attention, land = words.get(language) or words[country.languages[0]]
+                postal = (f"{customer.legal_name or customer.name}\n{attention} {first} {last}\n"
+                          f"{address}\n{land}")
             contact = Contact(
                 customer=customer,
                 name=f"{first} {last}",

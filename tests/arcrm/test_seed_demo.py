@@ -449,3 +449,21 @@ def test_letters_are_posted_the_working_day_after_they_are_written(seeded):
     for letter in letters_in_queue():
         assert timezone.localtime(letter.done_at).date() >= last_working_day
 
+
+# The last line of a demo address and how its attention line begins, in the country's own words.
+ADDRESS_WORDS = {
+    "Deutschland": "z. Hd. ", "Nederland": "t.a.v. ", "België": "t.a.v. ", "Belgique": "À l'attention de ",
+    "France": "À l'attention de ", "España": "A la atención de ", "Italia": "Alla c.a. ",
+    "Ireland": "Attn. ", "United Kingdom": "Attn. ", "United States": "Attn. ",
+}
+
+
+def test_an_address_block_is_written_in_its_country_s_words(seeded):
+    seen = set()
+    for address in Contact.objects.exclude(postal_address="").values_list("postal_address", flat=True):
+        lines = address.splitlines()
+        assert lines[-1] in ADDRESS_WORDS, address
+        assert lines[1].startswith(ADDRESS_WORDS[lines[-1]]), address
+        seen.add(lines[-1])
+    assert {"Deutschland", "Nederland"} <= seen
+
