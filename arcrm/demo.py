@@ -25,7 +25,7 @@ letters of the working day before posted, the collectors' promises, a
 dispute, a payment plan and an exception request, and the day's invoices,
 credit notes and payments, written on their day so that each night's
 notices ask for what was owed that night. The clock reads those days while
-it replays them, so every event, letter and charge carries its own
+it replays them, so every event, letter, e-mail and charge carries its own
 date. Today's run is left to the nightly schedule, or to a manager on the
 Runs page.
 
@@ -37,17 +37,21 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
+import os
 import random
 import unicodedata
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from email.utils import formatdate
 from functools import partial
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
+from django.core.mail.backends import filebased
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -216,7 +220,8 @@ def _recent_weeks(users: dict[str, User], builder: _Builder, *, today: dt.date) 
     made. Returns what the runs did."""
     for name, email, reasons in DEPARTMENTS:
         Department.objects.get_or_create(name=name, defaults={"email": email, "reasons": reasons})
-    _days_live(users, builder, today=today)
+    with _mail_folder_dated():
+        _days_live(users, builder, today=today)
     with _clock(today, hour=10):
         worklist_refresh(on=today)
     done = Q(status=ActionStatus.DONE)
@@ -348,6 +353,50 @@ def _clock(day: dt.date, *, hour: int, minute: int = 0):
         yield
     finally:
         timezone.now = real
+
+
+# Django's mail folder, the default without a mail server (settings.EMAIL_BACKEND).
+FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+
+
+class _ReplayMailFolder(filebased.EmailBackend):
+    """The mail folder as the replayed nights fill it: each file named and
+    dated, and each message's Date set, by the replay's clock (`_clock`)
+    where Django's folder reads the wall clock. What is written is the
+    e-mail delivery built, as it built it."""
+
+    def write_message(self, message):
+        message.extra_headers.setdefault(
+            "Date", formatdate(timezone.now().timestamp(), localtime=settings.EMAIL_USE_LOCALTIME)
+        )
+        super().write_message(message)
+
+    def _get_filename(self):
+        if self._fname is None:
+            name = f"{timezone.localtime():%Y%m%d-%H%M%S}-{abs(id(self))}.log"
+            self._fname = os.path.join(self.file_path, name)
+        return self._fname
+
+    def close(self):
+        written = self.stream is not None
+        super().close()
+        if written:
+            moment = timezone.now().timestamp()
+            os.utime(self._fname, (moment, moment))
+
+
+@contextlib.contextmanager
+def _mail_folder_dated():
+    """The replay's e-mails in files of the nights that sent them, when they
+    go to the mail folder; a mail server gets them as they are sent."""
+    if settings.EMAIL_BACKEND != FILE_BACKEND:
+        yield
+        return
+    settings.EMAIL_BACKEND = f"{__name__}.{_ReplayMailFolder.__name__}"
+    try:
+        yield
+    finally:
+        settings.EMAIL_BACKEND = FILE_BACKEND
 
 
 def _scenes(users: dict[str, User], *, today: dt.date) -> dict[dt.date, list]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
 import hashlib
+from email.utils import mktime_tz, parsedate_tz
 from io import StringIO
 
 import pytest
@@ -17,6 +19,7 @@ from django.db.models import Count, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ar_collections.delivery import message_id
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
@@ -467,3 +470,23 @@ def test_an_address_block_is_written_in_its_country_s_words(seeded):
         seen.add(lines[-1])
     assert {"Deutschland", "Nederland"} <= seen
 
+
+def test_the_mail_folder_dates_each_e_mail_on_the_night_it_was_sent(db, settings, tmp_path):
+    """Without a mail server the notices land in the mail folder (`make run`):
+    each in a file named after its night, with the Date of its night."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = tmp_path
+    seed()
+    sent = {}
+    for path in tmp_path.iterdir():
+        for raw in path.read_bytes().split(b"-" * 79 + b"\n"):
+            if raw.strip():
+                message = email.message_from_bytes(raw)
+                sent[message["Message-ID"]] = (path.name, mktime_tz(parsedate_tz(message["Date"])))
+    emailed = DunningAction.objects.filter(channel=Channel.EMAIL, status=ActionStatus.DONE)
+    assert emailed.exists()
+    for action in emailed:
+        name, sent_at = sent[message_id(action.pk)]
+        assert sent_at == action.done_at.timestamp()
+        assert name.startswith(f"{timezone.localtime(action.done_at):%Y%m%d-%H%M%S}-")
+    assert settings.EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend"
