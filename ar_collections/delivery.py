@@ -1394,6 +1394,30 @@ def letter_withdraw(*, letter: DunningAction, actor: User, reason: str) -> Dunni
     return locked
 
 
+def letters_mark_printed(*, letter_ids: list[int], actor) -> int:
+    """Mark these letters in the print queue as posted by `actor`: the print
+    queue's "Mark printed", and the demo's team posting its letters."""
+    # Conditional on printed_at: two people marking the same letter both see
+    # success, and the first time it left for the post is the one kept. And on
+    # the letter still being in the queue and asking for something: one
+    # withdrawn meanwhile (by a person, or made moot: delivery.letter_withdraw,
+    # letters_withdraw_moot) is not marked posted. The form checked the ticked
+    # letters before this; a withdrawal can commit in between, and then this
+    # update waits for its lock and reads the row again.
+    # The letters marked are read under their locks first, for the timeline:
+    # a second marking at this moment waits, then finds them printed.
+    with transaction.atomic():
+        ids = list(DunningAction.objects.select_for_update().filter(
+            pk__in=letter_ids, status=ActionStatus.DONE, printed_at__isnull=True
+        ).filter(lists_open_invoice()).values_list("pk", flat=True))
+        now = timezone.now()
+        marked = DunningAction.objects.filter(pk__in=ids).update(printed_at=now)
+        letters_posted_record(letter_ids=ids, actor=actor, at=now)
+        worklist.items_close(actor=actor, kind=WorkKind.LETTER_UNPOSTED, action_id__in=letter_ids,
+                             action__printed_at__isnull=False)
+    return marked
+
+
 def letters_posted_record(*, letter_ids: list[int], actor: User | None, at: dt.datetime) -> None:
     """Say on each account's timeline that its letter went to the post: the
     next step's minimum gap counts from that day, and a collector reading the

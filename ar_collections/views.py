@@ -35,7 +35,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from ar_collections import delivery, dunning, imports, services, worklist
+from ar_collections import delivery, dunning, imports, services
 from ar_collections.channels import route_for
 from ar_collections.forms import (
     ApprovalForm,
@@ -73,8 +73,6 @@ from ar_collections.models import (
     ReceivablesImport,
     RunStatus,
     StepAction,
-    WorkKind,
-    lists_open_invoice,
     overdue_in_other_currencies,
 )
 from ar_collections.workspace import amounts_waived, charges_waivable, pauses_liftable
@@ -687,7 +685,8 @@ def letters_printed(request: HttpRequest) -> HttpResponse:
         letters = form.cleaned_data["letters"]
         for letter in letters:
             require_act_on(request.user, letter.customer)
-        marked = _letters_mark_printed(letter_ids=[letter.pk for letter in letters], actor=request.user)
+        marked = delivery.letters_mark_printed(letter_ids=[letter.pk for letter in letters],
+                                               actor=request.user)
         messages.success(request, f"{marked} letter{'' if marked == 1 else 's'} marked as printed.")
         first = min(letters, key=lambda letter: (letter.done_at, letter.pk))
         after = _letter_after(request, first)
@@ -742,28 +741,6 @@ def _left_the_queue(letter: DunningAction) -> str:
                 "it can no longer be withdrawn.")
     return (f"The letter to {letter.customer.name} has left the print queue already: it was withdrawn, "
             "or what it asked for has been paid.")
-
-
-def _letters_mark_printed(*, letter_ids: list[int], actor) -> int:
-    # Conditional on printed_at: two people marking the same letter both see
-    # success, and the first time it left for the post is the one kept. And on
-    # the letter still being in the queue and asking for something: one
-    # withdrawn meanwhile (by a person, or made moot: delivery.letter_withdraw,
-    # letters_withdraw_moot) is not marked posted. The form checked the ticked
-    # letters before this; a withdrawal can commit in between, and then this
-    # update waits for its lock and reads the row again.
-    # The letters marked are read under their locks first, for the timeline:
-    # a second marking at this moment waits, then finds them printed.
-    with transaction.atomic():
-        ids = list(DunningAction.objects.select_for_update().filter(
-            pk__in=letter_ids, status=ActionStatus.DONE, printed_at__isnull=True
-        ).filter(lists_open_invoice()).values_list("pk", flat=True))
-        now = timezone.now()
-        marked = DunningAction.objects.filter(pk__in=ids).update(printed_at=now)
-        delivery.letters_posted_record(letter_ids=ids, actor=actor, at=now)
-        worklist.items_close(actor=actor, kind=WorkKind.LETTER_UNPOSTED, action_id__in=letter_ids,
-                             action__printed_at__isnull=False)
-    return marked
 
 
 def _letters_position(request: HttpRequest) -> QueryDict:

@@ -57,7 +57,12 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from ar_collections import workspace
-from ar_collections.delivery import action_approve, actions_deliver, letters_withdraw_moot
+from ar_collections.delivery import (
+    action_approve,
+    actions_deliver,
+    letters_mark_printed,
+    letters_withdraw_moot,
+)
 from ar_collections.dunning import run_finish_if_done, run_plan, run_start
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
@@ -91,7 +96,6 @@ from ar_collections.segmentation import (
 )
 from ar_collections.services import action_decline, behaviour_refresh, credit_terms_in_force_skip
 from ar_collections.timeline import events_link, invoice_issued
-from ar_collections.views import _letters_mark_printed
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
@@ -325,7 +329,7 @@ def _letters_post(day: dt.date) -> None:
     for letter in letters:
         by_collector.setdefault(letter.customer.collector, []).append(letter.pk)
     for collector, letter_ids in by_collector.items():
-        _letters_mark_printed(letter_ids=letter_ids, actor=collector)
+        letters_mark_printed(letter_ids=letter_ids, actor=collector)
 
 
 def _night_run(day: dt.date) -> None:
