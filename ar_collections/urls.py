@@ -7,6 +7,7 @@ app_name = "collections"
 urlpatterns = [
     path("runs/", views.run_list, name="runs"),
     path("runs/start/", views.run_start, name="run_start"),
+    path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("review/", views.review_queue, name="review"),
     path("review/<int:pk>/", views.action_review, name="action_review"),
     path("approvals/", views.approval_queue, name="approvals"),

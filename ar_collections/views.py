@@ -120,6 +120,10 @@ STATUS_COLUMNS = [
     (ActionStatus.SKIPPED, "Skipped"),
     (ActionStatus.FAILED, "Failed"),
 ]
+# A run's own page pages its steps by position (arcrm.paging): filtered by
+# status, steps leave the filter where they stand as the workers send them
+# and people review them, and a page counted by offset would skip those moved up.
+RUN_ACTIONS_ORDER = Keyset("customer__name", "pk")
 
 
 # --- Runs ------------------------------------------------------------------
@@ -250,6 +254,50 @@ def _render_runs(
     if wants_fragment(request):
         template += "#runs"
     return render(request, template, context, status=status)
+
+
+@login_required
+@permission_required(READ, raise_exception=True)
+@require_safe
+@vary_on_headers("HX-Request")
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One run: its counts, and its steps page by page, filtered by status.
+    Whoever reads the runs page reads every step here, as that page counts
+    them: runs are shared, and every role reads every account."""
+    run = get_object_or_404(DunningRun.objects.select_related("started_by"), pk=pk)
+    status = request.GET.get("status", "")
+    statuses = dict(STATUS_COLUMNS)
+    refusal = ""
+    actions = (
+        DunningAction.objects.filter(run=run, customer__in=Customer.objects.visible_to(request.user))
+        .select_related("customer", "step", "recipient")
+    )
+    if status and status not in statuses:
+        choices = [label.lower() for label in statuses.values()]
+        refusal = (f"“{status[:40]}” is not a status a step can have: choose {', '.join(choices[:-1])} "
+                   f"or {choices[-1]}.")
+        actions = actions.none()
+    elif status:
+        actions = actions.filter(status=status)
+    try:
+        page = RUN_ACTIONS_ORDER.page(actions, after=request.GET.get("after", ""),
+                                      before=request.GET.get("before", ""), size=PAGE_SIZE)
+    except BadPosition as error:
+        return HttpResponseBadRequest(str(error))
+    counts = _counts_by_run([run])[run.pk]
+    context = {
+        "run": run,
+        "page": page,
+        "status": status if not refusal else "",
+        "status_label": statuses.get(status, ""),
+        "refusal": refusal,
+        "total": sum(counts.values()),
+        "counts": [(value, label, counts[value]) for value, label in STATUS_COLUMNS],
+    }
+    template = "collections/run_detail.html"
+    if wants_fragment(request):
+        template += "#run-actions"
+    return render(request, template, context, status=400 if refusal else 200)
 
 
 def _counts_by_run(runs: list[DunningRun]) -> dict[int, dict[str, int]]:
