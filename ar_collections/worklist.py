@@ -359,8 +359,14 @@ ITEMS_ORDER = Keyset("-priority", "due_on", "pk")
 
 def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
     """Open items due by `on` and not snoozed past it, most urgent first."""
+    return items_due(on=on).filter(assignee=assignee)
+
+
+def items_due(*, on: dt.date) -> QuerySet[WorkItem]:
+    """items_for everyone: every list's open items (and those on nobody's,
+    their account without a collector) in one order, for a manager's view of the team."""
     return (
-        WorkItem.objects.filter(status=WorkStatus.OPEN, assignee=assignee, due_on__lte=on)
+        WorkItem.objects.filter(status=WorkStatus.OPEN, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
         .select_related("customer", "customer__collector")
         .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on),

@@ -818,22 +818,34 @@ def _covers(asked, waivable: list | None) -> list[tuple[str, Decimal]]:
 # --- The worklist ---------------------------------------------------------------------------
 
 
+# The worklist's choice of every list at once (a manager's view of the team).
+EVERYONE = "everyone"
+
+
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
 def worklist_view(request: HttpRequest) -> HttpResponse:
-    """"My work today"; a manager may look at any collector's list. Read-only
-    colleagues have no list of work (and no way to do any)."""
+    """"My work today"; a manager may look at any collector's list, or at
+    everyone's at once, each item naming whose it is. Read-only colleagues
+    have no list of work (and no way to do any)."""
     if not request.user.has_perm("collections.change_workitem"):
         raise PermissionDenied
     today = timezone.localdate()
     assignee = request.user
-    people = []
+    people, everyone, unknown = [], False, ""
     if request.user.has_perm("customers.act_on_any_customer"):
         people = list(worklist_owners())
-        chosen = request.GET.get("collector")
+        chosen = request.GET.get("collector", "")
+        everyone = chosen == EVERYONE
         assignee = next((p for p in people if str(p.pk) == chosen), request.user)
-    items = worklist.items_for(assignee=assignee, on=today)
+        if chosen and not everyone and assignee == request.user and chosen != str(request.user.pk):
+            unknown = chosen[:40]
+    if everyone:
+        # Each item names whose list it is on: the assignee comes in the same query.
+        items = worklist.items_due(on=today).select_related("assignee")
+    else:
+        items = worklist.items_for(assignee=assignee, on=today)
     try:
         page = worklist.ITEMS_ORDER.page(items, after=request.GET.get("after", ""),
                                          before=request.GET.get("before", ""), size=WORKLIST_PAGE_SIZE)
@@ -841,8 +853,8 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(str(error))
     # An item can go to whoever may work its account: the managers, and the
     # account's own collector when the item sits with someone else.
-    context = {"page": page, "assignee": assignee, "people": people, "today": today,
-               "managers": list(managers()), "points": worklist}
+    context = {"page": page, "assignee": assignee, "people": people, "today": today, "everyone": everyone,
+               "unknown": unknown, "managers": list(managers()), "points": worklist}
     template = "collections/worklist.html"
     if wants_fragment(request):
         template += "#worklist"
