@@ -1451,7 +1451,11 @@ class ExceptionRequest(models.Model):
     )
     kind = models.CharField(max_length=16, choices=ExceptionKind.choices)
     reason = models.TextField()
-    pause_until = models.DateField(null=True, blank=True)
+    pause_until = models.DateField(null=True, blank=True, help_text="The end the collector asked for.")
+    granted_until = models.DateField(
+        null=True, blank=True,
+        help_text="The end a manager granted: the one asked for, or an earlier one. Empty unless approved.",
+    )
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requested_on = models.DateField()
     status = models.CharField(max_length=10, choices=ExceptionStatus.choices, default=ExceptionStatus.PENDING)

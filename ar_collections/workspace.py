@@ -1552,30 +1552,65 @@ def exception_request(
 
 
 @transaction.atomic
-def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note: str, on: dt.date):
+def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note: str, on: dt.date,
+                     until: dt.date | None = None):
+    """Approve or reject a collector's request. A pause or extended terms may
+    be approved until `until`, earlier than asked (today at the earliest):
+    the request keeps the end asked and records the end granted."""
     locked = _decision_take(
         ExceptionRequest, request, manager=manager, approve=approve, note=note, what="exceptions",
         noun="request",
         pending=ExceptionStatus.PENDING, approved=ExceptionStatus.APPROVED, rejected=ExceptionStatus.REJECTED,
     )
+    dated = locked.kind in DATED_EXCEPTIONS and locked.pause_until is not None
     # Approved, a pause or extended terms hold dunning for what they cover
     # until their date (that day included). Past it, approving would hold
     # nothing, and the collector would tell the customer it was granted.
-    if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until and locked.pause_until < on:
+    if approve and dated and locked.pause_until < on:
         raise ValidationError(f"This was asked for until {format_day(locked.pause_until)}, which has passed: "
                               "approving it would hold nothing. Reject it; a new request can be made.")
-    if approve and locked.kind in DATED_EXCEPTIONS and locked.pause_until:
+    granted = _exception_end_granted(locked, approve=approve, until=until, on=on) if dated else None
+    if until is not None and not dated:
+        raise ValidationError({"until": "This request asks for nothing until a date: approve or reject it."})
+    terms = ""
+    if granted is not None:
+        locked.granted_until = granted
+        locked.save(update_fields=["granted_until"])
         DunningPause.objects.create(
             customer=locked.customer, invoice=locked.invoice, kind=PauseKind.EXCEPTION, exception=locked,
-            owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=locked.pause_until,
+            owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=granted,
         )
+        if granted != locked.pause_until:
+            terms = (f" until {format_day(granted)}, shorter than the {format_day(locked.pause_until)} "
+                     "asked")
     _decision_record(locked, manager, kind=EventKind.EXCEPTION, asker=locked.requested_by,
                      invoices=[locked.invoice] if locked.invoice else [],
-                     what=f"Exception ({locked.get_kind_display().lower()})")
+                     what=f"Exception ({locked.get_kind_display().lower()})", terms=terms,
+                     before={"until": locked.pause_until.isoformat()} if dated else {},
+                     after={"until": granted.isoformat() if granted else None} if dated else {})
     if approve and locked.kind == ExceptionKind.FEE_WAIVER:
         for charge in charges_waivable(locked):
             charge_waive(charge=charge, manager=manager, note=f"Exception approved: {locked.decision_note}")
     return locked
+
+
+def _exception_end_granted(locked: ExceptionRequest, *, approve: bool, until: dt.date | None,
+                           on: dt.date) -> dt.date | None:
+    """The end a decision grants a dated exception (None: rejected). A
+    manager may grant less than asked, never more: the collector asked the
+    customer for no more, and a longer hold is a request of its own."""
+    asked = locked.pause_until
+    if until is None or until == asked:
+        return asked if approve else None
+    if not approve:
+        raise ValidationError({"until": "A rejection grants nothing: leave the end as asked, or approve the "
+                                        "shorter pause."})
+    if until > asked:
+        raise ValidationError({"until": f"Asked until {format_day(asked)}: a manager may grant an earlier "
+                                        "end, not a later one."})
+    if until < on:
+        raise ValidationError({"until": f"A pause granted ends today ({format_day(on)}) at the earliest."})
+    return until
 
 
 def charges_waivable(request: ExceptionRequest):
@@ -1637,15 +1672,19 @@ def _decided_already(locked, *, noun: str, approved: str, rejected: str) -> str:
     return f"This {noun} is already {locked.get_status_display().lower()}."
 
 
-def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker) -> None:
+def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker, terms: str = "",
+                     before: dict | None = None, after: dict | None = None) -> None:
     """The decision on the timeline, and on the worklist of whoever asked for
-    it (unless they decided it themselves): it is theirs to tell the customer."""
+    it (unless they decided it themselves): it is theirs to tell the customer.
+    `terms` says what was granted where it differs from what was asked, and
+    `before` / `after` what the decision changed beside the status."""
     verdict = "rejected" if locked.status in {PlanStatus.REJECTED, ExceptionStatus.REJECTED} else "approved"
-    summary = f"{what} {verdict} by {person_name(manager)}: {locked.decision_note}"
+    summary = f"{what} {verdict} by {person_name(manager)}{terms}: {locked.decision_note}"
     event_record(
         customer=locked.customer, kind=kind, actor=manager, subject=locked, invoices=invoices,
         summary=summary,
-        details={"before": {"status": locked.status_before}, "after": {"status": locked.status},
+        details={"before": {"status": locked.status_before, **(before or {})},
+                 "after": {"status": locked.status, **(after or {})},
                  "note": locked.decision_note},
     )
     if asker is not None and asker.pk != manager.pk:

@@ -25,6 +25,7 @@ from ar_collections.models import (
     DisputeReason,
     DisputeStatus,
     ExceptionKind,
+    ExceptionRequest,
     Invoice,
     InvoiceStatus,
     MissCause,
@@ -36,7 +37,7 @@ from ar_collections.models import (
     WorkItem,
     WorkStatus,
 )
-from ar_collections.workspace import PromiseTerms, credit_label, credits_to_apply
+from ar_collections.workspace import DATED_EXCEPTIONS, PromiseTerms, credit_label, credits_to_apply
 from arcrm.dates import DATE_AHEAD_YEARS, far_ahead, format_day
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money, smallest_unit
 from arcrm.roles import COLLECTOR, MANAGER
@@ -517,6 +518,33 @@ class DecideForm(forms.Form):
     @property
     def approve(self) -> bool:
         return self.cleaned_data["decision"] == "approve"
+
+    def terms(self) -> dict:
+        """What the decision grants beyond its verdict: nothing, for a plan (approve or reject)."""
+        return {}
+
+
+class ExceptionDecideForm(DecideForm):
+    """A decision on an exception. One that holds dunning until a day (a
+    pause, extended terms) may be approved until an earlier day than asked;
+    the service checks the day against what was asked and today."""
+
+    until = _date(label="Grant until", required=False)
+    field_order = ["decision", "until", "note"]
+
+    def __init__(self, *args, asked: ExceptionRequest, today: dt.date, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if asked.kind in DATED_EXCEPTIONS and asked.pause_until:
+            self.fields["until"].initial = asked.pause_until
+            self.fields["until"].help_text = (
+                f"Asked until {format_day(asked.pause_until)}. To approve a shorter pause, choose an earlier "
+                f"day (today, {format_day(today)}, at the earliest)."
+            )
+        else:
+            del self.fields["until"]
+
+    def terms(self) -> dict:
+        return {"until": self.cleaned_data.get("until")} if "until" in self.fields else {}
 
 
 class SnoozeForm(forms.Form):

@@ -61,6 +61,7 @@ from ar_collections.workspace_forms import (
     DecideForm,
     DisputeForm,
     DisputeResolveForm,
+    ExceptionDecideForm,
     ExceptionForm,
     NoteForm,
     PauseForm,
@@ -717,11 +718,15 @@ def plan_decide(request: HttpRequest, plan_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def exception_decide(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Approve or reject; a pause (or extended terms) may be approved until an earlier day than asked."""
     return _decision(request, ExceptionRequest, request_id, workspace.exception_decide, argument="request",
-                     what="Exception", slug="exception")
+                     what="Exception", slug="exception",
+                     form_for=lambda data, asked, **kwargs: ExceptionDecideForm(
+                         data, asked=asked, today=timezone.localdate(), **kwargs))
 
 
-def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug: str) -> HttpResponse:
+def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug: str,
+              form_for=lambda data, asked, **kwargs: DecideForm(data, **kwargs)) -> HttpResponse:
     """A manager decides a collector's request (a plan above the limit, an exception)."""
     if not request.user.has_perm(f"collections.change_{model._meta.model_name}"):
         raise PermissionDenied("Only a manager decides on this.")
@@ -730,11 +735,11 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
     title = f"{what} for {customer.name}"
     back = _back_to(request)
     bound = request.method == "POST"
-    form = DecideForm(request.POST if bound else None, auto_id=f"{slug}-{pk}-%s")
+    form = form_for(request.POST if bound else None, subject, auto_id=f"{slug}-{pk}-%s")
     if bound and form.is_valid():
         try:
             decide(**{argument: subject}, manager=request.user, approve=form.approve,
-                   note=form.cleaned_data["note"], on=timezone.localdate())
+                   note=form.cleaned_data["note"], on=timezone.localdate(), **form.terms())
         except ValidationError as error:
             _add_errors(form, error)
         else:
