@@ -153,6 +153,20 @@ def test_what_an_event_says_and_who_did_it_are_shown_as_text_never_as_markup(cli
         assert "&lt;b&gt;Carla&lt;/b&gt;" in text
 
 
+def test_an_event_shows_when_it_happened_in_the_installations_time_zone(
+    client, collector, customer, settings
+):
+    settings.TIME_ZONE = "Europe/Berlin"
+    event_record(customer=customer, kind=EventKind.NOTE, summary="Late call", actor=collector,
+                 occurred_at=dt.datetime(2025, 7, 31, 22, 30, tzinfo=dt.UTC))
+    client.force_login(collector)
+
+    for response in (client.get(page_url(customer)), client.get(timeline_url(customer), headers=HTMX)):
+        # 22:30 UTC is half past midnight the next day in Berlin (summer time)
+        text = response.content.decode()
+        assert '<time datetime="2025-07-31T22:30:00+00:00">1 Aug 2025 00:30</time>' in text
+
+
 def test_load_more_walks_the_whole_timeline_without_overlap_or_gaps(client, collector, customer):
     # 40 of the 60 events share one instant, across both page boundaries:
     # only the tie-break on id keeps them apart.
