@@ -264,3 +264,17 @@ FILTER_KINDS = [
     (EventKind.WORK, "Worklist"),
 ]
 
+
+def filter_chips_html(selected: Sequence[str]) -> SafeString:
+    """The filter's boxes, one per kind in FILTER_KINDS, those in `selected`
+    ticked. Written here for the reason the rows are (rows_html): the first
+    page of every timeline renders all eighteen, and the template engine's
+    loop cost more than the rest of the form. Ids on the boxes: htmx gives
+    the focus back to the one with the same id after the swap."""
+    chips = []
+    for value, label in FILTER_KINDS:
+        checked = " checked" if value in selected else ""
+        value = html_escape(str(value))
+        chips.append(f'<label class="chip"><input type="checkbox" name="kind" id="timeline-kind-{value}" '
+                     f'value="{value}"{checked}> {html_escape(label)}</label>')
+    return mark_safe("\n".join(chips))

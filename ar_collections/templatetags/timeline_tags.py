@@ -14,3 +14,8 @@ register = template.Library()
 def timeline_rows(context, rows) -> SafeString:
     return timeline.rows_html(rows, action_base=context["action_base"], letter_base=context["letter_base"],
                               can_act=bool(context.get("can_act")))
+
+
+@register.simple_tag
+def timeline_filter_chips(selected) -> SafeString:
+    return timeline.filter_chips_html(selected)

@@ -22,7 +22,7 @@ from ar_collections.models import (
     PaymentBehaviour,
     TimelineEventInvoice,
 )
-from ar_collections.timeline import PAGE_SIZE, cursor_for, event_record
+from ar_collections.timeline import FILTER_KINDS, PAGE_SIZE, cursor_for, event_record
 from ar_collections.workspace import payment_record
 from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
 
@@ -165,6 +165,20 @@ def test_an_event_shows_when_it_happened_in_the_installations_time_zone(
         # 22:30 UTC is half past midnight the next day in Berlin (summer time)
         text = response.content.decode()
         assert '<time datetime="2025-07-31T22:30:00+00:00">1 Aug 2025 00:30</time>' in text
+
+
+def test_the_filter_offers_every_kind_once_with_those_chosen_ticked(client, collector, customer):
+    client.force_login(collector)
+
+    text = client.get(timeline_url(customer), {"kind": [EventKind.CALL, EventKind.DISPUTE]},
+                      headers=HTMX).content.decode()
+
+    boxes = re.findall(r'<label class="chip"><input type="checkbox" name="kind" id="timeline-kind-(\w+)" '
+                       r'value="(\w+)"( checked)?> ([^<]+)</label>', text)
+    assert [(value, label) for value, _, _, label in boxes] == [
+        (str(value), label) for value, label in FILTER_KINDS]
+    assert all(box_id == value for box_id, value, _, _ in boxes)
+    assert sorted(value for _, value, checked, _ in boxes if checked) == ["call", "dispute"]
 
 
 def test_load_more_walks_the_whole_timeline_without_overlap_or_gaps(client, collector, customer):
