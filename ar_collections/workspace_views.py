@@ -142,7 +142,6 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
     query.pop("before", None)
     return {
         "timeline": page,
-        "timeline_kinds": timeline.FILTER_KINDS,
         "timeline_selected": kinds,
         "timeline_invoice": number,
         "timeline_invoice_unknown": bool(number and invoice is None),
