@@ -1403,6 +1403,11 @@ class Dispute(models.Model):
     # What the resolution took off the invoice (a credit note, or a corrected
     # total's difference): the collectors' credit limit counts every one on an invoice.
     taken_off_amount = money_field(default=Decimal("0.00"))
+    # What the customer disputes: all that was open when it was opened, or a
+    # part ("only 40 of 50 pallets arrived"). Dunning chases the rest of the
+    # invoice meanwhile (dunning.eligible_invoices), and the resolution takes
+    # off no more than this. No default: every dispute says what it is about.
+    disputed_amount = money_field(default=models.NOT_PROVIDED)
 
     class Meta:
         ordering = ["-opened_on", "-id"]
@@ -1420,6 +1425,7 @@ class Dispute(models.Model):
                 condition=Q(status="open", outcome="", resolved_on__isnull=True)
                 | (Q(status="resolved", resolved_on__isnull=False) & ~Q(outcome="")),
             ),
+            models.CheckConstraint(name="dispute_amount_positive", condition=Q(disputed_amount__gt=0)),
         ]
 
     def __str__(self) -> str:

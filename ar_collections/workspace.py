@@ -641,10 +641,13 @@ def dispute_open(
     department: Department | None = None,
     on: dt.date,
     site_url: str = "",
+    amount: Decimal | None = None,
 ) -> Dispute:
-    """Open a dispute on one invoice: it leaves dunning until resolved, and
-    the department that can settle it gets an e-mail with the context, linking
-    to the account at settings.SITE_URL, else at `site_url` (the address the
+    """Open a dispute on one invoice, of `amount` of it (None: all that is
+    open). What it disputes leaves dunning until resolved, the rest is
+    chased as before (dunning.eligible_invoices). The department
+    that can settle it gets an e-mail with the context, linking to the
+    account at settings.SITE_URL, else at `site_url` (the address the
     collector uses)."""
     require_act_on(actor, customer)
     (invoice,) = _open_invoices_of(customer, [invoice], field="invoice")
@@ -652,6 +655,7 @@ def dispute_open(
         raise ValidationError({"description": "Say what the customer disputes."})
     if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
         raise ValidationError({"invoice": f"Invoice {invoice.number} already has an open dispute."})
+    amount = _disputed_amount_check(invoice, amount)
     if department is None:
         department = next((d for d in Department.objects.all() if reason in d.reasons), None)
     rules = CollectionRules.current()
@@ -659,24 +663,47 @@ def dispute_open(
         customer=customer, invoice=invoice, reason=reason, description=description.strip(),
         department=department, routed_to=department.email if department else "", opened_by=actor,
         opened_on=on, answer_due_on=on + dt.timedelta(days=rules.dispute_answer_days),
+        disputed_amount=amount,
     )
+    # The pause of a dispute of part of the invoice holds back that part only
+    # (dunning.eligible_invoices reads its amount).
+    in_part = amount < invoice.open_amount
+    disputed = format_money(amount, invoice.currency)
     DunningPause.objects.create(
         customer=customer, invoice=invoice, kind=PauseKind.DISPUTE, dispute=dispute, owner=actor,
-        reason=f"Dispute: {dispute.get_reason_display()}", starts_on=on,
+        reason=f"Dispute{f' of {disputed}' if in_part else ''}: {dispute.get_reason_display()}", starts_on=on,
     )
     routed = f"; sent to {department.name} <{department.email}>" if department else ""
+    of = f" of {disputed} of {format_money(invoice.open_amount, invoice.currency)} open" if in_part else ""
     event_record(
         customer=customer, kind=EventKind.DISPUTE, actor=actor, subject=dispute, invoices=[invoice],
-        summary=f"Dispute opened on {invoice.number}: {dispute.get_reason_display()}{routed}",
+        summary=f"Dispute opened on {invoice.number}{of}: {dispute.get_reason_display()}{routed}",
         details={"reason": reason, "description": dispute.description,
                  "department": department.name if department else None, "routed_to": dispute.routed_to,
-                 "answer_due_on": dispute.answer_due_on.isoformat()},
+                 "answer_due_on": dispute.answer_due_on.isoformat(), "disputed_amount": str(amount),
+                 "open_amount": str(invoice.open_amount), "currency": invoice.currency},
     )
     if department:
         message = _dispute_message(dispute, site_url=settings.SITE_URL or site_url)
         outbox.mail_queue(message, customer=customer, purpose=MailPurpose.DISPUTE_ROUTING, actor=actor,
                           invoice=invoice)
     return dispute
+
+
+def _disputed_amount_check(invoice: Invoice, amount: Decimal | None) -> Decimal:
+    """What a dispute on `invoice` is about: `amount`, or all that is open.
+    Read under the invoice's lock: a payment just before lowers what can be disputed."""
+    if amount is None:
+        return invoice.open_amount
+    if amount <= 0:
+        raise ValidationError({"amount": "A disputed amount is more than zero: leave it blank to dispute all "
+                                         "that is open."})
+    places_check(amount, invoice.currency, field="amount")
+    if amount > invoice.open_amount:
+        raise ValidationError({"amount": f"{invoice.number} has "
+                                         f"{format_money(invoice.open_amount, invoice.currency)} open: a "
+                                         "dispute cannot be for more."})
+    return amount
 
 
 def _dispute_message(dispute: Dispute, *, site_url: str) -> EmailMessage:
@@ -692,11 +719,14 @@ def _dispute_message(dispute: Dispute, *, site_url: str) -> EmailMessage:
         f"due {format_day(invoice.due_date)}, "
         f"{format_money(invoice.open_amount, invoice.currency)} open of "
         f"{format_money(invoice.total_amount, invoice.currency)}",
+        f"Disputed: {format_money(dispute.disputed_amount, invoice.currency)}",
         f"Reason:   {dispute.get_reason_display()}",
         "",
         dispute.description,
         "",
-        f"Please answer by {format_day(dispute.answer_due_on)}. Dunning of this invoice is paused meanwhile.",
+        f"Please answer by {format_day(dispute.answer_due_on)}. " + (
+            "Dunning of this invoice is paused meanwhile." if dispute.disputed_amount >= invoice.open_amount
+            else "Dunning of the amount disputed is paused meanwhile; the rest is chased as usual."),
         f"Account: {link}",
     ])
     return EmailMessage(
@@ -717,8 +747,9 @@ def dispute_resolve(
     amount: Decimal | None = None,
 ) -> Dispute:
     """Close a dispute. A credit note of `amount` reduces the invoice; a
-    corrected invoice gets `amount` as its new total; a rejection puts the
-    invoice back into dunning as it was."""
+    corrected invoice gets `amount` as its new total; either takes off no
+    more than was disputed. A rejection puts the invoice back into dunning
+    as it was."""
     locked = Dispute.objects.select_for_update().select_related("customer").get(pk=dispute.pk)
     customer = locked.customer
     require_act_on(actor, customer)
@@ -733,20 +764,29 @@ def dispute_resolve(
     if amount is not None and outcome in (DisputeOutcome.CREDIT_NOTE, DisputeOutcome.CORRECTED_INVOICE):
         places_check(amount, invoice.currency, field="amount")
     if outcome == DisputeOutcome.CREDIT_NOTE:
-        if amount is None or amount <= 0 or amount > invoice.open_amount:
+        most = min(invoice.open_amount, locked.disputed_amount)
+        if amount is None or amount <= 0 or amount > most:
             least = format_money(smallest_unit(invoice.currency), invoice.currency)
-            most = format_money(invoice.open_amount, invoice.currency)
-            raise ValidationError({"amount": f"A credit note is between {least} and the {most} still open."})
+            what = "still open" if most == invoice.open_amount else "disputed"
+            raise ValidationError({"amount": f"A credit note is between {least} and the "
+                                             f"{format_money(most, invoice.currency)} {what}."})
         _credit_allowed(actor, invoice, taken_off=amount)
         locked.taken_off_amount = amount
         locked.credit_note = _credit_note_issue(invoice, amount=amount, reason=note.strip(), on=on)
         what = f"credit note {locked.credit_note.number} for {format_money(amount, invoice.currency)}"
     elif outcome == DisputeOutcome.CORRECTED_INVOICE:
         paid = invoice.total_amount - invoice.open_amount
-        if amount is None or amount < max(paid, Decimal("0.01")) or amount >= invoice.total_amount:
+        # A correction takes off no more than was disputed.
+        undisputed = invoice.total_amount - locked.disputed_amount
+        least = max(paid, undisputed, Decimal("0.01"))
+        if amount is None or amount < least or amount >= invoice.total_amount:
+            below = format_money(invoice.total_amount, invoice.currency)
             raise ValidationError({"amount": (
-                f"The corrected total must be below {format_money(invoice.total_amount, invoice.currency)} "
-                f"and at least what was paid ({format_money(paid, invoice.currency)})."
+                f"The corrected total must be below {below} and at least what was paid "
+                f"({format_money(paid, invoice.currency)})." if paid >= undisputed else
+                f"The corrected total must be below {below} and at least "
+                f"{format_money(undisputed, invoice.currency)}: the dispute is about "
+                f"{format_money(locked.disputed_amount, invoice.currency)} of it."
             )})
         locked.taken_off_amount = invoice.total_amount - amount
         _credit_allowed(actor, invoice, taken_off=locked.taken_off_amount)

@@ -408,6 +408,14 @@ class CreditNoteForm(_AccountForm):
 
 class DisputeForm(_AccountForm):
     invoice = InvoiceChoice()
+    # No lower bound here: the service says what is wrong with zero or less
+    # (workspace._disputed_amount_check), as it does with too much.
+    amount = forms.DecimalField(
+        label="Disputed amount", required=False, max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
+        help_text="Blank: all that is open on the invoice. Only the amount disputed is held back from "
+                  "dunning; the rest is chased as usual.",
+    )
     reason = forms.ChoiceField(choices=DisputeReason.choices)
     description = _text("What the customer says", rows=3, max_length=2000)
     department = forms.ModelChoiceField(

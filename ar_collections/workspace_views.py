@@ -511,10 +511,15 @@ def dispute_open(request: HttpRequest, pk: int) -> HttpResponse:
         dispute = workspace.dispute_open(
             customer=customer, actor=user, invoice=data["invoice"], reason=data["reason"],
             description=data["description"], department=data["department"], on=today,
-            site_url=request.build_absolute_uri("/"),
+            site_url=request.build_absolute_uri("/"), amount=data["amount"],
         )
+        invoice = dispute.invoice
         routed = f" and sent to {dispute.department.name}" if dispute.department else ""
-        return f"Dispute on {dispute.invoice.number} opened{routed}; the invoice is out of dunning."
+        if dispute.disputed_amount >= invoice.open_amount:
+            return f"Dispute on {invoice.number} opened{routed}; the invoice is out of dunning."
+        rest = format_money(invoice.open_amount - dispute.disputed_amount, invoice.currency)
+        return (f"Dispute of {format_money(dispute.disputed_amount, invoice.currency)} on {invoice.number} "
+                f"opened{routed}; the {rest} not disputed is chased as before.")
 
     return _inline_action(request, pk, form_class=DisputeForm, slug="dispute", title="Open a dispute",
                           submit="Open dispute", perform=perform,

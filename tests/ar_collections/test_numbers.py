@@ -81,6 +81,7 @@ def dispute(invoice, *, reason: str, on: dt.date, user, **fields) -> Dispute:
         opened_by=user,
         opened_on=on,
         answer_due_on=on + dt.timedelta(days=7),
+        disputed_amount=invoice.open_amount or invoice.total_amount,
         **fields,
     )
 

@@ -53,7 +53,8 @@ def dispute_recorded_without_an_event(account, invoice, collector, *, on: dt.dat
     nothing on the timeline to tell whether it came before or after the request."""
     return Dispute.objects.create(customer=account, invoice=invoice, reason=DisputeReason.QUALITY,
                                   description="Two cartons damaged", opened_by=collector, opened_on=on,
-                                  answer_due_on=on + dt.timedelta(days=14))
+                                  answer_due_on=on + dt.timedelta(days=14),
+                                  disputed_amount=invoice.open_amount)
 
 
 def test_a_dispute_with_nothing_on_the_timeline_opened_the_day_a_plan_was_proposed_is_warned_of(

@@ -1,0 +1,212 @@
+"""A dispute over part of an invoice ("only 40 of 50 pallets arrived"): the
+disputed amount is held back, the rest is chased as usual."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from ar_collections import workspace
+from ar_collections.models import (
+    Dispute,
+    DisputeOutcome,
+    DisputeReason,
+    DunningPause,
+    Invoice,
+)
+from tests.ar_collections.conftest import DUE, frozen
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+HTMX = {"HX-Request": "true"}
+
+
+def days(n: int) -> dt.date:
+    return DUE + dt.timedelta(days=n)
+
+
+@pytest.fixture
+def account(make_account):
+    return make_account()
+
+
+@pytest.fixture
+def invoices(account) -> list[Invoice]:
+    return list(account.invoices.order_by("total_amount"))  # EUR 500, EUR 700
+
+
+def dispute_url(customer) -> str:
+    return reverse("collections:dispute_open", args=[customer.pk])
+
+
+def dispute(account, invoice, collector, *, on: dt.date, amount: str | None = None) -> Dispute:
+    return workspace.dispute_open(customer=account, actor=collector, invoice=invoice, on=on,
+                                  reason=DisputeReason.QUANTITY, description="Only 40 of 50 pallets arrived",
+                                  amount=None if amount is None else Decimal(amount))
+
+
+
+# --- The form ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_dispute_of_part_of_an_invoice_is_recorded_for_that_amount(
+    client, collector, account, invoices, headers
+):
+    _, large = invoices
+    client.force_login(collector)
+
+    with frozen(days(20)):
+        response = client.post(dispute_url(account), {
+            "invoice": large.pk, "reason": DisputeReason.QUANTITY, "amount": "140.00",
+            "description": "Only 40 of 50 pallets arrived", "department": "",
+        }, headers=headers)
+
+    assert response.status_code == (200 if headers else 302)
+    recorded = Dispute.objects.get(invoice=large)
+    assert recorded.disputed_amount == Decimal("140.00")
+    messages = [m.message for m in response.wsgi_request._messages]
+    assert messages == [f"Dispute of EUR 140.00 on {large.number} opened; the EUR 560.00 not disputed is "
+                        "chased as before."]
+
+
+def test_a_dispute_with_no_amount_covers_all_that_is_still_open(client, collector, account, invoices):
+    _, large = invoices
+    workspace.payment_record(customer=account, amount=Decimal("100.00"), currency="EUR", received_on=days(10),
+                             allocations=[(large, Decimal("100.00"))])
+    client.force_login(collector)
+
+    with frozen(days(20)):
+        response = client.post(dispute_url(account), {
+            "invoice": large.pk, "reason": DisputeReason.QUALITY, "amount": "",
+            "description": "All of it scratched", "department": "",
+        })
+
+    assert response.status_code == 302
+    assert Dispute.objects.get(invoice=large).disputed_amount == Decimal("600.00")
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize(("currency", "total", "amount", "said"), [
+    ("EUR", "700.00", "700.01", "{number} has EUR 700.00 open: a dispute cannot be for more."),
+    ("EUR", "700.00", "0", "A disputed amount is more than zero: leave it blank to dispute all that is "
+                           "open."),
+    ("EUR", "700.00", "-5.00", "A disputed amount is more than zero: leave it blank to dispute all that is "
+                               "open."),
+    ("JPY", "6000", "100.50", "JPY has no places after the point: write 100 or 101, not 100.50."),
+], ids=["above-the-open-amount", "zero", "negative", "half-a-yen"])
+def test_a_disputed_amount_that_cannot_be_is_refused_and_changes_nothing(
+    client, collector, account, make_invoice, headers, currency, total, amount, said
+):
+    invoice = make_invoice(account, issued=DUE - dt.timedelta(days=30), due=DUE, amount=total,
+                           currency=currency)
+    client.force_login(collector)
+
+    response = client.post(dispute_url(account), {
+        "invoice": invoice.pk, "reason": DisputeReason.QUANTITY, "amount": amount,
+        "description": "Only 40 of 50 pallets arrived", "department": "",
+    }, headers=headers)
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert said.format(number=invoice.number) in html
+    assert ("<html" in html) is not bool(headers)
+    assert not Dispute.objects.exists() and not DunningPause.objects.exists()
+
+
+def test_the_account_page_shows_the_disputed_amount(client, collector, account, invoices):
+    _, large = invoices
+    dispute(account, large, collector, on=days(20), amount="140.00")
+    client.force_login(collector)
+
+    page = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+
+    box = " ".join(page.split('<section id="commitments"')[1].split("</section>")[0].split())
+    assert f"Dispute on {large.number} (EUR 140.00 of EUR 700.00 open): " in box
+
+
+# --- Resolution -------------------------------------------------------------------------------
+
+
+def test_a_credit_note_takes_off_up_to_the_disputed_amount(account, invoices, collector):
+    _, large = invoices
+    opened = dispute(account, large, collector, on=days(20), amount="200.00")
+
+    with pytest.raises(ValidationError) as refused:
+        workspace.dispute_resolve(dispute=opened, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                                  amount=Decimal("200.01"), note="Ten pallets missing", on=days(21))
+    assert refused.value.message_dict == {"amount": [
+        "A credit note is between EUR 0.01 and the EUR 200.00 disputed."]}
+    large.refresh_from_db(), opened.refresh_from_db()
+    assert (large.open_amount, opened.status) == (Decimal("700.00"), "open")
+
+    workspace.dispute_resolve(dispute=opened, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("200.00"), note="Ten pallets missing", on=days(21))
+    large.refresh_from_db()
+    assert large.open_amount == Decimal("500.00")
+
+
+def test_a_corrected_total_takes_off_up_to_the_disputed_amount(account, invoices, collector):
+    _, large = invoices
+    opened = dispute(account, large, collector, on=days(20), amount="200.00")
+
+    with pytest.raises(ValidationError) as refused:
+        workspace.dispute_resolve(dispute=opened, actor=collector, outcome=DisputeOutcome.CORRECTED_INVOICE,
+                                  amount=Decimal("499.99"), note="Ten pallets missing", on=days(21))
+    assert refused.value.message_dict == {"amount": [
+        "The corrected total must be below EUR 700.00 and at least EUR 500.00: the dispute is about "
+        "EUR 200.00 of it."]}
+
+    workspace.dispute_resolve(dispute=opened, actor=collector, outcome=DisputeOutcome.CORRECTED_INVOICE,
+                              amount=Decimal("500.00"), note="Ten pallets missing", on=days(21))
+    large.refresh_from_db()
+    assert (large.total_amount, large.open_amount) == (Decimal("500.00"), Decimal("500.00"))
+
+
+def test_a_credit_on_an_invoice_part_paid_since_takes_off_no_more_than_is_open(account, invoices, collector):
+    _, large = invoices
+    opened = dispute(account, large, collector, on=days(20), amount="200.00")
+    workspace.payment_record(customer=account, amount=Decimal("600.00"), currency="EUR", received_on=days(21),
+                             allocations=[(large, Decimal("600.00"))])
+
+    with pytest.raises(ValidationError, match=r"between EUR 0\.01 and the EUR 100\.00 still open"):
+        workspace.dispute_resolve(dispute=opened, actor=collector, outcome=DisputeOutcome.CREDIT_NOTE,
+                                  amount=Decimal("200.00"), note="Ten pallets missing", on=days(22))
+
+
+
+# --- Disputes from before amounts were kept ----------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_disputes_opened_before_amounts_were_kept_cover_what_their_invoices_owe_or_what_was_taken_off(
+    make_account, manager
+):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    account = make_account()
+    small, large = account.invoices.order_by("total_amount")  # EUR 500, EUR 700
+    still_open = dispute(account, small, manager, on=days(20))
+    credited = dispute(account, large, manager, on=days(20))
+    workspace.dispute_resolve(dispute=credited, actor=manager, outcome=DisputeOutcome.CREDIT_NOTE,
+                              amount=Decimal("120.00"), note="Agreed", on=days(20))
+    rejected = dispute(account, large, manager, on=days(21))
+    workspace.dispute_resolve(dispute=rejected, actor=manager, outcome=DisputeOutcome.REJECTED, note="No",
+                              on=days(21))
+
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate([("collections", "0037_write_off")])
+        Invoice.objects.filter(pk=small.pk).update(open_amount=Decimal("450.00"))  # part paid since
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert dict(Dispute.objects.values_list("pk", "disputed_amount")) == {
+        still_open.pk: Decimal("450.00"), credited.pk: Decimal("120.00"), rejected.pk: Decimal("700.00"),
+    }
