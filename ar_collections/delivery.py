@@ -876,10 +876,15 @@ def mail_address(name: str, email: str) -> str:
 class _Line:
     """A listed invoice as it stands at delivery."""
 
-    def __init__(self, line: DunningActionInvoice, on: dt.date) -> None:
+    def __init__(self, line: DunningActionInvoice, on: dt.date, asked: Decimal) -> None:
         self.invoice = line.invoice
-        # The balance today: a part payment since planning lowers what we ask for.
-        self.amount = line.invoice.open_amount
+        # The balance today, less what an open dispute holds back (`asked`,
+        # eligible_invoices' asked_amount): a part payment since planning
+        # lowers what we ask for, and the disputed part is not asked for. Nor
+        # does it bear interest while disputed: the notice charges interest on
+        # what it asks for.
+        self.amount = asked
+        self.disputed = line.invoice.open_amount - asked
         self.currency = line.invoice.currency
         # As of the letter's date: a step that went out late (an outage, a
         # review) says how late the invoices are now, not on the planning day.
@@ -888,10 +893,9 @@ class _Line:
 
 def _lines_still_due(action: DunningAction, *, on: dt.date) -> list[_Line]:
     lines = list(action.lines.select_related("invoice").order_by("invoice__due_date", "invoice__number"))
-    due = set(
-        eligible_invoices(on=on).filter(pk__in=[x.invoice_id for x in lines]).values_list("pk", flat=True)
-    )
-    return [_Line(x, on) for x in lines if x.invoice_id in due]
+    due = dict(eligible_invoices(on=on).filter(pk__in=[x.invoice_id for x in lines])
+               .values_list("pk", "asked_amount"))
+    return [_Line(x, on, due[x.invoice_id]) for x in lines if x.invoice_id in due]
 
 
 def _moot(step, lines: list[_Line], *, by: str) -> str:
@@ -1053,7 +1057,7 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
         pay_by=action.pay_by,
         lines=tuple(
             rendering.NoticeLine(x.invoice.number, x.invoice.issue_date, x.invoice.due_date,
-                                 x.days_overdue, x.amount, x.currency)
+                                 x.days_overdue, x.amount, x.currency, disputed_amount=x.disputed)
             for x in lines
         ),
         collector_name=person_name(collector),

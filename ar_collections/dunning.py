@@ -37,7 +37,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Greatest, TruncDate
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
 from ar_collections.channels import escalation_without_principal
@@ -57,12 +57,13 @@ from ar_collections.models import (
     MailStatus,
     MissCause,
     OutgoingMail,
+    PauseKind,
     RunStatus,
     StepAction,
 )
 from arcrm.dates import format_day
 from arcrm.db import rows_insert
-from arcrm.money import ZERO
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO
 from customers.models import Customer, Segment
 
 # Customers per planning transaction. Large enough that per-statement overhead
@@ -230,14 +231,28 @@ def run_plan(*, run: DunningRun) -> int:
 
 def eligible_invoices(*, on: dt.date) -> models.QuerySet[Invoice]:
     """Open invoices that dunning may chase on `on`: not paused, singly or with
-    their whole account."""
+    their whole account. An open dispute of part of an invoice holds back
+    that part only: the invoice stays, each with `asked_amount`, what it
+    owes less what is disputed (its open amount when nothing is)."""
     active = DunningPause.objects.active(on=on)
+    # A dispute's pause holds the whole invoice once it disputes all that is
+    # open (a payment of the rest since included); a pause of kind dispute
+    # written without its dispute holds it whole too.
+    in_part = Q(kind=PauseKind.DISPUTE, dispute__disputed_amount__lt=OuterRef("open_amount"))
+    disputed = active.filter(invoice=OuterRef("pk"), kind=PauseKind.DISPUTE, dispute__isnull=False)
     # Two plain EXISTS rather than one with an OR: each is a single index probe.
     return (
         Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
-        .exclude(Exists(active.filter(invoice=OuterRef("pk"))))
+        .exclude(Exists(active.filter(invoice=OuterRef("pk")).exclude(in_part)))
         .exclude(Exists(active.filter(invoice__isnull=True, customer=OuterRef("customer_id"))))
+        .annotate(asked_amount=F("open_amount") - Coalesce(
+            Subquery(disputed.values("dispute__disputed_amount")[:1]), Value(ZERO), output_field=MONEY,
+        ))
     )
+
+
+# The type of an amount computed in a query, as the models keep money.
+MONEY = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
 
 def _in_reach(book: dict[str, Ladder], *, on: dt.date, prefix: str = "") -> Q:
@@ -287,12 +302,13 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
 
     # 2. Per account and currency, in one pass over the batch's invoices: the
     #    oldest eligible invoice in reach (it decides which step is due) and the
-    #    eligible total (a step waits below the policy's minimum).
+    #    eligible total, less what open disputes hold back (a step waits below
+    #    the policy's minimum).
     anchors: dict[int, dt.date] = {}
     totals: dict[int, dict[str, Decimal]] = defaultdict(dict)
     for customer_id, currency, total, oldest in (
         eligible_invoices(on=on).filter(in_batch, _in_reach(book, on=on)).order_by()
-        .values("customer_id", "currency").annotate(total=Sum("open_amount"), oldest=Min("due_date"))
+        .values("customer_id", "currency").annotate(total=Sum("asked_amount"), oldest=Min("due_date"))
         .values_list("customer_id", "currency", "total", "oldest")
     ):
         totals[customer_id][currency] = total
@@ -557,13 +573,23 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     open_invoices = list(customer.invoices.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
                          .order_by("due_date", "number"))
     # The pauses in force, as eligible_invoices() reads them: one on the
-    # invoice, or one on the whole account, holds it back.
-    pauses = {}
-    for pause in DunningPause.objects.active(on=on).filter(customer=customer).order_by("pk"):
-        pauses.setdefault(pause.invoice_id, pause)
+    # invoice, or one on the whole account, holds it back; a dispute of part
+    # of it holds back that part.
+    pauses, disputed = {}, {}
+    for pause in (DunningPause.objects.active(on=on).filter(customer=customer).select_related("dispute")
+                  .order_by("pk")):
+        if pause.kind == PauseKind.DISPUTE and pause.dispute is not None:
+            disputed[pause.invoice_id] = pause.dispute.disputed_amount
+            if not any(i.pk == pause.invoice_id and pause.dispute.disputed_amount < i.open_amount
+                       for i in open_invoices):
+                pauses.setdefault(pause.invoice_id, pause)
+        else:
+            pauses.setdefault(pause.invoice_id, pause)
     held = [(i, _held_because(p)) for i in open_invoices if (p := pauses.get(i.pk) or pauses.get(None))]
     held_ids = {i.pk for i, _ in held}
     eligible = [i for i in open_invoices if i.pk not in held_ids]
+    for invoice in eligible:
+        invoice.asked_amount = invoice.open_amount - disputed.get(invoice.pk, ZERO)
     # The same figures the planner reads for its batch, for this one cycle.
     stand = ({name: getattr(cycle, name) for name in (*CYCLE_STAND, *TOLD_OUTSIDE_THE_LADDER)}
              if cycle else None)
@@ -603,7 +629,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     in_reach = due_on - dt.timedelta(days=ladder.reach)
     for invoice in eligible:
         if invoice.due_date <= in_reach:
-            totals[invoice.currency] += invoice.open_amount
+            totals[invoice.currency] += invoice.asked_amount
     notes = [] if above_minimum(ladder.policy, totals) else [
         "Waits: the amount is below the policy's minimum."]
     if step.action == StepAction.ESCALATE_PRINCIPAL:
@@ -638,29 +664,37 @@ def _mark_progress(run: DunningRun, through: int) -> None:
 def _insert_lines(run: DunningRun, lo: int, hi: int) -> None:
     if connection.vendor == "postgresql":
         listed_until = "(%s::date - LEAST(s.day_offset, 1))"
-        pause_open = "(p.ends_on IS NULL OR p.ends_on >= %s::date) AND p.starts_on <= %s::date"
+        pause_open = "({p}.ends_on IS NULL OR {p}.ends_on >= %s::date) AND {p}.starts_on <= %s::date"
     else:
         listed_until = "date(%s, (-MIN(s.day_offset, 1)) || ' days')"
-        pause_open = "(p.ends_on IS NULL OR p.ends_on >= %s) AND p.starts_on <= %s"
+        pause_open = "({p}.ends_on IS NULL OR {p}.ends_on >= %s) AND {p}.starts_on <= %s"
     on = run.run_date.isoformat()
+    # As eligible_invoices(): a dispute of part of an invoice holds back that
+    # part (dp, d), and the line asks for the rest; one of all that is open,
+    # or a pause of kind dispute without its dispute, holds the invoice whole.
     sql = f"""
         INSERT INTO collections_dunningactioninvoice (action_id, invoice_id, open_amount, currency)
-        SELECT a.id, i.id, i.open_amount, i.currency
+        SELECT a.id, i.id, i.open_amount - COALESCE(d.disputed_amount, 0), i.currency
         FROM collections_dunningaction a
         JOIN collections_dunningstep s ON s.id = a.step_id
         JOIN collections_invoice i ON i.customer_id = a.customer_id
+        LEFT JOIN collections_dunningpause dp
+          ON dp.invoice_id = i.id AND dp.kind = 'dispute' AND dp.dispute_id IS NOT NULL
+            AND dp.lifted_at IS NULL AND {pause_open.format(p="dp")}
+        LEFT JOIN collections_dispute d ON d.id = dp.dispute_id
         WHERE a.run_id = %s AND a.customer_id BETWEEN %s AND %s
-          AND i.status = 'open' AND i.open_amount > 0
+          AND i.status = 'open' AND i.open_amount > COALESCE(d.disputed_amount, 0)
           AND i.due_date <= {listed_until}
           AND NOT EXISTS (
               SELECT 1 FROM collections_dunningpause p
               WHERE p.customer_id = i.customer_id AND p.lifted_at IS NULL
-                AND (p.invoice_id = i.id OR p.invoice_id IS NULL) AND {pause_open}
+                AND (p.invoice_id = i.id OR p.invoice_id IS NULL) AND {pause_open.format(p="p")}
+                AND (p.kind <> 'dispute' OR p.dispute_id IS NULL)
           )
         ON CONFLICT (action_id, invoice_id) DO NOTHING
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [run.pk, lo, hi, on, on, on])
+        cursor.execute(sql, [on, on, run.pk, lo, hi, on, on, on])
 
 
 def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:

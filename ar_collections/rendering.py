@@ -79,6 +79,7 @@ LABELS: dict[str, dict[str, str]] = {
         "interest": "Interest",
         "earlier": "from an earlier notice",
         "part_paid": "{amount} of it paid",
+        "disputed_part": "{amount} of it under dispute, not asked for",
         "amount_due": "Amount due",
         "credits": "Credits on your account",
         "credits_hint": "These credits are not yet set against an invoice; you may deduct them.",
@@ -137,6 +138,7 @@ LABELS: dict[str, dict[str, str]] = {
         "interest": "Verzugszinsen",
         "earlier": "aus einer früheren Mahnung",
         "part_paid": "davon {amount} bezahlt",
+        "disputed_part": "davon {amount} strittig, nicht gefordert",
         "amount_due": "Zu zahlen",
         "credits": "Guthaben auf Ihrem Konto",
         "credits_hint": "Diese Gutschriften sind noch keiner Rechnung zugeordnet; Sie können sie abziehen.",
@@ -195,6 +197,7 @@ LABELS: dict[str, dict[str, str]] = {
         "interest": "Vertragingsrente",
         "earlier": "uit een eerdere aanmaning",
         "part_paid": "waarvan {amount} betaald",
+        "disputed_part": "waarvan {amount} betwist, niet gevraagd",
         "amount_due": "Te betalen",
         "credits": "Tegoed op uw rekening",
         "credits_hint": (
@@ -256,6 +259,7 @@ LABELS: dict[str, dict[str, str]] = {
         "interest": "Intérêts de retard",
         "earlier": "d'une relance précédente",
         "part_paid": "dont {amount} déjà réglés",
+        "disputed_part": "dont {amount} contestés, non réclamés",
         "amount_due": "Total à payer",
         "credits": "Avoirs sur votre compte",
         "credits_hint": (
@@ -319,6 +323,7 @@ LABELS: dict[str, dict[str, str]] = {
         "interest": "Intereses de demora",
         "earlier": "de un aviso anterior",
         "part_paid": "{amount} ya pagados",
+        "disputed_part": "{amount} en disputa, no reclamados",
         "amount_due": "Importe a pagar",
         "credits": "Saldo a su favor",
         "credits_hint": "Estos abonos aún no se han aplicado a ninguna factura; puede descontarlos.",
@@ -377,6 +382,7 @@ LABELS: dict[str, dict[str, str]] = {
         "interest": "Interessi di mora",
         "earlier": "da un sollecito precedente",
         "part_paid": "di cui {amount} pagati",
+        "disputed_part": "di cui {amount} contestati, non richiesti",
         "amount_due": "Totale da pagare",
         "credits": "Crediti sul vostro conto",
         "credits_hint": "Questi crediti non sono ancora stati imputati a una fattura; potete detrarli.",
@@ -502,8 +508,9 @@ class NoticeLine:
     issue_date: dt.date
     due_date: dt.date
     days_overdue: int  # as of the action's planned date; negative before the due date
-    open_amount: Decimal
+    open_amount: Decimal  # what the notice asks for: less what is under dispute
     currency: str
+    disputed_amount: Decimal = ZERO  # under an open dispute of part of the invoice, not asked for
 
 
 @dataclass(frozen=True)
@@ -937,6 +944,8 @@ def _context(notice: Notice, *, layout: str) -> dict:
                 else t["not_yet_due"].format(days=-x.days_overdue)
             ),
             "amount": _money(x.open_amount, x.currency, language),
+            "disputed": (t["disputed_part"].format(amount=_money(x.disputed_amount, x.currency, language))
+                         if x.disputed_amount else ""),
         }
         for x in notice.lines
     ]

@@ -11,13 +11,16 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ar_collections import workspace
+from ar_collections.dunning import eligible_invoices, next_step
 from ar_collections.models import (
     Dispute,
     DisputeOutcome,
     DisputeReason,
+    DunningAction,
     DunningPause,
     Invoice,
 )
+from customers.models import EventKind, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
@@ -48,6 +51,9 @@ def dispute(account, invoice, collector, *, on: dt.date, amount: str | None = No
                                   reason=DisputeReason.QUANTITY, description="Only 40 of 50 pallets arrived",
                                   amount=None if amount is None else Decimal(amount))
 
+
+def chased(account, *, on: dt.date) -> set[str]:
+    return set(eligible_invoices(on=on).filter(customer=account).values_list("number", flat=True))
 
 
 # --- The form ---------------------------------------------------------------------------------
@@ -127,6 +133,71 @@ def test_the_account_page_shows_the_disputed_amount(client, collector, account, 
 
     box = " ".join(page.split('<section id="commitments"')[1].split("</section>")[0].split())
     assert f"Dispute on {large.number} (EUR 140.00 of EUR 700.00 open): " in box
+
+
+# --- Dunning ----------------------------------------------------------------------------------
+
+
+def test_the_undisputed_part_of_an_invoice_is_chased_and_the_email_says_what_is_not_asked_for(
+    account, invoices, collector, plan_and_deliver, smtp_server
+):
+    small, large = invoices
+    dispute(account, large, collector, on=days(1), amount="200.00")
+
+    plan_and_deliver(days(3))
+
+    [message] = smtp_server.messages
+    action = DunningAction.objects.get(customer=account)
+    assert dict(action.lines.values_list("invoice__number", "open_amount")) == {
+        small.number: Decimal("500.00"), large.number: Decimal("500.00"),
+    }
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "EUR 1,000.00" in part and "EUR 1,200.00" not in part
+        assert "EUR 200.00 of it under dispute, not asked for" in part
+    assert text.index("EUR 200.00 of it under dispute") > text.index(large.number)
+    assert TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING).summary == (
+        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, EUR 1,000.00, pay by 15 Mar 2026"
+    )
+
+
+def test_the_preview_counts_the_undisputed_part_and_holds_back_nothing_else(account, invoices, collector):
+    small, large = invoices
+    dispute(account, large, collector, on=days(1), amount="200.00")
+
+    preview = next_step(account, on=days(3))
+
+    assert [i.number for i in preview.invoices] == [small.number, large.number]
+    assert preview.held == []
+
+
+def test_a_dispute_of_the_whole_invoice_still_leaves_it_out(
+    account, invoices, collector, plan_and_deliver, smtp_server
+):
+    small, large = invoices
+    dispute(account, large, collector, on=days(1))
+
+    plan_and_deliver(days(3))
+
+    action = DunningAction.objects.get(customer=account)
+    assert list(action.lines.values_list("invoice__number", flat=True)) == [small.number]
+    [message] = smtp_server.messages
+    assert "under dispute" not in message.get_body(("plain",)).get_content()
+    assert chased(account, on=days(3)) == {small.number}
+    assert [(i.number, why) for i, why in next_step(account, on=days(3)).held] == [
+        (large.number, "Open dispute until resolved")]
+
+
+def test_once_the_undisputed_part_is_paid_the_invoice_is_no_longer_chased(account, invoices, collector):
+    small, large = invoices
+    dispute(account, large, collector, on=days(1), amount="200.00")
+    assert chased(account, on=days(3)) == {small.number, large.number}
+
+    workspace.payment_record(customer=account, amount=Decimal("500.00"), currency="EUR", received_on=days(2),
+                             allocations=[(large, Decimal("500.00"))])
+
+    assert chased(account, on=days(3)) == {small.number}
 
 
 # --- Resolution -------------------------------------------------------------------------------
