@@ -406,19 +406,21 @@ def _plan_pause(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt
 
 def letters_withdraw_held(*, on: dt.date, customer: Customer | None = None, by: str = "", actor=None) -> int:
     """Withdraw the letters in the print queue (of `customer`, or every
-    account's) that ask only for what a promise or a payment plan now holds
-    (`by` names it, e.g. "the promise to pay EUR 500.00 by 15 Mar 2026").
-    Posted, such a letter would demand at once what was just agreed to be
-    paid later. Withdrawn, each is a step not carried out, as a letter paid
+    account's) that ask only for what a promise or a payment plan now holds,
+    or an open dispute contests in full (`by` names it, e.g. "the promise to
+    pay EUR 500.00 by 15 Mar 2026"). Posted, such a letter would demand at
+    once what was just agreed to be paid later, or what the customer says it
+    does not owe. Withdrawn, each is a step not carried out, as a letter paid
     before the post is (delivery.letters_withdraw_moot): its charges are
     cancelled unless a later notice asked for them, and its "not posted"
-    item leaves the worklist, on the timeline.
+    item leaves the worklist, on the timeline. A letter also asking for
+    money nothing holds (an invoice disputed only in part, one not
+    disputed) stays for the person at the print queue to judge (it warns of
+    the pauses since).
 
-    Only promises and plans: a hold or an exception ends on a date of its
-    own and a dispute with its answer, after which the letter may be right
-    again, so those stay for the person at the print queue to judge (it warns
-    of them). A promise or plan kept pays the invoices, which would make the
-    letter moot anyway. One broken resumes dunning where the cycle stood:
+    Not holds and exceptions: they end on a date of their own, after which
+    the letter may be right again. A promise or plan kept pays the invoices,
+    which would make the letter moot anyway. One broken resumes dunning where the cycle stood:
     the withdrawn step is not taken again and counts as neither a contact,
     a tone nor a pay-by date, so the ladder's next step goes out as soon as
     it is due, with the amounts owed then and a pay-by date still ahead,
@@ -428,13 +430,17 @@ def letters_withdraw_held(*, on: dt.date, customer: Customer | None = None, by: 
 
     held = DunningPause.objects.active(on=on).filter(kind__in=[PauseKind.PROMISE, PauseKind.PAYMENT_PLAN],
                                                      invoice=OuterRef("invoice"))
+    # Disputed in full: all the invoice owes now, whatever it owed when the letter was written.
+    contested = Dispute.objects.filter(invoice=OuterRef("invoice"), status=DisputeStatus.OPEN,
+                                       disputed_amount__gte=F("invoice__open_amount"))
     asks_unheld = DunningActionInvoice.objects.filter(
         action=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN, invoice__open_amount__gt=0,
-    ).exclude(Exists(held))
+    ).exclude(Exists(held)).exclude(Exists(contested))
     letters = letters_in_queue().exclude(Exists(asks_unheld))
     if customer is not None:
         letters = letters.filter(customer=customer)
-    note = f"{by or 'a promise or payment plan made since it was written'} holds everything it asks for"
+    note = (f"{by or 'a promise, payment plan or dispute made since it was written'} holds everything it "
+            "asks for")
     withdrawn = 0
     # Newest first, as moot letters are: a later letter that listed an
     # earlier one's charges asks for them only if it goes out.
@@ -645,7 +651,8 @@ def dispute_open(
 ) -> Dispute:
     """Open a dispute on one invoice, of `amount` of it (None: all that is
     open). What it disputes leaves dunning until resolved, the rest is
-    chased as before (dunning.eligible_invoices). The department
+    chased as before (dunning.eligible_invoices); a letter in the print
+    queue asking only for what is now disputed is withdrawn. The department
     that can settle it gets an e-mail with the context, linking to the
     account at settings.SITE_URL, else at `site_url` (the address the
     collector uses)."""
@@ -687,6 +694,7 @@ def dispute_open(
         message = _dispute_message(dispute, site_url=settings.SITE_URL or site_url)
         outbox.mail_queue(message, customer=customer, purpose=MailPurpose.DISPUTE_ROUTING, actor=actor,
                           invoice=invoice)
+    letters_withdraw_held(on=on, customer=customer, actor=actor, by=f"the dispute on {invoice.number}")
     return dispute
 
 

@@ -778,10 +778,12 @@ def test_a_dispute_settled_by_a_credit_note_withdraws_the_letter_it_made_moot_at
     letter = DunningAction.objects.get(customer=account)
     small, large = Invoice.objects.filter(customer=account).order_by("total_amount")  # EUR 500, 700
     with frozen(days(4)):
-        payment_record(customer=account, amount=large.total_amount, currency="EUR", received_on=days(4),
-                       allocations=[(large, large.total_amount)], reference="BANK-1")
+        # Disputed while the letter still asked for the other invoice too: a
+        # dispute of all it asks for withdraws it at once (letters_withdraw_held).
         dispute = dispute_open(customer=account, actor=manager, invoice=small, on=days(4),
                                reason=DisputeReason.QUALITY, description="Scratched")
+        payment_record(customer=account, amount=large.total_amount, currency="EUR", received_on=days(4),
+                       allocations=[(large, large.total_amount)], reference="BANK-1")
         assert letter in letters_in_queue()
 
         dispute_resolve(dispute=dispute, actor=manager, outcome=DisputeOutcome.CREDIT_NOTE,

@@ -12,7 +12,9 @@ from django.urls import reverse
 
 from ar_collections import workspace
 from ar_collections.dunning import eligible_invoices, next_step
+from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
+    ActionStatus,
     Dispute,
     DisputeOutcome,
     DisputeReason,
@@ -20,7 +22,7 @@ from ar_collections.models import (
     DunningPause,
     Invoice,
 )
-from customers.models import EventKind, TimelineEvent
+from customers.models import EventKind, ReminderChannel, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
@@ -198,6 +200,50 @@ def test_once_the_undisputed_part_is_paid_the_invoice_is_no_longer_chased(accoun
                              allocations=[(large, Decimal("500.00"))])
 
     assert chased(account, on=days(3)) == {small.number}
+
+
+# --- Letters in the print queue ----------------------------------------------------------------
+
+
+@pytest.fixture
+def letter(make_account, plan_and_deliver):
+    """A friendly letter of days(3) in the print queue, asking for EUR 500 and EUR 700."""
+    account = make_account(reminder_channel=ReminderChannel.LETTER)
+    plan_and_deliver(days(3))
+    letter = DunningAction.objects.get(customer=account)
+    assert letter in letters_in_queue()
+    return letter
+
+
+def test_a_dispute_of_everything_a_letter_asks_for_withdraws_it_from_the_print_queue(letter, collector):
+    account = letter.customer
+    small, large = account.invoices.order_by("total_amount")
+    with frozen(days(4)):
+        workspace.payment_record(customer=account, amount=Decimal("500.00"), currency="EUR",
+                                 received_on=days(4), allocations=[(small, Decimal("500.00"))])
+        dispute(account, large, collector, on=days(4))
+
+    letter.refresh_from_db()
+    assert letter.status == ActionStatus.SKIPPED and letter not in letters_in_queue()
+    assert TimelineEvent.objects.get(customer=account, summary__startswith="Letter of").summary == (
+        f"Letter of 5 Mar 2026 not posted: the dispute on {large.number} holds everything it asks for; "
+        "withdrawn from the print queue"
+    )
+
+
+@pytest.mark.parametrize("disputed", ["large-in-part", "small-whole"])
+def test_a_letter_also_asking_for_money_not_disputed_stays_in_the_print_queue(letter, collector, disputed):
+    account = letter.customer
+    small, large = account.invoices.order_by("total_amount")
+    with frozen(days(4)):
+        if disputed == "large-in-part":
+            dispute(account, small, collector, on=days(4))
+            dispute(account, large, collector, on=days(4), amount="200.00")
+        else:
+            dispute(account, small, collector, on=days(4))
+
+    letter.refresh_from_db()
+    assert letter.status == ActionStatus.DONE and letter in letters_in_queue()
 
 
 # --- Resolution -------------------------------------------------------------------------------

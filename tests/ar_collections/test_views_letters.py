@@ -622,8 +622,10 @@ def test_a_letter_paused_since_it_was_written_can_be_withdrawn_from_the_queue(
     from ar_collections import workspace
 
     letter = make_letter(customer)
+    # Of part of what it asks for: a dispute of all of it withdraws the letter
+    # at once (workspace.letters_withdraw_held).
     workspace.dispute_open(customer=customer, actor=collector, invoice=letter.lines.get().invoice,
-                           reason="price", description="Billed twice", on=TODAY)
+                           reason="price", description="Billed twice", on=TODAY, amount=Decimal("40.00"))
     client.force_login(collector)
 
     page = client.get(QUEUE).content.decode()
