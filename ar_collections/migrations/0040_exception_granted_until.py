@@ -12,7 +12,7 @@ def granted_as_asked(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("collections", "0037_write_off"),
+        ("collections", "0038_dispute_disputed_amount"),
     ]
 
     operations = [
