@@ -82,6 +82,7 @@ from ar_collections.models import (
     Channel,
     ChargeKind,
     CreditNote,
+    DisputeStatus,
     DunningAction,
     DunningActionInvoice,
     DunningCycle,
@@ -1099,6 +1100,11 @@ def invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, send
         copy_date=on, pay_by=pay_by, sender_name=person_name(sender), sender_email=sender.email,
         customer_reference=invoice.po_reference,
         charges=tuple(_notice_charge(c) for c in charges),
+        disputed_amount=min(
+            invoice.open_amount,
+            invoice.disputes.filter(status=DisputeStatus.OPEN).aggregate(part=Sum("disputed_amount"))["part"]
+            or ZERO,
+        ),
     )
 
 

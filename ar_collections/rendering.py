@@ -115,6 +115,11 @@ LABELS: dict[str, dict[str, str]] = {
         "open_with_charges": "Open in total, with fees and interest",
         "copy_settled": "Nothing is open on this invoice.",
         "copy_pay": "Please transfer the open amount by {date} to",
+        "copy_pay_undisputed": "Please transfer the {amount} not under dispute by {date} to",
+        "copy_all_disputed": (
+            "All that is open is under dispute: we ask for nothing on this invoice until it "
+            "is settled."
+        ),
         "quoting_invoice": "quoting invoice number",
         "copy_questions": "Questions about this invoice",
     },
@@ -174,6 +179,11 @@ LABELS: dict[str, dict[str, str]] = {
         "open_with_charges": "Insgesamt offen, mit Gebühren und Zinsen",
         "copy_settled": "Auf dieser Rechnung ist nichts mehr offen.",
         "copy_pay": "Bitte überweisen Sie den offenen Betrag bis zum {date} auf",
+        "copy_pay_undisputed": "Bitte überweisen Sie die nicht strittigen {amount} bis zum {date} auf",
+        "copy_all_disputed": (
+            "Der offene Betrag ist vollständig strittig: Bis zur Klärung fordern wir auf diese "
+            "Rechnung nichts."
+        ),
         "quoting_invoice": "unter Angabe der Rechnungsnummer",
         "copy_questions": "Fragen zu dieser Rechnung",
     },
@@ -235,6 +245,11 @@ LABELS: dict[str, dict[str, str]] = {
         "open_with_charges": "Totaal openstaand, met kosten en rente",
         "copy_settled": "Op deze factuur staat niets meer open.",
         "copy_pay": "Gelieve het openstaande bedrag uiterlijk op {date} over te maken aan",
+        "copy_pay_undisputed": "Gelieve de niet betwiste {amount} uiterlijk op {date} over te maken aan",
+        "copy_all_disputed": (
+            "Het openstaande bedrag wordt volledig betwist: tot dat is opgelost, vragen wij op deze "
+            "factuur niets."
+        ),
         "quoting_invoice": "onder vermelding van factuurnummer",
         "copy_questions": "Vragen over deze factuur",
     },
@@ -299,6 +314,13 @@ LABELS: dict[str, dict[str, str]] = {
         "copy_pay": (
             "Merci de virer le montant restant dû au plus tard le {date} sur le compte suivant\u00a0:"
         ),
+        "copy_pay_undisputed": (
+            "Merci de virer les {amount} non contestés au plus tard le {date} sur le compte suivant\u00a0:"
+        ),
+        "copy_all_disputed": (
+            "La totalité du montant restant dû est contestée\u00a0: nous ne réclamons rien sur cette facture "
+            "tant que la contestation n'est pas réglée."
+        ),
         "quoting_invoice": "en indiquant le numéro de facture",
         "copy_questions": "Contact pour cette facture",
     },
@@ -358,6 +380,11 @@ LABELS: dict[str, dict[str, str]] = {
         "open_with_charges": "Total pendiente, con gastos e intereses",
         "copy_settled": "No queda nada pendiente en esta factura.",
         "copy_pay": "Por favor, transfiera el importe pendiente a más tardar el {date} a",
+        "copy_pay_undisputed": "Por favor, transfiera los {amount} no disputados a más tardar el {date} a",
+        "copy_all_disputed": (
+            "Todo el importe pendiente está en disputa: no reclamamos nada de esta factura hasta que "
+            "se resuelva."
+        ),
         "quoting_invoice": "indicando el número de factura",
         "copy_questions": "Preguntas sobre esta factura",
     },
@@ -417,6 +444,11 @@ LABELS: dict[str, dict[str, str]] = {
         "open_with_charges": "Totale da pagare, con spese e interessi",
         "copy_settled": "Su questa fattura non resta nulla da pagare.",
         "copy_pay": "Vi preghiamo di bonificare l'importo residuo entro il {date} a",
+        "copy_pay_undisputed": "Vi preghiamo di bonificare i {amount} non contestati entro il {date} a",
+        "copy_all_disputed": (
+            "L'intero importo residuo è contestato: fino alla sua definizione non chiediamo nulla su "
+            "questa fattura."
+        ),
         "quoting_invoice": "indicando il numero della fattura",
         "copy_questions": "Domande su questa fattura",
     },
@@ -694,6 +726,8 @@ class InvoiceCopy:
     # Fees and interest our reminders about it charged and that are still owed:
     # not part of the invoice, but what the customer has to pay with it.
     charges: tuple[NoticeCharge, ...] = ()
+    # Of the open amount, what an open dispute covers: not asked for.
+    disputed_amount: Decimal = ZERO
 
 
 COPY_EMAIL = "email/invoice_copy/{language}"
@@ -737,7 +771,13 @@ def _copy_context(copy: InvoiceCopy) -> dict:
         "credited": _money(copy.credited_amount, currency, language),
         "open": _money(copy.open_amount, currency, language),
         "settled": copy.open_amount == 0,
-        "pay": t["copy_pay"].format(date=_date(copy.pay_by, language)),
+        "pay": (t["copy_pay_undisputed"].format(amount=_money(copy.open_amount - copy.disputed_amount,
+                                                               currency, language),
+                                                date=_date(copy.pay_by, language))
+                if copy.disputed_amount else t["copy_pay"].format(date=_date(copy.pay_by, language))),
+        "disputed": (t["disputed_part"].format(amount=_money(copy.disputed_amount, currency, language))
+                     if copy.disputed_amount else ""),
+        "all_disputed": bool(copy.disputed_amount) and copy.disputed_amount >= copy.open_amount,
         "charges": [
             {"label": t["late_fee"] if c.kind == "late_fee" else t["interest"],
              "basis": _charge_basis(c, t, language),

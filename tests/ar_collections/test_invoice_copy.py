@@ -16,6 +16,7 @@ from ar_collections import workspace
 from ar_collections.models import (
     ActionStatus,
     ChargeKind,
+    DisputeReason,
     DunningAction,
     DunningActionInvoice,
     DunningCycle,
@@ -258,3 +259,32 @@ def test_a_copy_leaves_out_a_fee_paid_since(
 
     assert "Open EUR 900.00" in text, text
     assert "Late fee" not in text and "Open in total" not in text
+
+
+@pytest.mark.parametrize(("amount", "says", "not_says"), [
+    (Decimal("200.00"), ["EUR 200.00 of it under dispute, not asked for",
+                         "Please transfer the EUR 700.00 not under dispute by 27 Apr 2026"],
+     ["Please transfer the open amount"]),
+    (None, ["EUR 900.00 of it under dispute, not asked for",
+            "All that is open is under dispute: we ask for nothing on this invoice until it is settled."],
+     ["Please transfer"]),
+])
+def test_a_copy_of_an_invoice_under_dispute_asks_only_for_what_is_not_disputed(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery, pdf_text, amount, says,
+    not_says,
+):
+    with frozen(TODAY):
+        workspace.dispute_open(customer=account, actor=collector, invoice=account.invoices.get(),
+                               reason=DisputeReason.OUR_DELIVERY, description="Two trays short",
+                               on=TODAY, amount=amount)
+
+    copy_sent(account, collector, django_capture_on_commit_callbacks, language="en")
+
+    (message,) = smtp_server.messages
+    (attachment,) = list(message.iter_attachments())
+    text = one_line(pdf_text(attachment.get_content()))
+    for phrase in says:
+        assert phrase in text, (phrase, text)
+    for phrase in not_says:
+        assert phrase not in text, (phrase, text)
+    assert "Open EUR 900.00" in text
