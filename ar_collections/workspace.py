@@ -532,11 +532,14 @@ def disputes_opened_since(asked: PaymentPlan | ExceptionRequest) -> list[Dispute
 def plan_instalments_owed(plan: PaymentPlan) -> list[tuple[Instalment, Decimal]]:
     """Each instalment with what is still to pay of it, the payments on the
     plan's invoices since it was proposed counting towards the earliest first
-    (as the daily check counts them). `plan.paid_amount` is what came in."""
+    (as the daily check counts them: each for what it asks less what the
+    customer took off it). `plan.paid_amount` is what came in. The
+    instalments as the caller prefetched them, if it did: the account page
+    reads every plan's in one query, however many there are."""
     owed, covered = [], ZERO
-    for instalment in plan.instalments.order_by("number"):
-        covered += instalment.amount
-        owed.append((instalment, min(instalment.amount, max(covered - plan.paid_amount, ZERO))))
+    for instalment in sorted(plan.instalments.all(), key=lambda i: i.number):
+        covered += instalment.judged_amount
+        owed.append((instalment, min(instalment.judged_amount, max(covered - plan.paid_amount, ZERO))))
     return owed
 
 

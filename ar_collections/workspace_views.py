@@ -163,6 +163,10 @@ def commitments_context(customer: Customer, *, user) -> dict:
     for plan in plans:
         # The Withdraw / End link shows for whom plan_withdraw would take it.
         plan.withdrawable = not workspace.plan_withdraw_refusal(user, plan)
+        # Each instalment with what came in on it and what is still to pay,
+        # as a promise due says what was paid so far.
+        plan.schedule = [(instalment, instalment.judged_amount - still, still)
+                         for instalment, still in workspace.plan_instalments_owed(plan)]
     return {
         "open_promises": list(
             customer.promises.filter(status=PromiseStatus.OPEN).prefetch_related("invoices").order_by("promised_on")
