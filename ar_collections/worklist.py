@@ -256,10 +256,11 @@ def worklist_refresh(*, on: dt.date) -> int:
     from ar_collections.delivery import letters_withdraw_moot  # it imports this module
     from ar_collections.forms import letters_in_queue
     from ar_collections.services import credit_terms_in_force_skip
-    from ar_collections.workspace import letters_withdraw_held
+    from ar_collections.workspace import letters_withdraw_held, steps_skip_held
 
     letters_withdraw_moot()  # before the charges left are counted, and the letters waiting
     letters_withdraw_held(on=on)  # those a promise or plan made before this was done at once
+    steps_skip_held(on=on)  # and the holds and C.O.D. they made wrong to approve
     credit_terms_in_force_skip()  # no manager is asked to approve terms already in force
     waiting = letters_in_queue()
     for letter in (

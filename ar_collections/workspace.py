@@ -36,6 +36,7 @@ from ar_collections.delivery import (
 )
 from ar_collections.dunning import copy_pay_by
 from ar_collections.models import (
+    ActionStatus,
     Allocation,
     Call,
     CallOutcome,
@@ -47,6 +48,7 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeStatus,
     DocumentCounter,
+    DunningAction,
     DunningActionInvoice,
     DunningCycle,
     DunningPause,
@@ -68,6 +70,7 @@ from ar_collections.models import (
     PromiseStatus,
     WorkKind,
     WriteOff,
+    lists_open_invoice,
 )
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
@@ -286,6 +289,7 @@ def promise_record(
     )
     said = f"promise to pay {format_money(amount, currency)} by {format_day(promised_on)}"
     letters_withdraw_held(on=on, customer=customer, by=f"the {said}", actor=actor)
+    steps_skip_held(on=on, customer=customer, by=f"the {said}", actor=actor)
     worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
     return promise
 
@@ -387,9 +391,9 @@ def plan_propose(
     said = f"payment plan of {format_money(total, currency)} " + (
         "proposed, waiting for a manager" if needs_approval else "agreed")
     if not needs_approval:
-        letters_withdraw_held(on=on, customer=customer, actor=actor,
-                              by=f"the payment plan of {format_money(total, currency)} agreed on "
-                              f"{format_day(on)}")
+        agreed = f"the payment plan of {format_money(total, currency)} agreed on {format_day(on)}"
+        letters_withdraw_held(on=on, customer=customer, actor=actor, by=agreed)
+        steps_skip_held(on=on, customer=customer, actor=actor, by=agreed)
     worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
     return plan
 
@@ -463,6 +467,53 @@ def letters_withdraw_held(*, on: dt.date, customer: Customer | None = None, by: 
     return withdrawn
 
 
+def steps_skip_held(*, on: dt.date, customer: Customer | None = None, by: str = "", actor=None) -> int:
+    """Skip the credit holds and switches to C.O.D. waiting for a manager (of
+    `customer`, or every account's) whose open invoices a promise or a
+    payment plan now holds, every one of them (`by` names it, as for
+    letters_withdraw_held). Approved, such a step would go against what was
+    just agreed (the approvals card says so, and the manager declined it by
+    hand); skipped, with the reason on the timeline, no manager is asked to
+    weigh it. A step skipped keeps its place on the ladder, as a declined one
+    does: should the promise or plan break, dunning goes on at the next step.
+
+    Each is claimed with a conditional update on what it waits for and what
+    holds it, as credit_terms_in_force_skip claims one: a manager deciding it
+    at this moment keeps it, and so does one whose promise ended meanwhile."""
+    from ar_collections.dunning import NEEDS_APPROVAL
+
+    held = DunningPause.objects.active(on=on).filter(kind__in=[PauseKind.PROMISE, PauseKind.PAYMENT_PLAN],
+                                                     invoice=OuterRef("invoice"))
+    asks_unheld = DunningActionInvoice.objects.filter(
+        action=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN, invoice__open_amount__gt=0,
+    ).exclude(Exists(held))
+    # Listing an open invoice at all: one whose invoices were paid meanwhile
+    # is moot, which the manager's approval finds and says (delivery._moot).
+    steps = (DunningAction.objects.filter(lists_open_invoice(), status=ActionStatus.AWAITING_APPROVAL,
+                                          step__action__in=NEEDS_APPROVAL)
+             .exclude(Exists(asks_unheld)))
+    if customer is not None:
+        steps = steps.filter(customer=customer)
+    reason = f"{by or 'a promise or payment plan made since it was planned'} holds everything it asks for"
+    skipped = 0
+    for step in steps.select_related("customer", "step").order_by("pk"):
+        with transaction.atomic():
+            if not steps.filter(pk=step.pk).update(status=ActionStatus.SKIPPED, skip_reason=reason[:300],
+                                                   done_at=timezone.now()):
+                continue
+            event_record(
+                customer=step.customer, kind=EventKind.DUNNING, subject=step, actor=actor,
+                invoices=list(step.lines.values_list("invoice_id", flat=True)),
+                summary=f"Step {step.step.position} ({step.step.get_action_display()}) skipped: "
+                f"{reason}; no manager's decision is needed",
+                details={"action": step.pk, "skip_reason": reason[:300],
+                         "before": {"status": ActionStatus.AWAITING_APPROVAL},
+                         "after": {"status": ActionStatus.SKIPPED}},
+            )
+            skipped += 1
+    return skipped
+
+
 @transaction.atomic
 def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.date) -> PaymentPlan:
     locked = _decision_take(
@@ -489,6 +540,8 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
     if approve:
         letters_withdraw_held(on=on, customer=locked.customer, actor=manager,
                               by=f"the {said} agreed on {format_day(on)}")
+        steps_skip_held(on=on, customer=locked.customer, actor=manager,
+                        by=f"the {said} agreed on {format_day(on)}")
         # The instalments the payments so far cover show paid at once.
         _plan_check(locked, on=on, settle_only=True)
     else:

@@ -495,17 +495,23 @@ def test_a_credit_hold_leaves_a_switch_to_cod_waiting(client, manager, customer,
 
 
 def test_the_card_warns_of_a_plan_or_a_promise_on_the_steps_invoices(
-    client, manager, collector, make_customer, make_action
+    client, manager, collector, make_customer, make_invoice, make_action
 ):
     """A hold over an invoice the customer is paying by a plan, or promised
-    to pay, goes against what was agreed: the manager sees it before deciding."""
+    to pay, goes against what was agreed: the manager sees it before deciding.
+    (Over nothing but such invoices, the step leaves the queue at once: see
+    test_held_steps_skipped.)"""
     planned = make_action(make_customer(name="Planned Ltd"))
     plan_invoice = planned.lines.get().invoice
+    for action in (planned, promised := make_action(make_customer(name="Promised Ltd"))):
+        # Each step also lists an invoice nothing was agreed for.
+        other = make_invoice(action.customer, issued=dt.date(2025, 6, 2), due=dt.date(2025, 7, 2))
+        DunningActionInvoice.objects.create(action=action, invoice=other, open_amount=other.open_amount,
+                                            currency=other.currency)
     workspace.plan_propose(customer=planned.customer, actor=manager, invoices=[plan_invoice], on=TODAY,
                            instalments=[(dt.date(2025, 8, 20), Decimal("50.00")),
                                         (dt.date(2025, 9, 20), Decimal("50.00"))])
-    promised = make_action(make_customer(name="Promised Ltd"))
-    promise_invoice = promised.lines.get().invoice
+    promise_invoice = promised.lines.order_by("invoice__due_date").first().invoice
     workspace.promise_record(customer=promised.customer, actor=collector, amount=Decimal("100.00"),
                              promised_on=dt.date(2025, 8, 12), invoices=[promise_invoice], on=TODAY)
     plain = make_action(make_customer(name="Plain Ltd"))
