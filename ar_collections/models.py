@@ -1495,6 +1495,9 @@ class WorkKind(models.TextChoices):
     ADDRESS_REFUSED = "address_refused", "E-mail address refused"
     DECIDED = "decided", "A manager decided your request"
     LETTER_UNPOSTED = "letter_unposted", "Letter not posted"
+    # The cycle's ladder has no step left and money is still overdue that
+    # nothing holds: nothing more goes out unless someone decides what next.
+    LADDER_ENDED = "ladder_ended", "Ladder finished: decide the next action"
 
 
 class WorkStatus(models.TextChoices):

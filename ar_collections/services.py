@@ -386,6 +386,11 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
         },
         subject=action,
     )
+    # Declined as the ladder's last step, with money still overdue: nothing
+    # more goes out, and the collector is asked what next.
+    from ar_collections.worklist import ladder_ended_items  # it imports this module
+
+    ladder_ended_items(on=timezone.localdate(), customer_ids=[action.customer_id], again=True, actor=manager)
     return action
 
 

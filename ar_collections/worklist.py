@@ -69,7 +69,7 @@ from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
 from arcrm.roles import can_act_on
 from arcrm.text import person_name
-from customers.models import Contact, EventKind, Segment
+from customers.models import Contact, Customer, EventKind, Segment
 
 RISK_POINTS = {
     Segment.DISTRESSED: 20,
@@ -156,6 +156,11 @@ def items_followed_up(*, because: str, actor=None, invoices=None) -> int:
             # Marked so on the timeline: a follow-up that comes to nothing
             # brings the item back (items_follow_up_lost).
             closed += items_close(actor=actor, because=because, details={"followed_up": True}, pk__in=pks)
+    # The accounts whose ladder has no step left, and whose overdue money the
+    # new promise or plan now holds (all of it), have had their next action decided.
+    closed += ladder_items_followed_up(
+        because=because, actor=actor,
+        customer_ids=None if invoices is None else {i.customer_id for i in invoices})
     return closed
 
 
@@ -187,6 +192,170 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
             _record(item, actor, f"Worklist: back — {item.title}; {because}", reopened=True)
             reopened += 1
     return reopened
+
+
+# --- Ladders with no step left ------------------------------------------------------
+
+
+def _overdue_unheld(*, on: dt.date) -> QuerySet[Invoice]:
+    """Invoices overdue on `on` that no open promise, live plan (in force or
+    waiting for a manager) nor open dispute holds: money nobody is doing
+    anything about, once the ladder has nothing more to send."""
+    from ar_collections.models import Dispute, DisputeStatus
+
+    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+    return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0, due_date__lt=on).exclude(
+        Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN))
+        | Exists(live_plans.filter(invoices=OuterRef("pk")))
+        | Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
+    )
+
+
+def ladders_ended(*, on: dt.date, customer_ids=None) -> dict[int, tuple[int, int]]:
+    """The accounts (among `customer_ids`, else all) whose open cycle's
+    ladder has no step left for it, as the planner reads it
+    (dunning.Ladder.next_after: a cycle switched onto another ladder, its
+    tone, the steps it took): {customer id: (cycle id, the cycle's last
+    action id)}. Not one whose last step still waits for a person, or to go
+    out or be posted (that step comes first), nor one the next run closes
+    (nothing left in reach), nor one with no ladder for its segment at all.
+    A few queries for any number of cycles, as the run plans them."""
+    from ar_collections import dunning  # it imports this module
+
+    book = dunning.ladders()
+    accounts = Q() if customer_ids is None else Q(customer_id__in=list(customer_ids))
+    over = dunning.cycles_over(accounts, book, on=on).values("pk")
+    stands = list(
+        DunningCycle.objects.filter(accounts, closed_on__isnull=True).exclude(pk__in=over)
+        .values("pk", "customer_id", "customer__segment", "cause", *dunning.TOLD_OUTSIDE_THE_LADDER)
+        .annotate(**dunning.CYCLE_STAND, last_action=Max("actions__pk"))
+    )
+    routes = {}
+    for stand in stands:
+        if stand["last_action"] is None or stand["pending"] or stand["unsent"] or stand["unposted"]:
+            continue
+        ladder, switched = dunning.cycle_ladder(book, segment=stand["customer__segment"],
+                                                cause=stand["cause"], stand=stand)
+        if ladder is not None:
+            routes[stand["pk"]] = (stand, ladder, switched)
+    # Switched cycles past the end of their ladder: the steps they took, to
+    # know whether its last one is among them (as the planner asks).
+    past = [pk for pk, (stand, ladder, switched) in routes.items()
+            if switched and ladder.next_after(stand["position"]) is None]
+    taken: dict[int, set[tuple[str, int]]] = {}
+    for cycle_id, segment, position in (
+        DunningAction.objects.filter(cycle_id__in=past)
+        .values_list("cycle_id", "step__policy__segment", "step__position") if past else ()
+    ):
+        taken.setdefault(cycle_id, set()).add((segment, position))
+    return {
+        stand["customer_id"]: (pk, stand["last_action"])
+        for pk, (stand, ladder, switched) in routes.items()
+        if ladder.next_after(stand["position"], switched=switched, taken=taken.get(pk, set()),
+                             tone=stand["tone"]) is None
+    }
+
+
+# What a broken promise or plan says, in place of "dunning resumes", when the
+# account's ladder has no step left.
+LADDER_ENDED_SAYS = ("the ladder has no step left: nothing more goes out in this cycle, and its collector is "
+                     "asked to decide the next action")
+
+
+def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, actor=None,
+                       record: bool = True) -> int:
+    """Put an item before the collector of each account (among
+    `customer_ids`, else all) whose ladder has no step left while money is
+    overdue that no promise, plan or dispute holds: decide the next action
+    (call, a plan, a manager's exception, a write-off). One item a cycle
+    (its key names the cycle), about the cycle's last step.
+
+    `again`: something has just ended with nothing to resume (a promise
+    broken, a plan failed, the last step declined): the cycle's item comes
+    back if it was done. Without it (the daily refresh), only accounts whose
+    last step was skipped or declined are looked for, and a done item comes
+    back only when a later step has ended the ladder again since; one the
+    collector ticked off stays done. With `record`, a new or returning item
+    says on the timeline why (a broken promise's own entry says it already).
+    Returns how many items were added or brought back."""
+    ended = ladders_ended(on=on, customer_ids=customer_ids)
+    if not again and ended:
+        skipped = set(DunningAction.objects.filter(pk__in=[last for _, last in ended.values()],
+                                                   status=ActionStatus.SKIPPED).values_list("pk", flat=True))
+        ended = {c: (cycle, last) for c, (cycle, last) in ended.items() if last in skipped}
+    owed: dict[int, list[tuple[str, Decimal]]] = {}
+    for customer_id, currency, amount in (
+        _overdue_unheld(on=on).filter(customer_id__in=list(ended)).order_by("due_date", "pk")
+        .values_list("customer_id", "currency", "open_amount") if ended else ()
+    ):
+        owed.setdefault(customer_id, []).append((currency, amount))
+    known = {item.key: item for item in WorkItem.objects.filter(
+        key__in=[_ladder_key(cycle) for customer_id, (cycle, _) in ended.items() if customer_id in owed])}
+    customers = {c.pk: c for c in Customer.objects.filter(pk__in=list(owed)).select_related("collector")}
+    added = 0
+    for customer_id, amounts in owed.items():
+        cycle, last = ended[customer_id]
+        key = _ladder_key(cycle)
+        title = (f"The ladder has no step left: {format_amounts(by_currency(amounts))} overdue, and nothing "
+                 "more goes out; decide the next action")
+        item = known.get(key)
+        if item is None:
+            item, created = WorkItem.objects.get_or_create(key=key, defaults={
+                "kind": WorkKind.LADDER_ENDED, "customer": customers[customer_id], "title": title[:300],
+                "due_on": on, "assignee_id": customers[customer_id].collector_id, "action_id": last,
+            })
+            if not created:
+                continue  # a concurrent refresh got there first
+        else:
+            # An open item stays as it is; a done one comes back with what has just ended.
+            back = item.status == WorkStatus.DONE and (again or item.action_id != last)
+            # Conditional: of two at once, one brings it back.
+            if not back or not WorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).update(
+                    status=WorkStatus.OPEN, due_on=on, done_at=None, done_by=None, snoozed_until=None,
+                    action_id=last, title=title[:300]):
+                continue
+            item.title = title[:300]
+        added += 1
+        if record:
+            item.customer = customers[customer_id]
+            _record(item, actor, f"Worklist: {item.title}", cycle=cycle, action=last)
+    return added
+
+
+def _ladder_key(cycle_id: int) -> str:
+    return f"ladder_ended:cycle:{cycle_id}"
+
+
+def ladder_items_followed_up(*, because: str = "", actor=None, customer_ids=None,
+                             on: dt.date | None = None) -> int:
+    """Close the "ladder has no step left" items (of `customer_ids`, else
+    all) that something has followed: a new step in the cycle, its cycle
+    closed, or nothing overdue on `on` (today by default) left that no
+    promise, plan or dispute holds (paid in full, or one of those agreed
+    since). Each end goes on the timeline with why (`because`, else in words
+    of what followed)."""
+    on = on or timezone.localdate()
+    items = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.LADDER_ENDED)
+    if customer_ids is not None:
+        items = items.filter(customer_id__in=list(customer_ids))
+    newer = DunningAction.objects.filter(cycle=OuterRef("action__cycle"), pk__gt=OuterRef("action_id"))
+    closed = 0
+    for item in items.annotate(
+        new_step=Subquery(newer.order_by("pk").values("pk")[:1]),
+        owing=Exists(_overdue_unheld(on=on).filter(customer=OuterRef("customer"))),
+    ).select_related("action__cycle").filter(
+        Q(new_step__isnull=False) | Q(owing=False) | Q(action__cycle__closed_on__isnull=False)
+    ).order_by("pk"):
+        if item.new_step is not None:
+            step = DunningAction.objects.select_related("step").get(pk=item.new_step).step
+            why = f"a new step was taken: step {step.position} ({step.get_action_display()})"
+        elif item.action.cycle.closed_on is not None:
+            why = "the cycle is over: nothing it chased is still open"
+        else:
+            why = because or ("nothing overdue is left to chase: it was paid, or a promise, plan or dispute "
+                              "holds it")
+        closed += items_close(actor=actor, because=why, pk=item.pk)
+    return closed
 
 
 # A letter still in the print queue this many days after it was written goes
@@ -312,6 +481,10 @@ def worklist_refresh(*, on: dt.date) -> int:
     # Or what is still open of them is held by a promise or plan made since
     # (one made before this was closed at once, see items_followed_up).
     items_followed_up(because="followed up: a promise or payment plan made since holds what is still open")
+    ladder_items_followed_up(on=on)
+    # Ladders whose last step a manager declined or that was skipped (terms
+    # already in force, say) while money is still overdue: nothing will go out.
+    created += ladder_ended_items(on=on)
     # Charges paid, waived or back on a cycle's notices; or charged again (a newer item says so).
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CHARGES).exclude(
         key__in=[i.key for i in charges]

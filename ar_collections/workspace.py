@@ -751,6 +751,8 @@ def dispute_open(
         outbox.mail_queue(message, customer=customer, purpose=MailPurpose.DISPUTE_ROUTING, actor=actor,
                           invoice=invoice)
     letters_withdraw_held(on=on, customer=customer, actor=actor, by=f"the dispute on {invoice.number}")
+    worklist.ladder_items_followed_up(customer_ids=[customer.pk], actor=actor, on=on,
+                                      because=f"followed up: dispute opened on {invoice.number}")
     return dispute
 
 
@@ -2295,6 +2297,10 @@ def commitments_check(
             counts[outcome] += 1
     for plan in proposals.iterator():
         counts[_proposal_check(plan, on=on)] += 1
+    if customer_ids is not None:
+        # Money just came in (or a credit): an account whose ladder has no
+        # step left and which owes nothing overdue now has no next action to decide.
+        worklist.ladder_items_followed_up(customer_ids=ids)
     return counts
 
 
@@ -2375,13 +2381,17 @@ def _promise_check(promise: Promise, *, on: dt.date, settle_only: bool = False) 
     if settle_only:
         return "open"
     if on > locked.broken_after:
+        ended = _ladder_ended(locked.customer, on=on)
         _promise_close(locked, PromiseStatus.BROKEN, paid=paid, on=on,
                        summary=f"Promise broken: {money} was promised for {format_day(locked.promised_on)}, "
-                       f"{format_money(paid, locked.currency)} paid; dunning resumes")
+                       f"{format_money(paid, locked.currency)} paid; "
+                       + (worklist.LADDER_ENDED_SAYS if ended else "dunning resumes"))
         title = (f"Broken promise: {money} promised for {format_day(locked.promised_on, year=False)}, "
                  f"{format_money(paid, locked.currency)} paid")
         worklist.item_add(kind=WorkKind.PROMISE_BROKEN, key=f"promise_broken:{locked.pk}",
                           customer=locked.customer, title=title, due_on=on, promise=locked)
+        if ended:
+            worklist.ladder_ended_items(on=on, customer_ids=[locked.customer_id], again=True, record=False)
         return "broken"
     if locked.promised_on <= on:
         worklist.item_add(
@@ -2731,6 +2741,7 @@ def _plan_break(plan: PaymentPlan, instalment: Instalment, *, paid: Decimal, pai
     come in by the missed instalment's `deadline` (its date plus grace), which
     is what the instalment was short of: money that came later does not make
     it less missed, and must not make it read "0.00 short"."""
+    ended = _ladder_ended(plan.customer, on=on)
     plan.status, plan.paid_amount = PlanStatus.BROKEN, paid
     plan.save(update_fields=["status", "paid_amount"])
     _pauses_lift(DunningPause.objects.filter(plan=plan))
@@ -2746,11 +2757,19 @@ def _plan_break(plan: PaymentPlan, instalment: Instalment, *, paid: Decimal, pai
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, subject=plan,
         invoices=list(plan.invoices.all()),
         summary=f"Instalment {instalment.number} missed ({format_money(instalment.amount, plan.currency)} "
-        f"due {format_day(instalment.due_on)}, {short} short by {format_day(deadline)}): the plan is broken "
-        "and dunning resumes",
+        f"due {format_day(instalment.due_on)}, {short} short by {format_day(deadline)}): the plan is broken"
+        + (f"; {worklist.LADDER_ENDED_SAYS}" if ended else " and dunning resumes"),
         details={"status": PlanStatus.BROKEN, "instalment": instalment.number, "paid": str(paid),
                  "paid_in_time": str(paid_in_time), "due": str(due)},
     )
+    if ended:
+        worklist.ladder_ended_items(on=on, customer_ids=[plan.customer_id], again=True, record=False)
+
+
+def _ladder_ended(customer: Customer, *, on: dt.date) -> bool:
+    """Whether the account's open cycle has no step of its ladder left: a
+    promise or plan that breaks then resumes nothing, and says so."""
+    return customer.pk in worklist.ladders_ended(on=on, customer_ids=[customer.pk])
 
 
 # --- Helpers ----------------------------------------------------------------------

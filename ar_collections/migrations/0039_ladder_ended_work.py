@@ -1,0 +1,16 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('collections', '0037_write_off'),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name='workitem',
+            name='kind',
+            field=models.CharField(choices=[('call', 'Call task from dunning'), ('review', 'Notice to review before sending'), ('promise_due', 'Promise due'), ('promise_broken', 'Broken promise'), ('instalment_missed', 'Missed instalment'), ('dispute_waiting', 'Dispute waiting for an answer'), ('personal', 'Personal treatment'), ('charges', 'Charges left after the invoices'), ('address_refused', 'E-mail address refused'), ('decided', 'A manager decided your request'), ('letter_unposted', 'Letter not posted'), ('ladder_ended', 'Ladder finished: decide the next action')], max_length=20),
+        ),
+    ]

@@ -1,0 +1,276 @@
+"""When a promise breaks or a plan fails on an account whose ladder has no
+step left, nothing resumes: the timeline says so, and the account's collector
+gets one item a cycle to decide the next action. So too when the ladder's last
+step is declined by a manager or skipped while money is still overdue. The
+item leaves the list once a new step, promise, plan, dispute or payment in
+full follows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ar_collections import services, worklist, workspace
+from ar_collections.models import (
+    ActionStatus,
+    DisputeReason,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
+)
+from customers.models import EventKind, Segment
+
+from .conftest import DUE, frozen
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+ON = DUE + dt.timedelta(days=30)  # past the distressed ladder's last step, its credit hold (day 21)
+SAYS = "the ladder has no step left"
+
+
+def ladder_taken(account, *, through: int | None = None, last=ActionStatus.SKIPPED) -> DunningAction:
+    """The distressed ladder's steps taken in the account's cycle, up to
+    position `through` (every one by default), the last one ending `last`
+    (skipped: declined, say); each listing both invoices. The last action."""
+    run, _ = DunningRun.objects.get_or_create(run_date=DUE + dt.timedelta(days=21))
+    cycle, _ = DunningCycle.objects.get_or_create(
+        customer=account, closed_on=None, defaults={"number": 1, "opened_on": DUE + dt.timedelta(days=1)})
+    steps = list(DunningStep.objects.filter(policy__segment=Segment.DISTRESSED).order_by("position"))
+    steps = steps[:through] if through else steps
+    for step in steps:
+        day = DUE + dt.timedelta(days=step.day_offset)
+        action = DunningAction.objects.create(
+            run=run, cycle=cycle, customer=account, step=step, planned_on=day,
+            pay_by=day + dt.timedelta(days=step.pay_by_days),
+            status=last if step == steps[-1] else ActionStatus.DONE,
+        )
+        DunningActionInvoice.objects.bulk_create(
+            DunningActionInvoice(action=action, invoice=i, open_amount=i.open_amount, currency=i.currency)
+            for i in account.invoices.all()
+        )
+    return action
+
+
+def items(account) -> list[WorkItem]:
+    return list(WorkItem.objects.filter(customer=account, kind=WorkKind.LADDER_ENDED))
+
+
+def events(account, kind) -> list[str]:
+    return list(account.events.filter(kind=kind).order_by("pk").values_list("summary", flat=True))
+
+
+def broken_promise(account, collector, *, on=ON) -> dt.date:
+    """A promise for both invoices, broken; the day it broke."""
+    with frozen(on):
+        promise = workspace.promise_record(customer=account, actor=collector, amount=Decimal("1200.00"),
+                                           promised_on=on + dt.timedelta(days=2),
+                                           invoices=account.invoices.all(), on=on)
+    late = promise.broken_after + dt.timedelta(days=1)
+    with frozen(late):
+        workspace.commitments_check(on=late)
+    return late
+
+
+@pytest.fixture
+def account(make_account):
+    return make_account(Segment.DISTRESSED)
+
+
+def test_a_promise_broken_when_the_ladder_has_no_step_left_says_so_and_asks_the_collector_what_next(
+    account, collector
+):
+    ladder_taken(account)
+
+    late = broken_promise(account, collector)
+
+    broken = events(account, EventKind.PROMISE)[-1]
+    assert broken.startswith("Promise broken: EUR 1,200.00 was promised for ")
+    assert f"EUR 0.00 paid; {SAYS}: " in broken
+    assert "dunning resumes" not in broken
+    [item] = items(account)
+    assert (item.status, item.assignee, item.due_on) == (WorkStatus.OPEN, collector, late)
+    assert item.title.startswith("The ladder has no step left: EUR 1,200.00 overdue")
+    assert "decide the next action" in item.title
+    assert item in worklist.items_for(assignee=collector, on=late)
+
+
+def test_a_promise_broken_with_steps_left_resumes_dunning_and_asks_nothing_more(account, collector):
+    ladder_taken(account, through=2, last=ActionStatus.DONE)
+
+    broken_promise(account, collector)
+
+    assert events(account, EventKind.PROMISE)[-1].endswith("; dunning resumes")
+    assert items(account) == []
+
+
+def test_a_missed_instalment_when_the_ladder_has_no_step_left_says_so_and_asks_the_collector(
+    account, collector
+):
+    ladder_taken(account)
+    with frozen(ON):
+        plan = workspace.plan_propose(customer=account, actor=collector, invoices=account.invoices.all(),
+                                      on=ON, instalments=[(ON + dt.timedelta(days=2), Decimal("600.00")),
+                                                          (ON + dt.timedelta(days=32), Decimal("600.00"))])
+    late = ON + dt.timedelta(days=2 + plan.grace_days + 1)
+
+    with frozen(late):
+        workspace.commitments_check(on=late)
+
+    missed = events(account, EventKind.PAYMENT_PLAN)[-1]
+    assert missed.startswith("Instalment 1 missed")
+    assert f"the plan is broken; {SAYS}: " in missed
+    assert "dunning resumes" not in missed
+    [item] = items(account)
+    assert item.status == WorkStatus.OPEN
+
+
+def test_a_manager_declining_the_last_step_puts_the_account_on_its_collector_s_list(
+    account, collector, manager
+):
+    hold = ladder_taken(account, last=ActionStatus.AWAITING_APPROVAL)
+
+    with frozen(ON):
+        services.action_decline(action=hold, manager=manager, note="They just paid a large order.")
+
+    [item] = items(account)
+    assert (item.status, item.assignee, item.action) == (WorkStatus.OPEN, collector, hold)
+    assert any(e.startswith("Worklist: The ladder has no step left") for e in events(account, EventKind.WORK))
+
+
+def test_a_manager_declining_a_step_with_another_after_it_adds_no_item(make_account, collector, manager):
+    account = make_account(Segment.DISTRESSED)
+    review = ladder_taken(account, through=2, last=ActionStatus.AWAITING_APPROVAL)  # a manager review
+
+    with frozen(ON):
+        services.action_decline(action=review, manager=manager, note="Not now.")
+
+    assert items(account) == []
+
+
+def test_the_daily_refresh_lists_a_finished_ladder_whose_last_step_was_skipped_once(account, collector):
+    ladder_taken(account)
+
+    worklist.worklist_refresh(on=ON)
+    worklist.worklist_refresh(on=ON + dt.timedelta(days=1))
+
+    [item] = items(account)
+    assert item.status == WorkStatus.OPEN
+    assert item.due_on == ON
+
+
+def test_an_item_the_collector_ticked_off_does_not_come_back_the_next_morning(account, collector):
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+
+    worklist.item_complete(item=item, actor=collector)
+    worklist.worklist_refresh(on=ON + dt.timedelta(days=1))
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+
+
+def test_a_finished_ladder_whose_last_step_was_carried_out_is_left_to_its_notices(account, collector):
+    ladder_taken(account, last=ActionStatus.DONE)
+
+    worklist.worklist_refresh(on=ON)
+
+    assert items(account) == []
+
+
+def test_nothing_is_listed_while_a_promise_holds_everything_overdue(account, collector):
+    ladder_taken(account)
+    with frozen(ON):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("1200.00"), on=ON,
+                                 promised_on=ON + dt.timedelta(days=5), invoices=account.invoices.all())
+
+    worklist.worklist_refresh(on=ON)
+
+    assert items(account) == []
+
+
+def follow_up(kind: str, account, collector) -> None:
+    invoices = list(account.invoices.all())
+    with frozen(ON):
+        if kind == "promise":
+            workspace.promise_record(customer=account, actor=collector, amount=Decimal("1200.00"), on=ON,
+                                     promised_on=ON + dt.timedelta(days=5), invoices=invoices)
+        elif kind == "plan":
+            workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=ON,
+                                   instalments=[(ON + dt.timedelta(days=7), Decimal("600.00")),
+                                                (ON + dt.timedelta(days=37), Decimal("600.00"))])
+        elif kind == "dispute":
+            for invoice in invoices:
+                workspace.dispute_open(customer=account, actor=collector, invoice=invoice,
+                                       reason=DisputeReason.PRICE, description="Not the agreed price.", on=ON)
+        else:
+            workspace.payment_record(customer=account, amount=Decimal("1200.00"), currency="EUR",
+                                     received_on=ON, allocations=[(i, i.open_amount) for i in invoices],
+                                     reference="BANK-1")
+
+
+@pytest.mark.parametrize("kind", ["promise", "plan", "dispute", "payment"])
+def test_the_item_leaves_the_list_at_once_when_a_promise_plan_dispute_or_payment_in_full_follows(
+    account, collector, kind
+):
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+
+    follow_up(kind, account, collector)
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+    ended = events(account, EventKind.WORK)[-1]
+    assert ended.startswith(f"Worklist: done — {item.title}; ")
+
+
+def test_the_item_stays_while_part_of_what_is_overdue_is_left_to_chase(account, collector):
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+
+    with frozen(ON):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"), on=ON,
+                                 promised_on=ON + dt.timedelta(days=5),
+                                 invoices=[account.invoices.order_by("total_amount").first()])
+    worklist.worklist_refresh(on=ON)
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.OPEN
+
+
+def test_the_item_leaves_the_list_when_a_new_step_follows(account, collector):
+    last = ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    # A manager added a step to the ladder, and the run took it.
+    step = DunningStep.objects.create(policy=last.step.policy, position=5, day_offset=35, action="letter",
+                                      tone=3, pay_by_days=7)
+    DunningAction.objects.create(run=last.run, cycle=last.cycle, customer=account, step=step, planned_on=ON,
+                                 pay_by=ON + dt.timedelta(days=7), status=ActionStatus.DONE)
+
+    worklist.worklist_refresh(on=ON)
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+    assert events(account, EventKind.WORK)[-1].endswith("; a new step was taken: step 5 (PDF letter)")
+
+
+def test_a_promise_broken_after_the_item_was_followed_up_brings_the_same_item_back(account, collector):
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+
+    late = broken_promise(account, collector)
+
+    [again] = items(account)
+    assert again.pk == item.pk
+    assert (again.status, again.due_on) == (WorkStatus.OPEN, late)
