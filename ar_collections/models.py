@@ -1575,6 +1575,7 @@ class MailPurpose(models.TextChoices):
     INVOICE_COPY = "invoice_copy", "Copy of an invoice"
     DISPUTE_ROUTING = "dispute_routing", "Dispute sent to a department"
     INVOICES_RESEND = "invoices_resend", "Invoices re-sent (red tape)"
+    PLAN_AGREED = "plan_agreed", "Payment plan agreed"
 
 
 class MailStatus(models.TextChoices):

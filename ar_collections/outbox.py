@@ -81,6 +81,7 @@ _EVENT_KIND = {
     MailPurpose.INVOICE_COPY: EventKind.NOTE,
     MailPurpose.DISPUTE_ROUTING: EventKind.DISPUTE,
     MailPurpose.INVOICES_RESEND: EventKind.DUNNING,
+    MailPurpose.PLAN_AGREED: EventKind.PAYMENT_PLAN,
 }
 
 

@@ -12,8 +12,9 @@ wording are written in English; `wording_language` says so, for the action's
 channel note.
 
 A collector's invoice copy (`InvoiceCopy`: `pdf/invoice_copy.html` and the
-cover e-mail in `email/invoice_copy/`) and a call's written summary
-(`email/call_summary/`) are no notices: they ask for nothing, and are written
+cover e-mail in `email/invoice_copy/`), a call's written summary
+(`email/call_summary/`) and the schedule of a payment plan a manager approved
+(`email/plan_agreed/`) are no notices: they ask for nothing, and are written
 in the contact's language where the letters speak it, as notices are.
 
 Letters are rendered by WeasyPrint with a fetcher that reads our own static
@@ -838,6 +839,55 @@ def render_call_summary(summary: CallSummary) -> tuple[str, str]:
         "promise_count": len(summary.promise_invoices),
     }
     base = CALL_SUMMARY_EMAIL.format(language=language)
+    subject = _subject(render_to_string(f"{base}.subject.txt", context))
+    return subject, _tidy_text(render_to_string(f"{base}.txt", context))
+
+
+# --- An agreed payment plan -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanAgreed:
+    """A payment plan a manager approved, for the customer's billing contact:
+    what is to be paid when, for which invoices."""
+
+    language: str
+    recipient_name: str
+    customer_name: str
+    account_number: str
+    currency: str
+    total_amount: Decimal
+    instalments: tuple[tuple[int, dt.date, Decimal], ...]  # (number, due on, amount), in order
+    invoices: tuple[str, ...]
+    sender_name: str
+    # What came in on the invoices since the plan was proposed: it counts
+    # towards the first instalments, and the customer should know so.
+    paid_amount: Decimal = ZERO
+
+
+PLAN_AGREED_EMAIL = "email/plan_agreed/{language}"
+
+
+def render_plan_agreed(plan: PlanAgreed) -> tuple[str, str]:
+    """The schedule's subject and text, in the contact's language."""
+    language = text_language(plan.language, PLAN_AGREED_EMAIL + ".subject.txt")
+    t = LABELS[language]
+    context = {
+        "t": t,
+        "language": language,
+        "greeting": _greeting(t, plan.recipient_name),
+        "customer_name": plan.customer_name,
+        "account_number": plan.account_number,
+        "total": _money(plan.total_amount, plan.currency, language),
+        "instalments": [{"number": number, "due_on": _long_date(due_on, language),
+                         "amount": _money(amount, plan.currency, language)}
+                        for number, due_on, amount in plan.instalments],
+        "invoices": ", ".join(plan.invoices),
+        "invoice_count": len(plan.invoices),
+        "paid": _money(plan.paid_amount, plan.currency, language) if plan.paid_amount else "",
+        "sender_name": plan.sender_name,
+    }
+    base = PLAN_AGREED_EMAIL.format(language=language)
     subject = _subject(render_to_string(f"{base}.subject.txt", context))
     return subject, _tidy_text(render_to_string(f"{base}.txt", context))
 

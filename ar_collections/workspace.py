@@ -533,9 +533,11 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
             raise ValidationError(f"Instalment {first.number} was due on {format_day(first.due_on)}: the "
                                   "schedule has passed. Reject it and propose a new one.")
         _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
+    # Approved, the customer is e-mailed the schedule.
+    tell = (lambda: _plan_agreed_send(locked, invoices, manager=manager, on=on)) if approve else None
     _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
                      what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}",
-                     asker=locked.proposed_by)
+                     asker=locked.proposed_by, tell=tell)
     said = f"payment plan of {format_money(locked.total_amount, locked.currency)}"
     if approve:
         letters_withdraw_held(on=on, customer=locked.customer, actor=manager,
@@ -552,6 +554,47 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
             because=f"the {said} it was followed up with was rejected by {person_name(manager)}: "
                     f"{locked.decision_note}")
     return locked
+
+
+def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, manager, on: dt.date) -> str:
+    """Tell the billing contact the schedule a manager has just approved:
+    the instalments, their dates and amounts and the invoices covered, in
+    the contact's language, through the outbox (after commit), with an entry
+    on the plan's timeline. With no address to write to, nothing is sent and
+    the timeline says so. Returns what the collector's "decided" item says
+    is left to do."""
+    customer = plan.customer
+    contact = customer.billing_contact(on=on)
+    if contact is None or not contact.email_usable:
+        if contact is None:
+            why = "the account has no billing contact"
+        elif contact.email_refused_now:
+            why = f"the mail server refused {contact.name}'s address"
+        else:
+            why = f"{contact.name} has no e-mail address"
+        event_record(customer=customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=plan,
+                     invoices=invoices, summary=f"The agreed schedule could not be e-mailed: {why}",
+                     details={"not_sent": why})
+        return f"the schedule could not be e-mailed ({why}): tell the customer"
+    sender = customer.collector or manager
+    instalments = [(i.number, i.due_on, i.amount) for i in plan.instalments.order_by("number")]
+    subject, text = rendering.render_plan_agreed(rendering.PlanAgreed(
+        language=contact.language, recipient_name=contact.name, customer_name=customer.name,
+        account_number=customer.account_number, currency=plan.currency, total_amount=plan.total_amount,
+        instalments=tuple(instalments), invoices=tuple(i.number for i in invoices),
+        sender_name=person_name(sender), paid_amount=plan.paid_amount,
+    ))
+    message = EmailMessage(subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL,
+                           to=[mail_address(contact.name, contact.email)],
+                           reply_to=[sender.email] if sender.email else None)
+    mail = outbox.mail_queue(message, customer=customer, purpose=MailPurpose.PLAN_AGREED, actor=manager)
+    event_record(
+        customer=customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=plan, invoices=invoices,
+        summary=f"Agreed schedule e-mailed to {contact.name} <{contact.email}>: {len(instalments)} "
+        f"instalments of {format_money(plan.total_amount, plan.currency)}",
+        details={"to": contact.email, "subject": subject, "text": text, "mail": mail.pk},
+    )
+    return f"the schedule was e-mailed to {contact.name}; tell the customer if need be"
 
 
 def disputes_opened_since(asked: PaymentPlan | ExceptionRequest) -> list[Dispute]:
@@ -1779,11 +1822,14 @@ def _decided_already(locked, *, noun: str, approved: str, rejected: str) -> str:
 
 
 def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker, terms: str = "",
-                     before: dict | None = None, after: dict | None = None) -> None:
+                     before: dict | None = None, after: dict | None = None,
+                     tell: Callable[[], str] | None = None) -> None:
     """The decision on the timeline, and on the worklist of whoever asked for
     it (unless they decided it themselves): it is theirs to tell the customer.
     `terms` says what was granted where it differs from what was asked, and
-    `before` / `after` what the decision changed beside the status."""
+    `before` / `after` what the decision changed beside the status. `tell`
+    tells the customer itself, once the decision is on the timeline, and
+    returns what is left for the asker to do."""
     verdict = "rejected" if locked.status in {PlanStatus.REJECTED, ExceptionStatus.REJECTED} else "approved"
     summary = f"{what} {verdict} by {person_name(manager)}{terms}: {locked.decision_note}"
     event_record(
@@ -1793,6 +1839,7 @@ def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker, 
                  "after": {"status": locked.status, **(after or {})},
                  "note": locked.decision_note},
     )
+    told = tell() if tell is not None else ""
     if asker is not None and asker.pk != manager.pk:
         # About the plan: a plan that ends (withdrawn, ended, credited in full)
         # closes its items, and nobody then tells the customer it holds.
@@ -1800,7 +1847,7 @@ def _decision_record(locked, manager, *, kind: str, invoices, what: str, asker, 
         worklist.item_add(
             kind=WorkKind.DECIDED, key=f"decided:{locked._meta.model_name}:{locked.pk}",
             customer=locked.customer, assignee=asker, due_on=timezone.localdate(),
-            title=f"{summary} — tell the customer", **about,
+            title=f"{summary} — {told or 'tell the customer'}", **about,
         )
 
 

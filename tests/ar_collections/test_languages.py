@@ -36,6 +36,7 @@ def test_every_phrase_and_template_english_has_exists_in_every_language_we_write
         get_template(f"email/invoice_copy/{language}.{kind}")
     for kind in ("subject.txt", "txt"):
         get_template(f"email/call_summary/{language}.{kind}")
+        get_template(f"email/plan_agreed/{language}.{kind}")
 
 
 def test_the_languages_we_write_have_their_formats_and_no_more():

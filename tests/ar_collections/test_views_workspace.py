@@ -1678,9 +1678,12 @@ def test_a_manager_approves_a_plan_and_its_invoices_leave_dunning(
         PlanStatus.ACTIVE, manager, "Good payer for years"
     )
     assert DunningPause.objects.filter(plan=waiting_plan).count() == 2
-    (event,) = events_after(since)
+    # The decision, then the schedule e-mailed to the customer (test_plan_agreed_mail).
+    event, mailed = events_after(since)
     assert (event.kind, event.actor) == (EventKind.PAYMENT_PLAN, manager)
     assert event.summary == "Payment plan of EUR 1,200.00 approved by maria: Good payer for years"
+    assert (mailed.kind, mailed.actor) == (EventKind.PAYMENT_PLAN, manager)
+    assert "schedule" in mailed.summary
 
 
 def test_a_manager_rejects_a_plan_from_the_account_page_with_htmx(
