@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0037_write_off'),
+        ('collections', '0038_dispute_disputed_amount'),
     ]
 
     operations = [

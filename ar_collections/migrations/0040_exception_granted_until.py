@@ -12,7 +12,7 @@ def granted_as_asked(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("collections", "0038_dispute_disputed_amount"),
+        ("collections", "0039_ladder_ended_work_plan_agreed_mail"),
     ]
 
     operations = [
