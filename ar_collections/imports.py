@@ -67,7 +67,7 @@ from ar_collections.models import (
     ReceivablesImport,
     bank_id_key,
 )
-from ar_collections.services import behaviour_refresh
+from ar_collections.services import behaviour_refresh, behaviour_refresh_on_commit
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_split
 from arcrm.dates import far_ahead, format_day
@@ -696,10 +696,11 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
         if not report.ok or dry_run:
             transaction.set_rollback(True)
         else:
-            # Each account's figures and segment once, after all its rows
-            # (a statement has many lines per account), as of today as the
-            # nightly refresh: the account pages show the money at once.
-            behaviour_refresh(on=timezone.localdate(), customer_ids=paid_into)
+            # Every account's figures and segment in one refresh after the
+            # file commits, not one per row (a statement has many lines per
+            # account), as of today as the nightly refresh: the account pages
+            # show the money at once.
+            behaviour_refresh_on_commit(customer_ids=paid_into)
 
 
 def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> _PaymentRow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -87,6 +88,44 @@ def behaviour_refresh(*, on: dt.date, customer_ids: Iterable[int] | None = None,
         _refresh_batch(batch, on=on, record=record)
         refreshed += len(batch)
         last_pk = batch[-1]
+
+
+# The accounts whose money moved by hand in this thread's open transaction,
+# waiting for their refresh after its commit (see behaviour_refresh_on_commit).
+_refresh_pending = threading.local()
+
+
+def behaviour_refresh_on_commit(*, customer_ids: Iterable[int]) -> None:
+    """Recompute the accounts' payment behaviour and segment once the money
+    that moved on them by hand (a payment, a credit note, a credit applied, a
+    write-off, a dispute settled with money) is committed: the account header
+    then reasons from what is open now, not from what the last night saw.
+
+    As of today and recorded as the nightly refresh is: a segment that changes
+    goes on the timeline with its before and after, a manager's override
+    stands. After the commit, so that it reads the money as committed and
+    keeps no account locked meanwhile; every account the transaction touched
+    is refreshed in one set-based refresh however many changes named it (a
+    payments import's rows, a credit settling a dispute). Should the refresh
+    fail, the money stands and the nightly refresh recomputes the figures.
+    """
+    pending = getattr(_refresh_pending, "ids", None)
+    if pending is None:
+        pending = _refresh_pending.ids = set()
+    pending.update(customer_ids)
+    # One callback per call, each taking whatever is pending: the first to run
+    # after the commit refreshes them all, the rest find nothing left. (A
+    # callback of a savepoint rolled back is dropped; its ids are then taken by
+    # another's, or by the next commit's: a refresh recomputes from what is
+    # committed, so one more than needed is harmless.)
+    transaction.on_commit(_behaviour_refresh_pending, robust=True)
+
+
+def _behaviour_refresh_pending() -> None:
+    ids = getattr(_refresh_pending, "ids", None)
+    _refresh_pending.ids = set()
+    if ids:
+        behaviour_refresh(on=timezone.localdate(), customer_ids=sorted(ids))
 
 
 def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):

@@ -942,7 +942,7 @@ def dispute_resolve(
     if because:
         # What is open changed: the account's figures and segment follow
         # today, as of today as the nightly refresh computes them.
-        services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
+        services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
     return locked
 
 
@@ -1240,7 +1240,7 @@ def credit_note_record(
     commitments_check(on=issued_on, customer_ids=[customer.pk], settle_only=True)
     # And the account's figures and segment show what is open now, as of
     # today as the nightly refresh computes them (a note may be dated earlier).
-    services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
+    services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
     return note
 
 
@@ -1473,7 +1473,7 @@ def invoice_write_off(
     # goes, commitments are checked, and the account's figures show what is open now.
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     commitments_check(on=on, customer_ids=[customer.pk], settle_only=True)
-    services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
+    services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
     return write_off
 
 
@@ -1894,8 +1894,8 @@ def payment_record(
     payment takes no savepoint of its own (two statements a row), and one
     that fails leaves the caller's transaction to roll back.
 
-    The account's payment behaviour and segment are recomputed at once, as of
-    today as the nightly refresh computes them, so the account page shows the
+    The account's payment behaviour and segment are recomputed once it commits,
+    as of today as the nightly refresh computes them, so the account page shows the
     money in its figures today. `refresh_behaviour=False`: the caller
     recomputes them itself, once for all its payments (the import does)."""
     with transaction.atomic(savepoint=not known_checked):
@@ -1963,7 +1963,7 @@ def payment_record(
                 )
         commitments_check(on=received_on, customer_ids=[customer.pk], settle_only=True)
         if refresh_behaviour:
-            services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
+            services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
         return payment
 
 
@@ -2277,7 +2277,7 @@ def credit_apply(
             _plans_follow_dispute(invoice, taken_off=part, because=because,
                                   ended=f"Credit note {credit.number}", actor=actor, on=latest)
     commitments_check(on=latest, customer_ids=[customer.pk], settle_only=True)
-    services.behaviour_refresh(on=timezone.localdate(), customer_ids=[customer.pk])
+    services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
     return CreditApplied(parts=parts, to_charges=to_charges, left=left)
 
 

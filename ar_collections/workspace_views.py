@@ -319,6 +319,9 @@ def changed_parts_context(request: HttpRequest, customer: Customer) -> dict:
     from customers.views import header_context
 
     today = timezone.localdate()
+    # Money moved recomputes the segment and its reason (on commit, after the
+    # customer was loaded): the header reasons from what is open now.
+    customer.refresh_from_db(fields=["segment", "segment_reason"])
     return {
         "customer": customer,
         **header_context(customer, today=today),

@@ -292,11 +292,11 @@ def test_a_payment_naming_no_invoice_passes_over_a_disputed_one(imported, accoun
 
 
 def test_a_payments_file_recomputes_each_account_s_behaviour_once_after_its_rows(
-    imported, accounts, monkeypatch
+    imported, accounts, monkeypatch, django_capture_on_commit_callbacks
 ):
-    """The figures and segment follow the money at once, as of today, for
-    accounts never computed before too; one recompute for the file's
-    accounts together, not one per row."""
+    """The figures and segment follow the money once the file commits, as of
+    today, for accounts never computed before too; one recompute for the
+    file's accounts together, not one per row."""
     refreshed: list[list[int]] = []
     refresh_batch = services._refresh_batch
 
@@ -307,8 +307,11 @@ def test_a_payments_file_recomputes_each_account_s_behaviour_once_after_its_rows
     monkeypatch.setattr(services, "_refresh_batch", counted)
     text = PAYMENTS + "C-ACME,2025-08-04,EUR,50.00,BANK-4,,\n"
 
-    assert payments_import(text).ok
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert payments_import(text).ok
+        assert refreshed == []  # not while the file's rows are being written
 
+    assert len(callbacks) == 1
     assert refreshed == [sorted(c.pk for c in accounts.values())]
     acme = PaymentBehaviour.objects.get(customer=accounts["C-ACME"])
     assert (acme.computed_on, acme.invoices_settled, acme.open_amount) == (

@@ -95,12 +95,15 @@ def test_a_credit_note_takes_its_amount_off_the_invoice_and_goes_on_the_timeline
     assert "Credit note ERP-CN-77</th>" not in page
 
 
-def test_a_credit_note_recomputes_the_account_s_figures_as_of_today(client, manager, customer, invoices):
+def test_a_credit_note_recomputes_the_account_s_figures_as_of_today(
+    client, manager, customer, invoices, django_capture_on_commit_callbacks
+):
     """The account page shows what is open after the credit at once, not after
     the night; an account never computed before is computed too."""
     client.force_login(manager)
 
-    client.post(credit_url(customer), form(invoices[1], number="", amount="700.00"))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(credit_url(customer), form(invoices[1], number="", amount="700.00"))
 
     behaviour = PaymentBehaviour.objects.get(customer=customer)
     assert (behaviour.computed_on, behaviour.invoices_settled, behaviour.open_invoices) == (TODAY, 1, 2)

@@ -107,11 +107,12 @@ def test_with_no_invoice_ticked_a_payment_pays_the_open_ones_in_its_currency_old
     assert Payment.objects.get().unallocated_amount() == Decimal("0.00")
 
 
+@pytest.mark.django_db(transaction=True)
 def test_with_htmx_the_payment_behaviour_block_swaps_in_with_the_new_figures(
     client, manager, customer, invoices
 ):
-    """Recomputed with the payment, the figures reach the page in the same
-    answer: not the old overdue amount beside the new open invoices."""
+    """Recomputed once the payment commits, the figures reach the page in the
+    same answer: not the old overdue amount beside the new open invoices."""
     client.force_login(manager)
 
     response = client.post(payment_url(customer), form(invoices, amount="500.00", invoices=[invoices[0].pk]),
@@ -434,14 +435,15 @@ def test_the_admin_shows_payments_and_allocations_but_does_not_edit_them(client,
 
 
 def test_a_payment_recomputes_the_account_s_behaviour_and_segment_as_of_today(
-    client, manager, customer, invoices
+    client, manager, customer, invoices, django_capture_on_commit_callbacks
 ):
     """Not only at night: the account page shows the payment in its figures at once,
     computed as of today, for an account never computed before too."""
     assert not PaymentBehaviour.objects.filter(customer=customer).exists()
     client.force_login(manager)
 
-    client.post(payment_url(customer), form(invoices))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(payment_url(customer), form(invoices))
 
     behaviour = PaymentBehaviour.objects.get(customer=customer)
     assert behaviour.computed_on == TODAY
@@ -456,12 +458,15 @@ def test_a_payment_recomputes_the_account_s_behaviour_and_segment_as_of_today(
     )
 
 
-def test_a_payment_updates_figures_computed_on_an_earlier_day(client, manager, customer, invoices):
+def test_a_payment_updates_figures_computed_on_an_earlier_day(
+    client, manager, customer, invoices, django_capture_on_commit_callbacks
+):
     services.behaviour_refresh(on=TODAY - dt.timedelta(days=3), customer_ids=[customer.pk])
     assert PaymentBehaviour.objects.get(customer=customer).open_amount == Decimal("1200.00")
     client.force_login(manager)
 
-    client.post(payment_url(customer), form(invoices, received_on="2025-08-01"))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(payment_url(customer), form(invoices, received_on="2025-08-01"))
 
     behaviour = PaymentBehaviour.objects.get(customer=customer)
     assert (behaviour.computed_on, behaviour.open_amount) == (TODAY, Decimal("300.00"))

@@ -896,13 +896,13 @@ def test_a_dispute_resolved_with_a_credit_note_reduces_the_invoice_and_resumes_d
     (DisputeOutcome.CORRECTED_INVOICE, "450.00", "1150.00"),
 ], ids=["credit-note", "corrected-total"])
 def test_a_dispute_settled_by_a_credit_recomputes_the_account_s_figures_as_of_today(
-    account, invoices, collector, outcome, amount, open_after
+    account, invoices, collector, outcome, amount, open_after, django_capture_on_commit_callbacks
 ):
     small, _ = invoices
     dispute = workspace.dispute_open(customer=account, actor=collector, invoice=small, on=LATE,
                                      reason=DisputeReason.QUALITY, description="Scratched")
     today = LATE + dt.timedelta(days=3)
-    with frozen(today):
+    with frozen(today), django_capture_on_commit_callbacks(execute=True):
         workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=outcome,
                                   amount=Decimal(amount), note="Goodwill", on=today)
 

@@ -154,8 +154,11 @@ def test_the_timeline_s_write_off_filter_finds_write_offs_and_not_other_exceptio
     assert f'id="event-{event.pk}"' not in exceptions and "Owner in hospital" in exceptions
 
 
-def test_a_write_off_recomputes_the_account_s_figures_as_of_today(manager, customer, invoices):
-    write_off(manager, customer, invoices[1])
+def test_a_write_off_recomputes_the_account_s_figures_as_of_today(
+    manager, customer, invoices, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        write_off(manager, customer, invoices[1])
 
     behaviour = PaymentBehaviour.objects.get(customer=customer)
     assert behaviour.computed_on == TODAY
