@@ -1940,17 +1940,10 @@ def payment_record(
             letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
         numbers = [i.number for i in invoices]
         unapplied = amount - applied - to_charges
-        summary = f"Payment of {format_money(amount, currency)} received"
-        if numbers:
-            summary += f", applied to {_listing(numbers)}"
-        if to_charges:
-            summary += f"; {format_money(to_charges, currency)} to late fees and interest"
-        if unapplied:
-            left = "left" if numbers or to_charges else "kept"
-            summary += f"; {format_money(unapplied, currency)} {left} on account"
         event_record(
             customer=customer, kind=EventKind.PAYMENT_RECEIVED, actor=actor, subject=payment,
-            invoices=invoices, summary=summary,
+            invoices=invoices,
+            summary=payment_summary(payment, invoices=numbers, to_charges=to_charges, unapplied=unapplied),
             details={"amount": str(amount), "currency": currency, "reference": reference,
                      "invoices": numbers, "method": method, "charges": str(to_charges),
                      "unapplied": str(unapplied)},
@@ -1965,6 +1958,26 @@ def payment_record(
         if refresh_behaviour:
             services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
         return payment
+
+
+def payment_summary(payment: Payment, *, invoices: Sequence[str], to_charges: Decimal = ZERO,
+                    unapplied: Decimal = ZERO) -> str:
+    """How a payment received reads on the timeline, in the same words whether
+    a collector typed it in or a bank file brought it: how it came and the
+    reference it came with (what the collector finds it by on the statement),
+    then where its money went."""
+    came = payment.get_method_display().lower()
+    if payment.reference:
+        came += f", reference {payment.reference}"
+    summary = f"Payment of {format_money(payment.amount, payment.currency)} received ({came})"
+    if invoices:
+        summary += f", applied to {_listing(invoices)}"
+    if to_charges:
+        summary += f"; {format_money(to_charges, payment.currency)} to late fees and interest"
+    if unapplied:
+        left = "left" if invoices or to_charges else "kept"
+        summary += f"; {format_money(unapplied, payment.currency)} {left} on account"
+    return summary
 
 
 def _invoice_pay(payment: Payment, invoice: Invoice, part: Decimal) -> Invoice:

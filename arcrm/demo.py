@@ -1512,12 +1512,10 @@ class _Builder:
         for account, receipt in receipts:
             payment = receipt.payment
             numbers = [bill.invoice.number for bill, _ in receipt.lines]
-            applied = numbers[0] if len(numbers) == 1 else f"{len(numbers)} invoices"
             events.append((TimelineEvent(
                 customer=account.customer, kind=EventKind.PAYMENT_RECEIVED,
                 occurred_at=_at(payment.received_on, 11),
-                summary=f"Payment of {format_money(payment.amount, payment.currency)} "
-                f"received ({payment.get_method_display().lower()}), applied to {applied}",
+                summary=workspace.payment_summary(payment, invoices=numbers),
                 details={"amount": str(payment.amount), "currency": payment.currency,
                          "reference": payment.reference, "invoices": numbers},
                 subject_type=types[Payment], subject_id=payment.pk,

@@ -69,7 +69,9 @@ def test_a_manager_records_a_payment_and_the_account_changes_in_place(page, acme
     expect(header.locator("[data-figure=overdue]")).to_have_text("EUR 600.00")
     newest = page.locator("#timeline li.event")
     expect(newest.nth(0)).to_contain_text("Invoice INV-A paid in full")
-    expect(newest.nth(1)).to_contain_text("Payment of EUR 600.00 received, applied to INV-A, INV-B")
+    expect(newest.nth(1)).to_contain_text(
+        "Payment of EUR 600.00 received (bank transfer, reference BANK-0815), applied to INV-A, INV-B"
+    )
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=ARTIFACTS / "receivables-after-payment.png", full_page=True)
     assert dict(Invoice.objects.values_list("number", "open_amount")) == {"INV-A": 0, "INV-B": 600}

@@ -1,0 +1,60 @@
+"""A payment on the timeline says how it came and the reference it came with,
+in the same words whether a collector typed it in or the bank's file brought
+it: the collector matching it against a statement needs both."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from ar_collections import workspace
+from ar_collections.imports import payments_import
+from customers.models import EventKind, TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def invoice(customer, make_invoice):
+    return make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="5000.00",
+                        number="INV-2026-002644", currency="GBP")
+
+
+def summary() -> str:
+    return TimelineEvent.objects.get(kind=EventKind.PAYMENT_RECEIVED).summary
+
+
+def test_a_payment_recorded_by_hand_says_its_method_and_the_reference_typed(
+    client, manager, customer, invoice
+):
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:payment_record", args=[customer.pk]), {
+        "received_on": "2025-08-04", "currency": "GBP", "amount": "5000.00", "method": "cheque",
+        "reference": "CHQ 004711", "invoices": [invoice.pk],
+    })
+
+    assert response.status_code == 302
+
+    assert summary() == ("Payment of GBP 5,000.00 received (cheque, reference CHQ 004711), "
+                         "applied to INV-2026-002644")
+
+
+def test_an_imported_payment_reads_as_one_recorded_by_hand(customer, invoice):
+    report = payments_import("account_number,received_on,currency,amount,reference,method,invoices\n"
+                             f"{customer.account_number},2025-08-04,GBP,5000.00,BACS-0815,,INV-2026-002644\n")
+
+    assert report.ok, report.errors
+    assert summary() == ("Payment of GBP 5,000.00 received (bank transfer, reference BACS-0815), "
+                         "applied to INV-2026-002644")
+
+
+def test_without_a_reference_it_says_the_method_alone(customer, invoice):
+    workspace.payment_record(customer=customer, amount=Decimal("1200.00"), currency="GBP", received_on=TODAY,
+                             allocations=[], method="cash")
+
+    assert summary() == "Payment of GBP 1,200.00 received (cash); GBP 1,200.00 kept on account"
