@@ -136,8 +136,8 @@ def notice(language: str, tone: int) -> rendering.Notice:
 NOTICE_SAYS = {
     "nl": {
         "greeting": "Geachte Anna Clerk,",
-        "statement": ["Factuur", "Vervaldatum", "INV-1001", "29-01-2026", "28-02-2026", "500,00 EUR",
-                      "1.234,56 EUR", "Uiterste betaaldatum: 15-03-2026",
+        "statement": ["Factuur", "Vervaldatum", "Over tijd", "INV-1001", "29-01-2026", "28-02-2026",
+                      "500,00 EUR", "1.234,56 EUR", "Uiterste betaaldatum: 15-03-2026",
                       "onder vermelding van uw klantnummer C-4711",
                       "Met vriendelijke groet", "betalingsregeling"],
         Tone.FRIENDLY: {
@@ -157,7 +157,7 @@ NOTICE_SAYS = {
     },
     "fr": {
         "greeting": "Bonjour Anna Clerk,",
-        "statement": ["Facture", "Échéance", "INV-1001", "29/01/2026", "28/02/2026", "500,00 EUR",
+        "statement": ["Facture", "Échéance", "Retard", "INV-1001", "29/01/2026", "28/02/2026", "500,00 EUR",
                       "1 234,56 EUR", "Date limite de paiement : 15/03/2026",
                       "en indiquant votre numéro client C-4711", "Cordialement", "échéancier"],
         Tone.FRIENDLY: {
@@ -181,8 +181,8 @@ NOTICE_SAYS = {
     "es": {
         # A Spanish salutation ends with a colon.
         "greeting": "Estimado/a Anna Clerk:",
-        "statement": ["Factura", "Vencimiento", "INV-1001", "29/01/2026", "28/02/2026", "500,00 EUR",
-                      "1.234,56 EUR", "Fecha límite de pago: 15/03/2026",
+        "statement": ["Factura", "Vencimiento", "Retraso", "INV-1001", "29/01/2026", "28/02/2026",
+                      "500,00 EUR", "1.234,56 EUR", "Fecha límite de pago: 15/03/2026",
                       "indicando su número de cliente C-4711", "Atentamente", "plan de pagos"],
         Tone.FRIENDLY: {
             "subject": "¿Ha recibido nuestras facturas INV-1001, INV-1002?",
@@ -204,7 +204,7 @@ NOTICE_SAYS = {
     },
     "it": {
         "greeting": "Gentile Anna Clerk,",
-        "statement": ["Fattura", "Scadenza", "INV-1001", "29/01/2026", "28/02/2026", "500,00 EUR",
+        "statement": ["Fattura", "Scadenza", "Ritardo", "INV-1001", "29/01/2026", "28/02/2026", "500,00 EUR",
                       "1.234,56 EUR", "Da pagare entro: 15/03/2026",
                       "indicando il vostro codice cliente C-4711", "Cordiali saluti", "piano di pagamento"],
         Tone.FRIENDLY: {

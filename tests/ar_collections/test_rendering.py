@@ -75,3 +75,30 @@ def test_an_amount_in_yen_is_written_without_places_after_the_point(language, sh
     for text in (email.subject, email.text, email.html):
         assert not_shown not in text
     assert shown in email.text and shown in email.html
+
+
+@pytest.mark.parametrize(("language", "heading", "overdue", "not_yet_due"), [
+    ("en", "Overdue", "12", "due in 3 days"),
+    ("de", "Überfällig", "12", "fällig in 3 Tagen"),
+    ("nl", "Over tijd", "12", "vervalt over 3 dagen"),
+    ("fr", "Retard", "12", "échéance dans 3 jours"),
+    ("es", "Retraso", "12", "vence en 3 días"),
+    ("it", "Ritardo", "12", "scade tra 3 giorni"),
+])
+def test_the_statement_heads_its_overdue_column_in_words_that_fit_an_invoice_not_yet_due(
+    language, heading, overdue, not_yet_due
+):
+    """Not "Days overdue" above "due in 3 days": the heading fits both lines."""
+    late = notice(language=language, days_overdue=12)
+    both = dataclasses.replace(late, lines=(*late.lines, rendering.NoticeLine(
+        "INV-2", dt.date(2026, 2, 1), dt.date(2026, 3, 2), -3, Decimal("200.00"), "EUR")))
+
+    text = rendering.render_email(both).text
+    html = rendering.render_letter_html(both)
+
+    invoice = rendering.LABELS[language]["invoice"]
+    [head] = [line for line in text.splitlines() if line.split()[:1] == [invoice]]
+    assert f" {heading} " in head
+    assert re.search(rf"INV-1 .* {overdue} .*\n.*INV-2 .* {not_yet_due} ", text)
+    assert f'<th class="num">{heading}</th>' in html
+    assert re.search(rf"<td[^>]*>{not_yet_due}</td>", html)
