@@ -488,25 +488,32 @@ def credit_terms_in_force_skip(
     skipped = 0
     for action in waiting.select_related("customer", "step").order_by("pk"):
         reason, still = credit_terms_in_force(action)
-        with transaction.atomic():
-            # Conditional update, on the terms as they stand now: a manager
-            # deciding it at this moment keeps it, and so does an account
-            # whose terms changed since they were read.
-            if not DunningAction.objects.filter(
-                still, pk=action.pk, status=ActionStatus.AWAITING_APPROVAL
-            ).update(status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()):
-                continue
-            event_record(
-                customer=action.customer, kind=EventKind.DUNNING, subject=action, actor=actor,
-                invoices=list(action.lines.values_list("invoice_id", flat=True)),
-                summary=f"Step {action.step.position} ({action.step.get_action_display()}) skipped: "
-                f"{reason}; no manager's approval is needed",
-                details={"action": action.pk, "skip_reason": reason,
-                         "before": {"status": ActionStatus.AWAITING_APPROVAL},
-                         "after": {"status": ActionStatus.SKIPPED}},
-            )
-            skipped += 1
+        # On the terms as they stand now: an account whose terms changed since
+        # they were read keeps its step.
+        skipped += waiting_step_skip(action, reason=reason, actor=actor, still=still)
     return skipped
+
+
+def waiting_step_skip(action: DunningAction, *, reason: str, still: Q, actor=None) -> bool:
+    """Skip a step waiting for a manager's decision that asks for nothing any
+    more, the reason on the timeline. A conditional update on its still
+    waiting and on `still` (what makes it moot, as it stands now): a manager
+    deciding it at this moment keeps it. Whether it was skipped."""
+    reason = reason[:DunningAction._meta.get_field("skip_reason").max_length]
+    with transaction.atomic():
+        waiting = DunningAction.objects.filter(still, pk=action.pk, status=ActionStatus.AWAITING_APPROVAL)
+        if not waiting.update(status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()):
+            return False
+        event_record(
+            customer=action.customer, kind=EventKind.DUNNING, subject=action, actor=actor,
+            invoices=list(action.lines.values_list("invoice_id", flat=True)),
+            summary=f"Step {action.step.position} ({action.step.get_action_display()}) skipped: "
+            f"{reason}; no manager's decision is needed",
+            details={"action": action.pk, "skip_reason": reason,
+                     "before": {"status": ActionStatus.AWAITING_APPROVAL},
+                     "after": {"status": ActionStatus.SKIPPED}},
+        )
+    return True
 
 
 def credit_terms_in_force_skip_on_commit(sender, *, customer: Customer, actor, **kwargs) -> None:

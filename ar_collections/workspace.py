@@ -497,20 +497,9 @@ def steps_skip_held(*, on: dt.date, customer: Customer | None = None, by: str = 
     reason = f"{by or 'a promise or payment plan made since it was planned'} holds everything it asks for"
     skipped = 0
     for step in steps.select_related("customer", "step").order_by("pk"):
-        with transaction.atomic():
-            if not steps.filter(pk=step.pk).update(status=ActionStatus.SKIPPED, skip_reason=reason[:300],
-                                                   done_at=timezone.now()):
-                continue
-            event_record(
-                customer=step.customer, kind=EventKind.DUNNING, subject=step, actor=actor,
-                invoices=list(step.lines.values_list("invoice_id", flat=True)),
-                summary=f"Step {step.step.position} ({step.step.get_action_display()}) skipped: "
-                f"{reason}; no manager's decision is needed",
-                details={"action": step.pk, "skip_reason": reason[:300],
-                         "before": {"status": ActionStatus.AWAITING_APPROVAL},
-                         "after": {"status": ActionStatus.SKIPPED}},
-            )
-            skipped += 1
+        # Still held by what holds it now: one whose promise ended meanwhile keeps it.
+        skipped += services.waiting_step_skip(step, reason=reason, actor=actor,
+                                              still=Q(lists_open_invoice()) & ~Exists(asks_unheld))
     return skipped
 
 

@@ -361,7 +361,7 @@ def test_a_credit_hold_for_an_account_already_on_hold_does_not_wait_for_a_manage
     assert held.reviewed_by is None
     event = TimelineEvent.objects.get(customer=held.customer, kind=EventKind.DUNNING)
     assert event.summary == ("Step 5 (Credit hold) skipped: the account is already on credit hold; "
-                             "no manager's approval is needed")
+                             "no manager's decision is needed")
     waiting.refresh_from_db()
     assert waiting.status == ActionStatus.AWAITING_APPROVAL
     client.force_login(manager)
@@ -385,7 +385,7 @@ def test_a_credit_hold_set_on_the_account_card_takes_the_hold_waiting_for_a_mana
     event = TimelineEvent.objects.get(customer=action.customer, kind=EventKind.DUNNING)
     assert event.actor == manager
     assert event.summary == ("Step 5 (Credit hold) skipped: the account is already on credit hold; "
-                             "no manager's approval is needed")
+                             "no manager's decision is needed")
     assert listed(client.get(QUEUE)) == []
 
 
@@ -460,7 +460,7 @@ def test_a_switch_to_cod_for_an_account_already_on_cod_or_prepayment_does_not_wa
     assert (moot.status, moot.skip_reason, moot.reviewed_by) == (ActionStatus.SKIPPED, reason, None)
     event = TimelineEvent.objects.get(customer=moot.customer, kind=EventKind.DUNNING)
     assert event.summary == (f"Step 6 (Switch to C.O.D./prepayment) skipped: {reason}; "
-                             "no manager's approval is needed")
+                             "no manager's decision is needed")
     moot.customer.refresh_from_db()
     assert moot.customer.terms_type == terms
     client.force_login(manager)
