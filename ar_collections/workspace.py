@@ -1333,13 +1333,7 @@ def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt
         currency=invoice.currency, amount=amount, reason=reason[:200],
     )
     Allocation.objects.create(invoice=invoice, credit_note=note, amount=amount, allocated_on=on)
-    invoice.open_amount -= amount
-    if invoice.open_amount == 0:
-        # Settled on the latest of its parts' days, as by a payment: a note the
-        # ERP dated before the last payment does not make the payer earlier.
-        last = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
-        invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
-    invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    _invoice_take_off(invoice, amount, on=on)
     return note
 
 
@@ -1983,16 +1977,23 @@ def _invoice_pay(payment: Payment, invoice: Invoice, part: Decimal) -> Invoice:
     # issued, as setting a credit against it does: not before it existed.
     on = max(payment.received_on, invoice.issue_date)
     Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=on)
+    _invoice_take_off(invoice, part, on=on)
+    return invoice
+
+
+def _invoice_take_off(invoice: Invoice, part: Decimal, *, on: dt.date) -> None:
+    """`part` off the invoice's open amount, its allocation of day `on`
+    recorded by the caller. Paid in full, the invoice is settled on the
+    latest of its parts' days, which this one need not be (a cheque dated
+    earlier, entered last; a credit note the ERP dated before the last
+    payment does not make the payer earlier). Paid whole by this part, the
+    common case, it is this part's day: no query for it."""
     invoice.open_amount -= part
     if invoice.open_amount == 0:
-        # Paid in full on the latest of its parts' days, which this one need
-        # not be (a cheque dated earlier, entered last). Paid whole by this
-        # part, the common case, it is this part's day: no query for it.
         last = on if part == invoice.total_amount else invoice.allocations.aggregate(
             last=Max("allocated_on"))["last"]
         invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
-    return invoice
 
 
 def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: dt.date | None) -> Decimal:
@@ -2293,12 +2294,7 @@ def _credit_on_invoice(credit: Payment | CreditNote, invoice: Invoice, part: Dec
         invoice=invoice, **{link: credit}, defaults={"amount": part, "allocated_on": on})
     if not created:
         Allocation.objects.filter(pk=allocation.pk).update(amount=F("amount") + part)
-    invoice.open_amount -= part
-    if invoice.open_amount == 0:
-        # Paid on the latest of its parts' days, which this one need not be.
-        last = invoice.allocations.aggregate(last=Max("allocated_on"))["last"]
-        invoice.status, invoice.settled_on = InvoiceStatus.PAID, last
-    invoice.save(update_fields=["open_amount", "status", "settled_on"])
+    _invoice_take_off(invoice, part, on=on)
     return invoice
 
 
