@@ -318,7 +318,7 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
         added += 1
         if record:
             item.customer = customers[customer_id]
-            _record(item, actor, f"Worklist: {item.title}", cycle=cycle, action=last)
+            _record(item, actor, f"Worklist: {item.title}", action=last)
     return added
 
 

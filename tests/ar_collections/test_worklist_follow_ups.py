@@ -295,8 +295,8 @@ def test_the_daily_refresh_withdraws_a_letter_a_promise_made_before_holds_and_cl
     letter.refresh_from_db()
     item.refresh_from_db()
     assert (letter.status, item.status) == (ActionStatus.SKIPPED, WorkStatus.DONE)
-    assert letter.skip_reason == ("withdrawn from the print queue: a promise or payment plan made since it "
-                                  "was written holds everything it asks for")
+    assert letter.skip_reason == ("withdrawn from the print queue: a promise, payment plan or dispute made "
+                                  "since it was written holds everything it asks for")
     assert not WorkItem.objects.filter(kind=WorkKind.LETTER_UNPOSTED, status=WorkStatus.OPEN).exists()
 
 
