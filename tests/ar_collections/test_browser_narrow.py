@@ -99,6 +99,9 @@ def test_the_print_queue_does_not_scroll_sideways_on_a_phone(page, letters):
 
 def test_the_account_page_does_not_scroll_sideways_on_a_phone(page, letters):
     customer = letters[0].customer
+    # An address as long as real ones get, unbroken: it must wrap, not widen the page.
+    customer.contacts.filter(is_primary_billing=True).update(
+        email="accounts.payable.department@schmidt-und-soehne-maschinenbau.example.com")
     log_in(page, "maria")
     page.goto(f"/customers/{customer.pk}/")
     # A manager's invoice table ends in a "Write off" link per invoice.
