@@ -409,40 +409,21 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
         )
     )
     take(corrections, "invoice__currency", +1, month="month", amount="issued")
-    allocations = (
-        scope.of(
-            Allocation.objects.filter(invoice__isnull=False).exclude(invoice__status=InvoiceStatus.CANCELLED),
-            customer="invoice__customer",
-            currency="invoice__currency",
+    def taken_off(rows, *, moved: str, **scoping):
+        """What came off the invoices (`amount`, on the day in `moved`), per currency."""
+        return (
+            scope.of(rows, currency="invoice__currency", **scoping)
+            .order_by()
+            .values("invoice__currency")
+            .annotate(**_at_sums("amount", issued="invoice__issue_date", due="invoice__due_date", moved=moved,
+                                 days=days))
         )
-        .order_by()
-        .values("invoice__currency")
-        .annotate(
-            **_at_sums(
-                "amount",
-                issued="invoice__issue_date",
-                due="invoice__due_date",
-                moved="allocated_on",
-                days=days,
-            )
-        )
-    )
-    take(allocations, "invoice__currency", -1)
-    write_offs = (
-        scope.of(WriteOff.objects.all(), currency="invoice__currency")
-        .order_by()
-        .values("invoice__currency")
-        .annotate(
-            **_at_sums(
-                "amount",
-                issued="invoice__issue_date",
-                due="invoice__due_date",
-                moved="written_off_on",
-                days=days,
-            )
-        )
-    )
-    take(write_offs, "invoice__currency", -1)
+
+    paid_or_credited = Allocation.objects.filter(invoice__isnull=False).exclude(
+        invoice__status=InvoiceStatus.CANCELLED)
+    take(taken_off(paid_or_credited, moved="allocated_on", customer="invoice__customer"),
+         "invoice__currency", -1)
+    take(taken_off(WriteOff.objects.all(), moved="written_off_on"), "invoice__currency", -1)
     return (
         {currency: {day: tuple(pair) for day, pair in at.items()} for currency, at in balances.items()},
         {currency: dict(months) for currency, months in sales.items()},
