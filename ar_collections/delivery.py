@@ -483,8 +483,8 @@ def _copies_asked(action, lines, contact: Contact, *, channel: str, today: dt.da
     if (channel != Channel.EMAIL or action.step.tone != Tone.FRIENDLY or len(lines) > COPIES_AT_MOST
             or all(line.days_overdue <= 0 for line in lines)):
         return []
-    return [invoice_copy(action.customer, line.invoice, contact, sender=action.customer.collector, on=today,
-                         pay_by=action.pay_by) for line in lines]
+    return invoice_copies(action.customer, [line.invoice for line in lines], contact,
+                          sender=action.customer.collector, on=today, pay_by=action.pay_by)
 
 
 def pay_by_when_sent(action, *, day: dt.date, channel: str) -> dt.date:
@@ -1071,8 +1071,22 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
     )
 
 
+def invoice_copies(customer: Customer, invoices: list[Invoice], contact: Contact, *, sender,
+                   on: dt.date, pay_by: dt.date) -> list[rendering.InvoiceCopy]:
+    """invoice_copy for each of `invoices`, the billing address read once."""
+    billing = _billing_address(customer, contact)
+    return [invoice_copy(customer, invoice, contact, sender=sender, on=on, pay_by=pay_by, billing=billing)
+            for invoice in invoices]
+
+
+def _billing_address(customer: Customer, contact: Contact) -> str:
+    # The invoice went to the account's billing address, whoever asks for the copy.
+    billing = customer.contacts.filter(is_primary_billing=True).exclude(postal_address="").first()
+    return (billing or contact).postal_address
+
+
 def invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, sender, on: dt.date,
-                 pay_by: dt.date) -> rendering.InvoiceCopy:
+                 pay_by: dt.date, billing: str | None = None) -> rendering.InvoiceCopy:
     """A copy of one invoice, for `contact` in her language: the invoice as
     issued, what has been paid and credited on it and what is open, with the
     fees and interest our reminders about it charged that are still owed, to
@@ -1088,15 +1102,14 @@ def invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, send
         .filter(Q(invoice=invoice) | Q(invoice__isnull=True, action__lines__invoice=invoice))
         .distinct().order_by("created_at", "id")
     )
-    # The invoice went to the account's billing address, whoever asks for the copy.
-    billing = customer.contacts.filter(is_primary_billing=True).exclude(postal_address="").first()
     return rendering.InvoiceCopy(
         language=contact.language, number=invoice.number, issue_date=invoice.issue_date,
         due_date=invoice.due_date, currency=invoice.currency, total_amount=invoice.total_amount,
         paid_amount=taken_off["paid"] or ZERO, credited_amount=taken_off["credited"] or ZERO,
         open_amount=invoice.open_amount, customer_name=customer.legal_name or customer.name,
         account_number=customer.account_number,
-        billing_address=(billing or contact).postal_address, recipient_name=contact.name,
+        billing_address=billing if billing is not None else _billing_address(customer, contact),
+        recipient_name=contact.name,
         copy_date=on, pay_by=pay_by, sender_name=person_name(sender), sender_email=sender.email,
         customer_reference=invoice.po_reference,
         charges=tuple(_notice_charge(c) for c in charges),
@@ -1709,8 +1722,8 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             credits=_credits_on_notice(customer), charges=_charges_standing(customer),
         )
         # Red tape: the invoices themselves, to the person who books them.
-        copies = [invoice_copy(customer, i, contact, sender=collector, on=on, pay_by=notice.pay_by)
-                  for i in invoices] if len(invoices) <= COPIES_AT_MOST else []
+        copies = invoice_copies(customer, invoices, contact, sender=collector, on=on,
+                                pay_by=notice.pay_by) if len(invoices) <= COPIES_AT_MOST else []
         notice = replace(notice, copies_attached=bool(copies))
         email = rendering.render_email(notice)
         message = EmailMultiAlternatives(
