@@ -1,7 +1,17 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
+
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico on their own, for what links no icon (a
+    PDF, a CSV). Temporary, and resolved per request: the icon's address carries
+    a hash of its content, which changes when the icon does."""
+    return HttpResponseRedirect(static("favicon.ico"))
+
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
@@ -10,4 +20,5 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("collections/", include("ar_collections.urls")),
     path("admin/", admin.site.urls),
+    path("favicon.ico", favicon),
 ]
