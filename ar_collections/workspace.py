@@ -1202,6 +1202,12 @@ def credit_note_record(
     if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
         raise ValidationError({"invoice": f"{invoice.number} has an open dispute: give the credit note by "
                                           "resolving the dispute, so that it ends too."})
+    if issued_on < invoice.issue_date:
+        # A note dated before its invoice would settle the invoice before it
+        # existed, and make the payer look earlier than it can have been.
+        issued = format_day(invoice.issue_date)
+        raise ValidationError({"issued_on": f"{invoice.number} was issued on {issued}: a credit note on it "
+                                            "cannot be dated before that."})
     number = _credit_note_terms_check(amount=amount, currency=invoice.currency, reason=reason, number=number)
     if amount > invoice.open_amount:
         most = format_money(invoice.open_amount, invoice.currency)

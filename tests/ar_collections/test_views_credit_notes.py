@@ -178,6 +178,8 @@ def test_a_credit_note_that_leaves_a_plan_nothing_to_pay_completes_it(
     ({"amount": "500.01"}, "amount", "A credit note on INV-1 takes off at most EUR 500.00, what is open."),
     ({"amount": "0.00"}, "amount", "Ensure this value is greater than or equal to 0.01."),
     ({"issued_on": "2025-08-06"}, "issued_on", "A credit note cannot be issued after today."),
+    ({"issued_on": "2025-05-31"}, "issued_on",
+     "INV-1 was issued on 1 Jun 2025: a credit note on it cannot be dated before that."),
     ({"reason": ""}, "reason", "This field is required."),
     ({"invoice": "INV-3", "amount": "100.50"}, "amount",
      "JPY has no places after the point: write 100 or 101, not 100.50."),
