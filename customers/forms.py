@@ -150,9 +150,10 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
     # The currency too: the credit limit is an amount in it.
     # A special bond puts the account on its own, reviewed ladder (segmentation
     # weighs it before distress): a manager's call, as a segment override is.
+    # The account number too: the ERP's imports find the account by it.
     MANAGER_FIELDS = (
-        "collector", "credit_limit_amount", "currency", "terms_type", "payment_terms_days", "on_credit_hold",
-        "special_bond",
+        "account_number", "collector", "credit_limit_amount", "currency", "terms_type", "payment_terms_days",
+        "on_credit_hold", "special_bond",
     )
 
     buying_reasons = LinesField(
@@ -178,18 +179,23 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
     class Meta:
         model = Customer
         fields = [
-            "name", "legal_name", "industry", "business_description", "buying_reasons",
+            "name", "account_number", "legal_name", "industry", "business_description", "buying_reasons",
             "customer_since", "collector", "relationship_owner", "special_bond", "referred_by",
             "currency", "credit_limit_amount", "terms_type", "payment_terms_days",
             "on_credit_hold", "ap_run_days", "ordering_rhythm", "typical_order_interval_days",
             "notes",
         ]
         labels = {
+            "account_number": "Account number",
             "credit_limit_amount": "Credit limit",
             "terms_type": "Payment terms",
             "payment_terms_days": "Days to pay",
             "on_credit_hold": "On credit hold",
             "typical_order_interval_days": "Typical days between orders",
+        }
+        help_texts = {
+            "account_number": "The ERP's number for this account: imported invoices and payments find the "
+                              "account by it, and letters quote it. Change it only to match the ERP's.",
         }
         widgets = {
             "customer_since": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -216,6 +222,14 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
 
     def clean_name(self) -> str:
         return _name_on_one_line(self.cleaned_data["name"])
+
+    def clean_account_number(self) -> str:
+        number = self.cleaned_data["account_number"].strip()
+        other = Customer.objects.filter(account_number=number).exclude(pk=self.instance.pk).first()
+        if other is not None:
+            raise forms.ValidationError(
+                f"{number} is the account number of {other.name}: each account has its own.")
+        return number
 
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].strip().upper()

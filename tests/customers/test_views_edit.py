@@ -40,6 +40,7 @@ def card_data(customer: Customer, **changes) -> dict:
     """What the edit form posts when nothing is touched, with `changes` applied."""
     data = {
         "name": customer.name,
+        "account_number": customer.account_number,
         "legal_name": customer.legal_name,
         "industry": customer.industry,
         "business_description": customer.business_description,
@@ -467,6 +468,51 @@ def test_an_account_name_with_a_line_break_is_refused_with_a_message(client, col
     assert "Write the name on one line, without line breaks or tabs." in response.content.decode()
     customer.refresh_from_db()
     assert customer.name == "Acme Tools"
+
+
+def test_a_manager_corrects_a_mistyped_account_number_and_the_change_is_recorded(client, manager, customer):
+    """The ERP's invoices and payments find the account by its number: one
+    mistyped when the account was opened must be put right, on the record."""
+    before = customer.account_number
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, account_number="  C77001 "))
+
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.account_number == "C77001"
+    event = last_event()
+    assert (event.actor, event.details["before"], event.details["after"]) == (
+        manager, {"account_number": before}, {"account_number": "C77001"})
+
+
+def test_an_account_number_another_account_has_is_refused_naming_that_account(
+    client, manager, customer, make_customer
+):
+    other = make_customer(name="Beta Bau")
+    before = customer.account_number
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, account_number=other.account_number))
+
+    assert response.status_code == 422
+    assert response.context["form"].errors["account_number"] == [
+        f"{other.account_number} is the account number of Beta Bau: each account has its own."]
+    customer.refresh_from_db()
+    assert customer.account_number == before
+
+
+def test_a_collector_cannot_change_the_account_number(client, collector, customer):
+    before = customer.account_number
+    client.force_login(collector)
+
+    client.post(reverse("customers:edit", args=[customer.pk]),
+                card_data(customer, account_number="C99999", notes="Tried"))
+
+    customer.refresh_from_db()
+    assert (customer.account_number, customer.notes) == (before, "Tried")
 
 
 def test_the_card_form_shows_locked_terms_to_a_collector(client, collector, customer):
