@@ -888,6 +888,10 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
     if not may or not request.user.has_perm("collections.change_workitem"):
         raise PermissionDenied("This item is on someone else's list.")
     today = timezone.localdate()
+    # The list the change was made on, to return to without htmx: a manager
+    # working through everyone's stays on everyone's.
+    everyone = (request.POST.get("list") == EVERYONE
+                and request.user.has_perm("customers.act_on_any_customer"))
     # Read before the change takes the item off the list: after it, the list
     # no longer knows where the item stood.
     place = None if request.htmx else worklist.item_place(item, on=today)
@@ -922,26 +926,30 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
                               status=422)
             return reswap(response, "none")
         messages.error(request, said)
-        return redirect(_worklist_url(request, item))
+        return redirect(_worklist_url(request, item, everyone=everyone))
     messages.success(request, said)
     if request.htmx:
         item.refresh_from_db()
         return render(request, "collections/worklist.html#item-gone", {"item": item, "said": said})
-    return redirect(_worklist_landing(request, item, place=place, on=today))
+    return redirect(_worklist_landing(request, item, place=place, on=today, everyone=everyone))
 
 
-def _worklist_url(request: HttpRequest, item: WorkItem, **position: str) -> str:
+def _worklist_url(request: HttpRequest, item: WorkItem, *, everyone: bool = False, **position: str) -> str:
     """The list the item was on (a manager's change returns to the collector's
-    list they were looking at), at `position` (after or before an item)."""
+    list they were looking at, or to everyone's), at `position` (after or
+    before an item)."""
     query = {}
-    if item.assignee_id and item.assignee_id != request.user.pk:
+    if everyone:
+        query["collector"] = EVERYONE
+    elif item.assignee_id and item.assignee_id != request.user.pk:
         query["collector"] = item.assignee_id
     query.update(position)
     url = reverse("collections:worklist")
     return f"{url}?{urlencode(query)}" if query else url
 
 
-def _worklist_landing(request: HttpRequest, item: WorkItem, *, place: str | None, on: dt.date) -> str:
+def _worklist_landing(request: HttpRequest, item: WorkItem, *, place: str | None, on: dt.date,
+                      everyone: bool) -> str:
     """Where the list opens without htmx once `item`, which stood at `place`,
     left it (with htmx the next item takes the keyboard, data-focus-next): at
     the item to go on with, the next one or, `item` being the last, the one
@@ -949,18 +957,18 @@ def _worklist_landing(request: HttpRequest, item: WorkItem, *, place: str | None
     beginning right after `item` (or ending right before it). At the list's
     heading, above the words saying nothing is left, when no item is."""
     if place is None:
-        return _worklist_url(request, item)
-    items = worklist.items_for(assignee=item.assignee_id, on=on)
+        return _worklist_url(request, item, everyone=everyone)
+    items = worklist.items_due(on=on) if everyone else worklist.items_for(assignee=item.assignee_id, on=on)
     order = worklist.ITEMS_ORDER
     if later := order.page(items, after=place, size=WORKLIST_PAGE_SIZE).items:
         going_on, side = later[0], "after"
     elif earlier := order.page(items, before=place, size=WORKLIST_PAGE_SIZE).items:
         going_on, side = earlier[-1], "before"
     else:
-        return _worklist_url(request, item) + "#worklist-title"
+        return _worklist_url(request, item, everyone=everyone) + "#worklist-title"
     if going_on in order.page(items, size=WORKLIST_PAGE_SIZE).items:
-        return _worklist_url(request, item) + f"#work-{going_on.pk}"
-    return _worklist_url(request, item, **{side: place}) + f"#work-{going_on.pk}"
+        return _worklist_url(request, item, everyone=everyone) + f"#work-{going_on.pk}"
+    return _worklist_url(request, item, everyone=everyone, **{side: place}) + f"#work-{going_on.pk}"
 
 
 # --- Helpers -------------------------------------------------------------------------------

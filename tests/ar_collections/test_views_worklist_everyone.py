@@ -207,3 +207,38 @@ def test_everyone_s_list_costs_the_same_queries_for_2_or_6_collectors(
         response = client.get(WORKLIST, {"collector": "everyone"})
 
     assert len(listed(response)) == 3 * collectors
+
+
+def test_without_htmx_a_change_made_on_everyone_s_list_returns_to_everyone_s_list(
+    client, manager, collector, other_collector, make_item
+):
+    """Ticking off a collector's item from the team view must not drop the
+    manager on that collector's list: they were working through everyone's."""
+    first = make_item(assignee=collector, title="Carla's call")
+    going_on = make_item(assignee=other_collector, title="Otto's call")
+    client.force_login(manager)
+
+    page = client.get(WORKLIST, {"collector": "everyone"}).content.decode()
+    form = page.split(f'id="work-{first.pk}"')[1].split("</form>")[0]
+    assert '<input type="hidden" name="list" value="everyone">' in form
+    response = client.post(reverse("collections:work_item_change", args=[first.pk, "done"]),
+                           {"list": "everyone"})
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{WORKLIST}?collector=everyone#work-{going_on.pk}"
+    landed = client.get(urljoin(WORKLIST, response["Location"]))
+    assert "Everyone’s work today" in landed.content.decode()
+    assert listed(landed) == [going_on.pk]
+
+
+def test_a_collector_saying_everyone_in_a_change_still_returns_to_their_own_list(
+    client, collector, make_item
+):
+    mine = make_item(assignee=collector, title="Carla's call")
+    client.force_login(collector)
+
+    response = client.post(reverse("collections:work_item_change", args=[mine.pk, "done"]),
+                           {"list": "everyone"})
+
+    assert response["Location"].startswith(f"{WORKLIST}#") or response["Location"] == WORKLIST
+    assert "everyone" not in response["Location"]
