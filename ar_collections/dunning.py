@@ -266,21 +266,22 @@ def _in_reach(book: dict[str, Ladder], *, on: dt.date, prefix: str = "") -> Q:
 
 def cycles_over(accounts: Q, book: dict[str, Ladder], *, on: dt.date) -> models.QuerySet[DunningCycle]:
     """The open cycles of `accounts` (a Q on customer_id) that are over on
-    `on`: the account has nothing open left in reach, and no invoice the cycle
-    has already chased is still open. Paused invoices keep a cycle open, so
-    dunning resumes where it stood; so does a chased invoice out of its
-    ladder's reach (the ladder switched off for a night, a segment whose
-    ladder starts later): closed, the cycle would start again at the friendly
-    first step and charge its fee and interest a second time. An invoice newly
-    overdue after the rest was paid starts a cycle of its own, friendly first.
-    The run closes them; the account page's preview reads the same rule."""
+    `on`: no invoice the cycle has chased is still open, and it has chased
+    one, or the account has nothing open left in reach (a cycle opened today
+    waits for its first step with what is in reach). Paused invoices keep a
+    cycle open, so dunning resumes where it stood; so does a chased invoice
+    out of its ladder's reach (the ladder switched off for a night, a segment
+    whose ladder starts later): closed, the cycle would start again at the
+    friendly first step and charge its fee and interest a second time. An
+    invoice never chased starts a cycle of its own, friendly first, even one
+    already overdue when the rest was paid: its first word must not be the
+    old cycle's next, firmer step (the principal, a credit hold). The run
+    closes them; the account page's preview reads the same rule."""
     open_in_reach = Invoice.objects.filter(accounts, _in_reach(book, on=on), status=InvoiceStatus.OPEN)
-    chased_still_open = DunningActionInvoice.objects.filter(
-        action__cycle=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN
-    )
+    chased = DunningActionInvoice.objects.filter(action__cycle=OuterRef("pk"))
     return DunningCycle.objects.filter(accounts, closed_on__isnull=True).exclude(
-        customer_id__in=open_in_reach.values("customer_id")
-    ).exclude(Exists(chased_still_open))
+        Exists(chased.filter(invoice__status=InvoiceStatus.OPEN))
+    ).filter(Exists(chased) | ~Q(customer_id__in=open_in_reach.values("customer_id")))
 
 
 @transaction.atomic

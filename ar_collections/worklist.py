@@ -218,7 +218,7 @@ def ladders_ended(*, on: dt.date, customer_ids=None) -> dict[int, tuple[int, int
     tone, the steps it took): {customer id: (cycle id, the cycle's last
     action id)}. Not one whose last step still waits for a person, or to go
     out or be posted (that step comes first), nor one the next run closes
-    (nothing left in reach), nor one with no ladder for its segment at all.
+    (nothing it chased is open), nor one with no ladder for its segment at all.
     A few queries for any number of cycles, as the run plans them."""
     from ar_collections import dunning  # it imports this module
 

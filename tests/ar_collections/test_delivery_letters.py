@@ -916,6 +916,34 @@ def test_an_invoice_newly_overdue_after_the_rest_was_paid_starts_a_cycle_friendl
     assert second.actions.get().lines.get().invoice == fresh
 
 
+def test_an_invoice_already_overdue_when_the_chased_ones_are_paid_starts_a_cycle_friendly_first(
+    make_account, plan_and_deliver, make_invoice
+):
+    """The cycle ends with the money it chased, even when another invoice is
+    already in reach by then: that one was never reminded, and must not meet
+    the old cycle's next, firmer step (a principal, a credit hold) first."""
+    account = make_account()  # prompt payers: steps on days 3, 14, 28, 42 after the due date
+    account.segment_override, account.segment_override_note = Segment.PROMPT, "Always paid on time"
+    account.save(update_fields=["segment_override", "segment_override_note"])
+    for day in (3, 14):
+        plan_and_deliver(days(day))
+    fresh = make_invoice(account, issued=days(-20), due=days(10), amount="90.00", number="INV-NEW")
+    for invoice in Invoice.objects.filter(customer=account).exclude(pk=fresh.pk):
+        payment_record(customer=account, amount=invoice.open_amount, currency="EUR", received_on=days(15),
+                       allocations=[(invoice, invoice.open_amount)], reference=f"pay-{invoice.number}")
+
+    with frozen(days(15)):
+        preview = next_step(account, on=days(15))
+    plan_and_deliver(days(15))  # INV-NEW five days overdue, in reach since day 13, never chased
+    plan_and_deliver(days(19))  # five days after the last contact
+
+    assert (preview.step.position, preview.invoices, preview.due_on) == (1, [fresh], days(19))
+    first, second = account.dunning_cycles.order_by("number")
+    assert first.closed_on == days(15) and second.closed_on is None
+    assert [a.step.position for a in second.actions.all()] == [1]  # the friendly reminder, not step 3
+    assert second.actions.get().lines.get().invoice == fresh
+
+
 def test_a_letter_sent_for_want_of_an_e_mail_address_gives_the_post_time_before_its_pay_by_date(
     make_account, plan_and_deliver, client, collector, pdf_text
 ):
