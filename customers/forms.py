@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
 from arcrm.dates import format_day
+from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import is_one_line, person_name
 from customers.models import Contact, ContactAbsence, Customer, Segment
@@ -232,7 +233,23 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         return number
 
     def clean_currency(self) -> str:
-        return self.cleaned_data["currency"].strip().upper()
+        currency = self.cleaned_data["currency"].strip().upper()
+        # A currency kept since it was withdrawn stays; a new one must be one people pay in.
+        if currency != self.instance.currency:
+            validate_currency_in_use(currency)
+        return currency
+
+    def clean(self):
+        data = super().clean()
+        # The credit limit is an amount in the account's currency: a change of
+        # currency alone would turn EUR 100,000 into GBP 100,000 unseen.
+        currency, limit = data.get("currency"), data.get("credit_limit_amount")
+        before = self.instance.currency
+        if (currency and currency != before and limit and limit == self.instance.credit_limit_amount
+                and "credit_limit_amount" not in self.errors):
+            self.add_error("credit_limit_amount", f"The credit limit is {format_money(limit, before)}: "
+                                                  f"give it in {currency}, the account's new currency.")
+        return data
 
     def changes(self) -> dict:
         """The editable card values after the model's own cleaning, by field name."""

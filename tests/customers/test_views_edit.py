@@ -457,6 +457,39 @@ def test_a_manager_s_bad_currency_is_refused_with_a_message(client, manager, cus
     assert customer.currency == "EUR"
 
 
+def test_a_currency_nobody_pays_in_is_refused_for_the_account(client, manager, customer):
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]), card_data(customer, currency="XYZ"))
+
+    assert response.status_code == 422
+    assert response.context["form"].errors["currency"] == [
+        "XYZ is not an ISO 4217 currency in circulation (EUR, USD, GBP, ...)."]
+    customer.refresh_from_db()
+    assert customer.currency == "EUR"
+
+
+def test_a_new_currency_with_the_old_credit_limit_is_refused_until_the_limit_is_given_in_it(
+    client, manager, customer
+):
+    """The credit limit is an amount in the account's currency: EUR 100,000
+    must not become GBP 100,000 by a change of the currency alone."""
+    customer.credit_limit_amount = Decimal("100000.00")
+    customer.save(update_fields=["credit_limit_amount"])
+    client.force_login(manager)
+
+    refused = client.post(reverse("customers:edit", args=[customer.pk]), card_data(customer, currency="gbp"))
+    taken = client.post(reverse("customers:edit", args=[customer.pk]),
+                        card_data(customer, currency="GBP", credit_limit_amount="86000.00"))
+
+    assert refused.status_code == 422
+    assert refused.context["form"].errors["credit_limit_amount"] == [
+        "The credit limit is EUR 100,000.00: give it in GBP, the account's new currency."]
+    assert taken.status_code == 302
+    customer.refresh_from_db()
+    assert (customer.currency, customer.credit_limit_amount) == ("GBP", Decimal("86000.00"))
+
+
 def test_an_account_name_with_a_line_break_is_refused_with_a_message(client, collector, customer):
     """The name goes into the subject of e-mails, where a line break ends the header."""
     client.force_login(collector)
