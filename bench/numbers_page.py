@@ -148,7 +148,9 @@ def _load(connection, *, customers: int, invoices: int) -> None:
             write_offs.append((n + 1, customer + 1, currency, cents, settled_on))
         elif roll < 0.88:
             reason = rng.choice(("our_delivery", "our_service", "price", "quantity"))
-            disputes.append((customer + 1, n + 1, reason, ON - dt.timedelta(days=rng.randint(0, 120))))
+            disputes.append(
+                (customer + 1, n + 1, reason, ON - dt.timedelta(days=rng.randint(0, 120)), open_cents)
+            )
         elif roll < 0.882:
             promises.append((customer + 1, n + 1, currency, open_cents))
         elif roll < 0.883:
@@ -254,10 +256,10 @@ def _load(connection, *, customers: int, invoices: int) -> None:
                 )
         with raw.copy(
             "COPY collections_dispute (customer_id, invoice_id, reason, description, routed_to, "
-            "opened_by_id, opened_on, answer_due_on, status, outcome, resolution_note, taken_off_amount) "
-            "FROM STDIN"
+            "opened_by_id, opened_on, answer_due_on, status, outcome, resolution_note, taken_off_amount, "
+            "disputed_amount) FROM STDIN"
         ) as copy:
-            for customer, invoice, reason, day in disputes:
+            for customer, invoice, reason, day, cents in disputes:
                 copy.write_row(
                     (
                         customer,
@@ -272,6 +274,7 @@ def _load(connection, *, customers: int, invoices: int) -> None:
                         "",
                         "",
                         "0.00",
+                        _money(cents),  # the whole invoice's open amount
                     )
                 )
         with raw.copy(
