@@ -36,6 +36,7 @@ from django.db.models import (
     F,
     Func,
     IntegerField,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -65,6 +66,8 @@ from ar_collections.models import (
 )
 from arcrm import kpi
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO
+from arcrm.text import name_of
+from customers.models import Segment
 
 # The reasons that are our own fault; disputes with them are routed to the
 # department that caused them (Department.reasons).
@@ -152,6 +155,11 @@ class AgingRow:
     amount: Decimal
     invoices: int
     share: Decimal | None = None
+
+    @property
+    def key(self) -> str:
+        """The bucket's name in the aged trial balance's address."""
+        return AGED_KEYS[self.label]
 
 
 @dataclass
@@ -645,6 +653,111 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
         else:
             forecast.weeks[max(row["week"], 0)].instalments += row["amount"]
     return dict(result)
+
+
+# --- The aged trial balance -----------------------------------------------------------------
+
+# Each column of the aged trial balance: its name in addresses and its
+# heading, the aging's buckets in their order and the disputed apart.
+AGED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("not_due", kpi.BUCKETS[0][0]),
+    ("late_1_30", kpi.BUCKETS[1][0]),
+    ("late_31_60", kpi.BUCKETS[2][0]),
+    ("late_61_90", kpi.BUCKETS[3][0]),
+    ("late_over_90", kpi.BUCKETS[4][0]),
+    ("disputed", DISPUTED),
+)
+AGED_KEYS = {label: key for key, label in AGED_COLUMNS}
+
+
+@dataclass(frozen=True)
+class AgedAccount:
+    """One account's open amounts in one currency, by bucket (AGED_COLUMNS' order)."""
+
+    customer_id: int
+    account_number: str
+    name: str
+    currency: str
+    collector: str
+    segment: str
+    buckets: list[Decimal]
+    total: Decimal
+    invoices: int
+    oldest_due: dt.date
+
+
+def _aged_conditions(today: dt.date) -> dict[str, Q]:
+    """Which open invoices each column holds: the aging's buckets (as in
+    `_aging`), with what is under open dispute in a column of its own."""
+    # The open disputes' invoices, once per query (PostgreSQL hashes the
+    # list), rather than a lookup per invoice and per column.
+    disputed = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("invoice_id"))
+    conditions, newer = {}, None
+    for (key, _), (_, last) in zip(AGED_COLUMNS, kpi.BUCKETS, strict=False):
+        # days late = today − due ≤ last  ⇔  due ≥ today − last
+        older = Q(due_date__gte=today - dt.timedelta(days=last)) if last is not None else Q()
+        conditions[key] = ~disputed & older & (~newer if newer is not None else Q())
+        newer = older  # the buckets nest: what is due since `older` holds all the newer ones
+    conditions["disputed"] = disputed
+    return conditions
+
+
+def aged_balances(scope: Scope, *, today: dt.date, bucket: str | None = None) -> QuerySet:
+    """The aged trial balance: each account's open invoices summed by bucket,
+    a row per account and currency, with its collector and segment. One
+    query, grouped in the database, whatever the size of the book.
+
+    Ranked within each currency (amounts in different currencies cannot be
+    ranked against each other), the currencies by code as on the Numbers
+    page: by the open total, or, given a `bucket`, only the accounts with
+    money in it, by what they have in it; biggest first. Rows are dicts;
+    `aged_accounts` reads them."""
+    sums = {
+        key: Coalesce(Sum("open_amount", filter=when), Value(ZERO), output_field=_MONEY)
+        for key, when in _aged_conditions(today).items()
+    }
+    rows = (
+        scope.of(Invoice.objects.open())
+        .order_by()
+        .values(
+            "customer_id",
+            "currency",
+            "customer__account_number",
+            "customer__name",
+            "customer__segment",
+            "customer__collector__first_name",
+            "customer__collector__last_name",
+            "customer__collector__username",
+        )
+        .annotate(**sums, total=Sum("open_amount"), invoices=Count("pk"), oldest_due=Min("due_date"))
+    )
+    ranked_by = "total"
+    if bucket:
+        rows = rows.filter(**{f"{bucket}__gt": 0})
+        ranked_by = bucket
+    return rows.order_by("currency", F(ranked_by).desc(), "customer__name", "customer_id")
+
+
+def aged_accounts(rows) -> list[AgedAccount]:
+    return [
+        AgedAccount(
+            customer_id=row["customer_id"],
+            account_number=row["customer__account_number"],
+            name=row["customer__name"],
+            currency=row["currency"],
+            collector=name_of(
+                row["customer__collector__first_name"],
+                row["customer__collector__last_name"],
+                row["customer__collector__username"],
+            ),
+            segment=Segment(row["customer__segment"]).label,
+            buckets=[row[key] for key, _ in AGED_COLUMNS],
+            total=row["total"],
+            invoices=row["invoices"],
+            oldest_due=row["oldest_due"],
+        )
+        for row in rows
+    ]
 
 
 def currencies_in_use() -> list[str]:

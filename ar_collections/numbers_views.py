@@ -1,8 +1,10 @@
-"""The Numbers page: the measures a credit manager reads every Monday.
+"""The Numbers page: the measures a credit manager reads every Monday, and
+the aged trial balance behind its aging (each account's open amount by
+bucket).
 
 Managers see the whole book and may narrow it to one collector's accounts and
 to one currency; a collector sees their own accounts' figures; read-only
-colleagues have no numbers. One view serves the page and, to htmx, the
+colleagues have no numbers. One view serves each page and, to htmx, its
 figures region alone.
 """
 
@@ -15,6 +17,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
@@ -28,23 +31,13 @@ WORK = "customers.change_customer"
 ACT_ON_ANY = "customers.act_on_any_customer"
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 DEFAULT_LENGTH = 3
+AGED_PAGE_SIZE = 50
 
 
-class NumbersForm(forms.Form):
-    """What the page shows: the period's last month and its length, and for a
-    manager whose accounts and which currency."""
+class ScopeForm(forms.Form):
+    """Whose figures: for a manager, the whole book or one collector's
+    accounts; for everyone, every currency or one."""
 
-    month = forms.CharField(
-        label="Period ending with",
-        required=False,
-        widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"}),
-    )
-    months = forms.TypedChoiceField(
-        label="Length",
-        coerce=int,
-        choices=[(n, f"{n} month{'s' if n > 1 else ''}") for n in numbers.PERIOD_LENGTHS],
-        error_messages={"invalid_choice": "Choose a period of 1, 3, 6 or 12 months."},
-    )
     collector = forms.ChoiceField(
         label="Collector",
         required=False,
@@ -56,10 +49,8 @@ class NumbersForm(forms.Form):
         error_messages={"invalid_choice": "Choose a currency from the list."},
     )
 
-    def __init__(self, *args, today: dt.date, manager: bool, **kwargs) -> None:
+    def __init__(self, *args, manager: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.today = today
-        self.last_full = numbers.last_full_month(today)
         if manager:
             owners = (
                 User.objects.filter(collected_customers__isnull=False)
@@ -76,6 +67,38 @@ class NumbersForm(forms.Form):
             ("", "Every currency"),
             *((c, c) for c in numbers.currencies_in_use()),
         ]
+
+    def scope(self, user) -> numbers.Scope:
+        chosen = self.cleaned_data.get("collector")
+        collector_id = int(chosen) if chosen else None
+        if "collector" not in self.fields:
+            # A collector's numbers are their own accounts', whatever the query says.
+            collector_id = user.pk
+        return numbers.Scope(collector_id=collector_id, currency=self.cleaned_data["currency"] or None)
+
+
+class NumbersForm(ScopeForm):
+    """What the page shows: the period's last month and its length, and for a
+    manager whose accounts and which currency."""
+
+    field_order = ["month", "months", "collector", "currency"]
+
+    month = forms.CharField(
+        label="Period ending with",
+        required=False,
+        widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"}),
+    )
+    months = forms.TypedChoiceField(
+        label="Length",
+        coerce=int,
+        choices=[(n, f"{n} month{'s' if n > 1 else ''}") for n in numbers.PERIOD_LENGTHS],
+        error_messages={"invalid_choice": "Choose a period of 1, 3, 6 or 12 months."},
+    )
+
+    def __init__(self, *args, today: dt.date, manager: bool, **kwargs) -> None:
+        super().__init__(*args, manager=manager, **kwargs)
+        self.today = today
+        self.last_full = numbers.last_full_month(today)
 
     def clean_month(self) -> dt.date:
         text = self.cleaned_data["month"].strip()
@@ -100,13 +123,25 @@ class NumbersForm(forms.Form):
         lengths = [1] if length == 1 else [1, length]
         return [numbers.Period.ending(month, months=n) for n in lengths]
 
-    def scope(self, user) -> numbers.Scope:
-        chosen = self.cleaned_data.get("collector")
-        collector_id = int(chosen) if chosen else None
-        if "collector" not in self.fields:
-            # A collector's numbers are their own accounts', whatever the query says.
-            collector_id = user.pk
-        return numbers.Scope(collector_id=collector_id, currency=self.cleaned_data["currency"] or None)
+
+class AgedForm(ScopeForm):
+    """The aged trial balance's choices: whose accounts, which currency, and
+    optionally one bucket (only the accounts with money in it, ranked by it)."""
+
+    bucket = forms.ChoiceField(
+        label="Accounts with money",
+        required=False,
+        choices=[("", "Anywhere open"), *numbers.AGED_COLUMNS],
+        error_messages={"invalid_choice": "Choose a bucket from the list."},
+    )
+
+
+def _numbers_reader(request: HttpRequest) -> bool:
+    """Whether the user may read the numbers (else 403); True for a manager."""
+    # Figures about many accounts' money are for those who work the accounts.
+    if not request.user.has_perm(WORK):
+        raise PermissionDenied("The numbers are for collectors and managers.")
+    return request.user.has_perm(ACT_ON_ANY)
 
 
 def _with_defaults(query: QueryDict, *, today: dt.date) -> dict[str, str]:
@@ -121,11 +156,8 @@ def numbers_page(request: HttpRequest) -> HttpResponse:
     """Aging today, DSO, countback, best-possible DSO, ADD and CEI for the
     period, write-offs, credit notes and disputes in it, and the cash
     expected in the next weeks; per currency."""
-    # Figures about many accounts' money are for those who work the accounts.
-    if not request.user.has_perm(WORK):
-        raise PermissionDenied("The numbers are for collectors and managers.")
+    manager = _numbers_reader(request)
     today = timezone.localdate()
-    manager = request.user.has_perm(ACT_ON_ANY)
     form = NumbersForm(_with_defaults(request.GET, today=today), today=today, manager=manager)
     context = {"form": form, "manager": manager, "today": today, "figures": None, "periods": []}
     status = 200
@@ -139,4 +171,34 @@ def numbers_page(request: HttpRequest) -> HttpResponse:
     template = "collections/numbers.html"
     if wants_fragment(request):
         template += "#numbers-figures"
+    return render(request, template, context, status=status)
+
+
+def _aged_query(query: QueryDict) -> dict[str, str]:
+    return {key: query[key] for key in query if key in ("collector", "currency", "bucket")}
+
+
+@login_required
+@require_safe
+def numbers_aged(request: HttpRequest) -> HttpResponse:
+    """The aged trial balance: each account's open amount by bucket, per
+    currency, with its collector and segment; biggest first, a page at a time."""
+    manager = _numbers_reader(request)
+    today = timezone.localdate()
+    form = AgedForm(_aged_query(request.GET), manager=manager)
+    context = {"form": form, "manager": manager, "today": today, "columns": numbers.AGED_COLUMNS}
+    status = 200
+    if form.is_valid():
+        rows = numbers.aged_balances(
+            form.scope(request.user), today=today, bucket=form.cleaned_data["bucket"] or None
+        )
+        page = Paginator(rows, AGED_PAGE_SIZE).get_page(request.GET.get("page"))
+        page.object_list = numbers.aged_accounts(page.object_list)
+        context["page"] = page
+        context["bucket_label"] = dict(numbers.AGED_COLUMNS).get(form.cleaned_data["bucket"])
+    else:
+        status = 422
+    template = "collections/numbers_aged.html"
+    if wants_fragment(request):
+        template += "#aged-balances"
     return render(request, template, context, status=status)

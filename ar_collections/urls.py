@@ -44,5 +44,6 @@ urlpatterns = [
     path("actions/<int:pk>/", ws.action_detail, name="action_detail"),
     path("worklist/", ws.worklist_view, name="worklist"),
     path("numbers/", numbers_views.numbers_page, name="numbers"),
+    path("numbers/aged/", numbers_views.numbers_aged, name="numbers_aged"),
     path("worklist/<int:item_id>/<str:change>/", ws.work_item_change, name="work_item_change"),
 ]

@@ -1,0 +1,270 @@
+"""The aged trial balance: each account's open amounts by bucket on a small
+ledger worked out by hand, its ranking and paging, who may see which
+accounts, the page and its htmx fragment, and what it costs in queries.
+
+The ledger, today being Tue 5 Aug 2025:
+
+EUR
+  Acme (Carla's): 3,000 due 10 Aug (not yet due), 1,200 due 15 Jul (21 days late),
+    600 due 10 May (87; a dispute on it rejected), 900 due 31 Mar (127),
+    700 due 1 Jul under open dispute                                → 6,400
+  "=Evil Corp" (Carla's): 400 due 20 Jun (46), 2,500 due 1 Apr (126)  → 2,900
+  Cogs (Otto's): 20 due today (not yet due), 80 due 6 Jul (30 days late, the
+    last day of 1–30), 150.50 due 20 Apr (107); a paid and a cancelled
+    invoice that never count                                        → 250.50
+USD
+  Bolt (Otto's): 5,000 due 9 Aug, 1,000 due 31 May (66)              → 6,000
+  Acme: 300 due 1 Jun (65)                                           → 300
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from ar_collections import numbers, numbers_views
+from ar_collections.models import Dispute, DisputeOutcome, DisputeReason, DisputeStatus, InvoiceStatus
+from customers.models import Segment
+
+D = Decimal
+TODAY = dt.date(2025, 8, 5)
+URL = reverse("collections:numbers_aged")
+HTMX = {"HX-Request": "true"}
+
+
+def day(month: int, n: int) -> dt.date:
+    return dt.date(2025, month, n)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_today():
+    with time_machine.travel(dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+def dispute(invoice, *, user, **fields) -> Dispute:
+    return Dispute.objects.create(
+        customer=invoice.customer,
+        invoice=invoice,
+        reason=DisputeReason.PRICE,
+        description="-",
+        opened_by=user,
+        opened_on=day(7, 20),
+        answer_due_on=day(7, 27),
+        disputed_amount=invoice.open_amount,
+        **fields,
+    )
+
+
+@pytest.fixture
+def ledger(make_customer, make_invoice, collector, other_collector):
+    collector.first_name, collector.last_name = "Carla", "Cruz"
+    collector.save()
+    acme = make_customer(name="Acme", account_number="A-1", currency="EUR", collector=collector,
+                         segment=Segment.SYSTEMATIC_LATE)
+    evil = make_customer(name="=Evil Corp", account_number="E-1", currency="EUR", collector=collector)
+    cogs = make_customer(name="Cogs", account_number="C-1", currency="EUR", collector=other_collector,
+                         segment=Segment.PROMPT)
+    bolt = make_customer(name="Bolt", account_number="B-1", currency="USD", collector=other_collector)
+
+    make_invoice(acme, issued=day(7, 1), due=day(8, 10), amount="3000.00")
+    make_invoice(acme, issued=day(6, 15), due=day(7, 15), amount="1200.00")
+    rejected = make_invoice(acme, issued=day(4, 10), due=day(5, 10), amount="600.00")
+    dispute(rejected, user=collector, status=DisputeStatus.RESOLVED, outcome=DisputeOutcome.REJECTED,
+            resolved_on=day(7, 25), resolved_by=collector)
+    make_invoice(acme, issued=day(3, 1), due=day(3, 31), amount="900.00")
+    dispute(make_invoice(acme, issued=day(6, 1), due=day(7, 1), amount="700.00"), user=collector)
+    make_invoice(acme, issued=day(5, 2), due=day(6, 1), amount="300.00", currency="USD")
+
+    make_invoice(evil, issued=day(5, 21), due=day(6, 20), amount="400.00")
+    make_invoice(evil, issued=day(3, 2), due=day(4, 1), amount="2500.00")
+
+    make_invoice(cogs, issued=day(7, 6), due=TODAY, amount="20.00")
+    make_invoice(cogs, issued=day(6, 6), due=day(7, 6), amount="80.00")
+    make_invoice(cogs, issued=day(3, 21), due=day(4, 20), amount="150.50")
+    make_invoice(cogs, issued=day(3, 1), due=day(3, 31), amount="999.00", paid_on=day(4, 2))
+    cancelled = make_invoice(cogs, issued=day(3, 1), due=day(3, 31), amount="777.00")
+    cancelled.status = InvoiceStatus.CANCELLED
+    cancelled.save(update_fields=["status"])
+
+    make_invoice(bolt, issued=day(7, 10), due=day(8, 9), amount="5000.00")
+    make_invoice(bolt, issued=day(5, 1), due=day(5, 31), amount="1000.00")
+    return {"acme": acme, "evil": evil, "cogs": cogs, "bolt": bolt}
+
+
+def balances(scope: numbers.Scope | None = None, bucket: str | None = None) -> list[tuple]:
+    rows = numbers.aged_balances(scope or numbers.Scope(), today=TODAY, bucket=bucket)
+    return [(a.currency, a.name, *a.buckets, a.total, a.invoices) for a in numbers.aged_accounts(rows)]
+
+
+def names(html: str) -> list[str]:
+    """The accounts the page lists, in its order."""
+    return [part.split("</a>", 1)[0].split(">")[-1] for part in html.split('<th scope="row"><a href=')[1:]]
+
+
+# --- The figures ------------------------------------------------------------------------------
+
+
+def test_each_account_shows_its_open_amounts_by_bucket_per_currency_biggest_first(ledger):
+    assert balances() == [
+        # currency, account, not yet due, 1–30, 31–60, 61–90, over 90, disputed, total, invoices
+        ("EUR", "Acme", D("3000.00"), D("1200.00"), D("0.00"), D("600.00"), D("900.00"), D("700.00"),
+         D("6400.00"), 5),
+        ("EUR", "=Evil Corp", D("0.00"), D("0.00"), D("400.00"), D("0.00"), D("2500.00"), D("0.00"),
+         D("2900.00"), 2),
+        ("EUR", "Cogs", D("20.00"), D("80.00"), D("0.00"), D("0.00"), D("150.50"), D("0.00"),
+         D("250.50"), 3),
+        ("USD", "Bolt", D("5000.00"), D("0.00"), D("0.00"), D("1000.00"), D("0.00"), D("0.00"),
+         D("6000.00"), 2),
+        ("USD", "Acme", D("0.00"), D("0.00"), D("0.00"), D("300.00"), D("0.00"), D("0.00"),
+         D("300.00"), 1),
+    ]
+
+
+def test_the_accounts_add_up_to_the_numbers_pages_aging(ledger):
+    rows = numbers.aged_accounts(numbers.aged_balances(numbers.Scope(), today=TODAY))
+    july = numbers.Period.ending(day(7, 1), months=1)
+    for currency in numbers.figures(numbers.Scope(), today=TODAY, periods=[july]):
+        columns = [sum((a.buckets[i] for a in rows if a.currency == currency.currency), D("0"))
+                   for i in range(len(numbers.AGED_COLUMNS))]
+        assert columns == [row.amount for row in currency.aging] + [currency.disputed.amount]
+
+
+def test_each_row_carries_the_accounts_collector_segment_and_oldest_due_date(ledger):
+    acme = numbers.aged_accounts(numbers.aged_balances(numbers.Scope(), today=TODAY))[0]
+
+    assert (acme.customer_id, acme.account_number, acme.collector, acme.segment, acme.oldest_due) == (
+        ledger["acme"].pk, "A-1", "Carla Cruz", "Systematic late payer", day(3, 31)
+    )
+
+
+def test_a_bucket_keeps_only_the_accounts_with_money_in_it_biggest_there_first(ledger):
+    assert [(row[1], row[6]) for row in balances(bucket="late_over_90")] == [
+        ("=Evil Corp", D("2500.00")),
+        ("Acme", D("900.00")),
+        ("Cogs", D("150.50")),
+    ]
+    assert [(row[0], row[1]) for row in balances(bucket="late_61_90")] == [
+        ("EUR", "Acme"), ("USD", "Bolt"), ("USD", "Acme")
+    ]
+    assert [row[1] for row in balances(bucket="disputed")] == ["Acme"]
+
+
+def test_the_balance_narrows_to_one_collector_and_one_currency(ledger, other_collector):
+    assert [(r[0], r[1]) for r in balances(numbers.Scope(collector_id=other_collector.pk))] == [
+        ("EUR", "Cogs"), ("USD", "Bolt")
+    ]
+    assert [r[1] for r in balances(numbers.Scope(currency="USD"))] == ["Bolt", "Acme"]
+
+
+# --- The page ---------------------------------------------------------------------------------
+
+
+def test_a_bucket_on_the_numbers_page_leads_to_the_accounts_with_money_in_it(client, manager, ledger):
+    client.force_login(manager)
+
+    numbers_html = client.get(reverse("collections:numbers")).content.decode()
+    link = f"{URL}?bucket=late_over_90&amp;currency=EUR"
+    assert f'<a href="{link}"' in numbers_html
+
+    response = client.get(URL, {"bucket": "late_over_90", "currency": "EUR"})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert names(html) == ["=Evil Corp", "Acme", "Cogs"]
+    assert f'<a href="{reverse("customers:detail", args=[ledger["evil"].pk])}">=Evil Corp</a>' in html
+    assert "Accounts with money over 90 days late, biggest there first" in html
+    assert "€2,500.00" in html or "2,500.00" in html
+
+
+def test_a_manager_may_narrow_the_balance_to_one_collector(client, manager, ledger, other_collector):
+    client.force_login(manager)
+
+    html = client.get(URL, {"collector": other_collector.pk}).content.decode()
+
+    assert names(html) == ["Cogs", "Bolt"]
+
+
+def test_a_collector_sees_only_their_own_accounts_whatever_the_query_says(
+    client, collector, ledger, other_collector
+):
+    client.force_login(collector)
+
+    response = client.get(URL, {"collector": other_collector.pk})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert names(html) == ["Acme", "=Evil Corp", "Acme"]
+    assert 'name="collector"' not in html
+
+
+def test_a_read_only_colleague_gets_no_balance(client, viewer, ledger):
+    client.force_login(viewer)
+
+    assert client.get(URL).status_code == 403
+    assert client.get(URL, headers=HTMX).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    assert client.get(URL).status_code == 302
+
+
+def test_htmx_gets_the_accounts_alone_and_the_plain_page_takes_the_same_query(client, manager, ledger):
+    client.force_login(manager)
+
+    fragment = client.get(URL, {"bucket": "disputed"}, headers=HTMX).content.decode()
+    page = client.get(URL, {"bucket": "disputed"}).content.decode()
+
+    assert fragment.lstrip().startswith('<section id="aged-balances"')
+    assert "<html" not in fragment and names(fragment) == ["Acme"]
+    assert "<html" in page and names(page) == ["Acme"]
+    assert '<option value="disputed" selected>' in page
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_bad_bucket_gets_a_clear_message_not_an_error(client, manager, ledger, htmx):
+    client.force_login(manager)
+
+    response = client.get(URL, {"bucket": "over_9000"}, headers=HTMX if htmx else {})
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "Choose a bucket from the list." in html
+    assert names(html) == []
+
+
+def test_the_balance_comes_a_page_at_a_time(client, manager, ledger, monkeypatch):
+    monkeypatch.setattr(numbers_views, "AGED_PAGE_SIZE", 2)
+    client.force_login(manager)
+
+    first = client.get(URL).content.decode()
+    second = client.get(URL, {"page": "2"}, headers=HTMX).content.decode()
+    last = client.get(URL, {"page": "3"}).content.decode()
+
+    assert names(first) == ["Acme", "=Evil Corp"] and "Page 1 of 3" in first
+    assert names(second) == ["Cogs", "Bolt"] and "Page 2 of 3" in second
+    assert names(last) == ["Acme"] and 'rel="next"' not in last
+
+
+@pytest.mark.parametrize("more", [False, True])
+def test_the_balance_costs_the_same_queries_however_big_the_book(
+    client, manager, ledger, make_customer, make_invoice, collector, django_assert_num_queries, more
+):
+    if more:
+        for n in range(60):
+            account = make_customer(currency=["EUR", "USD", "GBP"][n % 3], collector=collector)
+            invoice = make_invoice(account, issued=day(4, 1 + n % 28), amount="100.00")
+            if n % 4 == 0:
+                dispute(invoice, user=collector)
+    client.force_login(manager)
+
+    # session, user, permissions (2), collectors, currencies; count and page of accounts;
+    # role groups (the page head)
+    with django_assert_num_queries(9):
+        response = client.get(URL, {"bucket": "late_over_90"})
+
+    assert response.status_code == 200
