@@ -45,5 +45,6 @@ urlpatterns = [
     path("worklist/", ws.worklist_view, name="worklist"),
     path("numbers/", numbers_views.numbers_page, name="numbers"),
     path("numbers/aged/", numbers_views.numbers_aged, name="numbers_aged"),
+    path("numbers/aged.csv", numbers_views.numbers_aged_csv, name="numbers_aged_csv"),
     path("worklist/<int:item_id>/<str:change>/", ws.work_item_change, name="work_item_change"),
 ]

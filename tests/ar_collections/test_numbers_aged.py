@@ -1,6 +1,7 @@
 """The aged trial balance: each account's open amounts by bucket on a small
 ledger worked out by hand, its ranking and paging, who may see which
-accounts, the page and its htmx fragment, and what it costs in queries.
+accounts, the page and its htmx fragment, what it costs in queries, and its
+CSV file.
 
 The ledger, today being Tue 5 Aug 2025:
 
@@ -19,7 +20,9 @@ USD
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
@@ -33,6 +36,7 @@ from customers.models import Segment
 D = Decimal
 TODAY = dt.date(2025, 8, 5)
 URL = reverse("collections:numbers_aged")
+CSV_URL = reverse("collections:numbers_aged_csv")
 HTMX = {"HX-Request": "true"}
 
 
@@ -202,15 +206,17 @@ def test_a_collector_sees_only_their_own_accounts_whatever_the_query_says(
     assert 'name="collector"' not in html
 
 
-def test_a_read_only_colleague_gets_no_balance(client, viewer, ledger):
+def test_a_read_only_colleague_gets_no_balance_nor_file(client, viewer, ledger):
     client.force_login(viewer)
 
     assert client.get(URL).status_code == 403
     assert client.get(URL, headers=HTMX).status_code == 403
+    assert client.get(CSV_URL).status_code == 403
 
 
 def test_anonymous_visitors_are_sent_to_log_in(client):
     assert client.get(URL).status_code == 302
+    assert client.get(CSV_URL).status_code == 302
 
 
 def test_htmx_gets_the_accounts_alone_and_the_plain_page_takes_the_same_query(client, manager, ledger):
@@ -268,3 +274,76 @@ def test_the_balance_costs_the_same_queries_however_big_the_book(
         response = client.get(URL, {"bucket": "late_over_90"})
 
     assert response.status_code == 200
+
+
+# --- The CSV file -----------------------------------------------------------------------------
+
+
+def download(client, query: dict | None = None):
+    response = client.get(CSV_URL, query or {})
+    assert response.status_code == 200
+    return response, b"".join(response.streaming_content).decode("utf-8")
+
+
+def test_the_csv_holds_every_account_with_plain_amounts_iso_dates_and_harmless_names(
+    client, manager, ledger, monkeypatch
+):
+    # Every page's accounts, not the one shown.
+    monkeypatch.setattr(numbers_views, "AGED_PAGE_SIZE", 2)
+    client.force_login(manager)
+
+    response, text = download(client, {"currency": "EUR"})
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-08-05.csv"'
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["Currency", "Account number", "Account", "Collector", "Segment", "Not yet due", "1-30 days late",
+         "31-60 days late", "61-90 days late", "Over 90 days late", "Under open dispute", "Total open",
+         "Open invoices", "Oldest due date"],
+        ["EUR", "A-1", "Acme", "Carla Cruz", "Systematic late payer", "3000.00", "1200.00", "0.00",
+         "600.00", "900.00", "700.00", "6400.00", "5", "2025-03-31"],
+        # A name a spreadsheet would run as a formula is written as text.
+        ["EUR", "E-1", "'=Evil Corp", "Carla Cruz", "New", "0.00", "0.00", "400.00", "0.00", "2500.00",
+         "0.00", "2900.00", "2", "2025-04-01"],
+        ["EUR", "C-1", "Cogs", "otto", "Prompt payer", "20.00", "80.00", "0.00", "0.00", "150.50", "0.00",
+         "250.50", "3", "2025-04-20"],
+    ]
+    assert text.endswith("\r\n")
+
+
+def test_the_csv_takes_the_pages_choices_and_a_collectors_own_accounts(
+    client, collector, ledger, other_collector
+):
+    client.force_login(collector)
+
+    _, text = download(client, {"collector": other_collector.pk, "bucket": "late_61_90"})
+
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    assert [(row[0], row[2], row[8]) for row in rows] == [
+        ("EUR", "Acme", "600.00"), ("USD", "Acme", "300.00")
+    ]
+
+
+def test_a_bad_choice_for_the_csv_gets_the_pages_message(client, manager, ledger):
+    client.force_login(manager)
+
+    response = client.get(CSV_URL, {"currency": "XXX"})
+
+    assert response.status_code == 422
+    assert "Choose a currency from the list." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+31 20 555", "'+31 20 555"),
+        ("-Bad", "'-Bad"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("Acme = good", "Acme = good"),
+        ("", ""),
+    ],
+)
+def test_a_text_cell_starting_like_a_formula_is_made_plain_text(text, written):
+    assert numbers_views.csv_text(text) == written
