@@ -45,7 +45,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, Greatest, Round, TruncMonth
+from django.db.models.functions import Cast, Coalesce, Greatest, Least, Round, TruncMonth
 
 from ar_collections.models import (
     Allocation,
@@ -551,14 +551,20 @@ class DaysFrom(Func):
         )
 
 
-def _week(offset) -> Case:
+def _week(offset: str) -> ExpressionWrapper:
     """The forecast week (0 = the seven days from today) of a day `offset`
-    days from today: -1 before today, FORECAST_WEEKS beyond the last week."""
-    return Case(
-        When(**{f"{offset}__lt": 0}, then=Value(-1)),
-        *(When(**{f"{offset}__lt": 7 * (n + 1)}, then=Value(n)) for n in range(FORECAST_WEEKS)),
-        default=Value(FORECAST_WEEKS),
-        output_field=IntegerField(),
+    days from today: -1 before today, FORECAST_WEEKS beyond the last week.
+
+    Arithmetic on the offset, which it reads once: a CASE of the weeks'
+    bounds repeated the offset's expression nine times, every one of them
+    evaluated and compiled for each open invoice. The databases divide
+    integers towards zero, which would put the six days before today into
+    week 0: the offset is shifted a week up (and held at a week before today)
+    before the division, and the week shifted back after it."""
+    week = Value(7)
+    shifted = Greatest(F(offset), Value(-7)) + week
+    return ExpressionWrapper(
+        Least(shifted / week, Value(FORECAST_WEEKS + 1)) - Value(1), output_field=IntegerField()
     )
 
 
@@ -586,33 +592,46 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
         Cast(Round(Coalesce("customer__behaviour__weighted_days_late", Value(Decimal("0")))), IntegerField()),
         Value(0),
     )
-    covered = Case(
-        When(_open_dispute(), then=Value("disputed")),
-        When(
-            Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN)),
-            then=Value("promise"),
-        ),
-        When(
-            Exists(PaymentPlan.objects.filter(invoices=OuterRef("pk"), status=PlanStatus.ACTIVE)),
-            then=Value("plan"),
-        ),
-        default=Value("invoice"),
+    # Which open invoices are expected by their due date, and which are
+    # disputed, as conditional sums grouped by week alone, rather than a kind
+    # per invoice that the rows are grouped by: the database cannot tell how
+    # few kinds an expression of each invoice's id has, so it sorted every
+    # open invoice to group them (spilling to disk in a large book) where a
+    # hash of a few dozen weeks and currencies does. Each list of ids is read
+    # once and hashed; a promise or a plan's invoices are its through rows,
+    # never null.
+    disputed = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("invoice_id"))
+    promised = Q(
+        pk__in=Promise.invoices.through.objects.filter(promise__status=PromiseStatus.OPEN).values(
+            "invoice_id"
+        )
     )
+    planned = Q(
+        pk__in=PaymentPlan.invoices.through.objects.filter(
+            paymentplan__status=PlanStatus.ACTIVE
+        ).values("invoice_id")
+    )
+    # One a promise or a plan covers: its promise or its plan's instalments stand for it.
+    by_due_date = ~disputed & ~promised & ~planned
     invoices = (
         scope.of(Invoice.objects.open())
         .annotate(offset=DaysFrom(today, "due_date") + lateness)
-        .annotate(week=_week("offset"), kind=covered)
+        .annotate(week=_week("offset"))
         .order_by()
-        .values("currency", "kind", "week")
-        .annotate(amount=Sum("open_amount"), n=Count("pk"))
+        .values("currency", "week")
+        .annotate(
+            amount=Sum("open_amount", filter=by_due_date),
+            n=Count("pk", filter=by_due_date),
+            disputed_amount=Sum("open_amount", filter=disputed),
+            disputed_n=Count("pk", filter=disputed),
+        )
     )
     for row in invoices:
         forecast = result[row["currency"]]
-        if row["kind"] == "disputed":
-            forecast.disputed.add(row["amount"], row["n"])
-        elif row["kind"] != "invoice":
-            continue  # its promise or its plan's instalments stand for it
-        elif row["week"] < 0:
+        forecast.disputed.add(row["disputed_amount"], row["disputed_n"])
+        if not row["n"]:
+            continue
+        if row["week"] < 0:
             forecast.overdue_beyond_usual.add(row["amount"], row["n"])
         elif row["week"] >= FORECAST_WEEKS:
             forecast.later += row["amount"]

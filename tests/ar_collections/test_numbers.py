@@ -295,6 +295,54 @@ def test_the_forecast_spreads_expected_cash_over_the_next_eight_weeks(ledger):
     assert (forecast.overdue_beyond_usual.amount, forecast.overdue_beyond_usual.count) == (D("1800.00"), 2)
 
 
+def test_each_day_is_forecast_in_its_own_week_at_the_weeks_edges(make_customer, make_invoice):
+    account = make_customer(currency="EUR")  # no behaviour: expected on the due date
+    for due, amount in [
+        (day(7, 29), "1.00"),  # 7 days ago
+        (day(8, 4), "2.00"),  # yesterday: before today, not in the first week
+        (TODAY, "4.00"),  # the first week's first day
+        (day(8, 11), "8.00"),  # its last
+        (day(8, 12), "16.00"),  # the second week's first
+        (day(9, 29), "32.00"),  # the eighth week's last
+        (day(9, 30), "64.00"),  # after the eight weeks
+    ]:
+        make_invoice(account, issued=day(7, 1), due=due, amount=amount)
+
+    forecast = figures()["EUR"].forecast
+
+    assert [week.invoices for week in forecast.weeks] == [
+        D("12.00"), D("16.00"), D("0"), D("0"), D("0"), D("0"), D("0"), D("32.00")
+    ]
+    assert (forecast.overdue_beyond_usual.amount, forecast.overdue_beyond_usual.count) == (D("3.00"), 2)
+    assert forecast.later == D("64.00")
+
+
+def test_a_disputed_invoice_a_promise_covers_is_left_out_once_as_disputed(
+    make_customer, make_invoice, collector
+):
+    account = make_customer(currency="EUR")
+    invoice = make_invoice(account, issued=day(7, 1), due=day(8, 20), amount="500.00")
+    make_invoice(account, issued=day(7, 1), due=day(8, 20), amount="50.00")
+    promise = Promise.objects.create(
+        customer=account,
+        currency="EUR",
+        amount=D("500.00"),
+        promised_on=day(8, 12),
+        grace_days=3,
+        made_on=day(8, 1),
+        made_by=collector,
+    )
+    promise.invoices.add(invoice)
+    dispute(invoice, reason=DisputeReason.QUANTITY, on=day(8, 4), user=collector)
+
+    forecast = figures()["EUR"].forecast
+
+    assert (forecast.disputed.amount, forecast.disputed.count) == (D("500.00"), 1)
+    # The promise still stands for its cash; the invoice itself is not expected by its due date too.
+    assert [week.invoices for week in forecast.weeks][2] == D("50.00")
+    assert forecast.weeks[1].promises == D("500.00")
+
+
 def test_a_customer_without_behaviour_is_expected_on_the_due_date(ledger):
     usd = figures()["USD"].forecast
 
