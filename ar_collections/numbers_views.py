@@ -1,6 +1,6 @@
 """The Numbers page: the measures a credit manager reads every Monday, and
 the aged trial balance behind its aging (each account's open amount by
-bucket), on a page and as a CSV file.
+bucket), on a page and as a CSV file; the period's figures as a CSV file too.
 
 Managers see the whole book and may narrow it to one collector's accounts and
 to one currency; a collector sees their own accounts' figures; read-only
@@ -289,4 +289,69 @@ def numbers_aged_csv(request: HttpRequest) -> HttpResponse:
         (writer.writerow(line) for line in _aged_csv_rows(rows)), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="aged-trial-balance-{today.isoformat()}.csv"'
+    return response
+
+
+NUMBERS_CSV_HEADER = [
+    "Currency",
+    "Period start",
+    "Period end",
+    "Months",
+    "Receivables at the start",
+    "Credit sales",
+    "Receivables at the end",
+    "Not yet due at the end",
+    "DSO simple (days)",
+    "DSO countback (days)",
+    "Countback complete",
+    "Best-possible DSO (days)",
+    "ADD (days)",
+    "CEI (%)",
+    "Written off",
+    "Write-offs",
+    "Credit notes",
+    "Credit notes count",
+    "Disputes opened",
+    "Disputes opened count",
+    "Disputes caused by us",
+    "Disputes caused by us count",
+]
+
+
+def _plain(value) -> str:
+    # A measure without a divisor is not defined: an empty cell, as the page's dash.
+    return "" if value is None else str(value)
+
+
+@login_required
+@require_safe
+def numbers_csv(request: HttpRequest) -> HttpResponse:
+    """The period's figures as a CSV file: a row per currency and period (the
+    end month alone and the chosen length), as the page shows them."""
+    manager = _numbers_reader(request)
+    today = timezone.localdate()
+    form = NumbersForm(_with_defaults(request.GET, today=today), today=today, manager=manager)
+    if not form.is_valid():
+        return numbers_page(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="numbers-{today.isoformat()}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(NUMBERS_CSV_HEADER)
+    for c in numbers.figures(form.scope(request.user), today=today, periods=form.periods()):
+        for p in c.periods:
+            writer.writerow([
+                c.currency,
+                p.period.start.isoformat(),
+                p.period.end.isoformat(),
+                p.period.months,
+                *(_plain(v) for v in (p.opening, p.sales, p.closing, p.closing_current, p.dso)),
+                _plain(p.countback.days),
+                "yes" if p.countback.complete else "no",
+                *(_plain(v) for v in (p.best_possible_dso, p.add, p.cei)),
+                *(
+                    cell
+                    for amount in (p.write_offs, p.credit_notes, p.disputes, p.disputes_ours)
+                    for cell in (_plain(amount.amount), amount.count)
+                ),
+            ])
     return response

@@ -44,6 +44,7 @@ urlpatterns = [
     path("actions/<int:pk>/", ws.action_detail, name="action_detail"),
     path("worklist/", ws.worklist_view, name="worklist"),
     path("numbers/", numbers_views.numbers_page, name="numbers"),
+    path("numbers.csv", numbers_views.numbers_csv, name="numbers_csv"),
     path("numbers/aged/", numbers_views.numbers_aged, name="numbers_aged"),
     path("numbers/aged.csv", numbers_views.numbers_aged_csv, name="numbers_aged_csv"),
     path("worklist/<int:item_id>/<str:change>/", ws.work_item_change, name="work_item_change"),

@@ -20,7 +20,9 @@ USD, Bolt (Otto's, no behaviour yet):
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
@@ -528,6 +530,51 @@ def test_a_bad_parameter_gets_a_clear_message_not_an_error(client, manager, ledg
     assert response.status_code == 422
     assert message in html
     assert 'id="numbers-EUR"' not in html
+
+
+def test_the_periods_figures_download_as_csv_a_row_per_currency_and_period(client, manager, ledger):
+    client.force_login(manager)
+
+    html = client.get(URL).content.decode()
+    response = client.get(reverse("collections:numbers_csv"), {"currency": "EUR"})
+
+    assert f'href="{reverse("collections:numbers_csv")}" download>' in html
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="numbers-2025-08-05.csv"'
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8"))))
+    assert rows[0][:9] == [
+        "Currency", "Period start", "Period end", "Months", "Receivables at the start", "Credit sales",
+        "Receivables at the end", "Not yet due at the end", "DSO simple (days)",
+    ]
+    assert rows[1:] == [
+        ["EUR", "2025-07-01", "2025-07-31", "1", "5000.00", "4200.00", "7900.00", "4200.00", "58.3", "98.0",
+         "yes", "31.0", "27.3", "26.0", "800.00", "1", "500.00", "1", "700.00", "1", "700.00", "1"],
+        ["EUR", "2025-05-01", "2025-07-31", "3", "1900.00", "7700.00", "7900.00", "4200.00", "94.4", "98.0",
+         "yes", "50.2", "44.2", "31.5", "800.00", "1", "500.00", "1", "1300.00", "2", "700.00", "1"],
+    ]
+
+
+def test_a_collector_downloads_their_own_accounts_figures_and_a_colleague_none(
+    client, collector, viewer, ledger, other_collector
+):
+    client.force_login(collector)
+    rows = list(csv.reader(io.StringIO(
+        client.get(reverse("collections:numbers_csv"), {"collector": other_collector.pk}).content.decode()
+    )))
+    assert {row[0] for row in rows[1:]} == {"EUR"}
+
+    client.force_login(viewer)
+    assert client.get(reverse("collections:numbers_csv")).status_code == 403
+
+
+def test_a_bad_month_for_the_csv_gets_the_pages_message(client, manager, ledger):
+    client.force_login(manager)
+
+    response = client.get(reverse("collections:numbers_csv"), {"month": "2025-08"})
+
+    assert response.status_code == 422
+    assert "August 2025 has not ended yet" in response.content.decode()
 
 
 @pytest.mark.parametrize("more", [False, True])
