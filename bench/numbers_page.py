@@ -7,7 +7,9 @@ promises, payment plans and each customer's payment behaviour), then asks
 for the Numbers page as a manager — the whole book, every currency, the last
 full month and the three months ending with it — and prints the server time
 (best and median of --repeat requests, in the process, through Django's
-test client), the SQL statements and how many rows the figures rest on.
+test client), the SQL statements and how many rows the figures rest on; then
+the same for the aged trial balance's first page (every account, and those
+with money over 90 days late) and its CSV file of the whole book.
 
     .venv/bin/python bench/numbers_page.py [--customers N] [--invoices N] [--repeat N] [--keep]
 
@@ -101,6 +103,28 @@ def main() -> None:
     )
     for query in slowest:
         print(f"  {float(query['time']) * 1000:7.0f} ms  {query['sql'][:100]}")
+
+    with time_machine.travel(dt.datetime.combine(ON, dt.time(9), tzinfo=dt.UTC), tick=True):
+        for label, url in [
+            ("aged trial balance, first page", "/collections/numbers/aged/"),
+            ("aged trial balance, over 90 days late", "/collections/numbers/aged/?bucket=late_over_90"),
+            ("aged trial balance as CSV, whole book", "/collections/numbers/aged.csv"),
+        ]:
+            timings, size = [], 0
+            for _ in range(args.repeat):
+                with CaptureQueriesContext(connection) as queries:
+                    started = time.perf_counter()
+                    response = client.get(url, secure=True)
+                    # A streamed file's time is until its last row is sent.
+                    size = len(b"".join(response.streaming_content)) if response.streaming else 0
+                    timings.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.status_code
+            print(
+                f"{label}: best {min(timings) * 1000:,.0f} ms, "
+                f"median {statistics.median(timings) * 1000:,.0f} ms over {args.repeat} requests; "
+                f"{len(queries)} SQL statements"
+                + (f"; {size / 1e6:.1f} MB" if size else "")
+            )
 
 
 def _pick(rng: random.Random, shares: dict[str, int]) -> str:
