@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -285,12 +286,17 @@ def numbers_aged_csv(request: HttpRequest) -> HttpResponse:
         form.scope(request.user), today=today, bucket=form.cleaned_data["bucket"] or None
     )
     writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow(line) for line in _aged_csv_rows(rows)), content_type="text/csv; charset=utf-8"
-    )
+    lines = (writer.writerow(line) for line in _aged_csv_rows(rows))
+    response = StreamingHttpResponse(itertools.chain([EXCEL_KNOWS_UTF8], lines),
+                                     content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="aged-trial-balance-{today.isoformat()}.csv"'
     return response
 
+
+# A byte-order mark first: without it Excel, where most of these files are
+# opened, reads UTF-8 as the local code page and garbles "Müller" and "Łódź".
+# The product's own import strips one.
+EXCEL_KNOWS_UTF8 = "\ufeff"
 
 NUMBERS_CSV_HEADER = [
     "Currency",
@@ -335,6 +341,7 @@ def numbers_csv(request: HttpRequest) -> HttpResponse:
         return numbers_page(request)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="numbers-{today.isoformat()}.csv"'
+    response.write(EXCEL_KNOWS_UTF8)
     writer = csv.writer(response)
     writer.writerow(NUMBERS_CSV_HEADER)
     for c in numbers.figures(form.scope(request.user), today=today, periods=form.periods()):

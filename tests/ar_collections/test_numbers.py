@@ -542,7 +542,8 @@ def test_the_periods_figures_download_as_csv_a_row_per_currency_and_period(clien
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="numbers-2025-08-05.csv"'
-    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8"))))
+    assert response.content.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0][:9] == [
         "Currency", "Period start", "Period end", "Months", "Receivables at the start", "Credit sales",
         "Receivables at the end", "Not yet due at the end", "DSO simple (days)",
@@ -559,9 +560,8 @@ def test_a_collector_downloads_their_own_accounts_figures_and_a_colleague_none(
     client, collector, viewer, ledger, other_collector
 ):
     client.force_login(collector)
-    rows = list(csv.reader(io.StringIO(
-        client.get(reverse("collections:numbers_csv"), {"collector": other_collector.pk}).content.decode()
-    )))
+    response = client.get(reverse("collections:numbers_csv"), {"collector": other_collector.pk})
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert {row[0] for row in rows[1:]} == {"EUR"}
 
     client.force_login(viewer)

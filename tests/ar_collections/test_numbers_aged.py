@@ -282,7 +282,10 @@ def test_the_balance_costs_the_same_queries_however_big_the_book(
 def download(client, query: dict | None = None):
     response = client.get(CSV_URL, query or {})
     assert response.status_code == 200
-    return response, b"".join(response.streaming_content).decode("utf-8")
+    body = b"".join(response.streaming_content)
+    # Marked as UTF-8 for Excel, which otherwise garbles accented names.
+    assert body.startswith("\ufeff".encode())
+    return response, body.decode("utf-8-sig")
 
 
 def test_the_csv_holds_every_account_with_plain_amounts_iso_dates_and_harmless_names(
@@ -347,3 +350,11 @@ def test_a_bad_choice_for_the_csv_gets_the_pages_message(client, manager, ledger
 )
 def test_a_text_cell_starting_like_a_formula_is_made_plain_text(text, written):
     assert numbers_views.csv_text(text) == written
+
+
+def test_the_collections_menu_shows_the_aged_balance_under_numbers(client, manager, ledger):
+    client.force_login(manager)
+
+    html = client.get(URL).content.decode()
+
+    assert f'<a href="{reverse("collections:numbers")}" aria-current="page">Numbers</a>' in html
