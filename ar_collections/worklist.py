@@ -625,10 +625,19 @@ def item_complete(*, item: WorkItem, actor) -> WorkItem:
     return locked
 
 
+SNOOZE_AT_MOST = dt.timedelta(days=30)
+
+
 @transaction.atomic
 def item_snooze(*, item: WorkItem, actor, until: dt.date, on: dt.date) -> WorkItem:
     if until <= on:
         raise ValidationError({"until": "Snooze to a later day."})
+    if until > (latest := on + SNOOZE_AT_MOST):
+        # Put off for months, an item is out of sight as surely as closed, and
+        # nobody decided to close it.
+        raise ValidationError({"until": f"Snooze at most {SNOOZE_AT_MOST.days} days, until "
+                                        f"{format_day(latest)}: an item that must wait longer is one to mark "
+                                        "done or hand over."})
     locked = _lock_open(item)
     locked.snoozed_until = until
     locked.save(update_fields=["snoozed_until"])

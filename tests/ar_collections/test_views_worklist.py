@@ -508,13 +508,17 @@ def bad_changes(item, viewer):
     return {
         "snooze to today": ("snooze", {"until": "2025-08-05"}, "Snooze to a later day."),
         "snooze without a date": ("snooze", {}, "This field is required."),
+        # Put off for months, an item is out of sight as surely as if it were closed.
+        "snooze for months": ("snooze", {"until": "2025-12-31"},
+                              "Snooze at most 30 days, until 4 Sep 2025: an item that must wait longer is "
+                              "one to mark done or hand over."),
         "hand to a viewer": ("reassign", {"to": viewer.pk}, "Select a valid choice."),
         "hand to no one chosen": ("reassign", {"to": ""}, "Choose whom to hand the item to."),
     }
 
 
-@pytest.mark.parametrize("case", ["snooze to today", "snooze without a date", "hand to a viewer",
-                                  "hand to no one chosen"])
+@pytest.mark.parametrize("case", ["snooze to today", "snooze without a date", "snooze for months",
+                                  "hand to a viewer", "hand to no one chosen"])
 def test_a_refused_change_says_why_and_changes_nothing(client, collector, item, bad_changes, case):
     change, data, message = bad_changes[case]
     before = item_state(item)
