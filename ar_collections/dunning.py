@@ -33,7 +33,6 @@ from django.db.models import (
     Prefetch,
     Q,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -287,14 +286,15 @@ def cycles_over(accounts: Q, book: dict[str, Ladder], *, on: dt.date) -> models.
 @transaction.atomic
 def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     run = DunningRun.objects.select_for_update().get(pk=run_id)
-    customer_ids = list(
+    # The batch's accounts with their segments: the segment picks the ladder.
+    segments = dict(
         Customer.objects.filter(pk__gt=run.planned_through_customer_id)
-        .order_by("pk").values_list("pk", flat=True)[:PLAN_BATCH_SIZE]
+        .order_by("pk").values_list("pk", "segment")[:PLAN_BATCH_SIZE]
     )
-    if not customer_ids:
+    if not segments:
         return None
     on = run.run_date
-    lo, hi = customer_ids[0], customer_ids[-1]
+    lo, hi = min(segments), max(segments)
     in_batch = Q(customer_id__gte=lo, customer_id__lte=hi)
 
     # 1. Close the cycles that are over. Never before it opened: an earlier
@@ -307,11 +307,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     #    the policy's minimum).
     anchors: dict[int, dt.date] = {}
     totals: dict[int, dict[str, Decimal]] = defaultdict(dict)
-    for customer_id, currency, total, oldest in (
-        eligible_invoices(on=on).filter(in_batch, _in_reach(book, on=on)).order_by()
-        .values("customer_id", "currency").annotate(total=Sum("asked_amount"), oldest=Min("due_date"))
-        .values_list("customer_id", "currency", "total", "oldest")
-    ):
+    for customer_id, currency, total, oldest in _eligible_totals(book, on=on, lo=lo, hi=hi):
         totals[customer_id][currency] = total
         anchors[customer_id] = min(oldest, anchors.get(customer_id, oldest))
     if not anchors:
@@ -348,7 +344,6 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         .annotate(last=Max(CONTACTED_ON)).values_list("customer_id", "last")
     )
     copies = copies_told(in_batch, on=on)
-    segments = dict(Customer.objects.filter(pk__in=anchors).values_list("pk", "segment"))
 
     # 5. Decide, account by account, whether its next step is due today.
     routes = {
@@ -662,40 +657,118 @@ def _mark_progress(run: DunningRun, through: int) -> None:
     DunningRun.objects.filter(pk=run.pk).update(planned_through_customer_id=through)
 
 
-def _insert_lines(run: DunningRun, lo: int, hi: int) -> None:
-    if connection.vendor == "postgresql":
-        listed_until = "(%s::date - LEAST(s.day_offset, 1))"
-        pause_open = "({p}.ends_on IS NULL OR {p}.ends_on >= %s::date) AND {p}.starts_on <= %s::date"
-    else:
-        listed_until = "date(%s, (-MIN(s.day_offset, 1)) || ' days')"
-        pause_open = "({p}.ends_on IS NULL OR {p}.ends_on >= %s) AND {p}.starts_on <= %s"
-    on = run.run_date.isoformat()
-    # As eligible_invoices(): a dispute of part of an invoice holds back that
-    # part (dp, d), and the line asks for the rest; one of all that is open,
-    # or a pause of kind dispute without its dispute, holds the invoice whole.
+def _date_param() -> str:
+    """A date placeholder in raw SQL, typed where PostgreSQL needs the type."""
+    return "%s::date" if connection.vendor == "postgresql" else "%s"
+
+
+def _held_sql(on: dt.date, lo: int, hi: int) -> tuple[str, list]:
+    """The pauses in force on `on` for the accounts `lo`..`hi`, as two CTEs
+    with their parameters. held: a row per paused invoice, `whole` 1 when
+    something holds all of it (a promise, a plan, an exception, a manual
+    hold, a pause of kind dispute without its dispute), `most_disputed` the
+    largest part disputed (a dispute of all that is open holds it whole),
+    `disputed` the latest dispute's part, which is not asked for. held_accounts:
+    the accounts paused whole. The rules of eligible_invoices(), read once per
+    statement through the index of unlifted pauses and hashed, rather than
+    probed twice for every invoice. A pause names its invoice's own account,
+    so the range of accounts finds them all."""
+    date = _date_param()
+    active = (f"{{p}}.lifted_at IS NULL AND {{p}}.starts_on <= {date} "
+              f"AND ({{p}}.ends_on IS NULL OR {{p}}.ends_on >= {date})")
+    sql = f"""held AS (
+            SELECT p.invoice_id,
+                   MAX(CASE WHEN p.kind <> 'dispute' OR d.id IS NULL THEN 1 ELSE 0 END) AS whole,
+                   MAX(d.disputed_amount) AS most_disputed,
+                   (SELECT d2.disputed_amount
+                    FROM collections_dunningpause p2
+                    JOIN collections_dispute d2 ON d2.id = p2.dispute_id
+                    WHERE p2.invoice_id = p.invoice_id AND p2.kind = 'dispute' AND {active.format(p="p2")}
+                    ORDER BY p2.starts_on DESC, p2.id DESC LIMIT 1) AS disputed
+            FROM collections_dunningpause p
+            LEFT JOIN collections_dispute d ON d.id = p.dispute_id AND p.kind = 'dispute'
+            WHERE p.customer_id BETWEEN %s AND %s AND p.invoice_id IS NOT NULL AND {active.format(p="p")}
+            GROUP BY p.invoice_id
+        ),
+        held_accounts AS (
+            SELECT DISTINCT p.customer_id FROM collections_dunningpause p
+            WHERE p.customer_id BETWEEN %s AND %s AND p.invoice_id IS NULL AND {active.format(p="p")}
+        )"""
+    day = on if connection.vendor == "postgresql" else on.isoformat()
+    return sql, [day, day, lo, hi, day, day, lo, hi, day, day]
+
+
+# An open invoice i the pauses let dunning chase: neither its account nor the
+# invoice is held whole, and what is open exceeds any part disputed. Written
+# as anti-joins, which PostgreSQL estimates well (a filter on the columns of
+# an outer join it takes for a few rows, and then loops over the rest).
+_NOT_HELD = """i.open_amount > 0
+          AND NOT EXISTS (SELECT 1 FROM held_accounts w WHERE w.customer_id = i.customer_id)
+          AND NOT EXISTS (SELECT 1 FROM held x WHERE x.invoice_id = i.id
+                          AND (x.whole = 1 OR x.most_disputed >= i.open_amount))"""
+
+
+def _eligible_totals(
+    book: dict[str, Ladder], *, on: dt.date, lo: int, hi: int
+) -> list[tuple[int, str, Decimal, dt.date]]:
+    """Per account of `lo`..`hi` and currency: the eligible total within reach
+    of the account's ladder (eligible_invoices()' asked amounts: less what
+    open disputes hold back) and the oldest such invoice's due date. One
+    statement; the accounts are read by range, not the whole customer table."""
+    if not book:
+        return []
+    held, params = _held_sql(on, lo, hi)
+    postgres = connection.vendor == "postgresql"
+    # The last day an invoice may fall due to be within reach, per segment.
+    reach = ", ".join([f"(%s, {_date_param()})"] * len(book))
+    for segment, ladder in book.items():
+        cutoff = on - dt.timedelta(days=ladder.reach)
+        params += [segment, cutoff if postgres else cutoff.isoformat()]
     sql = f"""
+        WITH {held}, reach (segment, cutoff) AS (VALUES {reach})
+        SELECT i.customer_id, i.currency, SUM(i.open_amount - COALESCE(h.disputed, 0)), MIN(i.due_date)
+        FROM collections_invoice i
+        JOIN customers_customer c ON c.id = i.customer_id
+        JOIN reach r ON r.segment = c.segment
+        LEFT JOIN held h ON h.invoice_id = i.id
+        WHERE i.customer_id BETWEEN %s AND %s AND c.id BETWEEN %s AND %s
+          AND i.status = 'open' AND i.due_date <= r.cutoff AND {_NOT_HELD}
+        GROUP BY i.customer_id, i.currency
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, lo, hi, lo, hi])
+        rows = cursor.fetchall()
+    if postgres:
+        return rows
+    # SQLite hands back sums of its decimals as floats and dates as text:
+    # rounded to the cent, as the ORM rounds them.
+    cent = Decimal(1).scaleb(-MONEY_DECIMAL_PLACES)
+    return [(c, cur, Decimal(str(total)).quantize(cent), dt.date.fromisoformat(oldest))
+            for c, cur, total, oldest in rows]
+
+
+def _insert_lines(run: DunningRun, lo: int, hi: int) -> None:
+    postgres = connection.vendor == "postgresql"
+    listed_until = ("(%s::date - LEAST(s.day_offset, 1))" if postgres
+                    else "date(%s, (-MIN(s.day_offset, 1)) || ' days')")
+    on = run.run_date if postgres else run.run_date.isoformat()
+    held, params = _held_sql(run.run_date, lo, hi)
+    # As eligible_invoices(): a dispute of part of an invoice holds back that
+    # part, and the line asks for the rest.
+    sql = f"""
+        WITH {held}
         INSERT INTO collections_dunningactioninvoice (action_id, invoice_id, open_amount, currency)
-        SELECT a.id, i.id, i.open_amount - COALESCE(d.disputed_amount, 0), i.currency
+        SELECT a.id, i.id, i.open_amount - COALESCE(h.disputed, 0), i.currency
         FROM collections_dunningaction a
         JOIN collections_dunningstep s ON s.id = a.step_id
         JOIN collections_invoice i ON i.customer_id = a.customer_id
-        LEFT JOIN collections_dunningpause dp
-          ON dp.invoice_id = i.id AND dp.kind = 'dispute' AND dp.dispute_id IS NOT NULL
-            AND dp.lifted_at IS NULL AND {pause_open.format(p="dp")}
-        LEFT JOIN collections_dispute d ON d.id = dp.dispute_id
+        LEFT JOIN held h ON h.invoice_id = i.id
         WHERE a.run_id = %s AND a.customer_id BETWEEN %s AND %s
-          AND i.status = 'open' AND i.open_amount > COALESCE(d.disputed_amount, 0)
-          AND i.due_date <= {listed_until}
-          AND NOT EXISTS (
-              SELECT 1 FROM collections_dunningpause p
-              WHERE p.customer_id = i.customer_id AND p.lifted_at IS NULL
-                AND (p.invoice_id = i.id OR p.invoice_id IS NULL) AND {pause_open.format(p="p")}
-                AND (p.kind <> 'dispute' OR p.dispute_id IS NULL)
-          )
+          AND i.status = 'open' AND i.due_date <= {listed_until} AND {_NOT_HELD}
         ON CONFLICT (action_id, invoice_id) DO NOTHING
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [on, on, run.pk, lo, hi, on, on, on])
+        cursor.execute(sql, [*params, run.pk, lo, hi, on])
 
 
 def dunning_run_execute(*, run_date: dt.date, started_by=None) -> DunningRun:

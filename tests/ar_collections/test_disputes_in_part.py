@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ar_collections import workspace
-from ar_collections.dunning import eligible_invoices, next_step
+from ar_collections.dunning import eligible_invoices, next_step, run_plan, run_start
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
@@ -21,6 +21,7 @@ from ar_collections.models import (
     DunningAction,
     DunningPause,
     Invoice,
+    PauseKind,
 )
 from customers.models import EventKind, ReminderChannel, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
@@ -189,6 +190,27 @@ def test_a_dispute_of_the_whole_invoice_still_leaves_it_out(
     assert chased(account, on=days(3)) == {small.number}
     assert [(i.number, why) for i, why in next_step(account, on=days(3)).held] == [
         (large.number, "Open dispute until resolved")]
+
+
+def test_accounts_planned_together_are_each_held_back_by_their_own_pauses_only(make_account, collector):
+    in_part, in_whole, promised, clear = (make_account(name=n) for n in ("Part", "Whole", "Promise", "Clear"))
+    for account, amount in ((in_part, "200.00"), (in_whole, None)):
+        dispute(account, account.invoices.get(total_amount=Decimal("700.00")), collector, on=days(1),
+                amount=amount)
+    DunningPause.objects.create(customer=promised, kind=PauseKind.PROMISE, reason="Pays on the 20th",
+                                owner=collector, starts_on=days(1), ends_on=days(20))
+
+    with frozen(days(3)):
+        run_plan(run=run_start(run_date=days(3)))
+
+    asked = {
+        account.name: sorted(DunningAction.objects.get(customer=account).lines.values_list("open_amount",
+                                                                                           flat=True))
+        for account in (in_part, in_whole, clear)
+    }
+    assert asked == {"Part": [Decimal("500.00"), Decimal("500.00")], "Whole": [Decimal("500.00")],
+                     "Clear": [Decimal("500.00"), Decimal("700.00")]}
+    assert not DunningAction.objects.filter(customer=promised).exists()
 
 
 def test_once_the_undisputed_part_is_paid_the_invoice_is_no_longer_chased(account, invoices, collector):
