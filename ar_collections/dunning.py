@@ -316,15 +316,19 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
 
     # 3. Open a cycle for accounts newly in reach (the partial unique index
     #    turns a concurrent second opening into a no-op).
-    open_cycles = dict(
-        DunningCycle.objects.filter(in_batch, closed_on__isnull=True).values_list("customer_id", "pk")
-    )
+    #    The open cycle and the last cycle's number of each account, in one
+    #    read of the batch's cycles by range (not by a list of thousands of ids).
+    open_cycles, last_numbers = {}, {}
+    for customer_id, open_cycle, last_number in (
+        DunningCycle.objects.filter(in_batch).order_by().values("customer_id")
+        .annotate(open_cycle=Max("pk", filter=Q(closed_on__isnull=True)), last_number=Max("number"))
+        .values_list("customer_id", "open_cycle", "last_number")
+    ):
+        last_numbers[customer_id] = last_number
+        if open_cycle is not None:
+            open_cycles[customer_id] = open_cycle
     newly = [c for c in anchors if c not in open_cycles]
     if newly:
-        last_numbers = dict(
-            DunningCycle.objects.filter(customer_id__in=newly).order_by().values("customer_id")
-            .annotate(n=Max("number")).values_list("customer_id", "n")
-        )
         rows_insert(DunningCycle, {
             "customer_id": newly, "number": [last_numbers.get(c, 0) + 1 for c in newly],
             "opened_on": [on] * len(newly),
