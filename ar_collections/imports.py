@@ -425,13 +425,18 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
     existing = _in_bulk(Invoice.objects, {row["number"] for _, row in rows}, field_name="number")
     new: list[Invoice] = []
     changed: list[tuple[Invoice, dict]] = []
-    seen: dict[str, int] = {}
+    # Where each number comes first, whatever that row's other problems: a
+    # number given twice is named on its second row even while the first has
+    # a problem of its own, so that one look at the report shows both.
+    first: dict[str, int] = {}
     for line, row in rows:
+        first.setdefault(row.get("number", ""), line)
+    for line, row in rows:
+        number = row.get("number", "")
+        again = ([f"invoice {number} is on line {first[number]} already: give each invoice once"]
+                 if number and first[number] != line else [])
         try:
-            invoice = _invoice_of(row, accounts)
-            if invoice.number in seen:
-                raise _RowError(f"invoice {invoice.number} is on line {seen[invoice.number]} already")
-            seen[invoice.number] = line
+            invoice = _invoice_of(row, accounts, noted=again)
             if invoice.number in existing:
                 if changes := _changes_from_erp(invoice, existing[invoice.number]):
                     changed.append((existing[invoice.number], changes))
@@ -472,8 +477,11 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
     return report
 
 
-def _invoice_of(row: dict, accounts: dict[str, Customer]) -> Invoice:
+def _invoice_of(row: dict, accounts: dict[str, Customer], *, noted: list[str]) -> Invoice:
+    """The row's invoice, or _RowError with its problems: those `noted` by
+    the caller first, then those of its values."""
     fields = _Fields()
+    fields.problems.extend(noted)
     number = fields.read(_text, row, "number", limit=40, required=True)
     customer = fields.read(_account, row, accounts)
     issue_date, due_date = fields.read(_date, row, "issue_date"), fields.read(_date, row, "due_date")
@@ -714,7 +722,11 @@ def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> 
     if method is None:
         fields.problems.append(f"method {row['method']!r} is not one of {', '.join(PaymentMethod.values)}")
     named, unknown = [], []
-    for number in filter(None, (n.strip() for n in row.get("invoices", "").split(";"))):
+    numbers = [n for n in (n.strip() for n in row.get("invoices", "").split(";")) if n]
+    if twice := sorted({n for n in numbers if numbers.count(n) > 1}):
+        # Its amount would be spread as if over two invoices: say so rather than guess.
+        fields.problems.append(f"invoices names {', '.join(twice)} twice: name each invoice once")
+    for number in dict.fromkeys(numbers):
         invoice = invoices.get(number)
         if invoice is None or (customer and invoice.customer_id != customer.pk):
             unknown.append(number)

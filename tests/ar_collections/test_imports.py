@@ -191,7 +191,7 @@ INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
         "line 6: total_amount '1.234,50' is not an amount: write it like 1234.50 (a dot for cents, "
         "no thousands separators, no currency sign)",
         "line 7: currency 'eur': Use a three-letter ISO 4217 code in capitals, e.g. EUR.",
-        "line 8: invoice INV-400 is on line 2 already",
+        "line 8: invoice INV-400 is on line 2 already: give each invoice once",
         "line 9: invoice INV-100 is recorded with total_amount 500.00, the file says 550.00; an import "
         "changes only an invoice's due date and PO reference (an amount comes as a credit note or a new "
         "invoice)",
@@ -200,6 +200,52 @@ INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
     ]
     assert report.summary() == "Nothing imported: 9 problems in 10 rows."
     assert state() == before
+
+
+def test_an_invoice_given_twice_is_named_on_its_second_line_even_while_the_first_has_a_problem(accounts):
+    """Before, the second line went unremarked until the first was mended,
+    and the file came back refused a second time for it."""
+    text = """number,account_number,issue_date,due_date,currency,total_amount
+INV-500,C-ACME,2025-07-01,31.07.2025,EUR,10.00
+INV-501,C-ACME,2025-07-01,2025-07-31,EUR,10.00
+INV-500,C-BETA,2025-07-01,2025-07-31,EUR,10.00
+"""
+    before = state()
+
+    report = invoices_import(text)
+
+    assert report.errors == [
+        "line 2: due_date '31.07.2025' is not a date: write YYYY-MM-DD",
+        "line 4: invoice INV-500 is on line 2 already: give each invoice once",
+    ]
+    assert (report.created, state()) == (0, before)
+
+
+def test_an_invoice_given_twice_with_its_own_problem_too_has_both_named(accounts):
+    text = """number,account_number,issue_date,due_date,currency,total_amount
+INV-500,C-ACME,2025-07-01,2025-07-31,EUR,10.00
+INV-500,C-ACME,2025-07-01,2025-07-31,EUR,ten
+"""
+
+    report = invoices_import(text)
+
+    assert report.errors == [
+        "line 3: invoice INV-500 is on line 2 already: give each invoice once; total_amount 'ten' is not an "
+        "amount: write it like 1234.50 (a dot for cents, no thousands separators, no currency sign)",
+    ]
+    assert not Invoice.objects.exists()
+
+
+def test_a_payment_naming_one_invoice_twice_is_refused_rather_than_spread_as_if_over_two(imported):
+    before = state()
+
+    report = payments_import("""account_number,received_on,currency,amount,reference,invoices
+C-ACME,2025-08-01,EUR,600.00,R-1,INV-100; INV-100
+""")
+
+    assert report.errors == ["line 2: invoices names INV-100 twice: name each invoice once"]
+    assert state() == before
+
 
 
 def test_a_number_or_reference_with_a_line_break_is_refused(accounts):
