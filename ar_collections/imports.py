@@ -108,6 +108,8 @@ EARLIEST_YEAR = 1990
 class ImportReport:
     kind: str
     dry_run: bool = False
+    # What a problem's number counts: a file's lines, or the rows of a request to the API.
+    unit: str = "line"
     rows: int = 0
     created: int = 0
     already: int = 0  # recorded before, exactly so: left as they were
@@ -121,7 +123,7 @@ class ImportReport:
     @property
     def errors(self) -> list[str]:
         """The problems in the order of the file, each with its line."""
-        return [f"line {line}: {text}" if line else text for line, text in sorted(self.problems)]
+        return [f"{self.unit} {line}: {text}" if line else text for line, text in sorted(self.problems)]
 
     def problem(self, line: int, text: str) -> None:
         self.problems.append((line, str(text)))
@@ -420,7 +422,14 @@ def _in_bulk(queryset, values: set[str], *, field_name: str) -> dict:
 
 def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportReport:
     report = ImportReport(INVOICES, dry_run=dry_run)
-    rows = read_rows(text, report)
+    return invoice_rows_import(read_rows(text, report), report=report, actor=actor)
+
+
+def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: ImportReport,
+                        actor=None) -> ImportReport:
+    """Check and record invoice rows, a file's (read_rows) or another source's,
+    all or nothing; a dry run (report.dry_run) records nothing."""
+    dry_run = report.dry_run
     accounts = _accounts_named(rows)
     existing = _in_bulk(Invoice.objects, {row["number"] for _, row in rows}, field_name="number")
     new: list[Invoice] = []
@@ -433,7 +442,7 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
         first.setdefault(row.get("number", ""), line)
     for line, row in rows:
         number = row.get("number", "")
-        again = ([f"invoice {number} is on line {first[number]} already: give each invoice once"]
+        again = ([f"invoice {number} is on {report.unit} {first[number]} already: give each invoice once"]
                  if number and first[number] != line else [])
         try:
             invoice = _invoice_of(row, accounts, noted=again)
@@ -593,9 +602,15 @@ _METHODS = {**{value: value for value in PaymentMethod.values},
 def payments_import(
     text: str, *, actor=None, dry_run: bool = False, today: dt.date | None = None
 ) -> ImportReport:
-    today = today or timezone.localdate()
     report = ImportReport(PAYMENTS, dry_run=dry_run)
-    rows = read_rows(text, report)
+    return payment_rows_import(read_rows(text, report), report=report, actor=actor, today=today)
+
+
+def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: ImportReport, actor=None,
+                        today: dt.date | None = None) -> ImportReport:
+    """Check and record payment rows, a file's (read_rows) or another source's,
+    all or nothing; a dry run (report.dry_run) records nothing."""
+    today = today or timezone.localdate()
     accounts = _accounts_named(rows)
     named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
     invoices = _in_bulk(Invoice.objects, named, field_name="number")
@@ -611,15 +626,15 @@ def payments_import(
             payment = _payment_of(line, row, accounts, invoices, today=today)
             if payment.bank_reference:
                 if payment.key in lines_by_id:
-                    raise _RowError(f"bank_reference {payment.bank_reference} is on line "
+                    raise _RowError(f"bank_reference {payment.bank_reference} is on {report.unit} "
                                     f"{lines_by_id[payment.key]} already")
                 same = alike_without_id.get(payment.alike)
             else:
                 same = alike_without_id.get(payment.alike) or alike_with_id.get(payment.alike)
             if same:
-                raise _RowError(f"the same payment (reference {payment.reference}) is on line {same} "
-                                "already; if these are two payments, give each the bank's id of its entry "
-                                "in a bank_reference column")
+                raise _RowError(f"the same payment (reference {payment.reference}) is on {report.unit} "
+                                f"{same} already; if these are two payments, give each the bank's id of its "
+                                "entry in a bank_reference column")
             if payment.bank_reference:
                 lines_by_id[payment.key] = line
             (alike_with_id if payment.bank_reference else alike_without_id).setdefault(payment.alike, line)
@@ -642,7 +657,7 @@ def payments_import(
     for attempt in range(1, attempts + 1):
         report.created, report.already, report.problems = 0, 0, []
         try:
-            _payments_write(parsed, report, actor=actor, dry_run=dry_run)
+            _payments_write(parsed, report, actor=actor, dry_run=report.dry_run)
             break
         except IntegrityError:
             if attempt == attempts:
