@@ -13,9 +13,11 @@ from django.forms.models import BaseInlineFormSet
 from django.shortcuts import redirect
 from django.utils import timezone
 
+from ar_collections.api import api_token_revoke
 from ar_collections.models import (
     STEP_ON_RECORD,
     Allocation,
+    ApiToken,
     Call,
     CollectionRules,
     CreditNote,
@@ -1073,3 +1075,28 @@ class ReceivablesImportAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     list_filter = ["kind", "status", "dry_run"]
     search_fields = ["file_name"]
     list_select_related = ["created_by"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ViewOnly, admin.ModelAdmin):
+    """Tokens are made by `manage.py api_token_create`, which shows the secret
+    once; here they are listed and revoked. The secret's hash is never shown:
+    it is no use to anyone but someone guessing tokens."""
+
+    list_display = ["name", person_column("user", "Acts as"), "created_at", person_column("created_by"),
+                    "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "user__username"]
+    list_select_related = ["user", "created_by"]
+    exclude = ["secret_hash"]
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("collections.change_apitoken")
+
+    @admin.action(description="Revoke the selected tokens (refused from now on, for good)",
+                  permissions=["revoke"])
+    def revoke(self, request, queryset) -> None:
+        revoked = sum(api_token_revoke(token=token, actor=request.user) for token in queryset)
+        self.message_user(request, f"{revoked} token{'s' * (revoked != 1)} revoked; "
+                                   f"{queryset.count() - revoked} had been already.", messages.SUCCESS)

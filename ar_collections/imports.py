@@ -1,4 +1,5 @@
-"""Receivables from the ERP: invoices and payments from CSV files.
+"""Receivables from the ERP: invoices and payments from CSV files, and from
+the JSON API (ar_collections/api.py), whose rows take the same rules.
 
 A file is taken whole or not at all. Every row is checked first (the account
 exists, dates and amounts are what they say, an invoice belongs to the
@@ -327,6 +328,47 @@ def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]
     return rows
 
 
+def read_json_rows(rows: list, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
+    """(row number, counted from 1, and row) for each row of a request to the
+    API (ar_collections/api.py) whose fields are as a file's columns would be;
+    the problems of the others go to `report`, which also counts the rows. The
+    values are then checked as a file's are, by the same functions.
+
+    Every value is a string, as a file's is: an amount sent as a JSON number
+    may arrive as a float that has lost its cents. Payments may list their
+    invoices as an array of numbers as well as a file's "INV-1;INV-2"."""
+    required, optional = COLUMNS[report.kind]
+    read = []
+    for number, row in enumerate(rows, start=1):
+        report.rows += 1
+        if not isinstance(row, dict):
+            report.problem(number, "a row is an object of fields, e.g. {" + ", ".join(
+                f'"{name}": "…"' for name in required[:2]) + ", …}")
+            continue
+        problems = []
+        if missing := [name for name in required if name not in row]:
+            problems.append(f"missing field{'s' * (len(missing) > 1)} {', '.join(missing)}")
+        if unknown := [name for name in row if name not in required + optional]:
+            problems.append(f"unknown field{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
+                            f"(the fields are {', '.join(required + optional)})")
+        values = {}
+        for name, value in row.items():
+            if name == "invoices" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                value = ";".join(value)
+            if value is None:
+                value = ""
+            if isinstance(value, str):
+                values[name] = value.strip()
+            elif name in required + optional:
+                problems.append(f"{name} must be a string" + (
+                    ' (an amount like "1250.00": a number may lose its cents)' if "amount" in name else ""))
+        if problems:
+            report.problem(number, "; ".join(problems))
+            continue
+        read.append((number, {name: values.get(name, "") for name in required + optional}))
+    return read
+
+
 def _date(row: dict, column: str) -> dt.date:
     value = row.get(column, "")
     if not value:
@@ -427,8 +469,8 @@ def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportRe
 
 def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: ImportReport,
                         actor=None) -> ImportReport:
-    """Check and record invoice rows, a file's (read_rows) or another source's,
-    all or nothing; a dry run (report.dry_run) records nothing."""
+    """Check and record invoice rows, a file's (read_rows) or a request's
+    (read_json_rows), all or nothing; a dry run (report.dry_run) records nothing."""
     dry_run = report.dry_run
     accounts = _accounts_named(rows)
     existing = _in_bulk(Invoice.objects, {row["number"] for _, row in rows}, field_name="number")
@@ -608,8 +650,8 @@ def payments_import(
 
 def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: ImportReport, actor=None,
                         today: dt.date | None = None) -> ImportReport:
-    """Check and record payment rows, a file's (read_rows) or another source's,
-    all or nothing; a dry run (report.dry_run) records nothing."""
+    """Check and record payment rows, a file's (read_rows) or a request's
+    (read_json_rows), all or nothing; a dry run (report.dry_run) records nothing."""
     today = today or timezone.localdate()
     accounts = _accounts_named(rows)
     named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}

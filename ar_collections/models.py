@@ -1686,3 +1686,34 @@ class ReceivablesImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import {self.file_name or self.pk} ({self.get_status_display()})"
+
+
+class ApiToken(models.Model):
+    """A key the ERP signs its requests to the JSON API with (ar_collections/api.py),
+    acting as one user: it may do what that user may. Only the secret's SHA-256 is
+    kept: whoever reads the database (or a backup of it) cannot sign requests with
+    it. The secret is shown once, by `manage.py api_token_create`; a token lost is
+    revoked and another made, never shown again."""
+
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. “ERP”.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_tokens",
+                             help_text="Requests with this token act as this user, with this user's rights.")
+    # A token is 32 random bytes: a plain hash, not a slow password hash, is
+    # enough against guessing, and lets a request find its token by index.
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user}{', revoked' if self.revoked_at else ''})"

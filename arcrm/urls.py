@@ -19,6 +19,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("customers/", include("customers.urls")),
     path("collections/", include("ar_collections.urls")),
+    path("api/v1/", include("ar_collections.api")),
     path("admin/", admin.site.urls),
     path("favicon.ico", favicon),
 ]

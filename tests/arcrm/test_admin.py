@@ -141,6 +141,8 @@ ADMIN_PERMISSIONS = {
     "collections.CreditNote": (False, False, False),
     "collections.Allocation": (False, False, False),
     "collections.ReceivablesImport": (False, False, False),
+    # Made by manage.py api_token_create (the only time its secret shows); revoked by an action.
+    "collections.ApiToken": (False, False, False),
     # A manager's decision on the account page ("Write off").
     "collections.WriteOff": (False, False, False),
     # Gap-free numbering, taken under a lock as notes are issued.

@@ -1,0 +1,226 @@
+"""A JSON API for the ERP: an account's standing ("may we ship?"), and the
+ERP's invoices and payments as the CSV import takes them.
+
+Every request carries `Authorization: Bearer <token>`, a token made by
+`manage.py api_token_create` for one user, and may do what that user may:
+every role reads an account's standing, only managers (the import
+permission) record invoices and payments. A missing, unknown or revoked
+token is 401, a right the user lacks 403, both in JSON.
+
+Rows are checked and recorded by ar_collections/imports.py, the rules of a
+CSV file's rows: a request is taken whole or not at all (422 with each row's
+problems, nothing written), and the same request again changes nothing,
+which its counts say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import defaultdict
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from ar_collections.imports import (
+    INVOICES,
+    PAYMENTS,
+    ImportReport,
+    invoice_rows_import,
+    payment_rows_import,
+    read_json_rows,
+)
+from ar_collections.models import ApiToken, DisputeStatus, Invoice
+from customers.models import Customer
+
+# Rows per request: a request is one transaction holding its accounts' locks,
+# and the ERP's client waits for its answer; a larger batch comes in several
+# requests (or as a CSV file, which a worker imports).
+MAX_ROWS = 1_000
+# The body's size at most, told by its Content-Length before it is read:
+# 1,000 rows of a payment's fields with long references come to well under
+# this, and it is below Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), which
+# would refuse a larger body with a bare 400.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+IMPORT_PERMISSION = "collections.import_receivables"
+READ_PERMISSION = "customers.view_customer"
+TOKEN_PREFIX = "arcrm_"
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_create(*, user: AbstractBaseUser, name: str, actor: AbstractBaseUser | None = None
+                     ) -> tuple[ApiToken, str]:
+    """A new token acting as `user`, and its secret: shown to whoever made it
+    this once, kept only as its hash."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 32 random bytes
+    token = ApiToken.objects.create(name=name, user=user, secret_hash=_hash(secret), created_by=actor)
+    return token, secret
+
+
+def api_token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None) -> bool:
+    """Refuse the token from now on; False if it was revoked already (the
+    first revocation's who and when stay)."""
+    return bool(ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True)
+                .update(revoked_at=timezone.now(), revoked_by=actor))
+
+
+def _token_user(request: HttpRequest) -> AbstractBaseUser | None:
+    """The user the request's bearer token acts as; None without a token in
+    use. Never the session's user: a page open in a browser must not lend
+    its cookie to a request another site makes it send."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    token = (ApiToken.objects.select_related("user")
+             .filter(secret_hash=_hash(secret.strip()), revoked_at__isnull=True).first())
+    if token is None or not token.user.is_active:
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token.user
+
+
+def _error(status: int, message: str, **more) -> JsonResponse:
+    response = JsonResponse({"error": message, **more}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="arcrm"'
+    return response
+
+
+def _refused(request: HttpRequest, permission: str) -> tuple[AbstractBaseUser | None, JsonResponse | None]:
+    """(the token's user, None), or (None, the 401 or 403 to answer with)."""
+    user = _token_user(request)
+    if user is None:
+        return None, _error(401, "Send a valid API token: Authorization: Bearer <token> "
+                                 "(made by manage.py api_token_create).")
+    if not user.has_perm(permission):
+        return None, _error(403, f"User {user.get_username()} may not do this.")
+    return user, None
+
+
+# --- an account's standing ------------------------------------------------------------------
+
+
+# No CSRF to check: the view reads no cookie (see _token_user).
+@csrf_exempt
+@require_GET
+def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse:
+    """What the ERP and shipping need to know before the next order: what is
+    open and overdue per currency (amounts as strings, never floats), the
+    credit limit and terms, a hold, the segment, open disputes."""
+    user, refused = _refused(request, READ_PERMISSION)
+    if refused:
+        return refused
+    customer = Customer.objects.visible_to(user).filter(account_number=account_number).first()
+    if customer is None:
+        return _error(404, f"There is no account {account_number}.")
+    today = timezone.localdate()
+    totals = (Invoice.objects.open().filter(customer=customer).values("currency").order_by("currency")
+              .annotate(open=Sum("open_amount"), overdue=Sum("open_amount", filter=Q(due_date__lt=today)),
+                        overdue_invoices=Count("pk", filter=Q(due_date__lt=today))))
+    disputes = customer.disputes.filter(status=DisputeStatus.OPEN).count()
+    return JsonResponse({
+        "account_number": customer.account_number,
+        "name": customer.name,
+        "as_of": today.isoformat(),
+        "open": {t["currency"]: str(t["open"]) for t in totals},
+        "overdue": {t["currency"]: str(t["overdue"]) for t in totals if t["overdue"]},
+        "overdue_invoices": sum(t["overdue_invoices"] for t in totals),
+        "credit_limit": {"currency": customer.currency, "amount": str(customer.credit_limit_amount)},
+        "on_credit_hold": customer.on_credit_hold,
+        # C.O.D. and prepayment ship, but only against the money.
+        "payment_terms": {"type": customer.terms_type, "label": customer.get_terms_type_display(),
+                          "days": customer.payment_terms_days},
+        "segment": customer.segment,
+        "open_disputes": disputes,
+        "may_ship": not customer.on_credit_hold,
+    })
+
+
+# --- invoices and payments ------------------------------------------------------------------
+
+
+# No CSRF to check: the view reads no cookie, so a session cannot record
+# anything here; only the bearer token authenticates (see _token_user).
+@csrf_exempt
+@require_POST
+def invoices_post(request: HttpRequest) -> JsonResponse:
+    """The ERP's invoices: new ones recorded, those recorded before left as
+    they were or given the due date or PO reference the ERP changed since."""
+    return _rows_post(request, INVOICES)
+
+
+@csrf_exempt  # as invoices_post
+@require_POST
+def payments_post(request: HttpRequest) -> JsonResponse:
+    """The money the bank received, each payment to the invoices it names."""
+    return _rows_post(request, PAYMENTS)
+
+
+def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
+    user, refused = _refused(request, IMPORT_PERMISSION)
+    if refused:
+        return refused
+    try:
+        size = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        size = 0  # Django's own check still bounds what it reads
+    if size > MAX_BODY_BYTES:
+        return _error(413, f"The body is over {MAX_BODY_BYTES:,} bytes: send at most {MAX_ROWS:,} rows "
+                           "a request.")
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, ValueError) as error:
+        return _error(400, f"The body is not JSON: {error}.")
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        return _error(422, 'Send an object with the rows in a list: {"rows": [{...}, ...]}.')
+    if not isinstance(dry_run := data.get("dry_run", False), bool):
+        return _error(422, "dry_run is true or false.")
+    if unknown := sorted(set(data) - {"rows", "dry_run"}):
+        return _error(422, f"Unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)}: "
+                           "send rows (and dry_run).")
+    if len(data["rows"]) > MAX_ROWS:
+        return _error(413, f"{len(data['rows']):,} rows: send at most {MAX_ROWS:,} rows a request, "
+                           "nothing was recorded.")
+    report = ImportReport(kind, dry_run=dry_run, unit="row")
+    rows = read_json_rows(data["rows"], report)
+    if kind == INVOICES:
+        invoice_rows_import(rows, report=report, actor=user)
+    else:
+        payment_rows_import(rows, report=report, actor=user)
+    if not report.ok:
+        by_row: dict[int, list[str]] = defaultdict(list)
+        for row, text in sorted(report.problems):
+            by_row[row].append(text)
+        return _error(422, report.summary(), problems=[
+            {"row": row or None, "messages": texts} for row, texts in by_row.items()
+        ])
+    return JsonResponse({
+        "dry_run": report.dry_run,
+        "rows": report.rows,
+        "recorded": report.created,
+        "already_there": report.already,
+        "updated": report.updated,
+        "summary": report.summary(),
+    })
+
+
+app_name = "api"
+urlpatterns = [
+    path("customers/<str:account_number>/", customer_standing, name="customer_standing"),
+    path("invoices/", invoices_post, name="invoices"),
+    path("payments/", payments_post, name="payments"),
+]

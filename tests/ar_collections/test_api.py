@@ -1,0 +1,442 @@
+"""The ERP's JSON API: a bearer token acting as a user, an account's standing,
+and invoices and payments taken by the CSV import's own rules, all or
+nothing, the same request twice recording nothing twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+
+from ar_collections import api
+from ar_collections.api import api_token_create, api_token_revoke
+from ar_collections.models import (
+    Allocation,
+    ApiToken,
+    Dispute,
+    DisputeReason,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    TimelineEventInvoice,
+)
+from customers.models import Customer, EventKind, Segment, TermsType, TimelineEvent
+
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+INVOICE_ROWS = [
+    {"number": "INV-100", "account_number": "C-ACME", "issue_date": "2025-06-01", "due_date": "2025-07-01",
+     "currency": "EUR", "total_amount": "500.00", "po_reference": "PO-7"},
+    {"number": "INV-101", "account_number": "C-ACME", "issue_date": "2025-07-20", "due_date": "2025-08-20",
+     "currency": "EUR", "total_amount": "700.00"},
+    {"number": "INV-200", "account_number": "C-BETA", "issue_date": "2025-07-01", "due_date": "2025-07-31",
+     "currency": "USD", "total_amount": "120.50"},
+]
+
+
+@pytest.fixture
+def accounts(make_customer) -> dict[str, Customer]:
+    return {number: make_customer(account_number=number, name=name)
+            for number, name in [("C-ACME", "Acme Tools"), ("C-BETA", "Beta Bau")]}
+
+
+def token_for(user) -> str:
+    return api_token_create(user=user, name="ERP")[1]
+
+
+def client_for(user) -> Client:
+    return Client(headers={"Authorization": f"Bearer {token_for(user)}"})
+
+
+@pytest.fixture
+def erp(manager) -> Client:
+    return client_for(manager)
+
+
+def post(client: Client, name: str, payload) -> tuple[int, dict]:
+    body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+    response = client.post(reverse(f"api:{name}"), body, content_type="application/json")
+    return response.status_code, response.json()
+
+
+def state() -> tuple:
+    return (
+        sorted(Invoice.objects.values_list("number", "open_amount", "status", "due_date")),
+        sorted(Payment.objects.values_list("reference", "amount")),
+        Allocation.objects.count(),
+        TimelineEvent.objects.count(),
+    )
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+def test_the_command_prints_a_token_once_and_keeps_only_its_hash(manager):
+    out, err = StringIO(), StringIO()
+
+    call_command("api_token_create", user="maria", name="ERP", stdout=out, stderr=err)
+
+    secret = out.getvalue().strip()
+    token = ApiToken.objects.get()
+    assert (token.name, token.user, token.revoked_at) == ("ERP", manager, None)
+    assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in str(ApiToken.objects.values_list())
+    assert "shown this once" in err.getvalue()
+    # And it works.
+    client = Client(headers={"Authorization": f"Bearer {secret}"})
+    assert client.get(reverse("api:customer_standing", args=["NOPE"])).status_code == 404
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+def test_the_command_refuses_an_unknown_user_and_makes_no_token(db):
+    with pytest.raises(CommandError, match="there is no active user 'nobody'"):
+        call_command("api_token_create", user="nobody", name="ERP")
+    assert not ApiToken.objects.exists()
+
+
+def test_the_admin_lists_tokens_without_their_secret_and_revokes_them(manager, admin_client):
+    token, secret = api_token_create(user=manager, name="ERP")
+
+    listed = admin_client.get(reverse("admin:collections_apitoken_changelist")).content.decode()
+    shown = admin_client.get(reverse("admin:collections_apitoken_change", args=[token.pk])).content.decode()
+
+    assert "ERP" in listed and secret not in listed and token.secret_hash not in listed
+    assert secret not in shown and token.secret_hash not in shown
+    response = admin_client.post(reverse("admin:collections_apitoken_changelist"),
+                                 {"action": "revoke", "_selected_action": [token.pk]})
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None and token.revoked_by.username == "admin"
+    client = Client(headers={"Authorization": f"Bearer {secret}"})
+    assert client.get(reverse("api:customer_standing", args=["NOPE"])).status_code == 401
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer ", "Bearer arcrm_wrong", "Basic bWFyaWE6cHc="])
+def test_a_request_without_a_valid_token_is_401_and_records_nothing(accounts, authorization):
+    client = Client(headers={"Authorization": authorization} if authorization else {})
+    before = state()
+
+    status, body = post(client, "invoices", {"rows": INVOICE_ROWS})
+    read = client.get(reverse("api:customer_standing", args=["C-ACME"]))
+
+    assert (status, read.status_code) == (401, 401)
+    assert body["error"].startswith("Send a valid API token")
+    assert read["WWW-Authenticate"] == 'Bearer realm="arcrm"'
+    assert state() == before
+
+
+def test_a_revoked_token_is_401(accounts, manager):
+    token, secret = api_token_create(user=manager, name="ERP")
+    assert api_token_revoke(token=token, actor=manager)
+
+    client = Client(headers={"Authorization": f"Bearer {secret}"})
+
+    status, _ = post(client, "invoices", {"rows": INVOICE_ROWS})
+
+    assert status == 401
+    assert not Invoice.objects.exists()
+    assert not api_token_revoke(token=token, actor=manager)  # once is enough: the first who and when stay
+
+
+def test_a_signed_in_session_does_not_authenticate_a_write(accounts, manager):
+    """A page open in a manager's browser must not lend its cookie to a
+    request another site makes the browser send."""
+    for client in (Client(), Client(enforce_csrf_checks=True)):
+        client.force_login(manager)
+
+        status, _ = post(client, "invoices", {"rows": INVOICE_ROWS})
+
+        assert status == 401
+    assert not Invoice.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["collector", "viewer"])
+def test_only_a_manager_may_write(accounts, request, role):
+    client = client_for(request.getfixturevalue(role))
+
+    status, body = post(client, "invoices", {"rows": INVOICE_ROWS})
+    payments = post(client, "payments", {"rows": []})[0]
+
+    assert (status, payments) == (403, 403)
+    assert body == {"error": f"User {request.getfixturevalue(role).username} may not do this."}
+    assert not Invoice.objects.exists()
+
+
+def test_the_api_takes_no_get_for_writes_nor_post_for_reading(erp, accounts):
+    assert erp.get(reverse("api:invoices")).status_code == 405
+    assert erp.post(reverse("api:customer_standing", args=["C-ACME"])).status_code == 405
+
+
+# --- an account's standing ------------------------------------------------------------------
+
+
+def test_a_viewer_reads_whether_an_account_may_have_its_order_shipped(accounts, viewer, manager,
+                                                                      make_invoice):
+    acme = accounts["C-ACME"]
+    Customer.objects.filter(pk=acme.pk).update(
+        credit_limit_amount=Decimal("5000.00"), on_credit_hold=True, terms_type=TermsType.COD,
+        segment=Segment.SYSTEMATIC_LATE,
+    )
+    late = make_invoice(acme, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="500.10")
+    make_invoice(acme, issued=dt.date(2025, 7, 20), due=dt.date(2025, 8, 20), amount="700.00")
+    make_invoice(acme, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="99.99", currency="USD")
+    make_invoice(acme, issued=dt.date(2025, 5, 1), amount="1000.00", paid_on=dt.date(2025, 6, 1))
+    Dispute.objects.create(customer=acme, invoice=late, reason=DisputeReason.PRICE, description="Price",
+                           opened_by=manager, opened_on=dt.date(2025, 8, 1),
+                           answer_due_on=dt.date(2025, 8, 15), disputed_amount=Decimal("100.00"))
+
+    response = client_for(viewer).get(reverse("api:customer_standing", args=["C-ACME"]))
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "account_number": "C-ACME",
+        "name": "Acme Tools",
+        "as_of": "2025-08-05",
+        "open": {"EUR": "1200.10", "USD": "99.99"},
+        "overdue": {"EUR": "500.10", "USD": "99.99"},
+        "overdue_invoices": 2,
+        "credit_limit": {"currency": "EUR", "amount": "5000.00"},
+        "on_credit_hold": True,
+        "payment_terms": {"type": "cod", "label": "Cash on delivery", "days": 30},
+        "segment": "systematic_late",
+        "open_disputes": 1,
+        "may_ship": False,
+    }
+
+
+def test_an_account_owing_nothing_reads_empty_amounts(accounts, viewer):
+    body = client_for(viewer).get(reverse("api:customer_standing", args=["C-BETA"])).json()
+
+    assert (body["open"], body["overdue"], body["overdue_invoices"], body["may_ship"]) == ({}, {}, 0, True)
+
+
+def test_an_unknown_account_is_404_in_json(viewer, db):
+    response = client_for(viewer).get(reverse("api:customer_standing", args=["C-NOPE"]))
+
+    assert (response.status_code, response.json()) == (404, {"error": "There is no account C-NOPE."})
+
+
+# --- invoices -------------------------------------------------------------------------------
+
+
+def test_invoices_are_recorded_open_with_their_issue_on_the_timeline(erp, accounts, manager):
+    status, body = post(erp, "invoices", {"rows": INVOICE_ROWS})
+
+    assert status == 200, body
+    assert body == {"dry_run": False, "rows": 3, "recorded": 3, "already_there": 0, "updated": 0,
+                    "summary": "3 invoices recorded, 0 already there (left as they were), from 3 rows."}
+    assert sorted(Invoice.objects.values_list("number", "customer__account_number", "currency",
+                                              "total_amount", "open_amount", "status", "po_reference")) == [
+        ("INV-100", "C-ACME", "EUR", Decimal("500.00"), Decimal("500.00"), InvoiceStatus.OPEN, "PO-7"),
+        ("INV-101", "C-ACME", "EUR", Decimal("700.00"), Decimal("700.00"), InvoiceStatus.OPEN, ""),
+        ("INV-200", "C-BETA", "USD", Decimal("120.50"), Decimal("120.50"), InvoiceStatus.OPEN, ""),
+    ]
+    event = TimelineEvent.objects.get(customer=accounts["C-BETA"], kind=EventKind.INVOICE_ISSUED)
+    assert (event.summary, event.actor, event.details["imported"]) == (
+        "Invoice INV-200 issued: USD 120.50, due 31 Jul 2025", manager, True)
+    links = TimelineEventInvoice.objects.filter(event=event).values_list("invoice__number", flat=True)
+    assert list(links) == ["INV-200"]
+
+
+def test_the_same_invoices_again_change_nothing_and_say_so(erp, accounts):
+    assert post(erp, "invoices", {"rows": INVOICE_ROWS})[0] == 200
+    before = state()
+
+    status, body = post(erp, "invoices", {"rows": INVOICE_ROWS})
+
+    assert (status, body["recorded"], body["already_there"], body["updated"]) == (200, 0, 3, 0)
+    assert state() == before
+
+
+def test_a_due_date_the_erp_moved_is_updated_on_the_timeline(erp, accounts, manager):
+    assert post(erp, "invoices", {"rows": INVOICE_ROWS})[0] == 200
+    moved = [dict(INVOICE_ROWS[0], due_date="2025-08-31"), *INVOICE_ROWS[1:]]
+
+    status, body = post(erp, "invoices", {"rows": moved})
+
+    assert (status, body["recorded"], body["already_there"], body["updated"]) == (200, 0, 2, 1)
+    assert Invoice.objects.get(number="INV-100").due_date == dt.date(2025, 8, 31)
+    event = TimelineEvent.objects.get(kind=EventKind.INVOICE_CHANGED)
+    assert (event.summary, event.actor) == (
+        "Invoice INV-100 changed in the ERP: due date 1 Jul 2025 → 31 Aug 2025", manager)
+
+
+def test_a_bad_row_is_named_by_its_row_and_nothing_is_written(erp, accounts):
+    rows = [INVOICE_ROWS[0],
+            dict(INVOICE_ROWS[1], account_number="C-NOPE", due_date="20.08.2025"),
+            dict(INVOICE_ROWS[2], total_amount=120.5, colour="red"),
+            "INV-300"]
+    before = state()
+
+    status, body = post(erp, "invoices", {"rows": rows})
+
+    assert status == 422
+    assert body == {
+        "error": "Nothing imported: 3 problems in 4 rows.",
+        "problems": [
+            {"row": 2, "messages": ["no account 'C-NOPE'; due_date '20.08.2025' is not a date: write "
+                                    "YYYY-MM-DD"]},
+            {"row": 3, "messages": ["unknown field 'colour' (the fields are number, account_number, "
+                                    "issue_date, due_date, currency, total_amount, po_reference); "
+                                    'total_amount must be a string (an amount like "1250.00": a number '
+                                    "may lose its cents)"]},
+            {"row": 4, "messages": ['a row is an object of fields, e.g. {"number": "…", '
+                                    '"account_number": "…", …}']},
+        ],
+    }
+    assert state() == before
+
+
+def test_a_row_missing_a_field_says_which(erp, accounts):
+    row = {k: v for k, v in INVOICE_ROWS[0].items() if k not in ("currency", "due_date")}
+
+    status, body = post(erp, "invoices", {"rows": [row]})
+
+    assert (status, body["problems"]) == (422, [
+        {"row": 1, "messages": ["missing fields due_date, currency"]}])
+    assert not Invoice.objects.exists()
+
+
+def test_an_invoice_given_twice_in_a_request_names_both_rows(erp, accounts):
+    rows = [*INVOICE_ROWS, dict(INVOICE_ROWS[0], total_amount="550.00")]
+
+    status, body = post(erp, "invoices", {"rows": rows})
+
+    assert (status, body["problems"]) == (422, [
+        {"row": 4, "messages": ["invoice INV-100 is on row 1 already: give each invoice once"]}])
+    assert not Invoice.objects.exists()
+
+
+@pytest.mark.parametrize(("body", "status", "error"), [
+    ('{"rows": [', 400, "The body is not JSON: Expecting value: line 1 column 11 (char 10)."),
+    (b"\xff\xfe", 400, "The body is not JSON: "),
+    ('[{"number": "INV-1"}]', 422, 'Send an object with the rows in a list: {"rows": [{...}, ...]}.'),
+    ('{"row": []}', 422, 'Send an object with the rows in a list: {"rows": [{...}, ...]}.'),
+    ('{"rows": [], "dry_run": "yes"}', 422, "dry_run is true or false."),
+    ('{"rows": [], "mode": "fast"}', 422, "Unknown key mode: send rows (and dry_run)."),
+])
+def test_a_body_that_is_not_a_request_of_rows_is_refused_plainly(erp, accounts, body, status, error):
+    answer, said = post(erp, "invoices", body)
+
+    assert (answer, said["error"][:len(error)]) == (status, error)
+    assert not Invoice.objects.exists()
+
+
+def test_more_rows_than_a_request_takes_are_refused_whole(erp, accounts, monkeypatch):
+    monkeypatch.setattr(api, "MAX_ROWS", 2)
+
+    status, body = post(erp, "invoices", {"rows": INVOICE_ROWS})
+
+    assert (status, body) == (413, {"error": "3 rows: send at most 2 rows a request, nothing was recorded."})
+    assert not Invoice.objects.exists()
+
+
+def test_a_request_bounds_its_rows_at_a_thousand(erp, accounts):
+    rows = [dict(INVOICE_ROWS[0], number=f"INV-{n}") for n in range(1001)]
+
+    status, body = post(erp, "invoices", {"rows": rows})
+
+    assert (status, body["error"]) == (
+        413, "1,001 rows: send at most 1,000 rows a request, nothing was recorded.")
+    assert not Invoice.objects.exists()
+
+
+def test_a_dry_run_says_what_it_would_record_and_records_nothing(erp, accounts):
+    status, body = post(erp, "invoices", {"rows": INVOICE_ROWS, "dry_run": True})
+
+    assert (status, body["dry_run"], body["recorded"]) == (200, True, 3)
+    assert body["summary"] == (
+        "3 invoices would be recorded, 0 already there (left as they were), from 3 rows.")
+    assert not Invoice.objects.exists()
+
+
+# --- payments -------------------------------------------------------------------------------
+
+PAYMENT_ROWS = [
+    {"account_number": "C-ACME", "received_on": "2025-08-01", "currency": "EUR", "amount": "500.00",
+     "reference": "BANK-1", "invoices": ["INV-100"], "bank_reference": "20250801-0001"},
+    {"account_number": "C-BETA", "received_on": "2025-08-02", "currency": "USD", "amount": "20.50",
+     "reference": "BANK-2", "invoices": "INV-200", "method": "cheque"},
+]
+
+
+@pytest.fixture
+def invoiced(erp, accounts) -> None:
+    assert post(erp, "invoices", {"rows": INVOICE_ROWS})[0] == 200
+
+
+def test_payments_pay_the_invoices_they_name_on_the_timeline(erp, invoiced, manager):
+    status, body = post(erp, "payments", {"rows": PAYMENT_ROWS})
+
+    assert status == 200, body
+    assert (body["recorded"], body["already_there"]) == (2, 0)
+    assert sorted(Invoice.objects.values_list("number", "open_amount", "status")) == [
+        ("INV-100", Decimal("0.00"), InvoiceStatus.PAID),
+        ("INV-101", Decimal("700.00"), InvoiceStatus.OPEN),
+        ("INV-200", Decimal("100.00"), InvoiceStatus.OPEN),
+    ]
+    assert sorted(Payment.objects.values_list("reference", "amount", "method", "bank_reference")) == [
+        ("BANK-1", Decimal("500.00"), "bank_transfer", "20250801-0001"),
+        ("BANK-2", Decimal("20.50"), "cheque", ""),
+    ]
+    received = TimelineEvent.objects.filter(kind=EventKind.PAYMENT_RECEIVED)
+    assert sorted(received.values_list("customer__account_number", "actor")) == [
+        ("C-ACME", manager.pk), ("C-BETA", manager.pk)]
+
+
+def test_the_same_payments_again_change_nothing_and_say_so(erp, invoiced):
+    assert post(erp, "payments", {"rows": PAYMENT_ROWS})[0] == 200
+    before = state()
+
+    status, body = post(erp, "payments", {"rows": PAYMENT_ROWS})
+
+    assert (status, body["recorded"], body["already_there"]) == (200, 0, 2)
+    assert body["summary"] == "0 payments recorded, 2 already there (left as they were), from 2 rows."
+    assert state() == before
+
+
+def test_a_bad_payment_row_writes_none_of_the_others(erp, invoiced):
+    rows = [PAYMENT_ROWS[0], dict(PAYMENT_ROWS[1], invoices=["INV-100"], amount="-5")]
+    before = state()
+
+    status, body = post(erp, "payments", {"rows": rows})
+
+    assert status == 422
+    assert body["problems"] == [{"row": 2, "messages": [
+        "account C-BETA has no invoice INV-100; amount must be more than zero: credit notes and refunds are "
+        "not imported from this file; record a credit note on the account page (Record a credit note)"]}]
+    assert state() == before
+
+
+def test_a_payment_naming_one_invoice_twice_is_refused(erp, invoiced):
+    status, body = post(erp, "payments", {"rows": [dict(PAYMENT_ROWS[0], invoices=["INV-100", "INV-100"])]})
+
+    assert (status, body["problems"]) == (422, [
+        {"row": 1, "messages": ["invoices names INV-100 twice: name each invoice once"]}])
+    assert not Payment.objects.exists()
+
+
+def test_one_bank_entry_twice_in_a_request_names_both_rows(erp, invoiced):
+    status, body = post(erp, "payments", {"rows": [PAYMENT_ROWS[0], dict(PAYMENT_ROWS[0], reference="X")]})
+
+    assert (status, body["problems"]) == (422, [
+        {"row": 2, "messages": ["bank_reference 20250801-0001 is on row 1 already"]}])
+    assert not Payment.objects.exists()
+
+
+def test_a_body_too_large_to_be_a_request_of_rows_is_refused_before_it_is_read(erp, accounts):
+    body = json.dumps({"rows": [dict(INVOICE_ROWS[0], po_reference="x" * 3000)] * 800})
+
+    status, said = post(erp, "invoices", body)
+
+    assert (status, said["error"]) == (413, "The body is over 2,097,152 bytes: send at most 1,000 rows a "
+                                            "request.")
+    assert not Invoice.objects.exists()
