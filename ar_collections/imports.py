@@ -394,7 +394,7 @@ def _amount(row: dict, column: str, *, currency: str | None) -> Decimal:
         raise _RowError(f"{column} is empty")
     if value.startswith("-") and _AMOUNT.fullmatch(value[1:]):
         raise _RowError(f"{column} must be more than zero: credit notes and refunds are not imported "
-                        "from this file; record a credit note on the account page (Record a credit note)")
+                        "from the ERP; record a credit note on the account page (Record a credit note)")
     if not _AMOUNT.fullmatch(value):
         raise _RowError(f"{column} {value!r} is not an amount: write it like 1234.50 "
                         "(a dot for cents, no thousands separators, no currency sign)")

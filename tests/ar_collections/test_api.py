@@ -412,7 +412,7 @@ def test_a_bad_payment_row_writes_none_of_the_others(erp, invoiced):
     assert status == 422
     assert body["problems"] == [{"row": 2, "messages": [
         "account C-BETA has no invoice INV-100; amount must be more than zero: credit notes and refunds are "
-        "not imported from this file; record a credit note on the account page (Record a credit note)"]}]
+        "not imported from the ERP; record a credit note on the account page (Record a credit note)"]}]
     assert state() == before
 
 

@@ -438,7 +438,7 @@ C-ACME,2025-08-06,EUR,-50.00,,barter,INV-200;INV-102
         "line 2: received_on 2025-08-06 is after today; method 'barter' is not one of bank_transfer, "
         "direct_debit, card, cheque, cash; invoice INV-102 is in USD, the payment in EUR; account C-ACME "
         "has no invoice INV-200; amount must be more than zero: credit notes and refunds are not "
-        "imported from this file; record a credit note on the account page (Record a credit note); reference "
+        "imported from the ERP; record a credit note on the account page (Record a credit note); reference "
         "is empty: the payment's reference (the bank's, the cheque number) is what tells a new payment "
         "from one imported before",
     ]
