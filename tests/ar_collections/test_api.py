@@ -440,3 +440,23 @@ def test_a_body_too_large_to_be_a_request_of_rows_is_refused_before_it_is_read(e
     assert (status, said["error"]) == (413, "The body is over 2,097,152 bytes: send at most 1,000 rows a "
                                             "request.")
     assert not Invoice.objects.exists()
+
+
+def test_a_token_of_a_user_no_longer_active_is_401(accounts, manager):
+    client = client_for(manager)
+    manager.is_active = False
+    manager.save()
+
+    assert post(client, "invoices", {"rows": INVOICE_ROWS})[0] == 401
+    assert not Invoice.objects.exists()
+
+
+def test_an_accounts_standing_takes_a_fixed_number_of_queries(accounts, viewer, make_invoice,
+                                                               django_assert_num_queries):
+    for n in range(5):
+        make_invoice(accounts["C-ACME"], issued=dt.date(2025, 6, n + 1), currency=("EUR", "USD")[n % 2])
+    client = client_for(viewer)
+
+    # The token and its use, the user's rights, the account, its totals, its disputes.
+    with django_assert_num_queries(7):
+        assert client.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
