@@ -536,6 +536,11 @@ def _invoice_of(row: dict, accounts: dict[str, Customer], *, noted: list[str]) -
     number = fields.read(_text, row, "number", limit=40, required=True)
     customer = fields.read(_account, row, accounts)
     issue_date, due_date = fields.read(_date, row, "issue_date"), fields.read(_date, row, "due_date")
+    if issue_date and issue_date > (today := timezone.localdate()):
+        # Not yet owed, and a mistyped year would count in credit sales, DSO
+        # and the forecast until someone noticed.
+        fields.problems.append(f"issue_date {issue_date} is after today ({format_day(today)}): an invoice "
+                               "comes in once it is issued")
     if issue_date and due_date and due_date < issue_date:
         fields.problems.append(f"due_date {due_date} is before issue_date {issue_date}")
     currency = fields.read(_currency, row)

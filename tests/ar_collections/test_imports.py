@@ -178,6 +178,7 @@ INV-400,C-ACME,2025-07-01,2025-07-31,EUR,10.00
 INV-100,C-ACME,2025-06-01,2025-07-01,EUR,550.00
 INV-406,C-ACME,2025-07-01,2025-07-31,EUR,0
 INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
+INV-408,C-ACME,2025-08-06,2025-09-05,EUR,10.00
 """
     before = state()
 
@@ -197,8 +198,10 @@ INV-407,C-ACME,2025-07-01,2025-07-31,EUR,10.00,extra
         "invoice)",
         "line 10: total_amount must be more than zero",
         "line 11: more values than columns",
+        # A mistyped year in the ERP would flow into credit sales and DSO.
+        "line 12: issue_date 2025-08-06 is after today (5 Aug 2025): an invoice comes in once it is issued",
     ]
-    assert report.summary() == "Nothing imported: 9 problems in 10 rows."
+    assert report.summary() == "Nothing imported: 10 problems in 11 rows."
     assert state() == before
 
 
