@@ -17,7 +17,8 @@ from django.db import models, transaction
 from django.dispatch import Signal
 
 from arcrm.dates import format_day
-from arcrm.text import shorten
+from arcrm.money import format_money
+from arcrm.text import person_name, shorten
 from customers.models import (
     Contact,
     ContactAbsence,
@@ -82,20 +83,24 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
         # each record a "before" that is what the other one left.
         current = Customer.objects.select_for_update().get(pk=customer.pk)
         collector_before = current.collector_id
-        before, after = {}, {}
+        before, after, old_values = {}, {}, {}
         for name, value in changes.items():
             old = getattr(current, name)
             if old != value:
                 before[name], after[name] = _jsonable(old), _jsonable(value)
+                old_values[name] = old
                 setattr(current, name, value)
         if not after:
             return current
         current.full_clean()
         current.save(update_fields=[*after, "updated_at"])
-        labels = ", ".join(str(Customer._meta.get_field(name).verbose_name) for name in after)
+        currencies = (old_values.get("currency", current.currency), current.currency)
+        said = "; ".join(_card_change(name, old_values[name], getattr(current, name), currencies)
+                         for name in after)
         _record(
             customer=current, actor=actor, kind=EventKind.ACCOUNT_CHANGED,
-            summary=f"Account card changed: {labels}",
+            summary=shorten(f"Account card changed: {said}",
+                            TimelineEvent._meta.get_field("summary").max_length),
             details={"before": before, "after": after},
         )
         if "collector" in after:
@@ -218,6 +223,46 @@ def _record(
         subject_type=ContentType.objects.get_for_model(subject) if subject else None,
         subject_id=subject.pk if subject else None,
     )
+
+
+# How a card change reads on the timeline: the card's own words where the
+# model's are clumsy, and long texts only named (their before and after stay
+# in the event's details).
+CARD_LABELS = {"credit_limit_amount": "credit limit", "payment_terms_days": "days to pay",
+               "terms_type": "payment terms", "typical_order_interval_days": "typical days between orders",
+               "ap_run_days": "AP payment-run days"}
+CARD_TEXTS = {"business_description", "buying_reasons", "special_bond", "notes"}
+
+
+def _card_change(name: str, old: Any, new: Any, currencies: tuple[str, str]) -> str:
+    """One change of the card in words: "credit limit EUR 100,000.00 → EUR
+    250,000.00"; `currencies` the card's before and after (the limit is an
+    amount in it)."""
+    field = Customer._meta.get_field(name)
+    label = CARD_LABELS.get(name, str(field.verbose_name))
+    if name in CARD_TEXTS:
+        return label
+    return f"{label} {_card_value(field, old, currencies[0])} → {_card_value(field, new, currencies[1])}"
+
+
+def _card_value(field: models.Field, value: Any, currency: str) -> str:
+    if value is None or value == "" or value == []:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if field.choices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, Customer):
+        return value.account_number
+    if isinstance(value, models.Model):
+        return person_name(value)
+    if field.name == "credit_limit_amount":
+        return format_money(value, currency)
+    if isinstance(value, dt.date):
+        return format_day(value)
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
 
 
 def _jsonable(value: Any) -> Any:

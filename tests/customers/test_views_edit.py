@@ -490,6 +490,24 @@ def test_a_new_currency_with_the_old_credit_limit_is_refused_until_the_limit_is_
     assert (customer.currency, customer.credit_limit_amount) == ("GBP", Decimal("86000.00"))
 
 
+def test_the_timeline_says_what_a_card_change_was_from_and_to(client, manager, customer, other_collector):
+    """A credit limit raised from 100k to 250k must be readable where people
+    look, not only in the event's stored details; long texts are only named."""
+    customer.credit_limit_amount = Decimal("100000.00")
+    customer.save(update_fields=["credit_limit_amount"])
+    client.force_login(manager)
+
+    client.post(reverse("customers:edit", args=[customer.pk]), card_data(
+        customer, credit_limit_amount="250000.00", payment_terms_days=45, on_credit_hold=True,
+        collector=other_collector.pk, notes="Long story about the owner's nephew"))
+
+    assert last_event().summary == (
+        "Account card changed: collector carla → otto; credit limit EUR 100,000.00 → EUR 250,000.00; "
+        "days to pay 30 → 45; on credit hold no → yes; notes")
+    page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    assert "credit limit EUR 100,000.00 → EUR 250,000.00" in page
+
+
 def test_an_account_name_with_a_line_break_is_refused_with_a_message(client, collector, customer):
     """The name goes into the subject of e-mails, where a line break ends the header."""
     client.force_login(collector)
