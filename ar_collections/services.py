@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
-from django.db.models import Avg, Count, F, Max, OuterRef, Q, Subquery, Sum
+from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -17,6 +17,7 @@ from ar_collections import segmentation
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
+    DunningActionInvoice,
     DunningCycle,
     Invoice,
     InvoiceStatus,
@@ -25,9 +26,12 @@ from ar_collections.models import (
     Promise,
     PromiseStatus,
     StepAction,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
 )
 from ar_collections.timeline import event_record
-from arcrm.dates import months_between
+from arcrm.dates import format_day, months_between
 from arcrm.db import DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
 from arcrm.roles import require_act_on
@@ -126,6 +130,44 @@ def _behaviour_refresh_pending() -> None:
     _refresh_pending.ids = set()
     if ids:
         behaviour_refresh(on=timezone.localdate(), customer_ids=sorted(ids))
+        review_steps_paid_skip(on=timezone.localdate(), customer_ids=sorted(ids))
+
+
+def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = None) -> int:
+    """Skip the steps waiting for a collector's review (of `customer_ids`'
+    accounts, else all) whose listed invoices have all been paid or credited
+    since they were planned, each with the reason on the timeline, and close
+    their worklist items: sending would only skip them, and a queue of paid
+    accounts hides the ones that matter. A paused invoice is still open and
+    keeps its step. Each step is claimed with a conditional update, so a
+    collector deciding it at this moment keeps it. How many were skipped."""
+    still_open = DunningActionInvoice.objects.filter(action=OuterRef("pk"),
+                                                     invoice__status=InvoiceStatus.OPEN)
+    waiting = DunningAction.objects.filter(status=ActionStatus.IN_REVIEW).exclude(Exists(still_open))
+    if customer_ids is not None:
+        waiting = waiting.filter(customer_id__in=list(customer_ids))
+    reason = f"by {format_day(on)} every listed invoice was paid"
+    skipped = 0
+    # Bounded by what collectors have waiting, not by the ledger.
+    for action in waiting.select_related("customer", "step").order_by("pk"):
+        with transaction.atomic():
+            if not DunningAction.objects.filter(pk=action.pk, status=ActionStatus.IN_REVIEW).update(
+                status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()
+            ):
+                continue
+            event_record(
+                customer=action.customer, kind=EventKind.DUNNING, subject=action,
+                invoices=list(action.lines.values_list("invoice_id", flat=True)),
+                summary=f"Step {action.step.position} ({action.step.get_action_display()}) skipped: "
+                f"{reason}; no review is needed",
+                details={"action": action.pk, "skip_reason": reason,
+                         "before": {"status": ActionStatus.IN_REVIEW},
+                         "after": {"status": ActionStatus.SKIPPED}},
+            )
+            WorkItem.objects.filter(kind=WorkKind.REVIEW, action=action, status=WorkStatus.OPEN).update(
+                status=WorkStatus.DONE, done_at=timezone.now())
+            skipped += 1
+    return skipped
 
 
 def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):

@@ -388,7 +388,9 @@ def worklist_refresh(*, on: dt.date) -> int:
     """Create the items that follow from the state of things today; close
     those whose reason is gone. Idempotent; run after planning and daily."""
     from ar_collections.models import Dispute, DisputeStatus
+    from ar_collections.services import review_steps_paid_skip  # it imports this module
 
+    review_steps_paid_skip(on=on)
     wanted = [
         WorkItem(
             kind=WorkKind.REVIEW, key=f"review:action:{action.pk}", customer_id=action.customer_id,
