@@ -1258,6 +1258,13 @@ class PaymentPlan(models.Model):
     # payments instead is asked for it back where it came off, on the dates
     # they expect, even for an instalment the credit took off altogether.
     credited_instalments = models.JSONField(default=list, blank=True, editable=False)
+    # What it left out of its invoices for the disputes of part of them open
+    # when it was proposed: [[dispute_id, amount], ...]. The customer may not
+    # hold that back from an instalment (the plan never asked for it), a
+    # credit for it takes nothing off the plan, and what a dispute that ends
+    # against the customer left out is asked with the next instalment
+    # (workspace._plans_follow_dispute).
+    disputes_left_out = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["-proposed_on", "-id"]

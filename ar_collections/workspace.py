@@ -249,14 +249,16 @@ def promise_record(
     currency = _one_currency(invoices, field="invoices")
     _not_committed(invoices, field="invoices")
     # A promise to pay what the customer says it does not owe would be broken
-    # by the dispute itself, and break the customer's record with it.
-    _not_disputed(invoices, field="invoices", out_of="the promise")
+    # by the dispute itself, and break the customer's record with it: it
+    # covers what is not disputed, and an invoice disputed in full not at all.
+    disputed = disputed_parts(invoices)
+    _not_disputed_in_full(invoices, disputed, field="invoices", out_of="the promise")
     if amount <= 0:
         raise ValidationError({"amount": "The promised amount must be more than zero."})
     places_check(amount, currency, field="amount")
-    owed = sum((i.open_amount for i in invoices), ZERO)
-    if amount > owed:
-        raise ValidationError({"amount": f"The invoices chosen owe {format_money(owed, currency)}; "
+    owed, contested = _owed_and_disputed(invoices, disputed)
+    if amount > owed - contested:
+        raise ValidationError({"amount": f"The invoices chosen owe {_owed_said(owed, contested, currency)}; "
                                          "a promise cannot be for more."})
     if promised_on < on:
         raise ValidationError({"promised_on": "A promise is for today or a later day."})
@@ -338,8 +340,10 @@ def plan_propose(
     currency = _one_currency(invoices, field="invoices")
     _not_committed(invoices, field="invoices")
     # A plan would have the customer pay by instalments what they say they do
-    # not owe, and an instalment held back over it would break the plan.
-    _not_disputed(invoices, field="invoices", out_of="the plan")
+    # not owe, and an instalment held back over it would break the plan: it
+    # covers what is not disputed, and an invoice disputed in full not at all.
+    disputed = disputed_parts(invoices)
+    _not_disputed_in_full(invoices, disputed, field="invoices", out_of="the plan")
     if len(instalments) < 2:
         raise ValidationError({"instalments": "A plan has at least two instalments."})
     dates = [d for d, _ in instalments]
@@ -352,10 +356,11 @@ def plan_propose(
     for _, amount in instalments:
         places_check(amount, currency, field="instalments")
     total = sum((a for _, a in instalments), ZERO)
-    owed = sum((i.open_amount for i in invoices), ZERO)
-    if total != owed:
+    owed, contested = _owed_and_disputed(invoices, disputed)
+    if total != owed - contested:
+        said = _owed_said(owed, contested, currency)
         raise ValidationError({"instalments": f"The instalments add up to {format_money(total, currency)} "
-                                              f"but the invoices owe {format_money(owed, currency)}."})
+                                              f"but the invoices owe {said}."})
     rules = CollectionRules.current()
     # The limit counts the plans already granted on the account, so a large
     # plan cannot start at once as several small ones.
@@ -368,6 +373,7 @@ def plan_propose(
         customer=customer, currency=currency, total_amount=total, grace_days=rules.instalment_grace_days,
         status=PlanStatus.AWAITING_APPROVAL if needs_approval else PlanStatus.ACTIVE,
         note=note.strip(), proposed_by=actor, proposed_on=on, allocations_before=_last_allocation(),
+        disputes_left_out=[[pk, str(part)] for pk, part in disputed.values()],
     )
     plan.invoices.set(invoices)
     Instalment.objects.bulk_create(
@@ -592,7 +598,10 @@ def disputes_opened_since(asked: PaymentPlan | ExceptionRequest) -> list[Dispute
     customer now contests some of it. An exception for the whole account
     covers all its invoices."""
     if isinstance(asked, PaymentPlan):
-        asked_on, disputes = asked.proposed_on, Dispute.objects.filter(invoice__payment_plans=asked)
+        # Those whose part it left out of its invoices were open when it was proposed.
+        asked_on = asked.proposed_on
+        disputes = (Dispute.objects.filter(invoice__payment_plans=asked)
+                    .exclude(pk__in=list(_left_out(asked))))
     else:
         asked_on, disputes = asked.requested_on, Dispute.objects.filter(customer=asked.customer_id)
         if asked.invoice_id:
@@ -975,12 +984,24 @@ def _plans_follow_dispute(invoice: Invoice, *, taken_off: Decimal, because: str,
     plans = (PaymentPlan.objects.select_for_update(of=("self",)).select_related("customer")
              .filter(invoices=invoice, status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]))
     for plan in plans:
+        # What the plan left out for this dispute it never asked for: a credit
+        # up to that much takes nothing off it, and what the customer owes of
+        # it after all is asked with the next instalment, as the plan holds
+        # dunning of the whole invoice.
+        left_out = _left_out(plan).get(dispute.pk, ZERO) if dispute else ZERO
+        spared = min(left_out, taken_off)
+        if left_out:
+            plan.disputes_left_out = [[pk, amount] for pk, amount in plan.disputes_left_out
+                                      if int(pk) != dispute.pk]
+            plan.save(update_fields=["disputes_left_out"])
         if not plan.invoices.filter(status=InvoiceStatus.OPEN).exists():
             if taken_off:
                 _plan_credited_in_full(plan, because=because, actor=actor, on=on)
             continue
-        left = taken_off - _plan_release_held(plan, dispute=dispute, credit=taken_off, ended=ended,
-                                              actor=actor, on=on)
+        if left_out - spared:
+            _plan_ask_left_out(plan, left_out - spared, ended=ended, actor=actor, on=on)
+        left = taken_off - spared
+        left -= _plan_release_held(plan, dispute=dispute, credit=left, ended=ended, actor=actor, on=on)
         if left:
             _plan_reduce(plan, taken_off=left, because=because, actor=actor)
         _plan_check(plan, on=on, settle_only=True)
@@ -1050,6 +1071,27 @@ def _plan_release_held(plan: PaymentPlan, *, dispute: Dispute | None, credit: De
                  "instalments": [i.number for i, _ in parts], "total": str(plan.total_amount)},
     )
     return forgiven
+
+
+def _plan_ask_left_out(plan: PaymentPlan, amount: Decimal, *, ended: str, actor, on: dt.date) -> None:
+    """A dispute whose part the plan left out ended with `amount` of it owed
+    after all: the plan asks for it with its next instalment, not the last,
+    as it asks again what was held back (_plan_release_held)."""
+    before = plan.total_amount
+    nxt = _instalment_asking(plan, amount, on=on)
+    plan.total_amount += amount
+    plan.save(update_fields=["total_amount"])
+    DunningPause.objects.filter(plan=plan, lifted_at__isnull=True).update(
+        reason=f"Payment plan of {format_money(plan.total_amount, plan.currency)}")
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
+        invoices=list(plan.invoices.all()),
+        summary=f"{ended}: the {format_money(amount, plan.currency)} left out of the plan while disputed is "
+        f"asked with instalment {nxt.number}, now {format_money(nxt.amount, plan.currency)} due "
+        f"{format_day(nxt.due_on)}",
+        details={"asked": str(amount), "instalment": nxt.number,
+                 "before": {"total": str(before)}, "after": {"total": str(plan.total_amount)}},
+    )
 
 
 def _instalment_asking(plan: PaymentPlan, amount: Decimal, *, on: dt.date) -> Instalment:
@@ -2514,8 +2556,9 @@ def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) ->
             if settle_only:
                 break  # missed: the daily check's to record, as of today; nothing after it is judged
             short = covered - receipts.paid_by(end)
-            # The customer may hold back what the invoices under open dispute
-            # owed by then, less what earlier instalments held back already.
+            # The customer may hold back what the open disputes contest of what
+            # their invoices owed by then (not what a plan left out for them),
+            # less what earlier instalments held back already.
             owed = _disputed_owed(locked, by=end)
             if short <= sum(owed.values(), ZERO) - held:
                 _instalment_hold(locked, instalment, short=short, of=len(instalments), owed=owed)
@@ -2565,31 +2608,45 @@ def _plan_pause_while_held(plan: PaymentPlan, *, on: dt.date) -> None:
 
 
 def _disputed_open(plan: PaymentPlan) -> Decimal:
-    """What the plan's invoices under open dispute still owe."""
-    return (plan.invoices.filter(status=InvoiceStatus.OPEN, disputes__status=DisputeStatus.OPEN)
-            .aggregate(total=Sum("open_amount"))["total"] or ZERO)
+    """What the customer may still hold back from the plan for its open disputes."""
+    return sum(_disputed_owed(plan).values(), ZERO)
 
 
-def _disputed_owed(plan: PaymentPlan, *, by: dt.date) -> dict[int, Decimal]:
-    """What each of the plan's invoices under open dispute owed at the end of
-    `by`: what it owes now and the payments on it received since. An
-    instalment is judged on the payments that came in by its date plus grace
-    (`by`), so what may be held back for it is judged then too: the customer
-    who pays the part they do not contest the next morning, before the daily
-    check, has not held back less than they had the day before."""
-    owed = dict(plan.invoices.filter(disputes__status=DisputeStatus.OPEN).values_list("pk", "open_amount"))
-    paid_since = Allocation.objects.filter(invoice__in=list(owed), payment__isnull=False,
-                                           payment__received_on__gt=by)
-    for invoice_id, amount in paid_since.values_list("invoice", "amount"):
-        owed[invoice_id] += amount
-    return owed
+def _disputed_owed(plan: PaymentPlan, *, by: dt.date | None = None) -> dict[int, Decimal]:
+    """What the customer may hold back from the plan's instalments for each
+    of its invoices under open dispute, as of the end of `by` (None: now):
+    what the dispute contests, up to what the invoice owed then (what it
+    owes now and the payments on it received since), less what the plan
+    left out for that dispute when it was proposed (it never asked for
+    that). An instalment is judged on the payments that came in by its date
+    plus grace (`by`), so what may be held back for it is judged then too:
+    the customer who pays the part they do not contest the next morning,
+    before the daily check, has not held back less than they had the day before."""
+    disputes = list(Dispute.objects.filter(invoice__in=plan.invoices.all(), status=DisputeStatus.OPEN)
+                    .values_list("pk", "invoice", "disputed_amount", "invoice__open_amount"))
+    owed = {invoice_id: open_amount for _, invoice_id, _, open_amount in disputes}
+    if by is not None:
+        paid_since = Allocation.objects.filter(invoice__in=list(owed), payment__isnull=False,
+                                               payment__received_on__gt=by)
+        for invoice_id, amount in paid_since.values_list("invoice", "amount"):
+            owed[invoice_id] += amount
+    left_out = _left_out(plan)
+    return {invoice_id: max(min(disputed, owed[invoice_id]) - left_out.get(pk, ZERO), ZERO)
+            for pk, invoice_id, disputed, _ in disputes}
+
+
+def _left_out(plan: PaymentPlan) -> dict[int, Decimal]:
+    """What the plan left out of its invoices for each dispute open when it
+    was proposed (PaymentPlan.disputes_left_out), by the dispute's id."""
+    return {int(pk): Decimal(amount) for pk, amount in plan.disputes_left_out}
 
 
 def _instalment_hold(plan: PaymentPlan, instalment: Instalment, *, short: Decimal, of: int,
                      owed: Mapping[int, Decimal]) -> None:
-    """The instalment's date passed `short` of it, no more than the disputed
-    invoices owe: the customer rightly holds that back while the dispute is
-    open (its pause stops dunning of the invoice too). The plan goes on; what
+    """The instalment's date passed `short` of it, no more than the open
+    disputes on the plan's invoices contest (_disputed_owed): the customer
+    rightly holds that back while the dispute is open (its pause stops
+    dunning of what it contests too). The plan goes on; what
     was held back for each dispute is settled when that dispute ends
     (dispute_resolve)."""
     # Which dispute it is held back for: the newest first (a dispute opened
@@ -2839,13 +2896,38 @@ def _open_invoices_of(customer: Customer, invoices: Iterable[Invoice], *, field:
     return found
 
 
-def _not_disputed(invoices: Sequence[Invoice], *, field: str, out_of: str) -> None:
-    disputed = sorted(Dispute.objects.filter(invoice__in=invoices, status=DisputeStatus.OPEN)
-                      .values_list("invoice__number", flat=True))
-    if disputed:
-        is_, it = ("is", "it") if len(disputed) == 1 else ("are", "them")
-        raise ValidationError({field: f"{_listing(disputed)} {is_} under open dispute: settle the "
+def disputed_parts(invoices: Sequence[Invoice]) -> dict[int, tuple[int, Decimal]]:
+    """The open dispute of each of `invoices` that has one (an invoice has
+    one at most), by invoice id: the dispute's id and how much of what the
+    invoice owes now it contests."""
+    open_amounts = {i.pk: i.open_amount for i in invoices}
+    return {invoice_id: (pk, min(amount, open_amounts[invoice_id]))
+            for pk, invoice_id, amount in Dispute.objects.filter(invoice__in=list(open_amounts),
+                                                                 status=DisputeStatus.OPEN)
+            .values_list("pk", "invoice", "disputed_amount")}
+
+
+def _not_disputed_in_full(invoices: Sequence[Invoice], disputed: Mapping[int, tuple[int, Decimal]], *,
+                          field: str, out_of: str) -> None:
+    whole = sorted(i.number for i in invoices if i.pk in disputed and disputed[i.pk][1] >= i.open_amount)
+    if whole:
+        is_, it = ("is", "it") if len(whole) == 1 else ("are", "them")
+        raise ValidationError({field: f"{_listing(whole)} {is_} disputed in full: settle the "
                                       f"dispute first, or leave {it} out of {out_of}."})
+
+
+def _owed_and_disputed(invoices: Sequence[Invoice],
+                       disputed: Mapping[int, tuple[int, Decimal]]) -> tuple[Decimal, Decimal]:
+    """What `invoices` owe, and how much of it their open disputes contest."""
+    return (sum((i.open_amount for i in invoices), ZERO),
+            sum((part for _, part in disputed.values()), ZERO))
+
+
+def _owed_said(owed: Decimal, contested: Decimal, currency: str) -> str:
+    if not contested:
+        return format_money(owed, currency)
+    return (f"{format_money(owed - contested, currency)} not disputed ({format_money(contested, currency)} "
+            f"of the {format_money(owed, currency)} open is under dispute)")
 
 
 def _not_committed(invoices: Sequence[Invoice], *, field: str) -> None:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -37,7 +37,13 @@ from ar_collections.models import (
     WorkItem,
     WorkStatus,
 )
-from ar_collections.workspace import DATED_EXCEPTIONS, PromiseTerms, credit_label, credits_to_apply
+from ar_collections.workspace import (
+    DATED_EXCEPTIONS,
+    PromiseTerms,
+    credit_label,
+    credits_to_apply,
+    disputed_parts,
+)
 from arcrm.dates import DATE_AHEAD_YEARS, far_ahead, format_day
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money, smallest_unit
 from arcrm.roles import COLLECTOR, MANAGER
@@ -67,6 +73,9 @@ def _invoice_label(invoice: Invoice) -> str:
     label = f"{invoice.number} · due {format_day(invoice.due_date)} · {money}"
     # Set where a form annotates its choices with them (_mark_taken).
     if getattr(invoice, "disputed", False):
+        part = getattr(invoice, "disputed_part", None)
+        if part is not None and part < invoice.open_amount:
+            return label + f" · {format_money(part, invoice.currency)} of it under open dispute"
         return label + " · under open dispute"
     if getattr(invoice, "promised", False):
         return label + " · under an open promise"
@@ -93,17 +102,21 @@ class InvoiceChoice(forms.ModelChoiceField):
 def _mark_taken(field: forms.ModelChoiceField) -> None:
     """Invoices under open dispute, under an open promise or in a live plan
     (proposed or in force) stay offered, marked, so a collector sees before
-    choosing why a promise or a plan on them would be refused
-    (workspace.promise_record, plan_propose: _not_disputed, _not_committed)."""
+    choosing why a promise or a plan on them would be refused, or (disputed
+    in part) cover only what is not disputed (workspace.promise_record,
+    plan_propose: _not_disputed_in_full, _not_committed)."""
+    open_dispute = Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN)
     field.queryset = field.queryset.annotate(
-        disputed=Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN)),
+        disputed=Exists(open_dispute),
+        disputed_part=Subquery(open_dispute.values("disputed_amount")[:1]),
         promised=Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN)),
         planned=Exists(PaymentPlan.objects.filter(
             invoices=OuterRef("pk"), status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]
         )),
     )
-    field.help_text = ("An invoice under open dispute cannot be promised or put in a plan until it is "
-                       "settled, nor one already promised or in a payment plan.")
+    field.help_text = ("An invoice under open dispute in full cannot be promised or put in a plan until "
+                       "the dispute is settled; of one disputed in part, only what is not disputed. Nor "
+                       "one already promised or in a payment plan.")
 
 
 class InvoiceChoices(forms.ModelMultipleChoiceField):
@@ -223,7 +236,10 @@ class PlanForm(_AccountForm):
         is paid in); the last one takes the rounding. Invoices in several
         currencies are refused when the plan is proposed."""
         data = self.cleaned_data
-        total = sum((i.open_amount for i in data["invoices"]), Decimal("0"))
+        # What is not disputed: a plan covers no more (workspace.plan_propose).
+        disputed = disputed_parts(list(data["invoices"]))
+        total = sum((i.open_amount - disputed.get(i.pk, (None, Decimal("0")))[1] for i in data["invoices"]),
+                    Decimal("0"))
         count = data["instalment_count"]
         currencies = {i.currency for i in data["invoices"]}
         unit = smallest_unit(currencies.pop()) if len(currencies) == 1 else Decimal("0.01")

@@ -230,9 +230,10 @@ def test_payments_sharing_a_bank_id_stop_the_upgrade_named_and_kept_as_they_were
     try:
         _migrate(BEFORE_BANK_ID_ONCE)
         # As two imports at once could record them before: one bank entry twice.
-        second = workspace.payment_record(customer=beta, amount=Decimal("100.00"), currency="EUR",
-                                          received_on=DUE, allocations=[], reference="R-1",
-                                          bank_reference="ab12cd")
+        # The row only: today's services read every table as the latest
+        # migration leaves it, and a column added since is missing here.
+        second = Payment.objects.create(customer=beta, amount=Decimal("100.00"), currency="EUR",
+                                        received_on=DUE, reference="R-1", bank_reference="ab12cd")
         with pytest.raises(CommandError) as refused:
             _migrate(BANK_ID_ONCE)
         assert str(refused.value) == (

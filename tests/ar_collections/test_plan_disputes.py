@@ -60,8 +60,9 @@ def dispute_recorded_without_an_event(account, invoice, collector, *, on: dt.dat
 def test_a_dispute_with_nothing_on_the_timeline_opened_the_day_a_plan_was_proposed_is_warned_of(
     account, invoices, collector, waiting_plan
 ):
-    """The plan was refused any invoice under open dispute, so a dispute open
-    on its invoices now came after it, whatever the timeline says."""
+    """The plan left out what the disputes open when it was proposed
+    contested, and knows which they were: a dispute open on its invoices now
+    that it did not leave out came after it, whatever the timeline says."""
     dispute = dispute_recorded_without_an_event(account, invoices[1], collector, on=LATE)
 
     assert workspace.disputes_opened_since(waiting_plan) == [dispute]

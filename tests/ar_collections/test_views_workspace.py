@@ -519,7 +519,7 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
         ),
         "promise on an invoice under dispute": (
             promise_url, {"amount": "100.00", "promised_on": "2025-08-15", "invoices": [first.pk]},
-            "INV-1001 is under open dispute: settle the dispute first, or leave it out of the promise.",
+            "INV-1001 is disputed in full: settle the dispute first, or leave it out of the promise.",
         ),
         "plan starting years ahead": (
             plan, {"invoices": [second.pk], "instalment_count": "3", "first_due_on": "9999-11-15",
@@ -943,7 +943,7 @@ def test_a_plan_within_the_collectors_limit_starts_at_once(client, collector, cu
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
-def test_a_plan_with_an_invoice_under_open_dispute_is_refused(
+def test_a_plan_with_an_invoice_disputed_in_full_is_refused(
     client, collector, customer, invoices, dispute, headers
 ):
     """A plan would ask the customer to pay in instalments what they say they
@@ -957,7 +957,7 @@ def test_a_plan_with_an_invoice_under_open_dispute_is_refused(
     }, headers=headers)
 
     assert response.status_code == 422
-    assert ("INV-1001 is under open dispute: settle the dispute first, or leave it out of the plan."
+    assert ("INV-1001 is disputed in full: settle the dispute first, or leave it out of the plan."
             in " ".join(response.content.decode().split()))
     assert state() == before
 
