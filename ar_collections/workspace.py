@@ -328,8 +328,9 @@ def plan_propose(
     note: str = "",
     on: dt.date,
 ) -> PaymentPlan:
-    """A plan for the invoices chosen. Within the collector's limit it starts at
-    once; above it (or in a foreign currency) it waits for a manager."""
+    """A plan for the invoices chosen. Within the collector's limit (or set up
+    by a manager) it starts at once, and the customer is e-mailed the
+    schedule; above it (or in a foreign currency) it waits for a manager."""
     require_act_on(actor, customer)
     # The account's row lock first, as a payment takes it, then the invoices':
     # one order, so a plan and a payment on the same invoices at once queue
@@ -397,6 +398,10 @@ def plan_propose(
     said = f"payment plan of {format_money(total, currency)} " + (
         "proposed, waiting for a manager" if needs_approval else "agreed")
     if not needs_approval:
+        # Agreed at once, the customer is told the schedule as after a
+        # manager's approval: a plan agreed here is never decided on, so
+        # this is its one e-mail.
+        _plan_agreed_send(plan, invoices, actor=actor, on=on)
         agreed = f"the payment plan of {format_money(total, currency)} agreed on {format_day(on)}"
         letters_withdraw_held(on=on, customer=customer, actor=actor, by=agreed)
         steps_skip_held(on=on, customer=customer, actor=actor, by=agreed)
@@ -529,7 +534,7 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
                                   "schedule has passed. Reject it and propose a new one.")
         _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
     # Approved, the customer is e-mailed the schedule.
-    tell = (lambda: _plan_agreed_send(locked, invoices, manager=manager, on=on)) if approve else None
+    tell = (lambda: _plan_agreed_send(locked, invoices, actor=manager, on=on)) if approve else None
     _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
                      what=f"Payment plan of {format_money(locked.total_amount, locked.currency)}",
                      asker=locked.proposed_by, tell=tell)
@@ -551,13 +556,13 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
     return locked
 
 
-def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, manager, on: dt.date) -> str:
-    """Tell the billing contact the schedule a manager has just approved:
-    the instalments, their dates and amounts and the invoices covered, in
-    the contact's language, through the outbox (after commit), with an entry
-    on the plan's timeline. With no address to write to, nothing is sent and
-    the timeline says so. Returns what the collector's "decided" item says
-    is left to do."""
+def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt.date) -> str:
+    """Tell the billing contact the schedule just agreed (`actor` approved
+    it, or agreed it at once): the instalments, their dates and amounts and
+    the invoices covered, in the contact's language, through the outbox
+    (after commit), with an entry on the plan's timeline. With no address to
+    write to, nothing is sent and the timeline says so. Returns what is left
+    to do (a manager's approval puts it on the collector's "decided" item)."""
     customer = plan.customer
     contact = customer.billing_contact(on=on)
     if contact is None or not contact.email_usable:
@@ -567,11 +572,11 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, manager
             why = f"the mail server refused {contact.name}'s address"
         else:
             why = f"{contact.name} has no e-mail address"
-        event_record(customer=customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=plan,
+        event_record(customer=customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
                      invoices=invoices, summary=f"The agreed schedule could not be e-mailed: {why}",
                      details={"not_sent": why})
         return f"the schedule could not be e-mailed ({why}): tell the customer"
-    sender = customer.collector or manager
+    sender = customer.collector or actor
     instalments = [(i.number, i.due_on, i.amount) for i in plan.instalments.order_by("number")]
     subject, text = rendering.render_plan_agreed(rendering.PlanAgreed(
         language=contact.language, recipient_name=contact.name, customer_name=customer.name,
@@ -582,9 +587,9 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, manager
     message = EmailMessage(subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL,
                            to=[mail_address(contact.name, contact.email)],
                            reply_to=[sender.email] if sender.email else None)
-    mail = outbox.mail_queue(message, customer=customer, purpose=MailPurpose.PLAN_AGREED, actor=manager)
+    mail = outbox.mail_queue(message, customer=customer, purpose=MailPurpose.PLAN_AGREED, actor=actor)
     event_record(
-        customer=customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=plan, invoices=invoices,
+        customer=customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan, invoices=invoices,
         summary=f"Agreed schedule e-mailed to {contact.name} <{contact.email}>: {len(instalments)} "
         f"instalments of {format_money(plan.total_amount, plan.currency)}",
         details={"to": contact.email, "subject": subject, "text": text, "mail": mail.pk},

@@ -1,6 +1,7 @@
-"""When a manager approves a payment plan, the billing contact is e-mailed
-the agreed schedule in their language, through the outbox, read here from
-what a real mail server received."""
+"""When a payment plan is agreed (a manager approves it, or a collector or a
+manager agrees it at once), the billing contact is e-mailed the agreed
+schedule in their language, once, through the outbox, read here from what
+a real mail server received."""
 
 from __future__ import annotations
 
@@ -200,3 +201,74 @@ def test_a_rejected_plan_sends_nothing(
 
     assert smtp_server.messages == []
     assert not OutgoingMail.objects.exists()
+
+
+def agreed_at_once(account, actor, capture):
+    with frozen(TODAY), capture(execute=True):
+        return workspace.plan_propose(
+            customer=account, actor=actor, invoices=list(account.invoices.order_by("number")), on=TODAY,
+            instalments=[(dt.date(2025, 8, 20), Decimal("600.00")),
+                         (dt.date(2025, 9, 20), Decimal("600.00"))],
+        )
+
+
+def test_a_plan_a_collector_agrees_within_her_limit_e_mails_the_schedule_once(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    CollectionRules.objects.filter(pk=CollectionRules.current().pk).update(
+        plan_approval_above_amount=Decimal("5000.00"))
+
+    plan = agreed_at_once(account, collector, django_capture_on_commit_callbacks)
+
+    assert plan.status == PlanStatus.ACTIVE
+    (message,) = smtp_server.messages
+    assert message["To"] == "Anna Clerk <anna@acme.test>"
+    assert message["Subject"].lstrip() == SCHEDULE_SAYS["en"]["subject"]
+    lines = message.get_content().splitlines()
+    for line in SCHEDULE_SAYS["en"]["lines"]:
+        assert line in lines, (line, lines)
+    mail = OutgoingMail.objects.get()
+    assert (mail.purpose, mail.status, mail.created_by) == (MailPurpose.PLAN_AGREED, "sent", collector)
+    sent = account.events.filter(kind=EventKind.PAYMENT_PLAN, summary__startswith="Agreed schedule").get()
+    assert sent.actor == collector
+
+
+def test_a_plan_a_manager_sets_up_herself_e_mails_the_schedule_once(
+    account, manager, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    """Above the collectors' limit (every plan is, here), a manager's own plan
+    needs nobody's approval: it is agreed as she sets it up."""
+    plan = agreed_at_once(account, manager, django_capture_on_commit_callbacks)
+
+    assert plan.status == PlanStatus.ACTIVE
+    assert len(smtp_server.messages) == 1
+    assert OutgoingMail.objects.get().purpose == MailPurpose.PLAN_AGREED
+
+
+def test_a_plan_agreed_at_once_without_a_billing_e_mail_address_says_so_on_the_timeline(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    CollectionRules.objects.filter(pk=CollectionRules.current().pk).update(
+        plan_approval_above_amount=Decimal("5000.00"))
+    account.contacts.update(email="")
+
+    agreed_at_once(account, collector, django_capture_on_commit_callbacks)
+
+    assert smtp_server.messages == []
+    assert account.events.filter(
+        kind=EventKind.PAYMENT_PLAN,
+        summary="The agreed schedule could not be e-mailed: Anna Clerk has no e-mail address",
+    ).exists()
+
+
+def test_a_proposal_waiting_for_a_manager_sends_nothing_until_approved(
+    account, collector, manager, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    plan = agreed_at_once(account, collector, django_capture_on_commit_callbacks)
+    assert plan.status == PlanStatus.AWAITING_APPROVAL
+    assert smtp_server.messages == []
+
+    decided(plan, manager, django_capture_on_commit_callbacks)
+
+    assert len(smtp_server.messages) == 1
+    assert OutgoingMail.objects.filter(purpose=MailPurpose.PLAN_AGREED).count() == 1
