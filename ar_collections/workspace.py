@@ -25,6 +25,7 @@ from django.db.models import Exists, F, Max, Min, OuterRef, Q, Sum
 from django.template import TemplateSyntaxError
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from ar_collections import outbox, rendering, services, worklist
 from ar_collections.delivery import (
@@ -384,8 +385,9 @@ def plan_propose(
     schedule = ", ".join(f"{format_money(a, currency)} on {format_day(d, year=False)}"
                          for d, a in instalments)
     if needs_approval:
-        summary = (f"Payment plan of {format_money(total, currency)} proposed ({schedule}); above the "
-                   f"collector's limit, it waits for a manager")
+        summary = (f"Payment plan of {format_money(total, currency)} proposed ({schedule}); "
+                   f"{_limit_passed(total=total, currency=currency, granted=granted, rules=rules)}, "
+                   "so it waits for a manager")
     else:
         _plan_pause(plan, invoices, actor=actor, on=on)
         summary = f"Payment plan of {format_money(total, currency)} agreed: {schedule}"
@@ -407,6 +409,30 @@ def plan_propose(
         steps_skip_held(on=on, customer=customer, actor=actor, by=agreed)
     worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
     return plan
+
+
+def _limit_passed(*, total: Decimal, currency: str, granted: Decimal = ZERO, rules: CollectionRules) -> str:
+    """Why a plan of `total` in `currency` (with `granted` in plans already
+    in force on the account) is beyond what a collector agrees alone, with
+    the limit in its own currency. Collectors agree plans in the default
+    currency only: a plan in another is not "above" a limit it cannot be
+    compared with (the product knows no exchange rates)."""
+    limit = format_money(rules.plan_approval_above_amount, settings.DEFAULT_CURRENCY)
+    if currency != settings.DEFAULT_CURRENCY:
+        default = settings.DEFAULT_CURRENCY
+        return f"collectors agree plans in {default} only (up to {limit}), not in {currency}"
+    if granted:
+        return (f"with the {format_money(granted, currency)} of plans in force on the account it comes to "
+                f"{format_money(granted + total, currency)}, above the collectors' limit of {limit}")
+    return f"it is above the collectors' limit of {limit}"
+
+
+def plan_waits_because(plan: PaymentPlan) -> str:
+    """Why a proposal waits for a manager, as its proposer is told."""
+    granted = (plan.customer.payment_plans.filter(status=PlanStatus.ACTIVE, currency=plan.currency)
+               .exclude(pk=plan.pk).aggregate(total=Sum("total_amount"))["total"] or ZERO)
+    return _limit_passed(total=plan.total_amount, currency=plan.currency, granted=granted,
+                         rules=CollectionRules.current())
 
 
 def _plan_pause(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt.date) -> None:
@@ -706,8 +732,10 @@ def plan_withdraw_refusal(actor, plan: PaymentPlan) -> str:
                 "before a manager decides.")
     if plan.decided_by_id is not None:
         return "This plan was approved by a manager: a manager ends it."
-    if CollectionRules.current().plan_needs_approval(amount=plan.total_amount, currency=plan.currency):
-        return "This plan is above the collectors' limit: a manager ends it."
+    rules = CollectionRules.current()
+    if rules.plan_needs_approval(amount=plan.total_amount, currency=plan.currency):
+        why = _limit_passed(total=plan.total_amount, currency=plan.currency, rules=rules)
+        return f"{capfirst(why)}: a manager ends it."
     return ""
 
 

@@ -502,7 +502,8 @@ def plan_propose(request: HttpRequest, pk: int) -> HttpResponse:
             instalments=form.schedule(), note=form.cleaned_data["note"], on=today,
         )
         if plan.status == PlanStatus.AWAITING_APPROVAL:
-            return "Payment plan proposed; it is above your limit and waits for a manager."
+            return (f"Payment plan of {format_money(plan.total_amount, plan.currency)} proposed; "
+                    f"{workspace.plan_waits_because(plan)}, so it waits for a manager.")
         return "Payment plan agreed; dunning of its invoices waits while it is kept."
 
     return _inline_action(request, pk, form_class=PlanForm, slug="plan", title="Set up a payment plan",

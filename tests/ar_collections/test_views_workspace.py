@@ -1030,9 +1030,53 @@ def test_a_plan_above_the_collectors_limit_waits_for_a_manager(client, collector
     assert plan.status == PlanStatus.AWAITING_APPROVAL
     assert not DunningPause.objects.filter(plan=plan).exists()
     assert "waits for a manager" in TimelineEvent.objects.get(customer=customer).summary
-    page = client.get(response.url).content.decode()
-    assert "it is above your limit and waits for a manager" in page
+    page = " ".join(client.get(response.url).content.decode().split())
+    assert ("Payment plan of EUR 1,200.00 proposed; it is above the collectors&#x27; limit of EUR 1,000.00, "
+            "so it waits for a manager." in page)
     assert "Waiting for a manager&#x27;s approval" in page
+
+
+def test_a_plan_in_another_currency_waits_for_a_manager_and_says_why_in_its_currency(
+    client, collector, make_customer, make_invoice
+):
+    """Below the limit's amount, but collectors agree plans in euros only:
+    the collector is told so, not that USD 500.00 is above EUR 1,000.00."""
+    set_rules(plan_approval_above_amount=Decimal("1000.00"))
+    account = make_customer(name="Boston Gears", currency="USD")
+    invoice = make_invoice(account, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="500.00")
+    client.force_login(collector)
+
+    response = client.post(url("plan_propose", account), {
+        "invoices": [invoice.pk], "instalment_count": "2", "first_due_on": "2025-08-15", "every_days": "30",
+    })
+
+    assert PaymentPlan.objects.get(customer=account).status == PlanStatus.AWAITING_APPROVAL
+    said = ("collectors agree plans in EUR only (up to EUR 1,000.00), not in USD, so it waits for a "
+            "manager")
+    page = " ".join(client.get(response.url).content.decode().split())
+    assert f"Payment plan of USD 500.00 proposed; {said}." in page
+    assert "above" not in TimelineEvent.objects.get(customer=account).summary
+    assert TimelineEvent.objects.get(customer=account).summary.endswith(f"; {said}")
+
+
+def test_a_plan_that_with_those_in_force_passes_the_limit_says_so(
+    client, collector, customer, invoices, make_invoice
+):
+    set_rules(plan_approval_above_amount=Decimal("1000.00"))
+    workspace.plan_propose(customer=customer, actor=collector, invoices=[invoices[1]], on=TODAY,
+                           instalments=[(dt.date(2025, 8, 15), Decimal("350.00")),
+                                        (dt.date(2025, 9, 15), Decimal("350.00"))])
+    client.force_login(collector)
+
+    response = client.post(url("plan_propose", customer), {
+        "invoices": [invoices[0].pk], "instalment_count": "2", "first_due_on": "2025-08-15",
+        "every_days": "30",
+    })
+
+    page = " ".join(client.get(response.url).content.decode().split())
+    assert ("Payment plan of EUR 500.00 proposed; with the EUR 700.00 of plans in force on the account it "
+            "comes to EUR 1,200.00, above the collectors&#x27; limit of EUR 1,000.00, so it waits for a "
+            "manager." in page)
 
 
 def test_a_managers_plan_above_the_limit_needs_no_approval(client, manager, customer, invoices):

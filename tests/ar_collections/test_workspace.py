@@ -743,9 +743,26 @@ def test_a_plan_a_manager_set_up_beyond_the_collectors_limit_is_a_managers_to_en
                                   instalments=schedule((10, "600.00"), (40, "600.00")))
     assert plan.status == PlanStatus.ACTIVE
 
-    with pytest.raises(ValidationError, match="above the collectors' limit: a manager ends it"):
+    with pytest.raises(ValidationError, match=re.escape("limit of EUR 1,000.00: a manager ends it")):
         workspace.plan_withdraw(plan=plan, actor=collector, reason="Customer asked", on=LATE)
     assert plan_pauses_in_force(plan) == 2
+
+
+def test_a_plan_a_manager_set_up_in_another_currency_is_a_managers_to_end_and_the_collector_is_told_why(
+    collector, manager, make_customer, make_invoice
+):
+    approval_above("1000.00")
+    account = make_customer(name="Boston Gears", currency="USD")
+    invoice = make_invoice(account, issued=DUE - dt.timedelta(days=30), due=DUE, amount="500.00")
+    plan = workspace.plan_propose(customer=account, actor=manager, invoices=[invoice], on=LATE,
+                                  instalments=schedule((10, "250.00"), (40, "250.00")))
+    assert plan.status == PlanStatus.ACTIVE
+
+    with pytest.raises(ValidationError) as refused:
+        workspace.plan_withdraw(plan=plan, actor=collector, reason="Customer asked", on=LATE)
+
+    assert refused.value.messages == ["Collectors agree plans in EUR only (up to EUR 1,000.00), not in USD: "
+                                      "a manager ends it."]
 
 
 def test_a_plan_is_ended_only_with_a_reason_and_only_once(account, invoices, collector, manager):
