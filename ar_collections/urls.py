@@ -36,6 +36,7 @@ urlpatterns = [
     path("customers/<int:pk>/promises/<int:promise_id>/withdraw/", ws.promise_withdraw,
          name="promise_withdraw"),
     path("customers/<int:pk>/plans/<int:plan_id>/withdraw/", ws.plan_withdraw, name="plan_withdraw"),
+    path("customers/<int:pk>/plans/<int:plan_id>/amend/", ws.plan_amend, name="plan_amend"),
     path("customers/<int:pk>/pause/", ws.pause_set, name="pause_set"),
     path("customers/<int:pk>/resume/", ws.pause_resume, name="pause_resume"),
     path("customers/<int:pk>/exception/", ws.exception_request, name="exception_request"),

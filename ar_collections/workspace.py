@@ -713,6 +713,76 @@ def plan_withdraw(*, plan: PaymentPlan, actor, reason: str, on: dt.date) -> Paym
     return locked
 
 
+@transaction.atomic
+def plan_amend(
+    *,
+    plan: PaymentPlan,
+    manager,
+    instalments: Sequence[tuple[dt.date, Decimal]],
+    note: str,
+    on: dt.date,
+) -> PaymentPlan:
+    """A manager reschedules what an agreed plan still asks for: the
+    instalments still due give way to `instalments` (dates and amounts),
+    adding up to the same, none in the past; those paid or held back for a
+    dispute stay as they were. The plan holds dunning until its new last
+    instalment plus grace. Who, when, why, and the schedule before and
+    after go on the timeline, and the customer is e-mailed the new schedule."""
+    if not manager.has_perm("collections.change_paymentplan"):
+        raise PermissionDenied("Only a manager may change an agreed payment plan.")
+    require_act_on(manager, plan.customer)
+    locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)
+    if locked.status != PlanStatus.ACTIVE:
+        raise ValidationError(f"This payment plan is {locked.get_status_display().lower()}: only an agreed "
+                              "plan in good standing can be changed.")
+    if not note.strip():
+        raise ValidationError({"note": "Say why the schedule changes."})
+    rows = list(locked.instalments.order_by("number"))
+    due = [i for i in rows if i.status == InstalmentStatus.DUE]
+    if not due:
+        raise ValidationError("No instalment of this plan is still due: there is nothing to reschedule.")
+    if not instalments:
+        raise ValidationError({"instalments": "Give at least one instalment."})
+    dates = [d for d, _ in instalments]
+    if dates != sorted(set(dates)):
+        raise ValidationError({"instalments": "Instalment dates must be different and in order."})
+    if dates[0] < on:
+        raise ValidationError({"instalments": f"{format_day(dates[0])} is in the past: an instalment is for "
+                                              "today or a later day."})
+    if any(amount <= 0 for _, amount in instalments):
+        raise ValidationError({"instalments": "Every instalment must be more than zero."})
+    for _, amount in instalments:
+        places_check(amount, locked.currency, field="instalments")
+    still = sum((i.amount for i in due), ZERO)
+    total = sum((a for _, a in instalments), ZERO)
+    if total != still:
+        raise ValidationError({"instalments": (
+            f"The instalments add up to {format_money(total, locked.currency)} but the plan still asks "
+            f"{format_money(still, locked.currency)} in the instalments due: the total stays the same.")})
+    before = [[i.number, i.due_on.isoformat(), str(i.amount), i.status] for i in rows]
+    kept = [i for i in rows if i.status != InstalmentStatus.DUE]
+    Instalment.objects.filter(pk__in=[i.pk for i in due]).delete()
+    first = max((i.number for i in kept), default=0) + 1
+    Instalment.objects.bulk_create([Instalment(plan=locked, number=n, due_on=d, amount=a)
+                                    for n, (d, a) in enumerate(instalments, first)])
+    after = [[i.number, i.due_on.isoformat(), str(i.amount), i.status]
+             for i in locked.instalments.order_by("number")]
+    last = max([d for d, _ in instalments] + [i.due_on for i in kept])
+    DunningPause.objects.filter(plan=locked, lifted_at__isnull=True).update(
+        ends_on=last + dt.timedelta(days=locked.grace_days))
+    schedule = ", ".join(f"{format_money(a, locked.currency)} on {format_day(d, year=False)}"
+                         for d, a in instalments)
+    event_record(
+        customer=locked.customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=locked,
+        invoices=list(locked.invoices.all()),
+        summary=f"Payment plan of {format_money(locked.total_amount, locked.currency)} rescheduled by "
+        f"{person_name(manager)}: {schedule} — {note.strip()}",
+        details={"note": note.strip(), "before": {"instalments": before}, "after": {"instalments": after}},
+    )
+    _plan_agreed_send(locked, list(locked.invoices.all()), actor=manager, on=on)
+    return locked
+
+
 def plan_withdraw_refusal(actor, plan: PaymentPlan) -> str:
     """Why `actor` may not withdraw or end this plan ("" if they may). A
     proposal is its proposer's to take back, or a manager's. A plan in good

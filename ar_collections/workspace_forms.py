@@ -26,6 +26,7 @@ from ar_collections.models import (
     DisputeStatus,
     ExceptionKind,
     ExceptionRequest,
+    InstalmentStatus,
     Invoice,
     InvoiceStatus,
     MissCause,
@@ -453,6 +454,40 @@ class WithdrawForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+class PlanAmendForm(forms.Form):
+    """A manager's new schedule for what an agreed plan still asks: one
+    instalment a line, its date and its amount (workspace.plan_amend)."""
+
+    instalments = forms.CharField(
+        label="Instalments still to pay", widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One a line: the date (YYYY-MM-DD) and the amount, e.g. 2025-09-15 400.00. They add up to "
+                  "what the instalments still due ask; none is in the past.",
+    )
+    note = _text("Why does the schedule change?")
+
+    def __init__(self, *args, plan: PaymentPlan, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["instalments"].initial = "\n".join(
+            f"{i.due_on.isoformat()} {i.amount}"
+            for i in plan.instalments.filter(status=InstalmentStatus.DUE).order_by("number"))
+
+    def clean_instalments(self) -> list[tuple[dt.date, Decimal]]:
+        schedule = []
+        for n, line in enumerate(self.cleaned_data["instalments"].splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                day, amount = line.split()
+                schedule.append((dt.date.fromisoformat(day), Decimal(amount)))
+            except (ValueError, ArithmeticError):
+                raise forms.ValidationError(
+                    f"Line {n}: write the date (YYYY-MM-DD), a space, then the amount, "
+                    "e.g. 2025-09-15 400.00."
+                ) from None
+        return schedule
 
 
 class WriteOffForm(forms.Form):

@@ -66,6 +66,7 @@ from ar_collections.workspace_forms import (
     NoteForm,
     PauseForm,
     PaymentForm,
+    PlanAmendForm,
     PlanForm,
     PromiseForm,
     ReassignForm,
@@ -669,6 +670,33 @@ def plan_withdraw(request: HttpRequest, pk: int, plan_id: int) -> HttpResponse:
              else f"End the payment plan of {money}")
     context = {"customer": customer, "form": form, "slug": "plan-withdraw", "action_url": request.path,
                "title": title, "submit": "Withdraw proposal" if pending else "End plan"}
+    return _form_response(request, context, status=422 if bound else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan_amend(request: HttpRequest, pk: int, plan_id: int) -> HttpResponse:
+    """A manager reschedules the instalments an agreed plan still asks for."""
+    customer = customer_changeable(request, pk, permission="collections.change_paymentplan")
+    plan = get_object_or_404(PaymentPlan, pk=plan_id, customer=customer)
+    bound = request.method == "POST"
+    if not bound and plan.status != PlanStatus.ACTIVE:
+        raise Http404(f"This payment plan is {plan.get_status_display().lower()}: only an agreed plan in "
+                      "good standing can be changed.")
+    form = PlanAmendForm(request.POST if bound else None, plan=plan, auto_id="plan-amend-%s")
+    if bound and form.is_valid():
+        try:
+            data = form.cleaned_data
+            workspace.plan_amend(plan=plan, manager=request.user, instalments=data["instalments"],
+                                 note=data["note"], on=timezone.localdate())
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Payment plan rescheduled; the customer is e-mailed the new schedule.")
+            return _account_changed(request, customer)
+    context = {"customer": customer, "form": form, "slug": "plan-amend", "action_url": request.path,
+               "title": f"Reschedule the payment plan of {format_money(plan.total_amount, plan.currency)}",
+               "submit": "Reschedule"}
     return _form_response(request, context, status=422 if bound else 200)
 
 
