@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0040_exception_granted_until'),
+        ('collections', '0041_api_token'),
     ]
 
     operations = [
