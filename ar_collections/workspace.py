@@ -74,7 +74,7 @@ from ar_collections.models import (
     lists_open_invoice,
 )
 from ar_collections.timeline import event_record
-from arcrm.dates import format_day
+from arcrm.dates import add_months, format_day
 from arcrm.money import ZERO, by_currency, format_amounts, format_money, places_check, smallest_unit
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
@@ -368,9 +368,9 @@ def plan_propose(
     # plan cannot start at once as several small ones.
     granted = (customer.payment_plans.filter(status=PlanStatus.ACTIVE, currency=currency)
                .aggregate(total=Sum("total_amount"))["total"] or ZERO)
-    needs_approval = rules.plan_needs_approval(amount=granted + total, currency=currency) and not (
-        actor.has_perm("collections.change_paymentplan")
-    )
+    waits_because = _plan_beyond_collectors(total=total, currency=currency, granted=granted, rules=rules,
+                                            first=dates[0], last=dates[-1], on=on)
+    needs_approval = bool(waits_because) and not actor.has_perm("collections.change_paymentplan")
     plan = PaymentPlan.objects.create(
         customer=customer, currency=currency, total_amount=total, grace_days=rules.instalment_grace_days,
         status=PlanStatus.AWAITING_APPROVAL if needs_approval else PlanStatus.ACTIVE,
@@ -386,8 +386,7 @@ def plan_propose(
                          for d, a in instalments)
     if needs_approval:
         summary = (f"Payment plan of {format_money(total, currency)} proposed ({schedule}); "
-                   f"{_limit_passed(total=total, currency=currency, granted=granted, rules=rules)}, "
-                   "so it waits for a manager")
+                   f"{waits_because}, so it waits for a manager")
     else:
         _plan_pause(plan, invoices, actor=actor, on=on)
         summary = f"Payment plan of {format_money(total, currency)} agreed: {schedule}"
@@ -411,6 +410,23 @@ def plan_propose(
     return plan
 
 
+def _plan_beyond_collectors(*, total: Decimal, currency: str, granted: Decimal, rules: CollectionRules,
+                            first: dt.date, last: dt.date, on: dt.date) -> str:
+    """Why a plan proposed on `on` is beyond what a collector agrees alone, or
+    "": its amount (or currency), a first instalment further away than a
+    collector may pause dunning (a plan paying nothing for months is a pause
+    by another name), or a last one beyond the rules' months."""
+    if rules.plan_needs_approval(amount=granted + total, currency=currency):
+        return _limit_passed(total=total, currency=currency, granted=granted, rules=rules)
+    if (first - on).days > rules.max_pause_days:
+        return (f"its first instalment, on {format_day(first)}, is more than {rules.max_pause_days} days "
+                "away, longer than a collector may pause dunning")
+    if last > add_months(on, rules.plan_max_months):
+        return (f"its last instalment, on {format_day(last)}, is more than {rules.plan_max_months} months "
+                "away, beyond the collectors' limit")
+    return ""
+
+
 def _limit_passed(*, total: Decimal, currency: str, granted: Decimal = ZERO, rules: CollectionRules) -> str:
     """Why a plan of `total` in `currency` (with `granted` in plans already
     in force on the account) is beyond what a collector agrees alone, with
@@ -431,8 +447,10 @@ def plan_waits_because(plan: PaymentPlan) -> str:
     """Why a proposal waits for a manager, as its proposer is told."""
     granted = (plan.customer.payment_plans.filter(status=PlanStatus.ACTIVE, currency=plan.currency)
                .exclude(pk=plan.pk).aggregate(total=Sum("total_amount"))["total"] or ZERO)
-    return _limit_passed(total=plan.total_amount, currency=plan.currency, granted=granted,
-                         rules=CollectionRules.current())
+    dates = list(plan.instalments.order_by("due_on").values_list("due_on", flat=True))
+    return _plan_beyond_collectors(total=plan.total_amount, currency=plan.currency, granted=granted,
+                                   rules=CollectionRules.current(), first=dates[0], last=dates[-1],
+                                   on=plan.proposed_on)
 
 
 def _plan_pause(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt.date) -> None:

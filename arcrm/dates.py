@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 # A date further ahead than this is a mistyped year, not a plan: the forms and
@@ -25,6 +26,14 @@ def format_day_long(day: dt.date) -> str:
 def far_ahead(value: dt.date, *, today: dt.date) -> bool:
     """Whether `value` is more than DATE_AHEAD_YEARS after `today`."""
     return value > today.replace(year=today.year + DATE_AHEAD_YEARS, day=min(today.day, 28))
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` calendar months later, or the month's last day
+    where it has no such day: 31 Aug + 6 months is 28 (or 29) Feb."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def months_between(start: dt.date, end: dt.date) -> int:

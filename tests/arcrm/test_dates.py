@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from arcrm.dates import format_day, format_day_long, months_between
+from arcrm.dates import add_months, format_day, format_day_long, months_between
 
 D = dt.date
 
@@ -32,3 +32,15 @@ def test_a_day_is_written_as_the_pages_write_it_without_a_leading_zero(day, year
 def test_a_day_in_full_has_no_leading_zero():
     assert format_day_long(D(2026, 3, 5)) == "5 March 2026"
     assert format_day_long(D(2026, 12, 31)) == "31 December 2026"
+
+
+@pytest.mark.parametrize(("day", "months", "later"), [
+    (dt.date(2025, 8, 5), 12, dt.date(2026, 8, 5)),
+    (dt.date(2025, 8, 31), 6, dt.date(2026, 2, 28)),
+    (dt.date(2027, 8, 31), 6, dt.date(2028, 2, 29)),
+    (dt.date(2025, 11, 30), 3, dt.date(2026, 2, 28)),
+    (dt.date(2025, 1, 15), 0, dt.date(2025, 1, 15)),
+    (dt.date(2025, 12, 1), 1, dt.date(2026, 1, 1)),
+])
+def test_months_later_is_the_same_day_or_the_month_s_last(day, months, later):
+    assert add_months(day, months) == later

@@ -1,0 +1,80 @@
+"""A collector agrees a payment plan alone only when it is near and short: a
+first instalment further away than a collector may pause dunning, or a last
+one beyond the rules' months, is a manager's decision like a large amount."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ar_collections import workspace
+from ar_collections.models import CollectionRules, PlanStatus
+from customers.models import EventKind, TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def invoice(customer, make_invoice):
+    return make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="900.00")
+
+
+def propose(customer, actor, invoice, *dates):
+    share = invoice.open_amount / len(dates)
+    return workspace.plan_propose(customer=customer, actor=actor, invoices=[invoice], on=TODAY,
+                                  instalments=[(d, share) for d in dates])
+
+
+def test_a_short_plan_starting_soon_is_agreed_by_the_collector_alone(customer, collector, invoice):
+    plan = propose(customer, collector, invoice, dt.date(2025, 8, 19), dt.date(2025, 9, 19),
+                   dt.date(2026, 8, 5))
+
+    assert plan.status == PlanStatus.ACTIVE
+
+
+@pytest.mark.parametrize(("dates", "why"), [
+    ((dt.date(2025, 8, 20), dt.date(2025, 9, 20)),
+     "its first instalment, on 20 Aug 2025, is more than 14 days away, longer than a collector may pause "
+     "dunning"),
+    ((dt.date(2025, 8, 10), dt.date(2026, 8, 6)),
+     "its last instalment, on 6 Aug 2026, is more than 12 months away, beyond the collectors' limit"),
+    ((dt.date(2030, 6, 30), dt.date(2039, 4, 27)),
+     "its first instalment, on 30 Jun 2030, is more than 14 days away, longer than a collector may pause "
+     "dunning"),
+])
+def test_a_plan_starting_late_or_running_long_waits_for_a_manager_saying_why(
+    customer, collector, invoice, dates, why
+):
+    plan = propose(customer, collector, invoice, *dates)
+
+    assert plan.status == PlanStatus.AWAITING_APPROVAL
+    event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.PAYMENT_PLAN).latest("pk")
+    assert event.summary.endswith(f"; {why}, so it waits for a manager")
+    assert workspace.plan_waits_because(plan) == why
+    assert not customer.dunning_pauses.filter(plan=plan).exists()  # nothing paused before a manager decides
+
+
+def test_the_months_are_the_rules_a_manager_sets(customer, collector, invoice):
+    CollectionRules.objects.update_or_create(pk=1, defaults={"plan_max_months": 18})
+
+    plan = propose(customer, collector, invoice, dt.date(2025, 8, 10), dt.date(2027, 2, 5))
+
+    assert plan.status == PlanStatus.ACTIVE
+
+
+def test_a_manager_agrees_a_long_plan_at_once(customer, manager, invoice):
+    plan = propose(customer, manager, invoice, dt.date(2025, 9, 30), dt.date(2027, 9, 30))
+
+    assert plan.status == PlanStatus.ACTIVE
+
+
+def test_a_plan_over_more_than_one_limit_names_the_amount_first(customer, collector, make_invoice):
+    big = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="9000.00")
+
+    plan = propose(customer, collector, big, dt.date(2025, 12, 1), dt.date(2026, 12, 1))
+
+    assert workspace.plan_waits_because(plan) == "it is above the collectors' limit of EUR 5,000.00"
+    assert plan.total_amount == Decimal("9000.00")
