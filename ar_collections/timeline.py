@@ -9,6 +9,7 @@ first one costs, where OFFSET would read and drop 10,000 rows first.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape as html_escape
@@ -153,6 +154,17 @@ _ROW_FIELDS = ("pk", "kind", "occurred_at", "summary", "action_ref", "letter_ref
                "actor__last_name", "actor__username")
 
 
+@functools.cache
+def _rows_query():
+    """What every page reads, in its order, with no filter yet. Built once a
+    process: resolving the annotations, the actor's join and the order anew
+    for every page showed in the profile beside the query itself. Each page
+    adds its filters to a copy (a QuerySet is never changed in place), so no
+    page's account or filter stays on it for the next."""
+    return (TimelineEvent.objects.order_by("-occurred_at", "-pk").annotate(**_ROW_DETAILS)
+            .values_list(*_ROW_FIELDS))
+
+
 def timeline_page(
     *,
     customer: Customer,
@@ -166,7 +178,7 @@ def timeline_page(
     One query whatever the depth and the number of events (one more row than
     shown tells whether there is a next page).
     """
-    events = TimelineEvent.objects.filter(customer=customer)
+    events = _rows_query().filter(customer_id=customer.pk)
     if kinds:
         events = events.filter(kind__in=kinds)
     if invoice is not None:
@@ -178,8 +190,7 @@ def timeline_page(
         # The first condition alone bounds the index range; the OR picks the
         # rows of the same instant that come after the cursor's row.
         events = events.filter(occurred_at__lte=at).filter(Q(occurred_at__lt=at) | Q(pk__lt=pk))
-    rows = list(events.order_by("-occurred_at", "-pk").annotate(**_ROW_DETAILS)
-                .values_list(*_ROW_FIELDS)[: size + 1])
+    rows = list(events[: size + 1])
     zone = timezone.get_current_timezone()  # once a page: looking it up costs more than converting to it
     shown = [_row(*row, zone=zone) for row in rows[:size]]
     return TimelinePage(shown, cursor_for(shown[-1]) if len(rows) > size else None)

@@ -237,6 +237,26 @@ def test_the_timeline_filters_by_kind(client, collector, customer):
     assert shown(nonsense) == [promise.pk, call.pk, note.pk]
 
 
+def test_each_page_reads_only_its_own_account_and_filters_whatever_was_read_before(
+    client, collector, customer, make_customer
+):
+    # Every page starts from one query built once a process: no page's
+    # account or filter may stay on it for the next.
+    other = make_customer(name="Other account", collector=collector)
+    note = event_record(customer=customer, kind=EventKind.NOTE, summary="A note")
+    call = event_record(customer=customer, kind=EventKind.CALL, summary="A call")
+    elsewhere = event_record(customer=other, kind=EventKind.NOTE, summary="Another account's note")
+    client.force_login(collector)
+
+    calls = client.get(timeline_url(customer), {"kind": EventKind.CALL}, headers=HTMX)
+    theirs = client.get(timeline_url(other), headers=HTMX)
+    ours = client.get(timeline_url(customer), headers=HTMX)
+
+    assert shown(calls) == [call.pk]
+    assert shown(theirs) == [elsewhere.pk]
+    assert shown(ours) == [call.pk, note.pk]
+
+
 def test_the_timeline_filters_by_invoice_number(client, collector, customer, make_invoice):
     first = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2001")
     second = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2002")
