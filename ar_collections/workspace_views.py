@@ -148,6 +148,10 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
         "timeline_invoice_unknown": bool(number and invoice is None),
         "timeline_query": query.urlencode(),
         "timeline_deep": bool(request.GET.get("before")),
+        # The filter's and "load more"'s addresses, reversed once a page rather
+        # than once per link (reversing cost more than the page's other links).
+        "account_url": reverse("customers:detail", args=[customer.pk]),
+        "timeline_url": reverse("customers:timeline", args=[customer.pk]),
         # Link prefixes, reversed once per page rather than twice per event.
         "action_base": reverse("collections:action_detail", args=[0]).removesuffix("0/"),
         "letter_base": reverse("collections:letter_download", args=[0]).removesuffix("0/pdf/"),
@@ -254,7 +258,7 @@ def timeline_view(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "customers/customer_detail.html#timeline-page", context)
     # A filter: the address bar shows the account page with it, to bookmark or share.
     response = render(request, "customers/customer_detail.html#timeline", context)
-    url = reverse("customers:detail", args=[pk])
+    url = context["account_url"]
     return push_url(response, f"{url}?{request.GET.urlencode()}" if request.GET else url)
 
 
