@@ -4,6 +4,8 @@ directly is no back door (DESIGN invariant 5)."""
 
 from __future__ import annotations
 
+import functools
+
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
@@ -16,12 +18,21 @@ def customer_readable(request: HttpRequest, pk: int, *, card: bool = True) -> Cu
     """The customer, if this user may look at it: 404 otherwise. With `card`
     False only what deciding access needs is read (the pk and the collector's),
     for a fragment that shows nothing else of the account."""
-    customers = Customer.objects.visible_to(request.user)
     if card:
-        customers = customers.select_related("collector", "relationship_owner", "referred_by", "behaviour")
+        customers = Customer.objects.select_related(
+            "collector", "relationship_owner", "referred_by", "behaviour")
     else:
-        customers = customers.only("pk", "collector_id")
-    return get_object_or_404(customers, pk=pk)
+        customers = _access_only()
+    return get_object_or_404(customers.visible_to(request.user), pk=pk)
+
+
+@functools.cache
+def _access_only():
+    """The accounts with only the columns deciding access reads, built once a
+    process for the fragments that ask on every request (the timeline's
+    pages). Only ever copied (get_object_or_404 filters a copy), never read
+    itself, so it holds no rows."""
+    return Customer.objects.only("pk", "collector_id")
 
 
 def customer_changeable(request: HttpRequest, pk: int, *, permission: str) -> Customer:

@@ -408,6 +408,24 @@ def test_a_viewer_sees_no_action_bar(client, viewer, customer):
     assert reverse("collections:note_add", args=[customer.pk]) not in html
 
 
+def test_the_timeline_of_an_unknown_account_or_for_someone_without_a_role_is_not_found(
+    client, collector, customer, django_user_model
+):
+    # The fragment's access check starts from one query built once a process:
+    # a page read by a collector first must not open it to anyone else.
+    event_record(customer=customer, kind=EventKind.NOTE, summary="A note")
+    nobody = django_user_model.objects.create_user("no-role")
+    client.force_login(collector)
+    assert client.get(timeline_url(customer), headers=HTMX).status_code == 200
+    missing = reverse("customers:timeline", args=[customer.pk + 1000])
+
+    assert client.get(missing, headers=HTMX).status_code == 404
+    client.force_login(nobody)
+    response = client.get(timeline_url(customer), headers=HTMX)
+    assert response.status_code == 404
+    assert "A note" not in response.content.decode()
+
+
 def test_anonymous_visitors_are_sent_to_log_in_for_the_timeline(client, customer):
     response = client.get(timeline_url(customer), headers=HTMX)
 
