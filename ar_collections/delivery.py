@@ -101,7 +101,7 @@ from ar_collections.models import (
 )
 from ar_collections.services import credit_terms_in_force_skip
 from arcrm import roles
-from arcrm.dates import format_day
+from arcrm.dates import format_day, next_working_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
 from arcrm.text import one_line, person_name, shorten
 from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
@@ -492,7 +492,7 @@ def pay_by_when_sent(action, *, day: dt.date, channel: str) -> dt.date:
 
     A step carried out later than planned (a mail outage, a review that
     waited) still gives the customer the step's full time to pay. A letter
-    gives at least letter_days_to_pay from the day it is written, whatever the
+    gives at least letter_days_to_pay from the day it is posted, whatever the
     step gives an e-mail (one sent as a letter for want of an e-mail address
     would otherwise ask to be paid before the post brings it). The date is
     stored with the outcome, so the next step waits for it too."""
@@ -500,12 +500,20 @@ def pay_by_when_sent(action, *, day: dt.date, channel: str) -> dt.date:
     if day > action.planned_on:
         pay_by = day + dt.timedelta(days=action.step.pay_by_days)
     if channel == Channel.LETTER:
-        pay_by = max(pay_by, day + dt.timedelta(days=letter_days_to_pay(action.step.policy)))
+        posted = letter_posted_on(day)
+        pay_by = max(pay_by, posted + dt.timedelta(days=letter_days_to_pay(action.step.policy)))
     return pay_by
 
 
+def letter_posted_on(written: dt.date) -> dt.date:
+    """The day a letter written on `written` goes to the post: the print queue
+    is worked through each working morning, so the next working day (the
+    demo's team posts so too)."""
+    return next_working_day(written)
+
+
 def letter_days_to_pay(policy) -> int:
-    """The fewest days from writing a letter to the pay-by date it asks: the
+    """The fewest days from posting a letter to the pay-by date it asks: the
     days the policy leaves between two contacts. The post takes some of them,
     and the print queue warns of a letter that asks to be paid sooner."""
     return policy.min_days_between_contacts

@@ -23,6 +23,15 @@ def format_day_long(day: dt.date) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
+def next_working_day(day: dt.date) -> dt.date:
+    """The first day after `day` from Monday to Friday (public holidays are
+    not known: a day the office is shut moves it on no further)."""
+    day += dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
+
+
 def far_ahead(value: dt.date, *, today: dt.date) -> bool:
     """Whether `value` is more than DATE_AHEAD_YEARS after `today`."""
     return value > today.replace(year=today.year + DATE_AHEAD_YEARS, day=min(today.day, 28))

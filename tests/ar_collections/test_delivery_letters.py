@@ -944,41 +944,48 @@ def test_an_invoice_already_overdue_when_the_chased_ones_are_paid_starts_a_cycle
     assert second.actions.get().lines.get().invoice == fresh
 
 
-def test_a_letter_sent_for_want_of_an_e_mail_address_gives_the_post_time_before_its_pay_by_date(
-    make_account, plan_and_deliver, client, collector, pdf_text
-):
-    """The systematic late payers' reminder of day -3 gives 3 days to pay: fine
-    for an e-mail, but a letter asking that would be due before the post brings
-    it, and the print queue would warn that it is too soon to post. A letter
-    gives at least the days the policy leaves between two contacts."""
-    account = make_account(Segment.SYSTEMATIC_LATE, email="")
+def queue_page(client, collector, day: dt.date) -> str:
+    client.force_login(collector)
+    with frozen(day):
+        return " ".join(client.get(reverse("collections:letters")).content.decode().split())
 
-    plan_and_deliver(days(-3))
+
+@pytest.mark.parametrize(("written", "posted"), [
+    (days(3), days(4)),  # Thursday 5 Mar: posted on Friday
+    (days(4), days(7)),  # Friday 6 Mar: posted on Monday 9 Mar
+])
+def test_a_letter_s_days_to_pay_count_from_the_working_day_it_is_posted(
+    make_account, plan_and_deliver, client, collector, written, posted
+):
+    """The print queue is worked through each working morning: a letter goes
+    to the post the working day after it is written. The policy leaves 12 days
+    between contacts here, more than the prompt payers' first step gives (10):
+    a letter gives at least those 12 from the day it is posted, and the print
+    queue, looked at that day, has nothing to warn of."""
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
+    LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(min_days_between_contacts=12)
+
+    plan_and_deliver(written)
 
     letter = letter_of(account, 1)
-    assert (letter.channel, letter.channel_note) == ("letter", "no e-mail address: letter")
-    assert letter.step.policy.min_days_between_contacts == 5
-    assert letter.pay_by == days(2)
-    assert "Please pay by: 4 Mar 2026" in pdf_text(letter.letter_pdf.read())
-    assert TimelineEvent.objects.filter(customer=account, summary__endswith="pay by 4 Mar 2026").exists()
-    client.force_login(collector)
-    with frozen(days(-3)):
-        page = " ".join(client.get(reverse("collections:letters")).content.decode().split())
-    assert "Acme Tools" in page  # the letter is in the queue
+    assert letter.channel == "letter"
+    assert letter.pay_by == posted + dt.timedelta(days=12)
+    page = queue_page(client, collector, posted)
+    assert "Acme Tools" in page
     assert "too soon for a letter" not in page and "which has passed" not in page
 
 
 def test_the_step_after_such_a_letter_waits_for_the_letter_s_own_pay_by_date(make_account, plan_and_deliver):
-    account = make_account(Segment.SYSTEMATIC_LATE, email="")
-    LatePaymentPolicy.objects.filter(segment=Segment.SYSTEMATIC_LATE).update(min_days_between_contacts=7)
-    plan_and_deliver(days(-3))
-    post_waiting(days(-3))
-    assert letter_of(account, 1).pay_by == days(4)
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
+    LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(min_days_between_contacts=12)
+    plan_and_deliver(days(3))
+    post_waiting(days(4))
+    assert letter_of(account, 1).pay_by == days(16)
 
-    plan_and_deliver(days(4))  # step 2 is due on day 3 and a week after the letter, but it asks until today
+    plan_and_deliver(days(16))  # step 2 is due on day 14 and 12 days after the post, but it asks until today
     assert account.dunning_actions.count() == 1
 
-    plan_and_deliver(days(5))
+    plan_and_deliver(days(17))
     assert account.dunning_actions.count() == 2
 
 

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from arcrm.dates import add_months, format_day, format_day_long, months_between
+from arcrm.dates import add_months, format_day, format_day_long, months_between, next_working_day
 
 D = dt.date
 
@@ -44,3 +44,14 @@ def test_a_day_in_full_has_no_leading_zero():
 ])
 def test_months_later_is_the_same_day_or_the_month_s_last(day, months, later):
     assert add_months(day, months) == later
+
+
+@pytest.mark.parametrize(("day", "next_one"), [
+    (D(2026, 3, 5), D(2026, 3, 6)),  # Thursday: Friday
+    (D(2026, 3, 6), D(2026, 3, 9)),  # Friday: Monday
+    (D(2026, 3, 7), D(2026, 3, 9)),  # Saturday: Monday
+    (D(2026, 3, 8), D(2026, 3, 9)),  # Sunday: Monday
+    (D(2026, 12, 31), D(2027, 1, 1)),
+])
+def test_the_next_working_day_passes_over_the_weekend(day, next_one):
+    assert next_working_day(day) == next_one
