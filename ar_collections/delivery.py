@@ -404,7 +404,7 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
 
 def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     step, customer = action.step, action.customer
-    _pay_by_from(action, today, channel)
+    _pay_by_from(action, today, channel, lines)
     language, language_note = rendering.wording_language(contact.language, step.tone)
     note = join_notes(note, language_note)
     charges = _charges_create(action, lines)
@@ -487,21 +487,34 @@ def _copies_asked(action, lines, contact: Contact, *, channel: str, today: dt.da
                           sender=action.customer.collector, on=today, pay_by=action.pay_by)
 
 
-def pay_by_when_sent(action, *, day: dt.date, channel: str) -> dt.date:
-    """The pay-by date the step gives if carried out on `day` by `channel`.
+def pay_by_when_sent(action, *, day: dt.date, channel: str, lines: list[_Line]) -> dt.date:
+    """The pay-by date the step gives if carried out on `day` by `channel`
+    about `lines`.
 
     A step carried out later than planned (a mail outage, a review that
     waited) still gives the customer the step's full time to pay. A letter
     gives at least letter_days_to_pay from the day it is posted, whatever the
     step gives an e-mail (one sent as a letter for want of an e-mail address
-    would otherwise ask to be paid before the post brings it). The date is
-    stored with the outcome, so the next step waits for it too."""
+    would otherwise ask to be paid before the post brings it). A reminder
+    before the due date asks for payment by the due date, never later. The
+    date is stored with the outcome, so the next step waits for it too."""
     pay_by = action.pay_by
     if day > action.planned_on:
         pay_by = day + dt.timedelta(days=action.step.pay_by_days)
     if channel == Channel.LETTER:
         posted = letter_posted_on(day)
         pay_by = max(pay_by, posted + dt.timedelta(days=letter_days_to_pay(action.step.policy)))
+    falls_due = min((line.invoice.due_date for line in lines), default=None)
+    if falls_due is not None and falls_due >= day:
+        # Nothing it lists is overdue (the notice says "falls due shortly"):
+        # it reminds the customer of terms agreed already, and a later date in
+        # writing would be new terms nobody agreed to, which the customer could
+        # hold us to and the next step would wait for. So it names the first
+        # due date of what it lists (each invoice's own stands in its table),
+        # even in a letter the post may bring on that day or after it: the
+        # invoice is due then whatever the post does, and the print queue says
+        # so only once that day has passed.
+        pay_by = min(pay_by, falls_due)
     return pay_by
 
 
@@ -519,13 +532,13 @@ def letter_days_to_pay(policy) -> int:
     return policy.min_days_between_contacts
 
 
-def _pay_by_from(action, today: dt.date, channel: str) -> None:
-    action.pay_by = pay_by_when_sent(action, day=today, channel=channel)
+def _pay_by_from(action, today: dt.date, channel: str, lines: list[_Line]) -> None:
+    action.pay_by = pay_by_when_sent(action, day=today, channel=channel, lines=lines)
 
 
 def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date) -> str:
     # No fee or interest here: a charge counts only once it is announced in writing.
-    _pay_by_from(action, today, Channel.PHONE)
+    _pay_by_from(action, today, Channel.PHONE, lines)
     customer = action.customer
     collector = customer.collector
     whom = contact.name if contact else customer.name

@@ -881,31 +881,38 @@ def _add_paid_since(letters: list[DunningAction]) -> None:
     written ("INV-1 paid", "INV-2 part paid"): the one posting it decides
     whether it still goes (a letter all of whose invoices are settled leaves
     the queue by itself). One query for the page."""
-    changed = (
-        DunningActionInvoice.objects.filter(action__in=letters, invoice__open_amount__lt=F("open_amount"))
+    listed = (
+        DunningActionInvoice.objects.filter(action__in=letters)
         .order_by("invoice__due_date", "invoice__number")
-        .values_list("action_id", "invoice__number", "invoice__open_amount")
+        .values_list("action_id", "invoice__number", "invoice__open_amount", "open_amount",
+                     "invoice__due_date")
     )
     paid: dict[int, list[str]] = {}
-    for action_id, number, still_open in changed:
-        paid.setdefault(action_id, []).append(f"{number} {'part paid' if still_open > 0 else 'paid'}")
+    falls_due: dict[int, dt.date] = {}
+    for action_id, number, still_open, asked, due_date in listed:
+        falls_due.setdefault(action_id, due_date)  # the first, in due-date order
+        if still_open < asked:
+            paid.setdefault(action_id, []).append(f"{number} {'part paid' if still_open > 0 else 'paid'}")
     today = timezone.localdate()
     paused = _paused_since(letters, today=today)
     for letter in letters:
         letter.paid_since = paid.get(letter.pk, [])
         letter.paused_since = paused.get(letter.pk, [])
-        letter.pay_by_warning = _pay_by_warning(letter, today=today)
+        letter.pay_by_warning = _pay_by_warning(letter, today=today, falls_due=falls_due.get(letter.pk))
 
 
-def _pay_by_warning(letter: DunningAction, *, today: dt.date) -> str:
+def _pay_by_warning(letter: DunningAction, *, today: dt.date, falls_due: dt.date | None) -> str:
     """What is wrong with posting the letter today, as far as its pay-by date
     goes ("" if nothing). A letter posted after the day it asks payment by
     tells the customer nothing it can do. One asking to be paid in fewer days
     than its policy leaves between two contacts is nearly as bad: the post
     takes some of them, and the customer has less time to pay than the
-    policy would give between two reminders."""
+    policy would give between two reminders. Not so a reminder before the due
+    date, which asks for the due date (`falls_due`, the first of what it
+    lists) by design: the terms were agreed, and it only recalls them."""
     left = (letter.pay_by - today).days
-    if left >= delivery.letter_days_to_pay(letter.step.policy):
+    reminds_of_terms = falls_due is not None and letter.pay_by <= falls_due
+    if left >= (0 if reminds_of_terms else delivery.letter_days_to_pay(letter.step.policy)):
         return ""
     pay_by = format_day(letter.pay_by)
     if left < 0:

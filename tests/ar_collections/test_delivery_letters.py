@@ -14,8 +14,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from ar_collections.delivery import charge_waive, invoices_resend
-from ar_collections.dunning import next_step
+from ar_collections.delivery import actions_deliver, charge_waive, invoices_resend
+from ar_collections.dunning import next_step, run_plan, run_start
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
@@ -948,6 +948,59 @@ def queue_page(client, collector, day: dt.date) -> str:
     client.force_login(collector)
     with frozen(day):
         return " ".join(client.get(reverse("collections:letters")).content.decode().split())
+
+
+def test_a_reminder_before_the_due_date_sent_as_a_letter_asks_for_payment_by_the_due_date(
+    make_account, plan_and_deliver, client, collector, pdf_text
+):
+    """The systematic late payers' reminder of day -3 goes as a letter for want
+    of an e-mail address. It reminds the customer of terms agreed already: a
+    later pay-by date than the due date, to give the post its time, would be
+    terms we never agreed to, in writing. Written on Friday 27 Feb and posted
+    on Monday, the due date, it still names the due date, and the print queue
+    does not call it too soon to post."""
+    account = make_account(Segment.SYSTEMATIC_LATE, email="")
+
+    plan_and_deliver(days(-3))
+
+    letter = letter_of(account, 1)
+    assert (letter.channel, letter.channel_note) == ("letter", "no e-mail address: letter")
+    assert letter.pay_by == DUE
+    assert "Please pay by: 2 Mar 2026" in pdf_text(letter.letter_pdf.read())
+    assert TimelineEvent.objects.filter(customer=account, summary__endswith="pay by 2 Mar 2026").exists()
+    page = queue_page(client, collector, DUE)
+    assert "Acme Tools" in page  # the letter is in the queue
+    assert "too soon for a letter" not in page and "which has passed" not in page
+
+
+def test_the_queue_says_when_a_reminder_before_the_due_date_is_posted_after_it(
+    make_account, plan_and_deliver, client, collector
+):
+    make_account(Segment.SYSTEMATIC_LATE, email="")
+    plan_and_deliver(days(-3))
+
+    page = queue_page(client, collector, days(1))
+
+    assert "Acme Tools" in page
+    assert "It asks for payment by 2 Mar 2026, which has passed." in page
+
+
+def test_a_reminder_before_the_due_date_carried_out_late_still_asks_for_the_due_date(
+    make_account, smtp_server
+):
+    """The mail server put the reminder of day -3 off until day -1: the step's
+    three days to pay, counted from then, would run past the due date."""
+    account = make_account(Segment.SYSTEMATIC_LATE)
+    with frozen(days(-3)):
+        run_plan(run=run_start(run_date=days(-3)))
+
+    with frozen(days(-1)):
+        actions_deliver(action_ids=[letter_of(account, 1).pk])
+
+    reminder = letter_of(account, 1)
+    assert (reminder.status, reminder.channel, reminder.pay_by) == (ActionStatus.DONE, "email", DUE)
+    assert len(smtp_server.messages) == 1
+    assert TimelineEvent.objects.filter(customer=account, summary__endswith="pay by 2 Mar 2026").exists()
 
 
 @pytest.mark.parametrize(("written", "posted"), [
