@@ -272,17 +272,30 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
 
     `again`: something has just ended with nothing to resume (a promise
     broken, a plan failed, the last step declined): the cycle's item comes
-    back if it was done. Without it (the daily refresh), only accounts whose
-    last step was skipped or declined are looked for, and a done item comes
-    back only when a later step has ended the ladder again since; one the
-    collector ticked off stays done. With `record`, a new or returning item
-    says on the timeline why (a broken promise's own entry says it already).
-    Returns how many items were added or brought back."""
+    back if it was done. Without it (the daily refresh), accounts whose last
+    step was skipped or declined are looked for, and those whose last step
+    was carried out once the pay-by dates it and the steps before it gave
+    have passed; a done item comes back only when a later step has ended the
+    ladder again since, and one the collector ticked off stays done. With
+    `record`, a new or returning item says on the timeline why (a broken
+    promise's own entry says it already). Returns how many items were added
+    or brought back."""
     ended = ladders_ended(on=on, customer_ids=customer_ids)
     if not again and ended:
-        skipped = set(DunningAction.objects.filter(pk__in=[last for _, last in ended.values()],
-                                                   status=ActionStatus.SKIPPED).values_list("pk", flat=True))
-        ended = {c: (cycle, last) for c, (cycle, last) in ended.items() if last in skipped}
+        # A last step not carried out (skipped, declined) leaves the money to
+        # nobody at once. One carried out has its notice's time to work: the
+        # account is listed once every pay-by date the cycle gave has passed
+        # (the customer has that whole day, as before a next step).
+        from ar_collections.dunning import NOT_CARRIED_OUT  # it imports this module
+
+        told_until = DunningAction.objects.filter(cycle=OuterRef("cycle"), pay_by__gte=on).exclude(
+            status__in=NOT_CARRIED_OUT)
+        listed = set(
+            DunningAction.objects.filter(pk__in=[last for _, last in ended.values()]).filter(
+                Q(status=ActionStatus.SKIPPED) | Q(status=ActionStatus.DONE) & ~Exists(told_until)
+            ).values_list("pk", flat=True)
+        )
+        ended = {c: (cycle, last) for c, (cycle, last) in ended.items() if last in listed}
     owed: dict[int, list[tuple[str, Decimal]]] = {}
     for customer_id, currency, amount in (
         _overdue_unheld(on=on).filter(customer_id__in=list(ended)).order_by("due_date", "pk")
@@ -485,7 +498,8 @@ def worklist_refresh(*, on: dt.date) -> int:
     items_followed_up(because="followed up: a promise or payment plan made since holds what is still open")
     ladder_items_followed_up(on=on)
     # Ladders whose last step a manager declined or that was skipped (terms
-    # already in force, say) while money is still overdue: nothing will go out.
+    # already in force, say), or was carried out and its pay-by date has
+    # passed, while money is still overdue: nothing more will go out.
     created += ladder_ended_items(on=on)
     # Charges paid, waived or back on a cycle's notices; or charged again (a newer item says so).
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CHARGES).exclude(

@@ -1,8 +1,9 @@
 """When a promise breaks or a plan fails on an account whose ladder has no
 step left, nothing resumes: the timeline says so, and the account's collector
 gets one item a cycle to decide the next action. So too when the ladder's last
-step is declined by a manager or skipped while money is still overdue. The
-item leaves the list once a new step, promise, plan, dispute or payment in
+step is declined by a manager or skipped while money is still overdue, or
+carried out and the money is still overdue once its pay-by date has passed.
+The item leaves the list once a new step, promise, plan, dispute or payment in
 full follows."""
 
 from __future__ import annotations
@@ -165,8 +166,9 @@ def test_the_daily_refresh_lists_a_finished_ladder_whose_last_step_was_skipped_o
     assert item.due_on == ON
 
 
-def test_an_item_the_collector_ticked_off_does_not_come_back_the_next_morning(account, collector):
-    ladder_taken(account)
+@pytest.mark.parametrize("last", [ActionStatus.SKIPPED, ActionStatus.DONE])
+def test_an_item_the_collector_ticked_off_does_not_come_back_the_next_morning(account, collector, last):
+    ladder_taken(account, last=last)
     worklist.worklist_refresh(on=ON)
     [item] = items(account)
 
@@ -177,12 +179,26 @@ def test_an_item_the_collector_ticked_off_does_not_come_back_the_next_morning(ac
     assert item.status == WorkStatus.DONE
 
 
-def test_a_finished_ladder_whose_last_step_was_carried_out_is_left_to_its_notices(account, collector):
-    ladder_taken(account, last=ActionStatus.DONE)
+def test_a_finished_ladder_whose_last_step_was_carried_out_is_listed_once_its_pay_by_date_has_passed(
+    account, collector
+):
+    """The credit hold of day 21 was carried out, and its notice gives until
+    day 28: till then it has its time to work. After it, the money still
+    overdue, nothing more goes out, and the collector decides what next."""
+    last = ladder_taken(account, last=ActionStatus.DONE)
+    assert last.pay_by == DUE + dt.timedelta(days=28)
 
-    worklist.worklist_refresh(on=ON)
-
+    worklist.worklist_refresh(on=last.pay_by)
     assert items(account) == []
+
+    for later in (1, 2):
+        worklist.worklist_refresh(on=last.pay_by + dt.timedelta(days=later))
+
+    [item] = items(account)
+    assert (item.status, item.assignee, item.action) == (WorkStatus.OPEN, collector, last)
+    assert item.due_on == last.pay_by + dt.timedelta(days=1)
+    assert item.title.startswith("The ladder has no step left: EUR 1,200.00 overdue")
+    assert item in worklist.items_for(assignee=collector, on=ON)
 
 
 def test_nothing_is_listed_while_a_promise_holds_everything_overdue(account, collector):
@@ -274,3 +290,12 @@ def test_a_promise_broken_after_the_item_was_followed_up_brings_the_same_item_ba
     [again] = items(account)
     assert again.pk == item.pk
     assert (again.status, again.due_on) == (WorkStatus.OPEN, late)
+
+
+def test_a_finished_ladder_whose_last_step_was_carried_out_and_then_paid_asks_nothing(account, collector):
+    last = ladder_taken(account, last=ActionStatus.DONE)
+    follow_up("payment", account, collector)
+
+    worklist.worklist_refresh(on=last.pay_by + dt.timedelta(days=1))
+
+    assert items(account) == []
