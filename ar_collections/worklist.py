@@ -272,7 +272,10 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
 
     `again`: something has just ended with nothing to resume (a promise
     broken, a plan failed, the last step declined): the cycle's item comes
-    back if it was done. Without it (the daily refresh), accounts whose last
+    back if it was done, and takes in the items about a broken promise or a
+    missed instalment open on the account: with no step left to resume,
+    deciding what follows the break is deciding the next action, and one
+    item asks it. Without `again` (the daily refresh), accounts whose last
     step was skipped or declined are looked for, and those whose last step
     was carried out once the pay-by dates it and the steps before it gave
     have passed; a done item comes back only when a later step has ended the
@@ -332,7 +335,27 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
         if record:
             item.customer = customers[customer_id]
             _record(item, actor, f"Worklist: {item.title}", action=last)
+    if again and owed:
+        _broken_commitments_taken_in(customer_ids=list(owed), on=on, actor=actor, record=record)
     return added
+
+
+def _broken_commitments_taken_in(*, customer_ids: list[int], on: dt.date, actor, record: bool) -> None:
+    """Close the open items about a broken promise or a missed instalment of
+    these accounts whose ladder's item is open: the ladder resumes nothing
+    after the break, so both would ask the collector the same thing, and a
+    collector who dealt with one would find the other still there. Each
+    closing goes on the timeline, but for the item the break that called
+    this has just made (due `on`, and `record` False: the break's own entry
+    says the ladder's item asks for the next action)."""
+    holders = WorkItem.objects.filter(kind=WorkKind.LADDER_ENDED, status=WorkStatus.OPEN,
+                                      customer_id__in=customer_ids).values("customer_id")
+    taken = WorkItem.objects.filter(kind__in=list(BROKEN_COMMITMENTS), status=WorkStatus.OPEN,
+                                    customer_id__in=holders)
+    if not record:
+        taken.filter(due_on=on).update(status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
+    items_close(actor=actor, because="the ladder has no step left: its item asks for the next action",
+                pk__in=list(taken.values_list("pk", flat=True)))
 
 
 def _ladder_key(cycle_id: int) -> str:

@@ -299,3 +299,49 @@ def test_a_finished_ladder_whose_last_step_was_carried_out_and_then_paid_asks_no
     worklist.worklist_refresh(on=last.pay_by + dt.timedelta(days=1))
 
     assert items(account) == []
+
+
+@pytest.mark.parametrize("listed_before", [False, True])
+def test_a_promise_broken_on_a_finished_ladder_leaves_one_item_on_the_collector_s_list(
+    account, collector, listed_before
+):
+    """The broken promise resumes nothing: what to do about it is what the
+    ladder's item asks, whether it was on the list before the promise or not."""
+    ladder_taken(account)
+    if listed_before:
+        worklist.worklist_refresh(on=ON)
+
+    late = broken_promise(account, collector)
+
+    [item] = worklist.items_for(assignee=collector, on=late)
+    assert item.kind == WorkKind.LADDER_ENDED
+    assert WorkItem.objects.filter(customer=account, status=WorkStatus.OPEN).count() == 1
+
+
+def test_a_broken_promise_on_a_finished_ladder_for_part_of_the_money_leaves_one_item(account, collector):
+    """The ladder's item stayed open while the promise held part of the money."""
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    small = account.invoices.order_by("total_amount").first()
+    with frozen(ON):
+        promise = workspace.promise_record(customer=account, actor=collector, amount=small.open_amount, on=ON,
+                                           promised_on=ON + dt.timedelta(days=2), invoices=[small])
+    late = promise.broken_after + dt.timedelta(days=1)
+    with frozen(late):
+        workspace.commitments_check(on=late)
+
+    assert [i.kind for i in worklist.items_for(assignee=collector, on=late)] == [WorkKind.LADDER_ENDED]
+
+
+def test_a_missed_instalment_on_a_finished_ladder_leaves_one_item_on_the_collector_s_list(account, collector):
+    ladder_taken(account)
+    with frozen(ON):
+        plan = workspace.plan_propose(customer=account, actor=collector, invoices=account.invoices.all(),
+                                      on=ON, instalments=[(ON + dt.timedelta(days=2), Decimal("600.00")),
+                                                          (ON + dt.timedelta(days=32), Decimal("600.00"))])
+    late = ON + dt.timedelta(days=2 + plan.grace_days + 1)
+
+    with frozen(late):
+        workspace.commitments_check(on=late)
+
+    assert [i.kind for i in worklist.items_for(assignee=collector, on=late)] == [WorkKind.LADDER_ENDED]
