@@ -151,22 +151,11 @@ def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = 
     # Bounded by what collectors have waiting, not by the ledger.
     for action in waiting.select_related("customer", "step").order_by("pk"):
         with transaction.atomic():
-            if not DunningAction.objects.filter(pk=action.pk, status=ActionStatus.IN_REVIEW).update(
-                status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()
-            ):
-                continue
-            event_record(
-                customer=action.customer, kind=EventKind.DUNNING, subject=action,
-                invoices=list(action.lines.values_list("invoice_id", flat=True)),
-                summary=f"Step {action.step.position} ({action.step.get_action_display()}) skipped: "
-                f"{reason}; no review is needed",
-                details={"action": action.pk, "skip_reason": reason,
-                         "before": {"status": ActionStatus.IN_REVIEW},
-                         "after": {"status": ActionStatus.SKIPPED}},
-            )
-            WorkItem.objects.filter(kind=WorkKind.REVIEW, action=action, status=WorkStatus.OPEN).update(
-                status=WorkStatus.DONE, done_at=timezone.now())
-            skipped += 1
+            if waiting_step_skip(action, reason=reason, still=~Exists(still_open),
+                                 status=ActionStatus.IN_REVIEW):
+                WorkItem.objects.filter(kind=WorkKind.REVIEW, action=action, status=WorkStatus.OPEN).update(
+                    status=WorkStatus.DONE, done_at=timezone.now())
+                skipped += 1
     return skipped
 
 
@@ -536,23 +525,29 @@ def credit_terms_in_force_skip(
     return skipped
 
 
-def waiting_step_skip(action: DunningAction, *, reason: str, still: Q, actor=None) -> bool:
-    """Skip a step waiting for a manager's decision that asks for nothing any
-    more, the reason on the timeline. A conditional update on its still
-    waiting and on `still` (what makes it moot, as it stands now): a manager
-    deciding it at this moment keeps it. Whether it was skipped."""
+# What no longer happens when a waiting step is skipped, by what it waited for.
+NO_LONGER_NEEDED = {ActionStatus.AWAITING_APPROVAL: "no manager's decision is needed",
+                    ActionStatus.IN_REVIEW: "no review is needed"}
+
+
+def waiting_step_skip(action: DunningAction, *, reason: str, still: Q, actor=None,
+                      status: str = ActionStatus.AWAITING_APPROVAL) -> bool:
+    """Skip a step waiting (in `status`: for a manager's decision, or a
+    collector's review) that asks for nothing any more, the reason on the
+    timeline. A conditional update on its still waiting and on `still` (what
+    makes it moot, as it stands now): someone deciding it at this moment
+    keeps it. Whether it was skipped."""
     reason = reason[:DunningAction._meta.get_field("skip_reason").max_length]
     with transaction.atomic():
-        waiting = DunningAction.objects.filter(still, pk=action.pk, status=ActionStatus.AWAITING_APPROVAL)
+        waiting = DunningAction.objects.filter(still, pk=action.pk, status=status)
         if not waiting.update(status=ActionStatus.SKIPPED, skip_reason=reason, done_at=timezone.now()):
             return False
         event_record(
             customer=action.customer, kind=EventKind.DUNNING, subject=action, actor=actor,
             invoices=list(action.lines.values_list("invoice_id", flat=True)),
             summary=f"Step {action.step.position} ({action.step.get_action_display()}) skipped: "
-            f"{reason}; no manager's decision is needed",
-            details={"action": action.pk, "skip_reason": reason,
-                     "before": {"status": ActionStatus.AWAITING_APPROVAL},
+            f"{reason}; {NO_LONGER_NEEDED[status]}",
+            details={"action": action.pk, "skip_reason": reason, "before": {"status": status},
                      "after": {"status": ActionStatus.SKIPPED}},
         )
     return True
