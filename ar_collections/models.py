@@ -1064,10 +1064,13 @@ class CollectionRules(models.Model):
         help_text="Payment plans above this amount (in the default currency, the account's plans in force "
         "together) need a manager; plans in any other currency always do.",
     )
+    plan_first_within_days = models.PositiveSmallIntegerField(
+        default=30, help_text="A collector may agree a payment plan whose first instalment is at most this "
+        "many days away; a later one needs a manager (a plan paying nothing for months is a pause).",
+    )
     plan_max_months = models.PositiveSmallIntegerField(
         default=12, help_text="A collector may agree a payment plan whose last instalment is at most this "
-        "many months away (and whose first is within the days a collector may pause dunning); longer or "
-        "later needs a manager.",
+        "many months away; a longer plan needs a manager.",
     )
     credit_without_manager_amount = money_field(
         default=Decimal("1000.00"), validators=[MinValueValidator(Decimal("0"), LIMIT_NOT_NEGATIVE)],

@@ -413,14 +413,14 @@ def plan_propose(
 def _plan_beyond_collectors(*, total: Decimal, currency: str, granted: Decimal, rules: CollectionRules,
                             first: dt.date, last: dt.date, on: dt.date) -> str:
     """Why a plan proposed on `on` is beyond what a collector agrees alone, or
-    "": its amount (or currency), a first instalment further away than a
-    collector may pause dunning (a plan paying nothing for months is a pause
-    by another name), or a last one beyond the rules' months."""
+    "": its amount (or currency), a first instalment further away than the
+    rules' days (a plan paying nothing for months is a pause by another
+    name), or a last one beyond the rules' months."""
     if rules.plan_needs_approval(amount=granted + total, currency=currency):
         return _limit_passed(total=total, currency=currency, granted=granted, rules=rules)
-    if (first - on).days > rules.max_pause_days:
-        return (f"its first instalment, on {format_day(first)}, is more than {rules.max_pause_days} days "
-                "away, longer than a collector may pause dunning")
+    if (first - on).days > rules.plan_first_within_days:
+        return (f"its first instalment, on {format_day(first)}, is more than {rules.plan_first_within_days} "
+                "days away, later than a collector may agree alone")
     if last > add_months(on, rules.plan_max_months):
         return (f"its last instalment, on {format_day(last)}, is more than {rules.plan_max_months} months "
                 "away, beyond the collectors' limit")

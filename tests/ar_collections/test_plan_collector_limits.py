@@ -1,6 +1,6 @@
 """A collector agrees a payment plan alone only when it is near and short: a
-first instalment further away than a collector may pause dunning, or a last
-one beyond the rules' months, is a manager's decision like a large amount."""
+first instalment or a last one further away than the rules' days and months
+is a manager's decision, like a large amount."""
 
 from __future__ import annotations
 
@@ -29,21 +29,21 @@ def propose(customer, actor, invoice, *dates):
 
 
 def test_a_short_plan_starting_soon_is_agreed_by_the_collector_alone(customer, collector, invoice):
-    plan = propose(customer, collector, invoice, dt.date(2025, 8, 19), dt.date(2025, 9, 19),
+    plan = propose(customer, collector, invoice, dt.date(2025, 9, 4), dt.date(2025, 10, 4),
                    dt.date(2026, 8, 5))
 
     assert plan.status == PlanStatus.ACTIVE
 
 
 @pytest.mark.parametrize(("dates", "why"), [
-    ((dt.date(2025, 8, 20), dt.date(2025, 9, 20)),
-     "its first instalment, on 20 Aug 2025, is more than 14 days away, longer than a collector may pause "
-     "dunning"),
+    ((dt.date(2025, 9, 5), dt.date(2025, 10, 5)),
+     "its first instalment, on 5 Sep 2025, is more than 30 days away, later than a collector may agree "
+     "alone"),
     ((dt.date(2025, 8, 10), dt.date(2026, 8, 6)),
      "its last instalment, on 6 Aug 2026, is more than 12 months away, beyond the collectors' limit"),
     ((dt.date(2030, 6, 30), dt.date(2039, 4, 27)),
-     "its first instalment, on 30 Jun 2030, is more than 14 days away, longer than a collector may pause "
-     "dunning"),
+     "its first instalment, on 30 Jun 2030, is more than 30 days away, later than a collector may agree "
+     "alone"),
 ])
 def test_a_plan_starting_late_or_running_long_waits_for_a_manager_saying_why(
     customer, collector, invoice, dates, why
@@ -57,10 +57,11 @@ def test_a_plan_starting_late_or_running_long_waits_for_a_manager_saying_why(
     assert not customer.dunning_pauses.filter(plan=plan).exists()  # nothing paused before a manager decides
 
 
-def test_the_months_are_the_rules_a_manager_sets(customer, collector, invoice):
-    CollectionRules.objects.update_or_create(pk=1, defaults={"plan_max_months": 18})
+def test_the_days_and_months_are_the_rules_a_manager_sets(customer, collector, invoice):
+    CollectionRules.objects.update_or_create(pk=1, defaults={"plan_first_within_days": 45,
+                                                             "plan_max_months": 18})
 
-    plan = propose(customer, collector, invoice, dt.date(2025, 8, 10), dt.date(2027, 2, 5))
+    plan = propose(customer, collector, invoice, dt.date(2025, 9, 19), dt.date(2027, 2, 5))
 
     assert plan.status == PlanStatus.ACTIVE
 

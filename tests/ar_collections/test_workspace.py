@@ -848,8 +848,6 @@ def test_dunning_resumes_where_the_cycle_stood_after_a_plan_is_ended(
 ):
     first = DUE + dt.timedelta(days=3)
     assert plan_and_deliver(first)["emailed"] == 1  # step 1 of the prompt ladder
-    # Rules that let the collector agree a first instalment a month away.
-    CollectionRules.objects.update_or_create(pk=1, defaults={"max_pause_days": 30})
     plan = workspace.plan_propose(
         customer=account, actor=collector, invoices=invoices, on=first,
         instalments=[(first + dt.timedelta(days=30), Decimal("600.00")),
