@@ -589,7 +589,8 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     held_ids = {i.pk for i, _ in held}
     eligible = [i for i in open_invoices if i.pk not in held_ids]
     for invoice in eligible:
-        invoice.asked_amount = invoice.open_amount - disputed.get(invoice.pk, ZERO)
+        invoice.disputed_part = disputed.get(invoice.pk, ZERO)
+        invoice.asked_amount = invoice.open_amount - invoice.disputed_part
     # The same figures the planner reads for its batch, for this one cycle.
     stand = ({name: getattr(cycle, name) for name in (*CYCLE_STAND, *TOLD_OUTSIDE_THE_LADDER)}
              if cycle else None)

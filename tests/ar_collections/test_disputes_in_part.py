@@ -175,6 +175,21 @@ def test_the_preview_counts_the_undisputed_part_and_holds_back_nothing_else(acco
     assert preview.held == []
 
 
+def test_the_account_page_s_preview_lists_what_it_would_ask_for_and_what_is_disputed(
+    client, collector, account, invoices
+):
+    small, large = invoices
+    dispute(account, large, collector, on=days(1), amount="200.00")
+    client.force_login(collector)
+
+    with frozen(days(3)):
+        page = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+
+    listed = " ".join(page.split('data-list="listed">')[1].split("</ul>")[0].split())
+    assert f"<li>{small.number} · EUR 500.00</li>" in listed
+    assert f"<li>{large.number} · EUR 500.00 (EUR 200.00 of it under dispute, not asked for)</li>" in listed
+
+
 def test_a_dispute_of_the_whole_invoice_still_leaves_it_out(
     account, invoices, collector, plan_and_deliver, smtp_server
 ):
