@@ -382,8 +382,7 @@ def plan_propose(
         [Instalment(plan=plan, number=n, due_on=d, amount=a) for n, (d, a) in enumerate(instalments, 1)]
     )
     numbers = [i.number for i in invoices]
-    schedule = ", ".join(f"{format_money(a, currency)} on {format_day(d, year=False)}"
-                         for d, a in instalments)
+    schedule = schedule_said(instalments, currency, on=on)
     if needs_approval:
         summary = (f"Payment plan of {format_money(total, currency)} proposed ({schedule}); "
                    f"{waits_because}, so it waits for a manager")
@@ -425,6 +424,13 @@ def _plan_beyond_collectors(*, total: Decimal, currency: str, granted: Decimal, 
         return (f"its last instalment, on {format_day(last)}, is more than {rules.plan_max_months} months "
                 "away, beyond the collectors' limit")
     return ""
+
+
+def schedule_said(instalments: Sequence[tuple[dt.date, Decimal]], currency: str, *, on: dt.date) -> str:
+    """A plan's instalments in words, "EUR 600.00 on 20 Aug, EUR 600.00 on 20
+    Sep": with the years when one falls in a year other than `on`'s."""
+    year = any(d.year != on.year for d, _ in instalments)
+    return ", ".join(f"{format_money(a, currency)} on {format_day(d, year=year)}" for d, a in instalments)
 
 
 def _limit_passed(*, total: Decimal, currency: str, granted: Decimal = ZERO, rules: CollectionRules) -> str:
@@ -788,8 +794,7 @@ def plan_amend(
     last = max([d for d, _ in instalments] + [i.due_on for i in kept])
     DunningPause.objects.filter(plan=locked, lifted_at__isnull=True).update(
         ends_on=last + dt.timedelta(days=locked.grace_days))
-    schedule = ", ".join(f"{format_money(a, locked.currency)} on {format_day(d, year=False)}"
-                         for d, a in instalments)
+    schedule = schedule_said(instalments, locked.currency, on=on)
     event_record(
         customer=locked.customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=locked,
         invoices=list(locked.invoices.all()),
@@ -1264,8 +1269,7 @@ def _plan_reduce(plan: PaymentPlan, *, taken_off: Decimal, because: str, actor) 
         ends_on=kept[-1].due_on + dt.timedelta(days=plan.grace_days),
         reason=f"Payment plan of {format_money(plan.total_amount, plan.currency)}",
     )
-    schedule = ", ".join(f"{format_money(i.amount, plan.currency)} on {format_day(i.due_on, year=False)}"
-                         for i in kept)
+    schedule = schedule_said([(i.due_on, i.amount) for i in kept], plan.currency, on=plan.proposed_on)
     event_record(
         customer=plan.customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
         invoices=list(plan.invoices.all()),

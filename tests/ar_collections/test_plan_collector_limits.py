@@ -79,3 +79,11 @@ def test_a_plan_over_more_than_one_limit_names_the_amount_first(customer, collec
 
     assert workspace.plan_waits_because(plan) == "it is above the collectors' limit of EUR 5,000.00"
     assert plan.total_amount == Decimal("9000.00")
+
+
+def test_a_plan_running_into_later_years_names_them_on_the_timeline(customer, manager, invoice):
+    propose(customer, manager, invoice, dt.date(2025, 9, 30), dt.date(2026, 3, 31))
+
+    event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.PAYMENT_PLAN).earliest("pk")
+    assert event.summary == ("Payment plan of EUR 900.00 agreed: EUR 450.00 on 30 Sep 2025, "
+                             "EUR 450.00 on 31 Mar 2026")
