@@ -169,7 +169,11 @@ class CallForm(_AccountForm):
     promise_amount = _money(label="Promised amount", required=False)
     promise_date = _date(label="Promised by", required=False)
     promise_invoices = InvoiceChoices(label="Promise covers", required=False)
-    email_summary = forms.BooleanField(label="E-mail the contact a written summary", required=False)
+    email_summary = forms.BooleanField(
+        label="E-mail the contact a written summary", required=False,
+        # The words go to the customer as typed, inside a text in their language.
+        help_text="It quotes “What was said” word for word: write it as the customer may read it.",
+    )
     # The promise's fields as the service names them (workspace.promise_record):
     # its refusals are shown under the fields they are about.
     SERVICE_FIELDS = {

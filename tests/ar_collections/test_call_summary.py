@@ -8,6 +8,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from ar_collections import workspace
 
@@ -145,3 +146,13 @@ def test_a_german_call_summary_of_one_invoice_says_rechnung_and_nothing_agreed_l
     said = "Wie vereinbart zahlen Sie 500,00 EUR bis zum 15.08.2025 für die Rechnung INV-1001."
     assert said in with_promise
     assert "Wie vereinbart" not in without and "Was wir besprochen haben" not in without
+
+
+def test_the_call_form_says_the_summary_quotes_what_was_said_as_typed(client, collector, customer):
+    """The collector's own notes go to the customer inside the summary: the
+    form says so before anyone writes "Spoke to Lukas: goes out in the run"."""
+    client.force_login(collector)
+
+    page = client.get(reverse("collections:call_log", args=[customer.pk])).content.decode()
+
+    assert "It quotes “What was said” word for word: write it as the customer may read it." in page
