@@ -1125,7 +1125,7 @@ def _add_preview(action: DunningAction) -> None:
     # channel, not the one planned: that moves on while the step waits.
     action.preview = Preview(
         Channel(route.channel).label, route.contact.name if route.contact else "", address, route.note,
-        delivery.pay_by_when_sent(action, day=today, channel=route.channel),
+        delivery.pay_by_when_sent(action, day=today, channel=route.channel, lines=list(action.lines.all())),
     )
 
 

@@ -122,8 +122,8 @@ def digest() -> str:
 # What the replayed weeks' events name by primary key: the rest of them must be
 # the same every time. A dunning event's details hold the notice, whose
 # reference is its step's row: its summary says the rest. A worklist event
-# names its item.
-ROW_IDS = {"action", "recipient", "collector", "contact", "item"}
+# names its item, a schedule e-mailed its outgoing mail.
+ROW_IDS = {"action", "recipient", "collector", "contact", "item", "mail"}
 
 
 def _without_ids(details):
