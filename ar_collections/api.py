@@ -15,6 +15,7 @@ which its counts say.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -24,10 +25,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import path, re_path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from ar_collections.imports import (
     INVOICES,
@@ -100,6 +100,27 @@ def _error(status: int, message: str, **more) -> JsonResponse:
     return response
 
 
+def _only(method: str):
+    """Django's require_GET/require_POST, answering in JSON as the rest of the
+    API does: an ERP's client reads JSON, not an empty page."""
+    def decorate(view):
+        @functools.wraps(view)
+        def checked(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+            if request.method != method:
+                response = _error(405, f"Use {method} here, not {request.method}.")
+                response["Allow"] = method
+                return response
+            return view(request, *args, **kwargs)
+        return checked
+    return decorate
+
+
+@csrf_exempt  # reads no cookie either: a POST to a wrong address is told so, not refused for CSRF
+def not_found(request: HttpRequest) -> JsonResponse:
+    return _error(404, f"The API has no address {request.path}; it has customers/<account number>/, "
+                       "invoices/ and payments/.")
+
+
 def _refused(request: HttpRequest, permission: str) -> tuple[AbstractBaseUser | None, JsonResponse | None]:
     """(the token's user, None), or (None, the 401 or 403 to answer with)."""
     user = _token_user(request)
@@ -116,7 +137,7 @@ def _refused(request: HttpRequest, permission: str) -> tuple[AbstractBaseUser | 
 
 # No CSRF to check: the view reads no cookie (see _token_user).
 @csrf_exempt
-@require_GET
+@_only("GET")
 def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse:
     """What the ERP and shipping need to know before the next order: what is
     open and overdue per currency (amounts as strings, never floats), the
@@ -156,7 +177,7 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
 # No CSRF to check: the view reads no cookie, so a session cannot record
 # anything here; only the bearer token authenticates (see _token_user).
 @csrf_exempt
-@require_POST
+@_only("POST")
 def invoices_post(request: HttpRequest) -> JsonResponse:
     """The ERP's invoices: new ones recorded, those recorded before left as
     they were or given the due date or PO reference the ERP changed since."""
@@ -164,7 +185,7 @@ def invoices_post(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt  # as invoices_post
-@require_POST
+@_only("POST")
 def payments_post(request: HttpRequest) -> JsonResponse:
     """The money the bank received, each payment to the invoices it names."""
     return _rows_post(request, PAYMENTS)
@@ -223,4 +244,5 @@ urlpatterns = [
     path("customers/<str:account_number>/", customer_standing, name="customer_standing"),
     path("invoices/", invoices_post, name="invoices"),
     path("payments/", payments_post, name="payments"),
+    re_path(r"", not_found),
 ]

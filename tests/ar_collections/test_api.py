@@ -170,9 +170,24 @@ def test_only_a_manager_may_write(accounts, request, role):
     assert not Invoice.objects.exists()
 
 
-def test_the_api_takes_no_get_for_writes_nor_post_for_reading(erp, accounts):
-    assert erp.get(reverse("api:invoices")).status_code == 405
-    assert erp.post(reverse("api:customer_standing", args=["C-ACME"])).status_code == 405
+def test_the_api_takes_no_get_for_writes_nor_post_for_reading_and_says_so_in_json(erp, accounts):
+    """An ERP's client reads JSON: a wrong method or address answers in JSON too."""
+    wrong_get = erp.get(reverse("api:invoices"))
+    wrong_post = erp.post(reverse("api:customer_standing", args=["C-ACME"]))
+
+    assert (wrong_get.status_code, wrong_get["Allow"], wrong_get.json()) == (
+        405, "POST", {"error": "Use POST here, not GET."})
+    assert (wrong_post.status_code, wrong_post["Allow"], wrong_post.json()) == (
+        405, "GET", {"error": "Use GET here, not POST."})
+
+
+def test_an_address_the_api_does_not_have_answers_404_in_json(erp):
+    response = erp.get("/api/v1/customer/C-ACME/")
+
+    assert erp.post("/api/v1/invoice/", {"rows": []}, content_type="application/json").status_code == 404
+    assert response.status_code == 404
+    assert response.json() == {"error": "The API has no address /api/v1/customer/C-ACME/; it has "
+                                        "customers/<account number>/, invoices/ and payments/."}
 
 
 # --- an account's standing ------------------------------------------------------------------
