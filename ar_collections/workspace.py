@@ -453,6 +453,11 @@ def plan_waits_because(plan: PaymentPlan) -> str:
     """Why a proposal waits for a manager, as its proposer is told."""
     granted = (plan.customer.payment_plans.filter(status=PlanStatus.ACTIVE, currency=plan.currency)
                .exclude(pk=plan.pk).aggregate(total=Sum("total_amount"))["total"] or ZERO)
+    return _plan_beyond_collectors_now(plan, granted=granted)
+
+
+def _plan_beyond_collectors_now(plan: PaymentPlan, *, granted: Decimal) -> str:
+    """_plan_beyond_collectors for a plan recorded, by its schedule as it stands."""
     dates = list(plan.instalments.order_by("due_on").values_list("due_on", flat=True))
     return _plan_beyond_collectors(total=plan.total_amount, currency=plan.currency, granted=granted,
                                    rules=CollectionRules.current(), first=dates[0], last=dates[-1],
@@ -825,9 +830,8 @@ def plan_withdraw_refusal(actor, plan: PaymentPlan) -> str:
                 "before a manager decides.")
     if plan.decided_by_id is not None:
         return "This plan was approved by a manager: a manager ends it."
-    rules = CollectionRules.current()
-    if rules.plan_needs_approval(amount=plan.total_amount, currency=plan.currency):
-        why = _limit_passed(total=plan.total_amount, currency=plan.currency, rules=rules)
+    # The same rule that let it start without a manager, on its own amount.
+    if why := _plan_beyond_collectors_now(plan, granted=ZERO):
         return f"{capfirst(why)}: a manager ends it."
     return ""
 
