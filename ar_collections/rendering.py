@@ -863,6 +863,9 @@ class PlanAgreed:
     # What came in on the invoices since the plan was proposed: it counts
     # towards the first instalments, and the customer should know so.
     paid_amount: Decimal = ZERO
+    # A manager's new schedule for a plan in force: the customer is told it
+    # replaces the one agreed, with the instalments still to pay.
+    rescheduled: bool = False
 
 
 PLAN_AGREED_EMAIL = "email/plan_agreed/{language}"
@@ -886,6 +889,7 @@ def render_plan_agreed(plan: PlanAgreed) -> tuple[str, str]:
         "invoice_count": len(plan.invoices),
         "paid": _money(plan.paid_amount, plan.currency, language) if plan.paid_amount else "",
         "sender_name": plan.sender_name,
+        "rescheduled": plan.rescheduled,
     }
     base = PLAN_AGREED_EMAIL.format(language=language)
     subject = _subject(render_to_string(f"{base}.subject.txt", context))

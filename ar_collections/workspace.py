@@ -12,6 +12,7 @@ resumes where the cycle stood.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -409,6 +410,12 @@ def plan_propose(
     return plan
 
 
+# The shape of a plan, new or rescheduled (PlanForm, plan_amend): at most this
+# many instalments, none further apart than this (about a quarter).
+PLAN_INSTALMENTS_AT_MOST = 36
+PLAN_DAYS_APART_AT_MOST = 92
+
+
 def _plan_beyond_collectors(*, total: Decimal, currency: str, granted: Decimal, rules: CollectionRules,
                             first: dt.date, last: dt.date, on: dt.date) -> str:
     """Why a plan proposed on `on` is beyond what a collector agrees alone, or
@@ -611,13 +618,16 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
     return locked
 
 
-def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt.date) -> str:
+def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt.date,
+                      rescheduled: bool = False) -> str:
     """Tell the billing contact the schedule just agreed (`actor` approved
-    it, or agreed it at once): the instalments, their dates and amounts and
+    it, or agreed it at once), or, `rescheduled`, the new schedule of what is
+    still to pay that replaces it: the instalments, their dates and amounts and
     the invoices covered, in the contact's language, through the outbox
     (after commit), with an entry on the plan's timeline. With no address to
     write to, nothing is sent and the timeline says so. Returns what is left
     to do (a manager's approval puts it on the collector's "decided" item)."""
+    said = "new schedule" if rescheduled else "agreed schedule"
     customer = plan.customer
     contact = customer.billing_contact(on=on)
     if contact is None or not contact.email_usable:
@@ -628,16 +638,17 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, 
         else:
             why = f"{contact.name} has no e-mail address"
         event_record(customer=customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
-                     invoices=invoices, summary=f"The agreed schedule could not be e-mailed: {why}",
+                     invoices=invoices, summary=f"The {said} could not be e-mailed: {why}",
                      details={"not_sent": why})
         return f"the schedule could not be e-mailed ({why}): tell the customer"
     sender = customer.collector or actor
-    instalments = [(i.number, i.due_on, i.amount) for i in plan.instalments.order_by("number")]
+    instalments = [(i.number, i.due_on, i.amount) for i in plan.instalments.order_by("number")
+                   if not rescheduled or i.status == InstalmentStatus.DUE]
     subject, text = rendering.render_plan_agreed(rendering.PlanAgreed(
         language=contact.language, recipient_name=contact.name, customer_name=customer.name,
         account_number=customer.account_number, currency=plan.currency, total_amount=plan.total_amount,
         instalments=tuple(instalments), invoices=tuple(i.number for i in invoices),
-        sender_name=person_name(sender), paid_amount=plan.paid_amount,
+        sender_name=person_name(sender), paid_amount=plan.paid_amount, rescheduled=rescheduled,
     ))
     message = EmailMessage(subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL,
                            to=[mail_address(contact.name, contact.email)],
@@ -645,8 +656,9 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, 
     mail = outbox.mail_queue(message, customer=customer, purpose=MailPurpose.PLAN_AGREED, actor=actor)
     event_record(
         customer=customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan, invoices=invoices,
-        summary=f"Agreed schedule e-mailed to {contact.name} <{contact.email}>: {len(instalments)} "
-        f"instalments of {format_money(plan.total_amount, plan.currency)}",
+        summary=f"{capfirst(said)} e-mailed to {contact.name} <{contact.email}>: "
+        f"{len(instalments)} instalments{' still to pay' if rescheduled else ''}, "
+        f"{format_money(sum((a for _, _, a in instalments), ZERO), plan.currency)} in all",
         details={"to": contact.email, "subject": subject, "text": text, "mail": mail.pk},
     )
     return f"the schedule was e-mailed to {contact.name}; tell the customer if need be"
@@ -778,7 +790,11 @@ def plan_amend(
     if dates[0] < on:
         raise ValidationError({"instalments": f"{format_day(dates[0])} is in the past: an instalment is for "
                                               "today or a later day."})
-    if any(amount <= 0 for _, amount in instalments):
+    if len(instalments) > PLAN_INSTALMENTS_AT_MOST:
+        raise ValidationError({"instalments": f"{len(instalments)} instalments: a plan has at most "
+                                              f"{PLAN_INSTALMENTS_AT_MOST}."})
+    _plan_days_apart_check(dates, on=on)
+    if any(not amount.is_finite() or amount <= 0 for _, amount in instalments):
         raise ValidationError({"instalments": "Every instalment must be more than zero."})
     for _, amount in instalments:
         places_check(amount, locked.currency, field="instalments")
@@ -807,8 +823,24 @@ def plan_amend(
         f"{person_name(manager)}: {schedule} — {note.strip()}",
         details={"note": note.strip(), "before": {"instalments": before}, "after": {"instalments": after}},
     )
-    _plan_agreed_send(locked, list(locked.invoices.all()), actor=manager, on=on)
+    _plan_agreed_send(locked, list(locked.invoices.all()), actor=manager, on=on, rescheduled=True)
     return locked
+
+
+def _plan_days_apart_check(dates: Sequence[dt.date], *, on: dt.date) -> None:
+    """A rescheduled plan keeps the shape of a new one (PlanForm): the first
+    instalment within PLAN_DAYS_APART_AT_MOST days of `on`, each within as many
+    of the one before. A mistyped year (2039 for 2029) would otherwise pause
+    dunning for years, and the customer would be told so in writing."""
+    apart = dt.timedelta(days=PLAN_DAYS_APART_AT_MOST)
+    why = f"a plan's instalments are at most {PLAN_DAYS_APART_AT_MOST} days apart (check the year)"
+    if dates[0] - on > apart:
+        raise ValidationError({"instalments": f"{format_day(dates[0])} is more than "
+                                              f"{PLAN_DAYS_APART_AT_MOST} days from today: {why}."})
+    for before, day in itertools.pairwise(dates):
+        if day - before > apart:
+            raise ValidationError({"instalments": f"{format_day(day)} is more than {PLAN_DAYS_APART_AT_MOST} "
+                                                  f"days after the one before: {why}."})
 
 
 def plan_withdraw_refusal(actor, plan: PaymentPlan) -> str:

@@ -40,6 +40,8 @@ from ar_collections.models import (
 )
 from ar_collections.workspace import (
     DATED_EXCEPTIONS,
+    PLAN_DAYS_APART_AT_MOST,
+    PLAN_INSTALMENTS_AT_MOST,
     PromiseTerms,
     credit_label,
     credits_to_apply,
@@ -227,9 +229,11 @@ class PromiseForm(_AccountForm):
 
 class PlanForm(_AccountForm):
     invoices = InvoiceChoices(label="Invoices in the plan")
-    instalment_count = forms.IntegerField(label="Instalments", min_value=2, max_value=36, initial=3)
+    instalment_count = forms.IntegerField(label="Instalments", min_value=2,
+                                          max_value=PLAN_INSTALMENTS_AT_MOST, initial=3)
     first_due_on = _date(label="First instalment on")
-    every_days = forms.IntegerField(label="Then every (days)", min_value=7, max_value=92, initial=30)
+    every_days = forms.IntegerField(label="Then every (days)", min_value=7, max_value=PLAN_DAYS_APART_AT_MOST,
+                                    initial=30)
     note = _text("Note", required=False)
 
     def __init__(self, *args, **kwargs) -> None:
@@ -485,7 +489,10 @@ class PlanAmendForm(forms.Form):
                 continue
             try:
                 day, amount = line.split()
-                schedule.append((dt.date.fromisoformat(day), Decimal(amount)))
+                amount = Decimal(amount)
+                if not amount.is_finite():  # "NaN" and "Infinity" read as Decimals
+                    raise ValueError(amount)
+                schedule.append((dt.date.fromisoformat(day), amount))
             except (ValueError, ArithmeticError):
                 raise forms.ValidationError(
                     f"Line {n}: write the date (YYYY-MM-DD), a space, then the amount, "

@@ -147,8 +147,9 @@ def test_the_schedule_e_mailed_goes_through_the_outbox_and_on_the_plan_s_timelin
     mail = OutgoingMail.objects.get()
     assert (mail.purpose, mail.status, mail.created_by) == (MailPurpose.PLAN_AGREED, "sent", manager)
     sent = account.events.filter(kind=EventKind.PAYMENT_PLAN, summary__startswith="Agreed schedule").get()
-    assert sent.summary == ("Agreed schedule e-mailed to Anna Clerk <anna@acme.test>: 2 instalments of "
-                            "EUR 1,200.00")
+    # Not "2 instalments of EUR 1,200.00", which reads as 1,200.00 each.
+    assert sent.summary == ("Agreed schedule e-mailed to Anna Clerk <anna@acme.test>: 2 instalments, "
+                            "EUR 1,200.00 in all")
     assert sent.actor == manager
     item = WorkItem.objects.get(kind=WorkKind.DECIDED, plan=plan)
     assert item.title.endswith("— the schedule was e-mailed to Anna Clerk; tell the customer if need be")

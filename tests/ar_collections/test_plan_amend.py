@@ -81,7 +81,7 @@ def test_the_customer_is_e_mailed_the_new_schedule(account, plan, manager):
 
     mail = OutgoingMail.objects.get()
     assert (mail.purpose, mail.created_by) == (MailPurpose.PLAN_AGREED, manager)
-    assert account.events.filter(summary__startswith="Agreed schedule e-mailed to Anna Clerk").exists()
+    assert account.events.filter(summary__startswith="New schedule e-mailed to Anna Clerk").exists()
 
 
 def test_the_plan_is_judged_by_the_new_schedule(account, plan, manager):
@@ -102,7 +102,15 @@ def test_the_plan_is_judged_by_the_new_schedule(account, plan, manager):
     ([(11, "400.00"), (70, "400.00")], "instalments",
      "is in the past: an instalment is for today or a later day."),
     ([(70, "400.00"), (40, "400.00")], "instalments", "Instalment dates must be different and in order."),
-], ids=["another total", "in the past", "out of order"])
+    # A year mistyped (2039 for 2029) would silence the account for years and tell the customer so.
+    ([(40, "400.00"), (40 + 365 * 13, "400.00")], "instalments",
+     "more than 92 days after the one before: a plan's instalments are at most 92 days apart (check the "
+     "year)"),
+    ([(12 + 93, "800.00")], "instalments",
+     "is more than 92 days from today: a plan's instalments are at most 92 days apart (check the year)"),
+    ([(12 + 2 * n, "20.00") for n in range(1, 41)], "instalments",
+     "40 instalments: a plan has at most 36."),
+], ids=["another total", "in the past", "out of order", "a year too far", "first too far", "too many"])
 def test_a_schedule_that_does_not_fit_is_refused_and_changes_nothing(plan, manager, parts, field, says):
     before = instalments_of(plan)
 
@@ -112,6 +120,36 @@ def test_a_schedule_that_does_not_fit_is_refused_and_changes_nothing(plan, manag
     assert says in " ".join(refused.value.message_dict[field])
     assert instalments_of(plan) == before
     assert not OutgoingMail.objects.exists()
+
+
+@pytest.mark.parametrize("amount", ["NaN", "sNaN", "Infinity", "-Infinity"])
+def test_an_amount_that_is_no_number_is_refused_with_its_line(client, plan, manager, amount):
+    client.force_login(manager)
+    before = instalments_of(plan)
+
+    with frozen(day(12)):
+        response = client.post(amend_url(plan), {"instalments": f"{day(40).isoformat()} 400.00\n"
+                                                                f"{day(70).isoformat()} {amount}",
+                                                 "note": "Asked for time"}, headers=HTMX)
+
+    assert response.status_code == 422
+    assert "Line 2: write the date (YYYY-MM-DD)" in response.content.decode()
+    assert instalments_of(plan) == before
+
+
+def test_the_customer_is_told_the_schedule_changed_not_that_a_new_plan_was_agreed(account, plan, manager):
+    amended(plan, manager, [(40, "200.00"), (70, "300.00"), (100, "300.00")])
+
+    mail = OutgoingMail.objects.get()
+    text = mail.text
+    assert "changed the schedule of the payment plan" in text
+    assert "replaces the schedule" in text
+    assert "agreed the following payment plan" not in text
+    # Only what is still to pay is listed, the money received is named once.
+    assert "EUR 200.00 by" in text and "EUR 400.00 by" not in text
+    assert "EUR 400.00 already received" in text
+    event = account.events.get(summary__startswith="New schedule e-mailed to Anna Clerk")
+    assert event.summary.endswith(": 3 instalments still to pay, EUR 800.00 in all")
 
 
 def test_a_collector_may_not_reschedule_an_agreed_plan(plan, collector):
