@@ -65,7 +65,7 @@ from ar_collections.models import (
     WriteOff,
 )
 from arcrm import kpi
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
 from arcrm.text import name_of
 from customers.models import Segment
 
@@ -770,8 +770,9 @@ def aged_accounts(rows) -> list[AgedAccount]:
                 row["customer__collector__username"],
             ),
             segment=Segment(row["customer__segment"]).label,
-            buckets=[row[key] for key, _ in AGED_COLUMNS],
-            total=row["total"],
+            # In the currency's places: SQLite sums to ten, and yen have none.
+            buckets=[quantize(row[key], row["currency"]) for key, _ in AGED_COLUMNS],
+            total=quantize(row["total"], row["currency"]),
             invoices=row["invoices"],
             oldest_due=row["oldest_due"],
         )

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_safe
 
 from ar_collections import numbers
 from arcrm.htmx import wants_fragment
+from arcrm.money import quantize
 from arcrm.text import person_name
 
 WORK = "customers.change_customer"
@@ -329,6 +330,11 @@ def _plain(value) -> str:
     return "" if value is None else str(value)
 
 
+def _money(amount, currency: str) -> str:
+    # In the currency's places, as the page shows it (SQLite sums to ten places).
+    return "" if amount is None else str(quantize(amount, currency))
+
+
 @login_required
 @require_safe
 def numbers_csv(request: HttpRequest) -> HttpResponse:
@@ -351,14 +357,15 @@ def numbers_csv(request: HttpRequest) -> HttpResponse:
                 p.period.start.isoformat(),
                 p.period.end.isoformat(),
                 p.period.months,
-                *(_plain(v) for v in (p.opening, p.sales, p.closing, p.closing_current, p.dso)),
+                *(_money(v, c.currency) for v in (p.opening, p.sales, p.closing, p.closing_current)),
+                _plain(p.dso),
                 _plain(p.countback.days),
                 "yes" if p.countback.complete else "no",
                 *(_plain(v) for v in (p.best_possible_dso, p.add, p.cei)),
                 *(
                     cell
                     for amount in (p.write_offs, p.credit_notes, p.disputes, p.disputes_ours)
-                    for cell in (_plain(amount.amount), amount.count)
+                    for cell in (_money(amount.amount, c.currency), amount.count)
                 ),
             ])
     return response

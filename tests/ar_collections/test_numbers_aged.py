@@ -358,3 +358,17 @@ def test_the_collections_menu_shows_the_aged_balance_under_numbers(client, manag
     html = client.get(URL).content.decode()
 
     assert f'<a href="{reverse("collections:numbers")}" aria-current="page">Numbers</a>' in html
+
+
+def test_each_account_s_amounts_have_their_currency_s_places_whatever_the_database_sums_to():
+    # SQLite sums decimals to ten places; yen have none.
+    row = {"customer_id": 1, "customer__account_number": "A-1", "customer__name": "Acme", "currency": "EUR",
+           "customer__collector__first_name": "", "customer__collector__last_name": "",
+           "customer__collector__username": "otto", "customer__segment": "prompt",
+           "total": Decimal("64914.3900000000"), "invoices": 2, "oldest_due": dt.date(2025, 3, 31),
+           **{key: Decimal("104911.5") for key, _ in numbers.AGED_COLUMNS}}
+
+    eur, jpy = numbers.aged_accounts([row, {**row, "currency": "JPY", "total": Decimal("1858.00")}])
+
+    assert [str(a) for a in (*eur.buckets, eur.total)] == ["104911.50"] * 6 + ["64914.39"]
+    assert [str(a) for a in (*jpy.buckets, jpy.total)] == ["104912"] * 6 + ["1858"]
