@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlencode, urlsplit
@@ -24,7 +24,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -73,7 +73,6 @@ from ar_collections.models import (
     ReceivablesImport,
     RunStatus,
     StepAction,
-    overdue_in_other_currencies,
 )
 from ar_collections.workspace import amounts_waived, charges_waivable, pauses_liftable
 from arcrm.dates import format_day
@@ -553,8 +552,10 @@ class FiveQuestions:
     customer_since: dt.date
     years_served: float
     behaviour: PaymentBehaviour | None
-    # Beside the behaviour's overdue amount, which counts the account currency only.
-    overdue_other: list[tuple[str, Decimal]]
+    # What the account owes overdue now, per currency, the account's own first:
+    # read off the invoices as the account page does, not last night's figure,
+    # so a payment since counts before a hold or C.O.D. is decided.
+    overdue: list[tuple[str, Decimal]]
     revenue_12m: Decimal
     referrals: int
 
@@ -567,17 +568,17 @@ class FiveQuestions:
         return cls._of(
             customer, today=today, revenue_12m=revenue,
             referrals=Customer.objects.filter(referred_by=customer).count(),
-            overdue_other=_overdue_elsewhere(Invoice.objects.filter(customer=customer), today=today),
+            overdue=_overdue_now([customer.pk], today=today).get(customer.pk, {}),
         )
 
     @classmethod
-    def of(cls, action: DunningAction, *, today: dt.date, overdue_other: list[Invoice]) -> FiveQuestions:
+    def of(cls, action: DunningAction, *, today: dt.date, overdue: dict[str, Decimal]) -> FiveQuestions:
         return cls._of(action.customer, today=today, revenue_12m=action.revenue_12m,
-                       referrals=action.referral_count, overdue_other=overdue_other)
+                       referrals=action.referral_count, overdue=overdue)
 
     @classmethod
     def _of(cls, customer: Customer, *, today: dt.date, revenue_12m, referrals,
-            overdue_other: list[Invoice]) -> FiveQuestions:
+            overdue: dict[str, Decimal]) -> FiveQuestions:
         try:
             behaviour = customer.behaviour
         except PaymentBehaviour.DoesNotExist:
@@ -586,15 +587,19 @@ class FiveQuestions:
             customer_since=customer.customer_since,
             years_served=customer.years_served(on=today),
             behaviour=behaviour,
-            overdue_other=overdue_in_other_currencies(overdue_other, currency=customer.currency, on=today),
+            overdue=sorted(overdue.items(), key=lambda pair: (pair[0] != customer.currency, pair[0])),
             revenue_12m=revenue_12m or ZERO,
             referrals=referrals or 0,
         )
 
 
-def _overdue_elsewhere(invoices: QuerySet[Invoice], *, today: dt.date) -> list[Invoice]:
-    """The overdue invoices in a currency other than their account's: few, so loaded as rows."""
-    return list(invoices.overdue(on=today).exclude(currency=F("customer__currency")))
+def _overdue_now(customer_ids: Iterable[int], *, today: dt.date) -> dict[int, dict[str, Decimal]]:
+    """What each account owes overdue today, per currency: one grouped query."""
+    owed: dict[int, dict[str, Decimal]] = {}
+    for row in (Invoice.objects.overdue(on=today).filter(customer_id__in=list(customer_ids)).order_by()
+                .values("customer_id", "currency").annotate(total=Sum("open_amount"))):
+        owed.setdefault(row["customer_id"], {})[row["currency"]] = row["total"]
+    return owed
 
 
 def _approval_actions(*, today: dt.date) -> QuerySet[DunningAction]:
@@ -626,15 +631,10 @@ def _sales_in_year(invoices: QuerySet[Invoice], *, today: dt.date) -> QuerySet[I
 def _add_questions(actions: list[DunningAction], *, today: dt.date) -> None:
     """The five questions of each action; one query for what their accounts
     owe overdue in other currencies, whatever the number of rows."""
-    elsewhere: dict[int, list[Invoice]] = {}
-    for invoice in _overdue_elsewhere(
-        Invoice.objects.filter(customer__in={action.customer_id for action in actions}), today=today
-    ):
-        elsewhere.setdefault(invoice.customer_id, []).append(invoice)
+    overdue = _overdue_now({action.customer_id for action in actions}, today=today)
     for action in actions:
-        _add_totals(action)
-        action.questions = FiveQuestions.of(action, today=today,
-                                            overdue_other=elsewhere.get(action.customer_id, []))
+        _add_still_owed(action)
+        action.questions = FiveQuestions.of(action, today=today, overdue=overdue.get(action.customer_id, {}))
     _add_agreements(actions)
     _add_disputes(actions)
 
@@ -1135,6 +1135,16 @@ def _add_totals(action: DunningAction) -> None:
     for line in action.lines.all():
         totals[line.currency] = totals.get(line.currency, ZERO) + line.open_amount
     action.totals = sorted(totals.items())
+
+
+def _add_still_owed(action: DunningAction) -> None:
+    """Per currency, what the step's invoices still owe today: a manager
+    weighs a hold on that, not on what they owed when it was planned."""
+    totals: dict[str, Decimal] = {}
+    for line in action.lines.all():
+        if line.invoice.status == InvoiceStatus.OPEN:
+            totals[line.invoice.currency] = totals.get(line.invoice.currency, ZERO) + line.invoice.open_amount
+    action.still_owed = sorted(totals.items())
 
 
 def _action_for(request: HttpRequest, actions: QuerySet[DunningAction], pk: int) -> DunningAction:

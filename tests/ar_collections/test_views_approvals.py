@@ -126,7 +126,9 @@ def test_each_step_shows_the_five_questions_computed_from_data(
     for text in [
         "How long have we served them?", "Since 5 Aug 2015", "(10.0 years)",
         "Did they miss payments before?", "3 of 10 invoices paid late", "30 %",
-        "How much money is involved?", "EUR 1,500.00 + USD 700.00 overdue", "this step covers EUR 100.00",
+        # Read off the invoices now (the 1,000.00 and the step's 100.00), not last night's 1,500.00.
+        "How much money is involved?", "EUR 1,100.00 + USD 700.00 overdue",
+        "the step's invoices still owe EUR 100.00",
         "What is the relationship worth?", "EUR 3,100.00",
         "Will they keep referring?", "Brought us 2 customers",
         "Helped us in 2020", "Credit hold",
@@ -141,7 +143,6 @@ def test_the_money_question_counts_what_is_overdue_in_other_currencies_too(
     """A euro account owing EUR 100.00 and USD 50,000.00 overdue: "EUR 100.00
     overdue" alone would hide nearly all of it."""
     customer = make_customer(name="Dollar Debtor Inc", currency="EUR")
-    PaymentBehaviour.objects.create(customer=customer, computed_on=TODAY, overdue_amount=Decimal("100.00"))
     make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 6, 1), amount="50000.00",
                  currency="USD")
     make_invoice(customer, issued=dt.date(2025, 8, 1), due=dt.date(2025, 9, 1), amount="900.00",
@@ -152,6 +153,24 @@ def test_the_money_question_counts_what_is_overdue_in_other_currencies_too(
     html = " ".join(client.get(QUEUE).content.decode().split())
 
     assert "EUR 100.00 + USD 50,000.00 overdue" in html
+
+
+def test_the_money_question_counts_what_was_paid_since_the_step_was_planned(
+    client, manager, customer, make_action
+):
+    """Last night's figures said EUR 100.00 overdue; the step's invoice was
+    paid this morning: the manager weighs a hold on an account owing nothing."""
+    PaymentBehaviour.objects.create(customer=customer, computed_on=TODAY, overdue_amount=Decimal("100.00"))
+    action = make_action(customer)
+    invoice = action.lines.get().invoice
+    Invoice.objects.filter(pk=invoice.pk).update(open_amount=0, status=InvoiceStatus.PAID, settled_on=TODAY)
+    client.force_login(manager)
+
+    html = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert "Nothing overdue" in html
+    assert "EUR 100.00 overdue" not in html
+    assert "the step's invoices still owe" not in html
 
 
 def test_a_customer_without_history_says_so(client, manager, customer, make_action):
