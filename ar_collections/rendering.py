@@ -74,6 +74,9 @@ LABELS: dict[str, dict[str, str]] = {
         "due_tomorrow": "due tomorrow",
         "fee_basis": "as our terms of payment provide",
         "total_invoices": "Overdue invoices",
+        # Listed invoices not overdue yet (due today or later), summed apart from the
+        # overdue ones: a letter calls overdue only what is.
+        "total_falling_due": "Invoices falling due",
         "charges": "Fees and interest",
         "late_fee": "Late fee",
         "and": "and",
@@ -138,6 +141,7 @@ LABELS: dict[str, dict[str, str]] = {
         "due_tomorrow": "morgen fällig",
         "fee_basis": "gemäß unseren Zahlungsbedingungen",
         "total_invoices": "Überfällige Rechnungen",
+        "total_falling_due": "Noch nicht überfällige Rechnungen",
         "charges": "Gebühren und Zinsen",
         "late_fee": "Mahngebühr",
         "and": "und",
@@ -202,6 +206,7 @@ LABELS: dict[str, dict[str, str]] = {
         "due_tomorrow": "vervalt morgen",
         "fee_basis": "volgens onze betalingsvoorwaarden",
         "total_invoices": "Vervallen facturen",
+        "total_falling_due": "Nog te vervallen facturen",
         "charges": "Kosten en rente",
         "late_fee": "Aanmaningskosten",
         "and": "en",
@@ -269,6 +274,7 @@ LABELS: dict[str, dict[str, str]] = {
         "due_tomorrow": "échéance demain",
         "fee_basis": "selon nos conditions de paiement",
         "total_invoices": "Factures échues",
+        "total_falling_due": "Factures à échoir",
         "charges": "Frais et intérêts",
         "late_fee": "Frais de relance",
         "and": "et",
@@ -340,6 +346,7 @@ LABELS: dict[str, dict[str, str]] = {
         "due_tomorrow": "vence mañana",
         "fee_basis": "según nuestras condiciones de pago",
         "total_invoices": "Facturas vencidas",
+        "total_falling_due": "Facturas por vencer",
         "charges": "Gastos e intereses",
         "late_fee": "Gastos de reclamación",
         "and": "y",
@@ -404,6 +411,7 @@ LABELS: dict[str, dict[str, str]] = {
         "due_tomorrow": "scade domani",
         "fee_basis": "come da condizioni di pagamento",
         "total_invoices": "Fatture scadute",
+        "total_falling_due": "Fatture in scadenza",
         "charges": "Spese e interessi",
         "late_fee": "Spese di sollecito",
         "and": "e",
@@ -608,6 +616,13 @@ class Totals:
     charges: Decimal
     due: Decimal
     credits: Decimal = field(default=ZERO)
+    # Of `invoices`, what is overdue (a day or more past its due date); the
+    # rest falls due today or later.
+    overdue: Decimal = field(default=ZERO)
+
+    @property
+    def falling_due(self) -> Decimal:
+        return self.invoices - self.overdue
 
 
 def _named(load, name: str, *args):
@@ -643,16 +658,19 @@ def wording_language(language: str, tone: int) -> tuple[str, str]:
 
 
 def totals(notice: Notice) -> list[Totals]:
-    """Per currency: invoices, standing charges and what is due, credits apart."""
+    """Per currency: invoices (of them, the overdue ones), standing charges and
+    what is due, credits apart: the customer may deduct them, the notice does not."""
     currencies = sorted(
         {line.currency for line in notice.lines} | {c.currency for c in notice.charges}
     )
     result = []
     for currency in currencies:
         invoices = sum((x.open_amount for x in notice.lines if x.currency == currency), ZERO)
+        overdue = sum((x.open_amount for x in notice.lines if x.currency == currency and x.days_overdue > 0),
+                      ZERO)
         charges = sum((x.amount for x in notice.charges if x.currency == currency), ZERO)
         credits = sum((x.amount for x in notice.credits if x.currency == currency), ZERO)
-        result.append(Totals(currency, invoices, charges, invoices + charges, credits))
+        result.append(Totals(currency, invoices, charges, invoices + charges, credits, overdue=overdue))
     return result
 
 
@@ -1096,8 +1114,7 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "totals": [
             {
                 "currency": s.currency,
-                # A currency only a standing charge is in has no invoices' line.
-                "invoices": _money(s.invoices, s.currency, language) if s.invoices else "",
+                "subtotals": _subtotals(s, t, language, charged=bool(notice.charges)),
                 "charges": _money(s.charges, s.currency, language) if s.charges else "",
                 "due": _money(s.due, s.currency, language),
             }
@@ -1116,6 +1133,19 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "collector_email": notice.collector_email,
         "reference": notice.reference,
     }
+
+
+def _subtotals(s: Totals, t: dict[str, str], language: str, *, charged: bool) -> list[tuple[str, str]]:
+    """The statement's (label, amount) lines above its charges: the overdue
+    invoices and those falling due, each summed and called what it is. Shown
+    when charges follow, or when the statement lists both kinds, so that the
+    customer reads how much is overdue; a currency only a standing charge is
+    in has none. What is due stays the sum of them all."""
+    parts = [(t["total_invoices"], s.overdue), (t["total_falling_due"], s.falling_due)]
+    parts = [(label, amount) for label, amount in parts if amount]
+    if not (charged or len(parts) > 1):
+        return []
+    return [(label, _money(amount, s.currency, language)) for label, amount in parts]
 
 
 def _names(address_lines: list[str], name: str) -> bool:

@@ -102,3 +102,88 @@ def test_the_statement_heads_its_overdue_column_in_words_that_fit_an_invoice_not
     assert re.search(rf"INV-1 .* {overdue} .*\n.*INV-2 .* {not_yet_due} ", text)
     assert f'<th class="num">{heading}</th>' in html
     assert re.search(rf"<td[^>]*>{not_yet_due}</td>", html)
+
+
+# --- what the statement sums up -------------------------------------------------
+
+
+def lille(*, language: str = "fr", charges=(), credits=()) -> rendering.Notice:
+    """A letter of 2 Dec 2026 listing an invoice 30 days overdue and one that
+    falls due in 3 days."""
+    return rendering.Notice(
+        tone=Tone.FIRM, language=language, customer_name="Lille School Board", account_number="C10246",
+        recipient_name="Claire Martin", postal_address="Lille School Board\n2 rue Royale\n59000 Lille",
+        letter_date=dt.date(2026, 12, 2), pay_by=dt.date(2026, 12, 12),
+        lines=(
+            rendering.NoticeLine("INV-2026-002871", dt.date(2026, 10, 3), dt.date(2026, 11, 2), 30,
+                                 Decimal("1816.19"), "EUR"),
+            rendering.NoticeLine("INV-2026-003053", dt.date(2026, 11, 5), dt.date(2026, 12, 5), -3,
+                                 Decimal("1798.07"), "EUR"),
+        ),
+        collector_name="Carla", reference="D-371", charges=charges, credits=credits,
+    )
+
+
+def readable(text: str) -> str:
+    """Words only, one space apart: no tags, no column padding, no no-break spaces."""
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+
+
+@pytest.mark.parametrize(("language", "overdue", "falling_due", "total"), [
+    ("en", "Overdue invoices EUR 1,816.19", "Invoices falling due EUR 1,798.07", "Amount due EUR 3,614.26"),
+    ("de", "Überfällige Rechnungen 1.816,19 EUR", "Noch nicht überfällige Rechnungen 1.798,07 EUR",
+     "Zu zahlen 3.614,26 EUR"),
+    ("nl", "Vervallen facturen 1.816,19 EUR", "Nog te vervallen facturen 1.798,07 EUR",
+     "Te betalen 3.614,26 EUR"),
+    ("fr", "Factures échues 1 816,19 EUR", "Factures à échoir 1 798,07 EUR", "Total à payer 3 614,26 EUR"),
+    ("es", "Facturas vencidas 1.816,19 EUR", "Facturas por vencer 1.798,07 EUR",
+     "Importe a pagar 3.614,26 EUR"),
+    ("it", "Fatture scadute 1.816,19 EUR", "Fatture in scadenza 1.798,07 EUR",
+     "Totale da pagare 3.614,26 EUR"),
+])
+def test_a_statement_sums_the_overdue_invoices_apart_from_those_not_yet_due(
+    pdf_text, language, overdue, falling_due, total
+):
+    mixed = lille(language=language)
+    overdue_label = rendering.LABELS[language]["total_invoices"]
+
+    email = rendering.render_email(mixed)
+    letter = pdf_text(rendering.render_letter(mixed))
+
+    for text in (readable(letter), readable(email.text), readable(email.html)):
+        assert overdue in text and falling_due in text, text
+        # What is asked stays the whole of it.
+        assert total in text, text
+        # Wherever the statement says "overdue", it names the overdue amount.
+        assert text.count(overdue_label) == text.count(overdue), text
+
+
+def test_with_a_fee_the_statement_still_calls_overdue_only_what_is():
+    fee = rendering.NoticeCharge("late_fee", Decimal("40.00"), "EUR", "step 2")
+    email = rendering.render_email(lille(language="en", charges=(fee,)))
+
+    # The text e-mail puts a colon after a charge's label.
+    for text in (readable(email.text).replace("):", ")"), readable(email.html)):
+        assert ("Overdue invoices EUR 1,816.19 Invoices falling due EUR 1,798.07 "
+                "Late fee (as our terms of payment provide) EUR 40.00 Amount due EUR 3,654.26") in text, text
+
+
+def test_a_reminder_before_the_due_date_does_not_call_its_invoices_overdue():
+    """A standing fee from an earlier cycle puts a subtotal under invoices none of which is late."""
+    before = dataclasses.replace(notice(language="en", days_overdue=-3), charges=(
+        rendering.NoticeCharge("late_fee", Decimal("15.00"), "EUR", "late fee", earlier=True),))
+
+    email = rendering.render_email(before)
+
+    for text in (readable(email.text), readable(email.html)):
+        assert "Invoices falling due EUR 500.00" in text
+        assert "Overdue invoices" not in text
+        assert "Amount due EUR 515.00" in text
+
+
+def test_a_statement_of_overdue_invoices_only_and_no_charges_names_just_the_amount_due():
+    email = rendering.render_email(notice(language="en", days_overdue=10))
+
+    for text in (readable(email.text), readable(email.html)):
+        assert "Amount due EUR 500.00" in text
+        assert "Overdue invoices" not in text and "falling due" not in text
