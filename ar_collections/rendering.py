@@ -1106,6 +1106,8 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "pay_by_long": _long_date(notice.pay_by, language),
         "lines": lines,
         "count": len(lines),
+        # A firm reminder's subject counts the overdue ones: it may list one falling due too.
+        "overdue_count": sum(1 for x in notice.lines if x.days_overdue > 0),
         # Subjects name up to three invoices; more would not fit a subject line.
         "short_numbers": ", ".join(x.number for x in notice.lines[:3])
         + (f" (+{len(lines) - 3})" if len(lines) > 3 else ""),

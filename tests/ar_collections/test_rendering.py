@@ -187,3 +187,31 @@ def test_a_statement_of_overdue_invoices_only_and_no_charges_names_just_the_amou
     for text in (readable(email.text), readable(email.html)):
         assert "Amount due EUR 500.00" in text
         assert "Overdue invoices" not in text and "falling due" not in text
+
+
+@pytest.mark.parametrize(("language", "subject"), [
+    ("en", "Payment reminder: 1 overdue invoice, please pay by 12 Dec 2026"),
+    ("de", "Zahlungserinnerung: 1 überfällige Rechnung, bitte zahlen Sie bis 12.12.2026"),
+    ("nl", "Betalingsherinnering: 1 vervallen factuur, graag betaling uiterlijk 12 december 2026"),
+    ("fr", "Rappel de paiement\u00a0: 1 facture échue, merci de régler au plus tard le 12 décembre 2026"),
+    ("es", "Recordatorio de pago: 1 factura vencida, le rogamos el pago a más tardar el "
+           "12 de diciembre de 2026"),
+    ("it", "Sollecito di pagamento: 1 fattura scaduta, pagamento entro il 12 dicembre 2026"),
+])
+def test_a_firm_reminder_counts_as_overdue_only_the_invoices_that_are(pdf_text, language, subject):
+    mixed = lille(language=language)
+
+    assert rendering.render_email(mixed).subject == subject
+    assert " ".join(subject.split()) in readable(pdf_text(rendering.render_letter(mixed)))
+
+
+@pytest.mark.parametrize(("language", "subject"), [
+    ("en", "Payment reminder: 2 invoices, please pay by 12 Dec 2026"),
+    ("de", "Zahlungserinnerung: 2 Rechnungen, bitte zahlen Sie bis 12.12.2026"),
+])
+def test_a_firm_reminder_of_invoices_none_of_which_is_overdue_does_not_call_them_so(language, subject):
+    mixed = lille(language=language)
+    early = dataclasses.replace(mixed, lines=tuple(
+        dataclasses.replace(x, days_overdue=-2) for x in mixed.lines))
+
+    assert rendering.render_email(early).subject == subject
