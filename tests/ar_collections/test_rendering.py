@@ -215,3 +215,57 @@ def test_a_firm_reminder_of_invoices_none_of_which_is_overdue_does_not_call_them
         dataclasses.replace(x, days_overdue=-2) for x in mixed.lines))
 
     assert rendering.render_email(early).subject == subject
+
+
+
+def amounts_in(line: str, language: str) -> list[Decimal]:
+    """The EUR amounts a line of pdftotext's reading holds, as Decimals."""
+    formats = rendering.FORMATS[language]
+    pattern = (r"EUR\s(\d{1,3}(?:,\d{3})*\.\d\d)" if language == "en"
+               else r"(?<![\d/])(\d{1,3}(?:[\s.]\d{3})*,\d\d)\sEUR")
+    return [Decimal(re.sub(r"\s", "", x).replace(formats.thousands, "").replace(formats.decimal_mark, "."))
+            for x in re.findall(pattern, line)]
+
+
+def rows_between(lines: list[str], first: str, last: str, language: str) -> list[tuple[str, Decimal]]:
+    """(line, its last amount) for the lines from the one starting with `first`
+    to the one before that starting with `last`, skipping lines without an
+    amount (the rest of a label that ran on over a second line)."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    end = next(i for i, line in enumerate(lines) if i > start and line.startswith(last))
+    return [(line, amounts_in(line, language)[-1]) for line in lines[start:end] if amounts_in(line, language)]
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_a_letter_s_figures_add_up_to_what_it_asks_with_credits_listed_apart(pdf_text, language):
+    t = rendering.LABELS[language]
+    charged = lille(language=language, charges=(
+        rendering.NoticeCharge("interest", Decimal("11.94"), "EUR", "", earlier=True, paid=Decimal("2.00"),
+                               rate_percent=Decimal("8.00"), stretches=((Decimal("1816.19"), 30),)),
+        rendering.NoticeCharge("late_fee", Decimal("40.00"), "EUR", "step 2"),
+    ), credits=(
+        rendering.NoticeCredit("", None, Decimal("75.50"), "EUR", earlier_count=12),
+        rendering.NoticeCredit("CN-2026-0091", dt.date(2026, 11, 20), Decimal("250.00"), "EUR"),
+        rendering.NoticeCredit("BANK-7781", dt.date(2026, 11, 27), Decimal("120.00"), "EUR", payment=True),
+    ))
+
+    lines = [line.strip() for line in pdf_text(rendering.render_letter(charged)).splitlines()]
+
+    # Each line of the sum is labelled, its figure last.
+    summed = rows_between(lines, t["total_invoices"], t["amount_due"], language)
+    expected = [(t["total_invoices"], Decimal("1816.19")), (t["total_falling_due"], Decimal("1798.07")),
+                (t["interest"], Decimal("11.94")), (t["late_fee"], Decimal("40.00"))]
+    assert [(line[:len(label)], figure) for (line, figure), (label, _) in zip(summed, expected, strict=True)
+            ] == expected
+    [(_, asked)] = rows_between(lines, t["amount_due"], t["credits"], language)
+    assert asked == sum(figure for _, figure in summed) == Decimal("3666.20")
+    # Credits are the customer's to deduct: listed with their amounts, and
+    # not taken off what the letter asks, which its request names too.
+    credits = rows_between(lines, t["credits"], t["credits_hint"][:20], language)
+    expected = [(t["earlier_credits"].format(count=12), Decimal("75.50")),
+                ("CN-2026-0091", Decimal("250.00")),
+                (t["payment_on_account"].format(reference="BANK-7781"), Decimal("120.00"))]
+    assert [(line[:len(label)], figure) for (line, figure), (label, _) in zip(credits, expected, strict=True)
+            ] == expected
+    request = readable(" ".join(lines).split(t["credits_hint"][:20])[1])
+    assert [asked] == amounts_in(request, language)
