@@ -10,7 +10,9 @@ token is 401, a right the user lacks 403, both in JSON.
 Rows are checked and recorded by ar_collections/imports.py, the rules of a
 CSV file's rows: a request is taken whole or not at all (422 with each row's
 problems, nothing written), and the same request again changes nothing,
-which its counts say.
+which its counts say. Each request that is not a dry run, recorded or
+refused, is kept on the imports page beside the uploaded files, as its
+token's user's, naming the token.
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ from ar_collections.imports import (
     payment_rows_import,
     read_json_rows,
 )
-from ar_collections.models import ApiToken, DisputeStatus, Invoice
+from ar_collections.models import (
+    ApiToken,
+    DisputeStatus,
+    ImportOrigin,
+    ImportStatus,
+    Invoice,
+    ReceivablesImport,
+)
 from customers.models import Customer
 
 # Rows per request: a request is one transaction holding its accounts' locks,
@@ -78,10 +87,10 @@ def api_token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None) -> bool
                 .update(revoked_at=timezone.now(), revoked_by=actor))
 
 
-def _token_user(request: HttpRequest) -> AbstractBaseUser | None:
-    """The user the request's bearer token acts as; None without a token in
-    use. Never the session's user: a page open in a browser must not lend
-    its cookie to a request another site makes it send."""
+def _token(request: HttpRequest) -> ApiToken | None:
+    """The token the request is signed with, its user loaded; None without a
+    token in use. Never the session's user: a page open in a browser must not
+    lend its cookie to a request another site makes it send."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return None
@@ -90,7 +99,7 @@ def _token_user(request: HttpRequest) -> AbstractBaseUser | None:
     if token is None or not token.user.is_active:
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-    return token.user
+    return token
 
 
 def _error(status: int, message: str, **more) -> JsonResponse:
@@ -121,31 +130,31 @@ def not_found(request: HttpRequest) -> JsonResponse:
                        "invoices/ and payments/.")
 
 
-def _refused(request: HttpRequest, permission: str) -> tuple[AbstractBaseUser | None, JsonResponse | None]:
-    """(the token's user, None), or (None, the 401 or 403 to answer with)."""
-    user = _token_user(request)
-    if user is None:
+def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, JsonResponse | None]:
+    """(the token, None), or (None, the 401 or 403 to answer with)."""
+    token = _token(request)
+    if token is None:
         return None, _error(401, "Send a valid API token: Authorization: Bearer <token> "
                                  "(made by manage.py api_token_create).")
-    if not user.has_perm(permission):
-        return None, _error(403, f"User {user.get_username()} may not do this.")
-    return user, None
+    if not token.user.has_perm(permission):
+        return None, _error(403, f"User {token.user.get_username()} may not do this.")
+    return token, None
 
 
 # --- an account's standing ------------------------------------------------------------------
 
 
-# No CSRF to check: the view reads no cookie (see _token_user).
+# No CSRF to check: the view reads no cookie (see _token).
 @csrf_exempt
 @_only("GET")
 def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse:
     """What the ERP and shipping need to know before the next order: what is
     open and overdue per currency (amounts as strings, never floats), the
     credit limit and terms, a hold, the segment, open disputes."""
-    user, refused = _refused(request, READ_PERMISSION)
+    token, refused = _refused(request, READ_PERMISSION)
     if refused:
         return refused
-    customer = Customer.objects.visible_to(user).filter(account_number=account_number).first()
+    customer = Customer.objects.visible_to(token.user).filter(account_number=account_number).first()
     if customer is None:
         return _error(404, f"There is no account {account_number}.")
     today = timezone.localdate()
@@ -175,7 +184,7 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
 
 
 # No CSRF to check: the view reads no cookie, so a session cannot record
-# anything here; only the bearer token authenticates (see _token_user).
+# anything here; only the bearer token authenticates (see _token).
 @csrf_exempt
 @_only("POST")
 def invoices_post(request: HttpRequest) -> JsonResponse:
@@ -192,7 +201,7 @@ def payments_post(request: HttpRequest) -> JsonResponse:
 
 
 def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
-    user, refused = _refused(request, IMPORT_PERMISSION)
+    token, refused = _refused(request, IMPORT_PERMISSION)
     if refused:
         return refused
     try:
@@ -218,10 +227,15 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
                            "nothing was recorded.")
     report = ImportReport(kind, dry_run=dry_run, unit="row")
     rows = read_json_rows(data["rows"], report)
-    if kind == INVOICES:
-        invoice_rows_import(rows, report=report, actor=user)
-    else:
-        payment_rows_import(rows, report=report, actor=user)
+    # The request's record on the imports page commits with what it recorded:
+    # none without the other. A refused one is recorded as a refused file is.
+    with transaction.atomic():
+        if kind == INVOICES:
+            invoice_rows_import(rows, report=report, actor=token.user)
+        else:
+            payment_rows_import(rows, report=report, actor=token.user)
+        if not dry_run:
+            _request_record(token=token, kind=kind, body=request.body.decode(), report=report)
     if not report.ok:
         by_row: dict[int, list[str]] = defaultdict(list)
         for row, text in sorted(report.problems):
@@ -237,6 +251,18 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
         "updated": report.updated,
         "summary": report.summary(),
     })
+
+
+def _request_record(*, token: ApiToken, kind: str, body: str, report: ImportReport) -> ReceivablesImport:
+    """The request on the imports page beside the uploaded files: who sent it
+    (the token's user, by which token), its rows and what came of them."""
+    now = timezone.now()
+    return ReceivablesImport.objects.create(
+        kind=kind, origin=ImportOrigin.API, api_token=token, text=body, created_by=token.user,
+        status=ImportStatus.DONE if report.ok else ImportStatus.REFUSED,
+        rows=report.rows, created=report.created, already=report.already, updated=report.updated,
+        errors=report.errors, summary=report.summary(), started_at=now, finished_at=now,
+    )
 
 
 app_name = "api"

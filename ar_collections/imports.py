@@ -223,6 +223,7 @@ def import_run(pk: int) -> str:
         else:
             batch.status = ImportStatus.CHECKED if batch.dry_run else ImportStatus.DONE
         batch.rows, batch.created, batch.already = report.rows, report.created, report.already
+        batch.updated = report.updated
         batch.errors, batch.summary, batch.finished_at = report.errors, report.summary(), timezone.now()
         batch.save()
         return batch.status

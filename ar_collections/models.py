@@ -1663,12 +1663,23 @@ class ImportStatus(models.TextChoices):
     FAILED = "failed", "Failed (nothing recorded)"
 
 
+class ImportOrigin(models.TextChoices):
+    UPLOAD = "upload", "Uploaded file"
+    API = "api", "API request"
+
+
 class ReceivablesImport(models.Model):
     """A CSV file from the ERP, uploaded by a manager and imported by a worker
-    (ar_collections/imports.py), with what came of it. The file is kept: what
-    was imported, and by whom, stays on record."""
+    (ar_collections/imports.py), or a request the ERP sent to the JSON API
+    (ar_collections/api.py), recorded or refused there and then; with what
+    came of it. The file or request is kept: what was imported, and by whom,
+    stays on record."""
 
     kind = models.CharField(max_length=16, choices=ImportKind.choices)
+    origin = models.CharField(max_length=16, choices=ImportOrigin.choices, default=ImportOrigin.UPLOAD)
+    # The token an API request was signed with: which of the ERP's keys sent it.
+    api_token = models.ForeignKey("ApiToken", on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="imports")
     file_name = models.CharField(max_length=200, blank=True)
     text = models.TextField()
     dry_run = models.BooleanField(default=False, help_text="Only check the file; record nothing.")
@@ -1676,6 +1687,9 @@ class ReceivablesImport(models.Model):
     rows = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)
     already = models.PositiveIntegerField(default=0, help_text="Rows recorded before, left as they were.")
+    updated = models.PositiveIntegerField(
+        default=0, help_text="Invoices recorded before whose due date or PO reference the ERP changed since."
+    )
     errors = models.JSONField(default=list, blank=True)
     summary = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(
@@ -1693,6 +1707,11 @@ class ReceivablesImport(models.Model):
             models.Index(fields=["created_at"], name="import_queued_since",
                          condition=Q(status="queued")),
         ]
+        constraints = [
+            models.CheckConstraint(name="import_api_request_has_its_token",
+                                   condition=Q(origin="upload", api_token__isnull=True)
+                                   | Q(origin="api", api_token__isnull=False)),
+        ]
         permissions = [
             # Its own permission, not add_invoice: that would also open the
             # admin's invoice form, which puts nothing on the timeline.
@@ -1701,6 +1720,13 @@ class ReceivablesImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import {self.file_name or self.pk} ({self.get_status_display()})"
+
+    @property
+    def source(self) -> str:
+        """What came in, as the imports page names it: the file, or the API request and its token."""
+        if self.origin == ImportOrigin.API:
+            return f"API request (token {self.api_token.name})"
+        return self.file_name or "(no name)"
 
 
 class ApiToken(models.Model):

@@ -1210,7 +1210,8 @@ def receivables_import(request: HttpRequest) -> HttpResponse:
 
 
 def _imports_context() -> dict:
-    recent = list(ReceivablesImport.objects.select_related("created_by").defer("text")[:IMPORTS_LISTED])
+    recent = list(ReceivablesImport.objects.select_related("created_by", "api_token")
+              .defer("text")[:IMPORTS_LISTED])
     return {"imports": recent, "any_queued": any(i.status == ImportStatus.QUEUED for i in recent)}
 
 
@@ -1218,7 +1219,8 @@ def _imports_context() -> dict:
 @permission_required(IMPORT_PERMISSION, raise_exception=True)
 @require_safe
 def receivables_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    batch = get_object_or_404(ReceivablesImport.objects.select_related("created_by").defer("text"), pk=pk)
+    batch = get_object_or_404(ReceivablesImport.objects.select_related("created_by", "api_token")
+                              .defer("text"), pk=pk)
     return render(request, "collections/import_detail.html", {
         "batch": batch,
         "errors_shown": batch.errors[:IMPORT_ERRORS_SHOWN],
@@ -1240,3 +1242,4 @@ def receivables_import_example(request: HttpRequest, kind: str) -> HttpResponse:
     response = HttpResponse(example, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="arcrm-{kind}-example.csv"'
     return response
+

@@ -22,9 +22,12 @@ from ar_collections.models import (
     ApiToken,
     Dispute,
     DisputeReason,
+    ImportOrigin,
+    ImportStatus,
     Invoice,
     InvoiceStatus,
     Payment,
+    ReceivablesImport,
     TimelineEventInvoice,
 )
 from customers.models import Customer, EventKind, Segment, TermsType, TimelineEvent
@@ -475,3 +478,79 @@ def test_an_accounts_standing_takes_a_fixed_number_of_queries(accounts, viewer, 
     # The token and its use, the user's rights, the account, its totals, its disputes.
     with django_assert_num_queries(7):
         assert client.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
+
+
+# --- the imports page: what the ERP sent ----------------------------------------------------
+
+
+def test_an_applied_request_is_recorded_on_the_imports_page_as_the_tokens_user(erp, accounts, manager):
+    status, body = post(erp, "invoices", {"rows": INVOICE_ROWS})
+
+    assert status == 200, body
+    batch = ReceivablesImport.objects.get()
+    assert (batch.kind, batch.origin, batch.api_token.name, batch.created_by) == (
+        "invoices", ImportOrigin.API, "ERP", manager)
+    assert (batch.status, batch.dry_run) == (ImportStatus.DONE, False)
+    assert (batch.rows, batch.created, batch.already, batch.updated, batch.errors) == (3, 3, 0, 0, [])
+    assert batch.summary == body["summary"]
+    assert json.loads(batch.text) == {"rows": INVOICE_ROWS}
+    assert batch.finished_at is not None
+
+
+def test_a_request_the_erp_sends_again_is_recorded_again_with_what_was_there(erp, accounts):
+    post(erp, "invoices", {"rows": INVOICE_ROWS})
+
+    post(erp, "invoices", {"rows": [dict(INVOICE_ROWS[0], due_date="2025-07-15"), *INVOICE_ROWS[1:]]})
+
+    assert list(ReceivablesImport.objects.order_by("pk").values_list("created", "already", "updated")) == [
+        (3, 0, 0), (0, 2, 1)]
+
+
+def test_a_refused_request_is_recorded_as_refused_with_its_problems_and_nothing_else(erp, accounts):
+    before = state()
+
+    status, _ = post(erp, "invoices", {"rows": [INVOICE_ROWS[0], dict(INVOICE_ROWS[1], currency="EURO")]})
+
+    assert status == 422
+    assert state() == before
+    batch = ReceivablesImport.objects.get()
+    assert (batch.status, batch.origin, batch.rows, batch.created) == (ImportStatus.REFUSED, "api", 2, 0)
+    assert batch.errors and batch.errors[0].startswith("row 2: currency 'EURO'")
+    assert batch.summary == "Nothing imported: 1 problem in 2 rows."
+
+
+def test_a_refused_payment_request_is_recorded_too(erp, invoiced):
+    status, _ = post(erp, "payments", {"rows": [dict(PAYMENT_ROWS[0], amount="-5")]})
+
+    assert status == 422
+    assert list(ReceivablesImport.objects.filter(kind="payments").values_list("status", "origin")) == [
+        (ImportStatus.REFUSED, "api")]
+
+
+def test_a_dry_run_and_a_request_that_is_not_rows_leave_no_import_record(erp, accounts):
+    assert post(erp, "invoices", {"rows": INVOICE_ROWS, "dry_run": True})[0] == 200
+    assert post(erp, "invoices", "not json")[0] == 400
+    assert post(erp, "invoices", {"lines": []})[0] == 422
+
+    assert not ReceivablesImport.objects.exists()
+
+
+def test_a_request_refused_for_its_token_leaves_no_import_record(accounts, collector):
+    assert post(client_for(collector), "invoices", {"rows": INVOICE_ROWS})[0] == 403
+    assert post(Client(), "invoices", {"rows": INVOICE_ROWS})[0] == 401
+
+    assert not ReceivablesImport.objects.exists()
+
+
+def test_the_imports_page_shows_a_request_with_its_origin_and_token(erp, accounts, client, manager):
+    post(erp, "invoices", {"rows": INVOICE_ROWS})
+    batch = ReceivablesImport.objects.get()
+    client.force_login(manager)
+
+    listed = client.get(reverse("collections:import")).content.decode()
+    shown = client.get(reverse("collections:import_detail", args=[batch.pk])).content.decode()
+
+    assert "API request (token ERP)" in listed
+    assert "3 invoices recorded" in listed
+    assert "API request (token ERP)" in shown
+

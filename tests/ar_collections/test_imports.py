@@ -679,6 +679,17 @@ def test_a_manager_uploads_a_file_and_a_worker_imports_it(client, manager, accou
     assert "4 invoices recorded, 0 already there (left as they were), from 4 rows." in listed
 
 
+def test_an_uploaded_file_keeps_how_many_invoices_the_erp_changed(imported, manager):
+    changed = INVOICES.replace("INV-101,C-ACME,2025-06-15,2025-07-15,EUR,700.00,",
+                               "INV-101,C-ACME,2025-06-15,2025-07-15,EUR,700.00,PO-9")
+    batch = import_queue(kind="invoices", text=changed, file_name="invoices.csv", actor=manager)
+
+    assert import_run(batch.pk) == ImportStatus.DONE
+
+    batch.refresh_from_db()
+    assert (batch.created, batch.already, batch.updated) == (0, 3, 1)
+
+
 def test_a_file_with_problems_is_refused_and_its_page_lists_them(client, manager, accounts):
     client.force_login(manager)
     before = state()
