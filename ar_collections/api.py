@@ -1,8 +1,9 @@
 """A JSON API for the ERP: an account's standing ("may we ship?"), and the
 ERP's invoices and payments as the CSV import takes them.
 
-Every request carries `Authorization: Bearer <token>`, a token made by
-`manage.py api_token_create` for one user, and may do what that user may:
+Every request carries `Authorization: Bearer <token>`, a token a manager
+issues for one user on Collections › API tokens (or `manage.py
+api_token_create`), and may do what that user may:
 every role reads an account's standing, only managers (the import
 permission) record invoices and payments. A missing, unknown or revoked
 token is 401, a right the user lacks 403, both in JSON.
@@ -17,6 +18,7 @@ token's user's, naming the token.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -61,6 +63,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 IMPORT_PERMISSION = "collections.import_receivables"
 READ_PERMISSION = "customers.view_customer"
 TOKEN_PREFIX = "arcrm_"
+LAST_USED_EVERY = dt.timedelta(minutes=1)
 
 
 # --- tokens -----------------------------------------------------------------------------------
@@ -98,7 +101,11 @@ def _token(request: HttpRequest) -> ApiToken | None:
              .filter(secret_hash=_hash(secret.strip()), revoked_at__isnull=True).first())
     if token is None or not token.user.is_active:
         return None
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    # When it was last used, to the minute: an ERP sending a request a second
+    # would otherwise write the token's row at every one of them.
+    now = timezone.now()
+    if token.last_used_at is None or token.last_used_at <= now - LAST_USED_EVERY:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
 
 
@@ -135,7 +142,7 @@ def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, Js
     token = _token(request)
     if token is None:
         return None, _error(401, "Send a valid API token: Authorization: Bearer <token> "
-                                 "(made by manage.py api_token_create).")
+                                 "(issued on Collections › API tokens).")
     if not token.user.has_perm(permission):
         return None, _error(403, f"User {token.user.get_username()} may not do this.")
     return token, None

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from ar_collections import imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
 from arcrm.dates import format_day
-from arcrm.text import person_name
+from arcrm.text import is_one_line, person_name
 from customers.models import Segment
 
 User = get_user_model()
@@ -187,3 +187,24 @@ class ImportForm(_PlainLabels, forms.Form):
             return imports.decode(upload.read())
         except imports.NotText as error:
             raise forms.ValidationError(str(error)) from None
+
+
+class ApiTokenForm(_PlainLabels, forms.Form):
+    """A token for the ERP API (ar_collections/api.py), acting as one user."""
+
+    name = forms.CharField(label="Name", max_length=100, strip=True,
+                           help_text="What will use it, e.g. “ERP” or “Shipping desk”.")
+    user = forms.ModelChoiceField(
+        label="Acts as", queryset=User.objects.filter(is_active=True).order_by("username"),
+        help_text="Requests signed with the token may do what this user may, and are recorded as theirs.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].label_from_instance = lambda user: f"{person_name(user)} ({user.get_username()})"
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if not is_one_line(name):
+            raise forms.ValidationError("Write the name on one line.")
+        return name

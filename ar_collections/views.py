@@ -30,14 +30,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from ar_collections import delivery, dunning, imports, services
+from ar_collections import api, delivery, dunning, imports, services
 from ar_collections.channels import route_for
 from ar_collections.forms import (
+    ApiTokenForm,
     ApprovalForm,
     CauseForm,
     CollectorFilterForm,
@@ -51,6 +53,7 @@ from ar_collections.forms import (
 )
 from ar_collections.models import (
     ActionStatus,
+    ApiToken,
     Channel,
     Dispute,
     DisputeStatus,
@@ -80,6 +83,7 @@ from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO
 from arcrm.paging import BadPosition, Keyset, Page
 from arcrm.roles import can_act_on, require_act_on
+from arcrm.text import person_name
 from customers.models import Contact, Customer
 
 log = logging.getLogger(__name__)
@@ -1243,3 +1247,49 @@ def receivables_import_example(request: HttpRequest, kind: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="arcrm-{kind}-example.csv"'
     return response
 
+
+# --- Tokens for the ERP API ---------------------------------------------------------------
+
+
+def _tokens_context() -> dict:
+    return {"tokens": ApiToken.objects.select_related("user", "created_by", "revoked_by")}
+
+
+@never_cache  # the page that issues a token shows its secret: no cache may keep it
+@login_required
+@permission_required(IMPORT_PERMISSION, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """The tokens the ERP and other systems sign their API requests with: a
+    manager issues one (its secret shown on this response only, never again)
+    and revokes one no longer wanted. The managers who import the ERP's
+    receivables by hand are those who let it send them."""
+    form = ApiTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        token, secret = api.api_token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"],
+                                             actor=request.user)
+        return render(request, "collections/api_tokens.html", {
+            "form": ApiTokenForm(), "issued": token, "secret": secret, **_tokens_context(),
+        }, status=201)
+    if request.method == "GET" and wants_fragment(request):
+        return render(request, "collections/api_tokens.html#api-tokens", _tokens_context())
+    return render(request, "collections/api_tokens.html", {"form": form, **_tokens_context()},
+                  status=422 if form.is_bound else 200)
+
+
+@login_required
+@permission_required(IMPORT_PERMISSION, raise_exception=True)
+@require_POST
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken.objects.select_related("revoked_by"), pk=pk)
+    if api.api_token_revoke(token=token, actor=request.user):
+        messages.success(request, f"Token {token.name} revoked: requests signed with it are refused "
+                                  "from now on.")
+    else:
+        messages.info(request, f"Token {token.name} was revoked already, by {person_name(token.revoked_by)} "
+                               f"on {format_day(timezone.localdate(token.revoked_at))}."
+                      if token.revoked_by else f"Token {token.name} was revoked already.")
+    if request.htmx:
+        return render(request, "collections/api_tokens.html#api-tokens",
+                      {"with_messages": True, **_tokens_context()})
+    return redirect("collections:api_tokens")

@@ -11,6 +11,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -554,3 +555,134 @@ def test_the_imports_page_shows_a_request_with_its_origin_and_token(erp, account
     assert "3 invoices recorded" in listed
     assert "API request (token ERP)" in shown
 
+
+# --- tokens in the managers' workspace ------------------------------------------------------
+
+
+def test_a_manager_sees_the_tokens_without_their_secrets(client, manager, viewer):
+    token, secret = api_token_create(user=viewer, name="Shipping desk", actor=manager)
+    api_token_revoke(token=api_token_create(user=manager, name="Old ERP")[0], actor=manager)
+    client.force_login(manager)
+
+    page = client.get(reverse("collections:api_tokens")).content.decode()
+
+    assert "Shipping desk" in page and "Old ERP" in page and "victor" in page
+    assert "Revoked 5 Aug 2025" in page and "by maria" in page and "Never used" in page
+    assert secret not in page and token.secret_hash not in page
+
+
+def test_issuing_a_token_shows_its_secret_once_and_keeps_its_hash(client, manager, viewer, accounts):
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:api_tokens"), {"name": "Shipping desk", "user": viewer.pk})
+
+    assert response.status_code == 201
+    assert "no-store" in response["Cache-Control"]
+    token = ApiToken.objects.get()
+    assert (token.name, token.user, token.created_by, token.revoked_at) == (
+        "Shipping desk", viewer, manager, None)
+    secret = response.context["secret"]
+    assert secret in response.content.decode()
+    assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in client.get(reverse("collections:api_tokens")).content.decode()
+    shipping = Client(headers={"Authorization": f"Bearer {secret}"})
+    assert shipping.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
+
+
+@pytest.mark.parametrize("data, problem", [
+    ({"name": "", "user": "me"}, "This field is required."),
+    ({"name": "ERP", "user": "999999"}, "Select a valid choice."),
+])
+def test_a_token_without_a_name_or_a_user_is_refused_and_none_is_made(client, manager, data, problem):
+    client.force_login(manager)
+    data = {**data, "user": manager.pk if data["user"] == "me" else data["user"]}
+
+    response = client.post(reverse("collections:api_tokens"), data)
+
+    assert response.status_code == 422
+    assert problem in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
+def test_a_token_cannot_act_as_a_user_no_longer_active(client, manager, viewer):
+    viewer.is_active = False
+    viewer.save()
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": viewer.pk})
+
+    assert response.status_code == 422
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_revoking_a_token_records_who_and_when_and_refuses_it_from_then_on(client, manager, accounts, htmx):
+    token, secret = api_token_create(user=manager, name="ERP")
+    client.force_login(manager)
+    headers = {"HX-Request": "true"} if htmx else {}
+
+    response = client.post(reverse("collections:api_token_revoke", args=[token.pk]), headers=headers)
+
+    token.refresh_from_db()
+    assert token.revoked_at is not None and token.revoked_by == manager
+    if htmx:
+        assert response.status_code == 200
+        assert response.content.decode().lstrip().startswith('<section id="api-tokens"')
+    else:
+        assert (response.status_code, response.url) == (302, reverse("collections:api_tokens"))
+    erp = Client(headers={"Authorization": f"Bearer {secret}"})
+    assert post(erp, "invoices", {"rows": INVOICE_ROWS})[0] == 401
+
+
+def test_revoking_a_token_again_keeps_the_first_revocation(client, manager, other_manager):
+    token = api_token_create(user=manager, name="ERP")[0]
+    api_token_revoke(token=token, actor=other_manager)
+    first = ApiToken.objects.get().revoked_at
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:api_token_revoke", args=[token.pk]), follow=True)
+
+    assert "was revoked already" in response.content.decode()
+    assert ApiToken.objects.values_list("revoked_at", "revoked_by").get() == (first, other_manager.pk)
+
+
+def test_revoking_takes_a_post_only(client, manager):
+    token = api_token_create(user=manager, name="ERP")[0]
+    client.force_login(manager)
+
+    assert client.get(reverse("collections:api_token_revoke", args=[token.pk])).status_code == 405
+    assert client.post(reverse("collections:api_token_revoke", args=[999999])).status_code == 404
+    assert ApiToken.objects.get().revoked_at is None
+
+
+@pytest.mark.parametrize("role", ["collector", "viewer"])
+def test_collectors_and_viewers_may_not_see_issue_or_revoke_tokens(client, request, role, manager):
+    token = api_token_create(user=manager, name="ERP")[0]
+    client.force_login(request.getfixturevalue(role))
+
+    assert client.get(reverse("collections:api_tokens")).status_code == 403
+    issued = client.post(reverse("collections:api_tokens"), {"name": "Mine", "user": manager.pk})
+    assert issued.status_code == 403
+    assert client.post(reverse("collections:api_token_revoke", args=[token.pk])).status_code == 403
+    assert list(ApiToken.objects.values_list("name", "revoked_at")) == [("ERP", None)]
+
+
+def test_the_managers_menu_links_the_tokens_page(client, manager):
+    client.force_login(manager)
+    assert reverse("collections:api_tokens") in client.get(reverse("collections:import")).content.decode()
+
+
+def test_a_tokens_use_is_written_at_most_once_a_minute(accounts, manager):
+    secret = api_token_create(user=manager, name="ERP")[1]
+    erp = Client(headers={"Authorization": f"Bearer {secret}"})
+    standing = reverse("api:customer_standing", args=["C-ACME"])
+    at = dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC)
+
+    def used_at(seconds: int) -> dt.datetime:
+        with time_machine.travel(at + dt.timedelta(seconds=seconds), tick=False):
+            assert erp.get(standing).status_code == 200
+        return ApiToken.objects.get().last_used_at
+
+    assert used_at(0) == at
+    assert used_at(59) == at
+    assert used_at(61) == at + dt.timedelta(seconds=61)
