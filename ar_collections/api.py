@@ -49,7 +49,8 @@ from ar_collections.models import (
     Invoice,
     ReceivablesImport,
 )
-from customers.models import Customer
+from arcrm.money import ZERO, format_money
+from customers.models import Customer, TermsType
 
 # Rows per request: a request is one transaction holding its accounts' locks,
 # and the ERP's client waits for its answer; a larger batch comes in several
@@ -157,7 +158,8 @@ def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, Js
 def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse:
     """What the ERP and shipping need to know before the next order: what is
     open and overdue per currency (amounts as strings, never floats), the
-    credit limit and terms, a hold, the segment, open disputes."""
+    credit limit and terms, a hold, the segment, open disputes; whether an
+    order may ship, on credit or only against payment, and if not, why."""
     token, refused = _refused(request, READ_PERMISSION)
     if refused:
         return refused
@@ -169,6 +171,19 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
               .annotate(open=Sum("open_amount"), overdue=Sum("open_amount", filter=Q(due_date__lt=today)),
                         overdue_invoices=Count("pk", filter=Q(due_date__lt=today))))
     disputes = customer.disputes.filter(status=DisputeStatus.OPEN).count()
+    owed = next((t["open"] for t in totals if t["currency"] == customer.currency), ZERO)
+    # The limit is in the account's currency; what it owes in others has no
+    # rate here to be counted against it.
+    over_limit = owed > customer.credit_limit_amount
+    # C.O.D. and prepayment ship, but only against the money: such an order
+    # adds nothing to what the account owes, so its limit does not stop it.
+    on_credit = customer.terms_type == TermsType.STANDARD
+    reasons = []
+    if customer.on_credit_hold:
+        reasons.append("On credit hold.")
+    if over_limit and on_credit:
+        reasons.append(f"Over its credit limit: {format_money(owed, customer.currency)} open against a limit "
+                       f"of {format_money(customer.credit_limit_amount, customer.currency)}.")
     return JsonResponse({
         "account_number": customer.account_number,
         "name": customer.name,
@@ -178,12 +193,14 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
         "overdue_invoices": sum(t["overdue_invoices"] for t in totals),
         "credit_limit": {"currency": customer.currency, "amount": str(customer.credit_limit_amount)},
         "on_credit_hold": customer.on_credit_hold,
-        # C.O.D. and prepayment ship, but only against the money.
         "payment_terms": {"type": customer.terms_type, "label": customer.get_terms_type_display(),
                           "days": customer.payment_terms_days},
         "segment": customer.segment,
         "open_disputes": disputes,
-        "may_ship": not customer.on_credit_hold,
+        "may_ship": not reasons,
+        "ship_terms": "on_credit" if on_credit else "against_payment",
+        "over_credit_limit": over_limit,
+        "may_not_ship_because": " ".join(reasons) or None,
     })
 
 

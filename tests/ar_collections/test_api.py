@@ -228,6 +228,9 @@ def test_a_viewer_reads_whether_an_account_may_have_its_order_shipped(accounts, 
         "segment": "systematic_late",
         "open_disputes": 1,
         "may_ship": False,
+        "ship_terms": "against_payment",
+        "over_credit_limit": False,
+        "may_not_ship_because": "On credit hold.",
     }
 
 
@@ -235,6 +238,52 @@ def test_an_account_owing_nothing_reads_empty_amounts(accounts, viewer):
     body = client_for(viewer).get(reverse("api:customer_standing", args=["C-BETA"])).json()
 
     assert (body["open"], body["overdue"], body["overdue_invoices"], body["may_ship"]) == ({}, {}, 0, True)
+    assert (body["ship_terms"], body["over_credit_limit"], body["may_not_ship_because"]) == (
+        "on_credit", False, None)
+
+
+def shipping(accounts, viewer, **terms) -> dict:
+    Customer.objects.filter(pk=accounts["C-ACME"].pk).update(**terms)
+    body = client_for(viewer).get(reverse("api:customer_standing", args=["C-ACME"])).json()
+    return {name: body[name]
+            for name in ("may_ship", "ship_terms", "over_credit_limit", "may_not_ship_because")}
+
+
+@pytest.mark.parametrize("terms", [TermsType.COD, TermsType.PREPAYMENT])
+def test_an_account_on_cod_or_prepayment_ships_only_against_payment(accounts, viewer, make_invoice, terms):
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="9000.00")
+
+    assert shipping(accounts, viewer, terms_type=terms, credit_limit_amount=Decimal("1000.00")) == {
+        "may_ship": True, "ship_terms": "against_payment", "over_credit_limit": True,
+        "may_not_ship_because": None,
+    }
+
+
+def test_an_account_over_its_credit_limit_may_not_ship_on_credit_and_says_why(accounts, viewer, make_invoice):
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="600.00")
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 20), amount="500.00")
+
+    assert shipping(accounts, viewer, credit_limit_amount=Decimal("1000.00")) == {
+        "may_ship": False, "ship_terms": "on_credit", "over_credit_limit": True,
+        "may_not_ship_because": "Over its credit limit: EUR 1,100.00 open against a limit of EUR 1,000.00.",
+    }
+
+
+def test_an_account_at_its_credit_limit_or_owing_in_another_currency_ships_on_credit(accounts, viewer,
+                                                                                       make_invoice):
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="1000.00")
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="5000.00", currency="USD")
+
+    assert shipping(accounts, viewer, credit_limit_amount=Decimal("1000.00")) == {
+        "may_ship": True, "ship_terms": "on_credit", "over_credit_limit": False, "may_not_ship_because": None,
+    }
+
+
+def test_an_account_on_hold_and_over_its_limit_gives_both_reasons(accounts, viewer, make_invoice):
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="10.00")
+
+    assert shipping(accounts, viewer, on_credit_hold=True)["may_not_ship_because"] == (
+        "On credit hold. Over its credit limit: EUR 10.00 open against a limit of EUR 0.00.")
 
 
 def test_an_unknown_account_is_404_in_json(viewer, db):
