@@ -24,6 +24,7 @@ import hashlib
 import json
 import secrets
 from collections import defaultdict
+from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -43,10 +44,12 @@ from ar_collections.imports import (
 )
 from ar_collections.models import (
     ApiToken,
+    ChargeKind,
     DisputeStatus,
     ImportOrigin,
     ImportStatus,
     Invoice,
+    LateCharge,
     ReceivablesImport,
 )
 from arcrm.money import ZERO, format_money
@@ -158,7 +161,8 @@ def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, Js
 def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse:
     """What the ERP and shipping need to know before the next order: what is
     open and overdue per currency (amounts as strings, never floats), the
-    credit limit and terms, a hold, the segment, open disputes; whether an
+    credit limit and terms, a hold, the segment, open disputes, the late
+    fees and interest owed per currency; whether an
     order may ship, on credit or only against payment, and if not, why."""
     token, refused = _refused(request, READ_PERMISSION)
     if refused:
@@ -171,6 +175,10 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
               .annotate(open=Sum("open_amount"), overdue=Sum("open_amount", filter=Q(due_date__lt=today)),
                         overdue_invoices=Count("pk", filter=Q(due_date__lt=today))))
     disputes = customer.disputes.filter(status=DisputeStatus.OPEN).count()
+    charges: dict[str, dict[str, Decimal]] = defaultdict(lambda: {kind: ZERO for kind in ChargeKind.values})
+    for row in (LateCharge.objects.filter(customer=customer).standing().values("currency", "kind")
+                .order_by("currency").annotate(owed=Sum("open_amount"))):
+        charges[row["currency"]][row["kind"]] = row["owed"]
     owed = next((t["open"] for t in totals if t["currency"] == customer.currency), ZERO)
     # The limit is in the account's currency; what it owes in others has no
     # rate here to be counted against it.
@@ -197,6 +205,12 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
                           "days": customer.payment_terms_days},
         "segment": customer.segment,
         "open_disputes": disputes,
+        # The late fees and interest charged and not yet paid (nor waived):
+        # owed as well as the invoices, kept apart from them.
+        "charges": {currency: {"late_fees": str(kinds[ChargeKind.LATE_FEE]),
+                               "interest": str(kinds[ChargeKind.INTEREST]),
+                               "total": str(sum(kinds.values()))}
+                    for currency, kinds in charges.items()},
         "may_ship": not reasons,
         "ship_terms": "on_credit" if on_credit else "against_payment",
         "over_credit_limit": over_limit,

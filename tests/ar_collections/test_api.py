@@ -19,14 +19,21 @@ from django.urls import reverse
 from ar_collections import api
 from ar_collections.api import api_token_create, api_token_revoke
 from ar_collections.models import (
+    ActionStatus,
     Allocation,
     ApiToken,
+    ChargeKind,
     Dispute,
     DisputeReason,
+    DunningAction,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
     ImportOrigin,
     ImportStatus,
     Invoice,
     InvoiceStatus,
+    LateCharge,
     Payment,
     ReceivablesImport,
     TimelineEventInvoice,
@@ -227,6 +234,7 @@ def test_a_viewer_reads_whether_an_account_may_have_its_order_shipped(accounts, 
         "payment_terms": {"type": "cod", "label": "Cash on delivery", "days": 30},
         "segment": "systematic_late",
         "open_disputes": 1,
+        "charges": {},
         "may_ship": False,
         "ship_terms": "against_payment",
         "over_credit_limit": False,
@@ -240,6 +248,42 @@ def test_an_account_owing_nothing_reads_empty_amounts(accounts, viewer):
     assert (body["open"], body["overdue"], body["overdue_invoices"], body["may_ship"]) == ({}, {}, 0, True)
     assert (body["ship_terms"], body["over_credit_limit"], body["may_not_ship_because"]) == (
         "on_credit", False, None)
+
+
+def charge(customer, *, kind=ChargeKind.LATE_FEE, currency="EUR", amount="10.00", open_amount=None,
+           **fields) -> LateCharge:
+    """A charge on a letter of its own (one fee per letter and currency)."""
+    run = DunningRun.objects.get_or_create(run_date=dt.date(2025, 7, 20))[0]
+    cycle = DunningCycle.objects.get_or_create(customer=customer, number=1,
+                                               defaults={"opened_on": dt.date(2025, 7, 20)})[0]
+    letter = DunningAction.objects.create(
+        run=run, cycle=cycle, customer=customer,
+        step=DunningStep.objects.order_by("pk")[LateCharge.objects.count()],
+        status=ActionStatus.DONE, planned_on=dt.date(2025, 7, 20), pay_by=dt.date(2025, 7, 20))
+    return LateCharge.objects.create(customer=customer, action=letter, kind=kind, currency=currency,
+                                     amount=Decimal(amount), open_amount=Decimal(open_amount or amount),
+                                     **fields)
+
+
+def test_the_late_fees_and_interest_still_owed_are_read_per_currency(accounts, viewer, manager, make_invoice):
+    acme = accounts["C-ACME"]
+    invoice = make_invoice(acme, issued=dt.date(2025, 6, 1), amount="700.00")
+    charge(acme, amount="95.50", open_amount="90.00")
+    charge(acme, kind=ChargeKind.INTEREST, invoice=invoice, amount="4.50")
+    charge(acme, currency="USD", amount="12.00")
+    charge(acme, amount="20.00", open_amount="0.00")  # paid
+    charge(acme, amount="30.00", waived_at=dt.datetime(2025, 8, 1, tzinfo=dt.UTC), waived_by=manager)
+    charge(acme, amount="40.00", cancelled_at=dt.datetime(2025, 8, 1, tzinfo=dt.UTC),
+           cancel_reason="Letter withdrawn")
+    charge(accounts["C-BETA"], amount="50.00")
+
+    body = client_for(viewer).get(reverse("api:customer_standing", args=["C-ACME"])).json()
+
+    assert body["charges"] == {
+        "EUR": {"late_fees": "90.00", "interest": "4.50", "total": "94.50"},
+        "USD": {"late_fees": "12.00", "interest": "0.00", "total": "12.00"},
+    }
+    assert body["open"] == {"EUR": "700.00"}
 
 
 def shipping(accounts, viewer, **terms) -> dict:
@@ -525,8 +569,8 @@ def test_an_accounts_standing_takes_a_fixed_number_of_queries(accounts, viewer, 
         make_invoice(accounts["C-ACME"], issued=dt.date(2025, 6, n + 1), currency=("EUR", "USD")[n % 2])
     client = client_for(viewer)
 
-    # The token and its use, the user's rights, the account, its totals, its disputes.
-    with django_assert_num_queries(7):
+    # The token and its use, the user's rights, the account, its totals, its disputes, its charges.
+    with django_assert_num_queries(8):
         assert client.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
 
 
