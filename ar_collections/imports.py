@@ -122,6 +122,11 @@ class ImportReport:
         return not self.problems
 
     @property
+    def whole(self) -> str:
+        """What the rows came in, as a problem names it: a file's lines, or a request to the API."""
+        return "file" if self.unit == "line" else "request"
+
+    @property
     def errors(self) -> list[str]:
         """The problems in the order of the file, each with its line."""
         return [f"{self.unit} {line}: {text}" if line else text for line, text in sorted(self.problems)]
@@ -490,7 +495,7 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
         try:
             invoice = _invoice_of(row, accounts, noted=again)
             if invoice.number in existing:
-                if changes := _changes_from_erp(invoice, existing[invoice.number]):
+                if changes := _changes_from_erp(invoice, existing[invoice.number], whole=report.whole):
                     changed.append((existing[invoice.number], changes))
                 else:
                     report.already += 1
@@ -523,7 +528,8 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
             behaviour_refresh(on=timezone.localdate(), customer_ids=touched)
     except IntegrityError:
         # Another import recorded one of these numbers since they were checked.
-        report.problem(0, "an invoice number in the file was recorded meanwhile: import the file again")
+        again = "import the file again" if report.whole == "file" else "send the request again"
+        report.problem(0, f"an invoice number in the {report.whole} was recorded meanwhile: {again}")
         return report
     report.created = len(new)
     return report
@@ -560,18 +566,18 @@ def _invoice_of(row: dict, accounts: dict[str, Customer], *, noted: list[str]) -
 ERP_MAY_CHANGE = ("due_date", "po_reference")
 
 
-def _changes_from_erp(invoice: Invoice, recorded: Invoice) -> dict:
-    """The fields of ERP_MAY_CHANGE the file gives otherwise ({} if none); a
-    difference in any other field is the row's problem."""
+def _changes_from_erp(invoice: Invoice, recorded: Invoice, *, whole: str) -> dict:
+    """The fields of ERP_MAY_CHANGE the file (or request: `whole`) gives
+    otherwise ({} if none); a difference in any other field is the row's problem."""
     for name in ("customer_id", "issue_date", "currency", "total_amount"):
         was, now = getattr(recorded, name), getattr(invoice, name)
         if was != now:
             label = {"customer_id": "account"}.get(name, name)
             if name == "customer_id":
                 was, now = recorded.customer.account_number, invoice.customer.account_number
-            raise _RowError(f"invoice {invoice.number} is recorded with {label} {was}, the file says {now}; "
-                            "an import changes only an invoice's due date and PO reference (an amount "
-                            "comes as a credit note or a new invoice)")
+            raise _RowError(f"invoice {invoice.number} is recorded with {label} {was}, the {whole} says "
+                            f"{now}; an import changes only an invoice's due date and PO reference (an "
+                            "amount comes as a credit note or a new invoice)")
     return {name: getattr(invoice, name) for name in ERP_MAY_CHANGE
             if getattr(recorded, name) != getattr(invoice, name)}
 
@@ -743,6 +749,7 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
             by_bank_id=_in_bulk(Payment.objects.exclude(bank_key="").select_related("customer"),
                                 {p.bank_key for p in parsed if p.bank_reference},
                                 field_name="bank_key"),
+            whole=report.whole,
         )
         paid_into: set[int] = set()
         for payment in parsed:
@@ -825,8 +832,9 @@ class _Known:
     without an id is recorded if any payment alike is, as it always was. The
     caller holds the accounts' locks."""
 
-    def __init__(self, rows, *, by_bank_id: dict[str, Payment]) -> None:
+    def __init__(self, rows, *, by_bank_id: dict[str, Payment], whole: str) -> None:
         self.by_bank_id = by_bank_id
+        self.whole = whole  # what the rows came in, as the problem names it: a file or a request
         self.alike: set[tuple] = set()
         self.without_id: dict[tuple, list[int]] = defaultdict(list)  # oldest first
         for pk, customer_id, reference, amount, currency, received_on, bank_key in rows:
@@ -845,10 +853,10 @@ class _Known:
                 raise _RowError(
                     f"bank_reference {payment.bank_reference} is recorded already, as "
                     f"{format_money(known.amount, known.currency)} received {known.received_on} on account "
-                    f"{known.customer.account_number}; the file says "
+                    f"{known.customer.account_number}; the {self.whole} says "
                     f"{format_money(payment.amount, payment.currency)} on account "
                     f"{payment.customer.account_number}. One bank entry is one payment: correct "
-                    "the file, or the payment recorded"
+                    f"the {self.whole}, or the payment recorded"
                 )
             return True
         if self.without_id[payment.alike]:

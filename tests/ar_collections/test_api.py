@@ -779,3 +779,47 @@ def test_a_tokens_use_is_written_at_most_once_a_minute(accounts, manager):
     assert used_at(0) == at
     assert used_at(59) == at
     assert used_at(61) == at + dt.timedelta(seconds=61)
+
+
+# --- the words of a refusal -----------------------------------------------------------------
+
+
+def test_an_invoice_recorded_by_another_import_meanwhile_asks_to_send_the_request_again(
+        erp, accounts, monkeypatch):
+    real = Invoice.objects.bulk_create
+
+    def after_another_import(invoices, *args, **kwargs):
+        # Another import records the first number between this request's check and its write.
+        Invoice.objects.create(**{f.attname: getattr(invoices[0], f.attname)
+                                  for f in Invoice._meta.concrete_fields if f.attname != "id"})
+        return real(invoices, *args, **kwargs)
+
+    monkeypatch.setattr(Invoice.objects, "bulk_create", after_another_import)
+
+    status, body = post(erp, "invoices", {"rows": INVOICE_ROWS})
+
+    assert (status, body["problems"]) == (422, [{"row": None, "messages": [
+        "an invoice number in the request was recorded meanwhile: send the request again"]}])
+    assert not Invoice.objects.exists()
+    assert ReceivablesImport.objects.get().status == ImportStatus.REFUSED
+
+
+def test_a_row_that_would_change_an_invoice_speaks_of_the_request(erp, accounts):
+    post(erp, "invoices", {"rows": INVOICE_ROWS})
+
+    status, body = post(erp, "invoices", {"rows": [dict(INVOICE_ROWS[0], total_amount="501.00")]})
+
+    assert status == 422
+    assert "invoice INV-100 is recorded with total_amount 500.00, the request says 501.00" in (
+        body["problems"][0]["messages"][0])
+
+
+def test_a_bank_entry_recorded_otherwise_speaks_of_the_request(erp, invoiced):
+    post(erp, "payments", {"rows": PAYMENT_ROWS[:1]})
+
+    status, body = post(erp, "payments", {"rows": [dict(PAYMENT_ROWS[0], amount="400.00")]})
+
+    assert status == 422
+    message = body["problems"][0]["messages"][0]
+    assert "the request says EUR 400.00 on account C-ACME" in message
+    assert "correct the request, or the payment recorded" in message

@@ -1185,3 +1185,21 @@ def test_the_import_pages_name_the_uploader_by_full_name(client, manager, accoun
     assert "<td>Maria Meyer</td>" in listed
     assert "by Maria Meyer</dd>" in detail
     assert ">maria<" not in listed + detail
+
+
+def test_an_invoice_recorded_by_another_import_meanwhile_asks_to_import_the_file_again(
+        accounts, manager, monkeypatch):
+    real = Invoice.objects.bulk_create
+
+    def after_another_import(invoices, *args, **kwargs):
+        # Another import records the first number between this file's check and its write.
+        Invoice.objects.create(**{f.attname: getattr(invoices[0], f.attname)
+                                  for f in Invoice._meta.concrete_fields if f.attname != "id"})
+        return real(invoices, *args, **kwargs)
+
+    monkeypatch.setattr(Invoice.objects, "bulk_create", after_another_import)
+
+    report = invoices_import(INVOICES, actor=manager)
+
+    assert report.errors == ["an invoice number in the file was recorded meanwhile: import the file again"]
+    assert not Invoice.objects.exists()
