@@ -273,7 +273,8 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
         else:
             payment_rows_import(rows, report=report, actor=token.user)
         if not dry_run:
-            _request_record(token=token, kind=kind, body=request.body.decode(), report=report)
+            # As read: JSON may come in UTF-16 or UTF-32 as well as UTF-8.
+            _request_record(token=token, kind=kind, body=json.dumps(data, ensure_ascii=False), report=report)
     if not report.ok:
         by_row: dict[int, list[str]] = defaultdict(list)
         for row, text in sorted(report.problems):

@@ -823,3 +823,13 @@ def test_a_bank_entry_recorded_otherwise_speaks_of_the_request(erp, invoiced):
     message = body["problems"][0]["messages"][0]
     assert "the request says EUR 400.00 on account C-ACME" in message
     assert "correct the request, or the payment recorded" in message
+
+
+def test_a_request_in_utf_16_is_kept_on_the_imports_page_as_it_was_read(erp, accounts):
+    body = json.dumps({"rows": [dict(INVOICE_ROWS[0], po_reference="Bestellung Nr. 7 – Größe")]})
+
+    status, said = post(erp, "invoices", body.encode("utf-16"))
+
+    assert status == 200, said
+    batch = ReceivablesImport.objects.get()
+    assert json.loads(batch.text)["rows"][0]["po_reference"] == "Bestellung Nr. 7 – Größe"
