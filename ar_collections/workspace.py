@@ -2672,6 +2672,23 @@ def _promise_close(
                  details={"status": status, "paid": str(paid), "before": {"status": before}})
 
 
+def promises_paid(promises: Sequence[Promise]) -> dict[int, Decimal]:
+    """What came in so far on each open promise's invoices, as the check
+    counts it (payments received since it was made, allocated after it), in
+    the promise's currency: its invoices are all in it. One query for all of
+    them, for the account page. A promise nothing came in on is left out."""
+    if not promises:
+        return {}
+    # One filter() call: its conditions on the promise join the same promise row.
+    paid = (Allocation.objects
+            .filter(Q(invoice__promises__allocations_before__isnull=True)
+                    | Q(pk__gt=F("invoice__promises__allocations_before")),
+                    invoice__promises__in=promises, payment__isnull=False,
+                    payment__received_on__gte=F("invoice__promises__made_on"))
+            .values_list("invoice__promises").annotate(paid=Sum("amount")))
+    return {pk: amount for pk, amount in paid if amount}
+
+
 @transaction.atomic
 def _plan_check(plan: PaymentPlan, *, on: dt.date, settle_only: bool = False) -> list[str]:
     locked = PaymentPlan.objects.select_for_update().select_related("customer").get(pk=plan.pk)

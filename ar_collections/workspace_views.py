@@ -172,10 +172,17 @@ def commitments_context(customer: Customer, *, user) -> dict:
         # as a promise due says what was paid so far.
         plan.schedule = [(instalment, instalment.judged_amount - still, still)
                          for instalment, still in workspace.plan_instalments_owed(plan)]
+    promises = list(
+        customer.promises.filter(status=PromiseStatus.OPEN).prefetch_related("invoices").order_by("promised_on")
+    )
+    paid = workspace.promises_paid(promises)
+    for promise in promises:
+        # Part paid, the box says how much came in and what is still to come,
+        # in the promise's own currency (a customer may promise in two).
+        promise.paid_so_far = paid.get(promise.pk, ZERO)
+        promise.left = max(promise.amount - promise.paid_so_far, ZERO)
     return {
-        "open_promises": list(
-            customer.promises.filter(status=PromiseStatus.OPEN).prefetch_related("invoices").order_by("promised_on")
-        ),
+        "open_promises": promises,
         "live_plans": plans,
         "open_disputes": list(
             customer.disputes.filter(status=DisputeStatus.OPEN).select_related("invoice", "department")
