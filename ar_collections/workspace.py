@@ -22,7 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, Min, OuterRef, Q, Sum
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, Subquery, Sum
 from django.template import TemplateSyntaxError
 from django.urls import reverse
 from django.utils import timezone
@@ -2261,15 +2261,26 @@ def payment_known(*, customer: Customer, reference: str, amount: Decimal, curren
     ).exists()
 
 
+LIVE_PLAN_STATUSES = (PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL)
+
+
 def unnamed_money_targets(customer: Customer, currency: str):
     """Where money that names no invoice goes: the account's open invoices in
     its currency, but none under open dispute. A customer disputing an invoice
     holds its payment back on purpose; other money applied to it would settle
     the dispute by the back door, and leave an undisputed invoice unpaid and
-    chased. Named, a disputed invoice is paid as the customer says."""
-    return customer.invoices.filter(status=InvoiceStatus.OPEN, currency=currency).exclude(
-        disputes__status=DisputeStatus.OPEN
-    )
+    chased. Named, a disputed invoice is paid as the customer says.
+
+    But an invoice disputed in part that a live payment plan covers: the plan
+    asks for its undisputed rest, and the customer pays its instalments
+    without naming invoices like any other; unnamed_money_split leaves the
+    disputed part alone."""
+    disputed = Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN)
+    on_plan = PaymentPlan.objects.filter(invoices=OuterRef("pk"), status__in=LIVE_PLAN_STATUSES)
+    return customer.invoices.filter(status=InvoiceStatus.OPEN, currency=currency).filter(
+        ~Exists(disputed)
+        | (Exists(on_plan) & ~Exists(disputed.filter(disputed_amount__gte=OuterRef("open_amount"))))
+    ).annotate(disputed_part=Subquery(disputed.values("disputed_amount")[:1]))
 
 
 def unnamed_money_split(
@@ -2300,11 +2311,17 @@ def unnamed_money_split(
     committed = set(
         Invoice.objects.filter(pk__in=[i.pk for i in targets])
         .filter(Q(promises__status=PromiseStatus.OPEN)
-                | Q(payment_plans__status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]))
+                | Q(payment_plans__status__in=LIVE_PLAN_STATUSES))
         .values_list("pk", flat=True)
     )
     owed = [i for i in targets if i.due_date <= received_on or i.pk in committed]
     owed_ids = {i.pk for i in owed}
+    # An invoice disputed in part on a plan: what is disputed stays unpaid,
+    # as the customer holds it back (see unnamed_money_targets).
+    held = dict(held or {})
+    for invoice in owed:
+        if invoice.disputed_part:
+            held[invoice.pk] = held.get(invoice.pk, ZERO) + invoice.disputed_part
     return allocations_oldest_first(owed, amount, held=held), [i for i in targets if i.pk not in owed_ids]
 
 

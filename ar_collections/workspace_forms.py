@@ -298,10 +298,11 @@ class PaymentForm(_AccountForm):
         label="Apply to", required=False,
         help_text="The ticked invoices, oldest due first, then late fees and interest still owed, then "
                   "the rest stays on account. With none ticked, in the payment's currency and passing over "
-                  "invoices under dispute: first the invoices due by the day it was received, oldest due "
-                  "first, then late fees and interest still owed, then the invoices not yet due, then the "
-                  "rest stays on account. Either way, only fees and interest charged by the day it was "
-                  "received, and none on an invoice under dispute.",
+                  "invoices under dispute (but for the undisputed rest of one on a payment plan): first the "
+                  "invoices due by the day it was received, oldest due first, then late fees and interest "
+                  "still owed, then the invoices not yet due, then the rest stays on account. Either way, "
+                  "only fees and interest charged by the day it was received, and none on an invoice under "
+                  "dispute.",
     )
     # Shown only when asked for (see clean): for today's date it would only puzzle the clerk.
     date_confirmed = forms.CharField(

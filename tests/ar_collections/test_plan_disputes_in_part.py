@@ -229,3 +229,74 @@ def test_a_dispute_the_plan_left_out_is_not_news_to_the_manager_deciding_it(acco
 
     assert plan.status == PlanStatus.AWAITING_APPROVAL
     assert workspace.disputes_opened_since(plan) == []
+
+
+def test_money_naming_no_invoice_pays_the_undisputed_rest_of_an_invoice_disputed_in_part_on_a_plan(
+    account, invoices, collector
+):
+    """The customer pays its instalment without naming an invoice: the plan
+    asks for the EUR 500.00 not disputed of the large invoice, so the money
+    goes there (oldest due first), never into the EUR 200.00 disputed."""
+    small, large = invoices
+    workspace.payment_record(customer=account, amount=Decimal("500.00"), currency="EUR", received_on=LATE,
+                             allocations=[(small, Decimal("500.00"))])
+    dispute(account, large, collector, amount="200.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=[large], on=LATE,
+                                  instalments=schedule((10, "250.00"), (40, "250.00")))
+
+    owed, later = workspace.unnamed_money_split(customer=account, currency="EUR", amount=Decimal("800.00"),
+                                                received_on=day(10))
+
+    assert [(i.number, part) for i, part in owed] == [(large.number, Decimal("500.00"))]
+    assert later == []
+    assert plan.status == PlanStatus.ACTIVE
+
+
+def test_money_naming_no_invoice_still_leaves_an_invoice_disputed_in_part_off_a_plan_alone(
+    account, invoices, collector
+):
+    _, large = invoices
+    dispute(account, large, collector, amount="200.00")
+
+    owed, _ = workspace.unnamed_money_split(customer=account, currency="EUR", amount=Decimal("800.00"),
+                                            received_on=day(10))
+
+    assert large.number not in [i.number for i, _ in owed]
+
+
+def test_money_naming_no_invoice_leaves_an_invoice_on_a_plan_disputed_in_full_alone(
+    account, invoices, collector
+):
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "600.00"), (40, "600.00")))
+    dispute(account, large, collector, on=day(2))
+    assert plan.invoices.count() == 2
+
+    owed, _ = workspace.unnamed_money_split(customer=account, currency="EUR", amount=Decimal("1000.00"),
+                                            received_on=day(10))
+
+    assert [(i.number, part) for i, part in owed] == [(small.number, Decimal("500.00"))]
+
+
+def test_the_payment_form_naming_no_invoice_pays_the_plan_on_an_invoice_disputed_in_part(
+    client, account, invoices, collector, manager
+):
+    small, large = invoices
+    workspace.payment_record(customer=account, amount=Decimal("500.00"), currency="EUR", received_on=LATE,
+                             allocations=[(small, Decimal("500.00"))])
+    dispute(account, large, collector, amount="200.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=[large], on=LATE,
+                                  instalments=schedule((10, "250.00"), (40, "250.00")))
+    client.force_login(manager)
+
+    with frozen(day(10)):
+        response = client.post(reverse("collections:payment_record", args=[account.pk]), {
+            "amount": "250.00", "currency": "EUR", "received_on": day(10).isoformat(),
+            "reference": "BANK-77", "method": "bank_transfer",
+        })
+
+    assert response.status_code == 302
+    large.refresh_from_db()
+    assert large.open_amount == Decimal("450.00")
+    assert instalments_of(plan)[0][3] == InstalmentStatus.PAID
