@@ -585,7 +585,8 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
     lateness (the amount-weighted average days late of what it settled); one
     a promise or a plan in good standing covers is expected as the promise or
     the instalments say instead; one under open dispute is not expected at
-    all. A promise or instalment whose day has passed (within its grace
+    all, but for the undisputed rest of one a plan in good standing covers,
+    which its instalments stand for. A promise or instalment whose day has passed (within its grace
     period, or it would be broken or missed) is expected in the first week."""
     result: dict[str, Forecast] = defaultdict(lambda: _empty_forecast(today))
     lateness = Greatest(
@@ -613,6 +614,21 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
     )
     # One a promise or a plan covers: its promise or its plan's instalments stand for it.
     by_due_date = ~disputed & ~promised & ~planned
+    # Disputed in part and on a plan: the plan asks for the undisputed rest,
+    # expected with its instalments; only the part disputed is left out. The
+    # dispute is read for those invoices alone (the CASE reaches it for them).
+    disputed_part = Case(
+        When(planned, then=Least(
+            Coalesce(
+                Subquery(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN)
+                         .values("disputed_amount")[:1]),
+                F("open_amount"),
+            ),
+            F("open_amount"),
+        )),
+        default=F("open_amount"),
+        output_field=_MONEY,
+    )
     invoices = (
         scope.of(Invoice.objects.open())
         .annotate(offset=DaysFrom(today, "due_date") + lateness)
@@ -622,7 +638,7 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
         .annotate(
             amount=Sum("open_amount", filter=by_due_date),
             n=Count("pk", filter=by_due_date),
-            disputed_amount=Sum("open_amount", filter=disputed),
+            disputed_amount=Sum(disputed_part, filter=disputed),
             disputed_n=Count("pk", filter=disputed),
         )
     )

@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from ar_collections import workspace
+from ar_collections import numbers, workspace
 from ar_collections.models import (
     CollectionRules,
     Dispute,
@@ -300,3 +300,38 @@ def test_the_payment_form_naming_no_invoice_pays_the_plan_on_an_invoice_disputed
     large.refresh_from_db()
     assert large.open_amount == Decimal("450.00")
     assert instalments_of(plan)[0][3] == InstalmentStatus.PAID
+
+
+def test_the_forecast_expects_the_undisputed_rest_on_a_plan_on_its_instalment_dates(
+    account, invoices, collector
+):
+    """EUR 200.00 of the EUR 700.00 invoice disputed, the EUR 500.00 rest in
+    two instalments: the rest is expected on the instalments' days, and only
+    the EUR 200.00 is left out as disputed."""
+    small, large = invoices
+    dispute(account, large, collector, amount="200.00")
+    workspace.plan_propose(customer=account, actor=collector, invoices=[large], on=LATE,
+                           instalments=schedule((10, "250.00"), (40, "250.00")))
+
+    found = numbers.figures(numbers.Scope(), today=LATE,
+                            periods=[numbers.Period.ending(dt.date(2026, 2, 1), months=1)])
+    forecast = {c.currency: c for c in found}["EUR"].forecast
+
+    assert (forecast.disputed.amount, forecast.disputed.count) == (Decimal("200.00"), 1)
+    assert [week.instalments for week in forecast.weeks] == [
+        0, Decimal("250.00"), 0, 0, 0, Decimal("250.00"), 0, 0][:len(forecast.weeks)]
+    assert sum(week.invoices for week in forecast.weeks) == 0
+    assert forecast.overdue_beyond_usual.amount == small.open_amount
+
+
+def test_the_forecast_still_leaves_out_the_whole_of_an_invoice_disputed_in_part_off_a_plan(
+    account, invoices, collector
+):
+    _, large = invoices
+    dispute(account, large, collector, amount="200.00")
+
+    found = numbers.figures(numbers.Scope(), today=LATE,
+                            periods=[numbers.Period.ending(dt.date(2026, 2, 1), months=1)])
+    forecast = {c.currency: c for c in found}["EUR"].forecast
+
+    assert (forecast.disputed.amount, forecast.disputed.count) == (Decimal("700.00"), 1)
