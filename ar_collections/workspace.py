@@ -594,7 +594,12 @@ def plan_decide(*, plan: PaymentPlan, manager, approve: bool, note: str, on: dt.
         if first.due_on + dt.timedelta(days=locked.grace_days) < on:
             raise ValidationError(f"Instalment {first.number} was due on {format_day(first.due_on)}: the "
                                   "schedule has passed. Reject it and propose a new one.")
-        _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
+        # One a collector agreed that came back for approval (it asks more
+        # now, see _plan_limit_check_again) kept its pauses.
+        if not DunningPause.objects.filter(plan=locked, lifted_at__isnull=True).exists():
+            _plan_pause(locked, [i for i in invoices if i.status == InvoiceStatus.OPEN], actor=manager, on=on)
+    else:
+        _pauses_lift(DunningPause.objects.filter(plan=locked), actor=manager)
     # Approved, the customer is e-mailed the schedule.
     tell = (lambda: _plan_agreed_send(locked, invoices, actor=manager, on=on)) if approve else None
     _decision_record(locked, manager, kind=EventKind.PAYMENT_PLAN, invoices=invoices,
@@ -1253,6 +1258,31 @@ def _plan_ask_left_out(plan: PaymentPlan, amount: Decimal, *, ended: str, actor,
         f"{format_day(nxt.due_on)}",
         details={"asked": str(amount), "instalment": nxt.number,
                  "before": {"total": str(before)}, "after": {"total": str(plan.total_amount)}},
+    )
+    _plan_limit_check_again(plan, ended=ended, actor=actor)
+
+
+def _plan_limit_check_again(plan: PaymentPlan, *, ended: str, actor) -> None:
+    """A plan a collector agreed alone now asks more (a dispute it left out
+    went against the customer): beyond what a collector may agree, it waits
+    for a manager, as it would have had it asked this much when proposed.
+    Its pauses stay: the customer pays as agreed meanwhile; a manager's
+    rejection lifts them (plan_decide)."""
+    if (plan.status != PlanStatus.ACTIVE or plan.decided_by_id is not None
+            or plan.proposed_by.has_perm("collections.change_paymentplan")):
+        return
+    why = plan_waits_because(plan)
+    if not why:
+        return
+    plan.status = PlanStatus.AWAITING_APPROVAL
+    plan.save(update_fields=["status"])
+    event_record(
+        customer=plan.customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan,
+        invoices=list(plan.invoices.all()),
+        summary=f"{ended}: the plan now asks {format_money(plan.total_amount, plan.currency)}: {why}, "
+        "so it waits for a manager",
+        details={"status": plan.status, "total": str(plan.total_amount),
+                 "before": {"status": PlanStatus.ACTIVE}, "after": {"status": plan.status}},
     )
 
 

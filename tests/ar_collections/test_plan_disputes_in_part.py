@@ -335,3 +335,68 @@ def test_the_forecast_still_leaves_out_the_whole_of_an_invoice_disputed_in_part_
     forecast = {c.currency: c for c in found}["EUR"].forecast
 
     assert (forecast.disputed.amount, forecast.disputed.count) == (Decimal("700.00"), 1)
+
+
+@pytest.fixture
+def limit_1100(db):
+    rules = CollectionRules.current()
+    rules.plan_approval_above_amount = Decimal("1100.00")
+    rules.save()
+
+
+def collector_plan_then_dispute_rejected(account, invoices, collector, manager) -> PaymentPlan:
+    """The collector agrees EUR 1,000.00 alone, EUR 200.00 left out while
+    disputed; the dispute is rejected, so the plan asks EUR 1,200.00."""
+    _, large = invoices
+    disputed = dispute(account, large, collector, amount="200.00")
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=schedule((10, "500.00"), (40, "500.00")))
+    assert plan.status == PlanStatus.ACTIVE
+    workspace.dispute_resolve(dispute=disputed, actor=manager, outcome=DisputeOutcome.REJECTED,
+                              note="The pallets arrived whole", on=day(3))
+    plan.refresh_from_db()
+    return plan
+
+
+@pytest.mark.usefixtures("limit_1100")
+def test_a_rejected_dispute_taking_a_collectors_plan_beyond_the_limit_makes_it_wait_for_a_manager(
+    account, invoices, collector, manager
+):
+    plan = collector_plan_then_dispute_rejected(account, invoices, collector, manager)
+
+    assert (plan.status, plan.total_amount) == (PlanStatus.AWAITING_APPROVAL, Decimal("1200.00"))
+    assert account.events.filter(summary__contains=(
+        "the plan now asks EUR 1,200.00: it is above the collectors' limit of EUR 1,100.00, so it waits "
+        "for a manager")).exists()
+    # Dunning stays paused meanwhile: the customer is paying as agreed.
+    assert account.dunning_pauses.filter(plan=plan, lifted_at__isnull=True).count() == 2
+
+
+@pytest.mark.usefixtures("limit_1100")
+def test_the_manager_approving_it_keeps_one_pause_per_invoice(account, invoices, collector, manager):
+    plan = collector_plan_then_dispute_rejected(account, invoices, collector, manager)
+
+    workspace.plan_decide(plan=plan, manager=manager, approve=True, note="Fine.", on=day(4))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert account.dunning_pauses.filter(plan=plan, lifted_at__isnull=True).count() == 2
+
+
+@pytest.mark.usefixtures("limit_1100")
+def test_the_manager_rejecting_it_lets_dunning_resume(account, invoices, collector, manager):
+    plan = collector_plan_then_dispute_rejected(account, invoices, collector, manager)
+
+    workspace.plan_decide(plan=plan, manager=manager, approve=False, note="Too much.", on=day(4))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.REJECTED
+    assert not account.dunning_pauses.filter(plan=plan, lifted_at__isnull=True).exists()
+
+
+def test_a_rejected_dispute_keeping_a_collectors_plan_within_the_limit_leaves_it_in_force(
+    account, invoices, collector, manager
+):
+    plan = collector_plan_then_dispute_rejected(account, invoices, collector, manager)
+
+    assert plan.status == PlanStatus.ACTIVE
