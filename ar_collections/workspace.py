@@ -821,14 +821,24 @@ def plan_amend(
     DunningPause.objects.filter(plan=locked, lifted_at__isnull=True).update(
         ends_on=last + dt.timedelta(days=locked.grace_days))
     schedule = schedule_said(instalments, locked.currency, on=on)
-    event_record(
+    summary = (f"Payment plan of {format_money(locked.total_amount, locked.currency)} rescheduled by "
+               f"{person_name(manager)}: {schedule} — {note.strip()}")
+    event = event_record(
         customer=locked.customer, kind=EventKind.PAYMENT_PLAN, actor=manager, subject=locked,
-        invoices=list(locked.invoices.all()),
-        summary=f"Payment plan of {format_money(locked.total_amount, locked.currency)} rescheduled by "
-        f"{person_name(manager)}: {schedule} — {note.strip()}",
+        invoices=list(locked.invoices.all()), summary=summary,
         details={"note": note.strip(), "before": {"instalments": before}, "after": {"instalments": after}},
     )
-    _plan_agreed_send(locked, list(locked.invoices.all()), actor=manager, on=on, rescheduled=True)
+    told = _plan_agreed_send(locked, list(locked.invoices.all()), actor=manager, on=on, rescheduled=True)
+    collector = locked.customer.collector
+    if collector is not None and collector.pk != manager.pk:
+        # The account's collector follows the plan: a manager's decision on
+        # it goes on their list, as an approval does (_decision_record). One
+        # item per reschedule, about the plan, so that its end closes it.
+        worklist.item_add(
+            kind=WorkKind.DECIDED, key=f"rescheduled:paymentplan:{locked.pk}:{event.pk}",
+            customer=locked.customer, assignee=collector, due_on=on,
+            title=f"{summary} — {told}; follow the new schedule", plan=locked,
+        )
     return locked
 
 

@@ -17,6 +17,9 @@ from ar_collections.models import (
     MailPurpose,
     OutgoingMail,
     PlanStatus,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
 )
 from customers.models import EventKind
 from tests.ar_collections.conftest import frozen
@@ -215,3 +218,22 @@ def test_rescheduling_answers_only_get_and_post(client, plan, manager):
     client.force_login(manager)
 
     assert client.put(amend_url(plan)).status_code == 405
+
+
+def test_the_accounts_collector_gets_a_worklist_item_to_follow_the_new_schedule(
+    account, plan, manager, collector
+):
+    amended(plan, manager, [(40, "200.00"), (70, "300.00"), (100, "300.00")])
+
+    item = WorkItem.objects.get(plan=plan, status=WorkStatus.OPEN)
+    assert (item.kind, item.assignee, item.due_on) == (WorkKind.DECIDED, collector, day(12))
+    assert item.title.startswith("Payment plan of EUR 1,200.00 rescheduled by maria: EUR 200.00 on ")
+    assert item.title.endswith("— Lost a big customer; asked for more time — the schedule was e-mailed to "
+                               "Anna Clerk; tell the customer if need be; follow the new schedule")
+
+
+def test_each_reschedule_puts_its_own_item_on_the_worklist(account, plan, manager):
+    amended(plan, manager, [(40, "200.00"), (70, "300.00"), (100, "300.00")])
+    amended(plan, manager, [(50, "200.00"), (80, "600.00")], note="Paid late once more")
+
+    assert WorkItem.objects.filter(plan=plan, status=WorkStatus.OPEN).count() == 2
