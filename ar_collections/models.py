@@ -1513,6 +1513,9 @@ class WorkKind(models.TextChoices):
     # The cycle's ladder has no step left and money is still overdue that
     # nothing holds: nothing more goes out unless someone decides what next.
     LADDER_ENDED = "ladder_ended", "Ladder finished: decide the next action"
+    # An account a credit hold or a switch to C.O.D. was put on owes nothing
+    # overdue any more: a manager weighs lifting it (worklist.hold_release_items).
+    HOLD_RELEASE = "hold_release", "Paid up: ask for the hold to be lifted"
 
 
 class WorkStatus(models.TextChoices):

@@ -13,7 +13,7 @@ from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, Subquery, 
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from ar_collections import segmentation
+from ar_collections import segmentation, worklist
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
@@ -131,6 +131,8 @@ def _behaviour_refresh_pending() -> None:
     if ids:
         behaviour_refresh(on=timezone.localdate(), customer_ids=sorted(ids))
         review_steps_paid_skip(on=timezone.localdate(), customer_ids=sorted(ids))
+        # A hold to lift on an account paid up: asked now, not at the next night's refresh.
+        worklist.paid_up_items(on=timezone.localdate(), customer_ids=sorted(ids))
 
 
 def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = None) -> int:
@@ -561,4 +563,9 @@ def credit_terms_in_force_skip_on_commit(sender, *, customer: Customer, actor, *
     first); should it fail, the change stands and the daily refresh skips them."""
     transaction.on_commit(
         lambda: credit_terms_in_force_skip(customer_ids=[customer.pk], actor=actor), robust=True
+    )
+    # A hold lifted ends the item that asked for it at once.
+    transaction.on_commit(
+        lambda: worklist.hold_release_items(on=timezone.localdate(), customer_ids=[customer.pk], actor=actor),
+        robust=True,
     )

@@ -394,6 +394,100 @@ def ladder_items_followed_up(*, because: str = "", actor=None, customer_ids=None
     return closed
 
 
+# --- Accounts paid up -----------------------------------------------------------------
+
+
+def _held() -> Q:
+    """For a Customer query: on credit hold, or on C.O.D. or prepayment since
+    a dunning step switched it there (terms agreed so from the start are not
+    a sanction to lift)."""
+    from ar_collections.models import StepAction
+    from customers.models import TermsType
+
+    switched = DunningAction.objects.filter(customer=OuterRef("pk"), status=ActionStatus.DONE,
+                                            step__action=StepAction.SWITCH_TO_COD)
+    return Q(on_credit_hold=True) | Q(Exists(switched), terms_type__in=[TermsType.COD, TermsType.PREPAYMENT])
+
+
+def _overdue_on(on: dt.date) -> Exists:
+    """For a Customer query: an invoice of the account is overdue on `on`."""
+    return Exists(Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk")))
+
+
+def _what_to_lift(customer: Customer) -> str:
+    from customers.models import TermsType
+
+    standard = customer.terms_type == TermsType.STANDARD
+    terms = [] if standard else [f"{customer.get_terms_type_display()} terms"]
+    return " and ".join((["the credit hold"] if customer.on_credit_hold else []) + terms)
+
+
+def _cleared_since_held(customer: Customer) -> int | None:
+    """The last invoice of the account that was overdue and has been paid,
+    credited or written off since the hold (or the switch to C.O.D.) was put
+    on, as its timeline records it: an account put on hold by hand with
+    nothing overdue has paid up nothing. None if there is none."""
+    from ar_collections.models import WriteOff
+    from customers.models import TimelineEvent
+
+    put_on = (TimelineEvent.objects.filter(customer=customer)
+              .filter(Q(details__after__on_credit_hold=True)
+                      | Q(details__after__terms_type__in=["cod", "prepayment"]))
+              .order_by("-occurred_at", "-pk").values_list("occurred_at", flat=True).first())
+    if put_on is None:
+        return None
+    since = timezone.localdate(put_on)
+    return (Invoice.objects.filter(customer=customer)
+            .filter(Q(status=InvoiceStatus.PAID, settled_on__gt=F("due_date"), settled_on__gte=since)
+                    | Q(Exists(WriteOff.objects.filter(invoice=OuterRef("pk"), written_off_on__gte=since))))
+            .order_by("-pk").values_list("pk", flat=True).first())
+
+
+def hold_release_items(*, on: dt.date, customer_ids=None, actor=None) -> int:
+    """Put one item before the collector of each account (among
+    `customer_ids`, else all) on credit hold, or switched to C.O.D. by a
+    dunning step, that has paid up since: money overdue was paid (or
+    credited, or written off) after the hold was put on, and nothing is
+    overdue on `on`. It asks a manager to lift the hold (an exception
+    request): the hold is not lifted here, a manager weighs it as the hold
+    was weighed. An item ends by itself once the hold is lifted or money is
+    overdue again, with why on the timeline.
+
+    The key names the account and the last overdue invoice it cleared: an
+    item ticked off stays done until the account falls behind and pays up
+    again. Returns how many items were added."""
+    accounts = Customer.objects.all() if customer_ids is None else Customer.objects.filter(
+        pk__in=list(customer_ids))
+    gone = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.HOLD_RELEASE,
+                                   customer__in=accounts)
+    for why, ended in (("the hold was lifted", ~Q(customer__in=Customer.objects.filter(_held()))),
+                       ("money is overdue again: the hold stands for now",
+                        Q(customer__in=Customer.objects.filter(_overdue_on(on))))):
+        items_close(actor=actor, because=why, pk__in=list(gone.filter(ended).values_list("pk", flat=True)))
+    asking = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.HOLD_RELEASE,
+                                     customer=OuterRef("pk"))
+    added = 0
+    # Bounded by the accounts on hold, a handful: two queries each.
+    for customer in accounts.filter(_held()).exclude(_overdue_on(on)).exclude(Exists(asking)).order_by("pk"):
+        cleared = _cleared_since_held(customer)
+        if cleared is None:
+            continue
+        title = f"Paid up, nothing overdue: ask a manager to lift {_what_to_lift(customer)}"
+        key = f"hold_release:{customer.pk}:{cleared}"
+        if item_add(kind=WorkKind.HOLD_RELEASE, key=key, customer=customer, title=title, due_on=on):
+            _record(WorkItem.objects.get(key=key), actor, f"Worklist: {title}",
+                    before={"on_credit_hold": customer.on_credit_hold, "terms_type": customer.terms_type})
+            added += 1
+    return added
+
+
+def paid_up_items(*, on: dt.date, customer_ids=None) -> int:
+    """What money moving on these accounts (else all) ends or asks: a hold
+    to lift on an account paid up. Run once a payment, credit note, credit applied or write-off is
+    committed (services.behaviour_refresh_on_commit) and by the daily refresh."""
+    return hold_release_items(on=on, customer_ids=customer_ids)
+
+
 # A letter still in the print queue this many days after it was written goes
 # on its account collector's list: it holds the account's next step (see
 # dunning: the minimum gap counts from the day a letter is posted).
@@ -524,6 +618,7 @@ def worklist_refresh(*, on: dt.date) -> int:
     # already in force, say), or was carried out and its pay-by date has
     # passed, while money is still overdue: nothing more will go out.
     created += ladder_ended_items(on=on)
+    created += paid_up_items(on=on)
     # Charges paid, waived or back on a cycle's notices; or charged again (a newer item says so).
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CHARGES).exclude(
         key__in=[i.key for i in charges]

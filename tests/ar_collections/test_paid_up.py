@@ -1,0 +1,182 @@
+"""What an account paying up asks for: a credit hold to be lifted by a manager."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from ar_collections import worklist, workspace
+from ar_collections.models import (
+    Invoice,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
+)
+from customers.models import Customer, EventKind, TermsType, TimelineEvent
+from customers.services import customer_update
+from tests.ar_collections.conftest import frozen
+
+TODAY = dt.date(2025, 8, 5)
+LATER = TODAY + dt.timedelta(days=20)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def overdue(customer, make_invoice) -> Invoice:
+    return make_invoice(customer, issued=TODAY - dt.timedelta(days=60), due=TODAY - dt.timedelta(days=30),
+                        amount="1200.00", number="INV-LATE")
+
+
+@pytest.fixture
+def on_hold(customer, manager, overdue) -> Customer:
+    """Put on credit hold "until the overdue balance is cleared"."""
+    return customer_update(customer=customer, actor=manager, changes={"on_credit_hold": True})
+
+
+def paid(customer, manager, invoice):
+    workspace.payment_record(customer=customer, actor=manager, amount=invoice.open_amount, currency="EUR",
+                             received_on=TODAY, allocations=[(invoice, invoice.open_amount)],
+                             reference="BANK-1")
+
+
+def credited(customer, manager, invoice):
+    workspace.credit_note_record(customer=customer, actor=manager, invoice=invoice,
+                                 amount=invoice.open_amount, reason="Goods returned", issued_on=TODAY)
+
+
+def written_off(customer, manager, invoice):
+    workspace.invoice_write_off(customer=customer, actor=manager, invoice=invoice, reason="Insolvent",
+                                on=TODAY)
+
+
+def hold_items(customer, **filters):
+    return list(WorkItem.objects.filter(customer=customer, kind=WorkKind.HOLD_RELEASE, **filters))
+
+
+def work_events(customer) -> list[str]:
+    return list(TimelineEvent.objects.filter(customer=customer, kind=EventKind.WORK).order_by("pk")
+                .values_list("summary", flat=True))
+
+
+@pytest.mark.parametrize("move", [paid, credited, written_off], ids=["paid", "credited", "written-off"])
+def test_an_account_on_credit_hold_that_clears_its_overdue_money_asks_its_collector_once_to_have_it_lifted(
+    on_hold, manager, collector, overdue, move, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        move(on_hold, manager, overdue)
+
+    (item,) = hold_items(on_hold)
+    assert (item.status, item.assignee, item.due_on) == (WorkStatus.OPEN, collector, TODAY)
+    assert item.title == "Paid up, nothing overdue: ask a manager to lift the credit hold"
+    assert work_events(on_hold) == [f"Worklist: {item.title}"]
+    # Not lifted by itself: a manager weighs it.
+    assert Customer.objects.get(pk=on_hold.pk).on_credit_hold
+
+    assert worklist.worklist_refresh(on=TODAY) == 0
+    assert len(hold_items(on_hold)) == 1
+
+
+def test_the_daily_refresh_asks_too_for_an_account_paid_up_without_a_hook(on_hold, manager, overdue):
+    paid(on_hold, manager, overdue)  # its commit's callbacks never ran
+    assert not hold_items(on_hold)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    (item,) = hold_items(on_hold, status=WorkStatus.OPEN)
+    assert item.title == "Paid up, nothing overdue: ask a manager to lift the credit hold"
+
+
+def test_an_account_on_hold_with_money_still_overdue_is_not_asked_about(
+    on_hold, manager, overdue, make_invoice, django_capture_on_commit_callbacks
+):
+    make_invoice(on_hold, issued=TODAY - dt.timedelta(days=40), due=TODAY - dt.timedelta(days=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    worklist.worklist_refresh(on=TODAY)
+
+    assert not hold_items(on_hold)
+
+
+def test_an_account_put_on_hold_by_hand_with_nothing_overdue_is_not_asked_about(customer, manager):
+    customer_update(customer=customer, actor=manager, changes={"on_credit_hold": True})
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert not hold_items(customer)
+
+
+def test_an_account_on_cash_on_delivery_terms_agreed_by_hand_is_not_asked_about(
+    customer, manager, overdue
+):
+    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD})
+    paid(customer, manager, overdue)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert not hold_items(customer)
+
+
+def test_the_item_ends_itself_once_a_manager_lifts_the_hold(
+    on_hold, manager, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_update(customer=on_hold, actor=manager, changes={"on_credit_hold": False})
+
+    (item,) = hold_items(on_hold)
+    assert (item.status, item.done_by) == (WorkStatus.DONE, manager)
+    assert work_events(on_hold)[-1] == f"Worklist: done — {item.title}; the hold was lifted"
+    worklist.worklist_refresh(on=TODAY)
+    assert hold_items(on_hold, status=WorkStatus.OPEN) == []
+
+
+def test_the_item_ends_itself_once_money_is_overdue_again_and_comes_back_when_that_is_paid(
+    on_hold, manager, overdue, make_invoice, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    later = make_invoice(on_hold, issued=TODAY, due=TODAY + dt.timedelta(days=10), amount="300.00")
+
+    with frozen(LATER):
+        worklist.worklist_refresh(on=LATER)
+        (first,) = hold_items(on_hold)
+        assert first.status == WorkStatus.DONE
+        assert work_events(on_hold)[-1] == (f"Worklist: done — {first.title}; money is overdue again: the "
+                                            "hold stands for now")
+        with django_capture_on_commit_callbacks(execute=True):
+            workspace.payment_record(customer=on_hold, actor=manager, amount=later.open_amount,
+                                     currency="EUR", received_on=LATER,
+                                     allocations=[(later, later.open_amount)], reference="BANK-2")
+
+    assert [i.status for i in hold_items(on_hold)] == [WorkStatus.DONE, WorkStatus.OPEN]
+
+
+def test_an_item_ticked_off_by_hand_stays_done_while_the_account_stays_paid_up(
+    on_hold, manager, collector, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    (item,) = hold_items(on_hold)
+    worklist.item_complete(item=item, actor=collector)
+
+    worklist.worklist_refresh(on=TODAY + dt.timedelta(days=1))
+
+    assert [i.status for i in hold_items(on_hold)] == [WorkStatus.DONE]
+
+
+def test_the_worklist_item_leads_to_the_exception_request(
+    client, on_hold, manager, collector, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    client.force_login(collector)
+
+    page = client.get(reverse("collections:worklist")).content.decode()
+
+    request_url = reverse("collections:exception_request", args=[on_hold.pk])
+    assert "Paid up, nothing overdue: ask a manager to lift the credit hold" in page
+    assert f'<a href="{request_url}">Ask a manager</a>' in page
+    assert client.get(request_url).status_code == 200
