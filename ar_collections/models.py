@@ -1516,6 +1516,9 @@ class WorkKind(models.TextChoices):
     # An account a credit hold or a switch to C.O.D. was put on owes nothing
     # overdue any more: a manager weighs lifting it (worklist.hold_release_items).
     HOLD_RELEASE = "hold_release", "Paid up: ask for the hold to be lifted"
+    # The invoice an open dispute is about was paid in full meanwhile: the
+    # department's answer is no longer awaited, the collector closes it.
+    DISPUTE_SETTLED = "dispute_settled", "Disputed invoice paid: close the dispute"
 
 
 class WorkStatus(models.TextChoices):

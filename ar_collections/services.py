@@ -131,7 +131,8 @@ def _behaviour_refresh_pending() -> None:
     if ids:
         behaviour_refresh(on=timezone.localdate(), customer_ids=sorted(ids))
         review_steps_paid_skip(on=timezone.localdate(), customer_ids=sorted(ids))
-        # A hold to lift on an account paid up: asked now, not at the next night's refresh.
+        # A hold to lift on an account paid up, a dispute on an invoice paid in
+        # full to close: asked now, not at the next night's refresh.
         worklist.paid_up_items(on=timezone.localdate(), customer_ids=sorted(ids))
 
 

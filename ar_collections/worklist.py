@@ -481,11 +481,44 @@ def hold_release_items(*, on: dt.date, customer_ids=None, actor=None) -> int:
     return added
 
 
+def disputes_settled_items(*, customer_ids=None, actor=None) -> int:
+    """An open dispute whose invoice has been paid (or credited) in full
+    since waits for no department's answer any more: nothing is left to
+    credit or correct. Its "waiting for an answer" item ends, with why on the
+    timeline, and one item asks the collector to close the dispute, as paid
+    in full or as rejected (the resolve form offers those two): which of
+    them it was is the collector's judgement, not the payment's, so the
+    dispute is not closed here. Among `customer_ids`' disputes, else all.
+    Returns how many items were added."""
+    from ar_collections.models import Dispute, DisputeStatus
+
+    settled = Dispute.objects.filter(status=DisputeStatus.OPEN, invoice__status=InvoiceStatus.PAID)
+    if customer_ids is not None:
+        settled = settled.filter(customer_id__in=list(customer_ids))
+    added = 0
+    for dispute in settled.select_related("customer", "invoice", "department").order_by("pk"):
+        invoice = dispute.invoice
+        how = f"{invoice.settled_how()} in full"
+        team = dispute.department.name if dispute.department else "nobody"
+        items_close(actor=actor, because=f"{invoice.number} was {how} on {format_day(invoice.settled_on)}: "
+                    f"no answer from {team} is awaited", kind=WorkKind.DISPUTE_WAITING, dispute=dispute)
+        title = (f"Dispute on {invoice.number} ({team}): {how} on "
+                 f"{format_day(invoice.settled_on, year=False)}, nothing left to settle: close the dispute")
+        key = f"dispute_settled:{dispute.pk}"
+        if item_add(kind=WorkKind.DISPUTE_SETTLED, key=key, customer=dispute.customer, title=title,
+                    due_on=invoice.settled_on, dispute=dispute):
+            _record(WorkItem.objects.get(key=key), actor, f"Worklist: {title}", dispute=dispute.pk)
+            added += 1
+    return added
+
+
 def paid_up_items(*, on: dt.date, customer_ids=None) -> int:
     """What money moving on these accounts (else all) ends or asks: a hold
-    to lift on an account paid up. Run once a payment, credit note, credit applied or write-off is
+    to lift on an account paid up, a dispute on an invoice paid in full to
+    close. Run once a payment, credit note, credit applied or write-off is
     committed (services.behaviour_refresh_on_commit) and by the daily refresh."""
-    return hold_release_items(on=on, customer_ids=customer_ids)
+    return (disputes_settled_items(customer_ids=customer_ids)
+            + hold_release_items(on=on, customer_ids=customer_ids))
 
 
 # A letter still in the print queue this many days after it was written goes
@@ -532,7 +565,9 @@ def worklist_refresh(*, on: dt.date) -> int:
         .select_related("customer", "step__policy").order_by("pk")
     ]
     for dispute in (
+        # Not one whose invoice is paid since: no answer is awaited (disputes_settled_items).
         Dispute.objects.filter(status=DisputeStatus.OPEN, answer_due_on__lte=on)
+        .exclude(invoice__status=InvoiceStatus.PAID)
         .select_related("customer", "invoice", "department").order_by("pk")
     ):
         team = dispute.department.name if dispute.department else "nobody yet"

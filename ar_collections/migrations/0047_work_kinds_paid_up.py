@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='workitem',
             name='kind',
-            field=models.CharField(choices=[('call', 'Call task from dunning'), ('review', 'Notice to review before sending'), ('promise_due', 'Promise due'), ('promise_broken', 'Broken promise'), ('instalment_missed', 'Missed instalment'), ('dispute_waiting', 'Dispute waiting for an answer'), ('personal', 'Personal treatment'), ('charges', 'Charges left after the invoices'), ('address_refused', 'E-mail address refused'), ('decided', 'A manager decided your request'), ('letter_unposted', 'Letter not posted'), ('ladder_ended', 'Ladder finished: decide the next action'), ('hold_release', 'Paid up: ask for the hold to be lifted')], max_length=20),
+            field=models.CharField(choices=[('call', 'Call task from dunning'), ('review', 'Notice to review before sending'), ('promise_due', 'Promise due'), ('promise_broken', 'Broken promise'), ('instalment_missed', 'Missed instalment'), ('dispute_waiting', 'Dispute waiting for an answer'), ('personal', 'Personal treatment'), ('charges', 'Charges left after the invoices'), ('address_refused', 'E-mail address refused'), ('decided', 'A manager decided your request'), ('letter_unposted', 'Letter not posted'), ('ladder_ended', 'Ladder finished: decide the next action'), ('hold_release', 'Paid up: ask for the hold to be lifted'), ('dispute_settled', 'Disputed invoice paid: close the dispute')], max_length=20),
         ),
     ]

@@ -1,4 +1,6 @@
-"""What an account paying up asks for: a credit hold to be lifted by a manager."""
+"""What an account paying up asks for: a credit hold to be lifted by a
+manager, a dispute on an invoice paid in full to be closed, and no more
+chasing of a department for an answer nobody awaits."""
 
 from __future__ import annotations
 
@@ -9,6 +11,10 @@ from django.urls import reverse
 
 from ar_collections import worklist, workspace
 from ar_collections.models import (
+    Department,
+    DisputeOutcome,
+    DisputeReason,
+    DisputeStatus,
     Invoice,
     WorkItem,
     WorkKind,
@@ -180,3 +186,76 @@ def test_the_worklist_item_leads_to_the_exception_request(
     assert "Paid up, nothing overdue: ask a manager to lift the credit hold" in page
     assert f'<a href="{request_url}">Ask a manager</a>' in page
     assert client.get(request_url).status_code == 200
+
+
+# --- Disputes on invoices paid in full ---------------------------------------------------
+
+
+@pytest.fixture
+def dispute(customer, collector, overdue):
+    logistics = Department.objects.create(name="Logistics", email="logistics@example.test",
+                                          reasons=[DisputeReason.OUR_DELIVERY])
+    return workspace.dispute_open(customer=customer, actor=collector, invoice=overdue,
+                                  reason=DisputeReason.OUR_DELIVERY, description="Pallets arrived late",
+                                  department=logistics, on=TODAY - dt.timedelta(days=20))
+
+
+def dispute_items(dispute, kind):
+    return list(WorkItem.objects.filter(dispute=dispute, kind=kind))
+
+
+def test_paying_a_disputed_invoice_in_full_stops_waiting_for_the_department_and_asks_to_close_the_dispute(
+    customer, manager, collector, dispute, overdue, django_capture_on_commit_callbacks
+):
+    worklist.worklist_refresh(on=TODAY)
+    (waiting,) = dispute_items(dispute, WorkKind.DISPUTE_WAITING)
+    assert waiting.status == WorkStatus.OPEN
+
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(customer, manager, overdue)
+
+    waiting.refresh_from_db()
+    assert waiting.status == WorkStatus.DONE
+    (close,) = dispute_items(dispute, WorkKind.DISPUTE_SETTLED)
+    assert (close.status, close.assignee, close.due_on) == (WorkStatus.OPEN, collector, TODAY)
+    assert close.title == ("Dispute on INV-LATE (Logistics): paid in full on 5 Aug, nothing left to settle: "
+                           "close the dispute")
+    assert work_events(customer)[-2:] == [
+        f"Worklist: done — {waiting.title}; INV-LATE was paid in full on 5 Aug 2025: no answer from "
+        "Logistics is awaited",
+        f"Worklist: {close.title}",
+    ]
+    # Paid in full or rejected is the collector's judgement: the dispute waits for it.
+    dispute.refresh_from_db()
+    assert dispute.status == DisputeStatus.OPEN
+
+    with frozen(LATER):
+        worklist.worklist_refresh(on=LATER)
+    assert [i.status for i in dispute_items(dispute, WorkKind.DISPUTE_WAITING)] == [WorkStatus.DONE]
+    assert [i.status for i in dispute_items(dispute, WorkKind.DISPUTE_SETTLED)] == [WorkStatus.OPEN]
+
+
+def test_closing_the_dispute_as_paid_in_full_ends_the_item_that_asked_for_it(
+    customer, manager, collector, dispute, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(customer, manager, overdue)
+
+    workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.PAID_IN_FULL,
+                              note="Paid; Logistics redelivered", on=TODAY)
+
+    (close,) = dispute_items(dispute, WorkKind.DISPUTE_SETTLED)
+    assert (close.status, close.done_by) == (WorkStatus.DONE, collector)
+
+
+def test_a_disputed_invoice_paid_in_part_still_waits_for_the_departments_answer(
+    customer, manager, dispute, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        workspace.payment_record(customer=customer, actor=manager, amount=overdue.open_amount / 2,
+                                 currency="EUR", received_on=TODAY,
+                                 allocations=[(overdue, overdue.open_amount / 2)], reference="BANK-1")
+    worklist.worklist_refresh(on=TODAY)
+
+    assert [i.status for i in dispute_items(dispute, WorkKind.DISPUTE_WAITING)] == [WorkStatus.OPEN]
+    assert dispute_items(dispute, WorkKind.DISPUTE_SETTLED) == []
