@@ -262,6 +262,7 @@ def promise_record(
     if amount > owed - contested:
         raise ValidationError({"amount": f"The invoices chosen owe {_owed_said(owed, contested, currency)}; "
                                          "a promise cannot be for more."})
+    pays = _promise_pays(invoices, amount, disputed, currency)
     if promised_on < on:
         raise ValidationError({"promised_on": "A promise is for today or a later day."})
     rules = CollectionRules.current()
@@ -287,15 +288,59 @@ def promise_record(
     event_record(
         customer=customer, kind=EventKind.PROMISE, actor=actor, subject=promise, invoices=invoices,
         summary=f"Promise to pay {format_money(amount, currency)} by {format_day(promised_on)} "
-        f"({_listing(numbers)}); dunning paused until {format_day(promise.broken_after)}",
+        f"({_promise_covers_said(invoices, pays, disputed, currency)}); dunning paused until "
+        f"{format_day(promise.broken_after)}",
         details={"amount": str(amount), "currency": currency, "promised_on": promised_on.isoformat(),
-                 "grace_until": promise.broken_after.isoformat(), "invoices": numbers},
+                 "grace_until": promise.broken_after.isoformat(), "invoices": numbers,
+                 "pays": {i.number: str(pays[i.pk]) for i in invoices}},
     )
     said = f"promise to pay {format_money(amount, currency)} by {format_day(promised_on)}"
     letters_withdraw_held(on=on, customer=customer, by=f"the {said}", actor=actor)
     steps_skip_held(on=on, customer=customer, by=f"the {said}", actor=actor)
     worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
     return promise
+
+
+def _promise_pays(invoices: Sequence[Invoice], amount: Decimal, disputed: Mapping[int, tuple[int, Decimal]],
+                  currency: str) -> dict[int, Decimal]:
+    """What `amount` pays of each of `invoices` (by id), spread as a payment
+    is, oldest due first, past what open disputes contest. A promise pauses
+    dunning of whole invoices, so it may cover only those its amount reaches:
+    a token sum for the whole debt would hold all of it. The last one reached
+    may be paid in part; the daily check keeps the promise when the amount
+    promised comes in, and dunning goes on for the rest of that invoice."""
+    held = {pk: part for pk, (_, part) in disputed.items()}
+    parts = dict((i.pk, part) for i, part in allocations_oldest_first(invoices, amount, held=held))
+    missed = [i for i in invoices if i.pk not in parts]
+    if missed:
+        # `invoices` come oldest due first: what reaches the last one is one
+        # smallest unit past all the others owe undisputed.
+        before_last = sum((i.open_amount - held.get(i.pk, ZERO) for i in invoices[:-1]), ZERO)
+        needed = before_last + smallest_unit(currency)
+        reached = [i for i in invoices if i.pk in parts][-1]
+        them = "them" if len(missed) > 1 else "it"
+        raise ValidationError({"invoices": (
+            f"{format_money(amount, currency)} pays none of {_listing([i.number for i in missed])}: paid "
+            f"oldest due first, it ends in {reached.number}. To cover {them} too it must be for at least "
+            f"{format_money(needed, currency)}, {format_money(needed - amount, currency)} more; choose the "
+            "invoices it pays, or agree a payment plan."
+        )})
+    return {i.pk: parts[i.pk] for i in invoices}
+
+
+def _promise_covers_said(invoices: Sequence[Invoice], pays: Mapping[int, Decimal],
+                         disputed: Mapping[int, tuple[int, Decimal]], currency: str) -> str:
+    """The invoices a promise covers, the last one with what the promise pays
+    of it when that is not all it owes undisputed."""
+    last = invoices[-1]
+    payable = last.open_amount - disputed.get(last.pk, (None, ZERO))[1]
+    if pays[last.pk] >= payable:
+        return _listing([i.number for i in invoices])
+    part = (f"{format_money(pays[last.pk], currency)} of {last.number}'s "
+            f"{format_money(payable, currency)}")
+    if len(invoices) == 1:
+        return part
+    return f"{_listing([i.number for i in invoices[:-1]])} and {part}"
 
 
 @transaction.atomic
