@@ -161,6 +161,11 @@ def _text(label: str, *, required: bool = True, rows: int = 2, max_length: int |
                            widget=forms.Textarea(attrs={"rows": rows}))
 
 
+# Said before a collector chooses, as workspace.promise_record refuses the rest.
+PROMISE_COVERS = ("Paid oldest due first, it covers only the invoices it reaches; the last may be paid "
+                  "in part.")
+
+
 class CallForm(_AccountForm):
     contact = _contact_choice()
     outcome = forms.ChoiceField(choices=CallOutcome.choices, widget=forms.RadioSelect)
@@ -168,7 +173,7 @@ class CallForm(_AccountForm):
         label="Cause of non-payment", choices=[("", "Not found out"), *MissCause.choices], required=False
     )
     notes = _text("What was said", required=False, rows=3, max_length=2000)
-    promise_amount = _money(label="Promised amount", required=False)
+    promise_amount = _money(label="Promised amount", required=False, help_text=PROMISE_COVERS)
     promise_date = _date(label="Promised by", required=False)
     promise_invoices = InvoiceChoices(label="Promise covers", required=False)
     email_summary = forms.BooleanField(
@@ -218,7 +223,7 @@ class CopyForm(_AccountForm):
 
 class PromiseForm(_AccountForm):
     contact = _contact_choice()
-    amount = _money(label="Amount")
+    amount = _money(label="Amount", help_text=PROMISE_COVERS)
     promised_on = _date(label="Promised by")
     invoices = InvoiceChoices(label="Covers")
 

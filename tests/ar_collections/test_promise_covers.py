@@ -254,3 +254,14 @@ def test_a_call_s_token_promise_is_refused_under_the_promise_s_invoices_and_noth
     assert response.context["form"].errors["promise_invoices"][0].startswith("EUR 1.00 pays none of INV-B2")
     assert state() == before
 
+
+@pytest.mark.parametrize("form", ["promise_record", "call_log"])
+def test_the_promise_forms_say_a_promise_covers_only_the_invoices_its_amount_pays(
+    client: Client, collector, bologna, invoices, form
+):
+    client.force_login(collector)
+
+    html = client.get(reverse(f"collections:{form}", args=[bologna.pk]), headers=HTMX).content.decode()
+
+    assert escape("Paid oldest due first, it covers only the invoices it reaches; the last may be paid "
+                  "in part.") in html
