@@ -2,6 +2,7 @@ from django.urls import path
 
 from ar_collections import numbers_views, views
 from ar_collections import workspace_views as ws
+from customers import cover_views
 
 app_name = "collections"
 urlpatterns = [
@@ -46,6 +47,8 @@ urlpatterns = [
     path("exceptions/<int:request_id>/decide/", ws.exception_decide, name="exception_decide"),
     path("actions/<int:pk>/", ws.action_detail, name="action_detail"),
     path("worklist/", ws.worklist_view, name="worklist"),
+    path("cover/", cover_views.cover_page, name="cover"),
+    path("cover/<int:pk>/end/", cover_views.cover_end, name="cover_end"),
     path("numbers/", numbers_views.numbers_page, name="numbers"),
     path("numbers.csv", numbers_views.numbers_csv, name="numbers_csv"),
     path("numbers/aged/", numbers_views.numbers_aged, name="numbers_aged"),

@@ -116,10 +116,16 @@ def role_of(user) -> str | None:
 
 
 def can_act_on(user, customer) -> bool:
-    """May this user change this account? Managers: any; collectors: their own."""
+    """May this user change this account? Managers: any; collectors: their
+    own, and those of a colleague away whom they cover for today
+    (customers.cover)."""
     if not user.is_authenticated or not user.has_perm("customers.change_customer"):
         return False
-    return customer.collector_id == user.pk or user.has_perm("customers.act_on_any_customer")
+    if customer.collector_id == user.pk or user.has_perm("customers.act_on_any_customer"):
+        return True
+    from customers.cover import covered_by  # customers imports this module
+
+    return customer.collector_id in covered_by(user)
 
 
 def require_act_on(user, customer) -> None:

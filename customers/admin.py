@@ -10,7 +10,7 @@ from arcrm.admin_columns import (
     person_column,
 )
 from customers import services
-from customers.models import Contact, ContactAbsence, Customer, TimelineEvent
+from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, TimelineEvent
 
 
 class LeadsToTheAccountPage:
@@ -104,6 +104,19 @@ class ContactAbsenceAdmin(ChangedOnTheAccountPage, admin.ModelAdmin):
 
     def customer_of(self, obj) -> Customer:
         return obj.contact.customer
+
+
+@admin.register(CollectorAbsence)
+class CollectorAbsenceAdmin(ViewOnly, PeopleShownReadOnly, admin.ModelAdmin):
+    """Only looked at here: absences are recorded and ended on the Cover page
+    (services.absence_record, absence_end), which refuse overlaps and circles
+    of stand-ins and put each decision on the absent collector's accounts."""
+
+    list_display = [person_column("user", "Away"), "starts_on", "ends_on",
+                    person_column("stand_in", "Covered by"), "cancelled", person_column("recorded_by")]
+    list_filter = ["cancelled", ("user", PersonListFilter), ("stand_in", PersonListFilter)]
+    list_select_related = ["user", "stand_in", "recorded_by"]
+    date_hierarchy = "starts_on"
 
 
 @admin.register(TimelineEvent)

@@ -328,3 +328,33 @@ class AbsenceForm(_PlainLabels, forms.ModelForm):
         # Only the same customer's other contacts can stand in.
         self.fields["delegate"].queryset = contact.customer.contacts.exclude(pk=contact.pk)
         self.fields["delegate"].empty_label = "Nobody – keep writing to this contact"
+
+
+class CoverForm(forms.Form):
+    """An absence of a collector (or manager) and who covers for them. A
+    manager chooses whose; a collector records their own (no `user` field)."""
+
+    user = UserChoiceField(label="Who is away", queryset=User.objects.none(), empty_label="Choose a person")
+    starts_on = forms.DateField(label="Away from", widget=forms.DateInput(attrs={"type": "date"}))
+    ends_on = forms.DateField(label="Away until (last day)", widget=forms.DateInput(attrs={"type": "date"}))
+    stand_in = UserChoiceField(label="Covered by", queryset=User.objects.none(),
+                               empty_label="Choose a person")
+    note = forms.CharField(label="Note", required=False, max_length=300,
+                           help_text='e.g. "holiday", "course in Leeds; reachable by phone".')
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        people = _collectors(also=Q(is_superuser=True, is_active=True))
+        self.fields["stand_in"].queryset = people
+        if user.has_perm("customers.act_on_any_customer"):
+            self.fields["user"].queryset = people
+        else:
+            del self.fields["user"]
+        # The fields' order on the page: whose, when, who covers, why.
+        self.order_fields(["user", "starts_on", "ends_on", "stand_in", "note"])
+
+    def clean_note(self) -> str:
+        note = self.cleaned_data["note"].strip()
+        if not is_one_line(note):
+            raise forms.ValidationError("Keep the note to one line.")
+        return note

@@ -62,7 +62,10 @@ class CustomerQuerySet(models.QuerySet):
         return self.none()
 
     def owned_by(self, user) -> CustomerQuerySet:
-        return self.filter(collector=user)
+        """The user's accounts, and today those of a colleague away whom they cover for."""
+        from customers.cover import covered_by
+
+        return self.filter(Q(collector=user) | Q(collector_id__in=covered_by(user)))
 
     def search(self, text: str) -> CustomerQuerySet:
         """Accounts whose name, account number or a contact's e-mail address
@@ -466,3 +469,61 @@ class TimelineEvent(models.Model):
         if self.pk is not None and not kwargs.get("force_insert"):
             raise ValueError("Timeline events are append-only; record a new event instead.")
         super().save(*args, **kwargs)
+
+
+class CollectorAbsenceQuerySet(models.QuerySet):
+    def standing(self) -> CollectorAbsenceQuerySet:
+        """Absences not called off before they began."""
+        return self.filter(cancelled=False)
+
+    def in_force(self, *, on: dt.date) -> CollectorAbsenceQuerySet:
+        return self.standing().filter(starts_on__lte=on, ends_on__gte=on)
+
+    def overlapping(self, *, starts_on: dt.date, ends_on: dt.date) -> CollectorAbsenceQuerySet:
+        return self.standing().filter(starts_on__lte=ends_on, ends_on__gte=starts_on)
+
+
+class CollectorAbsence(models.Model):
+    """A collector (or manager) away for some days, and who covers for them:
+    their worklist and their accounts are the stand-in's while it is in force
+    (customers.cover). Written through customers.services (absence_record,
+    absence_end), which record each decision on the accounts' timelines."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="absences")
+    starts_on = models.DateField("away from")
+    ends_on = models.DateField("away until (last day)")
+    stand_in = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="covering",
+        help_text="Who works the absent person's list and accounts meanwhile.",
+    )
+    note = models.CharField(max_length=300, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=_now)
+    # Ended early: who and when (ends_on then holds the new last day), or,
+    # ended before it began, called off altogether (`cancelled`).
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    cancelled = models.BooleanField(default=False)
+
+    objects = CollectorAbsenceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["starts_on", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                name="collector_absence_ends_after_it_starts", condition=Q(ends_on__gte=models.F("starts_on"))
+            ),
+            models.CheckConstraint(
+                name="collector_absence_not_own_stand_in", condition=~Q(stand_in=models.F("user"))
+            ),
+        ]
+        indexes = [
+            # "Who covers for whom today" (customers.cover.stand_ins) reads the absences not over yet.
+            models.Index(fields=["ends_on", "starts_on"], name="collector_absence_period",
+                         condition=Q(cancelled=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} away {format_day(self.starts_on, year=False)}–{format_day(self.ends_on)}"

@@ -12,14 +12,19 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.dispatch import Signal
+from django.utils import timezone
 
 from arcrm.dates import format_day
 from arcrm.money import format_money
+from arcrm.roles import COLLECTOR, MANAGER, role_of
 from arcrm.text import person_name, shorten
 from customers.models import (
+    CollectorAbsence,
     Contact,
     ContactAbsence,
     Customer,
@@ -206,6 +211,138 @@ def absence_delete(*, absence: ContactAbsence, actor: User) -> None:
             subject=absence,
         )
         absence.delete()
+
+
+# --- A collector away, and who covers for them -------------------------------------
+
+# An absence longer than this is a collector leaving: their accounts are handed
+# over (the account card's collector), not covered for.
+ABSENCE_AT_MOST = dt.timedelta(days=366)
+# Timeline events written per statement when an absence is recorded on each of
+# the absent collector's accounts: bounded, for a collector with thousands.
+ABSENCE_EVENTS_BATCH = 500
+
+
+def absence_record(
+    *, user: User, stand_in: User, starts_on: dt.date, ends_on: dt.date, actor: User, note: str = "",
+) -> CollectorAbsence:
+    """Record that `user` is away from `starts_on` to `ends_on` (both days
+    included) and `stand_in` covers for them. A manager records it for
+    anyone, a collector for themselves. Refused, changing nothing: an
+    absence overlapping another of the same person's, a stand-in who could
+    not work the accounts, or one who is away then with the absent person
+    standing in for them (directly or down a chain). Every account of the
+    absent person says so on its timeline, with who recorded it."""
+    if not actor.has_perm("customers.change_customer"):
+        raise PermissionDenied("Your role may not record absences.")
+    if user.pk != actor.pk and not actor.has_perm("customers.act_on_any_customer"):
+        raise PermissionDenied("A collector records their own absences; a manager records anyone's.")
+    note = note.strip()
+    if ends_on < starts_on:
+        raise ValidationError({"ends_on": "The absence must end on or after its first day."})
+    if ends_on - starts_on >= ABSENCE_AT_MOST:
+        raise ValidationError({"ends_on": f"An absence is at most {ABSENCE_AT_MOST.days} days: someone away "
+                                          "for longer hands their accounts over to another collector."})
+    if stand_in.pk == user.pk:
+        raise ValidationError({"stand_in": "Someone else must stand in: nobody covers for themselves."})
+    if not stand_in.is_active or role_of(stand_in) not in (COLLECTOR, MANAGER):
+        raise ValidationError({"stand_in": f"{person_name(stand_in)} is not an active collector or manager, "
+                                           "and could not work the accounts."})
+    with transaction.atomic():
+        # The absent person's row is the lock for their absences: two absences
+        # recorded at once for them are checked one after the other, so they
+        # cannot both pass the overlap check.
+        get_user_model().objects.select_for_update().get(pk=user.pk)
+        clash = CollectorAbsence.objects.overlapping(starts_on=starts_on, ends_on=ends_on).filter(
+            user=user).first()
+        if clash is not None:
+            raise ValidationError(
+                f"{person_name(user)} is already away {_period(clash.starts_on, clash.ends_on)}: "
+                "end that absence early or choose other days.")
+        _refuse_circle(user=user, stand_in=stand_in, starts_on=starts_on, ends_on=ends_on)
+        absence = CollectorAbsence(user=user, stand_in=stand_in, starts_on=starts_on, ends_on=ends_on,
+                                   note=note, recorded_by=actor)
+        absence.full_clean()
+        absence.save()
+        said = f"{person_name(user)} away {_period(starts_on, ends_on)}: {person_name(stand_in)} covers"
+        _record_on_accounts(absence, actor=actor, summary=f"Cover: {said}" + (f" ({note})" if note else ""),
+                            before={}, after=_absence_cover_fields(absence))
+    return absence
+
+
+def _refuse_circle(*, user: User, stand_in: User, starts_on: dt.date, ends_on: dt.date) -> None:
+    """Refuse a stand-in who, on a day of the absence, is away with `user`
+    covering for them, directly or down a chain: each would hand the work
+    to the other and nobody would do it."""
+    from customers.cover import follow
+
+    others = list(CollectorAbsence.objects.overlapping(starts_on=starts_on, ends_on=ends_on)
+                  .exclude(user=user).values_list("user_id", "stand_in_id", "starts_on", "ends_on"))
+    if not others:
+        return
+    day = starts_on
+    while day <= ends_on:  # at most ABSENCE_AT_MOST days, against the few absences of those days
+        direct = {a: s for a, s, first, last in others if first <= day <= last}
+        direct[user.pk] = stand_in.pk
+        if stand_in.pk in direct and follow(direct, stand_in.pk) == user.pk:
+            raise ValidationError({"stand_in": (
+                f"{person_name(stand_in)} is away on {format_day(day)} with {person_name(user)} covering for "
+                f"them: choose someone who is at work then.")})
+        day += dt.timedelta(days=1)
+
+
+def absence_end(*, absence: CollectorAbsence, actor: User, on: dt.date | None = None) -> CollectorAbsence:
+    """The absent person is back on `on` (today by default): the absence ends
+    the day before, or, not begun yet, is called off. Their own items and
+    accounts are theirs again; what their stand-in took on stays with the
+    stand-in. The absent person or a manager ends it."""
+    on = on or timezone.localdate()
+    if absence.user_id != actor.pk and not actor.has_perm("customers.act_on_any_customer"):
+        raise PermissionDenied("Only a manager or the absent person ends an absence.")
+    with transaction.atomic():
+        locked = CollectorAbsence.objects.select_for_update().select_related("user", "stand_in").get(
+            pk=absence.pk)
+        if locked.cancelled or locked.ends_on < on:
+            raise ValidationError("This absence is already over.")
+        before = _absence_cover_fields(locked)
+        if locked.starts_on >= on:
+            locked.cancelled = True
+            said = (f"absence of {person_name(locked.user)} {_period(locked.starts_on, locked.ends_on)} "
+                    "called off")
+        else:
+            said = (f"{person_name(locked.user)} back on {format_day(on)} (away until "
+                    f"{format_day(locked.ends_on)} was recorded); "
+                    f"{person_name(locked.stand_in)} no longer covers")
+            locked.ends_on = on - dt.timedelta(days=1)
+        locked.ended_by, locked.ended_at = actor, timezone.now()
+        locked.full_clean()
+        locked.save(update_fields=["ends_on", "cancelled", "ended_by", "ended_at"])
+        _record_on_accounts(locked, actor=actor, summary=f"Cover: {said}", before=before,
+                            after=_absence_cover_fields(locked))
+    return locked
+
+
+def _absence_cover_fields(absence: CollectorAbsence) -> dict:
+    return {"user": absence.user_id, "stand_in": absence.stand_in_id,
+            "starts_on": absence.starts_on.isoformat(), "ends_on": absence.ends_on.isoformat(),
+            "note": absence.note, "cancelled": absence.cancelled}
+
+
+def _record_on_accounts(absence: CollectorAbsence, *, actor: User, summary: str, before: dict,
+                        after: dict) -> None:
+    """The decision on the timeline of every account of the absent person:
+    whoever reads an account sees who covered it, when, and who decided."""
+    subject_type = ContentType.objects.get_for_model(absence)
+    summary = shorten(summary, TimelineEvent._meta.get_field("summary").max_length)
+    now = timezone.now()
+    events = (
+        TimelineEvent(customer_id=pk, kind=EventKind.WORK, actor=actor, summary=summary, occurred_at=now,
+                      details={"absence": absence.pk, "before": before, "after": after},
+                      subject_type=subject_type, subject_id=absence.pk)
+        for pk in Customer.objects.filter(collector_id=absence.user_id).order_by("pk")
+        .values_list("pk", flat=True).iterator()
+    )
+    TimelineEvent.objects.bulk_create(events, batch_size=ABSENCE_EVENTS_BATCH)
 
 
 def _record(

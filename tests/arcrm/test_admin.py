@@ -185,6 +185,8 @@ ADMIN_PERMISSIONS = {
     # primary billing contact and the "address refused" work item.
     "customers.Contact": (False, False, False),
     "customers.ContactAbsence": (False, False, False),
+    # Recorded and ended on the Cover page, which refuses overlaps and writes the timelines.
+    "customers.CollectorAbsence": (False, False, False),
     "customers.TimelineEvent": (False, False, False),
     # Inlines, on the page of the model before the arrow.
     "collections.Invoice > Allocation": (False, False, False),

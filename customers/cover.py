@@ -1,0 +1,56 @@
+"""Who covers for whom: while a collector is away (CollectorAbsence), their
+stand-in works their list and their accounts as their own, and work that
+comes up for them goes to the stand-in.
+
+A stand-in away too hands on to their own stand-in ("Anna away, Ben covers;
+Ben away as well, Carla covers Ben": Carla has both lists). absence_record
+refuses a circle; these follow a chain without ever looping, whatever rows
+were written around it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from customers.models import CollectorAbsence
+
+
+def stand_ins(*, on: dt.date) -> dict[int, int]:
+    """{absent user id: the user id who covers for them on `on`}, chains followed. One query."""
+    direct = dict(CollectorAbsence.objects.in_force(on=on).values_list("user_id", "stand_in_id"))
+    return {absent: follow(direct, absent) for absent in direct}
+
+
+def follow(direct: dict[int, int], absent: int) -> int:
+    """The end of `absent`'s chain of stand-ins in `direct` (absent → stand-in):
+    the first one not away, or the last before the chain would come back."""
+    seen = {absent}
+    covering = direct[absent]
+    while covering in direct and direct[covering] not in seen:
+        seen.add(covering)
+        covering = direct[covering]
+    return covering
+
+
+def covered_by(user, *, on: dt.date | None = None) -> frozenset[int]:
+    """The ids of the people `user` covers for on `on` (today by default).
+    Kept on the user object for the request (one query however often a page
+    asks, as every account it lists does through can_act_on)."""
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    on = on or timezone.localdate()
+    kept = getattr(user, "_arcrm_covering", None)
+    if kept is None or kept[0] != on:
+        kept = (on, frozenset(a for a, s in stand_ins(on=on).items() if s == user.pk))
+        user._arcrm_covering = kept
+    return kept[1]
+
+
+def covering_for(user_id: int | None, *, on: dt.date | None = None) -> int | None:
+    """Who gets the work of `user_id` on `on` (today by default): their stand-in
+    while they are away, else themselves."""
+    if user_id is None:
+        return None
+    return stand_ins(on=on or timezone.localdate()).get(user_id, user_id)
