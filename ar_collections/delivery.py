@@ -104,6 +104,7 @@ from arcrm import roles
 from arcrm.dates import format_day, next_working_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
 from arcrm.text import one_line, person_name, shorten
+from customers.cover import covering_for
 from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
@@ -541,6 +542,10 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
     _pay_by_from(action, today, Channel.PHONE, lines)
     customer = action.customer
     collector = customer.collector
+    # The collector away, the task is their stand-in's (the worklist item goes to them too).
+    caller = covering_for(collector.pk, on=today)
+    for_whom = person_name(collector) if caller == collector.pk else (
+        f"{person_name(type(collector).objects.get(pk=caller))} (covering for {person_name(collector)})")
     whom = contact.name if contact else customer.name
     count, amounts = len(lines), _amounts(lines)
     phone = contact.phone if contact else ""
@@ -556,10 +561,11 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
     _done(action, channel=Channel.PHONE, recipient=contact, recipient_address=phone, pay_by=action.pay_by,
           channel_note=note, subject=subject, body_text=script, body_html="")
     _record(customer, action, invoices=[x.invoice for x in lines], summary=(
-        f"Call task for {person_name(collector)}: call {whom} about {amounts} "
+        f"Call task for {for_whom}: call {whom} about {amounts} "
         f"({count} invoice{_s(count)}), pay by {format_day(action.pay_by)}"
     ), details={
-        "channel": Channel.PHONE, "collector": collector.pk, "recipient": contact.pk if contact else None,
+        "channel": Channel.PHONE, "collector": collector.pk, "caller": caller,
+        "recipient": contact.pk if contact else None,
         "phone": phone, "channel_note": note, "text": script,
         "invoices": [x.invoice.number for x in lines], "lines": _lines_details(lines),
     })

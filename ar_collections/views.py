@@ -84,6 +84,7 @@ from arcrm.money import ZERO
 from arcrm.paging import BadPosition, Keyset, Page
 from arcrm.roles import can_act_on, require_act_on
 from arcrm.text import person_name
+from customers.cover import covered_by
 from customers.models import Contact, Customer
 
 log = logging.getLogger(__name__)
@@ -351,7 +352,8 @@ def _review_waiting(user, query: QueryDict) -> tuple[QuerySet[DunningAction], Co
         if collector_id := form.collector_id():
             actions = actions.filter(customer__collector_id=collector_id)
     else:
-        actions = actions.filter(customer__collector=user)
+        # Their own accounts', and those of a colleague away whom they cover for.
+        actions = actions.filter(_theirs(user))
     return actions, form
 
 
@@ -839,7 +841,13 @@ def _letters_landing(
 
 def _letters_for(user) -> QuerySet[DunningAction]:
     letters = letters_in_queue()
-    return letters if user.has_perm(ACT_ON_ANY) else letters.filter(customer__collector=user)
+    return letters if user.has_perm(ACT_ON_ANY) else letters.filter(_theirs(user))
+
+
+def _theirs(user) -> Q:
+    """A collector's queue: their own accounts', and those of a colleague
+    away whom they cover for today (the worklist sends them there)."""
+    return Q(customer__collector=user) | Q(customer__collector_id__in=covered_by(user))
 
 
 def _letter_after(request: HttpRequest, gone: DunningAction) -> DunningAction | None:

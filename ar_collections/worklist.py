@@ -68,7 +68,8 @@ from arcrm.db import DaysBetween
 from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
 from arcrm.roles import can_act_on
-from arcrm.text import person_name
+from arcrm.text import person_name, shorten
+from customers.cover import covered_by, stand_ins
 from customers.models import Contact, Customer, EventKind, Segment
 
 RISK_POINTS = {
@@ -90,17 +91,40 @@ def item_add(
     *, kind: str, key: str, customer, title: str, due_on: dt.date, assignee=None, again: bool = False,
     **source,
 ) -> bool:
-    """Put an item on the account collector's list, unless it is there already
-    (the unique key makes a concurrent second add find the first); `again`
-    opens it anew if it was done."""
+    """Put an item on the account collector's list (or `assignee`'s; their
+    stand-in's while they are away), unless it is there already (the unique
+    key makes a concurrent second add find the first); `again` opens it anew
+    if it was done."""
+    new = WorkItem(kind=kind, customer=customer, title=title, due_on=due_on,
+                   assignee_id=assignee.pk if assignee else customer.collector_id)
+    items_covered([new], on=timezone.localdate())
     item, created = WorkItem.objects.get_or_create(key=key, defaults={
-        "kind": kind, "customer": customer, "title": title[:300], "due_on": due_on,
-        "assignee_id": assignee.pk if assignee else customer.collector_id, **source,
+        "kind": kind, "customer": customer, "title": new.title[:300], "due_on": due_on,
+        "assignee_id": new.assignee_id, **source,
     })
     if again and not created and item.status != WorkStatus.OPEN:
         WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.OPEN, due_on=due_on, done_at=None,
                                                    done_by=None, snoozed_until=None)
     return created
+
+
+def items_covered(items: list[WorkItem], *, on: dt.date) -> None:
+    """Items about to be created for someone away on `on` go to whoever
+    covers for them, and say so in their title ("… (covering for Anna
+    Smith)"): they stay the stand-in's once the absence is over, and the
+    title tells why they came to them. One query, two with anyone away."""
+    cover = stand_ins(on=on)
+    if not cover or not any(item.assignee_id in cover for item in items):
+        return
+    from django.contrib.auth import get_user_model
+
+    names = {user.pk: person_name(user) for user in get_user_model().objects.filter(pk__in=list(cover))}
+    limit = WorkItem._meta.get_field("title").max_length
+    for item in items:
+        if item.assignee_id in cover:
+            said = f" (covering for {names[item.assignee_id]})"
+            item.title = shorten(item.title, limit - len(said)) + said
+            item.assignee_id = cover[item.assignee_id]
 
 
 def items_close(*, actor=None, because: str = "", details: dict | None = None, **source) -> int:
@@ -316,9 +340,11 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
                  "more goes out; decide the next action")
         item = known.get(key)
         if item is None:
+            new = WorkItem(title=title, assignee_id=customers[customer_id].collector_id)
+            items_covered([new], on=on)
             item, created = WorkItem.objects.get_or_create(key=key, defaults={
-                "kind": WorkKind.LADDER_ENDED, "customer": customers[customer_id], "title": title[:300],
-                "due_on": on, "assignee_id": customers[customer_id].collector_id, "action_id": last,
+                "kind": WorkKind.LADDER_ENDED, "customer": customers[customer_id], "title": new.title[:300],
+                "due_on": on, "assignee_id": new.assignee_id, "action_id": last,
             })
             if not created:
                 continue  # a concurrent refresh got there first
@@ -616,6 +642,7 @@ def worklist_refresh(*, on: dt.date) -> int:
         batch = wanted[start:start + REFRESH_BATCH_SIZE]
         known = set(WorkItem.objects.filter(key__in=[i.key for i in batch]).values_list("key", flat=True))
         fresh = [i for i in batch if i.key not in known]
+        items_covered(fresh, on=on)
         # ignore_conflicts: a concurrent refresh that got there first wins, nothing doubles.
         WorkItem.objects.bulk_create(fresh, ignore_conflicts=True)
         created += len(fresh)
@@ -701,8 +728,18 @@ ITEMS_ORDER = Keyset("-priority", "due_on", "pk")
 
 
 def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
-    """Open items due by `on` and not snoozed past it, most urgent first."""
-    return items_due(on=on).filter(assignee=assignee)
+    """Open items due by `on` and not snoozed past it, most urgent first: the
+    assignee's own, and those of colleagues away whom they cover for on `on`
+    (the item's assignee, read in the same query, names whose they are)."""
+    from django.contrib.auth import get_user_model
+
+    if not hasattr(assignee, "pk"):
+        assignee = get_user_model()(pk=assignee)
+    covered = covered_by(assignee, on=on)
+    if not covered:
+        return items_due(on=on).filter(assignee=assignee)
+    return (items_due(on=on).filter(Q(assignee=assignee) | Q(assignee_id__in=covered))
+            .select_related("assignee"))
 
 
 def items_due(*, on: dt.date) -> QuerySet[WorkItem]:
@@ -720,14 +757,14 @@ def items_due(*, on: dt.date) -> QuerySet[WorkItem]:
     )
 
 
-def item_place(item: WorkItem, *, on: dt.date) -> str | None:
-    """The item's position in its assignee's list on `on` (None when it is not
-    on it), to find its neighbours once it has left: its priority is worked
-    out as the list is read, so read it before the item is done, snoozed or
-    handed over."""
+def item_place(item: WorkItem, *, on: dt.date, on_list_of=None) -> str | None:
+    """The item's position in its assignee's list on `on` (or `on_list_of`'s,
+    who covers for its assignee) (None when it is not on it), to find its
+    neighbours once it has left: its priority is worked out as the list is
+    read, so read it before the item is done, snoozed or handed over."""
     if item.assignee_id is None:
         return None
-    listed = items_for(assignee=item.assignee_id, on=on).filter(pk=item.pk).first()
+    listed = items_for(assignee=on_list_of or item.assignee_id, on=on).filter(pk=item.pk).first()
     return ITEMS_ORDER.cursor_for(listed) if listed else None
 
 

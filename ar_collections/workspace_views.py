@@ -83,6 +83,7 @@ from arcrm.paging import BadPosition
 from arcrm.roles import can_act_on
 from arcrm.text import person_name
 from customers.access import customer_changeable, customer_readable
+from customers.cover import covered_by
 from customers.models import Customer, TimelineEvent
 
 WORKLIST_PAGE_SIZE = 50
@@ -921,9 +922,11 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpResponse:
     item = get_object_or_404(WorkItem.objects.select_related("customer", "assignee"), pk=item_id)
-    # Their own item, on an account still theirs: an account handed to another
-    # collector takes its items along, and they are no longer this user's to close.
-    mine = item.assignee_id == request.user.pk and can_act_on(request.user, item.customer)
+    # Their own item (or one of a colleague away whom they cover for), on an
+    # account still theirs: an account handed to another collector takes its
+    # items along, and they are no longer this user's to close.
+    covering = item.assignee_id in covered_by(request.user)
+    mine = (item.assignee_id == request.user.pk or covering) and can_act_on(request.user, item.customer)
     may = mine or request.user.has_perm("customers.act_on_any_customer")
     if not may or not request.user.has_perm("collections.change_workitem"):
         raise PermissionDenied("This item is on someone else's list.")
@@ -934,7 +937,8 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
                 and request.user.has_perm("customers.act_on_any_customer"))
     # Read before the change takes the item off the list: after it, the list
     # no longer knows where the item stood.
-    place = None if request.htmx else worklist.item_place(item, on=today)
+    place = None if request.htmx else worklist.item_place(item, on=today,
+                                                          on_list_of=request.user if covering else None)
     try:
         if change == "done":
             worklist.item_complete(item=item, actor=request.user)
@@ -981,7 +985,7 @@ def _worklist_url(request: HttpRequest, item: WorkItem, *, everyone: bool = Fals
     query = {}
     if everyone:
         query["collector"] = EVERYONE
-    elif item.assignee_id and item.assignee_id != request.user.pk:
+    elif item.assignee_id and _list_of(request, item) != request.user.pk:
         query["collector"] = item.assignee_id
     query.update(position)
     url = reverse("collections:worklist")
@@ -998,7 +1002,8 @@ def _worklist_landing(request: HttpRequest, item: WorkItem, *, place: str | None
     heading, above the words saying nothing is left, when no item is."""
     if place is None:
         return _worklist_url(request, item, everyone=everyone)
-    items = worklist.items_due(on=on) if everyone else worklist.items_for(assignee=item.assignee_id, on=on)
+    items = (worklist.items_due(on=on) if everyone
+             else worklist.items_for(assignee=_list_of(request, item), on=on))
     order = worklist.ITEMS_ORDER
     if later := order.page(items, after=place, size=WORKLIST_PAGE_SIZE).items:
         going_on, side = later[0], "after"
@@ -1009,6 +1014,12 @@ def _worklist_landing(request: HttpRequest, item: WorkItem, *, place: str | None
     if going_on in order.page(items, size=WORKLIST_PAGE_SIZE).items:
         return _worklist_url(request, item, everyone=everyone) + f"#work-{going_on.pk}"
     return _worklist_url(request, item, everyone=everyone, **{side: place}) + f"#work-{going_on.pk}"
+
+
+def _list_of(request: HttpRequest, item: WorkItem) -> int | None:
+    """Whose list the item was on for this user: theirs when it is the item of
+    a colleague away whom they cover for, else its assignee's."""
+    return request.user.pk if item.assignee_id in covered_by(request.user) else item.assignee_id
 
 
 # --- Helpers -------------------------------------------------------------------------------

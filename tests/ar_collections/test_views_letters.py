@@ -28,7 +28,7 @@ from ar_collections.models import (
     TimelineEventInvoice,
 )
 from ar_collections.views import PAGE_SIZE
-from customers.models import EventKind, TimelineEvent
+from customers.models import CollectorAbsence, EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
 NOW = dt.datetime(2025, 8, 5, 9, 0, tzinfo=dt.UTC)
@@ -126,6 +126,20 @@ def test_a_collector_sees_the_letters_of_their_accounts_and_a_manager_all(
     response = client.get(QUEUE)
     assert {x.pk for x in response.context["letters"]} == {mine.pk, ottos.pk}
     assert "to your accounts" not in response.content.decode()
+
+
+def test_a_collector_covering_for_an_absent_colleague_sees_their_letters_too(
+    client, collector, other_collector, make_customer, make_letter
+):
+    mine = make_letter(make_customer())
+    ottos = make_letter(make_customer(collector=other_collector))
+    CollectorAbsence.objects.create(user=other_collector, stand_in=collector, recorded_by=other_collector,
+                                    starts_on=TODAY, ends_on=TODAY)
+
+    client.force_login(collector)
+    response = client.get(QUEUE)
+
+    assert {x.pk for x in response.context["letters"]} == {mine.pk, ottos.pk}
 
 
 def test_viewers_may_not_open_the_print_queue(client, viewer):
@@ -245,10 +259,11 @@ def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
         DunningAction.objects.filter(pk=letter.pk).update(recipient=make_contact(customer))
     client.force_login(collector)
 
-    # session, user, role groups, permissions (2), count, letters with customer,
-    # step, its policy and recipient, their invoices paid since, their invoices and the
-    # pauses since
-    with django_assert_num_queries(10):
+    # session, user, role groups, permissions (2), the absences in force (whose
+    # accounts this collector covers for), count, letters with customer, step,
+    # its policy and recipient, their invoices paid since, their invoices and
+    # the pauses since
+    with django_assert_num_queries(11):
         response = client.get(QUEUE)
 
     assert len(response.context["letters"]) == rows

@@ -24,7 +24,7 @@ from ar_collections.models import (
 )
 from arcrm.dates import format_day
 from arcrm.roles import sync_role_groups
-from customers.models import Contact, ContactAbsence, EventKind, TimelineEvent
+from customers.models import CollectorAbsence, Contact, ContactAbsence, EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
@@ -73,6 +73,20 @@ def state(action) -> tuple:
 
 
 # --- The queue -------------------------------------------------------------------
+
+
+def test_a_collector_covering_for_an_absent_colleague_sees_the_steps_waiting_on_their_accounts(
+    client, collector, other_collector, make_customer, make_action
+):
+    mine = make_action(make_customer(name="Mine Ltd"))
+    ottos = make_action(make_customer(name="Otto's Ltd", collector=other_collector))
+    CollectorAbsence.objects.create(user=other_collector, stand_in=collector, recorded_by=other_collector,
+                                    starts_on=TODAY, ends_on=TODAY)
+    client.force_login(collector)
+
+    response = client.get(QUEUE)
+
+    assert {a.pk for a in response.context["items"]} == {mine.pk, ottos.pk}
 
 
 def test_a_collector_sees_the_steps_waiting_on_their_own_accounts_only(

@@ -782,8 +782,10 @@ def test_the_worklist_costs_the_same_queries_for_3_or_60_items(
 
     # With colleagues to hand over to, every item has its hand-over form.
     # session, user, permissions (2), the people to hand over to, role groups,
-    # the page of items with their customers and behaviour (pages by position: no count)
-    with django_assert_num_queries(7):
+    # the absences in force today (whom this user covers for, whose items the
+    # list shows too), the page of items with their customers and behaviour
+    # (pages by position: no count)
+    with django_assert_num_queries(8):
         response = client.get(WORKLIST)
 
     assert len(listed(response)) == min(items, 50)
