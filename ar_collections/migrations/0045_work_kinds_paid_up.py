@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0043_collection_rules_plan_limits'),
+        ('collections', '0044_api_requests_on_the_imports_page'),
     ]
 
     operations = [
