@@ -1597,6 +1597,7 @@ class MailPurpose(models.TextChoices):
     DISPUTE_ROUTING = "dispute_routing", "Dispute sent to a department"
     INVOICES_RESEND = "invoices_resend", "Invoices re-sent (red tape)"
     PLAN_AGREED = "plan_agreed", "Payment plan agreed"
+    STATEMENT = "statement", "Statement of account"
 
 
 class MailStatus(models.TextChoices):

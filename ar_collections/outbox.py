@@ -82,6 +82,7 @@ _EVENT_KIND = {
     MailPurpose.DISPUTE_ROUTING: EventKind.DISPUTE,
     MailPurpose.INVOICES_RESEND: EventKind.DUNNING,
     MailPurpose.PLAN_AGREED: EventKind.PAYMENT_PLAN,
+    MailPurpose.STATEMENT: EventKind.NOTE,
 }
 
 

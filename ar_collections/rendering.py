@@ -15,7 +15,9 @@ A collector's invoice copy (`InvoiceCopy`: `pdf/invoice_copy.html` and the
 cover e-mail in `email/invoice_copy/`), a call's written summary
 (`email/call_summary/`) and the schedule of a payment plan a manager approved
 (`email/plan_agreed/`) are no notices: they ask for nothing, and are written
-in the contact's language where the letters speak it, as notices are.
+in the contact's language where the letters speak it, as notices are. Nor is
+a statement of account (`Statement`: `pdf/statement.html` and the cover
+e-mail in `email/statement/`): everything open on the account on one day.
 
 Letters are rendered by WeasyPrint with a fetcher that reads our own static
 files and nothing else: a template that points at /etc/passwd, an intranet URL
@@ -44,6 +46,7 @@ from django.template.loader import render_to_string as _render_to_string
 from django.urls import NoReverseMatch
 
 from ar_collections.models import Tone
+from arcrm import kpi
 from arcrm.dates import format_day, format_day_long
 from arcrm.money import ZERO, money_digits
 from arcrm.text import one_line
@@ -126,6 +129,29 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "quoting_invoice": "quoting invoice number",
         "copy_questions": "Questions about this invoice",
+        # A statement of account (pdf/statement.html, email/statement/).
+        "st_title": "Statement of account",
+        "st_intro": "Everything open on your account on {date}, as our books show it.",
+        "st_invoices": "Open invoices",
+        "st_days_overdue": "Days overdue",
+        "st_not_due": "not yet due",
+        "st_total": "Total",
+        "st_disputed": "under dispute",
+        "st_disputed_part": "{amount} of it under dispute",
+        "st_credits": "Credits and payments on account",
+        "st_credit_note": "Credit note {number}",
+        "st_charges": "Fees and interest still owed",
+        "st_summary": "Summary",
+        "st_less_credits": "Less credits and payments on account",
+        "st_balance": "Balance",
+        "st_aging": "Aging of the open invoices",
+        "st_days_1_30": "1–30 days",
+        "st_days_31_60": "31–60 days",
+        "st_days_61_90": "61–90 days",
+        "st_days_over_90": "Over 90 days",
+        "st_nothing_open": "Nothing is open on your account today. Thank you.",
+        "st_pay": "Please transfer what is due to",
+        "st_questions": "Questions about your account",
     },
     "de": {
         "name": "Deutsch",
@@ -191,6 +217,29 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "quoting_invoice": "unter Angabe der Rechnungsnummer",
         "copy_questions": "Fragen zu dieser Rechnung",
+        # A statement of account (pdf/statement.html, email/statement/).
+        "st_title": "Kontoauszug",
+        "st_intro": "Alles, was auf Ihrem Konto am {date} laut unserer Buchhaltung offen ist.",
+        "st_invoices": "Offene Rechnungen",
+        "st_days_overdue": "Tage überfällig",
+        "st_not_due": "noch nicht fällig",
+        "st_total": "Betrag",
+        "st_disputed": "strittig",
+        "st_disputed_part": "davon {amount} strittig",
+        "st_credits": "Gutschriften und Zahlungen auf Ihrem Konto",
+        "st_credit_note": "Gutschrift {number}",
+        "st_charges": "Noch offene Gebühren und Zinsen",
+        "st_summary": "Übersicht",
+        "st_less_credits": "Abzüglich Gutschriften und Zahlungen auf Ihrem Konto",
+        "st_balance": "Saldo",
+        "st_aging": "Fälligkeitsstruktur der offenen Rechnungen",
+        "st_days_1_30": "1–30 Tage",
+        "st_days_31_60": "31–60 Tage",
+        "st_days_61_90": "61–90 Tage",
+        "st_days_over_90": "Über 90 Tage",
+        "st_nothing_open": "Auf Ihrem Konto ist heute nichts offen. Vielen Dank.",
+        "st_pay": "Bitte überweisen Sie den fälligen Betrag auf",
+        "st_questions": "Fragen zu Ihrem Konto",
     },
     "nl": {
         "name": "Nederlands",
@@ -258,6 +307,29 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "quoting_invoice": "onder vermelding van factuurnummer",
         "copy_questions": "Vragen over deze factuur",
+        # A statement of account (pdf/statement.html, email/statement/).
+        "st_title": "Rekeningoverzicht",
+        "st_intro": "Alles wat op {date} volgens onze boeken op uw rekening openstaat.",
+        "st_invoices": "Openstaande facturen",
+        "st_days_overdue": "Dagen over tijd",
+        "st_not_due": "nog niet vervallen",
+        "st_total": "Bedrag",
+        "st_disputed": "betwist",
+        "st_disputed_part": "waarvan {amount} betwist",
+        "st_credits": "Creditnota's en betalingen op uw rekening",
+        "st_credit_note": "Creditnota {number}",
+        "st_charges": "Nog openstaande kosten en rente",
+        "st_summary": "Overzicht",
+        "st_less_credits": "Min creditnota's en betalingen op uw rekening",
+        "st_balance": "Saldo",
+        "st_aging": "Ouderdom van de openstaande facturen",
+        "st_days_1_30": "1–30 dagen",
+        "st_days_31_60": "31–60 dagen",
+        "st_days_61_90": "61–90 dagen",
+        "st_days_over_90": "Meer dan 90 dagen",
+        "st_nothing_open": "Er staat vandaag niets open op uw rekening. Dank u wel.",
+        "st_pay": "Gelieve het verschuldigde bedrag over te maken aan",
+        "st_questions": "Vragen over uw rekening",
     },
     # French typography: a no-break space (\u00a0) before ":", ";", "?" and "!".
     "fr": {
@@ -330,6 +402,29 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "quoting_invoice": "en indiquant le numéro de facture",
         "copy_questions": "Contact pour cette facture",
+        # A statement of account (pdf/statement.html, email/statement/).
+        "st_title": "Relevé de compte",
+        "st_intro": "Tout ce qui est ouvert sur votre compte au {date}, selon nos livres.",
+        "st_invoices": "Factures ouvertes",
+        "st_days_overdue": "Jours de retard",
+        "st_not_due": "pas encore échue",
+        "st_total": "Montant",
+        "st_disputed": "contestée",
+        "st_disputed_part": "dont {amount} contestés",
+        "st_credits": "Avoirs et paiements sur votre compte",
+        "st_credit_note": "Avoir {number}",
+        "st_charges": "Frais et intérêts encore dus",
+        "st_summary": "Récapitulatif",
+        "st_less_credits": "Moins avoirs et paiements sur votre compte",
+        "st_balance": "Solde",
+        "st_aging": "Antériorité des factures ouvertes",
+        "st_days_1_30": "1–30 jours",
+        "st_days_31_60": "31–60 jours",
+        "st_days_61_90": "61–90 jours",
+        "st_days_over_90": "Plus de 90 jours",
+        "st_nothing_open": "Rien n'est ouvert sur votre compte aujourd'hui. Merci.",
+        "st_pay": "Merci de virer le montant dû sur le compte suivant\u00a0:",
+        "st_questions": "Contact pour votre compte",
     },
     # Spanish: formal "usted"; a letter's salutation ends with a colon.
     "es": {
@@ -395,6 +490,29 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "quoting_invoice": "indicando el número de factura",
         "copy_questions": "Preguntas sobre esta factura",
+        # A statement of account (pdf/statement.html, email/statement/).
+        "st_title": "Extracto de cuenta",
+        "st_intro": "Todo lo pendiente en su cuenta a {date}, según nuestra contabilidad.",
+        "st_invoices": "Facturas pendientes",
+        "st_days_overdue": "Días de retraso",
+        "st_not_due": "aún no vencida",
+        "st_total": "Importe",
+        "st_disputed": "en disputa",
+        "st_disputed_part": "{amount} en disputa",
+        "st_credits": "Abonos y pagos a cuenta",
+        "st_credit_note": "Abono {number}",
+        "st_charges": "Gastos e intereses aún pendientes",
+        "st_summary": "Resumen",
+        "st_less_credits": "Menos abonos y pagos a cuenta",
+        "st_balance": "Saldo",
+        "st_aging": "Antigüedad de las facturas pendientes",
+        "st_days_1_30": "1–30 días",
+        "st_days_31_60": "31–60 días",
+        "st_days_61_90": "61–90 días",
+        "st_days_over_90": "Más de 90 días",
+        "st_nothing_open": "Hoy no hay nada pendiente en su cuenta. Gracias.",
+        "st_pay": "Por favor, transfiera el importe debido a",
+        "st_questions": "Preguntas sobre su cuenta",
     },
     # Italian: the formal plural ("vi preghiamo") of business letters.
     "it": {
@@ -460,6 +578,29 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "quoting_invoice": "indicando il numero della fattura",
         "copy_questions": "Domande su questa fattura",
+        # A statement of account (pdf/statement.html, email/statement/).
+        "st_title": "Estratto conto",
+        "st_intro": "Tutto ciò che risulta aperto sul vostro conto al {date} secondo la nostra contabilità.",
+        "st_invoices": "Fatture aperte",
+        "st_days_overdue": "Giorni di ritardo",
+        "st_not_due": "non ancora scaduta",
+        "st_total": "Importo",
+        "st_disputed": "contestata",
+        "st_disputed_part": "di cui {amount} contestati",
+        "st_credits": "Note di credito e pagamenti sul vostro conto",
+        "st_credit_note": "Nota di credito {number}",
+        "st_charges": "Spese e interessi ancora dovuti",
+        "st_summary": "Riepilogo",
+        "st_less_credits": "Meno note di credito e pagamenti sul vostro conto",
+        "st_balance": "Saldo",
+        "st_aging": "Anzianità delle fatture aperte",
+        "st_days_1_30": "1–30 giorni",
+        "st_days_31_60": "31–60 giorni",
+        "st_days_61_90": "61–90 giorni",
+        "st_days_over_90": "Oltre 90 giorni",
+        "st_nothing_open": "Oggi non risulta nulla di aperto sul vostro conto. Grazie.",
+        "st_pay": "Vi preghiamo di bonificare l'importo dovuto a",
+        "st_questions": "Domande sul vostro conto",
     },
 }
 
@@ -812,6 +953,166 @@ def _copy_context(copy: InvoiceCopy) -> dict:
         "copy_date": _date(copy.copy_date, language),
         "sender_name": copy.sender_name,
         "sender_email": copy.sender_email,
+    }
+
+
+# --- Statements of account -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """An open invoice as it stands on the statement's day."""
+
+    number: str
+    issue_date: dt.date
+    due_date: dt.date
+    currency: str
+    total_amount: Decimal
+    open_amount: Decimal
+    days_late: int  # 0: not yet due (an invoice due today is not late yet)
+    disputed_amount: Decimal = ZERO  # of the open amount, what an open dispute covers
+
+
+@dataclass(frozen=True)
+class Statement:
+    """Everything open on an account on one day, for its billing contact:
+    the open invoices, the credits and payments not yet set against one, the
+    fees and interest still owed. It asks for nothing by a date: it says
+    where the account stands."""
+
+    language: str
+    customer_name: str
+    account_number: str
+    billing_address: str
+    recipient_name: str  # whom it is for; the window names them unless the address does
+    statement_date: dt.date
+    lines: tuple[StatementLine, ...]
+    credits: tuple[NoticeCredit, ...]
+    charges: tuple[NoticeCharge, ...]
+    # The account's collector, whom the customer asks about it.
+    contact_name: str
+    contact_email: str = ""
+    # Whoever sends the cover e-mail, and a short note of theirs, word for word.
+    sender_name: str = ""
+    sender_email: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StatementTotals:
+    currency: str
+    invoices: Decimal
+    charges: Decimal
+    credits: Decimal
+    balance: Decimal  # invoices + charges - credits
+    aging: tuple[Decimal, ...]  # the invoices' open amounts by kpi.BUCKETS, adding up to `invoices`
+
+
+STATEMENT_EMAIL = "email/statement/{language}"
+
+
+def statement_totals(statement: Statement) -> list[StatementTotals]:
+    """Per currency (alphabetical), what the statement lists, summed: never
+    one currency's amounts added to another's."""
+    currencies = sorted({x.currency for x in statement.lines} | {x.currency for x in statement.credits}
+                        | {x.currency for x in statement.charges})
+    labels = [label for label, _ in kpi.BUCKETS]
+    result = []
+    for currency in currencies:
+        lines = [x for x in statement.lines if x.currency == currency]
+        aging = dict.fromkeys(labels, ZERO)
+        for line in lines:
+            aging[kpi.aging_bucket(line.days_late)] += line.open_amount
+        invoices = sum((x.open_amount for x in lines), ZERO)
+        charges = sum((x.amount for x in statement.charges if x.currency == currency), ZERO)
+        credits = sum((x.amount for x in statement.credits if x.currency == currency), ZERO)
+        result.append(StatementTotals(currency, invoices, charges, credits, invoices + charges - credits,
+                                      tuple(aging.values())))
+    return result
+
+
+def render_statement(statement: Statement) -> bytes:
+    """The statement as PDF bytes, as many pages as it takes."""
+    return html_to_pdf(render_to_string("pdf/statement.html", _statement_context(statement)))
+
+
+def render_statement_email(statement: Statement) -> RenderedEmail:
+    """The cover e-mail of a statement, in the statement's language."""
+    context = _statement_context(statement)
+    return _email(STATEMENT_EMAIL.format(language=context["language"]), context)
+
+
+def _statement_context(statement: Statement) -> dict:
+    language = text_language(statement.language, STATEMENT_EMAIL + ".subject.txt")
+    t, number = LABELS[language], FORMATS[language].number
+    sums = statement_totals(statement)
+
+    def figure(amount: Decimal, currency: str) -> str:
+        """An amount under its currency's column: the currency's places, no code."""
+        sign, digits = money_digits(amount, currency)
+        return sign + number(digits)
+
+    address = [x.strip() for x in statement.billing_address.splitlines() if x.strip()]
+    return {
+        "t": t,
+        "language": language,
+        "company": company(),
+        "title": t["st_title"],
+        "intro": t["st_intro"].format(date=_long_date(statement.statement_date, language)),
+        "customer_name": statement.customer_name,
+        "account_number": statement.account_number,
+        "address_lines": address,
+        "window_name": "" if _names(address, statement.recipient_name) else statement.recipient_name,
+        "recipient_name": statement.recipient_name,
+        "greeting": _greeting(t, statement.recipient_name or statement.customer_name),
+        "statement_date": _date(statement.statement_date, language),
+        "lines": [
+            {
+                "number": x.number,
+                "issue_date": _date(x.issue_date, language),
+                "due_date": _date(x.due_date, language),
+                "overdue": str(x.days_late) if x.days_late > 0 else t["st_not_due"],
+                "total": _money(x.total_amount, x.currency, language),
+                "open": _money(x.open_amount, x.currency, language),
+                "disputed": ("" if not x.disputed_amount
+                             else t["st_disputed"] if x.disputed_amount >= x.open_amount
+                             else t["st_disputed_part"].format(amount=_money(x.disputed_amount, x.currency,
+                                                                             language))),
+            }
+            for x in statement.lines
+        ],
+        "count": len(statement.lines),
+        "credits": [
+            {"label": (t["payment_on_account"].format(reference=x.number) if x.payment
+                       else t["st_credit_note"].format(number=x.number)),
+             "date": _date(x.issued_on, language) if x.issued_on else "",
+             "amount": _money(x.amount, x.currency, language)}
+            for x in statement.credits
+        ],
+        "charges": [
+            {"label": t["late_fee"] if x.kind == "late_fee" else t["interest"],
+             "basis": _charge_basis(x, t, language),
+             "amount": _money(x.amount, x.currency, language)}
+            for x in statement.charges
+        ],
+        "nothing_open": not (statement.lines or statement.credits or statement.charges),
+        "currencies": [s.currency for s in sums],
+        "summary": [
+            (t["st_invoices"], [figure(s.invoices, s.currency) for s in sums]),
+            (t["charges"], [figure(s.charges, s.currency) for s in sums]),
+            (t["st_less_credits"], [figure(s.credits, s.currency) for s in sums]),
+        ],
+        "balances": [figure(s.balance, s.currency) for s in sums],
+        "balance": ", ".join(_money(s.balance, s.currency, language) for s in sums),
+        "aging_labels": [t["st_not_due"].capitalize(), t["st_days_1_30"], t["st_days_31_60"],
+                         t["st_days_61_90"], t["st_days_over_90"], t["st_total"]],
+        "aging": [(s.currency, [figure(x, s.currency) for x in (*s.aging, s.invoices)])
+                  for s in sums if s.invoices],
+        "contact_name": statement.contact_name,
+        "contact_email": statement.contact_email,
+        "sender_name": statement.sender_name or statement.contact_name,
+        "sender_email": statement.sender_email,
+        "note": statement.note,
     }
 
 

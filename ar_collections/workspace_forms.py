@@ -38,6 +38,8 @@ from ar_collections.models import (
     WorkItem,
     WorkStatus,
 )
+from ar_collections.statements import NOTE_MAX_LENGTH as STATEMENT_NOTE_MAX_LENGTH
+from ar_collections.statements import statement_recipient
 from ar_collections.workspace import (
     DATED_EXCEPTIONS,
     PLAN_DAYS_APART_AT_MOST,
@@ -219,6 +221,19 @@ class NoteForm(_AccountForm):
 class CopyForm(_AccountForm):
     invoice = InvoiceChoice()
     contact = forms.ModelChoiceField(queryset=Contact.objects.none(), label="Send to")
+
+
+class StatementForm(_AccountForm):
+    note = _text("Note for the customer", required=False, max_length=STATEMENT_NOTE_MAX_LENGTH)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Said before sending: the billing contact of the day, absences applied.
+        contact, why = statement_recipient(self.customer, on=self.today)
+        self.fields["note"].help_text = (
+            f"The statement goes to {contact.name} <{contact.email}> as a PDF; the note is quoted word for "
+            "word in the e-mail." if contact else f"It cannot be e-mailed: {why}."
+        )
 
 
 class PromiseForm(_AccountForm):

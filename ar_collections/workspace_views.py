@@ -24,14 +24,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import TemplateSyntaxError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import push_url, replace_url, reswap, retarget
+from django_htmx.http import HttpResponseClientRedirect, push_url, replace_url, reswap, retarget
 
-from ar_collections import dunning, timeline, worklist, workspace
+from ar_collections import dunning, rendering, statements, timeline, worklist, workspace
 from ar_collections.channels import step_as_sent
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
@@ -71,6 +72,7 @@ from ar_collections.workspace_forms import (
     PromiseForm,
     ReassignForm,
     SnoozeForm,
+    StatementForm,
     WithdrawForm,
     WriteOffForm,
     managers,
@@ -99,6 +101,7 @@ ACTION_LINKS = [
     ("collections:pause_set", "Pause dunning"),
     ("collections:exception_request", "Request an exception"),
     ("collections:invoice_copy", "Re-send a copy"),
+    ("collections:statement_send", "E-mail a statement"),
     ("collections:payment_record", "Record a payment"),
     ("collections:credit_note_record", "Record a credit note"),
 ]
@@ -111,6 +114,7 @@ ACTION_PERMISSIONS = {
     "collections:pause_set": "collections.add_dunningpause",
     "collections:exception_request": "collections.add_exceptionrequest",
     "collections:invoice_copy": "customers.add_timelineevent",
+    "collections:statement_send": "customers.add_timelineevent",
     "collections:payment_record": "collections.add_payment",
     "collections:credit_note_record": "collections.add_creditnote",
 }
@@ -398,6 +402,44 @@ def invoice_copy(request: HttpRequest, pk: int) -> HttpResponse:
     return _inline_action(request, pk, form_class=CopyForm, slug="copy", title="Re-send an invoice copy",
                           submit="Send copy", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:invoice_copy"])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def statement_send(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(customer, form, today, user) -> str:
+        event = statements.statement_send(customer=customer, actor=user, on=today,
+                                          note=form.cleaned_data["note"])
+        return f"Statement e-mailed to {event.details['to']}."
+
+    return _inline_action(request, pk, form_class=StatementForm, slug="statement",
+                          title="E-mail a statement of account", submit="Send statement", perform=perform,
+                          permission=ACTION_PERMISSIONS["collections:statement_send"])
+
+
+@login_required
+@require_safe
+def statement_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """The statement as a PDF, for anyone who may read the account: it shows
+    no more than the account page does (its invoices, credits and charges),
+    and a colleague visiting the customer may take it along. Nothing changes
+    and nothing is recorded; only e-mailing it is an action on the account."""
+    customer = customer_readable(request, pk)
+    if not request.user.has_perm("collections.view_invoice"):
+        raise PermissionDenied("Your role may not see this account's invoices.")
+    if request.htmx:
+        # A file is no fragment: the browser fetches it itself.
+        return HttpResponseClientRedirect(request.path)
+    today = timezone.localdate()
+    try:
+        pdf = statements.statement_pdf(customer, actor=request.user, on=today)
+    except (TemplateSyntaxError, rendering.LetterRenderError) as error:
+        messages.error(request, f"The statement could not be written: {error}")
+        return redirect("customers:detail", customer.pk)
+    response = HttpResponse(pdf, content_type="application/pdf")
+    name = statements.statement_file_name(customer, today)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @login_required

@@ -1,0 +1,156 @@
+"""A statement of account on demand: everything open on an account on one
+day (the open invoices, the credits and payments not yet set against one,
+the fees and interest still owed, per currency with their aging), as a PDF
+to download, or e-mailed to the billing contact of the day through the
+outbox. A customer asks for one, a collector wants one before a call, or a
+credit team sends them monthly. It asks for nothing by a date: dunning does
+not wait for it, and a download leaves no trace; an e-mail is on the timeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.template import TemplateSyntaxError
+
+from ar_collections import outbox, rendering
+from ar_collections.delivery import left_to_apply, mail_address
+from ar_collections.models import (
+    CreditNote,
+    DisputeStatus,
+    InvoiceStatus,
+    LateCharge,
+    MailPurpose,
+    Payment,
+)
+from ar_collections.timeline import event_record
+from arcrm.money import ZERO, format_money
+from arcrm.roles import require_act_on
+from arcrm.text import person_name
+from customers.models import Contact, Customer, EventKind, TimelineEvent
+
+NOTE_MAX_LENGTH = 300
+
+
+def statement_build(customer: Customer, *, contact: Contact | None, sender, on: dt.date,
+                    note: str = "") -> rendering.Statement:
+    """The account as it stands on `on`, for `contact` (in her language; none:
+    in English, to the billing address). The customer is told to ask the
+    account's collector about it, or `sender` on an account without one."""
+    invoices = list(
+        customer.invoices.filter(status=InvoiceStatus.OPEN)
+        .annotate(disputed=Sum("disputes__disputed_amount", filter=Q(disputes__status=DisputeStatus.OPEN)))
+        .order_by("currency", "due_date", "number")
+    )
+    credit_notes = left_to_apply(CreditNote.objects, customer, link="credit_note").order_by("issued_on", "pk")
+    payments = left_to_apply(Payment.objects, customer, link="payment").order_by("received_on", "pk")
+    charges = LateCharge.objects.filter(customer=customer).standing().order_by("created_at", "pk")
+    owner = customer.collector or sender
+    return rendering.Statement(
+        language=contact.language if contact else rendering.FALLBACK_LANGUAGE,
+        customer_name=customer.legal_name or customer.name,
+        account_number=customer.account_number,
+        billing_address=_billing_address(customer, contact),
+        recipient_name=contact.name if contact else "",
+        statement_date=on,
+        lines=tuple(
+            rendering.StatementLine(
+                number=i.number, issue_date=i.issue_date, due_date=i.due_date, currency=i.currency,
+                total_amount=i.total_amount, open_amount=i.open_amount, days_late=i.days_late(on=on),
+                disputed_amount=min(i.open_amount, i.disputed or ZERO),
+            )
+            for i in invoices
+        ),
+        credits=tuple(
+            [rendering.NoticeCredit(c.number, c.issued_on, c.amount - c.allocated, c.currency)
+             for c in credit_notes]
+            + [rendering.NoticeCredit(p.reference or p.bank_reference or f"#{p.pk}", p.received_on,
+                                      p.amount - p.allocated, p.currency, payment=True)
+               for p in payments]
+        ),
+        charges=tuple(
+            rendering.NoticeCharge(
+                c.kind, c.open_amount, c.currency, c.basis, paid=c.amount - c.open_amount,
+                rate_percent=c.rate_percent,
+                stretches=tuple((Decimal(balance), days) for balance, days in c.stretches),
+            )
+            for c in charges
+        ),
+        contact_name=person_name(owner), contact_email=owner.email,
+        sender_name=person_name(sender), sender_email=sender.email, note=note,
+    )
+
+
+def statement_file_name(customer: Customer, on: dt.date) -> str:
+    return f"statement-{customer.account_number}-{on.isoformat()}.pdf"
+
+
+def statement_pdf(customer: Customer, *, actor, on: dt.date) -> bytes:
+    """The statement to download: as the billing contact of the day would get it."""
+    statement = statement_build(customer, contact=customer.billing_contact(on=on), sender=actor, on=on)
+    return rendering.render_statement(statement)
+
+
+def statement_recipient(customer: Customer, *, on: dt.date) -> tuple[Contact | None, str]:
+    """Whom a statement e-mailed on `on` goes to (the billing contact, or
+    whoever she asked us to write to while she is away), or why no one."""
+    contact = customer.billing_contact(on=on)
+    if contact is None:
+        return None, "the account has no billing contact"
+    if contact.email_refused_now:
+        return None, f"the mail server refused {contact.name}'s address {contact.email}"
+    if not contact.email_usable:
+        return None, f"{contact.name} has no e-mail address"
+    return contact, ""
+
+
+@transaction.atomic
+def statement_send(*, customer: Customer, actor, on: dt.date, note: str = "") -> TimelineEvent:
+    """E-mail the statement (as a PDF) to the billing contact of the day,
+    through the outbox (after commit), with `note` word for word in the cover
+    e-mail; the timeline says what went to whom. Nothing is sent, and nothing
+    recorded, when there is no one to send it to."""
+    require_act_on(actor, customer)
+    note = note.strip()
+    if len(note) > NOTE_MAX_LENGTH:
+        raise ValidationError({"note": f"Keep the note to {NOTE_MAX_LENGTH} characters."})
+    contact, why = statement_recipient(customer, on=on)
+    if contact is None:
+        raise ValidationError(f"The statement was not sent: {why}.")
+    statement = statement_build(customer, contact=contact, sender=actor, on=on, note=note)
+    try:
+        email, pdf = rendering.render_statement_email(statement), rendering.render_statement(statement)
+    except (TemplateSyntaxError, rendering.LetterRenderError) as error:
+        raise ValidationError(f"The statement could not be written, nothing was sent: {error}") from error
+    message = EmailMultiAlternatives(
+        subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[mail_address(contact.name, contact.email)], reply_to=[actor.email] if actor.email else None,
+    )
+    message.attach_alternative(email.html, "text/html")
+    message.attach(statement_file_name(customer, on), pdf, "application/pdf")
+    mail = outbox.mail_queue(message, customer=customer, purpose=MailPurpose.STATEMENT, actor=actor)
+    totals = rendering.statement_totals(statement)
+    count = len(statement.lines)
+    said = (f"{count} open invoice{'s' if count != 1 else ''}; balance "
+            + ", ".join(format_money(s.balance, s.currency) for s in totals)) if totals else "nothing open"
+    return event_record(
+        customer=customer, kind=EventKind.NOTE, actor=actor,
+        invoices=list(customer.invoices.filter(status=InvoiceStatus.OPEN)),
+        summary=f"Statement of account e-mailed to {contact.name} <{contact.email}>: {said}"
+                + (f" — {note}" if note else ""),
+        details={"to": contact.email, "subject": email.subject, "text": email.text, "mail": mail.pk,
+                 "note": note, "invoices": [x.number for x in statement.lines],
+                 "balances": {s.currency: str(s.balance) for s in totals}},
+    )
+
+
+def _billing_address(customer: Customer, contact: Contact | None) -> str:
+    # The account's billing address, whoever the statement is for (as an invoice copy's).
+    billing = customer.contacts.filter(is_primary_billing=True).exclude(postal_address="").first()
+    return (billing or contact).postal_address if (billing or contact) else ""
