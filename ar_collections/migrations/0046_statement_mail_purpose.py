@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("collections", "0043_collection_rules_plan_limits"),
+        ("collections", "0045_work_kinds_paid_up"),
     ]
 
     operations = [
