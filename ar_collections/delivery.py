@@ -362,7 +362,16 @@ def _cut_short(action: DunningAction) -> str:
     DunningAction.objects.filter(pk=action.pk).update(status=ActionStatus.FAILED, error=text)
     _record(action.customer, action, summary=f"{_step_name(action)} failed, not tried again: {text}",
             details={"error": text, "attempts": action.attempts, "status": ActionStatus.FAILED})
+    _failed_last_step_listed(action)
     return "failed"
+
+
+def _failed_last_step_listed(action: DunningAction) -> None:
+    """A step that failed for good told the customer nothing. If it was its
+    ladder's last, nothing more goes out while the money stays overdue: its
+    collector is asked at once what next (the item says the step failed, and
+    why), not left to find the account gone quiet."""
+    worklist.ladder_ended_items(on=timezone.localdate(), customer_ids=[action.customer_id], again=True)
 
 
 def _claim(action_id: int, **changes) -> DunningAction | None:
@@ -668,6 +677,8 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     })
     if not retry and address_refused(error):
         _address_refused_record(action, reason=server_reply(error))
+    if not retry:
+        _failed_last_step_listed(action)
     return "deferred" if retry else "failed"
 
 

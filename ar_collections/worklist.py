@@ -57,6 +57,7 @@ from ar_collections.models import (
     PlanStatus,
     Promise,
     PromiseStatus,
+    StepAction,
     WorkItem,
     WorkKind,
     WorkStatus,
@@ -68,7 +69,7 @@ from arcrm.db import DaysBetween
 from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
 from arcrm.roles import can_act_on
-from arcrm.text import person_name, shorten
+from arcrm.text import one_line, person_name, shorten
 from customers.cover import covered_by, stand_ins
 from customers.models import Contact, Customer, EventKind, Segment
 
@@ -308,20 +309,24 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     promise's own entry says it already). Returns how many items were added
     or brought back."""
     ended = ladders_ended(on=on, customer_ids=customer_ids)
-    if not again and ended:
-        # A last step not carried out (skipped, declined) leaves the money to
-        # nobody at once. One carried out has its notice's time to work: the
-        # account is listed once every pay-by date the cycle gave has passed
-        # (the customer has that whole day, as before a next step).
-        from ar_collections.dunning import NOT_CARRIED_OUT  # it imports this module
+    from ar_collections.dunning import NOT_CARRIED_OUT  # it imports this module
 
+    lasts = DunningAction.objects.filter(pk__in=[last for _, last in ended.values()])
+    if not again and ended:
+        # A last step not carried out (skipped, declined, failed) leaves the
+        # money to nobody at once. One carried out has its notice's time to
+        # work: the account is listed once every pay-by date the cycle gave
+        # has passed (the customer has that whole day, as before a next step).
         told_until = DunningAction.objects.filter(cycle=OuterRef("cycle"), pay_by__gte=on).exclude(
             status__in=NOT_CARRIED_OUT)
-        listed = set(
-            DunningAction.objects.filter(pk__in=[last for _, last in ended.values()]).filter(
-                Q(status=ActionStatus.SKIPPED) | Q(status=ActionStatus.DONE) & ~Exists(told_until)
-            ).values_list("pk", flat=True)
-        )
+        lasts = lasts.filter(Q(status__in=NOT_CARRIED_OUT)
+                             | Q(status=ActionStatus.DONE) & ~Exists(told_until))
+    rows = lasts.values_list("pk", "status", "step__position", "step__action", "error") if ended else ()
+    # A last step that failed told the customer nothing: its item says so, and why.
+    failed = {pk: (position, action, error) for pk, status, position, action, error in rows
+              if status == ActionStatus.FAILED}
+    if not again and ended:
+        listed = {row[0] for row in rows}
         ended = {c: (cycle, last) for c, (cycle, last) in ended.items() if last in listed}
     owed: dict[int, list[tuple[str, Decimal]]] = {}
     for customer_id, currency, amount in (
@@ -337,7 +342,8 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
         cycle, last = ended[customer_id]
         key = _ladder_key(cycle)
         title = (f"The ladder has no step left: {format_amounts(by_currency(amounts))} overdue, and nothing "
-                 "more goes out; decide the next action")
+                 f"more goes out; {_last_step_failed(*failed[last]) if last in failed else ''}"
+                 "decide the next action")
         item = known.get(key)
         if item is None:
             new = WorkItem(title=title, assignee_id=customers[customer_id].collector_id)
@@ -364,6 +370,17 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     if again and owed:
         _broken_commitments_taken_in(customer_ids=list(owed), on=on, actor=actor, record=record)
     return added
+
+
+# Of a failed last step's error, at most this much goes in its item's title
+# (the whole of it is on the step and its timeline entry): the title has room
+# for 300 characters, and what to do comes after it.
+FAILED_ERROR_SAID = 120
+
+
+def _last_step_failed(position: int, action: str, error: str) -> str:
+    why = shorten(one_line(error), FAILED_ERROR_SAID) if error else "no reason was recorded"
+    return f"its last step, step {position} ({StepAction(action).label}), failed: {why}; "
 
 
 def _broken_commitments_taken_in(*, customer_ids: list[int], on: dt.date, actor, record: bool) -> None:
@@ -677,8 +694,8 @@ def worklist_refresh(*, on: dt.date) -> int:
     items_followed_up(because="followed up: a promise or payment plan made since holds what is still open")
     ladder_items_followed_up(on=on)
     # Ladders whose last step a manager declined or that was skipped (terms
-    # already in force, say), or was carried out and its pay-by date has
-    # passed, while money is still overdue: nothing more will go out.
+    # already in force, say) or failed, or was carried out and its pay-by
+    # date has passed, while money is still overdue: nothing more will go out.
     created += ladder_ended_items(on=on)
     created += paid_up_items(on=on)
     # Charges paid, waived or back on a cycle's notices; or charged again (a newer item says so).

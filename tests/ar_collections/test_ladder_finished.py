@@ -1,8 +1,8 @@
 """When a promise breaks or a plan fails on an account whose ladder has no
 step left, nothing resumes: the timeline says so, and the account's collector
 gets one item a cycle to decide the next action. So too when the ladder's last
-step is declined by a manager or skipped while money is still overdue, or
-carried out and the money is still overdue once its pay-by date has passed.
+step is declined by a manager, skipped or fails while money is still overdue,
+or is carried out and the money is still overdue once its pay-by date has passed.
 The item leaves the list once a new step, promise, plan, dispute or payment in
 full follows."""
 
@@ -345,3 +345,54 @@ def test_a_missed_instalment_on_a_finished_ladder_leaves_one_item_on_the_collect
         workspace.commitments_check(on=late)
 
     assert [i.kind for i in worklist.items_for(assignee=collector, on=late)] == [WorkKind.LADDER_ENDED]
+
+
+def test_the_daily_refresh_lists_a_finished_ladder_whose_last_step_failed_saying_why(account, collector):
+    """A last step that failed told the customer nothing: without an item the
+    account would drop out of dunning with its money still overdue."""
+    last = ladder_taken(account, last=ActionStatus.FAILED)
+    DunningAction.objects.filter(pk=last.pk).update(error="RuntimeError: the letter could not be rendered")
+
+    worklist.worklist_refresh(on=ON)
+    worklist.worklist_refresh(on=ON + dt.timedelta(days=1))
+
+    [item] = items(account)
+    assert (item.status, item.assignee, item.action, item.due_on) == (WorkStatus.OPEN, collector, last, ON)
+    assert item.title.startswith("The ladder has no step left: EUR 1,200.00 overdue")
+    assert ("its last step, step 4 (Credit hold), failed: RuntimeError: the letter could not be rendered"
+            in item.title)
+    assert "decide the next action" in item.title
+    assert "failed: RuntimeError" in events(account, EventKind.WORK)[-1]
+
+
+@pytest.fixture
+def one_step_ladder(default_ladders):
+    """The prompt ladder cut to its first step, a friendly e-mail on day 3."""
+    DunningStep.objects.filter(policy__segment=Segment.PROMPT, position__gt=1).update(retired=True)
+
+
+@pytest.mark.usefixtures("one_step_ladder")
+def test_a_last_step_refused_by_the_mail_server_puts_the_account_on_its_collector_s_list_at_once(
+    make_account, collector, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    smtp_server.refuse_with("550 5.7.1 Message rejected as spam")
+
+    assert plan_and_deliver(DUE + dt.timedelta(days=3))["failed"] == 1
+
+    [item] = items(account)
+    failed = DunningAction.objects.get(customer=account)
+    assert (item.status, item.assignee, item.action) == (WorkStatus.OPEN, collector, failed)
+    assert "its last step, step 1 (E-mail), failed: SMTP" in item.title
+    assert "rejected as spam" in item.title
+
+
+@pytest.mark.usefixtures("one_step_ladder")
+def test_a_step_that_will_be_tried_again_adds_no_item(make_account, plan_and_deliver, smtp_server):
+    make_account(Segment.PROMPT)
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+
+    assert plan_and_deliver(DUE + dt.timedelta(days=3))["deferred"] == 1
+
+    assert WorkItem.objects.filter(kind=WorkKind.LADDER_ENDED).count() == 0
+
