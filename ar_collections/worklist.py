@@ -17,7 +17,9 @@ the item:
   whatever currency (days need no exchange rate), at most 30;
 - risk: by segment (distressed 20, systematic late 12, special bond 8, new 5,
   occasional slip 3, prompt 0);
-- promises: a broken promise or missed instalment 20, a promise whose day has come 10.
+- promises: a broken promise or missed instalment 20, a promise whose day has come 10;
+  an account's "ladder finished" item 20 while a promise or plan it broke has
+  an invoice left that nothing holds (the item took in the break's own).
 """
 
 from __future__ import annotations
@@ -812,6 +814,27 @@ def _money_per_point() -> Coalesce:
     return Coalesce(Subquery(scale), Value(Decimal(MONEY_POINTS_PER)), output_field=money_field())
 
 
+BROKEN_WORD_POINTS = PROMISE_POINTS[WorkKind.PROMISE_BROKEN]
+
+
+def _broken_word_left() -> Exists:
+    """For a WorkItem query: the item's account broke a promise, or missed an
+    instalment of a plan, and an invoice it covered is still open with no open
+    promise nor live plan holding it (while so, the broken commitment's own
+    item would stay open, see _left_to_chase)."""
+    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+    unheld = Invoice.objects.filter(status=InvoiceStatus.OPEN).exclude(
+        Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN))
+        | Exists(live_plans.filter(invoices=OuterRef("pk")))
+    )
+    return (
+        Exists(Promise.objects.filter(customer=OuterRef("customer"), status=PromiseStatus.BROKEN)
+               .filter(Exists(unheld.filter(promises=OuterRef("pk")))))
+        | Exists(PaymentPlan.objects.filter(customer=OuterRef("customer"), status=PlanStatus.BROKEN)
+                 .filter(Exists(unheld.filter(payment_plans=OuterRef("pk")))))
+    )
+
+
 def priority_parts() -> dict:
     """The four parts of an item's priority; `days_late`, `overdue_amount`
     and `money_per_point` annotated first."""
@@ -831,6 +854,9 @@ def priority_parts() -> dict:
         ),
         "promise_points": Case(
             *[When(kind=k, then=Value(p)) for k, p in PROMISE_POINTS.items()],
+            # The ladder's item takes in the broken promise's or missed
+            # instalment's own (_broken_commitments_taken_in), and scores as it would.
+            When(_broken_word_left(), kind=WorkKind.LADDER_ENDED, then=Value(BROKEN_WORD_POINTS)),
             default=Value(0), output_field=whole,
         ),
     }

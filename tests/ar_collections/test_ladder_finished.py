@@ -12,6 +12,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from ar_collections import services, worklist, workspace
 from ar_collections.models import (
@@ -396,3 +397,46 @@ def test_a_step_that_will_be_tried_again_adds_no_item(make_account, plan_and_del
 
     assert WorkItem.objects.filter(kind=WorkKind.LADDER_ENDED).count() == 0
 
+
+def test_a_finished_ladder_s_item_about_a_broken_promise_scores_the_broken_promise_s_points(
+    account, make_account, collector, client
+):
+    """The ladder's item takes in the broken promise's own (which would score
+    20): an account that broke its word ranks above one that did not."""
+    ladder_taken(account)
+    kept_its_word = make_account(Segment.DISTRESSED, name="Beta Bakery")
+    ladder_taken(kept_its_word)
+    late = broken_promise(account, collector)
+    worklist.worklist_refresh(on=late)
+
+    first, second = worklist.items_for(assignee=collector, on=late)
+
+    assert (first.customer, first.kind, first.promise_points) == (account, WorkKind.LADDER_ENDED, 20)
+    assert (second.customer, second.kind, second.promise_points) == (kept_its_word, WorkKind.LADDER_ENDED, 0)
+    assert first.priority == second.priority + 20
+    client.force_login(collector)
+    with frozen(late):
+        page = client.get(reverse("collections:worklist")).content.decode()
+    assert page.count("a promise or plan broken (+20)") == 1
+
+
+def test_the_broken_promise_s_points_go_once_what_it_covered_is_held_again(account, collector):
+    """As the broken promise's own item would close: the rest of the money
+    keeps the ladder's item on the list, without the points."""
+    ladder_taken(account)
+    small = account.invoices.order_by("total_amount").first()
+    with frozen(ON):
+        promise = workspace.promise_record(customer=account, actor=collector, amount=small.open_amount, on=ON,
+                                           promised_on=ON + dt.timedelta(days=2), invoices=[small])
+    late = promise.broken_after + dt.timedelta(days=1)
+    with frozen(late):
+        workspace.commitments_check(on=late)
+    [item] = worklist.items_for(assignee=collector, on=late)
+    assert (item.kind, item.promise_points) == (WorkKind.LADDER_ENDED, 20)
+
+    with frozen(late):
+        workspace.promise_record(customer=account, actor=collector, amount=small.open_amount, on=late,
+                                 promised_on=late + dt.timedelta(days=5), invoices=[small])
+
+    [item] = worklist.items_for(assignee=collector, on=late)
+    assert (item.kind, item.promise_points) == (WorkKind.LADDER_ENDED, 0)
