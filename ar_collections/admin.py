@@ -32,6 +32,7 @@ from ar_collections.models import (
     DunningRun,
     DunningStep,
     ExceptionRequest,
+    Holiday,
     Instalment,
     Invoice,
     InvoiceStatus,
@@ -945,6 +946,15 @@ class MoneyPointScaleInline(admin.TabularInline):
     verbose_name_plural = "Worklist money scale per currency (not listed: 1 point per 1,000 overdue)"
 
 
+class HolidayInline(admin.TabularInline):
+    """The days the office is shut: no letter goes to the post on them, and a
+    letter's days to pay count from the working day it is posted."""
+
+    model = Holiday
+    extra = 0
+    verbose_name_plural = "Office holidays (no letter is posted on them; weekends need no entry)"
+
+
 @admin.register(CollectionRules)
 class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, PeopleShownReadOnly, admin.ModelAdmin):
     list_display = ["__str__", "max_pause_days", "promise_grace_days", "instalment_grace_days",
@@ -954,7 +964,7 @@ class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, PeopleShownReadOnly, admi
                     person_column("updated_by"), "updated_at"]
     list_select_related = ["updated_by"]
     readonly_fields = ["updated_by", "updated_at"]
-    inlines = [MoneyPointScaleInline]
+    inlines = [MoneyPointScaleInline, HolidayInline]
 
     def has_add_permission(self, request):
         return not CollectionRules.objects.exists()

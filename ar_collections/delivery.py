@@ -56,6 +56,7 @@ import logging
 import smtplib
 import ssl
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import replace
 from decimal import Decimal
 from email.headerregistry import Address
@@ -87,6 +88,7 @@ from ar_collections.models import (
     DunningActionInvoice,
     DunningCycle,
     DunningRun,
+    Holiday,
     Invoice,
     LateCharge,
     MailPurpose,
@@ -497,9 +499,11 @@ def _copies_asked(action, lines, contact: Contact, *, channel: str, today: dt.da
                           sender=action.customer.collector, on=today, pay_by=action.pay_by)
 
 
-def pay_by_when_sent(action, *, day: dt.date, channel: str, lines: list[_Line]) -> dt.date:
+def pay_by_when_sent(action, *, day: dt.date, channel: str, lines: list[_Line],
+                     holidays: Collection[dt.date] | None = None) -> dt.date:
     """The pay-by date the step gives if carried out on `day` by `channel`
-    about `lines`.
+    about `lines` (`holidays`: the office's after `day`, read when not given
+    and the step goes by post).
 
     A step carried out later than planned (a mail outage, a review that
     waited) still gives the customer the step's full time to pay. A letter
@@ -512,7 +516,7 @@ def pay_by_when_sent(action, *, day: dt.date, channel: str, lines: list[_Line]) 
     if day > action.planned_on:
         pay_by = day + dt.timedelta(days=action.step.pay_by_days)
     if channel == Channel.LETTER:
-        posted = letter_posted_on(day)
+        posted = letter_posted_on(day, holidays=holidays)
         pay_by = max(pay_by, posted + dt.timedelta(days=letter_days_to_pay(action.step.policy)))
     falls_due = min((line.invoice.due_date for line in lines), default=None)
     if falls_due is not None and falls_due >= day:
@@ -528,11 +532,14 @@ def pay_by_when_sent(action, *, day: dt.date, channel: str, lines: list[_Line]) 
     return pay_by
 
 
-def letter_posted_on(written: dt.date) -> dt.date:
+def letter_posted_on(written: dt.date, *, holidays: Collection[dt.date] | None = None) -> dt.date:
     """The day a letter written on `written` goes to the post: the print queue
-    is worked through each working morning, so the next working day (the
-    demo's team posts so too)."""
-    return next_working_day(written)
+    is worked through each working morning, so the next working day, the
+    office's holidays (`holidays`, else read) passed over (the demo's team
+    posts so too)."""
+    if holidays is None:
+        holidays = Holiday.objects.days_after(written)
+    return next_working_day(written, holidays=holidays)
 
 
 def letter_days_to_pay(policy) -> int:

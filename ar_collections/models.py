@@ -1140,6 +1140,44 @@ class MoneyPointScale(models.Model):
         return f"1 point per {format_money(self.per_point_amount, self.currency)} overdue"
 
 
+# How far after a day the office's holidays are read to find the next working
+# day after it: longer than any run of holidays and a weekend.
+HOLIDAYS_LOOK_AHEAD = dt.timedelta(days=31)
+
+
+class HolidayQuerySet(models.QuerySet):
+    def days_after(self, day: dt.date) -> frozenset[dt.date]:
+        """The office's holidays in the weeks after `day`, for
+        arcrm.dates.next_working_day (one query)."""
+        return frozenset(self.filter(day__gt=day, day__lte=day + HOLIDAYS_LOOK_AHEAD)
+                         .values_list("day", flat=True))
+
+
+class Holiday(models.Model):
+    """A day the office is shut (a public holiday, the days between Christmas
+    and New Year): no letter goes to the post on it, and a letter's days to
+    pay count from the working day it is posted."""
+
+    rules = models.ForeignKey(CollectionRules, on_delete=models.CASCADE, related_name="holidays")
+    day = models.DateField()
+    name = models.CharField(max_length=100, help_text="What the day is, e.g. \"Good Friday\".")
+
+    objects = HolidayQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "office holiday"
+        ordering = ["day"]
+        constraints = [
+            # On the day alone (the rules are one row): the rules' page checks
+            # it then, where a constraint naming the rules is left to the database.
+            models.UniqueConstraint(fields=["day"], name="holiday_once_a_day",
+                                    violation_error_message="This day is already a holiday."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{format_day(self.day)}: {self.name}"
+
+
 class CallOutcome(models.TextChoices):
     REACHED = "reached", "Reached"
     VOICEMAIL = "voicemail", "Left a voicemail"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlencode, urlsplit
@@ -65,6 +65,7 @@ from ar_collections.models import (
     ExceptionKind,
     ExceptionRequest,
     ExceptionStatus,
+    Holiday,
     ImportStatus,
     Invoice,
     InvoiceStatus,
@@ -334,8 +335,10 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     except BadPosition as error:
         return HttpResponseBadRequest(str(error))
     items = page.items
+    # Read once for the page: a step that would go by post counts from its posting day.
+    holidays = Holiday.objects.days_after(timezone.localdate()) if items else frozenset()
     for action in items:
-        _add_preview(action)
+        _add_preview(action, holidays=holidays)
         action.form = ReviewForm(auto_id=f"review-{action.pk}-%s")
     template = "collections/review.html"
     if wants_fragment(request):
@@ -1106,7 +1109,7 @@ class Preview:
     pay_by: dt.date | None
 
 
-def _add_preview(action: DunningAction) -> None:
+def _add_preview(action: DunningAction, *, holidays: Collection[dt.date] | None = None) -> None:
     """Totals, and where the step goes: for a step still waiting, where it would
     go if sent now (the route delivery takes); once carried out, where it went."""
     _add_totals(action)
@@ -1137,7 +1140,8 @@ def _add_preview(action: DunningAction) -> None:
     # channel, not the one planned: that moves on while the step waits.
     action.preview = Preview(
         Channel(route.channel).label, route.contact.name if route.contact else "", address, route.note,
-        delivery.pay_by_when_sent(action, day=today, channel=route.channel, lines=list(action.lines.all())),
+        delivery.pay_by_when_sent(action, day=today, channel=route.channel, lines=list(action.lines.all()),
+                                  holidays=holidays),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Collection
 
 # A date further ahead than this is a mistyped year, not a plan: the forms and
 # the imports refuse it with a message (near 9999 the grace and instalment
@@ -23,11 +24,11 @@ def format_day_long(day: dt.date) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
-def next_working_day(day: dt.date) -> dt.date:
-    """The first day after `day` from Monday to Friday (public holidays are
-    not known: a day the office is shut moves it on no further)."""
+def next_working_day(day: dt.date, *, holidays: Collection[dt.date] = ()) -> dt.date:
+    """The first day after `day` from Monday to Friday that is not one of
+    `holidays` (the days the office is shut, read by the caller)."""
     day += dt.timedelta(days=1)
-    while day.weekday() >= 5:
+    while day.weekday() >= 5 or day in holidays:
         day += dt.timedelta(days=1)
     return day
 

@@ -36,6 +36,7 @@ READ = [
     ("collections", "view_exceptionrequest"),
     ("collections", "view_workitem"),
     ("collections", "view_moneypointscale"),
+    ("collections", "view_holiday"),
 ]
 WORK_AN_ACCOUNT = [
     ("customers", "change_customer"),
@@ -90,6 +91,10 @@ MANAGE = [
     ("collections", "add_moneypointscale"),
     ("collections", "change_moneypointscale"),
     ("collections", "delete_moneypointscale"),
+    # So do the office's holidays (the days no letter is posted).
+    ("collections", "add_holiday"),
+    ("collections", "change_holiday"),
+    ("collections", "delete_holiday"),
     ("collections", "add_department"),
     ("collections", "change_department"),
 ]

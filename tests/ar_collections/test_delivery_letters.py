@@ -20,11 +20,13 @@ from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
     ChargeKind,
+    CollectionRules,
     DisputeOutcome,
     DisputeReason,
     DunningAction,
     DunningStep,
     ExceptionKind,
+    Holiday,
     Invoice,
     LateCharge,
     LatePaymentPolicy,
@@ -1024,6 +1026,25 @@ def test_a_letter_s_days_to_pay_count_from_the_working_day_it_is_posted(
     assert letter.channel == "letter"
     assert letter.pay_by == posted + dt.timedelta(days=12)
     page = queue_page(client, collector, posted)
+    assert "Acme Tools" in page
+    assert "too soon for a letter" not in page and "which has passed" not in page
+
+
+def test_a_letter_written_before_an_office_holiday_counts_its_days_to_pay_from_the_day_after_it(
+    make_account, plan_and_deliver, client, collector
+):
+    """Friday 6 Mar is a holiday the manager entered: the letter written on
+    Thursday goes to the post on Monday 9 Mar, and gives its 12 days from
+    then; the print queue, looked at that Monday, has nothing to warn of."""
+    account = make_account(Segment.PROMPT, reminder_channel=ReminderChannel.LETTER)
+    LatePaymentPolicy.objects.filter(segment=Segment.PROMPT).update(min_days_between_contacts=12)
+    Holiday.objects.create(rules=CollectionRules.current(), day=days(4), name="Founders' Day")
+
+    plan_and_deliver(days(3))
+
+    letter = letter_of(account, 1)
+    assert letter.pay_by == days(7) + dt.timedelta(days=12)
+    page = queue_page(client, collector, days(7))
     assert "Acme Tools" in page
     assert "too soon for a letter" not in page and "which has passed" not in page
 

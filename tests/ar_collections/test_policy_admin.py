@@ -20,6 +20,7 @@ from ar_collections.models import (
     CollectionRules,
     DunningAction,
     DunningStep,
+    Holiday,
     LatePaymentPolicy,
     MoneyPointScale,
     PolicyMinimum,
@@ -219,10 +220,10 @@ def test_a_draft_ladder_without_steps_may_wait_beside_the_segment_s_active_one(a
     assert LatePaymentPolicy.objects.filter(segment="prompt").count() == 2
 
 
-def rules_post(scales: list[dict] = (), **changes) -> dict:
+def rules_post(scales: list[dict] = (), holidays: list[dict] = (), **changes) -> dict:
     """The collection rules' change form as the admin posts it: the rules with
-    `changes`, and the worklist's money scales (currency, per_point_amount; id
-    for a saved one)."""
+    `changes`, the worklist's money scales (currency, per_point_amount; id
+    for a saved one) and new office holidays (day, name)."""
     rules = CollectionRules.current()
     data = {f.name: getattr(rules, f.name) for f in CollectionRules._meta.fields
             if f.editable and f.name not in ("id", "updated_by")}
@@ -230,6 +231,10 @@ def rules_post(scales: list[dict] = (), **changes) -> dict:
     initial = sum(1 for scale in scales if "id" in scale)
     data.update({"money_scales-TOTAL_FORMS": len(scales), "money_scales-INITIAL_FORMS": initial,
                  "money_scales-MIN_NUM_FORMS": 0, "money_scales-MAX_NUM_FORMS": 1000})
+    data.update({"holidays-TOTAL_FORMS": len(holidays), "holidays-INITIAL_FORMS": 0,
+                 "holidays-MIN_NUM_FORMS": 0, "holidays-MAX_NUM_FORMS": 1000})
+    for n, holiday in enumerate(holidays):
+        data.update({f"holidays-{n}-{k}": v for k, v in {"rules": 1, **holiday}.items()})
     for n, scale in enumerate(scales):
         data.update({f"money_scales-{n}-{k}": v for k, v in {"rules": 1, **scale}.items()})
         if "id" in scale:  # as the form renders a saved row (the currency's default is a callable)
@@ -304,6 +309,31 @@ def test_a_currency_has_one_money_scale(admin_client):
 
     assert response.status_code == 200
     assert not MoneyPointScale.objects.exists()
+
+
+def test_a_manager_enters_the_office_s_holidays_with_the_collection_rules(admin_client):
+    url = reverse("admin:collections_collectionrules_change", args=[1])
+
+    response = admin_client.post(url, rules_post(holidays=[{"day": "2026-04-03", "name": "Good Friday"}]))
+
+    assert response.status_code == 302
+    assert list(Holiday.objects.values_list("day", "name")) == [(dt.date(2026, 4, 3), "Good Friday")]
+    assert "Added office holiday" in LogEntry.objects.get(object_id="1").get_change_message()
+
+
+def test_a_day_is_entered_as_a_holiday_once(admin_client):
+    Holiday.objects.create(rules=CollectionRules.current(), day=dt.date(2026, 4, 3), name="Good Friday")
+    url = reverse("admin:collections_collectionrules_change", args=[1])
+
+    response = admin_client.post(url, rules_post(holidays=[{"day": "2026-04-03", "name": "Again"}]))
+
+    assert response.status_code == 200
+    assert "This day is already a holiday." in response.content.decode()
+    assert Holiday.objects.count() == 1
+
+
+def test_a_manager_may_edit_the_office_s_holidays(manager):
+    assert all(manager.has_perm(f"collections.{verb}_holiday") for verb in ("add", "change", "delete"))
 
 
 def test_a_manager_may_edit_the_worklist_s_money_scales(manager):

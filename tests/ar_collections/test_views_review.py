@@ -215,8 +215,8 @@ def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_steps(
 
     # session, user, role groups, permissions (2), collector choices, count,
     # actions with customer/step/recipient, their invoice lines, contacts, absences,
-    # the steps' late fees
-    with django_assert_num_queries(12):
+    # the steps' late fees, the office's holidays
+    with django_assert_num_queries(13):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows

@@ -55,3 +55,14 @@ def test_months_later_is_the_same_day_or_the_month_s_last(day, months, later):
 ])
 def test_the_next_working_day_passes_over_the_weekend(day, next_one):
     assert next_working_day(day) == next_one
+
+
+@pytest.mark.parametrize(("day", "next_one"), [
+    (D(2026, 4, 2), D(2026, 4, 7)),  # Thursday before Good Friday and Easter Monday: Tuesday
+    (D(2026, 4, 3), D(2026, 4, 7)),  # Good Friday itself
+    (D(2026, 4, 1), D(2026, 4, 2)),  # the day before is no holiday
+    (D(2026, 12, 23), D(2026, 12, 28)),  # 24 and 25 Dec shut, then the weekend
+])
+def test_the_next_working_day_passes_over_the_office_s_holidays(day, next_one):
+    holidays = {D(2026, 4, 3), D(2026, 4, 6), D(2026, 12, 24), D(2026, 12, 25)}
+    assert next_working_day(day, holidays=holidays) == next_one
