@@ -384,7 +384,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         if not above_minimum(ladder.policy, totals[customer_id]):
             continue
         actions.append((cycle_id, customer_id, step.pk, _first_status(ladder.policy, step),
-                        on + dt.timedelta(days=step.pay_by_days)))
+                        planned_pay_by(step, on=on, oldest_due=oldest_due)))
     planned = len(actions)
     # Thousands of rows a batch: column by column, not as model instances.
     columns = {name: [row[n] for row in actions] for n, name in enumerate(ACTION_COLUMNS)}
@@ -395,6 +395,17 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     _insert_lines(run, lo, hi)
     _mark_progress(run, hi)
     return planned
+
+
+def planned_pay_by(step: DunningStep, *, on: dt.date, oldest_due: dt.date) -> dt.date:
+    """The pay-by date a step planned on `on` gives, as delivery will state
+    it (delivery.pay_by_when_sent, sent that day by e-mail): the step's days
+    to pay, but never past the due date for a reminder that lists nothing
+    overdue yet. What it lists falls due from `oldest_due` on (the oldest
+    eligible invoice in reach is always among its lines: the step is due only
+    once it is)."""
+    pay_by = on + dt.timedelta(days=step.pay_by_days)
+    return min(pay_by, oldest_due) if oldest_due >= on else pay_by
 
 
 # What the planner decides for each new action; the run and the day are the batch's.

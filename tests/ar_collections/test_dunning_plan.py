@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from ar_collections import dunning
+from ar_collections import delivery, dunning
 from ar_collections.delivery import letter_withdraw
 from ar_collections.dunning import RunRefused, dunning_run_execute, next_step, run_plan, run_start
 from ar_collections.models import (
@@ -20,6 +20,7 @@ from ar_collections.models import (
     DunningCycle,
     DunningPause,
     DunningRun,
+    DunningStep,
     Invoice,
     InvoiceStatus,
     LatePaymentPolicy,
@@ -156,6 +157,42 @@ def test_a_systematic_late_payer_is_reminded_before_the_due_date(make_customer, 
     plan(DUE - dt.timedelta(days=3))
 
     assert actions(late) == [(1, "email", DUE - dt.timedelta(days=3))]
+
+
+def test_a_reminder_before_the_due_date_is_planned_to_ask_for_the_due_date_as_it_will_say(
+    make_customer, make_invoice
+):
+    """Ten days to pay from three days before the due date would run a week
+    past it; delivery asks for the due date, never later (new terms nobody
+    agreed to), and so does the plan: the next step's wait counts from the
+    day the customer is told, not from a week after it."""
+    late = make_customer(segment=Segment.SYSTEMATIC_LATE)
+    make_invoice(late, issued=DUE - dt.timedelta(days=30), due=DUE)
+    DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position=1).update(pay_by_days=10)
+
+    plan_and_send(DUE - dt.timedelta(days=3))
+
+    reminder = DunningAction.objects.get(customer=late)
+    assert reminder.pay_by == DUE
+    lines = delivery._lines_still_due(reminder, on=reminder.planned_on)
+    assert reminder.pay_by == delivery.pay_by_when_sent(reminder, day=reminder.planned_on, channel="email",
+                                                        lines=lines)
+    for day in range(-2, 4):
+        plan_and_send(DUE + dt.timedelta(days=day))
+    assert actions(late)[1] == (2, "email", DUE + dt.timedelta(days=3))
+
+
+def test_a_reminder_planned_before_the_due_date_for_an_overdue_invoice_keeps_its_days_to_pay(
+    make_customer, make_invoice
+):
+    """Only what lists nothing overdue is held to the due date."""
+    late = make_customer(segment=Segment.SYSTEMATIC_LATE)
+    make_invoice(late, issued=DUE - dt.timedelta(days=40), due=DUE - dt.timedelta(days=10))
+
+    plan(DUE - dt.timedelta(days=3))
+
+    reminder = DunningAction.objects.get(customer=late)
+    assert reminder.pay_by == DUE - dt.timedelta(days=3) + dt.timedelta(days=reminder.step.pay_by_days)
 
 
 def test_a_credit_hold_waits_for_a_manager_and_a_special_bond_for_review(make_customer, make_invoice):
