@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0043_collection_rules_plan_limits'),
+        ('collections', '0046_statement_mail_purpose'),
     ]
 
     operations = [
