@@ -21,11 +21,12 @@ class CollectionsConfig(AppConfig):
 
     def ready(self) -> None:
         from ar_collections.services import credit_terms_in_force_skip_on_commit
-        from ar_collections.worklist import items_hand_over
+        from ar_collections.worklist import items_hand_over, items_handed_back_on_commit
         from arcrm.roles import sync_role_groups
-        from customers.services import collector_changed, credit_terms_changed
+        from customers.services import collector_changed, cover_ended, credit_terms_changed
 
         collector_changed.connect(items_hand_over, dispatch_uid="arcrm-work-items-follow-the-account")
+        cover_ended.connect(items_handed_back_on_commit, dispatch_uid="arcrm-work-items-back-after-cover")
         credit_terms_changed.connect(credit_terms_in_force_skip_on_commit,
                                      dispatch_uid="arcrm-steps-in-force-skip")
 

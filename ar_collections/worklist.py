@@ -130,6 +130,43 @@ def items_covered(items: list[WorkItem], *, on: dt.date) -> None:
             item.assignee_id = cover[item.assignee_id]
 
 
+def items_handed_back(*, on: dt.date) -> int:
+    """Open items left with someone who may no longer work their account (a
+    stand-in once the absence is over, or someone a manager handed one to
+    while they covered) go to whoever works the account on `on`: its
+    collector, or their stand-in. Otherwise nobody could act on them: the
+    holder gets 403 on the account, and its collector does not see them.
+    Each hand-back is on the account's timeline. Returns how many moved."""
+    from django.contrib.auth import get_user_model
+
+    cover = stand_ins(on=on)
+    may_work_any: dict[int, bool] = {}
+    moved = 0
+    for item in (WorkItem.objects.filter(status=WorkStatus.OPEN, customer__collector__isnull=False,
+                                         assignee__isnull=False)
+                 .exclude(assignee_id=F("customer__collector_id"))
+                 .select_related("customer__collector", "assignee").order_by("pk")):
+        holder, collector_id = item.assignee, item.customer.collector_id
+        if holder.pk not in may_work_any:
+            may_work_any[holder.pk] = holder.is_active and holder.has_perm("customers.act_on_any_customer")
+        if may_work_any[holder.pk] or (holder.is_active and cover.get(collector_id) == holder.pk):
+            continue
+        to = cover.get(collector_id, collector_id)
+        if WorkItem.objects.filter(pk=item.pk, status=WorkStatus.OPEN, assignee_id=holder.pk).update(
+                assignee_id=to) == 0:
+            continue  # closed or handed on meanwhile
+        taker = item.customer.collector if to == collector_id else get_user_model().objects.get(pk=to)
+        _record(item, None, f"Worklist: handed back from {person_name(holder)} to {person_name(taker)}, "
+                f"who works the account today — {item.title}")
+        moved += 1
+    return moved
+
+
+def items_handed_back_on_commit(sender, *, on: dt.date, **kwargs) -> None:
+    """Receiver of customers.services.cover_ended: once the end is committed."""
+    transaction.on_commit(lambda: items_handed_back(on=on), robust=True)
+
+
 def items_close(*, actor=None, because: str = "", details: dict | None = None, **source) -> int:
     """Close the open items about a source that has ended (a dispute resolved, a promise kept).
     With `because`, each item's end goes on its account's timeline with the
@@ -700,6 +737,8 @@ def worklist_refresh(*, on: dt.date) -> int:
     # date has passed, while money is still overdue: nothing more will go out.
     created += ladder_ended_items(on=on)
     created += paid_up_items(on=on)
+    # What a stand-in was given while covering goes back once the cover is over.
+    items_handed_back(on=on)
     # Charges paid, waived or back on a cycle's notices; or charged again (a newer item says so).
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CHARGES).exclude(
         key__in=[i.key for i in charges]

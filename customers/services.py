@@ -43,6 +43,9 @@ collector_changed = Signal()
 # payment terms change (sender=Customer; customer, actor). The collections app
 # takes the steps waiting for a manager to impose those terms off the approvals.
 credit_terms_changed = Signal()
+# Sent with `absence` and `on` when an absence is ended early, inside the
+# transaction: the worklist hands back what its stand-in may no longer work.
+cover_ended = Signal()
 # The card's fields a credit hold or a switch to C.O.D. changes.
 CREDIT_TERMS_FIELDS = ("on_credit_hold", "terms_type")
 
@@ -293,9 +296,10 @@ def _refuse_circle(*, user: User, stand_in: User, starts_on: dt.date, ends_on: d
 
 def absence_end(*, absence: CollectorAbsence, actor: User, on: dt.date | None = None) -> CollectorAbsence:
     """The absent person is back on `on` (today by default): the absence ends
-    the day before, or, not begun yet, is called off. Their own items and
-    accounts are theirs again; what their stand-in took on stays with the
-    stand-in. The absent person or a manager ends it."""
+    the day before (that day, if it began on it), or, not begun yet, is
+    called off. Their own items and accounts are theirs again, and what came
+    to their stand-in goes back to them once the stand-in no longer covers
+    (receivers of cover_ended). The absent person or a manager ends it."""
     on = on or timezone.localdate()
     if absence.user_id != actor.pk and not actor.has_perm("customers.act_on_any_customer"):
         raise PermissionDenied("Only a manager or the absent person ends an absence.")
@@ -305,10 +309,17 @@ def absence_end(*, absence: CollectorAbsence, actor: User, on: dt.date | None = 
         if locked.cancelled or locked.ends_on < on:
             raise ValidationError("This absence is already over.")
         before = _absence_cover_fields(locked)
-        if locked.starts_on >= on:
+        if locked.starts_on > on:
             locked.cancelled = True
             said = (f"absence of {person_name(locked.user)} {_period(locked.starts_on, locked.ends_on)} "
                     "called off")
+        elif locked.starts_on == on:
+            # Begun this morning: the stand-in may have worked the accounts
+            # already, so it stays on record, ending tonight, not called off.
+            said = (f"{person_name(locked.user)} back on {format_day(on)}, the first day away (away until "
+                    f"{format_day(locked.ends_on)} was recorded); {person_name(locked.stand_in)} covers "
+                    "until the end of the day")
+            locked.ends_on = on
         else:
             said = (f"{person_name(locked.user)} back on {format_day(on)} (away until "
                     f"{format_day(locked.ends_on)} was recorded); "
@@ -319,6 +330,7 @@ def absence_end(*, absence: CollectorAbsence, actor: User, on: dt.date | None = 
         locked.save(update_fields=["ends_on", "cancelled", "ended_by", "ended_at"])
         _record_on_accounts(locked, actor=actor, summary=f"Cover: {said}", before=before,
                             after=_absence_cover_fields(locked))
+        cover_ended.send(sender=CollectorAbsence, absence=locked, on=on)
     return locked
 
 

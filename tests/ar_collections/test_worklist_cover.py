@@ -115,7 +115,8 @@ def test_an_item_that_comes_up_while_the_collector_is_away_goes_to_the_stand_in_
     item = WorkItem.objects.get(key="call:test")
     assert item.assignee == other_collector
     assert item.title == "Call Acme about INV-1 (covering for carla)"
-    # Back at work, Carla's list holds her own items; the stand-in keeps what came to them.
+    # Back at work, Carla's list holds her own items; the stand-in keeps what
+    # came to them until the daily refresh hands it back (below).
     with frozen(TODAY + dt.timedelta(days=4)):
         assert list(worklist.items_for(assignee=other_collector, on=TODAY + dt.timedelta(days=4))) == [item]
         assert list(worklist.items_for(assignee=collector, on=TODAY + dt.timedelta(days=4))) == []
@@ -182,3 +183,44 @@ def test_a_call_task_while_the_collector_is_away_is_the_stand_ins_and_the_timeli
     item = WorkItem.objects.get(kind=WorkKind.CALL, customer=account)
     assert item.assignee == other_collector
     assert item.title.endswith("(covering for carla)")
+
+
+def test_once_the_absence_is_over_the_daily_refresh_hands_the_stand_ins_items_back(
+    collector, other_collector, manager, make_customer, away
+):
+    """Otto may no longer work Acme once Carla is back: an item left on his
+    list would be one nobody can act on."""
+    account = make_customer(name="Acme")
+    worklist.item_add(kind=WorkKind.CALL, key="call:test", customer=account, title="Call Acme about INV-1",
+                      due_on=TODAY)
+    ottos_own = make_item(make_customer(name="Bolt", collector=other_collector), assignee=other_collector,
+                          title="Call Bolt")
+    # A manager's item on Carla's account is the manager's: a manager works any account.
+    managers = make_item(account, assignee=manager, title="Look at Acme")
+    back = TODAY + dt.timedelta(days=4)
+
+    with frozen(back):
+        worklist.worklist_refresh(on=back)
+
+    item = WorkItem.objects.get(key="call:test")
+    assert item.assignee == collector
+    assert WorkItem.objects.get(pk=ottos_own.pk).assignee == other_collector
+    assert WorkItem.objects.get(pk=managers.pk).assignee == manager
+    event = TimelineEvent.objects.get(customer=account, summary__startswith="Worklist: handed back")
+    assert event.summary == ("Worklist: handed back from otto to carla, who works the account today — "
+                             "Call Acme about INV-1 (covering for carla)")
+
+
+def test_ending_an_absence_hands_the_stand_ins_items_back_at_once(
+    collector, other_collector, make_customer, away, django_capture_on_commit_callbacks
+):
+    from customers import services
+
+    worklist.item_add(kind=WorkKind.CALL, key="call:test", customer=make_customer(name="Acme"),
+                      title="Call Acme", due_on=TODAY)
+    assert WorkItem.objects.get(key="call:test").assignee == other_collector
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.absence_end(absence=away, actor=collector, on=TODAY)
+
+    assert WorkItem.objects.get(key="call:test").assignee == collector

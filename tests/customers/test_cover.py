@@ -210,11 +210,23 @@ def test_ending_an_absence_early_gives_the_accounts_back_today_and_says_so(
 
 
 def test_ending_an_absence_that_has_not_begun_calls_it_off(collector, other_collector, third_collector):
-    absence = record(collector, other_collector, starts_on=TODAY)
+    absence = record(collector, other_collector, starts_on=TODAY + dt.timedelta(days=1))
     ended = services.absence_end(absence=absence, actor=collector)
     assert ended.cancelled
     # Called off, it no longer stands in the way of another absence on those days.
-    record(collector, third_collector)
+    record(collector, third_collector, starts_on=TODAY + dt.timedelta(days=1))
+
+
+def test_ending_an_absence_on_its_first_day_keeps_it_on_record_to_the_end_of_the_day(
+    collector, other_collector
+):
+    """Otto may have worked Carla's accounts that morning: a record saying
+    she was never away would make what he did look unauthorised."""
+    absence = record(collector, other_collector, starts_on=TODAY)
+
+    ended = services.absence_end(absence=absence, actor=collector)
+
+    assert (ended.cancelled, ended.starts_on, ended.ends_on) == (False, TODAY, TODAY)
 
 
 def test_an_absence_already_over_cannot_be_ended_again(collector, other_collector):
