@@ -106,7 +106,7 @@ from arcrm import roles
 from arcrm.dates import format_day, next_working_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
 from arcrm.text import one_line, person_name, shorten
-from customers.cover import covering_for
+from customers.cover import covering_for, working_for
 from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
@@ -460,7 +460,7 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
         body=email.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[mail_address(contact.name, contact.email)],
-        reply_to=[action.customer.collector.email] if action.customer.collector.email else None,
+        reply_to=[notice.collector_email] if notice.collector_email else None,
         headers={"Message-ID": message_id(action.pk)},
     )
     message.attach_alternative(email.html, "text/html")
@@ -496,7 +496,7 @@ def _copies_asked(action, lines, contact: Contact, *, channel: str, today: dt.da
             or all(line.days_overdue <= 0 for line in lines)):
         return []
     return invoice_copies(action.customer, [line.invoice for line in lines], contact,
-                          sender=action.customer.collector, on=today, pay_by=action.pay_by)
+                          sender=working_for(action.customer, on=today), on=today, pay_by=action.pay_by)
 
 
 def pay_by_when_sent(action, *, day: dt.date, channel: str, lines: list[_Line],
@@ -1090,7 +1090,8 @@ def _interest_basis(stretches: Stretches, currency: str, rate: Decimal) -> str:
 
 def _notice(action, lines, contact, *, language: str, today: dt.date) -> rendering.Notice:
     customer, step = action.customer, action.step
-    collector = customer.collector
+    # Whom the customer is told to ask: a stand-in while the collector is away.
+    collector = working_for(customer, on=today)
     new_charges = list(action.charges.all())
     return rendering.Notice(
         tone=step.tone,
@@ -1747,7 +1748,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
         if not invoices:
             return "nothing"
         language, _ = rendering.wording_language(contact.language, Tone.FRIENDLY)
-        collector = customer.collector
+        collector = working_for(customer, on=on)  # a stand-in while the collector is away
         # Never earlier than a notice of the cycle already asked: two dates, the
         # sooner one second, would leave the customer unsure which holds.
         asked = cycle.actions.exclude(status=ActionStatus.SKIPPED).aggregate(last=Max("pay_by"))["last"]

@@ -33,6 +33,7 @@ from ar_collections.timeline import event_record
 from arcrm.money import ZERO, format_money
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
+from customers.cover import working_for
 from customers.models import Contact, Customer, EventKind, TimelineEvent
 
 NOTE_MAX_LENGTH = 300
@@ -51,7 +52,7 @@ def statement_build(customer: Customer, *, contact: Contact | None, sender, on: 
     credit_notes = left_to_apply(CreditNote.objects, customer, link="credit_note").order_by("issued_on", "pk")
     payments = left_to_apply(Payment.objects, customer, link="payment").order_by("received_on", "pk")
     charges = LateCharge.objects.filter(customer=customer).standing().order_by("created_at", "pk")
-    owner = customer.collector or sender
+    owner = working_for(customer, on=on) or sender  # a stand-in while the collector is away
     return rendering.Statement(
         language=contact.language if contact else rendering.FALLBACK_LANGUAGE,
         customer_name=customer.legal_name or customer.name,

@@ -79,6 +79,7 @@ from arcrm.dates import add_months, format_day
 from arcrm.money import ZERO, by_currency, format_amounts, format_money, places_check, smallest_unit
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
+from customers.cover import working_for
 from customers.models import Contact, Customer, EventKind, TimelineEvent
 
 
@@ -691,7 +692,7 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, 
                      invoices=invoices, summary=f"The {said} could not be e-mailed: {why}",
                      details={"not_sent": why})
         return f"the schedule could not be e-mailed ({why}): tell the customer"
-    sender = customer.collector or actor
+    sender = working_for(customer, on=on) or actor  # a stand-in while the collector is away
     instalments = [(i.number, i.due_on, i.amount) for i in plan.instalments.order_by("number")
                    if not rescheduled or i.status == InstalmentStatus.DUE]
     subject, text = rendering.render_plan_agreed(rendering.PlanAgreed(

@@ -54,3 +54,17 @@ def covering_for(user_id: int | None, *, on: dt.date | None = None) -> int | Non
     if user_id is None:
         return None
     return stand_ins(on=on or timezone.localdate()).get(user_id, user_id)
+
+
+def working_for(customer, *, on: dt.date | None = None):
+    """Who works `customer`'s account on `on` (today by default): its
+    collector, or, while they are away, whoever covers for them. The name and
+    address the customer is given to write to, so that a question never goes
+    to someone on holiday. None for an account without a collector."""
+    collector_id = customer.collector_id
+    if collector_id is None:
+        return None
+    covering = covering_for(collector_id, on=on)
+    if covering == collector_id:
+        return customer.collector
+    return type(customer.collector).objects.get(pk=covering)

@@ -224,3 +224,19 @@ def test_ending_an_absence_hands_the_stand_ins_items_back_at_once(
         services.absence_end(absence=away, actor=collector, on=TODAY)
 
     assert WorkItem.objects.get(key="call:test").assignee == collector
+
+
+def test_the_customer_is_told_to_ask_the_stand_in_while_the_collector_is_away(
+    collector, other_collector, manager, make_customer, away
+):
+    from ar_collections.statements import statement_build
+    from customers.cover import working_for
+
+    account = make_customer(name="Acme")
+
+    assert working_for(account, on=TODAY) == other_collector
+    assert statement_build(account, contact=None, sender=manager, on=TODAY).contact_name == "otto"
+    # Back at work, the account's collector again.
+    back = TODAY + dt.timedelta(days=4)
+    assert working_for(account, on=back) == collector
+    assert statement_build(account, contact=None, sender=manager, on=back).contact_name == "carla"
