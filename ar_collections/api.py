@@ -52,7 +52,7 @@ from ar_collections.models import (
     LateCharge,
     ReceivablesImport,
 )
-from arcrm.money import ZERO, format_money
+from arcrm.money import ZERO, format_money, quantize
 from customers.models import Customer, TermsType
 
 # Rows per request: a request is one transaction holding its accounts' locks,
@@ -155,6 +155,12 @@ def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, Js
 # --- an account's standing ------------------------------------------------------------------
 
 
+def _amount(amount, currency: str) -> str:
+    """An amount as a string in its currency's places ("1250.00", JPY "6000"):
+    sums come back with ten places on SQLite, and a string keeps every cent."""
+    return str(quantize(amount, currency))
+
+
 # No CSRF to check: the view reads no cookie (see _token).
 @csrf_exempt
 @_only("GET")
@@ -196,8 +202,8 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
         "account_number": customer.account_number,
         "name": customer.name,
         "as_of": today.isoformat(),
-        "open": {t["currency"]: str(t["open"]) for t in totals},
-        "overdue": {t["currency"]: str(t["overdue"]) for t in totals if t["overdue"]},
+        "open": {t["currency"]: _amount(t["open"], t["currency"]) for t in totals},
+        "overdue": {t["currency"]: _amount(t["overdue"], t["currency"]) for t in totals if t["overdue"]},
         "overdue_invoices": sum(t["overdue_invoices"] for t in totals),
         "credit_limit": {"currency": customer.currency, "amount": str(customer.credit_limit_amount)},
         "on_credit_hold": customer.on_credit_hold,
@@ -207,9 +213,9 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
         "open_disputes": disputes,
         # The late fees and interest charged and not yet paid (nor waived):
         # owed as well as the invoices, kept apart from them.
-        "charges": {currency: {"late_fees": str(kinds[ChargeKind.LATE_FEE]),
-                               "interest": str(kinds[ChargeKind.INTEREST]),
-                               "total": str(sum(kinds.values()))}
+        "charges": {currency: {"late_fees": _amount(kinds[ChargeKind.LATE_FEE], currency),
+                               "interest": _amount(kinds[ChargeKind.INTEREST], currency),
+                               "total": _amount(sum(kinds.values()), currency)}
                     for currency, kinds in charges.items()},
         "may_ship": not reasons,
         "ship_terms": "on_credit" if on_credit else "against_payment",

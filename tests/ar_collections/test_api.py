@@ -833,3 +833,13 @@ def test_a_request_in_utf_16_is_kept_on_the_imports_page_as_it_was_read(erp, acc
     assert status == 200, said
     batch = ReceivablesImport.objects.get()
     assert json.loads(batch.text)["rows"][0]["po_reference"] == "Bestellung Nr. 7 – Größe"
+
+
+def test_amounts_are_given_in_their_currency_s_places(accounts, viewer, make_invoice):
+    # Yen have no cents: "6000", as the ERP books it, not "6000.00".
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="6000",
+                 currency="JPY")
+
+    body = client_for(viewer).get(reverse("api:customer_standing", args=["C-ACME"])).json()
+
+    assert (body["open"], body["overdue"]) == ({"JPY": "6000"}, {"JPY": "6000"})
