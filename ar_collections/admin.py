@@ -988,6 +988,15 @@ class MoneyPointScaleAdmin(ViewOnly, MoneyShownReadOnly, admin.ModelAdmin):
     list_display = ["__str__", "currency", money_column("per_point_amount", description="1 point per")]
 
 
+@admin.register(Holiday)
+class HolidayAdmin(ViewOnly, admin.ModelAdmin):
+    """A list to look at: the holidays are kept with the collection rules,
+    whose history records each change."""
+
+    list_display = ["day", "name"]
+    date_hierarchy = "day"
+
+
 @admin.register(Department)
 class DepartmentAdmin(admin.ModelAdmin):
     list_display = ["name", "email", "reasons"]

@@ -159,6 +159,7 @@ ADMIN_PERMISSIONS = {
     # The rules: one row, changed with before and after, never deleted.
     "collections.CollectionRules": (True, True, False),
     "collections.MoneyPointScale": (False, False, False),
+    "collections.Holiday": (False, False, False),
     # Teams disputes are routed to: plain settings.
     "collections.Department": (True, True, True),
     # What the planner reads and writes for exactly-once dunning.
@@ -196,6 +197,7 @@ ADMIN_PERMISSIONS = {
     "collections.LatePaymentPolicy > PolicyMinimum": (True, True, True),
     "collections.DunningStep > StepFee": (True, True, True),
     "collections.CollectionRules > MoneyPointScale": (True, True, True),
+    "collections.CollectionRules > Holiday": (True, True, True),
     "collections.DunningAction > DunningActionInvoice": (False, False, False),
     "collections.PaymentPlan > Instalment": (False, False, False),
     "customers.Customer > Contact": (False, False, False),
