@@ -123,7 +123,7 @@ def digest() -> str:
 # the same every time. A dunning event's details hold the notice, whose
 # reference is its step's row: its summary says the rest. A worklist event
 # names its item, a schedule e-mailed its outgoing mail.
-ROW_IDS = {"action", "recipient", "collector", "contact", "item", "mail"}
+ROW_IDS = {"action", "recipient", "collector", "contact", "item", "mail", "dispute"}
 
 
 def _without_ids(details):
