@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import (
@@ -48,6 +49,8 @@ from django.utils import timezone
 
 from ar_collections.models import (
     ActionStatus,
+    Dispute,
+    DisputeStatus,
     DunningAction,
     DunningCycle,
     Invoice,
@@ -63,6 +66,7 @@ from ar_collections.models import (
     WorkItem,
     WorkKind,
     WorkStatus,
+    WriteOff,
     money_field,
 )
 from ar_collections.timeline import event_record
@@ -73,7 +77,7 @@ from arcrm.paging import Keyset
 from arcrm.roles import can_act_on
 from arcrm.text import one_line, person_name, shorten
 from customers.cover import covered_by, stand_ins
-from customers.models import Contact, Customer, EventKind, Segment
+from customers.models import Contact, Customer, EventKind, Segment, TermsType, TimelineEvent
 
 RISK_POINTS = {
     Segment.DISTRESSED: 20,
@@ -114,13 +118,11 @@ def item_add(
 def items_covered(items: list[WorkItem], *, on: dt.date) -> None:
     """Items about to be created for someone away on `on` go to whoever
     covers for them, and say so in their title ("… (covering for Anna
-    Smith)"): they stay the stand-in's once the absence is over, and the
-    title tells why they came to them. One query, two with anyone away."""
+    Smith)"), which tells why they came to them; once the cover is over
+    they go back (items_handed_back). One query, two with anyone away."""
     cover = stand_ins(on=on)
     if not cover or not any(item.assignee_id in cover for item in items):
         return
-    from django.contrib.auth import get_user_model
-
     names = {user.pk: person_name(user) for user in get_user_model().objects.filter(pk__in=list(cover))}
     limit = WorkItem._meta.get_field("title").max_length
     for item in items:
@@ -137,8 +139,6 @@ def items_handed_back(*, on: dt.date) -> int:
     collector, or their stand-in. Otherwise nobody could act on them: the
     holder gets 403 on the account, and its collector does not see them.
     Each hand-back is on the account's timeline. Returns how many moved."""
-    from django.contrib.auth import get_user_model
-
     cover = stand_ins(on=on)
     may_work_any: dict[int, bool] = {}
     moved = 0
@@ -237,7 +237,6 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
     left to chase that no open promise or live plan holds, and only if the
     follow-up was their last end: one ticked off by hand since stays done.
     Each comes back once, due `on`, with `because` on the timeline."""
-    from customers.models import TimelineEvent
 
     reopened = 0
     for kind, (source, _) in BROKEN_COMMITMENTS.items():
@@ -265,7 +264,6 @@ def _overdue_unheld(*, on: dt.date) -> QuerySet[Invoice]:
     """Invoices overdue on `on` that no open promise, live plan (in force or
     waiting for a manager) nor open dispute holds: money nobody is doing
     anything about, once the ladder has nothing more to send."""
-    from ar_collections.models import Dispute, DisputeStatus
 
     live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
     return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0, due_date__lt=on).exclude(
@@ -483,8 +481,6 @@ def _held() -> Q:
     """For a Customer query: on credit hold, or on C.O.D. or prepayment since
     a dunning step switched it there (terms agreed so from the start are not
     a sanction to lift)."""
-    from ar_collections.models import StepAction
-    from customers.models import TermsType
 
     switched = DunningAction.objects.filter(customer=OuterRef("pk"), status=ActionStatus.DONE,
                                             step__action=StepAction.SWITCH_TO_COD)
@@ -497,7 +493,6 @@ def _overdue_on(on: dt.date) -> Exists:
 
 
 def _what_to_lift(customer: Customer) -> str:
-    from customers.models import TermsType
 
     standard = customer.terms_type == TermsType.STANDARD
     terms = [] if standard else [f"{customer.get_terms_type_display()} terms"]
@@ -509,8 +504,6 @@ def _cleared_since_held(customer: Customer) -> int | None:
     credited or written off since the hold (or the switch to C.O.D.) was put
     on, as its timeline records it: an account put on hold by hand with
     nothing overdue has paid up nothing. None if there is none."""
-    from ar_collections.models import WriteOff
-    from customers.models import TimelineEvent
 
     put_on = (TimelineEvent.objects.filter(customer=customer)
               .filter(Q(details__after__on_credit_hold=True)
@@ -572,7 +565,6 @@ def disputes_settled_items(*, customer_ids=None, actor=None) -> int:
     them it was is the collector's judgement, not the payment's, so the
     dispute is not closed here. Among `customer_ids`' disputes, else all.
     Returns how many items were added."""
-    from ar_collections.models import Dispute, DisputeStatus
 
     settled = Dispute.objects.filter(status=DisputeStatus.OPEN, invoice__status=InvoiceStatus.PAID)
     if customer_ids is not None:
@@ -632,7 +624,6 @@ def refused_addresses_fixed(now, *, contact=None) -> None:
 def worklist_refresh(*, on: dt.date) -> int:
     """Create the items that follow from the state of things today; close
     those whose reason is gone. Idempotent; run after planning and daily."""
-    from ar_collections.models import Dispute, DisputeStatus
     from ar_collections.services import review_steps_paid_skip  # it imports this module
 
     review_steps_paid_skip(on=on)
@@ -789,8 +780,6 @@ def items_for(*, assignee, on: dt.date) -> QuerySet[WorkItem]:
     """Open items due by `on` and not snoozed past it, most urgent first: the
     assignee's own, and those of colleagues away whom they cover for on `on`
     (the item's assignee, read in the same query, names whose they are)."""
-    from django.contrib.auth import get_user_model
-
     if not hasattr(assignee, "pk"):
         assignee = get_user_model()(pk=assignee)
     covered = covered_by(assignee, on=on)
