@@ -1489,6 +1489,10 @@ class ExceptionKind(models.TextChoices):
     PAUSE = "pause", "Pause dunning beyond the collector's limit"
     EXTENDED_TERMS = "extended_terms", "Extended terms"
     FEE_WAIVER = "fee_waiver", "Waive fees or interest"
+    # An account on credit hold, or on C.O.D. since a dunning step switched it
+    # there, that has paid up: approved, the hold comes off and the terms go
+    # back to standard (workspace.exception_decide).
+    HOLD_RELEASE = "hold_release", "Lift the credit hold or C.O.D."
     OTHER = "other", "Other"
 
 

@@ -482,9 +482,26 @@ def _held() -> Q:
     a dunning step switched it there (terms agreed so from the start are not
     a sanction to lift)."""
 
-    switched = DunningAction.objects.filter(customer=OuterRef("pk"), status=ActionStatus.DONE,
-                                            step__action=StepAction.SWITCH_TO_COD)
+    switched = _switched_to_cod().filter(customer=OuterRef("pk"))
     return Q(on_credit_hold=True) | Q(Exists(switched), terms_type__in=[TermsType.COD, TermsType.PREPAYMENT])
+
+
+def _switched_to_cod() -> QuerySet[DunningAction]:
+    return DunningAction.objects.filter(status=ActionStatus.DONE, step__action=StepAction.SWITCH_TO_COD)
+
+
+def hold_lift_changes(customer: Customer) -> dict[str, object]:
+    """What lifting the account's hold changes on its card: the credit hold
+    comes off, and C.O.D. or prepayment a dunning step switched it to goes
+    back to standard terms (terms agreed so from the start are not a
+    sanction, and stay). Empty: there is nothing to lift."""
+    changes: dict[str, object] = {}
+    if customer.on_credit_hold:
+        changes["on_credit_hold"] = False
+    if (customer.terms_type in (TermsType.COD, TermsType.PREPAYMENT)
+            and _switched_to_cod().filter(customer=customer).exists()):
+        changes["terms_type"] = TermsType.STANDARD
+    return changes
 
 
 def _overdue_on(on: dt.date) -> Exists:

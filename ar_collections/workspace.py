@@ -81,6 +81,7 @@ from arcrm.roles import require_act_on
 from arcrm.text import person_name
 from customers.cover import working_for
 from customers.models import Contact, Customer, EventKind, TimelineEvent
+from customers.services import customer_update
 
 
 @dataclass(frozen=True)
@@ -1945,7 +1946,7 @@ def exception_request(
     # a long pause asked again): approving both would grant it twice. The
     # account's lock makes two at the same moment queue and find each other.
     # "Other" requests each ask something of their own.
-    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    current = Customer.objects.select_for_update().get(pk=customer.pk)
     waiting = (ExceptionRequest.objects.filter(customer=customer, kind=kind, invoice=invoice,
                                                status=ExceptionStatus.PENDING)
                .exclude(kind=ExceptionKind.OTHER).first())
@@ -1956,6 +1957,13 @@ def exception_request(
             f"A request ({waiting.get_kind_display().lower()}{until}) for {what} already waits for a "
             f"manager, asked on {format_day(waiting.requested_on)}: a manager decides it first."
         )
+    if kind == ExceptionKind.HOLD_RELEASE:
+        if invoice is not None:
+            raise ValidationError({"invoice": "A credit hold or C.O.D. is on the whole account: name no "
+                                              "invoice."})
+        if not worklist.hold_lift_changes(current):
+            raise ValidationError({"kind": f"{customer.name} is neither on credit hold nor on C.O.D. or "
+                                           "prepayment a dunning step imposed: there is nothing to lift."})
     # A waiver of nothing owed would be approved for nothing, and the customer
     # told a fee was forgiven that they never had to pay.
     waived = kind == ExceptionKind.FEE_WAIVER
@@ -2018,6 +2026,11 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
     if approve and locked.kind == ExceptionKind.FEE_WAIVER:
         for charge in charges_waivable(locked):
             charge_waive(charge=charge, manager=manager, note=f"Exception approved: {locked.decision_note}")
+    if approve and locked.kind == ExceptionKind.HOLD_RELEASE:
+        # Read as it stands now: lifted on the card meanwhile, nothing is left to change.
+        customer = Customer.objects.get(pk=locked.customer_id)
+        if changes := worklist.hold_lift_changes(customer):
+            customer_update(customer=customer, actor=manager, changes=changes)
     return locked
 
 

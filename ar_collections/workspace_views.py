@@ -15,6 +15,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
@@ -616,7 +617,12 @@ def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return "Exception requested; it is in the managers' queue."
 
-    return _inline_action(request, pk, form_class=ExceptionForm, slug="exception",
+    # A link may name what is asked (the worklist's "paid up" item asks to lift a hold).
+    kind = request.GET.get("kind", "")
+    form_class = ExceptionForm
+    if kind in ExceptionKind.values:
+        form_class = partial(ExceptionForm, initial={"kind": kind})
+    return _inline_action(request, pk, form_class=form_class, slug="exception",
                           title="Request an exception", submit="Send request", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:exception_request"])
 

@@ -7,15 +7,25 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ar_collections import worklist, workspace
 from ar_collections.models import (
+    ActionStatus,
     Department,
     DisputeOutcome,
     DisputeReason,
     DisputeStatus,
+    DunningAction,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
     Invoice,
+    StepAction,
     WorkItem,
     WorkKind,
     WorkStatus,
@@ -182,7 +192,7 @@ def test_the_worklist_item_leads_to_the_exception_request(
 
     page = client.get(reverse("collections:worklist")).content.decode()
 
-    request_url = reverse("collections:exception_request", args=[on_hold.pk])
+    request_url = reverse("collections:exception_request", args=[on_hold.pk]) + "?kind=hold_release"
     assert "Paid up, nothing overdue: ask a manager to lift the credit hold" in page
     assert f'<a href="{request_url}">Ask a manager</a>' in page
     assert client.get(request_url).status_code == 200
@@ -259,3 +269,113 @@ def test_a_disputed_invoice_paid_in_part_still_waits_for_the_departments_answer(
 
     assert [i.status for i in dispute_items(dispute, WorkKind.DISPUTE_WAITING)] == [WorkStatus.OPEN]
     assert dispute_items(dispute, WorkKind.DISPUTE_SETTLED) == []
+
+
+# --- The request to lift a hold ---------------------------------------------------------
+
+
+def switched_by_a_step(customer, manager) -> None:
+    """A dunning step's switch to C.O.D., approved three days ago."""
+    run = DunningRun.objects.create(run_date=TODAY - dt.timedelta(days=3))
+    cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=run.run_date)
+    DunningAction.objects.create(run=run, cycle=cycle, customer=customer, status=ActionStatus.DONE,
+                                 step=DunningStep.objects.filter(action=StepAction.SWITCH_TO_COD).first(),
+                                 planned_on=run.run_date, pay_by=run.run_date)
+    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD})
+
+
+def hold_release_asked(customer, collector, reason="Paid everything overdue; orders waiting"):
+    return workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.HOLD_RELEASE,
+                                       reason=reason, on=TODAY)
+
+
+def test_a_manager_approving_the_request_lifts_the_hold_and_ends_the_item(
+    on_hold, manager, collector, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    asked = hold_release_asked(on_hold, collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workspace.exception_decide(request=asked, manager=manager, approve=True, note="Paid up; fine",
+                                   on=TODAY)
+
+    customer = Customer.objects.get(pk=on_hold.pk)
+    assert (customer.on_credit_hold, customer.terms_type) == (False, TermsType.STANDARD)
+    (item,) = hold_items(on_hold)
+    assert item.status == WorkStatus.DONE
+    changed = TimelineEvent.objects.filter(customer=on_hold, kind=EventKind.ACCOUNT_CHANGED).latest("pk")
+    assert (changed.actor, changed.details["after"]) == (manager, {"on_credit_hold": False})
+
+
+def test_a_rejected_request_leaves_the_hold_on(on_hold, manager, collector, overdue):
+    paid(on_hold, manager, overdue)
+    asked = hold_release_asked(on_hold, collector)
+
+    workspace.exception_decide(request=asked, manager=manager, approve=False, note="Wait a month", on=TODAY)
+
+    assert Customer.objects.get(pk=on_hold.pk).on_credit_hold
+
+
+def test_approving_the_request_takes_an_account_a_step_switched_to_cash_on_delivery_back_to_standard_terms(
+    customer, manager, collector, overdue, default_ladders
+):
+    switched_by_a_step(customer, manager)
+    paid(customer, manager, overdue)
+    asked = hold_release_asked(customer, collector)
+
+    workspace.exception_decide(request=asked, manager=manager, approve=True, note="Back to terms", on=TODAY)
+
+    assert Customer.objects.get(pk=customer.pk).terms_type == TermsType.STANDARD
+
+
+def test_cash_on_delivery_agreed_from_the_start_is_not_the_holds_to_lift(customer, manager, collector):
+    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD})
+
+    with pytest.raises(ValidationError, match=r"neither on credit hold nor on C\.O\.D\."):
+        hold_release_asked(customer, collector)
+
+    assert not ExceptionRequest.objects.filter(customer=customer).exists()
+
+
+def test_an_account_not_on_hold_cannot_ask_for_one_to_be_lifted(customer, collector):
+    with pytest.raises(ValidationError, match="nothing to lift"):
+        hold_release_asked(customer, collector)
+
+
+def test_a_request_for_one_invoice_is_refused_the_hold_is_on_the_account(on_hold, collector, overdue):
+    with pytest.raises(ValidationError, match="whole account"):
+        workspace.exception_request(customer=on_hold, actor=collector, kind=ExceptionKind.HOLD_RELEASE,
+                                    reason="Paid", on=TODAY, invoice=overdue)
+
+
+def test_a_hold_lifted_on_the_card_meanwhile_is_approved_without_changing_anything(
+    on_hold, manager, collector, overdue
+):
+    paid(on_hold, manager, overdue)
+    asked = hold_release_asked(on_hold, collector)
+    customer_update(customer=on_hold, actor=manager, changes={"on_credit_hold": False})
+    changes = TimelineEvent.objects.filter(customer=on_hold, kind=EventKind.ACCOUNT_CHANGED).count()
+
+    decided = workspace.exception_decide(request=asked, manager=manager, approve=True, note="ok", on=TODAY)
+
+    assert decided.status == ExceptionStatus.APPROVED
+    assert TimelineEvent.objects.filter(customer=on_hold, kind=EventKind.ACCOUNT_CHANGED).count() == changes
+
+
+def test_the_worklist_item_opens_the_request_form_on_lifting_the_hold(
+    client, on_hold, manager, collector, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    client.force_login(collector)
+
+    page = client.get(reverse("collections:worklist")).content.decode()
+    url = reverse("collections:exception_request", args=[on_hold.pk]) + "?kind=hold_release"
+    assert f'<a href="{url}">Ask a manager</a>' in page.replace("&amp;", "&")
+
+    form = client.get(url).content.decode()
+    assert '<option value="hold_release" selected>' in form
+    response = client.post(url, {"kind": "hold_release", "reason": "All paid"})
+    assert response.status_code == 302
+    assert ExceptionRequest.objects.get(customer=on_hold).kind == ExceptionKind.HOLD_RELEASE
