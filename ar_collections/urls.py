@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ar_collections import numbers_views, views
+from ar_collections import numbers_views, policy_review_views, views
 from ar_collections import workspace_views as ws
 from customers import cover_views
 
@@ -55,5 +55,7 @@ urlpatterns = [
     path("numbers.csv", numbers_views.numbers_csv, name="numbers_csv"),
     path("numbers/aged/", numbers_views.numbers_aged, name="numbers_aged"),
     path("numbers/aged.csv", numbers_views.numbers_aged_csv, name="numbers_aged_csv"),
+    path("policy-review/", policy_review_views.policy_review_page, name="policy_review"),
+    path("policy-review.csv", policy_review_views.policy_review_csv, name="policy_review_csv"),
     path("worklist/<int:item_id>/<str:change>/", ws.work_item_change, name="work_item_change"),
 ]
