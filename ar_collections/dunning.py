@@ -61,8 +61,8 @@ from ar_collections.models import (
     StepAction,
 )
 from arcrm.dates import format_day
-from arcrm.db import rows_insert
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO
+from arcrm.db import MONEY, rows_insert
+from arcrm.money import MONEY_DECIMAL_PLACES, ZERO
 from customers.models import Customer, Segment
 
 # Customers per planning transaction. Large enough that per-statement overhead
@@ -248,10 +248,6 @@ def eligible_invoices(*, on: dt.date) -> models.QuerySet[Invoice]:
             Subquery(disputed.values("dispute__disputed_amount")[:1]), Value(ZERO), output_field=MONEY,
         ))
     )
-
-
-# The type of an amount computed in a query, as the models keep money.
-MONEY = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
 
 def _in_reach(book: dict[str, Ladder], *, on: dt.date, prefix: str = "") -> Q:

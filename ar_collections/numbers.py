@@ -30,7 +30,6 @@ from django.db.models import (
     Case,
     Count,
     DateField,
-    DecimalField,
     Exists,
     ExpressionWrapper,
     F,
@@ -65,7 +64,8 @@ from ar_collections.models import (
     WriteOff,
 )
 from arcrm import kpi
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
+from arcrm.db import MONEY
+from arcrm.money import ZERO, quantize
 from arcrm.text import name_of
 from customers.models import Segment
 
@@ -75,8 +75,6 @@ CAUSED_BY_US = (DisputeReason.OUR_DELIVERY, DisputeReason.OUR_SERVICE)
 DISPUTED = "Under open dispute"
 FORECAST_WEEKS = 8
 PERIOD_LENGTHS = (1, 3, 6, 12)
-
-_MONEY = DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
 
 @dataclass(frozen=True)
@@ -522,9 +520,9 @@ def _disputed_amount():
     )
     return ExpressionWrapper(
         F("invoice__total_amount")
-        + Coalesce(Subquery(corrected_since), Value(ZERO), output_field=_MONEY)
-        - Coalesce(Subquery(allocated), Value(ZERO), output_field=_MONEY),
-        output_field=_MONEY,
+        + Coalesce(Subquery(corrected_since), Value(ZERO), output_field=MONEY)
+        - Coalesce(Subquery(allocated), Value(ZERO), output_field=MONEY),
+        output_field=MONEY,
     )
 
 
@@ -627,7 +625,7 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
             F("open_amount"),
         )),
         default=F("open_amount"),
-        output_field=_MONEY,
+        output_field=MONEY,
     )
     invoices = (
         scope.of(Invoice.objects.open())
@@ -748,7 +746,7 @@ def aged_balances(scope: Scope, *, today: dt.date, bucket: str | None = None) ->
     money in it, by what they have in it; biggest first. Rows are dicts;
     `aged_accounts` reads them."""
     sums = {
-        key: Coalesce(Sum("open_amount", filter=when), Value(ZERO), output_field=_MONEY)
+        key: Coalesce(Sum("open_amount", filter=when), Value(ZERO), output_field=MONEY)
         for key, when in _aged_conditions(today).items()
     }
     rows = (

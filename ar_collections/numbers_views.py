@@ -143,7 +143,7 @@ class AgedForm(ScopeForm):
     )
 
 
-def _numbers_reader(request: HttpRequest) -> bool:
+def numbers_reader(request: HttpRequest) -> bool:
     """Whether the user may read the numbers (else 403); True for a manager."""
     # Figures about many accounts' money are for those who work the accounts.
     if not request.user.has_perm(WORK):
@@ -163,7 +163,7 @@ def numbers_page(request: HttpRequest) -> HttpResponse:
     """Aging today, DSO, countback, best-possible DSO, ADD and CEI for the
     period, write-offs, credit notes and disputes in it, and the cash
     expected in the next weeks; per currency."""
-    manager = _numbers_reader(request)
+    manager = numbers_reader(request)
     today = timezone.localdate()
     form = NumbersForm(_with_defaults(request.GET, today=today), today=today, manager=manager)
     context = {"form": form, "manager": manager, "today": today, "figures": None, "periods": []}
@@ -190,7 +190,7 @@ def _aged_query(query: QueryDict) -> dict[str, str]:
 def numbers_aged(request: HttpRequest) -> HttpResponse:
     """The aged trial balance: each account's open amount by bucket, per
     currency, with its collector and segment; biggest first, a page at a time."""
-    manager = _numbers_reader(request)
+    manager = numbers_reader(request)
     today = timezone.localdate()
     form = AgedForm(_aged_query(request.GET), manager=manager)
     context = {"form": form, "manager": manager, "today": today, "columns": numbers.AGED_COLUMNS}
@@ -277,7 +277,7 @@ def _aged_csv_lines(chunk: list[dict]) -> Iterator[list[str]]:
 def numbers_aged_csv(request: HttpRequest) -> HttpResponse:
     """The aged trial balance as a CSV file: every account the page would
     list (all pages), streamed as it is read."""
-    manager = _numbers_reader(request)
+    manager = numbers_reader(request)
     today = timezone.localdate()
     form = AgedForm(_aged_query(request.GET), manager=manager)
     if not form.is_valid():
@@ -340,7 +340,7 @@ def _money(amount, currency: str) -> str:
 def numbers_csv(request: HttpRequest) -> HttpResponse:
     """The period's figures as a CSV file: a row per currency and period (the
     end month alone and the chosen length), as the page shows them."""
-    manager = _numbers_reader(request)
+    manager = numbers_reader(request)
     today = timezone.localdate()
     form = NumbersForm(_with_defaults(request.GET, today=today), today=today, manager=manager)
     if not form.is_valid():

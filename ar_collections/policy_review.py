@@ -57,7 +57,8 @@ from ar_collections.models import (
     PaymentPlan,
     PlanStatus,
 )
-from ar_collections.numbers import _MONEY, Scope
+from ar_collections.numbers import Scope
+from arcrm.db import MONEY
 from arcrm.money import ZERO, quantize
 
 PERIOD_DAYS = (30, 90, 180, 365)
@@ -219,7 +220,7 @@ def _paid(*, until) -> Coalesce:
         .annotate(total=Sum("amount"))
         .values("total")
     )
-    return Least(Coalesce(Subquery(paid), Value(ZERO), output_field=_MONEY), F("open_amount"))
+    return Least(Coalesce(Subquery(paid), Value(ZERO), output_field=MONEY), F("open_amount"))
 
 
 def _money(notices_: QuerySet) -> dict[int, list[CurrencyRow]]:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_safe
 
 from ar_collections import policy_review
 from ar_collections.numbers import Scope
-from ar_collections.numbers_views import EXCEL_KNOWS_UTF8, _numbers_reader, csv_text
+from ar_collections.numbers_views import EXCEL_KNOWS_UTF8, csv_text, numbers_reader
 from arcrm.htmx import wants_fragment
 
 
@@ -46,7 +46,7 @@ def _scope(request: HttpRequest, manager: bool) -> Scope:
 def policy_review_page(request: HttpRequest) -> HttpResponse:
     """Each step's notices, the money they asked and the share paid by the
     pay-by date and two weeks after it, per currency, and a plain flag."""
-    manager = _numbers_reader(request)
+    manager = numbers_reader(request)
     today = timezone.localdate()
     form = ReviewForm(_query(request.GET))
     context = {"form": form, "manager": manager, "today": today, "policies": None, "rule": policy_review}
@@ -95,7 +95,7 @@ def _percent(share) -> str:
 def policy_review_csv(request: HttpRequest) -> HttpResponse:
     """The page's table as a CSV file: a row per step and currency (a step
     without notices, one row with empty money cells)."""
-    manager = _numbers_reader(request)
+    manager = numbers_reader(request)
     today = timezone.localdate()
     form = ReviewForm(_query(request.GET))
     if not form.is_valid():

@@ -32,7 +32,7 @@ from ar_collections.models import (
 )
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day, months_between
-from arcrm.db import DaysBetween
+from arcrm.db import MONEY, DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
@@ -43,7 +43,6 @@ from customers.models import Customer, EventKind, Segment, TermsType, TimelineEv
 # number of statements stays independent of the size of any one account.
 BEHAVIOUR_BATCH_SIZE = 2_000
 
-_MONEY = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 _WEIGHT = models.DecimalField(max_digits=MONEY_MAX_DIGITS + 6, decimal_places=MONEY_DECIMAL_PLACES)
 _DAYS = Decimal("0.01")
 
@@ -174,7 +173,7 @@ def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):
     def open_sum(condition: Q) -> Coalesce:
         return Coalesce(
             Sum("invoices__open_amount", filter=open_ & own_currency & condition), ZERO,
-            output_field=_MONEY,
+            output_field=MONEY,
         )
 
     def due_between(newest: int, oldest: int | None) -> Q:

@@ -6,6 +6,13 @@ import re
 
 from django.db import models
 
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+
+# The type of an amount computed in a query (a sum, a difference), as the
+# models keep money: without it, the database's own type for the result
+# decides the places, and SQLite's is a float.
+MONEY = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+
 
 class DaysBetween(models.Func):
     """Whole days from `start` to `end` (end − start) for two DATE expressions.
