@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ar_collections import numbers_views, policy_review_views, views
+from ar_collections import numbers_views, policy_review_views, simulator_views, views
 from ar_collections import workspace_views as ws
 from customers import cover_views
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("review/<int:pk>/", views.action_review, name="action_review"),
     path("approvals/", views.approval_queue, name="approvals"),
     path("approvals/<int:pk>/", views.action_decide, name="action_decide"),
+    path("coming-up/", simulator_views.coming_up, name="coming_up"),
     path("letters/", views.letter_queue, name="letters"),
     path("import/", views.receivables_import, name="import"),
     path("import/<int:pk>/", views.receivables_import_detail, name="import_detail"),
