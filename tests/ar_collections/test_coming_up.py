@@ -225,6 +225,20 @@ def test_a_what_if_moving_a_step_moves_its_night(client, manager, book):
     assert "policy admin" in text
 
 
+def test_a_night_with_the_change_opens_the_accounts_of_the_changed_plan(client, manager, book):
+    client.force_login(manager)
+    prompt = ladders()[Segment.PROMPT]
+    query = {"policy": prompt.policy.pk, "min_gap": 5, **{f"step_{s.pk}": s.day_offset for s in prompt.steps},
+             "day": day(2).isoformat()}
+    query[f"step_{prompt.steps[0].pk}"] = 4
+
+    changed = client.get(URL, {**query, "plan": "changed"}, headers=HTMX).content.decode()
+    now = client.get(URL, {**query, "plan": "now"}, headers=HTMX).content.decode()
+
+    assert "Acme Tools" in changed and "(with the change)" in changed
+    assert "Acme Tools" not in now and "No step is due that night." in now
+
+
 def test_the_page_and_its_what_if_save_nothing(client, manager, book):
     # Bolt's e-mail, and Crane's cycle waiting below the minimum, on record.
     run_plan(run=run_start(run_date=TODAY))
