@@ -11,9 +11,10 @@ token is 401, a right the user lacks 403, both in JSON.
 Rows are checked and recorded by ar_collections/imports.py, the rules of a
 CSV file's rows: a request is taken whole or not at all (422 with each row's
 problems, nothing written), and the same request again changes nothing,
-which its counts say. Each request that is not a dry run, recorded or
-refused, is kept on the imports page beside the uploaded files, as its
-token's user's, naming the token.
+which its counts say. A request that fails on an error nobody foresaw is
+500 in JSON, nothing recorded. Each request that is not a dry run, recorded,
+refused or failed, is kept on the imports page beside the uploaded files, as
+its token's user's, naming the token.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import logging
 import secrets
 from collections import defaultdict
 from decimal import Decimal
@@ -68,6 +70,8 @@ IMPORT_PERMISSION = "collections.import_receivables"
 READ_PERMISSION = "customers.view_customer"
 TOKEN_PREFIX = "arcrm_"
 LAST_USED_EVERY = dt.timedelta(minutes=1)
+
+log = logging.getLogger(__name__)
 
 
 # --- tokens -----------------------------------------------------------------------------------
@@ -270,17 +274,32 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
         return _error(413, f"{len(data['rows']):,} rows: send at most {MAX_ROWS:,} rows a request, "
                            "nothing was recorded.")
     report = ImportReport(kind, dry_run=dry_run, unit="row")
-    rows = read_json_rows(data["rows"], report)
-    # The request's record on the imports page commits with what it recorded:
-    # none without the other. A refused one is recorded as a refused file is.
-    with transaction.atomic():
-        if kind == INVOICES:
-            invoice_rows_import(rows, report=report, actor=token.user)
-        else:
-            payment_rows_import(rows, report=report, actor=token.user)
+    # As read: JSON may come in UTF-16 or UTF-32 as well as UTF-8.
+    body = json.dumps(data, ensure_ascii=False)
+    try:
+        rows = read_json_rows(data["rows"], report)
+        # The request's record on the imports page commits with what it recorded:
+        # none without the other. A refused one is recorded as a refused file is.
+        with transaction.atomic():
+            if kind == INVOICES:
+                invoice_rows_import(rows, report=report, actor=token.user)
+            else:
+                payment_rows_import(rows, report=report, actor=token.user)
+            if not dry_run:
+                _request_record(token=token, kind=kind, body=body, report=report)
+    except Exception as error:
+        # An error nobody foresaw: the transaction above is rolled back, so
+        # the ERP is told in JSON that nothing was recorded (Django's own 500
+        # is an HTML page its client cannot read), and the managers see the
+        # request failed on the imports page, recorded now, outside it.
+        log.exception("API request for %s with token %s failed", kind, token.pk)
         if not dry_run:
-            # As read: JSON may come in UTF-16 or UTF-32 as well as UTF-8.
-            _request_record(token=token, kind=kind, body=json.dumps(data, ensure_ascii=False), report=report)
+            try:
+                _failure_record(token=token, kind=kind, rows=len(data["rows"]), body=body, error=error)
+            except Exception:  # the database itself may be what failed: the ERP is still answered
+                log.exception("API request for %s with token %s not recorded as failed", kind, token.pk)
+        return _error(500, "The request failed on an internal error: nothing was recorded. Send it again "
+                           "later; if it fails again, tell the team that runs arcrm.")
     if not report.ok:
         by_row: dict[int, list[str]] = defaultdict(list)
         for row, text in sorted(report.problems):
@@ -307,6 +326,19 @@ def _request_record(*, token: ApiToken, kind: str, body: str, report: ImportRepo
         status=ImportStatus.DONE if report.ok else ImportStatus.REFUSED,
         rows=report.rows, created=report.created, already=report.already, updated=report.updated,
         errors=report.errors, summary=report.summary(), started_at=now, finished_at=now,
+    )
+
+
+def _failure_record(*, token: ApiToken, kind: str, rows: int, body: str, error: Exception
+                    ) -> ReceivablesImport:
+    """A request that failed on an error, on the imports page as failed,
+    nothing of its rows applied; its error named as a failed file's is."""
+    now = timezone.now()
+    return ReceivablesImport.objects.create(
+        kind=kind, origin=ImportOrigin.API, api_token=token, text=body, created_by=token.user,
+        status=ImportStatus.FAILED, rows=rows, summary="Failed: internal error; nothing was recorded.",
+        errors=[f"The request stopped on an error: {type(error).__name__}: {error}"],
+        started_at=now, finished_at=now,
     )
 
 

@@ -591,6 +591,63 @@ def test_an_applied_request_is_recorded_on_the_imports_page_as_the_tokens_user(e
     assert batch.finished_at is not None
 
 
+@pytest.mark.parametrize("kind, rows, domain", [
+    ("invoices", INVOICE_ROWS, "invoice_rows_import"),
+    ("payments", [], "payment_rows_import"),
+])
+def test_a_request_that_fails_inside_answers_500_in_json_changes_nothing_and_is_recorded_as_failed(
+        erp, accounts, manager, monkeypatch, caplog, kind, rows, domain):
+    real = getattr(api, domain)
+
+    def fails_after_writing(rows, **kwargs):
+        real(rows, **kwargs)  # whatever it wrote must go with the request
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(api, domain, fails_after_writing)
+    before = state()
+
+    status, body = post(erp, kind, {"rows": rows})
+
+    assert (status, body) == (500, {"error": "The request failed on an internal error: nothing was "
+                                             "recorded. Send it again later; if it fails again, tell "
+                                             "the team that runs arcrm."})
+    assert state() == before
+    batch = ReceivablesImport.objects.get()
+    assert (batch.kind, batch.origin, batch.api_token.name, batch.created_by, batch.status) == (
+        kind, ImportOrigin.API, "ERP", manager, ImportStatus.FAILED)
+    assert (batch.rows, batch.created, batch.already, batch.updated) == (len(rows), 0, 0, 0)
+    assert batch.summary == "Failed: internal error; nothing was recorded."
+    assert batch.errors == ["The request stopped on an error: RuntimeError: the disk is full"]
+    assert json.loads(batch.text) == {"rows": rows}
+    assert "the disk is full" in caplog.text
+
+
+def test_a_dry_run_that_fails_inside_answers_500_in_json_and_leaves_no_record(erp, accounts, monkeypatch):
+    def fails(rows, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(api, "invoice_rows_import", fails)
+
+    status, body = post(erp, "invoices", {"rows": INVOICE_ROWS, "dry_run": True})
+
+    assert status == 500 and body["error"].startswith("The request failed on an internal error")
+    assert not ReceivablesImport.objects.exists()
+
+
+def test_the_failed_request_shows_on_the_imports_page(erp, accounts, client, manager, monkeypatch):
+    def fails(rows, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(api, "invoice_rows_import", fails)
+    post(erp, "invoices", {"rows": INVOICE_ROWS})
+    client.force_login(manager)
+
+    listed = client.get(reverse("collections:import")).content.decode()
+
+    assert "API request (token ERP)" in listed
+    assert "Failed: internal error; nothing was recorded." in listed
+
+
 def test_a_request_the_erp_sends_again_is_recorded_again_with_what_was_there(erp, accounts):
     post(erp, "invoices", {"rows": INVOICE_ROWS})
 
