@@ -7,7 +7,7 @@ import datetime as dt
 from django import forms
 from django.contrib.auth import get_user_model
 
-from ar_collections import imports
+from ar_collections import api, imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
 from arcrm.dates import format_day
 from arcrm.text import is_one_line, person_name
@@ -193,15 +193,23 @@ class ApiTokenForm(_PlainLabels, forms.Form):
     """A token for the ERP API (ar_collections/api.py), acting as one user."""
 
     name = forms.CharField(label="Name", max_length=100, strip=True,
-                           help_text="What will use it, e.g. “ERP” or “Shipping desk”.")
+                           help_text="What will use it, e.g. “ERP”.")
     user = forms.ModelChoiceField(
         label="Acts as", queryset=User.objects.filter(is_active=True).order_by("username"),
-        help_text="Requests signed with the token may do what this user may, and are recorded as theirs.",
+        help_text="Requests signed with the token may do what this user may, and are recorded as theirs: "
+                  "a user who may import invoices and payments, not a superuser.",
+        error_messages={"invalid_choice": "Choose an active user: that one is unknown or no longer active."},
     )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["user"].label_from_instance = lambda user: f"{person_name(user)} ({user.get_username()})"
+
+    def clean_user(self):
+        user = self.cleaned_data["user"]
+        if refusal := api.api_token_user_refusal(user):
+            raise forms.ValidationError(refusal)
+        return user
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]

@@ -721,27 +721,27 @@ def test_a_manager_sees_the_tokens_without_their_secrets(client, manager, viewer
     assert secret not in page and token.secret_hash not in page
 
 
-def test_issuing_a_token_shows_its_secret_once_and_keeps_its_hash(client, manager, viewer, accounts):
+def test_issuing_a_token_shows_its_secret_once_and_keeps_its_hash(client, manager, other_manager, accounts):
     client.force_login(manager)
 
-    response = client.post(reverse("collections:api_tokens"), {"name": "Shipping desk", "user": viewer.pk})
+    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": other_manager.pk})
 
     assert response.status_code == 201
     assert "no-store" in response["Cache-Control"]
     token = ApiToken.objects.get()
     assert (token.name, token.user, token.created_by, token.revoked_at) == (
-        "Shipping desk", viewer, manager, None)
+        "ERP", other_manager, manager, None)
     secret = response.context["secret"]
     assert secret in response.content.decode()
     assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
     assert secret not in client.get(reverse("collections:api_tokens")).content.decode()
-    shipping = Client(headers={"Authorization": f"Bearer {secret}"})
-    assert shipping.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
+    erp = Client(headers={"Authorization": f"Bearer {secret}"})
+    assert erp.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
 
 
 @pytest.mark.parametrize("data, problem", [
     ({"name": "", "user": "me"}, "This field is required."),
-    ({"name": "ERP", "user": "999999"}, "Select a valid choice."),
+    ({"name": "ERP", "user": "999999"}, "Choose an active user: that one is unknown or no longer active."),
 ])
 def test_a_token_without_a_name_or_a_user_is_refused_and_none_is_made(client, manager, data, problem):
     client.force_login(manager)
@@ -754,14 +754,28 @@ def test_a_token_without_a_name_or_a_user_is_refused_and_none_is_made(client, ma
     assert not ApiToken.objects.exists()
 
 
-def test_a_token_cannot_act_as_a_user_no_longer_active(client, manager, viewer):
-    viewer.is_active = False
-    viewer.save()
+@pytest.mark.parametrize("who, problem", [
+    ("inactive", "Choose an active user: that one is unknown or no longer active."),
+    ("viewer", "victor may not import invoices and payments, which is what a token here is for: choose "
+               "a user who may (a manager)."),
+    ("collector", "carla may not import invoices and payments"),
+    ("admin_user", "A token acts as its user, and admin is a superuser, who may do anything: choose a "
+                   "user with only the rights the system that signs with it needs."),
+])
+def test_a_token_acts_only_as_an_active_user_who_may_import_and_never_as_a_superuser(
+        client, manager, other_manager, request, who, problem):
+    if who == "inactive":
+        user = other_manager
+        user.is_active = False
+        user.save()
+    else:
+        user = request.getfixturevalue(who)
     client.force_login(manager)
 
-    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": viewer.pk})
+    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": user.pk})
 
     assert response.status_code == 422
+    assert problem in response.content.decode()
     assert not ApiToken.objects.exists()
 
 
