@@ -1267,26 +1267,45 @@ def _tokens_context() -> dict:
     return {"tokens": ApiToken.objects.select_related("user", "created_by", "revoked_by")}
 
 
+# A token just issued, kept in the session for the page that follows the form,
+# which shows its secret and forgets it: reloading that page asks for the page
+# again, not for another token, and shows the secret no more. The secret is in
+# the session's row only until that page is shown, moments later.
+ISSUED_TOKEN_KEY = "collections_api_token_issued"
+
+
 @never_cache  # the page that issues a token shows its secret: no cache may keep it
 @login_required
 @permission_required(IMPORT_PERMISSION, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def api_tokens(request: HttpRequest) -> HttpResponse:
     """The tokens the ERP and other systems sign their API requests with: a
-    manager issues one (its secret shown on this response only, never again)
-    and revokes one no longer wanted. The managers who import the ERP's
-    receivables by hand are those who let it send them."""
+    manager issues one (its secret shown once, on the page after the form,
+    never again) and revokes one no longer wanted. The managers who import the
+    ERP's receivables by hand are those who let it send them."""
     form = ApiTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         token, secret = api.api_token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"],
                                              actor=request.user)
-        return render(request, "collections/api_tokens.html", {
-            "form": ApiTokenForm(), "issued": token, "secret": secret, **_tokens_context(),
-        }, status=201)
+        if request.htmx:
+            # An htmx post is no page the browser reloads: the secret comes back in place.
+            return render(request, "collections/api_tokens.html#token-issue", {
+                "form": ApiTokenForm(), "issued": token, "secret": secret, "oob": True, **_tokens_context(),
+            }, status=201)
+        request.session[ISSUED_TOKEN_KEY] = {"token": token.pk, "secret": secret}
+        return redirect("collections:api_tokens")
     if request.method == "GET" and wants_fragment(request):
         return render(request, "collections/api_tokens.html#api-tokens", _tokens_context())
-    return render(request, "collections/api_tokens.html", {"form": form, **_tokens_context()},
-                  status=422 if form.is_bound else 200)
+    if form.is_bound:
+        form_autofocus(form, first=False)
+        page = "collections/api_tokens.html"
+        return render(request, f"{page}#token-issue" if request.htmx else page,
+                      {"form": form, **_tokens_context()}, status=422)
+    context = {"form": form, **_tokens_context()}
+    if request.method == "GET" and (issued := request.session.pop(ISSUED_TOKEN_KEY, None)):
+        context.update(issued=ApiToken.objects.select_related("user").filter(pk=issued["token"]).first(),
+                       secret=issued["secret"])
+    return render(request, "collections/api_tokens.html", context)
 
 
 @login_required

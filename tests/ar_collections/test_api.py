@@ -726,17 +726,66 @@ def test_issuing_a_token_shows_its_secret_once_and_keeps_its_hash(client, manage
 
     response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": other_manager.pk})
 
-    assert response.status_code == 201
-    assert "no-store" in response["Cache-Control"]
+    # Post, redirect, get: reloading the page that shows the secret asks for the page again, not
+    # for another token.
+    assert (response.status_code, response.url) == (302, reverse("collections:api_tokens"))
+    shown = client.get(response.url)
+    assert shown.status_code == 200
+    assert "no-store" in shown["Cache-Control"]
     token = ApiToken.objects.get()
     assert (token.name, token.user, token.created_by, token.revoked_at) == (
         "ERP", other_manager, manager, None)
-    secret = response.context["secret"]
-    assert secret in response.content.decode()
+    secret = shown.context["secret"]
+    assert secret in shown.content.decode() and "Token ERP issued" in shown.content.decode()
     assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
-    assert secret not in client.get(reverse("collections:api_tokens")).content.decode()
     erp = Client(headers={"Authorization": f"Bearer {secret}"})
     assert erp.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
+
+
+def test_reloading_the_page_after_issuing_a_token_issues_no_other_and_shows_the_secret_no_more(
+        client, manager, other_manager):
+    client.force_login(manager)
+    shown = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": other_manager.pk},
+                        follow=True)
+    secret = shown.context["secret"]
+
+    reloaded = client.get(reverse("collections:api_tokens")).content.decode()
+
+    assert ApiToken.objects.count() == 1
+    assert secret not in reloaded and "Token ERP issued" not in reloaded
+    assert secret not in str(dict(client.session))
+
+
+def test_issuing_a_token_with_htmx_answers_the_secret_and_the_list_in_place(client, manager, other_manager):
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": other_manager.pk},
+                           headers={"HX-Request": "true"})
+
+    assert response.status_code == 201
+    assert "no-store" in response["Cache-Control"]
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="token-issue"')
+    secret = response.context["secret"]
+    token = ApiToken.objects.get()
+    assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret in html and "Token ERP issued" in html
+    assert 'aria-labelledby="api-tokens-title" hx-swap-oob="true"' in html
+    assert "Never used" in html  # the new token, in the list swapped in beside
+    assert secret not in client.get(reverse("collections:api_tokens")).content.decode()
+
+
+def test_a_token_refused_with_htmx_answers_the_form_with_its_problem(client, manager, viewer):
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": viewer.pk},
+                           headers={"HX-Request": "true"})
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="token-issue"')
+    assert "victor may not import invoices and payments" in html
+    assert not ApiToken.objects.exists()
 
 
 @pytest.mark.parametrize("data, problem", [
