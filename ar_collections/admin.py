@@ -1087,13 +1087,21 @@ class OutgoingMailAdmin(ReadOnlyAdmin):
 
 @admin.register(ReceivablesImport)
 class ReceivablesImportAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
-    """Uploads are made on Collections › Import; here they can be looked up."""
+    """Files uploaded on Collections › Import and the ERP's requests to the
+    API; here they can be looked up, each with where it came from and, for a
+    request, the token that signed it."""
 
-    list_display = ["created_at", "kind", "file_name", "dry_run", "status", "rows", "created", "already",
-                    person_column("created_by", "Uploaded by")]
-    list_filter = ["kind", "status", "dry_run"]
-    search_fields = ["file_name"]
-    list_select_related = ["created_by"]
+    list_display = ["created_at", "kind", "origin", "file_name", "token", "dry_run", "status", "rows",
+                    "created", "already", person_column("created_by", "By")]
+    # By token: which of the ERP's keys sent what, e.g. before revoking one
+    # whose secret may have been seen. Only tokens that sent something are offered.
+    list_filter = ["origin", "kind", "status", "dry_run", ("api_token", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["file_name", "api_token__name"]
+    list_select_related = ["created_by", "api_token"]
+
+    @admin.display(description="Token", ordering="api_token__name")
+    def token(self, batch: ReceivablesImport) -> str:
+        return batch.api_token.name if batch.api_token else "—"
 
 
 @admin.register(ApiToken)

@@ -706,6 +706,28 @@ def test_the_imports_page_shows_a_request_with_its_origin_and_token(erp, account
     assert "API request (token ERP)" in shown
 
 
+def test_the_admin_lists_imports_with_their_origin_and_token_and_filters_by_them(erp, accounts, manager,
+                                                                                  admin_client):
+    post(erp, "invoices", {"rows": INVOICE_ROWS})
+    ReceivablesImport.objects.create(kind="payments", file_name="bank-august.csv", text="x",
+                                     created_by=manager)
+    changelist = reverse("admin:collections_receivablesimport_changelist")
+
+    listed = admin_client.get(changelist).content.decode()
+    by_api = admin_client.get(changelist, {"origin__exact": "api"}).content.decode()
+    uploaded = admin_client.get(changelist, {"origin__exact": "upload"}).content.decode()
+    token = ApiToken.objects.get()
+    by_token = admin_client.get(changelist, {"api_token__id__exact": token.pk}).content.decode()
+
+    assert "column-origin" in listed and "column-token" in listed
+    assert "API request" in listed and "Uploaded file" in listed and "bank-august.csv" in listed
+    assert '<td class="field-token">ERP</td>' in listed
+    assert 'data-filter-title="origin"' in listed and 'data-filter-title="api token"' in listed
+    assert "1 receivables import" in by_api and "bank-august.csv" not in by_api
+    assert "1 receivables import" in uploaded and "bank-august.csv" in uploaded
+    assert "1 receivables import" in by_token and "bank-august.csv" not in by_token
+
+
 # --- tokens in the managers' workspace ------------------------------------------------------
 
 
