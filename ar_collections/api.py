@@ -12,9 +12,10 @@ Rows are checked and recorded by ar_collections/imports.py, the rules of a
 CSV file's rows: a request is taken whole or not at all (422 with each row's
 problems, nothing written), and the same request again changes nothing,
 which its counts say. A request that fails on an error nobody foresaw is
-500 in JSON, nothing recorded. Each request that is not a dry run, recorded,
-refused or failed, is kept on the imports page beside the uploaded files, as
-its token's user's, naming the token.
+500 in JSON, nothing recorded; one too large (its body, or its rows) is 413.
+Each request that is not a dry run, recorded, refused (too large as well) or
+failed, is kept on the imports page beside the uploaded files, as its token's
+user's, naming the token.
 """
 
 from __future__ import annotations
@@ -274,8 +275,13 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
     except ValueError:
         size = 0  # Django's own check still bounds what it reads
     if size > MAX_BODY_BYTES:
-        return _error(413, f"The body is over {MAX_BODY_BYTES:,} bytes: send at most {MAX_ROWS:,} rows "
-                           "a request.")
+        message = f"The body is over {MAX_BODY_BYTES:,} bytes: send at most {MAX_ROWS:,} rows a request."
+        # Recorded unread, whether or not it was a dry run: the managers see
+        # the ERP sending what it may not, not what was in it.
+        _unapplied_record(token=token, kind=kind, status=ImportStatus.REFUSED, body="", rows=0,
+                          summary=f"Nothing imported: too large (a body of {size:,} bytes, at most "
+                                  f"{MAX_BODY_BYTES:,}).", errors=[message])
+        return _error(413, message)
     try:
         data = json.loads(request.body)
     except (UnicodeDecodeError, ValueError) as error:
@@ -287,12 +293,16 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
     if unknown := sorted(set(data) - {"rows", "dry_run"}):
         return _error(422, f"Unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)}: "
                            "send rows (and dry_run).")
-    if len(data["rows"]) > MAX_ROWS:
-        return _error(413, f"{len(data['rows']):,} rows: send at most {MAX_ROWS:,} rows a request, "
-                           "nothing was recorded.")
-    report = ImportReport(kind, dry_run=dry_run, unit="row")
     # As read: JSON may come in UTF-16 or UTF-32 as well as UTF-8.
     body = json.dumps(data, ensure_ascii=False)
+    if (count := len(data["rows"])) > MAX_ROWS:
+        message = f"{count:,} rows: send at most {MAX_ROWS:,} rows a request, nothing was recorded."
+        if not dry_run:
+            _unapplied_record(token=token, kind=kind, status=ImportStatus.REFUSED, body=body, rows=count,
+                              summary=f"Nothing imported: too large ({count:,} rows, at most {MAX_ROWS:,} a "
+                                      "request).", errors=[message])
+        return _error(413, message)
+    report = ImportReport(kind, dry_run=dry_run, unit="row")
     try:
         rows = read_json_rows(data["rows"], report)
         # The request's record on the imports page commits with what it recorded:
@@ -312,7 +322,7 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
         log.exception("API request for %s with token %s failed", kind, token.pk)
         if not dry_run:
             try:
-                _failure_record(token=token, kind=kind, rows=len(data["rows"]), body=body, error=error)
+                _failure_record(token=token, kind=kind, rows=count, body=body, error=error)
             except Exception:  # the database itself may be what failed: the ERP is still answered
                 log.exception("API request for %s with token %s not recorded as failed", kind, token.pk)
         return _error(500, "The request failed on an internal error: nothing was recorded. Send it again "
@@ -350,12 +360,18 @@ def _failure_record(*, token: ApiToken, kind: str, rows: int, body: str, error: 
                     ) -> ReceivablesImport:
     """A request that failed on an error, on the imports page as failed,
     nothing of its rows applied; its error named as a failed file's is."""
+    return _unapplied_record(token=token, kind=kind, status=ImportStatus.FAILED, body=body, rows=rows,
+                             summary="Failed: internal error; nothing was recorded.",
+                             errors=[f"The request stopped on an error: {type(error).__name__}: {error}"])
+
+
+def _unapplied_record(*, token: ApiToken, kind: str, status: str, body: str, rows: int, summary: str,
+                      errors: list[str]) -> ReceivablesImport:
+    """A request none of whose rows were looked at, on the imports page with why."""
     now = timezone.now()
     return ReceivablesImport.objects.create(
         kind=kind, origin=ImportOrigin.API, api_token=token, text=body, created_by=token.user,
-        status=ImportStatus.FAILED, rows=rows, summary="Failed: internal error; nothing was recorded.",
-        errors=[f"The request stopped on an error: {type(error).__name__}: {error}"],
-        started_at=now, finished_at=now,
+        status=status, rows=rows, summary=summary, errors=errors, started_at=now, finished_at=now,
     )
 
 

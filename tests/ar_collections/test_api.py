@@ -449,6 +449,19 @@ def test_more_rows_than_a_request_takes_are_refused_whole(erp, accounts, monkeyp
 
     assert (status, body) == (413, {"error": "3 rows: send at most 2 rows a request, nothing was recorded."})
     assert not Invoice.objects.exists()
+    batch = ReceivablesImport.objects.get()
+    assert (batch.status, batch.origin, batch.api_token.name, batch.rows, batch.created) == (
+        ImportStatus.REFUSED, ImportOrigin.API, "ERP", 3, 0)
+    assert batch.summary == "Nothing imported: too large (3 rows, at most 2 a request)."
+    assert batch.errors == [body["error"]]
+    assert json.loads(batch.text) == {"rows": INVOICE_ROWS}
+
+
+def test_a_dry_run_of_more_rows_than_a_request_takes_leaves_no_import_record(erp, accounts, monkeypatch):
+    monkeypatch.setattr(api, "MAX_ROWS", 2)
+
+    assert post(erp, "invoices", {"rows": INVOICE_ROWS, "dry_run": True})[0] == 413
+    assert not ReceivablesImport.objects.exists()
 
 
 def test_a_request_bounds_its_rows_at_a_thousand(erp, accounts):
@@ -552,6 +565,12 @@ def test_a_body_too_large_to_be_a_request_of_rows_is_refused_before_it_is_read(e
     assert (status, said["error"]) == (413, "The body is over 2,097,152 bytes: send at most 1,000 rows a "
                                             "request.")
     assert not Invoice.objects.exists()
+    # Recorded unread: what it held is not kept, only how large it was and who sent it.
+    batch = ReceivablesImport.objects.get()
+    assert (batch.kind, batch.status, batch.origin, batch.api_token.name, batch.rows, batch.text) == (
+        "invoices", ImportStatus.REFUSED, ImportOrigin.API, "ERP", 0, "")
+    assert batch.summary == f"Nothing imported: too large (a body of {len(body):,} bytes, at most 2,097,152)."
+    assert batch.errors == [said["error"]]
 
 
 def test_a_token_of_a_user_no_longer_active_is_401(accounts, manager):
