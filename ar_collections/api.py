@@ -94,18 +94,21 @@ def api_token_create(*, user: AbstractBaseUser, name: str, actor: AbstractBaseUs
 
 def api_token_user_refusal(user: AbstractBaseUser) -> str | None:
     """Why a token may not act as `user`, or None. A token acts as its user,
-    with all their rights, for as long as it lives: it is for a user who may
-    import the ERP's receivables (what the tokens page issues them for), not
-    for one who may do anything, whose token would outlive any care taken
-    with what the system signing with it is allowed."""
+    with all their rights, for as long as it lives: a viewer's reads an
+    account's standing (the shipping desk), a manager's also records the
+    ERP's invoices and payments. Never a superuser's, who may do anything:
+    that token would outlive any care taken with what the system signing
+    with it is allowed. A user who may not even read accounts could do
+    nothing with one."""
     if not user.is_active:
         return "Choose an active user: that one is unknown or no longer active."
     if user.is_superuser:
         return (f"A token acts as its user, and {user.get_username()} is a superuser, who may do "
                 "anything: choose a user with only the rights the system that signs with it needs.")
-    if not user.has_perm(IMPORT_PERMISSION):
-        return (f"{user.get_username()} may not import invoices and payments, which is what a token "
-                "here is for: choose a user who may (a manager).")
+    if not user.has_perm(READ_PERMISSION):
+        return (f"{user.get_username()} may not read accounts, so a token acting as them could do nothing "
+                "here: choose a viewer (to read an account's standing) or a manager (to record invoices "
+                "and payments too).")
     return None
 
 

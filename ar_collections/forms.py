@@ -197,7 +197,8 @@ class ApiTokenForm(_PlainLabels, forms.Form):
     user = forms.ModelChoiceField(
         label="Acts as", queryset=User.objects.filter(is_active=True).order_by("username"),
         help_text="Requests signed with the token may do what this user may, and are recorded as theirs: "
-                  "a user who may import invoices and payments, not a superuser.",
+                  "a viewer reads an account's standing (for shipping), a manager also records invoices and "
+                  "payments; never a superuser.",
         error_messages={"invalid_choice": "Choose an active user: that one is unknown or no longer active."},
     )
 

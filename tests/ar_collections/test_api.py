@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import json
 from decimal import Decimal
 from io import StringIO
@@ -816,16 +817,17 @@ def test_issuing_a_token_with_htmx_answers_the_secret_and_the_list_in_place(clie
     assert secret not in client.get(reverse("collections:api_tokens")).content.decode()
 
 
-def test_a_token_refused_with_htmx_answers_the_form_with_its_problem(client, manager, viewer):
+def test_a_token_refused_with_htmx_answers_the_form_with_its_problem(client, manager, django_user_model):
+    nobody = django_user_model.objects.create_user("nora")
     client.force_login(manager)
 
-    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": viewer.pk},
+    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": nobody.pk},
                            headers={"HX-Request": "true"})
 
     assert response.status_code == 422
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="token-issue"')
-    assert "victor may not import invoices and payments" in html
+    assert "nora may not read accounts" in html
     assert not ApiToken.objects.exists()
 
 
@@ -846,18 +848,19 @@ def test_a_token_without_a_name_or_a_user_is_refused_and_none_is_made(client, ma
 
 @pytest.mark.parametrize("who, problem", [
     ("inactive", "Choose an active user: that one is unknown or no longer active."),
-    ("viewer", "victor may not import invoices and payments, which is what a token here is for: choose "
-               "a user who may (a manager)."),
-    ("collector", "carla may not import invoices and payments"),
+    ("nobody", "nora may not read accounts, so a token acting as them could do nothing here: choose a "
+               "viewer (to read an account's standing) or a manager (to record invoices and payments too)."),
     ("admin_user", "A token acts as its user, and admin is a superuser, who may do anything: choose a "
                    "user with only the rights the system that signs with it needs."),
 ])
-def test_a_token_acts_only_as_an_active_user_who_may_import_and_never_as_a_superuser(
-        client, manager, other_manager, request, who, problem):
+def test_a_token_acts_only_as_an_active_user_who_may_read_accounts_and_never_as_a_superuser(
+        client, manager, other_manager, request, django_user_model, who, problem):
     if who == "inactive":
         user = other_manager
         user.is_active = False
         user.save()
+    elif who == "nobody":
+        user = django_user_model.objects.create_user("nora")
     else:
         user = request.getfixturevalue(who)
     client.force_login(manager)
@@ -865,7 +868,7 @@ def test_a_token_acts_only_as_an_active_user_who_may_import_and_never_as_a_super
     response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": user.pk})
 
     assert response.status_code == 422
-    assert problem in response.content.decode()
+    assert problem in html.unescape(response.content.decode())
     assert not ApiToken.objects.exists()
 
 
@@ -1004,3 +1007,16 @@ def test_amounts_are_given_in_their_currency_s_places(accounts, viewer, make_inv
     body = client_for(viewer).get(reverse("api:customer_standing", args=["C-ACME"])).json()
 
     assert (body["open"], body["overdue"]) == ({"JPY": "6000"}, {"JPY": "6000"})
+
+
+def test_a_manager_issues_the_shipping_desk_a_viewers_token_that_reads_standings_and_writes_nothing(
+        client, manager, viewer, accounts):
+    client.force_login(manager)
+
+    response = client.post(reverse("collections:api_tokens"), {"name": "Shipping", "user": viewer.pk},
+                           headers={"HX-Request": "true"})
+
+    assert response.status_code == 201
+    desk = Client(headers={"Authorization": f"Bearer {response.context['secret']}"})
+    assert desk.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
+    assert desk.post("/api/v1/invoices/", {"rows": []}, content_type="application/json").status_code == 403
