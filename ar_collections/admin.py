@@ -1,4 +1,5 @@
 import copy
+import datetime as dt
 from decimal import Decimal
 
 from django import forms
@@ -14,6 +15,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 
 from ar_collections.api import api_token_revoke
+from ar_collections.imports import invoice_values_check
 from ar_collections.models import (
     STEP_ON_RECORD,
     Allocation,
@@ -55,9 +57,11 @@ from ar_collections.models import (
     ladder_problems,
 )
 from ar_collections.services import behaviour_refresh
+from ar_collections.timeline import event_record, events_link, invoice_issued
 from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, ViewOnly, money_column, person_column
+from arcrm.dates import format_day
 from arcrm.money import MONEY_MAX_DIGITS, decimal_places, validate_currency_in_use
-from customers.models import Customer, Segment
+from customers.models import Customer, EventKind, Segment
 
 
 class _RecordedThroughTheApp(ViewOnly, PeopleShownReadOnly, MoneyShownReadOnly):
@@ -89,11 +93,69 @@ class AllocationInline(_RecordedThroughTheApp, admin.TabularInline):
 # them allocated to a different debt. A total is corrected through a dispute.
 INVOICE_FIGURES = ["currency", "total_amount", "open_amount", "status", "settled_on"]
 
+# The form's fields by the invoices file's column that holds them.
+INVOICE_COLUMNS = {"number": "number", "account_number": "customer", "issue_date": "issue_date",
+                   "due_date": "due_date", "currency": "currency", "total_amount": "total_amount",
+                   "po_reference": "po_reference"}
+# What the payments and credit notes recorded against an invoice were made
+# against: its number (what a remittance and the notices name, and what the
+# ERP knows it by) and its issue date (from which its days late count).
+# Once money is recorded, these stay as the customer paid them; a due date
+# the terms extend, or a PO reference given late, may still change.
+INVOICE_AS_PAID = ["number", "issue_date"]
+
 
 class InvoiceAdminForm(forms.ModelForm):
     class Meta:
         model = Invoice
         fields = ["number", "customer", "issue_date", "due_date", "po_reference", *INVOICE_FIGURES]
+
+    def clean(self):
+        """The import's rules for an invoice's values (imports.invoice_values_check),
+        each problem on its field. A change is held to them only in what it
+        changes: a value recorded before stays as it was, and refusing it
+        would stop every correction of the rest."""
+        data = super().clean()
+        invoice = self.instance
+        values = {name: data.get(name, getattr(invoice, name, None)) for name in INVOICE_COLUMNS.values()}
+        customer = values["customer"]
+        if customer is None or any(values[name] is None for name in ("issue_date", "due_date",
+                                                                      "total_amount")):
+            return data  # already refused by its field
+        problems = invoice_values_check({
+            "number": values["number"], "account_number": customer.account_number,
+            "issue_date": values["issue_date"].isoformat(), "due_date": values["due_date"].isoformat(),
+            "currency": values["currency"], "po_reference": values["po_reference"],
+            # Its value, not as typed: JPY 1500.00 is whole yen.
+            "total_amount": format(values["total_amount"].normalize(), "f"),
+        }, customer=customer)
+        checked = set(self.changed_data) if invoice.pk else set(INVOICE_COLUMNS.values())
+        if checked & {"issue_date", "due_date"}:
+            # Each date is checked against the other.
+            checked |= {"issue_date", "due_date"}
+        for column, said in problems.items():
+            name = INVOICE_COLUMNS.get(column)
+            if name is None or (name in checked and name not in self.errors):
+                label = str(self.fields[name].label) if name in self.fields else ""
+                self.add_error(name if name in self.fields else None,
+                               [_as_labelled(problem, column, label) for problem in said])
+        if invoice.pk and (as_paid := [name for name in INVOICE_AS_PAID if name in self.changed_data]):
+            self._as_paid_check(as_paid)
+        return data
+
+    def _as_paid_check(self, names: list[str]) -> None:
+        invoice = self.instance
+        # Locked until the admin's save commits: no payment comes in against
+        # it between this check and the change.
+        list(Invoice.objects.select_for_update().filter(pk=invoice.pk).values_list("pk"))
+        if not (invoice.allocations.exists() or invoice.credit_notes.exists()
+                or WriteOff.objects.filter(invoice=invoice).exists()):
+            return
+        for name in names:
+            if name not in self.errors:
+                self.add_error(name, f"Money has been recorded against this invoice: its "
+                                     f"{str(self.fields[name].label).lower()} stays as it was paid "
+                                     f"({_said(getattr(invoice, name))}).")
 
     def clean_customer(self):
         """An invoice may be moved to the account it belongs to, unless money
@@ -156,11 +218,17 @@ class InvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
             obj.open_amount, obj.status, obj.settled_on = obj.total_amount, InvoiceStatus.OPEN, None
         with transaction.atomic():
             accounts = {obj.customer_id}
+            before = None
             if change:
+                before = Invoice.objects.select_related("customer").get(pk=obj.pk)
                 # Moved to another account: the one it leaves recomputes too.
-                accounts |= set(Invoice.objects.filter(pk=obj.pk).values_list("customer_id", flat=True))
+                accounts.add(before.customer_id)
             _accounts_lock(accounts)
             super().save_model(request, obj, form, change)
+            if before is None:
+                _issued_record(obj, actor=request.user)
+            else:
+                _changed_record(before, obj, actor=request.user)
             behaviour_refresh(on=timezone.localdate(), customer_ids=accounts)
 
     def delete_model(self, request, obj) -> None:
@@ -175,6 +243,57 @@ class InvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
             _accounts_lock(accounts)
             super().delete_queryset(request, queryset)
             behaviour_refresh(on=timezone.localdate(), customer_ids=accounts)
+
+
+def _issued_record(invoice: Invoice, *, actor) -> None:
+    """An invoice entered here is on its account's timeline as an imported
+    one is: issued at 08:00 on its issue date, with who entered it."""
+    at = dt.datetime.combine(invoice.issue_date, dt.time(8), tzinfo=timezone.get_current_timezone())
+    event = invoice_issued(invoice, at=at, actor=actor, entered_in="admin")
+    event.save()
+    events_link({event.pk: [invoice.pk]})
+
+
+# What a change here may touch, as the timeline names it.
+INVOICE_CHANGE_LABELS = {"number": "number", "customer": "account", "issue_date": "issue date",
+                         "due_date": "due date", "po_reference": "PO reference"}
+
+
+def _changed_record(before: Invoice, after: Invoice, *, actor) -> None:
+    """A change here on the account's timeline with who, before and after, as
+    the ERP's changes are (a due date moved stops or starts the invoice's
+    dunning: the collector sees why). An invoice moved to another account is
+    on both accounts' timelines."""
+    changed = [name for name in INVOICE_CHANGE_LABELS if getattr(before, name) != getattr(after, name)]
+    if not changed:
+        return
+    said = "; ".join(f"{INVOICE_CHANGE_LABELS[name]} {_said(getattr(before, name))} → "
+                     f"{_said(getattr(after, name))}" for name in changed)
+    details = {"number": after.number, "entered_in": "admin",
+               "before": {name: _plain(getattr(before, name)) for name in changed},
+               "after": {name: _plain(getattr(after, name)) for name in changed}}
+    summary = f"Invoice {after.number} changed in the admin: {said}"
+    event_record(customer=after.customer, kind=EventKind.INVOICE_CHANGED, actor=actor, subject=after,
+                 summary=summary, details=details)
+    if before.customer_id != after.customer_id:
+        event_record(customer=before.customer, kind=EventKind.INVOICE_CHANGED, actor=actor, subject=after,
+                     summary=summary, details=details)
+
+
+def _as_labelled(problem: str, column: str, label: str) -> str:
+    """An import's problem as its field says it: "Issue date 2099-01-01 is
+    after today", not "issue_date 2099-01-01 ..."."""
+    if label and problem.startswith(f"{column} "):
+        problem = f"{label.capitalize()} {problem.removeprefix(column + ' ')}"
+    return problem if problem.endswith(".") else problem + "."
+
+
+def _said(value) -> str:
+    if isinstance(value, dt.date):
+        return format_day(value)
+    if isinstance(value, Customer):
+        return f"{value.name} ({value.account_number})"
+    return str(value) if value else "none"
 
 
 def _accounts_lock(customer_ids) -> None:

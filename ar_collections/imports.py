@@ -148,7 +148,11 @@ class ImportReport:
 
 
 class _RowError(Exception):
-    pass
+    """A problem of a row's value; `column`: the column it is in, if one."""
+
+    def __init__(self, text: str, *, column: str = "") -> None:
+        super().__init__(text)
+        self.column = column
 
 
 class _Fields:
@@ -157,14 +161,20 @@ class _Fields:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        # The same problems by the column they are in ("" for the row's own).
+        self.by_column: dict[str, list[str]] = defaultdict(list)
 
     def read(self, getter, *args, **kwargs):
         """`getter`'s value, or None with its problem noted."""
         try:
             return getter(*args, **kwargs)
         except _RowError as error:
-            self.problems.append(str(error))
+            self.note(error.column, str(error))
             return None
+
+    def note(self, column: str, problem: str) -> None:
+        self.problems.append(problem)
+        self.by_column[column].append(problem)
 
     def done(self) -> None:
         if self.problems:
@@ -378,18 +388,18 @@ def read_json_rows(rows: list, report: ImportReport) -> list[tuple[int, dict[str
 def _date(row: dict, column: str) -> dt.date:
     value = row.get(column, "")
     if not value:
-        raise _RowError(f"{column} is empty")
+        raise _RowError(f"{column} is empty", column=column)
     try:
         if _DATE.fullmatch(value):
             day = dt.date.fromisoformat(value)
             # A mistyped year (2925 for 2025) would keep an invoice out of
             # collections for ever: refused, as the account's forms refuse it.
             if day.year < EARLIEST_YEAR or far_ahead(day, today=timezone.localdate()):
-                raise _RowError(f"{column} {value} is not a plausible date: check the year")
+                raise _RowError(f"{column} {value} is not a plausible date: check the year", column=column)
             return day
     except ValueError:
         pass
-    raise _RowError(f"{column} {value!r} is not a date: write YYYY-MM-DD")
+    raise _RowError(f"{column} {value!r} is not a date: write YYYY-MM-DD", column=column)
 
 
 def _amount(row: dict, column: str, *, currency: str | None) -> Decimal:
@@ -397,51 +407,54 @@ def _amount(row: dict, column: str, *, currency: str | None) -> Decimal:
     that was unreadable (its own problem)."""
     value = row.get(column, "")
     if not value:
-        raise _RowError(f"{column} is empty")
+        raise _RowError(f"{column} is empty", column=column)
     if value.startswith("-") and _AMOUNT.fullmatch(value[1:]):
         raise _RowError(f"{column} must be more than zero: credit notes and refunds are not imported "
-                        "from the ERP; record a credit note on the account page (Record a credit note)")
+                        "from the ERP; record a credit note on the account page (Record a credit note)",
+                        column=column)
     if not _AMOUNT.fullmatch(value):
         raise _RowError(f"{column} {value!r} is not an amount: write it like 1234.50 "
-                        "(a dot for cents, no thousands separators, no currency sign)")
+                        "(a dot for cents, no thousands separators, no currency sign)", column=column)
     amount = Decimal(value)
     if amount <= 0:
-        raise _RowError(f"{column} must be more than zero")
+        raise _RowError(f"{column} must be more than zero", column=column)
     places = decimal_places(currency) if currency else None
     if places is not None and -amount.as_tuple().exponent > places:
-        raise _RowError(f"{column} {value} has more places after the point than {currency} has ({places})")
+        raise _RowError(f"{column} {value} has more places after the point than {currency} has ({places})",
+                        column=column)
     return amount
 
 
 def _currency(row: dict) -> str:
     value = row.get("currency", "")
     if not value:
-        raise _RowError("currency is empty")
+        raise _RowError("currency is empty", column="currency")
     try:
         validate_currency_in_use(value)
     except ValidationError as error:
-        raise _RowError(f"currency {value!r}: {' '.join(error.messages)}") from None
+        raise _RowError(f"currency {value!r}: {' '.join(error.messages)}", column="currency") from None
     return value
 
 
 def _text(row: dict, column: str, *, limit: int, required: bool = False) -> str:
     value = row.get(column, "")
     if required and not value:
-        raise _RowError(f"{column} is empty")
+        raise _RowError(f"{column} is empty", column=column)
     if len(value) > limit:
-        raise _RowError(f"{column} is longer than {limit} characters")
+        raise _RowError(f"{column} is longer than {limit} characters", column=column)
     if not is_one_line(value):
         # A quoted CSV value may hold a line break; numbers and references go
         # into e-mail subjects and file names, where it would stop the mail.
         raise _RowError(f"{column} {value!r} has a line break or another control character: "
-                        "write it on one line")
+                        "write it on one line", column=column)
     return value
 
 
 def _account(row: dict, accounts: dict[str, Customer]) -> Customer:
     number = row.get("account_number", "")
     if number not in accounts:
-        raise _RowError(f"no account {number!r}" if number else "account_number is empty")
+        raise _RowError(f"no account {number!r}" if number else "account_number is empty",
+                        column="account_number")
     return accounts[number]
 
 
@@ -499,9 +512,8 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
                     changed.append((existing[invoice.number], changes))
                 else:
                     report.already += 1
-            elif ";" in invoice.number:
-                raise _RowError(f"number {invoice.number!r} has a ';', which a payments file's invoices "
-                                "column cannot name")
+            elif problem := _unnameable(invoice.number):
+                raise _RowError(problem)
             else:
                 new.append(invoice)
         except _RowError as error:
@@ -539,21 +551,46 @@ def _invoice_of(row: dict, accounts: dict[str, Customer], *, noted: list[str]) -
     """The row's invoice, or _RowError with its problems: those `noted` by
     the caller first, then those of its values."""
     fields = _Fields()
-    fields.problems.extend(noted)
+    for problem in noted:
+        fields.note("number", problem)
+    invoice = _invoice_read(row, accounts, fields)
+    fields.done()
+    return invoice
+
+
+def invoice_values_check(row: dict[str, str], *, customer: Customer) -> dict[str, list[str]]:
+    """What an import would refuse in an invoice's values for `customer`
+    (`row`: the values as an invoices file writes them), by column, {} if
+    nothing. An invoice entered by hand (the admin) takes the same rules as
+    one from the ERP: it counts in the same figures and is chased the same way."""
+    fields = _Fields()
+    _invoice_read(row, {row.get("account_number", ""): customer}, fields)
+    if problem := _unnameable(row.get("number", "")):
+        fields.note("number", problem)
+    return dict(fields.by_column)
+
+
+def _unnameable(number: str) -> str:
+    """Why a payments file could not name the invoice numbered so, or ""."""
+    return (f"number {number!r} has a ';', which a payments file's invoices column cannot name"
+            if ";" in number else "")
+
+
+def _invoice_read(row: dict, accounts: dict[str, Customer], fields: _Fields) -> Invoice:
+    """The row's invoice, with each of its values' problems noted in `fields`."""
     number = fields.read(_text, row, "number", limit=40, required=True)
     customer = fields.read(_account, row, accounts)
     issue_date, due_date = fields.read(_date, row, "issue_date"), fields.read(_date, row, "due_date")
     if issue_date and issue_date > (today := timezone.localdate()):
         # Not yet owed, and a mistyped year would count in credit sales, DSO
         # and the forecast until someone noticed.
-        fields.problems.append(f"issue_date {issue_date} is after today ({format_day(today)}): an invoice "
-                               "comes in once it is issued")
+        fields.note("issue_date", f"issue_date {issue_date} is after today ({format_day(today)}): an invoice "
+                    "comes in once it is issued")
     if issue_date and due_date and due_date < issue_date:
-        fields.problems.append(f"due_date {due_date} is before issue_date {issue_date}")
+        fields.note("due_date", f"due_date {due_date} is before issue_date {issue_date}")
     currency = fields.read(_currency, row)
     total = fields.read(_amount, row, "total_amount", currency=currency)
     po_reference = fields.read(_text, row, "po_reference", limit=60)
-    fields.done()
     return Invoice(
         number=number, customer=customer, issue_date=issue_date, due_date=due_date, currency=currency,
         total_amount=total, open_amount=total, status=InvoiceStatus.OPEN, po_reference=po_reference,

@@ -1,6 +1,8 @@
 """An invoice saved or deleted in the admin is in its account's figures at
 once, as one the import or a payment changes: the payment behaviour and
-segment are recomputed as of today in the same transaction."""
+segment are recomputed as of today in the same transaction. It takes the
+import's rules for its values, and each add and change is on its account's
+timeline with who, before and after."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from ar_collections import workspace
-from ar_collections.models import Invoice, PaymentBehaviour
+from ar_collections.models import Invoice, PaymentBehaviour, TimelineEventInvoice
 from ar_collections.services import behaviour_refresh
+from customers.models import EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
 pytestmark = pytest.mark.usefixtures("_frozen_today")
@@ -226,3 +229,198 @@ def test_an_invoice_whose_dispute_was_resolved_without_money_may_move(
     assert response.status_code == 302, response.content.decode()[:2000]
     invoice.refresh_from_db()
     assert invoice.customer == other
+
+
+# --- The import's rules, and the timeline ------------------------------------------------
+
+
+def add_form(customer, **fields) -> dict:
+    data = {"number": "INV-NEW", "customer": customer.pk, "issue_date": "2025-08-01",
+            "due_date": "2025-08-31", "currency": "EUR", "total_amount": "250.00", "po_reference": "",
+            "allocations-TOTAL_FORMS": "0", "allocations-INITIAL_FORMS": "0",
+            "allocations-MIN_NUM_FORMS": "0", "allocations-MAX_NUM_FORMS": "1000"}
+    data.update(fields)
+    return data
+
+
+def timeline(customer, kind: str) -> list[TimelineEvent]:
+    return list(TimelineEvent.objects.filter(customer=customer, kind=kind).order_by("pk"))
+
+
+@pytest.mark.parametrize(("entered", "said"), [
+    ({"issue_date": "2099-01-01", "due_date": "2099-02-01"},
+     "Issue date 2099-01-01 is not a plausible date: check the year."),
+    ({"issue_date": "2025-09-01", "due_date": "2025-10-01"},
+     "Issue date 2025-09-01 is after today (5 Aug 2025): an invoice comes in once it is issued."),
+    ({"due_date": "2025-07-01"}, "Due date 2025-07-01 is before issue_date 2025-08-01."),
+    ({"currency": "JPY", "total_amount": "100.50"},
+     "Total amount 100.5 has more places after the point than JPY has (0)."),
+    ({"currency": "XYZ"}, "XYZ is not an ISO 4217 currency in circulation"),
+    ({"number": "INV;9"}, "has a &#x27;;&#x27;, which a payments file&#x27;s invoices column cannot name."),
+    ({"po_reference": "PO-1\nPO-2"}, "has a line break or another control character: write it on one line."),
+], ids=["far-ahead", "issued-tomorrow", "due-before-issue", "half-a-yen", "no-currency", "semicolon",
+        "two-lines"])
+def test_an_invoice_the_import_would_refuse_is_refused_in_the_admin_and_nothing_is_saved(
+    admin_client, customer, entered, said
+):
+    response = admin_client.post(reverse("admin:collections_invoice_add"), add_form(customer, **entered))
+
+    assert response.status_code == 200
+    assert said in response.content.decode()
+    assert not Invoice.objects.exists()
+    assert not TimelineEvent.objects.filter(customer=customer).exists()
+
+
+@pytest.mark.parametrize(("currency", "amount"), [("USD", "250.00"), ("JPY", "1500.00")],
+                         ids=["other-currency-than-the-account-s", "whole-yen-with-zero-cents"])
+def test_an_invoice_the_import_would_take_is_taken_in_the_admin(admin_client, customer, currency, amount):
+    """The import takes an invoice in any currency in circulation, whatever
+    the account's (amounts are never converted), and so does the admin."""
+    response = admin_client.post(reverse("admin:collections_invoice_add"),
+                                 add_form(customer, currency=currency, total_amount=amount))
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    added = Invoice.objects.get(number="INV-NEW")
+    assert (added.currency, added.total_amount, added.open_amount) == (currency, Decimal(amount),
+                                                                       Decimal(amount))
+
+
+def test_an_invoice_added_in_the_admin_is_issued_on_its_account_s_timeline_by_who_entered_it(
+    client, customer
+):
+    manager = User.objects.create_superuser("manager", password="x")
+    client.force_login(manager)
+
+    client.post(reverse("admin:collections_invoice_add"), add_form(customer, po_reference="PO-5"))
+
+    [event] = timeline(customer, EventKind.INVOICE_ISSUED)
+    invoice = Invoice.objects.get(number="INV-NEW")
+    assert event.summary == "Invoice INV-NEW issued: EUR 250.00, due 31 Aug 2025"
+    assert event.actor == manager
+    assert event.details["entered_in"] == "admin"
+    assert event.occurred_at.date() == dt.date(2025, 8, 1)
+    # Found when the timeline is filtered by the invoice.
+    assert TimelineEventInvoice.objects.filter(event=event, invoice=invoice).exists()
+
+
+def test_a_due_date_moved_in_the_admin_is_on_the_account_s_timeline_with_before_and_after(
+    admin_client, customer, invoices
+):
+    url = reverse("admin:collections_invoice_change", args=[invoices[0].pk])
+
+    response = admin_client.post(url, change_form(invoices[0], due_date="2026-07-01"))
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    [event] = timeline(customer, EventKind.INVOICE_CHANGED)
+    assert event.summary == "Invoice INV-1 changed in the admin: due date 1 Jul 2025 → 1 Jul 2026"
+    assert event.actor.username == "root-admin"
+    assert (event.details["before"], event.details["after"]) == (
+        {"due_date": "2025-07-01"}, {"due_date": "2026-07-01"})
+
+
+def test_a_save_in_the_admin_that_changes_nothing_puts_nothing_on_the_timeline(
+    admin_client, customer, invoices
+):
+    url = reverse("admin:collections_invoice_change", args=[invoices[0].pk])
+
+    response = admin_client.post(url, change_form(invoices[0]))
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not timeline(customer, EventKind.INVOICE_CHANGED)
+
+
+def test_an_invoice_moved_to_another_account_is_on_both_timelines(
+    admin_client, customer, invoices, make_customer
+):
+    other = make_customer(name="Beta Bau")
+    url = reverse("admin:collections_invoice_change", args=[invoices[0].pk])
+
+    admin_client.post(url, change_form(invoices[0], customer=other.pk))
+
+    said = f"Invoice INV-1 changed in the admin: account Acme Tools ({customer.account_number}) → Beta Bau"
+    [left] = timeline(customer, EventKind.INVOICE_CHANGED)
+    [joined] = timeline(other, EventKind.INVOICE_CHANGED)
+    assert left.summary.startswith(said) and joined.summary.startswith(said)
+
+
+@pytest.mark.parametrize(("entered", "said"), [
+    ({"due_date": "2025-05-01"}, "Due date 2025-05-01 is before issue_date 2025-06-01."),
+    ({"issue_date": "2025-07-15"}, "Due date 2025-07-01 is before issue_date 2025-07-15."),
+    ({"due_date": "2925-07-01"}, "Due date 2925-07-01 is not a plausible date: check the year."),
+], ids=["due-before-issue", "issued-after-due", "mistyped-year"])
+def test_a_change_the_import_would_refuse_is_refused_in_the_admin_and_nothing_is_saved(
+    admin_client, customer, invoices, entered, said
+):
+    url = reverse("admin:collections_invoice_change", args=[invoices[0].pk])
+
+    response = admin_client.post(url, change_form(invoices[0], **entered))
+
+    assert response.status_code == 200
+    assert said in response.content.decode()
+    invoices[0].refresh_from_db()
+    assert (invoices[0].issue_date, invoices[0].due_date) == (dt.date(2025, 6, 1), dt.date(2025, 7, 1))
+    assert not timeline(customer, EventKind.INVOICE_CHANGED)
+
+
+def test_a_value_recorded_before_the_rules_does_not_stop_a_change_to_another(
+    admin_client, customer, make_invoice
+):
+    """A PO reference on two lines, entered before the admin checked it, is
+    left as it is; the due date beside it may still be moved."""
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), number="INV-OLD",
+                           po_reference="PO-1\nPO-2")
+    url = reverse("admin:collections_invoice_change", args=[invoice.pk])
+
+    response = admin_client.post(url, change_form(invoice, po_reference="PO-1\nPO-2", due_date="2025-07-15"))
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    invoice.refresh_from_db()
+    assert invoice.due_date == dt.date(2025, 7, 15)
+
+
+@pytest.mark.parametrize(("entered", "said"), [
+    ({"number": "INV-9"}, "Money has been recorded against this invoice: its number stays as it was paid "
+                          "(INV-PAID)."),
+    ({"issue_date": "2025-05-01"}, "Money has been recorded against this invoice: its issue date stays as it "
+                                   "was paid (1 Jun 2025)."),
+], ids=["number", "issue-date"])
+def test_an_invoice_paid_against_keeps_its_number_and_issue_date(
+    admin_client, customer, make_invoice, entered, said
+):
+    paid = make_invoice(customer, issued=dt.date(2025, 6, 1), amount="400.00", paid_on=dt.date(2025, 7, 1),
+                        number="INV-PAID")
+    url = reverse("admin:collections_invoice_change", args=[paid.pk])
+
+    response = admin_client.post(url, change_form(paid, **entered))
+
+    assert response.status_code == 200
+    assert said in response.content.decode()
+    paid.refresh_from_db()
+    assert (paid.number, paid.issue_date) == ("INV-PAID", dt.date(2025, 6, 1))
+    assert not timeline(customer, EventKind.INVOICE_CHANGED)
+
+
+def test_an_invoice_paid_against_may_still_have_its_due_date_and_po_reference_corrected(
+    admin_client, customer, make_invoice
+):
+    paid = make_invoice(customer, issued=dt.date(2025, 6, 1), amount="400.00", paid_on=dt.date(2025, 7, 1),
+                        number="INV-PAID")
+    url = reverse("admin:collections_invoice_change", args=[paid.pk])
+
+    response = admin_client.post(url, change_form(paid, due_date="2025-07-15", po_reference="PO-9"))
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    paid.refresh_from_db()
+    assert (paid.due_date, paid.po_reference) == (dt.date(2025, 7, 15), "PO-9")
+    [event] = timeline(customer, EventKind.INVOICE_CHANGED)
+    assert "due date 1 Jul 2025 → 15 Jul 2025; PO reference none → PO-9" in event.summary
+
+
+def test_someone_not_on_the_admin_staff_adds_no_invoice_there(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(reverse("admin:collections_invoice_add"), add_form(customer))
+
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert not Invoice.objects.exists()
+    assert not TimelineEvent.objects.filter(customer=customer).exists()
