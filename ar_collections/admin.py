@@ -60,7 +60,7 @@ from ar_collections.services import behaviour_refresh
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, ViewOnly, money_column, person_column
 from arcrm.dates import format_day
-from arcrm.money import MONEY_MAX_DIGITS, decimal_places, validate_currency_in_use
+from arcrm.money import MONEY_MAX_DIGITS, decimal_places, format_money, validate_currency_in_use
 from customers.models import Customer, EventKind, Segment
 
 
@@ -235,13 +235,16 @@ class InvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
         with transaction.atomic():
             _accounts_lock({obj.customer_id})
             super().delete_model(request, obj)
+            _deleted_record([obj], actor=request.user)
             behaviour_refresh(on=timezone.localdate(), customer_ids=[obj.customer_id])
 
     def delete_queryset(self, request, queryset) -> None:
         with transaction.atomic():
             accounts = set(queryset.values_list("customer_id", flat=True))
             _accounts_lock(accounts)
+            deleted = list(queryset.select_related("customer"))
             super().delete_queryset(request, queryset)
+            _deleted_record(deleted, actor=request.user)
             behaviour_refresh(on=timezone.localdate(), customer_ids=accounts)
 
 
@@ -278,6 +281,25 @@ def _changed_record(before: Invoice, after: Invoice, *, actor) -> None:
     if before.customer_id != after.customer_id:
         event_record(customer=before.customer, kind=EventKind.INVOICE_CHANGED, actor=actor, subject=after,
                      summary=summary, details=details)
+
+
+def _deleted_record(invoices: list[Invoice], *, actor) -> None:
+    """Each invoice deleted here on its account's timeline, with who and what
+    it was: its "Invoice issued" entry stays there, and without a word the
+    collector would look for a debt that is no longer owed. (Only an invoice
+    with nothing recorded against it can be deleted: its payments, notices
+    and disputes protect it.)"""
+    for invoice in invoices:
+        event_record(
+            customer=invoice.customer, kind=EventKind.INVOICE_CHANGED, actor=actor,
+            summary=f"Invoice {invoice.number} deleted in the admin: it was "
+                    f"{format_money(invoice.total_amount, invoice.currency)}, "
+                    f"due {format_day(invoice.due_date)}",
+            details={"number": invoice.number, "entered_in": "admin", "deleted": True,
+                     "before": {"total_amount": str(invoice.total_amount), "currency": invoice.currency,
+                                "issue_date": invoice.issue_date.isoformat(),
+                                "due_date": invoice.due_date.isoformat()}},
+        )
 
 
 def _as_labelled(problem: str, column: str, label: str) -> str:

@@ -99,6 +99,9 @@ def test_an_invoice_deleted_in_the_admin_leaves_the_account_s_figures_at_once(
 
     assert response.status_code == 302
     assert figures(customer) == (TODAY, 1, Decimal("700.00"), Decimal("0.00"))
+    [event] = timeline(customer, EventKind.INVOICE_CHANGED)
+    assert event.summary == "Invoice INV-1 deleted in the admin: it was EUR 500.00, due 1 Jul 2025"
+    assert event.actor.username == "root-admin"
 
 
 def test_invoices_deleted_together_in_the_admin_leave_the_account_s_figures(admin_client, customer, invoices):
@@ -109,6 +112,9 @@ def test_invoices_deleted_together_in_the_admin_leave_the_account_s_figures(admi
     assert response.status_code == 302
     assert not Invoice.objects.exists()
     assert figures(customer) == (TODAY, 0, Decimal("0.00"), Decimal("0.00"))
+    assert sorted(e.summary for e in timeline(customer, EventKind.INVOICE_CHANGED)) == [
+        "Invoice INV-1 deleted in the admin: it was EUR 500.00, due 1 Jul 2025",
+        "Invoice INV-2 deleted in the admin: it was EUR 700.00, due 15 Aug 2025"]
 
 
 # --- What an invoice owes follows from its total and what came in against it -----------
