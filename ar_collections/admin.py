@@ -102,7 +102,7 @@ INVOICE_COLUMNS = {"number": "number", "account_number": "customer", "issue_date
 # ERP knows it by) and its issue date (from which its days late count).
 # Once money is recorded, these stay as the customer paid them; a due date
 # the terms extend, or a PO reference given late, may still change.
-INVOICE_AS_PAID = ["number", "issue_date"]
+INVOICE_AS_PAID = ["issue_date"]
 
 
 class InvoiceAdminForm(forms.ModelForm):
@@ -201,7 +201,9 @@ class InvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
     inlines = [AllocationInline]
 
     def get_readonly_fields(self, request, obj=None):
-        return self.with_money_shown(INVOICE_FIGURES if obj is not None else [])
+        # The number is the ERP's: renumbered here, the ERP's next file would
+        # bring the invoice in again under its own number, and the debt twice.
+        return self.with_money_shown([*INVOICE_FIGURES, "number"] if obj is not None else [])
 
     def get_exclude(self, request, obj=None):
         # A new invoice owes its total (see save_model): nothing to type in.
