@@ -58,5 +58,7 @@ urlpatterns = [
     path("numbers/aged.csv", numbers_views.numbers_aged_csv, name="numbers_aged_csv"),
     path("policy-review/", policy_review_views.policy_review_page, name="policy_review"),
     path("policy-review.csv", policy_review_views.policy_review_csv, name="policy_review_csv"),
+    # Before the changes: "decide" would read as one of them.
+    path("worklist/<int:item_id>/decide/", ws.work_item_decide, name="work_item_decide"),
     path("worklist/<int:item_id>/<str:change>/", ws.work_item_change, name="work_item_change"),
 ]

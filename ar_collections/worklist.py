@@ -41,6 +41,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    TextChoices,
     Value,
     When,
 )
@@ -53,6 +54,7 @@ from ar_collections.models import (
     DisputeStatus,
     DunningAction,
     DunningCycle,
+    DunningPause,
     Invoice,
     InvoiceStatus,
     LateCharge,
@@ -330,7 +332,9 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     `customer_ids`, else all) whose ladder has no step left while money is
     overdue that no promise, plan or dispute holds: decide the next action
     (call, a plan, a manager's exception, a write-off). One item a cycle
-    (its key names the cycle), about the cycle's last step.
+    (its key names the cycle), about the cycle's last step; once ticked off
+    with a decision, ladder_items_back may add a later one, and "the cycle's
+    item" below is then its latest.
 
     `again`: something has just ended with nothing to resume (a promise
     broken, a plan failed, the last step declined): the cycle's item comes
@@ -371,8 +375,11 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
         .values_list("customer_id", "currency", "open_amount") if ended else ()
     ):
         owed.setdefault(customer_id, []).append((currency, amount))
-    known = {item.key: item for item in WorkItem.objects.filter(
-        key__in=[_ladder_key(cycle) for customer_id, (cycle, _) in ended.items() if customer_id in owed])}
+    # The cycle's latest item: the first, or one that came back after a decision (ladder_items_back).
+    known = {item.action.cycle_id: item for item in WorkItem.objects.filter(
+        kind=WorkKind.LADDER_ENDED,
+        action__cycle_id__in=[cycle for customer_id, (cycle, _) in ended.items() if customer_id in owed],
+    ).select_related("action").order_by("pk")}
     customers = {c.pk: c for c in Customer.objects.filter(pk__in=list(owed)).select_related("collector")}
     added = 0
     for customer_id, amounts in owed.items():
@@ -381,7 +388,7 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
         title = (f"The ladder has no step left: {format_amounts(by_currency(amounts))} overdue, and nothing "
                  f"more goes out; {_last_step_failed(*failed[last]) if last in failed else ''}"
                  "decide the next action")
-        item = known.get(key)
+        item = known.get(cycle)
         if item is None:
             new = WorkItem(title=title, assignee_id=customers[customer_id].collector_id)
             items_covered([new], on=on)
@@ -472,6 +479,85 @@ def ladder_items_followed_up(*, because: str = "", actor=None, customer_ids=None
                               "holds it")
         closed += items_close(actor=actor, because=why, pk=item.pk)
     return closed
+
+
+class LadderDecision(TextChoices):
+    """What a collector decided when they tick off a finished ladder's item:
+    with nothing more going out, the item is the only thing that keeps the
+    debt in sight, so it is not closed without a decision and a note."""
+
+    PLAN = "plan", "Called and agreed a payment plan or a promise"
+    EXCEPTION = "exception", "Asked a manager for an exception"
+    WRITE_OFF = "write_off", "Proposed a write-off"
+    LEGAL = "legal", "Passed to legal or a collection agency"
+    WATCH = "watch", "Keep watching"
+
+
+# Days after a finished ladder's item is ticked off when the account comes
+# back on the list if its money is still overdue and nothing holds it: long
+# enough for a plan to be signed, a manager to decide or an agency to answer;
+# short enough that a debt nobody acted on is not forgotten for a quarter.
+LADDER_WATCH_DAYS = 14
+
+
+def ladder_decision_check(*, decision: str, note: str) -> LadderDecision:
+    """The decision a finished ladder's item is ticked off with, or a
+    ValidationError saying what is missing."""
+    errors = {}
+    if decision not in LadderDecision.values:
+        errors["decision"] = ("Choose what was decided: the ladder has no step left, and nothing else "
+                              "goes out.")
+    if not note.strip():
+        errors["note"] = "Say in a note what was agreed or asked, with whom, and what happens next."
+    if errors:
+        raise ValidationError(errors)
+    return LadderDecision(decision)
+
+
+def ladder_items_back(*, on: dt.date) -> int:
+    """Put a finished ladder's account back on its collector's list
+    LADDER_WATCH_DAYS after its item was ticked off, if its cycle is still
+    open with no step taken since and money is still overdue that no promise,
+    plan, dispute nor pause holds: whatever was decided ("keep watching", a
+    write-off proposed and not made) has not settled it, and without the item
+    nothing would bring the debt back to anyone. A new item each time, its
+    key naming the cycle and the day it came back, so a refresh run twice
+    (or late) adds it once; it is about the cycle's latest item only, and
+    not while another is open. Returns how many items were added."""
+    cutoff = on - dt.timedelta(days=LADDER_WATCH_DAYS)
+    ladder_items = WorkItem.objects.filter(kind=WorkKind.LADDER_ENDED)
+    paused = DunningPause.objects.active(on=on).filter(customer=OuterRef("customer")).filter(
+        Q(invoice__isnull=True) | Q(invoice=OuterRef("pk")))
+    unheld = _overdue_unheld(on=on).exclude(Exists(paused))
+    added = 0
+    for item in (
+        ladder_items.filter(status=WorkStatus.DONE, done_at__date__lte=cutoff,
+                            action__cycle__closed_on__isnull=True)
+        .exclude(Exists(ladder_items.filter(action__cycle=OuterRef("action__cycle"), pk__gt=OuterRef("pk"))))
+        .exclude(Exists(ladder_items.filter(status=WorkStatus.OPEN, customer=OuterRef("customer"))))
+        .exclude(Exists(DunningAction.objects.filter(cycle=OuterRef("action__cycle"),
+                                                     pk__gt=OuterRef("action_id"))))
+        .filter(Exists(unheld.filter(customer=OuterRef("customer"))))
+        .select_related("customer", "action").order_by("pk")
+    ):
+        back_on = timezone.localdate(item.done_at) + dt.timedelta(days=LADDER_WATCH_DAYS)
+        amounts = unheld.filter(customer=item.customer).order_by("due_date", "pk").values_list(
+            "currency", "open_amount")
+        decided = (TimelineEvent.objects.for_subject(item).filter(kind=EventKind.WORK,
+                                                                  details__has_key="decision")
+                   .order_by("-occurred_at", "-pk").values_list("details__decision", flat=True).first())
+        how = f"decided: {LadderDecision(decided).label.lower()}" if decided in LadderDecision.values else (
+            "no decision recorded")
+        since = (on - timezone.localdate(item.done_at)).days
+        title = (f"The ladder has no step left: {format_amounts(by_currency(amounts))} still overdue with "
+                 f"nothing holding it, {since} days after its item was ticked off ({how}); "
+                 "decide the next action")
+        key = f"{_ladder_key(item.action.cycle_id)}:{back_on.isoformat()}"
+        if item_add(kind=WorkKind.LADDER_ENDED, key=key, customer=item.customer, title=title, due_on=back_on,
+                    action=item.action):
+            _record(WorkItem.objects.get(key=key), None, f"Worklist: back — {title}", previous=item.pk)
+            added += 1
+    return added
 
 
 # --- Accounts paid up -----------------------------------------------------------------
@@ -744,6 +830,8 @@ def worklist_refresh(*, on: dt.date) -> int:
     # already in force, say) or failed, or was carried out and its pay-by
     # date has passed, while money is still overdue: nothing more will go out.
     created += ladder_ended_items(on=on)
+    # And those ticked off with a decision that has not settled them, some days on.
+    created += ladder_items_back(on=on)
     created += paid_up_items(on=on)
     # What a stand-in was given while covering goes back once the cover is over.
     items_handed_back(on=on)
@@ -911,11 +999,25 @@ def priority_parts() -> dict:
 
 
 @transaction.atomic
-def item_complete(*, item: WorkItem, actor) -> WorkItem:
+def item_complete(*, item: WorkItem, actor, decision: str = "", note: str = "") -> WorkItem:
+    """Tick the item off. A finished ladder's item needs a `decision`
+    (LadderDecision) and a `note`, both on the timeline: nothing more goes
+    out for the account, and one click must not let the debt go quiet. It
+    comes back LADDER_WATCH_DAYS later if the money is still left to nobody
+    (ladder_items_back)."""
     locked = _lock_open(item)
+    summary, details = f"Worklist: done — {locked.title}", {}
+    if locked.kind == WorkKind.LADDER_ENDED:
+        decided = ladder_decision_check(decision=decision, note=note)
+        back_on = timezone.localdate() + dt.timedelta(days=LADDER_WATCH_DAYS)
+        # The decision and the note first: a long title would push them out of the summary.
+        summary = (f"Worklist: ladder finished, decided: {decided.label} (back on the list on "
+                   f"{format_day(back_on)} if money is still overdue with nothing holding it): "
+                   f"{one_line(note)} — {locked.title}")
+        details = {"decision": decided.value, "note": note.strip(), "back_on": back_on.isoformat()}
     locked.status, locked.done_at, locked.done_by = WorkStatus.DONE, timezone.now(), actor
     locked.save(update_fields=["status", "done_at", "done_by"])
-    _record(locked, actor, f"Worklist: done — {locked.title}")
+    _record(locked, actor, summary, **details)
     return locked
 
 

@@ -40,6 +40,7 @@ from ar_collections.models import (
 )
 from ar_collections.statements import NOTE_MAX_LENGTH as STATEMENT_NOTE_MAX_LENGTH
 from ar_collections.statements import statement_recipient
+from ar_collections.worklist import LadderDecision
 from ar_collections.workspace import (
     DATED_EXCEPTIONS,
     PLAN_DAYS_APART_AT_MOST,
@@ -640,6 +641,24 @@ class ExceptionDecideForm(DecideForm):
 
 class SnoozeForm(forms.Form):
     until = _date(label="Snooze until")
+
+
+class LadderDecisionForm(forms.Form):
+    """What was decided for an account whose ladder has no step left, as its
+    item is ticked off (worklist.item_complete asks the same)."""
+
+    decision = forms.ChoiceField(
+        label="What was decided", choices=LadderDecision.choices, widget=forms.RadioSelect,
+        error_messages={"required": "Choose what was decided: the ladder has no step left, and nothing else "
+                                    "goes out."},
+    )
+    note = _text("Note: what was agreed or asked, with whom, and what happens next", rows=3)
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["note"].error_messages["required"] = (
+            "Say in a note what was agreed or asked, with whom, and what happens next.")
 
 
 class ReassignForm(forms.Form):

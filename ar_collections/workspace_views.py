@@ -53,6 +53,7 @@ from ar_collections.models import (
     Promise,
     PromiseStatus,
     WorkItem,
+    WorkKind,
 )
 from ar_collections.views import FiveQuestions
 from ar_collections.workspace_forms import (
@@ -65,6 +66,7 @@ from ar_collections.workspace_forms import (
     DisputeResolveForm,
     ExceptionDecideForm,
     ExceptionForm,
+    LadderDecisionForm,
     NoteForm,
     PauseForm,
     PaymentForm,
@@ -966,18 +968,56 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
-@require_POST
-def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpResponse:
+def _work_item_for(request: HttpRequest, item_id: int) -> tuple[WorkItem, bool]:
+    """The item, if this user may change it (else 404 or 403), and whether it
+    is a colleague's they cover for. Their own item (or one of a colleague
+    away whom they cover for), on an account still theirs: an account handed
+    to another collector takes its items along, and they are no longer this
+    user's to close. A manager may change any."""
     item = get_object_or_404(WorkItem.objects.select_related("customer", "assignee"), pk=item_id)
-    # Their own item (or one of a colleague away whom they cover for), on an
-    # account still theirs: an account handed to another collector takes its
-    # items along, and they are no longer this user's to close.
     covering = item.assignee_id in covered_by(request.user)
     mine = (item.assignee_id == request.user.pk or covering) and can_act_on(request.user, item.customer)
     may = mine or request.user.has_perm("customers.act_on_any_customer")
     if not may or not request.user.has_perm("collections.change_workitem"):
         raise PermissionDenied("This item is on someone else's list.")
+    return item, covering
+
+
+@login_required
+@require_safe
+@vary_on_headers("HX-Request")
+def work_item_decide(request: HttpRequest, item_id: int) -> HttpResponse:
+    """The form a finished ladder's item is ticked off with (what was decided,
+    and a note): a page of its own, or with htmx a panel in the item. It posts
+    to work_item_change's "done"."""
+    item, _ = _work_item_for(request, item_id)
+    if item.kind != WorkKind.LADDER_ENDED:
+        raise Http404("Only a finished ladder's item asks what was decided.")
+    everyone = request.GET.get("list") == EVERYONE and request.user.has_perm("customers.act_on_any_customer")
+    return _ladder_decision_form(request, item, LadderDecisionForm(auto_id=f"work-{item.pk}-%s"),
+                                 everyone=everyone, status=200)
+
+
+def _ladder_decision_form(request: HttpRequest, item: WorkItem, form: LadderDecisionForm, *, everyone: bool,
+                          status: int) -> HttpResponse:
+    form_autofocus(form, first=True)
+    context = {"item": item, "form": form, "everyone": everyone, "watch_days": worklist.LADDER_WATCH_DAYS,
+               "list_url": _worklist_url(request, item, everyone=everyone)}
+    if not wants_fragment(request):
+        return render(request, "collections/work_item_decide.html", context, status=status)
+    response = render(request, "collections/work_item_decide.html#decision-panel", context, status=status)
+    if request.method == "POST":
+        # The form posts with the whole item as its target (done, the item goes);
+        # refused, only the panel is swapped, the errors in it.
+        retarget(response, f"#work-{item.pk}-decision")
+        reswap(response, "outerHTML")
+    return response
+
+
+@login_required
+@require_POST
+def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpResponse:
+    item, covering = _work_item_for(request, item_id)
     today = timezone.localdate()
     # The list the change was made on, to return to without htmx: a manager
     # working through everyone's stays on everyone's.
@@ -988,7 +1028,14 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
     place = None if request.htmx else worklist.item_place(item, on=today,
                                                           on_list_of=request.user if covering else None)
     try:
-        if change == "done":
+        if change == "done" and item.kind == WorkKind.LADDER_ENDED:
+            # Nothing more goes out for the account: what was decided is asked, not clicked past.
+            form = LadderDecisionForm(request.POST, auto_id=f"work-{item.pk}-%s")
+            if not form.is_valid():
+                return _ladder_decision_form(request, item, form, everyone=everyone, status=422)
+            worklist.item_complete(item=item, actor=request.user, **form.cleaned_data)
+            said = f"Done: {worklist.LadderDecision(form.cleaned_data['decision']).label.lower()}."
+        elif change == "done":
             worklist.item_complete(item=item, actor=request.user)
             said = "Done."
         elif change == "snooze":

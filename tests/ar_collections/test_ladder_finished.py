@@ -173,7 +173,7 @@ def test_an_item_the_collector_ticked_off_does_not_come_back_the_next_morning(ac
     worklist.worklist_refresh(on=ON)
     [item] = items(account)
 
-    worklist.item_complete(item=item, actor=collector)
+    worklist.item_complete(item=item, actor=collector, decision="watch", note="They call back on Friday.")
     worklist.worklist_refresh(on=ON + dt.timedelta(days=1))
 
     item.refresh_from_db()
