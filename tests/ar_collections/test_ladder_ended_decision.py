@@ -386,3 +386,60 @@ def test_a_promise_broken_after_it_came_back_leaves_one_item_open(account, colle
         worklist.worklist_refresh(on=late)
 
     assert [i.status for i in ladder_items(account)] == [WorkStatus.DONE, WorkStatus.OPEN]
+
+
+# --- In a real browser ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ashford_in_browser(make_customer, make_invoice, collector):
+    """Carla's list on the real today (a frozen server clock would expire the
+    session cookie in Chromium's past): Ashford's finished ladder, first. Written
+    before the browser opens (see browser_page)."""
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    ashford = make_customer(name="Ashford Civil Engineering", segment=Segment.DISTRESSED)
+    make_invoice(ashford, issued=today - dt.timedelta(days=185), due=today - dt.timedelta(days=155),
+                 amount="28857.64")
+    worklist.item_add(kind=WorkKind.LADDER_ENDED, key="ladder_ended:test", customer=ashford, due_on=today,
+                      title="The ladder has no step left: EUR 28,857.64 overdue, and nothing more goes out; "
+                      "decide the next action")
+    return ashford
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_in_a_browser_done_opens_the_decision_in_the_item_refuses_it_empty_and_then_takes_it(
+    ashford_in_browser, browser_page
+):
+    from playwright.sync_api import expect
+
+    from .conftest import log_in
+
+    page = browser_page
+    log_in(page, "carla")
+    page.goto("/collections/worklist/")
+    item = page.locator("ol.worklist li.work-item").first
+    expect(item).to_contain_text("Ashford Civil Engineering")
+
+    item.get_by_role("link", name=re.compile("^Done")).click()
+    panel = item.locator(".work-decision")
+    expect(panel.get_by_role("radio").first).to_be_focused()
+    panel.get_by_role("button", name="Record and mark done").click()
+    expect(panel).to_contain_text("Choose what was decided")
+    expect(panel).to_contain_text("Say in a note what was agreed or asked")
+    expect(page).to_have_url(re.compile(r"/collections/worklist/$"))
+
+    panel.get_by_label("Keep watching").check()
+    panel.get_by_label(re.compile("^Note")).fill("Owner says a large customer pays them on the 20th.")
+    panel.get_by_role("button", name="Record and mark done").click()
+
+    expect(page.locator("ol.worklist")).to_contain_text("Done: keep watching.")
+    page.goto(reverse("customers:detail", args=[ashford_in_browser.pk]))
+    expect(page.locator("#timeline-events li.event").first).to_contain_text(
+        "decided: Keep watching (back on the list on ")
+    expect(page.locator("#timeline-events li.event").first).to_contain_text(
+        "Owner says a large customer pays them on the 20th.")
+    page.goto("/collections/worklist/")
+    expect(page.locator("#worklist")).to_contain_text("Nothing to do today.")
