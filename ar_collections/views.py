@@ -1110,15 +1110,23 @@ class Preview:
 
 
 def _add_preview(action: DunningAction, *, holidays: Collection[dt.date] | None = None) -> None:
-    """Totals, and where the step goes: for a step still waiting, where it would
-    go if sent now (the route delivery takes); once carried out, where it went."""
+    """Totals, and where the step goes: for a step still waiting, or sent from
+    the queue and not yet carried out, where it goes if sent now (the route
+    delivery takes); once carried out, where it went. A skipped step went
+    nowhere and has no preview."""
     _add_totals(action)
-    if action.status != ActionStatus.IN_REVIEW:
+    action.preview = None
+    if action.status == ActionStatus.SKIPPED:
+        return
+    if action.status not in (ActionStatus.IN_REVIEW, ActionStatus.PLANNED, ActionStatus.SENDING):
         action.preview = Preview(
             action.get_channel_display(), action.recipient.name if action.recipient else "",
             action.recipient_address, action.channel_note, action.pay_by,
         )
         return
+    # Until the workers record what went out, the step still holds the channel
+    # and pay-by date it was planned with (none and the planned day's): the
+    # card would show those rather than what delivery gives it today.
     contacts = {c.pk: c for c in action.customer.contacts.all()}
     for contact in contacts.values():
         for absence in contact.absences.all():

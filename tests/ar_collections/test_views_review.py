@@ -355,6 +355,56 @@ def test_with_htmx_a_step_sent_shows_as_queued_in_place(
     assert silent_smtp.connections == []
 
 
+def test_a_step_sent_late_shows_the_pay_by_date_it_goes_out_with_not_the_planned_one(
+    client, collector, action, silent_smtp, django_capture_on_commit_callbacks
+):
+    """Planned three days ago with ten days to pay: the card that replaces the
+    form says it is being sent, by e-mail to Anna, with the date delivery gives
+    it today (15 Aug), not the one planned (12 Aug) nor an empty channel."""
+    DunningAction.objects.filter(pk=action.pk).update(planned_on=TODAY - dt.timedelta(days=3),
+                                                      pay_by=TODAY + dt.timedelta(days=7))
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks():
+        response = client.post(url(action), {"decision": "send", "note": ""}, headers=HTMX)
+
+    page = " ".join(response.content.decode().split())
+    assert "Being sent, it goes" in page and "How it went out" not in page
+    assert "<dt>Channel</dt> <dd>E-mail</dd>" in page
+    assert "Anna Clerk" in page and "anna@acme.test" in page
+    assert "<dt>Pay by</dt> <dd>15 Aug 2025</dd>" in page
+    assert "12 Aug 2025" not in page
+
+
+def test_a_step_once_delivered_shows_the_channel_and_pay_by_date_recorded(
+    client, collector, action, smtp_server, eager_celery, django_capture_on_commit_callbacks
+):
+    DunningAction.objects.filter(pk=action.pk).update(planned_on=TODAY - dt.timedelta(days=3),
+                                                      pay_by=TODAY + dt.timedelta(days=7))
+    client.force_login(collector)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url(action), {"decision": "send", "note": ""}, headers=HTMX)
+    action.refresh_from_db()
+    assert action.status == ActionStatus.DONE
+
+    page = " ".join(client.get(url(action)).content.decode().split())
+
+    assert "How it went out" in page
+    assert "<dt>Channel</dt> <dd>E-mail</dd>" in page
+    assert f"<dt>Pay by</dt> <dd>{action.pay_by:%-d %b %Y}</dd>" in page
+    assert action.pay_by == dt.date(2025, 8, 15)
+
+
+def test_a_skipped_step_does_not_claim_to_have_gone_out(client, collector, action):
+    client.force_login(collector)
+
+    response = client.post(url(action), {"decision": "skip", "note": "Paid by phone"}, headers=HTMX)
+
+    page = " ".join(response.content.decode().split())
+    assert "Skipped" in page
+    assert "How it went out" not in page and "<dt>Pay by</dt>" not in page
+
+
 @pytest.fixture
 def groups_and_ladders(transactional_db, default_ladders) -> None:
     """The role groups and ladders, whatever an earlier transactional test's flush left behind."""
