@@ -865,7 +865,11 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                "waivable": waivable, "covers": _covers(subject, waivable),
                "disputed_since": workspace.disputes_opened_since(subject),
                # A plan's instalments with what is still to pay of each, payments since counted.
-               "instalments": workspace.plan_instalments_owed(subject) if model is PaymentPlan else None}
+               "instalments": workspace.plan_instalments_owed(subject) if model is PaymentPlan else None,
+               # The rule a plan crosses, as its proposer was told: the manager
+               # decides on that, not on a plan that merely reached the queue.
+               "waits_because": (workspace.plan_waits_because(subject) if model is PaymentPlan
+                                 and subject.status == PlanStatus.AWAITING_APPROVAL else None)}
     # The manager reads what is asked first: the form takes the focus only to be corrected.
     return _form_response(request, context, status=422 if bound else 200, focus_first=False)
 

@@ -1036,6 +1036,62 @@ def test_a_plan_above_the_collectors_limit_waits_for_a_manager(client, collector
     assert "Waiting for a manager&#x27;s approval" in page
 
 
+# Each rule a collector's plan may cross, with the first instalment of the
+# plan proposed (two, 30 days apart) and what the collector and the manager are told of it.
+RULES_CROSSED = {
+    "amount": ({"plan_approval_above_amount": Decimal("1000.00")}, "2025-08-15",
+               "it is above the collectors' limit of EUR 1,000.00"),
+    "first instalment": ({}, "2025-09-15",
+                         "its first instalment, on 15 Sep 2025, is more than 30 days away, later than a "
+                         "collector may agree alone"),
+    "length": ({"plan_max_months": 1}, "2025-08-15",
+               "its last instalment, on 14 Sep 2025, is more than 1 months away, beyond the collectors' "
+               "limit"),
+}
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("rule", RULES_CROSSED)
+def test_a_collector_proposing_a_plan_that_waits_is_told_which_rule_it_crosses(
+    client, collector, customer, invoices, rule, headers
+):
+    limits, first, why = RULES_CROSSED[rule]
+    set_rules(**limits)
+    client.force_login(collector)
+
+    response = client.post(url("plan_propose", customer), {
+        "invoices": [i.pk for i in invoices], "instalment_count": "2", "first_due_on": first,
+        "every_days": "30",
+    }, headers=headers)
+
+    assert PaymentPlan.objects.get(customer=customer).status == PlanStatus.AWAITING_APPROVAL
+    shown = response if headers else client.get(response.url)
+    page = " ".join(shown.content.decode().split()).replace("&#x27;", "'")
+    assert f"Payment plan of EUR 1,200.00 proposed; {why}, so it waits for a manager." in page
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_collector_proposing_a_plan_over_the_limit_with_the_plans_in_force_is_told_so(
+    client, collector, customer, invoices, headers
+):
+    set_rules(plan_approval_above_amount=Decimal("1000.00"))
+    workspace.plan_propose(customer=customer, actor=collector, invoices=invoices[:1], on=TODAY,
+                           instalments=[(dt.date(2025, 8, 15), Decimal("250.00")),
+                                        (dt.date(2025, 9, 15), Decimal("250.00"))])
+    client.force_login(collector)
+
+    response = client.post(url("plan_propose", customer), {
+        "invoices": [invoices[1].pk], "instalment_count": "2", "first_due_on": "2025-08-15",
+        "every_days": "30",
+    }, headers=headers)
+
+    shown = response if headers else client.get(response.url)
+    page = " ".join(shown.content.decode().split()).replace("&#x27;", "'")
+    assert ("Payment plan of EUR 700.00 proposed; with the EUR 500.00 of plans in force on the account it "
+            "comes to EUR 1,200.00, above the collectors' limit of EUR 1,000.00, so it waits for a manager."
+            in page)
+
+
 def test_a_plan_in_another_currency_waits_for_a_manager_and_says_why_in_its_currency(
     client, collector, make_customer, make_invoice
 ):
@@ -1578,6 +1634,56 @@ def test_the_decision_shows_what_is_asked_and_the_five_questions(
         assert all(question in page for question in (
             "How long have we served them?", "Did they miss payments before?", "How much money is involved?",
             "What is the relationship worth?", "Will they keep referring?"))
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+@pytest.mark.parametrize("rule", RULES_CROSSED)
+def test_the_decision_on_a_plan_says_which_rule_made_it_wait(
+    client, manager, collector, customer, invoices, rule, headers
+):
+    limits, first, why = RULES_CROSSED[rule]
+    set_rules(**limits)
+    first_on = dt.date.fromisoformat(first)
+    plan = workspace.plan_propose(customer=customer, actor=collector, invoices=invoices, on=TODAY,
+                                  instalments=[(first_on, Decimal("600.00")),
+                                               (first_on + dt.timedelta(days=30), Decimal("600.00"))])
+    client.force_login(manager)
+
+    page = " ".join(client.get(reverse("collections:plan_decide", args=[plan.pk]), headers=headers)
+                    .content.decode().split()).replace("&#x27;", "'")
+
+    assert f"It waits for a manager because {why}." in page
+
+
+def test_the_decision_on_a_plan_says_the_plans_in_force_made_it_wait(
+    client, manager, collector, customer, invoices
+):
+    set_rules(plan_approval_above_amount=Decimal("1000.00"))
+    workspace.plan_propose(customer=customer, actor=collector, invoices=invoices[:1], on=TODAY,
+                           instalments=[(dt.date(2025, 8, 15), Decimal("250.00")),
+                                        (dt.date(2025, 9, 15), Decimal("250.00"))])
+    plan = workspace.plan_propose(customer=customer, actor=collector, invoices=invoices[1:], on=TODAY,
+                                  instalments=[(dt.date(2025, 8, 15), Decimal("350.00")),
+                                               (dt.date(2025, 9, 15), Decimal("350.00"))])
+    client.force_login(manager)
+
+    page = " ".join(client.get(reverse("collections:plan_decide", args=[plan.pk])).content.decode().split())
+
+    assert ("It waits for a manager because with the EUR 500.00 of plans in force on the account it comes to "
+            "EUR 1,200.00, above the collectors' limit of EUR 1,000.00.") in page.replace("&#x27;", "'")
+
+
+def test_the_decision_on_a_plan_the_rules_now_allow_says_a_collector_could_agree_it(
+    client, manager, customer, waiting_plan
+):
+    set_rules(plan_approval_above_amount=Decimal("5000.00"))
+    client.force_login(manager)
+
+    page = " ".join(client.get(reverse("collections:plan_decide", args=[waiting_plan.pk])).content.decode()
+                    .split())
+
+    assert "It waits for a manager because" not in page
+    assert "Under the rules as they stand now a collector could agree it alone." in page
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
