@@ -74,7 +74,7 @@ from ar_collections.models import (
     WriteOff,
     lists_open_invoice,
 )
-from ar_collections.timeline import event_record
+from ar_collections.timeline import event_record, invoice_paid_said
 from arcrm.dates import add_months, format_day
 from arcrm.money import ZERO, by_currency, format_amounts, format_money, places_check, smallest_unit
 from arcrm.roles import require_act_on
@@ -2241,10 +2241,8 @@ def payment_record(
         )
         for invoice in invoices:
             if invoice.status == InvoiceStatus.PAID:
-                event_record(
-                    customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
-                    summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number},
-                )
+                event_record(customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
+                             **invoice_paid_said(invoice))
         commitments_check(on=received_on, customer_ids=[customer.pk], settle_only=True)
         if refresh_behaviour:
             services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
@@ -2596,7 +2594,7 @@ def credit_apply(
     for invoice, _ in parts:
         if invoice.status == InvoiceStatus.PAID:
             event_record(customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
-                         summary=f"Invoice {invoice.number} paid in full", details={"number": invoice.number})
+                         **invoice_paid_said(invoice))
     latest = max([dated, *(invoice.issue_date for invoice, _ in parts)])  # the latest part's day
     if not is_payment:
         # Less is owed: the plan holding an invoice asks for that much less.

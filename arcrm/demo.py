@@ -95,7 +95,7 @@ from ar_collections.segmentation import (
     SYSTEMATIC_LATE,
 )
 from ar_collections.services import action_decline, behaviour_refresh, credit_terms_in_force_skip
-from ar_collections.timeline import events_link, invoice_issued
+from ar_collections.timeline import events_link, invoice_issued, invoice_paid_said
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
@@ -1489,13 +1489,9 @@ class _Builder:
         for bill in [*issued, *(b for k, b in paid.items() if k not in new)]:
             invoice = bill.invoice
             if invoice.status == InvoiceStatus.PAID and dated(invoice.settled_on):
-                late = invoice.days_late(on=self.today)
                 events.append((TimelineEvent(
                     customer=invoice.customer, kind=EventKind.INVOICE_PAID,
-                    occurred_at=_at(invoice.settled_on, 11, 5),
-                    summary=f"Invoice {invoice.number} paid in full"
-                    + (f", {late} day{'s' if late != 1 else ''} late" if late else ""),
-                    details={"number": invoice.number, "days_late": late},
+                    occurred_at=_at(invoice.settled_on, 11, 5), **invoice_paid_said(invoice),
                     subject_type=types[Invoice], subject_id=invoice.pk,
                 ), [bill]))
         for account, note, bill in credits:

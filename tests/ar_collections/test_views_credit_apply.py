@@ -102,6 +102,19 @@ def test_money_on_account_is_set_against_the_invoice_the_customer_names_as_of_th
     assert (behaviour.computed_on, behaviour.open_amount) == (TODAY, Decimal("500.00"))  # INV-1; INV-3 is USD
 
 
+def test_money_on_account_settling_an_overdue_invoice_says_how_late_it_was_paid(
+    client, manager, customer, invoices, on_account
+):
+    """INV-1 fell due on 1 Jul; the money that pays it came on 10 Jul."""
+    client.force_login(manager)
+
+    client.post(apply_url(customer), {"credit": f"payment-{on_account.pk}", "invoices": [invoices[0].pk]})
+
+    paid = TimelineEvent.objects.get(customer=customer, kind=EventKind.INVOICE_PAID)
+    assert paid.summary == "Invoice INV-1 paid in full, 9 days late"
+    assert paid.details == {"number": "INV-1", "days_late": 9}
+
+
 def test_with_none_ticked_it_goes_to_the_oldest_open_invoices_but_a_disputed_one(
     client, manager, customer, invoices, on_account
 ):

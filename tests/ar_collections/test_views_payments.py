@@ -96,6 +96,26 @@ def test_a_payment_pays_the_oldest_invoice_first_and_the_next_in_part(client, ma
     assert "Payment of EUR 900.00 recorded, applied to INV-1, INV-2." in page
 
 
+@pytest.mark.parametrize(("received_on", "said"), [
+    ("2025-08-04", "Invoice INV-1 paid in full, 34 days late"),
+    ("2025-07-02", "Invoice INV-1 paid in full, 1 day late"),
+    ("2025-07-01", "Invoice INV-1 paid in full"),
+])
+def test_a_payment_settling_an_invoice_says_on_the_timeline_how_late_it_was_paid(
+    client, manager, customer, invoices, received_on, said
+):
+    """As the invoices paid before the account came to us read: due 1 Jul, paid on the day received."""
+    client.force_login(manager)
+
+    client.post(payment_url(customer), form(invoices, received_on=received_on, amount="500.00",
+                                            invoices=[invoices[0].pk]))
+
+    paid = TimelineEvent.objects.get(customer=customer, kind=EventKind.INVOICE_PAID)
+    assert paid.summary == said
+    assert paid.details["days_late"] == Invoice.objects.get(number="INV-1").days_late(on=TODAY)
+    assert said in client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+
+
 def test_with_no_invoice_ticked_a_payment_pays_the_open_ones_in_its_currency_oldest_first(
     client, manager, customer, invoices
 ):
