@@ -24,6 +24,7 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, Min, OuterRef, Q, Subquery, Sum
 from django.template import TemplateSyntaxError
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import capfirst
@@ -471,11 +472,11 @@ def _plan_beyond_collectors(*, total: Decimal, currency: str, granted: Decimal, 
     name), or a last one beyond the rules' months."""
     if rules.plan_needs_approval(amount=granted + total, currency=currency):
         return _limit_passed(total=total, currency=currency, granted=granted, rules=rules)
-    if (first - on).days > rules.plan_first_within_days:
-        return (f"its first instalment, on {format_day(first)}, is more than {rules.plan_first_within_days} "
-                "days away, later than a collector may agree alone")
-    if last > add_months(on, rules.plan_max_months):
-        return (f"its last instalment, on {format_day(last)}, is more than {rules.plan_max_months} months "
+    if (first - on).days > (days := rules.plan_first_within_days):
+        return (f"its first instalment, on {format_day(first)}, is more than {days} day{pluralize(days)} "
+                "away, later than a collector may agree alone")
+    if last > add_months(on, months := rules.plan_max_months):
+        return (f"its last instalment, on {format_day(last)}, is more than {months} month{pluralize(months)} "
                 "away, beyond the collectors' limit")
     return ""
 

@@ -1045,7 +1045,7 @@ RULES_CROSSED = {
                          "its first instalment, on 15 Sep 2025, is more than 30 days away, later than a "
                          "collector may agree alone"),
     "length": ({"plan_max_months": 1}, "2025-08-15",
-               "its last instalment, on 14 Sep 2025, is more than 1 months away, beyond the collectors' "
+               "its last instalment, on 14 Sep 2025, is more than 1 month away, beyond the collectors' "
                "limit"),
 }
 
