@@ -1561,6 +1561,10 @@ class WorkKind(models.TextChoices):
     # The invoice an open dispute is about was paid in full meanwhile: the
     # department's answer is no longer awaited, the collector closes it.
     DISPUTE_SETTLED = "dispute_settled", "Disputed invoice paid: close the dispute"
+    # An account has gone well past its usual interval without ordering: money
+    # trouble, or lost to a competitor; the collector asks how they are
+    # (worklist.order_gap_items).
+    ORDER_GAP = "order_gap", "No order for longer than usual"
 
 
 class WorkStatus(models.TextChoices):

@@ -25,6 +25,9 @@ the item:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import statistics
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -32,6 +35,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import (
     Case,
+    Count,
     Exists,
     F,
     IntegerField,
@@ -44,8 +48,9 @@ from django.db.models import (
     TextChoices,
     Value,
     When,
+    Window,
 )
-from django.db.models.functions import Coalesce, Floor, Least
+from django.db.models.functions import Coalesce, Floor, Least, RowNumber
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -787,6 +792,8 @@ def worklist_refresh(*, on: dt.date) -> int:
         ))
     charges = _charges_left(on=on)
     wanted += charges
+    gaps = order_gaps_wanted(on=on)
+    wanted += gaps
     created = 0
     for start in range(0, len(wanted), REFRESH_BATCH_SIZE):
         batch = wanted[start:start + REFRESH_BATCH_SIZE]
@@ -839,6 +846,7 @@ def worklist_refresh(*, on: dt.date) -> int:
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.CHARGES).exclude(
         key__in=[i.key for i in charges]
     ).update(status=WorkStatus.DONE, done_at=now)
+    order_gaps_ended(still={i.key for i in gaps}, on=on)
     return created
 
 
@@ -871,6 +879,161 @@ def _charges_left(*, on: dt.date) -> list[WorkItem]:
             "ask for them, or for a manager's waiver",
         ))
     return items
+
+
+# --- Order gaps -------------------------------------------------------------------------
+
+# An account's usual interval between orders, when nobody set one on its card,
+# is learned from its last ORDER_DAYS_READ order days (the distinct issue days
+# of its invoices, cancelled ones left out: two invoices of one day are one
+# order), and only from ORDER_DAYS_TO_LEARN or more: three gaps at least, so
+# that one odd gap is outvoted. Twelve days are about a year of a monthly
+# orderer: a rhythm that changed long ago no longer counts.
+ORDER_DAYS_READ = 12
+ORDER_DAYS_TO_LEARN = 4
+# A gap is worth a call when the days since the last order are more than one
+# and a half usual intervals, and at least GAP_MARGIN_DAYS more than one: a
+# weekly orderer late by ten days, or a monthly one by a fortnight, is not yet news.
+GAP_MARGIN_DAYS = 14
+
+
+def interval_learned(order_days: list[dt.date]) -> int | None:
+    """The usual days between orders of these distinct order days (any
+    order): the median gap, the higher middle one of an even count (a gap
+    the account really had, and the later of the two: an alarm rather late
+    than false). None with fewer than ORDER_DAYS_TO_LEARN days."""
+    if len(order_days) < ORDER_DAYS_TO_LEARN:
+        return None
+    days = sorted(order_days)
+    return statistics.median_high([(later - earlier).days for earlier, later in itertools.pairwise(days)])
+
+
+def is_order_gap(*, days_since: int, interval: int) -> bool:
+    """Whether `days_since` the last order are well past the usual `interval`."""
+    return 2 * days_since > 3 * interval and days_since - interval >= GAP_MARGIN_DAYS
+
+
+@dataclass(frozen=True)
+class OrderRhythm:
+    """How often an account orders, and how long since it last did."""
+
+    customer_id: int
+    collector_id: int
+    last_order_on: dt.date
+    # Order days read (at most ORDER_DAYS_READ): what a learned interval is learned from.
+    orders: int
+    # Days between orders: set by a person on the account card, else learned;
+    # None when neither (too little history).
+    interval: int | None
+    learned: bool
+
+    def days_since(self, *, on: dt.date) -> int:
+        return (on - self.last_order_on).days
+
+    def is_gap(self, *, on: dt.date) -> bool:
+        return self.interval is not None and is_order_gap(days_since=self.days_since(on=on),
+                                                          interval=self.interval)
+
+
+def order_rhythms(*, on: dt.date, customers: QuerySet[Customer] | None = None,
+                  quiet: bool = False) -> dict[int, OrderRhythm]:
+    """{customer id: its OrderRhythm as of `on`} for the accounts (among
+    `customers`, else all) with an order on or before `on`. `quiet`: only
+    those with no order in the last GAP_MARGIN_DAYS, the only ones a gap can
+    be found in (see is_order_gap), which leaves out most of a busy book.
+
+    One query whatever the number of accounts: each account's last
+    ORDER_DAYS_READ order days, numbered newest first by a window function
+    (PostgreSQL, and SQLite from 3.25), and the interval a person set."""
+    orders = Invoice.objects.exclude(status=InvoiceStatus.CANCELLED).filter(issue_date__lte=on)
+    if customers is not None:
+        orders = orders.filter(customer__in=customers)
+    if quiet:
+        recent = Invoice.objects.exclude(status=InvoiceStatus.CANCELLED).filter(
+            issue_date__gt=on - dt.timedelta(days=GAP_MARGIN_DAYS), issue_date__lte=on)
+        orders = orders.exclude(customer_id__in=recent.values("customer_id"))
+    rows = (
+        # Grouped by day first: the window then numbers order days, not invoices.
+        orders.order_by().values("customer_id", "issue_date", "customer__collector_id",
+                                 "customer__typical_order_interval_days")
+        .annotate(invoices=Count("pk"))  # the GROUP BY
+        .annotate(newest_first=Window(RowNumber(), partition_by=[F("customer_id")],
+                                      order_by=F("issue_date").desc()))
+        .filter(newest_first__lte=ORDER_DAYS_READ)
+        .values_list("customer_id", "issue_date", "customer__collector_id",
+                     "customer__typical_order_interval_days")
+    )
+    days: dict[int, list[dt.date]] = {}
+    about: dict[int, tuple[int, int | None]] = {}
+    for customer_id, issued, collector_id, set_interval in rows:
+        days.setdefault(customer_id, []).append(issued)
+        about[customer_id] = (collector_id, set_interval)
+    rhythms = {}
+    for customer_id, order_days in days.items():
+        collector_id, set_interval = about[customer_id]
+        # 0 days between orders means nothing: read as not set.
+        learned = interval_learned(order_days) if not set_interval else None
+        rhythms[customer_id] = OrderRhythm(
+            customer_id=customer_id, collector_id=collector_id, last_order_on=max(order_days),
+            orders=len(order_days), interval=set_interval or learned, learned=not set_interval,
+        )
+    return rhythms
+
+
+def order_rhythm(customer: Customer, *, on: dt.date) -> OrderRhythm | None:
+    """The account's OrderRhythm as of `on`; None if it has never ordered."""
+    return order_rhythms(on=on, customers=Customer.objects.filter(pk=customer.pk)).get(customer.pk)
+
+
+def _order_gap_key(customer_id: int, last_order_on: dt.date) -> str:
+    # The last order's day: a new order ends the gap, and the gap after it is
+    # another item; a second invoice of that same day is the same order.
+    return f"order_gap:{customer_id}:{last_order_on.isoformat()}"
+
+
+def order_gaps_wanted(*, on: dt.date) -> list[WorkItem]:
+    """An item per account gone well past its usual interval without an
+    order on `on` (is_order_gap), for its collector: ask how they are. Not
+    for an account on credit hold: we stopped its orders, and it is on the
+    collector's mind already. One query (order_rhythms)."""
+    rhythms = order_rhythms(on=on, customers=Customer.objects.filter(on_credit_hold=False), quiet=True)
+    items = []
+    for rhythm in rhythms.values():
+        if not rhythm.is_gap(on=on):
+            continue
+        items.append(WorkItem(
+            kind=WorkKind.ORDER_GAP, key=_order_gap_key(rhythm.customer_id, rhythm.last_order_on),
+            customer_id=rhythm.customer_id, assignee_id=rhythm.collector_id, due_on=on,
+            title=f"No order for {rhythm.days_since(on=on)} days, since "
+            f"{format_day(rhythm.last_order_on, year=False)} (usually every {rhythm.interval}): "
+            "ask how they are",
+        ))
+    return items
+
+
+def order_gaps_ended(*, still: set[str], on: dt.date) -> int:
+    """Close the open order-gap items whose key is not among `still` (the
+    gaps of today), each with why on its account's timeline: the account has
+    ordered again, or its gap is one no longer (its usual interval was set
+    longer on the card, or it went on credit hold). Returns how many."""
+    ended = {pk: (customer_id, key) for pk, customer_id, key in WorkItem.objects.filter(
+        status=WorkStatus.OPEN, kind=WorkKind.ORDER_GAP).values_list("pk", "customer_id", "key")
+        if key not in still}
+    if not ended:
+        return 0
+    last_orders = dict(
+        Invoice.objects.exclude(status=InvoiceStatus.CANCELLED)
+        .filter(customer_id__in={c for c, _ in ended.values()}, issue_date__lte=on)
+        .order_by().values("customer_id").annotate(last=Max("issue_date")).values_list("customer_id", "last")
+    )
+    ordered = {pk for pk, (customer_id, key) in ended.items()
+               if key != _order_gap_key(customer_id, last_orders.get(customer_id, dt.date.min))}
+    # Atomic: items_close locks the items it records, so a collector ticking
+    # one off at this moment does not see it closed twice.
+    with transaction.atomic():
+        return (items_close(because="it has ordered again", pk__in=ordered)
+                + items_close(because="the gap is one no longer: its usual interval was changed, or it "
+                              "is on credit hold", pk__in=set(ended) - ordered))
 
 
 # --- Reading the list ----------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""Order gaps: an account that stops ordering for well past its usual
+interval is put before its collector once ("ask how they are")."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from ar_collections import worklist
+from ar_collections.models import Invoice, InvoiceStatus, WorkItem, WorkKind, WorkStatus
+from customers.models import CollectorAbsence, EventKind, TimelineEvent
+
+from .conftest import frozen
+
+TODAY = dt.date(2025, 8, 5)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+def ordered(make_invoice, customer, *, last: dt.date, every: int, orders: int) -> None:
+    """`orders` invoices `every` days apart, the last one issued on `last`."""
+    for n in range(orders):
+        make_invoice(customer, issued=last - dt.timedelta(days=every * n))
+
+
+def gap_items(customer=None):
+    items = WorkItem.objects.filter(kind=WorkKind.ORDER_GAP)
+    return items.filter(customer=customer) if customer else items
+
+
+def test_an_account_quiet_for_52_days_that_orders_every_30_goes_to_its_collector_once(
+    make_customer, make_invoice, collector
+):
+    customer = make_customer(name="Acme")
+    ordered(make_invoice, customer, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+
+    worklist.worklist_refresh(on=TODAY)
+    worklist.worklist_refresh(on=TODAY)
+    with frozen(TODAY + dt.timedelta(days=1)):
+        worklist.worklist_refresh(on=TODAY + dt.timedelta(days=1))
+
+    item = gap_items().get()
+    assert item.customer == customer and item.assignee == collector and item.status == WorkStatus.OPEN
+    assert item.title == "No order for 52 days, since 14 Jun (usually every 30): ask how they are"
+
+
+def test_the_learned_interval_is_the_median_gap_of_the_last_twelve_order_days(make_customer, make_invoice):
+    customer = make_customer()
+    last = TODAY - dt.timedelta(days=80)
+    # Newest first: eleven gaps, one of them a long summer break, then older
+    # orders every 3 days, before the last twelve order days.
+    days = [last]
+    for gap in (20, 22, 25, 90, 21, 19, 23, 20, 24, 21, 22, 3, 3, 3, 3):
+        days.append(days[-1] - dt.timedelta(days=gap))
+    for day in days:
+        make_invoice(customer, issued=day)
+    make_invoice(customer, issued=last)  # two invoices of one day are one order
+
+    rhythm = worklist.order_rhythm(customer, on=TODAY)
+
+    # 19 20 20 21 21 [22] 22 23 24 25 90: the summer does not count, nor do the 3-day orders.
+    assert (rhythm.interval, rhythm.learned, rhythm.orders, rhythm.last_order_on) == (22, True, 12, last)
+    # Of an even count of gaps, the higher middle one: 1, [9], 20.
+    assert worklist.interval_learned([dt.date(2025, 1, d) for d in (1, 11, 31, 2)]) == 9
+    assert worklist.interval_learned([dt.date(2025, 1, d) for d in (1, 11, 31)]) is None
+
+
+def test_an_interval_set_on_the_account_card_wins_over_the_learned_one(make_customer, make_invoice):
+    learned_says_gap = make_customer(name="Set longer", typical_order_interval_days=60)
+    ordered(make_invoice, learned_says_gap, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+    learned_says_fine = make_customer(name="Set shorter", typical_order_interval_days=10)
+    ordered(make_invoice, learned_says_fine, last=TODAY - dt.timedelta(days=30), every=60, orders=6)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert not gap_items(learned_says_gap).exists()
+    assert gap_items(learned_says_fine).get().title == (
+        "No order for 30 days, since 6 Jul (usually every 10): ask how they are")
+
+
+def test_an_interval_set_on_the_card_needs_no_history(make_customer, make_invoice):
+    customer = make_customer(typical_order_interval_days=30)
+    make_invoice(customer, issued=TODAY - dt.timedelta(days=50))
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert gap_items(customer).count() == 1
+
+
+def test_a_new_invoice_closes_the_item_and_the_next_gap_is_a_new_item(
+    make_customer, make_invoice, collector
+):
+    customer = make_customer()
+    ordered(make_invoice, customer, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+    worklist.worklist_refresh(on=TODAY)
+    first = gap_items(customer).get()
+
+    make_invoice(customer, issued=TODAY)
+    worklist.worklist_refresh(on=TODAY)
+
+    first.refresh_from_db()
+    assert first.status == WorkStatus.DONE
+    ended = TimelineEvent.objects.filter(customer=customer, kind=EventKind.WORK).get()
+    assert ended.summary == f"Worklist: done — {first.title}; it has ordered again"
+
+    later = TODAY + dt.timedelta(days=60)
+    with frozen(later):
+        worklist.worklist_refresh(on=later)
+    assert gap_items(customer).filter(status=WorkStatus.OPEN).get().title.startswith(
+        "No order for 60 days, since 5 Aug (usually every 30)")
+
+
+def test_an_item_ticked_off_stays_done_while_the_same_gap_goes_on(make_customer, make_invoice, collector):
+    customer = make_customer()
+    ordered(make_invoice, customer, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+    worklist.worklist_refresh(on=TODAY)
+    worklist.item_complete(item=gap_items(customer).get(), actor=collector)
+
+    later = TODAY + dt.timedelta(days=10)
+    with frozen(later):
+        worklist.worklist_refresh(on=later)
+
+    assert gap_items(customer).get().status == WorkStatus.DONE
+
+
+def test_an_account_with_too_little_history_gets_none(make_customer, make_invoice):
+    three_orders = make_customer()
+    ordered(make_invoice, three_orders, last=TODAY - dt.timedelta(days=100), every=10, orders=3)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert not gap_items().exists()
+
+
+def test_accounts_never_ordering_cancelled_only_or_on_credit_hold_get_none(make_customer, make_invoice):
+    make_customer(name="Nothing yet", typical_order_interval_days=30)
+    cancelled = make_customer(name="Cancelled only", typical_order_interval_days=30)
+    for invoice in [make_invoice(cancelled, issued=TODAY - dt.timedelta(days=100 - n)) for n in range(5)]:
+        Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.CANCELLED)
+    on_hold = make_customer(name="On hold", on_credit_hold=True)
+    ordered(make_invoice, on_hold, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert not gap_items().exists()
+
+
+def test_a_gap_found_while_the_collector_is_away_goes_to_the_stand_in(
+    make_customer, make_invoice, collector, other_collector
+):
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=3))
+    customer = make_customer()
+    ordered(make_invoice, customer, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    item = gap_items(customer).get()
+    assert item.assignee == other_collector
+    assert item.title.endswith("ask how they are (covering for carla)")
+
+
+def test_the_item_is_on_the_collectors_worklist(client, make_customer, make_invoice, collector):
+    customer = make_customer(name="Acme")
+    ordered(make_invoice, customer, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+    worklist.worklist_refresh(on=TODAY)
+    client.force_login(collector)
+
+    page = client.get(reverse("collections:worklist")).content.decode()
+
+    assert "No order for longer than usual" in page
+    assert "No order for 52 days, since 14 Jun (usually every 30): ask how they are" in page
