@@ -344,11 +344,32 @@ def _render_contacts(request: HttpRequest, customer: Customer, *, focus: int | s
 
 
 def _card_context(customer: Customer) -> dict:
+    rhythm_said, order_gap = _order_rhythm_said(customer, today=timezone.localdate())
     return {
         "customer": customer,
         "referrals": list(customer.referrals.all()),
         "years_served": customer.years_served(),
+        "order_rhythm_said": rhythm_said,
+        "order_gap": order_gap,
     }
+
+
+def _order_rhythm_said(customer: Customer, *, today: dt.date) -> tuple[str, bool]:
+    """The account's usual interval between orders and the days since its
+    last, in words ("Orders every ~30 days (learned from 12 orders); last
+    order 52 days ago"), and whether that is an order gap (worklist.is_order_gap)."""
+    rhythm = worklist.order_rhythm(customer, on=today)
+    set_interval = customer.typical_order_interval_days
+    if rhythm is None:
+        return (f"Orders every ~{set_interval} days (as set on the account card); no order yet"
+                if set_interval else "No order yet"), False
+    days = rhythm.days_since(on=today)
+    last = {0: "last order today", 1: "last order yesterday"}.get(days, f"last order {days} days ago")
+    if rhythm.interval is None:
+        return (f"Too few orders to learn its rhythm ({rhythm.orders} so far, "
+                f"{worklist.ORDER_DAYS_TO_LEARN} needed); {last}"), False
+    source = (f"learned from {rhythm.orders} orders" if rhythm.learned else "as set on the account card")
+    return f"Orders every ~{rhythm.interval} days ({source}); {last}", rhythm.is_gap(on=today)
 
 
 def _contacts_context(customer: Customer, *, today: dt.date) -> dict:

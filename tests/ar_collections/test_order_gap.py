@@ -1,9 +1,11 @@
 """Order gaps: an account that stops ordering for well past its usual
-interval is put before its collector once ("ask how they are")."""
+interval is put before its collector once ("ask how they are"), and the
+account page says how often it orders and how long ago it last did."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -27,6 +29,13 @@ def ordered(make_invoice, customer, *, last: dt.date, every: int, orders: int) -
 def gap_items(customer=None):
     items = WorkItem.objects.filter(kind=WorkKind.ORDER_GAP)
     return items.filter(customer=customer) if customer else items
+
+
+def rhythm_line(client, customer) -> str:
+    """The account card's line on the ordering rhythm, as read (tags left out)."""
+    page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    line = page.split('id="order-rhythm"', 1)[1].split(">", 1)[1].split("</span>")[0]
+    return " ".join(re.sub(r"<[^>]+>", "", line).split())
 
 
 def test_an_account_quiet_for_52_days_that_orders_every_30_goes_to_its_collector_once(
@@ -171,3 +180,23 @@ def test_the_item_is_on_the_collectors_worklist(client, make_customer, make_invo
 
     assert "No order for longer than usual" in page
     assert "No order for 52 days, since 14 Jun (usually every 30): ask how they are" in page
+
+
+def test_the_account_page_says_the_rhythm_and_the_gap(client, make_customer, make_invoice, collector):
+    learned = make_customer()
+    ordered(make_invoice, learned, last=TODAY - dt.timedelta(days=52), every=30, orders=14)
+    set_on_card = make_customer(typical_order_interval_days=45)
+    ordered(make_invoice, set_on_card, last=TODAY - dt.timedelta(days=1), every=30, orders=2)
+    too_few = make_customer()
+    ordered(make_invoice, too_few, last=TODAY, every=30, orders=3)
+    never = make_customer()
+    client.force_login(collector)
+
+    assert rhythm_line(client, learned) == (
+        "Orders every ~30 days (learned from 12 orders); last order 52 days ago: "
+        "longer than usual, ask how they are")
+    assert rhythm_line(client, set_on_card) == (
+        "Orders every ~45 days (as set on the account card); last order yesterday")
+    assert rhythm_line(client, too_few) == (
+        "Too few orders to learn its rhythm (3 so far, 4 needed); last order today")
+    assert rhythm_line(client, never) == "No order yet"

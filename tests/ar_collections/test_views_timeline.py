@@ -593,13 +593,14 @@ def test_the_account_page_costs_the_same_queries_for_10_or_10000_events(
     client.force_login(collector)
 
     # session, user, permissions (2), customer, the timeline page with its actors,
-    # referrals, contacts, absences, open invoices, charges owed, credit notes and
+    # referrals, the last order days (the ordering rhythm), contacts, absences,
+    # open invoices, charges owed, credit notes and
     # payments left to apply (the newest, and the totals), write-offs, the Dunning card (open cycle,
     # last steps, pauses in force), the ladders (policies, steps, minimums), the
     # preview (cycle, open invoices, pauses, last contact, invoice copies since the
     # last cycle), the commitments (promises, plans, disputes, exception requests),
     # role groups
-    with django_assert_num_queries(32):
+    with django_assert_num_queries(33):
         response = client.get(page_url(busy_account))
 
     assert len(shown(response)) == min(PAGE_SIZE, count)

@@ -430,13 +430,14 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
     DunningCycle.objects.create(customer=customer, number=rows + 1, opened_on=TODAY)
     client.force_login(collector)
 
-    # session, user, role groups, permissions (2), customer, referrals,
-    # contacts, absences, open invoices, charges owed, credit notes and payments
-    # left to apply (the newest, and the totals), write-offs, open dunning cycle, last dunning steps,
+    # session, user, role groups, permissions (2), customer, referrals, its
+    # last order days (the ordering rhythm), contacts, absences, open invoices,
+    # charges owed, credit notes and payments left to apply (the newest, and
+    # the totals), write-offs, open dunning cycle, last dunning steps,
     # pauses in force; the timeline page; the dunning preview (policies, steps,
     # minimums, cycle, open invoices, pauses, last contact); open promises, plans
     # (their invoices and instalments when there is one), disputes, exception requests
-    with django_assert_num_queries(30):
+    with django_assert_num_queries(31):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows
