@@ -1023,7 +1023,10 @@ class _Builder:
             on_credit_hold=on_hold,
             ap_run_days=run_days,
             ordering_rhythm=_RHYTHMS[rhythm][0],
-            typical_order_interval_days=interval,
+            # Accounts that order when stock runs low or twice a year have no
+            # number on their card: the order-gap alerts learn theirs from the
+            # orders (and say when there are too few to learn from).
+            typical_order_interval_days=None if _RHYTHMS[rhythm][2] == "interval" else interval,
             notes="\n".join(notes),
         )
         customer.clean()

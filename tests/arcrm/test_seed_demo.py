@@ -39,7 +39,11 @@ from ar_collections.models import (
     PaymentBehaviour,
     RunStatus,
     StepAction,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
 )
+from ar_collections.worklist import order_rhythms
 from arcrm.demo import DEMO_PASSWORD, RECENT_DAYS
 from arcrm.money import ZERO
 from arcrm.roles import COLLECTOR, MANAGER, VIEWER
@@ -303,6 +307,16 @@ def test_account_cards_are_complete_and_contacts_valid(seeded):
     assert Customer.objects.filter(referred_by__isnull=False).exists()
     assert Customer.objects.exclude(special_bond="").count() >= 3
     assert Customer.objects.filter(terms_type__in=[TermsType.COD, TermsType.PREPAYMENT]).exists()
+
+
+def test_the_demo_has_an_order_gap_on_a_worklist_and_rhythms_learned_from_orders(seeded):
+    gaps = WorkItem.objects.filter(kind=WorkKind.ORDER_GAP, status=WorkStatus.OPEN)
+    rhythms = order_rhythms(on=TODAY).values()
+
+    assert gaps.exists()
+    assert all(item.title.endswith("ask how they are") for item in gaps)
+    assert any(rhythm.learned and rhythm.interval for rhythm in rhythms)
+    assert any(not rhythm.learned for rhythm in rhythms)
 
 
 def test_an_absence_on_the_reference_date_hands_billing_to_the_stand_in(seeded):
