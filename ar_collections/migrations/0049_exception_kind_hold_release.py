@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0047_holidays'),
+        ('collections', '0048_work_kind_order_gap'),
     ]
 
     operations = [
