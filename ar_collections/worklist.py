@@ -183,12 +183,15 @@ def items_close(*, actor=None, because: str = "", details: dict | None = None, *
     items = WorkItem.objects.filter(status=WorkStatus.OPEN, **source)
     if not because:
         return items.update(status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
-    # Locked and read first: an item closed meanwhile by someone else is theirs to record.
-    closing = list(items.select_for_update(of=("self",)).select_related("customer").order_by("pk"))
-    WorkItem.objects.filter(pk__in=[i.pk for i in closing]).update(
-        status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
-    for item in closing:
-        _record(item, actor, f"Worklist: done — {item.title}; {because}", **(details or {}))
+    # Locked and read first: an item closed meanwhile by someone else is theirs
+    # to record. Atomic of its own: the daily refresh calls this outside any
+    # transaction, where a lock could not be taken at all.
+    with transaction.atomic():
+        closing = list(items.select_for_update(of=("self",)).select_related("customer").order_by("pk"))
+        WorkItem.objects.filter(pk__in=[i.pk for i in closing]).update(
+            status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
+        for item in closing:
+            _record(item, actor, f"Worklist: done — {item.title}; {because}", **(details or {}))
     return len(closing)
 
 

@@ -379,3 +379,19 @@ def test_the_worklist_item_opens_the_request_form_on_lifting_the_hold(
     response = client.post(url, {"kind": "hold_release", "reason": "All paid"})
     assert response.status_code == 302
     assert ExceptionRequest.objects.get(customer=on_hold).kind == ExceptionKind.HOLD_RELEASE
+
+
+def test_the_daily_refresh_outside_any_transaction_closes_items_with_why(
+    transactional_db, on_hold, manager, overdue, make_invoice
+):
+    """As the daily task runs it: in autocommit, where a lock needs a transaction of its own."""
+    paid(on_hold, manager, overdue)
+    worklist.worklist_refresh(on=TODAY)
+    make_invoice(on_hold, issued=TODAY, due=TODAY + dt.timedelta(days=10), amount="300.00")
+
+    with frozen(LATER):
+        worklist.worklist_refresh(on=LATER)
+
+    (item,) = hold_items(on_hold)
+    assert item.status == WorkStatus.DONE
+    assert work_events(on_hold)[-1].endswith("money is overdue again: the hold stands for now")
