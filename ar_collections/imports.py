@@ -70,6 +70,7 @@ from ar_collections.models import (
 )
 from ar_collections.services import behaviour_refresh, behaviour_refresh_on_commit
 from ar_collections.timeline import event_record, events_link, invoice_issued
+from ar_collections.worklist import order_gaps_ordered
 from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_split
 from arcrm.dates import far_ahead, format_day
 from arcrm.money import decimal_places, format_money, validate_currency_in_use
@@ -538,6 +539,8 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
             # New invoices and moved due dates count in the accounts' figures
             # and segments today, as of today as the nightly refresh counts them.
             behaviour_refresh(on=timezone.localdate(), customer_ids=touched)
+            # An account that had stopped ordering has ordered: its alert ends now.
+            order_gaps_ordered(customer_ids=touched, on=timezone.localdate())
     except IntegrityError:
         # Another import recorded one of these numbers since they were checked.
         again = "import the file again" if report.whole == "file" else "send the request again"

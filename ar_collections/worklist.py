@@ -1024,19 +1024,39 @@ def order_gaps_ended(*, still: set[str], on: dt.date) -> int:
         if key not in still}
     if not ended:
         return 0
-    last_orders = dict(
-        Invoice.objects.exclude(status=InvoiceStatus.CANCELLED)
-        .filter(customer_id__in={c for c, _ in ended.values()}, issue_date__lte=on)
-        .order_by().values("customer_id").annotate(last=Max("issue_date")).values_list("customer_id", "last")
-    )
-    ordered = {pk for pk, (customer_id, key) in ended.items()
-               if key != _order_gap_key(customer_id, last_orders.get(customer_id, dt.date.min))}
+    ordered = _ordered_again(ended, on=on)
     # Atomic: items_close locks the items it records, so a collector ticking
     # one off at this moment does not see it closed twice.
     with transaction.atomic():
-        return (items_close(because="it has ordered again", pk__in=ordered)
+        return (items_close(because=ORDERED_AGAIN, pk__in=ordered)
                 + items_close(because="the gap is one no longer: its usual interval was changed, or it "
                               "is on credit hold", pk__in=set(ended) - ordered))
+
+
+ORDERED_AGAIN = "it has ordered again"
+
+
+def order_gaps_ordered(*, customer_ids, on: dt.date) -> int:
+    """Close at once the open order-gap items of `customer_ids` that have
+    ordered since (an import has just brought their new invoices), rather
+    than at the next daily refresh: the collector would otherwise ring to ask
+    why they stopped ordering the morning after they ordered."""
+    items = {pk: (customer_id, key) for pk, customer_id, key in WorkItem.objects.filter(
+        status=WorkStatus.OPEN, kind=WorkKind.ORDER_GAP, customer_id__in=list(customer_ids))
+        .values_list("pk", "customer_id", "key")}
+    return items_close(because=ORDERED_AGAIN, pk__in=_ordered_again(items, on=on)) if items else 0
+
+
+def _ordered_again(items: dict[int, tuple[int, str]], *, on: dt.date) -> set[int]:
+    """Of order-gap `items` (pk → (customer id, key)), those whose account's
+    last order by `on` is another than the one the item's gap runs from."""
+    last_orders = dict(
+        Invoice.objects.exclude(status=InvoiceStatus.CANCELLED)
+        .filter(customer_id__in={c for c, _ in items.values()}, issue_date__lte=on)
+        .order_by().values("customer_id").annotate(last=Max("issue_date")).values_list("customer_id", "last")
+    )
+    return {pk for pk, (customer_id, key) in items.items()
+            if key != _order_gap_key(customer_id, last_orders.get(customer_id, dt.date.min))}
 
 
 # --- Reading the list ----------------------------------------------------------------

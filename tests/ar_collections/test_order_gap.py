@@ -8,9 +8,11 @@ import datetime as dt
 import re
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from ar_collections import worklist
+from ar_collections.api import api_token_create
 from ar_collections.models import Invoice, InvoiceStatus, WorkItem, WorkKind, WorkStatus
 from customers.models import CollectorAbsence, EventKind, TimelineEvent
 
@@ -200,3 +202,23 @@ def test_the_account_page_says_the_rhythm_and_the_gap(client, make_customer, mak
     assert rhythm_line(client, too_few) == (
         "Too few orders to learn its rhythm (3 so far, 4 needed); last order today")
     assert rhythm_line(client, never) == "No order yet"
+
+
+def test_an_order_the_erp_sends_ends_the_gap_at_once_not_at_the_next_daily_refresh(
+    make_customer, make_invoice, manager
+):
+    customer = make_customer()
+    ordered(make_invoice, customer, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+    worklist.worklist_refresh(on=TODAY)
+    erp = Client(headers={"Authorization": f"Bearer {api_token_create(user=manager, name='ERP')[1]}"})
+
+    response = erp.post("/api/v1/invoices/", {"rows": [{
+        "number": "INV-NEW", "account_number": customer.account_number, "issue_date": TODAY.isoformat(),
+        "due_date": (TODAY + dt.timedelta(days=30)).isoformat(), "currency": "EUR", "total_amount": "900.00",
+    }]}, content_type="application/json")
+
+    assert response.status_code == 200, response.content
+    item = gap_items(customer).get()
+    assert item.status == WorkStatus.DONE
+    assert TimelineEvent.objects.filter(customer=customer, kind=EventKind.WORK).get().summary == (
+        f"Worklist: done — {item.title}; it has ordered again")
