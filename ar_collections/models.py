@@ -386,8 +386,9 @@ class PaymentBehaviour(models.Model):
     open_invoices = models.PositiveIntegerField(default=0)
     overdue_invoices = models.PositiveIntegerField(default=0)
     max_days_overdue = models.PositiveIntegerField(default=0)
-    # Amounts are in the account currency; invoices in other currencies are
-    # counted in other_currency_open_invoices rather than summed at a made-up rate.
+    # Amounts and the counts of open and overdue invoices are in the account
+    # currency; invoices in other currencies are counted in
+    # other_currency_open_invoices rather than summed at a made-up rate.
     open_amount = money_field()
     overdue_amount = money_field()
     aging_current_amount = money_field()

@@ -206,8 +206,11 @@ def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):
             settled_amount=Sum("invoices__total_amount", filter=settled, output_field=_WEIGHT),
             avg_late_90=Avg(days_late, filter=last_90),
             avg_late_365=Avg(days_late, filter=last_365),
-            n_open=Count("invoices", filter=open_),
-            n_overdue=Count("invoices", filter=overdue),
+            # Counted in the account's currency, as the amounts the page sets
+            # beside them: "EUR 500.00 (2 invoices)" must add up; other
+            # currencies' invoices are counted apart in n_other_currency.
+            n_open=Count("invoices", filter=open_ & own_currency),
+            n_overdue=Count("invoices", filter=overdue & own_currency),
             # In the account's currency, as the amounts the reason sets beside it.
             oldest_due=Max(DaysBetween(models.Value(on), "invoices__due_date"),
                            filter=overdue & own_currency),

@@ -47,7 +47,7 @@ def test_it_ages_open_amounts_in_the_account_currency(history):
     behaviour_refresh(on=ON)
 
     b = PaymentBehaviour.objects.get(customer=history)
-    assert (b.open_invoices, b.overdue_invoices, b.max_days_overdue) == (5, 4, 121)
+    assert (b.open_invoices, b.overdue_invoices, b.max_days_overdue) == (4, 3, 121)  # the USD one apart
     assert b.open_amount == Decimal("650.50")
     assert b.overdue_amount == Decimal("600.50")
     assert [amount for _, amount in b.aging_buckets()] == [

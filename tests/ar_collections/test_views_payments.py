@@ -473,8 +473,9 @@ def test_a_payment_recomputes_the_account_s_behaviour_and_segment_as_of_today(
     settled = (behaviour.invoices_settled, behaviour.invoices_settled_late, behaviour.last_days_late)
     assert settled == (1, 1, 34)
     assert (behaviour.open_invoices, behaviour.open_amount, behaviour.overdue_amount) == (
-        2, Decimal("300.00"), Decimal("300.00")
+        1, Decimal("300.00"), Decimal("300.00")
     )
+    assert behaviour.other_currency_open_invoices == 1  # the other-currency invoice, counted apart
     customer.refresh_from_db()
     assert customer.segment_reason == (
         "Customer for 67 months with 1 settled invoice; too little history to judge."

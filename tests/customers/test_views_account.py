@@ -22,6 +22,7 @@ from ar_collections.models import (
     Payment,
     PaymentBehaviour,
 )
+from ar_collections.services import behaviour_refresh
 from customers.models import (
     ContactAbsence,
     ContactRole,
@@ -305,6 +306,25 @@ def test_the_behaviour_block_shows_how_the_customer_pays(client, collector, cust
     ]:
         assert text in html, text
     assert "Not computed yet" not in html
+
+
+def test_the_behaviour_block_counts_the_invoices_its_amounts_add_up(
+    client, collector, customer, make_invoice
+):
+    """The counts beside the account's own-currency amounts count the same
+    invoices; one in another currency is said apart, not counted in."""
+    make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="400.00")
+    make_invoice(customer, issued=dt.date(2025, 7, 20), due=dt.date(2025, 8, 20), amount="100.00")
+    make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="999.00",
+                 currency="USD")
+    behaviour_refresh(on=TODAY)
+    client.force_login(collector)
+
+    html = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(url(customer)).content.decode()))
+
+    assert "Open EUR 500.00 (2 invoices)" in html
+    assert "Overdue EUR 400.00 (1 invoice)" in html
+    assert "Plus 1 open invoice in other currencies, not included above." in html
 
 
 def test_figures_computed_before_today_say_as_of_which_day(client, collector, customer):
