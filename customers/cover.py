@@ -34,6 +34,19 @@ def follow(direct: dict[int, int], absent: int) -> int:
     return covering
 
 
+def chain(absences, *, absence, on: dt.date) -> list:
+    """Who `absence`'s work passes through on `on`, from the absent person to
+    the one who does it ("Anna → Ben → Carla" when Ben, her stand-in, is away
+    too), read from `absences` (rows already loaded with their users, among
+    them every absence in force on `on`), followed as `follow` does."""
+    direct = {a.user_id: a.stand_in for a in absences if a.starts_on <= on <= a.ends_on}
+    people, seen = [absence.user, absence.stand_in], {absence.user_id}
+    while people[-1].pk in direct and direct[people[-1].pk].pk not in seen:
+        seen.add(people[-1].pk)
+        people.append(direct[people[-1].pk])
+    return people
+
+
 def covered_by(user, *, on: dt.date | None = None) -> frozenset[int]:
     """The ids of the people `user` covers for on `on` (today by default).
     Kept on the user object for the request (one query however often a page

@@ -19,7 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 from arcrm.dates import format_day
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.text import person_name
-from customers import services
+from customers import cover, services
 from customers.forms import CoverForm
 from customers.models import CollectorAbsence
 
@@ -89,6 +89,13 @@ def _render(request: HttpRequest, form: CoverForm, *, status: int | None = None)
     absences = (CollectorAbsence.objects.standing().filter(ends_on__gte=today)
                 .select_related("user", "stand_in", "recorded_by").order_by("starts_on", "pk"))
     manager = request.user.has_perm("customers.act_on_any_customer")
+    absences = list(absences)
+    for absence in absences:
+        # A stand-in away too hands the work on: the page names everyone it
+        # passes through, on the absence's first day still to come, so nobody
+        # takes the first stand-in for the one doing the work.
+        people = cover.chain(absences, absence=absence, on=max(absence.starts_on, today))
+        absence.chain = " → ".join(person_name(p) for p in people) if len(people) > 2 else ""
     if form.is_bound:
         form_autofocus(form, first=False)
     context = {

@@ -19,7 +19,7 @@ from django.db import models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from arcrm.dates import format_day
+from arcrm.dates import add_months, format_day
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, role_of
 from arcrm.text import person_name, shorten
@@ -221,6 +221,9 @@ def absence_delete(*, absence: ContactAbsence, actor: User) -> None:
 # An absence longer than this is a collector leaving: their accounts are handed
 # over (the account card's collector), not covered for.
 ABSENCE_AT_MOST = dt.timedelta(days=366)
+# An absence starting later than this is a mistyped year more likely than a
+# plan; one ending before today is no cover anybody could act on.
+ABSENCE_AHEAD_MONTHS = 12
 # Timeline events written per statement when an absence is recorded on each of
 # the absent collector's accounts: bounded, for a collector with thousands.
 ABSENCE_EVENTS_BATCH = 500
@@ -235,7 +238,8 @@ def absence_record(
     absence overlapping another of the same person's, a stand-in who could
     not work the accounts, or one who is away then with the absent person
     standing in for them (directly or down a chain). Every account of the
-    absent person says so on its timeline, with who recorded it."""
+    absent person says so on its timeline, with who recorded it. An absence
+    over before today, or starting more than a year ahead, is refused too."""
     if not actor.has_perm("customers.change_customer"):
         raise PermissionDenied("Your role may not record absences.")
     if user.pk != actor.pk and not actor.has_perm("customers.act_on_any_customer"):
@@ -246,6 +250,14 @@ def absence_record(
     if ends_on - starts_on >= ABSENCE_AT_MOST:
         raise ValidationError({"ends_on": f"An absence is at most {ABSENCE_AT_MOST.days} days: someone away "
                                           "for longer hands their accounts over to another collector."})
+    today = timezone.localdate()
+    if ends_on < today:
+        raise ValidationError({"ends_on": "This absence ended before today: record an absence going on or "
+                                          "still to come (cover cannot be arranged after the fact)."})
+    if starts_on > add_months(today, ABSENCE_AHEAD_MONTHS):
+        raise ValidationError({"starts_on": "An absence is recorded at most a year ahead (starting by "
+                                            f"{format_day(add_months(today, ABSENCE_AHEAD_MONTHS))}): "
+                                            "is the year right?"})
     if stand_in.pk == user.pk:
         raise ValidationError({"stand_in": "Someone else must stand in: nobody covers for themselves."})
     if not stand_in.is_active or role_of(stand_in) not in (COLLECTOR, MANAGER):

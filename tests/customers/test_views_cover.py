@@ -117,6 +117,53 @@ def test_an_overlapping_absence_is_refused_with_a_message_and_nothing_changes(
     assert CollectorAbsence.objects.count() == 1
 
 
+@pytest.mark.parametrize("htmx", [False, True])
+@pytest.mark.parametrize(("days", "field", "message"), [
+    (("2025-11-20", "2025-12-02"), "ends_on", "This absence ended before today"),
+    (("2026-12-04", "2026-12-10"), "starts_on", "An absence is recorded at most a year ahead"),
+])
+def test_an_absence_wholly_past_or_more_than_a_year_ahead_is_refused_and_nothing_changes(
+    client, collector, other_collector, htmx, days, field, message
+):
+    client.force_login(collector)
+
+    response = client.post(COVER, form_data(other_collector, starts_on=days[0], ends_on=days[1]),
+                           headers=HTMX if htmx else {})
+
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert message in page
+    assert ("<html" in page) is not htmx
+    assert not CollectorAbsence.objects.exists()
+
+
+def test_an_absence_a_year_ahead_to_the_day_is_recorded(client, collector, other_collector):
+    client.force_login(collector)
+
+    response = client.post(COVER, form_data(other_collector, starts_on="2026-12-03", ends_on="2026-12-10"))
+
+    assert response.status_code == 302
+    assert CollectorAbsence.objects.get().starts_on == dt.date(2026, 12, 3)
+
+
+def test_a_stand_in_away_too_shows_the_whole_chain_of_who_covers(client, collector, other_collector, manager):
+    """carla away, otto covers; otto away as well, maria covers otto: the
+    page says where carla's work ends up, on the days it does."""
+    absence_of(collector, other_collector)
+    absence_of(other_collector, manager, starts_on=TODAY + dt.timedelta(days=20),
+               ends_on=TODAY + dt.timedelta(days=22))
+    absence_of(other_collector, manager, starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=2))
+    client.force_login(collector)
+
+    page = client.get(COVER).content.decode()
+
+    now = page.split('id="cover-current"')[1].split('id="cover-coming"')[0]
+    assert "carla → otto → maria" in now
+    assert "otto → maria" in now
+    coming = page.split('id="cover-coming"')[1]
+    assert "→" not in coming  # by then carla is back: otto's stand-in covers otto alone
+
+
 def test_a_read_only_colleague_may_not_see_nor_record_cover(client, viewer, collector):
     client.force_login(viewer)
     assert client.get(COVER).status_code == 403
