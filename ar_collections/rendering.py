@@ -144,6 +144,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_summary": "Summary",
         "st_less_credits": "Less credits and payments on account",
         "st_balance": "Balance",
+        "st_held_back": "Held back while under dispute",
+        "st_to_pay_now": "To pay now",
         "st_aging": "Aging of the open invoices",
         "st_days_1_30": "1–30 days",
         "st_days_31_60": "31–60 days",
@@ -232,6 +234,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_summary": "Übersicht",
         "st_less_credits": "Abzüglich Gutschriften und Zahlungen auf Ihrem Konto",
         "st_balance": "Saldo",
+        "st_held_back": "Zurückgehalten, solange strittig",
+        "st_to_pay_now": "Jetzt zu zahlen",
         "st_aging": "Fälligkeitsstruktur der offenen Rechnungen",
         "st_days_1_30": "1–30 Tage",
         "st_days_31_60": "31–60 Tage",
@@ -322,6 +326,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_summary": "Overzicht",
         "st_less_credits": "Min creditnota's en betalingen op uw rekening",
         "st_balance": "Saldo",
+        "st_held_back": "Ingehouden zolang betwist",
+        "st_to_pay_now": "Nu te betalen",
         "st_aging": "Ouderdom van de openstaande facturen",
         "st_days_1_30": "1–30 dagen",
         "st_days_31_60": "31–60 dagen",
@@ -417,6 +423,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_summary": "Récapitulatif",
         "st_less_credits": "Moins avoirs et paiements sur votre compte",
         "st_balance": "Solde",
+        "st_held_back": "Retenu tant que contesté",
+        "st_to_pay_now": "À payer maintenant",
         "st_aging": "Antériorité des factures ouvertes",
         "st_days_1_30": "1–30 jours",
         "st_days_31_60": "31–60 jours",
@@ -505,6 +513,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_summary": "Resumen",
         "st_less_credits": "Menos abonos y pagos a cuenta",
         "st_balance": "Saldo",
+        "st_held_back": "Retenido mientras está en disputa",
+        "st_to_pay_now": "A pagar ahora",
         "st_aging": "Antigüedad de las facturas pendientes",
         "st_days_1_30": "1–30 días",
         "st_days_31_60": "31–60 días",
@@ -593,6 +603,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_summary": "Riepilogo",
         "st_less_credits": "Meno note di credito e pagamenti sul vostro conto",
         "st_balance": "Saldo",
+        "st_held_back": "Trattenuto finché contestato",
+        "st_to_pay_now": "Da pagare ora",
         "st_aging": "Anzianità delle fatture aperte",
         "st_days_1_30": "1–30 giorni",
         "st_days_31_60": "31–60 giorni",
@@ -1006,6 +1018,13 @@ class StatementTotals:
     credits: Decimal
     balance: Decimal  # invoices + charges - credits
     aging: tuple[Decimal, ...]  # the invoices' open amounts by kpi.BUCKETS, adding up to `invoices`
+    # The part of the invoices under an open dispute: owed on our books (in
+    # the balance) but not asked for until the dispute is settled.
+    disputed: Decimal = ZERO
+
+    @property
+    def to_pay_now(self) -> Decimal:
+        return self.balance - self.disputed
 
 
 STATEMENT_EMAIL = "email/statement/{language}"
@@ -1026,8 +1045,9 @@ def statement_totals(statement: Statement) -> list[StatementTotals]:
         invoices = sum((x.open_amount for x in lines), ZERO)
         charges = sum((x.amount for x in statement.charges if x.currency == currency), ZERO)
         credits = sum((x.amount for x in statement.credits if x.currency == currency), ZERO)
+        disputed = sum((x.disputed_amount for x in lines), ZERO)
         result.append(StatementTotals(currency, invoices, charges, credits, invoices + charges - credits,
-                                      tuple(aging.values())))
+                                      tuple(aging.values()), disputed))
     return result
 
 
@@ -1103,6 +1123,10 @@ def _statement_context(statement: Statement) -> dict:
             (t["st_less_credits"], [figure(s.credits, s.currency) for s in sums]),
         ],
         "balances": [figure(s.balance, s.currency) for s in sums],
+        # Said only when something is under dispute: otherwise the balance is what to pay.
+        "held_back": ([figure(s.disputed, s.currency) for s in sums]
+                      if any(s.disputed for s in sums) else []),
+        "to_pay_now": [figure(s.to_pay_now, s.currency) for s in sums],
         "balance": ", ".join(_money(s.balance, s.currency, language) for s in sums),
         "aging_labels": [t["st_not_due"].capitalize(), t["st_days_1_30"], t["st_days_31_60"],
                          t["st_days_61_90"], t["st_days_over_90"], t["st_total"]],

@@ -16,9 +16,11 @@ from ar_collections.models import (
     ActionStatus,
     ChargeKind,
     CreditNote,
+    Dispute,
     DisputeReason,
     DunningAction,
     DunningCycle,
+    DunningPause,
     DunningRun,
     DunningStep,
     LateCharge,
@@ -160,6 +162,31 @@ def test_the_statement_lists_every_open_invoice_and_the_totals_and_aging_per_cur
                      rf"{account.account_number}\.", text), text
     assert "Questions about your account: Carla" in text or "Questions about your account: carla" in text
 
+
+
+def test_the_disputed_part_is_held_back_from_what_to_pay_now_while_the_balance_stays_whole(
+    client, collector, account, pdf_text
+):
+    """S-3's EUR 150.00 under dispute is still owed on our books, but nobody
+    asks the customer to pay it until the dispute is settled."""
+    text = downloaded(client, collector, account, pdf_text)
+
+    balance = re.search(r"Balance ([\d,.]+) ([\d,.]+)", text)
+    held = re.search(r"Held back while under dispute ([\d,.]+) ([\d,.]+)", text)
+    now = re.search(r"To pay now ([\d,.]+) ([\d,.]+)", text)
+    assert [amount(x) for x in balance.groups()] == [Decimal("2330.00"), Decimal("100.00")], text
+    assert [amount(x) for x in held.groups()] == [Decimal("150.00"), Decimal("0.00")], text
+    assert [amount(x) for x in now.groups()] == [Decimal("2180.00"), Decimal("100.00")], text
+
+
+def test_a_statement_without_a_dispute_has_nothing_held_back(client, collector, account, pdf_text):
+    DunningPause.objects.filter(dispute__invoice__customer=account).delete()
+    Dispute.objects.filter(invoice__customer=account).delete()
+
+    text = downloaded(client, collector, account, pdf_text)
+
+    assert "Balance" in text
+    assert "Held back" not in text and "To pay now" not in text
 
 def test_a_customer_with_nothing_open_gets_a_statement_saying_so(
     client, collector, make_customer, make_contact, make_invoice, pdf_text
