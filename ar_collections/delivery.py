@@ -76,7 +76,14 @@ from django.utils import timezone
 
 from ar_collections import rendering, timeline, worklist
 from ar_collections.channels import join_notes, route_for
-from ar_collections.dunning import FOR_A_MANAGER, RESEND_PAY_WITHIN_DAYS, above_minimum, eligible_invoices
+from ar_collections.dunning import (
+    FOR_A_MANAGER,
+    HOLIDAYS_LOOK_BACK,
+    above_minimum,
+    eligible_invoices,
+    pay_by_on_working_day,
+    resend_pay_by,
+)
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -502,22 +509,25 @@ def _copies_asked(action, lines, contact: Contact, *, channel: str, today: dt.da
 def pay_by_when_sent(action, *, day: dt.date, channel: str, lines: list[_Line],
                      holidays: Collection[dt.date] | None = None) -> dt.date:
     """The pay-by date the step gives if carried out on `day` by `channel`
-    about `lines` (`holidays`: the office's after `day`, read when not given
-    and the step goes by post).
+    about `lines` (`holidays`: the office's after `day`, read when not given).
 
     A step carried out later than planned (a mail outage, a review that
     waited) still gives the customer the step's full time to pay. A letter
     gives at least letter_days_to_pay from the day it is posted, whatever the
     step gives an e-mail (one sent as a letter for want of an e-mail address
     would otherwise ask to be paid before the post brings it). A reminder
-    before the due date asks for payment by the due date, never later. The
+    before the due date asks for payment by the due date, never later. Any
+    other date falls on a working day (dunning.pay_by_on_working_day). The
     date is stored with the outcome, so the next step waits for it too."""
+    if holidays is None:
+        holidays = Holiday.objects.days_after(day)
     pay_by = action.pay_by
     if day > action.planned_on:
         pay_by = day + dt.timedelta(days=action.step.pay_by_days)
     if channel == Channel.LETTER:
         posted = letter_posted_on(day, holidays=holidays)
         pay_by = max(pay_by, posted + dt.timedelta(days=letter_days_to_pay(action.step.policy)))
+    pay_by = pay_by_on_working_day(pay_by, holidays=holidays)
     falls_due = min((line.invoice.due_date for line in lines), default=None)
     if falls_due is not None and falls_due >= day:
         # Nothing it lists is overdue (the notice says "falls due shortly"):
@@ -1752,11 +1762,12 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
         # Never earlier than a notice of the cycle already asked: two dates, the
         # sooner one second, would leave the customer unsure which holds.
         asked = cycle.actions.exclude(status=ActionStatus.SKIPPED).aggregate(last=Max("pay_by"))["last"]
+        holidays = Holiday.objects.days_after(on - HOLIDAYS_LOOK_BACK)
         notice = rendering.Notice(
             tone=Tone.FRIENDLY, language=language, customer_name=customer.legal_name or customer.name,
             account_number=customer.account_number, recipient_name=contact.name,
             postal_address=contact.postal_address, letter_date=on,
-            pay_by=max(filter(None, [on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS), asked])),
+            pay_by=max(filter(None, [resend_pay_by(on, holidays=holidays), asked])),
             lines=tuple(
                 rendering.NoticeLine(i.number, i.issue_date, i.due_date, (on - i.due_date).days,
                                      i.open_amount, i.currency)

@@ -49,6 +49,7 @@ from ar_collections.models import (
     DunningPause,
     DunningRun,
     DunningStep,
+    Holiday,
     Invoice,
     InvoiceStatus,
     LatePaymentPolicy,
@@ -60,7 +61,7 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
 )
-from arcrm.dates import format_day
+from arcrm.dates import format_day, working_day_from
 from arcrm.db import MONEY, rows_insert
 from arcrm.money import MONEY_DECIMAL_PLACES, ZERO
 from customers.models import Customer, Segment
@@ -343,7 +344,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         DunningAction.objects.filter(in_batch, CONTACTS).order_by().values("customer_id")
         .annotate(last=Max(CONTACTED_ON)).values_list("customer_id", "last")
     )
-    copies = copies_told(in_batch, on=on)
+    holidays = Holiday.objects.days_after(on - HOLIDAYS_LOOK_BACK)
+    copies = copies_told(in_batch, on=on, holidays=holidays)
 
     # 5. Decide, account by account, whether its next step is due today.
     routes = {
@@ -373,14 +375,14 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         if step is None:
             continue
         pay_by, contacted = waits_for(stand, last_contact=last_contact.get(customer_id),
-                                      copy=copies.get(customer_id))
+                                      copy=copies.get(customer_id), holidays=holidays)
         due_on = step_due_on(ladder, step, oldest_due=oldest_due, pay_by=pay_by, last_contact=contacted)
         if on < due_on:
             continue
         if not above_minimum(ladder.policy, totals[customer_id]):
             continue
         actions.append((cycle_id, customer_id, step.pk, _first_status(ladder.policy, step),
-                        planned_pay_by(step, on=on, oldest_due=oldest_due)))
+                        planned_pay_by(step, on=on, oldest_due=oldest_due, holidays=holidays)))
     planned = len(actions)
     # Thousands of rows a batch: column by column, not as model instances.
     columns = {name: [row[n] for row in actions] for n, name in enumerate(ACTION_COLUMNS)}
@@ -393,14 +395,31 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
     return planned
 
 
-def planned_pay_by(step: DunningStep, *, on: dt.date, oldest_due: dt.date) -> dt.date:
+# The planner reads the office's holidays from this long before its day on: a
+# pay-by date given before then (by a re-send, an invoice copy) lies before the
+# day even once moved past a weekend and holidays, so whether it moves makes no
+# difference to what is due.
+HOLIDAYS_LOOK_BACK = dt.timedelta(days=31)
+
+
+def pay_by_on_working_day(day: dt.date, *, holidays: Collection[dt.date]) -> dt.date:
+    """The pay-by date a customer is given for `day`: the next working day if
+    it falls on a Saturday, a Sunday or one of the office's `holidays`.
+    Nobody is in to pay on such a day, nor do banks book a transfer; a
+    deadline on it is in truth the working day before, days shorter than the
+    step means to give. The one rule for every pay-by date we write."""
+    return working_day_from(day, holidays=holidays)
+
+
+def planned_pay_by(step: DunningStep, *, on: dt.date, oldest_due: dt.date,
+                   holidays: Collection[dt.date]) -> dt.date:
     """The pay-by date a step planned on `on` gives, as delivery will state
     it (delivery.pay_by_when_sent, sent that day by e-mail): the step's days
-    to pay, but never past the due date for a reminder that lists nothing
-    overdue yet. What it lists falls due from `oldest_due` on (the oldest
-    eligible invoice in reach is always among its lines: the step is due only
-    once it is)."""
-    pay_by = on + dt.timedelta(days=step.pay_by_days)
+    to pay, on a working day (`holidays`: the office's from `on` on), but
+    never past the due date for a reminder that lists nothing overdue yet.
+    What it lists falls due from `oldest_due` on (the oldest eligible invoice
+    in reach is always among its lines: the step is due only once it is)."""
+    pay_by = pay_by_on_working_day(on + dt.timedelta(days=step.pay_by_days), holidays=holidays)
     return min(pay_by, oldest_due) if oldest_due >= on else pay_by
 
 
@@ -419,6 +438,10 @@ NOT_CARRIED_OUT = [ActionStatus.SKIPPED, ActionStatus.FAILED]
 RESEND_PAY_WITHIN_DAYS = 7
 
 
+def resend_pay_by(resent_on: dt.date, *, holidays: Collection[dt.date]) -> dt.date:
+    return pay_by_on_working_day(resent_on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS), holidays=holidays)
+
+
 # The cycle's columns that record what the customer was told outside its steps.
 TOLD_OUTSIDE_THE_LADDER = ("invoices_resent_on",)
 
@@ -431,15 +454,22 @@ COPY_PAY_WITHIN_DAYS = 7
 COPIES_LOOK_BACK_DAYS = 120
 
 
-def copy_pay_by(*, due_date: dt.date, sent_on: dt.date) -> dt.date:
-    return max(sent_on + dt.timedelta(days=COPY_PAY_WITHIN_DAYS), due_date)
+def copy_pay_by(*, due_date: dt.date, sent_on: dt.date, holidays: Collection[dt.date]) -> dt.date:
+    """The day an invoice copy sent on `sent_on` asks to be paid by
+    (`holidays`: the office's from then on). A due date still ahead is the
+    invoice's own terms and stands as it is, whatever day it falls on."""
+    within = pay_by_on_working_day(sent_on + dt.timedelta(days=COPY_PAY_WITHIN_DAYS), holidays=holidays)
+    return max(within, due_date)
 
 
-def copies_told(accounts: Q, *, on: dt.date) -> dict[int, tuple[dt.date, dt.date]]:
+def copies_told(
+    accounts: Q, *, on: dt.date, holidays: Collection[dt.date]
+) -> dict[int, tuple[dt.date, dt.date]]:
     """Per account among `accounts` (a Q on customer_id), the invoice copies
     collectors e-mailed since its last cycle closed, whether a cycle was open
     then or not, and not refused for good: the last day one went and the
-    latest pay-by date one gave. The next step waits for both, as for a
+    latest pay-by date one gave (`holidays`: the office's, from
+    HOLIDAYS_LOOK_BACK before `on`). The next step waits for both, as for a
     notice's (one statement)."""
     last_closed = (DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=False)
                    .order_by("-closed_on").values("closed_on")[:1])
@@ -457,7 +487,7 @@ def copies_told(accounts: Q, *, on: dt.date) -> dict[int, tuple[dt.date, dt.date
     for customer_id, sent_on, due_date, closed in copies:
         if closed and sent_on < closed:
             continue  # told in a cycle that has closed since
-        pay_by = copy_pay_by(due_date=due_date, sent_on=sent_on)
+        pay_by = copy_pay_by(due_date=due_date, sent_on=sent_on, holidays=holidays)
         if was := told.get(customer_id):
             sent_on, pay_by = max(sent_on, was[0]), max(pay_by, was[1])
         told[customer_id] = (sent_on, pay_by)
@@ -465,12 +495,15 @@ def copies_told(accounts: Q, *, on: dt.date) -> dict[int, tuple[dt.date, dt.date
 
 
 def waits_for(
-    stand: dict | None, *, last_contact: dt.date | None, copy: tuple[dt.date, dt.date] | None = None
+    stand: dict | None, *, last_contact: dt.date | None, copy: tuple[dt.date, dt.date] | None = None,
+    holidays: Collection[dt.date] = (),
 ) -> tuple[dt.date | None, dt.date | None]:
     """The pay-by date and last contact the next step waits for: the cycle's
     own steps (`stand`: its CYCLE_STAND figures and TOLD_OUTSIDE_THE_LADDER
     columns, None without a cycle), its red-tape re-send and a collector's
-    invoice copies (`copy`: copies_told's figures for the account)."""
+    invoice copies (`copy`: copies_told's figures for the account;
+    `holidays` as for copies_told, to move the re-send's pay-by date as the
+    re-send did)."""
     pay_bys, contacts = [], [last_contact]
     if copy:
         contacts.append(copy[0])
@@ -479,7 +512,7 @@ def waits_for(
         resent_on = stand["invoices_resent_on"]
         pay_bys.append(stand["pay_by"])
         if resent_on:
-            pay_bys.append(resent_on + dt.timedelta(days=RESEND_PAY_WITHIN_DAYS))
+            pay_bys.append(resend_pay_by(resent_on, holidays=holidays))
             contacts.append(resent_on)
     return max(filter(None, pay_bys), default=None), max(filter(None, contacts), default=None)
 
@@ -625,8 +658,9 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
         note = "Nothing to chase: every open invoice is held." if held else "Nothing open to chase."
         return NextStep(step, None, [], held, note)
     last = customer.dunning_actions.filter(CONTACTS).aggregate(last=Max(CONTACTED_ON))["last"]
-    pay_by, last = waits_for(stand, last_contact=last,
-                             copy=copies_told(Q(customer_id=customer.pk), on=on).get(customer.pk))
+    holidays = Holiday.objects.days_after(on - HOLIDAYS_LOOK_BACK)
+    copy = copies_told(Q(customer_id=customer.pk), on=on, holidays=holidays).get(customer.pk)
+    pay_by, last = waits_for(stand, last_contact=last, copy=copy, holidays=holidays)
     due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date, pay_by=pay_by,
                                  last_contact=last))
     listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))

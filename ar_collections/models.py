@@ -1141,17 +1141,13 @@ class MoneyPointScale(models.Model):
         return f"1 point per {format_money(self.per_point_amount, self.currency)} overdue"
 
 
-# How far after a day the office's holidays are read to find the next working
-# day after it: longer than any run of holidays and a weekend.
-HOLIDAYS_LOOK_AHEAD = dt.timedelta(days=31)
-
-
 class HolidayQuerySet(models.QuerySet):
     def days_after(self, day: dt.date) -> frozenset[dt.date]:
-        """The office's holidays in the weeks after `day`, for
-        arcrm.dates.next_working_day (one query)."""
-        return frozenset(self.filter(day__gt=day, day__lte=day + HOLIDAYS_LOOK_AHEAD)
-                         .values_list("day", flat=True))
+        """The office's holidays after `day`, for arcrm.dates.next_working_day
+        and working_day_from (one query). All of them, not only the next few
+        weeks': a pay-by date may lie further ahead, and an office has a
+        handful of holidays a year."""
+        return frozenset(self.filter(day__gt=day).values_list("day", flat=True))
 
 
 class Holiday(models.Model):

@@ -58,6 +58,7 @@ from ar_collections.models import (
     ExceptionKind,
     ExceptionRequest,
     ExceptionStatus,
+    Holiday,
     Instalment,
     InstalmentStatus,
     Invoice,
@@ -229,7 +230,8 @@ def _invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, act
     """The copy's cover e-mail and PDF, in the contact's language. It gives a
     day to pay the open amount by, as an invoice gives its terms."""
     copy = invoice_copy(customer, invoice, contact, sender=actor, on=on,
-                        pay_by=copy_pay_by(due_date=invoice.due_date, sent_on=on))
+                        pay_by=copy_pay_by(due_date=invoice.due_date, sent_on=on,
+                                           holidays=Holiday.objects.days_after(on)))
     return rendering.render_invoice_copy_email(copy), rendering.render_invoice_copy(copy)
 
 

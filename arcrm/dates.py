@@ -33,6 +33,12 @@ def next_working_day(day: dt.date, *, holidays: Collection[dt.date] = ()) -> dt.
     return day
 
 
+def working_day_from(day: dt.date, *, holidays: Collection[dt.date] = ()) -> dt.date:
+    """`day` itself if it is a working day (Monday to Friday, not one of
+    `holidays`), else the first one after it."""
+    return next_working_day(day - dt.timedelta(days=1), holidays=holidays)
+
+
 def far_ahead(value: dt.date, *, today: dt.date) -> bool:
     """Whether `value` is more than DATE_AHEAD_YEARS after `today`."""
     return value > today.replace(year=today.year + DATE_AHEAD_YEARS, day=min(today.day, 28))

@@ -127,7 +127,7 @@ def test_a_distressed_account_first_becomes_a_call_task_for_its_collector(
         ActionStatus.DONE, Channel.PHONE, "+49 30 555 01"
     )
     assert dunning_events(account) == [
-        "Call task for carla: call Anna Clerk about EUR 1,200.00 (2 invoices), pay by 8 Mar 2026"
+        "Call task for carla: call Anna Clerk about EUR 1,200.00 (2 invoices), pay by 9 Mar 2026"
     ]
 
 
@@ -363,7 +363,7 @@ def test_the_email_says_who_what_and_by_when_and_is_recorded(make_account, plan_
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     for part in (text, html):
-        assert "15 Mar 2026" in part  # pay by
+        assert "16 Mar 2026" in part  # pay by: ten days are Sunday 15 Mar
         assert "EUR 1,200.00" in part
         assert all(number in part for number in numbers(account))
     assert "did" not in text.lower() or "reached you" in text  # friendly: did it reach you?
@@ -376,7 +376,7 @@ def test_the_email_says_who_what_and_by_when_and_is_recorded(make_account, plan_
         message["Subject"], text.splitlines(), "anna@acme.test"
     )
     assert dunning_events(account) == [
-        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, EUR 1,200.00, pay by 15 Mar 2026"
+        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, EUR 1,200.00, pay by 16 Mar 2026"
     ]
     event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING)
     assert event.subject == action
@@ -405,7 +405,7 @@ def test_a_friendly_reminder_s_invoice_copies_are_real_copies_asking_for_its_own
     assert f"Kopie der Rechnung {second}" in page_two
     for page in (page_one, page_two):
         # The same day to pay by as the e-mail: two dates would leave the customer unsure which holds.
-        assert "bis zum 15.03.2026" in page
+        assert "bis zum 16.03.2026" in page
     body = message.get_body(("plain",)).get_content()
     assert "Eine Kopie jeder Rechnung finden Sie im Anhang." in body
     event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING)
@@ -471,7 +471,7 @@ def test_a_reminder_in_yen_asks_for_whole_yen(make_customer, make_contact, make_
     for part in (message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content()):
         assert "JPY 6,000" in part and "JPY 2,500" in part
     assert dunning_events(account) == [
-        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, JPY 6,000, pay by 15 Mar 2026"
+        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, JPY 6,000, pay by 16 Mar 2026"
     ]
 
 
@@ -510,12 +510,12 @@ def test_the_account_page_says_before_an_escalation_that_without_a_principal_it_
     make_account, plan_and_deliver, smtp_server, client, collector
 ):
     account = make_account(Segment.PROMPT)  # Anna Clerk, the billing contact, and no principal
-    for day in (3, 14):
+    for day in (3, 15):  # the letter the day after the e-mail's pay-by date, Monday 16 Mar
         plan_and_deliver(days(day))
     client.force_login(collector)
 
-    with frozen(days(15)):
-        preview = next_step(account, on=days(15))
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
         page = " ".join(client.get(reverse("customers:detail", args=[account.pk])).content.decode().split())
 
     assert preview.step.action == StepAction.ESCALATE_PRINCIPAL
@@ -528,11 +528,11 @@ def test_the_preview_of_an_escalation_to_a_principal_on_file_says_nothing_of_a_f
 ):
     account = make_account(Segment.PROMPT)
     make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
-    for day in (3, 14):
+    for day in (3, 15):  # the letter the day after the e-mail's pay-by date, Monday 16 Mar
         plan_and_deliver(days(day))
 
-    with frozen(days(15)):
-        preview = next_step(account, on=days(15))
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
 
     assert (preview.step.action, preview.note) == (StepAction.ESCALATE_PRINCIPAL, "")
 
@@ -541,7 +541,7 @@ def test_an_escalation_reaches_the_principal(make_account, make_contact, plan_an
     account = make_account(Segment.PROMPT)
     make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
 
-    for day in (3, 14, 28):
+    for day in (3, 15, 28):
         plan_and_deliver(days(day))
 
     assert [m["To"] for m in smtp_server.messages] == [
@@ -571,7 +571,7 @@ def test_without_an_email_address_the_reminder_becomes_a_letter_in_the_print_que
     assert "Dear Anna Clerk" in pdf_text(action.letter_pdf.read())
     assert dunning_events(account) == [
         "Friendly reminder letter to Anna Clerk queued for printing: 2 invoices, EUR 1,200.00, "
-        "pay by 15 Mar 2026"
+        "pay by 16 Mar 2026"
     ]
 
 
@@ -849,9 +849,9 @@ def test_a_contact_gets_her_own_language_s_words_and_one_we_do_not_write_english
     subjects = {m["Subject"].split()[0] for m in smtp_server.messages}
     assert subjects == {"Sind", "¿Ha", "Did"}
     german_text = next(m for m in smtp_server.messages if m["Subject"].startswith("Sind"))
-    assert "15.03.2026" in german_text.get_body(("plain",)).get_content()
+    assert "16.03.2026" in german_text.get_body(("plain",)).get_content()
     spanish_text = next(m for m in smtp_server.messages if m["Subject"].split()[0] == "¿Ha")
-    assert "15/03/2026" in spanish_text.get_body(("plain",)).get_content()
+    assert "16/03/2026" in spanish_text.get_body(("plain",)).get_content()
     assert DunningAction.objects.get(customer=german).channel_note == ""
     assert DunningAction.objects.get(customer=spanish).channel_note == ""
     assert DunningAction.objects.get(customer=portuguese).channel_note == (
@@ -866,7 +866,7 @@ def test_an_account_whose_cause_is_stuff_happens_is_offered_a_payment_plan(
     plan_and_deliver(days(3))
     DunningCycle.objects.filter(customer=account).update(cause=MissCause.STUFF_HAPPENS)
 
-    plan_and_deliver(days(14))
+    plan_and_deliver(days(15))  # the day after the e-mail's pay-by date, Monday 16 Mar
 
     first, second = (m.get_body(("plain",)).get_content() for m in smtp_server.messages)
     assert "payment plan" not in first
@@ -933,7 +933,9 @@ def test_years_of_credits_on_account_make_one_summed_line_not_a_long_notice(
 def test_each_step_is_firmer_than_the_one_before(make_account, plan_and_deliver, smtp_server):
     account = make_account(Segment.SYSTEMATIC_LATE)
 
-    for day in (-3, 3, 12, 21):  # e-mail, e-mail, letter (as e-mail: Anna prefers it), escalation
+    # e-mail, e-mail, letter (as e-mail: Anna prefers it), escalation; the letter's pay-by date is
+    # Monday 23 Mar (seven days are a Saturday), so the escalation follows on day 22.
+    for day in (-3, 3, 12, 22):
         plan_and_deliver(days(day))
 
     friendly, firm, firm_with_fee, final = (
@@ -1015,7 +1017,7 @@ def test_a_notice_sent_late_still_gives_the_full_time_to_pay_and_the_next_step_w
     with frozen(days(3)):
         run_plan(run=run_start(run_date=days(3)))
     action = DunningAction.objects.get(customer=account)
-    assert action.pay_by == days(13)
+    assert action.pay_by == days(14)  # ten days are Sunday 15 Mar: the Monday after
 
     with frozen(days(6)):  # the mail server was down for three days
         actions_deliver(action_ids=[action.pk])
@@ -1059,7 +1061,7 @@ def test_a_manager_review_step_waits_for_a_manager_and_the_ladder_waits_with_it(
     itself nor by a collector; the principal waits for it."""
     account = make_account(Segment.DISTRESSED, name="Sinking Ltd")
     plan_and_deliver(days(1))
-    plan_and_deliver(days(7))
+    plan_and_deliver(days(8))  # after the call's pay-by date: five days are Sunday 8 Mar, so Monday 9 Mar
     review = DunningAction.objects.get(customer=account, step__action=StepAction.MANAGER_REVIEW)
     assert review.status == ActionStatus.AWAITING_APPROVAL
 

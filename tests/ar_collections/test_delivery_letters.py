@@ -109,7 +109,7 @@ def test_a_letter_names_the_customer_every_invoice_the_total_and_the_pay_by_date
     for number in Invoice.objects.filter(customer=account).values_list("number", flat=True):
         assert number in text
     assert "EUR 1,200.00" in text
-    assert "Please pay by: 15 Mar 2026" in text
+    assert "Please pay by: 16 Mar 2026" in text  # ten days are Sunday 15 Mar: the Monday after
     assert "Did our invoices" in text  # the friendly subject
     assert "carla" in text  # signed by the owning collector
 
@@ -412,7 +412,7 @@ def test_the_next_notice_repeats_charges_still_standing_but_not_waived_ones(
     to_the_fee_letter(plan_and_deliver, posted=True)
     charge_waive(charge=LateCharge.objects.get(kind=ChargeKind.LATE_FEE), manager=manager, note="Goodwill")
 
-    plan_and_deliver(days(21))  # the final notice, by letter
+    plan_and_deliver(days(22))  # the final notice, by letter, after the fee letter's pay-by (Monday 23 Mar)
 
     text = pdf_text(letter_of(charging_account, 4).letter_pdf.read())
     assert "Final notice" in text
@@ -447,7 +447,7 @@ def test_an_approved_fee_waiver_takes_the_invoice_s_charges_off_the_next_notice(
     events = TimelineEvent.objects.filter(customer=charging_account, kind=EventKind.EXCEPTION,
                                           summary__contains="waived by maria")
     assert events.count() == 2
-    plan_and_deliver(days(21))
+    plan_and_deliver(days(22))  # after the fee letter's pay-by date, Monday 23 Mar
     text = pdf_text(letter_of(charging_account, 4).letter_pdf.read())
     assert "EUR 1.32" in text and "EUR 1.84" not in text and "EUR 40.00" not in text
 
@@ -803,11 +803,11 @@ def test_a_dispute_settled_by_a_credit_note_withdraws_the_letter_it_made_moot_at
 def test_charges_of_an_unposted_letter_listed_again_only_by_a_later_unposted_letter_are_cancelled(
     charging_account, plan_and_deliver
 ):
-    """The letters of days 12 and 21 both wait in the print queue when
+    """The letters of days 12 and 22 both wait in the print queue when
     everything is paid: the later one listed the earlier one's charges, but
     never reached the customer either, so it asked for nothing."""
     to_the_fee_letter(plan_and_deliver)
-    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(21))
+    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(22))
     later = letter_of(charging_account, 4)
     assert later.channel == "letter" and not LateCharge.objects.filter(action=later).exists()
 
@@ -825,7 +825,7 @@ def test_charges_a_later_notice_asked_for_stay_when_the_unposted_letter_becomes_
     letter = letter_of(charging_account, 3)  # never posted
     charging_account.contacts.update(reminder_channel=ReminderChannel.EMAIL)
     # The next notice, by e-mail, lists the letter's charges.
-    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(21))
+    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(22))
     assert "from an earlier notice" in letter_of(charging_account, 4).body_text
 
     _pay(charging_account, "1201.00", days(22), posted=False)
@@ -927,21 +927,21 @@ def test_an_invoice_already_overdue_when_the_chased_ones_are_paid_starts_a_cycle
     account = make_account()  # prompt payers: steps on days 3, 14, 28, 42 after the due date
     account.segment_override, account.segment_override_note = Segment.PROMPT, "Always paid on time"
     account.save(update_fields=["segment_override", "segment_override_note"])
-    for day in (3, 14):
+    for day in (3, 15):  # the letter the day after the e-mail's pay-by date, Monday 16 Mar
         plan_and_deliver(days(day))
     fresh = make_invoice(account, issued=days(-20), due=days(10), amount="90.00", number="INV-NEW")
     for invoice in Invoice.objects.filter(customer=account).exclude(pk=fresh.pk):
-        payment_record(customer=account, amount=invoice.open_amount, currency="EUR", received_on=days(15),
+        payment_record(customer=account, amount=invoice.open_amount, currency="EUR", received_on=days(16),
                        allocations=[(invoice, invoice.open_amount)], reference=f"pay-{invoice.number}")
 
-    with frozen(days(15)):
-        preview = next_step(account, on=days(15))
-    plan_and_deliver(days(15))  # INV-NEW five days overdue, in reach since day 13, never chased
-    plan_and_deliver(days(19))  # five days after the last contact
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
+    plan_and_deliver(days(16))  # INV-NEW six days overdue, in reach since day 13, never chased
+    plan_and_deliver(days(20))  # five days after the last contact
 
-    assert (preview.step.position, preview.invoices, preview.due_on) == (1, [fresh], days(19))
+    assert (preview.step.position, preview.invoices, preview.due_on) == (1, [fresh], days(20))
     first, second = account.dunning_cycles.order_by("number")
-    assert first.closed_on == days(15) and second.closed_on is None
+    assert first.closed_on == days(16) and second.closed_on is None
     assert [a.step.position for a in second.actions.all()] == [1]  # the friendly reminder, not step 3
     assert second.actions.get().lines.get().invoice == fresh
 
@@ -1005,12 +1005,13 @@ def test_a_reminder_before_the_due_date_carried_out_late_still_asks_for_the_due_
     assert TimelineEvent.objects.filter(customer=account, summary__endswith="pay by 2 Mar 2026").exists()
 
 
-@pytest.mark.parametrize(("written", "posted"), [
-    (days(3), days(4)),  # Thursday 5 Mar: posted on Friday
-    (days(4), days(7)),  # Friday 6 Mar: posted on Monday 9 Mar
+@pytest.mark.parametrize(("written", "posted", "pay_by"), [
+    (days(3), days(4), dt.date(2026, 3, 18)),  # Thursday 5 Mar: posted on Friday
+    # Friday 6 Mar: posted on Monday 9 Mar; 12 days are Saturday 21 Mar, so Monday 23 Mar
+    (days(4), days(7), dt.date(2026, 3, 23)),
 ])
 def test_a_letter_s_days_to_pay_count_from_the_working_day_it_is_posted(
-    make_account, plan_and_deliver, client, collector, written, posted
+    make_account, plan_and_deliver, client, collector, written, posted, pay_by
 ):
     """The print queue is worked through each working morning: a letter goes
     to the post the working day after it is written. The policy leaves 12 days
@@ -1024,7 +1025,7 @@ def test_a_letter_s_days_to_pay_count_from_the_working_day_it_is_posted(
 
     letter = letter_of(account, 1)
     assert letter.channel == "letter"
-    assert letter.pay_by == posted + dt.timedelta(days=12)
+    assert letter.pay_by == pay_by
     page = queue_page(client, collector, posted)
     assert "Acme Tools" in page
     assert "too soon for a letter" not in page and "which has passed" not in page
@@ -1043,7 +1044,7 @@ def test_a_letter_written_before_an_office_holiday_counts_its_days_to_pay_from_t
     plan_and_deliver(days(3))
 
     letter = letter_of(account, 1)
-    assert letter.pay_by == days(7) + dt.timedelta(days=12)
+    assert letter.pay_by == dt.date(2026, 3, 23)  # 12 days from 9 Mar are a Saturday: the Monday after
     page = queue_page(client, collector, days(7))
     assert "Acme Tools" in page
     assert "too soon for a letter" not in page and "which has passed" not in page
@@ -1094,14 +1095,14 @@ def test_while_a_chased_invoice_is_open_the_preview_goes_on_with_the_cycle(
     account = make_account()
     account.segment_override, account.segment_override_note = Segment.PROMPT, "Always paid on time"
     account.save(update_fields=["segment_override", "segment_override_note"])
-    for day in (3, 14):
+    for day in (3, 15):  # the letter the day after the e-mail's pay-by date, Monday 16 Mar
         plan_and_deliver(days(day))
     first = Invoice.objects.filter(customer=account).order_by("number").first()
-    payment_record(customer=account, amount=first.open_amount, currency="EUR", received_on=days(15),
+    payment_record(customer=account, amount=first.open_amount, currency="EUR", received_on=days(16),
                    allocations=[(first, first.open_amount)], reference="pay-first")
 
-    with frozen(days(15)):
-        preview = next_step(account, on=days(15))
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
 
     assert (preview.step.position, preview.due_on) == (3, days(28))
 
@@ -1196,7 +1197,7 @@ def test_a_letter_that_cannot_be_rendered_fails_once_with_its_reason_and_is_not_
 def test_charges_kept_for_a_later_letter_are_cancelled_when_that_letter_is_withdrawn_too(
     charging_account, plan_and_deliver, collector
 ):
-    """The letters of days 12 and 21 both wait in the print queue. The one of
+    """The letters of days 12 and 22 both wait in the print queue. The one of
     day 12 is withdrawn: its charges stand, as the one of day 21 lists them.
     Then that one is withdrawn as well: no notice that reached the customer
     asked for the charges, so they are cancelled, on the timeline of the
@@ -1204,7 +1205,7 @@ def test_charges_kept_for_a_later_letter_are_cancelled_when_that_letter_is_withd
     from ar_collections.delivery import letter_withdraw
 
     to_the_fee_letter(plan_and_deliver)
-    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(21))
+    next_out_while_the_fee_letter_waits(charging_account, plan_and_deliver, days(22))
     earlier, later = letter_of(charging_account, 3), letter_of(charging_account, 4)
     with frozen(days(22)):
         letter_withdraw(letter=earlier, actor=collector, reason="Disputed on the phone")

@@ -160,8 +160,9 @@ def test_the_undisputed_part_of_an_invoice_is_chased_and_the_email_says_what_is_
         assert "EUR 1,000.00" in part and "EUR 1,200.00" not in part
         assert "EUR 200.00 of it under dispute, not asked for" in part
     assert text.index("EUR 200.00 of it under dispute") > text.index(large.number)
+    # Ten days from 5 Mar are Sunday 15 Mar: the Monday after.
     assert TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING).summary == (
-        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, EUR 1,000.00, pay by 15 Mar 2026"
+        "Friendly reminder e-mailed to Anna Clerk: 2 invoices, EUR 1,000.00, pay by 16 Mar 2026"
     )
 
 

@@ -123,44 +123,46 @@ def test_with_no_address_on_file_the_invoices_go_once_one_is_noted_and_red_tape_
 
 
 def test_the_next_step_waits_for_the_pay_by_date_the_resend_gave(make_account, plan_and_deliver):
-    """Prompt ladder: the friendly e-mail on day 3 (pay by day 13), the next step
-    from day 14. Red tape noted on day 12: the copy asks for payment by day 19."""
+    """Prompt ladder: the friendly e-mail on day 3 (pay by day 14: ten days are a
+    Sunday), the next step from day 15. Red tape noted on day 12: the copy asks
+    for payment by day 21 (seven days are Saturday 21 Mar: Monday 23 Mar)."""
     customer = make_account()
     plan_and_deliver(DUE + dt.timedelta(days=3))
     resent_on = DUE + dt.timedelta(days=12)
     with frozen(resent_on):
         assert invoices_resend(customer_id=customer.pk, on=resent_on) == "queued"
-    assert "Please pay by: 21 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
+    assert "Please pay by: 23 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
     with frozen(resent_on):
-        assert next_step(customer, on=resent_on).due_on == DUE + dt.timedelta(days=20)  # the preview agrees
+        assert next_step(customer, on=resent_on).due_on == DUE + dt.timedelta(days=22)  # the preview agrees
 
-    for day in (14, 19):
+    for day in (15, 21):
         plan_and_deliver(DUE + dt.timedelta(days=day))
         assert not customer.dunning_actions.filter(step__position=2).exists()
-    plan_and_deliver(DUE + dt.timedelta(days=20))
-    assert customer.dunning_actions.get(step__position=2).planned_on == DUE + dt.timedelta(days=20)
+    plan_and_deliver(DUE + dt.timedelta(days=22))
+    assert customer.dunning_actions.get(step__position=2).planned_on == DUE + dt.timedelta(days=22)
 
 
 def test_a_resend_never_asks_for_payment_sooner_than_the_notice_before_it(make_account, plan_and_deliver):
-    """The friendly e-mail of day 3 asks for payment by day 13; a copy sent on
-    day 4 would say day 11. It repeats the date already given."""
+    """The friendly e-mail of day 3 asks for payment by day 14 (ten days are a
+    Sunday); a copy sent on day 4 would say day 11. It repeats the date already given."""
     customer = make_account()
     plan_and_deliver(DUE + dt.timedelta(days=3))
-    assert customer.dunning_actions.get().pay_by == DUE + dt.timedelta(days=13)
+    assert customer.dunning_actions.get().pay_by == DUE + dt.timedelta(days=14)
     resent_on = DUE + dt.timedelta(days=4)
 
     with frozen(resent_on):
         assert invoices_resend(customer_id=customer.pk, on=resent_on) == "queued"
 
-    assert "Please pay by: 15 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
+    assert "Please pay by: 16 Mar 2026" in OutgoingMail.objects.get(customer=customer).text
 
 
 def test_the_next_step_waits_for_the_pay_by_date_a_collector_s_invoice_copy_gave(
     make_account, plan_and_deliver, collector, pdf_text
 ):
-    """Prompt ladder: the friendly e-mail on day 3 (pay by day 13), the next step
-    from day 14. A collector e-mails a copy of one invoice on day 12, asking for
-    payment within 7 days: the letter waits for day 20."""
+    """Prompt ladder: the friendly e-mail on day 3 (pay by day 14: ten days are a
+    Sunday), the next step from day 15. A collector e-mails a copy of one invoice
+    on day 12, asking for payment within 7 days, Saturday 21 Mar, so by Monday
+    23 Mar: the letter waits for day 22."""
     from ar_collections import workspace
 
     customer = make_account()
@@ -169,15 +171,15 @@ def test_the_next_step_waits_for_the_pay_by_date_a_collector_s_invoice_copy_gave
     with frozen(copied_on):
         workspace.invoice_copy_send(customer=customer, invoice=customer.invoices.order_by("number").first(),
                                     contact=customer.contacts.get(), actor=collector, on=copied_on)
-        assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=20)  # the preview agrees
+        assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=22)  # the preview agrees
     copy = OutgoingMail.objects.get(customer=customer)
-    assert "transfer the open amount by 21 Mar 2026" in " ".join(pdf_text(bytes(copy.attachment)).split())
+    assert "transfer the open amount by 23 Mar 2026" in " ".join(pdf_text(bytes(copy.attachment)).split())
 
-    for day in (14, 19):
+    for day in (15, 21):
         plan_and_deliver(DUE + dt.timedelta(days=day))
         assert not customer.dunning_actions.filter(step__position=2).exists()
-    plan_and_deliver(DUE + dt.timedelta(days=20))
-    assert customer.dunning_actions.get(step__position=2).planned_on == DUE + dt.timedelta(days=20)
+    plan_and_deliver(DUE + dt.timedelta(days=22))
+    assert customer.dunning_actions.get(step__position=2).planned_on == DUE + dt.timedelta(days=22)
 
 
 def test_a_copy_sent_before_any_cycle_holds_the_first_step_until_its_pay_by_date(
@@ -207,9 +209,10 @@ def test_a_copy_sent_before_any_cycle_holds_the_first_step_until_its_pay_by_date
 def test_a_copy_the_mail_server_refuses_for_good_holds_nothing_back(
     make_account, plan_and_deliver, collector, smtp_server, django_capture_on_commit_callbacks
 ):
-    """The friendly e-mail of day 3 asks for payment by day 13. A copy on day 12
-    would hold the letter until day 20, but the server refuses it for good:
-    the customer never had that date, so the letter goes on day 14."""
+    """The friendly e-mail of day 3 asks for payment by day 14 (ten days are a
+    Sunday). A copy on day 12 would hold the letter until day 22, but the server
+    refuses it for good: the customer never had that date, so the letter goes
+    on day 15."""
     from ar_collections import outbox, workspace
 
     customer = make_account()
@@ -218,13 +221,13 @@ def test_a_copy_the_mail_server_refuses_for_good_holds_nothing_back(
     with frozen(copied_on), django_capture_on_commit_callbacks(execute=False):
         workspace.invoice_copy_send(customer=customer, invoice=customer.invoices.order_by("number").first(),
                                     contact=customer.contacts.get(), actor=collector, on=copied_on)
-        assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=20)
+        assert next_step(customer, on=copied_on).due_on == DUE + dt.timedelta(days=22)
 
     smtp_server.refuse_with("550 5.1.1 Mailbox unavailable")
     assert outbox.mails_send(mail_ids=[OutgoingMail.objects.get(customer=customer).pk]) == {"failed": 1}
 
     with frozen(copied_on):
-        assert next_step(customer, on=DUE + dt.timedelta(days=14)).due_on == DUE + dt.timedelta(days=14)
+        assert next_step(customer, on=DUE + dt.timedelta(days=15)).due_on == DUE + dt.timedelta(days=15)
 
 
 def test_a_copy_sent_in_a_cycle_that_closed_since_holds_nothing_in_the_next(

@@ -2,7 +2,14 @@ import datetime as dt
 
 import pytest
 
-from arcrm.dates import add_months, format_day, format_day_long, months_between, next_working_day
+from arcrm.dates import (
+    add_months,
+    format_day,
+    format_day_long,
+    months_between,
+    next_working_day,
+    working_day_from,
+)
 
 D = dt.date
 
@@ -66,3 +73,13 @@ def test_the_next_working_day_passes_over_the_weekend(day, next_one):
 def test_the_next_working_day_passes_over_the_office_s_holidays(day, next_one):
     holidays = {D(2026, 4, 3), D(2026, 4, 6), D(2026, 12, 24), D(2026, 12, 25)}
     assert next_working_day(day, holidays=holidays) == next_one
+
+
+@pytest.mark.parametrize(("day", "working"), [
+    (D(2026, 3, 6), D(2026, 3, 6)),  # Friday: itself
+    (D(2026, 3, 7), D(2026, 3, 9)),  # Saturday: Monday
+    (D(2026, 3, 8), D(2026, 3, 9)),  # Sunday: Monday
+    (D(2026, 4, 3), D(2026, 4, 7)),  # Good Friday, then the weekend and Easter Monday: Tuesday
+])
+def test_a_day_falls_on_itself_if_working_else_the_next_working_day(day, working):
+    assert working_day_from(day, holidays={D(2026, 4, 3), D(2026, 4, 6)}) == working
