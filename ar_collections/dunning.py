@@ -221,8 +221,10 @@ def run_plan(*, run: DunningRun) -> int:
     planning the same customers twice.
     """
     book = ladders()
+    # The office's holidays, for the pay-by dates planned: read once a run, as the ladders are.
+    holidays = Holiday.objects.days_after(run.run_date - HOLIDAYS_LOOK_BACK)
     planned = 0
-    while (count := _plan_next_batch(run.pk, book)) is not None:
+    while (count := _plan_next_batch(run.pk, book, holidays)) is not None:
         planned += count
     DunningRun.objects.filter(pk=run.pk, planned_at__isnull=True).update(planned_at=timezone.now())
     run.refresh_from_db()
@@ -281,7 +283,7 @@ def cycles_over(accounts: Q, book: dict[str, Ladder], *, on: dt.date) -> models.
 
 
 @transaction.atomic
-def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
+def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[dt.date]) -> int | None:
     run = DunningRun.objects.select_for_update().get(pk=run_id)
     # The batch's accounts with their segments: the segment picks the ladder.
     segments = dict(
@@ -344,7 +346,6 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder]) -> int | None:
         DunningAction.objects.filter(in_batch, CONTACTS).order_by().values("customer_id")
         .annotate(last=Max(CONTACTED_ON)).values_list("customer_id", "last")
     )
-    holidays = Holiday.objects.days_after(on - HOLIDAYS_LOOK_BACK)
     copies = copies_told(in_batch, on=on, holidays=holidays)
 
     # 5. Decide, account by account, whether its next step is due today.

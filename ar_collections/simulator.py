@@ -28,6 +28,7 @@ from ar_collections.dunning import (
     CONTACTS,
     CYCLE_STAND,
     FOR_A_MANAGER,
+    HOLIDAYS_LOOK_BACK,
     TOLD_OUTSIDE_THE_LADDER,
     Ladder,
     above_minimum,
@@ -45,6 +46,7 @@ from ar_collections.models import (
     DunningCycle,
     DunningRun,
     DunningStep,
+    Holiday,
     Invoice,
     InvoiceStatus,
     StepAction,
@@ -164,6 +166,7 @@ class Book:
 
     first_day: dt.date
     accounts: list[_Account]
+    holidays: frozenset[dt.date] = frozenset()
 
 
 def first_day(*, today: dt.date) -> dt.date:
@@ -201,7 +204,9 @@ def book_read(*, today: dt.date, ladders: dict[str, Ladder]) -> Book:
         DunningAction.objects.filter(CONTACTS).order_by().values("customer_id")
         .annotate(last=Max(CONTACTED_ON)).values_list("customer_id", "last")
     )
-    copies = copies_told(Q(), on=first)
+    # The office's holidays, for the pay-by dates, as the planner reads them.
+    holidays = Holiday.objects.days_after(first - HOLIDAYS_LOOK_BACK)
+    copies = copies_told(Q(), on=first, holidays=holidays)
     taken: dict[int, set[tuple[str, int]]] = defaultdict(set)
     for cycle_id, segment, position in DunningAction.objects.filter(
         cycle__closed_on__isnull=True
@@ -216,7 +221,7 @@ def book_read(*, today: dt.date, ladders: dict[str, Ladder]) -> Book:
             last_contact=last_contact.get(customer_id), copy=copies.get(customer_id),
             taken=taken.get(cycle_id, set()),
         ))
-    return Book(first_day=first, accounts=accounts)
+    return Book(first_day=first, accounts=accounts, holidays=frozenset(holidays))
 
 
 def project(book: Book, ladders: dict[str, Ladder], *, days: int) -> list[Day]:
@@ -225,7 +230,8 @@ def project(book: Book, ladders: dict[str, Ladder], *, days: int) -> list[Day]:
     over = frozenset(cycles_over(Q(), ladders, on=book.first_day).values_list("pk", flat=True))
     window = [Day(book.first_day + dt.timedelta(days=n)) for n in range(days)]
     for account in book.accounts:
-        for day, planned in _account_steps(account, ladders, days=[d.day for d in window], over=over):
+        for day, planned in _account_steps(account, ladders, days=[d.day for d in window], over=over,
+                                           holidays=book.holidays):
             window[(day - book.first_day).days].steps.append(planned)
     return window
 
@@ -236,7 +242,8 @@ def _fresh_stand() -> dict:
             "pending": 0, "unsent": 0, "unposted": 0, "cause": "", "invoices_resent_on": None}
 
 
-def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[dt.date], over: frozenset):
+def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[dt.date], over: frozenset,
+                   holidays: frozenset[dt.date]):
     """(day, Planned) for each step the runs of `days` would plan for the account."""
     customer = account.customer
     # The planner finds an account's invoices in reach with its segment's ladder.
@@ -267,7 +274,7 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
         if step is None:
             return
         oldest_due = in_reach[0][0]
-        pay_by, contacted = waits_for(stand, last_contact=last_contact, copy=copy_told)
+        pay_by, contacted = waits_for(stand, last_contact=last_contact, copy=copy_told, holidays=holidays)
         if day < step_due_on(ladder, step, oldest_due=oldest_due, pay_by=pay_by, last_contact=contacted):
             continue
         totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -291,7 +298,7 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
             stand["tone"] = max(stand["tone"] or step.tone, step.tone)
         stand["policy_low"] = min(filter(None, (stand["policy_low"], step.policy_id)))
         stand["policy_high"] = max(filter(None, (stand["policy_high"], step.policy_id)))
-        step_pay_by = planned_pay_by(step, on=day, oldest_due=oldest_due)
+        step_pay_by = planned_pay_by(step, on=day, oldest_due=oldest_due, holidays=holidays)
         stand["pay_by"] = max(filter(None, (stand["pay_by"], step_pay_by)))
         taken.add((ladder.policy.segment, step.position))
         if step.action not in INTERNAL_STEPS:
