@@ -19,6 +19,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
@@ -82,6 +83,46 @@ class Keyset:
             shown, previous = found[:size], None
         return Page(shown, previous, self.cursor_for(shown[-1]) if len(found) > size else None,
                     previous_is_first=first)
+
+    def page_merged(self, lists: Sequence[QuerySet], *, after: str = "", before: str = "",
+                    size: int) -> Page:
+        """`page` of one list made of several (rows of different tables, as
+        the print queue's letters and paper documents), merged by this order.
+        Each list must give its rows every field of the order (an annotation
+        telling the tables apart among them, so no two rows share a place).
+        A query per list where `page` asks one."""
+        lists = [rows.order_by(*self.order) for rows in lists]
+        if before:
+            found = self._merged([self._earlier(rows, before)[: 2 * size + 1] for rows in lists],
+                                 backwards=True)[: 2 * size + 1]
+            if len(found) > size:
+                shown = found[:size][::-1]
+                return Page(shown, self.cursor_for(shown[0]), self.cursor_for(shown[-1]),
+                            previous_is_first=len(found) <= 2 * size)
+            after = ""
+        first = False
+        if after:
+            found = self._merged(
+                [rows.filter(self._beyond(rows, after, forward=True))[: size + 1] for rows in lists]
+            )[: size + 1]
+            shown = found[:size]
+            previous = self.cursor_for(shown[0]) if shown else after
+            first = bool(shown) and sum(
+                self._earlier(rows, previous)[:size + 1].count() for rows in lists
+            ) <= size
+        else:
+            found = self._merged([rows[: size + 1] for rows in lists])[: size + 1]
+            shown, previous = found[:size], None
+        return Page(shown, previous, self.cursor_for(shown[-1]) if len(found) > size else None,
+                    previous_is_first=first)
+
+    def _merged(self, parts: Iterable[QuerySet], *, backwards: bool = False) -> list:
+        """The rows of `parts`, each already in order, in this order (or its
+        reverse): sorted by the last field first, each sort stable."""
+        rows = [row for part in parts for row in part]
+        for name, descending in reversed(list(zip(self._names, self._descending, strict=True))):
+            rows.sort(key=lambda row, name=name: _value(row, name), reverse=descending != backwards)
+        return rows
 
     def _earlier(self, rows: QuerySet, cursor: str) -> QuerySet:
         """The rows before the position, the nearest first."""

@@ -138,3 +138,22 @@ def test_rows_gone_from_before_a_page_make_its_previous_the_first(customers):
     third = ORDER.page(rows, after=second.next_cursor, size=10)
 
     assert third.previous_is_first
+
+
+def test_a_list_made_of_two_pages_as_one_list_would(customers):
+    """The print queue's letters and paper documents: two lists merged in the
+    order, here the customers split in two by id, paged as the whole would be."""
+    rows = Customer.objects.all()
+    split = [rows.filter(pk__in=customers[::3]), rows.exclude(pk__in=customers[::3])]
+    whole = [ORDER.page(rows, size=7)]
+    merged = [ORDER.page_merged(split, size=7)]
+    while whole[-1].next_cursor:
+        whole.append(ORDER.page(rows, after=whole[-1].next_cursor, size=7))
+        merged.append(ORDER.page_merged(split, after=merged[-1].next_cursor, size=7))
+
+    assert [pks(p) for p in merged] == [pks(p) for p in whole]
+    assert [p.previous_is_first for p in merged] == [p.previous_is_first for p in whole]
+    assert merged[-1].next_cursor is None
+    back = ORDER.page_merged(split, before=merged[3].previous_cursor, size=7)
+    assert pks(back) == pks(whole[2]) and back.previous_is_first == ORDER.page(
+        rows, before=whole[3].previous_cursor, size=7).previous_is_first
