@@ -42,6 +42,7 @@ from ar_collections.models import (
     LatePaymentPolicy,
     MoneyPointScale,
     OutgoingMail,
+    PaperDocument,
     Payment,
     PaymentBehaviour,
     PaymentPlan,
@@ -1226,6 +1227,17 @@ class OutgoingMailAdmin(ReadOnlyAdmin):
     list_select_related = ["customer"]
     search_fields = ["subject", "customer__name"]
     exclude = ["attachment"]
+
+
+@admin.register(PaperDocument)
+class PaperDocumentAdmin(ReadOnlyAdmin):
+    """Copies and statements for the post are written and marked posted on the
+    account page and the print queue; here they can be looked up."""
+
+    list_display = ["done_at", "customer", "kind", "recipient_name", "printed_at"]
+    list_filter = ["kind"]
+    list_select_related = ["customer"]
+    search_fields = ["customer__name", "recipient_name"]
 
 
 @admin.register(ReceivablesImport)

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 
 from ar_collections import api, imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
+from ar_collections.paper import documents_in_queue
 from arcrm.dates import format_day
 from arcrm.text import is_one_line, person_name
 from customers.models import Segment
@@ -123,21 +124,35 @@ def letters_in_queue():
     )
 
 
-class MarkPrintedForm(forms.Form):
-    letters = forms.ModelMultipleChoiceField(
-        queryset=DunningAction.objects.none(),
+def _queue_choices() -> forms.ModelMultipleChoiceField:
+    return forms.ModelMultipleChoiceField(
+        queryset=DunningAction.objects.none(), required=False,
         widget=forms.CheckboxSelectMultiple,
         error_messages={
-            "required": "Tick the letters you printed.",
             "invalid_choice": "Some of the ticked letters have left the print queue already. "
             "Nothing was marked; look at the queue again.",
             "invalid_pk_value": "That is not a letter of the print queue.",
         },
     )
 
+
+class MarkPrintedForm(forms.Form):
+    """The print queue's ticks: dunning letters (`letters`) and invoice copies
+    and statements for the post (`documents`), one list on the page."""
+
+    letters = _queue_choices()
+    documents = _queue_choices()
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["letters"].queryset = letters_in_queue().select_related("customer")
+        self.fields["documents"].queryset = documents_in_queue().select_related("customer")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors and not data.get("letters") and not data.get("documents"):
+            self.add_error("letters", "Tick the letters you printed.")
+        return data
 
 
 class LetterWithdrawForm(_PlainLabels, forms.Form):

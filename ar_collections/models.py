@@ -927,6 +927,69 @@ def lists_open_invoice() -> models.Exists:
     ))
 
 
+class PaperKind(models.TextChoices):
+    INVOICE_COPY = "invoice_copy", "Invoice copy"
+    STATEMENT = "statement", "Statement of account"
+
+
+class PaperDocument(models.Model):
+    """An invoice copy or a statement a collector sent to a contact who takes
+    paper (or has no usable e-mail address): written as a PDF, it waits in the
+    print queue with the dunning letters until someone prints and posts it.
+    Not a DunningAction: it belongs to no run, cycle or step, and asks for
+    nothing the ladder counts."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="paper_documents"
+    )
+    kind = models.CharField(max_length=16, choices=PaperKind.choices)
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="paper_copies",
+        help_text="The invoice copied; empty for a statement.",
+    )
+    recipient = models.ForeignKey(
+        "customers.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    recipient_name = models.CharField(max_length=200)
+    recipient_address = models.TextField()
+    pdf = models.FileField(upload_to="letters/%Y/%m/")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # Named as a letter's: the print queue lists both in one order (views.QUEUE_ORDER).
+    done_at = models.DateTimeField(help_text="When it was written and joined the print queue.")
+    printed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it left the print queue for the post."
+    )
+    printed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-done_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="paper_copy_names_its_invoice",
+                condition=Q(kind="statement") | Q(invoice__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="paper_posted_by_someone",
+                condition=Q(printed_at__isnull=True) | Q(printed_by__isnull=False),
+            ),
+        ]
+        indexes = [
+            # The print queue reads the documents not yet posted, oldest first.
+            models.Index(
+                fields=["done_at", "id"], name="paper_unprinted",
+                condition=Q(printed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = f"Copy of {self.invoice.number}" if self.invoice_id else self.get_kind_display()
+        return f"{what} to {self.recipient_name} ({self.customer.name})"
+
+
 class ChargeKind(models.TextChoices):
     LATE_FEE = "late_fee", "Late fee"
     INTEREST = "interest", "Interest"

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.template import TemplateSyntaxError
 
-from ar_collections import outbox, rendering
+from ar_collections import outbox, paper, rendering
 from ar_collections.delivery import left_to_apply, mail_address
 from ar_collections.models import (
     CreditNote,
@@ -27,6 +27,7 @@ from ar_collections.models import (
     InvoiceStatus,
     LateCharge,
     MailPurpose,
+    PaperKind,
     Payment,
 )
 from ar_collections.timeline import event_record
@@ -99,23 +100,23 @@ def statement_pdf(customer: Customer, *, actor, on: dt.date) -> bytes:
 
 
 def statement_recipient(customer: Customer, *, on: dt.date) -> tuple[Contact | None, str]:
-    """Whom a statement e-mailed on `on` goes to (the billing contact, or
-    whoever she asked us to write to while she is away), or why no one."""
+    """Whom a statement sent on `on` goes to (the billing contact, or whoever
+    she asked us to write to while she is away), or why no one: by e-mail, or
+    by post to one who takes paper (paper.way_to)."""
     contact = customer.billing_contact(on=on)
     if contact is None:
         return None, "the account has no billing contact"
-    if contact.email_refused_now:
-        return None, f"the mail server refused {contact.name}'s address {contact.email}"
-    if not contact.email_usable:
-        return None, f"{contact.name} has no e-mail address"
-    return contact, ""
+    way = paper.way_to(contact)
+    return (contact, "") if way.by else (None, way.why)
 
 
 @transaction.atomic
 def statement_send(*, customer: Customer, actor, on: dt.date, note: str = "") -> TimelineEvent:
     """E-mail the statement (as a PDF) to the billing contact of the day,
     through the outbox (after commit), with `note` word for word in the cover
-    e-mail; the timeline says what went to whom. Nothing is sent, and nothing
+    e-mail; or, to one who takes paper, put it in the print queue for the post
+    (without a note: the printed statement has no cover letter to carry one).
+    The timeline says what went to whom. Nothing is sent, and nothing
     recorded, when there is no one to send it to."""
     require_act_on(actor, customer)
     note = note.strip()
@@ -124,11 +125,31 @@ def statement_send(*, customer: Customer, actor, on: dt.date, note: str = "") ->
     contact, why = statement_recipient(customer, on=on)
     if contact is None:
         raise ValidationError(f"The statement was not sent: {why}.")
+    by_post = paper.way_to(contact).by == paper.POST
+    if by_post and note:
+        raise ValidationError({"note": f"The statement goes by post to {contact.name}, without a cover "
+                                       "letter: a note cannot go with it. Leave the note empty."})
     statement = statement_build(customer, contact=contact, sender=actor, on=on, note=note)
     try:
         email, pdf = rendering.render_statement_email(statement), rendering.render_statement(statement)
     except (TemplateSyntaxError, rendering.LetterRenderError) as error:
         raise ValidationError(f"The statement could not be written, nothing was sent: {error}") from error
+    totals = rendering.statement_totals(statement)
+    count = len(statement.lines)
+    said = (f"{count} open invoice{'s' if count != 1 else ''}; balance "
+            + ", ".join(format_money(s.balance, s.currency) for s in totals)) if totals else "nothing open"
+    if by_post:
+        document = paper.document_queue(customer=customer, kind=PaperKind.STATEMENT, contact=contact,
+                                        pdf=pdf, actor=actor)
+        return event_record(
+            customer=customer, kind=EventKind.NOTE, actor=actor, subject=document,
+            invoices=list(customer.invoices.filter(status=InvoiceStatus.OPEN)),
+            summary=f"Statement of account queued for the post to {contact.name}, "
+                    f"{paper.first_line(document.recipient_address)}: {said}",
+            details={"to": contact.name, "address": document.recipient_address, "paper": document.pk,
+                     "invoices": [x.number for x in statement.lines],
+                     "balances": {s.currency: str(s.balance) for s in totals}},
+        )
     message = EmailMultiAlternatives(
         subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
         to=[mail_address(contact.name, contact.email)], reply_to=[actor.email] if actor.email else None,
@@ -136,10 +157,6 @@ def statement_send(*, customer: Customer, actor, on: dt.date, note: str = "") ->
     message.attach_alternative(email.html, "text/html")
     message.attach(statement_file_name(customer, on), pdf, "application/pdf")
     mail = outbox.mail_queue(message, customer=customer, purpose=MailPurpose.STATEMENT, actor=actor)
-    totals = rendering.statement_totals(statement)
-    count = len(statement.lines)
-    said = (f"{count} open invoice{'s' if count != 1 else ''}; balance "
-            + ", ".join(format_money(s.balance, s.currency) for s in totals)) if totals else "nothing open"
     return event_record(
         customer=customer, kind=EventKind.NOTE, actor=actor,
         invoices=list(customer.invoices.filter(status=InvoiceStatus.OPEN)),

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api-tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
     path("letters/printed/", views.letters_printed, name="letters_printed"),
     path("letters/<int:pk>/pdf/", views.letter_download, name="letter_download"),
+    path("letters/paper/<int:pk>/pdf/", views.paper_download, name="paper_download"),
     path("letters/<int:pk>/withdraw/", views.letter_withdraw, name="letter_withdraw"),
     path("customers/<int:pk>/cause/", views.cause_record, name="cause_record"),
     path("customers/<int:pk>/segment/", views.segment_override, name="segment_override"),

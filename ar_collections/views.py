@@ -24,7 +24,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -36,7 +36,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from ar_collections import api, delivery, dunning, imports, services
+from ar_collections import api, delivery, dunning, imports, paper, services
 from ar_collections.channels import route_for
 from ar_collections.forms import (
     ApiTokenForm,
@@ -69,6 +69,7 @@ from ar_collections.models import (
     ImportStatus,
     Invoice,
     InvoiceStatus,
+    PaperDocument,
     PaymentBehaviour,
     PaymentPlan,
     PlanStatus,
@@ -101,10 +102,12 @@ BROKER_WAIT_SECONDS = 2
 # takes its step off the queue where it stands, and a page counted by offset
 # would then skip the steps that moved up.
 QUEUE_ORDER = Keyset("planned_on", "customer__name", "pk")
-# So does the print queue, oldest letter first (as the partial index
-# action_letter_unprinted holds them): letters marked printed or withdrawn
-# leave it where they stand.
-LETTERS_ORDER = Keyset("done_at", "pk")
+# So does the print queue, oldest first (as the partial indexes
+# action_letter_unprinted and paper_unprinted hold them): letters marked
+# printed or withdrawn leave it where they stand. It lists dunning letters and
+# paper copies and statements as one list: queue_kind (0 a letter, 1 a paper
+# document) tells apart two rows of two tables written at the same instant.
+LETTERS_ORDER = Keyset("done_at", "queue_kind", "pk")
 LAST_ACTIONS_ON_CARD = 5
 
 # Who may do what, in the permissions arcrm.roles hands out: every role reads;
@@ -729,23 +732,46 @@ def letter_download(request: HttpRequest, pk: int) -> FileResponse:
 
 @login_required
 @permission_required(WORK, raise_exception=True)
+@require_safe
+def paper_download(request: HttpRequest, pk: int) -> FileResponse:
+    """An invoice copy or statement of the print queue, to print."""
+    document = get_object_or_404(PaperDocument.objects.select_related("customer"), pk=pk)
+    require_act_on(request.user, document.customer)
+    try:
+        handle = document.pdf.open("rb")
+    except FileNotFoundError:
+        raise Http404("The document's PDF is missing from storage.") from None
+    return FileResponse(
+        handle, as_attachment=True, filename=os.path.basename(document.pdf.name),
+        content_type="application/pdf",
+    )
+
+
+@login_required
+@permission_required(WORK, raise_exception=True)
 @require_POST
 def letters_printed(request: HttpRequest) -> HttpResponse:
-    """Mark the ticked letters printed; the queue then shows again from where
-    the form was, with what moved up into their place."""
+    """Mark the ticked letters (and paper copies and statements) printed; the
+    queue then shows again from where the form was, with what moved up into
+    their place."""
     try:
         position = _letters_position(request)
     except BadPosition as error:
         return HttpResponseBadRequest(str(error))
     form = MarkPrintedForm(request.POST)
     if form.is_valid():
-        letters = form.cleaned_data["letters"]
-        for letter in letters:
-            require_act_on(request.user, letter.customer)
-        marked = delivery.letters_mark_printed(letter_ids=[letter.pk for letter in letters],
-                                               actor=request.user)
-        messages.success(request, f"{marked} letter{'' if marked == 1 else 's'} marked as printed.")
-        first = min(letters, key=lambda letter: (letter.done_at, letter.pk))
+        letters, documents = list(form.cleaned_data["letters"]), list(form.cleaned_data["documents"])
+        for item in letters + documents:
+            require_act_on(request.user, item.customer)
+        marked = 0
+        if letters:
+            marked += delivery.letters_mark_printed(letter_ids=[letter.pk for letter in letters],
+                                                    actor=request.user)
+        if documents:
+            marked += paper.documents_mark_posted(document_ids=[d.pk for d in documents], actor=request.user)
+        what = "document" if documents else "letter"
+        messages.success(request, f"{marked} {what}{'' if marked == 1 else 's'} marked as printed.")
+        first = min(letters + documents, key=_place)
         after = _letter_after(request, first)
         if request.htmx:
             return _render_letters(request, position, letters_left=True, focus=after)
@@ -800,6 +826,20 @@ def _left_the_queue(letter: DunningAction) -> str:
             "or what it asked for has been paid.")
 
 
+def _place(item: DunningAction | PaperDocument) -> tuple:
+    """Where a letter or paper document stands in the print queue's order."""
+    return (item.done_at, 1 if isinstance(item, PaperDocument) else 0, item.pk)
+
+
+def _cursor(item: DunningAction | PaperDocument) -> str:
+    item.queue_kind = _place(item)[1]
+    return LETTERS_ORDER.cursor_for(item)
+
+
+def _box_id(item: DunningAction | PaperDocument) -> str:
+    return f"{'document' if isinstance(item, PaperDocument) else 'letter'}-{item.pk}"
+
+
 def _letters_position(request: HttpRequest) -> QueryDict:
     """Where in the print queue the page asking stands: after or before a
     letter, or at the top (empty). The forms and links that lead back to the
@@ -809,7 +849,7 @@ def _letters_position(request: HttpRequest) -> QueryDict:
     position = QueryDict(mutable=True)
     for name in ("after", "before"):
         if cursor := request.GET.get(name):
-            LETTERS_ORDER.cursor_parse(letters_in_queue(), cursor)
+            LETTERS_ORDER.cursor_parse(_letters_for(None), cursor)
             position[name] = cursor
     return position
 
@@ -820,7 +860,8 @@ def _letters_url(position: QueryDict) -> str:
 
 
 def _letters_landing(
-    request: HttpRequest, position: QueryDict, *, letter: DunningAction | None, gone: DunningAction
+    request: HttpRequest, position: QueryDict, *, letter: DunningAction | PaperDocument | None,
+    gone: DunningAction | PaperDocument,
 ) -> str:
     """Where the queue opens without htmx after letters left it, `gone` the
     first of them in the queue's order: at the box of `letter`, the one to go
@@ -830,21 +871,32 @@ def _letters_landing(
     does. At the top of the list, which says so, when no letter is left."""
     if letter is None:
         return reverse("collections:letters") + "#letters"
-    letters = _letters_for(request.user)
+    queue = _queue_for(request.user)
     for where in [position, QueryDict()] if position else [position]:
-        page = LETTERS_ORDER.page(letters, after=where.get("after", ""), before=where.get("before", ""),
-                                  size=PAGE_SIZE)
+        page = LETTERS_ORDER.page_merged(queue, after=where.get("after", ""), before=where.get("before", ""),
+                                         size=PAGE_SIZE)
         if letter in page.items:
-            return _letters_url(where) + f"#letter-{letter.pk}"
-    side = "after" if (letter.done_at, letter.pk) > (gone.done_at, gone.pk) else "before"
+            return _letters_url(where) + f"#{_box_id(letter)}"
+    side = "after" if _place(letter) > _place(gone) else "before"
     where = QueryDict(mutable=True)
-    where[side] = LETTERS_ORDER.cursor_for(gone)
-    return _letters_url(where) + f"#letter-{letter.pk}"
+    where[side] = _cursor(gone)
+    return _letters_url(where) + f"#{_box_id(letter)}"
 
 
 def _letters_for(user) -> QuerySet[DunningAction]:
-    letters = letters_in_queue()
-    return letters if user.has_perm(ACT_ON_ANY) else letters.filter(_theirs(user))
+    """The dunning letters of the print queue this user works (None: everyone's)."""
+    letters = letters_in_queue().annotate(queue_kind=Value(0, output_field=IntegerField()))
+    return letters if user is None or user.has_perm(ACT_ON_ANY) else letters.filter(_theirs(user))
+
+
+def _documents_for(user) -> QuerySet[PaperDocument]:
+    """The paper copies and statements of the print queue this user works."""
+    documents = paper.documents_in_queue()
+    return documents if user.has_perm(ACT_ON_ANY) else documents.filter(_theirs(user))
+
+
+def _queue_for(user) -> list[QuerySet]:
+    return [_letters_for(user), _documents_for(user)]
 
 
 def _theirs(user) -> Q:
@@ -853,14 +905,17 @@ def _theirs(user) -> Q:
     return Q(customer__collector=user) | Q(customer__collector_id__in=covered_by(user))
 
 
-def _letter_after(request: HttpRequest, gone: DunningAction) -> DunningAction | None:
-    """The letter that takes the keyboard once `gone` (and any marked with it)
-    left the queue: the next one in the queue's order, or the one before when
-    it was the last; None when none is left."""
-    letters = _letters_for(request.user)
-    later = Q(done_at__gt=gone.done_at) | Q(done_at=gone.done_at, pk__gt=gone.pk)
-    return (letters.filter(later).order_by("done_at", "pk").first()
-            or letters.exclude(later).order_by("-done_at", "-pk").first())
+def _letter_after(request: HttpRequest, gone: DunningAction | PaperDocument
+                  ) -> DunningAction | PaperDocument | None:
+    """The letter (or paper document) that takes the keyboard once `gone` (and
+    any marked with it) left the queue: the next one in the queue's order, or
+    the one before when it was the last; None when none is left."""
+    queue, cursor = _queue_for(request.user), _cursor(gone)
+    later = LETTERS_ORDER.page_merged(queue, after=cursor, size=1).items
+    # Going back with fewer than a page before, a page shows the first: with
+    # nothing after `gone` and one before, that is the one before.
+    earlier = [] if later else LETTERS_ORDER.page_merged(queue, before=cursor, size=1).items
+    return (later or earlier or [None])[0]
 
 
 def _render_letters(request: HttpRequest, position: QueryDict, *, form: MarkPrintedForm | None = None,
@@ -868,17 +923,22 @@ def _render_letters(request: HttpRequest, position: QueryDict, *, form: MarkPrin
     """The queue. After letters left it, the button pressed is swapped away and
     the focus would fall to the top of the page: the box of the letter `focus`
     takes it, or the list itself when that letter is not on this page or none is left."""
-    letters = _letters_for(request.user).select_related("customer", "step__policy", "recipient")
-    page = LETTERS_ORDER.page(letters, after=position.get("after", ""), before=position.get("before", ""),
-                              size=PAGE_SIZE)
-    ticked = {str(pk) for pk in form["letters"].value() or []} if form else set()
+    queue = [_letters_for(request.user).select_related("customer", "step__policy", "recipient"),
+             _documents_for(request.user).select_related("customer", "invoice")]
+    page = LETTERS_ORDER.page_merged(queue, after=position.get("after", ""),
+                                     before=position.get("before", ""), size=PAGE_SIZE)
+    ticked = ({f"letter-{pk}" for pk in form["letters"].value() or []}
+              | {f"document-{pk}" for pk in form["documents"].value() or []}) if form else set()
     listed = page.items
-    _add_paid_since(listed)
+    for item in listed:
+        item.box_id = _box_id(item)
+    _add_paid_since([item for item in listed if isinstance(item, DunningAction)])
     context = {
-        "page": page, "count": letters.count(), "letters": listed, "form": form, "ticked": ticked,
+        "page": page, "count": sum(rows.count() for rows in queue), "letters": listed, "form": form,
+        "ticked": ticked,
         # A collector's queue holds the letters of their own accounts only: the page says so.
         "yours_only": not request.user.has_perm(ACT_ON_ANY),
-        "focus_letter": focus.pk if letters_left and focus else None,
+        "focus_letter": _box_id(focus) if letters_left and focus else None,
         "focus_list": letters_left and focus not in listed,
         "position": position.urlencode(),
         # A form rejected without htmx shows at the form's address: page links relative to it would ask

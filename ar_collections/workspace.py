@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import capfirst
 
-from ar_collections import outbox, rendering, services, worklist
+from ar_collections import outbox, paper, rendering, services, worklist
 from ar_collections.delivery import (
     charge_waive,
     invoice_copy,
@@ -65,6 +65,7 @@ from ar_collections.models import (
     InvoiceStatus,
     LateCharge,
     MailPurpose,
+    PaperKind,
     PauseKind,
     Payment,
     PaymentMethod,
@@ -194,18 +195,29 @@ def note_add(*, customer: Customer, actor, text: str, invoices: Iterable[Invoice
 
 @transaction.atomic
 def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact, actor, on: dt.date):
-    """E-mail a copy of one invoice (as a PDF) to the contact chosen."""
+    """Send a copy of one invoice (as a PDF) to the contact chosen: e-mailed,
+    or to the print queue for the post when she takes paper (paper.way_to)."""
     require_act_on(actor, customer)
     if invoice.customer_id != customer.pk or contact.customer_id != customer.pk:
         raise ValidationError("The invoice and the contact must belong to this account.")
-    if not contact.email:
-        raise ValidationError({"contact": f"{contact.name} has no e-mail address."})
+    way = paper.way_to(contact)
+    if not way.by:
+        raise ValidationError({"contact": f"The copy cannot be sent: {way.why}."})
     try:
         email, pdf = _invoice_copy(customer, invoice, contact, actor=actor, on=on)
     except (TemplateSyntaxError, rendering.LetterRenderError) as error:
         # The install's wording does not parse, or the PDF cannot be made: say
         # which and send nothing, rather than an error page.
         raise ValidationError(f"The copy could not be written, nothing was sent: {error}") from error
+    if way.by == paper.POST:
+        document = paper.document_queue(customer=customer, kind=PaperKind.INVOICE_COPY, contact=contact,
+                                        pdf=pdf, actor=actor, invoice=invoice)
+        return event_record(
+            customer=customer, kind=EventKind.NOTE, actor=actor, subject=document, invoices=[invoice],
+            summary=f"Copy of invoice {invoice.number} queued for the post to {contact.name}, "
+                    f"{paper.first_line(document.recipient_address)}",
+            details={"to": contact.name, "address": document.recipient_address, "paper": document.pk},
+        )
     message = EmailMultiAlternatives(
         subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL,
         to=[mail_address(contact.name, contact.email)], reply_to=[actor.email] if actor.email else None,

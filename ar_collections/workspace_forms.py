@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from ar_collections import paper
 from ar_collections.models import (
     CallOutcome,
     CollectionRules,
@@ -221,7 +222,32 @@ class NoteForm(_AccountForm):
 
 class CopyForm(_AccountForm):
     invoice = InvoiceChoice()
-    contact = forms.ModelChoiceField(queryset=Contact.objects.none(), label="Send to")
+    contact = forms.ModelChoiceField(
+        queryset=Contact.objects.none(), label="Send to",
+        help_text="By post to a contact who takes paper or has no e-mail address: it waits in the print "
+                  "queue. By e-mail to the others.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Said before choosing: how the copy reaches each contact, or why it cannot.
+        self.fields["contact"].label_from_instance = _contact_way
+
+    def clean_contact(self) -> Contact:
+        contact = self.cleaned_data["contact"]
+        way = paper.way_to(contact)
+        if not way.by:
+            raise forms.ValidationError(f"The copy cannot be sent: {way.why}.")
+        return contact
+
+
+def _contact_way(contact: Contact) -> str:
+    way = paper.way_to(contact)
+    if way.by == paper.POST:
+        return f"{contact.name} · by post to {paper.first_line(contact.postal_address)}"
+    if way.by == paper.EMAIL:
+        return f"{contact.name} · by e-mail to {contact.email}"
+    return f"{contact.name} · cannot be sent: no e-mail or postal address"
 
 
 class StatementForm(_AccountForm):
@@ -231,10 +257,17 @@ class StatementForm(_AccountForm):
         super().__init__(*args, **kwargs)
         # Said before sending: the billing contact of the day, absences applied.
         contact, why = statement_recipient(self.customer, on=self.today)
-        self.fields["note"].help_text = (
-            f"The statement goes to {contact.name} <{contact.email}> as a PDF; the note is quoted word for "
-            "word in the e-mail." if contact else f"It cannot be e-mailed: {why}."
-        )
+        if contact is None:
+            self.fields["note"].help_text = f"It cannot be sent: {why}."
+        elif paper.way_to(contact).by == paper.POST:
+            self.fields["note"].help_text = (
+                f"The statement goes by post to {contact.name}, {paper.first_line(contact.postal_address)}: "
+                "it waits in the print queue. A note cannot go with it: the printed statement has no cover "
+                "letter.")
+        else:
+            self.fields["note"].help_text = (
+                f"The statement goes to {contact.name} <{contact.email}> as a PDF; the note is quoted word "
+                "for word in the e-mail.")
 
 
 class PromiseForm(_AccountForm):

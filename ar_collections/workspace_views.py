@@ -104,7 +104,7 @@ ACTION_LINKS = [
     ("collections:pause_set", "Pause dunning"),
     ("collections:exception_request", "Request an exception"),
     ("collections:invoice_copy", "Re-send a copy"),
-    ("collections:statement_send", "E-mail a statement"),
+    ("collections:statement_send", "Send a statement"),
     ("collections:payment_record", "Record a payment"),
     ("collections:credit_note_record", "Record a credit note"),
 ]
@@ -398,8 +398,11 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
 def invoice_copy(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(customer, form, today, user) -> str:
         data = form.cleaned_data
-        workspace.invoice_copy_send(customer=customer, invoice=data["invoice"], contact=data["contact"],
-                                    actor=user, on=today)
+        event = workspace.invoice_copy_send(customer=customer, invoice=data["invoice"],
+                                            contact=data["contact"], actor=user, on=today)
+        if "paper" in event.details:
+            return (f"Copy of {data['invoice'].number} to {data['contact'].name} is in the print queue "
+                    "for the post.")
         return f"Copy of {data['invoice'].number} e-mailed to {data['contact'].name}."
 
     return _inline_action(request, pk, form_class=CopyForm, slug="copy", title="Re-send an invoice copy",
@@ -413,10 +416,12 @@ def statement_send(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(customer, form, today, user) -> str:
         event = statements.statement_send(customer=customer, actor=user, on=today,
                                           note=form.cleaned_data["note"])
+        if "paper" in event.details:
+            return f"Statement to {event.details['to']} is in the print queue for the post."
         return f"Statement e-mailed to {event.details['to']}."
 
     return _inline_action(request, pk, form_class=StatementForm, slug="statement",
-                          title="E-mail a statement of account", submit="Send statement", perform=perform,
+                          title="Send a statement of account", submit="Send statement", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:statement_send"])
 
 

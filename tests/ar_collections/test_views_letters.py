@@ -262,8 +262,9 @@ def test_the_print_queue_costs_the_same_number_of_queries_for_2_or_20_letters(
     # session, user, role groups, permissions (2), the absences in force (whose
     # accounts this collector covers for), count, letters with customer, step,
     # its policy and recipient, their invoices paid since, their invoices and
-    # the pauses since
-    with django_assert_num_queries(11):
+    # the pauses since; and the paper copies and statements, counted and listed
+    # with the letters in one queue
+    with django_assert_num_queries(13):
         response = client.get(QUEUE)
 
     assert len(response.context["letters"]) == rows

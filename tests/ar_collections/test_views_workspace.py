@@ -494,8 +494,9 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
             "The contact has no e-mail address for a summary.",
         ),
         "empty note": (note, {"text": "   "}, "This field is required."),
-        "copy to a contact without e-mail": (
-            copy, {"invoice": second.pk, "contact": ben.pk}, "Ben Backup has no e-mail address."
+        "copy to a contact without e-mail or postal address": (
+            copy, {"invoice": second.pk, "contact": ben.pk},
+            "Ben Backup has neither an e-mail address nor a postal address on file.",
         ),
         "copy of another account's invoice": (
             copy, {"invoice": elsewhere.pk, "contact": anna.pk}, not_offered
@@ -575,7 +576,7 @@ def bad_posts(customer, anna, invoices, dispute, make_contact, make_customer, ma
 BAD_INPUT = [
     "call without an outcome", "promise on an unanswered call", "half a promise on a call",
     "summary to no one", "summary to a contact without e-mail", "empty note",
-    "copy to a contact without e-mail",
+    "copy to a contact without e-mail or postal address",
     "copy of another account's invoice", "promise above what is owed", "promise in the past",
     "promise beyond the pause limit", "promise years ahead", "promise on an invoice under dispute",
     "plan starting years ahead",

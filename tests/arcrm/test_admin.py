@@ -178,6 +178,7 @@ ADMIN_PERMISSIONS = {
     "collections.ExceptionRequest": (False, False, False),
     "collections.WorkItem": (False, False, False),
     "collections.OutgoingMail": (False, False, False),
+    "collections.PaperDocument": (False, False, False),
     "collections.TimelineEventInvoice": (False, False, False),
     # Accounts: opened here, their card changed on the account page (with before
     # and after); one opened by mistake, with no history yet, can be deleted.
