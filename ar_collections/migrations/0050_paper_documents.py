@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0050_exception_kind_hold_release'),
+        ('collections', '0049_exception_kind_hold_release'),
         ('customers', '0010_collector_absence'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
