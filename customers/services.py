@@ -19,7 +19,7 @@ from django.db import models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from arcrm.dates import add_months, format_day
+from arcrm.dates import DATE_AHEAD_YEARS, add_months, far_ahead, format_day
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, role_of
 from arcrm.text import person_name, shorten
@@ -188,6 +188,16 @@ def absence_add(
     delegate: Contact | None = None,
     note: str = "",
 ) -> ContactAbsence:
+    # A customer's people plan holidays further ahead than our own cover is
+    # arranged: only a year beyond the pages' usual horizon is a mistyped one.
+    today = timezone.localdate()
+    if ends_on < today:
+        raise ValidationError({"ends_on": "This absence ended before today: what was sent then cannot be "
+                                          "routed again; record an absence going on or still to come."})
+    for name, day in (("starts_on", starts_on), ("ends_on", ends_on)):
+        if far_ahead(day, today=today):
+            raise ValidationError({name: f"{format_day(day)} is more than {DATE_AHEAD_YEARS} years ahead: "
+                                         "check the year."})
     with transaction.atomic():
         absence = ContactAbsence(
             contact=contact, starts_on=starts_on, ends_on=ends_on, delegate=delegate, note=note

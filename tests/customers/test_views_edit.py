@@ -909,6 +909,10 @@ def test_the_stand_in_is_chosen_among_the_customers_other_contacts(
     [
         ({"starts_on": "2030-08-15", "ends_on": "2030-08-01"},
          "The absence must end on or after its first day."),
+        ({"starts_on": "2025-07-01", "ends_on": "2025-08-04"},
+         "This absence ended before today: what was sent then cannot be routed again"),
+        ({"starts_on": "2099-08-01", "ends_on": "2099-08-10"}, "1 Aug 2099 is more than 10 years ahead: "
+                                                              "check the year."),
         ({"starts_on": "2030-08-01", "ends_on": ""}, "This field is required."),
         ({"starts_on": "2030-08-01", "ends_on": "2030-08-02", "delegate": "self"},
          "Select a valid choice."),
