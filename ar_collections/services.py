@@ -200,10 +200,12 @@ def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):
                 "invoices", filter=settled & Q(invoices__settled_on__gt=F("invoices__due_date"))
             ),
             avg_late=Avg(days_late, filter=settled),
+            # Weighted by amounts in the account's currency only: without
+            # exchange rates, JPY 900,000 outweighs EUR 1,000 only as a number.
             weighted_late_sum=Sum(
-                days_late * F("invoices__total_amount"), filter=settled, output_field=_WEIGHT
+                days_late * F("invoices__total_amount"), filter=settled & own_currency, output_field=_WEIGHT
             ),
-            settled_amount=Sum("invoices__total_amount", filter=settled, output_field=_WEIGHT),
+            settled_amount=Sum("invoices__total_amount", filter=settled & own_currency, output_field=_WEIGHT),
             avg_late_90=Avg(days_late, filter=last_90),
             avg_late_365=Avg(days_late, filter=last_365),
             # Counted in the account's currency, as the amounts the page sets
@@ -257,10 +259,11 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date, record: bool) -> Non
             invoices_settled=c.n_settled,
             invoices_settled_late=c.n_settled_late,
             avg_days_late=_days(c.avg_late) or Decimal("0"),
+            # An account paid only in other currencies weighs every invoice alike.
             weighted_days_late=(
                 (Decimal(c.weighted_late_sum) / settled_amount).quantize(_DAYS)
                 if settled_amount
-                else Decimal("0")
+                else _days(c.avg_late) or Decimal("0")
             ),
             share_paid_late=(
                 (Decimal(c.n_settled_late) / c.n_settled).quantize(Decimal("0.0001"))

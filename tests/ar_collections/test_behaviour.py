@@ -198,3 +198,26 @@ def test_a_customer_of_six_calendar_months_has_history_enough(make_customer, mak
 
     customer.refresh_from_db()
     assert customer.segment == Segment.PROMPT, customer.segment_reason
+
+
+def test_lateness_is_weighted_by_amounts_in_the_accounts_currency_only(customer, make_invoice):
+    """JPY 900,000 outweighs EUR 1,000 only as a number: without exchange rates
+    the weights are the account's own currency's amounts."""
+    make_invoice(customer, issued=D(2026, 1, 1), due=D(2026, 1, 31), amount="1000.00", paid_on=D(2026, 2, 10))
+    make_invoice(customer, issued=D(2026, 2, 1), due=D(2026, 3, 3), amount="900000", currency="JPY",
+                 paid_on=D(2026, 3, 3))
+
+    behaviour_refresh(on=ON)
+
+    b = PaymentBehaviour.objects.get(customer=customer)
+    assert b.avg_days_late == Decimal("5.00")  # (10 + 0) / 2: a count weighs every invoice alike
+    assert b.weighted_days_late == Decimal("10.00")  # the EUR invoice's 10 days, not 10×1,000 / 901,000
+
+
+def test_an_account_paid_only_in_other_currencies_weighs_its_lateness_evenly(customer, make_invoice):
+    make_invoice(customer, issued=D(2026, 1, 1), due=D(2026, 1, 31), amount="500.00", currency="USD",
+                 paid_on=D(2026, 2, 6))
+
+    behaviour_refresh(on=ON)
+
+    assert PaymentBehaviour.objects.get(customer=customer).weighted_days_late == Decimal("6.00")
