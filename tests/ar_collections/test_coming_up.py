@@ -38,8 +38,8 @@ def day(n: int) -> dt.date:
 def book(make_customer, make_contact, make_invoice, collector):
     """Three accounts whose nights are known (the default ladders):
     - Acme (prompt payer), EUR 500 due 3 Aug: the e-mail on 6 Aug (due + 3);
-      it asks for payment by 16 Aug, so the letter comes on 17 Aug (due + 14),
-      by post.
+      it asks for payment by 16 Aug, a Saturday, so by Monday 18 Aug, and the
+      letter comes on 19 Aug (due + 16), by post.
     - Bolt (new customer), EUR 300 and USD 80 due 4 Aug: the e-mail today
       (due + 1), then the call task on 14 Aug (due + 10).
     - Crane (prompt payer), EUR 10 due 1 Aug: below the EUR 25 minimum, nothing."""
@@ -66,7 +66,7 @@ def steps_by_day(days: list[simulator.Day]) -> set[tuple[str, int, dt.date]]:
     return {(p.customer.name, p.step.position, d.day) for d in days for p in d.steps}
 
 
-def projected(days: int = 14, book_ladders=None) -> list[simulator.Day]:
+def projected(days: int = 15, book_ladders=None) -> list[simulator.Day]:
     book_ladders = book_ladders or ladders()
     return simulator.project(simulator.book_read(today=TODAY, ladders=book_ladders), book_ladders, days=days)
 
@@ -74,14 +74,14 @@ def projected(days: int = 14, book_ladders=None) -> list[simulator.Day]:
 def test_each_step_falls_on_the_night_its_ladder_gives(book):
     assert steps_by_day(projected()) == {
         ("Bolt Supplies", 1, day(0)), ("Acme Tools", 1, day(1)),
-        ("Bolt Supplies", 2, day(9)), ("Acme Tools", 2, day(12)),
+        ("Bolt Supplies", 2, day(9)), ("Acme Tools", 2, day(14)),
     }
 
 
 def test_the_projection_agrees_with_what_the_runs_then_plan(book):
     expected = steps_by_day(projected())
 
-    for n in range(14):
+    for n in range(15):
         with frozen(day(n)):
             run_plan(run=run_start(run_date=day(n)))
             # Carried out that day, as the projection takes them: sent, and letters posted.
@@ -97,7 +97,7 @@ def test_the_projection_agrees_with_what_the_runs_then_plan(book):
 def test_a_day_counts_its_steps_by_channel_and_its_money_by_currency(book):
     nights = projected()
 
-    today, tomorrow, call_day, letter_day = nights[0], nights[1], nights[9], nights[12]
+    today, tomorrow, call_day, letter_day = nights[0], nights[1], nights[9], nights[14]
     assert dict((kind, n) for kind, _, n in today.counts)[Channel.EMAIL] == 1
     assert today.money == [("EUR", Decimal("300.00")), ("USD", Decimal("80.00"))]
     assert tomorrow.money == [("EUR", Decimal("500.00"))]
@@ -113,7 +113,7 @@ def test_once_todays_run_has_started_the_nights_begin_tomorrow(book):
 
     assert nights[0].day == day(1)
     assert steps_by_day(nights) == {
-        ("Acme Tools", 1, day(1)), ("Bolt Supplies", 2, day(9)), ("Acme Tools", 2, day(12)),
+        ("Acme Tools", 1, day(1)), ("Bolt Supplies", 2, day(9)), ("Acme Tools", 2, day(14)),
     }
 
 
@@ -139,17 +139,17 @@ def test_a_step_waiting_for_a_collectors_review_holds_its_account_back(book):
 def test_the_page_shows_each_nights_steps_and_says_what_it_assumes(client, manager, book):
     client.force_login(manager)
 
-    response = client.get(URL, {"days": 14})
+    response = client.get(URL, {"days": 30})
 
     assert response.status_code == 200
     text = response.content.decode()
     assert "if nobody paid, replied or was paused meanwhile" in text
     assert "What this projection assumes" in text
-    row = _row(text, "now", day(12))
+    row = _row(text, "now", day(14))
     assert "Prompt payers · step 2 (pdf letter)" in row
     assert "EUR 500.00" in row or "€500.00" in row or "500.00" in row
     assert "Carla Collins: 1" in _row(text, "now", day(9))
-    assert f'id="coming-up-now-{day(14):%Y-%m-%d}"' not in text
+    assert f'id="coming-up-now-{day(30):%Y-%m-%d}"' not in text
 
 
 def test_the_page_shows_seven_days_unless_asked_for_more(client, manager, book):
