@@ -109,7 +109,8 @@ def test_a_customer_is_not_sent_a_step_again_after_its_cycle_is_closed_in_the_ad
     response = admin_client.post(url, {"customer": emailed.pk, "number": cycle.number,
                                        "opened_on": cycle.opened_on, "closed_on": DUE + dt.timedelta(days=3),
                                        "cause": "", "cause_noted_by": "", "invoices_resent_on": ""})
-    chase(DUE + dt.timedelta(days=14))
+    # The day after the e-mail's pay-by date (Sunday 15 Mar, so Monday 16 Mar).
+    chase(DUE + dt.timedelta(days=15))
 
     # The ladder's second step, the letter, in the same cycle: not the first e-mail over again.
     assert [s[0] for s in steps_taken(emailed)] == [1, 2]

@@ -551,7 +551,8 @@ def mid_ladder(make_account):
     """A prompt payer who has had the prompt ladder's steps 1 (e-mail) and 2 (letter)."""
     customer = make_account(Segment.PROMPT)
     chase(DUE + dt.timedelta(days=3))
-    chase(DUE + dt.timedelta(days=14))
+    # The day after the e-mail's pay-by date (Sunday 15 Mar, so Monday 16 Mar).
+    chase(DUE + dt.timedelta(days=15))
     assert [s[0] for s in steps_taken(customer)] == [1, 2]
     return customer
 
@@ -990,7 +991,7 @@ def taken_with_fee(make_account) -> DunningStep:
     StepFee.objects.create(step=letter, currency="EUR", amount=Decimal("15.00"))
     make_account(Segment.PROMPT)
     chase(DUE + dt.timedelta(days=3))
-    chase(DUE + dt.timedelta(days=14))
+    chase(DUE + dt.timedelta(days=15))  # the day after the e-mail's pay-by date, a Sunday moved to Monday
     assert letter.is_taken()
     return letter
 
