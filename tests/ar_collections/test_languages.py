@@ -255,19 +255,20 @@ def test_a_dunning_e_mail_is_written_in_the_contact_s_language_in_its_tone(langu
 
 # --- a letter, through delivery ------------------------------------------------
 
+# Sent on Thursday 5 Mar with ten days to pay: Sunday 15 Mar, so Monday 16 Mar.
 LETTER_SAYS = {
     "nl": ["Acme Tools", "Main Street 1", "Klantnummer", "Hebben onze facturen", "Geachte Anna Clerk,",
-           "500,00 EUR", "700,00 EUR", "Te betalen 1.200,00 EUR", "Uiterste betaaldatum: 15-03-2026",
-           "uiterlijk 15 maart 2026", "carla"],
+           "500,00 EUR", "700,00 EUR", "Te betalen 1.200,00 EUR", "Uiterste betaaldatum: 16-03-2026",
+           "uiterlijk 16 maart 2026", "carla"],
     "fr": ["Acme Tools", "Main Street 1", "Numéro client", "Avez-vous bien reçu nos factures",
            "Bonjour Anna Clerk,", "500,00 EUR", "700,00 EUR", "Total à payer 1 200,00 EUR",
-           "Date limite de paiement : 15/03/2026", "au plus tard le 15 mars 2026", "carla"],
+           "Date limite de paiement : 16/03/2026", "au plus tard le 16 mars 2026", "carla"],
     "es": ["Acme Tools", "Main Street 1", "Número de cliente", "Ha recibido nuestras facturas",
            "Estimado/a Anna Clerk:", "500,00 EUR", "700,00 EUR", "Importe a pagar 1.200,00 EUR",
-           "Fecha límite de pago: 15/03/2026", "a más tardar el 15 de marzo de 2026", "carla"],
+           "Fecha límite de pago: 16/03/2026", "a más tardar el 16 de marzo de 2026", "carla"],
     "it": ["Acme Tools", "Main Street 1", "Codice cliente", "Avete ricevuto le nostre fatture",
            "Gentile Anna Clerk,", "500,00 EUR", "700,00 EUR", "Totale da pagare 1.200,00 EUR",
-           "Da pagare entro: 15/03/2026", "entro il 15 marzo 2026", "carla"],
+           "Da pagare entro: 16/03/2026", "entro il 16 marzo 2026", "carla"],
 }
 
 

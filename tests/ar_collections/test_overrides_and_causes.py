@@ -116,7 +116,8 @@ def behind(make_customer, make_invoice):
 
 def test_a_customer_who_cannot_pay_is_escalated_on_the_fast_ladder(behind, collector):
     cause_record(customer=behind, cause=MissCause.CANNOT_PAY, actor=collector, on=dt.date(2026, 3, 6))
-    run_plan(run=run_start(run_date=dt.date(2026, 3, 16)))
+    # The day after the e-mail's pay-by date (Sunday 15 Mar, so Monday 16 Mar).
+    run_plan(run=run_start(run_date=dt.date(2026, 3, 17)))
 
     steps = list(DunningAction.objects.filter(customer=behind).order_by("planned_on")
                  .values_list("step__policy__segment", "step__position"))

@@ -597,10 +597,10 @@ def test_the_account_page_costs_the_same_queries_for_10_or_10000_events(
     # open invoices, charges owed, credit notes and
     # payments left to apply (the newest, and the totals), write-offs, the Dunning card (open cycle,
     # last steps, pauses in force), the ladders (policies, steps, minimums), the
-    # preview (cycle, open invoices, pauses, last contact, invoice copies since the
-    # last cycle), the commitments (promises, plans, disputes, exception requests),
-    # role groups
-    with django_assert_num_queries(33):
+    # preview (cycle, open invoices, pauses, last contact, the office's holidays for
+    # its pay-by date, invoice copies since the last cycle), the commitments (promises,
+    # plans, disputes, exception requests), role groups
+    with django_assert_num_queries(34):
         response = client.get(page_url(busy_account))
 
     assert len(shown(response)) == min(PAGE_SIZE, count)
