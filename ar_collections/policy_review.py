@@ -33,8 +33,6 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
-    Func,
-    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -58,7 +56,7 @@ from ar_collections.models import (
     PlanStatus,
 )
 from ar_collections.numbers import Scope
-from arcrm.db import MONEY
+from arcrm.db import MONEY, DaysBetween
 from arcrm.money import ZERO, quantize
 
 PERIOD_DAYS = (30, 90, 180, 365)
@@ -154,26 +152,6 @@ def judge(*, notices: int, share: Decimal | None) -> str:
     if share < WORKS_FROM:
         return WATCH
     return WORKS
-
-
-class DaysBetween(Func):
-    """Whole days from the date in one expression to the date in another."""
-
-    output_field = IntegerField()
-
-    def __init__(self, later, earlier) -> None:
-        super().__init__(later, earlier)
-
-    def as_sql(self, compiler, connection, **extra):
-        (later_sql, later_params), (earlier_sql, earlier_params) = (
-            compiler.compile(e) for e in self.source_expressions
-        )
-        if connection.vendor == "postgresql":
-            return f"(({later_sql})::date - ({earlier_sql})::date)", (*later_params, *earlier_params)
-        return (
-            f"CAST(ROUND(julianday({later_sql}) - julianday({earlier_sql})) AS INTEGER)",
-            (*later_params, *earlier_params),
-        )
 
 
 def notice_day(prefix: str = "") -> Case:

@@ -720,14 +720,7 @@ def letter_download(request: HttpRequest, pk: int) -> FileResponse:
         DunningAction.objects.select_related("customer").exclude(letter_pdf=""), pk=pk
     )
     require_act_on(request.user, letter.customer)
-    try:
-        handle = letter.letter_pdf.open("rb")
-    except FileNotFoundError:
-        raise Http404("The letter's PDF is missing from storage.") from None
-    return FileResponse(
-        handle, as_attachment=True, filename=os.path.basename(letter.letter_pdf.name),
-        content_type="application/pdf",
-    )
+    return _pdf_download(letter.letter_pdf, missing="The letter's PDF is missing from storage.")
 
 
 @login_required
@@ -737,14 +730,17 @@ def paper_download(request: HttpRequest, pk: int) -> FileResponse:
     """An invoice copy or statement of the print queue, to print."""
     document = get_object_or_404(PaperDocument.objects.select_related("customer"), pk=pk)
     require_act_on(request.user, document.customer)
+    return _pdf_download(document.pdf, missing="The document's PDF is missing from storage.")
+
+
+def _pdf_download(pdf, *, missing: str) -> FileResponse:
+    """A stored PDF (a file field's file) as a download; 404 saying `missing` if storage lost it."""
     try:
-        handle = document.pdf.open("rb")
+        handle = pdf.open("rb")
     except FileNotFoundError:
-        raise Http404("The document's PDF is missing from storage.") from None
-    return FileResponse(
-        handle, as_attachment=True, filename=os.path.basename(document.pdf.name),
-        content_type="application/pdf",
-    )
+        raise Http404(missing) from None
+    return FileResponse(handle, as_attachment=True, filename=os.path.basename(pdf.name),
+                        content_type="application/pdf")
 
 
 @login_required
