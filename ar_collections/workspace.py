@@ -1787,7 +1787,7 @@ def _fee_waivers_close(requests: list[ExceptionRequest], *, invoice: Invoice, ac
         asked.status_before = ExceptionStatus.PENDING
         _decision_record(asked, actor, kind=EventKind.EXCEPTION, asker=asked.requested_by,
                          invoices=[asked.invoice] if asked.invoice else [],
-                         what=f"Exception ({asked.get_kind_display().lower()})")
+                         what=f"Exception ({_kind_said(asked)})")
 
 
 def write_off_charges(invoice: Invoice):
@@ -1941,6 +1941,13 @@ DATED_EXCEPTIONS = {
 }
 
 
+def _kind_said(request: ExceptionRequest) -> str:
+    """What a request asks, as running text: lower case but for its
+    abbreviations ("lift the credit hold or C.O.D.")."""
+    label = request.get_kind_display()
+    return label[:1].lower() + label[1:]
+
+
 @transaction.atomic
 def exception_request(
     *,
@@ -1969,7 +1976,7 @@ def exception_request(
         what = f"invoice {invoice.number}" if invoice else "the whole account"
         until = f" until {format_day(waiting.pause_until)}" if waiting.pause_until else ""
         raise ValidationError(
-            f"A request ({waiting.get_kind_display().lower()}{until}) for {what} already waits for a "
+            f"A request ({_kind_said(waiting)}{until}) for {what} already waits for a "
             f"manager, asked on {format_day(waiting.requested_on)}: a manager decides it first."
         )
     if kind == ExceptionKind.HOLD_RELEASE:
@@ -1994,7 +2001,7 @@ def exception_request(
     event_record(
         customer=customer, kind=EventKind.EXCEPTION, actor=actor, subject=request,
         invoices=[invoice] if invoice else [],
-        summary=f"Exception requested: {request.get_kind_display().lower()}{until} — {reason.strip()}",
+        summary=f"Exception requested: {_kind_said(request)}{until} — {reason.strip()}",
         details={"kind": kind, "reason": request.reason,
                  "pause_until": pause_until.isoformat() if request.pause_until else None},
     )
@@ -2035,7 +2042,7 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
                      "asked")
     _decision_record(locked, manager, kind=EventKind.EXCEPTION, asker=locked.requested_by,
                      invoices=[locked.invoice] if locked.invoice else [],
-                     what=f"Exception ({locked.get_kind_display().lower()})", terms=terms,
+                     what=f"Exception ({_kind_said(locked)})", terms=terms,
                      before={"until": locked.pause_until.isoformat()} if dated else {},
                      after={"until": granted.isoformat() if granted else None} if dated else {})
     if approve and locked.kind == ExceptionKind.FEE_WAIVER:

@@ -306,6 +306,8 @@ def test_a_manager_approving_the_request_lifts_the_hold_and_ends_the_item(
     assert item.status == WorkStatus.DONE
     changed = TimelineEvent.objects.filter(customer=on_hold, kind=EventKind.ACCOUNT_CHANGED).latest("pk")
     assert (changed.actor, changed.details["after"]) == (manager, {"on_credit_hold": False})
+    decided = TimelineEvent.objects.filter(customer=on_hold, kind=EventKind.EXCEPTION).latest("pk")
+    assert decided.summary.startswith("Exception (lift the credit hold or C.O.D.) approved by ")
 
 
 def test_a_rejected_request_leaves_the_hold_on(on_hold, manager, collector, overdue):
