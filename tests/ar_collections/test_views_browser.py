@@ -84,7 +84,7 @@ def test_a_collector_reviews_a_step_and_clears_the_print_queue_in_place(page, ac
     expect(page.get_by_role("heading", name="Dunning runs")).to_be_visible()
     expect(page.locator("#runs tbody tr")).to_have_count(1)
     page.screenshot(path=ARTIFACTS / "collections-runs.png", full_page=True)
-    page.get_by_role("link", name="Review").click()
+    page.get_by_role("link", name="Review", exact=True).click()  # not "Policy review"
     page.evaluate("window.notReloaded = true")
 
     item = page.locator("article.queue-item", has_text="Acme Tools")
