@@ -1004,12 +1004,14 @@ def order_gaps_wanted(*, on: dt.date) -> list[WorkItem]:
     for rhythm in rhythms.values():
         if not rhythm.is_gap(on=on):
             continue
+        last = rhythm.last_order_on
         items.append(WorkItem(
             kind=WorkKind.ORDER_GAP, key=_order_gap_key(rhythm.customer_id, rhythm.last_order_on),
             customer_id=rhythm.customer_id, assignee_id=rhythm.collector_id, due_on=on,
-            title=f"No order for {rhythm.days_since(on=on)} days, since "
-            f"{format_day(rhythm.last_order_on, year=False)} (usually every {rhythm.interval}): "
-            "ask how they are",
+            # No count of days: the title is written once and read for weeks
+            # (and quoted when the item closes), so "for 52 days" would age.
+            title=f"No order since {format_day(last, year=last.year != on.year)}"
+            f" (usually every {rhythm.interval} days): ask how they are",
         ))
     return items
 

@@ -53,7 +53,18 @@ def test_an_account_quiet_for_52_days_that_orders_every_30_goes_to_its_collector
 
     item = gap_items().get()
     assert item.customer == customer and item.assignee == collector and item.status == WorkStatus.OPEN
-    assert item.title == "No order for 52 days, since 14 Jun (usually every 30): ask how they are"
+    assert item.title == "No order since 14 Jun (usually every 30 days): ask how they are"
+
+
+def test_a_gap_running_from_last_year_names_the_year_of_the_last_order(make_customer, make_invoice):
+    customer = make_customer()
+    # Quarterly orders, the last on 20 Dec 2024: 228 days quiet by 5 Aug 2025.
+    ordered(make_invoice, customer, last=dt.date(2024, 12, 20), every=90, orders=5)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert gap_items(customer).get().title == (
+        "No order since 20 Dec 2024 (usually every 90 days): ask how they are")
 
 
 def test_the_learned_interval_is_the_median_gap_of_the_last_twelve_order_days(make_customer, make_invoice):
@@ -87,7 +98,7 @@ def test_an_interval_set_on_the_account_card_wins_over_the_learned_one(make_cust
 
     assert not gap_items(learned_says_gap).exists()
     assert gap_items(learned_says_fine).get().title == (
-        "No order for 30 days, since 6 Jul (usually every 10): ask how they are")
+        "No order since 6 Jul (usually every 10 days): ask how they are")
 
 
 def test_an_interval_set_on_the_card_needs_no_history(make_customer, make_invoice):
@@ -119,7 +130,7 @@ def test_a_new_invoice_closes_the_item_and_the_next_gap_is_a_new_item(
     with frozen(later):
         worklist.worklist_refresh(on=later)
     assert gap_items(customer).filter(status=WorkStatus.OPEN).get().title.startswith(
-        "No order for 60 days, since 5 Aug (usually every 30)")
+        "No order since 5 Aug (usually every 30 days)")
 
 
 def test_an_item_ticked_off_stays_done_while_the_same_gap_goes_on(make_customer, make_invoice, collector):
@@ -181,7 +192,7 @@ def test_the_item_is_on_the_collectors_worklist(client, make_customer, make_invo
     page = client.get(reverse("collections:worklist")).content.decode()
 
     assert "No order for longer than usual" in page
-    assert "No order for 52 days, since 14 Jun (usually every 30): ask how they are" in page
+    assert "No order since 14 Jun (usually every 30 days): ask how they are" in page
 
 
 def test_the_account_page_says_the_rhythm_and_the_gap(client, make_customer, make_invoice, collector):
