@@ -86,7 +86,7 @@ def cover_end(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _render(request: HttpRequest, form: CoverForm, *, status: int | None = None) -> HttpResponse:
     today = timezone.localdate()
-    absences = (CollectorAbsence.objects.standing().filter(ends_on__gte=today)
+    absences = (CollectorAbsence.objects.not_over(on=today)
                 .select_related("user", "stand_in", "recorded_by").order_by("starts_on", "pk"))
     manager = request.user.has_perm("customers.act_on_any_customer")
     absences = list(absences)

@@ -471,13 +471,25 @@ class TimelineEvent(models.Model):
         super().save(*args, **kwargs)
 
 
+# An absence ended on its first day keeps that day as its last (the stand-in
+# may have worked the accounts that morning, and the record must say they
+# were allowed to), but it is over from the moment it was ended: the absent
+# person is back, and their list and accounts are theirs again at once.
+ENDED_ON_ITS_LAST_DAY = Q(ended_at__date=models.F("ends_on"))
+
+
 class CollectorAbsenceQuerySet(models.QuerySet):
     def standing(self) -> CollectorAbsenceQuerySet:
         """Absences not called off before they began."""
         return self.filter(cancelled=False)
 
     def in_force(self, *, on: dt.date) -> CollectorAbsenceQuerySet:
-        return self.standing().filter(starts_on__lte=on, ends_on__gte=on)
+        return self.standing().filter(starts_on__lte=on, ends_on__gte=on).exclude(
+            ENDED_ON_ITS_LAST_DAY, ends_on=on)
+
+    def not_over(self, *, on: dt.date) -> CollectorAbsenceQuerySet:
+        """In force on `on` or still to come."""
+        return self.standing().filter(ends_on__gte=on).exclude(ENDED_ON_ITS_LAST_DAY, ends_on=on)
 
     def overlapping(self, *, starts_on: dt.date, ends_on: dt.date) -> CollectorAbsenceQuerySet:
         return self.standing().filter(starts_on__lte=ends_on, ends_on__gte=starts_on)

@@ -328,7 +328,8 @@ def absence_end(*, absence: CollectorAbsence, actor: User, on: dt.date | None = 
     with transaction.atomic():
         locked = CollectorAbsence.objects.select_for_update().select_related("user", "stand_in").get(
             pk=absence.pk)
-        if locked.cancelled or locked.ends_on < on:
+        # Ended once already (early, or on its first day): over.
+        if locked.cancelled or locked.ends_on < on or locked.ended_at is not None:
             raise ValidationError("This absence is already over.")
         before = _absence_cover_fields(locked)
         if locked.starts_on > on:
@@ -337,10 +338,11 @@ def absence_end(*, absence: CollectorAbsence, actor: User, on: dt.date | None = 
                     "called off")
         elif locked.starts_on == on:
             # Begun this morning: the stand-in may have worked the accounts
-            # already, so it stays on record, ending tonight, not called off.
+            # already, so it stays on record with today as its last day, not
+            # called off; it is over from now (ENDED_ON_ITS_LAST_DAY).
             said = (f"{person_name(locked.user)} back on {format_day(on)}, the first day away (away until "
-                    f"{format_day(locked.ends_on)} was recorded); {person_name(locked.stand_in)} covers "
-                    "until the end of the day")
+                    f"{format_day(locked.ends_on)} was recorded); {person_name(locked.stand_in)} covered "
+                    "until now and no longer covers")
             locked.ends_on = on
         else:
             said = (f"{person_name(locked.user)} back on {format_day(on)} (away until "

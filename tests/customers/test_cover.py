@@ -229,6 +229,27 @@ def test_ending_an_absence_on_its_first_day_keeps_it_on_record_to_the_end_of_the
     assert (ended.cancelled, ended.starts_on, ended.ends_on) == (False, TODAY, TODAY)
 
 
+def test_ending_an_absence_on_its_first_day_gives_the_accounts_back_at_once_and_only_once(
+    collector, other_collector, make_customer
+):
+    account = make_customer(collector=collector)
+    absence = record(collector, other_collector, starts_on=TODAY)
+    assert can_act_on(fresh(other_collector), account)
+
+    services.absence_end(absence=absence, actor=collector)
+
+    assert not can_act_on(fresh(other_collector), account)
+    assert cover.stand_ins(on=TODAY) == {}
+    assert not CollectorAbsence.objects.not_over(on=TODAY).exists()
+    event = TimelineEvent.objects.filter(customer=account, subject_id=absence.pk).order_by("pk").last()
+    assert event.summary == ("Cover: carla back on 3 Dec 2025, the first day away (away until 12 Dec 2025 "
+                             "was recorded); otto covered until now and no longer covers")
+    with pytest.raises(ValidationError) as refused:
+        services.absence_end(absence=absence, actor=collector)
+    assert refused.value.messages == ["This absence is already over."]
+    assert TimelineEvent.objects.filter(customer=account, subject_id=absence.pk).count() == 2
+
+
 def test_an_absence_already_over_cannot_be_ended_again(collector, other_collector):
     absence = record(collector, other_collector, starts_on=TODAY - dt.timedelta(days=3))
     services.absence_end(absence=absence, actor=collector)
