@@ -105,6 +105,9 @@ def step_as_sent(step_action: str, channel: str) -> str:
         return label
     if step_action == StepAction.ESCALATE_PRINCIPAL:
         return f"{label}, {_BY[channel]}"
+    if step_action == StepAction.LETTER and channel == Channel.EMAIL:
+        # The letter itself goes, as the e-mail's PDF: it is no e-mail step.
+        return f"{label}, e-mailed as an attachment"
     return f"{label} step, {_SENT_AS[channel]}"
 
 

@@ -37,7 +37,7 @@ from django_htmx.http import trigger_client_event
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from ar_collections import api, delivery, dunning, imports, paper, services
-from ar_collections.channels import route_for
+from ar_collections.channels import route_for, step_as_sent
 from ar_collections.forms import (
     ApiTokenForm,
     ApprovalForm,
@@ -1043,6 +1043,8 @@ def dunning_card_context(
             :LAST_ACTIONS_ON_CARD
         ]
     )
+    for action in actions:
+        action.as_sent = step_as_sent(action.step.action, action.channel)
     pauses = list(
         customer.dunning_pauses.active(on=today).select_related("invoice", "owner")
         .order_by("ends_on", "pk")

@@ -158,7 +158,7 @@ def test_an_account_without_contacts_gets_a_call_task(account):
     (StepAction.EMAIL, Channel.EMAIL, "E-mail"),
     (StepAction.EMAIL, "", "E-mail"),
     (StepAction.EMAIL, Channel.LETTER, "E-mail step, sent as a letter"),
-    (StepAction.LETTER, Channel.EMAIL, "PDF letter step, sent as an e-mail"),
+    (StepAction.LETTER, Channel.EMAIL, "PDF letter, e-mailed as an attachment"),
     (StepAction.LETTER, Channel.PHONE, "PDF letter step, made a call task for the collector"),
     (StepAction.CALL_TASK, Channel.PHONE, "Call task for the collector"),
     (StepAction.ESCALATE_PRINCIPAL, Channel.LETTER, "Escalate to the principal, by letter"),

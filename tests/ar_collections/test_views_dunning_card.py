@@ -71,6 +71,7 @@ def test_the_card_shows_the_cycle_its_cause_the_last_steps_and_the_pauses(
     DunningAction.objects.create(
         run=run, cycle=cycle, customer=customer, step=second, status=ActionStatus.SKIPPED,
         planned_on=dt.date(2025, 8, 1), pay_by=dt.date(2025, 8, 11), skip_reason="Paid by phone",
+        channel="email",
     )
     invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-PAUSED")
     DunningPause.objects.create(
@@ -92,7 +93,8 @@ def test_the_card_shows_the_cycle_its_cause_the_last_steps_and_the_pauses(
 
     for text in [
         'id="dunning"', "open since 20 Jul 2025", "Red tape", "(noted by carla)",
-        "20 Jul 2025 · E-mail", "Done", "1 Aug 2025 · PDF letter", "Skipped", "Paid by phone",
+        "20 Jul 2025 · E-mail <span", "Done", "1 Aug 2025 · PDF letter, e-mailed as an attachment",
+        "Skipped", "Paid by phone",
         "Promise to pay", "INV-PAUSED", "until 15 Aug 2025", "Pays on the 15th",
     ]:
         assert text in html, text
