@@ -433,7 +433,7 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     notice = replace(notice, copies_attached=bool(copies))
     email = rendering.render_email(notice)
     what = TONE_NAMES[Tone(step.tone)]
-    count, amounts = len(lines), _amounts(lines)
+    count, amounts = len(lines), _amounts(lines) + _charges_asked(notice)
     details = {
         "channel": channel, "recipient": contact.pk, "recipient_name": contact.name,
         "subject": email.subject, "text": email.text, "channel_note": note,
@@ -1662,6 +1662,18 @@ def _totals(lines: list[_Line]) -> list[tuple[str, Decimal]]:
 
 def _amounts(lines: list[_Line]) -> str:
     return format_amounts(_totals(lines))
+
+
+def _charges_asked(notice) -> str:
+    """What a notice asked for beyond its invoices, for its timeline line:
+    ", with late fees and interest EUR 80.00 (EUR 30,999.92 in all)", or ""
+    when it asked for no charge (the line's amount is then all it asked)."""
+    asked = rendering.totals(notice)
+    charged = [(t.currency, t.charges) for t in asked if t.charges]
+    if not charged:
+        return ""
+    return (f", with late fees and interest {format_amounts(charged)} "
+            f"({format_amounts((t.currency, t.due) for t in asked)} in all)")
 
 
 def _lines_details(lines: list[_Line]) -> list[dict]:

@@ -286,6 +286,9 @@ def test_a_notice_listing_only_gbp_invoices_is_charged_the_step_s_gbp_fee(
     assert "EUR" not in text
     event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING, subject_id=letter.pk)
     assert "no late fee" not in event.summary
+    # The timeline says what the letter asked, the fee with the invoices.
+    assert ("2 invoices, GBP 1,200.00, with late fees and interest GBP 35.00 (GBP 1,235.00 in all), "
+            "pay by") in event.summary
 
 
 def test_a_notice_listing_several_currencies_carries_one_fee_per_currency_the_step_has_a_fee_in(
