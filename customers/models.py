@@ -346,7 +346,24 @@ class Contact(models.Model):
         return self
 
 
+# A contact away longer than this has left the post rather than gone on leave
+# (a year of parental leave still fits): their mail should go to whoever
+# holds it now, made the billing contact or principal on the account, not to a
+# stand-in named once and forgotten. Counting both days, as the page shows them.
+CONTACT_ABSENCE_DAYS_AT_MOST = 366
+
+
+class ContactAbsenceQuerySet(models.QuerySet):
+    def overlapping(self, *, starts_on: dt.date, ends_on: dt.date) -> ContactAbsenceQuerySet:
+        """Absences with at least one day from `starts_on` to `ends_on`."""
+        return self.filter(starts_on__lte=ends_on, ends_on__gte=starts_on)
+
+
 class ContactAbsence(models.Model):
+    """A contact away for some days, and whom to write to instead. The rules
+    live in clean(), which the account page's form, the admin's forms and
+    services.absence_add (under the customer's lock) all run: one rule."""
+
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="absences")
     starts_on = models.DateField()
     ends_on = models.DateField()
@@ -359,6 +376,8 @@ class ContactAbsence(models.Model):
         help_text="Whom to write to instead while this contact is away.",
     )
     note = models.CharField(max_length=200, blank=True)
+
+    objects = ContactAbsenceQuerySet.as_manager()
 
     class Meta:
         ordering = ["starts_on"]
@@ -379,6 +398,32 @@ class ContactAbsence(models.Model):
                 raise ValidationError({"delegate": "A contact cannot stand in for itself."})
             if self.delegate.customer_id != self.contact.customer_id:
                 raise ValidationError({"delegate": "The stand-in must be a contact of the same customer."})
+        if not (self.starts_on and self.ends_on and self.contact_id):
+            return
+        days = (self.ends_on - self.starts_on).days + 1
+        if days > CONTACT_ABSENCE_DAYS_AT_MOST:
+            raise ValidationError({"ends_on": (
+                f"An absence lasts at most {CONTACT_ABSENCE_DAYS_AT_MOST} days; this one is {days:,} "
+                f"({self._days()}). Someone away longer has left the post: make whoever holds it now "
+                "the account's billing contact or principal instead.")})
+        others = ContactAbsence.objects.overlapping(starts_on=self.starts_on, ends_on=self.ends_on)
+        # One absence a day, so that who is written to on a day is never a
+        # matter of which of two absences wins.
+        clash = others.filter(contact_id=self.contact_id).exclude(pk=self.pk).first()
+        if clash is not None:
+            raise ValidationError(
+                f"{self.contact.name} is already away {clash._days()}: remove that absence first, or choose "
+                "days outside it.")
+        # A stand-in away too would leave nobody to write to on those days;
+        # two contacts naming each other are the plainest case of it.
+        away = others.filter(contact_id=self.delegate_id).first() if self.delegate_id else None
+        if away is not None:
+            raise ValidationError({"delegate": (
+                f"{self.delegate.name} is away {away._days()} too: choose someone who is in while "
+                f"{self.contact.name} is away, or nobody.")})
+
+    def _days(self) -> str:
+        return f"{format_day(self.starts_on)}–{format_day(self.ends_on)}"
 
 
 class EventKind(models.TextChoices):

@@ -199,6 +199,10 @@ def absence_add(
             raise ValidationError({name: f"{format_day(day)} is more than {DATE_AHEAD_YEARS} years ahead: "
                                          "check the year."})
     with transaction.atomic():
+        # The customer's row is the lock for its contacts' absences: two
+        # recorded at once (for one contact, or two contacts naming each other)
+        # are checked one after the other, so they cannot both pass clean().
+        Customer.objects.select_for_update().get(pk=contact.customer_id)
         absence = ContactAbsence(
             contact=contact, starts_on=starts_on, ends_on=ends_on, delegate=delegate, note=note
         )

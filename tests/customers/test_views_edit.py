@@ -918,6 +918,8 @@ def test_the_stand_in_is_chosen_among_the_customers_other_contacts(
          "Select a valid choice."),
         ({"starts_on": "2030-08-01", "ends_on": "2030-08-02", "delegate": "stranger"},
          "Select a valid choice."),
+        ({"starts_on": "2030-08-01", "ends_on": "2033-07-31"},
+         "An absence lasts at most 366 days; this one is 1,096 (1 Aug 2030–31 Jul 2033)"),
     ],
 )
 def test_bad_absences_are_refused_with_a_message(
@@ -935,6 +937,84 @@ def test_bad_absences_are_refused_with_a_message(
     assert message in response.content.decode()
     assert not ContactAbsence.objects.exists()
     assert not TimelineEvent.objects.exists()
+
+
+def test_an_absence_overlapping_another_of_the_same_contact_is_refused_naming_its_days(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    ContactAbsence.objects.create(contact=jana, starts_on=dt.date(2030, 8, 1), ends_on=dt.date(2030, 8, 15))
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+                           {"starts_on": "2030-08-10", "ends_on": "2030-08-20"})
+
+    assert response.status_code == 422
+    assert ("Jana Novak is already away 1 Aug 2030–15 Aug 2030: remove that absence first, or choose days "
+            "outside it.") in response.content.decode()
+    assert jana.absences.count() == 1
+    assert not TimelineEvent.objects.exists()
+
+
+def test_an_absence_beginning_the_day_after_another_ends_is_recorded(client, collector, customer,
+                                                                      make_contact):
+    jana = make_contact(customer, name="Jana Novak")
+    ContactAbsence.objects.create(contact=jana, starts_on=dt.date(2030, 8, 1), ends_on=dt.date(2030, 8, 15))
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+                           {"starts_on": "2030-08-16", "ends_on": "2030-08-20"})
+
+    assert response.status_code == 302
+    assert jana.absences.count() == 2
+
+
+def test_a_stand_in_away_on_one_of_those_days_is_refused_naming_their_days(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    ContactAbsence.objects.create(contact=bob, starts_on=dt.date(2030, 8, 15), ends_on=dt.date(2030, 8, 31))
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+                           {"starts_on": "2030-08-01", "ends_on": "2030-08-15", "delegate": bob.pk})
+
+    assert response.status_code == 422
+    assert ("Bob Stand-in is away 15 Aug 2030–31 Aug 2030 too: choose someone who is in while Jana Novak "
+            "is away, or nobody.") in response.content.decode()
+    assert not jana.absences.exists()
+    assert not TimelineEvent.objects.exists()
+
+
+def test_two_contacts_cannot_name_each_other_as_stand_ins_for_the_same_days(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    ContactAbsence.objects.create(contact=bob, starts_on=dt.date(2030, 8, 1), ends_on=dt.date(2030, 8, 15),
+                                  delegate=jana)
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+                           {"starts_on": "2030-08-10", "ends_on": "2030-08-20", "delegate": bob.pk})
+
+    assert response.status_code == 422
+    assert "Bob Stand-in is away 1 Aug 2030–15 Aug 2030 too" in response.content.decode()
+    assert not jana.absences.exists()
+
+
+def test_a_stand_in_away_only_on_other_days_is_accepted(client, collector, customer, make_contact):
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    ContactAbsence.objects.create(contact=bob, starts_on=dt.date(2030, 8, 16), ends_on=dt.date(2030, 8, 31))
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+                           {"starts_on": "2030-08-01", "ends_on": "2030-08-15", "delegate": bob.pk})
+
+    assert response.status_code == 302
+    assert jana.absences.get().delegate == bob
 
 
 def test_a_rejected_absence_with_htmx_replaces_its_own_form(
