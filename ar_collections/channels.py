@@ -14,7 +14,7 @@ from typing import NamedTuple
 from ar_collections.models import Channel, DunningAction, StepAction
 from arcrm.dates import format_day
 from arcrm.text import shorten
-from customers.models import Contact, ContactRole, Customer, ReminderChannel
+from customers.models import Contact, Customer, ReminderChannel
 
 # Steps a manager or the system carries out; nobody outside is contacted.
 INTERNAL_STEPS = {StepAction.MANAGER_REVIEW, StepAction.CREDIT_HOLD, StepAction.SWITCH_TO_COD}
@@ -43,17 +43,19 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
     customer = action.customer
     notes: list[str] = []
 
+    # Nobody to write to (none on file, or all away) falls back as it always
+    # has: an escalation to the billing contact, anything else to a call task.
     if step_action == StepAction.ESCALATE_PRINCIPAL:
         contact, note = _stand_in(_of_record(customer, principal=True), day)
         if contact is None:
+            notes.append(f"{note or 'no principal on file'}: sent to the billing contact")
             contact, note = _stand_in(_of_record(customer, principal=False), day)
-            notes.append("no principal on file: sent to the billing contact")
     else:
         contact, note = _stand_in(_of_record(customer, principal=False), day)
-    notes.append(note)
     if contact is None:
-        notes.append("no billing contact on file: call task for the collector")
+        notes.append(f"{note or 'no billing contact on file'}: call task for the collector")
         return Route(None, Channel.PHONE, join_notes(*notes))
+    notes.append(note)
 
     if step_action == StepAction.CALL_TASK:
         wanted = Channel.PHONE
@@ -116,21 +118,21 @@ def _charges(step) -> bool:
 
 
 def _of_record(customer: Customer, *, principal: bool) -> Contact | None:
-    """The contact of record before absences, chosen as Customer.billing_contact
-    and Customer.principal_contact choose it (they return the stand-in only,
-    and the note needs to name who is away)."""
-    contacts = list(customer.contacts.all())
-    if principal:
-        return next((c for c in contacts if c.role == ContactRole.PRINCIPAL), None)
-    return next((c for c in contacts if c.is_primary_billing), None) or next(
-        (c for c in contacts if c.role == ContactRole.AP), None
-    )
+    """The contact of record before absences (Customer.billing_contact and
+    principal_contact return the stand-in only, and the note needs to name
+    who is away)."""
+    return customer.principal_contact_of_record() if principal else customer.billing_contact_of_record()
 
 
 def _stand_in(contact: Contact | None, day: dt.date) -> tuple[Contact | None, str]:
+    """Whom to write to instead of `contact` on `day`, and the note saying
+    why; None with the reason when the contact and their stand-ins are all
+    away (None with no note when there is no contact at all)."""
     if contact is None:
         return None, ""
     stand_in = contact.stand_in(on=day)
+    if stand_in is None:
+        return None, contact.nobody_to_write_to(on=day, year=False)
     if stand_in.pk == contact.pk:
         return contact, ""
     back = contact.away_until(day)

@@ -210,17 +210,25 @@ class Customer(models.Model):
         return max((on - self.customer_since).days, 0) / 365.25
 
     def billing_contact(self, *, on: dt.date | None = None) -> Contact | None:
-        """Who to write to about invoices on a given day, absences applied."""
-        contacts = list(self.contacts.all())  # uses the caller's prefetch when there is one
-        chosen = next((c for c in contacts if c.is_primary_billing), None) or next(
-            (c for c in contacts if c.role == ContactRole.AP), None
-        )
+        """Who to write to about invoices on a given day, absences applied
+        (None too when the contact and their stand-ins are all away)."""
+        chosen = self.billing_contact_of_record()
         return chosen.stand_in(on=on or timezone.localdate()) if chosen else None
 
     def principal_contact(self, *, on: dt.date | None = None) -> Contact | None:
         """The owner or principal, for escalations; absences applied."""
-        chosen = next((c for c in self.contacts.all() if c.role == ContactRole.PRINCIPAL), None)
+        chosen = self.principal_contact_of_record()
         return chosen.stand_in(on=on or timezone.localdate()) if chosen else None
+
+    def billing_contact_of_record(self) -> Contact | None:
+        """The primary billing contact, else the first AP contact, before absences."""
+        contacts = list(self.contacts.all())  # uses the caller's prefetch when there is one
+        return next((c for c in contacts if c.is_primary_billing), None) or next(
+            (c for c in contacts if c.role == ContactRole.AP), None
+        )
+
+    def principal_contact_of_record(self) -> Contact | None:
+        return next((c for c in self.contacts.all() if c.role == ContactRole.PRINCIPAL), None)
 
 
 class ContactRole(models.TextChoices):
@@ -327,23 +335,49 @@ class Contact(models.Model):
         # contacts asks the database once, not once per contact.
         return [a for a in self.absences.all() if a.starts_on <= on <= a.ends_on]
 
-    def stand_in(self, *, on: dt.date) -> Contact:
+    def stand_in(self, *, on: dt.date) -> Contact | None:
         """This contact, or whoever it asked us to write to while it is away.
 
-        Follows a chain of delegates (X away → Y, Y away too → Z) but never loops.
+        Follows a chain of delegates (X away → Y, Y away too → Z). None when
+        the chain ends at a stand-in who is away as well (naming nobody, or
+        naming someone already in the chain): writing to them would reach
+        nobody, so callers do as when nobody is on file. A contact away who
+        named nobody is still written to ("keep writing to this contact").
         """
-        seen: set[int] = set()
-        contact = self
-        while contact.pk not in seen:
-            seen.add(contact.pk)
-            absence = contact.absence_on(on)
+        chain, reached = self._stand_ins(on)
+        return chain[-1] if reached else None
+
+    def nobody_to_write_to(self, *, on: dt.date, year: bool = True) -> str:
+        """Why stand_in(on) is None, in words ("" when it is not): "Anna Clerk
+        away until 15 Aug, and Ben Backup, written to instead, away until 10 Aug"."""
+        chain, reached = self._stand_ins(on)
+        if reached:
+            return ""
+
+        def until(contact: Contact) -> str:
+            return format_day(contact.away_until(on), year=year)
+
+        head = f"{self.name} away until {until(self)}"
+        if len(chain) == 2:
+            return f"{head}, and {chain[1].name}, written to instead, away until {until(chain[1])}"
+        return (f"{head}, and those written to instead away too: "
+                + ", ".join(f"{c.name} until {until(c)}" for c in chain[1:]))
+
+    def _stand_ins(self, on: dt.date) -> tuple[list[Contact], bool]:
+        """This contact and the stand-ins written to in turn on `on`; and
+        whether the last one is in (or is this contact, away naming nobody)."""
+        chain = [self]
+        while True:
+            absence = chain[-1].absence_on(on)
+            if absence is None:
+                return chain, True
             # Never a stand-in of another customer (ContactAbsence.clean refuses one;
-            # this holds for rows written around it too).
-            delegate = absence.delegate if absence else None
-            if delegate is None or delegate.customer_id != self.customer_id:
-                return contact
-            contact = delegate
-        return self
+            # this holds for rows written around it too), and never round a circle.
+            delegate = absence.delegate
+            if delegate is None or delegate.customer_id != self.customer_id or any(
+                    c.pk == delegate.pk for c in chain):
+                return chain, len(chain) == 1
+            chain.append(delegate)
 
 
 # A contact away longer than this has left the post rather than gone on leave

@@ -148,8 +148,7 @@ def header_context(customer: Customer, *, today: dt.date) -> dict:
     context, which reads them anyway)."""
     return {
         **_invoices_context(customer, today=today),
-        "billing_contact": customer.billing_contact(on=today),
-        "principal_contact": customer.principal_contact(on=today),
+        **_written_to_today(customer, today=today),
         # Recomputed by the action (a payment, a credit): read afresh, not
         # from the customer as it was loaded before it.
         "behaviour": PaymentBehaviour.objects.filter(customer_id=customer.pk).first(),
@@ -394,9 +393,23 @@ def _contacts_context(customer: Customer, *, today: dt.date) -> dict:
     return {
         "customer": customer,
         "contacts": contacts,
-        "billing_contact": customer.billing_contact(on=today),
-        "principal_contact": customer.principal_contact(on=today),
+        **_written_to_today(customer, today=today),
         "today": today,
+    }
+
+
+def _written_to_today(customer: Customer, *, today: dt.date) -> dict:
+    """Whom invoices and reminders, and escalations, go to today; and, when
+    the contact of record and their stand-ins are all away, why nobody (the
+    contacts of record are read again only then)."""
+    billing, principal = customer.billing_contact(on=today), customer.principal_contact(on=today)
+    billing_of_record = None if billing else customer.billing_contact_of_record()
+    principal_of_record = None if principal else customer.principal_contact_of_record()
+    return {
+        "billing_contact": billing,
+        "principal_contact": principal,
+        "billing_away": billing_of_record.nobody_to_write_to(on=today) if billing_of_record else "",
+        "principal_away": principal_of_record.nobody_to_write_to(on=today) if principal_of_record else "",
     }
 
 

@@ -59,6 +59,60 @@ def test_of_overlapping_absences_the_one_naming_a_stand_in_decides(account, anna
     )
 
 
+def test_a_stand_in_away_too_is_not_written_to_the_step_becomes_a_call_task_saying_why(
+    account, anna, make_contact
+):
+    """Ben's own absence was recorded after Anna named him."""
+    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(contact=anna, starts_on=dt.date(2026, 8, 1), ends_on=dt.date(2026, 8, 15),
+                                  delegate=ben)
+    ContactAbsence.objects.create(contact=ben, starts_on=dt.date(2026, 8, 3), ends_on=dt.date(2026, 8, 10))
+
+    assert account.billing_contact(on=ON) is None
+    assert route(account, StepAction.EMAIL) == (None, Channel.PHONE, (
+        "Anna Clerk away until 15 Aug, and Ben Backup, written to instead, away until 10 Aug: "
+        "call task for the collector"))
+
+
+def test_two_contacts_saved_naming_each_other_leave_nobody_to_write_to(account, anna, make_contact):
+    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(contact=anna, starts_on=dt.date(2026, 8, 1), ends_on=dt.date(2026, 8, 15),
+                                  delegate=ben)
+    ContactAbsence.objects.create(contact=ben, starts_on=dt.date(2026, 8, 1), ends_on=dt.date(2026, 8, 5),
+                                  delegate=anna)
+
+    assert route(account, StepAction.LETTER) == (None, Channel.PHONE, (
+        "Anna Clerk away until 15 Aug, and Ben Backup, written to instead, away until 5 Aug: "
+        "call task for the collector"))
+
+
+def test_a_stand_in_away_who_named_someone_in_hands_the_step_on(account, anna, make_contact):
+    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
+    cleo = make_contact(account, name="Cleo Third", email="cleo@acme.test")
+    ContactAbsence.objects.create(contact=anna, starts_on=dt.date(2026, 8, 1), ends_on=dt.date(2026, 8, 15),
+                                  delegate=ben)
+    ContactAbsence.objects.create(contact=ben, starts_on=dt.date(2026, 8, 3), ends_on=dt.date(2026, 8, 10),
+                                  delegate=cleo)
+
+    assert route(account, StepAction.EMAIL) == (
+        cleo, Channel.EMAIL, "Anna Clerk away until 15 Aug: sent to Cleo Third"
+    )
+
+
+def test_an_escalation_whose_principal_and_stand_in_are_away_goes_to_the_billing_contact(
+    account, anna, make_contact
+):
+    paul = make_contact(account, name="Paul Owner", role=ContactRole.PRINCIPAL, email="paul@acme.test")
+    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(contact=paul, starts_on=dt.date(2026, 8, 1), ends_on=dt.date(2026, 8, 15),
+                                  delegate=ben)
+    ContactAbsence.objects.create(contact=ben, starts_on=dt.date(2026, 8, 3), ends_on=dt.date(2026, 8, 3))
+
+    assert route(account, StepAction.ESCALATE_PRINCIPAL) == (anna, Channel.EMAIL, (
+        "Paul Owner away until 15 Aug, and Ben Backup, written to instead, away until 3 Aug: "
+        "sent to the billing contact"))
+
+
 def test_an_escalation_reaches_the_principal_by_the_principal_s_preferred_channel(
     account, anna, make_contact
 ):

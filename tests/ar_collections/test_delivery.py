@@ -506,6 +506,25 @@ def test_an_absent_billing_contact_s_reminder_goes_to_the_stand_in(
     assert action.channel_note == "Anna Clerk away until 12 Mar: sent to Ben Backup"
 
 
+def test_a_reminder_whose_stand_in_is_away_too_becomes_a_call_task_that_says_why(
+    make_account, make_contact, plan_and_deliver, smtp_server
+):
+    """Ben's own absence was recorded after Anna named him."""
+    account = _away(make_account, make_contact, first=0, last=10)
+    ContactAbsence.objects.create(contact=account.contacts.get(name="Ben Backup"), starts_on=days(2),
+                                  ends_on=days(4))
+
+    plan_and_deliver(days(3))
+
+    assert smtp_server.messages == []
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.channel, action.recipient) == (ActionStatus.DONE, Channel.PHONE, None)
+    assert action.channel_note == ("Anna Clerk away until 12 Mar, and Ben Backup, written to instead, away "
+                                   "until 6 Mar: call task for the collector")
+    assert f"Note: {action.channel_note}" in action.body_text
+    assert WorkItem.objects.get(customer=account, kind=WorkKind.CALL).status == WorkStatus.OPEN
+
+
 def test_the_account_page_says_before_an_escalation_that_without_a_principal_it_goes_to_the_billing_contact(
     make_account, plan_and_deliver, smtp_server, client, collector
 ):

@@ -31,14 +31,30 @@ def test_an_absent_billing_contact_hands_over_to_its_delegate(customer, clerk, b
     assert customer.billing_contact(on=dt.date(2026, 8, 16)) == clerk
 
 
-def test_delegates_are_followed_in_a_chain_but_never_in_a_circle(customer, clerk, backup, make_contact):
+def test_delegates_are_followed_in_a_chain_but_never_to_someone_away(customer, clerk, backup, make_contact):
     third = make_contact(customer, name="Cleo Third")
     ContactAbsence.objects.create(contact=clerk, starts_on=AUG, ends_on=AUG, delegate=backup)
     ContactAbsence.objects.create(contact=backup, starts_on=AUG, ends_on=AUG, delegate=third)
     assert customer.billing_contact(on=AUG) == third
 
+    # Saved before absences were checked against their stand-ins' (or Cleo's
+    # absence named Anna later): all three away, nobody is written to.
     ContactAbsence.objects.create(contact=third, starts_on=AUG, ends_on=AUG, delegate=clerk)
+    assert customer.billing_contact(on=AUG) is None
+
+
+def test_a_contact_away_naming_nobody_is_still_written_to(customer, clerk, backup):
+    ContactAbsence.objects.create(contact=clerk, starts_on=AUG, ends_on=AUG)
+
     assert customer.billing_contact(on=AUG) == clerk
+
+
+def test_a_stand_in_away_naming_nobody_is_not_written_to(customer, clerk, backup):
+    ContactAbsence.objects.create(contact=clerk, starts_on=AUG, ends_on=AUG, delegate=backup)
+    ContactAbsence.objects.create(contact=backup, starts_on=AUG, ends_on=AUG)
+
+    assert customer.billing_contact(on=AUG) is None
+    assert customer.billing_contact(on=AUG + dt.timedelta(days=1)) == clerk
 
 
 def test_without_a_primary_the_first_ap_contact_is_used_and_escalation_finds_the_principal(

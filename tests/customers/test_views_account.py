@@ -165,6 +165,32 @@ def test_an_absent_billing_contact_hands_today_over_to_the_stand_in(
     assert "long gone" not in html
 
 
+def test_a_billing_contact_and_principal_whose_stand_ins_are_away_too_are_not_shown_as_written_to(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak", is_primary_billing=True)
+    bob = make_contact(customer, name="Bob Stand-in", email="bob@acme.example")
+    boss = make_contact(customer, name="Petra Boss", role=ContactRole.PRINCIPAL)
+    ContactAbsence.objects.create(contact=jana, starts_on=dt.date(2025, 8, 1), ends_on=dt.date(2025, 8, 15),
+                                  delegate=bob)
+    ContactAbsence.objects.create(contact=boss, starts_on=dt.date(2025, 8, 4), ends_on=dt.date(2025, 8, 8),
+                                  delegate=bob)
+    ContactAbsence.objects.create(contact=bob, starts_on=dt.date(2025, 8, 5), ends_on=dt.date(2025, 8, 6))
+    client.force_login(collector)
+
+    response = client.get(url(customer))
+
+    html = " ".join(response.content.decode().split())
+    assert response.context["billing_contact"] is None and response.context["principal_contact"] is None
+    assert ("Nobody today: Jana Novak away until 15 Aug 2025, and Bob Stand-in, written to instead, away "
+            "until 6 Aug 2025.") in html
+    assert ("Nobody today: Jana Novak away until 15 Aug 2025, and Bob Stand-in, written to instead, away "
+            "until 6 Aug 2025. Reminders become call tasks for the collector.") in html
+    assert ("Nobody today: Petra Boss away until 8 Aug 2025, and Bob Stand-in, written to instead, away "
+            "until 6 Aug 2025. Escalations go to the billing contact.") in html
+    assert "No billing contact" not in html and "No principal" not in html
+
+
 def test_a_customer_without_contacts_says_so(client, collector, customer):
     client.force_login(collector)
 
