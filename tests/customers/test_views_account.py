@@ -191,6 +191,28 @@ def test_a_billing_contact_and_principal_whose_stand_ins_are_away_too_are_not_sh
     assert "No billing contact" not in html and "No principal" not in html
 
 
+def test_each_absence_s_remove_button_names_the_contact_and_the_days_with_their_years(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    for contact in (jana, bob):
+        ContactAbsence.objects.create(contact=contact, starts_on=dt.date(2025, 12, 29),
+                                      ends_on=dt.date(2026, 1, 2))
+    ContactAbsence.objects.create(contact=jana, starts_on=dt.date(2026, 12, 29), ends_on=dt.date(2027, 1, 2))
+    client.force_login(collector)
+
+    html = " ".join(client.get(url(customer)).content.decode().split())
+    labels = re.findall(r'<button type="submit" class="link-button">'
+                        r'(Remove<span class="visually-hidden">[^<]*)</span></button>', html)
+
+    assert sorted(label.replace('<span class="visually-hidden">', "") for label in labels) == [
+        "Remove absence of Bob Stand-in, 29 Dec 2025 – 2 Jan 2026",
+        "Remove absence of Jana Novak, 29 Dec 2025 – 2 Jan 2026",
+        "Remove absence of Jana Novak, 29 Dec 2026 – 2 Jan 2027",
+    ]
+
+
 def test_a_customer_without_contacts_says_so(client, collector, customer):
     client.force_login(collector)
 
