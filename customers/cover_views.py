@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -38,7 +39,11 @@ def _require_cover(request: HttpRequest) -> None:
 @vary_on_headers("HX-Request")
 def cover_page(request: HttpRequest) -> HttpResponse:
     _require_cover(request)
-    form = CoverForm(request.POST if request.method == "POST" else None, user=request.user)
+    # Who is away and when, as chosen so far: the menu of stand-ins asks for
+    # itself again with them (see _render) and offers only those free then.
+    chosen = {name: request.GET[name] for name in ("user", "starts_on", "ends_on", "stand_in")
+              if name in request.GET}
+    form = CoverForm(request.POST if request.method == "POST" else None, user=request.user, initial=chosen)
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
         away = data.get("user") or request.user
@@ -98,6 +103,19 @@ def _render(request: HttpRequest, form: CoverForm, *, status: int | None = None)
         absence.chain = " → ".join(person_name(p) for p in people) if len(people) > 2 else ""
     if form.is_bound:
         form_autofocus(form, first=False)
+    # Choosing who is away or the days brings a fresh menu of stand-ins, so it
+    # never offers the person away nor anyone away then; only the menu is
+    # swapped, so what the user is typing keeps the keyboard. A change made
+    # while the last one is asked about asks again (htmx would drop it).
+    # Only those fields go along (the menu's own choice with them): not the
+    # whole form, whose CSRF token has no business in a URL.
+    chosen_by = [f"#{form[name].auto_id}" for name in ("user", "starts_on", "ends_on") if name in form.fields]
+    form.fields["stand_in"].widget.attrs.update({
+        "hx-get": reverse("collections:cover"),
+        "hx-trigger": ", ".join(f"change from:{c}" for c in chosen_by), "hx-include": ", ".join(chosen_by),
+        "hx-select": f"#{form['stand_in'].auto_id}", "hx-target": "this", "hx-swap": "outerHTML",
+        "hx-sync": "this:replace",
+    })
     context = {
         "form": form, "today": today, "manager": manager,
         "current": [a for a in absences if a.starts_on <= today],

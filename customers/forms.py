@@ -10,7 +10,7 @@ from arcrm.dates import format_day
 from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import is_one_line, person_name
-from customers.models import Contact, ContactAbsence, Customer, Segment
+from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, Segment
 
 User = get_user_model()
 
@@ -74,6 +74,14 @@ def _collectors(*, also: Q):
 class UserChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj) -> str:
         return person_name(obj)
+
+    def offer(self, queryset) -> None:
+        """List only `queryset` in the menu, still accepting the field's own
+        queryset: a choice not offered but posted anyway reaches the service,
+        which refuses it with its own reason (or allows it, as it may)."""
+        choices = self.iterator(self)
+        choices.queryset = queryset
+        self.widget.choices = choices
 
 
 class LinesField(forms.CharField):
@@ -330,6 +338,20 @@ class AbsenceForm(_PlainLabels, forms.ModelForm):
         self.fields["delegate"].empty_label = "Nobody – keep writing to this contact"
 
 
+def _pk_of(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _day_of(field: forms.DateField, value):
+    try:
+        return field.clean(value)
+    except forms.ValidationError:
+        return None
+
+
 class CoverForm(forms.Form):
     """An absence of a collector (or manager) and who covers for them. A
     manager chooses whose; a collector records their own (no `user` field)."""
@@ -352,6 +374,23 @@ class CoverForm(forms.Form):
             del self.fields["user"]
         # The fields' order on the page: whose, when, who covers, why.
         self.order_fields(["user", "starts_on", "ends_on", "stand_in", "note"])
+        away = _pk_of(self["user"].value()) if "user" in self.fields else user.pk
+        self.fields["stand_in"].offer(self._free(people, away=away))
+
+    def _free(self, people, *, away: int | None):
+        """Of `people`, those who could cover as far as the form knows yet
+        (posted, or chosen and sent back by htmx): not the person away, nor
+        anyone away on any of those days. absence_record accepts some of the
+        latter (a stand-in with cover of their own), but they are no choice to
+        offer; and it refuses the former whatever the menu said."""
+        if away:
+            people = people.exclude(pk=away)
+        starts_on = _day_of(self.fields["starts_on"], self["starts_on"].value())
+        ends_on = _day_of(self.fields["ends_on"], self["ends_on"].value())
+        if starts_on and ends_on and starts_on <= ends_on:
+            people = people.exclude(Exists(CollectorAbsence.objects.overlapping(
+                starts_on=starts_on, ends_on=ends_on).filter(user=OuterRef("pk"))))
+        return people
 
     def clean_note(self) -> str:
         note = self.cleaned_data["note"].strip()

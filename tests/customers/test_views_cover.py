@@ -4,11 +4,14 @@ and ending one early; as a page and as htmx fragments."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
+from arcrm.roles import COLLECTOR
 from customers.models import CollectorAbsence, TimelineEvent
 
 TODAY = dt.date(2025, 12, 3)
@@ -162,6 +165,60 @@ def test_a_stand_in_away_too_shows_the_whole_chain_of_who_covers(client, collect
     assert "otto → maria" in now
     coming = page.split('id="cover-coming"')[1]
     assert "→" not in coming  # by then carla is back: otto's stand-in covers otto alone
+
+
+def stand_ins_offered(page: str) -> set[int]:
+    menu = page.split('name="stand_in"')[1].split("</select>")[0]
+    return {int(value) for value in re.findall(r'<option value="(\d+)"', menu)}
+
+
+def test_a_collector_is_not_offered_as_their_own_stand_in(client, collector, other_collector, manager):
+    client.force_login(collector)
+
+    page = client.get(COVER).content.decode()
+
+    assert stand_ins_offered(page) == {other_collector.pk, manager.pk}
+
+
+def test_a_form_sent_back_offers_neither_the_person_away_nor_anyone_away_on_those_days(
+    client, manager, collector, other_collector
+):
+    """Otto is away on one of the days; Nina only after them."""
+    nina = User.objects.create_user(username="nina")
+    nina.groups.add(Group.objects.get(name=COLLECTOR))
+    absence_of(other_collector, manager, starts_on=dt.date(2025, 12, 12), ends_on=dt.date(2025, 12, 20))
+    absence_of(nina, manager, starts_on=dt.date(2025, 12, 13), ends_on=dt.date(2025, 12, 20))
+    client.force_login(manager)
+
+    response = client.post(COVER, form_data(manager, user=collector.pk, note="two\nlines"))
+
+    assert response.status_code == 422
+    assert stand_ins_offered(response.content.decode()) == {manager.pk, nina.pk}
+
+
+def test_choosing_who_is_away_and_when_brings_the_stand_ins_free_then(
+    client, manager, collector, other_collector
+):
+    absence_of(other_collector, manager, starts_on=dt.date(2025, 12, 5), ends_on=dt.date(2025, 12, 6))
+    client.force_login(manager)
+
+    response = client.get(COVER, {"user": collector.pk, "starts_on": "2025-12-04", "ends_on": "2025-12-12"},
+                          headers=HTMX)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert stand_ins_offered(page) == {manager.pk}
+    assert "error" not in page.split('name="stand_in"')[1].split("</select>")[0]
+
+
+def test_a_stand_in_not_offered_but_posted_by_hand_is_still_refused(client, collector):
+    client.force_login(collector)
+
+    response = client.post(COVER, form_data(collector))
+
+    assert response.status_code == 422
+    assert "Someone else must stand in: nobody covers for themselves." in response.content.decode()
+    assert not CollectorAbsence.objects.exists()
 
 
 def test_a_read_only_colleague_may_not_see_nor_record_cover(client, viewer, collector):
