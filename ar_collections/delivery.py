@@ -74,7 +74,7 @@ from django.db.models.functions import Coalesce
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import timezone
 
-from ar_collections import rendering, timeline, worklist
+from ar_collections import paper, rendering, timeline, worklist
 from ar_collections.channels import join_notes, route_for
 from ar_collections.dunning import (
     FOR_A_MANAGER,
@@ -1399,7 +1399,9 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
     later notice, a red-tape re-send): those listed them and asked for them.
 
     Run when a payment is recorded (before its rest goes to charges) and by
-    the daily refresh (credit notes, cancelled invoices)."""
+    the daily refresh (credit notes, cancelled invoices). The invoice copies
+    and statements of the print queue made moot go with them, at the same
+    moments (paper.documents_withdraw_moot); the count is the letters'."""
     moot = (
         DunningAction.objects.filter(channel=Channel.LETTER, status=ActionStatus.DONE,
                                      printed_at__isnull=True)
@@ -1425,6 +1427,7 @@ def letters_withdraw_moot(*, customer_ids: list[int] | None = None, actor: User 
             letter_withdraw_locked(letter=letter, actor=actor, note=MOOT_SETTLED, cancel_reason=reason,
                                    summary=f"{reason}; withdrawn from the print queue")
             withdrawn += 1
+    paper.documents_withdraw_moot(customer_ids=customer_ids, actor=actor)
     return withdrawn
 
 

@@ -129,9 +129,9 @@ def _queue_choices() -> forms.ModelMultipleChoiceField:
         queryset=DunningAction.objects.none(), required=False,
         widget=forms.CheckboxSelectMultiple,
         error_messages={
-            "invalid_choice": "Some of the ticked letters have left the print queue already. "
+            "invalid_choice": "Some of the ticked documents have left the print queue already. "
             "Nothing was marked; look at the queue again.",
-            "invalid_pk_value": "That is not a letter of the print queue.",
+            "invalid_pk_value": "That is not a document of the print queue.",
         },
     )
 
@@ -151,7 +151,7 @@ class MarkPrintedForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         if not self.errors and not data.get("letters") and not data.get("documents"):
-            self.add_error("letters", "Tick the letters you printed.")
+            self.add_error("letters", "Tick the documents you printed.")
         return data
 
 
@@ -161,6 +161,16 @@ class LetterWithdrawForm(_PlainLabels, forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["reason"].error_messages["required"] = "Say why the letter is withdrawn."
+
+
+class PaperWithdrawForm(_PlainLabels, forms.Form):
+    """Why an invoice copy or statement leaves the print queue unposted."""
+
+    reason = _note_field(required=True, label="Why is it withdrawn?")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].error_messages["required"] = "Say why it is withdrawn."
 
 
 class CauseForm(_PlainLabels, forms.Form):

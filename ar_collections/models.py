@@ -936,8 +936,9 @@ class PaperDocument(models.Model):
     """An invoice copy or a statement a collector sent to a contact who takes
     paper (or has no usable e-mail address): written as a PDF, it waits in the
     print queue with the dunning letters until someone prints and posts it.
-    Not a DunningAction: it belongs to no run, cycle or step, and asks for
-    nothing the ladder counts."""
+    Not a DunningAction: it belongs to no run, cycle or step. A copy's pay-by
+    date holds the ladder back as an e-mailed copy's does, unless it was
+    withdrawn (dunning.copies_told)."""
 
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="paper_documents"
@@ -964,6 +965,18 @@ class PaperDocument(models.Model):
     printed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # A statement of an account with nothing to pay (it shows a credit, say)
+    # asks for nothing: no payment makes it moot (paper.documents_withdraw_moot).
+    asks_payment = models.BooleanField(
+        default=True, help_text="It asked for something to be paid when it was written."
+    )
+    # Taken out of the queue before the post: by a person (withdrawn_by, with
+    # the reason), or by itself once what it asked for was settled (no one).
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    withdrawn_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-done_at", "-id"]
@@ -976,12 +989,16 @@ class PaperDocument(models.Model):
                 name="paper_posted_by_someone",
                 condition=Q(printed_at__isnull=True) | Q(printed_by__isnull=False),
             ),
+            models.CheckConstraint(
+                name="paper_posted_or_withdrawn",
+                condition=Q(printed_at__isnull=True) | Q(withdrawn_at__isnull=True),
+            ),
         ]
         indexes = [
-            # The print queue reads the documents not yet posted, oldest first.
+            # The print queue reads the documents neither posted nor withdrawn, oldest first.
             models.Index(
                 fields=["done_at", "id"], name="paper_unprinted",
-                condition=Q(printed_at__isnull=True),
+                condition=Q(printed_at__isnull=True, withdrawn_at__isnull=True),
             ),
         ]
 

@@ -9,6 +9,7 @@ not wait for it, and a download leaves no trace; an e-mail is on the timeline.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -115,7 +116,7 @@ def statement_send(*, customer: Customer, actor, on: dt.date, note: str = "") ->
     """E-mail the statement (as a PDF) to the billing contact of the day,
     through the outbox (after commit), with `note` word for word in the cover
     e-mail; or, to one who takes paper, put it in the print queue for the post
-    (without a note: the printed statement has no cover letter to carry one).
+    with `note` printed on the statement itself, which goes without a cover.
     The timeline says what went to whom. Nothing is sent, and nothing
     recorded, when there is no one to send it to."""
     require_act_on(actor, customer)
@@ -126,27 +127,34 @@ def statement_send(*, customer: Customer, actor, on: dt.date, note: str = "") ->
     if contact is None:
         raise ValidationError(f"The statement was not sent: {why}.")
     by_post = paper.way_to(contact).by == paper.POST
-    if by_post and note:
-        raise ValidationError({"note": f"The statement goes by post to {contact.name}, without a cover "
-                                       "letter: a note cannot go with it. Leave the note empty."})
     statement = statement_build(customer, contact=contact, sender=actor, on=on, note=note)
     try:
-        email, pdf = rendering.render_statement_email(statement), rendering.render_statement(statement)
+        # The note is the cover e-mail's; by post, with no cover, the statement carries it.
+        email = rendering.render_statement_email(statement)
+        pdf = rendering.render_statement(statement if by_post else dataclasses.replace(statement, note=""))
     except (TemplateSyntaxError, rendering.LetterRenderError) as error:
         raise ValidationError(f"The statement could not be written, nothing was sent: {error}") from error
     totals = rendering.statement_totals(statement)
     count = len(statement.lines)
     said = (f"{count} open invoice{'s' if count != 1 else ''}; balance "
             + ", ".join(format_money(s.balance, s.currency) for s in totals)) if totals else "nothing open"
+    if any(s.disputed for s in totals):
+        # As the statement and its cover e-mail say it.
+        said += ("; to pay now " + ", ".join(format_money(s.to_pay_now, s.currency) for s in totals) + ", "
+                 + ", ".join(format_money(s.disputed, s.currency) for s in totals if s.disputed)
+                 + " held back while under dispute")
+    noted = f" — {note}" if note else ""
     if by_post:
         document = paper.document_queue(customer=customer, kind=PaperKind.STATEMENT, contact=contact,
-                                        pdf=pdf, actor=actor)
+                                        pdf=pdf, actor=actor,
+                                        asks_payment=bool(statement.lines or statement.charges))
         return event_record(
             customer=customer, kind=EventKind.NOTE, actor=actor, subject=document,
             invoices=list(customer.invoices.filter(status=InvoiceStatus.OPEN)),
             summary=f"Statement of account queued for the post to {contact.name}, "
-                    f"{paper.first_line(document.recipient_address)}: {said}",
+                    f"{paper.first_line(document.recipient_address)}: {said}{noted}",
             details={"to": contact.name, "address": document.recipient_address, "paper": document.pk,
+                     "note": note,
                      "invoices": [x.number for x in statement.lines],
                      "balances": {s.currency: str(s.balance) for s in totals}},
         )
@@ -160,8 +168,7 @@ def statement_send(*, customer: Customer, actor, on: dt.date, note: str = "") ->
     return event_record(
         customer=customer, kind=EventKind.NOTE, actor=actor,
         invoices=list(customer.invoices.filter(status=InvoiceStatus.OPEN)),
-        summary=f"Statement of account e-mailed to {contact.name} <{contact.email}>: {said}"
-                + (f" — {note}" if note else ""),
+        summary=f"Statement of account e-mailed to {contact.name} <{contact.email}>: {said}{noted}",
         details={"to": contact.email, "subject": email.subject, "text": email.text, "mail": mail.pk,
                  "note": note, "invoices": [x.number for x in statement.lines],
                  "balances": {s.currency: str(s.balance) for s in totals}},

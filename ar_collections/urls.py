@@ -24,6 +24,7 @@ urlpatterns = [
     path("letters/<int:pk>/pdf/", views.letter_download, name="letter_download"),
     path("letters/paper/<int:pk>/pdf/", views.paper_download, name="paper_download"),
     path("letters/<int:pk>/withdraw/", views.letter_withdraw, name="letter_withdraw"),
+    path("letters/paper/<int:pk>/withdraw/", views.paper_withdraw, name="paper_withdraw"),
     path("customers/<int:pk>/cause/", views.cause_record, name="cause_record"),
     path("customers/<int:pk>/segment/", views.segment_override, name="segment_override"),
     path("customers/<int:pk>/call/", ws.call_log, name="call_log"),

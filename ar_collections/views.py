@@ -46,6 +46,7 @@ from ar_collections.forms import (
     ImportForm,
     LetterWithdrawForm,
     MarkPrintedForm,
+    PaperWithdrawForm,
     ReviewForm,
     SegmentOverrideForm,
     StartRunForm,
@@ -810,6 +811,42 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     _add_paid_since([letter])
     return render(request, "collections/letter_withdraw.html", {
         "letter": letter, "form": form, "position": position.urlencode(), "queue_url": _letters_url(position),
+    }, status=422 if bound else 200)
+
+
+@login_required
+@permission_required(WORK, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def paper_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take an invoice copy or statement out of the print queue before it is
+    posted, saying why. One whose demands were all settled leaves by itself
+    (paper.documents_withdraw_moot)."""
+    document = get_object_or_404(PaperDocument.objects.select_related("customer", "invoice"), pk=pk)
+    require_act_on(request.user, document.customer)
+    name = paper.document_name(document)
+    if not paper.documents_in_queue().filter(pk=document.pk).exists():
+        raise Http404(f"{name} to {document.recipient_name} has left the print queue already: "
+                      + ("it was marked posted." if document.printed_at else "it was withdrawn."))
+    try:
+        position = _letters_position(request)
+    except BadPosition as error:
+        return HttpResponseBadRequest(str(error))
+    bound = request.method == "POST"
+    form = PaperWithdrawForm(request.POST if bound else None)
+    if bound and form.is_valid():
+        try:
+            paper.document_withdraw(document=document, actor=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.success(request, f"{name} to {document.recipient_name} withdrawn.")
+            after = _letter_after(request, document)
+            if request.htmx:
+                return _render_letters(request, position, letters_left=True, focus=after)
+            return redirect(_letters_landing(request, position, letter=after, gone=document))
+    return render(request, "collections/paper_withdraw.html", {
+        "document": document, "name": name, "form": form, "position": position.urlencode(),
+        "queue_url": _letters_url(position),
     }, status=422 if bound else 200)
 
 

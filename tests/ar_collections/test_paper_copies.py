@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
+from ar_collections import paper, worklist, workspace
 from ar_collections.models import (
     ActionStatus,
     Channel,
@@ -21,6 +23,7 @@ from ar_collections.models import (
     DunningCycle,
     DunningRun,
     DunningStep,
+    InvoiceStatus,
     OutgoingMail,
     PaperDocument,
     PaperKind,
@@ -142,7 +145,7 @@ def test_a_copy_to_a_contact_who_takes_paper_waits_in_the_print_queue_as_the_inv
     assert document.recipient_address == LOTTE_ADDRESS and document.printed_at is None
     assert not OutgoingMail.objects.exists()
     page = queue_page(client)
-    assert "1 letter to print" in page and "Copy of invoice INV-2026-000771" in page
+    assert "1 document to print" in page and "Copy of invoice INV-2026-000771" in page
     assert "Lotte Meijer" in page
     text = downloaded(client, document, pdf_text)
     assert "Vos Architects B.V." in text and "Copy of invoice INV-2026-000771" in text
@@ -171,15 +174,20 @@ def test_a_statement_to_a_billing_contact_who_takes_paper_waits_in_the_print_que
                                   "Vos Architects B.V.: 1 open invoice; balance EUR 1,815.00")
 
 
-def test_a_statement_by_post_refuses_a_note_it_could_not_carry(client, collector, vos):
+def test_a_statement_by_post_carries_the_note_the_form_offers_printed_on_it(client, collector, vos, pdf_text):
     client.force_login(collector)
+    form = " ".join(client.get(url("statement_send", vos), headers=HTMX).content.decode().split())
+    assert 'name="note"' in form and "The note is printed on the statement, above its figures." in form
 
     with frozen(TODAY):
-        response = client.post(url("statement_send", vos), {"note": "As agreed on the phone."})
+        response = client.post(url("statement_send", vos), {"note": "As agreed on the phone: by 30 April."})
 
-    assert response.status_code == 422
-    assert "a note cannot go with it. Leave the note empty." in response.content.decode()
-    assert not PaperDocument.objects.exists()
+    assert response.status_code == 302
+    document = PaperDocument.objects.get()
+    assert "As agreed on the phone: by 30 April." in downloaded(client, document, pdf_text)
+    assert summaries(vos)[-1] == ("Statement of account queued for the post to Lotte Meijer, "
+                                  "Vos Architects B.V.: 1 open invoice; balance EUR 1,815.00 — As agreed on "
+                                  "the phone: by 30 April.")
 
 
 def test_a_copy_to_a_contact_who_takes_e_mail_is_still_e_mailed(
@@ -248,14 +256,14 @@ def test_letters_and_copies_are_one_list_oldest_first_and_are_marked_posted_toge
     response = client.get(QUEUE)
     assert [(type(x).__name__, x.pk) for x in response.context["letters"]] == [
         ("DunningAction", letter.pk), ("PaperDocument", document.pk)]
-    assert "2 letters to print" in response.content.decode()
+    assert "2 documents to print" in response.content.decode()
 
     with frozen(TODAY):
         marked = client.post(PRINTED, {"letters": [letter.pk], "documents": [document.pk]}, headers=HTMX)
 
     assert marked.status_code == 200
     assert "2 documents marked as printed." in marked.content.decode()
-    assert "No letter waits to be printed." in marked.content.decode()
+    assert "Nothing waits to be printed." in marked.content.decode()
     letter.refresh_from_db()
     document.refresh_from_db()
     assert letter.printed_at is not None and document.printed_at is not None
@@ -335,3 +343,178 @@ def test_another_collector_may_neither_send_a_copy_of_nor_download_nor_post_this
     assert "Copy of invoice" not in queue_page(client)
     document.refresh_from_db()
     assert document.printed_at is None and PaperDocument.objects.count() == 1
+
+
+# --- Withdrawn: by itself once settled, or by a person ------------------------------------------
+
+
+def paid(customer, invoice, amount: str, *, actor=None) -> None:
+    with frozen(TODAY):
+        workspace.payment_record(customer=customer, amount=Decimal(amount), currency="EUR", received_on=TODAY,
+                                 allocations=[(invoice, Decimal(amount))], actor=actor, reference="BANK-1")
+
+
+def statement_posted(client, customer):
+    with frozen(TODAY):
+        return client.post(url("statement_send", customer), {"note": ""})
+
+
+def test_a_copy_of_an_invoice_paid_before_the_post_leaves_the_queue_and_the_timeline_says_why(
+    client, collector, vos
+):
+    client.force_login(collector)
+    copy_posted(client, vos, to=lotte(vos))
+    invoice = vos.invoices.get()
+
+    paid(vos, invoice, "1815.00", actor=collector)
+
+    document = PaperDocument.objects.get()
+    assert document.withdrawn_at is not None and document.withdrawn_by is None and document.printed_at is None
+    assert "Copy of invoice INV-2026-000771" not in queue_page(client)
+    event = TimelineEvent.objects.filter(customer=vos, summary__contains="not posted").get()
+    assert event.summary == ("Copy of invoice INV-2026-000771 to Lotte Meijer not posted: invoice "
+                             "INV-2026-000771 was paid first; withdrawn from the print queue")
+    assert event.actor == collector
+
+
+def test_a_copy_of_an_invoice_paid_in_part_stays_in_the_queue(client, collector, vos):
+    client.force_login(collector)
+    copy_posted(client, vos, to=lotte(vos))
+
+    paid(vos, vos.invoices.get(), "815.00")
+
+    assert PaperDocument.objects.get().withdrawn_at is None
+    assert "Copy of invoice INV-2026-000771" in queue_page(client)
+
+
+def test_a_copy_of_an_invoice_cancelled_since_leaves_the_queue_with_the_daily_refresh(client, collector, vos):
+    client.force_login(collector)
+    copy_posted(client, vos, to=lotte(vos))
+    vos.invoices.update(status=InvoiceStatus.CANCELLED)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert PaperDocument.objects.get().withdrawn_at is not None
+    assert summaries(vos)[-1] == ("Copy of invoice INV-2026-000771 to Lotte Meijer not posted: invoice "
+                                  "INV-2026-000771 was cancelled first; withdrawn from the print queue")
+
+
+def test_a_statement_stays_while_the_account_has_something_left_to_pay_and_leaves_once_it_has_not(
+    client, collector, vos, make_invoice
+):
+    second = make_invoice(vos, number="INV-2026-000802", issued=dt.date(2026, 3, 2), due=dt.date(2026, 4, 1),
+                          amount="400.00")
+    client.force_login(collector)
+    statement_posted(client, vos)
+
+    paid(vos, vos.invoices.get(number="INV-2026-000771"), "1815.00")
+    assert PaperDocument.objects.get().withdrawn_at is None  # what is left on it is still owed
+
+    paid(vos, second, "400.00")
+    document = PaperDocument.objects.get()
+    assert document.withdrawn_at is not None
+    assert ("Statement of account of 20 Apr 2026 to Lotte Meijer not posted: the account had nothing left to "
+            "pay first; withdrawn from the print queue") in summaries(vos)
+
+
+def test_a_statement_that_asked_for_nothing_stays_in_the_queue(client, collector, vos):
+    vos.invoices.update(status=InvoiceStatus.PAID, open_amount=0, settled_on=TODAY)
+    client.force_login(collector)
+    statement_posted(client, vos)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    document = PaperDocument.objects.get()
+    assert not document.asks_payment and document.withdrawn_at is None
+
+
+def withdraw_url(document, position: str = "") -> str:
+    return reverse("collections:paper_withdraw", args=[document.pk]) + (f"?{position}" if position else "")
+
+
+def test_a_collector_withdraws_a_queued_copy_saying_why_and_the_timeline_records_it(client, collector, vos):
+    client.force_login(collector)
+    copy_posted(client, vos, to=lotte(vos))
+    document = PaperDocument.objects.get()
+    assert withdraw_url(document) in client.get(QUEUE).content.decode()
+
+    form = client.get(withdraw_url(document))
+    assert form.status_code == 200
+    assert "Withdraw the invoice copy to Vos Architects" in form.content.decode()
+    response = client.post(withdraw_url(document), {"reason": "She asked for it by e-mail after all."})
+
+    assert response.status_code == 302 and response.url.startswith(QUEUE)
+    document.refresh_from_db()
+    assert document.withdrawn_by == collector
+    assert document.withdrawn_reason == "She asked for it by e-mail after all."
+    assert document.printed_at is None
+    assert client.get(QUEUE).context["letters"] == []
+    event = TimelineEvent.objects.filter(customer=vos).latest("pk")
+    assert event.summary == ("Copy of invoice INV-2026-000771 to Lotte Meijer withdrawn from the print queue "
+                             f"by {collector.get_full_name() or collector.username}: She asked for it by "
+                             "e-mail after all.")
+    assert event.actor == collector and event.details["before"] == {"withdrawn_at": None}
+
+
+def test_withdrawing_with_htmx_swaps_the_queue_in_place(client, collector, vos, make_customer, make_invoice):
+    client.force_login(collector)
+    with frozen(TODAY):
+        letter = make_letter(make_customer(name="Bakker & Zn"), make_invoice)
+    statement_posted(client, vos)
+    document = PaperDocument.objects.get()
+
+    response = client.post(withdraw_url(document), {"reason": "Sent by hand at the meeting."}, headers=HTMX)
+
+    assert response.status_code == 200
+    page = one_line(response.content.decode())
+    assert 'id="letters"' in page and "<html" not in page
+    assert f'id="letter-{letter.pk}"' in page
+    assert "Statement of account of 20 Apr 2026 to Lotte Meijer withdrawn." in page
+    document.refresh_from_db()
+    assert document.withdrawn_at is not None
+
+
+def test_a_withdrawal_without_a_reason_is_refused_and_changes_nothing(client, collector, vos):
+    client.force_login(collector)
+    copy_posted(client, vos, to=lotte(vos))
+    document = PaperDocument.objects.get()
+    before = TimelineEvent.objects.count()
+
+    response = client.post(withdraw_url(document), {"reason": "  "})
+
+    assert response.status_code == 422
+    assert "Say why it is withdrawn." in response.content.decode()
+    document.refresh_from_db()
+    assert document.withdrawn_at is None and TimelineEvent.objects.count() == before
+
+
+def test_a_document_posted_or_withdrawn_cannot_be_withdrawn_and_a_withdrawn_one_is_not_posted(
+    client, collector, vos
+):
+    client.force_login(collector)
+    copy_posted(client, vos, to=lotte(vos))
+    copy_posted(client, vos, to=lotte(vos))
+    posted, withdrawn = PaperDocument.objects.order_by("pk")
+    client.post(PRINTED, {"documents": [posted.pk]})
+    paper.document_withdraw(document=withdrawn, actor=collector, reason="Twice by mistake.")
+
+    assert client.get(withdraw_url(posted)).status_code == 404
+    assert client.post(withdraw_url(withdrawn), {"reason": "again"}).status_code == 404
+    assert paper.documents_mark_posted(document_ids=[withdrawn.pk], actor=collector) == 0
+    withdrawn.refresh_from_db()
+    assert withdrawn.printed_at is None and withdrawn.withdrawn_reason == "Twice by mistake."
+
+
+def test_the_withdrawal_answers_only_get_and_post_and_only_to_whoever_works_the_account(
+    client, collector, other_collector, vos
+):
+    client.force_login(collector)
+    copy_posted(client, vos, to=lotte(vos))
+    document = PaperDocument.objects.get()
+
+    assert client.put(withdraw_url(document)).status_code == 405
+    client.force_login(other_collector)
+    assert client.get(withdraw_url(document)).status_code == 403
+    assert client.post(withdraw_url(document), {"reason": "not mine"}).status_code == 403
+    document.refresh_from_db()
+    assert document.withdrawn_at is None
