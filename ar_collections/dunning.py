@@ -57,6 +57,8 @@ from ar_collections.models import (
     MailStatus,
     MissCause,
     OutgoingMail,
+    PaperDocument,
+    PaperKind,
     PauseKind,
     RunStatus,
     StepAction,
@@ -467,23 +469,35 @@ def copies_told(
     accounts: Q, *, on: dt.date, holidays: Collection[dt.date]
 ) -> dict[int, tuple[dt.date, dt.date]]:
     """Per account among `accounts` (a Q on customer_id), the invoice copies
-    collectors e-mailed since its last cycle closed, whether a cycle was open
-    then or not, and not refused for good: the last day one went and the
-    latest pay-by date one gave (`holidays`: the office's, from
+    collectors sent since its last cycle closed, whether a cycle was open
+    then or not: e-mailed and not refused for good, or by post, in the print
+    queue or posted but not withdrawn (a posted copy gives its pay-by date
+    in writing as an e-mailed one does; it counts from the day it was
+    written, the day its pay-by date counts from). The last day one went and
+    the latest pay-by date one gave (`holidays`: the office's, from
     HOLIDAYS_LOOK_BACK before `on`). The next step waits for both, as for a
-    notice's (one statement)."""
+    notice's. One statement: the e-mailed and the posted copies are read as
+    the union of two selects."""
     last_closed = (DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=False)
                    .order_by("-closed_on").values("closed_on")[:1])
-    copies = (
+    # Older copies hold nothing back any more: their pay-by date and any
+    # minimum gap from them have long passed.
+    since = on - dt.timedelta(days=COPIES_LOOK_BACK_DAYS)
+    columns = ("customer_id", "sent_on", "invoice__due_date", "closed")
+    mailed = (
         OutgoingMail.objects.filter(accounts, purpose=MailPurpose.INVOICE_COPY)
         .exclude(status=MailStatus.FAILED)
-        # Older copies hold nothing back any more: their pay-by date and any
-        # minimum gap from them have long passed.
-        .filter(Q(created_at__date__gte=on - dt.timedelta(days=COPIES_LOOK_BACK_DAYS))
-                | Q(invoice__due_date__gte=on))
+        .filter(Q(created_at__date__gte=since) | Q(invoice__due_date__gte=on))
         .annotate(sent_on=TruncDate("created_at"), closed=Subquery(last_closed))
-        .values_list("customer_id", "sent_on", "invoice__due_date", "closed")
+        .values_list(*columns)
     )
+    posted = (
+        PaperDocument.objects.filter(accounts, kind=PaperKind.INVOICE_COPY, withdrawn_at__isnull=True)
+        .filter(Q(done_at__date__gte=since) | Q(invoice__due_date__gte=on))
+        .annotate(sent_on=TruncDate("done_at"), closed=Subquery(last_closed))
+        .values_list(*columns)
+    )
+    copies = mailed.union(posted, all=True)
     told: dict[int, tuple[dt.date, dt.date]] = {}
     for customer_id, sent_on, due_date, closed in copies:
         if closed and sent_on < closed:

@@ -227,7 +227,7 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
     # The copy gives a day to pay the open amount by, as an invoice gives its
     # terms: the ladder's next step waits for it, and keeps the minimum gap
     # from it, as long as the mail is not refused for good (dunning.copies_told
-    # reads the outbox).
+    # reads the outbox, and the print queue for a copy by post).
     event = event_record(
         customer=customer, kind=EventKind.NOTE, actor=actor, subject=invoice, invoices=[invoice],
         summary=f"Copy of invoice {invoice.number} e-mailed to {contact.name} <{contact.email}>",
