@@ -85,7 +85,7 @@ def page_width(page: Page) -> int:
 def test_the_print_queue_does_not_scroll_sideways_on_a_phone(page, letters):
     log_in(page, "maria")
     page.goto("/collections/letters/")
-    expect(page.get_by_role("heading", name="Letters to print", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Print queue", level=1)).to_be_visible()
     page.screenshot(path=ARTIFACTS / "narrow-print-queue.png", full_page=True)
 
     assert page_width(page) <= PHONE_WIDTH

@@ -105,8 +105,8 @@ def test_a_collector_reviews_a_step_and_clears_the_print_queue_in_place(page, ac
     expect(page.get_by_role("link", name="Download the letter to Acme Tools")).to_be_visible()
     page.screenshot(path=ARTIFACTS / "collections-print-queue.png", full_page=True)
     page.get_by_label("Printed: letter to Acme Tools").check()
-    page.get_by_role("button", name="Mark ticked letters printed").click()
-    expect(page.locator("#letters")).to_contain_text("No letter waits to be printed.")
+    page.get_by_role("button", name="Mark ticked documents printed").click()
+    expect(page.locator("#letters")).to_contain_text("Nothing waits to be printed.")
     expect(page.locator("#messages")).to_contain_text("1 letter marked as printed.")
     assert page.evaluate("window.notReloaded") is True
 
@@ -220,7 +220,7 @@ def test_letters_marked_printed_or_withdrawn_on_the_second_page_leave_the_collec
     page.evaluate("window.notReloaded = true")
 
     page.get_by_label(f"Printed: letter to Customer {PAGE_SIZE:02d}").check()
-    page.get_by_role("button", name="Mark ticked letters printed").click()
+    page.get_by_role("button", name="Mark ticked documents printed").click()
 
     expect(page.locator("#messages")).to_contain_text("1 letter marked as printed.")
     expect(rows).to_have_count(4)
@@ -293,7 +293,7 @@ def test_when_letters_leave_the_print_queue_the_keyboard_goes_to_the_next(short_
     def mark(n: int) -> None:
         box(n).focus()
         page.keyboard.press("Space")
-        page.get_by_role("button", name="Mark ticked letters printed").press("Enter")
+        page.get_by_role("button", name="Mark ticked documents printed").press("Enter")
         expect(box(n)).to_have_count(0)
 
     page.get_by_role("link", name="Withdraw the letter to Customer 01").click()
@@ -307,7 +307,7 @@ def test_when_letters_leave_the_print_queue_the_keyboard_goes_to_the_next(short_
     mark(3)
     expect(box(0)).to_be_focused()
     mark(0)
-    expect(page.locator("#letters")).to_contain_text("No letter waits to be printed.")
+    expect(page.locator("#letters")).to_contain_text("Nothing waits to be printed.")
     expect(page.locator("#letters")).to_be_focused()
 
 

@@ -121,7 +121,8 @@ def test_a_collector_sees_the_letters_of_their_accounts_and_a_manager_all(
     response = client.get(QUEUE)
     assert [x.pk for x in response.context["letters"]] == [mine.pk]
     # The collector is told the queue is theirs, not the team's.
-    assert "Dunning letters to your accounts written" in response.content.decode()
+    said = "Dunning letters, invoice copies and statements to your accounts written"
+    assert said in response.content.decode()
     client.force_login(manager)
     response = client.get(QUEUE)
     assert {x.pk for x in response.context["letters"]} == {mine.pk, ottos.pk}
@@ -368,9 +369,9 @@ def test_marking_every_letter_of_the_last_page_printed_says_the_rest_is_printed(
 
     html = " ".join(redrawn.content.decode().split())
     assert listed(redrawn) == []
-    assert f"{2 * PAGE_SIZE} letters to print" in html
+    assert f"{2 * PAGE_SIZE} documents to print" in html
     assert "Nothing further down the list: the rest has left the queue." in html
-    assert "No letter waits to be printed." not in html
+    assert "Nothing waits to be printed." not in html
 
 
 def test_a_rejected_form_without_htmx_keeps_its_place_and_its_page_links_lead_to_the_queue(
@@ -540,7 +541,7 @@ def test_a_letter_printed_already_keeps_its_first_date(client, collector, custom
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
 @pytest.mark.parametrize(
     ("data", "message"),
-    [({}, "Tick the letters you printed."), ({"letters": ["x"]}, "not a letter of the print queue"),
+    [({}, "Tick the documents you printed."), ({"letters": ["x"]}, "not a document of the print queue"),
      ({"letters": [999999]}, "left the print queue already")],
     ids=["nothing-ticked", "not-a-number", "unknown-letter"],
 )
@@ -893,4 +894,4 @@ def test_the_queue_emptied_from_a_later_page_opens_at_the_top_saying_nothing_wai
 
     assert response.url == f"{QUEUE}#letters"
     assert opens_at(client, response) == (None, [])
-    assert "No letter waits to be printed." in client.get(QUEUE).content.decode()
+    assert "Nothing waits to be printed." in client.get(QUEUE).content.decode()
