@@ -262,8 +262,7 @@ class StatementForm(_AccountForm):
         elif paper.way_to(contact).by == paper.POST:
             self.fields["note"].help_text = (
                 f"The statement goes by post to {contact.name}, {paper.first_line(contact.postal_address)}: "
-                "it waits in the print queue. A note cannot go with it: the printed statement has no cover "
-                "letter.")
+                "it waits in the print queue. The note is printed on the statement, above its figures.")
         else:
             self.fields["note"].help_text = (
                 f"The statement goes to {contact.name} <{contact.email}> as a PDF; the note is quoted word "

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils.html import strip_tags
 
 from ar_collections import rendering, workspace
 from ar_collections.models import (
@@ -313,17 +314,23 @@ def test_a_statement_e_mailed_reaches_the_billing_contact_with_the_pdf_and_lands
     body = message.get_body(("plain",)).get_content()
     assert "Dear Petra Hoffmann," in body and "As promised on the phone." in body, body
     assert "EUR 2,330.00" in body and "USD 100.00" in body, body
+    assert ("a balance of EUR 2,330.00, USD 100.00. To pay now: EUR 2,180.00, USD 100.00; held back while "
+            "under dispute: EUR 150.00." in one_line(body)), body
     html = message.get_body(("html",)).get_content()
+    assert "To pay now: <strong>EUR 2,180.00, USD 100.00</strong>" in html
     assert 'lang="en"' in html and "As promised on the phone." in html
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == f"statement-{account.account_number}-2026-04-20.pdf"
     text = one_line(pdf_text(attachment.get_content()))
     assert "S-5 1 Nov 2025 1 Dec 2025 140 EUR 1,000.00 EUR 1,000.00" in text
+    assert "As promised on the phone." not in text  # the cover e-mail carries it
     assert OutgoingMail.objects.get().purpose == MailPurpose.STATEMENT
     (event,) = statement_events(account)
     assert event.actor == collector
     assert event.summary == ("Statement of account e-mailed to Petra Hoffmann <ap@baeckerei-mueller.test>: "
-                             "6 open invoices; balance EUR 2,330.00, USD 100.00 — As promised on the phone.")
+                             "6 open invoices; balance EUR 2,330.00, USD 100.00; to pay now EUR 2,180.00, "
+                             "USD 100.00, EUR 150.00 held back while under dispute — As promised on the "
+                             "phone.")
     linked = TimelineEventInvoice.objects.filter(event=event).values_list("invoice__number", flat=True)
     numbers = sorted(linked)
     assert numbers == ["S-1", "S-2", "S-3", "S-4", "S-5", "U-1"]
@@ -409,11 +416,11 @@ def test_the_account_page_offers_the_statement_to_a_viewer_as_a_download_only(
     assert url("statement_download", account) in page and url("statement_send", account) in page
 
 
-def statement(language: str, *, lines=True) -> rendering.Statement:
+def statement(language: str, *, lines=True, disputed: str = "0") -> rendering.Statement:
     line = rendering.StatementLine(number="S-1", issue_date=dt.date(2026, 3, 1),
                                    due_date=dt.date(2026, 3, 31), currency="EUR",
                                    total_amount=Decimal("1234.50"), open_amount=Decimal("1234.50"),
-                                   days_late=20)
+                                   days_late=20, disputed_amount=Decimal(disputed))
     return rendering.Statement(
         language=language, customer_name="Bäckerei Müller GmbH", account_number="C10036", billing_address="",
         recipient_name="Petra Hoffmann", statement_date=TODAY, lines=(line,) if lines else (), credits=(),
@@ -441,3 +448,22 @@ def test_the_cover_e_mail_is_written_in_the_contact_s_language_with_the_note_wor
 
     nothing = rendering.render_statement_email(statement(language, lines=False))
     assert balance not in nothing.text and "C10036" in nothing.text
+
+
+@pytest.mark.parametrize(("language", "to_pay", "held"), [
+    ("en", "To pay now: EUR 1,000.00; held back while under dispute: EUR 234.50.", "Held back"),
+    ("de", "Jetzt zu zahlen: 1.000,00 EUR; zurückgehalten, solange strittig: 234,50 EUR.", "zurückgehalten"),
+    ("nl", "Nu te betalen: 1.000,00 EUR; ingehouden zolang betwist: 234,50 EUR.", "ingehouden"),
+    ("fr", "À payer maintenant\u00a0: 1\u202f000,00\u00a0EUR; retenu tant que contesté\u00a0: "
+           "234,50\u00a0EUR.", "retenu"),
+    ("es", "A pagar ahora: 1.000,00 EUR; retenido mientras está en disputa: 234,50 EUR.", "retenido"),
+    ("it", "Da pagare ora: 1.000,00 EUR; trattenuto finché contestato: 234,50 EUR.", "trattenuto"),
+])
+def test_the_cover_e_mail_says_what_to_pay_now_and_what_is_held_back_as_disputed(language, to_pay, held):
+    email = rendering.render_statement_email(statement(language, disputed="234.50"))
+
+    assert to_pay in email.text, email.text
+    assert to_pay in strip_tags(email.html), email.html
+
+    undisputed = rendering.render_statement_email(statement(language))
+    assert held.lower() not in undisputed.text.lower() and held.lower() not in undisputed.html.lower()
