@@ -1128,6 +1128,9 @@ def _statement_context(statement: Statement) -> dict:
                       if any(s.disputed for s in sums) else []),
         "to_pay_now": [figure(s.to_pay_now, s.currency) for s in sums],
         "balance": ", ".join(_money(s.balance, s.currency, language) for s in sums),
+        # The cover e-mail's words for the same (said only when something is under dispute).
+        "to_pay_now_said": ", ".join(_money(s.to_pay_now, s.currency, language) for s in sums),
+        "held_back_said": ", ".join(_money(s.disputed, s.currency, language) for s in sums if s.disputed),
         "aging_labels": [t["st_not_due"].capitalize(), t["st_days_1_30"], t["st_days_31_60"],
                          t["st_days_61_90"], t["st_days_over_90"], t["st_total"]],
         "aging": [(s.currency, [figure(x, s.currency) for x in (*s.aging, s.invoices)])
