@@ -210,10 +210,14 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
     for row in (LateCharge.objects.filter(customer=customer).standing().values("currency", "kind")
                 .order_by("currency").annotate(owed=Sum("open_amount"))):
         charges[row["currency"]][row["kind"]] = row["owed"]
-    owed = next((t["open"] for t in totals if t["currency"] == customer.currency), ZERO)
-    # The limit is in the account's currency; what it owes in others has no
-    # rate here to be counted against it.
-    over_limit = owed > customer.credit_limit_amount
+    # The limit is in the account's currency, and there is no rate here to
+    # turn what it owes in another currency into that one: each currency is
+    # judged on its own, never summed. In the account's currency what is open
+    # is compared with the limit; in any other the limit grants no credit (as
+    # a limit of 0 grants none), so anything open there is over it.
+    over = [(t["currency"], t["open"]) for t in totals
+            if t["open"] > (customer.credit_limit_amount if t["currency"] == customer.currency else ZERO)]
+    over_limit = bool(over)
     # C.O.D. and prepayment ship, but only against the money: such an order
     # adds nothing to what the account owes, so its limit does not stop it.
     on_credit = customer.terms_type == TermsType.STANDARD
@@ -221,8 +225,14 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
     if customer.on_credit_hold:
         reasons.append("On credit hold.")
     if over_limit and on_credit:
-        reasons.append(f"Over its credit limit: {format_money(owed, customer.currency)} open against a limit "
-                       f"of {format_money(customer.credit_limit_amount, customer.currency)}.")
+        limit = format_money(customer.credit_limit_amount, customer.currency)
+        for currency, owed in over:
+            if currency == customer.currency:
+                reasons.append(f"Over its credit limit: {format_money(owed, currency)} open against a limit "
+                               f"of {limit}.")
+            else:
+                reasons.append(f"{format_money(owed, currency)} open on credit in {currency}, which its "
+                               f"credit limit of {limit} does not cover (no rate to count it against it).")
     return JsonResponse({
         "account_number": customer.account_number,
         "name": customer.name,

@@ -238,7 +238,8 @@ def test_a_viewer_reads_whether_an_account_may_have_its_order_shipped(accounts, 
         "charges": {},
         "may_ship": False,
         "ship_terms": "against_payment",
-        "over_credit_limit": False,
+        # USD 99.99 open, and the limit is in EUR: it grants no credit in USD.
+        "over_credit_limit": True,
         "may_not_ship_because": "On credit hold.",
     }
 
@@ -314,13 +315,44 @@ def test_an_account_over_its_credit_limit_may_not_ship_on_credit_and_says_why(ac
     }
 
 
-def test_an_account_at_its_credit_limit_or_owing_in_another_currency_ships_on_credit(accounts, viewer,
-                                                                                       make_invoice):
+def test_an_account_at_its_credit_limit_ships_on_credit(accounts, viewer, make_invoice):
     make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="1000.00")
-    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="5000.00", currency="USD")
 
     assert shipping(accounts, viewer, credit_limit_amount=Decimal("1000.00")) == {
         "may_ship": True, "ship_terms": "on_credit", "over_credit_limit": False, "may_not_ship_because": None,
+    }
+
+
+def test_money_open_in_a_currency_the_credit_limit_is_not_in_stops_an_order_on_credit_and_says_so(
+    accounts, viewer, make_invoice
+):
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="1000.00")
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 20), amount="5000.00", currency="USD")
+
+    assert shipping(accounts, viewer, credit_limit_amount=Decimal("1000.00")) == {
+        "may_ship": False, "ship_terms": "on_credit", "over_credit_limit": True,
+        "may_not_ship_because": "USD 5,000.00 open on credit in USD, which its credit limit of EUR 1,000.00 "
+                                "does not cover (no rate to count it against it).",
+    }
+
+
+def test_each_currency_over_the_limit_is_named_and_none_is_summed_with_another(accounts, viewer,
+                                                                                make_invoice):
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="1500.00")
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="0.50", currency="GBP")
+
+    assert shipping(accounts, viewer, credit_limit_amount=Decimal("1000.00"))["may_not_ship_because"] == (
+        "Over its credit limit: EUR 1,500.00 open against a limit of EUR 1,000.00. GBP 0.50 open on credit "
+        "in GBP, which its credit limit of EUR 1,000.00 does not cover (no rate to count it against it).")
+
+
+def test_money_in_another_currency_does_not_stop_an_order_shipped_against_payment(accounts, viewer,
+                                                                                   make_invoice):
+    make_invoice(accounts["C-ACME"], issued=dt.date(2025, 7, 1), amount="5000.00", currency="USD")
+
+    assert shipping(accounts, viewer, terms_type=TermsType.COD, credit_limit_amount=Decimal("1000.00")) == {
+        "may_ship": True, "ship_terms": "against_payment", "over_credit_limit": True,
+        "may_not_ship_because": None,
     }
 
 
