@@ -369,6 +369,35 @@ def test_an_unknown_account_is_404_in_json(viewer, db):
     assert (response.status_code, response.json()) == (404, {"error": "There is no account C-NOPE."})
 
 
+def test_an_account_is_found_by_its_number_in_any_case(accounts, viewer):
+    response = client_for(viewer).get(reverse("api:customer_standing", args=["c-acme"]))
+
+    assert response.status_code == 200
+    assert (response.json()["account_number"], response.json()["name"]) == ("C-ACME", "Acme Tools")
+
+
+def test_a_number_written_exactly_finds_its_account_beside_one_differing_only_in_case(
+    accounts, viewer, make_customer
+):
+    make_customer(account_number="c-acme", name="Acme Lowercase")
+    client = client_for(viewer)
+
+    assert client.get(reverse("api:customer_standing", args=["c-acme"])).json()["name"] == "Acme Lowercase"
+    assert client.get(reverse("api:customer_standing", args=["C-ACME"])).json()["name"] == "Acme Tools"
+    response = client.get(reverse("api:customer_standing", args=["C-Acme"]))
+    assert (response.status_code, response.json()) == (404, {
+        "error": "There is no account C-Acme; C-ACME and c-acme differ from it only in case: give the number "
+                 "exactly."})
+
+
+def test_an_account_found_in_another_case_takes_one_query_more(accounts, viewer, django_assert_num_queries):
+    client = client_for(viewer)
+    client.get(reverse("api:customer_standing", args=["C-ACME"]))  # the token's use, written once a minute
+
+    with django_assert_num_queries(8):
+        assert client.get(reverse("api:customer_standing", args=["c-acme"])).status_code == 200
+
+
 # --- invoices -------------------------------------------------------------------------------
 
 
