@@ -603,6 +603,15 @@ def _overdue_on(on: dt.date) -> Exists:
     return Exists(Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk")))
 
 
+def _behind_on(on: dt.date) -> Q:
+    """For a Customer query: the account is not paid up on `on`: an invoice
+    is overdue, or a late fee or interest a notice charged is still owed
+    (neither paid, waived nor cancelled; a charge is owed from the notice
+    that charged it, it has no due date of its own). The hold came with the
+    notices that charged them: clearing the invoices alone has not paid them."""
+    return Q(_overdue_on(on)) | Q(Exists(LateCharge.objects.standing().filter(customer=OuterRef("pk"))))
+
+
 def _what_to_lift(customer: Customer) -> str:
 
     standard = customer.terms_type == TermsType.STANDARD
@@ -633,11 +642,12 @@ def hold_release_items(*, on: dt.date, customer_ids=None, actor=None) -> int:
     """Put one item before the collector of each account (among
     `customer_ids`, else all) on credit hold, or switched to C.O.D. by a
     dunning step, that has paid up since: money overdue was paid (or
-    credited, or written off) after the hold was put on, and nothing is
-    overdue on `on`. It asks a manager to lift the hold (an exception
-    request): the hold is not lifted here, a manager weighs it as the hold
-    was weighed. An item ends by itself once the hold is lifted or money is
-    overdue again, with why on the timeline.
+    credited, or written off) after the hold was put on, nothing is
+    overdue on `on` and no late fee or interest is still owed. It asks a
+    manager to lift the hold (an exception request): the hold is not lifted
+    here, a manager weighs it as the hold was weighed. An item ends by
+    itself once the hold is lifted, money is overdue again or a late fee or
+    interest is owed again, with why on the timeline.
 
     The key names the account and the last overdue invoice it cleared: an
     item ticked off stays done until the account falls behind and pays up
@@ -648,13 +658,15 @@ def hold_release_items(*, on: dt.date, customer_ids=None, actor=None) -> int:
                                    customer__in=accounts)
     for why, ended in (("the hold was lifted", ~Q(customer__in=Customer.objects.filter(_held()))),
                        ("money is overdue again: the hold stands for now",
-                        Q(customer__in=Customer.objects.filter(_overdue_on(on))))):
+                        Q(customer__in=Customer.objects.filter(_overdue_on(on)))),
+                       ("late fees or interest are still owed: the hold stands for now",
+                        Q(customer__in=Customer.objects.filter(_behind_on(on))))):
         items_close(actor=actor, because=why, pk__in=list(gone.filter(ended).values_list("pk", flat=True)))
     asking = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.HOLD_RELEASE,
                                      customer=OuterRef("pk"))
     added = 0
     # Bounded by the accounts on hold, a handful: two queries each.
-    for customer in accounts.filter(_held()).exclude(_overdue_on(on)).exclude(Exists(asking)).order_by("pk"):
+    for customer in accounts.filter(_held()).exclude(_behind_on(on)).exclude(Exists(asking)).order_by("pk"):
         cleared = _cleared_since_held(customer)
         if cleared is None:
             continue

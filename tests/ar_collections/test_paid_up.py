@@ -5,14 +5,17 @@ chasing of a department for an answer nobody awaits."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from ar_collections import worklist, workspace
 from ar_collections.models import (
     ActionStatus,
+    ChargeKind,
     Department,
     DisputeOutcome,
     DisputeReason,
@@ -25,6 +28,7 @@ from ar_collections.models import (
     ExceptionRequest,
     ExceptionStatus,
     Invoice,
+    LateCharge,
     StepAction,
     WorkItem,
     WorkKind,
@@ -397,3 +401,76 @@ def test_the_daily_refresh_outside_any_transaction_closes_items_with_why(
     (item,) = hold_items(on_hold)
     assert item.status == WorkStatus.DONE
     assert work_events(on_hold)[-1].endswith("money is overdue again: the hold stands for now")
+
+
+# --- Late fees and interest still owed ----------------------------------------------------------
+
+
+def charge_on(customer, *, kind=ChargeKind.LATE_FEE, amount="40.00") -> LateCharge:
+    """A late fee (or interest) the hold's own notice charged."""
+    run = DunningRun.objects.get_or_create(run_date=TODAY - dt.timedelta(days=10))[0]
+    cycle = DunningCycle.objects.get_or_create(customer=customer, number=1,
+                                               defaults={"opened_on": TODAY - dt.timedelta(days=10)})[0]
+    notice = DunningAction.objects.create(
+        run=run, cycle=cycle, customer=customer,
+        step=DunningStep.objects.order_by("pk")[LateCharge.objects.count()],
+        status=ActionStatus.DONE, planned_on=run.run_date, pay_by=run.run_date)
+    return LateCharge.objects.create(customer=customer, action=notice, kind=kind, currency="EUR",
+                                     amount=Decimal(amount), open_amount=Decimal(amount))
+
+
+@pytest.mark.usefixtures("default_ladders")
+@pytest.mark.parametrize("kind", [ChargeKind.LATE_FEE, ChargeKind.INTEREST])
+def test_an_account_that_paid_its_invoices_but_still_owes_a_late_fee_or_interest_is_not_paid_up(
+    on_hold, manager, overdue, kind, django_capture_on_commit_callbacks
+):
+    charge_on(on_hold, kind=kind)
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)  # the invoice only: nothing is left over for the charge
+    worklist.worklist_refresh(on=TODAY)
+
+    assert not hold_items(on_hold)
+
+
+@pytest.mark.usefixtures("default_ladders")
+def test_paying_the_late_fee_too_asks_for_the_hold_to_be_lifted(
+    on_hold, manager, overdue, django_capture_on_commit_callbacks
+):
+    fee = charge_on(on_hold)
+    paid(on_hold, manager, overdue)
+    assert not hold_items(on_hold)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workspace.payment_record(customer=on_hold, actor=manager, amount=Decimal("40.00"), currency="EUR",
+                                 received_on=TODAY, allocations=[], reference="BANK-FEE")
+
+    assert LateCharge.objects.get(pk=fee.pk).open_amount == 0
+    (item,) = hold_items(on_hold, status=WorkStatus.OPEN)
+    assert item.title == "Paid up, nothing overdue: ask a manager to lift the credit hold"
+
+
+@pytest.mark.usefixtures("default_ladders")
+def test_a_late_fee_waived_counts_as_nothing_owed(on_hold, manager, overdue):
+    fee = charge_on(on_hold)
+    LateCharge.objects.filter(pk=fee.pk).update(waived_at=timezone.now(), waived_by=manager)
+    paid(on_hold, manager, overdue)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert len(hold_items(on_hold, status=WorkStatus.OPEN)) == 1
+
+
+@pytest.mark.usefixtures("default_ladders")
+def test_the_item_ends_itself_once_a_late_fee_is_owed_again_and_says_why(
+    on_hold, manager, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    (item,) = hold_items(on_hold, status=WorkStatus.OPEN)
+    charge_on(on_hold)
+
+    worklist.worklist_refresh(on=TODAY)
+
+    assert hold_items(on_hold)[0].status == WorkStatus.DONE
+    assert work_events(on_hold)[-1] == (f"Worklist: done — {item.title}; late fees or interest are still "
+                                        "owed: the hold stands for now")
