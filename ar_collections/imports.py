@@ -50,6 +50,7 @@ import io
 import logging
 import re
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -708,6 +709,14 @@ def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     accounts = _accounts_named(rows)
     named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
     invoices = _in_bulk(Invoice.objects, named, field_name="number")
+    # The currencies each account is billed in: its own, and any an invoice
+    # of it has (open or paid), read once for the whole file.
+    billed: dict[int, set[str]] = defaultdict(set)
+    for customer in accounts.values():
+        billed[customer.pk].add(customer.currency)
+    for customer_id, currency in (Invoice.objects.filter(customer__in=list(accounts.values()))
+                                  .values_list("customer_id", "currency").distinct().order_by()):
+        billed[customer_id].add(currency)
     parsed: list[_PaymentRow] = []
     # The file's own repeats: a bank id twice is one entry twice; a row
     # without an id is the same payment as any row alike in all it has; rows
@@ -717,7 +726,7 @@ def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     alike_without_id: dict[tuple, int] = {}
     for line, row in rows:
         try:
-            payment = _payment_of(line, row, accounts, invoices, today=today)
+            payment = _payment_of(line, row, accounts, invoices, billed, today=today)
             if payment.bank_reference:
                 if payment.key in lines_by_id:
                     raise _RowError(f"bank_reference {payment.bank_reference} is on {report.unit} "
@@ -821,13 +830,23 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
             behaviour_refresh_on_commit(customer_ids=paid_into)
 
 
-def _payment_of(line: int, row: dict, accounts, invoices, *, today: dt.date) -> _PaymentRow:
+def _payment_of(line: int, row: dict, accounts, invoices, billed: Mapping[int, set[str]], *,
+                today: dt.date) -> _PaymentRow:
     fields = _Fields()
     customer = fields.read(_account, row, accounts)
     received_on = fields.read(_date, row, "received_on")
     if received_on and received_on > today:
         fields.problems.append(f"received_on {received_on} is after today")
     currency = fields.read(_currency, row)
+    if customer and currency and currency not in billed[customer.pk]:
+        # Refused rather than kept on account: no invoice of the account could
+        # ever take it (money is set against invoices of its own currency),
+        # and a wrong currency column is likelier than a customer paying in
+        # one it is never billed in. Whoever checks the file knows which.
+        fields.problems.append(
+            f"account {customer.account_number} is never billed in {currency} (only in "
+            f"{', '.join(sorted(billed[customer.pk]))}): a payment in {currency} could pay none of its "
+            f"invoices; check the currency, or record the {currency} invoice it pays first")
     method = _METHODS.get(row.get("method", "").lower() or PaymentMethod.BANK_TRANSFER)
     if method is None:
         fields.problems.append(f"method {row['method']!r} is not one of {', '.join(PaymentMethod.values)}")
