@@ -1160,6 +1160,11 @@ def dispute_resolve(
                  "after": {"total_amount": str(invoice.total_amount), "open_amount": str(invoice.open_amount),
                            "status": invoice.status}},
     )
+    if before["status"] != InvoiceStatus.PAID and invoice.status == InvoiceStatus.PAID:
+        # Its credit note or correction left nothing open: paid in full on
+        # the timeline, as after a payment.
+        event_record(customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
+                     **invoice_paid_said(invoice))
     if outcome == DisputeOutcome.CREDIT_NOTE:
         because = f"credit note {locked.credit_note.number} on {invoice.number}"
     elif outcome == DisputeOutcome.CORRECTED_INVOICE:
@@ -1531,6 +1536,10 @@ def credit_note_record(
                  "invoice": invoice.number, "issued_on": issued_on.isoformat(), "reason": note.reason,
                  "open_amount": str(invoice.open_amount)},
     )
+    if invoice.status == InvoiceStatus.PAID:
+        # As after a payment, or a credit set against it: the timeline says so.
+        event_record(customer=customer, kind=EventKind.INVOICE_PAID, actor=actor, subject=invoice,
+                     **invoice_paid_said(invoice))
     because = f"credit note {note.number} on {invoice.number}"
     _plans_follow_dispute(invoice, taken_off=amount, because=because, ended=f"Credit note {note.number}",
                           actor=actor, on=issued_on)

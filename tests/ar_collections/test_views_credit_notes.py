@@ -23,6 +23,7 @@ from ar_collections.models import (
     InvoiceStatus,
     PaymentBehaviour,
     PlanStatus,
+    TimelineEventInvoice,
 )
 from customers.models import EventKind, TimelineEvent
 from tests.ar_collections.conftest import (
@@ -419,3 +420,53 @@ def test_a_credit_note_dated_before_the_last_payment_settles_the_invoice_on_the_
     invoices[0].refresh_from_db()
     assert (invoices[0].open_amount, invoices[0].status, invoices[0].settled_on) == (
         Decimal("0.00"), InvoiceStatus.PAID, dt.date(2025, 8, 1))
+
+
+def paid_events(customer) -> list[tuple[str, dict]]:
+    return list(TimelineEvent.objects.filter(customer=customer, kind=EventKind.INVOICE_PAID).order_by("pk")
+                .values_list("summary", "details"))
+
+
+def test_an_invoice_a_credit_note_settles_is_paid_in_full_on_the_timeline_as_after_a_payment(
+    client, manager, customer, invoices
+):
+    client.force_login(manager)
+
+    client.post(credit_url(customer), form(invoices[0], amount="500.00"))
+
+    # Issued on 4 Aug, 34 days after INV-1 was due.
+    assert paid_events(customer) == [("Invoice INV-1 paid in full, 34 days late",
+                                      {"number": "INV-1", "days_late": 34})]
+    event = TimelineEvent.objects.get(customer=customer, kind=EventKind.INVOICE_PAID)
+    # Found when the timeline is filtered by the invoice.
+    linked = TimelineEventInvoice.objects.filter(event=event).values_list("invoice__number", flat=True)
+    assert list(linked) == ["INV-1"]
+
+
+def test_a_credit_note_that_leaves_something_open_says_nothing_is_paid_in_full(
+    client, manager, customer, invoices
+):
+    client.force_login(manager)
+
+    client.post(credit_url(customer), form(invoices[0], amount="499.99"))
+
+    assert paid_events(customer) == []
+
+
+@pytest.mark.parametrize("outcome, amount", [("credit_note", "500.00"), ("corrected_invoice", "200.00")])
+def test_a_dispute_settled_by_a_credit_note_or_a_correction_leaving_nothing_open_is_paid_in_full(
+    manager, customer, invoices, outcome, amount
+):
+    workspace.payment_record(customer=customer, amount=Decimal("200.00"), currency="EUR",
+                             received_on=dt.date(2025, 7, 28), allocations=[(invoices[1], Decimal("200.00"))],
+                             reference="BANK-9")
+    invoice = invoices[0] if outcome == "credit_note" else invoices[1]
+    dispute = workspace.dispute_open(customer=customer, actor=manager, invoice=invoice, on=TODAY,
+                                     reason=DisputeReason.PRICE, description="Wrong price")
+
+    workspace.dispute_resolve(dispute=dispute, actor=manager, outcome=outcome, note="Agreed",
+                              amount=Decimal(amount), on=TODAY)
+
+    late = (TODAY - invoice.due_date).days
+    assert paid_events(customer) == [(f"Invoice {invoice.number} paid in full, {late} days late",
+                                      {"number": invoice.number, "days_late": late})]
