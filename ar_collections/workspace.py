@@ -295,21 +295,26 @@ def promise_record(
         allocations_before=_last_allocation(),
     )
     promise.invoices.set(invoices)
+    # It pauses dunning only of what it pays in full: an invoice it pays in
+    # part still owes the rest, nobody has promised that, and dunning goes on
+    # for it (what comes in on it still counts towards the promise).
+    paused = [i for i in invoices if pays[i.pk] >= i.open_amount - disputed.get(i.pk, (None, ZERO))[1]]
     DunningPause.objects.bulk_create([
         DunningPause(customer=customer, invoice=i, kind=PauseKind.PROMISE, promise=promise, owner=actor,
                      reason=f"Promise to pay {format_money(amount, currency)} by {format_day(promised_on)}",
                      starts_on=on, ends_on=promise.broken_after)
-        for i in invoices
+        for i in paused
     ])
     numbers = [i.number for i in invoices]
     event_record(
         customer=customer, kind=EventKind.PROMISE, actor=actor, subject=promise, invoices=invoices,
         summary=f"Promise to pay {format_money(amount, currency)} by {format_day(promised_on)} "
-        f"({_promise_covers_said(invoices, pays, disputed, currency)}); dunning paused until "
-        f"{format_day(promise.broken_after)}",
+        f"({_promise_covers_said(invoices, pays, disputed, currency)}); "
+        f"{_promise_pauses_said(invoices, paused, until=promise.broken_after)}",
         details={"amount": str(amount), "currency": currency, "promised_on": promised_on.isoformat(),
                  "grace_until": promise.broken_after.isoformat(), "invoices": numbers,
-                 "pays": {i.number: str(pays[i.pk]) for i in invoices}},
+                 "pays": {i.number: str(pays[i.pk]) for i in invoices},
+                 "paused": [i.number for i in paused]},
     )
     said = f"promise to pay {format_money(amount, currency)} by {format_day(promised_on)}"
     letters_withdraw_held(on=on, customer=customer, by=f"the {said}", actor=actor)
@@ -324,8 +329,9 @@ def _promise_pays(invoices: Sequence[Invoice], amount: Decimal, disputed: Mappin
     is, oldest due first, past what open disputes contest. A promise pauses
     dunning of whole invoices, so it may cover only those its amount reaches:
     a token sum for the whole debt would hold all of it. The last one reached
-    may be paid in part; the daily check keeps the promise when the amount
-    promised comes in, and dunning goes on for the rest of that invoice."""
+    may be paid in part: it is covered (what comes in on it counts), but not
+    paused, as the rest of it is not promised (promise_record). The daily
+    check keeps the promise when the amount promised comes in."""
     held = {pk: part for pk, (_, part) in disputed.items()}
     parts = dict((i.pk, part) for i, part in allocations_oldest_first(invoices, amount, held=held))
     missed = [i for i in invoices if i.pk not in parts]
@@ -358,6 +364,19 @@ def _promise_covers_said(invoices: Sequence[Invoice], pays: Mapping[int, Decimal
     if len(invoices) == 1:
         return part
     return f"{_listing([i.number for i in invoices[:-1]])} and {part}"
+
+
+def _promise_pauses_said(invoices: Sequence[Invoice], paused: Sequence[Invoice], *, until: dt.date) -> str:
+    """What a promise does to dunning: paused until `until` for the invoices
+    it pays in full, going on for the one it pays in part."""
+    going_on = [i.number for i in invoices if i not in paused]
+    if not going_on:
+        return f"dunning paused until {format_day(until)}"
+    if not paused:
+        return (f"dunning goes on for {_listing(going_on)}: the promise does not pay it in full, so it "
+                "pauses nothing")
+    return (f"dunning paused for {_listing([i.number for i in paused])} until {format_day(until)}, and goes "
+            f"on for {_listing(going_on)}, which it pays in part")
 
 
 @transaction.atomic

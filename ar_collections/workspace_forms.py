@@ -167,7 +167,8 @@ def _text(label: str, *, required: bool = True, rows: int = 2, max_length: int |
 
 # Said before a collector chooses, as workspace.promise_record refuses the rest.
 PROMISE_COVERS = ("Paid oldest due first, it covers only the invoices it reaches; the last may be paid "
-                  "in part.")
+                  "in part. It pauses dunning only of those it pays in full: dunning goes on for one it "
+                  "pays in part.")
 
 
 class CallForm(_AccountForm):

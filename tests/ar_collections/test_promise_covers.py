@@ -1,6 +1,6 @@
-"""A promise to pay pauses dunning only of the invoices its amount pays,
-oldest due first, the last of them perhaps in part: a token amount does not
-hold the whole debt."""
+"""A promise to pay covers only the invoices its amount pays, oldest due
+first, the last of them perhaps in part, and pauses dunning only of those it
+pays in full: a token amount holds neither the whole debt nor one invoice."""
 
 from __future__ import annotations
 
@@ -90,17 +90,29 @@ def test_a_token_promise_covering_the_whole_debt_is_refused_naming_what_it_does_
     assert state() == before
 
 
-def test_a_promise_that_pays_the_oldest_invoice_in_part_may_cover_that_one_alone(
+def test_a_one_cent_promise_on_an_invoice_covers_it_but_pauses_nothing_and_dunning_goes_on(
     bologna, invoices, collector
 ):
-    made = promise(bologna, collector, "1.00", invoices[:1])
+    made = promise(bologna, collector, "0.01", invoices[:1])
 
     assert list(made.invoices.all()) == invoices[:1]
-    assert paused(bologna) == ["INV-B1"]
+    assert paused(bologna) == []
+    assert "INV-B1" in eligible_invoices(on=TODAY).filter(customer=bologna).values_list("number", flat=True)
     event = TimelineEvent.objects.filter(customer=bologna, kind=EventKind.PROMISE).get()
-    assert event.summary == ("Promise to pay EUR 1.00 by 10 Aug 2025 (EUR 1.00 of INV-B1's EUR 1,500.00); "
-                             f"dunning paused until {made.broken_after:%-d %b %Y}")
-    assert event.details["pays"] == {"INV-B1": "1.00"}
+    assert event.summary == ("Promise to pay EUR 0.01 by 10 Aug 2025 (EUR 0.01 of INV-B1's EUR 1,500.00); "
+                             "dunning goes on for INV-B1: the promise does not pay it in full, so it pauses "
+                             "nothing")
+    assert (event.details["pays"], event.details["paused"]) == ({"INV-B1": "0.01"}, [])
+
+
+def test_a_promise_of_one_invoice_s_whole_open_amount_pauses_it(bologna, invoices, collector):
+    made = promise(bologna, collector, "1500.00", invoices[:1])
+
+    assert paused(bologna) == ["INV-B1"]
+    eligible = eligible_invoices(on=TODAY).filter(customer=bologna).values_list("number", flat=True)
+    assert "INV-B1" not in eligible
+    event = TimelineEvent.objects.filter(customer=bologna, kind=EventKind.PROMISE).get()
+    assert event.summary.endswith(f"(INV-B1); dunning paused until {made.broken_after:%-d %b %Y}")
 
 
 def test_a_promise_of_the_exact_amount_covers_every_invoice_in_full(bologna, invoices, collector):
@@ -119,14 +131,18 @@ def test_a_promise_may_pay_the_last_invoice_it_covers_in_part_and_the_timeline_s
 ):
     made = promise(bologna, collector, "3500.00", invoices)
 
-    assert paused(bologna) == ["INV-B1", "INV-B2", "INV-B3"]
+    # INV-B3 is covered (what comes in on it counts) but not paused: most of it is not promised.
+    assert made.invoices.count() == 3
+    assert paused(bologna) == ["INV-B1", "INV-B2"]
     event = TimelineEvent.objects.filter(customer=bologna, kind=EventKind.PROMISE).get()
     assert event.summary == (
         "Promise to pay EUR 3,500.00 by 10 Aug 2025 "
         "(INV-B1, INV-B2 and EUR 123.14 of INV-B3's EUR 1,500.00); "
-        f"dunning paused until {made.broken_after:%-d %b %Y}"
+        f"dunning paused for INV-B1, INV-B2 until {made.broken_after:%-d %b %Y}, and goes on for INV-B3, "
+        "which it pays in part"
     )
     assert event.details["pays"] == {"INV-B1": "1500.00", "INV-B2": "1876.86", "INV-B3": "123.14"}
+    assert event.details["paused"] == ["INV-B1", "INV-B2"]
 
 
 def test_one_cent_more_than_the_invoices_before_the_last_reaches_it_and_one_cent_less_does_not(
@@ -175,6 +191,9 @@ def test_what_a_dispute_contests_is_not_what_a_promise_pays(bologna, invoices, c
     event = TimelineEvent.objects.filter(customer=bologna, kind=EventKind.PROMISE).get()
     assert event.details["pays"] == {"INV-B1": "500.00", "INV-B2": "0.01"}
     assert made.invoices.count() == 2
+    # All INV-B1 owes undisputed is promised: the promise pauses it; INV-B2 it does not.
+    assert list(DunningPause.objects.filter(promise=made).values_list("invoice__number", flat=True)) == [
+        "INV-B1"]
 
 
 def test_a_yen_promise_says_its_shortfall_in_whole_yen(make_customer, make_invoice, collector):
@@ -264,4 +283,5 @@ def test_the_promise_forms_say_a_promise_covers_only_the_invoices_its_amount_pay
     html = client.get(reverse(f"collections:{form}", args=[bologna.pk]), headers=HTMX).content.decode()
 
     assert escape("Paid oldest due first, it covers only the invoices it reaches; the last may be paid "
-                  "in part.") in html
+                  "in part. It pauses dunning only of those it pays in full: dunning goes on for one it "
+                  "pays in part.") in html

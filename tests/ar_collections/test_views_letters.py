@@ -190,7 +190,8 @@ def test_the_queue_says_which_invoices_a_letter_asks_for_were_paused_since(
     DunningActionInvoice.objects.create(action=letter, invoice=asked, open_amount=asked.total_amount,
                                         currency=asked.currency)
     other = make_invoice(customer, issued=dt.date(2025, 6, 1))
-    workspace.promise_record(customer=customer, actor=collector, amount=Decimal("10.00"),
+    # For all it owes: a promise pauses only what it pays in full.
+    workspace.promise_record(customer=customer, actor=collector, amount=invoice.open_amount,
                              promised_on=TODAY + dt.timedelta(days=7), invoices=[invoice], on=TODAY)
     workspace.dispute_open(customer=customer, actor=collector, invoice=other, reason="price",
                            description="Billed twice", on=TODAY)
