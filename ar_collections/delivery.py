@@ -523,7 +523,7 @@ def pay_by_when_sent(action, *, day: dt.date, channel: str, lines: list[_Line],
         holidays = Holiday.objects.days_after(day)
     pay_by = action.pay_by
     if day > action.planned_on:
-        pay_by = day + dt.timedelta(days=action.step.pay_by_days)
+        pay_by = day + dt.timedelta(days=action.step.days_to_pay)
     if channel == Channel.LETTER:
         posted = letter_posted_on(day, holidays=holidays)
         pay_by = max(pay_by, posted + dt.timedelta(days=letter_days_to_pay(action.step.policy)))

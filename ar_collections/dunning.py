@@ -422,7 +422,7 @@ def planned_pay_by(step: DunningStep, *, on: dt.date, oldest_due: dt.date,
     never past the due date for a reminder that lists nothing overdue yet.
     What it lists falls due from `oldest_due` on (the oldest eligible invoice
     in reach is always among its lines: the step is due only once it is)."""
-    pay_by = pay_by_on_working_day(on + dt.timedelta(days=step.pay_by_days), holidays=holidays)
+    pay_by = pay_by_on_working_day(on + dt.timedelta(days=step.days_to_pay), holidays=holidays)
     return min(pay_by, oldest_due) if oldest_due >= on else pay_by
 
 

@@ -485,12 +485,34 @@ class LatePaymentPolicy(models.Model):
         return ladder_problems(self.steps.in_ladder())
 
 
+# How far from the due date a step may run, either way: a year. A reminder
+# earlier than that comes before the invoice exists; a step later than that
+# chases a debt that belongs with a collector or a lawyer by then, not with a
+# ladder. The policy simulator lets a step be tried within the same bounds.
+STEP_DAYS_FROM_DUE_AT_MOST = 365
+# The longest time to pay a step may give. A notice's deadline is a matter of
+# days or weeks: the next step waits for it, so a longer one holds the ladder
+# still for months, and one of thousands of days lies past the calendar's end
+# (the planner could not write it). A step saved before this bound is planned
+# with this many days at most (DunningStep.days_to_pay).
+PAY_BY_DAYS_AT_MOST = 90
+
+
 def ladder_problems(steps: Iterable[DunningStep]) -> list[str]:
     """What is wrong with a ladder of steps (saved or not yet; retired ones
-    are no part of it), in position order: two steps at one place, days that
-    do not increase, a tone that softens, a step that would overtake the
-    pay-by date the one before gave."""
+    are no part of it), in position order: a step the planner cannot follow
+    (too far from the due date, too long to pay), two steps at one place,
+    days that do not increase, a tone that softens, a step that would
+    overtake the pay-by date the one before gave."""
     problems: list[str] = []
+    for step in sorted(steps, key=lambda s: s.position):
+        if abs(step.day_offset) > STEP_DAYS_FROM_DUE_AT_MOST:
+            side = "after" if step.day_offset > 0 else "before"
+            problems.append(f"Step {step.position} runs on day {step.day_offset}; a step runs at most "
+                            f"{STEP_DAYS_FROM_DUE_AT_MOST} days {side} the due date.")
+        if step.pay_by_days > PAY_BY_DAYS_AT_MOST:
+            problems.append(f"Step {step.position} gives {step.pay_by_days} days to pay; a step gives at "
+                            f"most {PAY_BY_DAYS_AT_MOST}.")
     for earlier, later in itertools.pairwise(sorted(steps, key=lambda s: s.position)):
         if later.position == earlier.position:
             problems.append(f"Two steps are at position {later.position}; each step needs one of its own.")
@@ -584,6 +606,12 @@ class DunningStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy}: step {self.position} ({self.get_action_display()}, day {self.day_offset})"
+
+    @property
+    def days_to_pay(self) -> int:
+        """The days to pay a notice of this step gives: its own, within
+        PAY_BY_DAYS_AT_MOST (a step saved before that bound asked for more)."""
+        return min(self.pay_by_days, PAY_BY_DAYS_AT_MOST)
 
     def is_taken(self) -> bool:
         """Some account has had this step, whatever became of the action: as

@@ -17,14 +17,14 @@ from django.views.decorators.vary import vary_on_headers
 
 from ar_collections import simulator
 from ar_collections.dunning import Ladder, ladders
-from ar_collections.models import Tone, ladder_problems
+from ar_collections.models import STEP_DAYS_FROM_DUE_AT_MOST, Tone, ladder_problems
 from arcrm.htmx import wants_fragment
 
 # The policy is the managers': the same permission as the Approvals page.
 DECIDE_TERMS = "customers.set_credit_terms"
 
-# How far from the due date a step may be tried, either way.
-MAX_OFFSET = 365
+# How far from the due date a step may be tried, either way: as far as a step may run.
+MAX_OFFSET = STEP_DAYS_FROM_DUE_AT_MOST
 
 
 class WindowForm(forms.Form):

@@ -3,8 +3,15 @@ Saturday, a Sunday or a day the office is shut."""
 
 import datetime as dt
 
-from ar_collections.dunning import run_plan, run_start
-from ar_collections.models import CollectionRules, DunningAction, Holiday, LatePaymentPolicy
+from ar_collections.dunning import planned_pay_by, run_plan, run_start
+from ar_collections.models import (
+    PAY_BY_DAYS_AT_MOST,
+    CollectionRules,
+    DunningAction,
+    DunningStep,
+    Holiday,
+    LatePaymentPolicy,
+)
 from customers.models import ReminderChannel, Segment
 
 from .conftest import DUE, frozen
@@ -66,3 +73,15 @@ def test_a_reminder_before_the_due_date_still_names_the_due_date_itself(make_cus
         run_plan(run=run_start(run_date=dt.date(2026, 3, 4)))
 
     assert DunningAction.objects.get(customer=customer).pay_by == saturday
+
+
+def test_a_step_saved_with_more_days_to_pay_than_a_step_may_give_plans_the_most_it_may():
+    # Saved before steps were bounded: the nightly run and Coming up plan it
+    # with the longest time a step may give, rather than failing on a date
+    # past the calendar's end.
+    step = DunningStep(position=9, day_offset=200, pay_by_days=3_000_000)
+    on = dt.date(2026, 12, 4)  # a Friday; 90 days on is Thursday 4 Mar 2027
+
+    pay_by = planned_pay_by(step, on=on, oldest_due=dt.date(2026, 1, 1), holidays=())
+
+    assert pay_by == on + dt.timedelta(days=PAY_BY_DAYS_AT_MOST)

@@ -150,6 +150,33 @@ def test_a_step_with_no_days_to_pay_is_refused_in_words_a_manager_understands(ad
     assert policy.steps.get(position=2).pay_by_days == 10  # nothing saved
 
 
+@pytest.mark.parametrize(("day", "pay_by", "said"), [
+    (200, 100, "Step 9 gives 100 days to pay; a step gives at most 90."),
+    (50, 30000, "Step 9 gives 30000 days to pay; a step gives at most 90."),
+    (400, 7, "Step 9 runs on day 400; a step runs at most 365 days after the due date."),
+    (-400, 7, "Step 9 runs on day -400; a step runs at most 365 days before the due date."),
+])
+def test_a_step_the_planner_cannot_follow_is_refused_with_the_reason(admin_client, day, pay_by, said):
+    policy = prompt()
+    data = {"policy": policy.pk, "position": 9, "day_offset": day, "action": StepAction.EMAIL,
+            "tone": Tone.FINAL, "pay_by_days": pay_by, "interest_rate_percent": "0", **NO_FEES}
+
+    response = admin_client.post(reverse("admin:collections_dunningstep_add"), data)
+
+    assert response.status_code == 200
+    assert said in response.content.decode()
+    assert not policy.steps.filter(position=9).exists()
+
+
+def test_a_ladder_with_a_step_the_planner_cannot_follow_is_refused_on_the_policy_page(admin_client):
+    policy = prompt()
+
+    response = admin_client.post(change_url(policy), policy_post(policy, {4: {"pay_by_days": 1000}}))
+
+    assert "Step 4 gives 1000 days to pay; a step gives at most 90." in response.content.decode()
+    assert policy.steps.get(position=4).pay_by_days == 7
+
+
 def test_a_second_active_policy_for_a_segment_is_refused_in_words_a_manager_understands(admin_client):
     data = {"name": "Prompt payers, gentler", "segment": "prompt", "description": "",
             "is_active": "on", "auto_send": "on", "min_days_between_contacts": 5,
