@@ -1969,6 +1969,35 @@ DATED_EXCEPTIONS = {
 }
 
 
+# A pause or extended terms hold dunning for a year at most. A mistyped year
+# (2030 for 2026) would otherwise hold it for years, and the customer would be
+# told so; a longer hold than a year is a write-off or a plan, not an exception.
+EXCEPTION_MONTHS_AT_MOST = 12
+
+
+def _exception_end_check(*, kind: str, until: dt.date, invoice: Invoice | None, on: dt.date) -> None:
+    """The end asked for a pause or extended terms: within a year of `on`,
+    and for extended terms on an invoice, later than the day it falls due
+    already (an earlier one would shorten its terms, not extend them)."""
+    if until > add_months(on, EXCEPTION_MONTHS_AT_MOST):
+        raise ValidationError({"pause_until": f"{format_day(until)} is more than a year from today: an "
+                                              "exception holds dunning for a year at most (check the year)."})
+    if kind == ExceptionKind.EXTENDED_TERMS and invoice is not None and until <= invoice.due_date:
+        raise ValidationError({"pause_until": (
+            f"{invoice.number} falls due on {format_day(invoice.due_date)}: extended terms give a later day "
+            "to pay by, not an earlier one."
+        )})
+
+
+def exception_earliest_end(request: ExceptionRequest, *, on: dt.date) -> dt.date:
+    """The earliest end a manager may grant a dated exception on `on`: today,
+    or for extended terms on an invoice not yet due, the day after it falls
+    due (granted until then, they would extend nothing)."""
+    if request.kind == ExceptionKind.EXTENDED_TERMS and request.invoice_id:
+        return max(on, request.invoice.due_date + dt.timedelta(days=1))
+    return on
+
+
 def _kind_said(request: ExceptionRequest) -> str:
     """What a request asks, as running text: lower case but for its
     abbreviations ("lift the credit hold or C.O.D.")."""
@@ -1992,6 +2021,8 @@ def exception_request(
         raise ValidationError({"reason": "Say what you ask for and why."})
     if kind in DATED_EXCEPTIONS and (pause_until is None or pause_until <= on):
         raise ValidationError({"pause_until": DATED_EXCEPTIONS[kind]})
+    if kind in DATED_EXCEPTIONS:
+        _exception_end_check(kind=kind, until=pause_until, invoice=invoice, on=on)
     # One request of a kind for the same thing waits at a time (a double submit,
     # a long pause asked again): approving both would grant it twice. The
     # account's lock makes two at the same moment queue and find each other.
@@ -2066,7 +2097,8 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
             owner=manager, reason=locked.reason[:300], starts_on=on, ends_on=granted,
         )
         if granted != locked.pause_until:
-            terms = (f" until {format_day(granted)}, shorter than the {format_day(locked.pause_until)} "
+            than = "earlier" if locked.kind == ExceptionKind.EXTENDED_TERMS else "shorter"
+            terms = (f" until {format_day(granted)}, {than} than the {format_day(locked.pause_until)} "
                      "asked")
     _decision_record(locked, manager, kind=EventKind.EXCEPTION, asker=locked.requested_by,
                      invoices=[locked.invoice] if locked.invoice else [],
@@ -2092,14 +2124,22 @@ def _exception_end_granted(locked: ExceptionRequest, *, approve: bool, until: dt
     asked = locked.pause_until
     if until is None or until == asked:
         return asked if approve else None
+    terms = locked.kind == ExceptionKind.EXTENDED_TERMS
     if not approve:
-        raise ValidationError({"until": "A rejection grants nothing: leave the end as asked, or approve the "
-                                        "shorter pause."})
+        less = "the earlier day" if terms else "the shorter pause"
+        raise ValidationError({"until": f"A rejection grants nothing: leave the end as asked, or approve "
+                                        f"{less}."})
     if until > asked:
         raise ValidationError({"until": f"Asked until {format_day(asked)}: a manager may grant an earlier "
                                         "end, not a later one."})
+    earliest = exception_earliest_end(locked, on=on)
+    if until < earliest and earliest > on:
+        raise ValidationError({"until": f"{locked.invoice.number} falls due on "
+                                        f"{format_day(locked.invoice.due_date)}: extended terms are granted "
+                                        f"until {format_day(earliest)} at the earliest."})
     if until < on:
-        raise ValidationError({"until": f"A pause granted ends today ({format_day(on)}) at the earliest."})
+        what = "Extended terms granted end" if terms else "A pause granted ends"
+        raise ValidationError({"until": f"{what} today ({format_day(on)}) at the earliest."})
     return until
 
 

@@ -50,6 +50,7 @@ from ar_collections.workspace import (
     credit_label,
     credits_to_apply,
     disputed_parts,
+    exception_earliest_end,
 )
 from arcrm.dates import DATE_AHEAD_YEARS, far_ahead, format_day
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money, smallest_unit
@@ -661,9 +662,16 @@ class ExceptionDecideForm(DecideForm):
         super().__init__(*args, **kwargs)
         if asked.kind in DATED_EXCEPTIONS and asked.pause_until:
             self.fields["until"].initial = asked.pause_until
+            earliest = exception_earliest_end(asked, on=today)
+            if earliest > today:
+                first = f"{format_day(earliest)}, the day after {asked.invoice.number} falls due"
+            else:
+                first = f"today, {format_day(today)}"
+            less = ("give less time to pay" if asked.kind == ExceptionKind.EXTENDED_TERMS
+                    else "approve a shorter pause")
             self.fields["until"].help_text = (
-                f"Asked until {format_day(asked.pause_until)}. To approve a shorter pause, choose an earlier "
-                f"day (today, {format_day(today)}, at the earliest)."
+                f"Asked until {format_day(asked.pause_until)}. To {less}, choose an earlier day ({first}, "
+                "at the earliest)."
             )
         else:
             del self.fields["until"]

@@ -228,6 +228,86 @@ def test_the_service_refuses_an_end_it_cannot_grant(customer, collector, manager
     assert state() == before
 
 
+# --- What may be asked ---------------------------------------------------------------------
+
+
+def request_url(customer) -> str:
+    return reverse("collections:exception_request", args=[customer.pk])
+
+
+@pytest.fixture
+def not_yet_due(customer, make_invoice):
+    """INV-2001, falling due on 31 Aug 2025."""
+    return make_invoice(customer, issued=dt.date(2025, 8, 1), due=dt.date(2025, 8, 31), amount="800.00",
+                        number="INV-2001")
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+@pytest.mark.parametrize(("kind", "until", "message"), [
+    (ExceptionKind.PAUSE, "2030-12-01",
+     "1 Dec 2030 is more than a year from today: an exception holds dunning for a year at most (check the "
+     "year)."),
+    (ExceptionKind.EXTENDED_TERMS, "2025-08-20",
+     "INV-2001 falls due on 31 Aug 2025: extended terms give a later day to pay by, not an earlier one."),
+    (ExceptionKind.EXTENDED_TERMS, "2025-08-31",
+     "INV-2001 falls due on 31 Aug 2025: extended terms give a later day to pay by, not an earlier one."),
+], ids=["pause-years-ahead", "terms-before-the-due-date", "terms-on-the-due-date"])
+def test_a_request_for_a_day_that_makes_no_sense_is_refused_and_nothing_changes(
+    client, collector, customer, not_yet_due, headers, kind, until, message
+):
+    before = state()
+    client.force_login(collector)
+
+    data = {"kind": kind, "invoice": not_yet_due.pk, "pause_until": until, "reason": "Asked by the customer"}
+
+    response = client.post(request_url(customer), data, headers=headers)
+
+    assert response.status_code == 422
+    assert message in text_of(response)
+    assert state() == before
+
+
+def test_extended_terms_after_the_invoice_s_due_date_are_asked(customer, collector, not_yet_due):
+    request = workspace.exception_request(
+        customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS, invoice=not_yet_due,
+        pause_until=dt.date(2025, 9, 30), reason="Month's end", on=TODAY,
+    )
+
+    assert request.pause_until == dt.date(2025, 9, 30)
+
+
+def test_the_decision_on_extended_terms_speaks_of_a_day_to_pay_by_not_a_pause(
+    client, manager, collector, customer, not_yet_due
+):
+    terms = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS,
+                                        invoice=not_yet_due, pause_until=dt.date(2025, 9, 30),
+                                        reason="Month's end", on=TODAY)
+    client.force_login(manager)
+
+    page = text_of(client.get(decide_url(terms)))
+
+    assert "pause" not in page.lower().split("grant until")[1].split("note")[0]
+    assert ("Asked until 30 Sep 2025. To give less time to pay, choose an earlier day (1 Sep 2025, the day "
+            "after INV-2001 falls due, at the earliest).") in page
+
+
+def test_extended_terms_are_not_granted_until_a_day_the_invoice_is_due_anyway(
+    customer, collector, manager, not_yet_due
+):
+    terms = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS,
+                                        invoice=not_yet_due, pause_until=dt.date(2025, 9, 30),
+                                        reason="Month's end", on=TODAY)
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        workspace.exception_decide(request=terms, manager=manager, approve=True, note="Less", on=TODAY,
+                                   until=dt.date(2025, 8, 20))
+
+    assert ("INV-2001 falls due on 31 Aug 2025: extended terms are granted until 1 Sep 2025 at the earliest."
+            in " ".join(refused.value.messages))
+    assert state() == before
+
+
 # --- Who may --------------------------------------------------------------------------------
 
 
