@@ -451,7 +451,7 @@ def plan_propose(
     granted = (customer.payment_plans.filter(status=PlanStatus.ACTIVE, currency=currency)
                .aggregate(total=Sum("total_amount"))["total"] or ZERO)
     waits_because = _plan_beyond_collectors(total=total, currency=currency, granted=granted, rules=rules,
-                                            first=dates[0], last=dates[-1], on=on)
+                                            dates=dates, on=on)
     needs_approval = bool(waits_because) and not actor.has_perm("collections.change_paymentplan")
     plan = PaymentPlan.objects.create(
         customer=customer, currency=currency, total_amount=total, grace_days=rules.instalment_grace_days,
@@ -498,20 +498,28 @@ PLAN_DAYS_APART_AT_MOST = 92
 
 
 def _plan_beyond_collectors(*, total: Decimal, currency: str, granted: Decimal, rules: CollectionRules,
-                            first: dt.date, last: dt.date, on: dt.date) -> str:
-    """Why a plan proposed on `on` is beyond what a collector agrees alone, or
-    "": its amount (or currency), a first instalment further away than the
-    rules' days (a plan paying nothing for months is a pause by another
-    name), or a last one beyond the rules' months."""
+                            dates: Sequence[dt.date], on: dt.date) -> str:
+    """Why a plan proposed on `on` with instalments on `dates` is beyond what
+    a collector agrees alone, or "": every rule it breaks, so the manager
+    deciding sees them all. Its amount (or currency); a first instalment
+    further away than the rules' days (a plan paying nothing for months is a
+    pause by another name), or than the PLAN_DAYS_APART_AT_MOST a
+    rescheduled plan keeps to (a mistyped year, most likely: rescheduling it
+    would be refused); a last one beyond the rules' months."""
+    reasons = []
     if rules.plan_needs_approval(amount=granted + total, currency=currency):
-        return _limit_passed(total=total, currency=currency, granted=granted, rules=rules)
-    if (first - on).days > (days := rules.plan_first_within_days):
-        return (f"its first instalment, on {format_day(first)}, is more than {days} day{pluralize(days)} "
-                "away, later than a collector may agree alone")
+        reasons.append(_limit_passed(total=total, currency=currency, granted=granted, rules=rules))
+    first, last, apart = dates[0], dates[-1], PLAN_DAYS_APART_AT_MOST
+    if (first - on).days > apart:
+        reasons.append(f"its first instalment, on {format_day(first)}, is more than {apart} days away, "
+                       "further than a plan's instalments may be apart (check the year)")
+    elif (first - on).days > (days := rules.plan_first_within_days):
+        reasons.append(f"its first instalment, on {format_day(first)}, is more than {days} "
+                       f"day{pluralize(days)} away, later than a collector may agree alone")
     if last > add_months(on, months := rules.plan_max_months):
-        return (f"its last instalment, on {format_day(last)}, is more than {months} month{pluralize(months)} "
-                "away, beyond the collectors' limit")
-    return ""
+        reasons.append(f"its last instalment, on {format_day(last)}, is more than {months} "
+                       f"month{pluralize(months)} away, beyond the collectors' limit")
+    return ", and ".join(reasons)
 
 
 def schedule_said(instalments: Sequence[tuple[dt.date, Decimal]], currency: str, *, on: dt.date) -> str:
@@ -548,8 +556,7 @@ def _plan_beyond_collectors_now(plan: PaymentPlan, *, granted: Decimal) -> str:
     """_plan_beyond_collectors for a plan recorded, by its schedule as it stands."""
     dates = list(plan.instalments.order_by("due_on").values_list("due_on", flat=True))
     return _plan_beyond_collectors(total=plan.total_amount, currency=plan.currency, granted=granted,
-                                   rules=CollectionRules.current(), first=dates[0], last=dates[-1],
-                                   on=plan.proposed_on)
+                                   rules=CollectionRules.current(), dates=dates, on=plan.proposed_on)
 
 
 def _plan_pause(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, on: dt.date) -> None:

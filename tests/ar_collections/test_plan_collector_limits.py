@@ -5,9 +5,11 @@ is a manager's decision, like a large amount."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from ar_collections import workspace
 from ar_collections.models import CollectionRules, PlanStatus
@@ -41,9 +43,9 @@ def test_a_short_plan_starting_soon_is_agreed_by_the_collector_alone(customer, c
      "alone"),
     ((dt.date(2025, 8, 10), dt.date(2026, 8, 6)),
      "its last instalment, on 6 Aug 2026, is more than 12 months away, beyond the collectors' limit"),
-    ((dt.date(2030, 6, 30), dt.date(2039, 4, 27)),
-     "its first instalment, on 30 Jun 2030, is more than 30 days away, later than a collector may agree "
-     "alone"),
+    ((dt.date(2026, 3, 1), dt.date(2026, 4, 1)),
+     "its first instalment, on 1 Mar 2026, is more than 92 days away, further than a plan's instalments "
+     "may be apart (check the year)"),
 ])
 def test_a_plan_starting_late_or_running_long_waits_for_a_manager_saying_why(
     customer, collector, invoice, dates, why
@@ -72,13 +74,32 @@ def test_a_manager_agrees_a_long_plan_at_once(customer, manager, invoice):
     assert plan.status == PlanStatus.ACTIVE
 
 
-def test_a_plan_over_more_than_one_limit_names_the_amount_first(customer, collector, make_invoice):
+def test_a_plan_over_more_than_one_limit_names_every_rule_it_breaks(customer, collector, make_invoice):
     big = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="9000.00")
 
-    plan = propose(customer, collector, big, dt.date(2025, 12, 1), dt.date(2026, 12, 1))
+    plan = propose(customer, collector, big, dt.date(2025, 9, 20), dt.date(2026, 12, 1))
 
-    assert workspace.plan_waits_because(plan) == "it is above the collectors' limit of EUR 5,000.00"
+    assert workspace.plan_waits_because(plan) == (
+        "it is above the collectors' limit of EUR 5,000.00, and its first instalment, on 20 Sep 2025, is "
+        "more than 30 days away, later than a collector may agree alone, and its last instalment, on "
+        "1 Dec 2026, is more than 12 months away, beyond the collectors' limit"
+    )
     assert plan.total_amount == Decimal("9000.00")
+
+
+def test_the_decision_page_names_a_first_instalment_a_year_away_as_well_as_the_amount(
+    client, customer, collector, manager, make_invoice
+):
+    big = make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="9000.00")
+    plan = propose(customer, collector, big, dt.date(2026, 8, 1), dt.date(2026, 9, 1))
+    client.force_login(manager)
+
+    page = " ".join(re.sub(r"<[^>]+>", " ", client.get(
+        reverse("collections:plan_decide", args=[plan.pk])).content.decode()).split())
+
+    assert "above the collectors' limit of EUR 5,000.00" in page.replace("&#x27;", "'")
+    assert ("its first instalment, on 1 Aug 2026, is more than 92 days away, further than a plan's "
+            "instalments may be apart (check the year)") in page.replace("&#x27;", "'")
 
 
 def test_a_plan_running_into_later_years_names_them_on_the_timeline(customer, manager, invoice):
