@@ -750,7 +750,8 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, 
     event_record(
         customer=customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan, invoices=invoices,
         summary=f"{capfirst(said)} e-mailed to {contact.name} <{contact.email}>: "
-        f"{len(instalments)} instalments{' still to pay' if rescheduled else ''}, "
+        f"{len(instalments)} instalment{pluralize(len(instalments))}"
+        f"{' still to pay' if rescheduled else ''}, "
         f"{format_money(sum((a for _, _, a in instalments), ZERO), plan.currency)} in all",
         details={"to": contact.email, "subject": subject, "text": text, "mail": mail.pk},
     )

@@ -155,6 +155,13 @@ def test_the_customer_is_told_the_schedule_changed_not_that_a_new_plan_was_agree
     assert event.summary.endswith(": 3 instalments still to pay, EUR 800.00 in all")
 
 
+def test_a_schedule_left_with_one_instalment_says_so_in_good_english(account, plan, manager):
+    amended(plan, manager, [(40, "800.00")])
+
+    event = account.events.get(summary__startswith="New schedule e-mailed to Anna Clerk")
+    assert event.summary.endswith(": 1 instalment still to pay, EUR 800.00 in all")
+
+
 def test_a_collector_may_not_reschedule_an_agreed_plan(plan, collector):
     before = instalments_of(plan)
 
