@@ -150,6 +150,10 @@ class _PlainLabels:
         super().__init__(*args, **kwargs)
 
 
+# The longest typical gap between orders the card takes: a year.
+ORDER_INTERVAL_DAYS_AT_MOST = 365
+
+
 class CustomerForm(_PlainLabels, forms.ModelForm):
     """The account card. Commercial terms are a manager's decision (DESIGN:
     managers approve extended terms, credit-hold releases and C.O.D.), so for
@@ -166,8 +170,21 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
     )
 
     buying_reasons = LinesField(
-        label="Why they buy from us", required=False,
+        label="Why they buy from us",
         help_text="One reason per line; at least three make a useful card.",
+        error_messages={"required": "Give at least one reason why they buy from us, one per line."},
+    )
+    # The order-gap alert watches for an order this many days (and a margin)
+    # after the last: a customer who orders less than once a year has no
+    # rhythm to watch, and a mistyped 100000 would switch the alert off unseen.
+    typical_order_interval_days = forms.IntegerField(
+        label="Typical days between orders", required=False,
+        min_value=1, max_value=ORDER_INTERVAL_DAYS_AT_MOST,
+        error_messages={
+            "min_value": "A typical gap between orders is at least 1 day.",
+            "max_value": f"A typical gap between orders is at most {ORDER_INTERVAL_DAYS_AT_MOST} days; leave "
+                         "it empty if they order less often.",
+        },
     )
     ap_run_days = DaysOfMonthField(
         label="AP payment-run days", required=False,

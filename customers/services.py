@@ -418,8 +418,24 @@ def _card_change(name: str, old: Any, new: Any, currencies: tuple[str, str]) -> 
     field = Customer._meta.get_field(name)
     label = CARD_LABELS.get(name, str(field.verbose_name))
     if name in CARD_TEXTS:
-        return label
+        return f"{label} {_card_text(field, old)} → {_card_text(field, new)}"
     return f"{label} {_card_value(field, old, currencies[0])} → {_card_value(field, new, currencies[1])}"
+
+
+# A text on the card quoted on the timeline is cut to this many characters:
+# enough to see what changed, while the summary stays one line (the event's
+# details keep the texts whole).
+CARD_TEXT_SHOWN = 60
+
+
+def _card_text(field: models.Field, value: Any) -> str:
+    said = _card_value(field, value, "")
+    if said == "none":
+        return said
+    said = " ".join(said.split())
+    if len(said) > CARD_TEXT_SHOWN:
+        said = said[:CARD_TEXT_SHOWN - 1].rstrip() + "…"
+    return f"“{said}”"
 
 
 def _card_value(field: models.Field, value: Any, currency: str) -> str:

@@ -331,6 +331,11 @@ def test_saving_an_unchanged_card_records_nothing(client, collector, customer):
         ({"buying_reasons": "price\x00\nspeed"}, "Null characters are not allowed."),
         ({"customer_since": "2052-01-01"}, "A customer since a day still to come? Check the year."),
         ({"referred_by": "NO-SUCH"}, "No customer has that account number."),
+        ({"typical_order_interval_days": "100000"},
+         "A typical gap between orders is at most 365 days; leave it empty if they order less often."),
+        ({"typical_order_interval_days": "0"}, "A typical gap between orders is at least 1 day."),
+        ({"buying_reasons": "  \n \n"},
+         "Give at least one reason why they buy from us, one per line."),
     ],
 )
 def test_bad_card_input_changes_nothing_and_says_why(
@@ -492,7 +497,8 @@ def test_a_new_currency_with_the_old_credit_limit_is_refused_until_the_limit_is_
 
 def test_the_timeline_says_what_a_card_change_was_from_and_to(client, manager, customer, other_collector):
     """A credit limit raised from 100k to 250k must be readable where people
-    look, not only in the event's stored details; long texts are only named."""
+    look, not only in the event's stored details; texts too, quoted (a long
+    one shortened: the details keep it whole)."""
     customer.credit_limit_amount = Decimal("100000.00")
     customer.save(update_fields=["credit_limit_amount"])
     client.force_login(manager)
@@ -503,9 +509,33 @@ def test_the_timeline_says_what_a_card_change_was_from_and_to(client, manager, c
 
     assert last_event().summary == (
         "Account card changed: collector carla → otto; credit limit EUR 100,000.00 → EUR 250,000.00; "
-        "days to pay 30 → 45; on credit hold no → yes; notes")
+        "days to pay 30 → 45; on credit hold no → yes; notes none → “Long story about the owner's nephew”")
     page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
     assert "credit limit EUR 100,000.00 → EUR 250,000.00" in page
+
+
+def test_the_timeline_says_what_the_reasons_they_buy_from_us_were_and_became(client, collector, customer):
+    client.force_login(collector)
+
+    client.post(reverse("customers:edit", args=[customer.pk]),
+                card_data(customer, buying_reasons="price\nservice"))
+
+    assert last_event().summary == (
+        "Account card changed: why they buy from us “price, delivery speed, service” → “price, service”")
+    assert last_event().details == {"before": {"buying_reasons": ["price", "delivery speed", "service"]},
+                                    "after": {"buying_reasons": ["price", "service"]}}
+
+
+def test_a_long_text_changed_on_the_card_is_shortened_on_the_timeline(client, collector, customer):
+    client.force_login(collector)
+    long = "They run three plants and pay from the head office " * 4
+
+    client.post(reverse("customers:edit", args=[customer.pk]), card_data(customer, business_description=long))
+
+    summary = last_event().summary
+    assert summary.startswith("Account card changed: what they do none → “They run three plants")
+    assert summary.endswith("…”")
+    assert last_event().details["after"]["business_description"] == long.strip()
 
 
 def test_an_account_name_with_a_line_break_is_refused_with_a_message(client, collector, customer):
