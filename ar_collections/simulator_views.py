@@ -92,6 +92,17 @@ class WhatIfForm(forms.Form):
                     f"after step {earlier.position} ({Tone(earlier.tone).label.lower()}): tone may only "
                     "get firmer."
                 )
+        # A gap longer than the whole ladder decides every later step's day on
+        # its own: the days tried would mean nothing, and a 30-day window
+        # would show the first step only.
+        first, last = tried.steps[0], tried.steps[-1]
+        span = last.day_offset - first.day_offset
+        if len(tried.steps) > 1 and cleaned["min_gap"] > span:
+            problems.append(
+                f"At least {cleaned['min_gap']} days between contacts is longer than the {span} days from "
+                f"step {first.position} to step {last.position}: every step after the first would come that "
+                "long after the one before, whatever its day. Give a shorter gap."
+            )
         if problems:
             raise forms.ValidationError(problems)
         return cleaned
@@ -118,6 +129,11 @@ def coming_up(request: HttpRequest) -> HttpResponse:
 
     ladder = _chosen_ladder(request, book_ladders)
     context["ladder"] = ladder
+    if ladder is None and request.GET.get("policy", ""):
+        # Shown as "No change" it would pass for a what-if that changes nothing.
+        context["policy_error"] = ("There is no policy to try with that number: choose one from the list "
+                                   "(only an active policy with steps can be tried).")
+        status = 422
     tried = None
     if ladder is not None:
         tried_days = any(name.startswith("step_") for name in request.GET) or "min_gap" in request.GET

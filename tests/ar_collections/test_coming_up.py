@@ -284,6 +284,42 @@ def test_bad_what_if_days_get_a_clear_message_and_no_comparison(client, manager,
     assert 'id="coming-up-now' in text
 
 
+def test_a_gap_longer_than_the_ladder_is_refused_as_meaningless(client, manager, book):
+    client.force_login(manager)
+    prompt = ladders()[Segment.PROMPT]
+    first, last = prompt.steps[0], prompt.steps[-1]
+    span = last.day_offset - first.day_offset
+    query = {"policy": prompt.policy.pk, **{f"step_{s.pk}": s.day_offset for s in prompt.steps}}
+
+    refused = client.get(URL, {**query, "min_gap": span + 1})
+    taken = client.get(URL, {**query, "min_gap": span})
+
+    assert refused.status_code == 422
+    text = refused.content.decode().replace("&#x27;", "'")
+    assert (f"At least {span + 1} days between contacts is longer than the {span} days from step "
+            f"{first.position} to step {last.position}: every step after the first would come that long "
+            "after the one before, whatever its day. Give a shorter gap.") in text
+    assert 'id="coming-up-changed' not in text
+    assert 'id="coming-up-now' in text
+    assert taken.status_code == 200
+    assert 'id="coming-up-changed' in taken.content.decode()
+
+
+@pytest.mark.parametrize("policy", ["999999", "prompt", "0"])
+def test_an_unknown_policy_is_refused_rather_than_shown_as_no_change(client, manager, book, policy):
+    client.force_login(manager)
+
+    response = client.get(URL, {"policy": policy, "min_gap": 5})
+    fragment = client.get(URL, {"policy": policy}, headers=HTMX)
+
+    assert response.status_code == fragment.status_code == 422
+    for text in (response.content.decode(), fragment.content.decode()):
+        assert ("There is no policy to try with that number: choose one from the list "
+                "(only an active policy with steps can be tried).") in text.replace("&#x27;", "'")
+        assert 'id="what-if"' not in text and 'id="coming-up-changed' not in text
+        assert 'id="coming-up-now' in text
+
+
 def test_offsets_that_put_a_firmer_step_first_are_refused(client, manager, book):
     client.force_login(manager)
     prompt = ladders()[Segment.PROMPT]
