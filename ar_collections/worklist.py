@@ -50,7 +50,7 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Coalesce, Floor, Least, RowNumber
+from django.db.models.functions import Coalesce, Concat, Floor, Least, NullIf, RowNumber, Trim
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -60,6 +60,9 @@ from ar_collections.models import (
     DunningAction,
     DunningCycle,
     DunningPause,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
     Invoice,
     InvoiceStatus,
     LateCharge,
@@ -1105,8 +1108,30 @@ def items_due(*, on: dt.date) -> QuerySet[WorkItem]:
                   money_per_point=_money_per_point())
         .annotate(**priority_parts())
         .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))
+        .annotate(**_release_asked())
         .order_by(*ITEMS_ORDER.order)
     )
+
+
+def _release_asked() -> dict[str, Case]:
+    """For a paid-up item (HOLD_RELEASE), the request to lift the hold that
+    already waits for a manager: when it was asked (`release_asked_on`) and
+    by whom (`release_asked_by`, as person_name says it), so the item shows
+    it waits rather than offering to ask again. In the list's own query; the
+    CASE keeps the subqueries to those items."""
+    waiting = ExceptionRequest.objects.filter(
+        customer=OuterRef("customer_id"), kind=ExceptionKind.HOLD_RELEASE, invoice__isnull=True,
+        status=ExceptionStatus.PENDING,
+    ).order_by("requested_on", "pk")
+    name = Coalesce(NullIf(Trim(Concat(Trim("requested_by__first_name"), Value(" "),
+                                       Trim("requested_by__last_name"))), Value("")),
+                    "requested_by__username")
+    hold_release = Q(kind=WorkKind.HOLD_RELEASE)
+    return {
+        "release_asked_on": Case(When(hold_release, then=Subquery(waiting.values("requested_on")[:1]))),
+        "release_asked_by": Case(When(hold_release, then=Subquery(
+            waiting.annotate(asker=name).values("asker")[:1]))),
+    }
 
 
 def item_place(item: WorkItem, *, on: dt.date, on_list_of=None) -> str | None:

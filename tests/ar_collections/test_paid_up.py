@@ -387,6 +387,59 @@ def test_the_worklist_item_opens_the_request_form_on_lifting_the_hold(
     assert ExceptionRequest.objects.get(customer=on_hold).kind == ExceptionKind.HOLD_RELEASE
 
 
+def test_once_a_request_waits_the_item_says_since_when_and_who_asked_instead_of_offering_another(
+    client, on_hold, manager, collector, overdue, django_capture_on_commit_callbacks
+):
+    collector.first_name, collector.last_name = "Carla", "Collins"
+    collector.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    with frozen(TODAY - dt.timedelta(days=1)):
+        workspace.exception_request(customer=on_hold, actor=collector, kind=ExceptionKind.HOLD_RELEASE,
+                                    reason="All paid", on=TODAY - dt.timedelta(days=1))
+    client.force_login(collector)
+
+    page = client.get(reverse("collections:worklist")).content.decode()
+
+    url = reverse("collections:exception_request", args=[on_hold.pk]) + "?kind=hold_release"
+    assert "Paid up, nothing overdue: ask a manager to lift the credit hold" in page
+    assert "Ask a manager</a>" not in page and url not in page.replace("&amp;", "&")
+    assert "A manager has been asked to lift it since 4 Aug, by Carla Collins" in page
+
+
+def test_a_second_request_to_lift_the_hold_is_refused_with_why_and_nothing_is_added(
+    client, on_hold, manager, collector, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    hold_release_asked(on_hold, collector)
+    events = TimelineEvent.objects.filter(customer=on_hold).count()
+    client.force_login(collector)
+
+    url = reverse("collections:exception_request", args=[on_hold.pk]) + "?kind=hold_release"
+    response = client.post(url, {"kind": "hold_release", "reason": "All paid, asked again"})
+
+    assert response.status_code == 422
+    assert ("A request (lift the credit hold or C.O.D.) for the whole account already waits for a manager, "
+            "asked on 5 Aug 2025: a manager decides it first.") in response.content.decode()
+    assert ExceptionRequest.objects.filter(customer=on_hold).count() == 1
+    assert TimelineEvent.objects.filter(customer=on_hold).count() == events
+
+
+def test_a_decided_request_lets_the_item_ask_a_manager_again(
+    client, on_hold, manager, collector, overdue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(on_hold, manager, overdue)
+    workspace.exception_decide(request=hold_release_asked(on_hold, collector), manager=manager, approve=False,
+                               note="Wait a month", on=TODAY)
+    client.force_login(collector)
+
+    page = client.get(reverse("collections:worklist")).content.decode()
+
+    assert "Ask a manager</a>" in page and "has been asked to lift it" not in page
+
+
 def test_the_daily_refresh_outside_any_transaction_closes_items_with_why(
     transactional_db, on_hold, manager, overdue, make_invoice
 ):
