@@ -1,5 +1,6 @@
 import copy
 import datetime as dt
+import re
 from decimal import Decimal
 
 from django import forms
@@ -13,6 +14,7 @@ from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from ar_collections.api import api_token_revoke
 from ar_collections.imports import invoice_values_check
@@ -134,12 +136,13 @@ class InvoiceAdminForm(forms.ModelForm):
         if checked & {"issue_date", "due_date"}:
             # Each date is checked against the other.
             checked |= {"issue_date", "due_date"}
+        labels = {column: str(self.fields[name].label) for column, name in INVOICE_COLUMNS.items()
+                  if name in self.fields}
         for column, said in problems.items():
             name = INVOICE_COLUMNS.get(column)
             if name is None or (name in checked and name not in self.errors):
-                label = str(self.fields[name].label) if name in self.fields else ""
                 self.add_error(name if name in self.fields else None,
-                               [_as_labelled(problem, column, label) for problem in said])
+                               [_as_labelled(problem, column, labels) for problem in said])
         if invoice.pk and (as_paid := [name for name in INVOICE_AS_PAID if name in self.changed_data]):
             self._as_paid_check(as_paid)
         return data
@@ -305,12 +308,32 @@ def _deleted_record(invoices: list[Invoice], *, actor) -> None:
         )
 
 
-def _as_labelled(problem: str, column: str, label: str) -> str:
-    """An import's problem as its field says it: "Issue date 2099-01-01 is
-    after today", not "issue_date 2099-01-01 ..."."""
+# A day as the import's rules write it (YYYY-MM-DD), to be said as the admin says one.
+_ISO_DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+
+
+def _as_labelled(problem: str, column: str, labels: dict[str, str]) -> str:
+    """An import's problem in the admin's words: its fields by their labels
+    and its days as the admin's lists and fields write them ("Due date 1 Jul
+    2025 is before the issue date 1 Aug 2025"), not the file's column names
+    and ISO days ("due_date 2025-07-01 is before issue_date 2025-08-01")."""
+    label = labels.get(column, "")
     if label and problem.startswith(f"{column} "):
-        problem = f"{label.capitalize()} {problem.removeprefix(column + ' ')}"
+        problem = f"{label[0].upper()}{label[1:]} {problem.removeprefix(column + ' ')}"
+    for other, other_label in labels.items():
+        if "_" in other:  # a column name no sentence uses as a word of its own
+            said = other_label if other_label[:2].isupper() else other_label[0].lower() + other_label[1:]
+            problem = re.sub(rf"\b(before|after|than) {other}\b", rf"\1 the {said}", problem)
+            problem = re.sub(rf"\b{other}\b", said, problem)
+    problem = _ISO_DAY.sub(_day_said, problem)
     return problem if problem.endswith(".") else problem + "."
+
+
+def _day_said(match: re.Match) -> str:
+    try:
+        return date_format(dt.date.fromisoformat(match[0]), "DATE_FORMAT")
+    except ValueError:
+        return match[0]  # not a day after all (part of a number, say): as it was
 
 
 def _said(value) -> str:

@@ -7,6 +7,7 @@ timeline with who, before and after."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -255,10 +256,10 @@ def timeline(customer, kind: str) -> list[TimelineEvent]:
 
 @pytest.mark.parametrize(("entered", "said"), [
     ({"issue_date": "2099-01-01", "due_date": "2099-02-01"},
-     "Issue date 2099-01-01 is not a plausible date: check the year."),
+     "Issue date 1 Jan 2099 is not a plausible date: check the year."),
     ({"issue_date": "2025-09-01", "due_date": "2025-10-01"},
-     "Issue date 2025-09-01 is after today (5 Aug 2025): an invoice comes in once it is issued."),
-    ({"due_date": "2025-07-01"}, "Due date 2025-07-01 is before issue_date 2025-08-01."),
+     "Issue date 1 Sep 2025 is after today (5 Aug 2025): an invoice comes in once it is issued."),
+    ({"due_date": "2025-07-01"}, "Due date 1 Jul 2025 is before the issue date 1 Aug 2025."),
     ({"currency": "JPY", "total_amount": "100.50"},
      "Total amount 100.5 has more places after the point than JPY has (0)."),
     ({"currency": "XYZ"}, "XYZ is not an ISO 4217 currency in circulation"),
@@ -275,6 +276,23 @@ def test_an_invoice_the_import_would_refuse_is_refused_in_the_admin_and_nothing_
     assert said in response.content.decode()
     assert not Invoice.objects.exists()
     assert not TimelineEvent.objects.filter(customer=customer).exists()
+
+
+@pytest.mark.parametrize("entered", [
+    {"issue_date": "2099-01-01", "due_date": "2099-02-01"},
+    {"issue_date": "2025-09-01", "due_date": "2025-10-01"},
+    {"due_date": "2025-07-01"}, {"currency": "JPY", "total_amount": "100.50"}, {"number": "INV;9"},
+], ids=["far-ahead", "issued-tomorrow", "due-before-issue", "half-a-yen", "semicolon"])
+def test_the_admin_s_invoice_problems_name_fields_and_dates_in_the_user_s_words(
+    admin_client, customer, entered
+):
+    response = admin_client.post(reverse("admin:collections_invoice_add"), add_form(customer, **entered))
+
+    page = response.content.decode()
+    errors = " ".join(re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', page, re.S))
+    assert errors
+    assert not re.search(r"\b(issue_date|due_date|total_amount|po_reference|account_number)\b", errors)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", errors)
 
 
 @pytest.mark.parametrize(("currency", "amount"), [("USD", "250.00"), ("JPY", "1500.00")],
@@ -350,9 +368,9 @@ def test_an_invoice_moved_to_another_account_is_on_both_timelines(
 
 
 @pytest.mark.parametrize(("entered", "said"), [
-    ({"due_date": "2025-05-01"}, "Due date 2025-05-01 is before issue_date 2025-06-01."),
-    ({"issue_date": "2025-07-15"}, "Due date 2025-07-01 is before issue_date 2025-07-15."),
-    ({"due_date": "2925-07-01"}, "Due date 2925-07-01 is not a plausible date: check the year."),
+    ({"due_date": "2025-05-01"}, "Due date 1 May 2025 is before the issue date 1 Jun 2025."),
+    ({"issue_date": "2025-07-15"}, "Due date 1 Jul 2025 is before the issue date 15 Jul 2025."),
+    ({"due_date": "2925-07-01"}, "Due date 1 Jul 2925 is not a plausible date: check the year."),
 ], ids=["due-before-issue", "issued-after-due", "mistyped-year"])
 def test_a_change_the_import_would_refuse_is_refused_in_the_admin_and_nothing_is_saved(
     admin_client, customer, invoices, entered, said
