@@ -1003,8 +1003,14 @@ def work_item_decide(request: HttpRequest, item_id: int) -> HttpResponse:
     if item.kind != WorkKind.LADDER_ENDED:
         raise Http404("Only a finished ladder's item asks what was decided.")
     everyone = request.GET.get("list") == EVERYONE and request.user.has_perm("customers.act_on_any_customer")
-    return _ladder_decision_form(request, item, LadderDecisionForm(auto_id=f"work-{item.pk}-%s"),
+    return _ladder_decision_form(request, item, LadderDecisionForm(auto_id=_decision_ids(item)),
                                  everyone=everyone, status=200)
+
+
+def _decision_ids(item: WorkItem) -> str:
+    """The decision form's field ids: the panel itself is work-<pk>-decision
+    (the list's slot it swaps in for), so its field "decision" must not be."""
+    return f"work-{item.pk}-decide-%s"
 
 
 def _ladder_decision_form(request: HttpRequest, item: WorkItem, form: LadderDecisionForm, *, everyone: bool,
@@ -1039,7 +1045,7 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
     try:
         if change == "done" and item.kind == WorkKind.LADDER_ENDED:
             # Nothing more goes out for the account: what was decided is asked, not clicked past.
-            form = LadderDecisionForm(request.POST, auto_id=f"work-{item.pk}-%s")
+            form = LadderDecisionForm(request.POST, auto_id=_decision_ids(item))
             if not form.is_valid():
                 return _ladder_decision_form(request, item, form, everyone=everyone, status=422)
             worklist.item_complete(item=item, actor=request.user, **form.cleaned_data)

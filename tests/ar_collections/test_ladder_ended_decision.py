@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -214,6 +216,49 @@ def test_the_list_s_done_on_a_finished_ladder_opens_the_form_and_other_items_kee
     assert f'<div id="work-{item.pk}-decision"></div>' in html
     assert f'action="{done_url(item)}"' not in html
     assert f'action="{done_url(call)}"' in html
+
+
+def ids_in(html: str) -> list[str]:
+    """Every id attribute in the markup, in order, duplicates kept."""
+    class Ids(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ids: list[str] = []
+
+        def handle_starttag(self, tag, attrs) -> None:
+            self.ids += [value for name, value in attrs if name == "id"]
+
+    parser = Ids()
+    parser.feed(html)
+    parser.close()
+    return parser.ids
+
+
+def duplicates(ids: list[str]) -> list[str]:
+    return sorted(name for name, n in Counter(ids).items() if n > 1)
+
+
+@pytest.mark.usefixtures("on_day")
+def test_no_id_is_used_twice_on_the_list_with_the_decision_panel_open_or_on_its_own_page(
+    client, collector, item, make_customer
+):
+    WorkItem.objects.create(key="test:call", kind=WorkKind.CALL, customer=make_customer(),
+                            assignee=collector, title="Call about INV-1", due_on=ON)
+    client.force_login(collector)
+
+    page = client.get(reverse("collections:worklist")).content.decode()
+    panel = client.get(decide_url(item), headers=HTMX).content.decode()
+    refused = client.post(done_url(item), {"note": "Called them."}, headers=HTMX).content.decode()
+    own_page = client.get(decide_url(item)).content.decode()
+
+    slot = f'<div id="work-{item.pk}-decision"></div>'
+    assert slot in page
+    # As in the browser once htmx has swapped the panel (or the refused one) in for its slot.
+    for opened in (page.replace(slot, panel), page.replace(slot, refused)):
+        ids = ids_in(opened)
+        assert f"work-{item.pk}-decision" in ids
+        assert duplicates(ids) == []
+    assert duplicates(ids_in(page)) == duplicates(ids_in(own_page)) == []
 
 
 @pytest.mark.usefixtures("on_day")
