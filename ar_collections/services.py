@@ -502,6 +502,16 @@ def credit_terms_in_force(action: DunningAction) -> tuple[str, Q]:
     return "", Q(pk__in=[])
 
 
+def asking_terms_in_force() -> Q:
+    """For a DunningAction query: a step changing the terms of trade to what
+    its account has already (see _IN_FORCE). The approvals leave these out as
+    they read, until credit_terms_in_force_skip skips them."""
+    in_force = Q(pk__in=[])
+    for step_action, condition in _IN_FORCE.items():
+        in_force |= Q(step__action=step_action) & condition
+    return in_force
+
+
 def credit_terms_in_force_skip(
     *, customer_ids: Iterable[int] | None = None, action_ids: Iterable[int] | None = None, actor=None
 ) -> int:
@@ -513,13 +523,11 @@ def credit_terms_in_force_skip(
 
     The one way such a step leaves the queue: run by the daily refresh
     (worklist.worklist_refresh) over every account, once the account card
-    changes the terms (`customer_ids`, `actor` who changed them), as the
-    approvals open, and for the step a manager decides (`action_ids`, under
-    the decision's locks). Returns how many were skipped."""
-    in_force = Q()
-    for step_action, condition in _IN_FORCE.items():
-        in_force |= Q(step__action=step_action) & condition
-    waiting = DunningAction.objects.filter(in_force, status=ActionStatus.AWAITING_APPROVAL)
+    changes the terms (`customer_ids`, `actor` who changed them), and for the
+    step a manager decides (`action_ids`, under the decision's locks). Not as
+    the approvals open: a page read writes nothing; they leave such a step
+    out (asking_terms_in_force) until then. Returns how many were skipped."""
+    waiting = DunningAction.objects.filter(asking_terms_in_force(), status=ActionStatus.AWAITING_APPROVAL)
     if customer_ids is not None:
         waiting = waiting.filter(customer_id__in=list(customer_ids))
     if action_ids is not None:

@@ -453,9 +453,6 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     """Credit holds and switches to C.O.D. waiting for a manager, each with the
     five questions to weigh before bending or applying the rule."""
     today = timezone.localdate()
-    # Terms put in force since the last refresh other than on the account card
-    # (which skips the steps at once) leave the queue before it is read.
-    services.credit_terms_in_force_skip()
     actions = _approval_waiting(today=today)
     try:
         page = _queue_page(actions, request.GET)
@@ -486,9 +483,13 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 
 
 def _approval_waiting(*, today: dt.date) -> QuerySet[DunningAction]:
-    return _approval_actions(today=today).filter(status=ActionStatus.AWAITING_APPROVAL).order_by(
-        *QUEUE_ORDER.order
-    )
+    """The steps waiting for a manager. One asking for terms its account has
+    already (put in force since the last refresh other than on the account
+    card, which skips such steps at once) is left out: there is nothing to
+    weigh. It is skipped, with why on the timeline, by the daily refresh or
+    when a manager decides it from a page opened before; never by a read."""
+    return (_approval_actions(today=today).filter(status=ActionStatus.AWAITING_APPROVAL)
+            .exclude(services.asking_terms_in_force()).order_by(*QUEUE_ORDER.order))
 
 
 def _queue_landing(

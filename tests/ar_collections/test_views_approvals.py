@@ -11,7 +11,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from ar_collections import workspace
@@ -230,12 +232,12 @@ def test_the_approvals_cost_the_same_number_of_queries_for_2_or_20_steps(
         make_action(customer)
     client.force_login(manager)
 
-    # session, user, role groups, permissions (2), steps asking for terms in
-    # force already (none), count, actions with customer, behaviour, step, a
-    # year's sales and referrals, their invoice lines, what their accounts owe
-    # overdue in other currencies, the promises, plans and open disputes on
-    # their invoices; the collectors' waiting plans and exception requests
-    with django_assert_num_queries(15):
+    # session, user, role groups, permissions (2), count, actions with
+    # customer, behaviour, step, a year's sales and referrals, their invoice
+    # lines, what their accounts owe overdue in other currencies, the
+    # promises, plans and open disputes on their invoices; the collectors'
+    # waiting plans and exception requests
+    with django_assert_num_queries(14):
         response = client.get(QUEUE)
 
     assert len(response.context["items"]) == rows
@@ -422,23 +424,50 @@ def test_a_card_change_that_holds_nothing_leaves_the_hold_waiting(
     assert listed(client.get(QUEUE)) == [action.pk]
 
 
-def test_a_manager_opening_the_approvals_finds_no_hold_already_in_force(
+def test_a_manager_opening_the_approvals_is_not_offered_a_hold_already_in_force(
     client, manager, make_customer, make_action
 ):
     """Put on hold some way the card did not see (a hold an earlier cycle's
     approval left in force, the planner's step planned over it since): the
-    queue skips the step as it opens rather than ask to approve it."""
+    queue leaves the step out as it reads, rather than ask to approve it.
+    Opening a page writes nothing: the daily refresh skips the step, with
+    why on the timeline."""
     held = make_action(make_customer(name="Held Ltd"))
     Customer.objects.filter(pk=held.customer_id).update(on_credit_hold=True)
     waiting = make_action(make_customer(name="Open Ltd"))
     client.force_login(manager)
 
     response = client.get(QUEUE)
+    fragment = client.get(QUEUE, headers=HTMX)
 
-    assert listed(response) == [waiting.pk]
+    assert listed(response) == listed(fragment) == [waiting.pk]
     assert "1 step waiting for a decision" in response.content.decode()
+    assert "Held Ltd" not in response.content.decode()
+    held.refresh_from_db()
+    assert held.status == ActionStatus.AWAITING_APPROVAL
+    assert not TimelineEvent.objects.filter(customer=held.customer).exists()
+
+    worklist_refresh(on=TODAY)
+
     held.refresh_from_db()
     assert (held.status, held.skip_reason) == (ActionStatus.SKIPPED, ON_HOLD)
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_opening_the_approvals_writes_nothing(client, manager, make_customer, make_action, headers):
+    make_action(make_customer(name="Held Ltd", on_credit_hold=True))
+    make_action(make_customer(name="Cash Ltd", terms_type=TermsType.COD), cod=True)
+    make_action(make_customer(name="Open Ltd"))
+    client.force_login(manager)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(QUEUE, headers=headers)
+
+    assert response.status_code == 200
+    written = [q["sql"] for q in queries.captured_queries
+               if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert written == []
+    assert set(DunningAction.objects.values_list("status", flat=True)) == {ActionStatus.AWAITING_APPROVAL}
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
