@@ -4,8 +4,8 @@ ERP's invoices and payments as the CSV import takes them.
 Every request carries `Authorization: Bearer <token>`, a token a manager
 issues for one user on Collections › API tokens (or `manage.py
 api_token_create`), and may do what that user may:
-every role reads an account's standing, only managers (the import
-permission) record invoices and payments. A missing, unknown or revoked
+every role reads an account's standing, only managers and the Integration
+group's users (the import permission) record invoices and payments. A missing, unknown or revoked
 token is 401, a right the user lacks 403, both in JSON.
 
 Rows are checked and recorded by ar_collections/imports.py, the rules of a

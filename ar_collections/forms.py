@@ -6,6 +6,8 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db.models import Exists, OuterRef, Q
 
 from ar_collections import api, imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
@@ -214,21 +216,35 @@ class ImportForm(_PlainLabels, forms.Form):
             raise forms.ValidationError(str(error)) from None
 
 
+def token_users():
+    """The users a token may act as, those api.api_token_user_refusal lets
+    through: active, not superusers, and allowed to read accounts, through a
+    role or a permission of their own. The list offers no one it would refuse."""
+    app_label, codename = api.READ_PERMISSION.split(".")
+    reads = {"content_type__app_label": app_label, "codename": codename}
+    may_read = (Q(Exists(Permission.objects.filter(group__user=OuterRef("pk"), **reads)))
+                | Q(Exists(Permission.objects.filter(user=OuterRef("pk"), **reads))))
+    return User.objects.filter(may_read, is_active=True, is_superuser=False).order_by("username")
+
+
 class ApiTokenForm(_PlainLabels, forms.Form):
     """A token for the ERP API (ar_collections/api.py), acting as one user."""
 
     name = forms.CharField(label="Name", max_length=100, strip=True,
                            help_text="What will use it, e.g. “ERP”.")
     user = forms.ModelChoiceField(
-        label="Acts as", queryset=User.objects.filter(is_active=True).order_by("username"),
+        label="Acts as", queryset=User.objects.none(),
         help_text="Requests signed with the token may do what this user may, and are recorded as theirs: "
-                  "a viewer reads an account's standing (for shipping), a manager also records invoices and "
-                  "payments; never a superuser.",
-        error_messages={"invalid_choice": "Choose an active user: that one is unknown or no longer active."},
+                  "a viewer reads an account's standing (for shipping), a manager or an Integration user "
+                  "(the ERP's) also records invoices and payments. Listed: the active users who may read "
+                  "accounts, except superusers, who may do anything.",
+        error_messages={"invalid_choice": ("Choose a user from the list: an active user who may read "
+                                           "accounts, never a superuser.")},
     )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = token_users()
         self.fields["user"].label_from_instance = lambda user: f"{person_name(user)} ({user.get_username()})"
 
     def clean_user(self):

@@ -98,7 +98,7 @@ from ar_collections.services import action_decline, behaviour_refresh, credit_te
 from ar_collections.timeline import events_link, invoice_issued, invoice_paid_said
 from ar_collections.worklist import worklist_refresh
 from arcrm.money import format_money
-from arcrm.roles import COLLECTOR, MANAGER, VIEWER
+from arcrm.roles import COLLECTOR, INTEGRATION, MANAGER, VIEWER
 from arcrm.text import person_name
 from customers.models import (
     Contact,
@@ -139,6 +139,12 @@ DEMO_USERS = [
     ("sam", "Sam", "Okafor", VIEWER, False),  # sales: owns the commercial relationships
 ]
 COLLECTORS = ["carla", "colin", "cora"]
+# The ERP's own user, whom a manager issues the ERP's token for on Collections ›
+# API tokens: a token never acts as a superuser (api.api_token_user_refusal), so
+# not as the demo's manager. Its group reads accounts and records invoices and
+# payments, and no more; it works no list, so no picker of people offers it.
+# Nobody signs in as it: it has no usable password.
+ERP_USER = ("erp", "ERP", "integration", INTEGRATION)
 
 
 @dataclass
@@ -174,6 +180,8 @@ class Summary:
             out.append(
                 f"  users already there, password unchanged: {', '.join(self.users_reused)}"
             )
+        out.append(f"  the ERP's user, who signs in nowhere: {ERP_USER[0]} (issue its token on "
+                   "Collections › API tokens)")
         out.append("  segments:")
         out += [f"    {Segment(s).label:<22} {n}" for s, n in self.segments.items()]
         return out
@@ -487,13 +495,14 @@ def _plan(customer: Customer, invoices: list[Invoice], manager: User, *, on: dt.
 
 def _demo_users() -> tuple[dict[str, User], list[str], list[str]]:
     """The demo users by username; existing ones are reused and keep their password."""
-    existing = {u.username: u for u in User.objects.filter(username__in=[u[0] for u in DEMO_USERS])}
-    groups = {g.name: g for g in Group.objects.filter(name__in=[MANAGER, COLLECTOR, VIEWER])}
+    existing = {u.username: u for u in User.objects.filter(
+        username__in=[u[0] for u in DEMO_USERS] + [ERP_USER[0]])}
+    groups = {g.name: g for g in Group.objects.filter(name__in=[MANAGER, COLLECTOR, VIEWER, INTEGRATION])}
     # One hash for all: PBKDF2 is deliberately slow (~0.5 s each) and the demo
     # password is public anyway, so a salt per user would buy nothing here.
     password = make_password(DEMO_PASSWORD)
     users, created, reused = {}, [], []
-    for username, first, last, role, admin in DEMO_USERS:
+    for username, first, last, role, admin in [*DEMO_USERS, (*ERP_USER, False)]:
         user = existing.get(username)
         if user is None:
             user = User.objects.create(
@@ -501,12 +510,13 @@ def _demo_users() -> tuple[dict[str, User], list[str], list[str]]:
                 first_name=first,
                 last_name=last,
                 email=f"{username}@arcrm.example",
-                password=password,
+                password=password if username != ERP_USER[0] else make_password(None),
                 is_staff=admin,
                 is_superuser=admin,
             )
-            created.append(username)
-        else:
+            if username != ERP_USER[0]:  # listed with the logins, which it is not
+                created.append(username)
+        elif username != ERP_USER[0]:
             reused.append(username)
         user.groups.add(groups[role])
         users[username] = user

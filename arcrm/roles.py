@@ -1,4 +1,5 @@
-"""The three roles and what each may do.
+"""The three roles and what each may do, and the group of the users other
+systems sign API requests as.
 
 Roles are Django groups holding model permissions (created by the migration
 customers/0002_roles). Views ask these helpers; templates only mirror them.
@@ -11,6 +12,10 @@ from django.core.exceptions import PermissionDenied
 COLLECTOR = "Collector"
 MANAGER = "Manager"
 VIEWER = "Viewer"
+# Not a person's role: the user a system such as the ERP signs API requests as
+# (ar_collections/api.py), who reads accounts and records invoices and
+# payments, and works no list (the pickers of people offer only the roles above).
+INTEGRATION = "Integration"
 
 # Which model permissions each group holds, by app label and codename.
 READ = [
@@ -102,6 +107,7 @@ GROUP_PERMISSIONS = {
     VIEWER: READ,
     COLLECTOR: READ + WORK_AN_ACCOUNT,
     MANAGER: READ + WORK_AN_ACCOUNT + MANAGE,
+    INTEGRATION: [*READ, ("collections", "import_receivables")],
 }
 
 

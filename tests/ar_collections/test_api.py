@@ -8,11 +8,13 @@ import datetime as dt
 import hashlib
 import html
 import json
+import re
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -888,13 +890,14 @@ def test_a_token_refused_with_htmx_answers_the_form_with_its_problem(client, man
     assert response.status_code == 422
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="token-issue"')
-    assert "nora may not read accounts" in html
+    assert "Choose a user from the list: an active user who may read accounts, never a superuser." in html
     assert not ApiToken.objects.exists()
 
 
 @pytest.mark.parametrize("data, problem", [
     ({"name": "", "user": "me"}, "This field is required."),
-    ({"name": "ERP", "user": "999999"}, "Choose an active user: that one is unknown or no longer active."),
+    ({"name": "ERP", "user": "999999"}, "Choose a user from the list: an active user who may read accounts, "
+                                        "never a superuser."),
 ])
 def test_a_token_without_a_name_or_a_user_is_refused_and_none_is_made(client, manager, data, problem):
     client.force_login(manager)
@@ -915,7 +918,7 @@ def test_a_token_without_a_name_or_a_user_is_refused_and_none_is_made(client, ma
                    "user with only the rights the system that signs with it needs."),
 ])
 def test_a_token_acts_only_as_an_active_user_who_may_read_accounts_and_never_as_a_superuser(
-        client, manager, other_manager, request, django_user_model, who, problem):
+        other_manager, request, django_user_model, who, problem):
     if who == "inactive":
         user = other_manager
         user.is_active = False
@@ -924,12 +927,38 @@ def test_a_token_acts_only_as_an_active_user_who_may_read_accounts_and_never_as_
         user = django_user_model.objects.create_user("nora")
     else:
         user = request.getfixturevalue(who)
+
+    assert api.api_token_user_refusal(user) == problem
+    with pytest.raises(CommandError, match=r"superuser|may not read|active user"):
+        call_command("api_token_create", f"--user={user.username}", "--name=ERP", stdout=StringIO())
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize("who", ["inactive", "nobody", "admin_user"])
+def test_the_tokens_page_neither_offers_nor_accepts_a_user_it_would_refuse(
+        client, manager, other_manager, viewer, request, django_user_model, who):
+    if who == "inactive":
+        user = other_manager
+        user.is_active = False
+        user.save()
+    elif who == "nobody":
+        user = django_user_model.objects.create_user("nora")
+    else:
+        user = request.getfixturevalue(who)
+    reader = django_user_model.objects.create_user("rita")
+    reader.user_permissions.add(Permission.objects.get(codename="view_customer"))
     client.force_login(manager)
 
+    page = client.get(reverse("collections:api_tokens")).content.decode()
     response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": user.pk})
 
+    offered = set(re.findall(r'<option value="(\d+)"', page))
+    readers = {manager, viewer, reader} | ({other_manager} if who != "inactive" else set())
+    assert offered == {str(each.pk) for each in readers}
+    assert "except superusers, who may do anything" in page
     assert response.status_code == 422
-    assert problem in html.unescape(response.content.decode())
+    assert ("Choose a user from the list: an active user who may read accounts, never a superuser."
+            in html.unescape(response.content.decode()))
     assert not ApiToken.objects.exists()
 
 

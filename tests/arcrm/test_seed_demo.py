@@ -17,13 +17,16 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.db.models import Count, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
+from ar_collections.api import IMPORT_PERMISSION
 from ar_collections.delivery import message_id
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
     Allocation,
+    ApiToken,
     Channel,
     CreditNote,
     DocumentCounter,
@@ -44,9 +47,10 @@ from ar_collections.models import (
     WorkStatus,
 )
 from ar_collections.worklist import order_rhythms
+from ar_collections.workspace_forms import collectors, worklist_owners
 from arcrm.demo import DEMO_PASSWORD, RECENT_DAYS
 from arcrm.money import ZERO
-from arcrm.roles import COLLECTOR, MANAGER, VIEWER
+from arcrm.roles import COLLECTOR, INTEGRATION, MANAGER, VIEWER
 from customers.models import (
     Contact,
     ContactAbsence,
@@ -281,6 +285,25 @@ def test_demo_users_sign_in_with_the_demo_password_in_their_role(seeded, usernam
     assert list(user.groups.values_list("name", flat=True)) == [role]
     assert user.is_staff is user.is_superuser is (username == "manager")
     assert authenticate(username=username, password="wrong") is None
+
+
+def test_the_manager_can_issue_the_erp_a_token_that_records_invoices_right_away(seeded, client):
+    erp = User.objects.get(username="erp")
+    client.force_login(User.objects.get(username="manager"))
+
+    page = client.get(reverse("collections:api_tokens")).content.decode()
+    response = client.post(reverse("collections:api_tokens"), {"name": "ERP", "user": erp.pk})
+
+    assert f'<option value="{erp.pk}">ERP integration (erp)</option>' in page
+    assert response.status_code == 302
+    token = ApiToken.objects.get()
+    assert token.user == erp and erp.has_perm(IMPORT_PERMISSION)
+    assert not erp.is_superuser and not erp.is_staff and not erp.has_usable_password()
+    assert list(erp.groups.values_list("name", flat=True)) == [INTEGRATION]
+    assert not erp.has_perm("customers.change_customer")
+    assert erp not in collectors() and erp not in worklist_owners()
+    assert "the ERP's user, who signs in nowhere: erp" in seeded and "users created: manager, " in seeded
+    assert "erp" not in seeded.split("users created: ")[1].split("\n")[0]
 
 
 def test_customers_are_spread_over_the_collectors_and_owned_by_sales(seeded):

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from ar_collections.api import api_token_create
+from ar_collections.api import api_token_create, api_token_user_refusal
 
 
 class Command(BaseCommand):
@@ -22,6 +22,9 @@ class Command(BaseCommand):
         found = get_user_model().objects.filter(username=user, is_active=True).first()
         if found is None:
             raise CommandError(f"there is no active user {user!r}")
+        # The same users as the tokens page: never a superuser, never one who may not read accounts.
+        if refusal := api_token_user_refusal(found):
+            raise CommandError(refusal)
         token, secret = api_token_create(user=found, name=name)
         self.stderr.write(f"API token {token.pk} “{token.name}” acting as {found.username}; it is shown "
                           "this once, keep it where the ERP reads its secrets:")
