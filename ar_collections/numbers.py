@@ -129,6 +129,18 @@ def last_full_month(today: dt.date) -> dt.date:
     return _month_start(today, back=1)
 
 
+# How far back a period may end: ten years of months (a year's period ending
+# with the oldest reads eleven). Further back than any ledger this product
+# holds, so a mistyped year ("1900-01") is refused rather than answered with a
+# page, or a file, of zeros that reads like a real month.
+YEARS_BACK = 10
+
+
+def earliest_month(today: dt.date) -> dt.date:
+    """The first day of the oldest month a period may end with."""
+    return _month_start(last_full_month(today), back=YEARS_BACK * 12 - 1)
+
+
 def _month_start(day: dt.date, *, back: int = 0) -> dt.date:
     index = day.year * 12 + day.month - 1 - back
     return dt.date(index // 12, index % 12 + 1, 1)

@@ -106,6 +106,8 @@ class NumbersForm(ScopeForm):
         super().__init__(*args, manager=manager, **kwargs)
         self.today = today
         self.last_full = numbers.last_full_month(today)
+        self.earliest = numbers.earliest_month(today)
+        self.fields["month"].widget.attrs.update(min=f"{self.earliest:%Y-%m}", max=f"{self.last_full:%Y-%m}")
 
     def clean_month(self) -> dt.date:
         text = self.cleaned_data["month"].strip()
@@ -120,6 +122,11 @@ class NumbersForm(ScopeForm):
         if month > self.last_full:
             raise forms.ValidationError(
                 f"{month:%B %Y} has not ended yet; the latest full month is {self.last_full:%B %Y}."
+            )
+        if month < self.earliest:
+            raise forms.ValidationError(
+                f"The numbers go back {numbers.YEARS_BACK} years: "
+                f"choose a month from {self.earliest:%B %Y} on."
             )
         return month
 

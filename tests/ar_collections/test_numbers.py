@@ -568,13 +568,36 @@ def test_a_collector_downloads_their_own_accounts_figures_and_a_colleague_none(
     assert client.get(reverse("collections:numbers_csv")).status_code == 403
 
 
-def test_a_bad_month_for_the_csv_gets_the_pages_message(client, manager, ledger):
+@pytest.mark.parametrize(
+    ("month", "message"),
+    [
+        ("2025-08", "August 2025 has not ended yet"),
+        ("1900-01", "The numbers go back 10 years: choose a month from August 2015 on."),
+        ("2015-07", "The numbers go back 10 years: choose a month from August 2015 on."),
+    ],
+)
+def test_a_bad_month_for_the_csv_gets_the_pages_message_not_a_file_of_zeros(
+    client, manager, ledger, month, message
+):
     client.force_login(manager)
 
-    response = client.get(reverse("collections:numbers_csv"), {"month": "2025-08"})
+    response = client.get(reverse("collections:numbers_csv"), {"month": month})
+    page = client.get(URL, {"month": month})
 
-    assert response.status_code == 422
-    assert "August 2025 has not ended yet" in response.content.decode()
+    assert response.status_code == page.status_code == 422
+    assert "attachment" not in response.get("Content-Disposition", "")
+    assert message in response.content.decode() and message in page.content.decode()
+
+
+def test_the_oldest_month_the_page_takes_is_ten_years_back(client, manager, ledger):
+    client.force_login(manager)
+
+    response = client.get(reverse("collections:numbers_csv"), {"month": "2015-08"})
+
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[1][1:3] == ["2015-08-01", "2015-08-31"]
+    assert 'min="2015-08" max="2025-07"' in client.get(URL).content.decode()
 
 
 @pytest.mark.parametrize("more", [False, True])
