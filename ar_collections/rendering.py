@@ -146,6 +146,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_balance": "Balance",
         "st_held_back": "Held back while under dispute",
         "st_to_pay_now": "To pay now",
+        "st_later": "Falling due later",
+        "st_credit_left": "Credit left on your account",
         "st_aging": "Aging of the open invoices",
         "st_days_1_30": "1–30 days",
         "st_days_31_60": "31–60 days",
@@ -236,6 +238,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_balance": "Saldo",
         "st_held_back": "Zurückgehalten, solange strittig",
         "st_to_pay_now": "Jetzt zu zahlen",
+        "st_later": "Später fällig",
+        "st_credit_left": "Verbleibendes Guthaben auf Ihrem Konto",
         "st_aging": "Fälligkeitsstruktur der offenen Rechnungen",
         "st_days_1_30": "1–30 Tage",
         "st_days_31_60": "31–60 Tage",
@@ -328,6 +332,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_balance": "Saldo",
         "st_held_back": "Ingehouden zolang betwist",
         "st_to_pay_now": "Nu te betalen",
+        "st_later": "Later te vervallen",
+        "st_credit_left": "Resterend tegoed op uw rekening",
         "st_aging": "Ouderdom van de openstaande facturen",
         "st_days_1_30": "1–30 dagen",
         "st_days_31_60": "31–60 dagen",
@@ -425,6 +431,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_balance": "Solde",
         "st_held_back": "Retenu tant que contesté",
         "st_to_pay_now": "À payer maintenant",
+        "st_later": "À échoir plus tard",
+        "st_credit_left": "Crédit restant sur votre compte",
         "st_aging": "Antériorité des factures ouvertes",
         "st_days_1_30": "1–30 jours",
         "st_days_31_60": "31–60 jours",
@@ -515,6 +523,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_balance": "Saldo",
         "st_held_back": "Retenido mientras está en disputa",
         "st_to_pay_now": "A pagar ahora",
+        "st_later": "Vence más adelante",
+        "st_credit_left": "Crédito restante en su cuenta",
         "st_aging": "Antigüedad de las facturas pendientes",
         "st_days_1_30": "1–30 días",
         "st_days_31_60": "31–60 días",
@@ -605,6 +615,8 @@ LABELS: dict[str, dict[str, str]] = {
         "st_balance": "Saldo",
         "st_held_back": "Trattenuto finché contestato",
         "st_to_pay_now": "Da pagare ora",
+        "st_later": "In scadenza più avanti",
+        "st_credit_left": "Credito residuo sul vostro conto",
         "st_aging": "Anzianità delle fatture aperte",
         "st_days_1_30": "1–30 giorni",
         "st_days_31_60": "31–60 giorni",
@@ -1021,10 +1033,31 @@ class StatementTotals:
     # The part of the invoices under an open dispute: owed on our books (in
     # the balance) but not asked for until the dispute is settled.
     disputed: Decimal = ZERO
+    # What is open and not disputed on the invoices not yet due: owed, but
+    # not before their due dates.
+    later: Decimal = ZERO
+
+    @property
+    def _due_now(self) -> Decimal:
+        # The overdue invoices' undisputed part and the charges, less the
+        # credits and payments on account (set against what is due first).
+        return self.balance - self.later - self.disputed
 
     @property
     def to_pay_now(self) -> Decimal:
-        return self.balance - self.disputed
+        """Never below nothing: credits beyond what is due are credit left."""
+        return max(self._due_now, ZERO)
+
+    @property
+    def credit_left(self) -> Decimal:
+        """Credits and payments on account beyond what is due now: they wait
+        for what falls due later (or to be paid back), they are not a sum to
+        pay. to_pay_now + later + disputed - credit_left is the balance."""
+        return max(-self._due_now, ZERO)
+
+    @property
+    def differs_from_balance(self) -> bool:
+        return bool(self.later or self.disputed or self.credit_left)
 
 
 STATEMENT_EMAIL = "email/statement/{language}"
@@ -1046,8 +1079,9 @@ def statement_totals(statement: Statement) -> list[StatementTotals]:
         charges = sum((x.amount for x in statement.charges if x.currency == currency), ZERO)
         credits = sum((x.amount for x in statement.credits if x.currency == currency), ZERO)
         disputed = sum((x.disputed_amount for x in lines), ZERO)
+        later = sum((x.open_amount - x.disputed_amount for x in lines if x.days_late <= 0), ZERO)
         result.append(StatementTotals(currency, invoices, charges, credits, invoices + charges - credits,
-                                      tuple(aging.values()), disputed))
+                                      tuple(aging.values()), disputed, later))
     return result
 
 
@@ -1123,10 +1157,16 @@ def _statement_context(statement: Statement) -> dict:
             (t["st_less_credits"], [figure(s.credits, s.currency) for s in sums]),
         ],
         "balances": [figure(s.balance, s.currency) for s in sums],
-        # Said only when something is under dispute: otherwise the balance is what to pay.
+        # Said only when the balance is not simply what to pay now: when some
+        # of it falls due later or is under dispute, or credits exceed it;
+        # each row only where some currency has something in it.
+        "to_pay_now": ([figure(s.to_pay_now, s.currency) for s in sums]
+                       if any(s.differs_from_balance for s in sums) else []),
+        "later": ([figure(s.later, s.currency) for s in sums] if any(s.later for s in sums) else []),
         "held_back": ([figure(s.disputed, s.currency) for s in sums]
                       if any(s.disputed for s in sums) else []),
-        "to_pay_now": [figure(s.to_pay_now, s.currency) for s in sums],
+        "credit_left": ([figure(s.credit_left, s.currency) for s in sums]
+                        if any(s.credit_left for s in sums) else []),
         "balance": ", ".join(_money(s.balance, s.currency, language) for s in sums),
         # The cover e-mail's words for the same (said only when something is under dispute).
         "to_pay_now_said": ", ".join(_money(s.to_pay_now, s.currency, language) for s in sums),

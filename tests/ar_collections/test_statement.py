@@ -165,19 +165,27 @@ def test_the_statement_lists_every_open_invoice_and_the_totals_and_aging_per_cur
 
 
 
-def test_the_disputed_part_is_held_back_from_what_to_pay_now_while_the_balance_stays_whole(
+def figures(label: str, text: str) -> list[Decimal]:
+    """The summary row `label`'s two columns (EUR, USD)."""
+    found = re.search(rf"{label} ([\d,.]+) ([\d,.]+)", text)
+    assert found, (label, text)
+    return [amount(x) for x in found.groups()]
+
+
+def test_to_pay_now_is_what_is_overdue_and_not_disputed_with_what_falls_due_later_apart(
     client, collector, account, pdf_text
 ):
     """S-3's EUR 150.00 under dispute is still owed on our books, but nobody
-    asks the customer to pay it until the dispute is settled."""
+    asks the customer to pay it until the dispute is settled; S-1's EUR 500.00
+    is owed too, but not before 10 May: neither is asked for now."""
     text = downloaded(client, collector, account, pdf_text)
 
-    balance = re.search(r"Balance ([\d,.]+) ([\d,.]+)", text)
-    held = re.search(r"Held back while under dispute ([\d,.]+) ([\d,.]+)", text)
-    now = re.search(r"To pay now ([\d,.]+) ([\d,.]+)", text)
-    assert [amount(x) for x in balance.groups()] == [Decimal("2330.00"), Decimal("100.00")], text
-    assert [amount(x) for x in held.groups()] == [Decimal("150.00"), Decimal("0.00")], text
-    assert [amount(x) for x in now.groups()] == [Decimal("2180.00"), Decimal("100.00")], text
+    assert figures("Balance", text) == [Decimal("2330.00"), Decimal("100.00")]
+    assert figures("Falling due later", text) == [Decimal("500.00"), Decimal("0.00")]
+    assert figures("Held back while under dispute", text) == [Decimal("150.00"), Decimal("0.00")]
+    # The overdue invoices less their disputed part, the fee, less the credits.
+    assert figures("To pay now", text) == [Decimal("1680.00"), Decimal("100.00")]
+    assert "Credit left on your account" not in text
 
 
 def test_a_statement_without_a_dispute_has_nothing_held_back(client, collector, account, pdf_text):
@@ -186,8 +194,44 @@ def test_a_statement_without_a_dispute_has_nothing_held_back(client, collector, 
 
     text = downloaded(client, collector, account, pdf_text)
 
-    assert "Balance" in text
-    assert "Held back" not in text and "To pay now" not in text
+    assert "Held back" not in text
+    assert figures("Falling due later", text) == [Decimal("500.00"), Decimal("0.00")]
+    assert figures("To pay now", text) == [Decimal("1830.00"), Decimal("100.00")]
+
+
+def test_when_everything_open_is_due_and_undisputed_the_balance_is_what_to_pay(
+    client, collector, account, pdf_text
+):
+    DunningPause.objects.filter(dispute__invoice__customer=account).delete()
+    Dispute.objects.filter(invoice__customer=account).delete()
+    account.invoices.filter(number="S-1").update(due_date=dt.date(2026, 4, 15))
+
+    text = downloaded(client, collector, account, pdf_text)
+
+    assert figures("Balance", text) == [Decimal("2330.00"), Decimal("100.00")]
+    assert "Falling due later" not in text and "Held back" not in text and "To pay now" not in text
+
+
+def test_money_on_account_beyond_what_is_due_is_credit_left_never_a_negative_amount_to_pay(
+    client, collector, account, pdf_text
+):
+    Payment.objects.create(customer=account, received_on=dt.date(2026, 4, 18), currency="EUR",
+                           amount=Decimal("2000.00"), reference="Wire 99")
+
+    text = downloaded(client, collector, account, pdf_text)
+
+    assert "Payment Wire 99 on account 18 Apr 2026 EUR 2,000.00" in text, text
+    balance = figures("Balance", text)
+    later = figures("Falling due later", text)
+    held = figures("Held back while under dispute", text)
+    now = figures("To pay now", text)
+    left = figures("Credit left on your account", text)
+    assert balance == [Decimal("330.00"), Decimal("100.00")]
+    assert now == [Decimal("0.00"), Decimal("100.00")]
+    assert left == [Decimal("320.00"), Decimal("0.00")]
+    assert "-" not in re.search(r"To pay now [^A-Za-z]+", text).group(0)
+    for column in range(2):  # what the books say, told apart: it adds up
+        assert now[column] + later[column] + held[column] - left[column] == balance[column]
 
 def test_a_customer_with_nothing_open_gets_a_statement_saying_so(
     client, collector, make_customer, make_contact, make_invoice, pdf_text
