@@ -30,9 +30,9 @@ from django.db.models import (
     Case,
     Count,
     DateField,
-    Exists,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     Func,
     IntegerField,
     Min,
@@ -244,6 +244,9 @@ class CurrencyFigures:
     disputed: AgingRow
     periods: list[PeriodFigures]
     forecast: Forecast
+    # Each open invoice once: one disputed in part has money in the disputed
+    # row and in its bucket's, and counts in both rows.
+    open_invoices: int = 0
 
     @property
     def aging_pairs(self) -> list[tuple[str, Decimal]]:
@@ -253,10 +256,6 @@ class CurrencyFigures:
     @property
     def open_total(self) -> Decimal:
         return sum((row.amount for row in self.aging), ZERO) + self.disputed.amount
-
-    @property
-    def open_invoices(self) -> int:
-        return sum(row.invoices for row in self.aging) + self.disputed.invoices
 
 
 def figures(scope: Scope, *, today: dt.date, periods: list[Period]) -> list[CurrencyFigures]:
@@ -287,6 +286,7 @@ def figures(scope: Scope, *, today: dt.date, periods: list[Period]) -> list[Curr
                     for i, p in enumerate(periods)
                 ],
                 forecast=forecast.get(currency) or _empty_forecast(today),
+                open_invoices=rows.get(ALL_OPEN, (ZERO, 0))[1],
             )
         )
     return result
@@ -323,30 +323,61 @@ def _period_figures(
 # --- Aging of what is open today --------------------------------------------------------------
 
 
-def _open_dispute() -> Exists:
-    return Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
+def _with_disputed_part(invoices: QuerySet) -> QuerySet:
+    """Open invoices with `disputed_part`, what their open dispute covers of
+    the open amount (nothing without one), and `undisputed`, the rest: a
+    dispute of EUR 1,000 on an invoice of EUR 2,308.88 holds back EUR 1,000,
+    and EUR 1,308.88 is owed and asked for as the invoice copy and the
+    statement say. A join rather than a lookup per invoice: an invoice has at
+    most one open dispute (dispute_one_open_per_invoice), so no row doubles."""
+    part = Least(
+        Coalesce(F("open_dispute__disputed_amount"), Value(ZERO), output_field=MONEY),
+        F("open_amount"),
+        output_field=MONEY,
+    )
+    return (
+        invoices.annotate(
+            open_dispute=FilteredRelation("disputes", condition=Q(disputes__status=DisputeStatus.OPEN))
+        )
+        .annotate(disputed_part=part)
+        .annotate(undisputed=ExpressionWrapper(F("open_amount") - F("disputed_part"), output_field=MONEY))
+    )
+
+
+# The key of every open invoice's count in `_aging`'s rows.
+ALL_OPEN = "All open"
 
 
 def _aging(scope: Scope, *, on: dt.date) -> dict[str, dict[str, tuple[Decimal, int]]]:
-    """Open invoices by currency and bucket of days late today; those under
-    open dispute in a bucket of their own. One query."""
+    """Open invoices by currency and bucket of days late today, less what is
+    under open dispute, which is in a bucket of its own (an invoice disputed in
+    part has money in both); every open invoice counted once under ALL_OPEN.
+    One query."""
     # days late = on − due ≤ last day  ⇔  due ≥ on − last day
     buckets = [
         When(due_date__gte=on - dt.timedelta(days=last), then=Value(label))
         for label, last in kpi.BUCKETS
         if last is not None
     ]
-    bucket = Case(When(_open_dispute(), then=Value(DISPUTED)), *buckets, default=Value(kpi.BUCKETS[-1][0]))
     rows = (
-        scope.of(Invoice.objects.open())
-        .annotate(bucket=bucket)
+        scope.of(_with_disputed_part(Invoice.objects.open()))
+        .annotate(bucket=Case(*buckets, default=Value(kpi.BUCKETS[-1][0])))
         .order_by()
         .values("currency", "bucket")
-        .annotate(amount=Sum("open_amount"), invoices=Count("pk"))
+        .annotate(
+            amount=Sum("undisputed"), invoices=Count("pk", filter=Q(undisputed__gt=0)),
+            disputed=Sum("disputed_part"), disputed_n=Count("pk", filter=Q(disputed_part__gt=0)),
+            total=Sum("open_amount"), n=Count("pk"),
+        )
     )
     result: dict[str, dict[str, tuple[Decimal, int]]] = defaultdict(dict)
     for row in rows:
-        result[row["currency"]][row["bucket"]] = (row["amount"], row["invoices"])
+        found = result[row["currency"]]
+        found[row["bucket"]] = (row["amount"], row["invoices"])
+        for key, amount, n in [(DISPUTED, row["disputed"], row["disputed_n"]),
+                               (ALL_OPEN, row["total"], row["n"])]:
+            before, count = found.get(key, (ZERO, 0))
+            found[key] = (before + amount, count + n)
     return result
 
 
@@ -622,33 +653,24 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
             paymentplan__status=PlanStatus.ACTIVE
         ).values("invoice_id")
     )
-    # One a promise or a plan covers: its promise or its plan's instalments stand for it.
-    by_due_date = ~disputed & ~promised & ~planned
-    # Disputed in part and on a plan: the plan asks for the undisputed rest,
-    # expected with its instalments; only the part disputed is left out. The
-    # dispute is read for those invoices alone (the CASE reaches it for them).
-    disputed_part = Case(
-        When(planned, then=Least(
-            Coalesce(
-                Subquery(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN)
-                         .values("disputed_amount")[:1]),
-                F("open_amount"),
-            ),
-            F("open_amount"),
-        )),
-        default=F("open_amount"),
-        output_field=MONEY,
-    )
+    # One a promise or a plan covers: its promise or its plan's instalments
+    # stand for it. Of one disputed in part, the undisputed rest is expected
+    # by its due date (the invoice copy asks for it), the disputed part left out.
+    by_due_date = ~promised & ~planned
+    # Disputed and promised (no plan): the promise stands for the cash; the
+    # invoice is left out whole, not expected twice.
+    left_out = Case(When(promised & ~planned, then=F("open_amount")), default=F("disputed_part"),
+                    output_field=MONEY)
     invoices = (
-        scope.of(Invoice.objects.open())
+        scope.of(_with_disputed_part(Invoice.objects.open()))
         .annotate(offset=DaysFrom(today, "due_date") + lateness)
         .annotate(week=_week("offset"))
         .order_by()
         .values("currency", "week")
         .annotate(
-            amount=Sum("open_amount", filter=by_due_date),
-            n=Count("pk", filter=by_due_date),
-            disputed_amount=Sum(disputed_part, filter=disputed),
+            amount=Sum("undisputed", filter=by_due_date),
+            n=Count("pk", filter=by_due_date & Q(undisputed__gt=0)),
+            disputed_amount=Sum(left_out, filter=disputed),
             disputed_n=Count("pk", filter=disputed),
         )
     )
@@ -732,8 +754,10 @@ class AgedAccount:
 
 
 def _aged_conditions(today: dt.date) -> dict[str, Q]:
-    """Which open invoices each column holds: the aging's buckets (as in
-    `_aging`), with what is under open dispute in a column of its own."""
+    """Which open invoices each column sums: the aging's buckets by due date
+    (as in `_aging`), and those under open dispute in a column of its own;
+    the buckets take what is not disputed, that column the part disputed
+    (aged_balances)."""
     # The open disputes' invoices, once per query (PostgreSQL hashes the
     # list), rather than a lookup per invoice and per column.
     disputed = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("invoice_id"))
@@ -741,7 +765,7 @@ def _aged_conditions(today: dt.date) -> dict[str, Q]:
     for (key, _), (_, last) in zip(AGED_COLUMNS, kpi.BUCKETS, strict=False):
         # days late = today − due ≤ last  ⇔  due ≥ today − last
         older = Q(due_date__gte=today - dt.timedelta(days=last)) if last is not None else Q()
-        conditions[key] = ~disputed & older & (~newer if newer is not None else Q())
+        conditions[key] = older & (~newer if newer is not None else Q())
         newer = older  # the buckets nest: what is due since `older` holds all the newer ones
     conditions["disputed"] = disputed
     return conditions
@@ -757,12 +781,15 @@ def aged_balances(scope: Scope, *, today: dt.date, bucket: str | None = None) ->
     page: by the open total, or, given a `bucket`, only the accounts with
     money in it, by what they have in it; biggest first. Rows are dicts;
     `aged_accounts` reads them."""
+    # The buckets sum what is not disputed, the disputed column the part
+    # disputed: an invoice disputed in part has money in both.
     sums = {
-        key: Coalesce(Sum("open_amount", filter=when), Value(ZERO), output_field=MONEY)
+        key: Coalesce(Sum("disputed_part" if key == "disputed" else "undisputed", filter=when), Value(ZERO),
+                      output_field=MONEY)
         for key, when in _aged_conditions(today).items()
     }
     rows = (
-        scope.of(Invoice.objects.open())
+        scope.of(_with_disputed_part(Invoice.objects.open()))
         .order_by()
         .values(
             "customer_id",

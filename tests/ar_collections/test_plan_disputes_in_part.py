@@ -324,17 +324,21 @@ def test_the_forecast_expects_the_undisputed_rest_on_a_plan_on_its_instalment_da
     assert forecast.overdue_beyond_usual.amount == small.open_amount
 
 
-def test_the_forecast_still_leaves_out_the_whole_of_an_invoice_disputed_in_part_off_a_plan(
+def test_off_a_plan_too_the_forecast_leaves_out_only_the_disputed_part_and_expects_the_rest(
     account, invoices, collector
 ):
-    _, large = invoices
+    """As the invoice copy asks for the EUR 500.00 not under dispute, the
+    forecast expects it; only the EUR 200.00 disputed is left out."""
+    small, large = invoices
     dispute(account, large, collector, amount="200.00")
 
     found = numbers.figures(numbers.Scope(), today=LATE,
                             periods=[numbers.Period.ending(dt.date(2026, 2, 1), months=1)])
     forecast = {c.currency: c for c in found}["EUR"].forecast
 
-    assert (forecast.disputed.amount, forecast.disputed.count) == (Decimal("700.00"), 1)
+    assert (forecast.disputed.amount, forecast.disputed.count) == (Decimal("200.00"), 1)
+    expected = forecast.overdue_beyond_usual.amount + forecast.total + forecast.later
+    assert expected == small.open_amount + Decimal("500.00")
 
 
 @pytest.fixture
