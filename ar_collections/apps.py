@@ -20,18 +20,24 @@ class CollectionsConfig(AppConfig):
     verbose_name = "Collections"
 
     def ready(self) -> None:
-        from ar_collections.services import credit_terms_in_force_skip_on_commit
+        from ar_collections.services import (
+            behaviour_in_new_currency_on_commit,
+            credit_terms_in_force_skip_on_commit,
+        )
         from ar_collections.worklist import items_hand_over, items_handed_back_on_commit
         from arcrm.roles import sync_role_groups
-        from customers.services import collector_changed, cover_ended, credit_terms_changed
+        from customers.services import collector_changed, cover_ended, credit_terms_changed, currency_changed
 
         collector_changed.connect(items_hand_over, dispatch_uid="arcrm-work-items-follow-the-account")
         cover_ended.connect(items_handed_back_on_commit, dispatch_uid="arcrm-work-items-back-after-cover")
         credit_terms_changed.connect(credit_terms_in_force_skip_on_commit,
                                      dispatch_uid="arcrm-steps-in-force-skip")
+        currency_changed.connect(behaviour_in_new_currency_on_commit,
+                                 dispatch_uid="arcrm-behaviour-in-new-currency")
 
         post_migrate.connect(_install_missing_ladders, sender=self, dispatch_uid="arcrm-default-ladders")
         # The roles' collections permissions exist only from this app's post_migrate on.
         post_migrate.connect(
             sync_role_groups, sender=self, dispatch_uid="arcrm-sync-role-groups-collections"
         )
+

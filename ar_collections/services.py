@@ -124,6 +124,13 @@ def behaviour_refresh_on_commit(*, customer_ids: Iterable[int]) -> None:
     transaction.on_commit(_behaviour_refresh_pending, robust=True)
 
 
+def behaviour_in_new_currency_on_commit(sender, *, customer: Customer, **kwargs) -> None:
+    """Receiver of customers.services.currency_changed: the payment behaviour's
+    figures are in the account's currency, recomputed in the new one once the
+    change is committed, not shown under the new code until the night."""
+    behaviour_refresh_on_commit(customer_ids=[customer.pk])
+
+
 def _behaviour_refresh_pending() -> None:
     ids = getattr(_refresh_pending, "ids", None)
     _refresh_pending.ids = set()

@@ -43,6 +43,11 @@ collector_changed = Signal()
 # payment terms change (sender=Customer; customer, actor). The collections app
 # takes the steps waiting for a manager to impose those terms off the approvals.
 credit_terms_changed = Signal()
+# Sent inside customer_update's transaction when an account's currency changes
+# (sender=Customer; customer, actor). The collections app recomputes its payment
+# behaviour, whose figures are in the account's currency: else the old
+# currency's amounts would show under the new code until the night.
+currency_changed = Signal()
 # Sent with `absence` and `on` when an absence is ended early, inside the
 # transaction: the worklist hands back what its stand-in may no longer work.
 cover_ended = Signal()
@@ -111,6 +116,8 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
                             TimelineEvent._meta.get_field("summary").max_length),
             details={"before": before, "after": after},
         )
+        if "currency" in after:
+            currency_changed.send(sender=Customer, customer=current, actor=actor)
         if "collector" in after:
             collector_changed.send(sender=Customer, customer=current, before_id=collector_before,
                                    after_id=current.collector_id, actor=actor)

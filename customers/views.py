@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Case, F, Prefetch, Value, When, prefetch_related_objects
+from django.db.models import Case, F, Prefetch, Q, Sum, Value, When, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -28,7 +28,13 @@ from django_htmx.http import reswap, retarget
 
 from ar_collections import worklist
 from ar_collections.delivery import credits_held, credits_standing
-from ar_collections.models import LateCharge, PaymentBehaviour, WriteOff, overdue_in_other_currencies
+from ar_collections.models import (
+    Invoice,
+    LateCharge,
+    PaymentBehaviour,
+    WriteOff,
+    overdue_in_other_currencies,
+)
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
@@ -72,6 +78,8 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         .order_by(*_most_overdue_first())
     )
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    _with_other_currencies(page.object_list, today=timezone.localdate())
     currencies = _currencies_in_order(customers)
     template = "customers/customer_list.html"
     if wants_fragment(request):
@@ -83,6 +91,32 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         # as the most overdue of all, the others' accounts pages further on.
         "currencies": currencies if len(currencies) > 1 else [],
     })
+
+
+def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None:
+    """Give each listed account with open invoices in other currencies than
+    its own (its currency changed since they were issued, or it is billed in
+    several) their open and overdue amounts per currency, as `open_other` and
+    `overdue_other`: its behaviour's figures are in its own currency only, and
+    euros must neither be shown as dollars nor hidden behind dollars owing
+    nothing. One query, and only for a page that lists such an account."""
+    mixed = {c.pk: c for c in customers
+             if (behaviour := _behaviour_of(c)) and behaviour.other_currency_open_invoices}
+    for customer in mixed.values():
+        customer.open_other, customer.overdue_other = [], []
+    if not mixed:
+        return
+    rows = (
+        Invoice.objects.open().filter(customer_id__in=list(mixed)).exclude(currency=F("customer__currency"))
+        .order_by().values("customer_id", "currency")
+        .annotate(open=Sum("open_amount"), overdue=Sum("open_amount", filter=Q(due_date__lt=today)))
+        .order_by("customer_id", "currency")
+    )
+    for row in rows:
+        customer = mixed[row["customer_id"]]
+        customer.open_other.append((row["currency"], row["open"]))
+        if row["overdue"]:
+            customer.overdue_other.append((row["currency"], row["overdue"]))
 
 
 def _currencies_in_order(customers) -> list[str]:
@@ -418,6 +452,11 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
     for invoice in invoices:
         invoice.days_overdue = invoice.days_late(on=today)
     in_account_currency = [i for i in invoices if i.currency == customer.currency]
+    others = [i for i in invoices if i.currency != customer.currency]
+    open_total = sum((i.open_amount for i in in_account_currency), ZERO)
+    overdue_total = sum((i.open_amount for i in in_account_currency if i.days_overdue), ZERO)
+    open_other = by_currency((i.currency, i.open_amount) for i in others)
+    overdue_other = overdue_in_other_currencies(invoices, currency=customer.currency, on=today)
     # Late fees and interest still owed: an account whose invoices are all paid
     # may still owe them, and the card says so rather than "nothing open".
     charges = list(LateCharge.objects.filter(customer=customer).standing()
@@ -440,15 +479,34 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
         "credits": credits,
         "credits_held": [(currency, total) for currency, total, _ in held],
         "credits_hidden": sum(count for _, _, count in held) - len(credits),
-        "open_total": sum((i.open_amount for i in in_account_currency), ZERO),
-        "overdue_total": sum((i.open_amount for i in in_account_currency if i.days_overdue), ZERO),
+        "open_total": open_total,
+        "overdue_total": overdue_total,
         # Beside the account currency's totals, never folded into them.
-        "open_other": by_currency((i.currency, i.open_amount) for i in invoices
-                                  if i.currency != customer.currency),
-        "overdue_other": overdue_in_other_currencies(invoices, currency=customer.currency, on=today),
+        "open_other": open_other,
+        "overdue_other": overdue_other,
+        # As the header says them: the account currency's, unless it owes
+        # nothing in it while it does in another (its currency changed since
+        # those invoices were issued), then the other currencies'.
+        "open_figures": _figures(customer.currency, open_total, open_other),
+        "overdue_figures": _figures(customer.currency, overdue_total, overdue_other),
+        # The counts beside the other currencies' amounts in the payment behaviour.
+        "open_other_counted": [(c, amount, sum(1 for i in others if i.currency == c))
+                               for c, amount in open_other],
+        "overdue_other_counted": [(c, amount, sum(1 for i in others if i.currency == c and i.days_overdue))
+                                  for c, amount in overdue_other],
         "invoice_aging": _aging(in_account_currency, today=today),
-        "other_currency_invoices": len(invoices) - len(in_account_currency),
+        # An aging per currency: the account's own first, then the others by code.
+        "invoice_agings": [
+            (currency, _aging([i for i in invoices if i.currency == currency], today=today))
+            for currency in ([customer.currency] if in_account_currency or not others else [])
+            + [c for c, _ in open_other]
+        ],
+        "other_currency_invoices": len(others),
     }
+
+
+def _figures(currency: str, amount: Decimal, other: list[tuple[str, Decimal]]) -> list[tuple[str, Decimal]]:
+    return ([(currency, amount)] if amount or not other else []) + other
 
 
 def _aging(invoices, *, today: dt.date) -> list[tuple[str, Decimal]]:

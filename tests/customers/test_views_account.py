@@ -257,7 +257,9 @@ def test_open_invoices_are_listed_with_days_overdue_and_aging(
     ]
     assert response.context["open_total"] == Decimal("600.00")
     assert "USD 50.00" in html
-    assert "1 invoice in other currencies is listed below" in html
+    # The invoice in dollars has an aging of its own, never added to the euros'.
+    assert [currency for currency, _ in response.context["invoice_agings"]] == ["EUR", "USD"]
+    assert "In EUR" in html and "In USD" in html
     assert 'class="aging-bar" role="img"' in html
 
 
@@ -274,8 +276,9 @@ def test_the_header_shows_other_currencies_beside_the_account_s_own(
 
     header = header_of(client.get(url(customer)))
 
-    assert 'data-figure="overdue" class="overdue">EUR 0.00 + USD 5,000.00<' in header
-    assert 'data-figure="open">EUR 0.00 + USD 5,000.00<' in header
+    # Nothing open in euros: no "EUR 0.00" beside (or instead of) the dollars owed.
+    assert 'data-figure="overdue" class="overdue">USD 5,000.00<' in header
+    assert 'data-figure="open">USD 5,000.00<' in header
 
 
 def test_an_account_in_yen_shows_whole_yen(client, collector, make_customer, make_invoice):
@@ -360,7 +363,8 @@ def test_the_behaviour_block_counts_the_invoices_its_amounts_add_up(
     client, collector, customer, make_invoice
 ):
     """The counts beside the account's own-currency amounts count the same
-    invoices; one in another currency is said apart, not counted in."""
+    invoices; one in another currency is said beside them in its own, not
+    counted in."""
     make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="400.00")
     make_invoice(customer, issued=dt.date(2025, 7, 20), due=dt.date(2025, 8, 20), amount="100.00")
     make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="999.00",
@@ -370,9 +374,9 @@ def test_the_behaviour_block_counts_the_invoices_its_amounts_add_up(
 
     html = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(url(customer)).content.decode()))
 
-    assert "Open EUR 500.00 (2 invoices)" in html
-    assert "Overdue EUR 400.00 (1 invoice)" in html
-    assert "Plus 1 open invoice in other currencies, not included above." in html
+    assert "Open EUR 500.00 (2 invoices) + USD 999.00 (1 invoice)" in html
+    assert "Overdue EUR 400.00 (1 invoice) + USD 999.00 (1 invoice)" in html
+    assert "The aging of the 1 open invoice in other currencies is under Open invoices" in html
 
 
 def test_figures_computed_before_today_say_as_of_which_day(client, collector, customer):

@@ -164,16 +164,22 @@ def test_a_list_in_one_currency_has_no_currency_headings(client, collector, make
     assert 'scope="colgroup"' not in client.get(URL).content.decode()
 
 
-def test_an_account_says_it_has_open_invoices_in_other_currencies_not_in_its_figures(
-    client, collector, make_customer
+def test_an_account_shows_its_open_invoices_in_other_currencies_in_their_own_beside_its_figures(
+    client, collector, make_customer, make_invoice, django_assert_num_queries
 ):
     customer = with_behaviour(make_customer(name="Berlin", currency="EUR"), open_amount="100")
     PaymentBehaviour.objects.filter(customer=customer).update(other_currency_open_invoices=2)
+    for due, amount in [(dt.date(2020, 2, 1), "30.00"), (dt.date(2099, 1, 1), "20.00")]:
+        make_invoice(customer, issued=dt.date(2020, 1, 1), due=due, amount=amount, currency="USD")
     client.force_login(collector)
 
-    html = " ".join(client.get(URL).content.decode().split())
+    # One query more than a page without such an account: their amounts per currency.
+    with django_assert_num_queries(10):
+        html = " ".join(client.get(URL).content.decode().split())
 
-    assert "EUR 100.00 <span class=\"muted\">+ 2 invoices in other currencies</span>" in html
+    assert '<td class="num">EUR 100.00 + USD 50.00</td>' in html, html
+    # Nothing overdue in euros: the dollars overdue alone, not behind "EUR 0.00".
+    assert '<td class="num overdue">USD 30.00</td>' in html, html
 
 
 @pytest.mark.parametrize("query", [
