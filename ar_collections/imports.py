@@ -676,8 +676,9 @@ class _PaymentRow:
 
     @property
     def alike(self) -> tuple:
-        """What two payments share when they are the same bank line, short of the bank's own id."""
-        return (self.customer.pk, self.reference, self.amount, self.currency, self.received_on)
+        """What two payments share when they are the same bank line, short of the bank's own id:
+        the reference compared as the payment form compares it (bank_id_key)."""
+        return (self.customer.pk, bank_id_key(self.reference), self.amount, self.currency, self.received_on)
 
     @property
     def bank_key(self) -> str:
@@ -897,7 +898,7 @@ class _Known:
         self.alike: set[tuple] = set()
         self.without_id: dict[tuple, list[int]] = defaultdict(list)  # oldest first
         for pk, customer_id, reference, amount, currency, received_on, bank_key in rows:
-            alike = (customer_id, reference, amount, currency, received_on)
+            alike = (customer_id, bank_id_key(reference), amount, currency, received_on)
             self.alike.add(alike)
             if not bank_key:
                 self.without_id[alike].append(pk)

@@ -75,6 +75,7 @@ from ar_collections.models import (
     PromiseStatus,
     WorkKind,
     WriteOff,
+    bank_id_key,
     lists_open_invoice,
 )
 from ar_collections.timeline import event_record, invoice_paid_said
@@ -2447,13 +2448,17 @@ def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: d
 def payment_known(*, customer: Customer, reference: str, amount: Decimal, currency: str,
                   received_on: dt.date) -> bool:
     """Whether this bank line (reference, amount, date) is recorded on the
-    account already. Takes the account's lock first and keeps it to the end of
-    the transaction: one payment at a time per account, so the same line
-    recorded twice at once is found by the second."""
+    account already, its reference compared as the import compares it
+    (bank_id_key: "bank-0815 " is BANK-0815). Takes the account's lock first
+    and keeps it to the end of the transaction: one payment at a time per
+    account, so the same line recorded twice at once is found by the second."""
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
-    return bool(reference) and Payment.objects.filter(
-        customer=customer, reference=reference, amount=amount, currency=currency, received_on=received_on
-    ).exists()
+    key = bank_id_key(reference)
+    # The account's payments of that amount on that day: a handful at most,
+    # compared in Python by the very function the import uses.
+    return bool(key) and any(bank_id_key(known) == key for known in Payment.objects.filter(
+        customer=customer, amount=amount, currency=currency, received_on=received_on
+    ).values_list("reference", flat=True))
 
 
 LIVE_PLAN_STATUSES = (PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL)

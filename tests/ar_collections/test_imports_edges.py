@@ -355,3 +355,33 @@ def test_a_problem_is_told_at_the_line_its_row_starts_on_when_a_value_spans_line
                              + 'INV-1,C-ACME,2025-06-01,2025-07-01,EUR,10.00,"PO\n7"\n'
                              + "INV-2,C-ACME,2025-06-01,2025-07-01,EUX,10.00,\n")
     assert [error.split(":")[0] for error in report.errors] == ["line 2", "line 4"], report.errors
+
+
+# --- 2c. a payment's reference written another way is the same bank line ---------------------------
+
+
+def test_a_payment_recorded_by_hand_is_found_by_a_file_giving_its_reference_in_other_capitals_and_spaces(
+    imported, accounts
+):
+    """The form, the API and the import compare a payment's reference by one
+    rule, the bank id's (bank_id_key): a line recorded by hand and then
+    imported is one payment."""
+    Payment.objects.create(customer=accounts["C-ACME"], received_on=DAY, currency="EUR",
+                           amount=Decimal("500.00"), reference="bank-0815")
+    before = state()
+
+    report = payments_import(PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,BANK-08 15,\n")
+
+    assert (report.ok, report.created, report.already) == (True, 0, 1), report.errors
+    assert state() == before
+
+
+def test_one_payment_with_its_reference_written_two_ways_in_a_file_is_refused_as_given_twice(imported):
+    text = (PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,R-1,\n"
+            + "C-ACME,2025-08-01,EUR,500.00,r- 1,\n")
+
+    report = payments_import(text)
+
+    assert not report.ok
+    assert report.errors[0].startswith("line 3: the same payment (reference r- 1) is on line 2 already")
+    assert not Payment.objects.exists()

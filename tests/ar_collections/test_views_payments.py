@@ -389,6 +389,24 @@ def test_the_same_bank_line_twice_is_refused(client, manager, customer, invoices
     assert open_amounts()["INV-2"] == Decimal("500.00")
 
 
+@pytest.mark.parametrize("reference", ["bank-0815", " BANK-08 15", "Bank-0815\t"])
+def test_the_same_bank_line_with_its_reference_in_other_capitals_or_spaces_is_refused(
+    client, manager, customer, invoices, reference
+):
+    """A reference is compared as the import compares a bank's id: without
+    spaces, in capitals; typed again another way it is still the same line."""
+    client.force_login(manager)
+    line = form(invoices, amount="100.00", invoices=[])
+    assert client.post(payment_url(customer), line).status_code == 302
+    before = state()
+
+    again = client.post(payment_url(customer), {**line, "reference": reference}, headers=HTMX)
+
+    assert again.status_code == 422
+    assert " is already recorded for this account." in again.content.decode()
+    assert state() == before
+
+
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
 @pytest.mark.parametrize("who", ["collector", "other_collector", "viewer", "nobody"])
 def test_only_a_manager_records_a_payment(client, request, customer, invoices, who, headers):
