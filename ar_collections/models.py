@@ -250,6 +250,11 @@ class CreditNote(models.Model):
         ordering = ["-issued_on", "-id"]
         constraints = [
             models.CheckConstraint(name="credit_note_amount_positive", condition=Q(amount__gt=0)),
+            # One ERP document per number, whatever its capitals ("Cn-1" is
+            # CN-1): a second note under it would credit the customer twice.
+            # Numbers are stored stripped (workspace._credit_note_terms_check);
+            # the index serves the number__iexact look-up that refuses one.
+            models.UniqueConstraint(Upper("number"), name="credit_note_number_once"),
         ]
 
     def __str__(self) -> str:

@@ -1625,11 +1625,12 @@ def _credit_note_created(number: str, create: Callable[[], CreditNote]) -> Credi
 
 
 def _credit_note_number_free(number: str) -> None:
-    """Refuse an ERP number a credit note has already."""
-    known = CreditNote.objects.filter(number=number).select_related("invoice").first()
+    """Refuse an ERP number a credit note has already, in whatever capitals
+    (the database holds it so: credit_note_number_once)."""
+    known = CreditNote.objects.filter(number__iexact=number).select_related("invoice").first()
     if known:
         on = f"on {known.invoice.number}, " if known.invoice else ""
-        raise ValidationError({"number": f"Credit note {number} is recorded already ({on}"
+        raise ValidationError({"number": f"Credit note {known.number} is recorded already ({on}"
                                          f"{format_money(known.amount, known.currency)} issued on "
                                          f"{format_day(known.issued_on)})."})
 
@@ -1690,7 +1691,7 @@ def _our_credit_note_number(on: dt.date) -> str:
     have been recorded with a number of its form (CN-2025-00002)."""
     while True:
         number = document_number(f"CN-{on.year}-")
-        if not CreditNote.objects.filter(number=number).exists():
+        if not CreditNote.objects.filter(number__iexact=number).exists():
             return number
 
 

@@ -13,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from ar_collections import workspace
 from ar_collections.models import (
     Allocation,
+    CreditNote,
     Dispute,
     DisputeOutcome,
     DisputeReason,
@@ -250,5 +251,38 @@ def test_payments_sharing_a_bank_id_stop_the_upgrade_named_and_kept_as_they_were
         _migrate(BANK_ID_ONCE)
         with pytest.raises(IntegrityError), transaction.atomic():
             Payment.objects.filter(pk=second.pk).update(bank_reference="ab 12 cd")
+    finally:
+        _migrate_to_latest()
+
+
+BEFORE_CREDIT_NOTE_ONCE = ("collections", "0050_paper_documents")
+CREDIT_NOTE_ONCE = ("collections", "0053_records_once")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_credit_notes_sharing_a_number_in_other_capitals_stop_the_upgrade_named_and_kept_as_they_were(
+    customer
+):
+    try:
+        _migrate(BEFORE_CREDIT_NOTE_ONCE)
+        # As an earlier version let a manager record them: one ERP number twice.
+        first, second = (CreditNote.objects.create(number=number, customer=customer, issued_on=DUE,
+                                                   currency="EUR", amount=Decimal("150.00"))
+                         for number in ("CN-TEST-1", "Cn-Test-1"))
+        with pytest.raises(CommandError) as refused:
+            _migrate(CREDIT_NOTE_ONCE)
+        assert str(refused.value) == (
+            "Credit notes share a number, which is one ERP document's: one note each. Nothing was changed. "
+            "Keep the note that is the ERP's document and correct or remove the others, then migrate "
+            "again:\n"
+            f"  number CN-TEST-1: credit note {first.pk} 'CN-TEST-1' on account {customer.account_number}, "
+            f"EUR 150.00 issued 2026-03-02; credit note {second.pk} 'Cn-Test-1' on account "
+            f"{customer.account_number}, EUR 150.00 issued 2026-03-02")
+        assert sorted(CreditNote.objects.values_list("number", flat=True)) == ["CN-TEST-1", "Cn-Test-1"]
+        # Told apart again, the upgrade goes through and holds them so.
+        CreditNote.objects.filter(pk=second.pk).update(number="CN-TEST-2")
+        _migrate(CREDIT_NOTE_ONCE)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            CreditNote.objects.filter(pk=second.pk).update(number="cn-test-1")
     finally:
         _migrate_to_latest()

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from ar_collections import workspace
@@ -212,6 +213,36 @@ def test_a_credit_note_number_recorded_before_is_refused(client, manager, custom
     assert response.context["form"].errors["number"] == [
         "Credit note ERP-CN-77 is recorded already (on INV-1, EUR 200.00 issued on 4 Aug 2025)."]
     assert state() == before
+
+
+@pytest.mark.parametrize("number", ["erp-cn-77", " Erp-Cn-77 "])
+@pytest.mark.parametrize("on_account", [False, True], ids=["on-an-invoice", "on-account"])
+def test_a_credit_note_number_recorded_before_in_other_capitals_is_refused(
+    client, manager, customer, invoices, number, on_account
+):
+    """The ERP's number is one document however it is typed: a second note
+    under it in small letters would credit the customer twice."""
+    client.force_login(manager)
+    client.post(credit_url(customer), form(invoices[0]))
+    before = state()
+
+    fields = {"number": number, "currency": "EUR"} if on_account else {"number": number}
+    response = client.post(credit_url(customer), form(None if on_account else invoices[1], **fields),
+                           headers=HTMX)
+
+    assert response.status_code == 422
+    assert response.context["form"].errors["number"] == [
+        "Credit note ERP-CN-77 is recorded already (on INV-1, EUR 200.00 issued on 4 Aug 2025)."]
+    assert state() == before
+
+
+def test_the_database_holds_one_credit_note_per_number_whatever_its_capitals(customer, invoices):
+    workspace.credit_note_record(customer=customer, actor=None, invoice=invoices[0], amount=Decimal("200.00"),
+                                 reason="Two crates returned", issued_on=TODAY, number="ERP-CN-77")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CreditNote.objects.create(number="erp-cn-77", customer=customer, issued_on=TODAY, currency="EUR",
+                                  amount=Decimal("10.00"))
 
 
 @pytest.mark.django_db(transaction=True)
