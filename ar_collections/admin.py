@@ -36,6 +36,7 @@ from ar_collections.models import (
     DunningRun,
     DunningStep,
     ExceptionRequest,
+    FormSubmission,
     Holiday,
     Instalment,
     Invoice,
@@ -399,6 +400,16 @@ class DocumentCounterAdmin(ViewOnly, admin.ModelAdmin):
     Shown for looking up the next number, never set by hand."""
 
     list_display = ["prefix", "next_value"]
+
+
+@admin.register(FormSubmission)
+class FormSubmissionAdmin(ViewOnly, admin.ModelAdmin):
+    """The one-time tokens of the forms that send something to the customer,
+    taken as each was carried out (services.submission_record). Deleted, a
+    form still open in a browser could be sent a second time."""
+
+    list_display = ["token", "created_at"]
+    search_fields = ["token"]
 
 
 @admin.register(PaymentBehaviour)

@@ -261,6 +261,20 @@ class CreditNote(models.Model):
         return self.number
 
 
+class FormSubmission(models.Model):
+    """A form that sends something to the customer, carried out: its one-time
+    token (rendered in the form as it opened), written in the transaction
+    that recorded and queued what it sent (services.submission_record). The
+    same form sent again (a second click, a retry, another tab) finds its
+    token taken and sends nothing."""
+
+    token = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return str(self.token)
+
+
 class Allocation(models.Model):
     """Part of a payment or credit note applied to one invoice, or to one late
     fee or interest charge (a payment's rest after its invoices, see

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -19,6 +20,7 @@ from ar_collections.models import (
     DunningAction,
     DunningActionInvoice,
     DunningCycle,
+    FormSubmission,
     Invoice,
     InvoiceStatus,
     MissCause,
@@ -590,3 +592,21 @@ def credit_terms_in_force_skip_on_commit(sender, *, customer: Customer, actor, *
         lambda: worklist.hold_release_items(on=timezone.localdate(), customer_ids=[customer.pk], actor=actor),
         robust=True,
     )
+
+
+# Said when a form's one-time token was taken: the form was carried out once.
+SENT_ALREADY = ("This form was sent already and carried out then (see the timeline): nothing was recorded or "
+                "sent again. To send another, open the form again.")
+
+
+def submission_record(*, token: uuid.UUID) -> None:
+    """Take a form's one-time token (workspace_forms._sent_once) in the
+    caller's transaction, which then carries the form out: the same form sent
+    again finds it taken and is refused. Sent twice at once, the second
+    insert waits on the unique index for the first's transaction: committed,
+    the second is refused; rolled back (the form was refused), it goes on."""
+    try:
+        with transaction.atomic():
+            FormSubmission.objects.create(token=token)
+    except IntegrityError:
+        raise ValidationError(SENT_ALREADY) from None

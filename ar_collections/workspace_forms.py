@@ -8,6 +8,7 @@ a question for the service.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -155,6 +156,20 @@ def _date(**kwargs) -> forms.DateField:
                            **kwargs)
 
 
+# Said when a form comes back without its one-time token: opened before the
+# token was rendered in it, or not through the page at all.
+FORM_OUT_OF_DATE = "This form is out of date: nothing was done. Open it again from the account page."
+
+
+def _sent_once() -> forms.UUIDField:
+    """The one-time token of a form that sends something to the customer: a
+    new one each time the form opens, taken by the view in the transaction
+    that carries the form out (services.submission_record), so the same form
+    sent twice (a second click, a retry, the page re-posted) sends once."""
+    return forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4,
+                           error_messages={"required": FORM_OUT_OF_DATE, "invalid": FORM_OUT_OF_DATE})
+
+
 def _contact_choice() -> forms.ModelChoiceField:
     return forms.ModelChoiceField(
         queryset=Contact.objects.none(), required=False, empty_label="(no one named)"
@@ -173,6 +188,7 @@ PROMISE_COVERS = ("Paid oldest due first, it covers only the invoices it reaches
 
 
 class CallForm(_AccountForm):
+    submission = _sent_once()
     contact = _contact_choice()
     outcome = forms.ChoiceField(choices=CallOutcome.choices, widget=forms.RadioSelect)
     cause = forms.ChoiceField(
@@ -223,6 +239,7 @@ class NoteForm(_AccountForm):
 
 
 class CopyForm(_AccountForm):
+    submission = _sent_once()
     invoice = InvoiceChoice()
     contact = forms.ModelChoiceField(
         queryset=Contact.objects.none(), label="Send to",
@@ -253,6 +270,7 @@ def _contact_way(contact: Contact) -> str:
 
 
 class StatementForm(_AccountForm):
+    submission = _sent_once()
     note = _text("Note for the customer", required=False, max_length=STATEMENT_NOTE_MAX_LENGTH)
 
     def __init__(self, *args, **kwargs) -> None:
@@ -283,6 +301,7 @@ class PromiseForm(_AccountForm):
 
 
 class PlanForm(_AccountForm):
+    submission = _sent_once()
     invoices = InvoiceChoices(label="Invoices in the plan")
     instalment_count = forms.IntegerField(label="Instalments", min_value=2,
                                           max_value=PLAN_INSTALMENTS_AT_MOST, initial=3)
@@ -524,6 +543,7 @@ class PlanAmendForm(forms.Form):
     """A manager's new schedule for what an agreed plan still asks: one
     instalment a line, its date and its amount (workspace.plan_amend)."""
 
+    submission = _sent_once()  # the new schedule is e-mailed to the customer
     instalments = forms.CharField(
         label="Instalments still to pay", widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One a line: the date (YYYY-MM-DD) and the amount, e.g. 2025-09-15 400.00. They add up to "

@@ -1,8 +1,13 @@
-"""One credit note per ERP number, whatever its capitals ("Cn-Test-1" is
+"""Things recorded once.
+
+One credit note per ERP number, whatever its capitals ("Cn-Test-1" is
 CN-TEST-1). Notes sharing a number so already are not deleted or renumbered
 here (the number is the ERP's document's, and each may have credited money):
 the migration stops and names them, for someone to decide which is the ERP's
-note and correct or remove the other, then migrate again."""
+note and correct or remove the other, then migrate again.
+
+A form that sends something to the customer is carried out once: the
+one-time tokens taken (FormSubmission), none for forms sent before."""
 
 import django.db.models.functions.text
 from django.core.management.base import CommandError
@@ -43,5 +48,13 @@ class Migration(migrations.Migration):
             model_name='creditnote',
             constraint=models.UniqueConstraint(django.db.models.functions.text.Upper('number'),
                                                name='credit_note_number_once'),
+        ),
+        migrations.CreateModel(
+            name='FormSubmission',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('token', models.UUIDField(unique=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+            ],
         ),
     ]

@@ -500,3 +500,10 @@ def log_in(page, username: str) -> None:
     page.get_by_label("Password").fill(f"pw-{username}")
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(re.compile(r"/customers/$"))
+
+
+def sent_once(data: dict) -> dict:
+    """A form's data with a one-time token of its own, as a form that sends
+    something to the customer carries one each time it opens
+    (workspace_forms._sent_once)."""
+    return {**data, "submission": str(uuid.uuid4())}

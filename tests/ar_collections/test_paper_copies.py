@@ -31,7 +31,7 @@ from ar_collections.models import (
 )
 from customers.models import ContactRole, InvoiceDelivery, ReminderChannel, TimelineEvent
 
-from .conftest import frozen
+from .conftest import frozen, sent_once
 
 TODAY = dt.date(2026, 4, 20)
 HTMX = {"HX-Request": "true"}
@@ -74,7 +74,8 @@ def jan(customer):
 def copy_posted(client, customer, *, to, headers=None):
     with frozen(TODAY):
         return client.post(url("invoice_copy", customer),
-                           {"invoice": customer.invoices.get().pk, "contact": to.pk}, headers=headers or {})
+                           sent_once({"invoice": customer.invoices.get().pk, "contact": to.pk}),
+                           headers=headers or {})
 
 
 def downloaded(client, document, pdf_text) -> str:
@@ -160,7 +161,7 @@ def test_a_statement_to_a_billing_contact_who_takes_paper_waits_in_the_print_que
     client.force_login(collector)
 
     with frozen(TODAY):
-        response = client.post(url("statement_send", vos), {"note": ""})
+        response = client.post(url("statement_send", vos), sent_once({"note": ""}))
 
     assert response.status_code == 302
     document = PaperDocument.objects.get()
@@ -180,7 +181,7 @@ def test_a_statement_by_post_carries_the_note_the_form_offers_printed_on_it(clie
     assert 'name="note"' in form and "The note is printed on the statement, above its figures." in form
 
     with frozen(TODAY):
-        response = client.post(url("statement_send", vos), {"note": "As agreed on the phone: by 30 April."})
+        response = client.post(url("statement_send", vos), sent_once({"note": "As agreed on the phone: by 30 April."}))
 
     assert response.status_code == 302
     document = PaperDocument.objects.get()

@@ -22,7 +22,7 @@ from ar_collections.models import (
     WorkStatus,
 )
 from customers.models import EventKind
-from tests.ar_collections.conftest import frozen
+from tests.ar_collections.conftest import frozen, sent_once
 from tests.ar_collections.plans import LATE, day, instalments_of, mornings, schedule
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
@@ -131,9 +131,9 @@ def test_an_amount_that_is_no_number_is_refused_with_its_line(client, plan, mana
     before = instalments_of(plan)
 
     with frozen(day(12)):
-        response = client.post(amend_url(plan), {"instalments": f"{day(40).isoformat()} 400.00\n"
+        response = client.post(amend_url(plan), sent_once({"instalments": f"{day(40).isoformat()} 400.00\n"
                                                                 f"{day(70).isoformat()} {amount}",
-                                                 "note": "Asked for time"}, headers=HTMX)
+                                                 "note": "Asked for time"}), headers=HTMX)
 
     assert response.status_code == 422
     assert "Line 2: write the date (YYYY-MM-DD)" in response.content.decode()
@@ -188,7 +188,7 @@ def test_a_manager_reschedules_a_plan_from_the_account_page(client, account, pla
 
     with frozen(day(12)):
         offered = client.get(amend_url(plan), headers=HTMX).content.decode()
-        response = client.post(amend_url(plan), NEW_SCHEDULE, headers=headers)
+        response = client.post(amend_url(plan), sent_once(NEW_SCHEDULE), headers=headers)
 
     assert f"{day(40).isoformat()} 400.00" in offered
     assert response.status_code == (200 if headers else 302)
@@ -201,8 +201,9 @@ def test_a_schedule_that_cannot_be_read_is_refused_with_the_line_and_changes_not
     before = instalments_of(plan)
 
     with frozen(day(12)):
-        response = client.post(amend_url(plan), {"instalments": f"{day(40).isoformat()} 400.00\nnext month",
-                                                 "note": "Asked for time"}, headers=HTMX)
+        response = client.post(amend_url(plan), sent_once({
+            "instalments": f"{day(40).isoformat()} 400.00\nnext month", "note": "Asked for time",
+        }), headers=HTMX)
 
     assert response.status_code == 422
     assert "Line 2: write the date (YYYY-MM-DD)" in response.content.decode()
@@ -215,7 +216,7 @@ def test_a_collector_is_not_offered_rescheduling_and_cannot_post_it(client, acco
 
     assert amend_url(plan) not in client.get(reverse("customers:detail", args=[account.pk])).content.decode()
     with frozen(day(12)):
-        response = client.post(amend_url(plan), NEW_SCHEDULE, headers=HTMX)
+        response = client.post(amend_url(plan), sent_once(NEW_SCHEDULE), headers=HTMX)
 
     assert response.status_code == 403
     assert instalments_of(plan) == before

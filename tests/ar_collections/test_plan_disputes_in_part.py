@@ -26,7 +26,7 @@ from ar_collections.models import (
     WorkItem,
     WorkKind,
 )
-from tests.ar_collections.conftest import frozen
+from tests.ar_collections.conftest import frozen, sent_once
 from tests.ar_collections.plans import LATE, day, instalments_of, mornings, schedule
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
@@ -121,9 +121,9 @@ def test_the_plan_form_spreads_only_the_undisputed_rest_over_the_instalments(
     client.force_login(collector)
 
     with frozen(LATE):
-        response = client.post(reverse("collections:plan_propose", args=[account.pk]), {
+        response = client.post(reverse("collections:plan_propose", args=[account.pk]), sent_once({
             "invoices": [i.pk for i in invoices], "instalment_count": "2",
-            "first_due_on": day(10).isoformat(), "every_days": "30"})
+            "first_due_on": day(10).isoformat(), "every_days": "30"}))
 
     assert response.status_code == 302
     plan = PaymentPlan.objects.get()

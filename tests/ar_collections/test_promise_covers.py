@@ -25,6 +25,7 @@ from ar_collections.models import (
     WorkItem,
 )
 from customers.models import Customer, EventKind, TimelineEvent
+from tests.ar_collections.conftest import sent_once
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
@@ -264,10 +265,10 @@ def test_a_call_s_token_promise_is_refused_under_the_promise_s_invoices_and_noth
     client.force_login(collector)
     before = state()
 
-    response = client.post(reverse("collections:call_log", args=[bologna.pk]), {
+    response = client.post(reverse("collections:call_log", args=[bologna.pk]), sent_once({
         "outcome": "reached", "notes": "Will pay something on the 10th",
         "promise_amount": "1.00", "promise_date": "2025-08-10", "promise_invoices": [i.pk for i in invoices],
-    }, headers=headers)
+    }), headers=headers)
 
     assert response.status_code == 422
     assert response.context["form"].errors["promise_invoices"][0].startswith("EUR 1.00 pays none of INV-B2")

@@ -33,7 +33,7 @@ from ar_collections.models import (
 )
 from customers.models import ContactAbsence, TimelineEvent
 
-from .conftest import frozen
+from .conftest import frozen, sent_once
 
 TODAY = dt.date(2026, 4, 20)
 HTMX = {"HX-Request": "true"}
@@ -280,7 +280,7 @@ def test_a_viewer_may_download_the_statement_of_any_account_but_not_e_mail_it(
     text = downloaded(client, viewer, account, pdf_text)
     assert "S-5" in text
 
-    response = client.post(url("statement_send", account), {"note": "Hello"})
+    response = client.post(url("statement_send", account), sent_once({"note": "Hello"}))
 
     assert response.status_code == 403
     assert not OutgoingMail.objects.exists() and not statement_events(account).exists()
@@ -290,7 +290,7 @@ def test_a_collector_may_not_e_mail_another_collector_s_account_statement(client
     client.force_login(other_collector)
 
     assert client.get(url("statement_send", account)).status_code == 403
-    assert client.post(url("statement_send", account), {"note": ""}).status_code == 403
+    assert client.post(url("statement_send", account), sent_once({"note": ""})).status_code == 403
     assert not OutgoingMail.objects.exists()
 
 
@@ -298,7 +298,7 @@ def test_a_manager_may_e_mail_the_statement_of_any_account(client, manager, acco
     client.force_login(manager)
 
     with frozen(TODAY):
-        response = client.post(url("statement_send", account), {"note": ""})
+        response = client.post(url("statement_send", account), sent_once({"note": ""}))
 
     assert response.status_code == 302
     assert OutgoingMail.objects.get().purpose == MailPurpose.STATEMENT
@@ -348,7 +348,8 @@ def test_a_statement_e_mailed_reaches_the_billing_contact_with_the_pdf_and_lands
     client.force_login(collector)
 
     with frozen(TODAY), django_capture_on_commit_callbacks(execute=True):
-        response = client.post(url("statement_send", account), {"note": "As promised on the phone."})
+        response = client.post(url("statement_send", account),
+                               sent_once({"note": "As promised on the phone."}))
 
     assert response.status_code == 302
     assert response.url == reverse("customers:detail", args=[account.pk]) + "#timeline"
@@ -386,7 +387,7 @@ def test_a_statement_e_mailed_with_htmx_swaps_the_account_page_in_place(
     client.force_login(collector)
 
     with frozen(TODAY), django_capture_on_commit_callbacks(execute=False):
-        response = client.post(url("statement_send", account), {"note": ""}, headers=HTMX)
+        response = client.post(url("statement_send", account), sent_once({"note": ""}), headers=HTMX)
 
     assert response.status_code == 200
     assert response.headers["HX-Retarget"] == "#action-panel"
@@ -404,7 +405,7 @@ def test_a_statement_goes_to_whom_an_absent_billing_contact_asked_us_to_write_to
     client.force_login(collector)
 
     with frozen(TODAY), django_capture_on_commit_callbacks(execute=True):
-        client.post(url("statement_send", account), {"note": ""})
+        client.post(url("statement_send", account), sent_once({"note": ""}))
 
     (message,) = smtp_server.messages
     assert message["To"] == "Ben Vertretung <ben@baeckerei-mueller.test>"
@@ -419,7 +420,8 @@ def test_a_statement_is_not_e_mailed_to_an_address_the_mail_server_refused(clien
     client.force_login(collector)
 
     with frozen(TODAY):
-        response = client.post(url("statement_send", account), {"note": ""}, headers=HTMX if htmx else {})
+        response = client.post(url("statement_send", account), sent_once({"note": ""}),
+                               headers=HTMX if htmx else {})
 
     assert response.status_code == 422
     assert "the mail server refused Petra Hoffmann&#x27;s address" in response.content.decode()
@@ -432,7 +434,7 @@ def test_a_statement_is_not_e_mailed_for_an_account_without_a_billing_contact(
     customer = make_customer(name="Nobody Billed")
     client.force_login(collector)
 
-    response = client.post(url("statement_send", customer), {"note": ""})
+    response = client.post(url("statement_send", customer), sent_once({"note": ""}))
 
     assert response.status_code == 422
     assert "the account has no billing contact" in response.content.decode()
@@ -442,7 +444,7 @@ def test_a_statement_is_not_e_mailed_for_an_account_without_a_billing_contact(
 def test_a_note_too_long_for_a_statement_is_refused(client, collector, account):
     client.force_login(collector)
 
-    response = client.post(url("statement_send", account), {"note": "x" * 301})
+    response = client.post(url("statement_send", account), sent_once({"note": "x" * 301}))
 
     assert response.status_code == 422
     assert not OutgoingMail.objects.exists()

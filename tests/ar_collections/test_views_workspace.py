@@ -49,6 +49,7 @@ from ar_collections.models import (
 )
 from ar_collections.workspace_forms import NO_LONGER_OPEN
 from customers.models import Customer, EventKind, TimelineEvent
+from tests.ar_collections.conftest import sent_once
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
@@ -121,19 +122,20 @@ def posts(customer, anna, invoices, dispute, hold) -> dict[str, tuple[str, dict]
     """One valid POST for each inline action on the account, by URL name."""
     second = invoices[1]
     return {
-        "call_log": (url("call_log", customer), {
+        "call_log": (url("call_log", customer), sent_once({
             "contact": anna.pk, "outcome": "reached", "notes": "Pays on Friday",
             "promise_amount": "200.00", "promise_date": "2025-08-08", "promise_invoices": [second.pk],
-        }),
+        })),
         "note_add": (url("note_add", customer), {"text": "Met their CFO at the trade fair"}),
-        "invoice_copy": (url("invoice_copy", customer), {"invoice": second.pk, "contact": anna.pk}),
+        "invoice_copy": (url("invoice_copy", customer),
+                         sent_once({"invoice": second.pk, "contact": anna.pk})),
         "promise_record": (url("promise_record", customer), {
             "contact": anna.pk, "amount": "700.00", "promised_on": "2025-08-15", "invoices": [second.pk],
         }),
-        "plan_propose": (url("plan_propose", customer), {
+        "plan_propose": (url("plan_propose", customer), sent_once({
             "invoices": [second.pk], "instalment_count": "3", "first_due_on": "2025-08-15",
             "every_days": "30", "note": "Seasonal business",
-        }),
+        })),
         "dispute_open": (url("dispute_open", customer), {
             "invoice": second.pk, "reason": DisputeReason.QUANTITY, "description": "Got 9 pallets, not 10",
             "department": "",
@@ -596,7 +598,8 @@ def test_bad_input_is_refused_with_a_422_and_a_clear_message_and_changes_nothing
     before = state()
     client.force_login(collector)
 
-    response = client.post(action_url, data, headers=headers)
+    # The token a form that sends to the customer carries; the others ignore it.
+    response = client.post(action_url, sent_once(data), headers=headers)
 
     html = response.content.decode()
     assert response.status_code == 422
@@ -617,10 +620,10 @@ def test_a_call_with_a_promise_records_both_and_pauses_the_promised_invoice(
     since = last_event_id()
     client.force_login(collector)
 
-    response = client.post(url("call_log", customer), {
+    response = client.post(url("call_log", customer), sent_once({
         "contact": anna.pk, "outcome": "reached", "cause": "red_tape", "notes": "Needs a PO number",
         "promise_amount": "700.00", "promise_date": "2025-08-08", "promise_invoices": [second.pk],
-    })
+    }))
 
     assert response.status_code == 302
     call = Call.objects.get(customer=customer)
@@ -647,7 +650,7 @@ def test_a_call_without_a_promise_records_only_the_call(client, collector, custo
     since = last_event_id()
     client.force_login(collector)
 
-    client.post(url("call_log", customer), {"contact": anna.pk, "outcome": "voicemail"})
+    client.post(url("call_log", customer), sent_once({"contact": anna.pk, "outcome": "voicemail"}))
 
     assert Call.objects.get(customer=customer).outcome == "voicemail"
     assert not Promise.objects.exists() and not DunningPause.objects.exists()
@@ -661,10 +664,10 @@ def test_a_call_summary_is_e_mailed_to_the_contact(
     client.force_login(collector)
 
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url("call_log", customer), {
+        client.post(url("call_log", customer), sent_once({
             "contact": anna.pk, "outcome": "reached", "notes": "Agreed to pay INV-1001 first",
             "email_summary": "on",
-        })
+        }))
 
     (message,) = smtp_server.messages
     assert message["To"] == "Anna Clerk <anna@acme.test>"
@@ -681,10 +684,10 @@ def test_a_call_summary_writes_the_promised_day_without_a_leading_zero(
     client.force_login(collector)
 
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url("call_log", customer), {
+        client.post(url("call_log", customer), sent_once({
             "contact": anna.pk, "outcome": "reached", "email_summary": "on",
             "promise_amount": "700.00", "promise_date": "2025-08-08", "promise_invoices": [invoices[1].pk],
-        })
+        }))
 
     (message,) = smtp_server.messages
     assert "you will pay EUR 700.00 by 8 August 2025 for invoice(s) INV-1002." in message.get_content()
@@ -709,7 +712,8 @@ def test_an_invoice_copy_is_e_mailed_as_a_pdf_and_noted_on_the_timeline(
     client.force_login(collector)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(url("invoice_copy", customer), {"invoice": invoices[1].pk, "contact": anna.pk})
+        response = client.post(url("invoice_copy", customer),
+                               sent_once({"invoice": invoices[1].pk, "contact": anna.pk}))
 
     assert response.status_code == 302
     (message,) = smtp_server.messages
@@ -734,7 +738,8 @@ def test_an_invoice_copy_reaches_an_address_with_an_internationalised_domain_and
     client.force_login(collector)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(url("invoice_copy", customer), {"invoice": invoices[1].pk, "contact": anna.pk})
+        response = client.post(url("invoice_copy", customer),
+                               sent_once({"invoice": invoices[1].pk, "contact": anna.pk}))
 
     assert response.status_code == 302
     mail = OutgoingMail.objects.get()
@@ -754,7 +759,7 @@ def test_a_copy_of_an_invoice_not_yet_due_says_when_it_falls_due(
     invoice = make_invoice(customer, issued=dt.date(2025, 8, 1), due=dt.date(2025, 8, 31), amount="500.00")
     client.force_login(collector)
 
-    client.post(url("invoice_copy", customer), {"invoice": invoice.pk, "contact": anna.pk})
+    client.post(url("invoice_copy", customer), sent_once({"invoice": invoice.pk, "contact": anna.pk}))
 
     text = pdf_text(bytes(OutgoingMail.objects.get().attachment))
     assert re.search(said, text), text
@@ -771,7 +776,8 @@ def test_an_invoice_copy_with_wording_that_does_not_parse_says_which_file_and_se
     settings.TEMPLATES = [{**engine, "DIRS": [tmp_path, *engine["DIRS"]]}]
     client.force_login(collector)
 
-    response = client.post(url("invoice_copy", customer), {"invoice": invoices[1].pk, "contact": anna.pk},
+    response = client.post(url("invoice_copy", customer),
+                           sent_once({"invoice": invoices[1].pk, "contact": anna.pk}),
                            headers={"HX-Request": "true"})
 
     assert response.status_code == 422
@@ -789,10 +795,10 @@ def test_a_call_s_promise_refused_by_its_rules_says_why_under_the_promise_s_fiel
 ):
     client.force_login(collector)
 
-    response = client.post(url("call_log", customer), {
+    response = client.post(url("call_log", customer), sent_once({
         "contact": anna.pk, "outcome": "reached", "promise_amount": "100.00", "promise_date": "2025-08-04",
         "promise_invoices": [invoices[0].pk],
-    })
+    }))
 
     assert response.status_code == 422
     form = response.context["form"]
@@ -914,10 +920,10 @@ def test_a_plan_within_the_collectors_limit_starts_at_once(client, collector, cu
     set_rules(plan_approval_above_amount=Decimal("5000.00"), instalment_grace_days=3)
     client.force_login(collector)
 
-    response = client.post(url("plan_propose", customer), {
+    response = client.post(url("plan_propose", customer), sent_once({
         "invoices": [invoices[1].pk], "instalment_count": "3", "first_due_on": "2025-08-15",
         "every_days": "30", "note": "Seasonal business",
-    })
+    }))
 
     plan = PaymentPlan.objects.get(customer=customer)
     assert (plan.status, plan.total_amount, plan.proposed_by) == (
@@ -952,10 +958,10 @@ def test_a_plan_with_an_invoice_disputed_in_full_is_refused(
     before = state()
     client.force_login(collector)
 
-    response = client.post(url("plan_propose", customer), {
+    response = client.post(url("plan_propose", customer), sent_once({
         "invoices": [i.pk for i in invoices], "instalment_count": "2", "first_due_on": "2025-08-15",
         "every_days": "30",
-    }, headers=headers)
+    }), headers=headers)
 
     assert response.status_code == 422
     assert ("INV-1001 is disputed in full: settle the dispute first, or leave it out of the plan."
@@ -1005,9 +1011,9 @@ def test_a_plan_in_yen_is_split_into_whole_yen(client, manager, make_customer, m
     invoice = make_invoice(account, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="10000")
     client.force_login(manager)
 
-    client.post(url("plan_propose", account), {
+    client.post(url("plan_propose", account), sent_once({
         "invoices": [invoice.pk], "instalment_count": "3", "first_due_on": "2025-08-15", "every_days": "30",
-    })
+    }))
 
     plan = PaymentPlan.objects.get(customer=account)
     assert list(plan.instalments.values_list("amount", flat=True)) == [
@@ -1022,10 +1028,10 @@ def test_a_plan_above_the_collectors_limit_waits_for_a_manager(client, collector
     set_rules(plan_approval_above_amount=Decimal("1000.00"))
     client.force_login(collector)
 
-    response = client.post(url("plan_propose", customer), {
+    response = client.post(url("plan_propose", customer), sent_once({
         "invoices": [i.pk for i in invoices], "instalment_count": "2", "first_due_on": "2025-08-15",
         "every_days": "30",
-    })
+    }))
 
     plan = PaymentPlan.objects.get(customer=customer)
     assert plan.status == PlanStatus.AWAITING_APPROVAL
@@ -1060,10 +1066,10 @@ def test_a_collector_proposing_a_plan_that_waits_is_told_which_rule_it_crosses(
     set_rules(**limits)
     client.force_login(collector)
 
-    response = client.post(url("plan_propose", customer), {
+    response = client.post(url("plan_propose", customer), sent_once({
         "invoices": [i.pk for i in invoices], "instalment_count": "2", "first_due_on": first,
         "every_days": "30",
-    }, headers=headers)
+    }), headers=headers)
 
     assert PaymentPlan.objects.get(customer=customer).status == PlanStatus.AWAITING_APPROVAL
     shown = response if headers else client.get(response.url)
@@ -1081,10 +1087,10 @@ def test_a_collector_proposing_a_plan_over_the_limit_with_the_plans_in_force_is_
                                         (dt.date(2025, 9, 15), Decimal("250.00"))])
     client.force_login(collector)
 
-    response = client.post(url("plan_propose", customer), {
+    response = client.post(url("plan_propose", customer), sent_once({
         "invoices": [invoices[1].pk], "instalment_count": "2", "first_due_on": "2025-08-15",
         "every_days": "30",
-    }, headers=headers)
+    }), headers=headers)
 
     shown = response if headers else client.get(response.url)
     page = " ".join(shown.content.decode().split()).replace("&#x27;", "'")
@@ -1103,9 +1109,9 @@ def test_a_plan_in_another_currency_waits_for_a_manager_and_says_why_in_its_curr
     invoice = make_invoice(account, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="500.00")
     client.force_login(collector)
 
-    response = client.post(url("plan_propose", account), {
+    response = client.post(url("plan_propose", account), sent_once({
         "invoices": [invoice.pk], "instalment_count": "2", "first_due_on": "2025-08-15", "every_days": "30",
-    })
+    }))
 
     assert PaymentPlan.objects.get(customer=account).status == PlanStatus.AWAITING_APPROVAL
     said = ("collectors agree plans in EUR only (up to EUR 1,000.00), not in USD, so it waits for a "
@@ -1125,10 +1131,10 @@ def test_a_plan_that_with_those_in_force_passes_the_limit_says_so(
                                         (dt.date(2025, 9, 15), Decimal("350.00"))])
     client.force_login(collector)
 
-    response = client.post(url("plan_propose", customer), {
+    response = client.post(url("plan_propose", customer), sent_once({
         "invoices": [invoices[0].pk], "instalment_count": "2", "first_due_on": "2025-08-15",
         "every_days": "30",
-    })
+    }))
 
     page = " ".join(client.get(response.url).content.decode().split())
     assert ("Payment plan of EUR 500.00 proposed; with the EUR 700.00 of plans in force on the account it "
@@ -1140,10 +1146,10 @@ def test_a_managers_plan_above_the_limit_needs_no_approval(client, manager, cust
     set_rules(plan_approval_above_amount=Decimal("1000.00"))
     client.force_login(manager)
 
-    client.post(url("plan_propose", customer), {
+    client.post(url("plan_propose", customer), sent_once({
         "invoices": [i.pk for i in invoices], "instalment_count": "2", "first_due_on": "2025-08-15",
         "every_days": "30",
-    })
+    }))
 
     assert PaymentPlan.objects.get(customer=customer).status == PlanStatus.ACTIVE
 

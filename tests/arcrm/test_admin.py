@@ -151,6 +151,8 @@ ADMIN_PERMISSIONS = {
     "collections.Invoice": (True, True, True),
     # Computed from the account's history.
     "collections.PaymentBehaviour": (False, False, False),
+    # Taken as a form that sends to the customer is carried out (services.submission_record).
+    "collections.FormSubmission": (False, False, False),
     # The ladders: edited here, checked as a whole; taken steps stay (see DunningStepAdmin).
     "collections.LatePaymentPolicy": (True, True, True),
     "collections.DunningStep": (True, True, True),
