@@ -64,6 +64,7 @@ from ar_collections.services import behaviour_refresh
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, ViewOnly, money_column, person_column
 from arcrm.dates import format_day
+from arcrm.forms import MoneyField
 from arcrm.money import MONEY_MAX_DIGITS, decimal_places, format_money, validate_currency_in_use
 from customers.models import Customer, EventKind, Segment
 
@@ -767,7 +768,7 @@ class StepFeeForm(_CurrencyAmountForm):
     """One fee: a currency money comes in, and an amount that currency can be paid in."""
 
     # Places are checked per currency in clean(), not by the field.
-    amount = forms.DecimalField(label="Amount", max_digits=MONEY_MAX_DIGITS + 3)
+    amount = MoneyField(label="Amount", max_digits=MONEY_MAX_DIGITS + 3, decimal_places=None)
 
     class Meta:
         model = StepFee
@@ -1100,8 +1101,8 @@ class MoneyPointScaleForm(_CurrencyAmountForm):
 
     amount_field = "per_point_amount"
     # Places are checked per currency in clean(), not by the field.
-    per_point_amount = forms.DecimalField(label="1 point per", max_digits=MONEY_MAX_DIGITS + 3,
-                                          help_text=MoneyPointScale._meta.get_field("per_point_amount").help_text)
+    per_point_amount = MoneyField(label="1 point per", max_digits=MONEY_MAX_DIGITS + 3, decimal_places=None,
+                                  help_text=MoneyPointScale._meta.get_field("per_point_amount").help_text)
 
     class Meta:
         model = MoneyPointScale

@@ -54,7 +54,8 @@ from ar_collections.workspace import (
     exception_earliest_end,
 )
 from arcrm.dates import DATE_AHEAD_YEARS, far_ahead, format_day
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money, smallest_unit
+from arcrm.forms import MoneyField, plain_amount_check
+from arcrm.money import format_money, smallest_unit
 from arcrm.roles import COLLECTOR, MANAGER
 from customers.models import Contact, Customer
 
@@ -139,10 +140,8 @@ class InvoiceChoices(forms.ModelMultipleChoiceField):
         return _invoice_label(obj)
 
 
-def _money(**kwargs) -> forms.DecimalField:
-    return forms.DecimalField(
-        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, min_value=Decimal("0.01"), **kwargs
-    )
+def _money(**kwargs) -> MoneyField:
+    return MoneyField(min_value=Decimal("0.01"), **kwargs)
 
 
 def _not_far_ahead(value: dt.date) -> None:
@@ -510,9 +509,8 @@ class DisputeForm(_AccountForm):
     invoice = InvoiceChoice()
     # No lower bound here: the service says what is wrong with zero or less
     # (workspace._disputed_amount_check), as it does with too much.
-    amount = forms.DecimalField(
-        label="Disputed amount", required=False, max_digits=MONEY_MAX_DIGITS,
-        decimal_places=MONEY_DECIMAL_PLACES,
+    amount = MoneyField(
+        label="Disputed amount", required=False,
         help_text="Blank: all that is open on the invoice. Only the amount disputed is held back from "
                   "dunning; the rest is chased as usual.",
     )
@@ -565,10 +563,14 @@ class PlanAmendForm(forms.Form):
                 continue
             try:
                 day, amount = line.split()
+                plain_amount_check(amount)
                 amount = Decimal(amount)
                 if not amount.is_finite():  # "NaN" and "Infinity" read as Decimals
                     raise ValueError(amount)
                 schedule.append((dt.date.fromisoformat(day), amount))
+            except forms.ValidationError as error:
+                said = error.messages[0]
+                raise forms.ValidationError(f"Line {n}: {said[0].lower()}{said[1:]}") from None
             except (ValueError, ArithmeticError):
                 raise forms.ValidationError(
                     f"Line {n}: write the date (YYYY-MM-DD), a space, then the amount, "

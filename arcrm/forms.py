@@ -1,0 +1,34 @@
+"""Form fields shared by the apps' forms."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+
+
+def plain_amount_check(text: str) -> None:
+    """Refuse an amount in scientific notation ("1e3", "2.5E2"): Python's
+    Decimal reads it, so a slip on the keyboard would record EUR 1,000.00
+    where nobody wrote 1000; money is written in digits with a point."""
+    if "e" in text.lower():
+        raise ValidationError(f"Write the amount in digits with a point for the cents, e.g. 1000.00: "
+                              f"“{text.strip()}” is not written so.", code="exponent")
+
+
+class MoneyField(forms.DecimalField):
+    """An amount of money as the forms take it: digits and a point, up to the
+    places money is kept with (arcrm.money), never in scientific notation."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_digits", MONEY_MAX_DIGITS)
+        kwargs.setdefault("decimal_places", MONEY_DECIMAL_PLACES)
+        super().__init__(**kwargs)
+
+    def to_python(self, value) -> Decimal | None:
+        if isinstance(value, str):
+            plain_amount_check(value)
+        return super().to_python(value)
