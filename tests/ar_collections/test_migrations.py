@@ -255,8 +255,8 @@ def test_payments_sharing_a_bank_id_stop_the_upgrade_named_and_kept_as_they_were
         _migrate_to_latest()
 
 
-BEFORE_CREDIT_NOTE_ONCE = ("collections", "0050_paper_documents")
-CREDIT_NOTE_ONCE = ("collections", "0053_records_once")
+BEFORE_CREDIT_NOTE_ONCE = ("collections", "0051_paper_withdrawn")
+CREDIT_NOTE_ONCE = ("collections", "0052_records_once")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -39,7 +39,7 @@ def refuse_shared_numbers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0050_paper_documents'),
+        ('collections', '0051_paper_withdrawn'),
     ]
 
     operations = [
