@@ -792,27 +792,13 @@ def letter_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     if not letters_in_queue().filter(pk=letter.pk).exists():
         # Printed or withdrawn by a colleague while the reason was being typed, say.
         raise Http404(_left_the_queue(letter))
-    try:
-        position = _letters_position(request)
-    except BadPosition as error:
-        return HttpResponseBadRequest(str(error))
-    bound = request.method == "POST"
-    form = LetterWithdrawForm(request.POST if bound else None)
-    if bound and form.is_valid():
-        try:
-            delivery.letter_withdraw(letter=letter, actor=request.user, reason=form.cleaned_data["reason"])
-        except ValidationError as error:
-            form.add_error(None, error.messages)
-        else:
-            messages.success(request, f"Letter to {letter.customer.name} withdrawn.")
-            after = _letter_after(request, letter)
-            if request.htmx:
-                return _render_letters(request, position, letters_left=True, focus=after)
-            return redirect(_letters_landing(request, position, letter=after, gone=letter))
-    _add_paid_since([letter])
-    return render(request, "collections/letter_withdraw.html", {
-        "letter": letter, "form": form, "position": position.urlencode(), "queue_url": _letters_url(position),
-    }, status=422 if bound else 200)
+    return _queue_withdraw(
+        request, letter, what=f"Letter to {letter.customer.name}",
+        withdraw=lambda reason: delivery.letter_withdraw(letter=letter, actor=request.user, reason=reason),
+        form=LetterWithdrawForm, template="collections/letter_withdraw.html", context={"letter": letter},
+        # The page says what was paid of it since it was written.
+        before_page=lambda: _add_paid_since([letter]),
+    )
 
 
 @login_required
@@ -828,26 +814,40 @@ def paper_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     if not paper.documents_in_queue().filter(pk=document.pk).exists():
         raise Http404(f"{name} to {document.recipient_name} has left the print queue already: "
                       + ("it was marked posted." if document.printed_at else "it was withdrawn."))
+    return _queue_withdraw(
+        request, document, what=f"{name} to {document.recipient_name}",
+        withdraw=lambda reason: paper.document_withdraw(document=document, actor=request.user, reason=reason),
+        form=PaperWithdrawForm, template="collections/paper_withdraw.html",
+        context={"document": document, "name": name},
+    )
+
+
+def _queue_withdraw(request: HttpRequest, item, *, what: str, withdraw, form, template: str,
+                    context: dict, before_page=None) -> HttpResponse:
+    """The withdraw page of a letter or paper document in the print queue
+    (`item`, still in it): the reason asked on GET; on POST `withdraw(reason)`,
+    then the queue from where the page was, with what moved up into its place."""
     try:
         position = _letters_position(request)
     except BadPosition as error:
         return HttpResponseBadRequest(str(error))
     bound = request.method == "POST"
-    form = PaperWithdrawForm(request.POST if bound else None)
+    form = form(request.POST if bound else None)
     if bound and form.is_valid():
         try:
-            paper.document_withdraw(document=document, actor=request.user, reason=form.cleaned_data["reason"])
+            withdraw(form.cleaned_data["reason"])
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            messages.success(request, f"{name} to {document.recipient_name} withdrawn.")
-            after = _letter_after(request, document)
+            messages.success(request, f"{what} withdrawn.")
+            after = _letter_after(request, item)
             if request.htmx:
                 return _render_letters(request, position, letters_left=True, focus=after)
-            return redirect(_letters_landing(request, position, letter=after, gone=document))
-    return render(request, "collections/paper_withdraw.html", {
-        "document": document, "name": name, "form": form, "position": position.urlencode(),
-        "queue_url": _letters_url(position),
+            return redirect(_letters_landing(request, position, letter=after, gone=item))
+    if before_page:
+        before_page()
+    return render(request, template, {
+        **context, "form": form, "position": position.urlencode(), "queue_url": _letters_url(position),
     }, status=422 if bound else 200)
 
 
