@@ -181,7 +181,8 @@ def test_a_statement_by_post_carries_the_note_the_form_offers_printed_on_it(clie
     assert 'name="note"' in form and "The note is printed on the statement, above its figures." in form
 
     with frozen(TODAY):
-        response = client.post(url("statement_send", vos), sent_once({"note": "As agreed on the phone: by 30 April."}))
+        response = client.post(url("statement_send", vos),
+                               sent_once({"note": "As agreed on the phone: by 30 April."}))
 
     assert response.status_code == 302
     document = PaperDocument.objects.get()
@@ -357,7 +358,7 @@ def paid(customer, invoice, amount: str, *, actor=None) -> None:
 
 def statement_posted(client, customer):
     with frozen(TODAY):
-        return client.post(url("statement_send", customer), {"note": ""})
+        return client.post(url("statement_send", customer), sent_once({"note": ""}))
 
 
 def test_a_copy_of_an_invoice_paid_before_the_post_leaves_the_queue_and_the_timeline_says_why(
