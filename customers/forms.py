@@ -171,9 +171,8 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
     )
 
     buying_reasons = LinesField(
-        label="Why they buy from us",
+        label="Why they buy from us", required=False,
         help_text="One reason per line; at least three make a useful card.",
-        error_messages={"required": "Give at least one reason why they buy from us, one per line."},
     )
     # The order-gap alert watches for an order this many days (and a margin)
     # after the last: a customer who orders less than once a year has no
@@ -247,6 +246,17 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
             for name in self.MANAGER_FIELDS:
                 self.fields[name].disabled = True
                 self.fields[name].help_text = "A manager decides this."
+
+    def clean_buying_reasons(self) -> list[str]:
+        # Reasons once known are changed, never wiped by a slip of the
+        # keyboard; a card that never had any (an account the ERP's import
+        # opened) may still be saved for its other fields.
+        reasons = self.cleaned_data["buying_reasons"]
+        if not reasons and self.instance.pk and self.instance.buying_reasons:
+            raise forms.ValidationError(
+                "Give at least one reason why they buy from us, one per line: change the reasons, "
+                "do not remove them all.")
+        return reasons
 
     def clean_name(self) -> str:
         return _name_on_one_line(self.cleaned_data["name"])

@@ -335,7 +335,8 @@ def test_saving_an_unchanged_card_records_nothing(client, collector, customer):
          "A typical gap between orders is at most 365 days; leave it empty if they order less often."),
         ({"typical_order_interval_days": "0"}, "A typical gap between orders is at least 1 day."),
         ({"buying_reasons": "  \n \n"},
-         "Give at least one reason why they buy from us, one per line."),
+         "Give at least one reason why they buy from us, one per line: change the reasons, do not remove "
+         "them all."),
     ],
 )
 def test_bad_card_input_changes_nothing_and_says_why(
@@ -512,6 +513,21 @@ def test_the_timeline_says_what_a_card_change_was_from_and_to(client, manager, c
         "days to pay 30 → 45; on credit hold no → yes; notes none → “Long story about the owner's nephew”")
     page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
     assert "credit limit EUR 100,000.00 → EUR 250,000.00" in page
+
+
+def test_a_card_that_never_had_reasons_still_saves_its_other_fields(client, collector, make_customer):
+    """An account the ERP's import opened has no reasons yet: its card is not
+    held hostage to them (only reasons once given may not be wiped)."""
+    account = make_customer(name="Imported Ltd", collector=collector)
+    assert account.buying_reasons == []
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:edit", args=[account.pk]),
+                           card_data(account, business_description="Wholesale of fasteners"))
+
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.business_description == "Wholesale of fasteners"
 
 
 def test_the_timeline_says_what_the_reasons_they_buy_from_us_were_and_became(client, collector, customer):
