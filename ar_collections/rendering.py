@@ -1168,9 +1168,13 @@ def _statement_context(statement: Statement) -> dict:
         "credit_left": ([figure(s.credit_left, s.currency) for s in sums]
                         if any(s.credit_left for s in sums) else []),
         "balance": ", ".join(_money(s.balance, s.currency, language) for s in sums),
-        # The cover e-mail's words for the same (said only when something is under dispute).
-        "to_pay_now_said": ", ".join(_money(s.to_pay_now, s.currency, language) for s in sums),
+        # The cover e-mail's words for the same, said on the same condition.
+        "to_pay_now_said": (", ".join(_money(s.to_pay_now, s.currency, language) for s in sums)
+                            if any(s.differs_from_balance for s in sums) else ""),
+        "later_said": ", ".join(_money(s.later, s.currency, language) for s in sums if s.later),
         "held_back_said": ", ".join(_money(s.disputed, s.currency, language) for s in sums if s.disputed),
+        "credit_left_said": ", ".join(_money(s.credit_left, s.currency, language) for s in sums
+                                      if s.credit_left),
         "aging_labels": [t["st_not_due"].capitalize(), t["st_days_1_30"], t["st_days_31_60"],
                          t["st_days_61_90"], t["st_days_over_90"], t["st_total"]],
         "aging": [(s.currency, [figure(x, s.currency) for x in (*s.aging, s.invoices)])

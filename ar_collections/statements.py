@@ -138,11 +138,14 @@ def statement_send(*, customer: Customer, actor, on: dt.date, note: str = "") ->
     count = len(statement.lines)
     said = (f"{count} open invoice{'s' if count != 1 else ''}; balance "
             + ", ".join(format_money(s.balance, s.currency) for s in totals)) if totals else "nothing open"
-    if any(s.disputed for s in totals):
+    if any(s.differs_from_balance for s in totals):
         # As the statement and its cover e-mail say it.
-        said += ("; to pay now " + ", ".join(format_money(s.to_pay_now, s.currency) for s in totals) + ", "
-                 + ", ".join(format_money(s.disputed, s.currency) for s in totals if s.disputed)
-                 + " held back while under dispute")
+        said += "; to pay now " + ", ".join(format_money(s.to_pay_now, s.currency) for s in totals)
+        for words, amount in (("falling due later", "later"), ("held back while under dispute", "disputed"),
+                              ("credit left on the account", "credit_left")):
+            if any(getattr(s, amount) for s in totals):
+                said += f"; {words} " + ", ".join(format_money(getattr(s, amount), s.currency)
+                                                  for s in totals if getattr(s, amount))
     noted = f" — {note}" if note else ""
     if by_post:
         document = paper.document_queue(customer=customer, kind=PaperKind.STATEMENT, contact=contact,

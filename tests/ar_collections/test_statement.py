@@ -359,10 +359,11 @@ def test_a_statement_e_mailed_reaches_the_billing_contact_with_the_pdf_and_lands
     body = message.get_body(("plain",)).get_content()
     assert "Dear Petra Hoffmann," in body and "As promised on the phone." in body, body
     assert "EUR 2,330.00" in body and "USD 100.00" in body, body
-    assert ("a balance of EUR 2,330.00, USD 100.00. To pay now: EUR 2,180.00, USD 100.00; held back while "
-            "under dispute: EUR 150.00." in one_line(body)), body
+    # As the statement splits it: overdue and undisputed now, the rest later or held back.
+    assert ("a balance of EUR 2,330.00, USD 100.00. To pay now: EUR 1,680.00, USD 100.00; falling due later: "
+            "EUR 500.00; held back while under dispute: EUR 150.00." in one_line(body)), body
     html = message.get_body(("html",)).get_content()
-    assert "To pay now: <strong>EUR 2,180.00, USD 100.00</strong>" in html
+    assert "To pay now: <strong>EUR 1,680.00, USD 100.00</strong>" in html
     assert 'lang="en"' in html and "As promised on the phone." in html
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == f"statement-{account.account_number}-2026-04-20.pdf"
@@ -373,9 +374,9 @@ def test_a_statement_e_mailed_reaches_the_billing_contact_with_the_pdf_and_lands
     (event,) = statement_events(account)
     assert event.actor == collector
     assert event.summary == ("Statement of account e-mailed to Petra Hoffmann <ap@baeckerei-mueller.test>: "
-                             "6 open invoices; balance EUR 2,330.00, USD 100.00; to pay now EUR 2,180.00, "
-                             "USD 100.00, EUR 150.00 held back while under dispute — As promised on the "
-                             "phone.")
+                             "6 open invoices; balance EUR 2,330.00, USD 100.00; to pay now EUR 1,680.00, "
+                             "USD 100.00; falling due later EUR 500.00; held back while under dispute "
+                             "EUR 150.00 — As promised on the phone.")
     linked = TimelineEventInvoice.objects.filter(event=event).values_list("invoice__number", flat=True)
     numbers = sorted(linked)
     assert numbers == ["S-1", "S-2", "S-3", "S-4", "S-5", "U-1"]
