@@ -18,6 +18,7 @@ from django.urls import reverse
 from ar_collections import workspace
 from ar_collections.models import Call, OutgoingMail, PaperDocument, PaymentPlan
 from ar_collections.services import SENT_ALREADY
+from ar_collections.statements import NOTE_MAX_LENGTH
 from ar_collections.workspace_forms import FORM_OUT_OF_DATE
 from customers.models import ContactRole, InvoiceDelivery, ReminderChannel, TimelineEvent
 from tests.ar_collections.conftest import done_by_another_worker, in_another_thread, someone_waits_for_a_lock
@@ -161,7 +162,9 @@ def test_a_form_refused_for_its_input_goes_through_once_put_right(client, collec
     client.force_login(collector)
     action_url = url("statement_send", paper_account)
     token = token_of(client, action_url)
-    refused = client.post(action_url, {"note": "As agreed on the phone.", "submission": token}, headers=HTMX)
+    # A note longer than a statement takes.
+    refused = client.post(action_url, {"note": "x" * (NOTE_MAX_LENGTH + 1), "submission": token},
+                          headers=HTMX)
     assert refused.status_code == 422
     # The form comes back with the same token.
     assert f'value="{token}"' in refused.content.decode()
