@@ -106,7 +106,7 @@ def statement_recipient(customer: Customer, *, on: dt.date) -> tuple[Contact | N
     by post to one who takes paper (paper.way_to)."""
     contact = customer.billing_contact(on=on)
     if contact is None:
-        return None, "the account has no billing contact"
+        return None, customer.nobody_billed_why(on=on)
     way = paper.way_to(contact)
     return (contact, "") if way.by else (None, way.why)
 

@@ -726,7 +726,7 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, 
     contact = customer.billing_contact(on=on)
     if contact is None or not contact.email_usable:
         if contact is None:
-            why = "the account has no billing contact"
+            why = customer.nobody_billed_why(on=on)
         elif contact.email_refused_now:
             why = f"the mail server refused {contact.name}'s address"
         else:

@@ -220,6 +220,13 @@ class Customer(models.Model):
         chosen = self.principal_contact_of_record()
         return chosen.stand_in(on=on or timezone.localdate()) if chosen else None
 
+    def nobody_billed_why(self, *, on: dt.date) -> str:
+        """Why billing_contact(on=on) is None, in words: no billing contact on
+        file, or she and whoever she asked us to write to are all away."""
+        chosen = self.billing_contact_of_record()
+        why = chosen.nobody_to_write_to(on=on) if chosen else ""
+        return why or "the account has no billing contact"
+
     def billing_contact_of_record(self) -> Contact | None:
         """The primary billing contact, else the first AP contact, before absences."""
         contacts = list(self.contacts.all())  # uses the caller's prefetch when there is one

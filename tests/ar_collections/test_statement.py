@@ -413,6 +413,27 @@ def test_a_statement_goes_to_whom_an_absent_billing_contact_asked_us_to_write_to
     assert message["Subject"] == f"Kontoauszug {account.account_number} vom 20.04.2026"
 
 
+def test_a_statement_is_not_sent_when_the_billing_contact_and_her_stand_in_are_both_away_and_says_so(
+    client, collector, account, make_contact
+):
+    petra = account.contacts.get()
+    ben = make_contact(account, name="Ben Vertretung", email="ben@baeckerei-mueller.test")
+    ContactAbsence.objects.create(contact=petra, starts_on=dt.date(2026, 4, 15), ends_on=dt.date(2026, 4, 30),
+                                  delegate=ben)
+    ContactAbsence.objects.create(contact=ben, starts_on=dt.date(2026, 4, 18), ends_on=dt.date(2026, 4, 24))
+    client.force_login(collector)
+
+    with frozen(TODAY):
+        response = client.post(url("statement_send", account), sent_once({"note": ""}))
+
+    assert response.status_code == 422
+    page = " ".join(response.content.decode().split())
+    assert ("Petra Hoffmann away until 30 Apr 2026, and Ben Vertretung, written to instead, away until "
+            "24 Apr 2026") in page, page
+    assert "no billing contact" not in page
+    assert not OutgoingMail.objects.exists() and not statement_events(account).exists()
+
+
 @pytest.mark.parametrize("htmx", [False, True])
 def test_a_statement_is_not_e_mailed_to_an_address_the_mail_server_refused(client, collector, account, htmx):
     # Without a postal address either: with one, it would go by post (test_paper_copies.py).
