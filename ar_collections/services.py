@@ -599,6 +599,20 @@ SENT_ALREADY = ("This form was sent already and carried out then (see the timeli
                 "sent again. To send another, open the form again.")
 
 
+# How long a carried-out form's token is kept. What it guards against comes
+# within seconds or minutes (a second click, a retry on a slow network, the
+# page sent again from another tab); kept for months past that, tokens would
+# only grow the table.
+SUBMISSIONS_KEPT = dt.timedelta(days=90)
+
+
+def submissions_prune(*, now: dt.datetime) -> int:
+    """Forget the tokens of forms carried out more than SUBMISSIONS_KEPT
+    before `now` (the daily check). Returns how many."""
+    deleted, _ = FormSubmission.objects.filter(created_at__lt=now - SUBMISSIONS_KEPT).delete()
+    return deleted
+
+
 def submission_record(*, token: uuid.UUID) -> None:
     """Take a form's one-time token (workspace_forms._sent_once) in the
     caller's transaction, which then carries the form out: the same form sent

@@ -23,7 +23,7 @@ from ar_collections.imports import import_run as imports_run
 from ar_collections.imports import imports_sweep
 from ar_collections.models import DunningAction, DunningRun
 from ar_collections.outbox import mails_send, mails_sweep
-from ar_collections.services import behaviour_refresh
+from ar_collections.services import behaviour_refresh, submissions_prune
 from ar_collections.worklist import worklist_refresh
 from ar_collections.workspace import commitments_check
 
@@ -66,11 +66,13 @@ def refresh_payment_behaviour(on: str | None = None) -> int:
 def check_commitments(on: str | None = None) -> dict[str, int]:
     """Daily, before the dunning run: promises kept or broken, instalments paid
     or missed, and the worklist items that follow; red-tape re-sends that did
-    not go are tried again. Safe to repeat."""
+    not go are tried again; the tokens of forms carried out long ago are
+    forgotten (services.SUBMISSIONS_KEPT). Safe to repeat."""
     day = dt.date.fromisoformat(on) if on else timezone.localdate()
     counts = commitments_check(on=day)
     counts["work_items"] = worklist_refresh(on=day)
     counts["resends"] = resends_retry(on=day)
+    counts["form_tokens_forgotten"] = submissions_prune(now=timezone.now())
     log.info("commitments checked as of %s: %s", day, counts)
     return counts
 

@@ -14,11 +14,13 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from ar_collections import workspace
-from ar_collections.models import Call, OutgoingMail, PaperDocument, PaymentPlan
+from ar_collections.models import Call, FormSubmission, OutgoingMail, PaperDocument, PaymentPlan
 from ar_collections.services import SENT_ALREADY
 from ar_collections.statements import NOTE_MAX_LENGTH
+from ar_collections.tasks import check_commitments
 from ar_collections.workspace_forms import FORM_OUT_OF_DATE
 from customers.models import ContactRole, InvoiceDelivery, ReminderChannel, TimelineEvent
 from tests.ar_collections.conftest import done_by_another_worker, in_another_thread, someone_waits_for_a_lock
@@ -215,3 +217,17 @@ def _call_and_token(account, collector, form) -> None:
         workspace.call_log(customer=account, actor=collector, contact=account.contacts.get(name="Anna Clerk"),
                            outcome="reached", cause="", notes="Pays on Friday", promise=None,
                            email_summary=True, on=TODAY)
+
+
+def test_the_daily_check_forgets_the_tokens_of_forms_carried_out_over_ninety_days_ago(db):
+    now = timezone.now()
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    FormSubmission.objects.create(token=old)
+    FormSubmission.objects.create(token=recent)
+    FormSubmission.objects.filter(token=old).update(created_at=now - dt.timedelta(days=91))
+    FormSubmission.objects.filter(token=recent).update(created_at=now - dt.timedelta(days=89))
+
+    counts = check_commitments()
+
+    assert counts["form_tokens_forgotten"] == 1
+    assert list(FormSubmission.objects.values_list("token", flat=True)) == [recent]
