@@ -489,13 +489,15 @@ def copies_told(
         .exclude(status=MailStatus.FAILED)
         .filter(Q(created_at__date__gte=since) | Q(invoice__due_date__gte=on))
         .annotate(sent_on=TruncDate("created_at"), closed=Subquery(last_closed))
-        .values_list(*columns)
+        # No order (the models' own included): SQLite, the embedded default,
+        # refuses ORDER BY in the selects of a UNION.
+        .order_by().values_list(*columns)
     )
     posted = (
         PaperDocument.objects.filter(accounts, kind=PaperKind.INVOICE_COPY, withdrawn_at__isnull=True)
         .filter(Q(done_at__date__gte=since) | Q(invoice__due_date__gte=on))
         .annotate(sent_on=TruncDate("done_at"), closed=Subquery(last_closed))
-        .values_list(*columns)
+        .order_by().values_list(*columns)
     )
     copies = mailed.union(posted, all=True)
     told: dict[int, tuple[dt.date, dt.date]] = {}
