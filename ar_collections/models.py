@@ -165,24 +165,28 @@ class PaymentMethod(models.TextChoices):
 
 # What banks leave out when they compare their ids of statement entries: the
 # spaces a statement prints them in groups with ("ab12 cd" is AB12CD in the
-# CSV export of the same entry); a spreadsheet's no-break space, a pasted tab.
-BANK_ID_SPACES = (" ", "\u00a0", "\t")
+# CSV export of the same entry), a spreadsheet's no-break space, a pasted tab,
+# and the punctuation a statement or a clerk puts between the groups
+# ("BANK-4000", "bank_4000" and "BANK/4000" are BANK4000): the banks' own
+# (SWIFT's / - ? : ( ) . , ' +) and what else people type there. Listed one
+# by one, as the database leaves each out in turn (bank_key): with a longer
+# list, SQLite's parser refuses the column's nested expression.
+BANK_ID_LEFT_OUT = " \u00a0\t-_/\\.,:;'\"()+#?*"
+_BANK_ID_LEFT_OUT_TABLE = dict.fromkeys(map(ord, BANK_ID_LEFT_OUT))
 
 
 def bank_id_key(text: str) -> str:
-    """A bank's id as banks compare it: without spaces, in capitals. Bank ids
-    are written in Latin letters and digits, whose capitals Python and the
-    database agree on (see bank_key)."""
-    for space in BANK_ID_SPACES:
-        text = text.replace(space, "")
-    return text.upper()
+    """A bank's id as banks compare it: without spaces and punctuation, in capitals.
+    Bank ids are written in Latin letters and digits, whose capitals Python
+    and the database agree on (see bank_key)."""
+    return text.translate(_BANK_ID_LEFT_OUT_TABLE).upper()
 
 
 def _bank_id_key_in_database(field: str) -> models.Func:
     """bank_id_key, as the database works it out from `field`."""
     expression = F(field)
-    for space in BANK_ID_SPACES:
-        expression = Replace(expression, Value(space), Value(""))
+    for left_out in BANK_ID_LEFT_OUT:
+        expression = Replace(expression, Value(left_out), Value(""))
     return Upper(expression)
 
 

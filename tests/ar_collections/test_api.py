@@ -621,6 +621,28 @@ def test_one_bank_entry_twice_in_a_request_names_both_rows(erp, invoiced):
     assert not Payment.objects.exists()
 
 
+@pytest.mark.parametrize("twin", ["20250801 0001", "202508010001", "20250801_0001", "20250801/0001"])
+def test_one_bank_entry_with_its_id_punctuated_otherwise_is_refused_in_a_request_and_after_it(
+    erp, invoiced, twin
+):
+    status, body = post(erp, "payments", {"rows": [PAYMENT_ROWS[0], dict(PAYMENT_ROWS[0], reference="X",
+                                                                        bank_reference=twin)]})
+
+    assert (status, body["problems"]) == (422, [
+        {"row": 2, "messages": [f"bank_reference {twin} is on row 1 already"]}])
+    assert not Payment.objects.exists()
+
+    assert post(erp, "payments", {"rows": PAYMENT_ROWS[:1]})[0] == 200
+    before = state()
+    status, body = post(erp, "payments", {"rows": [dict(PAYMENT_ROWS[1], bank_reference=twin)]})
+
+    assert (status, body["problems"]) == (422, [{"row": 1, "messages": [
+        f"bank_reference {twin} is recorded already, as EUR 500.00 received 2025-08-01 on account C-ACME; "
+        "the request says USD 20.50 on account C-BETA. One bank entry is one payment: correct the request, "
+        "or the payment recorded"]}])
+    assert state() == before
+
+
 def test_a_body_too_large_to_be_a_request_of_rows_is_refused_before_it_is_read(erp, accounts):
     body = json.dumps({"rows": [dict(INVOICE_ROWS[0], po_reference="x" * 3000)] * 800})
 

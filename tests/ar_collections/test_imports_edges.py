@@ -147,6 +147,49 @@ def test_a_bank_id_written_another_way_with_another_amount_is_a_problem_not_a_se
     assert Payment.objects.count() == 1
 
 
+TWINS = ["BANK-4000", "BANK4000", "bank_4000", "BANK/4000", "Bank.4000"]
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_one_bank_id_written_with_other_punctuation_in_a_file_is_refused_as_given_twice(imported, twin):
+    """A credit controller reads "BANK 4000" and "BANK-4000" as one entry:
+    the bank's letters and digits are the id, its punctuation only print."""
+    text = (PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,R-1,BANK 4000\n"
+            + f"C-ACME,2025-08-01,EUR,500.00,R-2,{twin}\n")
+
+    report = payments_import(text)
+
+    assert report.errors == [f"line 3: bank_reference {twin} is on line 2 already"]
+    assert not Payment.objects.exists()
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_a_bank_id_recorded_before_with_other_punctuation_on_another_account_is_refused(imported, twin):
+    assert payments_import(PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,R-1,BANK 4000\n").created == 1
+    before = state()
+
+    report = payments_import(PAYMENT_HEADER + f"C-BETA,2025-08-01,EUR,500.00,R-1,{twin}\n")
+
+    assert report.errors == [
+        f"line 2: bank_reference {twin} is recorded already, as EUR 500.00 received 2025-08-01 on account "
+        "C-ACME; the file says EUR 500.00 on account C-BETA. One bank entry is one payment: correct the "
+        "file, or the payment recorded"]
+    assert state() == before
+    assert list(Payment.objects.values_list("bank_key", flat=True)) == ["BANK4000"]
+
+
+def test_a_reference_written_with_other_punctuation_is_the_same_payment_in_a_file(imported):
+    text = (PAYMENT_HEADER + "C-ACME,2025-08-01,EUR,500.00,BANK 4000,\n"
+            + "C-ACME,2025-08-01,EUR,500.00,BANK-4000,\n")
+
+    report = payments_import(text)
+
+    assert report.errors == [
+        "line 3: the same payment (reference BANK-4000) is on line 2 already; if these are two payments, "
+        "give each the bank's id of its entry in a bank_reference column"]
+    assert not Payment.objects.exists()
+
+
 def test_a_payment_recorded_before_with_its_id_written_another_way_is_found(imported, accounts):
     """Rows already in the database are compared as the file's are, however
     their id was written when they were recorded."""

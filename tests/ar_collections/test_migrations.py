@@ -286,3 +286,46 @@ def test_credit_notes_sharing_a_number_in_other_capitals_stop_the_upgrade_named_
             CreditNote.objects.filter(pk=second.pk).update(number="cn-test-1")
     finally:
         _migrate_to_latest()
+
+
+BEFORE_BANK_ID_LETTERS = ("collections", "0052_records_once")
+BANK_ID_LETTERS = ("collections", "0053_payment_bank_key_letters_and_digits")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_payments_whose_bank_ids_differ_only_in_punctuation_stop_the_upgrade_named_and_kept_as_they_were(
+    customer, make_customer
+):
+    beta = make_customer(name="Beta Bau")
+    try:
+        _migrate(BEFORE_BANK_ID_LETTERS)
+        # As the earlier rule let them be recorded: one bank entry twice,
+        # told apart by a hyphen. The row only, as in the tests above.
+        first, second = (Payment.objects.create(customer=account, amount=Decimal("100.00"), currency="EUR",
+                                                received_on=DUE, reference="R-1", bank_reference=reference)
+                         for account, reference in ((customer, "BANK 4000"), (beta, "bank-4000")))
+        other = Payment.objects.create(customer=beta, amount=Decimal("50.00"), currency="EUR",
+                                       received_on=DUE, reference="R-2", bank_reference="BANK-4001")
+        with pytest.raises(CommandError) as refused:
+            _migrate(BANK_ID_LETTERS)
+        assert str(refused.value) == (
+            "Payments share a bank id, which is one bank entry's: one payment each. Bank ids are now "
+            "compared without their spaces and punctuation. Nothing was changed. "
+            "Keep the payment that is the bank's entry and reverse or correct the others, then migrate "
+            "again:\n"
+            f"  bank id BANK4000: payment {first.pk} on account {customer.account_number}, EUR 100.00 "
+            f"received 2026-03-02 (bank_reference 'BANK 4000'); payment {second.pk} on account "
+            f"{beta.account_number}, EUR 100.00 received 2026-03-02 (bank_reference 'bank-4000')")
+        assert sorted(Payment.objects.values_list("pk", "bank_key")) == [
+            (first.pk, "BANK4000"), (second.pk, "BANK-4000"), (other.pk, "BANK-4001")]
+        # Told apart again, the upgrade goes through, keys every payment
+        # anew and holds them so.
+        Payment.objects.filter(pk=second.pk).update(bank_reference="BANK-4002")
+        _migrate(BANK_ID_LETTERS)
+        assert sorted(Payment.objects.values_list("pk", "bank_reference", "bank_key")) == [
+            (first.pk, "BANK 4000", "BANK4000"), (second.pk, "BANK-4002", "BANK4002"),
+            (other.pk, "BANK-4001", "BANK4001")]
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Payment.objects.filter(pk=second.pk).update(bank_reference="bank/4000")
+    finally:
+        _migrate_to_latest()

@@ -5,6 +5,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from ar_collections.models import (
+    BANK_ID_LEFT_OUT,
     Allocation,
     Call,
     ChargeKind,
@@ -24,6 +25,7 @@ from ar_collections.models import (
     StepAction,
     StepFee,
     Tone,
+    bank_id_key,
 )
 from customers.models import Customer, Segment
 
@@ -178,3 +180,15 @@ def test_rows_shown_in_the_admin_name_the_customer_and_invoice_not_their_ids():
     payment = Payment(currency="JPY", amount=Decimal("6000"), received_on=on)
     allocation = Allocation(payment=payment, invoice=invoice, amount=Decimal("6000"))
     assert str(allocation) == "JPY 6,000 to INV-1001"
+
+
+def test_the_database_keys_a_bank_id_as_the_import_and_the_payment_form_do(customer):
+    """The unique bank id (bank_key) is worked out by the database, the
+    look-ups before it by bank_id_key: were they to differ, a second payment
+    of one bank entry would stop on the database's error instead of being
+    refused with a message."""
+    reference = f"bank{BANK_ID_LEFT_OUT}4000 ab"
+    payment = Payment.objects.create(customer=customer, received_on=dt.date(2026, 3, 2), currency="EUR",
+                                     amount=Decimal("1.00"), bank_reference=reference)
+
+    assert Payment.objects.get(pk=payment.pk).bank_key == bank_id_key(reference) == "BANK4000AB"
