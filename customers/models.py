@@ -15,7 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from arcrm.dates import format_day
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, validate_currency
+from arcrm.db import MoneyAmountField
+from arcrm.money import validate_currency
 
 
 def _default_currency() -> str:
@@ -130,9 +131,7 @@ class Customer(models.Model):
     currency = models.CharField(
         max_length=3, default=_default_currency, validators=[validate_currency]
     )
-    credit_limit_amount = models.DecimalField(
-        max_digits=MONEY_MAX_DIGITS,
-        decimal_places=MONEY_DECIMAL_PLACES,
+    credit_limit_amount = MoneyAmountField(
         default=Decimal("0.00"),
         validators=[MinValueValidator(Decimal("0"))],
     )
