@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
@@ -9,6 +10,7 @@ from arcrm.admin_columns import (
     ViewOnly,
     person_column,
 )
+from arcrm.money import validate_currency_in_use
 from customers import services
 from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, TimelineEvent
 
@@ -48,6 +50,16 @@ class ContactInline(ChangedOnTheAccountPage, admin.StackedInline):
     readonly_fields = REFUSED_ADDRESS_FIELDS
 
 
+class CustomerOpenForm(forms.ModelForm):
+    def clean_currency(self) -> str:
+        # A new account's money comes in a currency people pay in, and one
+        # whose amounts are kept to their last unit (no KWD, whose fils need
+        # three places): as the account card and the imports take it.
+        currency = self.cleaned_data["currency"].strip().upper()
+        validate_currency_in_use(currency)
+        return currency
+
+
 @admin.register(Customer)
 class CustomerAdmin(LeadsToTheAccountPage, PeopleShownReadOnly, MoneyShownReadOnly, admin.ModelAdmin):
     """Accounts are opened here (imports and the ERP sync bring invoices and
@@ -68,6 +80,7 @@ class CustomerAdmin(LeadsToTheAccountPage, PeopleShownReadOnly, MoneyShownReadOn
     readonly_fields = ["segment", "segment_reason", "segment_override", "segment_override_note",
                        "created_at", "updated_at"]
     inlines = [ContactInline]
+    form = CustomerOpenForm
 
     def has_change_permission(self, request, obj=None):
         return False

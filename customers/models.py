@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from arcrm.dates import format_day
 from arcrm.db import MoneyAmountField
-from arcrm.money import validate_currency
+from arcrm.money import places_check, validate_currency
 
 
 def _default_currency() -> str:
@@ -203,6 +203,10 @@ class Customer(models.Model):
         # segmentation would move a late payer onto the gentle new-customer ladder.
         if self.customer_since and self.customer_since > timezone.localdate():
             raise ValidationError({"customer_since": "A customer since a day still to come? Check the year."})
+        # In its currency's own places, as it is shown: a limit of JPY 100000.50
+        # would read JPY 100,001 on the card and be checked as another.
+        if self.currency and self.credit_limit_amount is not None:
+            places_check(self.credit_limit_amount, self.currency, field="credit_limit_amount")
 
     def years_served(self, *, on: dt.date | None = None) -> float:
         on = on or timezone.localdate()

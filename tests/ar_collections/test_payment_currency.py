@@ -86,3 +86,62 @@ def test_the_payment_form_offers_only_the_currencies_the_account_is_billed_in(cl
     assert response.status_code == 422
     assert "currency" in response.context["form"].errors
     assert state() == before
+
+
+# --- amounts finer than their currency ------------------------------------------------------
+# Amounts are kept to two places (arcrm.money): yen have none, so JPY 100.50
+# is no amount of yen, and a currency in thousandths (KWD) cannot be kept to
+# its last fils. Both are refused wherever a payment comes in, never rounded.
+
+HALF_A_YEN = "JPY has no places after the point: write 100 or 101, not 100.50."
+
+
+@pytest.fixture
+def tokyo(make_customer, make_invoice):
+    tokyo = make_customer(account_number="C-TOKYO", name="Tokyo Parts", currency="JPY")
+    make_invoice(tokyo, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="30000", currency="JPY",
+                 number="INV-J")
+    return tokyo
+
+
+def test_a_payment_file_with_half_a_yen_or_dinars_in_thousandths_is_refused(tokyo):
+    before = state()
+
+    report = payments_import(HEADER + "C-TOKYO,2025-08-01,JPY,100.50,BANK-11,\n"
+                                      "C-TOKYO,2025-08-01,KWD,10.125,BANK-12,\n")
+
+    assert report.errors == [
+        "line 2: amount 100.50 has more places after the point than JPY has (0)",
+        "line 3: currency 'KWD': KWD counts in thousandths; amounts here are kept to 2 places after the "
+        "point, so KWD cannot be used; amount '10.125' is not an amount: write it like 1234.50 (a dot for "
+        "cents, no thousands separators, no currency sign)",
+    ]
+    assert state() == before
+
+
+def test_the_api_refuses_half_a_yen(tokyo, manager):
+    client = Client(headers={"Authorization": f"Bearer {api_token_create(user=manager, name='ERP')[1]}"})
+    before = state()
+
+    response = client.post(reverse("api:payments"), json.dumps({"rows": [
+        {"account_number": "C-TOKYO", "received_on": "2025-08-01", "currency": "JPY", "amount": "100.50",
+         "reference": "BANK-13"},
+    ]}), content_type="application/json")
+
+    assert (response.status_code, response.json()["problems"]) == (422, [{"row": 1, "messages": [
+        "amount 100.50 has more places after the point than JPY has (0)"]}])
+    assert state() == before
+
+
+def test_the_payment_form_refuses_half_a_yen(client, manager, tokyo):
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(reverse("collections:payment_record", args=[tokyo.pk]), {
+        "received_on": "2025-08-01", "currency": "JPY", "amount": "100.50", "method": "bank_transfer",
+        "reference": "BANK-14",
+    })
+
+    assert response.status_code == 422
+    assert HALF_A_YEN in response.content.decode()
+    assert state() == before
