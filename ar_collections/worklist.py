@@ -68,6 +68,7 @@ from ar_collections.models import (
     LateCharge,
     MissCause,
     MoneyPointScale,
+    PauseKind,
     PaymentPlan,
     PlanStatus,
     Promise,
@@ -203,29 +204,41 @@ BROKEN_COMMITMENTS = {WorkKind.PROMISE_BROKEN: ("promise", "promises"),
                       WorkKind.INSTALMENT_MISSED: ("plan", "payment_plans")}
 
 
-def _left_to_chase(kind: str) -> Exists:
+def _promise_holds(*, on: dt.date) -> Exists:
+    """For an Invoice query: an open promise pauses dunning of the invoice on
+    `on`. The planner reads the promise's pause, which it has only on the
+    invoices it pays in full (workspace.promise_record): a promise paying
+    part of an invoice (EUR 0.01 of it, say) names it, but dunning goes on
+    for it, and so the list must not take it as held."""
+    return Exists(DunningPause.objects.active(on=on).filter(kind=PauseKind.PROMISE, invoice=OuterRef("pk")))
+
+
+def _left_to_chase(kind: str, *, on: dt.date) -> Exists:
     """For a WorkItem query of `kind` (BROKEN_COMMITMENTS): the broken promise
-    or plan has an invoice still open that no open promise nor live plan holds."""
+    or plan has an invoice still open that no open promise pays in full nor
+    live plan holds on `on`."""
     source, invoices_of = BROKEN_COMMITMENTS[kind]
     live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
-    held = (Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN))
-            | Exists(live_plans.filter(invoices=OuterRef("pk"))))
+    held = _promise_holds(on=on) | Exists(live_plans.filter(invoices=OuterRef("pk")))
     return Exists(Invoice.objects.filter(**{invoices_of: OuterRef(source)}, status=InvoiceStatus.OPEN)
                   .exclude(held))
 
 
-def items_followed_up(*, because: str, actor=None, invoices=None) -> int:
+def items_followed_up(*, because: str, actor=None, invoices=None, on: dt.date | None = None) -> int:
     """Close the items about a broken promise or a missed instalment once
-    every invoice of it still open is held by a new promise or plan (one the
-    collector agreed with the customer after the break, or a plan waiting for
-    a manager, who puts a "tell the customer" item on the list if they reject
-    it): the break has been followed up, and the item asks for nothing more.
+    every invoice of it still open is held on `on` (today by default) by a
+    new promise paying it in full or a plan (one the collector agreed with
+    the customer after the break, or a plan waiting for a manager, who puts a
+    "tell the customer" item on the list if they reject it): the break has
+    been followed up, and the item asks for nothing more.
     `invoices`: only the items about one of these (a new promise's or plan's),
     else every account's; those with nothing open left close as settled
     (worklist_refresh), not as followed up."""
+    on = on or timezone.localdate()
     closed = 0
     for kind, (source, _) in BROKEN_COMMITMENTS.items():
-        items = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=kind).exclude(_left_to_chase(kind))
+        items = (WorkItem.objects.filter(status=WorkStatus.OPEN, kind=kind)
+                 .exclude(_left_to_chase(kind, on=on)))
         if invoices is not None:
             items = items.filter(**{f"{source}__invoices__in": [i.pk for i in invoices]})
         pks = set(items.values_list("pk", flat=True))
@@ -236,7 +249,7 @@ def items_followed_up(*, because: str, actor=None, invoices=None) -> int:
     # The accounts whose ladder has no step left, and whose overdue money the
     # new promise or plan now holds (all of it), have had their next action decided.
     closed += ladder_items_followed_up(
-        because=because, actor=actor,
+        because=because, actor=actor, on=on,
         customer_ids=None if invoices is None else {i.customer_id for i in invoices})
     return closed
 
@@ -247,7 +260,7 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
     after all (a plan a manager rejected, or one withdrawn before a manager
     decided): the debt is left to chase, and the break not followed up. Only
     the items about one of `invoices` (the lost follow-up's) with an invoice
-    left to chase that no open promise or live plan holds, and only if the
+    left to chase that no open promise pays in full nor live plan holds, and only if the
     follow-up was their last end: one ticked off by hand since stays done.
     Each comes back once, due `on`, with `because` on the timeline."""
 
@@ -255,7 +268,7 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
     for kind, (source, _) in BROKEN_COMMITMENTS.items():
         pks = set(WorkItem.objects.filter(status=WorkStatus.DONE, kind=kind)
                   .filter(**{f"{source}__invoices__in": [i.pk for i in invoices]})
-                  .filter(_left_to_chase(kind)).values_list("pk", flat=True))
+                  .filter(_left_to_chase(kind, on=on)).values_list("pk", flat=True))
         # Locked: a refresh or a second decision at the same moment finds it open and leaves it.
         for item in (WorkItem.objects.select_for_update(of=("self",)).select_related("customer")
                      .filter(pk__in=pks, status=WorkStatus.DONE).order_by("pk")):
@@ -274,13 +287,13 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
 
 
 def _overdue_unheld(*, on: dt.date) -> QuerySet[Invoice]:
-    """Invoices overdue on `on` that no open promise, live plan (in force or
-    waiting for a manager) nor open dispute holds: money nobody is doing
-    anything about, once the ladder has nothing more to send."""
+    """Invoices overdue on `on` that no open promise paying them in full,
+    live plan (in force or waiting for a manager) nor open dispute holds:
+    money nobody is doing anything about, once the ladder has nothing more to send."""
 
     live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
     return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0, due_date__lt=on).exclude(
-        Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN))
+        _promise_holds(on=on)
         | Exists(live_plans.filter(invoices=OuterRef("pk")))
         | Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
     )
@@ -849,7 +862,8 @@ def worklist_refresh(*, on: dt.date) -> int:
             status=WorkStatus.DONE, done_at=now)
     # Or what is still open of them is held by a promise or plan made since
     # (one made before this was closed at once, see items_followed_up).
-    items_followed_up(because="followed up: a promise or payment plan made since holds what is still open")
+    items_followed_up(because="followed up: a promise or payment plan made since holds what is still open",
+                      on=on)
     ladder_items_followed_up(on=on)
     # Ladders whose last step a manager declined or that was skipped (terms
     # already in force, say) or failed, or was carried out and its pay-by
@@ -1106,7 +1120,7 @@ def items_due(*, on: dt.date) -> QuerySet[WorkItem]:
         .select_related("customer", "customer__collector")
         .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on),
                   money_per_point=_money_per_point())
-        .annotate(**priority_parts())
+        .annotate(**priority_parts(on=on))
         .annotate(priority=F("money_points") + F("days_points") + F("risk_points") + F("promise_points"))
         .annotate(**_release_asked())
         .order_by(*ITEMS_ORDER.order)
@@ -1175,15 +1189,14 @@ def _money_per_point() -> Coalesce:
 BROKEN_WORD_POINTS = PROMISE_POINTS[WorkKind.PROMISE_BROKEN]
 
 
-def _broken_word_left() -> Exists:
+def _broken_word_left(*, on: dt.date) -> Exists:
     """For a WorkItem query: the item's account broke a promise, or missed an
-    instalment of a plan, and an invoice it covered is still open with no open
-    promise nor live plan holding it (while so, the broken commitment's own
-    item would stay open, see _left_to_chase)."""
+    instalment of a plan, and an invoice it covered is still open on `on`
+    with no open promise paying it in full nor live plan holding it (while
+    so, the broken commitment's own item would stay open, see _left_to_chase)."""
     live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
     unheld = Invoice.objects.filter(status=InvoiceStatus.OPEN).exclude(
-        Exists(Promise.objects.filter(invoices=OuterRef("pk"), status=PromiseStatus.OPEN))
-        | Exists(live_plans.filter(invoices=OuterRef("pk")))
+        _promise_holds(on=on) | Exists(live_plans.filter(invoices=OuterRef("pk")))
     )
     return (
         Exists(Promise.objects.filter(customer=OuterRef("customer"), status=PromiseStatus.BROKEN)
@@ -1193,7 +1206,7 @@ def _broken_word_left() -> Exists:
     )
 
 
-def priority_parts() -> dict:
+def priority_parts(*, on: dt.date) -> dict:
     """The four parts of an item's priority; `days_late`, `overdue_amount`
     and `money_per_point` annotated first."""
     whole = IntegerField()
@@ -1214,7 +1227,7 @@ def priority_parts() -> dict:
             *[When(kind=k, then=Value(p)) for k, p in PROMISE_POINTS.items()],
             # The ladder's item takes in the broken promise's or missed
             # instalment's own (_broken_commitments_taken_in), and scores as it would.
-            When(_broken_word_left(), kind=WorkKind.LADDER_ENDED, then=Value(BROKEN_WORD_POINTS)),
+            When(_broken_word_left(on=on), kind=WorkKind.LADDER_ENDED, then=Value(BROKEN_WORD_POINTS)),
             default=Value(0), output_field=whole,
         ),
     }

@@ -320,7 +320,7 @@ def promise_record(
     said = f"promise to pay {format_money(amount, currency)} by {format_day(promised_on)}"
     letters_withdraw_held(on=on, customer=customer, by=f"the {said}", actor=actor)
     steps_skip_held(on=on, customer=customer, by=f"the {said}", actor=actor)
-    worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
+    worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices, on=on)
     return promise
 
 
@@ -488,7 +488,7 @@ def plan_propose(
         agreed = f"the payment plan of {format_money(total, currency)} agreed on {format_day(on)}"
         letters_withdraw_held(on=on, customer=customer, actor=actor, by=agreed)
         steps_skip_held(on=on, customer=customer, actor=actor, by=agreed)
-    worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices)
+    worklist.items_followed_up(because=f"followed up: {said}", actor=actor, invoices=invoices, on=on)
     return plan
 
 

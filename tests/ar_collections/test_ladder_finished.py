@@ -264,6 +264,24 @@ def test_the_item_stays_while_part_of_what_is_overdue_is_left_to_chase(account, 
     assert item.status == WorkStatus.OPEN
 
 
+def test_the_item_stays_while_a_promise_pays_part_of_an_invoice_and_dunning_would_chase_the_rest(
+    account, collector
+):
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+
+    # Both invoices, the second one a cent short: it is not paused.
+    with frozen(ON):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("1199.99"), on=ON,
+                                 promised_on=ON + dt.timedelta(days=5), invoices=account.invoices.all())
+    worklist.worklist_refresh(on=ON)
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.OPEN
+    assert events(account, EventKind.WORK)[-1] == f"Worklist: {item.title}"
+
+
 def test_the_item_leaves_the_list_when_a_new_step_follows(account, collector):
     last = ladder_taken(account)
     worklist.worklist_refresh(on=ON)
@@ -440,3 +458,23 @@ def test_the_broken_promise_s_points_go_once_what_it_covered_is_held_again(accou
 
     [item] = worklist.items_for(assignee=collector, on=late)
     assert (item.kind, item.promise_points) == (WorkKind.LADDER_ENDED, 0)
+
+
+def test_the_broken_promise_s_points_stay_while_the_new_promise_pays_its_invoice_only_in_part(
+    account, collector
+):
+    ladder_taken(account)
+    small = account.invoices.order_by("total_amount").first()
+    with frozen(ON):
+        promise = workspace.promise_record(customer=account, actor=collector, amount=small.open_amount, on=ON,
+                                           promised_on=ON + dt.timedelta(days=2), invoices=[small])
+    late = promise.broken_after + dt.timedelta(days=1)
+    with frozen(late):
+        workspace.commitments_check(on=late)
+
+    with frozen(late):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("0.01"), on=late,
+                                 promised_on=late + dt.timedelta(days=5), invoices=[small])
+
+    [item] = worklist.items_for(assignee=collector, on=late)
+    assert (item.kind, item.promise_points) == (WorkKind.LADDER_ENDED, 20)

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from ar_collections import worklist, workspace
+from ar_collections.dunning import eligible_invoices
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
@@ -86,6 +87,28 @@ def test_a_broken_promise_stays_on_the_worklist_while_part_of_it_is_left_to_chas
     assert item.status == WorkStatus.OPEN
     assert item in worklist.items_for(assignee=collector, on=late)
     assert work_events(account) == []
+
+
+@pytest.mark.parametrize(("promised", "status"), [("699.99", WorkStatus.OPEN), ("700.00", WorkStatus.DONE)])
+def test_a_broken_promise_leaves_the_worklist_only_when_the_new_promise_pays_the_invoice_in_full(
+    make_account, collector, promised, status
+):
+    """As the planner reads it: a promise paying part of an invoice pauses
+    nothing, and dunning goes on for it, so the break is not followed up."""
+    account = make_account()
+    small, large = account.invoices.order_by("total_amount")
+    item, late = broken_promise(account, collector)
+    workspace.payment_record(customer=account, amount=Decimal("500.00"), currency="EUR", received_on=late,
+                             allocations=[(small, Decimal("500.00"))], reference="BANK-1")
+
+    workspace.promise_record(customer=account, actor=collector, amount=Decimal(promised),
+                             promised_on=late + dt.timedelta(days=7), invoices=[large], on=late)
+
+    item.refresh_from_db()
+    assert item.status == status
+    assert (item in worklist.items_for(assignee=collector, on=late)) == (status == WorkStatus.OPEN)
+    chased = eligible_invoices(on=late).filter(pk=large.pk).exists()
+    assert chased == (status == WorkStatus.OPEN)
 
 
 def test_a_missed_instalment_leaves_the_worklist_when_a_promise_covers_the_plan_s_invoices(
