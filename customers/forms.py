@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
+from ar_collections.models import Invoice
 from arcrm.dates import format_day
 from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import COLLECTOR, MANAGER
@@ -45,8 +48,8 @@ class CustomerFilterForm(forms.Form):
               for u in _collectors(also=Q(Exists(Customer.objects.filter(collector=OuterRef("pk")))))),
         ]
 
-    def filter(self, customers):
-        """Apply whichever filters are valid to a Customer queryset."""
+    def filter(self, customers, *, on: dt.date):
+        """Apply whichever filters are valid to a Customer queryset (overdue on `on`)."""
         self.is_valid()
         data = self.cleaned_data
         customers = customers.search(data.get("q") or "")
@@ -58,7 +61,13 @@ class CustomerFilterForm(forms.Form):
         elif collector:
             customers = customers.filter(collector_id=int(collector))
         if data.get("overdue"):
-            customers = customers.filter(behaviour__overdue_amount__gt=0)
+            # Or overdue in another currency than the account's (its currency
+            # changed since it was billed): the behaviour's amount is in its own only.
+            elsewhere = Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk")).exclude(
+                currency=OuterRef("currency"))
+            customers = customers.filter(
+                Q(behaviour__overdue_amount__gt=0)
+                | Q(behaviour__other_currency_open_invoices__gt=0) & Exists(elsewhere))
         return customers
 
 

@@ -16,7 +16,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Case, F, Prefetch, Q, Sum, Value, When, prefetch_related_objects
+from django.db.models import (
+    Case,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    prefetch_related_objects,
+)
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -72,14 +84,15 @@ WRITE_OFFS_SHOWN = 10
 @vary_on_headers("HX-Request")
 def customer_list(request: HttpRequest) -> HttpResponse:
     form = CustomerFilterForm(request.GET, user=request.user)
+    today = timezone.localdate()
     customers = (
-        form.filter(Customer.objects.visible_to(request.user))
+        _ranked(form.filter(Customer.objects.visible_to(request.user), on=today), on=today)
         .select_related("collector", "behaviour")
         .order_by(*_most_overdue_first())
     )
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
-    _with_other_currencies(page.object_list, today=timezone.localdate())
+    _with_other_currencies(page.object_list, today=today)
     currencies = _currencies_in_order(customers)
     template = "customers/customer_list.html"
     if wants_fragment(request):
@@ -120,22 +133,48 @@ def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None
 
 
 def _currencies_in_order(customers) -> list[str]:
-    """The currencies of the listed accounts, in the list's order (see _most_overdue_first)."""
-    found = set(customers.order_by().values_list("currency", flat=True).distinct())
+    """The currencies the listed accounts are ranked in, in the list's order (see _most_overdue_first)."""
+    found = set(customers.order_by().values_list("ranked_currency", flat=True).distinct())
     return sorted(found, key=lambda code: (code != settings.DEFAULT_CURRENCY, code))
 
 
+def _ranked(customers, *, on: dt.date):
+    """The accounts with the currency they are ranked in (`ranked_currency`)
+    and what they have overdue in it (`ranked_overdue`, None while their
+    behaviour is not computed): their own currency and their behaviour's
+    overdue amount, but for an account owing nothing overdue in its own
+    currency and overdue money in another (its currency changed since it was
+    billed): that currency, the one of its oldest invoice overdue, and what
+    it has overdue in it. Ranked as owing nothing in its new currency, EUR
+    861.11 overdue would sit below every account owing a cent. The
+    subqueries run only for such accounts, a handful."""
+    elsewhere = (Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"))
+                 .exclude(currency=OuterRef("currency")))
+    moved = Q(behaviour__other_currency_open_invoices__gt=0, behaviour__overdue_amount__lte=0)
+    in_other = Subquery(elsewhere.order_by("due_date", "pk").values("currency")[:1])
+    overdue_in_it = Subquery(
+        Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"), currency=OuterRef("ranked_currency"))
+        .order_by().values("customer").annotate(total=Sum("open_amount")).values("total")
+    )
+    return customers.annotate(
+        ranked_currency=Case(When(moved, then=Coalesce(in_other, F("currency"))), default=F("currency")),
+    ).annotate(
+        ranked_overdue=Case(When(moved & ~Q(ranked_currency=F("currency")), then=overdue_in_it),
+                            default=F("behaviour__overdue_amount")),
+    )
+
+
 def _most_overdue_first() -> list:
-    """Each account's figures are in its own currency, and without exchange
-    rates EUR 5,000 and JPY 900,000 cannot be ranked against each other: the
-    accounts are ranked within their currency, the house currency's first
-    (most accounts are in it), then the others by code, as amounts are listed
+    """Without exchange rates EUR 5,000 and JPY 900,000 cannot be ranked
+    against each other: the accounts are ranked within the currency they owe
+    in (_ranked: their own, as a rule), the house currency's first (most
+    accounts are in it), then the others by code, as amounts are listed
     everywhere else."""
     return [
-        Case(When(currency=settings.DEFAULT_CURRENCY, then=Value(0)), default=Value(1)),
-        "currency",
+        Case(When(ranked_currency=settings.DEFAULT_CURRENCY, then=Value(0)), default=Value(1)),
+        "ranked_currency",
         # Customers whose behaviour is not computed yet sort after those owing nothing.
-        F("behaviour__overdue_amount").desc(nulls_last=True),
+        F("ranked_overdue").desc(nulls_last=True),
         "name",
         "pk",
     ]

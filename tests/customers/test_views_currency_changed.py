@@ -88,3 +88,43 @@ def test_an_account_with_money_in_two_currencies_shows_an_aging_for_each(
     header = between(html, 'class="header-figures"', 'class="header-facts"')
     assert "USD 50.00 + EUR 1,889.76" in header, header
     assert "1–30: USD 50.00" in header and "1–30: EUR 861.11" in header, header
+
+
+@pytest.fixture
+def others(make_customer, make_invoice, collector):
+    """An account in euros with EUR 100.00 overdue, and one in dollars with USD 50.00 overdue."""
+    made = []
+    for name, currency, amount in [("Berlin Bakery", "EUR", "100.00"), ("Boston Brewing", "USD", "50.00")]:
+        customer = make_customer(name=name, currency=currency, collector=collector)
+        make_invoice(customer, issued=dt.date(2026, 10, 1), due=dt.date(2026, 11, 1), amount=amount,
+                     currency=currency)
+        behaviour_refresh(on=TODAY, customer_ids=[customer.pk])
+        made.append(customer)
+    return made
+
+
+def names_in(response) -> list[str]:
+    return [customer.name for customer in response.context["page"].object_list]
+
+
+def test_the_customer_list_ranks_the_euros_overdue_among_the_euros_not_as_nothing_in_dollars(
+    client, manager, account, others, django_capture_on_commit_callbacks, settings
+):
+    settings.DEFAULT_CURRENCY = "EUR"
+    now_in_dollars(client, manager, account, django_capture_on_commit_callbacks)
+
+    response = client.get(reverse("customers:list"))
+
+    # EUR 861.11 overdue comes before EUR 100.00, under the euros' heading.
+    assert names_in(response) == ["Liffey Logistics", "Berlin Bakery", "Boston Brewing"]
+    html = " ".join(response.content.decode().split())
+    assert html.index("Accounts in EUR") < html.index("Liffey Logistics") < html.index("Accounts in USD")
+    assert "Most overdue first within each currency: EUR, then USD." in html
+
+
+def test_the_overdue_filter_keeps_an_account_owing_overdue_money_only_in_another_currency(
+    client, manager, account, others, django_capture_on_commit_callbacks
+):
+    now_in_dollars(client, manager, account, django_capture_on_commit_callbacks)
+
+    assert "Liffey Logistics" in names_in(client.get(reverse("customers:list"), {"overdue": "on"}))
