@@ -497,20 +497,15 @@ def _queue_landing(
 ) -> str:
     """Where a queue opens without htmx once `decided` left it (with htmx the
     next item takes the keyboard, data-focus-next): at the step to go on with,
-    the next one waiting or, `decided` being the last, the one before, on a
-    page that holds it. The first page if it does; else the page beginning
-    right after `decided` (or ending right before it). At the list, whose
-    count says none is left, when nothing waits."""
+    on a page that holds it (QUEUE_ORDER.landing). At the list, whose count
+    says none is left, when nothing waits."""
     url = reverse(queue)
-    cursor = QUEUE_ORDER.cursor_for(decided)
-    if later := QUEUE_ORDER.page(waiting, after=cursor, size=PAGE_SIZE).items:
-        step, side = later[0], "after"
-    elif earlier := QUEUE_ORDER.page(waiting, before=cursor, size=PAGE_SIZE).items:
-        step, side = earlier[-1], "before"
-    else:
+    landing = QUEUE_ORDER.landing(waiting, QUEUE_ORDER.cursor_for(decided), size=PAGE_SIZE)
+    if landing is None:
         return f"{url}#{list_id}"
-    if step not in QUEUE_ORDER.page(waiting, size=PAGE_SIZE).items:
-        url += "?" + urlencode({side: cursor})
+    step, position = landing
+    if position:
+        url += "?" + urlencode(position)
     return f"{url}#action-{step.pk}"
 
 

@@ -1120,24 +1120,17 @@ def _worklist_landing(request: HttpRequest, item: WorkItem, *, place: str | None
                       everyone: bool) -> str:
     """Where the list opens without htmx once `item`, which stood at `place`,
     left it (with htmx the next item takes the keyboard, data-focus-next): at
-    the item to go on with, the next one or, `item` being the last, the one
-    before, on a page that holds it. The first page if it does; else the page
-    beginning right after `item` (or ending right before it). At the list's
-    heading, above the words saying nothing is left, when no item is."""
+    the item to go on with, on a page that holds it (ITEMS_ORDER.landing). At
+    the list's heading, above the words saying nothing is left, when no item is."""
     if place is None:
         return _worklist_url(request, item, everyone=everyone)
     items = (worklist.items_due(on=on) if everyone
              else worklist.items_for(assignee=_list_of(request, item), on=on))
-    order = worklist.ITEMS_ORDER
-    if later := order.page(items, after=place, size=WORKLIST_PAGE_SIZE).items:
-        going_on, side = later[0], "after"
-    elif earlier := order.page(items, before=place, size=WORKLIST_PAGE_SIZE).items:
-        going_on, side = earlier[-1], "before"
-    else:
+    landing = worklist.ITEMS_ORDER.landing(items, place, size=WORKLIST_PAGE_SIZE)
+    if landing is None:
         return _worklist_url(request, item, everyone=everyone) + "#worklist-title"
-    if going_on in order.page(items, size=WORKLIST_PAGE_SIZE).items:
-        return _worklist_url(request, item, everyone=everyone) + f"#work-{going_on.pk}"
-    return _worklist_url(request, item, everyone=everyone, **{side: place}) + f"#work-{going_on.pk}"
+    going_on, position = landing
+    return _worklist_url(request, item, everyone=everyone, **position) + f"#work-{going_on.pk}"
 
 
 def _list_of(request: HttpRequest, item: WorkItem) -> int | None:

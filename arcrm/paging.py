@@ -84,6 +84,23 @@ class Keyset:
         return Page(shown, previous, self.cursor_for(shown[-1]) if len(found) > size else None,
                     previous_is_first=first)
 
+    def landing(self, rows: QuerySet, place: str, *, size: int) -> tuple[Any, dict[str, str]] | None:
+        """Where a list opens once the row that stood at `place` has left it
+        (a page loaded anew, without htmx, after the row was done): the row to
+        go on with, the next one or, that one being the last, the one before;
+        and the position of a page holding it: none when the first page does,
+        else the page beginning right after `place` (or ending right before
+        it). None when no row is left."""
+        if later := self.page(rows, after=place, size=size).items:
+            row, side = later[0], "after"
+        elif earlier := self.page(rows, before=place, size=size).items:
+            row, side = earlier[-1], "before"
+        else:
+            return None
+        if row in self.page(rows, size=size).items:
+            return row, {}
+        return row, {side: place}
+
     def page_merged(self, lists: Sequence[QuerySet], *, after: str = "", before: str = "",
                     size: int) -> Page:
         """`page` of one list made of several (rows of different tables, as

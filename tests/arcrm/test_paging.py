@@ -157,3 +157,37 @@ def test_a_list_made_of_two_pages_as_one_list_would(customers):
     back = ORDER.page_merged(split, before=merged[3].previous_cursor, size=7)
     assert pks(back) == pks(whole[2]) and back.previous_is_first == ORDER.page(
         rows, before=whole[3].previous_cursor, size=7).previous_is_first
+
+
+def test_a_list_opens_at_the_row_after_the_one_that_left_on_the_first_page_that_holds_it(customers):
+    rows = Customer.objects.all()
+    rows_by_pk = {c.pk: c for c in rows}
+    place = ORDER.cursor_for(rows_by_pk[customers[3]])
+    Customer.objects.filter(pk=customers[3]).delete()
+
+    assert ORDER.landing(rows, place, size=12) == (rows_by_pk[customers[4]], {})
+
+
+def test_past_the_first_page_the_list_opens_at_the_page_beginning_after_the_row_that_left(customers):
+    rows = Customer.objects.all()
+    gone = {c.pk: c for c in rows}[customers[15]]
+    place = ORDER.cursor_for(gone)
+    gone.delete()
+
+    row, position = ORDER.landing(rows, place, size=12)
+
+    assert (row.pk, position) == (customers[16], {"after": place})
+    assert pks(ORDER.page(rows, **position, size=12))[0] == customers[16]
+
+
+def test_the_last_row_leaving_opens_the_list_at_the_one_before_and_none_when_nothing_is_left(customers):
+    rows = Customer.objects.all()
+    last = {c.pk: c for c in rows}[customers[-1]]
+    place = ORDER.cursor_for(last)
+    last.delete()
+
+    row, position = ORDER.landing(rows, place, size=12)
+    assert (row.pk, position) == (customers[-2], {"before": place})
+
+    Customer.objects.all().delete()
+    assert ORDER.landing(rows, place, size=12) is None

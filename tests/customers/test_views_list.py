@@ -322,6 +322,21 @@ def test_the_list_is_paged_fifty_at_a_time(client, collector, make_customer):
     assert "page 2 of 2" in second.content.decode()
 
 
+@pytest.mark.parametrize(("asked", "shown"), [("99", 2), ("0", 2), ("two", 1)])
+def test_a_page_number_out_of_range_shows_the_last_page_and_one_not_a_number_the_first(
+    client, collector, make_customer, asked, shown
+):
+    for n in range(51):
+        make_customer(name=f"Customer {n:02d}")
+    client.force_login(collector)
+
+    response = client.get(URL, {"page": asked})
+
+    assert response.status_code == 200
+    assert response.context["page"].number == shown
+    assert f"page {shown} of 2" in response.content.decode()
+
+
 def test_page_links_keep_the_filters(client, collector, make_customer):
     for n in range(51):
         make_customer(name=f"Acme {n:02d}")
