@@ -405,6 +405,7 @@ class PaymentBehaviour(models.Model):
     last_days_late = models.IntegerField(null=True)
     open_invoices = models.PositiveIntegerField(default=0)
     overdue_invoices = models.PositiveIntegerField(default=0)
+    # Of every overdue invoice, whatever its currency: days need no exchange rate.
     max_days_overdue = models.PositiveIntegerField(default=0)
     # Amounts and the counts of open and overdue invoices are in the account
     # currency; invoices in other currencies are counted in

@@ -222,9 +222,13 @@ def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):
             # currencies' invoices are counted apart in n_other_currency.
             n_open=Count("invoices", filter=open_ & own_currency),
             n_overdue=Count("invoices", filter=overdue & own_currency),
-            # In the account's currency, as the amounts the reason sets beside it.
-            oldest_due=Max(DaysBetween(models.Value(on), "invoices__due_date"),
-                           filter=overdue & own_currency),
+            # Most days overdue, in whatever currency: days need no exchange
+            # rate, and an invoice in euros 120 days overdue is no less late
+            # for the account's currency being dollars now.
+            oldest_due=Max(DaysBetween(models.Value(on), "invoices__due_date"), filter=overdue),
+            # In the account's currency, as the amounts the segment's reason sets beside it.
+            oldest_due_own=Max(DaysBetween(models.Value(on), "invoices__due_date"),
+                               filter=overdue & own_currency),
             n_other_currency=Count("invoices", filter=open_ & ~own_currency),
             open_total=open_sum(Q()),
             overdue_total=open_sum(due_between(1, None)),
@@ -296,7 +300,7 @@ def _refresh_batch(customer_ids: list[int], *, on: dt.date, record: bool) -> Non
         )
         behaviours.append(behaviour)
         facts = _facts(c, behaviour, on=on, broken_promises=broken.get(c.pk, 0),
-                       old_overdue=quantize(c.old_overdue_total))
+                       old_overdue=quantize(c.old_overdue_total), max_days_overdue=c.oldest_due_own or 0)
         verdict = _with_override(c, segmentation.classify(facts))
         if (verdict.segment, verdict.reason) != (c.segment, c.segment_reason):
             if verdict.segment != c.segment and record:
@@ -375,7 +379,8 @@ def segment_override(*, customer: Customer, segment: str, note: str, actor, on: 
 
 
 def _facts(
-    customer: Customer, b: PaymentBehaviour, *, on: dt.date, broken_promises: int, old_overdue: Decimal
+    customer: Customer, b: PaymentBehaviour, *, on: dt.date, broken_promises: int, old_overdue: Decimal,
+    max_days_overdue: int,
 ) -> segmentation.Facts:
     return segmentation.Facts(
         special_bond=customer.special_bond,
@@ -387,7 +392,7 @@ def _facts(
         avg_days_late_90d=b.avg_days_late_90d,
         avg_days_late_365d=b.avg_days_late_365d,
         overdue_invoices=b.overdue_invoices,
-        max_days_overdue=b.max_days_overdue,
+        max_days_overdue=max_days_overdue,
         open_amount=b.open_amount,
         overdue_amount=b.overdue_amount,
         old_overdue_amount=old_overdue,

@@ -128,3 +128,21 @@ def test_the_overdue_filter_keeps_an_account_owing_overdue_money_only_in_another
     now_in_dollars(client, manager, account, django_capture_on_commit_callbacks)
 
     assert "Liffey Logistics" in names_in(client.get(reverse("customers:list"), {"overdue": "on"}))
+
+
+def test_most_days_overdue_counts_the_invoices_in_euros_on_the_list_and_the_card(
+    client, manager, account, make_invoice, django_capture_on_commit_callbacks
+):
+    """Days need no exchange rate: EUR 861.11 due 20 Nov is 14 days overdue on
+    4 Dec, whatever the account's currency is now (a dollar invoice 3 days
+    overdue beside it does not hide it)."""
+    now_in_dollars(client, manager, account, django_capture_on_commit_callbacks)
+    make_invoice(account, issued=dt.date(2026, 11, 1), due=dt.date(2026, 12, 1), amount="50.00",
+                 currency="USD")
+    behaviour_refresh(on=TODAY, customer_ids=[account.pk])
+
+    row = between(client.get(reverse("customers:list")).content.decode(), "Liffey Logistics", "</tr>")
+    html = " ".join(client.get(reverse("customers:detail", args=[account.pk])).content.decode().split())
+
+    assert row.split('<td class="num">')[-1].startswith("14</td>"), row
+    assert "<dt>Most days overdue</dt><dd>14</dd>" in html
