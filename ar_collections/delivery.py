@@ -1761,13 +1761,16 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
         )
         contact = customer.billing_contact(on=on)
         if invoices and (contact is None or not contact.email):
-            # Not marked re-sent: once an address is on file, the daily check
-            # (resends_retry) sends them. Said once a cycle, not every morning.
-            summary = "Invoices could not be re-sent: no billing e-mail address on file"
+            # Not marked re-sent: once someone is back, or an address is on
+            # file, the daily check (resends_retry) sends them. Said once a
+            # cycle, not every morning (while the same people are away).
+            why = (customer.nobody_billed_why(on=on) if contact is None
+                   else "no billing e-mail address on file")
+            summary = f"Invoices could not be re-sent: {why}"
             if not TimelineEvent.objects.for_subject(cycle).filter(summary=summary).exists():
                 _record(customer, cycle, details={"invoices": [i.number for i in invoices]},
                         invoices=invoices, summary=summary)
-            return "no-address"
+            return "nobody" if contact is None else "no-address"
         cycle.invoices_resent_on = on
         cycle.save(update_fields=["invoices_resent_on"])
         if not invoices:

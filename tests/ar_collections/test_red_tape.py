@@ -308,3 +308,29 @@ def test_the_daily_check_resends_nothing_for_a_cycle_whose_cause_is_no_longer_re
     with frozen(NOTED + dt.timedelta(days=1)), django_capture_on_commit_callbacks(execute=True):
         check_commitments(on=(NOTED + dt.timedelta(days=1)).isoformat())
     assert not OutgoingMail.objects.exists()
+
+
+def test_with_the_billing_contact_and_her_stand_in_both_away_the_resend_says_who_is_away_and_until_when(
+    behind, smtp_server
+):
+    """Anna is away until 18 Mar and named Ben; Ben's own absence (to 12 Mar)
+    was recorded after. Nothing goes, and the timeline names them and their
+    days, not a missing address; once Ben is back, the invoices go to him."""
+    ben = Contact.objects.get(customer=behind, name="Ben Backup")
+    ContactAbsence.objects.create(contact=ben, starts_on=NOTED - dt.timedelta(days=1),
+                                  ends_on=NOTED + dt.timedelta(days=4))
+
+    for day in (NOTED, NOTED + dt.timedelta(days=1)):
+        with frozen(day):
+            assert invoices_resend(customer_id=behind.pk, on=day) == "nobody"
+
+    assert not OutgoingMail.objects.exists()
+    [said] = TimelineEvent.objects.filter(customer=behind, summary__startswith="Invoices could not")
+    assert said.summary == ("Invoices could not be re-sent: Anna Clerk away until 18 Mar 2026, and Ben "
+                            "Backup, written to instead, away until 12 Mar 2026")
+    assert DunningCycle.objects.get(customer=behind).invoices_resent_on is None
+
+    back = NOTED + dt.timedelta(days=5)
+    with frozen(back):
+        assert invoices_resend(customer_id=behind.pk, on=back) == "queued"
+    assert OutgoingMail.objects.get().to == ["Ben Backup <ben@acme.test>"]
