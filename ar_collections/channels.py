@@ -43,19 +43,15 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
     customer = action.customer
     notes: list[str] = []
 
-    # Nobody to write to (none on file, or all away) falls back as it always
-    # has: an escalation to the billing contact, anything else to a call task.
-    if step_action == StepAction.ESCALATE_PRINCIPAL:
-        contact, note = _stand_in(_of_record(customer, principal=True), day)
-        if contact is None:
-            notes.append(f"{note or 'no principal on file'}: sent to the billing contact")
-            contact, note = _stand_in(_of_record(customer, principal=False), day)
-    else:
-        contact, note = _stand_in(_of_record(customer, principal=False), day)
+    contact, fell_back, away = _recipient(
+        customer, escalation=step_action == StepAction.ESCALATE_PRINCIPAL, day=day)
+    if fell_back:
+        notes.append(f"{fell_back}: sent to the billing contact")
     if contact is None:
-        notes.append(f"{note or 'no billing contact on file'}: call task for the collector")
+        notes.append(f"{away or 'no billing contact on file'}: call task for the collector")
         return Route(None, Channel.PHONE, join_notes(*notes))
-    notes.append(note)
+    if away:
+        notes.append(f"{away}: sent to {contact.name}")
 
     if step_action == StepAction.CALL_TASK:
         wanted = Channel.PHONE
@@ -78,16 +74,24 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
     return Route(contact, channel, join_notes(*notes))
 
 
-def escalation_without_principal(customer: Customer, *, day: dt.date) -> str:
-    """For the account page's preview of an escalation due on `day`: where it
-    goes when the account has no principal on file, as route_for will send it
-    ("" when there is one)."""
-    if _of_record(customer, principal=True) is not None:
-        return ""
-    contact, _ = _stand_in(_of_record(customer, principal=False), day)
+def escalation_goes_to(customer: Customer, *, day: dt.date) -> str:
+    """For the account page's preview of an escalation due on `day`: whom it
+    goes to when not the principal herself, by the rule route_for sends it by
+    on that day ("" when it is her)."""
+    contact, fell_back, away = _recipient(customer, escalation=True, day=day)
+    if not fell_back:
+        return f"{away}: goes to {contact.name}." if away else ""
+    if contact is None and not away:
+        if _of_record(customer, principal=True) is None:
+            return "No principal or billing contact on file: it becomes a call task for the collector."
+        return f"{fell_back}, and no billing contact on file: it becomes a call task for the collector."
+    why = f"{fell_back}; the billing contact {away}" if away else fell_back
+    why = why[:1].upper() + why[1:]
     if contact is None:
-        return "No principal or billing contact on file: it becomes a call task for the collector."
-    return f"No principal on file: goes to {contact.name}, the billing contact."
+        return f"{why}: it becomes a call task for the collector."
+    if away:
+        return f"{why}: goes to {contact.name}."
+    return f"{why}: goes to {contact.name}, the billing contact."
 
 
 # The channel each step goes by unless a contact's preference or address
@@ -124,10 +128,29 @@ def _of_record(customer: Customer, *, principal: bool) -> Contact | None:
     return customer.principal_contact_of_record() if principal else customer.billing_contact_of_record()
 
 
+def _recipient(customer: Customer, *, escalation: bool, day: dt.date) -> tuple[Contact | None, str, str]:
+    """Whom a step goes to on `day`: the billing contact, or for an escalation
+    the principal, or whoever they asked us to write to while away. Nobody
+    to write to (none on file, or all away) falls back as it always has: an
+    escalation to the billing contact, anything else to nobody (a call task).
+
+    Also says why an escalation fell back ("" when it did not), and who is
+    away of those the step went past ("" when nobody)."""
+    fell_back = ""
+    if escalation:
+        contact, away = _stand_in(_of_record(customer, principal=True), day)
+        if contact is not None:
+            return contact, "", away
+        fell_back = away or "no principal on file"
+    contact, away = _stand_in(_of_record(customer, principal=False), day)
+    return contact, fell_back, away
+
+
 def _stand_in(contact: Contact | None, day: dt.date) -> tuple[Contact | None, str]:
-    """Whom to write to instead of `contact` on `day`, and the note saying
-    why; None with the reason when the contact and their stand-ins are all
-    away (None with no note when there is no contact at all)."""
+    """Whom to write to instead of `contact` on `day`, and who is away ("Anna
+    Clerk away until 15 Aug"; "" when the contact is written to); None with
+    the reason when the contact and their stand-ins are all away (None with
+    no reason when there is no contact at all)."""
     if contact is None:
         return None, ""
     stand_in = contact.stand_in(on=day)
@@ -137,7 +160,7 @@ def _stand_in(contact: Contact | None, day: dt.date) -> tuple[Contact | None, st
         return contact, ""
     back = contact.away_until(day)
     until = f"{format_day(back, year=False)}" if back else "further notice"
-    return stand_in, f"{contact.name} away until {until}: sent to {stand_in.name}"
+    return stand_in, f"{contact.name} away until {until}"
 
 
 def _reachable(contact: Contact, wanted: str) -> tuple[str, str]:

@@ -39,7 +39,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
-from ar_collections.channels import escalation_without_principal
+from ar_collections.channels import escalation_goes_to
 from ar_collections.models import (
     ActionStatus,
     Channel,
@@ -693,7 +693,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
         "Waits: the amount is below the policy's minimum."]
     if step.action == StepAction.ESCALATE_PRINCIPAL:
         # Said before it happens, not only on the letter afterwards.
-        notes.append(escalation_without_principal(customer, day=due_on))
+        notes.append(escalation_goes_to(customer, day=due_on))
     return NextStep(step, due_on, listed, held, " ".join(filter(None, notes)))
 
 

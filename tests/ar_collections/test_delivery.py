@@ -556,6 +556,81 @@ def test_the_preview_of_an_escalation_to_a_principal_on_file_says_nothing_of_a_f
     assert (preview.step.action, preview.note) == (StepAction.ESCALATE_PRINCIPAL, "")
 
 
+def test_the_preview_of_an_escalation_names_whom_an_absent_principal_asked_us_to_write_to_as_the_send_does(
+    make_account, make_contact, plan_and_deliver, smtp_server, client, collector
+):
+    """Paula is away from day 20 to day 35 (6 Apr) and named Ben: the escalation
+    of day 28 (30 Mar) goes to Ben, and the account page says so beforehand."""
+    account = make_account(Segment.PROMPT)
+    paula = make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
+    ben = make_contact(account, name="Ben Backup", role=ContactRole.OTHER, email="ben@acme.test")
+    ContactAbsence.objects.create(contact=paula, starts_on=days(20), ends_on=days(35), delegate=ben)
+    for day in (3, 15):
+        plan_and_deliver(days(day))
+    client.force_login(collector)
+
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
+        page = " ".join(client.get(reverse("customers:detail", args=[account.pk])).content.decode().split())
+
+    assert (preview.step.action, preview.due_on) == (StepAction.ESCALATE_PRINCIPAL, days(28))
+    assert preview.note == "Paula Owner away until 6 Apr: goes to Ben Backup."
+    assert "Paula Owner away until 6 Apr: goes to Ben Backup." in page
+    plan_and_deliver(days(28))
+    assert smtp_server.messages[-1]["To"] == "Ben Backup <ben@acme.test>"
+
+
+def test_the_preview_of_an_escalation_whose_principal_and_her_stand_in_are_away_names_the_billing_contact(
+    make_account, make_contact, plan_and_deliver, smtp_server
+):
+    """Ben's own absence (to day 30, 1 Apr) was recorded after Paula named him."""
+    account = make_account(Segment.PROMPT)
+    paula = make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
+    ben = make_contact(account, name="Ben Backup", role=ContactRole.OTHER, email="ben@acme.test")
+    ContactAbsence.objects.create(contact=paula, starts_on=days(20), ends_on=days(35), delegate=ben)
+    ContactAbsence.objects.create(contact=ben, starts_on=days(25), ends_on=days(30))
+    for day in (3, 15):
+        plan_and_deliver(days(day))
+
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
+
+    assert preview.note == ("Paula Owner away until 6 Apr, and Ben Backup, written to instead, away until "
+                            "1 Apr: goes to Anna Clerk, the billing contact.")
+    plan_and_deliver(days(28))
+    assert smtp_server.messages[-1]["To"] == "Anna Clerk <anna@acme.test>"
+
+
+def test_the_preview_of_an_escalation_with_everyone_away_says_it_becomes_a_call_task(
+    make_account, make_contact, plan_and_deliver, smtp_server
+):
+    account = make_account(Segment.PROMPT)
+    anna = account.contacts.get(name="Anna Clerk")
+    paula = make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
+    ben = make_contact(account, name="Ben Backup", role=ContactRole.OTHER, email="ben@acme.test")
+    for day in (3, 15):
+        plan_and_deliver(days(day))
+    ContactAbsence.objects.create(contact=paula, starts_on=days(20), ends_on=days(35))
+    ContactAbsence.objects.create(contact=anna, starts_on=days(20), ends_on=days(31), delegate=ben)
+    ContactAbsence.objects.create(contact=ben, starts_on=days(25), ends_on=days(30))
+
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
+
+    # Paula named nobody: she is written to all the same (as the send does).
+    assert preview.note == ""
+    ContactAbsence.objects.filter(contact=paula).update(delegate=ben)
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
+    assert preview.note == (
+        "Paula Owner away until 6 Apr, and Ben Backup, written to instead, away until 1 Apr; the billing "
+        "contact Anna Clerk away until 2 Apr, and Ben Backup, written to instead, away until 1 Apr: it "
+        "becomes a call task for the collector.")
+    plan_and_deliver(days(28))
+    action = DunningAction.objects.get(customer=account, step__action=StepAction.ESCALATE_PRINCIPAL)
+    assert (action.channel, action.recipient) == (Channel.PHONE, None)
+
+
 def test_an_escalation_reaches_the_principal(make_account, make_contact, plan_and_deliver, smtp_server):
     account = make_account(Segment.PROMPT)
     make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test")
