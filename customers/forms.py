@@ -6,7 +6,8 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.utils import timezone
 
 from ar_collections.models import Invoice
 from arcrm.dates import format_day
@@ -80,10 +81,7 @@ def _collectors(*, also: Q):
     )
 
 
-class UserChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj) -> str:
-        return person_name(obj)
-
+class OfferedChoiceField(forms.ModelChoiceField):
     def offer(self, queryset) -> None:
         """List only `queryset` in the menu, still accepting the field's own
         queryset: a choice not offered but posted anyway reaches the service,
@@ -91,6 +89,21 @@ class UserChoiceField(forms.ModelChoiceField):
         choices = self.iterator(self)
         choices.queryset = queryset
         self.widget.choices = choices
+
+
+class UserChoiceField(OfferedChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return person_name(obj)
+
+
+class StandInChoiceField(OfferedChoiceField):
+    """A contact to write to instead; one away on `today` says until when."""
+
+    today: dt.date | None = None
+
+    def label_from_instance(self, obj: Contact) -> str:
+        back = obj.away_until(self.today) if self.today else None
+        return f"{obj} (away until {format_day(back)})" if back else str(obj)
 
 
 class LinesField(forms.CharField):
@@ -365,13 +378,31 @@ class AbsenceForm(_PlainLabels, forms.ModelForm):
             "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         }
+        field_classes = {"delegate": StandInChoiceField}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         contact = self.instance.contact
+        delegate = self.fields["delegate"]
         # Only the same customer's other contacts can stand in.
-        self.fields["delegate"].queryset = contact.customer.contacts.exclude(pk=contact.pk)
-        self.fields["delegate"].empty_label = "Nobody – keep writing to this contact"
+        delegate.queryset = contact.customer.contacts.exclude(pk=contact.pk)
+        delegate.empty_label = "Nobody – keep writing to this contact"
+        delegate.today = timezone.localdate()
+        delegate.offer(self._in_then(delegate.queryset, today=delegate.today))
+
+    def _in_then(self, contacts, *, today: dt.date):
+        """Of `contacts`, those in on every day of the absence as far as the
+        form knows them (posted, or chosen and sent back by htmx): one away on
+        any of them would leave nobody to write to (ContactAbsence.clean
+        refuses them, naming their days). Until both days are chosen, all of
+        them, those away today saying until when (their absences loaded once)."""
+        starts_on = _day_of(self.fields["starts_on"], self["starts_on"].value())
+        ends_on = _day_of(self.fields["ends_on"], self["ends_on"].value())
+        if starts_on and ends_on and starts_on <= ends_on:
+            contacts = contacts.exclude(Exists(ContactAbsence.objects.overlapping(
+                starts_on=starts_on, ends_on=ends_on).filter(contact=OuterRef("pk"))))
+        return contacts.prefetch_related(
+            Prefetch("absences", queryset=ContactAbsence.objects.filter(ends_on__gte=today)))
 
 
 def _pk_of(value) -> int | None:

@@ -322,11 +322,25 @@ def absence_add(request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
     customer = customer_changeable(request, pk, permission="customers.add_contactabsence")
     contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
     form_id = f"absence-form-{contact.pk}"
+    # The days as chosen so far: the "Write to instead" menu asks for itself
+    # again with them and offers only those in on all of them.
+    chosen = {name: request.GET[name] for name in ("starts_on", "ends_on", "delegate") if name in request.GET}
     form = AbsenceForm(
         request.POST if request.method == "POST" else None,
         instance=ContactAbsence(contact=contact),
         auto_id=f"{form_id}-%s",
+        initial=chosen,
     )
+    # Only the menu is swapped, so what the user is typing keeps the keyboard;
+    # a change made while the last one is asked about asks again. Only the
+    # days go along (the menu's own choice with them), not the CSRF token.
+    days = [f"#{form[name].auto_id}" for name in ("starts_on", "ends_on")]
+    form.fields["delegate"].widget.attrs.update({
+        "hx-get": reverse("customers:absence_add", args=[customer.pk, contact.pk]),
+        "hx-trigger": ", ".join(f"change from:{d}" for d in days), "hx-include": ", ".join(days),
+        "hx-select": f"#{form['delegate'].auto_id}", "hx-target": "this", "hx-swap": "outerHTML",
+        "hx-sync": "this:replace",
+    })
     if form.is_bound and form.is_valid():
         try:
             services.absence_add(contact=contact, actor=request.user, **form.cleaned_data)

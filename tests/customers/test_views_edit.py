@@ -1063,6 +1063,75 @@ def test_a_stand_in_away_only_on_other_days_is_accepted(client, collector, custo
     assert jana.absences.get().delegate == bob
 
 
+def stand_ins_offered(page: str) -> dict[int, str]:
+    """The "Write to instead" menu's contacts, by id, with their labels."""
+    menu = page.split('name="delegate"')[1].split("</select>")[0]
+    return {int(pk): label.strip() for pk, label in re.findall(r'<option value="(\d+)"[^>]*>([^<]*)<', menu)}
+
+
+def test_choosing_the_days_with_htmx_offers_only_stand_ins_in_on_all_of_them(
+    client, collector, customer, make_contact
+):
+    """Bob is away from the 10th: not offered for 1-15 Aug. Carla is away only
+    after those days; Dora's absence is over before them."""
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    carla = make_contact(customer, name="Carla Cover")
+    dora = make_contact(customer, name="Dora Desk")
+    ContactAbsence.objects.create(contact=bob, starts_on=dt.date(2030, 8, 10), ends_on=dt.date(2030, 8, 20))
+    ContactAbsence.objects.create(contact=carla, starts_on=dt.date(2030, 8, 16), ends_on=dt.date(2030, 8, 20))
+    ContactAbsence.objects.create(contact=dora, starts_on=dt.date(2030, 7, 20), ends_on=dt.date(2030, 7, 31))
+    url = reverse("customers:absence_add", args=[customer.pk, jana.pk])
+    client.force_login(collector)
+
+    form = client.get(url, headers=HTMX).content.decode()
+    # The menu asks for itself again when the days change, with them.
+    menu = form.split('name="delegate"')[1].split(">")[0]
+    assert f'hx-get="{url}"' in menu
+    assert f"change from:#absence-form-{jana.pk}-starts_on" in menu
+    response = client.get(url, {"starts_on": "2030-08-01", "ends_on": "2030-08-15", "delegate": bob.pk},
+                          headers=HTMX)
+
+    assert response.status_code == 200
+    assert set(stand_ins_offered(response.content.decode())) == {carla.pk, dora.pk}
+
+
+def test_a_stand_in_away_then_posted_anyway_is_refused_and_no_longer_offered(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    carla = make_contact(customer, name="Carla Cover")
+    ContactAbsence.objects.create(contact=bob, starts_on=dt.date(2030, 8, 10), ends_on=dt.date(2030, 8, 20))
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+                           {"starts_on": "2030-08-01", "ends_on": "2030-08-15", "delegate": bob.pk},
+                           headers=HTMX)
+
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "Bob Stand-in is away 10 Aug 2030–20 Aug 2030 too" in page
+    assert set(stand_ins_offered(page)) == {carla.pk}
+    assert not jana.absences.exists()
+
+
+def test_before_the_days_are_chosen_a_contact_away_today_is_marked_with_the_day_they_are_back(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak")
+    bob = make_contact(customer, name="Bob Stand-in")
+    carla = make_contact(customer, name="Carla Cover")
+    ContactAbsence.objects.create(contact=bob, starts_on=dt.date(2025, 8, 1), ends_on=dt.date(2025, 8, 12))
+    client.force_login(collector)
+
+    offered = stand_ins_offered(client.get(reverse("customers:absence_add", args=[customer.pk, jana.pk]))
+                                .content.decode())
+
+    assert offered[bob.pk] == "Bob Stand-in – Accounts payable / billing (away until 12 Aug 2025)"
+    assert offered[carla.pk] == "Carla Cover – Accounts payable / billing"
+
+
 def test_a_rejected_absence_with_htmx_replaces_its_own_form(
     client, collector, customer, make_contact
 ):
