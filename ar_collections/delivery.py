@@ -1760,12 +1760,18 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             .order_by("due_date", "number")
         )
         contact = customer.billing_contact(on=on)
-        if invoices and (contact is None or not contact.email):
+        if invoices and (contact is None or not contact.email_usable):
             # Not marked re-sent: once someone is back, or an address is on
             # file, the daily check (resends_retry) sends them. Said once a
-            # cycle, not every morning (while the same people are away).
-            why = (customer.nobody_billed_why(on=on) if contact is None
-                   else "no billing e-mail address on file")
+            # cycle, not every morning (while the same people are away). An
+            # address the mail server refused for good is none: mailed again,
+            # it would be refused again, and retried every morning.
+            if contact is None:
+                why = customer.nobody_billed_why(on=on)
+            elif contact.email_refused_now:
+                why = f"the mail server refused {contact.name}'s address"
+            else:
+                why = "no billing e-mail address on file"
             summary = f"Invoices could not be re-sent: {why}"
             if not TimelineEvent.objects.for_subject(cycle).filter(summary=summary).exists():
                 _record(customer, cycle, details={"invoices": [i.number for i in invoices]},

@@ -103,6 +103,9 @@ def test_a_resend_the_mail_server_puts_off_goes_later_and_one_it_refuses_is_on_t
     assert DunningCycle.objects.get(customer=behind).invoices_resent_on is None
     smtp_server.refuse_with(None)
     with frozen(NOTED):
+        assert invoices_resend(customer_id=behind.pk, on=NOTED) == "no-address"  # not to the refused one
+    Contact.objects.filter(customer=behind, name="Ben Backup").update(email="ben.backup@acme.test")
+    with frozen(NOTED):
         assert invoices_resend(customer_id=behind.pk, on=NOTED) == "queued"
 
 
@@ -334,3 +337,28 @@ def test_with_the_billing_contact_and_her_stand_in_both_away_the_resend_says_who
     with frozen(back):
         assert invoices_resend(customer_id=behind.pk, on=back) == "queued"
     assert OutgoingMail.objects.get().to == ["Ben Backup <ben@acme.test>"]
+
+
+def test_a_resend_is_not_e_mailed_to_an_address_the_mail_server_refused_and_says_so_once(
+    behind, collector, smtp_server, eager_celery, django_capture_on_commit_callbacks
+):
+    """Ben, standing in, has an address the mail server refused for good:
+    nothing is e-mailed to it, day after day, and the timeline says why once;
+    with a new address, the invoices go."""
+    Contact.objects.filter(customer=behind, name="Ben Backup").update(
+        email_refused="ben@acme.test", email_refused_on=NOTED - dt.timedelta(days=1))
+    with frozen(NOTED), django_capture_on_commit_callbacks(execute=True):
+        cause_record(customer=behind, cause=MissCause.RED_TAPE, actor=collector, on=NOTED)
+    for days in (1, 2):
+        with frozen(NOTED + dt.timedelta(days=days)), django_capture_on_commit_callbacks(execute=True):
+            check_commitments(on=(NOTED + dt.timedelta(days=days)).isoformat())
+
+    assert not OutgoingMail.objects.exists()
+    assert list(TimelineEvent.objects.filter(customer=behind, summary__startswith="Invoices could not")
+                .values_list("summary", flat=True)) == [
+        "Invoices could not be re-sent: the mail server refused Ben Backup's address"]
+
+    Contact.objects.filter(customer=behind, name="Ben Backup").update(email="ben.backup@acme.test")
+    with frozen(NOTED + dt.timedelta(days=3)), django_capture_on_commit_callbacks(execute=True):
+        check_commitments(on=(NOTED + dt.timedelta(days=3)).isoformat())
+    assert OutgoingMail.objects.get().to == ["Ben Backup <ben.backup@acme.test>"]
