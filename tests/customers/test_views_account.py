@@ -186,9 +186,27 @@ def test_a_billing_contact_and_principal_whose_stand_ins_are_away_too_are_not_sh
             "until 6 Aug 2025.") in html
     assert ("Nobody today: Jana Novak away until 15 Aug 2025, and Bob Stand-in, written to instead, away "
             "until 6 Aug 2025. Reminders become call tasks for the collector.") in html
+    # The billing contact is nobody today as well: as the send does, an escalation becomes a call task.
+    assert ("Nobody today: Petra Boss away until 8 Aug 2025, and Bob Stand-in, written to instead, away "
+            "until 6 Aug 2025. Escalations become call tasks for the collector.") in html
+    assert "No billing contact" not in html and "No principal" not in html
+
+
+def test_a_principal_nobody_stands_in_for_today_hands_escalations_to_the_billing_contact_in_today(
+    client, collector, customer, make_contact
+):
+    make_contact(customer, name="Jana Novak", is_primary_billing=True)
+    boss = make_contact(customer, name="Petra Boss", role=ContactRole.PRINCIPAL)
+    bob = make_contact(customer, name="Bob Stand-in", email="bob@acme.example")
+    ContactAbsence.objects.create(contact=boss, starts_on=dt.date(2025, 8, 4), ends_on=dt.date(2025, 8, 8),
+                                  delegate=bob)
+    ContactAbsence.objects.create(contact=bob, starts_on=dt.date(2025, 8, 5), ends_on=dt.date(2025, 8, 6))
+    client.force_login(collector)
+
+    html = " ".join(client.get(url(customer)).content.decode().split())
+
     assert ("Nobody today: Petra Boss away until 8 Aug 2025, and Bob Stand-in, written to instead, away "
             "until 6 Aug 2025. Escalations go to the billing contact.") in html
-    assert "No billing contact" not in html and "No principal" not in html
 
 
 def test_each_absence_s_remove_button_names_the_contact_and_the_days_with_their_years(
