@@ -24,7 +24,19 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -1071,13 +1083,20 @@ def dunning_card_context(
         DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
         .select_related("cause_noted_by").first()
     )
+    # A step asking for terms the account has already waits for no manager:
+    # the approvals leave it out (_approval_waiting) until the daily refresh
+    # skips it, and the card says so by the same rule, not "waiting".
+    asks_terms_in_force = Q(status=ActionStatus.AWAITING_APPROVAL) & services.asking_terms_in_force()
     actions = list(
-        customer.dunning_actions.select_related("step").order_by("-planned_on", "-pk")[
-            :LAST_ACTIONS_ON_CARD
-        ]
+        customer.dunning_actions.select_related("step")
+        .annotate(moot=Case(When(asks_terms_in_force, then=True), default=False))
+        .order_by("-planned_on", "-pk")[:LAST_ACTIONS_ON_CARD]
     )
     for action in actions:
         action.as_sent = step_as_sent(action.step.action, action.channel)
+        if action.moot:
+            action.customer = customer
+            action.no_decision_needed = services.credit_terms_in_force(action)[0]
     pauses = list(
         customer.dunning_pauses.active(on=today).select_related("invoice", "owner")
         .order_by("ends_on", "pk")

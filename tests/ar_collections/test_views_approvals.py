@@ -453,6 +453,36 @@ def test_a_manager_opening_the_approvals_is_not_offered_a_hold_already_in_force(
     assert (held.status, held.skip_reason) == (ActionStatus.SKIPPED, ON_HOLD)
 
 
+@pytest.mark.parametrize(("cod", "terms", "reason"), [
+    (False, TermsType.STANDARD, ON_HOLD),
+    (True, TermsType.COD, "the account already trades cash on delivery"),
+])
+def test_the_account_page_does_not_show_a_step_the_approvals_leave_out_as_waiting(
+    client, manager, make_customer, make_action, cod, terms, reason
+):
+    """The account was held (or put on C.O.D.) some way its card did not see:
+    the approvals leave the step out until the daily refresh skips it. The
+    account page's Dunning card says the same: no manager is asked, and why."""
+    moot = make_action(make_customer(name="Held Ltd"), cod=cod)
+    Customer.objects.filter(pk=moot.customer_id).update(on_credit_hold=not cod, terms_type=terms)
+    waiting = make_action(make_customer(name="Open Ltd"), cod=cod)
+    client.force_login(manager)
+
+    assert listed(client.get(QUEUE)) == [waiting.pk]
+    card = client.get(reverse("customers:detail", args=[moot.customer_id])).content.decode()
+    dunning = card[card.index('id="dunning"'):]
+    assert "Waiting for a manager&#x27;s approval" not in dunning
+    assert "No decision needed</span>" in dunning and reason in dunning
+    other = client.get(reverse("customers:detail", args=[waiting.customer_id])).content.decode()
+    assert "Waiting for a manager&#x27;s approval" in other[other.index('id="dunning"'):]
+
+    worklist_refresh(on=TODAY)
+
+    card = client.get(reverse("customers:detail", args=[moot.customer_id])).content.decode()
+    dunning = card[card.index('id="dunning"'):]
+    assert "Skipped</span>" in dunning and reason in dunning
+
+
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
 def test_opening_the_approvals_writes_nothing(client, manager, make_customer, make_action, headers):
     make_action(make_customer(name="Held Ltd", on_credit_hold=True))
