@@ -92,7 +92,7 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
 )
-from ar_collections.workspace import amounts_waived, charges_waivable, pauses_liftable
+from ar_collections.workspace import amounts_waived, charges_waivable, exceptions_lapsed, pauses_liftable
 from arcrm.dates import format_day
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO
@@ -475,10 +475,14 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     for action in items:
         action.form = ApprovalForm(auto_id=f"approval-{action.pk}-%s")
     # Collectors' requests above their limits; few at a time, so not paginated.
-    exception_requests = list(
+    # Those asked until a day that passed undecided are listed apart, for what they asked, not to be decided.
+    pending = list(
         ExceptionRequest.objects.filter(status=ExceptionStatus.PENDING)
+        .annotate(lapsed=Case(When(exceptions_lapsed(on=today), then=True), default=False))
         .select_related("customer", "requested_by").order_by("requested_on", "pk")
     )
+    exception_requests = [asked for asked in pending if not asked.lapsed]
+    lapsed_requests = [asked for asked in pending if asked.lapsed]
     for asked in exception_requests:
         if asked.kind == ExceptionKind.FEE_WAIVER:  # a query each: these are few
             asked.waives = amounts_waived(charges_waivable(asked))
@@ -490,7 +494,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         "page": page, "items": items, "count": actions.count(), "requests_oob": fragment,
         "plans": list(PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
                       .select_related("customer", "proposed_by").order_by("proposed_on", "pk")),
-        "exception_requests": exception_requests,
+        "exception_requests": exception_requests, "lapsed_requests": lapsed_requests,
     })
 
 

@@ -2008,6 +2008,20 @@ def exception_earliest_end(request: ExceptionRequest, *, on: dt.date) -> dt.date
     return on
 
 
+def exceptions_lapsed(*, on: dt.date) -> Q:
+    """For an ExceptionRequest query: a pause or extended terms still waiting
+    for a manager on `on` whose day has passed. Approved, it would hold
+    nothing; rejected, it would tell the collector nothing the date does not.
+    It has lapsed: listed as such, not decided, and no bar to asking again."""
+    return Q(status=ExceptionStatus.PENDING, kind__in=list(DATED_EXCEPTIONS), pause_until__lt=on)
+
+
+def exception_lapsed_message(request: ExceptionRequest) -> str:
+    return (f"This request asked until {format_day(request.pause_until)}, which passed before anyone decided "
+            "it: it has lapsed, and nothing was recorded. If the customer still needs it, the collector asks "
+            "again.")
+
+
 def _kind_said(request: ExceptionRequest) -> str:
     """What a request asks, as running text: lower case but for its
     abbreviations ("lift the credit hold or C.O.D.")."""
@@ -2040,7 +2054,7 @@ def exception_request(
     current = Customer.objects.select_for_update().get(pk=customer.pk)
     waiting = (ExceptionRequest.objects.filter(customer=customer, kind=kind, invoice=invoice,
                                                status=ExceptionStatus.PENDING)
-               .exclude(kind=ExceptionKind.OTHER).first())
+               .exclude(kind=ExceptionKind.OTHER).exclude(exceptions_lapsed(on=on)).first())
     if waiting is not None:
         what = f"invoice {invoice.number}" if invoice else "the whole account"
         until = f" until {format_day(waiting.pause_until)}" if waiting.pause_until else ""
@@ -2091,10 +2105,11 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
     dated = locked.kind in DATED_EXCEPTIONS and locked.pause_until is not None
     # Approved, a pause or extended terms hold dunning for what they cover
     # until their date (that day included). Past it, approving would hold
-    # nothing, and the collector would tell the customer it was granted.
-    if approve and dated and locked.pause_until < on:
-        raise ValidationError(f"This was asked for until {format_day(locked.pause_until)}, which has passed: "
-                              "approving it would hold nothing. Reject it; a new request can be made.")
+    # nothing, and the collector would tell the customer it was granted; a
+    # rejection would only say what the date says. A form opened before the
+    # day passed is refused (the decision taken above is rolled back).
+    if dated and locked.pause_until < on:
+        raise ValidationError(exception_lapsed_message(locked))
     granted = _exception_end_granted(locked, approve=approve, until=until, on=on) if dated else None
     if until is not None and not dated:
         raise ValidationError({"until": "This request asks for nothing until a date: approve or reject it."})

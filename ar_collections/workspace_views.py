@@ -24,7 +24,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Prefetch, Sum
+from django.db.models import Case, Prefetch, Sum, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateSyntaxError
@@ -186,6 +186,8 @@ def commitments_context(customer: Customer, *, user) -> dict:
         customer.promises.filter(status=PromiseStatus.OPEN).prefetch_related("invoices").order_by("promised_on")
     )
     paid = workspace.promises_paid(promises)
+    # A pause or extended terms asked until a day that passed undecided: shown lapsed, not to be decided.
+    lapsed = workspace.exceptions_lapsed(on=timezone.localdate())
     for promise in promises:
         # Part paid, the box says how much came in and what is still to come,
         # in the promise's own currency (a customer may promise in two).
@@ -197,7 +199,8 @@ def commitments_context(customer: Customer, *, user) -> dict:
         "open_disputes": list(
             customer.disputes.filter(status=DisputeStatus.OPEN).select_related("invoice", "department")
         ),
-        "pending_exceptions": list(customer.exception_requests.filter(status=ExceptionStatus.PENDING)),
+        "pending_exceptions": list(customer.exception_requests.filter(status=ExceptionStatus.PENDING)
+                                   .annotate(lapsed=Case(When(lapsed, then=True), default=False))),
     }
 
 
@@ -919,7 +922,8 @@ def _decision_landing(back: str, decided: PaymentPlan | ExceptionRequest) -> str
     waiting = [(0, day, pk, f"plan-request-{pk}") for day, pk in PaymentPlan.objects.filter(
         status=PlanStatus.AWAITING_APPROVAL).values_list("proposed_on", "pk")]
     waiting += [(1, day, pk, f"exception-request-{pk}") for day, pk in ExceptionRequest.objects.filter(
-        status=ExceptionStatus.PENDING).values_list("requested_on", "pk")]
+        status=ExceptionStatus.PENDING).exclude(workspace.exceptions_lapsed(on=timezone.localdate()))
+        .values_list("requested_on", "pk")]
     place = (0, decided.proposed_on, decided.pk) if isinstance(decided, PaymentPlan) else (
         1, decided.requested_on, decided.pk)
     later = [asked for asked in waiting if asked[:3] > place]

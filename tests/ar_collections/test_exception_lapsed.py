@@ -1,0 +1,105 @@
+"""A pause or extended terms asked until a day that has passed before any
+manager decided it: deciding it now would mean nothing. The approvals and the
+account page list it as lapsed, with what was asked and when, and offer no
+decision; a form opened before and posted now is refused and changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.urls import reverse
+
+from ar_collections import workspace
+from ar_collections.models import DunningPause, ExceptionKind, ExceptionRequest, ExceptionStatus, WorkItem
+from customers.models import TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+HTMX_PANEL = {"HX-Request": "true", "HX-Target": "action-panel"}
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def lapsed(customer, collector) -> ExceptionRequest:
+    """Asked last week for a pause that ended yesterday; never decided."""
+    return workspace.exception_request(
+        customer=customer, actor=collector, kind=ExceptionKind.PAUSE, reason="Bank loan pending",
+        pause_until=dt.date(2025, 8, 4), on=dt.date(2025, 7, 28),
+    )
+
+
+@pytest.fixture
+def current(make_customer, collector) -> ExceptionRequest:
+    return workspace.exception_request(
+        customer=make_customer(name="Beta Ltd"), actor=collector, kind=ExceptionKind.PAUSE,
+        reason="Moving offices", pause_until=dt.date(2025, 9, 1), on=TODAY,
+    )
+
+
+def decide_url(request: ExceptionRequest) -> str:
+    return reverse("collections:exception_decide", args=[request.pk])
+
+
+def text_of(response) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
+
+
+def state() -> tuple:
+    return (
+        sorted(ExceptionRequest.objects.values_list("pk", "status", "decided_by", "granted_until",
+                                                    "decision_note")),
+        DunningPause.objects.count(), TimelineEvent.objects.count(), WorkItem.objects.count(),
+    )
+
+
+def test_the_approvals_list_a_lapsed_request_as_lapsed_without_a_decision(client, manager, lapsed, current):
+    client.force_login(manager)
+
+    response = client.get(reverse("collections:approvals"))
+
+    html = response.content.decode()
+    lapsed_item = re.search(rf'<li id="exception-request-{lapsed.pk}".*?</li>', html, re.S).group(0)
+    current_item = re.search(rf'<li id="exception-request-{current.pk}".*?</li>', html, re.S).group(0)
+    assert decide_url(lapsed) not in lapsed_item and "Decide" not in lapsed_item
+    assert decide_url(current) in current_item
+    said = " ".join(re.sub(r"<[^>]+>", "", lapsed_item).split()).replace("&#x27;", "'")
+    assert ("Pause dunning beyond the collector's limit until 4 Aug 2025 for Acme Tools, asked by carla on "
+            "28 Jul 2025: Bank loan pending — lapsed undecided: that day has passed.") in said
+
+
+def test_the_account_page_shows_a_lapsed_request_without_a_decision(client, manager, customer, lapsed):
+    client.force_login(manager)
+
+    response = client.get(reverse("customers:detail", args=[customer.pk]))
+
+    assert "Exception asked: Pause dunning beyond the collector" in text_of(response)
+    assert "until 4 Aug 2025 (asked on 28 Jul 2025, lapsed undecided)" in text_of(response)
+    assert decide_url(lapsed) not in response.content.decode()
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_deciding_a_lapsed_request_from_a_form_opened_before_is_refused(
+    client, manager, lapsed, decision, headers
+):
+    before = state()
+    client.force_login(manager)
+
+    response = client.post(decide_url(lapsed), {"decision": decision, "note": "Fine"}, headers=headers)
+
+    assert response.status_code == 422
+    assert ("This request asked until 4 Aug 2025, which passed before anyone decided it: it has lapsed, and "
+            "nothing was recorded. If the customer still needs it, the collector asks again."
+            ) in text_of(response)
+    assert state() == before
+
+
+def test_a_lapsed_request_does_not_stop_the_collector_asking_again(customer, collector, lapsed):
+    again = workspace.exception_request(
+        customer=customer, actor=collector, kind=ExceptionKind.PAUSE, reason="Loan still pending",
+        pause_until=dt.date(2025, 9, 1), on=TODAY,
+    )
+
+    waiting = ExceptionRequest.objects.filter(status=ExceptionStatus.PENDING).order_by("pk")
+    assert list(waiting) == [lapsed, again]
