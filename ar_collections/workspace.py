@@ -1985,27 +1985,82 @@ DATED_EXCEPTIONS = {
 EXCEPTION_MONTHS_AT_MOST = 12
 
 
-def _exception_end_check(*, kind: str, until: dt.date, invoice: Invoice | None, on: dt.date) -> None:
+def _exception_end_check(*, customer: Customer, kind: str, until: dt.date, invoice: Invoice | None,
+                         on: dt.date) -> None:
     """The end asked for a pause or extended terms: within a year of `on`,
-    and for extended terms on an invoice, later than the day it falls due
-    already (an earlier one would shorten its terms, not extend them)."""
+    and for extended terms later than the day their invoice falls due
+    already (an earlier one would shorten its terms, not extend them); for
+    the whole account, later than the day its first open invoice falls due
+    (until then, every invoice has as long by its own terms)."""
     if until > add_months(on, EXCEPTION_MONTHS_AT_MOST):
         raise ValidationError({"pause_until": f"{format_day(until)} is more than a year from today: an "
                                               "exception holds dunning for a year at most (check the year)."})
-    if kind == ExceptionKind.EXTENDED_TERMS and invoice is not None and until <= invoice.due_date:
+    if kind != ExceptionKind.EXTENDED_TERMS:
+        return
+    if invoice is not None and until <= invoice.due_date:
         raise ValidationError({"pause_until": (
             f"{invoice.number} falls due on {format_day(invoice.due_date)}: extended terms give a later day "
             "to pay by, not an earlier one."
         )})
+    if invoice is None:
+        first = _first_open_invoice(customer.pk)
+        if first is None:
+            raise ValidationError({"kind": f"{customer.name} has no open invoice: extended terms would give "
+                                           "nothing more time to pay."})
+        if until <= first.due_date:
+            raise ValidationError({"pause_until": (
+                f"{first.number}, the first of the account's open invoices to fall due, falls due on "
+                f"{format_day(first.due_date)}: extended terms until {format_day(until)} give no invoice "
+                "more time to pay. Choose a later day."
+            )})
 
 
-def exception_earliest_end(request: ExceptionRequest, *, on: dt.date) -> dt.date:
-    """The earliest end a manager may grant a dated exception on `on`: today,
-    or for extended terms on an invoice not yet due, the day after it falls
-    due (granted until then, they would extend nothing)."""
-    if request.kind == ExceptionKind.EXTENDED_TERMS and request.invoice_id:
-        return max(on, request.invoice.due_date + dt.timedelta(days=1))
-    return on
+def _first_open_invoice(customer_id: int) -> Invoice | None:
+    return Invoice.objects.open().filter(customer=customer_id).order_by("due_date", "pk").first()
+
+
+def extended_terms_cover(request: ExceptionRequest, *, until: dt.date | None = None
+                         ) -> tuple[list[Invoice], list[Invoice]]:
+    """For extended terms on the whole account, until `until` (the day
+    asked, by default): the open invoices they give more time to pay (those
+    falling due before that day), and those they do not (falling due on it
+    or after, their own terms give them as long). Due date order."""
+    until = until or request.pause_until
+    invoices = list(Invoice.objects.open().filter(customer=request.customer_id).order_by("due_date", "pk"))
+    return [i for i in invoices if i.due_date < until], [i for i in invoices if i.due_date >= until]
+
+
+def extended_terms_cover_said(covered: list[Invoice], later: list[Invoice], *, due: bool = False) -> str:
+    """"gives more time to pay for INV-1 and INV-2; not for INV-3, which
+    falls due on 30 Sep 2025, after that day." (`due`: each covered one with
+    its due date)."""
+    def named(invoice: Invoice) -> str:
+        return f"{invoice.number} (due {format_day(invoice.due_date)})" if due else invoice.number
+
+    def joined(names: list[str]) -> str:
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+    if not covered:  # paid since it was asked, or every one falls due after that day
+        return "gives no open invoice more time to pay."
+    said = f"gives more time to pay for {joined([named(i) for i in covered])}"
+    if later:
+        falls = "falls" if len(later) == 1 else "fall"
+        days = joined([format_day(i.due_date) for i in later])
+        said += f"; not for {joined([i.number for i in later])}, which {falls} due on {days}, after that day"
+    return said + "."
+
+
+def exception_earliest_end(request: ExceptionRequest, *, on: dt.date) -> tuple[dt.date, Invoice | None]:
+    """The earliest end a manager may grant a dated exception on `on`, and
+    the invoice that sets it: today (None), or for extended terms not yet
+    due, the day after their invoice, or the account's first open invoice,
+    falls due (granted until then, they would extend nothing)."""
+    if request.kind != ExceptionKind.EXTENDED_TERMS:
+        return on, None
+    invoice = request.invoice if request.invoice_id else _first_open_invoice(request.customer_id)
+    if invoice is None or invoice.due_date < on:
+        return on, None
+    return invoice.due_date + dt.timedelta(days=1), invoice
 
 
 def exceptions_lapsed(*, on: dt.date) -> Q:
@@ -2046,7 +2101,7 @@ def exception_request(
     if kind in DATED_EXCEPTIONS and (pause_until is None or pause_until <= on):
         raise ValidationError({"pause_until": DATED_EXCEPTIONS[kind]})
     if kind in DATED_EXCEPTIONS:
-        _exception_end_check(kind=kind, until=pause_until, invoice=invoice, on=on)
+        _exception_end_check(customer=customer, kind=kind, until=pause_until, invoice=invoice, on=on)
     # One request of a kind for the same thing waits at a time (a double submit,
     # a long pause asked again): approving both would grant it twice. The
     # account's lock makes two at the same moment queue and find each other.
@@ -2157,11 +2212,10 @@ def _exception_end_granted(locked: ExceptionRequest, *, approve: bool, until: dt
     if until > asked:
         raise ValidationError({"until": f"Asked until {format_day(asked)}: a manager may grant an earlier "
                                         "end, not a later one."})
-    earliest = exception_earliest_end(locked, on=on)
-    if until < earliest and earliest > on:
-        raise ValidationError({"until": f"{locked.invoice.number} falls due on "
-                                        f"{format_day(locked.invoice.due_date)}: extended terms are granted "
-                                        f"until {format_day(earliest)} at the earliest."})
+    earliest, first = exception_earliest_end(locked, on=on)
+    if until < earliest and first is not None:
+        raise ValidationError({"until": f"{first.number} falls due on {format_day(first.due_date)}: extended "
+                                        f"terms are granted until {format_day(earliest)} at the earliest."})
     if until < on:
         what = "Extended terms granted end" if terms else "A pause granted ends"
         raise ValidationError({"until": f"{what} today ({format_day(on)}) at the earliest."})

@@ -684,9 +684,9 @@ class ExceptionDecideForm(DecideForm):
         super().__init__(*args, **kwargs)
         if asked.kind in DATED_EXCEPTIONS and asked.pause_until:
             self.fields["until"].initial = asked.pause_until
-            earliest = exception_earliest_end(asked, on=today)
-            if earliest > today:
-                first = f"{format_day(earliest)}, the day after {asked.invoice.number} falls due"
+            earliest, invoice = exception_earliest_end(asked, on=today)
+            if invoice is not None:
+                first = f"{format_day(earliest)}, the day after {invoice.number} falls due"
             else:
                 first = f"today, {format_day(today)}"
             less = ("give less time to pay" if asked.kind == ExceptionKind.EXTENDED_TERMS

@@ -85,7 +85,7 @@ from ar_collections.workspace_forms import (
 )
 from arcrm.dates import format_day
 from arcrm.htmx import form_autofocus, wants_fragment
-from arcrm.money import ZERO, format_money
+from arcrm.money import ZERO, by_currency, format_money
 from arcrm.paging import BadPosition
 from arcrm.roles import can_act_on
 from arcrm.text import person_name
@@ -634,11 +634,15 @@ def pause_set(request: HttpRequest, pk: int) -> HttpResponse:
 def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(customer, form, today, user) -> str:
         data = form.cleaned_data
-        workspace.exception_request(
+        asked = workspace.exception_request(
             customer=customer, actor=user, kind=data["kind"], reason=data["reason"],
             pause_until=data["pause_until"], invoice=data["invoice"], on=today,
         )
-        return "Exception requested; it is in the managers' queue."
+        done = "Exception requested; it is in the managers' queue."
+        if asked.kind == ExceptionKind.EXTENDED_TERMS and asked.invoice_id is None:
+            covers = workspace.extended_terms_cover_said(*workspace.extended_terms_cover(asked))
+            done += f" Until {format_day(asked.pause_until)} it {covers}"
+        return done
 
     # A link may name what is asked (the worklist's "paid up" item asks to lift a hold).
     kind = request.GET.get("kind", "")
@@ -877,6 +881,10 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
         list(workspace.charges_waivable(subject).select_related("invoice"))
         if getattr(subject, "kind", None) == ExceptionKind.FEE_WAIVER else None
     )
+    # Extended terms for the whole account: the open invoices they give more time, and those they do not.
+    account_terms = (getattr(subject, "kind", None) == ExceptionKind.EXTENDED_TERMS
+                     and subject.invoice_id is None and subject.pause_until)
+    terms_cover = workspace.extended_terms_cover(subject) if account_terms else None
     context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "asked": subject,
                # The breadcrumb names the account already.
                "title": title, "submit": "Record decision", "crumb": what,
@@ -884,7 +892,8 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                "action_url": f"{request.path}?{urlencode({'next': back})}", "cancel_url": back,
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
-               "waivable": waivable, "covers": _covers(subject, waivable),
+               "waivable": waivable, "covers": _covers(subject, waivable, terms_cover),
+               "terms_cover": terms_cover and workspace.extended_terms_cover_said(*terms_cover, due=True),
                "disputed_since": workspace.disputes_opened_since(subject),
                # A plan's instalments with what is still to pay of each, payments since counted.
                "instalments": workspace.plan_instalments_owed(subject) if model is PaymentPlan else None,
@@ -935,15 +944,18 @@ def _decision_landing(back: str, decided: PaymentPlan | ExceptionRequest) -> str
     return f"{url}#approval-count"
 
 
-def _covers(asked, waivable: list | None) -> list[tuple[str, Decimal]]:
+def _covers(asked, waivable: list | None, terms_cover: tuple | None = None) -> list[tuple[str, Decimal]]:
     """The money a request is about, by currency: a plan's total, what a fee
-    waiver would waive, the open amount of the invoice any other exception
-    names (none for the whole account)."""
+    waiver would waive, what is open of the invoices extended terms for the
+    whole account give more time, the open amount of the invoice any other
+    exception names (none for the whole account)."""
     if isinstance(asked, PaymentPlan):
         # What approving puts at stake: the plan's total less what came in since it was proposed.
         return [(asked.currency, asked.still_owed_amount)]
     if waivable is not None:
         return workspace.amounts_waived(waivable)
+    if terms_cover is not None:
+        return by_currency((invoice.currency, invoice.open_amount) for invoice in terms_cover[0])
     if asked.invoice_id:
         return [(asked.invoice.currency, asked.invoice.open_amount)]
     return []

@@ -122,7 +122,10 @@ def test_a_pause_may_be_granted_until_today(client, manager, asked):
     assert DunningPause.objects.get(exception=asked).ends_on == TODAY
 
 
-def test_extended_terms_may_be_granted_to_an_earlier_day_too(client, manager, collector, customer):
+def test_extended_terms_may_be_granted_to_an_earlier_day_too(
+    client, manager, collector, customer, make_invoice
+):
+    make_invoice(customer, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1))  # overdue: they cover it
     terms = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS,
                                         reason="Month's end", pause_until=ASKED, on=TODAY)
     client.force_login(manager)
