@@ -19,6 +19,8 @@ from django.utils.formats import date_format
 from ar_collections.api import api_token_revoke
 from ar_collections.imports import invoice_values_check
 from ar_collections.models import (
+    PAY_BY_DAYS_AT_MOST,
+    STEP_DAYS_FROM_DUE_AT_MOST,
     STEP_ON_RECORD,
     Allocation,
     ApiToken,
@@ -59,6 +61,7 @@ from ar_collections.models import (
     WorkItem,
     WriteOff,
     ladder_problems,
+    step_out_of_bounds,
 )
 from ar_collections.services import behaviour_refresh
 from ar_collections.timeline import event_record, events_link, invoice_issued
@@ -464,6 +467,44 @@ def _step_as_entered(data: dict) -> DunningStep:
     return DunningStep(**{name: data[name] for name in LADDER_FIELDS})
 
 
+def _kept_as_saved(form: forms.ModelForm, entered: DunningStep) -> bool:
+    """Whether the step on `form` is one saved past the bounds a step keeps
+    (before they existed) and posted with its day and days to pay as saved:
+    the ladder is saved with it as it runs, and step_bounds_warnings says
+    how to mend it. Changed, it is held to the bounds like any step."""
+    if form.instance.pk is None:
+        return False
+    saved = DunningStep(**{name: form.initial.get(name) for name in LADDER_FIELDS})
+    return (bool(step_out_of_bounds(saved)) and saved.day_offset == entered.day_offset
+            and saved.pay_by_days == entered.pay_by_days)
+
+
+def step_bounds_warnings(request, model_admin, policy: LatePaymentPolicy) -> None:
+    """After a save: each step of the ladder past the bounds a step keeps
+    (saved before they existed), named with how to mend it. A step taken
+    for customers stays as they got it, so it is retired and replaced."""
+    for step in policy.steps.in_ladder().with_taken().order_by("position"):
+        problems = step_out_of_bounds(step)
+        if not problems:
+            continue
+        if step.is_taken():
+            mend = ("It has been taken for customers, so it cannot be changed: tick “Retired” on it and add "
+                    "a new step in its place.")
+        else:
+            mends = []
+            if abs(step.day_offset) > STEP_DAYS_FROM_DUE_AT_MOST:
+                limit = STEP_DAYS_FROM_DUE_AT_MOST if step.day_offset > 0 else -STEP_DAYS_FROM_DUE_AT_MOST
+                mends.append(f"move it to day {limit} or nearer the due date")
+            if step.pay_by_days > PAY_BY_DAYS_AT_MOST:
+                mends.append(f"set its days to pay to {PAY_BY_DAYS_AT_MOST} or fewer")
+            mend = f"To mend it, {' and '.join(mends)}."
+        # Past the bound, a notice gives the bound's days (DunningStep.days_to_pay).
+        meanwhile = (f" (meanwhile its notices give {PAY_BY_DAYS_AT_MOST} days to pay)"
+                     if step.pay_by_days > PAY_BY_DAYS_AT_MOST else "")
+        model_admin.message_user(request, f"{' '.join(problems)} It was saved before that limit{meanwhile}. "
+                                 f"{mend}", messages.WARNING)
+
+
 def _taken_for_sure(step: DunningStep) -> bool:
     """Whether `step` has been taken, with its row locked until the admin's
     save commits (the admin's views are atomic): the planner's insert of an
@@ -551,10 +592,15 @@ class DunningStepFormSet(BaseInlineFormSet):
             raise ValidationError(refused)
         if any(self.errors):
             return
-        steps = [_step_as_entered(form.cleaned_data) for form in self.forms
-                 if form.cleaned_data and not form.cleaned_data.get(DELETION_FIELD_NAME)
-                 and not form.cleaned_data.get("retired")]
-        if problems := ladder_problems(steps) + _segments_left_unchased(self.instance, has_steps=bool(steps)):
+        steps, kept = [], []
+        for form in self.forms:
+            if (form.cleaned_data and not form.cleaned_data.get(DELETION_FIELD_NAME)
+                    and not form.cleaned_data.get("retired")):
+                steps.append(entered := _step_as_entered(form.cleaned_data))
+                if _kept_as_saved(form, entered):
+                    kept.append(entered)
+        if problems := (ladder_problems(steps, kept_as_saved=kept)
+                        + _segments_left_unchased(self.instance, has_steps=bool(steps))):
             raise ValidationError(problems)
 
     @staticmethod
@@ -690,6 +736,10 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
                             if inline.formset.model is PolicyMinimum), None)
         context["minimums_missing"] = minimums_missing(obj, entered=entered) if change and obj else []
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        step_bounds_warnings(request, self, form.instance)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         """A ladder in force is not deleted: another is put in force first."""
@@ -885,8 +935,13 @@ class DunningStepForm(DunningStepFormBase):
         if policy is None or any(data.get(name) is None for name in LADDER_FIELDS):
             return data
         others = list(policy.steps.in_ladder().exclude(pk=self.instance.pk))
-        steps = others if data.get("retired") else [*others, _step_as_entered(data)]
-        if problems := ladder_problems(steps) + _segments_left_unchased(policy, has_steps=bool(steps)):
+        entered = _step_as_entered(data)
+        steps = others if data.get("retired") else [*others, entered]
+        # The others as saved; this one if posted with its day and days to pay as saved.
+        kept = [step for step in others if step_out_of_bounds(step)]
+        kept += [entered] if _kept_as_saved(self, entered) else []
+        if problems := (ladder_problems(steps, kept_as_saved=kept)
+                        + _segments_left_unchased(policy, has_steps=bool(steps))):
             raise ValidationError(problems)
         return data
 
@@ -914,6 +969,10 @@ class DunningStepAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("fees")
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        step_bounds_warnings(request, self, form.instance.policy)
 
     @admin.display(description="Late fees")
     def late_fees(self, step: DunningStep) -> str:

@@ -519,21 +519,37 @@ STEP_DAYS_FROM_DUE_AT_MOST = 365
 PAY_BY_DAYS_AT_MOST = 90
 
 
-def ladder_problems(steps: Iterable[DunningStep]) -> list[str]:
+def step_out_of_bounds(step: DunningStep) -> list[str]:
+    """Where a step goes past the bounds a step keeps (too far from the due
+    date, too long to pay), in words a manager understands."""
+    problems = []
+    if abs(step.day_offset) > STEP_DAYS_FROM_DUE_AT_MOST:
+        side = "after" if step.day_offset > 0 else "before"
+        problems.append(f"Step {step.position} runs on day {step.day_offset}; a step runs at most "
+                        f"{STEP_DAYS_FROM_DUE_AT_MOST} days {side} the due date.")
+    if step.pay_by_days > PAY_BY_DAYS_AT_MOST:
+        problems.append(f"Step {step.position} gives {step.pay_by_days} days to pay; a step gives at "
+                        f"most {PAY_BY_DAYS_AT_MOST}.")
+    return problems
+
+
+def ladder_problems(steps: Iterable[DunningStep], *, kept_as_saved: Iterable[DunningStep] = ()) -> list[str]:
     """What is wrong with a ladder of steps (saved or not yet; retired ones
     are no part of it), in position order: a step the planner cannot follow
     (too far from the due date, too long to pay), two steps at one place,
     days that do not increase, a tone that softens, a step that would
-    overtake the pay-by date the one before gave."""
+    overtake the pay-by date the one before gave.
+
+    Steps in `kept_as_saved` (saved before the bounds existed, their day and
+    days to pay unchanged since) are not held to the bounds: the planner
+    runs them (a notice gives PAY_BY_DAYS_AT_MOST days at most), and were
+    they, nothing else on the ladder could be saved until they are mended.
+    The admin names them with how to mend them (admin.step_bounds_warnings)."""
+    kept = [id(step) for step in kept_as_saved]
     problems: list[str] = []
     for step in sorted(steps, key=lambda s: s.position):
-        if abs(step.day_offset) > STEP_DAYS_FROM_DUE_AT_MOST:
-            side = "after" if step.day_offset > 0 else "before"
-            problems.append(f"Step {step.position} runs on day {step.day_offset}; a step runs at most "
-                            f"{STEP_DAYS_FROM_DUE_AT_MOST} days {side} the due date.")
-        if step.pay_by_days > PAY_BY_DAYS_AT_MOST:
-            problems.append(f"Step {step.position} gives {step.pay_by_days} days to pay; a step gives at "
-                            f"most {PAY_BY_DAYS_AT_MOST}.")
+        if id(step) not in kept:
+            problems += step_out_of_bounds(step)
     for earlier, later in itertools.pairwise(sorted(steps, key=lambda s: s.position)):
         if later.position == earlier.position:
             problems.append(f"Two steps are at position {later.position}; each step needs one of its own.")

@@ -1068,3 +1068,81 @@ def test_the_admin_calls_a_policy_a_late_payment_policy_as_the_product_does(admi
 
     assert "Add late-payment policy" in page
     assert "late payment policy" not in page
+
+
+# --- A step saved before the bounds -----------------------------------------------------------
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def saved_before_the_bounds(**values) -> DunningStep:
+    """The prompt ladder's last step (day 42) as saved before the bounds a step keeps existed."""
+    DunningStep.objects.filter(policy=prompt(), position=4).update(**values)
+    return prompt().steps.get(position=4)
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    ({"pay_by_days": 120},
+     "Step 4 gives 120 days to pay; a step gives at most 90. It was saved before that limit (meanwhile its "
+     "notices give 90 days to pay). To mend it, set its days to pay to 90 or fewer."),
+    ({"day_offset": 400},
+     "Step 4 runs on day 400; a step runs at most 365 days after the due date. It was saved before that "
+     "limit. To mend it, move it to day 365 or nearer the due date."),
+], ids=["days-to-pay", "day"])
+def test_a_ladder_with_a_step_saved_before_the_bounds_saves_and_names_the_step_and_how_to_mend_it(
+    admin_client, values, said
+):
+    saved_before_the_bounds(**values)
+    policy = prompt()
+    data = policy_post(policy, {})
+    data["description"] = "Ask kindly first."
+
+    response = admin_client.post(change_url(policy), data, follow=True)
+
+    policy.refresh_from_db()
+    assert policy.description == "Ask kindly first."
+    assert said in messages_of(response)
+
+
+def test_a_taken_step_saved_before_the_bounds_is_to_be_retired_and_replaced(admin_client, make_account):
+    step = saved_before_the_bounds(pay_by_days=120)
+    customer = make_account(Segment.PROMPT)
+    run = run_start(run_date=DUE)
+    DunningAction.objects.create(run=run, cycle=customer.dunning_cycles.create(number=1, opened_on=DUE),
+                                 customer=customer, step=step, planned_on=DUE, pay_by=DUE)
+    policy = prompt()
+    data = policy_post(policy, {})
+    data["description"] = "Ask kindly first."
+
+    response = admin_client.post(change_url(policy), data, follow=True)
+
+    policy.refresh_from_db()
+    assert policy.description == "Ask kindly first."
+    assert ("Step 4 gives 120 days to pay; a step gives at most 90. It was saved before that limit "
+            "(meanwhile its notices give 90 days to pay). It has been taken for customers, so it cannot be "
+            "changed: tick “Retired” on it and add a new step in its place.") in messages_of(response)
+
+
+def test_a_step_saved_before_the_bounds_changed_to_another_day_past_them_is_refused(admin_client):
+    saved_before_the_bounds(pay_by_days=120)
+    policy = prompt()
+
+    response = admin_client.post(change_url(policy), policy_post(policy, {4: {"pay_by_days": 150}}))
+
+    assert response.status_code == 200
+    assert "Step 4 gives 150 days to pay; a step gives at most 90." in response.content.decode()
+    assert policy.steps.get(position=4).pay_by_days == 120
+
+
+def test_another_step_of_a_ladder_with_a_step_saved_before_the_bounds_saves_on_its_own_page(admin_client):
+    saved_before_the_bounds(day_offset=400)
+    first = prompt().steps.get(position=1)
+
+    response = admin_client.post(step_url(first), step_post(first, tone=Tone.FIRM), follow=True)
+
+    first.refresh_from_db()
+    assert first.tone == Tone.FIRM
+    assert ("Step 4 runs on day 400; a step runs at most 365 days after the due date. It was saved before "
+            "that limit. To mend it, move it to day 365 or nearer the due date.") in messages_of(response)
