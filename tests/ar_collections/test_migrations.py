@@ -289,7 +289,7 @@ def test_credit_notes_sharing_a_number_in_other_capitals_stop_the_upgrade_named_
 
 
 BEFORE_BANK_ID_LETTERS = ("collections", "0052_records_once")
-BANK_ID_LETTERS = ("collections", "0053_payment_bank_key_letters_and_digits")
+BANK_ID_LETTERS = ("collections", "0053_payment_bank_key_punctuation")
 
 
 @pytest.mark.django_db(transaction=True)
