@@ -31,6 +31,7 @@ import functools
 import mimetypes
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -1384,9 +1385,22 @@ def letter_stylesheet():
     return _stylesheet(found, os.stat(found).st_mtime_ns)
 
 
+# WeasyPrint (Pango underneath, and the one font set-up per process) is not
+# safe to use from two threads at once: two renders side by side crashed the
+# process (a segmentation fault in Pango's line breaking). Workers and web
+# servers run in processes of their own, where this lock is never waited for;
+# it matters to anything that renders from threads (a threaded server or pool).
+_rendering = threading.Lock()
+
+
 def html_to_pdf(*htmls: str) -> bytes:
     """Render our own HTML to PDF, the documents one after the other in one
     file; any resource outside our static files is refused."""
+    with _rendering:
+        return _html_to_pdf(*htmls)
+
+
+def _html_to_pdf(*htmls: str) -> bytes:
     from weasyprint import HTML
     from weasyprint.urls import FatalURLFetchingError
 

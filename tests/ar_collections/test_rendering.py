@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 import re
+import threading
 from decimal import Decimal
 
 import pytest
@@ -269,3 +270,45 @@ def test_a_letter_s_figures_add_up_to_what_it_asks_with_credits_listed_apart(pdf
             ] == expected
     request = readable(" ".join(lines).split(t["credits_hint"][:20])[1])
     assert [asked] == amounts_in(request, language)
+
+
+def test_two_threads_rendering_at_once_take_turns_and_both_get_their_pdf(monkeypatch, pdf_text):
+    """WeasyPrint (Pango underneath) is not safe to use from two threads at
+    once: two deliveries rendering side by side in one process crashed it
+    (a segmentation fault in Pango's line breaking). Rendering takes turns."""
+    from weasyprint import HTML
+
+    render = HTML.render
+    inside, overlap, lock = [0], [0], threading.Lock()
+    both_in = threading.Event()
+
+    def watched(self, *args, **kwargs):
+        with lock:
+            inside[0] += 1
+            overlap[0] = max(overlap[0], inside[0])
+            if inside[0] == 2:
+                both_in.set()
+        both_in.wait(timeout=2)  # the other thread's turn comes now, or after this one's
+        try:
+            return render(self, *args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(HTML, "render", watched)
+    pdfs: dict[str, bytes] = {}
+
+    def letter(name: str) -> None:
+        html = f'<link rel="stylesheet" href="pdf/dunning_letter.css"><p>{name}</p>'
+        pdfs[name] = rendering.html_to_pdf(html)
+
+    threads = [threading.Thread(target=letter, args=(name,)) for name in ("Acme Tools", "Beta Bau")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert overlap[0] == 1
+    assert {name: name in pdf_text(pdf) for name, pdf in pdfs.items()} == {
+        "Acme Tools": True, "Beta Bau": True,
+    }
