@@ -5,6 +5,7 @@ import os
 import signal
 import smtplib
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -39,7 +40,7 @@ def test_two_workers_delivering_the_same_actions_at_once_send_each_action_once(m
 
     def worker(order: list[int]) -> None:
         try:
-            start.wait(timeout=10)
+            start.wait(timeout=120)  # both started, however slow the machine
             results.append(actions_deliver(action_ids=order))
         except BaseException as error:  # surfaced below; a thread's exception is otherwise lost
             errors.append(error)
@@ -50,8 +51,12 @@ def test_two_workers_delivering_the_same_actions_at_once_send_each_action_once(m
         threads = [threading.Thread(target=worker, args=(order,)) for order in (ids, ids[::-1])]
         for thread in threads:
             thread.start()
+        # Until both are done, however slow the machine: counting while one
+        # is still delivering would blame the code for the machine's load.
+        deadline = time.monotonic() + 300
         for thread in threads:
-            thread.join(timeout=60)
+            thread.join(timeout=max(0, deadline - time.monotonic()))
+        assert not any(thread.is_alive() for thread in threads), "the workers did not finish in 5 minutes"
 
     assert errors == []
     assert sum(r["emailed"] for r in results) == 6
