@@ -11,7 +11,7 @@ import datetime as dt
 import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -124,19 +124,39 @@ def test_a_mail_server_that_never_answers_holds_a_delivery_batch_only_until_its_
 
 
 @contextlib.contextmanager
-def soft_time_limit(seconds: float) -> Iterator[None]:
+def soft_time_limit(when: Callable[[], object]) -> Iterator[None]:
     """What a worker's pool does at a task's soft time limit: a signal whose
-    handler raises SoftTimeLimitExceeded in the task, wherever it is."""
+    handler raises SoftTimeLimitExceeded in the task, wherever it is.
+
+    It strikes once `when()` holds, that is once the task is where the test
+    means the time to run out (waiting for the mail server, rendering), however
+    long a loaded machine takes to get there: after a fixed delay it struck
+    earlier on the way there now and then. Two minutes at the latest."""
 
     def strike(signum, frame):
         raise SoftTimeLimitExceeded()
 
+    task, over, striking = threading.main_thread().ident, threading.Event(), threading.Lock()
+
+    def watch() -> None:
+        for _ in range(12_000):  # every 10 ms; counted, as the test may have frozen the clock
+            if over.wait(0.01):
+                return
+            if when():
+                break
+        with striking:
+            if not over.is_set():
+                signal.pthread_kill(task, signal.SIGALRM)
+
     previous = signal.signal(signal.SIGALRM, strike)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        with striking:
+            over.set()
+        watcher.join()
         signal.signal(signal.SIGALRM, previous)
 
 
@@ -160,8 +180,8 @@ def test_a_step_that_runs_out_of_time_at_its_last_attempt_fails_saying_why(make_
     [action] = _planned(make_account, "Acme Tools")
     DunningAction.objects.filter(pk=action.pk).update(attempts=MAX_DELIVERY_ATTEMPTS - 1)
 
-    # Long enough for the notice to be written on a slow machine: the server never answers.
-    with frozen(ON), soft_time_limit(5):
+    # Once the notice is written and the server holds the connection without a word.
+    with frozen(ON), soft_time_limit(lambda: hung_server.connections):
         counts = actions_deliver(action_ids=[action.pk])
 
     assert counts["failed"] == 1
@@ -182,16 +202,17 @@ def test_a_notice_that_never_finishes_rendering_is_put_off_and_the_rest_of_its_b
     settings.DELIVERY_TIME_LIMIT = 10
     letter, *rest = _planned(make_account, "Acme Tools", "Beta Bau", "Gamma Goods")
     letter.customer.contacts.update(email="")  # no address: a letter
-    rendered = rendering.html_to_pdf
+    rendered, hanging = rendering.html_to_pdf, threading.Event()
 
     def hangs_for_acme(*htmls: str) -> bytes:
         if any("Acme Tools" in html for html in htmls):
+            hanging.set()
             threading.Event().wait()
         return rendered(*htmls)
 
     monkeypatch.setattr(rendering, "html_to_pdf", hangs_for_acme)
 
-    with frozen(ON), soft_time_limit(2):
+    with frozen(ON), soft_time_limit(hanging.is_set):
         counts = actions_deliver(action_ids=[letter.pk, *(a.pk for a in rest)])
 
     assert (counts["deferred"], counts["handed_back"]) == (1, 2)
@@ -223,7 +244,7 @@ def test_an_outgoing_mail_whose_server_never_answers_stays_queued_when_the_time_
                                         actor=collector, on=ON)
     first, second = OutgoingMail.objects.order_by("pk")
 
-    with soft_time_limit(0.5):
+    with soft_time_limit(lambda: hung_server.connections):
         counts = outbox.mails_send(mail_ids=[first.pk, second.pk])
 
     assert counts == {"unreachable": 1, "postponed": 1}
@@ -285,16 +306,17 @@ def test_an_import_whose_time_runs_out_fails_saying_so_and_imports_nothing(
         kind="payments", file_name="bank.csv",
         text="account_number,received_on,currency,amount,reference\nC-IMP,2026-03-02,EUR,150.00,BANK-9\n",
     )
-    payments_import = imports.payments_import
+    payments_import, imported = imports.payments_import, threading.Event()
 
     def slow(text, **options):
         report = payments_import(text, **options)
+        imported.set()
         threading.Event().wait()  # the rest of a file far too long for the limit
         return report
 
     monkeypatch.setattr(imports, "payments_import", slow)
 
-    with soft_time_limit(1):
+    with soft_time_limit(imported.is_set):
         assert imports.import_run(batch.pk) == ImportStatus.FAILED
 
     batch.refresh_from_db()
