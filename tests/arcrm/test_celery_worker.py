@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -240,23 +241,38 @@ def test_a_worker_finds_a_broken_promise_and_puts_it_on_the_worklist(
 
 
 class _SlowMailbox(_Mailbox):
-    """Takes a moment over each message, as real servers do: a batch lasts long
-    enough for something to happen in the middle of it."""
+    """Takes a moment over each message, as real servers do, and keeps the
+    third waiting for its reply until `go_on` is set: the test acts in the
+    middle of the batch however fast or slow the machine (polled every half
+    second, two e-mails in, the batch could be over before it acted)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding, self.go_on = threading.Event(), threading.Event()
 
     async def handle_DATA(self, server, session, envelope) -> str:
         await asyncio.sleep(0.2)
+        if len(self.messages) == 2:
+            self.holding.set()
+            while not self.go_on.is_set():
+                await asyncio.sleep(0.05)
         return await super().handle_DATA(server, session, envelope)
 
 
 @pytest.fixture
-def slow_worker_smtp(monkeypatch) -> Iterator[SmtpServer]:
+def slow_mailbox() -> _SlowMailbox:
+    return _SlowMailbox()
+
+
+@pytest.fixture
+def slow_worker_smtp(slow_mailbox, monkeypatch) -> Iterator[SmtpServer]:
     """worker_smtp, slow."""
-    yield from _smtp_for_workers(_SlowMailbox(), monkeypatch)
+    yield from _smtp_for_workers(slow_mailbox, monkeypatch)
 
 
 @pytest.mark.slow
 def test_a_worker_whose_database_connection_is_killed_mid_batch_delivers_the_rest_that_night(
-    slow_worker_smtp, worker, sender, wait_for, make_customer, make_contact, make_invoice
+    slow_worker_smtp, slow_mailbox, worker, sender, wait_for, make_customer, make_contact, make_invoice
 ):
     """The database restarts (or its connection is killed) while a delivery
     batch is half done: the rest of the batch goes out once the database is
@@ -279,11 +295,14 @@ def test_a_worker_whose_database_connection_is_killed_mid_batch_delivers_the_res
     with sender.connection_for_write() as broker:
         deliver_actions.apply_async(args=[list(actions.values_list("pk", flat=True))], queue=queue,
                                     connection=broker)
-    wait_for(lambda: len(slow_worker_smtp.messages) >= 2, timeout=60, message="the batch to be under way")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        assert cursor.fetchall(), "no worker connection to kill"
+    wait_for(slow_mailbox.holding.is_set, timeout=120, message="the batch to be under way (its third e-mail)")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            assert cursor.fetchall(), "no worker connection to kill"
+    finally:
+        slow_mailbox.go_on.set()
 
     wait_for(lambda: not actions.exclude(status=ActionStatus.DONE).exists(), timeout=90,
              message="the rest of the batch to be delivered")
