@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from arcrm.roles import integration_account_refusal, is_integration_account
 
 
 def plain_amount_check(text: str) -> None:
@@ -32,3 +34,19 @@ class MoneyField(forms.DecimalField):
         if isinstance(value, str):
             plain_amount_check(value)
         return super().to_python(value)
+
+
+class SignInForm(AuthenticationForm):
+    """The login page's form: a wrong user name or password reads as it always
+    did, and the ERP's user (the Integration group), even once given a
+    password, is told it signs in nowhere rather than let in."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Your user name and password did not match. Please try again.",
+    }
+
+    def confirm_login_allowed(self, user) -> None:
+        super().confirm_login_allowed(user)
+        if is_integration_account(user):
+            raise ValidationError(integration_account_refusal(user), code="integration_account")

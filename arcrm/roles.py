@@ -111,19 +111,55 @@ GROUP_PERMISSIONS = {
 }
 
 
+def _group_names(user) -> frozenset[str]:
+    # Kept on the user when it came from the cache (arcrm/authcache.py), and
+    # once read here, so a request asks the database at most once.
+    names = getattr(user, "_arcrm_group_names", None)
+    if names is None:
+        names = user._arcrm_group_names = frozenset(group.name for group in user.groups.all())
+    return names
+
+
 def role_of(user) -> str | None:
     if not user.is_authenticated:
         return None
     if user.is_superuser:
         return MANAGER
-    # Kept on the user when it came from the cache (arcrm/authcache.py).
-    names = getattr(user, "_arcrm_group_names", None)
-    if names is None:
-        names = {group.name for group in user.groups.all()}
+    names = _group_names(user)
     for role in (MANAGER, COLLECTOR, VIEWER):
         if role in names:
             return role
     return None
+
+
+def is_integration_account(user) -> bool:
+    return user.is_authenticated and INTEGRATION in _group_names(user)
+
+
+def integration_account_refusal(user) -> str:
+    return (f"{user.get_username()} is an integration account: the system using it signs API requests "
+            "with a token and opens no page here. Sign in with a person's login.")
+
+
+class IntegrationAccountMiddleware:
+    """Keeps the Integration group's users out of every page meant for people
+    (the admin too), with a 403 saying why. Sign-in refuses them already
+    (arcrm/forms.py); this covers a session from before an admin put the
+    user in the group. Above all such a user must never manage API tokens:
+    it could issue itself one acting as a manager. The API (which never reads
+    the session) and signing out stay open."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if match.namespace == "api" or match.url_name == "logout" or not is_integration_account(request.user):
+            return None
+        raise PermissionDenied(integration_account_refusal(request.user))
 
 
 def can_act_on(user, customer) -> bool:

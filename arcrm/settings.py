@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "arcrm.roles.IntegrationAccountMiddleware",
 ]
 
 ROOT_URLCONF = "arcrm.urls"
