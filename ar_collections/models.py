@@ -1693,7 +1693,9 @@ class WorkKind(models.TextChoices):
     CHARGES = "charges", "Charges left after the invoices"
     ADDRESS_REFUSED = "address_refused", "E-mail address refused"
     DECIDED = "decided", "A manager decided your request"
-    LETTER_UNPOSTED = "letter_unposted", "Letter not posted"
+    # Anything in the print queue nobody posted: a dunning letter (`action`), an
+    # invoice copy or a statement (`document`).
+    LETTER_UNPOSTED = "letter_unposted", "Not posted"
     # The cycle's ladder has no step left and money is still overdue that
     # nothing holds: nothing more goes out unless someone decides what next.
     LADDER_ENDED = "ladder_ended", "Ladder finished: decide the next action"
@@ -1746,6 +1748,9 @@ class WorkItem(models.Model):
     )
     dispute = models.ForeignKey(
         Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="work_items"
+    )
+    document = models.ForeignKey(
+        "PaperDocument", on_delete=models.PROTECT, null=True, blank=True, related_name="work_items"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

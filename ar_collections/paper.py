@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Exists, IntegerField, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
-from ar_collections.models import Invoice, InvoiceStatus, LateCharge, PaperDocument, PaperKind
+from ar_collections.models import Invoice, InvoiceStatus, LateCharge, PaperDocument, PaperKind, WorkKind
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
 from arcrm.roles import require_act_on
@@ -164,12 +164,20 @@ def _withdraw_locked(document: PaperDocument, *, actor, reason: str, recorded_by
     now = timezone.now()
     PaperDocument.objects.filter(pk=document.pk).update(withdrawn_at=now, withdrawn_by=actor,
                                                         withdrawn_reason=reason)
+    _items_close(document_ids=[document.pk], actor=actor)
     event_record(
         customer=document.customer, kind=EventKind.NOTE, actor=recorded_by, subject=document,
         invoices=[document.invoice] if document.invoice else [], summary=summary,
         details={"reason": reason, "before": {"withdrawn_at": None},
                  "after": {"withdrawn_at": now.isoformat()}},
     )
+
+
+def _items_close(*, document_ids: list[int], actor) -> None:
+    """The worklist's "not posted yet" items of documents that left the queue."""
+    from ar_collections import worklist  # it imports this module
+
+    worklist.items_close(actor=actor, kind=WorkKind.LETTER_UNPOSTED, document_id__in=document_ids)
 
 
 def _kind_said(document: PaperDocument) -> str:
@@ -189,6 +197,7 @@ def documents_mark_posted(*, document_ids: list[int], actor) -> int:
         now = timezone.now()
         PaperDocument.objects.filter(pk__in=[d.pk for d in documents]).update(printed_at=now,
                                                                               printed_by=actor)
+        _items_close(document_ids=[d.pk for d in documents], actor=actor)
         day = format_day(timezone.localtime(now).date())
         for document in documents:
             event_record(

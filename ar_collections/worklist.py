@@ -80,6 +80,7 @@ from ar_collections.models import (
     WriteOff,
     money_field,
 )
+from ar_collections.paper import document_name, documents_in_queue
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
 from arcrm.db import DaysBetween
@@ -821,6 +822,18 @@ def worklist_refresh(*, on: dt.date) -> int:
             due_on=on, title=f"Letter of {format_day(letter.planned_on, year=False)} not posted yet: "
             "post it or withdraw it (the account's next step waits for it)",
         ))
+    paper_waiting = documents_in_queue()
+    for document in (
+        paper_waiting.filter(done_at__date__lte=on - dt.timedelta(days=LETTER_POST_WITHIN_DAYS))
+        .select_related("customer", "invoice").order_by("pk")
+    ):
+        queued = format_day(timezone.localtime(document.done_at).date(), year=False)
+        wanted.append(WorkItem(
+            kind=WorkKind.LETTER_UNPOSTED, key=f"letter_unposted:document:{document.pk}",
+            customer_id=document.customer_id, assignee_id=document.customer.collector_id, document=document,
+            due_on=on, title=f"{document_name(document)} to {document.recipient_name}, queued on {queued}, "
+            "not posted yet: post it or withdraw it",
+        ))
     charges = _charges_left(on=on)
     wanted += charges
     gaps = order_gaps_wanted(on=on)
@@ -842,7 +855,7 @@ def worklist_refresh(*, on: dt.date) -> int:
                             ).update(status=WorkStatus.DONE, done_at=now)
     refused_addresses_fixed(now)
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.LETTER_UNPOSTED).exclude(
-        action__in=waiting
+        Q(action__in=waiting) | Q(document__in=paper_waiting)
     ).update(status=WorkStatus.DONE, done_at=now)
     WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.REVIEW).exclude(
         action__status=ActionStatus.IN_REVIEW
