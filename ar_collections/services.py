@@ -372,7 +372,7 @@ def segment_override(*, customer: Customer, segment: str, note: str, actor, on: 
         customer=locked,
         kind=EventKind.SEGMENT_CHANGED,
         actor=actor,
-        summary=(f"Segment set to {Segment(segment).label} by a manager" if segment else removed)[:300],
+        summary=f"Segment set to {Segment(segment).label} by a manager" if segment else removed,
         details={"before": before, "after": after, "note": note.strip()},
     )
     return locked
@@ -469,7 +469,7 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
         customer_id=action.customer_id,
         kind=EventKind.EXCEPTION,
         actor=manager,
-        summary=f"{action.step.get_action_display()} declined by {person_name(manager)}: {note}"[:300],
+        summary=f"{action.step.get_action_display()} declined by {person_name(manager)}: {note}",
         details={
             "action": action.pk,
             "before": {"status": ActionStatus.AWAITING_APPROVAL},

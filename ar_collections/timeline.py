@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from ar_collections.models import Invoice, TimelineEventInvoice
 from arcrm.dates import format_day
 from arcrm.money import format_money
-from arcrm.text import name_of, shorten
+from arcrm.text import name_of
 from customers.models import Customer, EventKind, TimelineEvent
 
 PAGE_SIZE = 25
@@ -48,8 +48,6 @@ def event_record(
 ) -> TimelineEvent:
     """Append one event to the customer's timeline, linked to the invoices it
     concerns so that filtering by invoice finds it."""
-    limit = TimelineEvent._meta.get_field("summary").max_length
-    summary = shorten(summary, limit)
     event = TimelineEvent.objects.create(
         customer=customer, kind=kind, summary=summary, actor=actor, details=details or {},
         occurred_at=occurred_at or timezone.now(),

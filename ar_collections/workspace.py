@@ -472,6 +472,8 @@ def plan_propose(
     else:
         _plan_pause(plan, invoices, actor=actor, on=on)
         summary = f"Payment plan of {format_money(total, currency)} agreed: {schedule}"
+    if plan.note:
+        summary += f" — {plan.note}"  # the collector's reason for it, read where the plan is recorded
     event_record(
         customer=customer, kind=EventKind.PAYMENT_PLAN, actor=actor, subject=plan, invoices=invoices,
         summary=summary,

@@ -527,7 +527,10 @@ class TimelineEvent(models.Model):
         related_name="+",
         help_text="Who did it; empty for the system (imports, scheduled jobs).",
     )
-    summary = models.CharField(max_length=300)
+    # Whole, however long: the timeline is the account's record, and what a
+    # person wrote into an entry (a plan's reason, why a step was declined)
+    # must read there as written.
+    summary = models.TextField()
     details = models.JSONField(default=dict, blank=True)
     subject_type = models.ForeignKey(
         ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

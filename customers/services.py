@@ -22,7 +22,7 @@ from django.utils import timezone
 from arcrm.dates import DATE_AHEAD_YEARS, add_months, far_ahead, format_day
 from arcrm.money import format_money
 from arcrm.roles import COLLECTOR, MANAGER, role_of
-from arcrm.text import person_name, shorten
+from arcrm.text import person_name
 from customers.models import (
     CollectorAbsence,
     Contact,
@@ -71,9 +71,8 @@ def account_opened(customer: Customer, *, at: dt.datetime | None = None, actor: 
     return TimelineEvent(
         customer=customer, kind=EventKind.ACCOUNT_CREATED, actor=actor,
         **({"occurred_at": at} if at is not None else {}),
-        summary=shorten(f"Account opened for {customer.name}"
-                        + (f", referred by {referrer.name}" if referrer else ""),
-                        TimelineEvent._meta.get_field("summary").max_length),
+        summary=f"Account opened for {customer.name}"
+                + (f", referred by {referrer.name}" if referrer else ""),
         details={"account_number": customer.account_number,
                  "referred_by": referrer.account_number if referrer else None},
     )
@@ -112,8 +111,7 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
                          for name in after)
         _record(
             customer=current, actor=actor, kind=EventKind.ACCOUNT_CHANGED,
-            summary=shorten(f"Account card changed: {said}",
-                            TimelineEvent._meta.get_field("summary").max_length),
+            summary=f"Account card changed: {said}",
             details={"before": before, "after": after},
         )
         if "currency" in after:
@@ -380,7 +378,6 @@ def _record_on_accounts(absence: CollectorAbsence, *, actor: User, summary: str,
     """The decision on the timeline of every account of the absent person:
     whoever reads an account sees who covered it, when, and who decided."""
     subject_type = ContentType.objects.get_for_model(absence)
-    summary = shorten(summary, TimelineEvent._meta.get_field("summary").max_length)
     now = timezone.now()
     events = (
         TimelineEvent(customer_id=pk, kind=EventKind.WORK, actor=actor, summary=summary, occurred_at=now,
@@ -396,8 +393,6 @@ def _record(
     *, customer: Customer, actor: User, kind: str, summary: str, details: dict,
     subject: models.Model | None = None,
 ) -> TimelineEvent:
-    max_length = TimelineEvent._meta.get_field("summary").max_length
-    summary = shorten(summary, max_length)
     return TimelineEvent.objects.create(
         customer=customer,
         kind=kind,
