@@ -107,17 +107,8 @@ GROUP_PERMISSIONS = {
     VIEWER: READ,
     COLLECTOR: READ + WORK_AN_ACCOUNT,
     MANAGER: READ + WORK_AN_ACCOUNT + MANAGE,
-    INTEGRATION: [*READ, ("collections", "import_receivables")],
+    INTEGRATION: [*READ, ("collections", "import_receivables"), ("customers", "integration_account")],
 }
-
-
-def _group_names(user) -> frozenset[str]:
-    # Kept on the user when it came from the cache (arcrm/authcache.py), and
-    # once read here, so a request asks the database at most once.
-    names = getattr(user, "_arcrm_group_names", None)
-    if names is None:
-        names = user._arcrm_group_names = frozenset(group.name for group in user.groups.all())
-    return names
 
 
 def role_of(user) -> str | None:
@@ -125,7 +116,10 @@ def role_of(user) -> str | None:
         return None
     if user.is_superuser:
         return MANAGER
-    names = _group_names(user)
+    # Kept on the user when it came from the cache (arcrm/authcache.py).
+    names = getattr(user, "_arcrm_group_names", None)
+    if names is None:
+        names = {group.name for group in user.groups.all()}
     for role in (MANAGER, COLLECTOR, VIEWER):
         if role in names:
             return role
@@ -133,7 +127,11 @@ def role_of(user) -> str | None:
 
 
 def is_integration_account(user) -> bool:
-    return user.is_authenticated and INTEGRATION in _group_names(user)
+    """Told by the Integration group's own permission, not by reading the
+    groups: the permissions are read for the view's checks anyway, so asking
+    costs no query. A superuser holds every permission and is no such account."""
+    return (user.is_authenticated and not user.is_superuser
+            and "customers.integration_account" in user.get_all_permissions())
 
 
 def integration_account_refusal(user) -> str:

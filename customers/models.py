@@ -171,6 +171,9 @@ class Customer(models.Model):
         permissions = [
             ("act_on_any_customer", "Can act on every customer's account"),
             ("set_credit_terms", "Can change credit limit, terms, credit hold and collector"),
+            # Held by the Integration group alone (arcrm/roles.py): a system's
+            # user, kept out of the browser pages.
+            ("integration_account", "Is an integration account: signs API requests, opens no page"),
         ]
         constraints = [
             models.CheckConstraint(
