@@ -944,6 +944,7 @@ def test_a_plan_within_the_collectors_limit_starts_at_once(client, collector, cu
     assert event.kind == EventKind.PAYMENT_PLAN
     assert event.summary == (
         "Payment plan of EUR 700.00 agreed: EUR 233.33 on 15 Aug, EUR 233.33 on 14 Sep, EUR 233.34 on 14 Oct"
+        " — Seasonal business"
     )
     assert linked_numbers(event) == ["INV-1002"]
     assert "Payment plan agreed" in client.get(response.url).content.decode()
