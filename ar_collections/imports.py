@@ -68,6 +68,7 @@ from ar_collections.models import (
     PaymentMethod,
     ReceivablesImport,
     bank_id_key,
+    bank_id_key_in_database,
 )
 from ar_collections.services import behaviour_refresh, behaviour_refresh_on_commit
 from ar_collections.timeline import event_record, events_link, invoice_issued
@@ -799,6 +800,12 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
             by_bank_id=_in_bulk(Payment.objects.exclude(bank_key="").select_related("customer"),
                                 {p.bank_key for p in parsed if p.bank_reference},
                                 field_name="bank_key"),
+            # Recorded by hand, its reference the bank's id on the statement,
+            # whatever day: the file's copy of one is the same entry.
+            by_hand=Payment.objects.filter(bank_key="", customer_id__in=accounts).annotate(
+                reference_key=bank_id_key_in_database("reference")).filter(
+                reference_key__in={p.bank_key for p in parsed if p.bank_reference},
+            ).select_related("customer"),
             whole=report.whole,
         )
         paid_into: set[int] = set()
@@ -892,8 +899,9 @@ class _Known:
     without an id is recorded if any payment alike is, as it always was. The
     caller holds the accounts' locks."""
 
-    def __init__(self, rows, *, by_bank_id: dict[str, Payment], whole: str) -> None:
+    def __init__(self, rows, *, by_bank_id: dict[str, Payment], by_hand, whole: str) -> None:
         self.by_bank_id = by_bank_id
+        self.by_hand = {(p.customer_id, p.reference_key): p for p in by_hand.order_by("-pk")}  # oldest kept
         self.whole = whole  # what the rows came in, as the problem names it: a file or a request
         self.alike: set[tuple] = set()
         self.without_id: dict[tuple, list[int]] = defaultdict(list)  # oldest first
@@ -924,6 +932,13 @@ class _Known:
             Payment.objects.filter(pk=pk).update(bank_reference=payment.bank_reference)
             self.by_bank_id[payment.bank_key] = Payment.objects.select_related("customer").get(pk=pk)
             return True
+        if (known := self.by_hand.get((payment.customer.pk, payment.bank_key))) is not None:
+            raise _RowError(
+                f"bank_reference {payment.bank_reference} is recorded already, by hand, as "
+                f"{format_money(known.amount, known.currency)} received {known.received_on} on account "
+                f"{known.customer.account_number} with reference {known.reference}. One bank entry is one "
+                f"payment: correct the {self.whole}, or the payment recorded"
+            )
         return False
 
 

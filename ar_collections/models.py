@@ -179,7 +179,7 @@ def bank_id_key(text: str) -> str:
     return text.translate(_BANK_ID_LEFT_OUT_TABLE).upper()
 
 
-def _bank_id_key_in_database(field: str) -> models.Func:
+def bank_id_key_in_database(field: str) -> models.Func:
     """bank_id_key, as the database works it out from `field`."""
     expression = F(field)
     for left_out in BANK_ID_LEFT_OUT:
@@ -205,7 +205,7 @@ class Payment(models.Model):
     # The id as it is compared (bank_id_key), kept by the database from the id
     # as the file gave it, which is what people are shown: rows recorded
     # before ids were compared so have theirs too.
-    bank_key = models.GeneratedField(expression=_bank_id_key_in_database("bank_reference"),
+    bank_key = models.GeneratedField(expression=bank_id_key_in_database("bank_reference"),
                                      output_field=models.CharField(max_length=80), db_persist=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
