@@ -58,6 +58,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -76,7 +77,7 @@ from ar_collections.worklist import order_gaps_ordered
 from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_split
 from arcrm.dates import far_ahead, format_day
 from arcrm.money import decimal_places, format_money, validate_currency_in_use
-from arcrm.text import is_one_line
+from arcrm.text import hidden_characters, is_one_line
 from customers.models import Customer, EventKind, TimelineEvent
 
 log = logging.getLogger(__name__)
@@ -496,6 +497,10 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     dry_run = report.dry_run
     accounts = _accounts_named(rows)
     existing = _in_bulk(Invoice.objects, {row["number"] for _, row in rows}, field_name="number")
+    # One invoice per number in any capitals (invoice_number_once): w-1 is
+    # not a second invoice beside W-1, in the file or recorded.
+    by_key = _in_bulk(Invoice.objects.annotate(key=Upper("number")).select_related("customer"),
+                      {row["number"].upper() for _, row in rows}, field_name="key")
     new: list[Invoice] = []
     changed: list[tuple[Invoice, dict]] = []
     # Where each number comes first, whatever that row's other problems: a
@@ -503,11 +508,14 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     # a problem of its own, so that one look at the report shows both.
     first: dict[str, int] = {}
     for line, row in rows:
-        first.setdefault(row.get("number", ""), line)
+        first.setdefault(row.get("number", "").upper(), line)
     for line, row in rows:
         number = row.get("number", "")
-        again = ([f"invoice {number} is on {report.unit} {first[number]} already: give each invoice once"]
-                 if number and first[number] != line else [])
+        again = ([f"invoice {number} is on {report.unit} {first[number.upper()]} already: give each invoice "
+                  "once"] if number and first[number.upper()] != line else [])
+        if number not in existing and (twin := by_key.get(number.upper())):
+            again.append(f"invoice {twin.number} is recorded already, on account "
+                         f"{twin.customer.account_number}: {number} is the same number in other capitals")
         try:
             invoice = _invoice_of(row, accounts, noted=again)
             if invoice.number in existing:
@@ -584,6 +592,9 @@ def _unnameable(number: str) -> str:
 def _invoice_read(row: dict, accounts: dict[str, Customer], fields: _Fields) -> Invoice:
     """The row's invoice, with each of its values' problems noted in `fields`."""
     number = fields.read(_text, row, "number", limit=40, required=True)
+    if number and (hidden := hidden_characters(number)):
+        fields.note("number", f"number {number!r} holds a character no one sees ({', '.join(hidden)}): "
+                    "give the number as on the invoice")
     customer = fields.read(_account, row, accounts)
     issue_date, due_date = fields.read(_date, row, "issue_date"), fields.read(_date, row, "due_date")
     if issue_date and issue_date > (today := timezone.localdate()):

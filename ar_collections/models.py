@@ -90,6 +90,13 @@ class Invoice(models.Model):
         ordering = ["due_date", "number"]
         constraints = [
             models.CheckConstraint(name="invoice_total_positive", condition=Q(total_amount__gt=0)),
+            # One invoice per number in any capitals, across accounts as the
+            # number's own uniqueness: w-1 beside W-1 is one invoice billed twice.
+            # The index serves the import's look-up of a file's numbers so.
+            models.UniqueConstraint(
+                Upper("number"), name="invoice_number_once",
+                violation_error_message="An invoice with this number in other capitals is recorded already.",
+            ),
             models.CheckConstraint(
                 name="invoice_open_within_total",
                 condition=Q(open_amount__gte=0) & Q(open_amount__lte=F("total_amount")),

@@ -82,7 +82,7 @@ from ar_collections.timeline import event_record, invoice_paid_said
 from arcrm.dates import add_months, format_day
 from arcrm.money import ZERO, by_currency, format_amounts, format_money, places_check, smallest_unit
 from arcrm.roles import require_act_on
-from arcrm.text import person_name
+from arcrm.text import hidden_characters, person_name
 from customers.cover import working_for
 from customers.models import Contact, Customer, EventKind, TimelineEvent
 from customers.services import customer_update
@@ -1608,6 +1608,9 @@ def _credit_note_terms_check(*, amount: Decimal, currency: str, reason: str, num
     if not reason.strip():
         raise ValidationError({"reason": "Say what the credit note is for."})
     number = number.strip()
+    if hidden := hidden_characters(number):
+        raise ValidationError({"number": f"The number {number!r} holds a character no one sees "
+                                         f"({', '.join(hidden)}): type it as on the ERP's credit note."})
     if number:
         _credit_note_number_free(number)
     return number

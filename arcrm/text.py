@@ -20,6 +20,15 @@ def is_one_line(text: str) -> bool:
     return not any(unicodedata.category(char) in _NOT_ON_ONE_LINE for char in text)
 
 
+def hidden_characters(text: str) -> list[str]:
+    """The characters of `text` no one sees, as U+200B: control characters,
+    line breaks and format characters (a zero-width space, a soft hyphen, a
+    direction mark). Pasted into a document's number, they make a second
+    number that reads as the first."""
+    return [f"U+{ord(char):04X}" for char in text
+            if unicodedata.category(char) in _NOT_ON_ONE_LINE | {"Cf"}]
+
+
 def shorten(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, an ellipsis marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
