@@ -1805,7 +1805,8 @@ def invoice_write_off(
                  ]},
     )
     write_off.charges_waived = charges
-    _fee_waivers_close(moot, invoice=invoice, actor=actor, on=on)
+    _fee_waivers_close(moot, actor=actor, why=(f"the late fees and interest asked about went with the "
+                                               f"write-off of {invoice.number} on {format_day(on)}"))
     # As after a credit note: a letter not yet posted that asked only for this
     # goes, commitments are checked, and the account's figures show what is open now.
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
@@ -1814,23 +1815,24 @@ def invoice_write_off(
     return write_off
 
 
-def _fee_waivers_close(requests: list[ExceptionRequest], *, invoice: Invoice, actor, on: dt.date) -> None:
-    """Fee waivers waiting for a manager whose every charge the write-off of
-    `invoice` has just waived: left pending, they would stay in the manager's
-    queue and, approved, waive nothing. What they asked for is done, by the
-    manager who wrote the invoice off, so they are approved in that name with
-    a note that says how, on the timeline and the asker's worklist as any
-    decision is. The caller holds their locks."""
-    note = (f"Nothing left to waive: the late fees and interest asked about went with the write-off of "
-            f"{invoice.number} on {format_day(on)}.")
+def _fee_waivers_close(requests: list[ExceptionRequest], *, actor, why: str, note: str = "",
+                       tell: str = "") -> None:
+    """Fee waivers whose every charge is no longer owed (a write-off of
+    their invoice waived them, or the customer paid them): left pending, they
+    would stay in the manager's queue and, approved, waive nothing. What they
+    asked for needs doing no more, so they are approved in `actor`'s name with
+    a note that says `why` (and the manager's own `note`), on the timeline and
+    the asker's worklist as any decision is, `tell` saying what is left to do
+    there. The caller holds their locks."""
+    said = f"Nothing left to waive: {why}." + (f" {note}" if note else "")
     for asked in requests:
         asked.status, asked.decided_by, asked.decided_at = ExceptionStatus.APPROVED, actor, timezone.now()
-        asked.decision_note = note[:ExceptionRequest._meta.get_field("decision_note").max_length]
+        asked.decision_note = said[:ExceptionRequest._meta.get_field("decision_note").max_length]
         asked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
         asked.status_before = ExceptionStatus.PENDING
         _decision_record(asked, actor, kind=EventKind.EXCEPTION, asker=asked.requested_by,
                          invoices=[asked.invoice] if asked.invoice else [],
-                         what=f"Exception ({_kind_said(asked)})")
+                         what=f"Exception ({_kind_said(asked)})", tell=(lambda: tell) if tell else None)
 
 
 def write_off_charges(invoice: Invoice):
@@ -2185,14 +2187,31 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
             than = "earlier" if locked.kind == ExceptionKind.EXTENDED_TERMS else "shorter"
             terms = (f" until {format_day(granted)}, {than} than the {format_day(locked.pause_until)} "
                      "asked")
+    waived = []
+    if approve and locked.kind == ExceptionKind.FEE_WAIVER:
+        # Locked, as a payment locks them: one at this moment waits, then pays
+        # only what is left; what the decision says it waives is what it waives.
+        waived = list(LateCharge.objects.select_for_update()
+                      .filter(pk__in=charges_waivable(locked).values("pk")).order_by("pk"))
+        if not waived:
+            # Paid (or waived) while the request waited: approving waives
+            # nothing, and the collector has nothing to tell the customer.
+            paid_on = _charges_paid_said(locked, dated_only=True)
+            _fee_waivers_close(
+                [locked], actor=manager, note=locked.decision_note,
+                why=paid_on or "the late fees and interest asked about were waived or cancelled meanwhile",
+                tell="the customer paid it: nothing was waived" if paid_on else "nothing was waived",
+            )
+            return locked
+        if paid := _charges_paid_said(locked, charges=waived):
+            terms = f", waiving the {format_amounts(amounts_waived(waived))} left ({paid})"
     _decision_record(locked, manager, kind=EventKind.EXCEPTION, asker=locked.requested_by,
                      invoices=[locked.invoice] if locked.invoice else [],
                      what=f"Exception ({_kind_said(locked)})", terms=terms,
                      before={"until": locked.pause_until.isoformat()} if dated else {},
                      after={"until": granted.isoformat() if granted else None} if dated else {})
-    if approve and locked.kind == ExceptionKind.FEE_WAIVER:
-        for charge in charges_waivable(locked):
-            charge_waive(charge=charge, manager=manager, note=f"Exception approved: {locked.decision_note}")
+    for charge in waived:
+        charge_waive(charge=charge, manager=manager, note=f"Exception approved: {locked.decision_note}")
     if approve and locked.kind == ExceptionKind.HOLD_RELEASE:
         # Read as it stands now: lifted on the card meanwhile, nothing is left to change.
         customer = Customer.objects.get(pk=locked.customer_id)
@@ -2232,6 +2251,27 @@ def charges_waivable(request: ExceptionRequest):
     its invoice (its interest, and the fees of notices that listed it), or on
     the whole account when it names no invoice."""
     return _charges_standing(request.customer_id, request.invoice_id)
+
+
+def _charges_paid_said(request: ExceptionRequest, *, charges=None, dated_only: bool = False) -> str:
+    """What the customer paid of the charges a fee waiver covers, and when:
+    "EUR 25.00 paid on 5 Aug 2025" (of `charges`, else of every charge it
+    names), or with `dated_only` just "paid on 5 Aug 2025". Empty when none
+    of it was paid."""
+    if charges is None:
+        charges = LateCharge.objects.filter(customer=request.customer_id, cancelled_at__isnull=True)
+        if request.invoice_id:
+            charges = charges.filter(Q(invoice=request.invoice_id)
+                                     | Q(invoice__isnull=True, action__lines__invoice=request.invoice_id))
+        charges = list(charges.distinct())
+    parts = Allocation.objects.filter(charge__in=charges).select_related("charge")
+    if not parts:
+        return ""
+    day = format_day(max(part.allocated_on for part in parts))
+    if dated_only:
+        return f"paid on {day}"
+    paid = by_currency((part.charge.currency, part.amount) for part in parts)
+    return f"{format_amounts(paid)} paid on {day}"
 
 
 def _charges_standing(customer_id: int, invoice_id: int | None):
