@@ -1246,6 +1246,45 @@ def priority_parts(*, on: dt.date) -> dict:
     }
 
 
+# The form a decision's claim is recorded with, when nothing is on record yet.
+LADDER_DECISION_FORMS = {LadderDecision.PLAN: "promise_record", LadderDecision.EXCEPTION: "exception_request"}
+
+
+def _ladder_decision_on_record(item: WorkItem, *, decided: LadderDecision, actor, note: str) -> None:
+    """A decision that says something was agreed or asked must be true: the
+    account and the manager act on what is on record, not on the item's
+    timeline entry. A write-off proposed goes to a manager here, as a request
+    with the amount; a plan or promise agreed, or an exception asked, must be
+    on record since the ladder finished (the item was put on the list)."""
+    since = timezone.localdate(item.created_at)
+    customer = item.customer
+    if decided == LadderDecision.WRITE_OFF:
+        # Imported here: workspace builds on this module.
+        from ar_collections.workspace import exception_request
+
+        today = timezone.localdate()
+        overdue = list(Invoice.objects.filter(customer=customer).overdue(on=today).order_by("due_date", "pk"))
+        if not overdue:
+            raise ValidationError({"decision": f"Nothing of {customer.name}'s is overdue: there is nothing "
+                                               "to write off."})
+        amounts = format_amounts(by_currency((i.currency, i.open_amount) for i in overdue))
+        exception_request(
+            customer=customer, actor=actor, kind=ExceptionKind.OTHER, on=today,
+            reason=(f"Write off {amounts} overdue ({', '.join(i.number for i in overdue)}): the ladder has "
+                    f"no step left. {note.strip()}"),
+        )
+    elif decided == LadderDecision.PLAN and not (
+        Promise.objects.filter(customer=customer, made_on__gte=since).exists()
+        or PaymentPlan.objects.filter(customer=customer, proposed_on__gte=since).exists()
+    ):
+        raise ValidationError({"decision": "No promise or plan recorded since the ladder finished: record it "
+                                           "first."})
+    elif (decided == LadderDecision.EXCEPTION
+          and not ExceptionRequest.objects.filter(customer=customer, requested_on__gte=since).exists()):
+        raise ValidationError({"decision": "No exception asked of a manager since the ladder finished: ask "
+                                           "for it first."})
+
+
 # --- Changing items --------------------------------------------------------------------
 
 
@@ -1260,6 +1299,7 @@ def item_complete(*, item: WorkItem, actor, decision: str = "", note: str = "") 
     summary, details = f"Worklist: done — {locked.title}", {}
     if locked.kind == WorkKind.LADDER_ENDED:
         decided = ladder_decision_check(decision=decision, note=note)
+        _ladder_decision_on_record(locked, decided=decided, actor=actor, note=note)
         back_on = timezone.localdate() + dt.timedelta(days=LADDER_WATCH_DAYS)
         # The decision and the note first: a long title would push them out of the summary.
         summary = (f"Worklist: ladder finished, decided: {decided.label} (back on the list on "

@@ -1046,8 +1046,11 @@ def _decision_ids(item: WorkItem) -> str:
 def _ladder_decision_form(request: HttpRequest, item: WorkItem, form: LadderDecisionForm, *, everyone: bool,
                           status: int) -> HttpResponse:
     form_autofocus(form, first=True)
+    # Refused for want of a record: the form that records it, on the account.
+    missing = form.has_error("decision") and worklist.LADDER_DECISION_FORMS.get(form.data.get("decision"))
     context = {"item": item, "form": form, "everyone": everyone, "watch_days": worklist.LADDER_WATCH_DAYS,
-               "list_url": _worklist_url(request, item, everyone=everyone)}
+               "list_url": _worklist_url(request, item, everyone=everyone),
+               "record_url": missing and reverse(f"collections:{missing}", args=[item.customer_id])}
     if not wants_fragment(request):
         return render(request, "collections/work_item_decide.html", context, status=status)
     response = render(request, "collections/work_item_decide.html#decision-panel", context, status=status)
@@ -1078,7 +1081,13 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
             form = LadderDecisionForm(request.POST, auto_id=_decision_ids(item))
             if not form.is_valid():
                 return _ladder_decision_form(request, item, form, everyone=everyone, status=422)
-            worklist.item_complete(item=item, actor=request.user, **form.cleaned_data)
+            try:
+                worklist.item_complete(item=item, actor=request.user, **form.cleaned_data)
+            except ValidationError as error:
+                # Refused (a plan or an exception claimed but not on record): the
+                # form comes back with why, and a link to the form that records it.
+                _add_errors(form, error)
+                return _ladder_decision_form(request, item, form, everyone=everyone, status=422)
             said = f"Done: {worklist.LadderDecision(form.cleaned_data['decision']).label.lower()}."
         elif change == "done":
             worklist.item_complete(item=item, actor=request.user)

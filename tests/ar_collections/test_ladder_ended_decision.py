@@ -164,6 +164,14 @@ def test_done_with_a_decision_and_a_note_records_both_on_the_timeline_and_ends_t
     ("legal", "Passed to legal or a collection agency"),
 ])
 def test_each_decision_is_recorded_in_its_words(client, collector, account, item, decision, label):
+    # What the decision says was agreed or asked is on record (a write-off is proposed by the decision).
+    first = account.invoices.order_by("pk").first()
+    if decision == "plan":
+        workspace.promise_record(customer=account, actor=collector, amount=first.open_amount, on=ON,
+                                 promised_on=ON + dt.timedelta(days=7), invoices=[first])
+    if decision == "exception":
+        workspace.exception_request(customer=account, actor=collector, kind="other", on=ON,
+                                    reason="Settle for half")
     client.force_login(collector)
 
     client.post(done_url(item), {"decision": decision, "note": "See the call of today."})
@@ -392,7 +400,7 @@ def test_it_does_not_come_back_once_the_money_is_paid(account, collector, item):
 
 
 def test_it_does_not_come_back_while_a_promise_holds_the_money(account, collector, item):
-    decided(item, collector, decision="plan")
+    decided(item, collector)
     agreed = ON + dt.timedelta(days=5)
     with frozen(agreed):
         workspace.promise_record(customer=account, actor=collector, amount=Decimal("1200.00"), on=agreed,
@@ -404,7 +412,7 @@ def test_it_does_not_come_back_while_a_promise_holds_the_money(account, collecto
 
 
 def test_it_does_not_come_back_while_a_pause_holds_the_account(account, collector, item):
-    decided(item, collector, decision="exception")
+    decided(item, collector)
     paused = ON + dt.timedelta(days=7)
     with frozen(paused):
         workspace.pause_set(customer=account, actor=collector, ends_on=ON + dt.timedelta(days=20),
