@@ -506,6 +506,31 @@ def ladder_items_followed_up(*, because: str = "", actor=None, customer_ids=None
     return closed
 
 
+def settled_items_close(*, customer_ids, actor=None, on: dt.date | None = None) -> int:
+    """Close the items of `customer_ids` that money just in (a payment, a
+    credit note, a write-off) made untrue, each with why on the timeline:
+    the late fees and interest item once nothing of them is owed, and the
+    personal treatment one ("… is behind") once nothing is overdue on `on`
+    (today by default). The daily refresh would close them only the next
+    morning, while the collector would call about a debt already paid."""
+    on = on or timezone.localdate()
+    ids = list(customer_ids)
+    owing_charges = LateCharge.objects.standing().filter(customer=OuterRef("customer"))
+    overdue = Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
+                                     open_amount__gt=0, due_date__lt=on)
+    closed = 0
+    for kind, still, why in (
+        (WorkKind.CHARGES, owing_charges,
+         "the late fees and interest are paid or waived: nothing of them is owed"),
+        (WorkKind.PERSONAL, overdue, "nothing is overdue any more"),
+    ):
+        pks = list(WorkItem.objects.filter(status=WorkStatus.OPEN, kind=kind, customer_id__in=ids)
+                   .exclude(Exists(still)).values_list("pk", flat=True))
+        if pks:
+            closed += items_close(actor=actor, because=why, pk__in=pks)
+    return closed
+
+
 class LadderDecision(TextChoices):
     """What a collector decided when they tick off a finished ladder's item:
     with nothing more going out, the item is the only thing that keeps the

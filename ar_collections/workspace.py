@@ -2899,8 +2899,10 @@ def commitments_check(
         counts[_proposal_check(plan, on=on)] += 1
     if customer_ids is not None:
         # Money just came in (or a credit): an account whose ladder has no
-        # step left and which owes nothing overdue now has no next action to decide.
+        # step left and which owes nothing overdue now has no next action to decide,
+        # and the items about its late fees or its being behind may be untrue now.
         worklist.ladder_items_followed_up(customer_ids=ids)
+        worklist.settled_items_close(customer_ids=ids)
     return counts
 
 
