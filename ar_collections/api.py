@@ -37,6 +37,7 @@ from django.urls import path, re_path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from ar_collections.delivery import credits_held
 from ar_collections.imports import (
     INVOICES,
     PAYMENTS,
@@ -216,7 +217,7 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
     """What the ERP and shipping need to know before the next order: what is
     open and overdue per currency (amounts as strings, never floats), the
     credit limit and terms, a hold, the segment, open disputes, the late
-    fees and interest owed per currency; whether an
+    fees and interest owed and the credit on account per currency; whether an
     order may ship, on credit or only against payment, and if not, why."""
     token, refused = _refused(request, READ_PERMISSION)
     if refused:
@@ -229,6 +230,8 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
               .annotate(open=Sum("open_amount"), overdue=Sum("open_amount", filter=Q(due_date__lt=today)),
                         overdue_invoices=Count("pk", filter=Q(due_date__lt=today))))
     disputes = customer.disputes.filter(status=DisputeStatus.OPEN).count()
+    # As the account page's "Credit on account": one computation for both.
+    held = credits_held(customer)
     charges: dict[str, dict[str, Decimal]] = defaultdict(lambda: {kind: ZERO for kind in ChargeKind.values})
     for row in (LateCharge.objects.filter(customer=customer).standing().values("currency", "kind")
                 .order_by("currency").annotate(owed=Sum("open_amount"))):
@@ -275,6 +278,9 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
                                "interest": _amount(kinds[ChargeKind.INTEREST], currency),
                                "total": _amount(sum(kinds.values()), currency)}
                     for currency, kinds in charges.items()},
+        # Credit notes not yet set against an invoice and money kept on
+        # account: the customer may deduct them from what it owes.
+        "credit_on_account": {currency: _amount(total, currency) for currency, total, _ in held},
         "may_ship": not reasons,
         "ship_terms": "on_credit" if on_credit else "against_payment",
         "over_credit_limit": over_limit,

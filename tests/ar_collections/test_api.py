@@ -19,7 +19,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from ar_collections import api
+from ar_collections import api, workspace
 from ar_collections.api import api_token_create, api_token_revoke
 from ar_collections.models import (
     ActionStatus,
@@ -238,6 +238,7 @@ def test_a_viewer_reads_whether_an_account_may_have_its_order_shipped(accounts, 
         "segment": "systematic_late",
         "open_disputes": 1,
         "charges": {},
+        "credit_on_account": {},
         "may_ship": False,
         "ship_terms": "against_payment",
         # USD 99.99 open, and the limit is in EUR: it grants no credit in USD.
@@ -288,6 +289,29 @@ def test_the_late_fees_and_interest_still_owed_are_read_per_currency(accounts, v
         "USD": {"late_fees": "12.00", "interest": "0.00", "total": "12.00"},
     }
     assert body["open"] == {"EUR": "700.00"}
+
+
+def test_the_credit_on_account_is_read_per_currency_as_the_account_page_shows_it(
+    accounts, viewer, manager, client, make_invoice
+):
+    """Money kept on account and credit notes not yet set against an invoice:
+    the ERP may let the customer deduct them, as the account page says."""
+    acme = accounts["C-ACME"]
+    make_invoice(acme, issued=dt.date(2025, 7, 1), amount="200.00", number="INV-7")
+    workspace.payment_record(customer=acme, amount=Decimal("500.00"), currency="EUR",
+                             received_on=dt.date(2025, 8, 1), allocations=[], reference="BANK-9")
+    workspace.credit_note_on_account(customer=acme, actor=manager, currency="USD", amount=Decimal("12.50"),
+                                     reason="Volume rebate", issued_on=dt.date(2025, 8, 1))
+    workspace.payment_record(customer=accounts["C-BETA"], amount=Decimal("70.00"), currency="EUR",
+                             received_on=dt.date(2025, 8, 1), allocations=[], reference="BANK-10")
+
+    body = client_for(viewer).get(reverse("api:customer_standing", args=["C-ACME"])).json()
+    client.force_login(manager)
+    page = client.get(reverse("customers:detail", args=[acme.pk])).content.decode()
+
+    assert body["credit_on_account"] == {"EUR": "500.00", "USD": "12.50"}
+    assert body["open"] == {"EUR": "200.00"}
+    assert re.search(r'data-figure="credits">EUR\s*500\.00 \+ USD\s*12\.50<', html.unescape(page))
 
 
 def shipping(accounts, viewer, **terms) -> dict:
@@ -396,7 +420,7 @@ def test_an_account_found_in_another_case_takes_one_query_more(accounts, viewer,
     client = client_for(viewer)
     client.get(reverse("api:customer_standing", args=["C-ACME"]))  # the token's use, written once a minute
 
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(10):
         assert client.get(reverse("api:customer_standing", args=["c-acme"])).status_code == 200
 
 
@@ -674,8 +698,9 @@ def test_an_accounts_standing_takes_a_fixed_number_of_queries(accounts, viewer, 
         make_invoice(accounts["C-ACME"], issued=dt.date(2025, 6, n + 1), currency=("EUR", "USD")[n % 2])
     client = client_for(viewer)
 
-    # The token and its use, the user's rights, the account, its totals, its disputes, its charges.
-    with django_assert_num_queries(8):
+    # The token and its use, the user's rights, the account, its totals, its disputes, its charges,
+    # its credit notes and its payments left to apply.
+    with django_assert_num_queries(10):
         assert client.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
 
 
