@@ -1390,8 +1390,18 @@ def _lock_open(item: WorkItem) -> WorkItem:
     items = WorkItem.objects.select_for_update(of=("self",)).select_related("customer", "assignee")
     locked = items.get(pk=item.pk)
     if locked.status != WorkStatus.OPEN:
-        raise ValidationError("This item is already done.")
+        raise ValidationError(item_done_said(locked))
     return locked
+
+
+def item_done_said(item: WorkItem) -> str:
+    """What someone acting on an item another person (or the system) has
+    closed meanwhile is told: who closed it and when, and that nothing changed."""
+    how = f"ticked off by {person_name(item.done_by)}" if item.done_by_id else "closed"
+    if item.done_at:
+        at = timezone.localtime(item.done_at)
+        how += f" on {format_day(at.date())} at {at:%H:%M}"
+    return f"This item is already done: {item.title} — {how}. Nothing was changed."
 
 
 def _record(item: WorkItem, actor, summary: str, **details) -> None:

@@ -56,6 +56,7 @@ from ar_collections.models import (
     PromiseStatus,
     WorkItem,
     WorkKind,
+    WorkStatus,
 )
 from ar_collections.views import FiveQuestions
 from ar_collections.workspace_forms import (
@@ -1071,6 +1072,15 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
     # working through everyone's stays on everyone's.
     everyone = (request.POST.get("list") == EVERYONE
                 and request.user.has_perm("customers.act_on_any_customer"))
+    if item.status != WorkStatus.OPEN:
+        # Ticked off meanwhile in another tab or by someone else: said at
+        # once, in the answer itself, and nothing is changed.
+        said = worklist.item_done_said(item)
+        if request.htmx:
+            return render(request, "collections/worklist.html#item-gone", {"item": item, "said": said})
+        list_url = _worklist_url(request, item, everyone=everyone)
+        return render(request, "collections/work_item_done.html",
+                      {"item": item, "said": said, "list_url": list_url})
     # Read before the change takes the item off the list: after it, the list
     # no longer knows where the item stood.
     place = None if request.htmx else worklist.item_place(item, on=today,

@@ -23,6 +23,7 @@ from ar_collections.models import (
     WorkKind,
     WorkStatus,
 )
+from arcrm.text import person_name
 from customers.models import EventKind, Segment, TimelineEvent
 
 from .conftest import frozen
@@ -534,16 +535,25 @@ def test_a_refused_change_says_why_and_changes_nothing(client, collector, item, 
     assert item_state(item) == before
 
 
-def test_an_item_already_done_cannot_be_done_again(client, collector, item):
-    client.force_login(collector)
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_an_item_already_done_says_at_once_by_whom_and_when_and_changes_nothing(
+    client, collector, manager, item, headers
+):
+    """A manager ticked it off in another tab; the collector's list still
+    shows it. Their Done says so in the answer itself, not on a later page."""
+    client.force_login(manager)
     client.post(change_url(item, "done"))
     before = item_state(item)
+    client.force_login(collector)
 
-    response = client.post(change_url(item, "done"), headers=HTMX)
+    response = client.post(change_url(item, "done"), headers=headers)
 
-    assert response.status_code == 422
-    assert "This item is already done." in response.content.decode()
+    assert response.status_code == 200
+    said = text_of(response)
+    assert ("This item is already done: Call Acme about INV-1001 — ticked off by "
+            f"{person_name(manager)} on 5 Aug 2025 at 09:00. Nothing was changed.") in html.unescape(said)
     assert item_state(item) == before
+    assert "already done" not in text_of(client.get(WORKLIST))  # said once, not again on the next page
 
 
 def test_a_refused_change_with_htmx_leaves_the_item_on_the_list(client, collector, item):
