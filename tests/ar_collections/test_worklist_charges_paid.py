@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from ar_collections import workspace
 from ar_collections.api import api_token_create
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import WorkItem, WorkKind, WorkStatus
@@ -137,3 +138,13 @@ def test_paying_part_of_what_is_overdue_leaves_the_personal_treatment_item_open(
     pay(by, client, manager, bonded, "500.00", on=days(8))
 
     assert len(open_items(bonded, WorkKind.PERSONAL)) == 1
+
+
+def test_writing_off_the_last_overdue_invoices_closes_the_personal_treatment_item_at_once(bonded, manager):
+    with frozen(days(8)):
+        for invoice in bonded.invoices.order_by("pk"):
+            workspace.invoice_write_off(customer=bonded, actor=manager, invoice=invoice,
+                                        reason="The business closed", on=days(8))
+
+    assert open_items(bonded, WorkKind.PERSONAL) == []
+    assert why_closed(bonded, WorkKind.PERSONAL).endswith("; nothing is overdue any more")
