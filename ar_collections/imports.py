@@ -454,17 +454,38 @@ def _text(row: dict, column: str, *, limit: int, required: bool = False) -> str:
     return value
 
 
-def _account(row: dict, accounts: dict[str, Customer]) -> Customer:
+def _account(row: dict, accounts: dict[str, Customer | list[Customer]]) -> Customer:
     number = row.get("account_number", "")
-    if number not in accounts:
+    found = accounts.get(number)
+    if isinstance(found, list):
+        raise _RowError(f"no account {number!r}; {' and '.join(c.account_number for c in found)} differ from "
+                        "it only in case: give the number exactly", column="account_number")
+    if found is None:
         raise _RowError(f"no account {number!r}" if number else "account_number is empty",
                         column="account_number")
-    return accounts[number]
+    return found
 
 
-def _accounts_named(rows) -> dict[str, Customer]:
+def _accounts_named(rows) -> dict[str, Customer | list[Customer]]:
+    """The accounts the rows name, by the number as written: that number
+    exactly, else in any case ("c-1001" finds C-1001), as the API finds an
+    account. Two accounts differing only in case, neither written so, are
+    not guessed between: the number maps to both, the row's problem."""
     numbers = {row.get("account_number", "") for _, row in rows}
-    return _in_bulk(Customer.objects, numbers, field_name="account_number")
+    accounts: dict = _in_bulk(Customer.objects, numbers, field_name="account_number")
+    if rest := {number.upper() for number in numbers - set(accounts) if number}:
+        ordered = sorted(rest)
+        by_upper: dict[str, list[Customer]] = defaultdict(list)
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            # Only the numbers not found as written are looked for again, in any case.
+            for customer in (Customer.objects.annotate(upper_number=Upper("account_number"))
+                             .filter(upper_number__in=ordered[start:start + LOOKUP_CHUNK]).order_by("pk")):
+                by_upper[customer.upper_number].append(customer)
+        for number in numbers - set(accounts):
+            found = by_upper.get(number.upper(), [])
+            if found:
+                accounts[number] = found[0] if len(found) == 1 else found
+    return accounts
 
 
 # Values per lookup: PostgreSQL takes at most 65,535 parameters a statement,

@@ -1,0 +1,79 @@
+"""Receivables imports and the API, the cases a second review found wrong:
+account numbers in another case, wording that misleads, a missing PO
+reference column erasing the ones recorded, and payment dates with a
+mistyped year."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from ar_collections.api import api_token_create
+from ar_collections.imports import invoices_import, payments_import
+from ar_collections.models import Invoice, Payment
+
+pytestmark = pytest.mark.usefixtures("_frozen_today")  # today is 5 Aug 2025
+
+INVOICE_HEADER = "number,account_number,issue_date,due_date,currency,total_amount"
+PAYMENT_HEADER = "account_number,received_on,currency,amount,reference,invoices"
+
+
+@pytest.fixture
+def acme(make_customer):
+    return make_customer(account_number="C10002", name="Acme Tools")
+
+
+@pytest.fixture
+def invoiced(acme) -> Invoice:
+    report = invoices_import(f"{INVOICE_HEADER},po_reference\n"
+                             "W-10,C10002,2025-06-01,2025-07-01,EUR,500.00,PO-777\n"
+                             "W-20,C10002,2025-06-10,2025-07-10,EUR,300.00,PO-778\n")
+    assert report.ok, report.errors
+    return Invoice.objects.get(number="W-10")
+
+
+def post(manager, name: str, rows: list[dict]) -> tuple[int, dict]:
+    client = Client(headers={"Authorization": f"Bearer {api_token_create(user=manager, name='ERP')[1]}"})
+    response = client.post(reverse(f"api:{name}"), json.dumps({"rows": rows}),
+                           content_type="application/json")
+    return response.status_code, response.json()
+
+
+# --- 4. the import finds an account in any case, as the API does ---------------------------
+
+
+def test_an_invoices_file_finds_an_account_written_in_other_capitals(acme):
+    report = invoices_import(f"{INVOICE_HEADER}\nW-30,c10002,2025-07-01,2025-07-31,EUR,90.00\n")
+
+    assert report.ok, report.errors
+    assert Invoice.objects.get(number="W-30").customer == acme
+
+
+def test_a_payments_file_finds_an_account_written_in_other_capitals(invoiced, acme):
+    report = payments_import(f"{PAYMENT_HEADER}\nc10002,2025-08-01,EUR,500.00,BANK-1,W-10\n")
+
+    assert report.ok, report.errors
+    assert Payment.objects.get().customer == acme
+
+
+def test_an_account_written_exactly_is_taken_before_one_differing_in_case(acme, make_customer):
+    lower = make_customer(account_number="c10002", name="Another")
+
+    report = invoices_import(f"{INVOICE_HEADER}\nW-30,c10002,2025-07-01,2025-07-31,EUR,90.00\n")
+
+    assert report.ok, report.errors
+    assert Invoice.objects.get(number="W-30").customer == lower
+
+
+def test_two_accounts_differing_only_in_case_from_the_number_given_are_not_guessed_between(make_customer):
+    make_customer(account_number="AB-1")
+    make_customer(account_number="ab-1")
+
+    report = invoices_import(f"{INVOICE_HEADER}\nW-30,Ab-1,2025-07-01,2025-07-31,EUR,90.00\n")
+
+    assert report.errors == ["line 2: no account 'Ab-1'; AB-1 and ab-1 differ from it only in case: "
+                             "give the number exactly"]
+    assert not Invoice.objects.exists()
