@@ -393,17 +393,17 @@ def _date(row: dict, column: str) -> dt.date:
     value = row.get(column, "")
     if not value:
         raise _RowError(f"{column} is empty", column=column)
+    if not _DATE.fullmatch(value):
+        raise _RowError(f"{column} {value!r} is not a date: write YYYY-MM-DD", column=column)
     try:
-        if _DATE.fullmatch(value):
-            day = dt.date.fromisoformat(value)
-            # A mistyped year (2925 for 2025) would keep an invoice out of
-            # collections for ever: refused, as the account's forms refuse it.
-            if day.year < EARLIEST_YEAR or far_ahead(day, today=timezone.localdate()):
-                raise _RowError(f"{column} {value} is not a plausible date: check the year", column=column)
-            return day
-    except ValueError:
-        pass
-    raise _RowError(f"{column} {value!r} is not a date: write YYYY-MM-DD", column=column)
+        day = dt.date.fromisoformat(value)
+    except ValueError:  # 2025-02-30: in the form, but the calendar has no such day
+        raise _RowError(f"{column} {value} is no such day", column=column) from None
+    # A mistyped year (2925 for 2025) would keep an invoice out of
+    # collections for ever: refused, as the account's forms refuse it.
+    if day.year < EARLIEST_YEAR or far_ahead(day, today=timezone.localdate()):
+        raise _RowError(f"{column} {value} is not a plausible date: check the year", column=column)
+    return day
 
 
 def _amount(row: dict, column: str, *, currency: str | None) -> Decimal:
@@ -649,9 +649,14 @@ def _changes_from_erp(invoice: Invoice, recorded: Invoice, *, whole: str) -> dic
             label = {"customer_id": "account"}.get(name, name)
             if name == "customer_id":
                 was, now = recorded.customer.account_number, invoice.customer.account_number
+            if name == "total_amount":
+                how = ("an import changes only an invoice's due date and PO reference: a different amount "
+                       "comes as a credit note or a new invoice")
+            else:
+                how = ("an invoice's account, issue date and currency stay as first recorded: check the row "
+                       "(an import changes only an invoice's due date and PO reference)")
             raise _RowError(f"invoice {invoice.number} is recorded with {label} {was}, the {whole} says "
-                            f"{now}; an import changes only an invoice's due date and PO reference (an "
-                            "amount comes as a credit note or a new invoice)")
+                            f"{now}; {how}")
     return {name: getattr(invoice, name) for name in ERP_MAY_CHANGE
             if getattr(recorded, name) != getattr(invoice, name)}
 
@@ -906,7 +911,12 @@ def _payment_of(line: int, row: dict, accounts, invoices, billed: Mapping[int, s
     if unknown:
         # With the account unreadable (its own problem), an invoice is checked for existing only.
         whose = f"account {customer.account_number} has" if customer else "there is"
-        fields.problems.append(f"{whose} no invoice{'s' * (len(unknown) > 1)} {', '.join(unknown)}")
+        problem = f"{whose} no invoice{'s' * (len(unknown) > 1)} {', '.join(unknown)}"
+        if listed := next((n for n in unknown if re.search(r"[,\s]", n)), ""):
+            # "W-10, W-20": several numbers with another separator, read as one.
+            example = ";".join(re.split(r"[,\s]+", listed))
+            problem += f" (separate invoices with ';', as in {example})"
+        fields.problems.append(problem)
     amount = fields.read(_amount, row, "amount", currency=currency)
     reference = fields.read(_reference, row)
     bank_reference = fields.read(_text, row, "bank_reference", limit=80)

@@ -77,3 +77,38 @@ def test_two_accounts_differing_only_in_case_from_the_number_given_are_not_guess
     assert report.errors == ["line 2: no account 'Ab-1'; AB-1 and ab-1 differ from it only in case: "
                              "give the number exactly"]
     assert not Invoice.objects.exists()
+
+
+# --- 3. wording that misleads -----------------------------------------------------------
+
+
+def test_an_invoice_given_another_account_is_refused_without_talk_of_amounts(invoiced, make_customer):
+    make_customer(account_number="C20003")
+
+    report = invoices_import(f"{INVOICE_HEADER}\nW-10,C20003,2025-06-01,2025-07-01,EUR,500.00\n")
+
+    assert report.errors == ["line 2: invoice W-10 is recorded with account C10002, the file says C20003; "
+                             "an invoice's account, issue date and currency stay as first recorded: check "
+                             "the row (an import changes only an invoice's due date and PO reference)"]
+
+
+def test_an_invoice_given_another_amount_is_told_how_an_amount_changes(invoiced):
+    report = invoices_import(f"{INVOICE_HEADER}\nW-10,C10002,2025-06-01,2025-07-01,EUR,450.00\n")
+
+    assert report.errors == ["line 2: invoice W-10 is recorded with total_amount 500.00, the file says "
+                             "450.00; an import changes only an invoice's due date and PO reference: a "
+                             "different amount comes as a credit note or a new invoice"]
+
+
+def test_a_day_the_calendar_does_not_have_is_called_so(acme):
+    report = invoices_import(f"{INVOICE_HEADER}\nW-30,C10002,2025-02-30,2025-03-31,EUR,90.00\n")
+
+    assert report.errors == ["line 2: issue_date 2025-02-30 is no such day"]
+
+
+def test_invoices_separated_by_commas_are_told_the_separator_is_a_semicolon(invoiced):
+    report = payments_import(f'{PAYMENT_HEADER}\nC10002,2025-08-01,EUR,800.00,BANK-1,"W-10, W-20"\n')
+
+    assert report.errors == ["line 2: account C10002 has no invoice W-10, W-20 (separate invoices with ';', "
+                             "as in W-10;W-20)"]
+    assert not Payment.objects.exists()
