@@ -636,13 +636,18 @@ def _invoice_read(row: dict, accounts: dict[str, Customer], fields: _Fields) -> 
 
 # What the ERP may change on an invoice recorded before (terms extended, a PO
 # reference given late); the rest is the invoice itself: a different amount
-# comes as a credit note or a new invoice, never as an edit.
+# comes as a credit note or a new invoice, never as an edit. A PO reference
+# is changed only by one given: a file without the column, a request without
+# the field, or an empty value leaves the one recorded (an export that does
+# not carry it must not erase what was recorded); one recorded wrongly is
+# cleared on the invoice in the admin.
 ERP_MAY_CHANGE = ("due_date", "po_reference")
 
 
 def _changes_from_erp(invoice: Invoice, recorded: Invoice, *, whole: str) -> dict:
     """The fields of ERP_MAY_CHANGE the file (or request: `whole`) gives
-    otherwise ({} if none); a difference in any other field is the row's problem."""
+    otherwise ({} if none; one it leaves empty is no change); a difference
+    in any other field is the row's problem."""
     for name in ("customer_id", "issue_date", "currency", "total_amount"):
         was, now = getattr(recorded, name), getattr(invoice, name)
         if was != now:
@@ -658,7 +663,7 @@ def _changes_from_erp(invoice: Invoice, recorded: Invoice, *, whole: str) -> dic
             raise _RowError(f"invoice {invoice.number} is recorded with {label} {was}, the {whole} says "
                             f"{now}; {how}")
     return {name: getattr(invoice, name) for name in ERP_MAY_CHANGE
-            if getattr(recorded, name) != getattr(invoice, name)}
+            if getattr(invoice, name) and getattr(recorded, name) != getattr(invoice, name)}
 
 
 def _changed_in_erp(changed: list[tuple[Invoice, dict]], *, actor) -> None:

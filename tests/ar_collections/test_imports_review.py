@@ -14,6 +14,7 @@ from django.urls import reverse
 from ar_collections.api import api_token_create
 from ar_collections.imports import invoices_import, payments_import
 from ar_collections.models import Invoice, Payment
+from customers.models import TimelineEvent
 
 pytestmark = pytest.mark.usefixtures("_frozen_today")  # today is 5 Aug 2025
 
@@ -112,3 +113,51 @@ def test_invoices_separated_by_commas_are_told_the_separator_is_a_semicolon(invo
     assert report.errors == ["line 2: account C10002 has no invoice W-10, W-20 (separate invoices with ';', "
                              "as in W-10;W-20)"]
     assert not Payment.objects.exists()
+
+
+# --- 1. a PO reference left out is kept, not erased -------------------------------------
+
+
+def po_references() -> list[tuple[str, str]]:
+    return sorted(Invoice.objects.values_list("number", "po_reference"))
+
+
+def test_an_invoices_file_without_the_po_reference_column_keeps_the_po_references_recorded(invoiced):
+    report = invoices_import(f"{INVOICE_HEADER}\nW-10,C10002,2025-06-01,2025-07-01,EUR,500.00\n"
+                             "W-20,C10002,2025-06-10,2025-07-10,EUR,300.00\n")
+
+    assert report.summary() == "0 invoices recorded, 2 already there (left as they were), from 2 rows."
+    assert po_references() == [("W-10", "PO-777"), ("W-20", "PO-778")]
+    assert not TimelineEvent.objects.filter(summary__contains="changed in the ERP").exists()
+
+
+def test_an_empty_po_reference_keeps_the_one_recorded_and_a_due_date_moved_is_still_taken(invoiced):
+    report = invoices_import(f"{INVOICE_HEADER},po_reference\n"
+                             "W-10,C10002,2025-06-01,2025-08-15,EUR,500.00,\n")
+
+    assert report.updated == 1, report.errors
+    assert po_references() == [("W-10", "PO-777"), ("W-20", "PO-778")]
+    assert list(TimelineEvent.objects.filter(summary__contains="changed in the ERP")
+                .values_list("summary", flat=True)) == [
+        "Invoice W-10 changed in the ERP: due date 1 Jul 2025 → 15 Aug 2025"]
+
+
+@pytest.mark.parametrize("po_reference", ["leave out", None, ""])
+def test_an_api_invoice_without_a_po_reference_keeps_the_one_recorded(invoiced, manager, po_reference):
+    row = {"number": "W-10", "account_number": "C10002", "issue_date": "2025-06-01", "due_date": "2025-07-01",
+           "currency": "EUR", "total_amount": "500.00"}
+    if po_reference != "leave out":
+        row["po_reference"] = po_reference
+
+    status, answer = post(manager, "invoices", [row])
+
+    assert (status, answer["already_there"], answer["updated"]) == (200, 1, 0), answer
+    assert po_references() == [("W-10", "PO-777"), ("W-20", "PO-778")]
+
+
+def test_a_po_reference_given_still_replaces_the_one_recorded(invoiced):
+    report = invoices_import(f"{INVOICE_HEADER},po_reference\n"
+                             "W-10,C10002,2025-06-01,2025-07-01,EUR,500.00,PO-9\n")
+
+    assert report.updated == 1, report.errors
+    assert po_references() == [("W-10", "PO-9"), ("W-20", "PO-778")]
