@@ -75,7 +75,7 @@ from ar_collections.services import behaviour_refresh, behaviour_refresh_on_comm
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.worklist import order_gaps_ordered
 from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_split
-from arcrm.dates import far_ahead, format_day
+from arcrm.dates import far_ahead, format_day, long_ago
 from arcrm.money import decimal_places, format_money, validate_currency_in_use
 from arcrm.text import hidden_characters, is_one_line
 from customers.models import Customer, EventKind, TimelineEvent
@@ -86,10 +86,14 @@ INVOICES, PAYMENTS = "invoices", "payments"
 # (required, optional) columns of each kind of file.
 COLUMNS = {
     INVOICES: (("number", "account_number", "issue_date", "due_date", "currency", "total_amount"),
-               ("po_reference",)),
+               ("po_reference", "confirm_old_date")),
     PAYMENTS: (("account_number", "received_on", "currency", "amount", "reference"),
-               ("method", "invoices", "bank_reference")),
+               ("method", "invoices", "bank_reference", "confirm_old_date")),
 }
+# An invoice issued, or a payment received, more than LONG_AGO_DAYS ago is
+# new only with the same date in a confirm_old_date column, as the payment
+# form asks for a tick (arcrm.dates.long_ago): one recorded before comes again
+# without it.
 # A file to start from, offered on the import page: the header and one row.
 # The page puts one of the installation's own accounts in place of this one.
 EXAMPLE_ACCOUNT = "C00042"
@@ -454,6 +458,16 @@ def _text(row: dict, column: str, *, limit: int, required: bool = False) -> str:
     return value
 
 
+def _old_date_problem(report: ImportReport, column: str, day: dt.date, *, today: dt.date) -> str:
+    return (f"{column} {day.isoformat()} is {(today - day).days} days ago: if that is right, give the same "
+            f"date in a confirm_old_date {'column' if report.unit == 'line' else 'field'}")
+
+
+def _old_date_unconfirmed(row: dict, day: dt.date | None, *, today: dt.date) -> bool:
+    """Whether `day` is long ago and the row does not confirm that very day."""
+    return bool(day) and long_ago(day, today=today) and row.get("confirm_old_date") != day.isoformat()
+
+
 def _account(row: dict, accounts: dict[str, Customer | list[Customer]]) -> Customer:
     number = row.get("account_number", "")
     found = accounts.get(number)
@@ -546,6 +560,9 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
                     report.already += 1
             elif problem := _unnameable(invoice.number):
                 raise _RowError(problem)
+            elif _old_date_unconfirmed(row, invoice.issue_date, today=timezone.localdate()):
+                raise _RowError(_old_date_problem(report, "issue_date", invoice.issue_date,
+                                                  today=timezone.localdate()))
             else:
                 new.append(invoice)
         except _RowError as error:
@@ -713,6 +730,8 @@ class _PaymentRow:
     method: str
     invoice_ids: list[int]
     bank_reference: str
+    # Received long ago and not confirmed so: refused if new.
+    date_unconfirmed: bool
     # What it will pay on each invoice it names: its amount spread over them
     # as recording it will, on their open amounts as the file was read.
     plan: dict[int, Decimal]
@@ -768,9 +787,12 @@ def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     lines_by_id: dict[tuple, int] = {}
     alike_with_id: dict[tuple, int] = {}
     alike_without_id: dict[tuple, int] = {}
+    old_dates: dict[int, str] = {}
     for line, row in rows:
         try:
             payment = _payment_of(line, row, accounts, invoices, billed, today=today)
+            if payment.date_unconfirmed:
+                old_dates[line] = _old_date_problem(report, "received_on", payment.received_on, today=today)
             if payment.bank_reference:
                 if payment.key in lines_by_id:
                     raise _RowError(f"bank_reference {payment.bank_reference} is on {report.unit} "
@@ -804,7 +826,7 @@ def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     for attempt in range(1, attempts + 1):
         report.created, report.already, report.problems = 0, 0, []
         try:
-            _payments_write(parsed, report, actor=actor, dry_run=report.dry_run)
+            _payments_write(parsed, report, actor=actor, dry_run=report.dry_run, old_dates=old_dates)
             break
         except IntegrityError:
             if attempt == attempts:
@@ -814,9 +836,11 @@ def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     return report
 
 
-def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, dry_run: bool) -> None:
+def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, dry_run: bool,
+                    old_dates: dict[int, str]) -> None:
     """Record the file's rows not recorded before, in one transaction, each
-    problem on `report`; rolled back if there is one, or on a dry run."""
+    problem on `report`; rolled back if there is one, or on a dry run.
+    `old_dates`: by line, why a row received long ago is refused if new."""
     # Per account and invoice, what rows still to be recorded will pay on it
     # (their plans): a payment naming none leaves that much of it to them,
     # whichever comes first by date, and may pay the rest.
@@ -859,6 +883,8 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
                 if known.recorded(payment):
                     report.already += 1
                     continue
+                if payment.line in old_dates:
+                    raise _RowError(old_dates[payment.line])
                 _record(payment, actor=actor, held={pk: n for pk, n in pending.items() if n > 0})
                 paid_into.add(payment.customer.pk)
                 report.created += 1
@@ -911,6 +937,11 @@ def _payment_of(line: int, row: dict, accounts, invoices, billed: Mapping[int, s
             unknown.append(number)
         elif currency and invoice.currency != currency:
             fields.problems.append(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
+        elif received_on and received_on < invoice.issue_date:
+            # A mistyped year: recorded, it would settle the invoice on its issue day, after the fact.
+            fields.problems.append(f"received_on {received_on} is before invoice {number} was issued "
+                                   f"({format_day(invoice.issue_date)}): money cannot pay an invoice before "
+                                   "it exists; check the year")
         else:
             named.append(invoice)
     if unknown:
@@ -930,6 +961,7 @@ def _payment_of(line: int, row: dict, accounts, invoices, billed: Mapping[int, s
     fields.done()
     return _PaymentRow(line, customer, received_on, currency, amount, reference, method,
                        [i.pk for i in named], bank_reference,
+                       _old_date_unconfirmed(row, received_on, today=today),
                        {i.pk: part for i, part in allocations_oldest_first(named, amount)})
 
 

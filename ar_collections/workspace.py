@@ -2480,7 +2480,9 @@ def payment_summary(payment: Payment, *, invoices: Sequence[str], to_charges: De
     came = payment.get_method_display().lower()
     if payment.reference:
         came += f", reference {payment.reference}"
-    summary = f"Payment of {format_money(payment.amount, payment.currency)} received ({came})"
+    # Recorded on a later day (a bank file, a cheque typed in next week): the day it came in.
+    day = "" if payment.received_on == timezone.localdate() else f" on {format_day(payment.received_on)}"
+    summary = f"Payment of {format_money(payment.amount, payment.currency)} received{day} ({came})"
     if invoices:
         summary += f", applied to {_listing(invoices)}"
     if to_charges:

@@ -53,7 +53,7 @@ from ar_collections.workspace import (
     disputed_parts,
     exception_earliest_end,
 )
-from arcrm.dates import DATE_AHEAD_YEARS, far_ahead, format_day
+from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
 from arcrm.forms import MoneyField, plain_amount_check
 from arcrm.money import format_money, smallest_unit
 from arcrm.roles import COLLECTOR, MANAGER
@@ -331,8 +331,6 @@ class PlanForm(_AccountForm):
                 for n in range(count)]
 
 
-# A payment received longer ago than this is recorded only with its date confirmed.
-PAYMENT_LONG_AGO = dt.timedelta(days=90)
 
 
 class DateConfirmation(forms.CheckboxInput):
@@ -380,7 +378,7 @@ class PaymentForm(_AccountForm):
     # Shown only when asked for (see clean): for today's date it would only puzzle the clerk.
     date_confirmed = forms.CharField(
         label="The date is right", required=False, widget=DateConfirmation,
-        help_text=f"Asked for when the payment was received more than {PAYMENT_LONG_AGO.days} days ago.",
+        help_text=f"Asked for when the payment was received more than {LONG_AGO_DAYS} days ago.",
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -407,7 +405,7 @@ class PaymentForm(_AccountForm):
         # A mistyped year (2024 for 2025) would settle invoices on the wrong
         # day and skew the payer's behaviour: a date long ago is confirmed.
         received_on = data.get("received_on")
-        if received_on and received_on < self.today - PAYMENT_LONG_AGO:
+        if received_on and long_ago(received_on, today=self.today):
             if self._confirmed_date(data.get("date_confirmed")) != received_on:
                 self.add_error("received_on", (
                     f"{format_day(received_on)} is {(self.today - received_on).days} days ago. "

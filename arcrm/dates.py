@@ -10,6 +10,16 @@ from collections.abc import Collection
 # the imports refuse it with a message (near 9999 the grace and instalment
 # arithmetic would overflow).
 DATE_AHEAD_YEARS = 10
+# A day further back than this (a payment received, an invoice issued) is
+# taken only once confirmed: a mistyped year (2024 for 2025) would settle
+# invoices on the wrong day and change a closed month's figures. The payment
+# form asks for a tick, the imports for a confirm_old_date column.
+LONG_AGO_DAYS = 90
+
+
+def long_ago(value: dt.date, *, today: dt.date) -> bool:
+    """Whether `value` is more than LONG_AGO_DAYS before `today`."""
+    return value < today - dt.timedelta(days=LONG_AGO_DAYS)
 
 
 def format_day(day: dt.date, *, year: bool = True) -> str:

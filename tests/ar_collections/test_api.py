@@ -485,7 +485,8 @@ def test_a_bad_row_is_named_by_its_row_and_nothing_is_written(erp, accounts):
             {"row": 2, "messages": ["no account 'C-NOPE'; due_date '20.08.2025' is not a date: write "
                                     "YYYY-MM-DD"]},
             {"row": 3, "messages": ["unknown field 'colour' (the fields are number, account_number, "
-                                    "issue_date, due_date, currency, total_amount, po_reference); "
+                                    "issue_date, due_date, currency, total_amount, po_reference, "
+                                    "confirm_old_date); "
                                     'total_amount must be a string (an amount like "1250.00": a number '
                                     "may lose its cents)"]},
             {"row": 4, "messages": ['a row is an object of fields, e.g. {"number": "…", '

@@ -161,3 +161,78 @@ def test_a_po_reference_given_still_replaces_the_one_recorded(invoiced):
 
     assert report.updated == 1, report.errors
     assert po_references() == [("W-10", "PO-9"), ("W-20", "PO-778")]
+
+
+# --- 2. payment and invoice dates with a mistyped year ----------------------------------
+
+
+def test_a_payment_received_before_the_invoice_it_names_was_issued_is_refused(invoiced):
+    report = payments_import(f"{PAYMENT_HEADER},confirm_old_date\n"
+                             "C10002,2015-05-20,EUR,500.00,BANK-1,W-10,2015-05-20\n")
+
+    assert report.errors == ["line 2: received_on 2015-05-20 is before invoice W-10 was issued (1 Jun 2025): "
+                             "money cannot pay an invoice before it exists; check the year"]
+    assert not Payment.objects.exists()
+    assert Invoice.objects.get(number="W-10").open_amount == 500
+
+
+@pytest.mark.parametrize("received_on", ["2024-08-05", "2025-05-06"])
+def test_a_payment_received_more_than_90_days_ago_needs_its_date_confirmed(acme, received_on):
+    report = payments_import(f"{PAYMENT_HEADER}\nC10002,{received_on},EUR,500.00,BANK-1,\n")
+
+    days = {"2024-08-05": 365, "2025-05-06": 91}[received_on]
+    assert report.errors == [f"line 2: received_on {received_on} is {days} days ago: if that is right, give "
+                             "the same date in a confirm_old_date column"]
+    assert not Payment.objects.exists()
+
+
+def test_an_old_payment_with_its_date_confirmed_is_recorded_and_its_day_is_on_the_timeline(acme, manager):
+    report = payments_import(f"{PAYMENT_HEADER},confirm_old_date\n"
+                             "C10002,2025-03-03,EUR,50.00,BANK-1,,2025-03-03\n", actor=manager)
+
+    assert report.ok, report.errors
+    assert Payment.objects.get().received_on.isoformat() == "2025-03-03"
+    assert TimelineEvent.objects.get(summary__startswith="Payment").summary == (
+        "Payment of EUR 50.00 received on 3 Mar 2025 (bank transfer, reference BANK-1); EUR 50.00 kept on "
+        "account")
+
+
+def test_a_confirmation_of_another_date_confirms_nothing(acme):
+    report = payments_import(f"{PAYMENT_HEADER},confirm_old_date\n"
+                             "C10002,2024-03-03,EUR,50.00,BANK-1,,2025-03-03\n")
+
+    assert report.errors == ["line 2: received_on 2024-03-03 is 520 days ago: if that is right, give the "
+                             "same date in a confirm_old_date column"]
+
+
+def test_an_api_payment_long_ago_is_refused_unless_confirmed(acme, manager):
+    row = {"account_number": "C10002", "received_on": "2016-12-05", "currency": "EUR", "amount": "50.00",
+           "reference": "BANK-1"}
+
+    status, answer = post(manager, "payments", [row])
+
+    assert status == 422
+    assert answer["problems"] == [{"row": 1, "messages": [
+        "received_on 2016-12-05 is 3165 days ago: if that is right, give the same date in a confirm_old_date "
+        "field"]}]
+    status, answer = post(manager, "payments", [dict(row, confirm_old_date="2016-12-05")])
+    assert (status, answer["recorded"]) == (200, 1)
+
+
+def test_a_new_invoice_issued_more_than_90_days_ago_needs_its_date_confirmed(acme):
+    report = invoices_import(f"{INVOICE_HEADER}\nW-95,C10002,1995-06-01,1995-07-01,EUR,90.00\n")
+
+    assert report.errors == ["line 2: issue_date 1995-06-01 is 11023 days ago: if that is right, give the "
+                             "same date in a confirm_old_date column"]
+    report = invoices_import(f"{INVOICE_HEADER},confirm_old_date\n"
+                             "W-95,C10002,1995-06-01,1995-07-01,EUR,90.00,1995-06-01\n")
+    assert report.ok, report.errors
+
+
+def test_an_old_invoice_recorded_before_comes_again_without_a_confirmation(acme):
+    text = f"{INVOICE_HEADER},confirm_old_date\nW-95,C10002,2025-01-02,2025-02-01,EUR,90.00,2025-01-02\n"
+    assert invoices_import(text).ok
+
+    report = invoices_import(f"{INVOICE_HEADER}\nW-95,C10002,2025-01-02,2025-02-01,EUR,90.00\n")
+
+    assert (report.ok, report.already) == (True, 1), report.errors

@@ -40,7 +40,7 @@ def test_a_payment_recorded_by_hand_says_its_method_and_the_reference_typed(
 
     assert response.status_code == 302
 
-    assert summary() == ("Payment of GBP 5,000.00 received (cheque, reference CHQ 004711), "
+    assert summary() == ("Payment of GBP 5,000.00 received on 4 Aug 2025 (cheque, reference CHQ 004711), "
                          "applied to INV-2026-002644")
 
 
@@ -49,7 +49,8 @@ def test_an_imported_payment_reads_as_one_recorded_by_hand(customer, invoice):
                              f"{customer.account_number},2025-08-04,GBP,5000.00,BACS-0815,,INV-2026-002644\n")
 
     assert report.ok, report.errors
-    assert summary() == ("Payment of GBP 5,000.00 received (bank transfer, reference BACS-0815), "
+    assert summary() == ("Payment of GBP 5,000.00 received on 4 Aug 2025 (bank transfer, "
+                         "reference BACS-0815), "
                          "applied to INV-2026-002644")
 
 

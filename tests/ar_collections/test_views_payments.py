@@ -88,7 +88,8 @@ def test_a_payment_pays_the_oldest_invoice_first_and_the_next_in_part(client, ma
     assert (paid.status, paid.settled_on) == (InvoiceStatus.PAID, dt.date(2025, 8, 4))
     received = TimelineEvent.objects.get(customer=customer, kind=EventKind.PAYMENT_RECEIVED)
     assert received.summary == (
-        "Payment of EUR 900.00 received (bank transfer, reference BANK-0815), applied to INV-1, INV-2"
+        "Payment of EUR 900.00 received on 4 Aug 2025 (bank transfer, reference BANK-0815), "
+        "applied to INV-1, INV-2"
     )
     assert received.actor == manager
     assert TimelineEvent.objects.filter(customer=customer, kind=EventKind.INVOICE_PAID).count() == 1
@@ -185,7 +186,8 @@ def test_with_htmx_the_account_parts_swap_in_place_with_the_new_open_amounts(
     assert re.search(r'<section id="open-invoices"[^>]*hx-swap-oob="true"', html)
     assert re.search(r'<section id="account-header"[^>]*hx-swap-oob="true"', html)
     # Both EUR invoices paid; EUR 300.00 stays on account, and the USD invoice is untouched.
-    assert ("Payment of EUR 1,500.00 received (bank transfer, reference BANK-0815), applied to INV-1, "
+    assert ("Payment of EUR 1,500.00 received on 4 Aug 2025 (bank transfer, reference BANK-0815), "
+            "applied to INV-1, "
             "INV-2; EUR 300.00 left on account") in html
     assert "EUR 300.00 stays on account" in html
     assert open_amounts() == {"INV-1": Decimal("0.00"), "INV-2": Decimal("0.00"), "INV-3": Decimal("300.00")}
