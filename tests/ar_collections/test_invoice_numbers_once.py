@@ -122,7 +122,7 @@ def test_invoices_sharing_a_number_in_other_capitals_stop_the_upgrade_named_and_
         first, second = (make_invoice(account, issued=dt.date(2025, 6, 1), amount="100.00", number=number)
                          for account, number in ((customer, "W-1"), (beta, "w-1")))
         with pytest.raises(CommandError) as refused:
-            _migrate(("collections", "0054_invoice_number_once"))
+            _migrate(("collections", "0055_invoice_number_once"))
         assert str(refused.value) == (
             "Invoices share a number in other capitals, which is one ERP invoice's: one invoice each. "
             "Nothing was changed. Keep the invoice that is the ERP's and correct or remove the others, "
@@ -132,7 +132,7 @@ def test_invoices_sharing_a_number_in_other_capitals_stop_the_upgrade_named_and_
             "2025-06-01")
         assert numbers() == ["W-1", "w-1"]
         Invoice.objects.filter(pk=second.pk).update(number="W-2")
-        _migrate(("collections", "0054_invoice_number_once"))
+        _migrate(("collections", "0055_invoice_number_once"))
         with pytest.raises(IntegrityError), transaction.atomic():
             Invoice.objects.filter(pk=second.pk).update(number="w-1")
     finally:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0052_records_once'),
+        ('collections', '0053_payment_bank_key_punctuation'),
     ]
 
     operations = [

@@ -35,7 +35,7 @@ def refuse_shared_numbers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0053_payment_bank_key_punctuation'),
+        ('collections', '0054_work_item_document'),
     ]
 
     operations = [
