@@ -937,11 +937,14 @@ def _payment_of(line: int, row: dict, accounts, invoices, billed: Mapping[int, s
             unknown.append(number)
         elif currency and invoice.currency != currency:
             fields.problems.append(f"invoice {number} is in {invoice.currency}, the payment in {currency}")
-        elif received_on and received_on < invoice.issue_date:
-            # A mistyped year: recorded, it would settle the invoice on its issue day, after the fact.
-            fields.problems.append(f"received_on {received_on} is before invoice {number} was issued "
-                                   f"({format_day(invoice.issue_date)}): money cannot pay an invoice before "
-                                   "it exists; check the year")
+        elif received_on and long_ago(received_on, today=invoice.issue_date):
+            # Paid ahead of its invoice is a prepayment (or C.O.D.), days or
+            # weeks ahead; months ahead is a mistyped year, which recorded
+            # would settle the invoice on its issue day, after the fact.
+            fields.problems.append(f"received_on {received_on} is {(invoice.issue_date - received_on).days} "
+                                   f"days before invoice {number} was issued "
+                                   f"({format_day(invoice.issue_date)}): too early to be paid ahead; "
+                                   "check the year")
         else:
             named.append(invoice)
     if unknown:

@@ -170,10 +170,19 @@ def test_a_payment_received_before_the_invoice_it_names_was_issued_is_refused(in
     report = payments_import(f"{PAYMENT_HEADER},confirm_old_date\n"
                              "C10002,2015-05-20,EUR,500.00,BANK-1,W-10,2015-05-20\n")
 
-    assert report.errors == ["line 2: received_on 2015-05-20 is before invoice W-10 was issued (1 Jun 2025): "
-                             "money cannot pay an invoice before it exists; check the year"]
+    assert report.errors == ["line 2: received_on 2015-05-20 is 3665 days before invoice W-10 was issued "
+                             "(1 Jun 2025): too early to be paid ahead; check the year"]
     assert not Payment.objects.exists()
     assert Invoice.objects.get(number="W-10").open_amount == 500
+
+
+def test_a_payment_received_weeks_before_the_invoice_it_names_is_a_prepayment_and_pays_it(invoiced):
+    # C.O.D. and prepayment accounts pay before the invoice is issued.
+    report = payments_import(f"{PAYMENT_HEADER},confirm_old_date\n"
+                             "C10002,2025-05-11,EUR,500.00,BANK-1,W-10,2025-05-11\n")
+
+    assert report.ok, report.errors
+    assert Invoice.objects.get(number="W-10").open_amount == 0
 
 
 @pytest.mark.parametrize("received_on", ["2024-08-05", "2025-05-06"])
