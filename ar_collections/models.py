@@ -17,8 +17,9 @@ from django.db.models.functions import Replace, Upper
 from django.utils import timezone
 
 from arcrm.dates import format_day
-from arcrm.db import MoneyAmountField
 from arcrm.money import (
+    MONEY_DECIMAL_PLACES,
+    MONEY_MAX_DIGITS,
     ZERO,
     by_currency,
     format_money,
@@ -33,7 +34,9 @@ def _default_currency() -> str:
 
 def money_field(verbose_name: str | None = None, **kwargs) -> models.DecimalField:
     kwargs.setdefault("default", ZERO)
-    return MoneyAmountField(verbose_name, **kwargs)
+    return models.DecimalField(
+        verbose_name, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs
+    )
 
 
 def currency_field() -> models.CharField:

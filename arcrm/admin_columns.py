@@ -10,12 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import admin
+from django.contrib.admin.options import FORMFIELD_FOR_DBFIELD_DEFAULTS
 from django.contrib.auth import get_user_model
 from django.db.models import DecimalField, Value
 from django.db.models.functions import Coalesce, Concat, NullIf
 
+from arcrm.forms import MoneyField
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money
 from arcrm.text import person_name
+
+# Every amount the admin takes is typed as in the app's own forms (MoneyField:
+# "1e3" refused, where Decimal would read EUR 1,000.00). Set here, where every
+# admin module looks, before any of them registers: a ModelAdmin copies these
+# defaults as it is made. (A model field of its own for money would do it for
+# every form, but Django refuses an expression mixing two decimal field
+# classes, such as a sum of an amount and a Value, without an output_field.)
+FORMFIELD_FOR_DBFIELD_DEFAULTS[DecimalField] = {"form_class": MoneyField}
 
 
 def money_column(field: str, currency: str | Callable = "currency", description: str | None = None):

@@ -6,33 +6,12 @@ import re
 
 from django.db import models
 
-from arcrm.forms import MoneyField
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 # The type of an amount computed in a query (a sum, a difference), as the
 # models keep money: without it, the database's own type for the result
 # decides the places, and SQLite's is a float.
 MONEY = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
-
-
-class MoneyAmountField(models.DecimalField):
-    """An amount of money as the models keep it, typed in any form made from
-    the model (the admin's too) as the app's own forms take it: MoneyField,
-    which refuses "1e3" (Decimal would read it as 1000)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("max_digits", MONEY_MAX_DIGITS)
-        kwargs.setdefault("decimal_places", MONEY_DECIMAL_PLACES)
-        super().__init__(*args, **kwargs)
-
-    def formfield(self, **kwargs):
-        return super().formfield(**{"form_class": MoneyField, **kwargs})
-
-    def deconstruct(self):
-        # Kept in the database as any decimal column: how it is typed in is
-        # no concern of the migrations.
-        name, _, args, kwargs = super().deconstruct()
-        return name, "django.db.models.DecimalField", args, kwargs
 
 
 class DaysBetween(models.Func):

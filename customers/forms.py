@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ar_collections.models import Invoice
 from arcrm.dates import format_day
+from arcrm.forms import MoneyField
 from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import is_one_line, person_name
@@ -232,6 +233,7 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
             "on_credit_hold", "ap_run_days", "ordering_rhythm", "typical_order_interval_days",
             "notes",
         ]
+        field_classes = {"credit_limit_amount": MoneyField}
         labels = {
             "account_number": "Account number",
             "credit_limit_amount": "Credit limit",

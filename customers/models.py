@@ -15,8 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from arcrm.dates import format_day
-from arcrm.db import MoneyAmountField
-from arcrm.money import places_check, validate_currency
+from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, places_check, validate_currency
 
 
 def _default_currency() -> str:
@@ -131,7 +130,9 @@ class Customer(models.Model):
     currency = models.CharField(
         max_length=3, default=_default_currency, validators=[validate_currency]
     )
-    credit_limit_amount = MoneyAmountField(
+    credit_limit_amount = models.DecimalField(
+        max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
         default=Decimal("0.00"),
         validators=[MinValueValidator(Decimal("0"))],
     )
