@@ -75,7 +75,7 @@ from ar_collections.services import behaviour_refresh, behaviour_refresh_on_comm
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.worklist import order_gaps_ordered
 from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_split
-from arcrm.dates import far_ahead, format_day, long_ago
+from arcrm.dates import INVOICE_LONG_AGO_DAYS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
 from arcrm.money import decimal_places, format_money, validate_currency_in_use
 from arcrm.text import hidden_characters, is_one_line
 from customers.models import Customer, EventKind, TimelineEvent
@@ -90,8 +90,8 @@ COLUMNS = {
     PAYMENTS: (("account_number", "received_on", "currency", "amount", "reference"),
                ("method", "invoices", "bank_reference", "confirm_old_date")),
 }
-# An invoice issued, or a payment received, more than LONG_AGO_DAYS ago is
-# new only with the same date in a confirm_old_date column, as the payment
+# A payment received more than LONG_AGO_DAYS ago, or an invoice issued more
+# than INVOICE_LONG_AGO_DAYS ago, is new only with the same date in a confirm_old_date column, as the payment
 # form asks for a tick (arcrm.dates.long_ago): one recorded before comes again
 # without it.
 # A file to start from, offered on the import page: the header and one row.
@@ -463,9 +463,11 @@ def _old_date_problem(report: ImportReport, column: str, day: dt.date, *, today:
             f"date in a confirm_old_date {'column' if report.unit == 'line' else 'field'}")
 
 
-def _old_date_unconfirmed(row: dict, day: dt.date | None, *, today: dt.date) -> bool:
-    """Whether `day` is long ago and the row does not confirm that very day."""
-    return bool(day) and long_ago(day, today=today) and row.get("confirm_old_date") != day.isoformat()
+def _old_date_unconfirmed(row: dict, day: dt.date | None, *, today: dt.date,
+                          days: int = LONG_AGO_DAYS) -> bool:
+    """Whether `day` is more than `days` ago and the row does not confirm that very day."""
+    return (bool(day) and long_ago(day, today=today, days=days)
+            and row.get("confirm_old_date") != day.isoformat())
 
 
 def _account(row: dict, accounts: dict[str, Customer | list[Customer]]) -> Customer:
@@ -560,7 +562,8 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
                     report.already += 1
             elif problem := _unnameable(invoice.number):
                 raise _RowError(problem)
-            elif _old_date_unconfirmed(row, invoice.issue_date, today=timezone.localdate()):
+            elif _old_date_unconfirmed(row, invoice.issue_date, today=timezone.localdate(),
+                                       days=INVOICE_LONG_AGO_DAYS):
                 raise _RowError(_old_date_problem(report, "issue_date", invoice.issue_date,
                                                   today=timezone.localdate()))
             else:

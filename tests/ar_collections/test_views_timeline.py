@@ -106,8 +106,9 @@ def test_the_account_page_shows_the_newest_event_first(client, collector, custom
 
 def test_money_in_yen_reads_in_whole_yen_on_the_timeline(client, collector, manager, make_customer):
     account = make_customer(name="Tokyo Parts", account_number="C-TOKYO", currency="JPY")
-    report = invoices_import("number,account_number,issue_date,due_date,currency,total_amount\n"
-                             "INV-JP,C-TOKYO,2025-06-01,2025-07-01,JPY,6000\n", actor=manager)
+    report = invoices_import("number,account_number,issue_date,due_date,currency,total_amount,"
+                             "confirm_old_date\n"
+                             "INV-JP,C-TOKYO,2025-06-01,2025-07-01,JPY,6000,2025-06-01\n", actor=manager)
     assert report.ok, report.errors
     payment_record(customer=account, amount=Decimal("2500"), currency="JPY", received_on=dt.date(2025, 7, 10),
                    allocations=[(Invoice.objects.get(number="INV-JP"), Decimal("2500"))], reference="BANK-JP")
