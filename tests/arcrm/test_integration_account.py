@@ -6,12 +6,14 @@ API tokens, which would let it issue itself one acting as a manager."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from ar_collections.api import api_token_create
 from ar_collections.models import ApiToken
@@ -85,8 +87,10 @@ def test_an_integration_user_still_signs_api_requests_with_its_token(erp_user, m
     secret = api_token_create(user=erp_user, name="ERP")[1]
     client = Client(headers={"Authorization": f"Bearer {secret}"})
 
+    issued = timezone.localdate() - dt.timedelta(days=10)
     response = client.post(reverse("api:invoices"), json.dumps({"rows": [{
-        "number": "INV-1", "account_number": "C-ACME", "issue_date": "2025-06-01", "due_date": "2025-07-01",
+        "number": "INV-1", "account_number": "C-ACME", "issue_date": issued.isoformat(),
+        "due_date": (issued + dt.timedelta(days=30)).isoformat(),
         "currency": "EUR", "total_amount": "500.00"}]}), content_type="application/json")
 
     assert response.status_code == 200, response.content
