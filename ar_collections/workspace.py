@@ -2413,15 +2413,13 @@ def payment_record(
         if applied > amount:
             raise ValidationError({"allocations": "More is applied to invoices than was paid."})
         reference = reference.strip()
-        known = None if known_checked else payment_known(
-            customer=customer, reference=reference, amount=amount, currency=currency, received_on=received_on)
-        if known is not None and bank_id_key(known.reference) == bank_id_key(reference) and (
-                known.amount, known.received_on) == (amount, received_on):
+        if not known_checked and payment_known(customer=customer, reference=reference, amount=amount,
+                                               currency=currency, received_on=received_on):
             raise ValidationError({"reference": (
                 f"A payment of {format_money(amount, currency)} with reference {reference} received on "
                 f"{format_day(received_on)} is already recorded for this account."
             )})
-        if known is not None:
+        if not known_checked and (known := payment_with_bank_id(customer=customer, reference=reference)):
             raise ValidationError({"reference": (
                 f"The payment with the bank’s id {reference} is already recorded for this account: "
                 f"{format_money(known.amount, known.currency)} received on {format_day(known.received_on)}, "
@@ -2571,25 +2569,28 @@ def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: d
 
 
 def payment_known(*, customer: Customer, reference: str, amount: Decimal, currency: str,
-                  received_on: dt.date) -> Payment | None:
-    """The payment recorded already that this bank line (reference, amount,
-    date) is, if any: one on the account alike in all three, its reference
-    compared as the import compares a bank's id (bank_id_key: "bank-0815 " is
-    BANK-0815), or one the ERP gave that bank's id, whatever its amount and day
-    (the reference typed here is the id on the statement; the ERP's copy may
-    give the value date for the booking date). Takes the account's lock first
+                  received_on: dt.date) -> bool:
+    """Whether this bank line (reference, amount, date) is recorded on the
+    account already, its reference compared as the import compares it
+    (bank_id_key: "bank-0815 " is BANK-0815). Takes the account's lock first
     and keeps it to the end of the transaction: one payment at a time per
     account, so the same line recorded twice at once is found by the second."""
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
     key = bank_id_key(reference)
-    if not key:
-        return None
     # The account's payments of that amount on that day: a handful at most,
     # compared in Python by the very function the import uses.
-    alike = Payment.objects.filter(customer=customer, amount=amount, currency=currency,
-                                   received_on=received_on)
-    return next((p for p in alike.order_by("pk") if bank_id_key(p.reference) == key),
-                None) or Payment.objects.filter(customer=customer, bank_key=key).first()
+    return bool(key) and any(bank_id_key(known) == key for known in Payment.objects.filter(
+        customer=customer, amount=amount, currency=currency, received_on=received_on
+    ).values_list("reference", flat=True))
+
+
+def payment_with_bank_id(*, customer: Customer, reference: str) -> Payment | None:
+    """The payment on the account the ERP gave the bank's id typed here as a
+    reference (the id on the statement), whatever its amount and day: the
+    ERP's copy may give the value date for the booking date. The caller holds
+    the account's lock (payment_known)."""
+    key = bank_id_key(reference)
+    return Payment.objects.filter(customer=customer, bank_key=key).order_by("pk").first() if key else None
 
 
 LIVE_PLAN_STATUSES = (PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL)
