@@ -65,12 +65,18 @@ class CustomerFilterForm(forms.Form):
         if data.get("overdue"):
             # Or overdue in another currency than the account's (its currency
             # changed since it was billed): the behaviour's amount is in its own only.
-            elsewhere = Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk")).exclude(
-                currency=OuterRef("currency"))
             customers = customers.filter(
                 Q(behaviour__overdue_amount__gt=0)
-                | Q(behaviour__other_currency_open_invoices__gt=0) & Exists(elsewhere))
+                | Q(behaviour__other_currency_open_invoices__gt=0) & Exists(overdue_elsewhere(on=on)))
         return customers
+
+
+def overdue_elsewhere(*, on: dt.date):
+    """For a Customer query: its invoices overdue on `on` in another currency
+    than the account's (its currency changed since they were billed), which
+    its behaviour's amounts, in its own currency, leave out."""
+    return (Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"))
+            .exclude(currency=OuterRef("currency")))
 
 
 def _collectors(*, also: Q):

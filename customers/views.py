@@ -62,7 +62,7 @@ from arcrm.money import ZERO, by_currency
 from arcrm.roles import can_act_on
 from customers import services
 from customers.access import customer_changeable, customer_readable
-from customers.forms import AbsenceForm, ContactForm, CustomerFilterForm, CustomerForm
+from customers.forms import AbsenceForm, ContactForm, CustomerFilterForm, CustomerForm, overdue_elsewhere
 from customers.models import Contact, ContactAbsence, Customer
 
 PAGE_SIZE = 50
@@ -148,10 +148,8 @@ def _ranked(customers, *, on: dt.date):
     it has overdue in it. Ranked as owing nothing in its new currency, EUR
     861.11 overdue would sit below every account owing a cent. The
     subqueries run only for such accounts, a handful."""
-    elsewhere = (Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"))
-                 .exclude(currency=OuterRef("currency")))
     moved = Q(behaviour__other_currency_open_invoices__gt=0, behaviour__overdue_amount__lte=0)
-    in_other = Subquery(elsewhere.order_by("due_date", "pk").values("currency")[:1])
+    in_other = Subquery(overdue_elsewhere(on=on).order_by("due_date", "pk").values("currency")[:1])
     overdue_in_it = Subquery(
         Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"), currency=OuterRef("ranked_currency"))
         .order_by().values("customer").annotate(total=Sum("open_amount")).values("total")
