@@ -352,10 +352,14 @@ def test_a_worker_imports_an_uploaded_payments_file_once_however_often_it_is_han
 ):
     queue, process = worker
     customer = make_customer(account_number="C-IMP", name="Importing Ida KG")
-    invoice = make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 5, 31), amount="400.00")
+    # Recent days: a payment received long ago is taken only with its day confirmed.
+    today = timezone.localdate()
+    invoice = make_invoice(customer, issued=today - dt.timedelta(days=40), due=today - dt.timedelta(days=10),
+                           amount="400.00")
+    received = (today - dt.timedelta(days=8)).isoformat()
     batch = ReceivablesImport.objects.create(
         kind="payments", file_name="bank.csv",
-        text="account_number,received_on,currency,amount,reference\nC-IMP,2025-06-02,EUR,150.00,BANK-9\n",
+        text=f"account_number,received_on,currency,amount,reference\nC-IMP,{received},EUR,150.00,BANK-9\n",
     )
 
     with sender.connection_for_write() as connection:
