@@ -289,7 +289,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     status = request.GET.get("status", "")
     statuses = dict(STATUS_COLUMNS)
     refusal = ""
-    actions = (
+    actions = _terms_in_force_marked(
         DunningAction.objects.filter(run=run, customer__in=Customer.objects.visible_to(request.user))
         .select_related("customer", "step", "recipient")
     )
@@ -305,7 +305,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
                                       before=request.GET.get("before", ""), size=PAGE_SIZE)
     except BadPosition as error:
         return HttpResponseBadRequest(str(error))
-    counts = _counts_by_run([run])[run.pk]
+    _no_decision_needed_said(page.items)
+    counts, no_decision_needed = _run_counts(run)
     context = {
         "run": run,
         "page": page,
@@ -314,11 +315,51 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "refusal": refusal,
         "total": sum(counts.values()),
         "counts": [(value, label, counts[value]) for value, label in STATUS_COLUMNS],
+        "no_decision_needed": no_decision_needed,
     }
     template = "collections/run_detail.html"
     if wants_fragment(request):
         template += "#run-actions"
     return render(request, template, context, status=400 if refusal else 200)
+
+
+def _run_counts(run: DunningRun) -> tuple[dict[str, int], int]:
+    """One run's steps by status, as the runs page counts them (the status
+    on record), and how many of those awaiting approval need no decision
+    (_terms_in_force_marked): in one grouped query."""
+    counts = dict.fromkeys(ActionStatus.values, 0)
+    rows = (
+        DunningAction.objects.filter(run=run).order_by().values("status")
+        .annotate(n=Count("pk"), moot=Count("pk", filter=_waiting_for_terms_in_force()))
+        .values_list("status", "n", "moot")
+    )
+    no_decision_needed = 0
+    for status, n, moot in rows:
+        counts[status] = n
+        no_decision_needed += moot
+    return counts, no_decision_needed
+
+
+def _waiting_for_terms_in_force() -> Q:
+    """A step waiting for a manager that asks for terms its account has
+    already (services.asking_terms_in_force): it waits for no manager. The
+    approvals leave it out as they read until the daily refresh skips it
+    (services.credit_terms_in_force_skip); the pages showing steps say so by
+    the same rule, not "waiting"."""
+    return Q(status=ActionStatus.AWAITING_APPROVAL) & services.asking_terms_in_force()
+
+
+def _terms_in_force_marked(actions: QuerySet[DunningAction]) -> QuerySet[DunningAction]:
+    """`actions`, each with `moot`: whether it is _waiting_for_terms_in_force."""
+    return actions.annotate(moot=Case(When(_waiting_for_terms_in_force(), then=True), default=False))
+
+
+def _no_decision_needed_said(actions) -> None:
+    """On each moot step of `actions` (from _terms_in_force_marked, their
+    steps and accounts loaded), `no_decision_needed`: why, in words."""
+    for action in actions:
+        if action.moot:
+            action.no_decision_needed = services.credit_terms_in_force(action)[0]
 
 
 def _counts_by_run(runs: list[DunningRun]) -> dict[int, dict[str, int]]:
@@ -1088,19 +1129,15 @@ def dunning_card_context(
         .select_related("cause_noted_by").first()
     )
     # A step asking for terms the account has already waits for no manager:
-    # the approvals leave it out (_approval_waiting) until the daily refresh
-    # skips it, and the card says so by the same rule, not "waiting".
-    asks_terms_in_force = Q(status=ActionStatus.AWAITING_APPROVAL) & services.asking_terms_in_force()
+    # the card says so (_waiting_for_terms_in_force), not "waiting".
     actions = list(
-        customer.dunning_actions.select_related("step")
-        .annotate(moot=Case(When(asks_terms_in_force, then=True), default=False))
+        _terms_in_force_marked(customer.dunning_actions.select_related("step"))
         .order_by("-planned_on", "-pk")[:LAST_ACTIONS_ON_CARD]
     )
     for action in actions:
         action.as_sent = step_as_sent(action.step.action, action.channel)
-        if action.moot:
-            action.customer = customer
-            action.no_decision_needed = services.credit_terms_in_force(action)[0]
+        action.customer = customer
+    _no_decision_needed_said(actions)
     pauses = list(
         customer.dunning_pauses.active(on=today).select_related("invoice", "owner")
         .order_by("ends_on", "pk")

@@ -12,6 +12,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from ar_collections import services
+from ar_collections.dunning import run_counts
 from ar_collections.models import (
     ActionStatus,
     Channel,
@@ -20,7 +22,9 @@ from ar_collections.models import (
     DunningRun,
     DunningStep,
     RunStatus,
+    StepAction,
 )
+from customers.models import TermsType
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
@@ -44,8 +48,9 @@ def add_action(run):
             opened_on=run.run_date, closed_on=run.run_date,
         )
         fields.setdefault("pay_by", TODAY + dt.timedelta(days=7))
-        return DunningAction.objects.create(run=run, cycle=cycle, customer=customer, step=step,
-                                            status=status, planned_on=run.run_date, **fields)
+        fields.setdefault("step", step)
+        return DunningAction.objects.create(run=run, cycle=cycle, customer=customer, status=status,
+                                            planned_on=run.run_date, **fields)
 
     return add
 
@@ -60,6 +65,11 @@ def listed(response) -> list[int]:
 
 def text_of(response) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
+
+
+def row_of(response, action: DunningAction) -> str:
+    found = re.search(rf'<tr id="run-action-{action.pk}">(.*?)</tr>', response.content.decode(), re.DOTALL)
+    return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split())
 
 
 def link(response, rel: str) -> str | None:
@@ -111,6 +121,45 @@ def test_a_run_s_page_shows_its_counts_and_each_step_with_what_became_of_it(
     assert "12 Aug 2025" in text
     assert "paid since it was planned" in text
     assert "No postal address for a letter" in text
+
+
+@pytest.mark.parametrize(("step_action", "terms", "reason"), [
+    (StepAction.CREDIT_HOLD, {"on_credit_hold": True}, "the account is already on credit hold"),
+    (StepAction.SWITCH_TO_COD, {"terms_type": TermsType.COD}, "the account already trades cash on delivery"),
+    (StepAction.SWITCH_TO_COD, {"terms_type": TermsType.PREPAYMENT},
+     "the account already trades on prepayment, stricter than cash on delivery"),
+])
+def test_a_step_asking_for_terms_already_in_force_is_not_shown_as_waiting_for_a_manager(
+    client, manager, make_customer, add_action, run, step_action, terms, reason
+):
+    """The account was held (or put on C.O.D.) some way the step did not see:
+    the approvals leave the step out, and the daily refresh skips it. The run's
+    page says so, as the Dunning card does, not "waiting"; its counts stay
+    those the runs page shows, then move with the skip."""
+    step = DunningStep.objects.get(policy__segment="systematic_late", action=step_action)
+    moot = add_action(make_customer(name="Held Ltd", **terms), ActionStatus.AWAITING_APPROVAL, step=step)
+    waiting = add_action(make_customer(name="Open Ltd"), ActionStatus.AWAITING_APPROVAL, step=step)
+    client.force_login(manager)
+
+    response = client.get(page_of(run))
+
+    assert "Waiting for a manager" not in row_of(response, moot)
+    assert "No decision needed" in row_of(response, moot) and reason in row_of(response, moot)
+    assert "Waiting for a manager's approval" in html.unescape(row_of(response, waiting))
+    assert re.search(r"Awaiting approval 2 \(1 needs no decision\)", text_of(response))
+    assert [n for _, _, n in response.context["counts"]] == client.get(RUNS).context["rows"][0][1]
+    assert listed(client.get(page_of(run), {"status": "awaiting_approval"})) == [moot.pk, waiting.pk]
+
+    assert services.credit_terms_in_force_skip(customer_ids=[moot.customer_id]) == 1
+
+    response = client.get(page_of(run))
+    assert "Skipped" in row_of(response, moot) and reason in row_of(response, moot)
+    assert "No decision needed" not in row_of(response, moot)
+    assert re.search(r"Awaiting approval 1 Sending", text_of(response))
+    assert re.search(r"Skipped 1\b", text_of(response))
+    counts = {value: n for value, _, n in response.context["counts"]}
+    assert list(counts.values()) == client.get(RUNS).context["rows"][0][1]
+    assert counts == run_counts(run=run)
 
 
 def test_each_status_count_filters_the_steps_to_that_status(client, manager, make_customer, add_action, run):
