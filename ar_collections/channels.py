@@ -74,10 +74,29 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
     return Route(contact, channel, join_notes(*notes))
 
 
-def escalation_goes_to(customer: Customer, *, day: dt.date) -> str:
-    """For the account page's preview of an escalation due on `day`: whom it
-    goes to when not the principal herself, by the rule route_for sends it by
-    on that day ("" when it is her)."""
+def step_goes_to(customer: Customer, *, step_action: str, day: dt.date) -> str:
+    """For the account page's preview of a step due on `day`: whom it goes to
+    when not the contact of record (the principal for an escalation, else the
+    billing contact), by the rule route_for sends it by on that day ("" when
+    it is them, and for a step nobody outside is told of)."""
+    if step_action in INTERNAL_STEPS:
+        return ""
+    if step_action == StepAction.ESCALATE_PRINCIPAL:
+        return _escalation_goes_to(customer, day=day)
+    contact, _, away = _recipient(customer, escalation=False, day=day)
+    if not away:
+        # The billing contact herself (or nobody on file, which the preview has
+        # always left to the step as it goes out).
+        return ""
+    if contact is not None:
+        return f"{away}: goes to {contact.name}."
+    if step_action == StepAction.CALL_TASK:
+        # It is a call task all the same, for the account rather than a person.
+        return f"{away}: the call task names nobody to ask for."
+    return f"{away}: it becomes a call task for the collector."
+
+
+def _escalation_goes_to(customer: Customer, *, day: dt.date) -> str:
     contact, fell_back, away = _recipient(customer, escalation=True, day=day)
     if not fell_back:
         return f"{away}: goes to {contact.name}." if away else ""

@@ -39,7 +39,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
-from ar_collections.channels import escalation_goes_to
+from ar_collections.channels import step_goes_to
 from ar_collections.models import (
     ActionStatus,
     Channel,
@@ -691,9 +691,9 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
             totals[invoice.currency] += invoice.asked_amount
     notes = [] if above_minimum(ladder.policy, totals) else [
         "Waits: the amount is below the policy's minimum."]
-    if step.action == StepAction.ESCALATE_PRINCIPAL:
-        # Said before it happens, not only on the letter afterwards.
-        notes.append(escalation_goes_to(customer, day=due_on))
+    # Whom it goes to when not the contact of record (channels.step_goes_to):
+    # said before it happens, not only on the action afterwards.
+    notes.append(step_goes_to(customer, step_action=step.action, day=due_on))
     return NextStep(step, due_on, listed, held, " ".join(filter(None, notes)))
 
 

@@ -1,0 +1,111 @@
+"""The account page's preview of a reminder, a letter or a call says whom it
+goes to when the billing contact is away on its day: her stand-in, or, with
+everyone it could go to away, what the send does then. By the rule the send
+itself follows (channels.route_for), so the page never names someone the
+step will not reach."""
+
+import datetime as dt
+
+from django.urls import reverse
+
+from ar_collections.dunning import next_step
+from ar_collections.models import Channel, DunningAction, StepAction
+from customers.models import ContactAbsence, Segment
+
+from .conftest import DUE, frozen
+
+
+def days(n: int) -> dt.date:
+    return DUE + dt.timedelta(days=n)
+
+
+def preview_on_page(client, account) -> str:
+    page = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+    preview = page[page.index('id="dunning-preview"'):]
+    return " ".join(preview[:preview.index("</section>")].split())
+
+
+def _away(make_account, make_contact, segment: str = Segment.PROMPT, *, first: int, last: int):
+    """An account whose Anna Clerk is away from days(first) to days(last), Ben Backup standing in."""
+    account = make_account(segment)
+    anna = account.contacts.get(name="Anna Clerk")
+    ben = make_contact(account, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(contact=anna, starts_on=days(first), ends_on=days(last), delegate=ben)
+    return account
+
+
+def test_the_preview_of_a_reminder_whose_billing_contact_and_stand_in_are_away_says_it_becomes_a_call_task(
+    make_account, make_contact, plan_and_deliver, smtp_server, client, collector
+):
+    """Ben's own absence (days 2 to 4, to 6 Mar) was recorded after Anna named him."""
+    account = _away(make_account, make_contact, first=0, last=10)
+    ContactAbsence.objects.create(contact=account.contacts.get(name="Ben Backup"), starts_on=days(2),
+                                  ends_on=days(4))
+    client.force_login(collector)
+
+    with frozen(days(0)):
+        preview = next_step(account, on=days(0))
+        page = preview_on_page(client, account)
+
+    said = ("Anna Clerk away until 12 Mar, and Ben Backup, written to instead, away until 6 Mar: "
+            "it becomes a call task for the collector.")
+    assert (preview.step.action, preview.due_on) == (StepAction.EMAIL, days(3))
+    assert preview.note == said
+    assert said in page
+    plan_and_deliver(days(3))
+    assert smtp_server.messages == []
+    action = DunningAction.objects.get(customer=account)
+    assert (action.channel, action.recipient) == (Channel.PHONE, None)
+
+
+def test_the_preview_of_a_reminder_names_whom_an_absent_billing_contact_asked_us_to_write_to(
+    make_account, make_contact, plan_and_deliver, smtp_server, client, collector
+):
+    account = _away(make_account, make_contact, first=0, last=10)
+    client.force_login(collector)
+
+    with frozen(days(0)):
+        preview = next_step(account, on=days(0))
+        page = preview_on_page(client, account)
+
+    assert preview.note == "Anna Clerk away until 12 Mar: goes to Ben Backup."
+    assert "Anna Clerk away until 12 Mar: goes to Ben Backup." in page
+    plan_and_deliver(days(3))
+    assert smtp_server.messages[-1]["To"] == "Ben Backup <ben@acme.test>"
+
+
+def test_the_preview_of_a_call_with_everyone_it_could_go_to_away_says_the_task_names_nobody_to_ask_for(
+    make_account, make_contact, plan_and_deliver, smtp_server
+):
+    """An occasional slip's second step is a call; Anna is away from day 10
+    naming Ben, who is away from day 12."""
+    account = _away(make_account, make_contact, Segment.OCCASIONAL_SLIP, first=10, last=20)
+    ContactAbsence.objects.create(contact=account.contacts.get(name="Ben Backup"), starts_on=days(12),
+                                  ends_on=days(20))
+    plan_and_deliver(days(5))
+
+    with frozen(days(6)):
+        preview = next_step(account, on=days(6))
+
+    assert preview.step.action == StepAction.CALL_TASK
+    assert preview.note == ("Anna Clerk away until 22 Mar, and Ben Backup, written to instead, away until "
+                            "22 Mar: the call task names nobody to ask for.")
+    plan_and_deliver(preview.due_on)
+    call = DunningAction.objects.get(customer=account, step__action=StepAction.CALL_TASK)
+    assert (call.channel, call.recipient, call.subject[:16]) == (Channel.PHONE, None, "Call Acme Tools ")
+
+
+def test_the_preview_of_a_reminder_to_a_billing_contact_away_who_named_nobody_says_nothing(
+    make_account, plan_and_deliver, smtp_server
+):
+    """Written to all the same, as the send does ("keep writing to this contact")."""
+    account = make_account(Segment.PROMPT)
+    ContactAbsence.objects.create(contact=account.contacts.get(name="Anna Clerk"), starts_on=days(0),
+                                  ends_on=days(10))
+
+    with frozen(days(0)):
+        preview = next_step(account, on=days(0))
+
+    assert (preview.step.action, preview.note) == (StepAction.EMAIL, "")
+    plan_and_deliver(days(3))
+    assert smtp_server.messages[-1]["To"] == "Anna Clerk <anna@acme.test>"
