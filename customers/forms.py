@@ -392,11 +392,14 @@ class AbsenceForm(_PlainLabels, forms.ModelForm):
         super().__init__(*args, **kwargs)
         contact = self.instance.contact
         delegate = self.fields["delegate"]
-        # Only the same customer's other contacts can stand in.
-        delegate.queryset = contact.customer.contacts.exclude(pk=contact.pk)
         delegate.empty_label = "Nobody – keep writing to this contact"
         delegate.today = timezone.localdate()
-        delegate.offer(self._in_then(delegate.queryset, today=delegate.today))
+        # Only the same customer's other contacts are offered. The field takes
+        # any contact, so that one posted anyway (the contact itself, another
+        # customer's) is refused by ContactAbsence.clean, in its words, as
+        # the service and the model refuse it: one rule.
+        others = contact.customer.contacts.exclude(pk=contact.pk)
+        delegate.offer(self._in_then(others, today=delegate.today))
 
     def _in_then(self, contacts, *, today: dt.date):
         """Of `contacts`, those in on every day of the absence as far as the

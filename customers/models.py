@@ -409,8 +409,9 @@ class ContactAbsenceQuerySet(models.QuerySet):
 
 class ContactAbsence(models.Model):
     """A contact away for some days, and whom to write to instead. The rules
-    live in clean(), which the account page's form, the admin's forms and
-    services.absence_add (under the customer's lock) all run: one rule."""
+    live in clean(), which the account page's form and services.absence_add
+    (under the customer's lock) both run: one rule. The admin only shows
+    absences; they are recorded on the account page."""
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="absences")
     starts_on = models.DateField()

@@ -960,10 +960,11 @@ def test_the_stand_in_is_chosen_among_the_customers_other_contacts(
         ({"starts_on": "2099-08-01", "ends_on": "2099-08-10"}, "1 Aug 2099 is more than 10 years ahead: "
                                                               "check the year."),
         ({"starts_on": "2030-08-01", "ends_on": ""}, "This field is required."),
+        # Never offered, posted anyway: refused by the absence's own rule, in its words.
         ({"starts_on": "2030-08-01", "ends_on": "2030-08-02", "delegate": "self"},
-         "Select a valid choice."),
+         "A contact cannot stand in for itself."),
         ({"starts_on": "2030-08-01", "ends_on": "2030-08-02", "delegate": "stranger"},
-         "Select a valid choice."),
+         "The stand-in must be a contact of the same customer."),
         ({"starts_on": "2030-08-01", "ends_on": "2033-07-31"},
          "An absence lasts at most 366 days; this one is 1,096 (1 Aug 2030–31 Jul 2033)"),
     ],
