@@ -56,6 +56,25 @@ def test_an_absence_cannot_be_added_changed_or_removed_in_the_admin(admin_client
     assert (kept.starts_on, kept.delegate) == (dt.date(2026, 8, 1), stand_in)
 
 
+def test_the_admin_s_absence_page_offers_no_menu_of_contacts(admin_client, customer, make_contact,
+                                                             make_customer):
+    """With thousands of accounts a menu of every contact is unusable, and would
+    offer another customer's: the admin shows the absence, the account page
+    (whose menu offers the customer's own contacts) records it."""
+    contact, stand_in = make_contact(customer, name="Ada Away"), make_contact(customer, name="Sam Stand-in")
+    make_contact(make_customer(name="Other Ltd"), name="Stranger Elsewhere")
+    absence = ContactAbsence.objects.create(contact=contact, starts_on=dt.date(2026, 8, 1),
+                                            ends_on=dt.date(2026, 8, 15), delegate=stand_in)
+
+    url = reverse("admin:customers_contactabsence_change", args=[absence.pk])
+
+    html = admin_client.get(url).content.decode()
+
+    assert "Ada Away" in html and "Sam Stand-in" in html
+    assert "<select" not in html and 'name="delegate"' not in html and 'name="contact"' not in html
+    assert "Stranger Elsewhere" not in html
+
+
 def test_a_contact_on_the_account_s_admin_page_is_only_shown(admin_client, customer, make_contact):
     contact = make_contact(customer, name="Ben Backup", is_primary_billing=True)
 
