@@ -60,6 +60,7 @@ from ar_collections.models import (
     TimelineEventInvoice,
     WorkItem,
     WriteOff,
+    WriteOffLine,
     ladder_problems,
     step_out_of_bounds,
 )
@@ -1297,6 +1298,17 @@ class ExceptionRequestAdmin(ReadOnlyAdmin):
     list_filter = ["status", "kind"]
     list_select_related = ["customer", "requested_by", "decided_by"]
     search_fields = ["customer__name", "reason"]
+
+
+@admin.register(WriteOffLine)
+class WriteOffLineAdmin(ReadOnlyAdmin):
+    """An invoice a write-off request names, with what it owed when asked:
+    made with the request, written off by a manager's approval of it."""
+
+    list_display = ["request", "invoice", "currency", money_column("asked_amount")]
+    list_select_related = ["request__customer", "invoice"]
+    raw_id_fields = ["request", "invoice"]
+    search_fields = ["invoice__number", "request__customer__name"]
 
 
 @admin.register(WorkItem)

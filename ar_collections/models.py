@@ -1645,6 +1645,10 @@ class ExceptionKind(models.TextChoices):
     # there, that has paid up: approved, the hold comes off and the terms go
     # back to standard (workspace.exception_decide).
     HOLD_RELEASE = "hold_release", "Lift the credit hold or C.O.D."
+    # Invoices the collector gives up on (WriteOffLine names them): approved,
+    # each is written off as bad debt (workspace.exception_decide), so dunning
+    # and the worklist stop chasing money nobody expects any more.
+    WRITE_OFF = "write_off", "Write off as bad debt"
     OTHER = "other", "Other"
 
 
@@ -1686,10 +1690,38 @@ class ExceptionRequest(models.Model):
             models.CheckConstraint(
                 name="exception_pause_has_an_end", condition=~Q(kind="pause") | Q(pause_until__isnull=False)
             ),
+            # A write-off names its invoices in lines of its own, each with its amount.
+            models.CheckConstraint(
+                name="exception_write_off_names_no_one_invoice",
+                condition=~Q(kind="write_off") | Q(invoice__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.customer.name} ({self.get_status_display()})"
+
+
+class WriteOffLine(models.Model):
+    """One invoice a write-off request asks a manager to write off, with what
+    it still owed when asked. A payment or credit may come in while the
+    request waits: the manager sees what it owed then and what it owes now,
+    and confirms what is written off."""
+
+    request = models.ForeignKey(ExceptionRequest, on_delete=models.PROTECT, related_name="write_off_lines")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="+")
+    # The invoice's currency: what it owed when asked, in its own units.
+    currency = currency_field()
+    asked_amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "invoice"], name="write_off_line_once_per_request"),
+            models.CheckConstraint(name="write_off_line_asks_an_amount", condition=Q(asked_amount__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice.number}: {format_money(self.asked_amount, self.currency)} asked to write off"
 
 
 class WorkKind(models.TextChoices):

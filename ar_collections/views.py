@@ -92,7 +92,13 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
 )
-from ar_collections.workspace import amounts_waived, charges_waivable, exceptions_lapsed, pauses_liftable
+from ar_collections.workspace import (
+    amounts_waived,
+    charges_waivable,
+    exceptions_lapsed,
+    pauses_liftable,
+    write_off_lines_now,
+)
 from arcrm.dates import format_day
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO
@@ -527,6 +533,8 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     for asked in exception_requests:
         if asked.kind == ExceptionKind.FEE_WAIVER:  # a query each: these are few
             asked.waives = amounts_waived(charges_waivable(asked))
+        elif asked.kind == ExceptionKind.WRITE_OFF:  # two queries each, as few
+            asked.lines_now = write_off_lines_now(asked)
     template = "collections/approvals.html"
     fragment = wants_fragment(request)
     if fragment:

@@ -1278,23 +1278,30 @@ LADDER_DECISION_FORMS = {LadderDecision.PLAN: "promise_record", LadderDecision.E
 def _ladder_decision_on_record(item: WorkItem, *, decided: LadderDecision, actor, note: str) -> None:
     """A decision that says something was agreed or asked must be true: the
     account and the manager act on what is on record, not on the item's
-    timeline entry. A write-off proposed goes to a manager here, as a request
-    with the amount; a plan or promise agreed, or an exception asked, must be
-    on record since the ladder finished (the item was put on the list)."""
+    timeline entry. A write-off proposed goes to a manager here, as a
+    write-off request naming the overdue invoices nothing else pursues (a
+    dispute, a promise or a plan still asks for the others), which the
+    manager's approval writes off; a plan or promise agreed, or an exception
+    asked, must be on record since the ladder finished (the item was put on
+    the list)."""
     since = timezone.localdate(item.created_at)
     customer = item.customer
     if decided == LadderDecision.WRITE_OFF:
         # Imported here: workspace builds on this module.
-        from ar_collections.workspace import exception_request
+        from ar_collections.workspace import exception_request, write_off_pursued_said
 
         today = timezone.localdate()
         overdue = list(Invoice.objects.filter(customer=customer).overdue(on=today).order_by("due_date", "pk"))
         if not overdue:
             raise ValidationError({"decision": f"Nothing of {customer.name}'s is overdue: there is nothing "
                                                "to write off."})
+        pursued = [said for invoice in overdue if (said := write_off_pursued_said(invoice))]
+        overdue = [invoice for invoice in overdue if not write_off_pursued_said(invoice)]
+        if not overdue:
+            raise ValidationError({"decision": " ".join(pursued)})
         amounts = format_amounts(by_currency((i.currency, i.open_amount) for i in overdue))
         exception_request(
-            customer=customer, actor=actor, kind=ExceptionKind.OTHER, on=today,
+            customer=customer, actor=actor, kind=ExceptionKind.WRITE_OFF, on=today, invoices=overdue,
             reason=(f"Write off {amounts} overdue ({', '.join(i.number for i in overdue)}): the ladder has "
                     f"no step left. {note.strip()}"),
         )

@@ -75,6 +75,7 @@ from ar_collections.models import (
     PromiseStatus,
     WorkKind,
     WriteOff,
+    WriteOffLine,
     bank_id_key,
     lists_open_invoice,
 )
@@ -1859,18 +1860,137 @@ def charges_named(charges) -> str:
 
 
 def _write_off_not_pursued(invoice: Invoice) -> None:
-    """Refuse to write off an invoice something still pursues: an open
-    dispute, an open promise or a plan waiting or in force asks the customer
-    for it, and would be left asking for money no longer owed."""
+    """Refuse to write off an invoice something still pursues (see write_off_pursued_said)."""
+    if pursued := write_off_pursued_said(invoice):
+        raise ValidationError({"invoice": pursued})
+
+
+def write_off_pursued_said(invoice: Invoice) -> str:
+    """Why `invoice` is not written off now, or "": an open dispute, an open
+    promise or a plan waiting or in force asks the customer for it, and
+    would be left asking for money no longer owed."""
     if Dispute.objects.filter(invoice=invoice, status=DisputeStatus.OPEN).exists():
-        raise ValidationError({"invoice": f"{invoice.number} has an open dispute: resolve it first, then "
-                                          "write off what it leaves open."})
+        return f"{invoice.number} has an open dispute: resolve it first, then write off what it leaves open."
     if invoice.promises.filter(status=PromiseStatus.OPEN).exists():
-        raise ValidationError({"invoice": f"{invoice.number} is covered by an open promise to pay: withdraw "
-                                          "the promise first, then write off what is open."})
+        return (f"{invoice.number} is covered by an open promise to pay: withdraw the promise first, then "
+                "write off what is open.")
     if invoice.payment_plans.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL]).exists():
-        raise ValidationError({"invoice": f"{invoice.number} is in a payment plan: end or withdraw the plan "
-                                          "first, then write off what is open."})
+        return (f"{invoice.number} is in a payment plan: end or withdraw the plan first, then write off what "
+                "is open.")
+    return ""
+
+
+# --- Write-offs a collector proposes ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteOffLineNow:
+    """An invoice a write-off request names, as it stands now: what it owes
+    (nothing once settled), whether it can be written off, and, where it
+    changed since the request was made, what changed, in words a manager
+    reads before confirming (empty when it is as asked)."""
+
+    line: WriteOffLine
+    invoice: Invoice
+    owed_amount: Decimal
+    writable: bool
+    changed: str
+
+    @property
+    def as_asked(self) -> bool:
+        return self.writable and not self.changed
+
+
+def write_off_lines_now(request: ExceptionRequest, *, lock: bool = False) -> list[WriteOffLineNow]:
+    """The invoices a write-off request names, each as it stands now (see
+    WriteOffLineNow); with `lock`, the invoices locked, as a write-off locks
+    them, so that nothing pays them between reading and deciding."""
+    lines = list(request.write_off_lines.order_by("pk"))
+    invoices = Invoice.objects.filter(pk__in=[line.invoice_id for line in lines]).select_related("write_off")
+    if lock:
+        invoices = invoices.select_for_update(of=("self",))
+    by_pk = {invoice.pk: invoice for invoice in invoices.order_by("pk")}
+    return [_write_off_line_now(line, by_pk[line.invoice_id]) for line in lines]
+
+
+def _write_off_line_now(line: WriteOffLine, invoice: Invoice) -> WriteOffLineNow:
+    asked = format_money(line.asked_amount, line.currency)
+    if invoice.status != InvoiceStatus.OPEN:
+        if invoice.status == InvoiceStatus.WRITTEN_OFF:
+            done = invoice.write_off
+            why = (f"{invoice.number} was written off meanwhile, on {format_day(done.written_off_on)} by "
+                   f"{person_name(done.decided_by)}")
+        elif invoice.status == InvoiceStatus.PAID:
+            why = (f"{invoice.number} was paid or credited in full meanwhile, on "
+                   f"{format_day(invoice.settled_on)}")
+        else:
+            why = f"{invoice.number} is {invoice.get_status_display().lower()}"
+        return WriteOffLineNow(line, invoice, ZERO, False, f"{why}: nothing of it is left to write off")
+    owes = format_money(invoice.open_amount, invoice.currency)
+    if pursued := write_off_pursued_said(invoice):
+        return WriteOffLineNow(line, invoice, invoice.open_amount, False, pursued.rstrip("."))
+    if invoice.open_amount < line.asked_amount:
+        return WriteOffLineNow(line, invoice, invoice.open_amount, True,
+                               f"{invoice.number} was paid or credited in part meanwhile: it owes {owes} "
+                               f"now, {asked} when asked")
+    if invoice.open_amount > line.asked_amount:
+        return WriteOffLineNow(line, invoice, invoice.open_amount, True,
+                               f"{invoice.number} owes {owes} now, more than the {asked} asked")
+    return WriteOffLineNow(line, invoice, invoice.open_amount, True, "")
+
+
+def _write_off_proposed(customer: Customer, invoices: Iterable[Invoice]) -> list[Invoice]:
+    """The invoices a write-off request may name: open ones of the account,
+    locked, that nothing else pursues and no other write-off waiting names
+    (approving both would write it off twice)."""
+    if not list(invoices):
+        raise ValidationError({"invoices": "Tick the invoices to write off."})
+    chosen = _open_invoices_of(customer, invoices, field="invoices")
+    if pursued := [said for invoice in chosen if (said := write_off_pursued_said(invoice))]:
+        raise ValidationError({"invoices": pursued})
+    waiting = (WriteOffLine.objects.filter(invoice__in=chosen, request__status=ExceptionStatus.PENDING)
+               .select_related("invoice", "request").order_by("pk").first())
+    if waiting is not None:
+        raise ValidationError({"invoices": (
+            f"{waiting.invoice.number} is in a write-off already waiting for a manager, asked on "
+            f"{format_day(waiting.request.requested_on)}: a manager decides it first."
+        )})
+    return chosen
+
+
+def _write_off_approved(request: ExceptionRequest, *, manager, confirmed: Mapping[int, Decimal] | None,
+                        on: dt.date) -> tuple[list[WriteOffLineNow], list[WriteOffLineNow]]:
+    """Check what approving a write-off request writes off: `confirmed`, by
+    invoice id, the amount of each the manager was shown and confirmed
+    (None: every invoice, at what it owed when asked). The invoices to write
+    off and those left, or a ValidationError saying which invoice changed
+    since it was asked, and how, with nothing written off."""
+    if not manager.has_perm("collections.write_off_invoice"):
+        raise ValidationError("Only a manager who may write off invoices approves a write-off: ask one who "
+                              "may, or reject the request.")
+    now = write_off_lines_now(request, lock=True)
+    if confirmed is None:
+        if changed := [line.changed for line in now if line.changed]:
+            raise ValidationError(f"Since the write-off was asked: {'; '.join(changed)}. Nothing was written "
+                                  "off: confirm what to write off now, or reject the request.")
+        confirmed = {line.invoice.pk: line.line.asked_amount for line in now}
+    if set(confirmed) - {line.invoice.pk for line in now}:
+        raise ValidationError({"write_off": "Only the invoices the request names are written off with it."})
+    if not confirmed:
+        raise ValidationError({"write_off": "Tick the invoices to write off, or reject the request."})
+    if refused := [line.changed for line in now if line.invoice.pk in confirmed and not line.writable]:
+        raise ValidationError({"write_off": [f"{why}. Nothing was written off: untick it."
+                                             for why in refused]})
+    for line in now:
+        if line.invoice.pk in confirmed and confirmed[line.invoice.pk] != line.owed_amount:
+            owes = format_money(line.owed_amount, line.invoice.currency)
+            seen = format_money(confirmed[line.invoice.pk], line.invoice.currency)
+            raise ValidationError({"write_off": (
+                f"{line.invoice.number} owes {owes} now, not the {seen} confirmed (paid or credited "
+                f"meanwhile). Nothing was written off: confirm the write-off of {owes}, or untick it."
+            )})
+    return ([line for line in now if line.invoice.pk in confirmed],
+            [line for line in now if line.invoice.pk not in confirmed])
 
 
 # --- Pauses and exceptions --------------------------------------------------------
@@ -2101,10 +2221,21 @@ def exception_request(
     on: dt.date,
     pause_until: dt.date | None = None,
     invoice: Invoice | None = None,
+    invoices: Iterable[Invoice] = (),
 ) -> ExceptionRequest:
+    """Ask a manager for an exception. A write-off names `invoices` (open
+    ones of the account that nothing else pursues), each recorded with what
+    it owes now; approved, they are written off (exception_decide)."""
     require_act_on(actor, customer)
     if not reason.strip():
         raise ValidationError({"reason": "Say what you ask for and why."})
+    invoices = list(invoices)
+    if kind == ExceptionKind.WRITE_OFF and invoice is not None:
+        raise ValidationError({"invoice": "A write-off names its invoices under the invoices to write off: "
+                                          "leave this empty."})
+    if kind != ExceptionKind.WRITE_OFF and invoices:
+        raise ValidationError({"invoices": "Only a write-off names invoices to write off: leave them "
+                                           "unticked, or ask for a write-off."})
     if kind in DATED_EXCEPTIONS and (pause_until is None or pause_until <= on):
         raise ValidationError({"pause_until": DATED_EXCEPTIONS[kind]})
     if kind in DATED_EXCEPTIONS:
@@ -2112,11 +2243,13 @@ def exception_request(
     # One request of a kind for the same thing waits at a time (a double submit,
     # a long pause asked again): approving both would grant it twice. The
     # account's lock makes two at the same moment queue and find each other.
-    # "Other" requests each ask something of their own.
+    # "Other" requests each ask something of their own; write-offs are
+    # checked per invoice (_write_off_proposed).
     current = Customer.objects.select_for_update().get(pk=customer.pk)
     waiting = (ExceptionRequest.objects.filter(customer=customer, kind=kind, invoice=invoice,
                                                status=ExceptionStatus.PENDING)
-               .exclude(kind=ExceptionKind.OTHER).exclude(exceptions_lapsed(on=on)).first())
+               .exclude(kind__in=[ExceptionKind.OTHER, ExceptionKind.WRITE_OFF])
+               .exclude(exceptions_lapsed(on=on)).first())
     if waiting is not None:
         what = f"invoice {invoice.number}" if invoice else "the whole account"
         until = f" until {format_day(waiting.pause_until)}" if waiting.pause_until else ""
@@ -2138,32 +2271,51 @@ def exception_request(
         where = f"on {invoice.number}" if invoice else "on this account"
         raise ValidationError({"invoice" if invoice else "kind":
                                f"No late fee or interest is owed {where}: there is nothing to waive."})
+    if kind == ExceptionKind.WRITE_OFF:
+        invoices = _write_off_proposed(customer, invoices)
     request = ExceptionRequest.objects.create(
         customer=customer, invoice=invoice, kind=kind, reason=reason.strip(), requested_by=actor,
         requested_on=on, pause_until=pause_until if kind in DATED_EXCEPTIONS else None,
     )
+    WriteOffLine.objects.bulk_create(
+        WriteOffLine(request=request, invoice=i, currency=i.currency, asked_amount=i.open_amount)
+        for i in invoices
+    )
     until = f" until {format_day(pause_until)}" if request.pause_until else ""
+    of = (f" of {format_amounts(by_currency((i.currency, i.open_amount) for i in invoices))} on "
+          f"{', '.join(i.number for i in invoices)}" if invoices else "")
     event_record(
         customer=customer, kind=EventKind.EXCEPTION, actor=actor, subject=request,
-        invoices=[invoice] if invoice else [],
-        summary=f"Exception requested: {_kind_said(request)}{until} — {reason.strip()}",
+        invoices=[invoice] if invoice else invoices,
+        summary=f"Exception requested: {_kind_said(request)}{until}{of} — {reason.strip()}",
         details={"kind": kind, "reason": request.reason,
-                 "pause_until": pause_until.isoformat() if request.pause_until else None},
+                 "pause_until": pause_until.isoformat() if request.pause_until else None,
+                 **({"invoices": [{"invoice": i.number, "amount": str(i.open_amount), "currency": i.currency}
+                                  for i in invoices]} if invoices else {})},
     )
     return request
 
 
 @transaction.atomic
 def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note: str, on: dt.date,
-                     until: dt.date | None = None):
+                     until: dt.date | None = None, write_off: Mapping[int, Decimal] | None = None):
     """Approve or reject a collector's request. A pause or extended terms may
     be approved until `until`, earlier than asked (today at the earliest):
-    the request keeps the end asked and records the end granted."""
+    the request keeps the end asked and records the end granted.
+
+    An approved write-off writes off, dated `on` and with the request's
+    reason, the invoices the manager confirmed: `write_off`, by invoice id,
+    what each owes as the manager was shown it (None: all of them, at what
+    they owed when asked). One paid, credited, disputed, promised or put in
+    a plan since, confirmed, is refused with what changed, and nothing is
+    written off: all of them are, or none (one transaction)."""
     locked = _decision_take(
         ExceptionRequest, request, manager=manager, approve=approve, note=note, what="exceptions",
         noun="request",
         pending=ExceptionStatus.PENDING, approved=ExceptionStatus.APPROVED, rejected=ExceptionStatus.REJECTED,
     )
+    if locked.kind == ExceptionKind.WRITE_OFF:
+        return _write_off_decide(locked, manager=manager, approve=approve, confirmed=write_off, on=on)
     dated = locked.kind in DATED_EXCEPTIONS and locked.pause_until is not None
     # Approved, a pause or extended terms hold dunning for what they cover
     # until their date (that day included). Past it, approving would hold
@@ -2217,6 +2369,34 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
         customer = Customer.objects.get(pk=locked.customer_id)
         if changes := worklist.hold_lift_changes(customer):
             customer_update(customer=customer, actor=manager, changes=changes)
+    return locked
+
+
+def _write_off_decide(locked: ExceptionRequest, *, manager, approve: bool,
+                      confirmed: Mapping[int, Decimal] | None, on: dt.date) -> ExceptionRequest:
+    """The decision on a write-off request (see exception_decide), on the
+    timeline before the write-offs it makes, each of which has its own entry."""
+    if not approve:
+        now = write_off_lines_now(locked)
+        _decision_record(locked, manager, kind=EventKind.EXCEPTION, asker=locked.requested_by,
+                         invoices=[line.invoice for line in now], what=f"Exception ({_kind_said(locked)})")
+        return locked
+    written, left = _write_off_approved(locked, manager=manager, confirmed=confirmed, on=on)
+    amounts = format_amounts(by_currency((line.invoice.currency, line.owed_amount) for line in written))
+    terms = f", writing off {amounts} on {', '.join(line.invoice.number for line in written)}"
+    if left:
+        terms += f"; not written off: {'; '.join(line.changed or line.invoice.number for line in left)}"
+    _decision_record(
+        locked, manager, kind=EventKind.EXCEPTION, asker=locked.requested_by,
+        invoices=[line.invoice for line in written + left], what=f"Exception ({_kind_said(locked)})",
+        terms=terms,
+        after={"written_off": [{"invoice": line.invoice.number, "amount": str(line.owed_amount),
+                                "currency": line.invoice.currency} for line in written],
+               "left": [{"invoice": line.invoice.number, "why": line.changed} for line in left]},
+    )
+    for line in written:
+        invoice_write_off(customer=locked.customer, actor=manager, invoice=line.invoice, reason=locked.reason,
+                          on=on, amount=line.owed_amount)
     return locked
 
 

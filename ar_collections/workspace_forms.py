@@ -52,6 +52,7 @@ from ar_collections.workspace import (
     credits_to_apply,
     disputed_parts,
     exception_earliest_end,
+    write_off_lines_now,
 )
 from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
 from arcrm.forms import MoneyField, plain_amount_check
@@ -646,9 +647,20 @@ class PauseForm(_AccountForm):
 class ExceptionForm(_AccountForm):
     kind = forms.ChoiceField(choices=ExceptionKind.choices)
     invoice = InvoiceChoice(required=False, empty_label="(the whole account)")
+    invoices = InvoiceChoices(
+        label="Invoices to write off", required=False,
+        help_text="For a write-off only: what each still owes is asked to be written off as bad debt.",
+    )
     pause_until = _date(label="Until", required=False,
                         help_text="For a pause, its last day; for extended terms, the new day to pay by.")
     reason = _text("What you ask for and why", rows=3, max_length=2000)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _mark_taken(self.fields["invoices"])
+        self.fields["invoices"].help_text = (
+            "For a write-off only: what each still owes is asked to be written off as bad debt. An invoice "
+            "under open dispute, promised or in a payment plan is not written off until that ends.")
 
 
 class DecideForm(forms.Form):
@@ -676,7 +688,16 @@ class ExceptionDecideForm(DecideForm):
     the service checks the day against what was asked and today."""
 
     until = _date(label="Grant until", required=False)
-    field_order = ["decision", "until", "note"]
+    write_off = forms.MultipleChoiceField(
+        label="Write off", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text=("Approving writes off what each invoice ticked owes now, dated today, with the request's "
+                   "reason."),
+        error_messages={"invalid_choice": (
+            "An invoice ticked was paid, credited or taken up by a dispute, promise or plan since the page "
+            "opened: check the invoices as they stand now and confirm again."
+        )},
+    )
+    field_order = ["decision", "until", "write_off", "note"]
 
     def __init__(self, *args, asked: ExceptionRequest, today: dt.date, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -695,9 +716,44 @@ class ExceptionDecideForm(DecideForm):
             )
         else:
             del self.fields["until"]
+        if asked.kind == ExceptionKind.WRITE_OFF:
+            self._write_off_choices(asked)
+        else:
+            del self.fields["write_off"]
+
+    def _write_off_choices(self, asked: ExceptionRequest) -> None:
+        """The invoices a write-off may still write off, each valued with what
+        it owes now: an amount that changed before the form is sent is no
+        longer a choice, so nothing is written off but what the manager saw.
+        Those as asked come ticked; one paid or credited in part since is
+        ticked only by a manager who confirms the new amount."""
+        lines = write_off_lines_now(asked)
+        field = self.fields["write_off"]
+        field.choices = [
+            (f"{line.invoice.pk}:{line.owed_amount}",
+             f"{line.invoice.number} · {format_money(line.owed_amount, line.invoice.currency)}"
+             + (f" · {line.changed}" if line.changed else ""))
+            for line in lines if line.writable
+        ]
+        field.initial = [f"{line.invoice.pk}:{line.owed_amount}" for line in lines if line.as_asked]
+        if not field.choices:
+            field.help_text = "None of these invoices can be written off now: reject the request."
+
+    def clean(self) -> dict:
+        data = super().clean()
+        # A rejection writes off nothing: invoices ticked on a page opened
+        # before a payment came in do not stand in its way.
+        if data.get("decision") == "reject" and "write_off" in self._errors:
+            del self._errors["write_off"]
+            data["write_off"] = []
+        return data
 
     def terms(self) -> dict:
-        return {"until": self.cleaned_data.get("until")} if "until" in self.fields else {}
+        terms = {"until": self.cleaned_data.get("until")} if "until" in self.fields else {}
+        if "write_off" in self.fields:
+            terms["write_off"] = {int(pk): Decimal(amount) for pk, _, amount in
+                                  (chosen.partition(":") for chosen in self.cleaned_data["write_off"])}
+        return terms
 
 
 class SnoozeForm(forms.Form):

@@ -637,7 +637,7 @@ def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
         data = form.cleaned_data
         asked = workspace.exception_request(
             customer=customer, actor=user, kind=data["kind"], reason=data["reason"],
-            pause_until=data["pause_until"], invoice=data["invoice"], on=today,
+            pause_until=data["pause_until"], invoice=data["invoice"], invoices=data["invoices"], on=today,
         )
         done = "Exception requested; it is in the managers' queue."
         if asked.kind == ExceptionKind.EXTENDED_TERMS and asked.invoice_id is None:
@@ -886,6 +886,9 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
     account_terms = (getattr(subject, "kind", None) == ExceptionKind.EXTENDED_TERMS
                      and subject.invoice_id is None and subject.pause_until)
     terms_cover = workspace.extended_terms_cover(subject) if account_terms else None
+    # A write-off's invoices, each as it stands now beside what it owed when asked.
+    write_off_lines = (workspace.write_off_lines_now(subject)
+                       if getattr(subject, "kind", None) == ExceptionKind.WRITE_OFF else None)
     context = {"customer": customer, "form": form, "slug": f"{slug}-{pk}", "asked": subject,
                # The breadcrumb names the account already.
                "title": title, "submit": "Record decision", "crumb": what,
@@ -893,7 +896,8 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                "action_url": f"{request.path}?{urlencode({'next': back})}", "cancel_url": back,
                # What is asked, and the five questions to weigh before bending the rule.
                "questions": FiveQuestions.for_customer(customer, today=timezone.localdate()),
-               "waivable": waivable, "covers": _covers(subject, waivable, terms_cover),
+               "waivable": waivable, "covers": _covers(subject, waivable, terms_cover, write_off_lines),
+               "write_off_lines": write_off_lines,
                "terms_cover": terms_cover and workspace.extended_terms_cover_said(*terms_cover, due=True),
                "disputed_since": workspace.disputes_opened_since(subject),
                # A plan's instalments with what is still to pay of each, payments since counted.
@@ -945,11 +949,15 @@ def _decision_landing(back: str, decided: PaymentPlan | ExceptionRequest) -> str
     return f"{url}#approval-count"
 
 
-def _covers(asked, waivable: list | None, terms_cover: tuple | None = None) -> list[tuple[str, Decimal]]:
+def _covers(asked, waivable: list | None, terms_cover: tuple | None = None,
+            write_off_lines: list | None = None) -> list[tuple[str, Decimal]]:
     """The money a request is about, by currency: a plan's total, what a fee
     waiver would waive, what is open of the invoices extended terms for the
-    whole account give more time, the open amount of the invoice any other
-    exception names (none for the whole account)."""
+    whole account give more time, what a write-off's invoices owe now, the
+    open amount of the invoice any other exception names (none for the
+    whole account)."""
+    if write_off_lines is not None:
+        return by_currency((line.invoice.currency, line.owed_amount) for line in write_off_lines)
     if isinstance(asked, PaymentPlan):
         # What approving puts at stake: the plan's total less what came in since it was proposed.
         return [(asked.currency, asked.still_owed_amount)]

@@ -178,6 +178,7 @@ ADMIN_PERMISSIONS = {
     "collections.Instalment": (False, False, False),
     "collections.Dispute": (False, False, False),
     "collections.ExceptionRequest": (False, False, False),
+    "collections.WriteOffLine": (False, False, False),
     "collections.WorkItem": (False, False, False),
     "collections.OutgoingMail": (False, False, False),
     "collections.PaperDocument": (False, False, False),
