@@ -53,10 +53,13 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeReason,
     DisputeStatus,
+    DunningPause,
+    ExceptionKind,
     Instalment,
     InstalmentStatus,
     Invoice,
     InvoiceStatus,
+    PauseKind,
     PaymentPlan,
     PlanStatus,
     Promise,
@@ -623,8 +626,9 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
     open invoices, open promises, instalments of plans in good standing.
 
     An open invoice is expected on its due date plus its customer's usual
-    lateness (the amount-weighted average days late of what it settled); one
-    a promise or a plan in good standing covers is expected as the promise or
+    lateness (the amount-weighted average days late of what it settled), or,
+    under approved extended terms in force, on the day they end; one a
+    promise or a plan in good standing covers is expected as the promise or
     the instalments say instead; one under open dispute is not expected at
     all, but for the undisputed rest of one a plan in good standing covers,
     which its instalments stand for. A promise or instalment whose day has passed (within its grace
@@ -633,6 +637,34 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
     lateness = Greatest(
         Cast(Round(Coalesce("customer__behaviour__weighted_days_late", Value(Decimal("0")))), IntegerField()),
         Value(0),
+    )
+    # Extended terms a manager approved give the customer a later day to pay
+    # by: the invoice is expected the day they end, as a promise's day, not
+    # by its old due date plus the customer's usual lateness (lateness
+    # against a due date the customer no longer has). Terms on one invoice
+    # cover it; terms on the whole account cover its invoices falling due
+    # before they end (workspace.extended_terms_cover): a later one has as
+    # long by its own terms. Lifted or ended, they move nothing, and the
+    # invoice is read by its due date again. The latest end when several hold.
+    terms = DunningPause.objects.active(on=today).filter(
+        kind=PauseKind.EXCEPTION, exception__kind=ExceptionKind.EXTENDED_TERMS
+    )
+    terms_end = Subquery(
+        terms.filter(customer=OuterRef("customer_id"))
+        .filter(Q(invoice=OuterRef("pk")) | Q(invoice__isnull=True, ends_on__gt=OuterRef("due_date")))
+        .order_by("-ends_on")
+        .values("ends_on")[:1]
+    )
+    # Days from today to the due date plus the customer's usual lateness.
+    usual_offset = DaysFrom(today, "due_date") + lateness
+    # The accounts with terms in force are read once and hashed; only their
+    # invoices look their terms up (few accounts have any), the rest of the
+    # book is read by its due date without a lookup per invoice.
+    expected_offset = Case(
+        When(customer_id__in=terms.values("customer_id"),
+             then=Coalesce(DaysFrom(today, terms_end), usual_offset)),
+        default=usual_offset,
+        output_field=IntegerField(),
     )
     # Which open invoices are expected by their due date, and which are
     # disputed, as conditional sums grouped by week alone, rather than a kind
@@ -663,7 +695,7 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
                     output_field=MONEY)
     invoices = (
         scope.of(_with_disputed_part(Invoice.objects.open()))
-        .annotate(offset=DaysFrom(today, "due_date") + lateness)
+        .annotate(offset=expected_offset)
         .annotate(week=_week("offset"))
         .order_by()
         .values("currency", "week")

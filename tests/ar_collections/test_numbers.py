@@ -29,7 +29,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from ar_collections import numbers
+from ar_collections import numbers, workspace
 from ar_collections.models import (
     Allocation,
     CreditNote,
@@ -37,6 +37,7 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeReason,
     DisputeStatus,
+    ExceptionKind,
     Instalment,
     InstalmentStatus,
     InvoiceStatus,
@@ -610,6 +611,12 @@ def test_the_page_costs_the_same_queries_however_big_the_book(
             invoice = make_invoice(account, issued=day(5, 1 + n), amount="100.00")
             pay(invoice, "40.00", day(6, 1 + n))
             dispute(invoice, reason=DisputeReason.OUR_SERVICE, on=day(7, 1 + n), user=collector)
+            # Extended terms in force, on the invoice or the whole account: read in the same query.
+            asked = workspace.exception_request(
+                customer=account, actor=collector, kind=ExceptionKind.EXTENDED_TERMS, reason="A slow month",
+                on=TODAY, pause_until=day(9, 1 + n), invoice=invoice if n % 2 else None,
+            )
+            workspace.exception_decide(request=asked, manager=manager, approve=True, note="Agreed", on=TODAY)
     client.force_login(manager)
 
     # session, user, permissions (2), collectors, currencies; aging; ledger (4); flows (3);
