@@ -7,7 +7,8 @@ lines' balances as they stood), the share paid by the pay-by date and within
 LATE_DAYS after it, per currency and never summed across currencies; the
 median days from a notice to a payment towards it; how many cycles went on to
 a later step and how many ended with a dispute or a payment plan instead; and
-a plain flag (`judge`).
+a plain flag (`judge`), one per step, over all its notices whatever their
+currencies.
 
 The period is of pay-by dates whose LATE_DAYS are over, so every notice in it
 has had its whole time to be paid: a notice asking to be paid next week is not
@@ -112,10 +113,6 @@ class CurrencyRow:
     def share_late(self) -> Decimal | None:
         return self.paid_late / self.asked if self.asked else None
 
-    @property
-    def flag(self) -> str:
-        return judge(notices=self.notices, share=self.share_by_pay_by)
-
 
 @dataclass
 class StepReview:
@@ -129,11 +126,24 @@ class StepReview:
     currencies: list[CurrencyRow] = field(default_factory=list)
 
     @property
+    def share_by_pay_by(self) -> Decimal | None:
+        """The share paid by the pay-by date over all the step's notices:
+        each currency's share of the money its notices asked, the shares
+        weighted by how many notices asked in each. Amounts in different
+        currencies are never added up, shares can be: whether a notice gets
+        paid does not depend on its currency. In one currency, its share."""
+        weighed = [(c.notices, c.share_by_pay_by) for c in self.currencies if c.share_by_pay_by is not None]
+        if len(weighed) == 1:
+            return weighed[0][1]
+        notices = sum(n for n, _ in weighed)
+        return sum((n * share for n, share in weighed), ZERO) / notices if notices else None
+
+    @property
     def flag(self) -> str:
-        """The step's flag when its notices are in one currency (else each currency's row has its own)."""
-        if len(self.currencies) == 1:
-            return self.currencies[0].flag
-        return TOO_FEW if not self.currencies else ""
+        """Judged over all the step's notices, whatever their currencies: 25
+        notices in three currencies are enough to judge, though no currency
+        has 20 of them."""
+        return judge(notices=self.notices, share=self.share_by_pay_by)
 
 
 @dataclass
@@ -143,8 +153,8 @@ class PolicyReview:
 
 
 def judge(*, notices: int, share: Decimal | None) -> str:
-    """The flag for a step's notices in one currency: the share of the money
-    they asked that was paid by the pay-by date."""
+    """The flag for a step: how many notices it carried out, and the share
+    paid by their pay-by date (StepReview.share_by_pay_by)."""
     if notices < MIN_NOTICES or share is None:
         return TOO_FEW
     if share < RARELY_BELOW:

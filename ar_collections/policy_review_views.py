@@ -82,6 +82,8 @@ POLICY_REVIEW_CSV_HEADER = [
     "Median days to a payment",
     "Went on to a later step",
     "Ended with a dispute or plan",
+    # The step's, over all its notices whatever their currencies: the same on each of its rows.
+    "Share paid by the pay-by date, all notices (%)",
     "Flag",
 ]
 
@@ -115,13 +117,13 @@ def policy_review_csv(request: HttpRequest) -> HttpResponse:
                 s.step.get_action_display(), s.notices, s.accounts,
             ]
             median = "" if s.median_days is None else str(s.median_days)
-            tail = [median, s.went_on, s.ended_disputed_or_planned]
+            tail = [median, s.went_on, s.ended_disputed_or_planned, _percent(s.share_by_pay_by), s.flag]
             for c in s.currencies or [None]:
                 if c is None:
-                    writer.writerow([*head, "", "", "", "", "", "", "", *tail, s.flag])
+                    writer.writerow([*head, "", "", "", "", "", "", "", *tail])
                     continue
                 writer.writerow([
                     *head, c.currency, c.notices, str(c.asked), str(c.paid_by_pay_by),
-                    _percent(c.share_by_pay_by), str(c.paid_late), _percent(c.share_late), *tail, c.flag,
+                    _percent(c.share_by_pay_by), str(c.paid_late), _percent(c.share_late), *tail,
                 ])
     return response

@@ -282,6 +282,67 @@ def test_the_flag_follows_the_rule_stated_on_the_page(notices, share, flag):
     assert policy_review.judge(notices=notices, share=share) == flag
 
 
+def many_currencies(ladder, make_customer, make_invoice) -> Book:
+    """25 e-mails of the first step to 25 accounts, EUR 100.00 asked by each:
+    19 in EUR with EUR 1.00 of each paid by the pay-by date (1 %), 2 in GBP
+    and 4 in USD with nothing paid."""
+    b = Book()
+    for currency in ["EUR"] * 19 + ["GBP"] * 2 + ["USD"] * 4:
+        account = make_customer(currency=currency)
+        invoice = make_invoice(account, issued=day(5, 1), amount="100.00", currency=currency)
+        b.notice(ladder[0], account, sent=day(6, 1), pay_by=day(6, 8), lines=[(invoice, "100.00")])
+        if currency == "EUR":
+            pay(invoice, "1.00", day(6, 8))
+    return b
+
+
+def test_a_step_is_judged_over_all_its_notices_whatever_their_currencies(ladder, make_customer,
+                                                                          make_invoice):
+    many_currencies(ladder, make_customer, make_invoice)
+
+    first = reviewed()[1]
+
+    # No currency has 20 notices, the step has 25: enough to judge, and it rarely works.
+    assert {c.currency: c.notices for c in first.currencies} == {"EUR": 19, "GBP": 2, "USD": 4}
+    assert first.notices == 25
+    assert first.share_by_pay_by == D("0.0076")  # 19 notices at 1 %, 6 at nothing
+    assert first.flag == "rarely works"
+    # The money stays per currency.
+    assert money(first)["EUR"] == (19, D("1900.00"), D("19.00"), D("19.00"))
+
+
+def test_the_currencies_shares_are_weighted_by_their_notices_not_by_their_money(ladder):
+    # Ten EUR notices got 80 % of large sums paid, thirty USD notices 10 %
+    # of small ones: most notices went largely unpaid. Adding the amounts up
+    # (8,030 of 10,300, 78 %) would say it works, and mixes currencies.
+    step = policy_review.StepReview(step=ladder[0], notices=40, currencies=[
+        policy_review.CurrencyRow("EUR", 10, D("10000.00"), D("8000.00"), D("8000.00")),
+        policy_review.CurrencyRow("USD", 30, D("300.00"), D("30.00"), D("30.00")),
+    ])
+
+    assert step.share_by_pay_by == D("0.275")
+    assert step.flag == "watch"
+
+
+def test_the_page_and_the_csv_give_one_flag_for_a_step_in_many_currencies(client, manager, ladder,
+                                                                          make_customer, make_invoice):
+    many_currencies(ladder, make_customer, make_invoice)
+    client.force_login(manager)
+
+    html = client.get(URL).content.decode()
+    rows = list(csv.reader(io.StringIO(client.get(CSV_URL).content.decode("utf-8-sig"))))
+
+    first = html.split(f'id="step-{ladder[0].pk}"')[1].split('<tr class="step"')[0]
+    assert first.count('class="flag"') == 1
+    assert '<td class="flag" rowspan="3">rarely works' in first
+    assert "1 % paid by the pay-by date over all 25 notices" in first
+    assert "too few notices to judge" not in first
+    assert "fewer than 20 notices in all, whatever their currencies" in html
+    flags = [(row[7], row[-2], row[-1]) for row in rows if row[0] == "Slip review" and row[2] == "1"]
+    assert flags == [("EUR", "0.8", "rarely works"), ("GBP", "0.8", "rarely works"),
+                     ("USD", "0.8", "rarely works")]
+
+
 def test_the_median_of_an_even_count_is_the_mean_of_the_middle_two():
     assert policy_review.median({4: 1, 7: 1, 15: 1, 19: 1}) == D("11")
     assert policy_review.median({3: 2, 9: 1}) == D("3")
@@ -317,7 +378,8 @@ def test_twenty_notices_mostly_unpaid_are_flagged_to_watch(client, manager, book
 
     # EUR: 23 notices, 900 of 3,800 paid by the pay-by date = 24 %.
     assert "EUR 900.00 <span class=\"share\">(24 %)</span>" in html
-    assert '<td class="flag">watch</td>' in html
+    # One flag for the step's EUR and USD rows: 23 EUR notices at 24 %, one USD at nothing, 23 %.
+    assert '<td class="flag" rowspan="2">watch <span class="muted">(23 % paid by the pay-by date' in html
 
 
 def test_htmx_gets_the_figures_alone_for_the_period_chosen(client, manager, book):
@@ -393,15 +455,15 @@ def test_the_table_downloads_as_csv_a_row_per_step_and_currency(client, manager,
     slip = [row for row in rows if row[0] == "Slip review"]
     assert slip == [
         ["Slip review", "Occasional slip", "1", "3", "E-mail", "4", "4", "EUR", "3", "1800.00", "900.00",
-         "50.0", "1800.00", "100.0", "11", "1", "1", "too few notices to judge"],
+         "50.0", "1800.00", "100.0", "11", "1", "1", "37.5", "too few notices to judge"],
         ["Slip review", "Occasional slip", "1", "3", "E-mail", "4", "4", "USD", "1", "2000.00", "0.00",
-         "0.0", "0.00", "0.0", "11", "1", "1", "too few notices to judge"],
+         "0.0", "0.00", "0.0", "11", "1", "1", "37.5", "too few notices to judge"],
         ["Slip review", "Occasional slip", "2", "14", "PDF letter", "1", "1", "EUR", "1", "500.00", "500.00",
-         "100.0", "500.00", "100.0", "5", "0", "0", "too few notices to judge"],
+         "100.0", "500.00", "100.0", "5", "0", "0", "100.0", "too few notices to judge"],
         ["Slip review", "Occasional slip", "3", "30", "Call task for the collector", "0", "0", "", "", "", "",
-         "", "", "", "", "0", "0", "too few notices to judge"],
+         "", "", "", "", "0", "0", "", "too few notices to judge"],
         ["Slip review", "Occasional slip", "4", "45", "Manager review", "0", "0", "", "", "", "",
-         "", "", "", "", "0", "0", "too few notices to judge"],
+         "", "", "", "", "0", "0", "", "too few notices to judge"],
     ]
 
 
