@@ -291,7 +291,7 @@ def contact_edit(request: HttpRequest, pk: int, contact_id: int | None = None) -
         else:
             # A new address, or the refused one marked as working: the
             # "find a working address" item goes now, not at the next refresh.
-            worklist.refused_addresses_fixed(timezone.now(), contact=form.instance)
+            worklist.refused_addresses_fixed(contact=form.instance, actor=request.user)
             messages.success(request, f"Contact {form.instance.name} saved.")
             return _contacts_changed(request, customer, focus=form.instance.pk)
     return _form_response(
