@@ -1656,6 +1656,9 @@ class ExceptionStatus(models.TextChoices):
     PENDING = "pending", "Waiting for a manager"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+    # A pause or extended terms whose day passed before a manager decided it
+    # (workspace.exceptions_lapse): it grants nothing, and asking again is open.
+    LAPSED = "lapsed", "Lapsed undecided"
 
 
 class ExceptionRequest(models.Model):

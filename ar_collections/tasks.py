@@ -25,7 +25,7 @@ from ar_collections.models import DunningAction, DunningRun
 from ar_collections.outbox import mails_send, mails_sweep
 from ar_collections.services import behaviour_refresh, submissions_prune
 from ar_collections.worklist import worklist_refresh
-from ar_collections.workspace import commitments_check
+from ar_collections.workspace import commitments_check, exceptions_lapse
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,13 @@ def refresh_payment_behaviour(on: str | None = None) -> int:
 @shared_task(name="collections.check_commitments")
 def check_commitments(on: str | None = None) -> dict[str, int]:
     """Daily, before the dunning run: promises kept or broken, instalments paid
-    or missed, and the worklist items that follow; red-tape re-sends that did
+    or missed, exception requests whose day passed undecided recorded as
+    lapsed, and the worklist items that follow; red-tape re-sends that did
     not go are tried again; the tokens of forms carried out long ago are
     forgotten (services.SUBMISSIONS_KEPT). Safe to repeat."""
     day = dt.date.fromisoformat(on) if on else timezone.localdate()
     counts = commitments_check(on=day)
+    counts["exceptions_lapsed"] = exceptions_lapse(on=day)
     counts["work_items"] = worklist_refresh(on=day)
     counts["resends"] = resends_retry(on=day)
     counts["form_tokens_forgotten"] = submissions_prune(now=timezone.now())

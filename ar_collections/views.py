@@ -93,6 +93,8 @@ from ar_collections.models import (
     StepAction,
 )
 from ar_collections.workspace import (
+    DATED_EXCEPTIONS,
+    LAPSED_LISTED_DAYS,
     amounts_waived,
     charges_waivable,
     exceptions_lapsed,
@@ -522,10 +524,14 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     for action in items:
         action.form = ApprovalForm(auto_id=f"approval-{action.pk}-%s")
     # Collectors' requests above their limits; few at a time, so not paginated.
-    # Those asked until a day that passed undecided are listed apart, for what they asked, not to be decided.
+    # Those asked until a day that passed undecided are listed apart, for what they asked, not to be decided:
+    # the recent ones only (those the daily job recorded as lapsed, and any it has not come to yet).
     pending = list(
-        ExceptionRequest.objects.filter(status=ExceptionStatus.PENDING)
-        .annotate(lapsed=Case(When(exceptions_lapsed(on=today), then=True), default=False))
+        ExceptionRequest.objects.filter(status__in=[ExceptionStatus.PENDING, ExceptionStatus.LAPSED])
+        .exclude(kind__in=list(DATED_EXCEPTIONS),
+                 pause_until__lt=today - dt.timedelta(days=LAPSED_LISTED_DAYS))
+        .annotate(lapsed=Case(When(Q(status=ExceptionStatus.LAPSED) | exceptions_lapsed(on=today),
+                                   then=True), default=False))
         .select_related("customer", "requested_by").order_by("requested_on", "pk")
     )
     exception_requests = [asked for asked in pending if not asked.lapsed]

@@ -2198,6 +2198,51 @@ def exceptions_lapsed(*, on: dt.date) -> Q:
     return Q(status=ExceptionStatus.PENDING, kind__in=list(DATED_EXCEPTIONS), pause_until__lt=on)
 
 
+# Days the approvals list a request that lapsed undecided, counted from the
+# day it asked for: long enough for a manager back from a fortnight away to
+# see what went by, short enough that the list does not grow without end.
+LAPSED_LISTED_DAYS = 30
+
+
+def exceptions_lapse(*, on: dt.date) -> int:
+    """Record as lapsed the requests still waiting for a manager on `on`
+    whose day has passed (exceptions_lapsed), each on its account's timeline
+    and on the worklist of the collector who asked: left pending, they would
+    wait for a decision nobody may take, and the collector would never hear
+    that nothing was granted. Daily; few at a time. Returns how many."""
+    lapsed = 0
+    for asked in (ExceptionRequest.objects.filter(exceptions_lapsed(on=on))
+                  .select_related("customer", "requested_by").order_by("pk")):
+        with transaction.atomic():
+            # Locked, and read again: a manager deciding it this moment (from a
+            # form opened before the day passed) is refused or got there first.
+            if not list(ExceptionRequest.objects.select_for_update().filter(exceptions_lapsed(on=on),
+                                                                            pk=asked.pk).values("pk")):
+                continue
+            note = (f"Lapsed undecided: asked until {format_day(asked.pause_until)}, a day that passed "
+                    "before a manager decided it")
+            ExceptionRequest.objects.filter(pk=asked.pk).update(
+                status=ExceptionStatus.LAPSED, decided_at=timezone.now(),
+                decision_note=note[:ExceptionRequest._meta.get_field("decision_note").max_length])
+            summary = (f"Exception ({_kind_said(asked)} until {format_day(asked.pause_until)}) lapsed "
+                       "undecided: the day asked passed before a manager decided it; nothing was granted")
+            event_record(
+                customer=asked.customer, kind=EventKind.EXCEPTION, subject=asked,
+                invoices=[asked.invoice_id] if asked.invoice_id else [], summary=summary,
+                details={"before": {"status": ExceptionStatus.PENDING},
+                         "after": {"status": ExceptionStatus.LAPSED},
+                         "until": asked.pause_until.isoformat()},
+            )
+            # The key a decision's item has: a request is decided, or lapses, once.
+            worklist.item_add(
+                kind=WorkKind.DECIDED, key=f"decided:exceptionrequest:{asked.pk}", customer=asked.customer,
+                assignee=asked.requested_by, due_on=on,
+                title=f"{summary} — if the customer still needs it, ask again",
+            )
+            lapsed += 1
+    return lapsed
+
+
 def exception_lapsed_message(request: ExceptionRequest) -> str:
     return (f"This request asked until {format_day(request.pause_until)}, which passed before anyone decided "
             "it: it has lapsed, and nothing was recorded. If the customer still needs it, the collector asks "
@@ -2490,6 +2535,8 @@ def _decided_already(locked, *, noun: str, approved: str, rejected: str) -> str:
     needs: who decided it, when and why, or how it was withdrawn (a proposal
     its proposer took back, or one that payments or a credit left nothing to
     pay for, see plan_withdraw and _plan_credited_in_full)."""
+    if locked.status == ExceptionStatus.LAPSED:
+        return exception_lapsed_message(locked)
     if locked.status in (approved, rejected) and locked.decided_by_id:
         return (f"This {noun} was already {locked.get_status_display().lower()} by "
                 f"{person_name(locked.decided_by)} on {format_day(timezone.localdate(locked.decided_at))}: "

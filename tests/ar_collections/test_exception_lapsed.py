@@ -12,8 +12,16 @@ import pytest
 from django.urls import reverse
 
 from ar_collections import workspace
-from ar_collections.models import DunningPause, ExceptionKind, ExceptionRequest, ExceptionStatus, WorkItem
-from customers.models import TimelineEvent
+from ar_collections.models import (
+    DunningPause,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
+    WorkItem,
+    WorkKind,
+)
+from ar_collections.tasks import check_commitments
+from customers.models import EventKind, TimelineEvent
 
 TODAY = dt.date(2025, 8, 5)
 HTMX_PANEL = {"HX-Request": "true", "HX-Target": "action-panel"}
@@ -103,3 +111,62 @@ def test_a_lapsed_request_does_not_stop_the_collector_asking_again(customer, col
 
     waiting = ExceptionRequest.objects.filter(status=ExceptionStatus.PENDING).order_by("pk")
     assert list(waiting) == [lapsed, again]
+
+
+def test_the_daily_check_records_a_lapsed_request_and_tells_the_collector_who_asked(
+    customer, collector, lapsed, current
+):
+    """Left pending, it waited for ever for a decision nobody may take, and
+    the collector never heard that nothing was granted."""
+    counts = check_commitments(on=TODAY.isoformat())
+
+    lapsed.refresh_from_db()
+    current.refresh_from_db()
+    assert counts["exceptions_lapsed"] == 1
+    assert (lapsed.status, lapsed.decided_by, lapsed.granted_until) == (ExceptionStatus.LAPSED, None, None)
+    assert current.status == ExceptionStatus.PENDING
+    said = ("Exception (pause dunning beyond the collector's limit until 4 Aug 2025) lapsed undecided: the "
+            "day asked passed before a manager decided it; nothing was granted")
+    entry = TimelineEvent.objects.for_subject(lapsed).latest("pk")
+    assert (entry.customer, entry.kind, entry.summary) == (customer, EventKind.EXCEPTION, said)
+    assert entry.details["after"] == {"status": ExceptionStatus.LAPSED}
+    [item] = WorkItem.objects.filter(kind=WorkKind.DECIDED)
+    assert (item.assignee, item.customer, item.due_on) == (collector, customer, TODAY)
+    assert item.title == f"{said} — if the customer still needs it, ask again"
+
+    before = state()
+    assert check_commitments(on=TODAY.isoformat())["exceptions_lapsed"] == 0
+    assert state() == before
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+def test_deciding_a_request_recorded_as_lapsed_is_refused(client, manager, lapsed, headers):
+    workspace.exceptions_lapse(on=TODAY)
+    before = state()
+    client.force_login(manager)
+
+    response = client.post(decide_url(lapsed), {"decision": "approve", "note": "Fine"}, headers=headers)
+
+    assert response.status_code == 422
+    assert "passed before anyone decided it: it has lapsed, and nothing was recorded" in text_of(response)
+    assert state() == before
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["not-yet-recorded", "recorded"])
+def test_the_approvals_list_only_the_requests_that_lapsed_in_the_last_30_days(
+    client, manager, make_customer, collector, lapsed, recorded
+):
+    old = workspace.exception_request(
+        customer=make_customer(name="Gamma Ltd"), actor=collector, kind=ExceptionKind.PAUSE,
+        reason="Long ago", pause_until=dt.date(2025, 7, 5), on=dt.date(2025, 6, 20),
+    )
+    if recorded:
+        workspace.exceptions_lapse(on=TODAY)
+        assert ExceptionRequest.objects.get(pk=old.pk).status == ExceptionStatus.LAPSED
+    client.force_login(manager)
+
+    html = client.get(reverse("collections:approvals")).content.decode()
+
+    item = re.search(rf'<li id="exception-request-{lapsed.pk}".*?</li>', html, re.S).group(0)
+    assert "lapsed undecided: that day has passed." in item and decide_url(lapsed) not in item
+    assert f'id="exception-request-{old.pk}"' not in html
