@@ -51,7 +51,7 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Coalesce, Concat, Floor, Least, NullIf, RowNumber, Trim
+from django.db.models.functions import Coalesce, Concat, Floor, Least, NullIf, RowNumber, Trim, TruncDate
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -902,6 +902,7 @@ def worklist_refresh(*, on: dt.date) -> int:
     _items_end(open_items.filter(kind=WorkKind.PERSONAL).exclude(
         Exists(DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=True))),
         because="no dunning cycle is open: the account is no longer behind")
+    personal_items_back(keys=[i.key for i in wanted if i.kind == WorkKind.PERSONAL], on=on)
     # A broken promise or a missed instalment whose invoices have all been
     # paid (or credited) since: nothing is left to chase.
     for kind, settled, what in (
@@ -936,6 +937,41 @@ def worklist_refresh(*, on: dt.date) -> int:
     _items_end(ended, because="the late fees and interest are paid or waived: nothing of them is owed")
     order_gaps_ended(still={i.key for i in gaps}, on=on)
     return created
+
+
+def personal_items_back(*, keys: list[str], on: dt.date) -> int:
+    """Open again the done personal-treatment items among `keys` (those of
+    the cycles still open) whose account is behind again on `on`: an invoice
+    is overdue that was not when the item was closed (it fell due on that
+    day or later, or it was recorded since). Closed once the account paid
+    up, or ticked off after a call, the item is the cycle's (its key names
+    it), and without this an account falling behind again in the same cycle
+    would never be called about. One ticked off for the debt still overdue
+    stays done: the call about it was made. Each comes back with the invoice
+    on the timeline; a few statements whatever their number."""
+    done_on = TruncDate("done_at")
+    again = (Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
+                                    open_amount__gt=0, due_date__lt=on)
+             .filter(Q(due_date__gte=OuterRef("done_on")) | Q(created_at__gt=OuterRef("done_at")))
+             .order_by("due_date", "pk"))
+    with transaction.atomic():
+        # Locked: a collector ticking off or a second refresh at this moment finds it as it is.
+        back = list(
+            WorkItem.objects.filter(kind=WorkKind.PERSONAL, status=WorkStatus.DONE, key__in=keys,
+                                    done_at__isnull=False)
+            .annotate(done_on=done_on).filter(Exists(again))
+            .annotate(invoice_number=Subquery(again.values("number")[:1]),
+                      invoice_due=Subquery(again.values("due_date")[:1]))
+            .select_for_update(of=("self",)).only("pk", "customer_id", "kind", "title").order_by("pk")
+        )
+        if not back:
+            return 0
+        WorkItem.objects.filter(pk__in=[i.pk for i in back]).update(
+            status=WorkStatus.OPEN, due_on=on, done_at=None, done_by=None, snoozed_until=None)
+        said = [f"Worklist: back — {item.title}; behind again: {item.invoice_number} overdue since "
+                f"{format_day(item.invoice_due + dt.timedelta(days=1))}" for item in back]
+        _records(back, None, said, reopened=True)
+    return len(back)
 
 
 def _charges_left(*, on: dt.date) -> list[WorkItem]:

@@ -1,0 +1,100 @@
+"""An account on the personal track that falls behind again in the same
+cycle gets its personal-treatment item back (the item is the cycle's: its
+key names it), once, with why on the timeline; one a collector ticked off
+for the debt still overdue stays done."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ar_collections import worklist, workspace
+from ar_collections.models import WorkItem, WorkKind, WorkStatus
+from customers.models import EventKind, Segment, TimelineEvent
+from tests.ar_collections.conftest import DUE, frozen
+
+pytestmark = pytest.mark.usefixtures("default_ladders")
+
+ON = DUE + dt.timedelta(days=30)
+
+
+@pytest.fixture
+def bond(make_account, plan_and_deliver):
+    """A special-bond account behind since DUE, its cycle open and its personal item on the list on ON."""
+    with frozen(DUE - dt.timedelta(days=30)):  # its invoices recorded when they were issued
+        account = make_account(Segment.SPECIAL_BOND, name="Old Friend")
+    plan_and_deliver(DUE + dt.timedelta(days=10))
+    with frozen(ON):
+        worklist.worklist_refresh(on=ON)
+    return account
+
+
+def personal(account) -> WorkItem:
+    [item] = WorkItem.objects.filter(kind=WorkKind.PERSONAL, customer=account)
+    return item
+
+
+def refresh(day: dt.date) -> None:
+    with frozen(day):
+        worklist.worklist_refresh(on=day)
+
+
+def back_entries(item: WorkItem) -> list[str]:
+    return list(TimelineEvent.objects.for_subject(item).filter(kind=EventKind.WORK,
+                                                               summary__startswith="Worklist: back — ")
+                .values_list("summary", flat=True))
+
+
+@pytest.mark.parametrize("how", ["falls-due-later", "recorded-later"])
+def test_an_account_paid_up_that_falls_behind_again_in_the_cycle_gets_its_item_back(
+    bond, make_invoice, how
+):
+    with frozen(ON):
+        allocations = [(i, i.open_amount) for i in bond.invoices.all()]
+        workspace.payment_record(customer=bond, amount=sum(a for _, a in allocations), currency="EUR",
+                                 received_on=ON, allocations=allocations, reference="BANK-1")
+        worklist.settled_items_close(customer_ids=[bond.pk], on=ON)
+    item = personal(bond)
+    assert item.status == WorkStatus.DONE
+    assert bond.dunning_cycles.filter(closed_on__isnull=True).exists()
+    if how == "falls-due-later":
+        with frozen(ON):
+            make_invoice(bond, issued=ON - dt.timedelta(days=20), due=ON + dt.timedelta(days=5),
+                         amount="300.00", number="INV-NEW")
+        overdue_since = ON + dt.timedelta(days=6)
+        refresh(ON + dt.timedelta(days=1))  # not overdue yet: nothing to call about
+        assert personal(bond).status == WorkStatus.DONE
+    else:  # an invoice overdue before the payment, brought in by an import since
+        with frozen(ON + dt.timedelta(days=2)):
+            make_invoice(bond, issued=ON - dt.timedelta(days=40), due=ON - dt.timedelta(days=10),
+                         amount="300.00", number="INV-NEW")
+        overdue_since = ON - dt.timedelta(days=9)
+
+    later = ON + dt.timedelta(days=10)
+    refresh(later)
+    refresh(later)
+
+    item = personal(bond)
+    assert (item.status, item.due_on, item.done_at) == (WorkStatus.OPEN, later, None)
+    assert back_entries(item) == [
+        f"Worklist: back — {item.title}; behind again: INV-NEW overdue since "
+        f"{overdue_since.day} {overdue_since:%b %Y}"]
+
+
+def test_an_item_ticked_off_stays_done_for_the_same_debt_and_comes_back_for_a_new_one(
+    bond, collector, make_invoice
+):
+    with frozen(ON):
+        worklist.item_complete(item=personal(bond), actor=collector)
+        make_invoice(bond, issued=ON - dt.timedelta(days=20), due=ON + dt.timedelta(days=3),
+                     amount="300.00", number="INV-NEW")
+    refresh(ON)
+    refresh(ON + dt.timedelta(days=3))  # the same debt: the call about it was made
+    assert personal(bond).status == WorkStatus.DONE
+    assert back_entries(personal(bond)) == []
+
+    refresh(ON + dt.timedelta(days=4))  # INV-NEW is overdue: a debt the call was not about
+
+    assert personal(bond).status == WorkStatus.OPEN
+    assert len(back_entries(personal(bond))) == 1
