@@ -66,7 +66,7 @@ from ar_collections.models import (
 from arcrm.dates import format_day, working_day_from
 from arcrm.db import MONEY, rows_insert
 from arcrm.money import MONEY_DECIMAL_PLACES, ZERO
-from customers.models import Customer, Segment
+from customers.models import Customer, Segment, TermsType
 
 # Customers per planning transaction. Large enough that per-statement overhead
 # vanishes, small enough that one transaction holds few row locks and a crash
@@ -85,6 +85,26 @@ FOR_A_MANAGER = NEEDS_APPROVAL | {StepAction.MANAGER_REVIEW}
 # payment plan; "red tape" re-sends the invoice at once (services.cause_record).
 CAUSE_LADDER = {MissCause.CANNOT_PAY: Segment.DISTRESSED, MissCause.SPECIAL_BOND: Segment.SPECIAL_BOND}
 
+# Terms an account trades on that a switch to C.O.D. would not make stricter:
+# C.O.D. itself, and prepayment (switching would soften it).
+COD_OR_STRICTER = (TermsType.COD, TermsType.PREPAYMENT)
+
+
+def steps_in_force(*, on_credit_hold: bool, terms_type: str) -> frozenset[str]:
+    """The step actions asking for terms an account has already: a credit
+    hold on an account on hold, a switch to C.O.D. on one trading C.O.D. or
+    prepayment. Such a step asks for nothing, so a ladder passes over it
+    (Ladder.next_after): planned, it would only be skipped as soon as the
+    worklists are refreshed, and the account page would announce it as next
+    meanwhile. One planned before the account's terms changed is skipped
+    with the reason (services.credit_terms_in_force_skip)."""
+    in_force = set()
+    if on_credit_hold:
+        in_force.add(StepAction.CREDIT_HOLD)
+    if terms_type in COD_OR_STRICTER:
+        in_force.add(StepAction.SWITCH_TO_COD)
+    return frozenset(in_force)
+
 
 class RunRefused(ValueError):
     """A run that must not start, with the reason in words."""
@@ -102,7 +122,7 @@ class Ladder:
 
     def next_after(
         self, position: int | None, *, switched: bool = False, taken: Collection[tuple[str, int]] = (),
-        tone: int | None = None,
+        tone: int | None = None, in_force: Collection[str] = (),
     ) -> DunningStep | None:
         """The step after `position`. A cycle `switched` onto this ladder part-way
         (by a cause: cannot pay, special bond; or by a new segment: a manager's
@@ -114,15 +134,20 @@ class Ladder:
         than stopping there. Nor does it go softer than the `tone` the customer
         has heard already, the last step included: tone only gets firmer,
         across ladders too (a gentler ladder's end then ends the cycle's steps,
-        and the account page's preview says so)."""
-        def firm_enough(step: DunningStep) -> bool:
-            return not switched or tone is None or step.tone >= tone
+        and the account page's preview says so).
 
-        later = [s for s in self.steps if (position is None or s.position > position) and firm_enough(s)]
+        Steps whose action is `in_force` (steps_in_force: terms the account
+        has already, a credit hold on an account on hold) are passed over, on
+        any ladder, the last step included: the cycle goes on to the step
+        after one, and a ladder that has nothing else left has ended."""
+        def takes(step: DunningStep) -> bool:
+            return step.action not in in_force and (not switched or tone is None or step.tone >= tone)
+
+        later = [s for s in self.steps if (position is None or s.position > position) and takes(s)]
         if later:
             return later[0]
         last = self.steps[-1]
-        if switched and (self.policy.segment, last.position) not in taken and firm_enough(last):
+        if switched and (self.policy.segment, last.position) not in taken and takes(last):
             return last
         return None
 
@@ -287,11 +312,15 @@ def cycles_over(accounts: Q, book: dict[str, Ladder], *, on: dt.date) -> models.
 @transaction.atomic
 def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[dt.date]) -> int | None:
     run = DunningRun.objects.select_for_update().get(pk=run_id)
-    # The batch's accounts with their segments: the segment picks the ladder.
-    segments = dict(
+    # The batch's accounts with their segments (the segment picks the ladder)
+    # and the steps their terms put in force already (the ladder passes over them).
+    segments, in_force = {}, {}
+    for customer_id, segment, on_credit_hold, terms_type in (
         Customer.objects.filter(pk__gt=run.planned_through_customer_id)
-        .order_by("pk").values_list("pk", "segment")[:PLAN_BATCH_SIZE]
-    )
+        .order_by("pk").values_list("pk", "segment", "on_credit_hold", "terms_type")[:PLAN_BATCH_SIZE]
+    ):
+        segments[customer_id] = segment
+        in_force[customer_id] = steps_in_force(on_credit_hold=on_credit_hold, terms_type=terms_type)
     if not segments:
         return None
     on = run.run_date
@@ -374,7 +403,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[
         if stand["pending"] or stand["unsent"] or stand["unposted"]:
             continue  # the previous step waits for a person, is still to go out or to be posted
         step = ladder.next_after(stand["position"], switched=switched, taken=taken[cycle_id],
-                                 tone=stand["tone"])
+                                 tone=stand["tone"], in_force=in_force[customer_id])
         if step is None:
             continue
         pay_by, contacted = waits_for(stand, last_contact=last_contact.get(customer_id),
@@ -664,11 +693,13 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if cycle and cycle.unposted:
         return NextStep(None, None, [], held, "The last letter waits in the print queue: the next step waits "
                         "until it is posted or withdrawn.")
-    step = ladder.next_after(
-        cycle.position if cycle else None, switched=switched,
-        taken=set(cycle.actions.values_list("step__policy__segment", "step__position")) if switched else (),
-        tone=cycle.tone if cycle else None,
-    )
+    position, tone = (cycle.position, cycle.tone) if cycle else (None, None)
+    taken = set(cycle.actions.values_list("step__policy__segment", "step__position")) if switched else ()
+    in_force = steps_in_force(on_credit_hold=customer.on_credit_hold, terms_type=customer.terms_type)
+    step = ladder.next_after(position, switched=switched, taken=taken, tone=tone, in_force=in_force)
+    if step is None and ladder.next_after(position, switched=switched, taken=taken, tone=tone):
+        return NextStep(None, None, [], held, "No step is left: the rest of the ladder asks for terms the "
+                        f"account has already ({_terms_said(customer)}).")
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")
     if not eligible:
@@ -695,6 +726,15 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     # said before it happens, not only on the action afterwards.
     notes.append(step_goes_to(customer, step_action=step.action, day=due_on))
     return NextStep(step, due_on, listed, held, " ".join(filter(None, notes)))
+
+
+def _terms_said(customer: Customer) -> str:
+    """The terms in force that make a step moot, in words for the account page."""
+    said = ["on credit hold"] if customer.on_credit_hold else []
+    if customer.terms_type in COD_OR_STRICTER:
+        said.append({TermsType.COD: "trading cash on delivery",
+                     TermsType.PREPAYMENT: "trading on prepayment"}[customer.terms_type])
+    return ", ".join(said)
 
 
 def _held_because(pause: DunningPause) -> str:

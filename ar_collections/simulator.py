@@ -38,6 +38,7 @@ from ar_collections.dunning import (
     eligible_invoices,
     planned_pay_by,
     step_due_on,
+    steps_in_force,
     waits_for,
 )
 from ar_collections.models import (
@@ -261,6 +262,8 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
         return  # the last step waits for a person, the mail server or the print queue
     stand = dict(stand) if stand is not None else None
     last_contact = account.last_contact
+    # Terms the account has already, as the planner reads them: their steps are passed over.
+    in_force = steps_in_force(on_credit_hold=customer.on_credit_hold, terms_type=customer.terms_type)
     for day in days:
         in_reach = [i for i in account.invoices if i[0] <= day - dt.timedelta(days=own.reach)]
         if not in_reach:
@@ -270,7 +273,8 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
         ladder, switched = cycle_ladder(ladders, segment=customer.segment, cause=stand["cause"], stand=stand)
         if ladder is None:
             return
-        step = ladder.next_after(stand["position"], switched=switched, taken=taken, tone=stand["tone"])
+        step = ladder.next_after(stand["position"], switched=switched, taken=taken, tone=stand["tone"],
+                                 in_force=in_force)
         if step is None:
             return
         oldest_due = in_reach[0][0]

@@ -316,7 +316,8 @@ def ladders_ended(*, on: dt.date, customer_ids=None) -> dict[int, tuple[int, int
     """The accounts (among `customer_ids`, else all) whose open cycle's
     ladder has no step left for it, as the planner reads it
     (dunning.Ladder.next_after: a cycle switched onto another ladder, its
-    tone, the steps it took): {customer id: (cycle id, the cycle's last
+    tone, the steps it took, the steps its account's terms put in force
+    already): {customer id: (cycle id, the cycle's last
     action id)}. Not one whose last step still waits for a person, or to go
     out or be posted (that step comes first), nor one the next run closes
     (nothing it chased is open), nor one with no ladder for its segment at all.
@@ -328,7 +329,8 @@ def ladders_ended(*, on: dt.date, customer_ids=None) -> dict[int, tuple[int, int
     over = dunning.cycles_over(accounts, book, on=on).values("pk")
     stands = list(
         DunningCycle.objects.filter(accounts, closed_on__isnull=True).exclude(pk__in=over)
-        .values("pk", "customer_id", "customer__segment", "cause", *dunning.TOLD_OUTSIDE_THE_LADDER)
+        .values("pk", "customer_id", "customer__segment", "customer__on_credit_hold", "customer__terms_type",
+                "cause", *dunning.TOLD_OUTSIDE_THE_LADDER)
         .annotate(**dunning.CYCLE_STAND, last_action=Max("actions__pk"))
     )
     routes = {}
@@ -352,8 +354,11 @@ def ladders_ended(*, on: dt.date, customer_ids=None) -> dict[int, tuple[int, int
     return {
         stand["customer_id"]: (pk, stand["last_action"])
         for pk, (stand, ladder, switched) in routes.items()
-        if ladder.next_after(stand["position"], switched=switched, taken=taken.get(pk, set()),
-                             tone=stand["tone"]) is None
+        if ladder.next_after(
+            stand["position"], switched=switched, taken=taken.get(pk, set()), tone=stand["tone"],
+            in_force=dunning.steps_in_force(on_credit_hold=stand["customer__on_credit_hold"],
+                                            terms_type=stand["customer__terms_type"]),
+        ) is None
     }
 
 

@@ -4,7 +4,11 @@ holds back) is read three ways: by the planner in SQL, one statement per batch
 of accounts (dunning._eligible_totals, _insert_lines); by eligible_invoices()
 in the ORM, for Coming up and delivery; and in Python by next_step(), for the
 account's Dunning card. Over accounts with a bit of everything, on days as
-pauses start and end, all three name the same invoices for the same amounts."""
+pauses start and end, all three name the same invoices for the same amounts;
+and the step the card says is due on a day is the one the run plans that day,
+none where the card announces none (a step asking for terms the account has
+already: an account on credit hold moved part-way to a ladder that ends with
+a hold)."""
 
 from __future__ import annotations
 
@@ -23,8 +27,20 @@ from ar_collections.dunning import (
     eligible_invoices,
     ladders,
     next_step,
+    run_plan,
+    run_start,
 )
-from ar_collections.models import DisputeReason, ExceptionKind, Invoice, InvoiceStatus
+from ar_collections.models import (
+    ActionStatus,
+    DisputeReason,
+    DunningAction,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    ExceptionKind,
+    Invoice,
+    InvoiceStatus,
+)
 from customers.models import Customer, Segment
 
 from .conftest import DUE, frozen
@@ -110,6 +126,20 @@ def accounts(make_customer, make_contact, collector, manager) -> list[Customer]:
                                      reason="Discount agreed", issued_on=ON)
         # Not yet due.
         invoices_of(account(), "999.00", due=ON + dt.timedelta(days=60))
+        # On credit hold, its systematic-late ladder taken up to the letter
+        # (step 3), then moved to the distressed ladder, whose next step is
+        # the hold it has already.
+        switched = account(Segment.SYSTEMATIC_LATE, on_credit_hold=True)
+        invoices_of(switched, "800.00", "450.00")
+        run = DunningRun.objects.create(run_date=DUE + dt.timedelta(days=12))
+        cycle = DunningCycle.objects.create(customer=switched, number=1, opened_on=DUE - dt.timedelta(days=3))
+        for step in DunningStep.objects.filter(policy__segment=Segment.SYSTEMATIC_LATE, position__lte=3):
+            day = DUE + dt.timedelta(days=step.day_offset)
+            DunningAction.objects.create(run=run, cycle=cycle, customer=switched, step=step, planned_on=day,
+                                         pay_by=day + dt.timedelta(days=step.pay_by_days),
+                                         status=ActionStatus.DONE)
+        switched.segment = Segment.DISTRESSED
+        switched.save(update_fields=["segment"])
     return made
 
 
@@ -181,3 +211,18 @@ def test_the_dunning_card_holds_back_the_invoices_eligible_invoices_leaves_out(a
         with frozen(day):
             held = {invoice.pk for invoice, _ in next_step(account, on=day).held}
         assert held == open_ids - set(asked), account.name
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_the_run_plans_the_step_the_dunning_card_says_is_due_that_day_and_no_other(accounts, day):
+    with frozen(day):
+        cards = {account.pk: next_step(account, on=day) for account in accounts}
+        run_plan(run=run_start(run_date=day))
+    planned = {action.customer_id: (action.step_id, sorted(action.lines.values_list("invoice_id", flat=True)))
+               for action in DunningAction.objects.filter(run__run_date=day)}
+    announced = {pk: (card.step.pk, sorted(invoice.pk for invoice in card.invoices))
+                 for pk, card in cards.items()
+                 if card.step and card.due_on == day and "below the policy's minimum" not in card.note}
+    assert planned == announced
+    switched = accounts[-1]
+    assert cards[switched.pk].step is None, cards[switched.pk]
