@@ -494,16 +494,21 @@ def _ladder_key(cycle_id: int) -> str:
 def ladder_items_followed_up(*, because: str = "", actor=None, customer_ids=None,
                              on: dt.date | None = None) -> int:
     """Close the "ladder has no step left" items (of `customer_ids`, else
-    all) that something has followed: a new step in the cycle, its cycle
-    closed, or nothing overdue on `on` (today by default) left that no
-    promise, plan or dispute holds (paid in full, or one of those agreed
-    since). Each end goes on the timeline with why (`because`, else in words
-    of what followed)."""
+    all) that something has followed: a new step in the cycle carried out or
+    under way (one skipped or failed told the customer nothing, and the
+    ladder has still nothing more to send), its cycle closed, or nothing
+    overdue on `on` (today by default) left that no promise, plan or dispute
+    holds (paid in full, or one of those agreed since). Each end goes on the
+    timeline with why (`because`, else in words of what followed)."""
     on = on or timezone.localdate()
     items = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.LADDER_ENDED)
     if customer_ids is not None:
         items = items.filter(customer_id__in=list(customer_ids))
-    newer = DunningAction.objects.filter(cycle=OuterRef("action__cycle"), pk__gt=OuterRef("action_id"))
+    from ar_collections.dunning import NOT_CARRIED_OUT  # it imports this module
+
+    newer = DunningAction.objects.filter(
+        cycle=OuterRef("action__cycle"), pk__gt=OuterRef("action_id")
+    ).exclude(status__in=NOT_CARRIED_OUT)
     closed = 0
     for item in items.annotate(
         new_step=Subquery(newer.order_by("pk").values("pk")[:1]),

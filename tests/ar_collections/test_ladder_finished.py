@@ -299,6 +299,46 @@ def test_the_item_leaves_the_list_when_a_new_step_follows(account, collector):
     assert events(account, EventKind.WORK)[-1].endswith("; a new step was taken: step 5 (PDF letter)")
 
 
+@pytest.mark.parametrize("status", [ActionStatus.SKIPPED, ActionStatus.FAILED])
+def test_a_new_step_that_told_the_customer_nothing_leaves_the_item_on_the_list(account, collector, status):
+    """A step added to the ladder that the run planned and that was then
+    skipped (the account switched to C.O.D. on its card meanwhile) or failed:
+    nothing was taken, so the timeline does not say a step was, nor does the
+    item come back in the same second as if it were new."""
+    last = ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    step = DunningStep.objects.create(policy=last.step.policy, position=5, day_offset=35,
+                                      action="switch_to_cod", tone=3, pay_by_days=7)
+    DunningAction.objects.create(run=last.run, cycle=last.cycle, customer=account, step=step, planned_on=ON,
+                                 pay_by=ON + dt.timedelta(days=7), status=status)
+
+    worklist.worklist_refresh(on=ON)
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.OPEN
+    said = events(account, EventKind.WORK)
+    assert not [s for s in said if "a new step was taken" in s]
+    assert len([s for s in said if s.startswith("Worklist: The ladder has no step left")]) == 1
+
+
+def test_a_new_step_waiting_for_a_manager_takes_the_item_off_the_list(account, collector):
+    last = ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    step = DunningStep.objects.create(policy=last.step.policy, position=5, day_offset=35,
+                                      action="switch_to_cod", tone=3, pay_by_days=7)
+    DunningAction.objects.create(run=last.run, cycle=last.cycle, customer=account, step=step, planned_on=ON,
+                                 pay_by=ON + dt.timedelta(days=7), status=ActionStatus.AWAITING_APPROVAL)
+
+    worklist.worklist_refresh(on=ON)
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+    assert events(account, EventKind.WORK)[-1].endswith(
+        "; a new step was taken: step 5 (Switch to C.O.D./prepayment)")
+
+
 def test_a_promise_broken_after_the_item_was_followed_up_brings_the_same_item_back(account, collector):
     ladder_taken(account)
     worklist.worklist_refresh(on=ON)
