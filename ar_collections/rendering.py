@@ -41,9 +41,8 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.template import TemplateDoesNotExist, TemplateSyntaxError, VariableDoesNotExist
+from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError, VariableDoesNotExist
 from django.template.loader import get_template
-from django.template.loader import render_to_string as _render_to_string
 from django.urls import NoReverseMatch
 
 from ar_collections.models import Tone
@@ -791,6 +790,55 @@ class Totals:
         return self.invoices - self.overdue
 
 
+class UnknownName(Exception):
+    """A template names a value its text is not given: a misspelt
+    `{{ pay_byy }}`, or a label `{{ t.pay_byy }}` that no language has.
+
+    Not a KeyError on purpose: Django reads a KeyError, wherever a name is
+    looked up, as "no such value" and prints nothing, so customers were asked
+    to "arrange payment by ?". Any other exception leaves the template."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class _Values(dict):
+    """One of the dicts a text is given (its labels `t`, our letterhead
+    `company`): a key it does not hold is a mistake in the template, where a
+    plain dict would let Django print nothing."""
+
+    def __init__(self, values: dict, *, name: str) -> None:
+        super().__init__(values)
+        self.name = name
+
+    def __missing__(self, key):
+        raise UnknownName(f"{self.name}.{key}")
+
+
+class _TextContext(Context):
+    """The values a customer's text is rendered with; naming one it does not
+    have fails. Every value a text may leave out (no recipient's name, no
+    payment plan) is in its context as blank, so `{% if payment_plan %}` and
+    `{{ collector_email }}` read it as nothing; a name that is in no context,
+    in `{{ }}`, a condition, a loop or a filter's argument, can only be a
+    mistake in the wording, and one that reached a customer as a blank."""
+
+    def __getitem__(self, key):
+        for values in reversed(self.dicts):
+            if key in values:
+                return values[key]
+        raise UnknownName(key)
+
+
+def _render_text(name: str, context: dict) -> str:
+    template = get_template(name)
+    values = {key: _Values(value, name=key) if type(value) is dict else value
+              for key, value in context.items()}
+    # The engine's own autoescaping, as Django's render_to_string applies it.
+    return template.template.render(_TextContext(values, autoescape=template.backend.engine.autoescape))
+
+
 def _named(load, name: str, *args):
     """`load(name, *args)`, a template error naming the template: an install's
     own wording that does not parse must say which file to look at (the error
@@ -800,12 +848,16 @@ def _named(load, name: str, *args):
         return load(name, *args)
     except TemplateSyntaxError as error:
         raise TemplateSyntaxError(f"{name} (or a template it uses): {error}") from error
+    except UnknownName as error:
+        raise TemplateSyntaxError(
+            f"{name} (or a template it uses) names {error.name!r}, which is not a value it is given"
+        ) from None
     except VariableDoesNotExist as error:
-        # A filter's argument naming a value the notice does not have
-        # ({{ x|default:recipient_nam }}); Django's own message holds the whole
+        # A filter's argument naming what is not in a dict the text is given
+        # ({{ x|default:line.nmber }}); Django's own message holds the whole
         # context, which is no reading for a timeline.
         raise TemplateSyntaxError(
-            f"{name} (or a template it uses) names {error.params[0]!r}, which a notice does not have"
+            f"{name} (or a template it uses) names {error.params[0]!r}, which is not a value it is given"
         ) from None
     except NoReverseMatch as error:
         raise TemplateSyntaxError(f"{name} (or a template it uses) links to a page that does not exist: "
@@ -813,7 +865,7 @@ def _named(load, name: str, *args):
 
 
 def render_to_string(name: str, context: dict) -> str:
-    return _named(_render_to_string, name, context)
+    return _named(_render_text, name, context)
 
 
 def wording_language(language: str, tone: int) -> tuple[str, str]:
@@ -973,6 +1025,9 @@ def _copy_context(copy: InvoiceCopy) -> dict:
         "customer_name": copy.customer_name,
         "account_number": copy.account_number,
         "address_lines": [x.strip() for x in copy.billing_address.splitlines() if x.strip()],
+        # The copy's window is the invoice's: its billing address, no person
+        # named (whom the cover e-mail is to may not be whom the invoice was).
+        "window_name": "",
         "recipient_name": copy.recipient_name,
         "greeting": _greeting(t, copy.recipient_name),
         "copy_date": _date(copy.copy_date, language),

@@ -2,6 +2,7 @@
 
 import datetime as dt
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -797,7 +798,7 @@ def test_a_wording_template_that_uses_a_missing_one_holds_the_step_until_it_is_f
 
 @pytest.mark.parametrize(("line", "said"), [
     ("Dear {{ recipient_name|default:recipient_nam }},",
-     "names 'recipient_nam', which a notice does not have"),
+     "names 'recipient_nam', which is not a value it is given"),
     ("See {% url 'customers:nowhere' %}", "links to a page that does not exist"),
 ])
 def test_a_wording_template_naming_what_does_not_exist_holds_the_step_and_says_what_in_a_line(
@@ -817,6 +818,37 @@ def test_a_wording_template_naming_what_does_not_exist_holds_the_step_and_says_w
     )
     assert said in action.error and "Anna" not in action.error and len(action.error) < 300
     assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize("wording", [
+    "Could you arrange payment by {{ pay_byy }}?\n",
+    '{% extends layout %}{% block request %}Could you arrange payment by {{ pay_byy }}?{% endblock %}\n',
+    "{% if pay_byy %}Could you arrange payment by {{ pay_by }}?{% endif %}\n",
+])
+def test_a_wording_template_naming_a_value_a_notice_does_not_have_sends_nothing_and_says_which_name(
+    make_account, plan_and_deliver, smtp_server, install_wording, client, manager, wording
+):
+    """A misspelt name ({{ pay_byy }}) rendered empty: customers were asked to
+    "arrange payment by ?" while the timeline said the pay-by date. It is the
+    install's to fix, like a template that does not parse: the step waits,
+    nothing is sent or charged, and the timeline and the run's page name the
+    file and the name."""
+    account = make_account(Segment.PROMPT)
+    install_wording(wording)
+
+    assert plan_and_deliver(days(3))["deferred"] == 1
+
+    action = DunningAction.objects.get(customer=account)
+    assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
+    assert action.error == ("TemplateSyntaxError: email/dunning/friendly/en.txt (or a template it uses) "
+                            "names 'pay_byy', which is not a value it is given")
+    assert dunning_events(account) == [
+        f"Friendly reminder (step 1, E-mail) not sent yet, a wording template is broken: {action.error}"
+    ]
+    assert smtp_server.messages == [] and not LateCharge.objects.exists()
+    client.force_login(manager)
+    page = client.get(reverse("collections:run_detail", args=[action.run_id]))
+    assert action.error in unescape(page.content.decode())
 
 
 def test_a_mail_server_saying_try_later_leaves_the_action_planned_for_the_next_sweep(
