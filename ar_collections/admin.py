@@ -600,7 +600,10 @@ class DunningStepFormSet(BaseInlineFormSet):
                 steps.append(entered := _step_as_entered(form.cleaned_data))
                 if _kept_as_saved(form, entered):
                     kept.append(entered)
-        if problems := (ladder_problems(steps, kept_as_saved=kept)
+        # The policy as entered: its minimum gap between contacts is checked
+        # against the steps as they will be, whichever of the two changed.
+        gap = self.instance.min_days_between_contacts
+        if problems := (ladder_problems(steps, kept_as_saved=kept, min_gap=gap)
                         + _segments_left_unchased(self.instance, has_steps=bool(steps))):
             raise ValidationError(problems)
 
@@ -767,7 +770,8 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
             return
         for policy in chosen:
             steps = list(policy.steps.in_ladder())
-            if problems := ladder_problems(steps) if steps else ["it has no steps"]:
+            if problems := (ladder_problems(steps, min_gap=policy.min_days_between_contacts) if steps
+                            else ["it has no steps"]):
                 self.message_user(request, f"“{policy.name}” was not put in force: {' '.join(problems)}",
                                   messages.ERROR)
                 return
@@ -941,7 +945,7 @@ class DunningStepForm(DunningStepFormBase):
         # The others as saved; this one if posted with its day and days to pay as saved.
         kept = [step for step in others if step_out_of_bounds(step)]
         kept += [entered] if _kept_as_saved(self, entered) else []
-        if problems := (ladder_problems(steps, kept_as_saved=kept)
+        if problems := (ladder_problems(steps, kept_as_saved=kept, min_gap=policy.min_days_between_contacts)
                         + _segments_left_unchased(policy, has_steps=bool(steps))):
             raise ValidationError(problems)
         return data

@@ -513,7 +513,7 @@ class LatePaymentPolicy(models.Model):
 
     def ladder_problems(self) -> list[str]:
         """What is wrong with the ordered steps, in words a manager understands."""
-        return ladder_problems(self.steps.in_ladder())
+        return ladder_problems(self.steps.in_ladder(), min_gap=self.min_days_between_contacts)
 
 
 # How far from the due date a step may run, either way: a year. A reminder
@@ -543,12 +543,16 @@ def step_out_of_bounds(step: DunningStep) -> list[str]:
     return problems
 
 
-def ladder_problems(steps: Iterable[DunningStep], *, kept_as_saved: Iterable[DunningStep] = ()) -> list[str]:
+def ladder_problems(steps: Iterable[DunningStep], *, min_gap: int,
+                    kept_as_saved: Iterable[DunningStep] = ()) -> list[str]:
     """What is wrong with a ladder of steps (saved or not yet; retired ones
-    are no part of it), in position order: a step the planner cannot follow
-    (too far from the due date, too long to pay), two steps at one place,
-    days that do not increase, a tone that softens, a step that would
-    overtake the pay-by date the one before gave.
+    are no part of it) and its policy's minimum gap between contacts, in
+    position order: a step the planner cannot follow (too far from the due
+    date, too long to pay), two steps at one place, days that do not
+    increase, a tone that softens, a step that would overtake the pay-by date
+    the one before gave, a gap longer than the ladder (contact_gap_problems).
+    The policy's page, a step's page, putting a ladder in force and the
+    policy simulator all ask here, so that what one refuses none saves.
 
     Steps in `kept_as_saved` (saved before the bounds existed, their day and
     days to pay unchanged since) are not held to the bounds: the planner
@@ -579,7 +583,25 @@ def ladder_problems(steps: Iterable[DunningStep], *, kept_as_saved: Iterable[Dun
                 f"Step {later.position} (day {later.day_offset}) would overtake step "
                 f"{earlier.position}'s pay-by date (day {pay_by})."
             )
-    return problems
+    return problems + contact_gap_problems(steps, min_gap=min_gap)
+
+
+def contact_gap_problems(steps: Iterable[DunningStep], *, min_gap: int) -> list[str]:
+    """A minimum gap between contacts longer than the ladder, first step to
+    last. The planner never contacts an account sooner than the gap after its
+    last contact, so such a gap decides every later step's day on its own:
+    365 days put each step after the first a year after the one before, and
+    the credit hold and C.O.D. at the end of the ladder never came."""
+    steps = sorted(steps, key=lambda s: s.position)
+    if len(steps) < 2:
+        return []
+    first, last = steps[0], steps[-1]
+    span = last.day_offset - first.day_offset
+    if min_gap <= span:
+        return []
+    return [f"At least {min_gap} days between contacts is longer than the {span} days from step "
+            f"{first.position} to step {last.position}: every step after the first would come that long "
+            "after the one before, whatever its day. Give a shorter gap."]
 
 
 # What an account that had a step got (what was sent, asked and charged) and

@@ -177,6 +177,62 @@ def test_a_ladder_with_a_step_the_planner_cannot_follow_is_refused_on_the_policy
     assert policy.steps.get(position=4).pay_by_days == 7
 
 
+def gap_refusal(gap: int, steps: list) -> str:
+    """What the policy simulator says of a gap longer than the ladder, word for word."""
+    first, last = steps[0], steps[-1]
+    return (f"At least {gap} days between contacts is longer than the {last.day_offset - first.day_offset} "
+            f"days from step {first.position} to step {last.position}: every step after the first would "
+            "come that long after the one before, whatever its day. Give a shorter gap.")
+
+
+def test_a_gap_between_contacts_longer_than_the_ladder_is_refused_as_the_simulator_refuses_it(admin_client):
+    """A year between contacts put every step after the first a year after
+    the one before: credit hold and C.O.D. never came. The simulator refused
+    the gap; the policy's page saved it without a word."""
+    policy = prompt()
+    steps = list(policy.steps.in_ladder().order_by("position"))
+    data = policy_post(policy, {})
+
+    response = admin_client.post(change_url(policy), {**data, "min_days_between_contacts": 365})
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert gap_refusal(365, steps) in response.content.decode().replace("&#x27;", "'")
+    policy.refresh_from_db()
+    assert policy.min_days_between_contacts == 5
+
+
+def test_a_gap_as_long_as_the_ladder_is_saved(admin_client):
+    policy = prompt()
+    steps = list(policy.steps.in_ladder().order_by("position"))
+    span = steps[-1].day_offset - steps[0].day_offset
+
+    data = {**policy_post(policy, {}), "min_days_between_contacts": span}
+
+    response = admin_client.post(change_url(policy), data)
+
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert policy.min_days_between_contacts == span
+
+
+def test_a_step_retired_alone_may_not_leave_a_ladder_shorter_than_its_gap(admin_client):
+    policy = prompt()
+    steps = list(policy.steps.in_ladder().order_by("position"))
+    span = steps[-1].day_offset - steps[0].day_offset
+    LatePaymentPolicy.objects.filter(pk=policy.pk).update(min_days_between_contacts=span)
+    last = steps[-1]
+    data = {"position": last.position, "day_offset": last.day_offset, "action": last.action,
+            "tone": last.tone, "pay_by_days": last.pay_by_days,
+            "interest_rate_percent": last.interest_rate_percent, "retired": "on", **NO_FEES}
+
+    response = admin_client.post(reverse("admin:collections_dunningstep_change", args=[last.pk]), data)
+
+    assert response.status_code == 200
+    assert gap_refusal(span, steps[:-1]) in response.content.decode().replace("&#x27;", "'")
+    last.refresh_from_db()
+    assert not last.retired
+
+
 def test_a_second_active_policy_for_a_segment_is_refused_in_words_a_manager_understands(admin_client):
     data = {"name": "Prompt payers, gentler", "segment": "prompt", "description": "",
             "is_active": "on", "auto_send": "on", "min_days_between_contacts": 5,
