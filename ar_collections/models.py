@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Replace, Upper
@@ -1219,6 +1219,17 @@ class LateCharge(models.Model):
 LIMIT_NOT_NEGATIVE = "A limit cannot be negative; 0 sends every such request to a manager."
 
 
+# How long a collector may pause dunning alone: a year at most, as long as a
+# manager's exception may hold it (workspace.EXCEPTION_MONTHS_AT_MOST); 0
+# sends every pause to a manager.
+PAUSE_DAYS_AT_MOST = 365
+# How far a collector's own payment plan may run: a month at least (to send
+# every plan to a manager, set the plan approval amount to 0), three years at
+# most, the longest plan of monthly instalments a plan may have
+# (workspace.PLAN_INSTALMENTS_AT_MOST).
+PLAN_MONTHS_AT_LEAST, PLAN_MONTHS_AT_MOST = 1, 36
+
+
 class CollectionRules(models.Model):
     """The limits a manager sets for collectors, one row (pk 1).
 
@@ -1226,7 +1237,11 @@ class CollectionRules(models.Model):
     """
 
     max_pause_days = models.PositiveSmallIntegerField(
-        default=14, help_text="A collector may pause dunning this many days; longer needs a manager."
+        default=14, help_text="A collector may pause dunning this many days; longer needs a manager.",
+        validators=[MaxValueValidator(PAUSE_DAYS_AT_MOST, (
+            f"A collector may pause dunning for at most {PAUSE_DAYS_AT_MOST} days: even a manager's "
+            "exception holds it a year at most. 0 sends every pause to a manager."
+        ))],
     )
     promise_grace_days = models.PositiveSmallIntegerField(
         default=3, help_text="Days after a promised date before the promise counts as broken."
@@ -1249,6 +1264,17 @@ class CollectionRules(models.Model):
     plan_max_months = models.PositiveSmallIntegerField(
         default=12, help_text="A collector may agree a payment plan whose last instalment is at most this "
         "many months away; a longer plan needs a manager.",
+        validators=[
+            MinValueValidator(PLAN_MONTHS_AT_LEAST, (
+                f"A payment plan a collector agrees alone may run at least {PLAN_MONTHS_AT_LEAST} month: "
+                "with 0 no plan would be theirs to agree. To send every plan to a manager, set the plan "
+                "approval amount to 0."
+            )),
+            MaxValueValidator(PLAN_MONTHS_AT_MOST, (
+                f"A payment plan a collector agrees alone may run at most {PLAN_MONTHS_AT_MOST} months, "
+                f"the longest plan of monthly instalments there is ({PLAN_MONTHS_AT_MOST} instalments)."
+            )),
+        ],
     )
     credit_without_manager_amount = money_field(
         default=Decimal("1000.00"), validators=[MinValueValidator(Decimal("0"), LIMIT_NOT_NEGATIVE)],

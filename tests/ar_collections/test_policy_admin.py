@@ -349,6 +349,35 @@ def test_a_negative_money_limit_in_the_collection_rules_is_refused_and_says_why(
     assert getattr(CollectionRules.current(), field) == before
 
 
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("max_pause_days", 366, "A collector may pause dunning for at most 365 days"),
+    ("max_pause_days", 32767, "A collector may pause dunning for at most 365 days"),
+    ("plan_max_months", 0, "A payment plan a collector agrees alone may run at least 1 month"),
+    ("plan_max_months", 37, "A payment plan a collector agrees alone may run at most 36 months"),
+])
+def test_a_collector_limit_beyond_its_bounds_is_refused_and_says_why(admin_client, field, value, said):
+    """89 years of pause, or no plan at all a collector may agree: saved
+    without a word before."""
+    before = getattr(CollectionRules.current(), field)
+
+    response = admin_client.post(reverse("admin:collections_collectionrules_change", args=[1]),
+                                 rules_post(**{field: value}))
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert said in response.content.decode()
+    assert getattr(CollectionRules.current(), field) == before
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_pause_days", 365), ("max_pause_days", 0),
+                                              ("plan_max_months", 1), ("plan_max_months", 36)])
+def test_a_collector_limit_at_its_bounds_is_saved(admin_client, field, value):
+    response = admin_client.post(reverse("admin:collections_collectionrules_change", args=[1]),
+                                 rules_post(**{field: value}))
+
+    assert response.status_code == 302
+    assert getattr(CollectionRules.current(), field) == value
+
+
 def test_a_manager_sets_the_worklist_s_money_scale_per_currency_with_the_collection_rules(admin_client):
     url = reverse("admin:collections_collectionrules_change", args=[1])
 
