@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0055_invoice_number_once'),
+        ('collections', '0057_exception_request_lapsed'),
     ]
 
     operations = [
