@@ -348,12 +348,21 @@ def _begin(action_id: int) -> str:
 
     Two deliveries of the same id at the same moment may both count, one
     claiming and the other then finding the row held: an attempt counted
-    twice, which only brings the last attempt closer, never a second send."""
+    twice, which only brings the last attempt closer, never a second send.
+
+    A step whose last attempt began within the time a delivery may run is
+    left alone: its count is committed before its claim, so a second
+    delivery of the id (the broker handing a batch out again, a sweep) can
+    come in between, and failing the step then would leave that attempt
+    nothing to make. If its worker died, a later sweep hands the step over
+    again and that delivery fails it."""
     with transaction.atomic():
         action = _claim(action_id)
         if action is None:
             return "not_claimed"
         if action.attempts >= MAX_DELIVERY_ATTEMPTS:
+            if _may_be_under_way(action):
+                return "not_claimed"
             # Failures recorded by delivery fail the step at the last attempt
             # or take the attempt back (install_fault, NotTried): attempts
             # spent on a step still PLANNED are deliveries cut short.
@@ -361,6 +370,16 @@ def _begin(action_id: int) -> str:
         DunningAction.objects.filter(pk=action.pk).update(attempts=F("attempts") + 1,
                                                           claimed_at=timezone.now())
     return "begun"
+
+
+def _may_be_under_way(action: DunningAction) -> bool:
+    """Whether the attempt counted last (at claimed_at) may still be under
+    way: its task's time limit and the grace after it, when a worker that
+    has not stopped is killed, have not run out since it began. The daytime
+    sweep hands over a step quiet for HANDED_OVER_FOR, no shorter than that
+    (DELIVERY_TIME_LIMIT is at most 840 s), so the step is not left for ever."""
+    under_way_for = dt.timedelta(seconds=settings.DELIVERY_TIME_LIMIT + settings.TIME_LIMIT_GRACE)
+    return action.claimed_at is not None and action.claimed_at > timezone.now() - under_way_for
 
 
 def _cut_short(action: DunningAction) -> str:

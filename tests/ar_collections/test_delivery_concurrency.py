@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import time_machine
 from django.db import connection
 from django.utils import timezone
 
@@ -102,6 +103,113 @@ def test_a_refusal_is_recorded_by_whoever_holds_the_action_after_the_rollback(ma
     assert action.error == "SMTPDataError: (554, b'Message refused')"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_second_delivery_while_the_last_attempt_is_under_way_leaves_it_to_that_attempt(
+    make_account, smtp_server, monkeypatch
+):
+    """Worker A has counted the step's last attempt (committed) and is about
+    to claim it when the same id is delivered again (the broker hands the
+    batch out again, or a sweep does): worker B finds every attempt spent.
+    B must leave the step to A's attempt, not fail it as a delivery that
+    stopped part-way: then A would find it failed, and the customer's last
+    reminder would never go."""
+    [action_id] = _planned(make_account, 1)
+    DunningAction.objects.filter(pk=action_id).update(attempts=MAX_DELIVERY_ATTEMPTS - 1)
+    begin = delivery._begin
+    second: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+
+    def worker_b() -> None:
+        try:
+            second.append(actions_deliver(action_ids=[action_id]))
+        except BaseException as error:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(error)
+        finally:
+            connection.close()  # the thread's own database connection
+
+    def begin_then_delivered_again(action_id: int) -> str:
+        begun = begin(action_id)  # A's count, committed; B's own _begin comes through here too
+        if threading.current_thread() is threading.main_thread():
+            # Between A's count and A's claim: B delivers the same id, on a
+            # connection of its own, and is done before A goes on.
+            thread = threading.Thread(target=worker_b)
+            thread.start()
+            thread.join(timeout=120)
+            assert not thread.is_alive(), "the second delivery did not finish in 2 minutes"
+        return begun
+
+    monkeypatch.setattr(delivery, "_begin", begin_then_delivered_again)
+    with frozen(ON):
+        first = actions_deliver(action_ids=[action_id])
+
+    assert errors == []
+    assert second == [{**dict.fromkeys(delivery.OUTCOMES, 0), "not_claimed": 1}]
+    assert first["emailed"] == 1
+    [message] = smtp_server.messages
+    assert message["Message-ID"] == delivery.message_id(action_id)
+    action = DunningAction.objects.get(pk=action_id)
+    assert (action.status, action.attempts, action.error) == (ActionStatus.DONE, MAX_DELIVERY_ATTEMPTS, "")
+    assert not TimelineEvent.objects.filter(summary__contains="failed").exists()
+
+
+def _last_attempt_begun(action_id: int, *, at: dt.datetime) -> None:
+    """The step's last attempt counted at `at`, and the step still PLANNED:
+    that attempt is under way, or its worker died in it."""
+    DunningAction.objects.filter(pk=action_id).update(attempts=MAX_DELIVERY_ATTEMPTS, claimed_at=at)
+
+
+def _under_way_for() -> dt.timedelta:
+    from django.conf import settings
+
+    return dt.timedelta(seconds=settings.DELIVERY_TIME_LIMIT + settings.TIME_LIMIT_GRACE)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_last_attempt_begun_longer_ago_than_a_delivery_may_run_is_failed_as_stopped_part_way(
+    make_account, smtp_server
+):
+    """Past its task's time limit and the grace after it, the worker that
+    began the last attempt has been stopped: nothing is under way any more."""
+    [action_id] = _planned(make_account, 1)
+    with frozen(ON):
+        _last_attempt_begun(action_id, at=timezone.now() - _under_way_for() - dt.timedelta(seconds=1))
+        assert actions_deliver(action_ids=[action_id])["failed"] == 1
+
+    assert smtp_server.messages == []
+    action = DunningAction.objects.get(pk=action_id)
+    assert (action.status, action.attempts) == (ActionStatus.FAILED, MAX_DELIVERY_ATTEMPTS)
+    assert "stopped part-way" in action.error
+    [event] = TimelineEvent.objects.filter(customer=action.customer)
+    assert event.summary == f"Friendly reminder (step 1, E-mail) failed, not tried again: {action.error}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_last_attempt_that_died_is_failed_by_a_later_sweep(make_account, smtp_server, eager_celery):
+    """A last attempt whose worker died is left alone by a delivery that
+    comes within the time a delivery may run (it may still be under way),
+    and the step is not left PLANNED for ever: the daytime sweep hands it
+    over again later, and that delivery fails it with the reason."""
+    [action_id] = _planned(make_account, 1)
+    with frozen(ON):
+        began = timezone.now() - _under_way_for() + dt.timedelta(seconds=1)
+        _last_attempt_begun(action_id, at=began)
+        assert actions_deliver(action_ids=[action_id])["not_claimed"] == 1
+        action = DunningAction.objects.get(pk=action_id)
+        assert (action.status, action.attempts) == (ActionStatus.PLANNED, MAX_DELIVERY_ATTEMPTS)
+        assert action.error == ""
+        assert not TimelineEvent.objects.filter(customer=action.customer).exists()
+
+    later = began + delivery.HANDED_OVER_FOR
+    with time_machine.travel(later, tick=False):
+        assert delivery.actions_sweep_waiting(now=later) == 1  # delivered at once (eager)
+
+    assert smtp_server.messages == []
+    action.refresh_from_db()
+    assert (action.status, action.attempts) == (ActionStatus.FAILED, MAX_DELIVERY_ATTEMPTS)
+    assert "stopped part-way" in action.error
+    assert TimelineEvent.objects.filter(customer=action.customer).count() == 1
+
+
 def test_a_sweep_enqueues_a_run_s_planned_actions_in_batches_once_committed(
     make_account, smtp_server, eager_celery, monkeypatch, django_capture_on_commit_callbacks
 ):
@@ -144,7 +252,12 @@ def test_a_delivery_that_stops_its_worker_every_time_fails_after_the_last_attemp
     crashes the renderer, or runs it out of memory) rolls back each time, and
     the broker hands the batch out again at once: without a count kept
     outside that transaction it would be tried for ever, the rest of its
-    batch behind it. Here the worker is stopped mid-delivery every time."""
+    batch behind it. Here the worker is stopped mid-delivery every time.
+
+    After the last, the delivery the broker hands out again at once leaves
+    the step alone (that attempt may still be under way, as far as it can
+    tell); once the time a delivery may run is over, the sweep hands it over
+    and it fails."""
     today = timezone.localdate()  # the worker's clock is not frozen
     due = today - dt.timedelta(days=ladders()[Segment.PROMPT].steps[0].day_offset)
     account = make_account(Segment.PROMPT)
@@ -153,15 +266,19 @@ def test_a_delivery_that_stops_its_worker_every_time_fails_after_the_last_attemp
     action = DunningAction.objects.get(customer=account)
 
     actions_fan_out(action_ids=[action.pk])  # as a run does (no transaction here: at once)
-    for stops in range(1, MAX_DELIVERY_ATTEMPTS + 2):
-        wait_for(lambda n=stops: len(worker_silent_smtp.connections) >= n or _failed(action.pk),
+    for stops in range(1, MAX_DELIVERY_ATTEMPTS + 1):
+        wait_for(lambda n=stops: len(worker_silent_smtp.connections) >= n,
                  timeout=60, message=f"delivery {stops} to begin")
-        if _failed(action.pk):
-            break
         for pid in app_worker.session_pids():
             if pid != app_worker.pid:  # the pool's process, mid-delivery
                 os.kill(pid, signal.SIGKILL)
 
+    # The time a delivery may run has passed since the last attempt began.
+    long_ago = timezone.now() - _under_way_for() - dt.timedelta(seconds=1)
+    assert DunningAction.objects.filter(pk=action.pk, status=ActionStatus.PLANNED,
+                                        attempts=MAX_DELIVERY_ATTEMPTS).update(claimed_at=long_ago) == 1
+    # The sweep, when it comes (or the delivery handed out again, if it comes after this).
+    delivery.actions_sweep_waiting(now=timezone.now() + delivery.HANDED_OVER_FOR)
     wait_for(lambda: _failed(action.pk), timeout=60, message="the step to be failed")
     action.refresh_from_db()
     assert action.attempts == MAX_DELIVERY_ATTEMPTS
