@@ -1440,6 +1440,24 @@ def letter_stylesheet():
     return _stylesheet(found, os.stat(found).st_mtime_ns)
 
 
+def renderer_load() -> None:
+    """Import WeasyPrint and what a render takes from it and from Pillow.
+
+    Imported by the first render, they would take their time (seconds on a
+    busy machine) from that task's time limit, and the limit striking inside
+    the import leaves WeasyPrint half-imported in the process, where every
+    later render fails another way. Workers call this when they start
+    (arcrm/celery.py), before any task's time runs; elsewhere (the web, a
+    command) the first render imports them as before."""
+    from PIL import Image
+    from weasyprint import CSS, HTML  # noqa: F401
+    from weasyprint.text.fonts import FontConfiguration  # noqa: F401
+    from weasyprint.urls import FatalURLFetchingError  # noqa: F401
+
+    Image.preinit()  # the image formats Pillow otherwise imports at the first image it reads
+    _fetcher_class()
+
+
 # WeasyPrint (Pango underneath, and the one font set-up per process) is not
 # safe to use from two threads at once: two renders side by side crashed the
 # process (a segmentation fault in Pango's line breaking). Workers and web

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import socket
 import subprocess
@@ -215,6 +216,25 @@ def test_a_worker_refreshes_payment_behaviour_sent_through_redis(
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_worker_s_process_has_weasyprint_imported_before_its_first_task(worker, sender, wait_for, tmp_path):
+    """Imported by a delivery's first letter, WeasyPrint would take its time
+    from that delivery's time limit: the limit striking inside the import
+    leaves the module half-imported in the process, and every later letter
+    there fails another way. The worker imports it when it starts."""
+    queue, _ = worker
+    written = tmp_path / "renderer-modules.json"
+
+    with sender.connection_for_write() as broker:
+        sender.send_task("tests.renderer_modules_at_start", args=[str(written)], queue=queue,
+                         connection=broker)
+
+    wait_for(written.exists, timeout=60, message="the worker to run its first task")
+    loaded = json.loads(written.read_text())
+    assert loaded == {"weasyprint": True, "weasyprint.text.fonts": True, "weasyprint.urls": True,
+                      "PIL.PngImagePlugin": True, "weasyprint.HTML": True}
+
+
 def test_a_worker_finds_a_broken_promise_and_puts_it_on_the_worklist(
     worker, sender, wait_for, role_groups, collector, make_customer, make_invoice
 ):
