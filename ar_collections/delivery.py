@@ -2,9 +2,12 @@
 
 An action is claimed, carried out and recorded in one transaction per action:
 
-1. `SELECT … FOR UPDATE SKIP LOCKED` on the row while it is still PLANNED, then
-   a conditional update to SENDING. A second worker with the same id skips
-   the locked row, or finds it no longer PLANNED; either way it does nothing.
+1. `SELECT … FOR UPDATE SKIP LOCKED` on the row while it is still PLANNED to
+   count the attempt (committed apart, see below), then the claim: the row
+   locked while it is still PLANNED and still this attempt's, and a
+   conditional update to SENDING. A second worker with the same id skips
+   the locked row, or finds it no longer PLANNED or no longer the first
+   one's attempt; either way one of them does nothing.
 2. Charges are created, the notice rendered, the outcome written (DONE,
    timeline event) and, last of all, the e-mail handed to SMTP.
 3. Commit, with nothing between the server's acceptance and the COMMIT.
@@ -288,8 +291,9 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # same Message-ID (see the module docstring). To keep that window as short
     # as it can be, the send comes after everything else, savepoints released,
     # so only the COMMIT follows the server's acceptance.
+    began_at = timezone.now()
     try:
-        begun = _begin(action_id)
+        begun = _begin(action_id, at=began_at)
     except SoftTimeLimitExceeded:
         raise _NotBegun from None
     if begun != "begun":
@@ -297,7 +301,7 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # The time running out (SoftTimeLimitExceeded) rolls the attempt back whole
     # and is recorded by the caller, under a claim of its own, as a refusal is.
     with transaction.atomic():
-        action = _claim(action_id, status=ActionStatus.SENDING)
+        action = _claim_begun(action_id, began_at=began_at)
         if action is None:
             return "not_claimed"
         files: list[str] = []
@@ -335,9 +339,10 @@ def _send_failed(action_id: int, error: Exception) -> str:
         return _record_failure(action, error)
 
 
-def _begin(action_id: int) -> str:
-    """Count the attempt about to be made, committed before it starts: "begun",
-    or "not_claimed" (done, gone, another worker has it), or "failed".
+def _begin(action_id: int, *, at: dt.datetime | None = None) -> str:
+    """Count the attempt about to be made, begun `at` (now), committed before
+    it starts: "begun", or "not_claimed" (done, gone, another worker has it),
+    or "failed".
 
     The attempt itself rolls back whole if its worker dies, and the broker
     hands the batch out again at once (acks late): a step whose delivery
@@ -368,7 +373,7 @@ def _begin(action_id: int) -> str:
             # spent on a step still PLANNED are deliveries cut short.
             return _cut_short(action)
         DunningAction.objects.filter(pk=action.pk).update(attempts=F("attempts") + 1,
-                                                          claimed_at=timezone.now())
+                                                          claimed_at=at or timezone.now())
     return "begun"
 
 
@@ -416,6 +421,33 @@ def _claim(action_id: int, **changes) -> DunningAction | None:
     if changes:
         DunningAction.objects.filter(pk=action.pk).update(**changes)
         action.refresh_from_db()
+    return action
+
+
+def _claim_begun(action_id: int, *, began_at: dt.datetime) -> DunningAction | None:
+    """Claim the action for the attempt _begin counted at `began_at` (SENDING),
+    waiting for the row if another transaction holds it; None if it is no
+    longer that attempt's to make.
+
+    Held rows are not skipped here, as _claim skips them: what holds the row
+    between the count and this claim holds it for a moment and makes no
+    attempt (a second delivery of the id finding this one under way, the
+    sweep moving its hand-over time on), and skipping would leave the
+    counted attempt unmade; at the last attempt, the step would be failed
+    as stopped part-way without its last attempt. A worker making an attempt
+    of its own holds the row longer, but only after its own _begin moved
+    claimed_at on: PostgreSQL, checking the row again once that _begin
+    commits, finds it no longer this attempt's and hands back nothing,
+    never waiting for the other attempt."""
+    action = (
+        DunningAction.objects.select_for_update()
+        .filter(pk=action_id, status=ActionStatus.PLANNED, claimed_at=began_at)
+        .first()
+    )
+    if action is None:
+        return None
+    DunningAction.objects.filter(pk=action.pk).update(status=ActionStatus.SENDING)
+    action.refresh_from_db()
     return action
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ar_collections import delivery
@@ -127,8 +127,8 @@ def test_a_second_delivery_while_the_last_attempt_is_under_way_leaves_it_to_that
         finally:
             connection.close()  # the thread's own database connection
 
-    def begin_then_delivered_again(action_id: int) -> str:
-        begun = begin(action_id)  # A's count, committed; B's own _begin comes through here too
+    def begin_then_delivered_again(action_id: int, **kwargs) -> str:
+        begun = begin(action_id, **kwargs)  # A's count, committed; B's own _begin comes through here too
         if threading.current_thread() is threading.main_thread():
             # Between A's count and A's claim: B delivers the same id, on a
             # connection of its own, and is done before A goes on.
@@ -150,6 +150,67 @@ def test_a_second_delivery_while_the_last_attempt_is_under_way_leaves_it_to_that
     action = DunningAction.objects.get(pk=action_id)
     assert (action.status, action.attempts, action.error) == (ActionStatus.DONE, MAX_DELIVERY_ATTEMPTS, "")
     assert not TimelineEvent.objects.filter(summary__contains="failed").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_last_attempt_finding_its_row_held_for_a_moment_waits_for_it_and_is_made(
+    make_account, smtp_server, monkeypatch
+):
+    """Between its count and its claim, the last attempt finds the row held
+    for a moment by a transaction that makes no attempt of its own (a second
+    delivery of the id finding this attempt under way, the sweep moving its
+    hand-over time on). Passing the row over as another worker's would leave
+    the attempt unmade, and the step, every attempt spent, would later be
+    failed as a delivery that stopped part-way."""
+    [action_id] = _planned(make_account, 1)
+    DunningAction.objects.filter(pk=action_id).update(attempts=MAX_DELIVERY_ATTEMPTS - 1)
+    begin = delivery._begin
+    held, first_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def holds_until_waited_for() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                DunningAction.objects.select_for_update().get(pk=action_id)
+                held.set()
+                # Until the first worker waits for this row (or gave up on it),
+                # however slow the machine.
+                deadline = time.monotonic() + 120
+                while not first_done.is_set() and time.monotonic() < deadline:
+                    cursor.execute("SELECT pg_stat_clear_snapshot()")
+                    cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_stat_activity "
+                                   "WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)))")
+                    if cursor.fetchone()[0]:
+                        break
+                    time.sleep(0.01)
+        except BaseException as error:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(error)
+        finally:
+            held.set()
+            connection.close()  # the thread's own database connection
+
+    holder = threading.Thread(target=holds_until_waited_for)
+
+    def begin_then_held(action_id: int, **kwargs) -> str:
+        begun = begin(action_id, **kwargs)  # the count, committed
+        holder.start()
+        assert held.wait(timeout=60)
+        return begun
+
+    monkeypatch.setattr(delivery, "_begin", begin_then_held)
+    try:
+        with frozen(ON):
+            counts = actions_deliver(action_ids=[action_id])
+    finally:
+        first_done.set()
+        if holder.is_alive():
+            holder.join(timeout=120)
+
+    assert errors == []
+    assert counts["emailed"] == 1
+    assert len(smtp_server.messages) == 1
+    action = DunningAction.objects.get(pk=action_id)
+    assert (action.status, action.attempts) == (ActionStatus.DONE, MAX_DELIVERY_ATTEMPTS)
 
 
 def _last_attempt_begun(action_id: int, *, at: dt.datetime) -> None:
