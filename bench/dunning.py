@@ -7,11 +7,14 @@ days, and a few thousand pauses, active and not), then times
 `run_plan(run=run_start(run_date=D))` over everything: seconds, actions
 planned, action lines inserted, SQL statements (in all and per batch) and peak
 memory. The floor is one INSERT … SELECT into a temporary table that computes
-the same due steps the way a person would write it by hand; its row count must
-equal the planner's actions, and the planner's time over the floor's is the
-ratio the planner is judged by. For the analysis, a "write floor" then writes
-the planner's rows (cycles, actions, lines) set-based in one transaction in
-place of the planner's output, and must come out the same.
+the same due steps the way a person would write it by hand; its (customer,
+step) pairs must be the planner's actions, and the planner's time over the
+floor's is the ratio the planner is judged by. For the analysis, a "write
+floor" then writes the planner's rows (cycles, actions, lines) set-based in one
+transaction in place of the planner's output, and must come out the same, row
+for row (an action's status and pay-by date included). Either floor that
+differs is reported as a MISMATCH and the bench exits with status 1: its ratio
+would compare unlike work.
 
     .venv/bin/python bench/dunning.py [--customers N] [--invoices N] [--keep]
                                       [--run-date YYYY-MM-DD] [--explain]
@@ -177,9 +180,12 @@ def main() -> None:
     floor = _time_floor(connection, on=args.run_date, run_id=planner["run_id"])
     _checkpoint(connection)
     write_floor = _time_write_floor(connection, on=args.run_date, planner=planner)
-    _report(url=url, on=args.run_date, ledger=ledger, planner=planner, floor=floor, write_floor=write_floor)
+    matched = _report(url=url, on=args.run_date, ledger=ledger, planner=planner, floor=floor,
+                      write_floor=write_floor)
     if args.explain:
         _explain(connection, on=args.run_date)
+    if not matched:
+        sys.exit(1)  # a floor that differs from the planner is a failed run, not a figure
 
 
 # -- building the ledger -----------------------------------------------------------------------------
@@ -386,16 +392,30 @@ def _time_floor(connection, *, on: dt.date, run_id: int, repeat: int = 3) -> dic
             "only_floor": only_floor, "only_planner": only_planner}
 
 
+# What the planner wrote, kept while the write floor writes in its place, and
+# what is compared: each cycle, each action (its status, planned day and
+# pay-by date with it) and each line (its invoice, amount and currency), as
+# rows of their own, duplicates counted.
+PLANNER_ROWS = {
+    "cycles": "SELECT customer_id, number, opened_on, closed_on, cause FROM collections_dunningcycle",
+    "actions": "SELECT customer_id, step_id, status, planned_on, pay_by FROM collections_dunningaction",
+    "lines": """SELECT a.customer_id, a.step_id, l.invoice_id, l.open_amount, l.currency
+                FROM collections_dunningactioninvoice l
+                JOIN collections_dunningaction a ON a.id = l.action_id""",
+}
+
+
 def _time_write_floor(connection, *, on: dt.date, planner: dict) -> dict:
     """Replace the planner's output with the write floor's, timed from the
-    first statement to the end of COMMIT, and compare the two."""
+    first statement to the end of COMMIT, and compare the two row for row:
+    per kind, the rows only the planner wrote and those only the write floor
+    wrote, and the actions (customer, step) the two do not agree on."""
     from django.db import transaction
 
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS bench_planned")
-        cursor.execute(
-            "CREATE TEMPORARY TABLE bench_planned AS SELECT customer_id, step_id, status, pay_by "
-            "FROM collections_dunningaction WHERE run_id = %s", [planner["run_id"]])
+        for kind, select in PLANNER_ROWS.items():
+            cursor.execute(f"DROP TABLE IF EXISTS bench_planned_{kind}")
+            cursor.execute(f"CREATE TEMPORARY TABLE bench_planned_{kind} AS {select}")
     _reset_planner_tables(connection)
     counts = []
     started = time.perf_counter()
@@ -409,19 +429,27 @@ def _time_write_floor(connection, *, on: dt.date, planner: dict) -> dict:
             cursor.execute(sql, params)
             counts.append(cursor.rowcount)
     elapsed = time.perf_counter() - started
+    only_planner, only_floor = {}, {}
     with connection.cursor() as cursor:
+        for kind, select in PLANNER_ROWS.items():
+            cursor.execute(
+                f"""SELECT (SELECT count(*) FROM (TABLE bench_planned_{kind} EXCEPT ALL {select}) p),
+                           (SELECT count(*) FROM ({select} EXCEPT ALL TABLE bench_planned_{kind}) f)""")
+            only_planner[kind], only_floor[kind] = cursor.fetchone()
+        # An action the two write differently is one action, not a row on each side.
         cursor.execute(
-            """SELECT count(*) FROM (
-                 (SELECT customer_id, step_id, status, pay_by FROM collections_dunningaction
-                  EXCEPT SELECT * FROM bench_planned)
-                 UNION ALL
-                 (SELECT * FROM bench_planned EXCEPT
-                  SELECT customer_id, step_id, status, pay_by FROM collections_dunningaction)) d""")
+            f"""SELECT count(*) FROM (
+                  SELECT customer_id, step_id FROM (
+                    (TABLE bench_planned_actions EXCEPT ALL {PLANNER_ROWS["actions"]})
+                    UNION ALL
+                    ({PLANNER_ROWS["actions"]} EXCEPT ALL TABLE bench_planned_actions)) d
+                  GROUP BY customer_id, step_id) pairs""")
         differing = cursor.fetchone()[0]
     _, cycles, actions, lines = counts
-    same = (cycles, actions, lines, differing) == (planner["cycles"], planner["planned"], planner["lines"], 0)
+    same = ((cycles, actions, lines) == (planner["cycles"], planner["planned"], planner["lines"])
+            and not any(only_planner.values()) and not any(only_floor.values()))
     return {"seconds": elapsed, "cycles": cycles, "actions": actions, "lines": lines,
-            "differing": differing, "same": same}
+            "differing": differing, "only_planner": only_planner, "only_floor": only_floor, "same": same}
 
 
 # -- reporting --------------------------------------------------------------------------------------
@@ -454,7 +482,8 @@ def _shape(sql: str) -> str:
     return f"{verb} {'+'.join(short)}{computes}{lock}"[:72]
 
 
-def _report(*, url: str, on: dt.date, ledger: dict, planner: dict, floor: dict, write_floor: dict) -> None:
+def _report(*, url: str, on: dt.date, ledger: dict, planner: dict, floor: dict, write_floor: dict) -> bool:
+    """Print the figures; return whether both floors came out as the planner's rows."""
     from ar_collections.dunning import PLAN_BATCH_SIZE
 
     queries = planner["queries"]
@@ -505,12 +534,21 @@ def _report(*, url: str, on: dt.date, ledger: dict, planner: dict, floor: dict, 
     print(f"ratio            planner / floor = {ratio:.1f}")
     wf = write_floor
     print(f"write floor      {wf['seconds']:.1f} s   the planner's rows written set-based in one transaction "
-          f"(analysis only): {wf['cycles']:,} cycles, {wf['actions']:,} actions, {wf['lines']:,} lines, "
-          f"{'the same as' if wf['same'] else 'NOT the same as'} the planner's "
-          f"({wf['differing']:,} actions differ in customer, step, status or pay-by)")
-    print(f"  ratio          planner / write floor = {planner['seconds'] / wf['seconds']:.1f}")
+          f"(analysis only): {wf['cycles']:,} cycles, {wf['actions']:,} actions, {wf['lines']:,} lines")
+    if wf["same"]:
+        print("  check          MATCH: the same cycles, actions (status, pay-by included) and invoice lines "
+              "as the planner's")
+    else:
+        apart = ", ".join(f"{kind} {wf['only_planner'][kind]:,} / {wf['only_floor'][kind]:,}"
+                          for kind in PLANNER_ROWS)
+        print(f"  check          MISMATCH: NOT the same rows as the planner's: {wf['differing']:,} actions "
+              f"differ in customer, step, status, planned day or pay-by; rows only in the planner's / only "
+              f"in the write floor's: {apart}")
+    print(f"  ratio          planner / write floor = {planner['seconds'] / wf['seconds']:.1f}"
+          + ("" if wf["same"] else " (of unlike work: the write floor differs)"))
+    ratio_verdict = verdict[ratio <= TARGET_RATIO] if same else "not judged, the floor differs"
     print(f"targets          planning <= {TARGET_SECONDS} s: {verdict[planner['seconds'] <= TARGET_SECONDS]}"
-          f"   ratio <= {TARGET_RATIO}: {verdict[ratio <= TARGET_RATIO]}"
+          f"   ratio <= {TARGET_RATIO}: {ratio_verdict}"
           f"   statements per batch constant: {verdict[len(sizes) == 1]} ({per_batch})")
     print("planner statements by position in the batch, summed over the batches:")
     cost: dict[tuple[int, str], list[float]] = defaultdict(list)
@@ -521,6 +559,11 @@ def _report(*, url: str, on: dt.date, ledger: dict, planner: dict, floor: dict, 
         print(f"  #{position:<3}{shape:<72} {sum(times):7.2f} s {sum(times) / planner['seconds']:6.1%}"
               f"  (max {max(times):.2f} s)")
     print(line)
+    differ = [name for name, matches in (("the floor", same), ("the write floor", wf["same"])) if not matches]
+    if differ:
+        print(f"MISMATCH: {' and '.join(differ)} did not come out as the planner's rows; "
+              f"a ratio against {'them' if len(differ) > 1 else 'it'} compares unlike work.")
+    return not differ
 
 
 # -- analysis ---------------------------------------------------------------------------------------
