@@ -72,17 +72,21 @@ PLANNER_TABLES = ("collections_allocation", "collections_latecharge", "collectio
 
 # The due steps of a first run, written by hand. For each customer with an
 # eligible invoice (open, not paused singly or with its whole account, due at
-# least its ladder's first day_offset ago): the ladder's first step, when the
-# oldest such invoice is that far past due (true by the reach filter; kept to
-# state the rule), and whether its eligible total in some currency reaches the
-# policy minimum for that currency (none set: anything above 0). Pauses are
-# split into two anti-joins on plain equalities, so each can be a hash
-# anti-join over the few thousand active pauses.
+# least its ladder's first day_offset ago): the ladder's first step (a retired
+# step is no part of the ladder), when the oldest such invoice is that far past
+# due (true by the reach filter; kept to state the rule), whether its eligible
+# total in some currency reaches the policy minimum for that currency (none
+# set: anything above 0), and that oldest due date (the write floor's pay-by
+# date of a reminder before the due date reads it). Pauses are split into two
+# anti-joins on plain equalities, so each can be a hash anti-join over the few
+# thousand active pauses. The ledger's pauses carry no dispute, so each holds
+# its invoice or account whole (a dispute of part of an invoice, which holds
+# back that part only, is not written here).
 REACH_SQL = """
     WITH first_step AS (
         SELECT DISTINCT ON (p.id) p.id AS policy_id, p.segment, s.id AS step_id, s.day_offset
         FROM collections_latepaymentpolicy p
-        JOIN collections_dunningstep s ON s.policy_id = p.id
+        JOIN collections_dunningstep s ON s.policy_id = p.id AND NOT s.retired
         WHERE p.is_active
         ORDER BY p.id, s.position
     ),
@@ -103,7 +107,8 @@ REACH_SQL = """
                           WHERE p.invoice_id IS NULL AND p.customer_id = i.customer_id)
         GROUP BY i.customer_id, i.currency, f.policy_id, f.step_id, f.day_offset
     )
-    SELECT t.customer_id, t.step_id, bool_or(t.total >= coalesce(m.min_amount, 0)) AS above_minimum
+    SELECT t.customer_id, t.step_id, bool_or(t.total >= coalesce(m.min_amount, 0)) AS above_minimum,
+           min(t.oldest) AS oldest
     FROM totals t
     LEFT JOIN collections_policyminimum m ON m.policy_id = t.policy_id AND m.currency = t.currency
     GROUP BY t.customer_id, t.step_id, t.day_offset
@@ -117,22 +122,43 @@ FLOOR_SQL = f"""
 # A second reference, for the analysis: the same rows the planner writes (a
 # cycle per account in reach, an action per due step, a line per invoice the
 # action lists), written set-based in one transaction. Runs, cycles, actions
-# and lines must be empty; the run's id is %(run)s.
+# and lines must be empty; the run's id is %(run)s. An action's status and
+# pay-by date follow the planner's rules (dunning._first_status,
+# dunning.planned_pay_by): a manager's step (review, credit hold, C.O.D.)
+# awaits approval, a policy that does not send by itself queues its steps for
+# review; the pay-by date is the step's days to pay (at most
+# PAY_BY_DAYS_AT_MOST, 90) from the run date, moved past a Saturday, a Sunday
+# or an office holiday to the next working day, and never later than the
+# oldest due date a reminder before the due date lists. The working day is
+# worked out once per step, not per action.
 WRITE_FLOOR_SQL = (
     f"CREATE TEMPORARY TABLE bench_reach ON COMMIT DROP AS {REACH_SQL}",
     """INSERT INTO collections_dunningcycle (customer_id, number, opened_on, cause)
        SELECT customer_id, 1, %(on)s, '' FROM bench_reach""",
-    """INSERT INTO collections_dunningaction (run_id, cycle_id, customer_id, step_id, status, planned_on,
+    """WITH step_pay_by AS (
+           SELECT s.id AS step_id, min(d.day) AS pay_by
+           FROM collections_dunningstep s
+           CROSS JOIN LATERAL (SELECT %(on)s + LEAST(s.pay_by_days, 90) + n AS day
+                               FROM generate_series(0, 366) n) d
+           WHERE extract(isodow FROM d.day) < 6
+             AND NOT EXISTS (SELECT FROM collections_holiday h WHERE h.day = d.day)
+           GROUP BY s.id
+       )
+       INSERT INTO collections_dunningaction (run_id, cycle_id, customer_id, step_id, status, planned_on,
            pay_by, channel, recipient_address, channel_note, skip_reason, error, attempts, subject,
            body_text, body_html, letter_pdf)
        SELECT %(run)s, c.id, r.customer_id, r.step_id,
-              CASE WHEN s.action IN ('credit_hold', 'switch_to_cod') THEN 'awaiting_approval'
+              CASE WHEN s.action IN ('manager_review', 'credit_hold', 'switch_to_cod')
+                   THEN 'awaiting_approval'
                    WHEN NOT p.auto_send THEN 'in_review' ELSE 'planned' END,
-              %(on)s, %(on)s + s.pay_by_days, '', '', '', '', '', 0, '', '', '', ''
+              %(on)s,
+              CASE WHEN r.oldest >= %(on)s THEN LEAST(w.pay_by, r.oldest) ELSE w.pay_by END,
+              '', '', '', '', '', 0, '', '', '', ''
        FROM bench_reach r
        JOIN collections_dunningcycle c ON c.customer_id = r.customer_id
        JOIN collections_dunningstep s ON s.id = r.step_id
        JOIN collections_latepaymentpolicy p ON p.id = s.policy_id
+       JOIN step_pay_by w ON w.step_id = r.step_id
        WHERE r.above_minimum""",
     """INSERT INTO collections_dunningactioninvoice (action_id, invoice_id, open_amount, currency)
        SELECT a.id, i.id, i.open_amount, i.currency
@@ -206,12 +232,19 @@ def _load(connection, *, customers: int, invoices: int, on: dt.date) -> None:
     of every ladder is reached by someone. One customer in fifty is a big
     account with about ten times the invoices; one in twenty buys in small
     amounts, so the policy minimum turns some accounts away. One invoice in
-    twenty is in a currency other than the account's.
+    twenty is in a currency other than the account's. The office has one
+    holiday, on the first working day a week after `on`, where a 7-day step's
+    pay-by date falls: the planner moves it to the next working day.
     """
     from django.contrib.auth.models import User
 
+    from ar_collections.models import CollectionRules, Holiday
+    from arcrm.dates import working_day_from
+
     rng = random.Random(11)
     collector = User.objects.create_user("bench-collector")
+    Holiday.objects.create(rules=CollectionRules.current(), name="Bench holiday",
+                           day=working_day_from(on + dt.timedelta(days=7)))
     stamp = "2026-01-01T00:00:00Z"
     caps = [rng.randint(1, 120) for _ in range(customers)]
     small = [rng.random() < 0.05 for _ in range(customers)]
