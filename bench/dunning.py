@@ -612,11 +612,14 @@ def _explain(connection, *, on: dt.date, show: int = 5) -> None:
     auto_explain cannot see into."""
     from django.db import transaction
 
-    from ar_collections.dunning import _plan_next_batch, ladders, run_start
+    from ar_collections.dunning import HOLIDAYS_LOOK_BACK, _plan_next_batch, ladders, run_start
+    from ar_collections.models import Holiday
 
     _reset_planner_tables(connection)
     run = run_start(run_date=on)
     book = ladders()
+    # As run_plan reads them, once a run: the office's holidays, for the pay-by dates.
+    holidays = Holiday.objects.days_after(on - HOLIDAYS_LOOK_BACK)
     plans: list[str] = []
     raw = connection.connection
 
@@ -632,7 +635,7 @@ def _explain(connection, *, on: dt.date, show: int = 5) -> None:
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            _plan_next_batch(run.pk, book)
+            _plan_next_batch(run.pk, book, holidays)
     finally:
         raw.remove_notice_handler(collect)
         with connection.cursor() as cursor:
