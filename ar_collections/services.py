@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from ar_collections import segmentation, worklist
+from ar_collections.dunning import COD_OR_STRICTER, steps_in_force
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
@@ -487,6 +488,8 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
 
 
 ALREADY_ON_HOLD = "the account is already on credit hold"
+# In words, for each of the terms a switch to C.O.D. asks for nothing on
+# (dunning.COD_OR_STRICTER, the rule's one list).
 ALREADY_ON_TERMS = {
     TermsType.COD: "the account already trades cash on delivery",
     # Stricter than C.O.D.: switching would soften it.
@@ -501,7 +504,7 @@ TERMS_IN_FORCE = {ALREADY_ON_HOLD, *ALREADY_ON_TERMS.values()}
 # may still be switched to C.O.D., and one on C.O.D. held.
 _IN_FORCE = {
     StepAction.CREDIT_HOLD: Q(customer__on_credit_hold=True),
-    StepAction.SWITCH_TO_COD: Q(customer__terms_type__in=list(ALREADY_ON_TERMS)),
+    StepAction.SWITCH_TO_COD: Q(customer__terms_type__in=COD_OR_STRICTER),
 }
 
 
@@ -509,11 +512,13 @@ def credit_terms_in_force(action: DunningAction) -> tuple[str, Q]:
     """Why the step asks for terms its account (as loaded) has already, or "",
     and the condition on the account under which that reason holds."""
     customer = action.customer
-    if action.step.action == StepAction.CREDIT_HOLD and customer.on_credit_hold:
+    # The rule the ladders pass such steps over by (dunning.steps_in_force).
+    if action.step.action not in steps_in_force(on_credit_hold=customer.on_credit_hold,
+                                                terms_type=customer.terms_type):
+        return "", Q(pk__in=[])
+    if action.step.action == StepAction.CREDIT_HOLD:
         return ALREADY_ON_HOLD, _IN_FORCE[StepAction.CREDIT_HOLD]
-    if action.step.action == StepAction.SWITCH_TO_COD and customer.terms_type in ALREADY_ON_TERMS:
-        return ALREADY_ON_TERMS[customer.terms_type], Q(customer__terms_type=customer.terms_type)
-    return "", Q(pk__in=[])
+    return ALREADY_ON_TERMS[customer.terms_type], Q(customer__terms_type=customer.terms_type)
 
 
 def asking_terms_in_force() -> Q:
