@@ -1359,10 +1359,10 @@ def _ladder_decision_on_record(item: WorkItem, *, decided: LadderDecision, actor
         if not overdue:
             raise ValidationError({"decision": f"Nothing of {customer.name}'s is overdue: there is nothing "
                                                "to write off."})
-        pursued = [said for invoice in overdue if (said := write_off_pursued_said(invoice))]
-        overdue = [invoice for invoice in overdue if not write_off_pursued_said(invoice)]
-        if not overdue:
-            raise ValidationError({"decision": " ".join(pursued)})
+        pursued = {invoice.pk: write_off_pursued_said(invoice) for invoice in overdue}
+        if all(pursued.values()):
+            raise ValidationError({"decision": " ".join(pursued.values())})
+        overdue = [invoice for invoice in overdue if not pursued[invoice.pk]]
         amounts = format_amounts(by_currency((i.currency, i.open_amount) for i in overdue))
         exception_request(
             customer=customer, actor=actor, kind=ExceptionKind.WRITE_OFF, on=today, invoices=overdue,
