@@ -647,10 +647,8 @@ class PauseForm(_AccountForm):
 class ExceptionForm(_AccountForm):
     kind = forms.ChoiceField(choices=ExceptionKind.choices)
     invoice = InvoiceChoice(required=False, empty_label="(the whole account)")
-    invoices = InvoiceChoices(
-        label="Invoices to write off", required=False,
-        help_text="For a write-off only: what each still owes is asked to be written off as bad debt.",
-    )
+    # Its help text is set with the invoices marked (__init__): _mark_taken writes one of its own.
+    invoices = InvoiceChoices(label="Invoices to write off", required=False)
     pause_until = _date(label="Until", required=False,
                         help_text="For a pause, its last day; for extended terms, the new day to pay by.")
     reason = _text("What you ask for and why", rows=3, max_length=2000)
