@@ -299,6 +299,15 @@ def test_the_item_leaves_the_list_when_a_new_step_follows(account, collector):
     assert events(account, EventKind.WORK)[-1].endswith("; a new step was taken: step 5 (PDF letter)")
 
 
+def later_step_planned(last: DunningAction, *, status: str) -> None:
+    """A step added to the finished ladder (a switch to C.O.D.), planned in
+    the cycle of its `last` step and left at `status`."""
+    step = DunningStep.objects.create(policy=last.step.policy, position=5, day_offset=35,
+                                      action="switch_to_cod", tone=3, pay_by_days=7)
+    DunningAction.objects.create(run=last.run, cycle=last.cycle, customer=last.customer, step=step,
+                                 planned_on=ON, pay_by=ON + dt.timedelta(days=7), status=status)
+
+
 @pytest.mark.parametrize("status", [ActionStatus.SKIPPED, ActionStatus.FAILED])
 def test_a_new_step_that_told_the_customer_nothing_leaves_the_item_on_the_list(account, collector, status):
     """A step added to the ladder that the run planned and that was then
@@ -308,10 +317,7 @@ def test_a_new_step_that_told_the_customer_nothing_leaves_the_item_on_the_list(a
     last = ladder_taken(account)
     worklist.worklist_refresh(on=ON)
     [item] = items(account)
-    step = DunningStep.objects.create(policy=last.step.policy, position=5, day_offset=35,
-                                      action="switch_to_cod", tone=3, pay_by_days=7)
-    DunningAction.objects.create(run=last.run, cycle=last.cycle, customer=account, step=step, planned_on=ON,
-                                 pay_by=ON + dt.timedelta(days=7), status=status)
+    later_step_planned(last, status=status)
 
     worklist.worklist_refresh(on=ON)
 
@@ -326,10 +332,7 @@ def test_a_new_step_waiting_for_a_manager_takes_the_item_off_the_list(account, c
     last = ladder_taken(account)
     worklist.worklist_refresh(on=ON)
     [item] = items(account)
-    step = DunningStep.objects.create(policy=last.step.policy, position=5, day_offset=35,
-                                      action="switch_to_cod", tone=3, pay_by_days=7)
-    DunningAction.objects.create(run=last.run, cycle=last.cycle, customer=account, step=step, planned_on=ON,
-                                 pay_by=ON + dt.timedelta(days=7), status=ActionStatus.AWAITING_APPROVAL)
+    later_step_planned(last, status=ActionStatus.AWAITING_APPROVAL)
 
     worklist.worklist_refresh(on=ON)
 
