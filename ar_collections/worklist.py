@@ -440,9 +440,23 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
             })
             if not created:
                 continue  # a concurrent refresh got there first
+        elif item.status == WorkStatus.OPEN:
+            # A later step that told the customer nothing (skipped, failed)
+            # ended the ladder again while the item was open: the item is
+            # about that step now, so the collector decides on what really
+            # happened rather than on the earlier step.
+            title = title[:300]
+            if item.action_id == last or not WorkItem.objects.filter(
+                    pk=item.pk, status=WorkStatus.OPEN).exclude(action_id=last).update(action_id=last,
+                                                                                      title=title):
+                continue
+            if record and title != item.title:
+                item.customer, item.title = customers[customer_id], title
+                _record(item, actor, f"Worklist: updated — {title}", action=last)
+            continue
         else:
-            # An open item stays as it is; a done one comes back with what has just ended.
-            back = item.status == WorkStatus.DONE and (again or item.action_id != last)
+            # A done one comes back with what has just ended.
+            back = again or item.action_id != last
             # Conditional: of two at once, one brings it back.
             if not back or not WorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).update(
                     status=WorkStatus.OPEN, due_on=on, done_at=None, done_by=None, snoozed_until=None,

@@ -299,13 +299,14 @@ def test_the_item_leaves_the_list_when_a_new_step_follows(account, collector):
     assert events(account, EventKind.WORK)[-1].endswith("; a new step was taken: step 5 (PDF letter)")
 
 
-def later_step_planned(last: DunningAction, *, status: str) -> None:
+def later_step_planned(last: DunningAction, *, status: str, error: str = "") -> DunningAction:
     """A step added to the finished ladder (a switch to C.O.D.), planned in
     the cycle of its `last` step and left at `status`."""
     step = DunningStep.objects.create(policy=last.step.policy, position=5, day_offset=35,
                                       action="switch_to_cod", tone=3, pay_by_days=7)
-    DunningAction.objects.create(run=last.run, cycle=last.cycle, customer=last.customer, step=step,
-                                 planned_on=ON, pay_by=ON + dt.timedelta(days=7), status=status)
+    return DunningAction.objects.create(run=last.run, cycle=last.cycle, customer=last.customer, step=step,
+                                        planned_on=ON, pay_by=ON + dt.timedelta(days=7), status=status,
+                                        error=error)
 
 
 @pytest.mark.parametrize("status", [ActionStatus.SKIPPED, ActionStatus.FAILED])
@@ -326,6 +327,33 @@ def test_a_new_step_that_told_the_customer_nothing_leaves_the_item_on_the_list(a
     said = events(account, EventKind.WORK)
     assert not [s for s in said if "a new step was taken" in s]
     assert len([s for s in said if s.startswith("Worklist: The ladder has no step left")]) == 1
+
+
+@pytest.mark.parametrize("found_by", ["the daily refresh", "delivery giving up"])
+def test_an_open_item_names_a_later_step_that_failed_and_why_once(account, collector, found_by):
+    """The item was about step 4, skipped; step 5, added since, failed. The
+    collector decides on what really ended the ladder: the item now names
+    step 5, says it failed and why as the run page does, and the timeline
+    says so once, however often the list is refreshed."""
+    last = ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    failed = later_step_planned(last, status=ActionStatus.FAILED,
+                                error="SMTPRecipientsRefused: 550 5.1.1 mailbox unknown")
+
+    for _ in range(2):
+        if found_by == "the daily refresh":
+            worklist.worklist_refresh(on=ON)
+        else:
+            worklist.ladder_ended_items(on=ON, customer_ids=[account.pk], again=True)
+
+    item.refresh_from_db()
+    assert (item.status, item.action) == (WorkStatus.OPEN, failed)
+    assert item.title.startswith("The ladder has no step left: EUR 1,200.00 overdue")
+    assert ("its last step, step 5 (Switch to C.O.D./prepayment), failed: SMTPRecipientsRefused: 550 5.1.1 "
+            "mailbox unknown; decide the next action") in item.title
+    said = [s for s in events(account, EventKind.WORK) if "step 5" in s]
+    assert said == [f"Worklist: updated — {item.title}"]
 
 
 def test_a_new_step_waiting_for_a_manager_takes_the_item_off_the_list(account, collector):
