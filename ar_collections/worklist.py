@@ -863,8 +863,8 @@ def worklist_refresh(*, on: dt.date) -> int:
         wanted.append(WorkItem(
             kind=WorkKind.PERSONAL, key=f"personal:cycle:{cycle.pk}", customer_id=cycle.customer_id,
             assignee_id=cycle.customer.collector_id, due_on=cycle.opened_on,
-            title=f"Personal treatment: {cycle.customer.name} is behind "
-            f"(since {format_day(cycle.opened_on, year=False)}); call rather than write",
+            title=_personal_title(cycle.customer.name,
+                                  f"behind (since {format_day(cycle.opened_on, year=False)})"),
         ))
     from ar_collections.delivery import letters_withdraw_moot  # it imports this module
     from ar_collections.forms import letters_in_queue
@@ -963,6 +963,10 @@ def worklist_refresh(*, on: dt.date) -> int:
     return created
 
 
+def _personal_title(name: str, behind: str) -> str:
+    return f"Personal treatment: {name} is {behind}; call rather than write"[:300]
+
+
 def personal_items_back(*, keys: list[str], on: dt.date) -> int:
     """Open again the done personal-treatment items among `keys` (those of
     the cycles still open) whose account is behind again on `on`: an invoice
@@ -971,8 +975,9 @@ def personal_items_back(*, keys: list[str], on: dt.date) -> int:
     up, or ticked off after a call, the item is the cycle's (its key names
     it), and without this an account falling behind again in the same cycle
     would never be called about. One ticked off for the debt still overdue
-    stays done: the call about it was made. Each comes back with the invoice
-    on the timeline; a few statements whatever their number."""
+    stays done: the call about it was made. Each comes back with its title
+    naming the invoice it is now about (its first named the debt the cycle
+    opened with), and so on the timeline; a few statements whatever their number."""
     done_on = TruncDate("done_at")
     again = (Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
                                     open_amount__gt=0, due_date__lt=on)
@@ -985,16 +990,19 @@ def personal_items_back(*, keys: list[str], on: dt.date) -> int:
                                     done_at__isnull=False)
             .annotate(done_on=done_on).filter(Exists(again))
             .annotate(invoice_number=Subquery(again.values("number")[:1]),
-                      invoice_due=Subquery(again.values("due_date")[:1]))
+                      invoice_due=Subquery(again.values("due_date")[:1]), customer_name=F("customer__name"))
             .select_for_update(of=("self",)).only("pk", "customer_id", "kind", "title").order_by("pk")
         )
         if not back:
             return 0
-        WorkItem.objects.filter(pk__in=[i.pk for i in back]).update(
-            status=WorkStatus.OPEN, due_on=on, done_at=None, done_by=None, snoozed_until=None)
-        said = [f"Worklist: back — {item.title}; behind again: {item.invoice_number} overdue since "
-                f"{format_day(item.invoice_due + dt.timedelta(days=1))}" for item in back]
-        _records(back, None, said, reopened=True)
+        for item in back:
+            item.status, item.due_on, item.done_at, item.done_by, item.snoozed_until = (
+                WorkStatus.OPEN, on, None, None, None)
+            item.title = _personal_title(item.customer_name, f"behind again: {item.invoice_number} overdue "
+                                         f"since {format_day(item.invoice_due + dt.timedelta(days=1))}")
+        WorkItem.objects.bulk_update(back, ["status", "due_on", "done_at", "done_by", "snoozed_until",
+                                            "title"], batch_size=REFRESH_BATCH_SIZE)
+        _records(back, None, [f"Worklist: back — {item.title}" for item in back], reopened=True)
     return len(back)
 
 

@@ -78,8 +78,8 @@ def test_an_account_paid_up_that_falls_behind_again_in_the_cycle_gets_its_item_b
     item = personal(bond)
     assert (item.status, item.due_on, item.done_at) == (WorkStatus.OPEN, later, None)
     assert back_entries(item) == [
-        f"Worklist: back — {item.title}; behind again: INV-NEW overdue since "
-        f"{overdue_since.day} {overdue_since:%b %Y}"]
+        f"Worklist: back — Personal treatment: Old Friend is behind again: INV-NEW overdue since "
+        f"{overdue_since.day} {overdue_since:%b %Y}; call rather than write"]
 
 
 def test_an_item_ticked_off_stays_done_for_the_same_debt_and_comes_back_for_a_new_one(
@@ -98,3 +98,23 @@ def test_an_item_ticked_off_stays_done_for_the_same_debt_and_comes_back_for_a_ne
 
     assert personal(bond).status == WorkStatus.OPEN
     assert len(back_entries(personal(bond))) == 1
+
+
+def test_an_item_back_for_a_new_invoice_names_that_debt_in_its_title(bond, collector, make_invoice):
+    """Its first title told of the debt the cycle opened with, already called
+    about: the collector must see which debt the call is about now."""
+    first = personal(bond).title
+    with frozen(ON):
+        worklist.item_complete(item=personal(bond), actor=collector)
+        make_invoice(bond, issued=ON - dt.timedelta(days=20), due=ON + dt.timedelta(days=3),
+                     amount="300.00", number="INV-NEW")
+
+    refresh(ON + dt.timedelta(days=4))
+
+    item = personal(bond)
+    overdue_since = ON + dt.timedelta(days=4)
+    assert item.status == WorkStatus.OPEN
+    assert first.startswith("Personal treatment: Old Friend is behind (since ")
+    assert item.title == (f"Personal treatment: Old Friend is behind again: INV-NEW overdue since "
+                          f"{overdue_since.day} {overdue_since:%b %Y}; call rather than write")
+    assert back_entries(item) == [f"Worklist: back — {item.title}"]
