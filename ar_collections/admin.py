@@ -739,7 +739,18 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
             entered = next((_minimums_entered(inline.formset) for inline in context["inline_admin_formsets"]
                             if inline.formset.model is PolicyMinimum), None)
         context["minimums_missing"] = minimums_missing(obj, entered=entered) if change and obj else []
+        # As saved (a refused post says what is wrong with what was entered).
+        context["gap_problems"] = obj.gap_problems() if change and obj and request.method == "GET" else []
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def changelist_view(self, request, extra_context=None):
+        """The list warns of each ladder its minimum gap freezes, as a save of
+        it would be refused: one saved before the gap was checked runs so."""
+        if request.method == "GET":
+            for policy, problems in LatePaymentPolicy.objects.gap_problems():
+                for problem in problems:
+                    self.message_user(request, f"{policy.name}: {problem}", messages.WARNING)
+        return super().changelist_view(request, extra_context)
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
@@ -1221,6 +1232,22 @@ class CollectionRulesAdmin(_ChangesWithBeforeAndAfter, PeopleShownReadOnly, admi
     def save_model(self, request, obj, form, change):
         obj.pk, obj.updated_by = 1, request.user
         super().save_model(request, obj, form, change)
+
+    # Limits saved before their bounds existed hold as saved: the list and the
+    # page say which, as a save would refuse them, before anyone saves.
+
+    def changelist_view(self, request, extra_context=None):
+        self._bounds_warned(request)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._bounds_warned(request)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _bounds_warned(self, request) -> None:
+        rules = CollectionRules.objects.filter(pk=1).first() if request.method == "GET" else None
+        for problem in rules.bounds_problems() if rules else []:
+            self.message_user(request, f"Saved before this limit: {problem}", messages.WARNING)
 
 
 @admin.register(MoneyPointScale)

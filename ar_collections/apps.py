@@ -20,6 +20,7 @@ class CollectionsConfig(AppConfig):
     verbose_name = "Collections"
 
     def ready(self) -> None:
+        from ar_collections import checks  # noqa: F401  (registers them)
         from ar_collections.services import (
             behaviour_in_new_currency_on_commit,
             credit_terms_in_force_skip_on_commit,

@@ -477,6 +477,21 @@ class LatePaymentPolicyQuerySet(models.QuerySet):
             Exists(DunningStep.objects.in_ladder().filter(policy=OuterRef("pk")))
         )
 
+    def gap_problems(self) -> list[tuple[LatePaymentPolicy, list[str]]]:
+        """The policies among these whose minimum gap between contacts
+        freezes their ladder as it runs, each with what a save of it would
+        be refused with (contact_gap_problems), by name. One saved before the
+        gap was checked runs as saved until a manager mends it, and must be
+        seen without a save. One query."""
+        ladders: dict[int, list[DunningStep]] = {}
+        policies: dict[int, LatePaymentPolicy] = {}
+        for step in DunningStep.objects.in_ladder().filter(policy__in=self).select_related("policy"):
+            ladders.setdefault(step.policy_id, []).append(step)
+            policies[step.policy_id] = step.policy
+        found = [(policies[pk], problems) for pk, steps in ladders.items()
+                 if (problems := policies[pk].gap_problems(steps))]
+        return sorted(found, key=lambda policy_problems: policy_problems[0].name)
+
 
 class LatePaymentPolicy(models.Model):
     name = models.CharField(max_length=120, unique=True)
@@ -514,6 +529,12 @@ class LatePaymentPolicy(models.Model):
     def ladder_problems(self) -> list[str]:
         """What is wrong with the ordered steps, in words a manager understands."""
         return ladder_problems(self.steps.in_ladder(), min_gap=self.min_days_between_contacts)
+
+    def gap_problems(self, steps: Iterable[DunningStep] | None = None) -> list[str]:
+        """contact_gap_problems of the policy's minimum gap and its ladder as
+        it runs (`steps`, when read already)."""
+        steps = self.steps.in_ladder() if steps is None else steps
+        return contact_gap_problems(steps, min_gap=self.min_days_between_contacts)
 
 
 # How far from the due date a step may run, either way: a year. A reminder
@@ -1306,6 +1327,17 @@ class CollectionRules(models.Model):
     def current(cls) -> CollectionRules:
         rules, _ = cls.objects.get_or_create(pk=1)
         return rules
+
+    def bounds_problems(self) -> list[str]:
+        """The limits as saved that a save would refuse now, in the words it
+        would refuse them with (the fields' own validators), one sentence
+        each. Limits saved before their bounds existed (migration 0058 added
+        them) go on holding as saved until a manager mends them."""
+        try:
+            self.clean_fields(exclude=["updated_by"])
+        except ValidationError as error:
+            return [message for messages in error.message_dict.values() for message in messages]
+        return []
 
     def plan_needs_approval(self, *, amount: Decimal, currency: str) -> bool:
         return currency != settings.DEFAULT_CURRENCY or amount > self.plan_approval_above_amount

@@ -112,7 +112,11 @@ def coming_up(request: HttpRequest) -> HttpResponse:
     days = window.cleaned_data["days"] if window.is_valid() else simulator.DEFAULT_DAYS
     book_ladders = ladders()
     context: dict = {"window": window, "days": days, "today": today, "notes": simulator.APPROXIMATIONS,
-                     "policies": [ladder.policy for ladder in book_ladders.values()]}
+                     "policies": [ladder.policy for ladder in book_ladders.values()],
+                     # Ladders in force whose gap freezes them, saved before it was
+                     # checked: the nights below follow them as saved.
+                     "gap_problems": [(ladder.policy, problems) for ladder in book_ladders.values()
+                                      if (problems := ladder.policy.gap_problems(ladder.steps))]}
     status = 200 if window.is_valid() else 422
     # Read before the tried ladders are copied from these: the copies keep the fees it fetches.
     book = simulator.book_read(today=today, ladders=book_ladders)

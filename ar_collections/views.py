@@ -82,6 +82,7 @@ from ar_collections.models import (
     ImportStatus,
     Invoice,
     InvoiceStatus,
+    LatePaymentPolicy,
     PaperDocument,
     PaymentBehaviour,
     PaymentPlan,
@@ -328,6 +329,10 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     template = "collections/run_detail.html"
     if wants_fragment(request):
         template += "#run-actions"
+    else:
+        # The ladders this run took steps of whose minimum gap freezes them,
+        # saved before it was checked: the run followed them as saved.
+        context["gap_problems"] = LatePaymentPolicy.objects.filter(steps__actions__run=run).gap_problems()
     return render(request, template, context, status=400 if refusal else 200)
 
 
