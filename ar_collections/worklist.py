@@ -52,6 +52,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, Concat, Floor, Least, NullIf, RowNumber, Trim, TruncDate
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -555,15 +556,17 @@ def settled_items_close(*, customer_ids, actor=None, on: dt.date | None = None) 
     overdue = Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
                                      open_amount__gt=0, due_date__lt=on)
     closed = 0
-    for kind, still, why in (
+    for kind, still, why, details in (
         (WorkKind.CHARGES, owing_charges,
-         "the late fees and interest are paid or waived: nothing of them is owed"),
-        (WorkKind.PERSONAL, overdue, "nothing is overdue any more"),
+         "the late fees and interest are paid or waived: nothing of them is owed", None),
+        # Marked so on the timeline: whatever is overdue later in the cycle
+        # brings it back (personal_items_back).
+        (WorkKind.PERSONAL, overdue, "nothing is overdue any more", {"paid_up": True}),
     ):
         pks = list(WorkItem.objects.filter(status=WorkStatus.OPEN, kind=kind, customer_id__in=ids)
                    .exclude(Exists(still)).values_list("pk", flat=True))
         if pks:
-            closed += items_close(actor=actor, because=why, pk__in=pks)
+            closed += items_close(actor=actor, because=why, details=details, pk__in=pks)
     return closed
 
 
@@ -974,21 +977,29 @@ def personal_items_back(*, keys: list[str], on: dt.date) -> int:
     day or later, or it was recorded since). Closed once the account paid
     up, or ticked off after a call, the item is the cycle's (its key names
     it), and without this an account falling behind again in the same cycle
-    would never be called about. One ticked off for the debt still overdue
-    stays done: the call about it was made. Each comes back with its title
+    would never be called about. One closed because the account had paid up
+    comes back for any invoice overdue since, one it had then included (a
+    due date the ERP moved back, say): nothing was overdue
+    then. One ticked off for the debt still overdue stays done: the call
+    about it was made. Each comes back with its title
     naming the invoice it is now about (its first named the debt the cycle
     opened with), and so on the timeline; a few statements whatever their number."""
     done_on = TruncDate("done_at")
+    # Its last close was settled_items_close's (the entry is written just after done_at).
+    paid_up = Exists(TimelineEvent.objects.filter(
+        subject_type=ContentType.objects.get_for_model(WorkItem), subject_id=OuterRef("pk"),
+        kind=EventKind.WORK, occurred_at__gte=OuterRef("done_at"), details__paid_up=True))
     again = (Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
                                     open_amount__gt=0, due_date__lt=on)
-             .filter(Q(due_date__gte=OuterRef("done_on")) | Q(created_at__gt=OuterRef("done_at")))
+             .filter(Q(due_date__gte=OuterRef("done_on")) | Q(created_at__gt=OuterRef("done_at"))
+                     | Q(Exact(OuterRef("paid_up"), True)))
              .order_by("due_date", "pk"))
     with transaction.atomic():
         # Locked: a collector ticking off or a second refresh at this moment finds it as it is.
         back = list(
             WorkItem.objects.filter(kind=WorkKind.PERSONAL, status=WorkStatus.DONE, key__in=keys,
                                     done_at__isnull=False)
-            .annotate(done_on=done_on).filter(Exists(again))
+            .annotate(done_on=done_on, paid_up=paid_up).filter(Exists(again))
             .annotate(invoice_number=Subquery(again.values("number")[:1]),
                       invoice_due=Subquery(again.values("due_date")[:1]), customer_name=F("customer__name"))
             .select_for_update(of=("self",)).only("pk", "customer_id", "kind", "title").order_by("pk")

@@ -10,8 +10,9 @@ import datetime as dt
 import pytest
 
 from ar_collections import worklist, workspace
+from ar_collections.imports import invoices_import
 from ar_collections.models import WorkItem, WorkKind, WorkStatus
-from customers.models import EventKind, Segment, TimelineEvent
+from customers.models import Customer, EventKind, Segment, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
@@ -118,3 +119,40 @@ def test_an_item_back_for_a_new_invoice_names_that_debt_in_its_title(bond, colle
     assert item.title == (f"Personal treatment: Old Friend is behind again: INV-NEW overdue since "
                           f"{overdue_since.day} {overdue_since:%b %Y}; call rather than write")
     assert back_entries(item) == [f"Worklist: back — {item.title}"]
+
+
+def test_an_account_paid_up_behind_again_on_an_invoice_it_had_then_gets_its_item_back_once(
+    bond, make_invoice
+):
+    """Paid up, nothing overdue: the item closed. INV-LATER was open then and
+    not yet due; the ERP has since moved its due date back, and it is
+    overdue: the account is behind again in the same cycle, though the
+    invoice neither is new nor fell due after the item closed (as a payment
+    taken back would leave it too)."""
+    # The bond on its card, as the import's recomputed segment reads it.
+    Customer.objects.filter(pk=bond.pk).update(special_bond="They stood by us when our plant burned down.")
+    with frozen(ON - dt.timedelta(days=1)):
+        make_invoice(bond, issued=ON - dt.timedelta(days=10), due=ON + dt.timedelta(days=20), amount="300.00",
+                     number="INV-LATER")
+    with frozen(ON):
+        allocations = [(i, i.open_amount) for i in bond.invoices.filter(due_date__lt=ON)]
+        workspace.payment_record(customer=bond, amount=sum(a for _, a in allocations), currency="EUR",
+                                 received_on=ON, allocations=allocations, reference="BANK-1")
+        worklist.settled_items_close(customer_ids=[bond.pk], on=ON)
+    assert personal(bond).status == WorkStatus.DONE
+    later = ON + dt.timedelta(days=3)
+    issued, moved_to = ON - dt.timedelta(days=10), ON - dt.timedelta(days=5)
+    with frozen(later):
+        report = invoices_import("number,account_number,issue_date,due_date,currency,total_amount\n"
+                                 f"INV-LATER,{bond.account_number},{issued},{moved_to},EUR,300.00\n")
+    assert report.updated == 1, report.errors
+
+    refresh(later)
+    refresh(later + dt.timedelta(days=1))
+
+    item = personal(bond)
+    overdue_since = moved_to + dt.timedelta(days=1)
+    assert (item.status, item.due_on) == (WorkStatus.OPEN, later)
+    assert back_entries(item) == [
+        f"Worklist: back — Personal treatment: Old Friend is behind again: INV-LATER overdue since "
+        f"{overdue_since.day} {overdue_since:%b %Y}; call rather than write"]
