@@ -1408,8 +1408,10 @@ def _ladder_decision_on_record(item: WorkItem, *, decided: LadderDecision, actor
     ):
         raise ValidationError({"decision": "No promise or plan recorded since the ladder finished: record it "
                                            "first."})
+    # A write-off proposed is a decision of its own (WRITE_OFF above), not an exception asked.
     elif (decided == LadderDecision.EXCEPTION
-          and not ExceptionRequest.objects.filter(customer=customer, requested_on__gte=since).exists()):
+          and not ExceptionRequest.objects.filter(customer=customer, requested_on__gte=since)
+          .exclude(kind=ExceptionKind.WRITE_OFF).exists()):
         raise ValidationError({"decision": "No exception asked of a manager since the ladder finished: ask "
                                            "for it first."})
 

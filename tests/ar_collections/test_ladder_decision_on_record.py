@@ -140,3 +140,17 @@ def test_an_exception_asked_before_the_ladder_finished_does_not_count(client, co
     assert response.status_code == 422
     item.refresh_from_db()
     assert item.status == WorkStatus.OPEN
+
+
+def test_a_write_off_proposed_since_the_ladder_finished_is_no_exception_asked(client, collector, account,
+                                                                             item):
+    workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.WRITE_OFF, on=ON,
+                                invoices=list(account.invoices.all()), reason="The business is closing")
+    client.force_login(collector)
+
+    response = done(client, item, "exception")
+
+    assert response.status_code == 422
+    assert "No exception asked of a manager since the ladder finished: ask for it first." in text_of(response)
+    item.refresh_from_db()
+    assert item.status == WorkStatus.OPEN
