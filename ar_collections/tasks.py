@@ -66,8 +66,9 @@ def refresh_payment_behaviour(on: str | None = None) -> int:
 def check_commitments(on: str | None = None) -> dict[str, int]:
     """Daily, before the dunning run: promises kept or broken, instalments paid
     or missed, exception requests whose day passed undecided recorded as
-    lapsed, and the worklist items that follow; red-tape re-sends that did
-    not go are tried again; the tokens of forms carried out long ago are
+    lapsed (and write-offs whose every invoice was settled another way), and
+    the worklist items that follow; red-tape re-sends that did not go are
+    tried again; the tokens of forms carried out long ago are
     forgotten (services.SUBMISSIONS_KEPT). Safe to repeat."""
     day = dt.date.fromisoformat(on) if on else timezone.localdate()
     counts = commitments_check(on=day)

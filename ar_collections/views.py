@@ -531,10 +531,13 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     # Collectors' requests above their limits; few at a time, so not paginated.
     # Those asked until a day that passed undecided are listed apart, for what they asked, not to be decided:
     # the recent ones only (those the daily job recorded as lapsed, and any it has not come to yet).
+    # So are write-offs that closed undecided, every invoice settled another way, for as long.
     pending = list(
         ExceptionRequest.objects.filter(status__in=[ExceptionStatus.PENDING, ExceptionStatus.LAPSED])
         .exclude(kind__in=list(DATED_EXCEPTIONS),
                  pause_until__lt=today - dt.timedelta(days=LAPSED_LISTED_DAYS))
+        .exclude(kind=ExceptionKind.WRITE_OFF, status=ExceptionStatus.LAPSED,
+                 decided_at__lt=timezone.now() - dt.timedelta(days=LAPSED_LISTED_DAYS))
         .annotate(lapsed=Case(When(Q(status=ExceptionStatus.LAPSED) | exceptions_lapsed(on=today),
                                    then=True), default=False))
         .select_related("customer", "requested_by").order_by("requested_on", "pk")

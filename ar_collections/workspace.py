@@ -2219,28 +2219,75 @@ def exceptions_lapse(*, on: dt.date) -> int:
             if not list(ExceptionRequest.objects.select_for_update().filter(exceptions_lapsed(on=on),
                                                                             pk=asked.pk).values("pk")):
                 continue
-            note = (f"Lapsed undecided: asked until {format_day(asked.pause_until)}, a day that passed "
-                    "before a manager decided it")
-            ExceptionRequest.objects.filter(pk=asked.pk).update(
-                status=ExceptionStatus.LAPSED, decided_at=timezone.now(),
-                decision_note=note[:ExceptionRequest._meta.get_field("decision_note").max_length])
-            summary = (f"Exception ({_kind_said(asked)} until {format_day(asked.pause_until)}) lapsed "
-                       "undecided: the day asked passed before a manager decided it; nothing was granted")
-            event_record(
-                customer=asked.customer, kind=EventKind.EXCEPTION, subject=asked,
-                invoices=[asked.invoice_id] if asked.invoice_id else [], summary=summary,
-                details={"before": {"status": ExceptionStatus.PENDING},
-                         "after": {"status": ExceptionStatus.LAPSED},
-                         "until": asked.pause_until.isoformat()},
-            )
-            # The key a decision's item has: a request is decided, or lapses, once.
-            worklist.item_add(
-                kind=WorkKind.DECIDED, key=f"decided:exceptionrequest:{asked.pk}", customer=asked.customer,
-                assignee=asked.requested_by, due_on=on,
-                title=f"{summary} — if the customer still needs it, ask again",
+            _exception_lapsed_record(
+                asked, on=on,
+                note=(f"Lapsed undecided: asked until {format_day(asked.pause_until)}, a day that passed "
+                      "before a manager decided it"),
+                summary=(f"Exception ({_kind_said(asked)} until {format_day(asked.pause_until)}) lapsed "
+                         "undecided: the day asked passed before a manager decided it; nothing was granted"),
+                invoices=[asked.invoice_id] if asked.invoice_id else [],
+                details={"until": asked.pause_until.isoformat()},
             )
             lapsed += 1
     return lapsed
+
+
+def _exception_lapsed_record(asked: ExceptionRequest, *, on: dt.date, note: str, summary: str, invoices,
+                             details: dict, tell: str = "if the customer still needs it, ask again") -> None:
+    """A request no manager decided, and none needs to any more, recorded as
+    lapsed: with `note` as its decision's, on its account's timeline, and on
+    the worklist of the collector who asked, with what to `tell` them. The
+    caller holds its lock."""
+    ExceptionRequest.objects.filter(pk=asked.pk).update(
+        status=ExceptionStatus.LAPSED, decided_at=timezone.now(),
+        decision_note=note[:ExceptionRequest._meta.get_field("decision_note").max_length])
+    event_record(
+        customer=asked.customer, kind=EventKind.EXCEPTION, subject=asked, invoices=invoices, summary=summary,
+        details={"before": {"status": ExceptionStatus.PENDING}, "after": {"status": ExceptionStatus.LAPSED},
+                 **details},
+    )
+    # The key a decision's item has: a request is decided, or lapses, once.
+    worklist.item_add(
+        kind=WorkKind.DECIDED, key=f"decided:exceptionrequest:{asked.pk}", customer=asked.customer,
+        assignee=asked.requested_by, due_on=on,
+        title=f"{summary} — {tell}",
+    )
+
+
+def write_off_requests_settled(*, on: dt.date, customer_ids: Iterable[int] | None = None) -> int:
+    """Close the write-off requests waiting for a manager every invoice of
+    which was settled another way meanwhile (written off directly, paid or
+    credited in full): nothing is left to write off, and left pending, a
+    manager could only reject them, and the collector would hear that the
+    write-off was refused. They lapse undecided, with what settled each
+    invoice. One where some are still open stays: the manager writes off
+    the rest. Returns how many closed."""
+    still_open = WriteOffLine.objects.filter(request=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN)
+    settled = (ExceptionRequest.objects.filter(kind=ExceptionKind.WRITE_OFF, status=ExceptionStatus.PENDING)
+               .exclude(Exists(still_open)))
+    if customer_ids is not None:
+        settled = settled.filter(customer_id__in=list(customer_ids))
+    closed = 0
+    for asked in settled.select_related("customer", "requested_by").order_by("pk"):
+        with transaction.atomic():
+            # Skipped while a manager decides it: the decision locks the request
+            # before its invoices, and a payment or write-off calling here holds
+            # an invoice already; the daily check comes back to one still pending.
+            if not list(settled.select_for_update(skip_locked=True).filter(pk=asked.pk).values("pk")):
+                continue
+            now = write_off_lines_now(asked)
+            _exception_lapsed_record(
+                asked, on=on, note=f"Nothing left to write off: {'; '.join(line.changed for line in now)}",
+                # What settled each is in the note and the details: the summary heads the asker's item.
+                summary=(f"Exception ({_kind_said(asked)}) closed undecided: every invoice it named was "
+                         f"settled meanwhile ({', '.join(line.invoice.number for line in now)}), so nothing "
+                         "is left to write off"),
+                invoices=[line.invoice for line in now],
+                details={"settled": [{"invoice": line.invoice.number, "why": line.changed} for line in now]},
+                tell="no need to ask again",
+            )
+            closed += 1
+    return closed
 
 
 def exception_lapsed_message(request: ExceptionRequest) -> str:
@@ -2535,6 +2582,8 @@ def _decided_already(locked, *, noun: str, approved: str, rejected: str) -> str:
     needs: who decided it, when and why, or how it was withdrawn (a proposal
     its proposer took back, or one that payments or a credit left nothing to
     pay for, see plan_withdraw and _plan_credited_in_full)."""
+    if locked.status == ExceptionStatus.LAPSED and locked.kind == ExceptionKind.WRITE_OFF:
+        return f"This request closed undecided: {locked.decision_note}."
     if locked.status == ExceptionStatus.LAPSED:
         return exception_lapsed_message(locked)
     if locked.status in (approved, rejected) and locked.decided_by_id:
@@ -3133,6 +3182,10 @@ def commitments_check(
         # and the items about its late fees or its being behind may be untrue now.
         worklist.ladder_items_followed_up(customer_ids=ids)
         worklist.settled_items_close(customer_ids=ids)
+    # A write-off waiting for a manager whose invoices all came in (or were
+    # written off directly) has nothing left to decide.
+    counts["write_offs_settled"] = write_off_requests_settled(
+        on=on, customer_ids=ids if customer_ids is not None else None)
     return counts
 
 

@@ -296,3 +296,60 @@ def test_a_write_off_names_no_invoice_something_still_pursues(client, collector,
     assert response.status_code == 422
     assert f"{five_hundred.number} has an open dispute" in text_of(response)
     assert not ExceptionRequest.objects.exists()
+
+
+def test_a_write_off_request_closes_by_itself_once_every_invoice_it_names_is_settled_another_way(
+    client, manager, collector, account, proposed, five_hundred, seven_hundred
+):
+    workspace.invoice_write_off(customer=account, actor=manager, invoice=five_hundred, on=ON,
+                                reason="Written off from the invoice page")
+    proposed.refresh_from_db()
+    assert proposed.status == ExceptionStatus.PENDING  # the other still waits for a manager
+
+    workspace.payment_record(customer=account, amount=Decimal("700.00"), currency="EUR", received_on=ON,
+                             allocations=[(seven_hundred, Decimal("700.00"))])
+
+    proposed.refresh_from_db()
+    assert (proposed.status, proposed.decided_by) == (ExceptionStatus.LAPSED, None)
+    assert proposed.decided_at is not None
+    assert f"{five_hundred.number} was written off meanwhile" in proposed.decision_note
+    assert f"{seven_hundred.number} was paid or credited in full meanwhile" in proposed.decision_note
+    closed = account.events.filter(kind=EventKind.EXCEPTION).latest("pk")
+    assert closed.summary.startswith("Exception (write off as bad debt) closed undecided: every invoice it "
+                                     "named was settled meanwhile")
+    assert (closed.details["before"], closed.details["after"]) == (
+        {"status": ExceptionStatus.PENDING}, {"status": ExceptionStatus.LAPSED})
+    told = WorkItem.objects.get(kind=WorkKind.DECIDED, assignee=collector, customer=account)
+    assert "closed undecided" in told.title
+    assert told.title.endswith("so nothing is left to write off — no need to ask again")
+    # The manager sees it closed, with why, and has nothing left to decide.
+    client.force_login(manager)
+    page = text_of(client.get(reverse("collections:approvals")))
+    assert f"closed undecided: Nothing left to write off: {five_hundred.number} was written off" in page
+    assert decide_url(proposed) not in page
+    before = state(account)
+    response = decide(client, proposed, "reject")
+    assert response.status_code == 422
+    assert "This request closed undecided: Nothing left to write off" in text_of(response)
+    assert state(account) == before
+
+
+def test_the_manager_still_writes_off_the_rest_once_some_invoices_were_settled_another_way(
+    client, manager, account, proposed, five_hundred, seven_hundred
+):
+    workspace.invoice_write_off(customer=account, actor=manager, invoice=five_hundred, on=ON,
+                                reason="Written off from the invoice page")
+    client.force_login(manager)
+    form = client.get(decide_url(proposed)).content.decode()
+    assert f'value="{five_hundred.pk}:' not in form
+
+    response = decide(client, proposed, write_off=[ticked(seven_hundred)])
+
+    assert response.status_code == 302
+    proposed.refresh_from_db()
+    assert (proposed.status, proposed.decided_by) == (ExceptionStatus.APPROVED, manager)
+    seven_hundred.refresh_from_db()
+    assert seven_hundred.status == InvoiceStatus.WRITTEN_OFF
+    assert WriteOff.objects.get(invoice=seven_hundred).amount == Decimal("700.00")
+    decided = account.events.filter(kind=EventKind.EXCEPTION).latest("pk")
+    assert f"not written off: {five_hundred.number} was written off meanwhile" in decided.summary
