@@ -773,6 +773,10 @@ class PauseKind(models.TextChoices):
     PAYMENT_PLAN = "payment_plan", "Payment plan"
     EXCEPTION = "exception", "Approved exception"
     MANUAL_HOLD = "manual_hold", "Manual hold"
+    # An invoice a write-off request names, while it waits for a manager: the
+    # collector has stopped pursuing it, so no firmer step goes out about it
+    # meanwhile. Lifted when the request is decided or closes undecided.
+    WRITE_OFF = "write_off", "Write-off waiting for a manager"
 
 
 class DunningPauseQuerySet(models.QuerySet):
@@ -785,8 +789,9 @@ class DunningPauseQuerySet(models.QuerySet):
 class DunningPause(models.Model):
     """Stops dunning for what it covers — one invoice, or the whole account when
     `invoice` is empty — from `starts_on` to `ends_on` (open-ended while a
-    dispute is open), unless lifted earlier. Disputes, promises, payment plans
-    and exceptions each keep their pause row in step with themselves."""
+    dispute is open or a write-off waits for a manager), unless lifted
+    earlier. Disputes, promises, payment plans, exceptions and write-offs
+    waiting each keep their pause row in step with themselves."""
 
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="dunning_pauses"
@@ -835,9 +840,10 @@ class DunningPause(models.Model):
                 name="pause_dispute_names_its_invoice",
                 condition=~Q(kind="dispute") | Q(invoice__isnull=False),
             ),
+            # A dispute and a write-off waiting for a manager last until decided.
             models.CheckConstraint(
-                name="pause_only_a_dispute_is_open_ended",
-                condition=Q(kind="dispute") | Q(ends_on__isnull=False),
+                name="pause_only_a_dispute_or_write_off_is_open_ended",
+                condition=Q(kind__in=["dispute", "write_off"]) | Q(ends_on__isnull=False),
             ),
         ]
         indexes = [

@@ -2276,6 +2276,7 @@ def write_off_requests_settled(*, on: dt.date, customer_ids: Iterable[int] | Non
             if not list(settled.select_for_update(skip_locked=True).filter(pk=asked.pk).values("pk")):
                 continue
             now = write_off_lines_now(asked)
+            _pauses_lift(DunningPause.objects.filter(exception=asked))
             _exception_lapsed_record(
                 asked, on=on, note=f"Nothing left to write off: {'; '.join(line.changed for line in now)}",
                 # What settled each is in the note and the details: the summary heads the asker's item.
@@ -2373,9 +2374,19 @@ def exception_request(
         WriteOffLine(request=request, invoice=i, currency=i.currency, asked_amount=i.open_amount)
         for i in invoices
     )
+    # Proposing a write-off is giving up pursuing them: held, as any pause
+    # holds dunning, so no firmer step asks for them while a manager weighs
+    # it; lifted with the decision (_write_off_decide) or when it closes
+    # undecided (write_off_requests_settled).
+    DunningPause.objects.bulk_create(
+        DunningPause(customer=customer, invoice=i, kind=PauseKind.WRITE_OFF, exception=request, owner=actor,
+                     reason=request.reason[:DunningPause._meta.get_field("reason").max_length], starts_on=on)
+        for i in invoices
+    )
     until = f" until {format_day(pause_until)}" if request.pause_until else ""
     of = (f" of {format_amounts(by_currency((i.currency, i.open_amount) for i in invoices))} on "
-          f"{', '.join(i.number for i in invoices)}" if invoices else "")
+          f"{', '.join(i.number for i in invoices)}; dunning holds them until a manager decides"
+          if invoices else "")
     event_record(
         customer=customer, kind=EventKind.EXCEPTION, actor=actor, subject=request,
         invoices=[invoice] if invoice else invoices,
@@ -2467,11 +2478,14 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
 def _write_off_decide(locked: ExceptionRequest, *, manager, approve: bool,
                       confirmed: Mapping[int, Decimal] | None, on: dt.date) -> ExceptionRequest:
     """The decision on a write-off request (see exception_decide), on the
-    timeline before the write-offs it makes, each of which has its own entry."""
+    timeline before the write-offs it makes, each of which has its own entry.
+    Its invoices are no longer held: those not written off go back to the ladder."""
+    _pauses_lift(DunningPause.objects.filter(exception=locked), actor=manager)
     if not approve:
         now = write_off_lines_now(locked)
         _decision_record(locked, manager, kind=EventKind.EXCEPTION, asker=locked.requested_by,
-                         invoices=[line.invoice for line in now], what=f"Exception ({_kind_said(locked)})")
+                         invoices=[line.invoice for line in now], what=f"Exception ({_kind_said(locked)})",
+                         terms=", dunning goes on with its invoices")
         return locked
     written, left = _write_off_approved(locked, manager=manager, confirmed=confirmed, on=on)
     amounts = format_amounts(by_currency((line.invoice.currency, line.owed_amount) for line in written))

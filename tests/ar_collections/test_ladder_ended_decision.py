@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ar_collections import worklist, workspace
-from ar_collections.models import WorkItem, WorkKind, WorkStatus
+from ar_collections.models import ExceptionRequest, WorkItem, WorkKind, WorkStatus
 from arcrm.dates import format_day
 from customers.models import EventKind, Segment, TimelineEvent
 
@@ -353,7 +353,7 @@ def test_a_manager_may_record_the_decision_from_everyone_s_list_and_goes_back_to
 # --- It comes back while the money is left to nobody --------------------------------------------
 
 
-@pytest.mark.parametrize("decision", ["watch", "write_off", "legal"])
+@pytest.mark.parametrize("decision", ["watch", "legal"])
 def test_the_account_comes_back_after_the_days_while_the_money_is_still_overdue_and_unheld(
     account, collector, item, decision
 ):
@@ -374,6 +374,21 @@ def test_the_account_comes_back_after_the_days_while_the_money_is_still_overdue_
         f"{worklist.LADDER_WATCH_DAYS} days after its item was ticked off (decided: ")
     assert back in worklist.items_for(assignee=collector, on=BACK)
     assert work_events(account)[-1] == f"Worklist: back — {back.title}"
+
+
+def test_a_write_off_proposed_holds_the_money_until_a_manager_rejects_it(account, collector, manager, item):
+    decided(item, collector, decision="write_off")
+
+    worklist.worklist_refresh(on=BACK)
+    assert [i.status for i in ladder_items(account)] == [WorkStatus.DONE]
+
+    proposed = ExceptionRequest.objects.get(customer=account)
+    with frozen(BACK):
+        workspace.exception_decide(request=proposed, manager=manager, approve=False, note="Keep chasing",
+                                   on=BACK)
+    worklist.worklist_refresh(on=BACK)
+
+    assert [i.status for i in ladder_items(account)] == [WorkStatus.DONE, WorkStatus.OPEN]
 
 
 def test_ticked_off_again_it_comes_back_again_the_same_number_of_days_later(account, collector, item):
