@@ -18,6 +18,12 @@ def hold_write_offs_waiting(apps, schema_editor):
     )
 
 
+def release_write_offs_waiting(apps, schema_editor):
+    """Back to a version without the kind: its rule allows no open-ended
+    pause but a dispute's, so these holds go (the requests stay)."""
+    apps.get_model("collections", "DunningPause").objects.filter(kind="write_off").delete()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -40,5 +46,5 @@ class Migration(migrations.Migration):
             model_name='dunningpause',
             constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['dispute', 'write_off']), ('ends_on__isnull', False), _connector='OR'), name='pause_only_a_dispute_or_write_off_is_open_ended'),
         ),
-        migrations.RunPython(hold_write_offs_waiting, migrations.RunPython.noop),
+        migrations.RunPython(hold_write_offs_waiting, release_write_offs_waiting),
     ]
