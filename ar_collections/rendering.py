@@ -805,8 +805,9 @@ class UnknownName(Exception):
 
 class _Values(dict):
     """One of the dicts a text is given (its labels `t`, our letterhead
-    `company`): a key it does not hold is a mistake in the template, where a
-    plain dict would let Django print nothing."""
+    `company`, each listed invoice, credit or charge): a key it does not hold
+    is a mistake in the template, where a plain dict would let Django print
+    nothing ("Invoice : 120.00" for a misspelt `{{ line.nmber }}`)."""
 
     def __init__(self, values: dict, *, name: str) -> None:
         super().__init__(values)
@@ -816,13 +817,25 @@ class _Values(dict):
         raise UnknownName(f"{self.name}.{key}")
 
 
+def _strict(value, name: str):
+    """`value` with every dict in it, however deep in lists and tuples, a
+    _Values named by the way a template reaches it ("lines.0")."""
+    kind = type(value)
+    if kind is dict:
+        return _Values({key: _strict(item, f"{name}.{key}") for key, item in value.items()}, name=name)
+    if kind is list or kind is tuple:
+        return kind(_strict(item, f"{name}.{index}") for index, item in enumerate(value))
+    return value
+
+
 class _TextContext(Context):
     """The values a customer's text is rendered with; naming one it does not
     have fails. Every value a text may leave out (no recipient's name, no
-    payment plan) is in its context as blank, so `{% if payment_plan %}` and
-    `{{ collector_email }}` read it as nothing; a name that is in no context,
-    in `{{ }}`, a condition, a loop or a filter's argument, can only be a
-    mistake in the wording, and one that reached a customer as a blank."""
+    payment plan, an invoice no one disputes) is in its context as blank, so
+    `{% if payment_plan %}` and `{{ line.disputed }}` read it as nothing; a
+    name that is in no context, in `{{ }}`, a condition, a loop or a filter's
+    argument, can only be a mistake in the wording, and one that reached a
+    customer as a blank."""
 
     def __getitem__(self, key):
         for values in reversed(self.dicts):
@@ -830,11 +843,17 @@ class _TextContext(Context):
                 return values[key]
         raise UnknownName(key)
 
+    def __setitem__(self, key, value):
+        # `{% for line in lines %}` binds each item here: a misspelt part of
+        # it is then named as the template writes it, "line.nmber".
+        if type(value) is _Values:
+            value.name = key
+        super().__setitem__(key, value)
+
 
 def _render_text(name: str, context: dict) -> str:
     template = get_template(name)
-    values = {key: _Values(value, name=key) if type(value) is dict else value
-              for key, value in context.items()}
+    values = {key: _strict(value, key) for key, value in context.items()}
     # The engine's own autoescaping, as Django's render_to_string applies it.
     return template.template.render(_TextContext(values, autoescape=template.backend.engine.autoescape))
 
@@ -853,9 +872,9 @@ def _named(load, name: str, *args):
             f"{name} (or a template it uses) names {error.name!r}, which is not a value it is given"
         ) from None
     except VariableDoesNotExist as error:
-        # A filter's argument naming what is not in a dict the text is given
-        # ({{ x|default:line.nmber }}); Django's own message holds the whole
-        # context, which is no reading for a timeline.
+        # A filter's argument naming what a plain value does not have
+        # ({{ x|default:customer_name.nmber }}); Django's own message holds the
+        # whole context, which is no reading for a timeline.
         raise TemplateSyntaxError(
             f"{name} (or a template it uses) names {error.params[0]!r}, which is not a value it is given"
         ) from None

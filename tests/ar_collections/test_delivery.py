@@ -820,13 +820,16 @@ def test_a_wording_template_naming_what_does_not_exist_holds_the_step_and_says_w
     assert smtp_server.messages == []
 
 
-@pytest.mark.parametrize("wording", [
-    "Could you arrange payment by {{ pay_byy }}?\n",
-    '{% extends layout %}{% block request %}Could you arrange payment by {{ pay_byy }}?{% endblock %}\n',
-    "{% if pay_byy %}Could you arrange payment by {{ pay_by }}?{% endif %}\n",
+@pytest.mark.parametrize(("wording", "name"), [
+    ("Could you arrange payment by {{ pay_byy }}?\n", "pay_byy"),
+    ('{% extends layout %}{% block request %}Could you arrange payment by {{ pay_byy }}?{% endblock %}\n',
+     "pay_byy"),
+    ("{% if pay_byy %}Could you arrange payment by {{ pay_by }}?{% endif %}\n", "pay_byy"),
+    # A part of each listed invoice: "Invoice : 120.00" reached customers.
+    ("{% for line in lines %}Invoice {{ line.nmber }}: {{ line.amount }}\n{% endfor %}", "line.nmber"),
 ])
 def test_a_wording_template_naming_a_value_a_notice_does_not_have_sends_nothing_and_says_which_name(
-    make_account, plan_and_deliver, smtp_server, install_wording, client, manager, wording
+    make_account, plan_and_deliver, smtp_server, install_wording, client, manager, wording, name
 ):
     """A misspelt name ({{ pay_byy }}) rendered empty: customers were asked to
     "arrange payment by ?" while the timeline said the pay-by date. It is the
@@ -841,7 +844,7 @@ def test_a_wording_template_naming_a_value_a_notice_does_not_have_sends_nothing_
     action = DunningAction.objects.get(customer=account)
     assert (action.status, action.attempts) == (ActionStatus.PLANNED, 0)
     assert action.error == ("TemplateSyntaxError: email/dunning/friendly/en.txt (or a template it uses) "
-                            "names 'pay_byy', which is not a value it is given")
+                            f"names {name!r}, which is not a value it is given")
     assert dunning_events(account) == [
         f"Friendly reminder (step 1, E-mail) not sent yet, a wording template is broken: {action.error}"
     ]

@@ -1,6 +1,7 @@
 """A template naming a value its text is not given fails, as one that does
 not parse does, instead of printing nothing where the value should be."""
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -146,3 +147,166 @@ def test_values_that_are_blank_are_no_mistake(install):
     email = rendering.render_email(notice(recipient_name="", collector_email=""))
 
     assert email.text.startswith("[][][][Kind regards][")
+
+
+# --- the parts of a listed item ----------------------------------------------
+
+TEXT = "email/dunning/friendly/en.txt"
+CHARGE = rendering.NoticeCharge("late_fee", Decimal("40.00"), "EUR", "step 2")
+
+
+def notice_with_everything() -> rendering.Notice:
+    return notice(
+        credits=(rendering.NoticeCredit("CN-7", DAY - dt.timedelta(days=5), Decimal("20.00"), "EUR"),),
+        charges=(CHARGE,),
+    )
+
+
+def statement_with_everything() -> rendering.Statement:
+    return dataclasses.replace(
+        statement(),
+        credits=(rendering.NoticeCredit("CN-7", DAY - dt.timedelta(days=5), Decimal("20.00"), "EUR"),),
+        charges=(CHARGE,),
+    )
+
+
+# (what renders, the template it reads, the wording installed in its place, the name it misspells)
+ITEMS = {
+    "notice line": (lambda: rendering.render_email(notice()), TEXT,
+                    "{% for line in lines %}Invoice {{ line.nmber }}: {{ line.amount }}{% endfor %}",
+                    "line.nmber"),
+    "notice line in a condition": (lambda: rendering.render_email(notice()), TEXT,
+                                   "{% for line in lines %}{% if line.disputd %}!{% endif %}{% endfor %}",
+                                   "line.disputd"),
+    "notice credit": (lambda: rendering.render_email(notice_with_everything()), TEXT,
+                      "{% for c in credits %}{{ c.nmber }}: {{ c.amount }}{% endfor %}", "c.nmber"),
+    "notice charge": (lambda: rendering.render_email(notice_with_everything()), TEXT,
+                      "{% for c in charges %}{{ c.label }}: {{ c.amont }}{% endfor %}", "c.amont"),
+    "notice total": (lambda: rendering.render_email(notice()), TEXT,
+                     "{% for s in totals %}{{ s.currency }} {{ s.dues }}{% endfor %}", "s.dues"),
+    "letter line": (lambda: rendering.render_letter_html(notice()), "email/dunning/friendly/en.html",
+                    "{% extends layout %}{% block request %}{% for line in lines %}{{ line.nmber }}"
+                    "{% endfor %}{% endblock %}", "line.nmber"),
+    "statement line": (lambda: rendering.render_statement(statement()), "pdf/statement.html",
+                       "{% for line in lines %}<p>{{ line.nmber }} {{ line.open }}</p>{% endfor %}",
+                       "line.nmber"),
+    "statement credit": (lambda: rendering.render_statement(statement_with_everything()),
+                         "pdf/statement.html", "{% for c in credits %}<p>{{ c.lable }}</p>{% endfor %}",
+                         "c.lable"),
+    "statement charge": (lambda: rendering.render_statement(statement_with_everything()),
+                         "pdf/statement.html", "{% for c in charges %}<p>{{ c.amont }}</p>{% endfor %}",
+                         "c.amont"),
+    "invoice copy charge": (
+        lambda: rendering.render_invoice_copy(dataclasses.replace(invoice_copy(), charges=(CHARGE,))),
+        "pdf/invoice_copy.html", "{% for c in charges %}<p>{{ c.amont }}</p>{% endfor %}", "c.amont"),
+    "plan instalment": (lambda: rendering.render_plan_agreed(plan_agreed()), "email/plan_agreed/en.txt",
+                        "{% for i in instalments %}{{ i.number }}. {{ i.amont }}{% endfor %}", "i.amont"),
+}
+
+
+@pytest.mark.parametrize("item", ITEMS)
+def test_a_misspelt_part_of_a_listed_item_fails_naming_the_file_and_the_name(install, item):
+    """{{ line.nmber }} printed nothing: a customer read "Invoice : 500.00"."""
+    render, path, wording, wrong = ITEMS[item]
+    install(path, wording)
+
+    with pytest.raises(TemplateSyntaxError) as failed:
+        render()
+
+    assert str(failed.value) == (
+        f"{path} (or a template it uses) names {wrong!r}, which is not a value it is given"
+    )
+
+
+def test_a_blank_part_of_a_listed_item_is_no_mistake(install):
+    """An invoice no one disputes, a credit without a date: given as blank,
+    read as nothing, as before."""
+    install("email/dunning/friendly/en.txt",
+            "{% for line in lines %}[{{ line.number }}][{{ line.disputed }}]{% endfor %}"
+            "{% for c in credits %}[{{ c.number }}][{{ c.issued_on }}]{% endfor %}")
+
+    email = rendering.render_email(notice(
+        credits=(rendering.NoticeCredit("CN-7", None, Decimal("20.00"), "EUR"),)))
+
+    assert email.text == "[INV-1][][CN-7][]\n"
+
+
+# --- what we ship -------------------------------------------------------------
+
+def every_part(language: str, tone: int) -> rendering.Notice:
+    """A notice with every part a text may show: an invoice disputed in part
+    and one not yet due, a credit note, a payment and earlier credits on
+    account, a new fee, interest worked out and an earlier charge part paid,
+    a payment plan, copies attached."""
+    return notice(
+        tone=tone, language=language, collector_email="carla@arcrm.test", reference="D-12",
+        offer_payment_plan=True, copies_attached=True, interest_rate_percent=Decimal("8.00"),
+        lines=(
+            rendering.NoticeLine("INV-1", DAY - dt.timedelta(days=40), DAY - dt.timedelta(days=10), 10,
+                                 Decimal("400.00"), "EUR", disputed_amount=Decimal("100.00")),
+            rendering.NoticeLine("INV-2", DAY - dt.timedelta(days=20), DAY + dt.timedelta(days=3), -3,
+                                 Decimal("300.00"), "EUR"),
+        ),
+        credits=(
+            rendering.NoticeCredit("CN-7", DAY - dt.timedelta(days=5), Decimal("20.00"), "EUR"),
+            rendering.NoticeCredit("PAY-8", DAY - dt.timedelta(days=4), Decimal("30.00"), "EUR",
+                                   payment=True),
+            rendering.NoticeCredit("", DAY - dt.timedelta(days=90), Decimal("15.00"), "EUR",
+                                   earlier_count=3),
+        ),
+        charges=(
+            rendering.NoticeCharge("late_fee", Decimal("40.00"), "EUR", "step 2"),
+            rendering.NoticeCharge("interest", Decimal("0.88"), "EUR", "", rate_percent=Decimal("8.00"),
+                                   stretches=((Decimal("400.00"), 10),)),
+            rendering.NoticeCharge("late_fee", Decimal("25.00"), "EUR", "step 1", earlier=True,
+                                   paid=Decimal("15.00")),
+        ),
+    )
+
+
+@pytest.mark.parametrize("language", sorted(rendering.LABELS))
+def test_every_shipped_text_renders_in_every_language_and_tone_with_every_part_present(pdf_text, language):
+    """Each listed invoice, credit and charge, each optional paragraph: the
+    shipped wording names only what its text is given, in every language."""
+    for tone in rendering.TONE_FOLDERS:
+        email = rendering.render_email(every_part(language, tone))
+        letter = rendering.render_letter_html(every_part(language, tone))
+        for text in (email.text, email.html, letter):
+            for shown in ("INV-1", "INV-2", "CN-7", "PAY-8", "carla@arcrm.test"):
+                assert shown in text, (tone, shown)
+
+    everything = every_part(language, Tone.FINAL)
+    statement_ = dataclasses.replace(
+        statement(), language=language, contact_email="carla@arcrm.test", sender_name="Bea",
+        sender_email="bea@arcrm.test", note="As discussed.",
+        lines=(*statement().lines,
+               rendering.StatementLine("S-2", DAY - dt.timedelta(days=20), DAY + dt.timedelta(days=3), "EUR",
+                                       Decimal("300.00"), Decimal("300.00"), 0,
+                                       disputed_amount=Decimal("50.00")),
+               rendering.StatementLine("S-3", DAY - dt.timedelta(days=60), DAY - dt.timedelta(days=30), "EUR",
+                                       Decimal("80.00"), Decimal("80.00"), 30,
+                                       disputed_amount=Decimal("80.00"))),
+        credits=everything.credits[:2], charges=everything.charges,
+    )
+    assert "As discussed." in rendering.render_statement_email(statement_).text
+    read = pdf_text(rendering.render_statement(statement_))
+    for shown in ("S-1", "S-2", "S-3", "CN-7", "PAY-8", "carla@arcrm.test"):
+        assert shown in read, shown
+
+    copy = dataclasses.replace(
+        invoice_copy(), language=language, sender_email="bea@arcrm.test", customer_reference="PO-9",
+        disputed_amount=Decimal("100.00"), charges=everything.charges,
+    )
+    assert "INV-1" in rendering.render_invoice_copy_email(copy).text
+    read = pdf_text(rendering.render_invoice_copy(copy))
+    for shown in ("INV-1", "PO-9", "bea@arcrm.test"):
+        assert shown in read, shown
+
+    summary = dataclasses.replace(call_summary(), language=language, promise_amount=Decimal("250.00"),
+                                  promise_currency="EUR", promised_on=DAY + dt.timedelta(days=7),
+                                  promise_invoices=("INV-1",))
+    assert "INV-1" in rendering.render_call_summary(summary)[1]
+
+    plan = dataclasses.replace(plan_agreed(), language=language, paid_amount=Decimal("50.00"),
+                               rescheduled=True)
+    assert "INV-1" in rendering.render_plan_agreed(plan)[1]
