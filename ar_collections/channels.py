@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
-from ar_collections.models import Channel, DunningAction, StepAction
+from ar_collections.models import Channel, DunningAction, DunningStep, StepAction
 from arcrm.dates import format_day
-from arcrm.text import shorten
+from arcrm.text import person_name, shorten
+from customers.cover import covering_for
 from customers.models import Contact, Customer, ReminderChannel
 
 # Steps a manager or the system carries out; nobody outside is contacted.
@@ -33,14 +34,39 @@ class Route(NamedTuple):
     note: str
 
 
+class _Routing(NamedTuple):
+    """A route and the reasons for it, in parts: the action's note says them
+    one way, the account page's preview another."""
+
+    contact: Contact | None
+    channel: str
+    note: str
+    fell_back: str  # why an escalation goes to the billing contact ("" when it does not)
+    away: str  # who is away of those the step went past ("" when nobody)
+    # Why it goes by another channel than the contact's step would (a
+    # preference, an address missing): () when it does not.
+    changed: tuple[str, ...]
+
+
+# How an action's note says the channel a step fell back to, and the
+# account page's preview the written one it goes by.
+_FELL_BACK_TO = {Channel.EMAIL: "e-mail", Channel.LETTER: "letter",
+                 Channel.PHONE: "call task for the collector"}
+_A = {Channel.EMAIL: "an e-mail", Channel.LETTER: "a letter"}
+
+
 def route_for(*, action: DunningAction, day: dt.date) -> Route:
     """Recipient, channel and the reasons for both, as of `day`: the day it is
     sent, which for a step sent late (after a review, an outage) is not the
     day it was planned; whoever is away that day is away."""
-    step_action = action.step.action
+    routing = _route(action.customer, action.step, day=day)
+    return Route(routing.contact, routing.channel, routing.note)
+
+
+def _route(customer: Customer, step: DunningStep, *, day: dt.date) -> _Routing:
+    step_action = step.action
     if step_action in INTERNAL_STEPS:
-        return Route(None, Channel.INTERNAL, "")
-    customer = action.customer
+        return _Routing(None, Channel.INTERNAL, "", "", "", ())
     notes: list[str] = []
 
     contact, fell_back, away = _recipient(
@@ -48,18 +74,20 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
     if fell_back:
         notes.append(f"{fell_back}: sent to the billing contact")
     if contact is None:
-        notes.append(f"{away or 'no billing contact on file'}: call task for the collector")
-        return Route(None, Channel.PHONE, join_notes(*notes))
+        notes.append(f"{away or 'no billing contact on file'}: {_FELL_BACK_TO[Channel.PHONE]}")
+        return _Routing(None, Channel.PHONE, join_notes(*notes), fell_back, away, ())
     if away:
         notes.append(f"{away}: sent to {contact.name}")
 
+    changed = []
     if step_action == StepAction.CALL_TASK:
         wanted = Channel.PHONE
-    elif step_action == StepAction.ESCALATE_PRINCIPAL and _charges(action.step):
+    elif step_action == StepAction.ESCALATE_PRINCIPAL and _charges(step):
         # A fee or interest is charged on a written notice only: a call would drop it unsaid.
         wanted = _WRITTEN.get(contact.reminder_channel, Channel.EMAIL)
         if contact.reminder_channel == ReminderChannel.PHONE:
-            notes.append(f"{contact.name} prefers calls, but the step charges a fee or interest: in writing")
+            changed.append(f"{contact.name} prefers calls, but the step charges a fee or interest")
+            notes.append(f"{changed[-1]}: in writing")
     elif step_action == StepAction.ESCALATE_PRINCIPAL:
         wanted = _PREFERRED.get(contact.reminder_channel, Channel.EMAIL)
     else:
@@ -67,47 +95,75 @@ def route_for(*, action: DunningAction, day: dt.date) -> Route:
         preferred = _WRITTEN.get(contact.reminder_channel)
         if preferred and preferred != wanted:
             wanted = preferred
-            notes.append(f"{contact.name} prefers {_PLURAL[preferred]}")
+            changed.append(f"{contact.name} prefers {_PLURAL[preferred]}")
+            notes.append(changed[-1])
 
-    channel, note = _reachable(contact, wanted)
-    notes.append(note)
-    return Route(contact, channel, join_notes(*notes))
+    channel, why = _reachable(contact, wanted)
+    if channel != wanted:
+        changed.append(why)
+        why = f"{why}: {_FELL_BACK_TO[channel]}"
+    notes.append(why)
+    return _Routing(contact, channel, join_notes(*notes), fell_back, away, tuple(changed))
 
 
-def step_goes_to(customer: Customer, *, step_action: str, day: dt.date) -> str:
+def step_goes_to(customer: Customer, *, step: DunningStep, day: dt.date) -> str:
     """For the account page's preview of a step due on `day`: whom it goes to
     when not the contact of record (the principal for an escalation, else the
-    billing contact), by the rule route_for sends it by on that day ("" when
-    it is them, and for a step nobody outside is told of)."""
-    if step_action in INTERNAL_STEPS:
+    billing contact), and how when not as the step says, by the rule
+    route_for sends it by on that day ("" when it goes to them as the step
+    says, and for a step nobody outside is told of)."""
+    routing = _route(customer, step, day=day)
+    if routing.channel == Channel.INTERNAL:
         return ""
-    if step_action == StepAction.ESCALATE_PRINCIPAL:
-        return _escalation_goes_to(customer, day=day)
-    contact, _, away = _recipient(customer, escalation=False, day=day)
-    if not away:
-        # The billing contact herself (or nobody on file, which the preview has
-        # always left to the step as it goes out).
-        return ""
-    if contact is not None:
-        return f"{away}: goes to {contact.name}."
-    if step_action == StepAction.CALL_TASK:
-        # It is a call task all the same, for the account rather than a person.
-        return f"{away}: the call task names nobody to ask for."
-    return f"{away}: it becomes a call task for the collector."
+    if step.action == StepAction.ESCALATE_PRINCIPAL:
+        whom = _escalation_goes_to(customer, routing, day=day)
+    elif routing.contact is None:
+        why = _sentence(routing.away or "no billing contact on file")
+        if step.action == StepAction.CALL_TASK:
+            # It is a call task all the same, for the account rather than a person.
+            return f"{why}: the call task names nobody to ask for."
+        return f"{why}: it becomes {_call_task_for(customer, day=day)}."
+    else:
+        whom = f"{routing.away}: goes to {routing.contact.name}." if routing.away else ""
+    if not routing.changed:
+        return whom
+    how = (f"it becomes {_call_task_for(customer, day=day)}" if routing.channel == Channel.PHONE
+           else f"it goes as {_A[routing.channel]}")
+    return " ".join(filter(None, [whom, f"{_sentence('; '.join(routing.changed))}: {how}."]))
 
 
-def _escalation_goes_to(customer: Customer, *, day: dt.date) -> str:
-    contact, fell_back, away = _recipient(customer, escalation=True, day=day)
+def _call_task_for(customer: Customer, *, day: dt.date) -> str:
+    return f"a call task for {caller_for(customer, day=day)[1]}"
+
+
+def caller_for(customer: Customer, *, day: dt.date) -> tuple[int, str]:
+    """Who makes a call task of the account's on `day`: its collector, or
+    whoever covers for them while they are away; and how the task names
+    them ("otto (covering for carla)")."""
+    collector = customer.collector
+    caller = covering_for(collector.pk, on=day)
+    if caller == collector.pk:
+        return caller, person_name(collector)
+    covering = type(collector).objects.get(pk=caller)
+    return caller, f"{person_name(covering)} (covering for {person_name(collector)})"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _escalation_goes_to(customer: Customer, routing: _Routing, *, day: dt.date) -> str:
+    contact, fell_back, away = routing.contact, routing.fell_back, routing.away
     if not fell_back:
         return f"{away}: goes to {contact.name}." if away else ""
     if contact is None and not away:
         if _of_record(customer, principal=True) is None:
-            return "No principal or billing contact on file: it becomes a call task for the collector."
-        return f"{fell_back}, and no billing contact on file: it becomes a call task for the collector."
-    why = f"{fell_back}; the billing contact {away}" if away else fell_back
-    why = why[:1].upper() + why[1:]
+            return f"No principal or billing contact on file: it becomes {_call_task_for(customer, day=day)}."
+        return (f"{_sentence(fell_back)}, and no billing contact on file: "
+                f"it becomes {_call_task_for(customer, day=day)}.")
+    why = _sentence(f"{fell_back}; the billing contact {away}" if away else fell_back)
     if contact is None:
-        return f"{why}: it becomes a call task for the collector."
+        return f"{why}: it becomes {_call_task_for(customer, day=day)}."
     if away:
         return f"{why}: goes to {contact.name}."
     return f"{why}: goes to {contact.name}, the billing contact."
@@ -183,21 +239,18 @@ def _stand_in(contact: Contact | None, day: dt.date) -> tuple[Contact | None, st
 
 
 def _reachable(contact: Contact, wanted: str) -> tuple[str, str]:
-    """The wanted channel if the contact can be reached by it, else the fallback.
-    An address the mail server refused for good counts as none."""
+    """The wanted channel if the contact can be reached by it, else the
+    fallback; and why ("" when nothing is missing). An address the mail
+    server refused for good counts as none."""
     email, post = contact.email_usable, bool(contact.postal_address.strip())
     day = contact.email_refused_on
     refused = (f"the mail server refused {contact.email} on {format_day(day)}"
                if contact.email_refused_now and day else "")
     nowhere = (f"{refused}, and no postal address" if refused else "no e-mail or postal address")
     if wanted == Channel.EMAIL and not email:
-        return (Channel.LETTER, f"{refused or 'no e-mail address'}: letter") if post else (
-            Channel.PHONE, f"{nowhere}: call task for the collector"
-        )
+        return (Channel.LETTER, refused or "no e-mail address") if post else (Channel.PHONE, nowhere)
     if wanted == Channel.LETTER and not post:
-        return (Channel.EMAIL, "no postal address: e-mail") if email else (
-            Channel.PHONE, f"{nowhere}: call task for the collector"
-        )
+        return (Channel.EMAIL, "no postal address") if email else (Channel.PHONE, nowhere)
     if wanted == Channel.PHONE and not contact.phone.strip():
         return Channel.PHONE, "no phone number on file"
     return wanted, ""

@@ -78,7 +78,7 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import timezone
 
 from ar_collections import paper, rendering, timeline, worklist
-from ar_collections.channels import join_notes, route_for
+from ar_collections.channels import caller_for, join_notes, route_for
 from ar_collections.dunning import (
     FOR_A_MANAGER,
     HOLIDAYS_LOOK_BACK,
@@ -116,7 +116,7 @@ from arcrm import roles
 from arcrm.dates import format_day, next_working_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
 from arcrm.text import one_line, person_name, shorten
-from customers.cover import covering_for, working_for
+from customers.cover import working_for
 from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 
 if TYPE_CHECKING:
@@ -620,9 +620,7 @@ def _call_task(action, lines, contact: Contact | None, note: str, today: dt.date
     customer = action.customer
     collector = customer.collector
     # The collector away, the task is their stand-in's (the worklist item goes to them too).
-    caller = covering_for(collector.pk, on=today)
-    for_whom = person_name(collector) if caller == collector.pk else (
-        f"{person_name(type(collector).objects.get(pk=caller))} (covering for {person_name(collector)})")
+    caller, for_whom = caller_for(customer, day=today)
     whom = contact.name if contact else customer.name
     count, amounts = len(lines), _amounts(lines)
     phone = contact.phone if contact else ""

@@ -722,9 +722,10 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
             totals[invoice.currency] += invoice.asked_amount
     notes = [] if above_minimum(ladder.policy, totals) else [
         "Waits: the amount is below the policy's minimum."]
-    # Whom it goes to when not the contact of record (channels.step_goes_to):
-    # said before it happens, not only on the action afterwards.
-    notes.append(step_goes_to(customer, step_action=step.action, day=due_on))
+    # Whom it goes to when not the contact of record, and how when not as the
+    # step says (channels.step_goes_to): said before it happens, not only on
+    # the action afterwards.
+    notes.append(step_goes_to(customer, step=step, day=due_on))
     return NextStep(step, due_on, listed, held, " ".join(filter(None, notes)))
 
 

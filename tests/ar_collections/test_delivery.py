@@ -626,7 +626,7 @@ def test_the_preview_of_an_escalation_with_everyone_away_says_it_becomes_a_call_
     assert preview.note == (
         "Paula Owner away until 6 Apr, and Ben Backup, written to instead, away until 1 Apr; the billing "
         "contact Anna Clerk away until 2 Apr, and Ben Backup, written to instead, away until 1 Apr: it "
-        "becomes a call task for the collector.")
+        "becomes a call task for carla.")
     plan_and_deliver(days(28))
     action = DunningAction.objects.get(customer=account, step__action=StepAction.ESCALATE_PRINCIPAL)
     assert (action.channel, action.recipient) == (Channel.PHONE, None)
