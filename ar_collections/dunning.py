@@ -258,25 +258,36 @@ def run_plan(*, run: DunningRun) -> int:
     return planned
 
 
+# For a pause query within an Invoice query: the pause of a dispute of part
+# of the invoice, which holds back that part only. A dispute's pause holds the
+# whole invoice once it disputes all that is open (a payment of the rest since
+# included); a pause of kind dispute written without its dispute holds it
+# whole too. The worklist reads disputes by it as well (worklist._overdue_unheld).
+DISPUTED_IN_PART = Q(kind=PauseKind.DISPUTE, dispute__disputed_amount__lt=OuterRef("open_amount"))
+
+
+def disputed_part(*, on: dt.date) -> Coalesce:
+    """For an Invoice query: what of it an open dispute's pause holds back on
+    `on` (zero when none does). Read only of an invoice no pause holds whole
+    (DISPUTED_IN_PART)."""
+    disputed = DunningPause.objects.active(on=on).filter(invoice=OuterRef("pk"), kind=PauseKind.DISPUTE,
+                                                         dispute__isnull=False)
+    return Coalesce(Subquery(disputed.values("dispute__disputed_amount")[:1]), Value(ZERO),
+                    output_field=MONEY)
+
+
 def eligible_invoices(*, on: dt.date) -> models.QuerySet[Invoice]:
     """Open invoices that dunning may chase on `on`: not paused, singly or with
     their whole account. An open dispute of part of an invoice holds back
     that part only: the invoice stays, each with `asked_amount`, what it
     owes less what is disputed (its open amount when nothing is)."""
     active = DunningPause.objects.active(on=on)
-    # A dispute's pause holds the whole invoice once it disputes all that is
-    # open (a payment of the rest since included); a pause of kind dispute
-    # written without its dispute holds it whole too.
-    in_part = Q(kind=PauseKind.DISPUTE, dispute__disputed_amount__lt=OuterRef("open_amount"))
-    disputed = active.filter(invoice=OuterRef("pk"), kind=PauseKind.DISPUTE, dispute__isnull=False)
     # Two plain EXISTS rather than one with an OR: each is a single index probe.
     return (
         Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
-        .exclude(Exists(active.filter(invoice=OuterRef("pk")).exclude(in_part)))
+        .exclude(Exists(active.filter(invoice=OuterRef("pk")).exclude(DISPUTED_IN_PART)))
         .exclude(Exists(active.filter(invoice__isnull=True, customer=OuterRef("customer_id"))))
-        .annotate(asked_amount=F("open_amount") - Coalesce(
-            Subquery(disputed.values("dispute__disputed_amount")[:1]), Value(ZERO), output_field=MONEY,
-        ))
+        .annotate(asked_amount=F("open_amount") - disputed_part(on=on))
     )
 
 

@@ -302,15 +302,22 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
 
 def _overdue_unheld(*, on: dt.date) -> QuerySet[Invoice]:
     """Invoices overdue on `on` that no open promise paying them in full,
-    live plan (in force or waiting for a manager) nor open dispute holds:
-    money nobody is doing anything about, once the ladder has nothing more to send."""
+    live plan (in force or waiting for a manager) nor open dispute of all
+    they owe holds, each with `unheld_amount`: what it owes less what a
+    dispute of part of it holds back, as the planner reads disputes
+    (dunning.eligible_invoices). Money nobody is doing anything about, once
+    the ladder has nothing more to send: a dispute of EUR 1.00 of an invoice
+    leaves the rest of it to chase."""
+    from ar_collections import dunning  # it imports this module
 
     live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+    disputed_whole = DunningPause.objects.active(on=on).filter(
+        invoice=OuterRef("pk"), kind=PauseKind.DISPUTE).exclude(dunning.DISPUTED_IN_PART)
     return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0, due_date__lt=on).exclude(
         _promise_holds(on=on)
         | Exists(live_plans.filter(invoices=OuterRef("pk")))
-        | Exists(Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN))
-    )
+        | Exists(disputed_whole)
+    ).annotate(unheld_amount=F("open_amount") - dunning.disputed_part(on=on))
 
 
 def ladders_ended(*, on: dt.date, customer_ids=None) -> dict[int, tuple[int, int]]:
@@ -415,7 +422,7 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     owed: dict[int, list[tuple[str, Decimal]]] = {}
     for customer_id, currency, amount in (
         _overdue_unheld(on=on).filter(customer_id__in=list(ended)).order_by("due_date", "pk")
-        .values_list("customer_id", "currency", "open_amount") if ended else ()
+        .values_list("customer_id", "currency", "unheld_amount") if ended else ()
     ):
         owed.setdefault(customer_id, []).append((currency, amount))
     # The cycle's latest item: the first, or one that came back after a decision (ladder_items_back).
@@ -615,8 +622,11 @@ def ladder_items_back(*, on: dt.date) -> int:
     not while another is open. Returns how many items were added."""
     cutoff = on - dt.timedelta(days=LADDER_WATCH_DAYS)
     ladder_items = WorkItem.objects.filter(kind=WorkKind.LADDER_ENDED)
+    from ar_collections import dunning  # it imports this module
+
+    # A dispute of part of an invoice holds that part only (_overdue_unheld counts the rest).
     paused = DunningPause.objects.active(on=on).filter(customer=OuterRef("customer")).filter(
-        Q(invoice__isnull=True) | Q(invoice=OuterRef("pk")))
+        Q(invoice__isnull=True) | Q(invoice=OuterRef("pk"))).exclude(dunning.DISPUTED_IN_PART)
     unheld = _overdue_unheld(on=on).exclude(Exists(paused))
     added = 0
     for item in (
@@ -631,7 +641,7 @@ def ladder_items_back(*, on: dt.date) -> int:
     ):
         back_on = timezone.localdate(item.done_at) + dt.timedelta(days=LADDER_WATCH_DAYS)
         amounts = unheld.filter(customer=item.customer).order_by("due_date", "pk").values_list(
-            "currency", "open_amount")
+            "currency", "unheld_amount")
         decided = (TimelineEvent.objects.for_subject(item).filter(kind=EventKind.WORK,
                                                                   details__has_key="decision")
                    .order_by("-occurred_at", "-pk").values_list("details__decision", flat=True).first())

@@ -8,7 +8,8 @@ pauses start and end, all three name the same invoices for the same amounts;
 and the step the card says is due on a day is the one the run plans that day,
 none where the card announces none (a step asking for terms the account has
 already: an account on credit hold moved part-way to a ladder that ends with
-a hold)."""
+a hold). The worklist, asking what overdue money nothing holds once a ladder
+has no step left, reads disputes and promises as the planner does."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ from ar_collections.models import (
     ExceptionKind,
     Invoice,
     InvoiceStatus,
+    PauseKind,
 )
+from ar_collections.worklist import _overdue_unheld
 from customers.models import Customer, Segment
 
 from .conftest import DUE, frozen
@@ -226,3 +229,21 @@ def test_the_run_plans_the_step_the_dunning_card_says_is_due_that_day_and_no_oth
     assert planned == announced
     switched = accounts[-1]
     assert cards[switched.pk].step is None, cards[switched.pk]
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_the_worklist_leaves_to_chase_what_the_planner_asks_where_disputes_and_promises_hold(accounts, day):
+    """Of the accounts nothing but disputes and promises hold (the worklist
+    reads a plan waiting for a manager, a hold and an exception otherwise:
+    those accounts are left out), the overdue money a finished ladder's item
+    is about is what the planner would ask for: a dispute of part of an
+    invoice holds that part, not the invoice."""
+    others = [PauseKind.PAYMENT_PLAN, PauseKind.EXCEPTION, PauseKind.MANUAL_HOLD]
+    compared = [a for a in accounts if not a.dunning_pauses.filter(kind__in=others).exists()]
+    disputes = accounts[2]
+    assert disputes in compared and len(compared) == len(accounts) - 3
+
+    asked = {pk: amount for pk, amount in by_orm(day).items()
+             if Invoice.objects.filter(pk=pk, customer__in=compared, due_date__lt=day).exists()}
+    unheld = {i.pk: i.unheld_amount for i in _overdue_unheld(on=day).filter(customer__in=compared)}
+    assert unheld == asked

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ar_collections import worklist, workspace
-from ar_collections.models import ExceptionRequest, WorkItem, WorkKind, WorkStatus
+from ar_collections.models import DisputeReason, ExceptionRequest, WorkItem, WorkKind, WorkStatus
 from arcrm.dates import format_day
 from customers.models import EventKind, Segment, TimelineEvent
 
@@ -439,6 +439,23 @@ def test_it_does_not_come_back_while_a_pause_holds_the_account(account, collecto
     # Once the pause is over, with the money still overdue, it does.
     worklist.worklist_refresh(on=ON + dt.timedelta(days=21))
     assert [i.status for i in ladder_items(account)] == [WorkStatus.DONE, WorkStatus.OPEN]
+
+
+def test_it_comes_back_for_what_disputes_of_part_of_the_money_leave_unheld(account, collector, item):
+    decided(item, collector)
+    disputed = ON + dt.timedelta(days=3)
+    with frozen(disputed):
+        for invoice in account.invoices.all():
+            workspace.dispute_open(customer=account, actor=collector, invoice=invoice, on=disputed,
+                                   reason=DisputeReason.QUANTITY, description="Ten pallets short.",
+                                   amount=Decimal("100.00"))
+
+    worklist.worklist_refresh(on=BACK)
+
+    _, back = ladder_items(account)
+    assert back.status == WorkStatus.OPEN
+    assert back.title.startswith(
+        "The ladder has no step left: EUR 1,000.00 still overdue with nothing holding it, ")
 
 
 def test_a_promise_broken_after_it_came_back_leaves_one_item_open(account, collector, item):

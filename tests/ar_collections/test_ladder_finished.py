@@ -282,6 +282,75 @@ def test_the_item_stays_while_a_promise_pays_part_of_an_invoice_and_dunning_woul
     assert events(account, EventKind.WORK)[-1] == f"Worklist: {item.title}"
 
 
+def dispute_of(account, collector, invoice, amount: str | None) -> None:
+    """A dispute of `amount` of `invoice` (None: all it owes), opened on ON."""
+    with frozen(ON):
+        workspace.dispute_open(customer=account, actor=collector, invoice=invoice, reason=DisputeReason.PRICE,
+                               description="Not the agreed price.", on=ON,
+                               amount=None if amount is None else Decimal(amount))
+
+
+def test_disputes_of_a_euro_of_each_invoice_leave_the_item_on_the_list_for_the_rest(account, collector):
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+
+    for invoice in account.invoices.all():
+        dispute_of(account, collector, invoice, "1.00")
+    worklist.worklist_refresh(on=ON)
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.OPEN
+    assert not [e for e in events(account, EventKind.WORK) if e.startswith("Worklist: done")]
+
+
+def test_a_promise_of_one_invoice_and_a_dispute_of_part_of_the_other_leave_the_item_on_the_list(
+    account, collector
+):
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    small, large = account.invoices.order_by("total_amount")
+
+    with frozen(ON):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("500.00"), on=ON,
+                                 promised_on=ON + dt.timedelta(days=5), invoices=[small])
+    dispute_of(account, collector, large, "400.00")
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.OPEN
+
+
+def test_a_dispute_of_part_and_a_promise_of_the_rest_hold_everything_and_the_item_leaves_the_list(
+    account, collector
+):
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    small, large = account.invoices.order_by("total_amount")
+
+    dispute_of(account, collector, small, None)
+    dispute_of(account, collector, large, "400.00")
+    item.refresh_from_db()
+    assert item.status == WorkStatus.OPEN
+    with frozen(ON):
+        workspace.promise_record(customer=account, actor=collector, amount=Decimal("300.00"), on=ON,
+                                 promised_on=ON + dt.timedelta(days=5), invoices=[large])
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+
+
+def test_the_item_counts_what_a_dispute_of_part_of_an_invoice_leaves_to_chase(account, collector):
+    ladder_taken(account)
+    dispute_of(account, collector, account.invoices.order_by("total_amount").last(), "200.00")
+
+    worklist.worklist_refresh(on=ON)
+
+    [item] = items(account)
+    assert item.title.startswith("The ladder has no step left: EUR 1,000.00 overdue")
+
+
 def test_the_item_leaves_the_list_when_a_new_step_follows(account, collector):
     last = ladder_taken(account)
     worklist.worklist_refresh(on=ON)
