@@ -673,13 +673,11 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     # invoice, or one on the whole account, holds it back; a dispute of part
     # of it holds back that part.
     pauses, disputed = {}, {}
-    for pause in (DunningPause.objects.active(on=on).filter(customer=customer).select_related("dispute")
-                  .order_by("pk")):
-        if pause.kind == PauseKind.DISPUTE and pause.dispute is not None:
-            disputed[pause.invoice_id] = pause.dispute.disputed_amount
-            if not any(i.pk == pause.invoice_id and pause.dispute.disputed_amount < i.open_amount
-                       for i in open_invoices):
-                pauses.setdefault(pause.invoice_id, pause)
+    for pause in (DunningPause.objects.active(on=on).filter(customer=customer)
+                  .select_related("dispute", "invoice").order_by("pk")):
+        part = pause.disputed_in_part()
+        if part is not None:
+            disputed[pause.invoice_id] = part
         else:
             pauses.setdefault(pause.invoice_id, pause)
     held = [(i, _held_because(p)) for i in open_invoices if (p := pauses.get(i.pk) or pauses.get(None))]

@@ -860,6 +860,17 @@ class DunningPause(models.Model):
         until = format_day(self.ends_on) if self.ends_on else "resolved"
         return f"{self.get_kind_display()} on {what} until {until}"
 
+    def disputed_in_part(self) -> Decimal | None:
+        """What of its invoice the pause's dispute holds back, when that is
+        part of what the invoice owes now: dunning chases the rest (as
+        dunning.DISPUTED_IN_PART reads it in SQL). None for any other pause,
+        one of a dispute of all that is open included (a payment of the rest
+        since makes it so), which holds the whole invoice."""
+        if self.kind != PauseKind.DISPUTE or self.dispute_id is None:
+            return None
+        amount = self.dispute.disputed_amount
+        return amount if amount < self.invoice.open_amount else None
+
 
 class RunStatus(models.TextChoices):
     RUNNING = "running", "Running"

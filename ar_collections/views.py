@@ -1161,7 +1161,7 @@ def dunning_card_context(
         action.customer = customer
     _no_decision_needed_said(actions)
     pauses = list(
-        customer.dunning_pauses.active(on=today).select_related("invoice", "owner")
+        customer.dunning_pauses.active(on=today).select_related("invoice", "owner", "dispute")
         .order_by("ends_on", "pk")
     )
     # A rejected form stays on show even when the cycle has closed meanwhile: it carries the why.

@@ -138,6 +138,42 @@ def test_the_account_page_shows_the_disputed_amount(client, collector, account, 
     assert f"Dispute on {large.number} (EUR 140.00 of EUR 700.00 open): " in box
 
 
+def pauses_line(client, account) -> str:
+    page = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+    return " ".join(page.split('data-figure="pauses">')[1].split("</dd>")[0].split())
+
+
+def test_the_account_page_s_pauses_say_how_much_of_an_invoice_disputed_in_part_is_in_dispute(
+    client, collector, account, invoices
+):
+    small, large = invoices
+    dispute(account, large, collector, on=days(20), amount="140.00")
+    dispute(account, small, collector, on=days(20))
+    client.force_login(collector)
+
+    with frozen(days(20)):
+        line = pauses_line(client, account)
+
+    assert f"EUR 140.00 of {large.number} in dispute until resolved" in line
+    assert f"Open dispute on {small.number} until resolved" in line
+
+
+def test_once_the_undisputed_rest_is_paid_the_pauses_say_the_whole_invoice_is_in_dispute(
+    client, collector, account, invoices
+):
+    _, large = invoices
+    dispute(account, large, collector, on=days(20), amount="140.00")
+    workspace.payment_record(customer=account, amount=Decimal("560.00"), currency="EUR", received_on=days(21),
+                             allocations=[(large, Decimal("560.00"))])
+    client.force_login(collector)
+
+    with frozen(days(22)):
+        line = pauses_line(client, account)
+
+    assert line.startswith(f"Open dispute on {large.number} until resolved")
+    assert "EUR 140.00" not in line
+
+
 # --- Dunning ----------------------------------------------------------------------------------
 
 
