@@ -150,8 +150,9 @@ MAX_DELIVERY_ATTEMPTS = 5
 # handed over or last tried: its message was lost (Redis restarted, a broker
 # outage at the hand-over). Long enough for a worker to take a message queued
 # behind a busy run's, so a step is rarely handed over twice (which claims make
-# harmless anyway).
-HANDED_OVER_FOR = dt.timedelta(minutes=15)
+# harmless anyway). A setting, so that the settings can hold a delivery's time
+# limit and grace within it.
+HANDED_OVER_FOR = settings.DELIVERY_HANDED_OVER_FOR
 # After a "not now" (greylisting, a server down): 5, 10, 20, 40 minutes (see
 # back_off), here and in the outbox, so the attempts are not all spent within the hour.
 RETRY_AFTER = dt.timedelta(minutes=5)
@@ -399,8 +400,8 @@ def _may_be_under_way() -> Q:
     task's time limit and the grace after it, when a worker that has not
     stopped is killed, have not run out since it began, by the database's
     clock. The daytime sweep hands over a step quiet for HANDED_OVER_FOR, no
-    shorter than that (DELIVERY_TIME_LIMIT is at most 840 s), so the step is
-    not left for ever."""
+    shorter than that (the settings refuse a DELIVERY_TIME_LIMIT that is), so
+    the step is not left for ever."""
     under_way_for = dt.timedelta(seconds=settings.DELIVERY_TIME_LIMIT + settings.TIME_LIMIT_GRACE)
     return Q(claimed_at__gt=Now() - under_way_for)
 

@@ -227,16 +227,29 @@ else:
 # TIME_LIMIT_GRACE later is killed, as a crashed worker would be, and the
 # delivery sweep finds what it left. Deliveries and sweeps: a batch of 50
 # takes seconds, and a mail server that does not answer costs it
-# EMAIL_TIMEOUT twice (connecting, then the goodbye). At most 14 minutes:
-# with the grace that is the delivery sweep's hand-over wait
-# (delivery.HANDED_OVER_FOR), after which the steps of a batch still running
-# would be handed to a second worker. The nightly jobs (planning the run,
-# the behaviour refresh, commitments, imports) take a minute or so at
-# 100,000 accounts; a run cut short carries on in a task of its own
-# (tasks.start_dunning_run).
-DELIVERY_TIME_LIMIT = env_int("DELIVERY_TIME_LIMIT", 300, minimum=10, maximum=840)
+# EMAIL_TIMEOUT twice (connecting, then the goodbye). With the grace it must
+# end within the delivery sweep's hand-over wait (checked below). The nightly
+# jobs (planning the run, the behaviour refresh, commitments, imports) take a
+# minute or so at 100,000 accounts; a run cut short carries on in a task of
+# its own (tasks.start_dunning_run).
+DELIVERY_TIME_LIMIT = env_int("DELIVERY_TIME_LIMIT", 300, minimum=10)
 JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 1800, minimum=60)
 TIME_LIMIT_GRACE = 60
+# The delivery sweep hands a step still planned over again once nothing has
+# happened to it for this long (delivery.HANDED_OVER_FOR). A delivery still
+# running by then would be taken for one whose worker died: its steps handed
+# to a second worker, a last attempt under way failed as stopped part-way.
+# So the delivery's time limit and the grace after it end within it, checked
+# here where both are set, so that changing either cannot break it unseen.
+DELIVERY_HANDED_OVER_FOR = dt.timedelta(minutes=15)
+_delivery_stopped_after = DELIVERY_TIME_LIMIT + TIME_LIMIT_GRACE
+_handed_over_after = int(DELIVERY_HANDED_OVER_FOR.total_seconds())
+if _delivery_stopped_after > _handed_over_after:
+    raise ConfigError(
+        f"DELIVERY_TIME_LIMIT ({DELIVERY_TIME_LIMIT} s) plus {TIME_LIMIT_GRACE} s to wind down must end "
+        f"within the delivery sweep's hand-over wait ({_handed_over_after} s): at most "
+        f"{_handed_over_after - TIME_LIMIT_GRACE} s"
+    )
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT + TIME_LIMIT_GRACE
 _visibility = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
