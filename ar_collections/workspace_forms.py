@@ -14,7 +14,7 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
 from ar_collections import paper
@@ -58,7 +58,7 @@ from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, 
 from arcrm.forms import MoneyField, plain_amount_check
 from arcrm.money import format_money, smallest_unit
 from arcrm.roles import COLLECTOR, MANAGER
-from customers.models import Contact, Customer
+from customers.models import Contact, ContactAbsence, Customer
 
 User = get_user_model()
 
@@ -249,8 +249,16 @@ class CopyForm(_AccountForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Said before choosing: how the copy reaches each contact, or why it cannot.
-        self.fields["contact"].label_from_instance = _contact_way
+        field = self.fields["contact"]
+        # Today's and coming absences, loaded with the contacts: one query for the menu.
+        field.queryset = field.queryset.prefetch_related(
+            Prefetch("absences", queryset=ContactAbsence.objects.filter(ends_on__gte=self.today)))
+        # Said before choosing: how the copy reaches each contact, or why it
+        # cannot, and who is away; the one the account writes to today
+        # (absences applied) is chosen already.
+        field.label_from_instance = lambda contact: _contact_way(contact, on=self.today)
+        if not self.is_bound and (billed := self.customer.billing_contact(on=self.today)):
+            field.initial = billed.pk
 
     def clean_contact(self) -> Contact:
         contact = self.cleaned_data["contact"]
@@ -260,13 +268,17 @@ class CopyForm(_AccountForm):
         return contact
 
 
-def _contact_way(contact: Contact) -> str:
+def _contact_way(contact: Contact, *, on: dt.date) -> str:
     way = paper.way_to(contact)
     if way.by == paper.POST:
-        return f"{contact.name} · by post to {paper.first_line(contact.postal_address)}"
-    if way.by == paper.EMAIL:
-        return f"{contact.name} · by e-mail to {contact.email}"
-    return f"{contact.name} · cannot be sent: no e-mail or postal address"
+        said = f"{contact.name} · by post to {paper.first_line(contact.postal_address)}"
+    elif way.by == paper.EMAIL:
+        said = f"{contact.name} · by e-mail to {contact.email}"
+    else:
+        said = f"{contact.name} · cannot be sent: no e-mail or postal address"
+    if until := contact.away_until(on):
+        said += f" · away until {format_day(until)}"
+    return said
 
 
 class StatementForm(_AccountForm):

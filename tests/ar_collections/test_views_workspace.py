@@ -48,7 +48,7 @@ from ar_collections.models import (
     TimelineEventInvoice,
 )
 from ar_collections.workspace_forms import NO_LONGER_OPEN
-from customers.models import Customer, EventKind, TimelineEvent
+from customers.models import ContactAbsence, Customer, EventKind, TimelineEvent
 from tests.ar_collections.conftest import sent_once
 
 TODAY = dt.date(2025, 8, 5)
@@ -763,6 +763,36 @@ def test_a_copy_of_an_invoice_not_yet_due_says_when_it_falls_due(
 
     text = pdf_text(bytes(OutgoingMail.objects.get().attachment))
     assert re.search(said, text), text
+
+
+def contact_menu(html: str) -> str:
+    return re.search(r'<select name="contact".*?</select>', html, re.S).group(0)
+
+
+def test_the_copy_form_marks_a_contact_away_and_chooses_whom_the_account_writes_to_today(
+    client, collector, customer, anna, invoices, make_contact
+):
+    ben = make_contact(customer, name="Ben Backup", email="ben@acme.test")
+    ContactAbsence.objects.create(contact=anna, starts_on=TODAY, ends_on=dt.date(2025, 8, 18), delegate=ben)
+    client.force_login(collector)
+
+    html = contact_menu(client.get(url("invoice_copy", customer), headers=HTMX).content.decode())
+
+    anna_option = re.search(rf'<option value="{anna.pk}"[^>]*>([^<]*)</option>', html).group(0)
+    ben_option = re.search(rf'<option value="{ben.pk}"[^>]*>([^<]*)</option>', html).group(0)
+    assert "away until 18 Aug 2025" in anna_option and "selected" not in anna_option
+    assert "away" not in ben_option and "selected" in ben_option
+
+
+def test_the_copy_form_chooses_the_billing_contact_when_nobody_is_away(client, collector, customer, anna,
+                                                                       invoices, make_contact):
+    make_contact(customer, name="Ben Backup", email="ben@acme.test")
+    client.force_login(collector)
+
+    html = contact_menu(client.get(url("invoice_copy", customer), headers=HTMX).content.decode())
+
+    anna_option = re.search(rf'<option value="{anna.pk}"[^>]*>([^<]*)</option>', html).group(0)
+    assert "selected" in anna_option and "away" not in anna_option
 
 
 @pytest.mark.parametrize("broken", ["en.html", "en.subject.txt"])
