@@ -57,6 +57,7 @@ from ar_collections.workspace_views import (
     preview_context,
     timeline_context,
 )
+from arcrm.dates import format_day
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO, by_currency
 from arcrm.roles import can_act_on
@@ -488,14 +489,32 @@ def _written_to_today(customer: Customer, *, today: dt.date) -> dict:
     the contact of record and their stand-ins are all away, why nobody (the
     contacts of record are read again only then)."""
     billing, principal = customer.billing_contact(on=today), customer.principal_contact(on=today)
-    billing_of_record = None if billing else customer.billing_contact_of_record()
-    principal_of_record = None if principal else customer.principal_contact_of_record()
+    # From the contacts the page loaded: no query.
+    billing_of_record = customer.billing_contact_of_record()
+    principal_of_record = customer.principal_contact_of_record()
     return {
         "billing_contact": billing,
         "principal_contact": principal,
-        "billing_away": billing_of_record.nobody_to_write_to(on=today) if billing_of_record else "",
-        "principal_away": principal_of_record.nobody_to_write_to(on=today) if principal_of_record else "",
+        "billing_away": ("" if billing or not billing_of_record
+                         else billing_of_record.nobody_to_write_to(on=today)),
+        "principal_away": ("" if principal or not principal_of_record
+                           else principal_of_record.nobody_to_write_to(on=today)),
+        "billing_absence": _absence_said(billing, billing_of_record, on=today),
+        "principal_absence": _absence_said(principal, principal_of_record, on=today),
     }
+
+
+def _absence_said(written_to: Contact | None, of_record: Contact | None, *, on: dt.date) -> str:
+    """Beside whom the account writes to today: whom a stand-in writes for,
+    or that the contact is away and asked to be written to all the same (so
+    a colleague phoning knows not to expect them)."""
+    if written_to is None or of_record is None:
+        return ""
+    if written_to.pk != of_record.pk:
+        return f"for {of_record.name}, away until {format_day(of_record.away_until(on))}"
+    if until := written_to.away_until(on):
+        return f"away until {format_day(until)}; still written to, as asked"
+    return ""
 
 
 def _invoices_context(customer: Customer, *, today: dt.date) -> dict:

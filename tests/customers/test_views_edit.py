@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from arcrm.dates import format_day
 from customers import services
 from customers.models import (
     Contact,
@@ -914,7 +915,40 @@ def test_an_absence_added_with_htmx_changes_who_the_header_says_to_contact_today
 
     header = header_of(response.content.decode())
     assert 'hx-swap-oob="true"' in header
-    assert "<strong>Bob Stand-in</strong>" in header and "Jana Novak" not in header
+    assert "<strong>Bob Stand-in</strong>" in header and "<strong>Jana Novak</strong>" not in header
+
+
+def test_the_header_says_the_contact_written_to_today_is_away_when_she_named_nobody_instead(
+    client, collector, customer, make_contact
+):
+    jana = make_contact(customer, name="Jana Novak", is_primary_billing=True)
+    client.force_login(collector)
+    today = timezone.localdate()
+    back = today + dt.timedelta(days=9)
+
+    response = client.post(
+        reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+        {"starts_on": today.isoformat(), "ends_on": back.isoformat(), "delegate": ""},
+        headers=HTMX,
+    )
+
+    header = header_of(response.content.decode())
+    assert "<strong>Jana Novak</strong>" in header
+    assert f"away until {format_day(back)}; still written to, as asked" in header
+
+
+def test_the_header_names_whom_a_stand_in_writes_for(client, collector, customer, make_contact):
+    jana = make_contact(customer, name="Jana Novak", is_primary_billing=True)
+    bob = make_contact(customer, name="Bob Stand-in")
+    today = timezone.localdate()
+    back = today + dt.timedelta(days=9)
+    ContactAbsence.objects.create(contact=jana, starts_on=today, ends_on=back, delegate=bob)
+    client.force_login(collector)
+
+    header = header_of(client.get(reverse("customers:detail", args=[customer.pk])).content.decode())
+
+    assert "<strong>Bob Stand-in</strong>" in header
+    assert f"for Jana Novak, away until {format_day(back)}" in header
 
 
 def test_adding_an_absence_with_htmx_re_renders_the_contacts_section(
