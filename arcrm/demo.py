@@ -284,8 +284,9 @@ def _days_live(users: dict[str, User], builder: _Builder, *, today: dt.date) -> 
             # invoices it settles leaves the print queue...
             letters_withdraw_moot(customer_ids=builder.paid_on(day))
             if back == 0:
-                # ... and the account's figures include the money at once.
-                behaviour_refresh(on=day, customer_ids=builder.paid_on(day))
+                # ... and the account's figures include the day's documents at
+                # once, as an import's do: the money in, and the invoices out.
+                behaviour_refresh(on=day, customer_ids=builder.changed_on(day))
         if day < today:
             with _clock(day, hour=16):
                 _team_works_its_lists(day, manager=users["manager"])
@@ -1445,6 +1446,11 @@ class _Builder:
         return [a.customer.pk for a in self.accounts
                 if any(r.received_on == day for r in a.receipts)
                 or any(note.issued_on == day for note, _ in a.credits)]
+
+    def changed_on(self, day: dt.date) -> list[int]:
+        """The accounts with money received or credited, or invoiced, on `day`."""
+        invoiced = {a.customer.pk for a in self.accounts if any(b.invoice.issue_date == day for b in a.bills)}
+        return sorted(invoiced.union(self.paid_on(day)))
 
     def documents_write(self, *, on: dt.date) -> None:
         """The invoices, credit notes and payments dated `on`, and what they

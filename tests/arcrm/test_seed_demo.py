@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import hashlib
+from decimal import Decimal
 from email.utils import mktime_tz, parsedate_tz
 from io import StringIO
 
@@ -441,6 +442,15 @@ def test_a_demo_seeded_in_the_morning_has_nothing_dated_later_that_day(db):
         seed()
         later = TimelineEvent.objects.filter(occurred_at__gt=morning).order_by("occurred_at")
         assert [(e.occurred_at.strftime("%H:%M"), e.summary[:60]) for e in later[:3]] == []
+
+
+def test_every_account_s_figures_count_what_it_owes_today_invoices_of_today_included(seeded):
+    invoiced_today = set(Invoice.objects.filter(issue_date=TODAY).values_list("customer", flat=True))
+    assert invoiced_today, "the demo issues invoices on its reference date"
+    for customer in Customer.objects.select_related("behaviour"):
+        owed = Invoice.objects.open().filter(customer=customer, currency=customer.currency)
+        assert (customer.behaviour.open_amount, customer.behaviour.open_invoices) == (
+            sum((i.open_amount for i in owed), Decimal("0.00")), owed.count()), customer.name
 
 
 def test_every_account_on_credit_hold_says_who_put_it_on_hold_and_when(seeded):
