@@ -124,6 +124,7 @@ from ar_collections.models import (
     lists_open_invoice,
 )
 from ar_collections.services import credit_terms_in_force_skip
+from ar_collections.wording import wording_in_force
 from arcrm import roles
 from arcrm.dates import format_day, next_working_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
@@ -1196,6 +1197,7 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
         interest_rate_percent=step.interest_rate_percent,
         offer_payment_plan=action.cycle.cause == MissCause.STUFF_HAPPENS,
         reference=f"D-{action.pk}",
+        wording=wording_in_force(step.tone, language),
     )
 
 
@@ -1871,6 +1873,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             ),
             collector_name=person_name(collector),
             collector_email=collector.email, reference=f"R-{cycle.pk}",
+            wording=wording_in_force(Tone.FRIENDLY, language),
             # The amount due is what the last notice said is owed: its charges and credits too.
             credits=_credits_on_notice(customer), charges=_charges_standing(customer),
         )

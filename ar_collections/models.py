@@ -2100,3 +2100,44 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user}{', revoked' if self.revoked_at else ''})"
+
+
+class WordingVersion(models.Model):
+    """One save of a tone × language's words to customers, from the Wording
+    page: the newest is what notices of that tone and language say. The
+    versions before it stay as its history (who, when, what it said before
+    and after: DESIGN invariant 4). `shipped` is a manager putting back the
+    text shipped with the product: the templates' files speak again, and
+    their parts here are blank.
+
+    The parts are the words without their frame: the subject's text, and the
+    text and HTML e-mails' `intro` and `request` blocks, which the layouts of
+    the e-mail and the letter fill (ar_collections/wording.py adds the rest)."""
+
+    tone = models.PositiveSmallIntegerField(choices=Tone.choices)
+    language = models.CharField(max_length=8)
+    # 1, 2, 3 … per tone × language: a save names the version it was made
+    # from, so that of two managers editing the same words at once the second
+    # is refused (by the constraint) instead of silently undoing the first.
+    number = models.PositiveIntegerField()
+    shipped = models.BooleanField(default=False)
+    subject = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    # What notices said until this save (the shipped text or the version before).
+    subject_before = models.TextField(blank=True)
+    text_before = models.TextField(blank=True)
+    html_before = models.TextField(blank=True)
+    saved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    saved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            # Also the index every notice rendered reads its tone × language's newest version by.
+            models.UniqueConstraint(fields=["tone", "language", "number"],
+                                    name="wording_version_number_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_tone_display()} {self.language}, version {self.number}"

@@ -1,7 +1,9 @@
 """Dunning notices in words: e-mails (subject / text / html) and PDF letters.
 
 A `Notice` holds plain values only, so it is built once from the database by
-delivery (or in memory by bench/letters.py) and rendered without queries.
+delivery (or in memory by wording.sample_notice) and rendered without queries.
+Its `wording` is the text a manager saved for its tone and language on the
+Wording page, if any (see "wording edited on the Wording page" below).
 
 One wording per tone and language: `email/dunning/<tone>/<lang>.html` fills
 the blocks of a layout it is given. The e-mail uses `email/dunning/_layout.html`,
@@ -41,7 +43,7 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError, VariableDoesNotExist
+from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError, VariableDoesNotExist, engines
 from django.template.loader import get_template
 from django.urls import NoReverseMatch
 
@@ -765,6 +767,10 @@ class Notice:
     # A copy of each invoice listed goes with the e-mail (a friendly "did it
     # reach you?"); the text says so. Never on a letter: it is one page.
     copies_attached: bool = False
+    # The words in force for its tone and language when it was built, as saved
+    # on the Wording page (WORDING_PARTS → text; wording.wording_in_force), or
+    # None for the shipped files.
+    wording: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -851,8 +857,8 @@ class _TextContext(Context):
         super().__setitem__(key, value)
 
 
-def _render_text(name: str, context: dict) -> str:
-    template = get_template(name)
+def _render_text(name: str, context: dict, template=None) -> str:
+    template = template or get_template(name)
     values = {key: _strict(value, key) for key, value in context.items()}
     # The engine's own autoescaping, as Django's render_to_string applies it.
     return template.template.render(_TextContext(values, autoescape=template.backend.engine.autoescape))
@@ -883,8 +889,10 @@ def _named(load, name: str, *args):
                                   f"{error}") from None
 
 
-def render_to_string(name: str, context: dict) -> str:
-    return _named(_render_text, name, context)
+def render_to_string(name: str, context: dict, template=None) -> str:
+    """The template `name` rendered; with `template`, that one (compiled from
+    a wording edited on the Wording page) under its name."""
+    return _named(_render_text, name, context, template)
 
 
 def wording_language(language: str, tone: int) -> tuple[str, str]:
@@ -913,28 +921,94 @@ def totals(notice: Notice) -> list[Totals]:
 
 def render_email(notice: Notice) -> RenderedEmail:
     context = _context(notice, layout="email/dunning/_layout.html")
-    return _email(context["template_base"], context)
+    return _email(context["template_base"], context, _wording_templates(notice, context))
 
 
-def _email(base: str, context: dict) -> RenderedEmail:
-    """The subject, text and html templates under `base`, each with the subject rendered."""
-    subject = _subject(render_to_string(f"{base}.subject.txt", context))
+def _email(base: str, context: dict, edited: dict | None = None) -> RenderedEmail:
+    """The subject, text and html templates under `base` (or their `edited`
+    wording), each with the subject rendered."""
+    edited = edited or {}
+    subject = _subject(_render_part(base, "subject", context, edited))
     return RenderedEmail(
         subject=subject,
-        text=_tidy_text(render_to_string(f"{base}.txt", {**context, "subject": subject})),
-        html=render_to_string(f"{base}.html", {**context, "subject": subject}),
+        text=_tidy_text(_render_part(base, "text", {**context, "subject": subject}, edited)),
+        html=_render_part(base, "html", {**context, "subject": subject}, edited),
     )
 
 
+def _render_part(base: str, part: str, context: dict, edited: dict) -> str:
+    name = f"{base}{WORDING_SUFFIXES[part]}" + (WORDING_EDITED if part in edited else "")
+    return render_to_string(name, context, edited.get(part))
+
+
 def render_letter_html(notice: Notice) -> str:
+    """The letter's HTML: the e-mail's subject and HTML wording in the letter's layout."""
     context = _context(notice, layout="pdf/dunning_letter.html")
-    subject = _subject(render_to_string(f"{context['template_base']}.subject.txt", context))
-    return render_to_string(f"{context['template_base']}.html", {**context, "subject": subject})
+    edited = _wording_templates(notice, context) or {}
+    subject = _subject(_render_part(context["template_base"], "subject", context, edited))
+    return _render_part(context["template_base"], "html", {**context, "subject": subject}, edited)
 
 
 def render_letter(notice: Notice) -> bytes:
     """The one-page letter as PDF bytes."""
     return html_to_pdf(render_letter_html(notice))
+
+
+# --- wording edited on the Wording page ---------------------------------------
+
+# A tone × language's words as the Wording page edits them: the subject's text
+# and the intro and request blocks of the text and HTML e-mails, without the
+# frame every one of them has in its file (the layout it extends, the
+# subject's autoescape off). The frame is ours to keep: the layouts put the
+# same blocks in the e-mail and in the letter, so they keep saying the same.
+WORDING_PARTS = ("subject", "text", "html")
+WORDING_FRAMES = {
+    "subject": ("{% autoescape off %}", "{% endautoescape %}"),
+    "text": ('{% extends "email/dunning/_layout.txt" %}\n', ""),
+    "html": ("{% extends layout %}\n", ""),
+}
+WORDING_SUFFIXES = {"subject": ".subject.txt", "text": ".txt", "html": ".html"}
+# After a template's name in an error: the text is the one saved on the page, not the file.
+WORDING_EDITED = " as edited on the Wording page"
+
+
+def wording_template_name(tone: int, language: str, part: str) -> str:
+    return f"email/dunning/{TONE_FOLDERS[Tone(tone)]}/{language}{WORDING_SUFFIXES[part]}"
+
+
+def wording_unframed(part: str, source: str) -> str:
+    """A wording file's text without its frame (the shipped files all have it)."""
+    head, tail = WORDING_FRAMES[part]
+    source = source.rstrip("\n")
+    if source.startswith(head.rstrip("\n")) and source.endswith(tail):
+        source = source[len(head.rstrip("\n")):len(source) - len(tail)]
+        return source.removeprefix("\n")
+    return source
+
+
+def _wording_templates(notice: Notice, context: dict) -> dict | None:
+    """The compiled parts of the notice's edited wording; None for the shipped files."""
+    if notice.wording is None:
+        return None
+    sources = (notice.wording[part] for part in WORDING_PARTS)
+    return _wording_compiled(notice.tone, context["language"], *sources)
+
+
+# Keyed by the texts themselves: a new version is a new key, never a stale
+# hit. 64: the 18 tones × languages, edited, with room for the previews a
+# manager tries in a web process.
+@functools.lru_cache(maxsize=64)
+def _wording_compiled(tone: int, language: str, *sources: str) -> dict:
+    compiled = {}
+    for part, source in zip(WORDING_PARTS, sources, strict=True):
+        head, tail = WORDING_FRAMES[part]
+        name = wording_template_name(tone, language, part) + WORDING_EDITED
+        compiled[part] = _named(_from_string, name, head + source + tail)
+    return compiled
+
+
+def _from_string(name: str, source: str):
+    return engines["django"].from_string(source)
 
 
 def text_language(language: str, template: str) -> str:

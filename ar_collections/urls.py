@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ar_collections import numbers_views, policy_review_views, simulator_views, views
+from ar_collections import numbers_views, policy_review_views, simulator_views, views, wording_views
 from ar_collections import workspace_views as ws
 from customers import cover_views
 
@@ -14,6 +14,12 @@ urlpatterns = [
     path("approvals/", views.approval_queue, name="approvals"),
     path("approvals/<int:pk>/", views.action_decide, name="action_decide"),
     path("coming-up/", simulator_views.coming_up, name="coming_up"),
+    path("wording/", wording_views.wording_list, name="wording"),
+    path("wording/<int:tone>/<str:language>/", wording_views.wording_edit, name="wording_edit"),
+    path("wording/<int:tone>/<str:language>/preview/", wording_views.wording_preview, name="wording_preview"),
+    path("wording/<int:tone>/<str:language>/letter.pdf", wording_views.wording_letter, name="wording_letter"),
+    path("wording/<int:tone>/<str:language>/put-back/", wording_views.wording_put_back,
+         name="wording_put_back"),
     path("letters/", views.letter_queue, name="letters"),
     path("import/", views.receivables_import, name="import"),
     path("import/<int:pk>/", views.receivables_import_detail, name="import_detail"),

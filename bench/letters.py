@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,58 +37,10 @@ SAMPLES = 10  # letters per worker kept on disk to check they fit on one page
 
 TARGET_RATE, TARGET_P95_MS, TARGET_RSS_MB, TARGET_GROWTH = 25, 250, 300, 10.0
 
-FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hans", "Ines", "Jonas", "Katrin", "Lukas"]
-LAST = ["Clerk", "Backup", "Müller", "Schmidt", "Weber", "Fischer", "Wagner", "Becker", "Hoffmann", "Koch"]
-COMPANIES = ["Acme Tools", "Nordlicht Logistik", "Bäckerei Sonnenschein", "Riverside Clinics",
-             "Hafenbau & Söhne", "Greenfield Farms", "Byte Foundry", "Alpenblick Hotels"]
-ENDINGS = ["GmbH", "AG", "KG", "Ltd", "GmbH & Co. KG", "e.K."]
-STREETS = ["Hauptstraße", "Industriestraße", "Bahnhofstraße", "Am Markt", "High Street", "Mühlenweg"]
-CITIES = ["10115 Berlin", "20457 Hamburg", "80331 München", "50667 Köln", "60311 Frankfurt am Main"]
-
-
 def notice(rng: random.Random, n: int):
-    from ar_collections.rendering import Notice, NoticeCharge, NoticeCredit, NoticeLine
+    from ar_collections.wording import sample_notice
 
-    tone = rng.choice((1, 1, 2, 2, 3))
-    language = "de" if rng.random() < 0.3 else "en"
-    currency = "EUR"
-    lines = []
-    for i in range(rng.choice((1, 1, 2, 2, 3, 4, 5, 8))):
-        due = ON - dt.timedelta(days=rng.randint(-3, 90))
-        lines.append(NoticeLine(
-            number=f"INV-2026-{n:06d}-{i}", issue_date=due - dt.timedelta(days=30), due_date=due,
-            days_overdue=(ON - due).days, currency=currency,
-            open_amount=Decimal(rng.randint(2_500, 2_500_000)) / 100,
-        ))
-    charges = []
-    rate = Decimal("0")
-    if tone >= 2 and rng.random() < 0.5:
-        charges.append(NoticeCharge("late_fee", Decimal("40.00"), currency, "step 3 of Systematic late"))
-    if tone >= 2 and rng.random() < 0.3:
-        rate = Decimal("8.00")
-        for line in lines[:3]:
-            if line.days_overdue > 0:
-                amount = (line.open_amount * rate * line.days_overdue / 36_500).quantize(Decimal("0.01"))
-                if amount > 0:
-                    charges.append(NoticeCharge(
-                        "interest", amount, currency,
-                        f"{currency} {line.open_amount:,.2f} × 8.00% × {line.days_overdue}/365",
-                        earlier=tone == 3,
-                    ))
-    credits = ()
-    if rng.random() < 0.2:
-        credits = (NoticeCredit(f"CN-{n:06d}", ON - dt.timedelta(days=40), Decimal("120.00"), currency),)
-    company = f"{rng.choice(COMPANIES)} {rng.choice(ENDINGS)}"
-    person = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-    return Notice(
-        tone=tone, language=language, customer_name=company, account_number=f"C{n:07d}",
-        recipient_name=person,
-        postal_address=f"{company}\n{rng.choice(STREETS)} {rng.randint(1, 120)}\n{rng.choice(CITIES)}",
-        letter_date=ON, pay_by=ON + dt.timedelta(days=rng.choice((7, 10, 14))), lines=tuple(lines),
-        collector_name=rng.choice(("Carla Collector", "Otto Owens")), collector_email="ar@example.com",
-        credits=credits, charges=tuple(charges), interest_rate_percent=rate,
-        offer_payment_plan=rng.random() < 0.15, reference=f"D-{n}",
-    )
+    return sample_notice(rng, n, on=ON)
 
 
 def rss_mb() -> float:

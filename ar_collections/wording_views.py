@@ -1,0 +1,164 @@
+"""The Wording pages: the words of each tone × language that customers get,
+read, previewed and edited by the managers who own the late-payment policy
+(ar_collections/wording.py). Every view checks the policy's permission."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
+
+from ar_collections import wording as words
+from ar_collections.rendering import WORDING_PARTS, LetterRenderError
+from ar_collections.simulator_views import DECIDE_TERMS
+from arcrm.htmx import wants_fragment
+
+PAGE = "collections/wording_edit.html"
+
+
+class WordingForm(forms.Form):
+    # The version the text was read from: a save made from an older one is refused.
+    based_on = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    subject = forms.CharField(label="Subject", strip=False, widget=forms.Textarea(attrs={"rows": 3}),
+                              error_messages={"required": "Write a subject."})
+    text = forms.CharField(label="Text e-mail", strip=False, widget=forms.Textarea(attrs={"rows": 14}),
+                           help_text="What mail programs without HTML show.",
+                           error_messages={"required": "Write the text e-mail."})
+    html = forms.CharField(label="HTML e-mail and letter", strip=False,
+                           widget=forms.Textarea(attrs={"rows": 18}),
+                           help_text="The e-mail most customers read, and the printed letter.",
+                           error_messages={"required": "Write the HTML e-mail."})
+
+    def parts(self) -> dict[str, str]:
+        return {part: self.cleaned_data[part] for part in WORDING_PARTS}
+
+
+def _wording(tone: int, language: str) -> words.Wording:
+    found = words.wording_get(tone, language)
+    if found is None:
+        raise Http404("Notices are not written in this tone and language.")
+    return found
+
+
+def _initial(wording: words.Wording) -> WordingForm:
+    return WordingForm(initial={"based_on": wording.number, **wording.parts()})
+
+
+def _page(request: HttpRequest, wording: words.Wording, form: WordingForm, *, status: int = 200,
+          fragment: str = "", **context) -> HttpResponse:
+    context = {"wording": wording, "form": form, "versions": words.history(wording), **context}
+    return render(request, f"{PAGE}#{fragment}" if fragment else PAGE, context, status=status)
+
+
+@login_required
+@permission_required(DECIDE_TERMS, raise_exception=True)
+@require_safe
+def wording_list(request: HttpRequest) -> HttpResponse:
+    """Every tone × language, and whether notices say the shipped text or an edited one."""
+    return render(request, "collections/wording_list.html", {"wordings": words.wordings()})
+
+
+@login_required
+@permission_required(DECIDE_TERMS, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def wording_edit(request: HttpRequest, tone: int, language: str) -> HttpResponse:
+    """One tone × language's subject, text and HTML parts, with their history;
+    a POST saves them as the newest version, or says what stops it and saves nothing."""
+    wording = _wording(tone, language)
+    if request.method == "GET":
+        return _page(request, wording, _initial(wording),
+                     fragment="wording-editor" if wants_fragment(request) else "")
+    form = WordingForm(request.POST)
+    if form.is_valid():
+        try:
+            version = words.wording_save(wording=wording, parts=form.parts(),
+                                         based_on=form.cleaned_data["based_on"], actor=request.user)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"{wording.tone_name} wording in {wording.language_name} saved as "
+                                      f"version {version.number}: notices say it from now on.")
+            if not request.htmx:
+                return redirect("collections:wording_edit", tone=tone, language=language)
+            wording = _wording(tone, language)
+            return _page(request, wording, _initial(wording), fragment="wording-editor", with_messages=True)
+    return _page(request, wording, form, status=422, fragment="wording-editor" if request.htmx else "")
+
+
+@login_required
+@permission_required(DECIDE_TERMS, raise_exception=True)
+@require_POST
+@vary_on_headers("HX-Request")
+def wording_preview(request: HttpRequest, tone: int, language: str) -> HttpResponse:
+    """The text in the form (saved or not) as a customer would get it by
+    e-mail, written for a sample notice; nothing is saved."""
+    wording = _wording(tone, language)
+    form = WordingForm(request.POST)
+    context: dict = {"previewing": True}
+    status = 422
+    if form.is_valid():
+        if problems := words.wording_problems(tone, language, form.parts()):
+            form.add_error(None, problems)
+        else:
+            context["preview"] = words.preview_email(wording, form.parts(), on=timezone.localdate())
+            status = 200
+    return _page(request, wording, form, status=status, fragment="wording-preview" if request.htmx else "",
+                 **context)
+
+
+@login_required
+@permission_required(DECIDE_TERMS, raise_exception=True)
+@require_POST
+def wording_letter(request: HttpRequest, tone: int, language: str) -> HttpResponse:
+    """The text in the form as the printed letter, a PDF written for the
+    sample notice; nothing is saved. Opened in a tab of its own."""
+    wording = _wording(tone, language)
+    form = WordingForm(request.POST)
+    if form.is_valid():
+        if problems := words.wording_problems(tone, language, form.parts()):
+            form.add_error(None, problems)
+        else:
+            try:
+                pdf = words.preview_letter(wording, form.parts(), on=timezone.localdate())
+            except LetterRenderError as error:
+                form.add_error(None, f"The letter cannot be printed: {error}")
+            else:
+                response = HttpResponse(pdf, content_type="application/pdf")
+                response["Content-Disposition"] = f'inline; filename="wording-{tone}-{language}.pdf"'
+                return response
+    return _page(request, wording, form, status=422, previewing=True)
+
+
+@login_required
+@permission_required(DECIDE_TERMS, raise_exception=True)
+@require_POST
+@vary_on_headers("HX-Request")
+def wording_put_back(request: HttpRequest, tone: int, language: str) -> HttpResponse:
+    """Notices of this tone × language say the shipped text again; the edited versions stay in the history."""
+    wording = _wording(tone, language)
+    try:
+        based_on = int(request.POST.get("based_on", ""))
+    except ValueError:
+        based_on = -1  # refused below as made from another version
+    status = 200
+    try:
+        words.wording_put_back(wording=wording, based_on=based_on, actor=request.user)
+    except ValidationError as error:
+        status = 422
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"{wording.tone_name} wording in {wording.language_name}: notices say the "
+                                  "shipped text again.")
+    if not request.htmx:
+        return redirect("collections:wording_edit", tone=tone, language=language)
+    wording = _wording(tone, language)
+    return _page(request, wording, _initial(wording), fragment="wording-editor", with_messages=True,
+                 status=status)
