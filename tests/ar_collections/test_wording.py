@@ -413,3 +413,20 @@ def test_the_shipped_text_as_the_editor_shows_it_writes_every_notice_as_the_file
     assert rendering.render_email(edited) == rendering.render_email(notice)
     assert rendering.render_letter_html(edited) == rendering.render_letter_html(notice)
     assert wording.wording_problems(tone, language, parts) == []
+
+
+@pytest.mark.parametrize("versions", [0, 3])
+def test_the_list_and_a_wording_s_page_cost_the_same_queries_however_many_versions(
+    client, manager, other_manager, django_assert_num_queries, versions
+):
+    for n in range(versions):
+        save([manager, other_manager][n % 2], {**NEW_TEXT, "subject": f"Open invoices ({n})"},
+             tone=[FRIENDLY, FIRM][n % 2])
+    client.force_login(manager)
+
+    # session, user, permissions (2); the versions with their savers; role groups (the page head)
+    with django_assert_num_queries(6):
+        assert client.get(reverse("collections:wording")).status_code == 200
+    # … the newest version, and the history, each with its savers
+    with django_assert_num_queries(7):
+        assert client.get(url("wording_edit")).status_code == 200
