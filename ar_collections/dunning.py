@@ -662,7 +662,12 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     """
     book = ladders() if book is None else book
     open_cycle = DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
-    over = cycles_over(Q(customer_id=customer.pk), book, on=on).filter(pk=OuterRef("pk"))
+    # Whether the cycle is over asks only this account's own ladder: what is
+    # in reach is matched by the account's segment (cycles_over), so another
+    # segment's ladder never matches, and each one is a condition more to
+    # build and plan on every account page (the run asks them all for its batch).
+    own = {customer.segment: book[customer.segment]} if customer.segment in book else {}
+    over = cycles_over(Q(customer_id=customer.pk), own, on=on).filter(pk=OuterRef("pk"))
     cycle = open_cycle.annotate(**CYCLE_STAND, over=Exists(over)).first()
     if cycle and cycle.over:
         # The next run closes it before it plans: the account starts a new

@@ -24,12 +24,14 @@ from ar_collections.models import (
     DisputeOutcome,
     DisputeReason,
     DunningAction,
+    DunningCycle,
     DunningStep,
     ExceptionKind,
     Holiday,
     Invoice,
     LateCharge,
     LatePaymentPolicy,
+    MissCause,
     OutgoingMail,
     StepFee,
     WorkItem,
@@ -1108,6 +1110,24 @@ def test_while_a_chased_invoice_is_open_the_preview_goes_on_with_the_cycle(
         preview = next_step(account, on=days(16))
 
     assert (preview.step.position, preview.due_on) == (3, days(28))
+
+
+def test_the_preview_judges_a_cycle_over_by_the_account_s_own_ladder_not_another_segment_s(make_account):
+    """A cycle that has chased nothing yet is over once nothing open is in
+    reach of the account's ladder. The systematic late payers' ladder reaches
+    an invoice three days before it is due, a prompt payer's three days after:
+    two days before the due date a prompt payer's cycle (a cause noted that
+    would switch it to the distressed ladder's call) is over, and the preview
+    is the prompt ladder's friendly e-mail of a fresh cycle."""
+    account = make_account()  # prompt payers, two invoices due on DUE; steps on days 3, 14, 28, 42
+    DunningCycle.objects.create(customer=account, number=1, opened_on=days(-3), cause=MissCause.CANNOT_PAY)
+
+    with frozen(days(-2)):
+        preview = next_step(account, on=days(-2))
+
+    assert (preview.step.position, preview.step.get_action_display(), preview.step.get_tone_display()) == (
+        1, "E-mail", "Friendly")
+    assert preview.due_on == days(3)
 
 
 # --- the fetcher ------------------------------------------------------------------
