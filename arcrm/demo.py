@@ -42,6 +42,7 @@ import random
 import unicodedata
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from email.utils import formatdate
@@ -274,7 +275,7 @@ def _days_live(users: dict[str, User], builder: _Builder, *, today: dt.date) -> 
                     _letters_post(day)
         if back == FIRST_SCENE:
             # Chosen that morning, from the invoices open then.
-            scenes = _scenes(users, today=today)
+            scenes = _scenes(users, today=today, still_open=builder.open_today)
         with _clock(day, hour=10):
             for scene in scenes.get(day, []):
                 scene()
@@ -412,11 +413,13 @@ def _mail_folder_dated():
         settings.EMAIL_BACKEND = FILE_BACKEND
 
 
-def _scenes(users: dict[str, User], *, today: dt.date) -> dict[dt.date, list]:
+def _scenes(users: dict[str, User], *, today: dt.date, still_open: Callable[[], set[int]]
+            ) -> dict[dt.date, list]:
     """Each collector's work over the last weeks, by the day it was done: a
-    promise made a week ago and due today, one broken ten days ago, a dispute
-    waiting for our logistics team, a payment plan in good standing and an
-    exception waiting for a manager."""
+    promise broken ten days ago, a dispute waiting for our logistics team, a
+    promise made a week ago and due today, a payment plan in good standing
+    and an exception waiting for a manager; each scene on an account of its
+    own, as far as the collector has accounts behind that day."""
     day = dt.timedelta(days=1)
     scenes: dict[dt.date, list] = {}
 
@@ -425,66 +428,62 @@ def _scenes(users: dict[str, User], *, today: dt.date) -> dict[dt.date, list]:
 
     for username in COLLECTORS:
         collector = users[username]
-        accounts = [
-            c for c in Customer.objects.filter(collector=collector).order_by("account_number")
-            if c.invoices.overdue(on=today - FIRST_SCENE * day).exists()
-        ][:5]
-        if len(accounts) < 5:
-            continue
-        overdue = [list(c.invoices.overdue(on=today - FIRST_SCENE * day).filter(currency=c.currency)
-                        .order_by("due_date")) for c in accounts]
-        promised, broken, disputed, planned, excepted = zip(accounts, overdue, strict=True)
-        for (customer, invoices), made, due in ((promised, 7, 0), (broken, FIRST_SCENE, 10)):
-            if invoices:
-                on(today - made * day, partial(
-                    _promise, customer, invoices, collector, made_on=today - made * day,
-                    promised_on=today - due * day,
-                ))
-        customer, invoices = disputed
-        if invoices:
-            on(today - 10 * day, partial(_dispute, customer, invoices, collector, on=today - 10 * day))
-        customer, invoices = planned
-        if invoices:
-            on(today - 5 * day, partial(_plan, customer, invoices, users["manager"], on=today - 5 * day))
-        customer, _ = excepted
-        on(today, partial(
-            workspace.exception_request, customer=customer, actor=collector, kind=ExceptionKind.PAUSE,
-            on=today, pause_until=today + 45 * day,
-            reason="Owner asks for six weeks while a large order is paid.",
-        ))
+        choose = _Chooser(collector, still_open)
+        for made, due in ((FIRST_SCENE, 10), (7, 0)):
+            on(today - made * day, partial(_promise, choose, collector, made_on=today - made * day,
+                                           promised_on=today - due * day))
+        on(today - 10 * day, partial(_dispute, choose, collector, on=today - 10 * day))
+        on(today - 5 * day, partial(_plan, choose, users["manager"], on=today - 5 * day))
+        on(today, partial(_exception, choose, collector, on=today))
     return scenes
 
 
-def _oldest_open(invoices: list[Invoice]) -> Invoice | None:
-    """The oldest of `invoices` still open now: the scenes are chosen weeks
-    ahead, and the replay pays invoices on their own day."""
-    return (Invoice.objects.filter(pk__in=[i.pk for i in invoices], status=InvoiceStatus.OPEN)
-            .order_by("due_date", "number").first())
+class _Chooser:
+    """The account for a collector's scene, chosen on the scene's own day:
+    the first not given a scene yet with invoices overdue that day which the
+    replay leaves open to the demo's last day. One it pays meanwhile would
+    have kept the promise, ended the dispute or completed the plan before
+    anyone saw them."""
+
+    def __init__(self, collector: User, still_open: Callable[[], set[int]]) -> None:
+        self.collector, self.still_open, self.given = collector, still_open, set()
+
+    def __call__(self, on: dt.date) -> tuple[Customer, list[Invoice]] | None:
+        still_open = self.still_open()
+        for customer in (Customer.objects.filter(collector=self.collector).exclude(pk__in=self.given)
+                         .order_by("account_number")):
+            invoices = list(customer.invoices.overdue(on=on).filter(currency=customer.currency,
+                                                                    pk__in=still_open).order_by("due_date"))
+            if invoices:
+                self.given.add(customer.pk)
+                return customer, invoices
+        return None
 
 
-def _promise(customer: Customer, invoices: list[Invoice], collector: User, *, made_on: dt.date,
-             promised_on: dt.date) -> None:
-    """A promise to pay what the oldest invoice still owes that day."""
-    if invoice := _oldest_open(invoices):
+def _promise(choose: _Chooser, collector: User, *, made_on: dt.date, promised_on: dt.date) -> None:
+    """A promise to pay what the oldest overdue invoice owes that day."""
+    if chosen := choose(made_on):
+        customer, (invoice, *_) = chosen
         workspace.promise_record(customer=customer, actor=collector, amount=invoice.open_amount,
                                  promised_on=promised_on, invoices=[invoice], on=made_on)
 
 
-def _dispute(customer: Customer, invoices: list[Invoice], collector: User, *, on: dt.date) -> None:
-    """A dispute over the oldest invoice still open that day, for our logistics team."""
-    if invoice := _oldest_open(invoices):
+def _dispute(choose: _Chooser, collector: User, *, on: dt.date) -> None:
+    """A dispute over the oldest overdue invoice, for our logistics team."""
+    if chosen := choose(on):
+        customer, (invoice, *_) = chosen
         workspace.dispute_open(
             customer=customer, actor=collector, invoice=invoice, on=on, reason=DisputeReason.OUR_DELIVERY,
             description="Goods arrived two weeks late; the customer missed its own delivery date.",
         )
 
 
-def _plan(customer: Customer, invoices: list[Invoice], manager: User, *, on: dt.date) -> None:
-    """A two-instalment plan over what the invoices still owe that day."""
-    day = dt.timedelta(days=1)
-    invoices = list(Invoice.objects.filter(pk__in=[i.pk for i in invoices], status=InvoiceStatus.OPEN))
-    if not invoices:
+def _plan(choose: _Chooser, manager: User, *, on: dt.date) -> None:
+    """A two-instalment plan over what the overdue invoices owe that day."""
+    if not (chosen := choose(on)):
         return
+    customer, invoices = chosen
+    day = dt.timedelta(days=1)
     total = sum((i.open_amount for i in invoices), Decimal("0"))
     half = (total / 2).quantize(Decimal("0.01"))
     workspace.plan_propose(
@@ -492,6 +491,16 @@ def _plan(customer: Customer, invoices: list[Invoice], manager: User, *, on: dt.
         instalments=[(on + 15 * day, half), (on + 45 * day, total - half)],
         note="Agreed on the phone with the owner.",
     )
+
+
+def _exception(choose: _Chooser, collector: User, *, on: dt.date) -> None:
+    """A pause of six weeks asked of a manager."""
+    if chosen := choose(on):
+        workspace.exception_request(
+            customer=chosen[0], actor=collector, kind=ExceptionKind.PAUSE, on=on,
+            pause_until=on + dt.timedelta(days=45),
+            reason="Owner asks for six weeks while a large order is paid.",
+        )
 
 
 def _demo_users() -> tuple[dict[str, User], list[str], list[str]]:
@@ -1446,6 +1455,10 @@ class _Builder:
         return [a.customer.pk for a in self.accounts
                 if any(r.received_on == day for r in a.receipts)
                 or any(note.issued_on == day for note, _ in a.credits)]
+
+    def open_today(self) -> set[int]:
+        """The invoices written so far that are still open on the demo's last day."""
+        return {b.invoice.pk for a in self.accounts for b in a.bills if b.planned is None and b.invoice.pk}
 
     def changed_on(self, day: dt.date) -> list[int]:
         """The accounts with money received or credited, or invoiced, on `day`."""

@@ -30,6 +30,8 @@ from ar_collections.models import (
     ApiToken,
     Channel,
     CreditNote,
+    Dispute,
+    DisputeStatus,
     DocumentCounter,
     DunningAction,
     DunningActionInvoice,
@@ -41,6 +43,10 @@ from ar_collections.models import (
     LateCharge,
     Payment,
     PaymentBehaviour,
+    PaymentPlan,
+    PlanStatus,
+    Promise,
+    PromiseStatus,
     RunStatus,
     StepAction,
     WorkItem,
@@ -451,6 +457,19 @@ def test_every_account_s_figures_count_what_it_owes_today_invoices_of_today_incl
         owed = Invoice.objects.open().filter(customer=customer, currency=customer.currency)
         assert (customer.behaviour.open_amount, customer.behaviour.open_invoices) == (
             sum((i.open_amount for i in owed), Decimal("0.00")), owed.count()), customer.name
+
+
+def test_the_demo_has_a_promise_due_today_one_broken_a_dispute_a_plan_and_an_exception_asked(seeded):
+    assert Promise.objects.filter(status=PromiseStatus.OPEN, promised_on=TODAY).exists()
+    assert Promise.objects.filter(status=PromiseStatus.BROKEN).exists()
+    assert Dispute.objects.filter(status=DisputeStatus.OPEN).exists()
+    assert PaymentPlan.objects.filter(status=PlanStatus.ACTIVE).exists()
+    assert ExceptionRequest.objects.filter(status=ExceptionStatus.PENDING).exists()
+    # Each on an account of its own, and each still open on its invoices today.
+    promised = Promise.objects.filter(promised_on=TODAY).values_list("customer", flat=True)
+    disputed = Dispute.objects.values_list("customer", flat=True)
+    assert not set(promised) & set(disputed)
+    assert not Invoice.objects.filter(promises__status=PromiseStatus.OPEN).exclude(status=InvoiceStatus.OPEN)
 
 
 def test_every_account_on_credit_hold_says_who_put_it_on_hold_and_when(seeded):
