@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection, models, transaction
 from django.db.models import (
@@ -85,9 +86,25 @@ FOR_A_MANAGER = NEEDS_APPROVAL | {StepAction.MANAGER_REVIEW}
 # payment plan; "red tape" re-sends the invoice at once (services.cause_record).
 CAUSE_LADDER = {MissCause.CANNOT_PAY: Segment.DISTRESSED, MissCause.SPECIAL_BOND: Segment.SPECIAL_BOND}
 
-# Terms an account trades on that a switch to C.O.D. would not make stricter:
-# C.O.D. itself, and prepayment (switching would soften it).
-COD_OR_STRICTER = (TermsType.COD, TermsType.PREPAYMENT)
+class TermsSaid(NamedTuple):
+    """How terms in force are named: among what the account page says the
+    account has already ("on credit hold, trading on prepayment"), and as
+    the reason a step asking for them was skipped."""
+
+    trading: str
+    already: str
+
+
+# Terms an account trades on that a switch to C.O.D. would not make stricter,
+# each with its words: the one list the ladders, the account page and the
+# skipped steps' reasons read, so no terms type is in one and not the other.
+COD_OR_STRICTER = {
+    TermsType.COD: TermsSaid("trading cash on delivery", "the account already trades cash on delivery"),
+    # Stricter than C.O.D.: switching would soften it.
+    TermsType.PREPAYMENT: TermsSaid(
+        "trading on prepayment", "the account already trades on prepayment, stricter than cash on delivery"
+    ),
+}
 
 
 def steps_in_force(*, on_credit_hold: bool, terms_type: str) -> frozenset[str]:
@@ -748,8 +765,7 @@ def _terms_said(customer: Customer) -> str:
     """The terms in force that make a step moot, in words for the account page."""
     said = ["on credit hold"] if customer.on_credit_hold else []
     if customer.terms_type in COD_OR_STRICTER:
-        said.append({TermsType.COD: "trading cash on delivery",
-                     TermsType.PREPAYMENT: "trading on prepayment"}[customer.terms_type])
+        said.append(COD_OR_STRICTER[customer.terms_type].trading)
     return ", ".join(said)
 
 

@@ -39,7 +39,7 @@ from arcrm.db import MONEY, DaysBetween
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, ZERO, quantize
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
-from customers.models import Customer, EventKind, Segment, TermsType, TimelineEvent
+from customers.models import Customer, EventKind, Segment, TimelineEvent
 
 # Customers per aggregate query. Each batch is one SELECT over their invoices
 # plus one upsert; 2,000 keeps a batch's rows and memory small while the
@@ -488,15 +488,9 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
 
 
 ALREADY_ON_HOLD = "the account is already on credit hold"
-# In words, for each of the terms a switch to C.O.D. asks for nothing on
-# (dunning.COD_OR_STRICTER, the rule's one list).
-ALREADY_ON_TERMS = {
-    TermsType.COD: "the account already trades cash on delivery",
-    # Stricter than C.O.D.: switching would soften it.
-    TermsType.PREPAYMENT: "the account already trades on prepayment, stricter than cash on delivery",
-}
-# Why such a step was skipped without a manager's decision.
-TERMS_IN_FORCE = {ALREADY_ON_HOLD, *ALREADY_ON_TERMS.values()}
+# Why such a step was skipped without a manager's decision (the terms a switch
+# to C.O.D. asks for nothing on say theirs in dunning.COD_OR_STRICTER).
+TERMS_IN_FORCE = {ALREADY_ON_HOLD, *(said.already for said in COD_OR_STRICTER.values())}
 
 # What each step that changes the terms of trade asks for, as a condition on
 # its action's account: a step asking for what the account already has waits
@@ -504,7 +498,7 @@ TERMS_IN_FORCE = {ALREADY_ON_HOLD, *ALREADY_ON_TERMS.values()}
 # may still be switched to C.O.D., and one on C.O.D. held.
 _IN_FORCE = {
     StepAction.CREDIT_HOLD: Q(customer__on_credit_hold=True),
-    StepAction.SWITCH_TO_COD: Q(customer__terms_type__in=COD_OR_STRICTER),
+    StepAction.SWITCH_TO_COD: Q(customer__terms_type__in=list(COD_OR_STRICTER)),
 }
 
 
@@ -518,7 +512,7 @@ def credit_terms_in_force(action: DunningAction) -> tuple[str, Q]:
         return "", Q(pk__in=[])
     if action.step.action == StepAction.CREDIT_HOLD:
         return ALREADY_ON_HOLD, _IN_FORCE[StepAction.CREDIT_HOLD]
-    return ALREADY_ON_TERMS[customer.terms_type], Q(customer__terms_type=customer.terms_type)
+    return COD_OR_STRICTER[customer.terms_type].already, Q(customer__terms_type=customer.terms_type)
 
 
 def asking_terms_in_force() -> Q:
