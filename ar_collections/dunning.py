@@ -63,6 +63,7 @@ from ar_collections.models import (
     PauseKind,
     RunStatus,
     StepAction,
+    account_pause_holds,
 )
 from arcrm.dates import format_day, working_day_from
 from arcrm.db import MONEY, rows_insert
@@ -296,15 +297,16 @@ def disputed_part(*, on: dt.date) -> Coalesce:
 
 def eligible_invoices(*, on: dt.date) -> models.QuerySet[Invoice]:
     """Open invoices that dunning may chase on `on`: not paused, singly or with
-    their whole account. An open dispute of part of an invoice holds back
-    that part only: the invoice stays, each with `asked_amount`, what it
-    owes less what is disputed (its open amount when nothing is)."""
+    their whole account (models.account_pause_holds). An open dispute of part
+    of an invoice holds back that part only: the invoice stays, each with
+    `asked_amount`, what it owes less what is disputed (its open amount when
+    nothing is)."""
     active = DunningPause.objects.active(on=on)
     # Two plain EXISTS rather than one with an OR: each is a single index probe.
     return (
         Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
         .exclude(Exists(active.filter(invoice=OuterRef("pk")).exclude(DISPUTED_IN_PART)))
-        .exclude(Exists(active.filter(invoice__isnull=True, customer=OuterRef("customer_id"))))
+        .exclude(Exists(active.filter(account_pause_holds())))
         .annotate(asked_amount=F("open_amount") - disputed_part(on=on))
     )
 
@@ -693,17 +695,20 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     open_invoices = list(customer.invoices.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
                          .order_by("due_date", "number"))
     # The pauses in force, as eligible_invoices() reads them: one on the
-    # invoice, or one on the whole account, holds it back; a dispute of part
-    # of it holds back that part.
-    pauses, disputed = {}, {}
+    # invoice, or one on the whole account that covers it (DunningPause.holds),
+    # holds it back; a dispute of part of it holds back that part.
+    pauses, account_pauses, disputed = {}, [], {}
     for pause in (DunningPause.objects.active(on=on).filter(customer=customer)
-                  .select_related("dispute", "invoice").order_by("pk")):
+                  .select_related("dispute", "invoice", "exception").order_by("pk")):
         part = pause.disputed_in_part()
         if part is not None:
             disputed[pause.invoice_id] = part
+        elif pause.invoice_id is None:
+            account_pauses.append(pause)
         else:
             pauses.setdefault(pause.invoice_id, pause)
-    held = [(i, _held_because(p)) for i in open_invoices if (p := pauses.get(i.pk) or pauses.get(None))]
+    held = [(i, _held_because(p)) for i in open_invoices
+            if (p := pauses.get(i.pk) or next((a for a in account_pauses if a.holds(i)), None))]
     held_ids = {i.pk for i, _ in held}
     eligible = [i for i in open_invoices if i.pk not in held_ids]
     for invoice in eligible:
@@ -804,10 +809,13 @@ def _held_sql(on: dt.date, lo: int, hi: int) -> tuple[str, list]:
     hold, a pause of kind dispute without its dispute), `most_disputed` the
     largest part disputed (a dispute of all that is open holds it whole),
     `disputed` the latest dispute's part, which is not asked for. held_accounts:
-    the accounts paused whole. The rules of eligible_invoices(), read once per
+    the pauses of whole accounts. The rules of eligible_invoices(), read once per
     statement through the index of unlifted pauses and hashed, rather than
     probed twice for every invoice. A pause names its invoice's own account,
-    so the range of accounts finds them all."""
+    so the range of accounts finds them all. Each of held_accounts' rows
+    holds what the account owed on `issued_by` that falls due before
+    `due_before` (extended terms, models.account_pause_holds), or all of it
+    (both null)."""
     date = _date_param()
     active = (f"{{p}}.lifted_at IS NULL AND {{p}}.starts_on <= {date} "
               f"AND ({{p}}.ends_on IS NULL OR {{p}}.ends_on >= {date})")
@@ -826,7 +834,11 @@ def _held_sql(on: dt.date, lo: int, hi: int) -> tuple[str, list]:
             GROUP BY p.invoice_id
         ),
         held_accounts AS (
-            SELECT DISTINCT p.customer_id FROM collections_dunningpause p
+            SELECT DISTINCT p.customer_id,
+                   CASE WHEN e.kind = 'extended_terms' THEN p.starts_on END AS issued_by,
+                   CASE WHEN e.kind = 'extended_terms' THEN p.ends_on END AS due_before
+            FROM collections_dunningpause p
+            LEFT JOIN collections_exceptionrequest e ON e.id = p.exception_id AND p.kind = 'exception'
             WHERE p.customer_id BETWEEN %s AND %s AND p.invoice_id IS NULL AND {active.format(p="p")}
         )"""
     day = on if connection.vendor == "postgresql" else on.isoformat()
@@ -838,7 +850,9 @@ def _held_sql(on: dt.date, lo: int, hi: int) -> tuple[str, list]:
 # as anti-joins, which PostgreSQL estimates well (a filter on the columns of
 # an outer join it takes for a few rows, and then loops over the rest).
 _NOT_HELD = """i.open_amount > 0
-          AND NOT EXISTS (SELECT 1 FROM held_accounts w WHERE w.customer_id = i.customer_id)
+          AND NOT EXISTS (SELECT 1 FROM held_accounts w WHERE w.customer_id = i.customer_id
+                          AND (w.due_before IS NULL
+                               OR (i.issue_date <= w.issued_by AND i.due_date < w.due_before)))
           AND NOT EXISTS (SELECT 1 FROM held x WHERE x.invoice_id = i.id
                           AND (x.whole = 1 OR x.most_disputed >= i.open_amount))"""
 

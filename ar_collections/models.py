@@ -871,6 +871,42 @@ class DunningPause(models.Model):
         amount = self.dispute.disputed_amount
         return amount if amount < self.invoice.open_amount else None
 
+    def holds(self, invoice: Invoice) -> bool:
+        """Whether this pause (in force) holds `invoice`: its own, or one of
+        its account's that the pause covers (account_pause_holds, the same
+        rule for a query; the exception loaded with the pause)."""
+        if self.invoice_id is not None:
+            return self.invoice_id == invoice.pk
+        if self.customer_id != invoice.customer_id:
+            return False
+        if self.account_terms:
+            return invoice.issue_date <= self.starts_on and invoice.due_date < self.ends_on
+        return True
+
+    @property
+    def account_terms(self) -> bool:
+        """Extended terms on the whole account, which hold part of it only."""
+        return (self.invoice_id is None and self.kind == PauseKind.EXCEPTION and self.exception_id is not None
+                and self.exception.kind == ExceptionKind.EXTENDED_TERMS)
+
+
+def account_pause_holds() -> Q:
+    """For a DunningPause query inside an Invoice one: a pause of the outer
+    invoice's whole account that holds it (DunningPause.holds, the same rule
+    for one pause; the planner's SQL in dunning._held_sql).
+
+    Extended terms on the whole account hold what the manager approved
+    (workspace.extended_terms_cover): the invoices the account owed the day
+    they were granted that fall due before they end. One falling due on
+    their end or later has as long by its own terms, and one issued since
+    was never asked about: each follows its own terms, its reminder before
+    the due date included. Every other pause of the whole account holds all
+    of it."""
+    terms = Q(kind=PauseKind.EXCEPTION, exception__kind=ExceptionKind.EXTENDED_TERMS)
+    return Q(invoice__isnull=True, customer=OuterRef("customer_id")) & (
+        ~terms | Q(starts_on__gte=OuterRef("issue_date"), ends_on__gt=OuterRef("due_date"))
+    )
+
 
 class RunStatus(models.TextChoices):
     RUNNING = "running", "Running"

@@ -65,6 +65,7 @@ from ar_collections.models import (
     Promise,
     PromiseStatus,
     WriteOff,
+    account_pause_holds,
 )
 from arcrm import kpi
 from arcrm.db import MONEY
@@ -642,16 +643,16 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
     # by: the invoice is expected the day they end, as a promise's day, not
     # by its old due date plus the customer's usual lateness (lateness
     # against a due date the customer no longer has). Terms on one invoice
-    # cover it; terms on the whole account cover its invoices falling due
-    # before they end (workspace.extended_terms_cover): a later one has as
-    # long by its own terms. Lifted or ended, they move nothing, and the
-    # invoice is read by its due date again. The latest end when several hold.
+    # cover it; terms on the whole account cover what dunning holds for them
+    # (models.account_pause_holds: what the account owed when they were
+    # granted that falls due before they end). Lifted or ended, they move
+    # nothing, and the invoice is read by its due date again. The latest end
+    # when several hold.
     terms = DunningPause.objects.active(on=today).filter(
         kind=PauseKind.EXCEPTION, exception__kind=ExceptionKind.EXTENDED_TERMS
     )
     terms_end = Subquery(
-        terms.filter(customer=OuterRef("customer_id"))
-        .filter(Q(invoice=OuterRef("pk")) | Q(invoice__isnull=True, ends_on__gt=OuterRef("due_date")))
+        terms.filter(Q(customer=OuterRef("customer_id"), invoice=OuterRef("pk")) | account_pause_holds())
         .order_by("-ends_on")
         .values("ends_on")[:1]
     )

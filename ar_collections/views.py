@@ -1109,27 +1109,28 @@ def _paused_since(letters: list[DunningAction], *, today: dt.date) -> dict[int, 
     it was written covers ("INV-2 (promise to pay)"): a letter demanding what
     the collector has since agreed to wait for, or that the customer disputes,
     contradicts them. Two queries for the page."""
-    listed: dict[int, dict[int, str]] = {}
-    for action_id, invoice_id, number in DunningActionInvoice.objects.filter(action__in=letters).values_list(
-        "action_id", "invoice_id", "invoice__number"
-    ):
-        listed.setdefault(action_id, {})[invoice_id] = number
+    listed: dict[int, list[Invoice]] = {}
+    for line in DunningActionInvoice.objects.filter(action__in=letters).select_related("invoice"):
+        listed.setdefault(line.action_id, []).append(line.invoice)
     pauses: dict[int, list[DunningPause]] = {}
     customers = {x.customer_id for x in letters}
-    in_force = DunningPause.objects.active(on=today).filter(customer_id__in=customers)
+    in_force = (DunningPause.objects.active(on=today).filter(customer_id__in=customers)
+                .select_related("exception"))
     for pause in in_force.order_by("starts_on", "pk"):
         pauses.setdefault(pause.customer_id, []).append(pause)
     said: dict[int, list[str]] = {}
     for letter in letters:
-        numbers = listed.get(letter.pk, {})
         for pause in pauses.get(letter.customer_id, []):
             if pause.starts_on < letter.planned_on:
                 continue
-            if pause.invoice_id is None:
-                said.setdefault(letter.pk, []).append(f"the account ({pause.get_kind_display().lower()})")
-            elif pause.invoice_id in numbers:
-                said.setdefault(letter.pk, []).append(
-                    f"{numbers[pause.invoice_id]} ({pause.get_kind_display().lower()})")
+            kind = pause.get_kind_display().lower()
+            if pause.invoice_id is None and not pause.account_terms:
+                said.setdefault(letter.pk, []).append(f"the account ({kind})")
+            else:
+                # Extended terms on the account hold the invoices they cover, as a pause of one holds it.
+                said.setdefault(letter.pk, []).extend(f"{invoice.number} ({kind})"
+                                                      for invoice in listed.get(letter.pk, [])
+                                                      if pause.holds(invoice))
     return said
 
 

@@ -80,6 +80,7 @@ from ar_collections.models import (
     WorkKind,
     WorkStatus,
     WriteOff,
+    account_pause_holds,
     money_field,
 )
 from ar_collections.paper import document_name, documents_in_queue
@@ -625,8 +626,9 @@ def ladder_items_back(*, on: dt.date) -> int:
     from ar_collections import dunning  # it imports this module
 
     # A dispute of part of an invoice holds that part only (_overdue_unheld counts the rest).
-    paused = DunningPause.objects.active(on=on).filter(customer=OuterRef("customer")).filter(
-        Q(invoice__isnull=True) | Q(invoice=OuterRef("pk"))).exclude(dunning.DISPUTED_IN_PART)
+    paused = DunningPause.objects.active(on=on).filter(
+        Q(customer=OuterRef("customer_id"), invoice=OuterRef("pk")) | account_pause_holds()
+    ).exclude(dunning.DISPUTED_IN_PART)
     unheld = _overdue_unheld(on=on).exclude(Exists(paused))
     added = 0
     for item in (

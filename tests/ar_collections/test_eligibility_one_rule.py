@@ -129,6 +129,20 @@ def accounts(make_customer, make_contact, collector, manager) -> list[Customer]:
                                      reason="Discount agreed", issued_on=ON)
         # Not yet due.
         invoices_of(account(), "999.00", due=ON + dt.timedelta(days=60))
+        # Extended terms for the whole account: they hold the invoices owed
+        # when granted that fall due before they end, not one falling due
+        # after, nor one issued since.
+        terms = account(Segment.SYSTEMATIC_LATE)
+        invoices_of(terms, "400.00", "150.00")
+        for n, (issued, due) in enumerate([(ON - dt.timedelta(days=10), ON + dt.timedelta(days=50)),
+                                           (ON + dt.timedelta(days=5), ON + dt.timedelta(days=20))]):
+            Invoice.objects.create(number=f"{terms.account_number}-T{n}", customer=terms, issue_date=issued,
+                                   due_date=due, currency="EUR", total_amount=Decimal("250.00"),
+                                   open_amount=Decimal("250.00"), status=InvoiceStatus.OPEN)
+        asked = workspace.exception_request(
+            customer=terms, actor=collector, kind=ExceptionKind.EXTENDED_TERMS, reason="A slow quarter",
+            on=ON, pause_until=ON + dt.timedelta(days=30))
+        workspace.exception_decide(request=asked, manager=manager, approve=True, note="Yes", on=ON)
         # On credit hold, its systematic-late ladder taken up to the letter
         # (step 3), then moved to the distressed ladder, whose next step is
         # the hold it has already.
@@ -193,6 +207,9 @@ def test_the_data_set_holds_what_it_is_meant_to(accounts):
     assert list(eligible.filter(customer=accounts[4]).values_list("number", flat=True)) == [
         f"{accounts[4].account_number}-2-EUR"]
     assert not eligible.filter(customer=accounts[5]).exists()  # the account paused whole
+    # The terms hold the two invoices falling due before they end, owed when granted.
+    assert sorted(eligible.filter(customer=accounts[9]).values_list("number", flat=True)) == [
+        f"{accounts[9].account_number}-T0", f"{accounts[9].account_number}-T1"]
 
 
 @pytest.mark.parametrize("day", DAYS)

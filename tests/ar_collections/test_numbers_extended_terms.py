@@ -153,6 +153,23 @@ def test_extended_terms_for_the_whole_account_move_the_invoices_falling_due_befo
     assert weekly(found) == [NOTHING, NOTHING, NOTHING, NOTHING, NOTHING, D("1250.00"), D("80.00"), NOTHING]
 
 
+def test_an_invoice_issued_after_terms_for_the_whole_account_were_granted_is_expected_by_its_own_terms(
+    harbour, make_invoice, collector, manager
+):
+    customer, _ = harbour
+    granted(customer, until=day(9, 10), collector=collector, manager=manager)
+
+    # Issued the day after, falling due before the terms end: the manager
+    # granted them for what the account owed, not for what it buys next.
+    make_invoice(customer, number="T4", issued=day(8, 6), due=day(8, 26), amount="60.00")
+    found = forecast()
+
+    # T4 due 26 Aug plus 3 days usually late: 29 Aug, week 3.
+    assert weekly(found) == [
+        NOTHING, NOTHING, NOTHING, D("60.00"), NOTHING, D("1250.00"), D("80.00"), NOTHING
+    ]
+
+
 def test_a_pause_of_dunning_alone_does_not_move_the_money(harbour, collector, manager):
     customer, invoices = harbour
     before = weekly(forecast())
