@@ -1836,6 +1836,18 @@ class ExceptionRequest(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.customer.name} ({self.get_status_display()})"
 
+    @property
+    def lapsed_on(self) -> dt.date | None:
+        """The day a pause or extended terms left undecided lapses: the day
+        after the day it asked for (workspace.exceptions_lapsed), whenever
+        the daily check came to record it. A write-off asks for no day: it
+        closes undecided the day its last invoice is settled another way."""
+        if self.pause_until:
+            return self.pause_until + dt.timedelta(days=1)
+        if self.status == ExceptionStatus.LAPSED and self.decided_at:
+            return timezone.localdate(self.decided_at)
+        return None
+
 
 class WriteOffLine(models.Model):
     """One invoice a write-off request asks a manager to write off, with what

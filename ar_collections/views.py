@@ -76,8 +76,6 @@ from ar_collections.models import (
     DunningPause,
     DunningRun,
     ExceptionKind,
-    ExceptionRequest,
-    ExceptionStatus,
     Holiday,
     ImportStatus,
     Invoice,
@@ -94,11 +92,9 @@ from ar_collections.models import (
     StepAction,
 )
 from ar_collections.workspace import (
-    DATED_EXCEPTIONS,
-    LAPSED_LISTED_DAYS,
     amounts_waived,
     charges_waivable,
-    exceptions_lapsed,
+    exceptions_asked,
     pauses_liftable,
     write_off_lines_now,
 )
@@ -533,14 +529,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     # the recent ones only (those the daily job recorded as lapsed, and any it has not come to yet).
     # So are write-offs that closed undecided, every invoice settled another way, for as long.
     pending = list(
-        ExceptionRequest.objects.filter(status__in=[ExceptionStatus.PENDING, ExceptionStatus.LAPSED])
-        .exclude(kind__in=list(DATED_EXCEPTIONS),
-                 pause_until__lt=today - dt.timedelta(days=LAPSED_LISTED_DAYS))
-        .exclude(kind=ExceptionKind.WRITE_OFF, status=ExceptionStatus.LAPSED,
-                 decided_at__lt=timezone.now() - dt.timedelta(days=LAPSED_LISTED_DAYS))
-        .annotate(lapsed=Case(When(Q(status=ExceptionStatus.LAPSED) | exceptions_lapsed(on=today),
-                                   then=True), default=False))
-        .select_related("customer", "requested_by").order_by("requested_on", "pk")
+        exceptions_asked(on=today).select_related("customer", "requested_by").order_by("requested_on", "pk")
     )
     exception_requests = [asked for asked in pending if not asked.lapsed]
     lapsed_requests = [asked for asked in pending if asked.lapsed]

@@ -22,7 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Case, Exists, F, Max, Min, OuterRef, Q, Subquery, Sum, When
 from django.template import TemplateSyntaxError
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -2198,10 +2198,28 @@ def exceptions_lapsed(*, on: dt.date) -> Q:
     return Q(status=ExceptionStatus.PENDING, kind__in=list(DATED_EXCEPTIONS), pause_until__lt=on)
 
 
-# Days the approvals list a request that lapsed undecided, counted from the
-# day it asked for: long enough for a manager back from a fortnight away to
-# see what went by, short enough that the list does not grow without end.
+# Days the approvals and the account page list a request that lapsed
+# undecided, counted from the day it asked for: long enough for a manager
+# back from a fortnight away (and the collector who asked) to see what went
+# by, short enough that the list does not grow without end.
 LAPSED_LISTED_DAYS = 30
+
+
+def exceptions_asked(*, on: dt.date):
+    """The requests waiting for a manager on `on`, and those that lapsed
+    undecided within LAPSED_LISTED_DAYS, recorded as lapsed or not yet
+    (exceptions_lapsed), each with `lapsed`: what the approvals and the
+    account page list, the lapsed ones apart and not to be decided."""
+    listed = [ExceptionStatus.PENDING, ExceptionStatus.LAPSED]
+    return (
+        ExceptionRequest.objects.filter(status__in=listed)
+        .exclude(kind__in=list(DATED_EXCEPTIONS), pause_until__lt=on - dt.timedelta(days=LAPSED_LISTED_DAYS))
+        # A write-off that closed undecided (every invoice settled another way), for as long.
+        .exclude(kind=ExceptionKind.WRITE_OFF, status=ExceptionStatus.LAPSED,
+                 decided_at__lt=timezone.now() - dt.timedelta(days=LAPSED_LISTED_DAYS))
+        .annotate(lapsed=Case(When(Q(status=ExceptionStatus.LAPSED) | exceptions_lapsed(on=on), then=True),
+                              default=False))
+    )
 
 
 def exceptions_lapse(*, on: dt.date) -> int:

@@ -24,7 +24,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Case, Prefetch, Sum, When
+from django.db.models import Prefetch, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateSyntaxError
@@ -187,8 +187,6 @@ def commitments_context(customer: Customer, *, user) -> dict:
         customer.promises.filter(status=PromiseStatus.OPEN).prefetch_related("invoices").order_by("promised_on")
     )
     paid = workspace.promises_paid(promises)
-    # A pause or extended terms asked until a day that passed undecided: shown lapsed, not to be decided.
-    lapsed = workspace.exceptions_lapsed(on=timezone.localdate())
     for promise in promises:
         # Part paid, the box says how much came in and what is still to come,
         # in the promise's own currency (a customer may promise in two).
@@ -200,8 +198,11 @@ def commitments_context(customer: Customer, *, user) -> dict:
         "open_disputes": list(
             customer.disputes.filter(status=DisputeStatus.OPEN).select_related("invoice", "department")
         ),
-        "pending_exceptions": list(customer.exception_requests.filter(status=ExceptionStatus.PENDING)
-                                   .annotate(lapsed=Case(When(lapsed, then=True), default=False))),
+        # A pause or extended terms asked until a day that passed undecided is
+        # shown lapsed, not to be decided, for as long as the approvals list it:
+        # the collector sees it lapsed rather than wonder whether it was asked.
+        "exceptions_asked": list(workspace.exceptions_asked(on=timezone.localdate()).filter(customer=customer)
+                                 .order_by("requested_on", "pk")),
     }
 
 

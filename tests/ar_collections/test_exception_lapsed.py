@@ -82,8 +82,59 @@ def test_the_account_page_shows_a_lapsed_request_without_a_decision(client, mana
     response = client.get(reverse("customers:detail", args=[customer.pk]))
 
     assert "Exception asked: Pause dunning beyond the collector" in text_of(response)
-    assert "until 4 Aug 2025 (asked on 28 Jul 2025, lapsed undecided)" in text_of(response)
+    assert "until 4 Aug 2025 (asked on 28 Jul 2025, lapsed undecided on 5 Aug 2025)" in text_of(response)
     assert decide_url(lapsed) not in response.content.decode()
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["not-yet-recorded", "recorded"])
+def test_the_account_page_shows_a_lapsed_request_with_the_day_it_lapsed_and_a_way_to_ask_again(
+    client, collector, customer, lapsed, recorded
+):
+    """Once the daily check recorded it as lapsed, it vanished from the
+    account page: the collector could not tell it lapsed from never asked."""
+    if recorded:
+        workspace.exceptions_lapse(on=TODAY)
+    client.force_login(collector)
+
+    response = client.get(reverse("customers:detail", args=[customer.pk]))
+
+    html = response.content.decode()
+    item = re.search(r'<p class="commitment">Exception asked:.*?</p>', html, re.S).group(0)
+    said = " ".join(re.sub(r"<[^>]+>", " ", item).split()).replace("&#x27;", "'")
+    assert ("Exception asked: Pause dunning beyond the collector's limit until 4 Aug 2025 (asked on 28 Jul "
+            "2025, lapsed undecided on 5 Aug 2025) Ask again") in said
+    ask_again = reverse("collections:exception_request", args=[customer.pk]) + "?kind=pause"
+    assert f'href="{ask_again}"' in item and f'hx-get="{ask_again}"' in item
+    assert decide_url(lapsed) not in html
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["not-yet-recorded", "recorded"])
+def test_the_account_page_shows_only_the_requests_that_lapsed_in_the_last_30_days(
+    client, collector, customer, lapsed, recorded
+):
+    # Asked before the other, when nothing else waited (as exception_request leaves it).
+    old = ExceptionRequest.objects.create(
+        customer=customer, kind=ExceptionKind.PAUSE, reason="Long ago", requested_by=collector,
+        requested_on=dt.date(2025, 6, 20), pause_until=dt.date(2025, 7, 5),
+    )
+    if recorded:
+        workspace.exceptions_lapse(on=TODAY)
+    client.force_login(collector)
+
+    response = client.get(reverse("customers:detail", args=[customer.pk]))
+
+    listed = [asked.pk for asked in response.context["exceptions_asked"]]
+    assert lapsed.pk in listed and old.pk not in listed
+
+
+def test_a_viewer_sees_a_lapsed_request_but_no_way_to_ask_again(client, viewer, customer, lapsed):
+    workspace.exceptions_lapse(on=TODAY)
+    client.force_login(viewer)
+
+    response = client.get(reverse("customers:detail", args=[customer.pk]))
+
+    assert "lapsed undecided on 5 Aug 2025" in text_of(response)
+    assert reverse("collections:exception_request", args=[customer.pk]) not in response.content.decode()
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])

@@ -18,6 +18,9 @@ from ar_collections.models import (
     DunningPause,
     DunningRun,
     DunningStep,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
     PauseKind,
     Payment,
     PaymentBehaviour,
@@ -518,6 +521,14 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
             owner=collector, starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=7),
         )
     DunningCycle.objects.create(customer=customer, number=rows + 1, opened_on=TODAY)
+    # Exception requests: one waiting, and one lapsed undecided for every row.
+    for n in range(rows + 1):
+        ExceptionRequest.objects.create(
+            customer=customer, kind=ExceptionKind.PAUSE, reason="Asked", requested_by=collector,
+            requested_on=TODAY - dt.timedelta(days=25),
+            pause_until=TODAY - dt.timedelta(days=n) if n else TODAY + dt.timedelta(days=9),
+            status=ExceptionStatus.LAPSED if n else ExceptionStatus.PENDING,
+        )
     client.force_login(collector)
 
     # session, user, role groups, permissions (2), customer, referrals, its
@@ -534,3 +545,4 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
     assert len(response.context["contacts"]) == rows + 1
     assert len(response.context["dunning_pauses"]) == rows
     assert len(response.context["dunning_actions"]) == min(rows, 5)
+    assert len(response.context["exceptions_asked"]) == rows + 1
