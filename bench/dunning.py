@@ -81,7 +81,9 @@ PLANNER_TABLES = ("collections_allocation", "collections_latecharge", "collectio
 # anti-joins on plain equalities, so each can be a hash anti-join over the few
 # thousand active pauses. The ledger's pauses carry no dispute, so each holds
 # its invoice or account whole (a dispute of part of an invoice, which holds
-# back that part only, is not written here).
+# back that part only, is not written here), but for extended terms on the
+# whole account, which hold the invoices issued by the day they were granted
+# that fall due before they end.
 REACH_SQL = """
     WITH first_step AS (
         SELECT DISTINCT ON (p.id) p.id AS policy_id, p.segment, s.id AS step_id, s.day_offset
@@ -91,8 +93,9 @@ REACH_SQL = """
         ORDER BY p.id, s.position
     ),
     active_pause AS (
-        SELECT customer_id, invoice_id FROM collections_dunningpause
-        WHERE lifted_at IS NULL AND starts_on <= %(on)s AND (ends_on IS NULL OR ends_on >= %(on)s)
+        SELECT p.customer_id, p.invoice_id, p.starts_on, p.ends_on, e.kind = 'extended_terms' AS terms
+        FROM collections_dunningpause p LEFT JOIN collections_exceptionrequest e ON e.id = p.exception_id
+        WHERE p.lifted_at IS NULL AND p.starts_on <= %(on)s AND (p.ends_on IS NULL OR p.ends_on >= %(on)s)
     ),
     totals AS (
         SELECT i.customer_id, i.currency, f.policy_id, f.step_id, f.day_offset,
@@ -104,7 +107,9 @@ REACH_SQL = """
           AND i.due_date <= %(on)s - f.day_offset
           AND NOT EXISTS (SELECT FROM active_pause p WHERE p.invoice_id = i.id)
           AND NOT EXISTS (SELECT FROM active_pause p
-                          WHERE p.invoice_id IS NULL AND p.customer_id = i.customer_id)
+                          WHERE p.invoice_id IS NULL AND p.customer_id = i.customer_id
+                            AND (p.terms IS NOT TRUE
+                                 OR (i.issue_date <= p.starts_on AND i.due_date < p.ends_on)))
         GROUP BY i.customer_id, i.currency, f.policy_id, f.step_id, f.day_offset
     )
     SELECT t.customer_id, t.step_id, bool_or(t.total >= coalesce(m.min_amount, 0)) AS above_minimum,
@@ -169,8 +174,12 @@ WRITE_FLOOR_SQL = (
          AND i.due_date <= %(on)s - LEAST(s.day_offset, 1)
          AND NOT EXISTS (
              SELECT FROM collections_dunningpause p
+             LEFT JOIN collections_exceptionrequest e ON e.id = p.exception_id
              WHERE p.customer_id = i.customer_id AND p.lifted_at IS NULL
-               AND (p.invoice_id = i.id OR p.invoice_id IS NULL)
+               AND (p.invoice_id = i.id
+                    OR (p.invoice_id IS NULL
+                        AND (e.kind IS DISTINCT FROM 'extended_terms'
+                             OR (i.issue_date <= p.starts_on AND i.due_date < p.ends_on))))
                AND (p.ends_on IS NULL OR p.ends_on >= %(on)s) AND p.starts_on <= %(on)s)""",
 )
 
@@ -289,6 +298,7 @@ def _load(connection, *, customers: int, invoices: int, on: dt.date) -> None:
         ) as copy:
             for row in _pauses(rng, invoice_customer, customers=customers, on=on, stamp=stamp):
                 copy.write_row((*row[:4], collector.pk, *row[4:], stamp))
+        _account_terms(raw, rng, customers=customers, on=on, owner=collector.pk, stamp=stamp)
         for table, last in (("customers_customer", customers), ("collections_invoice", invoices)):
             cursor.execute(f"SELECT setval('{table}_id_seq', %s)", [max(last, 1)])
     # Sets hint bits and the visibility map once, so neither contender pays for the COPY.
@@ -320,6 +330,34 @@ def _pauses(rng: random.Random, invoice_customer: array, *, customers: int, on: 
                on - days(rng.randint(1, 29)), None)
         yield (account(), None, "payment_plan", "Plan from next month", on + days(rng.randint(1, 30)),
                on + days(rng.randint(31, 120)), None)
+
+
+def _account_terms(raw, rng: random.Random, *, customers: int, on: dt.date, owner: int, stamp: str) -> None:
+    """COPY extended terms on the whole account for one customer in a hundred:
+    an approved request and its pause, granted up to 90 days before `on` and
+    ending up to 60 days after it. They hold the invoices issued by the day
+    they were granted that fall due before they end; the account's others
+    (issued since, some overdue by now; falling due after) are chased by
+    their own terms."""
+    days = dt.timedelta
+    terms = []
+    for n in range(max(1, customers // 100)):
+        granted = on - days(rng.randint(0, 90))
+        terms.append((n + 1, rng.randrange(customers) + 1, granted, on + days(rng.randint(1, 60))))
+    with raw.copy(
+        "COPY collections_exceptionrequest (id, customer_id, kind, reason, pause_until, granted_until, "
+        "requested_by_id, requested_on, status, decided_by_id, decided_at, decision_note) FROM STDIN"
+    ) as copy:
+        for pk, customer, granted, ends in terms:
+            copy.write_row((pk, customer, "extended_terms", "A slow quarter", ends, ends, owner, granted,
+                            "approved", owner, stamp, "Agreed"))
+    with raw.copy(
+        "COPY collections_dunningpause (customer_id, kind, reason, owner_id, starts_on, ends_on, "
+        "exception_id, created_at) FROM STDIN"
+    ) as copy:
+        for pk, customer, granted, ends in terms:
+            copy.write_row((customer, "exception", "A slow quarter", owner, granted, ends, pk, stamp))
+    raw.execute("SELECT setval('collections_exceptionrequest_id_seq', %s)", [len(terms)])
 
 
 def _reset_planner_tables(connection) -> None:
