@@ -9,6 +9,7 @@ invoices cannot approve one; a rejection writes off nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -30,6 +31,7 @@ from ar_collections.models import (
     WorkStatus,
     WriteOff,
 )
+from arcrm.dates import format_day
 from customers.models import EventKind, Segment, TimelineEvent
 
 from .conftest import frozen
@@ -335,6 +337,23 @@ def test_a_write_off_request_closes_by_itself_once_every_invoice_it_names_is_set
     assert response.status_code == 422
     assert "This request closed undecided: Nothing left to write off" in text_of(response)
     assert state(account) == before
+
+
+def test_the_account_page_says_a_write_off_closed_undecided_and_offers_no_asking_again(
+    client, manager, collector, account, proposed, five_hundred, seven_hundred
+):
+    workspace.invoice_write_off(customer=account, actor=manager, invoice=five_hundred, on=ON,
+                                reason="Written off from the invoice page")
+    workspace.payment_record(customer=account, amount=Decimal("700.00"), currency="EUR", received_on=ON,
+                             allocations=[(seven_hundred, Decimal("700.00"))])
+    client.force_login(collector)
+
+    html = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+    page = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+    assert (f"Exception asked: Write off as bad debt (asked on {format_day(ON)}, closed undecided on "
+            f"{format_day(ON)}: every invoice it named was settled another way)") in page
+    assert "Ask again" not in page
 
 
 def test_the_manager_still_writes_off_the_rest_once_some_invoices_were_settled_another_way(
