@@ -1,22 +1,30 @@
-"""`manage.py check` warns of a policy or of collection rules saved before
-a check that would now refuse them: they run as saved, and nothing else
-would tell whoever deploys that a ladder stands still or a limit lies
-outside its bounds."""
+"""`manage.py check --database default` (and `migrate`) warns of a policy
+or of collection rules saved before a check that would now refuse them:
+they run as saved, and nothing else would tell whoever deploys that a
+ladder stands still or a limit lies outside its bounds.
+
+A database check, as Django's own are: run only when the command names the
+databases to check. Every other caller of the checks — `runserver`, a
+Celery worker starting (its Django fixup runs them), a test without the
+database — reaches no database through it.
+"""
 
 from __future__ import annotations
 
-from django.core.checks import Warning, register
+from django.core.checks import Tags, Warning, register
 from django.db import DatabaseError, connection, transaction
 
 
-@register()
-def saved_before_checks(app_configs=None, **kwargs) -> list[Warning]:
+@register(Tags.database)
+def saved_before_checks(app_configs=None, databases=None, **kwargs) -> list[Warning]:
     """One warning per problem, in the words a save would refuse it with.
     Not on a database without our tables yet (`migrate` runs the checks
     before it creates them), nor on one that cannot be reached or whose
     tables are behind our models (`makemigrations` must still run)."""
     from ar_collections.models import CollectionRules, LatePaymentPolicy
 
+    if not databases or "default" not in databases:
+        return []
     if app_configs is not None and not any(config.label == "collections" for config in app_configs):
         return []
     tables = {LatePaymentPolicy._meta.db_table, CollectionRules._meta.db_table}

@@ -1,6 +1,6 @@
 """A policy or collection rules saved before today's checks keep running as
 saved: a manager sees what is wrong now, on every page that shows or uses
-them and in `manage.py check`, in the words a save would refuse with, and
+them and in `manage.py check --database default`, in the words a save would refuse with, and
 nothing is changed by looking."""
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def test_the_collection_rules_list_and_page_say_which_limits_are_out_of_bounds(a
 
 
 def test_manage_py_check_warns_of_them(frozen_policy, rules_out_of_bounds, capsys):
-    call_command("check")
+    call_command("check", databases=["default"])
 
     said = capsys.readouterr().err.replace("\n", " ")
     assert "collections.W001" in said and frozen_policy.name in said
@@ -159,7 +159,15 @@ def test_manage_py_check_warns_of_them(frozen_policy, rules_out_of_bounds, capsy
 def test_manage_py_check_says_nothing_of_sound_policies_and_rules(capsys):
     CollectionRules.current()
 
-    call_command("check")
+    call_command("check", databases=["default"])
 
     said = capsys.readouterr()
     assert "collections.W00" not in said.out + said.err
+
+
+def test_checks_run_without_naming_a_database_reach_none(frozen_policy, django_assert_num_queries, capsys):
+    """As a Celery worker's start runs them, and `runserver`."""
+    with django_assert_num_queries(0):
+        call_command("check")
+
+    assert "collections.W00" not in capsys.readouterr().err
