@@ -29,7 +29,7 @@ class CustomerFilterForm(forms.Form):
         label="Search", required=False, max_length=200,
         widget=forms.TextInput(attrs={
             "type": "search",
-            "placeholder": "Name, account number or contact e-mail",
+            "placeholder": "Name, account number, contact or invoice number",
             "autocomplete": "off",
         }),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -68,22 +69,63 @@ class CustomerQuerySet(models.QuerySet):
         return self.filter(Q(collector=user) | Q(collector_id__in=covered_by(user)))
 
     def search(self, text: str) -> CustomerQuerySet:
-        """Accounts whose name, account number or a contact's e-mail address
-        holds `text` (any case): "10036", "hollow-clinic.co.uk" and
-        "accounts.payable@hollow" all find the account they belong to. The
-        contacts are a subquery, not a join: no account comes twice.
+        """Accounts whose name, legal name, account number or a contact's name
+        or e-mail address holds `text` (any case, runs of spaces as one), or
+        with an invoice numbered exactly `text` (any case): "10036",
+        "Hendriks Data B.V.", "Ruben Bakker", "hollow-clinic.co.uk" and
+        "inv-2026-001774" all find the account they belong to. The contacts
+        and invoices are subqueries, not joins: no account comes twice.
 
-        The matches are one set, the accounts' own UNION their contacts', for
-        the trigram indexes on PostgreSQL (migration 0008): each side reads its
-        indexes, where an OR of the accounts' columns and a subquery on the
-        contacts makes PostgreSQL read every account."""
-        text = text.strip()
+        The matches are one set, the accounts' own UNION their contacts' UNION
+        their invoice's, for the trigram indexes on PostgreSQL (migrations 0008
+        and 0013) and the invoice number's unique index on its capitals: each
+        side reads its indexes, where an OR of the accounts' columns and
+        subqueries makes PostgreSQL read every account."""
+        text = search_text(text)
         if not text:
             return self
-        own = Customer.objects.filter(Q(name__icontains=text) | Q(account_number__icontains=text))
-        contacts = Contact.objects.filter(email__icontains=text)
-        matches = own.order_by().values("pk").union(contacts.order_by().values("customer_id"))
+        own = Customer.objects.filter(
+            Q(name__icontains=text) | Q(legal_name__icontains=text) | Q(account_number__icontains=text))
+        contacts = Contact.objects.filter(Q(name__icontains=text) | Q(email__icontains=text))
+        invoice = _invoices().filter(number__iexact=text)
+        matches = own.order_by().values("pk").union(
+            contacts.order_by().values("customer_id"), invoice.order_by().values("customer_id"))
         return self.filter(pk__in=matches)
+
+
+def search_text(text: str) -> str:
+    """What the search looks for in what was typed: no surrounding spaces, runs of spaces as one."""
+    return " ".join(text.split())
+
+
+def search_reasons(customers: list[Customer], text: str) -> dict[int, str]:
+    """Why each of `customers`, found by searching `text`, was found, where
+    its name does not show it ("legal name …", "contact …", "invoice …"): an
+    account listed for a colleague's e-mail address would otherwise look like
+    a wrong hit. At most two queries, none where every name holds the text.
+    The account number is left out: the list shows it beside the name."""
+    text = search_text(text)
+    folded = text.casefold()
+    unexplained = [c for c in customers if text and folded not in c.name.casefold()
+                   and folded not in c.account_number.casefold()]
+    reasons = {c.pk: f"legal name {c.legal_name}" for c in unexplained if folded in c.legal_name.casefold()}
+    rest = [c.pk for c in unexplained if c.pk not in reasons]
+    if not rest:
+        return reasons
+    contacts = Contact.objects.filter(customer_id__in=rest).filter(
+        Q(name__icontains=text) | Q(email__icontains=text))
+    for contact in contacts.order_by("customer_id", "pk"):
+        reasons.setdefault(contact.customer_id, f"contact {contact.name}" if folded in contact.name.casefold()
+                           else f"contact {contact.name} ({contact.email})")
+    invoices = _invoices().filter(number__iexact=text, customer_id__in=rest)
+    for customer_id, number in invoices.values_list("customer_id", "number"):
+        reasons.setdefault(customer_id, f"invoice {number}")
+    return reasons
+
+
+def _invoices():
+    # ar_collections' models import this module: looked up when searched.
+    return apps.get_model("collections", "Invoice").objects
 
 
 class Customer(models.Model):

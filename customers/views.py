@@ -64,7 +64,7 @@ from arcrm.roles import can_act_on
 from customers import services
 from customers.access import customer_changeable, customer_readable
 from customers.forms import AbsenceForm, ContactForm, CustomerFilterForm, CustomerForm, overdue_elsewhere
-from customers.models import Contact, ContactAbsence, Customer
+from customers.models import Contact, ContactAbsence, Customer, search_reasons
 
 PAGE_SIZE = 50
 AGING_LABELS = ("Not yet due", "1–30", "31–60", "61–90", "90+")
@@ -94,6 +94,9 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
     _with_other_currencies(page.object_list, today=today)
+    reasons = search_reasons(page.object_list, form.cleaned_data.get("q") or "")
+    for customer in page.object_list:
+        customer.search_match = reasons.get(customer.pk, "")
     currencies = _currencies_in_order(customers)
     template = "customers/customer_list.html"
     if wants_fragment(request):

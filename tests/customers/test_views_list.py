@@ -383,3 +383,59 @@ def test_previous_from_the_second_page_leads_to_the_first_page_s_own_address(
     assert re.search(r'<a href="([^"]*)" rel="prev" hx-get="([^"]*)"', second).groups() == (first_page,) * 2
     assert re.search(r'<a href="([^"]*)" rel="prev"', third).group(1) == first_page.replace(
         ".", "?") + ("&amp;" if query else "") + "page=2"
+
+
+@pytest.mark.parametrize("query", [
+    "Ruben Bakker", "ruben  bakker",  # a contact's name, a double space typed
+    "Hendriks Data B.V.", "  hendriks   data b.v. ",  # the legal name
+    "INV-2026-001774", " inv-2026-001774 ",  # the exact invoice number, any case
+])
+def test_search_finds_an_account_by_contact_name_legal_name_or_invoice_number(
+    client, collector, make_customer, make_contact, make_invoice, query
+):
+    hendriks = make_customer(name="Hendriks", legal_name="Hendriks Data B.V.")
+    make_contact(hendriks, name="Ruben Bakker")
+    make_invoice(hendriks, issued=dt.date.today(), number="INV-2026-001774")
+    other = make_customer(name="Globex")
+    make_invoice(other, issued=dt.date.today(), number="INV-2026-0017745")
+    client.force_login(collector)
+
+    assert names_in(client.get(URL, {"q": query})) == ["Hendriks"]
+
+
+def test_an_invoice_number_finds_only_that_invoice_not_longer_numbers_holding_it(
+    client, collector, make_customer, make_invoice
+):
+    make_invoice(make_customer(name="Globex"), issued=dt.date.today(), number="INV-2026-0017745")
+    client.force_login(collector)
+
+    assert names_in(client.get(URL, {"q": "INV-2026-001774"})) == []
+
+
+def match_shown(response, customer) -> str:
+    page = response.content.decode()
+    row = re.search(rf'<a href="/customers/{customer.pk}/">.*?</th>', page, re.S).group(0)
+    found = re.search(r'<span class="search-match">(.*?)</span>', row, re.S)
+    return " ".join(found.group(1).split()) if found else ""
+
+
+def test_each_hit_found_through_something_other_than_its_name_says_why(
+    client, collector, make_customer, make_contact, make_invoice
+):
+    by_name = make_customer(name="Hendriks Logistics")
+    by_legal_name = make_customer(name="HDB", legal_name="Hendriks Data B.V.")
+    by_contact = make_customer(name="Bakker Bouw")
+    make_contact(by_contact, name="Anna Hendriks", email="anna@bakker.example")
+    by_email = make_customer(name="Visser")
+    make_contact(by_email, name="Piet Visser", email="piet@hendriks-visser.example")
+    by_invoice = make_customer(name="Jansen")
+    make_invoice(by_invoice, issued=dt.date.today(), number="INV-7")
+    client.force_login(collector)
+
+    response = client.get(URL, {"q": "hendriks"})
+
+    assert match_shown(response, by_name) == ""
+    assert match_shown(response, by_legal_name) == "legal name Hendriks Data B.V."
+    assert match_shown(response, by_contact) == "contact Anna Hendriks"
+    assert match_shown(response, by_email) == "contact Piet Visser (piet@hendriks-visser.example)"
+    assert match_shown(client.get(URL, {"q": "inv-7"}), by_invoice) == "invoice INV-7"
