@@ -141,8 +141,9 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
     invoice = None
     if "\x00" in number:
         raise timeline.BadCursor("An invoice number has no NUL character.")
+    choices = []
     if number:
-        invoice = Invoice.objects.filter(customer=customer, number__iexact=number).first()
+        invoice, choices = _invoice_numbered(customer, number)
     if number and invoice is None:
         # Not this account's invoice: nothing matches (the page says why).
         page = timeline.TimelinePage([], None)
@@ -156,7 +157,10 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
         "timeline": page,
         "timeline_selected": kinds,
         "timeline_invoice": number,
-        "timeline_invoice_unknown": bool(number and invoice is None),
+        # Found by a part of its number: the page says which.
+        "timeline_invoice_found": invoice.number if invoice and not invoice.whole else "",
+        "timeline_invoice_choices": choices,
+        "timeline_invoice_unknown": bool(number and invoice is None and not choices),
         "timeline_query": query.urlencode(),
         "timeline_deep": bool(request.GET.get("before")),
         # The filter's and "load more"'s addresses, reversed once a page rather
@@ -167,6 +171,25 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
         "action_base": reverse("collections:action_detail", args=[0]).removesuffix("0/"),
         "letter_base": reverse("collections:letter_download", args=[0]).removesuffix("0/pdf/"),
     }
+
+
+# Numbers named when a part of one matches several of the account's invoices:
+# enough to choose from; a part that common is better typed longer.
+INVOICE_CHOICES = 10
+
+
+def _invoice_numbered(customer: Customer, number: str) -> tuple[Invoice | None, list[str]]:
+    """The account's invoice numbered `number` (any case), or else the one
+    whose number holds it ("2881" for INV-2026-002881), or else none and the
+    numbers holding it to choose from. One query: the whole number first."""
+    found = list(
+        Invoice.objects.filter(customer=customer, number__icontains=number)
+        .annotate(whole=Case(When(number__iexact=number, then=True), default=False))
+        .order_by("-whole", "number")[:INVOICE_CHOICES + 1]
+    )
+    if found and (found[0].whole or len(found) == 1):
+        return found[0], []
+    return None, [invoice.number for invoice in found[:INVOICE_CHOICES]]
 
 
 def commitments_context(customer: Customer, *, user) -> dict:

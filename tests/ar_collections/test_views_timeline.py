@@ -279,6 +279,51 @@ def test_the_timeline_filters_by_invoice_number(client, collector, customer, mak
     assert "No invoice" not in response.content.decode()
 
 
+def test_the_invoice_filter_takes_a_part_of_the_number_found_on_this_account_alone(
+    client, collector, customer, make_customer, make_invoice
+):
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2026-002881")
+    make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2026-002882")
+    make_invoice(make_customer(name="Elsewhere Ltd"), issued=dt.date(2025, 6, 1), number="INV-2025-012881")
+    about = event_record(customer=customer, kind=EventKind.NOTE, summary="About it", invoices=[invoice])
+    event_record(customer=customer, kind=EventKind.NOTE, summary="No invoice at all")
+    client.force_login(collector)
+
+    response = client.get(timeline_url(customer), {"invoice": "2881"}, headers=HTMX)
+
+    assert shown(response) == [about.pk]
+    html = response.content.decode()
+    assert "No invoice" not in html
+    assert "Showing invoice INV-2026-002881." in html
+
+
+def test_a_part_of_several_numbers_on_this_account_asks_which_one(client, collector, customer, make_invoice):
+    make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2026-002881")
+    make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2025-012881")
+    event_record(customer=customer, kind=EventKind.NOTE, summary="No invoice at all")
+    client.force_login(collector)
+
+    response = client.get(page_url(customer), {"invoice": "2881"})
+
+    html = response.content.decode()
+    assert shown(response) == []
+    assert "Several invoices on this account hold 2881: choose one." in html
+    for number in ("INV-2025-012881", "INV-2026-002881"):
+        assert f'href="{page_url(customer)}?invoice={number}#timeline"' in html
+
+
+def test_a_whole_number_wins_over_longer_numbers_holding_it(client, collector, customer, make_invoice):
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-1")
+    make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-10")
+    about = event_record(customer=customer, kind=EventKind.NOTE, summary="About it", invoices=[invoice])
+    client.force_login(collector)
+
+    response = client.get(timeline_url(customer), {"invoice": "inv-1"}, headers=HTMX)
+
+    assert shown(response) == [about.pk]
+    assert "Showing invoice" not in response.content.decode()
+
+
 def test_the_invoice_filter_and_the_kind_filter_combine(client, collector, customer, make_invoice):
     invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2001")
     call = event_record(customer=customer, kind=EventKind.CALL, summary="Called", invoices=[invoice])
