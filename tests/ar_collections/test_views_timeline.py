@@ -182,6 +182,39 @@ def test_the_filter_offers_every_kind_once_with_those_chosen_ticked(client, coll
     assert sorted(value for _, value, checked, _ in boxes if checked) == ["call", "dispute"]
 
 
+def test_every_kind_of_event_has_a_box_in_the_filter(client, collector, customer):
+    client.force_login(collector)
+
+    text = client.get(timeline_url(customer), headers=HTMX).content.decode()
+
+    offered = set(re.findall(r'name="kind" id="timeline-kind-\w+" value="(\w+)"', text))
+    assert {str(kind) for kind in EventKind} | {"invoice_copy"} == offered
+
+
+def test_invoice_copies_have_their_own_label_and_box_apart_from_the_notes(
+    client, collector, customer, make_invoice
+):
+    invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2001")
+    copy = event_record(customer=customer, kind=EventKind.NOTE, subject=invoice, invoices=[invoice],
+                        summary="Copy of invoice INV-2001 e-mailed to Ruth <ruth@example.com>",
+                        details={"to": "ruth@example.com"}, occurred_at=START)
+    # Written by hand, it is a note whatever it says.
+    note = event_record(customer=customer, kind=EventKind.NOTE, summary="Copy of invoice INV-2001 asked for",
+                        details={"text": "Copy of invoice INV-2001 asked for"},
+                        occurred_at=START + dt.timedelta(minutes=1))
+    client.force_login(collector)
+
+    everything = client.get(timeline_url(customer), headers=HTMX).content.decode()
+    notes = client.get(timeline_url(customer), {"kind": EventKind.NOTE}, headers=HTMX)
+    copies = client.get(timeline_url(customer), {"kind": "invoice_copy"}, headers=HTMX)
+
+    assert re.search(rf'id="event-{copy.pk}">.*?<span class="badge kind-invoice_copy">Invoice copy</span>',
+                     everything)
+    assert re.search(rf'id="event-{note.pk}">.*?<span class="badge kind-note">Note</span>', everything)
+    assert shown(notes) == [note.pk]
+    assert shown(copies) == [copy.pk]
+
+
 def test_load_more_walks_the_whole_timeline_without_overlap_or_gaps(client, collector, customer):
     # 40 of the 60 events share one instant, across both page boundaries:
     # only the tie-break on id keeps them apart.
