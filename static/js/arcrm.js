@@ -80,3 +80,32 @@
     control.focus();
   });
 })();
+
+// The account page's action panel closes once its form is done (or left):
+// the focus, on a control that went with it, would fall to the page's body,
+// and a keyboard user would start again from the top. It goes back to the
+// link that opened the panel, where they left off (the account's parts around
+// it may have been redrawn: the link is found again by its address).
+(function () {
+  "use strict";
+
+  var opener = null;
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt.tagName === "A" && elt.getAttribute("hx-target") === "#action-panel") {
+      opener = elt.getAttribute("href");
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var panel = document.getElementById("action-panel");
+    if (!opener || !panel || panel.children.length) return;
+    var lost = document.activeElement;
+    var was = opener;
+    opener = null;
+    if (lost && lost !== document.body && lost.isConnected) return;
+    var link = document.querySelector('a[hx-target="#action-panel"][href="' + CSS.escape(was) + '"]');
+    if (link) link.focus();
+  });
+})();

@@ -429,3 +429,20 @@ def test_a_keyboard_user_goes_on_to_the_next_item_when_one_leaves_the_worklist(p
     expect(items.first.get_by_role("link", name="Acme Tools")).to_be_focused()
     items.first.get_by_role("button", name=re.compile("^Done")).press("Enter")
     expect(page.get_by_role("heading", name="My work today")).to_be_focused()
+
+
+def test_after_adding_a_note_from_the_keyboard_the_focus_goes_back_to_the_action_that_opened_it(page, acme):
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    opener = page.locator(".action-bar").get_by_role("link", name="Add a note")
+    opener.focus()
+    page.keyboard.press("Enter")
+    panel = page.locator("#action-panel")
+    panel.get_by_label("Note").fill("Spoke to their CFO")
+    panel.get_by_role("button", name="Add note").press("Enter")
+
+    expect(page.locator("#messages")).to_have_text("Note added.")
+    expect(events(page).first).to_contain_text("Spoke to their CFO")
+    expect(opener).to_be_focused()
+    page.keyboard.press("Enter")  # a second note, straight away
+    expect(panel.get_by_label("Note")).to_be_visible()
