@@ -707,8 +707,9 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
             account_pauses.append(pause)
         else:
             pauses.setdefault(pause.invoice_id, pause)
-    held = [(i, _held_because(p)) for i in open_invoices
-            if (p := pauses.get(i.pk) or next((a for a in account_pauses if a.holds(i)), None))]
+    holding = {i.pk: p for i in open_invoices
+               if (p := pauses.get(i.pk) or next((a for a in account_pauses if a.holds(i)), None))}
+    held = [(i, _held_because(holding[i.pk])) for i in open_invoices if i.pk in holding]
     held_ids = {i.pk for i, _ in held}
     eligible = [i for i in open_invoices if i.pk not in held_ids]
     for invoice in eligible:
@@ -739,6 +740,15 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
                         f"account has already ({_terms_said(customer)}).")
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")
+    ends = [p.ends_on for p in holding.values() if p.ends_on]
+    if not eligible and ends:
+        # Held today, not for good: the step and day this card says the day
+        # after the earliest hold ends (another hold may still keep it waiting
+        # then). Nothing is listed: today every invoice is held.
+        after = next_step(customer, on=min(ends) + dt.timedelta(days=1), book=book)
+        said = f"Every open invoice is held; the earliest hold ends on {format_day(min(ends))}."
+        return NextStep(after.step, after.due_on, [], held,
+                        " ".join(filter(None, [said, after.note])))
     if not eligible:
         note = "Nothing to chase: every open invoice is held." if held else "Nothing open to chase."
         return NextStep(step, None, [], held, note)

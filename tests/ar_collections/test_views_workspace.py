@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
-from ar_collections import workspace
+from ar_collections import dunning, workspace
 from ar_collections.models import (
     ActionStatus,
     Call,
@@ -2283,3 +2283,22 @@ def test_an_action_taken_on_its_own_page_leads_to_the_account_page(client, colle
         assert account(customer) in redirect_to
     else:
         assert response.status_code == 302 and response.url.startswith(account(customer))
+
+
+def test_a_pause_of_every_open_invoice_says_when_it_ends_and_when_dunning_starts_again(
+    client, collector, customer, make_contact, invoices
+):
+    make_contact(customer, is_primary_billing=True)
+    client.force_login(collector)
+    client.post(url("pause_set", customer), {"ends_on": "2025-08-11", "reason": "Owner on holiday"})
+    assert DunningPause.objects.get(customer=customer).invoice is None
+
+    coming = dunning.next_step(customer, on=TODAY)
+    after = dunning.next_step(customer, on=dt.date(2025, 8, 12))
+
+    assert after.step is not None and after.due_on >= dt.date(2025, 8, 12)
+    assert (coming.step, coming.due_on) == (after.step, after.due_on)
+    assert "the earliest hold ends on 11 Aug 2025" in coming.note
+    page = client.get(account(customer)).content.decode()
+    assert f"on {after.due_on:%-d %b %Y}" in page
+    assert "the earliest hold ends on 11 Aug 2025" in page
