@@ -325,7 +325,8 @@ def _load(connection, *, customers: int, invoices: int) -> None:
                 copy.write_row((n, invoice))
         with raw.copy(
             "COPY collections_paymentplan (id, customer_id, currency, total_amount, status, grace_days, "
-            "note, proposed_by_id, proposed_on, decision_note, paid_amount, credited_instalments) FROM STDIN"
+            "note, proposed_by_id, proposed_on, decision_note, paid_amount, credited_instalments, "
+            "disputes_left_out) FROM STDIN"
         ) as copy:
             for n, (customer, _, currency, cents) in enumerate(plans, 1):
                 copy.write_row(
@@ -341,6 +342,7 @@ def _load(connection, *, customers: int, invoices: int) -> None:
                         ON - dt.timedelta(days=10),
                         "",
                         "0.00",
+                        "[]",
                         "[]",
                     )
                 )
