@@ -58,6 +58,7 @@ from ar_collections.models import (
     ReceivablesImport,
     StepFee,
     TimelineEventInvoice,
+    WordingVersion,
     WorkItem,
     WriteOff,
     WriteOffLine,
@@ -1419,3 +1420,16 @@ class ApiTokenAdmin(ViewOnly, admin.ModelAdmin):
         revoked = sum(api_token_revoke(token=token, actor=request.user) for token in queryset)
         self.message_user(request, f"{revoked} token{'s' * (revoked != 1)} revoked; "
                                    f"{queryset.count() - revoked} had been already.", messages.SUCCESS)
+
+
+@admin.register(WordingVersion)
+class WordingVersionAdmin(ViewOnly, PeopleShownReadOnly, admin.ModelAdmin):
+    """Every save of the words to customers, as the Wording page keeps them:
+    each is a version with what notices said before it (DESIGN invariant 4),
+    and the newest is what notices say. Saved only through that page, which
+    refuses words a notice could not be sent with; one edited here would
+    bypass that check and rewrite the history."""
+
+    list_display = ["tone", "language", "number", "shipped", person_column("saved_by"), "saved_at"]
+    list_filter = ["tone", "language", "shipped"]
+    list_select_related = ["saved_by"]

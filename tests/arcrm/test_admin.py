@@ -180,6 +180,8 @@ ADMIN_PERMISSIONS = {
     "collections.ExceptionRequest": (False, False, False),
     "collections.WriteOffLine": (False, False, False),
     "collections.WorkItem": (False, False, False),
+    # Saved on the Wording page only, which checks the words a notice is sent with.
+    "collections.WordingVersion": (False, False, False),
     "collections.OutgoingMail": (False, False, False),
     "collections.PaperDocument": (False, False, False),
     "collections.TimelineEventInvoice": (False, False, False),
