@@ -72,20 +72,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import (
-    Count,
-    DateTimeField,
-    Exists,
-    F,
-    Max,
-    OuterRef,
-    Prefetch,
-    Q,
-    Subquery,
-    Sum,
-    Value,
-)
-from django.db.models.functions import Coalesce, Now
+from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import timezone
 
@@ -278,11 +266,8 @@ def actions_sweep_waiting(*, now: dt.datetime | None = None) -> int:
     (its row locked) is skipped. Returns the number of actions enqueued.
 
     Each step handed over gets HANDED_OVER_FOR before the next sweep may hand
-    it over again; its claim keeps a duplicate from doing anything twice.
-
-    `now` is the database's clock unless given: the times compared are
-    written by it (see _begin)."""
-    now = Now() if now is None else Value(now, output_field=DateTimeField())
+    it over again; its claim keeps a duplicate from doing anything twice."""
+    now = now or timezone.now()
     quiet_since = now - HANDED_OVER_FOR
     due = Q(sweep_after__lte=now) | Q(
         Q(sweep_after__isnull=True),
@@ -308,8 +293,9 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # same Message-ID (see the module docstring). To keep that window as short
     # as it can be, the send comes after everything else, savepoints released,
     # so only the COMMIT follows the server's acceptance.
+    began_at = timezone.now()
     try:
-        begun, began_at = _begin(action_id)
+        begun = _begin(action_id, at=began_at)
     except SoftTimeLimitExceeded:
         raise _NotBegun from None
     if begun != "begun":
@@ -355,10 +341,10 @@ def _send_failed(action_id: int, error: Exception) -> str:
         return _record_failure(action, error)
 
 
-def _begin(action_id: int) -> tuple[str, dt.datetime | None]:
-    """Count the attempt about to be made, committed before it starts:
-    "begun" and the time it began (its claimed_at, for _claim_begun), or
-    "not_claimed" (done, gone, another worker has it) or "failed", and None.
+def _begin(action_id: int, *, at: dt.datetime | None = None) -> str:
+    """Count the attempt about to be made, begun `at` (now), committed before
+    it starts: "begun", or "not_claimed" (done, gone, another worker has it),
+    or "failed".
 
     The attempt itself rolls back whole if its worker dies, and the broker
     hands the batch out again at once (acks late): a step whose delivery
@@ -376,47 +362,40 @@ def _begin(action_id: int) -> tuple[str, dt.datetime | None]:
     delivery of the id (the broker handing a batch out again, a sweep) can
     come in between, and failing the step then would leave that attempt
     nothing to make. If its worker died, a later sweep hands the step over
-    again and that delivery fails it.
-
-    Claim times are written and compared by one clock, the database's, in
-    the updates themselves: the worker hosts' clocks drift apart, and one
-    a minute or two off would take an attempt just begun for one whose
-    worker was stopped long since, or the other way round."""
+    again and that delivery fails it."""
     with transaction.atomic():
         action = _claim(action_id)
         if action is None:
-            return "not_claimed", None
+            return "not_claimed"
         if action.attempts >= MAX_DELIVERY_ATTEMPTS:
+            if _may_be_under_way(action):
+                return "not_claimed"
             # Failures recorded by delivery fail the step at the last attempt
             # or take the attempt back (install_fault, NotTried): attempts
             # spent on a step still PLANNED are deliveries cut short.
-            return _cut_short(action), None
-        DunningAction.objects.filter(pk=action.pk).update(attempts=F("attempts") + 1, claimed_at=Now())
-        began_at = DunningAction.objects.values_list("claimed_at", flat=True).get(pk=action.pk)
-    return "begun", began_at
+            return _cut_short(action)
+        DunningAction.objects.filter(pk=action.pk).update(attempts=F("attempts") + 1,
+                                                          claimed_at=at or timezone.now())
+    return "begun"
 
 
-def _may_be_under_way() -> Q:
-    """The attempt counted last (at claimed_at) may still be under way: its
-    task's time limit and the grace after it, when a worker that has not
-    stopped is killed, have not run out since it began, by the database's
-    clock. The daytime sweep hands over a step quiet for HANDED_OVER_FOR, no
-    shorter than that (the settings refuse a DELIVERY_TIME_LIMIT that is), so
-    the step is not left for ever."""
+def _may_be_under_way(action: DunningAction) -> bool:
+    """Whether the attempt counted last (at claimed_at) may still be under
+    way: its task's time limit and the grace after it, when a worker that
+    has not stopped is killed, have not run out since it began. The daytime
+    sweep hands over a step quiet for HANDED_OVER_FOR, no shorter than that
+    (the settings refuse a DELIVERY_TIME_LIMIT that is), so the step is not
+    left for ever."""
     under_way_for = dt.timedelta(seconds=settings.DELIVERY_TIME_LIMIT + settings.TIME_LIMIT_GRACE)
-    return Q(claimed_at__gt=Now() - under_way_for)
+    return action.claimed_at is not None and action.claimed_at > timezone.now() - under_way_for
 
 
 def _cut_short(action: DunningAction) -> str:
-    """Fail the step whose attempts were all spent by deliveries that stopped
-    part-way, unless its last attempt may still be under way ("not_claimed")."""
     text = (f"its delivery stopped part-way {action.attempts} times, the worker carrying it out "
             "stopped with it (a crash, or out of memory, while the notice was written or sent); "
             "it is not tried again")
-    if not (DunningAction.objects.filter(pk=action.pk).exclude(_may_be_under_way())
-            .update(status=ActionStatus.FAILED, error=text)):
-        return "not_claimed"
     log.error("dunning action %s failed: %s", action.pk, text)
+    DunningAction.objects.filter(pk=action.pk).update(status=ActionStatus.FAILED, error=text)
     _record(action.customer, action, summary=f"{_step_name(action)} failed, not tried again: {text}",
             details={"error": text, "attempts": action.attempts, "status": ActionStatus.FAILED})
     _failed_last_step_listed(action)
@@ -745,7 +724,7 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     attempts = action.attempts - (1 if fault or not_tried else 0)
     wait = INSTALL_FAULT_RETRY_AFTER if fault else back_off(attempts)
     DunningAction.objects.filter(pk=action.pk).update(
-        status=status, error=text, attempts=attempts, sweep_after=Now() + wait if retry else None
+        status=status, error=text, attempts=attempts, sweep_after=timezone.now() + wait if retry else None
     )
     if fault and text == action.error:
         # Tried again hourly until someone fixes it: the timeline says so once.
@@ -1364,7 +1343,7 @@ def action_review(*, action: DunningAction, collector: User, send: bool, note: s
         if send:
             DunningAction.objects.filter(pk=locked.pk).update(
                 status=ActionStatus.PLANNED, reviewed_by=collector,
-                sweep_after=Now() + HANDED_OVER_FOR,
+                sweep_after=timezone.now() + HANDED_OVER_FOR,
             )
             summary = f"{_step_name(locked)} reviewed by {person_name(collector)}: send"
         else:

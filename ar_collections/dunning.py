@@ -37,7 +37,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest, Now, TruncDate
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
 from ar_collections.channels import step_goes_to
@@ -271,8 +271,7 @@ def run_plan(*, run: DunningRun) -> int:
     planned = 0
     while (count := _plan_next_batch(run.pk, book, holidays)) is not None:
         planned += count
-    # The database's clock: the delivery sweep compares it with its own (delivery._begin).
-    DunningRun.objects.filter(pk=run.pk, planned_at__isnull=True).update(planned_at=Now())
+    DunningRun.objects.filter(pk=run.pk, planned_at__isnull=True).update(planned_at=timezone.now())
     run.refresh_from_db()
     return planned
 
