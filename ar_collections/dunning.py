@@ -709,8 +709,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     holding = {i.pk: p for i in open_invoices
                if (p := pauses.get(i.pk) or next((a for a in account_pauses if a.holds(i)), None))}
     held = [(i, _held_because(holding[i.pk])) for i in open_invoices if i.pk in holding]
-    held_ids = {i.pk for i, _ in held}
-    eligible = [i for i in open_invoices if i.pk not in held_ids]
+    eligible = [i for i in open_invoices if i.pk not in holding]
     for invoice in eligible:
         invoice.disputed_part = disputed.get(invoice.pk, ZERO)
         invoice.asked_amount = invoice.open_amount - invoice.disputed_part
