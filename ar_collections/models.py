@@ -2150,6 +2150,12 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.user}{', revoked' if self.revoked_at else ''})"
 
 
+class WordingVersionQuerySet(models.QuerySet):
+    def of(self, tone: int, language: str) -> WordingVersionQuerySet:
+        """A tone × language's versions, the newest first."""
+        return self.filter(tone=tone, language=language).order_by("-number")
+
+
 class WordingVersion(models.Model):
     """One save of a tone × language's words to customers, from the Wording
     page: the newest is what notices of that tone and language say. The
@@ -2178,6 +2184,8 @@ class WordingVersion(models.Model):
     html_before = models.TextField(blank=True)
     saved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     saved_at = models.DateTimeField(default=timezone.now)
+
+    objects = WordingVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-number"]

@@ -898,7 +898,7 @@ def render_to_string(name: str, context: dict, template=None) -> str:
 def wording_language(language: str, tone: int) -> tuple[str, str]:
     """The language the notice is written in, and a note when it is not the one asked for."""
     asked = (language or FALLBACK_LANGUAGE).lower()
-    written = text_language(asked, f"email/dunning/{TONE_FOLDERS[Tone(tone)]}/{{language}}.subject.txt")
+    written = text_language(asked, wording_template_name(tone, "{language}", "subject"))
     return written, "" if written == asked else f"no wording in language {asked!r} yet: written in English"
 
 
@@ -944,7 +944,7 @@ def _render_part(base: str, part: str, context: dict, edited: dict) -> str:
 def render_letter_html(notice: Notice) -> str:
     """The letter's HTML: the e-mail's subject and HTML wording in the letter's layout."""
     context = _context(notice, layout="pdf/dunning_letter.html")
-    edited = _wording_templates(notice, context) or {}
+    edited = _wording_templates(notice, context)
     subject = _subject(_render_part(context["template_base"], "subject", context, edited))
     return _render_part(context["template_base"], "html", {**context, "subject": subject}, edited)
 
@@ -979,17 +979,17 @@ def wording_template_name(tone: int, language: str, part: str) -> str:
 def wording_unframed(part: str, source: str) -> str:
     """A wording file's text without its frame (the shipped files all have it)."""
     head, tail = WORDING_FRAMES[part]
-    source = source.rstrip("\n")
-    if source.startswith(head.rstrip("\n")) and source.endswith(tail):
-        source = source[len(head.rstrip("\n")):len(source) - len(tail)]
+    head, source = head.rstrip("\n"), source.rstrip("\n")
+    if source.startswith(head) and source.endswith(tail):
+        source = source[len(head):len(source) - len(tail)]
         return source.removeprefix("\n")
     return source
 
 
-def _wording_templates(notice: Notice, context: dict) -> dict | None:
-    """The compiled parts of the notice's edited wording; None for the shipped files."""
+def _wording_templates(notice: Notice, context: dict) -> dict:
+    """The compiled parts of the notice's edited wording; none for the shipped files."""
     if notice.wording is None:
-        return None
+        return {}
     sources = (notice.wording[part] for part in WORDING_PARTS)
     return _wording_compiled(notice.tone, context["language"], *sources)
 

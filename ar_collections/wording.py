@@ -110,9 +110,8 @@ def wording_get(tone: int, language: str) -> Wording | None:
     """The tone × language, or None when notices are never written in it."""
     if tone not in TONE_FOLDERS or language not in LABELS or not _shipped(tone, language):
         return None
-    version = (WordingVersion.objects.select_related("saved_by").filter(tone=tone, language=language)
-               .order_by("-number").first())
-    return Wording(tone, language, version)
+    newest = WordingVersion.objects.of(tone, language).select_related("saved_by").first()
+    return Wording(tone, language, newest)
 
 
 def wording_in_force(tone: int, language: str) -> dict[str, str] | None:
@@ -124,7 +123,7 @@ def wording_in_force(tone: int, language: str) -> dict[str, str] | None:
     (rendering._wording_compiled): a worker sends a version saved a moment
     ago without a restart, and no cache in between can hold an old text
     after a save."""
-    version = WordingVersion.objects.filter(tone=tone, language=language).order_by("-number").first()
+    version = WordingVersion.objects.of(tone, language).first()
     return _parts_of(version) if version and not version.shipped else None
 
 
@@ -133,14 +132,12 @@ def _parts_of(version: WordingVersion) -> dict[str, str]:
 
 
 def history(wording: Wording) -> list[WordingVersion]:
-    return list(WordingVersion.objects.select_related("saved_by")
-                .filter(tone=wording.tone, language=wording.language).order_by("-number"))
+    return list(WordingVersion.objects.of(wording.tone, wording.language).select_related("saved_by"))
 
 
 def _shipped(tone: int, language: str) -> bool:
     """Whether notices of this tone are written in `language` (it has its files), not in English instead."""
-    template = rendering.wording_template_name(tone, "{language}", "subject")
-    return rendering.text_language(language, template) == language
+    return rendering.wording_language(language, tone)[0] == language
 
 
 def shipped_parts(tone: int, language: str) -> dict[str, str]:

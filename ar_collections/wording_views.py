@@ -17,7 +17,6 @@ from django.views.decorators.vary import vary_on_headers
 from ar_collections import wording as words
 from ar_collections.rendering import WORDING_PARTS, LetterRenderError
 from ar_collections.simulator_views import DECIDE_TERMS
-from arcrm.htmx import wants_fragment
 
 PAGE = "collections/wording_edit.html"
 
@@ -25,12 +24,14 @@ PAGE = "collections/wording_edit.html"
 class WordingForm(forms.Form):
     # The version the text was read from: a save made from an older one is refused.
     based_on = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
-    subject = forms.CharField(label="Subject", strip=False, widget=forms.Textarea(attrs={"rows": 3}),
+    subject = forms.CharField(label=words.PART_NAMES["subject"], strip=False,
+                              widget=forms.Textarea(attrs={"rows": 3}),
                               error_messages={"required": "Write a subject."})
-    text = forms.CharField(label="Text e-mail", strip=False, widget=forms.Textarea(attrs={"rows": 14}),
+    text = forms.CharField(label=words.PART_NAMES["text"], strip=False,
+                           widget=forms.Textarea(attrs={"rows": 14}),
                            help_text="What mail programs without HTML show.",
                            error_messages={"required": "Write the text e-mail."})
-    html = forms.CharField(label="HTML e-mail and letter", strip=False,
+    html = forms.CharField(label=words.PART_NAMES["html"], strip=False,
                            widget=forms.Textarea(attrs={"rows": 18}),
                            help_text="The e-mail most customers read, and the printed letter.",
                            error_messages={"required": "Write the HTML e-mail."})
@@ -73,8 +74,7 @@ def wording_edit(request: HttpRequest, tone: int, language: str) -> HttpResponse
     a POST saves them as the newest version, or says what stops it and saves nothing."""
     wording = _wording(tone, language)
     if request.method == "GET":
-        return _page(request, wording, _initial(wording),
-                     fragment="wording-editor" if wants_fragment(request) else "")
+        return _page(request, wording, _initial(wording))
     form = WordingForm(request.POST)
     if form.is_valid():
         try:
@@ -99,16 +99,12 @@ def wording_edit(request: HttpRequest, tone: int, language: str) -> HttpResponse
 def wording_preview(request: HttpRequest, tone: int, language: str) -> HttpResponse:
     """The text in the form (saved or not) as a customer would get it by
     e-mail, written for a sample notice; nothing is saved."""
-    wording = _wording(tone, language)
-    form = WordingForm(request.POST)
+    wording, form, parts = _previewed(request, tone, language)
     context: dict = {"previewing": True}
     status = 422
-    if form.is_valid():
-        if problems := words.wording_problems(tone, language, form.parts()):
-            form.add_error(None, problems)
-        else:
-            context["preview"] = words.preview_email(wording, form.parts(), on=timezone.localdate())
-            status = 200
+    if parts is not None:
+        context["preview"] = words.preview_email(wording, parts, on=timezone.localdate())
+        status = 200
     return _page(request, wording, form, status=status, fragment="wording-preview" if request.htmx else "",
                  **context)
 
@@ -119,21 +115,31 @@ def wording_preview(request: HttpRequest, tone: int, language: str) -> HttpRespo
 def wording_letter(request: HttpRequest, tone: int, language: str) -> HttpResponse:
     """The text in the form as the printed letter, a PDF written for the
     sample notice; nothing is saved. Opened in a tab of its own."""
+    wording, form, parts = _previewed(request, tone, language)
+    if parts is not None:
+        try:
+            pdf = words.preview_letter(wording, parts, on=timezone.localdate())
+        except LetterRenderError as error:
+            form.add_error(None, f"The letter cannot be printed: {error}")
+        else:
+            response = HttpResponse(pdf, content_type="application/pdf")
+            response["Content-Disposition"] = f'inline; filename="wording-{tone}-{language}.pdf"'
+            return response
+    return _page(request, wording, form, status=422, previewing=True)
+
+
+def _previewed(request: HttpRequest, tone: int, language: str
+               ) -> tuple[words.Wording, WordingForm, dict[str, str] | None]:
+    """The tone × language, the form posted, and its parts when a notice
+    could be sent with them (None, the form saying why, when not)."""
     wording = _wording(tone, language)
     form = WordingForm(request.POST)
-    if form.is_valid():
-        if problems := words.wording_problems(tone, language, form.parts()):
-            form.add_error(None, problems)
-        else:
-            try:
-                pdf = words.preview_letter(wording, form.parts(), on=timezone.localdate())
-            except LetterRenderError as error:
-                form.add_error(None, f"The letter cannot be printed: {error}")
-            else:
-                response = HttpResponse(pdf, content_type="application/pdf")
-                response["Content-Disposition"] = f'inline; filename="wording-{tone}-{language}.pdf"'
-                return response
-    return _page(request, wording, form, status=422, previewing=True)
+    if not form.is_valid():
+        return wording, form, None
+    if problems := words.wording_problems(tone, language, form.parts()):
+        form.add_error(None, problems)
+        return wording, form, None
+    return wording, form, form.parts()
 
 
 @login_required
