@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from arcrm.dates import format_day
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, places_check, validate_currency
+from arcrm.text import one_line
 
 
 def _default_currency() -> str:
@@ -81,7 +82,7 @@ class CustomerQuerySet(models.QuerySet):
         and 0013) and the invoice number's unique index on its capitals: each
         side reads its indexes, where an OR of the accounts' columns and
         subqueries makes PostgreSQL read every account."""
-        text = search_text(text)
+        text = one_line(text)
         if not text:
             return self
         own = Customer.objects.filter(
@@ -93,18 +94,13 @@ class CustomerQuerySet(models.QuerySet):
         return self.filter(pk__in=matches)
 
 
-def search_text(text: str) -> str:
-    """What the search looks for in what was typed: no surrounding spaces, runs of spaces as one."""
-    return " ".join(text.split())
-
-
 def search_reasons(customers: list[Customer], text: str) -> dict[int, str]:
     """Why each of `customers`, found by searching `text`, was found, where
     its name does not show it ("legal name …", "contact …", "invoice …"): an
     account listed for a colleague's e-mail address would otherwise look like
     a wrong hit. At most two queries, none where every name holds the text.
     The account number is left out: the list shows it beside the name."""
-    text = search_text(text)
+    text = one_line(text)
     folded = text.casefold()
     unexplained = [c for c in customers if text and folded not in c.name.casefold()
                    and folded not in c.account_number.casefold()]
