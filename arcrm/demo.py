@@ -255,7 +255,8 @@ def _days_live(users: dict[str, User], builder: _Builder, *, today: dt.date) -> 
     letters of the day before posted; each day the collectors' work of that
     day (`_scenes`) and the day's invoices, credit notes and payments. Today
     gets its check, not its run."""
-    scenes: dict[dt.date, list] = {}
+    # Each scene chooses its account on its own day (_Chooser).
+    scenes = _scenes(users, today=today, still_open=builder.open_today)
     for back in range(RECENT_DAYS, -1, -1):
         day = today - dt.timedelta(days=back)
         if back in (RECENT_DAYS, 0):
@@ -273,9 +274,6 @@ def _days_live(users: dict[str, User], builder: _Builder, *, today: dt.date) -> 
             if day.weekday() < 5:
                 with _clock(day, hour=9):
                     _letters_post(day)
-        if back == FIRST_SCENE:
-            # Chosen that morning, from the invoices open then.
-            scenes = _scenes(users, today=today, still_open=builder.open_today)
         with _clock(day, hour=10):
             for scene in scenes.get(day, []):
                 scene()
