@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
+from django.utils.text import capfirst
+
 from ar_collections.models import Channel, DunningAction, DunningStep, StepAction
 from arcrm.dates import format_day
 from arcrm.text import person_name, shorten
-from customers.cover import covering_for
+from customers.cover import working_for
 from customers.models import Contact, Customer, ReminderChannel
 
 # Steps a manager or the system carries out; nobody outside is contacted.
@@ -118,7 +120,7 @@ def step_goes_to(customer: Customer, *, step: DunningStep, day: dt.date) -> str:
     if step.action == StepAction.ESCALATE_PRINCIPAL:
         whom = _escalation_goes_to(customer, routing, day=day)
     elif routing.contact is None:
-        why = _sentence(routing.away or "no billing contact on file")
+        why = capfirst(routing.away or "no billing contact on file")
         if step.action == StepAction.CALL_TASK:
             # It is a call task all the same, for the account rather than a person.
             return f"{why}: the call task names nobody to ask for."
@@ -129,7 +131,7 @@ def step_goes_to(customer: Customer, *, step: DunningStep, day: dt.date) -> str:
         return whom
     how = (f"it becomes {_call_task_for(customer, day=day)}" if routing.channel == Channel.PHONE
            else f"it goes as {_A[routing.channel]}")
-    return " ".join(filter(None, [whom, f"{_sentence('; '.join(routing.changed))}: {how}."]))
+    return " ".join(filter(None, [whom, f"{capfirst('; '.join(routing.changed))}: {how}."]))
 
 
 def _call_task_for(customer: Customer, *, day: dt.date) -> str:
@@ -140,16 +142,10 @@ def caller_for(customer: Customer, *, day: dt.date) -> tuple[int, str]:
     """Who makes a call task of the account's on `day`: its collector, or
     whoever covers for them while they are away; and how the task names
     them ("otto (covering for carla)")."""
-    collector = customer.collector
-    caller = covering_for(collector.pk, on=day)
-    if caller == collector.pk:
-        return caller, person_name(collector)
-    covering = type(collector).objects.get(pk=caller)
-    return caller, f"{person_name(covering)} (covering for {person_name(collector)})"
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
+    collector, caller = customer.collector, working_for(customer, on=day)
+    if caller.pk == collector.pk:
+        return caller.pk, person_name(collector)
+    return caller.pk, f"{person_name(caller)} (covering for {person_name(collector)})"
 
 
 def _escalation_goes_to(customer: Customer, routing: _Routing, *, day: dt.date) -> str:
@@ -159,9 +155,9 @@ def _escalation_goes_to(customer: Customer, routing: _Routing, *, day: dt.date) 
     if contact is None and not away:
         if _of_record(customer, principal=True) is None:
             return f"No principal or billing contact on file: it becomes {_call_task_for(customer, day=day)}."
-        return (f"{_sentence(fell_back)}, and no billing contact on file: "
+        return (f"{capfirst(fell_back)}, and no billing contact on file: "
                 f"it becomes {_call_task_for(customer, day=day)}.")
-    why = _sentence(f"{fell_back}; the billing contact {away}" if away else fell_back)
+    why = capfirst(f"{fell_back}; the billing contact {away}" if away else fell_back)
     if contact is None:
         return f"{why}: it becomes {_call_task_for(customer, day=day)}."
     if away:
