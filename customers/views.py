@@ -221,6 +221,7 @@ def header_context(customer: Customer, *, today: dt.date) -> dict:
     """What the account header and the payment behaviour show after an inline
     action changed something (its pauses come with the Dunning card's
     context, which reads them anyway)."""
+    _contacts_loaded(customer, today=today)
     return {
         **_invoices_context(customer, today=today),
         **_written_to_today(customer, today=today),
@@ -461,6 +462,19 @@ def _order_rhythm_said(customer: Customer, *, today: dt.date) -> tuple[str, bool
 
 
 def _contacts_context(customer: Customer, *, today: dt.date) -> dict:
+    contacts = _contacts_loaded(customer, today=today)
+    for contact in contacts:
+        contact.away_today = contact.absence_on(today)
+    return {
+        "customer": customer,
+        "contacts": contacts,
+        **_written_to_today(customer, today=today),
+        "today": today,
+    }
+
+
+def _contacts_loaded(customer: Customer, *, today: dt.date) -> list[Contact]:
+    """The account's contacts, loaded on it with their absences: two queries."""
     # Past absences no longer matter to anyone; only current and coming ones are loaded.
     absences = ContactAbsence.objects.filter(ends_on__gte=today)
     prefetch_related_objects(
@@ -478,23 +492,19 @@ def _contacts_context(customer: Customer, *, today: dt.date) -> dict:
             # without a query per hop.
             if absence.delegate_id in by_id:
                 absence.delegate = by_id[absence.delegate_id]
-        contact.away_today = contact.absence_on(today)
-    return {
-        "customer": customer,
-        "contacts": contacts,
-        **_written_to_today(customer, today=today),
-        "today": today,
-    }
+    return contacts
 
 
 def _written_to_today(customer: Customer, *, today: dt.date) -> dict:
-    """Whom invoices and reminders, and escalations, go to today; and, when
-    the contact of record and their stand-ins are all away, why nobody (the
-    contacts of record are read again only then)."""
-    billing, principal = customer.billing_contact(on=today), customer.principal_contact(on=today)
-    # From the contacts the page loaded: no query.
+    """Whom invoices and reminders, and escalations, go to today (as
+    Customer.billing_contact and principal_contact say), beside whom they
+    stand in for or how long they are away; and, when the contact of record
+    and their stand-ins are all away, why nobody. From the contacts loaded
+    (_contacts_loaded): no query."""
     billing_of_record = customer.billing_contact_of_record()
     principal_of_record = customer.principal_contact_of_record()
+    billing = billing_of_record.stand_in(on=today) if billing_of_record else None
+    principal = principal_of_record.stand_in(on=today) if principal_of_record else None
     return {
         "billing_contact": billing,
         "principal_contact": principal,
