@@ -98,7 +98,7 @@
     }
   });
 
-  document.addEventListener("htmx:afterSettle", function () {
+  function returnFocus() {
     var panel = document.getElementById("action-panel");
     if (!opener || !panel || panel.children.length) return;
     var lost = document.activeElement;
@@ -107,5 +107,20 @@
     if (lost && lost !== document.body && lost.isConnected) return;
     var link = document.querySelector('a[hx-target="#action-panel"][href="' + CSS.escape(was) + '"]');
     if (link) link.focus();
+  }
+
+  document.addEventListener("htmx:afterSettle", returnFocus);
+
+  // Cancel closes the panel without a request, so no htmx event follows it:
+  // it empties the panel here and hands the focus back the same way.
+  document.addEventListener("click", function (event) {
+    var cancel = event.target.closest("[data-panel-cancel]");
+    var panel = cancel && cancel.closest("#action-panel");
+    if (!panel) return;
+    event.preventDefault();
+    var empty = document.createElement("div");
+    empty.id = "action-panel";
+    panel.replaceWith(empty);
+    returnFocus();
   });
 })();

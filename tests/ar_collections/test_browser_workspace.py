@@ -446,3 +446,19 @@ def test_after_adding_a_note_from_the_keyboard_the_focus_goes_back_to_the_action
     expect(opener).to_be_focused()
     page.keyboard.press("Enter")  # a second note, straight away
     expect(panel.get_by_label("Note")).to_be_visible()
+
+
+def test_after_cancelling_a_panel_from_the_keyboard_the_focus_goes_back_to_its_action(page, acme):
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    opener = page.locator(".action-bar").get_by_role("link", name="Add a note")
+    opener.focus()
+    page.keyboard.press("Enter")
+    panel = page.locator("#action-panel")
+    panel.get_by_label("Note").fill("Half a thought")
+    panel.get_by_role("link", name="Cancel").press("Enter")
+
+    expect(panel.get_by_label("Note")).to_have_count(0)
+    expect(opener).to_be_focused()
+    page.keyboard.press("Enter")  # opened again, straight away
+    expect(panel.get_by_label("Note")).to_be_visible()
