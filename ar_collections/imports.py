@@ -76,7 +76,13 @@ from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.worklist import order_gaps_ordered
 from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_split
 from arcrm.dates import INVOICE_LONG_AGO_DAYS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
-from arcrm.money import decimal_places, format_money, validate_currency_in_use
+from arcrm.money import (
+    MONEY_DECIMAL_PLACES,
+    MONEY_MAX_DIGITS,
+    decimal_places,
+    format_money,
+    validate_currency_in_use,
+)
 from arcrm.text import hidden_characters, is_one_line
 from customers.models import Customer, EventKind, TimelineEvent
 
@@ -108,6 +114,9 @@ EXAMPLES = {
 # accounts and invoices; a larger export is split.
 MAX_ROWS = 50_000
 _AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")  # money fields: 14 digits, 2 after the point
+# Written as an amount, but with more digits before the point than money is kept with.
+_AMOUNT_TOO_LARGE = re.compile(r"\d{13,}(\.\d{1,2})?")
+LARGEST_AMOUNT = "9" * (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES) + "." + "9" * MONEY_DECIMAL_PLACES
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Dates before this year, or more than DATE_AHEAD_YEARS ahead, are mistyped.
 EARLIEST_YEAR = 1990
@@ -419,6 +428,9 @@ def _amount(row: dict, column: str, *, currency: str | None) -> Decimal:
     if value.startswith("-") and _AMOUNT.fullmatch(value[1:]):
         raise _RowError(f"{column} must be more than zero: credit notes and refunds are not imported "
                         "from the ERP; record a credit note on the account page (Record a credit note)",
+                        column=column)
+    if _AMOUNT_TOO_LARGE.fullmatch(value.lstrip("0") or "0"):
+        raise _RowError(f"{column} {value} is more than an amount may be ({LARGEST_AMOUNT} at most)",
                         column=column)
     if not _AMOUNT.fullmatch(value):
         raise _RowError(f"{column} {value!r} is not an amount: write it like 1234.50 "
