@@ -388,6 +388,10 @@ def read_json_rows(rows: list, report: ImportReport) -> list[tuple[int, dict[str
         for name, value in row.items():
             if name == "invoices" and isinstance(value, list) and all(isinstance(v, str) for v in value):
                 value = ";".join(value)
+            elif name == "invoices" and value is not None and not isinstance(value, str):
+                problems.append('invoices must be a list of invoice numbers, each a string (["INV-1", '
+                                '"INV-2"]), or one string ("INV-1;INV-2")')
+                continue
             if value is None:
                 value = ""
             if isinstance(value, str):

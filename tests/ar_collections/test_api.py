@@ -630,6 +630,18 @@ def test_a_bad_payment_row_writes_none_of_the_others(erp, invoiced):
     assert state() == before
 
 
+@pytest.mark.parametrize("invoices", [100, ["INV-100", 101], {"number": "INV-100"}])
+def test_a_payments_invoices_of_the_wrong_type_are_refused_saying_what_they_may_be(erp, invoiced, invoices):
+    before = state()
+
+    status, body = post(erp, "payments", {"rows": [dict(PAYMENT_ROWS[0], invoices=invoices)]})
+
+    assert (status, body["problems"]) == (422, [{"row": 1, "messages": [
+        'invoices must be a list of invoice numbers, each a string (["INV-1", "INV-2"]), or one string '
+        '("INV-1;INV-2")']}])
+    assert state() == before
+
+
 def test_a_payment_naming_one_invoice_twice_is_refused(erp, invoiced):
     status, body = post(erp, "payments", {"rows": [dict(PAYMENT_ROWS[0], invoices=["INV-100", "INV-100"])]})
 
