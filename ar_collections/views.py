@@ -98,7 +98,7 @@ from ar_collections.workspace import (
     pauses_liftable,
     write_off_lines_now,
 )
-from arcrm.dates import format_day
+from arcrm.dates import INVOICE_LONG_AGO_DAYS, LONG_AGO_DAYS, format_day
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO
 from arcrm.paging import BadPosition, Keyset, Page
@@ -1390,7 +1390,9 @@ def receivables_import(request: HttpRequest) -> HttpResponse:
                                   f"{'a check' if batch.dry_run else 'import'}; "
                                   "what came of it shows below in a moment.")
         return redirect("collections:import")
-    context = {"form": form, **_imports_context()}
+    # The page's list of columns says how old a date may be before confirm_old_date is needed.
+    context = {"form": form, "long_ago_days": LONG_AGO_DAYS, "invoice_long_ago_days": INVOICE_LONG_AGO_DAYS,
+               **_imports_context()}
     if request.htmx and request.method == "GET":
         return render(request, "collections/import.html#imports", context)
     return render(request, "collections/import.html", context, status=422 if form.is_bound else 200)

@@ -37,9 +37,11 @@ from ar_collections.models import (
     ReceivablesImport,
     TimelineEventInvoice,
 )
+from arcrm.dates import INVOICE_LONG_AGO_DAYS, LONG_AGO_DAYS
 from customers.models import Customer, EventKind, TimelineEvent
 from tests.ar_collections.conftest import (
     done_by_another_worker,
+    frozen,
     held_by_another_worker,
     in_another_thread,
     someone_waits_for_a_lock,
@@ -1205,3 +1207,19 @@ def test_an_invoice_recorded_by_another_import_meanwhile_asks_to_import_the_file
 
     assert report.errors == ["an invoice number in the file was recorded meanwhile: import the file again"]
     assert not Invoice.objects.exists()
+
+
+def test_the_import_page_names_every_column_a_file_may_have_and_what_a_second_import_changes(client, manager):
+    client.force_login(manager)
+    page = client.get(reverse("collections:import")).content.decode()
+    columns = {kind: page.split(f'id="columns-{kind}"', 1)[1].split("</dd>", 1)[0]
+               for kind in imports.COLUMNS}
+
+    for kind, (required, optional) in imports.COLUMNS.items():
+        assert f"<code>{', '.join(required)}</code>" in columns[kind]
+        for name in optional:
+            assert f"<code>{name}</code>" in columns[kind]
+    # The ERP moving a due date or giving a PO reference late is taken, on the invoice's timeline.
+    assert "a changed due date or PO reference is taken" in columns["invoices"]
+    assert f"issued more than {INVOICE_LONG_AGO_DAYS} days ago" in columns["invoices"]
+    assert f"received more than {LONG_AGO_DAYS} days ago" in columns["payments"]
