@@ -81,6 +81,7 @@ from arcrm.money import (
     MONEY_MAX_DIGITS,
     decimal_places,
     format_money,
+    smallest_unit,
     validate_currency_in_use,
 )
 from arcrm.text import hidden_characters, is_one_line
@@ -100,16 +101,6 @@ COLUMNS = {
 # than INVOICE_LONG_AGO_DAYS ago, is new only with the same date in a confirm_old_date column, as the payment
 # form asks for a tick (arcrm.dates.long_ago): one recorded before comes again
 # without it.
-# A file to start from, offered on the import page: the header and one row.
-# The page puts one of the installation's own accounts in place of this one.
-EXAMPLE_ACCOUNT = "C00042"
-EXAMPLES = {
-    INVOICES: "number,account_number,issue_date,due_date,currency,total_amount,po_reference\r\n"
-              "INV-2025-0001,C00042,2025-07-01,2025-07-31,EUR,1250.00,PO-881\r\n",
-    PAYMENTS: "account_number,received_on,currency,amount,reference,method,invoices,bank_reference\r\n"
-              "C00042,2025-08-04,EUR,1250.00,BANK-20250804-17,bank_transfer,INV-2025-0001,"
-              "2025080400017\r\n",
-}
 # Also below PostgreSQL's 65,535 parameters for the lookups of a file's
 # accounts and invoices; a larger export is split.
 MAX_ROWS = 50_000
@@ -120,6 +111,24 @@ LARGEST_AMOUNT = "9" * (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES) + "." + "9" * M
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Dates before this year, or more than DATE_AHEAD_YEARS ahead, are mistyped.
 EARLIEST_YEAR = 1990
+
+
+def example_file(kind: str, *, account_number: str, currency: str, today: dt.date) -> str:
+    """A file to start from, offered on the import page: the header and one
+    row, on one of the installation's own accounts in its currency, dated
+    lately, so that it imports as it is (a date long past would need
+    confirm_old_date), and the example payment pays the example invoice."""
+    issued = today - dt.timedelta(days=35)
+    number = f"INV-{issued.year}-0001"
+    amount = Decimal("1250").quantize(smallest_unit(currency))
+    if kind == INVOICES:
+        return ("number,account_number,issue_date,due_date,currency,total_amount,po_reference\r\n"
+                f"{number},{account_number},{issued},{issued + dt.timedelta(days=30)},{currency},{amount},"
+                "PO-881\r\n")
+    received = today - dt.timedelta(days=1)
+    return ("account_number,received_on,currency,amount,reference,method,invoices,bank_reference\r\n"
+            f"{account_number},{received},{currency},{amount},BANK-{received:%Y%m%d}-17,bank_transfer,{number},"
+            f"{received:%Y%m%d}00017\r\n")
 
 
 @dataclass

@@ -1422,12 +1422,13 @@ def receivables_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def receivables_import_example(request: HttpRequest, kind: str) -> HttpResponse:
     """A CSV file to start from: the columns and one example row."""
-    if kind not in imports.EXAMPLES:
+    if kind not in imports.COLUMNS:
         raise Http404("There are invoice and payment files only.")
     # One of the user's own accounts, so the example imports as it is.
-    account = (Customer.objects.visible_to(request.user).order_by("account_number")
-               .values_list("account_number", flat=True).first())
-    example = imports.EXAMPLES[kind].replace(imports.EXAMPLE_ACCOUNT, account or imports.EXAMPLE_ACCOUNT)
+    account_number, currency = (Customer.objects.visible_to(request.user).order_by("account_number")
+                                .values_list("account_number", "currency").first() or ("C00042", "EUR"))
+    example = imports.example_file(kind, account_number=account_number, currency=currency,
+                                   today=timezone.localdate())
     response = HttpResponse(example, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="arcrm-{kind}-example.csv"'
     return response

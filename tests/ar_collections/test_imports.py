@@ -866,7 +866,8 @@ def test_the_example_files_are_offered_and_are_files_the_import_takes(client, ma
     make_customer(account_number="C10001", name="Example GmbH")
     make_customer(account_number="C10002", name="Other GmbH")
     if kind == "payments":
-        invoices_import(imports.EXAMPLES["invoices"].replace(imports.EXAMPLE_ACCOUNT, "C10001"))
+        invoices_import(imports.example_file("invoices", account_number="C10001", currency="EUR",
+                                             today=TODAY))
     client.force_login(manager)
 
     response = client.get(reverse("collections:import_example", args=[kind]))
@@ -879,6 +880,26 @@ def test_the_example_files_are_offered_and_are_files_the_import_takes(client, ma
     report = run(response.content.decode(), dry_run=True)
     assert (report.ok, report.created) == (True, 1), report.errors
     assert client.get(reverse("collections:import_example", args=["customers"])).status_code == 404
+
+
+def test_the_example_files_import_as_they_are_on_any_day_in_the_accounts_currency(
+        client, manager, make_customer):
+    """Downloaded long after the product was written, and for an account in
+    yen: the invoice is not refused as issued long ago, nor its amount for
+    cents, and the payment pays it."""
+    make_customer(account_number="C10001", name="Example KK", currency="JPY")
+
+    with frozen(dt.date(2026, 12, 4)):
+        client.force_login(manager)
+        invoices = client.get(reverse("collections:import_example", args=["invoices"])).content.decode()
+        payments = client.get(reverse("collections:import_example", args=["payments"])).content.decode()
+        invoiced = invoices_import(invoices)
+        paid = payments_import(payments)
+
+    assert ((invoiced.ok, invoiced.created), (paid.ok, paid.created)) == ((True, 1), (True, 1)), (
+        invoiced.errors + paid.errors)
+    invoice = Invoice.objects.get()
+    assert (invoice.currency, invoice.status) == ("JPY", InvoiceStatus.PAID)
 
 
 def test_a_short_row_leaves_its_last_columns_empty_and_says_what_is_missing(accounts):
