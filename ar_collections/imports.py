@@ -798,8 +798,11 @@ def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     (read_json_rows), all or nothing; a dry run (report.dry_run) records nothing."""
     today = today or timezone.localdate()
     accounts = _accounts_named(rows)
-    named = {n.strip() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
-    invoices = _in_bulk(Invoice.objects, named, field_name="number")
+    # By number in any capitals, as the bank line carries what the customer
+    # typed: one invoice per number in any capitals (invoice_number_once), so
+    # inv-1 can only be INV-1.
+    named = {n.strip().upper() for _, row in rows for n in row.get("invoices", "").split(";") if n.strip()}
+    invoices = _in_bulk(Invoice.objects.annotate(key=Upper("number")), named, field_name="key")
     # The currencies each account is billed in: its own, and any an invoice
     # of it has (open or paid), read once for the whole file.
     billed: dict[int, set[str]] = defaultdict(set)
@@ -956,11 +959,16 @@ def _payment_of(line: int, row: dict, accounts, invoices, billed: Mapping[int, s
         fields.problems.append(f"method {row['method']!r} is not one of {', '.join(PaymentMethod.values)}")
     named, unknown = [], []
     numbers = [n for n in (n.strip() for n in row.get("invoices", "").split(";")) if n]
-    if twice := sorted({n for n in numbers if numbers.count(n) > 1}):
+    # Each invoice as first written, by its number in any capitals.
+    first: dict[str, str] = {}
+    for number in numbers:
+        first.setdefault(number.upper(), number)
+    keys = [number.upper() for number in numbers]
+    if twice := sorted({first[key] for key in keys if keys.count(key) > 1}):
         # Its amount would be spread as if over two invoices: say so rather than guess.
         fields.problems.append(f"invoices names {', '.join(twice)} twice: name each invoice once")
-    for number in dict.fromkeys(numbers):
-        invoice = invoices.get(number)
+    for number in first.values():
+        invoice = invoices.get(number.upper())
         if invoice is None or (customer and invoice.customer_id != customer.pk):
             unknown.append(number)
         elif currency and invoice.currency != currency:

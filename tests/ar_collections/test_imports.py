@@ -1244,3 +1244,21 @@ def test_the_import_page_names_every_column_a_file_may_have_and_what_a_second_im
     assert "a changed due date or PO reference is taken" in columns["invoices"]
     assert f"issued more than {INVOICE_LONG_AGO_DAYS} days ago" in columns["invoices"]
     assert f"received more than {LONG_AGO_DAYS} days ago" in columns["payments"]
+
+
+def test_a_payment_naming_its_invoice_in_other_capitals_pays_that_invoice(imported):
+    """A bank line carries the number as the customer typed it: one invoice
+    per number in any capitals, so inv-102 can only be INV-102."""
+    report = payments_import("account_number,received_on,currency,amount,reference,invoices\n"
+                             "C-ACME,2025-08-02,USD,300.00,BANK-2,inv-102\n")
+
+    assert (report.ok, report.created) == (True, 1), report.errors
+    assert Invoice.objects.get(number="INV-102").open_amount == Decimal("0.00")
+
+
+def test_a_payment_naming_one_invoice_twice_in_other_capitals_is_refused(imported):
+    report = payments_import("account_number,received_on,currency,amount,reference,invoices\n"
+                             "C-ACME,2025-08-02,USD,300.00,BANK-2,INV-102;inv-102\n")
+
+    assert report.errors == ["line 2: invoices names INV-102 twice: name each invoice once"]
+    assert not Payment.objects.exists()
