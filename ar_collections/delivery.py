@@ -1265,7 +1265,12 @@ def left_to_apply(documents, customer, *, link: str):
                .annotate(total=Sum("amount")).values("total"))
     # At least a cent left: SQLite sums decimals as floats, and a payment
     # allocated in full must not come out with "0.00" left.
-    return documents.filter(customer=customer).annotate(
+    documents = documents.filter(customer=customer)
+    if link == "payment":
+        # A payment the bank took back (reversed) has nothing left to apply,
+        # though its allocations are gone: workspace.payment_reverse.
+        documents = documents.filter(reversal__isnull=True)
+    return documents.annotate(
         allocated=Coalesce(Subquery(applied), ZERO)
     ).filter(amount__gt=F("allocated") + HALF_CENT)
 

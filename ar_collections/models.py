@@ -242,6 +242,43 @@ class Payment(models.Model):
         return self.amount - allocated
 
 
+class ReversalReason(models.TextChoices):
+    RETURNED_DIRECT_DEBIT = "returned_direct_debit", "Direct debit returned"
+    BOUNCED_CHEQUE = "bounced_cheque", "Cheque bounced"
+    RECALLED = "recalled", "Recalled, or booked to the wrong account"
+    OTHER = "other", "Other"
+
+
+class PaymentReversal(models.Model):
+    """A payment the bank took back (a direct debit returned, a cheque that
+    bounced, a transfer recalled or booked to the wrong account): the payment
+    stays on record, and this says who reversed it, when, why, and what its
+    money had settled before (`undone`), since its allocations are deleted so
+    that every sum of allocations reads without it (workspace.payment_reverse).
+    One per payment, which the database holds: a second reversal would reopen
+    the invoices twice."""
+
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="reversal")
+    reason = models.CharField(max_length=24, choices=ReversalReason.choices)
+    note = models.CharField(max_length=300, blank=True)
+    reversed_on = models.DateField(help_text="The day the bank took the money back.")
+    reversed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # What the payment's allocations were, before: [{"invoice" or "charge":
+    # its number or id, "amount", "allocated_on", "status" of the invoice}, ...].
+    undone = models.JSONField(default=list, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-reversed_on", "-id"]
+        constraints = [
+            models.CheckConstraint(name="reversal_other_says_why",
+                                   condition=~Q(reason="other") | ~Q(note="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reversal of {self.payment}"
+
+
 class CreditNote(models.Model):
     number = models.CharField(max_length=40, unique=True)
     customer = models.ForeignKey(

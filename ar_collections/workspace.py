@@ -70,9 +70,11 @@ from ar_collections.models import (
     Payment,
     PaymentMethod,
     PaymentPlan,
+    PaymentReversal,
     PlanStatus,
     Promise,
     PromiseStatus,
+    ReversalReason,
     WorkKind,
     WriteOff,
     WriteOffLine,
@@ -2899,6 +2901,220 @@ def payment_with_bank_id(*, customer: Customer, reference: str) -> Payment | Non
     the account's lock (payment_known)."""
     key = bank_id_key(reference)
     return Payment.objects.filter(customer=customer, bank_key=key).order_by("pk").first() if key else None
+
+
+# --- Reversals -------------------------------------------------------------------
+
+
+def payment_reverse(*, payment: Payment, actor, reason: str, note: str = "", on: dt.date) -> PaymentReversal:
+    """The bank took the payment back (a direct debit returned, a cheque that
+    bounced, a transfer recalled): it stays on record, reversed, and what it
+    settled is owed again as before it came. Its allocations are deleted, so
+    that every sum of them (open amounts, money on account, promises and
+    plans judged, the figures) reads without it, and what they were is kept on
+    the reversal and its timeline entry. The invoices it paid reopen, the
+    charges it paid are owed again; a promise or an instalment it kept is
+    judged again as the daily check would, today; a dunning cycle its money
+    closed opens again, so the ladder goes on where it stood rather than
+    starting over; the account's figures are recomputed once it commits.
+
+    Refused, changing nothing: a payment reversed already (the database holds
+    one reversal per payment), a day before it was received or after today,
+    "other" without a note, or an invoice it paid that was written off or
+    cancelled since (what to owe again is then a person's call: credit or
+    correct it first)."""
+    with transaction.atomic():
+        # The account's lock, as recording a payment takes it (payment_known):
+        # a payment recorded meanwhile applies to what this reopens, after it.
+        customer = Customer.objects.select_for_update().get(pk=payment.customer_id)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if done := PaymentReversal.objects.filter(payment=payment).first():
+            raise ValidationError({"payment": payment_reversed_said(payment, done)})
+        _reversal_terms_check(payment, reason=reason, note=note, on=on)
+        allocations = list(payment.allocations.order_by("pk"))
+        invoices = {i.pk: i for i in Invoice.objects.select_for_update().order_by("pk").filter(
+            pk__in=[a.invoice_id for a in allocations if a.invoice_id])}
+        charges = {c.pk: c for c in LateCharge.objects.select_for_update().order_by("pk").filter(
+            pk__in=[a.charge_id for a in allocations if a.charge_id])}
+        if gone := [i for i in invoices.values() if i.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID)]:
+            raise ValidationError({"payment": (
+                f"{_listing([i.number for i in gone])} {'was' if len(gone) == 1 else 'were'} "
+                f"{gone[0].get_status_display().lower()} since this payment was applied: correct "
+                f"{'it' if len(gone) == 1 else 'them'} first, then reverse the payment."
+            )})
+        undone = [_allocation_undone(a, invoices, charges) for a in allocations]
+        Allocation.objects.filter(pk__in=[a.pk for a in allocations]).delete()
+        reopened = []
+        for allocation in allocations:
+            if allocation.invoice_id:
+                invoice = invoices[allocation.invoice_id]
+                if invoice.status == InvoiceStatus.PAID:
+                    reopened.append(invoice)
+                invoice.open_amount += allocation.amount
+                invoice.status, invoice.settled_on = InvoiceStatus.OPEN, None
+                invoice.save(update_fields=["open_amount", "status", "settled_on"])
+            else:
+                charge = charges[allocation.charge_id]
+                charge.open_amount += allocation.amount
+                charge.save(update_fields=["open_amount"])
+        try:
+            with transaction.atomic():
+                reversal = PaymentReversal.objects.create(
+                    payment=payment, reason=reason, note=note.strip(), reversed_on=on, reversed_by=actor,
+                    undone=undone)
+        except IntegrityError:
+            raise ValidationError({"payment": "This payment is reversed already."}) from None
+        to_charges = sum((a.amount for a in allocations if a.charge_id), ZERO)
+        event_record(
+            customer=customer, kind=EventKind.PAYMENT_RECEIVED, actor=actor, subject=payment,
+            invoices=list(invoices.values()),
+            summary=reversal_summary(reversal, invoices=list(invoices.values()), reopened=reopened,
+                                     to_charges=to_charges),
+            details={"reversed": True, "reason": reason, "note": reversal.note, "reversed_on": on.isoformat(),
+                     "amount": str(payment.amount), "currency": payment.currency,
+                     "before": {"allocations": undone}, "after": {"allocations": []},
+                     "reopened": [i.number for i in reopened]},
+        )
+        today = timezone.localdate()
+        if invoices:
+            _commitments_judge_again(customer, payment, list(invoices), actor=actor, on=today)
+            _cycle_reopen(customer, payment, list(invoices))
+        services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
+        return reversal
+
+
+def _reversal_terms_check(payment: Payment, *, reason: str, note: str, on: dt.date) -> None:
+    if reason not in ReversalReason.values:
+        raise ValidationError({"reason": "Choose why the payment is reversed."})
+    if reason == ReversalReason.OTHER and not note.strip():
+        raise ValidationError({"note": "Say why the payment is reversed."})
+    if on < payment.received_on:
+        raise ValidationError({"reversed_on": (
+            f"The payment was received on {format_day(payment.received_on)}: it cannot be taken back "
+            "before.")})
+    if on > timezone.localdate():
+        raise ValidationError({"reversed_on": "A payment cannot be reversed on a day still to come."})
+
+
+def _allocation_undone(allocation: Allocation, invoices: Mapping[int, Invoice],
+                       charges: Mapping[int, LateCharge]) -> dict:
+    """An allocation as the reversal keeps it, to say later what the payment had settled."""
+    kept = {"amount": str(allocation.amount), "allocated_on": allocation.allocated_on.isoformat()}
+    if allocation.invoice_id:
+        invoice = invoices[allocation.invoice_id]
+        return {"invoice": invoice.number, "invoice_id": invoice.pk, "status": invoice.status, **kept}
+    charge = charges[allocation.charge_id]
+    return {"charge": charge.pk, "kind": charge.kind, **kept}
+
+
+def payment_reversed_said(payment: Payment, reversal: PaymentReversal) -> str:
+    who = person_name(reversal.reversed_by) if reversal.reversed_by_id else "the system"
+    return (f"This payment of {format_money(payment.amount, payment.currency)} was reversed already, on "
+            f"{format_day(reversal.reversed_on)} by {who} ({reversal.get_reason_display().lower()}).")
+
+
+def reversal_summary(reversal: PaymentReversal, *, invoices: Sequence[Invoice], reopened: Sequence[Invoice],
+                     to_charges: Decimal) -> str:
+    """How a reversal reads on the timeline: which payment, why, and what is owed again."""
+    payment = reversal.payment
+    came = payment.get_method_display().lower()
+    if payment.reference:
+        came += f", reference {payment.reference}"
+    why = reversal.get_reason_display().lower()
+    if reversal.note:
+        why += f": {reversal.note}"
+    summary = (f"Payment of {format_money(payment.amount, payment.currency)} received on "
+               f"{format_day(payment.received_on)} ({came}) reversed on {format_day(reversal.reversed_on)} "
+               f"— {why}")
+    if reopened:
+        summary += f"; {_listing([i.number for i in reopened])} open again"
+    if others := [i.number for i in invoices if i not in reopened]:
+        summary += f"; {_listing(others)} owe{'s' if len(others) == 1 else ''} more again"
+    if to_charges:
+        summary += f"; {format_money(to_charges, payment.currency)} of late fees and interest owed again"
+    return summary
+
+
+def reversal_undoes(payment: Payment) -> list[str]:
+    """What reversing the payment would undo, a line each, for the confirm step."""
+    lines = []
+    for allocation in payment.allocations.select_related("invoice", "charge").order_by("pk"):
+        money = format_money(allocation.amount, payment.currency)
+        if allocation.invoice_id:
+            invoice = allocation.invoice
+            again = ("reopens" if invoice.status == InvoiceStatus.PAID else "owes it again") + (
+                f", {format_money(invoice.open_amount + allocation.amount, invoice.currency)} open")
+            lines.append(f"{money} paid on invoice {invoice.number}: it {again}")
+        else:
+            lines.append(f"{money} paid on {allocation.charge.get_kind_display().lower()} "
+                         f"{format_money(allocation.charge.amount, allocation.charge.currency)}: owed again")
+    if left := payment.unallocated_amount():
+        lines.append(f"{format_money(left, payment.currency)} kept on account: no longer there to apply")
+    return lines
+
+
+def _commitments_judge_again(customer: Customer, payment: Payment, invoices: Sequence[int], *, actor,
+                             on: dt.date) -> None:
+    """A promise the payment kept is open again and judged as the daily check
+    judges it as of `on` (broken if its grace period is over); so is an
+    instalment it paid, and a plan it completed is in good standing again
+    until its check says otherwise. Their pauses stand again meanwhile."""
+    promises = Promise.objects.filter(
+        customer=customer, status=PromiseStatus.KEPT, invoices__in=invoices,
+        resolved_on__gte=min(payment.received_on, on),
+    ).values_list("pk", flat=True).distinct()
+    for promise in Promise.objects.select_for_update().filter(pk__in=list(promises)).order_by("pk"):
+        promise.status, promise.resolved_on = PromiseStatus.OPEN, None
+        promise.save(update_fields=["status", "resolved_on"])
+        DunningPause.objects.filter(promise=promise).update(lifted_at=None, lifted_by=None)
+        event_record(customer=customer, kind=EventKind.PROMISE, subject=promise, actor=actor,
+                     invoices=list(promise.invoices.all()),
+                     summary=f"Promise of {format_money(promise.amount, promise.currency)} for "
+                     f"{format_day(promise.promised_on)} open again: the payment that kept it was reversed",
+                     details={"status": PromiseStatus.OPEN, "before": {"status": PromiseStatus.KEPT}})
+        _promise_check(promise, on=on)
+    plans = PaymentPlan.objects.filter(
+        customer=customer, status__in=[PlanStatus.ACTIVE, PlanStatus.COMPLETED], invoices__in=invoices,
+    ).values_list("pk", flat=True).distinct()
+    for plan in PaymentPlan.objects.select_for_update().filter(pk__in=list(plans)).order_by("pk"):
+        receipts = _Receipts(plan.invoices.all(), since=plan.proposed_on, after=plan.allocations_before)
+        covered, unpaid = ZERO, []
+        for instalment in plan.instalments.order_by("number"):
+            covered += instalment.judged_amount
+            end = instalment.due_on + dt.timedelta(days=plan.grace_days)
+            if (instalment.status == InstalmentStatus.PAID
+                    and receipts.paid_by(end) < covered and not receipts.settled_by(end)):
+                unpaid.append(instalment)
+        if not unpaid:
+            continue
+        Instalment.objects.filter(pk__in=[i.pk for i in unpaid]).update(status=InstalmentStatus.DUE)
+        before = plan.status
+        if plan.status == PlanStatus.COMPLETED:
+            plan.status = PlanStatus.ACTIVE
+            plan.save(update_fields=["status"])
+            DunningPause.objects.filter(plan=plan).update(lifted_at=None, lifted_by=None)
+        numbers = ", ".join(str(i.number) for i in unpaid)
+        event_record(customer=customer, kind=EventKind.PAYMENT_PLAN, subject=plan, actor=actor,
+                     invoices=list(plan.invoices.all()),
+                     summary=f"Instalment{pluralize(len(unpaid))} {numbers} of the payment plan due again: "
+                     "the payment that paid them was reversed",
+                     details={"instalments": [i.number for i in unpaid],
+                              "before": {"status": before}, "after": {"status": plan.status}})
+        _plan_check(plan, on=on)
+
+
+def _cycle_reopen(customer: Customer, payment: Payment, invoices: Sequence[int]) -> None:
+    """The dunning cycle the payment's money closed opens again when the
+    account has none open: the next run goes on to the step after the last
+    one taken, never the friendly first step again, nor two steps at once
+    (the cycle's own stand decides). Only a cycle that chased these invoices
+    and closed since the payment came in."""
+    if DunningCycle.objects.filter(customer=customer, closed_on__isnull=True).exists():
+        return  # the open cycle takes the reopened invoices in where it stands
+    last = DunningCycle.objects.filter(customer=customer).order_by("-number").first()
+    if (last is not None and last.closed_on >= payment.received_on
+            and DunningActionInvoice.objects.filter(action__cycle=last, invoice__in=invoices).exists()):
+        DunningCycle.objects.filter(pk=last.pk).update(closed_on=None)
 
 
 LIVE_PLAN_STATUSES = (PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL)

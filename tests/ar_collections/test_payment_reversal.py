@@ -1,0 +1,345 @@
+"""A payment the bank took back (a direct debit returned, a cheque that
+bounced, a transfer recalled): reversed, it stays on record and what it paid
+is owed again — invoices reopen, charges are owed, promises and instalments
+it kept are judged again, the figures follow, the ladder goes on where it stood."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from ar_collections import workspace
+from ar_collections.delivery import credits_held
+from ar_collections.models import (
+    ActionStatus,
+    Allocation,
+    ChargeKind,
+    CreditNote,
+    DunningAction,
+    DunningActionInvoice,
+    DunningCycle,
+    DunningRun,
+    DunningStep,
+    Instalment,
+    InstalmentStatus,
+    Invoice,
+    InvoiceStatus,
+    LateCharge,
+    Payment,
+    PaymentBehaviour,
+    PaymentPlan,
+    PaymentReversal,
+    PlanStatus,
+    Promise,
+    PromiseStatus,
+    ReversalReason,
+    TimelineEventInvoice,
+)
+from arcrm.text import person_name
+from customers.models import EventKind, TimelineEvent
+
+TODAY = dt.date(2025, 8, 5)
+pytestmark = pytest.mark.usefixtures("_frozen_today")
+
+
+@pytest.fixture
+def invoices(customer, make_invoice) -> list[Invoice]:
+    """INV-1 EUR 500.00 due 1 Jul, INV-2 EUR 700.00 due 15 Jul."""
+    return [
+        make_invoice(customer, issued=due - dt.timedelta(days=30), due=due, amount=amount, number=number)
+        for number, due, amount in [("INV-1", dt.date(2025, 7, 1), "500.00"),
+                                    ("INV-2", dt.date(2025, 7, 15), "700.00")]
+    ]
+
+
+def pay(customer, actor, parts, *, amount=None, received_on=TODAY, reference="BANK-1") -> Payment:
+    total = amount or sum((Decimal(p) for _, p in parts), Decimal("0"))
+    return workspace.payment_record(
+        customer=customer, actor=actor, amount=Decimal(total), currency="EUR", received_on=received_on,
+        allocations=[(invoice, Decimal(part)) for invoice, part in parts], reference=reference,
+    )
+
+
+def reverse(payment, actor, *, reason=ReversalReason.BOUNCED_CHEQUE, note="", on=TODAY) -> PaymentReversal:
+    return workspace.payment_reverse(payment=payment, actor=actor, reason=reason, note=note, on=on)
+
+
+def invoice_state(invoice) -> tuple:
+    invoice.refresh_from_db()
+    return invoice.open_amount, invoice.status, invoice.settled_on
+
+
+def test_an_invoice_paid_in_full_reopens_with_its_whole_amount_open(manager, customer, invoices):
+    payment = pay(customer, manager, [(invoices[0], "500.00")], received_on=dt.date(2025, 8, 1))
+    assert invoice_state(invoices[0]) == (Decimal("0.00"), InvoiceStatus.PAID, dt.date(2025, 8, 1))
+
+    reversal = reverse(payment, manager)
+
+    assert invoice_state(invoices[0]) == (Decimal("500.00"), InvoiceStatus.OPEN, None)
+    assert not Allocation.objects.exists()
+    # The payment stays on record, and the reversal says who, when, why and what it undid.
+    assert Payment.objects.get() == payment
+    assert (reversal.reversed_by, reversal.reversed_on, reversal.reason) == (manager, TODAY, "bounced_cheque")
+    assert reversal.undone == [{"invoice": "INV-1", "invoice_id": invoices[0].pk, "status": "paid",
+                                "amount": "500.00", "allocated_on": "2025-08-01"}]
+
+
+def test_an_invoice_part_paid_by_two_payments_owes_again_only_what_the_reversed_one_paid(
+    manager, customer, invoices
+):
+    first = pay(customer, manager, [(invoices[0], "200.00")], reference="BANK-1")
+    pay(customer, manager, [(invoices[0], "300.00")], reference="BANK-2")
+    assert invoice_state(invoices[0])[1] == InvoiceStatus.PAID
+
+    reverse(first, manager)
+
+    assert invoice_state(invoices[0]) == (Decimal("200.00"), InvoiceStatus.OPEN, None)
+
+
+def test_a_part_payment_reversed_puts_its_part_back_on_the_still_open_invoice(manager, customer, invoices):
+    payment = pay(customer, manager, [(invoices[1], "250.00")])
+    assert invoice_state(invoices[1])[:2] == (Decimal("450.00"), InvoiceStatus.OPEN)
+
+    reverse(payment, manager)
+
+    assert invoice_state(invoices[1]) == (Decimal("700.00"), InvoiceStatus.OPEN, None)
+
+
+def test_a_payment_across_several_invoices_reopens_each_and_leaves_nothing_on_account(
+    manager, customer, invoices
+):
+    payment = pay(customer, manager, [(invoices[0], "500.00"), (invoices[1], "300.00")], amount="1000.00")
+    assert credits_held(customer) == [("EUR", Decimal("200.00"), 1)]
+
+    reverse(payment, manager)
+
+    assert [invoice_state(i)[:2] for i in invoices] == [
+        (Decimal("500.00"), InvoiceStatus.OPEN), (Decimal("700.00"), InvoiceStatus.OPEN)]
+    # What it kept on account is gone with it: no notice offers it as a credit.
+    assert credits_held(customer) == []
+    assert workspace.credits_to_apply(customer) == []
+
+
+def test_one_timeline_entry_says_what_was_reversed_and_which_invoices_reopened(manager, customer, invoices):
+    payment = pay(customer, manager, [(invoices[0], "500.00"), (invoices[1], "300.00")],
+                  received_on=dt.date(2025, 8, 1))
+    before = TimelineEvent.objects.count()
+
+    reverse(payment, manager, reason=ReversalReason.RETURNED_DIRECT_DEBIT, note="R01 insufficient funds")
+
+    event = TimelineEvent.objects.order_by("-pk").first()
+    assert TimelineEvent.objects.count() == before + 1
+    assert (event.kind, event.actor, event.subject) == (EventKind.PAYMENT_RECEIVED, manager, payment)
+    assert event.summary == (
+        "Payment of EUR 800.00 received on 1 Aug 2025 (bank transfer, reference BANK-1) reversed on "
+        "5 Aug 2025 — direct debit returned: R01 insufficient funds; INV-1 open again; INV-2 owes more again")
+    assert event.details["before"]["allocations"][1]["amount"] == "300.00"
+    assert event.details["after"] == {"allocations": []}
+    assert sorted(TimelineEventInvoice.objects.filter(event=event).values_list("invoice__number", flat=True)
+                  ) == ["INV-1", "INV-2"]
+
+
+def test_a_second_reversal_is_refused_and_changes_nothing(manager, collector, customer, invoices):
+    payment = pay(customer, manager, [(invoices[0], "500.00")])
+    reverse(payment, manager)
+    events = TimelineEvent.objects.count()
+
+    with pytest.raises(ValidationError) as refused:
+        reverse(payment, collector, reason=ReversalReason.RECALLED)
+
+    assert refused.value.message_dict["payment"] == [
+        f"This payment of EUR 500.00 was reversed already, on 5 Aug 2025 by {person_name(manager)} "
+        "(cheque bounced)."]
+    assert invoice_state(invoices[0])[:2] == (Decimal("500.00"), InvoiceStatus.OPEN)
+    assert TimelineEvent.objects.count() == events
+    assert PaymentReversal.objects.count() == 1
+
+
+def test_the_database_holds_one_reversal_per_payment(manager, customer, invoices):
+    payment = pay(customer, manager, [(invoices[0], "500.00")])
+    reverse(payment, manager)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PaymentReversal.objects.create(payment=payment, reason=ReversalReason.RECALLED, reversed_on=TODAY,
+                                       reversed_by=manager)
+
+
+@pytest.mark.parametrize(("terms", "field"), [
+    ({"reason": "lost"}, "reason"),
+    ({"reason": ReversalReason.OTHER, "note": "  "}, "note"),
+    ({"on": dt.date(2025, 7, 31)}, "reversed_on"),
+    ({"on": TODAY + dt.timedelta(days=1)}, "reversed_on"),
+])
+def test_bad_terms_are_refused_with_a_message_and_change_nothing(manager, customer, invoices, terms, field):
+    payment = pay(customer, manager, [(invoices[0], "500.00")], received_on=dt.date(2025, 8, 1))
+    events = TimelineEvent.objects.count()
+
+    with pytest.raises(ValidationError) as refused:
+        reverse(payment, manager, **terms)
+
+    assert refused.value.message_dict[field]
+    assert invoice_state(invoices[0])[:2] == (Decimal("0.00"), InvoiceStatus.PAID)
+    assert (Allocation.objects.count(), PaymentReversal.objects.count()) == (1, 0)
+    assert TimelineEvent.objects.count() == events
+
+
+def test_a_payment_whose_invoice_was_written_off_since_is_refused(manager, customer, invoices):
+    payment = pay(customer, manager, [(invoices[0], "100.00")])
+    workspace.invoice_write_off(customer=customer, actor=manager, invoice=invoices[0], reason="Insolvent",
+                                on=TODAY)
+
+    with pytest.raises(ValidationError, match="INV-1 was written off since"):
+        reverse(payment, manager)
+
+    assert Allocation.objects.filter(payment=payment).exists()
+
+
+@pytest.fixture
+def fee(customer, invoices) -> LateCharge:
+    """A letter asking for INV-1 charged a late fee of EUR 40.00, in a cycle opened 10 Jul."""
+    run = DunningRun.objects.create(run_date=dt.date(2025, 7, 10))
+    cycle = DunningCycle.objects.create(customer=customer, number=1, opened_on=dt.date(2025, 7, 10))
+    step = DunningStep.objects.get(policy__segment="systematic_late", position=3)
+    letter = DunningAction.objects.create(run=run, cycle=cycle, customer=customer, step=step,
+                                          status=ActionStatus.DONE, planned_on=dt.date(2025, 7, 10),
+                                          pay_by=dt.date(2025, 7, 20))
+    DunningActionInvoice.objects.create(action=letter, invoice=invoices[0], open_amount=Decimal("500.00"),
+                                        currency="EUR")
+    return LateCharge.objects.create(customer=customer, action=letter, kind=ChargeKind.LATE_FEE,
+                                     currency="EUR", amount=Decimal("40.00"), open_amount=Decimal("40.00"),
+                                     basis="step 3 of the ladder")
+
+
+def test_a_charge_the_payment_paid_is_owed_again(manager, customer, invoices, fee):
+    payment = pay(customer, manager, [(invoices[0], "500.00")], amount="540.00")
+    fee.refresh_from_db()
+    assert fee.open_amount == Decimal("0.00")
+
+    reverse(payment, manager)
+
+    fee.refresh_from_db()
+    assert fee.open_amount == Decimal("40.00")
+    assert list(LateCharge.objects.standing()) == [fee]
+    summary = TimelineEvent.objects.order_by("-pk")[0].summary
+    assert "EUR 40.00 of late fees and interest owed again" in summary
+
+
+def test_the_cycle_the_payment_closed_opens_again_so_the_ladder_goes_on_where_it_stood(
+    manager, customer, invoices, fee
+):
+    payment = pay(customer, manager, [(invoices[0], "500.00")], received_on=dt.date(2025, 8, 1))
+    DunningCycle.objects.update(closed_on=dt.date(2025, 8, 2))  # the night's run saw nothing left
+
+    reverse(payment, manager)
+
+    assert list(DunningCycle.objects.values_list("number", "closed_on")) == [(1, None)]
+
+
+def test_a_cycle_closed_before_the_payment_came_stays_closed(manager, customer, invoices, fee):
+    DunningCycle.objects.update(closed_on=dt.date(2025, 7, 30))
+    payment = pay(customer, manager, [(invoices[0], "500.00")], received_on=dt.date(2025, 8, 1))
+
+    reverse(payment, manager)
+
+    assert list(DunningCycle.objects.values_list("closed_on", flat=True)) == [dt.date(2025, 7, 30)]
+
+
+def promise(customer, collector, invoices, *, promised_on, made_on=dt.date(2025, 7, 20)) -> Promise:
+    made = Promise.objects.create(customer=customer, currency="EUR", amount=Decimal("500.00"),
+                                  promised_on=promised_on, grace_days=3, made_on=made_on, made_by=collector,
+                                  allocations_before=workspace._last_allocation())
+    made.invoices.set(invoices)
+    return made
+
+
+def test_a_promise_the_payment_kept_is_broken_when_its_date_has_passed(
+    collector, manager, customer, invoices
+):
+    kept = promise(customer, collector, [invoices[0]], promised_on=dt.date(2025, 7, 28))
+    payment = pay(customer, manager, [(invoices[0], "500.00")], received_on=dt.date(2025, 7, 29))
+    kept.refresh_from_db()
+    assert kept.status == PromiseStatus.KEPT
+
+    reverse(payment, manager)
+
+    kept.refresh_from_db()
+    assert (kept.status, kept.resolved_on, kept.paid_amount) == (PromiseStatus.BROKEN, TODAY, Decimal("0.00"))
+    assert TimelineEvent.objects.filter(kind=EventKind.PROMISE, summary__startswith="Promise broken").exists()
+
+
+def test_a_promise_the_payment_kept_is_open_again_while_its_date_is_to_come(
+    collector, manager, customer, invoices
+):
+    kept = promise(customer, collector, [invoices[0]], promised_on=dt.date(2025, 8, 10))
+    payment = pay(customer, manager, [(invoices[0], "500.00")])
+    kept.refresh_from_db()
+    assert kept.status == PromiseStatus.KEPT
+
+    reverse(payment, manager)
+
+    kept.refresh_from_db()
+    assert (kept.status, kept.resolved_on) == (PromiseStatus.OPEN, None)
+
+
+def test_an_instalment_the_payment_paid_is_missed_again_and_the_completed_plan_breaks(
+    collector, manager, customer, invoices
+):
+    plan = PaymentPlan.objects.create(customer=customer, currency="EUR", total_amount=Decimal("500.00"),
+                                      status=PlanStatus.ACTIVE, grace_days=3, proposed_by=collector,
+                                      proposed_on=dt.date(2025, 7, 1),
+                                      allocations_before=workspace._last_allocation())
+    plan.invoices.set([invoices[0]])
+    Instalment.objects.create(plan=plan, number=1, due_on=dt.date(2025, 7, 25), amount=Decimal("500.00"))
+    payment = pay(customer, manager, [(invoices[0], "500.00")], received_on=dt.date(2025, 7, 26))
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+
+    reverse(payment, manager)
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+    assert list(plan.instalments.values_list("status", flat=True)) == [InstalmentStatus.MISSED]
+
+
+def test_the_figures_are_refreshed_as_after_a_payment(
+    manager, customer, invoices, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = pay(customer, manager, [(invoices[0], "500.00")], received_on=dt.date(2025, 7, 31))
+    paid = PaymentBehaviour.objects.get(customer=customer)
+    assert (paid.invoices_settled, paid.invoices_settled_late, paid.open_invoices) == (1, 1, 1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reverse(payment, manager)
+
+    figures = PaymentBehaviour.objects.get(customer=customer)
+    assert (figures.invoices_settled, figures.invoices_settled_late, figures.open_invoices) == (0, 0, 2)
+
+
+def test_balances_reconcile_to_the_cent_after_reversals(manager, customer, make_invoice, invoices):
+    third = make_invoice(customer, issued=dt.date(2025, 7, 1), due=dt.date(2025, 7, 31), amount="333.33",
+                         number="INV-3")
+    workspace.credit_note_record(customer=customer, actor=manager, invoice=third, amount=Decimal("33.33"),
+                                 reason="Price correction", issued_on=TODAY)
+    kept = pay(customer, manager, [(invoices[0], "123.45"), (third, "100.01")], reference="BANK-1")
+    bounced = pay(customer, manager, [(invoices[0], "376.55"), (invoices[1], "0.01"), (third, "199.99")],
+                  reference="BANK-2")
+    returned = pay(customer, manager, [(invoices[1], "699.99")], reference="BANK-3")
+
+    reverse(bounced, manager)
+    reverse(returned, manager, reason=ReversalReason.RETURNED_DIRECT_DEBIT)
+
+    invoiced = Invoice.objects.aggregate(total=Sum("total_amount"))["total"]
+    credited = Allocation.objects.filter(credit_note__isnull=False).aggregate(total=Sum("amount"))["total"]
+    unreversed = Allocation.objects.filter(payment__reversal__isnull=True, payment__isnull=False,
+                                           invoice__isnull=False).aggregate(total=Sum("amount"))["total"]
+    open_total = (Invoice.objects.filter(status=InvoiceStatus.OPEN)
+                  .aggregate(total=Sum("open_amount"))["total"])
+    assert open_total == invoiced - credited - unreversed == Decimal("1276.54")
+    assert CreditNote.objects.count() == 1
+    assert unreversed == kept.amount
