@@ -40,6 +40,7 @@ urlpatterns = [
     path("customers/<int:pk>/statement.pdf", ws.statement_download, name="statement_download"),
     path("customers/<int:pk>/promise/", ws.promise_record, name="promise_record"),
     path("customers/<int:pk>/payment/", ws.payment_record, name="payment_record"),
+    path("customers/<int:pk>/payment/reverse/", ws.payment_reverse, name="payment_reverse"),
     path("customers/<int:pk>/credit-note/", ws.credit_note_record, name="credit_note_record"),
     path("customers/<int:pk>/credit-apply/", ws.credit_apply, name="credit_apply"),
     path("customers/<int:pk>/invoices/<int:invoice_id>/write-off/", ws.invoice_write_off,

@@ -3035,6 +3035,17 @@ def reversal_summary(reversal: PaymentReversal, *, invoices: Sequence[Invoice], 
     return summary
 
 
+def reversal_said(reversal: PaymentReversal) -> str:
+    """What the collector is told once a reversal is recorded."""
+    payment = reversal.payment
+    numbers = [line["invoice"] for line in reversal.undone if "invoice" in line]
+    said = (f"Payment of {format_money(payment.amount, payment.currency)} received on "
+            f"{format_day(payment.received_on)} reversed")
+    if numbers:
+        said += f"; {_listing(numbers)} {'is' if len(numbers) == 1 else 'are'} owed again"
+    return said + "."
+
+
 def reversal_undoes(payment: Payment) -> list[str]:
     """What reversing the payment would undo, a line each, for the confirm step."""
     lines = []

@@ -32,11 +32,13 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     MissCause,
+    Payment,
     PaymentMethod,
     PaymentPlan,
     PlanStatus,
     Promise,
     PromiseStatus,
+    ReversalReason,
     WorkItem,
     WorkStatus,
 )
@@ -588,6 +590,48 @@ class PlanAmendForm(forms.Form):
                     "e.g. 2025-09-15 400.00."
                 ) from None
         return schedule
+
+
+# How far back the reverse form offers payments: a direct debit is returned
+# within weeks (eight for a SEPA core debit, thirteen months when unauthorised),
+# a cheque bounces sooner; a year of payments keeps the list readable.
+REVERSIBLE_DAYS = 400
+
+
+class PaymentChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Payment) -> str:
+        came = obj.get_method_display().lower()
+        if obj.reference:
+            came += f" {obj.reference}"
+        return f"{format_day(obj.received_on)} · {format_money(obj.amount, obj.currency)} · {came}"
+
+
+class PaymentReverseForm(_AccountForm):
+    """Which payment the bank took back, why and when. Sent once it shows
+    what reversing it undoes (the view's confirm step): `confirmed` is the
+    payment confirmed, so a payment changed in the form meanwhile is shown
+    again rather than reversed unseen."""
+
+    SERVICE_FIELDS = {"payment": "__all__"}
+
+    payment = PaymentChoice(
+        queryset=Payment.objects.none(), label="Payment",
+        error_messages={"invalid_choice": "That payment is not one of this account's to reverse (reversed "
+                                          "already, or too old): choose from those listed now."},
+    )
+    reason = forms.ChoiceField(label="Why", choices=ReversalReason.choices, widget=forms.RadioSelect)
+    note = _text("Note", required=False)
+    reversed_on = _date(label="Taken back on", help_text="The day on the bank statement.")
+    confirmed = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["payment"].queryset = self.customer.payments.filter(
+            reversal__isnull=True, received_on__gte=self.today - dt.timedelta(days=REVERSIBLE_DAYS),
+        ).order_by("-received_on", "-pk")
+        self.fields["reversed_on"].initial = self.today
+        self.fields["note"].help_text = ("The bank's return code or what happened; needed for “Other”. "
+                                         "Kept with the reversal and on the timeline.")
 
 
 class WriteOffForm(forms.Form):

@@ -73,6 +73,7 @@ from ar_collections.workspace_forms import (
     NoteForm,
     PauseForm,
     PaymentForm,
+    PaymentReverseForm,
     PlanAmendForm,
     PlanForm,
     PromiseForm,
@@ -109,6 +110,7 @@ ACTION_LINKS = [
     ("collections:invoice_copy", "Re-send a copy"),
     ("collections:statement_send", "Send a statement"),
     ("collections:payment_record", "Record a payment"),
+    ("collections:payment_reverse", "Reverse a payment"),
     ("collections:credit_note_record", "Record a credit note"),
 ]
 ACTION_PERMISSIONS = {
@@ -122,6 +124,8 @@ ACTION_PERMISSIONS = {
     "collections:invoice_copy": "customers.add_timelineevent",
     "collections:statement_send": "customers.add_timelineevent",
     "collections:payment_record": "collections.add_payment",
+    # Who may put money on the account may take back what the bank took back.
+    "collections:payment_reverse": "collections.add_payment",
     "collections:credit_note_record": "collections.add_creditnote",
 }
 
@@ -542,6 +546,45 @@ def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
     return _inline_action(request, pk, form_class=PaymentForm, slug="payment", title="Record a payment",
                           submit="Record payment", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:payment_record"])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payment_reverse(request: HttpRequest, pk: int) -> HttpResponse:
+    """A payment the bank took back, reversed in two steps: the form, then
+    what reversing it undoes (invoices reopening, charges owed again), which
+    the second click confirms."""
+    customer = customer_changeable(request, pk, permission=ACTION_PERMISSIONS["collections:payment_reverse"])
+    today = timezone.localdate()
+    bound = request.method == "POST"
+    form = PaymentReverseForm(request.POST if bound else None, customer=customer, today=today,
+                              auto_id="reverse-%s")
+    context = {"customer": customer, "form": form, "slug": "reverse", "title": "Reverse a payment",
+               "submit": "Continue", "action_url": request.path}
+    if bound and form.is_valid():
+        data = form.cleaned_data
+        payment = data["payment"]
+        if data["confirmed"] == payment.pk:
+            try:
+                reversal = workspace.payment_reverse(payment=payment, actor=request.user,
+                                                     reason=data["reason"], note=data["note"],
+                                                     on=data["reversed_on"])
+            except ValidationError as error:
+                _add_errors(form, error)
+            else:
+                messages.success(request, workspace.reversal_said(reversal))
+                return _account_changed(request, customer)
+        else:
+            # Nothing changes yet: the form comes back saying what the payment
+            # settled, and the same values with this payment confirmed.
+            form.data = form.data.copy()
+            form.data["confirmed"] = str(payment.pk)
+            money = format_money(payment.amount, payment.currency)
+            day = format_day(payment.received_on)
+            context.update(title=f"Reverse the payment of {money} received on {day}?",
+                           undoes=workspace.reversal_undoes(payment), submit="Reverse the payment")
+            return _form_response(request, context, status=200)
+    return _form_response(request, context, status=422 if bound else 200)
 
 
 @login_required

@@ -9,9 +9,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.urls import reverse as url_reverse
 
 from ar_collections import workspace
 from ar_collections.delivery import credits_held
@@ -343,3 +345,157 @@ def test_balances_reconcile_to_the_cent_after_reversals(manager, customer, make_
     assert open_total == invoiced - credited - unreversed == Decimal("1276.54")
     assert CreditNote.objects.count() == 1
     assert unreversed == kept.amount
+
+
+# --- The account page's action -------------------------------------------------------------
+
+HTMX = {"HX-Request": "true"}
+
+
+def reverse_url(customer) -> str:
+    return url_reverse("collections:payment_reverse", args=[customer.pk])
+
+
+def state() -> tuple:
+    return (
+        sorted(Allocation.objects.values_list("invoice__number", "amount")),
+        sorted(Invoice.objects.values_list("number", "open_amount", "status")),
+        PaymentReversal.objects.count(),
+        TimelineEvent.objects.count(),
+    )
+
+
+def reverse_form(chosen, /, **fields) -> dict:
+    data = {"payment": chosen.pk, "reason": "returned_direct_debit", "note": "R01",
+            "reversed_on": "2025-08-05"}
+    data.update(fields)
+    return data
+
+
+@pytest.fixture
+def paid_twice(manager, customer, invoices) -> Payment:
+    """EUR 800.00 of 1 Aug pays INV-1 in full and INV-2 in part."""
+    return pay(customer, manager, [(invoices[0], "500.00"), (invoices[1], "300.00")],
+               received_on=dt.date(2025, 8, 1))
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_manager_sees_what_a_reversal_undoes_then_confirms_it(
+    client, manager, customer, paid_twice, headers
+):
+    client.force_login(manager)
+    before = state()
+
+    asked = client.post(reverse_url(customer), reverse_form(paid_twice), headers=headers)
+
+    assert asked.status_code == 200
+    shown = asked.content.decode()
+    assert "Reverse the payment of EUR 800.00 received on 1 Aug 2025?" in shown
+    assert "EUR 500.00 paid on invoice INV-1: it reopens, EUR 500.00 open" in shown
+    assert "EUR 300.00 paid on invoice INV-2: it owes it again, EUR 700.00 open" in shown
+    assert f'name="confirmed" value="{paid_twice.pk}"' in shown
+    assert state() == before
+
+    done = client.post(reverse_url(customer), reverse_form(paid_twice, confirmed=paid_twice.pk),
+                       headers=headers)
+
+    if headers:
+        assert done.status_code == 200 and done.headers["HX-Retarget"] == "#action-panel"
+        assert "Payment of EUR 800.00 received on 1 Aug 2025 reversed; INV-1, INV-2 are owed again." in (
+            done.content.decode())
+    else:
+        assert done.status_code == 302
+        assert done.url == url_reverse("customers:detail", args=[customer.pk]) + "#timeline"
+    reversal = PaymentReversal.objects.get()
+    assert (reversal.payment, reversal.reason, reversal.note, reversal.reversed_by) == (
+        paid_twice, "returned_direct_debit", "R01", manager)
+    assert sorted(Invoice.objects.values_list("number", "open_amount", "status")) == [
+        ("INV-1", Decimal("500.00"), "open"), ("INV-2", Decimal("700.00"), "open")]
+
+
+def test_a_confirmation_for_another_payment_shows_the_chosen_one_and_changes_nothing(
+    client, manager, customer, invoices, paid_twice
+):
+    other = pay(customer, manager, [(invoices[1], "100.00")], reference="BANK-2")
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(reverse_url(customer), reverse_form(other, confirmed=paid_twice.pk), headers=HTMX)
+
+    assert response.status_code == 200
+    assert "Reverse the payment of EUR 100.00 received on 5 Aug 2025?" in response.content.decode()
+    assert state() == before
+
+
+@pytest.mark.parametrize(("fields", "said"), [
+    ({"reason": "other", "note": ""}, "Say why the payment is reversed."),
+    ({"reversed_on": "2025-07-31"},
+     "The payment was received on 1 Aug 2025: it cannot be taken back before."),
+    ({"reversed_on": "2025-08-06"}, "A payment cannot be reversed on a day still to come."),
+    ({"reason": ""}, "This field is required."),
+    ({"payment": "999999"}, "That payment is not one of this account"),
+])
+def test_bad_input_is_said_and_changes_nothing(client, manager, customer, paid_twice, fields, said):
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(reverse_url(customer), reverse_form(paid_twice, confirmed=paid_twice.pk, **fields),
+                           headers=HTMX)
+
+    assert response.status_code == 422
+    assert said.replace("’", "&#x27;") in response.content.decode().replace("’", "&#x27;")
+    assert state() == before
+
+
+def test_a_reversed_payment_is_no_longer_offered_and_a_second_reversal_is_refused(
+    client, manager, customer, paid_twice
+):
+    client.force_login(manager)
+    client.post(reverse_url(customer), reverse_form(paid_twice, confirmed=paid_twice.pk))
+    before = state()
+
+    form = client.get(reverse_url(customer), headers=HTMX).content.decode()
+    again = client.post(reverse_url(customer), reverse_form(paid_twice, confirmed=paid_twice.pk),
+                        headers=HTMX)
+
+    assert f'value="{paid_twice.pk}"' not in form
+    assert again.status_code == 422
+    assert "That payment is not one of this account" in again.content.decode()
+    assert state() == before
+
+
+def test_a_collector_who_may_record_payments_may_reverse_one(client, collector, customer, paid_twice):
+    collector.user_permissions.add(Permission.objects.get(codename="add_payment"))
+    client.force_login(collector)
+
+    response = client.post(reverse_url(customer), reverse_form(paid_twice, confirmed=paid_twice.pk))
+
+    assert response.status_code == 302
+    assert PaymentReversal.objects.get().reversed_by == collector
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("who", ["collector", "viewer", "nobody"])
+def test_who_may_not_record_payments_may_not_reverse_one(client, request, customer, paid_twice, who, headers):
+    user = User.objects.create_user("nobody") if who == "nobody" else request.getfixturevalue(who)
+    before = state()
+    client.force_login(user)
+
+    assert client.get(reverse_url(customer), headers=headers).status_code == 403
+    assert client.post(reverse_url(customer), reverse_form(paid_twice, confirmed=paid_twice.pk),
+                       headers=headers).status_code == 403
+    assert state() == before
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_reversing_answers_only_get_and_post(client, manager, customer, method):
+    client.force_login(manager)
+    assert getattr(client, method)(reverse_url(customer)).status_code == 405
+
+
+def test_the_account_page_offers_the_action_to_who_may_record_payments(client, manager, collector, customer):
+    page = url_reverse("customers:detail", args=[customer.pk])
+    client.force_login(collector)
+    assert reverse_url(customer) not in client.get(page).content.decode()
+    client.force_login(manager)
+    assert reverse_url(customer) in client.get(page).content.decode()
