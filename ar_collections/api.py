@@ -30,6 +30,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, JsonResponse
@@ -54,8 +55,13 @@ from ar_collections.models import (
     ImportStatus,
     Invoice,
     LateCharge,
+    Payment,
+    PaymentReversal,
     ReceivablesImport,
+    ReversalReason,
+    bank_id_key,
 )
+from ar_collections.workspace import payment_reverse, payment_reversed_said, reversal_said
 from arcrm.money import ZERO, format_money, quantize
 from customers.models import Customer, TermsType
 
@@ -164,7 +170,7 @@ def _only(method: str):
 @csrf_exempt  # reads no cookie either: a POST to a wrong address is told so, not refused for CSRF
 def not_found(request: HttpRequest) -> JsonResponse:
     return _error(404, f"The API has no address {request.path}; it has customers/<account number>/, "
-                       "invoices/ and payments/.")
+                       "invoices/, payments/ and payments/reversals/.")
 
 
 def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, JsonResponse | None]:
@@ -308,6 +314,77 @@ def payments_post(request: HttpRequest) -> JsonResponse:
     return _rows_post(request, PAYMENTS)
 
 
+REVERSAL_KEYS = {"payment", "bank_reference", "reason", "note", "reversed_on"}
+
+
+@csrf_exempt  # as invoices_post
+@_only("POST")
+def payment_reversal_post(request: HttpRequest) -> JsonResponse:
+    """A payment the bank took back, named by its id or by the bank's id of
+    the statement entry (compared as the import compares it), reversed as on
+    the account page (workspace.payment_reverse): one object, taken whole or
+    refused with a 4xx that changes nothing. Reversed already: 409, with
+    when and by whom, so an ERP sending it again learns it is done."""
+    token, refused = _refused(request, IMPORT_PERMISSION)
+    if refused:
+        return refused
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, ValueError) as error:
+        return _error(400, f"The body is not JSON: {error}.")
+    if not isinstance(data, dict):
+        return _error(422, 'Send an object: {"bank_reference": "...", "reason": "bounced_cheque"}.')
+    if unknown := sorted(set(data) - REVERSAL_KEYS):
+        return _error(422, f"Unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)}: send "
+                           f"{', '.join(sorted(REVERSAL_KEYS))}.")
+    payment, problem = _payment_named(token, data)
+    if problem:
+        return problem
+    reason, note = data.get("reason"), data.get("note", "")
+    if not isinstance(reason, str) or reason not in ReversalReason.values:
+        return _error(422, f"reason is one of {', '.join(ReversalReason.values)}.")
+    if not isinstance(note, str):
+        return _error(422, "note is text.")
+    try:
+        on = dt.date.fromisoformat(data["reversed_on"]) if "reversed_on" in data else timezone.localdate()
+    except (TypeError, ValueError):
+        return _error(422, "reversed_on is a day written YYYY-MM-DD.")
+    if done := PaymentReversal.objects.filter(payment=payment).select_related("reversed_by").first():
+        return _error(409, payment_reversed_said(payment, done))
+    try:
+        reversal = payment_reverse(payment=payment, actor=token.user, reason=reason, note=note, on=on)
+    except ValidationError as error:
+        status = 409 if PaymentReversal.objects.filter(payment=payment).exists() else 422
+        return _error(status, " ".join(error.messages))
+    return JsonResponse({
+        "payment": payment.pk,
+        "bank_reference": payment.bank_reference,
+        "reversed_on": reversal.reversed_on.isoformat(),
+        "reason": reversal.reason,
+        "reopened": [line["invoice"] for line in reversal.undone if "invoice" in line],
+        "summary": reversal_said(reversal),
+    })
+
+
+def _payment_named(token: ApiToken, data: dict) -> tuple[Payment | None, JsonResponse | None]:
+    """The payment the request names, among those of the accounts its user may see, or the 4xx."""
+    named = [key for key in ("payment", "bank_reference") if key in data]
+    if len(named) != 1:
+        return None, _error(422, "Name the payment by one of payment (its id) or bank_reference.")
+    payments = Payment.objects.filter(customer__in=Customer.objects.visible_to(token.user))
+    if named == ["payment"]:
+        if type(data["payment"]) is not int:
+            return None, _error(422, "payment is the payment's id, a whole number.")
+        payment = payments.filter(pk=data["payment"]).first()
+    else:
+        if not isinstance(data["bank_reference"], str) or not bank_id_key(data["bank_reference"]):
+            return None, _error(422, "bank_reference is the bank's id of the statement entry, as text.")
+        payment = payments.filter(bank_key=bank_id_key(data["bank_reference"])).first()
+    if payment is None:
+        return None, _error(404, f"There is no payment {data[named[0]]} recorded.")
+    return payment, None
+
+
 def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
     token, refused = _refused(request, IMPORT_PERMISSION)
     if refused:
@@ -422,5 +499,6 @@ urlpatterns = [
     path("customers/<str:account_number>/", customer_standing, name="customer_standing"),
     path("invoices/", invoices_post, name="invoices"),
     path("payments/", payments_post, name="payments"),
+    path("payments/reversals/", payment_reversal_post, name="payment_reversals"),
     re_path(r"", not_found),
 ]

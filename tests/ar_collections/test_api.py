@@ -201,7 +201,8 @@ def test_an_address_the_api_does_not_have_answers_404_in_json(erp):
     assert erp.post("/api/v1/invoice/", {"rows": []}, content_type="application/json").status_code == 404
     assert response.status_code == 404
     assert response.json() == {"error": "The API has no address /api/v1/customer/C-ACME/; it has "
-                                        "customers/<account number>/, invoices/ and payments/."}
+                                        "customers/<account number>/, invoices/, payments/ and "
+                                        "payments/reversals/."}
 
 
 # --- an account's standing ------------------------------------------------------------------

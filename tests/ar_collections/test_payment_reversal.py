@@ -6,6 +6,7 @@ it kept are judged again, the figures follow, the ladder goes on where it stood.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -13,9 +14,11 @@ from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.test import Client
 from django.urls import reverse as url_reverse
 
 from ar_collections import workspace
+from ar_collections.api import api_token_create
 from ar_collections.delivery import credits_held
 from ar_collections.models import (
     ActionStatus,
@@ -499,3 +502,81 @@ def test_the_account_page_offers_the_action_to_who_may_record_payments(client, m
     assert reverse_url(customer) not in client.get(page).content.decode()
     client.force_login(manager)
     assert reverse_url(customer) in client.get(page).content.decode()
+
+
+# --- The JSON API ---------------------------------------------------------------------------
+
+
+def api_post(user, payload) -> tuple[int, dict]:
+    client = Client(headers={"Authorization": f"Bearer {api_token_create(user=user, name='ERP')[1]}"})
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    response = client.post(url_reverse("api:payment_reversals"), body, content_type="application/json")
+    return response.status_code, response.json()
+
+
+@pytest.fixture
+def from_the_bank(manager, customer, invoices) -> Payment:
+    """EUR 500.00 for INV-1 that came with the bank's id BANK-4000."""
+    return workspace.payment_record(
+        customer=customer, actor=manager, amount=Decimal("500.00"), currency="EUR", received_on=TODAY,
+        allocations=[(invoices[0], Decimal("500.00"))], reference="INV-1", bank_reference="BANK-4000",
+    )
+
+
+@pytest.mark.parametrize("named", [{"bank_reference": "bank 4000"}, "id"])
+def test_the_erp_reverses_a_payment_by_the_banks_id_or_its_own(manager, from_the_bank, invoices, named):
+    named = {"payment": from_the_bank.pk} if named == "id" else named
+
+    status, body = api_post(manager, {**named, "reason": "returned_direct_debit", "note": "MD06",
+                                      "reversed_on": "2025-08-05"})
+
+    assert status == 200
+    assert body == {"payment": from_the_bank.pk, "bank_reference": "BANK-4000", "reversed_on": "2025-08-05",
+                    "reason": "returned_direct_debit", "reopened": ["INV-1"],
+                    "summary": "Payment of EUR 500.00 received on 5 Aug 2025 reversed; INV-1 is owed again."}
+    assert invoice_state(invoices[0]) == (Decimal("500.00"), InvoiceStatus.OPEN, None)
+    assert PaymentReversal.objects.get().reversed_by == manager
+
+
+def test_the_erp_reversing_a_payment_again_is_told_it_is_done_and_nothing_changes(manager, from_the_bank):
+    assert api_post(manager, {"bank_reference": "BANK-4000", "reason": "bounced_cheque"})[0] == 200
+    before = state()
+
+    status, body = api_post(manager, {"bank_reference": "BANK-4000", "reason": "bounced_cheque"})
+
+    assert status == 409
+    assert body["error"].startswith("This payment of EUR 500.00 was reversed already, on 5 Aug 2025 by ")
+    assert state() == before
+
+
+@pytest.mark.parametrize(("payload", "status", "said"), [
+    ("not json", 400, "The body is not JSON"),
+    ([1, 2], 422, "Send an object"),
+    ({"bank_reference": "BANK-4000", "reason": "bounced_cheque", "amount": "1"}, 422, "Unknown key amount"),
+    ({"reason": "bounced_cheque"}, 422, "Name the payment by one of payment (its id) or bank_reference."),
+    ({"payment": "1", "reason": "bounced_cheque"}, 422, "payment is the payment's id, a whole number."),
+    ({"bank_reference": "BANK-9999", "reason": "bounced_cheque"}, 404, "There is no payment BANK-9999"),
+    ({"bank_reference": "BANK-4000", "reason": "lost"}, 422, "reason is one of returned_direct_debit"),
+    ({"bank_reference": "BANK-4000", "reason": "other"}, 422, "Say why the payment is reversed."),
+    ({"bank_reference": "BANK-4000", "reason": "recalled", "reversed_on": "5/8/2025"}, 422,
+     "reversed_on is a day written YYYY-MM-DD."),
+    ({"bank_reference": "BANK-4000", "reason": "recalled", "reversed_on": "2025-08-06"}, 422,
+     "A payment cannot be reversed on a day still to come."),
+])
+def test_the_erp_sending_bad_input_gets_a_clear_4xx_and_nothing_changes(
+    manager, from_the_bank, payload, status, said
+):
+    before = state()
+
+    answer = api_post(manager, payload)
+
+    assert answer[0] == status
+    assert said in answer[1]["error"]
+    assert state() == before
+
+
+def test_a_user_who_may_not_record_payments_may_not_reverse_one_through_the_api(viewer, from_the_bank):
+    before = state()
+
+    assert api_post(viewer, {"bank_reference": "BANK-4000", "reason": "bounced_cheque"})[0] == 403
+    assert state() == before
