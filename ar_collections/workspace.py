@@ -3284,7 +3284,12 @@ def credit_apply(
     is_payment = isinstance(credit, Payment)
     link = "payment" if is_payment else "credit_note"
     # Read again under the lock: another application may have used it since.
-    credit = type(credit).objects.filter(pk=credit.pk, customer=customer).first()
+    credits = type(credit).objects.filter(pk=credit.pk, customer=customer)
+    if is_payment:
+        # Reversed meanwhile: the bank took it back, whatever its allocations
+        # (gone with the reversal) would leave.
+        credits = credits.filter(reversal__isnull=True)
+    credit = credits.first()
     if credit is not None:
         credit.left = credit.amount - (Allocation.objects.filter(**{link: credit}).aggregate(
             total=Sum("amount"))["total"] or ZERO)

@@ -20,6 +20,7 @@ from django.urls import reverse as url_reverse
 from ar_collections import workspace
 from ar_collections.api import api_token_create
 from ar_collections.delivery import credits_held
+from ar_collections.dunning import run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -46,9 +47,15 @@ from ar_collections.models import (
     TimelineEventInvoice,
 )
 from arcrm.text import person_name
-from customers.models import EventKind, TimelineEvent
+from customers.models import EventKind, Segment, TimelineEvent
+from tests.ar_collections.conftest import DUE, frozen
 
 TODAY = dt.date(2025, 8, 5)
+
+
+def after_due(days: int) -> dt.date:
+    return DUE + dt.timedelta(days=days)
+
 pytestmark = pytest.mark.usefixtures("_frozen_today")
 
 
@@ -580,3 +587,64 @@ def test_a_user_who_may_not_record_payments_may_not_reverse_one_through_the_api(
 
     assert api_post(viewer, {"bank_reference": "BANK-4000", "reason": "bounced_cheque"})[0] == 403
     assert state() == before
+
+
+# --- Dunning after a reversal -----------------------------------------------------------------
+
+
+def test_the_next_run_chases_the_reopened_invoices_with_the_next_step_none_repeated_none_skipped(
+    make_account, plan_and_deliver, smtp_server, manager
+):
+    """A prompt payer's ladder: an e-mail 3 days after due, a letter at 14
+    once the e-mail's pay-by date has passed.
+    Paid after the e-mail, the cycle closed; the payment bounced: the letter
+    is next, in the same cycle, not the friendly e-mail a second time."""
+    account = make_account(Segment.PROMPT)
+    assert plan_and_deliver(after_due(3))["emailed"] == 1
+    with frozen(after_due(5)):
+        payment = workspace.payment_record(
+            customer=account, actor=manager, amount=Decimal("1200.00"), currency="EUR",
+            received_on=after_due(5), allocations=[(i, i.open_amount) for i in account.invoices.all()],
+            reference="CHQ-77", method="cheque")
+    plan_and_deliver(after_due(6))
+    assert list(DunningCycle.objects.values_list("closed_on", flat=True)) == [after_due(6)]
+    with frozen(after_due(9)):
+        reverse(payment, manager, on=after_due(9))
+
+    for day in (10, 14):
+        with frozen(after_due(day)):
+            run_plan(run=run_start(run_date=after_due(day)))
+    assert list(DunningAction.objects.values_list("cycle__number", "step__position")) == [(1, 1)]
+    with frozen(after_due(15)):  # the e-mail's pay-by date has passed (day 14: ten days fell on a Sunday)
+        run_plan(run=run_start(run_date=after_due(15)))
+
+    assert sorted(DunningAction.objects.values_list("cycle__number", "step__position")) == [(1, 1), (1, 2)]
+    assert DunningCycle.objects.count() == 1
+
+
+def test_money_a_reversed_payment_kept_on_account_cannot_be_set_against_an_invoice(
+    manager, customer, invoices
+):
+    payment = pay(customer, manager, [(invoices[0], "500.00")], amount="800.00")
+    reverse(payment, manager)
+
+    with pytest.raises(ValidationError, match="Nothing of that credit is left to apply"):
+        workspace.credit_apply(customer=customer, actor=manager, credit=payment, invoices=[invoices[1]])
+
+    assert invoice_state(invoices[1])[:2] == (Decimal("700.00"), InvoiceStatus.OPEN)
+
+
+def test_the_bank_file_sent_again_after_a_reversal_does_not_record_the_payment_again(
+    manager, customer, from_the_bank, invoices
+):
+    assert api_post(manager, {"bank_reference": "BANK-4000", "reason": "returned_direct_debit"})[0] == 200
+    client = Client(headers={"Authorization": f"Bearer {api_token_create(user=manager, name='ERP')[1]}"})
+    row = {"account_number": customer.account_number, "received_on": "2025-08-05", "currency": "EUR",
+           "amount": "500.00", "reference": "INV-1", "invoices": ["INV-1"], "bank_reference": "BANK-4000"}
+
+    response = client.post(url_reverse("api:payments"), json.dumps({"rows": [row]}),
+                           content_type="application/json")
+
+    assert response.status_code == 200, response.json()
+    assert (response.json()["recorded"], response.json()["already_there"]) == (0, 1)
+    assert invoice_state(invoices[0])[:2] == (Decimal("500.00"), InvoiceStatus.OPEN)
