@@ -51,6 +51,7 @@ from ar_collections.models import (
     Payment,
     PaymentBehaviour,
     PaymentPlan,
+    PaymentReversal,
     PlanStatus,
     PolicyMinimum,
     Promise,
@@ -363,6 +364,20 @@ class PaymentAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     list_select_related = ["customer"]
     raw_id_fields = ["customer"]
     inlines = [AllocationInline]
+
+
+@admin.register(PaymentReversal)
+class PaymentReversalAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
+    """A payment the bank took back, reversed on the account page or through
+    the API (workspace.payment_reverse): shown here, never entered, changed
+    or deleted (its invoices would stay reopened with no decision behind it)."""
+
+    list_display = ["payment", "reversed_on", "reason", person_column("reversed_by"), "created_at"]
+    list_filter = ["reason"]
+    search_fields = ["payment__reference", "payment__bank_reference", "payment__customer__name"]
+    list_select_related = ["payment", "reversed_by"]
+    raw_id_fields = ["payment", "reversed_by"]
+    readonly_fields = ["undone"]
 
 
 @admin.register(CreditNote)
