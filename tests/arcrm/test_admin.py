@@ -140,6 +140,8 @@ ADMIN_PERMISSIONS = {
     "collections.Payment": (False, False, False),
     "collections.CreditNote": (False, False, False),
     "collections.Allocation": (False, False, False),
+    # A payment the bank took back: "Reverse a payment" on the account page, or the API.
+    "collections.PaymentReversal": (False, False, False),
     "collections.ReceivablesImport": (False, False, False),
     # Made by manage.py api_token_create (the only time its secret shows); revoked by an action.
     "collections.ApiToken": (False, False, False),
