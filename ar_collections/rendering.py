@@ -44,6 +44,7 @@ from urllib.request import url2pathname
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError, VariableDoesNotExist, engines
+from django.template.base import Variable
 from django.template.loader import get_template
 from django.urls import NoReverseMatch
 
@@ -857,6 +858,28 @@ class _TextContext(Context):
         super().__setitem__(key, value)
 
 
+# Django reads a name that has no part it asks for ({{ customer_name.nmbr }},
+# {{ forloop.countr }}, the same in a condition or a filter's argument) as
+# blank or false, whatever the context. In a customer's text it can only be a
+# mistake in the wording, so there it is refused by the name the template
+# writes. Every other template, and every name a value does have (a string's
+# methods, the loop's counter), reads as Django reads it; what Django will
+# not call (alters_data, a method needing arguments) it still prints as nothing.
+_django_resolve = Variable.resolve
+
+
+def _resolve(variable: Variable, context):
+    try:
+        return _django_resolve(variable, context)
+    except VariableDoesNotExist:
+        if isinstance(context, _TextContext):
+            raise UnknownName(variable.var) from None
+        raise
+
+
+Variable.resolve = _resolve
+
+
 def _render_text(name: str, context: dict, template=None) -> str:
     template = template or get_template(name)
     values = {key: _strict(value, key) for key, value in context.items()}
@@ -876,13 +899,6 @@ def _named(load, name: str, *args):
     except UnknownName as error:
         raise TemplateSyntaxError(
             f"{name} (or a template it uses) names {error.name!r}, which is not a value it is given"
-        ) from None
-    except VariableDoesNotExist as error:
-        # A filter's argument naming what a plain value does not have
-        # ({{ x|default:customer_name.nmber }}); Django's own message holds the
-        # whole context, which is no reading for a timeline.
-        raise TemplateSyntaxError(
-            f"{name} (or a template it uses) names {error.params[0]!r}, which is not a value it is given"
         ) from None
     except NoReverseMatch as error:
         raise TemplateSyntaxError(f"{name} (or a template it uses) links to a page that does not exist: "

@@ -310,3 +310,51 @@ def test_every_shipped_text_renders_in_every_language_and_tone_with_every_part_p
     plan = dataclasses.replace(plan_agreed(), language=language, paid_amount=Decimal("50.00"),
                                rescheduled=True)
     assert "INV-1" in rendering.render_plan_agreed(plan)[1]
+
+
+# --- the parts of a plain value, and of the loop ---------------------------------
+
+@pytest.mark.parametrize(("wording", "wrong"), [
+    ("Dear {{ customer_name.nmbr }}", "customer_name.nmbr"),
+    ("{% if customer_name.nmbr %}yes{% endif %}", "customer_name.nmbr"),
+    ("{% if pay_by|default:customer_name.nmbr %}yes{% endif %}", "customer_name.nmbr"),
+    ("{{ pay_by|default:customer_name.nmbr }}", "customer_name.nmbr"),
+    ("{% for line in lines %}{{ forloop.countr }}. {{ line.number }}{% endfor %}", "forloop.countr"),
+    ("{% for line in lines %}{% if forloop.frist %}first{% endif %}{% endfor %}", "forloop.frist"),
+    ("{% for line in lines %}{% for c in credits %}{{ forloop.parentloop.countr }}{% endfor %}{% endfor %}",
+     "forloop.parentloop.countr"),
+])
+def test_a_misspelt_part_of_a_plain_value_or_of_the_loop_fails_naming_it(install, wording, wrong):
+    """{{ customer_name.nmbr }} and {{ forloop.countr }} printed nothing, and
+    {% if customer_name.nmbr %} left a paragraph out as silently."""
+    install(TEXT, wording)
+
+    with pytest.raises(TemplateSyntaxError) as failed:
+        rendering.render_email(notice_with_everything())
+
+    assert str(failed.value) == (
+        f"{TEXT} (or a template it uses) names {wrong!r}, which is not a value it is given"
+    )
+
+
+def test_what_a_plain_value_and_the_loop_have_is_no_mistake(install):
+    """A string's own methods, the loop's counter, first, last and parent
+    loop, and a blank value read as Django reads them."""
+    install(TEXT,
+            "[{{ customer_name.upper }}][{{ recipient_name.strip }}]"
+            "{% for line in lines %}{% for c in credits %}"
+            "[{{ forloop.counter }}/{{ forloop.parentloop.counter }}"
+            "{% if forloop.first %} first{% endif %}{% if forloop.last %} last{% endif %}]"
+            "{% endfor %}{% endfor %}[{{ collector_email|default:customer_name.lower }}]")
+
+    email = rendering.render_email(notice_with_everything())
+
+    assert email.text == "[ACME TOOLS][Anna Clerk][1/1 first last][acme tools]\n"
+
+
+def test_a_method_django_will_not_call_still_reads_as_nothing(install):
+    """Django refuses to call what changes data (alters_data) and what needs
+    arguments, and prints nothing for it: no name is misspelt there."""
+    install(TEXT, "[{{ customer_name.count }}]")
+
+    assert rendering.render_email(notice()).text == "[]\n"
