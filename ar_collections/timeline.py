@@ -159,19 +159,27 @@ class TimelinePage:
     next_cursor: str | None
 
 
-# Invoice copies were recorded, and are, as notes (the timeline is
-# append-only: a stored row keeps its kind), which mixed them in with what
-# collectors write. They are told apart when read: a note about a document
-# (a hand-written one has no subject) whose summary names the copy
-# (workspace.invoice_copy_send, paper.document_name). The timeline shows and
-# filters this kind, `shown_kind`, in place of the stored one.
+# Invoice copies, statements of account and the cause of a cycle were
+# recorded, and are, as notes (the timeline is append-only: a stored row keeps
+# its kind), which mixed them in with what collectors write. They are told
+# apart when read, by what only the code writes: a note about something (a
+# hand-written one has no subject) whose summary names the copy
+# (workspace.invoice_copy_send, paper.document_name), the statement
+# (statements.statement_send, paper.document_name) or the cause
+# (services.cause_record). A statement e-mailed has no subject: its details
+# hold the balances it gave, which no hand-written note has. The timeline
+# shows and filters this kind, `shown_kind`, in place of the stored one.
 INVOICE_COPY = "invoice_copy"
+STATEMENT = "statement"
+CAUSE = "cause"
+_WRITTEN_BY_US = Q(kind=EventKind.NOTE) & (Q(subject_type__isnull=False) | Q(details__has_key="balances"))
 _SHOWN_KIND = Case(
-    When(Q(kind=EventKind.NOTE, subject_type__isnull=False, summary__startswith="Copy of invoice "),
-         then=Value(INVOICE_COPY)),
+    When(_WRITTEN_BY_US & Q(summary__startswith="Copy of invoice "), then=Value(INVOICE_COPY)),
+    When(_WRITTEN_BY_US & Q(summary__startswith="Statement of account "), then=Value(STATEMENT)),
+    When(_WRITTEN_BY_US & Q(summary__startswith="Cause noted: "), then=Value(CAUSE)),
     default=F("kind"),
 )
-_LABELS = {**dict(EventKind.choices), INVOICE_COPY: "Invoice copy"}
+_LABELS = {**dict(EventKind.choices), INVOICE_COPY: "Invoice copy", STATEMENT: "Statement", CAUSE: "Cause"}
 # Of the details only what the row links to: a notice's details hold its whole
 # text, which the page would fetch and parse for nothing.
 _ROW_DETAILS = {"action_ref": KT("details__action"), "letter_ref": KT("details__letter")}
@@ -283,6 +291,8 @@ FILTER_KINDS = [
     (EventKind.CALL, "Calls"),
     (EventKind.NOTE, "Notes"),
     (INVOICE_COPY, "Invoice copies"),
+    (STATEMENT, "Statements"),
+    (CAUSE, "Causes"),
     (EventKind.DUNNING, "Dunning"),
     (EventKind.PROMISE, "Promises"),
     (EventKind.PAYMENT_PLAN, "Payment plans"),
@@ -306,7 +316,7 @@ FILTER_KINDS = [
 def filter_chips_html(selected: Sequence[str]) -> SafeString:
     """The filter's boxes, one per kind in FILTER_KINDS, those in `selected`
     ticked. Written here for the reason the rows are (rows_html): the first
-    page of every timeline renders all twenty, and the template engine's
+    page of every timeline renders them all, and the template engine's
     loop cost more than the rest of the form. Ids on the boxes: htmx gives
     the focus back to the one with the same id after the swap."""
     chips = []

@@ -17,14 +17,20 @@ from ar_collections.dunning import run_plan, run_start
 from ar_collections.imports import invoices_import
 from ar_collections.models import (
     DunningAction,
+    DunningCycle,
     Invoice,
     InvoiceStatus,
+    MissCause,
+    PaperDocument,
     PaymentBehaviour,
     TimelineEventInvoice,
 )
+from ar_collections.paper import documents_mark_posted
+from ar_collections.services import cause_record
+from ar_collections.statements import statement_send
 from ar_collections.timeline import FILTER_KINDS, PAGE_SIZE, cursor_for, event_record
 from ar_collections.workspace import payment_record
-from customers.models import EventKind, ReminderChannel, Segment, TimelineEvent
+from customers.models import EventKind, InvoiceDelivery, ReminderChannel, Segment, TimelineEvent
 
 from .conftest import DUE, frozen
 
@@ -188,7 +194,7 @@ def test_every_kind_of_event_has_a_box_in_the_filter(client, collector, customer
     text = client.get(timeline_url(customer), headers=HTMX).content.decode()
 
     offered = set(re.findall(r'name="kind" id="timeline-kind-\w+" value="(\w+)"', text))
-    assert {str(kind) for kind in EventKind} | {"invoice_copy"} == offered
+    assert {str(kind) for kind in EventKind} | {"invoice_copy", "statement", "cause"} == offered
 
 
 def test_invoice_copies_have_their_own_label_and_box_apart_from_the_notes(
@@ -213,6 +219,44 @@ def test_invoice_copies_have_their_own_label_and_box_apart_from_the_notes(
     assert re.search(rf'id="event-{note.pk}">.*?<span class="badge kind-note">Note</span>', everything)
     assert shown(notes) == [note.pk]
     assert shown(copies) == [copy.pk]
+
+
+def test_statements_and_cause_notes_have_their_own_labels_and_boxes_apart_from_the_notes(
+    client, collector, customer, make_contact, make_invoice
+):
+    """A statement e-mailed, one queued for the post and then posted, and the
+    cause of a cycle were all badged "Note", among what collectors write."""
+    make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 5, 31), number="INV-2001")
+    billing = make_contact(customer, name="Ruth", email="ruth@example.com", is_primary_billing=True,
+                           postal_address="Acme Tools\nMain Street 1\n10115 Berlin")
+    DunningCycle.objects.create(customer=customer, number=1, opened_on=dt.date(2025, 6, 1))
+    with frozen(dt.date(2025, 7, 1)):
+        e_mailed = statement_send(customer=customer, actor=collector, on=dt.date(2025, 7, 1))
+        billing.invoice_delivery = InvoiceDelivery.PAPER
+        billing.save()
+        queued = statement_send(customer=customer, actor=collector, on=dt.date(2025, 7, 1))
+        documents_mark_posted(document_ids=[PaperDocument.objects.get().pk], actor=collector)
+        cause_record(customer=customer, cause=MissCause.RED_TAPE, actor=collector, on=dt.date(2025, 7, 1))
+    posted = TimelineEvent.objects.get(summary__contains=" posted on ")
+    cause = TimelineEvent.objects.get(summary__startswith="Cause noted")
+    # Written by hand, they are notes whatever they say.
+    notes = [event_record(customer=customer, kind=EventKind.NOTE, summary=text, details={"text": text},
+                          actor=collector)
+             for text in ("Statement of account asked for", "Cause noted: they lost the invoice")]
+    client.force_login(collector)
+
+    everything = client.get(timeline_url(customer), headers=HTMX).content.decode()
+    by_kind = {kind: shown(client.get(timeline_url(customer), {"kind": kind}, headers=HTMX))
+               for kind in (EventKind.NOTE, "statement", "cause")}
+
+    for event, kind, label in [(e_mailed, "statement", "Statement"), (queued, "statement", "Statement"),
+                               (posted, "statement", "Statement"), (cause, "cause", "Cause"),
+                               (notes[0], "note", "Note"), (notes[1], "note", "Note")]:
+        assert re.search(rf'id="event-{event.pk}">[^\n]*?<span class="badge kind-{kind}">{label}</span>',
+                         everything), (event.summary, kind)
+    assert by_kind[EventKind.NOTE] == [notes[1].pk, notes[0].pk]
+    assert sorted(by_kind["statement"]) == sorted([e_mailed.pk, queued.pk, posted.pk])
+    assert by_kind["cause"] == [cause.pk]
 
 
 def test_load_more_walks_the_whole_timeline_without_overlap_or_gaps(client, collector, customer):
