@@ -25,7 +25,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Case, Prefetch, Sum, When
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateSyntaxError
 from django.urls import reverse
@@ -163,7 +163,9 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
         "timeline_invoice": number,
         # Found by a part of its number: the page says which.
         "timeline_invoice_found": invoice.number if invoice and not invoice.whole else "",
-        "timeline_invoice_choices": choices,
+        # Each number to choose, with the kinds ticked, as the filter would ask for it.
+        "timeline_invoice_choices": [(choice, _timeline_query(invoice=choice, kinds=kinds))
+                                     for choice in choices],
         "timeline_invoice_unknown": bool(number and invoice is None and not choices),
         "timeline_query": query.urlencode(),
         "timeline_deep": bool(request.GET.get("before")),
@@ -175,6 +177,13 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
         "action_base": reverse("collections:action_detail", args=[0]).removesuffix("0/"),
         "letter_base": reverse("collections:letter_download", args=[0]).removesuffix("0/pdf/"),
     }
+
+
+def _timeline_query(*, invoice: str, kinds: list[str]) -> str:
+    query = QueryDict(mutable=True)
+    query["invoice"] = invoice
+    query.setlist("kind", kinds)
+    return query.urlencode()
 
 
 # Numbers named when a part of one matches several of the account's invoices:

@@ -389,6 +389,29 @@ def test_a_part_of_several_numbers_on_this_account_asks_which_one(client, collec
         assert f'href="{page_url(customer)}?invoice={number}#timeline"' in html
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_choosing_one_of_several_numbers_keeps_the_kinds_ticked(
+    client, collector, customer, make_invoice, headers
+):
+    """The links named only the invoice: choosing one dropped the kinds the
+    collector had ticked, and the timeline showed every kind again."""
+    chosen = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2026-002881")
+    make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-2025-012881")
+    call = event_record(customer=customer, kind=EventKind.CALL, summary="Called", invoices=[chosen])
+    event_record(customer=customer, kind=EventKind.NOTE, summary="Noted", invoices=[chosen])
+    client.force_login(collector)
+    wanted = {"invoice": "2881", "kind": [EventKind.CALL, EventKind.PROMISE]}
+
+    html = html_lib.unescape(client.get(page_url(customer), wanted, headers=headers).content.decode())
+
+    query = "invoice=INV-2026-002881&kind=call&kind=promise"
+    assert f'href="{page_url(customer)}?{query}#timeline"' in html
+    assert f'hx-get="{timeline_url(customer)}?{query}"' in html
+    followed = client.get(f"{timeline_url(customer)}?{query}", headers=HTMX)
+    assert shown(followed) == [call.pk]
+    assert 'value="call" checked' in followed.content.decode()
+
+
 def test_a_whole_number_wins_over_longer_numbers_holding_it(client, collector, customer, make_invoice):
     invoice = make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-1")
     make_invoice(customer, issued=dt.date(2025, 6, 1), number="INV-10")
