@@ -147,6 +147,24 @@ def items_covered(items: list[WorkItem], *, on: dt.date) -> None:
             item.assignee_id = cover[item.assignee_id]
 
 
+def _title_covered(item: WorkItem, title: str, *, collector_id: int | None, on: dt.date) -> str:
+    return _titles_covered([item], [title], collector_ids=[collector_id], on=on)[0]
+
+
+def _titles_covered(items: list[WorkItem], titles: list[str], *, collector_ids: list[int | None],
+                    on: dt.date) -> list[str]:
+    """The new `titles` of these items, each said as items_covered says a new
+    item's when the item is with whoever covers on `on` for its account's
+    collector (`collector_ids`): a title rewritten while it is there keeps
+    telling its holder why it came to them ("… (covering for Anna Smith)")."""
+    said = [WorkItem(title=title, assignee_id=collector_id)
+            for title, collector_id in zip(titles, collector_ids, strict=True)]
+    items_covered(said, on=on)
+    limit = WorkItem._meta.get_field("title").max_length
+    return [(covered.title if covered.assignee_id == item.assignee_id else title)[:limit]
+            for item, title, covered in zip(items, titles, said, strict=True)]
+
+
 def items_handed_back(*, on: dt.date) -> int:
     """Open items left with someone who may no longer work their account (a
     stand-in once the absence is over, or someone a manager handed one to
@@ -413,10 +431,13 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
             status__in=NOT_CARRIED_OUT)
         lasts = lasts.filter(Q(status__in=NOT_CARRIED_OUT)
                              | Q(status=ActionStatus.DONE) & ~Exists(told_until))
-    rows = lasts.values_list("pk", "status", "step__position", "step__action", "error") if ended else ()
-    # A last step that failed told the customer nothing: its item says so, and why.
-    failed = {pk: (position, action, error) for pk, status, position, action, error in rows
-              if status == ActionStatus.FAILED}
+    rows = (lasts.values_list("pk", "status", "step__position", "step__action", "error", "skip_reason")
+            if ended else ())
+    # A last step that failed or was skipped (declined, say) told the customer
+    # nothing: its item says so, and why.
+    not_carried_out = {pk: _last_step_not_carried_out(position, action, status, error or skip_reason)
+                       for pk, status, position, action, error, skip_reason in rows
+                       if status in NOT_CARRIED_OUT}
     if not again and ended:
         listed = {row[0] for row in rows}
         ended = {c: (cycle, last) for c, (cycle, last) in ended.items() if last in listed}
@@ -437,8 +458,7 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
         cycle, last = ended[customer_id]
         key = _ladder_key(cycle)
         title = (f"The ladder has no step left: {format_amounts(by_currency(amounts))} overdue, and nothing "
-                 f"more goes out; {_last_step_failed(*failed[last]) if last in failed else ''}"
-                 "decide the next action")
+                 f"more goes out; {not_carried_out.get(last, '')}decide the next action")
         item = known.get(cycle)
         if item is None:
             new = WorkItem(title=title, assignee_id=customers[customer_id].collector_id)
@@ -454,10 +474,11 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
             # ended the ladder again while the item was open: the item is
             # about that step now, so the collector decides on what really
             # happened rather than on the earlier step.
-            title = title[:300]
-            if item.action_id == last or not WorkItem.objects.filter(
-                    pk=item.pk, status=WorkStatus.OPEN).exclude(action_id=last).update(action_id=last,
-                                                                                      title=title):
+            if item.action_id == last:
+                continue
+            title = _title_covered(item, title, collector_id=customers[customer_id].collector_id, on=on)
+            if not WorkItem.objects.filter(pk=item.pk, status=WorkStatus.OPEN).exclude(action_id=last).update(
+                    action_id=last, title=title):
                 continue
             if record and title != item.title:
                 item.customer, item.title = customers[customer_id], title
@@ -465,13 +486,15 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
             continue
         else:
             # A done one comes back with what has just ended.
-            back = again or item.action_id != last
-            # Conditional: of two at once, one brings it back.
-            if not back or not WorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).update(
-                    status=WorkStatus.OPEN, due_on=on, done_at=None, done_by=None, snoozed_until=None,
-                    action_id=last, title=title[:300]):
+            if not (again or item.action_id != last):
                 continue
-            item.title = title[:300]
+            title = _title_covered(item, title, collector_id=customers[customer_id].collector_id, on=on)
+            # Conditional: of two at once, one brings it back.
+            if not WorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).update(
+                    status=WorkStatus.OPEN, due_on=on, done_at=None, done_by=None, snoozed_until=None,
+                    action_id=last, title=title):
+                continue
+            item.title = title
         added += 1
         if record:
             item.customer = customers[customer_id]
@@ -481,15 +504,16 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     return added
 
 
-# Of a failed last step's error, at most this much goes in its item's title
+# Of why a last step failed or was skipped, at most this much goes in its item's title
 # (the whole of it is on the step and its timeline entry): the title has room
 # for 300 characters, and what to do comes after it.
-FAILED_ERROR_SAID = 120
+NOT_CARRIED_OUT_SAID = 120
 
 
-def _last_step_failed(position: int, action: str, error: str) -> str:
-    why = shorten(one_line(error), FAILED_ERROR_SAID) if error else "no reason was recorded"
-    return f"its last step, step {position} ({StepAction(action).label}), failed: {why}; "
+def _last_step_not_carried_out(position: int, action: str, status: str, reason: str) -> str:
+    why = shorten(one_line(reason), NOT_CARRIED_OUT_SAID) if reason else "no reason was recorded"
+    ended = "failed" if status == ActionStatus.FAILED else "was skipped"
+    return f"its last step, step {position} ({StepAction(action).label}), {ended}: {why}; "
 
 
 def _broken_commitments_taken_in(*, customer_ids: list[int], on: dt.date, actor, record: bool) -> None:
@@ -1013,16 +1037,22 @@ def personal_items_back(*, keys: list[str], on: dt.date) -> int:
                                     done_at__isnull=False)
             .annotate(done_on=done_on, paid_up=paid_up).filter(Exists(again))
             .annotate(invoice_number=Subquery(again.values("number")[:1]),
-                      invoice_due=Subquery(again.values("due_date")[:1]), customer_name=F("customer__name"))
-            .select_for_update(of=("self",)).only("pk", "customer_id", "kind", "title").order_by("pk")
+                      invoice_due=Subquery(again.values("due_date")[:1]), customer_name=F("customer__name"),
+                      collector_id=F("customer__collector_id"))
+            .select_for_update(of=("self",)).only("pk", "customer_id", "kind", "title", "assignee_id")
+            .order_by("pk")
         )
         if not back:
             return 0
-        for item in back:
+        titles = _titles_covered(back, [
+            _personal_title(item.customer_name, f"behind again: {item.invoice_number} overdue since "
+                                                f"{format_day(item.invoice_due + dt.timedelta(days=1))}")
+            for item in back
+        ], collector_ids=[item.collector_id for item in back], on=on)
+        for item, title in zip(back, titles, strict=True):
             item.status, item.due_on, item.done_at, item.done_by, item.snoozed_until = (
                 WorkStatus.OPEN, on, None, None, None)
-            item.title = _personal_title(item.customer_name, f"behind again: {item.invoice_number} overdue "
-                                         f"since {format_day(item.invoice_due + dt.timedelta(days=1))}")
+            item.title = title
         WorkItem.objects.bulk_update(back, ["status", "due_on", "done_at", "done_by", "snoozed_until",
                                             "title"], batch_size=REFRESH_BATCH_SIZE)
         _records(back, None, [f"Worklist: back — {item.title}" for item in back], reopened=True)

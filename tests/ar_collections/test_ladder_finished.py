@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from ar_collections import services, worklist, workspace
 from ar_collections.models import (
@@ -27,7 +28,8 @@ from ar_collections.models import (
     WorkKind,
     WorkStatus,
 )
-from customers.models import EventKind, Segment
+from arcrm.text import person_name
+from customers.models import CollectorAbsence, EventKind, Segment
 
 from .conftest import DUE, frozen
 
@@ -618,3 +620,44 @@ def test_the_broken_promise_s_points_stay_while_the_new_promise_pays_its_invoice
 
     [item] = worklist.items_for(assignee=collector, on=late)
     assert (item.kind, item.promise_points) == (WorkKind.LADDER_ENDED, 20)
+
+
+def test_an_item_taken_over_by_a_later_skipped_step_says_why_and_keeps_its_cover(
+    account, collector, other_collector
+):
+    """Carla is away, Otto covers: the item came to him "(covering for
+    carla)". Step 5, added since, was skipped: the rewritten item named it
+    without why, and no longer said why it was on Otto's list."""
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=ON - dt.timedelta(days=3), ends_on=ON + dt.timedelta(days=3))
+    last = ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    covering = f" (covering for {person_name(collector)})"
+    assert item.title.endswith(covering) and item.assignee == other_collector
+    skipped = later_step_planned(last, status=ActionStatus.SKIPPED)
+    DunningAction.objects.filter(pk=skipped.pk).update(skip_reason="the account pays C.O.D. already")
+
+    worklist.worklist_refresh(on=ON)
+
+    item.refresh_from_db()
+    assert (item.status, item.action, item.assignee) == (WorkStatus.OPEN, skipped, other_collector)
+    assert ("its last step, step 5 (Switch to C.O.D./prepayment), was skipped: the account pays C.O.D. "
+            f"already; decide the next action{covering}") in item.title
+    said = [s for s in events(account, EventKind.WORK) if "step 5" in s]
+    assert said == [f"Worklist: updated — {item.title}"]
+
+
+def test_a_done_item_back_while_its_collector_is_away_keeps_its_cover(account, collector, other_collector):
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=ON - dt.timedelta(days=3), ends_on=ON + dt.timedelta(days=3))
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.DONE, done_at=timezone.now())
+
+    worklist.ladder_ended_items(on=ON, customer_ids=[account.pk], again=True)
+
+    item.refresh_from_db()
+    assert item.status == WorkStatus.OPEN
+    assert item.title.endswith(f"decide the next action (covering for {person_name(collector)})")

@@ -12,7 +12,8 @@ import pytest
 from ar_collections import worklist, workspace
 from ar_collections.imports import invoices_import
 from ar_collections.models import WorkItem, WorkKind, WorkStatus
-from customers.models import Customer, EventKind, Segment, TimelineEvent
+from arcrm.text import person_name
+from customers.models import CollectorAbsence, Customer, EventKind, Segment, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
@@ -156,3 +157,28 @@ def test_an_account_paid_up_behind_again_on_an_invoice_it_had_then_gets_its_item
     assert back_entries(item) == [
         f"Worklist: back — Personal treatment: Old Friend is behind again: INV-LATER overdue since "
         f"{overdue_since.day} {overdue_since:%b %Y}; call rather than write"]
+
+
+def test_an_item_back_while_its_collector_is_away_says_whom_its_stand_in_covers_for(
+    request, collector, other_collector, make_invoice
+):
+    """The item came to Otto "(covering for carla)"; back with the invoice
+    it is now about, it no longer said why it was on his list."""
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=ON - dt.timedelta(days=1), ends_on=ON + dt.timedelta(days=20))
+    bond = request.getfixturevalue("bond")
+    covering = f" (covering for {person_name(collector)})"
+    assert personal(bond).title.endswith(covering)
+    with frozen(ON):
+        allocations = [(i, i.open_amount) for i in bond.invoices.all()]
+        workspace.payment_record(customer=bond, amount=sum(a for _, a in allocations), currency="EUR",
+                                 received_on=ON, allocations=allocations, reference="BANK-1")
+        worklist.settled_items_close(customer_ids=[bond.pk], on=ON)
+        make_invoice(bond, issued=ON - dt.timedelta(days=20), due=ON + dt.timedelta(days=5),
+                     amount="300.00", number="INV-NEW")
+
+    refresh(ON + dt.timedelta(days=10))
+
+    item = personal(bond)
+    assert (item.status, item.assignee) == (WorkStatus.OPEN, other_collector)
+    assert "behind again: INV-NEW overdue" in item.title and item.title.endswith(covering)
