@@ -17,12 +17,14 @@ from html import escape as html_escape
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.db.models.fields.json import KT
+from django.db.models.fields.tuple_lookups import TupleLessThan
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from ar_collections.models import Invoice, TimelineEventInvoice
 from arcrm.dates import format_day
+from arcrm.db import CompiledRead
 from arcrm.money import format_money
 from arcrm.text import name_of
 from customers.models import Customer, EventKind, TimelineEvent
@@ -211,22 +213,48 @@ def timeline_page(
     One query whatever the depth and the number of events (one more row than
     shown tells whether there is a next page).
     """
-    events = _rows_query().filter(customer_id=customer.pk)
+    at, pk = cursor_parse(before) if before else (None, None)
+    if kinds or invoice is not None:
+        rows = list(_rows(customer_id=customer.pk, kinds=kinds, invoice=invoice, at=at, pk=pk, size=size))
+    else:
+        # Every page unfiltered, the first and each "load more": the same
+        # read for every account, compiled once.
+        rows = _unfiltered_rows(deep=at is not None, size=size).rows(customer_id=customer.pk, at=at, pk=pk)
+    zone = timezone.get_current_timezone()  # once a page: looking it up costs more than converting to it
+    shown = [_row(*row, zone=zone) for row in rows[:size]]
+    return TimelinePage(shown, cursor_for(shown[-1]) if len(rows) > size else None)
+
+
+def _rows(*, customer_id: int, kinds: Sequence[str], invoice: Invoice | int | None,
+          at: dt.datetime | None, pk: int | None, size: int):
+    """The rows of a page: the customer's events, of these kinds and about
+    this invoice where given, before the event at (at, pk) where given."""
+    events = _rows_query().filter(customer_id=customer_id)
     if kinds:
         events = events.filter(shown_kind__in=kinds)
     if invoice is not None:
         events = events.filter(
             pk__in=TimelineEventInvoice.objects.filter(invoice=invoice).values("event_id")
         )
-    if before:
-        at, pk = cursor_parse(before)
-        # The first condition alone bounds the index range; the OR picks the
-        # rows of the same instant that come after the cursor's row.
-        events = events.filter(occurred_at__lte=at).filter(Q(occurred_at__lt=at) | Q(pk__lt=pk))
-    rows = list(events[: size + 1])
-    zone = timezone.get_current_timezone()  # once a page: looking it up costs more than converting to it
-    shown = [_row(*row, zone=zone) for row in rows[:size]]
-    return TimelinePage(shown, cursor_for(shown[-1]) if len(rows) > size else None)
+    if at is not None:
+        # One row-value comparison in the order of `event_customer_timeline`:
+        # the index range starts right after the cursor's row.
+        events = events.filter(TupleLessThan((F("occurred_at"), F("pk")), (at, pk)))
+    return events[: size + 1]
+
+
+# Placeholders for the compiled read: no account, event or moment has them.
+_NO_ID = -(2**62) + 1
+_NO_MOMENT = dt.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC)
+
+
+@functools.cache
+def _unfiltered_rows(*, deep: bool, size: int) -> CompiledRead:
+    return CompiledRead(
+        lambda customer_id, at=None, pk=None: _rows(customer_id=customer_id, kinds=(), invoice=None,
+                                          at=at if deep else None, pk=pk, size=size),
+        customer_id=_NO_ID, **({"at": _NO_MOMENT, "pk": _NO_ID - 1} if deep else {}),
+    )
 
 
 def _row(pk, kind, occurred_at, summary, action, letter, first, last, username, *, zone) -> TimelineRow:

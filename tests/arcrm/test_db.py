@@ -1,4 +1,5 @@
-"""rows_insert: the planner's column-by-column insert, on PostgreSQL."""
+"""rows_insert: the planner's column-by-column insert, on PostgreSQL; CompiledRead,
+the reads compiled once a process."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from django.db import DataError, connection
 
 from ar_collections.models import DunningCycle, Payment
-from arcrm.db import rows_insert
+from arcrm.db import CompiledRead, rows_insert
+from customers.models import Customer
 
 OPENED = dt.date(2026, 3, 2)
 
@@ -66,3 +68,28 @@ def test_a_field_set_on_save_must_be_given(make_customer):
         rows_insert(Payment, {"customer_id": [customer.pk], "received_on": [OPENED], "currency": ["EUR"],
                               "amount": [Decimal("10.00")]})
     assert not Payment.objects.exists()
+
+
+def _accounts_since():
+    return CompiledRead(
+        lambda pk, since: Customer.objects.filter(pk__gte=pk, customer_since__lte=since).order_by("pk")
+        .values_list("pk", "name"),
+        pk=-1, since=dt.date(1, 1, 1))
+
+
+def test_a_compiled_read_answers_each_run_with_that_run_s_values(make_customer):
+    first = make_customer(name="Alpha Ltd", customer_since=dt.date(2019, 5, 1))
+    second = make_customer(name="Alpine AG", customer_since=dt.date(2024, 5, 1))
+    read = _accounts_since()
+
+    assert read.rows(pk=first.pk, since=dt.date(2025, 1, 1)) == [
+        (first.pk, "Alpha Ltd"), (second.pk, "Alpine AG")]
+    assert read.rows(pk=second.pk, since=dt.date(2025, 1, 1)) == [(second.pk, "Alpine AG")]
+    assert read.rows(pk=first.pk, since=dt.date(2020, 1, 1)) == [(first.pk, "Alpha Ltd")]
+
+
+def test_a_placeholder_the_query_does_not_carry_is_refused_when_compiled():
+    read = CompiledRead(lambda pk: Customer.objects.filter(pk__gt=0).values_list("pk"), pk=-1)
+
+    with pytest.raises(ValueError, match="placeholder pk=-1"):
+        read.rows(pk=5)
