@@ -244,7 +244,7 @@ def _rows(*, customer_id: int, kinds: Sequence[str], invoice: Invoice | int | No
 
 
 # Placeholders for the compiled read: no account, event or moment has them.
-_NO_ID = -(2**62) + 1
+_NO_ID = -1
 _NO_MOMENT = dt.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC)
 
 

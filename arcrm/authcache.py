@@ -29,6 +29,7 @@ What is cached must never outlive a change to it:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -39,6 +40,8 @@ from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+
+from arcrm.db import CompiledRead
 
 _KEY = "auth-rights:{}"
 # What stands in for a dropped entry, and for how long: far longer than a
@@ -64,7 +67,9 @@ class CachedModelBackend(ModelBackend):
     cache (see the module's docstring)."""
 
     def get_user(self, user_id):
-        user = super().get_user(user_id)
+        user = _user_read(user_id)
+        if user is not None and not self.user_can_authenticate(user):
+            user = None
         # Inside a transaction the rows read may not be committed yet: as if
         # there were no cache, neither read from it nor written to it.
         if user is None or not enabled() or connection.in_atomic_block:
@@ -87,6 +92,26 @@ class CachedModelBackend(ModelBackend):
         # since these rows were read.
         cache.add(key, rights, settings.AUTH_CACHE_SECONDS)
         return user
+
+
+def _user_read(user_id):
+    """The user's row, read afresh on every request as ModelBackend.get_user
+    reads it (None if there is none), by a read compiled once a process:
+    building the queryset and its SQL cost more than running it."""
+    model = get_user_model()
+    rows = _user_row_read().rows(pk=model._meta.pk.get_prep_value(user_id))
+    return model.from_db("default", _user_columns(), rows[0]) if rows else None
+
+
+@functools.cache
+def _user_columns() -> tuple[str, ...]:
+    return tuple(field.attname for field in get_user_model()._meta.concrete_fields)
+
+
+@functools.cache
+def _user_row_read() -> CompiledRead:
+    return CompiledRead(
+        lambda pk: get_user_model()._default_manager.filter(pk=pk).values_list(*_user_columns()), pk=-1)
 
 
 def forget(user_ids: Iterable[int]) -> None:

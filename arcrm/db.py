@@ -107,7 +107,8 @@ class CompiledRead:
     through the same cursor (counted, prepared by the connection alike).
 
     A placeholder must be a value of the parameter's type that appears nowhere
-    else among the query's parameters (a negative id, a date in year 1), so
+    else among the query's parameters (a negative id within the
+    column's range: out of it Django compiles no query; a date in year 1), so
     that its places in the compiled parameters are its own; compiling checks
     that each is found. Only values the ORM passes on as they are (an exact
     match, a comparison), not those it rewrites (the pattern of startswith).
