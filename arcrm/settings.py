@@ -46,6 +46,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 )
+# Sessions in the database, read by a query compiled once a process (arcrm/sessions.py).
+SESSION_ENGINE = "arcrm.sessions"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 # HSTS: browsers that saw the site over HTTPS refuse plain HTTP to it for this
 # long. Off by default: once sent it cannot be taken back before it expires.
