@@ -12,6 +12,7 @@ the commitments in place, out of band.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -28,7 +29,7 @@ from django.db.models import Case, Prefetch, Sum, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateSyntaxError
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -157,6 +158,7 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
         )
     query = request.GET.copy()
     query.pop("before", None)
+    account, timeline_prefix, action, letter = _timeline_link_bases(get_script_prefix())
     return {
         "timeline": page,
         "timeline_selected": kinds,
@@ -169,13 +171,12 @@ def timeline_context(request: HttpRequest, customer: Customer) -> dict:
         "timeline_invoice_unknown": bool(number and invoice is None and not choices),
         "timeline_query": query.urlencode(),
         "timeline_deep": bool(request.GET.get("before")),
-        # The filter's and "load more"'s addresses, reversed once a page rather
-        # than once per link (reversing cost more than the page's other links).
-        "account_url": reverse("customers:detail", args=[customer.pk]),
-        "timeline_url": reverse("customers:timeline", args=[customer.pk]),
-        # Link prefixes, reversed once per page rather than twice per event.
-        "action_base": reverse("collections:action_detail", args=[0]).removesuffix("0/"),
-        "letter_base": reverse("collections:letter_download", args=[0]).removesuffix("0/pdf/"),
+        # The filter's and "load more"'s addresses.
+        "account_url": f"{account}{customer.pk}/",
+        "timeline_url": f"{timeline_prefix}{customer.pk}/timeline/",
+        # Link prefixes of the events' actions and letters.
+        "action_base": action,
+        "letter_base": letter,
     }
 
 
@@ -184,6 +185,17 @@ def _timeline_query(*, invoice: str, kinds: list[str]) -> str:
     query["invoice"] = invoice
     query.setlist("kind", kinds)
     return query.urlencode()
+
+
+@functools.cache
+def _timeline_link_bases(script_prefix: str) -> tuple[str, str, str, str]:
+    """The timeline's addresses up to the id, reversed once a process (for
+    each prefix the site is served under): reversing them on every page cost
+    more than the page's other links."""
+    return (reverse("customers:detail", args=[0]).removesuffix("0/"),
+            reverse("customers:timeline", args=[0]).removesuffix("0/timeline/"),
+            reverse("collections:action_detail", args=[0]).removesuffix("0/"),
+            reverse("collections:letter_download", args=[0]).removesuffix("0/pdf/"))
 
 
 # Numbers named when a part of one matches several of the account's invoices:
