@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from ar_collections.channels import step_goes_to
 from ar_collections.models import (
+    DISPUTED_IN_FULL_SQL,
     ActionStatus,
     Channel,
     DunningAction,
@@ -64,6 +65,7 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
     account_pause_holds,
+    disputed_in_part_q,
 )
 from arcrm.dates import format_day, working_day_from
 from arcrm.db import MONEY, rows_insert
@@ -281,7 +283,8 @@ def run_plan(*, run: DunningRun) -> int:
 # whole invoice once it disputes all that is open (a payment of the rest since
 # included); a pause of kind dispute written without its dispute holds it
 # whole too. The worklist reads disputes by it as well (worklist._overdue_unheld).
-DISPUTED_IN_PART = Q(kind=PauseKind.DISPUTE, dispute__disputed_amount__lt=OuterRef("open_amount"))
+DISPUTED_IN_PART = Q(kind=PauseKind.DISPUTE) & disputed_in_part_q("dispute__disputed_amount",
+                                                                  OuterRef("open_amount"))
 
 
 def disputed_part(*, on: dt.date) -> Coalesce:
@@ -857,12 +860,14 @@ def _held_sql(on: dt.date, lo: int, hi: int) -> tuple[str, list]:
 # invoice is held whole, and what is open exceeds any part disputed. Written
 # as anti-joins, which PostgreSQL estimates well (a filter on the columns of
 # an outer join it takes for a few rows, and then loops over the rest).
-_NOT_HELD = """i.open_amount > 0
+_NOT_HELD = f"""i.open_amount > 0
           AND NOT EXISTS (SELECT 1 FROM held_accounts w WHERE w.customer_id = i.customer_id
                           AND (w.due_before IS NULL
                                OR (i.issue_date <= w.issued_by AND i.due_date < w.due_before)))
           AND NOT EXISTS (SELECT 1 FROM held x WHERE x.invoice_id = i.id
-                          AND (x.whole = 1 OR x.most_disputed >= i.open_amount))"""
+                          AND (x.whole = 1
+                               OR {DISPUTED_IN_FULL_SQL.format(disputed="x.most_disputed",
+                                                               open_amount="i.open_amount")}))"""
 
 
 def _eligible_totals(

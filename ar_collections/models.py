@@ -906,7 +906,7 @@ class DunningPause(models.Model):
         if self.kind != PauseKind.DISPUTE or self.dispute_id is None:
             return None
         amount = self.dispute.disputed_amount
-        return amount if amount < self.invoice.open_amount else None
+        return None if disputed_in_full(amount, self.invoice.open_amount) else amount
 
     def holds(self, invoice: Invoice) -> bool:
         """Whether this pause (in force) holds `invoice`: its own, or one of
@@ -1753,6 +1753,33 @@ class DisputeOutcome(models.TextChoices):
         return str(cls(outcome).label)
 
 
+# The one rule of what a dispute holds: the whole invoice when the amount it
+# contests covers everything still open on it (a payment of the rest since
+# included), else that amount only, and dunning chases the rest. Read in
+# Python (disputed_in_full), in a query (disputed_in_full_q, disputed_in_part_q)
+# and in the planner's raw SQL (DISPUTED_IN_FULL_SQL, dunning._NOT_HELD);
+# tests/ar_collections/test_disputes_one_rule.py holds the four to the same cases.
+def disputed_in_full(disputed: Decimal, open_amount: Decimal) -> bool:
+    """Whether a dispute of `disputed` holds all of an invoice owing `open_amount`."""
+    return disputed >= open_amount
+
+
+def disputed_in_full_q(disputed: str, open_amount: F | OuterRef) -> Q:
+    """For a query: the dispute whose amount is the field `disputed` holds all
+    of an invoice owing `open_amount` (an F or an OuterRef)."""
+    return Q(**{f"{disputed}__gte": open_amount})
+
+
+def disputed_in_part_q(disputed: str, open_amount: F | OuterRef) -> Q:
+    """For a query: the dispute holds back part of the invoice only (the
+    converse of disputed_in_full_q, written so a missing dispute matches neither)."""
+    return Q(**{f"{disputed}__lt": open_amount})
+
+
+# disputed_in_full in SQL, to be formatted with the two columns' expressions.
+DISPUTED_IN_FULL_SQL = "{disputed} >= {open_amount}"
+
+
 class Dispute(models.Model):
     customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="disputes")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="disputes")
@@ -1805,6 +1832,11 @@ class Dispute(models.Model):
 
     def __str__(self) -> str:
         return f"Dispute on {self.invoice.number}: {self.get_reason_display()}"
+
+    @property
+    def in_full(self) -> bool:
+        """Whether it holds all its invoice owes now (disputed_in_full)."""
+        return disputed_in_full(self.disputed_amount, self.invoice.open_amount)
 
 
 class ExceptionKind(models.TextChoices):

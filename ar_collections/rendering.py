@@ -48,7 +48,7 @@ from django.template.base import Variable
 from django.template.loader import get_template
 from django.urls import NoReverseMatch
 
-from ar_collections.models import Tone
+from ar_collections.models import Tone, disputed_in_full
 from arcrm import kpi
 from arcrm.dates import format_day, format_day_long
 from arcrm.money import ZERO, money_digits
@@ -1123,7 +1123,8 @@ def _copy_context(copy: InvoiceCopy) -> dict:
                 if copy.disputed_amount else t["copy_pay"].format(date=_date(copy.pay_by, language))),
         "disputed": (t["disputed_part"].format(amount=_money(copy.disputed_amount, currency, language))
                      if copy.disputed_amount else ""),
-        "all_disputed": bool(copy.disputed_amount) and copy.disputed_amount >= copy.open_amount,
+        "all_disputed": (bool(copy.disputed_amount)
+                         and disputed_in_full(copy.disputed_amount, copy.open_amount)),
         "charges": [
             {"label": t["late_fee"] if c.kind == "late_fee" else t["interest"],
              "basis": _charge_basis(c, t, language),
@@ -1294,7 +1295,7 @@ def _statement_context(statement: Statement) -> dict:
                 "total": _money(x.total_amount, x.currency, language),
                 "open": _money(x.open_amount, x.currency, language),
                 "disputed": ("" if not x.disputed_amount
-                             else t["st_disputed"] if x.disputed_amount >= x.open_amount
+                             else t["st_disputed"] if disputed_in_full(x.disputed_amount, x.open_amount)
                              else t["st_disputed_part"].format(amount=_money(x.disputed_amount, x.currency,
                                                                              language))),
             }

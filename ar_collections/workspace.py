@@ -79,6 +79,8 @@ from ar_collections.models import (
     WriteOff,
     WriteOffLine,
     bank_id_key,
+    disputed_in_full,
+    disputed_in_full_q,
     lists_open_invoice,
 )
 from ar_collections.timeline import event_record, invoice_paid_said
@@ -602,8 +604,8 @@ def letters_withdraw_held(*, on: dt.date, customer: Customer | None = None, by: 
     held = DunningPause.objects.active(on=on).filter(kind__in=[PauseKind.PROMISE, PauseKind.PAYMENT_PLAN],
                                                      invoice=OuterRef("invoice"))
     # Disputed in full: all the invoice owes now, whatever it owed when the letter was written.
-    contested = Dispute.objects.filter(invoice=OuterRef("invoice"), status=DisputeStatus.OPEN,
-                                       disputed_amount__gte=F("invoice__open_amount"))
+    contested = Dispute.objects.filter(disputed_in_full_q("disputed_amount", F("invoice__open_amount")),
+                                       invoice=OuterRef("invoice"), status=DisputeStatus.OPEN)
     asks_unheld = DunningActionInvoice.objects.filter(
         action=OuterRef("pk"), invoice__status=InvoiceStatus.OPEN, invoice__open_amount__gt=0,
     ).exclude(Exists(held)).exclude(Exists(contested))
@@ -1043,7 +1045,7 @@ def dispute_open(
     )
     # The pause of a dispute of part of the invoice holds back that part only
     # (dunning.eligible_invoices reads its amount).
-    in_part = amount < invoice.open_amount
+    in_part = not disputed_in_full(amount, invoice.open_amount)
     disputed = format_money(amount, invoice.currency)
     DunningPause.objects.create(
         customer=customer, invoice=invoice, kind=PauseKind.DISPUTE, dispute=dispute, owner=actor,
@@ -1104,7 +1106,7 @@ def _dispute_message(dispute: Dispute, *, site_url: str) -> EmailMessage:
         dispute.description,
         "",
         f"Please answer by {format_day(dispute.answer_due_on)}. " + (
-            "Dunning of this invoice is paused meanwhile." if dispute.disputed_amount >= invoice.open_amount
+            "Dunning of this invoice is paused meanwhile." if dispute.in_full
             else "Dunning of the amount disputed is paused meanwhile; the rest is chased as usual."),
         f"Account: {link}",
     ])
@@ -3144,9 +3146,9 @@ def unnamed_money_targets(customer: Customer, currency: str):
     disputed part alone."""
     disputed = Dispute.objects.filter(invoice=OuterRef("pk"), status=DisputeStatus.OPEN)
     on_plan = PaymentPlan.objects.filter(invoices=OuterRef("pk"), status__in=LIVE_PLAN_STATUSES)
+    in_full = disputed.filter(disputed_in_full_q("disputed_amount", OuterRef("open_amount")))
     return customer.invoices.filter(status=InvoiceStatus.OPEN, currency=currency).filter(
-        ~Exists(disputed)
-        | (Exists(on_plan) & ~Exists(disputed.filter(disputed_amount__gte=OuterRef("open_amount"))))
+        ~Exists(disputed) | (Exists(on_plan) & ~Exists(in_full))
     ).annotate(disputed_part=Subquery(disputed.values("disputed_amount")[:1]))
 
 
@@ -3982,7 +3984,8 @@ def disputed_parts(invoices: Sequence[Invoice]) -> dict[int, tuple[int, Decimal]
 
 def _not_disputed_in_full(invoices: Sequence[Invoice], disputed: Mapping[int, tuple[int, Decimal]], *,
                           field: str, out_of: str) -> None:
-    whole = sorted(i.number for i in invoices if i.pk in disputed and disputed[i.pk][1] >= i.open_amount)
+    whole = sorted(i.number for i in invoices
+                   if i.pk in disputed and disputed_in_full(disputed[i.pk][1], i.open_amount))
     if whole:
         is_, it = ("is", "it") if len(whole) == 1 else ("are", "them")
         raise ValidationError({field: f"{_listing(whole)} {is_} disputed in full: settle the "

@@ -691,7 +691,7 @@ def dispute_open(request: HttpRequest, pk: int) -> HttpResponse:
         )
         invoice = dispute.invoice
         routed = f" and sent to {dispute.department.name}" if dispute.department else ""
-        if dispute.disputed_amount >= invoice.open_amount:
+        if dispute.in_full:
             return f"Dispute on {invoice.number} opened{routed}; the invoice is out of dunning."
         rest = format_money(invoice.open_amount - dispute.disputed_amount, invoice.currency)
         return (f"Dispute of {format_money(dispute.disputed_amount, invoice.currency)} on {invoice.number} "
