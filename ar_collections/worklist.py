@@ -246,15 +246,32 @@ def _promise_holds(*, on: dt.date) -> Exists:
     return Exists(DunningPause.objects.active(on=on).filter(kind=PauseKind.PROMISE, invoice=OuterRef("pk")))
 
 
+def _disputed_in_full(*, on: dt.date) -> Exists:
+    """For an Invoice query: an open dispute of all it owes holds it on `on`
+    (models.disputed_in_full, as the planner reads it: dunning.DISPUTED_IN_PART)."""
+    from ar_collections import dunning  # it imports this module
+
+    return Exists(DunningPause.objects.active(on=on).filter(invoice=OuterRef("pk"), kind=PauseKind.DISPUTE)
+                  .exclude(dunning.DISPUTED_IN_PART))
+
+
+def _followed_up(*, on: dt.date) -> Q:
+    """For an Invoice query: what follows up a broken promise or plan holds
+    it on `on`: an open promise paying it in full, a live plan (in force or
+    waiting for a manager), or an open dispute of all it owes. A dispute of
+    part of it leaves the rest to chase."""
+    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+    return (_promise_holds(on=on) | Exists(live_plans.filter(invoices=OuterRef("pk")))
+            | _disputed_in_full(on=on))
+
+
 def _left_to_chase(kind: str, *, on: dt.date) -> Exists:
     """For a WorkItem query of `kind` (BROKEN_COMMITMENTS): the broken promise
-    or plan has an invoice still open that no open promise pays in full nor
-    live plan holds on `on`."""
+    or plan has an invoice still open that nothing following it up holds on
+    `on` (_followed_up)."""
     source, invoices_of = BROKEN_COMMITMENTS[kind]
-    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
-    held = _promise_holds(on=on) | Exists(live_plans.filter(invoices=OuterRef("pk")))
     return Exists(Invoice.objects.filter(**{invoices_of: OuterRef(source)}, status=InvoiceStatus.OPEN)
-                  .exclude(held))
+                  .exclude(_followed_up(on=on)))
 
 
 def items_followed_up(*, because: str, actor=None, invoices=None, on: dt.date | None = None) -> int:
@@ -1369,12 +1386,9 @@ BROKEN_WORD_POINTS = PROMISE_POINTS[WorkKind.PROMISE_BROKEN]
 def _broken_word_left(*, on: dt.date) -> Exists:
     """For a WorkItem query: the item's account broke a promise, or missed an
     instalment of a plan, and an invoice it covered is still open on `on`
-    with no open promise paying it in full nor live plan holding it (while
-    so, the broken commitment's own item would stay open, see _left_to_chase)."""
-    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
-    unheld = Invoice.objects.filter(status=InvoiceStatus.OPEN).exclude(
-        _promise_holds(on=on) | Exists(live_plans.filter(invoices=OuterRef("pk")))
-    )
+    that nothing following it up holds (while so, the broken commitment's
+    own item would stay open, see _left_to_chase)."""
+    unheld = Invoice.objects.filter(status=InvoiceStatus.OPEN).exclude(_followed_up(on=on))
     return (
         Exists(Promise.objects.filter(customer=OuterRef("customer"), status=PromiseStatus.BROKEN)
                .filter(Exists(unheld.filter(promises=OuterRef("pk")))))

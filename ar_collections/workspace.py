@@ -1066,8 +1066,10 @@ def dispute_open(
         outbox.mail_queue(message, customer=customer, purpose=MailPurpose.DISPUTE_ROUTING, actor=actor,
                           invoice=invoice)
     letters_withdraw_held(on=on, customer=customer, actor=actor, by=f"the dispute on {invoice.number}")
-    worklist.ladder_items_followed_up(customer_ids=[customer.pk], actor=actor, on=on,
-                                      because=f"followed up: dispute opened on {invoice.number}")
+    # A dispute of all the invoice owes follows up a broken promise or plan
+    # of it, and a finished ladder's item once it holds all that is overdue.
+    worklist.items_followed_up(invoices=[invoice], actor=actor, on=on,
+                               because=f"followed up: dispute opened on {invoice.number}")
     return dispute
 
 

@@ -346,3 +346,30 @@ def test_dunning_resumes_at_the_next_step_when_the_plan_that_withdrew_the_letter
     assert next_step.status == ActionStatus.DONE
     assert set(next_step.lines.values_list("invoice", flat=True)) == set(
         account.invoices.values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize(("disputed", "status"), [(None, WorkStatus.DONE), ("699.99", WorkStatus.OPEN)])
+def test_a_broken_promise_leaves_the_worklist_when_a_dispute_of_all_that_is_left_follows_it(
+    make_account, collector, disputed, status
+):
+    """A dispute opened after the break of all the invoice still owes holds
+    it (the planner chases nothing of it): the break is followed up. One of
+    part of it leaves the rest to chase, and the item stays."""
+    account = make_account()
+    small, large = account.invoices.order_by("total_amount")
+    item, late = broken_promise(account, collector)
+    workspace.payment_record(customer=account, amount=Decimal("500.00"), currency="EUR", received_on=late,
+                             allocations=[(small, Decimal("500.00"))], reference="BANK-1")
+
+    workspace.dispute_open(customer=account, actor=collector, invoice=large, reason="price",
+                           description="Not the agreed price.", on=late,
+                           amount=Decimal(disputed) if disputed else None)
+
+    item.refresh_from_db()
+    assert item.status == status
+    assert (item in worklist.items_for(assignee=collector, on=late)) == (status == WorkStatus.OPEN)
+    assert eligible_invoices(on=late).filter(pk=large.pk).exists() == (status == WorkStatus.OPEN)
+    # The daily refresh agrees.
+    worklist.worklist_refresh(on=late)
+    item.refresh_from_db()
+    assert item.status == status
