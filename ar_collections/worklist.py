@@ -337,22 +337,23 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
 
 
 def _overdue_unheld(*, on: dt.date) -> QuerySet[Invoice]:
-    """Invoices overdue on `on` that no open promise paying them in full,
-    live plan (in force or waiting for a manager) nor open dispute of all
-    they owe holds, each with `unheld_amount`: what it owes less what a
-    dispute of part of it holds back, as the planner reads disputes
-    (dunning.eligible_invoices). Money nobody is doing anything about, once
-    the ladder has nothing more to send: a dispute of EUR 1.00 of an invoice
-    leaves the rest of it to chase."""
+    """Invoices overdue on `on` that nothing holds: no open promise paying
+    them in full, live plan (in force or waiting for a manager) nor open
+    dispute of all they owe (_followed_up), nor a pause in force on them or
+    their account (a manual hold, an approved exception, a write-off
+    waiting: models.account_pause_holds), each with `unheld_amount`: what it
+    owes less what a dispute of part of it holds back, as the planner reads
+    disputes (dunning.eligible_invoices). Money nobody is doing anything
+    about, once the ladder has nothing more to send: a dispute of EUR 1.00
+    of an invoice leaves the rest of it to chase. A finished ladder's first
+    item and its comeback (ladder_items_back) both read it."""
     from ar_collections import dunning  # it imports this module
 
-    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
-    disputed_whole = DunningPause.objects.active(on=on).filter(
-        invoice=OuterRef("pk"), kind=PauseKind.DISPUTE).exclude(dunning.DISPUTED_IN_PART)
+    paused = DunningPause.objects.active(on=on).filter(
+        Q(customer=OuterRef("customer_id"), invoice=OuterRef("pk")) | account_pause_holds()
+    ).exclude(dunning.DISPUTED_IN_PART)
     return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0, due_date__lt=on).exclude(
-        _promise_holds(on=on)
-        | Exists(live_plans.filter(invoices=OuterRef("pk")))
-        | Exists(disputed_whole)
+        _followed_up(on=on) | Exists(paused)
     ).annotate(unheld_amount=F("open_amount") - dunning.disputed_part(on=on))
 
 
@@ -561,9 +562,10 @@ def ladder_items_followed_up(*, because: str = "", actor=None, customer_ids=None
     all) that something has followed: a new step in the cycle carried out or
     under way (one skipped or failed told the customer nothing, and the
     ladder has still nothing more to send), its cycle closed, or nothing
-    overdue on `on` (today by default) left that no promise, plan or dispute
-    holds (paid in full, or one of those agreed since). Each end goes on the
-    timeline with why (`because`, else in words of what followed)."""
+    overdue on `on` (today by default) left that nothing holds
+    (_overdue_unheld: paid in full, or a promise, plan, dispute or pause
+    since). Each end goes on the timeline with why (`because`, else in words
+    of what followed)."""
     on = on or timezone.localdate()
     items = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.LADDER_ENDED)
     if customer_ids is not None:
@@ -586,8 +588,8 @@ def ladder_items_followed_up(*, because: str = "", actor=None, customer_ids=None
         elif item.action.cycle.closed_on is not None:
             why = "the cycle is over: nothing it chased is still open"
         else:
-            why = because or ("nothing overdue is left to chase: it was paid, or a promise, plan or dispute "
-                              "holds it")
+            why = because or ("nothing overdue is left to chase: it was paid, or a promise, plan, dispute "
+                              "or pause holds it")
         closed += items_close(actor=actor, because=why, pk=item.pk)
     return closed
 
@@ -664,13 +666,7 @@ def ladder_items_back(*, on: dt.date) -> int:
     not while another is open. Returns how many items were added."""
     cutoff = on - dt.timedelta(days=LADDER_WATCH_DAYS)
     ladder_items = WorkItem.objects.filter(kind=WorkKind.LADDER_ENDED)
-    from ar_collections import dunning  # it imports this module
-
-    # A dispute of part of an invoice holds that part only (_overdue_unheld counts the rest).
-    paused = DunningPause.objects.active(on=on).filter(
-        Q(customer=OuterRef("customer_id"), invoice=OuterRef("pk")) | account_pause_holds()
-    ).exclude(dunning.DISPUTED_IN_PART)
-    unheld = _overdue_unheld(on=on).exclude(Exists(paused))
+    unheld = _overdue_unheld(on=on)
     added = 0
     for item in (
         ladder_items.filter(status=WorkStatus.DONE, done_at__date__lte=cutoff,

@@ -661,3 +661,31 @@ def test_a_done_item_back_while_its_collector_is_away_keeps_its_cover(account, c
     item.refresh_from_db()
     assert item.status == WorkStatus.OPEN
     assert item.title.endswith(f"decide the next action (covering for {person_name(collector)})")
+
+
+@pytest.mark.parametrize("held", ["manual_hold", "exception"])
+def test_nothing_is_listed_while_a_hold_or_an_approved_exception_holds_the_account_as_its_comeback_reads_it(
+    account, collector, manager, held
+):
+    """The first item reads the same holds as its comeback 14 days later
+    (ladder_items_back): a hold the first ignored would list money that the
+    comeback, and the planner, take as held."""
+    ladder_taken(account)
+    with frozen(ON):
+        if held == "manual_hold":
+            workspace.pause_set(customer=account, actor=collector, ends_on=ON + dt.timedelta(days=10),
+                                reason="Their new AP clerk starts next week.", on=ON)
+        else:
+            asked = workspace.exception_request(customer=account, actor=collector, kind="pause", on=ON,
+                                                reason="Owner in hospital",
+                                                pause_until=ON + dt.timedelta(days=10))
+            workspace.exception_decide(request=asked, manager=manager, approve=True, note="Yes", on=ON)
+    assert account.dunning_pauses.get().kind == held
+
+    worklist.worklist_refresh(on=ON)
+    assert items(account) == []
+
+    # Once the hold is over, with the money still overdue, it is listed.
+    worklist.worklist_refresh(on=ON + dt.timedelta(days=11))
+    [item] = items(account)
+    assert item.status == WorkStatus.OPEN
