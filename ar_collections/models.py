@@ -893,9 +893,24 @@ class DunningPause(models.Model):
         ]
 
     def __str__(self) -> str:
-        what = self.invoice or "whole account"
         until = format_day(self.ends_on) if self.ends_on else "resolved"
-        return f"{self.get_kind_display()} on {what} until {until}"
+        return f"{self.held_said} until {until}"
+
+    @property
+    def held_said(self) -> str:
+        """What the pause holds, in the words every page uses: "EUR 4,000.00
+        of INV-1 in dispute" (a dispute of part of it, disputed_in_part),
+        "Open dispute on INV-1", "Manual hold on the account", and for
+        extended terms on the whole account the invoices they hold (holds)."""
+        part = self.disputed_in_part()
+        if part is not None:
+            return f"{format_money(part, self.invoice.currency)} of {self.invoice.number} in dispute"
+        if self.invoice_id is not None:
+            return f"{self.get_kind_display()} on {self.invoice.number}"
+        if self.account_terms:
+            return (f"Extended terms on the invoices issued by {format_day(self.starts_on)} that fall due "
+                    "before their end")
+        return f"{self.get_kind_display()} on the account"
 
     def disputed_in_part(self) -> Decimal | None:
         """What of its invoice the pause's dispute holds back, when that is

@@ -1151,7 +1151,7 @@ def dunning_card_context(
         action.customer = customer
     _no_decision_needed_said(actions)
     pauses = list(
-        customer.dunning_pauses.active(on=today).select_related("invoice", "owner", "dispute")
+        customer.dunning_pauses.active(on=today).select_related("invoice", "owner", "dispute", "exception")
         .order_by("ends_on", "pk")
     )
     # A rejected form stays on show even when the cycle has closed meanwhile: it carries the why.

@@ -158,6 +158,28 @@ def test_the_account_page_s_pauses_say_how_much_of_an_invoice_disputed_in_part_i
     assert f"Open dispute on {small.number} until resolved" in line
 
 
+def test_the_dunning_card_and_the_pause_itself_say_how_much_of_an_invoice_disputed_in_part_is_in_dispute(
+    client, collector, account, invoices
+):
+    """One wording wherever a pause is named: the header's Pauses line, the
+    Dunning card's "Pauses in force" and the pause itself (as the admin and
+    its choices show it)."""
+    small, large = invoices
+    dispute(account, large, collector, on=days(20), amount="140.00")
+    dispute(account, small, collector, on=days(20))
+    client.force_login(collector)
+
+    with frozen(days(20)):
+        page = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+
+    card = " ".join(page.split("Pauses in force")[1].split("</ul>")[0].split())
+    assert f"EUR 140.00 of {large.number} in dispute</strong>, until resolved" in card
+    assert f"Open dispute on {small.number}</strong>, until resolved" in card
+    said = {p.invoice_id: str(p) for p in DunningPause.objects.filter(customer=account)}
+    assert said == {large.pk: f"EUR 140.00 of {large.number} in dispute until resolved",
+                    small.pk: f"Open dispute on {small.number} until resolved"}
+
+
 def test_once_the_undisputed_rest_is_paid_the_pauses_say_the_whole_invoice_is_in_dispute(
     client, collector, account, invoices
 ):
