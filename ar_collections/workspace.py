@@ -2152,21 +2152,33 @@ def _first_open_invoice(customer_id: int) -> Invoice | None:
     return Invoice.objects.open().filter(customer=customer_id).order_by("due_date", "pk").first()
 
 
-def extended_terms_cover(request: ExceptionRequest, *, until: dt.date | None = None
-                         ) -> tuple[list[Invoice], list[Invoice]]:
+def extended_terms_cover(request: ExceptionRequest, *, on: dt.date, until: dt.date | None = None
+                         ) -> tuple[list[Invoice], list[Invoice], list[Invoice]]:
     """For extended terms on the whole account, until `until` (the day
-    asked, by default): the open invoices they give more time to pay (those
-    falling due before that day), and those they do not (falling due on it
-    or after, their own terms give them as long). Due date order."""
-    until = until or request.pause_until
+    asked, by default), granted on `on` (or on the day they were, once
+    approved): the open invoices they give more time to pay, as dunning will
+    hold them (DunningPause.holds: owed on that day, falling due before
+    `until`); those they do not because they fall due on it or after (their
+    own terms give them as long); and those issued after that day, which
+    were never asked about. Due date order."""
+    granted = (request.pauses.filter(invoice__isnull=True).values_list("starts_on", "ends_on").first()
+               if request.status == ExceptionStatus.APPROVED else None)
+    starts_on, ends_on = granted or (on, until or request.pause_until)
+    # The pause approving writes (or wrote): what it holds is the pause's rule.
+    terms = DunningPause(customer_id=request.customer_id, kind=PauseKind.EXCEPTION, exception=request,
+                         starts_on=starts_on, ends_on=ends_on)
     invoices = list(Invoice.objects.open().filter(customer=request.customer_id).order_by("due_date", "pk"))
-    return [i for i in invoices if i.due_date < until], [i for i in invoices if i.due_date >= until]
+    issued_since = [i for i in invoices if i.issue_date > terms.starts_on]
+    return ([i for i in invoices if terms.holds(i)],
+            [i for i in invoices if i.due_date >= terms.ends_on and i not in issued_since], issued_since)
 
 
-def extended_terms_cover_said(covered: list[Invoice], later: list[Invoice], *, due: bool = False) -> str:
+def extended_terms_cover_said(covered: list[Invoice], later: list[Invoice], issued_since: list[Invoice] = (),
+                              *, due: bool = False) -> str:
     """"gives more time to pay for INV-1 and INV-2; not for INV-3, which
-    falls due on 30 Sep 2025, after that day." (`due`: each covered one with
-    its due date)."""
+    falls due on 30 Sep 2025, after that day; nor for INV-4, issued on
+    9 Aug 2025, after they take effect." (`due`: each covered one with its
+    due date)."""
     def named(invoice: Invoice) -> str:
         return f"{invoice.number} (due {format_day(invoice.due_date)})" if due else invoice.number
 
@@ -2180,6 +2192,10 @@ def extended_terms_cover_said(covered: list[Invoice], later: list[Invoice], *, d
         falls = "falls" if len(later) == 1 else "fall"
         days = joined([format_day(i.due_date) for i in later])
         said += f"; not for {joined([i.number for i in later])}, which {falls} due on {days}, after that day"
+    if issued_since:
+        days = joined([format_day(i.issue_date) for i in issued_since])
+        said += (f"; {'nor' if later else 'not'} for {joined([i.number for i in issued_since])}, issued on "
+                 f"{days}, after they take effect")
     return said + "."
 
 

@@ -729,7 +729,7 @@ def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
         )
         done = "Exception requested; it is in the managers' queue."
         if asked.kind == ExceptionKind.EXTENDED_TERMS and asked.invoice_id is None:
-            covers = workspace.extended_terms_cover_said(*workspace.extended_terms_cover(asked))
+            covers = workspace.extended_terms_cover_said(*workspace.extended_terms_cover(asked, on=today))
             done += f" Until {format_day(asked.pause_until)} it {covers}"
         return done
 
@@ -973,7 +973,7 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
     # Extended terms for the whole account: the open invoices they give more time, and those they do not.
     account_terms = (getattr(subject, "kind", None) == ExceptionKind.EXTENDED_TERMS
                      and subject.invoice_id is None and subject.pause_until)
-    terms_cover = workspace.extended_terms_cover(subject) if account_terms else None
+    terms_cover = workspace.extended_terms_cover(subject, on=timezone.localdate()) if account_terms else None
     # A write-off's invoices, each as it stands now beside what it owed when asked.
     write_off_lines = (workspace.write_off_lines_now(subject)
                        if getattr(subject, "kind", None) == ExceptionKind.WRITE_OFF else None)

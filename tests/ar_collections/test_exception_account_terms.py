@@ -111,3 +111,37 @@ def test_account_wide_terms_are_not_granted_until_a_day_before_any_open_invoice_
     assert ("INV-3001 falls due on 31 Aug 2025: extended terms are granted until 1 Sep 2025 at the earliest."
             in " ".join(refused.value.messages))
     assert state() == before
+
+
+def test_account_wide_terms_list_as_covered_only_what_approving_them_holds(
+    client, collector, manager, customer, make_invoice, not_yet_due
+):
+    """An invoice issued after the day the terms take effect (one the ERP
+    dated ahead) falls due before they end, but they were never asked about
+    it: approved, they do not hold it, so neither the request nor the
+    manager's page lists it as covered, nor counts its money."""
+    make_invoice(customer, issued=dt.date(2025, 8, 9), due=dt.date(2025, 9, 8), amount="50.00",
+                 number="INV-3003")
+    client.force_login(collector)
+
+    response = client.post(request_url(customer), {"kind": ExceptionKind.EXTENDED_TERMS,
+                                                   "pause_until": "2025-09-15", "reason": "Cash tight"},
+                           follow=True)
+
+    assert ("Until 15 Sep 2025 it gives more time to pay for INV-3001; not for INV-3002, which falls due on "
+            "30 Sep 2025, after that day; nor for INV-3003, issued on 9 Aug 2025, after they take effect."
+            ) in text_of(response)
+    asked = ExceptionRequest.objects.get()
+    client.force_login(manager)
+    page = text_of(client.get(reverse("collections:exception_decide", args=[asked.pk])))
+    assert "It gives more time to pay for INV-3001 (due 31 Aug 2025); not for INV-3002" in page
+    assert "this request covers EUR 800.00" in page
+
+    workspace.exception_decide(request=asked, manager=manager, approve=True, note="Yes", on=TODAY)
+    pause = DunningPause.objects.select_related("exception").get(exception=asked)
+    covered, _, _ = workspace.extended_terms_cover(asked, on=TODAY)
+    assert [i.number for i in customer.invoices.order_by("due_date") if pause.holds(i)] == [
+        i.number for i in covered] == ["INV-3001"]
+    page = text_of(client.get(reverse("customers:detail", args=[customer.pk])))
+    assert "Extended terms on the invoices issued by 5 Aug 2025 that fall due before their end" in page
+    assert "the whole account" not in page
