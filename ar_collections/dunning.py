@@ -313,6 +313,23 @@ def eligible_invoices(*, on: dt.date) -> models.QuerySet[Invoice]:
     )
 
 
+def invoices_held_through(*, on: dt.date) -> models.QuerySet[Invoice]:
+    """Open invoices with something owed, each with `held_through`: the last
+    day the pauses in force on `on` hold it by eligible_invoices()' rules
+    (None when none does, dt.date.max while one lasts until resolved), and
+    `asked_amount` as eligible_invoices() gives it. For days ahead: the
+    invoice is eligible on a later day once that day is past `held_through`,
+    if no pause starts meanwhile (Coming up)."""
+    holding = DunningPause.objects.active(on=on).filter(
+        Q(customer=OuterRef("customer_id"), invoice=OuterRef("pk")) | account_pause_holds()
+    ).exclude(DISPUTED_IN_PART)
+    end = Coalesce("ends_on", Value(dt.date.max), output_field=DateField())
+    return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0).annotate(
+        held_through=Subquery(holding.annotate(end=end).order_by("-end").values("end")[:1]),
+        asked_amount=F("open_amount") - disputed_part(on=on),
+    )
+
+
 def _in_reach(book: dict[str, Ladder], *, on: dt.date, prefix: str = "") -> Q:
     """Invoices within reach of their customer's ladder on `on` (date comparisons only)."""
     q = Q(pk__in=[])

@@ -35,7 +35,7 @@ from ar_collections.dunning import (
     copies_told,
     cycle_ladder,
     cycles_over,
-    eligible_invoices,
+    invoices_held_through,
     planned_pay_by,
     step_due_on,
     steps_in_force,
@@ -62,7 +62,8 @@ DEFAULT_DAYS = 7
 # What the projection cannot know or does not follow, in the page's words.
 APPROXIMATIONS = (
     "Nobody pays, replies, disputes or promises anything, and no new invoice is issued.",
-    "Pauses stay as they are today: one that ends within these days is taken to hold to their end.",
+    "Pauses stay as they are today: one that ends within these days releases what it holds the day "
+    "after it ends, and none starts meanwhile.",
     "Each step is taken as carried out on its day: reviews and approvals given, e-mails sent and "
     "letters posted that same day. A step already waiting today for a review, an approval, the mail "
     "server or the print queue is shown holding its account back for the whole time, as nobody can "
@@ -153,7 +154,8 @@ class _Account:
     """What the projection needs of one account, as it stands before the first day."""
 
     customer: Customer
-    invoices: list[tuple[dt.date, str, Decimal]]  # eligible: (due date, currency, asked amount)
+    # Open: (due date, currency, asked amount, the last day a pause holds it or None).
+    invoices: list[tuple[dt.date, str, Decimal, dt.date | None]]
     stand: dict | None  # the open cycle's CYCLE_STAND figures; None without one
     cycle_id: int | None
     last_contact: dt.date | None
@@ -192,11 +194,12 @@ def book_read(*, today: dt.date, ladders: dict[str, Ladder]) -> Book:
         ).order_by("name", "pk")
     }
     invoices: dict[int, list] = defaultdict(list)
-    for customer_id, due_date, currency, asked in (
-        eligible_invoices(on=first).order_by("customer_id", "due_date", "pk")
-        .values_list("customer_id", "due_date", "currency", "asked_amount")
+    # Held ones too, with the day their pauses end: each is chased from the day after.
+    for customer_id, due_date, currency, asked, held_through in (
+        invoices_held_through(on=first).order_by("customer_id", "due_date", "pk")
+        .values_list("customer_id", "due_date", "currency", "asked_amount", "held_through")
     ):
-        invoices[customer_id].append((due_date, currency, asked))
+        invoices[customer_id].append((due_date, currency, asked, held_through))
     stands = {
         row["customer_id"]: row for row in DunningCycle.objects.filter(closed_on__isnull=True)
         .values("pk", "customer_id", "cause", *TOLD_OUTSIDE_THE_LADDER).annotate(**CYCLE_STAND)
@@ -265,7 +268,9 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
     # Terms the account has already, as the planner reads them: their steps are passed over.
     in_force = steps_in_force(on_credit_hold=customer.on_credit_hold, terms_type=customer.terms_type)
     for day in days:
-        in_reach = [i for i in account.invoices if i[0] <= day - dt.timedelta(days=own.reach)]
+        # Eligible that night: no pause in force today holds it any more.
+        eligible = [i for i in account.invoices if i[3] is None or i[3] < day]
+        in_reach = [i for i in eligible if i[0] <= day - dt.timedelta(days=own.reach)]
         if not in_reach:
             continue
         if stand is None:
@@ -282,7 +287,7 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
         if day < step_due_on(ladder, step, oldest_due=oldest_due, pay_by=pay_by, last_contact=contacted):
             continue
         totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for _, currency, asked in in_reach:
+        for _, currency, asked, _ in in_reach:
             totals[currency] += asked
         if not above_minimum(ladder.policy, totals):
             continue
@@ -290,7 +295,7 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
         # what falls due by then (dunning._insert_lines).
         listed_until = day - dt.timedelta(days=min(step.day_offset, 1))
         amounts: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for due_date, currency, asked in account.invoices:
+        for due_date, currency, asked, _ in eligible:
             if due_date <= listed_until:
                 amounts[currency] += asked
         channel = route_for(action=DunningAction(step=step, customer=customer), day=day).channel

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from ar_collections import simulator
+from ar_collections import simulator, workspace
 from ar_collections.dunning import ladders, run_plan, run_start
 from ar_collections.models import (
     ActionStatus,
@@ -92,6 +92,38 @@ def test_the_projection_agrees_with_what_the_runs_then_plan(book):
 
     planned = DunningAction.objects.values_list("customer__name", "step__position", "planned_on")
     assert set(planned) == expected
+
+
+def runs_planned(days: int = 15) -> set[tuple[str, int, dt.date]]:
+    """What the nightly runs of the next `days` plan, each step carried out on its day."""
+    for n in range(days):
+        with frozen(day(n)):
+            run_plan(run=run_start(run_date=day(n)))
+            done = timezone.now()
+            DunningAction.objects.filter(status=ActionStatus.PLANNED).update(
+                status=ActionStatus.DONE, done_at=done, printed_at=done,
+            )
+    return set(DunningAction.objects.values_list("customer__name", "step__position", "planned_on"))
+
+
+def test_a_hold_ending_within_the_days_releases_its_invoices_the_night_after_it_ends(book, collector):
+    """Acme's first e-mail, due on 6 Aug, waits for a hold on the account
+    until 9 Aug and goes out on the 10th, as the runs then plan it; Bolt's
+    hold on its EUR invoice until 12 Aug leaves its USD one to chase."""
+    workspace.pause_set(customer=book["acme"], actor=collector, ends_on=day(4), on=TODAY,
+                        reason="Their AP clerk is back on the 10th.")
+    [eur] = book["bolt"].invoices.filter(currency="EUR")
+    workspace.pause_set(customer=book["bolt"], actor=collector, ends_on=day(7), on=TODAY, invoice=eur,
+                        reason="Waiting for their purchase order.")
+
+    days = projected()
+    expected = steps_by_day(days)
+
+    assert {(name, position, on) for name, position, on in expected if name == "Acme Tools"} == {
+        ("Acme Tools", 1, day(5))}
+    bolt_money = {d.day: d.money for d in days if any(p.customer.name == "Bolt Supplies" for p in d.steps)}
+    assert bolt_money[day(0)] == [("USD", Decimal("80.00"))]
+    assert runs_planned() == expected
 
 
 def test_a_day_counts_its_steps_by_channel_and_its_money_by_currency(book):
