@@ -92,6 +92,11 @@ def _route(customer: Customer, step: DunningStep, *, day: dt.date) -> _Routing:
             notes.append(f"{changed[-1]}: in writing")
     elif step_action == StepAction.ESCALATE_PRINCIPAL:
         wanted = _PREFERRED.get(contact.reminder_channel, Channel.EMAIL)
+        if wanted == Channel.PHONE:
+            # The action's note needs no word on it (its step is named "by
+            # phone"), but the account page's preview would otherwise read as
+            # if the escalation were written: nothing put in writing is a change.
+            changed.append(f"{contact.name} prefers {_PLURAL[Channel.PHONE]}")
     else:
         wanted = Channel.EMAIL if step_action == StepAction.EMAIL else Channel.LETTER
         preferred = _WRITTEN.get(contact.reminder_channel)

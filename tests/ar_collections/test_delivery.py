@@ -51,6 +51,7 @@ from customers.models import (
     ContactRole,
     EventKind,
     Language,
+    ReminderChannel,
     Segment,
     TermsType,
     TimelineEvent,
@@ -555,6 +556,31 @@ def test_the_preview_of_an_escalation_to_a_principal_on_file_says_nothing_of_a_f
         preview = next_step(account, on=days(16))
 
     assert (preview.step.action, preview.note) == (StepAction.ESCALATE_PRINCIPAL, "")
+
+
+def test_the_preview_of_an_escalation_to_a_principal_who_prefers_calls_says_it_becomes_a_call_task(
+    make_account, make_contact, plan_and_deliver, smtp_server, client, collector
+):
+    """The send makes a call task of it (route_for); the account page says so beforehand."""
+    account = make_account(Segment.PROMPT)
+    make_contact(account, name="Paula Owner", role=ContactRole.PRINCIPAL, email="paula@acme.test",
+                 phone="+49 30 1", reminder_channel=ReminderChannel.PHONE)
+    for day in (3, 15):  # the letter the day after the e-mail's pay-by date, Monday 16 Mar
+        plan_and_deliver(days(day))
+    client.force_login(collector)
+
+    with frozen(days(16)):
+        preview = next_step(account, on=days(16))
+        page = " ".join(client.get(reverse("customers:detail", args=[account.pk])).content.decode().split())
+
+    said = "Paula Owner prefers calls: it becomes a call task for carla."
+    assert (preview.step.action, preview.note) == (StepAction.ESCALATE_PRINCIPAL, said)
+    assert said in page
+    sent = len(smtp_server.messages)
+    plan_and_deliver(preview.due_on)
+    action = DunningAction.objects.get(customer=account, step=preview.step)
+    assert (action.channel, action.recipient.name) == (Channel.PHONE, "Paula Owner")
+    assert len(smtp_server.messages) == sent
 
 
 def test_the_preview_of_an_escalation_names_whom_an_absent_principal_asked_us_to_write_to_as_the_send_does(
