@@ -108,11 +108,12 @@ from ar_collections.models import (
     StepAction,
     StepFee,
     Tone,
+    WordingKind,
     WorkKind,
     lists_open_invoice,
 )
 from ar_collections.services import credit_terms_in_force_skip
-from ar_collections.wording import wording_in_force
+from ar_collections.wording import cover_wording_in_force, wording_in_force
 from arcrm import roles
 from arcrm.dates import format_day, next_working_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
@@ -1176,7 +1177,7 @@ def _notice(action, lines, contact, *, language: str, today: dt.date) -> renderi
         interest_rate_percent=step.interest_rate_percent,
         offer_payment_plan=action.cycle.cause == MissCause.STUFF_HAPPENS,
         reference=f"D-{action.pk}",
-        wording=wording_in_force(step.tone, language),
+        wording=wording_in_force(WordingKind.DUNNING, step.tone, language),
     )
 
 
@@ -1227,6 +1228,7 @@ def invoice_copy(customer: Customer, invoice: Invoice, contact: Contact, *, send
             invoice.disputes.filter(status=DisputeStatus.OPEN).aggregate(part=Sum("disputed_amount"))["part"]
             or ZERO,
         ),
+        wording=cover_wording_in_force(WordingKind.INVOICE_COPY, contact.language),
     )
 
 
@@ -1857,7 +1859,7 @@ def invoices_resend(*, customer_id: int, on: dt.date) -> str:
             ),
             collector_name=person_name(collector),
             collector_email=collector.email, reference=f"R-{cycle.pk}",
-            wording=wording_in_force(Tone.FRIENDLY, language),
+            wording=wording_in_force(WordingKind.DUNNING, Tone.FRIENDLY, language),
             # The amount due is what the last notice said is owed: its charges and credits too.
             credits=_credits_on_notice(customer), charges=_charges_standing(customer),
         )

@@ -2234,27 +2234,44 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.user}{', revoked' if self.revoked_at else ''})"
 
 
+class WordingKind(models.TextChoices):
+    """The documents whose words the Wording page edits, each per language
+    (and a notice per tone too)."""
+
+    DUNNING = "dunning", "Dunning notice"
+    INVOICE_COPY = "invoice_copy", "Invoice copy"
+    STATEMENT = "statement", "Statement"
+
+
+# The tone of a document that has none (anything but a notice): 0, not NULL,
+# so that the unique constraint holds for them too.
+NO_TONE = 0
+
+
 class WordingVersionQuerySet(models.QuerySet):
-    def of(self, tone: int, language: str) -> WordingVersionQuerySet:
-        """A tone × language's versions, the newest first."""
-        return self.filter(tone=tone, language=language).order_by("-number")
+    def of(self, kind: str, tone: int, language: str) -> WordingVersionQuerySet:
+        """A document kind × tone × language's versions, the newest first."""
+        return self.filter(kind=kind, tone=tone, language=language).order_by("-number")
 
 
 class WordingVersion(models.Model):
-    """One save of a tone × language's words to customers, from the Wording
-    page: the newest is what notices of that tone and language say. The
+    """One save of a document's words to customers (a notice of a tone, an
+    invoice copy's or a statement's cover e-mail) in a language, from the
+    Wording page: the newest is what those documents say. The
     versions before it stay as its history (who, when, what it said before
     and after: DESIGN invariant 4). `shipped` is a manager putting back the
     text shipped with the product: the templates' files speak again, and
     their parts here are blank.
 
     The parts are the words without their frame: the subject's text, and the
-    text and HTML e-mails' `intro` and `request` blocks, which the layouts of
-    the e-mail and the letter fill (ar_collections/wording.py adds the rest)."""
+    text and HTML e-mails' blocks, which the layouts fill (a notice's `intro`
+    and `request`, in the e-mail and the letter; a cover e-mail's `body`):
+    ar_collections/wording.py adds the rest."""
 
-    tone = models.PositiveSmallIntegerField(choices=Tone.choices)
+    kind = models.CharField(max_length=16, choices=WordingKind.choices, default=WordingKind.DUNNING)
+    tone = models.PositiveSmallIntegerField(choices=Tone.choices)  # NO_TONE for anything but a notice
     language = models.CharField(max_length=8)
-    # 1, 2, 3 … per tone × language: a save names the version it was made
+    # 1, 2, 3 … per kind × tone × language: a save names the version it was made
     # from, so that of two managers editing the same words at once the second
     # is refused (by the constraint) instead of silently undoing the first.
     number = models.PositiveIntegerField()
@@ -2275,9 +2292,10 @@ class WordingVersion(models.Model):
         ordering = ["-number"]
         constraints = [
             # Also the index every notice rendered reads its tone × language's newest version by.
-            models.UniqueConstraint(fields=["tone", "language", "number"],
+            models.UniqueConstraint(fields=["kind", "tone", "language", "number"],
                                     name="wording_version_number_once"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_tone_display()} {self.language}, version {self.number}"
+        tone = f" {self.get_tone_display()}" if self.tone != NO_TONE else ""
+        return f"{self.get_kind_display()}{tone} {self.language}, version {self.number}"

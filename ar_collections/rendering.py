@@ -48,7 +48,7 @@ from django.template.base import Variable
 from django.template.loader import get_template
 from django.urls import NoReverseMatch
 
-from ar_collections.models import Tone, disputed_in_full
+from ar_collections.models import NO_TONE, Tone, WordingKind, disputed_in_full
 from arcrm import kpi
 from arcrm.dates import format_day, format_day_long
 from arcrm.money import ZERO, money_digits
@@ -914,8 +914,13 @@ def render_to_string(name: str, context: dict, template=None) -> str:
 def wording_language(language: str, tone: int) -> tuple[str, str]:
     """The language the notice is written in, and a note when it is not the one asked for."""
     asked = (language or FALLBACK_LANGUAGE).lower()
-    written = text_language(asked, wording_template_name(tone, "{language}", "subject"))
+    written = written_language(WordingKind.DUNNING, tone, asked)
     return written, "" if written == asked else f"no wording in language {asked!r} yet: written in English"
+
+
+def written_language(kind: str, tone: int, language: str) -> str:
+    """The language a document of `kind` (a notice of `tone`) asked for in `language` is written in."""
+    return text_language(language, wording_template_name(kind, tone, "{language}", "subject"))
 
 
 def totals(notice: Notice) -> list[Totals]:
@@ -937,7 +942,7 @@ def totals(notice: Notice) -> list[Totals]:
 
 def render_email(notice: Notice) -> RenderedEmail:
     context = _context(notice, layout="email/dunning/_layout.html")
-    return _email(context["template_base"], context, _wording_templates(notice, context))
+    return _email(context["template_base"], context, _notice_wording(notice, context))
 
 
 def _email(base: str, context: dict, edited: dict | None = None) -> RenderedEmail:
@@ -960,7 +965,7 @@ def _render_part(base: str, part: str, context: dict, edited: dict) -> str:
 def render_letter_html(notice: Notice) -> str:
     """The letter's HTML: the e-mail's subject and HTML wording in the letter's layout."""
     context = _context(notice, layout="pdf/dunning_letter.html")
-    edited = _wording_templates(notice, context)
+    edited = _notice_wording(notice, context)
     subject = _subject(_render_part(context["template_base"], "subject", context, edited))
     return _render_part(context["template_base"], "html", {**context, "subject": subject}, edited)
 
@@ -972,29 +977,44 @@ def render_letter(notice: Notice) -> bytes:
 
 # --- wording edited on the Wording page ---------------------------------------
 
-# A tone × language's words as the Wording page edits them: the subject's text
-# and the intro and request blocks of the text and HTML e-mails, without the
-# frame every one of them has in its file (the layout it extends, the
-# subject's autoescape off). The frame is ours to keep: the layouts put the
-# same blocks in the e-mail and in the letter, so they keep saying the same.
+# A document's words as the Wording page edits them (a notice of a tone, an
+# invoice copy's or a statement's cover e-mail, in a language): the subject's
+# text and the blocks of the text and HTML e-mails, without the frame every
+# one of them has in its file (the layout it extends, the subject's
+# autoescape off). The frame is ours to keep: a notice's layouts put the same
+# blocks in the e-mail and in the letter, so they keep saying the same.
 WORDING_PARTS = ("subject", "text", "html")
-WORDING_FRAMES = {
-    "subject": ("{% autoescape off %}", "{% endautoescape %}"),
-    "text": ('{% extends "email/dunning/_layout.txt" %}\n', ""),
-    "html": ("{% extends layout %}\n", ""),
-}
 WORDING_SUFFIXES = {"subject": ".subject.txt", "text": ".txt", "html": ".html"}
+# The blocks each kind's layouts fill, in the text and the HTML e-mail alike.
+WORDING_BLOCKS = {
+    WordingKind.DUNNING: ("intro", "request"),
+    WordingKind.INVOICE_COPY: ("body",),
+    WordingKind.STATEMENT: ("body",),
+}
 # After a template's name in an error: the text is the one saved on the page, not the file.
 WORDING_EDITED = " as edited on the Wording page"
 
 
-def wording_template_name(tone: int, language: str, part: str) -> str:
-    return f"email/dunning/{TONE_FOLDERS[Tone(tone)]}/{language}{WORDING_SUFFIXES[part]}"
+def wording_frame(kind: str, part: str) -> tuple[str, str]:
+    """What a part's file has around its words: the subject's autoescape off,
+    or the layout the e-mail extends (a notice's HTML, the e-mail's or the
+    letter's, as the context's `layout` says)."""
+    if part == "subject":
+        return "{% autoescape off %}", "{% endautoescape %}"
+    if kind == WordingKind.DUNNING and part == "html":
+        return "{% extends layout %}\n", ""
+    return f'{{% extends "email/{kind}/_layout{WORDING_SUFFIXES[part]}" %}}\n', ""
 
 
-def wording_unframed(part: str, source: str) -> str:
+def wording_template_name(kind: str, tone: int, language: str, part: str) -> str:
+    """The file a document's part is shipped in: email/<kind>/[<tone>/]<language>.<part>."""
+    folder = f"email/{kind}/{TONE_FOLDERS[Tone(tone)]}" if kind == WordingKind.DUNNING else f"email/{kind}"
+    return f"{folder}/{language}{WORDING_SUFFIXES[part]}"
+
+
+def wording_unframed(kind: str, part: str, source: str) -> str:
     """A wording file's text without its frame (the shipped files all have it)."""
-    head, tail = WORDING_FRAMES[part]
+    head, tail = wording_frame(kind, part)
     head, source = head.rstrip("\n"), source.rstrip("\n")
     if source.startswith(head) and source.endswith(tail):
         source = source[len(head):len(source) - len(tail)]
@@ -1002,23 +1022,26 @@ def wording_unframed(part: str, source: str) -> str:
     return source
 
 
-def _wording_templates(notice: Notice, context: dict) -> dict:
-    """The compiled parts of the notice's edited wording; none for the shipped files."""
-    if notice.wording is None:
+def _notice_wording(notice: Notice, context: dict) -> dict:
+    return _wording_templates(WordingKind.DUNNING, notice.tone, context["language"], notice.wording)
+
+
+def _wording_templates(kind: str, tone: int, language: str, wording: dict[str, str] | None) -> dict:
+    """The compiled parts of a document's edited wording; none for the shipped files."""
+    if wording is None:
         return {}
-    sources = (notice.wording[part] for part in WORDING_PARTS)
-    return _wording_compiled(notice.tone, context["language"], *sources)
+    return _wording_compiled(kind, tone, language, *(wording[part] for part in WORDING_PARTS))
 
 
 # Keyed by the texts themselves: a new version is a new key, never a stale
-# hit. 64: the 18 tones × languages, edited, with room for the previews a
-# manager tries in a web process.
-@functools.lru_cache(maxsize=64)
-def _wording_compiled(tone: int, language: str, *sources: str) -> dict:
+# hit. 96: the 18 tones × languages of notices and the 12 cover e-mails,
+# edited, with room for the previews a manager tries in a web process.
+@functools.lru_cache(maxsize=96)
+def _wording_compiled(kind: str, tone: int, language: str, *sources: str) -> dict:
     compiled = {}
     for part, source in zip(WORDING_PARTS, sources, strict=True):
-        head, tail = WORDING_FRAMES[part]
-        name = wording_template_name(tone, language, part) + WORDING_EDITED
+        head, tail = wording_frame(kind, part)
+        name = wording_template_name(kind, tone, language, part) + WORDING_EDITED
         compiled[part] = _named(_from_string, name, head + source + tail)
     return compiled
 
@@ -1074,6 +1097,9 @@ class InvoiceCopy:
     charges: tuple[NoticeCharge, ...] = ()
     # Of the open amount, what an open dispute covers: not asked for.
     disputed_amount: Decimal = ZERO
+    # The cover e-mail's words in force for its language, as saved on the
+    # Wording page (wording.wording_in_force), or None for the shipped files.
+    wording: dict[str, str] | None = None
 
 
 COPY_EMAIL = "email/invoice_copy/{language}"
@@ -1082,7 +1108,8 @@ COPY_EMAIL = "email/invoice_copy/{language}"
 def render_invoice_copy_email(copy: InvoiceCopy) -> RenderedEmail:
     """The cover e-mail of a copy: "as requested", in the copy's language."""
     context = _copy_context(copy)
-    return _email(COPY_EMAIL.format(language=context["language"]), context)
+    return _email(COPY_EMAIL.format(language=context["language"]), context,
+                  _wording_templates(WordingKind.INVOICE_COPY, NO_TONE, context["language"], copy.wording))
 
 
 def render_invoice_copy(copy: InvoiceCopy) -> bytes:
@@ -1186,6 +1213,9 @@ class Statement:
     sender_name: str = ""
     sender_email: str = ""
     note: str = ""
+    # The cover e-mail's words in force for its language, as saved on the
+    # Wording page (wording.wording_in_force), or None for the shipped files.
+    wording: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -1259,7 +1289,8 @@ def render_statement(statement: Statement) -> bytes:
 def render_statement_email(statement: Statement) -> RenderedEmail:
     """The cover e-mail of a statement, in the statement's language."""
     context = _statement_context(statement)
-    return _email(STATEMENT_EMAIL.format(language=context["language"]), context)
+    return _email(STATEMENT_EMAIL.format(language=context["language"]), context,
+                  _wording_templates(WordingKind.STATEMENT, NO_TONE, context["language"], statement.wording))
 
 
 def _statement_context(statement: Statement) -> dict:

@@ -30,8 +30,10 @@ from ar_collections.models import (
     MailPurpose,
     PaperKind,
     Payment,
+    WordingKind,
 )
 from ar_collections.timeline import event_record
+from ar_collections.wording import cover_wording_in_force
 from arcrm.money import ZERO, format_money
 from arcrm.roles import require_act_on
 from arcrm.text import person_name
@@ -55,8 +57,9 @@ def statement_build(customer: Customer, *, contact: Contact | None, sender, on: 
     payments = left_to_apply(Payment.objects, customer, link="payment").order_by("received_on", "pk")
     charges = LateCharge.objects.filter(customer=customer).standing().order_by("created_at", "pk")
     owner = working_for(customer, on=on) or sender  # a stand-in while the collector is away
+    language = contact.language if contact else rendering.FALLBACK_LANGUAGE
     return rendering.Statement(
-        language=contact.language if contact else rendering.FALLBACK_LANGUAGE,
+        language=language, wording=cover_wording_in_force(WordingKind.STATEMENT, language),
         customer_name=customer.legal_name or customer.name,
         account_number=customer.account_number,
         billing_address=_billing_address(customer, contact),

@@ -1,23 +1,25 @@
 """The words customers get, edited by the managers who own the policy.
 
-Each tone × language's dunning wording (`email/dunning/<tone>/<lang>.*`) has
-three parts: the subject, and the intro and request blocks of the text and
-the HTML e-mail (the letter is the HTML part in the letter's layout). A save
-on the Wording page is a new `WordingVersion`, which notices read from then
-on (rendering._wording_templates); putting back the shipped text is a version
+Each document's wording has three parts: the subject, and the blocks of the
+text and the HTML e-mail. A dunning notice's (`email/dunning/<tone>/<lang>.*`,
+a tone × language) fill the intro and request blocks, and its letter is the
+HTML part in the letter's layout; an invoice copy's and a statement's cover
+e-mail (`email/<kind>/<lang>.*`) fill the body block. A save on the Wording
+page is a new `WordingVersion`, which those documents read from then on
+(rendering._wording_templates); putting back the shipped text is a version
 too, one that lets the files speak again.
 
 A save is refused, with the part and what is wrong, for anything the strict
-rendering of a notice would refuse when it is sent: a name no notice is given
-(in any branch, not only those a sample takes), a syntax error, and any tag
-outside the small set below.
+rendering of the document would refuse when it is sent: a name it is not
+given (in any branch, not only those a sample takes), a syntax error, and
+any tag outside the small set below.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -28,26 +30,34 @@ from django.template.base import FilterExpression, Lexer, TextNode, TokenType, V
 from django.template.defaulttags import CommentNode, FirstOfNode, ForNode, IfNode, WithNode
 from django.template.loader import get_template
 from django.template.loader_tags import BlockNode
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from ar_collections import rendering
-from ar_collections.models import Tone, WordingVersion
+from ar_collections.models import NO_TONE, Tone, WordingKind, WordingVersion
 from ar_collections.rendering import (
     LABELS,
     TONE_FOLDERS,
+    WORDING_BLOCKS,
     WORDING_PARTS,
+    InvoiceCopy,
     Notice,
     NoticeCharge,
     NoticeCredit,
     NoticeLine,
     RenderedEmail,
+    Statement,
+    StatementLine,
 )
 from arcrm.text import person_name
 
 PART_NAMES = {"subject": "Subject", "text": "Text e-mail", "html": "HTML e-mail and letter"}
+# A cover e-mail's HTML part is the e-mail alone: its PDF is the document, not the words.
+COVER_PART_NAMES = {**PART_NAMES, "html": "HTML e-mail"}
 
 # The tags wording may use: they only choose and repeat words by the values a
-# notice is given, and each of them names those values where the check below
+# document is given, and each of them names those values where the check below
 # can read them, so a save can be refused for a name that a branch the sample
 # does not take would have failed on at send time. Everything else is refused:
 # `load` brings in tag libraries (and with them tags that reach files, URLs or
@@ -62,15 +72,23 @@ ALLOWED_TAGS = frozenset({
     "firstof", "comment", "endcomment", "block", "endblock",
 })
 REFUSED_FILTERS = frozenset({"safe", "safeseq"})
-# The blocks the layouts fill, the same in the e-mails and the letter.
-BLOCKS = ("intro", "request")
+# Where each kind's blocks sit, as a refusal names them.
+BLOCKS_SAID = {
+    WordingKind.DUNNING: "{% block intro %} (before the invoices) and {% block request %} (after them)",
+    WordingKind.INVOICE_COPY: "{% block body %} (between the greeting and the signature)",
+    WordingKind.STATEMENT: "{% block body %} (between the greeting and the signature)",
+}
+# The document as a refusal names it: "not a value a notice is given".
+DOCUMENT_SAID = {WordingKind.DUNNING: "a notice", WordingKind.INVOICE_COPY: "an invoice copy's e-mail",
+                 WordingKind.STATEMENT: "a statement's e-mail"}
 
 
 @dataclass(frozen=True)
 class Wording:
-    """One tone × language on the Wording page, as notices say it now."""
+    """One document kind × language (× tone for a notice) on the Wording page, as it is said now."""
 
-    tone: int
+    kind: str
+    tone: int  # NO_TONE for anything but a notice
     language: str
     version: WordingVersion | None  # the newest, or None while nobody saved one
 
@@ -84,47 +102,102 @@ class Wording:
         return self.version.number if self.version else 0
 
     @property
-    def tone_name(self) -> str:
-        return Tone(self.tone).label
+    def name(self) -> str:
+        """"Friendly notice", "Invoice copy"."""
+        if self.kind == WordingKind.DUNNING:
+            return f"{Tone(self.tone).label} notice"
+        return WordingKind(self.kind).label
+
+    @property
+    def documents(self) -> str:
+        """What says these words, as a message names it: "notices", "statements"."""
+        return {WordingKind.DUNNING: "notices", WordingKind.INVOICE_COPY: "invoice copies",
+                WordingKind.STATEMENT: "statements"}[self.kind]
+
+    @property
+    def is_notice(self) -> bool:
+        return self.kind == WordingKind.DUNNING
 
     @property
     def language_name(self) -> str:
         return LABELS[self.language]["name"]
 
+    @property
+    def part_names(self) -> dict[str, str]:
+        return PART_NAMES if self.is_notice else COVER_PART_NAMES
+
+    @property
+    def url_kwargs(self) -> dict:
+        """Its pages' address: a notice's by its tone, anything else by its kind."""
+        if self.is_notice:
+            return {"tone": self.tone, "language": self.language}
+        return {"kind": self.kind, "language": self.language}
+
+    def url(self, name: str) -> str:
+        return reverse(f"collections:{name}", kwargs=self.url_kwargs)
+
+    @property
+    def edit_url(self) -> str:
+        return self.url("wording_edit")
+
+    @property
+    def preview_url(self) -> str:
+        return self.url("wording_preview")
+
+    @property
+    def pdf_url(self) -> str:
+        return self.url("wording_letter")
+
+    @property
+    def put_back_url(self) -> str:
+        return self.url("wording_put_back")
+
     def parts(self) -> dict[str, str]:
-        return _parts_of(self.version) if self.edited else shipped_parts(self.tone, self.language)
+        return _parts_of(self.version) if self.edited else shipped_parts(self.kind, self.tone, self.language)
+
+
+# Every kind × tone a document is written in: a notice per tone, the rest without one.
+KINDS_AND_TONES = [(WordingKind.DUNNING, tone) for tone in TONE_FOLDERS] + [
+    (WordingKind.INVOICE_COPY, NO_TONE), (WordingKind.STATEMENT, NO_TONE)]
 
 
 def wordings() -> list[Wording]:
-    """Every tone × language a notice can be written in, with its newest version (one query)."""
+    """Every document kind × tone × language, with its newest version (one query)."""
     newest = {}
-    versions = (WordingVersion.objects.select_related("saved_by").order_by("tone", "language", "-number")
-                .only("tone", "language", "number", "shipped", "saved_by", "saved_at"))
+    versions = (WordingVersion.objects.select_related("saved_by")
+                .order_by("kind", "tone", "language", "-number")
+                .only("kind", "tone", "language", "number", "shipped", "saved_by", "saved_at"))
     for version in versions:
-        newest.setdefault((version.tone, version.language), version)
-    return [Wording(tone, language, newest.get((tone, language)))
-            for tone in TONE_FOLDERS for language in LABELS if _shipped(tone, language)]
+        newest.setdefault((version.kind, version.tone, version.language), version)
+    return [Wording(kind, tone, language, newest.get((kind, tone, language)))
+            for kind, tone in KINDS_AND_TONES for language in LABELS if _shipped(kind, tone, language)]
 
 
-def wording_get(tone: int, language: str) -> Wording | None:
-    """The tone × language, or None when notices are never written in it."""
-    if tone not in TONE_FOLDERS or language not in LABELS or not _shipped(tone, language):
+def wording_get(kind: str, tone: int, language: str) -> Wording | None:
+    """The kind × tone × language, or None when no document is written in it."""
+    if (kind, tone) not in KINDS_AND_TONES or language not in LABELS or not _shipped(kind, tone, language):
         return None
-    newest = WordingVersion.objects.of(tone, language).select_related("saved_by").first()
-    return Wording(tone, language, newest)
+    newest = WordingVersion.objects.of(kind, tone, language).select_related("saved_by").first()
+    return Wording(kind, tone, language, newest)
 
 
-def wording_in_force(tone: int, language: str) -> dict[str, str] | None:
-    """The parts a notice of this tone, written in `language`, says: the newest
-    version saved, or None for the shipped files (never edited, or put back).
+def wording_in_force(kind: str, tone: int, language: str) -> dict[str, str] | None:
+    """The parts a document of this kind and tone, written in `language`, says:
+    the newest version saved, or None for the shipped files (never edited, or
+    put back).
 
-    Read from the database for every notice built (one row, by the unique
+    Read from the database for every document built (one row, by the unique
     constraint's index), and compiled once per text in each process
     (rendering._wording_compiled): a worker sends a version saved a moment
     ago without a restart, and no cache in between can hold an old text
     after a save."""
-    version = WordingVersion.objects.of(tone, language).first()
+    version = WordingVersion.objects.of(kind, tone, language).first()
     return _parts_of(version) if version and not version.shipped else None
+
+
+def cover_wording_in_force(kind: str, language: str) -> dict[str, str] | None:
+    """wording_in_force for a cover e-mail asked for in `language`: the one it is written in."""
+    return wording_in_force(kind, NO_TONE, rendering.written_language(kind, NO_TONE, language))
 
 
 def _parts_of(version: WordingVersion) -> dict[str, str]:
@@ -132,37 +205,77 @@ def _parts_of(version: WordingVersion) -> dict[str, str]:
 
 
 def history(wording: Wording) -> list[WordingVersion]:
-    return list(WordingVersion.objects.of(wording.tone, wording.language).select_related("saved_by"))
+    versions = WordingVersion.objects.of(wording.kind, wording.tone, wording.language)
+    return list(versions.select_related("saved_by"))
 
 
-def _shipped(tone: int, language: str) -> bool:
-    """Whether notices of this tone are written in `language` (it has its files), not in English instead."""
-    return rendering.wording_language(language, tone)[0] == language
+def _shipped(kind: str, tone: int, language: str) -> bool:
+    """Whether the document is written in `language` (it has its files), not in English instead."""
+    return rendering.written_language(kind, tone, language) == language
 
 
-def shipped_parts(tone: int, language: str) -> dict[str, str]:
+def shipped_parts(kind: str, tone: int, language: str) -> dict[str, str]:
     """The text shipped with the product (or an install's own files), without its frame."""
     return {part: rendering.wording_unframed(
-        part, get_template(rendering.wording_template_name(tone, language, part)).template.source)
+        kind, part, get_template(rendering.wording_template_name(kind, tone, language, part)).template.source)
         for part in WORDING_PARTS}
+
+
+# --- the documents -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Document:
+    """How the checks and the previews build and write a kind's sample document."""
+
+    sample: Callable[..., object]  # (tone=, language=, on=) → the sample, as the preview shows it
+    context: Callable[[object], dict]  # the values its templates are given
+    email: Callable[[object], RenderedEmail]
+    pdf: Callable[[object], bytes]
+    # Everything the wording is written into when it is sent, for the last check.
+    written: tuple[Callable[[object], object], ...]
+
+
+def _document(kind: str) -> _Document:
+    return {
+        WordingKind.DUNNING: _Document(
+            sample=lambda *, tone, language, on: sample_notice(tone=tone, language=language, on=on),
+            context=lambda notice: rendering._context(notice, layout="email/dunning/_layout.html"),
+            email=rendering.render_email, pdf=rendering.render_letter,
+            written=(rendering.render_email, rendering.render_letter_html)),
+        WordingKind.INVOICE_COPY: _Document(
+            sample=lambda *, tone, language, on: sample_invoice_copy(language=language, on=on),
+            context=rendering._copy_context, email=rendering.render_invoice_copy_email,
+            pdf=rendering.render_invoice_copy, written=(rendering.render_invoice_copy_email,)),
+        WordingKind.STATEMENT: _Document(
+            sample=lambda *, tone, language, on: sample_statement(language=language, on=on),
+            context=rendering._statement_context, email=rendering.render_statement_email,
+            pdf=rendering.render_statement, written=(rendering.render_statement_email,)),
+    }[kind]
+
+
+def _sample(wording: Wording, *, on: dt.date):
+    return _document(wording.kind).sample(tone=wording.tone, language=wording.language, on=on)
 
 
 # --- checks -------------------------------------------------------------------
 
 
-def wording_problems(tone: int, language: str, parts: dict[str, str]) -> list[str]:
-    """What is wrong with `parts` for notices of this tone and language, in
-    words a manager can act on; empty when notices can be sent with them."""
-    sample = sample_notice(tone=tone, language=language, on=timezone.localdate())
-    context = rendering._context(sample, layout="email/dunning/_layout.html")
+def wording_problems(wording: Wording, parts: dict[str, str]) -> list[str]:
+    """What is wrong with `parts` for this kind, tone and language's
+    documents, in words a manager can act on; empty when they can be sent with them."""
+    document = _document(wording.kind)
+    sample = _sample(wording, on=timezone.localdate())
+    context = document.context(sample)
+    said = DOCUMENT_SAID[wording.kind]
     problems = []
     for part in WORDING_PARTS:
         source = parts[part]
-        where = PART_NAMES[part]
+        where = wording.part_names[part]
         if not source.strip():
             problems.append(f"{where}: it is empty; write what customers should read.")
             continue
-        found = list(_tag_problems(part, source))
+        found = list(_tag_problems(wording.kind, part, source))
         if not found:
             try:
                 template = engines["django"].from_string(source)
@@ -171,26 +284,28 @@ def wording_problems(tone: int, language: str, parts: dict[str, str]) -> list[st
             else:
                 nodes = template.template.nodelist
                 if part != "subject":
-                    found.extend(_outside_blocks(nodes))
+                    found.extend(_outside_blocks(wording, nodes))
                 # The subject is rendered first; the text and HTML parts may name it.
                 bound = frozenset({"subject"} if part != "subject" else ())
-                found.extend(dict.fromkeys(_unknown(nodes, bound, context)))
+                found.extend(dict.fromkeys(_unknown(nodes, bound, context, said)))
         problems.extend(f"{where}: {problem}" for problem in found)
     if problems:
         return problems
     # Last, as it will be sent: anything the strict rendering refuses besides.
     try:
-        rendering.render_email(replace(sample, wording=parts))
-        rendering.render_letter_html(replace(sample, wording=parts))
+        for write in document.written:
+            write(replace(sample, wording=parts))
     except TemplateSyntaxError as error:
         problems.append(str(error))
     except Exception as error:
         # Whatever it is (a filter given what it cannot take), a send would fail on it too.
-        problems.append(f"The sample notice cannot be written with it: {type(error).__name__}: {error}")
+        sample_said = said.removeprefix("a ").removeprefix("an ")
+        problems.append(f"The sample {sample_said} cannot be written with it: "
+                        f"{type(error).__name__}: {error}")
     return problems
 
 
-def _tag_problems(part: str, source: str) -> Iterator[str]:
+def _tag_problems(kind: str, part: str, source: str) -> Iterator[str]:
     """Tags outside ALLOWED_TAGS and blocks the layouts have not, read from the
     tokens before anything is parsed (a `load` does its work while parsing)."""
     for token in Lexer(source).tokenize():
@@ -204,71 +319,75 @@ def _tag_problems(part: str, source: str) -> Iterator[str]:
                    f"{', '.join(sorted(t for t in ALLOWED_TAGS if not t.startswith('end')))}).")
         elif tag == "block" and part == "subject":
             yield f"{line}: a subject has no blocks; write its text alone."
-        elif tag == "block" and (len(bits) != 2 or bits[1] not in BLOCKS):
+        elif tag == "block" and (len(bits) != 2 or bits[1] not in WORDING_BLOCKS[kind]):
             name = bits[1] if len(bits) > 1 else ""
-            yield (f"{line}: the layout has no block {name!r}: the words go in "
-                   f"{{% block intro %}} (before the invoices) and {{% block request %}} (after them).")
+            yield f"{line}: the layout has no block {name!r}: the words go in {BLOCKS_SAID[kind]}."
 
 
-def _outside_blocks(nodelist) -> Iterator[str]:
-    """The layout shows the e-mail's and the letter's blocks, nothing else of the part."""
+def _outside_blocks(wording: Wording, nodelist) -> Iterator[str]:
+    """The layout shows the e-mail's (and the letter's) blocks, nothing else of the part."""
     for node in nodelist:
         if not isinstance(node, BlockNode | CommentNode) and not (
             isinstance(node, TextNode) and not node.s.strip()
         ):
-            yield ("there are words outside {% block intro %} and {% block request %}, which the e-mail "
-                   "and the letter never show: put them in one of the two.")
+            if wording.is_notice:
+                yield ("there are words outside {% block intro %} and {% block request %}, which the e-mail "
+                       "and the letter never show: put them in one of the two.")
+            else:
+                yield ("there are words outside {% block body %}, which the e-mail never shows: "
+                       "put them in it.")
             return
 
 
-def _unknown(nodelist, bound: frozenset[str], context: dict) -> Iterator[str]:
+def _unknown(nodelist, bound: frozenset[str], context: dict, said: str) -> Iterator[str]:
     """What is wrong with the names in `nodelist`: those neither in the
     notice's context nor bound by a tag around them (a loop's variable, a
     `with`), and filters that would unescape them."""
     for node in nodelist:
         if isinstance(node, VariableNode):
-            yield from _expression(node.filter_expression, bound, context)
+            yield from _expression(node.filter_expression, bound, context, said)
         elif isinstance(node, IfNode):
             for condition, nodes in node.conditions_nodelists:
                 if condition is not None:
-                    yield from _condition(condition, bound, context)
-                yield from _unknown(nodes, bound, context)
+                    yield from _condition(condition, bound, context, said)
+                yield from _unknown(nodes, bound, context, said)
         elif isinstance(node, ForNode):
-            yield from _expression(node.sequence, bound, context)
-            yield from _unknown(node.nodelist_loop, bound | set(node.loopvars) | {"forloop"}, context)
-            yield from _unknown(node.nodelist_empty, bound, context)
+            yield from _expression(node.sequence, bound, context, said)
+            yield from _unknown(node.nodelist_loop, bound | set(node.loopvars) | {"forloop"}, context, said)
+            yield from _unknown(node.nodelist_empty, bound, context, said)
         elif isinstance(node, WithNode):
             for value in node.extra_context.values():
-                yield from _expression(value, bound, context)
-            yield from _unknown(node.nodelist, bound | set(node.extra_context), context)
+                yield from _expression(value, bound, context, said)
+            yield from _unknown(node.nodelist, bound | set(node.extra_context), context, said)
         elif isinstance(node, FirstOfNode):
             for value in node.vars:
-                yield from _expression(value, bound, context)
+                yield from _expression(value, bound, context, said)
         elif isinstance(node, BlockNode):
-            yield from _unknown(node.nodelist, bound | {"block"}, context)
+            yield from _unknown(node.nodelist, bound | {"block"}, context, said)
 
 
-def _condition(condition, bound: frozenset[str], context: dict) -> Iterator[str]:
+def _condition(condition, bound: frozenset[str], context: dict, said: str) -> Iterator[str]:
     """An `if` condition: a literal (`.value`) or an operator over one or two of them."""
     if isinstance(getattr(condition, "value", None), FilterExpression):
-        yield from _expression(condition.value, bound, context)
+        yield from _expression(condition.value, bound, context, said)
     for side in (getattr(condition, "first", None), getattr(condition, "second", None)):
         if side is not None:
-            yield from _condition(side, bound, context)
+            yield from _condition(side, bound, context, said)
 
 
-def _expression(expression: FilterExpression, bound: frozenset[str], context: dict) -> Iterator[str]:
-    yield from _variable(expression.var, bound, context)
+def _expression(expression: FilterExpression, bound: frozenset[str], context: dict, said: str
+                ) -> Iterator[str]:
+    yield from _variable(expression.var, bound, context, said)
     for function, arguments in expression.filters:
         name = getattr(function, "_filter_name", function.__name__)
         if name in REFUSED_FILTERS:
             yield f"the filter |{name} is not allowed: it would put values in the HTML unescaped."
         for lookup, argument in arguments:
             if lookup:
-                yield from _variable(argument, bound, context)
+                yield from _variable(argument, bound, context, said)
 
 
-def _variable(variable, bound: frozenset[str], context: dict) -> Iterator[str]:
+def _variable(variable, bound: frozenset[str], context: dict, said: str) -> Iterator[str]:
     lookups = getattr(variable, "lookups", None) if isinstance(variable, Variable) else None
     if not lookups:
         return  # a literal: "text", 3
@@ -276,14 +395,14 @@ def _variable(variable, bound: frozenset[str], context: dict) -> Iterator[str]:
     if first in bound:
         return
     if first not in context:
-        yield _not_given(".".join(lookups))
+        yield _not_given(".".join(lookups), said)
     elif len(lookups) > 1 and type(context[first]) is dict and lookups[1] not in context[first]:
         # The labels `t` and our letterhead `company`: their keys are known too.
-        yield _not_given(f"{first}.{lookups[1]}")
+        yield _not_given(f"{first}.{lookups[1]}", said)
 
 
-def _not_given(name: str) -> str:
-    return f"it names {name!r}, which is not a value a notice is given."
+def _not_given(name: str, said: str) -> str:
+    return f"it names {name!r}, which is not a value {said} is given."
 
 
 # --- saving -------------------------------------------------------------------
@@ -291,22 +410,22 @@ def _not_given(name: str) -> str:
 
 def wording_save(*, wording: Wording, parts: dict[str, str], based_on: int, actor) -> WordingVersion:
     """Save `parts` as the newest version, made from version `based_on` (0:
-    the shipped text). Refused (ValidationError, nothing saved) when notices
-    could not be sent with them, when nothing changed, or when someone saved
-    another version meanwhile."""
+    the shipped text). Refused (ValidationError, nothing saved) when the
+    documents could not be sent with them, when nothing changed, or when
+    someone saved another version meanwhile."""
     parts = {part: parts[part].replace("\r\n", "\n") for part in WORDING_PARTS}
-    if problems := wording_problems(wording.tone, wording.language, parts):
+    if problems := wording_problems(wording, parts):
         raise ValidationError(problems)
     if based_on == wording.number and parts == wording.parts():
-        raise ValidationError("Nothing was changed: the text is the one notices say already.")
+        raise ValidationError(f"Nothing was changed: the text is the one {wording.documents} say already.")
     return _version_add(wording=wording, parts=parts, shipped=False, based_on=based_on, actor=actor)
 
 
 def wording_put_back(*, wording: Wording, based_on: int, actor) -> WordingVersion:
-    """Notices of this tone and language say the shipped text again; the
-    edited versions stay in the history."""
+    """The documents of this kind, tone and language say the shipped text
+    again; the edited versions stay in the history."""
     if not wording.edited:
-        raise ValidationError("Notices say the shipped text already.")
+        raise ValidationError(f"{capfirst(wording.documents)} say the shipped text already.")
     return _version_add(wording=wording, parts=dict.fromkeys(WORDING_PARTS, ""), shipped=True,
                         based_on=based_on, actor=actor)
 
@@ -317,15 +436,16 @@ def _version_add(*, wording: Wording, parts: dict[str, str], shipped: bool, base
         raise _saved_meanwhile(wording)
     before = wording.parts()
     try:
-        # The constraint on (tone, language, number) refuses the second of two
-        # saves made from the same version, however close together.
+        # The constraint on (kind, tone, language, number) refuses the second
+        # of two saves made from the same version, however close together.
         with transaction.atomic():
             return WordingVersion.objects.create(
-                tone=wording.tone, language=wording.language, number=based_on + 1, shipped=shipped,
+                kind=wording.kind, tone=wording.tone, language=wording.language, number=based_on + 1,
+                shipped=shipped,
                 **parts, **{f"{part}_before": before[part] for part in WORDING_PARTS}, saved_by=actor,
             )
     except IntegrityError:
-        raise _saved_meanwhile(wording_get(wording.tone, wording.language)) from None
+        raise _saved_meanwhile(wording_get(wording.kind, wording.tone, wording.language)) from None
 
 
 def _saved_meanwhile(wording: Wording) -> ValidationError:
@@ -341,15 +461,12 @@ def _saved_meanwhile(wording: Wording) -> ValidationError:
 
 
 def preview_email(wording: Wording, parts: dict[str, str], *, on: dt.date) -> RenderedEmail:
-    return rendering.render_email(_preview_notice(wording, parts, on=on))
+    return _document(wording.kind).email(replace(_sample(wording, on=on), wording=parts))
 
 
-def preview_letter(wording: Wording, parts: dict[str, str], *, on: dt.date) -> bytes:
-    return rendering.render_letter(_preview_notice(wording, parts, on=on))
-
-
-def _preview_notice(wording: Wording, parts: dict[str, str], *, on: dt.date) -> Notice:
-    return replace(sample_notice(tone=wording.tone, language=wording.language, on=on), wording=parts)
+def preview_pdf(wording: Wording, parts: dict[str, str], *, on: dt.date) -> bytes:
+    """A notice's letter, or the invoice copy or statement the cover e-mail goes with."""
+    return _document(wording.kind).pdf(replace(_sample(wording, on=on), wording=parts))
 
 
 # --- the sample notice ---------------------------------------------------------
@@ -412,4 +529,51 @@ def sample_notice(rng: random.Random | None = None, n: int = 1, *, on: dt.date, 
         collector_name=rng.choice(("Carla Collector", "Otto Owens")), collector_email="ar@example.com",
         credits=credits, charges=tuple(charges), interest_rate_percent=rate,
         offer_payment_plan=rng.random() < 0.15, reference=f"D-{n}",
+    )
+
+
+def sample_invoice_copy(rng: random.Random | None = None, *, language: str, on: dt.date) -> InvoiceCopy:
+    """A realistic invoice copy built in memory from seeded data: part paid, a
+    fee still owed, for the Wording page's preview (the same one each time)."""
+    rng = rng or random.Random(PREVIEW_SEED)
+    company = f"{rng.choice(COMPANIES)} {rng.choice(ENDINGS)}"
+    total = Decimal(rng.randint(50_000, 2_500_000)) / 100
+    paid = (total / 4).quantize(Decimal("0.01"))
+    issued = on - dt.timedelta(days=rng.randint(35, 75))
+    return InvoiceCopy(
+        language=language, number=f"INV-{on.year}-000001", issue_date=issued,
+        due_date=issued + dt.timedelta(days=30), currency="EUR", total_amount=total, paid_amount=paid,
+        credited_amount=Decimal("0.00"), open_amount=total - paid, customer_name=company,
+        account_number="C0000001",
+        billing_address=f"{company}\n{rng.choice(STREETS)} {rng.randint(1, 120)}\n{rng.choice(CITIES)}",
+        recipient_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}", copy_date=on,
+        pay_by=on + dt.timedelta(days=10), sender_name="Carla Collector", sender_email="ar@example.com",
+        customer_reference="PO-4711",
+        charges=(NoticeCharge("late_fee", Decimal("40.00"), "EUR", "step 3 of Systematic late"),),
+    )
+
+
+def sample_statement(rng: random.Random | None = None, *, language: str, on: dt.date) -> Statement:
+    """A realistic statement built in memory from seeded data: invoices due and
+    not yet due, one in dispute, a credit and a fee, for the Wording page's
+    preview (the same one each time)."""
+    rng = rng or random.Random(PREVIEW_SEED)
+    company = f"{rng.choice(COMPANIES)} {rng.choice(ENDINGS)}"
+    lines = []
+    for i, days_late in enumerate((45, 12, 0)):
+        due = on - dt.timedelta(days=days_late or -14)
+        amount = Decimal(rng.randint(25_000, 1_500_000)) / 100
+        lines.append(StatementLine(
+            number=f"INV-{on.year}-{i + 1:06d}", issue_date=due - dt.timedelta(days=30), due_date=due,
+            currency="EUR", total_amount=amount, open_amount=amount, days_late=days_late,
+            disputed_amount=amount if i == 1 else Decimal("0.00"),
+        ))
+    return Statement(
+        language=language, customer_name=company, account_number="C0000001",
+        billing_address=f"{company}\n{rng.choice(STREETS)} {rng.randint(1, 120)}\n{rng.choice(CITIES)}",
+        recipient_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}", statement_date=on, lines=tuple(lines),
+        credits=(NoticeCredit("CN-000001", on - dt.timedelta(days=40), Decimal("120.00"), "EUR"),),
+        charges=(NoticeCharge("late_fee", Decimal("40.00"), "EUR", "step 3 of Systematic late"),),
+        contact_name="Carla Collector", contact_email="ar@example.com",
+        sender_name="Carla Collector", sender_email="ar@example.com",
     )

@@ -1,6 +1,9 @@
-"""The Wording pages: the words of each tone × language that customers get,
-read, previewed and edited by the managers who own the late-payment policy
-(ar_collections/wording.py). Every view checks the policy's permission."""
+"""The Wording pages: the words customers get (a notice of each tone, an
+invoice copy's and a statement's cover e-mail, in each language), read,
+previewed and edited by the managers who own the late-payment policy
+(ar_collections/wording.py). Every view checks the policy's permission.
+
+A notice's pages are addressed by its tone, the others' by their kind."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 
 from ar_collections import wording as words
+from ar_collections.models import NO_TONE, WordingKind
 from ar_collections.rendering import WORDING_PARTS, LetterRenderError
 from ar_collections.simulator_views import DECIDE_TERMS
 
@@ -40,10 +44,10 @@ class WordingForm(forms.Form):
         return {part: self.cleaned_data[part] for part in WORDING_PARTS}
 
 
-def _wording(tone: int, language: str) -> words.Wording:
-    found = words.wording_get(tone, language)
+def _wording(tone: int, language: str, kind: str) -> words.Wording:
+    found = words.wording_get(kind, tone, language)
     if found is None:
-        raise Http404("Notices are not written in this tone and language.")
+        raise Http404("No document is written in this kind, tone and language.")
     return found
 
 
@@ -53,6 +57,8 @@ def _initial(wording: words.Wording) -> WordingForm:
 
 def _page(request: HttpRequest, wording: words.Wording, form: WordingForm, *, status: int = 200,
           fragment: str = "", **context) -> HttpResponse:
+    for part, label in wording.part_names.items():
+        form.fields[part].label = label
     context = {"wording": wording, "form": form, "versions": words.history(wording), **context}
     return render(request, f"{PAGE}#{fragment}" if fragment else PAGE, context, status=status)
 
@@ -61,7 +67,7 @@ def _page(request: HttpRequest, wording: words.Wording, form: WordingForm, *, st
 @permission_required(DECIDE_TERMS, raise_exception=True)
 @require_safe
 def wording_list(request: HttpRequest) -> HttpResponse:
-    """Every tone × language, and whether notices say the shipped text or an edited one."""
+    """Every document kind × tone × language, and whether it says the shipped text or an edited one."""
     return render(request, "collections/wording_list.html", {"wordings": words.wordings()})
 
 
@@ -69,10 +75,11 @@ def wording_list(request: HttpRequest) -> HttpResponse:
 @permission_required(DECIDE_TERMS, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
-def wording_edit(request: HttpRequest, tone: int, language: str) -> HttpResponse:
+def wording_edit(request: HttpRequest, language: str, tone: int = NO_TONE,
+                 kind: str = WordingKind.DUNNING) -> HttpResponse:
     """One tone × language's subject, text and HTML parts, with their history;
     a POST saves them as the newest version, or says what stops it and saves nothing."""
-    wording = _wording(tone, language)
+    wording = _wording(tone, language, kind)
     if request.method == "GET":
         return _page(request, wording, _initial(wording))
     form = WordingForm(request.POST)
@@ -83,11 +90,11 @@ def wording_edit(request: HttpRequest, tone: int, language: str) -> HttpResponse
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            messages.success(request, f"{wording.tone_name} wording in {wording.language_name} saved as "
-                                      f"version {version.number}: notices say it from now on.")
+            messages.success(request, f"{wording.name} wording in {wording.language_name} saved as "
+                                      f"version {version.number}: {wording.documents} say it from now on.")
             if not request.htmx:
-                return redirect("collections:wording_edit", tone=tone, language=language)
-            wording = _wording(tone, language)
+                return redirect(wording.edit_url)
+            wording = _wording(tone, language, kind)
             return _page(request, wording, _initial(wording), fragment="wording-editor", with_messages=True)
     return _page(request, wording, form, status=422, fragment="wording-editor" if request.htmx else "")
 
@@ -96,10 +103,11 @@ def wording_edit(request: HttpRequest, tone: int, language: str) -> HttpResponse
 @permission_required(DECIDE_TERMS, raise_exception=True)
 @require_POST
 @vary_on_headers("HX-Request")
-def wording_preview(request: HttpRequest, tone: int, language: str) -> HttpResponse:
+def wording_preview(request: HttpRequest, language: str, tone: int = NO_TONE,
+                 kind: str = WordingKind.DUNNING) -> HttpResponse:
     """The text in the form (saved or not) as a customer would get it by
     e-mail, written for a sample notice; nothing is saved."""
-    wording, form, parts = _previewed(request, tone, language)
+    wording, form, parts = _previewed(request, tone, language, kind)
     context: dict = {"previewing": True}
     status = 422
     if parts is not None:
@@ -112,31 +120,34 @@ def wording_preview(request: HttpRequest, tone: int, language: str) -> HttpRespo
 @login_required
 @permission_required(DECIDE_TERMS, raise_exception=True)
 @require_POST
-def wording_letter(request: HttpRequest, tone: int, language: str) -> HttpResponse:
+def wording_letter(request: HttpRequest, language: str, tone: int = NO_TONE,
+                 kind: str = WordingKind.DUNNING) -> HttpResponse:
     """The text in the form as the printed letter, a PDF written for the
-    sample notice; nothing is saved. Opened in a tab of its own."""
-    wording, form, parts = _previewed(request, tone, language)
+    sample notice (for a cover e-mail, the sample invoice copy or statement it
+    goes with); nothing is saved. Opened in a tab of its own."""
+    wording, form, parts = _previewed(request, tone, language, kind)
     if parts is not None:
         try:
-            pdf = words.preview_letter(wording, parts, on=timezone.localdate())
+            pdf = words.preview_pdf(wording, parts, on=timezone.localdate())
         except LetterRenderError as error:
-            form.add_error(None, f"The letter cannot be printed: {error}")
+            form.add_error(None, f"The PDF cannot be printed: {error}")
         else:
             response = HttpResponse(pdf, content_type="application/pdf")
-            response["Content-Disposition"] = f'inline; filename="wording-{tone}-{language}.pdf"'
+            name = f"{tone}-{language}" if wording.is_notice else f"{kind}-{language}"
+            response["Content-Disposition"] = f'inline; filename="wording-{name}.pdf"'
             return response
     return _page(request, wording, form, status=422, previewing=True)
 
 
-def _previewed(request: HttpRequest, tone: int, language: str
+def _previewed(request: HttpRequest, tone: int, language: str, kind: str
                ) -> tuple[words.Wording, WordingForm, dict[str, str] | None]:
-    """The tone × language, the form posted, and its parts when a notice
-    could be sent with them (None, the form saying why, when not)."""
-    wording = _wording(tone, language)
+    """The kind × tone × language, the form posted, and its parts when the
+    document could be sent with them (None, the form saying why, when not)."""
+    wording = _wording(tone, language, kind)
     form = WordingForm(request.POST)
     if not form.is_valid():
         return wording, form, None
-    if problems := words.wording_problems(tone, language, form.parts()):
+    if problems := words.wording_problems(wording, form.parts()):
         form.add_error(None, problems)
         return wording, form, None
     return wording, form, form.parts()
@@ -146,9 +157,11 @@ def _previewed(request: HttpRequest, tone: int, language: str
 @permission_required(DECIDE_TERMS, raise_exception=True)
 @require_POST
 @vary_on_headers("HX-Request")
-def wording_put_back(request: HttpRequest, tone: int, language: str) -> HttpResponse:
-    """Notices of this tone × language say the shipped text again; the edited versions stay in the history."""
-    wording = _wording(tone, language)
+def wording_put_back(request: HttpRequest, language: str, tone: int = NO_TONE,
+                 kind: str = WordingKind.DUNNING) -> HttpResponse:
+    """The documents of this kind × tone × language say the shipped text
+    again; the edited versions stay in the history."""
+    wording = _wording(tone, language, kind)
     try:
         based_on = int(request.POST.get("based_on", ""))
     except ValueError:
@@ -161,10 +174,10 @@ def wording_put_back(request: HttpRequest, tone: int, language: str) -> HttpResp
         for message in error.messages:
             messages.error(request, message)
     else:
-        messages.success(request, f"{wording.tone_name} wording in {wording.language_name}: notices say the "
-                                  "shipped text again.")
+        messages.success(request, f"{wording.name} wording in {wording.language_name}: {wording.documents} "
+                                  "say the shipped text again.")
     if not request.htmx:
-        return redirect("collections:wording_edit", tone=tone, language=language)
-    wording = _wording(tone, language)
+        return redirect(wording.edit_url)
+    wording = _wording(tone, language, kind)
     return _page(request, wording, _initial(wording), fragment="wording-editor", with_messages=True,
                  status=status)

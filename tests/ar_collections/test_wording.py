@@ -13,13 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ar_collections import rendering, wording
-from ar_collections.models import DunningAction, Tone, WordingVersion
+from ar_collections.models import DunningAction, Tone, WordingKind, WordingVersion
 from customers.models import Segment
 
 from .conftest import DUE, frozen
 
 HTMX = {"HX-Request": "true"}
 FRIENDLY, FIRM, FINAL = Tone.FRIENDLY, Tone.FIRM, Tone.FINAL
+DUNNING = WordingKind.DUNNING
 
 NEW_TEXT = {
     "subject": "{% if before_due %}Soon due: {{ short_numbers }}"
@@ -45,7 +46,7 @@ def saved(tone: int = FRIENDLY, language: str = "en") -> list[WordingVersion]:
 
 
 def save(manager, parts: dict | None = None, *, tone: int = FRIENDLY, language: str = "en") -> WordingVersion:
-    found = wording.wording_get(tone, language)
+    found = wording.wording_get(DUNNING, tone, language)
     return wording.wording_save(wording=found, parts=parts or NEW_TEXT, based_on=found.number, actor=manager)
 
 
@@ -102,13 +103,17 @@ def test_a_tone_and_language_notices_are_never_written_in_is_not_found(client, m
 # --- the list ---------------------------------------------------------------------
 
 
-def test_the_list_shows_every_tone_and_language_and_which_are_edited_by_whom(client, manager, other_manager):
+def test_the_list_shows_every_document_tone_and_language_and_which_are_edited_by_whom(
+    client, manager, other_manager
+):
+    """A notice per tone, an invoice copy's and a statement's e-mail, each in every language."""
     save(other_manager, tone=FIRM, language="de")
     client.force_login(manager)
 
     rows = [row for row in client.get(reverse("collections:wording")).text.split("<tr>")[2:]]
 
-    assert len(rows) == len(rendering.TONE_FOLDERS) * len(rendering.LABELS) == 18
+    assert len(rows) == (len(rendering.TONE_FOLDERS) + 2) * len(rendering.LABELS) == 30
+    assert sum("Invoice copy" in row for row in rows) == sum("Statement" in row for row in rows) == 6
     [firm_german] = [row for row in rows if "Firm" in row and "Deutsch" in row]
     assert "Edited: version 1, by mark on" in firm_german
     assert all("Shipped text" in row for row in rows if row != firm_german)
@@ -120,7 +125,7 @@ def test_the_list_shows_every_tone_and_language_and_which_are_edited_by_whom(cli
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "htmx"])
 def test_a_save_is_a_new_version_with_who_when_and_the_text_before_and_after(client, manager, headers):
     client.force_login(manager)
-    shipped = wording.shipped_parts(FRIENDLY, "en")
+    shipped = wording.shipped_parts(DUNNING, FRIENDLY, "en")
 
     response = client.post(url("wording_edit"), posted(), headers=headers)
 
@@ -204,7 +209,7 @@ def test_a_save_notices_could_not_be_sent_with_is_refused_in_clear_words_and_cha
     assert said in unescape(response.text)
     assert "Nothing was saved" in response.text
     assert not WordingVersion.objects.exists()
-    assert wording.wording_in_force(FRIENDLY, "en") is None
+    assert wording.wording_in_force(DUNNING, FRIENDLY, "en") is None
 
 
 def test_a_save_made_from_an_older_version_is_refused_rather_than_undo_the_newer_one(
@@ -224,8 +229,8 @@ def test_a_save_made_from_an_older_version_is_refused_rather_than_undo_the_newer
 
 def test_two_saves_from_the_same_version_cannot_both_be_made(manager, other_manager):
     """Each read the page before the other saved: the database takes the first only."""
-    first = wording.wording_get(FRIENDLY, "en")
-    second = wording.wording_get(FRIENDLY, "en")
+    first = wording.wording_get(DUNNING, FRIENDLY, "en")
+    second = wording.wording_get(DUNNING, FRIENDLY, "en")
     wording.wording_save(wording=first, parts=NEW_TEXT, based_on=0, actor=manager)
 
     with pytest.raises(ValidationError, match="saved by maria after you opened it"):
@@ -235,10 +240,10 @@ def test_two_saves_from_the_same_version_cannot_both_be_made(manager, other_mana
 
 
 def test_saving_the_text_notices_say_already_is_refused(manager):
-    found = wording.wording_get(FRIENDLY, "en")
+    found = wording.wording_get(DUNNING, FRIENDLY, "en")
 
     with pytest.raises(ValidationError, match="Nothing was changed"):
-        wording.wording_save(wording=found, parts=wording.shipped_parts(FRIENDLY, "en"), based_on=0,
+        wording.wording_save(wording=found, parts=wording.shipped_parts(DUNNING, FRIENDLY, "en"), based_on=0,
                              actor=manager)
     assert not WordingVersion.objects.exists()
 
@@ -258,7 +263,7 @@ def test_put_back_makes_notices_say_the_shipped_text_again_and_keeps_the_history
     _, second = saved()
     assert (second.number, second.shipped, second.saved_by) == (2, True, manager)
     assert second.subject_before == NEW_TEXT["subject"] and second.subject == ""
-    assert wording.wording_in_force(FRIENDLY, "en") is None
+    assert wording.wording_in_force(DUNNING, FRIENDLY, "en") is None
     assert rendering.render_email(in_force()).subject.startswith("Did our invoice")
     page = client.get(url("wording_edit")).text
     assert "Version 2</strong>: shipped text put back by maria" in page
@@ -322,7 +327,7 @@ def test_the_preview_without_htmx_is_the_whole_page_with_the_text_kept(client, m
     response = client.post(url("wording_preview"), posted())
 
     assert response.status_code == 200
-    assert "<title>Friendly wording in English" in response.text
+    assert "<title>Friendly notice wording in English" in response.text
     assert "Kindly settle them by" in unescape(response.text)
     assert not WordingVersion.objects.exists()
 
@@ -380,7 +385,7 @@ def test_a_letter_of_the_same_step_says_the_same_edited_words(
 def in_force(tone: int = FRIENDLY, language: str = "en"):
     """A notice as delivery builds it: with the wording in force at that moment."""
     notice = wording.sample_notice(tone=tone, language=language, on=DUE)
-    return replace(notice, wording=wording.wording_in_force(tone, language))
+    return replace(notice, wording=wording.wording_in_force(DUNNING, tone, language))
 
 
 def test_a_version_saved_after_a_process_rendered_the_last_one_is_what_it_renders_next(manager):
@@ -407,12 +412,12 @@ def test_the_shipped_text_as_the_editor_shows_it_writes_every_notice_as_the_file
     """The editor takes the frame off a file and sending puts it back: nothing
     else may change, or a manager's first save would change more than the words."""
     notice = wording.sample_notice(tone=tone, language=language, on=DUE)
-    parts = wording.shipped_parts(tone, language)
+    parts = wording.shipped_parts(DUNNING, tone, language)
 
     edited = replace(notice, wording=parts)
     assert rendering.render_email(edited) == rendering.render_email(notice)
     assert rendering.render_letter_html(edited) == rendering.render_letter_html(notice)
-    assert wording.wording_problems(tone, language, parts) == []
+    assert wording.wording_problems(wording.wording_get(DUNNING, tone, language), parts) == []
 
 
 @pytest.mark.parametrize("versions", [0, 3])
