@@ -17,7 +17,9 @@ A collector's invoice copy (`InvoiceCopy`: `pdf/invoice_copy.html` and the
 cover e-mail in `email/invoice_copy/`), a call's written summary
 (`email/call_summary/`) and the schedule of a payment plan a manager approved
 (`email/plan_agreed/`) are no notices: they ask for nothing, and are written
-in the contact's language where the letters speak it, as notices are. Nor is
+in the contact's language where the letters speak it, as notices are. An
+invoice copy's and a statement's cover e-mail can be edited on the Wording
+page too (their `wording`, by kind and language). Nor is
 a statement of account (`Statement`: `pdf/statement.html` and the cover
 e-mail in `email/statement/`): everything open on the account on one day.
 
