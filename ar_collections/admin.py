@@ -1440,11 +1440,11 @@ class ApiTokenAdmin(ViewOnly, admin.ModelAdmin):
 @admin.register(WordingVersion)
 class WordingVersionAdmin(ViewOnly, PeopleShownReadOnly, admin.ModelAdmin):
     """Every save of the words to customers, as the Wording page keeps them:
-    each is a version with what notices said before it (DESIGN invariant 4),
-    and the newest is what notices say. Saved only through that page, which
-    refuses words a notice could not be sent with; one edited here would
+    each is a version with what its documents said before it (DESIGN
+    invariant 4), and the newest is what they say. Saved only through that
+    page, which refuses words a document could not be sent with; one edited here would
     bypass that check and rewrite the history."""
 
-    list_display = ["tone", "language", "number", "shipped", person_column("saved_by"), "saved_at"]
-    list_filter = ["tone", "language", "shipped"]
+    list_display = ["kind", "tone", "language", "number", "shipped", person_column("saved_by"), "saved_at"]
+    list_filter = ["kind", "tone", "language", "shipped"]
     list_select_related = ["saved_by"]

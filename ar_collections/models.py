@@ -2241,6 +2241,8 @@ class WordingKind(models.TextChoices):
     DUNNING = "dunning", "Dunning notice"
     INVOICE_COPY = "invoice_copy", "Invoice copy"
     STATEMENT = "statement", "Statement"
+    CALL_SUMMARY = "call_summary", "Call summary"
+    PLAN_AGREED = "plan_agreed", "Payment plan agreed"
 
 
 # The tone of a document that has none (anything but a notice): 0, not NULL,
@@ -2256,7 +2258,8 @@ class WordingVersionQuerySet(models.QuerySet):
 
 class WordingVersion(models.Model):
     """One save of a document's words to customers (a notice of a tone, an
-    invoice copy's or a statement's cover e-mail) in a language, from the
+    invoice copy's or a statement's cover e-mail, a call's summary, an agreed
+    payment plan's schedule) in a language, from the
     Wording page: the newest is what those documents say. The
     versions before it stay as its history (who, when, what it said before
     and after: DESIGN invariant 4). `shipped` is a manager putting back the
@@ -2265,8 +2268,9 @@ class WordingVersion(models.Model):
 
     The parts are the words without their frame: the subject's text, and the
     text and HTML e-mails' blocks, which the layouts fill (a notice's `intro`
-    and `request`, in the e-mail and the letter; a cover e-mail's `body`):
-    ar_collections/wording.py adds the rest."""
+    and `request`, in the e-mail and the letter; a cover e-mail's `body`),
+    or a text-only e-mail's whole text (`html` blank): ar_collections/wording.py
+    adds the rest."""
 
     kind = models.CharField(max_length=16, choices=WordingKind.choices, default=WordingKind.DUNNING)
     tone = models.PositiveSmallIntegerField(choices=Tone.choices)  # NO_TONE for anything but a notice

@@ -987,21 +987,29 @@ def render_letter(notice: Notice) -> bytes:
 # blocks in the e-mail and in the letter, so they keep saying the same.
 WORDING_PARTS = ("subject", "text", "html")
 WORDING_SUFFIXES = {"subject": ".subject.txt", "text": ".txt", "html": ".html"}
-# The blocks each kind's layouts fill, in the text and the HTML e-mail alike.
+# The blocks each kind's layouts fill, in the text and the HTML e-mail alike;
+# none for an e-mail that is text only, whose file is the whole text.
 WORDING_BLOCKS = {
     WordingKind.DUNNING: ("intro", "request"),
     WordingKind.INVOICE_COPY: ("body",),
     WordingKind.STATEMENT: ("body",),
+    WordingKind.CALL_SUMMARY: (),
+    WordingKind.PLAN_AGREED: (),
 }
 # After a template's name in an error: the text is the one saved on the page, not the file.
 WORDING_EDITED = " as edited on the Wording page"
 
 
+def wording_parts(kind: str) -> tuple[str, ...]:
+    """The parts a kind's wording has: a text-only e-mail has no HTML."""
+    return WORDING_PARTS if WORDING_BLOCKS[kind] else ("subject", "text")
+
+
 def wording_frame(kind: str, part: str) -> tuple[str, str]:
-    """What a part's file has around its words: the subject's autoescape off,
-    or the layout the e-mail extends (a notice's HTML, the e-mail's or the
-    letter's, as the context's `layout` says)."""
-    if part == "subject":
+    """What a part's file has around its words: the subject's (and a text-only
+    e-mail's text's) autoescape off, or the layout the e-mail extends (a
+    notice's HTML, the e-mail's or the letter's, as the context's `layout` says)."""
+    if part == "subject" or not WORDING_BLOCKS[kind]:
         return "{% autoescape off %}", "{% endautoescape %}"
     if kind == WordingKind.DUNNING and part == "html":
         return "{% extends layout %}\n", ""
@@ -1032,16 +1040,16 @@ def _wording_templates(kind: str, tone: int, language: str, wording: dict[str, s
     """The compiled parts of a document's edited wording; none for the shipped files."""
     if wording is None:
         return {}
-    return _wording_compiled(kind, tone, language, *(wording[part] for part in WORDING_PARTS))
+    return _wording_compiled(kind, tone, language, *(wording[part] for part in wording_parts(kind)))
 
 
 # Keyed by the texts themselves: a new version is a new key, never a stale
-# hit. 96: the 18 tones × languages of notices and the 12 cover e-mails,
+# hit. 96: the 18 tones × languages of notices and the 24 other e-mails,
 # edited, with room for the previews a manager tries in a web process.
 @functools.lru_cache(maxsize=96)
 def _wording_compiled(kind: str, tone: int, language: str, *sources: str) -> dict:
     compiled = {}
-    for part, source in zip(WORDING_PARTS, sources, strict=True):
+    for part, source in zip(wording_parts(kind), sources, strict=True):
         head, tail = wording_frame(kind, part)
         name = wording_template_name(kind, tone, language, part) + WORDING_EDITED
         compiled[part] = _named(_from_string, name, head + source + tail)
@@ -1403,6 +1411,9 @@ class CallSummary:
     promise_currency: str = ""
     promised_on: dt.date | None = None
     promise_invoices: tuple[str, ...] = ()
+    # Its words in force for its language, as saved on the Wording page
+    # (wording.wording_in_force), or None for the shipped files.
+    wording: dict[str, str] | None = None
 
 
 CALL_SUMMARY_EMAIL = "email/call_summary/{language}"
@@ -1410,6 +1421,20 @@ CALL_SUMMARY_EMAIL = "email/call_summary/{language}"
 
 def render_call_summary(summary: CallSummary) -> tuple[str, str]:
     """The summary's subject and text, in the contact's language."""
+    context = _call_summary_context(summary)
+    return _text_email(CALL_SUMMARY_EMAIL, WordingKind.CALL_SUMMARY, context, summary.wording)
+
+
+def _text_email(base: str, kind: str, context: dict, wording: dict[str, str] | None) -> tuple[str, str]:
+    """A text-only e-mail's subject and text under `base`, or its edited wording."""
+    language = context["language"]
+    base = base.format(language=language)
+    edited = _wording_templates(kind, NO_TONE, language, wording)
+    subject = _subject(_render_part(base, "subject", context, edited))
+    return subject, _tidy_text(_render_part(base, "text", context, edited))
+
+
+def _call_summary_context(summary: CallSummary) -> dict:
     language = text_language(summary.language, CALL_SUMMARY_EMAIL + ".subject.txt")
     promised = summary.promise_amount is not None
     context = {
@@ -1427,9 +1452,7 @@ def render_call_summary(summary: CallSummary) -> tuple[str, str]:
         "promise_invoices": ", ".join(summary.promise_invoices),
         "promise_count": len(summary.promise_invoices),
     }
-    base = CALL_SUMMARY_EMAIL.format(language=language)
-    subject = _subject(render_to_string(f"{base}.subject.txt", context))
-    return subject, _tidy_text(render_to_string(f"{base}.txt", context))
+    return context
 
 
 # --- An agreed payment plan -------------------------------------------------
@@ -1455,6 +1478,9 @@ class PlanAgreed:
     # A manager's new schedule for a plan in force: the customer is told it
     # replaces the one agreed, with the instalments still to pay.
     rescheduled: bool = False
+    # Its words in force for its language, as saved on the Wording page
+    # (wording.wording_in_force), or None for the shipped files.
+    wording: dict[str, str] | None = None
 
 
 PLAN_AGREED_EMAIL = "email/plan_agreed/{language}"
@@ -1462,6 +1488,10 @@ PLAN_AGREED_EMAIL = "email/plan_agreed/{language}"
 
 def render_plan_agreed(plan: PlanAgreed) -> tuple[str, str]:
     """The schedule's subject and text, in the contact's language."""
+    return _text_email(PLAN_AGREED_EMAIL, WordingKind.PLAN_AGREED, _plan_agreed_context(plan), plan.wording)
+
+
+def _plan_agreed_context(plan: PlanAgreed) -> dict:
     language = text_language(plan.language, PLAN_AGREED_EMAIL + ".subject.txt")
     t = LABELS[language]
     context = {
@@ -1480,9 +1510,7 @@ def render_plan_agreed(plan: PlanAgreed) -> tuple[str, str]:
         "sender_name": plan.sender_name,
         "rescheduled": plan.rescheduled,
     }
-    base = PLAN_AGREED_EMAIL.format(language=language)
-    subject = _subject(render_to_string(f"{base}.subject.txt", context))
-    return subject, _tidy_text(render_to_string(f"{base}.txt", context))
+    return context
 
 
 # --- PDF --------------------------------------------------------------------

@@ -4,7 +4,8 @@ Each document's wording has three parts: the subject, and the blocks of the
 text and the HTML e-mail. A dunning notice's (`email/dunning/<tone>/<lang>.*`,
 a tone × language) fill the intro and request blocks, and its letter is the
 HTML part in the letter's layout; an invoice copy's and a statement's cover
-e-mail (`email/<kind>/<lang>.*`) fill the body block. A save on the Wording
+e-mail (`email/<kind>/<lang>.*`) fill the body block. A call's summary and an
+agreed payment plan's schedule are text only: a subject and the whole text. A save on the Wording
 page is a new `WordingVersion`, which those documents read from then on
 (rendering._wording_templates); putting back the shipped text is a version
 too, one that lets the files speak again.
@@ -40,21 +41,24 @@ from ar_collections.rendering import (
     LABELS,
     TONE_FOLDERS,
     WORDING_BLOCKS,
-    WORDING_PARTS,
+    CallSummary,
     InvoiceCopy,
     Notice,
     NoticeCharge,
     NoticeCredit,
     NoticeLine,
+    PlanAgreed,
     RenderedEmail,
     Statement,
     StatementLine,
+    wording_parts,
 )
 from arcrm.text import person_name
 
 PART_NAMES = {"subject": "Subject", "text": "Text e-mail", "html": "HTML e-mail and letter"}
 # A cover e-mail's HTML part is the e-mail alone: its PDF is the document, not the words.
 COVER_PART_NAMES = {**PART_NAMES, "html": "HTML e-mail"}
+TEXT_ONLY_PART_NAMES = {"subject": "Subject", "text": "Text"}
 
 # The tags wording may use: they only choose and repeat words by the values a
 # document is given, and each of them names those values where the check below
@@ -80,7 +84,8 @@ BLOCKS_SAID = {
 }
 # The document as a refusal names it: "not a value a notice is given".
 DOCUMENT_SAID = {WordingKind.DUNNING: "a notice", WordingKind.INVOICE_COPY: "an invoice copy's e-mail",
-                 WordingKind.STATEMENT: "a statement's e-mail"}
+                 WordingKind.STATEMENT: "a statement's e-mail", WordingKind.CALL_SUMMARY: "a call summary",
+                 WordingKind.PLAN_AGREED: "a payment plan's e-mail"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,8 @@ class Wording:
     def documents(self) -> str:
         """What says these words, as a message names it: "notices", "statements"."""
         return {WordingKind.DUNNING: "notices", WordingKind.INVOICE_COPY: "invoice copies",
-                WordingKind.STATEMENT: "statements"}[self.kind]
+                WordingKind.STATEMENT: "statements", WordingKind.CALL_SUMMARY: "call summaries",
+                WordingKind.PLAN_AGREED: "payment plans' e-mails"}[self.kind]
 
     @property
     def is_notice(self) -> bool:
@@ -123,7 +129,17 @@ class Wording:
         return LABELS[self.language]["name"]
 
     @property
+    def text_only(self) -> bool:
+        return not WORDING_BLOCKS[self.kind]
+
+    @property
+    def has_pdf(self) -> bool:
+        return _document(self.kind).pdf is not None
+
+    @property
     def part_names(self) -> dict[str, str]:
+        if self.text_only:
+            return TEXT_ONLY_PART_NAMES
         return PART_NAMES if self.is_notice else COVER_PART_NAMES
 
     @property
@@ -158,7 +174,7 @@ class Wording:
 
 # Every kind × tone a document is written in: a notice per tone, the rest without one.
 KINDS_AND_TONES = [(WordingKind.DUNNING, tone) for tone in TONE_FOLDERS] + [
-    (WordingKind.INVOICE_COPY, NO_TONE), (WordingKind.STATEMENT, NO_TONE)]
+    (kind, NO_TONE) for kind in WordingKind if kind != WordingKind.DUNNING]
 
 
 def wordings() -> list[Wording]:
@@ -201,7 +217,7 @@ def cover_wording_in_force(kind: str, language: str) -> dict[str, str] | None:
 
 
 def _parts_of(version: WordingVersion) -> dict[str, str]:
-    return {part: getattr(version, part) for part in WORDING_PARTS}
+    return {part: getattr(version, part) for part in wording_parts(version.kind)}
 
 
 def history(wording: Wording) -> list[WordingVersion]:
@@ -218,7 +234,7 @@ def shipped_parts(kind: str, tone: int, language: str) -> dict[str, str]:
     """The text shipped with the product (or an install's own files), without its frame."""
     return {part: rendering.wording_unframed(
         kind, part, get_template(rendering.wording_template_name(kind, tone, language, part)).template.source)
-        for part in WORDING_PARTS}
+        for part in wording_parts(kind)}
 
 
 # --- the documents -------------------------------------------------------------
@@ -231,7 +247,7 @@ class _Document:
     sample: Callable[..., object]  # (tone=, language=, on=) → the sample, as the preview shows it
     context: Callable[[object], dict]  # the values its templates are given
     email: Callable[[object], RenderedEmail]
-    pdf: Callable[[object], bytes]
+    pdf: Callable[[object], bytes] | None  # None: the e-mail goes alone
     # Everything the wording is written into when it is sent, for the last check.
     written: tuple[Callable[[object], object], ...]
 
@@ -251,7 +267,19 @@ def _document(kind: str) -> _Document:
             sample=lambda *, tone, language, on: sample_statement(language=language, on=on),
             context=rendering._statement_context, email=rendering.render_statement_email,
             pdf=rendering.render_statement, written=(rendering.render_statement_email,)),
+        WordingKind.CALL_SUMMARY: _Document(
+            sample=lambda *, tone, language, on: sample_call_summary(language=language, on=on),
+            context=rendering._call_summary_context, email=_text_only(rendering.render_call_summary),
+            pdf=None, written=(rendering.render_call_summary,)),
+        WordingKind.PLAN_AGREED: _Document(
+            sample=lambda *, tone, language, on: sample_plan_agreed(language=language, on=on),
+            context=rendering._plan_agreed_context, email=_text_only(rendering.render_plan_agreed),
+            pdf=None, written=(rendering.render_plan_agreed,)),
     }[kind]
+
+
+def _text_only(render: Callable[[object], tuple[str, str]]) -> Callable[[object], RenderedEmail]:
+    return lambda document: RenderedEmail(*render(document), html="")
 
 
 def _sample(wording: Wording, *, on: dt.date):
@@ -269,7 +297,7 @@ def wording_problems(wording: Wording, parts: dict[str, str]) -> list[str]:
     context = document.context(sample)
     said = DOCUMENT_SAID[wording.kind]
     problems = []
-    for part in WORDING_PARTS:
+    for part in wording_parts(wording.kind):
         source = parts[part]
         where = wording.part_names[part]
         if not source.strip():
@@ -283,7 +311,7 @@ def wording_problems(wording: Wording, parts: dict[str, str]) -> list[str]:
                 found.append(f"the template does not read: {error}")
             else:
                 nodes = template.template.nodelist
-                if part != "subject":
+                if part != "subject" and not wording.text_only:
                     found.extend(_outside_blocks(wording, nodes))
                 # The subject is rendered first; the text and HTML parts may name it.
                 bound = frozenset({"subject"} if part != "subject" else ())
@@ -319,6 +347,8 @@ def _tag_problems(kind: str, part: str, source: str) -> Iterator[str]:
                    f"{', '.join(sorted(t for t in ALLOWED_TAGS if not t.startswith('end')))}).")
         elif tag == "block" and part == "subject":
             yield f"{line}: a subject has no blocks; write its text alone."
+        elif tag == "block" and not WORDING_BLOCKS[kind]:
+            yield f"{line}: this e-mail has no blocks; write its text alone."
         elif tag == "block" and (len(bits) != 2 or bits[1] not in WORDING_BLOCKS[kind]):
             name = bits[1] if len(bits) > 1 else ""
             yield f"{line}: the layout has no block {name!r}: the words go in {BLOCKS_SAID[kind]}."
@@ -413,7 +443,7 @@ def wording_save(*, wording: Wording, parts: dict[str, str], based_on: int, acto
     the shipped text). Refused (ValidationError, nothing saved) when the
     documents could not be sent with them, when nothing changed, or when
     someone saved another version meanwhile."""
-    parts = {part: parts[part].replace("\r\n", "\n") for part in WORDING_PARTS}
+    parts = {part: parts[part].replace("\r\n", "\n") for part in wording_parts(wording.kind)}
     if problems := wording_problems(wording, parts):
         raise ValidationError(problems)
     if based_on == wording.number and parts == wording.parts():
@@ -426,7 +456,7 @@ def wording_put_back(*, wording: Wording, based_on: int, actor) -> WordingVersio
     again; the edited versions stay in the history."""
     if not wording.edited:
         raise ValidationError(f"{capfirst(wording.documents)} say the shipped text already.")
-    return _version_add(wording=wording, parts=dict.fromkeys(WORDING_PARTS, ""), shipped=True,
+    return _version_add(wording=wording, parts=dict.fromkeys(wording_parts(wording.kind), ""), shipped=True,
                         based_on=based_on, actor=actor)
 
 
@@ -442,7 +472,7 @@ def _version_add(*, wording: Wording, parts: dict[str, str], shipped: bool, base
             return WordingVersion.objects.create(
                 kind=wording.kind, tone=wording.tone, language=wording.language, number=based_on + 1,
                 shipped=shipped,
-                **parts, **{f"{part}_before": before[part] for part in WORDING_PARTS}, saved_by=actor,
+                **parts, **{f"{part}_before": before[part] for part in parts}, saved_by=actor,
             )
     except IntegrityError:
         raise _saved_meanwhile(wording_get(wording.kind, wording.tone, wording.language)) from None
@@ -465,7 +495,8 @@ def preview_email(wording: Wording, parts: dict[str, str], *, on: dt.date) -> Re
 
 
 def preview_pdf(wording: Wording, parts: dict[str, str], *, on: dt.date) -> bytes:
-    """A notice's letter, or the invoice copy or statement the cover e-mail goes with."""
+    """A notice's letter, or the invoice copy or statement the cover e-mail
+    goes with (wording.has_pdf: a text-only e-mail has none)."""
     return _document(wording.kind).pdf(replace(_sample(wording, on=on), wording=parts))
 
 
@@ -576,4 +607,26 @@ def sample_statement(rng: random.Random | None = None, *, language: str, on: dt.
         charges=(NoticeCharge("late_fee", Decimal("40.00"), "EUR", "step 3 of Systematic late"),),
         contact_name="Carla Collector", contact_email="ar@example.com",
         sender_name="Carla Collector", sender_email="ar@example.com",
+    )
+
+
+def sample_call_summary(*, language: str, on: dt.date) -> CallSummary:
+    """A call's summary with notes and a promise to pay, for the Wording page's preview."""
+    return CallSummary(
+        language=language, recipient_name="Anna Clerk", customer_name="Acme Tools GmbH",
+        account_number="C0000001", notes="The invoice had gone to the old address; it is paid this week.",
+        collector_name="Carla Collector", promise_amount=Decimal("1200.00"), promise_currency="EUR",
+        promised_on=on + dt.timedelta(days=5),
+        promise_invoices=(f"INV-{on.year}-000001", f"INV-{on.year}-000002"),
+    )
+
+
+def sample_plan_agreed(*, language: str, on: dt.date) -> PlanAgreed:
+    """A payment plan of three instalments, part paid already, for the Wording page's preview."""
+    return PlanAgreed(
+        language=language, recipient_name="Anna Clerk", customer_name="Acme Tools GmbH",
+        account_number="C0000001", currency="EUR", total_amount=Decimal("3000.00"),
+        instalments=tuple((n, on + dt.timedelta(days=30 * n), Decimal("1000.00")) for n in (1, 2, 3)),
+        invoices=(f"INV-{on.year}-000001", f"INV-{on.year}-000002"), sender_name="Carla Collector",
+        paid_amount=Decimal("250.00"),
     )

@@ -41,7 +41,20 @@ class WordingForm(forms.Form):
                            error_messages={"required": "Write the HTML e-mail."})
 
     def parts(self) -> dict[str, str]:
-        return {part: self.cleaned_data[part] for part in WORDING_PARTS}
+        return {part: self.cleaned_data[part] for part in WORDING_PARTS if part in self.fields}
+
+
+def _form(wording: words.Wording, data=None, **kwargs) -> WordingForm:
+    """The form for this wording's parts (a text-only e-mail has no HTML), labelled as its kind names them."""
+    form = WordingForm(data, **kwargs)
+    for part in WORDING_PARTS:
+        if part in wording.part_names:
+            form.fields[part].label = wording.part_names[part]
+        else:
+            del form.fields[part]
+    if "html" in form.fields and not wording.is_notice:
+        form.fields["html"].help_text = "The e-mail most customers read; the PDF goes with it as it is."
+    return form
 
 
 def _wording(tone: int, language: str, kind: str) -> words.Wording:
@@ -52,13 +65,11 @@ def _wording(tone: int, language: str, kind: str) -> words.Wording:
 
 
 def _initial(wording: words.Wording) -> WordingForm:
-    return WordingForm(initial={"based_on": wording.number, **wording.parts()})
+    return _form(wording, initial={"based_on": wording.number, **wording.parts()})
 
 
 def _page(request: HttpRequest, wording: words.Wording, form: WordingForm, *, status: int = 200,
           fragment: str = "", **context) -> HttpResponse:
-    for part, label in wording.part_names.items():
-        form.fields[part].label = label
     context = {"wording": wording, "form": form, "versions": words.history(wording), **context}
     return render(request, f"{PAGE}#{fragment}" if fragment else PAGE, context, status=status)
 
@@ -82,7 +93,7 @@ def wording_edit(request: HttpRequest, language: str, tone: int = NO_TONE,
     wording = _wording(tone, language, kind)
     if request.method == "GET":
         return _page(request, wording, _initial(wording))
-    form = WordingForm(request.POST)
+    form = _form(wording, request.POST)
     if form.is_valid():
         try:
             version = words.wording_save(wording=wording, parts=form.parts(),
@@ -126,6 +137,8 @@ def wording_letter(request: HttpRequest, language: str, tone: int = NO_TONE,
     sample notice (for a cover e-mail, the sample invoice copy or statement it
     goes with); nothing is saved. Opened in a tab of its own."""
     wording, form, parts = _previewed(request, tone, language, kind)
+    if not wording.has_pdf:
+        raise Http404("This e-mail goes without a PDF.")
     if parts is not None:
         try:
             pdf = words.preview_pdf(wording, parts, on=timezone.localdate())
@@ -144,7 +157,7 @@ def _previewed(request: HttpRequest, tone: int, language: str, kind: str
     """The kind × tone × language, the form posted, and its parts when the
     document could be sent with them (None, the form saying why, when not)."""
     wording = _wording(tone, language, kind)
-    form = WordingForm(request.POST)
+    form = _form(wording, request.POST)
     if not form.is_valid():
         return wording, form, None
     if problems := words.wording_problems(wording, form.parts()):

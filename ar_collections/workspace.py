@@ -75,6 +75,7 @@ from ar_collections.models import (
     Promise,
     PromiseStatus,
     ReversalReason,
+    WordingKind,
     WorkKind,
     WriteOff,
     WriteOffLine,
@@ -84,6 +85,7 @@ from ar_collections.models import (
     lists_open_invoice,
 )
 from ar_collections.timeline import event_record, invoice_paid_said
+from ar_collections.wording import cover_wording_in_force
 from arcrm.dates import add_months, format_day
 from arcrm.money import ZERO, by_currency, format_amounts, format_money, places_check, smallest_unit
 from arcrm.roles import require_act_on
@@ -176,7 +178,7 @@ def _call_summary_message(call: Call, contact: Contact, promise: Promise | None)
     subject, text = rendering.render_call_summary(rendering.CallSummary(
         language=contact.language, recipient_name=contact.name, customer_name=customer.name,
         account_number=customer.account_number, notes=call.notes, collector_name=person_name(collector),
-        **agreed,
+        wording=cover_wording_in_force(WordingKind.CALL_SUMMARY, contact.language), **agreed,
     ))
     return EmailMessage(
         subject=subject,
@@ -750,6 +752,7 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, 
         account_number=customer.account_number, currency=plan.currency, total_amount=plan.total_amount,
         instalments=tuple(instalments), invoices=tuple(i.number for i in invoices),
         sender_name=person_name(sender), paid_amount=plan.paid_amount, rescheduled=rescheduled,
+        wording=cover_wording_in_force(WordingKind.PLAN_AGREED, contact.language),
     ))
     message = EmailMessage(subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL,
                            to=[mail_address(contact.name, contact.email)],

@@ -106,14 +106,16 @@ def test_a_tone_and_language_notices_are_never_written_in_is_not_found(client, m
 def test_the_list_shows_every_document_tone_and_language_and_which_are_edited_by_whom(
     client, manager, other_manager
 ):
-    """A notice per tone, an invoice copy's and a statement's e-mail, each in every language."""
+    """A notice per tone, and the e-mails of an invoice copy, a statement, a
+    call's summary and an agreed payment plan, each in every language."""
     save(other_manager, tone=FIRM, language="de")
     client.force_login(manager)
 
     rows = [row for row in client.get(reverse("collections:wording")).text.split("<tr>")[2:]]
 
-    assert len(rows) == (len(rendering.TONE_FOLDERS) + 2) * len(rendering.LABELS) == 30
-    assert sum("Invoice copy" in row for row in rows) == sum("Statement" in row for row in rows) == 6
+    assert len(rows) == (len(rendering.TONE_FOLDERS) + 4) * len(rendering.LABELS) == 42
+    for document in ("Invoice copy", "Statement", "Call summary", "Payment plan agreed"):
+        assert sum(f"<td>{document}</td>" in row for row in rows) == 6, document
     [firm_german] = [row for row in rows if "Firm" in row and "Deutsch" in row]
     assert "Edited: version 1, by mark on" in firm_german
     assert all("Shipped text" in row for row in rows if row != firm_german)

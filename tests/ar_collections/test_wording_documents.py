@@ -1,11 +1,13 @@
-"""The Wording pages for the e-mails an invoice copy and a statement go with:
-the same editor, checks, versions and previews as a notice's, by kind and
-language; what the customer then gets says the newest version."""
+"""The Wording pages for the e-mails an invoice copy and a statement go with,
+and for the text-only e-mails of a call's summary and an agreed payment
+plan: the same editor, checks, versions and previews as a notice's, by kind
+and language; what the customer then gets says the newest version."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -19,6 +21,7 @@ from .conftest import frozen
 
 HTMX = {"HX-Request": "true"}
 COPY, STATEMENT = WordingKind.INVOICE_COPY, WordingKind.STATEMENT
+CALL, PLAN = WordingKind.CALL_SUMMARY, WordingKind.PLAN_AGREED
 TODAY = dt.date(2026, 4, 20)
 
 COPY_TEXT = {
@@ -60,12 +63,20 @@ EVERY_POST = [
 ]
 
 
-@pytest.mark.parametrize("kind", [COPY, STATEMENT])
+CALL_TEXT = {
+    "subject": "Our call about {{ account_number }}",
+    "text": "{{ greeting }}\n\nThanks for the call about {{ customer_name }}."
+            "{% if promise_amount %} You will pay {{ promise_amount }} by {{ promised_on }}.{% endif %}\n\n"
+            "{{ collector_name }}\n",
+}
+
+
+@pytest.mark.parametrize("kind", [COPY, STATEMENT, CALL])
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "htmx"])
 def test_collectors_and_read_only_colleagues_are_refused_every_page_and_post_of_a_cover_e_mail(
     client, collector, viewer, manager, headers, kind
 ):
-    save(manager, kind=kind)
+    save(manager, CALL_TEXT if kind == CALL else None, kind=kind)
     for user in (collector, viewer):
         client.force_login(user)
         assert client.get(url("wording_edit", kind), headers=headers).status_code == 403
@@ -78,7 +89,7 @@ def test_a_kind_or_language_no_document_is_written_in_is_not_found(client, manag
     client.force_login(manager)
 
     assert client.get(url("wording_edit", "dunning")).status_code == 404  # a notice needs its tone
-    assert client.get(url("wording_edit", "call_summary")).status_code == 404
+    assert client.get(url("wording_edit", "reminder")).status_code == 404
     assert client.get(url("wording_edit", COPY, "pt")).status_code == 404
 
 
@@ -291,3 +302,95 @@ def test_the_shipped_text_as_the_editor_shows_it_writes_every_cover_e_mail_as_th
             == rendering.render_statement_email(statement))
     assert wording.wording_problems(wording.wording_get(COPY, NO_TONE, language), copy_parts) == []
     assert wording.wording_problems(wording.wording_get(STATEMENT, NO_TONE, language), statement_parts) == []
+
+
+@pytest.mark.parametrize("language", list(rendering.LABELS))
+def test_the_shipped_text_as_the_editor_shows_it_writes_every_call_summary_and_plan_as_the_files_do(
+    db, language
+):
+    summary = wording.sample_call_summary(language=language, on=TODAY)
+    plan = wording.sample_plan_agreed(language=language, on=TODAY)
+    summary_parts = wording.shipped_parts(CALL, NO_TONE, language)
+    plan_parts = wording.shipped_parts(PLAN, NO_TONE, language)
+
+    assert set(summary_parts) == set(plan_parts) == {"subject", "text"}
+    assert "autoescape" not in summary_parts["text"] and "{{ greeting }}" in summary_parts["text"]
+    assert (rendering.render_call_summary(replace(summary, wording=summary_parts))
+            == rendering.render_call_summary(summary))
+    assert (rendering.render_plan_agreed(replace(plan, wording=plan_parts))
+            == rendering.render_plan_agreed(plan))
+    assert wording.wording_problems(wording.wording_get(CALL, NO_TONE, language), summary_parts) == []
+    assert wording.wording_problems(wording.wording_get(PLAN, NO_TONE, language), plan_parts) == []
+
+
+# --- text-only e-mails ----------------------------------------------------------------
+
+
+def test_a_call_summary_s_page_edits_its_subject_and_whole_text_and_has_no_pdf(client, manager):
+    client.force_login(manager)
+
+    page = client.get(url("wording_edit", CALL)).text
+    response = client.post(url("wording_edit", CALL), {"based_on": 0, **CALL_TEXT}, headers=HTMX)
+
+    assert 'name="subject"' in page and 'name="text"' in page and 'name="html"' not in page
+    assert "(PDF)" not in page
+    assert response.status_code == 200
+    [version] = WordingVersion.objects.all()
+    assert (version.kind, version.subject, version.text, version.html) == (
+        CALL, CALL_TEXT["subject"], CALL_TEXT["text"], "")
+    assert version.text_before.startswith("{{ greeting }}\n\nThank you for talking to us today")
+    assert client.post(url("wording_letter", CALL), {"based_on": 1, **CALL_TEXT}).status_code == 404
+
+
+@pytest.mark.parametrize(("source", "said"), [
+    ("{% block body %}Hi{% endblock %}", "Text: line 1: this e-mail has no blocks; write its text alone."),
+    ("{{ greeting }} {{ balance }}",
+     "Text: it names 'balance', which is not a value a call summary is given."),
+    ("{{ notes|safe }}", "Text: the filter |safe is not allowed"),
+])
+def test_a_call_summary_it_could_not_be_sent_with_is_refused_and_changes_nothing(
+    client, manager, source, said
+):
+    client.force_login(manager)
+
+    response = client.post(url("wording_edit", CALL), {"based_on": 0, **CALL_TEXT, "text": source})
+
+    assert response.status_code == 422
+    assert said in " ".join(response.text.replace("&#x27;", "'").split())
+    assert not WordingVersion.objects.exists()
+
+
+def test_the_preview_of_a_plan_s_e_mail_is_its_text_for_a_sample_plan(client, manager):
+    client.force_login(manager)
+    text = ("{{ greeting }}\n\n"
+            "{% for i in instalments %}{{ i.number }}: {{ i.amount }} by {{ i.due_on }}\n{% endfor %}")
+
+    response = client.post(url("wording_preview", PLAN),
+                           {"based_on": 0, "subject": "Your plan", "text": text}, headers=HTMX)
+
+    assert response.status_code == 200
+    assert "1: EUR 1,000.00 by" in response.text and "Your plan" in response.text
+    assert "The HTML e-mail" not in response.text
+    assert not WordingVersion.objects.exists()
+
+
+def test_a_call_summary_sent_through_the_outbox_carries_the_edited_words(
+    account, collector, manager, smtp_server, django_capture_on_commit_callbacks, eager_celery
+):
+    found = wording.wording_get(CALL, NO_TONE, "en")
+    wording.wording_save(wording=found, parts=CALL_TEXT, based_on=0, actor=manager)
+    contact = account.contacts.get()
+    contact.language = "en"
+    contact.save()
+
+    with frozen(TODAY), django_capture_on_commit_callbacks(execute=True):
+        workspace.call_log(
+            customer=account, actor=collector, contact=contact, outcome="reached", notes="Pays on Friday.",
+            email_summary=True, on=TODAY,
+            promise=workspace.PromiseTerms(Decimal("1250.00"), dt.date(2026, 4, 24),
+                                           list(account.invoices.all())),
+        )
+
+    (message,) = smtp_server.messages
+    assert message["Subject"] == f"Our call about {account.account_number}"
+    assert "Thanks for the call about Bäckerei Müller. You will pay EUR 1,250.00 by" in message.get_content()
