@@ -54,12 +54,14 @@ untried, as after a server that cannot be reached).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import smtplib
 import ssl
+import uuid
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from decimal import Decimal
 from email.headerregistry import Address
@@ -71,9 +73,21 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Now
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import timezone
 
@@ -267,8 +281,11 @@ def actions_sweep_waiting(*, now: dt.datetime | None = None) -> int:
     (its row locked) is skipped. Returns the number of actions enqueued.
 
     Each step handed over gets HANDED_OVER_FOR before the next sweep may hand
-    it over again; its claim keeps a duplicate from doing anything twice."""
-    now = now or timezone.now()
+    it over again; its claim keeps a duplicate from doing anything twice.
+
+    `now` is the database's clock unless given: the claim and wait times
+    compared are written by it (see _begin)."""
+    now = Now() if now is None else Value(now, output_field=DateTimeField())
     quiet_since = now - HANDED_OVER_FOR
     due = Q(sweep_after__lte=now) | Q(
         Q(sweep_after__isnull=True),
@@ -287,6 +304,43 @@ def actions_sweep_waiting(*, now: dt.datetime | None = None) -> int:
 
 
 def _deliver_one(action_id: int, mailer: Mailer) -> str:
+    with _delivering(action_id) as ours:
+        if not ours:
+            return "not_claimed"
+        return _attempt(action_id, mailer)
+
+
+@contextlib.contextmanager
+def _delivering(action_id: int) -> Iterator[bool]:
+    """Whether this worker is the one delivering `action_id` now: held from
+    before the attempt's count until its outcome is recorded, by a lock of
+    the database session (PostgreSQL), so it goes with the worker's
+    connection if the worker dies.
+
+    The count commits before the claim (see _begin): a second delivery of
+    the id coming in between finds the row free, and without this would
+    count an attempt of its own for the one the first worker goes on to
+    make. A row lock cannot cover that moment; a killed worker's step, whose
+    session has ended, is still taken by the next delivery at once. On
+    SQLite (the demo on one machine) there is no such lock, and the moment
+    stays."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        # The one-argument (bigint) form keyed by the action's id: the only
+        # advisory lock the project takes.
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [action_id])
+        ours = cursor.fetchone()[0]
+    try:
+        yield ours
+    finally:
+        if ours:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [action_id])
+
+
+def _attempt(action_id: int, mailer: Mailer) -> str:
     # One transaction from the claim to the recorded outcome, held open across
     # the SMTP conversation: a worker killed mid-send rolls back to PLANNED and
     # the next sweep sends again. The window left: the server accepted the
@@ -294,9 +348,9 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # same Message-ID (see the module docstring). To keep that window as short
     # as it can be, the send comes after everything else, savepoints released,
     # so only the COMMIT follows the server's acceptance.
-    began_at = timezone.now()
+    claim = uuid.uuid4()
     try:
-        begun = _begin(action_id, at=began_at)
+        begun = _begin(action_id, claim=claim)
     except SoftTimeLimitExceeded:
         raise _NotBegun from None
     if begun != "begun":
@@ -304,7 +358,7 @@ def _deliver_one(action_id: int, mailer: Mailer) -> str:
     # The time running out (SoftTimeLimitExceeded) rolls the attempt back whole
     # and is recorded by the caller, under a claim of its own, as a refusal is.
     with transaction.atomic():
-        action = _claim_begun(action_id, began_at=began_at)
+        action = _claim_begun(action_id, claim=claim)
         if action is None:
             return "not_claimed"
         files: list[str] = []
@@ -342,10 +396,10 @@ def _send_failed(action_id: int, error: Exception) -> str:
         return _record_failure(action, error)
 
 
-def _begin(action_id: int, *, at: dt.datetime | None = None) -> str:
-    """Count the attempt about to be made, begun `at` (now), committed before
-    it starts: "begun", or "not_claimed" (done, gone, another worker has it),
-    or "failed".
+def _begin(action_id: int, *, claim: uuid.UUID | None = None) -> str:
+    """Count the attempt about to be made, to be claimed by `claim`, committed
+    before it starts: "begun", or "not_claimed" (done, gone, another worker
+    has it), or "failed".
 
     The attempt itself rolls back whole if its worker dies, and the broker
     hands the batch out again at once (acks late): a step whose delivery
@@ -363,7 +417,12 @@ def _begin(action_id: int, *, at: dt.datetime | None = None) -> str:
     delivery of the id (the broker handing a batch out again, a sweep) can
     come in between, and failing the step then would leave that attempt
     nothing to make. If its worker died, a later sweep hands the step over
-    again and that delivery fails it."""
+    again and that delivery fails it.
+
+    The time the attempt began is the database's, as is the time it is
+    judged by (_may_be_under_way, the sweep): the worker hosts' clocks drift
+    apart, and one a few minutes off would take an attempt just begun for
+    one whose worker was stopped long since, or the other way round."""
     with transaction.atomic():
         action = _claim(action_id)
         if action is None:
@@ -375,8 +434,9 @@ def _begin(action_id: int, *, at: dt.datetime | None = None) -> str:
             # or take the attempt back (install_fault, NotTried): attempts
             # spent on a step still PLANNED are deliveries cut short.
             return _cut_short(action)
-        DunningAction.objects.filter(pk=action.pk).update(attempts=F("attempts") + 1,
-                                                          claimed_at=at or timezone.now())
+        DunningAction.objects.filter(pk=action.pk).update(
+            attempts=F("attempts") + 1, claimed_at=Now(), claim=claim or uuid.uuid4()
+        )
     return "begun"
 
 
@@ -386,9 +446,9 @@ def _may_be_under_way(action: DunningAction) -> bool:
     has not stopped is killed, have not run out since it began. The daytime
     sweep hands over a step quiet for HANDED_OVER_FOR, no shorter than that
     (the settings refuse a DELIVERY_TIME_LIMIT that is), so the step is not
-    left for ever."""
+    left for ever. By the database's clock, which wrote claimed_at."""
     under_way_for = dt.timedelta(seconds=settings.DELIVERY_TIME_LIMIT + settings.TIME_LIMIT_GRACE)
-    return action.claimed_at is not None and action.claimed_at > timezone.now() - under_way_for
+    return DunningAction.objects.filter(pk=action.pk, claimed_at__gt=Now() - under_way_for).exists()
 
 
 def _cut_short(action: DunningAction) -> str:
@@ -428,8 +488,8 @@ def _claim(action_id: int, **changes) -> DunningAction | None:
     return action
 
 
-def _claim_begun(action_id: int, *, began_at: dt.datetime) -> DunningAction | None:
-    """Claim the action for the attempt _begin counted at `began_at` (SENDING),
+def _claim_begun(action_id: int, *, claim: uuid.UUID) -> DunningAction | None:
+    """Claim the action for the attempt _begin counted with `claim` (SENDING),
     waiting for the row if another transaction holds it; None if it is no
     longer that attempt's to make.
 
@@ -439,13 +499,13 @@ def _claim_begun(action_id: int, *, began_at: dt.datetime) -> DunningAction | No
     sweep moving its hand-over time on), and skipping would leave the
     counted attempt unmade; at the last attempt, the step would be failed
     as stopped part-way without its last attempt. A worker making an attempt
-    of its own holds the row longer, but only after its own _begin moved
-    claimed_at on: PostgreSQL, checking the row again once that _begin
+    of its own holds the row longer, but only after its own _begin changed
+    the claim: PostgreSQL, checking the row again once that _begin
     commits, finds it no longer this attempt's and hands back nothing,
     never waiting for the other attempt."""
     action = (
         DunningAction.objects.select_for_update()
-        .filter(pk=action_id, status=ActionStatus.PLANNED, claimed_at=began_at)
+        .filter(pk=action_id, status=ActionStatus.PLANNED, claim=claim)
         .first()
     )
     if action is None:
@@ -725,7 +785,7 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
     attempts = action.attempts - (1 if fault or not_tried else 0)
     wait = INSTALL_FAULT_RETRY_AFTER if fault else back_off(attempts)
     DunningAction.objects.filter(pk=action.pk).update(
-        status=status, error=text, attempts=attempts, sweep_after=timezone.now() + wait if retry else None
+        status=status, error=text, attempts=attempts, sweep_after=Now() + wait if retry else None
     )
     if fault and text == action.error:
         # Tried again hourly until someone fixes it: the timeline says so once.
@@ -1350,7 +1410,7 @@ def action_review(*, action: DunningAction, collector: User, send: bool, note: s
         if send:
             DunningAction.objects.filter(pk=locked.pk).update(
                 status=ActionStatus.PLANNED, reviewed_by=collector,
-                sweep_after=timezone.now() + HANDED_OVER_FOR,
+                sweep_after=Now() + HANDED_OVER_FOR,
             )
             summary = f"{_step_name(locked)} reviewed by {person_name(collector)}: send"
         else:

@@ -1079,7 +1079,12 @@ class DunningAction(models.Model):
     skip_reason = models.CharField(max_length=300, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When the last attempt was counted, by the database's clock (the one every
+    # host reads alike), and the token that attempt claims the step by: a
+    # time read back would be compared as text, and SQLite writes its own
+    # clock's times with other digits than Python's.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    claim = models.UUIDField(null=True, blank=True, editable=False)
     sweep_after = models.DateTimeField(
         null=True, blank=True,
         help_text="When the delivery sweep may hand a step still planned to the workers again: "

@@ -10,6 +10,8 @@ import time
 import pytest
 import time_machine
 from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from ar_collections import delivery
@@ -153,6 +155,48 @@ def test_a_second_delivery_while_the_last_attempt_is_under_way_leaves_it_to_that
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_second_delivery_between_an_attempt_s_count_and_its_claim_counts_no_attempt_of_its_own(
+    make_account, smtp_server, monkeypatch
+):
+    """Worker A has counted an attempt (committed) and is about to claim the
+    step when the same id is delivered again. A is alive and makes its
+    attempt: the second delivery must leave it to A, not count a second
+    attempt for the one e-mail, bringing the step's last attempt closer."""
+    [action_id] = _planned(make_account, 1)
+    begin = delivery._begin
+    second: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+
+    def worker_b() -> None:
+        try:
+            second.append(actions_deliver(action_ids=[action_id]))
+        except BaseException as error:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(error)
+        finally:
+            connection.close()  # the thread's own database connection
+
+    def begin_then_delivered_again(action_id: int, **kwargs) -> str:
+        begun = begin(action_id, **kwargs)
+        if threading.current_thread() is threading.main_thread():
+            thread = threading.Thread(target=worker_b)
+            thread.start()
+            thread.join(timeout=120)
+            assert not thread.is_alive(), "the second delivery did not finish in 2 minutes"
+        return begun
+
+    monkeypatch.setattr(delivery, "_begin", begin_then_delivered_again)
+    with frozen(ON):
+        first = actions_deliver(action_ids=[action_id])
+
+    assert errors == []
+    assert second == [{**dict.fromkeys(delivery.OUTCOMES, 0), "not_claimed": 1}]
+    assert first["emailed"] == 1
+    assert len(smtp_server.messages) == 1
+    action = DunningAction.objects.get(pk=action_id)
+    assert (action.status, action.attempts) == (ActionStatus.DONE, 1)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_last_attempt_finding_its_row_held_for_a_moment_waits_for_it_and_is_made(
     make_account, smtp_server, monkeypatch
 ):
@@ -213,10 +257,11 @@ def test_a_last_attempt_finding_its_row_held_for_a_moment_waits_for_it_and_is_ma
     assert (action.status, action.attempts) == (ActionStatus.DONE, MAX_DELIVERY_ATTEMPTS)
 
 
-def _last_attempt_begun(action_id: int, *, at: dt.datetime) -> None:
-    """The step's last attempt counted at `at`, and the step still PLANNED:
-    that attempt is under way, or its worker died in it."""
-    DunningAction.objects.filter(pk=action_id).update(attempts=MAX_DELIVERY_ATTEMPTS, claimed_at=at)
+def _last_attempt_begun(action_id: int, *, ago: dt.timedelta) -> None:
+    """The step's last attempt counted `ago` by the database's clock (the one
+    claim times are kept by), and the step still PLANNED: that attempt is
+    under way, or its worker died in it."""
+    DunningAction.objects.filter(pk=action_id).update(attempts=MAX_DELIVERY_ATTEMPTS, claimed_at=Now() - ago)
 
 
 def _under_way_for() -> dt.timedelta:
@@ -233,7 +278,7 @@ def test_a_last_attempt_begun_longer_ago_than_a_delivery_may_run_is_failed_as_st
     began the last attempt has been stopped: nothing is under way any more."""
     [action_id] = _planned(make_account, 1)
     with frozen(ON):
-        _last_attempt_begun(action_id, at=timezone.now() - _under_way_for() - dt.timedelta(seconds=1))
+        _last_attempt_begun(action_id, ago=_under_way_for() + dt.timedelta(seconds=1))
         assert actions_deliver(action_ids=[action_id])["failed"] == 1
 
     assert smtp_server.messages == []
@@ -244,6 +289,70 @@ def test_a_last_attempt_begun_longer_ago_than_a_delivery_may_run_is_failed_as_st
     assert event.summary == f"Friendly reminder (step 1, E-mail) failed, not tried again: {action.error}"
 
 
+# --- one clock: the database's ------------------------------------------------------
+# Worker hosts' clocks drift apart; each test runs this process's clock off by
+# more than a delivery may run while the database's runs true, as on a host
+# whose clock is off.
+SKEW = dt.timedelta(minutes=10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_last_attempt_just_begun_on_a_host_whose_clock_is_behind_is_left_to_its_worker(
+    make_account, smtp_server
+):
+    """The last attempt is counted by a worker on a host ten minutes behind;
+    before it claims the step, the id is delivered again on a host whose
+    clock is right. That attempt began moments ago: failing the step as
+    stopped part-way would leave the customer's last reminder unsent."""
+    assert _under_way_for() < SKEW  # the host is off by more than a delivery may run
+    [action_id] = _planned(make_account, 1)
+    DunningAction.objects.filter(pk=action_id).update(attempts=MAX_DELIVERY_ATTEMPTS - 1)
+    with time_machine.travel(timezone.now() - SKEW):
+        assert delivery._begin(action_id) == "begun"  # its worker goes on to claim it
+
+    assert actions_deliver(action_ids=[action_id])["not_claimed"] == 1
+    action = DunningAction.objects.get(pk=action_id)
+    assert (action.status, action.attempts, action.error) == (ActionStatus.PLANNED, MAX_DELIVERY_ATTEMPTS, "")
+    assert not TimelineEvent.objects.filter(customer=action.customer).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_last_attempt_begun_longer_ago_than_a_delivery_may_run_is_failed_by_a_host_whose_clock_is_behind(
+    make_account, smtp_server
+):
+    """By the database's clock the worker that counted the last attempt has
+    been stopped long since; a delivery on a host ten minutes behind must not
+    take that attempt for one still under way and leave the step planned."""
+    [action_id] = _planned(make_account, 1)
+    DunningAction.objects.filter(pk=action_id).update(attempts=MAX_DELIVERY_ATTEMPTS - 1)
+    assert delivery._begin(action_id) == "begun"  # its worker dies in it
+    DunningAction.objects.filter(pk=action_id).update(
+        claimed_at=F("claimed_at") - _under_way_for() - dt.timedelta(seconds=1)  # that long ago
+    )
+
+    with time_machine.travel(timezone.now() - SKEW):
+        assert actions_deliver(action_ids=[action_id])["failed"] == 1
+    assert smtp_server.messages == []
+    action = DunningAction.objects.get(pk=action_id)
+    assert (action.status, action.attempts) == (ActionStatus.FAILED, MAX_DELIVERY_ATTEMPTS)
+    assert "stopped part-way" in action.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_measures_how_long_a_step_has_been_quiet_by_the_database_s_clock(make_account):
+    """A sweep on a host ahead of time would hand over a step whose attempt has
+    just begun; one behind would leave a step whose worker died for longer
+    than the hand-over wait."""
+    [action_id] = _planned(make_account, 1)
+    assert delivery._begin(action_id) == "begun"  # an attempt counted just now; its worker dies in it
+
+    with time_machine.travel(timezone.now() + SKEW + delivery.HANDED_OVER_FOR):
+        assert delivery.actions_sweep_waiting() == 0
+    DunningAction.objects.filter(pk=action_id).update(claimed_at=F("claimed_at") - delivery.HANDED_OVER_FOR)
+    with time_machine.travel(timezone.now() - SKEW):
+        assert delivery.actions_sweep_waiting() == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_last_attempt_that_died_is_failed_by_a_later_sweep(make_account, smtp_server, eager_celery):
     """A last attempt whose worker died is left alone by a delivery that
@@ -252,17 +361,16 @@ def test_a_last_attempt_that_died_is_failed_by_a_later_sweep(make_account, smtp_
     over again later, and that delivery fails it with the reason."""
     [action_id] = _planned(make_account, 1)
     with frozen(ON):
-        began = timezone.now() - _under_way_for() + dt.timedelta(seconds=1)
-        _last_attempt_begun(action_id, at=began)
+        _last_attempt_begun(action_id, ago=_under_way_for() - dt.timedelta(minutes=1))
         assert actions_deliver(action_ids=[action_id])["not_claimed"] == 1
         action = DunningAction.objects.get(pk=action_id)
         assert (action.status, action.attempts) == (ActionStatus.PLANNED, MAX_DELIVERY_ATTEMPTS)
         assert action.error == ""
         assert not TimelineEvent.objects.filter(customer=action.customer).exists()
 
-    later = began + delivery.HANDED_OVER_FOR
-    with time_machine.travel(later, tick=False):
-        assert delivery.actions_sweep_waiting(now=later) == 1  # delivered at once (eager)
+    # HANDED_OVER_FOR later by the database's clock, which the sweep reads.
+    DunningAction.objects.filter(pk=action_id).update(claimed_at=F("claimed_at") - delivery.HANDED_OVER_FOR)
+    assert delivery.actions_sweep_waiting() == 1  # delivered at once (eager)
 
     assert smtp_server.messages == []
     action.refresh_from_db()
