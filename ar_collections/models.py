@@ -2112,6 +2112,10 @@ class OutgoingMail(models.Model):
     # task for the same mail (its own worker's and a sweep's) that comes
     # sooner leaves it, rather than spend the next attempt at once.
     retry_not_before = models.DateTimeField(null=True, blank=True)
+    # The worker's claim on the mail while it sends it; both times above are
+    # the database's clock's, so that hosts whose clocks differ agree on
+    # when a claim or a back-off is over (outbox._claim).
+    claim = models.UUIDField(null=True, blank=True, editable=False)
     error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from email.utils import parseaddr
@@ -43,7 +44,8 @@ from email.utils import parseaddr
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import DateTimeField, F, Q, Value
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from ar_collections.delivery import (
@@ -142,10 +144,11 @@ def mails_send(*, mail_ids: Iterable[int]) -> Counter:
 
 def mails_sweep(*, now: dt.datetime | None = None) -> int:
     """Hand every mail still queued (a mail server that was down, a worker that
-    died, a broker message lost) to the workers again, in batches."""
+    died, a broker message lost) to the workers again, in batches. `now` is
+    the database's clock unless given: the times compared are written by it."""
     from ar_collections.tasks import send_mail
 
-    now = now or timezone.now()
+    now = Now() if now is None else Value(now, output_field=DateTimeField())
     with transaction.atomic():
         due = (OutgoingMail.objects.select_for_update(skip_locked=True)
                .filter(status=MailStatus.QUEUED, next_attempt_at__lte=now).order_by("next_attempt_at"))
@@ -167,14 +170,14 @@ def _send_one(pk: int, mailer: Mailer) -> str:
     claimed = _claim(pk)
     if claimed is None:
         return "not_claimed"  # sent, failed for good, gone, or another worker has it
-    mail, mark = claimed
+    mail, claim = claimed
     message = _message(mail)
     try:
         mailer.send(message)
     except SoftTimeLimitExceeded:
-        return _send_failed(pk, mailer.out_of_time(otherwise="the mail was not sent"), mark=mark)
+        return _send_failed(pk, mailer.out_of_time(otherwise="the mail was not sent"), claim=claim)
     except Exception as error:
-        return _send_failed(pk, error, mark=mark)
+        return _send_failed(pk, error, claim=claim)
     # The server has it: recorded whatever became of the claim meanwhile.
     OutgoingMail.objects.filter(pk=pk, status=MailStatus.QUEUED).update(
         status=MailStatus.SENT, sent_at=timezone.now(), error="", attempts=F("attempts") + 1,
@@ -183,13 +186,13 @@ def _send_one(pk: int, mailer: Mailer) -> str:
     return "sent"
 
 
-def _send_failed(pk: int, error: Exception, *, mark: dt.datetime | None = None) -> str:
-    """Record a refusal (or an unreachable server) for the attempt under the
-    claim `mark` (none: an attempt whose claim did not stand). A mail no
-    longer under that claim, nor free, is another worker's, and then the
-    outcome is that worker's to record."""
+def _send_failed(pk: int, error: Exception, *, claim: uuid.UUID | None = None) -> str:
+    """Record a refusal (or an unreachable server) for the attempt under
+    `claim` (none: an attempt whose claim did not stand). A mail no longer
+    under that claim, nor free, is another worker's, and then the outcome
+    is that worker's to record."""
     with transaction.atomic():
-        claimed = Q(retry_not_before=mark) if mark is not None else Q()
+        claimed = Q(claim=claim) if claim is not None else Q()
         mail = (OutgoingMail.objects.select_for_update(skip_locked=True)
                 .filter(claimed | _backed_off(), pk=pk, status=MailStatus.QUEUED).first())
         if mail is None:
@@ -200,21 +203,24 @@ def _send_failed(pk: int, error: Exception, *, mark: dt.datetime | None = None) 
 
 
 def _backed_off() -> Q:
-    return Q(retry_not_before__isnull=True) | Q(retry_not_before__lte=timezone.now())
+    # By the database's clock, which wrote retry_not_before (_claim, _failed).
+    return Q(retry_not_before__isnull=True) | Q(retry_not_before__lte=Now())
 
 
-def _claim(pk: int) -> tuple[OutgoingMail, dt.datetime] | None:
-    """The mail and the claim's mark, if it is still QUEUED and out of its
-    back-off; None if another worker has it. The mark is the end of the claim:
-    no task runs that long (DELIVERY_TIME_LIMIT and its grace end within
-    HANDED_OVER_FOR), so a claim that runs out was a worker that died."""
-    mark = timezone.now() + HANDED_OVER_FOR
+def _claim(pk: int) -> tuple[OutgoingMail, uuid.UUID] | None:
+    """The mail and the claim, if it is still QUEUED and out of its back-off;
+    None if another worker has it. The claim ends HANDED_OVER_FOR from now
+    by the database's clock: no task runs that long (DELIVERY_TIME_LIMIT and
+    its grace end within it), so a claim that runs out was a worker that
+    died. Told apart by a token, not by that time read back: SQLite gives
+    its clock's times back with other digits than Python writes them."""
+    claim = uuid.uuid4()
     claimed = OutgoingMail.objects.filter(_backed_off(), pk=pk, status=MailStatus.QUEUED).update(
-        retry_not_before=mark, next_attempt_at=mark
+        retry_not_before=Now() + HANDED_OVER_FOR, next_attempt_at=Now() + HANDED_OVER_FOR, claim=claim
     )
     if not claimed:
         return None
-    return OutgoingMail.objects.get(pk=pk), mark
+    return OutgoingMail.objects.get(pk=pk), claim
 
 
 def _message(mail: OutgoingMail) -> EmailMultiAlternatives:
@@ -236,8 +242,12 @@ def _failed(mail: OutgoingMail, error: Exception) -> str:
     log.warning("outgoing mail %s not sent (attempt %d): %s", mail.pk, mail.attempts, text)
     first_trouble = not mail.error
     mail.status, mail.error = (MailStatus.QUEUED if retry else MailStatus.FAILED), text
-    mail.next_attempt_at = mail.retry_not_before = timezone.now() + back_off(mail.attempts)
-    mail.save(update_fields=["status", "error", "attempts", "next_attempt_at", "retry_not_before"])
+    # Waits by the database's clock, as every worker's claim reads it (_backed_off).
+    until = Now() + back_off(mail.attempts)
+    OutgoingMail.objects.filter(pk=mail.pk).update(
+        status=mail.status, error=mail.error, attempts=mail.attempts,
+        next_attempt_at=until, retry_not_before=until,
+    )
     if retry:
         if first_trouble:
             # The timeline noted the mail as sent when it was queued: say, once,

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 import redis
+import time_machine
 from aiosmtpd.controller import Controller
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -468,3 +469,38 @@ def test_the_credit_limit_counts_every_dispute_on_the_invoice(account, collector
     credit("300.00", manager)
     invoice.refresh_from_db()
     assert invoice.open_amount == Decimal("100.00")
+
+
+# --- one clock: the database's ------------------------------------------------------
+# Worker hosts' clocks drift apart; these run this process's clock off by more
+# than a claim lasts while the database's runs true, as on a host whose clock is off.
+SKEW = outbox.HANDED_OVER_FOR + dt.timedelta(minutes=5)
+
+
+def test_a_worker_on_a_host_whose_clock_is_ahead_leaves_a_mail_another_worker_is_sending(
+    account, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    assert outbox._claim(mail.pk) is not None  # a worker on a host whose clock is right is sending it
+
+    with time_machine.travel(timezone.now() + SKEW):
+        assert outbox.mails_send(mail_ids=[mail.pk]) == {"not_claimed": 1}
+        assert outbox.mails_sweep() == 0
+    assert smtp_server.messages == []
+
+
+def test_a_mail_put_off_on_a_host_whose_clock_is_behind_waits_its_back_off(
+    account, collector, smtp_server, django_capture_on_commit_callbacks
+):
+    mail = copy_queued(account, collector, django_capture_on_commit_callbacks)
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+    with time_machine.travel(timezone.now() - SKEW):
+        assert outbox.mails_send(mail_ids=[mail.pk]) == {"deferred": 1}
+    smtp_server.refuse_with(None)
+
+    # A worker, and the sweep, on a host whose clock is right.
+    assert outbox.mails_send(mail_ids=[mail.pk]) == {"not_claimed": 1}
+    assert outbox.mails_sweep() == 0
+    assert smtp_server.messages == []
+    mail.refresh_from_db()
+    assert (mail.status, mail.attempts) == (MailStatus.QUEUED, 1)
