@@ -73,7 +73,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import (
     Count,
     DateTimeField,
@@ -327,17 +327,33 @@ def _delivering(action_id: int) -> Iterator[bool]:
     if connection.vendor != "postgresql":
         yield True
         return
-    with connection.cursor() as cursor:
-        # The one-argument (bigint) form keyed by the action's id: the only
-        # advisory lock the project takes.
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [action_id])
-        ours = cursor.fetchone()[0]
+    try:
+        with connection.cursor() as cursor:
+            # The one-argument (bigint) form keyed by the action's id: the only
+            # advisory lock the project takes.
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [action_id])
+            ours = cursor.fetchone()[0]
+    except SoftTimeLimitExceeded:
+        # Out of time before anything was tried; the lock may have been
+        # granted as the time ran out, and kept it would turn every other
+        # worker away from the step for as long as this connection lives.
+        _advisory_unlock(action_id)
+        raise _NotBegun from None
     try:
         yield ours
     finally:
         if ours:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [action_id])
+            _advisory_unlock(action_id)
+
+
+def _advisory_unlock(action_id: int) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [action_id])
+    except DatabaseError:
+        # The connection is gone, and the session's locks with it; the error
+        # that took it is the one to report.
+        log.warning("dunning action %s: delivery lock not released, the connection is gone", action_id)
 
 
 def _attempt(action_id: int, mailer: Mailer) -> str:
