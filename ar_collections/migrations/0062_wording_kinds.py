@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0060_wording_version'),
+        ('collections', '0061_payment_reversal'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
