@@ -123,4 +123,18 @@
     panel.replaceWith(empty);
     returnFocus();
   });
+
+  // The worklist's "Done…" panel, the same way: it gives back its slot in the
+  // item, and the focus goes to the "Done…" link that fills that slot.
+  document.addEventListener("click", function (event) {
+    var cancel = event.target.closest("[data-decision-cancel]");
+    var panel = cancel && cancel.closest(".work-decision");
+    if (!panel) return;
+    event.preventDefault();
+    var slot = document.createElement("div");
+    slot.id = panel.id;
+    panel.replaceWith(slot);
+    var link = document.querySelector('a[hx-target="#' + CSS.escape(slot.id) + '"]');
+    if (link) link.focus();
+  });
 })();

@@ -462,3 +462,22 @@ def test_after_cancelling_a_panel_from_the_keyboard_the_focus_goes_back_to_its_a
     expect(opener).to_be_focused()
     page.keyboard.press("Enter")  # opened again, straight away
     expect(panel.get_by_label("Note")).to_be_visible()
+
+
+def test_after_cancelling_a_finished_ladder_s_decision_the_focus_goes_back_to_its_done_link(page, acme):
+    item_add(kind=WorkKind.LADDER_ENDED, key="ladder:acme", customer=acme, due_on=timezone.localdate(),
+             title="Acme's ladder finished: decide the next action")
+    log_in(page, "carla")
+    page.goto("/collections/worklist/")
+    item = page.locator("ol.worklist li.work-item", has_text="ladder finished")
+    done = item.get_by_role("link", name="Done…")
+    done.focus()
+    page.keyboard.press("Enter")
+    panel = page.locator(".work-decision")
+    expect(panel.get_by_role("heading", name="What was decided?")).to_be_visible()
+    panel.get_by_role("link", name="Cancel").press("Enter")
+
+    expect(panel).to_have_count(0)
+    expect(done).to_be_focused()
+    page.keyboard.press("Enter")  # opened again, straight away
+    expect(panel.get_by_role("heading", name="What was decided?")).to_be_visible()
