@@ -118,7 +118,8 @@ def wording_preview(request: HttpRequest, language: str, tone: int = NO_TONE,
                  kind: str = WordingKind.DUNNING) -> HttpResponse:
     """The text in the form (saved or not) as a customer would get it by
     e-mail, written for a sample notice; nothing is saved."""
-    wording, form, parts = _previewed(request, tone, language, kind)
+    wording = _wording(tone, language, kind)
+    form, parts = _previewed(request, wording)
     context: dict = {"previewing": True}
     status = 422
     if parts is not None:
@@ -136,9 +137,11 @@ def wording_letter(request: HttpRequest, language: str, tone: int = NO_TONE,
     """The text in the form as the printed letter, a PDF written for the
     sample notice (for a cover e-mail, the sample invoice copy or statement it
     goes with); nothing is saved. Opened in a tab of its own."""
-    wording, form, parts = _previewed(request, tone, language, kind)
+    wording = _wording(tone, language, kind)
+    # Asked of the kind alone, before the text is checked (rendered) for nothing.
     if not wording.has_pdf:
         raise Http404("This e-mail goes without a PDF.")
+    form, parts = _previewed(request, wording)
     if parts is not None:
         try:
             pdf = words.preview_pdf(wording, parts, on=timezone.localdate())
@@ -152,18 +155,16 @@ def wording_letter(request: HttpRequest, language: str, tone: int = NO_TONE,
     return _page(request, wording, form, status=422, previewing=True)
 
 
-def _previewed(request: HttpRequest, tone: int, language: str, kind: str
-               ) -> tuple[words.Wording, WordingForm, dict[str, str] | None]:
-    """The kind × tone × language, the form posted, and its parts when the
-    document could be sent with them (None, the form saying why, when not)."""
-    wording = _wording(tone, language, kind)
+def _previewed(request: HttpRequest, wording: words.Wording) -> tuple[WordingForm, dict[str, str] | None]:
+    """The form posted for `wording`, and its parts when the document could be
+    sent with them (None, the form saying why, when not)."""
     form = _form(wording, request.POST)
     if not form.is_valid():
-        return wording, form, None
+        return form, None
     if problems := words.wording_problems(wording, form.parts()):
         form.add_error(None, problems)
-        return wording, form, None
-    return wording, form, form.parts()
+        return form, None
+    return form, form.parts()
 
 
 @login_required
