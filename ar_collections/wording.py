@@ -19,6 +19,7 @@ any tag outside the small set below.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -252,6 +253,8 @@ class _Document:
     written: tuple[Callable[[object], object], ...]
 
 
+# Built once: `has_pdf` asks it for every row of the Wording page.
+@functools.cache
 def _document(kind: str) -> _Document:
     return {
         WordingKind.DUNNING: _Document(
