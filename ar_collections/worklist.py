@@ -255,14 +255,18 @@ def _disputed_in_full(*, on: dt.date) -> Exists:
                   .exclude(dunning.DISPUTED_IN_PART))
 
 
+def _committed(*, on: dt.date) -> Q:
+    """For an Invoice query: an open promise paying it in full or a live plan
+    (in force or waiting for a manager) holds it on `on`."""
+    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
+    return _promise_holds(on=on) | Exists(live_plans.filter(invoices=OuterRef("pk")))
+
+
 def _followed_up(*, on: dt.date) -> Q:
     """For an Invoice query: what follows up a broken promise or plan holds
-    it on `on`: an open promise paying it in full, a live plan (in force or
-    waiting for a manager), or an open dispute of all it owes. A dispute of
-    part of it leaves the rest to chase."""
-    live_plans = PaymentPlan.objects.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.AWAITING_APPROVAL])
-    return (_promise_holds(on=on) | Exists(live_plans.filter(invoices=OuterRef("pk")))
-            | _disputed_in_full(on=on))
+    it on `on`: a promise or plan (_committed), or an open dispute of all it
+    owes. A dispute of part of it leaves the rest to chase."""
+    return _committed(on=on) | _disputed_in_full(on=on)
 
 
 def _left_to_chase(kind: str, *, on: dt.date) -> Exists:
@@ -349,11 +353,13 @@ def _overdue_unheld(*, on: dt.date) -> QuerySet[Invoice]:
     item and its comeback (ladder_items_back) both read it."""
     from ar_collections import dunning  # it imports this module
 
+    # Every pause in force on the invoice or its account, a dispute of all it
+    # owes among them (what _followed_up adds to a promise or plan).
     paused = DunningPause.objects.active(on=on).filter(
         Q(customer=OuterRef("customer_id"), invoice=OuterRef("pk")) | account_pause_holds()
     ).exclude(dunning.DISPUTED_IN_PART)
     return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0, due_date__lt=on).exclude(
-        _followed_up(on=on) | Exists(paused)
+        _committed(on=on) | Exists(paused)
     ).annotate(unheld_amount=F("open_amount") - dunning.disputed_part(on=on))
 
 
