@@ -61,7 +61,7 @@ from ar_collections.models import (
     ReversalReason,
     bank_id_key,
 )
-from ar_collections.workspace import payment_reverse, payment_reversed_said, reversal_said
+from ar_collections.workspace import payment_reverse, reversal_said
 from arcrm.money import ZERO, format_money, quantize
 from customers.models import Customer, TermsType
 
@@ -349,11 +349,10 @@ def payment_reversal_post(request: HttpRequest) -> JsonResponse:
         on = dt.date.fromisoformat(data["reversed_on"]) if "reversed_on" in data else timezone.localdate()
     except (TypeError, ValueError):
         return _error(422, "reversed_on is a day written YYYY-MM-DD.")
-    if done := PaymentReversal.objects.filter(payment=payment).select_related("reversed_by").first():
-        return _error(409, payment_reversed_said(payment, done))
     try:
         reversal = payment_reverse(payment=payment, actor=token.user, reason=reason, note=note, on=on)
     except ValidationError as error:
+        # Reversed already (payment_reverse says when and by whom): 409.
         status = 409 if PaymentReversal.objects.filter(payment=payment).exists() else 422
         return _error(status, " ".join(error.messages))
     return JsonResponse({
