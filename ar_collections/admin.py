@@ -1,11 +1,13 @@
 import copy
 import datetime as dt
+import json
 import re
 from decimal import Decimal
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -15,6 +17,7 @@ from django.forms.models import BaseInlineFormSet
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.text import capfirst
 
 from ar_collections.api import api_token_revoke
 from ar_collections.imports import invoice_values_check
@@ -452,8 +455,16 @@ class PaymentBehaviourAdmin(ViewOnly, MoneyShownReadOnly, admin.ModelAdmin):
 class _ChangesWithBeforeAndAfter:
     """The admin's history of a change keeps the values before and after, not
     only the names of the fields (DESIGN invariant 4: a policy change is
-    recorded with who, when, before and after). The history page shows the
-    field names as usual; the values are in each entry's change message."""
+    recorded with who, when, before and after), and its history page says
+    them: "Changed Tone for dunning step “…”: Tone Firm → Final."."""
+
+    object_history_template = "admin/history_with_values.html"
+
+    def history_view(self, request, object_id, extra_context=None):
+        response = super().history_view(request, object_id, extra_context)
+        for entry in getattr(response, "context_data", {}).get("action_list") or []:
+            entry.change_in_words = _change_in_words(entry, self.model)
+        return response
 
     def construct_change_message(self, request, form, formsets, add=False):
         message = super().construct_change_message(request, form, formsets, add)
@@ -472,6 +483,57 @@ def _plain(value):
     if value is None or isinstance(value, bool | int | str):
         return value
     return str(getattr(value, "pk", value))
+
+
+def _change_in_words(entry: LogEntry, model) -> str:
+    """The history's usual sentence for each change, with what each field was
+    and became; a choice by its label, as the form offered it."""
+    try:
+        changes = json.loads(entry.change_message)
+    except ValueError:  # an entry written as plain text
+        return entry.get_change_message()
+    if not isinstance(changes, list):
+        return entry.get_change_message()
+    sentences = []
+    for change in changes:
+        usual = LogEntry(change_message=json.dumps([change])).get_change_message()
+        changed = change.get("changed") if isinstance(change, dict) else None
+        if not changed or "before" not in changed or "after" not in changed:
+            sentences.append(usual)
+            continue
+        owner = _model_named(model, changed.get("name")) if "name" in changed else model
+        values = []
+        for label, name in zip(changed["fields"], changed["before"], strict=False):
+            before = _value_in_words(owner, name, changed["before"][name])
+            after = _value_in_words(owner, name, changed["after"].get(name))
+            # One field is named by the sentence already; several each by their label.
+            named = f"{label} " if len(changed["before"]) > 1 else ""
+            values.append(f"{named}{before} → {after}")
+        sentences.append(f"{usual.removesuffix('.')}: {', '.join(values)}.")
+    return " ".join(sentences)
+
+
+def _model_named(model, verbose_name: str):
+    """The model of an inline change, known in the entry by its verbose name."""
+    for related in model._meta.related_objects:
+        if str(related.related_model._meta.verbose_name) == verbose_name:
+            return related.related_model
+    return None
+
+
+def _value_in_words(model, name: str, value) -> str:
+    if model is not None:
+        try:
+            field = model._meta.get_field(name)
+        except Exception:  # a name the entry keeps that is no field of the model now
+            field = None
+        if field is not None and field.choices:
+            return str(dict(field.flatchoices).get(value, value))
+    if value is None or value == "":
+        return "nothing"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 # What ladder_problems weighs of a step.
@@ -820,7 +882,9 @@ class LatePaymentPolicyAdmin(_ChangesWithBeforeAndAfter, admin.ModelAdmin):
         policy.is_active = active
         policy.save(update_fields=["is_active"])
         self.log_change(request, policy, [{"changed": {
-            "fields": ["is_active"], "before": {"is_active": not active}, "after": {"is_active": active},
+            # The field's label, as a form's change names it: the history page reads it out.
+            "fields": [capfirst(LatePaymentPolicy._meta.get_field("is_active").verbose_name)],
+            "before": {"is_active": not active}, "after": {"is_active": active},
         }}])
 
 

@@ -126,6 +126,24 @@ def test_two_steps_swap_places_and_the_change_is_kept_with_before_and_after(admi
     assert "Changed Position and Day offset" in history.content.decode()  # the usual words still read
 
 
+def test_the_history_page_shows_what_each_change_was_from_and_to_in_words(admin_client):
+    """A manager asking who changed the ladder reads the values on the history
+    page itself, choices by their labels, not only the names of the fields."""
+    policy = prompt()
+    data = policy_post(policy, {2: {"action": StepAction.CALL_TASK, "tone": Tone.FINAL},
+                                3: {"tone": Tone.FINAL}})
+    data["min_days_between_contacts"] = 6
+
+    assert admin_client.post(change_url(policy), data).status_code == 302
+
+    history = admin_client.get(reverse("admin:collections_latepaymentpolicy_history", args=[policy.pk]))
+    page = history.content.decode()
+    assert "Changed Min days between contacts: 5 → 6." in page
+    step = str(policy.steps.get(position=2))
+    assert (f"Changed Action and Tone for dunning step “{step}”: "
+            "Action PDF letter → Call task for the collector, Tone Firm → Final.") in page
+
+
 def test_one_step_edited_alone_must_fit_its_ladder(admin_client):
     step = prompt().steps.get(position=4)
     url = reverse("admin:collections_dunningstep_change", args=[step.pk])
@@ -557,6 +575,8 @@ def test_a_draft_ladder_is_put_in_force_in_place_of_the_segment_s_current_one(ad
               for entry in LogEntry.objects.all()}
     assert logged[str(current.pk)]["after"] == {"is_active": False}
     assert logged[str(draft.pk)]["after"] == {"is_active": True}
+    history = admin_client.get(reverse("admin:collections_latepaymentpolicy_history", args=[current.pk]))
+    assert "Changed Is active: yes → no." in history.content.decode()
 
 
 def test_a_draft_without_steps_is_not_put_in_force(admin_client):
