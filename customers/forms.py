@@ -15,11 +15,12 @@ from arcrm.forms import MoneyField
 from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import is_one_line, person_name
-from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, Segment
+from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, Segment, TermsType
 
 User = get_user_model()
 
 MINE = "mine"
+CREDIT_HOLD = "credit_hold"
 
 
 class CustomerFilterForm(forms.Form):
@@ -37,6 +38,12 @@ class CustomerFilterForm(forms.Form):
         required=False, choices=[("", "All segments"), *Segment.choices]
     )
     collector = forms.ChoiceField(label="Collector", required=False)
+    # The accounts whose terms a manager bent, to weigh giving them back:
+    # a credit hold sits beside any terms, so it is a choice of its own.
+    terms = forms.ChoiceField(label="Terms", required=False, choices=[
+        ("", "Any terms"), (CREDIT_HOLD, "On credit hold"),
+        (TermsType.COD, TermsType.COD.label), (TermsType.PREPAYMENT, TermsType.PREPAYMENT.label),
+    ])
     overdue = forms.BooleanField(label="Overdue only", required=False)
 
     def __init__(self, *args, user, **kwargs) -> None:
@@ -62,6 +69,11 @@ class CustomerFilterForm(forms.Form):
             customers = customers.owned_by(self.user)
         elif collector:
             customers = customers.filter(collector_id=int(collector))
+        terms = data.get("terms")
+        if terms == CREDIT_HOLD:
+            customers = customers.filter(on_credit_hold=True)
+        elif terms:
+            customers = customers.filter(terms_type=terms)
         if data.get("overdue"):
             # Or overdue in another currency than the account's (its currency
             # changed since it was billed): the behaviour's amount is in its own only.

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from ar_collections.models import PaymentBehaviour
-from customers.models import Segment
+from customers.models import Segment, TermsType
 
 URL = reverse("customers:list")
 
@@ -236,6 +236,22 @@ def test_the_overdue_filter_keeps_customers_owing_overdue_money(client, collecto
     client.force_login(collector)
 
     assert names_in(client.get(URL, {"overdue": "on"})) == ["Owes"]
+
+
+def test_the_terms_filter_finds_the_accounts_on_credit_hold_or_on_cod(client, manager, make_customer):
+    """A manager deciding which holds and C.O.D. to lift finds them in one list, not page by page."""
+    make_customer(name="Held", on_credit_hold=True)
+    make_customer(name="Cash first", terms_type=TermsType.COD)
+    make_customer(name="Pays ahead", terms_type=TermsType.PREPAYMENT)
+    make_customer(name="Ordinary")
+    client.force_login(manager)
+
+    assert names_in(client.get(URL, {"terms": "credit_hold"})) == ["Held"]
+    assert names_in(client.get(URL, {"terms": TermsType.COD})) == ["Cash first"]
+    assert names_in(client.get(URL, {"terms": TermsType.PREPAYMENT})) == ["Pays ahead"]
+    html = client.get(URL, {"terms": "credit_hold"}).content.decode()
+    assert '<option value="credit_hold" selected>On credit hold</option>' in html
+    assert names_in(client.get(URL, {"terms": "bogus"})) == ["Cash first", "Held", "Ordinary", "Pays ahead"]
 
 
 def test_filters_combine_with_the_search(client, collector, other_collector, make_customer):
