@@ -85,16 +85,22 @@
 // the focus, on a control that went with it, would fall to the page's body,
 // and a keyboard user would start again from the top. It goes back to the
 // link that opened the panel, where they left off (the account's parts around
-// it may have been redrawn: the link is found again by its address).
+// it may have been redrawn: the link is found again by its address). A link
+// that went with what the form settled (the Decide link of a request now
+// decided, the Withdraw link of a promise withdrawn) leaves the focus with the
+// heading of the card that held it.
 (function () {
   "use strict";
 
   var opener = null;
+  var openerCard = null;
 
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
     if (elt.tagName === "A" && elt.getAttribute("hx-target") === "#action-panel") {
       opener = elt.getAttribute("href");
+      var card = elt.closest("section[aria-labelledby]");
+      openerCard = card && card.getAttribute("aria-labelledby");
     }
   });
 
@@ -103,9 +109,14 @@
     if (!opener || !panel || panel.children.length) return;
     var lost = document.activeElement;
     var was = opener;
-    opener = null;
+    var card = openerCard;
+    opener = openerCard = null;
     if (lost && lost !== document.body && lost.isConnected) return;
     var link = document.querySelector('a[hx-target="#action-panel"][href="' + CSS.escape(was) + '"]');
+    if (!link && card) {
+      link = document.getElementById(card);
+      if (link && !link.hasAttribute("tabindex")) link.setAttribute("tabindex", "-1");
+    }
     if (link) link.focus();
   }
 

@@ -464,6 +464,34 @@ def test_after_cancelling_a_panel_from_the_keyboard_the_focus_goes_back_to_its_a
     expect(panel.get_by_label("Note")).to_be_visible()
 
 
+def test_after_deciding_an_exception_from_the_keyboard_the_focus_stays_in_the_card_that_listed_it(
+    acme, collector, manager, browser_page
+):
+    """The Decide link goes with the request decided: the focus would fall to
+    the top of the page. It goes to the heading of the card that listed the
+    request instead, where the manager left off."""
+    from ar_collections import workspace
+    from ar_collections.models import ExceptionKind
+
+    today = timezone.localdate()
+    workspace.exception_request(customer=acme, actor=collector, kind=ExceptionKind.PAUSE,
+                                reason="Owner asks for six weeks.", on=today,
+                                pause_until=today + dt.timedelta(days=42))
+    page = browser_page
+    log_in(page, "maria")
+    page.goto(f"/customers/{acme.pk}/")
+    decide = page.locator("#commitments").get_by_role("link", name="Decide")
+    decide.focus()
+    page.keyboard.press("Enter")
+    panel = page.locator("#action-panel")
+    panel.get_by_label("Reject").check()
+    panel.get_by_label("Note").fill("Six weeks is too long for them.")
+    panel.get_by_role("button", name="Record decision").press("Enter")
+
+    expect(page.locator("#messages")).to_have_text("Exception for Acme Tools: rejected.")
+    expect(page.get_by_role("heading", name="Promises, plans and disputes")).to_be_focused()
+
+
 def test_after_cancelling_a_finished_ladder_s_decision_the_focus_goes_back_to_its_done_link(page, acme):
     item_add(kind=WorkKind.LADDER_ENDED, key="ladder:acme", customer=acme, due_on=timezone.localdate(),
              title="Acme's ladder finished: decide the next action")
