@@ -199,7 +199,7 @@ class ImportForm(_PlainLabels, forms.Form):
 
     kind = forms.ChoiceField(
         label="What the file holds", widget=forms.RadioSelect,
-        choices=[("invoices", "Invoices"), ("payments", "Payments")],
+        choices=[("invoices", "Invoices"), ("payments", "Payments"), ("customers", "Customer accounts")],
     )
     file = forms.FileField(label="CSV file", help_text="UTF-8, with a header row; at most 20 MB.")
     dry_run = forms.BooleanField(label="Only check the file; record nothing", required=False)

@@ -1,5 +1,8 @@
 """Receivables from the ERP: invoices and payments from CSV files, and from
-the JSON API (ar_collections/api.py), whose rows take the same rules.
+the JSON API (ar_collections/api.py), whose rows take the same rules. The
+customer accounts themselves come in the same way, read and reported by this
+module's machinery, their rows checked by the account card's own form
+(customers/imports.py).
 
 A file is taken whole or not at all. Every row is checked first (the account
 exists, dates and amounts are what they say, an invoice belongs to the
@@ -89,14 +92,20 @@ from customers.models import Customer, EventKind, TimelineEvent
 
 log = logging.getLogger(__name__)
 
-INVOICES, PAYMENTS = "invoices", "payments"
+INVOICES, PAYMENTS, CUSTOMERS = "invoices", "payments", "customers"
 # (required, optional) columns of each kind of file.
 COLUMNS = {
     INVOICES: (("number", "account_number", "issue_date", "due_date", "currency", "total_amount"),
                ("po_reference", "confirm_old_date")),
     PAYMENTS: (("account_number", "received_on", "currency", "amount", "reference"),
                ("method", "invoices", "bank_reference", "confirm_old_date")),
+    # The account card's fields an ERP keeps (customers/imports.py), and its billing contact.
+    CUSTOMERS: (("account_number", "name"),
+                ("currency", "payment_terms", "payment_terms_days", "credit_limit", "industry", "collector",
+                 "contact_name", "contact_email", "contact_phone", "language")),
 }
+# What one row of each kind records, in the report's words.
+NOUNS = {INVOICES: "invoice", PAYMENTS: "payment", CUSTOMERS: "account"}
 # A payment received more than LONG_AGO_DAYS ago, or an invoice issued more
 # than INVOICE_LONG_AGO_DAYS ago, is new only with the same date in a confirm_old_date column, as the payment
 # form asks for a tick (arcrm.dates.long_ago): one recorded before comes again
@@ -113,11 +122,19 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EARLIEST_YEAR = 1990
 
 
-def example_file(kind: str, *, account_number: str, currency: str, today: dt.date) -> str:
+def example_file(kind: str, *, account_number: str, currency: str, today: dt.date,
+                 collector: str = "") -> str:
     """A file to start from, offered on the import page: the header and one
     row, on one of the installation's own accounts in its currency, dated
     lately, so that it imports as it is (a date long past would need
-    confirm_old_date), and the example payment pays the example invoice."""
+    confirm_old_date), and the example payment pays the example invoice.
+    The accounts' example opens a new account instead (one of the
+    installation's own would be renamed), owned by `collector` (a username)."""
+    if kind == CUSTOMERS:
+        return (f"{','.join(sum(COLUMNS[CUSTOMERS], ()))}\r\n"
+                f"C90001,Harbour Supplies Ltd,{currency},standard,30,"
+                f"{Decimal('25000').quantize(smallest_unit(currency))},wholesale,{collector},Anna Berg,"
+                "ap@harbour-supplies.example,+44 20 7946 0018,en\r\n")
     issued = today - dt.timedelta(days=35)
     number = f"INV-{issued.year}-0001"
     amount = Decimal("1250").quantize(smallest_unit(currency))
@@ -140,7 +157,9 @@ class ImportReport:
     rows: int = 0
     created: int = 0
     already: int = 0  # recorded before, exactly so: left as they were
-    updated: int = 0  # recorded before, with a due date or PO reference the ERP has changed since
+    # Recorded before, with a due date or PO reference the ERP has changed
+    # since; an account: with a value the file changes.
+    updated: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line, what is wrong); 0: the file
 
     @property
@@ -161,13 +180,15 @@ class ImportReport:
         self.problems.append((line, str(text)))
 
     def summary(self) -> str:
-        noun = "invoice" if self.kind == INVOICES else "payment"
+        noun = NOUNS[self.kind]
         if self.problems:
             return (f"Nothing imported: {len(self.problems)} problem{'s' * (len(self.problems) != 1)} "
                     f"in {self.rows} row{'s' * (self.rows != 1)}.")
         verb = "would be recorded" if self.dry_run else "recorded"
-        updated = (f"{self.updated} {'would be ' if self.dry_run else ''}updated (a due date or PO reference "
-                   "changed in the ERP), " if self.updated else "")
+        why = ("a due date or PO reference changed in the ERP" if self.kind != CUSTOMERS
+               else f"changed by the {self.whole}")
+        updated = (f"{self.updated} {'would be ' if self.dry_run else ''}updated ({why}), "
+                   if self.updated else "")
         return (f"{self.created} {noun}{'s' * (self.created != 1)} {verb}, {updated}{self.already} already "
                 f"there (left as {'they were' if self.already != 1 else 'it was'}), from {self.rows} "
                 f"row{'s' * (self.rows != 1)}.")
@@ -244,7 +265,7 @@ def import_run(pk: int) -> str:
                  .filter(pk=pk, status=ImportStatus.QUEUED).first())
         if batch is None:
             return "not_claimed"
-        run = invoices_import if batch.kind == INVOICES else payments_import
+        run = importer(batch.kind)
         try:
             with transaction.atomic():
                 report = run(batch.text, actor=batch.created_by, dry_run=batch.dry_run)
@@ -268,6 +289,15 @@ def import_run(pk: int) -> str:
         batch.errors, batch.summary, batch.finished_at = report.errors, report.summary(), timezone.now()
         batch.save()
         return batch.status
+
+
+def importer(kind: str):
+    """The function importing a file of `kind`: its text, actor and dry_run in, an ImportReport out."""
+    if kind == CUSTOMERS:
+        from customers.imports import customers_import  # that module reads files with this one
+
+        return customers_import
+    return invoices_import if kind == INVOICES else payments_import
 
 
 def imports_sweep(*, now: dt.datetime | None = None) -> int:
@@ -407,7 +437,8 @@ def read_json_rows(rows: list, report: ImportReport) -> list[tuple[int, dict[str
                 values[name] = value.strip()
             elif name in required + optional:
                 problems.append(f"{name} must be a string" + (
-                    ' (an amount like "1250.00": a number may lose its cents)' if "amount" in name else ""))
+                    ' (an amount like "1250.00": a number may lose its cents)'
+                    if "amount" in name or name == "credit_limit" else ""))
         if problems:
             report.problem(number, "; ".join(problems))
             continue
@@ -507,7 +538,7 @@ def _account(row: dict, accounts: dict[str, Customer | list[Customer]]) -> Custo
     return found
 
 
-def _accounts_named(rows) -> dict[str, Customer | list[Customer]]:
+def accounts_named(rows) -> dict[str, Customer | list[Customer]]:
     """The accounts the rows name, by the number as written: that number
     exactly, else in any case ("c-1001" finds C-1001), as the API finds an
     account. Two accounts differing only in case, neither written so, are
@@ -557,7 +588,7 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     """Check and record invoice rows, a file's (read_rows) or a request's
     (read_json_rows), all or nothing; a dry run (report.dry_run) records nothing."""
     dry_run = report.dry_run
-    accounts = _accounts_named(rows)
+    accounts = accounts_named(rows)
     existing = _in_bulk(Invoice.objects, {row["number"] for _, row in rows}, field_name="number")
     # One invoice per number in any capitals (invoice_number_once): w-1 is
     # not a second invoice beside W-1, in the file or recorded.
@@ -797,7 +828,7 @@ def payment_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
     """Check and record payment rows, a file's (read_rows) or a request's
     (read_json_rows), all or nothing; a dry run (report.dry_run) records nothing."""
     today = today or timezone.localdate()
-    accounts = _accounts_named(rows)
+    accounts = accounts_named(rows)
     # By number in any capitals, as the bank line carries what the customer
     # typed: one invoice per number in any capitals (invoice_number_once), so
     # inv-1 can only be INV-1.

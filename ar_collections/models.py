@@ -2136,6 +2136,7 @@ class OutgoingMail(models.Model):
 class ImportKind(models.TextChoices):
     INVOICES = "invoices", "Invoices"
     PAYMENTS = "payments", "Payments"
+    CUSTOMERS = "customers", "Customer accounts"
 
 
 class ImportStatus(models.TextChoices):
@@ -2171,7 +2172,8 @@ class ReceivablesImport(models.Model):
     created = models.PositiveIntegerField(default=0)
     already = models.PositiveIntegerField(default=0, help_text="Rows recorded before, left as they were.")
     updated = models.PositiveIntegerField(
-        default=0, help_text="Invoices recorded before whose due date or PO reference the ERP changed since."
+        default=0, help_text="Rows recorded before that it changed: an invoice's due date or PO reference, "
+                             "an account's values."
     )
     errors = models.JSONField(default=list, blank=True)
     summary = models.CharField(max_length=300, blank=True)

@@ -1379,7 +1379,7 @@ IMPORT_ERRORS_SHOWN = 200
 @permission_required(IMPORT_PERMISSION, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def receivables_import(request: HttpRequest) -> HttpResponse:
-    """A manager uploads the ERP's invoices or payments as CSV; a worker
+    """A manager uploads the ERP's invoices, payments or accounts as CSV; a worker
     imports the file, all or nothing, and the list below says what came of it."""
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -1423,12 +1423,13 @@ def receivables_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def receivables_import_example(request: HttpRequest, kind: str) -> HttpResponse:
     """A CSV file to start from: the columns and one example row."""
     if kind not in imports.COLUMNS:
-        raise Http404("There are invoice and payment files only.")
+        raise Http404("There are invoice, payment and account files only.")
     # One of the user's own accounts, so the example imports as it is.
     account_number, currency = (Customer.objects.visible_to(request.user).order_by("account_number")
                                 .values_list("account_number", "currency").first() or ("C00042", "EUR"))
+    # The accounts' example opens an account owned by whoever downloads it (a manager may own accounts).
     example = imports.example_file(kind, account_number=account_number, currency=currency,
-                                   today=timezone.localdate())
+                                   today=timezone.localdate(), collector=request.user.get_username())
     response = HttpResponse(example, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="arcrm-{kind}-example.csv"'
     return response

@@ -731,7 +731,7 @@ def test_an_upload_whose_task_was_lost_is_handed_over_again_by_the_sweep(manager
 @pytest.mark.parametrize(("fields", "message"), [
     ({"file": SimpleUploadedFile("x.csv", "Müller".encode("latin-1"), "text/csv")},
      "The file is not UTF-8 (byte 1)"),
-    ({"kind": "customers"}, "Select a valid choice."),
+    ({"kind": "credit_notes"}, "Select a valid choice."),
     ({"file": ""}, "This field is required."),
 ], ids=["latin-1", "unknown-kind", "no-file"])
 def test_a_bad_upload_is_refused_with_a_clear_message(client, manager, accounts, fields, message):
@@ -879,7 +879,7 @@ def test_the_example_files_are_offered_and_are_files_the_import_takes(client, ma
     assert "C10001" in response.content.decode()
     report = run(response.content.decode(), dry_run=True)
     assert (report.ok, report.created) == (True, 1), report.errors
-    assert client.get(reverse("collections:import_example", args=["customers"])).status_code == 404
+    assert client.get(reverse("collections:import_example", args=["credit_notes"])).status_code == 404
 
 
 def test_the_example_files_import_as_they_are_on_any_day_in_the_accounts_currency(

@@ -52,12 +52,12 @@ def test_a_sign_in_from_a_browser_that_sent_no_cookie_says_to_allow_cookies(chec
 def test_a_page_that_is_not_there_says_why_in_the_site_s_own_layout(client, manager):
     client.force_login(manager)
 
-    response = client.get(reverse("collections:import_example", args=["customers"]))
+    response = client.get(reverse("collections:import_example", args=["credit_notes"]))
 
     html = response.content.decode()
     assert response.status_code == 404
     assert 'class="site-nav"' in html
-    assert "There are invoice and payment files only." in html
+    assert "There are invoice, payment and account files only." in html
 
 
 def test_an_address_that_does_not_exist_is_not_answered_in_python_s_words(client, manager):

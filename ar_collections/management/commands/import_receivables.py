@@ -2,18 +2,18 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ar_collections.imports import INVOICES, PAYMENTS, NotText, decode, invoices_import, payments_import
+from ar_collections.imports import COLUMNS, NotText, decode, importer
 
 
 class Command(BaseCommand):
     help = (
-        "Import invoices or payments from a CSV file exported by the ERP, all or nothing: "
+        "Import invoices, payments or customer accounts from a CSV file exported by the ERP, all or nothing: "
         "any problem is reported by line and nothing is written. Running a file again "
         "records nothing twice. See ar_collections/imports.py for the columns."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=[INVOICES, PAYMENTS])
+        parser.add_argument("kind", choices=list(COLUMNS))
         parser.add_argument("file", help="the CSV file (UTF-8)")
         parser.add_argument("--dry-run", action="store_true",
                             help="check the file and say what it would record, recording nothing")
@@ -27,8 +27,7 @@ class Command(BaseCommand):
             text = decode(raw)
         except NotText as error:
             raise CommandError(f"{file}: {error}") from None
-        run = invoices_import if kind == INVOICES else payments_import
-        report = run(text, dry_run=dry_run)
+        report = importer(kind)(text, dry_run=dry_run)
         for problem in report.errors:
             self.stderr.write(problem)
         if not report.ok:

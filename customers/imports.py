@@ -1,0 +1,269 @@
+"""Customer accounts from the ERP, as a CSV file or through the JSON API:
+the third kind of import beside invoices and payments, read, queued and
+reported by ar_collections/imports.py. The columns are in its COLUMNS.
+
+Each row is checked by the account card's own form (CustomerForm, and
+ContactForm for its billing contact), as a manager filling it in: a row can
+never store what the card would refuse. A new account number opens the
+account (and its billing contact, if the row gives one); a known one, found
+in any capitals, changes only the values the row gives: an empty value, or a
+column the file does not have, leaves what is recorded. A change is saved as
+the card saves it (customers.services.customer_update): on the account's
+timeline, before and after, a new collector taking over the account's open
+work, a new currency asking for the credit limit in it.
+
+As the other kinds: every row is checked before any is written, a problem
+names its line and column and leaves everything as it was, and the same file
+again changes nothing (its rows counted as already there).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import prefetch_related_objects
+
+from ar_collections.imports import (
+    CUSTOMERS,
+    ImportReport,
+    _Fields,
+    _RowError,
+    _text,
+    accounts_named,
+    read_rows,
+)
+from arcrm.roles import COLLECTOR, MANAGER
+from arcrm.text import hidden_characters
+from customers.forms import ContactForm, CustomerForm
+from customers.models import Contact, ContactRole, Customer, Industry, Language, TermsType
+from customers.services import CONTACT_FIELDS, contact_save, customer_open, customer_update
+
+# The account card's fields each column fills.
+CARD_COLUMNS = {
+    "name": "name", "currency": "currency", "payment_terms": "terms_type",
+    "payment_terms_days": "payment_terms_days", "credit_limit": "credit_limit_amount",
+    "industry": "industry", "collector": "collector",
+}
+# The billing contact's fields each column fills.
+CONTACT_COLUMNS = {"contact_name": "name", "contact_email": "email", "contact_phone": "phone",
+                   "language": "language"}
+# Columns whose values are one of the card's choices, by its value or its label in any capitals.
+CHOICES = {"payment_terms": TermsType, "industry": Industry, "language": Language}
+# A credit limit as the other imports write money, or nothing (0: no credit at all).
+_LIMIT = re.compile(r"\d{1,12}(\.\d{1,2})?")
+
+
+@dataclass
+class _AccountRow:
+    line: int
+    recorded: Customer | None  # None: a new account
+    card: CustomerForm
+    card_changes: dict  # field → value; for a new account, the whole card
+    contact: Contact | None  # the billing contact to save, None if the row leaves it as it is
+
+
+def customers_import(text: str, *, actor=None, dry_run: bool = False) -> ImportReport:
+    report = ImportReport(CUSTOMERS, dry_run=dry_run)
+    return customer_rows_import(read_rows(text, report), report=report, actor=actor)
+
+
+def customer_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: ImportReport,
+                         actor=None) -> ImportReport:
+    """Check and record account rows, a file's (read_rows) or a request's
+    (read_json_rows), all or nothing; a dry run (report.dry_run) records nothing."""
+    found = accounts_named(rows)
+    # Their billing contacts at once, not one query per row.
+    prefetch_related_objects([c for c in found.values() if isinstance(c, Customer)], "contacts")
+    collectors = _collectors_named({row.get("collector", "") for _, row in rows} - {""})
+    first: dict[str, int] = {}  # the line each account number comes on first, in any capitals
+    parsed: list[_AccountRow] = []
+    for line, row in rows:
+        number = row.get("account_number", "")
+        try:
+            if number and first.setdefault(number.upper(), line) != line:
+                # Its second row would be checked against the card as it was, not as the first left it.
+                raise _RowError(f"account_number {number} is on {report.unit} {first[number.upper()]} "
+                                "already: give each account once")
+            parsed.append(_account_of(line, row, found, collectors))
+        except _RowError as error:
+            report.problem(line, error)
+    if not report.ok:
+        return report
+    changed = [p for p in parsed if p.recorded is None or p.card_changes or p.contact is not None]
+    report.already = len(parsed) - len(changed)
+    report.updated = sum(1 for p in changed if p.recorded is not None)
+    report.created = len(changed) - report.updated
+    if report.dry_run or not changed:
+        return report
+    try:
+        with transaction.atomic():
+            # The accounts' locks first, in id order, as the other imports take
+            # them: a card saved meanwhile, or another file, queues behind this one.
+            list(Customer.objects.select_for_update().order_by("pk").filter(
+                pk__in=[p.recorded.pk for p in changed if p.recorded is not None]).values_list("pk"))
+            for account in changed:
+                try:
+                    _account_write(account, actor=actor)
+                except ValidationError as error:
+                    # The card changed since it was checked (someone saved it meanwhile).
+                    report.problem(account.line, " ".join(error.messages))
+            if not report.ok:
+                transaction.set_rollback(True)
+    except IntegrityError:
+        # Another import, or someone on the admin, opened one of these accounts since they were checked.
+        again = "import the file again" if report.whole == "file" else "send the request again"
+        report.problem(0, f"an account number in the {report.whole} was recorded meanwhile: {again}")
+    if not report.ok:
+        report.created = report.updated = report.already = 0
+    return report
+
+
+def _collectors_named(usernames: set[str]) -> dict[str, object]:
+    """The users the rows name as collectors, by username; None for one who
+    may not own accounts (not an active collector or manager)."""
+    users = list(get_user_model().objects.filter(username__in=usernames))
+    may_own = set(get_user_model().objects.filter(
+        pk__in=[u.pk for u in users], is_active=True, groups__name__in=[COLLECTOR, MANAGER],
+    ).values_list("pk", flat=True))
+    return {user.username: user if user.pk in may_own else None for user in users}
+
+
+def _account_of(line: int, row: dict[str, str], found, collectors) -> _AccountRow:
+    """The row's account checked by the card's form, or _RowError with all its problems."""
+    fields = _Fields()
+    number = fields.read(_text, row, "account_number", limit=32, required=True)
+    if number and (hidden := hidden_characters(number)):
+        fields.note("account_number", f"account_number {number!r} holds a character no one sees "
+                                      f"({', '.join(hidden)}): give the number as in the ERP")
+    recorded = found.get(number) if number else None
+    if isinstance(recorded, list):
+        fields.note("account_number", f"account_number {number!r}: "
+                                      f"{' and '.join(c.account_number for c in recorded)} differ from it "
+                                      "only in case: give the number exactly")
+        recorded = None
+    if not row.get("name"):
+        fields.note("name", "name is empty")
+    values = {column: fields.read(_value, row, column, collectors)
+              for column in (*CARD_COLUMNS, *CONTACT_COLUMNS)}
+    if recorded is None and number and not row.get("collector"):
+        fields.note("collector", "collector is empty: a new account needs its collector (the username of "
+                                 "an active collector or manager)")
+    # The card as the form would show it, the row's values typed over it: the
+    # form then checks the whole card, as when a manager saves it.
+    account = copy.copy(recorded) if recorded is not None else Customer()
+    data = _as_posted(CustomerForm(instance=account, may_set_terms=True))
+    data["account_number"] = recorded.account_number if recorded is not None else number
+    data.update({CARD_COLUMNS[c]: values[c] for c in CARD_COLUMNS if values[c] not in (None, "")})
+    card = CustomerForm(data, instance=account, may_set_terms=True)
+    if not card.is_valid():
+        _note_errors(fields, card, CARD_COLUMNS, row, whose="the account's")
+    contact = _contact_of(row, values, recorded, fields)
+    fields.done()
+    changes = card.changes()
+    if recorded is not None:
+        changes = {name: value for name, value in changes.items() if _differs(recorded, name, value)}
+    return _AccountRow(line, recorded, card, changes, contact)
+
+
+def _value(row: dict[str, str], column: str, collectors) -> object:
+    """The column's value as the card's form takes it; "" for none given."""
+    value = row.get(column, "")
+    if not value:
+        return ""
+    if column in CHOICES:
+        choices = CHOICES[column]
+        by_name = {**{label.lower(): v for v, label in choices.choices}, **{v: v for v in choices.values}}
+        if value.lower() not in by_name:
+            raise _RowError(f"{column} {value!r} is not one of {', '.join(choices.values)}", column=column)
+        return by_name[value.lower()]
+    if column == "collector":
+        if value not in collectors:
+            raise _RowError(f"collector {value!r} is no user's username", column=column)
+        if collectors[value] is None:
+            raise _RowError(f"collector {value!r} is not an active collector or manager, and could not work "
+                            "the account", column=column)
+        return collectors[value].pk
+    if column == "credit_limit":
+        if not _LIMIT.fullmatch(value):
+            raise _RowError(f"credit_limit {value!r} is not an amount: write it like 25000.00 (a dot for "
+                            "cents, no thousands separators, no currency sign; 0 for no credit)",
+                            column=column)
+        return value
+    if column == "payment_terms_days" and not (value.isascii() and value.isdigit()):
+        raise _RowError(f"payment_terms_days {value!r} is not a whole number of days", column=column)
+    return _text(row, column, limit=200)
+
+
+def _contact_of(row: dict[str, str], values: dict, recorded: Customer | None, fields: _Fields
+                ) -> Contact | None:
+    """The billing contact with the row's values, checked by the contact form;
+    None when the row gives none of its columns or changes nothing of it."""
+    columns = [c for c in CONTACT_COLUMNS if values[c]]
+    if not columns:
+        return None
+    given = {CONTACT_COLUMNS[c]: values[c] for c in columns}
+    before = recorded.billing_contact_of_record() if recorded is not None else None
+    if before is None and "name" not in given:
+        fields.note("contact_name", f"contact_name is empty: the account has no billing contact yet, and a "
+                                    f"new one needs a name (the row gives {', '.join(columns)})")
+        return None
+    contact = copy.copy(before) if before is not None else Contact(
+        customer=recorded, role=ContactRole.AP, is_primary_billing=True)
+    data = _as_posted(ContactForm(instance=contact))
+    data.update(given)
+    form = ContactForm(data, instance=contact)
+    if not form.is_valid():
+        _note_errors(fields, form, CONTACT_COLUMNS, row, whose="the billing contact's")
+        return None
+    if before is not None and all(getattr(before, name) == getattr(contact, name) for name in CONTACT_FIELDS):
+        return None
+    return contact
+
+
+def _as_posted(form) -> dict:
+    """What the form's page would post back untouched: the values it shows."""
+    return {name: form[name].value() for name in form.fields}
+
+
+def _differs(recorded: Customer, name: str, value) -> bool:
+    field = Customer._meta.get_field(name)
+    if field.is_relation:  # compared by id: the recorded user or account is not loaded for it
+        return getattr(recorded, field.attname) != (value.pk if value is not None else None)
+    return getattr(recorded, name) != value
+
+
+def _note_errors(fields: _Fields, form, columns: dict[str, str], row: dict[str, str], *, whose: str) -> None:
+    """The form's errors, each named by the row's column (and the value given)
+    where one is its field; none for a column whose value was refused already."""
+    by_field = {field: column for column, field in columns.items()}
+    for name, errors in form.errors.items():
+        column = by_field.get(name, "")
+        if column and fields.by_column.get(column):
+            continue
+        for message in errors:
+            if column:
+                value = row.get(column, "")
+                fields.note(column, f"{column} {value!r}: {message}" if value else f"{column}: {message}")
+            elif name == "__all__":
+                fields.note("", message)
+            else:
+                # A value of the card the row does not give (recorded so before a rule came in).
+                fields.note("", f"{whose} {form.fields[name].label.lower()}: {message}")
+
+
+def _account_write(account: _AccountRow, *, actor) -> None:
+    """Save the row's account as the card saves it, each change on its timeline."""
+    if account.recorded is None:
+        customer = customer_open(customer=account.card.instance, actor=actor)
+    else:
+        customer = account.recorded
+        if account.card_changes:
+            customer = customer_update(customer=customer, actor=actor, changes=account.card_changes)
+    if account.contact is not None:
+        account.contact.customer = customer
+        contact_save(contact=account.contact, actor=actor)
