@@ -1,11 +1,11 @@
 """A JSON API for the ERP: an account's standing ("may we ship?"), and the
-ERP's invoices and payments as the CSV import takes them.
+ERP's invoices, payments and customer accounts as the CSV import takes them.
 
 Every request carries `Authorization: Bearer <token>`, a token a manager
 issues for one user on Collections › API tokens (or `manage.py
 api_token_create`), and may do what that user may:
 every role reads an account's standing, only managers and the Integration
-group's users (the import permission) record invoices and payments. A missing, unknown or revoked
+group's users (the import permission) record invoices, payments and accounts. A missing, unknown or revoked
 token is 401, a right the user lacks 403, both in JSON.
 
 Rows are checked and recorded by ar_collections/imports.py, the rules of a
@@ -40,6 +40,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ar_collections.delivery import credits_held
 from ar_collections.imports import (
+    CUSTOMERS,
     INVOICES,
     PAYMENTS,
     ImportReport,
@@ -63,6 +64,7 @@ from ar_collections.models import (
 )
 from ar_collections.workspace import payment_reverse, reversal_said
 from arcrm.money import ZERO, format_money, quantize
+from customers.imports import customer_rows_import
 from customers.models import Customer, TermsType
 
 # Rows per request: a request is one transaction holding its accounts' locks,
@@ -314,6 +316,14 @@ def payments_post(request: HttpRequest) -> JsonResponse:
     return _rows_post(request, PAYMENTS)
 
 
+@csrf_exempt  # as invoices_post
+@_only("POST")
+def customers_post(request: HttpRequest) -> JsonResponse:
+    """The ERP's customer accounts: new ones opened, known ones given the
+    values the rows change, as the account card would take them."""
+    return _rows_post(request, CUSTOMERS)
+
+
 REVERSAL_KEYS = {"payment", "bank_reference", "reason", "note", "reversed_on"}
 
 
@@ -428,8 +438,10 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
         with transaction.atomic():
             if kind == INVOICES:
                 invoice_rows_import(rows, report=report, actor=token.user)
-            else:
+            elif kind == PAYMENTS:
                 payment_rows_import(rows, report=report, actor=token.user)
+            else:
+                customer_rows_import(rows, report=report, actor=token.user)
             if not dry_run:
                 _request_record(token=token, kind=kind, body=body, report=report)
     except Exception as error:
@@ -496,6 +508,7 @@ def _unapplied_record(*, token: ApiToken, kind: str, status: str, body: str, row
 app_name = "api"
 urlpatterns = [
     path("customers/<str:account_number>/", customer_standing, name="customer_standing"),
+    path("customers/", customers_post, name="customers"),
     path("invoices/", invoices_post, name="invoices"),
     path("payments/", payments_post, name="payments"),
     path("payments/reversals/", payment_reversal_post, name="payment_reversals"),

@@ -5,16 +5,21 @@ problem named by its line and column, the same file twice changing nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 
+from ar_collections.api import api_token_create
 from ar_collections.imports import import_run
 from ar_collections.models import ImportStatus, ReceivablesImport, WorkItem, WorkKind, WorkStatus
+from arcrm.roles import INTEGRATION
 from customers.imports import customers_import
 from customers.models import Contact, Customer, EventKind, TermsType, TimelineEvent
 
@@ -307,3 +312,69 @@ def test_the_command_imports_accounts_from_a_file(tmp_path, collector, other_col
 
     assert out.getvalue().strip() == "2 accounts recorded, 0 already there (left as they were), from 2 rows."
     assert Customer.objects.get(account_number="C-KIEL").events.get().actor is None
+
+
+# --- the API --------------------------------------------------------------------------------
+
+ROWS = [
+    {"account_number": "C-HARB", "name": "Harbour Supplies Ltd", "currency": "GBP", "collector": "carla",
+     "credit_limit": "25000.00", "contact_name": "Anna Berg", "contact_email": "ap@harbour.example"},
+]
+
+
+def api_client(user) -> Client:
+    return Client(headers={"Authorization": f"Bearer {api_token_create(user=user, name='ERP')[1]}"})
+
+
+def post(client: Client, payload) -> tuple[int, dict]:
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    response = client.post(reverse("api:customers"), body, content_type="application/json")
+    return response.status_code, response.json()
+
+
+def test_the_api_opens_accounts_and_a_second_request_changes_nothing(manager, collector):
+    erp = api_client(manager)
+
+    assert post(erp, {"rows": ROWS}) == (200, {
+        "dry_run": False, "rows": 1, "recorded": 1, "already_there": 0, "updated": 0,
+        "summary": "1 account recorded, 0 already there (left as they were), from 1 row."})
+    before = state()
+    status, answer = post(erp, {"rows": ROWS})
+    assert (status, answer["recorded"], answer["already_there"]) == (200, 0, 1)
+    assert state() == before
+    assert ReceivablesImport.objects.filter(kind="customers").count() == 2
+    # The account's standing is still read at its own address.
+    standing = erp.get(reverse("api:customer_standing", args=["C-HARB"]))
+    assert standing.status_code == 200 and standing.json()["account_number"] == "C-HARB"
+
+
+def test_the_integration_user_sends_accounts(collector):
+    erp_user = User.objects.create_user("erp")
+    erp_user.groups.add(Group.objects.get(name=INTEGRATION))
+
+    status, answer = post(api_client(erp_user), {"rows": ROWS, "dry_run": True})
+
+    assert (status, answer["recorded"]) == (200, 1) and not Customer.objects.exists()
+
+
+def test_the_api_refuses_bad_rows_naming_each_and_records_nothing(manager, collector):
+    rows = [ROWS[0], {"account_number": "C-KIEL", "name": "Kiel", "payment_terms_days": 30, "collector": ""}]
+
+    status, answer = post(api_client(manager), {"rows": rows})
+
+    assert status == 422
+    assert answer["problems"] == [{"row": 2, "messages": ["payment_terms_days must be a string"]}]
+    assert not Customer.objects.exists() and not TimelineEvent.objects.exists()
+
+    status, answer = post(api_client(manager), {"rows": [{**rows[1], "payment_terms_days": "30"}]})
+    assert answer["problems"] == [{"row": 1, "messages": [
+        "collector is empty: a new account needs its collector (the username of an active collector or "
+        "manager)"]}]
+
+
+def test_the_api_answers_400_to_what_is_not_json_and_401_403_to_who_may_not(manager, collector, viewer):
+    assert post(api_client(manager), "{rows: ")[0] == 400
+    assert post(Client(), {"rows": ROWS})[0] == 401
+    assert post(api_client(collector), {"rows": ROWS})[0] == 403
+    assert post(api_client(viewer), {"rows": ROWS})[0] == 403
+    assert not Customer.objects.exists()
