@@ -80,14 +80,19 @@ def customer_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impo
     # Their billing contacts at once, not one query per row.
     prefetch_related_objects([c for c in found.values() if isinstance(c, Customer)], "contacts")
     collectors = _collectors_named({row.get("collector", "") for _, row in rows} - {""})
-    first: dict[str, int] = {}  # the line each account number comes on first, in any capitals
+    # The line each account comes on first: a recorded one by its id (its
+    # number as found, exactly or in other capitals), a new one by its number
+    # in any capitals.
+    first: dict[tuple, int] = {}
     parsed: list[_AccountRow] = []
     for line, row in rows:
         number = row.get("account_number", "")
+        recorded = found.get(number)
+        key = (recorded.pk,) if isinstance(recorded, Customer) else ("", number.upper())
         try:
-            if number and first.setdefault(number.upper(), line) != line:
+            if number and not isinstance(recorded, list) and first.setdefault(key, line) != line:
                 # Its second row would be checked against the card as it was, not as the first left it.
-                raise _RowError(f"account_number {number} is on {report.unit} {first[number.upper()]} "
+                raise _RowError(f"account_number {number} is on {report.unit} {first[key]} "
                                 "already: give each account once")
             parsed.append(_account_of(line, row, found, collectors))
         except _RowError as error:
@@ -145,7 +150,7 @@ def _account_of(line: int, row: dict[str, str], found, collectors) -> _AccountRo
         fields.note("account_number", f"account_number {number!r}: "
                                       f"{' and '.join(c.account_number for c in recorded)} differ from it "
                                       "only in case: give the number exactly")
-        recorded = None
+        fields.done()  # which account the rest would change is not known
     if not row.get("name"):
         fields.note("name", "name is empty")
     values = {column: fields.read(_value, row, column, collectors)

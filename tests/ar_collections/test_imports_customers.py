@@ -188,6 +188,21 @@ def test_bad_rows_are_refused_naming_line_and_column_and_nothing_is_written(mana
     assert state() == before
 
 
+def test_a_number_two_accounts_share_in_other_capitals_is_refused_and_each_given_exactly_is_taken(
+        manager, make_customer):
+    make_customer(account_number="C-a1", name="Lower")
+    make_customer(account_number="C-A1", name="Upper")
+
+    refused = customers_import("account_number,name\nc-a1,Which One\n", actor=manager)
+    taken = customers_import("account_number,name\nC-a1,Lower Ltd\nC-A1,Upper Ltd\n", actor=manager)
+
+    assert refused.errors == [
+        "line 2: account_number 'c-a1': C-a1 and C-A1 differ from it only in case: give the number exactly"]
+    assert (taken.ok, taken.updated) == (True, 2), taken.errors
+    assert sorted(Customer.objects.values_list("account_number", "name")) == [
+        ("C-A1", "Upper Ltd"), ("C-a1", "Lower Ltd")]
+
+
 def test_a_billing_contact_is_checked_as_the_contact_form_checks_it(manager, harbour, make_customer):
     make_customer(account_number="C-BARE", name="Bare Account")
 
