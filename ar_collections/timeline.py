@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from ar_collections.models import Invoice, TimelineEventInvoice
+from ar_collections.models import Invoice, MailPurpose, OutgoingMail, TimelineEventInvoice
 from arcrm.dates import format_day
 from arcrm.db import CompiledRead
 from arcrm.money import format_money
@@ -175,10 +175,24 @@ INVOICE_COPY = "invoice_copy"
 STATEMENT = "statement"
 CAUSE = "cause"
 _WRITTEN_BY_US = Q(kind=EventKind.NOTE) & (Q(subject_type__isnull=False) | Q(details__has_key="balances"))
+
+
+# The outbox's word that a copy or a statement is not sent yet, or not sent at
+# all (outbox._failed), is a note about the mail itself, its summary the
+# mail's: told apart by that mail's purpose, an index probe for those few rows.
+# Only these notes have both a subject and the mail in their details (a
+# statement e-mailed names its mail but has no subject).
+def _mail_not_sent(purpose: str) -> Q:
+    return (_WRITTEN_BY_US & Q(subject_id__isnull=False, details__has_key="mail")
+            & Exists(OutgoingMail.objects.filter(pk=OuterRef("subject_id"), purpose=purpose)))
+
+
 _SHOWN_KIND = Case(
     When(_WRITTEN_BY_US & Q(summary__startswith="Copy of invoice "), then=Value(INVOICE_COPY)),
     When(_WRITTEN_BY_US & Q(summary__startswith="Statement of account "), then=Value(STATEMENT)),
     When(_WRITTEN_BY_US & Q(summary__startswith="Cause noted: "), then=Value(CAUSE)),
+    When(_mail_not_sent(MailPurpose.INVOICE_COPY), then=Value(INVOICE_COPY)),
+    When(_mail_not_sent(MailPurpose.STATEMENT), then=Value(STATEMENT)),
     default=F("kind"),
 )
 _LABELS = {**dict(EventKind.choices), INVOICE_COPY: "Invoice copy", STATEMENT: "Statement", CAUSE: "Cause"}

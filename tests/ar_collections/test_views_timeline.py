@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from ar_collections import outbox
 from ar_collections.delivery import actions_deliver
 from ar_collections.dunning import run_plan, run_start
 from ar_collections.imports import invoices_import
@@ -21,6 +22,7 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     MissCause,
+    OutgoingMail,
     PaperDocument,
     PaymentBehaviour,
     TimelineEventInvoice,
@@ -29,7 +31,7 @@ from ar_collections.paper import documents_mark_posted
 from ar_collections.services import cause_record
 from ar_collections.statements import statement_send
 from ar_collections.timeline import FILTER_KINDS, PAGE_SIZE, cursor_for, event_record
-from ar_collections.workspace import payment_record
+from ar_collections.workspace import invoice_copy_send, payment_record
 from customers.models import EventKind, InvoiceDelivery, ReminderChannel, Segment, TimelineEvent
 
 from .conftest import DUE, frozen
@@ -257,6 +259,45 @@ def test_statements_and_cause_notes_have_their_own_labels_and_boxes_apart_from_t
     assert by_kind[EventKind.NOTE] == [notes[1].pk, notes[0].pk]
     assert sorted(by_kind["statement"]) == sorted([e_mailed.pk, queued.pk, posted.pk])
     assert by_kind["cause"] == [cause.pk]
+
+
+def test_a_copy_and_a_statement_the_mail_server_puts_off_or_refuses_keep_their_labels_and_boxes(
+    client, collector, customer, make_contact, make_invoice, smtp_server, django_capture_on_commit_callbacks
+):
+    """The outbox's word that a copy or a statement is not sent yet, or not
+    sent at all, was badged "Note" and listed with the notes, while the copy
+    or statement it is about had its own label."""
+    invoice = make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 5, 31), number="INV-2001")
+    contact = make_contact(customer, name="Ruth", email="ruth@example.com", is_primary_billing=True)
+    with frozen(dt.date(2025, 7, 1)), django_capture_on_commit_callbacks(execute=False):
+        invoice_copy_send(customer=customer, invoice=invoice, contact=contact, actor=collector,
+                          on=dt.date(2025, 7, 1))
+        statement_send(customer=customer, actor=collector, on=dt.date(2025, 7, 1))
+    copy_mail, statement_mail = OutgoingMail.objects.order_by("pk")
+    smtp_server.refuse_with("451 4.3.0 Try again later")
+    outbox.mails_send(mail_ids=[copy_mail.pk, statement_mail.pk])
+    smtp_server.refuse_with("550 5.7.1 Message rejected")
+    OutgoingMail.objects.update(retry_not_before=None)
+    outbox.mails_send(mail_ids=[copy_mail.pk, statement_mail.pk])
+    about = {mail: list(TimelineEvent.objects.filter(subject_id=mail.pk, details__mail=mail.pk)
+                        .exclude(subject_type=None).order_by("pk"))
+             for mail in (copy_mail, statement_mail)}
+    assert [len(events) for events in about.values()] == [2, 2]
+    assert "not sent yet" in about[copy_mail][0].summary and "not sent to" in about[copy_mail][1].summary
+    client.force_login(collector)
+
+    everything = client.get(timeline_url(customer), headers=HTMX).content.decode()
+    by_kind = {kind: shown(client.get(timeline_url(customer), {"kind": kind}, headers=HTMX))
+               for kind in (EventKind.NOTE, "invoice_copy", "statement")}
+
+    for mail, kind, label in [(copy_mail, "invoice_copy", "Invoice copy"),
+                              (statement_mail, "statement", "Statement")]:
+        for event in about[mail]:
+            assert re.search(rf'id="event-{event.pk}">[^\n]*?<span class="badge kind-{kind}">{label}</span>',
+                             everything), (event.summary, kind)
+            assert event.pk in by_kind[kind]
+    assert by_kind[EventKind.NOTE] == []
+    assert len(by_kind["invoice_copy"]) == 3 and len(by_kind["statement"]) == 3
 
 
 def test_load_more_walks_the_whole_timeline_without_overlap_or_gaps(client, collector, customer):
