@@ -2083,7 +2083,8 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
     promises and plans keep theirs (they end with what they stand for)."""
     require_act_on(actor, customer)
     pauses, beyond = pauses_liftable(actor, DunningPause.objects.active(on=on).filter(customer=customer)
-                                     .select_related("invoice", "owner").select_for_update(of=("self",)))
+                                     .select_related("invoice", "owner", "exception")
+                                     .select_for_update(of=("self",)))
     if beyond and not pauses:
         raise ValidationError(
             f"The hold until {format_day(beyond[0].ends_on)} is longer than collectors may set "
@@ -2095,9 +2096,9 @@ def pause_resume(*, customer: Customer, actor, on: dt.date) -> int:
     event_record(
         customer=customer, kind=EventKind.PAUSE, actor=actor,
         invoices=[p.invoice for p in pauses if p.invoice],
+        # Each named as the Dunning card named it while it held (held_said).
         summary=f"Dunning resumed by {person_name(actor)}: "
-        + "; ".join(f"{p.get_kind_display().lower()} on {p.invoice.number if p.invoice else 'the account'} "
-                    f"until {format_day(p.ends_on)} lifted" for p in pauses),
+        + "; ".join(f"{p.held_said} until {format_day(p.ends_on)} lifted" for p in pauses),
         details={"lifted": [
             {"pause": p.pk, "kind": p.kind, "invoice": p.invoice.number if p.invoice else None,
              "ends_on": p.ends_on.isoformat(), "owner": p.owner.get_username()}

@@ -48,6 +48,7 @@ from ar_collections.models import (
     TimelineEventInvoice,
 )
 from ar_collections.workspace_forms import NO_LONGER_OPEN
+from arcrm.text import person_name
 from customers.models import ContactAbsence, Customer, EventKind, TimelineEvent
 from tests.ar_collections.conftest import sent_once
 
@@ -1541,7 +1542,35 @@ def test_resuming_lifts_the_manual_holds_but_not_a_dispute(client, collector, cu
     assert DunningPause.objects.get(dispute=dispute).lifted_at is None
     (event,) = events_after(since)
     assert event.kind == EventKind.PAUSE
-    assert event.summary.startswith("Dunning resumed by carla: manual hold on the account until")
+    assert event.summary == "Dunning resumed by carla: Manual hold on the account until 12 Aug 2025 lifted"
+
+
+def test_resuming_names_what_it_lifts_as_every_page_names_a_pause(
+    client, collector, manager, customer, invoices
+):
+    """The Dunning card says "Manual hold on INV-1001" and "Extended terms on
+    the invoices issued by …"; the timeline said "manual hold on INV-1001" and
+    "approved exception on the account" of the same two."""
+    held = workspace.pause_set(customer=customer, actor=collector, invoice=invoices[0],
+                               ends_on=TODAY + dt.timedelta(days=7), reason="CFO away", on=TODAY)
+    asked = workspace.exception_request(customer=customer, actor=collector, kind=ExceptionKind.EXTENDED_TERMS,
+                                        pause_until=dt.date(2025, 9, 30), reason="Month's end", on=TODAY)
+    workspace.exception_decide(request=asked, manager=manager, approve=True, note="Fine", on=TODAY)
+    terms = DunningPause.objects.get(exception=asked)
+    client.force_login(manager)
+    shown = " ".join(client.get(account(customer)).content.decode().split())
+    since = last_event_id()
+
+    client.post(url("pause_resume", customer))
+
+    (event,) = events_after(since)
+    assert event.summary == (
+        f"Dunning resumed by {person_name(manager)}: Extended terms on the invoices issued by 5 Aug 2025 "
+        "that fall due before their end until 30 Sep 2025 lifted; Manual hold on INV-1001 until 12 Aug 2025 "
+        "lifted"
+    )
+    for pause in (held, terms):
+        assert f"{pause.held_said} until {pause.ends_on:%-d %b %Y}" in shown
 
 
 def resume_offered(client, user, customer) -> bool:
