@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.urls import reverse
 
 from ar_collections import workspace
 from ar_collections.dunning import _NOT_HELD, _held_sql, eligible_invoices
@@ -77,3 +78,33 @@ def test_every_reader_of_the_rule_holds_the_invoice_whole_in_the_same_cases(
     else:
         refused = False
     assert refused == in_full
+
+
+@pytest.mark.parametrize(("disputed", "paid", "in_full"), CASES)
+def test_the_account_page_s_commitments_box_says_what_the_dunning_holds(
+    client, make_account, collector, disputed, paid, in_full
+):
+    """The box compared the amounts itself: a dispute contesting more than a
+    part payment left open was shown with neither "all that is open" nor
+    what is open, while dunning held the whole invoice."""
+    account = make_account()
+    invoice = account.invoices.get(total_amount=Decimal("700.00"))
+    with frozen(ON):
+        workspace.dispute_open(customer=account, actor=collector, invoice=invoice, reason=DisputeReason.PRICE,
+                               description="Price differs", on=ON, amount=Decimal(disputed))
+        if Decimal(paid):
+            workspace.payment_record(customer=account, amount=Decimal(paid), currency="EUR", received_on=ON,
+                                     allocations=[(invoice, Decimal(paid))], actor=collector)
+        client.force_login(collector)
+        page = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+    invoice.refresh_from_db()
+    box = " ".join(page.split('<section id="commitments"')[1].split("</section>")[0].split())
+    pauses = " ".join(page.split('data-figure="pauses">')[1].split("</dd>")[0].split())
+    open_now = f"EUR {invoice.open_amount:,.2f}"
+
+    said = f"EUR {Decimal(disputed):,.2f}, all of the {open_now} open" if in_full else (
+        f"EUR {Decimal(disputed):,.2f} of {open_now} open")
+    assert f"Dispute on {invoice.number} ({said}): " in box
+    # What dunning does with it: the whole invoice held, or the rest chased.
+    assert (f"Open dispute on {invoice.number} until resolved" in pauses) == in_full
+    assert eligible_invoices(on=ON).filter(pk=invoice.pk).exists() == (not in_full)
