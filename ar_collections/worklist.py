@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 import statistics
 from dataclasses import dataclass
 from decimal import Decimal
@@ -125,8 +126,11 @@ def item_add(
         "assignee_id": new.assignee_id, **source,
     })
     if again and not created and item.status != WorkStatus.OPEN:
+        [(assignee_id, title)] = _items_back([item], [title], collector_ids=[customer.collector_id],
+                                             on=timezone.localdate())
         WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.OPEN, due_on=due_on, done_at=None,
-                                                   done_by=None, snoozed_until=None)
+                                                   done_by=None, snoozed_until=None, assignee_id=assignee_id,
+                                                   title=title)
     return created
 
 
@@ -163,6 +167,29 @@ def _titles_covered(items: list[WorkItem], titles: list[str], *, collector_ids: 
     limit = WorkItem._meta.get_field("title").max_length
     return [(covered.title if covered.assignee_id == item.assignee_id else title)[:limit]
             for item, title, covered in zip(items, titles, said, strict=True)]
+
+
+# What items_covered adds to a title, taken off before an item coming back
+# is routed again: it says it once, for the cover of the day.
+_COVERING_SAID = re.compile(r" \(covering for [^()]*\)$")
+
+
+def _items_back(items: list[WorkItem], titles: list[str], *, collector_ids: list[int | None],
+                on: dt.date) -> list[tuple[int | None, str]]:
+    """Who gets each of these items coming back (done, open again) on `on`,
+    and its title, as a new item is routed (items_covered): one whose holder
+    is away goes to whoever covers for them, "(covering for …)" in its
+    title; one already with whoever covers for its account's collector
+    (`collector_ids`) keeps saying why it came to them (_titles_covered).
+    Otherwise a done item came back on the list of someone on holiday,
+    seen by the stand-in only as someone else's."""
+    titles = [_COVERING_SAID.sub("", title) for title in titles]
+    routed = [WorkItem(title=title, assignee_id=item.assignee_id)
+              for item, title in zip(items, titles, strict=True)]
+    items_covered(routed, on=on)
+    kept = _titles_covered(items, titles, collector_ids=collector_ids, on=on)
+    return [(to.assignee_id, to.title) if to.assignee_id != item.assignee_id else (item.assignee_id, title)
+            for item, to, title in zip(items, routed, kept, strict=True)]
 
 
 def items_handed_back(*, on: dt.date) -> int:
@@ -330,8 +357,11 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
                      .order_by("-occurred_at", "-pk").first())
             if ended is None or not ended.details.get("followed_up"):
                 continue
+            [(item.assignee_id, item.title)] = _items_back([item], [item.title],
+                                                           collector_ids=[item.customer.collector_id], on=on)
             WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.OPEN, due_on=on, done_at=None,
-                                                       done_by=None, snoozed_until=None)
+                                                       done_by=None, snoozed_until=None,
+                                                       assignee_id=item.assignee_id, title=item.title)
             _record(item, actor, f"Worklist: back — {item.title}; {because}", reopened=True)
             reopened += 1
     return reopened
@@ -512,13 +542,14 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
             # A done one comes back with what has just ended.
             if not (again or item.action_id != last):
                 continue
-            title = _title_covered(item, title, collector_id=customers[customer_id].collector_id, on=on)
+            [(assignee_id, title)] = _items_back([item], [title],
+                                                 collector_ids=[customers[customer_id].collector_id], on=on)
             # Conditional: of two at once, one brings it back.
             if not WorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).update(
                     status=WorkStatus.OPEN, due_on=on, done_at=None, done_by=None, snoozed_until=None,
-                    action_id=last, title=title):
+                    action_id=last, title=title, assignee_id=assignee_id):
                 continue
-            item.title = title
+            item.title, item.assignee_id = title, assignee_id
         added += 1
         if record:
             item.customer = customers[customer_id]
@@ -1063,17 +1094,17 @@ def personal_items_back(*, keys: list[str], on: dt.date) -> int:
         )
         if not back:
             return 0
-        titles = _titles_covered(back, [
+        routed = _items_back(back, [
             _personal_title(item.customer_name, f"behind again: {item.invoice_number} overdue since "
                                                 f"{format_day(item.invoice_due + dt.timedelta(days=1))}")
             for item in back
         ], collector_ids=[item.collector_id for item in back], on=on)
-        for item, title in zip(back, titles, strict=True):
+        for item, (assignee_id, title) in zip(back, routed, strict=True):
             item.status, item.due_on, item.done_at, item.done_by, item.snoozed_until = (
                 WorkStatus.OPEN, on, None, None, None)
-            item.title = title
+            item.title, item.assignee_id = title, assignee_id
         WorkItem.objects.bulk_update(back, ["status", "due_on", "done_at", "done_by", "snoozed_until",
-                                            "title"], batch_size=REFRESH_BATCH_SIZE)
+                                            "title", "assignee_id"], batch_size=REFRESH_BATCH_SIZE)
         _records(back, None, [f"Worklist: back — {item.title}" for item in back], reopened=True)
     return len(back)
 

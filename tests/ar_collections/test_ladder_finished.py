@@ -663,6 +663,27 @@ def test_a_done_item_back_while_its_collector_is_away_keeps_its_cover(account, c
     assert item.title.endswith(f"decide the next action (covering for {person_name(collector)})")
 
 
+def test_a_done_item_back_after_its_collector_went_away_goes_to_the_stand_in(
+    account, collector, other_collector
+):
+    """On Carla's list and ticked off before she went away, the item came
+    back on hers, not on Otto's, who covers for her."""
+    ladder_taken(account)
+    worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    assert item.assignee == collector
+    WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.DONE, done_at=timezone.now())
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=ON, ends_on=ON + dt.timedelta(days=3))
+
+    worklist.ladder_ended_items(on=ON, customer_ids=[account.pk], again=True)
+
+    item.refresh_from_db()
+    assert (item.status, item.assignee) == (WorkStatus.OPEN, other_collector)
+    assert item.title.endswith(f"decide the next action (covering for {person_name(collector)})")
+    assert events(account, EventKind.WORK)[-1] == f"Worklist: {item.title}"
+
+
 @pytest.mark.parametrize("held", ["manual_hold", "exception"])
 def test_nothing_is_listed_while_a_hold_or_an_approved_exception_holds_the_account_as_its_comeback_reads_it(
     account, collector, manager, held

@@ -122,6 +122,30 @@ def test_an_item_that_comes_up_while_the_collector_is_away_goes_to_the_stand_in_
         assert list(worklist.items_for(assignee=collector, on=TODAY + dt.timedelta(days=4))) == []
 
 
+def test_an_item_done_that_comes_back_while_the_collector_is_away_goes_to_the_stand_in(
+    collector, other_collector, make_customer
+):
+    """Done before Carla went away, the item came back on her list, not on
+    Otto's as an item coming up for her while she is away does."""
+    account = make_customer(name="Acme")
+    title = "The mail server refused Anna's address: find one that works"
+    key = "address-refused:test"
+    worklist.item_add(kind=WorkKind.ADDRESS_REFUSED, key=key, customer=account, title=title,
+                      due_on=TODAY - dt.timedelta(days=2))
+    item = WorkItem.objects.get(key=key)
+    worklist.item_complete(item=item, actor=collector)
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=3))
+
+    worklist.item_add(kind=WorkKind.ADDRESS_REFUSED, key=key, customer=account, title=title, due_on=TODAY,
+                      again=True)
+
+    item.refresh_from_db()
+    assert (item.status, item.assignee, item.title) == (
+        WorkStatus.OPEN, other_collector, f"{title} (covering for carla)")
+    assert list(worklist.items_for(assignee=other_collector, on=TODAY)) == [item]
+
+
 def test_an_item_for_a_collector_at_work_is_theirs(collector, other_collector, make_customer):
     worklist.item_add(kind=WorkKind.CALL, key="call:test", customer=make_customer(), title="Call",
                       due_on=TODAY)

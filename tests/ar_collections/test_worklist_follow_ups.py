@@ -22,7 +22,7 @@ from ar_collections.models import (
     WorkKind,
     WorkStatus,
 )
-from customers.models import EventKind, ReminderChannel, Segment
+from customers.models import CollectorAbsence, EventKind, ReminderChannel, Segment
 from tests.ar_collections.conftest import DUE, frozen
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
@@ -204,6 +204,37 @@ def test_a_broken_commitment_s_item_comes_back_once_when_the_plan_that_followed_
         f"Worklist: done — {item.title}; followed up: {said} proposed, waiting for a manager",
         f"Worklist: back — {item.title}; the {said} it was followed up with was {why}",
     ]
+
+
+@pytest.mark.parametrize("away_since", ["the-follow-up", "the-break"])
+def test_a_broken_promise_s_item_back_while_its_collector_is_away_goes_to_the_stand_in(
+    make_account, collector, other_collector, manager, away_since
+):
+    """Followed up before Carla went away, the item came back on her list
+    when the plan was rejected, not on Otto's, who covers for her. One that
+    came to Otto in the first place says whom he covers for once."""
+    account = make_account()
+    if away_since == "the-break":
+        CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                        starts_on=ON, ends_on=ON + dt.timedelta(days=30))
+    item, late = broken_promise(account, collector)
+    title = item.title.removesuffix(" (covering for carla)")
+    plan = plan_above_the_collectors_limit(account, collector, list(item.promise.invoices.all()), on=late)
+    item.refresh_from_db()
+    assert item.status == WorkStatus.DONE
+    if away_since == "the-follow-up":
+        assert item.assignee == collector
+        CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                        starts_on=late, ends_on=late + dt.timedelta(days=10))
+
+    with frozen(late):
+        workspace.plan_decide(plan=plan, manager=manager, approve=False, note="Too long", on=late)
+
+    item.refresh_from_db()
+    assert (item.status, item.assignee, item.title) == (
+        WorkStatus.OPEN, other_collector, f"{title} (covering for carla)")
+    assert item in worklist.items_for(assignee=other_collector, on=late)
+    assert work_events(account)[-1].startswith(f"Worklist: back — {title} (covering for carla); ")
 
 
 def test_a_broken_promise_s_item_stays_done_when_the_rejected_plan_was_not_what_closed_it(

@@ -182,3 +182,27 @@ def test_an_item_back_while_its_collector_is_away_says_whom_its_stand_in_covers_
     item = personal(bond)
     assert (item.status, item.assignee) == (WorkStatus.OPEN, other_collector)
     assert "behind again: INV-NEW overdue" in item.title and item.title.endswith(covering)
+
+
+def test_an_item_back_after_its_collector_went_away_goes_to_the_stand_in(
+    bond, collector, other_collector, make_invoice
+):
+    """On Carla's list before she went away, the item came back on hers, not
+    on Otto's, who covers for her."""
+    assert personal(bond).assignee == collector
+    with frozen(ON):
+        allocations = [(i, i.open_amount) for i in bond.invoices.all()]
+        workspace.payment_record(customer=bond, amount=sum(a for _, a in allocations), currency="EUR",
+                                 received_on=ON, allocations=allocations, reference="BANK-1")
+        worklist.settled_items_close(customer_ids=[bond.pk], on=ON)
+        make_invoice(bond, issued=ON - dt.timedelta(days=20), due=ON + dt.timedelta(days=5),
+                     amount="300.00", number="INV-NEW")
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=ON + dt.timedelta(days=1), ends_on=ON + dt.timedelta(days=20))
+
+    refresh(ON + dt.timedelta(days=10))
+
+    item = personal(bond)
+    assert (item.status, item.assignee) == (WorkStatus.OPEN, other_collector)
+    assert "behind again: INV-NEW overdue" in item.title
+    assert item.title.endswith(f"; call rather than write (covering for {person_name(collector)})")
