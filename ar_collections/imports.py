@@ -349,11 +349,15 @@ def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]
     # rather than a field that swallows the rest of the file.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, doublequote=True, strict=True)
     try:
-        header = next(values for values in reader if any(v.strip() for v in values))
-        header = [name.strip().lower() for name in header]
+        # None: no value in any line, only delimiters (an export of nothing).
+        header = next((values for values in reader if any(v.strip() for v in values)), None)
     except csv.Error as error:
         report.problem(reader.line_num, f"{error}")
         return []
+    if header is None:
+        report.problem(1, "the file is empty; the first line names the columns: " + ", ".join(required))
+        return []
+    header = [name.strip().lower() for name in header]
     at = reader.line_num  # the header's line: blank lines may come before it
     named = [c for c in header if c]  # a trailing delimiter leaves a column without a name
     missing = [c for c in required if c not in named]

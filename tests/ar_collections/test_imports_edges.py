@@ -428,3 +428,19 @@ def test_one_payment_with_its_reference_written_two_ways_in_a_file_is_refused_as
     assert not report.ok
     assert report.errors[0].startswith("line 3: the same payment (reference r- 1) is on line 2 already")
     assert not Payment.objects.exists()
+
+
+# --- 12. a file of delimiters only stopped the import on an error -----------------------------------
+
+
+def test_a_file_of_delimiters_only_is_called_empty_not_an_error(manager, accounts):
+    """An export of an empty selection may be its separators alone: the
+    worker said it "stopped on an error: StopIteration", which tells the
+    manager nothing."""
+    batch = import_queue(kind="invoices", text=",,,\n,,\n", actor=manager)
+
+    assert import_run(batch.pk) == ImportStatus.REFUSED
+
+    batch.refresh_from_db()
+    assert batch.errors == ["line 1: the file is empty; the first line names the columns: number, "
+                            "account_number, issue_date, due_date, currency, total_amount"]
