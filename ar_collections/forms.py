@@ -201,17 +201,25 @@ class ImportForm(_PlainLabels, forms.Form):
         label="What the file holds", widget=forms.RadioSelect,
         choices=[("invoices", "Invoices"), ("payments", "Payments"), ("customers", "Customer accounts")],
     )
-    file = forms.FileField(label="CSV file", help_text="UTF-8, with a header row; at most 20 MB.")
+    file = forms.FileField(
+        label="CSV file or Excel workbook",
+        help_text="CSV in UTF-8, or .xlsx (its first sheet, or the one named like what it holds); with a "
+                  "header row; at most 20 MB.",
+        # What the ERP and the bank export: CSV, tab-separated text, Excel.
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.tsv,.txt,.xlsx,.xlsm,text/csv,"
+                                               "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}),
+    )
     dry_run = forms.BooleanField(label="Only check the file; record nothing", required=False)
 
-    def clean_file(self) -> str:
-        """The file's text (its name goes to cleaned_data["file_name"])."""
+    def clean_file(self) -> str | bytes:
+        """The file's text, or the workbook's bytes (imports.decode); its name
+        goes to cleaned_data["file_name"]."""
         upload = self.cleaned_data["file"]
         self.cleaned_data["file_name"] = upload.name or ""
         if upload.size > self.MAX_BYTES:
             raise forms.ValidationError("The file is larger than 20 MB: split it.")
         try:
-            return imports.decode(upload.read())
+            return imports.decode(upload.read(), name=upload.name or "")
         except imports.NotText as error:
             raise forms.ValidationError(str(error)) from None
 

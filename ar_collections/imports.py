@@ -32,7 +32,8 @@ they break is for the daily check. A file's accounts are locked at once, in
 id order, so two imports at the same time queue rather than deadlock.
 
 Both files are UTF-8 (an Excel byte-order mark is fine), comma-, semicolon- or
-tab-separated, with a header row naming the columns in any order; dates are
+tab-separated, or Excel workbooks (.xlsx, read into the same rows: see
+_sheet_records), with a header row naming the columns in any order; dates are
 YYYY-MM-DD and amounts use a dot for cents and no thousands separators. Every
 payment carries its reference (the bank's, a cheque number): it is what tells
 a new payment from one imported before.
@@ -52,17 +53,21 @@ import datetime as dt
 import io
 import logging
 import re
+import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import openpyxl
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
+from openpyxl.utils import get_column_letter, range_boundaries
+from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
 
 from ar_collections.models import (
     ImportStatus,
@@ -235,11 +240,14 @@ class _Fields:
 SWEEP_AFTER = dt.timedelta(minutes=5)
 
 
-def import_queue(*, kind: str, text: str, file_name: str = "", dry_run: bool = False,
+def import_queue(*, kind: str, text: str | bytes, file_name: str = "", dry_run: bool = False,
                  actor=None) -> ReceivablesImport:
-    """Keep the file and have a worker import it once this transaction commits."""
+    """Keep the file (`text`: as decode reads it) and have a worker import it
+    once this transaction commits."""
+    workbook = text if isinstance(text, bytes) else None
     batch = ReceivablesImport.objects.create(
-        kind=kind, text=text, file_name=file_name[:200], dry_run=dry_run, created_by=actor,
+        kind=kind, text="" if workbook else text, workbook=workbook, file_name=file_name[:200],
+        dry_run=dry_run, created_by=actor,
     )
     from ar_collections.tasks import run_import  # the tasks module imports this one
 
@@ -268,7 +276,8 @@ def import_run(pk: int) -> str:
         run = importer(batch.kind)
         try:
             with transaction.atomic():
-                report = run(batch.text, actor=batch.created_by, dry_run=batch.dry_run)
+                report = run(batch.text if batch.workbook is None else bytes(batch.workbook),
+                             actor=batch.created_by, dry_run=batch.dry_run)
         except Exception as error:
             log.exception("receivables import %s failed", batch.pk)
             batch.status, batch.finished_at = ImportStatus.FAILED, timezone.now()
@@ -313,11 +322,32 @@ def imports_sweep(*, now: dt.datetime | None = None) -> int:
 
 
 class NotText(ValueError):
-    """The upload is not a UTF-8 text file."""
+    """The upload is neither a UTF-8 text file nor an Excel workbook that can be read."""
 
 
-def decode(raw: bytes) -> str:
-    """The file's text; NotText (with what to do) if it is not UTF-8 text."""
+# An OLE2 compound file: Excel 97-2003's .xls, or any Office file protected
+# by a password (its package encrypted inside such a file).
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ZIP = b"PK\x03\x04"  # an .xlsx is a zip of XML parts
+# A workbook packs its XML tight: a sheet of a file's 50,000 rows unpacks to
+# tens of MB. Bound the unpacked parts so that a small file that unpacks to
+# gigabytes (a zip bomb) is refused before anything reads it.
+WORKBOOK_UNPACKED_MAX_BYTES = 100 * 1024 * 1024
+
+
+def decode(raw: bytes, *, name: str = "") -> str | bytes:
+    """The file's content as read_rows reads it: a CSV file's text, or an Excel
+    workbook's bytes once it opens; NotText (with what to do) otherwise."""
+    if raw.startswith(_OLE2):
+        if "EncryptedPackage".encode("utf-16-le") in raw:
+            raise NotText("The workbook is protected by a password, so nothing in it can be read: remove the "
+                          "password in Excel (File › Info › Protect Workbook › Encrypt with Password, "
+                          "emptied), save it and upload it again.")
+        raise NotText("The file is an old Excel workbook (.xls): save it as “Excel Workbook (.xlsx)” "
+                      "or as “CSV UTF-8”.")
+    if raw.startswith(_ZIP) or name.lower().endswith((".xlsx", ".xlsm")):
+        _workbook_open(raw).close()
+        return raw
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -327,20 +357,55 @@ def decode(raw: bytes) -> str:
     return text
 
 
+def _workbook_open(raw: bytes):
+    """The workbook, read-only, with each formula's value as Excel last
+    calculated it; NotText if it cannot be read."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            unpacked = sum(part.file_size for part in archive.infolist())
+    except zipfile.BadZipFile:
+        raise NotText("The workbook is damaged (it is not a complete .xlsx file): open it in Excel, save it "
+                      "again and upload that.") from None
+    if unpacked > WORKBOOK_UNPACKED_MAX_BYTES:
+        raise NotText(f"The workbook unpacks to {unpacked / 1024 / 1024:,.0f} MB, more than "
+                      f"{WORKBOOK_UNPACKED_MAX_BYTES // 1024 // 1024} MB: split it.")
+    try:
+        return openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+    except Exception as error:  # a damaged file fails in many ways, each the same to the user
+        log.info("unreadable workbook: %s: %s", type(error).__name__, error)
+        raise NotText("The workbook cannot be read (it is damaged, or not an .xlsx file): open it in Excel, "
+                      "save it as “Excel Workbook (.xlsx)” and upload that.") from None
+
+
 # --- reading the file -----------------------------------------------------------------
 
 
-def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
+class _FileError(Exception):
+    """The file cannot be read on from `line` (0: the file as a whole)."""
+
+    def __init__(self, line: int, text: str) -> None:
+        super().__init__(text)
+        self.line = line
+
+
+def read_rows(content: str | bytes, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) for each non-blank row without a problem; the
-    problems go to `report`, which also counts the rows."""
-    required, optional = COLUMNS[report.kind]
+    problems go to `report`, which also counts the rows. `content` is a CSV
+    file's text, or an Excel workbook's bytes (decode): the workbook's rows
+    are read as the CSV file's, numbered as the sheet numbers them."""
+    if isinstance(content, bytes):
+        return _rows_of(_sheet_records(content, report.kind), report)
+    return _rows_of(_csv_records(content), report)
+
+
+def _csv_records(text: str):
+    """(line it starts on, values, "") for each row of a CSV text."""
     text = text.removeprefix("\ufeff")
     # Lines may end in CRLF, LF or a lone CR (Excel for Mac); blank lines
     # before the header are skipped.
     first = next((line for line in text.splitlines() if line.strip()), "")
     if not first:
-        report.problem(1, "the file is empty; the first line names the columns: " + ", ".join(required))
-        return []
+        return
     try:
         delimiter = csv.Sniffer().sniff(first, delimiters=",;\t").delimiter
     except csv.Error:
@@ -348,45 +413,59 @@ def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]
     # RFC 4180 as Excel writes it; strict, so an unclosed quote is an error
     # rather than a field that swallows the rest of the file.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, doublequote=True, strict=True)
-    try:
-        # None: no value in any line, only delimiters (an export of nothing).
-        header = next((values for values in reader if any(v.strip() for v in values)), None)
-    except csv.Error as error:
-        report.problem(reader.line_num, f"{error}")
-        return []
-    if header is None:
-        report.problem(1, "the file is empty; the first line names the columns: " + ", ".join(required))
-        return []
-    header = [name.strip().lower() for name in header]
-    at = reader.line_num  # the header's line: blank lines may come before it
-    named = [c for c in header if c]  # a trailing delimiter leaves a column without a name
-    missing = [c for c in required if c not in named]
-    unknown = [c for c in named if c not in required + optional]
-    if not set(named) & set(required + optional):
-        report.problem(at, "the first line must name the columns (" + ", ".join(required)
-                       + "); this one names none of them")
-        return []
-    if missing:
-        report.problem(at, f"missing column{'s' * (len(missing) > 1)} {', '.join(missing)}")
-    if unknown:
-        report.problem(at, f"unknown column{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
-                           f"(the columns are {', '.join(required + optional)})")
-    if twice := sorted({c for c in named if named.count(c) > 1}):
-        report.problem(at, f"column{'s' * (len(twice) > 1)} {', '.join(twice)} named twice")
-    if report.problems:
-        return []
-    rows = []
     # A quoted value may hold line breaks: a row is told by the line it starts on.
-    start = at + 1
+    start = 1
     try:
         for values in reader:
             line, start = start, reader.line_num + 1
-            if not any(v.strip() for v in values):
+            yield line, values, ""
+    except csv.Error as error:
+        hint = " (a quote opened and not closed?)" if "unexpected end of data" in str(error) else ""
+        raise _FileError(reader.line_num, f"{error}{hint}") from None
+
+
+def _rows_of(records, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
+    """The rows of `records` ((line, values, problem) of a CSV file or a
+    sheet), the first non-blank one naming the columns."""
+    required, optional = COLUMNS[report.kind]
+    rows = []
+    try:
+        records = iter(records)
+        first = next((record for record in records if record[2] or any(v.strip() for v in record[1])), None)
+        if first is None:
+            report.problem(1, "the file is empty; the first line names the columns: " + ", ".join(required))
+            return []
+        at, header, problem = first
+        if problem:
+            report.problem(at, problem)
+            return []
+        header = [name.strip().lower() for name in header]
+        named = [c for c in header if c]  # a trailing delimiter leaves a column without a name
+        missing = [c for c in required if c not in named]
+        unknown = [c for c in named if c not in required + optional]
+        if not set(named) & set(required + optional):
+            report.problem(at, "the first line must name the columns (" + ", ".join(required)
+                           + "); this one names none of them")
+            return []
+        if missing:
+            report.problem(at, f"missing column{'s' * (len(missing) > 1)} {', '.join(missing)}")
+        if unknown:
+            report.problem(at, f"unknown column{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
+                               f"(the columns are {', '.join(required + optional)})")
+        if twice := sorted({c for c in named if named.count(c) > 1}):
+            report.problem(at, f"column{'s' * (len(twice) > 1)} {', '.join(twice)} named twice")
+        if report.problems:
+            return []
+        for line, values, problem in records:
+            if not problem and not any(v.strip() for v in values):
                 continue
             report.rows += 1
             if report.rows > MAX_ROWS:
                 report.problems[:] = [(0, f"more than {MAX_ROWS:,} rows: split the file")]
                 return []
+            if problem:
+                report.problem(line, problem)
+                continue
             values = [v.strip() for v in values]
             if any(values[len(header):]):
                 report.problem(line, "more values than columns")
@@ -397,11 +476,121 @@ def read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, str]
             # A short row (an export that drops trailing empty cells) leaves the rest empty.
             values += [""] * (len(header) - len(values))
             rows.append((line, {name: value for name, value in zip(header, values, strict=False) if name}))
-    except csv.Error as error:
-        hint = " (a quote opened and not closed?)" if "unexpected end of data" in str(error) else ""
-        report.problem(reader.line_num, f"{error}{hint}")
+    except _FileError as error:
+        report.problem(error.line, str(error))
         return []
     return rows
+
+
+# --- reading a workbook -----------------------------------------------------------------
+
+
+def _sheet_records(raw: bytes, kind: str):
+    """(sheet row number, the cells as a CSV file would hold them, a problem
+    of the row or "") for each row of the sheet named like `kind` (any
+    capitals), else of the first visible one.
+
+    Each cell is read as the CSV export of the sheet would hold it, so that
+    every rule and message is the CSV file's: a date as YYYY-MM-DD, a number
+    as the digits Excel shows (15 significant ones: 1234.1, never
+    1234.0999999; 5, never 5.0), a formula as the value Excel last
+    calculated, a merged cell's value in every cell of its range. A formula
+    never calculated (a workbook written by a program, not saved by Excel)
+    or a cell holding an error (#REF!) is a problem of its row."""
+    try:
+        workbook = _workbook_open(raw)
+    except NotText as error:
+        raise _FileError(0, str(error)) from None
+    # By sheet row number, the rows holding something: (cells by column, problems).
+    rows: dict[int, tuple[dict[int, str], list[str]]] = {}
+    try:
+        visible = [s for s in workbook.worksheets if s.sheet_state == "visible"] or workbook.worksheets
+        sheet = next((s for s in workbook.worksheets if s.title.strip().lower() == kind), visible[0])
+        # openpyxl's own read-only reader (ReadOnlyWorksheet._cells_by_row),
+        # less what it loses: the merged cells, and the formulas without a
+        # value, which it reads as empty cells. Its private names are those of
+        # the version pinned.
+        with sheet._get_source() as source:
+            parser = _SheetParser(source, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
+                                  date_formats=workbook._date_formats,
+                                  timedelta_formats=workbook._timedelta_formats)
+            for number, cells in parser.parse():
+                values, problems = {}, []
+                for cell in cells:
+                    at = f"{get_column_letter(cell['column'])}{number}"
+                    if cell["data_type"] == "f":
+                        problems.append(f"cell {at} holds a formula with no value saved: open the workbook "
+                                        "in Excel and save it again, or type the value")
+                    elif cell["data_type"] == "e":
+                        problems.append(f"cell {at} holds the error {cell['value']}: correct it in the "
+                                        "workbook")
+                    elif text := _cell_text(cell["value"]):
+                        values[cell["column"]] = text
+                if problems or any(v.strip() for v in values.values()):
+                    rows[number] = (values, problems)
+                if len(rows) > MAX_ROWS + 1:  # the header and a row too many: the file is refused
+                    break
+            else:
+                # The ranges come after the cells; their other cells are empty in the file.
+                for merged in (parser.merged_cells.mergeCell if parser.merged_cells else []):
+                    _merge_fill(rows, merged.ref)
+    except Exception as error:  # a damaged part fails in many ways, each the same to the user
+        log.info("unreadable workbook: %s: %s", type(error).__name__, error)
+        raise _FileError(0, "the workbook is damaged (a sheet of it cannot be read): open it in Excel, save "
+                            "it again and upload that") from None
+    finally:
+        workbook.close()
+    if not rows:
+        raise _FileError(1, f"the sheet {sheet.title!r} is empty: its first row names the columns "
+                            f"({', '.join(COLUMNS[kind][0])}); the import reads the sheet named {kind}, else "
+                            "the first one")
+    width = 0
+    for number in sorted(rows):
+        values, problems = rows[number]
+        # The header's last column: the rows are read that wide, and a value
+        # beyond it is one more than the columns, as in a CSV file.
+        width = width or max(values, default=0)
+        line = [values.get(column, "") for column in range(1, width + 1)]
+        if beyond := next((v for c, v in sorted(values.items()) if c > width and v.strip()), ""):
+            line.append(beyond)
+        yield number, line, "; ".join(problems)
+
+
+class _SheetParser(WorkSheetParser):
+    def parse_cell(self, element):
+        cell = super().parse_cell(element)
+        if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+            cell["data_type"] = "f"  # a formula without the value it had when last saved
+        return cell
+
+
+def _merge_fill(rows: dict[int, tuple[dict[int, str], list[str]]], ref: str) -> None:
+    """Give every cell of the merged range `ref` its top-left cell's value, which Excel shows there."""
+    first_column, first_row, last_column, last_row = range_boundaries(ref)
+    value = rows.get(first_row, ({}, []))[0].get(first_column, "")
+    if not value:
+        return
+    for number in range(first_row, last_row + 1):
+        values, _ = rows.setdefault(number, ({}, []))
+        for column in range(first_column, last_column + 1):
+            values[column] = value
+
+
+def _cell_text(value) -> str:
+    """A cell's value as text, as the import reads a CSV file's."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, float):
+        # Excel keeps 15 significant digits and shows no more: 1234.1 is
+        # stored as the float nearest it, 1234.09999999999990905052982270717620849609375.
+        return format(Decimal(f"{value:.15g}").normalize(), "f")
+    return str(value)
 
 
 def read_json_rows(rows: list, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
@@ -582,7 +771,7 @@ def _in_bulk(queryset, values: set[str], *, field_name: str) -> dict:
 # --- invoices -----------------------------------------------------------------------------
 
 
-def invoices_import(text: str, *, actor=None, dry_run: bool = False) -> ImportReport:
+def invoices_import(text: str | bytes, *, actor=None, dry_run: bool = False) -> ImportReport:
     report = ImportReport(INVOICES, dry_run=dry_run)
     return invoice_rows_import(read_rows(text, report), report=report, actor=actor)
 
@@ -821,7 +1010,7 @@ _METHODS = {**{value: value for value in PaymentMethod.values},
 
 
 def payments_import(
-    text: str, *, actor=None, dry_run: bool = False, today: dt.date | None = None
+    text: str | bytes, *, actor=None, dry_run: bool = False, today: dt.date | None = None
 ) -> ImportReport:
     report = ImportReport(PAYMENTS, dry_run=dry_run)
     return payment_rows_import(read_rows(text, report), report=report, actor=actor, today=today)

@@ -2153,7 +2153,7 @@ class ImportOrigin(models.TextChoices):
 
 
 class ReceivablesImport(models.Model):
-    """A CSV file from the ERP, uploaded by a manager and imported by a worker
+    """A CSV file or Excel workbook from the ERP, uploaded by a manager and imported by a worker
     (ar_collections/imports.py), or a request the ERP sent to the JSON API
     (ar_collections/api.py), recorded or refused there and then; with what
     came of it. The file or request is kept: what was imported, and by whom,
@@ -2166,6 +2166,10 @@ class ReceivablesImport(models.Model):
                                   related_name="imports")
     file_name = models.CharField(max_length=200, blank=True)
     text = models.TextField()
+    # An Excel workbook as uploaded (its text empty): its rows are read where
+    # they are imported, numbered as its sheet numbers them, which a CSV copy
+    # of a sheet whose cells hold line breaks could not keep.
+    workbook = models.BinaryField(null=True, blank=True, editable=False)
     dry_run = models.BooleanField(default=False, help_text="Only check the file; record nothing.")
     status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
     rows = models.PositiveIntegerField(default=0)

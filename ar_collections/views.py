@@ -1379,7 +1379,7 @@ IMPORT_ERRORS_SHOWN = 200
 @permission_required(IMPORT_PERMISSION, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def receivables_import(request: HttpRequest) -> HttpResponse:
-    """A manager uploads the ERP's invoices, payments or accounts as CSV; a worker
+    """A manager uploads the ERP's invoices, payments or accounts as CSV or an Excel workbook; a worker
     imports the file, all or nothing, and the list below says what came of it."""
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -1400,7 +1400,7 @@ def receivables_import(request: HttpRequest) -> HttpResponse:
 
 def _imports_context() -> dict:
     recent = list(ReceivablesImport.objects.select_related("created_by", "api_token")
-              .defer("text")[:IMPORTS_LISTED])
+              .defer("text", "workbook")[:IMPORTS_LISTED])
     return {"imports": recent, "any_queued": any(i.status == ImportStatus.QUEUED for i in recent)}
 
 
@@ -1409,7 +1409,7 @@ def _imports_context() -> dict:
 @require_safe
 def receivables_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(ReceivablesImport.objects.select_related("created_by", "api_token")
-                              .defer("text"), pk=pk)
+                              .defer("text", "workbook"), pk=pk)
     return render(request, "collections/import_detail.html", {
         "batch": batch,
         "errors_shown": batch.errors[:IMPORT_ERRORS_SHOWN],

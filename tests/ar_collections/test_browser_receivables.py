@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from django.db import connections
 from django.utils import timezone
+from openpyxl import Workbook
 from playwright.sync_api import Page, expect
 
 from ar_collections.imports import import_run
@@ -134,3 +136,47 @@ def test_a_manager_uploads_an_erp_file_and_sees_what_came_of_it(page, acme, tmp_
     expect(page.locator("#import-report")).to_contain_text("line 3: no account 'C-NONE'")
     page.screenshot(path=ARTIFACTS / "receivables-import-refused.png", full_page=True)
     assert not Invoice.objects.filter(number="INV-C").exists()
+
+
+def test_a_manager_uploads_an_excel_workbook_and_its_problems_are_named_by_the_sheet_s_rows(
+    page, acme, tmp_path
+):
+    today = timezone.localdate()
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Invoices"
+    sheet.append(["number", "account_number", "issue_date", "due_date", "currency", "total_amount"])
+    sheet.append(["INV-C", "C-ACME", today, today + dt.timedelta(days=30), "EUR", 90.1])
+    sheet.append([])
+    sheet.append(["INV-D", "C-NONE", today, today + dt.timedelta(days=30), "EUR", 10])
+    path = tmp_path / "erp-invoices.xlsx"
+    book.save(path)
+    log_in(page, "maria")
+    page.get_by_role("link", name="Collections").click()
+    page.get_by_role("link", name="Import", exact=True).click()
+
+    page.get_by_label("Invoices").check()
+    expect(page.get_by_label("CSV file or Excel workbook")).to_have_attribute("accept", re.compile(r"\.xlsx"))
+    page.get_by_label("CSV file or Excel workbook").set_input_files(str(path))
+    page.get_by_role("button", name="Import").click()
+
+    expect(page.locator("#messages")).to_contain_text("erp-invoices.xlsx is queued for import")
+    assert import_run(ReceivablesImport.objects.get().pk) == ImportStatus.REFUSED
+    expect(page.locator("#imports")).to_contain_text("Nothing imported: 1 problem in 2 rows.", timeout=15_000)
+    page.get_by_role("link", name="erp-invoices.xlsx").click()
+    expect(page.locator("#import-report")).to_contain_text("line 4: no account 'C-NONE'")
+    assert not Invoice.objects.filter(number="INV-C").exists()
+
+    book.remove(book["Invoices"])
+    sheet = book.create_sheet("Invoices")
+    sheet.append(["number", "account_number", "issue_date", "due_date", "currency", "total_amount"])
+    sheet.append(["INV-C", "C-ACME", today, today + dt.timedelta(days=30), "EUR", 90.1])
+    book.save(path)
+    page.get_by_role("link", name="Import receivables").click()
+    page.get_by_label("Invoices").check()
+    page.get_by_label("CSV file or Excel workbook").set_input_files(str(path))
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#imports")).to_contain_text("Waiting for a worker")
+    assert import_run(ReceivablesImport.objects.latest("pk").pk) == ImportStatus.DONE
+    expect(page.locator("#imports")).to_contain_text("1 invoice recorded", timeout=15_000)
+    assert Invoice.objects.get(number="INV-C").total_amount == Decimal("90.10")

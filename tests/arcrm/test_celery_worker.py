@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import json
 import os
 import socket
@@ -25,8 +26,9 @@ from celery.schedules import crontab
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from openpyxl import Workbook
 
-from ar_collections import outbox, workspace
+from ar_collections import imports, outbox, workspace
 from ar_collections.default_policies import ladders_install_missing
 from ar_collections.delivery import message_id
 from ar_collections.dunning import ladders, run_plan, run_start
@@ -393,6 +395,34 @@ def test_a_worker_imports_an_uploaded_payments_file_once_however_often_it_is_han
     invoice.refresh_from_db()
     assert invoice.open_amount == Decimal("250.00")
     assert Payment.objects.filter(customer=customer).count() == 1
+
+
+@pytest.mark.slow
+def test_a_worker_imports_an_uploaded_excel_workbook_as_it_does_a_csv_file(
+    worker, sender, wait_for, make_customer, make_invoice
+):
+    queue, process = worker
+    customer = make_customer(account_number="C-IMP", name="Importing Ida KG")
+    today = timezone.localdate()
+    invoice = make_invoice(customer, issued=today - dt.timedelta(days=40), due=today - dt.timedelta(days=10),
+                           amount="400.00")
+    book = Workbook()
+    book.active.append(["account_number", "received_on", "currency", "amount", "reference"])
+    book.active.append(["C-IMP", today - dt.timedelta(days=8), "EUR", 100.1 + 50.05, "BANK-9"])
+    raw = io.BytesIO()
+    book.save(raw)
+    batch = ReceivablesImport.objects.create(kind="payments", file_name="bank.xlsx", text="",
+                                             workbook=imports.decode(raw.getvalue()))
+
+    with sender.connection_for_write() as connection:
+        run_import.apply_async(args=[batch.pk], queue=queue, connection=connection)
+
+    wait_for(lambda: process.output().count("collections.run_import") >= 2, timeout=60,
+             message="the worker to import the workbook")  # received + succeeded
+    batch.refresh_from_db()
+    assert (batch.status, batch.created, batch.errors) == (ImportStatus.DONE, 1, [])
+    invoice.refresh_from_db()
+    assert invoice.open_amount == Decimal("249.85")  # 150.15, not 150.14999999999998
 
 
 def test_uploads_whose_task_was_lost_are_swept_every_five_minutes():
