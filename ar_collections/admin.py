@@ -1471,6 +1471,12 @@ class ReceivablesImportAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     search_fields = ["file_name", "api_token__name"]
     list_select_related = ["created_by", "api_token"]
 
+    def get_queryset(self, request):
+        # The list names the files; read whole, a page of 100 uploads of up
+        # to 20 MB each would be gigabytes. A row's own page reads its file
+        # when it shows it.
+        return super().get_queryset(request).defer("text", "workbook")
+
     @admin.display(description="Token", ordering="api_token__name")
     def token(self, batch: ReceivablesImport) -> str:
         return batch.api_token.name if batch.api_token else "—"
