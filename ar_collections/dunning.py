@@ -691,34 +691,67 @@ class NextStep:
     note: str
 
 
-def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None = None) -> NextStep:
-    """The account's next dunning step and the day it is due, the invoices it
-    would list, and the open invoices held back by a pause (with why).
+@dataclass(frozen=True)
+class AccountRead:
+    """What the account page's Dunning card and its preview (next_step) both
+    show of an account's dunning on day `on`, read once for the two: the
+    ladders, the open cycle (with where it stands, CYCLE_STAND, and whether
+    it is `over`), the pauses in force (soonest end first, with their
+    invoice, owner, dispute and exception) and the open invoices (due first)."""
 
-    The same rules as planning (step_due_on, the pause rules, the minimum), for
-    one account, read-only: the account page's preview.
-    """
+    on: dt.date
+    book: dict[str, Ladder]
+    cycle: DunningCycle | None
+    pauses: list[DunningPause]
+    open_invoices: list[Invoice]
+
+
+def account_read(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None = None,
+                 open_invoices: list[Invoice] | None = None) -> AccountRead:
+    """The account's AccountRead for `on`: three queries and the ladders'
+    (`book`, when not given), or two with `open_invoices` (the account's
+    open invoices the page lists already, due first: an open invoice always
+    has something open, models.Invoice's constraint)."""
     book = ladders() if book is None else book
-    open_cycle = DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
     # Whether the cycle is over asks only this account's own ladder: what is
     # in reach is matched by the account's segment (cycles_over), so another
     # segment's ladder never matches, and each one is a condition more to
     # build and plan on every account page (the run asks them all for its batch).
     own = {customer.segment: book[customer.segment]} if customer.segment in book else {}
     over = cycles_over(Q(customer_id=customer.pk), own, on=on).filter(pk=OuterRef("pk"))
-    cycle = open_cycle.annotate(**CYCLE_STAND, over=Exists(over)).first()
+    cycle = (DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
+             .select_related("cause_noted_by").annotate(**CYCLE_STAND, over=Exists(over)).first())
+    pauses = list(DunningPause.objects.active(on=on).filter(customer=customer)
+                  .select_related("invoice", "owner", "dispute", "exception").order_by("ends_on", "pk"))
+    if open_invoices is None:
+        open_invoices = list(customer.invoices.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
+                             .order_by("due_date", "number"))
+    return AccountRead(on, book, cycle, pauses, open_invoices)
+
+
+def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None = None,
+              read: AccountRead | None = None) -> NextStep:
+    """The account's next dunning step and the day it is due, the invoices it
+    would list, and the open invoices held back by a pause (with why).
+    `read`: the account as account_read() read it for the same day, which
+    next_step then does not read again.
+
+    The same rules as planning (step_due_on, the pause rules, the minimum), for
+    one account, read-only: the account page's preview.
+    """
+    if read is None or read.on != on:
+        read = account_read(customer, on=on, book=book)
+    book, cycle, open_invoices = read.book, read.cycle, read.open_invoices
     if cycle and cycle.over:
         # The next run closes it before it plans: the account starts a new
         # cycle, friendly first, when something falls into reach again.
         cycle = None
-    open_invoices = list(customer.invoices.filter(status=InvoiceStatus.OPEN, open_amount__gt=0)
-                         .order_by("due_date", "number"))
     # The pauses in force, as eligible_invoices() reads them: one on the
     # invoice, or one on the whole account that covers it (DunningPause.holds),
-    # holds it back; a dispute of part of it holds back that part.
+    # holds it back; a dispute of part of it holds back that part. The oldest
+    # first: it gives the reason an invoice is held.
     pauses, account_pauses, disputed = {}, [], {}
-    for pause in (DunningPause.objects.active(on=on).filter(customer=customer)
-                  .select_related("dispute", "invoice", "exception").order_by("pk")):
+    for pause in sorted(read.pauses, key=lambda p: p.pk):
         part = pause.disputed_in_part()
         if part is not None:
             disputed[pause.invoice_id] = part
@@ -762,8 +795,11 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if not eligible and ends:
         # Held today, not for good: the step and day this card says the day
         # after the earliest hold ends (another hold may still keep it waiting
-        # then). Nothing is listed: today every invoice is held.
-        after = next_step(customer, on=min(ends) + dt.timedelta(days=1), book=book)
+        # then). Nothing is listed: today every invoice is held. The cycle
+        # and the pauses are read for that day; the open invoices are today's.
+        later = min(ends) + dt.timedelta(days=1)
+        after = next_step(customer, on=later,
+                          read=account_read(customer, on=later, book=book, open_invoices=open_invoices))
         said = f"Every open invoice is held; the earliest hold ends on {format_day(min(ends))}."
         return NextStep(after.step, after.due_on, [], held,
                         " ".join(filter(None, [said, after.note])))

@@ -1133,13 +1133,22 @@ def dunning_card_context(
     today: dt.date,
     cause_form: CauseForm | None = None,
     segment_form: SegmentOverrideForm | None = None,
+    read: dunning.AccountRead | None = None,
 ) -> dict:
     """What the account page's Dunning card shows, in three queries: the open
-    cycle, the last actions and the pauses in force today."""
-    cycle = (
-        DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
-        .select_related("cause_noted_by").first()
-    )
+    cycle, the last actions and the pauses in force today; in one with `read`
+    (dunning.account_read for today, which the preview reads too)."""
+    if read is not None:
+        cycle, pauses = read.cycle, read.pauses
+    else:
+        cycle = (
+            DunningCycle.objects.filter(customer=customer, closed_on__isnull=True)
+            .select_related("cause_noted_by").first()
+        )
+        pauses = list(
+            customer.dunning_pauses.active(on=today)
+            .select_related("invoice", "owner", "dispute", "exception").order_by("ends_on", "pk")
+        )
     # A step asking for terms the account has already waits for no manager:
     # the card says so (_waiting_for_terms_in_force), not "waiting".
     actions = list(
@@ -1150,10 +1159,6 @@ def dunning_card_context(
         action.as_sent = step_as_sent(action.step.action, action.channel)
         action.customer = customer
     _no_decision_needed_said(actions)
-    pauses = list(
-        customer.dunning_pauses.active(on=today).select_related("invoice", "owner", "dispute", "exception")
-        .order_by("ends_on", "pk")
-    )
     # A rejected form stays on show even when the cycle has closed meanwhile: it carries the why.
     may_note_cause = can_act_on(user, customer) and (cycle is not None or cause_form is not None)
     may_override = user.has_perm(ACT_ON_ANY)

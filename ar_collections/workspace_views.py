@@ -254,8 +254,8 @@ def commitments_context(customer: Customer, *, user) -> dict:
     }
 
 
-def preview_context(customer: Customer, *, today: dt.date) -> dict:
-    return {"next_step": dunning.next_step(customer, on=today)}
+def preview_context(customer: Customer, *, today: dt.date, read: dunning.AccountRead | None = None) -> dict:
+    return {"next_step": dunning.next_step(customer, on=today, read=read)}
 
 
 @login_required
@@ -408,12 +408,16 @@ def changed_parts_context(request: HttpRequest, customer: Customer) -> dict:
     # Money moved recomputes the segment and its reason (on commit, after the
     # customer was loaded): the header reasons from what is open now.
     customer.refresh_from_db(fields=["segment", "segment_reason"])
+    header = header_context(customer, today=today)
+    # The Dunning card and the preview read the account's dunning once, its
+    # open invoices those the header has read.
+    read = dunning.account_read(customer, on=today, open_invoices=header["invoices"])
     return {
         "customer": customer,
-        **header_context(customer, today=today),
-        **dunning_card_context(customer, user=request.user, today=today),
+        **header,
+        **dunning_card_context(customer, user=request.user, today=today, read=read),
         **timeline_context(_without_query(request), customer),
-        **preview_context(customer, today=today),
+        **preview_context(customer, today=today, read=read),
         "can_act": can_act_on(request.user, customer),
         "today": today,
         "oob": True,

@@ -38,7 +38,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
-from ar_collections import worklist
+from ar_collections import dunning, worklist
 from ar_collections.delivery import credits_held, credits_standing
 from ar_collections.models import (
     Invoice,
@@ -201,13 +201,17 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         timeline = timeline_context(request, customer)
     except BadCursor as error:
         return HttpResponseBadRequest(str(error))
+    invoices = _invoices_context(customer, today=today)
+    # The Dunning card and the preview read the account's dunning once, its
+    # open invoices those the page lists.
+    read = dunning.account_read(customer, on=today, open_invoices=invoices["invoices"])
     context = {
         **_card_context(customer),
         **_contacts_context(customer, today=today),
-        **_invoices_context(customer, today=today),
-        **dunning_card_context(customer, user=request.user, today=today),
+        **invoices,
+        **dunning_card_context(customer, user=request.user, today=today, read=read),
         **timeline,
-        **preview_context(customer, today=today),
+        **preview_context(customer, today=today, read=read),
         **commitments_context(customer, user=request.user),
         "behaviour": _behaviour_of(customer),
         "can_act": can_act_on(request.user, customer),

@@ -782,12 +782,13 @@ def test_the_account_page_costs_the_same_queries_for_10_or_10000_events(
     # session, user, permissions (2), customer, the timeline page with its actors,
     # referrals, the last order days (the ordering rhythm), contacts, absences,
     # open invoices, charges owed, credit notes and
-    # payments left to apply (the newest, and the totals), write-offs, the Dunning card (open cycle,
-    # last steps, pauses in force), the ladders (policies, steps, minimums), the
-    # preview (cycle, open invoices, pauses, last contact, the office's holidays for
-    # its pay-by date, invoice copies since the last cycle), the commitments (promises,
-    # plans, disputes, exception requests), role groups
-    with django_assert_num_queries(34):
+    # payments left to apply (the newest, and the totals), write-offs, the ladders
+    # (policies, steps, minimums), the open cycle and the pauses in force (read
+    # once for the Dunning card and the preview), the card's last steps, the
+    # preview's last contact, the office's holidays for its pay-by date and
+    # invoice copies since the last cycle (its open invoices are the page's),
+    # the commitments (promises, plans, disputes, exception requests), role groups
+    with django_assert_num_queries(31):
         response = client.get(page_url(busy_account))
 
     assert len(shown(response)) == min(PAGE_SIZE, count)

@@ -534,13 +534,14 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
     # session, user, role groups, permissions (2), customer, referrals, its
     # last order days (the ordering rhythm), contacts, absences, open invoices,
     # charges owed, credit notes and payments left to apply (the newest, and
-    # the totals), write-offs, open dunning cycle, last dunning steps,
-    # pauses in force; the timeline page; the dunning preview (policies, steps,
-    # minimums, cycle, open invoices, pauses, last contact); open promises, plans
-    # (their invoices and instalments when there is one), disputes, exception
-    # requests; and, every invoice being held until a day, the preview again
-    # for the day after the earliest hold ends (6: it says when dunning starts again)
-    with django_assert_num_queries(37):
+    # the totals), write-offs; the ladders (policies, steps, minimums), the open
+    # dunning cycle and the pauses in force, read once for the Dunning card and
+    # the preview; last dunning steps; the timeline page; the preview's last
+    # contact; open promises, plans (their invoices and instalments when there
+    # is one), disputes, exception requests; and, every invoice being held until
+    # a day, the preview again for the day after the earliest hold ends (5: it
+    # says when dunning starts again; the open invoices are today's)
+    with django_assert_num_queries(33):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows
