@@ -90,7 +90,7 @@ from arcrm.dates import format_day
 from arcrm.db import DaysBetween
 from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
-from arcrm.roles import can_act_on
+from arcrm.roles import COLLECTOR, MANAGER, can_act_on
 from arcrm.text import one_line, person_name, shorten
 from customers.cover import covered_by, stand_ins
 from customers.models import Contact, Customer, EventKind, Segment, TermsType, TimelineEvent
@@ -1552,11 +1552,61 @@ def item_snooze(*, item: WorkItem, actor, until: dt.date, on: dt.date) -> WorkIt
     return locked
 
 
+@dataclass(frozen=True)
+class HandOverChoice:
+    """One line of an item's hand-over menu: someone it may go to (`open`),
+    or someone away today, named with who covers for them but not to be chosen."""
+    pk: int
+    label: str
+    open: bool
+
+
+def hand_over_choices(items: list[WorkItem], *, on: dt.date) -> dict[int, list[HandOverChoice]]:
+    """{item id: whom it may be handed to on `on`}: everyone at work who may
+    work its account (its collector, whoever covers for them while they are
+    away, the managers), never its holder. Someone away is named with who
+    covers for them, not offered: an item handed to them would wait on a list
+    nobody reads. The items' customers and collectors come loaded; two
+    queries however many items (the absences, the people)."""
+    cover = stand_ins(on=on)
+    may_work_any = Q(is_superuser=True) | Exists(get_user_model().groups.through.objects.filter(
+        user_id=OuterRef("pk"), group__name=MANAGER))
+    people = {user.pk: user for user in (
+        get_user_model().objects.filter(is_active=True)
+        .filter(Q(groups__name__in=[COLLECTOR, MANAGER]) | Q(is_superuser=True))
+        .annotate(works_any=may_work_any).distinct().order_by("first_name", "username"))}
+    managers = [pk for pk, user in people.items() if user.works_any]
+    choices = {}
+    for item in items:
+        collector_id = item.customer.collector_id
+        stand_in = cover.get(collector_id) if collector_id is not None else None
+        said = {collector_id: " (the account's collector)"}
+        if stand_in is not None:
+            said[stand_in] = f" (covering for {person_name(item.customer.collector)})"
+        offered = []
+        for pk in dict.fromkeys([collector_id, stand_in, *managers]):
+            if pk is None or pk == item.assignee_id or pk not in people:
+                continue
+            label = person_name(people[pk]) + said.get(pk, "")
+            if pk in cover:
+                covering = people.get(cover[pk])
+                label += f" — away today{f', {person_name(covering)} covers' if covering else ''}"
+            offered.append(HandOverChoice(pk=pk, label=label, open=pk not in cover))
+        choices[item.pk] = offered
+    return choices
+
+
 @transaction.atomic
 def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
     locked = _lock_open(item)
     if not can_act_on(to, locked.customer):
         raise ValidationError({"to": f"{person_name(to)} may not work {locked.customer.name}'s account."})
+    if (covering := stand_ins(on=timezone.localdate()).get(to.pk)) is not None:
+        # Their list is read by nobody until they are back (items_for shows it to
+        # whoever covers for them, who may not work this account).
+        stand_in = get_user_model().objects.get(pk=covering)
+        raise ValidationError({"to": f"{person_name(to)} is away today ({person_name(stand_in)} covers): "
+                                     "hand it to someone at work."})
     before = locked.assignee
     locked.assignee = to
     locked.save(update_fields=["assignee"])

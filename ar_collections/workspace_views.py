@@ -83,7 +83,6 @@ from ar_collections.workspace_forms import (
     StatementForm,
     WithdrawForm,
     WriteOffForm,
-    managers,
     worklist_owners,
 )
 from arcrm.dates import format_day
@@ -1098,10 +1097,13 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
                                          before=request.GET.get("before", ""), size=WORKLIST_PAGE_SIZE)
     except BadPosition as error:
         return HttpResponseBadRequest(str(error))
-    # An item can go to whoever may work its account: the managers, and the
-    # account's own collector when the item sits with someone else.
+    # An item can go to whoever may work its account (worklist.hand_over_choices).
+    hand_over = worklist.hand_over_choices(page.items, on=today)
+    for item in page.items:
+        item.hand_over = hand_over[item.pk]
+        item.hand_over_open = any(choice.open for choice in item.hand_over)
     context = {"page": page, "assignee": assignee, "people": people, "today": today, "everyone": everyone,
-               "unknown": unknown, "managers": list(managers()), "points": worklist}
+               "unknown": unknown, "points": worklist}
     template = "collections/worklist.html"
     if wants_fragment(request):
         template += "#worklist"

@@ -291,6 +291,74 @@ def test_each_item_offers_done_snooze_and_hand_over_as_plain_forms_and_htmx(
         assert f'hx-post="{change_url(item, change)}"' in html
 
 
+def hand_over_options(page: str, item: WorkItem) -> list[tuple[str, str, bool]]:
+    """The item's hand-over menu as a user sees it: (value, text, may be chosen)."""
+    select = re.search(rf'<select id="reassign-{item.pk}"[^>]*>(.*?)</select>', page, re.S).group(1)
+    return [(value, html.unescape(text), "disabled" not in attrs)
+            for attrs, value, text in re.findall(r'<option( value="([^"]*)"[^>]*)>([^<]*)</option>', select)]
+
+
+def away_today(user, *, stand_in):
+    from customers.models import CollectorAbsence
+
+    return CollectorAbsence.objects.create(user=user, stand_in=stand_in, recorded_by=user,
+                                           starts_on=TODAY - dt.timedelta(days=1),
+                                           ends_on=TODAY + dt.timedelta(days=3))
+
+
+def test_hand_over_offers_whoever_covers_for_the_away_collector_and_says_why_they_are_not_offered(
+    client, collector, other_collector, manager, other_manager, make_item
+):
+    """Carla is away and Otto covers her accounts: he may work them, so a
+    manager can pass him one of her calls; Carla herself is named, not
+    offered, with who covers for her."""
+    away_today(collector, stand_in=other_collector)
+    item = make_item(assignee=manager, customer=make_item(assignee=collector).customer, title="Call back")
+    client.force_login(manager)
+
+    options = hand_over_options(client.get(WORKLIST).content.decode(), item)
+
+    assert options == [
+        ("", "Choose a person", True),
+        ("", "carla (the account's collector) — away today, otto covers", False),
+        (str(other_collector.pk), "otto (covering for carla)", True),
+        (str(other_manager.pk), "mark", True),
+    ]
+
+
+def test_an_item_cannot_be_handed_to_someone_away_today(
+    client, collector, other_collector, manager, make_item
+):
+    """A hand-over posted to a colleague away (a page opened before the
+    absence was recorded) would leave the item on a list nobody reads: refused, nothing changed."""
+    item = make_item(assignee=collector, title="Call back")
+    away_today(manager, stand_in=other_collector)
+    client.force_login(collector)
+    before = item_state(item)
+
+    response = client.post(change_url(item, "reassign"), {"to": manager.pk}, headers=HTMX)
+
+    assert response.status_code == 422
+    assert "maria is away today (otto covers): hand it to someone at work." in text_of(response)
+    assert item_state(item) == before
+
+
+def test_a_hand_over_to_the_stand_in_lands_on_their_list_and_on_the_timeline(
+    client, collector, other_collector, manager, make_item
+):
+    away_today(collector, stand_in=other_collector)
+    item = make_item(assignee=manager, customer=make_item(assignee=collector).customer, title="Call back")
+    client.force_login(manager)
+
+    response = client.post(change_url(item, "reassign"), {"to": other_collector.pk})
+
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert item.assignee == other_collector
+    event = TimelineEvent.objects.get(customer=item.customer, kind=EventKind.WORK)
+    assert (event.actor, event.summary) == (manager, "Worklist: handed from maria to otto — Call back")
+
+
 def test_with_no_colleague_to_hand_over_to_there_is_no_hand_over_form(client, collector, item):
     client.force_login(collector)
 
@@ -781,8 +849,10 @@ def test_an_item_a_manager_changes_on_a_collectors_later_page_opens_that_list_at
 
 @pytest.mark.parametrize("items", [3, 60])
 def test_the_worklist_costs_the_same_queries_for_3_or_60_items(
-    client, collector, other_collector, manager, make_customer, make_item, django_assert_num_queries, items
+    client, collector, other_collector, manager, other_manager, make_customer, make_item,
+    django_assert_num_queries, items
 ):
+    away_today(manager, stand_in=other_collector)  # each menu says who covers for her
     for n in range(items):
         customer = make_customer(name=f"Customer {n}", segment=Segment.SYSTEMATIC_LATE)
         if n % 2:
@@ -791,11 +861,12 @@ def test_the_worklist_costs_the_same_queries_for_3_or_60_items(
     client.force_login(collector)
 
     # With colleagues to hand over to, every item has its hand-over form.
-    # session, user, permissions (2), the people to hand over to, role groups,
-    # the absences in force today (whom this user covers for, whose items the
-    # list shows too), the page of items with their customers and behaviour
-    # (pages by position: no count)
-    with django_assert_num_queries(8):
+    # session, user, permissions (2), role groups, the absences in force today
+    # (whom this user covers for, whose items the list shows too), the page of
+    # items with their customers and behaviour (pages by position: no count),
+    # then for the hand-over menus the absences again (who is away, who covers
+    # for whom) and the people at work with whether each may work any account
+    with django_assert_num_queries(9):
         response = client.get(WORKLIST)
 
     assert len(listed(response)) == min(items, 50)

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from ar_collections.models import WorkItem, WorkKind, WorkStatus
 from arcrm.roles import COLLECTOR
-from customers.models import Segment
+from customers.models import CollectorAbsence, Segment
 
 from .test_views_worklist import behaviour
 
@@ -198,12 +198,18 @@ def test_everyone_s_list_costs_the_same_queries_for_2_or_6_collectors(
             customer = make_customer(name=f"Customer {n}-{m}", collector=person)
             behaviour(customer, overdue=f"{1000 * (m + 1)}.00", days=m + 1)
             make_item(assignee=person, customer=customer, title=f"Call {n}-{m}")
+    # The first collector away, the second covering: each menu says so.
+    first, second = User.objects.filter(username__in=["collector0", "collector1"]).order_by("username")
+    CollectorAbsence.objects.create(user=first, stand_in=second, recorded_by=manager,
+                                    starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=2))
     client.force_login(manager)
 
-    # session, user, permissions (2), the people to choose from, the people to
-    # hand over to, role groups, the page of items with their customers,
-    # collectors and behaviour (pages by position: no count)
-    with django_assert_num_queries(8):
+    # session, user, permissions (2), the people to choose from, role groups,
+    # the page of items with their customers, collectors and behaviour (pages
+    # by position: no count), then for the hand-over menus the absences in
+    # force (who is away, who covers for whom) and the people at work with
+    # whether each may work any account
+    with django_assert_num_queries(9):
         response = client.get(WORKLIST, {"collector": "everyone"})
 
     assert len(listed(response)) == 3 * collectors

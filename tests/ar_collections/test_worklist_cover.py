@@ -184,8 +184,9 @@ def test_the_stand_ins_worklist_costs_the_same_queries_with_the_absent_collector
     client.force_login(other_collector)
 
     # As the worklist's own test counts, and the absences in force (whom this
-    # user covers for) once; the covered items' assignees come with the page.
-    with django_assert_num_queries(8):
+    # user covers for) once; the covered items' assignees come with the page;
+    # the hand-over menus read who is away and the people at work once each.
+    with django_assert_num_queries(9):
         response = client.get(WORKLIST)
 
     assert response.content.decode().count('class="work-item kind-') == 20
