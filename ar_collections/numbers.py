@@ -99,16 +99,21 @@ class Scope:
 
 @dataclass(frozen=True)
 class Period:
-    """Whole calendar months, `months` of them, ending with the month of `end`."""
+    """Calendar months, `months` of them, ending with the month of `end`; the
+    last one so far when `end` is today, before the month is over (`partial`)."""
 
     start: dt.date
     end: dt.date
     months: int
+    partial: bool = False
 
     @classmethod
-    def ending(cls, month: dt.date, *, months: int) -> Period:
+    def ending(cls, month: dt.date, *, months: int, today: dt.date | None = None) -> Period:
+        """Ending with `month`; with `today` in it, ending today: this month so far."""
         end = month.replace(day=calendar.monthrange(month.year, month.month)[1])
         start = _month_start(month, back=months - 1)
+        if today is not None and month <= today <= end:  # its last day is not over either
+            return cls(start=start, end=today, months=months, partial=True)
         return cls(start=start, end=end, months=months)
 
     @property
@@ -122,6 +127,12 @@ class Period:
 
     @property
     def label(self) -> str:
+        if self.partial:
+            # Said as days: "Dec 2026" would read as the whole month.
+            first = "" if self.end.day == 1 else "1–"
+            if self.months > 1:
+                first = f"{self.start:%b}–" if self.start.year == self.end.year else f"{self.start:%b %Y}–"
+            return f"{first}{self.end.day} {self.end:%b %Y}, to date"
         if self.months == 1:
             return f"{self.end:%b %Y}"
         first = f"{self.start:%b}" if self.start.year == self.end.year else f"{self.start:%b %Y}"
@@ -307,7 +318,11 @@ def _period_figures(
     history = []
     month = period.end.replace(day=1)
     while month >= first:
-        history.append((calendar.monthrange(month.year, month.month)[1], monthly.get(month, ZERO)))
+        # The last month counts the days it has had: all of them once it is
+        # over, those up to today while it is the month so far.
+        days = period.end.day if month == period.end.replace(day=1) else calendar.monthrange(
+            month.year, month.month)[1]
+        history.append((days, monthly.get(month, ZERO)))
         month = _month_start(month, back=1)
     flows = flows or {}
     return PeriodFigures(

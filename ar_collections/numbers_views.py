@@ -107,7 +107,8 @@ class NumbersForm(ScopeForm):
         self.today = today
         self.last_full = numbers.last_full_month(today)
         self.earliest = numbers.earliest_month(today)
-        self.fields["month"].widget.attrs.update(min=f"{self.earliest:%Y-%m}", max=f"{self.last_full:%Y-%m}")
+        # This month may be chosen too: its figures run to today.
+        self.fields["month"].widget.attrs.update(min=f"{self.earliest:%Y-%m}", max=f"{today:%Y-%m}")
 
     def clean_month(self) -> dt.date:
         text = self.cleaned_data["month"].strip()
@@ -119,9 +120,9 @@ class NumbersForm(ScopeForm):
                 f"Write the month as year and month, e.g. {self.last_full:%Y-%m}; {text!r} is not one."
             )
         month = dt.date(int(match[1]), int(match[2]), 1)
-        if month > self.last_full:
+        if month > self.today:
             raise forms.ValidationError(
-                f"{month:%B %Y} has not ended yet; the latest full month is {self.last_full:%B %Y}."
+                f"{month:%B %Y} has not begun yet; the latest month is {self.today:%B %Y}, to date."
             )
         if month < self.earliest:
             raise forms.ValidationError(
@@ -135,7 +136,7 @@ class NumbersForm(ScopeForm):
         are one when the length is a month)."""
         month, length = self.cleaned_data["month"], self.cleaned_data["months"]
         lengths = [1] if length == 1 else [1, length]
-        return [numbers.Period.ending(month, months=n) for n in lengths]
+        return [numbers.Period.ending(month, months=n, today=self.today) for n in lengths]
 
 
 class AgedForm(ScopeForm):

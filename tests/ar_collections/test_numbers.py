@@ -516,7 +516,7 @@ def test_the_page_without_javascript_takes_the_same_query(client, manager, ledge
     [
         ({"month": "2026-13"}, "Write the month as year and month, e.g. 2025-07"),
         ({"month": "July"}, "Write the month as year and month"),
-        ({"month": "2025-08"}, "August 2025 has not ended yet"),
+        ({"month": "2025-09"}, "September 2025 has not begun yet"),
         ({"months": "7"}, "Choose a period of 1, 3, 6 or 12 months."),
         ({"currency": "XXX"}, "Choose a currency from the list."),
     ],
@@ -572,7 +572,7 @@ def test_a_collector_downloads_their_own_accounts_figures_and_a_colleague_none(
 @pytest.mark.parametrize(
     ("month", "message"),
     [
-        ("2025-08", "August 2025 has not ended yet"),
+        ("2025-09", "September 2025 has not begun yet"),
         ("1900-01", "The numbers go back 10 years: choose a month from August 2015 on."),
         ("2015-07", "The numbers go back 10 years: choose a month from August 2015 on."),
     ],
@@ -590,6 +590,58 @@ def test_a_bad_month_for_the_csv_gets_the_pages_message_not_a_file_of_zeros(
     assert message in response.content.decode() and message in page.content.decode()
 
 
+def test_this_month_so_far_is_measured_to_today_by_the_same_figures_as_a_full_month(
+    make_invoice, ledger, manager
+):
+    """August 2025 on 5 August: 300 paid on 2 August, 500 invoiced on 3
+    August and 100 of it written off on 4 August."""
+    late = make_invoice(ledger["acme"], issued=day(8, 3), due=day(9, 2), amount="500.00")
+    WriteOff.objects.create(invoice=late, customer=ledger["acme"], currency="EUR", amount=D("100.00"),
+                            reason="Goodwill", written_off_on=day(8, 4), decided_by=manager)
+    so_far = numbers.Period.ending(dt.date(2025, 8, 1), months=1, today=TODAY)
+
+    found = numbers.figures(numbers.Scope(), today=TODAY, periods=[so_far])
+    [august] = next(c for c in found if c.currency == "EUR").periods
+
+    assert (so_far.start, so_far.end, so_far.days, so_far.label) == (
+        day(8, 1), TODAY, 5, "1–5 Aug 2025, to date")
+    # July ended at 7,900; then 300 paid, 500 invoiced, 100 written off.
+    assert (august.opening, august.sales, august.closing) == (D("7900.00"), D("500.00"), D("8000.00"))
+    assert (august.write_offs.amount, august.write_offs.count) == (D("100.00"), 1)
+    # 8,000 / 500 × 5 days.
+    assert august.dso == D("80.0")
+
+
+@pytest.mark.parametrize(
+    ("today", "months", "label"),
+    [
+        (dt.date(2026, 12, 1), 1, "1 Dec 2026, to date"),
+        (dt.date(2026, 12, 31), 1, "1–31 Dec 2026, to date"),
+        (dt.date(2026, 12, 5), 12, "Jan–5 Dec 2026, to date"),
+        (dt.date(2027, 1, 5), 3, "Nov 2026–5 Jan 2027, to date"),
+    ],
+)
+def test_a_period_running_to_today_says_it_is_partial(today, months, label):
+    period = numbers.Period.ending(today.replace(day=1), months=months, today=today)
+
+    assert (period.end, period.partial, period.label) == (today, True, label)
+    assert numbers.Period.ending(dt.date(2026, 11, 1), months=1, today=today).label == "Nov 2026"
+
+
+@pytest.mark.parametrize("months", ["1", "3"])
+def test_a_manager_sees_this_month_so_far_labelled_as_partial(client, manager, ledger, months):
+    client.force_login(manager)
+
+    response = client.get(URL, {"month": "2025-08", "months": months})
+
+    html = " ".join(response.content.decode().split())
+    assert response.status_code == 200
+    assert "1–5 Aug 2025, to date <span class=\"muted\">(5 days)</span>" in html
+    if months == "3":
+        assert "Jun–5 Aug 2025, to date <span class=\"muted\">(66 days)</span>" in html
+    assert 'max="2025-08"' in html
+
+
 def test_the_oldest_month_the_page_takes_is_ten_years_back(client, manager, ledger):
     client.force_login(manager)
 
@@ -598,7 +650,7 @@ def test_the_oldest_month_the_page_takes_is_ten_years_back(client, manager, ledg
     assert response.status_code == 200
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[1][1:3] == ["2015-08-01", "2015-08-31"]
-    assert 'min="2015-08" max="2025-07"' in client.get(URL).content.decode()
+    assert 'min="2015-08" max="2025-08"' in client.get(URL).content.decode()
 
 
 @pytest.mark.parametrize("more", [False, True])
