@@ -369,9 +369,9 @@ def _carried_out_once(form, perform: Callable[[], _T]) -> _T:
 
 
 def _form_response(
-    request: HttpRequest, context: dict, *, status: int, focus_first: bool = True
+    request: HttpRequest, context: dict, *, status: int, focus_first: bool = True, start: str = ""
 ) -> HttpResponse:
-    form_autofocus(context["form"], first=focus_first)
+    form_autofocus(context["form"], first=focus_first, start=start)
     if not request.htmx:
         return render(request, "collections/action_form.html", context, status=status)
     return render(request, "collections/action_form.html#action-panel", context, status=status)
@@ -380,7 +380,10 @@ def _form_response(
 def _account_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
     if not request.htmx:
         return redirect(reverse("customers:detail", args=[customer.pk]) + "#timeline")
-    context = {**changed_parts_context(request, customer), **commitments_context(customer, user=request.user)}
+    from customers.views import payments_context
+
+    context = {**changed_parts_context(request, customer), **commitments_context(customer, user=request.user),
+               **payments_context(customer, today=timezone.localdate())}
     response = render(request, "collections/_account_changed.html", context)
     retarget(response, "#action-panel")
     reswap(response, "outerHTML")
@@ -577,7 +580,8 @@ def payment_record(request: HttpRequest, pk: int) -> HttpResponse:
 def payment_reverse(request: HttpRequest, pk: int) -> HttpResponse:
     """A payment the bank took back, reversed in two steps: the form, then
     what reversing it undoes (invoices reopening, charges owed again), which
-    the second click confirms."""
+    the second click confirms. Opened from a payment's row on the account page
+    (`?payment=<id>`), the form starts with that payment chosen."""
     customer = customer_changeable(request, pk, permission=ACTION_PERMISSIONS["collections:payment_reverse"])
     today = timezone.localdate()
     bound = request.method == "POST"
@@ -585,6 +589,13 @@ def payment_reverse(request: HttpRequest, pk: int) -> HttpResponse:
                               auto_id="reverse-%s")
     context = {"customer": customer, "form": form, "slug": "reverse", "title": "Reverse a payment",
                "submit": "Continue", "action_url": request.path}
+    chosen = request.GET.get("payment", "")
+    # Only one the form offers: a payment reversed or too old since the page
+    # was drawn opens the form with none chosen, to choose from those listed.
+    if not bound and chosen.isdigit() and form.fields["payment"].queryset.filter(pk=chosen).exists():
+        form.initial["payment"] = int(chosen)
+        # The keyboard goes on to why, the payment being chosen already.
+        return _form_response(request, context, status=200, start="reason")
     if bound and form.is_valid():
         data = form.cleaned_data
         payment = data["payment"]

@@ -24,9 +24,10 @@ class _FirstOptionAutofocus:
         return option
 
 
-def form_autofocus(form, *, first: bool) -> None:
+def form_autofocus(form, *, first: bool, start: str = "") -> None:
     """Put the keyboard in the form: on the first field to correct, else (with
-    `first`) on its first field. The browser honours autofocus on a page, htmx
+    `first`) on its first field, or on `start` when the link that opened the
+    form filled those before it (a payment chosen on its row). The browser honours autofocus on a page, htmx
     in a swapped panel; without it the focus stays behind or falls to the top.
     A group of boxes takes it on its first box. A hidden field never takes it
     (the focus would go nowhere): when only hidden fields are in error, the
@@ -34,7 +35,7 @@ def form_autofocus(form, *, first: bool) -> None:
     visible = [name for name, field in form.fields.items() if not field.widget.is_hidden]
     in_error = [name for name in visible if name in form.errors]
     hidden_in_error = any(name in form.errors for name in form.fields if name not in visible)
-    names = in_error or (visible[:1] if first or hidden_in_error else [])
+    names = in_error or ([start] if start and first else visible[:1] if first or hidden_in_error else [])
     if not names:
         return
     widget = form.fields[names[0]].widget

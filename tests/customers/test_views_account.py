@@ -11,6 +11,7 @@ import time_machine
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from ar_collections import workspace
 from ar_collections.models import (
     CreditNote,
     DunningAction,
@@ -266,7 +267,8 @@ def test_open_invoices_are_listed_with_days_overdue_and_aging(
     assert [i.number for i in response.context["invoices"]] == [
         "INV-OLD", "INV-MID", "INV-USD", "INV-NEW",
     ]
-    assert "INV-PAID" not in html
+    # Paid, it is not among the open ones (the Payments card names it, as what its payment paid).
+    assert "INV-PAID" not in re.search(r'<section id="open-invoices".*?</section>', html, re.S).group(0)
     assert "PO-77" in html
     assert [i.days_overdue for i in response.context["invoices"]] == [126, 35, 5, 0]
     assert response.context["invoice_aging"] == [
@@ -504,7 +506,15 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
             contact=contact, starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=3),
             delegate=contacts[(n + 1) % rows],
         )
-        make_invoice(customer, issued=dt.date(2025, 1, 1) + dt.timedelta(days=n))
+        invoice = make_invoice(customer, issued=dt.date(2025, 1, 1) + dt.timedelta(days=n))
+        # A payment on every invoice, every other one reversed: the Payments card.
+        payment = workspace.payment_record(
+            customer=customer, amount=Decimal("10.00"), currency=invoice.currency, received_on=TODAY,
+            allocations=[(invoice, Decimal("10.00"))], reference=f"BANK-{n}", bank_reference=f"B-{n}",
+        )
+        if n % 2:
+            workspace.payment_reverse(payment=payment, actor=collector, reason="other", note="Returned",
+                                      on=TODAY)
     # Dunning history: a closed cycle with a step for every row, an open cycle,
     # and a pause on every invoice.
     run = DunningRun.objects.create(run_date=TODAY)
@@ -534,14 +544,15 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
     # session, user, role groups, permissions (2), customer, referrals, its
     # last order days (the ordering rhythm), contacts, absences, open invoices,
     # charges owed, credit notes and payments left to apply (the newest, and
-    # the totals), write-offs; the ladders (policies, steps, minimums), the open
+    # the totals), write-offs, the newest payments with their reversals and
+    # their allocations (2); the ladders (policies, steps, minimums), the open
     # dunning cycle and the pauses in force, read once for the Dunning card and
     # the preview; last dunning steps; the timeline page; the preview's last
     # contact; open promises, plans (their invoices and instalments when there
     # is one), disputes, exception requests; and, every invoice being held until
     # a day, the preview again for the day after the earliest hold ends (5: it
     # says when dunning starts again; the open invoices are today's)
-    with django_assert_num_queries(33):
+    with django_assert_num_queries(35):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows
