@@ -112,7 +112,10 @@
     var card = openerCard;
     opener = openerCard = null;
     if (lost && lost !== document.body && lost.isConnected) return;
-    var link = document.querySelector('a[hx-target="#action-panel"][href="' + CSS.escape(was) + '"]');
+    var link = document.querySelector('a[hx-target="#action-panel"][href="' + CSS.escape(was) + '"]') ||
+      // A link that went with what it acted on (a payment's Reverse…, once
+      // it is reversed) leaves its place marked: the keyboard goes there.
+      document.querySelector('[data-panel-opener="' + CSS.escape(was) + '"]');
     if (!link && card) {
       link = document.getElementById(card);
       if (link && !link.hasAttribute("tabindex")) link.setAttribute("tabindex", "-1");
