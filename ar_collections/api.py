@@ -388,7 +388,9 @@ def _payment_named(token: ApiToken, data: dict) -> tuple[Payment | None, JsonRes
     else:
         if not isinstance(data["bank_reference"], str) or not bank_id_key(data["bank_reference"]):
             return None, _error(422, "bank_reference is the bank's id of the statement entry, as text.")
-        payment = payments.filter(bank_key=bank_id_key(data["bank_reference"])).first()
+        # The payment standing with that id, else the newest recalled with it.
+        payment = payments.filter(bank_key=bank_id_key(data["bank_reference"])).order_by(
+            "bank_id_released", "-pk").first()
     if payment is None:
         return None, _error(404, f"There is no payment {data[named[0]]} recorded.")
     return payment, None

@@ -1118,9 +1118,7 @@ def _payments_write(parsed: list[_PaymentRow], report: ImportReport, *, actor, d
                 customer_id__in=accounts,
                 received_on__range=(parsed[0].received_on, parsed[-1].received_on),
             ).order_by("pk").values_list(*fields),
-            by_bank_id=_in_bulk(Payment.objects.exclude(bank_key="").select_related("customer"),
-                                {p.bank_key for p in parsed if p.bank_reference},
-                                field_name="bank_key"),
+            by_bank_id=_with_bank_ids({p.bank_key for p in parsed if p.bank_reference}),
             # Recorded by hand, its reference the bank's id on the statement,
             # whatever day: the file's copy of one is the same entry.
             by_hand=Payment.objects.filter(bank_key="", customer_id__in=accounts).annotate(
@@ -1228,20 +1226,44 @@ def _payment_of(line: int, row: dict, accounts, invoices, billed: Mapping[int, s
                        {i.pk: part for i, part in allocations_oldest_first(named, amount)})
 
 
+def _with_bank_ids(keys: set[str]) -> dict[str, list[Payment]]:
+    """The payments with these bank ids (bank_key), by id: the one standing
+    with it, if any, and those recalled from another account that let go of
+    it, the standing one first. With their reversals, which the problems say."""
+    ordered, found = sorted(keys), defaultdict(list)
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        for payment in (Payment.objects.filter(bank_key__in=ordered[start:start + LOOKUP_CHUNK])
+                        .select_related("customer", "reversal").order_by("bank_id_released", "pk")):
+            found[payment.bank_key].append(payment)
+    return found
+
+
+def _reversed_said(known: Payment, payment: _PaymentRow) -> str:
+    """A problem's start: the row's bank id was recorded, and reversed."""
+    reversal = known.reversal
+    why = reversal.get_reason_display().lower() + (f": {reversal.note}" if reversal.note else "")
+    return (f"bank_reference {payment.bank_reference} was recorded on account "
+            f"{known.customer.account_number} as {format_money(known.amount, known.currency)} received "
+            f"{known.received_on} and reversed on {format_day(reversal.reversed_on)} ({why})")
+
+
 class _Known:
     """The payments recorded already, to tell a file's rows imported before.
 
     A row with the bank's id is recorded if a payment has that id: on the same
     account, in the same amount and currency, it is that payment (a statement
     may give the value date for the booking date); otherwise the row is a
-    problem to look into, never a second payment. Else it is recorded if a
+    problem to look into, never a second payment. A payment reversed keeps
+    its id, and the row is a problem saying so (a bank file sent again after
+    a cheque bounced records nothing twice), unless it was recalled from
+    another account than the row's: the entry is then new to this one. Else it is recorded if a
     payment alike in all else was recorded without an id (by a file without
     the column, or by hand): that payment takes the row's id then, so it
     answers for that row only, in this file and every later one. A row
     without an id is recorded if any payment alike is, as it always was. The
     caller holds the accounts' locks."""
 
-    def __init__(self, rows, *, by_bank_id: dict[str, Payment], by_hand, whole: str) -> None:
+    def __init__(self, rows, *, by_bank_id: dict[str, list[Payment]], by_hand, whole: str) -> None:
         self.by_bank_id = by_bank_id
         self.by_hand = {(p.customer_id, p.reference_key): p for p in by_hand.order_by("-pk")}  # oldest kept
         self.whole = whole  # what the rows came in, as the problem names it: a file or a request
@@ -1256,7 +1278,16 @@ class _Known:
     def recorded(self, payment: _PaymentRow) -> bool:
         if not payment.bank_reference:
             return payment.alike in self.alike
-        if (known := self.by_bank_id.get(payment.bank_key)) is not None:
+        with_id = self.by_bank_id.get(payment.bank_key, [])
+        recalled = [p for p in with_id if p.bank_id_released and p.customer_id == payment.customer.pk]
+        if recalled:
+            raise _RowError(f"{_reversed_said(recalled[0], payment)}: a reversed entry is not recorded again "
+                            f"on the account it was reversed on; take the row out of the {self.whole}")
+        if (known := next((p for p in with_id if not p.bank_id_released), None)) is not None:
+            if getattr(known, "reversal", None) is not None:
+                raise _RowError(f"{_reversed_said(known, payment)}: a reversed entry is not recorded again "
+                                "(only one recalled, or booked to the wrong account, may be recorded on "
+                                f"another account); take the row out of the {self.whole}")
             if (known.customer_id, known.amount, known.currency) != (
                 payment.customer.pk, payment.amount, payment.currency
             ):
@@ -1272,7 +1303,7 @@ class _Known:
         if self.without_id[payment.alike]:
             pk = self.without_id[payment.alike].pop(0)
             Payment.objects.filter(pk=pk).update(bank_reference=payment.bank_reference)
-            self.by_bank_id[payment.bank_key] = Payment.objects.select_related("customer").get(pk=pk)
+            self.by_bank_id[payment.bank_key] = [Payment.objects.select_related("customer").get(pk=pk)]
             return True
         if (known := self.by_hand.get((payment.customer.pk, payment.bank_key))) is not None:
             raise _RowError(

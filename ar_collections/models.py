@@ -217,6 +217,10 @@ class Payment(models.Model):
     # before ids were compared so have theirs too.
     bank_key = models.GeneratedField(expression=bank_id_key_in_database("bank_reference"),
                                      output_field=models.CharField(max_length=80), db_persist=True)
+    # Reversed as recalled (a transfer booked to the wrong account, which the
+    # bank took back): the bank entry is no longer this payment's, and may be
+    # recorded on another account. Set by workspace.payment_reverse only.
+    bank_id_released = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -225,10 +229,12 @@ class Payment(models.Model):
             models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0)),
             # One bank entry is one payment, whatever account a file gives it:
             # two imports at once, each holding only its own accounts' locks,
-            # cannot both record it. Its index serves the payments import's
-            # look-up of a file's bank ids among those recorded, too.
+            # cannot both record it. A payment recalled from the wrong account
+            # keeps the id it came with but no longer holds it. The index
+            # serves the payments import's look-up of a file's bank ids among
+            # those recorded, too (the standing ones; see imports._Known).
             models.UniqueConstraint(fields=["bank_key"], name="payment_bank_id_once",
-                                    condition=~Q(bank_key="")),
+                                    condition=~Q(bank_key="") & Q(bank_id_released=False)),
         ]
         indexes = [
             models.Index(fields=["customer", "-received_on"], name="payment_by_customer"),

@@ -2941,6 +2941,9 @@ def payment_reverse(*, payment: Payment, actor, reason: str, note: str = "", on:
     judged again as the daily check would, today; a dunning cycle its money
     closed opens again, so the ladder goes on where it stood rather than
     starting over; the account's figures are recomputed once it commits.
+    Recalled (booked to the wrong account), the payment lets go of the bank's
+    id of its entry, which it keeps to show: the entry may then be imported
+    onto the right account (imports._Known).
 
     Refused, changing nothing: a payment reversed already (the database holds
     one reversal per payment), a day before it was received or after today,
@@ -2988,6 +2991,8 @@ def payment_reverse(*, payment: Payment, actor, reason: str, note: str = "", on:
                     undone=undone)
         except IntegrityError:
             raise ValidationError({"payment": "This payment is reversed already."}) from None
+        if reason == ReversalReason.RECALLED:
+            Payment.objects.filter(pk=payment.pk).update(bank_id_released=True)
         to_charges = sum((a.amount for a in allocations if a.charge_id), ZERO)
         event_record(
             customer=customer, kind=EventKind.PAYMENT_RECEIVED, actor=actor, subject=payment,

@@ -36,6 +36,11 @@ def _migrate(target: tuple[str, str]) -> None:
     executor.migrate([target])
 
 
+def _model_at(target: tuple[str, str], name: str):
+    """The model as the database has it at `target`: today's has columns added since."""
+    return MigrationExecutor(connection).loader.project_state(target).apps.get_model("collections", name)
+
+
 def _migrate_to_latest() -> None:
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
@@ -110,7 +115,8 @@ def test_going_back_before_charges_could_be_paid_puts_that_money_on_account(make
     try:
         _migrate(BEFORE_CHARGES_PAID)
         # Without the columns added since (the bank id's key).
-        on_account = Payment.objects.defer("bank_key").get(customer=account).unallocated_amount()
+        on_account = Payment.objects.defer("bank_key", "bank_id_released").get(
+            customer=account).unallocated_amount()
     finally:
         _migrate_to_latest()
 
@@ -233,8 +239,9 @@ def test_payments_sharing_a_bank_id_stop_the_upgrade_named_and_kept_as_they_were
         # As two imports at once could record them before: one bank entry twice.
         # The row only: today's services read every table as the latest
         # migration leaves it, and a column added since is missing here.
-        second = Payment.objects.create(customer=beta, amount=Decimal("100.00"), currency="EUR",
-                                        received_on=DUE, reference="R-1", bank_reference="ab12cd")
+        second = _model_at(BEFORE_BANK_ID_ONCE, "Payment").objects.create(
+            customer_id=beta.pk, amount=Decimal("100.00"), currency="EUR", received_on=DUE, reference="R-1",
+            bank_reference="ab12cd")
         with pytest.raises(CommandError) as refused:
             _migrate(BANK_ID_ONCE)
         assert str(refused.value) == (
@@ -301,11 +308,12 @@ def test_payments_whose_bank_ids_differ_only_in_punctuation_stop_the_upgrade_nam
         _migrate(BEFORE_BANK_ID_LETTERS)
         # As the earlier rule let them be recorded: one bank entry twice,
         # told apart by a hyphen. The row only, as in the tests above.
-        first, second = (Payment.objects.create(customer=account, amount=Decimal("100.00"), currency="EUR",
-                                                received_on=DUE, reference="R-1", bank_reference=reference)
+        then = _model_at(BEFORE_BANK_ID_LETTERS, "Payment")
+        first, second = (then.objects.create(customer_id=account.pk, amount=Decimal("100.00"), currency="EUR",
+                                             received_on=DUE, reference="R-1", bank_reference=reference)
                          for account, reference in ((customer, "BANK 4000"), (beta, "bank-4000")))
-        other = Payment.objects.create(customer=beta, amount=Decimal("50.00"), currency="EUR",
-                                       received_on=DUE, reference="R-2", bank_reference="BANK-4001")
+        other = then.objects.create(customer_id=beta.pk, amount=Decimal("50.00"), currency="EUR",
+                                    received_on=DUE, reference="R-2", bank_reference="BANK-4001")
         with pytest.raises(CommandError) as refused:
             _migrate(BANK_ID_LETTERS)
         assert str(refused.value) == (
@@ -329,3 +337,23 @@ def test_payments_whose_bank_ids_differ_only_in_punctuation_stop_the_upgrade_nam
             Payment.objects.filter(pk=second.pk).update(bank_reference="bank/4000")
     finally:
         _migrate_to_latest()
+
+
+BEFORE_BANK_ID_RELEASED = ("collections", "0064_outgoing_mail_claim")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_payments_recalled_before_let_go_of_their_bank_id_and_those_bounced_keep_it(customer):
+    recalled, bounced = (
+        workspace.payment_record(customer=customer, amount=Decimal("100.00"), currency="EUR", received_on=DUE,
+                                 allocations=[], reference=reference, bank_reference=reference)
+        for reference in ("BANK-1", "BANK-2"))
+    for payment, reason in ((recalled, "recalled"), (bounced, "bounced_cheque")):
+        workspace.payment_reverse(payment=payment, actor=customer.collector, reason=reason, on=DUE)
+    try:
+        _migrate(BEFORE_BANK_ID_RELEASED)
+    finally:
+        _migrate_to_latest()
+
+    assert sorted(Payment.objects.values_list("bank_reference", "bank_id_released")) == [
+        ("BANK-1", True), ("BANK-2", False)]
