@@ -137,8 +137,9 @@ def test_the_preview_of_a_reminder_to_an_account_with_no_billing_contact_names_w
         # As many as with a billing contact on file: no contact's absences to
         # read, and one query for whether the collector is away on the step's day.
         # (31: the open cycle, the pauses and the open invoices are read once
-        # for the Dunning card, the preview and the invoices.)
-        with django_assert_num_queries(31):
+        # for the Dunning card, the preview and the invoices; one more for the
+        # Payments card, which has none to list.)
+        with django_assert_num_queries(32):
             page = preview_on_page(client, account)
 
     said = "No billing contact on file: it becomes a call task for Carla Berg."

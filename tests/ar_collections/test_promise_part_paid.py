@@ -146,8 +146,9 @@ def test_the_account_page_reads_what_was_paid_on_every_promise_in_one_query(
     # (36 with the card's ordering rhythm, the account's last order days, and the
     # office's holidays for the next step's pay-by date; 33 with the open cycle,
     # the pauses and the open invoices read once for the Dunning card, the
-    # preview and the invoices.)
-    with frozen(dt.date(2026, 11, 8)), django_assert_num_queries(33):
+    # preview and the invoices; two more for the Payments card: the payments,
+    # then their allocations.)
+    with frozen(dt.date(2026, 11, 8)), django_assert_num_queries(35):
         box = commitments(client.get(reverse("customers:detail", args=[account.pk])))
 
     assert box.count("EUR 40.00 paid so far, EUR 60.00 left") == count
