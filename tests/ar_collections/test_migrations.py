@@ -339,7 +339,7 @@ def test_payments_whose_bank_ids_differ_only_in_punctuation_stop_the_upgrade_nam
         _migrate_to_latest()
 
 
-BEFORE_BANK_ID_RELEASED = ("collections", "0064_outgoing_mail_claim")
+BEFORE_BANK_ID_RELEASED = ("collections", "0066_receivables_import_workbook")
 
 
 @pytest.mark.django_db(transaction=True)

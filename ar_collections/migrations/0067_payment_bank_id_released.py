@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0064_outgoing_mail_claim'),
+        ('collections', '0066_receivables_import_workbook'),
         ('customers', '0013_search_more_trigram_indexes'),
     ]
 
