@@ -303,11 +303,15 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
 
     def clean_account_number(self) -> str:
         number = self.cleaned_data["account_number"].strip()
-        other = Customer.objects.filter(account_number=number).exclude(pk=self.instance.pk).first()
+        other = self.other_numbered(number)
         if other is not None:
             raise forms.ValidationError(
                 f"{number} is the account number of {other.name}: each account has its own.")
         return number
+
+    def other_numbered(self, number: str) -> Customer | None:
+        """Another account with this number, if any (an import answers from the accounts its file names)."""
+        return Customer.objects.filter(account_number=number).exclude(pk=self.instance.pk).first()
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()

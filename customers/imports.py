@@ -12,6 +12,11 @@ the card saves it (customers.services.customer_update): on the account's
 timeline, before and after, a new collector taking over the account's open
 work, a new currency asking for the credit limit in it.
 
+A customer master of tens of thousands of rows comes in one file: what the
+rows need of the database is read once for the file (_Known), the forms ask
+it instead of PostgreSQL, a row as recorded skips them, and new accounts are
+opened at once (customers.services.customers_open).
+
 As the other kinds: every row is checked before any is written, a problem
 names its line and column and leaves everything as it was, and the same file
 again changes nothing (its rows counted as already there).
@@ -22,11 +27,15 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
 
+from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import prefetch_related_objects
+from django.forms.models import construct_instance
 
 from ar_collections.imports import (
     CUSTOMERS,
@@ -41,7 +50,7 @@ from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import hidden_characters
 from customers.forms import ContactForm, CustomerForm
 from customers.models import Contact, ContactRole, Customer, Industry, Language, TermsType
-from customers.services import CONTACT_FIELDS, contact_save, customer_open, customer_update
+from customers.services import CONTACT_FIELDS, contact_save, customer_update, customers_open
 
 # The account card's fields each column fills.
 CARD_COLUMNS = {
@@ -62,7 +71,8 @@ _LIMIT = re.compile(r"\d{1,12}(\.\d{1,2})?")
 class _AccountRow:
     line: int
     recorded: Customer | None  # None: a new account
-    card: CustomerForm
+    # The account as the card's form left it, not the form: a file of 50,000 rows keeps no 50,000 forms.
+    card: Customer | None  # None: a row as recorded, not checked again
     card_changes: dict  # field → value; for a new account, the whole card
     contact: Contact | None  # the billing contact to save, None if the row leaves it as it is
 
@@ -76,10 +86,7 @@ def customer_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impo
                          actor=None) -> ImportReport:
     """Check and record account rows, a file's (read_rows) or a request's
     (read_json_rows), all or nothing; a dry run (report.dry_run) records nothing."""
-    found = accounts_named(rows)
-    # Their billing contacts at once, not one query per row.
-    prefetch_related_objects([c for c in found.values() if isinstance(c, Customer)], "contacts")
-    collectors = _collectors_named({row.get("collector", "") for _, row in rows} - {""})
+    known = _Known.read(rows)
     # The line each account comes on first: a recorded one by its id (its
     # number as found, exactly or in other capitals), a new one by its number
     # in any capitals.
@@ -87,14 +94,14 @@ def customer_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impo
     parsed: list[_AccountRow] = []
     for line, row in rows:
         number = row.get("account_number", "")
-        recorded = found.get(number)
+        recorded = known.found.get(number)
         key = (recorded.pk,) if isinstance(recorded, Customer) else ("", number.upper())
         try:
             if number and not isinstance(recorded, list) and first.setdefault(key, line) != line:
                 # Its second row would be checked against the card as it was, not as the first left it.
                 raise _RowError(f"account_number {number} is on {report.unit} {first[key]} "
                                 "already: give each account once")
-            parsed.append(_account_of(line, row, found, collectors))
+            parsed.append(_account_of(line, row, known))
         except _RowError as error:
             report.problem(line, error)
     if not report.ok:
@@ -111,7 +118,12 @@ def customer_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impo
             # them: a card saved meanwhile, or another file, queues behind this one.
             list(Customer.objects.select_for_update().order_by("pk").filter(
                 pk__in=[p.recorded.pk for p in changed if p.recorded is not None]).values_list("pk"))
+            # New accounts at once: a customer master opens tens of thousands.
+            customers_open(accounts=[(p.card, p.contact) for p in changed if p.recorded is None],
+                           actor=actor)
             for account in changed:
+                if account.recorded is None:
+                    continue
                 try:
                     _account_write(account, actor=actor)
                 except ValidationError as error:
@@ -138,14 +150,138 @@ def _collectors_named(usernames: set[str]) -> dict[str, object]:
     return {user.username: user if user.pk in may_own else None for user in users}
 
 
-def _account_of(line: int, row: dict[str, str], found, collectors) -> _AccountRow:
+@dataclass
+class _Known:
+    """What the rows need of the database, read once for the whole file: a
+    row is then checked with no query of its own, however many rows come."""
+
+    found: dict  # accounts_named: the accounts the rows name
+    numbers: set[str]  # the numbers looked up as written: any account with one of them is in found
+    collectors: dict  # _collectors_named
+    users: dict[int, object]  # the found accounts' collectors and relationship owners, by id
+    referrers: dict[int, Customer]  # the found accounts' referrers, by id
+    numbered: dict[str, Customer]  # the found accounts by their own numbers
+
+    @classmethod
+    def read(cls, rows) -> _Known:
+        found = accounts_named(rows)
+        recorded = [c for c in found.values() if isinstance(c, Customer)]
+        prefetch_related_objects(recorded, "contacts")  # their billing contacts
+        ids = {pk for c in recorded for pk in (c.collector_id, c.relationship_owner_id) if pk}
+        referrers = Customer.objects.in_bulk({c.referred_by_id for c in recorded if c.referred_by_id})
+        for customer in recorded:
+            if customer.referred_by_id in referrers:
+                # The card shows the referrer's number: read here, not by each row's form.
+                customer.referred_by = referrers[customer.referred_by_id]
+        return cls(found=found, numbers={row.get("account_number", "") for _, row in rows},
+                   collectors=_collectors_named({row.get("collector", "") for _, row in rows} - {""}),
+                   users=get_user_model().objects.in_bulk(ids), referrers=referrers,
+                   numbered={customer.account_number: customer for named in found.values()
+                             for customer in (named if isinstance(named, list) else [named])})
+
+
+    @cached_property
+    def new_card(self) -> dict:
+        """What a new account's card posts untouched: the same for each."""
+        return _as_posted(_CardForm(instance=Customer(), known=self))
+
+    @cached_property
+    def new_contact(self) -> dict:
+        """What a new billing contact's form posts untouched: the same for each."""
+        return _as_posted(ContactForm(instance=_new_contact(None)))
+
+
+class _ReadAlready(forms.Field):
+    """A ModelChoiceField's choice among rows read for the whole file, by the
+    value posted (an id, an account number): the same choices and message
+    for any other, without the field's query for each row."""
+
+    def __init__(self, field: forms.ModelChoiceField, rows: dict) -> None:
+        super().__init__(required=field.required, label=field.label, error_messages=field.error_messages)
+        self.rows = {str(key): row for key, row in rows.items()}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return self.rows[str(value)]
+        except KeyError:
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                  params={"value": value}) from None
+
+
+# Customer's check constraints that repeat a field's validator (credit limit
+# not below 0, days to pay at most 365): checked by its field, as the card
+# checks it; Django would ask PostgreSQL again for each row.
+FIELD_CHECKED_CONSTRAINTS = {"customer_credit_limit_not_negative", "customer_terms_days_at_most_a_year"}
+# The card's fields naming a user or an account: the form finds it among those read for the file.
+READ_ALREADY = ("collector", "relationship_owner", "referred_by")
+
+
+class _CardForm(CustomerForm):
+    """The account card's form as a manager fills it in, its questions to the
+    database answered from what was read for the whole file (_Known)."""
+
+    def __init__(self, *args, known: _Known, **kwargs) -> None:
+        super().__init__(*args, may_set_terms=True, **kwargs)
+        self.known = known
+        account = self.instance
+
+        def own(pk):
+            return {pk: known.users[pk]} if pk else {}
+
+        # As the card: an active collector or manager (the row's, checked by
+        # _value), or the account's own collector; the account's own
+        # relationship owner and referrer, which the row cannot change.
+        may_own = {user.pk: user for user in known.collectors.values() if user is not None}
+        referrer = known.referrers.get(account.referred_by_id)
+        for name, rows in (("collector", {**may_own, **own(account.collector_id)}),
+                           ("relationship_owner", own(account.relationship_owner_id)),
+                           ("referred_by", {referrer.account_number: referrer} if referrer else {})):
+            self.fields[name] = _ReadAlready(self.fields[name], rows)
+
+    def other_numbered(self, number: str) -> Customer | None:
+        other = self.known.numbered.get(number)
+        if other is None and number not in self.known.numbers:
+            return super().other_numbered(number)  # not looked up with the file's numbers
+        return other if other is not None and other.pk != self.instance.pk else None
+
+    def _post_clean(self) -> None:
+        # ModelForm's, but without Model.full_clean's query per row for each
+        # related row (read already) and each check constraint (repeating a
+        # field validator): the rest of the model's checks all run.
+        exclude = self._get_validation_exclusions()
+        try:
+            self.instance = construct_instance(self, self.instance, self._meta.fields, self._meta.exclude)
+        except ValidationError as error:
+            self._update_errors(error)
+        try:
+            self.instance.full_clean(exclude={*exclude, *READ_ALREADY}, validate_unique=False,
+                                     validate_constraints=False)
+            for constraint in Customer._meta.constraints:
+                if constraint.name not in FIELD_CHECKED_CONSTRAINTS:
+                    constraint.validate(Customer, self.instance, exclude=exclude)
+        except ValidationError as error:
+            self._update_errors(error)
+        if self._validate_unique:
+            self.validate_unique()
+
+    def validate_unique(self) -> None:
+        # The account number, the card's unique field, is checked by clean_account_number.
+        try:
+            self.instance.validate_unique(exclude={*self._get_validation_exclusions(), "account_number"})
+        except ValidationError as error:
+            self._update_errors(error)
+
+
+def _account_of(line: int, row: dict[str, str], known: _Known) -> _AccountRow:
     """The row's account checked by the card's form, or _RowError with all its problems."""
     fields = _Fields()
     number = fields.read(_text, row, "account_number", limit=32, required=True)
     if number and (hidden := hidden_characters(number)):
         fields.note("account_number", f"account_number {number!r} holds a character no one sees "
                                       f"({', '.join(hidden)}): give the number as in the ERP")
-    recorded = found.get(number) if number else None
+    recorded = known.found.get(number) if number else None
     if isinstance(recorded, list):
         fields.note("account_number", f"account_number {number!r}: "
                                       f"{' and '.join(c.account_number for c in recorded)} differ from it "
@@ -153,26 +289,54 @@ def _account_of(line: int, row: dict[str, str], found, collectors) -> _AccountRo
         fields.done()  # which account the rest would change is not known
     if not row.get("name"):
         fields.note("name", "name is empty")
-    values = {column: fields.read(_value, row, column, collectors)
+    values = {column: fields.read(_value, row, column, known.collectors)
               for column in (*CARD_COLUMNS, *CONTACT_COLUMNS)}
     if recorded is None and number and not row.get("collector"):
         fields.note("collector", "collector is empty: a new account needs its collector (the username of "
                                  "an active collector or manager)")
+    if recorded is not None and not fields.problems and _as_recorded(recorded, values):
+        # Most rows of a file sent again: nothing to write, so nothing to check the card for.
+        return _AccountRow(line, recorded, None, {}, None)
     # The card as the form would show it, the row's values typed over it: the
     # form then checks the whole card, as when a manager saves it.
     account = copy.copy(recorded) if recorded is not None else Customer()
-    data = _as_posted(CustomerForm(instance=account, may_set_terms=True))
+    data = dict(known.new_card) if recorded is None else _as_posted(_CardForm(instance=account, known=known))
     data["account_number"] = recorded.account_number if recorded is not None else number
     data.update({CARD_COLUMNS[c]: values[c] for c in CARD_COLUMNS if values[c] not in (None, "")})
-    card = CustomerForm(data, instance=account, may_set_terms=True)
+    card = _CardForm(data, instance=account, known=known)
     if not card.is_valid():
         _note_errors(fields, card, CARD_COLUMNS, row, whose="the account's")
-    contact = _contact_of(row, values, recorded, fields)
+    contact = _contact_of(row, values, recorded, fields, known)
     fields.done()
     changes = card.changes()
     if recorded is not None:
         changes = {name: value for name, value in changes.items() if _differs(recorded, name, value)}
-    return _AccountRow(line, recorded, card, changes, contact)
+    return _AccountRow(line, recorded, card.instance, changes, contact)
+
+
+def _as_recorded(recorded: Customer, values: dict) -> bool:
+    """Whether every value the row gives (as _value reads it) is the one
+    recorded, exactly: then the row changes nothing. Any doubt (another way of
+    writing the same value) is left to the forms."""
+    for column, value in values.items():
+        if value in (None, ""):
+            continue
+        if column in CONTACT_COLUMNS:
+            contact = recorded.billing_contact_of_record()
+            if contact is None or getattr(contact, CONTACT_COLUMNS[column]) != value:
+                return False
+        elif column == "collector":
+            if recorded.collector_id != value:
+                return False
+        elif column == "credit_limit":
+            if recorded.credit_limit_amount != Decimal(value):
+                return False
+        elif column == "payment_terms_days":
+            if recorded.payment_terms_days != int(value):
+                return False
+        elif getattr(recorded, CARD_COLUMNS[column]) != value:
+            return False
+    return True
 
 
 def _value(row: dict[str, str], column: str, collectors) -> object:
@@ -204,8 +368,8 @@ def _value(row: dict[str, str], column: str, collectors) -> object:
     return _text(row, column, limit=200)
 
 
-def _contact_of(row: dict[str, str], values: dict, recorded: Customer | None, fields: _Fields
-                ) -> Contact | None:
+def _contact_of(row: dict[str, str], values: dict, recorded: Customer | None, fields: _Fields,
+                known: _Known) -> Contact | None:
     """The billing contact with the row's values, checked by the contact form;
     None when the row gives none of its columns or changes nothing of it."""
     columns = [c for c in CONTACT_COLUMNS if values[c]]
@@ -217,9 +381,8 @@ def _contact_of(row: dict[str, str], values: dict, recorded: Customer | None, fi
         fields.note("contact_name", f"contact_name is empty: the account has no billing contact yet, and a "
                                     f"new one needs a name (the row gives {', '.join(columns)})")
         return None
-    contact = copy.copy(before) if before is not None else Contact(
-        customer=recorded, role=ContactRole.AP, is_primary_billing=True)
-    data = _as_posted(ContactForm(instance=contact))
+    contact = copy.copy(before) if before is not None else _new_contact(recorded)
+    data = _as_posted(ContactForm(instance=contact)) if before is not None else dict(known.new_contact)
     data.update(given)
     form = ContactForm(data, instance=contact)
     if not form.is_valid():
@@ -228,6 +391,10 @@ def _contact_of(row: dict[str, str], values: dict, recorded: Customer | None, fi
     if before is not None and all(getattr(before, name) == getattr(contact, name) for name in CONTACT_FIELDS):
         return None
     return contact
+
+
+def _new_contact(customer: Customer | None) -> Contact:
+    return Contact(customer=customer, role=ContactRole.AP, is_primary_billing=True)
 
 
 def _as_posted(form) -> dict:
@@ -262,13 +429,10 @@ def _note_errors(fields: _Fields, form, columns: dict[str, str], row: dict[str, 
 
 
 def _account_write(account: _AccountRow, *, actor) -> None:
-    """Save the row's account as the card saves it, each change on its timeline."""
-    if account.recorded is None:
-        customer = customer_open(customer=account.card.instance, actor=actor)
-    else:
-        customer = account.recorded
-        if account.card_changes:
-            customer = customer_update(customer=customer, actor=actor, changes=account.card_changes)
+    """Save a recorded account's changes as the card saves them, each on its timeline."""
+    customer = account.recorded
+    if account.card_changes:
+        customer = customer_update(customer=customer, actor=actor, changes=account.card_changes)
     if account.contact is not None:
         account.contact.customer = customer
         contact_save(contact=account.contact, actor=actor)

@@ -11,9 +11,12 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from ar_collections.api import api_token_create
@@ -393,3 +396,61 @@ def test_the_api_answers_400_to_what_is_not_json_and_401_403_to_who_may_not(mana
     assert post(api_client(collector), {"rows": ROWS})[0] == 403
     assert post(api_client(viewer), {"rows": ROWS})[0] == 403
     assert not Customer.objects.exists()
+
+
+# --- a whole customer master --------------------------------------------------------------------
+
+
+def master(rows: int, *, start: int = 0) -> str:
+    """An ERP's customer master of `rows` new accounts, half with a billing contact."""
+    lines = [ACCOUNTS.splitlines()[0]]
+    for n in range(start, start + rows):
+        contact = f"Anna {n},ap{n}@example.com,,en" if n % 2 else ",,,"
+        lines.append(f"C-{n:05d},Account {n} Ltd,EUR,standard,30,1000.00,retail,carla,{contact}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_file_reads_and_writes_in_as_many_queries_for_5_accounts_as_for_50(
+        manager, collector, dry_run):
+    counts = []
+    for start, rows in ((0, 5), (100, 50)):
+        ContentType.objects.clear_cache()  # read by the first file only, else
+        with CaptureQueriesContext(connection) as new:
+            assert customers_import(master(rows, start=start), actor=manager, dry_run=dry_run).ok
+        if dry_run:
+            customers_import(master(rows, start=start), actor=manager)
+        with CaptureQueriesContext(connection) as again:
+            report = customers_import(master(rows, start=start), actor=manager, dry_run=dry_run)
+        assert (report.ok, report.already) == (True, rows)
+        counts.append((len(new), len(again)))
+
+    assert counts[0] == counts[1], counts
+    # Each account opened as one by one: its timeline begins with who opened it, then its contact.
+    assert Customer.objects.count() == 55
+    assert list(Customer.objects.get(account_number="C-00101").events.order_by("pk").values_list(
+        "kind", "actor", "summary", "details")) == [
+        (EventKind.ACCOUNT_CREATED, manager.pk, "Account opened for Account 101 Ltd",
+         {"account_number": "C-00101", "referred_by": None}),
+        (EventKind.CONTACT_CHANGED, manager.pk, "Contact added: Anna 101 (Accounts payable / billing)",
+         {"contact": Contact.objects.get(name="Anna 101").pk, "before": {}, "after": {
+             "name": "Anna 101", "job_title": "", "role": "ap", "email": "ap101@example.com", "phone": "",
+             "postal_address": "", "language": "en", "invoice_delivery": "pdf_email",
+             "reminder_channel": "email", "best_time_to_call": "", "is_primary_billing": True, "notes": "",
+             "email_refused": ""}}),
+    ]
+    assert list(Customer.objects.get(account_number="C-00100").events.values_list("kind", flat=True)) == [
+        EventKind.ACCOUNT_CREATED]
+    assert Contact.objects.get(name="Anna 101").customer.account_number == "C-00101"
+
+
+def test_a_row_as_recorded_is_still_refused_for_a_collector_who_left(manager, harbour, collector):
+    collector.is_active = False
+    collector.save()
+    before = state()
+
+    report = customers_import("account_number,name,collector\nC-HARB,Harbour Supplies,carla\n", actor=manager)
+
+    assert report.errors == ["line 2: collector 'carla' is not an active collector or manager, and could not "
+                             "work the account"]
+    assert state() == before
