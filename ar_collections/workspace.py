@@ -2515,7 +2515,8 @@ def exception_decide(*, request: ExceptionRequest, manager, approve: bool, note:
         # Read as it stands now: lifted on the card meanwhile, nothing is left to change.
         customer = Customer.objects.get(pk=locked.customer_id)
         if changes := worklist.hold_lift_changes(customer):
-            customer_update(customer=customer, actor=manager, changes=changes)
+            customer_update(customer=customer, actor=manager, changes=changes,
+                            reason=f"Exception approved: {locked.decision_note}")
     return locked
 
 

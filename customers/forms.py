@@ -16,6 +16,7 @@ from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import is_one_line, person_name
 from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, Segment, TermsType
+from customers.services import CREDIT_TERMS_FIELDS
 
 User = get_user_model()
 
@@ -242,6 +243,15 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         error_messages={"invalid_choice": "No customer has that account number."},
     )
 
+    # A credit hold or C.O.D. is put on with a why (the approval's note), so
+    # taking it off, or putting it on, by hand says why too: the next manager
+    # weighing the account reads it on the timeline.
+    terms_reason = forms.CharField(
+        label="Why the credit hold or payment terms change", required=False, max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Needed when you change the credit hold or the payment terms; the timeline keeps it.",
+    )
+
     class Meta:
         model = Customer
         fields = [
@@ -286,6 +296,12 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
             for name in self.MANAGER_FIELDS:
                 self.fields[name].disabled = True
                 self.fields[name].help_text = "A manager decides this."
+            del self.fields["terms_reason"]
+        else:
+            # Asked beside the terms it explains, not at the foot of the card.
+            order = [name for name in self.fields if name != "terms_reason"]
+            order.insert(order.index("on_credit_hold") + 1, "terms_reason")
+            self.order_fields(order)
 
     def clean_buying_reasons(self) -> list[str]:
         # Reasons once known are changed, never wiped by a slip of the
@@ -330,14 +346,21 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
                 and "credit_limit_amount" not in self.errors):
             self.add_error("credit_limit_amount", f"The credit limit is {format_money(limit, before)}: "
                                                   f"give it in {currency}, the account's new currency.")
+        if "terms_reason" in self.fields and not data.get("terms_reason") and any(
+                name in data and data[name] != self.initial.get(name) for name in CREDIT_TERMS_FIELDS):
+            self.add_error("terms_reason", "Say why the credit hold or the payment terms change: "
+                                           "the timeline keeps it beside the change.")
         return data
+
+    def clean_terms_reason(self) -> str:
+        return " ".join(self.cleaned_data["terms_reason"].split())
 
     def changes(self) -> dict:
         """The editable card values after the model's own cleaning, by field name."""
         return {
             name: getattr(self.instance, name)
             for name, field in self.fields.items()
-            if not field.disabled
+            if not field.disabled and name != "terms_reason"
         }
 
 

@@ -124,8 +124,11 @@ def customers_open(*, accounts: Sequence[tuple[Customer, Contact | None]], actor
     return customers
 
 
-def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, Any]) -> Customer:
-    """Apply card changes (field name → new value) and record what actually changed."""
+def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, Any], reason: str = ""
+                    ) -> Customer:
+    """Apply card changes (field name → new value) and record what actually
+    changed; `reason`, why the credit hold or payment terms change, goes with
+    the change onto the timeline."""
     with transaction.atomic():
         # Locked so that two people saving the same card one after the other
         # each record a "before" that is what the other one left.
@@ -145,10 +148,13 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
         currencies = (old_values.get("currency", current.currency), current.currency)
         said = "; ".join(_card_change(name, old_values[name], getattr(current, name), currencies)
                          for name in after)
+        details = {"before": before, "after": after}
+        if reason := reason.strip():
+            said += f", because “{reason}”"
+            details["reason"] = reason
         _record(
             customer=current, actor=actor, kind=EventKind.ACCOUNT_CHANGED,
-            summary=f"Account card changed: {said}",
-            details={"before": before, "after": after},
+            summary=f"Account card changed: {said}", details=details,
         )
         if "currency" in after:
             currency_changed.send(sender=Customer, customer=current, actor=actor)

@@ -261,7 +261,8 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_bound and form.is_valid():
         try:
             services.customer_update(
-                customer=customer, actor=request.user, changes=form.changes()
+                customer=customer, actor=request.user, changes=form.changes(),
+                reason=form.cleaned_data.get("terms_reason", ""),
             )
         except ValidationError as error:
             form.add_error(None, error.messages)

@@ -398,7 +398,7 @@ def test_a_credit_hold_set_on_the_account_card_takes_the_hold_waiting_for_a_mana
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("customers:edit", args=[action.customer.pk]),
-                               card_data(action.customer, on_credit_hold=True))
+                               card_data(action.customer, on_credit_hold=True, terms_reason="Unanswered"))
 
     assert response.status_code == 302
     action.refresh_from_db()
@@ -553,7 +553,7 @@ def test_switching_the_card_to_cod_takes_the_switch_waiting_for_a_manager_off_th
 
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("customers:edit", args=[customer.pk]),
-                    card_data(customer, terms_type=TermsType.COD))
+                    card_data(customer, terms_type=TermsType.COD, terms_reason="Two notices unanswered"))
 
     action.refresh_from_db()
     assert (action.status, action.skip_reason) == (

@@ -305,7 +305,8 @@ def test_a_credit_hold_set_with_htmx_shows_in_the_header_and_on_the_timeline(cli
     client.force_login(manager)
 
     response = client.post(reverse("customers:edit", args=[customer.pk]),
-                           card_data(customer, on_credit_hold=True), headers=HTMX)
+                           card_data(customer, on_credit_hold=True, terms_reason="Two notices unanswered"),
+                           headers=HTMX)
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -436,7 +437,7 @@ def test_a_manager_changes_credit_terms_and_the_change_is_recorded(
         reverse("customers:edit", args=[customer.pk]),
         card_data(
             customer, credit_limit_amount="5000.50", payment_terms_days=60,
-            on_credit_hold=True, collector=other_collector.pk,
+            on_credit_hold=True, collector=other_collector.pk, terms_reason="Two notices unanswered",
         ),
     )
 
@@ -507,11 +508,13 @@ def test_the_timeline_says_what_a_card_change_was_from_and_to(client, manager, c
 
     client.post(reverse("customers:edit", args=[customer.pk]), card_data(
         customer, credit_limit_amount="250000.00", payment_terms_days=45, on_credit_hold=True,
-        collector=other_collector.pk, notes="Long story about the owner's nephew"))
+        collector=other_collector.pk, notes="Long story about the owner's nephew",
+        terms_reason="Two notices unanswered"))
 
     assert last_event().summary == (
         "Account card changed: collector carla → otto; credit limit EUR 100,000.00 → EUR 250,000.00; "
-        "days to pay 30 → 45; on credit hold no → yes; notes none → “Long story about the owner's nephew”")
+        "days to pay 30 → 45; on credit hold no → yes; notes none → “Long story about the owner's nephew”, "
+        "because “Two notices unanswered”")
     page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
     assert "credit limit EUR 100,000.00 → EUR 250,000.00" in page
 
@@ -1383,3 +1386,63 @@ def test_an_absence_added_or_removed_without_htmx_opens_the_account_page_at_its_
         anchor, page = lands_on(client, response)
         assert anchor == f"contact-{jana.pk}-name"
         assert f'<h3 id="{anchor}" tabindex="-1">Jana Novak</h3>' in page
+
+
+@pytest.mark.parametrize("changes", [
+    {"on_credit_hold": False},
+    {"terms_type": TermsType.STANDARD},
+], ids=["lifting the hold", "back to standard terms"])
+def test_lifting_a_hold_or_c_o_d_through_the_card_without_a_reason_is_refused(
+    client, manager, customer, changes
+):
+    customer.on_credit_hold, customer.terms_type = True, TermsType.COD
+    customer.save(update_fields=["on_credit_hold", "terms_type"])
+    events = TimelineEvent.objects.count()
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, **changes, terms_reason="  "))
+
+    assert response.status_code == 422
+    assert "Say why the credit hold or the payment terms change" in response.content.decode()
+    customer.refresh_from_db()
+    assert (customer.on_credit_hold, customer.terms_type) == (True, TermsType.COD)
+    assert TimelineEvent.objects.count() == events
+
+
+def test_a_hold_lifted_through_the_card_records_why_with_who_and_before_and_after(client, manager, customer):
+    customer.on_credit_hold = True
+    customer.save(update_fields=["on_credit_hold"])
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]), card_data(
+        customer, on_credit_hold=False, terms_reason="Paid everything; CFO agreed a new plan"))
+
+    assert response.status_code == 302
+    event = last_event()
+    assert event.actor == manager
+    assert event.summary == ("Account card changed: on credit hold yes → no, because "
+                             "“Paid everything; CFO agreed a new plan”")
+    assert event.details == {"before": {"on_credit_hold": True}, "after": {"on_credit_hold": False},
+                             "reason": "Paid everything; CFO agreed a new plan"}
+    page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    assert "CFO agreed a new plan" in page
+
+
+def test_the_card_asks_a_manager_why_credit_terms_change_but_not_a_collector(client, manager, collector,
+                                                                             customer):
+    url = reverse("customers:edit", args=[customer.pk])
+    client.force_login(manager)
+    assert 'name="terms_reason"' in client.get(url).content.decode()
+    client.force_login(collector)
+    assert 'name="terms_reason"' not in client.get(url).content.decode()
+
+
+def test_a_card_change_that_leaves_credit_terms_alone_needs_no_reason(client, manager, customer):
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, payment_terms_days=45))
+
+    assert response.status_code == 302
+    assert last_event().summary == "Account card changed: days to pay 30 → 45"
