@@ -100,7 +100,7 @@ from ar_collections.workspace import (
 )
 from arcrm.dates import INVOICE_LONG_AGO_DAYS, LONG_AGO_DAYS, format_day
 from arcrm.htmx import form_autofocus, wants_fragment
-from arcrm.money import ZERO
+from arcrm.money import ZERO, format_money
 from arcrm.paging import BadPosition, Keyset, Page
 from arcrm.roles import can_act_on, require_act_on
 from arcrm.text import person_name
@@ -1251,7 +1251,8 @@ def _dunning_rejected(request: HttpRequest, customer: Customer, **bound_forms) -
 
 
 def _actions_with_lines() -> QuerySet[DunningAction]:
-    lines = DunningActionInvoice.objects.select_related("invoice").order_by(
+    # The write-off joined in: the approvals say when a listed invoice was written off since.
+    lines = DunningActionInvoice.objects.select_related("invoice__write_off").order_by(
         "invoice__due_date", "invoice__number"
     )
     return DunningAction.objects.select_related(
@@ -1331,12 +1332,33 @@ def _add_totals(action: DunningAction) -> None:
 
 def _add_still_owed(action: DunningAction) -> None:
     """Per currency, what the step's invoices still owe today: a manager
-    weighs a hold on that, not on what they owed when it was planned."""
+    weighs a hold on that, not on what they owed when it was planned. Each
+    line that changed since says how (`now_said`), so the list under the
+    total does not show an invoice written off or paid as if it were owed."""
     totals: dict[str, Decimal] = {}
     for line in action.lines.all():
-        if line.invoice.status == InvoiceStatus.OPEN:
-            totals[line.invoice.currency] = totals.get(line.invoice.currency, ZERO) + line.invoice.open_amount
+        invoice = line.invoice
+        line.now_said = _line_now_said(line)
+        if invoice.status == InvoiceStatus.OPEN:
+            totals[invoice.currency] = totals.get(invoice.currency, ZERO) + invoice.open_amount
     action.still_owed = sorted(totals.items())
+
+
+def _line_now_said(line: DunningActionInvoice) -> str:
+    """How a step's invoice stands now beside what it owed when the step was
+    planned; empty if unchanged."""
+    invoice = line.invoice
+    if invoice.status == InvoiceStatus.WRITTEN_OFF:
+        write_off = getattr(invoice, "write_off", None)
+        return f"written off on {format_day(write_off.written_off_on)}" if write_off else "written off since"
+    if invoice.status == InvoiceStatus.PAID:
+        return f"paid on {format_day(invoice.settled_on)}"
+    if invoice.status == InvoiceStatus.CANCELLED:
+        # An invoice keeps no day of its cancellation.
+        return "cancelled since"
+    if invoice.open_amount != line.open_amount:
+        return f"owes {format_money(invoice.open_amount, invoice.currency)} now"
+    return ""
 
 
 def _action_for(request: HttpRequest, actions: QuerySet[DunningAction], pk: int) -> DunningAction:
