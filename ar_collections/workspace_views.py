@@ -969,13 +969,13 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
     form = form_for(request.POST if bound else None, subject, auto_id=f"{slug}-{pk}-%s")
     if bound and form.is_valid():
         try:
-            decide(**{argument: subject}, manager=request.user, approve=form.approve,
-                   note=form.cleaned_data["note"], on=timezone.localdate(), **form.terms())
+            decided = decide(**{argument: subject}, manager=request.user, approve=form.approve,
+                             note=form.cleaned_data["note"], on=timezone.localdate(), **form.terms())
         except ValidationError as error:
             _add_errors(form, error)
         else:
             verdict = "approved" if form.approve else "rejected"
-            messages.success(request, f"{title}: {verdict}.")
+            messages.success(request, f"{title}: {verdict}{_granted_said(decided)}.")
             if request.htmx and request.htmx.target == "action-panel":
                 return _account_changed(request, customer)
             return redirect(_decision_landing(back, subject))
@@ -1010,6 +1010,20 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                                  and subject.status == PlanStatus.AWAITING_APPROVAL else None)}
     # The manager reads what is asked first: the form takes the focus only to be corrected.
     return _form_response(request, context, status=422 if bound else 200, focus_first=False)
+
+
+def _granted_said(decided) -> str:
+    """Until when an approved pause or extended terms hold, and whether that
+    is less than asked: the manager who chose an earlier end sees it was
+    taken, before the collector tells the customer."""
+    granted = getattr(decided, "granted_until", None)
+    if granted is None:
+        return ""
+    said = f" until {format_day(granted)}"
+    if granted != decided.pause_until:
+        than = "earlier" if decided.kind == ExceptionKind.EXTENDED_TERMS else "shorter"
+        said += f", {than} than the {format_day(decided.pause_until)} asked"
+    return said
 
 
 def _back_to(request: HttpRequest) -> str:

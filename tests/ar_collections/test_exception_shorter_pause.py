@@ -90,6 +90,28 @@ def test_a_manager_approves_a_shorter_pause_and_dunning_waits_only_until_its_end
     assert "until 10 Sep 2025, shorter than the 1 Oct 2025 asked" in told.title
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX_PANEL], ids=["plain", "htmx"])
+def test_the_manager_is_told_until_when_a_shorter_pause_holds(client, manager, customer, asked, headers):
+    client.force_login(manager)
+
+    response = client.post(decide_url(asked), {"decision": "approve", "until": "2025-09-10",
+                                               "note": "Six weeks is enough"}, headers=headers)
+
+    told = text_of(response if headers else client.get(response.url))
+    assert (f"Exception for {customer.name}: approved until 10 Sep 2025, shorter than the 1 Oct 2025 "
+            "asked.") in told
+
+
+def test_the_manager_is_told_until_when_a_pause_granted_as_asked_holds(client, manager, customer, asked):
+    client.force_login(manager)
+
+    response = client.post(decide_url(asked), {"decision": "approve", "note": "Fine"})
+
+    told = text_of(client.get(response.url))
+    assert f"Exception for {customer.name}: approved until 1 Oct 2025." in told
+    assert "shorter" not in told
+
+
 def test_a_pause_granted_as_asked_records_the_asked_end_as_granted(client, manager, asked):
     client.force_login(manager)
 
