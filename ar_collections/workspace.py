@@ -2813,9 +2813,10 @@ def payment_summary(payment: Payment, *, invoices: Sequence[str], to_charges: De
     came = payment.get_method_display().lower()
     if payment.reference:
         came += f", reference {payment.reference}"
-    # Recorded on a later day (a bank file, a cheque typed in next week): the day it came in.
-    day = "" if payment.received_on == timezone.localdate() else f" on {format_day(payment.received_on)}"
-    summary = f"Payment of {format_money(payment.amount, payment.currency)} received{day} ({came})"
+    # The day it came in, also when that is today: the entry is read on later
+    # days, and reads as every other payment does.
+    summary = (f"Payment of {format_money(payment.amount, payment.currency)} received on "
+               f"{format_day(payment.received_on)} ({came})")
     if invoices:
         summary += f", applied to {_listing(invoices)}"
     if to_charges:

@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 
 from ar_collections.imports import import_run
 from ar_collections.models import ImportStatus, Invoice, ReceivablesImport
+from arcrm.dates import format_day
 from tests.ar_collections.conftest import log_in, panel_open
 from tests.conftest import ARTIFACTS
 
@@ -72,7 +73,8 @@ def test_a_manager_records_a_payment_and_the_account_changes_in_place(page, acme
     newest = page.locator("#timeline li.event")
     expect(newest.nth(0)).to_contain_text("Invoice INV-A paid in full")
     expect(newest.nth(1)).to_contain_text(
-        "Payment of EUR 600.00 received (bank transfer, reference BANK-0815), applied to INV-A, INV-B"
+        f"Payment of EUR 600.00 received on {format_day(timezone.localdate())} (bank transfer, reference "
+        "BANK-0815), applied to INV-A, INV-B"
     )
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=ARTIFACTS / "receivables-after-payment.png", full_page=True)

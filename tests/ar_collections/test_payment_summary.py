@@ -58,4 +58,14 @@ def test_without_a_reference_it_says_the_method_alone(customer, invoice):
     workspace.payment_record(customer=customer, amount=Decimal("1200.00"), currency="GBP", received_on=TODAY,
                              allocations=[], method="cash")
 
-    assert summary() == "Payment of GBP 1,200.00 received (cash); GBP 1,200.00 kept on account"
+    assert summary() == "Payment of GBP 1,200.00 received on 5 Aug 2025 (cash); GBP 1,200.00 kept on account"
+
+
+def test_a_payment_received_on_the_day_it_is_recorded_names_that_day_too(customer, invoice):
+    """Read next week, "received" without a day would leave the reader to
+    guess it from when the entry was written: every payment names its day."""
+    workspace.payment_record(customer=customer, amount=Decimal("1241.31"), currency="GBP", received_on=TODAY,
+                             allocations=[], method="bank_transfer", reference="BANK-1")
+
+    assert summary().startswith(
+        "Payment of GBP 1,241.31 received on 5 Aug 2025 (bank transfer, reference BANK-1)")

@@ -55,6 +55,7 @@ from ar_collections.models import (
 )
 from ar_collections.worklist import order_rhythms
 from ar_collections.workspace_forms import collectors, worklist_owners
+from arcrm.dates import format_day
 from arcrm.demo import DEMO_PASSWORD, RECENT_DAYS
 from arcrm.money import ZERO
 from arcrm.roles import COLLECTOR, INTEGRATION, MANAGER, VIEWER
@@ -378,6 +379,16 @@ def test_every_document_has_its_event_on_the_timeline(seeded):
     issued = TimelineEvent.objects.get(kind=EventKind.INVOICE_ISSUED, subject_id=first_invoice.pk)
     assert issued.occurred_at.date() == first_invoice.issue_date
     assert issued.subject == first_invoice
+
+
+def test_every_payment_on_the_timeline_names_the_day_it_came_in(seeded):
+    """One wording for every payment received, those of the seeding day too."""
+    said = {payment.pk: f" received on {format_day(payment.received_on)} ("
+            for payment in Payment.objects.all()}
+    events = TimelineEvent.objects.filter(kind=EventKind.PAYMENT_RECEIVED)
+
+    assert events.exists()
+    assert [e.summary for e in events if said[e.subject_id] not in e.summary] == []
 
 
 def test_an_invoice_paid_a_day_late_says_1_day_late(seeded):
