@@ -50,8 +50,17 @@ from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import hidden_characters
 from customers.forms import ContactForm, CustomerForm
 from customers.models import Contact, ContactRole, Customer, Industry, Language, TermsType
-from customers.services import CONTACT_FIELDS, contact_save, customer_update, customers_open
+from customers.services import (
+    CONTACT_FIELDS,
+    CREDIT_TERMS_FIELDS,
+    contact_save,
+    customer_update,
+    customers_open,
+)
 
+# Why a file's row changed an account's payment terms, on its timeline as a
+# manager's reason is when the card is saved by hand.
+ERP_TERMS_REASON = "Sent by the ERP in an accounts file"
 # The account card's fields each column fills.
 CARD_COLUMNS = {
     "name": "name", "currency": "currency", "payment_terms": "terms_type",
@@ -303,6 +312,8 @@ def _account_of(line: int, row: dict[str, str], known: _Known) -> _AccountRow:
     data = dict(known.new_card) if recorded is None else _as_posted(_CardForm(instance=account, known=known))
     data["account_number"] = recorded.account_number if recorded is not None else number
     data.update({CARD_COLUMNS[c]: values[c] for c in CARD_COLUMNS if values[c] not in (None, "")})
+    # By hand the card asks why the payment terms change; here the ERP changed them.
+    data["terms_reason"] = ERP_TERMS_REASON
     card = _CardForm(data, instance=account, known=known)
     if not card.is_valid():
         _note_errors(fields, card, CARD_COLUMNS, row, whose="the account's")
@@ -432,7 +443,9 @@ def _account_write(account: _AccountRow, *, actor) -> None:
     """Save a recorded account's changes as the card saves them, each on its timeline."""
     customer = account.recorded
     if account.card_changes:
-        customer = customer_update(customer=customer, actor=actor, changes=account.card_changes)
+        reason = ERP_TERMS_REASON if account.card_changes.keys() & set(CREDIT_TERMS_FIELDS) else ""
+        customer = customer_update(customer=customer, actor=actor, changes=account.card_changes,
+                                   reason=reason)
     if account.contact is not None:
         account.contact.customer = customer
         contact_save(contact=account.contact, actor=actor)

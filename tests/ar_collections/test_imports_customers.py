@@ -454,3 +454,17 @@ def test_a_row_as_recorded_is_still_refused_for_a_collector_who_left(manager, ha
     assert report.errors == ["line 2: collector 'carla' is not an active collector or manager, and could not "
                              "work the account"]
     assert state() == before
+
+
+def test_a_file_putting_a_known_account_on_cash_on_delivery_says_on_its_timeline_that_the_erp_did(
+        manager, harbour):
+    # By hand the card asks why the terms change; a file says it was the ERP's.
+    report = customers_import("account_number,name,payment_terms\nC-HARB,Harbour Supplies,cod\n",
+                              actor=manager)
+
+    assert (report.ok, report.updated) == (True, 1), report.errors
+    harbour.refresh_from_db()
+    assert harbour.terms_type == TermsType.COD
+    event = harbour.events.filter(kind=EventKind.ACCOUNT_CHANGED).get()
+    assert event.summary.endswith("because “Sent by the ERP in an accounts file”"), event.summary
+    assert event.details["reason"] == "Sent by the ERP in an accounts file"
