@@ -105,6 +105,7 @@ from arcrm.paging import BadPosition, Keyset, Page
 from arcrm.roles import can_act_on, require_act_on
 from arcrm.text import person_name
 from customers.cover import covered_by
+from customers.forms import account_owners
 from customers.models import Contact, Customer
 
 log = logging.getLogger(__name__)
@@ -1454,9 +1455,14 @@ def receivables_import_example(request: HttpRequest, kind: str) -> HttpResponse:
     # One of the user's own accounts, so the example imports as it is.
     account_number, currency = (Customer.objects.visible_to(request.user).order_by("account_number")
                                 .values_list("account_number", "currency").first() or ("C00042", "EUR"))
-    # The accounts' example opens an account owned by whoever downloads it (a manager may own accounts).
+    # The accounts' example opens an account owned by whoever downloads it (a
+    # manager may own accounts); an administrator in no group owns none, so
+    # by the first who may.
+    owners = account_owners()
+    owner = request.user if owners.filter(pk=request.user.pk).exists() else owners.first()
     example = imports.example_file(kind, account_number=account_number, currency=currency,
-                                   today=timezone.localdate(), collector=request.user.get_username())
+                                   today=timezone.localdate(),
+                                   collector=owner.get_username() if owner else "")
     response = HttpResponse(example, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="arcrm-{kind}-example.csv"'
     return response

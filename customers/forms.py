@@ -92,6 +92,11 @@ def overdue_elsewhere(*, on: dt.date):
             .exclude(currency=OuterRef("currency")))
 
 
+def account_owners():
+    """People who can own accounts: active collectors and managers, by name."""
+    return _collectors(also=Q(pk__in=[]))
+
+
 def _collectors(*, also: Q):
     """People who can own accounts (active collectors and managers), and those `also` names."""
     return (

@@ -310,6 +310,21 @@ def test_the_example_file_opens_an_account_as_it_is(client, manager, make_custom
         "CHF", manager, "ap@harbour-supplies.example")
 
 
+
+def test_the_example_file_downloaded_by_an_administrator_names_someone_who_may_own_the_account(
+        client, manager, collector):
+    # A superuser in no group may import but owns no accounts: the example
+    # names the first collector or manager by name instead, so it imports as it is.
+    admin = User.objects.create_superuser("root-admin", "root@example.com", "pw")
+    client.force_login(admin)
+
+    text = client.get(reverse("collections:import_example", args=["customers"])).content.decode()
+
+    report = customers_import(text, actor=admin)
+    assert (report.ok, report.created) == (True, 1), report.errors
+    first = sorted([manager, collector], key=lambda u: (u.first_name, u.last_name, u.username))[0]
+    assert Customer.objects.get(account_number="C90001").collector == first
+
 def test_the_import_page_describes_the_accounts_file(client, manager):
     client.force_login(manager)
 
