@@ -7,14 +7,15 @@ from ar_collections.imports import COLUMNS, NotText, decode, importer
 
 class Command(BaseCommand):
     help = (
-        "Import invoices, payments or customer accounts from a CSV file exported by the ERP, all or nothing: "
+        "Import invoices, payments or customer accounts from a CSV file or an Excel "
+        "workbook (.xlsx) exported by the ERP, all or nothing: "
         "any problem is reported by line and nothing is written. Running a file again "
         "records nothing twice. See ar_collections/imports.py for the columns."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("kind", choices=list(COLUMNS))
-        parser.add_argument("file", help="the CSV file (UTF-8)")
+        parser.add_argument("file", help="the CSV file (UTF-8) or the Excel workbook (.xlsx)")
         parser.add_argument("--dry-run", action="store_true",
                             help="check the file and say what it would record, recording nothing")
 
