@@ -41,6 +41,7 @@ from ar_collections.channels import step_as_sent
 from ar_collections.forms import letters_in_queue
 from ar_collections.models import (
     ActionStatus,
+    Allocation,
     Channel,
     Dispute,
     DisputeStatus,
@@ -61,6 +62,7 @@ from ar_collections.models import (
 )
 from ar_collections.views import FiveQuestions
 from ar_collections.workspace_forms import (
+    REVERSIBLE_DAYS,
     CallForm,
     CopyForm,
     CreditApplyForm,
@@ -253,6 +255,43 @@ def commitments_context(customer: Customer, *, user) -> dict:
     }
 
 
+# Payments listed on the page, the newest: about a quarter of a weekly payer's
+# money and most of a year's of a monthly one, which is what a collector on the
+# phone is asked about ("we paid that last week"); the timeline filtered to
+# payments has every one, reversals too.
+PAYMENTS_SHOWN = 10
+
+
+def payments_context(customer: Customer, *, today: dt.date) -> dict:
+    """The account's newest payments, each with what it paid (or, reversed,
+    what it had paid, as its reversal keeps it) and what it left on account:
+    two queries whatever their number (the payments with their reversals and
+    who reversed them; their allocations with their invoices)."""
+    payments = list(
+        customer.payments.select_related("reversal__reversed_by")
+        .prefetch_related(Prefetch("allocations", queryset=Allocation.objects.select_related("invoice")
+                                   .order_by("pk")))
+        .order_by("-received_on", "-pk")[:PAYMENTS_SHOWN + 1]
+    )
+    # A payment older than this is not offered by the reversal form either.
+    reversible_from = today - dt.timedelta(days=REVERSIBLE_DAYS)
+    for payment in payments:
+        payment.reversed = getattr(payment, "reversal", None)
+        if payment.reversed:
+            # Its allocations went with the reversal, which says what they were.
+            parts = [(line.get("invoice", ""), Decimal(line["amount"])) for line in payment.reversed.undone]
+        else:
+            parts = [(a.invoice.number if a.invoice_id else "", a.amount) for a in payment.allocations.all()]
+        payment.paid_invoices = [(number, amount) for number, amount in parts if number]
+        payment.paid_charges = sum((amount for number, amount in parts if not number), ZERO)
+        payment.left_on_account = payment.amount - sum((amount for _, amount in parts), ZERO)
+        payment.reversible = not payment.reversed and payment.received_on >= reversible_from
+    return {
+        "payments": payments[:PAYMENTS_SHOWN],
+        "payments_older": len(payments) > PAYMENTS_SHOWN,
+    }
+
+
 def preview_context(customer: Customer, *, today: dt.date, read: dunning.AccountRead | None = None) -> dict:
     return {"next_step": dunning.next_step(customer, on=today, read=read)}
 
@@ -380,8 +419,6 @@ def _form_response(
 def _account_changed(request: HttpRequest, customer: Customer) -> HttpResponse:
     if not request.htmx:
         return redirect(reverse("customers:detail", args=[customer.pk]) + "#timeline")
-    from customers.views import payments_context
-
     context = {**changed_parts_context(request, customer), **commitments_context(customer, user=request.user),
                **payments_context(customer, today=timezone.localdate())}
     response = render(request, "collections/_account_changed.html", context)

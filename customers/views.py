@@ -41,7 +41,6 @@ from django_htmx.http import reswap, retarget
 from ar_collections import dunning, worklist
 from ar_collections.delivery import credits_held, credits_standing
 from ar_collections.models import (
-    Allocation,
     Invoice,
     LateCharge,
     PaymentBehaviour,
@@ -50,12 +49,12 @@ from ar_collections.models import (
 )
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
-from ar_collections.workspace_forms import REVERSIBLE_DAYS
 from ar_collections.workspace_views import (
     action_links,
     address_unfiltered,
     changed_parts_context,
     commitments_context,
+    payments_context,
     preview_context,
     timeline_context,
 )
@@ -76,11 +75,6 @@ AGING_LABELS = ("Not yet due", "1–30", "31–60", "61–90", "90+")
 CREDITS_SHOWN = 10
 # Write-offs listed on the page, the newest: the timeline has every one.
 WRITE_OFFS_SHOWN = 10
-# Payments listed on the page, the newest: about a quarter of a weekly payer's
-# money and most of a year's of a monthly one, which is what a collector on the
-# phone is asked about ("we paid that last week"); the timeline filtered to
-# payments has every one, reversals too.
-PAYMENTS_SHOWN = 10
 
 
 # --- Reading ---------------------------------------------------------------
@@ -598,36 +592,6 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
             + [c for c, _ in open_other]
         ],
         "other_currency_invoices": len(others),
-    }
-
-
-def payments_context(customer: Customer, *, today: dt.date) -> dict:
-    """The account's newest payments, each with what it paid (or, reversed,
-    what it had paid, as its reversal keeps it) and what it left on account:
-    two queries whatever their number (the payments with their reversals and
-    who reversed them; their allocations with their invoices)."""
-    payments = list(
-        customer.payments.select_related("reversal__reversed_by")
-        .prefetch_related(Prefetch("allocations", queryset=Allocation.objects.select_related("invoice")
-                                   .order_by("pk")))
-        .order_by("-received_on", "-pk")[:PAYMENTS_SHOWN + 1]
-    )
-    # A payment older than this is not offered by the reversal form either.
-    reversible_from = today - dt.timedelta(days=REVERSIBLE_DAYS)
-    for payment in payments:
-        payment.reversed = getattr(payment, "reversal", None)
-        if payment.reversed:
-            # Its allocations went with the reversal, which says what they were.
-            parts = [(line.get("invoice", ""), Decimal(line["amount"])) for line in payment.reversed.undone]
-        else:
-            parts = [(a.invoice.number if a.invoice_id else "", a.amount) for a in payment.allocations.all()]
-        payment.paid_invoices = [(number, amount) for number, amount in parts if number]
-        payment.paid_charges = sum((amount for number, amount in parts if not number), ZERO)
-        payment.left_on_account = payment.amount - sum((amount for _, amount in parts), ZERO)
-        payment.reversible = not payment.reversed and payment.received_on >= reversible_from
-    return {
-        "payments": payments[:PAYMENTS_SHOWN],
-        "payments_older": len(payments) > PAYMENTS_SHOWN,
     }
 
 

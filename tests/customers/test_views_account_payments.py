@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from ar_collections import workspace
 from ar_collections.models import PaymentMethod, ReversalReason
-from customers.views import PAYMENTS_SHOWN
+from ar_collections.workspace_views import PAYMENTS_SHOWN
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
