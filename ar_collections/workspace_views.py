@@ -25,7 +25,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Case, Prefetch, Sum, When
+from django.db.models import Case, Prefetch, Sum, When, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateSyntaxError
@@ -266,17 +266,20 @@ def payments_context(customer: Customer, *, today: dt.date) -> dict:
     """The account's newest payments, each with what it paid (or, reversed,
     what it had paid, as its reversal keeps it) and what it left on account:
     two queries whatever their number (the payments with their reversals and
-    who reversed them; their allocations with their invoices)."""
+    who reversed them; the others' allocations with their invoices)."""
     payments = list(
-        customer.payments.select_related("reversal__reversed_by")
-        .prefetch_related(Prefetch("allocations", queryset=Allocation.objects.select_related("invoice")
-                                   .order_by("pk")))
-        .order_by("-received_on", "-pk")[:PAYMENTS_SHOWN + 1]
+        customer.payments.select_related("reversal__reversed_by").order_by("-received_on", "-pk")
+        [:PAYMENTS_SHOWN + 1]
     )
+    for payment in payments:
+        payment.reversed = getattr(payment, "reversal", None)
+    # A reversed payment's allocations went with its reversal, which says what
+    # they were: only the others' are read.
+    prefetch_related_objects([payment for payment in payments if not payment.reversed], Prefetch(
+        "allocations", queryset=Allocation.objects.select_related("invoice").order_by("pk")))
     # A payment older than this is not offered by the reversal form either.
     reversible_from = today - dt.timedelta(days=REVERSIBLE_DAYS)
     for payment in payments:
-        payment.reversed = getattr(payment, "reversal", None)
         if payment.reversed:
             # Its allocations went with the reversal, which says what they were.
             parts = [(line.get("invoice", ""), Decimal(line["amount"])) for line in payment.reversed.undone]
