@@ -92,7 +92,7 @@ from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
 from arcrm.roles import COLLECTOR, MANAGER, can_act_on
 from arcrm.text import one_line, person_name, shorten
-from customers.cover import covered_by, stand_ins
+from customers.cover import covered_by, stand_in_for, stand_ins
 from customers.models import Contact, Customer, EventKind, Segment, TermsType, TimelineEvent
 
 RISK_POINTS = {
@@ -1601,10 +1601,9 @@ def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
     locked = _lock_open(item)
     if not can_act_on(to, locked.customer):
         raise ValidationError({"to": f"{person_name(to)} may not work {locked.customer.name}'s account."})
-    if (covering := stand_ins(on=timezone.localdate()).get(to.pk)) is not None:
+    if (stand_in := stand_in_for(to.pk, on=timezone.localdate())) is not None:
         # Their list is read by nobody until they are back (items_for shows it to
         # whoever covers for them, who may not work this account).
-        stand_in = get_user_model().objects.get(pk=covering)
         raise ValidationError({"to": f"{person_name(to)} is away today ({person_name(stand_in)} covers): "
                                      "hand it to someone at work."})
     before = locked.assignee

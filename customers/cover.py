@@ -23,6 +23,17 @@ def stand_ins(*, on: dt.date) -> dict[int, int]:
     return {absent: follow(direct, absent) for absent in direct}
 
 
+def stand_in_for(user_id: int, *, on: dt.date):
+    """The user who covers for `user_id` on `on`, chains followed as
+    stand_ins follows them; None while they are at work. One query."""
+    absences = CollectorAbsence.objects.in_force(on=on).select_related("stand_in")
+    direct = {absence.user_id: absence.stand_in for absence in absences}
+    if user_id not in direct:
+        return None
+    covering = follow({absent: stand_in.pk for absent, stand_in in direct.items()}, user_id)
+    return next(stand_in for stand_in in direct.values() if stand_in.pk == covering)
+
+
 def follow(direct: dict[int, int], absent: int) -> int:
     """The end of `absent`'s chain of stand-ins in `direct` (absent → stand-in):
     the first one not away, or the last before the chain would come back."""

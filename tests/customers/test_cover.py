@@ -157,6 +157,20 @@ def test_a_stand_in_away_too_hands_the_work_on_to_their_own_stand_in(
     assert cover.covering_for(collector.pk, on=TODAY + dt.timedelta(days=10)) == collector.pk
 
 
+def test_the_stand_in_for_someone_away_is_read_with_the_chain_followed_in_one_query(
+    collector, other_collector, third_collector, django_assert_num_queries
+):
+    record(collector, other_collector)
+    record(other_collector, third_collector, starts_on=TODAY + dt.timedelta(days=2),
+           ends_on=TODAY + dt.timedelta(days=3))
+
+    with django_assert_num_queries(1):
+        assert cover.stand_in_for(collector.pk, on=TODAY + dt.timedelta(days=2)) == third_collector
+    assert cover.stand_in_for(collector.pk, on=TODAY) == other_collector
+    assert cover.stand_in_for(third_collector.pk, on=TODAY) is None
+    assert cover.stand_in_for(collector.pk, on=TODAY + dt.timedelta(days=10)) is None
+
+
 def test_a_collector_covering_may_change_the_absent_collectors_account_until_the_absence_ends(
     collector, other_collector, make_customer
 ):
