@@ -75,7 +75,6 @@ from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import DatabaseError, connection, transaction
 from django.db.models import (
-    Count,
     DateTimeField,
     Exists,
     F,
@@ -83,7 +82,6 @@ from django.db.models import (
     OuterRef,
     Prefetch,
     Q,
-    Subquery,
     Sum,
     Value,
 )
@@ -1337,10 +1335,9 @@ def _notice_charge(charge: LateCharge, *, earlier: bool = False) -> rendering.No
 
 def left_to_apply(documents, customer, *, link: str):
     """Credit notes (link "credit_note") or payments ("payment") of the account
-    with something not yet allocated, as `allocated`. A subquery rather than a
-    join, so the rows can also be summed per currency in one statement."""
-    applied = (Allocation.objects.filter(**{link: OuterRef("pk")}).order_by().values(link)
-               .annotate(total=Sum("amount")).values("total"))
+    with something not yet allocated, as `allocated`. Summed by a join, one
+    row per document: PostgreSQL sums a document's allocations once for the
+    row and its test, where a subquery would be run for each."""
     # At least a cent left: SQLite sums decimals as floats, and a payment
     # allocated in full must not come out with "0.00" left.
     documents = documents.filter(customer=customer)
@@ -1349,7 +1346,7 @@ def left_to_apply(documents, customer, *, link: str):
         # though its allocations are gone: workspace.payment_reverse.
         documents = documents.filter(reversal__isnull=True)
     return documents.annotate(
-        allocated=Coalesce(Subquery(applied), ZERO)
+        allocated=Coalesce(Sum("allocations__amount"), ZERO)
     ).filter(amount__gt=F("allocated") + HALF_CENT)
 
 
@@ -1397,13 +1394,12 @@ def credits_held(customer) -> list[tuple[str, Decimal, int]]:
     whatever the account's history."""
     totals: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
     for documents, link in ((CreditNote.objects, "credit_note"), (Payment.objects, "payment")):
-        for currency, left, n in (
-            left_to_apply(documents, customer, link=link).order_by().values("currency")
-            .annotate(left=Sum(F("amount") - F("allocated")), n=Count("pk"))
-            .values_list("currency", "left", "n")
-        ):
+        # Added up here: a sum per currency in the statement would sum each
+        # document's allocations again (an aggregate of left_to_apply's own).
+        left = left_to_apply(documents, customer, link=link).order_by()
+        for currency, amount, allocated in left.values_list("currency", "amount", "allocated"):
             total, count = totals[currency]
-            totals[currency] = total + left, count + n
+            totals[currency] = total + amount - allocated, count + 1
     return [(currency, total, count) for currency, (total, count) in sorted(totals.items())]
 
 
