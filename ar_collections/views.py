@@ -105,8 +105,8 @@ from arcrm.paging import BadPosition, Keyset, Page
 from arcrm.roles import can_act_on, require_act_on
 from arcrm.text import person_name
 from customers.cover import covered_by
-from customers.forms import account_owners
 from customers.models import Contact, Customer
+from customers.owners import account_owners
 
 log = logging.getLogger(__name__)
 

@@ -90,10 +90,11 @@ from arcrm.dates import format_day
 from arcrm.db import DaysBetween
 from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
-from arcrm.roles import COLLECTOR, MANAGER, can_act_on
+from arcrm.roles import MANAGER, can_act_on
 from arcrm.text import one_line, person_name, shorten
 from customers.cover import covered_by, stand_in_for, stand_ins
 from customers.models import Contact, Customer, EventKind, Segment, TermsType, TimelineEvent
+from customers.owners import account_owners
 
 RISK_POINTS = {
     Segment.DISTRESSED: 20,
@@ -1571,10 +1572,8 @@ def hand_over_choices(items: list[WorkItem], *, on: dt.date) -> dict[int, list[H
     cover = stand_ins(on=on)
     may_work_any = Q(is_superuser=True) | Exists(get_user_model().groups.through.objects.filter(
         user_id=OuterRef("pk"), group__name=MANAGER))
-    people = {user.pk: user for user in (
-        get_user_model().objects.filter(is_active=True)
-        .filter(Q(groups__name__in=[COLLECTOR, MANAGER]) | Q(is_superuser=True))
-        .annotate(works_any=may_work_any).distinct().order_by("first_name", "username"))}
+    people = {user.pk: user for user in account_owners(also=Q(is_active=True, is_superuser=True))
+              .annotate(works_any=may_work_any)}
     managers = [pk for pk, user in people.items() if user.works_any]
     choices = {}
     for item in items:

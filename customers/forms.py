@@ -13,9 +13,9 @@ from ar_collections.models import Invoice
 from arcrm.dates import format_day
 from arcrm.forms import MoneyField
 from arcrm.money import format_money, validate_currency_in_use
-from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import is_one_line, person_name
 from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, Segment, TermsType
+from customers.owners import account_owners
 from customers.services import CREDIT_TERMS_FIELDS
 
 User = get_user_model()
@@ -55,7 +55,7 @@ class CustomerFilterForm(forms.Form):
             (MINE, "Mine"),
             # Anyone who owns an account now, a leaver too: their accounts can be found.
             *((str(u.pk), person_name(u))
-              for u in _collectors(also=Q(Exists(Customer.objects.filter(collector=OuterRef("pk")))))),
+              for u in account_owners(also=Q(Exists(Customer.objects.filter(collector=OuterRef("pk")))))),
         ]
 
     def filter(self, customers, *, on: dt.date):
@@ -90,20 +90,6 @@ def overdue_elsewhere(*, on: dt.date):
     its behaviour's amounts, in its own currency, leave out."""
     return (Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"))
             .exclude(currency=OuterRef("currency")))
-
-
-def account_owners():
-    """People who can own accounts: active collectors and managers, by name."""
-    return _collectors(also=Q(pk__in=[]))
-
-
-def _collectors(*, also: Q):
-    """People who can own accounts (active collectors and managers), and those `also` names."""
-    return (
-        User.objects.filter(Q(is_active=True, groups__name__in=[COLLECTOR, MANAGER]) | also)
-        .distinct()
-        .order_by("first_name", "last_name", "username")
-    )
 
 
 class OfferedChoiceField(forms.ModelChoiceField):
@@ -290,7 +276,7 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         super().__init__(*args, **kwargs)
         instance = self.instance
         # The account's own collector stays on offer (a leaver until handed over); no other leaver.
-        self.fields["collector"].queryset = _collectors(also=Q(pk=instance.collector_id))
+        self.fields["collector"].queryset = account_owners(also=Q(pk=instance.collector_id))
         self.fields["relationship_owner"].queryset = User.objects.filter(
             Q(is_active=True) | Q(pk=instance.relationship_owner_id)
         ).order_by("first_name", "last_name", "username")
@@ -488,7 +474,7 @@ class CoverForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        people = _collectors(also=Q(is_superuser=True, is_active=True))
+        people = account_owners(also=Q(is_superuser=True, is_active=True))
         self.fields["stand_in"].queryset = people
         if user.has_perm("customers.act_on_any_customer"):
             self.fields["user"].queryset = people

@@ -46,10 +46,10 @@ from ar_collections.imports import (
     accounts_named,
     read_rows,
 )
-from arcrm.roles import COLLECTOR, MANAGER
 from arcrm.text import hidden_characters
 from customers.forms import ContactForm, CustomerForm
 from customers.models import Contact, ContactRole, Customer, Industry, Language, TermsType
+from customers.owners import account_owners
 from customers.services import (
     CONTACT_FIELDS,
     CREDIT_TERMS_FIELDS,
@@ -153,9 +153,7 @@ def _collectors_named(usernames: set[str]) -> dict[str, object]:
     """The users the rows name as collectors, by username; None for one who
     may not own accounts (not an active collector or manager)."""
     users = list(get_user_model().objects.filter(username__in=usernames))
-    may_own = set(get_user_model().objects.filter(
-        pk__in=[u.pk for u in users], is_active=True, groups__name__in=[COLLECTOR, MANAGER],
-    ).values_list("pk", flat=True))
+    may_own = set(account_owners().filter(pk__in=[u.pk for u in users]).values_list("pk", flat=True))
     return {user.username: user if user.pk in may_own else None for user in users}
 
 
