@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -183,6 +184,38 @@ class _PlainLabels:
         super().__init__(*args, **kwargs)
 
 
+class ReadChoiceField(forms.Field):
+    """A ModelChoiceField's choice among rows read already, by the value
+    posted (an id, an account number): the same choices and message for any
+    other, without the field's query."""
+
+    def __init__(self, field: forms.ModelChoiceField, rows: dict) -> None:
+        super().__init__(required=field.required, label=field.label, error_messages=field.error_messages)
+        self.rows = {str(key): row for key, row in rows.items()}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return self.rows[str(value)]
+        except KeyError:
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                        params={"value": value}) from None
+
+
+@dataclass
+class CardRead:
+    """What the account card's form would ask of the database, read already
+    (an import reads it once for a whole file of accounts): the card then
+    asks PostgreSQL nothing of its own, however many are checked."""
+
+    may_own: dict[int, object]  # people who may own accounts, by id (beside an account's own collector)
+    users: dict[int, object]  # the accounts' own collectors and relationship owners, by id
+    referrers: dict[int, Customer]  # the accounts' referrers, by id
+    numbered: dict[str, Customer]  # accounts by their own numbers
+    numbers: set[str]  # the numbers looked up: any account with one of them is in numbered
+
+
 # The longest typical gap between orders the card takes: a year.
 ORDER_INTERVAL_DAYS_AT_MOST = 365
 
@@ -272,14 +305,17 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
             "notes": forms.Textarea(attrs={"rows": 3}),
         }
 
-    def __init__(self, *args, may_set_terms: bool, **kwargs) -> None:
+    def __init__(self, *args, may_set_terms: bool, read: CardRead | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         instance = self.instance
+        self.read = read
         # The account's own collector stays on offer (a leaver until handed over); no other leaver.
         self.fields["collector"].queryset = account_owners(also=Q(pk=instance.collector_id))
         self.fields["relationship_owner"].queryset = User.objects.filter(
             Q(is_active=True) | Q(pk=instance.relationship_owner_id)
         ).order_by("first_name", "last_name", "username")
+        if read is not None:
+            self._choose_among(read)
         # The text box shows the referrer's account number, not its database id.
         if instance.referred_by_id:
             self.initial["referred_by"] = instance.referred_by.account_number
@@ -293,6 +329,21 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
             order = [name for name in self.fields if name != "terms_reason"]
             order.insert(order.index("on_credit_hold") + 1, "terms_reason")
             self.order_fields(order)
+
+    def _choose_among(self, read: CardRead) -> None:
+        """The menus' choices from `read`, as their querysets would find them:
+        who may own accounts or the account's own collector; the account's own
+        relationship owner and referrer (what an import cannot change)."""
+        instance = self.instance
+
+        def own(pk):
+            return {pk: read.users[pk]} if pk else {}
+
+        referrer = read.referrers.get(instance.referred_by_id)
+        for name, rows in (("collector", {**read.may_own, **own(instance.collector_id)}),
+                           ("relationship_owner", own(instance.relationship_owner_id)),
+                           ("referred_by", {referrer.account_number: referrer} if referrer else {})):
+            self.fields[name] = ReadChoiceField(self.fields[name], rows)
 
     def clean_buying_reasons(self) -> list[str]:
         # Reasons once known are changed, never wiped by a slip of the
@@ -317,8 +368,21 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         return number
 
     def other_numbered(self, number: str) -> Customer | None:
-        """Another account with this number, if any (an import answers from the accounts its file names)."""
-        return Customer.objects.filter(account_number=number).exclude(pk=self.instance.pk).first()
+        """Another account with this number, if any."""
+        other = self.read.numbered.get(number) if self.read is not None else None
+        if other is None and (self.read is None or number not in self.read.numbers):
+            return Customer.objects.filter(account_number=number).exclude(pk=self.instance.pk).first()
+        return other if other is not None and other.pk != self.instance.pk else None
+
+    def validate_unique(self) -> None:
+        # The account number, the card's one unique field, is checked by
+        # clean_account_number, which names the account holding it; any other
+        # as ModelForm checks it, of the values the form cleaned.
+        exclude = {field.name for field in Customer._meta.fields if field.name not in self.cleaned_data}
+        try:
+            self.instance.validate_unique(exclude={*exclude, "account_number"})
+        except forms.ValidationError as error:
+            self.add_error(None, error)
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()

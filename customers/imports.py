@@ -30,12 +30,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 
-from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import prefetch_related_objects
-from django.forms.models import construct_instance
 
 from ar_collections.imports import (
     CUSTOMERS,
@@ -47,7 +45,7 @@ from ar_collections.imports import (
     read_rows,
 )
 from arcrm.text import hidden_characters
-from customers.forms import ContactForm, CustomerForm
+from customers.forms import CardRead, ContactForm, CustomerForm
 from customers.models import Contact, ContactRole, Customer, Industry, Language, TermsType
 from customers.owners import account_owners
 from customers.services import (
@@ -188,9 +186,16 @@ class _Known:
 
 
     @cached_property
+    def card(self) -> CardRead:
+        """What the card's form asks, answered from these rows."""
+        may_own = {user.pk: user for user in self.collectors.values() if user is not None}
+        return CardRead(may_own=may_own, users=self.users, referrers=self.referrers, numbered=self.numbered,
+                        numbers=self.numbers)
+
+    @cached_property
     def new_card(self) -> dict:
         """What a new account's card posts untouched: the same for each."""
-        return _as_posted(_CardForm(instance=Customer(), known=self))
+        return _as_posted(_card_form(self, instance=Customer()))
 
     @cached_property
     def new_contact(self) -> dict:
@@ -198,87 +203,10 @@ class _Known:
         return _as_posted(ContactForm(instance=_new_contact(None)))
 
 
-class _ReadAlready(forms.Field):
-    """A ModelChoiceField's choice among rows read for the whole file, by the
-    value posted (an id, an account number): the same choices and message
-    for any other, without the field's query for each row."""
-
-    def __init__(self, field: forms.ModelChoiceField, rows: dict) -> None:
-        super().__init__(required=field.required, label=field.label, error_messages=field.error_messages)
-        self.rows = {str(key): row for key, row in rows.items()}
-
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        try:
-            return self.rows[str(value)]
-        except KeyError:
-            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
-                                  params={"value": value}) from None
-
-
-# Customer's check constraints that repeat a field's validator (credit limit
-# not below 0, days to pay at most 365): checked by its field, as the card
-# checks it; Django would ask PostgreSQL again for each row.
-FIELD_CHECKED_CONSTRAINTS = {"customer_credit_limit_not_negative", "customer_terms_days_at_most_a_year"}
-# The card's fields naming a user or an account: the form finds it among those read for the file.
-READ_ALREADY = ("collector", "relationship_owner", "referred_by")
-
-
-class _CardForm(CustomerForm):
+def _card_form(known: _Known, data: dict | None = None, *, instance: Customer) -> CustomerForm:
     """The account card's form as a manager fills it in, its questions to the
-    database answered from what was read for the whole file (_Known)."""
-
-    def __init__(self, *args, known: _Known, **kwargs) -> None:
-        super().__init__(*args, may_set_terms=True, **kwargs)
-        self.known = known
-        account = self.instance
-
-        def own(pk):
-            return {pk: known.users[pk]} if pk else {}
-
-        # As the card: an active collector or manager (the row's, checked by
-        # _value), or the account's own collector; the account's own
-        # relationship owner and referrer, which the row cannot change.
-        may_own = {user.pk: user for user in known.collectors.values() if user is not None}
-        referrer = known.referrers.get(account.referred_by_id)
-        for name, rows in (("collector", {**may_own, **own(account.collector_id)}),
-                           ("relationship_owner", own(account.relationship_owner_id)),
-                           ("referred_by", {referrer.account_number: referrer} if referrer else {})):
-            self.fields[name] = _ReadAlready(self.fields[name], rows)
-
-    def other_numbered(self, number: str) -> Customer | None:
-        other = self.known.numbered.get(number)
-        if other is None and number not in self.known.numbers:
-            return super().other_numbered(number)  # not looked up with the file's numbers
-        return other if other is not None and other.pk != self.instance.pk else None
-
-    def _post_clean(self) -> None:
-        # ModelForm's, but without Model.full_clean's query per row for each
-        # related row (read already) and each check constraint (repeating a
-        # field validator): the rest of the model's checks all run.
-        exclude = self._get_validation_exclusions()
-        try:
-            self.instance = construct_instance(self, self.instance, self._meta.fields, self._meta.exclude)
-        except ValidationError as error:
-            self._update_errors(error)
-        try:
-            self.instance.full_clean(exclude={*exclude, *READ_ALREADY}, validate_unique=False,
-                                     validate_constraints=False)
-            for constraint in Customer._meta.constraints:
-                if constraint.name not in FIELD_CHECKED_CONSTRAINTS:
-                    constraint.validate(Customer, self.instance, exclude=exclude)
-        except ValidationError as error:
-            self._update_errors(error)
-        if self._validate_unique:
-            self.validate_unique()
-
-    def validate_unique(self) -> None:
-        # The account number, the card's unique field, is checked by clean_account_number.
-        try:
-            self.instance.validate_unique(exclude={*self._get_validation_exclusions(), "account_number"})
-        except ValidationError as error:
-            self._update_errors(error)
+    database answered from what was read for the whole file."""
+    return CustomerForm(data, instance=instance, may_set_terms=True, read=known.card)
 
 
 def _account_of(line: int, row: dict[str, str], known: _Known) -> _AccountRow:
@@ -307,12 +235,12 @@ def _account_of(line: int, row: dict[str, str], known: _Known) -> _AccountRow:
     # The card as the form would show it, the row's values typed over it: the
     # form then checks the whole card, as when a manager saves it.
     account = copy.copy(recorded) if recorded is not None else Customer()
-    data = dict(known.new_card) if recorded is None else _as_posted(_CardForm(instance=account, known=known))
+    data = dict(known.new_card) if recorded is None else _as_posted(_card_form(known, instance=account))
     data["account_number"] = recorded.account_number if recorded is not None else number
     data.update({CARD_COLUMNS[c]: values[c] for c in CARD_COLUMNS if values[c] not in (None, "")})
     # By hand the card asks why the payment terms change; here the ERP changed them.
     data["terms_reason"] = ERP_TERMS_REASON
-    card = _CardForm(data, instance=account, known=known)
+    card = _card_form(known, data, instance=account)
     if not card.is_valid():
         _note_errors(fields, card, CARD_COLUMNS, row, whose="the account's")
     contact = _contact_of(row, values, recorded, fields, known)

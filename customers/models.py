@@ -233,6 +233,27 @@ class Customer(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.account_number})"
 
+    # The fields whose validators hold the check constraints above (a credit
+    # limit not below 0, at most 365 days to pay).
+    CONSTRAINED_BY_VALIDATORS = ("credit_limit_amount", "payment_terms_days")
+
+    def clean_fields(self, exclude=None) -> None:
+        # A user or account set on the account as a row (the card's menus read
+        # it, an import reads its rows once for a whole file, or the account
+        # was read with it) is known to exist: its field's check would ask
+        # PostgreSQL again, once for each. The foreign key still refuses one
+        # deleted meanwhile.
+        loaded = {field.name for field in self._meta.fields
+                  if field.is_relation and field.is_cached(self) and field.get_cached_value(self) is not None}
+        super().clean_fields(exclude={*(exclude or ()), *loaded})
+
+    def validate_constraints(self, exclude=None) -> None:
+        # The check constraints repeat their fields' validators, which
+        # clean_fields ran; full_clean leaves a field whose validators failed
+        # out of these checks, so PostgreSQL, asked again for each account,
+        # could only agree. It still holds them on every write.
+        super().validate_constraints(exclude={*(exclude or ()), *self.CONSTRAINED_BY_VALIDATORS})
+
     def clean(self) -> None:
         reasons = [r.strip() for r in self.buying_reasons if str(r).strip()]
         self.buying_reasons = reasons

@@ -1,10 +1,11 @@
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
-from customers.models import ContactAbsence, ContactRole, EventKind, ReminderChannel, TimelineEvent
+from customers.models import ContactAbsence, ContactRole, Customer, EventKind, ReminderChannel, TimelineEvent
 
 AUG = dt.date(2026, 8, 5)
 
@@ -125,3 +126,37 @@ def test_a_timeline_event_is_named_with_its_day_and_local_time_as_the_timeline_w
                           occurred_at=dt.datetime(2025, 8, 4, 22, 30, tzinfo=dt.UTC))
 
     assert str(event) == "5 Aug 2025 00:30 Account card changed: Terms changed"
+
+
+def test_an_account_with_its_people_and_referrer_loaded_is_checked_without_a_query(
+    customer, make_customer, manager, django_assert_num_queries
+):
+    """The card's form and an import set the collector, relationship owner and
+    referrer as rows they read already: checking the account asks for none
+    of them again, nor for the check constraints its fields' validators hold."""
+    account = Customer(account_number="C-NEW", name="New Ltd", collector=manager, relationship_owner=manager,
+                       referred_by=customer)
+
+    with django_assert_num_queries(0):
+        account.full_clean(validate_unique=False)
+
+
+def test_an_account_s_check_constraints_still_refuse_what_their_fields_refuse(customer):
+    customer.credit_limit_amount = Decimal("-1.00")
+    customer.payment_terms_days = 366
+
+    with pytest.raises(ValidationError) as refused:
+        customer.full_clean()
+
+    assert set(refused.value.message_dict) == {"credit_limit_amount", "payment_terms_days"}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Customer.objects.filter(pk=customer.pk).update(credit_limit_amount=Decimal("-1.00"))
+
+
+def test_an_account_whose_collector_is_given_by_id_alone_is_checked_against_the_users(customer):
+    customer.collector_id = 10**9
+
+    with pytest.raises(ValidationError) as refused:
+        customer.full_clean()
+
+    assert "collector" in refused.value.message_dict
