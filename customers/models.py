@@ -233,9 +233,10 @@ class Customer(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.account_number})"
 
-    # The fields whose validators hold the check constraints above (a credit
-    # limit not below 0, at most 365 days to pay).
-    CONSTRAINED_BY_VALIDATORS = ("credit_limit_amount", "payment_terms_days")
+    # The check constraints above whose rule a field's validator holds (a
+    # credit limit not below 0, at most 365 days to pay).
+    CHECKED_BY_VALIDATORS = frozenset({
+        "customer_credit_limit_not_negative", "customer_terms_days_at_most_a_year"})
 
     def clean_fields(self, exclude=None) -> None:
         # A user or account set on the account as a row (the card's menus read
@@ -248,11 +249,20 @@ class Customer(models.Model):
         super().clean_fields(exclude={*(exclude or ()), *loaded})
 
     def validate_constraints(self, exclude=None) -> None:
-        # The check constraints repeat their fields' validators, which
-        # clean_fields ran; full_clean leaves a field whose validators failed
-        # out of these checks, so PostgreSQL, asked again for each account,
-        # could only agree. It still holds them on every write.
-        super().validate_constraints(exclude={*(exclude or ()), *self.CONSTRAINED_BY_VALIDATORS})
+        # Those the fields' validators hold are not checked again: clean_fields
+        # ran the validators, and full_clean leaves a field whose validators
+        # failed out of these checks, so PostgreSQL, asked for each account
+        # (or Django, building the question), could only agree. The database
+        # still holds them on every write.
+        errors: dict = {}
+        for constraint in self._meta.constraints:
+            if constraint.name not in self.CHECKED_BY_VALIDATORS:
+                try:
+                    constraint.validate(type(self), self, exclude=exclude)
+                except ValidationError as error:
+                    errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
     def clean(self) -> None:
         reasons = [r.strip() for r in self.buying_reasons if str(r).strip()]
