@@ -1343,7 +1343,7 @@ def left_to_apply(documents, customer, *, link: str):
     documents = documents.filter(customer=customer)
     if link == "payment":
         # A payment the bank took back (reversed) has nothing left to apply,
-        # though its allocations are gone: workspace.payment_reverse.
+        # though its allocations no longer stand: workspace.payment_reverse.
         documents = documents.filter(reversal__isnull=True)
     return documents.annotate(
         allocated=Coalesce(Sum("allocations__amount"), ZERO)
@@ -1718,9 +1718,10 @@ def _charges_cancel(letter: DunningAction, *, reason: str, actor: User | None) -
     says why, when and by whom it was cancelled (never a silent loss); the
     caller lists them on the timeline. The caller holds the letter's lock."""
     # Locked, and paid-or-not read again: a payment at this moment pays or waits.
-    # of=self: "no allocation" is an outer join, which FOR UPDATE cannot lock.
-    charges = list(LateCharge.objects.select_for_update(of=("self",)).filter(
-        action=letter, waived_at__isnull=True, cancelled_at__isnull=True, allocations__isnull=True
+    # No allocation that stands: one of a payment reversed since paid nothing.
+    charges = list(LateCharge.objects.select_for_update().filter(
+        ~Exists(Allocation.objects.filter(charge=OuterRef("pk"))),
+        action=letter, waived_at__isnull=True, cancelled_at__isnull=True,
     ).order_by("pk"))
     if not charges:
         return []

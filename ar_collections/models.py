@@ -259,8 +259,8 @@ class PaymentReversal(models.Model):
     """A payment the bank took back (a direct debit returned, a cheque that
     bounced, a transfer recalled or booked to the wrong account): the payment
     stays on record, and this says who reversed it, when, why, and what its
-    money had settled before (`undone`), since its allocations are deleted so
-    that every sum of allocations reads without it (workspace.payment_reverse).
+    money had settled before (`undone`); its allocations are kept, marked
+    with it, and no longer stand (Allocation, workspace.payment_reverse).
     One per payment, which the database holds: a second reversal would reopen
     the invoices twice."""
 
@@ -329,6 +329,30 @@ class FormSubmission(models.Model):
         return str(self.token)
 
 
+def allocation_stands(prefix: str = "") -> Q:
+    """An allocation as it stands today: not undone by the reversal of its
+    payment. `prefix` reaches it through a join ("invoice__allocations__")."""
+    return Q(**{f"{prefix}reversal__isnull": True})
+
+
+def allocation_stood(day) -> Q:
+    """An allocation as it stood at the end of `day` (a date, or an
+    expression of one): made by then, and its payment not reversed by then.
+    For the figures of a past day, over Allocation.ledger."""
+    return Q(allocated_on__lte=day) & (Q(reversal__isnull=True) | Q(reversal__reversed_on__gt=day))
+
+
+class StandingAllocations(models.Manager):
+    """Allocations that stand today, the default: every sum of what is paid
+    and open now (open amounts, money on account, promises and plans judged,
+    invoice copies, statements) reads a reversed payment as reversed without
+    saying so. A join that reaches allocations from another model bypasses
+    it, and says allocation_stands() itself."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(allocation_stands())
+
+
 class Allocation(models.Model):
     """Part of a payment or credit note applied to one invoice, or to one late
     fee or interest charge (a payment's rest after its invoices, see
@@ -337,6 +361,12 @@ class Allocation(models.Model):
     One payment may settle many invoices and one invoice may be settled by
     many partial payments; each pairing is one row. The sum of a payment's
     rows is what it paid off; the rest of it is on account.
+
+    A payment reversed keeps its rows, marked with the reversal: what stands
+    today leaves them out (`objects`, the default manager), while the figures
+    of a past day read them from `allocated_on` until the reversal's day
+    (`ledger`, every row ever made; numbers._ledger). History is not
+    rewritten: October's receivables read in December as they did in November.
     """
 
     invoice = models.ForeignKey(
@@ -353,11 +383,27 @@ class Allocation(models.Model):
     )
     amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
     allocated_on = models.DateField()
+    # The payment's reversal, once the bank took the money back: the row no
+    # longer stands from the reversal's day on (workspace.payment_reverse).
+    reversal = models.ForeignKey(
+        PaymentReversal, on_delete=models.PROTECT, null=True, blank=True, editable=False,
+        related_name="allocations",
+    )
+
+    ledger = models.Manager()
+    objects = StandingAllocations()
 
     class Meta:
         ordering = ["allocated_on", "id"]
+        # What stands is the default, whatever order the managers are named
+        # in: the related managers (invoice.allocations, payment.allocations)
+        # are the default one's, and read what stands too.
+        default_manager_name = "objects"
         constraints = [
             models.CheckConstraint(name="allocation_amount_positive", condition=Q(amount__gt=0)),
+            # Only a payment is reversed: a credit note's allocation always stands.
+            models.CheckConstraint(name="allocation_reversed_is_a_payments",
+                                   condition=Q(reversal__isnull=True) | Q(payment__isnull=False)),
             models.CheckConstraint(
                 name="allocation_from_payment_xor_credit_note",
                 condition=(

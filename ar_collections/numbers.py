@@ -7,7 +7,9 @@ size of the book. The formulas themselves are in arcrm/kpi.py.
 
 Receivables at a past date are rebuilt from the ledger, not from today's open
 amounts: what invoices issued by then came to, less what was allocated to
-them (payments, credit notes) and written off by then. Two things the ledger
+them (payments, credit notes) and written off by then — a payment reversed
+since counted as it stood, from the day it was applied until the day it was
+reversed, so no figure of a past day changes after it. Two things the ledger
 does not date are approximated, and the page says so:
 - an invoice corrected by a dispute has only its corrected total; it counts
   at its total as issued (corrected total + what the correction took off)
@@ -23,6 +25,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -66,6 +69,7 @@ from ar_collections.models import (
     PromiseStatus,
     WriteOff,
     account_pause_holds,
+    allocation_stood,
 )
 from arcrm import kpi
 from arcrm.db import MONEY
@@ -404,16 +408,19 @@ def _aging(scope: Scope, *, on: dt.date) -> dict[str, dict[str, tuple[Decimal, i
 
 
 def _at_sums(
-    amount: str, *, issued: str, due: str, moved: str | None, days: list[dt.date], moved_after: bool = False
+    amount: str, *, issued: str, due: str, moved: str | Callable[[dt.date], Q] | None, days: list[dt.date],
+    moved_after: bool = False,
 ) -> dict[str, Sum]:
     """Two filtered sums of `amount` per day: what counts towards the
     receivables at the end of that day (the invoice issued by then, the
-    movement dated by then — or, with `moved_after`, after it), and the part
-    of that not yet due then."""
+    movement dated by then — or, with `moved_after`, after it; or the rows a
+    callable says stood that day), and the part of that not yet due then."""
     sums = {}
     for i, day in enumerate(days):
         when = Q(**{f"{issued}__lte": day})
-        if moved:
+        if callable(moved):
+            when &= moved(day)
+        elif moved:
             when &= Q(**{f"{moved}__gt" if moved_after else f"{moved}__lte": day})
         sums[f"at{i}"] = Sum(amount, filter=when)
         sums[f"current{i}"] = Sum(amount, filter=when & Q(**{f"{due}__gt": day}))
@@ -477,7 +484,7 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
         )
     )
     take(corrections, "invoice__currency", +1, month="month", amount="issued")
-    def taken_off(rows, *, moved: str, **scoping):
+    def taken_off(rows, *, moved: str | Callable[[dt.date], Q], **scoping):
         """What came off the invoices (`amount`, on the day in `moved`), per currency."""
         return (
             scope.of(rows, currency="invoice__currency", **scoping)
@@ -487,9 +494,12 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
                                  days=days))
         )
 
-    paid_or_credited = Allocation.objects.filter(invoice__isnull=False).exclude(
+    # Every allocation ever made, as it stood each day: a payment reversed
+    # since counts from the day it was applied until the day it was reversed,
+    # so a past day's receivables read as they did then.
+    paid_or_credited = Allocation.ledger.filter(invoice__isnull=False).exclude(
         invoice__status=InvoiceStatus.CANCELLED)
-    take(taken_off(paid_or_credited, moved="allocated_on", customer="invoice__customer"),
+    take(taken_off(paid_or_credited, moved=allocation_stood, customer="invoice__customer"),
          "invoice__currency", -1)
     take(taken_off(WriteOff.objects.all(), moved="written_off_on"), "invoice__currency", -1)
     return (
@@ -563,10 +573,11 @@ def _flows(scope: Scope, *, periods: list[Period]) -> dict[str, dict[int, dict[s
 def _disputed_amount():
     """What the disputed invoice still owed the day the dispute was opened:
     its total as issued, less what was allocated to it by then (corrections
-    resolved by then are already out of its total). Nothing records the
-    amount a customer disputes; this is what the dispute held back."""
+    resolved by then are already out of its total; a payment reversed since
+    counts as it stood that day). Nothing records the amount a customer
+    disputes; this is what the dispute held back."""
     allocated = (
-        Allocation.objects.filter(invoice=OuterRef("invoice"), allocated_on__lte=OuterRef("opened_on"))
+        Allocation.ledger.filter(allocation_stood(OuterRef("opened_on")), invoice=OuterRef("invoice"))
         .order_by()
         .values("invoice")
         .annotate(total=Sum("amount"))

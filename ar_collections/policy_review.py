@@ -55,6 +55,7 @@ from ar_collections.models import (
     LatePaymentPolicy,
     PaymentPlan,
     PlanStatus,
+    allocation_stands,
 )
 from ar_collections.numbers import Scope
 from arcrm.db import MONEY, DaysBetween
@@ -283,6 +284,7 @@ def _days_to_money(notices_: QuerySet) -> dict[int, dict[int, int]]:
         DunningActionInvoice.objects.filter(action__in=notices_)
         .annotate(notice_on=notice_day("action__"))
         .filter(
+            allocation_stands("invoice__allocations__"),
             invoice__allocations__payment__isnull=False,
             invoice__allocations__allocated_on__gte=F("notice_on"),
             invoice__allocations__allocated_on__lte=_late_end("action__pay_by"),

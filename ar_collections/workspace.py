@@ -2935,10 +2935,12 @@ def payment_with_bank_id(*, customer: Customer, reference: str) -> Payment | Non
 def payment_reverse(*, payment: Payment, actor, reason: str, note: str = "", on: dt.date) -> PaymentReversal:
     """The bank took the payment back (a direct debit returned, a cheque that
     bounced, a transfer recalled): it stays on record, reversed, and what it
-    settled is owed again as before it came. Its allocations are deleted, so
-    that every sum of them (open amounts, money on account, promises and
-    plans judged, the figures) reads without it, and what they were is kept on
-    the reversal and its timeline entry. The invoices it paid reopen, the
+    settled is owed again as before it came. Its allocations are kept, marked
+    with the reversal: every sum of what stands today (open amounts, money on
+    account, promises and plans judged) reads without them, while the figures
+    of a day before the reversal read them as they stood then
+    (models.Allocation); what they were is said on the reversal and its
+    timeline entry too. The invoices it paid reopen, the
     charges it paid are owed again; a promise or an instalment it kept is
     judged again as the daily check would, today; a dunning cycle its money
     closed opens again, so the ladder goes on where it stood rather than
@@ -2972,7 +2974,14 @@ def payment_reverse(*, payment: Payment, actor, reason: str, note: str = "", on:
                 f"{'it' if len(gone) == 1 else 'them'} first, then reverse the payment."
             )})
         undone = [_allocation_undone(a, invoices, charges) for a in allocations]
-        Allocation.objects.filter(pk__in=[a.pk for a in allocations]).delete()
+        try:
+            with transaction.atomic():
+                reversal = PaymentReversal.objects.create(
+                    payment=payment, reason=reason, note=note.strip(), reversed_on=on, reversed_by=actor,
+                    undone=undone)
+        except IntegrityError:
+            raise ValidationError({"payment": "This payment is reversed already."}) from None
+        Allocation.objects.filter(pk__in=[a.pk for a in allocations]).update(reversal=reversal)
         reopened = []
         for allocation in allocations:
             if allocation.invoice_id:
@@ -2986,13 +2995,6 @@ def payment_reverse(*, payment: Payment, actor, reason: str, note: str = "", on:
                 charge = charges[allocation.charge_id]
                 charge.open_amount += allocation.amount
                 charge.save(update_fields=["open_amount"])
-        try:
-            with transaction.atomic():
-                reversal = PaymentReversal.objects.create(
-                    payment=payment, reason=reason, note=note.strip(), reversed_on=on, reversed_by=actor,
-                    undone=undone)
-        except IntegrityError:
-            raise ValidationError({"payment": "This payment is reversed already."}) from None
         if reason == ReversalReason.RECALLED:
             Payment.objects.filter(pk=payment.pk).update(bank_id_released=True)
         to_charges = sum((a.amount for a in allocations if a.charge_id), ZERO)

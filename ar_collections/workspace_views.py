@@ -273,15 +273,15 @@ def payments_context(customer: Customer, *, today: dt.date) -> dict:
     )
     for payment in payments:
         payment.reversed = getattr(payment, "reversal", None)
-    # A reversed payment's allocations went with its reversal, which says what
-    # they were: only the others' are read.
+    # A reversed payment's allocations no longer stand, and its reversal says
+    # what they were: only the others' are read.
     prefetch_related_objects([payment for payment in payments if not payment.reversed], Prefetch(
         "allocations", queryset=Allocation.objects.select_related("invoice").order_by("pk")))
     # A payment older than this is not offered by the reversal form either.
     reversible_from = today - dt.timedelta(days=REVERSIBLE_DAYS)
     for payment in payments:
         if payment.reversed:
-            # Its allocations went with the reversal, which says what they were.
+            # Its allocations no longer stand; the reversal says what they were.
             parts = [(line.get("invoice", ""), Decimal(line["amount"])) for line in payment.reversed.undone]
         else:
             parts = [(a.invoice.number if a.invoice_id else "", a.amount) for a in payment.allocations.all()]

@@ -710,6 +710,28 @@ def test_a_letter_withdrawn_from_the_queue_cancels_its_charges_and_tells_the_cus
     assert stand.pay_by == letter_of(charging_account, 2).pay_by  # the withdrawn letter's asks nothing
 
 
+def test_a_letter_withdrawn_cancels_charges_a_payment_reversed_since_had_paid(
+    charging_account, plan_and_deliver, collector, manager
+):
+    """Money on account paid the letter's charges, then the bank took it back:
+    the charges are unpaid again, and withdrawn with their letter as any
+    charge nothing paid."""
+    from ar_collections.delivery import letter_withdraw
+    from ar_collections.workspace import payment_reverse
+
+    to_the_fee_letter(plan_and_deliver)
+    letter = letter_of(charging_account, 3)
+    bounced = _pay(charging_account, "43.16", days(12), to_invoices=False, posted=False)
+    assert not LateCharge.objects.filter(action=letter, open_amount__gt=0).exists()
+    with frozen(days(13)):
+        payment_reverse(payment=bounced, actor=manager, reason="bounced_cheque", on=days(13))
+        letter_withdraw(letter=letter, actor=collector, reason="Promised to pay everything on the 20th")
+
+    charges = LateCharge.objects.filter(action=letter)
+    assert [(c.open_amount == c.amount, c.cancelled_by) for c in charges] == [(True, collector)] * 3
+    assert not LateCharge.objects.filter(customer=charging_account).standing().exists()
+
+
 def test_a_letter_marked_posted_as_the_withdrawal_reaches_it_keeps_its_charges(
     charging_account, plan_and_deliver, monkeypatch
 ):

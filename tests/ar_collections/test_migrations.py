@@ -357,3 +357,33 @@ def test_payments_recalled_before_let_go_of_their_bank_id_and_those_bounced_keep
 
     assert sorted(Payment.objects.values_list("bank_reference", "bank_id_released")) == [
         ("BANK-1", True), ("BANK-2", False)]
+
+
+BEFORE_ALLOCATIONS_KEPT = ("collections", "0067_payment_bank_id_released")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_payments_reversed_before_get_their_allocations_back_marked_as_reversed(customer, make_invoice):
+    first, second = (make_invoice(customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount=amount)
+                     for amount in ("500.00", "300.00"))
+    payment = workspace.payment_record(customer=customer, amount=Decimal("600.00"), currency="EUR",
+                                       received_on=DUE, allocations=[(first, Decimal("500.00")),
+                                                                     (second, Decimal("100.00"))])
+    kept = workspace.payment_record(customer=customer, amount=Decimal("50.00"), currency="EUR",
+                                    received_on=DUE, allocations=[(second, Decimal("50.00"))])
+    before = sorted(Allocation.objects.filter(payment=payment).values_list(
+        "invoice_id", "amount", "allocated_on"))
+    reversal = workspace.payment_reverse(payment=payment, actor=customer.collector, reason="bounced_cheque",
+                                         on=DUE + dt.timedelta(days=3))
+    try:
+        _migrate(BEFORE_ALLOCATIONS_KEPT)
+        # As that version had them: a reversed payment's allocations gone, the others standing.
+        assert list(_model_at(BEFORE_ALLOCATIONS_KEPT, "Allocation").objects.values_list(
+            "payment_id", "amount")) == [(kept.pk, Decimal("50.00"))]
+    finally:
+        _migrate_to_latest()
+
+    assert list(Allocation.objects.values_list("payment_id", "amount")) == [(kept.pk, Decimal("50.00"))]
+    assert sorted(Allocation.ledger.filter(payment=payment, reversal=reversal).values_list(
+        "invoice_id", "amount", "allocated_on")) == before
+    assert len(before) == 2

@@ -48,7 +48,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from ar_collections import policy_review
+from ar_collections import policy_review, workspace
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -60,10 +60,13 @@ from ar_collections.models import (
     DunningActionInvoice,
     DunningCycle,
     DunningRun,
+    Invoice,
+    InvoiceStatus,
     LatePaymentPolicy,
     Payment,
     PaymentPlan,
     PlanStatus,
+    ReversalReason,
     RunStatus,
     StepAction,
     Tone,
@@ -230,6 +233,23 @@ def test_the_median_days_to_the_money_count_from_the_day_each_notice_reached_the
     assert (steps[1].median_days, steps[1].payments) == (D("11"), 4)
     assert (steps[2].median_days, steps[2].payments) == (D("5"), 1)
     assert steps[3].median_days is None
+
+
+def test_a_payment_the_bank_took_back_is_no_money_paid_after_the_notices(book, manager):
+    """Bolt's EUR 500.00 of 25 Jun bounced: neither the e-mail of 10 Jun nor
+    the letter posted 20 Jun brought money."""
+    bolts = Payment.objects.get(customer__name="Bolt")
+    # As recording it would have left the invoice: paid.
+    Invoice.objects.filter(customer__name="Bolt").update(open_amount=0, status=InvoiceStatus.PAID,
+                                                         settled_on=day(6, 25))
+    workspace.payment_reverse(payment=bolts, actor=manager, reason=ReversalReason.BOUNCED_CHEQUE, on=TODAY)
+
+    steps = reviewed()
+
+    assert money(steps[1])["EUR"] == (3, D("1800.00"), D("900.00"), D("1300.00"))
+    assert (steps[1].median_days, steps[1].payments) == (D("7"), 3)
+    assert money(steps[2]) == {"EUR": (1, D("500.00"), D("0.00"), D("0.00"))}
+    assert (steps[2].median_days, steps[2].payments) == (None, 0)
 
 
 def test_cycles_that_went_on_and_those_that_ended_with_a_dispute_are_counted_apart(book):
