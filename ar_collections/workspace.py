@@ -3102,7 +3102,10 @@ def _commitments_judge_again(customer: Customer, payment: Payment, invoices: Seq
     """A promise the payment kept is open again and judged as the daily check
     judges it as of `on` (broken if its grace period is over); so is an
     instalment it paid, and a plan it completed is in good standing again
-    until its check says otherwise. Their pauses stand again meanwhile."""
+    until its check says otherwise. Their pauses stand again meanwhile. An
+    instalment held back for a dispute, whose rest the payment paid, is
+    judged again too: what it is short may be more than the dispute holds
+    back (_instalment_hold), and the hold is decided again from nothing."""
     promises = Promise.objects.filter(
         customer=customer, status=PromiseStatus.KEPT, invoices__in=invoices,
         resolved_on__gte=min(payment.received_on, on),
@@ -3126,12 +3129,14 @@ def _commitments_judge_again(customer: Customer, payment: Payment, invoices: Seq
         for instalment in plan.instalments.order_by("number"):
             covered += instalment.judged_amount
             end = instalment.due_on + dt.timedelta(days=plan.grace_days)
-            if (instalment.status == InstalmentStatus.PAID
+            if (instalment.status in (InstalmentStatus.PAID, InstalmentStatus.HELD)
                     and receipts.paid_by(end) < covered and not receipts.settled_by(end)):
                 unpaid.append(instalment)
         if not unpaid:
             continue
         Instalment.objects.filter(pk__in=[i.pk for i in unpaid]).update(status=InstalmentStatus.DUE)
+        Instalment.objects.filter(pk__in=[i.pk for i in unpaid if i.status == InstalmentStatus.HELD]).update(
+            deducted_amount=ZERO, held_for=[])
         before = plan.status
         if plan.status == PlanStatus.COMPLETED:
             plan.status = PlanStatus.ACTIVE

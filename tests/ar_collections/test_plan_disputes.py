@@ -17,11 +17,14 @@ from ar_collections.models import (
     ExceptionKind,
     InstalmentStatus,
     Invoice,
+    Payment,
     PlanStatus,
+    ReversalReason,
     WorkItem,
     WorkKind,
 )
-from tests.ar_collections.plans import LATE, mornings
+from tests.ar_collections.conftest import frozen
+from tests.ar_collections.plans import LATE, day, mornings
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
 
@@ -139,3 +142,36 @@ def test_paying_the_undisputed_part_of_a_disputed_invoice_just_after_an_instalme
     plan.refresh_from_db()
     assert plan.status == PlanStatus.ACTIVE
     assert not WorkItem.objects.filter(kind=WorkKind.INSTALMENT_MISSED).exists()
+
+
+def test_an_instalment_held_back_is_judged_again_when_the_payment_of_its_rest_is_reversed(
+    account, invoices, collector, manager
+):
+    """EUR 1,200.00 in three instalments of EUR 400.00; EUR 300.00 of the
+    large invoice is disputed on day 5, and instalment 2 comes in EUR 300.00
+    short: held back. The EUR 100.00 that paid the rest of it bounces: it is
+    EUR 400.00 short, more than the dispute holds back, and missed, its
+    grace period over; the plan is broken, as the daily check would have
+    found had the cheque never come."""
+    small, large = invoices
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=[(LATE + dt.timedelta(days=d), Decimal("400.00"))
+                                               for d in (10, 40, 70)])
+    workspace.dispute_open(customer=account, actor=collector, invoice=large, on=LATE + dt.timedelta(days=5),
+                           reason=DisputeReason.PRICE, description="Billed EUR 300.00 above the contract",
+                           amount=Decimal("300.00"))
+    first_after = 40 + plan.grace_days + 1
+    mornings(account, 6, first_after, {10: [(small, "400.00")], 40: [(small, "100.00")]})
+    assert list(plan.instalments.order_by("number").values_list("status", "deducted_amount")) == [
+        (InstalmentStatus.PAID, Decimal("0.00")), (InstalmentStatus.HELD, Decimal("300.00")),
+        (InstalmentStatus.DUE, Decimal("0.00"))]
+    bounced = Payment.objects.get(customer=account, amount=Decimal("100.00"))
+
+    with frozen(day(first_after + 1)):
+        workspace.payment_reverse(payment=bounced, actor=manager, reason=ReversalReason.BOUNCED_CHEQUE,
+                                  on=day(first_after + 1))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.BROKEN
+    assert list(plan.instalments.order_by("number").values_list("status", flat=True)) == [
+        InstalmentStatus.PAID, InstalmentStatus.MISSED, InstalmentStatus.DUE]
