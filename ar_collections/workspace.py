@@ -3816,9 +3816,13 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
     # instalment in full and keep the credit for a later one. What earlier
     # instalments took off already (the oldest credits first) is not theirs
     # to take again; what one held back for a dispute (it says which) is
-    # that dispute's to settle.
-    taken = sum((i.deducted_amount for i in instalments if i.number < instalment.number
-                 and i.status == InstalmentStatus.PAID and not i.held_for), ZERO)
+    # that dispute's to settle. Nor is what this one took off already, when
+    # a payment of it was reversed and it is judged again
+    # (_commitments_judge_again): that is credit used, and `short` is taken
+    # off on top of it.
+    taken = sum((i.deducted_amount for i in instalments
+                 if ((i.number < instalment.number and i.status == InstalmentStatus.PAID)
+                     or i.pk == instalment.pk) and not i.held_for), ZERO)
     unused = []
     for credit in credits:
         used = min(taken, credit.amount)
@@ -3862,7 +3866,7 @@ def _credit_taken_early(plan: PaymentPlan, instalments: list[Instalment], instal
             if number <= instalment.number}
     plan.credited_instalments = _credited_rows({**rest, **credited})
     plan.save(update_fields=["credited_instalments"])
-    instalment.status, instalment.deducted_amount = InstalmentStatus.PAID, short
+    instalment.status, instalment.deducted_amount = InstalmentStatus.PAID, instalment.deducted_amount + short
     instalment.save(update_fields=["status", "deducted_amount"])
     # The plan holds dunning until its last instalment (plus grace), a given back one included.
     last_day = max(i.due_on for i in instalments)

@@ -18,11 +18,14 @@ from ar_collections.models import (
     DisputeReason,
     InstalmentStatus,
     Invoice,
+    Payment,
     PlanStatus,
+    ReversalReason,
     WorkItem,
     WorkKind,
 )
 from customers.models import EventKind, TimelineEvent
+from tests.ar_collections.conftest import frozen
 from tests.ar_collections.plans import LATE, day, instalments_of, mornings, schedule
 
 pytestmark = pytest.mark.usefixtures("default_ladders")
@@ -174,3 +177,48 @@ def test_a_credit_note_given_before_the_plan_was_agreed_is_not_taken_off_an_inst
     plan.refresh_from_db()
     assert plan.status == PlanStatus.BROKEN
     assert "EUR 200.00 short" in WorkItem.objects.get(kind=WorkKind.INSTALMENT_MISSED).title
+
+
+def test_a_credit_taken_off_an_instalment_is_counted_once_when_a_payment_of_it_is_reversed(
+    account, invoices, collector, manager
+):
+    """A credit note of EUR 300.00 on day 20 takes instalment 4 off the
+    schedule. The customer pays instalment 2 with two cheques of EUR 100.00
+    and takes EUR 100.00 of the credit off it: instalment 4 asks that back.
+    The second cheque bounces: the customer has now taken EUR 200.00 of the
+    credit off instalment 2, which the plan asks back with instalment 4. The
+    EUR 100.00 taken off already is not credit left to take again."""
+    small, _ = invoices
+    plan = four_instalments(account, invoices, collector)
+    workspace.credit_note_record(customer=account, actor=manager, invoice=invoices[1],
+                                 amount=Decimal("300.00"), reason="One pallet returned", issued_on=day(20))
+    after_grace = 40 + plan.grace_days + 1
+    mornings(account, 20, after_grace, {38: [(small, "100.00")], 40: [(small, "100.00")]})
+    assert deducted(plan) == [
+        (1, Decimal("300.00"), Decimal("0.00"), InstalmentStatus.PAID),
+        (2, Decimal("300.00"), Decimal("100.00"), InstalmentStatus.PAID),
+        (3, Decimal("300.00"), Decimal("0.00"), InstalmentStatus.DUE),
+        (4, Decimal("100.00"), Decimal("0.00"), InstalmentStatus.DUE)]
+    bounced = Payment.objects.get(customer=account, received_on=day(40))
+
+    with frozen(day(after_grace + 1)):
+        workspace.payment_reverse(payment=bounced, actor=manager, reason=ReversalReason.BOUNCED_CHEQUE,
+                                  on=day(after_grace + 1))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    assert deducted(plan) == [
+        (1, Decimal("300.00"), Decimal("0.00"), InstalmentStatus.PAID),
+        (2, Decimal("300.00"), Decimal("200.00"), InstalmentStatus.PAID),
+        (3, Decimal("300.00"), Decimal("0.00"), InstalmentStatus.DUE),
+        (4, Decimal("200.00"), Decimal("0.00"), InstalmentStatus.DUE)]
+    # What the plan still asks is what the invoices owe less the credit left: 1,200.00 − 300.00 paid
+    # − 100.00 paid − 300.00 credited.
+    left = sum((amount - taken for _, amount, taken, status in deducted(plan)
+                if status == InstalmentStatus.DUE), Decimal("0.00"))
+    assert left == Decimal("500.00")
+
+
+def deducted(plan) -> list[tuple]:
+    return list(plan.instalments.order_by("number").values_list("number", "amount", "deducted_amount",
+                                                                "status"))
