@@ -108,6 +108,19 @@ def test_a_dispute_opened_and_settled_since_a_plan_was_proposed_is_not_warned_of
     assert waiting_plan.total_amount == Decimal("1100.00")
 
 
+def three_instalments_and_a_dispute(account, invoices, collector, *, description: str,
+                                    amount: Decimal | None = None):
+    """EUR 1,200.00 in three instalments of EUR 400.00 on days 10, 40 and 70;
+    the large invoice (EUR 700.00) disputed on day 5, all of it or `amount`."""
+    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
+                                  instalments=[(LATE + dt.timedelta(days=d), Decimal("400.00"))
+                                               for d in (10, 40, 70)])
+    workspace.dispute_open(customer=account, actor=collector, invoice=invoices[1],
+                           on=LATE + dt.timedelta(days=5), reason=DisputeReason.PRICE,
+                           description=description, amount=amount)
+    return plan
+
+
 def test_paying_the_undisputed_part_of_a_disputed_invoice_just_after_an_instalment_held_back_keeps_the_plan(
     account, invoices, collector
 ):
@@ -119,11 +132,8 @@ def test_paying_the_undisputed_part_of_a_disputed_invoice_just_after_an_instalme
     have been an hour earlier, not missed, and the plan is not broken by a
     payment of more than it asked."""
     small, large = invoices
-    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
-                                  instalments=[(LATE + dt.timedelta(days=d), Decimal("400.00"))
-                                               for d in (10, 40, 70)])
-    workspace.dispute_open(customer=account, actor=collector, invoice=large, on=LATE + dt.timedelta(days=5),
-                           reason=DisputeReason.PRICE, description="Billed EUR 200.00 above the contract")
+    plan = three_instalments_and_a_dispute(account, invoices, collector,
+                                           description="Billed EUR 200.00 above the contract")
     first_after = 40 + plan.grace_days + 1
 
     mornings(account, 6, first_after, {10: [(small, "400.00")], 40: [(small, "100.00")],
@@ -153,13 +163,9 @@ def test_an_instalment_held_back_is_judged_again_when_the_payment_of_its_rest_is
     EUR 400.00 short, more than the dispute holds back, and missed, its
     grace period over; the plan is broken, as the daily check would have
     found had the cheque never come."""
-    small, large = invoices
-    plan = workspace.plan_propose(customer=account, actor=collector, invoices=invoices, on=LATE,
-                                  instalments=[(LATE + dt.timedelta(days=d), Decimal("400.00"))
-                                               for d in (10, 40, 70)])
-    workspace.dispute_open(customer=account, actor=collector, invoice=large, on=LATE + dt.timedelta(days=5),
-                           reason=DisputeReason.PRICE, description="Billed EUR 300.00 above the contract",
-                           amount=Decimal("300.00"))
+    small, _ = invoices
+    plan = three_instalments_and_a_dispute(account, invoices, collector, amount=Decimal("300.00"),
+                                           description="Billed EUR 300.00 above the contract")
     first_after = 40 + plan.grace_days + 1
     mornings(account, 6, first_after, {10: [(small, "400.00")], 40: [(small, "100.00")]})
     assert list(plan.instalments.order_by("number").values_list("status", "deducted_amount")) == [
