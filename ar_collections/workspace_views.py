@@ -658,7 +658,9 @@ def payment_reverse(request: HttpRequest, pk: int) -> HttpResponse:
             day = format_day(payment.received_on)
             context.update(title=f"Reverse the payment of {money} received on {day}?",
                            undoes=workspace.reversal_undoes(payment), submit="Reverse the payment")
-            return _form_response(request, context, status=200)
+            # The keyboard goes to the question (the template focuses it), not
+            # back to the Payment field: a screen reader says what it undoes.
+            return _form_response(request, context, status=200, focus_first=False)
     return _form_response(request, context, status=422 if bound else 200)
 
 

@@ -79,6 +79,12 @@ def test_a_manager_reverses_a_payment_from_its_row_in_two_clicks(page, acme):
     expect(panel.get_by_role("heading", name=asked)).to_be_visible()
     expect(panel.locator("ul.undoes")).to_have_text(
         "EUR 500.00 paid on invoice INV-P: it reopens, EUR 500.00 open")
+    # The keyboard lands on the question, not back on the Payment field: a
+    # screen reader says what will be undone before the second click.
+    expect(panel.get_by_role("heading", name=asked)).to_be_focused()
+    expect(panel.get_by_role("heading", name=asked)).to_have_accessible_description(
+        "Reversing it undoes what it paid, and nothing else: "
+        "EUR 500.00 paid on invoice INV-P: it reopens, EUR 500.00 open")
     assert not PaymentReversal.objects.exists()
     page.screenshot(path=ARTIFACTS / "account-payment-reversal-confirm.png", full_page=True)
 
