@@ -82,7 +82,12 @@ from ar_collections.models import (
 from ar_collections.services import behaviour_refresh, behaviour_refresh_on_commit
 from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.worklist import order_gaps_ordered
-from ar_collections.workspace import allocations_oldest_first, payment_record, unnamed_money_split
+from ar_collections.workspace import (
+    allocations_oldest_first,
+    payment_record,
+    reversed_when_why,
+    unnamed_money_split,
+)
 from arcrm.dates import INVOICE_LONG_AGO_DAYS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
 from arcrm.money import (
     MONEY_DECIMAL_PLACES,
@@ -1240,11 +1245,9 @@ def _with_bank_ids(keys: set[str]) -> dict[str, list[Payment]]:
 
 def _reversed_said(known: Payment, payment: _PaymentRow) -> str:
     """A problem's start: the row's bank id was recorded, and reversed."""
-    reversal = known.reversal
-    why = reversal.get_reason_display().lower() + (f": {reversal.note}" if reversal.note else "")
     return (f"bank_reference {payment.bank_reference} was recorded on account "
             f"{known.customer.account_number} as {format_money(known.amount, known.currency)} received "
-            f"{known.received_on} and reversed on {format_day(reversal.reversed_on)} ({why})")
+            f"{known.received_on} and {reversed_when_why(known.reversal)}")
 
 
 class _Known:

@@ -2755,10 +2755,12 @@ def payment_record(
                 f"{format_day(received_on)} is already recorded for this account."
             )})
         if not known_checked and (known := payment_with_bank_id(customer=customer, reference=reference)):
+            reversal = getattr(known, "reversal", None)
+            reversed_ = f", {reversed_when_why(reversal)}" if reversal is not None else ""
             raise ValidationError({"reference": (
                 f"The payment with the bank’s id {reference} is already recorded for this account: "
                 f"{format_money(known.amount, known.currency)} received on {format_day(known.received_on)}, "
-                f"bank id {known.bank_reference}."
+                f"bank id {known.bank_reference}{reversed_}."
             )})
         payment = Payment.objects.create(
             customer=customer, received_on=received_on, currency=currency, amount=amount, reference=reference,
@@ -2926,7 +2928,8 @@ def payment_with_bank_id(*, customer: Customer, reference: str) -> Payment | Non
     ERP's copy may give the value date for the booking date. The caller holds
     the account's lock (payment_known)."""
     key = bank_id_key(reference)
-    return Payment.objects.filter(customer=customer, bank_key=key).order_by("pk").first() if key else None
+    return (Payment.objects.filter(customer=customer, bank_key=key).select_related("reversal").order_by("pk")
+            .first() if key else None)
 
 
 # --- Reversals -------------------------------------------------------------------
@@ -3046,6 +3049,17 @@ def payment_reversed_said(payment: Payment, reversal: PaymentReversal) -> str:
             f"{format_day(reversal.reversed_on)} by {who} ({reversal.get_reason_display().lower()}).")
 
 
+def reversal_why(reversal: PaymentReversal) -> str:
+    """Why the payment was reversed, with the note the collector or the bank gave."""
+    return reversal.get_reason_display().lower() + (f": {reversal.note}" if reversal.note else "")
+
+
+def reversed_when_why(reversal: PaymentReversal) -> str:
+    """When and why, as a refusal to record a reversed entry again says it
+    (by hand, by file or by the API)."""
+    return f"reversed on {format_day(reversal.reversed_on)} ({reversal_why(reversal)})"
+
+
 def reversal_summary(reversal: PaymentReversal, *, invoices: Sequence[Invoice], reopened: Sequence[Invoice],
                      to_charges: Decimal) -> str:
     """How a reversal reads on the timeline: which payment, why, and what is owed again."""
@@ -3053,12 +3067,9 @@ def reversal_summary(reversal: PaymentReversal, *, invoices: Sequence[Invoice], 
     came = payment.get_method_display().lower()
     if payment.reference:
         came += f", reference {payment.reference}"
-    why = reversal.get_reason_display().lower()
-    if reversal.note:
-        why += f": {reversal.note}"
     summary = (f"Payment of {format_money(payment.amount, payment.currency)} received on "
                f"{format_day(payment.received_on)} ({came}) reversed on {format_day(reversal.reversed_on)} "
-               f"— {why}")
+               f"— {reversal_why(reversal)}")
     if reopened:
         summary += f"; {_listing([i.number for i in reopened])} open again"
     if others := [i.number for i in invoices if i not in reopened]:

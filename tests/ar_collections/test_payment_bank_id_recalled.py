@@ -211,3 +211,28 @@ def test_the_account_page_shows_the_recalled_payment_with_its_bank_id(client, ma
 
     assert "bank id BANK-4000" in html
     assert "Reversed on 5 Aug 2025 (recalled, or booked to the wrong account)" in html
+
+
+@pytest.mark.parametrize(("reason", "note", "why"), [
+    (ReversalReason.RECALLED, "", "recalled, or booked to the wrong account"),
+    (ReversalReason.OTHER, "MS03", "other: MS03"),
+])
+def test_the_entry_typed_by_hand_on_the_account_it_was_reversed_on_is_refused_saying_so(
+    client, manager, booked_wrong, wrong, reason, note, why
+):
+    """Typed by hand, its reference the bank's id on the statement, the entry
+    is refused as the import refuses it: naming the payment, and when and why
+    it was reversed, not only that it is recorded already."""
+    reverse_as(booked_wrong, manager, reason, note=note)
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(reverse("collections:payment_record", args=[wrong.pk]), {
+        "received_on": "2025-08-04", "currency": "EUR", "amount": "500.00", "method": "bank_transfer",
+        "reference": "bank 4000"}, headers={"HX-Request": "true"})
+
+    assert response.status_code == 422
+    said = ("The payment with the bank’s id bank 4000 is already recorded for this account: EUR 500.00 "
+            f"received on 4 Aug 2025, bank id BANK-4000, reversed on 5 Aug 2025 ({why}).")
+    assert said in response.content.decode()
+    assert state() == before
