@@ -2806,19 +2806,28 @@ def payment_record(
         return payment
 
 
+def _payment_came(payment: Payment) -> str:
+    """How a payment came, as its timeline entries say it: the method, the
+    reference and, where the bank gave one, the bank's id of the entry (as the
+    Payments card shows them)."""
+    came = payment.get_method_display().lower()
+    if payment.reference:
+        came += f", reference {payment.reference}"
+    if payment.bank_reference:
+        came += f", bank id {payment.bank_reference}"
+    return came
+
+
 def payment_summary(payment: Payment, *, invoices: Sequence[str], to_charges: Decimal = ZERO,
                     unapplied: Decimal = ZERO) -> str:
     """How a payment received reads on the timeline, in the same words whether
     a collector typed it in or a bank file brought it: how it came and the
     reference it came with (what the collector finds it by on the statement),
     then where its money went."""
-    came = payment.get_method_display().lower()
-    if payment.reference:
-        came += f", reference {payment.reference}"
     # The day it came in, also when that is today: the entry is read on later
     # days, and reads as every other payment does.
     summary = (f"Payment of {format_money(payment.amount, payment.currency)} received on "
-               f"{format_day(payment.received_on)} ({came})")
+               f"{format_day(payment.received_on)} ({_payment_came(payment)})")
     if invoices:
         summary += f", applied to {_listing(invoices)}"
     if to_charges:
@@ -3064,12 +3073,9 @@ def reversal_summary(reversal: PaymentReversal, *, invoices: Sequence[Invoice], 
                      to_charges: Decimal) -> str:
     """How a reversal reads on the timeline: which payment, why, and what is owed again."""
     payment = reversal.payment
-    came = payment.get_method_display().lower()
-    if payment.reference:
-        came += f", reference {payment.reference}"
     summary = (f"Payment of {format_money(payment.amount, payment.currency)} received on "
-               f"{format_day(payment.received_on)} ({came}) reversed on {format_day(reversal.reversed_on)} "
-               f"— {reversal_why(reversal)}")
+               f"{format_day(payment.received_on)} ({_payment_came(payment)}) reversed on "
+               f"{format_day(reversal.reversed_on)} — {reversal_why(reversal)}")
     if reopened:
         summary += f"; {_listing([i.number for i in reopened])} open again"
     if others := [i.number for i in invoices if i not in reopened]:

@@ -69,3 +69,25 @@ def test_a_payment_received_on_the_day_it_is_recorded_names_that_day_too(custome
 
     assert summary().startswith(
         "Payment of GBP 1,241.31 received on 5 Aug 2025 (bank transfer, reference BANK-1)")
+
+
+def test_a_payment_with_the_bank_s_id_says_it_on_the_timeline_and_so_does_its_reversal(
+    client, manager, customer, invoice
+):
+    """The Payments card shows the bank's id of the entry; the timeline's
+    entries of that payment, filtered to payments too, show it as well: the
+    collector finds the entry on the statement by it."""
+    report = payments_import(
+        "account_number,received_on,currency,amount,reference,method,invoices,bank_reference\n"
+        f"{customer.account_number},2025-08-04,GBP,5000.00,BACS-0815,,INV-2026-002644,2025 0804 0001\n")
+    assert report.ok, report.errors
+    assert summary() == ("Payment of GBP 5,000.00 received on 4 Aug 2025 (bank transfer, "
+                         "reference BACS-0815, bank id 2025 0804 0001), applied to INV-2026-002644")
+    workspace.payment_reverse(payment=customer.payments.get(), actor=manager, reason="bounced_cheque",
+                              on=TODAY)
+    client.force_login(manager)
+
+    page = client.get(reverse("customers:timeline", args=[customer.pk]), {"kind": EventKind.PAYMENT_RECEIVED},
+                      headers={"HX-Request": "true"})
+
+    assert page.content.decode().count("reference BACS-0815, bank id 2025 0804 0001)") == 2
