@@ -312,6 +312,9 @@ NUMBERS_CSV_HEADER = [
     "Period start",
     "Period end",
     "Months",
+    # As the page names it: the month in progress says "to date", so a file
+    # of its first days is not read as the whole month.
+    "Period",
     "Receivables at the start",
     "Credit sales",
     "Receivables at the end",
@@ -365,6 +368,7 @@ def numbers_csv(request: HttpRequest) -> HttpResponse:
                 p.period.start.isoformat(),
                 p.period.end.isoformat(),
                 p.period.months,
+                p.period.label,
                 *(_money(v, c.currency) for v in (p.opening, p.sales, p.closing, p.closing_current)),
                 _plain(p.dso),
                 _plain(p.countback.days),

@@ -545,15 +545,17 @@ def test_the_periods_figures_download_as_csv_a_row_per_currency_and_period(clien
     assert response["Content-Disposition"] == 'attachment; filename="numbers-2025-08-05.csv"'
     assert response.content.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert rows[0][:9] == [
-        "Currency", "Period start", "Period end", "Months", "Receivables at the start", "Credit sales",
-        "Receivables at the end", "Not yet due at the end", "DSO simple (days)",
+    assert rows[0][:10] == [
+        "Currency", "Period start", "Period end", "Months", "Period", "Receivables at the start",
+        "Credit sales", "Receivables at the end", "Not yet due at the end", "DSO simple (days)",
     ]
     assert rows[1:] == [
-        ["EUR", "2025-07-01", "2025-07-31", "1", "5000.00", "4200.00", "7900.00", "4200.00", "58.3", "98.0",
-         "yes", "31.0", "27.3", "26.0", "800.00", "1", "500.00", "1", "700.00", "1", "700.00", "1"],
-        ["EUR", "2025-05-01", "2025-07-31", "3", "1900.00", "7700.00", "7900.00", "4200.00", "94.4", "98.0",
-         "yes", "50.2", "44.2", "31.5", "800.00", "1", "500.00", "1", "1300.00", "2", "700.00", "1"],
+        ["EUR", "2025-07-01", "2025-07-31", "1", "Jul 2025", "5000.00", "4200.00", "7900.00", "4200.00",
+         "58.3", "98.0", "yes", "31.0", "27.3", "26.0", "800.00", "1", "500.00", "1", "700.00", "1", "700.00",
+         "1"],
+        ["EUR", "2025-05-01", "2025-07-31", "3", "May–Jul 2025", "1900.00", "7700.00", "7900.00", "4200.00",
+         "94.4", "98.0", "yes", "50.2", "44.2", "31.5", "800.00", "1", "500.00", "1", "1300.00", "2",
+         "700.00", "1"],
     ]
 
 
@@ -626,6 +628,22 @@ def test_a_period_running_to_today_says_it_is_partial(today, months, label):
 
     assert (period.end, period.partial, period.label) == (today, True, label)
     assert numbers.Period.ending(dt.date(2026, 11, 1), months=1, today=today).label == "Nov 2026"
+
+
+def test_this_month_so_far_downloads_saying_to_date_as_the_page_does(client, manager, ledger):
+    """A file of 1–5 August is not read as the whole of August: each row
+    names its period in the page's words."""
+    client.force_login(manager)
+
+    response = client.get(reverse("collections:numbers_csv"), {"month": "2025-08", "months": "3",
+                                                               "currency": "EUR"})
+
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0][1:5] == ["Period start", "Period end", "Months", "Period"]
+    assert [row[1:5] for row in rows[1:]] == [
+        ["2025-08-01", "2025-08-05", "1", "1–5 Aug 2025, to date"],
+        ["2025-06-01", "2025-08-05", "3", "Jun–5 Aug 2025, to date"],
+    ]
 
 
 @pytest.mark.parametrize("months", ["1", "3"])
