@@ -17,7 +17,7 @@ from arcrm.money import format_money, validate_currency_in_use
 from arcrm.text import is_one_line, person_name
 from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, Segment, TermsType
 from customers.owners import account_owners
-from customers.services import CREDIT_TERMS_FIELDS
+from customers.services import CREDIT_TERMS_FIELDS, terms_reason_check
 
 User = get_user_model()
 
@@ -267,12 +267,11 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         error_messages={"invalid_choice": "No customer has that account number."},
     )
 
-    # A credit hold or C.O.D. is put on with a why (the approval's note), so
-    # taking it off, or putting it on, by hand says why too: the next manager
-    # weighing the account reads it on the timeline.
+    # Asked only when the hold or the terms change (services.terms_reason_check):
+    # with script the field shows itself then, and is hidden until then.
     terms_reason = forms.CharField(
         label="Why the credit hold or payment terms change", required=False, max_length=500,
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(attrs={"rows": 2, "data-asked-when": " ".join(CREDIT_TERMS_FIELDS)}),
         help_text="Needed when you change the credit hold or the payment terms; the timeline keeps it.",
     )
 
@@ -401,10 +400,14 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
                 and "credit_limit_amount" not in self.errors):
             self.add_error("credit_limit_amount", f"The credit limit is {format_money(limit, before)}: "
                                                   f"give it in {currency}, the account's new currency.")
-        if "terms_reason" in self.fields and not data.get("terms_reason") and any(
-                name in data and data[name] != self.initial.get(name) for name in CREDIT_TERMS_FIELDS):
-            self.add_error("terms_reason", "Say why the credit hold or the payment terms change: "
-                                           "the timeline keeps it beside the change.")
+        if "terms_reason" in self.fields:
+            # Checked here too so that the message stands beside the field, with the card's other errors.
+            try:
+                terms_reason_check(changed=[name for name in CREDIT_TERMS_FIELDS
+                                            if name in data and data[name] != self.initial.get(name)],
+                                   reason=data.get("terms_reason", ""))
+            except forms.ValidationError as refused:
+                self.add_error(None, refused)
         return data
 
     def clean_terms_reason(self) -> str:

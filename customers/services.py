@@ -8,7 +8,7 @@ what (DESIGN invariant 4). A ValidationError leaves the database untouched.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,11 @@ currency_changed = Signal()
 cover_ended = Signal()
 # The card's fields a credit hold or a switch to C.O.D. changes.
 CREDIT_TERMS_FIELDS = ("on_credit_hold", "terms_type")
+# A credit hold or C.O.D. is put on with a why (the approval's note, the ERP's
+# word), so putting it on or taking it off by hand says why too: the next
+# manager weighing the account reads it on the timeline.
+TERMS_REASON_NEEDED = ("Say why the credit hold or the payment terms change: "
+                       "the timeline keeps it beside the change.")
 
 CONTACT_FIELDS = (
     "name", "job_title", "role", "email", "phone", "postal_address", "language",
@@ -124,11 +129,19 @@ def customers_open(*, accounts: Sequence[tuple[Customer, Contact | None]], actor
     return customers
 
 
+def terms_reason_check(*, changed: Iterable[str], reason: str) -> None:
+    """Refuse a change of the credit hold or the payment terms (`changed`: the
+    card's fields that change) without a `reason` (ValidationError on terms_reason)."""
+    if not reason.strip() and any(name in CREDIT_TERMS_FIELDS for name in changed):
+        raise ValidationError({"terms_reason": TERMS_REASON_NEEDED})
+
+
 def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, Any], reason: str = ""
                     ) -> Customer:
     """Apply card changes (field name → new value) and record what actually
     changed; `reason`, why the credit hold or payment terms change, goes with
-    the change onto the timeline."""
+    the change onto the timeline, and without one such a change is refused
+    (terms_reason_check), whoever asks: the card, an approval, an import."""
     with transaction.atomic():
         # Locked so that two people saving the same card one after the other
         # each record a "before" that is what the other one left.
@@ -143,6 +156,7 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
                 setattr(current, name, value)
         if not after:
             return current
+        terms_reason_check(changed=after, reason=reason)
         current.full_clean()
         current.save(update_fields=[*after, "updated_at"])
         currencies = (old_values.get("currency", current.currency), current.currency)

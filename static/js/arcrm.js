@@ -152,3 +152,55 @@
     if (link) link.focus();
   });
 })();
+
+// A field asked only when others change says which with data-asked-when="<their
+// names>" on its control (the account card's "Why the credit hold or payment
+// terms change"). It waits hidden until one of them differs from what the page
+// came with, and a screen reader hears that it appeared; put back, it hides
+// again. Without script it is simply always shown. One that holds a value or
+// an error (a form sent back refused) stays shown.
+(function () {
+  "use strict";
+
+  function valueOf(control) {
+    return control.type === "checkbox" || control.type === "radio" ? String(control.checked) : control.value;
+  }
+
+  function watched(asked) {
+    return asked.dataset.askedWhen.split(" ").map(function (name) {
+      return asked.form.elements.namedItem(name);
+    }).filter(Boolean);
+  }
+
+  function update(asked, said) {
+    var field = asked.closest(".field");
+    var wanted = asked.value.trim() !== "" || field.classList.contains("has-error") ||
+      watched(asked).some(function (control) { return valueOf(control) !== control.dataset.askedWas; });
+    if (wanted === !field.hidden) return;
+    field.hidden = !wanted;
+    var label = field.querySelector("label");
+    said.textContent = wanted && label ? "New field below: " + label.textContent.trim() + "." : "";
+  }
+
+  function start(asked) {
+    if (asked.dataset.askedStarted || !asked.form) return;
+    asked.dataset.askedStarted = "true";
+    // Present before it speaks: a live region added with its text is not announced.
+    var said = document.createElement("p");
+    said.className = "visually-hidden";
+    said.setAttribute("role", "status");
+    asked.closest(".field").before(said);
+    watched(asked).forEach(function (control) {
+      control.dataset.askedWas = valueOf(control);
+      control.addEventListener("change", function () { update(asked, said); });
+    });
+    update(asked, said);
+  }
+
+  // On the page as it loads and on every part htmx swaps in (the card opened on the account page).
+  document.addEventListener("htmx:load", function (event) {
+    var root = event.detail.elt;
+    if (root.matches && root.matches("[data-asked-when]")) start(root);
+    if (root.querySelectorAll) root.querySelectorAll("[data-asked-when]").forEach(start);
+  });
+})();

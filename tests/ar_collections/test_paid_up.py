@@ -52,7 +52,8 @@ def overdue(customer, make_invoice) -> Invoice:
 @pytest.fixture
 def on_hold(customer, manager, overdue) -> Customer:
     """Put on credit hold "until the overdue balance is cleared"."""
-    return customer_update(customer=customer, actor=manager, changes={"on_credit_hold": True})
+    return customer_update(customer=customer, actor=manager, changes={"on_credit_hold": True},
+                           reason="Agreed with the customer")
 
 
 def paid(customer, manager, invoice):
@@ -120,7 +121,8 @@ def test_an_account_on_hold_with_money_still_overdue_is_not_asked_about(
 
 
 def test_an_account_put_on_hold_by_hand_with_nothing_overdue_is_not_asked_about(customer, manager):
-    customer_update(customer=customer, actor=manager, changes={"on_credit_hold": True})
+    customer_update(customer=customer, actor=manager, changes={"on_credit_hold": True},
+                    reason="Agreed with the customer")
 
     worklist.worklist_refresh(on=TODAY)
 
@@ -130,7 +132,8 @@ def test_an_account_put_on_hold_by_hand_with_nothing_overdue_is_not_asked_about(
 def test_an_account_on_cash_on_delivery_terms_agreed_by_hand_is_not_asked_about(
     customer, manager, overdue
 ):
-    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD})
+    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD},
+                    reason="Agreed with the customer")
     paid(customer, manager, overdue)
 
     worklist.worklist_refresh(on=TODAY)
@@ -144,7 +147,8 @@ def test_the_item_ends_itself_once_a_manager_lifts_the_hold(
     with django_capture_on_commit_callbacks(execute=True):
         paid(on_hold, manager, overdue)
     with django_capture_on_commit_callbacks(execute=True):
-        customer_update(customer=on_hold, actor=manager, changes={"on_credit_hold": False})
+        customer_update(customer=on_hold, actor=manager, changes={"on_credit_hold": False},
+                        reason="Agreed with the customer")
 
     (item,) = hold_items(on_hold)
     assert (item.status, item.done_by) == (WorkStatus.DONE, manager)
@@ -285,7 +289,8 @@ def switched_by_a_step(customer, manager) -> None:
     DunningAction.objects.create(run=run, cycle=cycle, customer=customer, status=ActionStatus.DONE,
                                  step=DunningStep.objects.filter(action=StepAction.SWITCH_TO_COD).first(),
                                  planned_on=run.run_date, pay_by=run.run_date)
-    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD})
+    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD},
+                    reason="Agreed with the customer")
 
 
 def hold_release_asked(customer, collector, reason="Paid everything overdue; orders waiting"):
@@ -336,7 +341,8 @@ def test_approving_the_request_takes_an_account_a_step_switched_to_cash_on_deliv
 
 
 def test_cash_on_delivery_agreed_from_the_start_is_not_the_holds_to_lift(customer, manager, collector):
-    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD})
+    customer_update(customer=customer, actor=manager, changes={"terms_type": TermsType.COD},
+                    reason="Agreed with the customer")
 
     with pytest.raises(ValidationError, match=r"neither on credit hold nor on C\.O\.D\."):
         hold_release_asked(customer, collector)
@@ -360,7 +366,8 @@ def test_a_hold_lifted_on_the_card_meanwhile_is_approved_without_changing_anythi
 ):
     paid(on_hold, manager, overdue)
     asked = hold_release_asked(on_hold, collector)
-    customer_update(customer=on_hold, actor=manager, changes={"on_credit_hold": False})
+    customer_update(customer=on_hold, actor=manager, changes={"on_credit_hold": False},
+                    reason="Agreed with the customer")
     changes = TimelineEvent.objects.filter(customer=on_hold, kind=EventKind.ACCOUNT_CHANGED).count()
 
     decided = workspace.exception_decide(request=asked, manager=manager, approve=True, note="ok", on=TODAY)

@@ -1446,3 +1446,30 @@ def test_a_card_change_that_leaves_credit_terms_alone_needs_no_reason(client, ma
 
     assert response.status_code == 302
     assert last_event().summary == "Account card changed: days to pay 30 → 45"
+
+
+@pytest.mark.parametrize("changes", [
+    {"on_credit_hold": True},
+    {"terms_type": TermsType.COD},
+], ids=["a hold", "C.O.D."])
+def test_a_credit_terms_change_saved_without_a_reason_is_refused_whatever_calls(manager, customer, changes):
+    """The card's form is not the only way to the card: the rule holds where it is saved."""
+    events = TimelineEvent.objects.count()
+
+    with pytest.raises(ValidationError) as refused:
+        services.customer_update(customer=customer, actor=manager, changes=changes, reason="  ")
+
+    assert refused.value.message_dict == {"terms_reason": [
+        "Say why the credit hold or the payment terms change: the timeline keeps it beside the change."]}
+    customer.refresh_from_db()
+    assert (customer.on_credit_hold, customer.terms_type) == (False, TermsType.STANDARD)
+    assert TimelineEvent.objects.count() == events
+
+
+def test_a_credit_terms_change_saved_with_a_reason_goes_through(manager, customer):
+    services.customer_update(customer=customer, actor=manager, changes={"on_credit_hold": True},
+                             reason="Three notices unanswered")
+
+    customer.refresh_from_db()
+    assert customer.on_credit_hold
+    assert last_event().details["reason"] == "Three notices unanswered"
