@@ -711,7 +711,7 @@ def _add_questions(actions: list[DunningAction], *, today: dt.date) -> None:
     owe overdue in other currencies, whatever the number of rows."""
     overdue = _overdue_now({action.customer_id for action in actions}, today=today)
     for action in actions:
-        _add_still_owed(action)
+        _add_totals(action)
         action.questions = FiveQuestions.of(action, today=today, overdue=overdue.get(action.customer_id, {}))
     _add_agreements(actions)
     _add_disputes(actions)
@@ -1324,25 +1324,23 @@ def _add_preview(action: DunningAction, *, holidays: Collection[dt.date] | None 
 
 
 def _add_totals(action: DunningAction) -> None:
-    """Per currency, what the action's invoices add up to (as they stood then)."""
+    """Per currency, what the action's invoices added up to as they stood
+    when it was planned (`totals`), and what they still owe today
+    (`still_owed`): a collector reviewing the step, or a manager weighing a
+    hold, goes by the latter. Each line that changed since says how
+    (`now_said`), so the list under the totals does not show an invoice
+    written off or paid as if it were owed; `changed_since` says whether any did."""
     totals: dict[str, Decimal] = {}
-    for line in action.lines.all():
-        totals[line.currency] = totals.get(line.currency, ZERO) + line.open_amount
-    action.totals = sorted(totals.items())
-
-
-def _add_still_owed(action: DunningAction) -> None:
-    """Per currency, what the step's invoices still owe today: a manager
-    weighs a hold on that, not on what they owed when it was planned. Each
-    line that changed since says how (`now_said`), so the list under the
-    total does not show an invoice written off or paid as if it were owed."""
-    totals: dict[str, Decimal] = {}
+    owed: dict[str, Decimal] = {}
     for line in action.lines.all():
         invoice = line.invoice
+        totals[line.currency] = totals.get(line.currency, ZERO) + line.open_amount
         line.now_said = _line_now_said(line)
         if invoice.status == InvoiceStatus.OPEN:
-            totals[invoice.currency] = totals.get(invoice.currency, ZERO) + invoice.open_amount
-    action.still_owed = sorted(totals.items())
+            owed[invoice.currency] = owed.get(invoice.currency, ZERO) + invoice.open_amount
+    action.totals = sorted(totals.items())
+    action.still_owed = sorted(owed.items())
+    action.changed_since = any(line.now_said for line in action.lines.all())
 
 
 def _line_now_said(line: DunningActionInvoice) -> str:

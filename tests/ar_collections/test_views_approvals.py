@@ -175,31 +175,44 @@ def test_the_money_question_counts_what_was_paid_since_the_step_was_planned(
     assert "the step's invoices still owe" not in html
 
 
-def test_an_invoice_of_the_step_written_off_or_paid_since_is_marked_with_the_day(
-    client, manager, customer, make_action, make_invoice
-):
-    """The header counts only what the step's invoices still owe: the list
-    below must not show an invoice written off or paid since as if owed."""
-    action = make_action(customer)
-    written_off = action.lines.get().invoice
-    paid = make_invoice(customer, issued=dt.date(2025, 6, 2), due=dt.date(2025, 7, 2))
-    part_paid = make_invoice(customer, issued=dt.date(2025, 6, 3), due=dt.date(2025, 7, 3))
-    for invoice in (paid, part_paid):
+def settled_since(action: DunningAction, *, manager, make_invoice) -> tuple[Invoice, Invoice, Invoice]:
+    """Since the step was planned listing its invoice of EUR 100.00 and two
+    more of EUR 100.00: one written off on 4 Aug 2025, one paid today, its
+    own paid down to EUR 40.00 (written off, paid, part paid)."""
+    customer = action.customer
+    part_paid = action.lines.get().invoice
+    written_off = make_invoice(customer, issued=dt.date(2025, 6, 2), due=dt.date(2025, 7, 2))
+    paid = make_invoice(customer, issued=dt.date(2025, 6, 3), due=dt.date(2025, 7, 3))
+    for invoice in (written_off, paid):
         DunningActionInvoice.objects.create(action=action, invoice=invoice, open_amount=invoice.open_amount,
                                             currency=invoice.currency)
     workspace.invoice_write_off(customer=customer, actor=manager, invoice=written_off,
                                 reason="Insolvent branch", on=dt.date(2025, 8, 4))
     Invoice.objects.filter(pk=paid.pk).update(open_amount=0, status=InvoiceStatus.PAID, settled_on=TODAY)
     Invoice.objects.filter(pk=part_paid.pk).update(open_amount=Decimal("40.00"))
+    return written_off, paid, part_paid
+
+
+def marked_since(html: str, invoices: tuple[Invoice, Invoice, Invoice]) -> bool:
+    """Whether the page lists the invoices settled_since left each with how it stands now."""
+    written_off, paid, part_paid = invoices
+    rows = re.findall(r'<th scope="row">(.*?)</th>', html)
+    return {f"{written_off.number} — written off on 4 Aug 2025", f"{paid.number} — paid on 5 Aug 2025",
+            f"{part_paid.number} — owes EUR 40.00 now"} <= set(rows)
+
+
+def test_an_invoice_of_the_step_written_off_or_paid_since_is_marked_with_the_day(
+    client, manager, customer, make_action, make_invoice
+):
+    """The header counts only what the step's invoices still owe: the list
+    below must not show an invoice written off or paid since as if owed."""
+    invoices = settled_since(make_action(customer), manager=manager, make_invoice=make_invoice)
     client.force_login(manager)
 
     html = " ".join(client.get(QUEUE).content.decode().split())
 
-    rows = re.findall(r'<th scope="row">(.*?)</th>', html)
-    assert f"{written_off.number} — written off on 4 Aug 2025" in rows
-    assert f"{paid.number} — paid on 5 Aug 2025" in rows
-    assert f"{part_paid.number} — owes EUR 40.00 now" in rows
-    assert "EUR 40.00" in html  # the header: what the step's invoices still owe
+    assert marked_since(html, invoices)
+    assert "the step's invoices still owe EUR 40.00" in html  # the header
 
 
 def test_a_customer_without_history_says_so(client, manager, customer, make_action):

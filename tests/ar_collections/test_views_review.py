@@ -25,6 +25,7 @@ from ar_collections.models import (
 from arcrm.dates import format_day
 from arcrm.roles import sync_role_groups
 from customers.models import CollectorAbsence, Contact, ContactAbsence, EventKind, TimelineEvent
+from tests.ar_collections.test_views_approvals import marked_since, settled_since
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
@@ -171,6 +172,30 @@ def test_a_step_that_would_go_as_a_letter_shows_the_letter_s_pay_by_date(
     assert "no e-mail address: letter" in page
     # Posted the next working day (Wednesday 6 Aug), then the policy's 5 days between contacts.
     assert "<dt>Pay by</dt> <dd>11 Aug 2025</dd>" in page
+
+
+def test_an_invoice_of_the_step_settled_since_is_marked_and_what_is_owed_now_is_totalled(
+    client, collector, manager, action, make_invoice
+):
+    """A step reviewed a week after it was planned: an invoice paid or written
+    off meanwhile must not read as owed, nor count in what the step asks now."""
+    invoices = settled_since(action, manager=manager, make_invoice=make_invoice)
+    client.force_login(collector)
+
+    html = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert marked_since(html, invoices)
+    totals = re.findall(r'<th scope="row" colspan="2">(.*?)</th>\s*<td class="num">(.*?)</td>', html)
+    assert totals == [("Total", "<strong>EUR 300.00</strong>"), ("Owed now", "<strong>EUR 40.00</strong>")]
+
+
+def test_a_step_whose_invoices_are_unchanged_shows_only_its_total(client, collector, action):
+    client.force_login(collector)
+
+    html = client.get(QUEUE).content.decode()
+
+    assert "EUR 100.00" in html
+    assert "Owed now" not in html
 
 
 def test_with_htmx_the_queue_comes_as_a_fragment(client, collector, action):
