@@ -2060,6 +2060,13 @@ class WorkItem(models.Model):
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="work_items"
     )
+    # Whose item this is while it is with their stand-in only because they are
+    # away (worklist.items_covered): it goes back to them once they are back
+    # (worklist.items_back_from_cover). Empty for an item handed over on
+    # purpose (worklist.item_reassign), which stays where it was handed.
+    covering_for = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     title = models.CharField(max_length=300)
     due_on = models.DateField()
     snoozed_until = models.DateField(null=True, blank=True)

@@ -124,22 +124,24 @@ def item_add(
     items_covered([new], on=timezone.localdate())
     item, created = WorkItem.objects.get_or_create(key=key, defaults={
         "kind": kind, "customer": customer, "title": new.title[:300], "due_on": due_on,
-        "assignee_id": new.assignee_id, **source,
+        "assignee_id": new.assignee_id, "covering_for_id": new.covering_for_id, **source,
     })
     if again and not created and item.status != WorkStatus.OPEN:
-        [(assignee_id, title)] = _items_back([item], [title], collector_ids=[customer.collector_id],
-                                             on=timezone.localdate())
+        [(assignee_id, title, covering_for_id)] = _items_back([item], [title],
+                                                              collector_ids=[customer.collector_id],
+                                                              on=timezone.localdate())
         WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.OPEN, due_on=due_on, done_at=None,
                                                    done_by=None, snoozed_until=None, assignee_id=assignee_id,
-                                                   title=title)
+                                                   title=title, covering_for_id=covering_for_id)
     return created
 
 
 def items_covered(items: list[WorkItem], *, on: dt.date) -> None:
     """Items about to be created for someone away on `on` go to whoever
     covers for them, and say so in their title ("… (covering for Anna
-    Smith)"), which tells why they came to them; once the cover is over
-    they go back (items_handed_back). One query, two with anyone away."""
+    Smith)"), which tells why they came to them, and in their data
+    (`covering_for`); once the absence is over they go back
+    (items_back_from_cover). One query, two with anyone away."""
     cover = stand_ins(on=on)
     if not cover or not any(item.assignee_id in cover for item in items):
         return
@@ -149,6 +151,7 @@ def items_covered(items: list[WorkItem], *, on: dt.date) -> None:
         if item.assignee_id in cover:
             said = f" (covering for {names[item.assignee_id]})"
             item.title = shorten(item.title, limit - len(said)) + said
+            item.covering_for_id = item.assignee_id
             item.assignee_id = cover[item.assignee_id]
 
 
@@ -176,21 +179,65 @@ _COVERING_SAID = re.compile(r" \(covering for [^()]*\)$")
 
 
 def _items_back(items: list[WorkItem], titles: list[str], *, collector_ids: list[int | None],
-                on: dt.date) -> list[tuple[int | None, str]]:
+                on: dt.date) -> list[tuple[int | None, str, int | None]]:
     """Who gets each of these items coming back (done, open again) on `on`,
-    and its title, as a new item is routed (items_covered): one whose holder
-    is away goes to whoever covers for them, "(covering for …)" in its
-    title; one already with whoever covers for its account's collector
-    (`collector_ids`) keeps saying why it came to them (_titles_covered).
-    Otherwise a done item came back on the list of someone on holiday,
-    seen by the stand-in only as someone else's."""
+    its title, and whom it is with them for (`covering_for`), as a new item
+    is routed (items_covered): one whose holder is away goes to whoever
+    covers for them, "(covering for …)" in its title; one already with
+    whoever covers for its account's collector (`collector_ids`) keeps
+    saying why it came to them (_titles_covered). Otherwise a done item came
+    back on the list of someone on holiday, seen by the stand-in only as
+    someone else's. One a stand-in held for someone away is theirs again: it
+    is routed from them, so it goes to them once they are back."""
     titles = [_COVERING_SAID.sub("", title) for title in titles]
-    routed = [WorkItem(title=title, assignee_id=item.assignee_id)
+    routed = [WorkItem(title=title, assignee_id=item.covering_for_id or item.assignee_id)
               for item, title in zip(items, titles, strict=True)]
     items_covered(routed, on=on)
     kept = _titles_covered(items, titles, collector_ids=collector_ids, on=on)
-    return [(to.assignee_id, to.title) if to.assignee_id != item.assignee_id else (item.assignee_id, title)
+    return [(to.assignee_id, to.title, to.covering_for_id)
+            if to.assignee_id != item.assignee_id or to.covering_for_id else (item.assignee_id, title, None)
             for item, to, title in zip(items, routed, kept, strict=True)]
+
+
+_BACK_SAID = " (back from {}, who covered)"
+
+
+def items_back_from_cover(*, on: dt.date) -> int:
+    """Open items that went to a stand-in only because someone was away
+    (`covering_for`) go to whoever covers for that person on `on`: to the
+    person themselves once they are back, the title and the timeline saying
+    who had it meanwhile; or to their stand-in of the day. Items handed over
+    on purpose have no `covering_for` and stay; done items stay done. Run
+    twice, the second finds nothing to move. Returns how many moved."""
+    cover = stand_ins(on=on)
+    limit = WorkItem._meta.get_field("title").max_length
+    moved = 0
+    for item in (WorkItem.objects.filter(status=WorkStatus.OPEN, covering_for__isnull=False)
+                 .select_related("customer", "assignee", "covering_for").order_by("pk")):
+        owner, holder = item.covering_for, item.assignee
+        to = cover.get(owner.pk, owner.pk)
+        if to == item.assignee_id:
+            continue
+        if to == owner.pk:
+            said = _BACK_SAID.format(person_name(holder)) if holder else ""
+            title = shorten(_COVERING_SAID.sub("", item.title), limit - len(said)) + said
+            covering_for_id = None
+            summary = (f"Worklist: back to {person_name(owner)}, back at work, from "
+                       f"{person_name(holder) if holder else 'nobody'}, who covered for them — {title}")
+        else:
+            taker = get_user_model().objects.get(pk=to)
+            title, covering_for_id = item.title, owner.pk
+            summary = (f"Worklist: handed from {person_name(holder) if holder else 'nobody'} to "
+                       f"{person_name(taker)}, who covers for {person_name(owner)} today — {title}")
+        # Conditional: one ticked off, handed over or moved by another run meanwhile stays as it is.
+        if WorkItem.objects.filter(pk=item.pk, status=WorkStatus.OPEN, assignee_id=item.assignee_id,
+                                   covering_for_id=owner.pk).update(
+                assignee_id=to, title=title, covering_for_id=covering_for_id) == 0:
+            continue
+        item.title = title
+        _record(item, None, summary)
+        moved += 1
+    return moved
 
 
 def items_handed_back(*, on: dt.date) -> int:
@@ -199,10 +246,12 @@ def items_handed_back(*, on: dt.date) -> int:
     while they covered) go to whoever works the account on `on`: its
     collector, or their stand-in. Otherwise nobody could act on them: the
     holder gets 403 on the account, and its collector does not see them.
-    Each hand-back is on the account's timeline. Returns how many moved."""
+    Each hand-back is on the account's timeline. Returns how many moved.
+    Those that went to a stand-in only for an absence go back first
+    (items_back_from_cover), to whom they are for."""
+    moved = items_back_from_cover(on=on)
     cover = stand_ins(on=on)
     may_work_any: dict[int, bool] = {}
-    moved = 0
     for item in (WorkItem.objects.filter(status=WorkStatus.OPEN, customer__collector__isnull=False,
                                          assignee__isnull=False)
                  .exclude(assignee_id=F("customer__collector_id"))
@@ -358,11 +407,12 @@ def items_follow_up_lost(*, invoices, because: str, on: dt.date, actor=None) -> 
                      .order_by("-occurred_at", "-pk").first())
             if ended is None or not ended.details.get("followed_up"):
                 continue
-            [(item.assignee_id, item.title)] = _items_back([item], [item.title],
-                                                           collector_ids=[item.customer.collector_id], on=on)
+            [(item.assignee_id, item.title, item.covering_for_id)] = _items_back(
+                [item], [item.title], collector_ids=[item.customer.collector_id], on=on)
             WorkItem.objects.filter(pk=item.pk).update(status=WorkStatus.OPEN, due_on=on, done_at=None,
                                                        done_by=None, snoozed_until=None,
-                                                       assignee_id=item.assignee_id, title=item.title)
+                                                       assignee_id=item.assignee_id, title=item.title,
+                                                       covering_for_id=item.covering_for_id)
             _record(item, actor, f"Worklist: back — {item.title}; {because}", reopened=True)
             reopened += 1
     return reopened
@@ -520,7 +570,8 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
             items_covered([new], on=on)
             item, created = WorkItem.objects.get_or_create(key=key, defaults={
                 "kind": WorkKind.LADDER_ENDED, "customer": customers[customer_id], "title": new.title[:300],
-                "due_on": on, "assignee_id": new.assignee_id, "action_id": last,
+                "due_on": on, "assignee_id": new.assignee_id, "covering_for_id": new.covering_for_id,
+                "action_id": last,
             })
             if not created:
                 continue  # a concurrent refresh got there first
@@ -543,12 +594,12 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
             # A done one comes back with what has just ended.
             if not (again or item.action_id != last):
                 continue
-            [(assignee_id, title)] = _items_back([item], [title],
-                                                 collector_ids=[customers[customer_id].collector_id], on=on)
+            [(assignee_id, title, covering_for_id)] = _items_back(
+                [item], [title], collector_ids=[customers[customer_id].collector_id], on=on)
             # Conditional: of two at once, one brings it back.
             if not WorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).update(
                     status=WorkStatus.OPEN, due_on=on, done_at=None, done_by=None, snoozed_until=None,
-                    action_id=last, title=title, assignee_id=assignee_id):
+                    action_id=last, title=title, assignee_id=assignee_id, covering_for_id=covering_for_id):
                 continue
             item.title, item.assignee_id = title, assignee_id
         added += 1
@@ -1090,7 +1141,8 @@ def personal_items_back(*, keys: list[str], on: dt.date) -> int:
             .annotate(invoice_number=Subquery(again.values("number")[:1]),
                       invoice_due=Subquery(again.values("due_date")[:1]), customer_name=F("customer__name"),
                       collector_id=F("customer__collector_id"))
-            .select_for_update(of=("self",)).only("pk", "customer_id", "kind", "title", "assignee_id")
+            .select_for_update(of=("self",))
+            .only("pk", "customer_id", "kind", "title", "assignee_id", "covering_for_id")
             .order_by("pk")
         )
         if not back:
@@ -1100,12 +1152,13 @@ def personal_items_back(*, keys: list[str], on: dt.date) -> int:
                                                 f"{format_day(item.invoice_due + dt.timedelta(days=1))}")
             for item in back
         ], collector_ids=[item.collector_id for item in back], on=on)
-        for item, (assignee_id, title) in zip(back, routed, strict=True):
+        for item, (assignee_id, title, covering_for_id) in zip(back, routed, strict=True):
             item.status, item.due_on, item.done_at, item.done_by, item.snoozed_until = (
                 WorkStatus.OPEN, on, None, None, None)
-            item.title, item.assignee_id = title, assignee_id
+            item.title, item.assignee_id, item.covering_for_id = title, assignee_id, covering_for_id
         WorkItem.objects.bulk_update(back, ["status", "due_on", "done_at", "done_by", "snoozed_until",
-                                            "title", "assignee_id"], batch_size=REFRESH_BATCH_SIZE)
+                                            "title", "assignee_id", "covering_for_id"],
+                                     batch_size=REFRESH_BATCH_SIZE)
         _records(back, None, [f"Worklist: back — {item.title}" for item in back], reopened=True)
     return len(back)
 
@@ -1606,8 +1659,9 @@ def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
         raise ValidationError({"to": f"{person_name(to)} is away today ({person_name(stand_in)} covers): "
                                      "hand it to someone at work."})
     before = locked.assignee
-    locked.assignee = to
-    locked.save(update_fields=["assignee"])
+    # Handed over on purpose: it stays with `to`, whoever's absence ends.
+    locked.assignee, locked.covering_for = to, None
+    locked.save(update_fields=["assignee", "covering_for"])
     _record(locked, actor, f"Worklist: handed from {person_name(before) if before else 'nobody'} to "
             f"{person_name(to)} — {locked.title}")
     return locked

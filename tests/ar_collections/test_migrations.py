@@ -23,6 +23,9 @@ from ar_collections.models import (
     LateCharge,
     Payment,
     StepFee,
+    WorkItem,
+    WorkKind,
+    WorkStatus,
 )
 from customers.models import ReminderChannel, Segment
 from tests.ar_collections.conftest import DUE
@@ -392,3 +395,27 @@ def test_payments_reversed_before_get_their_allocations_back_marked_as_reversed(
     assert sorted(Allocation.ledger.filter(payment=payment, reversal=reversal).values_list(
         "invoice_id", "amount", "allocated_on")) == before
     assert len(before) == 2
+
+
+BEFORE_COVERING_FOR = ("collections", "0069_allocations_of_reversals_kept")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_open_items_a_stand_in_holds_for_the_accounts_collector_become_the_collectors_again_once_back(
+    customer, collector, other_collector
+):
+    def item(key: str, title: str, **fields) -> WorkItem:
+        return WorkItem.objects.create(key=key, kind=WorkKind.CALL, customer=customer, title=title,
+                                       due_on=DUE, assignee=other_collector, **fields)
+
+    covered = item("covered", "Call Acme (covering for carla)")
+    done = item("done", "Call Acme (covering for carla)", status=WorkStatus.DONE)
+    someone_else = item("someone-else", "Call Acme (covering for maria)")
+    handed = item("handed", "Call Acme")
+    try:
+        _migrate(BEFORE_COVERING_FOR)
+    finally:
+        _migrate_to_latest()
+
+    assert dict(WorkItem.objects.values_list("pk", "covering_for")) == {
+        covered.pk: collector.pk, done.pk: None, someone_else.pk: None, handed.pk: None}

@@ -231,9 +231,10 @@ def test_once_the_absence_is_over_the_daily_refresh_hands_the_stand_ins_items_ba
     assert item.assignee == collector
     assert WorkItem.objects.get(pk=ottos_own.pk).assignee == other_collector
     assert WorkItem.objects.get(pk=managers.pk).assignee == manager
-    event = TimelineEvent.objects.get(customer=account, summary__startswith="Worklist: handed back")
-    assert event.summary == ("Worklist: handed back from otto to carla, who works the account today — "
-                             "Call Acme about INV-1 (covering for carla)")
+    assert item.title == "Call Acme about INV-1 (back from otto, who covered)"
+    event = TimelineEvent.objects.get(customer=account, summary__startswith="Worklist: back to")
+    assert event.summary == ("Worklist: back to carla, back at work, from otto, who covered for them — "
+                             "Call Acme about INV-1 (back from otto, who covered)")
 
 
 def test_ending_an_absence_hands_the_stand_ins_items_back_at_once(
@@ -265,3 +266,90 @@ def test_the_customer_is_told_to_ask_the_stand_in_while_the_collector_is_away(
     back = TODAY + dt.timedelta(days=4)
     assert working_for(account, on=back) == collector
     assert statement_build(account, contact=None, sender=manager, on=back).contact_name == "carla"
+
+
+def test_what_went_to_a_stand_in_only_for_the_absence_comes_back_to_the_collector_once_back(
+    client, collector, other_collector, manager, make_customer
+):
+    """Maria, a manager, covers for Carla: she may work any account, so nothing
+    but the absence's end tells an item routed to her that it is Carla's. An
+    item Carla handed to Maria on purpose stays Maria's; one Maria ticked off
+    stays done; a second refresh changes nothing."""
+    account = make_customer(name="Acme")
+    worklist.item_add(kind=WorkKind.CALL, key="call:handed", customer=account, title="Call Acme (handed)",
+                      due_on=TODAY)
+    handed = WorkItem.objects.get(key="call:handed")
+    worklist.item_reassign(item=handed, actor=collector, to=manager)
+    CollectorAbsence.objects.create(user=collector, stand_in=manager, recorded_by=collector,
+                                    starts_on=TODAY - dt.timedelta(days=1),
+                                    ends_on=TODAY + dt.timedelta(days=3))
+    for key in ("call:routed", "call:worked"):
+        worklist.item_add(kind=WorkKind.CALL, key=key, customer=account, title=f"Call Acme ({key})",
+                          due_on=TODAY)
+    routed, worked = (WorkItem.objects.get(key=key) for key in ("call:routed", "call:worked"))
+    assert routed.assignee == manager and routed.covering_for == collector
+    handed.refresh_from_db()
+    assert (handed.assignee, handed.covering_for) == (manager, None)
+    worklist.item_complete(item=worked, actor=manager)
+    back = TODAY + dt.timedelta(days=4)
+
+    with frozen(back):
+        worklist.worklist_refresh(on=back)
+        worklist.worklist_refresh(on=back)
+
+    routed.refresh_from_db()
+    assert (routed.assignee, routed.covering_for) == (collector, None)
+    assert routed.title == "Call Acme (call:routed) (back from maria, who covered)"
+    [event] = TimelineEvent.objects.filter(customer=account, summary__startswith="Worklist: back to")
+    assert event.summary == ("Worklist: back to carla, back at work, from maria, who covered for them — "
+                             "Call Acme (call:routed) (back from maria, who covered)")
+    assert WorkItem.objects.get(pk=handed.pk).assignee == manager
+    worked.refresh_from_db()
+    assert (worked.status, worked.assignee, worked.done_by) == (WorkStatus.DONE, manager, manager)
+    client.force_login(collector)
+    with frozen(back):
+        page = client.get(WORKLIST).content.decode()
+    assert f'id="work-{routed.pk}"' in page and f'id="work-{handed.pk}"' not in page
+
+
+def test_an_item_for_someone_away_other_than_the_collector_comes_back_to_them(
+    collector, other_collector, manager, make_customer, django_user_model
+):
+    """A manager put the item on Maria's list; Maria was away and Otto covered:
+    once Maria is back it is hers again, not the account collector's."""
+    CollectorAbsence.objects.create(user=manager, stand_in=other_collector, recorded_by=manager,
+                                    starts_on=TODAY, ends_on=TODAY)
+    account = make_customer(name="Acme")
+    worklist.item_add(kind=WorkKind.CALL, key="call:maria", customer=account, title="Call Acme",
+                      due_on=TODAY, assignee=manager)
+    assert WorkItem.objects.get(key="call:maria").assignee == other_collector
+    back = TODAY + dt.timedelta(days=1)
+
+    with frozen(back):
+        worklist.worklist_refresh(on=back)
+
+    item = WorkItem.objects.get(key="call:maria")
+    assert (item.assignee, item.covering_for, item.title) == (manager, None,
+                                                              "Call Acme (back from otto, who covered)")
+
+
+def test_an_item_handed_on_purpose_to_a_stand_in_who_may_not_work_the_account_once_back_goes_to_its_collector(
+    collector, other_collector, manager, make_customer, away
+):
+    """Handed over on purpose, it is not the absence's; but Otto may no longer
+    work Acme once Carla is back, and an item left with him is one nobody can act on."""
+    account = make_customer(name="Acme")
+    worklist.item_add(kind=WorkKind.CALL, key="call:test", customer=account, title="Call Acme",
+                      due_on=TODAY, assignee=manager)
+    item = WorkItem.objects.get(key="call:test")
+    worklist.item_reassign(item=item, actor=manager, to=other_collector)
+    back = TODAY + dt.timedelta(days=4)
+
+    with frozen(back):
+        worklist.worklist_refresh(on=back)
+
+    item.refresh_from_db()
+    assert (item.assignee, item.title) == (collector, "Call Acme")
+    event = TimelineEvent.objects.get(customer=account, summary__startswith="Worklist: handed back")
+    assert event.summary == ("Worklist: handed back from otto to carla, who works the account today — "
+                             "Call Acme")
