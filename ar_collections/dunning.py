@@ -27,6 +27,7 @@ from django.db.models import (
     Count,
     DateField,
     Exists,
+    ExpressionWrapper,
     F,
     Max,
     Min,
@@ -37,7 +38,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest, TruncDate
+from django.db.models.functions import Coalesce, Greatest, Least, TruncDate
 from django.utils import timezone
 
 from ar_collections.channels import step_goes_to
@@ -52,6 +53,8 @@ from ar_collections.models import (
     DunningRun,
     DunningStep,
     Holiday,
+    Instalment,
+    InstalmentStatus,
     Invoice,
     InvoiceStatus,
     LatePaymentPolicy,
@@ -62,6 +65,7 @@ from ar_collections.models import (
     PaperDocument,
     PaperKind,
     PauseKind,
+    PlanStatus,
     RunStatus,
     StepAction,
     account_pause_holds,
@@ -319,11 +323,25 @@ def invoices_held_through(*, on: dt.date) -> models.QuerySet[Invoice]:
     (None when none does, dt.date.max while one lasts until resolved), and
     `asked_amount` as eligible_invoices() gives it. For days ahead: the
     invoice is eligible on a later day once that day is past `held_through`,
-    if no pause starts meanwhile (Coming up)."""
+    if no pause starts meanwhile (Coming up: none can, every pause starts on
+    the day it is recorded).
+
+    Nobody paying, as Coming up assumes, a payment plan's pause does not last
+    to its recorded end (the last instalment's grace): the morning's check,
+    before the night's run, breaks the plan and lifts its pauses once its
+    first instalment still due is past its grace days, so that day is the
+    last it holds."""
     holding = DunningPause.objects.active(on=on).filter(
         Q(customer=OuterRef("customer_id"), invoice=OuterRef("pk")) | account_pause_holds()
     ).exclude(DISPUTED_IN_PART)
-    end = Coalesce("ends_on", Value(dt.date.max), output_field=DateField())
+    never = Value(dt.date.max)
+    grace_ends = (
+        Instalment.objects.filter(plan=OuterRef("plan_id"), plan__status=PlanStatus.ACTIVE,
+                                  status=InstalmentStatus.DUE)
+        .order_by("due_on")
+        .values(last=ExpressionWrapper(F("due_on") + F("plan__grace_days"), output_field=DateField()))[:1]
+    )
+    end = Least(Coalesce("ends_on", never), Coalesce(Subquery(grace_ends), never), output_field=DateField())
     return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0).annotate(
         held_through=Subquery(holding.annotate(end=end).order_by("-end").values("end")[:1]),
         asked_amount=F("open_amount") - disputed_part(on=on),

@@ -63,7 +63,9 @@ DEFAULT_DAYS = 7
 APPROXIMATIONS = (
     "Nobody pays, replies, disputes or promises anything, and no new invoice is issued.",
     "Pauses stay as they are today: one that ends within these days releases what it holds the day "
-    "after it ends, and none starts meanwhile.",
+    "after it ends, and none starts meanwhile. A payment plan ends with its first instalment still "
+    "due: nobody paying it, the morning's check breaks the plan the day after its grace days, and "
+    "dunning resumes that night.",
     "Each step is taken as carried out on its day: reviews and approvals given, e-mails sent and "
     "letters posted that same day. A step already waiting today for a review, an approval, the mail "
     "server or the print queue is shown holding its account back for the whole time, as nobody can "

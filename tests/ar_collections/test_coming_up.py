@@ -20,6 +20,7 @@ from ar_collections.models import (
     DunningActionInvoice,
     DunningCycle,
     DunningStep,
+    PlanStatus,
 )
 from customers.models import ContactRole, ReminderChannel, Segment
 from tests.ar_collections.conftest import frozen
@@ -94,10 +95,14 @@ def test_the_projection_agrees_with_what_the_runs_then_plan(book):
     assert set(planned) == expected
 
 
-def runs_planned(days: int = 15) -> set[tuple[str, int, dt.date]]:
-    """What the nightly runs of the next `days` plan, each step carried out on its day."""
+def runs_planned(days: int = 15, *, mornings: bool = False) -> set[tuple[str, int, dt.date]]:
+    """What the nightly runs of the next `days` plan, each step carried out on
+    its day; with `mornings`, each after the night's check of promises and
+    plans, which comes first (CELERY_BEAT_SCHEDULE)."""
     for n in range(days):
         with frozen(day(n)):
+            if mornings:
+                workspace.commitments_check(on=day(n))
             run_plan(run=run_start(run_date=day(n)))
             done = timezone.now()
             DunningAction.objects.filter(status=ActionStatus.PLANNED).update(
@@ -124,6 +129,26 @@ def test_a_hold_ending_within_the_days_releases_its_invoices_the_night_after_it_
     bolt_money = {d.day: d.money for d in days if any(p.customer.name == "Bolt Supplies" for p in d.steps)}
     assert bolt_money[day(0)] == [("USD", Decimal("80.00"))]
     assert runs_planned() == expected
+
+
+def test_a_payment_plan_nobody_pays_ends_its_pause_the_night_after_its_first_instalment_s_grace(
+    book, manager
+):
+    """Acme's plan pauses its invoice until its last instalment (30 Aug)
+    and its grace days; but the projection takes it that nobody pays, and
+    the morning's check breaks the plan once its first instalment (7 Aug) is
+    past its grace: that night dunning resumes, as the runs then plan it."""
+    [invoice] = book["acme"].invoices.all()
+    plan = workspace.plan_propose(customer=book["acme"], actor=manager, invoices=[invoice],
+                                  instalments=[(day(2), Decimal("250.00")), (day(25), Decimal("250.00"))],
+                                  on=TODAY)
+    assert plan.status == PlanStatus.ACTIVE
+    broken_on = day(2 + plan.grace_days + 1)
+
+    expected = steps_by_day(projected())
+
+    assert min(on for name, _, on in expected if name == "Acme Tools") == broken_on
+    assert runs_planned(mornings=True) == expected
 
 
 def test_a_day_counts_its_steps_by_channel_and_its_money_by_currency(book):
