@@ -262,8 +262,11 @@ def items_handed_back(*, on: dt.date) -> int:
         if may_work_any[holder.pk] or (holder.is_active and cover.get(collector_id) == holder.pk):
             continue
         to = cover.get(collector_id, collector_id)
+        # Held now for the account's collector if it goes to their stand-in; no
+        # longer for whoever it was held for before (an account since passed
+        # to another collector), whose absence would take it back there.
         if WorkItem.objects.filter(pk=item.pk, status=WorkStatus.OPEN, assignee_id=holder.pk).update(
-                assignee_id=to) == 0:
+                assignee_id=to, covering_for_id=collector_id if to != collector_id else None) == 0:
             continue  # closed or handed on meanwhile
         taker = item.customer.collector if to == collector_id else get_user_model().objects.get(pk=to)
         _record(item, None, f"Worklist: handed back from {person_name(holder)} to {person_name(taker)}, "

@@ -353,3 +353,26 @@ def test_an_item_handed_on_purpose_to_a_stand_in_who_may_not_work_the_account_on
     event = TimelineEvent.objects.get(customer=account, summary__startswith="Worklist: handed back")
     assert event.summary == ("Worklist: handed back from otto to carla, who works the account today — "
                              "Call Acme")
+
+
+def test_an_item_held_for_a_collector_whose_account_went_to_another_stays_with_the_new_one(
+    collector, other_collector, make_customer, away, django_user_model
+):
+    """Acme passed from Carla, away, to Dan: Otto may no longer work it, so
+    the item goes to Dan, and it is no longer held for Carla, whose absence
+    would otherwise take it back to Otto the next morning."""
+    from django.contrib.auth.models import Group
+
+    dan = django_user_model.objects.create_user(username="dan", password="pw")
+    dan.groups.add(Group.objects.get(name="Collector"))
+    account = make_customer(name="Acme")
+    worklist.item_add(kind=WorkKind.CALL, key="call:test", customer=account, title="Call Acme", due_on=TODAY)
+    account.collector = dan
+    account.save(update_fields=["collector"])
+
+    worklist.worklist_refresh(on=TODAY)
+    worklist.worklist_refresh(on=TODAY)
+
+    item = WorkItem.objects.get(key="call:test")
+    assert (item.assignee, item.covering_for) == (dan, None)
+    assert TimelineEvent.objects.filter(customer=account, kind=EventKind.WORK).count() == 1
