@@ -314,13 +314,14 @@ def _build(connection, *, customers: int, events: int, per_customer: int) -> str
                    [(pk, number, chosen, issued, due, "EUR", _decimal(cents),
                      _decimal(0 if settled else cents), "paid" if settled else "open", "", settled, start)
                     for pk, number, issued, due, cents, settled in history.invoices])
-        # bank_reference is NOT NULL with no database default; code from before it has no such column.
-        banked = any(f.name == "bank_reference" for f in Payment._meta.fields)
+        # Columns NOT NULL with no database default, given where the code has them (older code has not).
+        later = [(name, value) for name, value in (("bank_reference", ""), ("bank_id_released", False))
+                 if any(f.name == name for f in Payment._meta.fields)]
         _copy_rows(raw, Payment._meta.db_table,
                    "id, customer_id, received_on, currency, amount, method, reference, created_at"
-                   + (", bank_reference" if banked else ""),
+                   + "".join(f", {name}" for name, _ in later),
                    [(pk, chosen, on, "EUR", _decimal(cents), "bank_transfer", reference, start)
-                    + (("",) if banked else ()) for pk, on, cents, reference in history.payments])
+                    + tuple(value for _, value in later) for pk, on, cents, reference in history.payments])
         _copy_rows(raw, CreditNote._meta.db_table,
                    "id, number, customer_id, invoice_id, issued_on, currency, amount, reason, created_at",
                    [(pk, number, chosen, invoice, on, "EUR", _decimal(cents), "Price correction", start)
