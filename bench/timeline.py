@@ -320,8 +320,8 @@ def _build(connection, *, customers: int, events: int, per_customer: int) -> str
         _copy_rows(raw, Payment._meta.db_table,
                    "id, customer_id, received_on, currency, amount, method, reference, created_at"
                    + "".join(f", {name}" for name, _ in later),
-                   [(pk, chosen, on, "EUR", _decimal(cents), "bank_transfer", reference, start)
-                    + tuple(value for _, value in later) for pk, on, cents, reference in history.payments])
+                   [(pk, chosen, on, "EUR", _decimal(cents), "bank_transfer", reference, start,
+                     *(value for _, value in later)) for pk, on, cents, reference in history.payments])
         _copy_rows(raw, CreditNote._meta.db_table,
                    "id, number, customer_id, invoice_id, issued_on, currency, amount, reason, created_at",
                    [(pk, number, chosen, invoice, on, "EUR", _decimal(cents), "Price correction", start)

@@ -93,3 +93,13 @@ def test_a_placeholder_the_query_does_not_carry_is_refused_when_compiled():
 
     with pytest.raises(ValueError, match="placeholder pk=-1"):
         read.rows(pk=5)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="just-in-time compilation is PostgreSQL's")
+def test_the_connection_compiles_no_query_just_in_time(db):
+    """A search matching thousands of accounts once spent three of its four
+    seconds compiling the list's query (estimated costly for subqueries it never
+    runs) before reading a row."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)

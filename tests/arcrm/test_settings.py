@@ -107,7 +107,8 @@ def test_a_postgres_url_gives_every_connection_field_and_options():
         "PORT": "6543",
         "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5},
+        "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5,
+                    "options": "-c jit=off"},
     }
 
 
@@ -118,14 +119,21 @@ def test_a_short_postgresql_url_keeps_connections_a_minute_and_prepares_statemen
         "localhost", "", "", "",
     )
     assert config["CONN_MAX_AGE"] == 60
-    assert config["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+    assert config["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5, "options": "-c jit=off"}
+
+
+def test_server_settings_given_in_the_url_come_after_jit_off_and_so_can_turn_it_back_on():
+    config = parse_database_url("postgres://localhost/arcrm?options=-c%20jit%3Don%20-c%20work_mem%3D64MB")
+
+    assert config["OPTIONS"]["options"] == "-c jit=off -c jit=on -c work_mem=64MB"
 
 
 @pytest.mark.parametrize("off", ["off", "None"])
 def test_prepared_statements_can_be_turned_off_for_a_pooler(off):
     config = parse_database_url(f"postgres://pgbouncer:6432/arcrm?prepare_threshold={off}")
 
-    assert "OPTIONS" not in config  # Django's defaults: client-side binding, nothing prepared
+    # Django's defaults: client-side binding, nothing prepared
+    assert config["OPTIONS"] == {"options": "-c jit=off"}
 
 
 def test_a_prepare_threshold_that_is_not_a_number_is_refused():
