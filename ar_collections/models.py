@@ -856,6 +856,21 @@ class PolicyMinimum(models.Model):
         return f"{self.policy}: {format_money(self.min_amount, self.currency)}"
 
 
+class LadderStamp(models.Model):
+    """One row whose `stamp` the database itself sets anew, by triggers
+    (migration 0068), whenever a policy, a step, a minimum or a step's fee is
+    written, however it is written (a form, an update in bulk, a database
+    tool). A process that read the ladders keeps them while the stamp is the
+    one it read them under (dunning.ladders). A random value, not a counter:
+    a transaction rolled back takes its count back, and the next change would
+    count to a number already seen with other ladders."""
+
+    stamp = models.CharField(max_length=36)
+
+    def __str__(self) -> str:
+        return self.stamp
+
+
 class PauseKind(models.TextChoices):
     DISPUTE = "dispute", "Open dispute"
     PROMISE = "promise", "Promise to pay"

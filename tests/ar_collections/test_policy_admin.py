@@ -1251,3 +1251,57 @@ def test_another_step_of_a_ladder_with_a_step_saved_before_the_bounds_saves_on_i
     assert first.tone == Tone.FIRM
     assert ("Step 4 runs on day 400; a step runs at most 365 days after the due date. It was saved before "
             "that limit. To mend it, move it to day 365 or nearer the due date.") in messages_of(response)
+
+
+LADDER_TABLES = ("collections_latepaymentpolicy", "collections_dunningstep", "collections_policyminimum")
+
+
+def ladder_reads(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries
+            if any(f'FROM "{t}"' in q["sql"] for t in LADDER_TABLES)]
+
+
+def test_the_ladders_are_read_once_and_kept_until_one_changes():
+    from ar_collections.dunning import ladders
+
+    first = ladders()
+    with CaptureQueriesContext(connection) as queries:
+        again = ladders()
+
+    assert ladder_reads(queries) == []
+    assert again == first
+
+
+def test_a_ladder_a_manager_saves_is_the_one_dunning_reads_the_moment_it_is_saved(admin_client):
+    from ar_collections.dunning import ladders
+
+    policy = prompt()
+    assert [s.day_offset for s in ladders()[Segment.PROMPT].steps][1] != 16
+    response = admin_client.post(change_url(policy), policy_post(policy, {2: {"day_offset": 16}}))
+    assert response.status_code == 302
+
+    assert [s.day_offset for s in ladders()[Segment.PROMPT].steps][1] == 16
+
+
+def test_every_way_a_ladder_changes_is_read_at_once_however_it_was_written():
+    """Not only the admin's saves: an update in bulk, a deleted row and a fee
+    are ladders changed too, whichever code or tool wrote them."""
+    from ar_collections.dunning import ladders
+
+    step = ladders()[Segment.PROMPT].steps[0]
+    DunningStep.objects.filter(pk=step.pk).update(day_offset=step.day_offset - 1)
+    assert ladders()[Segment.PROMPT].steps[0].day_offset == step.day_offset - 1
+
+    policy = prompt()
+    PolicyMinimum.objects.filter(policy=policy).delete()
+    assert list(ladders()[Segment.PROMPT].policy.minimums.all()) == []
+
+    LatePaymentPolicy.objects.filter(pk=policy.pk).update(min_days_between_contacts=2)
+    assert ladders()[Segment.PROMPT].policy.min_days_between_contacts == 2
+
+    with connection.cursor() as cursor:  # a hand-written statement, as a database tool would send it
+        cursor.execute("UPDATE collections_dunningstep SET tone = tone WHERE id = %s", [step.pk])
+        cursor.execute("DELETE FROM collections_latepaymentpolicy WHERE id = %s AND false", [policy.pk])
+    with CaptureQueriesContext(connection) as queries:
+        ladders()
+    assert ladder_reads(queries), "a written step left the ladders as they were read before"
