@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.scratch import django_on_scratch_database
+from bench.scratch import COPY_CUSTOMERS, django_on_scratch_database
 
 ON = dt.date(2026, 6, 30)
 
@@ -71,14 +71,7 @@ def _load(connection, *, customers: int, invoices: int) -> None:
     collector = User.objects.create_user("bench-collector")
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor, for COPY
-        with raw.copy(
-            "COPY customers_customer (id, account_number, name, legal_name, industry, "
-            "business_description, buying_reasons, customer_since, collector_id, special_bond, "
-            "currency, credit_limit_amount, terms_type, payment_terms_days, on_credit_hold, "
-            "ap_run_days, ordering_rhythm, notes, segment, segment_reason, segment_override, "
-            "segment_override_note, created_at, updated_at) "
-            "FROM STDIN"
-        ) as copy:
+        with raw.copy(COPY_CUSTOMERS) as copy:
             for i in range(1, customers + 1):
                 copy.write_row((
                     i, f"B{i:07d}", f"Bench customer {i}", "", "other", "", "[]",

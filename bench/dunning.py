@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import machine
-from bench.scratch import django_on_scratch_database
+from bench.scratch import COPY_CUSTOMERS, django_on_scratch_database
 
 ON = dt.date(2026, 6, 30)
 
@@ -261,13 +261,7 @@ def _load(connection, *, customers: int, invoices: int, on: dt.date) -> None:
     invoice_customer = array("l")  # customer id by invoice id - 1, to pause real invoices
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor, for COPY
-        with raw.copy(
-            "COPY customers_customer (id, account_number, name, legal_name, industry, "
-            "business_description, buying_reasons, customer_since, collector_id, special_bond, "
-            "currency, credit_limit_amount, terms_type, payment_terms_days, on_credit_hold, "
-            "ap_run_days, ordering_rhythm, notes, segment, segment_reason, segment_override, "
-            "segment_override_note, created_at, updated_at) FROM STDIN"
-        ) as copy:
+        with raw.copy(COPY_CUSTOMERS) as copy:
             for i in range(customers):
                 copy.write_row((
                     i + 1, f"D{i + 1:07d}", f"Bench customer {i + 1}", "", "other", "", "[]",

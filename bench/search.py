@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import machine
-from bench.scratch import django_on_scratch_database
+from bench.scratch import COPY_CUSTOMERS, django_on_scratch_database
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/arcrm_bench_search"
 MANAGER = "bench-search-manager"
@@ -82,13 +82,7 @@ def _build(connection, *, customers: int) -> str:
     contacts = invoices = 0
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor, for COPY
-        with raw.copy(
-            "COPY customers_customer (id, account_number, name, legal_name, industry, "
-            "business_description, buying_reasons, customer_since, collector_id, special_bond, "
-            "currency, credit_limit_amount, terms_type, payment_terms_days, on_credit_hold, "
-            "ap_run_days, ordering_rhythm, notes, segment, segment_reason, segment_override, "
-            "segment_override_note, created_at, updated_at) FROM STDIN"
-        ) as copy:
+        with raw.copy(COPY_CUSTOMERS) as copy:
             for i in range(1, customers + 1):
                 name = f"{rng.choice(FIRST)}{rng.choice(SECOND)} {i}"
                 legal = f"{name} {rng.choice(FORMS)}" if i % 3 else ""

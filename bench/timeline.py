@@ -64,7 +64,7 @@ from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import machine
-from bench.scratch import django_on_scratch_database
+from bench.scratch import COPY_CUSTOMERS, django_on_scratch_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -260,13 +260,7 @@ def _build(connection, *, customers: int, events: int, per_customer: int) -> str
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor, for COPY
         started = time.perf_counter()
-        with raw.copy(
-            "COPY customers_customer (id, account_number, name, legal_name, industry, "
-            "business_description, buying_reasons, customer_since, collector_id, special_bond, "
-            "currency, credit_limit_amount, terms_type, payment_terms_days, on_credit_hold, "
-            "ap_run_days, ordering_rhythm, notes, segment, segment_reason, segment_override, "
-            "segment_override_note, created_at, updated_at) FROM STDIN"
-        ) as copy:
+        with raw.copy(COPY_CUSTOMERS) as copy:
             for i in range(1, customers + 1):
                 ours = i == chosen
                 copy.write_row((
