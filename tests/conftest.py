@@ -52,6 +52,16 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture(autouse=True)
+def _no_ladders_kept(monkeypatch):
+    """Each test starts with no ladders kept by the process (dunning.ladders),
+    as a server just started: what a test counts must not hang on which test
+    ran before it. A test of a busy page reads them once before it counts."""
+    from ar_collections import dunning
+
+    monkeypatch.setattr(dunning, "_ladders_read", None)
+
+
+@pytest.fixture(autouse=True)
 def _plain_static_files(settings):
     """Serve static files by their plain names: tests run without `collectstatic`,
     which the hashed-name storage used in production needs."""

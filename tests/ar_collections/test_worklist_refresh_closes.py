@@ -145,6 +145,9 @@ def test_the_refresh_closes_any_number_of_items_in_the_same_number_of_statements
                       add(customer, WorkKind.CHARGES, f"charges:{customer.pk}")]
         return items
 
+    # Once before, as by a worker that has refreshed before: what it reads once
+    # and keeps (the ladders, content types) is not counted against one side.
+    worklist.worklist_refresh(on=ON)
     one = accounts_no_longer_behind(1)
     with CaptureQueriesContext(connection) as for_one:
         worklist.worklist_refresh(on=ON)
