@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from django.db import models
@@ -170,3 +171,35 @@ def _adapted(value, connection):
     if isinstance(value, dt.datetime):
         return connection.ops.adapt_datetimefield_value(value)
     return value
+
+
+def sqlite_functions_register(*, connection, **_) -> None:
+    """On SQLite (`make run`'s embedded database), LIKE in any capitals of any
+    letter, as PostgreSQL compares for `icontains` and `iexact`: SQLite's own
+    LIKE folds only A to Z, so a search for "élodie" found no Élodie there.
+    Receiver of `connection_created`."""
+    if connection.vendor != "sqlite":
+        return
+    # like(pattern, value[, escape]) is what SQLite calls for `value LIKE pattern [ESCAPE escape]`.
+    connection.connection.create_function("like", 2, _like, deterministic=True)
+    connection.connection.create_function("like", 3, _like, deterministic=True)
+
+
+def _like(pattern: str | None, value, escape: str | None = None) -> bool | None:
+    if pattern is None or value is None:
+        return None
+    return _like_pattern(str(pattern), escape).fullmatch(str(value)) is not None
+
+
+@functools.lru_cache(maxsize=256)  # a page asks the same few patterns of many rows
+def _like_pattern(pattern: str, escape: str | None) -> re.Pattern[str]:
+    parts, escaped = [], False
+    for char in pattern:
+        if escaped or (char != escape and char not in "%_"):
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == escape:
+            escaped = True
+        else:
+            parts.append(".*" if char == "%" else ".")
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)

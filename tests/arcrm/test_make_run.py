@@ -96,6 +96,15 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(
         names = [name for (name,) in db.execute("SELECT name FROM customers_customer")]
     assert names, "seed_demo created no customer"
     assert any(html.escape(name) in page for name in names)
+    # A search typed in small letters finds a contact whose name starts with a
+    # capital beyond A to Z (Élodie), as it does on PostgreSQL.
+    with sqlite3.connect(var_dir / "arcrm.sqlite3") as db:
+        contacts = db.execute("SELECT name, customer_id FROM customers_contact").fetchall()
+    name, customer_id = next((name, customer_id) for name, customer_id in contacts
+                             if not name[0].isascii() and name[0].isupper())
+    query = urllib.parse.urlencode({"q": name.split()[0].lower()})
+    with opener.open(f"{base}/customers/?{query}", timeout=10) as response:
+        assert f'href="/customers/{customer_id}/"' in response.read().decode(), name
     # An account whose timeline holds the demo's dunning: its page and its
     # step's page render on SQLite too (its JSON reads differ from PostgreSQL's).
     with sqlite3.connect(var_dir / "arcrm.sqlite3") as db:
