@@ -249,6 +249,28 @@ def test_an_action_s_page_of_its_own_has_one_main_heading_and_its_panel_none(
     assert headings(panel, 1) == []
 
 
+@pytest.mark.parametrize("name", [*FORM_ACTIONS, "payment_record", "credit_note_record", "invoice_write_off",
+                                  *DECISIONS])
+def test_a_field_s_help_is_read_out_with_it(client, manager, customer, invoices, request, name):
+    if name in DECISIONS:
+        action_url = request.getfixturevalue("decisions")[name]
+    elif name == "invoice_write_off":
+        action_url = url(name, customer, invoices[0].pk)
+    elif name in FORM_ACTIONS:
+        action_url = request.getfixturevalue("posts")[name][0]
+    else:
+        action_url = url(name, customer)
+    client.force_login(manager)
+
+    panel = client.get(action_url, headers=HTMX).content.decode()
+
+    # A screen reader reads the help a field names with aria-describedby: a name
+    # no element carries reads nothing ("Promised amount" without "paid oldest due first").
+    described_by = {ref for refs in re.findall(r'aria-describedby="([^"]+)"', panel) for ref in refs.split()}
+    ids = set(re.findall(r'\bid="([^"]+)"', panel))
+    assert described_by <= ids, sorted(described_by - ids)
+
+
 @pytest.mark.parametrize("name", FORM_ACTIONS)
 def test_every_action_s_button_says_what_it_does(client, collector, posts, name):
     client.force_login(collector)
