@@ -1711,6 +1711,15 @@ def _context(notice: Notice, *, layout: str) -> dict:
         for c in notice.credits
     ]
     sums = totals(notice)
+    sum_lines = [
+        {
+            "currency": s.currency,
+            "subtotals": _subtotals(s, t, language, charged=bool(notice.charges)),
+            "charges": _money(s.charges, s.currency, language) if s.charges else "",
+            "due": _money(s.due, s.currency, language),
+        }
+        for s in sums
+    ]
     # One fee per currency the notice lists that the step has a fee in.
     new_fees = sorted((c for c in notice.charges if c.kind == "late_fee" and not c.earlier),
                       key=lambda c: c.currency)
@@ -1735,6 +1744,7 @@ def _context(notice: Notice, *, layout: str) -> dict:
         # the month out; the statement's label gives the short form.
         "pay_by_long": _long_date(notice.pay_by, language),
         "lines": lines,
+        **_text_columns(t, lines, sum_lines),
         "count": len(lines),
         # A firm reminder's subject counts the overdue ones: it may list one falling due too.
         "overdue_count": sum(1 for x in notice.lines if x.days_overdue > 0),
@@ -1743,15 +1753,7 @@ def _context(notice: Notice, *, layout: str) -> dict:
         + (f" (+{len(lines) - 3})" if len(lines) > 3 else ""),
         "before_due": all(x.days_overdue <= 0 for x in notice.lines),
         "copies_attached": notice.copies_attached,
-        "totals": [
-            {
-                "currency": s.currency,
-                "subtotals": _subtotals(s, t, language, charged=bool(notice.charges)),
-                "charges": _money(s.charges, s.currency, language) if s.charges else "",
-                "due": _money(s.due, s.currency, language),
-            }
-            for s in sums
-        ],
+        "totals": sum_lines,
         "amount_due": " + ".join(_money(s.due, s.currency, language) for s in sums),
         "charges": charges,
         "credits": credits,
@@ -1765,6 +1767,24 @@ def _context(notice: Notice, *, layout: str) -> dict:
         "collector_email": notice.collector_email,
         "reference": notice.reference,
     }
+
+
+def _text_columns(t: dict[str, str], lines: list[dict], sums: list[dict]) -> dict[str, int]:
+    """The text e-mail's column widths (_statement.txt): each at least 16 and as
+    wide as its widest value, so that in a fixed-width font every date and amount
+    stands under its head however long an ERP's invoice number (up to 40
+    characters), a "not yet due" in words ("fällig in 3 Tagen") or an amount
+    is. The totals' labels span the columns before the amount."""
+    amounts = [line["amount"] for line in lines] + [s["due"] for s in sums] + [
+        amount for s in sums for _, amount in s["subtotals"]]
+    widths = {
+        "number_width": max(16, len(t["invoice"]), *(len(x["number"]) for x in lines)),
+        "overdue_width": max(16, len(t["days_overdue"]), *(len(x["overdue"]) for x in lines)),
+        "amount_width": max(16, len(t["open"]), *(len(amount) for amount in amounts)),
+    }
+    # The issue and due dates' columns are 12 wide; a space after each column.
+    widths["label_width"] = widths["number_width"] + 1 + 12 + 1 + 12 + 1 + widths["overdue_width"]
+    return widths
 
 
 def _subtotals(s: Totals, t: dict[str, str], language: str, *, charged: bool) -> list[tuple[str, str]]:

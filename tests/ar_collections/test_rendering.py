@@ -312,3 +312,30 @@ def test_two_threads_rendering_at_once_take_turns_and_both_get_their_pdf(monkeyp
     assert {name: name in pdf_text(pdf) for name, pdf in pdfs.items()} == {
         "Acme Tools": True, "Beta Bau": True,
     }
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_the_text_e_mail_keeps_its_columns_under_their_heads_whatever_the_invoice_number_s_length(language):
+    long_numbers = dataclasses.replace(lille(language=language), lines=(
+        rendering.NoticeLine("INV-2026-000001-0", dt.date(2026, 10, 1), dt.date(2026, 10, 31), 32,
+                             Decimal("4352.09"), "EUR"),
+        rendering.NoticeLine("ERP/2026/SALES/00000000417", dt.date(2026, 8, 8), dt.date(2026, 9, 7), 86,
+                             Decimal("12345678.90"), "EUR"),
+        rendering.NoticeLine("INV-7", dt.date(2026, 11, 5), dt.date(2026, 12, 5), -3,
+                             Decimal("1798.07"), "EUR"),
+    ))
+    t = rendering.LABELS[language]
+
+    lines = rendering.render_email(long_numbers).text.splitlines()
+
+    [head] = [line for line in lines if line.strip().startswith(t["invoice"]) and t["issued"] in line]
+    rows = [line for line in lines if line.strip().startswith(("INV-", "ERP/"))]
+    due = [line for line in lines if line.strip().startswith(t["amount_due"])]
+    assert len(rows) == 3 and due
+    # A plain-text mail is read in a fixed-width font: each date starts under "Date",
+    # each amount ends under "Open amount", and the total under them.
+    issued_at = head.index(t["issued"])
+    for row, line in zip(rows, long_numbers.lines, strict=True):
+        assert row[:issued_at].strip() == line.number and row[issued_at] != " ", "\n".join([head, *rows])
+    widths = {len(row) for row in rows} | {len(line) for line in due}
+    assert widths == {len(head)}, "\n".join([head, *rows, *due])
