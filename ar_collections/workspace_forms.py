@@ -105,6 +105,8 @@ NO_LONGER_OPEN = ("An invoice chosen is no longer open on this account (paid or 
 
 class InvoiceChoice(forms.ModelChoiceField):
     def __init__(self, **kwargs) -> None:
+        # Said in words: Django's "---------" tells nobody what to pick.
+        kwargs.setdefault("empty_label", "Choose an invoice")
         super().__init__(queryset=Invoice.objects.none(), **kwargs)
         self.error_messages["invalid_choice"] = NO_LONGER_OPEN
 
@@ -244,7 +246,7 @@ class CopyForm(_AccountForm):
     submission = _sent_once()
     invoice = InvoiceChoice()
     contact = forms.ModelChoiceField(
-        queryset=Contact.objects.none(), label="Send to",
+        queryset=Contact.objects.none(), label="Send to", empty_label="Choose a contact",
         help_text="By post to a contact who takes paper or has no e-mail address: it waits in the print "
                   "queue. By e-mail to the others.",
     )
@@ -615,7 +617,7 @@ class PaymentReverseForm(_AccountForm):
     SERVICE_FIELDS = {"payment": "__all__"}
 
     payment = PaymentChoice(
-        queryset=Payment.objects.none(), label="Payment",
+        queryset=Payment.objects.none(), label="Payment", empty_label="Choose a payment",
         error_messages={"invalid_choice": "That payment is not one of this account's to reverse (reversed "
                                           "already, or too old): choose from those listed now."},
     )

@@ -225,19 +225,26 @@ def headings(html: str, level: int) -> list[str]:
             for text in re.findall(rf"<h{level}\b[^>]*>(.*?)</h{level}>", html, re.S)]
 
 
-@pytest.mark.parametrize("name", [*FORM_ACTIONS, "payment_record", "credit_note_record", "invoice_write_off",
-                                  *DECISIONS])
+# Every panel the account page opens: the collectors' actions, the managers' money and decisions.
+PANELS = [*FORM_ACTIONS, "payment_record", "payment_reverse", "credit_note_record", "invoice_write_off",
+          *DECISIONS]
+
+
+def panel_url(name: str, customer, invoices, request) -> str:
+    if name in DECISIONS:
+        return request.getfixturevalue("decisions")[name]
+    if name == "invoice_write_off":
+        return url(name, customer, invoices[0].pk)
+    if name in FORM_ACTIONS:
+        return request.getfixturevalue("posts")[name][0]
+    return url(name, customer)
+
+
+@pytest.mark.parametrize("name", PANELS)
 def test_an_action_s_page_of_its_own_has_one_main_heading_and_its_panel_none(
     client, manager, customer, invoices, request, name
 ):
-    if name in DECISIONS:
-        action_url = request.getfixturevalue("decisions")[name]
-    elif name == "invoice_write_off":
-        action_url = url(name, customer, invoices[0].pk)
-    elif name in FORM_ACTIONS:
-        action_url = request.getfixturevalue("posts")[name][0]
-    else:
-        action_url = url(name, customer)
+    action_url = panel_url(name, customer, invoices, request)
     client.force_login(manager)
 
     page = client.get(action_url).content.decode()
@@ -249,26 +256,28 @@ def test_an_action_s_page_of_its_own_has_one_main_heading_and_its_panel_none(
     assert headings(panel, 1) == []
 
 
-@pytest.mark.parametrize("name", [*FORM_ACTIONS, "payment_record", "credit_note_record", "invoice_write_off",
-                                  *DECISIONS])
+@pytest.mark.parametrize("name", PANELS)
 def test_a_field_s_help_is_read_out_with_it(client, manager, customer, invoices, request, name):
-    if name in DECISIONS:
-        action_url = request.getfixturevalue("decisions")[name]
-    elif name == "invoice_write_off":
-        action_url = url(name, customer, invoices[0].pk)
-    elif name in FORM_ACTIONS:
-        action_url = request.getfixturevalue("posts")[name][0]
-    else:
-        action_url = url(name, customer)
     client.force_login(manager)
 
-    panel = client.get(action_url, headers=HTMX).content.decode()
+    panel = client.get(panel_url(name, customer, invoices, request), headers=HTMX).content.decode()
 
     # A screen reader reads the help a field names with aria-describedby: a name
     # no element carries reads nothing ("Promised amount" without "paid oldest due first").
     described_by = {ref for refs in re.findall(r'aria-describedby="([^"]+)"', panel) for ref in refs.split()}
     ids = set(re.findall(r'\bid="([^"]+)"', panel))
     assert described_by <= ids, sorted(described_by - ids)
+
+
+@pytest.mark.parametrize("name", PANELS)
+def test_a_menu_to_choose_from_says_what_to_choose(client, manager, customer, invoices, request, name):
+    client.force_login(manager)
+
+    panel = client.get(panel_url(name, customer, invoices, request), headers=HTMX).content.decode()
+
+    # Django's "---------" says nothing to a collector, nor to a screen reader.
+    first_options = re.findall(r"<select\b[^>]*>\s*<option[^>]*>([^<]*)</option>", panel)
+    assert not [label for label in first_options if not label.strip("- ")], first_options
 
 
 @pytest.mark.parametrize("name", FORM_ACTIONS)
