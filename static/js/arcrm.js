@@ -204,3 +204,29 @@
     if (root.querySelectorAll) root.querySelectorAll("[data-asked-when]").forEach(start);
   });
 })();
+
+// "Load more" on a timeline goes with the events it brings: the focus, on the
+// link, would fall to the page's body, and a keyboard or screen-reader user
+// would start again from the top. It goes to the first event loaded, where
+// they read on.
+(function () {
+  "use strict";
+
+  var lastBefore = null;
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var more = event.detail.elt.closest(".load-more");
+    lastBefore = more ? more.previousElementSibling : null;
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var last = lastBefore;
+    lastBefore = null;
+    var lost = document.activeElement;
+    if (!last || !last.isConnected || (lost && lost !== document.body && lost.isConnected)) return;
+    var first = last.nextElementSibling;
+    if (!first || first.classList.contains("load-more")) return;
+    if (!first.hasAttribute("tabindex")) first.setAttribute("tabindex", "-1");
+    first.focus();
+  });
+})();

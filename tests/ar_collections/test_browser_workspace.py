@@ -228,6 +228,29 @@ def test_a_keyboard_user_keeps_their_place_in_the_timeline_filters(page, acme):
     expect(filters.get_by_role("searchbox", name="Invoice")).to_be_focused()
 
 
+def test_a_keyboard_user_who_loads_more_of_the_timeline_reads_on_from_the_first_event_loaded(page, acme):
+    """"Load more" goes with the events it brings: the focus would fall to the
+    top of the page, and a keyboard or screen-reader user would tab through
+    the whole page again to reach where they were."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    expect(events(page)).to_have_count(PAGE_SIZE)
+
+    page.locator("#timeline-more").get_by_role("link", name="Load more").focus()
+    page.keyboard.press("Enter")
+
+    expect(events(page)).to_have_count(OLD_EVENTS)
+    first_loaded = events(page).nth(PAGE_SIZE)
+    expect(first_loaded).to_be_focused()
+    page.keyboard.press("Tab")
+    # On from there: the next thing to tab to is inside or after the new events, not the page's top.
+    assert page.evaluate("""(n) => {
+        const loaded = document.querySelectorAll('#timeline-events li.event')[n];
+        return !!(loaded.compareDocumentPosition(document.activeElement) & Node.DOCUMENT_POSITION_FOLLOWING
+                  || loaded.contains(document.activeElement));
+    }""", PAGE_SIZE)
+
+
 def test_a_tick_made_the_moment_the_filters_are_redrawn_is_not_lost(page, acme):
     """What htmx swaps in answers the keyboard at once. It used to wake up
     20 ms later: a second box ticked in between was ticked on the screen and
