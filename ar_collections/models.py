@@ -2278,7 +2278,7 @@ class ReceivablesImport(models.Model):
         permissions = [
             # Its own permission, not add_invoice: that would also open the
             # admin's invoice form, which puts nothing on the timeline.
-            ("import_receivables", "Can import invoices and payments from the ERP"),
+            ("import_receivables", "Can import invoices, payments and customer accounts from the ERP"),
         ]
 
     def __str__(self) -> str:

@@ -85,7 +85,7 @@ MANAGE = [
     ("collections", "add_payment"),
     # A credit note takes money off an invoice as a payment does, and a plan asks for less.
     ("collections", "add_creditnote"),
-    # The ERP's invoices and payments, imported from CSV.
+    # The ERP's invoices, payments and customer accounts, imported from CSV or a workbook.
     ("collections", "import_receivables"),
     # Bad debt: what an invoice still owes, written off (workspace.invoice_write_off).
     ("collections", "write_off_invoice"),

@@ -54,7 +54,7 @@ def triggers_drop(apps, schema_editor) -> None:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0067_payment_bank_id_released'),
+        ('collections', '0070_work_item_covering_for'),
     ]
 
     operations = [

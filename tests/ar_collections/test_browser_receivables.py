@@ -122,7 +122,7 @@ def test_a_manager_uploads_an_erp_file_and_sees_what_came_of_it(page, acme, tmp_
     log_in(page, "maria")
     page.get_by_role("link", name="Collections").click()
     page.get_by_role("link", name="Import", exact=True).click()
-    expect(page.get_by_role("heading", name="Import receivables")).to_be_visible()
+    expect(page.get_by_role("heading", name="Import invoices, payments and accounts")).to_be_visible()
 
     page.get_by_label("Invoices").check()
     page.get_by_label("CSV file").set_input_files(str(csv))
@@ -174,7 +174,7 @@ def test_a_manager_uploads_an_excel_workbook_and_its_problems_are_named_by_the_s
     sheet.append(["number", "account_number", "issue_date", "due_date", "currency", "total_amount"])
     sheet.append(["INV-C", "C-ACME", today, today + dt.timedelta(days=30), "EUR", 90.1])
     book.save(path)
-    page.get_by_role("link", name="Import receivables").click()
+    page.get_by_role("link", name="Import invoices, payments and accounts").click()
     page.get_by_label("Invoices").check()
     page.get_by_label("CSV file or Excel workbook").set_input_files(str(path))
     page.get_by_role("button", name="Import").click()

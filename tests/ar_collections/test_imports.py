@@ -9,7 +9,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
@@ -656,9 +656,24 @@ def upload(text: str | bytes, kind: str = "invoices", **fields) -> dict:
     return {"kind": kind, "file": SimpleUploadedFile(f"{kind}.csv", content, "text/csv"), **fields}
 
 
+def test_the_import_page_is_named_for_all_it_imports(client, manager, accounts):
+    """It takes customer accounts too, not only receivables: its title, heading,
+    a report's way back to it and the permission that opens it say so."""
+    client.force_login(manager)
+    page = client.get("/collections/import/").content.decode()
+    assert "<title>Import invoices, payments and accounts" in page
+    assert "<h1>Import invoices, payments and accounts</h1>" in page
+    batch = import_queue(kind="customers", text="account_number,name\n", actor=manager)
+    report = client.get(reverse("collections:import_detail", args=[batch.pk])).content.decode()
+    assert ">Import invoices, payments and accounts</a>" in report
+    permission = Permission.objects.get(codename="import_receivables")
+    assert permission.name == "Can import invoices, payments and customer accounts from the ERP"
+
+
 def test_a_manager_uploads_a_file_and_a_worker_imports_it(client, manager, accounts):
     client.force_login(manager)
-    assert "Import receivables" in client.get(reverse("collections:import")).content.decode()
+    page = client.get(reverse("collections:import")).content.decode()
+    assert "Import invoices, payments and accounts" in page
 
     response = client.post(reverse("collections:import"), upload(INVOICES))
 

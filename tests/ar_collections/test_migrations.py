@@ -419,3 +419,18 @@ def test_open_items_a_stand_in_holds_for_the_accounts_collector_become_the_colle
 
     assert dict(WorkItem.objects.values_list("pk", "covering_for")) == {
         covered.pk: collector.pk, done.pk: None, someone_else.pk: None, handed.pk: None}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_import_permission_is_renamed_for_the_accounts_it_imports_too():
+    from django.contrib.auth.models import Permission
+
+    permission = Permission.objects.get(codename="import_receivables")
+    try:
+        _migrate(("collections", "0071_ladder_stamp"))
+        assert Permission.objects.get(pk=permission.pk).name == (
+            "Can import invoices and payments from the ERP")
+    finally:
+        _migrate_to_latest()
+    assert Permission.objects.get(pk=permission.pk).name == (
+        "Can import invoices, payments and customer accounts from the ERP")
