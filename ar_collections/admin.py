@@ -9,14 +9,17 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
+from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from ar_collections.api import api_token_revoke
@@ -71,6 +74,7 @@ from ar_collections.models import (
 )
 from ar_collections.services import behaviour_refresh
 from ar_collections.timeline import event_record, events_link, invoice_issued
+from ar_collections.views import import_file_response
 from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, ViewOnly, money_column, person_column
 from arcrm.dates import format_day
 from arcrm.forms import MoneyField
@@ -1480,6 +1484,28 @@ class ReceivablesImportAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
     @admin.display(description="Token", ordering="api_token__name")
     def token(self, batch: ReceivablesImport) -> str:
         return batch.api_token.name if batch.api_token else "—"
+
+    # A workbook is kept as bytes, which no field here can show: the file
+    # (a CSV file's or a request's too) is offered as it came in.
+    readonly_fields = ["kept_file"]
+
+    @admin.display(description="As it came in")
+    def kept_file(self, batch: ReceivablesImport) -> str:
+        return format_html('<a href="{}" download>{}</a>', reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_file", args=[batch.pk]), batch.source)
+
+    def get_urls(self):
+        return [path("<path:object_id>/file/", self.admin_site.admin_view(self.file_view),
+                     name=f"{self.opts.app_label}_{self.opts.model_name}_file"), *super().get_urls()]
+
+    def file_view(self, request, object_id: str):
+        """Whoever may view the import downloads its file; 404 for one not there."""
+        batch = self.get_object(request, unquote(object_id))
+        if batch is None:
+            raise Http404("No such import.")
+        if not self.has_view_permission(request, batch):
+            raise PermissionDenied
+        return import_file_response(batch)
 
 
 @admin.register(ApiToken)

@@ -2226,6 +2226,10 @@ class ImportOrigin(models.TextChoices):
     API = "api", "API request"
 
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSM_TYPE = "application/vnd.ms-excel.sheet.macroEnabled.12"
+
+
 class ReceivablesImport(models.Model):
     """A CSV file or Excel workbook from the ERP, uploaded by a manager and imported by a worker
     (ar_collections/imports.py), or a request the ERP sent to the JSON API
@@ -2283,6 +2287,18 @@ class ReceivablesImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import {self.file_name or self.pk} ({self.get_status_display()})"
+
+    def kept_file(self) -> tuple[str, str, bytes]:
+        """What came in, as it came: its file name, content type and bytes. A
+        CSV file's text was read as UTF-8, so written back so it is the upload's
+        bytes; an API request is the JSON it sent."""
+        if self.workbook is not None:
+            name = self.file_name or f"import-{self.pk}.xlsx"
+            macros = name.lower().endswith(".xlsm")  # decode reads .xlsm too; Excel opens it by its type
+            return name, XLSM_TYPE if macros else XLSX_TYPE, bytes(self.workbook)
+        if self.origin == ImportOrigin.API:
+            return f"api-request-{self.pk}.json", "application/json", self.text.encode("utf-8")
+        return self.file_name or f"import-{self.pk}.csv", "text/csv; charset=utf-8", self.text.encode("utf-8")
 
     @property
     def source(self) -> str:

@@ -31,6 +31,7 @@ urlpatterns = [
     path("letters/", views.letter_queue, name="letters"),
     path("import/", views.receivables_import, name="import"),
     path("import/<int:pk>/", views.receivables_import_detail, name="import_detail"),
+    path("import/<int:pk>/file", views.receivables_import_file, name="import_file"),
     path("import/example/<str:kind>.csv", views.receivables_import_example, name="import_example"),
     path("api-tokens/", views.api_tokens, name="api_tokens"),
     path("api-tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),

@@ -42,6 +42,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
@@ -1441,6 +1442,22 @@ def receivables_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "errors_shown": batch.errors[:IMPORT_ERRORS_SHOWN],
         "errors_more": max(len(batch.errors) - IMPORT_ERRORS_SHOWN, 0),
     })
+
+
+@login_required
+@permission_required(IMPORT_PERMISSION, raise_exception=True)
+@require_safe
+def receivables_import_file(request: HttpRequest, pk: int) -> HttpResponse:
+    """The file an import was made from (or the API request), as it came in."""
+    return import_file_response(get_object_or_404(ReceivablesImport, pk=pk))
+
+
+def import_file_response(batch: ReceivablesImport) -> HttpResponse:
+    """An import's file as a download under its own name (the admin offers it too)."""
+    name, content_type, content = batch.kept_file()
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
+    return response
 
 
 @login_required

@@ -848,6 +848,11 @@ def test_the_imports_page_shows_a_request_with_its_origin_and_token(erp, account
     assert "API request (token ERP)" in listed
     assert "3 invoices recorded" in listed
     assert "API request (token ERP)" in shown
+    assert "download the request as it came in" in shown
+    request = client.get(reverse("collections:import_file", args=[batch.pk]))
+    assert (request["Content-Type"], request["Content-Disposition"]) == (
+        "application/json", f'attachment; filename="api-request-{batch.pk}.json"')
+    assert json.loads(request.content) == {"rows": INVOICE_ROWS}
 
 
 def test_the_admin_lists_imports_with_their_origin_and_token_and_filters_by_them(erp, accounts, manager,

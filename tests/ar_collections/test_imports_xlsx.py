@@ -13,12 +13,13 @@ import zipfile
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 from ar_collections import imports
 from ar_collections.forms import ImportForm
@@ -161,7 +162,8 @@ def through_the_page(client, kind: str, name: str, content: bytes, *, htmx: bool
             "counts": (batch.rows, batch.created, batch.already, batch.updated),
             "listed": batch.summary in listed,
             "detail": re.sub(r"\s+", " ", detail.split('<section id="import-report"', 1)[1]
-                             .split("</section>", 1)[0].replace(name, "FILE")),
+                             .split("</section>", 1)[0].replace(name, "FILE")
+                             .replace(reverse("collections:import_file", args=[batch.pk]), "FILE-URL")),
             "recorded": recorded(),
         }
         transaction.set_rollback(True)
@@ -393,3 +395,78 @@ def test_the_admin_lists_uploads_without_reading_their_files(admin_client, manag
     assert listed.status_code == 200 and "invoices.xlsx" in listed.content.decode()
     read = [q["sql"] for q in queries.captured_queries if 'FROM "collections_receivablesimport"' in q["sql"]]
     assert read and not [sql for sql in read if '."text"' in sql or '."workbook"' in sql]
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def uploaded(client, name: str, content: bytes) -> ReceivablesImport:
+    response = client.post(reverse("collections:import"),
+                           {"kind": "invoices", "file": SimpleUploadedFile(name, content)})
+    assert response.status_code == 302, response.content.decode()
+    return ReceivablesImport.objects.get(file_name=name)
+
+
+def test_a_workbook_kept_with_its_import_is_downloaded_as_it_was_uploaded(client, manager, accounts):
+    content = workbook(INVOICES_SHEET, title="Invoices")
+    client.force_login(manager)
+    batch = uploaded(client, "ERP März.xlsx", content)
+    link = reverse("collections:import_file", args=[batch.pk])
+    report = client.get(reverse("collections:import_detail", args=[batch.pk])).content.decode()
+    assert f'href="{link}" download>download the file as it came in</a>' in report
+
+    response = client.get(link)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == XLSX_TYPE
+    assert response["Content-Disposition"] == "attachment; filename*=utf-8''ERP%20M%C3%A4rz.xlsx"
+    assert response.content == content
+    sheet = load_workbook(io.BytesIO(response.content), read_only=True)["Invoices"]
+    assert [[cell for cell in row] for row in sheet.iter_rows(max_row=2, values_only=True)] == [
+        INVOICES_SHEET[0],
+        ["INV-100", "C-ACME", dt.datetime(2025, 6, 1), dt.datetime(2025, 7, 1), "EUR", 500, "PO-7"],
+    ]
+
+
+def test_a_csv_file_kept_with_its_import_is_downloaded_as_it_was_uploaded(client, manager, accounts):
+    content = ("\ufeff" + INVOICES_CSV).encode("utf-8")
+    client.force_login(manager)
+    batch = uploaded(client, "invoices.csv", content)
+
+    response = client.get(reverse("collections:import_file", args=[batch.pk]))
+
+    assert response.status_code == 200
+    assert (response["Content-Type"], response["Content-Disposition"]) == (
+        "text/csv; charset=utf-8", 'attachment; filename="invoices.csv"')
+    assert response.content == content
+
+
+@pytest.mark.parametrize("who", ["collector", "viewer"])
+def test_only_who_may_see_an_import_downloads_its_file(client, request, manager, accounts, who):
+    client.force_login(manager)
+    batch = uploaded(client, "invoices.xlsx", workbook(INVOICES_SHEET))
+    client.force_login(request.getfixturevalue(who))
+
+    assert client.get(reverse("collections:import_file", args=[batch.pk])).status_code == 403
+    client.force_login(manager)
+    assert client.get(reverse("collections:import_file", args=[batch.pk + 1])).status_code == 404
+    assert client.post(reverse("collections:import_file", args=[batch.pk])).status_code == 405
+
+
+def test_the_admin_offers_an_import_s_workbook_to_whoever_may_view_the_import(
+        client, admin_client, manager, accounts):
+    batch = ReceivablesImport.objects.create(kind="invoices", file_name="invoices.xlsx", text="",
+                                             workbook=workbook(INVOICES_SHEET), created_by=manager)
+    link = reverse("admin:collections_receivablesimport_file", args=[batch.pk])
+    page = admin_client.get(reverse("admin:collections_receivablesimport_change", args=[batch.pk]))
+    assert f'href="{link}"' in page.content.decode()
+
+    response = admin_client.get(link)
+
+    assert (response.status_code, response["Content-Type"]) == (200, XLSX_TYPE)
+    assert response.content == bytes(ReceivablesImport.objects.get(pk=batch.pk).workbook)
+    staff = User.objects.create_user("stan", is_staff=True)
+    client.force_login(staff)
+    assert client.get(link).status_code == 403
+    assert admin_client.get(reverse("admin:collections_receivablesimport_file", args=[batch.pk + 1])
+                            ).status_code == 404
