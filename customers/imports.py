@@ -314,16 +314,23 @@ def _contact_of(row: dict[str, str], values: dict, recorded: Customer | None, fi
         return None
     given = {CONTACT_COLUMNS[c]: values[c] for c in columns}
     before = recorded.billing_contact_of_record() if recorded is not None else None
-    if before is None and "name" not in given:
-        fields.note("contact_name", f"contact_name is empty: the account has no billing contact yet, and a "
-                                    f"new one needs a name (the row gives {', '.join(columns)})")
-        return None
+    unnamed = before is None and "name" not in given
+    if unnamed:
+        # The form's "This field is required." would not say whose name, nor
+        # why a row giving an e-mail address needs one: a reminder opens with it.
+        whose = ("a new account's billing contact needs a name" if recorded is None else
+                 "the account has no billing contact yet, and a new one needs a name")
+        fields.note("contact_name", f"contact_name is empty: {whose}, as reminders and letters are addressed "
+                                    f"to it (the row gives {', '.join(columns)})")
     contact = copy.copy(before) if before is not None else _new_contact(recorded)
     data = _as_posted(ContactForm(instance=contact)) if before is not None else dict(known.new_contact)
     data.update(given)
     form = ContactForm(data, instance=contact)
+    # Checked even so: the row's other contact values are named with it (the name's error was noted above).
     if not form.is_valid():
         _note_errors(fields, form, CONTACT_COLUMNS, row, whose="the billing contact's")
+        return None
+    if unnamed:
         return None
     if before is not None and all(getattr(before, name) == getattr(contact, name) for name in CONTACT_FIELDS):
         return None

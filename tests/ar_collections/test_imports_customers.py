@@ -181,8 +181,10 @@ def test_bad_rows_are_refused_naming_line_and_column_and_nothing_is_written(mana
         "line 3: credit_limit '-5' is not an amount: write it like 25000.00 (a dot for cents, no thousands "
         "separators, no currency sign; 0 for no credit); collector 'nobody' is no user's username",
         "line 4: collector 'victor' is not an active collector or manager, and could not work the account; "
-        "contact_name is empty: the account has no billing contact yet, and a new one needs a name (the row "
-        "gives contact_email)",
+        "contact_name is empty: a new account's billing contact needs a name, as reminders and letters are "
+        "addressed to it (the row gives contact_email); "
+        "contact_email 'not-an-address': Enter a valid email address; "
+        "contact_email 'not-an-address': An e-mail address is needed to e-mail invoices.",
         "line 5: name is empty; collector is empty: a new account needs its collector (the username of an "
         "active collector or manager)",
         "line 6: account_number c-new1 is on line 2 already: give each account once",
@@ -217,6 +219,37 @@ def test_a_billing_contact_is_checked_as_the_contact_form_checks_it(manager, har
         "line 2: contact_email 'anna(at)harbour': Enter a valid email address.",
         "line 3: contact_email: An e-mail address is needed to e-mail invoices.",
     ]
+
+
+def test_a_billing_contact_without_a_name_is_refused_saying_why_new_account_or_known(
+        manager, harbour, collector, make_customer):
+    """A new account's billing contact, or the first of a known account, is
+    addressed by name: the row is told so, with the contact's other problems;
+    a known account's contact keeps the name recorded."""
+    make_customer(account_number="C-BARE", name="Bare Account")
+    before = state()
+
+    report = customers_import("account_number,name,collector,contact_name,contact_email,contact_phone\n"
+                              "C-NEW1,New One,carla,,ap@new.example,+49 30 1234567\n"
+                              "C-NEW2,New Two,carla,,ap(at)new,\n"
+                              "C-BARE,Bare Account,,,ap@bare.example,\n"
+                              "C-HARB,Harbour Supplies,,,ap@harbour.example,\n", actor=manager)
+
+    assert report.errors == [
+        "line 2: contact_name is empty: a new account's billing contact needs a name, as reminders and "
+        "letters are addressed to it (the row gives contact_email, contact_phone)",
+        "line 3: contact_name is empty: a new account's billing contact needs a name, as reminders and "
+        "letters are addressed to it (the row gives contact_email); "
+        "contact_email 'ap(at)new': Enter a valid email address; "
+        "contact_email 'ap(at)new': An e-mail address is needed to e-mail invoices.",
+        "line 4: contact_name is empty: the account has no billing contact yet, and a new one needs a name, "
+        "as reminders and letters are addressed to it (the row gives contact_email)",
+    ]
+    assert state() == before
+    taken = customers_import("account_number,name,contact_email\n"
+                             "C-HARB,Harbour Supplies,ap@harbour.example\n", actor=manager)
+    assert taken.ok and taken.updated == 1, taken.errors
+    assert Contact.objects.get(customer=harbour, is_primary_billing=True).email == "ap@harbour.example"
 
 
 def test_a_dry_run_writes_nothing_and_says_what_it_would(manager, harbour, other_collector):
@@ -333,6 +366,7 @@ def test_the_import_page_describes_the_accounts_file(client, manager):
     columns = page.split('id="columns-customers"', 1)[1].split("</dd>", 1)[0]
     assert "<code>account_number, name</code>" in columns
     assert "an empty value leaves what is recorded" in columns
+    assert "a new billing contact needs one: reminders and letters are addressed to it" in columns
     assert reverse("collections:import_example", args=["customers"]) in page
 
 
