@@ -70,6 +70,11 @@ CONTACT_COLUMNS = {"contact_name": "name", "contact_email": "email", "contact_ph
                    "language": "language"}
 # Columns whose values are one of the card's choices, by its value or its label in any capitals.
 CHOICES = {"payment_terms": TermsType, "industry": Industry, "language": Language}
+# Each such column's choice by how a row may write it, made once: a choices
+# class builds its lists anew each time they are asked for, three times a row.
+_CHOICE_BY_NAME = {column: {**{label.lower(): value for value, label in choices.choices},
+                            **{value: value for value in choices.values}}
+                   for column, choices in CHOICES.items()}
 # A credit limit as the other imports write money, or nothing (0: no credit at all).
 _LIMIT = re.compile(r"\d{1,12}(\.\d{1,2})?")
 
@@ -282,10 +287,10 @@ def _value(row: dict[str, str], column: str, collectors) -> object:
     if not value:
         return ""
     if column in CHOICES:
-        choices = CHOICES[column]
-        by_name = {**{label.lower(): v for v, label in choices.choices}, **{v: v for v in choices.values}}
+        by_name = _CHOICE_BY_NAME[column]
         if value.lower() not in by_name:
-            raise _RowError(f"{column} {value!r} is not one of {', '.join(choices.values)}", column=column)
+            raise _RowError(f"{column} {value!r} is not one of {', '.join(CHOICES[column].values)}",
+                            column=column)
         return by_name[value.lower()]
     if column == "collector":
         if value not in collectors:
