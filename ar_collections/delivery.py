@@ -122,6 +122,7 @@ from ar_collections.models import (
     Tone,
     WordingKind,
     WorkKind,
+    allocation_stands,
     lists_open_invoice,
 )
 from ar_collections.services import credit_terms_in_force_skip
@@ -1345,8 +1346,9 @@ def left_to_apply(documents, customer, *, link: str):
         # A payment the bank took back (reversed) has nothing left to apply,
         # though its allocations no longer stand: workspace.payment_reverse.
         documents = documents.filter(reversal__isnull=True)
+    # A join does not go through Allocation.objects: what stands is said here.
     return documents.annotate(
-        allocated=Coalesce(Sum("allocations__amount"), ZERO)
+        allocated=Coalesce(Sum("allocations__amount", filter=allocation_stands("allocations__")), ZERO)
     ).filter(amount__gt=F("allocated") + HALF_CENT)
 
 
