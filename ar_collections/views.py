@@ -1278,6 +1278,8 @@ class Preview:
     address: str
     note: str
     pay_by: dt.date | None
+    # Sent, a step by phone puts a call on the worklist; nothing goes to the customer.
+    by_phone: bool = False
 
 
 def _add_preview(action: DunningAction, *, holidays: Collection[dt.date] | None = None) -> None:
@@ -1321,6 +1323,7 @@ def _add_preview(action: DunningAction, *, holidays: Collection[dt.date] | None 
         Channel(route.channel).label, route.contact.name if route.contact else "", address, route.note,
         delivery.pay_by_when_sent(action, day=today, channel=route.channel, lines=list(action.lines.all()),
                                   holidays=holidays),
+        by_phone=route.channel == Channel.PHONE,
     )
 
 

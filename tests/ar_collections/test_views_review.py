@@ -146,6 +146,28 @@ def test_the_queue_previews_where_the_step_would_go_if_sent_now(
         assert text in html, text
 
 
+def test_a_step_that_would_become_a_call_is_offered_as_a_call_task_not_sent(
+    client, collector, customer, make_action
+):
+    # No contact on file: the e-mail step becomes a call task for the collector.
+    make_action(customer)
+    client.force_login(collector)
+
+    html = client.get(QUEUE).content.decode()
+
+    buttons = re.findall(r'<button type="submit" name="decision" value="send"[^>]*>([^<]*)</button>', html)
+    assert buttons == ["Add the call to the worklist"]
+
+
+def test_a_step_that_goes_in_writing_is_offered_to_send(client, collector, action):
+    client.force_login(collector)
+
+    html = client.get(QUEUE).content.decode()
+
+    buttons = re.findall(r'<button type="submit" name="decision" value="send"[^>]*>([^<]*)</button>', html)
+    assert buttons == ["Send"]
+
+
 def test_the_queue_shows_the_pay_by_date_the_step_gives_if_sent_now(client, collector, action):
     """Planned three days ago with ten days to pay: sent today, it gives ten days from today."""
     DunningAction.objects.filter(pk=action.pk).update(planned_on=TODAY - dt.timedelta(days=3),
