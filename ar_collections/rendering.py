@@ -36,7 +36,7 @@ import mimetypes
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -1744,7 +1744,7 @@ def _context(notice: Notice, *, layout: str) -> dict:
         # the month out; the statement's label gives the short form.
         "pay_by_long": _long_date(notice.pay_by, language),
         "lines": lines,
-        **_text_columns(t, lines, sum_lines),
+        **_text_columns(t, lines, sum_lines, credits),
         "count": len(lines),
         # A firm reminder's subject counts the overdue ones: it may list one falling due too.
         "overdue_count": sum(1 for x in notice.lines if x.days_overdue > 0),
@@ -1769,22 +1769,33 @@ def _context(notice: Notice, *, layout: str) -> dict:
     }
 
 
-def _text_columns(t: dict[str, str], lines: list[dict], sums: list[dict]) -> dict[str, int]:
+def _text_columns(
+    t: dict[str, str], lines: list[dict], sums: list[dict], credits: list[dict]
+) -> dict[str, int]:
     """The text e-mail's column widths (_statement.txt): each at least 16 and as
     wide as its widest value, so that in a fixed-width font every date and amount
     stands under its head however long an ERP's invoice number (up to 40
     characters), a "not yet due" in words ("fällig in 3 Tagen") or an amount
-    is. The totals' labels span the columns before the amount."""
+    is. The totals' labels span the columns before the amount. The credits
+    below keep to the same rule: their dates start, and their amounts end, in
+    one column however long a payment's reference or an amount is."""
     amounts = [line["amount"] for line in lines] + [s["due"] for s in sums] + [
         amount for s in sums for _, amount in s["subtotals"]]
     widths = {
-        "number_width": max(16, len(t["invoice"]), *(len(x["number"]) for x in lines)),
-        "overdue_width": max(16, len(t["days_overdue"]), *(len(x["overdue"]) for x in lines)),
-        "amount_width": max(16, len(t["open"]), *(len(amount) for amount in amounts)),
+        "number_width": _column(t["invoice"], (x["number"] for x in lines)),
+        "overdue_width": _column(t["days_overdue"], (x["overdue"] for x in lines)),
+        "amount_width": _column(t["open"], amounts),
+        "credit_width": _column("", (c["number"] for c in credits)),
+        "credit_amount_width": _column("", (c["amount"] for c in credits)),
     }
     # The issue and due dates' columns are 12 wide; a space after each column.
     widths["label_width"] = widths["number_width"] + 1 + 12 + 1 + 12 + 1 + widths["overdue_width"]
     return widths
+
+
+def _column(head: str, values: Iterable[str]) -> int:
+    """A text column's width: at least 16, and as wide as its head and its widest value."""
+    return max(16, len(head), *(len(value) for value in values))
 
 
 def _subtotals(s: Totals, t: dict[str, str], language: str, *, charged: bool) -> list[tuple[str, str]]:

@@ -339,3 +339,27 @@ def test_the_text_e_mail_keeps_its_columns_under_their_heads_whatever_the_invoic
         assert row[:issued_at].strip() == line.number and row[issued_at] != " ", "\n".join([head, *rows])
     widths = {len(row) for row in rows} | {len(line) for line in due}
     assert widths == {len(head)}, "\n".join([head, *rows, *due])
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_the_text_e_mail_keeps_its_credits_dates_and_amounts_in_columns_whatever_their_length(language):
+    t = rendering.LABELS[language]
+    notice = lille(language=language, credits=(
+        rendering.NoticeCredit("", dt.date(2026, 9, 1), Decimal("75.50"), "EUR", earlier_count=12),
+        rendering.NoticeCredit("CN-7", dt.date(2026, 11, 20), Decimal("1250000.00"), "EUR"),
+        rendering.NoticeCredit("BANK-2026-000007781", dt.date(2026, 11, 27), Decimal("120.00"), "EUR",
+                               payment=True),
+    ))
+    labels = [t["earlier_credits"].format(count=12), "CN-7",
+              t["payment_on_account"].format(reference="BANK-2026-000007781")]
+
+    lines = rendering.render_email(notice).text.splitlines()
+
+    rows = [line for line in lines if line.strip().startswith(tuple(labels))]
+    assert len(rows) == 3, "\n".join(lines)
+    # Read in a fixed-width font: each date starts where the others do, after its
+    # whole label, and each amount ends where the others do.
+    dates_at = {len(row) - len(row[row.index(label) + len(label):].lstrip())
+                for row, label in zip(rows, labels, strict=True)}
+    assert len(dates_at) == 1, "\n".join(rows)
+    assert len({len(row) for row in rows}) == 1, "\n".join(rows)
