@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
 
@@ -461,6 +462,20 @@ class ContactForm(_PlainLabels, forms.ModelForm):
 
     def clean_name(self) -> str:
         return _name_on_one_line(self.cleaned_data["name"])
+
+    def _update_errors(self, errors: forms.ValidationError) -> None:
+        # A value the form refused (an e-mail address that is not one) never
+        # reaches the contact, so the contact's own rules would judge it as
+        # left empty and add "an e-mail address is needed" to "enter a valid
+        # e-mail address". The form's message is the true one: the model's
+        # word on a field the form already refused is dropped.
+        if hasattr(errors, "error_dict"):
+            refused = set(self.errors) - {NON_FIELD_ERRORS}
+            kept = {name: error for name, error in errors.error_dict.items() if name not in refused}
+            if not kept:
+                return
+            errors = forms.ValidationError(kept)
+        super()._update_errors(errors)
 
     def clean(self) -> dict:
         cleaned = super().clean()

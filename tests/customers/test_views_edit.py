@@ -704,6 +704,32 @@ def test_contact_rules_show_as_form_errors_and_nothing_is_saved(
     assert not TimelineEvent.objects.exists()
 
 
+def test_a_new_contact_with_an_invalid_e_mail_is_told_it_is_invalid_not_that_one_is_missing(
+    client, collector, customer
+):
+    client.force_login(collector)
+
+    response = client.post(
+        reverse("customers:contact_add", args=[customer.pk]), contact_data(email="jana(at)acme")
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "Enter a valid email address." in html
+    assert "An e-mail address is needed" not in html
+    assert not Contact.objects.exists()
+
+
+def test_a_new_contact_without_an_e_mail_is_told_one_is_needed(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:contact_add", args=[customer.pk]), contact_data(email=""))
+
+    assert response.status_code == 422
+    assert "An e-mail address is needed to e-mail invoices." in response.content.decode()
+    assert not Contact.objects.exists()
+
+
 def test_a_rejected_contact_with_htmx_replaces_its_own_form(client, collector, customer):
     client.force_login(collector)
 
