@@ -59,8 +59,8 @@ from ar_collections.workspace import (
 from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
 from arcrm.forms import MoneyField, plain_amount_check
 from arcrm.money import format_money, smallest_unit
-from arcrm.roles import COLLECTOR, MANAGER
 from customers.models import Contact, ContactAbsence, Customer
+from customers.owners import account_owners
 
 User = get_user_model()
 
@@ -843,26 +843,21 @@ class ReassignForm(forms.Form):
 
 
 def collectors():
-    """Users who work accounts (collectors and managers), by name."""
-    return _people(COLLECTOR, MANAGER)
-
-
-def managers():
-    """Users who may work any account, by name."""
-    return _people(MANAGER)
+    """Users who work accounts (collectors and managers, and superusers), by name."""
+    return _people()
 
 
 def worklist_owners():
     """Whose list a manager may open: everyone who works accounts, and anyone
     else with open items (a leaver's, until their accounts are handed over)."""
-    return _people(COLLECTOR, MANAGER, also=Q(Exists(
+    return _people(also=Q(Exists(
         WorkItem.objects.filter(assignee=OuterRef("pk"), status=WorkStatus.OPEN)
     )))
 
 
-def _people(*roles: str, also: Q | None = None):
-    working = Q(is_active=True) & (Q(groups__name__in=roles) | Q(is_superuser=True))
-    return (
-        User.objects.filter(working | also if also is not None else working)
-        .distinct().order_by("first_name", "username")
-    )
+def _people(*, also: Q | None = None):
+    """Who may work accounts: those who may own them, by the account card's
+    rule, and superusers, who may work any account though they own none; and
+    those `also` names."""
+    superusers = Q(is_active=True, is_superuser=True)
+    return account_owners(also=superusers | also if also is not None else superusers)
