@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection, models, transaction
 from django.db.models import (
     Case,
@@ -147,7 +148,7 @@ class Ladder:
 
     def next_after(
         self, position: int | None, *, switched: bool = False, taken: Collection[tuple[str, int]] = (),
-        tone: int | None = None, in_force: Collection[str] = (),
+        tone: int | None = None, in_force: Collection[str] = (), declined: Collection[str] | None = (),
     ) -> DunningStep | None:
         """The step after `position`. A cycle `switched` onto this ladder part-way
         (by a cause: cannot pay, special bond; or by a new segment: a manager's
@@ -164,9 +165,16 @@ class Ladder:
         Steps whose action is `in_force` (steps_in_force: terms the account
         has already, a credit hold on an account on hold) are passed over, on
         any ladder, the last step included: the cycle goes on to the step
-        after one, and a ladder that has nothing else left has ended."""
+        after one, and a ladder that has nothing else left has ended.
+
+        So are steps whose action a manager `declined` in the cycle (its
+        CYCLE_STAND "declined": a credit hold or C.O.D. turned down): the
+        decision stands for the cycle, on a ladder it moved to as well, and
+        is not asked of a manager again until a new cycle."""
+        passed_over = {*in_force, *(declined or ())}
+
         def takes(step: DunningStep) -> bool:
-            return step.action not in in_force and (not switched or tone is None or step.tone >= tone)
+            return step.action not in passed_over and (not switched or tone is None or step.tone >= tone)
 
         later = [s for s in self.steps if (position is None or s.position > position) and takes(s)]
         if later:
@@ -490,7 +498,8 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[
         if stand["pending"] or stand["unsent"] or stand["unposted"]:
             continue  # the previous step waits for a person, is still to go out or to be posted
         step = ladder.next_after(stand["position"], switched=switched, taken=taken[cycle_id],
-                                 tone=stand["tone"], in_force=in_force[customer_id])
+                                 tone=stand["tone"], in_force=in_force[customer_id],
+                                 declined=stand["declined"])
         if step is None:
             continue
         pay_by, contacted = waits_for(stand, last_contact=last_contact.get(customer_id),
@@ -675,6 +684,12 @@ CYCLE_STAND = {
     "policy_high": Max("actions__step__policy_id"),
     "pay_by": Max("actions__pay_by", filter=~Q(actions__status__in=NOT_CARRIED_OUT)),
     "pending": Count("actions", filter=Q(actions__status__in=WAITING)),
+    # The steps changing the terms of trade a manager declined in the cycle
+    # (services.action_decline records who): none is asked again in it,
+    # whichever ladder the cycle goes on on (Ladder.next_after). None without any.
+    "declined": ArrayAgg("actions__step__action", distinct=True, filter=Q(
+        actions__status=ActionStatus.SKIPPED, actions__reviewed_by__isnull=False,
+        actions__step__action__in=NEEDS_APPROVAL)),
     # A step not yet carried out (the mail server put it off, a worker died):
     # the next one waits for it, never overtakes it.
     "unsent": Count("actions", filter=Q(actions__status__in=[ActionStatus.PLANNED, ActionStatus.SENDING])),
@@ -819,13 +834,19 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if cycle and cycle.unposted:
         return NextStep(None, None, [], held, "The last letter waits in the print queue: the next step waits "
                         "until it is posted or withdrawn.")
-    position, tone = (cycle.position, cycle.tone) if cycle else (None, None)
+    position, tone, declined = (cycle.position, cycle.tone, cycle.declined) if cycle else (None, None, ())
     taken = set(cycle.actions.values_list("step__policy__segment", "step__position")) if switched else ()
     in_force = steps_in_force(on_credit_hold=customer.on_credit_hold, terms_type=customer.terms_type)
-    step = ladder.next_after(position, switched=switched, taken=taken, tone=tone, in_force=in_force)
-    if step is None and ladder.next_after(position, switched=switched, taken=taken, tone=tone):
+    step = ladder.next_after(position, switched=switched, taken=taken, tone=tone, in_force=in_force,
+                             declined=declined)
+    if step is None and ladder.next_after(position, switched=switched, taken=taken, tone=tone,
+                                          declined=declined):
         return NextStep(None, None, [], held, "No step is left: the rest of the ladder asks for terms the "
                         f"account has already ({_terms_said(customer)}).")
+    if step is None and ladder.next_after(position, switched=switched, taken=taken, tone=tone):
+        said = " and ".join(str(StepAction(a).label).lower() for a in sorted(declined))
+        return NextStep(None, None, [], held, f"No step is left: a manager declined the {said} in this "
+                        "cycle, and the rest of the ladder asks for it again.")
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")
     ends = [p.ends_on for p in holding.values() if p.ends_on]

@@ -245,7 +245,8 @@ def project(book: Book, ladders: dict[str, Ladder], *, days: int) -> list[Day]:
 def _fresh_stand() -> dict:
     """A cycle opened by the run: no step yet."""
     return {"position": None, "tone": None, "policy_low": None, "policy_high": None, "pay_by": None,
-            "pending": 0, "unsent": 0, "unposted": 0, "cause": "", "invoices_resent_on": None}
+            "pending": 0, "unsent": 0, "unposted": 0, "declined": None, "cause": "",
+            "invoices_resent_on": None}
 
 
 def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[dt.date], over: frozenset,
@@ -281,7 +282,7 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
         if ladder is None:
             return
         step = ladder.next_after(stand["position"], switched=switched, taken=taken, tone=stand["tone"],
-                                 in_force=in_force)
+                                 in_force=in_force, declined=stand["declined"])
         if step is None:
             return
         oldest_due = in_reach[0][0]

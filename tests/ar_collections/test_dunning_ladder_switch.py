@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from ar_collections import worklist
+from ar_collections import services, worklist
 from ar_collections.dunning import next_step, run_plan, run_start
 from ar_collections.models import ActionStatus, DunningAction, StepAction, WorkItem, WorkKind, WorkStatus
 from customers.models import Customer, EventKind, Segment, TermsType
@@ -123,6 +123,7 @@ def test_an_account_trading_c_o_d_is_not_planned_a_switch_to_c_o_d(make_account)
     Customer.objects.filter(pk=customer.pk).update(terms_type=TermsType.COD)
     for day in days(-3, 35):
         plan_and_send(day)
+    print(steps_of(customer), next_step(customer, on=DUE + dt.timedelta(days=44)))
     hold = DunningAction.objects.get(customer=customer, step__action=StepAction.CREDIT_HOLD)
     assert hold.status == ActionStatus.AWAITING_APPROVAL
     DunningAction.objects.filter(pk=hold.pk).update(status=ActionStatus.DONE)
@@ -152,3 +153,41 @@ def test_the_card_of_an_account_trading_c_o_d_says_why_no_step_is_left(make_acco
     assert coming.step is None
     assert coming.note == ("No step is left: the rest of the ladder asks for terms the account has "
                            "already (on credit hold, trading on prepayment).")
+
+
+def test_a_credit_hold_a_manager_declined_is_not_asked_again_on_the_ladder_the_account_moved_to(
+    make_account, manager
+):
+    """Declined as the distressed ladder's last step, the hold leaves the
+    collector to decide what next; moved to the systematic late payers the
+    same cycle, the account is not asked the hold again (their step 5): the
+    manager's decision stands for the cycle, and the card says the same."""
+    customer = make_account(Segment.DISTRESSED)
+    holds = DunningAction.objects.filter(customer=customer, step__action=StepAction.CREDIT_HOLD)
+    for day in days(0, 90):
+        plan_and_send(day)
+        # The manager review (step 2) looked at by a manager.
+        DunningAction.objects.filter(customer=customer, step__action=StepAction.MANAGER_REVIEW,
+                                     status=ActionStatus.AWAITING_APPROVAL).update(
+            status=ActionStatus.DONE, done_at=dt.datetime.combine(day, dt.time(7), tzinfo=dt.UTC))
+        if holds.exists():
+            break
+    [hold] = holds
+    assert hold.status == ActionStatus.AWAITING_APPROVAL
+    on = day + dt.timedelta(days=1)
+    with frozen(on):
+        services.action_decline(action=hold, manager=manager, note="They just paid a large order.")
+    # Nothing more to send: the collector is asked what next.
+    ended = WorkItem.objects.filter(customer=customer, kind=WorkKind.LADDER_ENDED, status=WorkStatus.OPEN)
+    assert ended.exists()
+    Customer.objects.filter(pk=customer.pk).update(segment=Segment.SYSTEMATIC_LATE)
+    customer.refresh_from_db()
+
+    with frozen(on):
+        coming = next_step(customer, on=on)
+    # The ladder goes on past the declined hold, to the switch to C.O.D. for a manager.
+    assert coming.step.action == StepAction.SWITCH_TO_COD
+    for n in range(30):
+        plan_and_send(on + dt.timedelta(days=n))
+    assert steps_of(customer)[4:] == [(Segment.SYSTEMATIC_LATE, 6, ActionStatus.AWAITING_APPROVAL)]
+    assert list(holds.values_list("pk", flat=True)) == [hold.pk]
