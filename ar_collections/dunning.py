@@ -843,10 +843,9 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
                                           declined=declined):
         return NextStep(None, None, [], held, "No step is left: the rest of the ladder asks for terms the "
                         f"account has already ({_terms_said(customer)}).")
-    if step is None and ladder.next_after(position, switched=switched, taken=taken, tone=tone):
-        said = " and ".join(str(StepAction(a).label).lower() for a in sorted(declined))
-        return NextStep(None, None, [], held, f"No step is left: a manager declined the {said} in this "
-                        "cycle, and the rest of the ladder asks for it again.")
+    if step is None and (again := ladder.next_after(position, switched=switched, taken=taken, tone=tone)):
+        return NextStep(None, None, [], held, "No step is left: the rest of the ladder asks for what a "
+                        f"manager declined in this cycle ({again.get_action_display()}).")
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")
     ends = [p.ends_on for p in holding.values() if p.ends_on]

@@ -191,3 +191,28 @@ def test_a_credit_hold_a_manager_declined_is_not_asked_again_on_the_ladder_the_a
         plan_and_send(on + dt.timedelta(days=n))
     assert steps_of(customer)[4:] == [(Segment.SYSTEMATIC_LATE, 6, ActionStatus.AWAITING_APPROVAL)]
     assert list(holds.values_list("pk", flat=True)) == [hold.pk]
+
+
+def test_the_card_of_an_account_whose_declined_hold_ends_its_new_ladder_says_so(make_account, manager):
+    """A systematic late payer whose hold and switch to C.O.D. a manager
+    declined, moved to the distressed ladder: its last step, a hold, is what
+    was declined; the card announces no hold, and says why."""
+    customer = make_account(Segment.SYSTEMATIC_LATE)
+    waiting = DunningAction.objects.filter(customer=customer, status=ActionStatus.AWAITING_APPROVAL)
+    for day in days(-3, 120):
+        plan_and_send(day)
+        for action in waiting.all():
+            with frozen(day):
+                services.action_decline(action=action, manager=manager, note="They just paid a large order.")
+        if DunningAction.objects.filter(customer=customer, step__action=StepAction.SWITCH_TO_COD).exists():
+            break
+    assert [(position, status) for _, position, status in steps_of(customer)][4:] == [
+        (5, ActionStatus.SKIPPED), (6, ActionStatus.SKIPPED)]
+    Customer.objects.filter(pk=customer.pk).update(segment=Segment.DISTRESSED)
+    customer.refresh_from_db()
+    with frozen(day):
+        coming = next_step(customer, on=day)
+
+    assert coming.step is None
+    assert coming.note == ("No step is left: the rest of the ladder asks for what a manager declined in "
+                           "this cycle (Credit hold).")
