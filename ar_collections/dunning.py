@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection, models, transaction
 from django.db.models import (
     Case,
@@ -148,7 +147,7 @@ class Ladder:
 
     def next_after(
         self, position: int | None, *, switched: bool = False, taken: Collection[tuple[str, int]] = (),
-        tone: int | None = None, in_force: Collection[str] = (), declined: Collection[str] | None = (),
+        tone: int | None = None, in_force: Collection[str] = (), declined: Collection[str] = (),
     ) -> DunningStep | None:
         """The step after `position`. A cycle `switched` onto this ladder part-way
         (by a cause: cannot pay, special bond; or by a new segment: a manager's
@@ -168,10 +167,10 @@ class Ladder:
         after one, and a ladder that has nothing else left has ended.
 
         So are steps whose action a manager `declined` in the cycle (its
-        CYCLE_STAND "declined": a credit hold or C.O.D. turned down): the
+        CYCLE_STAND counts, declined_in: a credit hold or C.O.D. turned down): the
         decision stands for the cycle, on a ladder it moved to as well, and
         is not asked of a manager again until a new cycle."""
-        passed_over = {*in_force, *(declined or ())}
+        passed_over = {*in_force, *declined}
 
         def takes(step: DunningStep) -> bool:
             return step.action not in passed_over and (not switched or tone is None or step.tone >= tone)
@@ -499,7 +498,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[
             continue  # the previous step waits for a person, is still to go out or to be posted
         step = ladder.next_after(stand["position"], switched=switched, taken=taken[cycle_id],
                                  tone=stand["tone"], in_force=in_force[customer_id],
-                                 declined=stand["declined"])
+                                 declined=declined_in(stand))
         if step is None:
             continue
         pay_by, contacted = waits_for(stand, last_contact=last_contact.get(customer_id),
@@ -672,6 +671,15 @@ _LISTS_OPEN_INVOICE_IN_QUEUE = DunningActionInvoice.objects.filter(
 
 # Where a cycle stands: its last step, the pay-by date the customer was (or is
 # about to be) told (a skipped or failed step told them none), and steps waiting.
+# CYCLE_STAND's name for the count of each step changing the terms a manager declined in the cycle.
+DECLINED = {action: f"declined_{action}" for action in sorted(NEEDS_APPROVAL)}
+
+
+def declined_in(stand) -> set[str]:
+    """The steps changing the terms a manager declined in a cycle, from its CYCLE_STAND figures."""
+    return {action for action, name in DECLINED.items() if stand[name]}
+
+
 CYCLE_STAND = {
     "position": Max("actions__step__position"),
     # The firmest tone the customer has heard in the cycle (steps not carried
@@ -685,11 +693,12 @@ CYCLE_STAND = {
     "pay_by": Max("actions__pay_by", filter=~Q(actions__status__in=NOT_CARRIED_OUT)),
     "pending": Count("actions", filter=Q(actions__status__in=WAITING)),
     # The steps changing the terms of trade a manager declined in the cycle
-    # (services.action_decline records who): none is asked again in it,
-    # whichever ladder the cycle goes on on (Ladder.next_after). None without any.
-    "declined": ArrayAgg("actions__step__action", distinct=True, filter=Q(
-        actions__status=ActionStatus.SKIPPED, actions__reviewed_by__isnull=False,
-        actions__step__action__in=NEEDS_APPROVAL)),
+    # (services.action_decline records who), counted each: none is asked again
+    # in it, whichever ladder the cycle goes on on (Ladder.next_after, through
+    # declined_in). A count each rather than an array: SQLite has none.
+    **{name: Count("actions", filter=Q(actions__status=ActionStatus.SKIPPED,
+                                       actions__reviewed_by__isnull=False, actions__step__action=action))
+       for action, name in DECLINED.items()},
     # A step not yet carried out (the mail server put it off, a worker died):
     # the next one waits for it, never overtakes it.
     "unsent": Count("actions", filter=Q(actions__status__in=[ActionStatus.PLANNED, ActionStatus.SENDING])),
@@ -834,7 +843,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if cycle and cycle.unposted:
         return NextStep(None, None, [], held, "The last letter waits in the print queue: the next step waits "
                         "until it is posted or withdrawn.")
-    position, tone, declined = (cycle.position, cycle.tone, cycle.declined) if cycle else (None, None, ())
+    position, tone, declined = (cycle.position, cycle.tone, declined_in(stand)) if cycle else (None, None, ())
     taken = set(cycle.actions.values_list("step__policy__segment", "step__position")) if switched else ()
     in_force = steps_in_force(on_credit_hold=customer.on_credit_hold, terms_type=customer.terms_type)
     step = ladder.next_after(position, switched=switched, taken=taken, tone=tone, in_force=in_force,

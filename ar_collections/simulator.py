@@ -27,6 +27,7 @@ from ar_collections.dunning import (
     CONTACTED_ON,
     CONTACTS,
     CYCLE_STAND,
+    DECLINED,
     FOR_A_MANAGER,
     HOLIDAYS_LOOK_BACK,
     TOLD_OUTSIDE_THE_LADDER,
@@ -35,6 +36,7 @@ from ar_collections.dunning import (
     copies_told,
     cycle_ladder,
     cycles_over,
+    declined_in,
     invoices_held_through,
     planned_pay_by,
     step_due_on,
@@ -245,7 +247,7 @@ def project(book: Book, ladders: dict[str, Ladder], *, days: int) -> list[Day]:
 def _fresh_stand() -> dict:
     """A cycle opened by the run: no step yet."""
     return {"position": None, "tone": None, "policy_low": None, "policy_high": None, "pay_by": None,
-            "pending": 0, "unsent": 0, "unposted": 0, "declined": None, "cause": "",
+            "pending": 0, "unsent": 0, "unposted": 0, **dict.fromkeys(DECLINED.values(), 0), "cause": "",
             "invoices_resent_on": None}
 
 
@@ -282,7 +284,7 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
         if ladder is None:
             return
         step = ladder.next_after(stand["position"], switched=switched, taken=taken, tone=stand["tone"],
-                                 in_force=in_force, declined=stand["declined"])
+                                 in_force=in_force, declined=declined_in(stand))
         if step is None:
             return
         oldest_due = in_reach[0][0]

@@ -493,7 +493,7 @@ def ladders_ended(*, on: dt.date, customer_ids=None) -> dict[int, tuple[int, int
             stand["position"], switched=switched, taken=taken.get(pk, set()), tone=stand["tone"],
             in_force=dunning.steps_in_force(on_credit_hold=stand["customer__on_credit_hold"],
                                             terms_type=stand["customer__terms_type"]),
-            declined=stand["declined"],
+            declined=dunning.declined_in(stand),
         ) is None
     }
 
