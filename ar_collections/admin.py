@@ -49,6 +49,7 @@ from ar_collections.models import (
     Instalment,
     Invoice,
     InvoiceStatus,
+    LadderStamp,
     LateCharge,
     LatePaymentPolicy,
     MoneyPointScale,
@@ -428,6 +429,17 @@ class DocumentCounterAdmin(ViewOnly, admin.ModelAdmin):
     Shown for looking up the next number, never set by hand."""
 
     list_display = ["prefix", "next_value"]
+
+
+@admin.register(LadderStamp)
+class LadderStampAdmin(ViewOnly, admin.ModelAdmin):
+    """The stamp the database sets anew whenever a ladder (a policy, a step,
+    a minimum, a fee) is written, by triggers (migration 0071): each process
+    keeps the ladders it read while the stamp stays the one it read them
+    under (dunning.ladders). Shown to look at, never set by hand: a stamp set
+    back to an earlier value would let a process keep ladders changed since."""
+
+    list_display = ["stamp"]
 
 
 @admin.register(FormSubmission)

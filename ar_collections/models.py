@@ -858,7 +858,7 @@ class PolicyMinimum(models.Model):
 
 class LadderStamp(models.Model):
     """One row whose `stamp` the database itself sets anew, by triggers
-    (migration 0068), whenever a policy, a step, a minimum or a step's fee is
+    (migration 0071), whenever a policy, a step, a minimum or a step's fee is
     written, however it is written (a form, an update in bulk, a database
     tool). A process that read the ladders keeps them while the stamp is the
     one it read them under (dunning.ladders). A random value, not a counter:

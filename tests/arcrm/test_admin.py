@@ -149,6 +149,8 @@ ADMIN_PERMISSIONS = {
     "collections.WriteOff": (False, False, False),
     # Gap-free numbering, taken under a lock as notes are issued.
     "collections.DocumentCounter": (False, False, False),
+    # Set by the database's triggers as a ladder is written (dunning.ladders).
+    "collections.LadderStamp": (False, False, False),
     # Invoices: entered and corrected here, figures kept by the admin (InvoiceAdmin).
     "collections.Invoice": (True, True, True),
     # Computed from the account's history.
