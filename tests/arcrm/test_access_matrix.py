@@ -544,3 +544,47 @@ def test_an_accounts_url_reaches_no_row_of_another_account(worlds):
         failures += _failures(mixed, ALLOWED[access], rows, _refusal)
 
     assert not failures, "\n".join(failures)
+
+
+def _token_of(user: User, **fields) -> str:
+    """A token's secret, used a moment ago: a request does not write its last use again."""
+    token, secret = api_token_create(user=user, name=f"Token of {user.username}")
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now(), **fields)
+    return secret
+
+
+@pytest.mark.parametrize("who", ["viewer", "collector"])
+def test_a_token_records_nothing_for_a_user_who_may_only_read(world, who):
+    client = _client(None)
+    bearer = {"Authorization": f"Bearer {_token_of(world.users[who])}"}
+    answers = {}
+    for route, row in TABLE.items():
+        if row.access == API:
+            method = "get" if "<str:account_number>" in route else "post"
+            answers[route] = _ask(client, method, row.url(world), htmx=False, **bearer)
+
+    assert answers.pop("api/v1/customers/<str:account_number>/").status == 200
+    assert {route: (a.status, a.writes) for route, a in answers.items()} == {
+        route: (403, 0) for route in answers}
+
+
+@pytest.mark.parametrize("token", ["of a user without a role", "revoked", "of a user no longer active"])
+def test_a_token_that_acts_for_nobody_is_refused_everywhere(world, token):
+    users = world.users
+    if token == "of a user without a role":
+        secret = _token_of(users["nobody"])
+    elif token == "revoked":
+        secret = _token_of(users["manager"], revoked_at=timezone.now(), revoked_by=users["manager"])
+    else:
+        leaver = _user("leona", MANAGER)
+        secret = _token_of(leaver)
+        User.objects.filter(pk=leaver.pk).update(is_active=False)
+    client = _client(None)
+    answers = {}
+    for route, row in TABLE.items():
+        if row.access == API:
+            for method in ("get", "post"):
+                answer = _ask(client, method, row.url(world), htmx=False, Authorization=f"Bearer {secret}")
+                answers[f"{method.upper()} {route}"] = (answer.status in (401, 403, 405), answer.writes)
+
+    assert answers == {key: (True, 0) for key in answers}
