@@ -588,3 +588,19 @@ def test_a_token_that_acts_for_nobody_is_refused_everywhere(world, token):
                 answers[f"{method.upper()} {route}"] = (answer.status in (401, 403, 405), answer.writes)
 
     assert answers == {key: (True, 0) for key in answers}
+
+
+@pytest.mark.parametrize("access", [READ, WORK, ACCOUNT, MANAGER_ONLY])
+def test_no_url_takes_a_method_other_than_get_and_post(world, access):
+    """Only GET (with HEAD) and POST are checked above: any other method is
+    refused before a view reads a thing, even from the role the URL is for."""
+    client = _client(world.users[ALLOWED[access]])
+    failures = []
+    for route, row in TABLE.items():
+        if row.access == access:
+            for method in ("put", "patch", "delete"):
+                answer = _ask(client, method, row.url(world), htmx=False)
+                if answer.status != 405 or answer.writes:
+                    failures.append(f"{method.upper()} {route}: {answer.status}, {answer.writes} written")
+
+    assert not failures, "\n".join(failures)
