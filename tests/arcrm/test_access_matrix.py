@@ -604,3 +604,26 @@ def test_no_url_takes_a_method_other_than_get_and_post(world, access):
                     failures.append(f"{method.upper()} {route}: {answer.status}, {answer.writes} written")
 
     assert not failures, "\n".join(failures)
+
+
+def test_a_stand_in_works_the_account_only_while_the_cover_lasts(world):
+    """Carla away today, Otto covers: her account's URLs are his (ending her
+    absence is for her or a manager; her proposal of a plan is hers to withdraw,
+    workspace.plan_withdraw_refusal). Called off, they are refused to him again."""
+    carla, otto = world.users["collector"], world.users["other_collector"]
+    away = CollectorAbsence.objects.create(user=carla, stand_in=otto, starts_on=TODAY,
+                                           ends_on=TODAY + dt.timedelta(days=3), recorded_by=carla)
+    rows = {route: row for route, row in TABLE.items()
+            if row.access == ACCOUNT and route != "collections/cover/<int:pk>/end/"}
+
+    def let_in(row: Row, answer: Answer) -> str:
+        return f"answered {answer.status}" if answer.status in (403, 404) or answer.status >= 500 else ""
+
+    proposers = "collections/customers/<int:pk>/plans/<int:plan_id>/withdraw/"
+    his_now = {route: row for route, row in rows.items() if route != proposers}
+    covering = _failures(world, "other_collector", his_now, let_in)
+    CollectorAbsence.objects.filter(pk=away.pk).update(cancelled=True)
+    called_off = _failures(world, "other_collector", rows, _refusal)
+
+    assert not covering, "\n".join(covering)
+    assert not called_off, "\n".join(called_off)
