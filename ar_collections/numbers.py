@@ -812,43 +812,113 @@ class AgedAccount:
     oldest_due: dt.date
 
 
-def _aged_conditions(today: dt.date) -> dict[str, Q]:
-    """Which open invoices each column sums: the aging's buckets by due date
-    (as in `_aging`), and those under open dispute in a column of its own;
-    the buckets take what is not disputed, that column the part disputed
-    (aged_balances)."""
-    # The open disputes' invoices, once per query (PostgreSQL hashes the
-    # list), rather than a lookup per invoice and per column.
-    disputed = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("invoice_id"))
+def _aged_conditions(day: dt.date, *, disputed: Q) -> dict[str, Q]:
+    """Which invoices open at the end of `day` each column sums: the aging's
+    buckets by days late that day (as in `_aging`), and those `disputed` in
+    a column of its own; the buckets take what is not disputed, that column
+    the part disputed (aged_balances)."""
     conditions, newer = {}, None
     for (key, _), (_, last) in zip(AGED_COLUMNS, kpi.BUCKETS, strict=False):
-        # days late = today − due ≤ last  ⇔  due ≥ today − last
-        older = Q(due_date__gte=today - dt.timedelta(days=last)) if last is not None else Q()
+        # days late = day − due ≤ last  ⇔  due ≥ day − last
+        older = Q(due_date__gte=day - dt.timedelta(days=last)) if last is not None else Q()
         conditions[key] = older & (~newer if newer is not None else Q())
         newer = older  # the buckets nest: what is due since `older` holds all the newer ones
     conditions["disputed"] = disputed
     return conditions
 
 
-def aged_balances(scope: Scope, *, today: dt.date, bucket: str | None = None) -> QuerySet:
+def _open_on(day: dt.date) -> QuerySet:
+    """Invoices as they stood at the end of a past `day`, rebuilt from the
+    ledger as the Numbers page's receivables at a date are (_ledger), so the
+    two agree: issued by then and not cancelled, at their total as issued
+    (plus what a correction resolved since took off), less the allocations
+    that stood that day (a payment reversed since counts until its reversal's
+    day; a credit note applied since does not count yet) and a write-off made
+    by then. `owed` is what each still owed; only those owing something are
+    kept. `disputed_part` is what a dispute open that day held back of it
+    (opened by then, not resolved by then), `undisputed` the rest."""
+    allocated = (
+        Allocation.ledger.filter(allocation_stood(day), invoice=OuterRef("pk"))
+        .order_by()
+        .values("invoice")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    corrected_since = (
+        Dispute.objects.filter(
+            invoice=OuterRef("pk"),
+            outcome=DisputeOutcome.CORRECTED_INVOICE,
+            status=DisputeStatus.RESOLVED,
+            resolved_on__gt=day,
+        )
+        .order_by()
+        .values("invoice")
+        .annotate(total=Sum("taken_off_amount"))
+        .values("total")
+    )
+    written_off = WriteOff.objects.filter(invoice=OuterRef("pk"), written_off_on__lte=day).values("amount")
+    # One dispute at a time is open on an invoice (dispute_one_open_per_invoice):
+    # the latest opened by the day, should dates overlap, rather than two rows.
+    disputed = (
+        Dispute.objects.filter(invoice=OuterRef("pk"), opened_on__lte=day)
+        .filter(Q(resolved_on__isnull=True) | Q(resolved_on__gt=day))
+        .order_by("-opened_on", "-pk")
+        .values("disputed_amount")[:1]
+    )
+
+    def nought(subquery) -> Coalesce:
+        return Coalesce(Subquery(subquery), Value(ZERO), output_field=MONEY)
+
+    owed = ExpressionWrapper(
+        F("total_amount") + nought(corrected_since) - nought(allocated) - nought(written_off),
+        output_field=MONEY,
+    )
+    return (
+        Invoice.objects.exclude(status=InvoiceStatus.CANCELLED)
+        .filter(issue_date__lte=day)
+        .annotate(owed=owed)
+        .filter(owed__gt=0)
+        .annotate(disputed_part=Least(nought(disputed), F("owed"), output_field=MONEY))
+        .annotate(undisputed=ExpressionWrapper(F("owed") - F("disputed_part"), output_field=MONEY))
+    )
+
+
+def aged_balances(
+    scope: Scope, *, today: dt.date, on: dt.date | None = None, bucket: str | None = None
+) -> QuerySet:
     """The aged trial balance: each account's open invoices summed by bucket,
     a row per account and currency, with its collector and segment. One
     query, grouped in the database, whatever the size of the book.
+
+    Today's (`on` None or today) from the open amounts as they stand; a past
+    day's (`on`) from the ledger as it stood at the end of that day, by days
+    late then (_open_on), adding up to the Numbers page's receivables at
+    that day.
 
     Ranked within each currency (amounts in different currencies cannot be
     ranked against each other), the currencies by code as on the Numbers
     page: by the open total, or, given a `bucket`, only the accounts with
     money in it, by what they have in it; biggest first. Rows are dicts;
     `aged_accounts` reads them."""
+    if on is None or on >= today:
+        day = today
+        invoices = _with_disputed_part(Invoice.objects.open()).annotate(owed=F("open_amount"))
+        # The open disputes' invoices, once per query (PostgreSQL hashes the
+        # list), rather than a lookup per invoice and per column.
+        disputed = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("invoice_id"))
+    else:
+        day, invoices = on, _open_on(on)
+        # Every invoice has its disputed part that day, nothing without a dispute.
+        disputed = Q()
     # The buckets sum what is not disputed, the disputed column the part
     # disputed: an invoice disputed in part has money in both.
     sums = {
         key: Coalesce(Sum("disputed_part" if key == "disputed" else "undisputed", filter=when), Value(ZERO),
                       output_field=MONEY)
-        for key, when in _aged_conditions(today).items()
+        for key, when in _aged_conditions(day, disputed=disputed).items()
     }
     rows = (
-        scope.of(_with_disputed_part(Invoice.objects.open()))
+        scope.of(invoices)
         .order_by()
         .values(
             "customer_id",
@@ -860,7 +930,7 @@ def aged_balances(scope: Scope, *, today: dt.date, bucket: str | None = None) ->
             "customer__collector__last_name",
             "customer__collector__username",
         )
-        .annotate(**sums, total=Sum("open_amount"), invoices=Count("pk"), oldest_due=Min("due_date"))
+        .annotate(**sums, total=Sum("owed"), invoices=Count("pk"), oldest_due=Min("due_date"))
     )
     ranked_by = "total"
     if bucket:
@@ -895,3 +965,8 @@ def aged_accounts(rows) -> list[AgedAccount]:
 def currencies_in_use() -> list[str]:
     """The currencies invoices are in, for the page's choice of one."""
     return list(Invoice.objects.order_by("currency").values_list("currency", flat=True).distinct())
+
+
+def book_begins() -> dt.date | None:
+    """The day the first invoice was issued: the earliest day a balance can be as of."""
+    return Invoice.objects.aggregate(first=Min("issue_date"))["first"]

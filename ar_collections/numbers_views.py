@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from ar_collections import numbers
+from arcrm.dates import format_day
 from arcrm.htmx import wants_fragment
 from arcrm.money import quantize
 from arcrm.text import person_name
@@ -34,6 +35,7 @@ from arcrm.text import person_name
 WORK = "customers.change_customer"
 ACT_ON_ANY = "customers.act_on_any_customer"
 MONTH = re.compile(r"(\d{4})-(\d{2})")
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEFAULT_LENGTH = 3
 AGED_PAGE_SIZE = 50
 # Rows fetched at a time while the CSV streams: a whole book's accounts are
@@ -140,15 +142,60 @@ class NumbersForm(ScopeForm):
 
 
 class AgedForm(ScopeForm):
-    """The aged trial balance's choices: whose accounts, which currency, and
-    optionally one bucket (only the accounts with money in it, ranked by it)."""
+    """The aged trial balance's choices: the day it is as of (today, or a past
+    day's end), whose accounts, which currency, and optionally one bucket
+    (only the accounts with money in it, ranked by it).
 
+    A day that cannot be shown is not an error of the form: the balance of
+    today is shown, and `day_problem` says why the day was not; the other
+    choices stand."""
+
+    field_order = ["as_of", "collector", "currency", "bucket"]
+
+    as_of = forms.CharField(
+        label="As of",
+        required=False,
+        widget=forms.TextInput(attrs={"type": "date", "placeholder": "YYYY-MM-DD"}),
+    )
     bucket = forms.ChoiceField(
         label="Accounts with money",
         required=False,
         choices=[("", "Anywhere open"), *numbers.AGED_COLUMNS],
         error_messages={"invalid_choice": "Choose a bucket from the list."},
     )
+
+    def __init__(self, *args, today: dt.date, manager: bool, **kwargs) -> None:
+        super().__init__(*args, manager=manager, **kwargs)
+        self.today = today
+        self.day_problem = ""
+        self.fields["as_of"].widget.attrs.update(max=today.isoformat())
+
+    def clean_as_of(self) -> dt.date | None:
+        """The past day chosen; None for today (nothing chosen, today, or a
+        day that cannot be shown, with `day_problem` saying why)."""
+        text = self.cleaned_data["as_of"].strip()
+        if not text:
+            return None
+        try:
+            day = dt.date.fromisoformat(text) if DAY.fullmatch(text) else None
+        except ValueError:  # 2025-02-30
+            day = None
+        if day is None:
+            month_end = self.today.replace(day=1) - dt.timedelta(days=1)
+            self.day_problem = (f"Write the day as year, month and day, e.g. {month_end.isoformat()}; "
+                                f"{text!r} is not one.")
+        elif day > self.today:
+            self.day_problem = (f"{format_day(day)} is still to come: choose a day up to today, "
+                                f"{format_day(self.today)}.")
+        elif day < self.today:
+            # Before the first invoice nothing was owed: a page of nothing
+            # would read as a real day's balance (a mistyped year, say).
+            begins = numbers.book_begins()
+            if begins is None or day < begins:
+                self.day_problem = (
+                    f"The book begins on {format_day(begins)}, its first invoice's day: choose a day from "
+                    "then on." if begins else "No invoice is recorded yet: there is no past day to show.")
+        return day if day is not None and day < self.today and not self.day_problem else None
 
 
 def numbers_reader(request: HttpRequest) -> bool:
@@ -190,24 +237,28 @@ def numbers_page(request: HttpRequest) -> HttpResponse:
 
 
 def _aged_query(query: QueryDict) -> dict[str, str]:
-    return {key: query[key] for key in query if key in ("collector", "currency", "bucket")}
+    return {key: query[key] for key in query if key in ("as_of", "collector", "currency", "bucket")}
+
+
+def _aged_rows(form: AgedForm, request: HttpRequest):
+    return numbers.aged_balances(form.scope(request.user), today=form.today, on=form.cleaned_data["as_of"],
+                                 bucket=form.cleaned_data["bucket"] or None)
 
 
 @login_required
 @require_safe
 def numbers_aged(request: HttpRequest) -> HttpResponse:
     """The aged trial balance: each account's open amount by bucket, per
-    currency, with its collector and segment; biggest first, a page at a time."""
+    currency, with its collector and segment; biggest first, a page at a time.
+    Today's, or as of the end of a past day."""
     manager = numbers_reader(request)
     today = timezone.localdate()
-    form = AgedForm(_aged_query(request.GET), manager=manager)
+    form = AgedForm(_aged_query(request.GET), today=today, manager=manager)
     context = {"form": form, "manager": manager, "today": today, "columns": numbers.AGED_COLUMNS}
     status = 200
     if form.is_valid():
-        rows = numbers.aged_balances(
-            form.scope(request.user), today=today, bucket=form.cleaned_data["bucket"] or None
-        )
-        page = Paginator(rows, AGED_PAGE_SIZE).get_page(request.GET.get("page"))
+        context["as_of"] = form.cleaned_data["as_of"]
+        page = Paginator(_aged_rows(form, request), AGED_PAGE_SIZE).get_page(request.GET.get("page"))
         page.object_list = numbers.aged_accounts(page.object_list)
         context["page"] = page
         context["bucket_label"] = dict(numbers.AGED_COLUMNS).get(form.cleaned_data["bucket"])
@@ -236,6 +287,9 @@ def csv_text(value: str) -> str:
 
 AGED_CSV_HEADER = [
     "Currency",
+    # The day each row is as of, today's or a past one's, as the Numbers
+    # file names its period: a row copied into a reconciliation keeps it.
+    "As of",
     "Account number",
     "Account",
     "Collector",
@@ -253,21 +307,22 @@ AGED_CSV_HEADER = [
 ]
 
 
-def _aged_csv_rows(rows) -> Iterator[list[str]]:
+def _aged_csv_rows(rows, *, day: dt.date) -> Iterator[list[str]]:
     yield AGED_CSV_HEADER
     chunk = []
     for row in rows.iterator(chunk_size=CSV_CHUNK):
         chunk.append(row)
         if len(chunk) == CSV_CHUNK:
-            yield from _aged_csv_lines(chunk)
+            yield from _aged_csv_lines(chunk, day=day)
             chunk = []
-    yield from _aged_csv_lines(chunk)
+    yield from _aged_csv_lines(chunk, day=day)
 
 
-def _aged_csv_lines(chunk: list[dict]) -> Iterator[list[str]]:
+def _aged_csv_lines(chunk: list[dict], *, day: dt.date) -> Iterator[list[str]]:
     for account in numbers.aged_accounts(chunk):
         yield [
             account.currency,
+            day.isoformat(),
             csv_text(account.account_number),
             csv_text(account.name),
             csv_text(account.collector),
@@ -284,21 +339,20 @@ def _aged_csv_lines(chunk: list[dict]) -> Iterator[list[str]]:
 @require_safe
 def numbers_aged_csv(request: HttpRequest) -> HttpResponse:
     """The aged trial balance as a CSV file: every account the page would
-    list (all pages), streamed as it is read."""
+    list (all pages), streamed as it is read; today's, or as of a past day."""
     manager = numbers_reader(request)
     today = timezone.localdate()
-    form = AgedForm(_aged_query(request.GET), manager=manager)
-    if not form.is_valid():
+    form = AgedForm(_aged_query(request.GET), today=today, manager=manager)
+    if not form.is_valid() or form.day_problem:
         # A file cannot carry the message: the page does, with the same query.
+        # Nor would today's file do for the day asked for: it would be reconciled as that day's.
         return numbers_aged(request)
-    rows = numbers.aged_balances(
-        form.scope(request.user), today=today, bucket=form.cleaned_data["bucket"] or None
-    )
+    day = form.cleaned_data["as_of"] or today
     writer = csv.writer(_Echo())
-    lines = (writer.writerow(line) for line in _aged_csv_rows(rows))
+    lines = (writer.writerow(line) for line in _aged_csv_rows(_aged_rows(form, request), day=day))
     response = StreamingHttpResponse(itertools.chain([EXCEL_KNOWS_UTF8], lines),
                                      content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="aged-trial-balance-{today.isoformat()}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="aged-trial-balance-{day.isoformat()}.csv"'
     return response
 
 

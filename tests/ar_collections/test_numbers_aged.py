@@ -181,7 +181,7 @@ def test_a_bucket_on_the_numbers_page_leads_to_the_accounts_with_money_in_it(cli
     assert response.status_code == 200
     assert names(html) == ["=Evil Corp", "Acme", "Cogs"]
     assert f'<a href="{reverse("customers:detail", args=[ledger["evil"].pk])}">=Evil Corp</a>' in html
-    assert "Accounts with money over 90 days late, biggest there first" in html
+    assert "Accounts with money over 90 days late today, biggest there first" in html
     assert "€2,500.00" in html or "2,500.00" in html
 
 
@@ -256,9 +256,10 @@ def test_the_balance_comes_a_page_at_a_time(client, manager, ledger, monkeypatch
     assert names(last) == ["Acme"] and 'rel="next"' not in last
 
 
+@pytest.mark.parametrize("as_of", [None, "2025-07-31"])
 @pytest.mark.parametrize("more", [False, True])
 def test_the_balance_costs_the_same_queries_however_big_the_book(
-    client, manager, ledger, make_customer, make_invoice, collector, django_assert_num_queries, more
+    client, manager, ledger, make_customer, make_invoice, collector, django_assert_num_queries, more, as_of
 ):
     if more:
         for n in range(60):
@@ -269,11 +270,13 @@ def test_the_balance_costs_the_same_queries_however_big_the_book(
     client.force_login(manager)
 
     # session, user, permissions (2), collectors, currencies; count and page of accounts;
-    # role groups (the page head)
-    with django_assert_num_queries(9):
-        response = client.get(URL, {"bucket": "late_over_90"})
+    # role groups (the page head); as of a past day, the day the book begins too (no day
+    # before it is shown).
+    with django_assert_num_queries(9 if as_of is None else 10):
+        response = client.get(URL, {"bucket": "late_over_90", **({"as_of": as_of} if as_of else {})})
 
     assert response.status_code == 200
+    assert names(response.content.decode())[:3] == ["=Evil Corp", "Acme", "Cogs"]
 
 
 # --- The CSV file -----------------------------------------------------------------------------
@@ -300,16 +303,16 @@ def test_the_csv_holds_every_account_with_plain_amounts_iso_dates_and_harmless_n
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-08-05.csv"'
     assert list(csv.reader(io.StringIO(text))) == [
-        ["Currency", "Account number", "Account", "Collector", "Segment", "Not yet due", "1-30 days late",
-         "31-60 days late", "61-90 days late", "Over 90 days late", "Under open dispute", "Total open",
-         "Open invoices", "Oldest due date"],
-        ["EUR", "A-1", "Acme", "Carla Cruz", "Systematic late payer", "3000.00", "1200.00", "0.00",
-         "600.00", "900.00", "700.00", "6400.00", "5", "2025-03-31"],
+        ["Currency", "As of", "Account number", "Account", "Collector", "Segment", "Not yet due",
+         "1-30 days late", "31-60 days late", "61-90 days late", "Over 90 days late", "Under open dispute",
+         "Total open", "Open invoices", "Oldest due date"],
+        ["EUR", "2025-08-05", "A-1", "Acme", "Carla Cruz", "Systematic late payer", "3000.00", "1200.00",
+         "0.00", "600.00", "900.00", "700.00", "6400.00", "5", "2025-03-31"],
         # A name a spreadsheet would run as a formula is written as text.
-        ["EUR", "E-1", "'=Evil Corp", "Carla Cruz", "New", "0.00", "0.00", "400.00", "0.00", "2500.00",
-         "0.00", "2900.00", "2", "2025-04-01"],
-        ["EUR", "C-1", "Cogs", "otto", "Prompt payer", "20.00", "80.00", "0.00", "0.00", "150.50", "0.00",
-         "250.50", "3", "2025-04-20"],
+        ["EUR", "2025-08-05", "E-1", "'=Evil Corp", "Carla Cruz", "New", "0.00", "0.00", "400.00", "0.00",
+         "2500.00", "0.00", "2900.00", "2", "2025-04-01"],
+        ["EUR", "2025-08-05", "C-1", "Cogs", "otto", "Prompt payer", "20.00", "80.00", "0.00", "0.00",
+         "150.50", "0.00", "250.50", "3", "2025-04-20"],
     ]
     assert text.endswith("\r\n")
 
@@ -322,7 +325,7 @@ def test_the_csv_takes_the_pages_choices_and_a_collectors_own_accounts(
     _, text = download(client, {"collector": other_collector.pk, "bucket": "late_61_90"})
 
     rows = list(csv.reader(io.StringIO(text)))[1:]
-    assert [(row[0], row[2], row[8]) for row in rows] == [
+    assert [(row[0], row[3], row[9]) for row in rows] == [
         ("EUR", "Acme", "600.00"), ("USD", "Acme", "300.00")
     ]
 

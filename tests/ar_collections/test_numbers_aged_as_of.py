@@ -1,0 +1,284 @@
+"""The aged trial balance as of a past day: what was owed at the end of that
+day, by days late then, after later payments, reversals, credit notes and
+write-offs, so a month end reconciles to the ledger long after. It adds up to
+the Numbers page's receivables at that day, currency by currency.
+
+The book, today being Mon 15 Dec 2025:
+
+EUR, Acme (Carla's)
+  INV-REV 1,000 issued 1 Oct, due 31 Oct: paid by a cheque on 20 Nov that bounced, reversed 10 Dec
+  INV-DEC   500 issued 3 Dec, due 2 Jan
+  INV-WO    300 issued 1 Sep, due 1 Oct: written off 5 Dec
+  INV-CN    800 issued 15 Oct, due 14 Nov: a credit note of 200 on it issued 8 Dec
+EUR, Cogs (Otto's)
+  INV-DSP   600 issued 1 Oct, due 31 Oct: disputed 25 Nov, corrected to 450 on 5 Dec
+USD, Bolt (Otto's)
+  INV-USD   700 issued 1 Aug, due 31 Aug
+
+As of Sun 30 Nov: Acme 800 1–30 days late (INV-CN, 16), 300 31–60 (INV-WO, 60);
+Cogs 600 under open dispute; Bolt 700 over 90 (91). Today: Acme 500 not yet
+due, 1,600 31–60 (INV-REV 45, INV-CN 600 at 31); Cogs 450 31–60; Bolt 700 over 90.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from ar_collections import numbers, numbers_views, workspace
+from ar_collections.models import DisputeOutcome, DisputeReason, ReversalReason
+from tests.ar_collections.conftest import frozen
+
+D = Decimal
+TODAY = dt.date(2025, 12, 15)
+MONTH_END = dt.date(2025, 11, 30)
+URL = reverse("collections:numbers_aged")
+CSV_URL = reverse("collections:numbers_aged_csv")
+HTMX = {"HX-Request": "true"}
+
+
+def day(month: int, n: int) -> dt.date:
+    return dt.date(2025, month, n)
+
+
+def buckets(**amounts: str) -> list[Decimal]:
+    """The six columns, zero but those named by key."""
+    return [D(amounts.get(key, "0.00")) for key, _ in numbers.AGED_COLUMNS]
+
+
+@pytest.fixture
+def book(make_customer, make_invoice, collector, other_collector, manager):
+    acme = make_customer(name="Acme", account_number="A-1", currency="EUR", collector=collector)
+    cogs = make_customer(name="Cogs", account_number="C-1", currency="EUR", collector=other_collector)
+    bolt = make_customer(name="Bolt", account_number="B-1", currency="USD", collector=other_collector)
+    reversed_ = make_invoice(acme, issued=day(10, 1), due=day(10, 31), amount="1000.00", number="INV-REV")
+    make_invoice(acme, issued=day(12, 3), due=dt.date(2026, 1, 2), amount="500.00", number="INV-DEC")
+    written_off = make_invoice(acme, issued=day(9, 1), due=day(10, 1), amount="300.00", number="INV-WO")
+    credited = make_invoice(acme, issued=day(10, 15), due=day(11, 14), amount="800.00", number="INV-CN")
+    disputed = make_invoice(cogs, issued=day(10, 1), due=day(10, 31), amount="600.00", number="INV-DSP")
+    make_invoice(bolt, issued=day(8, 1), due=day(8, 31), amount="700.00", number="INV-USD", currency="USD")
+
+    with frozen(day(11, 20)):
+        cheque = workspace.payment_record(
+            customer=acme, actor=manager, amount=D("1000.00"), currency="EUR", received_on=day(11, 20),
+            allocations=[(reversed_, D("1000.00"))], reference="CHQ-1")
+    with frozen(day(11, 25)):
+        dispute = workspace.dispute_open(customer=cogs, actor=manager, invoice=disputed, on=day(11, 25),
+                                         reason=DisputeReason.PRICE, description="Wrong price")
+    with frozen(day(12, 5)):
+        workspace.invoice_write_off(customer=acme, actor=manager, invoice=written_off, reason="Bankrupt",
+                                    on=day(12, 5))
+        workspace.dispute_resolve(dispute=dispute, actor=manager, outcome=DisputeOutcome.CORRECTED_INVOICE,
+                                  note="Price put right", on=day(12, 5), amount=D("450.00"))
+    with frozen(day(12, 8)):
+        workspace.credit_note_record(customer=acme, actor=manager, invoice=credited, amount=D("200.00"),
+                                     reason="Goods returned", issued_on=day(12, 8))
+    with frozen(day(12, 10)):
+        workspace.payment_reverse(payment=cheque, actor=manager, reason=ReversalReason.BOUNCED_CHEQUE,
+                                  on=day(12, 10))
+    return {"acme": acme, "cogs": cogs, "bolt": bolt}
+
+
+def balance(on: dt.date | None, bucket: str | None = None, scope: numbers.Scope | None = None) -> list[tuple]:
+    with frozen(TODAY):
+        rows = numbers.aged_balances(scope or numbers.Scope(), today=TODAY, on=on, bucket=bucket)
+        return [(a.currency, a.name, a.buckets, a.total, a.invoices, a.oldest_due)
+                for a in numbers.aged_accounts(rows)]
+
+
+def names(html: str) -> list[str]:
+    return [part.split("</a>", 1)[0].split(">")[-1] for part in html.split('<th scope="row"><a href=')[1:]]
+
+
+# --- The figures ------------------------------------------------------------------------------
+
+
+def test_the_month_end_reads_as_it_stood_whatever_happened_since(book):
+    assert balance(MONTH_END) == [
+        # The cheque stood on 30 Nov: INV-REV was paid. INV-DEC was not issued yet. INV-WO was
+        # not written off yet, INV-CN not credited yet; INV-DSP was under dispute at its total as issued.
+        ("EUR", "Acme", buckets(late_1_30="800.00", late_31_60="300.00"), D("1100.00"), 2, day(10, 1)),
+        ("EUR", "Cogs", buckets(disputed="600.00"), D("600.00"), 1, day(10, 31)),
+        ("USD", "Bolt", buckets(late_over_90="700.00"), D("700.00"), 1, day(8, 31)),
+    ]
+
+
+def test_today_reads_the_reversal_the_write_off_the_credit_and_the_correction(book):
+    assert balance(None) == balance(TODAY) == [
+        ("EUR", "Acme", buckets(not_due="500.00", late_31_60="1600.00"), D("2100.00"), 3, day(10, 31)),
+        ("EUR", "Cogs", buckets(late_31_60="450.00"), D("450.00"), 1, day(10, 31)),
+        ("USD", "Bolt", buckets(late_over_90="700.00"), D("700.00"), 1, day(8, 31)),
+    ]
+
+
+def test_a_day_between_reads_what_had_happened_by_then_and_not_after(book):
+    # 9 Dec: written off, corrected and credited, but the cheque not yet reversed.
+    assert balance(day(12, 9)) == [
+        ("EUR", "Acme", buckets(not_due="500.00", late_1_30="600.00"), D("1100.00"), 2, day(11, 14)),
+        ("EUR", "Cogs", buckets(late_31_60="450.00"), D("450.00"), 1, day(10, 31)),
+        ("USD", "Bolt", buckets(late_over_90="700.00"), D("700.00"), 1, day(8, 31)),
+    ]
+
+
+def test_a_payment_reversed_on_the_day_counts_as_reversed_at_its_end(book):
+    [acme, *_] = balance(day(12, 10))
+    assert acme[2] == buckets(not_due="500.00", late_31_60="1000.00", late_1_30="600.00")
+
+
+def test_money_on_account_set_against_an_invoice_later_counts_from_its_own_day_on_both_pages(
+    book, make_invoice, manager
+):
+    # The ledger dates a credit set against an invoice from the credit's day (the
+    # allocation's day), as the Numbers page's receivables read it: a rebate issued on
+    # account on 20 Nov and set against INV-CN on 8 Dec reads at the month end as applied.
+    acme = book["acme"]
+    with frozen(day(11, 20)):
+        note = workspace.credit_note_on_account(customer=acme, actor=manager, currency="EUR",
+                                                amount=D("50.00"), reason="Rebate", issued_on=day(11, 20))
+    with frozen(day(12, 8)):
+        workspace.credit_apply(customer=acme, actor=manager, credit=note, invoices=[
+            acme.invoices.get(number="INV-CN")], on=day(12, 8))
+    with frozen(TODAY):
+        [eur, _] = numbers.figures(numbers.Scope(), today=TODAY,
+                                   periods=[numbers.Period.ending(day(11, 1), months=1)])
+
+    [acme_row, cogs_row, _] = balance(MONTH_END)
+    assert acme_row[2] == buckets(late_1_30="750.00", late_31_60="300.00")
+    assert acme_row[3] + cogs_row[3] == eur.periods[0].closing == D("1650.00")
+
+
+def test_a_bucket_as_of_a_day_keeps_only_the_accounts_with_money_in_it_then(book):
+    assert [(r[0], r[1]) for r in balance(MONTH_END, bucket="late_31_60")] == [("EUR", "Acme")]
+    assert [(r[0], r[1]) for r in balance(MONTH_END, bucket="disputed")] == [("EUR", "Cogs")]
+    usd = numbers.Scope(currency="USD")
+    assert [(r[0], r[1]) for r in balance(MONTH_END, scope=usd)] == [("USD", "Bolt")]
+
+
+@pytest.mark.parametrize("month", [day(9, 1), day(10, 1), day(11, 1), day(12, 1)])
+def test_the_as_of_total_equals_the_numbers_pages_receivables_at_that_day_per_currency(book, month):
+    with frozen(TODAY):
+        period = numbers.Period.ending(month, months=1, today=TODAY)
+        receivables = {c.currency: c.periods[0].closing
+                       for c in numbers.figures(numbers.Scope(), today=TODAY, periods=[period])}
+    totals: dict[str, Decimal] = {}
+    for currency, _, _, total, _, _ in balance(period.end):
+        totals[currency] = totals.get(currency, D("0")) + total
+
+    assert totals == {currency: amount for currency, amount in receivables.items() if amount}
+    assert totals  # every month has something owed
+
+
+# --- The page ---------------------------------------------------------------------------------
+
+
+def page(client, query: dict, htmx: bool = False) -> tuple[int, str]:
+    with frozen(TODAY):
+        response = client.get(URL, query, headers=HTMX if htmx else {})
+    return response.status_code, response.content.decode()
+
+
+def test_the_page_shows_the_balance_as_of_the_day_chosen_and_says_so(client, manager, book):
+    client.force_login(manager)
+
+    status, html = page(client, {"as_of": "2025-11-30"})
+
+    assert status == 200
+    assert names(html) == ["Acme", "Cogs", "Bolt"]
+    assert "as of 30 Nov 2025" in html
+    assert 'name="as_of" value="2025-11-30"' in html
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_bucket_pages_and_the_file_keep_the_day(client, manager, book, htmx, monkeypatch):
+    monkeypatch.setattr(numbers_views, "AGED_PAGE_SIZE", 1)
+    client.force_login(manager)
+
+    status, html = page(client, {"as_of": "2025-11-30", "bucket": "late_1_30"}, htmx=htmx)
+    assert status == 200 and names(html) == ["Acme"]
+
+    _, html = page(client, {"as_of": "2025-11-30"}, htmx=htmx)
+    assert names(html) == ["Acme"]
+    assert 'href="?as_of=2025-11-30&amp;page=2"' in html
+    assert f'href="{CSV_URL}?as_of=2025-11-30"' in html
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("2025-12-16", "16 Dec 2025 is still to come: choose a day up to today, 15 Dec 2025."),
+        ("2025-07-31", "The book begins on 1 Aug 2025, its first invoice's day: choose a day from then on."),
+        ("30/11/2025", "Write the day as year, month and day, e.g. 2025-11-30; '30/11/2025' is not one."),
+    ],
+)
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_day_that_cannot_be_shown_gets_a_clear_message_and_today_s_balance(
+    client, manager, book, typed, message, htmx
+):
+    client.force_login(manager)
+
+    status, html = page(client, {"as_of": typed, "bucket": "late_31_60"}, htmx=htmx)
+
+    assert status == 200
+    assert message.replace("'", "&#x27;") in html
+    assert names(html) == ["Acme", "Cogs"]  # today's, in the bucket chosen
+    assert "as of 30 Nov 2025" not in html
+
+
+def test_a_collector_as_of_a_day_sees_only_their_own_accounts(client, collector, other_collector, book):
+    client.force_login(collector)
+
+    _, html = page(client, {"as_of": "2025-11-30", "collector": other_collector.pk})
+
+    assert names(html) == ["Acme"]
+    assert "1,100.00" in html and "2,100.00" not in html
+
+
+# --- The CSV file -----------------------------------------------------------------------------
+
+
+def download(client, query: dict):
+    with frozen(TODAY):
+        response = client.get(CSV_URL, query)
+        assert response.status_code == 200
+        body = b"".join(response.streaming_content).decode("utf-8-sig")
+    return response, list(csv.reader(io.StringIO(body)))
+
+
+def test_the_csv_as_of_a_day_says_the_day_in_its_name_and_every_row(client, manager, book):
+    client.force_login(manager)
+
+    response, rows = download(client, {"as_of": "2025-11-30", "currency": "EUR"})
+
+    assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-11-30.csv"'
+    assert rows[0][:3] == ["Currency", "As of", "Account number"]
+    assert [row[:3] + row[6:] for row in rows[1:]] == [
+        ["EUR", "2025-11-30", "A-1", "0.00", "800.00", "300.00", "0.00", "0.00", "0.00", "1100.00", "2",
+         "2025-10-01"],
+        ["EUR", "2025-11-30", "C-1", "0.00", "0.00", "0.00", "0.00", "0.00", "600.00", "600.00", "1",
+         "2025-10-31"],
+    ]
+
+
+def test_the_csv_of_today_says_today(client, manager, book):
+    client.force_login(manager)
+
+    response, rows = download(client, {"currency": "USD"})
+
+    assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-12-15.csv"'
+    assert [row[:3] for row in rows[1:]] == [["USD", "2025-12-15", "B-1"]]
+
+
+def test_a_day_the_csv_cannot_hold_gets_the_pages_message_instead(client, manager, book):
+    client.force_login(manager)
+
+    with frozen(TODAY):
+        response = client.get(CSV_URL, {"as_of": "2025-12-16"})
+
+    html = response.content.decode()
+    assert "16 Dec 2025 is still to come" in html
+    assert names(html) == ["Acme", "Cogs", "Bolt"]
