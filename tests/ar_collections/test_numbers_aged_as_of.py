@@ -229,6 +229,22 @@ def test_a_day_that_cannot_be_shown_gets_a_clear_message_and_today_s_balance(
     assert "as of 30 Nov 2025" not in html
 
 
+def test_the_numbers_pages_receivables_at_a_month_end_lead_to_the_accounts_as_of_that_day(
+    client, manager, book
+):
+    client.force_login(manager)
+
+    with frozen(TODAY):
+        numbers_html = client.get(reverse("collections:numbers"), {"month": "2025-11", "months": "1"})
+    link = f"{URL}?as_of=2025-11-30&amp;currency=EUR"
+    assert f'<a href="{link}" title="The accounts and what each owed' in numbers_html.content.decode()
+    assert "EUR 1,700.00" in numbers_html.content.decode()
+
+    _, html = page(client, {"as_of": "2025-11-30", "currency": "EUR"})
+    assert names(html) == ["Acme", "Cogs"]
+    assert "EUR 1,100.00" in html and "EUR 600.00" in html
+
+
 def test_a_collector_as_of_a_day_sees_only_their_own_accounts(client, collector, other_collector, book):
     client.force_login(collector)
 
