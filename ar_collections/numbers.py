@@ -879,7 +879,9 @@ def _open_on(day: dt.date) -> QuerySet:
         .annotate(owed=owed)
         .filter(owed__gt=0)
         .annotate(disputed_part=Least(nought(disputed), F("owed"), output_field=MONEY))
-        .annotate(undisputed=ExpressionWrapper(F("owed") - F("disputed_part"), output_field=MONEY))
+        # owed − disputed_part, written so that it reads `owed` (three lookups in the
+        # ledger, each repeated wherever it is read) once rather than twice.
+        .annotate(undisputed=Greatest(F("owed") - nought(disputed), Value(ZERO), output_field=MONEY))
     )
 
 
