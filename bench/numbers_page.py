@@ -9,7 +9,8 @@ full month and the three months ending with it — and prints the server time
 (best and median of --repeat requests, in the process, through Django's
 test client), the SQL statements and how many rows the figures rest on; then
 the same for the aged trial balance's first page (every account, and those
-with money over 90 days late) and its CSV file of the whole book.
+with money over 90 days late) and its CSV file of the whole book, today's and
+as of the last month end.
 
     .venv/bin/python bench/numbers_page.py [--customers N] [--invoices N] [--repeat N] [--keep]
 
@@ -109,6 +110,11 @@ def main() -> None:
             ("aged trial balance, first page", "/collections/numbers/aged/"),
             ("aged trial balance, over 90 days late", "/collections/numbers/aged/?bucket=late_over_90"),
             ("aged trial balance as CSV, whole book", "/collections/numbers/aged.csv"),
+            # Rebuilt from the ledger: every invoice issued by then, not only those open today.
+            ("aged trial balance as of the last month end, first page",
+             f"/collections/numbers/aged/?as_of={ON.replace(day=1) - dt.timedelta(days=1)}"),
+            ("aged trial balance as of the last month end as CSV, whole book",
+             f"/collections/numbers/aged.csv?as_of={ON.replace(day=1) - dt.timedelta(days=1)}"),
         ]:
             timings, size = [], 0
             for _ in range(args.repeat):
@@ -246,10 +252,11 @@ def _load(connection, *, customers: int, invoices: int) -> None:
                 copy.write_row(row)
         with raw.copy(
             "COPY collections_payment (id, customer_id, received_on, currency, amount, method, reference, "
-            "bank_reference, created_at) FROM STDIN"
+            "bank_reference, bank_id_released, created_at) FROM STDIN"
         ) as copy:
             for n, (customer, day, currency, cents, _) in enumerate(payments, 1):
-                copy.write_row((n, customer, day, currency, _money(cents), "bank_transfer", "", "", STAMP))
+                copy.write_row((n, customer, day, currency, _money(cents), "bank_transfer", "", "", False,
+                                STAMP))
         with raw.copy(
             "COPY collections_creditnote (id, number, customer_id, invoice_id, issued_on, currency, amount, "
             "reason, created_at) FROM STDIN"
