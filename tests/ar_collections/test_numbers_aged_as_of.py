@@ -130,6 +130,17 @@ def test_a_payment_reversed_on_the_day_counts_as_reversed_at_its_end(book):
     assert acme[2] == buckets(not_due="500.00", late_31_60="1000.00", late_1_30="600.00")
 
 
+def test_a_dispute_of_part_holds_back_that_part_from_the_day_it_was_opened(book, manager):
+    bolt = book["bolt"]
+    with frozen(day(11, 20)):
+        workspace.dispute_open(customer=bolt, actor=manager, invoice=bolt.invoices.get(), on=day(11, 20),
+                               reason=DisputeReason.QUALITY, description="Three broken", amount=D("300.00"))
+
+    assert balance(day(11, 19))[-1][2] == buckets(late_61_90="700.00")
+    assert balance(MONTH_END)[-1][2] == buckets(late_over_90="400.00", disputed="300.00")
+    assert balance(MONTH_END)[-1][3] == D("700.00")
+
+
 def test_money_on_account_set_against_an_invoice_later_counts_from_its_own_day_on_both_pages(
     book, make_invoice, manager
 ):
