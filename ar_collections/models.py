@@ -2373,7 +2373,8 @@ class WordingVersion(models.Model):
 
     The parts are the words without their frame: the subject's text, and the
     text and HTML e-mails' blocks, which the layouts fill (a notice's `intro`
-    and `request`, in the e-mail and the letter; a cover e-mail's `body`),
+    and `request`, in the e-mail and the letter; a cover e-mail's `body`; an
+    invoice copy's and a statement's PDF's own blocks, in `pdf`),
     or a text-only e-mail's whole text (`html` blank): ar_collections/wording.py
     adds the rest."""
 
@@ -2388,10 +2389,15 @@ class WordingVersion(models.Model):
     subject = models.TextField(blank=True)
     text = models.TextField(blank=True)
     html = models.TextField(blank=True)
+    # The words printed on an invoice copy's or a statement's PDF (blank for
+    # other kinds, and in versions saved before they could be edited: those
+    # PDFs say the shipped words).
+    pdf = models.TextField(blank=True)
     # What notices said until this save (the shipped text or the version before).
     subject_before = models.TextField(blank=True)
     text_before = models.TextField(blank=True)
     html_before = models.TextField(blank=True)
+    pdf_before = models.TextField(blank=True)
     saved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     saved_at = models.DateTimeField(default=timezone.now)
 

@@ -18,8 +18,10 @@ cover e-mail in `email/invoice_copy/`), a call's written summary
 (`email/call_summary/`) and the schedule of a payment plan a manager approved
 (`email/plan_agreed/`) are no notices: they ask for nothing, and are written
 in the contact's language where the letters speak it, as notices are. An
-invoice copy's and a statement's cover e-mail can be edited on the Wording
-page too (their `wording`, by kind and language). Nor is
+invoice copy's and a statement's cover e-mail, and the words printed on
+their PDFs (`pdf/<kind>/<lang>.html` in the blocks of `pdf/<kind>.html`),
+can be edited on the Wording page too (their `wording`, by kind and
+language). Nor is
 a statement of account (`Statement`: `pdf/statement.html` and the cover
 e-mail in `email/statement/`): everything open on the account on one day.
 
@@ -985,8 +987,11 @@ def render_letter(notice: Notice) -> bytes:
 # one of them has in its file (the layout it extends, the subject's
 # autoescape off). The frame is ours to keep: a notice's layouts put the same
 # blocks in the e-mail and in the letter, so they keep saying the same.
-WORDING_PARTS = ("subject", "text", "html")
-WORDING_SUFFIXES = {"subject": ".subject.txt", "text": ".txt", "html": ".html"}
+# An invoice copy and a statement have a fourth part, the words printed on
+# their PDF (`pdf/<kind>/<lang>.html`, filling the blocks of `pdf/<kind>.html`
+# around the tables and figures, which stay ours).
+WORDING_PARTS = ("subject", "text", "html", "pdf")
+WORDING_SUFFIXES = {"subject": ".subject.txt", "text": ".txt", "html": ".html", "pdf": ".html"}
 # The blocks each kind's layouts fill, in the text and the HTML e-mail alike;
 # none for an e-mail that is text only, whose file is the whole text.
 WORDING_BLOCKS = {
@@ -996,13 +1001,29 @@ WORDING_BLOCKS = {
     WordingKind.CALL_SUMMARY: (),
     WordingKind.PLAN_AGREED: (),
 }
+# The blocks each kind's PDF layout has for its words: the sentence before
+# the statement's tables, and under the figures how to pay and whom to ask.
+PDF_BLOCKS = {
+    WordingKind.INVOICE_COPY: ("payment",),
+    WordingKind.STATEMENT: ("intro", "payment"),
+}
 # After a template's name in an error: the text is the one saved on the page, not the file.
 WORDING_EDITED = " as edited on the Wording page"
 
 
 def wording_parts(kind: str) -> tuple[str, ...]:
-    """The parts a kind's wording has: a text-only e-mail has no HTML."""
-    return WORDING_PARTS if WORDING_BLOCKS[kind] else ("subject", "text")
+    """The parts a kind's wording has: a text-only e-mail has no HTML, a notice's
+    letter is its HTML part, and only a document printed apart has PDF words."""
+    if not WORDING_BLOCKS[kind]:
+        return ("subject", "text")
+    return WORDING_PARTS if kind in PDF_BLOCKS else ("subject", "text", "html")
+
+
+def wording_blocks(kind: str, part: str) -> tuple[str, ...]:
+    """The blocks a part fills: the PDF layout's for the PDF words, else the e-mail's."""
+    if part == "subject":
+        return ()
+    return PDF_BLOCKS[kind] if part == "pdf" else WORDING_BLOCKS[kind]
 
 
 def wording_frame(kind: str, part: str) -> tuple[str, str]:
@@ -1013,11 +1034,16 @@ def wording_frame(kind: str, part: str) -> tuple[str, str]:
         return "{% autoescape off %}", "{% endautoescape %}"
     if kind == WordingKind.DUNNING and part == "html":
         return "{% extends layout %}\n", ""
+    if part == "pdf":
+        return f'{{% extends "pdf/{kind}.html" %}}\n', ""
     return f'{{% extends "email/{kind}/_layout{WORDING_SUFFIXES[part]}" %}}\n', ""
 
 
 def wording_template_name(kind: str, tone: int, language: str, part: str) -> str:
-    """The file a document's part is shipped in: email/<kind>/[<tone>/]<language>.<part>."""
+    """The file a document's part is shipped in: email/<kind>/[<tone>/]<language>.<part>,
+    or for the PDF words pdf/<kind>/<language>.html."""
+    if part == "pdf":
+        return f"pdf/{kind}/{language}.html"
     folder = f"email/{kind}/{TONE_FOLDERS[Tone(tone)]}" if kind == WordingKind.DUNNING else f"email/{kind}"
     return f"{folder}/{language}{WORDING_SUFFIXES[part]}"
 
@@ -1130,7 +1156,20 @@ def render_invoice_copy(copy: InvoiceCopy) -> bytes:
 def render_invoice_copies(copies: Sequence[InvoiceCopy]) -> bytes:
     """Copies of several invoices in one PDF, a page each (an outgoing mail
     carries one attachment)."""
-    return html_to_pdf(*(render_to_string("pdf/invoice_copy.html", _copy_context(copy)) for copy in copies))
+    return html_to_pdf(*(render_invoice_copy_html(copy) for copy in copies))
+
+
+def render_invoice_copy_html(copy: InvoiceCopy) -> str:
+    """The copy's page as HTML: the layout's tables with its words (the file's, or as edited)."""
+    context = _copy_context(copy)
+    return _pdf_words(WordingKind.INVOICE_COPY, context, copy.wording)
+
+
+def _pdf_words(kind: str, context: dict, wording: dict[str, str] | None) -> str:
+    """A PDF's HTML: its language's words, edited on the Wording page or as shipped."""
+    edited = _wording_templates(kind, NO_TONE, context["language"], wording)
+    name = wording_template_name(kind, NO_TONE, context["language"], "pdf")
+    return render_to_string(name + (WORDING_EDITED if "pdf" in edited else ""), context, edited.get("pdf"))
 
 
 def _copy_context(copy: InvoiceCopy) -> dict:
@@ -1158,6 +1197,9 @@ def _copy_context(copy: InvoiceCopy) -> dict:
                                                                currency, language),
                                                 date=_date(copy.pay_by, language))
                 if copy.disputed_amount else t["copy_pay"].format(date=_date(copy.pay_by, language))),
+        # The same sentence's values, for PDF words of a company's own.
+        "pay_by": _date(copy.pay_by, language),
+        "undisputed": _money(copy.open_amount - copy.disputed_amount, currency, language),
         "disputed": (t["disputed_part"].format(amount=_money(copy.disputed_amount, currency, language))
                      if copy.disputed_amount else ""),
         "all_disputed": (bool(copy.disputed_amount)
@@ -1293,7 +1335,12 @@ def statement_totals(statement: Statement) -> list[StatementTotals]:
 
 def render_statement(statement: Statement) -> bytes:
     """The statement as PDF bytes, as many pages as it takes."""
-    return html_to_pdf(render_to_string("pdf/statement.html", _statement_context(statement)))
+    return html_to_pdf(render_statement_html(statement))
+
+
+def render_statement_html(statement: Statement) -> str:
+    """The statement as HTML: the layout's tables with its words (the file's, or as edited)."""
+    return _pdf_words(WordingKind.STATEMENT, _statement_context(statement), statement.wording)
 
 
 def render_statement_email(statement: Statement) -> RenderedEmail:
@@ -1327,6 +1374,7 @@ def _statement_context(statement: Statement) -> dict:
         "recipient_name": statement.recipient_name,
         "greeting": _greeting(t, statement.recipient_name or statement.customer_name),
         "statement_date": _date(statement.statement_date, language),
+        "statement_date_long": _long_date(statement.statement_date, language),
         "lines": [
             {
                 "number": x.number,

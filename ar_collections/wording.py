@@ -4,7 +4,8 @@ Each document's wording has three parts: the subject, and the blocks of the
 text and the HTML e-mail. A dunning notice's (`email/dunning/<tone>/<lang>.*`,
 a tone × language) fill the intro and request blocks, and its letter is the
 HTML part in the letter's layout; an invoice copy's and a statement's cover
-e-mail (`email/<kind>/<lang>.*`) fill the body block. A call's summary and an
+e-mail (`email/<kind>/<lang>.*`) fill the body block, and the words printed
+on their PDF (`pdf/<kind>/<lang>.html`) the PDF layout's blocks. A call's summary and an
 agreed payment plan's schedule are text only: a subject and the whole text. A save on the Wording
 page is a new `WordingVersion`, which those documents read from then on
 (rendering._wording_templates); putting back the shipped text is a version
@@ -57,8 +58,8 @@ from ar_collections.rendering import (
 from arcrm.text import person_name
 
 PART_NAMES = {"subject": "Subject", "text": "Text e-mail", "html": "HTML e-mail and letter"}
-# A cover e-mail's HTML part is the e-mail alone: its PDF is the document, not the words.
-COVER_PART_NAMES = {**PART_NAMES, "html": "HTML e-mail"}
+# A cover e-mail's HTML part is the e-mail alone: the words on the PDF are a part of their own.
+COVER_PART_NAMES = {**PART_NAMES, "html": "HTML e-mail", "pdf": "Words on the PDF"}
 TEXT_ONLY_PART_NAMES = {"subject": "Subject", "text": "Text"}
 
 # The tags wording may use: they only choose and repeat words by the values a
@@ -82,6 +83,11 @@ BLOCKS_SAID = {
     WordingKind.DUNNING: "{% block intro %} (before the invoices) and {% block request %} (after them)",
     WordingKind.INVOICE_COPY: "{% block body %} (between the greeting and the signature)",
     WordingKind.STATEMENT: "{% block body %} (between the greeting and the signature)",
+}
+PDF_BLOCKS_SAID = {
+    WordingKind.INVOICE_COPY: "{% block payment %} (under the amounts)",
+    WordingKind.STATEMENT: ("{% block intro %} (before the tables) and {% block payment %} "
+                            "(under the figures)"),
 }
 # The document as a refusal names it: "not a value a notice is given".
 DOCUMENT_SAID = {WordingKind.DUNNING: "a notice", WordingKind.INVOICE_COPY: "an invoice copy's e-mail",
@@ -218,7 +224,11 @@ def cover_wording_in_force(kind: str, language: str) -> dict[str, str] | None:
 
 
 def _parts_of(version: WordingVersion) -> dict[str, str]:
-    return {part: getattr(version, part) for part in wording_parts(version.kind)}
+    parts = {part: getattr(version, part) for part in wording_parts(version.kind)}
+    if "pdf" in parts and not parts["pdf"]:
+        # Saved before the PDF's words could be edited: the PDF says the shipped ones.
+        parts["pdf"] = shipped_parts(version.kind, version.tone, version.language)["pdf"]
+    return parts
 
 
 def history(wording: Wording) -> list[WordingVersion]:
@@ -265,11 +275,13 @@ def _document(kind: str) -> _Document:
         WordingKind.INVOICE_COPY: _Document(
             sample=lambda *, tone, language, on: sample_invoice_copy(language=language, on=on),
             context=rendering._copy_context, email=rendering.render_invoice_copy_email,
-            pdf=rendering.render_invoice_copy, written=(rendering.render_invoice_copy_email,)),
+            pdf=rendering.render_invoice_copy,
+            written=(rendering.render_invoice_copy_email, rendering.render_invoice_copy_html)),
         WordingKind.STATEMENT: _Document(
             sample=lambda *, tone, language, on: sample_statement(language=language, on=on),
             context=rendering._statement_context, email=rendering.render_statement_email,
-            pdf=rendering.render_statement, written=(rendering.render_statement_email,)),
+            pdf=rendering.render_statement,
+            written=(rendering.render_statement_email, rendering.render_statement_html)),
         WordingKind.CALL_SUMMARY: _Document(
             sample=lambda *, tone, language, on: sample_call_summary(language=language, on=on),
             context=rendering._call_summary_context, email=_text_only(rendering.render_call_summary),
@@ -315,9 +327,9 @@ def wording_problems(wording: Wording, parts: dict[str, str]) -> list[str]:
             else:
                 nodes = template.template.nodelist
                 if part != "subject" and not wording.text_only:
-                    found.extend(_outside_blocks(wording, nodes))
-                # The subject is rendered first; the text and HTML parts may name it.
-                bound = frozenset({"subject"} if part != "subject" else ())
+                    found.extend(_outside_blocks(wording, part, nodes))
+                # The subject is rendered first; the e-mail's text and HTML parts may name it.
+                bound = frozenset({"subject"} if part in ("text", "html") else ())
                 found.extend(dict.fromkeys(_unknown(nodes, bound, context, said)))
         problems.extend(f"{where}: {problem}" for problem in found)
     if problems:
@@ -352,18 +364,23 @@ def _tag_problems(kind: str, part: str, source: str) -> Iterator[str]:
             yield f"{line}: a subject has no blocks; write its text alone."
         elif tag == "block" and not WORDING_BLOCKS[kind]:
             yield f"{line}: this e-mail has no blocks; write its text alone."
-        elif tag == "block" and (len(bits) != 2 or bits[1] not in WORDING_BLOCKS[kind]):
+        elif tag == "block" and (len(bits) != 2 or bits[1] not in rendering.wording_blocks(kind, part)):
             name = bits[1] if len(bits) > 1 else ""
-            yield f"{line}: the layout has no block {name!r}: the words go in {BLOCKS_SAID[kind]}."
+            said = PDF_BLOCKS_SAID[kind] if part == "pdf" else BLOCKS_SAID[kind]
+            yield f"{line}: the layout has no block {name!r}: the words go in {said}."
 
 
-def _outside_blocks(wording: Wording, nodelist) -> Iterator[str]:
-    """The layout shows the e-mail's (and the letter's) blocks, nothing else of the part."""
+def _outside_blocks(wording: Wording, part: str, nodelist) -> Iterator[str]:
+    """The layout shows the e-mail's (and the letter's, or the PDF's) blocks, nothing else of the part."""
     for node in nodelist:
         if not isinstance(node, BlockNode | CommentNode) and not (
             isinstance(node, TextNode) and not node.s.strip()
         ):
-            if wording.is_notice:
+            if part == "pdf":
+                yield (f"there are words outside {PDF_BLOCKS_SAID[wording.kind]}, which the PDF never "
+                       "shows: put them in " + ("it." if len(rendering.PDF_BLOCKS[wording.kind]) == 1
+                                                else "one of the two."))
+            elif wording.is_notice:
                 yield ("there are words outside {% block intro %} and {% block request %}, which the e-mail "
                        "and the letter never show: put them in one of the two.")
             else:

@@ -39,6 +39,10 @@ class WordingForm(forms.Form):
                            widget=forms.Textarea(attrs={"rows": 18}),
                            help_text="The e-mail most customers read, and the printed letter.",
                            error_messages={"required": "Write the HTML e-mail."})
+    pdf = forms.CharField(label=words.COVER_PART_NAMES["pdf"], strip=False,
+                          widget=forms.Textarea(attrs={"rows": 14}),
+                          help_text="The sentences printed on the PDF around its tables and figures.",
+                          error_messages={"required": "Write the words on the PDF."})
 
     def parts(self) -> dict[str, str]:
         return {part: self.cleaned_data[part] for part in WORDING_PARTS if part in self.fields}

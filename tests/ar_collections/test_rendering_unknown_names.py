@@ -79,12 +79,18 @@ TEXTS = {
     # The layout a wording extends: the message names the wording, "or a template it uses".
     "letter layout": (lambda: rendering.render_letter_html(notice()), "pdf/dunning_letter.html",
                       "<p>{{ WRONG }}</p>", "email/dunning/friendly/en.html"),
+    # A PDF's layout, under its language's words: the message names the words' file.
     "statement": (lambda: rendering.render_statement(statement()), "pdf/statement.html",
-                  "<p>{{ WRONG }}</p>"),
+                  "<p>{{ WRONG }}</p>", "pdf/statement/en.html"),
     "statement e-mail": (lambda: rendering.render_statement_email(statement()), "email/statement/en.txt",
                          "Your statement {{ WRONG }}"),
     "invoice copy": (lambda: rendering.render_invoice_copy(invoice_copy()), "pdf/invoice_copy.html",
-                     "<p>{{ WRONG }}</p>"),
+                     "<p>{{ WRONG }}</p>", "pdf/invoice_copy/en.html"),
+    "statement words": (lambda: rendering.render_statement(statement()), "pdf/statement/en.html",
+                        '{% extends "pdf/statement.html" %}{% block payment %}{{ WRONG }}{% endblock %}'),
+    "invoice copy words": (lambda: rendering.render_invoice_copy(invoice_copy()), "pdf/invoice_copy/en.html",
+                           '{% extends "pdf/invoice_copy.html" %}{% block payment %}{{ WRONG }}'
+                           "{% endblock %}"),
     "invoice copy e-mail": (lambda: rendering.render_invoice_copy_email(invoice_copy()),
                             "email/invoice_copy/en.txt", "As requested {{ WRONG }}"),
     "plan schedule": (lambda: rendering.render_plan_agreed(plan_agreed()), "email/plan_agreed/en.txt",
@@ -171,6 +177,11 @@ def statement_with_everything() -> rendering.Statement:
 
 
 # (what renders, the template it reads, the wording installed in its place, the name it misspells)
+def statement_words(inner: str) -> str:
+    """An install's own words for the statement's PDF, `inner` under the figures."""
+    return '{% extends "pdf/statement.html" %}{% block payment %}' + inner + "{% endblock %}"
+
+
 ITEMS = {
     "notice line": (lambda: rendering.render_email(notice()), TEXT,
                     "{% for line in lines %}Invoice {{ line.nmber }}: {{ line.amount }}{% endfor %}",
@@ -187,18 +198,22 @@ ITEMS = {
     "letter line": (lambda: rendering.render_letter_html(notice()), "email/dunning/friendly/en.html",
                     "{% extends layout %}{% block request %}{% for line in lines %}{{ line.nmber }}"
                     "{% endfor %}{% endblock %}", "line.nmber"),
-    "statement line": (lambda: rendering.render_statement(statement()), "pdf/statement.html",
-                       "{% for line in lines %}<p>{{ line.nmber }} {{ line.open }}</p>{% endfor %}",
+    "statement line": (lambda: rendering.render_statement(statement()), "pdf/statement/en.html",
+                       statement_words("{% for line in lines %}<p>{{ line.nmber }}</p>{% endfor %}"),
                        "line.nmber"),
     "statement credit": (lambda: rendering.render_statement(statement_with_everything()),
-                         "pdf/statement.html", "{% for c in credits %}<p>{{ c.lable }}</p>{% endfor %}",
+                         "pdf/statement/en.html",
+                         statement_words("{% for c in credits %}<p>{{ c.lable }}</p>{% endfor %}"),
                          "c.lable"),
     "statement charge": (lambda: rendering.render_statement(statement_with_everything()),
-                         "pdf/statement.html", "{% for c in charges %}<p>{{ c.amont }}</p>{% endfor %}",
+                         "pdf/statement/en.html",
+                         statement_words("{% for c in charges %}<p>{{ c.amont }}</p>{% endfor %}"),
                          "c.amont"),
     "invoice copy charge": (
         lambda: rendering.render_invoice_copy(dataclasses.replace(invoice_copy(), charges=(CHARGE,))),
-        "pdf/invoice_copy.html", "{% for c in charges %}<p>{{ c.amont }}</p>{% endfor %}", "c.amont"),
+        "pdf/invoice_copy/en.html",
+        '{% extends "pdf/invoice_copy.html" %}{% block payment %}'
+        "{% for c in charges %}<p>{{ c.amont }}</p>{% endfor %}{% endblock %}", "c.amont"),
     "plan instalment": (lambda: rendering.render_plan_agreed(plan_agreed()), "email/plan_agreed/en.txt",
                         "{% for i in instalments %}{{ i.number }}. {{ i.amont }}{% endfor %}", "i.amont"),
 }

@@ -139,8 +139,8 @@ def test_a_save_is_a_new_version_with_who_when_and_the_text_before_and_after(cli
         assert response.status_code == 302 and response["Location"] == url("wording_edit")
     [version] = saved()
     assert (version.number, version.saved_by, version.shipped) == (1, manager, False)
-    assert {p: getattr(version, p) for p in rendering.WORDING_PARTS} == NEW_TEXT
-    assert {p: getattr(version, p + "_before") for p in rendering.WORDING_PARTS} == shipped
+    assert {p: getattr(version, p) for p in rendering.wording_parts(DUNNING)} == NEW_TEXT
+    assert {p: getattr(version, p + "_before") for p in rendering.wording_parts(DUNNING)} == shipped
     assert "Did our invoice" in version.subject_before
 
 

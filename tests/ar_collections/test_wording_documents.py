@@ -29,6 +29,7 @@ COPY_TEXT = {
     "text": "{% block body %}Here is invoice {{ number }} again, as you asked.{% endblock %}",
     "html": "{% block body %}<p>Here is invoice <strong>{{ number }}</strong> again, as you asked.</p>"
             "{% endblock %}",
+    "pdf": "{% block payment %}<p>Please quote {{ number }} with your payment.</p>{% endblock %}",
 }
 STATEMENT_TEXT = {
     "subject": "Where account {{ account_number }} stands",
@@ -36,6 +37,8 @@ STATEMENT_TEXT = {
             "{% endblock %}",
     "html": "{% block body %}<p>Attached: where your account stands today, {{ balance }} in all.</p>"
             "{% endblock %}",
+    "pdf": "{% block intro %}<p>Your account on {{ statement_date_long }}.</p>{% endblock %}"
+           "{% block payment %}<p>Please quote {{ account_number }} with your payment.</p>{% endblock %}",
 }
 
 
@@ -230,12 +233,17 @@ GERMAN_COPY = {
     "text": "{% block body %}Hier ist die Rechnung {{ number }} noch einmal, wie gewünscht.{% endblock %}",
     "html": "{% block body %}<p>Hier ist die Rechnung <strong>{{ number }}</strong> noch einmal, "
             "wie gewünscht.</p>{% endblock %}",
+    "pdf": "{% block payment %}<p>Bitte geben Sie bei Zahlung die Rechnungsnummer {{ number }} an."
+           "</p>{% endblock %}",
 }
 GERMAN_STATEMENT = {
     "subject": "So steht Ihr Konto {{ account_number }}",
     "text": "{% block body %}Im Anhang: wie Ihr Konto heute steht, {{ balance }} insgesamt.{% endblock %}",
     "html": "{% block body %}<p>Im Anhang: wie Ihr Konto heute steht, <strong>{{ balance }}</strong> "
             "insgesamt.</p>{% endblock %}",
+    "pdf": "{% block intro %}<p>Ihr Konto am {{ statement_date_long }}.</p>{% endblock %}"
+           "{% block payment %}<p>Bitte geben Sie Ihre Kundennummer {{ account_number }} an.</p>"
+           "{% endblock %}",
 }
 
 
