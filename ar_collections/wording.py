@@ -301,6 +301,11 @@ def _sample(wording: Wording, *, on: dt.date):
     return _document(wording.kind).sample(tone=wording.tone, language=wording.language, on=on)
 
 
+def sample_context(wording: Wording, *, on: dt.date) -> dict:
+    """The values the sample document's wording is given, as the checks read them."""
+    return _document(wording.kind).context(_sample(wording, on=on))
+
+
 # --- checks -------------------------------------------------------------------
 
 
@@ -328,8 +333,9 @@ def wording_problems(wording: Wording, parts: dict[str, str]) -> list[str]:
                 nodes = template.template.nodelist
                 if part != "subject" and not wording.text_only:
                     found.extend(_outside_blocks(wording, part, nodes))
-                # The subject is rendered first; the e-mail's text and HTML parts may name it.
-                bound = frozenset({"subject"} if part in ("text", "html") else ())
+                # The subject is rendered first; the e-mail's text and HTML parts may name it
+                # (a text-only e-mail's text is not given it).
+                bound = frozenset({"subject"} if part in ("text", "html") and not wording.text_only else ())
                 found.extend(dict.fromkeys(_unknown(nodes, bound, context, said)))
         problems.extend(f"{where}: {problem}" for problem in found)
     if problems:

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 
 from ar_collections import wording as words
+from ar_collections import wording_guide
 from ar_collections.models import NO_TONE, WordingKind
 from ar_collections.rendering import WORDING_PARTS, LetterRenderError
 from ar_collections.simulator_views import DECIDE_TERMS
@@ -75,6 +76,9 @@ def _initial(wording: words.Wording) -> WordingForm:
 def _page(request: HttpRequest, wording: words.Wording, form: WordingForm, *, status: int = 200,
           fragment: str = "", **context) -> HttpResponse:
     context = {"wording": wording, "form": form, "versions": words.history(wording), **context}
+    if not fragment:
+        # Built from the sample in memory: no query.
+        context["placeholders"] = wording_guide.placeholders(wording, on=timezone.localdate())
     return render(request, f"{PAGE}#{fragment}" if fragment else PAGE, context, status=status)
 
 
