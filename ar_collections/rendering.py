@@ -145,6 +145,7 @@ LABELS: dict[str, dict[str, str]] = {
         "st_total": "Total",
         "st_disputed": "under dispute",
         "st_disputed_part": "{amount} of it under dispute",
+        "st_planned_part": "{amount} of it due later under the payment plan",
         "st_credits": "Credits and payments on account",
         "st_credit_note": "Credit note {number}",
         "st_charges": "Fees and interest still owed",
@@ -237,6 +238,7 @@ LABELS: dict[str, dict[str, str]] = {
         "st_total": "Betrag",
         "st_disputed": "strittig",
         "st_disputed_part": "davon {amount} strittig",
+        "st_planned_part": "davon {amount} laut Ratenplan später fällig",
         "st_credits": "Gutschriften und Zahlungen auf Ihrem Konto",
         "st_credit_note": "Gutschrift {number}",
         "st_charges": "Noch offene Gebühren und Zinsen",
@@ -331,6 +333,7 @@ LABELS: dict[str, dict[str, str]] = {
         "st_total": "Bedrag",
         "st_disputed": "betwist",
         "st_disputed_part": "waarvan {amount} betwist",
+        "st_planned_part": "waarvan {amount} later te betalen volgens de betalingsregeling",
         "st_credits": "Creditnota's en betalingen op uw rekening",
         "st_credit_note": "Creditnota {number}",
         "st_charges": "Nog openstaande kosten en rente",
@@ -430,6 +433,7 @@ LABELS: dict[str, dict[str, str]] = {
         "st_total": "Montant",
         "st_disputed": "contestée",
         "st_disputed_part": "dont {amount} contestés",
+        "st_planned_part": "dont {amount} à payer plus tard selon l'échéancier",
         "st_credits": "Avoirs et paiements sur votre compte",
         "st_credit_note": "Avoir {number}",
         "st_charges": "Frais et intérêts encore dus",
@@ -522,6 +526,7 @@ LABELS: dict[str, dict[str, str]] = {
         "st_total": "Importe",
         "st_disputed": "en disputa",
         "st_disputed_part": "{amount} en disputa",
+        "st_planned_part": "{amount} a pagar más adelante según el plan de pagos",
         "st_credits": "Abonos y pagos a cuenta",
         "st_credit_note": "Abono {number}",
         "st_charges": "Gastos e intereses aún pendientes",
@@ -614,6 +619,7 @@ LABELS: dict[str, dict[str, str]] = {
         "st_total": "Importo",
         "st_disputed": "contestata",
         "st_disputed_part": "di cui {amount} contestati",
+        "st_planned_part": "di cui {amount} da pagare più avanti secondo il piano di rateizzazione",
         "st_credits": "Note di credito e pagamenti sul vostro conto",
         "st_credit_note": "Nota di credito {number}",
         "st_charges": "Spese e interessi ancora dovuti",
@@ -1240,6 +1246,9 @@ class StatementLine:
     open_amount: Decimal
     days_late: int  # 0: not yet due (an invoice due today is not late yet)
     disputed_amount: Decimal = ZERO  # of the open amount, what an open dispute covers
+    # Of the open amount, what an agreed payment plan asks for after the
+    # statement's day: owed, but not before the instalments' dates.
+    planned_later_amount: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -1281,8 +1290,9 @@ class StatementTotals:
     # The part of the invoices under an open dispute: owed on our books (in
     # the balance) but not asked for until the dispute is settled.
     disputed: Decimal = ZERO
-    # What is open and not disputed on the invoices not yet due: owed, but
-    # not before their due dates.
+    # What is open and not disputed on the invoices not yet due, and what a
+    # payment plan in good standing asks for after the statement's day of
+    # those overdue: owed, but not before their due dates or instalments.
     later: Decimal = ZERO
 
     @property
@@ -1327,7 +1337,8 @@ def statement_totals(statement: Statement) -> list[StatementTotals]:
         charges = sum((x.amount for x in statement.charges if x.currency == currency), ZERO)
         credits = sum((x.amount for x in statement.credits if x.currency == currency), ZERO)
         disputed = sum((x.disputed_amount for x in lines), ZERO)
-        later = sum((x.open_amount - x.disputed_amount for x in lines if x.days_late <= 0), ZERO)
+        later = sum((x.open_amount - x.disputed_amount if x.days_late <= 0 else x.planned_later_amount
+                     for x in lines), ZERO)
         result.append(StatementTotals(currency, invoices, charges, credits, invoices + charges - credits,
                                       tuple(aging.values()), disputed, later))
     return result
@@ -1387,6 +1398,10 @@ def _statement_context(statement: Statement) -> dict:
                              else t["st_disputed"] if disputed_in_full(x.disputed_amount, x.open_amount)
                              else t["st_disputed_part"].format(amount=_money(x.disputed_amount, x.currency,
                                                                              language))),
+                # Of an overdue invoice only: one not yet due is due later whole.
+                "planned": (t["st_planned_part"].format(
+                    amount=_money(x.planned_later_amount, x.currency, language))
+                    if x.planned_later_amount and x.days_late > 0 else ""),
             }
             for x in statement.lines
         ],

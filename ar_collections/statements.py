@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.template import TemplateSyntaxError
 
-from ar_collections import outbox, paper, rendering
+from ar_collections import outbox, paper, rendering, workspace
 from ar_collections.delivery import left_to_apply, mail_address
 from ar_collections.models import (
     CreditNote,
@@ -30,6 +30,8 @@ from ar_collections.models import (
     MailPurpose,
     PaperKind,
     Payment,
+    PaymentPlan,
+    PlanStatus,
     WordingKind,
 )
 from ar_collections.timeline import event_record
@@ -56,6 +58,7 @@ def statement_build(customer: Customer, *, contact: Contact | None, sender, on: 
     credit_notes = left_to_apply(CreditNote.objects, customer, link="credit_note").order_by("issued_on", "pk")
     payments = left_to_apply(Payment.objects, customer, link="payment").order_by("received_on", "pk")
     charges = LateCharge.objects.filter(customer=customer).standing().order_by("created_at", "pk")
+    planned_later = _planned_later(customer, invoices, on=on)
     owner = working_for(customer, on=on) or sender  # a stand-in while the collector is away
     language = contact.language if contact else rendering.FALLBACK_LANGUAGE
     return rendering.Statement(
@@ -70,6 +73,7 @@ def statement_build(customer: Customer, *, contact: Contact | None, sender, on: 
                 number=i.number, issue_date=i.issue_date, due_date=i.due_date, currency=i.currency,
                 total_amount=i.total_amount, open_amount=i.open_amount, days_late=i.days_late(on=on),
                 disputed_amount=min(i.open_amount, i.disputed or ZERO),
+                planned_later_amount=planned_later.get(i.pk, ZERO),
             )
             for i in invoices
         ),
@@ -91,6 +95,32 @@ def statement_build(customer: Customer, *, contact: Contact | None, sender, on: 
         contact_name=person_name(owner), contact_email=owner.email,
         sender_name=person_name(sender), sender_email=sender.email, note=note,
     )
+
+
+def _planned_later(customer: Customer, invoices, *, on: dt.date) -> dict[int, Decimal]:
+    """Of each open invoice a payment plan in good standing covers, what the
+    plan still asks for after `on`. The customer agreed to pay it on the
+    instalments' dates: a statement that asked for it now would go back on
+    the plan. Set against the plan's newest invoices first, as its
+    instalments pay the oldest first, each up to what it owes beyond an open
+    dispute (held back anyway)."""
+    open_invoices = {i.pk: i for i in invoices}
+    result: dict[int, Decimal] = {}
+    plans = PaymentPlan.objects.filter(customer=customer, status=PlanStatus.ACTIVE).prefetch_related(
+        "instalments", "invoices")
+    for plan in plans:
+        left = sum((still for instalment, still in workspace.plan_instalments_owed(plan)
+                    if instalment.due_on > on), ZERO)
+        covered = sorted((open_invoices[i.pk] for i in plan.invoices.all() if i.pk in open_invoices),
+                         key=lambda i: (i.due_date, i.number), reverse=True)
+        for invoice in covered:
+            room = (invoice.open_amount - min(invoice.open_amount, invoice.disputed or ZERO)
+                    - result.get(invoice.pk, ZERO))
+            part = min(left, room)
+            if part > 0:
+                result[invoice.pk] = result.get(invoice.pk, ZERO) + part
+                left -= part
+    return result
 
 
 def statement_file_name(customer: Customer, on: dt.date) -> str:

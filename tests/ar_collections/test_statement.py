@@ -188,6 +188,35 @@ def test_to_pay_now_is_what_is_overdue_and_not_disputed_with_what_falls_due_late
     assert "Credit left on your account" not in text
 
 
+def test_what_an_agreed_payment_plan_asks_for_later_is_not_asked_for_now(
+    client, manager, account, pdf_text
+):
+    """S-4 and S-5 (EUR 1,250.00, both overdue) are on a plan agreed today:
+    EUR 450.00 today, the rest in May and June. The statement asks for today's
+    instalment now and says the rest falls due later under the plan, as the
+    customer was told when it was agreed, not for all of it at once."""
+    s4, s5 = account.invoices.get(number="S-4"), account.invoices.get(number="S-5")
+    with frozen(TODAY):
+        workspace.plan_propose(
+            customer=account, actor=manager, invoices=[s4, s5], on=TODAY,
+            instalments=[(TODAY, Decimal("450.00")), (dt.date(2026, 5, 20), Decimal("400.00")),
+                         (dt.date(2026, 6, 20), Decimal("400.00"))],
+        )
+
+    text = downloaded(client, manager, account, pdf_text)
+
+    # S-1 not yet due, and the plan's two later instalments.
+    assert figures("Falling due later", text) == [Decimal("1300.00"), Decimal("0.00")]
+    assert figures("To pay now", text) == [Decimal("880.00"), Decimal("100.00")]
+    assert figures("Balance", text) == [Decimal("2330.00"), Decimal("100.00")]
+    # The plan's later instalments set against its newest invoice first, as
+    # its instalments pay the oldest first.
+    assert ("S-4 5 Jan 2026 4 Feb 2026 75 EUR 250.00 EUR 250.00 EUR 250.00 of it due later under the "
+            "payment plan") in text, text
+    assert "S-5 1 Nov 2025 1 Dec 2025 140 EUR 1,000.00 EUR 1,000.00 EUR 550.00 of it due later under the " \
+        "payment plan" in text, text
+
+
 def test_a_statement_without_a_dispute_has_nothing_held_back(client, collector, account, pdf_text):
     DunningPause.objects.filter(dispute__invoice__customer=account).delete()
     Dispute.objects.filter(invoice__customer=account).delete()
