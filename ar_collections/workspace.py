@@ -1058,7 +1058,9 @@ def dispute_open(
     of = f" of {disputed} of {format_money(invoice.open_amount, invoice.currency)} open" if in_part else ""
     event_record(
         customer=customer, kind=EventKind.DISPUTE, actor=actor, subject=dispute, invoices=[invoice],
-        summary=f"Dispute opened on {invoice.number}{of}: {dispute.get_reason_display()}{routed}",
+        # What the customer says, as a call's notes: the timeline is where a collector reads the account.
+        summary=f"Dispute opened on {invoice.number}{of}: {dispute.get_reason_display()}{routed} "
+                f"— {dispute.description}",
         details={"reason": reason, "description": dispute.description,
                  "department": department.name if department else None, "routed_to": dispute.routed_to,
                  "answer_due_on": dispute.answer_due_on.isoformat(), "disputed_amount": str(amount),

@@ -880,6 +880,12 @@ def test_a_dispute_routes_to_the_department_and_takes_the_invoice_out_of_dunning
                                          reason=DisputeReason.OUR_DELIVERY,
                                          description="Pallet arrived damaged; half the goods unusable.")
     assert dispute.department.name == "Logistics"
+    # The timeline keeps what the customer said, as a call's notes: a collector
+    # reading the account later should not have to open the dispute to learn it.
+    assert events(account, EventKind.DISPUTE) == [
+        f"Dispute opened on {small.number}: Our delivery problem (late, damaged, incomplete); sent to "
+        "Logistics <logistics@ours.test> — Pallet arrived damaged; half the goods unusable."
+    ]
     (message,) = smtp_server.messages
     assert message["To"] == "logistics@ours.test"
     body = message.get_content()
