@@ -15,6 +15,7 @@ from ar_collections.models import Invoice
 from arcrm.dates import format_day
 from arcrm.forms import MoneyField
 from arcrm.money import format_money, validate_currency_in_use
+from arcrm.roles import INTEGRATION
 from arcrm.text import is_one_line, person_name
 from customers.models import CollectorAbsence, Contact, ContactAbsence, Customer, Segment, TermsType
 from customers.owners import account_owners
@@ -311,9 +312,11 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         self.read = read
         # The account's own collector stays on offer (a leaver until handed over); no other leaver.
         self.fields["collector"].queryset = account_owners(also=Q(pk=instance.collector_id))
+        # People only: an integration account (the ERP's login) owns no relationship.
         self.fields["relationship_owner"].queryset = User.objects.filter(
             Q(is_active=True) | Q(pk=instance.relationship_owner_id)
-        ).order_by("first_name", "last_name", "username")
+        ).exclude(Q(groups__name=INTEGRATION) & ~Q(pk=instance.relationship_owner_id)).order_by(
+            "first_name", "last_name", "username")
         if read is not None:
             self._choose_among(read)
         # The text box shows the referrer's account number, not its database id.

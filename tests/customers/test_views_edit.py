@@ -8,12 +8,13 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
 from arcrm.dates import format_day
+from arcrm.roles import INTEGRATION
 from customers import services
 from customers.models import (
     Contact,
@@ -313,6 +314,24 @@ def test_a_credit_hold_set_with_htmx_shows_in_the_header_and_on_the_timeline(cli
     header = header_of(html)
     assert 'hx-swap-oob="true"' in header and "Credit hold" in header
     assert re.search(r'<div id="timeline" hx-swap-oob="true">.*Account card changed', html, re.S)
+
+
+def test_an_integration_account_is_not_offered_nor_taken_as_relationship_owner(client, manager, customer):
+    """The ERP's login signs API requests; it owns no relationship, and a
+    manager choosing the owner should not find it among the people."""
+    erp = User.objects.create_user(username="erp", first_name="ERP", last_name="integration")
+    erp.groups.add(Group.objects.get(name=INTEGRATION))
+    client.force_login(manager)
+    url = reverse("customers:edit", args=[customer.pk])
+
+    menu = re.search(r'<select name="relationship_owner".*?</select>', client.get(url).content.decode(), re.S)
+    assert "Carla" in menu.group(0) or "carla" in menu.group(0), menu.group(0)
+    assert "ERP" not in menu.group(0)
+
+    response = client.post(url, card_data(customer, relationship_owner=erp.pk))
+    assert response.status_code == 422
+    customer.refresh_from_db()
+    assert customer.relationship_owner_id != erp.pk
 
 
 def test_saving_an_unchanged_card_records_nothing(client, collector, customer):
