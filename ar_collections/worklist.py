@@ -622,7 +622,9 @@ NOT_CARRIED_OUT_SAID = 120
 
 
 def _last_step_not_carried_out(position: int, action: str, status: str, reason: str) -> str:
-    why = shorten(one_line(reason), NOT_CARRIED_OUT_SAID) if reason else "no reason was recorded"
+    # A note's closing full stop goes: what to do follows after a semicolon.
+    said = one_line(reason or "").rstrip(" .")
+    why = shorten(said, NOT_CARRIED_OUT_SAID) if said else "no reason was recorded"
     ended = "failed" if status == ActionStatus.FAILED else "was skipped"
     return f"its last step, step {position} ({StepAction(action).label}), {ended}: {why}; "
 

@@ -146,6 +146,9 @@ def test_a_manager_declining_the_last_step_puts_the_account_on_its_collector_s_l
     [item] = items(account)
     assert (item.status, item.assignee, item.action) == (WorkStatus.OPEN, collector, hold)
     assert any(e.startswith("Worklist: The ladder has no step left") for e in events(account, EventKind.WORK))
+    # The note's own full stop is not doubled by what follows it (".;").
+    assert ("its last step, step 4 (Credit hold), was skipped: They just paid a large order; "
+            "decide the next action") in item.title, item.title
 
 
 def test_a_manager_declining_a_step_with_another_after_it_adds_no_item(make_account, collector, manager):
