@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -183,6 +184,16 @@ def test_a_bucket_on_the_numbers_page_leads_to_the_accounts_with_money_in_it(cli
     assert f'<a href="{reverse("customers:detail", args=[ledger["evil"].pk])}">=Evil Corp</a>' in html
     assert "Accounts with money over 90 days late today, biggest there first" in html
     assert "€2,500.00" in html or "2,500.00" in html
+
+
+def test_the_table_s_caption_dates_the_balance_as_the_pages_write_dates(client, manager, ledger):
+    """A screen reader reads the caption: "5 Aug 2025", not "2025-08-05"."""
+    client.force_login(manager)
+
+    html = client.get(URL).content.decode()
+
+    caption = re.search(r"<caption[^>]*>(.*?)</caption>", html, re.S).group(1)
+    assert caption.strip() == "Open amounts per account and bucket, as of 5 Aug 2025"
 
 
 def test_a_manager_may_narrow_the_balance_to_one_collector(client, manager, ledger, other_collector):
