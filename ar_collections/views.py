@@ -50,7 +50,7 @@ from django_htmx.http import trigger_client_event
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from ar_collections import api, delivery, dunning, imports, paper, services
-from ar_collections.channels import route_for, step_as_sent
+from ar_collections.channels import caller_for, route_for, step_as_sent
 from ar_collections.forms import (
     ApiTokenForm,
     ApprovalForm,
@@ -470,11 +470,27 @@ def action_review(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _review_outcome(action: DunningAction, reviewed: DunningAction) -> tuple[int, str]:
     """A step sent from the review queue is with the delivery workers: the
-    page says so at once, and what came of it lands on the timeline."""
-    if reviewed.status == ActionStatus.PLANNED:
-        return messages.SUCCESS, (f"{action.customer.name}: {action.step.get_action_display().lower()} "
-                                  "queued for sending; what comes of it shows on the account's timeline.")
-    return _outcome(action, reviewed)
+    page says at once what they will do with it, by the route they take today
+    (a call step sends the customer nothing, a letter waits to be posted), and
+    what came of it lands on the timeline."""
+    if reviewed.status != ActionStatus.PLANNED:
+        return _outcome(action, reviewed)
+    name, today = action.customer.name, timezone.localdate()
+    route = route_for(action=action, day=today)
+    whom = route.contact.name if route.contact else name
+    if route.channel == Channel.EMAIL:
+        return messages.SUCCESS, (f"{name}: e-mail to {whom} queued for sending; what comes of it shows "
+                                  "on the account's timeline.")
+    if route.channel == Channel.LETTER:
+        return messages.SUCCESS, (f"{name}: letter to {whom} queued for writing; once written it waits "
+                                  "in the print queue to be posted.")
+    if route.channel == Channel.PHONE:
+        caller = caller_for(action.customer, day=today)[1]
+        return messages.SUCCESS, (f"{name}: a call to {whom} goes on the worklist of {caller}; "
+                                  "nothing is sent to the customer.")
+    # A step for a manager (a ladder edited since it was planned) is held for one by delivery.
+    what = action.step.get_action_display().lower()
+    return messages.SUCCESS, f"{name}: {what} goes to a manager to approve."
 
 
 def _outcome(action: DunningAction, done: DunningAction, *, approved: bool = False) -> tuple[int, str]:

@@ -21,6 +21,7 @@ from ar_collections.models import (
     DunningCycle,
     DunningRun,
     DunningStep,
+    StepAction,
 )
 from arcrm.dates import format_day
 from arcrm.roles import sync_role_groups
@@ -356,8 +357,64 @@ def test_sending_a_step_hands_it_to_the_workers_and_answers_at_once(
     assert silent_smtp.connections == []
     assert len(handed_over) == 1
     page = client.get(QUEUE).content.decode()
-    assert ("Acme Tools: e-mail queued for sending; what comes of it shows on the account&#x27;s timeline."
-            in page)
+    assert ("Acme Tools: e-mail to Anna Clerk queued for sending; what comes of it shows on the "
+            "account&#x27;s timeline." in page)
+
+
+def sent_message(client, action) -> str:
+    """What the page says once `action` is sent from the queue (the workers not yet done)."""
+    response = client.post(url(action), {"decision": "send", "note": ""}, headers=HTMX)
+    assert response.status_code == 200
+    [said] = re.findall(r'<p class="message[^"]*">(.*?)</p>', response.content.decode(), re.S)
+    return html_text.unescape(" ".join(said.split()))
+
+
+def test_a_step_that_goes_as_a_letter_says_it_waits_in_the_print_queue_once_written(
+    client, collector, customer, make_action, make_contact, django_capture_on_commit_callbacks
+):
+    make_contact(customer, name="Anna Clerk", email="", postal_address="Main Street 1",
+                 is_primary_billing=True)
+    action = make_action(customer)
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks():
+        said = sent_message(client, action)
+
+    assert said == ("Acme Tools: letter to Anna Clerk queued for writing; once written it waits in the "
+                    "print queue to be posted.")
+
+
+def test_a_step_that_becomes_a_call_says_whose_worklist_it_goes_on_and_that_nothing_is_sent(
+    client, collector, customer, make_action, django_capture_on_commit_callbacks
+):
+    # No contact on file: the e-mail step becomes a call task for the collector.
+    action = make_action(customer)
+    client.force_login(collector)
+
+    with django_capture_on_commit_callbacks():
+        said = sent_message(client, action)
+
+    assert said == ("Acme Tools: a call to Acme Tools goes on the worklist of carla; "
+                    "nothing is sent to the customer.")
+
+
+def test_a_call_step_reviewed_while_its_collector_is_away_goes_on_the_stand_in_s_worklist(
+    client, collector, other_collector, manager, customer, make_action, make_contact,
+    django_capture_on_commit_callbacks
+):
+    make_contact(customer, name="Anna Clerk", email="anna@acme.test", phone="+49 30 1234",
+                 is_primary_billing=True)
+    action = make_action(customer)
+    DunningStep.objects.filter(pk=action.step_id).update(action=StepAction.CALL_TASK)
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=TODAY, ends_on=TODAY)
+    client.force_login(manager)
+
+    with django_capture_on_commit_callbacks():
+        said = sent_message(client, action)
+
+    assert said == ("Acme Tools: a call to Anna Clerk goes on the worklist of otto (covering for carla); "
+                    "nothing is sent to the customer.")
 
 
 def test_a_step_skipped_without_htmx_opens_the_queue_at_the_next_step(client, collector, make_customer,
@@ -398,7 +455,7 @@ def test_with_htmx_a_step_sent_shows_as_queued_in_place(
     assert html.lstrip().startswith(f'<article id="action-{action.pk}"')
     assert f'hx-post="{url(action)}"' not in html
     assert "Queued for sending" in html and "reviewed by carla" in html
-    assert "Acme Tools: e-mail queued for sending" in html
+    assert "Acme Tools: e-mail to Anna Clerk queued for sending" in html
     assert silent_smtp.connections == []
 
 
@@ -466,7 +523,7 @@ def test_a_step_sent_from_the_queue_is_delivered_by_a_worker_and_lands_on_the_ti
 
     response = client.post(url(action), {"decision": "send", "note": ""}, headers=HTMX)
 
-    assert "Acme Tools: e-mail queued for sending" in response.content.decode()
+    assert "Acme Tools: e-mail to Anna Clerk queued for sending" in response.content.decode()
     wait_for(lambda: DunningAction.objects.filter(pk=action.pk, status=ActionStatus.DONE).exists(),
              timeout=60, message="the worker to deliver the reviewed step")
     [message] = app_worker_smtp.messages
