@@ -2082,6 +2082,12 @@ class WorkItem(models.Model):
     covering_for = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Who held the item while its holder was away, now that it is back with
+    # them (worklist.items_back_from_cover): said beside the item, not in its
+    # title, and only while it is open with them; done or moved on, it is cleared.
+    back_from = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     title = models.CharField(max_length=300)
     due_on = models.DateField()
     snoozed_until = models.DateField(null=True, blank=True)

@@ -166,7 +166,7 @@ def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = 
             if waiting_step_skip(action, reason=reason, still=~Exists(still_open),
                                  status=ActionStatus.IN_REVIEW):
                 WorkItem.objects.filter(kind=WorkKind.REVIEW, action=action, status=WorkStatus.OPEN).update(
-                    status=WorkStatus.DONE, done_at=timezone.now())
+                    status=WorkStatus.DONE, done_at=timezone.now(), back_from=None)
                 skipped += 1
     return skipped
 

@@ -199,18 +199,15 @@ def _items_back(items: list[WorkItem], titles: list[str], *, collector_ids: list
             for item, to, title in zip(items, routed, kept, strict=True)]
 
 
-_BACK_SAID = " (back from {}, who covered)"
-
-
 def items_back_from_cover(*, on: dt.date) -> int:
     """Open items that went to a stand-in only because someone was away
     (`covering_for`) go to whoever covers for that person on `on`: to the
     person themselves once they are back, the title and the timeline saying
-    who had it meanwhile; or to their stand-in of the day. Items handed over
+    who had it meanwhile (`back_from`, said beside the item while it is open
+    with them); or to their stand-in of the day. Items handed over
     on purpose have no `covering_for` and stay; done items stay done. Run
     twice, the second finds nothing to move. Returns how many moved."""
     cover = stand_ins(on=on)
-    limit = WorkItem._meta.get_field("title").max_length
     moved = 0
     for item in (WorkItem.objects.filter(status=WorkStatus.OPEN, covering_for__isnull=False)
                  .select_related("customer", "assignee", "covering_for").order_by("pk")):
@@ -219,20 +216,19 @@ def items_back_from_cover(*, on: dt.date) -> int:
         if to == item.assignee_id:
             continue
         if to == owner.pk:
-            said = _BACK_SAID.format(person_name(holder)) if holder else ""
-            title = shorten(_COVERING_SAID.sub("", item.title), limit - len(said)) + said
+            title, back_from_id = _COVERING_SAID.sub("", item.title), item.assignee_id
             covering_for_id = None
             summary = (f"Worklist: back to {person_name(owner)}, back at work, from "
                        f"{person_name(holder) if holder else 'nobody'}, who covered for them — {title}")
         else:
             taker = get_user_model().objects.get(pk=to)
-            title, covering_for_id = item.title, owner.pk
+            title, covering_for_id, back_from_id = item.title, owner.pk, None
             summary = (f"Worklist: handed from {person_name(holder) if holder else 'nobody'} to "
                        f"{person_name(taker)}, who covers for {person_name(owner)} today — {title}")
         # Conditional: one ticked off, handed over or moved by another run meanwhile stays as it is.
         if WorkItem.objects.filter(pk=item.pk, status=WorkStatus.OPEN, assignee_id=item.assignee_id,
                                    covering_for_id=owner.pk).update(
-                assignee_id=to, title=title, covering_for_id=covering_for_id) == 0:
+                assignee_id=to, title=title, covering_for_id=covering_for_id, back_from_id=back_from_id) == 0:
             continue
         item.title = title
         _record(item, None, summary)
@@ -266,7 +262,8 @@ def items_handed_back(*, on: dt.date) -> int:
         # longer for whoever it was held for before (an account since passed
         # to another collector), whose absence would take it back there.
         if WorkItem.objects.filter(pk=item.pk, status=WorkStatus.OPEN, assignee_id=holder.pk).update(
-                assignee_id=to, covering_for_id=collector_id if to != collector_id else None) == 0:
+                assignee_id=to, covering_for_id=collector_id if to != collector_id else None,
+                back_from_id=None) == 0:
             continue  # closed or handed on meanwhile
         taker = item.customer.collector if to == collector_id else get_user_model().objects.get(pk=to)
         _record(item, None, f"Worklist: handed back from {person_name(holder)} to {person_name(taker)}, "
@@ -288,7 +285,7 @@ def items_close(*, actor=None, because: str = "", details: dict | None = None, *
     why it went."""
     items = WorkItem.objects.filter(status=WorkStatus.OPEN, **source)
     if not because:
-        return items.update(status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
+        return items.update(status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor, back_from=None)
     return _items_end(items, actor=actor, because=because, details=details)
 
 
@@ -306,7 +303,7 @@ def _items_end(items: QuerySet[WorkItem], *, because: str, actor=None, details: 
         if not closing:
             return 0
         WorkItem.objects.filter(pk__in=[i.pk for i in closing]).update(
-            status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor)
+            status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor, back_from=None)
         _records(closing, actor, [f"Worklist: done — {item.title}; {because}" for item in closing],
                  **(details or {}))
     return len(closing)
@@ -1404,7 +1401,7 @@ def items_due(*, on: dt.date) -> QuerySet[WorkItem]:
     return (
         WorkItem.objects.filter(status=WorkStatus.OPEN, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
-        .select_related("customer", "customer__collector")
+        .select_related("customer", "customer__collector", "back_from")
         .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on),
                   money_per_point=_money_per_point())
         .annotate(**priority_parts(on=on))
@@ -1587,7 +1584,8 @@ def item_complete(*, item: WorkItem, actor, decision: str = "", note: str = "") 
                    f"{one_line(note)} — {locked.title}")
         details = {"decision": decided.value, "note": note.strip(), "back_on": back_on.isoformat()}
     locked.status, locked.done_at, locked.done_by = WorkStatus.DONE, timezone.now(), actor
-    locked.save(update_fields=["status", "done_at", "done_by"])
+    locked.back_from = None
+    locked.save(update_fields=["status", "done_at", "done_by", "back_from"])
     _record(locked, actor, summary, **details)
     return locked
 
@@ -1666,8 +1664,8 @@ def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
                                      "hand it to someone at work."})
     before = locked.assignee
     # Handed over on purpose: it stays with `to`, whoever's absence ends.
-    locked.assignee, locked.covering_for = to, None
-    locked.save(update_fields=["assignee", "covering_for"])
+    locked.assignee, locked.covering_for, locked.back_from = to, None, None
+    locked.save(update_fields=["assignee", "covering_for", "back_from"])
     _record(locked, actor, f"Worklist: handed from {person_name(before) if before else 'nobody'} to "
             f"{person_name(to)} — {locked.title}")
     return locked
@@ -1680,7 +1678,7 @@ def items_hand_over(*, customer, before_id: int | None, after_id: int | None, ac
     if before_id is None or after_id is None:
         return 0  # no collector before, or none now: a manager's list to sort out
     moved = WorkItem.objects.filter(customer=customer, status=WorkStatus.OPEN, assignee_id=before_id)
-    count = moved.update(assignee_id=after_id)
+    count = moved.update(assignee_id=after_id, back_from=None)
     if count:
         event_record(customer=customer, kind=EventKind.WORK, actor=actor,
                      summary=f"Worklist: {count} open item(s) handed over with the account",

@@ -434,3 +434,26 @@ def test_the_import_permission_is_renamed_for_the_accounts_it_imports_too():
         _migrate_to_latest()
     assert Permission.objects.get(pk=permission.pk).name == (
         "Can import invoices, payments and customer accounts from the ERP")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_items_back_from_cover_lose_who_covered_from_their_title_and_open_ones_say_it_beside_it(
+    customer, collector, other_collector
+):
+    def item(key: str, title: str, **fields) -> WorkItem:
+        return WorkItem.objects.create(key=key, kind=WorkKind.CALL, customer=customer, title=title,
+                                       due_on=DUE, assignee=collector, **fields)
+
+    back = item("back", "Call Acme (back from otto, who covered)")
+    done = item("done", "Call Acme (back from otto, who covered)", status=WorkStatus.DONE)
+    nobody = item("nobody", "Call Acme (back from olga, who covered)")
+    plain = item("plain", "Call Acme")
+    try:
+        _migrate(("collections", "0072_import_permission_names_accounts"))
+    finally:
+        _migrate_to_latest()
+
+    assert {pk: (title, back_from) for pk, title, back_from in
+            WorkItem.objects.values_list("pk", "title", "back_from")} == {
+        back.pk: ("Call Acme", other_collector.pk), done.pk: ("Call Acme", None),
+        nobody.pk: ("Call Acme", None), plain.pk: ("Call Acme", None)}

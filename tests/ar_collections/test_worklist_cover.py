@@ -4,6 +4,7 @@ their open items, and work that comes up for them goes to the stand-in."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -231,10 +232,61 @@ def test_once_the_absence_is_over_the_daily_refresh_hands_the_stand_ins_items_ba
     assert item.assignee == collector
     assert WorkItem.objects.get(pk=ottos_own.pk).assignee == other_collector
     assert WorkItem.objects.get(pk=managers.pk).assignee == manager
-    assert item.title == "Call Acme about INV-1 (back from otto, who covered)"
+    assert (item.title, item.back_from) == ("Call Acme about INV-1", other_collector)
     event = TimelineEvent.objects.get(customer=account, summary__startswith="Worklist: back to")
     assert event.summary == ("Worklist: back to carla, back at work, from otto, who covered for them — "
-                             "Call Acme about INV-1 (back from otto, who covered)")
+                             "Call Acme about INV-1")
+
+
+def back_note(client, user, item, *, on: dt.date) -> str | None:
+    """What the worklist of `user` says beside `item` of who covered, or None when it is not listed."""
+    client.force_login(user)
+    with frozen(on):
+        page = client.get(WORKLIST).content.decode()
+    found = re.search(rf'<li[^>]* id="work-{item.pk}".*?</li>', page, re.S)
+    if found is None:
+        return None
+    note = re.search(r'<p class="[^"]*work-back[^"]*">(.*?)</p>', found.group(0), re.S)
+    return note.group(1) if note else ""
+
+
+def test_an_item_back_from_cover_says_who_covered_beside_it_while_open_and_not_once_done(
+    client, collector, other_collector, make_customer, away
+):
+    account = make_customer(name="Acme")
+    worklist.item_add(kind=WorkKind.CALL, key="call:test", customer=account, title="Call Acme about INV-1",
+                      due_on=TODAY)
+    back = TODAY + dt.timedelta(days=4)
+    with frozen(back):
+        worklist.worklist_refresh(on=back)
+    item = WorkItem.objects.get(key="call:test")
+
+    assert back_note(client, collector, item, on=back) == "Back from otto, who covered."
+    next_day = back + dt.timedelta(days=1)
+    assert back_note(client, collector, item, on=next_day) == "Back from otto, who covered."
+
+    with frozen(back):
+        worklist.item_complete(item=item, actor=collector)
+        worklist.item_add(kind=WorkKind.CALL, key="call:test", customer=account, title="Call Acme again",
+                          due_on=back, again=True)
+    item.refresh_from_db()
+    assert (item.status, item.title, item.back_from) == (WorkStatus.OPEN, "Call Acme again", None)
+    assert back_note(client, collector, item, on=back) == ""
+
+
+def test_an_item_back_from_cover_handed_to_a_colleague_no_longer_says_who_covered(
+    client, collector, other_collector, manager, make_customer, away
+):
+    account = make_customer(name="Acme")
+    worklist.item_add(kind=WorkKind.CALL, key="call:test", customer=account, title="Call Acme", due_on=TODAY)
+    back = TODAY + dt.timedelta(days=4)
+    with frozen(back):
+        worklist.worklist_refresh(on=back)
+        worklist.item_reassign(item=WorkItem.objects.get(key="call:test"), actor=collector, to=manager)
+    item = WorkItem.objects.get(key="call:test")
+
+    assert (item.assignee, item.back_from, item.title) == (manager, None, "Call Acme")
+    assert back_note(client, manager, item, on=back) == ""
 
 
 def test_ending_an_absence_hands_the_stand_ins_items_back_at_once(
@@ -299,10 +351,10 @@ def test_what_went_to_a_stand_in_only_for_the_absence_comes_back_to_the_collecto
 
     routed.refresh_from_db()
     assert (routed.assignee, routed.covering_for) == (collector, None)
-    assert routed.title == "Call Acme (call:routed) (back from maria, who covered)"
+    assert (routed.title, routed.back_from) == ("Call Acme (call:routed)", manager)
     [event] = TimelineEvent.objects.filter(customer=account, summary__startswith="Worklist: back to")
     assert event.summary == ("Worklist: back to carla, back at work, from maria, who covered for them — "
-                             "Call Acme (call:routed) (back from maria, who covered)")
+                             "Call Acme (call:routed)")
     assert WorkItem.objects.get(pk=handed.pk).assignee == manager
     worked.refresh_from_db()
     assert (worked.status, worked.assignee, worked.done_by) == (WorkStatus.DONE, manager, manager)
@@ -329,8 +381,8 @@ def test_an_item_for_someone_away_other_than_the_collector_comes_back_to_them(
         worklist.worklist_refresh(on=back)
 
     item = WorkItem.objects.get(key="call:maria")
-    assert (item.assignee, item.covering_for, item.title) == (manager, None,
-                                                              "Call Acme (back from otto, who covered)")
+    assert (item.assignee, item.covering_for, item.title, item.back_from) == (
+        manager, None, "Call Acme", other_collector)
 
 
 def test_an_item_handed_on_purpose_to_a_stand_in_who_may_not_work_the_account_once_back_goes_to_its_collector(
