@@ -382,16 +382,25 @@ class Contact(models.Model):
         return f"{self.name} – {self.get_role_display()}"
 
     def clean(self) -> None:
-        if self.invoice_delivery == InvoiceDelivery.PDF_EMAIL and not self.email:
-            raise ValidationError({"email": "An e-mail address is needed to e-mail invoices."})
-        if self.invoice_delivery == InvoiceDelivery.PAPER and not self.postal_address:
-            raise ValidationError({"postal_address": "A postal address is needed for paper invoices."})
-        if self.reminder_channel == ReminderChannel.EMAIL and not self.email:
-            raise ValidationError({"email": "An e-mail address is needed for e-mail reminders."})
-        if self.reminder_channel == ReminderChannel.PHONE and not self.phone:
-            raise ValidationError({"phone": "A phone number is needed for phone reminders."})
-        if self.reminder_channel == ReminderChannel.LETTER and not self.postal_address:
-            raise ValidationError({"postal_address": "A postal address is needed for letters."})
+        # Every rule broken, each on its field: stopping at the first would
+        # have the person fixing the form meet one message per save.
+        broken: dict[str, list[str]] = {}
+        for rule_broken, field, message in (
+            (self.invoice_delivery == InvoiceDelivery.PDF_EMAIL and not self.email,
+             "email", "An e-mail address is needed to e-mail invoices."),
+            (self.invoice_delivery == InvoiceDelivery.PAPER and not self.postal_address,
+             "postal_address", "A postal address is needed for paper invoices."),
+            (self.reminder_channel == ReminderChannel.EMAIL and not self.email,
+             "email", "An e-mail address is needed for e-mail reminders."),
+            (self.reminder_channel == ReminderChannel.PHONE and not self.phone,
+             "phone", "A phone number is needed for phone reminders."),
+            (self.reminder_channel == ReminderChannel.LETTER and not self.postal_address,
+             "postal_address", "A postal address is needed for letters."),
+        ):
+            if rule_broken:
+                broken.setdefault(field, []).append(message)
+        if broken:
+            raise ValidationError(broken)
 
     @property
     def email_refused_now(self) -> bool:

@@ -216,7 +216,8 @@ def test_a_billing_contact_is_checked_as_the_contact_form_checks_it(manager, har
 
     assert report.errors == [
         "line 2: contact_email 'anna(at)harbour': Enter a valid email address.",
-        "line 3: contact_email: An e-mail address is needed to e-mail invoices.",
+        "line 3: contact_email: An e-mail address is needed to e-mail invoices; "
+        "contact_email: An e-mail address is needed for e-mail reminders.",
     ]
 
 

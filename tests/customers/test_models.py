@@ -82,6 +82,28 @@ def test_a_contact_must_be_reachable_on_the_channel_it_prefers(customer, make_co
     assert "phone" in error.value.message_dict
 
 
+def test_a_contact_is_told_every_rule_it_breaks_at_once_each_on_its_field(customer, make_contact):
+    contact = make_contact(customer, email="", phone="", postal_address="", invoice_delivery="paper",
+                           reminder_channel=ReminderChannel.PHONE)
+    with pytest.raises(ValidationError) as error:
+        contact.full_clean()
+    assert error.value.message_dict == {
+        "postal_address": ["A postal address is needed for paper invoices."],
+        "phone": ["A phone number is needed for phone reminders."],
+    }
+
+
+def test_a_contact_without_an_e_mail_is_told_both_what_needs_one(customer, make_contact):
+    contact = make_contact(customer, email="", invoice_delivery="pdf_email",
+                           reminder_channel=ReminderChannel.EMAIL)
+    with pytest.raises(ValidationError) as error:
+        contact.full_clean()
+    assert error.value.message_dict == {"email": [
+        "An e-mail address is needed to e-mail invoices.",
+        "An e-mail address is needed for e-mail reminders.",
+    ]}
+
+
 def test_an_absence_cannot_end_before_it_starts(clerk):
     with pytest.raises(IntegrityError), transaction.atomic():
         ContactAbsence.objects.create(contact=clerk, starts_on=AUG, ends_on=AUG - dt.timedelta(days=1))

@@ -739,6 +739,40 @@ def test_a_new_contact_with_an_invalid_e_mail_is_told_it_is_invalid_not_that_one
     assert not Contact.objects.exists()
 
 
+def test_a_contact_breaking_several_rules_is_told_all_of_them_in_one_go_each_by_its_field(
+    client, collector, customer
+):
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:contact_add", args=[customer.pk]), contact_data(
+        email="", invoice_delivery="paper", reminder_channel="phone"))
+
+    assert response.status_code == 422
+    form = response.context["form"]
+    assert form.errors == {
+        "postal_address": ["A postal address is needed for paper invoices."],
+        "phone": ["A phone number is needed for phone reminders."],
+    }
+    html = response.content.decode()
+    assert "A postal address is needed for paper invoices." in html
+    assert "A phone number is needed for phone reminders." in html
+    assert not Contact.objects.exists()
+
+
+def test_an_invalid_e_mail_is_told_only_that_with_the_contact_s_other_problems(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:contact_add", args=[customer.pk]), contact_data(
+        email="jana(at)acme", reminder_channel="phone"))
+
+    assert response.status_code == 422
+    assert response.context["form"].errors == {
+        "email": ["Enter a valid email address."],
+        "phone": ["A phone number is needed for phone reminders."],
+    }
+    assert not Contact.objects.exists()
+
+
 def test_a_new_contact_without_an_e_mail_is_told_one_is_needed(client, collector, customer):
     client.force_login(collector)
 
