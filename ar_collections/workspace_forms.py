@@ -59,6 +59,7 @@ from ar_collections.workspace import (
 from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
 from arcrm.forms import MoneyField, plain_amount_check
 from arcrm.money import format_money, smallest_unit
+from customers.forms import WorkerChoiceField
 from customers.models import Contact, ContactAbsence, Customer
 from customers.owners import account_owners
 
@@ -835,7 +836,7 @@ class LadderDecisionForm(forms.Form):
 
 
 class ReassignForm(forms.Form):
-    to = forms.ModelChoiceField(queryset=User.objects.none(), label="Hand to")
+    to = WorkerChoiceField(queryset=User.objects.none(), label="Hand to")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -110,6 +110,30 @@ class UserChoiceField(OfferedChoiceField):
         return person_name(obj)
 
 
+class WorkerChoiceField(UserChoiceField):
+    """Someone to hand an account or a worklist item to, from those who work
+    accounts. The menu offers no one else, so anyone else posted (a viewer,
+    someone without a role, a leaver) comes from a page crafted or long
+    stale: they are told by name why not, rather than "not one of the
+    available choices"."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError as error:
+            if error.code != "invalid_choice":
+                raise
+            posted = str(value).strip()
+            # A number too long for an id is no one's, and must not reach the database.
+            user = (User.objects.filter(pk=int(posted)).first()
+                    if posted.isdigit() and len(posted) < 10 else None)
+            if user is None:
+                raise forms.ValidationError("Choose someone from the list.", code="invalid_choice") from None
+            raise forms.ValidationError(
+                f"{person_name(user)} does not work accounts: hand it to a collector or a manager.",
+                code="invalid_choice") from None
+
+
 class StandInChoiceField(OfferedChoiceField):
     """A contact to write to instead; one away on `today` says until when."""
 
@@ -257,7 +281,7 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         label="AP payment-run days", required=False,
         help_text="Days of the month on which their AP pays, separated by commas, e.g. 15, 30.",
     )
-    collector = UserChoiceField(queryset=User.objects.none())
+    collector = WorkerChoiceField(queryset=User.objects.none())
     relationship_owner = UserChoiceField(queryset=User.objects.none(), required=False)
     referred_by = forms.ModelChoiceField(
         label="Referred by",

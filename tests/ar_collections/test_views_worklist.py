@@ -326,6 +326,51 @@ def test_hand_over_offers_whoever_covers_for_the_away_collector_and_says_why_the
     ]
 
 
+def test_hand_over_offers_neither_a_viewer_nor_someone_without_a_role_nor_a_collector_of_other_accounts(
+    client, collector, other_collector, manager, viewer, django_user_model, make_item
+):
+    django_user_model.objects.create_user("nora")
+    item = make_item(assignee=collector, title="Call back")
+    client.force_login(collector)
+
+    options = hand_over_options(client.get(WORKLIST).content.decode(), item)
+
+    assert options == [("", "Choose a person", True), (str(manager.pk), "maria", True)]
+
+
+@pytest.mark.parametrize("whom", ["viewer", "no role", "other collector", "unknown"])
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_crafted_hand_over_to_someone_who_may_not_work_the_account_is_refused_saying_why(
+    client, collector, other_collector, viewer, django_user_model, make_item, whom, headers
+):
+    nora = django_user_model.objects.create_user("nora")
+    to, said = {
+        "viewer": (viewer.pk, "victor does not work accounts: hand it to a collector or a manager."),
+        "no role": (nora.pk, "nora does not work accounts: hand it to a collector or a manager."),
+        "other collector": (other_collector.pk, "otto may not work"),
+        "unknown": (nora.pk + 1000, "Choose someone from the list."),
+    }[whom]
+    item = make_item(assignee=collector, title="Call back")
+    client.force_login(collector)
+    before = item_state(item)
+
+    response = client.post(change_url(item, "reassign"), {"to": to}, headers=headers)
+
+    page = html.unescape(text_of(response if headers else client.get(WORKLIST)))
+    assert said in page
+    assert item_state(item) == before
+
+
+def test_a_manager_may_take_any_item(client, collector, manager, make_item):
+    item = make_item(assignee=collector, title="Call back")
+    client.force_login(collector)
+
+    response = client.post(change_url(item, "reassign"), {"to": manager.pk}, headers=HTMX)
+
+    assert response.status_code == 200
+    assert WorkItem.objects.get(pk=item.pk).assignee == manager
+
+
 def test_an_item_cannot_be_handed_to_someone_away_today(
     client, collector, other_collector, manager, make_item
 ):
@@ -581,7 +626,8 @@ def bad_changes(item, viewer):
         "snooze for months": ("snooze", {"until": "2025-12-31"},
                               "Snooze at most 30 days, until 4 Sep 2025: an item that must wait longer is "
                               "one to mark done or hand over."),
-        "hand to a viewer": ("reassign", {"to": viewer.pk}, "Select a valid choice."),
+        "hand to a viewer": ("reassign", {"to": viewer.pk},
+                             "victor does not work accounts: hand it to a collector or a manager."),
         "hand to no one chosen": ("reassign", {"to": ""}, "Choose whom to hand the item to."),
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html as html_text
 import re
 from decimal import Decimal
 
@@ -376,6 +377,37 @@ def test_bad_card_input_changes_nothing_and_says_why(
     assert message in html
     assert "Nothing was saved" in html
     assert database_state(customer) == before
+
+
+@pytest.mark.parametrize("whom", ["viewer", "no role"])
+def test_an_account_handed_to_someone_who_does_not_work_accounts_is_refused_saying_why(
+    client, manager, viewer, customer, django_user_model, whom
+):
+    to = viewer if whom == "viewer" else django_user_model.objects.create_user("nora")
+    before = database_state(customer)
+    client.force_login(manager)
+
+    page = client.get(reverse("customers:edit", args=[customer.pk])).content.decode()
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, collector=to.pk))
+
+    menu = re.search(r'<select name="collector"[^>]*>(.*?)</select>', page, re.S).group(1)
+    assert f'<option value="{to.pk}"' not in menu and f'<option value="{manager.pk}"' in menu
+    assert response.status_code == 422
+    assert (f"{to.username} does not work accounts: hand it to a collector or a manager."
+            in html_text.unescape(response.content.decode()))
+    assert database_state(customer) == before
+
+
+def test_a_manager_may_hand_an_account_to_another_collector(client, manager, other_collector, customer):
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, collector=other_collector.pk))
+
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.collector == other_collector
 
 
 def test_a_customer_cannot_refer_itself(client, collector, customer):
