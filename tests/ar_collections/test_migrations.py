@@ -449,7 +449,7 @@ def test_items_back_from_cover_lose_who_covered_from_their_title_and_open_ones_s
     nobody = item("nobody", "Call Acme (back from olga, who covered)")
     plain = item("plain", "Call Acme")
     try:
-        _migrate(("collections", "0072_import_permission_names_accounts"))
+        _migrate(("collections", "0073_wording_pdf"))
     finally:
         _migrate_to_latest()
 

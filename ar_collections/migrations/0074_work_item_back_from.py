@@ -38,7 +38,7 @@ def back_said_beside_the_item(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0072_import_permission_names_accounts'),
+        ('collections', '0073_wording_pdf'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
