@@ -75,7 +75,7 @@ from ar_collections.models import (
 )
 from ar_collections.services import behaviour_refresh
 from ar_collections.timeline import event_record, events_link, invoice_issued
-from ar_collections.views import import_file_response
+from ar_collections.views import IMPORT_PERMISSION, import_file_response
 from arcrm.admin_columns import MoneyShownReadOnly, PeopleShownReadOnly, ViewOnly, money_column, person_column
 from arcrm.dates import format_day
 from arcrm.forms import MoneyField
@@ -1498,24 +1498,38 @@ class ReceivablesImportAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
         return batch.api_token.name if batch.api_token else "—"
 
     # A workbook is kept as bytes, which no field here can show: the file
-    # (a CSV file's or a request's too) is offered as it came in.
+    # (a CSV file's or a request's too) is offered as it came in, to whoever
+    # may download it (file_view); anyone else who may view the row reads its name.
     readonly_fields = ["kept_file"]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if request.user.has_perm(IMPORT_PERMISSION):
+            return readonly
+        return ["kept_file_name" if name == "kept_file" else name for name in readonly]
 
     @admin.display(description="As it came in")
     def kept_file(self, batch: ReceivablesImport) -> str:
         return format_html('<a href="{}" download>{}</a>', reverse(
             f"admin:{self.opts.app_label}_{self.opts.model_name}_file", args=[batch.pk]), batch.source)
 
+    @admin.display(description="As it came in")
+    def kept_file_name(self, batch: ReceivablesImport) -> str:
+        return batch.source
+
     def get_urls(self):
         return [path("<path:object_id>/file/", self.admin_site.admin_view(self.file_view),
                      name=f"{self.opts.app_label}_{self.opts.model_name}_file"), *super().get_urls()]
 
     def file_view(self, request, object_id: str):
-        """Whoever may view the import downloads its file; 404 for one not there."""
+        """Whoever may view the import and may import downloads its file, as on
+        the imports page (views.receivables_import_file): the file is the ERP's
+        data as it was sent, every row of it, whatever account it names. 404
+        for one not there."""
         batch = self.get_object(request, unquote(object_id))
         if batch is None:
             raise Http404("No such import.")
-        if not self.has_view_permission(request, batch):
+        if not (self.has_view_permission(request, batch) and request.user.has_perm(IMPORT_PERMISSION)):
             raise PermissionDenied
         return import_file_response(batch)
 

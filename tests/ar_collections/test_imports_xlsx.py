@@ -13,7 +13,7 @@ import zipfile
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -470,3 +470,29 @@ def test_the_admin_offers_an_import_s_workbook_to_whoever_may_view_the_import(
     assert client.get(link).status_code == 403
     assert admin_client.get(reverse("admin:collections_receivablesimport_file", args=[batch.pk + 1])
                             ).status_code == 404
+
+
+def _staff_with(*codenames: str) -> User:
+    staff = User.objects.create_user(f"staff-{len(codenames)}", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="collections",
+                                                         codename__in=codenames))
+    return staff
+
+
+def test_the_admin_downloads_an_import_s_file_only_for_whoever_may_import(client, manager, accounts):
+    """The file is the ERP's data as sent: the page's own download asks for the
+    import permission, so the admin's asks for it too, not only to view the row."""
+    batch = ReceivablesImport.objects.create(kind="invoices", file_name="invoices.xlsx", text="",
+                                             workbook=workbook(INVOICES_SHEET), created_by=manager)
+    link = reverse("admin:collections_receivablesimport_file", args=[batch.pk])
+
+    client.force_login(_staff_with("view_receivablesimport"))
+    page = client.get(reverse("admin:collections_receivablesimport_change", args=[batch.pk]))
+    assert page.status_code == 200
+    assert "invoices.xlsx" in page.content.decode() and f'href="{link}"' not in page.content.decode()
+    assert client.get(link).status_code == 403
+
+    client.force_login(_staff_with("view_receivablesimport", "import_receivables"))
+    response = client.get(link)
+    assert (response.status_code, response["Content-Type"]) == (200, XLSX_TYPE)
+    assert response.content == bytes(ReceivablesImport.objects.get(pk=batch.pk).workbook)
