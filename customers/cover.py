@@ -84,11 +84,9 @@ def working_for(customer, *, on: dt.date | None = None):
     """Who works `customer`'s account on `on` (today by default): its
     collector, or, while they are away, whoever covers for them. The name and
     address the customer is given to write to, so that a question never goes
-    to someone on holiday. None for an account without a collector."""
-    collector_id = customer.collector_id
-    if collector_id is None:
+    to someone on holiday. None for an account without a collector. One
+    query: the stand-in comes with the absences (stand_in_for)."""
+    if customer.collector_id is None:
         return None
-    covering = covering_for(collector_id, on=on)
-    if covering == collector_id:
-        return customer.collector
-    return type(customer.collector).objects.get(pk=covering)
+    stand_in = stand_in_for(customer.collector_id, on=on or timezone.localdate())
+    return customer.collector if stand_in is None else stand_in

@@ -214,3 +214,23 @@ def test_the_preview_of_a_reminder_to_a_stand_in_who_prefers_letters_says_both(
     plan_and_deliver(days(3))
     action = DunningAction.objects.get(customer=account)
     assert (action.channel, action.recipient.name) == (Channel.LETTER, "Ben Backup")
+
+
+def test_the_account_page_names_who_covers_for_a_collector_away_on_the_step_s_day_in_pinned_queries(
+    make_account, client, collector, other_collector, django_assert_num_queries
+):
+    """Who covers is read in one query with the chain followed (cover.working_for):
+    30, as with the collector at work above, where reading the stand-in apart
+    from the absences took 31."""
+    account = make_account(Segment.PROMPT)
+    account.contacts.all().delete()
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=days(2), ends_on=days(5))
+    client.force_login(collector)
+
+    with frozen(days(0)):
+        next_step(account, on=days(0))  # the ladders read and kept, as in the pin above
+        with django_assert_num_queries(30):
+            page = preview_on_page(client, account)
+
+    assert "No billing contact on file: it becomes a call task for otto (covering for carla)." in page

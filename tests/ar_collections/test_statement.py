@@ -31,7 +31,7 @@ from ar_collections.models import (
     TimelineEventInvoice,
     Tone,
 )
-from customers.models import ContactAbsence, TimelineEvent
+from customers.models import CollectorAbsence, ContactAbsence, TimelineEvent
 
 from .conftest import frozen, sent_once
 
@@ -564,3 +564,19 @@ def test_the_cover_e_mail_says_what_to_pay_now_and_what_is_held_back_as_disputed
 
     undisputed = rendering.render_statement_email(statement(language))
     assert held.lower() not in undisputed.text.lower() and held.lower() not in undisputed.html.lower()
+
+
+def test_the_statement_of_an_account_whose_collector_is_away_names_the_stand_in_in_a_pinned_number_of_queries(
+    client, collector, other_collector, account, pdf_text, django_assert_num_queries
+):
+    """Who covers is read in one query with the chain followed (cover.working_for):
+    14, where reading the stand-in apart from the absences took 15."""
+    CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
+                                    starts_on=TODAY, ends_on=TODAY + dt.timedelta(days=5))
+    client.force_login(collector)
+
+    with frozen(TODAY), django_assert_num_queries(14):
+        response = client.get(url("statement_download", account))
+
+    assert response.status_code == 200
+    assert "otto" in one_line(pdf_text(response.content))

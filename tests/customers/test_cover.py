@@ -278,3 +278,21 @@ def test_only_a_manager_or_the_absent_person_ends_an_absence(collector, other_co
         services.absence_end(absence=absence, actor=other_collector)
     absence.refresh_from_db()
     assert absence.ended_by is None
+
+
+def test_who_works_an_account_is_read_in_one_query_whether_its_collector_is_away_or_not(
+    collector, other_collector, third_collector, make_customer, django_assert_num_queries
+):
+    """The chain followed as for the worklist (Carla away, Otto covers; Otto
+    away as well, Cora covers both); the collector at work is the one already loaded."""
+    record(collector, other_collector)
+    record(other_collector, third_collector, starts_on=TODAY + dt.timedelta(days=2),
+           ends_on=TODAY + dt.timedelta(days=3))
+    account = make_customer(name="Acme")  # its collector loaded with it, as the pages load it
+
+    with django_assert_num_queries(1):
+        assert cover.working_for(account, on=TODAY + dt.timedelta(days=2)) == third_collector
+    with django_assert_num_queries(1):
+        assert cover.working_for(account, on=TODAY) == other_collector
+    with django_assert_num_queries(1):
+        assert cover.working_for(account, on=TODAY + dt.timedelta(days=10)) is account.collector
