@@ -97,7 +97,29 @@ def _allocated_currency(allocation: Allocation) -> str:
     return (allocation.payment or allocation.credit_note).currency
 
 
-class AllocationInline(_RecordedThroughTheApp, admin.TabularInline):
+class _TheLedger:
+    """Every allocation ever made (Allocation.ledger), not only those that
+    stand today: a payment the bank took back keeps the rows of what it once
+    paid, each marked with the reversal that undid it and its day. Read-only,
+    as every allocation is here."""
+
+    readonly_fields = ["reversed"]
+
+    def get_queryset(self, request):
+        queryset = Allocation.ledger.select_related("reversal__payment")
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    @admin.display(description="Reversed", ordering="reversal__reversed_on")
+    def reversed(self, allocation: Allocation) -> str:
+        reversal = allocation.reversal
+        if reversal is None:
+            return "—"
+        return format_html('Reversed on {} by <a href="{}">{}</a>', format_day(reversal.reversed_on),
+                           reverse("admin:collections_paymentreversal_change", args=[reversal.pk]), reversal)
+
+
+class AllocationInline(_TheLedger, _RecordedThroughTheApp, admin.TabularInline):
     model = Allocation
     money_currency = staticmethod(_allocated_currency)
     extra = 0
@@ -412,11 +434,11 @@ class WriteOffAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
 
 
 @admin.register(Allocation)
-class AllocationAdmin(_RecordedThroughTheApp, admin.ModelAdmin):
+class AllocationAdmin(_TheLedger, _RecordedThroughTheApp, admin.ModelAdmin):
     list_display = ["invoice", "payment", "credit_note", money_column("amount", _allocated_currency),
-                    "allocated_on"]
+                    "allocated_on", "reversed"]
     money_currency = staticmethod(_allocated_currency)
-    list_select_related = ["invoice", "payment", "credit_note"]
+    list_select_related = ["invoice", "payment", "credit_note", "reversal__payment"]
     raw_id_fields = ["invoice", "payment", "credit_note"]
 
 
