@@ -133,6 +133,7 @@ from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_mon
 from arcrm.text import one_line, person_name, shorten
 from customers.cover import working_for
 from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
+from customers.services import customer_update
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -1501,9 +1502,11 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
             before, after = {"terms_type": customer.terms_type}, {"terms_type": TermsType.COD}
             terms = after
         if terms:
-            for name, value in terms.items():
-                setattr(customer, name, value)
-            customer.save(update_fields=[*terms, "updated_at"])
+            # As every hold or terms change: on the account's history with why
+            # (the step approved, by whom, and the note), and whatever follows
+            # a change of the terms (credit_terms_changed) follows this one too.
+            customer = customer_update(customer=customer, actor=manager, changes=terms, reason=(
+                f"{_step_name(locked)} approved by {person_name(manager)}: {note.strip()}"))
         DunningAction.objects.filter(pk=locked.pk).update(
             status=ActionStatus.DONE, channel=Channel.INTERNAL, reviewed_by=manager,
             done_at=timezone.now(),
