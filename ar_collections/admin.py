@@ -132,7 +132,7 @@ class AllocationInline(_TheLedger, _RecordedThroughTheApp, admin.TabularInline):
 # be the total less its allocations, a status "paid" would have no payment
 # behind it, and a total or currency changed under its payments would leave
 # them allocated to a different debt. A total is corrected through a dispute.
-INVOICE_FIGURES = ["currency", "total_amount", "open_amount", "status", "settled_on"]
+INVOICE_FIGURES = ["currency", "total_amount", "open_amount", "status", "settled_on", "cancelled_on"]
 
 # The form's fields by the invoices file's column that holds them.
 INVOICE_COLUMNS = {"number": "number", "account_number": "customer", "issue_date": "issue_date",
@@ -249,7 +249,7 @@ class InvoiceAdmin(MoneyShownReadOnly, admin.ModelAdmin):
 
     def get_exclude(self, request, obj=None):
         # A new invoice owes its total (see save_model): nothing to type in.
-        return ["open_amount", "status", "settled_on"] if obj is None else []
+        return ["open_amount", "status", "settled_on", "cancelled_on"] if obj is None else []
 
     # An invoice added, corrected or deleted here counts in its account's
     # payment behaviour and segment at once, as one the import or a payment

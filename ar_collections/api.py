@@ -305,7 +305,9 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
 @_only("POST")
 def invoices_post(request: HttpRequest) -> JsonResponse:
     """The ERP's invoices: new ones recorded, those recorded before left as
-    they were or given the due date or PO reference the ERP changed since."""
+    they were or given the due date or PO reference the ERP changed since,
+    and those a row gives a cancelled_on (and cancel_reason) cancelled
+    (workspace.invoice_cancel)."""
     return _rows_post(request, INVOICES)
 
 
@@ -466,12 +468,17 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
         return _error(422, report.summary(), problems=[
             {"row": row or None, "messages": texts} for row, texts in by_row.items()
         ])
+    # Invoices: which the request cancelled, and which it found cancelled
+    # already (an ERP sending a cancellation again learns it is done).
+    cancellations = ({"cancelled": report.cancelled, "already_cancelled": report.already_cancelled}
+                     if kind == INVOICES else {})
     return JsonResponse({
         "dry_run": report.dry_run,
         "rows": report.rows,
         "recorded": report.created,
         "already_there": report.already,
         "updated": report.updated,
+        **cancellations,
         "summary": report.summary(),
     })
 

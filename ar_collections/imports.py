@@ -84,6 +84,8 @@ from ar_collections.timeline import event_record, events_link, invoice_issued
 from ar_collections.worklist import order_gaps_ordered
 from ar_collections.workspace import (
     allocations_oldest_first,
+    invoice_cancel,
+    invoice_cancel_refusal,
     payment_record,
     reversed_when_why,
     unnamed_money_split,
@@ -106,7 +108,7 @@ INVOICES, PAYMENTS, CUSTOMERS = "invoices", "payments", "customers"
 # (required, optional) columns of each kind of file.
 COLUMNS = {
     INVOICES: (("number", "account_number", "issue_date", "due_date", "currency", "total_amount"),
-               ("po_reference", "confirm_old_date")),
+               ("po_reference", "confirm_old_date", "cancelled_on", "cancel_reason")),
     PAYMENTS: (("account_number", "received_on", "currency", "amount", "reference"),
                ("method", "invoices", "bank_reference", "confirm_old_date")),
     # The account card's fields an ERP keeps (customers/imports.py), and its billing contact.
@@ -170,6 +172,10 @@ class ImportReport:
     # Recorded before, with a due date or PO reference the ERP has changed
     # since; an account: with a value the file changes.
     updated: int = 0
+    # Invoices the ERP cancelled (a cancelled_on given): cancelled now, and
+    # those a request sent again found cancelled already (counted in `already` too).
+    cancelled: list[str] = field(default_factory=list)
+    already_cancelled: list[str] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line, what is wrong); 0: the file
 
     @property
@@ -199,9 +205,13 @@ class ImportReport:
                else f"changed by the {self.whole}")
         updated = (f"{self.updated} {'would be ' if self.dry_run else ''}updated ({why}), "
                    if self.updated else "")
-        return (f"{self.created} {noun}{'s' * (self.created != 1)} {verb}, {updated}{self.already} already "
-                f"there (left as {'they were' if self.already != 1 else 'it was'}), from {self.rows} "
-                f"row{'s' * (self.rows != 1)}.")
+        cancelled = (f"{len(self.cancelled)} {'would be ' if self.dry_run else ''}cancelled in the ERP "
+                     f"({', '.join(self.cancelled)}), " if self.cancelled else "")
+        again = (f"; {', '.join(self.already_cancelled)} cancelled already" if self.already_cancelled
+                 else "")
+        left = f"left as {'they were' if self.already != 1 else 'it was'}{again}"
+        return (f"{self.created} {noun}{'s' * (self.created != 1)} {verb}, {updated}{cancelled}"
+                f"{self.already} already there ({left}), from {self.rows} row{'s' * (self.rows != 1)}.")
 
 
 class _RowError(Exception):
@@ -794,6 +804,7 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
                       {row["number"].upper() for _, row in rows}, field_name="key")
     new: list[Invoice] = []
     changed: list[tuple[Invoice, dict]] = []
+    to_cancel: list[tuple[Invoice, dt.date, str]] = []
     # Where each number comes first, whatever that row's other problems: a
     # number given twice is named on its second row even while the first has
     # a problem of its own, so that one look at the report shows both.
@@ -809,7 +820,20 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
                          f"{twin.customer.account_number}: {number} is the same number in other capitals")
         try:
             invoice = _invoice_of(row, accounts, noted=again)
-            if invoice.number in existing:
+            recorded = existing.get(invoice.number)
+            if row.get("cancelled_on") or row.get("cancel_reason"):
+                cancel = _cancellation_of(row, invoice, recorded, whole=report.whole)
+                if cancel is None:
+                    report.already += 1
+                    report.already_cancelled.append(invoice.number)
+                else:
+                    to_cancel.append(cancel)
+            elif recorded is not None and recorded.status == InvoiceStatus.CANCELLED:
+                on = f" on {format_day(recorded.cancelled_on)}" if recorded.cancelled_on else ""
+                raise _RowError(f"invoice {invoice.number} was cancelled{on}: a cancelled invoice is not "
+                                "opened again; give its cancelled_on and cancel_reason (the ERP bills "
+                                "anew under a new number)")
+            elif invoice.number in existing:
                 if changes := _changes_from_erp(invoice, existing[invoice.number], whole=report.whole):
                     changed.append((existing[invoice.number], changes))
                 else:
@@ -828,6 +852,7 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
         report.already = 0
         return report
     report.updated = len(changed)
+    report.cancelled = [invoice.number for invoice, _, _ in to_cancel]
     if dry_run:
         report.created = len(new)
         return report
@@ -836,11 +861,19 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
             # The accounts' locks first, in id order, as a payment and the
             # payments import take them: a payment on one of them meanwhile
             # queues behind the file rather than deadlocking with it.
-            touched = {i.customer.pk for i in new} | {i.customer_id for i, _ in changed}
+            touched = ({i.customer.pk for i in new} | {i.customer_id for i, _ in changed}
+                       | {i.customer_id for i, _, _ in to_cancel})
             list(Customer.objects.select_for_update().filter(pk__in=touched).order_by("pk").values_list("pk"))
             Invoice.objects.bulk_create(new)
             _issued_events(new, actor=actor)
             _changed_in_erp(changed, actor=actor)
+            for invoice, on, reason in to_cancel:
+                try:
+                    invoice_cancel(invoice=invoice, actor=actor, on=on, reason=reason)
+                except ValidationError as error:
+                    # Paid (or cancelled, written off) since the rows were checked,
+                    # before the account's lock: nothing of the file stays.
+                    raise _Meanwhile(f"invoice {invoice.number}: {' '.join(error.messages)}") from None
             # New invoices and moved due dates count in the accounts' figures
             # and segments today, as of today as the nightly refresh counts them.
             behaviour_refresh(on=timezone.localdate(), customer_ids=touched)
@@ -851,8 +884,50 @@ def invoice_rows_import(rows: list[tuple[int, dict[str, str]]], *, report: Impor
         again = "import the file again" if report.whole == "file" else "send the request again"
         report.problem(0, f"an invoice number in the {report.whole} was recorded meanwhile: {again}")
         return report
+    except _Meanwhile as error:
+        report.problem(0, f"{error}: it changed while the {report.whole} was checked, nothing was recorded")
+        report.cancelled = []
+        return report
     report.created = len(new)
     return report
+
+
+class _Meanwhile(Exception):
+    """A row's invoice changed between the check and the account's lock."""
+
+
+def _cancellation_of(row: dict, invoice: Invoice, recorded: Invoice | None, *,
+                     whole: str) -> tuple[Invoice, dt.date, str] | None:
+    """The row's cancellation of the invoice recorded (the invoice, its day,
+    why), None if it is cancelled already (the ERP sending it again), or
+    _RowError: an invoice not recorded, one whose money or write-off forbids
+    it (workspace.invoice_cancel_refusal), a row whose other values are not
+    the invoice's, or a day or reason missing or wrong."""
+    fields = _Fields()
+    on = fields.read(_date, row, "cancelled_on")
+    reason = fields.read(_text, row, "cancel_reason", limit=200)
+    if not reason and "cancel_reason is longer than 200 characters" not in fields.problems:
+        fields.note("cancel_reason", "cancel_reason is empty: say why the ERP cancelled the invoice (raised "
+                    "in error, replaced by another)")
+    if recorded is None:
+        fields.note("number", f"invoice {invoice.number} is not recorded: there is nothing to cancel")
+        fields.done()
+    try:
+        _changes_from_erp(invoice, recorded, whole=whole)
+    except _RowError as error:
+        fields.note("", str(error))
+    if recorded.status == InvoiceStatus.CANCELLED:
+        fields.done()
+        return None
+    if refusal := invoice_cancel_refusal(recorded):
+        fields.note("number", refusal)
+    if on and on > timezone.localdate():
+        fields.note("cancelled_on", f"cancelled_on {on} is after today ({format_day(timezone.localdate())})")
+    elif on and on < recorded.issue_date:
+        fields.note("cancelled_on", f"cancelled_on {on} is before the invoice's issue_date "
+                                    f"{recorded.issue_date}")
+    fields.done()
+    return recorded, on, reason
 
 
 def _invoice_of(row: dict, accounts: dict[str, Customer], *, noted: list[str]) -> Invoice:

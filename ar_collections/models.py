@@ -85,6 +85,9 @@ class Invoice(models.Model):
     status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.OPEN)
     po_reference = models.CharField("PO reference", max_length=60, blank=True)
     settled_on = models.DateField(null=True, blank=True)
+    # The day the ERP cancelled it (workspace.invoice_cancel): until then it
+    # counted in the receivables, and a past day's figures still count it.
+    cancelled_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = InvoiceQuerySet.as_manager()
@@ -119,6 +122,12 @@ class Invoice(models.Model):
                 name="invoice_open_has_balance",
                 condition=Q(status=InvoiceStatus.OPEN, open_amount__gt=0, settled_on__isnull=True)
                 | ~Q(status=InvoiceStatus.OPEN),
+            ),
+            # Only a cancelled invoice has a day of cancellation (invoices
+            # cancelled before the day was kept have none).
+            models.CheckConstraint(
+                name="invoice_cancelled_on_only_if_cancelled",
+                condition=Q(cancelled_on__isnull=True) | Q(status=InvoiceStatus.CANCELLED),
             ),
         ]
         indexes = [
@@ -1821,6 +1830,8 @@ class DisputeOutcome(models.TextChoices):
     # The customer paid the invoice while the dispute was open: nothing is left
     # to credit, and nobody rejected anything.
     PAID_IN_FULL = "paid_in_full", "Paid in full since: nothing left to settle"
+    # The ERP cancelled the invoice (workspace.invoice_cancel): nothing is owed to dispute.
+    INVOICE_CANCELLED = "invoice_cancelled", "Invoice cancelled"
 
     @classmethod
     def offered(cls, invoice: Invoice) -> list[str]:

@@ -1891,6 +1891,105 @@ def write_off_pursued_said(invoice: Invoice) -> str:
     return ""
 
 
+# --- Cancellations from the ERP ----------------------------------------------------
+
+
+def invoice_cancel_refusal(invoice: Invoice) -> str:
+    """Why the ERP may not cancel `invoice` as it stands, or "": money set
+    against it (paid or credited, in part or in full) stays the customer's
+    money for that debt, so the ERP issues a credit note instead; a
+    written-off debt is a manager's decision already on the books."""
+    if invoice.status == InvoiceStatus.CANCELLED:
+        return f"invoice {invoice.number} is cancelled already" + (
+            f", on {format_day(invoice.cancelled_on)}" if invoice.cancelled_on else "")
+    if invoice.status == InvoiceStatus.WRITTEN_OFF:
+        return (f"invoice {invoice.number} was written off as bad debt: a written-off invoice is not "
+                "cancelled (ask a manager to look at the write-off)")
+    if invoice.status == InvoiceStatus.PAID or invoice.allocations.exists():
+        how = invoice.settled_how() if invoice.allocations.exists() else "paid"
+        part = "in full" if invoice.status == InvoiceStatus.PAID else "in part"
+        return (f"invoice {invoice.number} is {how} {part}: an invoice with money set against it is not "
+                "cancelled; issue a credit note for it instead")
+    return ""
+
+
+def invoice_cancel(*, invoice: Invoice, actor, on: dt.date, reason: str) -> Invoice:
+    """The ERP cancelled `invoice` on `on` (raised in error, replaced), for
+    `reason`: it owes nothing from that day, and nobody chases it any more.
+    Refused, changing nothing, as invoice_cancel_refusal says, or dated after
+    today or before its issue. The caller (the import) holds its account's
+    lock, as a payment takes it before its invoices.
+
+    The invoice leaves what is open (the worklist, statements, Coming up,
+    dunning: a step planned and not yet carried out no longer lists it at
+    delivery, and a letter not yet posted that asked only for it is
+    withdrawn); its open dispute closes with the cancellation as its reason;
+    a payment plan holding it asks for its amount less, as after a credit
+    note, and a promise left with nothing open is kept. Its day stays: the
+    receivables of a day before it still count it (numbers._ledger). On the
+    timeline with who, why, and the invoice before and after."""
+    with transaction.atomic():
+        Customer.objects.select_for_update().filter(pk=invoice.customer_id).first()
+        invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+        customer = invoice.customer
+        if refusal := invoice_cancel_refusal(invoice):
+            raise ValidationError({"invoice": refusal[0].upper() + refusal[1:] + "."})
+        reason = reason.strip()
+        if not reason:
+            raise ValidationError({"reason": f"Say why {invoice.number} is cancelled."})
+        if on > timezone.localdate():
+            raise ValidationError({"cancelled_on": "A cancellation cannot be dated after today."})
+        if on < invoice.issue_date:
+            raise ValidationError({"cancelled_on": f"{invoice.number} was issued on "
+                                                   f"{format_day(invoice.issue_date)}: it is cancelled on "
+                                                   "that day or later."})
+        before = {"status": invoice.status, "open_amount": str(invoice.open_amount)}
+        invoice.status, invoice.open_amount, invoice.cancelled_on = InvoiceStatus.CANCELLED, ZERO, on
+        invoice.save(update_fields=["status", "open_amount", "cancelled_on"])
+        by = f" by {person_name(actor)}" if actor is not None else ""
+        event_record(
+            customer=customer, kind=EventKind.INVOICE_CHANGED, actor=actor, subject=invoice,
+            summary=f"Invoice {invoice.number} for {format_money(invoice.total_amount, invoice.currency)} "
+                    f"cancelled in the ERP on {format_day(on)}{by}: {reason}",
+            details={"number": invoice.number, "cancelled": True, "cancelled_on": on.isoformat(),
+                     "reason": reason, "before": before,
+                     "after": {"status": invoice.status, "open_amount": str(invoice.open_amount)}},
+        )
+        ended = f"Invoice {invoice.number} cancelled in the ERP"
+        dispute = (Dispute.objects.select_for_update()
+                   .filter(invoice=invoice, status=DisputeStatus.OPEN).first())
+        if dispute is not None:
+            note = f"{ended} on {format_day(on)}: {reason}"
+            dispute.status, dispute.outcome = DisputeStatus.RESOLVED, DisputeOutcome.INVOICE_CANCELLED
+            dispute.resolution_note = note[:Dispute._meta.get_field("resolution_note").max_length]
+            # Closed today, when it is known to be moot, and never before it was opened.
+            dispute.resolved_by, dispute.resolved_on = actor, max(timezone.localdate(), dispute.opened_on)
+            dispute.save()
+            _pauses_lift(DunningPause.objects.filter(dispute=dispute), actor=actor)
+            worklist.items_close(dispute=dispute, actor=actor)
+            event_record(
+                customer=customer, kind=EventKind.DISPUTE, actor=actor, subject=dispute, invoices=[invoice],
+                summary=f"Dispute on {invoice.number} closed: {dispute.resolution_note}",
+                details={"outcome": dispute.outcome, "note": dispute.resolution_note, "before": before,
+                         "after": {"status": invoice.status, "open_amount": str(invoice.open_amount)}},
+            )
+        # A promise left with nothing open to pay asked for money no longer
+        # owed: withdrawn, as a promise recorded wrongly is, kept by nobody.
+        for promise in (Promise.objects.select_for_update().select_related("customer")
+                        .filter(invoices=invoice, status=PromiseStatus.OPEN).order_by("pk")):
+            if not promise.invoices.filter(status=InvoiceStatus.OPEN).exists():
+                said = (f"Promise of {format_money(promise.amount, promise.currency)} by "
+                        f"{format_day(promise.promised_on)}")
+                _promise_close(promise, PromiseStatus.CANCELLED, paid=promise.paid_amount, on=on, actor=actor,
+                               summary=f"{said} withdrawn: {ended}")
+        _plans_follow_dispute(invoice, taken_off=invoice.total_amount, because=f"the cancellation of "
+                              f"{invoice.number}", ended=ended, actor=actor, on=on, dispute=dispute)
+        letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
+        commitments_check(on=timezone.localdate(), customer_ids=[customer.pk], settle_only=True)
+        services.behaviour_refresh_on_commit(customer_ids=[customer.pk])
+    return invoice
+
+
 # --- Write-offs a collector proposes ------------------------------------------------
 
 
@@ -3537,7 +3636,8 @@ def _last_allocation() -> int:
 class _Receipts:
     """What came in on a commitment's invoices since it was made, read once:
     its payments by day, and when each invoice was settled (however: paid,
-    credited, corrected). A commitment is judged by what arrived by its deadline."""
+    credited, corrected, or cancelled in the ERP, which leaves nothing owed).
+    A commitment is judged by what arrived by its deadline."""
 
     def __init__(self, invoices, *, since: dt.date, after: int | None) -> None:
         allocations = Allocation.objects.filter(invoice__in=invoices, payment__isnull=False,
@@ -3545,7 +3645,8 @@ class _Receipts:
         if after is not None:
             allocations = allocations.filter(pk__gt=after)
         self.payments = list(allocations.values_list("payment__received_on", "amount"))
-        self.settled_on = list(invoices.values_list("settled_on", flat=True))
+        self.settled_on = [settled or cancelled
+                           for settled, cancelled in invoices.values_list("settled_on", "cancelled_on")]
 
     def paid_by(self, end: dt.date) -> Decimal:
         return sum((amount for day, amount in self.payments if day <= end), ZERO)

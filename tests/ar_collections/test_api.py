@@ -433,6 +433,7 @@ def test_invoices_are_recorded_open_with_their_issue_on_the_timeline(erp, accoun
 
     assert status == 200, body
     assert body == {"dry_run": False, "rows": 3, "recorded": 3, "already_there": 0, "updated": 0,
+                    "cancelled": [], "already_cancelled": [],
                     "summary": "3 invoices recorded, 0 already there (left as they were), from 3 rows."}
     assert sorted(Invoice.objects.values_list("number", "customer__account_number", "currency",
                                               "total_amount", "open_amount", "status", "po_reference")) == [
@@ -487,7 +488,7 @@ def test_a_bad_row_is_named_by_its_row_and_nothing_is_written(erp, accounts):
                                     "YYYY-MM-DD"]},
             {"row": 3, "messages": ["unknown field 'colour' (the fields are number, account_number, "
                                     "issue_date, due_date, currency, total_amount, po_reference, "
-                                    "confirm_old_date); "
+                                    "confirm_old_date, cancelled_on, cancel_reason); "
                                     'total_amount must be a string (an amount like "1250.00": a number '
                                     "may lose its cents)"]},
             {"row": 4, "messages": ['a row is an object of fields, e.g. {"number": "…", '

@@ -275,7 +275,7 @@ def test_a_number_or_reference_with_a_line_break_is_refused(accounts):
     ("number,account_number,issue_date,currency,total_amount", "line 1: missing column due_date"),
     ("number,account_number,issue_date,due_date,currency,total_amount,amout",
      "line 1: unknown column 'amout' (the columns are number, account_number, issue_date, due_date, "
-     "currency, total_amount, po_reference, confirm_old_date)"),
+     "currency, total_amount, po_reference, confirm_old_date, cancelled_on, cancel_reason)"),
     ("", "line 2: the first line must name the columns (number, account_number, issue_date, due_date, "
          "currency, total_amount); this one names none of them"),
 ])
