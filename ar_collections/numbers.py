@@ -445,7 +445,15 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
             if month:
                 sales[row[currency]][_as_date(row[month])] += row[amount] or ZERO
 
-    counted = ~Q(status=InvoiceStatus.CANCELLED)
+    # An invoice the ERP cancelled counts until the day it was cancelled, so
+    # that a past day's receivables read as they did then; one cancelled
+    # before that day was kept has none, and never counts.
+    counted = ~Q(status=InvoiceStatus.CANCELLED) | Q(cancelled_on__isnull=False)
+
+    def uncancelled(prefix: str = "") -> Callable[[dt.date], Q]:
+        return lambda day: (Q(**{f"{prefix}cancelled_on__isnull": True})
+                            | Q(**{f"{prefix}cancelled_on__gt": day}))
+
     invoices = (
         scope.of(Invoice.objects.filter(counted))
         .annotate(month=TruncMonth("issue_date"))
@@ -453,7 +461,7 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
         .values("currency", "month")
         .annotate(
             issued=Sum("total_amount"),
-            **_at_sums("total_amount", issued="issue_date", due="due_date", moved=None, days=days),
+            **_at_sums("total_amount", issued="issue_date", due="due_date", moved=uncancelled(), days=days),
         )
     )
     take(invoices, "currency", +1, month="month", amount="issued")
@@ -477,8 +485,7 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
                 "taken_off_amount",
                 issued="invoice__issue_date",
                 due="invoice__due_date",
-                moved="resolved_on",
-                moved_after=True,
+                moved=lambda day: Q(resolved_on__gt=day) & uncancelled("invoice__")(day),
                 days=days,
             ),
         )
@@ -497,9 +504,9 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
     # Every allocation ever made, as it stood each day: a payment reversed
     # since counts from the day it was applied until the day it was reversed,
     # so a past day's receivables read as they did then.
-    paid_or_credited = Allocation.ledger.filter(invoice__isnull=False).exclude(
-        invoice__status=InvoiceStatus.CANCELLED)
-    take(taken_off(paid_or_credited, moved=allocation_stood, customer="invoice__customer"),
+    paid_or_credited = Allocation.ledger.filter(invoice__in=Invoice.objects.filter(counted))
+    take(taken_off(paid_or_credited, moved=lambda day: allocation_stood(day) & uncancelled("invoice__")(day),
+                   customer="invoice__customer"),
          "invoice__currency", -1)
     take(taken_off(WriteOff.objects.all(), moved="written_off_on"), "invoice__currency", -1)
     return (

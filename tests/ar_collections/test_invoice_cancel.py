@@ -17,7 +17,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from ar_collections import workspace
+from ar_collections import numbers, workspace
 from ar_collections.api import api_token_create
 from ar_collections.delivery import actions_deliver
 from ar_collections.dunning import run_plan, run_start
@@ -357,6 +357,34 @@ def test_a_step_whose_every_invoice_was_cancelled_is_not_sent_and_the_next_run_p
     assert action.status == ActionStatus.SKIPPED
     assert smtp_server.messages == []
     assert plan(day + dt.timedelta(days=20)) == []
+
+
+# --- past figures ---------------------------------------------------------------------------
+
+
+def receivables(*, today: dt.date, month: dt.date) -> tuple[Decimal, Decimal]:
+    """The Numbers page's receivables at the start and end of `month`, as of `today`."""
+    with frozen(today):
+        period = numbers.Period.ending(month, months=1, today=today)
+        [currency] = numbers.figures(numbers.Scope(), today=today, periods=[period])
+    return currency.periods[0].opening, currency.periods[0].closing
+
+
+def test_the_receivables_of_a_day_before_the_cancellation_still_count_it_those_after_do_not(
+    manager, customer, make_invoice
+):
+    make_invoice(customer, issued=dt.date(2025, 9, 5), due=dt.date(2025, 10, 5), amount="1000.00")
+    cancelled = make_invoice(customer, issued=dt.date(2025, 9, 20), due=dt.date(2025, 10, 20),
+                             amount="600.00")
+    september = receivables(today=dt.date(2025, 10, 3), month=dt.date(2025, 9, 1))
+    assert september == (Decimal("0.00"), Decimal("1600.00"))
+
+    cancel(cancelled, manager, on=dt.date(2025, 10, 15))
+
+    # September read in November as it read in October; October ends without it.
+    assert receivables(today=dt.date(2025, 11, 3), month=dt.date(2025, 9, 1)) == september
+    assert receivables(today=dt.date(2025, 11, 3), month=dt.date(2025, 10, 1)) == (
+        Decimal("1600.00"), Decimal("1000.00"))
 
 
 # --- the admin ------------------------------------------------------------------------------
