@@ -1373,8 +1373,9 @@ def _line_now_said(line: DunningActionInvoice) -> str:
     if invoice.status == InvoiceStatus.PAID:
         return f"paid on {format_day(invoice.settled_on)}"
     if invoice.status == InvoiceStatus.CANCELLED:
-        # An invoice keeps no day of its cancellation.
-        return "cancelled since"
+        # Those cancelled before the day was kept have none.
+        cancelled_on = invoice.cancelled_on
+        return f"cancelled on {format_day(cancelled_on)}" if cancelled_on else "cancelled since"
     if invoice.open_amount != line.open_amount:
         return f"owes {format_money(invoice.open_amount, invoice.currency)} now"
     return ""

@@ -28,6 +28,7 @@ from ar_collections.models import (
     DisputeReason,
     DisputeStatus,
     DunningAction,
+    DunningActionInvoice,
     DunningPause,
     Invoice,
     InvoiceStatus,
@@ -38,6 +39,10 @@ from ar_collections.models import (
 from arcrm.text import person_name
 from customers.models import EventKind, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
+
+from . import test_views_review
+
+make_action = test_views_review.make_action  # the review queue's fixture
 
 TODAY = dt.date(2025, 8, 5)
 
@@ -309,6 +314,21 @@ def test_a_promise_for_it_alone_is_withdrawn_one_with_an_invoice_still_open_goes
     event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.PROMISE).latest("pk")
     assert event.summary == ("Promise of EUR 500.00 by 20 Aug 2025 withdrawn: Invoice INV-1 cancelled in the "
                              "ERP")
+
+
+@pytest.mark.usefixtures("_frozen_today")
+def test_the_review_queue_says_the_day_it_was_cancelled(client, collector, manager, customer, make_action,
+                                                       make_invoice, erp):
+    action = make_action(customer)
+    other = make_invoice(customer, issued=dt.date(2025, 6, 2), due=dt.date(2025, 7, 2), amount="50.00")
+    DunningActionInvoice.objects.create(action=action, invoice=other, open_amount=other.open_amount,
+                                        currency="EUR")
+
+    assert post(erp, [row(other, **CANCEL)])[0] == 200
+
+    client.force_login(collector)
+    page = client.get(reverse("collections:review")).content.decode()
+    assert f"{other.number} — cancelled on 4 Aug 2025" in page
 
 
 def plan(day: dt.date) -> list[DunningAction]:
