@@ -32,6 +32,7 @@ from ar_collections.models import (
     DunningPause,
     Invoice,
     InvoiceStatus,
+    PlanStatus,
     PromiseStatus,
     ReceivablesImport,
     TimelineEventInvoice,
@@ -39,6 +40,7 @@ from ar_collections.models import (
 from arcrm.text import person_name
 from customers.models import EventKind, TimelineEvent
 from tests.ar_collections.conftest import DUE, frozen
+from tests.ar_collections.plans import LATE, day, instalments_of, schedule
 
 from . import test_views_review
 
@@ -418,3 +420,32 @@ def test_the_admin_shows_the_day_of_cancellation_read_only(admin_client, manager
 
     assert "Cancelled on" in page and "4 Aug 2025" in page
     assert 'name="cancelled_on"' not in page
+
+
+@pytest.mark.usefixtures("default_ladders")
+def test_a_plan_holding_it_asks_for_its_amount_less_and_one_left_owing_nothing_is_done(
+    make_account, collector, manager
+):
+    """EUR 1,200.00 in four instalments of EUR 300.00: the EUR 500.00 invoice
+    cancelled comes off the end of the schedule, as a credit note would."""
+    account = make_account()
+    small, large = account.invoices.order_by("total_amount")
+    with frozen(LATE):
+        plan = workspace.plan_propose(
+            customer=account, actor=collector, invoices=[small, large], on=LATE,
+            instalments=schedule((10, "300.00"), (40, "300.00"), (70, "300.00"), (100, "300.00")))
+    assert plan.status == PlanStatus.ACTIVE
+
+    cancel(small, manager, on=day(5))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    amounts = [amount for _, _, amount, _ in instalments_of(plan)]
+    assert amounts == [Decimal("300.00"), Decimal("300.00"), Decimal("100.00")]
+
+    cancel(large, manager, on=day(6))
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED
+    event = TimelineEvent.objects.filter(customer=account, kind=EventKind.PAYMENT_PLAN).latest("pk")
+    assert event.summary == f"Payment plan completed: the cancellation of {large.number} left nothing to pay"
