@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0072_import_permission_names_accounts'),
+        ('collections', '0074_work_item_back_from'),
         ('customers', '0013_search_more_trigram_indexes'),
     ]
 
