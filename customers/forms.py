@@ -61,11 +61,13 @@ class CustomerFilterForm(forms.Form):
               for u in account_owners(also=Q(Exists(Customer.objects.filter(collector=OuterRef("pk")))))),
         ]
 
-    def filter(self, customers, *, on: dt.date):
-        """Apply whichever filters are valid to a Customer queryset (overdue on `on`)."""
+    def filter(self, customers, *, on: dt.date, search: bool = True):
+        """Apply whichever filters are valid to a Customer queryset (overdue on
+        `on`); the search box's text too, unless `search` is false."""
         self.is_valid()
         data = self.cleaned_data
-        customers = customers.search(data.get("q") or "")
+        if search:
+            customers = customers.search(data.get("q") or "")
         if data.get("segment"):
             customers = customers.filter(segment=data["segment"])
         collector = data.get("collector")
@@ -85,6 +87,12 @@ class CustomerFilterForm(forms.Form):
                 Q(behaviour__overdue_amount__gt=0)
                 | Q(behaviour__other_currency_open_invoices__gt=0) & Exists(overdue_elsewhere(on=on)))
         return customers
+
+
+    def narrows(self) -> bool:
+        """Whether a filter besides the search box's text is chosen."""
+        self.is_valid()
+        return any(self.cleaned_data.get(name) for name in ("segment", "collector", "terms", "overdue"))
 
 
 def overdue_elsewhere(*, on: dt.date):

@@ -85,13 +85,53 @@ class CustomerQuerySet(models.QuerySet):
         text = one_line(text)
         if not text:
             return self
-        own = Customer.objects.filter(
-            Q(name__icontains=text) | Q(legal_name__icontains=text) | Q(account_number__icontains=text))
-        contacts = Contact.objects.filter(Q(name__icontains=text) | Q(email__icontains=text))
-        invoice = _invoices().filter(number__iexact=text)
+        own, contacts, invoice = _search_sides(text)
         matches = own.order_by().values("pk").union(
             contacts.order_by().values("customer_id"), invoice.order_by().values("customer_id"))
         return self.filter(pk__in=matches)
+
+
+def _search_sides(text: str):
+    """What Customer.objects.search looks in: the accounts' own columns, their
+    contacts, the invoice numbered `text` (already one line)."""
+    return (
+        Customer.objects.filter(
+            Q(name__icontains=text) | Q(legal_name__icontains=text) | Q(account_number__icontains=text)),
+        Contact.objects.filter(Q(name__icontains=text) | Q(email__icontains=text)),
+        _invoices().filter(number__iexact=text),
+    )
+
+
+def search_matches(text: str, *, cap: int) -> list[int] | None:
+    """The ids of the accounts Customer.objects.search(text) finds, or None
+    when more than `cap` do. Each side of the search is read by itself and
+    stops at cap + 1 rows: a broad text ("ha", too short for the trigram
+    indexes, or "ap@", in every account's billing address) ends a sequential
+    scan after a few thousand rows, where the union reads and hashes every
+    match before the first comes out. Up to four queries, one where the
+    accounts' own columns already hold more than `cap`."""
+    text = one_line(text)
+    own, contacts, invoice = _search_sides(text)
+    found = set(own.order_by().values_list("pk", flat=True)[:cap + 1])
+    if len(found) > cap:
+        return None
+    # Rows, not accounts: several contacts of an account may match (its AP
+    # clerk's and its owner's addresses on its domain). Three an account,
+    # enough for most books, spare the union below.
+    rows = 3 * cap + 1
+    through_contacts = list(contacts.order_by().values_list("customer_id", flat=True)[:rows])
+    found.update(through_contacts)
+    # One invoice at most: numbers are unique in any case (invoice_number_once).
+    found.update(invoice.order_by().values_list("customer_id", flat=True))
+    if len(found) > cap:
+        return None
+    if len(through_contacts) == rows:
+        # The contacts read were not all that match, yet led to fewer
+        # accounts than `cap`: only the union can tell how many there are.
+        found = set(Customer.objects.search(text).order_by().values_list("pk", flat=True)[:cap + 1])
+        if len(found) > cap:
+            return None
+    return sorted(found)
 
 
 def search_reasons(customers: list[Customer], text: str) -> dict[int, str]:

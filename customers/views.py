@@ -65,9 +65,13 @@ from arcrm.roles import can_act_on
 from customers import services
 from customers.access import customer_changeable, customer_readable
 from customers.forms import AbsenceForm, ContactForm, CustomerFilterForm, CustomerForm, overdue_elsewhere
-from customers.models import Contact, ContactAbsence, Customer, search_reasons
+from customers.models import Contact, ContactAbsence, Customer, search_matches, search_reasons
 
 PAGE_SIZE = 50
+# Accounts a search lists at most: beyond them the list asks for more
+# letters instead (_searched). A collector reads the first page or two; a
+# thousand accounts is twenty pages.
+SEARCH_CAP = 1000
 AGING_LABELS = ("Not yet due", "1–30", "31–60", "61–90", "90+")
 # Credit notes and payments on account listed on the page, the newest of each
 # kind: an account with years of unapplied documents shows their totals and
@@ -87,18 +91,26 @@ WRITE_OFFS_SHOWN = 10
 def customer_list(request: HttpRequest) -> HttpResponse:
     form = CustomerFilterForm(request.GET, user=request.user)
     today = timezone.localdate()
-    customers = (
-        _ranked(form.filter(Customer.objects.visible_to(request.user), on=today), on=today)
-        .select_related("collector", "behaviour")
-        .order_by(*_most_overdue_first())
-    )
-    page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)
+    customers = form.filter(Customer.objects.visible_to(request.user), on=today, search=False)
+    text = form.cleaned_data.get("q") or ""
+    matches = _searched(customers, text=text, narrowed=form.narrows()) if text else None
+    broad = bool(text) and matches is None
+    if matches is not None:
+        page, currencies = _page_of_matches(customers.filter(pk__in=matches), today=today,
+                                            number=request.GET.get("page"))
+    else:
+        customers = (
+            _ranked(customers.none() if broad else customers, on=today)
+            .select_related("collector", "behaviour")
+            .order_by(*_most_overdue_first())
+        )
+        page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+        page.object_list = list(page.object_list)
+        currencies = _currencies_in_order(customers)
     _with_other_currencies(page.object_list, today=today)
-    reasons = search_reasons(page.object_list, form.cleaned_data.get("q") or "")
+    reasons = search_reasons(page.object_list, text)
     for customer in page.object_list:
         customer.search_match = reasons.get(customer.pk, "")
-    currencies = _currencies_in_order(customers)
     template = "customers/customer_list.html"
     if wants_fragment(request):
         template += "#results"
@@ -108,7 +120,43 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         # first (all in the house currency, as like as not) too: it would read
         # as the most overdue of all, the others' accounts pages further on.
         "currencies": currencies if len(currencies) > 1 else [],
+        # Said instead of a count and a list: the accounts were neither counted nor ranked.
+        "broad_search": f"More than {SEARCH_CAP:,} customers match “{text}”" if broad else "",
     })
+
+
+def _searched(customers, *, text: str, narrowed: bool) -> list[int] | None:
+    """The ids of the accounts the search box's `text` finds (among
+    `customers` when filters narrowed them), or None when more than
+    SEARCH_CAP may be among them: ranking and counting them all on every
+    keystroke took a second and more for "ap@" (every account's billing
+    address) at 100,000 accounts. Under the cap, the search's exact matches,
+    for the count, the currencies and the page to read without searching
+    again."""
+    matches = search_matches(text, cap=SEARCH_CAP)
+    if matches is None and narrowed:
+        # The text alone finds more than the cap; with the filters chosen,
+        # fewer may be left: the union, filtered, tells (the slower way).
+        matches = list(customers.search(text).order_by().values_list("pk", flat=True)[:SEARCH_CAP + 1])
+        if len(matches) > SEARCH_CAP:
+            return None
+    return matches
+
+
+def _page_of_matches(customers, *, today: dt.date, number) -> tuple:
+    """The page `number` of a search's accounts (SEARCH_CAP at most), and the
+    currencies they are ranked in. One query ranks them all by id and ranked
+    currency, in the list's order (_most_overdue_first): their count and
+    currencies follow from it, and only the page's accounts are read whole."""
+    ranked = list(_ranked(customers, on=today).order_by(*_most_overdue_first())
+                  .values_list("pk", "ranked_currency"))
+    page = Paginator([pk for pk, _ in ranked], PAGE_SIZE).get_page(number)
+    currency_of = dict(ranked)
+    by_pk = Customer.objects.select_related("collector", "behaviour").in_bulk(page.object_list)
+    page.object_list = [by_pk[pk] for pk in page.object_list]
+    for customer in page.object_list:
+        customer.ranked_currency = currency_of[customer.pk]
+    return page, _currencies_ordered(set(currency_of.values()))
 
 
 def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None:
@@ -139,7 +187,10 @@ def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None
 
 def _currencies_in_order(customers) -> list[str]:
     """The currencies the listed accounts are ranked in, in the list's order (see _most_overdue_first)."""
-    found = set(customers.order_by().values_list("ranked_currency", flat=True).distinct())
+    return _currencies_ordered(set(customers.order_by().values_list("ranked_currency", flat=True).distinct()))
+
+
+def _currencies_ordered(found: set[str]) -> list[str]:
     return sorted(found, key=lambda code: (code != settings.DEFAULT_CURRENCY, code))
 
 
