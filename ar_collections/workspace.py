@@ -1910,7 +1910,32 @@ def invoice_cancel_refusal(invoice: Invoice) -> str:
         part = "in full" if invoice.status == InvoiceStatus.PAID else "in part"
         return (f"invoice {invoice.number} is {how} {part}: an invoice with money set against it is not "
                 "cancelled; issue a credit note for it instead")
+    # Paid in any part, even waived since: what the customer paid for being
+    # late with it stays paid for that debt, as money set against the invoice does.
+    paid = Allocation.objects.filter(charge__in=invoice_cancel_charges(invoice, owed_only=False))
+    if paid.exists():
+        amounts = format_amounts(by_currency(paid.values_list("charge__currency", "amount")))
+        return (f"invoice {invoice.number} has late fees or interest charged on it of which the customer "
+                f"paid {amounts}: money set against what was charged for it is not cancelled with it; "
+                "issue a credit note for it instead")
     return ""
+
+
+def invoice_cancel_charges(invoice: Invoice, *, owed_only: bool = True):
+    """The late fees and interest charged for being late with `invoice`,
+    which go when the ERP cancels it: the interest charged on it, and the fee
+    of a notice every other invoice of which is cancelled too. A notice that
+    also asked for an invoice owed (open, paid, credited or written off)
+    keeps its fee: the customer was late with that one, and a fee is not
+    split (see write_off_charges). Those still owed; with `owed_only` False,
+    also those paid off or waived (not those cancelled with their letter)."""
+    listed = DunningActionInvoice.objects.filter(action=OuterRef("action"), invoice=invoice)
+    also_owed = (DunningActionInvoice.objects.filter(action=OuterRef("action")).exclude(invoice=invoice)
+                 .exclude(invoice__status=InvoiceStatus.CANCELLED))
+    charges = LateCharge.objects.filter(customer=invoice.customer_id)
+    charges = charges.standing() if owed_only else charges.filter(cancelled_at__isnull=True)
+    return (charges.filter(Q(invoice=invoice) | Q(Exists(listed), ~Exists(also_owed), invoice__isnull=True))
+            .order_by("created_at", "pk"))
 
 
 def invoice_cancel(*, invoice: Invoice, actor, on: dt.date, reason: str) -> Invoice:
@@ -1925,7 +1950,11 @@ def invoice_cancel(*, invoice: Invoice, actor, on: dt.date, reason: str) -> Invo
     delivery, and a letter not yet posted that asked only for it is
     withdrawn); its open dispute closes with the cancellation as its reason;
     a payment plan holding it asks for its amount less, as after a credit
-    note, and a promise left with nothing open is kept. Its day stays: the
+    note, and a promise left with nothing open is kept. The late fees and
+    interest charged for being late with it (invoice_cancel_charges) are
+    cancelled with it, never having been owed, and listed on its timeline
+    entry; one of them paid in any part refuses the cancellation, as money
+    set against the invoice does. Its day stays: the
     receivables of a day before it still count it (numbers._ledger). On the
     timeline with who, why, and the invoice before and after."""
     with transaction.atomic():
@@ -1946,16 +1975,34 @@ def invoice_cancel(*, invoice: Invoice, actor, on: dt.date, reason: str) -> Invo
         before = {"status": invoice.status, "open_amount": str(invoice.open_amount)}
         invoice.status, invoice.open_amount, invoice.cancelled_on = InvoiceStatus.CANCELLED, ZERO, on
         invoice.save(update_fields=["status", "open_amount", "cancelled_on"])
+        ended = f"Invoice {invoice.number} cancelled in the ERP"
+        # Never owed, as the invoice never was: cancelled (not waived, which
+        # forgives a debt), kept with why. Locked, as a payment or a waiver
+        # locks them: one at this moment waits, then finds them cancelled. None
+        # of them is paid in any part (invoice_cancel_refusal, under the
+        # account's lock that a payment takes first).
+        charges = list(LateCharge.objects.select_for_update().order_by("created_at", "pk")
+                       .filter(pk__in=invoice_cancel_charges(invoice).values("pk")))
+        LateCharge.objects.filter(pk__in=[c.pk for c in charges]).update(
+            cancelled_at=timezone.now(), cancelled_by=actor,
+            cancel_reason=f"{ended} on {format_day(on)}: {reason}"[
+                :LateCharge._meta.get_field("cancel_reason").max_length],
+        )
         by = f" by {person_name(actor)}" if actor is not None else ""
+        with_charges = f", and {charges_named(charges)} on it" if charges else ""
         event_record(
             customer=customer, kind=EventKind.INVOICE_CHANGED, actor=actor, subject=invoice,
             summary=f"Invoice {invoice.number} for {format_money(invoice.total_amount, invoice.currency)} "
-                    f"cancelled in the ERP on {format_day(on)}{by}: {reason}",
+                    f"cancelled in the ERP on {format_day(on)}{by}{with_charges}: {reason}",
             details={"number": invoice.number, "cancelled": True, "cancelled_on": on.isoformat(),
                      "reason": reason, "before": before,
-                     "after": {"status": invoice.status, "open_amount": str(invoice.open_amount)}},
+                     "after": {"status": invoice.status, "open_amount": str(invoice.open_amount)},
+                     "cancelled_charges": [
+                         {"charge": c.pk, "kind": c.kind, "amount": str(c.amount), "currency": c.currency,
+                          "basis": c.basis, "invoice": c.invoice_id, "action": c.action_id}
+                         for c in charges
+                     ]},
         )
-        ended = f"Invoice {invoice.number} cancelled in the ERP"
         dispute = (Dispute.objects.select_for_update()
                    .filter(invoice=invoice, status=DisputeStatus.OPEN).first())
         if dispute is not None:
