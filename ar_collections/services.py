@@ -148,7 +148,8 @@ def _behaviour_refresh_pending() -> None:
 def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = None) -> int:
     """Skip the steps waiting for a collector's review (of `customer_ids`'
     accounts, else all) whose listed invoices have all been paid or credited
-    since they were planned, each with the reason on the timeline, and close
+    (or written off, or cancelled in the ERP) since they were planned, each
+    with the reason on the timeline saying which (_review_step_moot_said), and close
     their worklist items: sending would only skip them, and a queue of paid
     accounts hides the ones that matter. A paused invoice is still open and
     keeps its step. Each step is claimed with a conditional update, so a
@@ -158,17 +159,40 @@ def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = 
     waiting = DunningAction.objects.filter(status=ActionStatus.IN_REVIEW).exclude(Exists(still_open))
     if customer_ids is not None:
         waiting = waiting.filter(customer_id__in=list(customer_ids))
-    reason = f"by {format_day(on)} every listed invoice was paid"
     skipped = 0
     # Bounded by what collectors have waiting, not by the ledger.
     for action in waiting.select_related("customer", "step").order_by("pk"):
         with transaction.atomic():
+            reason = _review_step_moot_said(action, on=on)
             if waiting_step_skip(action, reason=reason, still=~Exists(still_open),
                                  status=ActionStatus.IN_REVIEW):
                 WorkItem.objects.filter(kind=WorkKind.REVIEW, action=action, status=WorkStatus.OPEN).update(
                     status=WorkStatus.DONE, done_at=timezone.now(), back_from=None)
                 skipped += 1
     return skipped
+
+
+# How a listed invoice left what is open, as a skipped step says it.
+_SETTLED_SAID = {InvoiceStatus.PAID: "paid", InvoiceStatus.WRITTEN_OFF: "written off",
+                 InvoiceStatus.CANCELLED: "cancelled in the ERP"}
+
+
+def _review_step_moot_said(action: DunningAction, *, on: dt.date) -> str:
+    """Why a step in review asks for nothing any more, as its invoices left
+    what is open: "by 5 Aug 2025 every listed invoice was paid" (or written
+    off, or cancelled in the ERP); when they went different ways, which went
+    which: a collector reading "paid" of an invoice raised in error would
+    look for money that never came."""
+    numbers: dict[str, list[str]] = {}
+    for number, status in action.lines.order_by("invoice__number").values_list("invoice__number",
+                                                                               "invoice__status"):
+        numbers.setdefault(status, []).append(number)
+    ways = [status for status in _SETTLED_SAID if status in numbers]
+    said = " or ".join(_SETTLED_SAID[status] for status in ways)
+    if len(ways) > 1:
+        which = [f"{', '.join(numbers[status])} {_SETTLED_SAID[status]}" for status in ways]
+        said += f" ({'; '.join(which)})"
+    return f"by {format_day(on)} every listed invoice was {said}"
 
 
 def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):

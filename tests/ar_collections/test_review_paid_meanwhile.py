@@ -78,3 +78,42 @@ def test_the_daily_refresh_skips_one_paid_without_anyone_at_the_account_page(cus
     action.refresh_from_db()
     assert action.status == ActionStatus.SKIPPED
     assert not WorkItem.objects.filter(kind=WorkKind.REVIEW, action=action, status=WorkStatus.OPEN).exists()
+
+
+def cancelled(manager, invoice) -> None:
+    workspace.invoice_cancel(invoice=invoice, actor=manager, on=TODAY, reason="Raised in error")
+
+
+def test_a_step_whose_invoices_the_erp_cancelled_says_so_not_that_they_were_paid(
+    manager, customer, make_action, django_capture_on_commit_callbacks
+):
+    action = make_action(customer)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        cancelled(manager, action.lines.get().invoice)
+
+    action.refresh_from_db()
+    assert (action.status, action.skip_reason) == (
+        ActionStatus.SKIPPED, "by 5 Aug 2025 every listed invoice was cancelled in the ERP")
+    event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.DUNNING).latest("pk")
+    assert event.summary == ("Step 1 (E-mail) skipped: by 5 Aug 2025 every listed invoice was cancelled in "
+                             "the ERP; no review is needed")
+
+
+def test_a_step_whose_invoices_were_some_paid_some_cancelled_says_which_was_which(
+    manager, customer, make_action, make_invoice, django_capture_on_commit_callbacks
+):
+    action = make_action(customer)
+    first = action.lines.get().invoice
+    other = make_invoice(customer, issued=dt.date(2025, 6, 2), due=dt.date(2025, 7, 2), amount="50.00")
+    action.lines.create(invoice=other, open_amount=other.open_amount, currency="EUR")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(customer, manager, first)
+    with django_capture_on_commit_callbacks(execute=True):
+        cancelled(manager, other)
+
+    action.refresh_from_db()
+    assert (action.status, action.skip_reason) == (
+        ActionStatus.SKIPPED, f"by 5 Aug 2025 every listed invoice was paid or cancelled in the ERP "
+                              f"({first.number} paid; {other.number} cancelled in the ERP)")
