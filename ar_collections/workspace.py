@@ -1238,9 +1238,20 @@ def _dispute_ended(dispute: Dispute, because: str, invoice: Invoice) -> str:
     return f"closed as {invoice.settled_how()} in full"
 
 
+# The outcome that is the ERP's own (invoice_cancel closes the dispute so):
+# a person choosing it would close the dispute and leave the invoice owed.
+DISPUTE_CANCELLED_BY_THE_ERP_ONLY = (
+    "A dispute is closed as cancelled only when the ERP cancels its invoice, which closes the dispute on its "
+    "own: choose another outcome."
+)
+
+
 def _outcome_possible(outcome: str, invoice: Invoice) -> None:
     """A credit takes something off what is open; paid in full says nothing is.
-    Read under the invoice's lock: a payment just before decides which holds."""
+    Read under the invoice's lock: a payment just before decides which holds.
+    Cancelled is the ERP's, never a person's (DISPUTE_CANCELLED_BY_THE_ERP_ONLY)."""
+    if outcome == DisputeOutcome.INVOICE_CANCELLED:
+        raise ValidationError({"outcome": DISPUTE_CANCELLED_BY_THE_ERP_ONLY})
     if outcome not in DisputeOutcome.values or outcome in DisputeOutcome.offered(invoice):
         return
     if outcome == DisputeOutcome.PAID_IN_FULL:

@@ -47,6 +47,7 @@ from ar_collections.statements import statement_recipient
 from ar_collections.worklist import LadderDecision
 from ar_collections.workspace import (
     DATED_EXCEPTIONS,
+    DISPUTE_CANCELLED_BY_THE_ERP_ONLY,
     PLAN_DAYS_APART_AT_MOST,
     PLAN_INSTALMENTS_AT_MOST,
     PromiseTerms,
@@ -662,8 +663,23 @@ class WriteOffForm(forms.Form):
                                            "insolvent, collecting would cost more than it brings, …")
 
 
+class _DisputeOutcomeField(forms.ChoiceField):
+    """The outcomes a person closes a dispute with: every one but cancelled,
+    which only the ERP's cancelling the invoice gives (workspace.invoice_cancel);
+    posted anyway, it is refused saying so rather than "not a valid choice"."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(choices=[(value, label) for value, label in DisputeOutcome.choices
+                                  if value != DisputeOutcome.INVOICE_CANCELLED], **kwargs)
+
+    def validate(self, value) -> None:
+        if value == DisputeOutcome.INVOICE_CANCELLED:
+            raise forms.ValidationError(DISPUTE_CANCELLED_BY_THE_ERP_ONLY, code="invalid_choice")
+        super().validate(value)
+
+
 class DisputeResolveForm(forms.Form):
-    outcome = forms.ChoiceField(choices=DisputeOutcome.choices, widget=forms.RadioSelect)
+    outcome = _DisputeOutcomeField(widget=forms.RadioSelect)
     amount = _money(label="Credit note amount or corrected total", required=False)
     note = _text("How it was settled")
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
@@ -47,7 +48,8 @@ from ar_collections.models import (
     PromiseStatus,
     TimelineEventInvoice,
 )
-from ar_collections.workspace_forms import NO_LONGER_OPEN
+from ar_collections.workspace import DISPUTE_CANCELLED_BY_THE_ERP_ONLY
+from ar_collections.workspace_forms import NO_LONGER_OPEN, DisputeResolveForm
 from arcrm.text import person_name
 from customers.models import ContactAbsence, Customer, EventKind, TimelineEvent
 from tests.ar_collections.conftest import sent_once
@@ -1453,6 +1455,49 @@ def test_a_dispute_on_an_invoice_still_open_is_not_closed_as_paid_in_full(
     assert response.status_code == 422
     said = escape("Invoice INV-1001 still has EUR 500.00 open: it is not paid in full.")
     assert said in response.content.decode()
+    assert state() == before
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+@pytest.mark.parametrize("paid", [False, True], ids=["open", "paid"])
+def test_a_dispute_is_not_closed_as_cancelled_by_hand_and_a_crafted_post_changes_nothing(
+    client, collector, customer, dispute, paid, headers
+):
+    """That outcome is the ERP's cancelling the invoice, which closes its
+    dispute on its own; a person picking it would leave the invoice owed."""
+    if paid:
+        paid_in_full(customer, dispute.invoice)
+    resolve = url("dispute_resolve", customer, dispute.pk)
+    client.force_login(collector)
+    assert DisputeOutcome.INVOICE_CANCELLED not in offered_outcomes(client.get(resolve).content.decode())
+    form = DisputeResolveForm(invoice=dispute.invoice, actor=collector)
+    assert DisputeOutcome.INVOICE_CANCELLED not in dict(form.fields["outcome"].choices)
+    before = state()
+
+    response = client.post(resolve, {"outcome": DisputeOutcome.INVOICE_CANCELLED, "note": "Cancelled"},
+                           headers=headers)
+
+    assert response.status_code == 422
+    assert escape(DISPUTE_CANCELLED_BY_THE_ERP_ONLY) in response.content.decode()
+    assert "Close the dispute as" not in response.content.decode()  # the refusal of a credit
+    assert state() == before
+    dispute.refresh_from_db()
+    assert dispute.status == DisputeStatus.OPEN
+
+
+def test_the_service_refuses_to_close_a_dispute_as_cancelled_when_the_invoice_is_not(
+    collector, customer, dispute
+):
+    before = state()
+
+    with pytest.raises(ValidationError) as refused:
+        workspace.dispute_resolve(dispute=dispute, actor=collector, outcome=DisputeOutcome.INVOICE_CANCELLED,
+                                  note="Cancelled", on=TODAY)
+
+    assert refused.value.message_dict == {"outcome": [DISPUTE_CANCELLED_BY_THE_ERP_ONLY]}
+    assert DISPUTE_CANCELLED_BY_THE_ERP_ONLY == (
+        "A dispute is closed as cancelled only when the ERP cancels its invoice, which closes the dispute "
+        "on its own: choose another outcome.")
     assert state() == before
 
 
