@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -93,6 +94,18 @@ class Planned:
     @property
     def channel_label(self) -> str:
         return Channel(self.channel).label
+
+    @property
+    def what(self) -> str:
+        """What the step does, in a manager's words."""
+        if self.channel in (Channel.EMAIL, Channel.LETTER):
+            written = "e-mail" if self.channel == Channel.EMAIL else "letter"
+            if self.for_review:
+                return f"a reminder {written} is written for a collector's review"
+            return f"a reminder {written} goes to the customer"
+        if self.channel == Channel.PHONE:
+            return "a call to the customer goes on the collector's list"
+        return f"a manager is asked to decide on a step ({self.step.get_action_display()})"
 
     @property
     def kind(self) -> str:
@@ -174,6 +187,8 @@ class Book:
     first_day: dt.date
     accounts: list[_Account]
     holidays: frozenset[dt.date] = frozenset()
+    # The accounts read (a Q on customer_id): all of them, or those book_read was given.
+    scope: Q = field(default_factory=Q)
 
 
 def first_day(*, today: dt.date) -> dt.date:
@@ -183,41 +198,46 @@ def first_day(*, today: dt.date) -> dt.date:
     return today
 
 
-def book_read(*, today: dt.date, ladders: dict[str, Ladder]) -> Book:
-    """Every account with something open, its eligible invoices and where its
-    cycle stands, in a fixed number of queries (`ladders`: their steps get
-    their fees, which decide an escalation's channel)."""
+def book_read(*, today: dt.date, ladders: dict[str, Ladder],
+              customer_ids: Collection[int] | None = None) -> Book:
+    """Every account with something open (or those of `customer_ids` that
+    have), its eligible invoices and where its cycle stands, in a fixed number
+    of queries (`ladders`: their steps get their fees, which decide an
+    escalation's channel)."""
     first = first_day(today=today)
+    ids = None if customer_ids is None else list(customer_ids)
+    scope = Q() if ids is None else Q(customer_id__in=ids)
     steps = [step for ladder in ladders.values() for step in ladder.steps]
     # An escalation's channel depends on whether the step charges a fee (route_for).
     prefetch_related_objects(steps, "fees")
     owing = Invoice.objects.filter(customer=OuterRef("pk"), status=InvoiceStatus.OPEN, open_amount__gt=0)
     customers = {
-        c.pk: c for c in Customer.objects.filter(Exists(owing)).select_related("collector").prefetch_related(
+        c.pk: c for c in Customer.objects.filter(Exists(owing), Q() if ids is None else Q(pk__in=ids))
+        .select_related("collector").prefetch_related(
             Prefetch("contacts", queryset=Contact.objects.prefetch_related("absences__delegate"))
         ).order_by("name", "pk")
     }
     invoices: dict[int, list] = defaultdict(list)
     # Held ones too, with the day their pauses end: each is chased from the day after.
     for customer_id, due_date, currency, asked, held_through in (
-        invoices_held_through(on=first).order_by("customer_id", "due_date", "pk")
+        invoices_held_through(on=first).filter(scope).order_by("customer_id", "due_date", "pk")
         .values_list("customer_id", "due_date", "currency", "asked_amount", "held_through")
     ):
         invoices[customer_id].append((due_date, currency, asked, held_through))
     stands = {
-        row["customer_id"]: row for row in DunningCycle.objects.filter(closed_on__isnull=True)
+        row["customer_id"]: row for row in DunningCycle.objects.filter(scope, closed_on__isnull=True)
         .values("pk", "customer_id", "cause", *TOLD_OUTSIDE_THE_LADDER).annotate(**CYCLE_STAND)
     }
     last_contact = dict(
-        DunningAction.objects.filter(CONTACTS).order_by().values("customer_id")
+        DunningAction.objects.filter(scope, CONTACTS).order_by().values("customer_id")
         .annotate(last=Max(CONTACTED_ON)).values_list("customer_id", "last")
     )
     # The office's holidays, for the pay-by dates, as the planner reads them.
     holidays = Holiday.objects.days_after(first - HOLIDAYS_LOOK_BACK)
-    copies = copies_told(Q(), on=first, holidays=holidays)
+    copies = copies_told(scope, on=first, holidays=holidays)
     taken: dict[int, set[tuple[str, int]]] = defaultdict(set)
     for cycle_id, segment, position in DunningAction.objects.filter(
-        cycle__closed_on__isnull=True
+        scope, cycle__closed_on__isnull=True
     ).values_list("cycle_id", "step__policy__segment", "step__position"):
         taken[cycle_id].add((segment, position))
     accounts = []
@@ -229,19 +249,32 @@ def book_read(*, today: dt.date, ladders: dict[str, Ladder]) -> Book:
             last_contact=last_contact.get(customer_id), copy=copies.get(customer_id),
             taken=taken.get(cycle_id, set()),
         ))
-    return Book(first_day=first, accounts=accounts, holidays=frozenset(holidays))
+    return Book(first_day=first, accounts=accounts, holidays=frozenset(holidays), scope=scope)
 
 
 def project(book: Book, ladders: dict[str, Ladder], *, days: int) -> list[Day]:
     """The steps each of the next `days` nightly runs would plan (one query:
     the cycles the first run closes depend on the ladders' reach)."""
-    over = frozenset(cycles_over(Q(), ladders, on=book.first_day).values_list("pk", flat=True))
+    over = frozenset(cycles_over(book.scope, ladders, on=book.first_day).values_list("pk", flat=True))
     window = [Day(book.first_day + dt.timedelta(days=n)) for n in range(days)]
     for account in book.accounts:
         for day, planned in _account_steps(account, ladders, days=[d.day for d in window], over=over,
                                            holidays=book.holidays):
             window[(day - book.first_day).days].steps.append(planned)
     return window
+
+
+def next_run_steps(*, today: dt.date, ladders: dict[str, Ladder],
+                   customer_ids: Collection[int]) -> tuple[dt.date, dict[int, Planned]]:
+    """The night of the next run, and the step it would plan for each of these
+    accounts that it acts on, as Coming up projects it: what a manager should
+    know before a request about the account waits past that night (only an
+    approved one pauses dunning). Reads those accounts alone."""
+    if not customer_ids:
+        return first_day(today=today), {}
+    book = book_read(today=today, ladders=ladders, customer_ids=customer_ids)
+    [night] = project(book, ladders, days=1)
+    return night.day, {planned.customer.pk: planned for planned in night.steps}
 
 
 def _fresh_stand() -> dict:

@@ -49,7 +49,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from ar_collections import api, delivery, dunning, imports, paper, services
+from ar_collections import api, delivery, dunning, imports, paper, services, simulator
 from ar_collections.channels import caller_for, route_for, step_as_sent
 from ar_collections.forms import (
     ApiTokenForm,
@@ -266,6 +266,8 @@ def _render_runs(
     todays_run = (next((run for run in page_runs if run.run_date == today), None) if page.number == 1
                   else DunningRun.objects.filter(run_date=today).first())
     form = StartRunForm(initial={"run_date": today}, today=today) if may_start and not todays_run else None
+    # Said before the manager confirms: the run does not wait for a request nobody decided.
+    acted_on = _requests_acted_on(today=today) if form is not None else []
     context = {
         "todays_run": todays_run if may_start else None,
         "page": page,
@@ -277,6 +279,11 @@ def _render_runs(
         "started": started,
         "confirm": confirm and form is not None,
         "today_shown": format_day(today),
+        "requests_acted_on": acted_on,
+        # Also in the question the start button asks.
+        "requests_said": (f" {len(acted_on)} request{'s' if len(acted_on) > 1 else ''} waiting for a manager "
+                          f"concern{'' if len(acted_on) > 1 else 's'} accounts it acts on: only an approved "
+                          "request pauses dunning." if acted_on else ""),
     }
     template = "collections/runs.html"
     if wants_fragment(request):
@@ -556,16 +563,48 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
             asked.waives = amounts_waived(charges_waivable(asked))
         elif asked.kind == ExceptionKind.WRITE_OFF:  # two queries each, as few
             asked.lines_now = write_off_lines_now(asked)
+    plans = list(PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
+                 .select_related("customer", "proposed_by").order_by("proposed_on", "pk"))
+    next_night = _next_run_marked([*plans, *exception_requests], today=today)
     template = "collections/approvals.html"
     fragment = wants_fragment(request)
     if fragment:
         template += "#approval-queue"
     return render(request, template, {
         "page": page, "items": items, "count": actions.count(), "requests_oob": fragment,
-        "plans": list(PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
-                      .select_related("customer", "proposed_by").order_by("proposed_on", "pk")),
-        "exception_requests": exception_requests, "lapsed_requests": lapsed_requests,
+        "plans": plans, "exception_requests": exception_requests, "lapsed_requests": lapsed_requests,
+        "next_night": next_night, "tonight": next_night == today,
     })
+
+
+def _next_run_marked(waiting: list, *, today: dt.date) -> dt.date | None:
+    """Give each request waiting for a manager `next_run`: the step the next
+    run would take on its account, as Coming up projects it, or None. Only
+    an approved request pauses dunning, so one left undecided past that night
+    does not stop it: the manager should know before. Returns that night
+    (None, and no query, when nothing waits)."""
+    for asked in waiting:
+        asked.next_run = None
+    if not waiting:
+        return None
+    night, acted_on = simulator.next_run_steps(
+        today=today, ladders=dunning.ladders(), customer_ids={asked.customer_id for asked in waiting})
+    for asked in waiting:
+        asked.next_run = acted_on.get(asked.customer_id)
+    return night
+
+
+def _requests_acted_on(*, today: dt.date) -> list:
+    """The collectors' requests waiting for a manager (plans, then exceptions,
+    as the approvals list them) on accounts the next run acts on."""
+    waiting = [
+        *PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL).select_related("customer")
+        .order_by("proposed_on", "pk"),
+        *(asked for asked in exceptions_asked(on=today).select_related("customer")
+          .order_by("requested_on", "pk") if not asked.lapsed),
+    ]
+    _next_run_marked(waiting, today=today)
+    return [asked for asked in waiting if asked.next_run is not None]
 
 
 def _approval_waiting(*, today: dt.date) -> QuerySet[DunningAction]:
