@@ -106,7 +106,7 @@ from arcrm.paging import BadPosition, Keyset, Page
 from arcrm.roles import can_act_on, require_act_on
 from arcrm.text import person_name
 from customers.cover import covered_by
-from customers.models import Contact, Customer
+from customers.models import Contact, Customer, EventKind, TimelineEvent
 from customers.owners import account_owners
 
 log = logging.getLogger(__name__)
@@ -672,11 +672,51 @@ def action_decide(request: HttpRequest, pk: int) -> HttpResponse:
         action = actions.get(pk=pk)
     _add_questions([action], today=today)
     action.form = form
+    if action.status != ActionStatus.AWAITING_APPROVAL:
+        action.decided, action.decision_note = _decision_said(action)
     return _item_response(
         request, "collections/approvals.html#approval-item", action,
         queue="collections:approvals", queue_name="Approvals",
         count=lambda query: ("collections/approvals.html#approval-count", _approval_waiting(today=today)),
     )
+
+
+# What a decided step asks for, and what came of approving it.
+ASKED = {StepAction.CREDIT_HOLD: "credit hold", StepAction.SWITCH_TO_COD: "switch to C.O.D."}
+APPROVED = {StepAction.CREDIT_HOLD: "the account is on credit hold",
+            StepAction.SWITCH_TO_COD: "the account is on C.O.D. terms"}
+
+
+def _decision_said(action: DunningAction) -> tuple[str, str]:
+    """Who decided the step, what, when, and their note: what its card says
+    once decided. The note is on the decision's timeline entry (a declined
+    step keeps it as its skip reason, cut short; an approved one not at all),
+    as is what tells a decline (an exception) from an approval that found
+    the step moot (a dunning entry): both skip the step with reviewed_by
+    set. One query."""
+    events = (TimelineEvent.objects.for_subject(action).filter(actor__isnull=False).select_related("actor")
+              .order_by("-occurred_at", "-pk"))
+    decision = next((event for event in events if "note" in event.details), None)
+    when = ""
+    if action.done_at:
+        done_at = timezone.localtime(action.done_at)
+        when = f" on {format_day(done_at.date())} at {done_at:%H:%M}"
+    if decision is None:
+        # Not a manager's: skipped as asking for terms in force, or as no longer needed.
+        if action.status == ActionStatus.SKIPPED:
+            return f"Skipped{when}, no decision needed: {action.skip_reason}.", ""
+        return action.get_status_display() + ".", ""
+    by = f"by {person_name(decision.actor)}{when}"
+    review = action.step.action == StepAction.MANAGER_REVIEW
+    if action.status == ActionStatus.DONE:
+        said = (f"Reviewed {by}: the ladder goes on." if review
+                else f"Approved {by}: {APPROVED[action.step.action]}.")
+    elif decision.kind == EventKind.EXCEPTION:
+        said = (f"Review skipped {by}; the ladder goes on." if review
+                else f"Declined {by}: no {ASKED[action.step.action]}; the ladder goes on.")
+    else:
+        said = f"Approved {by}, but not carried out: {action.skip_reason}."
+    return said, decision.details["note"]
 
 
 @dataclass(frozen=True)

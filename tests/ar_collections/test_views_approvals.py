@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from ar_collections import workspace
+from ar_collections import services, workspace
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
@@ -819,8 +819,8 @@ def test_a_decision_needs_a_note(client, manager, action):
 
 
 @pytest.mark.parametrize("decision", ["approve", "decline"])
-def test_a_step_already_decided_is_not_decided_again(client, manager, action, decision):
-    DunningAction.objects.filter(pk=action.pk).update(status=ActionStatus.SKIPPED, skip_reason="first")
+def test_a_step_already_decided_is_not_decided_again(client, manager, other_manager, action, decision):
+    services.action_decline(action=action, manager=other_manager, note="first")
     before = state(action)
     client.force_login(manager)
 
