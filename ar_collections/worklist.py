@@ -537,13 +537,20 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
             status__in=NOT_CARRIED_OUT)
         lasts = lasts.filter(Q(status__in=NOT_CARRIED_OUT)
                              | Q(status=ActionStatus.DONE) & ~Exists(told_until))
-    rows = (lasts.values_list("pk", "status", "step__position", "step__action", "error", "skip_reason")
-            if ended else ())
+    # A step a manager declined and one an approval found moot are both skipped
+    # with the manager as reviewer; only the decline is on the timeline as an
+    # exception (services.action_decline), its note the skip reason.
+    declined = Exists(TimelineEvent.objects.filter(
+        subject_type=ContentType.objects.get_for_model(DunningAction), subject_id=OuterRef("pk"),
+        kind=EventKind.EXCEPTION))
+    rows = (lasts.annotate(declined=declined).values_list(
+        "pk", "status", "step__position", "step__action", "error", "skip_reason", "declined"
+    ) if ended else ())
     # A last step that failed or was skipped (declined, say) told the customer
     # nothing: its item says so, and why.
-    not_carried_out = {pk: _last_step_not_carried_out(position, action, status, error or skip_reason)
-                       for pk, status, position, action, error, skip_reason in rows
-                       if status in NOT_CARRIED_OUT}
+    not_carried_out = {
+        pk: _last_step_not_carried_out(position, action, status, error or skip_reason, declined=declined)
+        for pk, status, position, action, error, skip_reason, declined in rows if status in NOT_CARRIED_OUT}
     if not again and ended:
         listed = {row[0] for row in rows}
         ended = {c: (cycle, last) for c, (cycle, last) in ended.items() if last in listed}
@@ -618,12 +625,16 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
 NOT_CARRIED_OUT_SAID = 120
 
 
-def _last_step_not_carried_out(position: int, action: str, status: str, reason: str) -> str:
-    # A note's closing full stop goes: what to do follows after a semicolon.
+def _last_step_not_carried_out(position: int, action: str, status: str, reason: str, *,
+                               declined: bool = False) -> str:
+    # A note's closing full stop goes: what to do follows it.
     said = one_line(reason or "").rstrip(" .")
     why = shorten(said, NOT_CARRIED_OUT_SAID) if said else "no reason was recorded"
+    step = f"its last step, step {position} ({StepAction(action).label})"
+    if declined:
+        return f"{step}, was declined by a manager (note: {why}); "
     ended = "failed" if status == ActionStatus.FAILED else "was skipped"
-    return f"its last step, step {position} ({StepAction(action).label}), {ended}: {why}; "
+    return f"{step}, {ended}: {why}; "
 
 
 def _broken_commitments_taken_in(*, customer_ids: list[int], on: dt.date, actor, record: bool) -> None:

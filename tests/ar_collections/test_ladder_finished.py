@@ -15,7 +15,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from ar_collections import services, worklist, workspace
+from ar_collections import delivery, services, worklist, workspace
 from ar_collections.models import (
     ActionStatus,
     DisputeReason,
@@ -146,9 +146,29 @@ def test_a_manager_declining_the_last_step_puts_the_account_on_its_collector_s_l
     [item] = items(account)
     assert (item.status, item.assignee, item.action) == (WorkStatus.OPEN, collector, hold)
     assert any(e.startswith("Worklist: The ladder has no step left") for e in events(account, EventKind.WORK))
-    # The note's own full stop is not doubled by what follows it (".;").
-    assert ("its last step, step 4 (Credit hold), was skipped: They just paid a large order; "
-            "decide the next action") in item.title, item.title
+    # Declined, not "skipped"; the note's own full stop is not doubled by what follows it (".)").
+    assert ("its last step, step 4 (Credit hold), was declined by a manager (note: They just paid a large "
+            "order); decide the next action") in item.title, item.title
+
+
+def test_a_last_step_a_manager_approved_but_found_moot_reads_skipped_not_declined(
+    account, collector, manager
+):
+    """Approved once payments had taken what is due under the minimum, the
+    hold is skipped with the manager as its reviewer too: the item says why."""
+    hold = ladder_taken(account, last=ActionStatus.AWAITING_APPROVAL)
+    account.invoices.update(open_amount=Decimal("5.00"))
+    with frozen(ON):
+        delivery.action_approve(action=hold, manager=manager, note="Late again.")
+    hold.refresh_from_db()
+    assert (hold.status, hold.reviewed_by) == (ActionStatus.SKIPPED, manager)
+
+    worklist.worklist_refresh(on=ON)
+
+    [item] = items(account)
+    assert ("its last step, step 4 (Credit hold), was skipped: by approval what is still due (EUR 10.00) is "
+            "under the policy's minimum; decide the next action") in item.title, item.title
+    assert "declined" not in item.title
 
 
 def test_a_manager_declining_a_step_with_another_after_it_adds_no_item(make_account, collector, manager):
