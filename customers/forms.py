@@ -289,8 +289,13 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         label="AP payment-run days", required=False,
         help_text="Days of the month on which their AP pays, separated by commas, e.g. 15, 30.",
     )
-    collector = WorkerChoiceField(queryset=User.objects.none())
-    relationship_owner = UserChoiceField(queryset=User.objects.none(), required=False)
+    # The menus' blank choices say what choosing nothing means: Django's "---------" tells nobody.
+    collector = WorkerChoiceField(
+        queryset=User.objects.none(), empty_label="Choose a collector",
+        error_messages={"required": "Choose a collector: every account has one who chases its receivables."},
+    )
+    relationship_owner = UserChoiceField(queryset=User.objects.none(), required=False,
+                                         empty_label="No relationship owner")
     referred_by = forms.ModelChoiceField(
         label="Referred by",
         queryset=Customer.objects.all(),
