@@ -1252,7 +1252,8 @@ def test_a_dispute_is_routed_to_the_department_that_handles_its_reason(
     # Linked at the address the collector uses (no SITE_URL set): the department opens the account.
     assert f"Account: http://testserver/customers/{customer.pk}/" in message.get_content()
     event = TimelineEvent.objects.filter(kind=EventKind.DISPUTE).get()
-    assert event.summary.endswith("sent to Sales Ops <salesops@example.test> — Quoted EUR 450, billed EUR 500")
+    assert event.summary.endswith(
+        "sent to Sales Ops <salesops@example.test> — Quoted EUR 450, billed EUR 500")
     assert linked_numbers(event) == ["INV-1001"]
 
 
