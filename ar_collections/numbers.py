@@ -1011,7 +1011,8 @@ class AgedBalance:
         with self._connection.cursor() as cursor:
             cursor.execute(f"{self.rows_sql} LIMIT %s OFFSET %s",
                            [*self.rows_params, page.stop - page.start, page.start])
-            return [self._row(cursor.description, values) for values in cursor.fetchall()]
+            names = [column[0] for column in cursor.description]
+            return [self._row(names, values) for values in cursor.fetchall()]
 
     def __iter__(self) -> Iterator[dict]:
         return self.iterator()
@@ -1022,14 +1023,16 @@ class AgedBalance:
         cursor = self._connection.chunked_cursor()
         try:
             cursor.execute(self.rows_sql, self.rows_params)
+            # Read once: the driver builds the description anew each time it is asked.
+            names = [column[0] for column in cursor.description]
             while chunk := cursor.fetchmany(chunk_size):
-                yield from (self._row(cursor.description, values) for values in chunk)
+                yield from (self._row(names, values) for values in chunk)
         finally:
             cursor.close()
 
     @staticmethod
-    def _row(description, values) -> dict:
-        row = dict(zip((column[0] for column in description), values, strict=True))
+    def _row(names: list[str], values) -> dict:
+        row = dict(zip(names, values, strict=True))
         # SQLite hands back sums as floats and dates as text; as Django's fields read them.
         for key in [*dict(AGED_COLUMNS), "total"]:
             row[key] = _as_money(row[key])
