@@ -67,6 +67,7 @@ from ar_collections.models import (
     InvoiceStatus,
     PauseKind,
     PaymentPlan,
+    PaymentReversal,
     PlanStatus,
     Promise,
     PromiseStatus,
@@ -848,7 +849,15 @@ def _ledger_on(day: dt.date) -> dict[str, QuerySet]:
     resolved since took off its total, a write-off made by then, and what the
     dispute open that day (opened by then, not resolved by then) held back."""
     return {
-        "allocated": Allocation.ledger.filter(allocation_stood(day), invoice__isnull=False)
+        # allocation_stood(day), with the payments reversed since as a list
+        # (PostgreSQL hashes it) rather than joined to every allocation one at a
+        # time, which on a book of 1,000,000 invoices was a third of the statement.
+        "allocated": Allocation.ledger.filter(
+            Q(reversal__isnull=True)
+            | Q(reversal_id__in=PaymentReversal.objects.filter(reversed_on__gt=day).values("pk")),
+            allocated_on__lte=day,
+            invoice__isnull=False,
+        )
         .order_by()
         .values("invoice_id")
         .annotate(amount_sum=Sum("amount")),
