@@ -887,7 +887,7 @@ def _open_on_sql(scope: Scope, *, day: dt.date, bucket: str | None) -> tuple[str
     """The aged trial balance at the end of a past `day`, as one statement
     PostgreSQL and SQLite both run, unordered: invoices as they stood then,
     rebuilt from the ledger as the Numbers page's receivables at a date are
-    (_ledger), so the two agree — issued by then and not cancelled, at their
+    (_ledger), so the two agree — issued by then and not cancelled by then, at their
     total as issued (plus what a correction resolved since took off), less
     the allocations that stood that day and a write-off made by then. `owed`
     is what each still owed; only those owing something count. What a
@@ -901,7 +901,9 @@ def _open_on_sql(scope: Scope, *, day: dt.date, bucket: str | None) -> tuple[str
     thirty per invoice, and the page waited seconds on a book of 100,000."""
     connection = connections[Invoice.objects.db]
     invoices = (
-        scope.of(Invoice.objects.exclude(status=InvoiceStatus.CANCELLED).filter(issue_date__lte=day))
+        # One the ERP cancelled since still counts, as it stood (_ledger counts it so too).
+        scope.of(Invoice.objects.filter(~Q(status=InvoiceStatus.CANCELLED) | Q(cancelled_on__gt=day))
+                 .filter(issue_date__lte=day))
         .order_by()
         .values("id", "customer_id", "currency", "due_date", "total_amount")
     )

@@ -163,6 +163,26 @@ def test_money_on_account_set_against_an_invoice_later_counts_from_its_own_day_o
     assert acme_row[3] + cogs_row[3] == eur.periods[0].closing == D("1650.00")
 
 
+def test_an_invoice_the_erp_cancelled_after_the_day_counts_as_it_stood_on_both_pages(
+    book, make_invoice, manager
+):
+    # Owed on 30 Nov, cancelled on 12 Dec: the month end reads it, and still agrees
+    # with the Numbers page's receivables; today it is gone.
+    bolt = book["bolt"]
+    wrong = make_invoice(bolt, issued=day(11, 3), due=day(11, 18), amount="90.00", number="INV-ERR",
+                         currency="USD")
+    with frozen(day(12, 12)):
+        workspace.invoice_cancel(invoice=wrong, actor=manager, on=day(12, 12), reason="Raised in error")
+    with frozen(TODAY):
+        [_, usd] = numbers.figures(numbers.Scope(), today=TODAY,
+                                   periods=[numbers.Period.ending(day(11, 1), months=1)])
+
+    [*_, bolt_row] = balance(MONTH_END)
+    assert bolt_row[2] == buckets(late_1_30="90.00", late_over_90="700.00")
+    assert bolt_row[3] == usd.periods[0].closing == D("790.00")
+    assert balance(TODAY)[-1][2] == buckets(late_over_90="700.00")
+
+
 def test_a_bucket_as_of_a_day_keeps_only_the_accounts_with_money_in_it_then(book):
     assert [(r[0], r[1]) for r in balance(MONTH_END, bucket="late_31_60")] == [("EUR", "Acme")]
     assert [(r[0], r[1]) for r in balance(MONTH_END, bucket="disputed")] == [("EUR", "Cogs")]
