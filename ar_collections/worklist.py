@@ -1350,13 +1350,14 @@ def order_gaps_ended(*, still: set[str], on: dt.date) -> int:
         if key not in still}
     if not ended:
         return 0
-    ordered = _ordered_again(ended, on=on)
+    ordered, cancelled = _last_order_moved(ended, on=on)
     # Atomic: items_close locks the items it records, so a collector ticking
     # one off at this moment does not see it closed twice.
     with transaction.atomic():
         return (items_close(because=ORDERED_AGAIN, pk__in=ordered)
+                + items_close(because="the order its gap ran from was cancelled in the ERP", pk__in=cancelled)
                 + items_close(because="the gap is one no longer: its usual interval was changed, or it "
-                              "is on credit hold", pk__in=set(ended) - ordered))
+                              "is on credit hold", pk__in=set(ended) - ordered - cancelled))
 
 
 ORDERED_AGAIN = "it has ordered again"
@@ -1370,19 +1371,29 @@ def order_gaps_ordered(*, customer_ids, on: dt.date) -> int:
     items = {pk: (customer_id, key) for pk, customer_id, key in WorkItem.objects.filter(
         status=WorkStatus.OPEN, kind=WorkKind.ORDER_GAP, customer_id__in=list(customer_ids))
         .values_list("pk", "customer_id", "key")}
-    return items_close(because=ORDERED_AGAIN, pk__in=_ordered_again(items, on=on)) if items else 0
+    return items_close(because=ORDERED_AGAIN, pk__in=_last_order_moved(items, on=on)[0]) if items else 0
 
 
-def _ordered_again(items: dict[int, tuple[int, str]], *, on: dt.date) -> set[int]:
+def _last_order_moved(items: dict[int, tuple[int, str]], *, on: dt.date) -> tuple[set[int], set[int]]:
     """Of order-gap `items` (pk → (customer id, key)), those whose account's
-    last order by `on` is another than the one the item's gap runs from."""
+    last order by `on` is later than the one the item's gap runs from (it
+    has ordered again), and those whose last order is earlier: the order the
+    gap ran from was cancelled in the ERP, and the gap runs from the one
+    before, another item with another title."""
     last_orders = dict(
         Invoice.objects.exclude(status=InvoiceStatus.CANCELLED)
         .filter(customer_id__in={c for c, _ in items.values()}, issue_date__lte=on)
         .order_by().values("customer_id").annotate(last=Max("issue_date")).values_list("customer_id", "last")
     )
-    return {pk for pk, (customer_id, key) in items.items()
-            if key != _order_gap_key(customer_id, last_orders.get(customer_id, dt.date.min))}
+    later, earlier = set(), set()
+    for pk, (customer_id, key) in items.items():
+        since = dt.date.fromisoformat(key.rsplit(":", 1)[1])
+        last = last_orders.get(customer_id, dt.date.min)
+        if last > since:
+            later.add(pk)
+        elif last < since:
+            earlier.add(pk)
+    return later, earlier
 
 
 # --- Reading the list ----------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from ar_collections import worklist
+from ar_collections import worklist, workspace
 from ar_collections.api import api_token_create
 from ar_collections.models import Invoice, InvoiceStatus, WorkItem, WorkKind, WorkStatus
 from customers.models import CollectorAbsence, EventKind, TimelineEvent
@@ -131,6 +131,32 @@ def test_a_new_invoice_closes_the_item_and_the_next_gap_is_a_new_item(
         worklist.worklist_refresh(on=later)
     assert gap_items(customer).filter(status=WorkStatus.OPEN).get().title.startswith(
         "No order since 5 Aug (usually every 30 days)")
+
+
+def test_a_cancelled_last_order_closes_the_item_saying_so_and_the_gap_runs_from_the_order_before(
+    make_customer, make_invoice, collector, manager
+):
+    # The gap ran from an order the ERP then cancelled: the account has not ordered
+    # again, and the item it was, read "No order since 14 Jun", is wrong by a month.
+    customer = make_customer()
+    ordered(make_invoice, customer, last=TODAY - dt.timedelta(days=52), every=30, orders=6)
+    worklist.worklist_refresh(on=TODAY)
+    first = gap_items(customer).get()
+    last = Invoice.objects.get(customer=customer, issue_date=TODAY - dt.timedelta(days=52))
+
+    workspace.invoice_cancel(invoice=last, actor=manager, on=TODAY, reason="Raised in error")
+    worklist.order_gaps_ordered(customer_ids=[customer.pk], on=TODAY)
+    first.refresh_from_db()
+    assert first.status == WorkStatus.OPEN  # not "it has ordered again"
+
+    worklist.worklist_refresh(on=TODAY)
+    first.refresh_from_db()
+    assert first.status == WorkStatus.DONE
+    ended = TimelineEvent.objects.filter(customer=customer, kind=EventKind.WORK).get()
+    assert ended.summary == (f"Worklist: done — {first.title}; the order its gap ran from was cancelled "
+                             "in the ERP")
+    assert gap_items(customer).filter(status=WorkStatus.OPEN).get().title.startswith(
+        "No order since 15 May (usually every 30 days)")
 
 
 def test_an_item_ticked_off_stays_done_while_the_same_gap_goes_on(make_customer, make_invoice, collector):
