@@ -913,9 +913,11 @@ def _open_on_sql(scope: Scope, *, day: dt.date, bucket: str | None) -> tuple[str
         sql, more = rows.query.sql_with_params()
         joins.append(f"LEFT JOIN ({sql}) {name} ON {name}.invoice_id = i.id")
         params.extend(more)
+    # Rounded to the cent: SQLite adds money as floating point, and an invoice
+    # paid in two parts (250.30 = 100.10 + 150.20) would owe 2.8e-14 and count.
     owed = (
-        "(i.total_amount + COALESCE(corrected.amount_sum, 0) - COALESCE(allocated.amount_sum, 0)"
-        " - COALESCE(written_off.amount_sum, 0))"
+        "ROUND(i.total_amount + COALESCE(corrected.amount_sum, 0) - COALESCE(allocated.amount_sum, 0)"
+        " - COALESCE(written_off.amount_sum, 0), 2)"
     )
     figures = (
         f"SELECT i.*, {owed} AS owed, COALESCE(disputed.amount_sum, 0) AS held_back"

@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from ar_collections import numbers
+from ar_collections.models import Payment
 from tests.ar_collections.conftest import frozen
 
 D = Decimal
@@ -73,3 +74,17 @@ def test_a_past_day_s_balance_of_nothing_owed_is_empty(make_customer, make_invoi
     with frozen(TODAY):
         rows = numbers.aged_balances(numbers.Scope(), today=TODAY, on=MONTH_END)
         assert (rows.count(), list(rows[0:50]), list(rows)) == (0, [], [])
+
+
+def test_an_invoice_paid_in_parts_owes_nothing_to_the_cent_on_either_database(make_customer, make_invoice):
+    # SQLite adds money as floating point: 250.30 - 100.10 - 150.20 is 2.8e-14 there,
+    # which listed a settled invoice's account with 0.00 before owed was rounded.
+    acme = make_customer(name="Acme", currency="EUR")
+    invoice = make_invoice(acme, issued=dt.date(2025, 10, 1), amount="250.30", paid_on=dt.date(2025, 10, 5))
+    invoice.allocations.update(amount=D("100.10"))
+    second = Payment.objects.create(customer=acme, received_on=dt.date(2025, 10, 6), currency="EUR",
+                                    amount=D("150.20"))
+    invoice.allocations.create(payment=second, amount=D("150.20"), allocated_on=dt.date(2025, 10, 6))
+    with frozen(TODAY):
+        rows = numbers.aged_balances(numbers.Scope(), today=TODAY, on=MONTH_END)
+        assert (rows.count(), list(rows)) == (0, [])
