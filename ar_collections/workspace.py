@@ -2031,14 +2031,18 @@ def invoice_cancel(*, invoice: Invoice, actor, on: dt.date, reason: str) -> Invo
                 details={"outcome": dispute.outcome, "note": dispute.resolution_note, "before": before,
                          "after": {"status": invoice.status, "open_amount": str(invoice.open_amount)}},
             )
-        # A promise left with nothing open to pay asked for money no longer
-        # owed: withdrawn, as a promise recorded wrongly is, kept by nobody.
+        # A promise for cancelled invoices alone asked for money never owed:
+        # withdrawn, as a promise recorded wrongly is, kept by nobody. One with
+        # other invoices is judged on them (commitments_check, below, reads a
+        # cancelled invoice as settled): kept once they are paid. Ended today,
+        # when it is known, and never before it was made.
         for promise in (Promise.objects.select_for_update().select_related("customer")
                         .filter(invoices=invoice, status=PromiseStatus.OPEN).order_by("pk")):
-            if not promise.invoices.filter(status=InvoiceStatus.OPEN).exists():
+            if not promise.invoices.exclude(status=InvoiceStatus.CANCELLED).exists():
                 said = (f"Promise of {format_money(promise.amount, promise.currency)} by "
                         f"{format_day(promise.promised_on)}")
-                _promise_close(promise, PromiseStatus.CANCELLED, paid=promise.paid_amount, on=on, actor=actor,
+                _promise_close(promise, PromiseStatus.CANCELLED, paid=promise.paid_amount,
+                               on=max(timezone.localdate(), promise.made_on), actor=actor,
                                summary=f"{said} withdrawn: {ended}")
         _plans_follow_dispute(invoice, taken_off=invoice.total_amount, because=f"the cancellation of "
                               f"{invoice.number}", ended=ended, actor=actor, on=on, dispute=dispute)

@@ -319,6 +319,25 @@ def test_a_promise_for_it_alone_is_withdrawn_one_with_an_invoice_still_open_goes
 
 
 @pytest.mark.usefixtures("_frozen_today")
+def test_a_promise_whose_other_invoices_were_paid_is_kept_not_withdrawn(
+    erp, manager, customer, invoice, make_invoice
+):
+    # The customer paid what it promised on INV-2; INV-1, raised in error, is cancelled:
+    # it did what it said, and a broken or withdrawn promise would wrong it.
+    other = make_invoice(customer, issued=dt.date(2025, 6, 2), due=dt.date(2025, 7, 2), amount="70.00",
+                         number="INV-2")
+    promise = workspace.promise_record(customer=customer, actor=manager, invoices=[invoice, other],
+                                       amount=Decimal("570.00"), promised_on=dt.date(2025, 8, 20), on=TODAY)
+    workspace.payment_record(customer=customer, actor=manager, amount=Decimal("70.00"), currency="EUR",
+                             received_on=TODAY, allocations=[(other, Decimal("70.00"))], reference="P-2")
+
+    assert post(erp, [row(invoice, **CANCEL)])[0] == 200
+
+    promise.refresh_from_db()
+    assert (promise.status, promise.resolved_on) == (PromiseStatus.KEPT, TODAY)
+
+
+@pytest.mark.usefixtures("_frozen_today")
 def test_the_review_queue_says_the_day_it_was_cancelled(client, collector, manager, customer, make_action,
                                                        make_invoice, erp):
     action = make_action(customer)
