@@ -433,8 +433,9 @@ def _at_sums(
 
 def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
     """The receivables at the end of each of `days` (total, and the part not
-    yet due), and credit sales per month of issue, per currency. Four queries:
-    invoices, corrections, allocations, write-offs."""
+    yet due), and credit sales per month of issue (less the invoices cancelled
+    in the month), per currency. Five queries: invoices, cancellations,
+    corrections, allocations, write-offs."""
     balances: dict[str, dict[dt.date, list[Decimal]]] = defaultdict(
         lambda: {day: [ZERO, ZERO] for day in days}
     )
@@ -469,6 +470,19 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
         )
     )
     take(invoices, "currency", +1, month="month", amount="issued")
+    # A cancellation takes the invoice off the credit sales of the month it was
+    # cancelled in, at what it was billed at then, as it leaves the receivables
+    # from that day: the months before read as they did, and an invoice raised
+    # in error and billed again is one sale, not two.
+    cancelled = (
+        scope.of(Invoice.objects.filter(status=InvoiceStatus.CANCELLED, cancelled_on__isnull=False))
+        .annotate(month=TruncMonth("cancelled_on"))
+        .order_by()
+        .values("currency", "month")
+        .annotate(billed=Sum("total_amount"))
+    )
+    for row in cancelled:
+        sales[row["currency"]][_as_date(row["month"])] -= row["billed"] or ZERO
     # A correction took its amount off the invoice's total on the day its
     # dispute was resolved: before that day the invoice counts at its total as issued.
     corrections = (

@@ -428,6 +428,28 @@ def test_the_receivables_of_a_day_before_the_cancellation_still_count_it_those_a
         Decimal("1600.00"), Decimal("1000.00"))
 
 
+def sales(*, today: dt.date, month: dt.date) -> Decimal:
+    """The Numbers page's credit sales of `month`, as of `today`."""
+    with frozen(today):
+        period = numbers.Period.ending(month, months=1, today=today)
+        [currency] = numbers.figures(numbers.Scope(), today=today, periods=[period])
+    return currency.periods[0].sales
+
+
+def test_a_cancellation_takes_the_invoice_off_the_sales_of_its_own_month_not_of_the_past(
+    manager, customer, make_invoice
+):
+    # Raised in error in September and billed again in October: counted once in the
+    # sales that DSO divides by, and September's figures read as they did then.
+    make_invoice(customer, issued=dt.date(2025, 9, 5), due=dt.date(2025, 10, 5), amount="1000.00")
+    wrong = make_invoice(customer, issued=dt.date(2025, 9, 20), due=dt.date(2025, 10, 20), amount="600.00")
+    cancel(wrong, manager, on=dt.date(2025, 10, 15))
+    make_invoice(customer, issued=dt.date(2025, 10, 15), due=dt.date(2025, 11, 15), amount="600.00")
+
+    assert sales(today=dt.date(2025, 11, 3), month=dt.date(2025, 9, 1)) == Decimal("1600.00")
+    assert sales(today=dt.date(2025, 11, 3), month=dt.date(2025, 10, 1)) == Decimal("0.00")
+
+
 # --- the admin ------------------------------------------------------------------------------
 
 
