@@ -431,6 +431,19 @@ def _at_sums(
     return sums
 
 
+# An invoice the ERP cancelled counts until the day it was cancelled, so that
+# a past day's figures read as they did then (the Numbers page's receivables,
+# the aged trial balance as of a day); one cancelled before that day was kept
+# has none, and never counts.
+COUNTED = ~Q(status=InvoiceStatus.CANCELLED) | Q(cancelled_on__isnull=False)
+
+
+def uncancelled(prefix: str = "") -> Callable[[dt.date], Q]:
+    """Not cancelled by the end of a day (with COUNTED), for an invoice reached through `prefix`."""
+    return lambda day: (Q(**{f"{prefix}cancelled_on__isnull": True})
+                        | Q(**{f"{prefix}cancelled_on__gt": day}))
+
+
 def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
     """The receivables at the end of each of `days` (total, and the part not
     yet due), and credit sales per month of issue (less the invoices cancelled
@@ -450,17 +463,8 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
             if month:
                 sales[row[currency]][_as_date(row[month])] += row[amount] or ZERO
 
-    # An invoice the ERP cancelled counts until the day it was cancelled, so
-    # that a past day's receivables read as they did then; one cancelled
-    # before that day was kept has none, and never counts.
-    counted = ~Q(status=InvoiceStatus.CANCELLED) | Q(cancelled_on__isnull=False)
-
-    def uncancelled(prefix: str = "") -> Callable[[dt.date], Q]:
-        return lambda day: (Q(**{f"{prefix}cancelled_on__isnull": True})
-                            | Q(**{f"{prefix}cancelled_on__gt": day}))
-
     invoices = (
-        scope.of(Invoice.objects.filter(counted))
+        scope.of(Invoice.objects.filter(COUNTED))
         .annotate(month=TruncMonth("issue_date"))
         .order_by()
         .values("currency", "month")
@@ -490,7 +494,7 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
             Dispute.objects.filter(
                 outcome=DisputeOutcome.CORRECTED_INVOICE,
                 status=DisputeStatus.RESOLVED,
-                invoice__in=Invoice.objects.filter(counted),
+                invoice__in=Invoice.objects.filter(COUNTED),
             ),
             currency="invoice__currency",
         )
@@ -522,7 +526,7 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
     # Every allocation ever made, as it stood each day: a payment reversed
     # since counts from the day it was applied until the day it was reversed,
     # so a past day's receivables read as they did then.
-    paid_or_credited = Allocation.ledger.filter(invoice__in=Invoice.objects.filter(counted))
+    paid_or_credited = Allocation.ledger.filter(invoice__in=Invoice.objects.filter(COUNTED))
     take(taken_off(paid_or_credited, moved=lambda day: allocation_stood(day) & uncancelled("invoice__")(day),
                    customer="invoice__customer"),
          "invoice__currency", -1)
@@ -915,9 +919,8 @@ def _open_on_sql(scope: Scope, *, day: dt.date, bucket: str | None) -> tuple[str
     thirty per invoice, and the page waited seconds on a book of 100,000."""
     connection = connections[Invoice.objects.db]
     invoices = (
-        # One the ERP cancelled since still counts, as it stood (_ledger counts it so too).
-        scope.of(Invoice.objects.filter(~Q(status=InvoiceStatus.CANCELLED) | Q(cancelled_on__gt=day))
-                 .filter(issue_date__lte=day))
+        # One the ERP cancelled since still counts, as it stood, as in _ledger.
+        scope.of(Invoice.objects.filter(COUNTED, uncancelled()(day), issue_date__lte=day))
         .order_by()
         .values("id", "customer_id", "currency", "due_date", "total_amount")
     )
@@ -944,7 +947,8 @@ def _open_on_sql(scope: Scope, *, day: dt.date, bucket: str | None) -> tuple[str
         f" FROM ({figures}) f WHERE owed > 0"
     )
     sums, sum_params = {}, []
-    for key, (condition, condition_params) in _aged_conditions_sql(day, connection=connection).items():
+    conditions = _aged_conditions_sql(day, connection=connection)
+    for key, (condition, condition_params) in conditions.items():
         amount = "disputed_part" if key == "disputed" else "undisputed"
         sums[key] = f"COALESCE(SUM(CASE WHEN {condition} THEN {amount} END), 0)"
         sum_params.extend(condition_params)
@@ -961,8 +965,7 @@ def _open_on_sql(scope: Scope, *, day: dt.date, bucket: str | None) -> tuple[str
     if bucket:
         # PostgreSQL reads no column alias in HAVING: the bucket's sum again.
         sql += f" HAVING {sums[bucket]} > 0"
-        params += [param for key, (_, more) in _aged_conditions_sql(day, connection=connection).items()
-                   if key == bucket for param in more]
+        params += conditions[bucket][1]
     return sql, params
 
 
