@@ -1008,11 +1008,28 @@ WORDING_BLOCKS = {
     WordingKind.PLAN_AGREED: (),
 }
 # The blocks each kind's PDF layout has for its words: the sentence before
-# the statement's tables, and under the figures how to pay and whom to ask.
-PDF_BLOCKS = {
+# the statement's tables, under the figures how to pay and whom to ask, and
+# each heading and label the page prints (the copy's COPY mark among them), so
+# that a company writes its own vocabulary in every language. A block a saved
+# version leaves out prints the layout's label, which is the shipped word.
+PDF_LABEL_BLOCKS = {
+    WordingKind.INVOICE_COPY: (
+        "customer_number", "date", "copy_mark", "invoice_number", "invoice_date", "due_date",
+        "your_reference", "currency", "invoice_total", "paid", "credited", "open_now", "copy_charges",
+        "open_with_charges",
+    ),
+    WordingKind.STATEMENT: (
+        "customer_number", "date", "nothing_open", "invoices", "invoice", "issued", "due", "days_overdue",
+        "total", "open", "charges", "credits", "credits_hint", "summary", "summary_invoices",
+        "summary_charges", "summary_credits", "balance", "later", "held_back", "credit_left", "to_pay_now",
+        "aging", "aging_not_due", "aging_1_30", "aging_31_60", "aging_61_90", "aging_over_90", "aging_total",
+    ),
+}
+PDF_SENTENCE_BLOCKS = {
     WordingKind.INVOICE_COPY: ("payment",),
     WordingKind.STATEMENT: ("intro", "payment"),
 }
+PDF_BLOCKS = {kind: PDF_SENTENCE_BLOCKS[kind] + PDF_LABEL_BLOCKS[kind] for kind in PDF_SENTENCE_BLOCKS}
 # After a template's name in an error: the text is the one saved on the page, not the file.
 WORDING_EDITED = " as edited on the Wording page"
 

@@ -89,6 +89,8 @@ PDF_BLOCKS_SAID = {
     WordingKind.STATEMENT: ("{% block intro %} (before the tables) and {% block payment %} "
                             "(under the figures)"),
 }
+# The PDF's headings and labels, a block each, as a refusal lists them.
+PDF_LABELS_SAID = {kind: ", ".join(names) for kind, names in rendering.PDF_LABEL_BLOCKS.items()}
 # The document as a refusal names it: "not a value a notice is given".
 DOCUMENT_SAID = {WordingKind.DUNNING: "a notice", WordingKind.INVOICE_COPY: "an invoice copy's e-mail",
                  WordingKind.STATEMENT: "a statement's e-mail", WordingKind.CALL_SUMMARY: "a call summary",
@@ -372,7 +374,8 @@ def _tag_problems(kind: str, part: str, source: str) -> Iterator[str]:
             yield f"{line}: this e-mail has no blocks; write its text alone."
         elif tag == "block" and (len(bits) != 2 or bits[1] not in rendering.wording_blocks(kind, part)):
             name = bits[1] if len(bits) > 1 else ""
-            said = PDF_BLOCKS_SAID[kind] if part == "pdf" else BLOCKS_SAID[kind]
+            said = (f"{PDF_BLOCKS_SAID[kind]}, and the headings and labels in a block each "
+                    f"({PDF_LABELS_SAID[kind]})" if part == "pdf" else BLOCKS_SAID[kind])
             yield f"{line}: the layout has no block {name!r}: the words go in {said}."
 
 
@@ -383,9 +386,8 @@ def _outside_blocks(wording: Wording, part: str, nodelist) -> Iterator[str]:
             isinstance(node, TextNode) and not node.s.strip()
         ):
             if part == "pdf":
-                yield (f"there are words outside {PDF_BLOCKS_SAID[wording.kind]}, which the PDF never "
-                       "shows: put them in " + ("it." if len(rendering.PDF_BLOCKS[wording.kind]) == 1
-                                                else "one of the two."))
+                yield (f"there are words outside the blocks ({PDF_BLOCKS_SAID[wording.kind]}, and a block "
+                       "for each heading and label), which the PDF never shows: put them in one of them.")
             elif wording.is_notice:
                 yield ("there are words outside {% block intro %} and {% block request %}, which the e-mail "
                        "and the letter never show: put them in one of the two.")

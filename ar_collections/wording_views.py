@@ -42,7 +42,8 @@ class WordingForm(forms.Form):
                            error_messages={"required": "Write the HTML e-mail."})
     pdf = forms.CharField(label=words.COVER_PART_NAMES["pdf"], strip=False,
                           widget=forms.Textarea(attrs={"rows": 14}),
-                          help_text="The sentences printed on the PDF around its tables and figures.",
+                          help_text="The sentences, headings and labels printed on the PDF around its "
+                                    "figures.",
                           error_messages={"required": "Write the words on the PDF."})
 
     def parts(self) -> dict[str, str]:

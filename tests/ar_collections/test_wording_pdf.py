@@ -9,6 +9,7 @@ import datetime as dt
 import html
 import re
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 from django.template.loader import render_to_string
@@ -104,10 +105,10 @@ def test_a_save_of_the_words_on_a_copy_s_pdf_is_a_version_with_the_words_before_
      "Words on the PDF: it names 'pay_byy', which is not a value an invoice copy's e-mail is given."),
     ("{% block body %}Hello{% endblock %}",
      "Words on the PDF: line 1: the layout has no block 'body': the words go in {% block payment %} "
-     "(under the amounts)."),
+     "(under the amounts), and the headings and labels in a block each (customer_number, date, copy_mark,"),
     ("Thanks! {% block payment %}x{% endblock %}",
-     "Words on the PDF: there are words outside {% block payment %} (under the amounts), which the PDF "
-     "never shows: put them in it."),
+     "Words on the PDF: there are words outside the blocks ({% block payment %} (under the amounts), and a "
+     "block for each heading and label), which the PDF never shows: put them in one of them."),
     ("{% block payment %}{% if settled %}Paid.{% endblock %}",
      "Words on the PDF: the template does not read"),
     ("{% block payment %}{{ customer_name|safe }}{% endblock %}",
@@ -137,7 +138,9 @@ def test_a_statement_s_pdf_words_outside_its_two_blocks_are_refused_naming_both(
     problems = wording.wording_problems(found, with_pdf(STATEMENT, "en", "{% block body %}x{% endblock %}"))
 
     assert problems == ["Words on the PDF: line 1: the layout has no block 'body': the words go in "
-                        "{% block intro %} (before the tables) and {% block payment %} (under the figures)."]
+                        "{% block intro %} (before the tables) and {% block payment %} (under the figures), "
+                        "and the headings and labels in a block each ("
+                        + ", ".join(rendering.PDF_LABEL_BLOCKS[STATEMENT]) + ")."]
 
 
 # --- previews -------------------------------------------------------------------
@@ -289,3 +292,136 @@ def test_the_shipped_pdf_words_as_the_editor_shows_them_print_as_the_files_do(db
             == rendering.render_invoice_copy_html(copy))
     assert (rendering.render_statement_html(replace(statement, wording=statement_parts))
             == rendering.render_statement_html(statement))
+
+
+# --- the headings and labels ------------------------------------------------------
+
+
+def relabelled(kind: str, language: str, **labels: str) -> str:
+    """The shipped words on the kind's PDF in `language`, with some headings or labels of a company's own."""
+    source = wording.shipped_parts(kind, NO_TONE, language)["pdf"]
+    for block, label in labels.items():
+        source, found = re.subn(r"({% block " + block + r" %}).*?({% endblock %})", rf"\g<1>{label}\g<2>",
+                                source, flags=re.S)
+        assert found == 1, block
+    return source
+
+
+def test_a_copy_s_page_offers_its_copy_mark_and_labels_in_its_language_for_editing(client, manager):
+    client.force_login(manager)
+
+    page = client.get(url("wording_edit", COPY, "nl")).text
+
+    field = html.unescape(page.split('name="pdf"', 1)[1].split("</textarea>", 1)[0])
+    assert "{% block copy_mark %}KOPIE{% endblock %}" in field
+    assert "{% block invoice_total %}Factuurbedrag{% endblock %}" in field
+    assert "each heading and label printed on it, the COPY mark too, in a block of its own" in page
+
+
+def test_a_dutch_company_s_own_copy_mark_and_labels_print_on_the_next_copy_sent(
+    account, collector, manager, smtp_server, django_capture_on_commit_callbacks, eager_celery, pdf_text
+):
+    account.contacts.update(language="nl")
+    save(manager, COPY, "nl", relabelled(COPY, "nl", copy_mark="DUPLICAAT", invoice_total="Factuurtotaal",
+                                         open_now="Nog te betalen"))
+    send_copy(account, collector, django_capture_on_commit_callbacks)
+    save(manager, COPY, "nl", relabelled(COPY, "nl", copy_mark="AFSCHRIFT", invoice_total="Factuurtotaal",
+                                         open_now="Nog te betalen"))
+    send_copy(account, collector, django_capture_on_commit_callbacks)
+
+    first, second = (words(pdf_text(next(m.iter_attachments()).get_content())) for m in smtp_server.messages)
+    # The mark is printed letter-spaced, which the read-back splits into letters.
+    first_mark, second_mark = (text.replace(" ", "") for text in (first, second))
+    assert "DUPLICAAT" in first_mark and "KOPIE" not in first_mark
+    assert "Factuurtotaal" in first and "Nog te betalen" in first and "Factuurbedrag" not in first
+    assert "AFSCHRIFT" in second_mark and "DUPLICAAT" not in second_mark  # the newest version, no restart
+    assert "INV-2026-002701" in second and "1.250,00" in second  # the figures are the layout's
+
+
+def test_a_french_company_s_own_statement_headings_print_on_the_next_statement_sent(
+    account, collector, manager, smtp_server, django_capture_on_commit_callbacks, eager_celery, pdf_text
+):
+    account.contacts.update(language="fr")
+    save(manager, STATEMENT, "fr", relabelled(STATEMENT, "fr", invoices="Vos factures ouvertes",
+                                              days_overdue="Jours de retard", summary="Récapitulatif",
+                                              summary_invoices="Factures", aging="Ancienneté",
+                                              aging_over_90="Plus de trois mois"))
+
+    with frozen(TODAY), django_capture_on_commit_callbacks(execute=True):
+        statements.statement_send(customer=account, actor=collector, on=TODAY)
+
+    (message,) = smtp_server.messages
+    text = words(pdf_text(next(message.iter_attachments()).get_content()))
+    for label in ("Vos factures ouvertes", "Jours de retard", "Récapitulatif", "Ancienneté",
+                  "Plus de trois mois"):
+        assert label in text
+    assert "Factures impayées" not in text and "Plus de 90 jours" not in text
+    assert "INV-2026-002701" in text
+
+
+def test_the_pdf_preview_prints_the_headings_in_the_form_and_saves_nothing(client, manager, pdf_text):
+    client.force_login(manager)
+    source = relabelled(STATEMENT, "en", balance="Total owed to us", aging_total="All of it")
+
+    response = client.post(url("wording_letter", STATEMENT), {"based_on": 0, **with_pdf(STATEMENT, "en",
+                                                                                       source)})
+
+    assert response.status_code == 200
+    text = words(pdf_text(response.content))
+    assert "Total owed to us" in text and "All of it" in text
+    assert not WordingVersion.objects.exists()
+
+
+def test_a_label_block_the_pdf_has_not_is_refused_naming_the_blocks_and_the_saved_words_stay(
+    client, manager
+):
+    saved = relabelled(COPY, "en", copy_mark="DUPLICATE")
+    save(manager, COPY, "en", saved)
+    client.force_login(manager)
+
+    response = client.post(url("wording_edit"), {
+        "based_on": 1, **with_pdf(COPY, "en", saved + "{% block copy_stamp %}DUPLICATE{% endblock %}")},
+        headers=HTMX)
+
+    assert response.status_code == 422
+    said = words(html.unescape(response.text))
+    assert "the layout has no block 'copy_stamp'" in said
+    assert "copy_mark, invoice_number" in said  # the label blocks there are, by name
+    assert WordingVersion.objects.count() == 1
+    assert wording.wording_in_force(COPY, NO_TONE, "en")["pdf"] == saved
+
+
+def test_words_that_leave_out_a_label_s_block_print_the_shipped_label(manager, pdf_text):
+    save(manager, COPY, "en", COPY_PDF)  # the payment block alone, as saved before labels were editable
+    copy = wording.sample_invoice_copy(language="en", on=TODAY)
+
+    text = words(pdf_text(rendering.render_invoice_copy(
+        replace(copy, wording=wording.cover_wording_in_force(COPY, "en")))))
+
+    assert "COPY" in text.replace(" ", "") and "Invoice total" in text and f"{QUOTE}: INV-2026-000001" in text
+
+
+@pytest.mark.parametrize("language", list(rendering.LABELS))
+def test_each_language_s_shipped_headings_print_what_the_pdfs_printed_before(db, language, pdf_text):
+    """Read back from the PDFs: the language's file prints the product's labels, as the layout alone does."""
+    copy = wording.sample_invoice_copy(language=language, on=TODAY)
+    statement = wording.sample_statement(language=language, on=TODAY)
+    # An invoice over 90 days late too, so that every aging column is printed.
+    statement = replace(statement, lines=(*statement.lines, rendering.StatementLine(
+        number="INV-2025-000009", issue_date=dt.date(2025, 12, 1), due_date=dt.date(2025, 12, 31),
+        currency="EUR", total_amount=Decimal("10.00"), open_amount=Decimal("10.00"), days_late=110)))
+    labels = rendering.LABELS[language]
+
+    copy_text = words(pdf_text(rendering.render_invoice_copy(copy)))
+    statement_text = words(pdf_text(rendering.render_statement(statement)))
+
+    assert copy_text == words(pdf_text(rendering.html_to_pdf(
+        render_to_string("pdf/invoice_copy.html", rendering._copy_context(copy)))))
+    assert statement_text == words(pdf_text(rendering.html_to_pdf(
+        render_to_string("pdf/statement.html", rendering._statement_context(statement)))))
+    assert labels["copy_mark"] in copy_text.replace(" ", "")  # printed letter-spaced
+    for key in ("invoice_total", "open_with_charges"):
+        assert words(labels[key]) in copy_text
+    for key in ("st_invoices", "st_days_overdue", "st_summary", "st_less_credits", "st_aging",
+                "st_days_over_90"):
+        assert words(labels[key]) in statement_text
