@@ -214,6 +214,17 @@ def test_a_save_notices_could_not_be_sent_with_is_refused_in_clear_words_and_cha
     assert wording.wording_in_force(DUNNING, FRIENDLY, "en") is None
 
 
+def test_a_refused_save_says_why_once_as_nothing_saved_not_also_as_a_preview_refused(client, manager):
+    client.force_login(manager)
+
+    response = client.post(url("wording_edit"), posted(subject="Still open: {{ pay_byy }}"), headers=HTMX)
+
+    assert response.status_code == 422
+    assert "Nothing was saved" in response.text
+    assert "It cannot be previewed" not in response.text  # nobody asked for a preview
+    assert unescape(response.text).count("it names 'pay_byy'") == 1
+
+
 def test_a_save_made_from_an_older_version_is_refused_rather_than_undo_the_newer_one(
     client, manager, other_manager
 ):
