@@ -425,3 +425,20 @@ def test_each_language_s_shipped_headings_print_what_the_pdfs_printed_before(db,
     for key in ("st_invoices", "st_days_overdue", "st_summary", "st_less_credits", "st_aging",
                 "st_days_over_90"):
         assert words(labels[key]) in statement_text
+
+
+def test_the_running_head_on_a_long_statement_s_later_pages_says_the_manager_s_label_as_written(
+    manager, pdf_text
+):
+    save(manager, STATEMENT, "en",
+         relabelled(STATEMENT, "en", running_head_customer_number='Our "no." & yours'))
+    statement = wording.sample_statement(language="en", on=TODAY)
+    line = statement.lines[0]
+    # Enough invoices for a second page, whose running head names the account.
+    statement = replace(statement, wording=wording.cover_wording_in_force(STATEMENT, "en"), lines=tuple(
+        replace(line, number=f"INV-2026-{n:06d}") for n in range(1, 61)))
+
+    text = words(pdf_text(rendering.render_statement(statement)))
+
+    assert f'{statement.customer_name} · Our "no." & yours C0000001 · 20 Apr 2026' in text
+    assert "Customer number C0000001 ·" not in text
