@@ -36,6 +36,7 @@ import datetime as dt
 import functools
 import mimetypes
 import os
+import posixpath
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -47,9 +48,17 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError, VariableDoesNotExist, engines
+from django.template import (
+    Context,
+    Engine,
+    TemplateDoesNotExist,
+    TemplateSyntaxError,
+    VariableDoesNotExist,
+    engines,
+)
 from django.template.base import Variable
 from django.template.loader import get_template
+from django.template.loaders.filesystem import Loader as FilesystemLoader
 from django.urls import NoReverseMatch
 
 from ar_collections.models import NO_TONE, Tone, WordingKind, disputed_in_full
@@ -1109,7 +1118,63 @@ def _wording_compiled(kind: str, tone: int, language: str, *sources: str) -> dic
 
 
 def _from_string(name: str, source: str):
-    return engines["django"].from_string(source)
+    return _WordingTemplate(wording_engine().from_string(source))
+
+
+# The e-mail and PDF layouts a wording's frame extends, and what they include:
+# the only templates a saved wording's engine can load.
+WORDING_LAYOUT_FOLDERS = ("email/", "pdf/")
+
+
+class _LayoutsOnly(FilesystemLoader):
+    """Our templates folders, and in them the e-mail and PDF templates alone:
+    no admin page, error page or sign-in form for an include to print."""
+
+    def get_template_sources(self, template_name):
+        # Normalised first: "email/../500.html" is 500.html, which it may not read.
+        if posixpath.normpath(template_name) == template_name and template_name.startswith(
+                WORDING_LAYOUT_FOLDERS):
+            yield from super().get_template_sources(template_name)
+
+
+class _WordingEngine(Engine):
+    # Django's engine adds its whole set of tags and filters to those it is
+    # given; this one has only those it is given.
+    default_builtins = []
+
+
+@functools.cache
+def wording_engine() -> Engine:
+    """The engine a wording saved on the Wording page is compiled with: the
+    tags and filters of ar_collections/wording_builtins.py and no tag library
+    to load, our layouts and nothing else to extend or include. The page's
+    checks refuse anything else at save time; this holds at send time for a
+    text that never passed them (saved before a check existed, restored from
+    a backup). Its layouts are read once a process, as the main engine's are;
+    in DEBUG at every render, so that an edited layout shows at once."""
+    main = engines["django"].engine
+    loader = ("ar_collections.rendering._LayoutsOnly", list(main.dirs))
+    return _WordingEngine(
+        dirs=list(main.dirs), debug=main.debug, autoescape=main.autoescape,
+        loaders=[loader] if settings.DEBUG else [("django.template.loaders.cached.Loader", [loader])],
+        libraries={}, builtins=["ar_collections.wording_builtins"],
+    )
+
+
+@dataclass(frozen=True)
+class _WordingTemplate:
+    """A compiled wording as render_to_string takes a template: `.template`
+    and `.backend.engine`, as Django's backend wraps one."""
+
+    template: object
+
+    @property
+    def backend(self):
+        return self
+
+    @property
+    def engine(self) -> Engine:
+        return self.template.engine
 
 
 def text_language(language: str, template: str) -> str:
