@@ -130,14 +130,22 @@ def api_token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None) -> bool
 
 def _token(request: HttpRequest) -> ApiToken | None:
     """The token the request is signed with, its user loaded; None without a
-    token in use. Never the session's user: a page open in a browser must not
-    lend its cookie to a request another site makes it send."""
+    token in use, logged (_refusal_log). Never the session's user: a page open
+    in a browser must not lend its cookie to a request another site makes it
+    send."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
+        _refusal_log(request, "no token")
         return None
-    token = (ApiToken.objects.select_related("user")
-             .filter(secret_hash=_hash(secret.strip()), revoked_at__isnull=True).first())
-    if token is None or not token.user.is_active:
+    # Found by its hash's index, revoked or not, so that the log can say which
+    # revoked token a system still signs with; the secret itself is never logged.
+    token = ApiToken.objects.select_related("user").filter(secret_hash=_hash(secret.strip())).first()
+    if token is None:
+        _refusal_log(request, "an unknown token")
+        return None
+    if token.revoked_at is not None or not token.user.is_active:
+        why = "is revoked" if token.revoked_at is not None else "acts as a user no longer active"
+        _refusal_log(request, f"token {token.pk} ({token.name}) {why}")
         return None
     # When it was last used, to the minute: an ERP sending a request a second
     # would otherwise write the token's row at every one of them.
@@ -145,6 +153,15 @@ def _token(request: HttpRequest) -> ApiToken | None:
     if token.last_used_at is None or token.last_used_at <= now - LAST_USED_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+def _refusal_log(request: HttpRequest, why: str) -> None:
+    """One warning per refused request, with the address it came from: a run
+    of them is someone guessing tokens, or a system left with an old one.
+    The address is the connection's (REMOTE_ADDR): behind a proxy, the
+    proxy's own log has the client's."""
+    log.warning("API request refused: %s, from %s (%s %s)", why, request.META.get("REMOTE_ADDR", "?"),
+                request.method, request.path)
 
 
 def _error(status: int, message: str, **more) -> JsonResponse:
@@ -182,6 +199,8 @@ def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, Js
         return None, _error(401, "Send a valid API token: Authorization: Bearer <token> "
                                  "(issued on Collections › API tokens).")
     if not token.user.has_perm(permission):
+        _refusal_log(request, f"user {token.user.get_username()} of token {token.pk} may not do this: "
+                              f"{permission}")
         return None, _error(403, f"User {token.user.get_username()} may not do this.")
     return token, None
 

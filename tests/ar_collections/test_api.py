@@ -1177,3 +1177,50 @@ def test_a_manager_issues_the_shipping_desk_a_viewers_token_that_reads_standings
     desk = Client(headers={"Authorization": f"Bearer {response.context['secret']}"})
     assert desk.get(reverse("api:customer_standing", args=["C-ACME"])).status_code == 200
     assert desk.post("/api/v1/invoices/", {"rows": []}, content_type="application/json").status_code == 403
+
+
+@pytest.mark.parametrize(("authorization", "said"), [
+    (None, "no token"),
+    ("Bearer arcrm_not-a-token-we-issued", "an unknown token"),
+    ("Basic dXNlcjpwYXNz", "no token"),
+])
+def test_every_request_refused_for_its_token_is_logged_with_where_it_came_from_and_never_the_secret(
+        accounts, caplog, authorization, said):
+    """A run of refusals in the log is someone guessing tokens, or a system
+    left with an old one: the team that runs arcrm sees where from."""
+    client = Client(headers={"Authorization": authorization} if authorization else {},
+                    REMOTE_ADDR="203.0.113.7")
+
+    with caplog.at_level("WARNING", logger="ar_collections.api"):
+        client.get(reverse("api:customer_standing", args=["C-ACME"]))
+
+    [record] = [r for r in caplog.records if r.name == "ar_collections.api"]
+    assert record.levelname == "WARNING"
+    assert f"API request refused: {said}" in record.getMessage()
+    assert "203.0.113.7" in record.getMessage()
+    assert f"GET {reverse('api:customer_standing', args=['C-ACME'])}" in record.getMessage()
+    assert "not-a-token" not in record.getMessage()
+
+
+def test_a_revoked_token_s_refusal_is_logged_naming_the_token_so_the_system_still_using_it_is_found(
+        accounts, manager, caplog):
+    token, secret = api_token_create(user=manager, name="ERP")
+    api_token_revoke(token=token, actor=manager)
+
+    with caplog.at_level("WARNING", logger="ar_collections.api"):
+        Client(headers={"Authorization": f"Bearer {secret}"}).get(
+            reverse("api:customer_standing", args=["C-ACME"]))
+
+    [record] = [r for r in caplog.records if r.name == "ar_collections.api"]
+    assert f"API request refused: token {token.pk} (ERP) is revoked" in record.getMessage()
+    assert secret not in record.getMessage()
+
+
+def test_a_token_whose_user_may_not_do_it_is_logged_as_refused_too(accounts, viewer, caplog):
+    with caplog.at_level("WARNING", logger="ar_collections.api"):
+        status, _ = post(client_for(viewer), "invoices", {"rows": INVOICE_ROWS})
+
+    assert status == 403
+    [record] = [r for r in caplog.records if r.name == "ar_collections.api"]
+    assert f"user {viewer.get_username()} of token" in record.getMessage()
+    assert "may not do this: collections.import_receivables" in record.getMessage()
