@@ -52,6 +52,14 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBU
 # HSTS: browsers that saw the site over HTTPS refuse plain HTTP to it for this
 # long. Off by default: once sent it cannot be taken back before it expires.
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+# The HSTS header also for every subdomain, and asking to be on the browsers'
+# built-in list: each binds more than this site, for longer, so each is the
+# install's own choice.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# A plain-HTTP request is sent to its https:// address; off by default, as
+# the proxy in front usually does it (and `make run` has no TLS).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

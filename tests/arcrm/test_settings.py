@@ -484,3 +484,23 @@ def test_settings_take_host_names_domains_and_bracketed_ipv6_in_allowed_hosts(tm
                               ALLOWED_HOSTS="ar.example.com,.example.org,127.0.0.1,[::1],*")
 
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_a_production_install_can_pass_every_deployment_check_with_its_environment_alone(tmp_path):
+    """HTTPS only, HSTS for the subdomains too and on the browsers' preload
+    list are each the install's own choice (a flag in .env.example); set
+    together they leave Django's deployment checks nothing to warn of."""
+    production = {
+        "PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings",
+        "ARCRM_VAR_DIR": str(tmp_path), "SECRET_KEY": "x" * 30 + "-a-long-random-production-secret-key",
+        "ALLOWED_HOSTS": "ar.example.com", "BEHIND_TLS_PROXY": "1", "SECURE_HSTS_SECONDS": "31536000",
+        "SECURE_SSL_REDIRECT": "1", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1", "SECURE_HSTS_PRELOAD": "1",
+    }
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO_DIR, capture_output=True, text=True, timeout=120, env=production,
+    )
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "no issues" in checked.stdout
