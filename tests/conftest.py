@@ -200,7 +200,13 @@ def browser_page(live_server, settings, monkeypatch):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 900}, base_url=live_server.url)
         page.set_default_timeout(10_000)
+        # A script, style or request the page's Content Security Policy
+        # refused is a page broken in production: every browser test fails on one.
+        refused = []
+        page.on("console", lambda message: refused.append(message.text)
+                if "Content Security Policy" in message.text else None)
         try:
             yield page
         finally:
             browser.close()
+        assert not refused, f"the Content Security Policy refused: {refused}"

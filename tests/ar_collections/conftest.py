@@ -488,7 +488,8 @@ def panel_open(page, link: str) -> None:
     keyboard: htmx focuses its first field once the swap settles, and typing
     before that could start in one field and end in another."""
     page.get_by_role("link", name=link).click()
-    page.wait_for_function("document.activeElement?.closest('#action-panel') != null")
+    # A function, not an expression: Playwright evals an expression in the page, which its policy refuses.
+    page.wait_for_function("() => document.activeElement?.closest('#action-panel') != null")
 
 
 def log_in(page, username: str) -> None:
