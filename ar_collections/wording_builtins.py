@@ -1,15 +1,17 @@
 """The tags and filters a wording saved on the Wording page is compiled with
 (rendering.wording_engine), in place of Django's whole set: the tags the
 wording may use (wording.ALLOWED_TAGS) and those its frame and our layouts
-need (autoescape, extends, include), and every filter but those that let a
-value into the HTML unescaped. `debug` (every value and the server's
+need (autoescape, block, extends, filter, include), and every filter but
+those that let a value into the HTML unescaped. `debug` (every value and the server's
 modules), `load` (tag libraries that reach files, URLs or the database),
 `url`, `now`, `csrf_token` and the rest do not exist there: a text that
 reached the database without the page's checks still cannot use them."""
 
 from django.template import Library, defaultfilters, defaulttags, loader_tags
 
-TAGS = frozenset({"if", "for", "with", "firstof", "comment", "autoescape"})
+# `filter` for the statement's running head, which escapes a manager's label
+# once inside an HTML attribute; it applies only the filters below.
+TAGS = frozenset({"if", "for", "with", "firstof", "comment", "autoescape", "filter"})
 LAYOUT_TAGS = frozenset({"block", "extends", "include"})
 REFUSED_FILTERS = frozenset({"safe", "safeseq"})
 
