@@ -418,7 +418,9 @@ def _at_sums(
     """Two filtered sums of `amount` per day: what counts towards the
     receivables at the end of that day (the invoice issued by then, the
     movement dated by then — or, with `moved_after`, after it; or the rows a
-    callable says stood that day), and the part of that not yet due then."""
+    callable says stood that day), and the part of that not yet due then: due
+    that day or later, not late at its end (days late 0), as the aging's and the
+    aged trial balance's "Not yet due" bucket counts it, so the two pages agree."""
     sums = {}
     for i, day in enumerate(days):
         when = Q(**{f"{issued}__lte": day})
@@ -427,7 +429,7 @@ def _at_sums(
         elif moved:
             when &= Q(**{f"{moved}__gt" if moved_after else f"{moved}__lte": day})
         sums[f"at{i}"] = Sum(amount, filter=when)
-        sums[f"current{i}"] = Sum(amount, filter=when & Q(**{f"{due}__gt": day}))
+        sums[f"current{i}"] = Sum(amount, filter=when & Q(**{f"{due}__gte": day}))
     return sums
 
 

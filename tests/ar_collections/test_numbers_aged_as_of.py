@@ -183,6 +183,20 @@ def test_an_invoice_the_erp_cancelled_after_the_day_counts_as_it_stood_on_both_p
     assert balance(TODAY)[-1][2] == buckets(late_over_90="700.00")
 
 
+def test_an_invoice_due_on_the_month_end_is_not_yet_due_on_both_pages(book, make_invoice):
+    # Due on 30 Nov, it is not late at the end of that day (days late 0): the aged trial
+    # balance has it in "Not yet due", and the Numbers page's receivables not yet due at
+    # the end, which best-possible DSO, ADD and CEI read, count it too, so the two agree.
+    make_invoice(book["acme"], issued=day(11, 2), due=MONTH_END, amount="250.00", number="INV-EOM")
+    with frozen(TODAY):
+        [eur, _] = numbers.figures(numbers.Scope(), today=TODAY,
+                                   periods=[numbers.Period.ending(day(11, 1), months=1)])
+
+    [acme_row, *_] = balance(MONTH_END)
+    assert acme_row[2] == buckets(not_due="250.00", late_1_30="800.00", late_31_60="300.00")
+    assert eur.periods[0].closing_current == acme_row[2][0] == D("250.00")
+
+
 def test_a_bucket_as_of_a_day_keeps_only_the_accounts_with_money_in_it_then(book):
     assert [(r[0], r[1]) for r in balance(MONTH_END, bucket="late_31_60")] == [("EUR", "Acme")]
     assert [(r[0], r[1]) for r in balance(MONTH_END, bucket="disputed")] == [("EUR", "Cogs")]
