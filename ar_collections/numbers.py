@@ -350,7 +350,7 @@ def _period_figures(
 # --- Aging of what is open today --------------------------------------------------------------
 
 
-def _with_disputed_part(invoices: QuerySet) -> QuerySet:
+def with_disputed_part(invoices: QuerySet) -> QuerySet:
     """Open invoices with `disputed_part`, what their open dispute covers of
     the open amount (nothing without one), and `undisputed`, the rest: a
     dispute of EUR 1,000 on an invoice of EUR 2,308.88 holds back EUR 1,000,
@@ -387,7 +387,7 @@ def _aging(scope: Scope, *, on: dt.date) -> dict[str, dict[str, tuple[Decimal, i
         if last is not None
     ]
     rows = (
-        scope.of(_with_disputed_part(Invoice.objects.open()))
+        scope.of(with_disputed_part(Invoice.objects.open()))
         .annotate(bucket=Case(*buckets, default=Value(kpi.BUCKETS[-1][0])))
         .order_by()
         .values("currency", "bucket")
@@ -755,7 +755,7 @@ def _forecast(scope: Scope, *, today: dt.date) -> dict[str, Forecast]:
     left_out = Case(When(promised & ~planned, then=F("open_amount")), default=F("disputed_part"),
                     output_field=MONEY)
     invoices = (
-        scope.of(_with_disputed_part(Invoice.objects.open()))
+        scope.of(with_disputed_part(Invoice.objects.open()))
         .annotate(offset=expected_offset)
         .annotate(week=_week("offset"))
         .order_by()
@@ -1099,7 +1099,7 @@ def aged_balances(
         sql, params = _open_on_sql(scope, day=on, bucket=bucket)
         return AgedBalance(sql, params, ranked_by=bucket or "total")
     day = today
-    invoices = _with_disputed_part(Invoice.objects.open()).annotate(owed=F("open_amount"))
+    invoices = with_disputed_part(Invoice.objects.open()).annotate(owed=F("open_amount"))
     # The open disputes' invoices, once per query (PostgreSQL hashes the
     # list), rather than a lookup per invoice and per column.
     disputed = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("invoice_id"))

@@ -47,6 +47,7 @@ from ar_collections.models import (
     WriteOff,
     overdue_in_other_currencies,
 )
+from ar_collections.numbers import with_disputed_part
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
@@ -72,7 +73,9 @@ PAGE_SIZE = 50
 # letters instead (_searched). A collector reads the first page or two; a
 # thousand accounts is twenty pages.
 SEARCH_CAP = 1000
-AGING_LABELS = ("Not yet due", "1–30", "31–60", "61–90", "90+")
+# The last one as the aged trial balance and the Numbers page name it: what an
+# open dispute holds back is in no bucket of days late there, nor here.
+AGING_LABELS = ("Not yet due", "1–30", "31–60", "61–90", "90+", "Under open dispute")
 # Credit notes and payments on account listed on the page, the newest of each
 # kind: an account with years of unapplied documents shows their totals and
 # these, not a table of thousands.
@@ -589,7 +592,9 @@ def _absence_said(written_to: Contact | None, of_record: Contact | None, *, on: 
 
 
 def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
-    invoices = list(customer.invoices.open().order_by("due_date", "number"))
+    # With what an open dispute holds back of each (disputed_part), for the aging:
+    # a join in the same statement, not a query per invoice.
+    invoices = list(with_disputed_part(customer.invoices.open()).order_by("due_date", "number"))
     for invoice in invoices:
         invoice.days_overdue = invoice.days_late(on=today)
     in_account_currency = [i for i in invoices if i.currency == customer.currency]
@@ -651,7 +656,10 @@ def _figures(currency: str, amount: Decimal, other: list[tuple[str, Decimal]]) -
 
 
 def _aging(invoices, *, today: dt.date) -> list[tuple[str, Decimal]]:
-    """Open amounts by days overdue today, in the buckets the behaviour block uses."""
+    """Open amounts by days overdue today, in the buckets the behaviour block
+    uses; what an open dispute holds back in a bucket of its own (of an invoice
+    disputed in part, only that part), as the aged trial balance has it, so the
+    account's row there and its card show the same figures."""
     totals = dict.fromkeys(AGING_LABELS, ZERO)
     for invoice in invoices:
         days = invoice.days_late(on=today)
@@ -665,7 +673,8 @@ def _aging(invoices, *, today: dt.date) -> list[tuple[str, Decimal]]:
             label = AGING_LABELS[3]
         else:
             label = AGING_LABELS[4]
-        totals[label] += invoice.open_amount
+        totals[label] += invoice.undisputed
+        totals[AGING_LABELS[5]] += invoice.disputed_part
     return list(totals.items())
 
 

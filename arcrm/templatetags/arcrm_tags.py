@@ -63,7 +63,9 @@ def can_act_on(user, customer) -> bool:
 
 
 # One colour class per aging bucket, from not yet due to 90+ days overdue.
-_AGING_CLASSES = ("current", "d30", "d60", "d90", "over90")
+# The buckets by days late, and where one is given (the account card's), what
+# is under open dispute.
+_AGING_CLASSES = ("current", "d30", "d60", "d90", "over90", "disputed")
 
 
 @register.inclusion_tag("customers/_aging_bar.html")
@@ -81,7 +83,7 @@ def aging_bar(buckets: list[tuple[str, Decimal]], currency: str) -> dict:
             "css": css,
             "width": f"{amount / total * 100:.2f}" if total else "0",
         }
-        for (label, amount), css in zip(buckets, _AGING_CLASSES, strict=True)
+        for (label, amount), css in zip(buckets, _AGING_CLASSES[:len(buckets)], strict=True)
     ]
     summary = "; ".join(f"{s['label']}: {format_money(s['amount'], currency)}" for s in segments)
     return {"segments": segments, "total": total, "currency": currency, "summary": summary}

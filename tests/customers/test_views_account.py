@@ -11,10 +11,11 @@ import time_machine
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from ar_collections import workspace
+from ar_collections import numbers, workspace
 from ar_collections.dunning import ladders
 from ar_collections.models import (
     CreditNote,
+    DisputeReason,
     DunningAction,
     DunningCycle,
     DunningPause,
@@ -278,6 +279,7 @@ def test_open_invoices_are_listed_with_days_overdue_and_aging(
         ("31–60", Decimal("200.00")),
         ("61–90", Decimal("0.00")),
         ("90+", Decimal("300.00")),
+        ("Under open dispute", Decimal("0.00")),
     ]
     assert response.context["open_total"] == Decimal("600.00")
     assert "USD 50.00" in html
@@ -285,6 +287,35 @@ def test_open_invoices_are_listed_with_days_overdue_and_aging(
     assert [currency for currency, _ in response.context["invoice_agings"]] == ["EUR", "USD"]
     assert "In EUR" in html and "In USD" in html
     assert 'class="aging-bar" role="img"' in html
+
+
+def test_the_aging_keeps_what_is_under_open_dispute_apart_as_the_aged_trial_balance_does(
+    client, collector, manager, customer, make_invoice
+):
+    # INV-DSP, 35 days late, is disputed for 400 of its 1,000: the 600 left is owed and
+    # late, the 400 is held back. The aged trial balance has the account's row so (31–60
+    # days late 600, under open dispute 400), and so does the account's own aging.
+    make_invoice(customer, number="INV-OLD", issued=dt.date(2025, 3, 1), due=dt.date(2025, 4, 1),
+                 amount="300.00")
+    disputed = make_invoice(customer, number="INV-DSP", issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1),
+                            amount="1000.00")
+    workspace.dispute_open(customer=customer, actor=manager, invoice=disputed, reason=DisputeReason.PRICE,
+                           description="Price not as quoted", on=TODAY, amount=Decimal("400.00"))
+    client.force_login(collector)
+
+    response = client.get(url(customer))
+
+    assert response.context["invoice_aging"] == [
+        ("Not yet due", Decimal("0.00")),
+        ("1–30", Decimal("0.00")),
+        ("31–60", Decimal("600.00")),
+        ("61–90", Decimal("0.00")),
+        ("90+", Decimal("300.00")),
+        ("Under open dispute", Decimal("400.00")),
+    ]
+    assert "Under open dispute: EUR 400.00" in response.content.decode()
+    [row] = numbers.aged_accounts(numbers.aged_balances(numbers.Scope(), today=TODAY, on=None))
+    assert row.buckets == [amount for _, amount in response.context["invoice_aging"]]
 
 
 def header_of(response) -> str:
