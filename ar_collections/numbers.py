@@ -1155,6 +1155,45 @@ def aged_accounts(rows) -> list[AgedAccount]:
     ]
 
 
+@dataclass(frozen=True)
+class AgedTotal:
+    """One currency's line under the aged trial balance: its columns, total
+    open, accounts and invoices, summed over every account it holds."""
+
+    currency: str
+    buckets: list[Decimal]
+    total: Decimal
+    accounts: int
+    invoices: int
+
+
+def aged_totals(rows: QuerySet | AgedBalance) -> list[AgedTotal]:
+    """The totals per currency of an aged trial balance (aged_balances, today's
+    or a past day's, with its choices), of every account in it and not only a
+    page's: what a month end is tied to the ledger by. One statement, summing
+    the balance's own rows, so the totals are those rows' to the cent."""
+    if isinstance(rows, AgedBalance):
+        sql, params = rows.sql, rows.params
+    else:
+        sql, params = rows.order_by().query.sql_with_params()
+    connection = connections[Invoice.objects.db]
+    q = connection.ops.quote_name
+    keys = [*dict(AGED_COLUMNS), "total", "invoices"]
+    select = ", ".join([q("currency"), *(f"SUM(g.{q(key)})" for key in keys), "COUNT(*)"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {select} FROM ({sql}) g GROUP BY {q('currency')} ORDER BY {q('currency')}",
+                       params)
+        found = cursor.fetchall()
+    totals = []
+    for currency, *sums, accounts in found:
+        *amounts, invoices = sums
+        # In the currency's places, as each row is (aged_accounts): SQLite sums floats.
+        money = [quantize(_as_money(amount), currency) for amount in amounts]
+        totals.append(AgedTotal(currency=currency, buckets=money[:-1], total=money[-1], accounts=accounts,
+                                invoices=int(invoices)))
+    return totals
+
+
 def currencies_in_use() -> list[str]:
     """The currencies invoices are in, for the page's choice of one."""
     return list(Invoice.objects.order_by("currency").values_list("currency", flat=True).distinct())

@@ -258,9 +258,12 @@ def numbers_aged(request: HttpRequest) -> HttpResponse:
     status = 200
     if form.is_valid():
         context["as_of"] = form.cleaned_data["as_of"]
-        page = Paginator(_aged_rows(form, request), AGED_PAGE_SIZE).get_page(request.GET.get("page"))
+        rows = _aged_rows(form, request)
+        page = Paginator(rows, AGED_PAGE_SIZE).get_page(request.GET.get("page"))
         page.object_list = numbers.aged_accounts(page.object_list)
         context["page"] = page
+        # Under every page, the whole balance's: a month end ties to the ledger on the page.
+        context["totals"] = numbers.aged_totals(rows) if page.object_list else []
         context["bucket_label"] = dict(numbers.AGED_COLUMNS).get(form.cleaned_data["bucket"])
     else:
         status = 422

@@ -267,6 +267,42 @@ def test_the_balance_comes_a_page_at_a_time(client, manager, ledger, monkeypatch
     assert names(last) == ["Acme"] and 'rel="next"' not in last
 
 
+def totals_row(html: str, currency: str) -> list[str]:
+    row = re.search(rf'<tr id="aged-total-{currency}".*?</tr>', html, re.S).group(0)
+    cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in cells]
+
+
+def test_every_page_shows_each_currency_s_totals_of_the_whole_balance_to_tie_to_the_ledger(
+    client, manager, ledger, monkeypatch
+):
+    # Two accounts a page: the totals are of all five rows, whichever page is read, so a
+    # month end is tied to the ledger without adding up pages or the file by hand.
+    monkeypatch.setattr(numbers_views, "AGED_PAGE_SIZE", 2)
+    client.force_login(manager)
+
+    for html in [client.get(URL).content.decode(),
+                 client.get(URL, {"page": "3"}, headers=HTMX).content.decode()]:
+        assert totals_row(html, "EUR") == [
+            "Total EUR", "3 accounts", "EUR 3,020.00", "EUR 1,280.00", "EUR 400.00", "EUR 600.00",
+            "EUR 3,550.50", "EUR 700.00", "EUR 9,550.50", "10", "",
+        ]
+        assert totals_row(html, "USD") == [
+            "Total USD", "2 accounts", "USD 5,000.00", "—", "—", "USD 1,300.00", "—", "—", "USD 6,300.00",
+            "3", "",
+        ]
+
+
+def test_the_totals_are_those_of_the_accounts_chosen(client, manager, ledger):
+    client.force_login(manager)
+
+    html = client.get(URL, {"bucket": "late_over_90", "currency": "EUR"}).content.decode()
+
+    assert totals_row(html, "EUR")[:2] == ["Total EUR", "3 accounts"]
+    assert totals_row(html, "EUR")[-3] == "EUR 9,550.50"
+    assert 'id="aged-total-USD"' not in html
+
+
 @pytest.mark.parametrize("as_of", [None, "2025-07-31"])
 @pytest.mark.parametrize("more", [False, True])
 def test_the_balance_costs_the_same_queries_however_big_the_book(
@@ -280,10 +316,11 @@ def test_the_balance_costs_the_same_queries_however_big_the_book(
                 dispute(invoice, user=collector)
     client.force_login(manager)
 
-    # session, user, permissions (2), collectors, currencies; count and page of accounts;
-    # role groups (the page head); as of a past day, the day the book begins too (no day
-    # before it is shown).
-    with django_assert_num_queries(9 if as_of is None else 10):
+    # session, user, permissions (2), collectors, currencies; count and page of accounts,
+    # and the totals per currency of every page (one more: the month end ties to the
+    # ledger on the page); role groups (the page head); as of a past day, the day the book
+    # begins too (no day before it is shown).
+    with django_assert_num_queries(10 if as_of is None else 11):
         response = client.get(URL, {"bucket": "late_over_90", **({"as_of": as_of} if as_of else {})})
 
     assert response.status_code == 200

@@ -197,6 +197,19 @@ def test_an_invoice_due_on_the_month_end_is_not_yet_due_on_both_pages(book, make
     assert eur.periods[0].closing_current == acme_row[2][0] == D("250.00")
 
 
+def test_the_totals_as_of_the_month_end_are_the_numbers_pages_receivables_then(book):
+    with frozen(TODAY):
+        figures = numbers.figures(numbers.Scope(), today=TODAY,
+                                  periods=[numbers.Period.ending(day(11, 1), months=1)])
+        rows = numbers.aged_balances(numbers.Scope(), today=TODAY, on=MONTH_END)
+        totals = numbers.aged_totals(rows)
+
+    assert [(t.currency, t.total, t.accounts, t.invoices) for t in totals] == [
+        ("EUR", D("1700.00"), 2, 3), ("USD", D("700.00"), 1, 1)]
+    assert [t.total for t in totals] == [c.periods[0].closing for c in figures]
+    assert totals[0].buckets == buckets(late_1_30="800.00", late_31_60="300.00", disputed="600.00")
+
+
 def test_a_bucket_as_of_a_day_keeps_only_the_accounts_with_money_in_it_then(book):
     assert [(r[0], r[1]) for r in balance(MONTH_END, bucket="late_31_60")] == [("EUR", "Acme")]
     assert [(r[0], r[1]) for r in balance(MONTH_END, bucket="disputed")] == [("EUR", "Cogs")]
