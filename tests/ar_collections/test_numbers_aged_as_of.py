@@ -303,6 +303,23 @@ def test_the_numbers_pages_receivables_at_a_month_end_lead_to_the_accounts_as_of
     assert "EUR 1,100.00" in html and "EUR 600.00" in html
 
 
+def test_the_numbers_pages_not_yet_due_at_a_month_end_leads_to_those_accounts_then(
+    client, manager, book, make_invoice
+):
+    make_invoice(book["acme"], issued=day(11, 2), due=day(12, 10), amount="250.00", number="INV-LATER")
+    client.force_login(manager)
+
+    with frozen(TODAY):
+        numbers_html = client.get(reverse("collections:numbers"), {"month": "2025-11", "months": "1"})
+    link = f"{URL}?as_of=2025-11-30&amp;bucket=not_due&amp;currency=EUR"
+    title = "The accounts and what each had not yet due"
+    assert f'<a href="{link}" title="{title}' in numbers_html.content.decode()
+
+    _, html = page(client, {"as_of": "2025-11-30", "bucket": "not_due", "currency": "EUR"})
+    assert names(html) == ["Acme"]
+    assert "Total EUR" in html and "EUR 250.00" in html
+
+
 def test_a_collector_as_of_a_day_sees_only_their_own_accounts(client, collector, other_collector, book):
     client.force_login(collector)
 
