@@ -192,6 +192,18 @@ def not_found(request: HttpRequest) -> JsonResponse:
                        "invoices/, payments/ and payments/reversals/.")
 
 
+def _json_read(request: HttpRequest) -> tuple[object, JsonResponse | None]:
+    """The request's body as JSON, or the 400 that says why it cannot be read."""
+    try:
+        return json.loads(request.body), None
+    except (UnicodeDecodeError, ValueError) as error:
+        return None, _error(400, f"The body is not JSON: {error}.")
+    except RecursionError:
+        # Arrays or objects nested some thousand deep exhaust the parser's
+        # stack: no request of ours nests more than three, so it is not ours.
+        return None, _error(400, "The body is not JSON: it nests deeper than any request here does.")
+
+
 def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, JsonResponse | None]:
     """(the token, None), or (None, the 401 or 403 to answer with)."""
     token = _token(request)
@@ -359,10 +371,9 @@ def payment_reversal_post(request: HttpRequest) -> JsonResponse:
     token, refused = _refused(request, IMPORT_PERMISSION)
     if refused:
         return refused
-    try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError) as error:
-        return _error(400, f"The body is not JSON: {error}.")
+    data, unread = _json_read(request)
+    if unread:
+        return unread
     if not isinstance(data, dict):
         return _error(422, 'Send an object: {"bank_reference": "...", "reason": "bounced_cheque"}.')
     if unknown := sorted(set(data) - REVERSAL_KEYS):
@@ -407,7 +418,9 @@ def _payment_named(token: ApiToken, data: dict) -> tuple[Payment | None, JsonRes
             return None, _error(422, "payment is the payment's id, a whole number.")
         payment = payments.filter(pk=data["payment"]).first()
     else:
-        if not isinstance(data["bank_reference"], str) or not bank_id_key(data["bank_reference"]):
+        # A NUL (\u0000) no bank id holds, and the database refuses in text.
+        if (not isinstance(data["bank_reference"], str) or not bank_id_key(data["bank_reference"])
+                or "\x00" in data["bank_reference"]):
             return None, _error(422, "bank_reference is the bank's id of the statement entry, as text.")
         # The payment standing with that id, else the newest recalled with it.
         payment = payments.filter(bank_key=bank_id_key(data["bank_reference"])).order_by(
@@ -433,10 +446,9 @@ def _rows_post(request: HttpRequest, kind: str) -> JsonResponse:
                           summary=f"Nothing imported: too large (a body of {size:,} bytes, at most "
                                   f"{MAX_BODY_BYTES:,}).", errors=[message])
         return _error(413, message)
-    try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError) as error:
-        return _error(400, f"The body is not JSON: {error}.")
+    data, unread = _json_read(request)
+    if unread:
+        return unread
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         return _error(422, 'Send an object with the rows in a list: {"rows": [{...}, ...]}.')
     if not isinstance(dry_run := data.get("dry_run", False), bool):

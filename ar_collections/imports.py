@@ -641,7 +641,12 @@ def read_json_rows(rows: list, report: ImportReport) -> list[tuple[int, dict[str
                 continue
             if value is None:
                 value = ""
-            if isinstance(value, str):
+            if isinstance(value, str) and "\x00" in value:
+                # JSON may carry a NUL, which the database refuses in text (a
+                # file holding one is refused whole, read_text): the row is
+                # refused before any look-up takes the value to the database.
+                problems.append(f"{name} holds a NUL character (\\u0000): send it without")
+            elif isinstance(value, str):
                 values[name] = value.strip()
             elif name in required + optional:
                 problems.append(f"{name} must be a string" + (

@@ -3194,6 +3194,9 @@ def payment_reverse(*, payment: Payment, actor, reason: str, note: str = "", on:
 def _reversal_terms_check(payment: Payment, *, reason: str, note: str, on: dt.date) -> None:
     if reason not in ReversalReason.values:
         raise ValidationError({"reason": "Choose why the payment is reversed."})
+    if "\x00" in note:
+        # The page's form refuses it; the API hands the note over as sent.
+        raise ValidationError({"note": "The note holds a NUL character (\\u0000): write it without."})
     if reason == ReversalReason.OTHER and not note.strip():
         raise ValidationError({"note": "Say why the payment is reversed."})
     if on < payment.received_on:

@@ -525,12 +525,39 @@ def test_an_invoice_given_twice_in_a_request_names_both_rows(erp, accounts):
     ('{"row": []}', 422, 'Send an object with the rows in a list: {"rows": [{...}, ...]}.'),
     ('{"rows": [], "dry_run": "yes"}', 422, "dry_run is true or false."),
     ('{"rows": [], "mode": "fast"}', 422, "Unknown key mode: send rows (and dry_run)."),
+    # Nested deeper than the parser goes: refused as any other body it cannot read, not a 500.
+    ('{"rows": [' + "[" * 100_000 + "]" * 100_000 + "]}", 400, "The body is not JSON: it nests deeper"),
 ])
 def test_a_body_that_is_not_a_request_of_rows_is_refused_plainly(erp, accounts, body, status, error):
     answer, said = post(erp, "invoices", body)
 
     assert (answer, said["error"][:len(error)]) == (status, error)
     assert not Invoice.objects.exists()
+
+
+@pytest.mark.parametrize(("kind", "row", "field"), [
+    ("invoices", dict(INVOICE_ROWS[0], number="INV-1\x00"), "number"),
+    ("invoices", dict(INVOICE_ROWS[0], account_number="C-ACME\x00"), "account_number"),
+    ("payments", {"account_number": "C-ACME\x00", "received_on": "2025-08-01", "currency": "EUR",
+                  "amount": "10.00", "reference": "INV-100"}, "account_number"),
+    ("payments", {"account_number": "C-ACME", "received_on": "2025-08-01", "currency": "EUR",
+                  "amount": "10.00", "reference": "INV-100", "invoices": ["INV-100\x00"]}, "invoices"),
+    ("customers", {"account_number": "C-NEW\x00", "name": "New Co", "collector": "carla"}, "account_number"),
+])
+def test_a_nul_character_in_a_rows_value_is_refused_with_the_row_and_nothing_changes(
+    erp, accounts, kind, row, field
+):
+    """JSON may carry a NUL (\\u0000), which no file the import reads does and
+    the database refuses in text: told which row and field, a 422 like any other
+    bad value, not the 500 of an internal error."""
+    before = (Invoice.objects.count(), Payment.objects.count(), Customer.objects.count())
+
+    status, body = post(erp, kind, {"rows": [row]})
+
+    assert (status, body["problems"]) == (422, [
+        {"row": 1, "messages": [f"{field} holds a NUL character (\\u0000): send it without"]}])
+    assert (Invoice.objects.count(), Payment.objects.count(), Customer.objects.count()) == before
+    assert not ReceivablesImport.objects.filter(status=ImportStatus.FAILED).exists()
 
 
 def test_more_rows_than_a_request_takes_are_refused_whole(erp, accounts, monkeypatch):

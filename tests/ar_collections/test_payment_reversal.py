@@ -569,6 +569,12 @@ def test_the_erp_reversing_a_payment_again_is_told_it_is_done_and_nothing_change
      "reversed_on is a day written YYYY-MM-DD."),
     ({"bank_reference": "BANK-4000", "reason": "recalled", "reversed_on": "2025-08-06"}, 422,
      "A payment cannot be reversed on a day still to come."),
+    ('{"bank_reference": ' + "[" * 100_000 + "]" * 100_000 + "}", 400,
+     "The body is not JSON: it nests deeper"),
+    ({"bank_reference": "BANK-4000\x00", "reason": "recalled"}, 422,
+     "bank_reference is the bank's id of the statement entry, as text."),
+    ({"bank_reference": "BANK-4000", "reason": "other", "note": "bounced\x00"}, 422,
+     "The note holds a NUL character"),
 ])
 def test_the_erp_sending_bad_input_gets_a_clear_4xx_and_nothing_changes(
     manager, from_the_bank, payload, status, said
