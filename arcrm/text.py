@@ -29,6 +29,14 @@ def hidden_characters(text: str) -> list[str]:
             if unicodedata.category(char) in _NOT_ON_ONE_LINE | {"Cf"}]
 
 
+def nothing_seen(text: str) -> bool:
+    """Whether `text` holds nothing anyone sees: only white space and the
+    characters hidden_characters names. A note of zero-width spaces pasted
+    from a web page is not empty to Python, yet says nothing."""
+    return all(char.isspace() or unicodedata.category(char) in _NOT_ON_ONE_LINE | {"Cf", "Zs"}
+               for char in text)
+
+
 def shorten(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, an ellipsis marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

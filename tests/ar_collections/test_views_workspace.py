@@ -739,6 +739,23 @@ def test_a_note_lands_on_the_timeline_under_the_collectors_name(client, collecto
     assert event.summary == "Met their CFO at the trade fair"
 
 
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\u202e", " \u200b\u00ad\n\u2060 "],
+                         ids=["zero-width-spaces", "direction-mark", "soft-hyphen-and-word-joiner"])
+def test_a_note_of_only_characters_no_one_sees_is_refused_and_nothing_lands_on_the_timeline(
+    client, collector, customer, text
+):
+    """Pasted from a web page or a PDF, a "note" may hold only zero-width or
+    format characters: it would stand on the timeline as an entry that says
+    nothing, under the collector's name."""
+    client.force_login(collector)
+
+    response = client.post(url("note_add", customer), {"text": text})
+
+    assert response.status_code == 422
+    assert "holds only characters no one sees" in response.content.decode()
+    assert not TimelineEvent.objects.filter(customer=customer).exists()
+
+
 def test_an_invoice_copy_is_e_mailed_as_a_pdf_and_noted_on_the_timeline(
     client, collector, customer, anna, invoices, smtp_server, django_capture_on_commit_callbacks,
     eager_celery,

@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from arcrm.text import is_one_line, one_line, person_name, shorten
+from arcrm.text import is_one_line, nothing_seen, one_line, person_name, shorten
 
 
 def test_one_line_turns_every_run_of_white_space_into_one_space():
@@ -19,6 +19,20 @@ def test_one_line_turns_every_run_of_white_space_into_one_space():
 ])
 def test_is_one_line_refuses_line_breaks_and_other_control_characters(text, ok):
     assert is_one_line(text) is ok
+
+
+@pytest.mark.parametrize(("text", "blank"), [
+    ("", True),
+    (" \t\n\u00a0", True),
+    ("\u200b\u200c\u200d\u2060\ufeff", True),  # zero-width spaces and joiners, a byte order mark
+    ("\u202e\u00ad", True),  # a direction override, a soft hyphen
+    ("\x00", True),
+    ("a\u200b", False),
+    ("·", False),
+    ("\u0301", False),  # a combining accent alone is drawn, on a dotted circle
+])
+def test_nothing_seen_is_true_of_text_of_only_white_space_control_and_format_characters(text, blank):
+    assert nothing_seen(text) is blank
 
 
 def test_shorten_cuts_to_the_limit_with_an_ellipsis():
