@@ -389,7 +389,7 @@ class PaymentForm(_AccountForm):
     amount = _money(label="Amount")
     method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)
     reference = forms.CharField(
-        label="Reference", max_length=80,
+        label="Reference", max_length=80, validators=[_something_seen],
         help_text="As on the bank statement, the cheque's number, a receipt's for cash: "
                   "it tells this payment from one recorded before.",
     )
