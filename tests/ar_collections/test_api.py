@@ -417,6 +417,15 @@ def test_a_number_written_exactly_finds_its_account_beside_one_differing_only_in
                  "exactly."})
 
 
+def test_an_account_number_with_a_nul_character_is_no_account_answered_in_json(accounts, viewer):
+    """A NUL in the address (%00) reached the database, which refuses it in
+    text: the shipping desk's client got Django's HTML 500."""
+    response = client_for(viewer).get("/api/v1/customers/C-ACME%00/")
+
+    assert (response.status_code, response.json()) == (404, {
+        "error": "There is no account 'C-ACME\\x00': an account number holds no NUL character."})
+
+
 def test_an_account_found_in_another_case_takes_one_query_more(accounts, viewer, django_assert_num_queries):
     client = client_for(viewer)
     client.get(reverse("api:customer_standing", args=["C-ACME"]))  # the token's use, written once a minute
