@@ -1,0 +1,75 @@
+"""The collector's account page as a screen reader meets it, in a real
+browser: what a field's error says is read with the field, in a form opened
+in the page's panel and in the timeline's filters.
+
+Drives Debian's Chromium through Playwright against pytest-django's live
+server, like test_browser_workspace.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from customers.models import Segment
+from tests.ar_collections.conftest import log_in, panel_open
+
+# The live server needs committed data; role groups and ladders come back after each flush.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def acme(make_customer, make_contact, make_invoice):
+    """Carla's prompt payer with two overdue invoices."""
+    # Dates count from the real today: a frozen server clock would set the
+    # session cookie's expiry in Chromium's past, and the browser would drop it.
+    today = timezone.localdate()
+    acme = make_customer(name="Acme Tools", segment=Segment.PROMPT)
+    make_contact(acme, name="Anna Clerk", email="anna@acme.test", is_primary_billing=True)
+    for number, days_late in [("INV-P", 40), ("INV-D", 20)]:
+        due = today - dt.timedelta(days=days_late)
+        make_invoice(acme, number=number, issued=due - dt.timedelta(days=30), due=due, amount="500.00")
+    return acme
+
+
+@pytest.fixture
+def page(acme, browser_page) -> Page:
+    """The browser opens once the data is written (see browser_page)."""
+    return browser_page
+
+
+def test_a_field_s_error_is_read_with_the_field_and_its_help(page, acme):
+    """The field names its error in aria-describedby; the error must carry that
+    id, or a screen reader on the field hears only that it is invalid."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    panel_open(page, "Promise to pay")
+    panel = page.locator("#action-panel")
+    panel.get_by_role("button", name="Record promise").click()
+
+    amount = panel.get_by_label("Amount")
+    expect(amount).to_be_focused()
+    expect(amount).to_have_attribute("aria-invalid", "true")
+    expect(amount).to_have_accessible_description(
+        re.compile(r"^Paid oldest due first.* This field is required\.$"))
+    expect(panel.get_by_label("Promised by")).to_have_accessible_description("This field is required.")
+
+
+def test_a_group_of_boxes_says_what_is_wrong_with_it(page, acme):
+    """A group of radio buttons or checkboxes is named by its legend: its error
+    goes with the group (its fieldset), and each box says it is invalid."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    panel_open(page, "Log a call")
+    panel = page.locator("#action-panel")
+    panel.get_by_role("button", name="Log call").click()
+
+    outcome = panel.get_by_role("group", name="Outcome")
+    expect(outcome).to_have_accessible_description("This field is required.")
+    expect(outcome.get_by_role("radio").first).to_be_focused()
+    expect(outcome.get_by_role("radio", name="Reached")).to_have_attribute("aria-invalid", "true")
+
