@@ -73,3 +73,25 @@ def test_a_group_of_boxes_says_what_is_wrong_with_it(page, acme):
     expect(outcome.get_by_role("radio").first).to_be_focused()
     expect(outcome.get_by_role("radio", name="Reached")).to_have_attribute("aria-invalid", "true")
 
+
+def test_an_unknown_invoice_in_the_timeline_filter_is_said_with_the_field(page, acme):
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    invoice = page.locator("#timeline").get_by_role("searchbox", name="Invoice")
+    invoice.fill("INV-NOPE")
+    invoice.press("Enter")
+
+    error = page.locator("#timeline").get_by_role("alert")
+    expect(error).to_have_text("No invoice INV-NOPE on this account.")
+    invoice = page.locator("#timeline").get_by_role("searchbox", name="Invoice")
+    expect(invoice).to_be_focused()
+    expect(invoice).to_have_attribute("aria-invalid", "true")
+    expect(invoice).to_have_accessible_description("No invoice INV-NOPE on this account.")
+
+    invoice.fill("INV-P")
+    invoice.press("Enter")
+    expect(page.locator("#timeline").get_by_role("alert")).to_have_count(0)
+    invoice = page.locator("#timeline").get_by_role("searchbox", name="Invoice")
+    expect(invoice).not_to_have_attribute("aria-invalid", "true")
+    expect(invoice).to_have_accessible_description("")
+
