@@ -9,6 +9,7 @@ server, like test_browser_workspace.py.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 
 import pytest
@@ -95,3 +96,21 @@ def test_an_unknown_invoice_in_the_timeline_filter_is_said_with_the_field(page, 
     expect(invoice).not_to_have_attribute("aria-invalid", "true")
     expect(invoice).to_have_accessible_description("")
 
+
+HEADING_LEVELS = """() => Array.from(document.querySelector('main').querySelectorAll('h1,h2,h3,h4,h5,h6'))
+    .map(h => [Number(h.tagName[1]), h.textContent.trim()])"""
+
+
+def test_the_account_page_opens_on_its_one_main_heading_and_never_skips_a_level(page, acme):
+    """A screen-reader user jumps by headings: the first is the customer's name
+    (level 1, the only one), and none goes more than one level deeper than the
+    one before it, so no part seems to belong to a part that is not there."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+
+    headings = page.evaluate(HEADING_LEVELS)
+    assert headings[0] == [1, "Acme Tools"]
+    assert [text for level, text in headings if level == 1] == ["Acme Tools"]
+    skips = [(before, after) for before, after in itertools.pairwise(headings) if after[0] > before[0] + 1]
+    assert skips == []
+    expect(page.get_by_role("heading", level=1)).to_have_accessible_name("Acme Tools")

@@ -1434,7 +1434,8 @@ def test_a_card_saved_without_htmx_opens_the_account_page_at_the_card(client, co
 
     anchor, page = lands_on(client, response)
     assert anchor == "account-name"
-    assert re.search(rf'<section id="account-card".*?<h1 id="{anchor}"', page, re.S)
+    # The card's heading, a level below the page's own (the customer's name atop the page).
+    assert re.search(rf'<section id="account-card".*?<h2 id="{anchor}"', page, re.S)
     assert "Account card saved." in page
 
 
