@@ -1,6 +1,7 @@
-"""The collector's account page as a screen reader meets it, in a real
-browser: what a field's error says is read with the field, in a form opened
-in the page's panel and in the timeline's filters.
+"""The collector's account page as a screen reader or keyboard user meets it,
+in a real browser: what a field's error says is read with the field, in a
+form opened in the page's panel and in the timeline's filters; the page opens
+on its one main heading; the focus ring stands out on every background.
 
 Drives Debian's Chromium through Playwright against pytest-django's live
 server, like test_browser_workspace.py.
@@ -114,3 +115,44 @@ def test_the_account_page_opens_on_its_one_main_heading_and_never_skips_a_level(
     skips = [(before, after) for before, after in itertools.pairwise(headings) if after[0] > before[0] + 1]
     assert skips == []
     expect(page.get_by_role("heading", level=1)).to_have_accessible_name("Acme Tools")
+
+
+# The contrast of the focused control's ring (its outline and its box-shadow)
+# against what lies behind the control: WCAG's 3:1 for what is not text.
+RING_CONTRAST = """() => {
+  const luminance = (colour) => {
+    const [r, g, b] = colour.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const opaque = (colour) => {
+    const parts = colour.match(/[\\d.]+/g);
+    return parts.length < 4 || +parts[3] > 0.5;
+  };
+  let behind = document.activeElement.parentElement;
+  while (behind && !opaque(getComputedStyle(behind).backgroundColor)) behind = behind.parentElement;
+  const background = luminance(behind ? getComputedStyle(behind).backgroundColor : 'rgb(255, 255, 255)');
+  const style = getComputedStyle(document.activeElement);
+  const rings = [];
+  if (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0) rings.push(style.outlineColor);
+  rings.push(...(style.boxShadow.match(/rgba?\\([^)]*\\)/g) || []));
+  return Math.max(0, ...rings.map((ring) => {
+    const [light, dark] = [luminance(ring), background].sort((a, b) => b - a);
+    return (light + 0.05) / (dark + 0.05);
+  }));
+}"""
+
+
+def test_the_keyboard_s_place_stands_out_on_the_header_and_on_the_page_alike(page):
+    """The focus ring must reach 3:1 against the dark header and the white
+    cards alike; one colour cannot do both, so the ring has two."""
+    page.goto("/login/")
+    expect(page.get_by_label("User name")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(page.locator(".site-header .brand")).to_be_focused()
+    assert page.evaluate(RING_CONTRAST) >= 3
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("User name")).to_be_focused()
+    assert page.evaluate(RING_CONTRAST) >= 3
