@@ -9,6 +9,7 @@ import re
 from django.db import models
 
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from arcrm.text import fold
 
 # The type of an amount computed in a query (a sum, a difference), as the
 # models keep money: without it, the database's own type for the result
@@ -173,16 +174,31 @@ def _adapted(value, connection):
     return value
 
 
+class Folded(models.Func):
+    """A column's text without accents ("López" as "Lopez"), for a search to
+    compare with arcrm.text.fold(what was typed). On PostgreSQL the
+    arcrm_fold function of customers 0014 (unaccent, immutable so that a
+    trigram index can hold it); on SQLite the same Python as the typed text."""
+
+    function = "arcrm_fold"
+    output_field = models.TextField()
+
+
 def sqlite_functions_register(*, connection, **_) -> None:
     """On SQLite (`make run`'s embedded database), LIKE in any capitals of any
     letter, as PostgreSQL compares for `icontains` and `iexact`: SQLite's own
     LIKE folds only A to Z, so a search for "élodie" found no Élodie there.
-    Receiver of `connection_created`."""
+    And arcrm_fold, what Folded calls. Receiver of `connection_created`."""
     if connection.vendor != "sqlite":
         return
     # like(pattern, value[, escape]) is what SQLite calls for `value LIKE pattern [ESCAPE escape]`.
     connection.connection.create_function("like", 2, _like, deterministic=True)
     connection.connection.create_function("like", 3, _like, deterministic=True)
+    connection.connection.create_function("arcrm_fold", 1, _fold, deterministic=True)
+
+
+def _fold(value):
+    return None if value is None else fold(str(value))
 
 
 def _like(pattern: str | None, value, escape: str | None = None) -> bool | None:

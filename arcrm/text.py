@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import unicodedata
 
+# Letters that carry their mark in themselves (no combining accent to take
+# off): written as PostgreSQL's unaccent writes them, so that a search folds
+# alike on both databases.
+_PLAIN_LETTERS = str.maketrans({
+    "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ł": "l", "Ł": "L",
+    "đ": "d", "Đ": "D", "ß": "ss", "ı": "i",
+})
+
 # Control characters (line feed, carriage return, tab, NUL, ...) and the
 # Unicode line and paragraph separators: all of them break a line somewhere.
 _NOT_ON_ONE_LINE = {"Cc", "Zl", "Zp"}
@@ -13,6 +21,13 @@ _NOT_ON_ONE_LINE = {"Cc", "Zl", "Zp"}
 def one_line(text: str) -> str:
     """`text` with every run of white space, line breaks included, as one space."""
     return " ".join(text.split())
+
+
+def fold(text: str) -> str:
+    """`text` in small letters without accents, as a search compares names:
+    "López" and "LOPEZ" fold alike, as do "Müller" and "muller"."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_PLAIN_LETTERS))
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
 
 
 def is_one_line(text: str) -> bool:

@@ -16,8 +16,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from arcrm.dates import format_day
+from arcrm.db import Folded
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, places_check, validate_currency
-from arcrm.text import one_line
+from arcrm.text import fold, one_line
 
 
 def _default_currency() -> str:
@@ -71,7 +72,8 @@ class CustomerQuerySet(models.QuerySet):
 
     def search(self, text: str) -> CustomerQuerySet:
         """Accounts whose name, legal name, account number or a contact's name
-        or e-mail address holds `text` (any case, runs of spaces as one), or
+        or e-mail address holds `text` (any case, runs of spaces as one, the
+        names with or without their accents: "lopez" finds López), or
         with an invoice numbered exactly `text` (any case): "10036",
         "Hendriks Data B.V.", "Ruben Bakker", "hollow-clinic.co.uk" and
         "inv-2026-001774" all find the account they belong to. The contacts
@@ -94,10 +96,16 @@ class CustomerQuerySet(models.QuerySet):
 def _search_sides(text: str):
     """What Customer.objects.search looks in: the accounts' own columns, their
     contacts, the invoice numbered `text` (already one line)."""
+    # Names are compared without their accents (a caller's "Lopez" is López
+    # Accountants), through the trigram indexes of customers 0014; account
+    # numbers, addresses and invoice numbers as typed.
+    folded = fold(text)
     return (
-        Customer.objects.filter(
-            Q(name__icontains=text) | Q(legal_name__icontains=text) | Q(account_number__icontains=text)),
-        Contact.objects.filter(Q(name__icontains=text) | Q(email__icontains=text)),
+        Customer.objects.alias(folded_name=Folded("name"), folded_legal_name=Folded("legal_name")).filter(
+            Q(folded_name__icontains=folded) | Q(folded_legal_name__icontains=folded)
+            | Q(account_number__icontains=text)),
+        Contact.objects.alias(folded_name=Folded("name")).filter(
+            Q(folded_name__icontains=folded) | Q(email__icontains=text)),
         _invoices().filter(number__iexact=text),
     )
 
@@ -141,17 +149,17 @@ def search_reasons(customers: list[Customer], text: str) -> dict[int, str]:
     a wrong hit. At most two queries, none where every name holds the text.
     The account number is left out: the list shows it beside the name."""
     text = one_line(text)
-    folded = text.casefold()
-    unexplained = [c for c in customers if text and folded not in c.name.casefold()
-                   and folded not in c.account_number.casefold()]
-    reasons = {c.pk: f"legal name {c.legal_name}" for c in unexplained if folded in c.legal_name.casefold()}
+    folded = fold(text)
+    unexplained = [c for c in customers if text and folded not in fold(c.name)
+                   and text.casefold() not in c.account_number.casefold()]
+    reasons = {c.pk: f"legal name {c.legal_name}" for c in unexplained if folded in fold(c.legal_name)}
     rest = [c.pk for c in unexplained if c.pk not in reasons]
     if not rest:
         return reasons
-    contacts = Contact.objects.filter(customer_id__in=rest).filter(
-        Q(name__icontains=text) | Q(email__icontains=text))
+    contacts = Contact.objects.filter(customer_id__in=rest).alias(folded_name=Folded("name")).filter(
+        Q(folded_name__icontains=folded) | Q(email__icontains=text))
     for contact in contacts.order_by("customer_id", "pk"):
-        reasons.setdefault(contact.customer_id, f"contact {contact.name}" if folded in contact.name.casefold()
+        reasons.setdefault(contact.customer_id, f"contact {contact.name}" if folded in fold(contact.name)
                            else f"contact {contact.name} ({contact.email})")
     invoices = _invoices().filter(number__iexact=text, customer_id__in=rest)
     for customer_id, number in invoices.values_list("customer_id", "number"):

@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from arcrm.text import is_one_line, nothing_seen, one_line, person_name, shorten
+from arcrm.text import fold, is_one_line, nothing_seen, one_line, person_name, shorten
 
 
 def test_one_line_turns_every_run_of_white_space_into_one_space():
@@ -50,3 +50,14 @@ def test_shorten_cuts_to_the_limit_with_an_ellipsis():
 def test_a_person_is_named_by_full_name_or_else_by_username(first, last, shown):
     user = User(username="carla", first_name=first, last_name=last)
     assert person_name(user) == shown
+
+
+@pytest.mark.parametrize(("text", "folded"), [
+    ("López Accountants", "lopez accountants"),
+    ("KRÜGER", "kruger"),
+    ("ŁÓDŹ Freight", "lodz freight"),
+    ("Søren Æbelø", "soren aebelo"),
+    ("Straße", "strasse"),
+])
+def test_a_name_folds_to_small_letters_without_accents(text, folded):
+    assert fold(text) == folded

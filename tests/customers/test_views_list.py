@@ -457,3 +457,33 @@ def test_each_hit_found_through_something_other_than_its_name_says_why(
     assert match_shown(response, by_contact) == "contact Anna Hendriks"
     assert match_shown(response, by_email) == "contact Piet Visser (piet@hendriks-visser.example)"
     assert match_shown(client.get(URL, {"q": "inv-7"}), by_invoice) == "invoice INV-7"
+
+
+@pytest.mark.parametrize(("query", "found"), [
+    ("lopez acc", "López Accountants"), ("LOPEZ", "López Accountants"),  # the name, typed without its accent
+    ("kruger legal", "Krüger Holding"),  # the legal name
+    ("celine blanc", "Blanc Interiors"), ("CÉLINE", "Blanc Interiors"),  # a contact's name
+    ("josé", "Garcia Foods"),  # an accent typed that the name on file does not have
+])
+def test_search_finds_a_name_whatever_its_accents(
+    client, collector, make_customer, make_contact, query, found
+):
+    """A collector types "Lopez" or "Muller" as the caller says it, on a
+    keyboard without the letter: the account is found all the same."""
+    make_customer(name="López Accountants")
+    make_customer(name="Krüger Holding", legal_name="Krüger Legal GmbH")
+    make_contact(make_customer(name="Blanc Interiors"), name="Céline Blanc", email="ap@blanc.example")
+    make_contact(make_customer(name="Garcia Foods"), name="Jose Garcia", email="ap@garcia.example")
+    make_customer(name="Lopes Transport")
+    client.force_login(collector)
+
+    assert names_in(client.get(URL, {"q": query})) == [found]
+
+
+def test_a_hit_found_through_a_contact_whose_name_has_accents_says_so(client, collector, make_customer,
+                                                                      make_contact):
+    blanc = make_customer(name="Blanc Interiors")
+    make_contact(blanc, name="Céline Blanc", email="ap@blanc.example")
+    client.force_login(collector)
+
+    assert match_shown(client.get(URL, {"q": "celine"}), blanc) == "contact Céline Blanc"
