@@ -74,16 +74,18 @@ class CustomerQuerySet(models.QuerySet):
         """Accounts whose name, legal name, account number or a contact's name
         or e-mail address holds `text` (any case, runs of spaces as one, the
         names with or without their accents: "lopez" finds López), or
-        with an invoice numbered exactly `text` (any case): "10036",
-        "Hendriks Data B.V.", "Ruben Bakker", "hollow-clinic.co.uk" and
-        "inv-2026-001774" all find the account they belong to. The contacts
-        and invoices are subqueries, not joins: no account comes twice.
+        with an invoice whose number ends with `text` (any case; three
+        characters or more, a digit among them: the number as a caller reads
+        it, else exactly): "10036", "Hendriks Data B.V.", "Ruben Bakker",
+        "hollow-clinic.co.uk", "inv-2026-001774" and "1774" all find the
+        account they belong to. The contacts and invoices are subqueries, not
+        joins: no account comes twice.
 
         The matches are one set, the accounts' own UNION their contacts' UNION
-        their invoice's, for the trigram indexes on PostgreSQL (migrations 0008
-        and 0013) and the invoice number's unique index on its capitals: each
-        side reads its indexes, where an OR of the accounts' columns and
-        subqueries makes PostgreSQL read every account."""
+        their invoices', for the trigram indexes on PostgreSQL (migrations
+        0008, 0013 and 0014, collections 0076): each side reads its indexes,
+        where an OR of the accounts' columns and subqueries makes PostgreSQL
+        read every account."""
         text = one_line(text)
         if not text:
             return self
@@ -95,7 +97,7 @@ class CustomerQuerySet(models.QuerySet):
 
 def _search_sides(text: str):
     """What Customer.objects.search looks in: the accounts' own columns, their
-    contacts, the invoice numbered `text` (already one line)."""
+    contacts, the invoices `text` numbers (already one line)."""
     # Names are compared without their accents (a caller's "Lopez" is López
     # Accountants), through the trigram indexes of customers 0014; account
     # numbers, addresses and invoice numbers as typed.
@@ -106,8 +108,19 @@ def _search_sides(text: str):
             | Q(account_number__icontains=text)),
         Contact.objects.alias(folded_name=Folded("name")).filter(
             Q(folded_name__icontains=folded) | Q(email__icontains=text)),
-        _invoices().filter(number__iexact=text),
+        _invoices().filter(_invoice_number_holds(text)),
     )
+
+
+def _invoice_number_holds(text: str) -> Q:
+    """The invoices `text` names: on the phone a customer reads "invoice 1774"
+    for INV-2026-001774, the end of the number; the whole number typed finds
+    that one invoice, not INV-2026-0017745 too. A text with no digit (a
+    name) or shorter than three characters (not worth reading every invoice
+    for) is compared with the whole number."""
+    if len(text) >= 3 and any(char.isdigit() for char in text):
+        return Q(number__iendswith=text)
+    return Q(number__iexact=text)
 
 
 def search_matches(text: str, *, cap: int) -> list[int] | None:
@@ -129,12 +142,14 @@ def search_matches(text: str, *, cap: int) -> list[int] | None:
     rows = 3 * cap + 1
     through_contacts = list(contacts.order_by().values_list("customer_id", flat=True)[:rows])
     found.update(through_contacts)
-    # One invoice at most: numbers are unique in any case (invoice_number_once).
-    found.update(invoice.order_by().values_list("customer_id", flat=True))
+    # Several invoices may end with the digits read out ("1774": one a year),
+    # several of them an account's.
+    through_invoices = list(invoice.order_by().values_list("customer_id", flat=True)[:rows])
+    found.update(through_invoices)
     if len(found) > cap:
         return None
-    if len(through_contacts) == rows:
-        # The contacts read were not all that match, yet led to fewer
+    if rows in (len(through_contacts), len(through_invoices)):
+        # The contacts (or invoices) read were not all that match, yet led to fewer
         # accounts than `cap`: only the union can tell how many there are.
         found = set(Customer.objects.search(text).order_by().values_list("pk", flat=True)[:cap + 1])
         if len(found) > cap:
@@ -161,7 +176,7 @@ def search_reasons(customers: list[Customer], text: str) -> dict[int, str]:
     for contact in contacts.order_by("customer_id", "pk"):
         reasons.setdefault(contact.customer_id, f"contact {contact.name}" if folded in fold(contact.name)
                            else f"contact {contact.name} ({contact.email})")
-    invoices = _invoices().filter(number__iexact=text, customer_id__in=rest)
+    invoices = _invoices().filter(_invoice_number_holds(text), customer_id__in=rest).order_by("number")
     for customer_id, number in invoices.values_list("customer_id", "number"):
         reasons.setdefault(customer_id, f"invoice {number}")
     return reasons

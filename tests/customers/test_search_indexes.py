@@ -34,6 +34,8 @@ FOLDED_INDEXES = {
 }
 # What the search reads today: the names through their folded indexes, the rest as typed.
 SEARCHED = ["customer_account_number_trgm", "contact_email_trgm", *FOLDED_INDEXES]
+# Collections 0076: the end of an invoice number, as a caller reads it ("1774").
+INVOICE_INDEX = "invoice_number_trgm"
 MIGRATION = ("customers", "0008_search_trigram_indexes")
 BEFORE = ("customers", "0007_contact_email_refused_invoice_changed")
 
@@ -62,6 +64,12 @@ def test_the_names_have_trigram_indexes_on_what_the_search_compares_without_acce
         assert "USING gin (upper(arcrm_fold(" in definition and "gin_trgm_ops" in definition, name
 
 
+def test_the_invoice_numbers_have_a_trigram_index_on_what_the_search_compares(db):
+    (_, definition), = trigram_indexes({INVOICE_INDEX: "collections_invoice"}).values()
+
+    assert "ON public.collections_invoice USING gin (upper((number)::text) gin_trgm_ops)" in definition
+
+
 @pytest.mark.parametrize("text", ["acme-tools", "C00042", "ap@hollow-clinic", "Ruben Bakker", "INV-7",
                                   "López"])
 def test_the_search_query_can_use_every_index(db, text):
@@ -73,8 +81,10 @@ def test_the_search_query_can_use_every_index(db, text):
             cursor.execute("SET LOCAL enable_seqscan = off")
         plan = query.explain()
 
-    # The exact invoice number reads the unique index on its capitals.
-    for name in [*SEARCHED, "invoice_number_once"]:
+    # A text with a digit is the end of an invoice number: the trigram index on
+    # the numbers; one without, the whole number: the unique index on its capitals.
+    invoice_index = INVOICE_INDEX if any(char.isdigit() for char in text) else "invoice_number_once"
+    for name in [*SEARCHED, invoice_index]:
         assert name in plan, f"{name} unused:\n{plan}"
 
 

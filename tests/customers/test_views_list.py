@@ -487,3 +487,20 @@ def test_a_hit_found_through_a_contact_whose_name_has_accents_says_so(client, co
     client.force_login(collector)
 
     assert match_shown(client.get(URL, {"q": "celine"}), blanc) == "contact Céline Blanc"
+
+
+@pytest.mark.parametrize("query", ["1774", "001774", "2026-001774", " inv-2026-001774 "])
+def test_search_finds_an_invoice_by_the_end_of_its_number_as_a_caller_reads_it(
+    client, collector, make_customer, make_invoice, query
+):
+    """On the phone the customer reads "invoice 1774", not INV-2026-001774;
+    the account's own timeline filter finds it so, and the search does too."""
+    hendriks = make_customer(name="Hendriks")
+    make_invoice(hendriks, issued=dt.date.today(), number="INV-2026-001774")
+    make_invoice(make_customer(name="Globex"), issued=dt.date.today(), number="INV-2026-0017745")
+    client.force_login(collector)
+
+    response = client.get(URL, {"q": query})
+
+    assert names_in(response) == ["Hendriks"]
+    assert match_shown(response, hendriks) == "invoice INV-2026-001774"
