@@ -139,7 +139,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "customers:list"
+LOGIN_REDIRECT_URL = "home"  # a collector to the worklist, others to the customers
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from arcrm.forms import SignInForm
 
@@ -15,8 +15,18 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(static("favicon.ico"))
 
 
+def home(request: HttpRequest) -> HttpResponseRedirect:
+    """Where signing in leads (LOGIN_REDIRECT_URL), and the site's address: a
+    collector's day starts on their work for today, not on three hundred
+    accounts to pick from; a read-only colleague, who has no list of work, on
+    the customers (as does a visitor, whom that page sends to sign in)."""
+    if request.user.has_perm("collections.change_workitem"):
+        return redirect("collections:worklist")
+    return redirect("customers:list")
+
+
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
+    path("", home, name="home"),
     path("login/", auth_views.LoginView.as_view(
         redirect_authenticated_user=True, authentication_form=SignInForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -90,7 +90,8 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(
     with opener.open(
         f"{base}/login/", data=urllib.parse.urlencode(credentials).encode(), timeout=10
     ) as response:
-        assert urllib.parse.urlsplit(response.url).path == "/customers/", response.read()[:2000]
+        # A manager has a list of work: signing in leads to it.
+        assert urllib.parse.urlsplit(response.url).path == "/collections/worklist/", response.read()[:2000]
     with opener.open(f"{base}/customers/", timeout=10) as response:
         assert response.status == 200
         page = response.read().decode()
