@@ -19,7 +19,10 @@ def home(request: HttpRequest) -> HttpResponseRedirect:
     """Where signing in leads (LOGIN_REDIRECT_URL), and the site's address: a
     collector's day starts on their work for today, not on three hundred
     accounts to pick from; a read-only colleague, who has no list of work, on
-    the customers (as does a visitor, whom that page sends to sign in)."""
+    the customers. A visitor signs in first, asked for no page in particular:
+    signing in leads back here, to whichever of the two is theirs."""
+    if not request.user.is_authenticated:
+        return redirect("login")
     if request.user.has_perm("collections.change_workitem"):
         return redirect("collections:worklist")
     return redirect("customers:list")

@@ -49,7 +49,12 @@ def test_the_home_address_leads_where_signing_in_does(client, request, role, pag
     assert response.url == reverse(page)
 
 
-def test_the_home_address_sends_a_visitor_to_sign_in(client):
-    response = client.get("/", follow=True)
+def test_the_home_address_sends_a_visitor_to_sign_in_and_on_to_their_work(client, collector):
+    """The address typed in the morning: signing in from there leads to the
+    worklist, not to the customer list the front door used to ask for."""
+    sign_in = client.get("/", follow=True).redirect_chain[-1][0]
+    assert sign_in.startswith(reverse("login"))
 
-    assert response.redirect_chain[-1][0].startswith(reverse("login"))
+    response = client.post(sign_in, {"username": "carla", "password": "pw-carla"}, follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse("collections:worklist")
