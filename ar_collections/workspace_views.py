@@ -241,12 +241,16 @@ def commitments_context(customer: Customer, *, user) -> dict:
         # in the promise's own currency (a customer may promise in two).
         promise.paid_so_far = paid.get(promise.pk, ZERO)
         promise.left = max(promise.amount - promise.paid_so_far, ZERO)
+    disputes = list(
+        customer.disputes.filter(status=DisputeStatus.OPEN).select_related("invoice", "department"))
+    today = timezone.localdate()
+    for dispute in disputes:
+        # Past its day the department owes the answer: the collector chases it, not the customer.
+        dispute.answer_late = dispute.answer_due_on < today
     return {
         "open_promises": promises,
         "live_plans": plans,
-        "open_disputes": list(
-            customer.disputes.filter(status=DisputeStatus.OPEN).select_related("invoice", "department")
-        ),
+        "open_disputes": disputes,
         # A pause or extended terms asked until a day that passed undecided is
         # shown lapsed, not to be decided, for as long as the approvals list it:
         # the collector sees it lapsed rather than wonder whether it was asked.
