@@ -138,6 +138,18 @@
     returnFocus();
   });
 
+  // Escape in a panel is its Cancel link, pressed: from the keyboard the way
+  // out of a form, not a dozen Tabs to the link. Not when a menu or a date
+  // picker took the key to close itself.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    var panel = event.target.closest && event.target.closest("#action-panel, .work-decision");
+    var cancel = panel && panel.querySelector("[data-panel-cancel], [data-decision-cancel]");
+    if (!cancel) return;
+    event.preventDefault();
+    cancel.click();
+  });
+
   // The worklist's "Done…" panel, the same way: it gives back its slot in the
   // item, and the focus goes to the "Done…" link that fills that slot.
   document.addEventListener("click", function (event) {

@@ -487,6 +487,23 @@ def test_after_cancelling_a_panel_from_the_keyboard_the_focus_goes_back_to_its_a
     expect(panel.get_by_label("Note")).to_be_visible()
 
 
+def test_escape_closes_a_panel_as_its_cancel_link_does_and_the_focus_goes_back_to_its_action(page, acme):
+    """From the keyboard the way out of a form is Escape, not a dozen Tabs to
+    its Cancel link."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    opener = page.locator(".action-bar").get_by_role("link", name="Log a call")
+    opener.focus()
+    page.keyboard.press("Enter")
+    panel = page.locator("#action-panel")
+    panel.get_by_label("What was said").fill("Half a thought")
+    page.keyboard.press("Escape")
+
+    expect(panel.get_by_label("What was said")).to_have_count(0)
+    expect(opener).to_be_focused()
+    expect(events(page).first).not_to_contain_text("Half a thought")
+
+
 def test_after_deciding_an_exception_from_the_keyboard_the_focus_stays_in_the_card_that_listed_it(
     acme, collector, manager, browser_page
 ):
