@@ -125,7 +125,7 @@ from ar_collections.models import (
     allocation_stands,
     lists_open_invoice,
 )
-from ar_collections.services import credit_terms_in_force_skip
+from ar_collections.services import credit_terms_in_force_skip, listed_invoices_moot_said
 from ar_collections.wording import cover_wording_in_force, wording_in_force
 from arcrm import roles
 from arcrm.dates import format_day, next_working_day
@@ -540,7 +540,7 @@ def _carry_out(action: DunningAction, files: list[str]) -> Outcome:
     step, today = action.step, timezone.localdate()
 
     lines = _lines_still_due(action, on=today)
-    moot = _moot(step, lines, by="delivery")
+    moot = _moot(action, lines, by="delivery")
     if moot:
         return _skip(action, moot), None
     if step.action in FOR_A_MANAGER:
@@ -1083,13 +1083,15 @@ def _lines_still_due(action: DunningAction, *, on: dt.date) -> list[_Line]:
     return [_Line(x, on, due[x.invoice_id]) for x in lines if x.invoice_id in due]
 
 
-def _moot(step, lines: list[_Line], *, by: str) -> str:
+def _moot(action: DunningAction, lines: list[_Line], *, by: str) -> str:
     """Why a step planned earlier is no longer worth carrying out by the time
-    of `by` (delivery, approval), or "" if it still is: payments since
-    planning paid its invoices, or took what is left under the policy's
-    minimum, below which nobody is chased."""
+    of `by` (delivery, approval), or "" if it still is: its invoices were
+    paid, written off, cancelled in the ERP or paused since planning (worded
+    as the review queue words it), or payments took what is left under the
+    policy's minimum, below which nobody is chased."""
+    step = action.step
     if not lines:
-        return f"by {by} every listed invoice was paid or paused"
+        return listed_invoices_moot_said(action, by=by)
     if not above_minimum(step.policy, dict(_totals(lines))):
         return f"by {by} what is still due ({_amounts(lines)}) is under the policy's minimum"
     return ""
@@ -1486,7 +1488,7 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
             locked.refresh_from_db()
             return locked
         # A hold or C.O.D. is no more worth imposing than a notice is worth sending.
-        moot = _moot(locked.step, _lines_still_due(locked, on=timezone.localdate()), by="approval")
+        moot = _moot(locked, _lines_still_due(locked, on=timezone.localdate()), by="approval")
         if moot:
             _skip(locked, moot, by=manager, note=note.strip())
             locked.refresh_from_db()

@@ -149,7 +149,7 @@ def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = 
     """Skip the steps waiting for a collector's review (of `customer_ids`'
     accounts, else all) whose listed invoices have all been paid or credited
     (or written off, or cancelled in the ERP) since they were planned, each
-    with the reason on the timeline saying which (_review_step_moot_said), and close
+    with the reason on the timeline saying which (listed_invoices_moot_said), and close
     their worklist items: sending would only skip them, and a queue of paid
     accounts hides the ones that matter. A paused invoice is still open and
     keeps its step. Each step is claimed with a conditional update, so a
@@ -163,7 +163,7 @@ def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = 
     # Bounded by what collectors have waiting, not by the ledger.
     for action in waiting.select_related("customer", "step").order_by("pk"):
         with transaction.atomic():
-            reason = _review_step_moot_said(action, on=on)
+            reason = listed_invoices_moot_said(action, by=format_day(on))
             if waiting_step_skip(action, reason=reason, still=~Exists(still_open),
                                  status=ActionStatus.IN_REVIEW):
                 WorkItem.objects.filter(kind=WorkKind.REVIEW, action=action, status=WorkStatus.OPEN).update(
@@ -172,27 +172,29 @@ def review_steps_paid_skip(*, on: dt.date, customer_ids: Iterable[int] | None = 
     return skipped
 
 
-# How a listed invoice left what is open, as a skipped step says it.
-_SETTLED_SAID = {InvoiceStatus.PAID: "paid", InvoiceStatus.WRITTEN_OFF: "written off",
-                 InvoiceStatus.CANCELLED: "cancelled in the ERP"}
+# How a listed invoice left what is asked for, as a skipped step says it: open
+# last, for an invoice still owed that a pause holds (or with nothing left on it).
+_MOOT_SAID = {InvoiceStatus.PAID: "paid", InvoiceStatus.WRITTEN_OFF: "written off",
+              InvoiceStatus.CANCELLED: "cancelled in the ERP", InvoiceStatus.OPEN: "paused"}
 
 
-def _review_step_moot_said(action: DunningAction, *, on: dt.date) -> str:
-    """Why a step in review asks for nothing any more, as its invoices left
-    what is open: "by 5 Aug 2025 every listed invoice was paid" (or written
-    off, or cancelled in the ERP); when they went different ways, which went
-    which: a collector reading "paid" of an invoice raised in error would
-    look for money that never came."""
+def listed_invoices_moot_said(action: DunningAction, *, by: str) -> str:
+    """Why a step asks for nothing any more, as its listed invoices left what
+    it asks for by `by` (a day, "delivery", "approval"): "by 5 Aug 2025 every
+    listed invoice was paid" (or written off, or cancelled in the ERP, or
+    paused); when they went different ways, which went which: a collector
+    reading "paid" of an invoice raised in error would look for money that
+    never came. Called only once none of them is asked for."""
     numbers: dict[str, list[str]] = {}
     for number, status in action.lines.order_by("invoice__number").values_list("invoice__number",
                                                                                "invoice__status"):
         numbers.setdefault(status, []).append(number)
-    ways = [status for status in _SETTLED_SAID if status in numbers]
-    said = " or ".join(_SETTLED_SAID[status] for status in ways)
+    ways = [status for status in _MOOT_SAID if status in numbers]
+    said = " or ".join(_MOOT_SAID[status] for status in ways)
     if len(ways) > 1:
-        which = [f"{', '.join(numbers[status])} {_SETTLED_SAID[status]}" for status in ways]
+        which = [f"{', '.join(numbers[status])} {_MOOT_SAID[status]}" for status in ways]
         said += f" ({'; '.join(which)})"
-    return f"by {format_day(on)} every listed invoice was {said}"
+    return f"by {by} every listed invoice was {said}"
 
 
 def _behaviour_rows(customer_ids: list[int], *, on: dt.date, old_days: int):

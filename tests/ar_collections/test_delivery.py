@@ -42,6 +42,7 @@ from ar_collections.models import (
     WorkKind,
     WorkStatus,
 )
+from ar_collections.services import listed_invoices_moot_said
 from ar_collections.worklist import worklist_refresh
 from ar_collections.workspace import payment_record
 from customers.models import (
@@ -969,9 +970,38 @@ def test_a_reminder_is_skipped_when_everything_it_lists_was_paid_or_paused_meanw
 
     action.refresh_from_db()
     assert action.status == ActionStatus.SKIPPED
-    assert action.skip_reason == "by delivery every listed invoice was paid or paused"
+    assert action.skip_reason == (f"by delivery every listed invoice was paid or paused "
+                                  f"({first.number} paid; {second.number} paused)")
     assert smtp_server.messages == []
     assert "skipped" in dunning_events(account)[0]
+
+
+def test_a_reminder_whose_invoices_were_cancelled_in_the_erp_or_written_off_is_skipped_saying_so(
+    make_account, smtp_server
+):
+    """Not "paid or paused": a collector reading "paid" of an invoice raised
+    in error would look for money that never came. Worded as the review
+    queue words a skipped step."""
+    account = make_account(Segment.PROMPT)
+    first, second = Invoice.objects.filter(customer=account).order_by("number")
+    with frozen(days(3)):
+        run_plan(run=run_start(run_date=days(3)))
+    Invoice.objects.filter(pk=first.pk).update(status=InvoiceStatus.CANCELLED, open_amount=0)
+    action = DunningAction.objects.get(customer=account)
+    Invoice.objects.filter(pk=second.pk).update(status=InvoiceStatus.CANCELLED, open_amount=0)
+
+    with frozen(days(3)):
+        assert actions_deliver(action_ids=[action.pk])["skipped"] == 1
+
+    action.refresh_from_db()
+    assert action.skip_reason == "by delivery every listed invoice was cancelled in the ERP"
+    assert smtp_server.messages == []
+
+    Invoice.objects.filter(pk=second.pk).update(status=InvoiceStatus.WRITTEN_OFF)
+    assert listed_invoices_moot_said(action, by="delivery") == (
+        f"by delivery every listed invoice was written off or cancelled in the ERP "
+        f"({second.number} written off; {first.number} cancelled in the ERP)"
+    )
 
 
 def test_an_invoice_paid_since_planning_is_left_off_the_reminder(make_account, smtp_server):
