@@ -1858,19 +1858,25 @@ def _fee_waivers_close(requests: list[ExceptionRequest], *, actor, why: str, not
                          what=f"Exception ({_kind_said(asked)})", tell=(lambda: tell) if tell else None)
 
 
+def _notice_fees_going_with(invoice: Invoice) -> Q:
+    """The charges that go when `invoice` stops being owed (written off,
+    cancelled in the ERP): the interest charged on it, and the fee of a notice
+    none of whose other invoices is still owed, each written off or cancelled
+    (in whichever order). A notice that also asked for an invoice paid,
+    credited or still open keeps its fee: the customer was late with that one
+    too, and a fee is not split."""
+    listed = DunningActionInvoice.objects.filter(action=OuterRef("action"), invoice=invoice)
+    also_owed = (DunningActionInvoice.objects.filter(action=OuterRef("action")).exclude(invoice=invoice)
+                 .exclude(invoice__status__in=[InvoiceStatus.WRITTEN_OFF, InvoiceStatus.CANCELLED]))
+    return Q(invoice=invoice) | Q(Exists(listed), ~Exists(also_owed), invoice__isnull=True)
+
+
 def write_off_charges(invoice: Invoice):
     """The late fees and interest still owed that go with writing off what
-    `invoice` owes: the interest charged on it, and the fee of a notice every
-    invoice of which is then written off. A notice that also asked for an
-    invoice paid, credited or still open keeps its fee: the customer was late
-    with that one too, so the fee was not charged for the bad debt alone, and
-    a fee is not split (nor does it matter which of the two came first)."""
-    listed = DunningActionInvoice.objects.filter(action=OuterRef("action"), invoice=invoice)
-    also_listed = (DunningActionInvoice.objects.filter(action=OuterRef("action")).exclude(invoice=invoice)
-                   .exclude(invoice__status=InvoiceStatus.WRITTEN_OFF))
+    `invoice` owes (_notice_fees_going_with): the fee was not charged for the
+    bad debt alone while the notice asked for an invoice still owed."""
     return (LateCharge.objects.filter(customer=invoice.customer_id).standing()
-            .filter(Q(invoice=invoice) | Q(Exists(listed), ~Exists(also_listed), invoice__isnull=True))
-            .order_by("created_at", "pk"))
+            .filter(_notice_fees_going_with(invoice)).order_by("created_at", "pk"))
 
 
 def charges_named(charges) -> str:
@@ -1934,19 +1940,14 @@ def invoice_cancel_refusal(invoice: Invoice) -> str:
 
 def invoice_cancel_charges(invoice: Invoice, *, owed_only: bool = True):
     """The late fees and interest charged for being late with `invoice`,
-    which go when the ERP cancels it: the interest charged on it, and the fee
-    of a notice every other invoice of which is cancelled too. A notice that
-    also asked for an invoice owed (open, paid, credited or written off)
-    keeps its fee: the customer was late with that one, and a fee is not
-    split (see write_off_charges). Those still owed; with `owed_only` False,
-    also those paid off or waived (not those cancelled with their letter)."""
-    listed = DunningActionInvoice.objects.filter(action=OuterRef("action"), invoice=invoice)
-    also_owed = (DunningActionInvoice.objects.filter(action=OuterRef("action")).exclude(invoice=invoice)
-                 .exclude(invoice__status=InvoiceStatus.CANCELLED))
+    which go when the ERP cancels it (_notice_fees_going_with): the interest
+    charged on it, and the fee of a notice none of whose other invoices is
+    still owed (each cancelled too, or written off). Those still owed; with
+    `owed_only` False, also those paid off or waived (not those cancelled with
+    their letter)."""
     charges = LateCharge.objects.filter(customer=invoice.customer_id)
     charges = charges.standing() if owed_only else charges.filter(cancelled_at__isnull=True)
-    return (charges.filter(Q(invoice=invoice) | Q(Exists(listed), ~Exists(also_owed), invoice__isnull=True))
-            .order_by("created_at", "pk"))
+    return charges.filter(_notice_fees_going_with(invoice)).order_by("created_at", "pk")
 
 
 def invoice_cancel(*, invoice: Invoice, actor, on: dt.date, reason: str) -> Invoice:

@@ -124,6 +124,57 @@ def test_the_fee_of_a_notice_goes_with_the_last_of_its_invoices_cancelled(
     assert ", and EUR 45.00 of late fees and interest on it:" in event.summary
 
 
+def write_off(invoice, manager):
+    return workspace.invoice_write_off(customer=invoice.customer, actor=manager, invoice=invoice,
+                                       reason="Customer insolvent", on=dt.date(2025, 8, 4))
+
+
+def test_the_fee_of_a_notice_goes_with_its_last_invoice_cancelled_when_the_others_were_written_off(
+    manager, customer, invoices, charges
+):
+    """Nothing the notice asked for is owed any more: INV-1 was given up as
+    bad debt, INV-2 never was owed."""
+    write_off(invoices[0], manager)
+    assert owed(charges) == {"fee on both": Decimal("40.00"), "interest on INV-2": Decimal("5.00")}
+
+    cancel(invoices[1], manager)
+
+    assert owed(charges) == {}
+    fee = LateCharge.objects.get(pk=charges["fee on both"].pk)
+    assert (fee.cancelled_by, fee.waived_at) == (manager, None)
+    event = TimelineEvent.objects.filter(customer=customer, kind=EventKind.INVOICE_CHANGED).latest("pk")
+    assert ", and EUR 45.00 of late fees and interest on it:" in event.summary
+
+
+def test_the_fee_of_a_notice_goes_with_its_last_invoice_written_off_when_the_others_were_cancelled(
+    manager, customer, invoices, charges
+):
+    cancel(invoices[1], manager)
+    assert owed(charges)["fee on both"] == Decimal("40.00")
+
+    write_off(invoices[0], manager)
+
+    assert owed(charges) == {}
+    fee = LateCharge.objects.get(pk=charges["fee on both"].pk)
+    assert (fee.waived_by, fee.cancelled_at) == (manager, None)
+
+
+def test_a_fee_paid_in_part_of_a_notice_whose_other_invoices_were_written_off_refuses_the_cancellation(
+    manager, customer, invoices, charges
+):
+    write_off(invoices[0], manager)
+    # Money naming no invoice pays the charges, oldest first: the fee on both.
+    workspace.payment_record(customer=customer, amount=Decimal("1.00"), currency="EUR", received_on=TODAY,
+                             allocations=[], reference="B-6")
+
+    with pytest.raises(ValidationError, match="Invoice INV-2 has late fees or interest charged on it of "
+                                              "which the customer paid EUR 1"):
+        cancel(invoices[1], manager)
+
+    assert Invoice.objects.get(number="INV-2").status == InvoiceStatus.OPEN
+    assert owed(charges) == {"fee on both": Decimal("39.00"), "interest on INV-2": Decimal("5.00")}
+
+
 def test_a_charge_waived_already_stays_waived(manager, customer, invoices, charges):
     workspace.charge_waive(charge=charges["fee on INV-1"], manager=manager, note="Goodwill")
 
