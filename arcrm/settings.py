@@ -226,7 +226,9 @@ if CACHE_URL:
 # Celery. With REDIS_URL set the broker is Redis; otherwise kombu's filesystem
 # transport, which needs no server and is enough for one machine.
 REDIS_URL = env_redis_url("REDIS_URL")
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+# The filesystem transport ignores the host, but its address names one: kombu
+# fills in a missing host with a warning each time its pool opens a connection.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     # The transport expects its folders to exist; a worker without them dies at start.

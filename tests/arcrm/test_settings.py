@@ -504,3 +504,21 @@ def test_a_production_install_can_pass_every_deployment_check_with_its_environme
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "no issues" in checked.stdout
+
+
+@pytest.mark.slow
+def test_a_task_sent_through_the_embedded_broker_logs_no_warning(tmp_path):
+    """Without REDIS_URL (the demo), the broker is the filesystem transport:
+    its address names a host, or kombu warns "No hostname was supplied" each
+    time its connection pool opens one, in the middle of `make run`'s seeding."""
+    sent = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from arcrm.celery import app; "
+         "app.send_task('collections.nothing'); print('sent')"],
+        cwd=REPO_DIR, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "arcrm.settings", "DEBUG": "1",
+             "ARCRM_VAR_DIR": str(tmp_path)},
+    )
+
+    assert sent.stdout.split() == ["sent"], sent.stderr
+    assert "WARNING" not in sent.stderr + sent.stdout, sent.stderr
+    assert list((tmp_path / "broker").glob("*.msg")), "the message is in the broker's folder"
