@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from decimal import Decimal
 
 from django.apps import apps
@@ -328,20 +329,31 @@ class Customer(models.Model):
             raise ValidationError(errors)
 
     def clean(self) -> None:
-        reasons = [r.strip() for r in self.buying_reasons if str(r).strip()]
-        self.buying_reasons = reasons
-        for day in self.ap_run_days:
-            if not isinstance(day, int) or not 1 <= day <= 31:
-                raise ValidationError({"ap_run_days": "Payment-run days are days of the month, 1 to 31."})
-        if self.referred_by_id and self.referred_by_id == self.pk:
+        self.clean_changed(fields=None)
+
+    def clean_changed(self, *, fields: Collection[str] | None) -> None:
+        """clean()'s checks, only those reading one of `fields` (all when
+        None): a change of the hold or the terms is not refused for a value
+        elsewhere on the card it leaves as it was (services.customer_update)."""
+        def reads(*names: str) -> bool:
+            return fields is None or any(name in fields for name in names)
+
+        if reads("buying_reasons"):
+            self.buying_reasons = [r.strip() for r in self.buying_reasons if str(r).strip()]
+        if reads("ap_run_days"):
+            for day in self.ap_run_days:
+                if not isinstance(day, int) or not 1 <= day <= 31:
+                    raise ValidationError({"ap_run_days": "Payment-run days are days of the month, 1 to 31."})
+        if reads("referred_by") and self.referred_by_id and self.referred_by_id == self.pk:
             raise ValidationError({"referred_by": "A customer cannot refer itself."})
         # A date to come would make the account look new, and the nightly
         # segmentation would move a late payer onto the gentle new-customer ladder.
-        if self.customer_since and self.customer_since > timezone.localdate():
+        if reads("customer_since") and self.customer_since and self.customer_since > timezone.localdate():
             raise ValidationError({"customer_since": "A customer since a day still to come? Check the year."})
         # In its currency's own places, as it is shown: a limit of JPY 100000.50
         # would read JPY 100,001 on the card and be checked as another.
-        if self.currency and self.credit_limit_amount is not None:
+        if (reads("currency", "credit_limit_amount") and self.currency
+                and self.credit_limit_amount is not None):
             places_check(self.credit_limit_amount, self.currency, field="credit_limit_amount")
 
     def years_served(self, *, on: dt.date | None = None) -> float:

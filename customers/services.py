@@ -157,7 +157,13 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
         if not after:
             return current
         terms_reason_check(changed=after, reason=reason)
-        current.full_clean()
+        # What changes, and the checks that read it: an approved credit hold
+        # is not refused for a payment-run day elsewhere on the card.
+        unchanged = [field.name for field in Customer._meta.fields if field.name not in after]
+        current.clean_fields(exclude=unchanged)
+        current.clean_changed(fields=after)
+        current.validate_unique(exclude=unchanged)
+        current.validate_constraints(exclude=unchanged)
         current.save(update_fields=[*after, "updated_at"])
         currencies = (old_values.get("currency", current.currency), current.currency)
         said = "; ".join(_card_change(name, old_values[name], getattr(current, name), currencies)

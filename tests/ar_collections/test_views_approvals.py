@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -31,6 +32,7 @@ from ar_collections.models import (
 )
 from ar_collections.worklist import worklist_refresh
 from customers.models import Customer, EventKind, Segment, TermsType, TimelineEvent
+from customers.services import customer_update
 from tests.customers.test_views_edit import card_data
 
 TODAY = dt.date(2025, 8, 5)
@@ -689,6 +691,33 @@ def test_approving_a_switch_to_cod_changes_the_terms(client, manager, customer, 
 
     customer.refresh_from_db()
     assert customer.terms_type == TermsType.COD
+
+
+def test_an_unrelated_invalid_field_on_the_card_does_not_stop_an_approval(
+    client, manager, customer, make_action
+):
+    """The approval changes the hold or the terms alone, and checks only
+    those: a payment-run day of 40 (an old import) is the card's to mend."""
+    hold, cod = make_action(customer), make_action(customer, cod=True)
+    Customer.objects.filter(pk=customer.pk).update(ap_run_days=[15, 40])
+    client.force_login(manager)
+
+    client.post(url(hold), {"decision": "approve", "note": "Third promise broken"})
+    client.post(url(cod), {"decision": "approve", "note": "Cash only from now on"})
+
+    customer.refresh_from_db()
+    assert (customer.on_credit_hold, customer.terms_type, customer.ap_run_days) == (True, TermsType.COD,
+                                                                                    [15, 40])
+    hold.refresh_from_db()
+    cod.refresh_from_db()
+    assert (hold.status, cod.status) == (ActionStatus.DONE, ActionStatus.DONE)
+
+
+def test_the_card_still_refuses_an_invalid_value_it_changes(manager, customer):
+    with pytest.raises(ValidationError, match="Payment-run days are days of the month"):
+        customer_update(customer=customer, actor=manager, changes={"ap_run_days": [40]})
+    customer.refresh_from_db()
+    assert customer.ap_run_days != [40]
 
 
 def test_approving_cod_for_an_account_moved_to_prepayment_meanwhile_leaves_it_there(
