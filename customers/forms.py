@@ -120,26 +120,10 @@ class UserChoiceField(OfferedChoiceField):
 
 class WorkerChoiceField(UserChoiceField):
     """Someone to hand an account or a worklist item to, from those who work
-    accounts. The menu offers no one else, so anyone else posted (a viewer,
-    someone without a role, a leaver) comes from a page crafted or long
-    stale: they are told by name why not, rather than "not one of the
-    available choices"."""
-
-    def to_python(self, value):
-        try:
-            return super().to_python(value)
-        except forms.ValidationError as error:
-            if error.code != "invalid_choice":
-                raise
-            posted = str(value).strip()
-            # A number too long for an id is no one's, and must not reach the database.
-            user = (User.objects.filter(pk=int(posted)).first()
-                    if posted.isdigit() and len(posted) < 10 else None)
-            if user is None:
-                raise forms.ValidationError("Choose someone from the list.", code="invalid_choice") from None
-            raise forms.ValidationError(
-                f"{person_name(user)} does not work accounts: hand it to a collector or a manager.",
-                code="invalid_choice") from None
+    accounts. Anyone else posted (a viewer, someone without a role, a leaver,
+    an id that is no one's) comes from a page crafted or long stale, and is
+    told only that the choice is not one of the menu's: a name said for any
+    id posted would list the users of the system to whoever tries them."""
 
 
 class StandInChoiceField(OfferedChoiceField):
