@@ -11,7 +11,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import BooleanField, Exists, OuterRef, Value
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404
@@ -106,7 +106,11 @@ class _TheLedger:
     readonly_fields = ["reversed"]
 
     def get_queryset(self, request):
-        queryset = Allocation.ledger.select_related("reversal__payment")
+        # Each row carries whether this user may open the reversal's page: a
+        # link for one who may not would only lead to a refusal.
+        linked = self.admin_site.get_model_admin(PaymentReversal).has_view_permission(request)
+        queryset = (Allocation.ledger.select_related("reversal__payment")
+                    .annotate(reversal_linked=Value(linked, output_field=BooleanField())))
         ordering = self.get_ordering(request)
         return queryset.order_by(*ordering) if ordering else queryset
 
@@ -115,6 +119,8 @@ class _TheLedger:
         reversal = allocation.reversal
         if reversal is None:
             return "—"
+        if not getattr(allocation, "reversal_linked", False):
+            return format_html("Reversed on {} by {}", format_day(reversal.reversed_on), reversal)
         return format_html('Reversed on {} by <a href="{}">{}</a>', format_day(reversal.reversed_on),
                            reverse("admin:collections_paymentreversal_change", args=[reversal.pk]), reversal)
 

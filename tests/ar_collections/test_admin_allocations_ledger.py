@@ -9,7 +9,7 @@ import datetime as dt
 import re
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from ar_collections import workspace
@@ -99,3 +99,22 @@ def test_the_admin_s_list_of_allocations_holds_the_reversed_row_marked_and_the_s
     assert len(MARK.findall(response.content.decode())) == 1
     reversed_row = Allocation.ledger.get(reversal__isnull=False)
     assert MARK.search(page(admin_client, "allocation", reversed_row))
+
+
+def test_a_staff_user_who_may_not_view_reversals_sees_the_mark_without_a_link(
+    client, reversed_and_standing
+):
+    """A link they may not follow would only lead to a refusal."""
+    clerk = User.objects.create_user("clerk", password="x", is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="collections", codename__in=["view_payment", "view_allocation"]))
+    client.force_login(clerk)
+    said = "Reversed on 5 Aug 2025 by Reversal of EUR 500.00 on 1 Aug 2025"
+
+    on_the_payment = page(client, "payment", reversed_and_standing["payment"])
+    in_the_list = client.get(reverse("admin:collections_allocation_changelist")).content.decode()
+
+    for html in (on_the_payment, in_the_list):
+        assert said in html
+        assert not MARK.search(html)
+        assert "paymentreversal" not in html
