@@ -25,7 +25,8 @@ def admin_client(client, db):
 @pytest.fixture
 def rules(manager) -> CollectionRules:
     """Collectors may pause dunning 30 days here; JPY scores 1 point per 150,000."""
-    rules = CollectionRules.objects.create(pk=1, max_pause_days=30, updated_by=manager)
+    rules, _ = CollectionRules.objects.update_or_create(pk=1, defaults={"max_pause_days": 30,
+                                                                      "updated_by": manager})
     MoneyPointScale.objects.create(rules=rules, currency="JPY", per_point_amount=Decimal("150000"))
     return rules
 

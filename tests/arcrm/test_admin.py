@@ -91,7 +91,7 @@ def test_the_collector_filter_lists_people_by_name_sorted_by_last_then_first(
 
 
 def _rules_kept_by(user):
-    return CollectionRules.objects.create(pk=1, updated_by=user)
+    return CollectionRules.objects.update_or_create(pk=1, defaults={"updated_by": user})[0]
 
 
 def _account_collected_by(user):
