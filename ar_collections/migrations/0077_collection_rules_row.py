@@ -13,7 +13,7 @@ def rules_row_create(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("collections", "0075_invoice_cancelled_on"),
+        ("collections", "0076_invoice_number_trigram_index"),
     ]
 
     operations = [
