@@ -12,6 +12,16 @@ def _install_missing_ladders(sender, using="default", **kwargs) -> None:
     )
 
 
+def _rules_row_create(sender, using="default", **kwargs) -> None:
+    """The one row of collection rules, as migration 0077 makes it, made again
+    after a flush empties the tables (as the default ladders are): pages read
+    the rules and never write them."""
+    from ar_collections.models import CollectionRules
+
+    if not CollectionRules.objects.using(using).filter(pk=1).exists():
+        CollectionRules.objects.using(using).create(pk=1)
+
+
 class CollectionsConfig(AppConfig):
     # The package is ar_collections because a top-level "collections" would
     # shadow the standard library; tables, admin and URLs keep the label.
@@ -37,6 +47,7 @@ class CollectionsConfig(AppConfig):
                                  dispatch_uid="arcrm-behaviour-in-new-currency")
 
         post_migrate.connect(_install_missing_ladders, sender=self, dispatch_uid="arcrm-default-ladders")
+        post_migrate.connect(_rules_row_create, sender=self, dispatch_uid="arcrm-collection-rules-row")
         # The roles' collections permissions exist only from this app's post_migrate on.
         post_migrate.connect(
             sync_role_groups, sender=self, dispatch_uid="arcrm-sync-role-groups-collections"

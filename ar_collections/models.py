@@ -1511,9 +1511,10 @@ class CollectionRules(models.Model):
 
     @classmethod
     def current(cls) -> CollectionRules:
-        """The rules in force. Their row is made by migration 0076; a database
-        without it (emptied by hand) reads the defaults, unsaved: a page
-        that reads the rules never writes."""
+        """The rules in force. Their row is made by migration 0077 (and again
+        after a flush, apps._rules_row_create); a database without it (emptied
+        by hand) reads the defaults, unsaved: a page that reads the rules
+        never writes."""
         return cls.objects.filter(pk=1).first() or cls(pk=1)
 
     def bounds_problems(self) -> list[str]:
