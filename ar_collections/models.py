@@ -346,9 +346,9 @@ def allocation_stands(prefix: str = "") -> Q:
 
 def allocation_stood(day) -> Q:
     """An allocation as it stood at the end of `day` (a date, or an
-    expression of one): made by then, and its payment not reversed by then.
+    expression of one): applied by then, and its payment not reversed by then.
     For the figures of a past day, over Allocation.ledger."""
-    return Q(allocated_on__lte=day) & (Q(reversal__isnull=True) | Q(reversal__reversed_on__gt=day))
+    return Q(applied_on__lte=day) & (Q(reversal__isnull=True) | Q(reversal__reversed_on__gt=day))
 
 
 class StandingAllocations(models.Manager):
@@ -368,12 +368,13 @@ class Allocation(models.Model):
     workspace.payment_record).
 
     One payment may settle many invoices and one invoice may be settled by
-    many partial payments; each pairing is one row. The sum of a payment's
+    many partial payments; each pairing is one row, one per day it was
+    applied (money on account set against the invoice in two goes). The sum of a payment's
     rows is what it paid off; the rest of it is on account.
 
     A payment reversed keeps its rows, marked with the reversal: what stands
     today leaves them out (`objects`, the default manager), while the figures
-    of a past day read them from `allocated_on` until the reversal's day
+    of a past day read them from `applied_on` until the reversal's day
     (`ledger`, every row ever made; numbers._ledger). History is not
     rewritten: October's receivables read in December as they did in November.
     """
@@ -391,7 +392,17 @@ class Allocation(models.Model):
         CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
     )
     amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    # The day the money counts from for the payer: the payment's or the credit
+    # note's own day (an invoice issued later: its issue day). What is paid
+    # when, how late a payer is, read this.
     allocated_on = models.DateField()
+    # The day it was set against the invoice or charge: the same day for a
+    # payment that named it, the day of the application for money kept on
+    # account and set against it later (workspace.credit_apply). Until then
+    # the invoice stood open and the money stood on account, so a past day's
+    # figures (numbers._ledger, the aged trial balance as of a day) read this,
+    # and a month end does not move when money is applied after it.
+    applied_on = models.DateField()
     # The payment's reversal, once the bank took the money back: the row no
     # longer stands from the reversal's day on (workspace.payment_reverse).
     reversal = models.ForeignKey(
@@ -427,8 +438,10 @@ class Allocation(models.Model):
                     | Q(invoice__isnull=True, charge__isnull=False)
                 ),
             ),
+            # Once a day: money on account set against an invoice again on a
+            # later day is a row of its own, so each part keeps its day.
             models.UniqueConstraint(
-                fields=["payment", "invoice"], name="allocation_once_per_payment_invoice",
+                fields=["payment", "invoice", "applied_on"], name="allocation_once_per_payment_invoice",
                 condition=Q(payment__isnull=False),
             ),
             models.UniqueConstraint(
@@ -436,7 +449,8 @@ class Allocation(models.Model):
                 condition=Q(payment__isnull=False, charge__isnull=False),
             ),
             models.UniqueConstraint(
-                fields=["credit_note", "invoice"], name="allocation_once_per_credit_note_invoice",
+                fields=["credit_note", "invoice", "applied_on"],
+                name="allocation_once_per_credit_note_invoice",
                 condition=Q(credit_note__isnull=False),
             ),
         ]

@@ -525,9 +525,10 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
                                  days=days))
         )
 
-    # Every allocation ever made, as it stood each day: a payment reversed
-    # since counts from the day it was applied until the day it was reversed,
-    # so a past day's receivables read as they did then.
+    # Every allocation ever made, as it stood each day: from the day it was
+    # applied (money on account set against an invoice later: that day, not
+    # the day the money came in), and a payment reversed since until the day
+    # it was reversed, so a past day's receivables read as they did then.
     paid_or_credited = Allocation.ledger.filter(invoice__in=Invoice.objects.filter(COUNTED))
     take(taken_off(paid_or_credited, moved=lambda day: allocation_stood(day) & uncancelled("invoice__")(day),
                    customer="invoice__customer"),
@@ -865,7 +866,8 @@ def _ledger_on(day: dt.date) -> dict[str, QuerySet]:
     """What the ledger held against each invoice at the end of a past `day`,
     a row per invoice it touched (`invoice_id`, `amount_sum`): the allocations
     that stood that day (a payment reversed since counts until its reversal's
-    day; a credit note applied since does not count yet), what a correction
+    day; money on account or a credit note applied since does not count yet,
+    whatever day it counts from), what a correction
     resolved since took off its total, a write-off made by then, and what the
     dispute open that day (opened by then, not resolved by then) held back."""
     return {
@@ -875,7 +877,7 @@ def _ledger_on(day: dt.date) -> dict[str, QuerySet]:
         "allocated": Allocation.ledger.filter(
             Q(reversal__isnull=True)
             | Q(reversal_id__in=PaymentReversal.objects.filter(reversed_on__gt=day).values("pk")),
-            allocated_on__lte=day,
+            applied_on__lte=day,
             invoice__isnull=False,
         )
         .order_by()

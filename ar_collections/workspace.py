@@ -1709,7 +1709,8 @@ def _credit_note_issue(invoice: Invoice, *, amount: Decimal, reason: str, on: dt
         number=number, customer_id=invoice.customer_id, invoice=invoice, issued_on=on,
         currency=invoice.currency, amount=amount, reason=reason[:200],
     )
-    Allocation.objects.create(invoice=invoice, credit_note=note, amount=amount, allocated_on=on)
+    Allocation.objects.create(invoice=invoice, credit_note=note, amount=amount, allocated_on=on,
+                              applied_on=on)
     _invoice_take_off(invoice, amount, on=on)
     return note
 
@@ -3015,7 +3016,8 @@ def _invoice_pay(payment: Payment, invoice: Invoice, part: Decimal) -> Invoice:
     # Money sent before the invoice existed (a prepayment) pays it the day it is
     # issued, as setting a credit against it does: not before it existed.
     on = max(payment.received_on, invoice.issue_date)
-    Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=on)
+    # Applied as it came in: the payment named the invoice, or came to it with the rest.
+    Allocation.objects.create(invoice=invoice, payment=payment, amount=part, allocated_on=on, applied_on=on)
     _invoice_take_off(invoice, part, on=on)
     return invoice
 
@@ -3065,9 +3067,11 @@ def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: d
     for charge in charges.order_by("created_at", "pk"):
         part = min(amount - paid, charge.open_amount)
         # A credit set against a charge in two goes keeps one row, as on an invoice.
+        # Applied on its own day: a charge is no part of the receivables of a past day.
+        counts_from = max(dated, timezone.localdate(charge.created_at))
         allocation, created = Allocation.objects.get_or_create(
             charge=charge, **{link: credit},
-            defaults={"amount": part, "allocated_on": max(dated, timezone.localdate(charge.created_at))},
+            defaults={"amount": part, "allocated_on": counts_from, "applied_on": counts_from},
         )
         if not created:
             Allocation.objects.filter(pk=allocation.pk).update(amount=F("amount") + part)
@@ -3546,7 +3550,7 @@ def credit_apply(
         list(unnamed_money_targets(customer, currency).select_for_update())
         owed, later = unnamed_money_split(customer=customer, currency=currency, amount=amount, received_on=on)
     dated = _credit_dated(credit)
-    parts = [(_credit_on_invoice(credit, invoice, part, link=link), part) for invoice, part in owed]
+    parts = [(_credit_on_invoice(credit, invoice, part, link=link, on=on), part) for invoice, part in owed]
     # A letter not yet posted that this made moot charges nothing: its charges
     # go before the credit's rest could pay them (as after a payment).
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
@@ -3559,7 +3563,7 @@ def credit_apply(
         rest,
     ) if rest and later else []
     if paid_later:
-        parts += [(_credit_on_invoice(credit, invoice, part, link=link), part)
+        parts += [(_credit_on_invoice(credit, invoice, part, link=link, on=on), part)
                   for invoice, part in paid_later]
         applied = sum((part for _, part in parts), ZERO)
         letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)  # one listing only these, too
@@ -3605,16 +3609,20 @@ def credit_apply(
 
 
 def _credit_on_invoice(credit: Payment | CreditNote, invoice: Invoice, part: Decimal, *,
-                       link: str) -> Invoice:
-    """`part` of a credit set against the invoice, locked by the caller;
-    counted from the credit's day, or the invoice's if it was issued later.
-    Returns the invoice as it is now."""
-    on = max(_credit_dated(credit), invoice.issue_date)
+                       link: str, on: dt.date) -> Invoice:
+    """`part` of a credit set against the invoice on day `on`, locked by the
+    caller; counted from the credit's day, or the invoice's if it was issued
+    later. Applied on `on` (not before the day it counts from): until then
+    the invoice stood open and the money on account, and a past day's figures
+    read it so whenever they are read. Returns the invoice as it is now."""
+    counts_from = max(_credit_dated(credit), invoice.issue_date)
+    # Set against the same invoice again the same day: one row; on another day, a row of its own.
     allocation, created = Allocation.objects.get_or_create(
-        invoice=invoice, **{link: credit}, defaults={"amount": part, "allocated_on": on})
+        invoice=invoice, **{link: credit}, applied_on=max(on, counts_from),
+        defaults={"amount": part, "allocated_on": counts_from})
     if not created:
         Allocation.objects.filter(pk=allocation.pk).update(amount=F("amount") + part)
-    _invoice_take_off(invoice, part, on=on)
+    _invoice_take_off(invoice, part, on=counts_from)
     return invoice
 
 

@@ -1505,11 +1505,11 @@ class _Builder:
         Payment.objects.bulk_create([r.payment for _, r in receipts], batch_size=BATCH_SIZE)
         Allocation.objects.bulk_create([
             Allocation(invoice=bill.invoice, payment=receipt.payment, amount=_money(cents),
-                       allocated_on=receipt.received_on)
+                       allocated_on=receipt.received_on, applied_on=receipt.received_on)
             for _, receipt in receipts for bill, cents in receipt.lines
         ] + [
             Allocation(invoice=bill.invoice, credit_note=note, amount=_money(bill.credit_cents),
-                       allocated_on=note.issued_on)
+                       allocated_on=note.issued_on, applied_on=note.issued_on)
             for _, note, bill in credits
         ], batch_size=BATCH_SIZE)
 

@@ -264,13 +264,13 @@ def _load(connection, *, customers: int, invoices: int) -> None:
             for n, (invoice, customer, day, currency, cents) in enumerate(notes, 1):
                 copy.write_row((n, f"NC-{n:07d}", customer, invoice, day, currency, _money(cents), "", STAMP))
         with raw.copy(
-            "COPY collections_allocation (invoice_id, payment_id, credit_note_id, amount, allocated_on) "
-            "FROM STDIN"
+            "COPY collections_allocation (invoice_id, payment_id, credit_note_id, amount, allocated_on, "
+            "applied_on) FROM STDIN"
         ) as copy:
             for n, (_, day, _, cents, invoice) in enumerate(payments, 1):
-                copy.write_row((invoice, n, None, _money(cents), day))
+                copy.write_row((invoice, n, None, _money(cents), day, day))
             for n, (invoice, _, day, _, cents) in enumerate(notes, 1):
-                copy.write_row((invoice, None, n, _money(cents), day))
+                copy.write_row((invoice, None, n, _money(cents), day, day))
         with raw.copy(
             "COPY collections_writeoff (invoice_id, customer_id, currency, amount, reason, written_off_on, "
             "decided_by_id, created_at) FROM STDIN"

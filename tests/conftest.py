@@ -156,8 +156,7 @@ def make_invoice(db):
                 customer=customer, received_on=paid_on, currency=invoice.currency, amount=amount
             )
             Allocation.objects.create(
-                invoice=invoice, payment=payment, amount=amount, allocated_on=paid_on
-            )
+                invoice=invoice, payment=payment, amount=amount, allocated_on=paid_on, applied_on=paid_on)
         return invoice
 
     return make

@@ -1067,11 +1067,11 @@ def test_credits_not_yet_allocated_are_shown_as_credits_on_the_account(
     half_used = CreditNote.objects.create(number="CN-7", customer=account, issued_on=days(-10),
                                           amount=Decimal("80.00"))
     Allocation.objects.create(invoice=invoice, credit_note=half_used, amount=Decimal("30.00"),
-                              allocated_on=days(-10))
+                              allocated_on=days(-10), applied_on=days(-10))
     used_up = CreditNote.objects.create(number="CN-8", customer=account, issued_on=days(-10),
                                         amount=Decimal("10.00"))
     Allocation.objects.create(invoice=invoice, credit_note=used_up, amount=Decimal("10.00"),
-                              allocated_on=days(-10))
+                              allocated_on=days(-10), applied_on=days(-10))
 
     plan_and_deliver(days(3))
 

@@ -457,3 +457,24 @@ def test_items_back_from_cover_lose_who_covered_from_their_title_and_open_ones_s
             WorkItem.objects.values_list("pk", "title", "back_from")} == {
         back.pk: ("Call Acme", other_collector.pk), done.pk: ("Call Acme", None),
         nobody.pk: ("Call Acme", None), plain.pk: ("Call Acme", None)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_allocations_from_before_the_application_day_was_kept_count_as_applied_on_their_own_day(
+    customer, make_invoice, manager
+):
+    # The day money on account was set against an invoice was not recorded: each row
+    # is taken as applied on its own day, so every past figure reads as it did.
+    invoice = make_invoice(customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount="500.00")
+    payment = workspace.payment_record(customer=customer, amount=Decimal("200.00"), currency="EUR",
+                                       received_on=DUE, allocations=[])
+    workspace.credit_apply(customer=customer, actor=manager, credit=payment, invoices=[invoice],
+                           on=DUE + dt.timedelta(days=10))
+    assert list(Allocation.objects.values_list("allocated_on", "applied_on")) == [
+        (DUE, DUE + dt.timedelta(days=10))]
+    try:
+        _migrate(("collections", "0075_invoice_cancelled_on"))
+    finally:
+        _migrate_to_latest()
+
+    assert list(Allocation.objects.values_list("allocated_on", "applied_on")) == [(DUE, DUE)]

@@ -59,18 +59,21 @@ def test_invoice_numbers_are_unique(customer, make_invoice):
 def test_an_allocation_comes_from_a_payment_or_a_credit_note_not_neither(customer, make_invoice):
     invoice = make_invoice(customer, issued=D)
     with pytest.raises(IntegrityError), transaction.atomic():
-        Allocation.objects.create(invoice=invoice, amount=Decimal("1"), allocated_on=D)
+        Allocation.objects.create(invoice=invoice, amount=Decimal("1"), allocated_on=D, applied_on=D)
 
 
 def test_one_payment_can_settle_several_invoices_in_part(customer, make_invoice):
     first, second = make_invoice(customer, issued=D), make_invoice(customer, issued=D)
     payment = Payment.objects.create(customer=customer, received_on=D, amount=Decimal("150.00"))
-    Allocation.objects.create(invoice=first, payment=payment, amount=Decimal("100.00"), allocated_on=D)
-    Allocation.objects.create(invoice=second, payment=payment, amount=Decimal("50.00"), allocated_on=D)
+    Allocation.objects.create(invoice=first, payment=payment, amount=Decimal("100.00"), allocated_on=D,
+                              applied_on=D)
+    Allocation.objects.create(invoice=second, payment=payment, amount=Decimal("50.00"), allocated_on=D,
+                              applied_on=D)
 
     assert payment.unallocated_amount() == Decimal("0.00")
     with pytest.raises(IntegrityError), transaction.atomic():
-        Allocation.objects.create(invoice=first, payment=payment, amount=Decimal("1"), allocated_on=D)
+        Allocation.objects.create(invoice=first, payment=payment, amount=Decimal("1"), allocated_on=D,
+                                  applied_on=D)
 
 
 def test_days_late_counts_to_settlement_or_to_the_given_day(customer, make_invoice):

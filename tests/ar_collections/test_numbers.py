@@ -70,7 +70,8 @@ def pay(invoice, amount: str, on: dt.date) -> None:
     payment = Payment.objects.create(
         customer=invoice.customer, received_on=on, currency=invoice.currency, amount=D(amount)
     )
-    Allocation.objects.create(invoice=invoice, payment=payment, amount=D(amount), allocated_on=on)
+    Allocation.objects.create(invoice=invoice, payment=payment, amount=D(amount), allocated_on=on,
+                              applied_on=on)
     invoice.open_amount -= D(amount)
     invoice.save(update_fields=["open_amount"])
 
@@ -112,7 +113,8 @@ def ledger(make_customer, make_invoice, collector, other_collector, manager):
     note = CreditNote.objects.create(
         number="CN-1", customer=acme, invoice=i2, issued_on=day(7, 20), currency="EUR", amount=D("500.00")
     )
-    Allocation.objects.create(invoice=i2, credit_note=note, amount=D("500.00"), allocated_on=day(7, 20))
+    Allocation.objects.create(invoice=i2, credit_note=note, amount=D("500.00"), allocated_on=day(7, 20),
+                              applied_on=day(7, 20))
     i2.open_amount -= D("500.00")
     i2.save(update_fields=["open_amount"])
     pay(i2, "300.00", day(8, 2))

@@ -141,26 +141,77 @@ def test_a_dispute_of_part_holds_back_that_part_from_the_day_it_was_opened(book,
     assert balance(MONTH_END)[-1][3] == D("700.00")
 
 
-def test_money_on_account_set_against_an_invoice_later_counts_from_its_own_day_on_both_pages(
-    book, make_invoice, manager
+def month_end_read_on(today: dt.date) -> tuple[list[tuple], dict[str, Decimal]]:
+    """The aged balance as of 30 Nov and the Numbers page's receivables at
+    30 Nov, per currency, both read on `today`."""
+    with frozen(today):
+        rows = numbers.aged_accounts(numbers.aged_balances(numbers.Scope(), today=today, on=MONTH_END))
+        november = numbers.Period.ending(day(11, 1), months=1, today=today)
+        receivables = {c.currency: c.periods[0].closing
+                       for c in numbers.figures(numbers.Scope(), today=today, periods=[november])}
+    return [(a.currency, a.name, a.buckets, a.total, a.invoices) for a in rows], receivables
+
+
+def test_money_on_account_set_against_an_invoice_later_leaves_the_month_end_as_it_read(book, manager):
+    # 300 came in on 20 Nov naming no invoice and stayed on account; on 10 Dec the
+    # customer said it was for INV-CN. On 30 Nov INV-CN was still owed in full.
+    acme = book["acme"]
+    with frozen(day(11, 20)):
+        payment = workspace.payment_record(customer=acme, actor=manager, amount=D("300.00"), currency="EUR",
+                                           received_on=day(11, 20), allocations=[], reference="BANK-9")
+    before = month_end_read_on(day(12, 1))
+    with frozen(day(12, 10)):
+        workspace.credit_apply(customer=acme, actor=manager, credit=payment, invoices=[
+            acme.invoices.get(number="INV-CN")], on=day(12, 10))
+
+    assert month_end_read_on(day(12, 11)) == before
+    rows, receivables = before
+    # INV-CN counts open on 30 Nov, 16 days late, at its whole 800.
+    assert rows[0] == ("EUR", "Acme", buckets(late_1_30="800.00", late_31_60="300.00"), D("1100.00"), 2)
+    assert receivables["EUR"] == rows[0][3] + rows[1][3] == D("1700.00")
+    # From the day it was applied, the invoice owes the rest.
+    with frozen(TODAY):
+        [eur, _] = numbers.figures(numbers.Scope(), today=TODAY,
+                                   periods=[numbers.Period.ending(day(12, 1), months=1, today=TODAY)])
+    assert balance(day(12, 9))[0][2] == buckets(not_due="500.00", late_1_30="600.00")
+    assert balance(day(12, 10))[0][2] == buckets(not_due="500.00", late_1_30="300.00", late_31_60="1000.00")
+    assert eur.periods[0].closing == sum(row[3] for row in balance(TODAY) if row[0] == "EUR")
+
+
+def test_a_credit_note_on_account_set_against_an_invoice_later_counts_from_the_day_it_was_applied(
+    book, manager
 ):
-    # The ledger dates a credit set against an invoice from the credit's day (the
-    # allocation's day), as the Numbers page's receivables read it: a rebate issued on
-    # account on 20 Nov and set against INV-CN on 8 Dec reads at the month end as applied.
+    # A rebate issued on account on 20 Nov and set against INV-CN on 8 Dec: on both
+    # pages the month end reads INV-CN owed in full, as it read on 1 Dec.
     acme = book["acme"]
     with frozen(day(11, 20)):
         note = workspace.credit_note_on_account(customer=acme, actor=manager, currency="EUR",
                                                 amount=D("50.00"), reason="Rebate", issued_on=day(11, 20))
+    before = month_end_read_on(day(12, 1))
     with frozen(day(12, 8)):
         workspace.credit_apply(customer=acme, actor=manager, credit=note, invoices=[
             acme.invoices.get(number="INV-CN")], on=day(12, 8))
-    with frozen(TODAY):
-        [eur, _] = numbers.figures(numbers.Scope(), today=TODAY,
-                                   periods=[numbers.Period.ending(day(11, 1), months=1)])
 
-    [acme_row, cogs_row, _] = balance(MONTH_END)
-    assert acme_row[2] == buckets(late_1_30="750.00", late_31_60="300.00")
-    assert acme_row[3] + cogs_row[3] == eur.periods[0].closing == D("1650.00")
+    rows, receivables = month_end_read_on(TODAY)
+    assert (rows, receivables) == before
+    assert rows[0][2] == buckets(late_1_30="800.00", late_31_60="300.00")
+    assert rows[0][3] + rows[1][3] == receivables["EUR"] == D("1700.00")
+
+
+def test_money_on_account_set_against_one_invoice_in_two_goes_keeps_each_goes_day(book, manager):
+    # 300 on account from 20 Nov: 100 of it set against INV-CN on 2 Dec, 200 more on 10 Dec.
+    acme = book["acme"]
+    with frozen(day(11, 20)):
+        payment = workspace.payment_record(customer=acme, actor=manager, amount=D("300.00"), currency="EUR",
+                                           received_on=day(11, 20), allocations=[], reference="BANK-9")
+    for on, amount in [(day(12, 2), D("100.00")), (day(12, 10), D("200.00"))]:
+        with frozen(on):
+            workspace.credit_apply(customer=acme, actor=manager, credit=payment, amount=amount, invoices=[
+                acme.invoices.get(number="INV-CN")], on=on)
+
+    # 8 Dec: a credit note of 200 on INV-CN as well; 800 - 100 - 200 = 500 owed on 9 Dec.
+    assert balance(day(12, 9))[0][2] == buckets(not_due="500.00", late_1_30="500.00")
+    assert balance(day(12, 10))[0][2] == buckets(not_due="500.00", late_1_30="300.00", late_31_60="1000.00")
 
 
 def test_an_invoice_the_erp_cancelled_after_the_day_counts_as_it_stood_on_both_pages(

@@ -94,7 +94,8 @@ def pay(invoice, amount: str, on: dt.date) -> None:
     payment = Payment.objects.create(
         customer=invoice.customer, received_on=on, currency=invoice.currency, amount=D(amount)
     )
-    Allocation.objects.create(invoice=invoice, payment=payment, amount=D(amount), allocated_on=on)
+    Allocation.objects.create(invoice=invoice, payment=payment, amount=D(amount), allocated_on=on,
+                              applied_on=on)
 
 
 class Book:
@@ -154,7 +155,8 @@ def book(ladder, make_customer, make_invoice, collector, other_collector):
     pay(a1, "600.00", day(6, 5))
     note = CreditNote.objects.create(number="CN-9", customer=acme, invoice=a1, issued_on=day(6, 6),
                                      currency="EUR", amount=D("50.00"))
-    Allocation.objects.create(invoice=a1, credit_note=note, amount=D("50.00"), allocated_on=day(6, 6))
+    Allocation.objects.create(invoice=a1, credit_note=note, amount=D("50.00"), allocated_on=day(6, 6),
+                              applied_on=day(6, 6))
     pay(a1, "400.00", day(6, 20))
     b.notice(s2, acme, sent=day(6, 20), pay_by=day(6, 30), status=ActionStatus.SKIPPED)
 
