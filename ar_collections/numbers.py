@@ -66,6 +66,7 @@ from ar_collections.models import (
     Invoice,
     InvoiceStatus,
     PauseKind,
+    Payment,
     PaymentPlan,
     PaymentReversal,
     PlanStatus,
@@ -1194,6 +1195,62 @@ def aged_totals(rows: QuerySet | AgedBalance) -> list[AgedTotal]:
         totals.append(AgedTotal(currency=currency, buckets=money[:-1], total=money[-1], accounts=accounts,
                                 invoices=int(invoices)))
     return totals
+
+
+@dataclass(frozen=True)
+class OnAccount:
+    """Money on account at the end of a day, in one currency: what payments
+    and credit notes had in by then and was not yet set against an invoice or
+    a charge. The ledger's receivables are the open invoices less this."""
+
+    currency: str
+    payments: Decimal
+    credit_notes: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.payments + self.credit_notes
+
+
+def on_account(scope: Scope, *, day: dt.date) -> list[OnAccount]:
+    """Money on account at the end of `day`, per currency, the currencies by
+    code as the aged trial balance's: payments received by then and not
+    taken back by the bank by then, and credit notes issued by then, less
+    what of them was applied by then (Allocation.applied_on). Money applied
+    after the day was on account that day, whenever it is read: a month end
+    shows what it showed. One query: what came in and what of it was applied,
+    summed apart per currency rather than a look-up of its allocations per
+    payment, which a book of many payments would wait on."""
+    # A payment the bank took back by then was not on account (nor applied) that day.
+    stood = Q(reversal__isnull=True) | Q(reversal__reversed_on__gt=day)
+    payments = Payment.objects.filter(stood, received_on__lte=day)
+    notes = CreditNote.objects.filter(issued_on__lte=day)
+    parts = [
+        ("paid", scope.of(payments), "currency"),
+        ("credited", scope.of(notes), "currency"),
+        ("paid_applied", scope.of(Allocation.ledger.filter(applied_on__lte=day, payment__in=payments),
+                                  customer="payment__customer", currency="payment__currency"),
+         "payment__currency"),
+        ("credited_applied", scope.of(Allocation.ledger.filter(applied_on__lte=day, credit_note__in=notes),
+                                      customer="credit_note__customer", currency="credit_note__currency"),
+         "credit_note__currency"),
+    ]
+    sums = [
+        rows.order_by().values(in_currency=F(currency)).annotate(part=Value(name), total=Sum("amount"))
+        .values_list("in_currency", "part", "total")
+        for name, rows, currency in parts
+    ]
+    found: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    for currency, part, total in sums[0].union(*sums[1:], all=True):
+        found[currency][part] += _as_money(total or ZERO)
+    result = []
+    for currency, got in sorted(found.items()):
+        # In the currency's places: SQLite sums to ten.
+        paid = quantize(got["paid"] - got["paid_applied"], currency)
+        credited = quantize(got["credited"] - got["credited_applied"], currency)
+        if paid or credited:
+            result.append(OnAccount(currency, paid, credited))
+    return result
 
 
 def currencies_in_use() -> list[str]:

@@ -265,6 +265,9 @@ def numbers_aged(request: HttpRequest) -> HttpResponse:
         # Under every page, the whole balance's: a month end ties to the ledger on the page.
         context["totals"] = numbers.aged_totals(rows) if page.object_list else []
         context["bucket_label"] = dict(numbers.AGED_COLUMNS).get(form.cleaned_data["bucket"])
+        # The money on account beside the invoices, so the balance's total reconciles to the ledger.
+        context["on_account"] = numbers.on_account(form.scope(request.user),
+                                                   day=form.cleaned_data["as_of"] or today)
     else:
         status = 422
     template = "collections/numbers_aged.html"

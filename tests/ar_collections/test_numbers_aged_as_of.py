@@ -214,6 +214,61 @@ def test_money_on_account_set_against_one_invoice_in_two_goes_keeps_each_goes_da
     assert balance(day(12, 10))[0][2] == buckets(not_due="500.00", late_1_30="300.00", late_31_60="1000.00")
 
 
+def test_money_on_account_at_a_day_is_what_came_in_by_then_and_was_not_applied_by_then(book, manager):
+    # 300 came in on 20 Nov and a rebate of 50 was issued on account on 25 Nov;
+    # both were set against INV-CN on 10 Dec. The cheque of 20 Nov paid INV-REV
+    # whole (nothing on account) until the bank took it back.
+    acme = book["acme"]
+    with frozen(day(11, 20)):
+        payment = workspace.payment_record(customer=acme, actor=manager, amount=D("300.00"), currency="EUR",
+                                           received_on=day(11, 20), allocations=[], reference="BANK-9")
+    with frozen(day(11, 25)):
+        note = workspace.credit_note_on_account(customer=acme, actor=manager, currency="EUR",
+                                                amount=D("50.00"), reason="Rebate", issued_on=day(11, 25))
+
+    def on_account(on: dt.date, today: dt.date) -> list[tuple]:
+        with frozen(today):
+            return [(m.currency, m.payments, m.credit_notes, m.total)
+                    for m in numbers.on_account(numbers.Scope(), day=on)]
+
+    before = on_account(MONTH_END, day(12, 1))
+    assert before == [("EUR", D("300.00"), D("50.00"), D("350.00"))]
+    assert on_account(day(11, 22), day(12, 1)) == [("EUR", D("300.00"), D("0.00"), D("300.00"))]
+    with frozen(day(12, 10)):
+        for credit in [payment, note]:
+            workspace.credit_apply(customer=acme, actor=manager, credit=credit, invoices=[
+                acme.invoices.get(number="INV-CN")], on=day(12, 10))
+
+    assert on_account(MONTH_END, day(12, 11)) == before
+    assert on_account(day(12, 9), day(12, 11)) == before
+    assert on_account(day(12, 10), day(12, 11)) == []
+    assert on_account(day(11, 19), day(12, 11)) == []
+
+
+def test_the_page_shows_the_money_on_account_that_day_beside_the_balance(client, manager, book):
+    acme = book["acme"]
+    with frozen(day(11, 20)):
+        payment = workspace.payment_record(customer=acme, actor=manager, amount=D("300.00"), currency="EUR",
+                                           received_on=day(11, 20), allocations=[], reference="BANK-9")
+    with frozen(day(12, 10)):
+        workspace.credit_apply(customer=acme, actor=manager, credit=payment, invoices=[
+            acme.invoices.get(number="INV-CN")], on=day(12, 10))
+    client.force_login(manager)
+
+    for htmx in [False, True]:
+        _, html = page(client, {"as_of": "2025-11-30"}, htmx=htmx)
+        row = html.split('id="on-account-EUR"', 1)[1].split("</tr>", 1)[0]
+        assert "Money on account at the end of 30 Nov 2025" in html
+        assert [cell.split("<", 1)[0] for cell in row.split('class="num')[1:]] == [
+            '">EUR 300.00', '">EUR 0.00', ' total">EUR 300.00']
+    # Today it is set against INV-CN: nothing on account.
+    _, html = page(client, {})
+    assert 'id="on-account"' not in html
+    # Only the accounts in the selection: Otto's have none.
+    _, html = page(client, {"as_of": "2025-11-30", "collector": str(book["cogs"].collector_id)})
+    assert 'id="on-account"' not in html
+
+
 def test_an_invoice_the_erp_cancelled_after_the_day_counts_as_it_stood_on_both_pages(
     book, make_invoice, manager
 ):
