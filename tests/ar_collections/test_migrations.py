@@ -473,7 +473,7 @@ def test_allocations_from_before_the_application_day_was_kept_count_as_applied_o
     assert list(Allocation.objects.values_list("allocated_on", "applied_on")) == [
         (DUE, DUE + dt.timedelta(days=10))]
     try:
-        _migrate(("collections", "0075_invoice_cancelled_on"))
+        _migrate(("collections", "0077_collection_rules_row"))
     finally:
         _migrate_to_latest()
 

@@ -14,7 +14,7 @@ def applied_as_dated(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0075_invoice_cancelled_on'),
+        ('collections', '0077_collection_rules_row'),
     ]
 
     operations = [
