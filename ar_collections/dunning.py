@@ -27,7 +27,6 @@ from django.db.models import (
     Count,
     DateField,
     Exists,
-    ExpressionWrapper,
     F,
     Max,
     Min,
@@ -73,7 +72,7 @@ from ar_collections.models import (
     disputed_in_part_q,
 )
 from arcrm.dates import format_day, working_day_from
-from arcrm.db import MONEY, rows_insert
+from arcrm.db import MONEY, DaysAfter, rows_insert
 from arcrm.money import MONEY_DECIMAL_PLACES, ZERO
 from customers.models import Customer, Segment, TermsType
 
@@ -365,7 +364,7 @@ def invoices_held_through(*, on: dt.date) -> models.QuerySet[Invoice]:
         Instalment.objects.filter(plan=OuterRef("plan_id"), plan__status=PlanStatus.ACTIVE,
                                   status=InstalmentStatus.DUE)
         .order_by("due_on")
-        .values(last=ExpressionWrapper(F("due_on") + F("plan__grace_days"), output_field=DateField()))[:1]
+        .values(last=DaysAfter("due_on", "plan__grace_days"))[:1]
     )
     end = Least(Coalesce("ends_on", never), Coalesce(Subquery(grace_ends), never), output_field=DateField())
     return Invoice.objects.filter(status=InvoiceStatus.OPEN, open_amount__gt=0).annotate(

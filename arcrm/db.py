@@ -44,6 +44,28 @@ class DaysBetween(models.Func):
         )
 
 
+class DaysAfter(models.Func):
+    """The day `days` (an integer expression) after `day` (a DATE expression),
+    as a date on both databases.
+
+    PostgreSQL adds an integer to a date directly; SQLite would add it to the
+    year of the date's text and give back a number, and Django's own date plus
+    interval cannot take a number of days read from a column there.
+    """
+
+    arity = 2
+    output_field = models.DateField()
+
+    def __init__(self, day, days, **extra):
+        super().__init__(day, days, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" + ", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="date(%(expressions)s || ' days')", **extra)
+
+
 def rows_insert(model: type[models.Model], columns: dict[str, list]) -> None:
     """Insert rows given column by column (field or attribute name, such as
     "customer_id" -> values ready for the database), ignoring

@@ -1,5 +1,5 @@
 """rows_insert: the planner's column-by-column insert, on PostgreSQL; CompiledRead,
-the reads compiled once a process."""
+the reads compiled once a process; DaysAfter, a day plus days on either database."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 from django.db import DataError, connection
+from django.db.models import Value
 
 from ar_collections.models import DunningCycle, Payment
-from arcrm.db import CompiledRead, rows_insert
+from arcrm.db import CompiledRead, DaysAfter, rows_insert
 from customers.models import Customer
 
 OPENED = dt.date(2026, 3, 2)
@@ -103,3 +104,14 @@ def test_the_connection_compiles_no_query_just_in_time(db):
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
+
+
+def test_days_after_a_day_read_from_a_column_is_a_date_across_a_month_end(make_customer):
+    # On SQLite, date + integer added the days to the year and read back as a number.
+    DunningCycle.objects.create(customer=make_customer(), number=1, opened_on=dt.date(2026, 1, 30))
+
+    days = DunningCycle.objects.values_list(
+        DaysAfter("opened_on", Value(5)), DaysAfter("opened_on", Value(-30)), DaysAfter("opened_on", Value(0))
+    )
+
+    assert list(days) == [(dt.date(2026, 2, 4), dt.date(2025, 12, 31), dt.date(2026, 1, 30))]
