@@ -480,6 +480,24 @@ def test_search_finds_a_name_whatever_its_accents(
     assert names_in(client.get(URL, {"q": query})) == [found]
 
 
+@pytest.mark.parametrize(("query", "found"), [
+    ("Сергей", "Сергей Волков Trading"),  # й keeps its mark in PostgreSQL's unaccent, not in every fold
+    ("がんばる", "がんばる商事"),  # a voiced kana: its mark is part of the word
+    ("Андрей", "Volkov Logistics"),  # a contact's name
+])
+def test_search_finds_a_name_typed_exactly_as_it_is_on_file_in_any_script(
+    client, collector, make_customer, make_contact, query, found
+):
+    """Comparing without accents must not lose what was found with them:
+    the name as written on the card is always found."""
+    make_customer(name="Сергей Волков Trading")
+    make_customer(name="がんばる商事")
+    make_contact(make_customer(name="Volkov Logistics"), name="Андрей Волков", email="ap@volkov.example")
+    client.force_login(collector)
+
+    assert names_in(client.get(URL, {"q": query})) == [found]
+
+
 def test_a_hit_found_through_a_contact_whose_name_has_accents_says_so(client, collector, make_customer,
                                                                       make_contact):
     blanc = make_customer(name="Blanc Interiors")
