@@ -421,7 +421,9 @@ def _at_sums(
     movement dated by then — or, with `moved_after`, after it; or the rows a
     callable says stood that day), and the part of that not yet due then: due
     that day or later, not late at its end (days late 0), as the aging's and the
-    aged trial balance's "Not yet due" bucket counts it, so the two pages agree."""
+    aged trial balance's "Not yet due" bucket counts it by its due day. Money
+    under open dispute is in it, as in the receivables: the aged trial balance
+    shows that part in its own column instead."""
     sums = {}
     for i, day in enumerate(days):
         when = Q(**{f"{issued}__lte": day})
