@@ -84,7 +84,8 @@ def test_an_invoice_paid_in_parts_owes_nothing_to_the_cent_on_either_database(ma
     invoice.allocations.update(amount=D("100.10"))
     second = Payment.objects.create(customer=acme, received_on=dt.date(2025, 10, 6), currency="EUR",
                                     amount=D("150.20"))
-    invoice.allocations.create(payment=second, amount=D("150.20"), allocated_on=dt.date(2025, 10, 6))
+    invoice.allocations.create(payment=second, amount=D("150.20"), allocated_on=dt.date(2025, 10, 6),
+                               applied_on=dt.date(2025, 10, 6))
     with frozen(TODAY):
         rows = numbers.aged_balances(numbers.Scope(), today=TODAY, on=MONTH_END)
         assert (rows.count(), list(rows)) == (0, [])
