@@ -58,3 +58,14 @@ def test_the_home_address_sends_a_visitor_to_sign_in_and_on_to_their_work(client
     response = client.post(sign_in, {"username": "carla", "password": "pw-carla"}, follow=True)
 
     assert response.redirect_chain[-1][0] == reverse("collections:worklist")
+
+
+def test_the_name_at_the_top_of_every_page_leads_to_where_signing_in_does(client, collector, make_customer):
+    """Clicking "arcrm" brings a collector back to their work for today, as
+    signing in does, not to the customer list."""
+    client.force_login(collector)
+    account = make_customer(name="Hendriks")
+    page = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+
+    assert f'<a class="brand" href="{reverse("home")}">' in page
+    assert client.get(reverse("home")).url == reverse("collections:worklist")
