@@ -58,9 +58,8 @@ from ar_collections.workspace import (
     write_off_lines_now,
 )
 from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
-from arcrm.forms import MoneyField, plain_amount_check
+from arcrm.forms import MoneyField, plain_amount_check, something_seen
 from arcrm.money import format_money, smallest_unit
-from arcrm.text import hidden_characters, nothing_seen
 from customers.forms import WorkerChoiceField
 from customers.models import Contact, ContactAbsence, Customer
 from customers.owners import account_owners
@@ -183,17 +182,9 @@ def _contact_choice() -> forms.ModelChoiceField:
     )
 
 
-def _something_seen(value: str) -> None:
-    # The field strips white space only: zero-width and format characters
-    # would pass as a note, a reason or a description that says nothing.
-    if nothing_seen(value):
-        raise forms.ValidationError(
-            f"This holds only characters no one sees ({', '.join(hidden_characters(value))}): write it out.")
-
-
 def _text(label: str, *, required: bool = True, rows: int = 2, max_length: int | None = NOTE_MAX_LENGTH):
     return forms.CharField(label=label, required=required, max_length=max_length,
-                           validators=[_something_seen], widget=forms.Textarea(attrs={"rows": rows}))
+                           validators=[something_seen], widget=forms.Textarea(attrs={"rows": rows}))
 
 
 # Said before a collector chooses, as workspace.promise_record refuses the rest.
@@ -389,7 +380,7 @@ class PaymentForm(_AccountForm):
     amount = _money(label="Amount")
     method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)
     reference = forms.CharField(
-        label="Reference", max_length=80, validators=[_something_seen],
+        label="Reference", max_length=80, validators=[something_seen],
         help_text="As on the bank statement, the cheque's number, a receipt's for cash: "
                   "it tells this payment from one recorded before.",
     )

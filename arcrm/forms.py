@@ -10,6 +10,34 @@ from django.core.exceptions import ValidationError
 
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from arcrm.roles import integration_account_refusal, is_integration_account
+from arcrm.text import hidden_characters, nothing_seen
+
+
+def something_seen(value: str) -> None:
+    """Refuses a text made only of characters no one sees. The fields strip
+    white space only: zero-width and format characters would pass as a note,
+    a reason or a description that says nothing."""
+    if value and nothing_seen(value):
+        raise ValidationError(
+            # Each character named once: a row of zero-width spaces is one kind.
+            f"This holds only characters no one sees ({', '.join(dict.fromkeys(hidden_characters(value)))}): "
+            "write it out.")
+
+
+class VisibleText:
+    """A form whose every text says something: a value of only zero-width or
+    format characters is refused on its field (something_seen), whichever
+    text field it is in."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, value in list(cleaned.items()):
+            if isinstance(value, str):
+                try:
+                    something_seen(value)
+                except ValidationError as error:
+                    self.add_error(name, error)
+        return cleaned
 
 
 def plain_amount_check(text: str) -> None:

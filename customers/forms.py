@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ar_collections.models import Invoice
 from arcrm.dates import format_day
-from arcrm.forms import MoneyField
+from arcrm.forms import MoneyField, VisibleText
 from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import INTEGRATION
 from arcrm.text import is_one_line, person_name
@@ -238,7 +238,7 @@ class CardRead:
 ORDER_INTERVAL_DAYS_AT_MOST = 365
 
 
-class CustomerForm(_PlainLabels, forms.ModelForm):
+class CustomerForm(VisibleText, _PlainLabels, forms.ModelForm):
     """The account card. Commercial terms are a manager's decision (DESIGN:
     managers approve extended terms, credit-hold releases and C.O.D.), so for
     anyone else those fields are shown but disabled: Django then ignores
@@ -447,7 +447,7 @@ class CustomerForm(_PlainLabels, forms.ModelForm):
         }
 
 
-class ContactForm(_PlainLabels, forms.ModelForm):
+class ContactForm(VisibleText, _PlainLabels, forms.ModelForm):
     class Meta:
         model = Contact
         fields = [
@@ -509,7 +509,7 @@ class ContactForm(_PlainLabels, forms.ModelForm):
         return cleaned
 
 
-class AbsenceForm(_PlainLabels, forms.ModelForm):
+class AbsenceForm(VisibleText, _PlainLabels, forms.ModelForm):
     class Meta:
         model = ContactAbsence
         fields = ["starts_on", "ends_on", "delegate", "note"]
@@ -566,7 +566,7 @@ def _day_of(field: forms.DateField, value):
         return None
 
 
-class CoverForm(forms.Form):
+class CoverForm(VisibleText, forms.Form):
     """An absence of a collector (or manager) and who covers for them. A
     manager chooses whose; a collector records their own (no `user` field)."""
 

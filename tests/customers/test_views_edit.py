@@ -1591,3 +1591,38 @@ def test_a_credit_terms_change_saved_with_a_reason_goes_through(manager, custome
     customer.refresh_from_db()
     assert customer.on_credit_hold
     assert last_event().details["reason"] == "Three notices unanswered"
+
+
+HIDDEN = "\u200b\u200b\u2060"  # zero-width spaces and a word joiner, as pasted from a web page
+
+
+def test_a_card_note_of_only_characters_no_one_sees_is_refused_and_the_card_kept(client, collector, customer):
+    client.force_login(collector)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, notes=HIDDEN, business_description=HIDDEN))
+
+    assert response.status_code == 422
+    form = response.context["form"]
+    assert set(form.errors) == {"notes", "business_description"}
+    assert form.errors["notes"] == ["This holds only characters no one sees (U+200B, U+2060): write it out."]
+    customer.refresh_from_db()
+    assert (customer.notes, customer.business_description) == ("", "")
+    assert not TimelineEvent.objects.exists()
+
+
+def test_a_contact_or_an_absence_whose_text_no_one_sees_is_refused(client, collector, customer, make_contact):
+    jana = make_contact(customer, name="Jana Novak")
+    client.force_login(collector)
+
+    contact = client.post(reverse("customers:contact_add", args=[customer.pk]),
+                          contact_data(name="Piet Visser", email="piet@acme.example", notes=HIDDEN))
+    absence = client.post(reverse("customers:absence_add", args=[customer.pk, jana.pk]),
+                          {"starts_on": "2030-08-10", "ends_on": "2030-08-20", "note": HIDDEN})
+
+    assert (contact.status_code, absence.status_code) == (422, 422)
+    assert "This holds only characters no one sees" in contact.content.decode()
+    assert "This holds only characters no one sees" in absence.content.decode()
+    assert list(Contact.objects.values_list("name", flat=True)) == ["Jana Novak"]
+    assert not jana.absences.exists()
+    assert not TimelineEvent.objects.exists()
