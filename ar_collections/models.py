@@ -438,15 +438,19 @@ class Allocation(models.Model):
                     | Q(invoice__isnull=True, charge__isnull=False)
                 ),
             ),
-            # Once a day: money on account set against an invoice again on a
-            # later day is a row of its own, so each part keeps its day.
+            # Once a day: money on account set against an invoice or a charge
+            # again on a later day is a row of its own, so each part keeps its day.
             models.UniqueConstraint(
                 fields=["payment", "invoice", "applied_on"], name="allocation_once_per_payment_invoice",
                 condition=Q(payment__isnull=False),
             ),
             models.UniqueConstraint(
-                fields=["payment", "charge"], name="allocation_once_per_payment_charge",
+                fields=["payment", "charge", "applied_on"], name="allocation_once_per_payment_charge",
                 condition=Q(payment__isnull=False, charge__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["credit_note", "charge", "applied_on"], name="allocation_once_per_credit_note_charge",
+                condition=Q(credit_note__isnull=False, charge__isnull=False),
             ),
             models.UniqueConstraint(
                 fields=["credit_note", "invoice", "applied_on"],

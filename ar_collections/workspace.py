@@ -3037,7 +3037,8 @@ def _invoice_take_off(invoice: Invoice, part: Decimal, *, on: dt.date) -> None:
     invoice.save(update_fields=["open_amount", "status", "settled_on"])
 
 
-def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: dt.date | None) -> Decimal:
+def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: dt.date | None,
+                 on: dt.date | None = None) -> Decimal:
     """Up to `amount` of a payment or a credit note to the account's charges
     still owed in its currency, oldest first; returns how much went to them.
     The charges are locked, so a waiver at the same moment waits and then
@@ -3053,7 +3054,10 @@ def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: d
 
     Each part is dated the later of the credit's day and the charge's, as a
     credit set against an invoice is: money on account pays a fee charged
-    since from the day it was charged, not before it existed."""
+    since from the day it was charged, not before it existed. `on`: the day
+    it is set against them (credit_apply), if later: until then it was on
+    account, as a past day's figures read it; None, a payment's own rest,
+    applied as it came in."""
     paid = ZERO
     if amount <= 0:
         return paid
@@ -3066,12 +3070,12 @@ def _charges_pay(credit: Payment | CreditNote, amount: Decimal, *, charged_by: d
         charges = charges.filter(created_at__date__lte=charged_by)
     for charge in charges.order_by("created_at", "pk"):
         part = min(amount - paid, charge.open_amount)
-        # A credit set against a charge in two goes keeps one row, as on an invoice.
-        # Applied on its own day: a charge is no part of the receivables of a past day.
         counts_from = max(dated, timezone.localdate(charge.created_at))
+        # Set against the same charge again the same day: one row; on another day, a row
+        # of its own, as on an invoice, so each part keeps the day it left the account.
         allocation, created = Allocation.objects.get_or_create(
-            charge=charge, **{link: credit},
-            defaults={"amount": part, "allocated_on": counts_from, "applied_on": counts_from},
+            charge=charge, **{link: credit}, applied_on=max(on or counts_from, counts_from),
+            defaults={"amount": part, "allocated_on": counts_from},
         )
         if not created:
             Allocation.objects.filter(pk=allocation.pk).update(amount=F("amount") + part)
@@ -3555,7 +3559,7 @@ def credit_apply(
     # go before the credit's rest could pay them (as after a payment).
     letters_withdraw_moot(customer_ids=[customer.pk], actor=actor)
     applied = sum((part for _, part in parts), ZERO)
-    to_charges = _charges_pay(credit, amount - applied, charged_by=None)
+    to_charges = _charges_pay(credit, amount - applied, charged_by=None, on=on)
     rest = amount - applied - to_charges
     paid_later = allocations_oldest_first(
         # Read under their locks now, after the charges took their part.

@@ -478,3 +478,31 @@ def test_allocations_from_before_the_application_day_was_kept_count_as_applied_o
         _migrate_to_latest()
 
     assert list(Allocation.objects.values_list("allocated_on", "applied_on")) == [(DUE, DUE)]
+
+
+APPLIED_ON = ("collections", "0078_allocation_applied_on")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_going_back_before_charges_were_paid_once_a_day_makes_a_payments_parts_of_a_charge_one_row(
+    make_account, plan_and_deliver
+):
+    # EUR 15.00 of the fee on one day, 25.00 more on a later one: one row again, as
+    # that version kept them, counted from the earlier day.
+    account = make_account(Segment.SYSTEMATIC_LATE, reminder_channel=ReminderChannel.LETTER)
+    to_the_fee_letter(plan_and_deliver)
+    fee = LateCharge.objects.get(customer=account)
+    first, later = DUE + dt.timedelta(days=13), DUE + dt.timedelta(days=20)
+    payment = Payment.objects.create(customer=account, received_on=first, currency="EUR",
+                                     amount=Decimal("100.00"), reference="BANK-1")
+    for amount, on in [("15.00", first), ("25.00", later)]:
+        Allocation.objects.create(payment=payment, charge=fee, amount=Decimal(amount), allocated_on=first,
+                                  applied_on=on)
+    try:
+        _migrate(APPLIED_ON)
+        rows = list(_model_at(APPLIED_ON, "Allocation").objects.values_list(
+            "payment_id", "charge_id", "amount", "allocated_on"))
+    finally:
+        _migrate_to_latest()
+
+    assert rows == [(payment.pk, fee.pk, Decimal("40.00"), first)]

@@ -13,7 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from ar_collections import workspace
+from ar_collections import numbers, workspace
 from ar_collections.models import (
     ActionStatus,
     Allocation,
@@ -32,6 +32,7 @@ from ar_collections.models import (
     PromiseStatus,
 )
 from customers.models import EventKind, TimelineEvent
+from tests.ar_collections.conftest import frozen
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
@@ -339,6 +340,65 @@ def test_a_credit_pays_the_charges_left_once_every_invoice_is_paid(
     summary = TimelineEvent.objects.filter(customer=customer).first().summary
     name = "Payment BANK-7 of 10 Jul 2025" if credit == "payment" else "Credit note ERP-CN-8"
     assert summary == f"{name} set against late fees and interest: EUR 14.50; EUR 55.50 still on account"
+
+
+def test_money_on_account_set_against_the_charges_later_was_on_account_until_that_day(
+    manager, customer, invoices, charges
+):
+    """EUR 1,300 on account from 10 Jul; the fee and interest charged on 20 Jul;
+    the customer says on 5 Aug what it was for. The money counts from 20 Jul
+    for the charges, but 31 Jul's figures read it on account, as they did."""
+    money = kept_on_account(customer, "1300.00")
+
+    def on_account(day: dt.date) -> Decimal:
+        return sum((m.total for m in numbers.on_account(numbers.Scope(), day=day)), Decimal("0.00"))
+
+    assert on_account(dt.date(2025, 7, 31)) == Decimal("1300.00")
+
+    workspace.credit_apply(customer=customer, actor=manager, credit=money, on=TODAY)
+
+    assert on_account(dt.date(2025, 7, 31)) == Decimal("1300.00")
+    assert on_account(TODAY) == Decimal("55.50")
+    assert sorted(money.allocations.filter(charge__isnull=False).values_list("amount", "allocated_on",
+                                                                              "applied_on")) == [
+        (Decimal("4.50"), CHARGED, TODAY), (Decimal("40.00"), CHARGED, TODAY)]
+
+
+@pytest.mark.parametrize("credit", ["payment", "note"])
+def test_a_credit_set_against_a_charge_on_two_days_keeps_each_days_part(
+    manager, customer, invoices, charges, credit
+):
+    """EUR 30.00 of the credit on the late fee on 5 Aug, EUR 14.50 more on
+    6 Aug (10.00 to the fee, 4.50 to the interest): 5 Aug's figures read the
+    14.50 still on account."""
+    for invoice in invoices:
+        workspace.payment_record(customer=customer, amount=invoice.open_amount, currency=invoice.currency,
+                                 received_on=dt.date(2025, 7, 15), reference=f"PAID-{invoice.number}",
+                                 allocations=[(invoice, invoice.open_amount)])
+    if credit == "payment":
+        document = kept_on_account(customer, "100.00")
+    else:
+        document = CreditNote.objects.create(number="ERP-CN-8", customer=customer, currency="EUR",
+                                             issued_on=dt.date(2025, 7, 10), amount=Decimal("100.00"),
+                                             reason="Volume rebate")
+    later = TODAY + dt.timedelta(days=1)
+
+    workspace.credit_apply(customer=customer, actor=manager, credit=document, amount=Decimal("30.00"),
+                           on=TODAY)
+    with frozen(later):
+        workspace.credit_apply(customer=customer, actor=manager, credit=document, amount=Decimal("14.50"),
+                               on=later)
+
+    assert charges_owed() == {"Late fee": Decimal("0.00"), "Interest": Decimal("0.00")}
+    assert sorted(document.allocations.values_list("charge__kind", "amount", "allocated_on",
+                                                   "applied_on")) == [
+        (ChargeKind.INTEREST, Decimal("4.50"), CHARGED, later),
+        (ChargeKind.LATE_FEE, Decimal("10.00"), CHARGED, later),
+        (ChargeKind.LATE_FEE, Decimal("30.00"), CHARGED, TODAY),
+    ]
+    with frozen(later):
+        assert [m.total for m in numbers.on_account(numbers.Scope(), day=TODAY)] == [Decimal("70.00")]
+        assert [m.total for m in numbers.on_account(numbers.Scope(), day=later)] == [Decimal("55.50")]
 
 
 def test_the_interest_on_a_disputed_invoice_stays_owed_as_the_invoice_does(
