@@ -20,6 +20,7 @@ from ar_collections.models import (
     DisputeReason,
     DunningAction,
     DunningStep,
+    Invoice,
     LateCharge,
     Payment,
     StepFee,
@@ -480,6 +481,7 @@ def test_allocations_from_before_the_application_day_was_kept_count_as_applied_o
     assert list(Allocation.objects.values_list("allocated_on", "applied_on")) == [(DUE, DUE)]
 
 
+BEFORE_APPLIED_ON = ("collections", "0077_collection_rules_row")
 APPLIED_ON = ("collections", "0078_allocation_applied_on")
 
 
@@ -506,3 +508,39 @@ def test_going_back_before_charges_were_paid_once_a_day_makes_a_payments_parts_o
         _migrate_to_latest()
 
     assert rows == [(payment.pk, fee.pk, Decimal("40.00"), first)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_going_back_before_the_application_day_makes_money_set_against_an_invoice_on_two_days_one_row(
+    customer, make_invoice, manager
+):
+    # 100 of a payment set against the invoice on one day and 200 more later, and a
+    # credit note's 50 and 30 likewise: that version kept one row per payment (or
+    # note) and invoice, counted from the earliest day.
+    invoice = make_invoice(customer, issued=DUE - dt.timedelta(days=30), due=DUE, amount="500.00")
+    other = make_invoice(customer, issued=DUE - dt.timedelta(days=20), due=DUE, amount="70.00")
+    payment = workspace.payment_record(customer=customer, amount=Decimal("300.00"), currency="EUR",
+                                       received_on=DUE, allocations=[])
+    note = workspace.credit_note_on_account(customer=customer, actor=manager, currency="EUR",
+                                            amount=Decimal("80.00"), reason="Rebate",
+                                            issued_on=DUE + dt.timedelta(days=1))
+    for credit, amount, days in [(payment, "100.00", 2), (note, "50.00", 3), (payment, "200.00", 10),
+                                 (note, "30.00", 10)]:
+        workspace.credit_apply(customer=customer, actor=manager, credit=credit, invoices=[invoice],
+                               amount=Decimal(amount), on=DUE + dt.timedelta(days=days))
+    paid_once = workspace.payment_record(customer=customer, amount=Decimal("70.00"), currency="EUR",
+                                         received_on=DUE, allocations=[(other, Decimal("70.00"))])
+    assert Allocation.objects.count() == 5
+    try:
+        _migrate(BEFORE_APPLIED_ON)
+        rows = sorted(_model_at(BEFORE_APPLIED_ON, "Allocation").objects.values_list(
+            "payment_id", "credit_note_id", "invoice_id", "amount", "allocated_on"), key=str)
+    finally:
+        _migrate_to_latest()
+
+    assert rows == sorted([
+        (payment.pk, None, invoice.pk, Decimal("300.00"), DUE),
+        (None, note.pk, invoice.pk, Decimal("80.00"), DUE + dt.timedelta(days=1)),
+        (paid_once.pk, None, other.pk, Decimal("70.00"), DUE),
+    ], key=str)
+    assert Invoice.objects.get(pk=invoice.pk).open_amount == Decimal("120.00")
