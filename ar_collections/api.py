@@ -62,7 +62,7 @@ from ar_collections.models import (
     ReversalReason,
     bank_id_key,
 )
-from ar_collections.workspace import payment_reverse, reversal_said
+from ar_collections.workspace import payment_reverse, reversal_owed_again, reversal_said
 from arcrm.money import ZERO, format_money, quantize
 from customers.imports import customer_rows_import
 from customers.models import Customer, TermsType
@@ -406,7 +406,7 @@ def payment_reversal_post(request: HttpRequest) -> JsonResponse:
         "bank_reference": payment.bank_reference,
         "reversed_on": reversal.reversed_on.isoformat(),
         "reason": reversal.reason,
-        "reopened": [line["invoice"] for line in reversal.undone if "invoice" in line],
+        "reopened": reversal_owed_again(reversal),
         "summary": reversal_said(reversal),
     })
 

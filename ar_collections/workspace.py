@@ -3260,10 +3260,16 @@ def reversal_summary(reversal: PaymentReversal, *, invoices: Sequence[Invoice], 
     return summary
 
 
+def reversal_owed_again(reversal: PaymentReversal) -> list[str]:
+    """The invoices the reversed payment had paid, each once in the order
+    paid: money set against one invoice on two days kept a row for each."""
+    return list(dict.fromkeys(line["invoice"] for line in reversal.undone if "invoice" in line))
+
+
 def reversal_said(reversal: PaymentReversal) -> str:
     """What the collector is told once a reversal is recorded."""
     payment = reversal.payment
-    numbers = [line["invoice"] for line in reversal.undone if "invoice" in line]
+    numbers = reversal_owed_again(reversal)
     said = (f"Payment of {format_money(payment.amount, payment.currency)} received on "
             f"{format_day(payment.received_on)} reversed")
     if numbers:
@@ -3272,18 +3278,23 @@ def reversal_said(reversal: PaymentReversal) -> str:
 
 
 def reversal_undoes(payment: Payment) -> list[str]:
-    """What reversing the payment would undo, a line each, for the confirm step."""
-    lines = []
+    """What reversing the payment would undo, for the confirm step: a line per
+    invoice and per charge, in the order first paid, with all the payment
+    paid on it (set against it on two days, money on account kept two rows)."""
+    paid: dict[Invoice | LateCharge, Decimal] = {}
     for allocation in payment.allocations.select_related("invoice", "charge").order_by("pk"):
-        money = format_money(allocation.amount, payment.currency)
-        if allocation.invoice_id:
-            invoice = allocation.invoice
-            again = ("reopens" if invoice.status == InvoiceStatus.PAID else "owes it again") + (
-                f", {format_money(invoice.open_amount + allocation.amount, invoice.currency)} open")
-            lines.append(f"{money} paid on invoice {invoice.number}: it {again}")
+        target = allocation.invoice if allocation.invoice_id else allocation.charge
+        paid[target] = paid.get(target, ZERO) + allocation.amount
+    lines = []
+    for target, amount in paid.items():
+        money = format_money(amount, payment.currency)
+        if isinstance(target, Invoice):
+            again = ("reopens" if target.status == InvoiceStatus.PAID else "owes it again") + (
+                f", {format_money(target.open_amount + amount, target.currency)} open")
+            lines.append(f"{money} paid on invoice {target.number}: it {again}")
         else:
-            lines.append(f"{money} paid on {allocation.charge.get_kind_display().lower()} "
-                         f"{format_money(allocation.charge.amount, allocation.charge.currency)}: owed again")
+            lines.append(f"{money} paid on {target.get_kind_display().lower()} "
+                         f"{format_money(target.amount, target.currency)}: owed again")
     if left := payment.unallocated_amount():
         lines.append(f"{format_money(left, payment.currency)} kept on account: no longer there to apply")
     return lines

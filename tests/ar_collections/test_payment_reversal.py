@@ -423,6 +423,45 @@ def test_a_manager_sees_what_a_reversal_undoes_then_confirms_it(
         ("INV-1", Decimal("500.00"), "open"), ("INV-2", Decimal("700.00"), "open")]
 
 
+@pytest.fixture
+def applied_in_goes(manager, customer, invoices, fee) -> Payment:
+    """EUR 1,240.00 kept on account from 10 Jul, set against INV-1 on 1 Aug (200.00)
+    and 3 Aug (300.00, the rest 20.00 to the fee), then against INV-2 on 5 Aug
+    (700.00, the rest 20.00 to the fee): two rows each for INV-1 and the fee."""
+    LateCharge.objects.filter(pk=fee.pk).update(created_at=dt.datetime(2025, 7, 20, 6, tzinfo=dt.UTC))
+    money = pay(customer, manager, [], amount="1240.00", received_on=dt.date(2025, 7, 10))
+    for invoice, amount, on in [(invoices[0], "200.00", dt.date(2025, 8, 1)),
+                                (invoices[0], "320.00", dt.date(2025, 8, 3)),
+                                (invoices[1], "720.00", TODAY)]:
+        workspace.credit_apply(customer=customer, actor=manager, credit=money, invoices=[invoice],
+                               amount=Decimal(amount), on=on)
+    assert money.allocations.count() == 5
+    return money
+
+
+def test_money_set_against_an_invoice_in_two_goes_is_said_once_per_invoice_with_its_whole_part(
+    client, manager, customer, applied_in_goes
+):
+    client.force_login(manager)
+
+    asked = client.post(reverse_url(customer), reverse_form(applied_in_goes), headers=HTMX)
+
+    shown = asked.content.decode()
+    assert shown.count("paid on invoice INV-1") == 1
+    assert "EUR 500.00 paid on invoice INV-1: it reopens, EUR 500.00 open" in shown
+    assert "EUR 700.00 paid on invoice INV-2: it reopens, EUR 700.00 open" in shown
+    assert shown.count("paid on late fee") == 1
+    assert "EUR 40.00 paid on late fee EUR 40.00: owed again" in shown
+
+    done = client.post(reverse_url(customer), reverse_form(applied_in_goes, confirmed=applied_in_goes.pk),
+                       headers=HTMX)
+
+    assert "Payment of EUR 1,240.00 received on 10 Jul 2025 reversed; INV-1, INV-2 are owed again." in (
+        done.content.decode())
+    assert sorted(Invoice.objects.values_list("number", "open_amount", "status")) == [
+        ("INV-1", Decimal("500.00"), "open"), ("INV-2", Decimal("700.00"), "open")]
+
+
 def test_a_confirmation_for_another_payment_shows_the_chosen_one_and_changes_nothing(
     client, manager, customer, invoices, paid_twice
 ):
@@ -543,6 +582,18 @@ def test_the_erp_reverses_a_payment_by_the_banks_id_or_its_own(manager, from_the
                     "summary": "Payment of EUR 500.00 received on 5 Aug 2025 reversed; INV-1 is owed again."}
     assert invoice_state(invoices[0]) == (Decimal("500.00"), InvoiceStatus.OPEN, None)
     assert PaymentReversal.objects.get().reversed_by == manager
+
+
+def test_the_erp_is_told_each_invoice_once_when_the_money_was_set_against_it_in_two_goes(
+    manager, applied_in_goes
+):
+    status, body = api_post(manager, {"payment": applied_in_goes.pk, "reason": "returned_direct_debit",
+                                      "reversed_on": "2025-08-05"})
+
+    assert status == 200
+    assert body["reopened"] == ["INV-1", "INV-2"]
+    assert body["summary"] == ("Payment of EUR 1,240.00 received on 10 Jul 2025 reversed; INV-1, INV-2 are "
+                               "owed again.")
 
 
 def test_the_erp_reversing_a_payment_again_is_told_it_is_done_and_nothing_changes(manager, from_the_bank):
