@@ -289,7 +289,12 @@ def payments_context(customer: Customer, *, today: dt.date) -> dict:
             parts = [(line.get("invoice", ""), Decimal(line["amount"])) for line in payment.reversed.undone]
         else:
             parts = [(a.invoice.number if a.invoice_id else "", a.amount) for a in payment.allocations.all()]
-        payment.paid_invoices = [(number, amount) for number, amount in parts if number]
+        # Set against one invoice on two days, money on account kept a row for each: one entry here.
+        paid: dict[str, Decimal] = {}
+        for number, amount in parts:
+            if number:
+                paid[number] = paid.get(number, ZERO) + amount
+        payment.paid_invoices = list(paid.items())
         payment.paid_charges = sum((amount for number, amount in parts if not number), ZERO)
         payment.left_on_account = payment.amount - sum((amount for _, amount in parts), ZERO)
         payment.reversible = not payment.reversed and payment.received_on >= reversible_from

@@ -106,6 +106,25 @@ def test_a_reversed_payment_says_when_why_and_by_whom_and_what_it_had_paid(
     ]
 
 
+@pytest.mark.parametrize("reversed_", [False, True], ids=["standing", "reversed"])
+def test_money_set_against_an_invoice_in_two_goes_shows_the_invoice_once_with_all_it_paid(
+    client, collector, customer, invoices, manager, reversed_
+):
+    money = pay(customer, manager, [], amount="600.00", received_on=dt.date(2025, 7, 10))
+    for amount, on in [("200.00", dt.date(2025, 8, 1)), ("300.00", TODAY)]:
+        workspace.credit_apply(customer=customer, actor=manager, credit=money, invoices=[invoices[0]],
+                               amount=Decimal(amount), on=on)
+    if reversed_:
+        workspace.payment_reverse(payment=money, actor=manager, reason=ReversalReason.BOUNCED_CHEQUE,
+                                  note="R01", on=TODAY)
+    client.force_login(collector)
+
+    [row] = rows(client.get(page_url(customer)))
+
+    assert row.startswith("10 Jul 2025 EUR 600.00 EUR Bank transfer BANK-1 INV-1 EUR 500.00; "
+                          "EUR 100.00 left on account")
+
+
 def test_an_account_without_payments_says_so(client, collector, customer):
     client.force_login(collector)
 
