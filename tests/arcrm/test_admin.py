@@ -163,7 +163,8 @@ ADMIN_PERMISSIONS = {
     "collections.PolicyMinimum": (True, True, True),
     "collections.StepFee": (False, False, False),
     # The rules: one row, changed with before and after, never deleted.
-    "collections.CollectionRules": (True, True, False),
+    # Its one row is made with the schema (collections 0077): nothing left to add.
+    "collections.CollectionRules": (False, True, False),
     "collections.MoneyPointScale": (False, False, False),
     "collections.Holiday": (False, False, False),
     # Teams disputes are routed to: plain settings.
