@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
+from arcrm import throttle
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from arcrm.roles import integration_account_refusal, is_integration_account
 from arcrm.text import hidden_characters, nothing_seen
+
+log = logging.getLogger("arcrm.signin")
 
 
 def something_seen(value: str) -> None:
@@ -64,7 +70,54 @@ class MoneyField(forms.DecimalField):
         return super().to_python(value)
 
 
-class SignInForm(AuthenticationForm):
+class ThrottledSignIn:
+    """A sign-in form that refuses, for SIGN_IN_LOCK_MINUTES, a user name
+    after SIGN_IN_FAILURES_PER_USER wrong passwords and an address after
+    SIGN_IN_FAILURES_PER_ADDRESS, before any password is checked. Counted by
+    the name as typed, known or not: the answer never says whether it exists.
+    Signing in clears the name's count."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        address = throttle.client_address(self.request) if self.request is not None else "?"
+        if seconds := throttle.refused_for(throttle.SIGN_IN_USER, username):
+            log.warning("Sign-in refused for %s from %s: too many failures",
+                        throttle.as_typed(username), address)
+            raise ValidationError(f"Too many failed sign-ins for this user; try again in "
+                                  f"{throttle.minutes(seconds)} or ask a manager.", code="throttled")
+        if seconds := throttle.refused_for(throttle.SIGN_IN_ADDRESS, address):
+            log.warning("Sign-in refused for %s from %s: too many failures from the address",
+                        throttle.as_typed(username), address)
+            raise ValidationError(f"Too many failed sign-ins from your address; try again in "
+                                  f"{throttle.minutes(seconds)}.", code="throttled")
+        try:
+            cleaned = super().clean()
+        except ValidationError as error:
+            if error.code == "invalid_login":
+                self._failure_count(username, address)
+            raise
+        throttle.forget(throttle.SIGN_IN_USER, username)
+        return cleaned
+
+    def _failure_count(self, username: str, address: str) -> None:
+        log.warning("Sign-in failed for %s from %s", throttle.as_typed(username), address)
+        period = settings.SIGN_IN_LOCK_MINUTES * 60
+        if throttle.failure_count(throttle.SIGN_IN_USER, username,
+                                  throttle.Limit(settings.SIGN_IN_FAILURES_PER_USER, period)):
+            log.warning("Sign-ins for %s refused for %d minutes after %d failures (the last from %s)",
+                        throttle.as_typed(username), settings.SIGN_IN_LOCK_MINUTES,
+                        settings.SIGN_IN_FAILURES_PER_USER, address)
+        if throttle.failure_count(throttle.SIGN_IN_ADDRESS, address,
+                                  throttle.Limit(settings.SIGN_IN_FAILURES_PER_ADDRESS, period)):
+            log.warning("Sign-ins from %s refused for %d minutes after %d failures", address,
+                        settings.SIGN_IN_LOCK_MINUTES, settings.SIGN_IN_FAILURES_PER_ADDRESS)
+
+
+class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
+    """The admin's own sign-in page, counted with the login page's."""
+
+
+class SignInForm(ThrottledSignIn, AuthenticationForm):
     """The login page's form: a wrong user name or password reads as it always
     did, and the ERP's user (the Integration group), even once given a
     password, is told it signs in nowhere rather than let in."""

@@ -43,9 +43,17 @@ for _host in ALLOWED_HOSTS:
     if _name != _host:
         raise ConfigError(f"ALLOWED_HOSTS takes host names, not addresses: write {_name}, not {_host!r}")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
-)
+# A proxy in front that ends TLS: its X-Forwarded-Proto says https, and the
+# address it adds last to X-Forwarded-For is the client's (arcrm/throttle.py).
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# Failed sign-ins (arcrm/throttle.py): this many for one user name within
+# SIGN_IN_LOCK_MINUTES refuse that name for SIGN_IN_LOCK_MINUTES; from one
+# address, a more generous count refuses the address (one machine trying many
+# names). `manage.py sign_in_unlock` lifts a refusal.
+SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5, minimum=1)
+SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 50, minimum=1)
+SIGN_IN_LOCK_MINUTES = env_int("SIGN_IN_LOCK_MINUTES", 15, minimum=1)
 # Sessions in the database, read by a query compiled once a process (arcrm/sessions.py).
 SESSION_ENGINE = "arcrm.sessions"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)

@@ -5,7 +5,7 @@ from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
 
-from arcrm.forms import SignInForm
+from arcrm.forms import AdminSignInForm, SignInForm
 
 
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
@@ -27,6 +27,9 @@ def home(request: HttpRequest) -> HttpResponseRedirect:
         return redirect("collections:worklist")
     return redirect("customers:list")
 
+
+# The admin's sign-in page counts failed sign-ins as the login page does.
+admin.site.login_form = AdminSignInForm
 
 urlpatterns = [
     path("", home, name="home"),

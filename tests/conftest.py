@@ -62,6 +62,15 @@ def _no_ladders_kept(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _no_failures_counted(monkeypatch):
+    """Each test counts failed sign-ins and API tokens afresh: the suite signs
+    in from one address, far more often than the limits allow."""
+    from arcrm import throttle
+
+    monkeypatch.setattr(throttle, "KEY_PREFIX", f"throttle-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(autouse=True)
 def _plain_static_files(settings):
     """Serve static files by their plain names: tests run without `collectstatic`,
     which the hashed-name storage used in production needs."""

@@ -1,0 +1,99 @@
+"""Refusing for a while whoever failed too often: wrong passwords per user
+name and per address, wrong API tokens per address.
+
+Failures are counted in Django's cache: Redis when REDIS_URL is set, so every
+process of the site counts together; the embedded demo's local-memory cache
+counts per process, which for its one process is the same. The count starts
+with the first failure and lasts `Limit.seconds`; the failure that reaches
+`Limit.attempts` refuses that name or address for `Limit.seconds` from then.
+
+A Redis that fails counts nothing and refuses nothing (logged): an outage
+must not lock every user out of the site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from typing import NamedTuple
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# What is counted, each apart: a user name, an address signing in, an address
+# sending API tokens.
+SIGN_IN_USER, SIGN_IN_ADDRESS, API_ADDRESS = "sign-in-user", "sign-in-address", "api-address"
+# The keys' start; the tests give each test its own.
+KEY_PREFIX = "throttle"
+
+
+class Limit(NamedTuple):
+    attempts: int
+    seconds: int
+
+
+def _keys(scope: str, who: str) -> tuple[str, str]:
+    """The failures' count and the refusal's end, under a digest: a user name
+    as typed may be long or hold anything."""
+    digest = hashlib.sha256(who.encode()).hexdigest()[:32]
+    return f"{KEY_PREFIX}:{scope}:{digest}:count", f"{KEY_PREFIX}:{scope}:{digest}:until"
+
+
+def refused_for(scope: str, who: str) -> int:
+    """Seconds left before `who` may try again in `scope`; 0: not refused."""
+    until = cache.get(_keys(scope, who)[1])
+    return max(0, math.ceil(until - time.time())) if until is not None else 0
+
+
+def failure_count(scope: str, who: str, limit: Limit) -> bool:
+    """Count one failure of `who`; True when it reaches the limit, which
+    refuses `who` for `limit.seconds` from now."""
+    count_key, until_key = _keys(scope, who)
+    try:
+        cache.add(count_key, 0, limit.seconds)
+        try:
+            count = cache.incr(count_key)
+        except ValueError:  # the count expired between the two calls
+            cache.set(count_key, count := 1, limit.seconds)
+        if count < limit.attempts:
+            return False
+        cache.set(until_key, time.time() + limit.seconds, limit.seconds)
+        cache.delete(count_key)
+        return True
+    except RedisError as error:
+        log.warning("failure of %s not counted, Redis failed: %s: %s", scope, type(error).__name__, error)
+        return False
+
+
+def forget(scope: str, who: str) -> None:
+    """Clear `who`'s failures and refusal in `scope`."""
+    cache.delete_many(list(_keys(scope, who)))
+
+
+def client_address(request: HttpRequest) -> str:
+    """The address a request came from: the connection's, or behind the
+    proxy the site trusts (BEHIND_TLS_PROXY) the one that proxy saw, which it
+    adds last to X-Forwarded-For. Entries before it are whatever the client
+    sent: taking one of them would let anyone pick the address counted."""
+    if settings.BEHIND_TLS_PROXY:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return request.META.get("REMOTE_ADDR", "") or "?"
+
+
+def as_typed(username: str) -> str:
+    """A user name as typed, fit for a log line: cut short, quoted, its
+    control characters escaped (no forged second line)."""
+    return repr(username[:40] + ("…" if len(username) > 40 else ""))
+
+
+def minutes(seconds: int) -> str:
+    count = max(1, math.ceil(seconds / 60))
+    return f"{count} minute{'s' if count != 1 else ''}"
