@@ -6,7 +6,8 @@ issues for one user on Collections › API tokens (or `manage.py
 api_token_create`), and may do what that user may:
 every role reads an account's standing, only managers and the Integration
 group's users (the import permission) record invoices, payments and accounts. A missing, unknown or revoked
-token is 401, a right the user lacks 403, both in JSON.
+token is 401, a right the user lacks 403, both in JSON; an address that sent
+too many wrong tokens within a minute is answered 429 (arcrm/throttle.py).
 
 Rows are checked and recorded by ar_collections/imports.py, the rules of a
 CSV file's rows: a request is taken whole or not at all (422 with each row's
@@ -29,6 +30,7 @@ import secrets
 from collections import defaultdict
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -63,6 +65,7 @@ from ar_collections.models import (
     bank_id_key,
 )
 from ar_collections.workspace import payment_reverse, reversal_owed_again, reversal_said
+from arcrm import throttle
 from arcrm.money import ZERO, format_money, quantize
 from customers.imports import customer_rows_import
 from customers.models import Customer, TermsType
@@ -158,10 +161,30 @@ def _token(request: HttpRequest) -> ApiToken | None:
 def _refusal_log(request: HttpRequest, why: str) -> None:
     """One warning per refused request, with the address it came from: a run
     of them is someone guessing tokens, or a system left with an old one.
-    The address is the connection's (REMOTE_ADDR): behind a proxy, the
-    proxy's own log has the client's."""
-    log.warning("API request refused: %s, from %s (%s %s)", why, request.META.get("REMOTE_ADDR", "?"),
+    The address is the client's as the sign-in counts it (behind the
+    trusted proxy, the one it forwarded)."""
+    log.warning("API request refused: %s, from %s (%s %s)", why, throttle.client_address(request),
                 request.method, request.path)
+
+
+def _token_refusal(request: HttpRequest) -> JsonResponse:
+    """401 for a request without a token in use, counted per address; once an
+    address sent API_TOKEN_FAILURES_PER_MINUTE of them, 429 to its requests
+    without a good token for a minute. Looked at only after the token: a good
+    one is never held up, and guessing a token of 32 random bytes is hopeless
+    anyway; what this stops is a client hammering the API with a wrong one."""
+    address = throttle.client_address(request)
+    if seconds := throttle.refused_for(throttle.API_ADDRESS, address):
+        response = _error(429, f"Too many requests with a wrong token from this address; try again in "
+                               f"{seconds} seconds.")
+        response["Retry-After"] = str(seconds)
+        return response
+    if throttle.failure_count(throttle.API_ADDRESS, address,
+                              throttle.Limit(settings.API_TOKEN_FAILURES_PER_MINUTE, 60)):
+        log.warning("API requests with a wrong token from %s answered 429 for a minute after %d of them",
+                    address, settings.API_TOKEN_FAILURES_PER_MINUTE)
+    return _error(401, "Send a valid API token: Authorization: Bearer <token> "
+                       "(issued on Collections › API tokens).")
 
 
 def _error(status: int, message: str, **more) -> JsonResponse:
@@ -208,8 +231,7 @@ def _refused(request: HttpRequest, permission: str) -> tuple[ApiToken | None, Js
     """(the token, None), or (None, the 401 or 403 to answer with)."""
     token = _token(request)
     if token is None:
-        return None, _error(401, "Send a valid API token: Authorization: Bearer <token> "
-                                 "(issued on Collections › API tokens).")
+        return None, _token_refusal(request)
     if not token.user.has_perm(permission):
         _refusal_log(request, f"user {token.user.get_username()} of token {token.pk} may not do this: "
                               f"{permission}")

@@ -54,6 +54,9 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROX
 SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5, minimum=1)
 SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 50, minimum=1)
 SIGN_IN_LOCK_MINUTES = env_int("SIGN_IN_LOCK_MINUTES", 15, minimum=1)
+# API requests refused for their token, from one address within a minute,
+# before that address's wrong tokens are answered 429 for a minute.
+API_TOKEN_FAILURES_PER_MINUTE = env_int("API_TOKEN_FAILURES_PER_MINUTE", 30, minimum=1)
 # Sessions in the database, read by a query compiled once a process (arcrm/sessions.py).
 SESSION_ENGINE = "arcrm.sessions"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
