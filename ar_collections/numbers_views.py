@@ -24,6 +24,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 
 from ar_collections import numbers
@@ -358,7 +359,8 @@ def numbers_aged_csv(request: HttpRequest) -> HttpResponse:
     lines = (writer.writerow(line) for line in _aged_csv_rows(_aged_rows(form, request), day=day))
     response = StreamingHttpResponse(itertools.chain([EXCEL_KNOWS_UTF8], lines),
                                      content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="aged-trial-balance-{day.isoformat()}.csv"'
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"aged-trial-balance-{day.isoformat()}.csv")
     return response
 
 
@@ -417,7 +419,8 @@ def numbers_csv(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return numbers_page(request)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="numbers-{today.isoformat()}.csv"'
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"numbers-{today.isoformat()}.csv")
     response.write(EXCEL_KNOWS_UTF8)
     writer = csv.writer(response)
     writer.writerow(NUMBERS_CSV_HEADER)

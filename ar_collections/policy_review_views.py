@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 
 from ar_collections import policy_review
@@ -106,7 +107,8 @@ def policy_review_csv(request: HttpRequest) -> HttpResponse:
     _, policies = policy_review.review(_scope(request, manager), today=today,
                                        days=form.cleaned_data["days"])
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="policy-review-{today.isoformat()}.csv"'
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"policy-review-{today.isoformat()}.csv")
     response.write(EXCEL_KNOWS_UTF8)
     writer = csv.writer(response)
     writer.writerow(POLICY_REVIEW_CSV_HEADER)

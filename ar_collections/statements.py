@@ -19,6 +19,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.template import TemplateSyntaxError
+from django.utils.text import get_valid_filename
 
 from ar_collections import outbox, paper, rendering, workspace
 from ar_collections.delivery import left_to_apply, mail_address
@@ -124,7 +125,10 @@ def _planned_later(customer: Customer, invoices, *, on: dt.date) -> dict[int, De
 
 
 def statement_file_name(customer: Customer, on: dt.date) -> str:
-    return f"statement-{customer.account_number}-{on.isoformat()}.pdf"
+    """The statement's file name, downloaded or attached to an e-mail: the
+    account number as the ERP wrote it may hold quotes, semicolons or line
+    breaks, which would end the name, or the header, early."""
+    return get_valid_filename(f"statement-{customer.account_number}-{on.isoformat()}.pdf")
 
 
 def statement_pdf(customer: Customer, *, actor, on: dt.date) -> bytes:

@@ -1578,7 +1578,8 @@ def receivables_import_example(request: HttpRequest, kind: str) -> HttpResponse:
                                    today=timezone.localdate(),
                                    collector=owner.get_username() if owner else "")
     response = HttpResponse(example, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="arcrm-{kind}-example.csv"'
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"arcrm-{kind}-example.csv")
     return response
 
 

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
@@ -159,7 +160,8 @@ def wording_letter(request: HttpRequest, language: str, tone: int = NO_TONE,
         else:
             response = HttpResponse(pdf, content_type="application/pdf")
             name = f"{tone}-{language}" if wording.is_notice else f"{kind}-{language}"
-            response["Content-Disposition"] = f'inline; filename="wording-{name}.pdf"'
+            response["Content-Disposition"] = content_disposition_header(
+                as_attachment=False, filename=f"wording-{name}.pdf")
             return response
     return _page(request, wording, form, status=422, previewing=True)
 

@@ -31,7 +31,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateSyntaxError
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, push_url, replace_url, reswap, retarget
@@ -567,7 +567,7 @@ def statement_download(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("customers:detail", customer.pk)
     response = HttpResponse(pdf, content_type="application/pdf")
     name = statements.statement_file_name(customer, today)
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
     return response
 
 
