@@ -87,6 +87,9 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "form-action 'self'",
     "frame-ancestors 'none'",
 ])
+# With DEBUG on, Django's traceback page alone may run its inline script
+# (arcrm/headers.py).
+DEFAULT_EXCEPTION_REPORTER = "arcrm.headers.ErrorPageReporter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
