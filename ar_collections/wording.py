@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -326,6 +327,8 @@ def wording_problems(wording: Wording, parts: dict[str, str]) -> list[str]:
             problems.append(f"{where}: it is empty; write what customers should read.")
             continue
         found = list(_tag_problems(wording.kind, part, source))
+        if part in ("html", "pdf"):
+            found.extend(_remote_images(source))
         if not found:
             try:
                 template = engines["django"].from_string(source)
@@ -354,6 +357,27 @@ def wording_problems(wording: Wording, parts: dict[str, str]) -> list[str]:
         problems.append(f"The sample {sample_said} cannot be written with it: "
                         f"{type(error).__name__}: {error}")
     return problems
+
+
+# An image, a background or a style's url() loaded from another site (or a
+# scheme-relative //host address). Links (href) may point anywhere: they are
+# followed only when clicked.
+_REMOTE_IMAGE = re.compile(
+    r"""(?:\b(?:src|srcset|background|poster)\s*=\s*["']?|url\(\s*["']?)\s*"""
+    r"""((?:[a-z][a-z0-9+.-]*:)?//[^"'\s)>]*)""",
+    re.IGNORECASE,
+)
+
+
+def _remote_images(source: str) -> Iterator[str]:
+    """Images an HTML part would load from another site: the mail client
+    tells that site (and whoever watches it) when and where the customer
+    opened the e-mail, and many clients refuse to load them anyway."""
+    for match in _REMOTE_IMAGE.finditer(source):
+        line = source.count("\n", 0, match.start()) + 1
+        yield (f"line {line}: it loads an image from another site ({match.group(1)}), which would tell "
+               "that site whenever a customer opens the e-mail, and which many mail clients refuse: "
+               "leave the image out.")
 
 
 def _tag_problems(kind: str, part: str, source: str) -> Iterator[str]:
