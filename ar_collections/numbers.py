@@ -197,6 +197,31 @@ class AgingRow:
 
 
 @dataclass
+class RollForward:
+    """What moved the receivables over a period, each movement on the day it
+    moved them (as the receivables at a date count it), so that the start
+    plus these is the end to the cent: invoices issued (at their total as
+    issued), what the invoices the ERP cancelled still owed the day they were
+    cancelled, what corrections took off the day their dispute was resolved,
+    credit notes and payments set against invoices on the day they were
+    applied (money kept on account: the day it was set against an invoice,
+    not the day it came in), payments the bank took back on the day they
+    were reversed, and write-offs."""
+
+    invoiced: Decimal = ZERO
+    cancelled: Decimal = ZERO
+    corrected: Decimal = ZERO
+    credit_notes: Decimal = ZERO
+    payments: Decimal = ZERO
+    reversed: Decimal = ZERO
+    written_off: Decimal = ZERO
+
+    def end(self, start: Decimal) -> Decimal:
+        return (start + self.invoiced - self.cancelled - self.corrected - self.credit_notes - self.payments
+                + self.reversed - self.written_off)
+
+
+@dataclass
 class PeriodFigures:
     period: Period
     opening: Decimal
@@ -208,6 +233,7 @@ class PeriodFigures:
     credit_notes: Amount
     disputes: Amount
     disputes_ours: Amount
+    moves: RollForward = field(default_factory=lambda: RollForward())
 
     @property
     def dso(self) -> Decimal | None:
@@ -286,7 +312,7 @@ def figures(scope: Scope, *, today: dt.date, periods: list[Period]) -> list[Curr
     """Everything the Numbers page shows, per currency, in a fixed number of queries."""
     aging = _aging(scope, on=today)
     days = sorted({p.end for p in periods} | {p.opening_day for p in periods})
-    balances, sales = _ledger(scope, days=days)
+    balances, sales, moves = _ledger(scope, days=days, periods=periods)
     flows = _flows(scope, periods=periods)
     forecast = _forecast(scope, today=today)
     currencies = sorted(set(aging) | set(balances) | set(sales) | set(flows) | set(forecast))
@@ -306,7 +332,8 @@ def figures(scope: Scope, *, today: dt.date, periods: list[Period]) -> list[Curr
                 aging=table,
                 disputed=disputed,
                 periods=[
-                    _period_figures(p, at=at, monthly=monthly, flows=flows.get(currency, {}).get(i))
+                    _period_figures(p, at=at, monthly=monthly, flows=flows.get(currency, {}).get(i),
+                                    moves=moves.get(currency, {}).get(i))
                     for i, p in enumerate(periods)
                 ],
                 forecast=forecast.get(currency) or _empty_forecast(today),
@@ -317,7 +344,8 @@ def figures(scope: Scope, *, today: dt.date, periods: list[Period]) -> list[Curr
 
 
 def _period_figures(
-    period: Period, *, at: dict, monthly: dict[dt.date, Decimal], flows: dict | None
+    period: Period, *, at: dict, monthly: dict[dt.date, Decimal], flows: dict | None,
+    moves: RollForward | None = None,
 ) -> PeriodFigures:
     closing, closing_current = at.get(period.end, (ZERO, ZERO))
     opening, _ = at.get(period.opening_day, (ZERO, ZERO))
@@ -345,6 +373,7 @@ def _period_figures(
         credit_notes=flows.get("credit_notes", Amount()),
         disputes=flows.get("disputes", Amount()),
         disputes_ours=flows.get("disputes_ours", Amount()),
+        moves=moves or RollForward(),
     )
 
 
@@ -449,17 +478,38 @@ def uncancelled(prefix: str = "") -> Callable[[dt.date], Q]:
                         | Q(**{f"{prefix}cancelled_on__gt": day}))
 
 
-def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
+def _moved_in(periods: list[Period], sums: dict[str, tuple[str, Callable[[Period], Q]]]) -> dict[str, Sum]:
+    """Per period, a sum of `amount` over the rows a condition takes, for
+    each line of the roll-forward: {line: (amount, condition(period))}."""
+    return {
+        f"{line}{i}": Sum(amount, filter=condition(p))
+        for i, p in enumerate(periods)
+        for line, (amount, condition) in sums.items()
+    }
+
+
+def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period] = ()) -> tuple[dict, dict, dict]:
     """The receivables at the end of each of `days` (total, and the part not
-    yet due), and credit sales per month of issue (less the invoices cancelled
-    in the month), per currency. Five queries: invoices, cancellations,
-    corrections, allocations, write-offs."""
+    yet due), credit sales per month of issue (less the invoices cancelled
+    in the month), per currency; and each period's roll-forward (RollForward),
+    summed in the same statements. Five queries: invoices, cancellations,
+    corrections, allocations, write-offs.
+
+    Each row of the ledger counts towards the receivables from a first day
+    to a last (the invoice from its issue to its cancellation, an allocation
+    from the day it was applied, or the invoice's issue if later, to its
+    payment's reversal or the invoice's cancellation...): the roll-forward
+    takes it in the period of its first day and out in the period of the
+    day after its last, on the line of what ended it, so that the start of
+    a period plus its movements is its end to the cent."""
     balances: dict[str, dict[dt.date, list[Decimal]]] = defaultdict(
         lambda: {day: [ZERO, ZERO] for day in days}
     )
     sales: dict[str, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    moves: dict[str, dict[int, RollForward]] = defaultdict(lambda: defaultdict(RollForward))
 
-    def take(rows, currency: str, sign: int, month: str | None = None, amount: str | None = None) -> None:
+    def take(rows, currency: str, sign: int, month: str | None = None, amount: str | None = None,
+             lines: dict[str, tuple[str, int]] | None = None) -> None:
         for row in rows:
             at = balances[row[currency]]
             for i, day in enumerate(days):
@@ -467,7 +517,15 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
                 at[day][1] += sign * (row[f"current{i}"] or ZERO)
             if month:
                 sales[row[currency]][_as_date(row[month])] += row[amount] or ZERO
+            for key, (line, line_sign) in (lines or {}).items():
+                for i, _ in enumerate(periods):
+                    moved = moves[row[currency]][i]
+                    amount_moved = _as_money(row[f"{key}{i}"] or ZERO)
+                    setattr(moved, line, getattr(moved, line) + line_sign * amount_moved)
 
+    # An invoice counts from its issue to its cancellation (one cancelled the
+    # day it was issued, or before, never counts, and moves nothing).
+    lasted = Q(cancelled_on__isnull=True) | Q(cancelled_on__gt=F("issue_date"))
     invoices = (
         scope.of(Invoice.objects.filter(COUNTED))
         .annotate(month=TruncMonth("issue_date"))
@@ -476,9 +534,14 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
         .annotate(
             issued=Sum("total_amount"),
             **_at_sums("total_amount", issued="issue_date", due="due_date", moved=uncancelled(), days=days),
+            **_moved_in(periods, {
+                "invoiced": ("total_amount", lambda p: _in(p, "issue_date") & lasted),
+                "cancelled": ("total_amount", lambda p: _in(p, "cancelled_on") & lasted),
+            }),
         )
     )
-    take(invoices, "currency", +1, month="month", amount="issued")
+    take(invoices, "currency", +1, month="month", amount="issued",
+         lines={"invoiced": ("invoiced", +1), "cancelled": ("cancelled", +1)})
     # A cancellation takes the invoice off the credit sales of the month it was
     # cancelled in, at what it was billed at then, as it leaves the receivables
     # from that day: the months before read as they did, and an invoice raised
@@ -493,7 +556,11 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
     for row in cancelled:
         sales[row["currency"]][_as_date(row["month"])] -= row["billed"] or ZERO
     # A correction took its amount off the invoice's total on the day its
-    # dispute was resolved: before that day the invoice counts at its total as issued.
+    # dispute was resolved: before that day the invoice counts at its total
+    # as issued. It counts from the invoice's issue to its resolution, or the
+    # invoice's cancellation if that came first.
+    issued, resolved, ended = F("invoice__issue_date"), F("resolved_on"), F("invoice__cancelled_on")
+    kept = Q(invoice__cancelled_on__isnull=True)  # never cancelled
     corrections = (
         scope.of(
             Dispute.objects.filter(
@@ -515,31 +582,70 @@ def _ledger(scope: Scope, *, days: list[dt.date]) -> tuple[dict, dict]:
                 moved=lambda day: Q(resolved_on__gt=day) & uncancelled("invoice__")(day),
                 days=days,
             ),
+            **_moved_in(periods, {
+                "invoiced": ("taken_off_amount", lambda p: _in(p, "invoice__issue_date")
+                             & Q(resolved_on__gt=issued) & (kept | Q(invoice__cancelled_on__gt=issued))),
+                "corrected": ("taken_off_amount", lambda p: _in(p, "resolved_on") & Q(resolved_on__gt=issued)
+                              & (kept | Q(invoice__cancelled_on__gte=resolved))),
+                "cancelled": ("taken_off_amount", lambda p: _in(p, "invoice__cancelled_on")
+                              & Q(invoice__cancelled_on__gt=issued) & Q(resolved_on__gt=ended)),
+            }),
         )
     )
-    take(corrections, "invoice__currency", +1, month="month", amount="issued")
-    def taken_off(rows, *, moved: str | Callable[[dt.date], Q], **scoping):
+    take(corrections, "invoice__currency", +1, month="month", amount="issued",
+         lines={"invoiced": ("invoiced", +1), "corrected": ("corrected", +1), "cancelled": ("cancelled", +1)})
+    def taken_off(rows, *, moved: str | Callable[[dt.date], Q], lines: dict, **scoping):
         """What came off the invoices (`amount`, on the day in `moved`), per currency."""
         return (
             scope.of(rows, currency="invoice__currency", **scoping)
             .order_by()
             .values("invoice__currency")
             .annotate(**_at_sums("amount", issued="invoice__issue_date", due="invoice__due_date", moved=moved,
-                                 days=days))
+                                 days=days),
+                      **_moved_in(periods, lines))
         )
 
     # Every allocation ever made, as it stood each day: from the day it was
     # applied (money on account set against an invoice later: that day, not
     # the day the money came in), and a payment reversed since until the day
     # it was reversed, so a past day's receivables read as they did then.
-    paid_or_credited = Allocation.ledger.filter(invoice__in=Invoice.objects.filter(COUNTED))
+    # In the roll-forward it counts from that day (or its invoice's issue, if
+    # later) to its payment's reversal or its invoice's cancellation,
+    # whichever came first: the reversal when both fell on one day.
+    begun, reversed_on = F("start"), F("reversal__reversed_on")
+    not_reversed_by = {"reversal__isnull": True}
+    stood_from = (
+        (Q(**not_reversed_by) | Q(reversal__reversed_on__gt=begun))
+        & (kept | Q(invoice__cancelled_on__gt=begun))
+    )
+    paid_or_credited = Allocation.ledger.filter(invoice__in=Invoice.objects.filter(COUNTED)).annotate(
+        start=Greatest("applied_on", "invoice__issue_date"))
     take(taken_off(paid_or_credited, moved=lambda day: allocation_stood(day) & uncancelled("invoice__")(day),
-                   customer="invoice__customer"),
-         "invoice__currency", -1)
-    take(taken_off(WriteOff.objects.all(), moved="written_off_on"), "invoice__currency", -1)
+                   customer="invoice__customer", lines={
+                       "payments": ("amount", lambda p: _in(p, "start") & stood_from
+                                    & Q(payment__isnull=False)),
+                       "credit_notes": ("amount", lambda p: _in(p, "start") & stood_from
+                                        & Q(payment__isnull=True)),
+                       "reversed": ("amount", lambda p: _in(p, "reversal__reversed_on")
+                                    & Q(reversal__reversed_on__gt=begun)
+                                    & (kept | Q(invoice__cancelled_on__gte=reversed_on))),
+                       "released": ("amount", lambda p: _in(p, "invoice__cancelled_on")
+                                    & Q(invoice__cancelled_on__gt=begun)
+                                    & (Q(**not_reversed_by) | Q(reversal__reversed_on__gt=ended))),
+                   }),
+         "invoice__currency", -1,
+         lines={"payments": ("payments", +1), "credit_notes": ("credit_notes", +1),
+                "reversed": ("reversed", +1),
+                # What a cancelled invoice still owed: its total less what stood against it.
+                "released": ("cancelled", -1)})
+    write_offs = WriteOff.objects.annotate(start=Greatest("written_off_on", "invoice__issue_date"))
+    take(taken_off(write_offs, moved="written_off_on",
+                   lines={"written_off": ("amount", lambda p: _in(p, "start"))}),
+         "invoice__currency", -1, lines={"written_off": ("written_off", +1)})
     return (
         {currency: {day: tuple(pair) for day, pair in at.items()} for currency, at in balances.items()},
         {currency: dict(months) for currency, months in sales.items()},
+        {currency: dict(by_period) for currency, by_period in moves.items()},
     )
 
 
