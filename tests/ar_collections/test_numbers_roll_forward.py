@@ -139,3 +139,15 @@ def test_the_page_shows_the_roll_forward_under_the_period(client, manager, book)
     for label, amount in rows:
         cell = rf"{label}<br>[^/]*</span></th><td class=\"num\">[^<\d]*{re.escape(amount)}</td>"
         assert re.search(cell, html), label
+
+
+def test_cei_counts_money_kept_on_account_as_collected_when_it_is_set_against_an_invoice(book):
+    sep, oct_ = figures(SEP), figures(OCT)
+
+    # September: 600 paid against A; the 500 kept on account reduced no invoice yet.
+    assert sep.opening + sep.sales - sep.closing == sep.moves.payments == D("600.00")
+    # October: the 500 applied, C's 400 and H's 250 paid (H's reversed), G corrected by 150.
+    collected = oct_.moves.payments + oct_.moves.credit_notes + oct_.moves.corrected - oct_.moves.reversed
+    assert oct_.opening + oct_.sales - oct_.closing == collected == D("1050.00")
+    # Out of the start and the sales less what was not yet due on 31 Oct (H's 250, E's 700).
+    assert (oct_.closing_current, oct_.cei) == (D("950.00"), D("30.0"))
