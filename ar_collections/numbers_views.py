@@ -293,6 +293,14 @@ def csv_text(value: str) -> str:
 
 
 AGED_CSV_HEADER = [
+    # What the row is: "account" (one account's open invoices), "total" (a
+    # currency's accounts summed) or "on_account" (a currency's money on
+    # account, as a negative amount: the ledger's receivables are the open
+    # invoices less it). A column rather than totals after a blank line: a
+    # spreadsheet's filter, pivot table or SUMIF picks the account rows by it
+    # and never adds a total to the accounts it sums, where a blank line ends
+    # the table a spreadsheet detects and a sum over the column counts twice.
+    "Row",
     "Currency",
     # The day each row is as of, today's or a past one's, as the Numbers
     # file names its period: a row copied into a reconciliation keeps it.
@@ -314,7 +322,7 @@ AGED_CSV_HEADER = [
 ]
 
 
-def _aged_csv_rows(rows, *, day: dt.date) -> Iterator[list[str]]:
+def _aged_csv_rows(rows, *, day: dt.date, scope: numbers.Scope) -> Iterator[list[str]]:
     yield AGED_CSV_HEADER
     chunk = []
     for row in rows.iterator(chunk_size=CSV_CHUNK):
@@ -323,11 +331,22 @@ def _aged_csv_rows(rows, *, day: dt.date) -> Iterator[list[str]]:
             yield from _aged_csv_lines(chunk, day=day)
             chunk = []
     yield from _aged_csv_lines(chunk, day=day)
+    # After the accounts, as under the page: each currency's total of every
+    # account in the file, then its money on account that day.
+    for total in numbers.aged_totals(rows):
+        accounts = f"{total.accounts} account{'s' if total.accounts != 1 else ''}"
+        yield ["total", total.currency, day.isoformat(), "", f"Total, {accounts}", "", "",
+               *(str(amount) for amount in total.buckets), str(total.total), str(total.invoices), ""]
+    for money in numbers.on_account(scope, day=day):
+        yield ["on_account", money.currency, day.isoformat(), "",
+               f"Money on account: payments {money.payments}, credit notes {money.credit_notes}", "", "",
+               *("" for _ in numbers.AGED_COLUMNS), str(-money.total), "", ""]
 
 
 def _aged_csv_lines(chunk: list[dict], *, day: dt.date) -> Iterator[list[str]]:
     for account in numbers.aged_accounts(chunk):
         yield [
+            "account",
             account.currency,
             day.isoformat(),
             csv_text(account.account_number),
@@ -356,7 +375,8 @@ def numbers_aged_csv(request: HttpRequest) -> HttpResponse:
         return numbers_aged(request)
     day = form.cleaned_data["as_of"] or today
     writer = csv.writer(_Echo())
-    lines = (writer.writerow(line) for line in _aged_csv_rows(_aged_rows(form, request), day=day))
+    rows = _aged_csv_rows(_aged_rows(form, request), day=day, scope=form.scope(request.user))
+    lines = (writer.writerow(line) for line in rows)
     response = StreamingHttpResponse(itertools.chain([EXCEL_KNOWS_UTF8], lines),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(

@@ -352,16 +352,19 @@ def test_the_csv_holds_every_account_with_plain_amounts_iso_dates_and_harmless_n
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-08-05.csv"'
     assert list(csv.reader(io.StringIO(text))) == [
-        ["Currency", "As of", "Account number", "Account", "Collector", "Segment", "Not yet due",
+        ["Row", "Currency", "As of", "Account number", "Account", "Collector", "Segment", "Not yet due",
          "1-30 days late", "31-60 days late", "61-90 days late", "Over 90 days late", "Under open dispute",
          "Total open", "Open invoices", "Oldest due date"],
-        ["EUR", "2025-08-05", "A-1", "Acme", "Carla Cruz", "Systematic late payer", "3000.00", "1200.00",
-         "0.00", "600.00", "900.00", "700.00", "6400.00", "5", "2025-03-31"],
+        ["account", "EUR", "2025-08-05", "A-1", "Acme", "Carla Cruz", "Systematic late payer", "3000.00",
+         "1200.00", "0.00", "600.00", "900.00", "700.00", "6400.00", "5", "2025-03-31"],
         # A name a spreadsheet would run as a formula is written as text.
-        ["EUR", "2025-08-05", "E-1", "'=Evil Corp", "Carla Cruz", "New", "0.00", "0.00", "400.00", "0.00",
-         "2500.00", "0.00", "2900.00", "2", "2025-04-01"],
-        ["EUR", "2025-08-05", "C-1", "Cogs", "otto", "Prompt payer", "20.00", "80.00", "0.00", "0.00",
-         "150.50", "0.00", "250.50", "3", "2025-04-20"],
+        ["account", "EUR", "2025-08-05", "E-1", "'=Evil Corp", "Carla Cruz", "New", "0.00", "0.00", "400.00",
+         "0.00", "2500.00", "0.00", "2900.00", "2", "2025-04-01"],
+        ["account", "EUR", "2025-08-05", "C-1", "Cogs", "otto", "Prompt payer", "20.00", "80.00", "0.00",
+         "0.00", "150.50", "0.00", "250.50", "3", "2025-04-20"],
+        # Every account's, whatever the page size: the page's total line.
+        ["total", "EUR", "2025-08-05", "", "Total, 3 accounts", "", "", "3020.00", "1280.00", "400.00",
+         "600.00", "3550.50", "700.00", "9550.50", "10", ""],
     ]
     assert text.endswith("\r\n")
 
@@ -374,7 +377,7 @@ def test_the_csv_takes_the_pages_choices_and_a_collectors_own_accounts(
     _, text = download(client, {"collector": other_collector.pk, "bucket": "late_61_90"})
 
     rows = list(csv.reader(io.StringIO(text)))[1:]
-    assert [(row[0], row[3], row[9]) for row in rows] == [
+    assert [(row[1], row[4], row[10]) for row in rows if row[0] == "account"] == [
         ("EUR", "Acme", "600.00"), ("USD", "Acme", "300.00")
     ]
 

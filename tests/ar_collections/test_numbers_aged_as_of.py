@@ -452,12 +452,12 @@ def test_the_csv_as_of_a_day_says_the_day_in_its_name_and_every_row(client, mana
     response, rows = download(client, {"as_of": "2025-11-30", "currency": "EUR"})
 
     assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-11-30.csv"'
-    assert rows[0][:3] == ["Currency", "As of", "Account number"]
-    assert [row[:3] + row[6:] for row in rows[1:]] == [
-        ["EUR", "2025-11-30", "A-1", "0.00", "800.00", "300.00", "0.00", "0.00", "0.00", "1100.00", "2",
-         "2025-10-01"],
-        ["EUR", "2025-11-30", "C-1", "0.00", "0.00", "0.00", "0.00", "0.00", "600.00", "600.00", "1",
-         "2025-10-31"],
+    assert rows[0][:4] == ["Row", "Currency", "As of", "Account number"]
+    assert [row[:4] + row[7:] for row in rows[1:] if row[0] == "account"] == [
+        ["account", "EUR", "2025-11-30", "A-1", "0.00", "800.00", "300.00", "0.00", "0.00", "0.00", "1100.00",
+         "2", "2025-10-01"],
+        ["account", "EUR", "2025-11-30", "C-1", "0.00", "0.00", "0.00", "0.00", "0.00", "600.00", "600.00",
+         "1", "2025-10-31"],
     ]
 
 
@@ -467,7 +467,7 @@ def test_the_csv_of_today_says_today(client, manager, book):
     response, rows = download(client, {"currency": "USD"})
 
     assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-12-15.csv"'
-    assert [row[:3] for row in rows[1:]] == [["USD", "2025-12-15", "B-1"]]
+    assert [row[:4] for row in rows[1:] if row[0] == "account"] == [["account", "USD", "2025-12-15", "B-1"]]
 
 
 def test_a_day_the_csv_cannot_hold_gets_the_pages_message_instead(client, manager, book):
@@ -479,3 +479,34 @@ def test_a_day_the_csv_cannot_hold_gets_the_pages_message_instead(client, manage
     html = response.content.decode()
     assert "16 Dec 2025 is still to come" in html
     assert names(html) == ["Acme", "Cogs", "Bolt"]
+
+
+def test_the_csv_ends_with_each_currencys_total_and_money_on_account_as_of_its_day(client, manager, book):
+    # 300 came in on 20 Nov naming no invoice; set against INV-CN on 10 Dec, after the month end.
+    acme = book["acme"]
+    with frozen(day(11, 20)):
+        payment = workspace.payment_record(customer=acme, actor=manager, amount=D("300.00"), currency="EUR",
+                                           received_on=day(11, 20), allocations=[], reference="BANK-9")
+    with frozen(day(12, 10)):
+        workspace.credit_apply(customer=acme, actor=manager, credit=payment, invoices=[
+            acme.invoices.get(number="INV-CN")], on=day(12, 10))
+    client.force_login(manager)
+
+    _, rows = download(client, {"as_of": "2025-11-30"})
+
+    header, *rest = rows
+    kinds = [row[0] for row in rest]
+    assert kinds == ["account", "account", "account", "total", "total", "on_account"]
+    totals = {row[1]: row for row in rest if row[0] == "total"}
+    assert totals["EUR"] == ["total", "EUR", "2025-11-30", "", "Total, 2 accounts", "", "", "0.00", "800.00",
+                             "300.00", "0.00", "0.00", "600.00", "1700.00", "3", ""]
+    assert totals["USD"][4] == "Total, 1 account"
+    # The money on account as it stood on 30 Nov, a credit: the ledger's receivables are the total less it.
+    [on_account] = [row for row in rest if row[0] == "on_account"]
+    assert on_account[:3] == ["on_account", "EUR", "2025-11-30"]
+    assert on_account[header.index("Total open")] == "-300.00"
+    assert "payments 300.00" in on_account[4]
+    # A tool summing the account rows by the first column finds each currency's total.
+    for currency, total in totals.items():
+        accounts = [row for row in rest if row[:2] == ["account", currency]]
+        assert sum(D(row[13]) for row in accounts) == D(total[13])
