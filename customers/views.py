@@ -41,6 +41,8 @@ from django_htmx.http import reswap, retarget
 from ar_collections import dunning, worklist
 from ar_collections.delivery import credits_held, credits_standing
 from ar_collections.models import (
+    Dispute,
+    DisputeStatus,
     Invoice,
     LateCharge,
     PaymentBehaviour,
@@ -60,8 +62,9 @@ from ar_collections.workspace_views import (
     timeline_context,
 )
 from arcrm.dates import format_day
+from arcrm.db import MONEY
 from arcrm.htmx import form_autofocus, wants_fragment
-from arcrm.money import ZERO, by_currency
+from arcrm.money import ZERO, by_currency, quantize
 from arcrm.roles import can_act_on
 from customers import services
 from customers.access import customer_changeable, customer_readable
@@ -152,33 +155,48 @@ def _page_of_matches(customers, *, today: dt.date, number) -> tuple:
     currency, in the list's order (_most_overdue_first): their count and
     currencies follow from it, and only the page's accounts are read whole."""
     ranked = list(_ranked(customers, on=today).order_by(*_most_overdue_first())
-                  .values_list("pk", "ranked_currency"))
-    page = Paginator([pk for pk, _ in ranked], PAGE_SIZE).get_page(number)
-    currency_of = dict(ranked)
+                  .values_list("pk", "ranked_currency", "ranked_disputed"))
+    page = Paginator([pk for pk, *_ in ranked], PAGE_SIZE).get_page(number)
+    ranking = {pk: rest for pk, *rest in ranked}
     by_pk = Customer.objects.select_related("collector", "behaviour").in_bulk(page.object_list)
     page.object_list = [by_pk[pk] for pk in page.object_list]
     for customer in page.object_list:
-        customer.ranked_currency = currency_of[customer.pk]
-    return page, _currencies_ordered(set(currency_of.values()))
+        customer.ranked_currency, customer.ranked_disputed = ranking[customer.pk]
+    return page, _currencies_ordered({currency for currency, _ in ranking.values()})
 
 
 def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None:
     """Give each listed account with open invoices in other currencies than
     its own (its currency changed since they were issued, or it is billed in
     several) their open and overdue amounts per currency, as `open_other` and
-    `overdue_other`: its behaviour's figures are in its own currency only, and
-    euros must neither be shown as dollars nor hidden behind dollars owing
-    nothing. One query, and only for a page that lists such an account."""
+    `overdue_other` (what is under open dispute apart, as `disputed_other`):
+    its behaviour's figures are in its own currency only, and euros must
+    neither be shown as dollars nor hidden behind dollars owing nothing. One
+    query, and only for a page that lists such an account. Every account
+    gets `overdue_own` and `disputed_own`, its own currency's, from the
+    ranking's figures (no query)."""
+    for customer in customers:
+        # The overdue shown, in the account's currency, less what is under open
+        # dispute (_ranked's `ranked_disputed`, in the currency it ranks by: the
+        # account's own unless it owes nothing overdue in it).
+        disputed = customer.ranked_disputed if customer.ranked_currency == customer.currency else ZERO
+        customer.disputed_own = quantize(disputed, customer.currency)
+        behaviour = _behaviour_of(customer)
+        customer.overdue_own = behaviour.overdue_amount - customer.disputed_own if behaviour else None
+        customer.disputed_other = []
     mixed = {c.pk: c for c in customers
              if (behaviour := _behaviour_of(c)) and behaviour.other_currency_open_invoices}
     for customer in mixed.values():
         customer.open_other, customer.overdue_other = [], []
     if not mixed:
         return
+    overdue = Q(due_date__lt=today)
     rows = (
-        Invoice.objects.open().filter(customer_id__in=list(mixed)).exclude(currency=F("customer__currency"))
+        with_disputed_part(Invoice.objects.open().filter(customer_id__in=list(mixed))
+                           .exclude(currency=F("customer__currency")))
         .order_by().values("customer_id", "currency")
-        .annotate(open=Sum("open_amount"), overdue=Sum("open_amount", filter=Q(due_date__lt=today)))
+        .annotate(open=Sum("open_amount"), overdue=Sum("undisputed", filter=overdue),
+                  disputed=Sum("disputed_part", filter=overdue))
         .order_by("customer_id", "currency")
     )
     for row in rows:
@@ -186,6 +204,8 @@ def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None
         customer.open_other.append((row["currency"], row["open"]))
         if row["overdue"]:
             customer.overdue_other.append((row["currency"], row["overdue"]))
+        if row["disputed"]:
+            customer.disputed_other.append((row["currency"], row["disputed"]))
 
 
 def _currencies_in_order(customers) -> list[str]:
@@ -213,11 +233,24 @@ def _ranked(customers, *, on: dt.date):
         Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"), currency=OuterRef("ranked_currency"))
         .order_by().values("customer").annotate(total=Sum("open_amount")).values("total")
     )
+    # What of that is under open dispute, left out of what the list shows and
+    # ranks by, as the aged trial balance keeps it apart: dunning does not
+    # chase it. Looked up only for the accounts with an open dispute, their
+    # ids read once and hashed, so the whole book is not summed per account.
+    disputed_in_it = Subquery(
+        with_disputed_part(Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"),
+                                                                 currency=OuterRef("ranked_currency")))
+        .order_by().values("customer").annotate(total=Sum("disputed_part")).values("total")
+    )
+    in_dispute = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("customer_id"))
     return customers.annotate(
         ranked_currency=Case(When(moved, then=Coalesce(in_other, F("currency"))), default=F("currency")),
     ).annotate(
+        ranked_disputed=Case(When(in_dispute, then=Coalesce(disputed_in_it, Value(ZERO))),
+                             default=Value(ZERO), output_field=MONEY),
+    ).annotate(
         ranked_overdue=Case(When(moved & ~Q(ranked_currency=F("currency")), then=overdue_in_it),
-                            default=F("behaviour__overdue_amount")),
+                            default=F("behaviour__overdue_amount")) - F("ranked_disputed"),
     )
 
 
