@@ -10,6 +10,7 @@ server, like tests/arcrm/test_browser.py. Screenshots land in test-artifacts/.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from decimal import Decimal
 
@@ -549,3 +550,20 @@ def test_after_cancelling_a_finished_ladder_s_decision_the_focus_goes_back_to_it
     expect(done).to_be_focused()
     page.keyboard.press("Enter")  # opened again, straight away
     expect(panel.get_by_role("heading", name="What was decided?")).to_be_visible()
+
+
+def test_a_collector_on_a_call_sees_the_open_invoices_without_scrolling_past_the_whole_page(page, acme):
+    """What a collector reads first on a call: the invoices the customer owes,
+    right after the account's key figures, not at the foot of a long page."""
+    log_in(page, "carla")
+    page.goto(f"/customers/{acme.pk}/")
+    heading = page.get_by_role("heading", name="Open invoices", level=2)
+    expect(heading).to_be_visible()
+    box = heading.bounding_box()
+    assert box["y"] + box["height"] <= page.viewport_size["height"], box
+    expect(page.locator("#open-invoices tbody tr")).to_have_count(3)
+    # The page's headings still read in order: its one h1, then the cards' h2s.
+    levels = page.evaluate("() => [...document.querySelectorAll('main h1, main h2, main h3')]"
+                           ".map((h) => Number(h.tagName[1]))")
+    assert levels[0] == 1 and levels.count(1) == 1, levels
+    assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), levels

@@ -345,7 +345,9 @@ def test_an_account_in_yen_shows_whole_yen(client, collector, make_customer, mak
 
     html = response.content.decode()
     assert 'data-figure="overdue" class="overdue">JPY 6,000<' in header_of(response)
-    assert "JPY 6,000" in html.split("INV-JP")[1]
+    # The invoice's row in the Open invoices table: its number, then its amount.
+    row = html.split('id="open-invoices"')[1].split("</tr>", 2)[1]
+    assert "INV-JP" in row and "JPY 6,000" in row
     assert "6,000.00" not in html
 
 
