@@ -91,7 +91,7 @@ from arcrm.db import DaysBetween
 from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
 from arcrm.roles import MANAGER, can_act_on
-from arcrm.text import one_line, person_name, shorten
+from arcrm.text import one_line, person_name, shorten, shorten_words
 from customers.cover import covered_by, stand_in_for, stand_ins
 from customers.models import Contact, Customer, EventKind, Segment, TermsType, TimelineEvent
 from customers.owners import account_owners
@@ -619,17 +619,21 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     return added
 
 
-# Of why a last step failed or was skipped, at most this much goes in its item's title
-# (the whole of it is on the step and its timeline entry): the title has room
-# for 300 characters, and what to do comes after it.
+# Of why a last step failed or was skipped, at most this much goes in its
+# item's title, cut after a word: a title is read as one line on the list, and
+# what to do comes after it. A manager's note, written to be read whole,
+# gives only its start. The whole of either is said below the title on the
+# list, on the step and on its timeline entry.
 NOT_CARRIED_OUT_SAID = 120
+MANAGER_NOTE_SAID = 60
 
 
 def _last_step_not_carried_out(position: int, action: str, status: str, reason: str, *,
                                declined: bool = False) -> str:
     # A note's closing full stop goes: what to do follows it.
     said = one_line(reason or "").rstrip(" .")
-    why = shorten(said, NOT_CARRIED_OUT_SAID) if said else "no reason was recorded"
+    why = shorten_words(said, MANAGER_NOTE_SAID if declined else NOT_CARRIED_OUT_SAID) if said else (
+        "no reason was recorded")
     step = f"its last step, step {position} ({StepAction(action).label})"
     if declined:
         return f"{step}, was declined by a manager (note: {why}); "
@@ -1423,7 +1427,8 @@ def items_due(*, on: dt.date) -> QuerySet[WorkItem]:
     return (
         WorkItem.objects.filter(status=WorkStatus.OPEN, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
-        .select_related("customer", "customer__collector", "back_from")
+        # The action: a finished ladder's item says below its title why its last step went no further.
+        .select_related("customer", "customer__collector", "back_from", "action")
         .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on),
                   money_per_point=_money_per_point())
         .annotate(**priority_parts(on=on))

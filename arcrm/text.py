@@ -57,6 +57,17 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shorten_words(text: str, limit: int) -> str:
+    """`text` cut as `shorten` cuts it, but after a whole word when it has
+    one to cut after: "called me h…" reads as a typing slip."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if not text[limit - 1].isspace():  # the cut falls inside a word: it goes
+        cut = cut.rsplit(" ", 1)[0] if " " in cut.strip() else cut
+    return cut.rstrip(" ,;:.") + "…"
+
+
 def person_name(user) -> str:
     """How texts name a person: first and last name, or the username of
     someone who has no name on file."""

@@ -28,7 +28,7 @@ from ar_collections.models import (
     WorkKind,
     WorkStatus,
 )
-from arcrm.text import person_name
+from arcrm.text import is_one_line, person_name
 from customers.models import CollectorAbsence, EventKind, Segment
 
 from .conftest import DUE, frozen
@@ -149,6 +149,31 @@ def test_a_manager_declining_the_last_step_puts_the_account_on_its_collector_s_l
     # Declined, not "skipped"; the note's own full stop is not doubled by what follows it (".)").
     assert ("its last step, step 4 (Credit hold), was declined by a manager (note: They just paid a large "
             "order); decide the next action") in item.title, item.title
+
+
+def test_a_manager_s_long_note_is_cut_in_the_item_s_title_and_read_whole_beside_it(
+    account, collector, manager, client
+):
+    """A title is one line on the list: a manager's note of a paragraph would
+    fill it. The title quotes its start; the item says it whole below."""
+    hold = ladder_taken(account, last=ActionStatus.AWAITING_APPROVAL)
+    note = ("They paid a large order last week and the owner called me himself.\n"
+            "Give them until the end of the month; if nothing comes by then, call the owner, not the clerk, "
+            "and ask for a plan over three months.")
+
+    with frozen(ON):
+        services.action_decline(action=hold, manager=manager, note=note)
+
+    [item] = items(account)
+    assert is_one_line(item.title), item.title
+    assert "(note: They paid a large order last week and the owner called me…); decide the next action" in (
+        item.title), item.title
+    assert "three months" not in item.title
+    client.force_login(collector)
+    with frozen(ON):
+        page = client.get(reverse("collections:worklist")).content.decode()
+    assert "Give them until the end of the month; if nothing comes by then, call the owner" in page
+    assert "ask for a plan over three months." in page
 
 
 def test_a_last_step_a_manager_approved_but_found_moot_reads_skipped_not_declined(

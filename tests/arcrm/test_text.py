@@ -61,3 +61,12 @@ def test_a_person_is_named_by_full_name_or_else_by_username(first, last, shown):
 ])
 def test_a_name_folds_to_small_letters_without_accents(text, folded):
     assert fold(text) == folded
+
+
+def test_a_text_cut_short_ends_after_a_whole_word():
+    from arcrm.text import shorten_words
+
+    assert shorten_words("Give them until the end of the month", 20) == "Give them until the…"
+    assert shorten_words("Short enough", 20) == "Short enough"
+    # One long word has no word to cut after: cut where it must be.
+    assert shorten_words("Supercalifragilistic", 10) == "Supercali…"
