@@ -305,7 +305,7 @@ def import_run(pk: int) -> str:
             batch.save()
             return batch.status
         if not report.ok:
-            batch.status = ImportStatus.REFUSED
+            batch.status = ImportStatus.CHECKED_PROBLEMS if batch.dry_run else ImportStatus.REFUSED
         else:
             batch.status = ImportStatus.CHECKED if batch.dry_run else ImportStatus.DONE
         batch.rows, batch.created, batch.already = report.rows, report.created, report.already

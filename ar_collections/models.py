@@ -2255,6 +2255,9 @@ class ImportStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     DONE = "done", "Imported"
     CHECKED = "checked", "Checked (nothing recorded)"
+    # A check-only file with problems: what was asked was done (the file was
+    # checked), so it is no refusal; its problems are the check's answer.
+    CHECKED_PROBLEMS = "checked_problems", "Checked: problems found (nothing recorded)"
     REFUSED = "refused", "Refused (nothing recorded)"
     FAILED = "failed", "Failed (nothing recorded)"
 

@@ -730,6 +730,25 @@ def test_a_check_only_upload_records_nothing(client, manager, accounts):
     assert not Invoice.objects.exists()
 
 
+def test_a_check_only_upload_with_problems_is_labelled_a_check_not_a_refusal(client, manager, accounts):
+    """A check is what the manager asked for: its problems are its answer, not
+    a refusal of something that was never to be recorded."""
+    client.force_login(manager)
+    before = state()
+    client.post(reverse("collections:import"), upload(INVOICES.replace("C-BETA", "C-NOPE"), dry_run="on"))
+    batch = ReceivablesImport.objects.get()
+
+    assert import_run(batch.pk) == ImportStatus.CHECKED_PROBLEMS
+
+    assert state() == before
+    listed = client.get(reverse("collections:import")).content.decode()
+    page = client.get(reverse("collections:import_detail", args=[batch.pk])).content.decode()
+    for text in (listed, page):
+        assert "Checked: problems found (nothing recorded)" in text
+        assert "Refused" not in text
+    assert "line 5: no account &#x27;C-NOPE&#x27;" in page
+
+
 def test_an_upload_whose_task_was_lost_is_handed_over_again_by_the_sweep(manager, accounts, monkeypatch):
     fresh = import_queue(kind="invoices", text=INVOICES, actor=manager)
     stale = import_queue(kind="invoices", text=INVOICES, actor=manager)
