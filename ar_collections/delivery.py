@@ -473,7 +473,7 @@ def _cut_short(action: DunningAction) -> str:
             "it is not tried again")
     log.error("dunning action %s failed: %s", action.pk, text)
     DunningAction.objects.filter(pk=action.pk).update(status=ActionStatus.FAILED, error=text)
-    _record(action.customer, action, summary=f"{_step_name(action)} failed, not tried again: {text}",
+    _record(action.customer, action, summary=f"{step_name(action)} failed, not tried again: {text}",
             details={"error": text, "attempts": action.attempts, "status": ActionStatus.FAILED})
     _failed_last_step_listed(action)
     return "failed"
@@ -754,7 +754,7 @@ def _skip(action, reason: str, *, by: User | None = None, note: str = "") -> str
     if by:
         details.update(note=note, before={"status": action.status}, after={"status": ActionStatus.SKIPPED})
     _record(action.customer, action, actor=by, summary=(
-        f"{_step_name(action)} skipped: {reason}" + (f" ({person_name(by)}: {note})" if by else "")
+        f"{step_name(action)} skipped: {reason}" + (f" ({person_name(by)}: {note})" if by else "")
     ), details=details)
     return "skipped"
 
@@ -808,16 +808,16 @@ def _record_failure(action: DunningAction, error: Exception) -> str:
         log.error("dunning action %s still waits, %s: %s", action.pk, fault, text)
         return "deferred"
     if not_tried:
-        summary = f"{_step_name(action)} not sent yet (no attempt spent), will retry: {text}"
+        summary = f"{step_name(action)} not sent yet (no attempt spent), will retry: {text}"
     elif fault:
         # Every step it touches waits until someone fixes it: loud in the logs.
         log.error("dunning action %s waits, %s: %s", action.pk, fault, text)
-        summary = f"{_step_name(action)} not sent yet, {fault}: {text}"
+        summary = f"{step_name(action)} not sent yet, {fault}: {text}"
     elif retry:
-        summary = (f"{_step_name(action)} not sent yet (attempt {action.attempts} of "
+        summary = (f"{step_name(action)} not sent yet (attempt {action.attempts} of "
                    f"{MAX_DELIVERY_ATTEMPTS}), will retry: {text}")
     else:
-        summary = f"{_step_name(action)} failed, nothing was sent: {text}"
+        summary = f"{step_name(action)} failed, nothing was sent: {text}"
     _record(action.customer, action, summary=summary, details={
         "error": text, "attempts": attempts, "status": status,
     })
@@ -1429,13 +1429,13 @@ def action_review(*, action: DunningAction, collector: User, send: bool, note: s
                 status=ActionStatus.PLANNED, reviewed_by=collector,
                 sweep_after=Now() + HANDED_OVER_FOR,
             )
-            summary = f"{_step_name(locked)} reviewed by {person_name(collector)}: send"
+            summary = f"{step_name(locked)} reviewed by {person_name(collector)}: send"
         else:
             DunningAction.objects.filter(pk=locked.pk).update(
                 status=ActionStatus.SKIPPED, reviewed_by=collector, skip_reason=note.strip()[:300],
                 done_at=timezone.now(),
             )
-            summary = f"{_step_name(locked)} skipped by {person_name(collector)}: {note.strip()}"
+            summary = f"{step_name(locked)} skipped by {person_name(collector)}: {note.strip()}"
         _record(locked.customer, locked, summary=summary, actor=collector, details={
             "decision": "send" if send else "skip", "note": note.strip(),
             "before": {"status": ActionStatus.IN_REVIEW},
@@ -1508,7 +1508,7 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
             # (the step approved, by whom, and the note), and whatever follows
             # a change of the terms (credit_terms_changed) follows this one too.
             customer = customer_update(customer=customer, actor=manager, changes=terms, reason=(
-                f"{_step_name(locked)} approved by {person_name(manager)}: {note.strip()}"))
+                f"{step_name(locked)} approved by {person_name(manager)}: {note.strip()}"))
         DunningAction.objects.filter(pk=locked.pk).update(
             status=ActionStatus.DONE, channel=Channel.INTERNAL, reviewed_by=manager,
             done_at=timezone.now(),
@@ -1830,7 +1830,8 @@ def _charge_details(charge: LateCharge) -> dict:
             "basis": charge.basis, "invoice": charge.invoice_id}
 
 
-def _step_name(action: DunningAction) -> str:
+def step_name(action: DunningAction) -> str:
+    """A step as the timeline and the manager's pages name it: "Friendly reminder (step 1, E-mail)"."""
     step = action.step
     if step.action in (StepAction.EMAIL, StepAction.LETTER, StepAction.ESCALATE_PRINCIPAL):
         return f"{TONE_NAMES[Tone(step.tone)]} (step {step.position}, {step.get_action_display()})"

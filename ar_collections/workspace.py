@@ -36,6 +36,7 @@ from ar_collections.delivery import (
     left_to_apply,
     letters_withdraw_moot,
     mail_address,
+    step_name,
 )
 from ar_collections.dunning import copy_pay_by
 from ar_collections.models import (
@@ -43,6 +44,7 @@ from ar_collections.models import (
     Allocation,
     Call,
     CallOutcome,
+    Channel,
     ChargeKind,
     CollectionRules,
     CreditNote,
@@ -767,6 +769,44 @@ def _plan_agreed_send(plan: PaymentPlan, invoices: Sequence[Invoice], *, actor, 
         details={"to": contact.email, "subject": subject, "text": text, "mail": mail.pk},
     )
     return f"the schedule was e-mailed to {contact.name}; tell the customer if need be"
+
+
+@dataclass(frozen=True)
+class NoticeSent:
+    """A reminder or letter dunning sent the customer, as a decision names it."""
+
+    step: str
+    how: str
+    to: str
+    on: dt.date
+    pay_by: dt.date
+
+
+def notices_sent_since(asked: ExceptionRequest) -> list[NoticeSent]:
+    """The reminders and letters dunning sent the customer about what an
+    exception covers since it was asked for, oldest first. A request holds
+    nothing until it is approved: the nightly run goes on meanwhile, and the
+    manager deciding a pause should know the customer was already sent a
+    notice the collector may have promised would not come. An exception for
+    the whole account covers all its invoices."""
+    actions = DunningAction.objects.filter(customer=asked.customer_id, status=ActionStatus.DONE,
+                                           channel__in=[Channel.EMAIL, Channel.LETTER])
+    if asked.invoice_id:
+        actions = actions.filter(lines__invoice=asked.invoice_id)
+    # The request carries only a day: its event on the timeline says when in
+    # that day it was made, so a reminder sent that morning, which the
+    # collector knew of when asking, is not news.
+    asked_at = (TimelineEvent.objects.for_subject(asked).order_by("pk").values_list("occurred_at", flat=True)
+                .first())
+    actions = (actions.filter(done_at__gt=asked_at) if asked_at is not None
+               else actions.filter(done_at__date__gte=asked.requested_on))
+    return [
+        NoticeSent(step=step_name(action),
+                   how="e-mailed" if action.channel == Channel.EMAIL else "sent as a letter",
+                   to=action.recipient.name if action.recipient else action.recipient_address,
+                   on=timezone.localdate(action.done_at), pay_by=action.pay_by)
+        for action in actions.select_related("step", "recipient").order_by("done_at", "pk").distinct()
+    ]
 
 
 def disputes_opened_since(asked: PaymentPlan | ExceptionRequest) -> list[Dispute]:

@@ -1053,6 +1053,9 @@ def _decision(request, model, pk: int, decide, *, argument: str, what: str, slug
                "write_off_lines": write_off_lines,
                "terms_cover": terms_cover and workspace.extended_terms_cover_said(*terms_cover, due=True),
                "disputed_since": workspace.disputes_opened_since(subject),
+               # A waiting request holds nothing: what dunning sent meanwhile.
+               "sent_since": (workspace.notices_sent_since(subject) if model is ExceptionRequest
+                              and subject.status == ExceptionStatus.PENDING else None),
                # A plan's instalments with what is still to pay of each, payments since counted.
                "instalments": workspace.plan_instalments_owed(subject) if model is PaymentPlan else None,
                # The rule a plan crosses, as its proposer was told: the manager
