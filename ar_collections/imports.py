@@ -99,7 +99,7 @@ from arcrm.money import (
     smallest_unit,
     validate_currency_in_use,
 )
-from arcrm.text import hidden_characters, is_one_line
+from arcrm.text import hidden_characters, is_one_line, other_digits
 from customers.models import Customer, EventKind, TimelineEvent
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ _AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")  # money fields: 14 digits, 2 afte
 # Written as an amount, but with more digits before the point than money is kept with.
 _AMOUNT_TOO_LARGE = re.compile(r"\d{13,}(\.\d{1,2})?")
 LARGEST_AMOUNT = "9" * (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES) + "." + "9" * MONEY_DECIMAL_PLACES
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # 0-9: \d is any script's digit
 # Dates before this year, or more than DATE_AHEAD_YEARS ahead, are mistyped.
 EARLIEST_YEAR = 1990
 
@@ -682,6 +682,9 @@ def _amount(row: dict, column: str, *, currency: str | None) -> Decimal:
     value = row.get(column, "")
     if not value:
         raise _RowError(f"{column} is empty", column=column)
+    if digits := other_digits(value):  # Decimal would read "１００" as 100
+        raise _RowError(f"{column} {value!r} is written with digits other than 0-9 ({', '.join(digits)}): "
+                        "write it like 1234.50", column=column)
     if value.startswith("-") and _AMOUNT.fullmatch(value[1:]):
         raise _RowError(f"{column} must be more than zero: credit notes and refunds are not imported "
                         "from the ERP; record a credit note on the account page (Record a credit note)",

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from arcrm import throttle
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from arcrm.roles import integration_account_refusal, is_integration_account
-from arcrm.text import hidden_characters, nothing_seen
+from arcrm.text import hidden_characters, nothing_seen, other_digits
 
 log = logging.getLogger("arcrm.signin")
 
@@ -47,9 +47,13 @@ class VisibleText:
 
 
 def plain_amount_check(text: str) -> None:
-    """Refuse an amount in scientific notation ("1e3", "2.5E2"): Python's
-    Decimal reads it, so a slip on the keyboard would record EUR 1,000.00
-    where nobody wrote 1000; money is written in digits with a point."""
+    """Refuse an amount in scientific notation ("1e3", "2.5E2") or in digits
+    other than 0-9 (full-width "１０００"): Python's Decimal reads both, so a
+    slip on the keyboard would record EUR 1,000.00 where nobody wrote 1000;
+    money is written in digits 0-9 with a point."""
+    if digits := other_digits(text):
+        raise ValidationError(f"“{text.strip()}” is written with digits other than 0-9 "
+                              f"({', '.join(digits)}): write the amount like 1000.00.", code="digits")
     if "e" in text.lower():
         raise ValidationError(f"Write the amount in digits with a point for the cents, e.g. 1000.00: "
                               f"“{text.strip()}” is not written so.", code="exponent")

@@ -44,6 +44,14 @@ def hidden_characters(text: str) -> list[str]:
             if unicodedata.category(char) in _NOT_ON_ONE_LINE | {"Cf"}]
 
 
+def other_digits(text: str) -> list[str]:
+    """The digits of `text` that are not 0-9, each once, as "１ (U+FF11)".
+    Python reads full-width "１００" or Arabic-Indic "١٠٠" as 100, so an
+    amount nobody wrote in the digits the ledger shows would be recorded."""
+    return list(dict.fromkeys(f"{char} (U+{ord(char):04X})" for char in text
+                              if char.isdigit() and not ("0" <= char <= "9")))
+
+
 def nothing_seen(text: str) -> bool:
     """Whether `text` holds nothing anyone sees: only white space and the
     characters hidden_characters names. A note of zero-width spaces pasted

@@ -44,7 +44,7 @@ from ar_collections.imports import (
     accounts_named,
     read_rows,
 )
-from arcrm.text import hidden_characters
+from arcrm.text import hidden_characters, other_digits
 from customers.forms import CardRead, ContactForm, CustomerForm
 from customers.models import Contact, ContactRole, Customer, Industry, Language, TermsType
 from customers.owners import account_owners
@@ -300,6 +300,9 @@ def _value(row: dict[str, str], column: str, collectors) -> object:
                             "the account", column=column)
         return collectors[value].pk
     if column == "credit_limit":
+        if digits := other_digits(value):  # Decimal would read "２５０００" as 25000
+            raise _RowError(f"credit_limit {value!r} is written with digits other than 0-9 "
+                            f"({', '.join(digits)}): write it like 25000.00", column=column)
         if not _LIMIT.fullmatch(value):
             raise _RowError(f"credit_limit {value!r} is not an amount: write it like 25000.00 (a dot for "
                             "cents, no thousands separators, no currency sign; 0 for no credit)",
