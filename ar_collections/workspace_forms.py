@@ -58,7 +58,7 @@ from ar_collections.workspace import (
     write_off_lines_now,
 )
 from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
-from arcrm.forms import MoneyField, plain_amount_check, something_seen
+from arcrm.forms import MoneyField, nothing_hidden, plain_amount_check, something_seen
 from arcrm.money import format_money, smallest_unit
 from customers.forms import WorkerChoiceField
 from customers.models import Contact, ContactAbsence, Customer
@@ -380,7 +380,7 @@ class PaymentForm(_AccountForm):
     amount = _money(label="Amount")
     method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)
     reference = forms.CharField(
-        label="Reference", max_length=80, validators=[something_seen],
+        label="Reference", max_length=80, validators=[something_seen, nothing_hidden],
         help_text="As on the bank statement, the cheque's number, a receipt's for cash: "
                   "it tells this payment from one recorded before.",
     )

@@ -30,6 +30,15 @@ def something_seen(value: str) -> None:
             "write it out.")
 
 
+def nothing_hidden(value: str) -> None:
+    """Refuses a text with a character no one sees in it ("BANK-1" and a
+    zero-width space): it reads as the text without it, yet is another, so a
+    reference would not be found again nor tell one payment from another."""
+    if value and (hidden := hidden_characters(value)):
+        raise ValidationError(f"This holds a character no one sees ({', '.join(dict.fromkeys(hidden))}): "
+                              "type it as you read it.", code="hidden")
+
+
 class VisibleText:
     """A form whose every text says something: a value of only zero-width or
     format characters is refused on its field (something_seen), whichever

@@ -1,9 +1,10 @@
-"""Amounts come in as digits 0-9.
+"""Numbers come in as digits 0-9 and references as the characters people see.
 
 Python reads "１００" (full-width digits, as a Japanese keyboard types them) or
 "١٠٠" (Arabic-Indic) as 100, so a file, the API or a form would record an
 amount nobody wrote in the digits the ledger shows; they are refused with the
-characters named.
+character named. A payment's reference with a zero-width space pasted in
+("BANK-1\u200b") reads as BANK-1 yet is another reference: refused, named.
 """
 
 from __future__ import annotations
@@ -111,4 +112,18 @@ def test_a_payment_typed_in_full_width_digits_on_the_account_page_is_refused(cli
     assert response.context["form"].errors["amount"] == [
         "“５００.00” is written with digits other than 0-9 (５ (U+FF15), ０ (U+FF10)): "
         "write the amount like 1000.00."]
+    assert state() == before
+
+
+def test_a_payment_reference_with_a_hidden_character_is_refused_naming_it(client, manager, acme, invoice):
+    client.force_login(manager)
+    before = state()
+
+    response = client.post(reverse("collections:payment_record", args=[acme.pk]), {
+        "received_on": "2025-08-04", "currency": "EUR", "amount": "500.00", "method": "bank_transfer",
+        "reference": "INV-1\u200b", "invoices": [invoice.pk]}, headers=HTMX)
+
+    assert response.status_code == 422
+    assert response.context["form"].errors["reference"] == [
+        "This holds a character no one sees (U+200B): type it as you read it."]
     assert state() == before
