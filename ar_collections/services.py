@@ -384,6 +384,14 @@ def segment_override(*, customer: Customer, segment: str, note: str, actor, on: 
     if segment and not note.strip():
         raise ValidationError({"note": "Say why the segment is overridden."})
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    # Checked under the lock: a form opened before another manager's change,
+    # or sent twice, would record a decision that changed nothing.
+    if not segment and not locked.segment_override:
+        raise ValidationError({"segment": "No segment is overridden on this account: the computed segment "
+                                          "applies already. Nothing was changed."})
+    if segment and (segment, note.strip()) == (locked.segment_override, locked.segment_override_note):
+        raise ValidationError({"segment": f"The segment is set to {Segment(segment).label} with this reason "
+                                          "already. Nothing was changed."})
     before = {"segment": locked.segment, "override": locked.segment_override,
               "note": locked.segment_override_note}
     Customer.objects.filter(pk=locked.pk).update(

@@ -269,3 +269,39 @@ def test_a_switched_cycle_past_a_gentler_ladder_s_end_stops_rather_than_soften(m
         _plan_and_send(due + dt.timedelta(days=offset))
 
     assert DunningAction.objects.count() == 2  # nothing softer after the final notice
+
+
+def _decisions(customer) -> list[str]:
+    return list(TimelineEvent.objects.filter(customer=customer, kind=EventKind.SEGMENT_CHANGED)
+                .order_by("pk").values_list("summary", flat=True))
+
+
+def test_removing_an_override_there_is_none_of_is_refused_and_records_nothing(client, prompt_customer, manager):
+    """A form opened before another manager removed it, or "Save" left on "No
+    override" as it opened: there is nothing to remove, and the timeline would
+    say a manager removed an override nobody had set."""
+    client.force_login(manager)
+    before = _decisions(prompt_customer)
+
+    response = client.post(reverse("collections:segment_override", args=[prompt_customer.pk]),
+                           {"segment": "", "note": ""}, headers={"HX-Request": "true"})
+
+    assert response.status_code == 422
+    assert response.context["segment_form"].errors["segment"] == [
+        "No segment is overridden on this account: the computed segment applies already. Nothing was changed."]
+    assert _decisions(prompt_customer) == before
+
+
+def test_the_same_override_sent_twice_is_recorded_once(client, prompt_customer, manager):
+    client.force_login(manager)
+    url = reverse("collections:segment_override", args=[prompt_customer.pk])
+    sent = {"segment": Segment.DISTRESSED, "note": "Lost their biggest client"}
+    assert client.post(url, sent).status_code == 302
+    before = _decisions(prompt_customer)
+
+    again = client.post(url, sent, headers={"HX-Request": "true"})
+
+    assert again.status_code == 422
+    assert again.context["segment_form"].errors["segment"] == [
+        "The segment is set to Distressed with this reason already. Nothing was changed."]
+    assert _decisions(prompt_customer) == before
