@@ -234,14 +234,15 @@ def test_the_delivery_sweep_runs_every_delivery_sweep_minutes_and_refuses_less_t
     assert "DELIVERY_SWEEP_MINUTES must be a whole number of at least 1; got '0'" in never.stderr
 
 
-def _variables_read_by_settings() -> set[str]:
-    tree = ast.parse((REPO_DIR / "arcrm" / "settings.py").read_text())
+def _variables_read_by_settings(module: str = "settings.py") -> set[str]:
+    tree = ast.parse((REPO_DIR / "arcrm" / module).read_text())
     return {
         node.args[0].value
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
-        and node.func.id.startswith("env_")
+        # _daily_at reads the nightly jobs' times (COMMITMENTS_CHECK_AT, ...).
+        and (node.func.id.startswith("env_") or node.func.id == "_daily_at")
         and node.args
         and isinstance(node.args[0], ast.Constant)
     }
@@ -252,8 +253,35 @@ def test_env_example_documents_every_variable_the_settings_read():
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
     read = _variables_read_by_settings()
 
-    assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= read  # the parse found them
+    assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "DUNNING_RUN_AT"} <= read  # the parse found them
     assert read - documented == set()
+
+
+def _readme_configuration_table() -> set[str]:
+    """The variables named in the first column of the README's Configuration table."""
+    readme = (REPO_DIR / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    return {
+        name
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", line.split("|")[1])
+    }
+
+
+def test_readme_configuration_table_names_every_variable_read_and_only_those():
+    # A new user reads the README, not .env.example: EMAIL_BACKEND, HOST and
+    # PORT were read but missing from its table.
+    read = _variables_read_by_settings() | _variables_read_by_settings("launcher.py")
+    compose = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (REPO_DIR / "docker-compose.yml").read_text()))
+    # Read by gunicorn itself, set in the image and by a compose .env.
+    gunicorn = {"WEB_CONCURRENCY"}
+    assert "WEB_CONCURRENCY=" in (REPO_DIR / "Dockerfile").read_text()
+    documented = _readme_configuration_table()
+
+    assert {"HOST", "PORT", "DEMO"} <= read  # the launcher's were found
+    assert read - documented == set()
+    assert documented - read - compose - gunicorn == set()
 
 
 @pytest.mark.slow
