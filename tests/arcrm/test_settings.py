@@ -186,6 +186,27 @@ def test_settings_refuse_to_load_with_debug_off_and_no_secret_key(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("env", "message"), [
+    ({}, "SECRET_KEY must be set when DEBUG is off"),
+    ({"DEBUG": "1", "EMAIL_PORT": "0"}, "EMAIL_PORT must be a whole number from 1 to 65535; got '0'"),
+])
+def test_manage_py_says_what_is_wrong_with_the_settings_in_one_line(tmp_path, env, message):
+    # The README sends people to manage.py from a shell, where DEBUG=1 (which
+    # make run sets) is easily left out: the answer was a page of traceback.
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "ARCRM_VAR_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr == f"error: {message}\n"
+
+
+@pytest.mark.slow
 def test_settings_load_without_a_secret_key_in_debug_as_make_run_uses_them(tmp_path):
     result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), DEBUG="1")
 
