@@ -18,8 +18,9 @@ DEBUG ?= 1
 # environment does not name others.
 TEST_DATABASE_URL := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/arcrm)
 TEST_REDIS_URL := $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
-# Chromium for the browser tests, pdftotext/pdftoppm to read rendered letters.
-DEB_PACKAGES := chromium poppler-utils
+# Chromium for the browser tests, pdftotext/pdftoppm to read rendered letters,
+# and Pango, which WeasyPrint lays the letters out with (as the Dockerfile installs).
+DEB_PACKAGES := chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0
 PYTEST_ARGS ?=
 
 .PHONY: help venv install run test lint lock clean distclean system-packages services
