@@ -1021,8 +1021,11 @@ WORDING_BLOCKS = {
 # each heading and label the page prints (the copy's COPY mark among them), so
 # that a company writes its own vocabulary in every language. A block a saved
 # version leaves out prints the layout's label, which is the shipped word.
-# The statement's customer-number label is said twice, in its meta table and
-# in the running head of the pages after the first: a block each.
+# A label the statement says twice (the customer number's, "Open invoices",
+# "Total") is one block, which the layout keeps for both places; a version
+# saved when each place had a block of its own still prints, its second
+# block ("running_head_customer_number", "summary_invoices", "aging_total")
+# simply not read.
 PDF_LABEL_BLOCKS = {
     WordingKind.INVOICE_COPY: (
         "customer_number", "date", "copy_mark", "invoice_number", "invoice_date", "due_date",
@@ -1030,11 +1033,11 @@ PDF_LABEL_BLOCKS = {
         "open_with_charges",
     ),
     WordingKind.STATEMENT: (
-        "running_head_customer_number", "customer_number", "date", "nothing_open", "invoices", "invoice",
+        "customer_number", "date", "nothing_open", "invoices", "invoice",
         "issued", "due", "days_overdue",
-        "total", "open", "charges", "credits", "credits_hint", "summary", "summary_invoices",
+        "total", "open", "charges", "credits", "credits_hint", "summary",
         "summary_charges", "summary_credits", "balance", "later", "held_back", "credit_left", "to_pay_now",
-        "aging", "aging_not_due", "aging_1_30", "aging_31_60", "aging_61_90", "aging_over_90", "aging_total",
+        "aging", "aging_not_due", "aging_1_30", "aging_31_60", "aging_61_90", "aging_over_90",
     ),
 }
 PDF_SENTENCE_BLOCKS = {

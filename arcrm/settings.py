@@ -131,6 +131,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # The PDF layouts' {% keep %} and |as_text, which a saved wording's engine has too.
+            "builtins": ["ar_collections.layout_tags"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",

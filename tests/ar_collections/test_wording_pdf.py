@@ -344,7 +344,7 @@ def test_a_french_company_s_own_statement_headings_print_on_the_next_statement_s
     account.contacts.update(language="fr")
     save(manager, STATEMENT, "fr", relabelled(STATEMENT, "fr", invoices="Vos factures ouvertes",
                                               days_overdue="Jours de retard", summary="Récapitulatif",
-                                              summary_invoices="Factures", aging="Ancienneté",
+                                              aging="Ancienneté",
                                               aging_over_90="Plus de trois mois"))
 
     with frozen(TODAY), django_capture_on_commit_callbacks(execute=True):
@@ -361,7 +361,7 @@ def test_a_french_company_s_own_statement_headings_print_on_the_next_statement_s
 
 def test_the_pdf_preview_prints_the_headings_in_the_form_and_saves_nothing(client, manager, pdf_text):
     client.force_login(manager)
-    source = relabelled(STATEMENT, "en", balance="Total owed to us", aging_total="All of it")
+    source = relabelled(STATEMENT, "en", balance="Total owed to us", total="All of it")
 
     response = client.post(url("wording_letter", STATEMENT), {"based_on": 0, **with_pdf(STATEMENT, "en",
                                                                                        source)})
@@ -431,7 +431,7 @@ def test_the_running_head_on_a_long_statement_s_later_pages_says_the_manager_s_l
     manager, pdf_text
 ):
     save(manager, STATEMENT, "en",
-         relabelled(STATEMENT, "en", running_head_customer_number='Our "no." & yours'))
+         relabelled(STATEMENT, "en", customer_number='Our <b>"no."</b> & yours'))
     statement = wording.sample_statement(language="en", on=TODAY)
     line = statement.lines[0]
     # Enough invoices for a second page, whose running head names the account.
@@ -442,3 +442,61 @@ def test_the_running_head_on_a_long_statement_s_later_pages_says_the_manager_s_l
 
     assert f'{statement.customer_name} · Our "no." & yours C0000001 · 20 Apr 2026' in text
     assert "Customer number C0000001 ·" not in text
+
+
+# --- one block for a label said twice -----------------------------------------------
+
+
+def long_statement(language: str = "en", wording_in_force=None):
+    """The sample statement with enough invoices for a second page, whose running head names the account."""
+    statement = wording.sample_statement(language=language, on=TODAY)
+    line = statement.lines[0]
+    return replace(statement, wording=wording_in_force, lines=tuple(
+        replace(line, number=f"INV-2026-{n:06d}") for n in range(1, 61)))
+
+
+def test_a_statement_label_said_twice_is_renamed_in_both_places_by_its_one_block(manager, pdf_text):
+    save(manager, STATEMENT, "en", relabelled(STATEMENT, "en", customer_number="Account",
+                                              invoices="Unpaid bills", total="Billed"))
+    statement = long_statement(wording_in_force=wording.cover_wording_in_force(STATEMENT, "en"))
+
+    text = pdf_text(rendering.render_statement(statement))
+
+    said = words(text)
+    assert re.search(r"\s{2}Account\s+C0000001$", text, re.M)  # the meta table
+    assert f"{statement.customer_name} · Account C0000001 · 20 Apr 2026" in said  # the later pages' head
+    assert said.count("Unpaid bills") == 2  # the invoices' heading and the summary's row
+    assert re.search(r"^\s*Unpaid bills\s+[\d.,]+$", text, re.M)
+    assert re.search(r"Billed\s+Open amount", text) and re.search(r"Over 90 days\s+Billed", text)
+    for shipped in ("Customer number", "Open invoices", "Total"):
+        assert shipped not in said
+
+
+def test_the_statement_s_page_offers_each_label_said_twice_once(client, manager):
+    client.force_login(manager)
+
+    page = client.get(url("wording_edit", STATEMENT, "de")).text
+
+    field = html.unescape(page.split('name="pdf"', 1)[1].split("</textarea>", 1)[0])
+    assert "{% block customer_number %}Kundennummer{% endblock %}" in field
+    for twin in ("running_head_customer_number", "summary_invoices", "aging_total"):
+        assert twin not in field
+
+
+def test_a_version_saved_with_a_label_s_twin_block_still_prints_and_its_twin_is_not_read(manager, pdf_text):
+    """Saved when each place of a label had a block: the one block left drives both places."""
+    source = (relabelled(STATEMENT, "en", invoices="Unpaid bills", total="Billed")
+              + "{% block running_head_customer_number %}Twin number{% endblock %}"
+              + "{% block summary_invoices %}Twin invoices{% endblock %}"
+              + "{% block aging_total %}Twin total{% endblock %}")
+    WordingVersion.objects.create(
+        kind=STATEMENT, tone=NO_TONE, language="en", number=1, saved_by=manager,
+        **{**wording.shipped_parts(STATEMENT, NO_TONE, "en"), "pdf": source})
+    statement = long_statement(wording_in_force=wording.cover_wording_in_force(STATEMENT, "en"))
+
+    text = words(pdf_text(rendering.render_statement(statement)))
+
+    assert "Twin" not in text
+    assert text.count("Unpaid bills") == 2 and "Open invoices" not in text
+    assert f"{statement.customer_name} · Customer number C0000001 ·" in text
+    assert "Billed Open amount" in text
