@@ -109,7 +109,7 @@ class ThrottledSignIn:
             if error.code == "invalid_login":
                 self._failure_count(username, address)
             raise
-        throttle.forget(throttle.SIGN_IN_USER, username)
+        throttle.forget(throttle.SIGN_IN_USER, username, forgiving=True)
         return cleaned
 
     def _failure_count(self, username: str, address: str) -> None:

@@ -71,9 +71,16 @@ def failure_count(scope: str, who: str, limit: Limit) -> bool:
         return False
 
 
-def forget(scope: str, who: str) -> None:
-    """Clear `who`'s failures and refusal in `scope`."""
-    cache.delete_many(list(_keys(scope, who)))
+def forget(scope: str, who: str, *, forgiving: bool = False) -> None:
+    """Clear `who`'s failures and refusal in `scope`. Forgiving (a sign-in
+    clearing its name's count), a Redis that fails is logged, not raised: the
+    sign-in itself went well."""
+    try:
+        cache.delete_many(list(_keys(scope, who)))
+    except RedisError as error:
+        if not forgiving:
+            raise
+        log.warning("count of %s not cleared, Redis failed: %s: %s", scope, type(error).__name__, error)
 
 
 def client_address(request: HttpRequest) -> str:

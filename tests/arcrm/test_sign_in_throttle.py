@@ -151,3 +151,15 @@ def test_the_admin_sign_in_counts_too(db, django_user_model):
 
     assert response.status_code == 200
     assert USER_LOCKED in response.content.decode()
+
+
+def test_a_redis_that_does_not_answer_counts_nothing_and_locks_no_one_out(collector, settings, caplog):
+    # Nothing listens on port 1: every cache call fails as with Redis down.
+    settings.CACHES = {"default": {
+        "BACKEND": "arcrm.cache.ForgivingRedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }}
+    _fail(collector.username, 6)
+
+    assert _sign_in(collector.username, "pw-" + collector.username)[1].status_code == 302
+    assert "not counted, Redis failed" in caplog.text
