@@ -163,3 +163,13 @@ def test_a_redis_that_does_not_answer_counts_nothing_and_locks_no_one_out(collec
 
     assert _sign_in(collector.username, "pw-" + collector.username)[1].status_code == 302
     assert "not counted, Redis failed" in caplog.text
+
+
+def test_an_administrator_lets_a_user_sign_in_again_from_the_users_admin(collector, admin_client):
+    _fail(collector.username, 5)
+
+    response = admin_client.post(reverse("admin:auth_user_changelist"), {
+        "action": "sign_in_unlock", "_selected_action": [collector.pk]}, follow=True)
+
+    assert f"May sign in again: {collector.username}." in response.content.decode()
+    assert _sign_in(collector.username, "pw-" + collector.username)[1].status_code == 302
