@@ -130,7 +130,7 @@ from ar_collections.wording import cover_wording_in_force, wording_in_force
 from arcrm import roles
 from arcrm.dates import format_day, next_working_day
 from arcrm.money import HALF_CENT, ZERO, by_currency, format_amounts, format_money, quantize
-from arcrm.text import one_line, person_name, shorten
+from arcrm.text import one_line, pdf_file_name, person_name, shorten
 from customers.cover import working_for
 from customers.models import Contact, ContactAbsence, Customer, EventKind, TermsType, TimelineEvent
 from customers.services import customer_update
@@ -605,7 +605,7 @@ def _written(action, lines, contact, channel, note, files, today) -> Outcome:
     # Firm and final notices carry the statement as a PDF to forward or file;
     # a friendly "did it reach you?" the invoices themselves.
     if step.tone >= Tone.FIRM or step.action == StepAction.LETTER:
-        attachment = f"statement-{notice.reference}.pdf"
+        attachment = pdf_file_name("statement", notice.reference)
         message.attach(attachment, rendering.render_letter(notice), "application/pdf")
         details["attachment"] = attachment
     elif copies:
@@ -1314,7 +1314,8 @@ def _copies_attach(message: EmailMultiAlternatives, copies: list[rendering.Invoi
                    reference: str) -> str:
     """The copies as one PDF, a page each: "invoice-<number>.pdf" for one
     invoice, "invoices-<reference>.pdf" for several."""
-    name = f"invoice-{copies[0].number}.pdf" if len(copies) == 1 else f"invoices-{reference}.pdf"
+    name = (pdf_file_name("invoice", copies[0].number) if len(copies) == 1
+            else pdf_file_name("invoices", reference))
     message.attach(name, rendering.render_invoice_copies(copies), "application/pdf")
     return name
 

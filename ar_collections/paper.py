@@ -21,7 +21,7 @@ from ar_collections.models import Invoice, InvoiceStatus, LateCharge, PaperDocum
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
 from arcrm.roles import require_act_on
-from arcrm.text import person_name
+from arcrm.text import pdf_file_name, person_name
 from customers.models import Contact, Customer, EventKind, InvoiceDelivery, ReminderChannel
 
 EMAIL, POST = "email", "post"
@@ -65,8 +65,8 @@ def document_queue(*, customer: Customer, kind: str, contact: Contact, pdf: byte
         recipient_address=contact.postal_address.strip(), created_by=actor, done_at=timezone.now(),
         asks_payment=asks_payment,
     )
-    name = f"copy-{invoice.number}.pdf" if kind == PaperKind.INVOICE_COPY else (
-        f"statement-{customer.account_number}.pdf")
+    name = (pdf_file_name("copy", invoice.number) if kind == PaperKind.INVOICE_COPY
+            else pdf_file_name("statement", customer.account_number))
     document.pdf.save(name, ContentFile(pdf), save=False)
     document.save()
     return document

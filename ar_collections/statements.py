@@ -19,7 +19,6 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.template import TemplateSyntaxError
-from django.utils.text import get_valid_filename
 
 from ar_collections import outbox, paper, rendering, workspace
 from ar_collections.delivery import left_to_apply, mail_address
@@ -39,7 +38,7 @@ from ar_collections.timeline import event_record
 from ar_collections.wording import cover_wording_in_force
 from arcrm.money import ZERO, format_money
 from arcrm.roles import require_act_on
-from arcrm.text import person_name
+from arcrm.text import pdf_file_name, person_name
 from customers.cover import working_for
 from customers.models import Contact, Customer, EventKind, TimelineEvent
 
@@ -128,7 +127,7 @@ def statement_file_name(customer: Customer, on: dt.date) -> str:
     """The statement's file name, downloaded or attached to an e-mail: the
     account number as the ERP wrote it may hold quotes, semicolons or line
     breaks, which would end the name, or the header, early."""
-    return get_valid_filename(f"statement-{customer.account_number}-{on.isoformat()}.pdf")
+    return pdf_file_name("statement", customer.account_number, on.isoformat())
 
 
 def statement_pdf(customer: Customer, *, actor, on: dt.date) -> bytes:

@@ -91,7 +91,7 @@ from ar_collections.wording import cover_wording_in_force
 from arcrm.dates import add_months, format_day
 from arcrm.money import ZERO, by_currency, format_amounts, format_money, places_check, smallest_unit
 from arcrm.roles import require_act_on
-from arcrm.text import hidden_characters, person_name
+from arcrm.text import hidden_characters, pdf_file_name, person_name
 from customers.cover import working_for
 from customers.models import Contact, Customer, EventKind, TimelineEvent
 from customers.services import customer_update
@@ -233,7 +233,7 @@ def invoice_copy_send(*, customer: Customer, invoice: Invoice, contact: Contact,
         to=[mail_address(contact.name, contact.email)], reply_to=[actor.email] if actor.email else None,
     )
     message.attach_alternative(email.html, "text/html")
-    message.attach(f"invoice-{invoice.number}.pdf", pdf, "application/pdf")
+    message.attach(pdf_file_name("invoice", invoice.number), pdf, "application/pdf")
     # The copy gives a day to pay the open amount by, as an invoice gives its
     # terms: the ladder's next step waits for it, and keeps the minimum gap
     # from it, as long as the mail is not refused for good (dunning.copies_told

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from django.utils.text import get_valid_filename
+
 # Letters that carry their mark in themselves (no combining accent to take
 # off): written as PostgreSQL's unaccent writes them, so that a search folds
 # alike on both databases.
@@ -74,6 +76,16 @@ def shorten_words(text: str, limit: int) -> str:
     if not text[limit - 1].isspace():  # the cut falls inside a word: it goes
         cut = cut.rsplit(" ", 1)[0] if " " in cut.strip() else cut
     return cut.rstrip(" ,;:.") + "…"
+
+
+def pdf_file_name(*words: str) -> str:
+    """A PDF's file name from its words ("invoice", a number, a day), joined by
+    dashes. An ERP's number may hold a slash ("RE 2026/07"), which a mail
+    client and the file store read as a folder, or quotes and line breaks,
+    which end a header early: slashes become dashes, spaces underscores, and
+    anything else but letters, digits, dashes, underscores and dots goes."""
+    name = "-".join(words).replace("/", "-").replace("\\", "-")
+    return get_valid_filename(f"{name}.pdf")
 
 
 def person_name(user) -> str:

@@ -288,3 +288,17 @@ def test_a_copy_of_an_invoice_under_dispute_asks_only_for_what_is_not_disputed(
     for phrase in not_says:
         assert phrase not in text, (phrase, text)
     assert "Open EUR 900.00" in text
+
+
+def test_a_copy_of_an_invoice_numbered_with_a_slash_is_attached_under_a_name_a_mail_client_keeps(
+    account, collector, smtp_server, django_capture_on_commit_callbacks, eager_celery,
+):
+    """ERPs number invoices "RE 2026/07": a slash in an attachment's name is a
+    folder to the mail client, which cuts the name at it or refuses to save it."""
+    account.invoices.update(number="RE 2026/07")
+
+    copy_sent(account, collector, django_capture_on_commit_callbacks, language="en")
+
+    (message,) = smtp_server.messages
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename() == "invoice-RE_2026-07.pdf"

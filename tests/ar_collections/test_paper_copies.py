@@ -520,3 +520,15 @@ def test_the_withdrawal_answers_only_get_and_post_and_only_to_whoever_works_the_
     assert client.post(withdraw_url(document), {"reason": "not mine"}).status_code == 403
     document.refresh_from_db()
     assert document.withdrawn_at is None
+
+
+def test_a_copy_of_an_invoice_numbered_with_a_slash_is_kept_as_one_file_of_its_own(client, collector, vos):
+    """The print queue's file is named after the invoice: "RE 2026/07" is not a
+    folder "copy-RE 2026" holding a file "07.pdf"."""
+    vos.invoices.update(number="RE 2026/07")
+    client.force_login(collector)
+
+    assert copy_posted(client, vos, to=lotte(vos)).status_code == 302
+
+    name = PaperDocument.objects.get().pdf.name
+    assert name.rsplit("/", 1)[-1].startswith("copy-RE_2026-07") and name.endswith(".pdf"), name
