@@ -237,9 +237,14 @@ def _ranked(customers, *, on: dt.date):
     # ranks by, as the aged trial balance keeps it apart: dunning does not
     # chase it. Looked up only for the accounts with an open dispute, their
     # ids read once and hashed, so the whole book is not summed per account.
+    # Overdue as of the day the behaviour was computed, as its overdue amount
+    # is: an invoice fallen due since and disputed is in neither, never taken
+    # off a figure that does not hold it yet.
     disputed_in_it = Subquery(
-        with_disputed_part(Invoice.objects.overdue(on=on).filter(customer=OuterRef("pk"),
-                                                                 currency=OuterRef("ranked_currency")))
+        with_disputed_part(Invoice.objects.open().filter(
+            customer=OuterRef("pk"), currency=OuterRef("ranked_currency"),
+            due_date__lt=Coalesce(OuterRef("behaviour__computed_on"), Value(on)),
+        ))
         .order_by().values("customer").annotate(total=Sum("disputed_part")).values("total")
     )
     in_dispute = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("customer_id"))

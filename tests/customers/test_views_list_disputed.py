@@ -48,3 +48,25 @@ def test_the_overdue_column_leaves_out_the_disputed_part_and_ranks_by_what_it_sh
     assert "EUR 500.00" in html
     assert re.search(r'>EUR 200\.00 <span class="muted">\+ EUR 800\.00 under dispute</span></td>', html), html
     assert "Overdue, not disputed" in html
+
+
+def test_an_invoice_fallen_due_and_disputed_since_the_behaviour_was_computed_is_not_taken_off_it(
+    client, collector, manager, make_customer, make_invoice
+):
+    """The Overdue column is the behaviour's, computed overnight: an invoice due
+    on the day it was computed, disputed the next day, is not in that figure,
+    so its disputed part is not taken off it (EUR -800.00 before)."""
+    acme = make_customer(name="Acme Trading", currency="EUR", collector=collector)
+    invoice = make_invoice(acme, issued=dt.date(2025, 7, 1), due=TODAY, amount="800.00")
+    with frozen(TODAY):
+        services.behaviour_refresh(on=TODAY, customer_ids=[acme.pk], record=False)
+    day_after = TODAY + dt.timedelta(days=1)
+    with frozen(day_after):
+        workspace.dispute_open(customer=acme, actor=manager, invoice=invoice, reason=DisputeReason.PRICE,
+                               description="Wrong price", on=day_after)
+        client.force_login(collector)
+        html = " ".join(client.get(URL).content.decode().split())
+
+    assert "-800.00" not in html and "−800.00" not in html
+    assert "under dispute" not in html
+    assert "EUR 0.00" in html
