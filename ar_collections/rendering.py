@@ -1028,14 +1028,16 @@ WORDING_BLOCKS = {
 # simply not read.
 PDF_LABEL_BLOCKS = {
     WordingKind.INVOICE_COPY: (
-        "customer_number", "date", "copy_mark", "invoice_number", "invoice_date", "due_date",
+        "title", "customer_number", "date", "copy_mark", "invoice_number", "invoice_date", "due_date",
         "your_reference", "currency", "invoice_total", "paid", "credited", "open_now", "copy_charges",
-        "open_with_charges",
+        "open_with_charges", "disputed", "late_fee", "fee_basis", "interest",
     ),
     WordingKind.STATEMENT: (
-        "customer_number", "date", "nothing_open", "invoices", "invoice",
+        "title", "customer_number", "date", "nothing_open", "invoices", "invoice",
         "issued", "due", "days_overdue",
-        "total", "open", "charges", "credits", "credits_hint", "summary",
+        "total", "open", "not_due", "under_dispute", "under_dispute_part", "planned_later", "charges",
+        "late_fee", "fee_basis", "interest", "credits", "credit_note", "payment_on_account", "credits_hint",
+        "summary",
         "summary_charges", "summary_credits", "balance", "later", "held_back", "credit_left", "to_pay_now",
         "aging", "aging_not_due", "aging_1_30", "aging_31_60", "aging_61_90", "aging_over_90",
     ),
@@ -1045,6 +1047,19 @@ PDF_SENTENCE_BLOCKS = {
     WordingKind.STATEMENT: ("intro", "payment"),
 }
 PDF_BLOCKS = {kind: PDF_SENTENCE_BLOCKS[kind] + PDF_LABEL_BLOCKS[kind] for kind in PDF_SENTENCE_BLOCKS}
+# The words in a table's cells are blocks inside the layout's loop over its
+# rows: each is given the row, by the name the Wording page's placeholder
+# table gives a list's item ({{ credit.number }}), from the list it is in.
+PDF_ROW_BLOCKS = {
+    "not_due": ("line", "lines"), "under_dispute": ("line", "lines"), "under_dispute_part": ("line", "lines"),
+    "planned_later": ("line", "lines"), "credit_note": ("credit", "credits"),
+    "payment_on_account": ("credit", "credits"), "late_fee": ("charge", "charges"),
+    "fee_basis": ("charge", "charges"), "interest": ("charge", "charges"),
+}
+# A notice's letter has a block of its own in the HTML part, which its e-mail
+# has not: the customer number's label, in the meta table and the running
+# head of the pages after the first.
+LETTER_BLOCKS = ("customer_number",)
 # After a template's name in an error: the text is the one saved on the page, not the file.
 WORDING_EDITED = " as edited on the Wording page"
 
@@ -1058,9 +1073,12 @@ def wording_parts(kind: str) -> tuple[str, ...]:
 
 
 def wording_blocks(kind: str, part: str) -> tuple[str, ...]:
-    """The blocks a part fills: the PDF layout's for the PDF words, else the e-mail's."""
+    """The blocks a part fills: the PDF layout's for the PDF words, else the
+    e-mail's (and for a notice's HTML part, the letter's too)."""
     if part == "subject":
         return ()
+    if kind == WordingKind.DUNNING and part == "html":
+        return WORDING_BLOCKS[kind] + LETTER_BLOCKS
     return PDF_BLOCKS[kind] if part == "pdf" else WORDING_BLOCKS[kind]
 
 
@@ -1296,12 +1314,15 @@ def _copy_context(copy: InvoiceCopy) -> dict:
         "undisputed": _money(copy.open_amount - copy.disputed_amount, currency, language),
         "disputed": (t["disputed_part"].format(amount=_money(copy.disputed_amount, currency, language))
                      if copy.disputed_amount else ""),
+        # The same sentence's value, for PDF words of a company's own.
+        "disputed_amount": _money(copy.disputed_amount, currency, language) if copy.disputed_amount else "",
         "all_disputed": (bool(copy.disputed_amount)
                          and disputed_in_full(copy.disputed_amount, copy.open_amount)),
         "charges": [
             {"label": t["late_fee"] if c.kind == "late_fee" else t["interest"],
              "basis": _charge_basis(c, t, language),
-             "amount": _money(c.amount, c.currency, language)}
+             "amount": _money(c.amount, c.currency, language),
+             "late_fee": c.kind == "late_fee"}
             for c in copy.charges
         ],
         "owed": _money(owed, currency, language),
@@ -1480,16 +1501,22 @@ def _statement_context(statement: Statement) -> dict:
                 "issue_date": _date(x.issue_date, language),
                 "due_date": _date(x.due_date, language),
                 "overdue": str(x.days_late) if x.days_late > 0 else t["st_not_due"],
+                "not_due": x.days_late <= 0,
                 "total": _money(x.total_amount, x.currency, language),
                 "open": _money(x.open_amount, x.currency, language),
                 "disputed": ("" if not x.disputed_amount
                              else t["st_disputed"] if disputed_in_full(x.disputed_amount, x.open_amount)
                              else t["st_disputed_part"].format(amount=_money(x.disputed_amount, x.currency,
                                                                              language))),
+                "disputed_in_full": disputed_in_full(x.disputed_amount, x.open_amount),
+                "disputed_amount": (_money(x.disputed_amount, x.currency, language)
+                                    if x.disputed_amount else ""),
                 # Of an overdue invoice only: one not yet due is due later whole.
                 "planned": (t["st_planned_part"].format(
                     amount=_money(x.planned_later_amount, x.currency, language))
                     if x.planned_later_amount and x.days_late > 0 else ""),
+                "planned_amount": (_money(x.planned_later_amount, x.currency, language)
+                                   if x.planned_later_amount and x.days_late > 0 else ""),
             }
             for x in statement.lines
         ],
@@ -1498,13 +1525,17 @@ def _statement_context(statement: Statement) -> dict:
             {"label": (t["payment_on_account"].format(reference=x.number) if x.payment
                        else t["st_credit_note"].format(number=x.number)),
              "date": _date(x.issued_on, language) if x.issued_on else "",
-             "amount": _money(x.amount, x.currency, language)}
+             "amount": _money(x.amount, x.currency, language),
+             # The label's parts, for PDF words of a company's own: a credit note's
+             # number, or the reference of a payment kept on account.
+             "number": x.number, "payment": x.payment}
             for x in statement.credits
         ],
         "charges": [
             {"label": t["late_fee"] if x.kind == "late_fee" else t["interest"],
              "basis": _charge_basis(x, t, language),
-             "amount": _money(x.amount, x.currency, language)}
+             "amount": _money(x.amount, x.currency, language),
+             "late_fee": x.kind == "late_fee"}
             for x in statement.charges
         ],
         "nothing_open": not (statement.lines or statement.credits or statement.charges),

@@ -85,6 +85,9 @@ BLOCKS_SAID = {
     WordingKind.INVOICE_COPY: "{% block body %} (between the greeting and the signature)",
     WordingKind.STATEMENT: "{% block body %} (between the greeting and the signature)",
 }
+# A notice's HTML part is its letter's too, which has a block the e-mail has not.
+LETTER_BLOCKS_SAID = (", and the letter's {% block customer_number %} (the customer number's label, at the "
+                      "top and in the running head of the pages after the first)")
 PDF_BLOCKS_SAID = {
     WordingKind.INVOICE_COPY: "{% block payment %} (under the amounts)",
     WordingKind.STATEMENT: ("{% block intro %} (before the tables) and {% block payment %} "
@@ -400,6 +403,8 @@ def _tag_problems(kind: str, part: str, source: str) -> Iterator[str]:
             name = bits[1] if len(bits) > 1 else ""
             said = (f"{PDF_BLOCKS_SAID[kind]}, and the headings and labels in a block each "
                     f"({PDF_LABELS_SAID[kind]})" if part == "pdf" else BLOCKS_SAID[kind])
+            if kind == WordingKind.DUNNING and part == "html":
+                said += LETTER_BLOCKS_SAID
             yield f"{line}: the layout has no block {name!r}: the words go in {said}."
 
 
@@ -445,7 +450,17 @@ def _unknown(nodelist, bound: frozenset[str], context: dict, said: str) -> Itera
             for value in node.vars:
                 yield from _expression(value, bound, context, said)
         elif isinstance(node, BlockNode):
-            yield from _unknown(node.nodelist, bound | {"block"}, context, said)
+            yield from _unknown(node.nodelist, bound | {"block"}, _with_row(node.name, context), said)
+
+
+def _with_row(block: str, context: dict) -> dict:
+    """The values a block is given: a table cell's word is given its row too
+    (rendering.PDF_ROW_BLOCKS), whose parts are those of the sample's first row."""
+    if block not in rendering.PDF_ROW_BLOCKS:
+        return context
+    item, rows = rendering.PDF_ROW_BLOCKS[block]
+    first = next((row for row in context.get(rows, ()) if isinstance(row, dict)), {})
+    return {**context, item: first}
 
 
 def _condition(condition, bound: frozenset[str], context: dict, said: str) -> Iterator[str]:

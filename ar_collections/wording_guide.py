@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from ar_collections.models import WordingKind
+from ar_collections.rendering import PDF_BLOCKS, PDF_ROW_BLOCKS
 from ar_collections.wording import Wording, sample_context
 
 # Values the layouts use to draw their tables (column widths, figures by
@@ -81,6 +82,7 @@ MEANINGS: dict[str | tuple[str, str], str] = {
     "pay": "The product's sentence asking to pay by the date, up to the bank account.",
     "undisputed": "The open amount not under dispute.",
     "disputed": "The sentence saying how much is under dispute (blank when nothing is).",
+    "disputed_amount": "How much of the open amount is under dispute (blank when nothing is).",
     "all_disputed": "Yes when everything open is under dispute: nothing is asked for.",
     "owed": "What is open on the invoice with its fees and interest.",
     "copy_date": "The date of the copy.",
@@ -117,6 +119,8 @@ class Placeholder:
     fields: tuple[str, ...] = ()  # a list's items' (or our company's) parts: {{ line.number }}
     item: str = ""  # the name a loop gives each item: {% for line in lines %}
     is_list: bool = False
+    # The PDF's blocks in a table's cells that are given the row they print in, by `item`.
+    row_blocks: tuple[str, ...] = ()
 
 
 def meaning(kind: str, name: str) -> str | None:
@@ -142,8 +146,11 @@ def placeholders(wording: Wording, *, on: dt.date) -> list[Placeholder]:
             fields = tuple(items[0]) if items else ()
             singular = {"lines": "line", "charges": "charge", "credits": "credit", "totals": "total",
                         "instalments": "instalment"}.get(name, "item")
+            on_pdf = PDF_BLOCKS.get(wording.kind, ())
+            row_blocks = tuple(block for block, (item, rows) in PDF_ROW_BLOCKS.items()
+                               if rows == name and item == singular and block in on_pdf)
             found.append(Placeholder(name, said, "" if fields else ", ".join(map(str, value)),
-                                     fields=fields, item=singular, is_list=True))
+                                     fields=fields, item=singular, is_list=True, row_blocks=row_blocks))
         elif isinstance(value, bool):
             found.append(Placeholder(name, said, "yes" if value else "no"))
         else:

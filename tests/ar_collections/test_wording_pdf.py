@@ -12,6 +12,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -105,7 +106,7 @@ def test_a_save_of_the_words_on_a_copy_s_pdf_is_a_version_with_the_words_before_
      "Words on the PDF: it names 'pay_byy', which is not a value an invoice copy's e-mail is given."),
     ("{% block body %}Hello{% endblock %}",
      "Words on the PDF: line 1: the layout has no block 'body': the words go in {% block payment %} "
-     "(under the amounts), and the headings and labels in a block each (customer_number, date, copy_mark,"),
+     "(under the amounts), and the headings and labels in a block each (title, customer_number, date,"),
     ("Thanks! {% block payment %}x{% endblock %}",
      "Words on the PDF: there are words outside the blocks ({% block payment %} (under the amounts), and a "
      "block for each heading and label), which the PDF never shows: put them in one of them."),
@@ -500,3 +501,134 @@ def test_a_version_saved_with_a_label_s_twin_block_still_prints_and_its_twin_is_
     assert text.count("Unpaid bills") == 2 and "Open invoices" not in text
     assert f"{statement.customer_name} · Customer number C0000001 ·" in text
     assert "Billed Open amount" in text
+
+
+# --- titles, the words in the tables' cells, the letter's running head --------------
+
+
+INTEREST = rendering.NoticeCharge("interest", Decimal("12.34"), "EUR", "", rate_percent=Decimal("8"),
+                                  stretches=((Decimal("1000"), 30),))
+
+
+def every_cell(statement: rendering.Statement) -> rendering.Statement:
+    """The sample statement with a row of each kind: part disputed, part due later by a plan, a payment
+    kept on account, interest."""
+    line = statement.lines[0]
+    return replace(
+        statement,
+        lines=(*statement.lines, replace(line, number="INV-2026-000010", disputed_amount=Decimal("50.00")),
+               replace(line, number="INV-2026-000011", planned_later_amount=Decimal("70.00"))),
+        credits=(*statement.credits,
+                 rendering.NoticeCredit("PAY-9", TODAY, Decimal("5.00"), "EUR", payment=True)),
+        charges=(*statement.charges, INTEREST))
+
+
+def test_a_company_s_own_statement_title_and_cell_words_print_with_their_row_s_values(manager, pdf_text):
+    save(manager, STATEMENT, "en", relabelled(
+        STATEMENT, "en", title="Where your account stands", not_due="due later",
+        under_dispute="contested in full", under_dispute_part="{{ line.disputed_amount }} contested",
+        planned_later="{{ line.planned_amount }} by instalments",
+        credit_note="Credit memo {{ credit.number }}",
+        payment_on_account="Received {{ credit.number }}, unallocated", late_fee="Reminder fee",
+        fee_basis="per contract", interest="Late interest"))
+    statement = every_cell(wording.sample_statement(language="en", on=TODAY))
+
+    text = words(pdf_text(rendering.render_statement(
+        replace(statement, wording=wording.cover_wording_in_force(STATEMENT, "en")))))
+
+    for said in ("Where your account stands", "due later", "contested in full", "EUR 50.00 contested",
+                 "EUR 70.00 by instalments", "Credit memo CN-000001", "Received PAY-9, unallocated",
+                 "Reminder fee (per contract)", "Late interest (EUR 1,000.00 × 8.00% × 30/365)"):
+        assert said in text
+    for shipped in ("Statement of account", "not yet due", "under dispute",
+                    "due later under the payment plan", "Credit note", "Payment PAY-9", "Late fee",
+                    "as our terms", "Interest"):
+        assert shipped not in text.replace("Held back while under dispute", "")  # a summary's label
+
+
+def test_a_company_s_own_copy_title_and_cell_words_print_with_the_copy_s_values(manager, pdf_text):
+    save(manager, COPY, "en", relabelled(
+        COPY, "en", title="Duplicate of {{ number }}", disputed="{{ disputed_amount }} contested",
+        late_fee="Reminder fee", fee_basis="per contract", interest="Late interest"))
+    copy = wording.sample_invoice_copy(language="en", on=TODAY)
+    copy = replace(copy, disputed_amount=Decimal("100.00"), charges=(*copy.charges, INTEREST),
+                   wording=wording.cover_wording_in_force(COPY, "en"))
+
+    text = words(pdf_text(rendering.render_invoice_copy(copy)))
+
+    for said in ("Duplicate of INV-2026-000001", "EUR 100.00 contested", "Reminder fee (per contract)",
+                 "Late interest (EUR 1,000.00 × 8.00% × 30/365)"):
+        assert said in text
+    for shipped in ("Copy of invoice", "under dispute, not asked for", "Late fee", "Interest"):
+        assert shipped not in text
+
+
+def test_a_cell_word_naming_a_part_its_row_has_not_is_refused_and_nothing_is_saved(manager):
+    found = wording.wording_get(STATEMENT, NO_TONE, "en")
+
+    with pytest.raises(ValidationError) as refused:
+        wording.wording_save(wording=found, based_on=0, actor=manager, parts=with_pdf(
+            STATEMENT, "en", relabelled(STATEMENT, "en", credit_note="Credit memo {{ credit.numbr }}",
+                                        payment_on_account="Received {{ line.number }}")))
+
+    said = " ".join(refused.value.messages)
+    assert "'credit.numbr'" in said and "'line.number'" in said
+    assert not WordingVersion.objects.exists()
+
+
+def test_the_statement_s_placeholders_say_which_row_a_cell_word_is_given(client, manager):
+    client.force_login(manager)
+
+    page = visible(client.get(url("wording_edit", STATEMENT, "en")).text)
+
+    assert ("On the PDF, {% block credit_note %} and {% block payment_on_account %} are given the row they "
+            "print in as credit") in page
+    assert "credit.number" in page and "line.disputed_amount" in page and "line.planned_amount" in page
+
+
+def test_a_notice_s_own_customer_number_label_prints_at_the_top_and_atop_the_letter_s_later_pages(
+    manager, pdf_text
+):
+    parts = wording.shipped_parts(WordingKind.DUNNING, 1, "en")
+    parts["html"] = parts["html"].replace("{% block customer_number %}Customer number{% endblock %}",
+                                          "{% block customer_number %}Your account{% endblock %}")
+    found = wording.wording_get(WordingKind.DUNNING, 1, "en")
+    wording.wording_save(wording=found, parts=parts, based_on=0, actor=manager)
+    notice = wording.sample_notice(on=TODAY, tone=1, language="en")
+    notice = replace(notice, wording=wording.wording_in_force(WordingKind.DUNNING, 1, "en"),
+                     lines=tuple(replace(notice.lines[0], number=f"INV-{n}") for n in range(45)))
+
+    text = pdf_text(rendering.render_letter(notice))
+
+    assert re.search(r"\s{2}Your account\s+C0000001$", text, re.M)
+    assert f"{notice.customer_name} · Your account C0000001 · 20 Apr 2026" in words(text)
+    assert "Customer number" not in text
+    assert "Your account" not in rendering.render_email(notice).html  # the e-mail's layout has no such label
+
+
+@pytest.mark.parametrize("language", list(rendering.LABELS))
+def test_each_language_s_shipped_titles_and_cell_words_print_what_the_pdfs_printed_before(
+    db, language, pdf_text
+):
+    """Read back from the PDFs: the language's file prints the product's phrases, as the layout alone does."""
+    copy = wording.sample_invoice_copy(language=language, on=TODAY)
+    copy = replace(copy, disputed_amount=Decimal("100.00"), charges=(*copy.charges, INTEREST))
+    statement = every_cell(wording.sample_statement(language=language, on=TODAY))
+    notice = wording.sample_notice(on=TODAY, tone=2, language=language)
+    notice = replace(notice, lines=tuple(replace(notice.lines[0], number=f"INV-{n}") for n in range(45)))
+    labels = rendering.LABELS[language]
+
+    copy_text = words(pdf_text(rendering.render_invoice_copy(copy)))
+    statement_text = words(pdf_text(rendering.render_statement(statement)))
+    letter_text = words(pdf_text(rendering.render_letter(notice)))
+
+    assert copy_text == words(pdf_text(rendering.html_to_pdf(
+        render_to_string("pdf/invoice_copy.html", rendering._copy_context(copy)))))
+    assert statement_text == words(pdf_text(rendering.html_to_pdf(
+        render_to_string("pdf/statement.html", rendering._statement_context(statement)))))
+    assert words(labels["copy_title"].format(number=copy.number)) in copy_text
+    for key in ("st_title", "st_not_due", "st_disputed", "late_fee", "interest", "fee_basis"):
+        assert words(labels[key]) in statement_text
+    assert words(labels["st_credit_note"].format(number="CN-000001")) in statement_text
+    assert words(labels["payment_on_account"].format(reference="PAY-9")) in statement_text
+    assert f"· {labels['customer_number']} C0000001 ·" in letter_text  # the later pages' head
