@@ -21,7 +21,13 @@ from django.views.decorators.vary import vary_on_headers
 from ar_collections import wording as words
 from ar_collections import wording_guide
 from ar_collections.models import NO_TONE, WordingKind
-from ar_collections.rendering import WORDING_PARTS, LetterRenderError
+from ar_collections.rendering import (
+    LETTER_BLOCKS,
+    PDF_BLOCKS,
+    WORDING_BLOCKS,
+    WORDING_PARTS,
+    LetterRenderError,
+)
 from ar_collections.simulator_views import DECIDE_TERMS
 
 PAGE = "collections/wording_edit.html"
@@ -35,16 +41,12 @@ class WordingForm(forms.Form):
                               error_messages={"required": "Write a subject."})
     text = forms.CharField(label=words.PART_NAMES["text"], strip=False,
                            widget=forms.Textarea(attrs={"rows": 14}),
-                           help_text="What mail programs without HTML show.",
                            error_messages={"required": "Write the text e-mail."})
     html = forms.CharField(label=words.PART_NAMES["html"], strip=False,
                            widget=forms.Textarea(attrs={"rows": 18}),
-                           help_text="The e-mail most customers read, and the printed letter.",
                            error_messages={"required": "Write the HTML e-mail."})
     pdf = forms.CharField(label=words.COVER_PART_NAMES["pdf"], strip=False,
                           widget=forms.Textarea(attrs={"rows": 14}),
-                          help_text="The sentences, headings and labels printed on the PDF around its "
-                                    "figures.",
                           error_messages={"required": "Write the words on the PDF."})
 
     def parts(self) -> dict[str, str]:
@@ -59,9 +61,42 @@ def _form(wording: words.Wording, data=None, **kwargs) -> WordingForm:
             form.fields[part].label = wording.part_names[part]
         else:
             del form.fields[part]
-    if "html" in form.fields and not wording.is_notice:
-        form.fields["html"].help_text = "The e-mail most customers read; the PDF goes with it as it is."
+    for part, said in _where_printed(wording).items():
+        form.fields[part].help_text = said
     return form
+
+
+# The document a cover e-mail goes with, as a field's help names it.
+PRINTED = {WordingKind.INVOICE_COPY: "invoice copy", WordingKind.STATEMENT: "statement"}
+
+
+def _blocks_said(names) -> str:
+    return ", ".join(f"{{% block {name} %}}" for name in names)
+
+
+def _where_printed(wording: words.Wording) -> dict[str, str]:
+    """Which document each part's blocks are printed in, under its field: the
+    same word in the e-mail and on the PDF is said twice, once in each, and a
+    manager renaming one should know the other stays."""
+    if wording.text_only:
+        return {"text": "What mail programs without HTML show."}
+    if wording.is_notice:
+        return {
+            "text": "What mail programs without HTML show: {% block intro %} and {% block request %}.",
+            "html": ("The e-mail most customers read, and the printed letter: {% block intro %} and "
+                     "{% block request %} in both; " + _blocks_said(LETTER_BLOCKS)
+                     + " in the letter alone (at its top and atop its later pages)."),
+        }
+    body = _blocks_said(WORDING_BLOCKS[wording.kind])
+    document = PRINTED[wording.kind]
+    return {
+        "text": f"The cover e-mail, as mail programs without HTML show it: {body}.",
+        "html": (f"The cover e-mail most customers read: {body}. The {document} goes with it as a PDF, "
+                 "whose words are below."),
+        "pdf": (f"Printed on the {document} (the PDF), not in the cover e-mail: "
+                f"{_blocks_said(PDF_BLOCKS[wording.kind])}. A heading renamed here is not renamed in the "
+                "e-mail, which says its own words above."),
+    }
 
 
 def _wording(tone: int, language: str, kind: str) -> words.Wording:

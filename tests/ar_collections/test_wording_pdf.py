@@ -632,3 +632,39 @@ def test_each_language_s_shipped_titles_and_cell_words_print_what_the_pdfs_print
     assert words(labels["st_credit_note"].format(number="CN-000001")) in statement_text
     assert words(labels["payment_on_account"].format(reference="PAY-9")) in statement_text
     assert f"· {labels['customer_number']} C0000001 ·" in letter_text  # the later pages' head
+
+
+# --- which document each block belongs to ------------------------------------------
+
+
+def help_of(page: str, part: str) -> str:
+    return words(html.unescape(page.split(f'id="id_{part}_helptext">', 1)[1].split("</p>", 1)[0]))
+
+
+def test_a_statement_s_page_says_which_document_each_part_s_blocks_are_printed_in(client, manager):
+    client.force_login(manager)
+
+    page = client.get(url("wording_edit", STATEMENT, "en")).text
+
+    assert help_of(page, "text") == ("The cover e-mail, as mail programs without HTML show it: "
+                                     "{% block body %}.")
+    assert help_of(page, "html") == ("The cover e-mail most customers read: {% block body %}. "
+                                     "The statement goes with it as a PDF, whose words are below.")
+    pdf = help_of(page, "pdf")
+    assert pdf.startswith("Printed on the statement (the PDF), not in the cover e-mail: {% block intro %}, "
+                          "{% block payment %}, {% block title %}, {% block customer_number %},")
+    assert "{% block credit_note %}" in pdf
+    assert ("a word changed in one is not changed in the other, and each part's field below says which "
+            "document its blocks are printed in") in words(page)
+    assert pdf.endswith("A heading renamed here is not renamed in the e-mail, which says its own words "
+                        "above.")
+
+
+def test_a_notice_s_page_says_the_customer_number_s_label_is_the_letter_s_alone(client, manager):
+    client.force_login(manager)
+
+    page = client.get(reverse("collections:wording_edit", kwargs={"tone": 2, "language": "de"})).text
+
+    assert help_of(page, "html") == (
+        "The e-mail most customers read, and the printed letter: {% block intro %} and {% block request %} "
+        "in both; {% block customer_number %} in the letter alone (at its top and atop its later pages).")
