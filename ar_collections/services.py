@@ -403,11 +403,15 @@ def segment_override(*, customer: Customer, segment: str, note: str, actor, on: 
              "note": locked.segment_override_note}
     # A removal keeps no note on the account: its reason lives on the timeline only.
     removed = "Manager's segment override removed" + (f": {note.strip()}" if note.strip() else "")
+    # Why, and from which segment, on the timeline as a removal's reason is:
+    # the collector reading the history sees why the account changed ladder.
+    was = f" (was {Segment(before['segment']).label})" if before["segment"] != locked.segment else ""
+    set_to = f"Segment set to {Segment(segment).label} by a manager{was}: {note.strip()}" if segment else ""
     TimelineEvent.objects.create(
         customer=locked,
         kind=EventKind.SEGMENT_CHANGED,
         actor=actor,
-        summary=f"Segment set to {Segment(segment).label} by a manager" if segment else removed,
+        summary=set_to if segment else removed,
         details={"before": before, "after": after, "note": note.strip()},
     )
     return locked

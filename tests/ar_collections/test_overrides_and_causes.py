@@ -74,6 +74,21 @@ def test_removing_the_override_brings_back_the_computed_segment(prompt_customer,
     assert (prompt_customer.segment, prompt_customer.segment_override) == (Segment.PROMPT, "")
 
 
+def test_the_reason_given_for_an_override_is_on_the_timeline(client, prompt_customer, manager):
+    """A collector reading the account's history sees why a manager moved it to
+    another ladder, and from which segment, as a removal's reason is shown."""
+    client.force_login(manager)
+    url = reverse("collections:segment_override", args=[prompt_customer.pk])
+
+    client.post(url, {"segment": Segment.DISTRESSED, "note": "Lost their biggest client"})
+
+    said = "Segment set to Distressed by a manager (was Prompt payer): Lost their biggest client"
+    decision = TimelineEvent.objects.get(customer=prompt_customer, kind=EventKind.SEGMENT_CHANGED,
+                                         actor=manager)
+    assert decision.summary == said
+    assert said in client.get(reverse("customers:detail", args=[prompt_customer.pk])).content.decode()
+
+
 def test_the_reason_given_for_removing_an_override_is_on_the_timeline(client, prompt_customer, manager):
     """The Dunning card asks "Why" for a removal too: the answer is what a
     reader of the timeline sees, and it is kept in the event's details."""
