@@ -57,3 +57,24 @@ def test_the_placeholders_stay_beside_the_editor_through_a_preview_a_refusal_and
     assert page.evaluate("window.notReloaded") is True
     [version] = WordingVersion.objects.filter(kind=COPY, tone=NO_TONE, language="nl")
     assert "{% block copy_mark %}DUPLICAAT{% endblock %}" in version.pdf
+
+
+def test_a_preview_of_the_corrected_text_takes_away_the_refused_save_s_complaint(page):
+    """The manager whose save was refused corrects the text and previews it:
+    the preview shows, and the form no longer says what was wrong with the
+    text that is gone."""
+    log_in(page, "maria")
+    page.goto(reverse("collections:wording_edit", kwargs={"kind": COPY, "language": "nl"}))
+    field = page.get_by_label("Words on the PDF")
+    shipped = field.input_value()
+    field.fill(shipped.replace("{% block copy_mark %}KOPIE", "{% block copy_mark %}{{ nummer }}"))
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("form .error-summary")).to_contain_text("it names 'nummer'")
+
+    page.get_by_label("Words on the PDF").fill(
+        shipped.replace("{% block copy_mark %}KOPIE", "{% block copy_mark %}DUPLICAAT"))
+    page.get_by_role("button", name="Preview the e-mail").click()
+
+    expect(page.locator("#wording-preview iframe")).to_be_visible()
+    expect(page.locator("form .error-summary")).to_have_count(0)
+    assert not WordingVersion.objects.filter(kind=COPY, tone=NO_TONE, language="nl").exists()
