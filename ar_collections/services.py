@@ -499,15 +499,18 @@ def action_decline(*, action: DunningAction, manager, note: str) -> DunningActio
     ).update(
         status=ActionStatus.SKIPPED, skip_reason=note[:300], reviewed_by=manager, done_at=timezone.now()
     )
-    action = DunningAction.objects.select_related("step").get(pk=action.pk)
+    action = DunningAction.objects.select_related("step", "customer").get(pk=action.pk)
     if not declined:
         raise ValidationError(
             f"This step is not waiting for approval ({action.get_status_display()})."
         )
-    TimelineEvent.objects.create(
-        customer_id=action.customer_id,
+    # Linked to the step's invoices, as its approval is: filtering the
+    # timeline by one of them shows the decision either way.
+    event_record(
+        customer=action.customer,
         kind=EventKind.EXCEPTION,
         actor=manager,
+        invoices=list(action.lines.values_list("invoice_id", flat=True)),
         summary=f"{action.step.get_action_display()} declined by {person_name(manager)}: {note}",
         details={
             "action": action.pk,

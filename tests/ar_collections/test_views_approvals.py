@@ -783,6 +783,20 @@ def test_approving_a_credit_hold_over_a_balance_paid_down_under_the_policy_minim
     )
 
 
+@pytest.mark.parametrize("decision", ["approve", "decline"])
+def test_the_decision_on_a_step_is_found_on_the_timeline_of_its_invoices(client, manager, action, decision):
+    """Filtering the account's timeline by an invoice the step listed shows the
+    manager's decision on it, declined as well as approved."""
+    client.force_login(manager)
+    client.post(url(action), {"decision": decision, "note": "Big order next month"})
+    number = action.lines.get().invoice.number
+
+    page = client.get(reverse("customers:detail", args=[action.customer.pk]), {"invoice": number})
+
+    verb = "approved" if decision == "approve" else "declined"
+    assert f"Credit hold {verb} by" in page.content.decode()
+
+
 def test_declining_skips_the_step_with_the_managers_note(client, manager, action):
     client.force_login(manager)
 
