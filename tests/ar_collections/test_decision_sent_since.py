@@ -6,6 +6,7 @@ that a pause is being asked for. The manager deciding should know it."""
 import datetime as dt
 
 import pytest
+import time_machine
 from django.urls import reverse
 
 from ar_collections import workspace
@@ -31,8 +32,9 @@ def account(make_account, default_ladders):
     return make_account(Segment.PROMPT)
 
 
-def pause_asked(account, collector, *, on: dt.date, invoice=None):
-    with frozen(on):
+def pause_asked(account, collector, *, on: dt.date, invoice=None, hours_later: int = 0):
+    """The collector asks, `hours_later` than the 06:00 the runs are frozen at."""
+    with frozen(on), time_machine.travel(dt.timedelta(hours=hours_later), tick=False):
         return workspace.exception_request(customer=account, actor=collector, kind=ExceptionKind.PAUSE,
                                            invoice=invoice, pause_until=on + dt.timedelta(days=30),
                                            reason="Waiting for a bank loan", on=on)
@@ -58,7 +60,7 @@ def test_a_reminder_sent_before_the_request_is_not_said_to_have_come_while_it_wa
     client, manager, collector, account, plan_and_deliver, smtp_server
 ):
     assert plan_and_deliver(days(3))["emailed"] == 1
-    asked = pause_asked(account, collector, on=days(3))  # the same day, after the reminder
+    asked = pause_asked(account, collector, on=days(3), hours_later=3)  # the same day, after the reminder
     client.force_login(manager)
 
     page = decision_page(client, asked, on=days(4))
