@@ -389,6 +389,17 @@ def numbers_aged_csv(request: HttpRequest) -> HttpResponse:
 # The product's own import strips one.
 EXCEL_KNOWS_UTF8 = "\ufeff"
 
+# The roll-forward's lines in the period's file: its field and its heading.
+ROLL_FORWARD_LINES = [
+    ("invoiced", "invoiced"),
+    ("cancelled", "cancelled (still owed)"),
+    ("corrected", "corrected by disputes"),
+    ("credit_notes", "credit notes set against invoices"),
+    ("payments", "payments set against invoices"),
+    ("reversed", "payments reversed"),
+    ("written_off", "written off"),
+]
+
 NUMBERS_CSV_HEADER = [
     "Currency",
     "Period start",
@@ -415,6 +426,8 @@ NUMBERS_CSV_HEADER = [
     "Disputes opened count",
     "Disputes caused by us",
     "Disputes caused by us count",
+    # The roll-forward, the start plus these being the end (numbers.RollForward).
+    *(f"Roll-forward: {line}" for _, line in ROLL_FORWARD_LINES),
 ]
 
 
@@ -462,5 +475,6 @@ def numbers_csv(request: HttpRequest) -> HttpResponse:
                     for amount in (p.write_offs, p.credit_notes, p.disputes, p.disputes_ours)
                     for cell in (_money(amount.amount, c.currency), amount.count)
                 ),
+                *(_money(getattr(p.moves, key), c.currency) for key, _ in ROLL_FORWARD_LINES),
             ])
     return response

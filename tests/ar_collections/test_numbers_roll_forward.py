@@ -17,7 +17,9 @@ The ledger, EUR, today Fri 5 Dec 2025:
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from decimal import Decimal
 
@@ -151,3 +153,18 @@ def test_cei_counts_money_kept_on_account_as_collected_when_it_is_set_against_an
     assert oct_.opening + oct_.sales - oct_.closing == collected == D("1050.00")
     # Out of the start and the sales less what was not yet due on 31 Oct (H's 250, E's 700).
     assert (oct_.closing_current, oct_.cei) == (D("950.00"), D("30.0"))
+
+
+def test_the_periods_file_carries_the_roll_forward(client, manager, book):
+    client.force_login(manager)
+
+    with frozen(TODAY):
+        response = client.get(reverse("collections:numbers_csv"), {"month": "2025-10", "months": "1"})
+
+    header, october = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    line = dict(zip(header, october, strict=True))
+    assert [line[f"Roll-forward: {name}"] for name in (
+        "invoiced", "cancelled (still owed)", "corrected by disputes", "credit notes set against invoices",
+        "payments set against invoices", "payments reversed", "written off")] == [
+        "1650.00", "300.00", "150.00", "0.00", "1150.00", "250.00", "0.00"]
+    assert (line["Receivables at the start"], line["Receivables at the end"]) == ("3100.00", "3400.00")
