@@ -233,7 +233,7 @@ class PeriodFigures:
     credit_notes: Amount
     disputes: Amount
     disputes_ours: Amount
-    moves: RollForward = field(default_factory=lambda: RollForward())
+    moves: RollForward = field(default_factory=RollForward)
 
     @property
     def dso(self) -> Decimal | None:
@@ -488,7 +488,7 @@ def _moved_in(periods: list[Period], sums: dict[str, tuple[str, Callable[[Period
     }
 
 
-def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period] = ()) -> tuple[dict, dict, dict]:
+def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tuple[dict, dict, dict]:
     """The receivables at the end of each of `days` (total, and the part not
     yet due), credit sales per month of issue (less the invoices cancelled
     in the month), per currency; and each period's roll-forward (RollForward),

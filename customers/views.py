@@ -114,6 +114,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         page.object_list = list(page.object_list)
         currencies = _currencies_in_order(customers)
     _with_other_currencies(page.object_list, today=today)
+    _with_disputed(page.object_list)
     reasons = search_reasons(page.object_list, text)
     for customer in page.object_list:
         customer.search_match = reasons.get(customer.pk, "")
@@ -172,22 +173,11 @@ def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None
     `overdue_other` (what is under open dispute apart, as `disputed_other`):
     its behaviour's figures are in its own currency only, and euros must
     neither be shown as dollars nor hidden behind dollars owing nothing. One
-    query, and only for a page that lists such an account. Every account
-    gets `overdue_own` and `disputed_own`, its own currency's, from the
-    ranking's figures (no query)."""
-    for customer in customers:
-        # The overdue shown, in the account's currency, less what is under open
-        # dispute (_ranked's `ranked_disputed`, in the currency it ranks by: the
-        # account's own unless it owes nothing overdue in it).
-        disputed = customer.ranked_disputed if customer.ranked_currency == customer.currency else ZERO
-        customer.disputed_own = quantize(disputed, customer.currency)
-        behaviour = _behaviour_of(customer)
-        customer.overdue_own = behaviour.overdue_amount - customer.disputed_own if behaviour else None
-        customer.disputed_other = []
+    query, and only for a page that lists such an account."""
     mixed = {c.pk: c for c in customers
              if (behaviour := _behaviour_of(c)) and behaviour.other_currency_open_invoices}
     for customer in mixed.values():
-        customer.open_other, customer.overdue_other = [], []
+        customer.open_other, customer.overdue_other, customer.disputed_other = [], [], []
     if not mixed:
         return
     overdue = Q(due_date__lt=today)
@@ -206,6 +196,21 @@ def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None
             customer.overdue_other.append((row["currency"], row["overdue"]))
         if row["disputed"]:
             customer.disputed_other.append((row["currency"], row["disputed"]))
+
+
+def _with_disputed(customers: list[Customer]) -> None:
+    """Give each listed account what it has overdue in its own currency less
+    what is under open dispute (`overdue_own`, None while its behaviour is not
+    computed), and that disputed part (`disputed_own`), from the ranking's
+    `ranked_disputed` (_ranked), which is in the currency the account ranks
+    in: its own, unless it owes nothing overdue in it. No query."""
+    for customer in customers:
+        disputed = customer.ranked_disputed if customer.ranked_currency == customer.currency else ZERO
+        customer.disputed_own = quantize(disputed, customer.currency)
+        behaviour = _behaviour_of(customer)
+        # Never below nothing, should the behaviour be older than a payment on a disputed invoice.
+        owed = behaviour.overdue_amount - customer.disputed_own if behaviour else None
+        customer.overdue_own = None if owed is None else max(owed, ZERO)
 
 
 def _currencies_in_order(customers) -> list[str]:
