@@ -16,8 +16,9 @@ does not date are approximated, and the page says so:
   until the day the dispute was resolved, as a credit note would;
 - an invoice has one due date, today's (the ERP may have moved it since), so
   "not yet due at a date" reads today's due dates.
-Cancelled invoices never count: nothing dates their cancellation, and they
-were never money owed.
+An invoice the ERP cancelled counts until the day it was cancelled
+(`cancelled_on`; one cancelled before that day was kept never counts), and
+leaves the credit sales of the month it was cancelled in.
 """
 
 from __future__ import annotations

@@ -136,6 +136,9 @@ def test_the_page_shows_the_roll_forward_under_the_period(client, manager, book)
     html = response.content.decode()
 
     assert "Roll-forward of the receivables" in html
+    # The notes say how cancellations count, as the roll-forward counts them.
+    assert "An invoice the ERP cancelled counts until the day it was cancelled" in html
+    assert "Cancelled invoices are left out everywhere" not in html
     rows = [("− Payments set against invoices", "0.00"), ("\\+ Payments reversed by the bank", "400.00"),
             ("− Written off", "900.00"), ("− Cancelled by the ERP", "250.00")]
     for label, amount in rows:
