@@ -266,9 +266,11 @@ def numbers_aged(request: HttpRequest) -> HttpResponse:
         # Under every page, the whole balance's: a month end ties to the ledger on the page.
         context["totals"] = numbers.aged_totals(rows) if page.object_list else []
         context["bucket_label"] = dict(numbers.AGED_COLUMNS).get(form.cleaned_data["bucket"])
-        # The money on account beside the invoices, so the balance's total reconciles to the ledger.
-        context["on_account"] = numbers.on_account(form.scope(request.user),
-                                                   day=form.cleaned_data["as_of"] or today)
+        # The money on account beside the invoices, so the balance's total reconciles to the
+        # ledger; in no bucket, so not beside one bucket's accounts.
+        if not form.cleaned_data["bucket"]:
+            context["on_account"] = numbers.on_account(form.scope(request.user),
+                                                       day=form.cleaned_data["as_of"] or today)
     else:
         status = 422
     template = "collections/numbers_aged.html"
@@ -293,14 +295,6 @@ def csv_text(value: str) -> str:
 
 
 AGED_CSV_HEADER = [
-    # What the row is: "account" (one account's open invoices), "total" (a
-    # currency's accounts summed) or "on_account" (a currency's money on
-    # account, as a negative amount: the ledger's receivables are the open
-    # invoices less it). A column rather than totals after a blank line: a
-    # spreadsheet's filter, pivot table or SUMIF picks the account rows by it
-    # and never adds a total to the accounts it sums, where a blank line ends
-    # the table a spreadsheet detects and a sum over the column counts twice.
-    "Row",
     "Currency",
     # The day each row is as of, today's or a past one's, as the Numbers
     # file names its period: a row copied into a reconciliation keeps it.
@@ -319,34 +313,55 @@ AGED_CSV_HEADER = [
     "Total open",
     "Open invoices",
     "Oldest due date",
+    # What the row is: "account" (one account's open invoices), "total" (a
+    # currency's accounts summed) or "on_account" (a currency's money on
+    # account, as a negative amount: the ledger's receivables are the open
+    # invoices less it). A column rather than totals after a blank line: a
+    # spreadsheet's filter, pivot table or SUMIF picks the account rows by it
+    # and never adds a total to the accounts it sums, where a blank line ends
+    # the table a spreadsheet detects and a sum over the column counts twice.
+    # The last column, so every other keeps the place it has always had for
+    # a program reading the file by position.
+    "Row",
 ]
 
 
-def _aged_csv_rows(rows, *, day: dt.date, scope: numbers.Scope) -> Iterator[list[str]]:
+def _aged_csv_rows(rows, *, day: dt.date, scope: numbers.Scope, bucket: str) -> Iterator[list[str]]:
     yield AGED_CSV_HEADER
+    # After the accounts, as under the page: each currency's total, summed
+    # from the very rows written (not read again, when a payment recorded
+    # meanwhile would make it disagree with them), then its money on account
+    # that day. Money on account is in no bucket: a file of one bucket's
+    # accounts has none. Per currency: the columns summed, total open, open
+    # invoices and accounts.
+    totals: dict[str, list] = {}
     chunk = []
     for row in rows.iterator(chunk_size=CSV_CHUNK):
         chunk.append(row)
         if len(chunk) == CSV_CHUNK:
-            yield from _aged_csv_lines(chunk, day=day)
+            yield from _aged_csv_lines(chunk, day=day, totals=totals)
             chunk = []
-    yield from _aged_csv_lines(chunk, day=day)
-    # After the accounts, as under the page: each currency's total of every
-    # account in the file, then its money on account that day.
-    for total in numbers.aged_totals(rows):
-        accounts = f"{total.accounts} account{'s' if total.accounts != 1 else ''}"
-        yield ["total", total.currency, day.isoformat(), "", f"Total, {accounts}", "", "",
-               *(str(amount) for amount in total.buckets), str(total.total), str(total.invoices), ""]
+    yield from _aged_csv_lines(chunk, day=day, totals=totals)
+    for currency in sorted(totals):
+        *amounts, invoices, accounts = totals[currency]
+        named = f"Total, {accounts} account{'s' if accounts != 1 else ''}"
+        yield [currency, day.isoformat(), "", named, "", "", *(str(amount) for amount in amounts),
+               str(invoices), "", "total"]
+    if bucket:
+        return
     for money in numbers.on_account(scope, day=day):
-        yield ["on_account", money.currency, day.isoformat(), "",
+        yield [money.currency, day.isoformat(), "",
                f"Money on account: payments {money.payments}, credit notes {money.credit_notes}", "", "",
-               *("" for _ in numbers.AGED_COLUMNS), str(-money.total), "", ""]
+               *("" for _ in numbers.AGED_COLUMNS), str(-money.total), "", "", "on_account"]
 
 
-def _aged_csv_lines(chunk: list[dict], *, day: dt.date) -> Iterator[list[str]]:
+def _aged_csv_lines(chunk: list[dict], *, day: dt.date, totals: dict[str, list]) -> Iterator[list[str]]:
     for account in numbers.aged_accounts(chunk):
+        row = [*account.buckets, account.total, account.invoices, 1]
+        summed = totals.get(account.currency)
+        totals[account.currency] = (
+            row if summed is None else [a + b for a, b in zip(summed, row, strict=True)])
         yield [
-            "account",
             account.currency,
             day.isoformat(),
             csv_text(account.account_number),
@@ -358,6 +373,7 @@ def _aged_csv_lines(chunk: list[dict], *, day: dt.date) -> Iterator[list[str]]:
             str(account.total),
             str(account.invoices),
             account.oldest_due.isoformat(),
+            "account",
         ]
 
 
@@ -375,7 +391,8 @@ def numbers_aged_csv(request: HttpRequest) -> HttpResponse:
         return numbers_aged(request)
     day = form.cleaned_data["as_of"] or today
     writer = csv.writer(_Echo())
-    rows = _aged_csv_rows(_aged_rows(form, request), day=day, scope=form.scope(request.user))
+    rows = _aged_csv_rows(_aged_rows(form, request), day=day, scope=form.scope(request.user),
+                          bucket=form.cleaned_data["bucket"])
     lines = (writer.writerow(line) for line in rows)
     response = StreamingHttpResponse(itertools.chain([EXCEL_KNOWS_UTF8], lines),
                                      content_type="text/csv; charset=utf-8")

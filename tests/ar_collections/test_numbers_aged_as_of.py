@@ -452,12 +452,12 @@ def test_the_csv_as_of_a_day_says_the_day_in_its_name_and_every_row(client, mana
     response, rows = download(client, {"as_of": "2025-11-30", "currency": "EUR"})
 
     assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-11-30.csv"'
-    assert rows[0][:4] == ["Row", "Currency", "As of", "Account number"]
-    assert [row[:4] + row[7:] for row in rows[1:] if row[0] == "account"] == [
-        ["account", "EUR", "2025-11-30", "A-1", "0.00", "800.00", "300.00", "0.00", "0.00", "0.00", "1100.00",
-         "2", "2025-10-01"],
-        ["account", "EUR", "2025-11-30", "C-1", "0.00", "0.00", "0.00", "0.00", "0.00", "600.00", "600.00",
-         "1", "2025-10-31"],
+    assert rows[0][:3] == ["Currency", "As of", "Account number"] and rows[0][-1] == "Row"
+    assert [row[:3] + row[6:] for row in rows[1:] if row[-1] == "account"] == [
+        ["EUR", "2025-11-30", "A-1", "0.00", "800.00", "300.00", "0.00", "0.00", "0.00", "1100.00",
+         "2", "2025-10-01", "account"],
+        ["EUR", "2025-11-30", "C-1", "0.00", "0.00", "0.00", "0.00", "0.00", "600.00", "600.00",
+         "1", "2025-10-31", "account"],
     ]
 
 
@@ -467,7 +467,7 @@ def test_the_csv_of_today_says_today(client, manager, book):
     response, rows = download(client, {"currency": "USD"})
 
     assert response["Content-Disposition"] == 'attachment; filename="aged-trial-balance-2025-12-15.csv"'
-    assert [row[:4] for row in rows[1:] if row[0] == "account"] == [["account", "USD", "2025-12-15", "B-1"]]
+    assert [row[:3] for row in rows[1:] if row[-1] == "account"] == [["USD", "2025-12-15", "B-1"]]
 
 
 def test_a_day_the_csv_cannot_hold_gets_the_pages_message_instead(client, manager, book):
@@ -495,18 +495,36 @@ def test_the_csv_ends_with_each_currencys_total_and_money_on_account_as_of_its_d
     _, rows = download(client, {"as_of": "2025-11-30"})
 
     header, *rest = rows
-    kinds = [row[0] for row in rest]
+    kinds = [row[-1] for row in rest]
     assert kinds == ["account", "account", "account", "total", "total", "on_account"]
-    totals = {row[1]: row for row in rest if row[0] == "total"}
-    assert totals["EUR"] == ["total", "EUR", "2025-11-30", "", "Total, 2 accounts", "", "", "0.00", "800.00",
-                             "300.00", "0.00", "0.00", "600.00", "1700.00", "3", ""]
-    assert totals["USD"][4] == "Total, 1 account"
+    totals = {row[0]: row for row in rest if row[-1] == "total"}
+    assert totals["EUR"] == ["EUR", "2025-11-30", "", "Total, 2 accounts", "", "", "0.00", "800.00",
+                             "300.00", "0.00", "0.00", "600.00", "1700.00", "3", "", "total"]
+    assert totals["USD"][3] == "Total, 1 account"
     # The money on account as it stood on 30 Nov, a credit: the ledger's receivables are the total less it.
-    [on_account] = [row for row in rest if row[0] == "on_account"]
-    assert on_account[:3] == ["on_account", "EUR", "2025-11-30"]
+    [on_account] = [row for row in rest if row[-1] == "on_account"]
+    assert on_account[:2] == ["EUR", "2025-11-30"]
     assert on_account[header.index("Total open")] == "-300.00"
-    assert "payments 300.00" in on_account[4]
-    # A tool summing the account rows by the first column finds each currency's total.
+    assert "payments 300.00" in on_account[3]
+    # A tool summing the account rows by the Row column finds each currency's total.
+    column = header.index("Total open")
     for currency, total in totals.items():
-        accounts = [row for row in rest if row[:2] == ["account", currency]]
-        assert sum(D(row[13]) for row in accounts) == D(total[13])
+        accounts = [row for row in rest if row[0] == currency and row[-1] == "account"]
+        assert accounts and sum(D(row[column]) for row in accounts) == D(total[column])
+
+
+def test_one_buckets_csv_and_page_leave_out_the_money_on_account_which_is_in_no_bucket(client, manager, book):
+    acme = book["acme"]
+    with frozen(day(11, 20)):
+        workspace.payment_record(customer=acme, actor=manager, amount=D("300.00"), currency="EUR",
+                                 received_on=day(11, 20), allocations=[], reference="BANK-9")
+    client.force_login(manager)
+
+    _, every = download(client, {"as_of": "2025-11-30"})
+    _, late = download(client, {"as_of": "2025-11-30", "bucket": "late_1_30"})
+
+    assert [row[-1] for row in every[1:]].count("on_account") == 1
+    assert [row[-1] for row in late[1:]] == ["account", "total"]
+    with frozen(TODAY):
+        page = client.get(URL, {"as_of": "2025-11-30", "bucket": "late_1_30"})
+    assert page.status_code == 200 and 'id="on-account"' not in page.content.decode()

@@ -291,7 +291,9 @@ def _decisions(customer) -> list[str]:
                 .order_by("pk").values_list("summary", flat=True))
 
 
-def test_removing_an_override_there_is_none_of_is_refused_and_records_nothing(client, prompt_customer, manager):
+def test_removing_an_override_there_is_none_of_is_refused_and_records_nothing(
+    client, prompt_customer, manager
+):
     """A form opened before another manager removed it, or "Save" left on "No
     override" as it opened: there is nothing to remove, and the timeline would
     say a manager removed an override nobody had set."""
@@ -303,7 +305,8 @@ def test_removing_an_override_there_is_none_of_is_refused_and_records_nothing(cl
 
     assert response.status_code == 422
     assert response.context["segment_form"].errors["segment"] == [
-        "No segment is overridden on this account: the computed segment applies already. Nothing was changed."]
+        "No segment is overridden on this account: the computed segment applies already. "
+        "Nothing was changed."]
     assert _decisions(prompt_customer) == before
 
 
