@@ -1222,6 +1222,14 @@ class DunningAction(models.Model):
     def __str__(self) -> str:
         return f"{self.step} for {self.customer.name} ({self.get_status_display()})"
 
+    @property
+    def why_not_carried_out(self) -> str:
+        """Why a step that was skipped or failed told the customer nothing: its
+        error, else the reason it was skipped; empty for any other step."""
+        if self.status not in (ActionStatus.SKIPPED, ActionStatus.FAILED):
+            return ""
+        return self.error or self.skip_reason
+
 
 class DunningActionInvoice(models.Model):
     """An invoice listed on an action, with its balance as it stood then."""

@@ -196,6 +196,28 @@ def test_a_last_step_a_manager_approved_but_found_moot_reads_skipped_not_decline
     assert "declined" not in item.title
 
 
+def test_a_last_step_that_failed_once_and_was_then_skipped_gives_one_reason_in_title_and_note(
+    account, collector, client
+):
+    """A step keeps the error of a failed try when it is skipped after: the
+    title and the note under it say the same reason, not one each."""
+    last = ladder_taken(account)
+    last.error = "Refused by the mail server: mailbox full"
+    last.skip_reason = "The contact's address bounced twice"
+    last.save(update_fields=["error", "skip_reason"])
+
+    with frozen(ON):
+        worklist.worklist_refresh(on=ON)
+    [item] = items(account)
+    client.force_login(collector)
+    with frozen(ON):
+        page = " ".join(client.get(reverse("collections:worklist")).content.decode().split())
+
+    assert "mailbox full" in item.title and "bounced twice" not in item.title, item.title
+    assert "Why the last step went no further: Refused by the mail server: mailbox full" in page
+    assert "bounced twice" not in page
+
+
 def test_a_manager_declining_a_step_with_another_after_it_adds_no_item(make_account, collector, manager):
     account = make_account(Segment.DISTRESSED)
     review = ladder_taken(account, through=2, last=ActionStatus.AWAITING_APPROVAL)  # a manager review
