@@ -242,3 +242,30 @@
     first.focus();
   });
 })();
+
+// A menu asked for anew (the cover page's stand-ins, when who is away or the
+// days change) arrives drawn with the choice made when it was asked for. A
+// choice made while it was on its way would be lost, and the form saved
+// without it: the menu keeps the person chosen meanwhile if it still offers them.
+(function () {
+  "use strict";
+
+  var kept = null;
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var menu = event.detail.target;
+    kept = null;
+    if (menu && menu.tagName === "SELECT" && menu.id && menu.value) kept = {id: menu.id, value: menu.value};
+  });
+
+  document.addEventListener("htmx:afterSwap", function () {
+    var was = kept;
+    kept = null;
+    var menu = was && document.getElementById(was.id);
+    if (!menu || menu.tagName !== "SELECT") return;
+    var offered = Array.prototype.some.call(menu.options, function (option) {
+      return option.value === was.value && !option.disabled;
+    });
+    if (offered) menu.value = was.value;
+  });
+})();

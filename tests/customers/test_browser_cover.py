@@ -50,3 +50,37 @@ def test_the_stand_ins_offered_follow_who_is_away_and_when(page):
     expect(page.locator("#messages")).to_contain_text(
         f"carla away {today.day} {today:%b %Y}–{(today + dt.timedelta(days=3)).day}")
     expect(page.locator("#messages")).to_contain_text("maria covers.")
+
+
+def test_a_stand_in_chosen_while_the_menu_is_asked_for_anew_stays_chosen(page):
+    """A date changed, then a stand-in chosen at once: the fresh menu the date
+    asked for arrives after the choice, and must not put "Choose a person"
+    back in its place (saving then says a stand-in is missing)."""
+    today = timezone.localdate()
+    log_in(page, "maria")
+    page.goto(reverse("collections:cover"))
+    form = page.locator("#cover-form")
+    stand_in = form.get_by_label("Covered by")
+    form.get_by_label("Who is away").select_option(label="carla")
+    expect(stand_in.locator("option")).to_have_text(["Choose a person", "maria", "otto"])
+
+    # The menu's answer is held until the choice is made, as on a slow line.
+    held = []
+    page.route("**/cover/?*", lambda route: held.append(route))
+    form.get_by_label("Away from").fill(today.isoformat())
+    page.wait_for_timeout(200)
+    assert held, "the date asked for no fresh menu"
+    stand_in.select_option(label="maria")
+    for route in held:
+        route.continue_()
+    page.unroute("**/cover/?*")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    expect(stand_in.locator("option")).to_have_text(["Choose a person", "maria", "otto"])
+    expect(stand_in).to_have_value(str(CollectorAbsence._meta.get_field("stand_in").related_model
+                                       .objects.get(username="maria").pk))
+
+    form.get_by_label("Away until").fill((today + dt.timedelta(days=1)).isoformat())
+    page.wait_for_load_state("networkidle")
+    form.get_by_role("button", name="Save absence").click()
+    expect(page.locator("#messages")).to_contain_text("maria covers.")
