@@ -511,12 +511,14 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     with a decision, ladder_items_back may add a later one, and "the cycle's
     item" below is then its latest.
 
-    `again`: something has just ended with nothing to resume (a promise
-    broken, a plan failed, the last step declined): the cycle's item comes
-    back if it was done, and takes in the items about a broken promise or a
+    The cycle's open item takes in the items about a broken promise or a
     missed instalment open on the account: with no step left to resume,
     deciding what follows the break is deciding the next action, and one
-    item asks it. Without `again` (the daily refresh), accounts whose last
+    item asks it.
+
+    `again`: something has just ended with nothing to resume (a promise
+    broken, a plan failed, the last step declined): the cycle's item comes
+    back if it was done. Without `again` (the daily refresh), accounts whose last
     step was skipped or declined are looked for, and those whose last step
     was carried out once the pay-by dates it and the steps before it gave
     have passed; a done item comes back only when a later step has ended the
@@ -614,7 +616,11 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
         if record:
             item.customer = customers[customer_id]
             _record(item, actor, f"Worklist: {item.title}", action=last)
-    if again and owed:
+    # The ladder's item asks what follows a broken promise or missed
+    # instalment, whenever it broke: one that broke while steps were left
+    # has its own item open still, and the two, of one account and of equal
+    # priority, would head the list side by side asking the same thing.
+    if owed:
         _broken_commitments_taken_in(customer_ids=list(owed), on=on, actor=actor, record=record)
     return added
 

@@ -780,3 +780,28 @@ def test_nothing_is_listed_while_a_hold_or_an_approved_exception_holds_the_accou
     worklist.worklist_refresh(on=ON + dt.timedelta(days=11))
     [item] = items(account)
     assert item.status == WorkStatus.OPEN
+
+
+def test_an_account_whose_ladder_ends_after_a_broken_promise_heads_the_list_once(account, collector):
+    """A promise broke while steps were left (its own item asks the collector
+    to follow it up); the last step then went no further. The ladder's item
+    takes the broken promise's in, as when the promise breaks on a finished
+    ladder: two items of equal priority about one account would head the list
+    side by side, in no order of their own, asking one question twice."""
+    ladder_taken(account, through=2, last=ActionStatus.DONE)
+    late = broken_promise(account, collector)
+    assert WorkItem.objects.filter(customer=account, kind=WorkKind.PROMISE_BROKEN,
+                                   status=WorkStatus.OPEN).count() == 1
+    # The rest of the ladder taken in the same cycle, its last step skipped.
+    DunningAction.objects.filter(customer=account).delete()
+    ladder_taken(account)
+
+    with frozen(late):
+        worklist.worklist_refresh(on=late)
+
+    listed = [item for item in worklist.items_for(assignee=collector, on=late) if item.customer == account]
+    assert [item.kind for item in listed] == [WorkKind.LADDER_ENDED]
+    broken = WorkItem.objects.get(customer=account, kind=WorkKind.PROMISE_BROKEN)
+    assert broken.status == WorkStatus.DONE
+    assert any("the ladder has no step left: its item asks for the next action" in e
+               for e in events(account, EventKind.WORK))
