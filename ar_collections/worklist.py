@@ -1712,6 +1712,18 @@ def items_hand_over(*, customer, before_id: int | None, after_id: int | None, ac
         return 0  # no collector before, or none now: a manager's list to sort out
     moved = WorkItem.objects.filter(customer=customer, status=WorkStatus.OPEN, assignee_id=before_id)
     count = moved.update(assignee_id=after_id, back_from=None)
+    # Those a stand-in holds only because the former collector is away go
+    # too, routed as a new item would be (to the new collector's stand-in
+    # while they are away): the stand-in no longer works the account, and
+    # the daily hand-back would bring them to the new collector only the
+    # next morning.
+    held = list(WorkItem.objects.select_for_update().filter(customer=customer, status=WorkStatus.OPEN,
+                                                            covering_for_id=before_id).order_by("pk"))
+    routed = [WorkItem(title=_COVERING_SAID.sub("", item.title), assignee_id=after_id) for item in held]
+    items_covered(routed, on=timezone.localdate())
+    for item, to in zip(held, routed, strict=True):
+        count += WorkItem.objects.filter(pk=item.pk, status=WorkStatus.OPEN).update(
+            assignee_id=to.assignee_id, covering_for_id=to.covering_for_id, title=to.title, back_from=None)
     if count:
         event_record(customer=customer, kind=EventKind.WORK, actor=actor,
                      summary=f"Worklist: {count} open item(s) handed over with the account",

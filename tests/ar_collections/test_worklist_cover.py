@@ -428,3 +428,29 @@ def test_an_item_held_for_a_collector_whose_account_went_to_another_stays_with_t
     item = WorkItem.objects.get(key="call:test")
     assert (item.assignee, item.covering_for) == (dan, None)
     assert TimelineEvent.objects.filter(customer=account, kind=EventKind.WORK).count() == 1
+
+
+def test_an_item_held_for_an_absent_collector_goes_with_the_account_to_its_new_collector_at_once(
+    collector, other_collector, manager, make_customer, away, django_user_model
+):
+    """Acme passes from Carla, away (Otto covers), to Dan: the item Otto
+    holds for her goes to Dan with the account's other items, not the next
+    morning; Otto, who no longer works Acme, would find it on his list and
+    be refused on the account meanwhile."""
+    from django.contrib.auth.models import Group
+
+    from customers.services import customer_update
+
+    dan = django_user_model.objects.create_user(username="dan", password="pw")
+    dan.groups.add(Group.objects.get(name="Collector"))
+    account = make_customer(name="Acme")
+    worklist.item_add(kind=WorkKind.CALL, key="call:held", customer=account, title="Call Acme", due_on=TODAY)
+    held = WorkItem.objects.get(key="call:held")
+    assert (held.assignee, held.covering_for) == (other_collector, collector)
+
+    customer_update(customer=account, actor=manager, changes={"collector": dan})
+
+    held.refresh_from_db()
+    assert (held.assignee, held.covering_for, held.title) == (dan, None, "Call Acme")
+    assert held in worklist.items_for(assignee=dan, on=TODAY)
+    assert held not in worklist.items_for(assignee=other_collector, on=TODAY)
