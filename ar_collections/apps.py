@@ -37,10 +37,17 @@ class CollectionsConfig(AppConfig):
         )
         from ar_collections.worklist import items_hand_over, items_handed_back_on_commit
         from arcrm.roles import sync_role_groups
-        from customers.services import collector_changed, cover_ended, credit_terms_changed, currency_changed
+        from customers.services import (
+            collector_changed,
+            cover_ended,
+            cover_recorded,
+            credit_terms_changed,
+            currency_changed,
+        )
 
         collector_changed.connect(items_hand_over, dispatch_uid="arcrm-work-items-follow-the-account")
         cover_ended.connect(items_handed_back_on_commit, dispatch_uid="arcrm-work-items-back-after-cover")
+        cover_recorded.connect(items_handed_back_on_commit, dispatch_uid="arcrm-work-items-on-with-cover")
         credit_terms_changed.connect(credit_terms_in_force_skip_on_commit,
                                      dispatch_uid="arcrm-steps-in-force-skip")
         currency_changed.connect(behaviour_in_new_currency_on_commit,

@@ -273,7 +273,8 @@ def items_handed_back(*, on: dt.date) -> int:
 
 
 def items_handed_back_on_commit(sender, *, on: dt.date, **kwargs) -> None:
-    """Receiver of customers.services.cover_ended: once the end is committed."""
+    """Receiver of customers.services.cover_ended and cover_recorded: once
+    the end or the new absence is committed."""
     transaction.on_commit(lambda: items_handed_back(on=on), robust=True)
 
 

@@ -51,6 +51,11 @@ currency_changed = Signal()
 # Sent with `absence` and `on` when an absence is ended early, inside the
 # transaction: the worklist hands back what its stand-in may no longer work.
 cover_ended = Signal()
+# Sent with `absence` and `on` (today) when an absence in force today is
+# recorded, inside the transaction: the worklist hands what someone away now
+# held for another to whoever covers for that person today, at once rather
+# than with the next morning's refresh.
+cover_recorded = Signal()
 # The card's fields a credit hold or a switch to C.O.D. changes.
 CREDIT_TERMS_FIELDS = ("on_credit_hold", "terms_type")
 # A credit hold or C.O.D. is put on with a why (the approval's note, the ERP's
@@ -367,6 +372,8 @@ def absence_record(
         said = f"{person_name(user)} away {_period(starts_on, ends_on)}: {person_name(stand_in)} covers"
         _record_on_accounts(absence, actor=actor, summary=f"Cover: {said}" + (f" ({note})" if note else ""),
                             before={}, after=_absence_cover_fields(absence))
+        if starts_on <= today:
+            cover_recorded.send(sender=CollectorAbsence, absence=absence, on=today)
     return absence
 
 

@@ -454,3 +454,28 @@ def test_an_item_held_for_an_absent_collector_goes_with_the_account_to_its_new_c
     assert (held.assignee, held.covering_for, held.title) == (dan, None, "Call Acme")
     assert held in worklist.items_for(assignee=dan, on=TODAY)
     assert held not in worklist.items_for(assignee=other_collector, on=TODAY)
+
+
+def test_a_cover_recorded_for_a_stand_in_hands_what_they_hold_for_someone_away_on_at_once(
+    collector, other_collector, manager, make_customer, away, django_capture_on_commit_callbacks
+):
+    """Otto holds Carla's new item while she is away; Otto falls ill today and
+    Maria covers for him. The item goes to Maria at once, held for Carla and
+    saying so, not with the next morning's refresh."""
+    from customers import services
+
+    worklist.item_add(kind=WorkKind.CALL, key="call:held", customer=make_customer(name="Acme"),
+                      title="Call Acme", due_on=TODAY)
+    held = WorkItem.objects.get(key="call:held")
+    assert (held.assignee, held.covering_for) == (other_collector, collector)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.absence_record(user=other_collector, stand_in=manager, starts_on=TODAY,
+                                ends_on=TODAY + dt.timedelta(days=1), actor=manager)
+
+    held.refresh_from_db()
+    assert (held.assignee, held.covering_for) == (manager, collector)
+    assert held.title == "Call Acme (covering for carla)"
+    assert TimelineEvent.objects.filter(
+        customer=held.customer,
+        summary__startswith="Worklist: handed from otto to maria, who covers for carla today").exists()
