@@ -13,6 +13,7 @@ from ar_collections import api, imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
 from ar_collections.paper import documents_in_queue
 from arcrm.dates import format_day
+from arcrm.forms import something_seen
 from arcrm.text import is_one_line, person_name
 from customers.models import Segment
 
@@ -25,7 +26,7 @@ NOTE_MAX_LENGTH = DunningAction._meta.get_field("skip_reason").max_length
 def _note_field(*, required: bool, label: str = "Note") -> forms.CharField:
     return forms.CharField(
         label=label, required=required, max_length=NOTE_MAX_LENGTH, strip=True,
-        widget=forms.Textarea(attrs={"rows": 2}),
+        validators=[something_seen], widget=forms.Textarea(attrs={"rows": 2}),
     )
 
 

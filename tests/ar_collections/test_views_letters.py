@@ -699,6 +699,20 @@ def test_a_letter_is_withdrawn_only_with_a_reason(client, collector, letter, hea
     assert letter_state(letter) == before
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_a_reason_of_characters_no_one_sees_withdraws_no_letter(client, collector, letter, headers):
+    """Zero-width spaces pasted from a web page: the timeline would say
+    "withdrawn from the print queue: " and nothing after it."""
+    before = letter_state(letter)
+    client.force_login(collector)
+
+    response = client.post(withdraw_url(letter), {"reason": "\u200b\u200b\u2060"}, headers=headers)
+
+    assert response.status_code == 422
+    assert "This holds only characters no one sees (U+200B, U+2060): write it out." in response.content.decode()
+    assert letter_state(letter) == before
+
+
 def test_a_letter_no_longer_in_the_queue_cannot_be_withdrawn(client, collector, customer, make_letter):
     letter = make_letter(customer, printed_at=NOW - dt.timedelta(hours=1))
     before = letter_state(letter)
