@@ -12,7 +12,8 @@ this transaction inserted, updated and deleted.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -348,8 +349,8 @@ class Worlds:
     ottos: World  # another collector's, whose rows must not be reached through carla's account
 
 
-@pytest.fixture(scope="module")
-def worlds(django_db_setup, django_db_blocker, tmp_path_factory):
+@contextmanager
+def worlds_written(django_db_blocker, tmp_path_factory) -> Iterator[Worlds]:
     """Written once, in a transaction rolled back after the module's last test
     (as TestCase.setUpTestData does); each request is rolled back too."""
     media = tmp_path_factory.mktemp("media")
@@ -361,6 +362,12 @@ def worlds(django_db_setup, django_db_blocker, tmp_path_factory):
                          ottos=_world(users, owner="other_collector", number=2002))
         finally:
             TestCase._rollback_atomics(atomics)
+
+
+@pytest.fixture(scope="module")
+def worlds(django_db_setup, django_db_blocker, tmp_path_factory):
+    with worlds_written(django_db_blocker, tmp_path_factory) as written:
+        yield written
 
 
 @pytest.fixture
