@@ -709,7 +709,8 @@ def test_a_reason_of_characters_no_one_sees_withdraws_no_letter(client, collecto
     response = client.post(withdraw_url(letter), {"reason": "\u200b\u200b\u2060"}, headers=headers)
 
     assert response.status_code == 422
-    assert "This holds only characters no one sees (U+200B, U+2060): write it out." in response.content.decode()
+    said = "This holds only characters no one sees (U+200B, U+2060): write it out."
+    assert said in response.content.decode()
     assert letter_state(letter) == before
 
 
