@@ -715,6 +715,11 @@ class DunningStepFormSet(BaseInlineFormSet):
             raise ValidationError(refused)
         if any(self.errors):
             return
+        # The policy's own form refused its segment or its gap (left empty, or
+        # not one there is): it says so and nothing is saved; the ladder is
+        # checked against them once they read.
+        if self.instance.segment not in Segment.values or self.instance.min_days_between_contacts is None:
+            return
         steps, kept = [], []
         for form in self.forms:
             if (form.cleaned_data and not form.cleaned_data.get(DELETION_FIELD_NAME)
