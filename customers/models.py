@@ -342,9 +342,18 @@ class Customer(models.Model):
         def reads(*names: str) -> bool:
             return fields is None or any(name in fields for name in names)
 
+        # The admin takes these as JSON: null, a number or a list of numbers
+        # would otherwise fail below as a server error, not as the field's message.
         if reads("buying_reasons"):
-            self.buying_reasons = [r.strip() for r in self.buying_reasons if str(r).strip()]
+            if not isinstance(self.buying_reasons, list) or not all(
+                    isinstance(r, str) for r in self.buying_reasons):
+                raise ValidationError({"buying_reasons": 'Give the reasons as a list of texts, e.g. '
+                                                         '["price", "delivery speed", "service"].'})
+            self.buying_reasons = [r.strip() for r in self.buying_reasons if r.strip()]
         if reads("ap_run_days"):
+            if not isinstance(self.ap_run_days, list):
+                raise ValidationError({"ap_run_days": "Payment-run days are days of the month, 1 to 31, "
+                                                      "as a list, e.g. [5, 20]."})
             for day in self.ap_run_days:
                 if not isinstance(day, int) or not 1 <= day <= 31:
                     raise ValidationError({"ap_run_days": "Payment-run days are days of the month, 1 to 31."})
