@@ -106,7 +106,10 @@ class ThrottledSignIn:
         try:
             cleaned = super().clean()
         except ValidationError as error:
-            if error.code == "invalid_login":
+            # Only a password that did not authenticate is a failure: the
+            # admin refuses a right password of a user without admin access
+            # with the same code, and that must not lock the user out.
+            if error.code == "invalid_login" and self.user_cache is None:
                 self._failure_count(username, address)
             raise
         throttle.forget(throttle.SIGN_IN_USER, username, forgiving=True)

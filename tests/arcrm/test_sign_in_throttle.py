@@ -153,6 +153,18 @@ def test_the_admin_sign_in_counts_too(db, django_user_model):
     assert USER_LOCKED in response.content.decode()
 
 
+def test_a_right_password_at_the_admin_is_no_failure_for_a_user_without_admin_access(collector):
+    # The admin refuses a collector's right password ("not staff"): that is no
+    # wrong password, and must not lock the collector out of the login page.
+    client = Client(REMOTE_ADDR="10.0.0.2")
+    for _ in range(5):
+        response = client.post("/admin/login/", {"username": collector.username,
+                                                 "password": "pw-" + collector.username})
+        assert response.status_code == 200 and USER_LOCKED not in response.content.decode()
+
+    assert _sign_in(collector.username, "pw-" + collector.username, address="10.0.0.2")[1].status_code == 302
+
+
 def test_a_redis_that_does_not_answer_counts_nothing_and_locks_no_one_out(collector, settings, caplog):
     # Nothing listens on port 1: every cache call fails as with Redis down.
     settings.CACHES = {"default": {
