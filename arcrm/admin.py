@@ -21,5 +21,5 @@ class ArcrmUserAdmin(UserAdmin):
     def sign_in_unlock(self, request, queryset) -> None:
         names = list(queryset.values_list("username", flat=True))
         for name in names:
-            throttle.forget(throttle.SIGN_IN_USER, name)
+            throttle.forget_name(name)
         self.message_user(request, f"May sign in again: {', '.join(names)}.", messages.SUCCESS)

@@ -85,15 +85,18 @@ class MoneyField(forms.DecimalField):
 
 class ThrottledSignIn:
     """A sign-in form that refuses, for SIGN_IN_LOCK_MINUTES, a user name
-    after SIGN_IN_FAILURES_PER_USER wrong passwords and an address after
-    SIGN_IN_FAILURES_PER_ADDRESS, before any password is checked. Counted by
-    the name as typed, known or not: the answer never says whether it exists.
-    Signing in clears the name's count."""
+    from one address after SIGN_IN_FAILURES_PER_USER_AND_ADDRESS wrong
+    passwords from it, and an address after SIGN_IN_FAILURES_PER_ADDRESS
+    (whatever the names), before any password is checked. Counted by the name
+    as typed, known or not: the answer never says whether it exists. Whoever
+    guesses a user's password locks out only their own address, never the
+    user. Signing in clears the name's count from that address."""
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         address = throttle.client_address(self.request) if self.request is not None else "?"
-        if seconds := throttle.refused_for(throttle.SIGN_IN_USER, username):
+        pair = throttle.sign_in_pair(username, address)
+        if seconds := throttle.refused_for(throttle.SIGN_IN_PAIR, pair):
             log.warning("Sign-in refused for %s from %s: too many failures",
                         throttle.as_typed(username), address)
             raise ValidationError(f"Too many failed sign-ins for this user; try again in "
@@ -110,19 +113,19 @@ class ThrottledSignIn:
             # admin refuses a right password of a user without admin access
             # with the same code, and that must not lock the user out.
             if error.code == "invalid_login" and self.user_cache is None:
-                self._failure_count(username, address)
+                self._failure_count(username, address, pair)
             raise
-        throttle.forget(throttle.SIGN_IN_USER, username, forgiving=True)
+        throttle.forget(throttle.SIGN_IN_PAIR, pair, forgiving=True)
         return cleaned
 
-    def _failure_count(self, username: str, address: str) -> None:
+    def _failure_count(self, username: str, address: str, pair: str) -> None:
         log.warning("Sign-in failed for %s from %s", throttle.as_typed(username), address)
         period = settings.SIGN_IN_LOCK_MINUTES * 60
-        if throttle.failure_count(throttle.SIGN_IN_USER, username,
-                                  throttle.Limit(settings.SIGN_IN_FAILURES_PER_USER, period)):
-            log.warning("Sign-ins for %s refused for %d minutes after %d failures (the last from %s)",
-                        throttle.as_typed(username), settings.SIGN_IN_LOCK_MINUTES,
-                        settings.SIGN_IN_FAILURES_PER_USER, address)
+        if throttle.failure_count(throttle.SIGN_IN_PAIR, pair,
+                                  throttle.Limit(settings.SIGN_IN_FAILURES_PER_USER_AND_ADDRESS, period)):
+            log.warning("Sign-ins for %s from %s refused for %d minutes after %d failures",
+                        throttle.as_typed(username), address, settings.SIGN_IN_LOCK_MINUTES,
+                        settings.SIGN_IN_FAILURES_PER_USER_AND_ADDRESS)
         if throttle.failure_count(throttle.SIGN_IN_ADDRESS, address,
                                   throttle.Limit(settings.SIGN_IN_FAILURES_PER_ADDRESS, period)):
             log.warning("Sign-ins from %s refused for %d minutes after %d failures", address,

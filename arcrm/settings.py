@@ -7,6 +7,7 @@ set; production values come only from the environment (see .env.example).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -47,11 +48,17 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # address it adds last to X-Forwarded-For is the client's (arcrm/throttle.py).
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
-# Failed sign-ins (arcrm/throttle.py): this many for one user name within
-# SIGN_IN_LOCK_MINUTES refuse that name for SIGN_IN_LOCK_MINUTES; from one
-# address, a more generous count refuses the address (one machine trying many
-# names). `manage.py sign_in_unlock` lifts a refusal.
-SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5, minimum=1)
+# Failed sign-ins (arcrm/throttle.py): this many for one user name from one
+# address within SIGN_IN_LOCK_MINUTES refuse that name from that address for
+# SIGN_IN_LOCK_MINUTES; from one address, a more generous count refuses the
+# address (one machine trying many names). `manage.py sign_in_unlock` lifts a
+# refusal.
+if "SIGN_IN_FAILURES_PER_USER" in os.environ:
+    # Counted per user name alone, anyone could lock any user out: a setting
+    # left under the old name would otherwise be dropped without a word.
+    raise ConfigError("SIGN_IN_FAILURES_PER_USER is now SIGN_IN_FAILURES_PER_USER_AND_ADDRESS: failed "
+                      "sign-ins are counted per user name from one address; rename the variable")
+SIGN_IN_FAILURES_PER_USER_AND_ADDRESS = env_int("SIGN_IN_FAILURES_PER_USER_AND_ADDRESS", 5, minimum=1)
 SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 50, minimum=1)
 SIGN_IN_LOCK_MINUTES = env_int("SIGN_IN_LOCK_MINUTES", 15, minimum=1)
 # API requests refused for their token, from one address within a minute,

@@ -1,5 +1,5 @@
 """Refusing for a while whoever failed too often: wrong passwords per user
-name and per address, wrong API tokens per address.
+name from one address and per address, wrong API tokens per address.
 
 Failures are counted in Django's cache: Redis when REDIS_URL is set, so every
 process of the site counts together; the embedded demo's local-memory cache
@@ -14,9 +14,11 @@ must not lock every user out of the site.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
+import uuid
 from typing import NamedTuple
 
 from django.conf import settings
@@ -26,9 +28,10 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-# What is counted, each apart: a user name, an address signing in, an address
-# sending API tokens.
-SIGN_IN_USER, SIGN_IN_ADDRESS, API_ADDRESS = "sign-in-user", "sign-in-address", "api-address"
+# What is counted, each apart: a user name from one address (sign_in_pair), an
+# address signing in, an address sending API tokens. A user name alone is not
+# counted: anyone could then lock any known user out by typing wrong passwords.
+SIGN_IN_PAIR, SIGN_IN_ADDRESS, API_ADDRESS = "sign-in-pair", "sign-in-address", "api-address"
 # The keys' start; the tests give each test its own.
 KEY_PREFIX = "throttle"
 
@@ -43,6 +46,25 @@ def _keys(scope: str, who: str) -> tuple[str, str]:
     as typed may be long or hold anything."""
     digest = hashlib.sha256(who.encode()).hexdigest()[:32]
     return f"{KEY_PREFIX}:{scope}:{digest}:count", f"{KEY_PREFIX}:{scope}:{digest}:until"
+
+
+def _round_key(username: str) -> str:
+    return f"{KEY_PREFIX}:sign-in-round:{hashlib.sha256(username.encode()).hexdigest()[:32]}"
+
+
+def sign_in_pair(username: str, address: str) -> str:
+    """A user name as typed from one address, as SIGN_IN_PAIR counts it: under
+    the name's round, which forget_name moves on to clear the name's count and
+    refusal from every address at once (the addresses are not listed
+    anywhere). A Redis that fails reads the first round."""
+    return json.dumps([username, cache.get(_round_key(username), ""), address])
+
+
+def forget_name(username: str) -> None:
+    """Clear the failures and refusals of `username` from every address. The
+    round is kept without end: back to the first, an older count would count
+    again."""
+    cache.set(_round_key(username), uuid.uuid4().hex, None)
 
 
 def refused_for(scope: str, who: str) -> int:

@@ -1,6 +1,7 @@
-"""Failed sign-ins are counted per user name and per address: too many, and
-that name (or address) is refused for a while, whatever the password, with a
-message that never tells whether the name exists."""
+"""Failed sign-ins are counted per user name from one address and per address:
+too many, and that name from that address (or the address) is refused for a
+while, whatever the password, with a message that never tells whether the name
+exists. Whoever guesses a user's password locks out only themselves."""
 
 from __future__ import annotations
 
@@ -45,6 +46,15 @@ def test_five_wrong_passwords_refuse_the_user_even_with_the_right_one(collector)
     assert response.status_code == 200
     assert USER_LOCKED in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+def test_the_same_name_from_another_address_still_signs_in(collector):
+    # Someone elsewhere typing wrong passwords for the collector's name does not lock the collector out.
+    _fail(collector.username, 5, address="198.51.100.66")
+
+    assert USER_LOCKED in _sign_in(collector.username, "pw-" + collector.username,
+                                   address="198.51.100.66")[1].content.decode()
+    assert _sign_in(collector.username, "pw-" + collector.username, address="10.0.0.1")[1].status_code == 302
 
 
 def test_an_unknown_name_is_answered_as_a_known_one(collector):
@@ -121,7 +131,8 @@ def test_failures_are_logged_with_the_address_and_name_never_the_password(collec
     text = caplog.text
     assert "Sign-in failed for 'xxxxxxxx" in text and "from 10.0.0.3" in text
     assert "forged line" not in text and "x" * 41 not in text
-    assert f"Sign-ins for '{collector.username}' refused for 15 minutes after 5 failures" in text
+    assert (f"Sign-ins for '{collector.username}' from 10.0.0.3 refused for 15 minutes after 5 failures"
+            in text)
     assert "wrong" not in text
 
 
@@ -132,6 +143,19 @@ def test_a_manager_lifts_the_refusal_with_a_command(collector, settings):
     call_command("sign_in_unlock", collector.username, "--address", "10.0.0.1")
 
     assert _sign_in(collector.username, "pw-" + collector.username)[1].status_code == 302
+
+
+def test_the_command_given_a_name_lifts_its_refusal_from_every_address(collector):
+    _fail(collector.username, 5, address="10.0.0.1")
+    _fail(collector.username, 5, address="10.0.0.2")
+
+    call_command("sign_in_unlock", collector.username)
+
+    assert _sign_in(collector.username, "pw-" + collector.username, address="10.0.0.1")[1].status_code == 302
+    assert _sign_in(collector.username, "pw-" + collector.username, address="10.0.0.2")[1].status_code == 302
+    # And the counts start again: four more failures do not refuse the name.
+    _fail(collector.username, 4, address="10.0.0.2")
+    assert _sign_in(collector.username, "pw-" + collector.username, address="10.0.0.2")[1].status_code == 302
 
 
 def test_the_command_needs_a_name_or_an_address():

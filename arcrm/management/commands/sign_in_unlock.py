@@ -1,5 +1,5 @@
-"""Lift the refusal of a user name (and its count of failed sign-ins), or of
-an address, before its cooling-off period is over."""
+"""Lift the refusal of a user name from every address (and its counts of
+failed sign-ins), or of an address, before its cooling-off period is over."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ class Command(BaseCommand):
         if not username and not address:
             raise CommandError("Name the user name to unlock, or give --address.")
         if username:
-            throttle.forget(throttle.SIGN_IN_USER, username)
-            self.stdout.write(f"{username} may sign in again.")
+            throttle.forget_name(username)
+            self.stdout.write(f"{username} may sign in again, from every address.")
         if address:
             throttle.forget(throttle.SIGN_IN_ADDRESS, address)
             self.stdout.write(f"Sign-ins from {address} are taken again.")
