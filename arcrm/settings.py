@@ -46,6 +46,8 @@ for _host in ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # A proxy in front that ends TLS: its X-Forwarded-Proto says https, and the
 # address it adds last to X-Forwarded-For is the client's (arcrm/throttle.py).
+# It must append to X-Forwarded-For: one that passes the header on leaves the
+# client's own value last, and the client then names the address counted.
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 # Failed sign-ins (arcrm/throttle.py): this many for one user name from one
