@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import html
 import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from html.parser import HTMLParser
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -348,10 +350,20 @@ def wording_problems(wording: Wording, parts: dict[str, str]) -> list[str]:
         problems.extend(f"{where}: {problem}" for problem in found)
     if problems:
         return problems
-    # Last, as it will be sent: anything the strict rendering refuses besides.
+    # Last, as it will be sent: anything the strict rendering refuses besides,
+    # and anything the written HTML loads from another site that its source
+    # did not show (an address in entities, cut by a comment, built by a tag).
     try:
         for write in document.written:
-            write(replace(sample, wording=parts))
+            written = write(replace(sample, wording=parts))
+            part = "pdf" if isinstance(written, str) and "pdf" in parts else "html"
+            page = written.html if isinstance(written, rendering.RenderedEmail) else written
+            if isinstance(page, str) and part in parts:
+                problems.extend(
+                    f"{wording.part_names[part]}: as written out, it loads {what} from another site "
+                    f"({address}), which would tell that site whenever a customer opens it, and which many "
+                    "mail clients refuse: leave it out." for what, address in remote_loads(page))
+        problems = list(dict.fromkeys(problems))
     except TemplateSyntaxError as error:
         problems.append(str(error))
     except Exception as error:
@@ -376,11 +388,103 @@ def _remote_images(source: str) -> Iterator[str]:
     """Images an HTML part would load from another site: the mail client
     tells that site (and whoever watches it) when and where the customer
     opened the e-mail, and many clients refuse to load them anyway."""
+    # Read with entities decoded and {# #} comments (one line each) left out,
+    # as in every branch, taken by the sample or not: an address spelled
+    # "&#x2F;&#x2F;" or cut by a comment is the same address. (wording_problems
+    # reads the sample as written out besides, for what tags put together.)
+    source = html.unescape(re.sub(r"\{#.*?#\}", "", source))
     for match in _REMOTE_IMAGE.finditer(source):
         line = source.count("\n", 0, match.start()) + 1
         yield (f"line {line}: it loads an image from another site ({match.group(1)}), which would tell "
                "that site whenever a customer opens the e-mail, and which many mail clients refuse: "
                "leave the image out.")
+
+
+# What a browser or mail client loads by itself, as it shows the page: (tag or
+# None for any tag, attribute) → what it loads. A link (<a href>) is followed
+# only when clicked; a <base href> makes every relative address load from it.
+_LOADING_ATTRIBUTES = {
+    (None, "src"): "an image", (None, "srcset"): "an image", (None, "background"): "an image",
+    (None, "poster"): "an image", (None, "lowsrc"): "an image", (None, "xlink:href"): "an image",
+    ("object", "data"): "an object", ("image", "href"): "an image", ("use", "href"): "an image",
+    ("link", "href"): "a style sheet", ("base", "href"): "every relative address",
+}
+# A URL that names a scheme (http:, https:, ...) or a host (//host, which takes
+# the page's scheme; browsers read a backslash as a slash), once tabs and line
+# breaks are dropped as browsers drop them. data: and cid: (a part of the
+# e-mail itself) load nothing from anywhere.
+_REMOTE_URL = re.compile(r"^(?:[/\\]{2}|(?!(?:data|cid):)[a-z][a-z0-9+.-]*:)", re.IGNORECASE)
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-f]{1,6})[ \t\n\r\f]?|(.))", re.IGNORECASE | re.DOTALL)
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
+# Every url(...) and every quoted string in a style: @import "...", image-set("...").
+_CSS_ADDRESS = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))|"([^"]*)"|'([^']*)'""", re.IGNORECASE)
+
+
+_SPACE_AND_CONTROLS = "".join(map(chr, range(0x21)))  # stripped from an address's ends
+
+
+def _remote(address: str) -> bool:
+    return bool(_REMOTE_URL.match(re.sub(r"[\t\n\r]", "", address).strip(_SPACE_AND_CONTROLS)))
+
+
+def _css_addresses(css: str) -> Iterator[str]:
+    def unescaped(match: re.Match) -> str:
+        if match.group(1):
+            code = int(match.group(1), 16)
+            return chr(code) if 0 < code <= 0x10FFFF else "\ufffd"
+        return match.group(2)
+
+    css = _CSS_COMMENT.sub("", _CSS_ESCAPE.sub(unescaped, css))
+    for match in _CSS_ADDRESS.finditer(css):
+        yield next(group for group in match.groups() if group is not None)
+
+
+class _LoadFinder(HTMLParser):
+    """The addresses an HTML page loads by itself, as the browser reads them
+    (entities decoded): attributes, style attributes and <style> elements."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str]] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            value = value or ""
+            what = _LOADING_ATTRIBUTES.get((tag, name)) or _LOADING_ATTRIBUTES.get((None, name))
+            if name == "style":
+                self.found.extend(("an image or a style", address) for address in _css_addresses(value)
+                                  if _remote(address))
+            elif what and name == "srcset":
+                # Each candidate: an address, then its width or density. A
+                # comma inside an address splits it too, which only errs on the side of refusing.
+                self.found.extend((what, address) for address in re.split(r"[\s,]+", value)
+                                  if _remote(address))
+            elif what and _remote(value):
+                self.found.append((what, value.strip()))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        self._in_style = False
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.found.extend(("an image or a style", address) for address in _css_addresses(data)
+                              if _remote(address))
+
+
+def remote_loads(page: str) -> list[tuple[str, str]]:
+    """What `page` would load from another site as it is shown: (what it is,
+    its address), in order, each once."""
+    finder = _LoadFinder()
+    finder.feed(page)
+    finder.close()
+    return list(dict.fromkeys(finder.found))
 
 
 def _tag_problems(kind: str, part: str, source: str) -> Iterator[str]:
