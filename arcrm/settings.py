@@ -7,7 +7,6 @@ set; production values come only from the environment (see .env.example).
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -55,11 +54,6 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROX
 # SIGN_IN_LOCK_MINUTES; from one address, a more generous count refuses the
 # address (one machine trying many names). `manage.py sign_in_unlock` lifts a
 # refusal.
-if "SIGN_IN_FAILURES_PER_USER" in os.environ:
-    # Counted per user name alone, anyone could lock any user out: a setting
-    # left under the old name would otherwise be dropped without a word.
-    raise ConfigError("SIGN_IN_FAILURES_PER_USER is now SIGN_IN_FAILURES_PER_USER_AND_ADDRESS: failed "
-                      "sign-ins are counted per user name from one address; rename the variable")
 SIGN_IN_FAILURES_PER_USER_AND_ADDRESS = env_int("SIGN_IN_FAILURES_PER_USER_AND_ADDRESS", 5, minimum=1)
 SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 50, minimum=1)
 SIGN_IN_LOCK_MINUTES = env_int("SIGN_IN_LOCK_MINUTES", 15, minimum=1)

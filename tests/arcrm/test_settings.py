@@ -178,14 +178,6 @@ def _import_settings(**env: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_the_sign_in_limit_under_its_old_name_is_refused_not_dropped(tmp_path):
-    result = _import_settings(ARCRM_VAR_DIR=str(tmp_path), DEBUG="1", SIGN_IN_FAILURES_PER_USER="3")
-
-    assert result.returncode != 0
-    assert "SIGN_IN_FAILURES_PER_USER is now SIGN_IN_FAILURES_PER_USER_AND_ADDRESS" in result.stderr
-
-
-@pytest.mark.slow
 def test_settings_refuse_to_load_with_debug_off_and_no_secret_key(tmp_path):
     result = _import_settings(ARCRM_VAR_DIR=str(tmp_path))
 
