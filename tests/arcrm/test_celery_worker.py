@@ -112,6 +112,9 @@ def sender(worker_redis_url, worker_key_prefix) -> Iterator[Celery]:
         yield sender
 
 
+WORKER_APPLICATION_NAME = "arcrm-test-worker"
+
+
 @pytest.fixture
 def worker(spawn, wait_for, tmp_path, worker_redis_url, worker_key_prefix, sender, transactional_db):
     """A Celery worker on a queue of its own, using this test's database."""
@@ -125,6 +128,8 @@ def worker(spawn, wait_for, tmp_path, worker_redis_url, worker_key_prefix, sende
         ARCRM_VAR_DIR=str(tmp_path / "var"),
         SECRET_KEY=env.get("SECRET_KEY") or "test-only-key",
         DJANGO_SETTINGS_MODULE="arcrm.settings",
+        # The worker's database connections by name, for a test to kill them and no other.
+        PGAPPNAME=WORKER_APPLICATION_NAME,
         **redis_databases.worker_env(worker_key_prefix),
     )
     process = spawn(
@@ -320,8 +325,11 @@ def test_a_worker_whose_database_connection_is_killed_mid_batch_delivers_the_res
     wait_for(slow_mailbox.holding.is_set, timeout=120, message="the batch to be under way (its third e-mail)")
     try:
         with connection.cursor() as cursor:
+            # The worker's alone: a connection of this process a browser test left
+            # open would die too, and fail whichever later test still holds it.
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                           "WHERE datname = current_database() AND application_name = %s",
+                           [WORKER_APPLICATION_NAME])
             assert cursor.fetchall(), "no worker connection to kill"
     finally:
         slow_mailbox.go_on.set()
