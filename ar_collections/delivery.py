@@ -1712,7 +1712,7 @@ def _charges_cancel_unasked(withdrawn: DunningAction, *, actor: User | None) -> 
 
 def _letter_not_carried_out(letter: DunningAction, *, skip_reason: str, **fields) -> None:
     """A letter withdrawn before the post becomes a step not carried out
-    (dunning.NOT_CARRIED_OUT): it keeps its place on the ladder (the step is
+    (models.NOT_CARRIED_OUT): it keeps its place on the ladder (the step is
     not taken again in the cycle) but was no contact. The caller holds its lock."""
     DunningAction.objects.filter(pk=letter.pk).update(
         status=ActionStatus.SKIPPED,

@@ -43,6 +43,7 @@ from django.utils import timezone
 from ar_collections.channels import step_goes_to
 from ar_collections.models import (
     DISPUTED_IN_FULL_SQL,
+    NOT_CARRIED_OUT,
     ActionStatus,
     Channel,
     DunningAction,
@@ -555,8 +556,6 @@ ACTION_COLUMNS = ("cycle_id", "customer_id", "step_id", "status", "pay_by")
 # A step waiting for a person (a collector's review, a manager's approval):
 # the next one waits for it, so the order and the rising tone hold.
 WAITING = [ActionStatus.IN_REVIEW, ActionStatus.AWAITING_APPROVAL]
-# Steps that told the customer nothing.
-NOT_CARRIED_OUT = [ActionStatus.SKIPPED, ActionStatus.FAILED]
 
 # A red-tape re-send asks for payment within this many days (the customer only
 # now has the invoices in the right hands): it is a contact with a pay-by

@@ -1142,6 +1142,16 @@ class ActionStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# Steps that told the customer nothing.
+NOT_CARRIED_OUT = [ActionStatus.SKIPPED, ActionStatus.FAILED]
+
+
+def why_not_carried_out(status: str, error: str, skip_reason: str) -> str:
+    """Why a step that was skipped or failed told the customer nothing: its
+    error, else the reason it was skipped; empty for any other step."""
+    return (error or skip_reason) if status in NOT_CARRIED_OUT else ""
+
+
 class Channel(models.TextChoices):
     EMAIL = "email", "E-mail"
     LETTER = "letter", "Letter"
@@ -1224,11 +1234,7 @@ class DunningAction(models.Model):
 
     @property
     def why_not_carried_out(self) -> str:
-        """Why a step that was skipped or failed told the customer nothing: its
-        error, else the reason it was skipped; empty for any other step."""
-        if self.status not in (ActionStatus.SKIPPED, ActionStatus.FAILED):
-            return ""
-        return self.error or self.skip_reason
+        return why_not_carried_out(self.status, self.error, self.skip_reason)
 
 
 class DunningActionInvoice(models.Model):

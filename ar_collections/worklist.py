@@ -57,6 +57,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from ar_collections.models import (
+    NOT_CARRIED_OUT,
     ActionStatus,
     Dispute,
     DisputeStatus,
@@ -83,6 +84,7 @@ from ar_collections.models import (
     WriteOff,
     account_pause_holds,
     money_field,
+    why_not_carried_out,
 )
 from ar_collections.paper import document_name, documents_in_queue
 from ar_collections.timeline import event_record
@@ -528,7 +530,6 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     promise's own entry says it already). Returns how many items were added
     or brought back."""
     ended = ladders_ended(on=on, customer_ids=customer_ids)
-    from ar_collections.dunning import NOT_CARRIED_OUT  # it imports this module
 
     lasts = DunningAction.objects.filter(pk__in=[last for _, last in ended.values()])
     if not again and ended:
@@ -552,7 +553,8 @@ def ladder_ended_items(*, on: dt.date, customer_ids=None, again: bool = False, a
     # A last step that failed or was skipped (declined, say) told the customer
     # nothing: its item says so, and why.
     not_carried_out = {
-        pk: _last_step_not_carried_out(position, action, status, error or skip_reason, declined=declined)
+        pk: _last_step_not_carried_out(position, action, status,
+                                       why_not_carried_out(status, error, skip_reason), declined=declined)
         for pk, status, position, action, error, skip_reason, declined in rows if status in NOT_CARRIED_OUT}
     if not again and ended:
         listed = {row[0] for row in rows}
@@ -684,8 +686,6 @@ def ladder_items_followed_up(*, because: str = "", actor=None, customer_ids=None
     items = WorkItem.objects.filter(status=WorkStatus.OPEN, kind=WorkKind.LADDER_ENDED)
     if customer_ids is not None:
         items = items.filter(customer_id__in=list(customer_ids))
-    from ar_collections.dunning import NOT_CARRIED_OUT  # it imports this module
-
     newer = DunningAction.objects.filter(
         cycle=OuterRef("action__cycle"), pk__gt=OuterRef("action_id")
     ).exclude(status__in=NOT_CARRIED_OUT)
