@@ -64,10 +64,14 @@ class InvoiceQuerySet(models.QuerySet):
 def overdue_in_other_currencies(invoices: Iterable[Invoice], *, currency: str,
                                 on: dt.date) -> list[tuple[str, Decimal]]:
     """What of these open invoices is overdue on `on` in currencies other than
-    the account's `currency`, per currency: shown beside the account
-    currency's figures, never folded into them at a made-up rate."""
-    return by_currency((invoice.currency, invoice.open_amount) for invoice in invoices
-                       if invoice.currency != currency and invoice.days_late(on=on))
+    the account's `currency`, per currency, less what an open dispute holds
+    back (the invoices read with numbers.with_disputed_part, whose
+    `undisputed` it sums; a currency whose overdue money is all under dispute
+    is left out): shown beside the account currency's figures, never folded
+    into them at a made-up rate."""
+    return [(code, amount) for code, amount in by_currency(
+        (invoice.currency, invoice.undisputed) for invoice in invoices
+        if invoice.currency != currency and invoice.days_late(on=on)) if amount]
 
 
 class Invoice(models.Model):

@@ -643,9 +643,14 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
     in_account_currency = [i for i in invoices if i.currency == customer.currency]
     others = [i for i in invoices if i.currency != customer.currency]
     open_total = sum((i.open_amount for i in in_account_currency), ZERO)
-    overdue_total = sum((i.open_amount for i in in_account_currency if i.days_overdue), ZERO)
+    # Overdue less what an open dispute holds back, as the customer list and
+    # the aged trial balance say it: dunning does not chase that part, which
+    # the header shows beside (`disputed_figures`).
+    overdue_total = sum((i.undisputed for i in in_account_currency if i.days_overdue), ZERO)
     open_other = by_currency((i.currency, i.open_amount) for i in others)
     overdue_other = overdue_in_other_currencies(invoices, currency=customer.currency, on=today)
+    disputed = by_currency((i.currency, i.disputed_part) for i in invoices
+                           if i.days_overdue and i.disputed_part)
     # Late fees and interest still owed: an account whose invoices are all paid
     # may still owe them, and the card says so rather than "nothing open".
     charges = list(LateCharge.objects.filter(customer=customer).standing()
@@ -678,10 +683,12 @@ def _invoices_context(customer: Customer, *, today: dt.date) -> dict:
         # those invoices were issued), then the other currencies'.
         "open_figures": _figures(customer.currency, open_total, open_other),
         "overdue_figures": _figures(customer.currency, overdue_total, overdue_other),
+        "disputed_figures": disputed,
         # The counts beside the other currencies' amounts in the payment behaviour.
         "open_other_counted": [(c, amount, sum(1 for i in others if i.currency == c))
                                for c, amount in open_other],
-        "overdue_other_counted": [(c, amount, sum(1 for i in others if i.currency == c and i.days_overdue))
+        "overdue_other_counted": [(c, amount, sum(1 for i in others
+                                                  if i.currency == c and i.days_overdue and i.undisputed))
                                   for c, amount in overdue_other],
         "invoice_aging": _aging(in_account_currency, today=today),
         # An aging per currency: the account's own first, then the others by code.
