@@ -19,6 +19,7 @@ from django.core.paginator import Paginator
 from django.db.models import (
     Case,
     F,
+    IntegerField,
     OuterRef,
     Prefetch,
     Q,
@@ -62,7 +63,7 @@ from ar_collections.workspace_views import (
     timeline_context,
 )
 from arcrm.dates import format_day
-from arcrm.db import MONEY
+from arcrm.db import MONEY, DaysBetween
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO, by_currency, quantize
 from arcrm.roles import can_act_on
@@ -156,14 +157,15 @@ def _page_of_matches(customers, *, today: dt.date, number) -> tuple:
     currency, in the list's order (_most_overdue_first): their count and
     currencies follow from it, and only the page's accounts are read whole."""
     ranked = list(_ranked(customers, on=today).order_by(*_most_overdue_first())
-                  .values_list("pk", "ranked_currency", "ranked_disputed"))
+                  .values_list("pk", "ranked_currency", "ranked_disputed", "max_days_undisputed"))
     page = Paginator([pk for pk, *_ in ranked], PAGE_SIZE).get_page(number)
     ranking = {pk: rest for pk, *rest in ranked}
     by_pk = Customer.objects.select_related("collector", "behaviour").in_bulk(page.object_list)
     page.object_list = [by_pk[pk] for pk in page.object_list]
     for customer in page.object_list:
-        customer.ranked_currency, customer.ranked_disputed = ranking[customer.pk]
-    return page, _currencies_ordered({currency for currency, _ in ranking.values()})
+        (customer.ranked_currency, customer.ranked_disputed,
+         customer.max_days_undisputed) = ranking[customer.pk]
+    return page, _currencies_ordered({currency for currency, *_ in ranking.values()})
 
 
 def _with_other_currencies(customers: list[Customer], *, today: dt.date) -> None:
@@ -231,7 +233,9 @@ def _ranked(customers, *, on: dt.date):
     billed): that currency, the one of its oldest invoice overdue, and what
     it has overdue in it. Ranked as owing nothing in its new currency, EUR
     861.11 overdue would sit below every account owing a cent. The
-    subqueries run only for such accounts, a handful."""
+    subqueries run only for such accounts, a handful. With what of it is
+    under open dispute (`ranked_disputed`) and the most days overdue of
+    what is not (`max_days_undisputed`)."""
     moved = Q(behaviour__other_currency_open_invoices__gt=0, behaviour__overdue_amount__lte=0)
     in_other = Subquery(overdue_elsewhere(on=on).order_by("due_date", "pk").values("currency")[:1])
     overdue_in_it = Subquery(
@@ -252,12 +256,26 @@ def _ranked(customers, *, on: dt.date):
         ))
         .order_by().values("customer").annotate(total=Sum("disputed_part")).values("total")
     )
+    # Most days overdue, as the behaviour counts them (in any currency, to the
+    # day it was computed), of the invoices with money not under open dispute:
+    # one wholly disputed is not chased, and is no more overdue here than in
+    # the amount beside. For the same few accounts.
+    oldest_undisputed = Subquery(
+        with_disputed_part(Invoice.objects.open().filter(
+            customer=OuterRef("pk"), due_date__lt=OuterRef("behaviour__computed_on"),
+        ))
+        .filter(undisputed__gt=0).order_by("due_date").values("due_date")[:1]
+    )
     in_dispute = Q(pk__in=Dispute.objects.filter(status=DisputeStatus.OPEN).values("customer_id"))
     return customers.annotate(
         ranked_currency=Case(When(moved, then=Coalesce(in_other, F("currency"))), default=F("currency")),
     ).annotate(
         ranked_disputed=Case(When(in_dispute, then=Coalesce(disputed_in_it, Value(ZERO))),
                              default=Value(ZERO), output_field=MONEY),
+        max_days_undisputed=Case(
+            When(in_dispute,
+                 then=Coalesce(DaysBetween("behaviour__computed_on", oldest_undisputed), Value(0))),
+            default=F("behaviour__max_days_overdue"), output_field=IntegerField()),
     ).annotate(
         ranked_overdue=Case(When(moved & ~Q(ranked_currency=F("currency")), then=overdue_in_it),
                             default=F("behaviour__overdue_amount")) - F("ranked_disputed"),

@@ -1,6 +1,8 @@
-"""Overdue means one thing on the account page's header, as in the customer
-list's Overdue column and the aged trial balance: money under open dispute is
-left out (of an invoice disputed in part, the part disputed) and said beside."""
+"""Overdue means one thing on the account page's header and in the customer
+list's Max days overdue, as in the list's Overdue column and the aged trial
+balance: money under open dispute is left out (of an invoice disputed in
+part, the part disputed) and said beside; an invoice wholly under dispute
+is overdue nowhere."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from ar_collections import workspace
+from ar_collections import services, workspace
 from ar_collections.models import DisputeOutcome, DisputeReason
 from tests.ar_collections.conftest import frozen
 
@@ -126,3 +128,70 @@ def test_other_currencies_overdue_leave_out_their_disputed_part_too(
     # No "USD 0.00" among what is overdue: all the dollars are under dispute.
     assert ('class="overdue">EUR 1,200.00 + GBP 70.00 <span class="muted">+ USD 500.00 under dispute</span>'
             '</dd>') in figure
+
+
+# --- the customer list's Max days overdue ------------------------------------------------
+
+
+def refreshed(account, *, on: dt.date = TODAY):
+    with frozen(on):
+        services.behaviour_refresh(on=on, customer_ids=[account.pk], record=False)
+
+
+@pytest.mark.parametrize("query", [{}, {"q": "acme"}])
+def test_an_invoice_wholly_under_dispute_does_not_count_in_the_list_s_max_days_overdue(
+    client, collector, manager, acme, query
+):
+    dispute(acme, acme.old, manager)
+    refreshed(acme)
+    client.force_login(collector)
+
+    assert listed_max_days(client, acme, query=query) == "30"
+
+
+def test_an_invoice_disputed_in_part_still_counts_in_the_list_s_max_days_overdue(
+    client, collector, manager, acme
+):
+    dispute(acme, acme.old, manager, amount="400.00")
+    refreshed(acme)
+    client.force_login(collector)
+
+    assert listed_max_days(client, acme) == "65"
+
+
+def test_an_invoice_whose_dispute_is_resolved_counts_again_in_the_list_s_max_days_overdue(
+    client, collector, manager, acme
+):
+    opened = dispute(acme, acme.old, manager)
+    refreshed(acme)
+    with frozen(TODAY):
+        workspace.dispute_resolve(dispute=opened, actor=manager, outcome=DisputeOutcome.REJECTED,
+                                  note="Price was as quoted", on=TODAY)
+    client.force_login(collector)
+
+    assert listed_max_days(client, acme) == "65"
+
+
+def test_an_account_with_every_overdue_invoice_wholly_disputed_has_no_days_overdue_in_the_list(
+    client, collector, manager, acme
+):
+    dispute(acme, acme.old, manager)
+    dispute(acme, acme.recent, manager)
+    refreshed(acme)
+    client.force_login(collector)
+
+    assert listed_max_days(client, acme) == "0"
+
+
+def test_the_list_s_max_days_overdue_counts_as_of_the_day_the_behaviour_was_computed(
+    client, collector, manager, acme, make_invoice
+):
+    """The column is the behaviour's, computed overnight: an invoice fallen due
+    on the day it was computed is not overdue in it, dispute or not, and the
+    days are counted to that day, as the Overdue column's amount is."""
+    make_invoice(acme, issued=dt.date(2025, 4, 1), due=TODAY, amount="50.00")
+    dispute(acme, acme.old, manager)
+    refreshed(acme)
+    client.force_login(collector)
+
+    assert listed_max_days(client, acme, on=TODAY + dt.timedelta(days=3)) == "30"
