@@ -64,6 +64,7 @@ from ar_collections.models import (
     ReversalReason,
     bank_id_key,
 )
+from ar_collections.numbers import with_disputed_part
 from ar_collections.workspace import payment_reverse, reversal_owed_again, reversal_said
 from arcrm import throttle
 from arcrm.money import ZERO, format_money, quantize
@@ -280,7 +281,8 @@ def _account(token: ApiToken, account_number: str) -> tuple[Customer | None, Jso
 @_only("GET")
 def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse:
     """What the ERP and shipping need to know before the next order: what is
-    open and overdue per currency (amounts as strings, never floats), the
+    open and overdue per currency (amounts as strings, never floats; what is
+    overdue under open dispute apart), the
     credit limit and terms, a hold, the segment, open disputes, the late
     fees and interest owed and the credit on account per currency; whether an
     order may ship, on credit or only against payment, and if not, why."""
@@ -291,9 +293,15 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
     if refused:
         return refused
     today = timezone.localdate()
-    totals = (Invoice.objects.open().filter(customer=customer).values("currency").order_by("currency")
-              .annotate(open=Sum("open_amount"), overdue=Sum("open_amount", filter=Q(due_date__lt=today)),
-                        overdue_invoices=Count("pk", filter=Q(due_date__lt=today))))
+    # Overdue less what an open dispute holds back, said apart, as the account
+    # page and the customer list say it: dunning does not chase that part, and
+    # an invoice wholly under dispute is not among the overdue invoices.
+    overdue = Q(due_date__lt=today)
+    totals = (with_disputed_part(Invoice.objects.open().filter(customer=customer))
+              .values("currency").order_by("currency")
+              .annotate(open=Sum("open_amount"), overdue=Sum("undisputed", filter=overdue),
+                        disputed=Sum("disputed_part", filter=overdue),
+                        overdue_invoices=Count("pk", filter=overdue & Q(undisputed__gt=0))))
     disputes = customer.disputes.filter(status=DisputeStatus.OPEN).count()
     # As the account page's "Credit on account": one computation for both.
     held = credits_held(customer)
@@ -330,6 +338,8 @@ def customer_standing(request: HttpRequest, account_number: str) -> JsonResponse
         "as_of": today.isoformat(),
         "open": {t["currency"]: _amount(t["open"], t["currency"]) for t in totals},
         "overdue": {t["currency"]: _amount(t["overdue"], t["currency"]) for t in totals if t["overdue"]},
+        "overdue_under_dispute": {t["currency"]: _amount(t["disputed"], t["currency"])
+                                  for t in totals if t["disputed"]},
         "overdue_invoices": sum(t["overdue_invoices"] for t in totals),
         "credit_limit": {"currency": customer.currency, "amount": str(customer.credit_limit_amount)},
         "on_credit_hold": customer.on_credit_hold,

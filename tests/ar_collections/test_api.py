@@ -27,6 +27,7 @@ from ar_collections.models import (
     ApiToken,
     ChargeKind,
     Dispute,
+    DisputeOutcome,
     DisputeReason,
     DunningAction,
     DunningCycle,
@@ -231,7 +232,9 @@ def test_a_viewer_reads_whether_an_account_may_have_its_order_shipped(accounts, 
         "name": "Acme Tools",
         "as_of": "2025-08-05",
         "open": {"EUR": "1200.10", "USD": "99.99"},
-        "overdue": {"EUR": "500.10", "USD": "99.99"},
+        # EUR 100.00 of the late invoice is under open dispute: left out, and said apart.
+        "overdue": {"EUR": "400.10", "USD": "99.99"},
+        "overdue_under_dispute": {"EUR": "100.00"},
         "overdue_invoices": 2,
         "credit_limit": {"currency": "EUR", "amount": "5000.00"},
         "on_credit_hold": True,
@@ -251,9 +254,62 @@ def test_a_viewer_reads_whether_an_account_may_have_its_order_shipped(accounts, 
 def test_an_account_owing_nothing_reads_empty_amounts(accounts, viewer):
     body = client_for(viewer).get(reverse("api:customer_standing", args=["C-BETA"])).json()
 
-    assert (body["open"], body["overdue"], body["overdue_invoices"], body["may_ship"]) == ({}, {}, 0, True)
+    assert (body["open"], body["overdue"], body["overdue_under_dispute"], body["overdue_invoices"],
+            body["may_ship"]) == ({}, {}, {}, 0, True)
     assert (body["ship_terms"], body["over_credit_limit"], body["may_not_ship_because"]) == (
         "on_credit", False, None)
+
+
+def overdue_read(customer, viewer) -> tuple:
+    body = client_for(viewer).get(reverse("api:customer_standing", args=[customer.account_number])).json()
+    return body["overdue"], body["overdue_under_dispute"], body["overdue_invoices"]
+
+
+@pytest.fixture
+def owing(accounts, make_invoice):
+    """Acme owes EUR 1,000.00 and USD 300.00 overdue, and EUR 50.00 not yet due."""
+    acme = accounts["C-ACME"]
+    acme.euros = make_invoice(acme, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="1000.00")
+    acme.dollars = make_invoice(acme, issued=dt.date(2025, 6, 1), due=dt.date(2025, 7, 1), amount="300.00",
+                                currency="USD")
+    acme.later = make_invoice(acme, issued=dt.date(2025, 7, 20), due=dt.date(2025, 8, 20), amount="50.00")
+    return acme
+
+
+def disputed(acme, invoice, manager, amount: str | None = None):
+    return workspace.dispute_open(customer=acme, actor=manager, invoice=invoice, reason=DisputeReason.PRICE,
+                                  description="Price", on=dt.date(2025, 8, 5),
+                                  amount=Decimal(amount) if amount else None)
+
+
+def test_the_overdue_standing_leaves_out_the_disputed_part_of_an_invoice_and_says_it_apart(
+    owing, viewer, manager
+):
+    disputed(owing, owing.euros, manager, amount="400.00")
+
+    assert overdue_read(owing, viewer) == ({"EUR": "600.00", "USD": "300.00"}, {"EUR": "400.00"}, 2)
+
+
+def test_an_invoice_wholly_under_dispute_is_neither_overdue_nor_counted_among_the_overdue_invoices(
+    owing, viewer, manager
+):
+    disputed(owing, owing.dollars, manager)
+
+    assert overdue_read(owing, viewer) == ({"EUR": "1000.00"}, {"USD": "300.00"}, 1)
+
+
+def test_a_resolved_dispute_puts_its_invoice_back_in_the_overdue_standing(owing, viewer, manager):
+    dispute = disputed(owing, owing.euros, manager)
+    workspace.dispute_resolve(dispute=dispute, actor=manager, outcome=DisputeOutcome.REJECTED,
+                              note="Price was as quoted", on=dt.date(2025, 8, 5))
+
+    assert overdue_read(owing, viewer) == ({"EUR": "1000.00", "USD": "300.00"}, {}, 2)
+
+
+def test_a_disputed_invoice_not_yet_due_is_in_neither_overdue_figure(owing, viewer, manager):
+    disputed(owing, owing.later, manager)
+
+    assert overdue_read(owing, viewer) == ({"EUR": "1000.00", "USD": "300.00"}, {}, 2)
 
 
 def charge(customer, *, kind=ChargeKind.LATE_FEE, currency="EUR", amount="10.00", open_amount=None,
