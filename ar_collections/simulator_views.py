@@ -18,6 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 from ar_collections import simulator
 from ar_collections.dunning import Ladder, ladders
 from ar_collections.models import STEP_DAYS_FROM_DUE_AT_MOST, Tone, ladder_problems
+from arcrm.forms import WholeNumberField
 from arcrm.htmx import wants_fragment
 
 # The policy is the managers': the same permission as the Approvals page.
@@ -47,7 +48,7 @@ class WhatIfForm(forms.Form):
         self.ladder = ladder
         whole = "Enter a whole number of days, e.g. 14 (negative: before the due date)."
         for step in ladder.steps:
-            self.fields[_step_field_name(step)] = forms.IntegerField(
+            self.fields[_step_field_name(step)] = WholeNumberField(
                 label=f"Step {step.position}: {step.get_action_display()} "
                       f"({step.get_tone_display().lower()})",
                 initial=step.day_offset, min_value=-MAX_OFFSET, max_value=MAX_OFFSET,
@@ -57,7 +58,7 @@ class WhatIfForm(forms.Form):
                     "max_value": f"A step may come at most {MAX_OFFSET} days after the due date.",
                 },
             )
-        self.fields["min_gap"] = forms.IntegerField(
+        self.fields["min_gap"] = WholeNumberField(
             label="Minimum days between contacts", initial=ladder.policy.min_days_between_contacts,
             min_value=0, max_value=MAX_OFFSET,
             error_messages={"required": "Give the minimum gap in days (0 for none).",

@@ -29,13 +29,14 @@ from ar_collections.rendering import (
     LetterRenderError,
 )
 from ar_collections.simulator_views import DECIDE_TERMS
+from arcrm.forms import WholeNumberField
 
 PAGE = "collections/wording_edit.html"
 
 
 class WordingForm(forms.Form):
     # The version the text was read from: a save made from an older one is refused.
-    based_on = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    based_on = WholeNumberField(widget=forms.HiddenInput, min_value=0)
     subject = forms.CharField(label=words.PART_NAMES["subject"], strip=False,
                               widget=forms.Textarea(attrs={"rows": 3}),
                               error_messages={"required": "Write a subject."})

@@ -58,7 +58,7 @@ from ar_collections.workspace import (
     write_off_lines_now,
 )
 from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
-from arcrm.forms import MoneyField, nothing_hidden, plain_amount_check, something_seen
+from arcrm.forms import MoneyField, WholeNumberField, nothing_hidden, plain_amount_check, something_seen
 from arcrm.money import format_money, smallest_unit
 from customers.forms import WorkerChoiceField
 from customers.models import Contact, ContactAbsence, Customer
@@ -321,10 +321,10 @@ class PromiseForm(_AccountForm):
 class PlanForm(_AccountForm):
     submission = _sent_once()
     invoices = InvoiceChoices(label="Invoices in the plan")
-    instalment_count = forms.IntegerField(label="Instalments", min_value=2,
+    instalment_count = WholeNumberField(label="Instalments", min_value=2,
                                           max_value=PLAN_INSTALMENTS_AT_MOST, initial=3)
     first_due_on = _date(label="First instalment on")
-    every_days = forms.IntegerField(label="Then every (days)", min_value=7, max_value=PLAN_DAYS_APART_AT_MOST,
+    every_days = WholeNumberField(label="Then every (days)", min_value=7, max_value=PLAN_DAYS_APART_AT_MOST,
                                     initial=30)
     note = _text("Note", required=False)
 
@@ -626,7 +626,7 @@ class PaymentReverseForm(_AccountForm):
     reason = forms.ChoiceField(label="Why", choices=ReversalReason.choices, widget=forms.RadioSelect)
     note = _text("Note", required=False)
     reversed_on = _date(label="Taken back on", help_text="The day on the bank statement.")
-    confirmed = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    confirmed = WholeNumberField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from django.contrib import admin
 from django.contrib.admin.options import FORMFIELD_FOR_DBFIELD_DEFAULTS
 from django.contrib.auth import get_user_model
-from django.db.models import DecimalField, Value
+from django.db.models import BigIntegerField, DecimalField, IntegerField, Value
 from django.db.models.functions import Coalesce, Concat, NullIf
 
-from arcrm.forms import MoneyField
+from arcrm.forms import MoneyField, WholeNumberField
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, format_money
 from arcrm.text import person_name
 
@@ -26,6 +26,11 @@ from arcrm.text import person_name
 # every form, but Django refuses an expression mixing two decimal field
 # classes, such as a sum of an amount and a Value, without an output_field.)
 FORMFIELD_FOR_DBFIELD_DEFAULTS[DecimalField] = {"form_class": MoneyField}
+# A whole number likewise (WholeNumberField): "３０" refused, where int() would
+# read 30. Big integers have an entry of their own; both keep the admin's widget.
+for _whole in (IntegerField, BigIntegerField):
+    FORMFIELD_FOR_DBFIELD_DEFAULTS[_whole] = {**FORMFIELD_FOR_DBFIELD_DEFAULTS.get(_whole, {}),
+                                              "form_class": WholeNumberField}
 
 
 def money_column(field: str, currency: str | Callable = "currency", description: str | None = None):

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.db import models
 
 from arcrm import throttle
 from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
@@ -55,14 +56,21 @@ class VisibleText:
         return cleaned
 
 
+def digits_check(text: str, *, like: str) -> None:
+    """Refuse a number written with digits other than 0-9 (full-width "３０",
+    Arabic-Indic "٣٠"): Python reads them as 30, so a number nobody wrote in
+    the digits the pages show would be recorded. `like` says how to write it."""
+    if digits := other_digits(text):
+        raise ValidationError(f"“{text.strip()}” is written with digits other than 0-9 "
+                              f"({', '.join(digits)}): write {like}.", code="digits")
+
+
 def plain_amount_check(text: str) -> None:
     """Refuse an amount in scientific notation ("1e3", "2.5E2") or in digits
     other than 0-9 (full-width "１０００"): Python's Decimal reads both, so a
     slip on the keyboard would record EUR 1,000.00 where nobody wrote 1000;
     money is written in digits 0-9 with a point."""
-    if digits := other_digits(text):
-        raise ValidationError(f"“{text.strip()}” is written with digits other than 0-9 "
-                              f"({', '.join(digits)}): write the amount like 1000.00.", code="digits")
+    digits_check(text, like="the amount like 1000.00")
     if "e" in text.lower():
         raise ValidationError(f"Write the amount in digits with a point for the cents, e.g. 1000.00: "
                               f"“{text.strip()}” is not written so.", code="exponent")
@@ -81,6 +89,25 @@ class MoneyField(forms.DecimalField):
         if isinstance(value, str):
             plain_amount_check(value)
         return super().to_python(value)
+
+
+class WholeNumberField(forms.IntegerField):
+    """A whole number as the forms take it: in digits 0-9, as amounts are
+    (MoneyField). Every whole number the product takes is one: the model
+    forms' through `written_plainly`, the admin's through arcrm.admin_columns."""
+
+    def to_python(self, value) -> int | None:
+        if isinstance(value, str):
+            digits_check(value, like="the number like 30")
+        return super().to_python(value)
+
+
+def written_plainly(db_field: models.Field, **kwargs) -> forms.Field | None:
+    """The formfield_callback of the product's model forms: a model's whole
+    number is taken with WholeNumberField, as the admin takes it."""
+    if isinstance(db_field, models.IntegerField) and not db_field.choices:
+        kwargs.setdefault("form_class", WholeNumberField)
+    return db_field.formfield(**kwargs)
 
 
 class ThrottledSignIn:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ar_collections.models import Invoice
 from arcrm.dates import format_day
-from arcrm.forms import MoneyField, VisibleText
+from arcrm.forms import MoneyField, VisibleText, WholeNumberField, written_plainly
 from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import INTEGRATION
 from arcrm.text import is_one_line, person_name
@@ -260,7 +260,7 @@ class CustomerForm(VisibleText, _PlainLabels, forms.ModelForm):
     # The order-gap alert watches for an order this many days (and a margin)
     # after the last: a customer who orders less than once a year has no
     # rhythm to watch, and a mistyped 100000 would switch the alert off unseen.
-    typical_order_interval_days = forms.IntegerField(
+    typical_order_interval_days = WholeNumberField(
         label="Typical days between orders", required=False,
         min_value=1, max_value=ORDER_INTERVAL_DAYS_AT_MOST,
         error_messages={
@@ -299,6 +299,7 @@ class CustomerForm(VisibleText, _PlainLabels, forms.ModelForm):
     )
 
     class Meta:
+        formfield_callback = written_plainly
         model = Customer
         fields = [
             "name", "account_number", "legal_name", "industry", "business_description", "buying_reasons",
@@ -449,6 +450,7 @@ class CustomerForm(VisibleText, _PlainLabels, forms.ModelForm):
 
 class ContactForm(VisibleText, _PlainLabels, forms.ModelForm):
     class Meta:
+        formfield_callback = written_plainly
         model = Contact
         fields = [
             "name", "job_title", "role", "email", "phone", "postal_address", "language",
@@ -511,6 +513,7 @@ class ContactForm(VisibleText, _PlainLabels, forms.ModelForm):
 
 class AbsenceForm(VisibleText, _PlainLabels, forms.ModelForm):
     class Meta:
+        formfield_callback = written_plainly
         model = ContactAbsence
         fields = ["starts_on", "ends_on", "delegate", "note"]
         labels = {

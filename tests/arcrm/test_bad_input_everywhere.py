@@ -130,6 +130,8 @@ BAD_OF_A_KIND = {
     "number abc": ("number", "abc"),
     "number huge": ("number", "99999999999999999999999"),
     "number negative": ("number", "-5"),
+    "number in full-width digits": ("number", "３０"),
+    "number in Arabic-Indic digits": ("number", "٣٠"),
 }
 
 

@@ -1626,3 +1626,23 @@ def test_a_contact_or_an_absence_whose_text_no_one_sees_is_refused(client, colle
     assert list(Contact.objects.values_list("name", flat=True)) == ["Jana Novak"]
     assert not jana.absences.exists()
     assert not TimelineEvent.objects.exists()
+
+
+@pytest.mark.parametrize(("field", "written", "named"), [
+    ("payment_terms_days", "４５", "４ (U+FF14), ５ (U+FF15)"),
+    ("payment_terms_days", "٤٥", "٤ (U+0664), ٥ (U+0665)"),
+    ("typical_order_interval_days", "４５", "４ (U+FF14), ５ (U+FF15)"),
+])
+def test_a_number_of_days_in_other_digits_is_refused_naming_them(
+    client, manager, customer, field, written, named
+):
+    before = database_state(customer)
+    client.force_login(manager)
+
+    response = client.post(reverse("customers:edit", args=[customer.pk]),
+                           card_data(customer, terms_reason="Agreed at the review", **{field: written}))
+
+    assert response.status_code == 422
+    assert (f"“{written}” is written with digits other than 0-9 ({named}): write the number like 30."
+            in html_text.unescape(response.content.decode()))
+    assert database_state(customer) == before
