@@ -34,6 +34,7 @@ class CollectionsConfig(AppConfig):
         from ar_collections.services import (
             behaviour_in_new_currency_on_commit,
             credit_terms_in_force_skip_on_commit,
+            cycle_terms_lifted_record,
         )
         from ar_collections.worklist import items_hand_over, items_handed_back_on_commit
         from arcrm.roles import sync_role_groups
@@ -50,6 +51,7 @@ class CollectionsConfig(AppConfig):
         cover_recorded.connect(items_handed_back_on_commit, dispatch_uid="arcrm-work-items-on-with-cover")
         credit_terms_changed.connect(credit_terms_in_force_skip_on_commit,
                                      dispatch_uid="arcrm-steps-in-force-skip")
+        credit_terms_changed.connect(cycle_terms_lifted_record, dispatch_uid="arcrm-cycle-terms-lifted")
         currency_changed.connect(behaviour_in_new_currency_on_commit,
                                  dispatch_uid="arcrm-behaviour-in-new-currency")
 

@@ -465,7 +465,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[
     stands = {
         row["pk"]: row
         for row in DunningCycle.objects.filter(pk__in=open_cycles.values())
-        .values("pk", "cause", *TOLD_OUTSIDE_THE_LADDER).annotate(**CYCLE_STAND)
+        .values("pk", "cause", *CYCLE_COLUMNS).annotate(**CYCLE_STAND)
     }
     last_contact = dict(
         DunningAction.objects.filter(in_batch, CONTACTS).order_by().values("customer_id")
@@ -569,6 +569,17 @@ def resend_pay_by(resent_on: dt.date, *, holidays: Collection[dt.date]) -> dt.da
 
 # The cycle's columns that record what the customer was told outside its steps.
 TOLD_OUTSIDE_THE_LADDER = ("invoices_resent_on",)
+
+# The cycle's column recording the day a manager lifted what each step
+# changing the terms of trade imposes (services.cycle_terms_lifted_record):
+# lifted with money overdue, it is not asked for again in the cycle.
+LIFTED = {StepAction.CREDIT_HOLD: "credit_hold_lifted_on", StepAction.SWITCH_TO_COD: "cod_lifted_on"}
+
+# What a lifted step imposed, as the account page names it passed over.
+LIFTED_SAID = {StepAction.CREDIT_HOLD: "the credit hold", StepAction.SWITCH_TO_COD: "the switch to C.O.D."}
+
+# The cycle's own columns that where it stands reads beside its CYCLE_STAND figures.
+CYCLE_COLUMNS = (*TOLD_OUTSIDE_THE_LADDER, *LIFTED.values())
 
 # A collector's invoice copy asks for payment within this many days, or by the
 # invoice's due date if that is later.
@@ -674,8 +685,15 @@ DECLINED = {action: f"declined_{action}" for action in sorted(NEEDS_APPROVAL)}
 
 
 def declined_in(stand) -> set[str]:
-    """The steps changing the terms a manager declined in a cycle, from its CYCLE_STAND figures."""
-    return {action for action, name in DECLINED.items() if stand[name]}
+    """The steps changing the terms a manager decided against in a cycle,
+    from its CYCLE_STAND figures and CYCLE_COLUMNS: declined, or what they
+    impose lifted while the cycle was open (lifted_in)."""
+    return {action for action, name in DECLINED.items() if stand[name]} | lifted_in(stand)
+
+
+def lifted_in(stand) -> set[str]:
+    """The steps whose credit hold or C.O.D. a manager lifted while the cycle was open."""
+    return {action for action, name in LIFTED.items() if stand[name]}
 
 
 CYCLE_STAND = {
@@ -826,7 +844,7 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
         invoice.disputed_part = disputed.get(invoice.pk, ZERO)
         invoice.asked_amount = invoice.open_amount - invoice.disputed_part
     # The same figures the planner reads for its batch, for this one cycle.
-    stand = ({name: getattr(cycle, name) for name in (*CYCLE_STAND, *TOLD_OUTSIDE_THE_LADDER)}
+    stand = ({name: getattr(cycle, name) for name in (*CYCLE_STAND, *CYCLE_COLUMNS)}
              if cycle else None)
     ladder, switched = cycle_ladder(book, segment=customer.segment, cause=cycle.cause if cycle else "",
                                     stand=stand)
@@ -841,7 +859,8 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     if cycle and cycle.unposted:
         return NextStep(None, None, [], held, "The last letter waits in the print queue: the next step waits "
                         "until it is posted or withdrawn.")
-    position, tone, declined = (cycle.position, cycle.tone, declined_in(stand)) if cycle else (None, None, ())
+    position, tone = (cycle.position, cycle.tone) if cycle else (None, None)
+    declined = declined_in(stand) if cycle else set()
     taken = set(cycle.actions.values_list("step__policy__segment", "step__position")) if switched else ()
     in_force = steps_in_force(on_credit_hold=customer.on_credit_hold, terms_type=customer.terms_type)
     step = ladder.next_after(position, switched=switched, taken=taken, tone=tone, in_force=in_force,
@@ -850,11 +869,19 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
                                           declined=declined):
         return NextStep(None, None, [], held, "No step is left: the rest of the ladder asks for terms the "
                         f"account has already ({_terms_said(customer)}).")
+    lifted = lifted_in(stand) if cycle else set()
     if step is None and (again := ladder.next_after(position, switched=switched, taken=taken, tone=tone)):
+        decided = "lifted" if again.action in lifted else "declined"
         return NextStep(None, None, [], held, "No step is left: the rest of the ladder asks for what a "
-                        f"manager declined in this cycle ({again.get_action_display()}).")
+                        f"manager {decided} in this cycle ({again.get_action_display()}).")
     if step is None:
         return NextStep(None, None, [], held, "Every step of the ladder has been taken in this cycle.")
+    # A hold or C.O.D. lifted in the cycle, passed over on the way to this
+    # step: said, as the collector may expect the ladder to ask for it again.
+    passed = ladder.next_after(position, switched=switched, taken=taken, tone=tone, in_force=in_force,
+                               declined=declined - lifted) if lifted else None
+    passed_said = (f"Passes over {LIFTED_SAID[passed.action]}: a manager lifted it in this cycle."
+                   if passed is not None and passed != step and passed.action in lifted else "")
     ends = [p.ends_on for p in holding.values() if p.ends_on]
     if not eligible and ends:
         # Held today, not for good: the step and day this card says the day
@@ -885,8 +912,8 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     for invoice in eligible:
         if invoice.due_date <= in_reach:
             totals[invoice.currency] += invoice.asked_amount
-    notes = [] if above_minimum(ladder.policy, totals) else [
-        "Waits: the amount is below the policy's minimum."]
+    notes = [passed_said] if above_minimum(ladder.policy, totals) else [
+        passed_said, "Waits: the amount is below the policy's minimum."]
     # Whom it goes to when not the contact of record, and how when not as the
     # step says (channels.step_goes_to): said before it happens, not only on
     # the action afterwards.

@@ -1114,6 +1114,11 @@ class DunningCycle(models.Model):
     # Red tape: the overdue invoices were re-sent to the right AP person on this
     # day. Claimed with a conditional update, so a repeated task re-sends nothing.
     invoices_resent_on = models.DateField(null=True, blank=True)
+    # A manager lifted the account's credit hold, or put it back from C.O.D.
+    # or prepayment, on this day while the cycle was open: a decision against
+    # that step for the rest of the cycle, as a decline is (dunning.declined_in).
+    credit_hold_lifted_on = models.DateField(null=True, blank=True)
+    cod_lifted_on = models.DateField(null=True, blank=True)
     # A collector e-mailed a copy of an invoice during the cycle, asking for
     # payment by a date: the next step waits for it as for a notice's, and
     # the minimum gap counts from the copy.

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from ar_collections import segmentation, worklist
-from ar_collections.dunning import COD_OR_STRICTER, steps_in_force
+from ar_collections.dunning import COD_OR_STRICTER, LIFTED, LIFTED_SAID, steps_in_force
 from ar_collections.models import (
     ActionStatus,
     DunningAction,
@@ -637,6 +637,44 @@ def credit_terms_in_force_skip_on_commit(sender, *, customer: Customer, actor, *
         lambda: worklist.hold_release_items(on=timezone.localdate(), customer_ids=[customer.pk], actor=actor),
         robust=True,
     )
+
+
+def cycle_terms_lifted_record(sender, *, customer: Customer, actor, before: dict, **kwargs) -> None:
+    """Receiver of customers.services.credit_terms_changed: a credit hold
+    lifted, or C.O.D. or prepayment put back to other terms, while the
+    account has a cycle open (money overdue) is a decision against that step
+    for the rest of the cycle, as a decline is: the ladder passes over it
+    (dunning.declined_in), where it would otherwise ask a manager for it
+    again at the next run. Recorded on the cycle, in the change's
+    transaction, with what it means on the timeline. A new cycle may ask again."""
+    lifted = []
+    if before.get("on_credit_hold") and not customer.on_credit_hold:
+        lifted.append(StepAction.CREDIT_HOLD)
+    if before.get("terms_type") in COD_OR_STRICTER and customer.terms_type not in COD_OR_STRICTER:
+        lifted.append(StepAction.SWITCH_TO_COD)
+    if not lifted:
+        return
+    on = timezone.localdate()
+    cycle = DunningCycle.objects.select_for_update().filter(customer=customer, closed_on__isnull=True).first()
+    if cycle is None:
+        return
+    for action in lifted:
+        # The first lift of the cycle stands: lifted again after a hold put back by hand, it says the same.
+        if getattr(cycle, LIFTED[action]) is None:
+            setattr(cycle, LIFTED[action], on)
+    cycle.save(update_fields=list(LIFTED.values()))
+    for action in lifted:
+        event_record(
+            customer=customer, kind=EventKind.DUNNING, actor=actor, subject=cycle,
+            summary=f"{LIFTED_NAMES[action]} lifted while money is overdue: the ladder passes over its "
+                    f"{LIFTED_SAID[action].removeprefix('the ')} for the rest of cycle {cycle.number}; "
+                    "a new cycle may ask for it again.",
+            details={"cycle": cycle.number, "lifted": action, "lifted_on": on.isoformat()},
+        )
+
+
+# What was lifted, as a timeline entry begins.
+LIFTED_NAMES = {StepAction.CREDIT_HOLD: "Credit hold", StepAction.SWITCH_TO_COD: "C.O.D."}
 
 
 # Said when a form's one-time token was taken: the form was carried out once.

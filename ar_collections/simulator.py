@@ -27,11 +27,11 @@ from ar_collections.channels import INTERNAL_STEPS, route_for
 from ar_collections.dunning import (
     CONTACTED_ON,
     CONTACTS,
+    CYCLE_COLUMNS,
     CYCLE_STAND,
     DECLINED,
     FOR_A_MANAGER,
     HOLIDAYS_LOOK_BACK,
-    TOLD_OUTSIDE_THE_LADDER,
     Ladder,
     above_minimum,
     copies_told,
@@ -226,7 +226,7 @@ def book_read(*, today: dt.date, ladders: dict[str, Ladder],
         invoices[customer_id].append((due_date, currency, asked, held_through))
     stands = {
         row["customer_id"]: row for row in DunningCycle.objects.filter(scope, closed_on__isnull=True)
-        .values("pk", "customer_id", "cause", *TOLD_OUTSIDE_THE_LADDER).annotate(**CYCLE_STAND)
+        .values("pk", "customer_id", "cause", *CYCLE_COLUMNS).annotate(**CYCLE_STAND)
     }
     last_contact = dict(
         DunningAction.objects.filter(scope, CONTACTS).order_by().values("customer_id")
@@ -281,7 +281,7 @@ def _fresh_stand() -> dict:
     """A cycle opened by the run: no step yet."""
     return {"position": None, "tone": None, "policy_low": None, "policy_high": None, "pay_by": None,
             "pending": 0, "unsent": 0, "unposted": 0, **dict.fromkeys(DECLINED.values(), 0), "cause": "",
-            "invoices_resent_on": None}
+            **dict.fromkeys(CYCLE_COLUMNS)}
 
 
 def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[dt.date], over: frozenset,

@@ -465,7 +465,7 @@ def ladders_ended(*, on: dt.date, customer_ids=None) -> dict[int, tuple[int, int
     stands = list(
         DunningCycle.objects.filter(accounts, closed_on__isnull=True).exclude(pk__in=over)
         .values("pk", "customer_id", "customer__segment", "customer__on_credit_hold", "customer__terms_type",
-                "cause", *dunning.TOLD_OUTSIDE_THE_LADDER)
+                "cause", *dunning.CYCLE_COLUMNS)
         .annotate(**dunning.CYCLE_STAND, last_action=Max("actions__pk"))
     )
     routes = {}

@@ -187,7 +187,7 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
             collector_changed.send(sender=Customer, customer=current, before_id=collector_before,
                                    after_id=current.collector_id, actor=actor)
         if any(name in after for name in CREDIT_TERMS_FIELDS):
-            credit_terms_changed.send(sender=Customer, customer=current, actor=actor)
+            credit_terms_changed.send(sender=Customer, customer=current, actor=actor, before=before)
     return current
 
 
