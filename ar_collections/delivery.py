@@ -1515,7 +1515,9 @@ def action_approve(*, action: DunningAction, manager: User, note: str) -> Dunnin
             done_at=timezone.now(),
         )
         verb = "done" if locked.step.action == StepAction.MANAGER_REVIEW else "approved"
-        _record(customer, locked, actor=manager, summary=(
+        # An exception, as the decline of such a step is (services.action_decline):
+        # filtering the timeline by exceptions finds a manager's decisions either way.
+        _record(customer, locked, actor=manager, kind=EventKind.EXCEPTION, summary=(
             f"{locked.step.get_action_display()} {verb} by {person_name(manager)}: {note.strip()}"
         ), details={"before": before, "after": after, "note": note.strip()})
     locked.refresh_from_db()

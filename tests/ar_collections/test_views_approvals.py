@@ -1147,3 +1147,24 @@ def test_a_refused_decision_without_htmx_is_a_page_with_the_customer_as_its_one_
     assert page.count("<h1") == 1
     # In the queue the item is one of many: its heading stays under the queue's.
     assert "<h1" not in in_place and f'<h2 id="action-{action.pk}-title">' in in_place
+
+
+def test_a_hold_approved_and_a_switch_declined_are_both_found_under_exceptions_on_the_timeline(
+    client, manager, customer, make_action
+):
+    """A manager's decision on a step changing the terms is an exception,
+    approved or declined: filtering the timeline by exceptions finds both."""
+    hold, cod = make_action(customer), make_action(customer, cod=True)
+    client.force_login(manager)
+    client.post(url(hold), {"decision": "approve", "note": "Third time late"})
+    client.post(url(cod), {"decision": "decline", "note": "Hold is enough"})
+    assert state(hold)[0] == ActionStatus.DONE and state(cod)[0] == ActionStatus.SKIPPED
+
+    response = client.get(reverse("customers:timeline", args=[customer.pk]), {"kind": EventKind.EXCEPTION},
+                          headers=HTMX)
+
+    text = html_text.unescape(response.content.decode())
+    assert "Credit hold approved by" in text and "Third time late" in text
+    assert "Switch to C.O.D./prepayment declined by" in text and "Hold is enough" in text
+    assert set(TimelineEvent.objects.filter(summary__contains=" by ", details__action__in=[hold.pk, cod.pk])
+               .values_list("kind", flat=True)) == {EventKind.EXCEPTION}
