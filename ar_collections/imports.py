@@ -927,7 +927,7 @@ def _cancellation_of(row: dict, invoice: Invoice, recorded: Invoice | None, *,
     if recorded.status == InvoiceStatus.CANCELLED:
         fields.done()
         return None
-    if refusal := invoice_cancel_refusal(recorded):
+    if refusal := invoice_cancel_refusal(recorded, on=on):
         fields.note("number", refusal)
     if on and on > timezone.localdate():
         fields.note("cancelled_on", f"cancelled_on {on} is after today ({format_day(timezone.localdate())})")

@@ -1952,11 +1952,14 @@ def write_off_pursued_said(invoice: Invoice) -> str:
 # --- Cancellations from the ERP ----------------------------------------------------
 
 
-def invoice_cancel_refusal(invoice: Invoice) -> str:
+def invoice_cancel_refusal(invoice: Invoice, *, on: dt.date | None = None) -> str:
     """Why the ERP may not cancel `invoice` as it stands, or "": money set
     against it (paid or credited, in part or in full) stays the customer's
     money for that debt, so the ERP issues a credit note instead; a
-    written-off debt is a manager's decision already on the books."""
+    written-off debt is a manager's decision already on the books. Dated
+    `on`, nor may it be cancelled from a day a payment reversed since still
+    stood against it, or before: the figures of those days (numbers._ledger)
+    would hold money against an invoice never owed."""
     if invoice.status == InvoiceStatus.CANCELLED:
         return f"invoice {invoice.number} is cancelled already" + (
             f", on {format_day(invoice.cancelled_on)}" if invoice.cancelled_on else "")
@@ -1968,6 +1971,17 @@ def invoice_cancel_refusal(invoice: Invoice) -> str:
         part = "in full" if invoice.status == InvoiceStatus.PAID else "in part"
         return (f"invoice {invoice.number} is {how} {part}: an invoice with money set against it is not "
                 "cancelled; issue a credit note for it instead")
+    if on is not None:
+        # One applied and reversed on the same day never stood against it.
+        reversed_on = (Allocation.ledger.filter(invoice=invoice, reversal__reversed_on__gt=on)
+                       .filter(reversal__reversed_on__gt=F("applied_on"))
+                       .order_by("-reversal__reversed_on").values_list("reversal__reversed_on", flat=True)
+                       .first())
+        if reversed_on:
+            until = format_day(reversed_on)
+            return (f"invoice {invoice.number} had money set against it until {until}, when the payment was "
+                    "reversed: an invoice is not cancelled on a day money stood against it, nor before; date "
+                    f"the cancellation {until} or later, or issue a credit note for it instead")
     # Paid in any part, even waived since: what the customer paid for being
     # late with it stays paid for that debt, as money set against the invoice does.
     paid = Allocation.objects.filter(charge__in=invoice_cancel_charges(invoice, owed_only=False))
@@ -2014,7 +2028,7 @@ def invoice_cancel(*, invoice: Invoice, actor, on: dt.date, reason: str) -> Invo
         Customer.objects.select_for_update().filter(pk=invoice.customer_id).first()
         invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
         customer = invoice.customer
-        if refusal := invoice_cancel_refusal(invoice):
+        if refusal := invoice_cancel_refusal(invoice, on=on):
             raise ValidationError({"invoice": refusal[0].upper() + refusal[1:] + "."})
         reason = reason.strip()
         if not reason:

@@ -147,6 +147,46 @@ def test_a_part_paid_invoice_is_not_cancelled_and_the_erp_is_told_to_issue_a_cre
 
 
 @pytest.mark.usefixtures("_frozen_today")
+@pytest.mark.parametrize("cancelled_on", ["2025-07-20", "2025-07-05"])
+def test_a_cancellation_dated_to_when_a_payment_since_reversed_stood_against_the_invoice_is_refused(
+    erp, manager, customer, invoice, cancelled_on
+):
+    # Paid in full on 10 Jul, the cheque bounced on 1 Aug: open today, but a
+    # cancellation dated 20 Jul (paid then) or 5 Jul (paid after it) would
+    # have the books of those days hold money against an invoice never owed.
+    payment = workspace.payment_record(customer=customer, actor=manager, amount=Decimal("500.00"),
+                                       currency="EUR", received_on=dt.date(2025, 7, 10),
+                                       allocations=[(invoice, Decimal("500.00"))], reference="CHQ-1")
+    workspace.payment_reverse(payment=payment, actor=manager, reason="bounced_cheque", on=dt.date(2025, 8, 1))
+    before = state()
+
+    status, body = post(erp, [row(invoice, cancelled_on=cancelled_on, cancel_reason="Replaced by INV-9")])
+
+    assert status == 422, body
+    assert body["problems"] == [{"row": 1, "messages": [
+        "invoice INV-1 had money set against it until 1 Aug 2025, when the payment was reversed: an invoice "
+        "is not cancelled on a day money stood against it, nor before; date the cancellation 1 Aug 2025 or "
+        "later, or issue a credit note for it instead"]}]
+    assert state() == before
+    # The figures of 20 Jul still read it as paid.
+    assert numbers.aged_balances(numbers.Scope(), today=TODAY, on=dt.date(2025, 7, 20)).count() == 0
+
+
+@pytest.mark.usefixtures("_frozen_today")
+def test_a_cancellation_dated_after_the_payment_was_reversed_is_accepted(erp, manager, customer, invoice):
+    payment = workspace.payment_record(customer=customer, actor=manager, amount=Decimal("500.00"),
+                                       currency="EUR", received_on=dt.date(2025, 7, 10),
+                                       allocations=[(invoice, Decimal("500.00"))], reference="CHQ-1")
+    workspace.payment_reverse(payment=payment, actor=manager, reason="bounced_cheque", on=dt.date(2025, 8, 1))
+
+    status, body = post(erp, [row(invoice, cancelled_on="2025-08-01", cancel_reason="Replaced by INV-9")])
+
+    assert (status, body["cancelled"]) == (200, ["INV-1"])
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.cancelled_on) == (InvoiceStatus.CANCELLED, dt.date(2025, 8, 1))
+
+
+@pytest.mark.usefixtures("_frozen_today")
 def test_a_paid_invoice_is_not_cancelled(erp, customer, make_invoice):
     paid = make_invoice(customer, issued=dt.date(2025, 6, 1), paid_on=dt.date(2025, 7, 1), number="INV-P")
 
