@@ -1177,7 +1177,9 @@ def wording_engine() -> Engine:
     loader = ("ar_collections.rendering._LayoutsOnly", list(main.dirs))
     return _WordingEngine(
         dirs=list(main.dirs), debug=main.debug, autoescape=main.autoescape,
-        loaders=[loader] if settings.DEBUG else [("django.template.loaders.cached.Loader", [loader])],
+        # The PDF layouts a wording extends are compiled by layout_tags.Loader, with their own tags.
+        loaders=["ar_collections.layout_tags.Loader",
+                 *([loader] if settings.DEBUG else [("django.template.loaders.cached.Loader", [loader])])],
         libraries={}, builtins=["ar_collections.wording_builtins"],
     )
 

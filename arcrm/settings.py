@@ -104,7 +104,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
-    "template_partials",
+    # Its loader is set in TEMPLATES below, after the PDF layouts' own (the default
+    # app config would replace the loaders with its own).
+    "template_partials.apps.SimpleAppConfig",
     "arcrm",
     "customers",
     "ar_collections.apps.CollectionsConfig",
@@ -132,10 +134,19 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
         "OPTIONS": {
-            # The PDF layouts' {% keep %} and |as_text, which a saved wording's engine has too.
-            "builtins": ["ar_collections.layout_tags"],
+            "loaders": [
+                # The PDF layouts first, compiled with their own {% keep %} and |as_text,
+                # which no other template has; then every template as Django finds it,
+                # and a partial by its name ("page.html#list").
+                "ar_collections.layout_tags.Loader",
+                ("template_partials.loader.Loader", [
+                    ("django.template.loaders.cached.Loader", [
+                        "django.template.loaders.filesystem.Loader",
+                        "django.template.loaders.app_directories.Loader",
+                    ]),
+                ]),
+            ],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from django.template import TemplateDoesNotExist, TemplateSyntaxError
+from django.core.exceptions import ValidationError
+from django.template import TemplateDoesNotExist, TemplateSyntaxError, engines
 
 from ar_collections import rendering, wording
-from ar_collections.models import Tone
+from ar_collections.models import Tone, WordingKind, WordingVersion
 
 from .conftest import DUE
 
@@ -60,3 +61,50 @@ def test_a_saved_wording_still_says_its_words_in_the_layouts_of_the_e_mail_and_t
     assert "Our books show these as open." in email.text
     assert "<p>Our books show these as open.</p>" in email.html
     assert "<p>Our books show these as open.</p>" in rendering.render_letter_html(notice)
+
+
+# --- the PDF layouts' own tag and filter ------------------------------------------------
+
+KEEP = "{% keep label %}{% block title %}Statement{% endblock %}{% endkeep %}"
+
+
+@pytest.mark.parametrize("source", [KEEP, "{{ customer_name|as_text }}"])
+def test_the_pdf_layouts_own_tag_and_filter_are_not_the_site_s_other_templates(source):
+    with pytest.raises(TemplateSyntaxError):
+        engines["django"].from_string(source)
+
+
+@pytest.mark.parametrize(("html", "refusal"), [
+    ("{% block intro %}" + KEEP + "{% endblock %}", "Invalid block tag on line 2: 'keep'"),
+    ("{% block intro %}{{ customer_name|as_text }}{% endblock %}", "Invalid filter: 'as_text'"),
+    ("{% block intro %}{{ customer_name|safe }}{% endblock %}", "Invalid filter: 'safe'"),
+])
+def test_a_saved_wording_cannot_use_the_pdf_layouts_own_tag_and_filter_nor_safe_when_sent(html, refusal):
+    with pytest.raises(TemplateSyntaxError) as refused:
+        rendering.render_letter_html(notice_saying(html=html))
+
+    assert refusal in str(refused.value)
+
+
+def test_a_wording_using_the_pdf_layouts_own_filter_is_refused_on_save_and_nothing_is_saved(manager):
+    found = wording.wording_get(WordingKind.DUNNING, Tone.FRIENDLY, "en")
+    parts = wording.shipped_parts(WordingKind.DUNNING, Tone.FRIENDLY, "en")
+    parts["html"] = parts["html"].replace("{% block customer_number %}Customer number",
+                                          "{% block customer_number %}{{ customer_name|as_text }}")
+
+    with pytest.raises(ValidationError) as refused:
+        wording.wording_save(wording=found, parts=parts, based_on=0, actor=manager)
+
+    assert "Invalid filter: 'as_text'" in " ".join(refused.value.messages)
+    assert not WordingVersion.objects.exists()
+
+
+def test_the_pdf_layouts_still_keep_a_label_for_the_running_head_under_either_engine(pdf_text):
+    notice = wording.sample_notice(tone=Tone.FRIENDLY, language="en", on=DUE)
+    notice = replace(notice, lines=tuple(replace(notice.lines[0], number=f"INV-{n}") for n in range(45)))
+    edited = notice_saying(html=HTML + "{% block customer_number %}Account & number{% endblock %}")
+    edited = replace(edited, lines=notice.lines)
+
+    assert "· Customer number C0000001 ·" in " ".join(pdf_text(rendering.render_letter(notice)).split())
+    assert 'data-running-head="' in rendering.render_letter_html(edited)
+    assert "· Account &amp; number C0000001 ·" in rendering.render_letter_html(edited)
