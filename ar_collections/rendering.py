@@ -1028,7 +1028,8 @@ WORDING_BLOCKS = {
 # simply not read.
 PDF_LABEL_BLOCKS = {
     WordingKind.INVOICE_COPY: (
-        "title", "customer_number", "date", "copy_mark", "invoice_number", "invoice_date", "due_date",
+        "title", "customer_number", "date", "copy_mark", "copy_note", "invoice_number", "invoice_date",
+        "due_date",
         "your_reference", "currency", "invoice_total", "paid", "credited", "open_now", "copy_charges",
         "open_with_charges", "disputed", "late_fee", "fee_basis", "interest",
     ),

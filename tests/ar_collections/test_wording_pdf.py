@@ -387,7 +387,7 @@ def test_a_label_block_the_pdf_has_not_is_refused_naming_the_blocks_and_the_save
     assert response.status_code == 422
     said = words(html.unescape(response.text))
     assert "the layout has no block 'copy_stamp'" in said
-    assert "copy_mark, invoice_number" in said  # the label blocks there are, by name
+    assert "copy_mark, copy_note, invoice_number" in said  # the label blocks there are, by name
     assert WordingVersion.objects.count() == 1
     assert wording.wording_in_force(COPY, NO_TONE, "en")["pdf"] == saved
 
@@ -668,3 +668,19 @@ def test_a_notice_s_page_says_the_customer_number_s_label_is_the_letter_s_alone(
     assert help_of(page, "html") == (
         "The e-mail most customers read, and the printed letter: {% block intro %} and {% block request %} "
         "in both; {% block customer_number %} in the letter alone (at its top and atop its later pages).")
+
+
+# --- the last fixed words: the copy's note, the letter's labels and closing, an older interest's basis ----
+
+
+def test_a_german_company_s_own_note_on_the_copy_prints_with_the_invoice_s_number_and_date(manager, pdf_text):
+    own = "Duplikat der Rechnung {{ number }} vom {{ issue_date }}, nicht erneut buchen."
+    save(manager, COPY, "de", relabelled(COPY, "de", copy_note=own))
+    copy = wording.sample_invoice_copy(language="de", on=TODAY)
+
+    text = words(pdf_text(rendering.render_invoice_copy(
+        replace(copy, wording=wording.cover_wording_in_force(COPY, "de")))))
+
+    issued = rendering._date(copy.issue_date, "de")
+    assert f"Duplikat der Rechnung INV-2026-000001 vom {issued}, nicht erneut buchen." in text
+    assert "keine neue Rechnung" not in text
