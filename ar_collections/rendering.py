@@ -1057,10 +1057,11 @@ PDF_ROW_BLOCKS = {
     "payment_on_account": ("credit", "credits"), "late_fee": ("charge", "charges"),
     "fee_basis": ("charge", "charges"), "interest": ("charge", "charges"),
 }
-# A notice's letter has a block of its own in the HTML part, which its e-mail
-# has not: the customer number's label, in the meta table and the running
-# head of the pages after the first.
-LETTER_BLOCKS = ("customer_number",)
+# A notice's letter has blocks of its own in the HTML part, which its e-mail
+# has not: the labels of its meta table (the customer number's, in the
+# running head of the pages after the first too; the date's; our
+# reference's) and the closing above the signature.
+LETTER_BLOCKS = ("customer_number", "date", "our_reference", "regards")
 # After a template's name in an error: the text is the one saved on the page, not the file.
 WORDING_EDITED = " as edited on the Wording page"
 

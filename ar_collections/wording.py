@@ -89,7 +89,9 @@ BLOCKS_SAID = {
 }
 # A notice's HTML part is its letter's too, which has a block the e-mail has not.
 LETTER_BLOCKS_SAID = (", and the letter's {% block customer_number %} (the customer number's label, at the "
-                      "top and in the running head of the pages after the first)")
+                      "top and in the running head of the pages after the first), {% block date %} and "
+                      "{% block our_reference %} (the labels beside the letter's date and our reference) and "
+                      "{% block regards %} (the closing above the signature)")
 PDF_BLOCKS_SAID = {
     WordingKind.INVOICE_COPY: "{% block payment %} (under the amounts)",
     WordingKind.STATEMENT: ("{% block intro %} (before the tables) and {% block payment %} "

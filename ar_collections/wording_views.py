@@ -86,7 +86,8 @@ def _where_printed(wording: words.Wording) -> dict[str, str]:
             "text": "What mail programs without HTML show: {% block intro %} and {% block request %}.",
             "html": ("The e-mail most customers read, and the printed letter: {% block intro %} and "
                      "{% block request %} in both; " + _blocks_said(LETTER_BLOCKS)
-                     + " in the letter alone (at its top and atop its later pages)."),
+                     + " in the letter alone (the labels at its top, the customer number's atop its later "
+                       "pages too, and the closing above the signature)."),
         }
     body = _blocks_said(WORDING_BLOCKS[wording.kind])
     document = PRINTED[wording.kind]

@@ -667,7 +667,9 @@ def test_a_notice_s_page_says_the_customer_number_s_label_is_the_letter_s_alone(
 
     assert help_of(page, "html") == (
         "The e-mail most customers read, and the printed letter: {% block intro %} and {% block request %} "
-        "in both; {% block customer_number %} in the letter alone (at its top and atop its later pages).")
+        "in both; {% block customer_number %}, {% block date %}, {% block our_reference %}, "
+        "{% block regards %} in the letter alone (the labels at its top, the customer number's atop its "
+        "later pages too, and the closing above the signature).")
 
 
 # --- the last fixed words: the copy's note, the letter's labels and closing, an older interest's basis ----
@@ -684,3 +686,26 @@ def test_a_german_company_s_own_note_on_the_copy_prints_with_the_invoice_s_numbe
     issued = rendering._date(copy.issue_date, "de")
     assert f"Duplikat der Rechnung INV-2026-000001 vom {issued}, nicht erneut buchen." in text
     assert "keine neue Rechnung" not in text
+
+
+def test_a_notice_s_own_date_and_reference_labels_and_closing_print_on_its_letter_alone(manager, pdf_text):
+    parts = wording.shipped_parts(WordingKind.DUNNING, 2, "de")
+    for block, label in (("date", "Briefdatum"), ("our_reference", "Vorgang"),
+                         ("regards", "Hochachtungsvoll")):
+        parts["html"], found = re.subn(r"({% block " + block + r" %}).*?({% endblock %})",
+                                       rf"\g<1>{label}\g<2>", parts["html"], flags=re.S)
+        assert found == 1, block
+    found = wording.wording_get(WordingKind.DUNNING, 2, "de")
+    wording.wording_save(wording=found, parts=parts, based_on=0, actor=manager)
+    notice = wording.sample_notice(on=TODAY, tone=2, language="de")
+    notice = replace(notice, wording=wording.wording_in_force(WordingKind.DUNNING, 2, "de"))
+
+    text = pdf_text(rendering.render_letter(notice))
+
+    assert re.search(r"\s{2}Briefdatum\s+20\.04\.2026$", text, re.M)
+    assert re.search(rf"\s{{2}}Vorgang\s+{notice.reference}$", text, re.M)
+    assert re.search(r"^\s*Hochachtungsvoll$", text, re.M)
+    assert not re.search(r"\bDatum\s+20\.04\.2026", text)  # the invoices' column keeps its own "Datum"
+    for shipped in ("Unser Zeichen", "Mit freundlichen Grüßen"):
+        assert shipped not in text
+    assert "Mit freundlichen Grüßen" in rendering.render_email(notice).html  # the e-mail keeps its closing
