@@ -289,6 +289,28 @@ def test_open_invoices_are_listed_with_days_overdue_and_aging(
     assert 'class="aging-bar" role="img"' in html
 
 
+def test_the_open_invoices_aging_is_drawn_once_in_the_header_not_again_in_their_card(
+    client, collector, customer, make_invoice
+):
+    """The header's aging is the open invoices' own: drawn again over their
+    table, a collector read the same bar twice on one screen."""
+    make_invoice(customer, issued=dt.date(2025, 3, 1), due=dt.date(2025, 4, 1), amount="300.00")
+    make_invoice(customer, issued=dt.date(2025, 7, 1), due=dt.date(2025, 7, 31), amount="50.00",
+                 currency="USD")
+    client.force_login(collector)
+
+    html = client.get(url(customer)).content.decode()
+
+    header = re.search(r'<section id="account-header".*?</section>', html, re.S).group(0)
+    card = re.search(r'<section id="open-invoices".*?</section>', html, re.S).group(0)
+    # Not computed yet: the payment behaviour card draws no aging of its own.
+    assert html.count('class="aging-bar"') == 2  # one a currency
+    assert header.count('class="aging-bar"') == 2
+    assert "In EUR" in header and "In USD" in header
+    assert "aging" not in card.lower()
+    assert "INV-" in card
+
+
 def test_the_aging_keeps_what_is_under_open_dispute_apart_as_the_aged_trial_balance_does(
     client, collector, manager, customer, make_invoice
 ):
@@ -433,7 +455,7 @@ def test_the_behaviour_block_counts_the_invoices_its_amounts_add_up(
 
     assert "Open EUR 500.00 (2 invoices) + USD 999.00 (1 invoice)" in html
     assert "Overdue EUR 400.00 (1 invoice) + USD 999.00 (1 invoice)" in html
-    assert "The aging of the 1 open invoice in other currencies is under Open invoices" in html
+    assert "The aging of the 1 open invoice in other currencies is at the top of the page" in html
 
 
 def test_figures_computed_before_today_say_as_of_which_day(client, collector, customer):
