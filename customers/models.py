@@ -128,38 +128,44 @@ def _invoice_number_holds(text: str) -> Q:
     return Q(number__iexact=text)
 
 
-def search_matches(text: str, *, cap: int) -> list[int] | None:
-    """The ids of the accounts Customer.objects.search(text) finds, or None
-    when more than `cap` do. Each side of the search is read by itself and
-    stops at cap + 1 rows: a broad text ("ha", too short for the trigram
-    indexes, or "ap@", in every account's billing address) ends a sequential
-    scan after a few thousand rows, where the union reads and hashes every
-    match before the first comes out. Up to four queries, one where the
+def search_matches(text: str, *, cap: int) -> tuple[list[int], bool]:
+    """The ids of the accounts Customer.objects.search(text) finds, `cap` at
+    most, and whether they are all it finds. Each side of the search is read
+    by itself and stops at cap + 1 rows: a broad text ("ha", too short for
+    the trigram indexes, or "ap@", in every account's billing address) ends a
+    sequential scan after a few thousand rows, where the union reads and
+    hashes every match before the first comes out. Of a broad text's
+    matches, those the accounts' own columns hold come first, then those
+    their contacts and invoices lead to: the name a collector sees is the
+    likeliest to be the one meant. Up to four queries, one where the
     accounts' own columns already hold more than `cap`."""
     text = one_line(text)
     own, contacts, invoice = _search_sides(text)
-    found = set(own.order_by().values_list("pk", flat=True)[:cap + 1])
+    # In the order read, the accounts' own first: a dict keeps it, and counts each account once.
+    found = dict.fromkeys(own.order_by().values_list("pk", flat=True)[:cap + 1])
     if len(found) > cap:
-        return None
+        return list(found)[:cap], False
     # Rows, not accounts: several contacts of an account may match (its AP
     # clerk's and its owner's addresses on its domain). Three an account,
     # enough for most books, spare the union below.
     rows = 3 * cap + 1
     through_contacts = list(contacts.order_by().values_list("customer_id", flat=True)[:rows])
-    found.update(through_contacts)
+    found.update(dict.fromkeys(through_contacts))
     # Several invoices may end with the digits read out ("1774": one a year),
     # several of them an account's.
     through_invoices = list(invoice.order_by().values_list("customer_id", flat=True)[:rows])
-    found.update(through_invoices)
+    found.update(dict.fromkeys(through_invoices))
     if len(found) > cap:
-        return None
+        return list(found)[:cap], False
     if rows in (len(through_contacts), len(through_invoices)):
         # The contacts (or invoices) read were not all that match, yet led to fewer
         # accounts than `cap`: only the union can tell how many there are.
-        found = set(Customer.objects.search(text).order_by().values_list("pk", flat=True)[:cap + 1])
-        if len(found) > cap:
-            return None
-    return sorted(found)
+        every = list(Customer.objects.search(text).order_by().values_list("pk", flat=True)[:cap + 1])
+        if len(every) > cap:
+            found.update(dict.fromkeys(every))
+            return list(found)[:cap], False
+        return sorted(every), True
+    return sorted(found), True
 
 
 def search_reasons(customers: list[Customer], text: str) -> dict[int, str]:

@@ -100,14 +100,13 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
     customers = form.filter(Customer.objects.visible_to(request.user), on=today, search=False)
     text = form.cleaned_data.get("q") or ""
-    matches = _searched(customers, text=text, narrowed=form.narrows()) if text else None
-    broad = bool(text) and matches is None
+    matches, complete = _searched(customers, text=text, narrowed=form.narrows()) if text else (None, True)
     if matches is not None:
         page, currencies = _page_of_matches(customers.filter(pk__in=matches), today=today,
                                             number=request.GET.get("page"))
     else:
         customers = (
-            _ranked(customers.none() if broad else customers, on=today)
+            _ranked(customers, on=today)
             .select_related("collector", "behaviour")
             .order_by(*_most_overdue_first())
         )
@@ -128,27 +127,30 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         # first (all in the house currency, as like as not) too: it would read
         # as the most overdue of all, the others' accounts pages further on.
         "currencies": currencies if len(currencies) > 1 else [],
-        # Said instead of a count and a list: the accounts were neither counted nor ranked.
-        "broad_search": f"More than {SEARCH_CAP:,} customers match “{text}”" if broad else "",
+        # Said instead of a count: the accounts beyond the cap were neither counted nor ranked.
+        "broad_search": "" if complete else (f"{SEARCH_CAP:,}+ accounts match “{text}”; narrow the search. "
+                                             f"The first {SEARCH_CAP:,} found, most overdue first"),
     })
 
 
-def _searched(customers, *, text: str, narrowed: bool) -> list[int] | None:
+def _searched(customers, *, text: str, narrowed: bool) -> tuple[list[int], bool]:
     """The ids of the accounts the search box's `text` finds (among
-    `customers` when filters narrowed them), or None when more than
-    SEARCH_CAP may be among them: ranking and counting them all on every
-    keystroke took a second and more for "ap@" (every account's billing
-    address) at 100,000 accounts. Under the cap, the search's exact matches,
-    for the count, the currencies and the page to read without searching
-    again."""
-    matches = search_matches(text, cap=SEARCH_CAP)
-    if matches is None and narrowed:
+    `customers` when filters narrowed them), SEARCH_CAP at most, and whether
+    they are all it finds: ranking and counting them all on every keystroke
+    took a second and more for "ap@" (every account's billing address) at
+    100,000 accounts. A broad text lists the first SEARCH_CAP found (the
+    accounts' own names first, search_matches), ranked as any search's; the
+    list asks for more letters for the rest. The ids are the search's exact
+    matches, for the count, the currencies and the page to read without
+    searching again."""
+    matches, complete = search_matches(text, cap=SEARCH_CAP)
+    if not complete and narrowed:
         # The text alone finds more than the cap; with the filters chosen,
         # fewer may be left: the union, filtered, tells (the slower way).
         matches = list(customers.search(text).order_by().values_list("pk", flat=True)[:SEARCH_CAP + 1])
-        if len(matches) > SEARCH_CAP:
-            return None
-    return matches
+        complete = len(matches) <= SEARCH_CAP
+        matches = matches[:SEARCH_CAP]
+    return matches, complete
 
 
 def _page_of_matches(customers, *, today: dt.date, number) -> tuple:
