@@ -43,8 +43,8 @@ class StartRunForm(forms.Form):
     after midnight on a page from yesterday does not start a run nobody saw."""
 
     run_date = forms.DateField(widget=forms.HiddenInput)
-    # A run sends customer mail at once: the manager confirms the date first
-    # (the button asks; without JavaScript, the page does).
+    # A run sends customer mail at once: the manager confirms the date first,
+    # on the page the start button brings.
     confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, today: dt.date, **kwargs) -> None:

@@ -175,7 +175,7 @@ def run_start(request: HttpRequest) -> HttpResponse:
     # Refusals travel as messages: the runs section refreshes itself while a
     # run is going, and an error shown inside it would vanish at the next refresh.
     if form.is_valid() and not form.cleaned_data["confirmed"]:
-        # The button's question went unasked (no JavaScript): the page asks it, nothing starts.
+        # The start button asks nothing itself: the page asks, naming the day, and nothing starts yet.
         return _render_runs(request, confirm=True)
     if form.is_valid():
         try:

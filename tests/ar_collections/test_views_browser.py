@@ -28,6 +28,7 @@ from ar_collections.models import (
     StepAction,
 )
 from ar_collections.views import PAGE_SIZE
+from arcrm.dates import format_day
 from customers.models import Segment
 from tests.ar_collections.conftest import log_in
 from tests.conftest import ARTIFACTS
@@ -260,23 +261,58 @@ def test_when_a_decided_step_leaves_the_queue_the_keyboard_goes_to_what_is_left(
 
 
 def test_after_starting_a_run_the_keyboard_lands_on_the_new_run(manager, browser_page):
-    """The start button goes once the run has started: the focus goes to the
+    """Start asks on the page itself, not in a browser dialog: the question
+    names the day and what the run does, and takes the keyboard; confirmed,
+    the start button goes once the run has started: the focus goes to the
     new run's status in the table, and stays there when the table refreshes
     itself, not back to the top of the page."""
     page = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     log_in(page, "maria")
     page.goto("/collections/runs/")
-    asked: list[str] = []
-    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.evaluate("window.notReloaded = true")
+    today = format_day(timezone.localdate())
     page.get_by_role("button", name=re.compile("^Start a run for")).press("Enter")
+    question = page.locator("#run-confirm")
+    expect(question).to_have_text(f"Start the run for {today}? It plans every step due that day and at "
+                                  "once sends the e-mails and letters that need no review.")
+    expect(question).to_be_focused()
+    assert DunningRun.objects.count() == 0
+    page.screenshot(path=ARTIFACTS / "run-start-confirm.png", full_page=True)
+    page.keyboard.press("Tab")
+    yes = page.get_by_role("button", name=f"Yes, start the run for {today}")
+    expect(yes).to_be_focused()
+    page.keyboard.press("Enter")
     expect(page.locator("#messages")).to_contain_text("has started")
-    assert len(asked) == 1 and asked[0].startswith("Start the run for ")
+    assert dialogs == []
+    assert page.evaluate("window.notReloaded") is True
     status = page.locator("#runs tbody tr").first.get_by_role("cell").first
     expect(status).to_have_text("Running")
     expect(status).to_be_focused()
     # What the table's own refresh every 10 seconds asks for.
     page.evaluate("htmx.ajax('GET', '/collections/runs/', {target: '#runs', swap: 'outerHTML'})")
     expect(page.locator("#runs tbody tr").first.get_by_role("cell").first).to_be_focused()
+
+
+def test_a_run_asked_about_on_the_page_and_cancelled_starts_nothing(manager, browser_page):
+    page = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, "maria")
+    page.goto("/collections/runs/")
+    page.get_by_role("button", name=re.compile("^Start a run for")).press("Enter")
+    expect(page.locator("#run-confirm")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    cancel = page.get_by_role("link", name="Cancel")
+    expect(cancel).to_be_focused()
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("button", name=re.compile("^Start a run for"))).to_be_visible()
+    expect(page.locator("#run-confirm")).to_have_count(0)
+    assert dialogs == []
+    assert DunningRun.objects.count() == 0
 
 
 def test_when_letters_leave_the_print_queue_the_keyboard_goes_to_the_next(short_print_queue, browser_page):

@@ -181,19 +181,21 @@ def test_the_task_has_the_name_the_workers_know_it_by():
     assert start_dunning_run.name == "collections.start_dunning_run"
 
 
-def test_the_start_button_asks_to_confirm_the_date_before_any_mail_goes(client, manager):
+def test_the_start_button_asks_on_the_page_before_any_mail_goes(client, manager):
+    """No browser dialog: the button posts unconfirmed, and the page asks
+    (test_starting_without_confirming_asks_first_and_starts_nothing)."""
     client.force_login(manager)
 
     html = client.get(RUNS).content.decode()
 
-    assert ('hx-confirm="Start the run for 5 Aug 2025? It plans every step due that day and at once sends '
-            'the e-mails and letters that need no review."') in html
-    assert """hx-vals='{"confirmed": "true"}'""" in html
+    assert "Start a run for 5 Aug 2025" in html
+    assert "hx-confirm" not in html
+    assert '"confirmed": "true"' not in html
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
 def test_starting_without_confirming_asks_first_and_starts_nothing(client, manager, enqueued, headers):
-    """Without JavaScript the button's question cannot be asked: the page asks it."""
+    """The button asks nothing itself: the page asks, with htmx or without."""
     client.force_login(manager)
 
     response = client.post(START, {"run_date": "2025-08-05"}, headers=headers)
