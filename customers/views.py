@@ -332,7 +332,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **timeline,
         **preview_context(customer, today=today, read=read),
         **commitments_context(customer, user=request.user),
-        "behaviour": _behaviour_of(customer),
+        **_behaviour_context(customer, today=today, invoices=invoices["invoices"]),
         "can_act": can_act_on(request.user, customer),
         "action_links": action_links(request.user),
         "today": today,
@@ -345,12 +345,39 @@ def header_context(customer: Customer, *, today: dt.date) -> dict:
     action changed something (its pauses come with the Dunning card's
     context, which reads them anyway)."""
     _contacts_loaded(customer, today=today)
+    invoices = _invoices_context(customer, today=today)
+    # Recomputed by the action (a payment, a credit): read afresh, not from
+    # the customer as it was loaded before it.
+    behaviour = PaymentBehaviour.objects.filter(customer_id=customer.pk).first()
     return {
-        **_invoices_context(customer, today=today),
+        **invoices,
         **_written_to_today(customer, today=today),
-        # Recomputed by the action (a payment, a credit): read afresh, not
-        # from the customer as it was loaded before it.
-        "behaviour": PaymentBehaviour.objects.filter(customer_id=customer.pk).first(),
+        **_behaviour_context(customer, today=today, invoices=invoices["invoices"], behaviour=behaviour),
+    }
+
+
+def _behaviour_context(customer: Customer, *, today: dt.date, invoices: list[Invoice],
+                       behaviour: PaymentBehaviour | None = None) -> dict:
+    """The payment behaviour (`behaviour`, else the customer's), with its
+    overdue less what is under open dispute (`behaviour_overdue`, the
+    disputed part `behaviour_disputed`) and its most days overdue of the
+    invoices not wholly disputed (`behaviour_max_days`), as the customer list
+    shows them: read by the list's own ranking query for this account
+    (_ranked, _with_disputed), only when one of its open `invoices` (read
+    with their disputed part) is under dispute; else the behaviour's own."""
+    behaviour = behaviour or _behaviour_of(customer)
+    if behaviour is None or not any(i.disputed_part for i in invoices):
+        return {"behaviour": behaviour, "behaviour_disputed": ZERO,
+                "behaviour_overdue": behaviour.overdue_amount if behaviour else None,
+                "behaviour_max_days": behaviour.max_days_overdue if behaviour else None}
+    ranked = _ranked(Customer.objects.filter(pk=customer.pk), on=today).get()
+    ranked.behaviour = behaviour
+    _with_disputed([ranked])
+    return {
+        "behaviour": behaviour,
+        "behaviour_overdue": ranked.overdue_own,
+        "behaviour_disputed": ranked.disputed_own,
+        "behaviour_max_days": ranked.max_days_undisputed,
     }
 
 

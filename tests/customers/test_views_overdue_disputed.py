@@ -195,3 +195,41 @@ def test_the_list_s_max_days_overdue_counts_as_of_the_day_the_behaviour_was_comp
     client.force_login(collector)
 
     assert listed_max_days(client, acme, on=TODAY + dt.timedelta(days=3)) == "30"
+
+
+# --- the account page's payment behaviour -------------------------------------------------
+
+
+def behaviour_block(client, account) -> tuple[str, str]:
+    """The payment behaviour's Overdue and Most days overdue, as shown."""
+    with frozen(TODAY):
+        html = client.get(reverse("customers:detail", args=[account.pk])).content.decode()
+    block = html.split("Most days overdue")
+    overdue = re.findall(r"<dt>Overdue</dt><dd[^>]*>(.*?)</dd>", block[0], re.S)[-1]
+    most = re.match(r"</dt><dd>(\d+)</dd>", block[1]).group(1)
+    return " ".join(re.sub(r"<[^>]+>", "", overdue).split()), most
+
+
+@pytest.mark.parametrize(("amount", "shown"), [
+    (None, ("EUR 200.00 (2 invoices) + EUR 1,000.00 under dispute", "30")),
+    ("400.00", ("EUR 800.00 (2 invoices) + EUR 400.00 under dispute", "65")),
+])
+def test_the_payment_behaviour_s_overdue_and_most_days_follow_the_customer_list(
+    client, collector, manager, acme, amount, shown
+):
+    dispute(acme, acme.old, manager, amount=amount)
+    refreshed(acme)
+    client.force_login(collector)
+
+    assert behaviour_block(client, acme) == shown
+
+
+def test_the_payment_behaviour_counts_a_resolved_dispute_s_invoice_again(client, collector, manager, acme):
+    opened = dispute(acme, acme.old, manager)
+    refreshed(acme)
+    with frozen(TODAY):
+        workspace.dispute_resolve(dispute=opened, actor=manager, outcome=DisputeOutcome.REJECTED,
+                                  note="Price was as quoted", on=TODAY)
+    client.force_login(collector)
+
+    assert behaviour_block(client, acme) == ("EUR 1,200.00 (2 invoices)", "65")
