@@ -233,3 +233,20 @@ def test_the_payment_behaviour_counts_a_resolved_dispute_s_invoice_again(client,
     client.force_login(collector)
 
     assert behaviour_block(client, acme) == ("EUR 1,200.00 (2 invoices)", "65")
+
+
+def test_a_dispute_opened_on_the_account_page_updates_the_header_s_overdue_in_place(
+    client, collector, acme, django_capture_on_commit_callbacks
+):
+    client.force_login(collector)
+
+    with frozen(TODAY), django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("collections:dispute_open", args=[acme.pk]), {
+            "invoice": acme.old.pk, "reason": DisputeReason.PRICE, "description": "Billed twice",
+            "department": "", "amount": "250.00",
+        }, headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    figure = " ".join(re.search(r'<dd data-figure="overdue".*?</dd>', response.content.decode(), re.S)
+                      .group(0).split())
+    assert 'class="overdue">EUR 950.00 <span class="muted">+ EUR 250.00 under dispute</span></dd>' in figure
