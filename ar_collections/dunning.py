@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import (
     Case,
@@ -52,6 +53,9 @@ from ar_collections.models import (
     DunningPause,
     DunningRun,
     DunningStep,
+    ExceptionKind,
+    ExceptionRequest,
+    ExceptionStatus,
     Holiday,
     Instalment,
     InstalmentStatus,
@@ -66,6 +70,7 @@ from ar_collections.models import (
     PaperDocument,
     PaperKind,
     PauseKind,
+    PaymentPlan,
     PlanStatus,
     RunStatus,
     StepAction,
@@ -129,6 +134,63 @@ def steps_in_force(*, on_credit_hold: bool, terms_type: str) -> frozenset[str]:
     if terms_type in COD_OR_STRICTER:
         in_force.add(StepAction.SWITCH_TO_COD)
     return frozenset(in_force)
+
+
+# The requests a manager decides that, approved, hold dunning: while one
+# waits, the account's next step waits too (requests_holding).
+HOLDING_REQUESTS = {ExceptionKind.PAUSE: "the pause asked",
+                    ExceptionKind.EXTENDED_TERMS: "the extended terms asked"}
+
+
+def decision_waited_until(asked_on: dt.date) -> dt.date:
+    """The last day whose run a request asked on `asked_on` holds while it
+    waits for a manager (settings.DUNNING_WAITS_FOR_DECISION_DAYS after it)."""
+    return asked_on + dt.timedelta(days=settings.DUNNING_WAITS_FOR_DECISION_DAYS)
+
+
+def decision_overdue(asked_on: dt.date, *, today: dt.date) -> bool:
+    """Whether a holding request still waiting on `today` no longer holds
+    the run: the approvals mark it overdue for decision."""
+    return today > decision_waited_until(asked_on)
+
+
+def requests_holding(*, on: dt.date
+                     ) -> tuple[models.QuerySet[ExceptionRequest], models.QuerySet[PaymentPlan]]:
+    """The collectors' requests waiting for a manager that hold their
+    account's next step on `on`: a pause or extended terms (not lapsed: its
+    day still to come) and a payment plan, each asked on or before `on` and
+    within settings.DUNNING_WAITS_FOR_DECISION_DAYS of it. Undecided, it does
+    not pause dunning (only an approved one does), but a firmer step sent
+    meanwhile would contradict what the collector told the customer. The
+    planner, the account page's preview and Coming up read this one rule."""
+    since = on - dt.timedelta(days=settings.DUNNING_WAITS_FOR_DECISION_DAYS)
+    asked = ExceptionRequest.objects.filter(
+        status=ExceptionStatus.PENDING, kind__in=list(HOLDING_REQUESTS), requested_on__gte=since,
+        requested_on__lte=on, pause_until__gte=on,
+    )
+    plans = PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL, proposed_on__gte=since,
+                                       proposed_on__lte=on)
+    return asked, plans
+
+
+def decision_awaited(*, on: dt.date) -> Q:
+    """For a Customer query: a request holds the account's next step on `on` (requests_holding)."""
+    asked, plans = requests_holding(on=on)
+    return Q(Exists(asked.filter(customer=OuterRef("pk")))) | Q(Exists(plans.filter(customer=OuterRef("pk"))))
+
+
+def decision_awaited_said(customer: Customer, *, on: dt.date) -> tuple[dt.date, str] | None:
+    """The last day the requests waiting on the account hold its next step
+    on `on`, and what they are, in words; None when none does. One statement."""
+    asked, plans = requests_holding(on=on)
+    rows = (asked.filter(customer=customer).order_by().values_list("kind", "requested_on")
+            .union(plans.filter(customer=customer).annotate(kind=Value("plan")).order_by()
+                   .values_list("kind", "proposed_on"), all=True))
+    said, last = [], None
+    for kind, asked_on in sorted(rows, key=lambda row: row[1]):
+        said.append(f"{HOLDING_REQUESTS.get(kind, 'the payment plan proposed')} on {format_day(asked_on)}")
+        last = max(filter(None, [last, decision_waited_until(asked_on)]))
+    return (last, " and ".join(said)) if said else None
 
 
 class RunRefused(ValueError):
@@ -406,18 +468,23 @@ def cycles_over(accounts: Q, book: dict[str, Ladder], *, on: dt.date) -> models.
 @transaction.atomic
 def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[dt.date]) -> int | None:
     run = DunningRun.objects.select_for_update().get(pk=run_id)
-    # The batch's accounts with their segments (the segment picks the ladder)
-    # and the steps their terms put in force already (the ladder passes over them).
-    segments, in_force = {}, {}
-    for customer_id, segment, on_credit_hold, terms_type in (
+    on = run.run_date
+    # The batch's accounts with their segments (the segment picks the ladder),
+    # the steps their terms put in force already (the ladder passes over them)
+    # and whether a request waiting for a manager holds their next step
+    # (requests_holding): asked in the same statement, not per account.
+    segments, in_force, awaiting = {}, {}, set()
+    for customer_id, segment, on_credit_hold, terms_type, waits in (
         Customer.objects.filter(pk__gt=run.planned_through_customer_id)
-        .order_by("pk").values_list("pk", "segment", "on_credit_hold", "terms_type")[:PLAN_BATCH_SIZE]
+        .annotate(waits=decision_awaited(on=on)).order_by("pk")
+        .values_list("pk", "segment", "on_credit_hold", "terms_type", "waits")[:PLAN_BATCH_SIZE]
     ):
         segments[customer_id] = segment
         in_force[customer_id] = steps_in_force(on_credit_hold=on_credit_hold, terms_type=terms_type)
+        if waits:
+            awaiting.add(customer_id)
     if not segments:
         return None
-    on = run.run_date
     lo, hi = min(segments), max(segments)
     in_batch = Q(customer_id__gte=lo, customer_id__lte=hi)
 
@@ -490,6 +557,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[
     ):
         taken[cycle_id].add((segment, position))
     actions: list[tuple] = []  # in the order of ACTION_COLUMNS
+    waited = 0
     for customer_id, oldest_due in anchors.items():
         cycle_id = open_cycles[customer_id]
         stand = stands[cycle_id]
@@ -508,6 +576,9 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[
             continue
         if not above_minimum(ladder.policy, totals[customer_id]):
             continue
+        if customer_id in awaiting:
+            waited += 1  # due today, but a manager's decision on a request comes first
+            continue
         actions.append((cycle_id, customer_id, step.pk, _first_status(ladder.policy, step),
                         planned_pay_by(step, on=on, oldest_due=oldest_due, holidays=holidays)))
     planned = len(actions)
@@ -518,7 +589,7 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[
     # 6. List on each new action every eligible invoice it covers: all overdue
     #    ones, and for a reminder before the due date those falling due by then.
     _insert_lines(run, lo, hi)
-    _mark_progress(run, hi)
+    _mark_progress(run, hi, waited=waited)
     return planned
 
 
@@ -903,6 +974,14 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     pay_by, last = waits_for(stand, last_contact=last, copy=copy, holidays=holidays)
     due_on = max(on, step_due_on(ladder, step, oldest_due=eligible[0].due_date, pay_by=pay_by,
                                  last_contact=last))
+    # A request waiting for a manager holds the step as the run holds it (requests_holding).
+    awaited = decision_awaited_said(customer, on=on)
+    waits_said = ""
+    if awaited and due_on <= awaited[0]:
+        until, what = awaited
+        due_on = max(due_on, until + dt.timedelta(days=1))
+        waits_said = (f"Waits for the manager's decision on {what}; undecided, the run goes on after "
+                      f"{format_day(until)}.")
     listed_until = due_on - dt.timedelta(days=min(step.day_offset, 1))
     listed = [i for i in eligible if i.due_date <= listed_until]
     totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -912,8 +991,8 @@ def next_step(customer: Customer, *, on: dt.date, book: dict[str, Ladder] | None
     for invoice in eligible:
         if invoice.due_date <= in_reach:
             totals[invoice.currency] += invoice.asked_amount
-    notes = [passed_said] if above_minimum(ladder.policy, totals) else [
-        passed_said, "Waits: the amount is below the policy's minimum."]
+    notes = [waits_said, passed_said] if above_minimum(ladder.policy, totals) else [
+        waits_said, passed_said, "Waits: the amount is below the policy's minimum."]
     # Whom it goes to when not the contact of record, and how when not as the
     # step says (channels.step_goes_to): said before it happens, not only on
     # the action afterwards.
@@ -948,8 +1027,9 @@ def _first_status(policy: LatePaymentPolicy, step: DunningStep) -> str:
     return ActionStatus.PLANNED
 
 
-def _mark_progress(run: DunningRun, through: int) -> None:
-    DunningRun.objects.filter(pk=run.pk).update(planned_through_customer_id=through)
+def _mark_progress(run: DunningRun, through: int, *, waited: int = 0) -> None:
+    DunningRun.objects.filter(pk=run.pk).update(planned_through_customer_id=through,
+                                                waited_for_decision=F("waited_for_decision") + waited)
 
 
 def _date_param() -> str:

@@ -1076,6 +1076,9 @@ class DunningRun(models.Model):
     )
     # Progress of planning: customers with a primary key up to this one are planned.
     planned_through_customer_id = models.BigIntegerField(default=0)
+    # Accounts whose step was due but waited for a manager's decision on a
+    # request (dunning.requests_holding): planned nothing, counted with why.
+    waited_for_decision = models.PositiveIntegerField(default=0)
     planned_at = models.DateTimeField(
         null=True, blank=True, help_text="When planning reached the last customer."
     )

@@ -21,7 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Exists, Max, OuterRef, Prefetch, Q, prefetch_related_objects
+from django.db.models import Exists, Max, OuterRef, Prefetch, Q, Subquery, prefetch_related_objects
 
 from ar_collections.channels import INTERNAL_STEPS, route_for
 from ar_collections.dunning import (
@@ -37,9 +37,11 @@ from ar_collections.dunning import (
     copies_told,
     cycle_ladder,
     cycles_over,
+    decision_waited_until,
     declined_in,
     invoices_held_through,
     planned_pay_by,
+    requests_holding,
     step_due_on,
     steps_in_force,
     waits_for,
@@ -178,6 +180,9 @@ class _Account:
     last_contact: dt.date | None
     copy: tuple[dt.date, dt.date] | None
     taken: set[tuple[str, int]]
+    # The last night a request waiting for a manager holds its next step
+    # (dunning.requests_holding), or None.
+    waits_through: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -211,8 +216,15 @@ def book_read(*, today: dt.date, ladders: dict[str, Ladder],
     # An escalation's channel depends on whether the step charges a fee (route_for).
     prefetch_related_objects(steps, "fees")
     owing = Invoice.objects.filter(customer=OuterRef("pk"), status=InvoiceStatus.OPEN, open_amount__gt=0)
+    # The latest request holding the account's next step on the first night
+    # (requests_holding), read with the accounts: it holds it for some nights more.
+    asked, plans = requests_holding(on=first)
     customers = {
         c.pk: c for c in Customer.objects.filter(Exists(owing), Q() if ids is None else Q(pk__in=ids))
+        .annotate(asked_on=Subquery(asked.filter(customer=OuterRef("pk")).order_by("-requested_on")
+                                    .values("requested_on")[:1]),
+                  proposed_on=Subquery(plans.filter(customer=OuterRef("pk")).order_by("-proposed_on")
+                                       .values("proposed_on")[:1]))
         .select_related("collector").prefetch_related(
             Prefetch("contacts", queryset=Contact.objects.prefetch_related("absences__delegate"))
         ).order_by("name", "pk")
@@ -248,6 +260,8 @@ def book_read(*, today: dt.date, ladders: dict[str, Ladder],
             customer=customer, invoices=invoices.get(customer_id, []), stand=stand, cycle_id=cycle_id,
             last_contact=last_contact.get(customer_id), copy=copies.get(customer_id),
             taken=taken.get(cycle_id, set()),
+            waits_through=max((decision_waited_until(d) for d in (customer.asked_on, customer.proposed_on)
+                               if d), default=None),
         ))
     return Book(first_day=first, accounts=accounts, holidays=frozenset(holidays), scope=scope)
 
@@ -306,6 +320,8 @@ def _account_steps(account: _Account, ladders: dict[str, Ladder], *, days: list[
     # Terms the account has already, as the planner reads them: their steps are passed over.
     in_force = steps_in_force(on_credit_hold=customer.on_credit_hold, terms_type=customer.terms_type)
     for day in days:
+        if account.waits_through and day <= account.waits_through:
+            continue  # the run waits for a manager's decision on a request
         # Eligible that night: no pause in force today holds it any more.
         eligible = [i for i in account.invoices if i[3] is None or i[3] < day]
         in_reach = [i for i in eligible if i[0] <= day - dt.timedelta(days=own.reach)]

@@ -566,6 +566,12 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     plans = list(PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL)
                  .select_related("customer", "proposed_by").order_by("proposed_on", "pk"))
     next_night = _next_run_marked([*plans, *exception_requests], today=today)
+    # Undecided past the days the run waits for them (dunning.requests_holding): the run has gone on.
+    for plan in plans:
+        plan.overdue_for_decision = dunning.decision_overdue(plan.proposed_on, today=today)
+    for asked in exception_requests:
+        asked.overdue_for_decision = (asked.kind in dunning.HOLDING_REQUESTS
+                                      and dunning.decision_overdue(asked.requested_on, today=today))
     template = "collections/approvals.html"
     fragment = wants_fragment(request)
     if fragment:

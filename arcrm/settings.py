@@ -292,6 +292,12 @@ else:
 # minute or so at 100,000 accounts; a run cut short carries on in a task of
 # its own (tasks.start_dunning_run).
 DELIVERY_TIME_LIMIT = env_int("DELIVERY_TIME_LIMIT", 300, minimum=10)
+# Days an account's next dunning step waits, from the day a collector asked,
+# for a manager's decision on a pause, extended terms or a payment plan
+# (dunning.requests_holding): what the collector told the customer is not
+# contradicted by a firmer step meanwhile. Past them the run goes on and the
+# approvals mark the request overdue for decision. 0: it never waits.
+DUNNING_WAITS_FOR_DECISION_DAYS = env_int("DUNNING_WAITS_FOR_DECISION_DAYS", 3, minimum=0, maximum=30)
 JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 1800, minimum=60)
 TIME_LIMIT_GRACE = 60
 # The delivery sweep hands a step still planned over again once nothing has

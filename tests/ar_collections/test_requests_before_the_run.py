@@ -1,7 +1,9 @@
 """A request waiting for a manager does not pause dunning (only an approved
-one does): the approvals mark each one whose account the next run acts on,
-and the Runs page's start form says how many, with links to them, before the
-manager confirms."""
+one does), it only holds the account's next step for a few days
+(DUNNING_WAITS_FOR_DECISION_DAYS): past them, the approvals mark each one
+whose account the next run acts on, and the Runs page's start form says how
+many, with links to them, before the manager confirms. The requests here
+were asked four days ago, unless a test says otherwise."""
 
 from __future__ import annotations
 
@@ -48,10 +50,13 @@ def accounts(make_customer, make_contact, make_invoice):
     return {"acme": acme, "bolt": bolt, "crane": crane}
 
 
-def pause_asked(customer, collector, reason="The owner asks for six weeks"):
+ASKED = day(-4)
+
+
+def pause_asked(customer, collector, reason="The owner asks for six weeks", on=ASKED):
     return workspace.exception_request(
         customer=customer, actor=collector, kind=ExceptionKind.PAUSE, reason=reason,
-        pause_until=day(42), on=TODAY,
+        pause_until=day(42), on=on,
     )
 
 
@@ -96,6 +101,17 @@ def test_a_pause_waiting_for_a_manager_is_marked_when_tonight_s_run_would_remind
     assert "run" not in item(html, f"exception-request-{acme.pk}")
 
 
+def test_a_pause_asked_today_is_not_marked_tonight_s_run_waits_for_the_decision(
+    client, manager, collector, accounts
+):
+    bolt = pause_asked(accounts["bolt"], collector, on=TODAY)
+    client.force_login(manager)
+
+    said = item(client.get(APPROVALS).content.decode(), f"exception-request-{bolt.pk}")
+
+    assert "run" not in said and "Overdue" not in said, said
+
+
 def test_once_tonight_s_run_has_started_the_mark_names_the_next_night(client, manager, collector, accounts):
     DunningRun.objects.create(run_date=TODAY, status=RunStatus.FINISHED, started_by=manager)
     acme = pause_asked(accounts["acme"], collector)
@@ -110,7 +126,7 @@ def test_once_tonight_s_run_has_started_the_mark_names_the_next_night(client, ma
 def test_a_payment_plan_waiting_for_a_manager_is_marked_too(client, manager, collector, accounts):
     usd = accounts["bolt"].invoices.get(currency="USD")
     # In a foreign currency, a plan waits for a manager.
-    plan = workspace.plan_propose(customer=accounts["bolt"], actor=collector, invoices=[usd], on=TODAY,
+    plan = workspace.plan_propose(customer=accounts["bolt"], actor=collector, invoices=[usd], on=ASKED,
                                   instalments=[(day(10), Decimal("40.00")), (day(40), Decimal("40.00"))])
     assert plan.status == PlanStatus.AWAITING_APPROVAL
     client.force_login(manager)

@@ -607,10 +607,11 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
     # the preview; last dunning steps; the timeline page; the preview's last
     # contact; open promises, plans (their invoices and instalments when there
     # is one), disputes, exception requests; and, every invoice being held until
-    # a day, the preview again for the day after the earliest hold ends (5: it
-    # says when dunning starts again; the open invoices are today's)
+    # a day, the preview again for the day after the earliest hold ends (6: it
+    # says when dunning starts again, and whether a request waiting for a
+    # manager holds the step then; the open invoices are today's)
     ladders()
-    with django_assert_num_queries(33):
+    with django_assert_num_queries(34):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows

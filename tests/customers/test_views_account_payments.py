@@ -261,11 +261,11 @@ def test_the_card_s_queries_do_not_grow_with_its_payments(
 
     # The page's queries (see tests/customers/test_views_account.py), of which
     # the card's two: the newest payments with their reversals and who
-    # reversed them, and their allocations with their invoices (33: the open
+    # reversed them, and their allocations with their invoices (34: the open
     # cycle, the pauses and the open invoices read once for the whole page;
-    # 31 with the ladders kept from an earlier page, their stamp read in their place).
+    # 32 with the ladders kept from an earlier page, their stamp read in their place).
     ladders()
-    with django_assert_num_queries(31):
+    with django_assert_num_queries(32):
         response = client.get(page_url(customer))
 
     assert len(rows(response)) == min(payments, PAYMENTS_SHOWN)
