@@ -1139,15 +1139,22 @@ class AgedBalance:
             f" ORDER BY g.currency, g.{ranked_by} DESC, c.name, g.customer_id"
         )
         self.rows_params = [*params, *account_params]
+        self._totals: list[AgedTotal] | None = None
 
     @property
     def _connection(self):
         return connections[Invoice.objects.db]
 
+    def totals(self) -> list[AgedTotal]:
+        """Its totals per currency (aged_totals), read once."""
+        if self._totals is None:
+            self._totals = _aged_totals_of(self.sql, self.params)
+        return self._totals
+
     def count(self) -> int:
-        with self._connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM ({self.sql}) counted", self.params)
-            return cursor.fetchone()[0]
+        # The accounts its totals count: the page shows both, and each reading of
+        # the statement rebuilds every invoice issued by the day from the ledger.
+        return sum(total.accounts for total in self.totals())
 
     def __getitem__(self, page: slice) -> list[dict]:
         if not isinstance(page, slice) or page.step is not None or page.start is None or page.stop is None:
@@ -1283,11 +1290,14 @@ def aged_totals(rows: QuerySet | AgedBalance) -> list[AgedTotal]:
     """The totals per currency of an aged trial balance (aged_balances, today's
     or a past day's, with its choices), of every account in it and not only a
     page's: what a month end is tied to the ledger by. One statement, summing
-    the balance's own rows, so the totals are those rows' to the cent."""
+    the balance's own rows, so the totals are those rows' to the cent; a
+    past day's, none more once its page is counted (AgedBalance.count)."""
     if isinstance(rows, AgedBalance):
-        sql, params = rows.sql, rows.params
-    else:
-        sql, params = rows.order_by().query.sql_with_params()
+        return rows.totals()
+    return _aged_totals_of(*rows.order_by().query.sql_with_params())
+
+
+def _aged_totals_of(sql: str, params) -> list[AgedTotal]:
     connection = connections[Invoice.objects.db]
     q = connection.ops.quote_name
     keys = [*dict(AGED_COLUMNS), "total", "invoices"]

@@ -89,3 +89,17 @@ def test_an_invoice_paid_in_parts_owes_nothing_to_the_cent_on_either_database(ma
     with frozen(TODAY):
         rows = numbers.aged_balances(numbers.Scope(), today=TODAY, on=MONTH_END)
         assert (rows.count(), list(rows)) == (0, [])
+
+
+def test_a_past_day_s_page_reads_the_ledger_twice_its_count_summed_from_its_totals(book):
+    # The page asks for the count, a page of rows and the totals: the count is the
+    # totals' accounts, not a third run of the statement that rebuilds every invoice.
+    with frozen(TODAY), CaptureQueriesContext(connection) as queries:
+        rows = numbers.aged_balances(numbers.Scope(), today=TODAY, on=MONTH_END)
+        counted, page, totals = rows.count(), numbers.aged_accounts(rows[0:2]), numbers.aged_totals(rows)
+    assert counted == 3
+    assert [a.name for a in page] == ["Acme", "Cogs"]
+    assert [(t.currency, t.accounts, t.total) for t in totals] == [("EUR", 2, D("1040.00")),
+                                                                   ("USD", 1, D("700.00"))]
+    reading = [query["sql"] for query in queries.captured_queries if "collections_allocation" in query["sql"]]
+    assert len(reading) == 2  # the totals (and so the count), then the page
