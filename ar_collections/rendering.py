@@ -1031,13 +1031,14 @@ PDF_LABEL_BLOCKS = {
         "title", "customer_number", "date", "copy_mark", "copy_note", "invoice_number", "invoice_date",
         "due_date",
         "your_reference", "currency", "invoice_total", "paid", "credited", "open_now", "copy_charges",
-        "open_with_charges", "disputed", "late_fee", "fee_basis", "interest",
+        "open_with_charges", "disputed", "late_fee", "fee_basis", "interest", "interest_basis",
     ),
     WordingKind.STATEMENT: (
         "title", "customer_number", "date", "nothing_open", "invoices", "invoice",
         "issued", "due", "days_overdue",
         "total", "open", "not_due", "under_dispute", "under_dispute_part", "planned_later", "charges",
-        "late_fee", "fee_basis", "interest", "credits", "credit_note", "payment_on_account", "credits_hint",
+        "late_fee", "fee_basis", "interest", "interest_basis", "credits", "credit_note", "payment_on_account",
+        "credits_hint",
         "summary",
         "summary_charges", "summary_credits", "balance", "later", "held_back", "credit_left", "to_pay_now",
         "aging", "aging_not_due", "aging_1_30", "aging_31_60", "aging_61_90", "aging_over_90",
@@ -1056,6 +1057,7 @@ PDF_ROW_BLOCKS = {
     "planned_later": ("line", "lines"), "credit_note": ("credit", "credits"),
     "payment_on_account": ("credit", "credits"), "late_fee": ("charge", "charges"),
     "fee_basis": ("charge", "charges"), "interest": ("charge", "charges"),
+    "interest_basis": ("charge", "charges"),
 }
 # A notice's letter has blocks of its own in the HTML part, which its e-mail
 # has not: the labels of its meta table (the customer number's, in the
@@ -1325,6 +1327,7 @@ def _copy_context(copy: InvoiceCopy) -> dict:
         "charges": [
             {"label": t["late_fee"] if c.kind == "late_fee" else t["interest"],
              "basis": _charge_basis(c, t, language),
+             "recorded": _basis_recorded(c),
              "amount": _money(c.amount, c.currency, language),
              "late_fee": c.kind == "late_fee"}
             for c in copy.charges
@@ -1538,6 +1541,7 @@ def _statement_context(statement: Statement) -> dict:
         "charges": [
             {"label": t["late_fee"] if x.kind == "late_fee" else t["interest"],
              "basis": _charge_basis(x, t, language),
+             "recorded": _basis_recorded(x),
              "amount": _money(x.amount, x.currency, language),
              "late_fee": x.kind == "late_fee"}
             for x in statement.charges
@@ -2030,11 +2034,18 @@ def _charge_basis(charge: NoticeCharge, t: dict, language: str) -> str:
     balance in the notice's own number format."""
     if charge.kind == "late_fee":
         return t["fee_basis"]
-    if charge.stretches and charge.rate_percent is not None:
-        rate = _percent(charge.rate_percent, language)
-        return " + ".join(f"{_money(balance, charge.currency, language)} × {rate} × {days}/365"
-                          for balance, days in charge.stretches)
-    return charge.basis
+    if _basis_recorded(charge):
+        return charge.basis
+    rate = _percent(charge.rate_percent, language)
+    return " + ".join(f"{_money(balance, charge.currency, language)} × {rate} × {days}/365"
+                      for balance, days in charge.stretches)
+
+
+def _basis_recorded(charge: NoticeCharge) -> bool:
+    """Interest charged before a charge kept its rate and balances: its basis
+    can only be said as it was recorded then, in English ("EUR 500.00 × 8.00%
+    × 12/365"), which a PDF's words may put otherwise ({% block interest_basis %})."""
+    return charge.kind != "late_fee" and not (charge.stretches and charge.rate_percent is not None)
 
 
 def _greeting(t: dict[str, str], name: str) -> str:

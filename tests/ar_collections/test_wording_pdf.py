@@ -675,6 +675,10 @@ def test_a_notice_s_page_says_the_customer_number_s_label_is_the_letter_s_alone(
 # --- the last fixed words: the copy's note, the letter's labels and closing, an older interest's basis ----
 
 
+# Interest charged before a charge kept its rate and balances: its basis is the English record.
+RECORDED_INTEREST = rendering.NoticeCharge("interest", Decimal("3.29"), "EUR", "EUR 500.00 × 8.00% × 30/365")
+
+
 def test_a_german_company_s_own_note_on_the_copy_prints_with_the_invoice_s_number_and_date(manager, pdf_text):
     own = "Duplikat der Rechnung {{ number }} vom {{ issue_date }}, nicht erneut buchen."
     save(manager, COPY, "de", relabelled(COPY, "de", copy_note=own))
@@ -709,3 +713,50 @@ def test_a_notice_s_own_date_and_reference_labels_and_closing_print_on_its_lette
     for shipped in ("Unser Zeichen", "Mit freundlichen Grüßen"):
         assert shipped not in text
     assert "Mit freundlichen Grüßen" in rendering.render_email(notice).html  # the e-mail keeps its closing
+
+
+def test_a_company_s_own_words_for_an_older_interest_s_basis_print_on_the_statement_and_the_copy(
+    manager, pdf_text
+):
+    own = "{% if charge.recorded %}wie in unserer Mahnung berechnet{% else %}{{ charge.basis }}{% endif %}"
+    save(manager, STATEMENT, "de", relabelled(STATEMENT, "de", interest_basis=own))
+    save(manager, COPY, "de", relabelled(COPY, "de", interest_basis=own))
+    statement = wording.sample_statement(language="de", on=TODAY)
+    statement = replace(statement, charges=(*statement.charges, INTEREST, RECORDED_INTEREST),
+                        wording=wording.cover_wording_in_force(STATEMENT, "de"))
+    copy = wording.sample_invoice_copy(language="de", on=TODAY)
+    copy = replace(copy, charges=(*copy.charges, INTEREST, RECORDED_INTEREST),
+                   wording=wording.cover_wording_in_force(COPY, "de"))
+
+    for text in (words(pdf_text(rendering.render_statement(statement))),
+                 words(pdf_text(rendering.render_invoice_copy(copy)))):
+        assert "Verzugszinsen (wie in unserer Mahnung berechnet) 3,29 EUR" in text
+        assert "Verzugszinsen (1.000,00 EUR × 8,00 % × 30/365) 12,34 EUR" in text
+        assert "EUR 500.00" not in text
+
+
+@pytest.mark.parametrize("language", list(rendering.LABELS))
+def test_each_language_s_shipped_note_letter_labels_closing_and_older_basis_print_what_they_did(
+    db, language, pdf_text
+):
+    labels = rendering.LABELS[language]
+    copy = wording.sample_invoice_copy(language=language, on=TODAY)
+    copy = replace(copy, charges=(*copy.charges, RECORDED_INTEREST))
+    statement = wording.sample_statement(language=language, on=TODAY)
+    statement = replace(statement, charges=(*statement.charges, RECORDED_INTEREST))
+    notice = wording.sample_notice(on=TODAY, tone=3, language=language)
+
+    copy_text = words(pdf_text(rendering.render_invoice_copy(copy)))
+    statement_text = words(pdf_text(rendering.render_statement(statement)))
+    letter_text = words(pdf_text(rendering.render_letter(notice)))
+
+    note = labels["copy_note"].format(number=copy.number, date=rendering._date(copy.issue_date, language))
+    assert words(note) in copy_text
+    for text in (copy_text, statement_text):
+        assert f"{labels['interest']} (EUR 500.00 × 8.00% × 30/365)" in text
+    assert f"{labels['date']} {rendering._date(TODAY, language)}" in letter_text
+    assert f"{labels['reference_label']} {notice.reference}" in letter_text
+    assert f"{labels['regards']} {notice.collector_name}" in letter_text
+    for kind in (COPY, STATEMENT):
+        assert "{% block interest_basis %}{{ charge.basis }}{% endblock %}" in wording.shipped_parts(
+            kind, NO_TONE, language)["pdf"]
