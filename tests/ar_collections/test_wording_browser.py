@@ -78,3 +78,29 @@ def test_a_preview_of_the_corrected_text_takes_away_the_refused_save_s_complaint
     expect(page.locator("#wording-preview iframe")).to_be_visible()
     expect(page.locator("form .error-summary")).to_have_count(0)
     assert not WordingVersion.objects.filter(kind=COPY, tone=NO_TONE, language="nl").exists()
+
+
+def test_a_good_preview_takes_away_a_field_s_own_complaint(page):
+    """A save refused for an empty subject says so under the subject; the
+    manager writes one and previews: the preview shows, and the subject no
+    longer says it is missing nor stands marked wrong."""
+    log_in(page, "maria")
+    page.goto(reverse("collections:wording_edit", kwargs={"kind": COPY, "language": "nl"}))
+    page.evaluate("window.notReloaded = true")
+    subject = page.get_by_label("Subject")
+    shipped = subject.input_value()
+    subject.fill("")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("form .field-error")).to_have_text(["Write a subject."])
+    expect(page.get_by_label("Subject")).to_have_attribute("aria-invalid", "true")
+
+    page.get_by_label("Subject").fill("Nogmaals: " + shipped)
+    page.get_by_role("button", name="Preview the e-mail").click()
+
+    expect(page.locator("#wording-preview iframe")).to_be_visible()
+    expect(page.locator("form .field-error")).to_have_count(0)
+    expect(page.locator("form .field-invalid")).to_have_count(0)
+    expect(page.get_by_label("Subject")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Subject")).to_have_value("Nogmaals: " + shipped)
+    assert page.evaluate("window.notReloaded") is True
+    assert not WordingVersion.objects.filter(kind=COPY, tone=NO_TONE, language="nl").exists()
