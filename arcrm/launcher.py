@@ -32,6 +32,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # The users `manage.py seed_demo` creates (arcrm/demo.py DEMO_USERS); keep the
 # two in step. Not imported: that would load Django into this small process.
 DEMO_PASSWORD = "arcrm-demo"
+# `manage.py seed_demo --check`'s exit code when the demo users are not in the
+# database (0 when they are); keep the two in step.
+DEMO_ABSENT = 3
 DEMO_LOGINS = [
     ("manager", "manager: approves exceptions, owns the policy; also /admin/"),
     ("carla, colin, cora", "collectors, each with their own accounts"),
@@ -124,6 +127,10 @@ def _serve(children: Children, config: Config) -> NoReturn:
     _manage(children, "migrate", "--noinput")
     if demo:
         _manage(children, "seed_demo", "--if-empty")
+    else:
+        # Not seeded now, but perhaps by an earlier demo run on this database:
+        # its logins still work and are said, not "No demo data".
+        demo = _manage(children, "seed_demo", "--check", ok=(0, DEMO_ABSENT)) == 0
     if not config.debug:
         # Without DEBUG, WhiteNoise serves only collected files with hashed names.
         _manage(children, "collectstatic", "--noinput", "-v", "0")
@@ -200,7 +207,8 @@ def _stop_with_launcher(launcher_pid: int) -> Callable[[], None] | None:
     return in_child
 
 
-def _manage(children: Children, *args: str) -> None:
+def _manage(children: Children, *args: str, ok: tuple[int, ...] = (0,)) -> int:
+    """Run a manage.py command to its end; its exit code, one of `ok`."""
     name = f"manage.py {' '.join(args)}"
     child = children[name] = _spawn("manage.py", *args)
     while (code := child.poll()) is None:
@@ -208,8 +216,9 @@ def _manage(children: Children, *args: str) -> None:
             raise StopRequested
         time.sleep(POLL_INTERVAL)
     del children[name]
-    if code:
+    if code not in ok:
         raise LaunchError(f"{name} failed with exit code {code}")
+    return code
 
 
 def _check_address(host: str, port: int) -> None:

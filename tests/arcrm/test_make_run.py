@@ -149,17 +149,18 @@ def test_the_launcher_prints_exactly_the_logins_seed_demo_creates():
 
 
 @pytest.mark.parametrize(("env", "commands"), [
-    ({"DEBUG": "0"}, ["migrate", "collectstatic"]),
-    ({"DEBUG": "0", "DEMO": "1"}, ["migrate", "seed_demo", "collectstatic"]),
-    ({"DEBUG": "1"}, ["migrate", "seed_demo"]),
+    ({"DEBUG": "0"}, ["migrate", "seed_demo --check", "collectstatic"]),
+    ({"DEBUG": "0", "DEMO": "1"}, ["migrate", "seed_demo --if-empty", "collectstatic"]),
+    ({"DEBUG": "1"}, ["migrate", "seed_demo --if-empty"]),
 ], ids=["debug-off", "demo-on", "debug-on"])
 def test_the_launcher_seeds_the_demo_users_only_for_a_demo(monkeypatch, env, commands):
     """The demo users share a published password: an install started without
     DEBUG (and without DEMO=1) gets none of them."""
     ran: list[tuple[str, ...]] = []
 
-    def manage(children, *args):
+    def manage(children, *args, **kwargs):
         ran.append(args)
+        return launcher.DEMO_ABSENT if args == ("seed_demo", "--check") else 0
 
     def spawn(*args):
         raise launcher.StopRequested  # stop once the preparation is over
@@ -173,7 +174,70 @@ def test_the_launcher_seeds_the_demo_users_only_for_a_demo(monkeypatch, env, com
     with pytest.raises(launcher.StopRequested):
         launcher._serve({}, launcher._config())
 
-    assert [args[0] for args in ran] == commands, ran
+    # Without a demo the launcher only asks whether an earlier one seeded the database.
+    assert [" ".join(args[:2]) if args[0] == "seed_demo" else args[0] for args in ran] == commands, ran
+
+
+class _Running:
+    """A web server or worker that keeps running (what _spawn hands back)."""
+
+    def poll(self):
+        return None
+
+
+@pytest.mark.parametrize(("seeded", "said", "not_said"), [
+    (True, "Demo logins, password 'arcrm-demo'", "No demo data"),
+    (False, "No demo data (DEBUG is off; DEMO=1 seeds it)", "Demo logins"),
+], ids=["demo-in-database", "no-demo"])
+def test_with_debug_off_the_launcher_says_whether_the_database_holds_the_demo(
+    monkeypatch, capsys, seeded, said, not_said
+):
+    """A database seeded by an earlier demo run keeps its demo users when the
+    launcher starts again without DEBUG: it said "No demo data" over a
+    database full of it, the logins that work unsaid."""
+    ran: list[tuple[str, ...]] = []
+
+    def manage(children, *args, **kwargs):
+        ran.append(args)
+        return 0 if seeded or args[0] != "seed_demo" else launcher.DEMO_ABSENT
+
+    checks = iter([None])
+
+    def check(children):
+        if next(checks, "stop") == "stop":
+            raise launcher.StopRequested
+
+    monkeypatch.delenv("DEMO", raising=False)
+    monkeypatch.setenv("DEBUG", "0")
+    monkeypatch.setattr(launcher, "_manage", manage)
+    monkeypatch.setattr(launcher, "_spawn", lambda *args: _Running())
+    monkeypatch.setattr(launcher, "_wait_until_answering", lambda url, children: None)
+    monkeypatch.setattr(launcher, "_check", check)
+
+    with pytest.raises(launcher.StopRequested):
+        launcher._serve({}, launcher._config())
+
+    out = capsys.readouterr().out
+    assert said in out and not_said not in out
+    # Asked, not seeded: the users share a published password.
+    assert ("seed_demo", "--check") in ran
+    assert not any(args[0] == "seed_demo" and args[1:] != ("--check",) for args in ran), ran
+
+
+def test_seed_demo_check_says_by_its_exit_code_whether_the_demo_users_are_there(db):
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from arcrm import demo
+    from customers.models import Customer
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("seed_demo", "--check")
+    assert exited.value.code == launcher.DEMO_ABSENT
+
+    User.objects.create_user(demo.DEMO_USERS[1][0])
+    call_command("seed_demo", "--check")  # no exit: 0
+    assert not Customer.objects.exists()  # asked, nothing seeded
 
 
 def _launch(tmp_path, *command: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from arcrm import demo
+from arcrm.launcher import DEMO_ABSENT
 from customers.models import Customer
 
 
@@ -35,8 +38,19 @@ class Command(BaseCommand):
             "--if-empty", action="store_true",
             help="Do nothing, successfully, when the database already has customers.",
         )
+        parser.add_argument(
+            "--check", action="store_true",
+            help=f"Seed nothing: exit 0 when the demo users are in the database, {DEMO_ABSENT} when not.",
+        )
 
-    def handle(self, *args, customers: int, seed: int, today, if_empty: bool, **options):
+    def handle(self, *args, customers: int, seed: int, today, if_empty: bool, check: bool = False,
+               **options):
+        if check:
+            # The launcher asks, to say the demo logins when an earlier run seeded them.
+            usernames = [username for username, *_ in demo.DEMO_USERS]
+            if not User.objects.filter(username__in=usernames).exists():
+                sys.exit(DEMO_ABSENT)
+            return
         today = _reference_date(today)
         if customers < 1:
             raise CommandError("--customers must be at least 1.")
