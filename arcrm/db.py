@@ -241,3 +241,20 @@ def _like_pattern(pattern: str, escape: str | None) -> re.Pattern[str]:
         else:
             parts.append(".*" if char == "%" else ".")
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+def unreachable_database() -> str | None:
+    """Why the default database cannot be connected to, in one line (the
+    driver's words, its runs of spaces and lines as one space), or None when
+    it can: a command that failed on a database error is told apart from one
+    that cannot start for want of a database, by connecting again."""
+    from django.db import OperationalError, connection
+
+    connection.close()
+    try:
+        connection.ensure_connection()
+    except OperationalError as error:
+        return " ".join(str(error).removeprefix("connection failed:").split())
+    finally:
+        connection.close()
+    return None

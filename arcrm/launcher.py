@@ -47,6 +47,9 @@ SERVE_TIMEOUT = 120.0
 # task it is running; whatever is still alive after this is killed.
 STOP_TIMEOUT = 20.0
 POLL_INTERVAL = 0.2
+# manage.py's exit code (SAID there) when it has said what is wrong in one
+# line (a setting, the database): the launcher adds no line of its own.
+STEP_SAID = 2
 
 Children = dict[str, subprocess.Popen[bytes]]
 
@@ -57,6 +60,10 @@ class StopRequested(Exception):
 
 class LaunchError(Exception):
     """A step failed or a process died; the message says which."""
+
+
+class StepSaid(Exception):
+    """A step failed and said why itself, in one line."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +100,15 @@ def main() -> int:
         code = 0
     except LaunchError as error:
         _say(f"error: {error}", file=sys.stderr)
+    except StepSaid:
+        code = 2
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         if not _stop(children):
             code = 1
-    _say("stopped." if code == 0 else "stopped, with errors (see above).")
+    if code != 2:  # what went wrong is the one line above, as for a bad setting here
+        _say("stopped." if code == 0 else "stopped, with errors (see above).")
     return code
 
 
@@ -216,6 +226,8 @@ def _manage(children: Children, *args: str, ok: tuple[int, ...] = (0,)) -> int:
             raise StopRequested
         time.sleep(POLL_INTERVAL)
     del children[name]
+    if code == STEP_SAID and code not in ok:
+        raise StepSaid
     if code not in ok:
         raise LaunchError(f"{name} failed with exit code {code}")
     return code

@@ -279,6 +279,20 @@ def test_a_bad_address_or_switch_is_refused_in_one_line_before_anything_starts(t
     assert not (tmp_path / "var").exists(), "the launcher migrated before checking its address"
 
 
+def test_a_database_that_does_not_exist_is_said_in_one_line_without_a_traceback(tmp_path):
+    """The migration's traceback came first, pages of it, then the launcher's
+    line that it failed: the one line that matters was lost above."""
+    url = "postgres://postgres@127.0.0.1:5432/arcrm_polish_no_such_database"
+
+    result = _launch(tmp_path, DATABASE_URL=url)
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    [line] = _said(result)
+    assert line.startswith("error: cannot connect to the database DATABASE_URL names: "), line
+    assert 'database "arcrm_polish_no_such_database" does not exist' in line
+
+
 def test_make_run_with_a_port_that_is_not_a_number_says_so_without_a_traceback(tmp_path):
     # -o install: the packages are those of the interpreter running the tests.
     result = _launch(tmp_path, "make", "--no-print-directory", "-o", "install", "run", f"PY={sys.executable}",
