@@ -7,6 +7,11 @@ SHELL := bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The README's Python. An older one built .venv and failed later, far from its
+# cause, in whatever package first used a newer feature; `python-version`
+# stops make at once instead. It asks .venv's interpreter once there is one.
+PYTHON_MINIMUM := 3.11
+CHECKED_PYTHON = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 # Written after a successful install: pip runs again only when the lock is newer.
 INSTALLED := $(VENV)/.requirements.lock.installed
 
@@ -23,12 +28,22 @@ TEST_REDIS_URL := $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 DEB_PACKAGES := chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0
 PYTEST_ARGS ?=
 
-.PHONY: help venv install run test lint lock clean distclean system-packages services
+.PHONY: help python-version venv install run test lint lock clean distclean system-packages services
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(PY):
+python-version:
+	@python='$(CHECKED_PYTHON)'; \
+	version=$$("$$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || version=""; \
+	case "$$version" in \
+		3.1[1-9].*|3.[2-9][0-9].*|[4-9].*) ;; \
+		*) echo "error: arcrm needs Python $(PYTHON_MINIMUM); $$python is $${version:+Python }$${version:-not found}" \
+			"(name another with PYTHON=, e.g. PYTHON=python$(PYTHON_MINIMUM) make $(or $(MAKECMDGOALS),$(.DEFAULT_GOAL)))" >&2; \
+		   exit 1 ;; \
+	esac
+
+$(PY): | python-version
 	$(PYTHON) -m venv $(VENV)
 
 venv: $(PY) ## Create .venv with python3 (or PYTHON=...) if it is missing
@@ -40,10 +55,10 @@ $(INSTALLED): requirements.lock | $(PY)
 
 install: $(INSTALLED) ## Install the pinned packages of requirements.lock into .venv
 
-run: install ## Run the demo on http://127.0.0.1:8000/ (HOST, PORT): migrate, seed, web, worker + beat
+run: python-version install ## Run the demo on http://127.0.0.1:8000/ (HOST, PORT): migrate, seed, web, worker + beat
 	DEBUG=$(DEBUG) $(PY) -m arcrm.launcher
 
-test: install system-packages services ## Run the test suite against PostgreSQL and Redis
+test: python-version install system-packages services ## Run the test suite against PostgreSQL and Redis
 	SECRET_KEY=test-only-key DATABASE_URL='$(TEST_DATABASE_URL)' REDIS_URL='$(TEST_REDIS_URL)' \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 
