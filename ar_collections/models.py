@@ -2146,6 +2146,17 @@ class WorkItem(models.Model):
     back_from = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Who handed the item over on purpose (worklist.item_reassign), when and
+    # why: the marker that tells a deliberate hand-over from an item a
+    # stand-in was left holding. While the item is open its holder may work
+    # the account for what the item needs (arcrm.roles.may_work_for_item) and
+    # the morning's refresh leaves it with them (worklist.items_handed_back);
+    # done, the marker is cleared and their access to the account ends.
+    handed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    handed_at = models.DateTimeField(null=True, blank=True)
+    handed_reason = models.TextField(blank=True)
     title = models.CharField(max_length=300)
     due_on = models.DateField()
     snoozed_until = models.DateField(null=True, blank=True)

@@ -64,6 +64,7 @@ urlpatterns = [
     path("customers/<int:pk>/pause/", ws.pause_set, name="pause_set"),
     path("customers/<int:pk>/resume/", ws.pause_resume, name="pause_resume"),
     path("customers/<int:pk>/exception/", ws.exception_request, name="exception_request"),
+    path("customers/<int:pk>/hand-over/", ws.account_items_hand_over, name="account_items_hand_over"),
     path("plans/<int:plan_id>/decide/", ws.plan_decide, name="plan_decide"),
     path("exceptions/<int:request_id>/decide/", ws.exception_decide, name="exception_decide"),
     path("actions/<int:pk>/", ws.action_detail, name="action_detail"),

@@ -92,8 +92,8 @@ from arcrm.dates import format_day
 from arcrm.db import DaysBetween
 from arcrm.money import ZERO, by_currency, format_amounts
 from arcrm.paging import Keyset
-from arcrm.roles import MANAGER, can_act_on
-from arcrm.text import one_line, person_name, shorten, shorten_words
+from arcrm.roles import COLLECTOR, MANAGER, can_act_on, role_of
+from arcrm.text import nothing_seen, one_line, person_name, shorten, shorten_words
 from customers.cover import covered_by, stand_in_for, stand_ins
 from customers.models import Contact, Customer, EventKind, Segment, TermsType, TimelineEvent
 from customers.owners import account_owners
@@ -246,10 +246,13 @@ def items_handed_back(*, on: dt.date) -> int:
     holder gets 403 on the account, and its collector does not see them.
     Each hand-back is on the account's timeline. Returns how many moved.
     Those that went to a stand-in only for an absence go back first
-    (items_back_from_cover), to whom they are for."""
+    (items_back_from_cover), to whom they are for. An item handed over on
+    purpose (`handed_by`) stays with its holder while they still work
+    accounts at all: they took it, with its reason, until it is done."""
     moved = items_back_from_cover(on=on)
     cover = stand_ins(on=on)
     may_work_any: dict[int, bool] = {}
+    may_hold: dict[int, bool] = {}
     for item in (WorkItem.objects.filter(status=WorkStatus.OPEN, customer__collector__isnull=False,
                                          assignee__isnull=False)
                  .exclude(assignee_id=F("customer__collector_id"))
@@ -257,8 +260,11 @@ def items_handed_back(*, on: dt.date) -> int:
         holder, collector_id = item.assignee, item.customer.collector_id
         if holder.pk not in may_work_any:
             may_work_any[holder.pk] = holder.is_active and holder.has_perm("customers.act_on_any_customer")
+            may_hold[holder.pk] = holder.is_active and holder.has_perm("collections.change_workitem")
         if may_work_any[holder.pk] or (holder.is_active and cover.get(collector_id) == holder.pk):
             continue
+        if item.handed_by_id is not None and may_hold[holder.pk]:
+            continue  # handed to them on purpose: theirs until done (item_reassign)
         to = cover.get(collector_id, collector_id)
         # Held now for the account's collector if it goes to their stand-in; no
         # longer for whoever it was held for before (an account since passed
@@ -288,7 +294,8 @@ def items_close(*, actor=None, because: str = "", details: dict | None = None, *
     why it went."""
     items = WorkItem.objects.filter(status=WorkStatus.OPEN, **source)
     if not because:
-        return items.update(status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor, back_from=None)
+        return items.update(status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor, back_from=None,
+                            handed_by=None)
     return _items_end(items, actor=actor, because=because, details=details)
 
 
@@ -306,7 +313,7 @@ def _items_end(items: QuerySet[WorkItem], *, because: str, actor=None, details: 
         if not closing:
             return 0
         WorkItem.objects.filter(pk__in=[i.pk for i in closing]).update(
-            status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor, back_from=None)
+            status=WorkStatus.DONE, done_at=timezone.now(), done_by=actor, back_from=None, handed_by=None)
         _records(closing, actor, [f"Worklist: done — {item.title}; {because}" for item in closing],
                  **(details or {}))
     return len(closing)
@@ -1435,7 +1442,7 @@ def items_due(*, on: dt.date) -> QuerySet[WorkItem]:
         WorkItem.objects.filter(status=WorkStatus.OPEN, due_on__lte=on)
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=on))
         # The action: a finished ladder's item says below its title why its last step went no further.
-        .select_related("customer", "customer__collector", "back_from", "action")
+        .select_related("customer", "customer__collector", "back_from", "handed_by", "action")
         .annotate(days_late=_days_late(on=on), overdue_amount=_overdue_amount(on=on),
                   money_per_point=_money_per_point())
         .annotate(**priority_parts(on=on))
@@ -1618,8 +1625,9 @@ def item_complete(*, item: WorkItem, actor, decision: str = "", note: str = "") 
                    f"{one_line(note)} — {locked.title}")
         details = {"decision": decided.value, "note": note.strip(), "back_on": back_on.isoformat()}
     locked.status, locked.done_at, locked.done_by = WorkStatus.DONE, timezone.now(), actor
-    locked.back_from = None
-    locked.save(update_fields=["status", "done_at", "done_by", "back_from"])
+    # Done, a hand-over's holder works the account no more (roles.may_work_for_item).
+    locked.back_from, locked.handed_by = None, None
+    locked.save(update_fields=["status", "done_at", "done_by", "back_from", "handed_by"])
     _record(locked, actor, summary, **details)
     return locked
 
@@ -1656,7 +1664,8 @@ class HandOverChoice:
 def hand_over_choices(items: list[WorkItem], *, on: dt.date) -> dict[int, list[HandOverChoice]]:
     """{item id: whom it may be handed to on `on`}: everyone at work who may
     work its account (its collector, whoever covers for them while they are
-    away, the managers), never its holder. Someone away is named with who
+    away, the managers), then every fellow collector (item_reassign), never
+    its holder. Someone away is named with who
     covers for them, not offered: an item handed to them would wait on a list
     nobody reads. The items' customers and collectors come loaded; two
     queries however many items (the absences, the people)."""
@@ -1666,6 +1675,7 @@ def hand_over_choices(items: list[WorkItem], *, on: dt.date) -> dict[int, list[H
     people = {user.pk: user for user in account_owners(also=Q(is_active=True, is_superuser=True))
               .annotate(works_any=may_work_any)}
     managers = [pk for pk, user in people.items() if user.works_any]
+    fellows = [pk for pk, user in people.items() if not user.works_any]
     choices = {}
     for item in items:
         collector_id = item.customer.collector_id
@@ -1674,7 +1684,7 @@ def hand_over_choices(items: list[WorkItem], *, on: dt.date) -> dict[int, list[H
         if stand_in is not None:
             said[stand_in] = f" (covering for {person_name(item.customer.collector)})"
         offered = []
-        for pk in dict.fromkeys([collector_id, stand_in, *managers]):
+        for pk in dict.fromkeys([collector_id, stand_in, *managers, *fellows]):
             if pk is None or pk == item.assignee_id or pk not in people:
                 continue
             label = person_name(people[pk]) + said.get(pk, "")
@@ -1687,22 +1697,65 @@ def hand_over_choices(items: list[WorkItem], *, on: dt.date) -> dict[int, list[H
 
 
 @transaction.atomic
-def item_reassign(*, item: WorkItem, actor, to) -> WorkItem:
+def item_reassign(*, item: WorkItem, actor, to, reason: str) -> WorkItem:
+    """Hand the item to `to` on purpose, with a reason: to someone who may
+    work its account, or to a fellow collector, who may then work the
+    account for what the item asks until it is done (roles.may_work_for_item).
+    The reason, who and to whom go on the timeline; the receiver sees the
+    reason beside the item."""
     locked = _lock_open(item)
-    if not can_act_on(to, locked.customer):
-        raise ValidationError({"to": f"{person_name(to)} may not work {locked.customer.name}'s account."})
+    _hand_over_check(locked.customer, to=to, reason=reason)
+    if locked.assignee_id == to.pk:
+        # A second click, or another tab: it went already.
+        raise ValidationError({"to": f"{locked.title} is with {person_name(to)} already: "
+                                     "nothing was changed."})
+    before = locked.assignee
+    # Handed over on purpose (`handed_by`): it stays with `to`, whoever's
+    # absence ends, and the morning's refresh leaves it there (items_handed_back).
+    locked.assignee, locked.covering_for, locked.back_from = to, None, None
+    locked.handed_by, locked.handed_at, locked.handed_reason = actor, timezone.now(), reason.strip()
+    locked.save(update_fields=["assignee", "covering_for", "back_from", "handed_by", "handed_at",
+                               "handed_reason"])
+    _record(locked, actor, f"Worklist: handed from {person_name(before) if before else 'nobody'} to "
+            f"{person_name(to)} — {locked.title}. Why: {one_line(reason)}",
+            **{"from": before.pk if before else None, "to": to.pk, "reason": reason.strip()})
+    return locked
+
+
+@transaction.atomic
+def account_items_reassign(*, customer, actor, to, reason: str) -> int:
+    """Hand every open item of the account that `actor` holds (their own, and
+    those of a colleague away they cover for; a manager: every one) to `to`,
+    as item_reassign hands one. All or none. Returns how many went."""
+    _hand_over_check(customer, to=to, reason=reason)
+    items = WorkItem.objects.filter(customer=customer, status=WorkStatus.OPEN).exclude(assignee_id=to.pk)
+    if not actor.has_perm("customers.act_on_any_customer"):
+        items = items.filter(Q(assignee_id=actor.pk) | Q(assignee_id__in=covered_by(actor)))
+    handing = list(items.order_by("pk"))
+    if not handing:
+        raise ValidationError(f"You hold no open item of {customer.name} to hand to {person_name(to)}: "
+                              "nothing was changed.")
+    for item in handing:
+        item_reassign(item=item, actor=actor, to=to, reason=reason)
+    return len(handing)
+
+
+def _hand_over_check(customer, *, to, reason: str) -> None:
+    """Why an item of `customer` may not go to `to` with `reason`, raised;
+    nothing when it may: a reason said, and someone at work who may work the
+    account or is a fellow collector."""
+    if nothing_seen(reason):
+        raise ValidationError({"reason": "Say why you hand it over: whoever takes it sees the reason."})
+    if not to.is_active:
+        raise ValidationError({"to": f"{person_name(to)} is no longer active: hand it to someone at work."})
+    if not can_act_on(to, customer) and role_of(to) != COLLECTOR:
+        raise ValidationError({"to": f"{person_name(to)} may not work {customer.name}'s account: an item "
+                                     "goes to a fellow collector or a manager."})
     if (stand_in := stand_in_for(to.pk, on=timezone.localdate())) is not None:
         # Their list is read by nobody until they are back (items_for shows it to
         # whoever covers for them, who may not work this account).
         raise ValidationError({"to": f"{person_name(to)} is away today ({person_name(stand_in)} covers): "
                                      "hand it to someone at work."})
-    before = locked.assignee
-    # Handed over on purpose: it stays with `to`, whoever's absence ends.
-    locked.assignee, locked.covering_for, locked.back_from = to, None, None
-    locked.save(update_fields=["assignee", "covering_for", "back_from"])
-    _record(locked, actor, f"Worklist: handed from {person_name(before) if before else 'nobody'} to "
-            f"{person_name(to)} — {locked.title}")
-    return locked
 
 
 def items_hand_over(*, customer, before_id: int | None, after_id: int | None, actor, **_) -> int:

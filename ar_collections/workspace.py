@@ -90,7 +90,7 @@ from ar_collections.timeline import event_record, invoice_paid_said
 from ar_collections.wording import cover_wording_in_force
 from arcrm.dates import add_months, format_day
 from arcrm.money import ZERO, by_currency, format_amounts, format_money, places_check, smallest_unit
-from arcrm.roles import require_act_on
+from arcrm.roles import require_act_on, require_work_for_item
 from arcrm.text import hidden_characters, pdf_file_name, person_name
 from customers.cover import working_for
 from customers.models import Contact, Customer, EventKind, TimelineEvent
@@ -122,7 +122,7 @@ def call_log(
 ) -> Call:
     """Record a call; with a promise made on it, record that too; with
     `email_summary`, e-mail the contact what was agreed (after commit)."""
-    require_act_on(actor, customer)
+    require_work_for_item(actor, customer)
     if promise is not None and outcome != CallOutcome.REACHED:
         raise ValidationError({"promise_amount": "Only a call that reached someone can bring a promise."})
     if email_summary and outcome != CallOutcome.REACHED:
@@ -193,7 +193,7 @@ def _call_summary_message(call: Call, contact: Contact, promise: Promise | None)
 
 @transaction.atomic
 def note_add(*, customer: Customer, actor, text: str, invoices: Iterable[Invoice] = ()):
-    require_act_on(actor, customer)
+    require_work_for_item(actor, customer)
     text = text.strip()
     if not text:
         raise ValidationError({"text": "Write something in the note."})
@@ -273,7 +273,7 @@ def promise_record(
     call: Call | None = None,
 ) -> Promise:
     """Pause dunning of the invoices covered until the promised date plus grace."""
-    require_act_on(actor, customer)
+    require_work_for_item(actor, customer)
     invoices = _open_invoices_of(customer, invoices, field="invoices")
     currency = _one_currency(invoices, field="invoices")
     _not_committed(invoices, field="invoices")

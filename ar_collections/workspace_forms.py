@@ -853,10 +853,21 @@ class LadderDecisionForm(forms.Form):
 
 class ReassignForm(forms.Form):
     to = WorkerChoiceField(queryset=User.objects.none(), label="Hand to")
+    # Shown to whoever takes it, and on the timeline (worklist.item_reassign).
+    reason = forms.CharField(label="Why", max_length=NOTE_MAX_LENGTH, validators=[something_seen],
+                             error_messages={"required": "Say why you hand it over: whoever takes it sees "
+                                                         "the reason."})
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["to"].queryset = collectors()
+
+    def refusal(self) -> str:
+        """What the form says is wrong, in one sentence or two: the list starts
+        on "Choose a person", where "required" would not say what to do."""
+        if self.has_error("to", "required"):
+            return "Choose whom to hand the item to."
+        return " ".join(message for field in ("to", "reason") for message in self.errors.get(field, []))
 
 
 def collectors():

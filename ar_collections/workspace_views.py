@@ -85,13 +85,14 @@ from ar_collections.workspace_forms import (
     StatementForm,
     WithdrawForm,
     WriteOffForm,
+    collectors,
     worklist_owners,
 )
 from arcrm.dates import format_day
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO, by_currency, format_money
 from arcrm.paging import BadPosition
-from arcrm.roles import can_act_on
+from arcrm.roles import can_act_on, may_work_for_item
 from arcrm.text import person_name
 from customers.access import customer_changeable, customer_readable
 from customers.cover import covered_by
@@ -132,9 +133,15 @@ ACTION_PERMISSIONS = {
 }
 
 
-def action_links(user) -> list[tuple[str, str]]:
-    """The account page's actions this user's role may take."""
-    return [(name, label) for name, label in ACTION_LINKS if user.has_perm(ACTION_PERMISSIONS[name])]
+# What the holder of an item handed over may do on its account (roles.may_work_for_item).
+ITEM_ACTIONS = {"collections:call_log", "collections:note_add", "collections:promise_record"}
+
+
+def action_links(user, *, for_item: bool = False) -> list[tuple[str, str]]:
+    """The account page's actions this user's role may take; `for_item`, those
+    an item handed to them asks for."""
+    return [(name, label) for name, label in ACTION_LINKS if user.has_perm(ACTION_PERMISSIONS[name])
+            and (not for_item or name in ITEM_ACTIONS)]
 
 
 # --- The account page's parts -------------------------------------------------------
@@ -216,6 +223,29 @@ def _invoice_numbered(customer: Customer, number: str) -> tuple[Invoice | None, 
     if found and (found[0].whole or len(found) == 1):
         return found[0], []
     return None, [invoice.number for invoice in found[:INVOICE_CHOICES]]
+
+
+def work_items_context(customer: Customer, *, user) -> dict:
+    """Whether this user may act on the account (`can_act`), or only for an
+    item handed to them (`works_for_item`, roles.may_work_for_item), the
+    actions the page offers them, and the account's open items with whom
+    each is with and why it went there: its collector sees where an item
+    handed over went; and whom this user may hand the items they hold to."""
+    can_act = can_act_on(user, customer)
+    works_for_item = not can_act and may_work_for_item(user, customer)
+    items = list(customer.work_items.filter(status=WorkStatus.OPEN)
+                 .select_related("assignee", "handed_by").order_by("due_on", "pk"))
+    holds = any(item.assignee_id == user.pk for item in items) or (
+        bool(items) and user.has_perm("customers.act_on_any_customer"))
+    return {
+        "can_act": can_act,
+        "works_for_item": works_for_item,
+        "action_links": (action_links(user) if can_act
+                         else action_links(user, for_item=True) if works_for_item else []),
+        "open_work_items": items,
+        "hand_over_people": ([person for person in collectors() if person.pk != user.pk]
+                             if holds and (can_act or works_for_item) else []),
+    }
 
 
 def commitments_context(customer: Customer, *, user) -> dict:
@@ -390,9 +420,9 @@ _T = TypeVar("_T")
 
 def _inline_action(
     request: HttpRequest, pk: int, *, form_class, slug: str, title: str, submit: str, perform: Perform,
-    permission: str,
+    permission: str, for_item: bool = False,
 ) -> HttpResponse:
-    customer = customer_changeable(request, pk, permission=permission)
+    customer = customer_changeable(request, pk, permission=permission, for_item=for_item)
     today = timezone.localdate()
     bound = request.method == "POST"
     form = form_class(request.POST if bound else None, customer=customer, today=today, auto_id=f"{slug}-%s")
@@ -499,7 +529,7 @@ def call_log(request: HttpRequest, pk: int) -> HttpResponse:
 
     return _inline_action(request, pk, form_class=CallForm, slug="call", title="Log a call",
                           submit="Log call", perform=perform,
-                          permission=ACTION_PERMISSIONS["collections:call_log"])
+                          permission=ACTION_PERMISSIONS["collections:call_log"], for_item=True)
 
 
 @login_required
@@ -511,7 +541,7 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
 
     return _inline_action(request, pk, form_class=NoteForm, slug="note", title="Add a note",
                           submit="Add note", perform=perform,
-                          permission=ACTION_PERMISSIONS["collections:note_add"])
+                          permission=ACTION_PERMISSIONS["collections:note_add"], for_item=True)
 
 
 @login_required
@@ -585,7 +615,7 @@ def promise_record(request: HttpRequest, pk: int) -> HttpResponse:
 
     return _inline_action(request, pk, form_class=PromiseForm, slug="promise",
                           title="Record a promise to pay", submit="Record promise", perform=perform,
-                          permission=ACTION_PERMISSIONS["collections:promise_record"])
+                          permission=ACTION_PERMISSIONS["collections:promise_record"], for_item=True)
 
 
 @login_required
@@ -806,6 +836,29 @@ def exception_request(request: HttpRequest, pk: int) -> HttpResponse:
     return _inline_action(request, pk, form_class=form_class, slug="exception",
                           title="Request an exception", submit="Send request", perform=perform,
                           permission=ACTION_PERMISSIONS["collections:exception_request"])
+
+
+@login_required
+@require_POST
+def account_items_hand_over(request: HttpRequest, pk: int) -> HttpResponse:
+    """Hand every open item of the account this user holds to a colleague,
+    with a reason (worklist.account_items_reassign); a manager, every open item."""
+    customer = customer_changeable(request, pk, permission="collections.change_workitem", for_item=True)
+    form = ReassignForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError(form.refusal())
+        to = form.cleaned_data["to"]
+        count = worklist.account_items_reassign(customer=customer, actor=request.user, to=to,
+                                                reason=form.cleaned_data["reason"])
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{count} open item{'s' if count > 1 else ''} of {customer.name} handed to "
+                                  f"{person_name(to)}.")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("customers:detail", args=[customer.pk]) + "#work-items")
+    return redirect(reverse("customers:detail", args=[customer.pk]) + "#work-items")
 
 
 @login_required
@@ -1197,9 +1250,16 @@ def _work_item_for(request: HttpRequest, item_id: int) -> tuple[WorkItem, bool]:
     user's to close. A manager may change any."""
     item = get_object_or_404(WorkItem.objects.select_related("customer", "assignee"), pk=item_id)
     covering = item.assignee_id in covered_by(request.user)
-    mine = (item.assignee_id == request.user.pk or covering) and can_act_on(request.user, item.customer)
+    # Or one handed to them on purpose, on any account, until it is done (roles.may_work_for_item).
+    handed = item.assignee_id == request.user.pk and item.handed_by_id is not None and request.user.is_active
+    mine = ((item.assignee_id == request.user.pk or covering)
+            and (handed or can_act_on(request.user, item.customer)))
     may = mine or request.user.has_perm("customers.act_on_any_customer")
     if not may or not request.user.has_perm("collections.change_workitem"):
+        if item.handed_by_id == request.user.pk and item.assignee_id and item.status == WorkStatus.OPEN:
+            # A second click on Hand over, or a tab left open: it went already.
+            raise PermissionDenied(f"You handed this item to {person_name(item.assignee)}: it is on their "
+                                   "list now. Nothing was changed.")
         raise PermissionDenied("This item is on someone else's list.")
     return item, covering
 
@@ -1292,11 +1352,9 @@ def work_item_change(request: HttpRequest, item_id: int, change: str) -> HttpRes
         elif change == "reassign":
             form = ReassignForm(request.POST)
             if not form.is_valid():
-                # The list starts on "Choose a person": "required" would not say what to do.
-                if form.has_error("to", "required"):
-                    raise ValidationError("Choose whom to hand the item to.")
-                raise ValidationError(form.errors["to"])
-            worklist.item_reassign(item=item, actor=request.user, to=form.cleaned_data["to"])
+                raise ValidationError(form.refusal())
+            worklist.item_reassign(item=item, actor=request.user, to=form.cleaned_data["to"],
+                                   reason=form.cleaned_data["reason"])
             to = form.cleaned_data["to"]
             said = f"Handed to {person_name(to)}."
         else:

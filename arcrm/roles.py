@@ -178,6 +178,34 @@ def require_act_on(user, customer) -> None:
         raise PermissionDenied("You may look at this account but not change it.")
 
 
+def holds_handed_over_item(user, customer) -> bool:
+    """Does this user, active and in a role that works accounts, hold an open
+    item of this account that was handed to them on purpose (WorkItem.handed_by)?"""
+    if not user.is_authenticated or not user.is_active or not user.has_perm("collections.change_workitem"):
+        return False
+    from ar_collections.models import WorkItem, WorkStatus  # ar_collections imports this module
+
+    return WorkItem.objects.filter(customer_id=customer.pk, assignee_id=user.pk, status=WorkStatus.OPEN,
+                                   handed_by__isnull=False).exists()
+
+
+def may_work_for_item(user, customer) -> bool:
+    """May this user do on this account what a worklist item asks: log the
+    call and its outcome, record a promise to pay, add a note, and tick off,
+    snooze or hand on the item? Whoever may act on the account (can_act_on);
+    and a fellow collector holding an open item of it handed to them on
+    purpose, until that item is done. Nothing more of the account is theirs:
+    not its card or contacts, plans, disputes, pauses, exceptions, letters
+    or statements, which stay with whoever works the account."""
+    return can_act_on(user, customer) or (user.has_perm("customers.change_customer")
+                                          and holds_handed_over_item(user, customer))
+
+
+def require_work_for_item(user, customer) -> None:
+    if not may_work_for_item(user, customer):
+        raise PermissionDenied("You may look at this account but not change it.")
+
+
 def sync_role_groups(**kwargs) -> None:
     """After every `migrate` (and every test-database flush), make the three
     groups hold exactly the permissions listed above, so adding a permission

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
 from arcrm.db import CompiledRead
-from arcrm.roles import require_act_on
+from arcrm.roles import require_act_on, require_work_for_item
 from customers.models import Customer
 
 
@@ -46,10 +46,13 @@ def _access_read() -> CompiledRead:
     return CompiledRead(lambda pk: Customer.objects.filter(pk=pk).values_list(*_ACCESS_COLUMNS), pk=-1)
 
 
-def customer_changeable(request: HttpRequest, pk: int, *, permission: str) -> Customer:
-    """The customer, if this user may change it: 404 if there is none, 403 if not theirs."""
+def customer_changeable(request: HttpRequest, pk: int, *, permission: str,
+                        for_item: bool = False) -> Customer:
+    """The customer, if this user may change it: 404 if there is none, 403 if
+    not theirs. `for_item`: a change an item handed over asks for (a call, a
+    promise, a note), which its holder may make too (roles.may_work_for_item)."""
     customer = get_object_or_404(Customer.objects.select_related("collector"), pk=pk)
-    require_act_on(request.user, customer)
+    (require_work_for_item if for_item else require_act_on)(request.user, customer)
     if not request.user.has_perm(permission):
         raise PermissionDenied("Your role may not make this change.")
     return customer

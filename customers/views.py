@@ -54,19 +54,18 @@ from ar_collections.numbers import with_disputed_part
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
-    action_links,
     address_unfiltered,
     changed_parts_context,
     commitments_context,
     payments_context,
     preview_context,
     timeline_context,
+    work_items_context,
 )
 from arcrm.dates import format_day
 from arcrm.db import MONEY, DaysBetween
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.money import ZERO, by_currency, quantize
-from arcrm.roles import can_act_on
 from customers import services
 from customers.access import customer_changeable, customer_readable
 from customers.forms import AbsenceForm, ContactForm, CustomerFilterForm, CustomerForm, overdue_elsewhere
@@ -333,8 +332,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **preview_context(customer, today=today, read=read),
         **commitments_context(customer, user=request.user),
         **_behaviour_context(customer, today=today, invoices=invoices["invoices"]),
-        "can_act": can_act_on(request.user, customer),
-        "action_links": action_links(request.user),
+        **work_items_context(customer, user=request.user),
         "today": today,
     }
     return render(request, "customers/customer_detail.html", context)

@@ -30,6 +30,7 @@ from .conftest import frozen
 
 TODAY = dt.date(2025, 8, 5)
 HTMX = {"HX-Request": "true"}
+WHY = "On calls all day at the trade fair"
 WORKLIST = reverse("collections:worklist")
 ITEM_ID = re.compile(r'<li class="work-item kind-\w+" id="work-(\d+)"')
 pytestmark = pytest.mark.usefixtures("_frozen_today")
@@ -283,9 +284,9 @@ def test_each_item_offers_done_snooze_and_hand_over_as_plain_forms_and_htmx(
 
     html = client.get(WORKLIST).content.decode()
 
-    # Hand over to whoever may work the account: a manager, not another collector.
+    # Hand over to whoever may work the account, or to a fellow collector.
     assert f'<option value="{manager.pk}">maria</option>' in html
-    assert f'<option value="{other_collector.pk}">' not in html
+    assert f'<option value="{other_collector.pk}">otto</option>' in html
     for change in ["done", "snooze", "reassign"]:
         assert f'action="{change_url(item, change)}"' in html
         assert f'hx-post="{change_url(item, change)}"' in html
@@ -326,7 +327,7 @@ def test_hand_over_offers_whoever_covers_for_the_away_collector_and_says_why_the
     ]
 
 
-def test_hand_over_offers_neither_a_viewer_nor_someone_without_a_role_nor_a_collector_of_other_accounts(
+def test_hand_over_offers_the_managers_then_fellow_collectors_but_neither_a_viewer_nor_someone_without_a_role(
     client, collector, other_collector, manager, viewer, django_user_model, make_item
 ):
     django_user_model.objects.create_user("nora")
@@ -335,10 +336,11 @@ def test_hand_over_offers_neither_a_viewer_nor_someone_without_a_role_nor_a_coll
 
     options = hand_over_options(client.get(WORKLIST).content.decode(), item)
 
-    assert options == [("", "Choose a person", True), (str(manager.pk), "maria", True)]
+    assert options == [("", "Choose a person", True), (str(manager.pk), "maria", True),
+                       (str(other_collector.pk), "otto", True)]
 
 
-@pytest.mark.parametrize("whom", ["viewer", "no role", "other collector", "unknown"])
+@pytest.mark.parametrize("whom", ["viewer", "no role", "deactivated collector", "unknown"])
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
 def test_a_crafted_hand_over_to_someone_who_may_not_work_the_account_is_refused(
     client, collector, other_collector, viewer, django_user_model, make_item, whom, headers
@@ -350,14 +352,16 @@ def test_a_crafted_hand_over_to_someone_who_may_not_work_the_account_is_refused(
     to, said = {
         "viewer": (viewer.pk, not_a_choice),
         "no role": (nora.pk, not_a_choice),
-        "other collector": (other_collector.pk, "otto may not work"),
+        "deactivated collector": (other_collector.pk, not_a_choice),
         "unknown": (nora.pk + 1000, not_a_choice),
     }[whom]
+    other_collector.is_active = False
+    other_collector.save(update_fields=["is_active"])
     item = make_item(assignee=collector, title="Call back")
     client.force_login(collector)
     before = item_state(item)
 
-    response = client.post(change_url(item, "reassign"), {"to": to}, headers=headers)
+    response = client.post(change_url(item, "reassign"), {"to": to, "reason": WHY}, headers=headers)
 
     page = html.unescape(text_of(response if headers else client.get(WORKLIST)))
     assert said in page
@@ -368,7 +372,7 @@ def test_a_manager_may_take_any_item(client, collector, manager, make_item):
     item = make_item(assignee=collector, title="Call back")
     client.force_login(collector)
 
-    response = client.post(change_url(item, "reassign"), {"to": manager.pk}, headers=HTMX)
+    response = client.post(change_url(item, "reassign"), {"to": manager.pk, "reason": WHY}, headers=HTMX)
 
     assert response.status_code == 200
     assert WorkItem.objects.get(pk=item.pk).assignee == manager
@@ -384,7 +388,7 @@ def test_an_item_cannot_be_handed_to_someone_away_today(
     client.force_login(collector)
     before = item_state(item)
 
-    response = client.post(change_url(item, "reassign"), {"to": manager.pk}, headers=HTMX)
+    response = client.post(change_url(item, "reassign"), {"to": manager.pk, "reason": WHY}, headers=HTMX)
 
     assert response.status_code == 422
     assert "maria is away today (otto covers): hand it to someone at work." in text_of(response)
@@ -398,13 +402,14 @@ def test_a_hand_over_to_the_stand_in_lands_on_their_list_and_on_the_timeline(
     item = make_item(assignee=manager, customer=make_item(assignee=collector).customer, title="Call back")
     client.force_login(manager)
 
-    response = client.post(change_url(item, "reassign"), {"to": other_collector.pk})
+    response = client.post(change_url(item, "reassign"), {"to": other_collector.pk, "reason": WHY})
 
     assert response.status_code == 302
     item.refresh_from_db()
     assert item.assignee == other_collector
     event = TimelineEvent.objects.get(customer=item.customer, kind=EventKind.WORK)
-    assert (event.actor, event.summary) == (manager, "Worklist: handed from maria to otto — Call back")
+    assert (event.actor, event.summary) == (manager,
+                                            f"Worklist: handed from maria to otto — Call back. Why: {WHY}")
 
 
 def test_with_no_colleague_to_hand_over_to_there_is_no_hand_over_form(client, collector, item):
@@ -467,7 +472,7 @@ CHANGES = ["done", "snooze", "reassign"]
 
 @pytest.fixture
 def change_data(manager) -> dict[str, dict]:
-    return {"done": {}, "snooze": {"until": "2025-08-08"}, "reassign": {"to": manager.pk}}
+    return {"done": {}, "snooze": {"until": "2025-08-08"}, "reassign": {"to": manager.pk, "reason": WHY}}
 
 
 def expected_state(change: str, collector, manager) -> tuple:
@@ -491,7 +496,8 @@ def test_without_htmx_a_change_is_saved_and_the_list_comes_back_without_the_item
     assert item_state(item)[:4] == expected_state(change, collector, manager)
     event = TimelineEvent.objects.get(customer=item.customer)
     assert (event.kind, event.actor) == (EventKind.WORK, collector)
-    assert event.summary.startswith("Worklist: ") and event.summary.endswith("— Call Acme about INV-1001")
+    # A hand-over says why after the title.
+    assert event.summary.startswith("Worklist: ") and "— Call Acme about INV-1001" in event.summary
     after = client.get(response.url)
     assert item.pk not in listed(after)
     assert 'class="message message-success"' in after.content.decode()
@@ -518,23 +524,28 @@ def test_with_htmx_a_change_replaces_the_item_in_place(
 
 def test_a_handed_over_item_lands_on_the_managers_list(client, collector, manager, item):
     client.force_login(collector)
-    client.post(change_url(item, "reassign"), {"to": manager.pk})
+    client.post(change_url(item, "reassign"), {"to": manager.pk, "reason": WHY})
 
     client.force_login(manager)
 
     assert listed(client.get(WORKLIST)) == [item.pk]
 
 
-def test_an_item_cannot_go_to_a_collector_who_may_not_work_the_account(
+def test_an_item_handed_to_a_fellow_collector_lands_on_their_list_with_its_reason(
     client, collector, other_collector, item
 ):
     client.force_login(collector)
 
-    response = client.post(change_url(item, "reassign"), {"to": other_collector.pk}, headers=HTMX)
+    response = client.post(change_url(item, "reassign"), {"to": other_collector.pk, "reason": WHY},
+                           headers=HTMX)
 
-    assert response.status_code == 422
-    assert f"otto may not work {item.customer.name}&#x27;s account." in response.content.decode()
-    assert item_state(item)[3] == collector.pk
+    assert response.status_code == 200
+    item.refresh_from_db()
+    assert (item.assignee, item.handed_by, item.handed_reason) == (other_collector, collector, WHY)
+    client.force_login(other_collector)
+    page = text_of(client.get(WORKLIST))
+    assert listed(client.get(WORKLIST)) == [item.pk]
+    assert f"Handed over by carla on 5 Aug (the account is carla’s): {WHY}" in page
 
 
 def test_a_manager_may_change_an_item_on_a_collectors_list_and_returns_to_that_list(

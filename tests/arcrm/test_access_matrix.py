@@ -54,6 +54,7 @@ from ar_collections.models import (
     StepAction,
     WorkItem,
     WorkKind,
+    WorkStatus,
 )
 from arcrm.roles import COLLECTOR, INTEGRATION, MANAGER, VIEWER
 from customers.models import CollectorAbsence, Contact, ContactAbsence, ContactRole, Customer
@@ -220,6 +221,7 @@ TABLE: dict[str, Row] = {
     "collections/customers/<int:pk>/pause/": Row(ACCOUNT, _account("pause_set")),
     "collections/customers/<int:pk>/resume/": Row(ACCOUNT, _account("pause_resume")),
     "collections/customers/<int:pk>/exception/": Row(ACCOUNT, _account("exception_request")),
+    "collections/customers/<int:pk>/hand-over/": Row(ACCOUNT, _account("account_items_hand_over")),
     "collections/plans/<int:plan_id>/decide/": Row(MANAGER_ONLY, _of("plan_decide", "plan")),
     "collections/exceptions/<int:request_id>/decide/": Row(
         MANAGER_ONLY, _of("exception_decide", "exception")),
@@ -634,3 +636,42 @@ def test_a_stand_in_works_the_account_only_while_the_cover_lasts(world):
 
     assert not covering, "\n".join(covering)
     assert not called_off, "\n".join(called_off)
+
+
+# What the holder of an item handed to them may do on its account (arcrm.roles.may_work_for_item):
+# the item's own changes, the call, the promise and the note, and handing the item on.
+FOR_AN_ITEM = {
+    "collections/customers/<int:pk>/call/",
+    "collections/customers/<int:pk>/note/",
+    "collections/customers/<int:pk>/promise/",
+    "collections/customers/<int:pk>/hand-over/",
+    "collections/worklist/<int:item_id>/<str:change>/",
+}
+
+
+def test_a_fellow_collector_holding_a_handed_over_item_works_the_account_for_it_and_no_further(world):
+    """Carla hands Otto her call: the item's URLs on her account are his, the
+    rest of it stays hers (her other item, a ladder's, too). Once the item is
+    done, every URL of her account is refused to him again."""
+    carla, otto = world.users["collector"], world.users["other_collector"]
+    WorkItem.objects.filter(pk=world.item.pk).update(assignee=otto, handed_by=carla, handed_reason="Fair day")
+    rows = {route: row for route, row in TABLE.items() if row.access == ACCOUNT}
+
+    def let_in(row: Row, answer: Answer) -> str:
+        return f"answered {answer.status}" if answer.status in (403, 404) or answer.status >= 500 else ""
+
+    try:
+        his = _failures(world, "other_collector",
+                        {r: row for r, row in rows.items() if r in FOR_AN_ITEM}, let_in)
+        not_his = _failures(world, "other_collector",
+                            {r: row for r, row in rows.items() if r not in FOR_AN_ITEM}, _refusal)
+        WorkItem.objects.filter(pk=world.item.pk).update(status=WorkStatus.DONE, handed_by=None)
+        done = _failures(world, "other_collector", rows, _refusal)
+    finally:
+        WorkItem.objects.filter(pk=world.item.pk).update(assignee=carla, handed_by=None, handed_reason="",
+                                                         status=WorkStatus.OPEN)
+
+    assert sorted(FOR_AN_ITEM - set(rows)) == []
+    assert not his, "\n".join(his)
+    assert not not_his, "\n".join(not_his)
+    assert not done, "\n".join(done)

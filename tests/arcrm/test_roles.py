@@ -1,7 +1,8 @@
 import pytest
 from django.contrib.auth.models import Group, User
 
-from arcrm.roles import COLLECTOR, MANAGER, VIEWER, can_act_on, role_of
+from ar_collections.models import WorkItem, WorkKind, WorkStatus
+from arcrm.roles import COLLECTOR, MANAGER, VIEWER, can_act_on, may_work_for_item, role_of
 
 
 def test_the_migration_creates_the_three_roles(db):
@@ -20,6 +21,31 @@ def test_a_viewer_may_read_but_not_change(viewer):
 )
 def test_who_may_act_on_a_collectors_account(request, customer, who, may_act):
     assert can_act_on(request.getfixturevalue(who), customer) is may_act
+
+
+@pytest.mark.parametrize(
+    ("who", "holds", "may_work"),
+    [("other_collector", "handed over", True), ("other_collector", "left over", False),
+     ("other_collector", "handed over, done", False), ("other_collector", "handed over, deactivated", False),
+     ("other_collector", "nothing", False), ("viewer", "handed over", False),
+     ("collector", "nothing", True), ("manager", "nothing", True)],
+)
+def test_who_may_work_a_collectors_account_for_an_item(request, customer, collector, who, holds, may_work):
+    """Only a deliberate hand-over (handed_by), still open, lets a fellow
+    collector work the account; an item merely left with them does not, nor
+    does one handed to a viewer or to someone no longer active."""
+    user = request.getfixturevalue(who)
+    if holds != "nothing":
+        WorkItem.objects.create(key="call:1", kind=WorkKind.CALL, customer=customer, assignee=user,
+                                title="Call", due_on=customer.customer_since,
+                                handed_by=None if holds == "left over" else collector,
+                                status=WorkStatus.DONE if holds.endswith("done") else WorkStatus.OPEN)
+    if holds.endswith("deactivated"):
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+
+    assert may_work_for_item(user, customer) is may_work
+    assert can_act_on(user, customer) is (who in ("collector", "manager"))
 
 
 def test_a_user_without_a_role_has_none(db):

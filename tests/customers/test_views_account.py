@@ -609,9 +609,10 @@ def test_the_number_of_queries_does_not_grow_with_invoices_or_contacts(
     # is one), disputes, exception requests; and, every invoice being held until
     # a day, the preview again for the day after the earliest hold ends (6: it
     # says when dunning starts again, and whether a request waiting for a
-    # manager holds the step then; the open invoices are today's)
+    # manager holds the step then; the open invoices are today's); the
+    # account's open work items, with whom each is and who handed it over
     ladders()
-    with django_assert_num_queries(34):
+    with django_assert_num_queries(35):
         response = client.get(url(customer))
 
     assert len(response.context["invoices"]) == rows
