@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0080_import_check_with_problems'),
+        ('collections', '0081_work_item_handed_over'),
     ]
 
     operations = [
