@@ -13,7 +13,7 @@ from ar_collections import api, imports
 from ar_collections.models import ActionStatus, Channel, DunningAction, MissCause, lists_open_invoice
 from ar_collections.paper import documents_in_queue
 from arcrm.dates import format_day
-from arcrm.forms import something_seen
+from arcrm.forms import one_time_token, something_seen
 from arcrm.text import is_one_line, person_name
 from customers.models import Segment
 
@@ -238,6 +238,9 @@ def token_users():
 
 class ApiTokenForm(_PlainLabels, forms.Form):
     """A token for the ERP API (ar_collections/api.py), acting as one user."""
+
+    # Issued once however often the form is sent (a double click): arcrm.forms.one_time_token.
+    submission = one_time_token(required=False)
 
     name = forms.CharField(label="Name", max_length=100, strip=True,
                            help_text="What will use it, e.g. “ERP”.")

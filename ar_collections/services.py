@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
@@ -707,3 +708,22 @@ def submission_record(*, token: uuid.UUID) -> None:
             FormSubmission.objects.create(token=token)
     except IntegrityError:
         raise ValidationError(SENT_ALREADY) from None
+
+
+_T = TypeVar("_T")
+
+
+def submission_taken_check(*, token: uuid.UUID) -> None:
+    """Refuse a form whose one-time token was taken already (submission_record)."""
+    if FormSubmission.objects.filter(token=token).exists():
+        raise ValidationError(SENT_ALREADY, code="sent_already")
+
+
+def carried_out_once(form, perform: Callable[[], _T]) -> _T:
+    """perform(), in one transaction with taking the form's one-time token
+    (arcrm.forms.one_time_token) where it came with one: the same form sent
+    twice records and sends once. A form refused gives its token back."""
+    with transaction.atomic():
+        if token := form.cleaned_data.get("submission"):
+            submission_record(token=token)
+        return perform()

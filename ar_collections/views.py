@@ -1613,9 +1613,15 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
     never again) and revokes one no longer wanted. The managers who import the
     ERP's receivables by hand are those who let it send them."""
     form = ApiTokenForm(request.POST or None)
+    made = None
     if request.method == "POST" and form.is_valid():
-        token, secret = api.api_token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"],
-                                             actor=request.user)
+        try:
+            made = services.carried_out_once(form, lambda: api.api_token_create(
+                user=form.cleaned_data["user"], name=form.cleaned_data["name"], actor=request.user))
+        except ValidationError as error:
+            form.add_error(None, error)
+    if made is not None:
+        token, secret = made
         if request.htmx:
             # An htmx post is no page the browser reloads: the secret comes back in place.
             return render(request, "collections/api_tokens.html#token-issue", {

@@ -8,7 +8,6 @@ a question for the service.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from decimal import Decimal
 
 from django import forms
@@ -58,7 +57,14 @@ from ar_collections.workspace import (
     write_off_lines_now,
 )
 from arcrm.dates import DATE_AHEAD_YEARS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
-from arcrm.forms import MoneyField, WholeNumberField, nothing_hidden, plain_amount_check, something_seen
+from arcrm.forms import (
+    MoneyField,
+    WholeNumberField,
+    nothing_hidden,
+    one_time_token,
+    plain_amount_check,
+    something_seen,
+)
 from arcrm.money import format_money, smallest_unit
 from customers.forms import WorkerChoiceField
 from customers.models import Contact, ContactAbsence, Customer
@@ -70,6 +76,11 @@ NOTE_MAX_LENGTH = 300
 
 
 class _AccountForm(forms.Form):
+    # Every form that records something on the account is carried out once
+    # (workspace_views.carried_out_once): a double click records one row.
+    # A form that sends something to the customer requires its token (_sent_once).
+    submission = one_time_token(required=False)
+
     def __init__(self, *args, customer: Customer, today: dt.date, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
@@ -162,18 +173,10 @@ def _date(**kwargs) -> forms.DateField:
                            **kwargs)
 
 
-# Said when a form comes back without its one-time token: opened before the
-# token was rendered in it, or not through the page at all.
-FORM_OUT_OF_DATE = "This form is out of date: nothing was done. Open it again from the account page."
-
-
 def _sent_once() -> forms.UUIDField:
-    """The one-time token of a form that sends something to the customer: a
-    new one each time the form opens, taken by the view in the transaction
-    that carries the form out (services.submission_record), so the same form
-    sent twice (a second click, a retry, the page re-posted) sends once."""
-    return forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4,
-                           error_messages={"required": FORM_OUT_OF_DATE, "invalid": FORM_OUT_OF_DATE})
+    """The one-time token of a form that sends something to the customer
+    (arcrm.forms.one_time_token), required: sent twice, it sends once."""
+    return one_time_token()
 
 
 def _contact_choice() -> forms.ModelChoiceField:

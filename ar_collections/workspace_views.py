@@ -17,14 +17,12 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
-from typing import TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Case, Prefetch, Sum, When, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -415,7 +413,6 @@ def timeline_view(request: HttpRequest, pk: int) -> HttpResponse:
 # --- Inline actions ---------------------------------------------------------------------
 
 Perform = Callable[[Customer, object, dt.date, object], str]
-_T = TypeVar("_T")
 
 
 def _inline_action(
@@ -428,7 +425,7 @@ def _inline_action(
     form = form_class(request.POST if bound else None, customer=customer, today=today, auto_id=f"{slug}-%s")
     if bound and form.is_valid():
         try:
-            message = _carried_out_once(form, lambda: perform(customer, form, today, request.user))
+            message = services.carried_out_once(form, lambda: perform(customer, form, today, request.user))
         except ValidationError as error:
             _add_errors(form, error)
         else:
@@ -437,16 +434,6 @@ def _inline_action(
     context = {"customer": customer, "form": form, "slug": slug, "title": title, "submit": submit,
                "action_url": request.path}
     return _form_response(request, context, status=422 if bound else 200)
-
-
-def _carried_out_once(form, perform: Callable[[], _T]) -> _T:
-    """perform(), in one transaction with taking the form's one-time token
-    where it has one (a form that sends something to the customer): the same
-    form sent twice records and sends once. A form refused gives its token back."""
-    with transaction.atomic():
-        if "submission" in form.fields:
-            services.submission_record(token=form.cleaned_data["submission"])
-        return perform()
 
 
 def _form_response(
@@ -981,7 +968,7 @@ def plan_amend(request: HttpRequest, pk: int, plan_id: int) -> HttpResponse:
     if bound and form.is_valid():
         try:
             data = form.cleaned_data
-            _carried_out_once(form, lambda: workspace.plan_amend(
+            services.carried_out_once(form, lambda: workspace.plan_amend(
                 plan=plan, manager=request.user, instalments=data["instalments"], note=data["note"],
                 on=timezone.localdate()))
         except ValidationError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -108,6 +109,33 @@ def written_plainly(db_field: models.Field, **kwargs) -> forms.Field | None:
     if isinstance(db_field, models.IntegerField) and not db_field.choices:
         kwargs.setdefault("form_class", WholeNumberField)
     return db_field.formfield(**kwargs)
+
+
+# Said when a form comes back without its one-time token: opened before the
+# token was rendered in it, or not through the page at all.
+FORM_OUT_OF_DATE = "This form is out of date: nothing was done. Open it again from the account page."
+
+
+def one_time_token(*, required: bool = True) -> forms.UUIDField:
+    """The one-time token of a form that records or sends something: a new
+    one each time the form opens, taken in the transaction that carries the
+    form out (ar_collections.services.submission_record), so the same form
+    sent twice (a double click, a retry, the page posted again) is carried
+    out once. A form that sends something to the customer requires it; one
+    that only records something takes a form without it (a page drawn before
+    it had one) as it always did."""
+    return forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=required,
+                           validators=[_not_taken],
+                           error_messages={"required": FORM_OUT_OF_DATE, "invalid": FORM_OUT_OF_DATE})
+
+
+def _not_taken(token: uuid.UUID) -> None:
+    """Said first, before what the form's other fields would say now (the
+    invoice it disputed is under dispute since: by this very form). Two sent
+    at once both pass here; the token's unique index refuses the second."""
+    from ar_collections.services import submission_taken_check
+
+    submission_taken_check(token=token)
 
 
 class ThrottledSignIn:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from ar_collections.services import carried_out_once
 from arcrm.dates import format_day
 from arcrm.htmx import form_autofocus, wants_fragment
 from arcrm.text import person_name
@@ -48,9 +49,9 @@ def cover_page(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         away = data.get("user") or request.user
         try:
-            absence = services.absence_record(
+            absence = carried_out_once(form, lambda: services.absence_record(
                 user=away, stand_in=data["stand_in"], starts_on=data["starts_on"], ends_on=data["ends_on"],
-                note=data["note"], actor=request.user)
+                note=data["note"], actor=request.user))
         except ValidationError as error:
             _add_errors(form, error)
         else:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ar_collections.models import Invoice
 from arcrm.dates import format_day
-from arcrm.forms import MoneyField, VisibleText, WholeNumberField, written_plainly
+from arcrm.forms import MoneyField, VisibleText, WholeNumberField, one_time_token, written_plainly
 from arcrm.money import format_money, validate_currency_in_use
 from arcrm.roles import INTEGRATION
 from arcrm.text import is_one_line, person_name
@@ -449,6 +449,9 @@ class CustomerForm(VisibleText, _PlainLabels, forms.ModelForm):
 
 
 class ContactForm(VisibleText, _PlainLabels, forms.ModelForm):
+    # Recorded once however often the form is sent (a double click): arcrm.forms.one_time_token.
+    submission = one_time_token(required=False)
+
     class Meta:
         formfield_callback = written_plainly
         model = Contact
@@ -512,6 +515,9 @@ class ContactForm(VisibleText, _PlainLabels, forms.ModelForm):
 
 
 class AbsenceForm(VisibleText, _PlainLabels, forms.ModelForm):
+    # Recorded once however often the form is sent (a double click): arcrm.forms.one_time_token.
+    submission = one_time_token(required=False)
+
     class Meta:
         formfield_callback = written_plainly
         model = ContactAbsence
@@ -572,6 +578,9 @@ def _day_of(field: forms.DateField, value):
 class CoverForm(VisibleText, forms.Form):
     """An absence of a collector (or manager) and who covers for them. A
     manager chooses whose; a collector records their own (no `user` field)."""
+
+    # Recorded once however often the form is sent (a double click): arcrm.forms.one_time_token.
+    submission = one_time_token(required=False)
 
     user = UserChoiceField(label="Who is away", queryset=User.objects.none(), empty_label="Choose a person")
     starts_on = forms.DateField(label="Away from", widget=forms.DateInput(attrs={"type": "date"}))

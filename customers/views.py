@@ -51,6 +51,7 @@ from ar_collections.models import (
     overdue_in_other_currencies,
 )
 from ar_collections.numbers import with_disputed_part
+from ar_collections.services import carried_out_once
 from ar_collections.timeline import BadCursor
 from ar_collections.views import dunning_card_context
 from ar_collections.workspace_views import (
@@ -439,7 +440,7 @@ def contact_edit(request: HttpRequest, pk: int, contact_id: int | None = None) -
     )
     if form.is_bound and form.is_valid():
         try:
-            services.contact_save(contact=form.instance, actor=request.user)
+            carried_out_once(form, lambda: services.contact_save(contact=form.instance, actor=request.user))
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
@@ -495,7 +496,8 @@ def absence_add(request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
     })
     if form.is_bound and form.is_valid():
         try:
-            services.absence_add(contact=contact, actor=request.user, **form.cleaned_data)
+            data = {name: value for name, value in form.cleaned_data.items() if name != "submission"}
+            carried_out_once(form, lambda: services.absence_add(contact=contact, actor=request.user, **data))
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:

@@ -21,7 +21,7 @@ from ar_collections.models import Call, FormSubmission, OutgoingMail, PaperDocum
 from ar_collections.services import SENT_ALREADY
 from ar_collections.statements import NOTE_MAX_LENGTH
 from ar_collections.tasks import check_commitments
-from ar_collections.workspace_forms import FORM_OUT_OF_DATE
+from arcrm.forms import FORM_OUT_OF_DATE
 from customers.models import ContactRole, InvoiceDelivery, ReminderChannel, TimelineEvent
 from tests.ar_collections.conftest import done_by_another_worker, in_another_thread, someone_waits_for_a_lock
 

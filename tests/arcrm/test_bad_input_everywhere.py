@@ -13,9 +13,12 @@ that value the form refuses.
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import inspect
 import re
 import uuid
+from decimal import Decimal
 
 import pytest
 from django import forms
@@ -24,7 +27,10 @@ from django.test import Client
 
 from ar_collections import forms as collections_forms
 from ar_collections import wording_views, workspace_forms
+from ar_collections.models import DisputeReason, ExceptionKind, Invoice, InvoiceStatus
+from ar_collections.services import SENT_ALREADY
 from customers import forms as customers_forms
+from customers.models import Contact, ContactRole
 from tests.arcrm.test_access_matrix import (
     ACCOUNT,
     MANAGER_ONLY,
@@ -343,3 +349,86 @@ def test_the_same_form_sent_twice_does_its_work_once(world, manager_client, rout
 
     assert first < 400, "the first click was refused: the test sends the wrong form"
     assert (second < 500, writes) == (True, 0)
+
+
+def _fresh_invoice(world: World) -> Invoice:
+    """An open invoice nothing holds yet: the world's own is disputed, promised and planned."""
+    return Invoice.objects.create(
+        number="INV-FRESH", customer=world.customer, issue_date=dt.date(2025, 8, 1),
+        due_date=dt.date(2025, 9, 1), currency=world.customer.currency, total_amount=Decimal("800.00"),
+        open_amount=Decimal("800.00"), status=InvoiceStatus.OPEN)
+
+
+def _contact_data(world: World, invoice: Invoice) -> dict:
+    contact = Contact(customer=world.customer, name="Cleo Payable", role=ContactRole.AP,
+                      email="cleo@example.com")
+    values = forms.model_to_dict(contact, fields=customers_forms.ContactForm._meta.fields)
+    return {name: value for name, value in values.items() if value not in (None, False)}
+
+
+LATER = TODAY + dt.timedelta(days=60)
+
+# Forms that record something new, each with what it records: sent twice with
+# the token the page rendered in it (a double click), the second records nothing.
+RECORDED_ONCE = {
+    "collections/customers/<int:pk>/note/": lambda w, invoice: {"text": "Called, no answer"},
+    "collections/customers/<int:pk>/promise/": lambda w, invoice: {
+        "contact": w.contact.pk, "amount": "100.00", "invoices": [invoice.pk],
+        "promised_on": (TODAY + dt.timedelta(days=7)).isoformat()},
+    "collections/customers/<int:pk>/payment/": lambda w, invoice: {
+        "received_on": TODAY.isoformat(), "currency": w.customer.currency, "amount": "100.00",
+        "method": "bank_transfer", "reference": "BANK-77", "invoices": [invoice.pk]},
+    "collections/customers/<int:pk>/credit-note/": lambda w, invoice: {
+        "invoice": invoice.pk, "amount": "50.00", "issued_on": TODAY.isoformat(), "reason": "Goodwill"},
+    "collections/customers/<int:pk>/dispute/": lambda w, invoice: {
+        "invoice": invoice.pk, "reason": DisputeReason.PRICE, "description": "Price differs from the order"},
+    "collections/customers/<int:pk>/plan/": lambda w, invoice: {
+        "invoices": [invoice.pk], "instalment_count": "2",
+        "first_due_on": (TODAY + dt.timedelta(days=10)).isoformat(), "every_days": "30"},
+    "collections/customers/<int:pk>/pause/": lambda w, invoice: {
+        "invoice": invoice.pk, "ends_on": (TODAY + dt.timedelta(days=5)).isoformat(),
+        "reason": "Waiting for their bank"},
+    "collections/customers/<int:pk>/exception/": lambda w, invoice: {
+        "kind": ExceptionKind.PAUSE, "invoice": invoice.pk, "pause_until": LATER.isoformat(),
+        "reason": "Their bank moves in spring"},
+    "customers/<int:pk>/contacts/new/": _contact_data,
+    "customers/<int:pk>/contacts/<int:contact_id>/absences/new/": lambda w, invoice: {
+        "starts_on": LATER.isoformat(), "ends_on": (LATER + dt.timedelta(days=5)).isoformat(),
+        "delegate": w.customer.contacts.get(name="Bob Payable").pk, "note": "Holiday"},
+    "collections/cover/": lambda w, invoice: {
+        "user": w.users["collector"].pk, "stand_in": w.users["other_collector"].pk,
+        "starts_on": (LATER + dt.timedelta(days=30)).isoformat(),
+        "ends_on": (LATER + dt.timedelta(days=35)).isoformat()},
+    "collections/api-tokens/": lambda w, invoice: {"name": "Warehouse", "user": w.users["erp"].pk},
+}
+_TOKEN = re.compile(r'name="submission" value="([0-9a-f-]{36})"')
+
+
+@pytest.mark.parametrize("route", list(RECORDED_ONCE))
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_a_form_that_records_something_sent_twice_with_its_token_records_it_once(
+    world, manager_client, route, htmx
+):
+    url = TABLE[route].url(world)
+    headers = {"HX-Request": "true"} if htmx else {}
+    with time_machine_at(TODAY), transaction.atomic():
+        _csrf_posting(manager_client, world)
+        invoice = _fresh_invoice(world)
+        # Opened as the browser opens it: into the page with htmx, or as a
+        # page (the tokens' form comes with its page, not with the list htmx asks for).
+        form = (_TOKEN.search(manager_client.get(url, headers=headers).content.decode())
+                or _TOKEN.search(manager_client.get(url).content.decode()))
+        data = {**RECORDED_ONCE[route](world, invoice), "submission": form.group(1) if form else ""}
+        before = _contents()
+        first = manager_client.post(url, data, headers=headers)
+        recorded = _contents()
+        second = manager_client.post(url, data, headers=headers)
+        # Row by row: PostgreSQL counts the token's refused insert as a write.
+        changed = sorted(t for t, digest in _contents().items() if recorded[t] != digest)
+        transaction.set_rollback(True)
+
+    assert form, "the form opens without its one-time token"
+    assert first.status_code < 400 and recorded != before, "the first click was refused: wrong form sent"
+    assert second.status_code == 422
+    assert SENT_ALREADY in html.unescape(second.content.decode())
+    assert changed == []
