@@ -92,8 +92,7 @@ from ar_collections.workspace import (
 )
 from arcrm.dates import INVOICE_LONG_AGO_DAYS, LONG_AGO_DAYS, far_ahead, format_day, long_ago
 from arcrm.money import (
-    MONEY_DECIMAL_PLACES,
-    MONEY_MAX_DIGITS,
+    LARGEST_AMOUNT,
     decimal_places,
     format_money,
     smallest_unit,
@@ -128,7 +127,6 @@ MAX_ROWS = 50_000
 _AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")  # money fields: 14 digits, 2 after the point
 # Written as an amount, but with more digits before the point than money is kept with.
 _AMOUNT_TOO_LARGE = re.compile(r"\d{13,}(\.\d{1,2})?")
-LARGEST_AMOUNT = "9" * (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES) + "." + "9" * MONEY_DECIMAL_PLACES
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # 0-9: \d is any script's digit
 # Dates before this year, or more than DATE_AHEAD_YEARS ahead, are mistyped.
 EARLIEST_YEAR = 1990

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from arcrm import throttle
-from arcrm.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from arcrm.money import LARGEST_AMOUNT, MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from arcrm.roles import integration_account_refusal, is_integration_account
 from arcrm.text import hidden_characters, nothing_seen, other_digits
 
@@ -85,6 +85,15 @@ class MoneyField(forms.DecimalField):
         kwargs.setdefault("max_digits", MONEY_MAX_DIGITS)
         kwargs.setdefault("decimal_places", MONEY_DECIMAL_PLACES)
         super().__init__(**kwargs)
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        # Said before Django's count of digits ("no more than 14 digits in
+        # total" for 1234567890123.00), as the imports say it.
+        if (value is not None and value.is_finite() and self.max_digits == MONEY_MAX_DIGITS
+                and abs(value) > Decimal(LARGEST_AMOUNT)):
+            raise ValidationError(f"This is more than an amount may be ({LARGEST_AMOUNT} at most).",
+                                  code="max_whole_digits")
 
     def to_python(self, value) -> Decimal | None:
         if isinstance(value, str):

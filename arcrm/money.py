@@ -9,6 +9,11 @@ from django.core.exceptions import ValidationError
 
 MONEY_MAX_DIGITS = 14
 MONEY_DECIMAL_PLACES = 2
+# The largest amount a money column holds: 12 digits before the point. Kept
+# as the bound of every amount typed or imported, whatever the currency: a
+# B2B invoice of some hundred billion rupiah, dong or won is plausible, and
+# fits; one more digit is no amount, and would fail on the column.
+LARGEST_AMOUNT = "9" * (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES) + "." + "9" * MONEY_DECIMAL_PLACES
 CENT = Decimal("0.01")
 # Below this, an amount computed in the database is no money left: exact on
 # PostgreSQL, float noise on SQLite.

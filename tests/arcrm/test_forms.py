@@ -110,3 +110,15 @@ def test_every_whole_number_the_admin_takes_is_written_in_digits_0_to_9(rf, djan
 
     assert plain == []
     assert isinstance(for_steps["day_offset"], WholeNumberField)  # a whole number there is, swept
+
+
+@pytest.mark.parametrize("written", ["1234567890123.00", "9999999999999"])
+def test_an_amount_no_money_column_holds_is_refused_saying_the_largest(written):
+    with pytest.raises(ValidationError) as refused:
+        MoneyField().clean(written)
+
+    assert refused.value.messages == ["This is more than an amount may be (999999999999.99 at most)."]
+
+
+def test_the_largest_amount_a_money_column_holds_is_taken():
+    assert MoneyField().clean("999999999999.99") == Decimal("999999999999.99")
