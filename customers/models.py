@@ -137,30 +137,34 @@ def search_matches(text: str, *, cap: int) -> tuple[list[int], bool]:
     hashes every match before the first comes out. Of a broad text's
     matches, those the accounts' own columns hold come first, then those
     their contacts and invoices lead to: the name a collector sees is the
-    likeliest to be the one meant. Up to four queries, one where the
-    accounts' own columns already hold more than `cap`."""
+    likeliest to be the one meant. Each side is read in the order of its
+    accounts' ids, so the `cap` kept are the same on every page a collector
+    turns to while rows change (a card saved, the nightly segments): read in
+    no order, PostgreSQL hands back another first `cap` once a row moves.
+    Up to four queries, one where the accounts' own columns already hold
+    more than `cap`."""
     text = one_line(text)
     own, contacts, invoice = _search_sides(text)
     # In the order read, the accounts' own first: a dict keeps it, and counts each account once.
-    found = dict.fromkeys(own.order_by().values_list("pk", flat=True)[:cap + 1])
+    found = dict.fromkeys(own.order_by("pk").values_list("pk", flat=True)[:cap + 1])
     if len(found) > cap:
         return list(found)[:cap], False
     # Rows, not accounts: several contacts of an account may match (its AP
     # clerk's and its owner's addresses on its domain). Three an account,
     # enough for most books, spare the union below.
     rows = 3 * cap + 1
-    through_contacts = list(contacts.order_by().values_list("customer_id", flat=True)[:rows])
+    through_contacts = list(contacts.order_by("customer_id").values_list("customer_id", flat=True)[:rows])
     found.update(dict.fromkeys(through_contacts))
     # Several invoices may end with the digits read out ("1774": one a year),
     # several of them an account's.
-    through_invoices = list(invoice.order_by().values_list("customer_id", flat=True)[:rows])
+    through_invoices = list(invoice.order_by("customer_id").values_list("customer_id", flat=True)[:rows])
     found.update(dict.fromkeys(through_invoices))
     if len(found) > cap:
         return list(found)[:cap], False
     if rows in (len(through_contacts), len(through_invoices)):
         # The contacts (or invoices) read were not all that match, yet led to fewer
         # accounts than `cap`: only the union can tell how many there are.
-        every = list(Customer.objects.search(text).order_by().values_list("pk", flat=True)[:cap + 1])
+        every = list(Customer.objects.search(text).order_by("pk").values_list("pk", flat=True)[:cap + 1])
         if len(every) > cap:
             found.update(dict.fromkeys(every))
             return list(found)[:cap], False
