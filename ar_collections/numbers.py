@@ -9,13 +9,14 @@ Receivables at a past date are rebuilt from the ledger, not from today's open
 amounts: what invoices issued by then came to, less what was allocated to
 them (payments, credit notes) and written off by then — a payment reversed
 since counted as it stood, from the day it was applied until the day it was
-reversed, so no figure of a past day changes after it. Two things the ledger
-does not date are approximated, and the page says so:
-- an invoice corrected by a dispute has only its corrected total; it counts
-  at its total as issued (corrected total + what the correction took off)
-  until the day the dispute was resolved, as a credit note would;
-- an invoice has one due date, today's (the ERP may have moved it since), so
-  "not yet due at a date" reads today's due dates.
+reversed, so no figure of a past day changes after it. One thing the ledger
+does not date is approximated, and the page says so: an invoice corrected
+by a dispute has only its corrected total; it counts at its total as issued
+(corrected total + what the correction took off) until the day the dispute
+was resolved, as a credit note would.
+An invoice whose due date was moved since (the ERP's terms extended, put
+right in the admin) is late, or not yet due, at a date by the due date it
+had then, which the change's timeline entry keeps (due_dates_then).
 An invoice the ERP cancelled counts until the day it was cancelled
 (`cancelled_on`; one cancelled before that day was kept never counts), and
 leaves the credit sales of the month it was cancelled in.
@@ -36,6 +37,7 @@ from django.db.models import (
     Case,
     Count,
     DateField,
+    Exists,
     ExpressionWrapper,
     F,
     FilteredRelation,
@@ -51,7 +53,9 @@ from django.db.models import (
     When,
     Window,
 )
+from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Greatest, Least, Round, RowNumber, TruncMonth
+from django.utils import timezone
 
 from ar_collections.models import (
     Allocation,
@@ -81,7 +85,7 @@ from arcrm import kpi
 from arcrm.db import MONEY
 from arcrm.money import ZERO, quantize
 from arcrm.text import name_of
-from customers.models import Customer, Segment
+from customers.models import Customer, EventKind, Segment, TimelineEvent
 
 # The reasons that are our own fault; disputes with them are routed to the
 # department that caused them (Department.reasons).
@@ -443,15 +447,17 @@ def _aging(scope: Scope, *, on: dt.date) -> dict[str, dict[str, tuple[Decimal, i
 
 
 def _at_sums(
-    amount: str, *, issued: str, due: str, moved: str | Callable[[dt.date], Q] | None, days: list[dt.date],
-    moved_after: bool = False,
+    amount: str, *, issued: str, invoice: str, moved: str | Callable[[dt.date], Q] | None,
+    days: list[dt.date], due_then: dict[dt.date, dict[int, dt.date]], moved_after: bool = False,
 ) -> dict[str, Sum]:
     """Two filtered sums of `amount` per day: what counts towards the
     receivables at the end of that day (the invoice issued by then, the
     movement dated by then — or, with `moved_after`, after it; or the rows a
     callable says stood that day), and the part of that not yet due then: due
     that day or later, not late at its end (days late 0), as the aging's and the
-    aged trial balance's "Not yet due" bucket counts it by its due day. Money
+    aged trial balance's "Not yet due" bucket counts it by its due day as it
+    stood that day (not_yet_due, of the invoice reached through `invoice`,
+    with `due_then` of the day: _due_dates_then). Money
     under open dispute is in it, as in the receivables: the aged trial balance
     shows that part in its own column instead."""
     sums = {}
@@ -462,7 +468,7 @@ def _at_sums(
         elif moved:
             when &= Q(**{f"{moved}__gt" if moved_after else f"{moved}__lte": day})
         sums[f"at{i}"] = Sum(amount, filter=when)
-        sums[f"current{i}"] = Sum(amount, filter=when & Q(**{f"{due}__gte": day}))
+        sums[f"current{i}"] = Sum(amount, filter=when & not_yet_due(day, due_then[day], invoice=invoice))
     return sums
 
 
@@ -479,6 +485,59 @@ def uncancelled(prefix: str = "") -> Callable[[dt.date], Q]:
                         | Q(**{f"{prefix}cancelled_on__gt": day}))
 
 
+def due_dates_then(day: dt.date) -> QuerySet:
+    """The invoices whose due date was changed after `day` (the ERP sent
+    another, terms extended; or it was put right in the admin), a row each
+    (`invoice_id`), with the due date they had at its end (`due_then`): what
+    the first change since replaced, as that change's timeline entry keeps it
+    (its `before`, the entries being never edited). The rest had the due date
+    they have. A change is dated the day it was recorded here: the ERP's own
+    day for it is not sent. Few rows, whatever the size of the book: only the
+    changes since the day are read."""
+    since = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+    moves = TimelineEvent.objects.filter(
+        kind=EventKind.INVOICE_CHANGED, occurred_at__gte=since, subject_id__isnull=False,
+        subject_type__app_label=Invoice._meta.app_label, subject_type__model=Invoice._meta.model_name,
+        details__before__has_key="due_date",
+    )
+    # The first since the day: none earlier since the day.
+    earlier = moves.filter(subject_id=OuterRef("subject_id")).filter(
+        Q(occurred_at__lt=OuterRef("occurred_at"))
+        | Q(occurred_at=OuterRef("occurred_at"), pk__lt=OuterRef("pk")))
+    return (
+        moves.filter(~Exists(earlier))
+        .order_by()
+        .values(invoice_id=F("subject_id"), due_then=Cast(KT("details__before__due_date"), DateField()))
+    )
+
+
+def _due_dates_then(days: list[dt.date]) -> dict[dt.date, dict[int, dt.date]]:
+    """due_dates_then of each of `days`, {day: {invoice id: its due date then}},
+    in one query. Read before the ledger's statements and given to them as
+    lists of ids: as subqueries, each of their sums per day looked every
+    invoice up in two of them, and the Numbers page took a third longer on a
+    book where no due date had ever moved."""
+    found: dict[dt.date, dict[int, dt.date]] = {day: {} for day in days}
+    parts = [due_dates_then(day).annotate(day_index=Value(i))
+             .values_list("day_index", "invoice_id", "due_then") for i, day in enumerate(days)]
+    if parts:
+        for i, invoice_id, due in parts[0].union(*parts[1:], all=True):
+            found[days[i]][invoice_id] = _as_date(due)
+    return found
+
+
+def not_yet_due(day: dt.date, due_then: dict[int, dt.date], *, invoice: str = "") -> Q:
+    """Due `day` or later, by the due date the invoice (reached through
+    `invoice`) had at the end of that day: its own, or the one in `due_then`
+    (_due_dates_then) if it was moved since. Not late then."""
+    due = Q(**{f"{invoice}due_date__gte": day})
+    if not due_then:
+        return due
+    still_due = [pk for pk, then in due_then.items() if then >= day]
+    due &= ~Q(**{f"{invoice}pk__in": list(due_then)})
+    return due | Q(**{f"{invoice}pk__in": still_due}) if still_due else due
+
+
 def _moved_in(periods: list[Period], sums: dict[str, tuple[str, Callable[[Period], Q]]]) -> dict[str, Sum]:
     """Per period, a sum of `amount` over the rows a condition takes, for
     each line of the roll-forward: {line: (amount, condition(period))}."""
@@ -493,8 +552,8 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
     """The receivables at the end of each of `days` (total, and the part not
     yet due), credit sales per month of issue (less the invoices cancelled
     in the month), per currency; and each period's roll-forward (RollForward),
-    summed in the same statements. Five queries: invoices, cancellations,
-    corrections, allocations, write-offs.
+    summed in the same statements. Six queries: the due dates moved since
+    the days, invoices, cancellations, corrections, allocations, write-offs.
 
     Each row of the ledger counts towards the receivables from a first day
     to a last (the invoice from its issue to its cancellation, an allocation
@@ -508,6 +567,7 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
     )
     sales: dict[str, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     moves: dict[str, dict[int, RollForward]] = defaultdict(lambda: defaultdict(RollForward))
+    due_then = _due_dates_then(days)
 
     def take(rows, currency: str, sign: int, month: str | None = None, amount: str | None = None,
              lines: dict[str, tuple[str, int]] | None = None) -> None:
@@ -534,7 +594,8 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
         .values("currency", "month")
         .annotate(
             issued=Sum("total_amount"),
-            **_at_sums("total_amount", issued="issue_date", due="due_date", moved=uncancelled(), days=days),
+            **_at_sums("total_amount", issued="issue_date", invoice="", moved=uncancelled(), days=days,
+                       due_then=due_then),
             **_moved_in(periods, {
                 "invoiced": ("total_amount", lambda p: _in(p, "issue_date") & lasted),
                 "cancelled": ("total_amount", lambda p: _in(p, "cancelled_on") & lasted),
@@ -579,9 +640,10 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
             **_at_sums(
                 "taken_off_amount",
                 issued="invoice__issue_date",
-                due="invoice__due_date",
+                invoice="invoice__",
                 moved=lambda day: Q(resolved_on__gt=day) & uncancelled("invoice__")(day),
                 days=days,
+                due_then=due_then,
             ),
             **_moved_in(periods, {
                 "invoiced": ("taken_off_amount", lambda p: _in(p, "invoice__issue_date")
@@ -601,8 +663,8 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
             scope.of(rows, currency="invoice__currency", **scoping)
             .order_by()
             .values("invoice__currency")
-            .annotate(**_at_sums("amount", issued="invoice__issue_date", due="invoice__due_date", moved=moved,
-                                 days=days),
+            .annotate(**_at_sums("amount", issued="invoice__issue_date", invoice="invoice__", moved=moved,
+                                 days=days, due_then=due_then),
                       **_moved_in(periods, lines))
         )
 
@@ -1040,7 +1102,7 @@ def _open_on_sql(scope: Scope, *, day: dt.date, bucket: str | None) -> tuple[str
     )
     sql, params = invoices.query.sql_with_params()
     joins, params = [f"({sql}) i"], list(params)
-    for name, rows in _ledger_on(day).items():
+    for name, rows in {**_ledger_on(day), "changed": due_dates_then(day)}.items():
         sql, more = rows.query.sql_with_params()
         joins.append(f"LEFT JOIN ({sql}) {name} ON {name}.invoice_id = i.id")
         params.extend(more)
@@ -1050,8 +1112,11 @@ def _open_on_sql(scope: Scope, *, day: dt.date, bucket: str | None) -> tuple[str
         "ROUND(i.total_amount + COALESCE(corrected.amount_sum, 0) - COALESCE(allocated.amount_sum, 0)"
         " - COALESCE(written_off.amount_sum, 0), 2)"
     )
+    # Days late by the due date the invoice had that day: one the ERP has moved since
+    # would otherwise read as late, or not yet due, by a date it did not have then.
     figures = (
-        f"SELECT i.*, {owed} AS owed, COALESCE(disputed.amount_sum, 0) AS held_back"
+        "SELECT i.id, i.customer_id, i.currency, COALESCE(changed.due_then, i.due_date) AS due_date,"
+        f" {owed} AS owed, COALESCE(disputed.amount_sum, 0) AS held_back"
         f" FROM {' '.join(joins)}"
     )
     # The disputed part: what the dispute held back, at most what was owed; the rest undisputed.

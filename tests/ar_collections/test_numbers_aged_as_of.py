@@ -31,6 +31,7 @@ import pytest
 from django.urls import reverse
 
 from ar_collections import numbers, numbers_views, workspace
+from ar_collections.imports import invoices_import
 from ar_collections.models import DisputeOutcome, DisputeReason, ReversalReason
 from tests.ar_collections.conftest import frozen
 
@@ -139,6 +140,38 @@ def test_a_dispute_of_part_holds_back_that_part_from_the_day_it_was_opened(book,
     assert balance(day(11, 19))[-1][2] == buckets(late_61_90="700.00")
     assert balance(MONTH_END)[-1][2] == buckets(late_over_90="400.00", disputed="300.00")
     assert balance(MONTH_END)[-1][3] == D("700.00")
+
+
+def erp_moves_due_date(invoice, due: dt.date, *, on: dt.date, actor) -> None:
+    """The ERP sends the invoice again on `on` with another due date (terms extended)."""
+    text = ("number,account_number,issue_date,due_date,currency,total_amount\n"
+            f"{invoice.number},{invoice.customer.account_number},{invoice.issue_date},{due},"
+            f"{invoice.currency},{invoice.total_amount}\n")
+    with frozen(on):
+        assert invoices_import(text, actor=actor).ok
+
+
+def test_a_due_date_the_erp_moved_since_is_read_as_it_was_that_day(
+    book, make_customer, make_invoice, manager
+):
+    # Due 30 Sep; on 15 Nov the ERP moved it to 31 Oct, on 10 Dec to 31 Dec.
+    dent = make_customer(name="Dent", account_number="D-1", currency="EUR")
+    moved = make_invoice(dent, issued=day(9, 1), due=day(9, 30), amount="400.00", number="INV-MOV")
+    erp_moves_due_date(moved, day(10, 31), on=day(11, 15), actor=manager)
+    erp_moves_due_date(moved, day(12, 31), on=day(12, 10), actor=manager)
+
+    def dent_row(on):
+        return [row[2:] for row in balance(on) if row[1] == "Dent"]
+
+    # 10 Nov: due 30 Sep then, 41 days late; 30 Nov: due 31 Oct then, 30 days late; today: not yet due.
+    assert dent_row(day(11, 10)) == [(buckets(late_31_60="400.00"), D("400.00"), 1, day(9, 30))]
+    assert dent_row(MONTH_END) == [(buckets(late_1_30="400.00"), D("400.00"), 1, day(10, 31))]
+    assert dent_row(TODAY) == dent_row(None) == [(buckets(not_due="400.00"), D("400.00"), 1, day(12, 31))]
+    # The Numbers page's "not yet due" at the month end reads the same due date: none of it was.
+    with frozen(TODAY):
+        [eur, _] = numbers.figures(numbers.Scope(), today=TODAY,
+                                   periods=[numbers.Period.ending(day(11, 1), months=1, today=TODAY)])
+    assert (eur.currency, eur.periods[0].closing_current) == ("EUR", D("0.00"))
 
 
 def month_end_read_on(today: dt.date) -> tuple[list[tuple], dict[str, Decimal]]:
