@@ -1019,17 +1019,28 @@ class AgedAccount:
     oldest_due: dt.date
 
 
+def _aged_bounds(day: dt.date) -> Iterator[tuple[str, dt.date | None, dt.date | None]]:
+    """Each bucket's column with the due dates that bound it at the end of
+    `day`: due on `since` or later (None: however long ago), and not on
+    `before` or later (None: however far ahead). Both the ORM's conditions
+    (_aged_conditions) and the past day's SQL (_aged_conditions_sql) read them."""
+    before = None
+    for (key, _), (_, last) in zip(AGED_COLUMNS, kpi.BUCKETS, strict=False):
+        # days late = day − due ≤ last  ⇔  due ≥ day − last
+        since = None if last is None else day - dt.timedelta(days=last)
+        yield key, since, before
+        before = since  # the buckets nest: what is due since `since` holds all the newer ones
+
+
 def _aged_conditions(day: dt.date, *, disputed: Q) -> dict[str, Q]:
     """Which invoices open at the end of `day` each column sums: the aging's
     buckets by days late that day (as in `_aging`), and those `disputed` in
     a column of its own; the buckets take what is not disputed, that column
     the part disputed (aged_balances)."""
-    conditions, newer = {}, None
-    for (key, _), (_, last) in zip(AGED_COLUMNS, kpi.BUCKETS, strict=False):
-        # days late = day − due ≤ last  ⇔  due ≥ day − last
-        older = Q(due_date__gte=day - dt.timedelta(days=last)) if last is not None else Q()
-        conditions[key] = older & (~newer if newer is not None else Q())
-        newer = older  # the buckets nest: what is due since `older` holds all the newer ones
+    conditions = {
+        key: (Q(due_date__gte=since) if since else Q()) & (~Q(due_date__gte=before) if before else Q())
+        for key, since, before in _aged_bounds(day)
+    }
     conditions["disputed"] = disputed
     return conditions
 
@@ -1152,13 +1163,11 @@ def _aged_conditions_sql(day: dt.date, *, connection) -> dict[str, tuple[str, li
     """_aged_conditions as SQL over a column `due_date`, for _open_on_sql;
     the disputed column takes every invoice's disputed part (nothing without
     a dispute)."""
-    conditions, newer = {}, None
-    for (key, _), (_, last) in zip(AGED_COLUMNS, kpi.BUCKETS, strict=False):
-        older = None if last is None else connection.ops.adapt_datefield_value(day - dt.timedelta(days=last))
-        parts = ([("due_date >= %s", older)] if older is not None else []) + (
-            [("NOT due_date >= %s", newer)] if newer is not None else [])
+    conditions = {}
+    for key, since, before in _aged_bounds(day):
+        parts = [(sql, connection.ops.adapt_datefield_value(bound))
+                 for sql, bound in (("due_date >= %s", since), ("NOT due_date >= %s", before)) if bound]
         conditions[key] = (" AND ".join(sql for sql, _ in parts) or "1 = 1", [param for _, param in parts])
-        newer = older
     conditions["disputed"] = ("1 = 1", [])
     return conditions
 
