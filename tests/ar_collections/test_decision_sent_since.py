@@ -48,12 +48,15 @@ def test_the_decision_names_the_reminder_e_mailed_the_night_after_the_pause_was_
     assert "Nothing has been sent to the customer since this was asked." in decision_page(client, asked,
                                                                                          on=days(2))
 
-    assert plan_and_deliver(days(3))["emailed"] == 1  # the request held nothing: the first reminder went
+    # Undecided past the days the run waits for a decision (asked on day 2: the runs up to
+    # day 5), the first reminder, due on day 3, went on day 6.
+    assert plan_and_deliver(days(5))["emailed"] == 0
+    assert plan_and_deliver(days(6))["emailed"] == 1
 
-    page = decision_page(client, asked, on=days(4))
+    page = decision_page(client, asked, on=days(7))
     assert "Nothing has been sent" not in page
     assert ("Sent to the customer while this waited: Friendly reminder (step 1, E-mail), e-mailed to "
-            "Anna Clerk on 5 Mar 2026, asking for payment by") in page
+            "Anna Clerk on 8 Mar 2026, asking for payment by") in page
 
 
 def test_a_reminder_sent_before_the_request_is_not_said_to_have_come_while_it_waited(
