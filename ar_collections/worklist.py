@@ -15,6 +15,8 @@ the item:
   converted, and 1,000 yen is not 1,000 euros), at most 40;
 - lateness: 1 point per 3 days the oldest open invoice is overdue today, in
   whatever currency (days need no exchange rate), at most 30;
+  both leave out what is under open dispute, as the account page does: the
+  disputed part of an invoice's money, and the days of one wholly disputed;
 - risk: by segment (distressed 20, systematic late 12, special bond 8, new 5,
   occasional slip 3, prompt 0);
 - promises: a broken promise or missed instalment 20, a promise whose day has come 10;
@@ -86,6 +88,7 @@ from ar_collections.models import (
     money_field,
     why_not_carried_out,
 )
+from ar_collections.numbers import with_disputed_part
 from ar_collections.paper import document_name, documents_in_queue
 from ar_collections.timeline import event_record
 from arcrm.dates import format_day
@@ -1485,19 +1488,23 @@ def item_place(item: WorkItem, *, on: dt.date, on_list_of=None) -> str | None:
 
 
 def _days_late(*, on: dt.date) -> Coalesce:
-    """Days the item's account's oldest open invoice is overdue on `on` (0 if none)."""
-    oldest = (Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
-                                     due_date__lt=on).order_by("due_date").values("due_date")[:1])
+    """Days the item's account's oldest open invoice with money not under
+    open dispute is overdue on `on` (0 if none): one wholly disputed is not
+    chased, and is no more late here than on the account page or the
+    customer list (numbers.with_disputed_part); one disputed in part is."""
+    oldest = (with_disputed_part(Invoice.objects.overdue(on=on).filter(customer=OuterRef("customer")))
+              .filter(undisputed__gt=0).order_by("due_date").values("due_date")[:1])
     return Coalesce(DaysBetween(Value(on), Subquery(oldest)), Value(0))
 
 
 def _overdue_amount(*, on: dt.date) -> Coalesce:
-    """What the item's account has overdue on `on`, in its own currency, as it
-    stands now: a payment recorded this morning counts, where last night's
-    behaviour figures would not yet have it."""
-    overdue = (Invoice.objects.filter(customer=OuterRef("customer"), status=InvoiceStatus.OPEN,
-                                      due_date__lt=on, currency=OuterRef("customer__currency"))
-               .values("customer").annotate(total=Sum("open_amount")).values("total"))
+    """What the item's account has overdue on `on`, in its own currency, less
+    what is under open dispute (numbers.with_disputed_part), as the account
+    page's header says it, as it stands now: a payment recorded this morning
+    counts, where last night's behaviour figures would not yet have it."""
+    overdue = (with_disputed_part(Invoice.objects.overdue(on=on).filter(
+                   customer=OuterRef("customer"), currency=OuterRef("customer__currency")))
+               .values("customer").annotate(total=Sum("undisputed")).values("total"))
     return Coalesce(Subquery(overdue), Value(ZERO), output_field=money_field())
 
 

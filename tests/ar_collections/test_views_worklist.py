@@ -13,8 +13,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from ar_collections import workspace
 from ar_collections.models import (
     CollectionRules,
+    DisputeOutcome,
+    DisputeReason,
     Invoice,
     InvoiceStatus,
     MoneyPointScale,
@@ -904,6 +907,43 @@ def test_an_item_a_manager_changes_on_a_collectors_later_page_opens_that_list_at
     assert shown[0] == sixty_items[58]
 
 
+def disputed_account(make_customer, manager, *, amount: str | None = None, resolved: bool = False):
+    """A prompt payer owing EUR 1,000.00 due 65 days ago, under open dispute
+    (of `amount` of it, else all of it; `resolved`: rejected since), and EUR
+    200.00 due 30 days ago."""
+    account = make_customer(name="Disputer Ltd", segment=Segment.PROMPT)
+    old, _ = (Invoice.objects.create(number=f"INV-{days}-{account.pk}", customer=account, currency="EUR",
+                                     issue_date=TODAY - dt.timedelta(days=days + 30),
+                                     due_date=TODAY - dt.timedelta(days=days), total_amount=Decimal(owed),
+                                     open_amount=Decimal(owed), status=InvoiceStatus.OPEN)
+              for days, owed in [(65, "1000.00"), (30, "200.00")])
+    dispute = workspace.dispute_open(customer=account, actor=manager, invoice=old, reason=DisputeReason.PRICE,
+                                     description="Wrong price", on=TODAY,
+                                     amount=Decimal(amount) if amount else None)
+    if resolved:
+        workspace.dispute_resolve(dispute=dispute, actor=manager, outcome=DisputeOutcome.REJECTED,
+                                  note="Price was as quoted", on=TODAY)
+    return account
+
+
+@pytest.mark.parametrize(("amount", "resolved", "why"), [
+    # Wholly disputed: neither its money nor its days are chased.
+    (None, False, "Why: EUR 200.00 overdue (+0) · 30 days late (+10)"),
+    # Disputed in part: the rest of it is overdue, and as late as ever.
+    ("400.00", False, "Why: EUR 800.00 overdue (+0) · 65 days late (+21)"),
+    # Resolved: all of it counts again.
+    (None, True, "Why: EUR 1,200.00 overdue (+1) · 65 days late (+21)"),
+])
+def test_the_priority_leaves_out_what_is_under_open_dispute_as_the_account_page_does(
+    client, collector, manager, make_customer, make_item, amount, resolved, why
+):
+    account = disputed_account(make_customer, manager, amount=amount, resolved=resolved)
+    make_item(assignee=collector, customer=account, title="Call about the overdue invoices")
+    client.force_login(collector)
+
+    assert why in text_of(client.get(WORKLIST))
+
+
 # --- Query count --------------------------------------------------------------------------
 
 
@@ -917,6 +957,10 @@ def test_the_worklist_costs_the_same_queries_for_3_or_60_items(
         customer = make_customer(name=f"Customer {n}", segment=Segment.SYSTEMATIC_LATE)
         if n % 2:
             behaviour(customer, overdue=f"{1000 * n}.00", days=n)
+        if n % 4 == 1:  # what is under dispute is left out in the same query
+            workspace.dispute_open(customer=customer, actor=manager, invoice=customer.invoices.get(),
+                                   reason=DisputeReason.PRICE, description="Wrong price", on=TODAY,
+                                   amount=Decimal("400.00"))
         make_item(assignee=collector, customer=customer, title=f"Call {n}")
     client.force_login(collector)
 
