@@ -92,6 +92,7 @@ from ar_collections.models import (
     RunStatus,
     StepAction,
 )
+from ar_collections.numbers import with_disputed_part
 from ar_collections.workspace import (
     amounts_waived,
     charges_waivable,
@@ -734,8 +735,11 @@ class FiveQuestions:
     behaviour: PaymentBehaviour | None
     # What the account owes overdue now, per currency, the account's own first:
     # read off the invoices as the account page does, not last night's figure,
-    # so a payment since counts before a hold or C.O.D. is decided.
+    # so a payment since counts before a hold or C.O.D. is decided. Less what
+    # is under open dispute, which a hold would not chase, said beside
+    # (`disputed`) as the account page's header says it.
     overdue: list[tuple[str, Decimal]]
+    disputed: list[tuple[str, Decimal]]
     revenue_12m: Decimal
     referrals: int
 
@@ -752,33 +756,41 @@ class FiveQuestions:
         )
 
     @classmethod
-    def of(cls, action: DunningAction, *, today: dt.date, overdue: dict[str, Decimal]) -> FiveQuestions:
+    def of(cls, action: DunningAction, *, today: dt.date,
+           overdue: dict[str, tuple[Decimal, Decimal]]) -> FiveQuestions:
         return cls._of(action.customer, today=today, revenue_12m=action.revenue_12m,
                        referrals=action.referral_count, overdue=overdue)
 
     @classmethod
     def _of(cls, customer: Customer, *, today: dt.date, revenue_12m, referrals,
-            overdue: dict[str, Decimal]) -> FiveQuestions:
+            overdue: dict[str, tuple[Decimal, Decimal]]) -> FiveQuestions:
         try:
             behaviour = customer.behaviour
         except PaymentBehaviour.DoesNotExist:
             behaviour = None
+        # A currency whose overdue money is all under dispute shows no 0.00 among what is overdue.
+        in_order = sorted(overdue.items(), key=lambda pair: (pair[0] != customer.currency, pair[0]))
         return cls(
             customer_since=customer.customer_since,
             years_served=customer.years_served(on=today),
             behaviour=behaviour,
-            overdue=sorted(overdue.items(), key=lambda pair: (pair[0] != customer.currency, pair[0])),
+            overdue=[(currency, owed) for currency, (owed, _) in in_order if owed],
+            disputed=[(currency, disputed) for currency, (_, disputed) in in_order if disputed],
             revenue_12m=revenue_12m or ZERO,
             referrals=referrals or 0,
         )
 
 
-def _overdue_now(customer_ids: Iterable[int], *, today: dt.date) -> dict[int, dict[str, Decimal]]:
-    """What each account owes overdue today, per currency: one grouped query."""
-    owed: dict[int, dict[str, Decimal]] = {}
-    for row in (Invoice.objects.overdue(on=today).filter(customer_id__in=list(customer_ids)).order_by()
-                .values("customer_id", "currency").annotate(total=Sum("open_amount"))):
-        owed.setdefault(row["customer_id"], {})[row["currency"]] = row["total"]
+def _overdue_now(customer_ids: Iterable[int], *,
+                 today: dt.date) -> dict[int, dict[str, tuple[Decimal, Decimal]]]:
+    """What each account owes overdue today, per currency: what is not under
+    open dispute and what is (numbers.with_disputed_part, of an invoice
+    disputed in part the part disputed). One grouped query."""
+    owed: dict[int, dict[str, tuple[Decimal, Decimal]]] = {}
+    overdue = Invoice.objects.overdue(on=today).filter(customer_id__in=list(customer_ids))
+    for row in (with_disputed_part(overdue).order_by().values("customer_id", "currency")
+                .annotate(undisputed=Sum("undisputed"), disputed=Sum("disputed_part"))):
+        owed.setdefault(row["customer_id"], {})[row["currency"]] = (row["undisputed"], row["disputed"])
     return owed
 
 

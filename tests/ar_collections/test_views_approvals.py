@@ -177,6 +177,42 @@ def test_the_money_question_counts_what_was_paid_since_the_step_was_planned(
     assert "the step's invoices still owe" not in html
 
 
+def test_the_money_question_leaves_out_what_is_under_open_dispute_and_says_it_beside(
+    client, manager, collector, make_customer, make_invoice, make_action
+):
+    """As the account page's header: EUR 1,000.00 wholly disputed and USD
+    200.00 of USD 500.00 are not overdue money a hold would chase; said
+    beside, they are not hidden either."""
+    customer = make_customer(name="Disputer Ltd", currency="EUR")
+    make_action(customer)
+    disputed = make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 6, 1), amount="1000.00")
+    dollars = make_invoice(customer, issued=dt.date(2025, 5, 1), due=dt.date(2025, 6, 1), amount="500.00",
+                           currency="USD")
+    for invoice, amount in [(disputed, None), (dollars, Decimal("200.00"))]:
+        workspace.dispute_open(customer=customer, actor=collector, invoice=invoice, reason="price",
+                               description="Wrong price", on=TODAY, amount=amount)
+    client.force_login(manager)
+
+    html = " ".join(client.get(QUEUE).content.decode().split())
+
+    assert ('<span class="overdue">EUR 100.00 + USD 300.00 overdue</span> <span class="muted">+ EUR 1,000.00 '
+            '+ USD 200.00 under dispute</span>') in html
+
+
+def test_an_account_whose_overdue_money_is_all_disputed_has_nothing_overdue_in_the_money_question(
+    client, manager, collector, customer, make_action
+):
+    action = make_action(customer)
+    workspace.dispute_open(customer=customer, actor=collector, invoice=action.lines.get().invoice,
+                           reason="price", description="Wrong price", on=TODAY)
+    client.force_login(manager)
+
+    html = " ".join(client.get(QUEUE).content.decode().split())
+
+    answer = re.search(r"<dt>How much money is involved\?</dt> <dd> (.*?)</dd>", html).group(1)
+    assert answer.startswith('Nothing overdue <span class="muted">but EUR 100.00 under dispute</span>')
+
+
 def settled_since(action: DunningAction, *, manager, make_invoice) -> tuple[Invoice, Invoice, Invoice]:
     """Since the step was planned listing its invoice of EUR 100.00 and two
     more of EUR 100.00: one written off on 4 Aug 2025, one paid today, its
