@@ -359,7 +359,8 @@ def _behaviour_context(customer: Customer, *, today: dt.date, invoices: list[Inv
                        behaviour: PaymentBehaviour | None = None) -> dict:
     """The payment behaviour (`behaviour`, else the customer's), with its
     overdue less what is under open dispute (`behaviour_overdue`, the
-    disputed part `behaviour_disputed`) and its most days overdue of the
+    disputed part `behaviour_disputed`), how many invoices that is
+    (`behaviour_overdue_invoices`) and its most days overdue of the
     invoices not wholly disputed (`behaviour_max_days`), as the customer list
     shows them: read by the list's own ranking query for this account
     (_ranked, _with_disputed), only when one of its open `invoices` (read
@@ -368,14 +369,21 @@ def _behaviour_context(customer: Customer, *, today: dt.date, invoices: list[Inv
     if behaviour is None or not any(i.disputed_part for i in invoices):
         return {"behaviour": behaviour, "behaviour_disputed": ZERO,
                 "behaviour_overdue": behaviour.overdue_amount if behaviour else None,
+                "behaviour_overdue_invoices": behaviour.overdue_invoices if behaviour else None,
                 "behaviour_max_days": behaviour.max_days_overdue if behaviour else None}
     ranked = _ranked(Customer.objects.filter(pk=customer.pk), on=today).get()
     ranked.behaviour = behaviour
     _with_disputed([ranked])
+    # Counted as the other currencies' invoices beside it are
+    # (overdue_other_counted): one wholly under dispute is not among them.
+    # Of those the behaviour counted, due before the day it was computed.
+    wholly_disputed = sum(1 for i in invoices if i.currency == customer.currency
+                          and i.due_date < behaviour.computed_on and i.disputed_part and not i.undisputed)
     return {
         "behaviour": behaviour,
         "behaviour_overdue": ranked.overdue_own,
         "behaviour_disputed": ranked.disputed_own,
+        "behaviour_overdue_invoices": max(behaviour.overdue_invoices - wholly_disputed, 0),
         "behaviour_max_days": ranked.max_days_undisputed,
     }
 

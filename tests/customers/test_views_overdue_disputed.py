@@ -211,7 +211,7 @@ def behaviour_block(client, account) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(("amount", "shown"), [
-    (None, ("EUR 200.00 (2 invoices) + EUR 1,000.00 under dispute", "30")),
+    (None, ("EUR 200.00 (1 invoice) + EUR 1,000.00 under dispute", "30")),
     ("400.00", ("EUR 800.00 (2 invoices) + EUR 400.00 under dispute", "65")),
 ])
 def test_the_payment_behaviour_s_overdue_and_most_days_follow_the_customer_list(
@@ -222,6 +222,23 @@ def test_the_payment_behaviour_s_overdue_and_most_days_follow_the_customer_list(
     client.force_login(collector)
 
     assert behaviour_block(client, acme) == shown
+
+
+def test_the_payment_behaviour_counts_invoices_wholly_disputed_in_no_currency(
+    client, collector, manager, acme, make_invoice
+):
+    """The account's own currency's count leaves out an invoice wholly under
+    dispute, as the other currencies' counts beside it do: "(2 invoices)"
+    beside EUR 200.00 counted the EUR 1,000.00 disputed."""
+    dollars = make_invoice(acme, issued=dt.date(2025, 5, 1), due=OLD_DUE, amount="500.00", currency="USD")
+    make_invoice(acme, issued=dt.date(2025, 6, 6), due=RECENT_DUE, amount="70.00", currency="USD")
+    dispute(acme, acme.old, manager)
+    dispute(acme, dollars, manager)
+    refreshed(acme)
+    client.force_login(collector)
+
+    assert behaviour_block(client, acme) == (
+        "EUR 200.00 (1 invoice) + USD 70.00 (1 invoice) + EUR 1,000.00 under dispute", "30")
 
 
 def test_the_payment_behaviour_counts_a_resolved_dispute_s_invoice_again(client, collector, manager, acme):
