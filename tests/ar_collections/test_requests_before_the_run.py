@@ -153,9 +153,11 @@ def test_the_start_form_says_how_many_waiting_requests_concern_accounts_the_run_
             "customer") in said
     assert "Acme" not in said and "Crane" not in said
     assert f'href="{APPROVALS}#exception-request-{bolt.pk}"' in html
-    # The button's own question says it too.
+    # The question the start button brings says it too.
+    asked = text(client.post(START, {"run_date": "2025-08-05"}).content.decode())
     assert ("need no review. 1 request waiting for a manager concerns accounts it acts on: only an approved "
-            "request pauses dunning.\"") in html
+            "request pauses dunning.") in asked, asked
+    assert not DunningRun.objects.exists()
 
 
 def test_the_page_asks_the_same_without_javascript(client, manager, collector, accounts):

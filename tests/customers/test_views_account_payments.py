@@ -263,9 +263,11 @@ def test_the_card_s_queries_do_not_grow_with_its_payments(
     # the card's two: the newest payments with their reversals and who
     # reversed them, and their allocations with their invoices (34: the open
     # cycle, the pauses and the open invoices read once for the whole page;
-    # 32 with the ladders kept from an earlier page, their stamp read in their place).
+    # 33 with the ladders kept from an earlier page, their stamp read in their place:
+    # the preview asks whether a request waiting for a manager holds the step, and
+    # the account's open work items are read with whom each is).
     ladders()
-    with django_assert_num_queries(32):
+    with django_assert_num_queries(33):
         response = client.get(page_url(customer))
 
     assert len(rows(response)) == min(payments, PAYMENTS_SHOWN)
