@@ -647,7 +647,12 @@ def cycle_terms_lifted_record(sender, *, customer: Customer, actor, before: dict
     for the rest of the cycle, as a decline is: the ladder passes over it
     (dunning.declined_in), where it would otherwise ask a manager for it
     again at the next run. Recorded on the cycle, in the change's
-    transaction, with what it means on the timeline. A new cycle may ask again."""
+    transaction, with what it means on the timeline. A new cycle may ask again.
+    Only a person allowed to set credit terms decides so: the ERP's accounts
+    file (the Integration role) changing the terms is the ERP's record, not a
+    decision against the step, and the ladder may still ask a manager."""
+    if actor is None or not actor.has_perm("customers.set_credit_terms"):
+        return
     lifted = []
     if before.get("on_credit_hold") and not customer.on_credit_hold:
         lifted.append(StepAction.CREDIT_HOLD)
