@@ -162,15 +162,37 @@ def requests_holding(*, on: dt.date
     within settings.DUNNING_WAITS_FOR_DECISION_DAYS of it. Undecided, it does
     not pause dunning (only an approved one does), but a firmer step sent
     meanwhile would contradict what the collector told the customer. The
-    planner, the account page's preview and Coming up read this one rule."""
+    planner, the account page's preview and Coming up read this one rule.
+    The days count from the first request that held the step in the
+    account's open cycle (its decision_awaited_from, withdrawn or lapsed
+    since): a request withdrawn and asked again does not hold it again."""
     since = on - dt.timedelta(days=settings.DUNNING_WAITS_FOR_DECISION_DAYS)
+    held_since = ~Exists(DunningCycle.objects.filter(customer=OuterRef("customer"), closed_on__isnull=True,
+                                                     decision_awaited_from__lt=since))
     asked = ExceptionRequest.objects.filter(
-        status=ExceptionStatus.PENDING, kind__in=list(HOLDING_REQUESTS), requested_on__gte=since,
+        held_since, status=ExceptionStatus.PENDING, kind__in=list(HOLDING_REQUESTS), requested_on__gte=since,
         requested_on__lte=on, pause_until__gte=on,
     )
-    plans = PaymentPlan.objects.filter(status=PlanStatus.AWAITING_APPROVAL, proposed_on__gte=since,
-                                       proposed_on__lte=on)
+    plans = PaymentPlan.objects.filter(held_since, status=PlanStatus.AWAITING_APPROVAL,
+                                       proposed_on__gte=since, proposed_on__lte=on)
     return asked, plans
+
+
+def decision_awaited_record(accounts: Q, *, on: dt.date) -> None:
+    """Record on each open cycle of `accounts` (a DunningCycle filter) that a
+    request holds its next step on `on` for the first time, the day the
+    earliest of them was asked: the days requests_holding grants count from
+    it for the rest of the cycle. One statement."""
+    asked, plans = requests_holding(on=on)
+    asked = asked.filter(customer=OuterRef("customer")).order_by().values("customer")
+    plans = plans.filter(customer=OuterRef("customer")).order_by().values("customer")
+    first_asked = Subquery(asked.annotate(first=Min("requested_on")).values("first"))
+    first_proposed = Subquery(plans.annotate(first=Min("proposed_on")).values("first"))
+    DunningCycle.objects.filter(accounts, Q(Exists(asked)) | Q(Exists(plans)), closed_on__isnull=True,
+                                decision_awaited_from__isnull=True).update(
+        # Least of the two, either of which may be NULL (SQLite's MIN() of a NULL is NULL).
+        decision_awaited_from=Least(Coalesce(first_asked, first_proposed),
+                                    Coalesce(first_proposed, first_asked)))
 
 
 def decision_awaited(*, on: dt.date) -> Q:
@@ -527,6 +549,10 @@ def _plan_next_batch(run_id: int, book: dict[str, Ladder], holidays: Collection[
         open_cycles = dict(
             DunningCycle.objects.filter(in_batch, closed_on__isnull=True).values_list("customer_id", "pk")
         )
+
+    # The first request holding an account's step in its cycle sets the days
+    # its later requests may hold it (requests_holding).
+    decision_awaited_record(in_batch, on=on)
 
     # 4. Where each open cycle stands, and when each account was last contacted.
     stands = {

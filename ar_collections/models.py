@@ -1122,6 +1122,12 @@ class DunningCycle(models.Model):
     # that step for the rest of the cycle, as a decline is (dunning.declined_in).
     credit_hold_lifted_on = models.DateField(null=True, blank=True)
     cod_lifted_on = models.DateField(null=True, blank=True)
+    # The day the first request that held the account's next step in this
+    # cycle was asked (recorded by the run that first waited for it): later
+    # requests hold the step only within DUNNING_WAITS_FOR_DECISION_DAYS of
+    # it (dunning.requests_holding), so a request withdrawn and asked again
+    # does not start the days again.
+    decision_awaited_from = models.DateField(null=True, blank=True)
     # A collector e-mailed a copy of an invoice during the cycle, asking for
     # payment by a date: the next step waits for it as for a notice's, and
     # the minimum gap counts from the copy.
