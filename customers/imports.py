@@ -350,8 +350,11 @@ def _new_contact(customer: Customer | None) -> Contact:
 
 
 def _as_posted(form) -> dict:
-    """What the form's page would post back untouched: the values it shows."""
-    return {name: form[name].value() for name in form.fields}
+    """What the form's page would post back untouched: the values it shows,
+    less its one-time token (arcrm.forms.one_time_token), which guards a page
+    sent twice: a new one each time the form opens, it would cost a look-up a
+    row, and a file's rows are each recorded once by their account number."""
+    return {name: form[name].value() for name in form.fields if name != "submission"}
 
 
 def _differs(recorded: Customer, name: str, value) -> bool:
