@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.urls import reverse
 
+import customers.models
 from customers import views
 from customers.models import Customer
 
@@ -18,9 +20,13 @@ def names_in(response) -> list[str]:
     return [customer.name for customer in response.context["page"].object_list]
 
 
+# Read whole and sorted (the matches fit in the span read in no order), and
+# read again in the order of the ids (they do not).
+@pytest.mark.parametrize("span", [4, 1])
 def test_paging_a_broad_search_lists_each_found_account_once_when_a_row_changes_between_pages(
-    client, collector, make_customer, monkeypatch
+    client, collector, make_customer, monkeypatch, span
 ):
+    monkeypatch.setattr(customers.models, "UNORDERED_SPAN", span)
     monkeypatch.setattr(views, "SEARCH_CAP", 5)
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
     for n in range(7):
