@@ -640,7 +640,8 @@ def credit_terms_in_force_skip_on_commit(sender, *, customer: Customer, actor, *
     )
 
 
-def cycle_terms_lifted_record(sender, *, customer: Customer, actor, before: dict, **kwargs) -> None:
+def cycle_terms_lifted_record(sender, *, customer: Customer, actor, before: dict, by_erp: bool = False,
+                              **kwargs) -> None:
     """Receiver of customers.services.credit_terms_changed: a credit hold
     lifted, or C.O.D. or prepayment put back to other terms, while the
     account has a cycle open (money overdue) is a decision against that step
@@ -648,10 +649,12 @@ def cycle_terms_lifted_record(sender, *, customer: Customer, actor, before: dict
     (dunning.declined_in), where it would otherwise ask a manager for it
     again at the next run. Recorded on the cycle, in the change's
     transaction, with what it means on the timeline. A new cycle may ask again.
-    Only a person allowed to set credit terms decides so: the ERP's accounts
-    file (the Integration role) changing the terms is the ERP's record, not a
-    decision against the step, and the ladder may still ask a manager."""
-    if actor is None or not actor.has_perm("customers.set_credit_terms"):
+    Only a person allowed to set credit terms decides so, on the card or
+    approving a release: the ERP's accounts file (`by_erp`, as a file or
+    through the API) changing the terms is the ERP's record, whoever sent it,
+    a manager uploading it too, not a decision against the step, and the
+    ladder may still ask a manager."""
+    if by_erp or actor is None or not actor.has_perm("customers.set_credit_terms"):
         return
     lifted = []
     if before.get("on_credit_hold") and not customer.on_credit_hold:

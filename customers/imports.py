@@ -388,8 +388,10 @@ def _account_write(account: _AccountRow, *, actor) -> None:
     customer = account.recorded
     if account.card_changes:
         reason = ERP_TERMS_REASON if account.card_changes.keys() & set(CREDIT_TERMS_FIELDS) else ""
+        # The ERP's record of the account, whoever sends it: a manager
+        # uploading it lifts no credit hold or C.O.D. as on the card.
         customer = customer_update(customer=customer, actor=actor, changes=account.card_changes,
-                                   reason=reason)
+                                   reason=reason, by_erp=True)
     if account.contact is not None:
         account.contact.customer = customer
         contact_save(contact=account.contact, actor=actor)

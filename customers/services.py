@@ -40,8 +40,10 @@ if TYPE_CHECKING:
 # None; actor). The collections app hands the open worklist items over with it.
 collector_changed = Signal()
 # Sent inside customer_update's transaction when an account's credit hold or
-# payment terms change (sender=Customer; customer, actor). The collections app
-# takes the steps waiting for a manager to impose those terms off the approvals.
+# payment terms change (sender=Customer; customer, actor, before: the changed
+# fields' old values, by_erp: whether the ERP's accounts file changed them). The
+# collections app takes the steps waiting for a manager to impose those terms
+# off the approvals, and records a lift that is a manager's decision on the cycle.
 credit_terms_changed = Signal()
 # Sent inside customer_update's transaction when an account's currency changes
 # (sender=Customer; customer, actor). The collections app recomputes its payment
@@ -141,12 +143,14 @@ def terms_reason_check(*, changed: Iterable[str], reason: str) -> None:
         raise ValidationError({"terms_reason": TERMS_REASON_NEEDED})
 
 
-def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, Any], reason: str = ""
-                    ) -> Customer:
+def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, Any], reason: str = "",
+                    by_erp: bool = False) -> Customer:
     """Apply card changes (field name → new value) and record what actually
     changed; `reason`, why the credit hold or payment terms change, goes with
     the change onto the timeline, and without one such a change is refused
-    (terms_reason_check), whoever asks: the card, an approval, an import."""
+    (terms_reason_check), whoever asks: the card, an approval, an import.
+    `by_erp`: the changes are the ERP's record of the account (its accounts
+    file), whoever sent it, not `actor`'s decision (credit_terms_changed)."""
     with transaction.atomic():
         # Locked so that two people saving the same card one after the other
         # each record a "before" that is what the other one left.
@@ -187,7 +191,8 @@ def customer_update(*, customer: Customer, actor: User, changes: Mapping[str, An
             collector_changed.send(sender=Customer, customer=current, before_id=collector_before,
                                    after_id=current.collector_id, actor=actor)
         if any(name in after for name in CREDIT_TERMS_FIELDS):
-            credit_terms_changed.send(sender=Customer, customer=current, actor=actor, before=before)
+            credit_terms_changed.send(sender=Customer, customer=current, actor=actor, before=before,
+                                      by_erp=by_erp)
     return current
 
 
