@@ -139,8 +139,10 @@ def test_the_preview_of_a_reminder_to_an_account_with_no_billing_contact_names_w
         # (31: the open cycle, the pauses and the open invoices are read once
         # for the Dunning card, the preview and the invoices; one more for the
         # Payments card, which has none to list; 30 with the ladders the
-        # preview above read kept, their stamp read in place of them.)
-        with django_assert_num_queries(30):
+        # preview above read kept, their stamp read in place of them; 32 with
+        # the account's open work items, and whether a request waiting for a
+        # manager holds the step.)
+        with django_assert_num_queries(32):
             page = preview_on_page(client, account)
 
     said = "No billing contact on file: it becomes a call task for Carla Berg."
@@ -220,8 +222,8 @@ def test_the_account_page_names_who_covers_for_a_collector_away_on_the_step_s_da
     make_account, client, collector, other_collector, django_assert_num_queries
 ):
     """Who covers is read in one query with the chain followed (cover.working_for):
-    30, as with the collector at work above, where reading the stand-in apart
-    from the absences took 31."""
+    32, as with the collector at work above, where reading the stand-in apart
+    from the absences took one more."""
     account = make_account(Segment.PROMPT)
     account.contacts.all().delete()
     CollectorAbsence.objects.create(user=collector, stand_in=other_collector, recorded_by=collector,
@@ -230,7 +232,7 @@ def test_the_account_page_names_who_covers_for_a_collector_away_on_the_step_s_da
 
     with frozen(days(0)):
         next_step(account, on=days(0))  # the ladders read and kept, as in the pin above
-        with django_assert_num_queries(30):
+        with django_assert_num_queries(32):
             page = preview_on_page(client, account)
 
     assert "No billing contact on file: it becomes a call task for otto (covering for carla)." in page

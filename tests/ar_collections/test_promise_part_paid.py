@@ -149,9 +149,10 @@ def test_the_account_page_reads_what_was_paid_on_every_promise_in_one_query(
     # the pauses and the open invoices read once for the Dunning card, the
     # preview and the invoices; two more for the Payments card: the payments,
     # then their allocations; 33 with the ladders kept from an earlier page,
-    # their stamp read in place of them.)
+    # their stamp read in place of them; 35 with whether a request waiting for
+    # a manager holds the next step, and the account's open work items.)
     ladders()
-    with frozen(dt.date(2026, 11, 8)), django_assert_num_queries(33):
+    with frozen(dt.date(2026, 11, 8)), django_assert_num_queries(35):
         box = commitments(client.get(reverse("customers:detail", args=[account.pk])))
 
     assert box.count("EUR 40.00 paid so far, EUR 60.00 left") == count
