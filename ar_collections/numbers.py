@@ -37,7 +37,6 @@ from django.db.models import (
     Case,
     Count,
     DateField,
-    Exists,
     ExpressionWrapper,
     F,
     FilteredRelation,
@@ -54,7 +53,16 @@ from django.db.models import (
     Window,
 )
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Coalesce, Greatest, Least, Round, RowNumber, TruncMonth
+from django.db.models.functions import (
+    Cast,
+    Coalesce,
+    FirstValue,
+    Greatest,
+    Least,
+    Round,
+    RowNumber,
+    TruncMonth,
+)
 from django.utils import timezone
 
 from ar_collections.models import (
@@ -448,7 +456,7 @@ def _aging(scope: Scope, *, on: dt.date) -> dict[str, dict[str, tuple[Decimal, i
 
 def _at_sums(
     amount: str, *, issued: str, invoice: str, moved: str | Callable[[dt.date], Q] | None,
-    days: list[dt.date], due_then: dict[dt.date, dict[int, dt.date]], moved_after: bool = False,
+    days: list[dt.date], moved_after: bool = False,
 ) -> dict[str, Sum]:
     """Two filtered sums of `amount` per day: what counts towards the
     receivables at the end of that day (the invoice issued by then, the
@@ -456,8 +464,7 @@ def _at_sums(
     callable says stood that day), and the part of that not yet due then: due
     that day or later, not late at its end (days late 0), as the aging's and the
     aged trial balance's "Not yet due" bucket counts it by its due day as it
-    stood that day (not_yet_due, of the invoice reached through `invoice`,
-    with `due_then` of the day: _due_dates_then). Money
+    stood that day (not_yet_due, of the invoice reached through `invoice`). Money
     under open dispute is in it, as in the receivables: the aged trial balance
     shows that part in its own column instead."""
     sums = {}
@@ -468,7 +475,7 @@ def _at_sums(
         elif moved:
             when &= Q(**{f"{moved}__gt" if moved_after else f"{moved}__lte": day})
         sums[f"at{i}"] = Sum(amount, filter=when)
-        sums[f"current{i}"] = Sum(amount, filter=when & not_yet_due(day, due_then[day], invoice=invoice))
+        sums[f"current{i}"] = Sum(amount, filter=when & not_yet_due(day, invoice=invoice))
     return sums
 
 
@@ -485,57 +492,58 @@ def uncancelled(prefix: str = "") -> Callable[[dt.date], Q]:
                         | Q(**{f"{prefix}cancelled_on__gt": day}))
 
 
-def due_dates_then(day: dt.date) -> QuerySet:
-    """The invoices whose due date was changed after `day` (the ERP sent
-    another, terms extended; or it was put right in the admin), a row each
-    (`invoice_id`), with the due date they had at its end (`due_then`): what
-    the first change since replaced, as that change's timeline entry keeps it
-    (its `before`, the entries being never edited). The rest had the due date
-    they have. A change is dated the day it was recorded here: the ERP's own
-    day for it is not sent. Few rows, whatever the size of the book: only the
-    changes since the day are read."""
+def _due_date_moves(day: dt.date) -> QuerySet:
+    """The timeline's entries of an invoice's due date changed after `day`
+    (the ERP sent another, terms extended; or it was put right in the admin).
+    A change is dated the day it was recorded here: the ERP's own day for it
+    is not sent."""
     since = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
-    moves = TimelineEvent.objects.filter(
+    return TimelineEvent.objects.filter(
         kind=EventKind.INVOICE_CHANGED, occurred_at__gte=since, subject_id__isnull=False,
         subject_type__app_label=Invoice._meta.app_label, subject_type__model=Invoice._meta.model_name,
         details__before__has_key="due_date",
     )
-    # The first since the day: none earlier since the day.
-    earlier = moves.filter(subject_id=OuterRef("subject_id")).filter(
-        Q(occurred_at__lt=OuterRef("occurred_at"))
-        | Q(occurred_at=OuterRef("occurred_at"), pk__lt=OuterRef("pk")))
+
+
+def due_dates_then(day: dt.date) -> QuerySet:
+    """The invoices whose due date was changed after `day`, a row each
+    (`invoice_id`), with the due date they had at its end (`due_then`): what
+    the first change since replaced, as that change's timeline entry keeps it
+    (its `before`, the entries being never edited). The rest had the due date
+    they have. Only the changes since the day are read."""
+    # The first change since the day, found in one pass over the changes in
+    # order: looking up whether each had an earlier one took an index look-up
+    # per change, five times as long with 12,000 invoices moved.
+    first = {"partition_by": F("subject_id"), "order_by": [F("occurred_at").asc(), F("pk").asc()]}
     return (
-        moves.filter(~Exists(earlier))
+        _due_date_moves(day)
         .order_by()
-        .values(invoice_id=F("subject_id"), due_then=Cast(KT("details__before__due_date"), DateField()))
+        .annotate(
+            nth=Window(RowNumber(), **first),
+            due_then=Window(FirstValue(Cast(KT("details__before__due_date"), DateField())), **first),
+        )
+        .filter(nth=1)
+        .values("due_then", invoice_id=F("subject_id"))
     )
 
 
-def _due_dates_then(days: list[dt.date]) -> dict[dt.date, dict[int, dt.date]]:
-    """due_dates_then of each of `days`, {day: {invoice id: its due date then}},
-    in one query. Read before the ledger's statements and given to them as
-    lists of ids: as subqueries, each of their sums per day looked every
-    invoice up in two of them, and the Numbers page took a third longer on a
-    book where no due date had ever moved."""
-    found: dict[dt.date, dict[int, dt.date]] = {day: {} for day in days}
-    parts = [due_dates_then(day).annotate(day_index=Value(i))
-             .values_list("day_index", "invoice_id", "due_then") for i, day in enumerate(days)]
-    if parts:
-        for i, invoice_id, due in parts[0].union(*parts[1:], all=True):
-            found[days[i]][invoice_id] = _as_date(due)
-    return found
-
-
-def not_yet_due(day: dt.date, due_then: dict[int, dt.date], *, invoice: str = "") -> Q:
+def not_yet_due(day: dt.date, *, invoice: str = "") -> Q:
     """Due `day` or later, by the due date the invoice (reached through
-    `invoice`) had at the end of that day: its own, or the one in `due_then`
-    (_due_dates_then) if it was moved since. Not late then."""
-    due = Q(**{f"{invoice}due_date__gte": day})
-    if not due_then:
-        return due
-    still_due = [pk for pk, then in due_then.items() if then >= day]
-    due &= ~Q(**{f"{invoice}pk__in": list(due_then)})
-    return due | Q(**{f"{invoice}pk__in": still_due}) if still_due else due
+    `invoice`) had at the end of that day: its own, or the one it had before
+    the first change since if it was moved since (due_dates_then). Not late then.
+
+    The moved invoices are read as two subqueries that do not depend on the
+    row, each run once per statement (PostgreSQL hashes it, SQLite keeps it
+    in a table of its own): a subquery looking up each row's invoice made the
+    Numbers page a third slower where no due date had moved, and the moved
+    ids written into the statement as values were refused past 65,535 of
+    them, as one ERP file extending the terms of every open invoice makes."""
+    moved = _due_date_moves(day).values("subject_id")
+    still_due = due_dates_then(day).filter(due_then__gte=day).values("invoice_id")
+    return (
+        Q(**{f"{invoice}due_date__gte": day}) & ~Q(**{f"{invoice}pk__in": moved})
+        | Q(**{f"{invoice}pk__in": still_due})
+    )
 
 
 def _moved_in(periods: list[Period], sums: dict[str, tuple[str, Callable[[Period], Q]]]) -> dict[str, Sum]:
@@ -552,8 +560,8 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
     """The receivables at the end of each of `days` (total, and the part not
     yet due), credit sales per month of issue (less the invoices cancelled
     in the month), per currency; and each period's roll-forward (RollForward),
-    summed in the same statements. Six queries: the due dates moved since
-    the days, invoices, cancellations, corrections, allocations, write-offs.
+    summed in the same statements. Five queries: invoices, cancellations,
+    corrections, allocations, write-offs.
 
     Each row of the ledger counts towards the receivables from a first day
     to a last (the invoice from its issue to its cancellation, an allocation
@@ -567,7 +575,6 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
     )
     sales: dict[str, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     moves: dict[str, dict[int, RollForward]] = defaultdict(lambda: defaultdict(RollForward))
-    due_then = _due_dates_then(days)
 
     def take(rows, currency: str, sign: int, month: str | None = None, amount: str | None = None,
              lines: dict[str, tuple[str, int]] | None = None) -> None:
@@ -594,8 +601,7 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
         .values("currency", "month")
         .annotate(
             issued=Sum("total_amount"),
-            **_at_sums("total_amount", issued="issue_date", invoice="", moved=uncancelled(), days=days,
-                       due_then=due_then),
+            **_at_sums("total_amount", issued="issue_date", invoice="", moved=uncancelled(), days=days),
             **_moved_in(periods, {
                 "invoiced": ("total_amount", lambda p: _in(p, "issue_date") & lasted),
                 "cancelled": ("total_amount", lambda p: _in(p, "cancelled_on") & lasted),
@@ -643,7 +649,6 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
                 invoice="invoice__",
                 moved=lambda day: Q(resolved_on__gt=day) & uncancelled("invoice__")(day),
                 days=days,
-                due_then=due_then,
             ),
             **_moved_in(periods, {
                 "invoiced": ("taken_off_amount", lambda p: _in(p, "invoice__issue_date")
@@ -664,7 +669,7 @@ def _ledger(scope: Scope, *, days: list[dt.date], periods: list[Period]) -> tupl
             .order_by()
             .values("invoice__currency")
             .annotate(**_at_sums("amount", issued="invoice__issue_date", invoice="invoice__", moved=moved,
-                                 days=days, due_then=due_then),
+                                 days=days),
                       **_moved_in(periods, lines))
         )
 

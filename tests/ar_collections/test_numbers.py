@@ -692,10 +692,10 @@ def test_the_page_costs_the_same_queries_however_big_the_book(
             workspace.exception_decide(request=asked, manager=manager, approve=True, note="Agreed", on=TODAY)
     client.force_login(manager)
 
-    # session, user, permissions (2), collectors, currencies; aging; ledger (6: with the
-    # cancellations taken off the sales of their month, and the due dates moved since its
-    # days); flows (3); forecast (3); role groups (the page head)
-    with django_assert_num_queries(20):
+    # session, user, permissions (2), collectors, currencies; aging; ledger (5: with the
+    # cancellations taken off the sales of their month; the due dates moved since its days
+    # are read within its statements); flows (3); forecast (3); role groups (the page head)
+    with django_assert_num_queries(19):
         response = client.get(URL)
 
     assert response.status_code == 200
