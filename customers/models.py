@@ -751,6 +751,10 @@ class TimelineEvent(models.Model):
             ),
             # "What happened to this invoice/payment?" looks up by subject.
             models.Index(fields=["subject_type", "subject_id"], name="event_subject"),
+            # The due dates invoices had at a past day (ar_collections.numbers.due_dates_then)
+            # read only the invoice changes since that day, not every event of every invoice.
+            models.Index(fields=["occurred_at"], condition=models.Q(kind=EventKind.INVOICE_CHANGED),
+                         name="event_invoice_changed"),
         ]
 
     def __str__(self) -> str:
