@@ -1151,7 +1151,8 @@ def test_a_credit_hold_takes_effect_only_with_a_manager_s_approval(
     account.refresh_from_db()
     assert account.on_credit_hold is True
     assert (done.status, done.reviewed_by) == (ActionStatus.DONE, manager)
-    event = TimelineEvent.objects.get(customer=account, kind=EventKind.DUNNING)
+    # A manager's decision, found under Exceptions with the declines.
+    event = TimelineEvent.objects.get(customer=account, kind=EventKind.EXCEPTION)
     assert (event.actor, event.details["before"], event.details["after"], event.details["note"]) == (
         manager, {"on_credit_hold": False}, {"on_credit_hold": True}, "Third broken promise"
     )
