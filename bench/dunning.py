@@ -521,7 +521,8 @@ def _planned_run(cursor, *, on: dt.date) -> int:
     """A run row for `on` that has planned every account, for a floor's rows to name."""
     cursor.execute(
         "INSERT INTO collections_dunningrun (run_date, status, started_at, planned_through_customer_id, "
-        "planned_at) VALUES (%s, 'running', now(), (SELECT max(id) FROM customers_customer), now()) "
+        "planned_at, waited_for_decision) "
+        "VALUES (%s, 'running', now(), (SELECT max(id) FROM customers_customer), now(), 0) "
         "RETURNING id", [on])
     return cursor.fetchone()[0]
 
