@@ -1712,6 +1712,11 @@ def item_reassign(*, item: WorkItem, actor, to, reason: str) -> WorkItem:
     reason beside the item."""
     locked = _lock_open(item)
     _hand_over_check(locked.customer, to=to, reason=reason)
+    return _hand(locked, actor=actor, to=to, reason=reason)
+
+
+def _hand(locked: WorkItem, *, actor, to, reason: str) -> WorkItem:
+    """Hand the locked open item to `to`, checked already (_hand_over_check)."""
     if locked.assignee_id == to.pk:
         # A second click, or another tab: it went already.
         raise ValidationError({"to": f"{locked.title} is with {person_name(to)} already: "
@@ -1742,8 +1747,8 @@ def account_items_reassign(*, customer, actor, to, reason: str) -> int:
     if not handing:
         raise ValidationError(f"You hold no open item of {customer.name} to hand to {person_name(to)}: "
                               "nothing was changed.")
-    for item in handing:
-        item_reassign(item=item, actor=actor, to=to, reason=reason)
+    for item in handing:  # checked once above, for the one account and person
+        _hand(_lock_open(item), actor=actor, to=to, reason=reason)
     return len(handing)
 
 
